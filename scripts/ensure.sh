@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what Switchboard needs and is missing: Debian's redis-server (haproxy and keepalived
+# for the topology), and the npm packages. Safe to run again: it only acts on what is absent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+if [ "${SWITCHBOARD_TOPOLOGY_TOOLS:-1}" = 1 ]; then
+  command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
+  command -v keepalived >/dev/null 2>&1 || need+=(keepalived)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "switchboard: missing ${need[*]}; install them (apt-get install ${need[*]}) or run this as root" >&2
+    exit 1
+  fi
+  echo "switchboard: installing ${need[*]} with apt-get" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # The package starts a system redis on 6379; Switchboard runs its own, so leave that one off.
+  if command -v systemctl >/dev/null 2>&1; then systemctl disable --now redis-server >/dev/null 2>&1 || true; fi
+fi
+
+stamp=node_modules/.switchboard-lock
+if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
+  echo "switchboard: installing npm packages" >&2
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+  cp package-lock.json "$stamp"
+fi
