@@ -1,0 +1,75 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { Command } from '../../domain/commands.ts';
+import { globalKeys, workspaceKeys } from './keys.ts';
+import { type RedisClient, runScript } from './scripts.ts';
+
+export interface AppendRequest {
+  readonly workspace: string;
+  readonly command: Command;
+  readonly commandId?: string;
+  readonly idempotencyKey?: string;
+  /** What makes two requests "the same" for an Idempotency-Key: method, route and body. */
+  readonly fingerprint?: string;
+  readonly requestId?: string;
+  /** Idempotency records live this long (seconds). */
+  readonly idempotencyTtlS?: number;
+}
+
+export interface Appended {
+  readonly position: string;
+  readonly commandId: string;
+  /** True when the Idempotency-Key was seen before: nothing was appended. */
+  readonly repeated: boolean;
+  /** For a repeat: whether it matches the first request. */
+  readonly sameRequest: boolean;
+  /** For a repeat whose command was already applied: its outcome. */
+  readonly outcome?: CommandOutcome;
+}
+
+export interface CommandOutcome {
+  readonly status: number;
+  readonly body: Record<string, unknown>;
+}
+
+export function fingerprintOf(...parts: readonly unknown[]): string {
+  return createHash('sha256').update(JSON.stringify(parts)).digest('base64url').slice(0, 22);
+}
+
+const knownWorkspaces = new Set<string>();
+
+/** Appends a command to its workspace's stream; with an Idempotency-Key, a repeat appends nothing. */
+export async function appendCommand(redis: RedisClient, req: AppendRequest): Promise<Appended> {
+  const keys = workspaceKeys(req.workspace);
+  const commandId = req.commandId ?? randomUUID();
+  const { attributes, ...rest } = req.command as Command & { attributes?: unknown };
+  const fingerprint = req.fingerprint ?? '';
+  const idem = req.idempotencyKey ?? '';
+  if (!knownWorkspaces.has(req.workspace)) {
+    await redis.sadd(globalKeys.workspaces, req.workspace);
+    knownWorkspaces.add(req.workspace);
+  }
+  const r = (await runScript(
+    redis,
+    'appendCommand',
+    [keys.commands, idem ? keys.idempotency(idem) : keys.meta],
+    [
+      keys.prefix,
+      req.command.type,
+      commandId,
+      JSON.stringify(rest),
+      idem,
+      fingerprint,
+      req.idempotencyTtlS ?? 86_400,
+      req.requestId ?? '',
+      attributes === undefined ? '' : JSON.stringify(attributes),
+    ],
+  )) as [string, string, number, string, string];
+  const [position, firstCommandId, repeated, firstFingerprint, outcome] = r;
+  return {
+    position,
+    commandId: firstCommandId,
+    repeated: repeated === 1,
+    sameRequest: repeated !== 1 || firstFingerprint === fingerprint,
+    ...(outcome ? { outcome: JSON.parse(outcome) as CommandOutcome } : {}),
+  };
+}

@@ -1,0 +1,62 @@
+import type { EventEnvelope } from '../../domain/events.ts';
+import { workspaceKeys } from './keys.ts';
+import type { RedisClient } from './scripts.ts';
+
+export type StreamEntry = [id: string, fields: string[]];
+
+function field(fields: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
+  return undefined;
+}
+
+/** An event stream entry as the public envelope: the entry id is its position. */
+export function toEnvelope(entry: StreamEntry): EventEnvelope {
+  const [position, fields] = entry;
+  const body = JSON.parse(field(fields, 'event') ?? '{}') as Omit<EventEnvelope, 'position'>;
+  return { position, ...body, meta: body.meta ?? {} };
+}
+
+export function entryType(entry: StreamEntry): string | undefined {
+  return field(entry[1], 'type');
+}
+
+export interface EventPage {
+  readonly events: EventEnvelope[];
+  readonly next: string | null;
+}
+
+/**
+ * One page of the audit log after `after` (exclusive), filtered by type. `next` is the
+ * position to ask from for the following page, or null at the end of the log so far.
+ */
+export async function readEvents(
+  redis: RedisClient,
+  workspace: string,
+  opts: { after?: string; limit: number; types?: ReadonlySet<string> },
+): Promise<EventPage> {
+  const key = workspaceKeys(workspace).events;
+  const events: EventEnvelope[] = [];
+  let cursor = opts.after ?? '0-0';
+  // With a type filter, scan forward in chunks until the page is full or the log ends.
+  const chunk = opts.types ? Math.max(opts.limit * 4, 256) : opts.limit;
+  for (;;) {
+    const entries = (await redis.xrange(key, `(${cursor}`, '+', 'COUNT', chunk)) as StreamEntry[];
+    for (const e of entries) {
+      cursor = e[0];
+      const type = entryType(e);
+      if (opts.types && (!type || !opts.types.has(type))) continue;
+      events.push(toEnvelope(e));
+      if (events.length === opts.limit) {
+        const more = (await redis.xrange(key, `(${cursor}`, '+', 'COUNT', 1)) as StreamEntry[];
+        return { events, next: more.length > 0 ? cursor : null };
+      }
+    }
+    if (entries.length < chunk) return { events, next: null };
+  }
+}
+
+export function parseFields(fields: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) out[fields[i]!] = fields[i + 1]!;
+  return out;
+}

@@ -1,0 +1,243 @@
+/**
+ * Spawn a single local redis-server on a free loopback port.
+ *
+ * Used by test fixtures and by the local launcher. The process is started in its own
+ * process group (detached) so `stop()` / `kill()` reach it and nothing else; handles that
+ * are still running when the Node process exits are killed by an exit hook.
+ *
+ *   const redis = await startRedisServer({ appendonly: true });
+ *   // redis.url === 'redis://127.0.0.1:<port>'
+ *   await redis.stop();
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+export interface RedisServerOptions {
+  /** Working directory (AOF/RDB files). Created if missing. Default: a fresh temp dir, removed by stop(). */
+  dataDir?: string;
+  /** `appendonly yes` with `appendfsync everysec`. Default false. */
+  appendonly?: boolean;
+  /**
+   * Extra command-line config, e.g. `['--requirepass', 's3cret']` or
+   * `['--user', 'haproxy-check', 'on', '>pw', '+ping', '+auth', '+quit']`.
+   * Each `--name` starts a new config line; following words are its arguments.
+   */
+  args?: string[];
+  /** redis-server binary. Default `redis-server` from PATH. */
+  binary?: string;
+  /** Milliseconds to wait for the server to answer. Default 10 000. */
+  startTimeoutMs?: number;
+}
+
+export interface RedisServerHandle {
+  host: string;
+  port: number;
+  url: string;
+  process: ChildProcess;
+  /** SIGTERM (clean shutdown, AOF flushed), SIGKILL after 5 s; resolves when the process has exited. */
+  stop(): Promise<void>;
+  /** Send a signal to the server's process group (e.g. 'SIGKILL' to simulate a crash, 'SIGSTOP' to freeze it). */
+  kill(signal?: NodeJS.Signals): void;
+}
+
+const HOST = '127.0.0.1';
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const child of live) {
+      if (child.pid !== undefined) {
+        try {
+          process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+      }
+    }
+  });
+}
+
+/** Ask the kernel for a free TCP port on loopback (bind port 0, read it, close). */
+export function freePort(host = HOST): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.once('error', reject);
+    srv.listen({ host, port: 0, exclusive: true }, () => {
+      const addr = srv.address();
+      if (addr === null || typeof addr === 'string') {
+        srv.close();
+        reject(new Error('could not determine a free port'));
+        return;
+      }
+      const { port } = addr;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves once something on host:port answers a PING with any RESP reply (+PONG, -NOAUTH, ...). */
+function pingOnce(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.createConnection({ host, port });
+    let done = false;
+    const finish = (ok: boolean) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    sock.once('connect', () => sock.write('PING\r\n'));
+    sock.once('data', (buf) => {
+      const first = buf.toString('latin1').charAt(0);
+      // "-LOADING" means the dataset is still being loaded: not ready yet.
+      finish(first === '+' || (first === '-' && !buf.toString('latin1').startsWith('-LOADING')));
+    });
+    sock.once('error', () => finish(false));
+    sock.once('close', () => finish(false));
+  });
+}
+
+function waitExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      child.off('exit', onExit);
+      resolve(false);
+    }, timeoutMs);
+    const onExit = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    child.once('exit', onExit);
+  });
+}
+
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    try {
+      child.kill(signal);
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+async function startOnce(
+  opts: RedisServerOptions,
+  dataDir: string,
+): Promise<RedisServerHandle | 'port-in-use'> {
+  const port = await freePort();
+  const args = [
+    '--port',
+    String(port),
+    '--bind',
+    HOST,
+    '--dir',
+    dataDir,
+    '--daemonize',
+    'no',
+    '--save',
+    '',
+    '--appendonly',
+    opts.appendonly ? 'yes' : 'no',
+    '--appendfsync',
+    'everysec',
+    '--logfile',
+    '',
+    '--loglevel',
+    'notice',
+    ...(opts.args ?? []),
+  ];
+  const child = spawn(opts.binary ?? 'redis-server', args, {
+    cwd: dataDir,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  installExitHook();
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  let output = '';
+  const collect = (b: Buffer) => {
+    if (output.length < 16_384) output += b.toString();
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
+
+  const deadline = Date.now() + (opts.startTimeoutMs ?? 10_000);
+  let exited = false;
+  child.once('exit', () => {
+    exited = true;
+  });
+  for (;;) {
+    const err = await Promise.race([spawnError, new Promise<null>((r) => setTimeout(() => r(null), 25))]);
+    if (err) throw new Error(`cannot spawn redis-server: ${err.message}`);
+    if (exited) {
+      if (/Address already in use/i.test(output)) return 'port-in-use';
+      throw new Error(`redis-server exited during start (port ${port}):\n${output}`);
+    }
+    if (await pingOnce(HOST, port, 500)) break;
+    if (Date.now() > deadline) {
+      signalGroup(child, 'SIGKILL');
+      throw new Error(`redis-server on port ${port} did not answer within the start timeout:\n${output}`);
+    }
+  }
+  // Keep draining the pipes so the server never blocks on a full pipe; drop the text.
+  child.stdout?.off('data', collect);
+  child.stderr?.off('data', collect);
+  child.stdout?.resume();
+  child.stderr?.resume();
+
+  const handle: RedisServerHandle = {
+    host: HOST,
+    port,
+    url: `redis://${HOST}:${port}`,
+    process: child,
+    kill(signal: NodeJS.Signals = 'SIGTERM') {
+      signalGroup(child, signal);
+    },
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      signalGroup(child, 'SIGCONT'); // in case a test froze it with SIGSTOP
+      signalGroup(child, 'SIGTERM');
+      if (!(await waitExit(child, 5_000))) {
+        signalGroup(child, 'SIGKILL');
+        await waitExit(child, 5_000);
+      }
+    },
+  };
+  return handle;
+}
+
+export async function startRedisServer(opts: RedisServerOptions = {}): Promise<RedisServerHandle> {
+  const ownDir = opts.dataDir === undefined;
+  const dataDir = opts.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'sb-redis-')));
+  mkdirSync(dataDir, { recursive: true });
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const result = await startOnce(opts, dataDir);
+    if (result === 'port-in-use') continue; // lost the race for the free port: pick another one
+    if (!ownDir) return result;
+    const stopServer = result.stop;
+    return {
+      ...result,
+      async stop() {
+        await stopServer();
+        await rm(dataDir, { recursive: true, force: true });
+      },
+    };
+  }
+  throw new Error('redis-server: could not bind a free loopback port after 5 attempts');
+}

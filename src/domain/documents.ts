@@ -1,0 +1,52 @@
+import * as t from 'io-ts';
+import { AgentPresence } from './commands.ts';
+
+export const AgentStateName = t.keyof(
+  { offline: null, available: null, away: null, busy: null, wrapup: null },
+  'AgentState',
+);
+export type AgentStateName = t.TypeOf<typeof AgentStateName>;
+export const ContactStateName = t.keyof(
+  { queued: null, assigned: null, completed: null, abandoned: null },
+  'ContactState',
+);
+export type ContactStateName = t.TypeOf<typeof ContactStateName>;
+
+const NullableString = t.union([t.string, t.null]);
+
+/** An agent as queries return it. `state` is derived: an available agent at capacity is `busy`. */
+export const AgentDocument = t.intersection([
+  t.type({
+    id: t.string,
+    skills: t.array(t.string),
+    capacity: t.number,
+    presence: AgentPresence,
+    state: AgentStateName,
+    activeContacts: t.array(t.string),
+    availableSince: NullableString,
+    registeredAt: t.string,
+    position: t.string,
+  }),
+  t.partial({ name: t.string }),
+]);
+export type AgentDocument = t.TypeOf<typeof AgentDocument>;
+
+export const ContactDocument = t.intersection([
+  t.type({
+    id: t.string,
+    skills: t.array(t.string),
+    priority: t.number,
+    state: ContactStateName,
+    queuedAt: t.string,
+    position: t.string,
+  }),
+  t.partial({
+    attributes: t.UnknownRecord,
+    agentId: t.string,
+    assignedAt: t.string,
+    waitedMs: t.number,
+    completedAt: t.string,
+    abandonedAt: t.string,
+  }),
+]);
+export type ContactDocument = t.TypeOf<typeof ContactDocument>;

@@ -1,0 +1,245 @@
+import type { AgentPresence, Command } from './commands.ts';
+import type { AgentStateName, ContactStateName } from './documents.ts';
+
+/**
+ * The pure model of a workspace: what every command means (`decide`) and what every fact
+ * changes (`evolve`). The projector's Lua step implements the same rules against Redis; the
+ * property tests hold the two side by side. Times are milliseconds; a command's time is the
+ * time its stream entry was appended.
+ */
+export interface Agent {
+  readonly id: string;
+  readonly name?: string;
+  readonly skills: readonly string[];
+  readonly capacity: number;
+  readonly presence: AgentPresence;
+  readonly activeContacts: readonly string[];
+  /** Score in the availability sets while the agent can take work; null otherwise. */
+  readonly availableSince: number | null;
+  readonly registeredAt: number;
+}
+
+export interface Contact {
+  readonly id: string;
+  readonly skills: readonly string[];
+  readonly priority: number;
+  readonly attributes?: Readonly<Record<string, unknown>>;
+  readonly state: ContactStateName;
+  /** Arrival order within the workspace: FIFO within a priority. */
+  readonly seq: number;
+  readonly queuedAt: number;
+  readonly agentId?: string;
+  readonly assignedAt?: number;
+  readonly completedAt?: number;
+  readonly abandonedAt?: number;
+}
+
+export interface Workspace {
+  readonly agents: ReadonlyMap<string, Agent>;
+  readonly contacts: ReadonlyMap<string, Contact>;
+  readonly seq: number;
+}
+
+export type Fact =
+  | { readonly type: 'AgentRegistered'; readonly agent: Agent }
+  | { readonly type: 'AgentUpdated'; readonly agent: Agent }
+  | {
+      readonly type: 'AgentStateChanged';
+      readonly agent: Agent;
+      readonly from: AgentStateName;
+      readonly to: AgentStateName;
+    }
+  | { readonly type: 'AgentRemoved'; readonly agentId: string }
+  | { readonly type: 'ContactQueued'; readonly contact: Contact }
+  | { readonly type: 'ContactAbandoned'; readonly contactId: string; readonly at: number }
+  | {
+      readonly type: 'ContactCompleted';
+      readonly contactId: string;
+      readonly agentId: string;
+      readonly at: number;
+    }
+  | {
+      readonly type: 'AssignmentMade';
+      readonly contactId: string;
+      readonly agentId: string;
+      readonly at: number;
+    };
+
+export interface Rejection {
+  readonly status: 404 | 409 | 422;
+  readonly title: string;
+  readonly detail: string;
+}
+
+export type Decision =
+  | { readonly ok: true; readonly facts: readonly Fact[] }
+  | { readonly ok: false; readonly rejection: Rejection };
+
+export const emptyWorkspace: Workspace = { agents: new Map(), contacts: new Map(), seq: 0 };
+
+/** An agent takes work while it is present as available and below its capacity. */
+export function canTakeWork(a: Pick<Agent, 'presence' | 'activeContacts' | 'capacity'>): boolean {
+  return a.presence === 'available' && a.activeContacts.length < a.capacity;
+}
+
+export function agentState(a: Pick<Agent, 'presence' | 'activeContacts' | 'capacity'>): AgentStateName {
+  if (a.presence !== 'available') return a.presence;
+  return a.activeContacts.length >= a.capacity ? 'busy' : 'available';
+}
+
+/** Keeps the LAA score while an agent stays able to take work; a new score when it becomes able; none when not. */
+export function withAvailability(before: Agent | undefined, after: Agent, at: number): Agent {
+  if (!canTakeWork(after)) return { ...after, availableSince: null };
+  if (before && canTakeWork(before) && before.availableSince !== null)
+    return { ...after, availableSince: before.availableSince };
+  return { ...after, availableSince: at };
+}
+
+const ok = (...facts: Fact[]): Decision => ({ ok: true, facts });
+const reject = (status: Rejection['status'], title: string, detail: string): Decision => ({
+  ok: false,
+  rejection: { status, title, detail },
+});
+const noAgent = (id: string) =>
+  reject(404, 'Agent not found', `No agent "${id}" in this workspace; register it first.`);
+const noContact = (id: string) => reject(404, 'Contact not found', `No contact "${id}" in this workspace.`);
+
+export function decide(ws: Workspace, c: Command, at: number): Decision {
+  switch (c.type) {
+    case 'RegisterAgent': {
+      if (ws.agents.has(c.agentId))
+        return reject(
+          409,
+          'Agent already exists',
+          `Agent "${c.agentId}" is registered; change it with PATCH.`,
+        );
+      const agent: Agent = {
+        id: c.agentId,
+        ...(c.name !== undefined ? { name: c.name } : {}),
+        skills: c.skills,
+        capacity: c.capacity,
+        presence: 'offline',
+        activeContacts: [],
+        availableSince: null,
+        registeredAt: at,
+      };
+      return ok({ type: 'AgentRegistered', agent });
+    }
+    case 'UpdateAgent': {
+      const before = ws.agents.get(c.agentId);
+      if (!before) return noAgent(c.agentId);
+      const changed: Agent = {
+        ...before,
+        ...(c.name !== undefined ? { name: c.name } : {}),
+        ...(c.skills !== undefined ? { skills: c.skills } : {}),
+        ...(c.capacity !== undefined ? { capacity: c.capacity } : {}),
+      };
+      return ok({ type: 'AgentUpdated', agent: withAvailability(before, changed, at) });
+    }
+    case 'ChangeAgentState': {
+      const before = ws.agents.get(c.agentId);
+      if (!before) return noAgent(c.agentId);
+      if (before.presence === c.state) return ok();
+      const after = withAvailability(before, { ...before, presence: c.state }, at);
+      return ok({ type: 'AgentStateChanged', agent: after, from: agentState(before), to: agentState(after) });
+    }
+    case 'RemoveAgent': {
+      const before = ws.agents.get(c.agentId);
+      if (!before) return noAgent(c.agentId);
+      if (before.activeContacts.length > 0)
+        return reject(
+          409,
+          'Agent has active contacts',
+          `Agent "${c.agentId}" holds ${before.activeContacts.join(', ')}; complete them before removing the agent.`,
+        );
+      return ok({ type: 'AgentRemoved', agentId: c.agentId });
+    }
+    case 'QueueContact': {
+      if (ws.contacts.has(c.contactId))
+        return reject(
+          409,
+          'Contact already exists',
+          `Contact "${c.contactId}" was queued before; use a new id.`,
+        );
+      const contact: Contact = {
+        id: c.contactId,
+        skills: c.skills,
+        priority: c.priority,
+        ...(c.attributes !== undefined ? { attributes: c.attributes } : {}),
+        state: 'queued',
+        seq: ws.seq + 1,
+        queuedAt: at,
+      };
+      return ok({ type: 'ContactQueued', contact });
+    }
+    case 'AbandonContact': {
+      const contact = ws.contacts.get(c.contactId);
+      if (!contact) return noContact(c.contactId);
+      if (contact.state !== 'queued')
+        return reject(
+          409,
+          'Contact is not queued',
+          `Contact "${c.contactId}" is ${contact.state}; only a queued contact can be abandoned.`,
+        );
+      return ok({ type: 'ContactAbandoned', contactId: c.contactId, at });
+    }
+    case 'CompleteContact': {
+      const contact = ws.contacts.get(c.contactId);
+      if (!contact) return noContact(c.contactId);
+      if (contact.state !== 'assigned' || contact.agentId === undefined)
+        return reject(
+          409,
+          'Contact is not assigned',
+          `Contact "${c.contactId}" is ${contact.state}; only an assigned contact can be completed.`,
+        );
+      return ok({ type: 'ContactCompleted', contactId: c.contactId, agentId: contact.agentId, at });
+    }
+  }
+}
+
+export function evolve(ws: Workspace, f: Fact): Workspace {
+  switch (f.type) {
+    case 'AgentRegistered':
+    case 'AgentUpdated':
+    case 'AgentStateChanged':
+      return { ...ws, agents: new Map(ws.agents).set(f.agent.id, f.agent) };
+    case 'AgentRemoved': {
+      const agents = new Map(ws.agents);
+      agents.delete(f.agentId);
+      return { ...ws, agents };
+    }
+    case 'ContactQueued':
+      return { ...ws, seq: f.contact.seq, contacts: new Map(ws.contacts).set(f.contact.id, f.contact) };
+    case 'ContactAbandoned':
+      return updateContact(ws, f.contactId, (c) => ({ ...c, state: 'abandoned', abandonedAt: f.at }));
+    case 'ContactCompleted': {
+      const done = updateContact(ws, f.contactId, (c) => ({ ...c, state: 'completed', completedAt: f.at }));
+      return updateAgent(done, f.agentId, f.at, (a) => ({
+        ...a,
+        activeContacts: a.activeContacts.filter((id) => id !== f.contactId),
+      }));
+    }
+    case 'AssignmentMade': {
+      const assigned = updateContact(ws, f.contactId, (c) => ({
+        ...c,
+        state: 'assigned',
+        agentId: f.agentId,
+        assignedAt: f.at,
+      }));
+      return updateAgent(assigned, f.agentId, f.at, (a) => ({
+        ...a,
+        activeContacts: [...a.activeContacts, f.contactId],
+      }));
+    }
+  }
+}
+
+function updateContact(ws: Workspace, id: string, change: (c: Contact) => Contact): Workspace {
+  const c = ws.contacts.get(id);
+  return c ? { ...ws, contacts: new Map(ws.contacts).set(id, change(c)) } : ws;
+}
+
+function updateAgent(ws: Workspace, id: string, at: number, change: (a: Agent) => Agent): Workspace {
+  const a = ws.agents.get(id);
+  return a ? { ...ws, agents: new Map(ws.agents).set(id, withAvailability(a, change(a), at)) } : ws;
+}

@@ -1,0 +1,53 @@
+import { type Agent, type Contact, canTakeWork, evolve, type Workspace } from './model.ts';
+
+/**
+ * The routing oracle: the plain statement of what Switchboard must assign.
+ *
+ * Contacts are served highest priority first, FIFO (arrival order) within a priority. Each
+ * contact in turn takes the Longest Available Agent among those that hold every skill it
+ * needs (lowest available-since; ties by id in byte order, as Redis orders equal scores). A
+ * contact that no available agent can serve is passed over and does not hold back the
+ * contacts behind it. One pass is enough: agents are only ever taken, so a contact passed over
+ * early cannot become servable later in the same pass.
+ */
+export interface Assignment {
+  readonly contactId: string;
+  readonly agentId: string;
+}
+
+export function contactOrder(a: Contact, b: Contact): number {
+  return b.priority - a.priority || a.seq - b.seq;
+}
+
+export function agentOrder(a: Agent, b: Agent): number {
+  const byScore = (a.availableSince ?? 0) - (b.availableSince ?? 0);
+  if (byScore !== 0) return byScore;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+export function holdsEvery(agent: Agent, skills: readonly string[]): boolean {
+  return skills.every((s) => agent.skills.includes(s));
+}
+
+export function longestAvailableAgent(ws: Workspace, skills: readonly string[]): Agent | undefined {
+  let best: Agent | undefined;
+  for (const a of ws.agents.values()) {
+    if (!canTakeWork(a) || !holdsEvery(a, skills)) continue;
+    if (!best || agentOrder(a, best) < 0) best = a;
+  }
+  return best;
+}
+
+/** Every assignment due in this state, in the order they happen, and the state after them. */
+export function route(ws: Workspace, at: number): { workspace: Workspace; assignments: Assignment[] } {
+  const queued = [...ws.contacts.values()].filter((c) => c.state === 'queued').sort(contactOrder);
+  const assignments: Assignment[] = [];
+  let state = ws;
+  for (const contact of queued) {
+    const agent = longestAvailableAgent(state, contact.skills);
+    if (!agent) continue;
+    assignments.push({ contactId: contact.id, agentId: agent.id });
+    state = evolve(state, { type: 'AssignmentMade', contactId: contact.id, agentId: agent.id, at });
+  }
+  return { workspace: state, assignments };
+}

@@ -1,0 +1,65 @@
+import * as t from 'io-ts';
+
+/**
+ * An object codec that rejects properties it does not know, so a misspelt field
+ * ("skils") is named in the 400 instead of silently ignored.
+ */
+export function strict<R extends t.Props, O extends t.Props>(required: R, optional: O, name: string) {
+  const base = t.intersection([t.type(required), t.partial(optional)], name);
+  const known = new Set([...Object.keys(required), ...Object.keys(optional)]);
+  type A = t.TypeOf<typeof base>;
+  return new t.Type<A, unknown, unknown>(
+    name,
+    (u): u is A => base.is(u),
+    (u, c) => {
+      if (typeof u !== 'object' || u === null || Array.isArray(u))
+        return t.failure(u, c, 'must be a JSON object');
+      const errors: t.ValidationError[] = [];
+      for (const key of Object.keys(u)) {
+        if (!known.has(key)) {
+          errors.push({
+            value: (u as Record<string, unknown>)[key],
+            context: [...c, { key, type: t.never, actual: u }],
+            message: 'is not a known field',
+          });
+        }
+      }
+      const r = base.validate(u, c);
+      if (r._tag === 'Left') errors.push(...r.left);
+      if (errors.length > 0) return t.failures(errors);
+      // Drop undefined optionals so stored JSON stays minimal.
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(r._tag === 'Right' ? (r.right as object) : {}))
+        if (v !== undefined) out[k] = v;
+      return t.success(out as A);
+    },
+    (a) => a,
+  );
+}
+
+export interface FieldError {
+  path: string;
+  message: string;
+}
+
+/** Turns io-ts errors into one `{path, message}` per bad field; paths are dotted (`skills.2`). */
+export function fieldErrors(errors: t.Errors, root = ''): FieldError[] {
+  const seen = new Map<string, string>();
+  for (const e of errors) {
+    const path = [root, pathOf(e)].filter((p) => p !== '').join('.') || '(body)';
+    const expected = e.context[e.context.length - 1]?.type.name ?? 'a value';
+    if (!seen.has(path)) seen.set(path, e.message ?? `must be ${expected}`);
+  }
+  return [...seen].map(([path, message]) => ({ path, message }));
+}
+
+function pathOf(e: t.ValidationError): string {
+  const parts: string[] = [];
+  for (let i = 1; i < e.context.length; i++) {
+    const c = e.context[i]!;
+    // The members of an intersection are keyed "0", "1": they do not step into the value.
+    if (e.context[i - 1]!.type instanceof t.IntersectionType) continue;
+    if (c.key !== '') parts.push(c.key);
+  }
+  return parts.join('.');
+}

@@ -1,0 +1,249 @@
+--[[
+  Applies the next commands of a workspace's command stream, in stream order, exactly once:
+  the effects, the facts, the outcomes and the checkpoint all move in this one step, so a
+  projector that dies at any instruction leaves either none or all of them. Several projectors
+  may call it at once: each call starts after the checkpoint, so a command applied by one is
+  only acknowledged by the others.
+
+  KEYS[1]  command stream          KEYS[7]  dirty agents
+  KEYS[2]  event stream            KEYS[8]  dirty contacts
+  KEYS[3]  outcome stream          KEYS[9]  wake
+  KEYS[4]  meta (checkpoint)       KEYS[10] agent index
+  KEYS[5]  queue                   KEYS[11] stats
+  KEYS[6]  skill sets
+
+  ARGV[1] key prefix of the workspace   ARGV[4] most commands to apply
+  ARGV[2] workspace name                ARGV[5] outcome stream length to keep (approximate)
+  ARGV[3] consumer group                ARGV[6..] entries delivered to the caller, to acknowledge
+
+  Returns {applied count, checkpoint, more (0|1)}.
+]]
+local K_COMMANDS, K_EVENTS, K_OUTCOMES, K_META = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local K_QUEUE, K_SKILLSETS, K_DIRTY_AGENTS, K_DIRTY_CONTACTS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local K_WAKE, K_AGENT_INDEX, K_STATS = KEYS[9], KEYS[10], KEYS[11]
+local WORKSPACE, GROUP = ARGV[2], ARGV[3]
+local MAX, OUTCOME_KEEP = tonumber(ARGV[4]), ARGV[5]
+
+--@include "json"
+--@include "time"
+--@include "keys"
+--@include "documents"
+--@include "routing"
+
+local function emit(type_, at, data, meta)
+  local env = { type = type_, workspace = WORKSPACE, at = iso(at), data = data, meta = meta }
+  return redis.call('XADD', K_EVENTS, '*', 'type', type_, 'event', json_encode(env))
+end
+
+local function problem(status, slug, title, detail)
+  return { status = status, body = { type = '/problems/' .. slug, title = title, status = status, detail = detail } }
+end
+
+local function no_agent(id)
+  return problem(404, 'agent-not-found', 'Agent not found', 'No agent "' .. id .. '" in this workspace; register it first.')
+end
+
+local function no_contact(id)
+  return problem(404, 'contact-not-found', 'Contact not found', 'No contact "' .. id .. '" in this workspace.')
+end
+
+local function copy(t)
+  local o = {}
+  for k, v in pairs(t) do o[k] = v end
+  json_array(o.skills)
+  if o.activeContacts then
+    local a = {}
+    for i = 1, #t.activeContacts do a[i] = t.activeContacts[i] end
+    o.activeContacts = json_array(a)
+  end
+  return o
+end
+
+local function agent_body(a, position)
+  local v = public_view(a)
+  v.position = position
+  return v
+end
+
+-- Each handler returns an outcome {status, body}; facts are emitted as it goes.
+local handlers = {}
+
+handlers.RegisterAgent = function(c, at, pos, meta)
+  local key = k_agent(c.agentId)
+  if redis.call('EXISTS', key) == 1 then
+    return problem(409, 'agent-exists', 'Agent already exists',
+      'Agent "' .. c.agentId .. '" is registered; change it with PATCH.')
+  end
+  local a = {
+    id = c.agentId, name = c.name, skills = json_array(c.skills), capacity = c.capacity,
+    presence = 'offline', state = 'offline', activeContacts = json_array({}),
+    availableSince = cjson.null, registeredAt = iso(at), position = pos,
+  }
+  doc_put(key, a)
+  redis.call('SADD', K_AGENT_INDEX, a.id)
+  emit('AgentRegistered', at, public_view(a), meta)
+  return { status = 201, body = agent_body(a, pos) }
+end
+
+handlers.UpdateAgent = function(c, at, pos, meta)
+  local key = k_agent(c.agentId)
+  local before = doc_get(key)
+  if not before then return no_agent(c.agentId) end
+  local a = copy(before)
+  if c.name then a.name = c.name end
+  if c.skills then a.skills = json_array(c.skills) end
+  if c.capacity then a.capacity = c.capacity end
+  availability_sync(before, a, at)
+  a.position = pos
+  doc_put(key, a)
+  emit('AgentUpdated', at, public_view(a), meta)
+  return { status = 200, body = agent_body(a, pos) }
+end
+
+handlers.ChangeAgentState = function(c, at, pos, meta)
+  local key = k_agent(c.agentId)
+  local before = doc_get(key)
+  if not before then return no_agent(c.agentId) end
+  if before.presence == c.state then return { status = 200, body = agent_body(before, before.position) } end
+  local a = copy(before)
+  a.presence = c.state
+  availability_sync(before, a, at)
+  a.position = pos
+  doc_put(key, a)
+  emit('AgentStateChanged', at, {
+    agentId = a.id, from = before.state, to = a.state, presence = a.presence, availableSince = a.availableSince,
+  }, meta)
+  return { status = 200, body = agent_body(a, pos) }
+end
+
+handlers.RemoveAgent = function(c, at, pos, meta)
+  local key = k_agent(c.agentId)
+  local a = doc_get(key)
+  if not a then return no_agent(c.agentId) end
+  if #a.activeContacts > 0 then
+    return problem(409, 'agent-busy', 'Agent has active contacts', 'Agent "' .. a.id .. '" holds '
+      .. table.concat(a.activeContacts, ', ') .. '; complete them before removing the agent.')
+  end
+  availability_leave(a.skills, a.id)
+  redis.call('DEL', key)
+  redis.call('SREM', K_AGENT_INDEX, a.id)
+  emit('AgentRemoved', at, { agentId = a.id }, meta)
+  return { status = 200, body = { id = a.id, removed = true, position = pos } }
+end
+
+handlers.QueueContact = function(c, at, pos, meta)
+  local key = k_contact(c.contactId)
+  if redis.call('EXISTS', key) == 1 then
+    return problem(409, 'contact-exists', 'Contact already exists',
+      'Contact "' .. c.contactId .. '" was queued before; use a new id.')
+  end
+  local seq = redis.call('HINCRBY', K_META, 'seq', 1)
+  local d = {
+    id = c.contactId, skills = json_array(c.skills), priority = c.priority, state = 'queued',
+    queuedAt = iso(at), position = pos, _seq = seq, _queuedAt = at, _attrs = c._attrs,
+    _cmd = meta.commandId,
+  }
+  doc_put(key, d)
+  queue_add(d)
+  redis.call('HINCRBY', K_STATS, 'queued', 1)
+  emit('ContactQueued', at, public_view(d), meta)
+  return { status = 201, body = agent_body(d, pos) }
+end
+
+handlers.AbandonContact = function(c, at, pos, meta)
+  local key = k_contact(c.contactId)
+  local d = doc_get(key)
+  if not d then return no_contact(c.contactId) end
+  if d.state ~= 'queued' then
+    return problem(409, 'contact-not-queued', 'Contact is not queued', 'Contact "' .. d.id .. '" is '
+      .. d.state .. '; only a queued contact can be abandoned.')
+  end
+  queue_remove(d)
+  d.state = 'abandoned'
+  d.abandonedAt = iso(at)
+  d.waitedMs = at - d._queuedAt
+  d.position = pos
+  doc_put(key, d)
+  redis.call('HINCRBY', K_STATS, 'abandoned', 1)
+  emit('ContactAbandoned', at, { contactId = d.id, abandonedAt = d.abandonedAt, waitedMs = d.waitedMs }, meta)
+  return { status = 200, body = agent_body(d, pos) }
+end
+
+handlers.CompleteContact = function(c, at, pos, meta)
+  local key = k_contact(c.contactId)
+  local d = doc_get(key)
+  if not d then return no_contact(c.contactId) end
+  if d.state ~= 'assigned' then
+    return problem(409, 'contact-not-assigned', 'Contact is not assigned', 'Contact "' .. d.id .. '" is '
+      .. d.state .. '; only an assigned contact can be completed.')
+  end
+  d.state = 'completed'
+  d.completedAt = iso(at)
+  d.position = pos
+  doc_put(key, d)
+  local akey = k_agent(d.agentId)
+  local before = doc_get(akey)
+  if before then
+    local a = copy(before)
+    local rest = json_array({})
+    for i = 1, #before.activeContacts do
+      if before.activeContacts[i] ~= d.id then rest[#rest + 1] = before.activeContacts[i] end
+    end
+    a.activeContacts = rest
+    availability_sync(before, a, at)
+    doc_put(akey, a)
+  end
+  redis.call('HINCRBY', K_STATS, 'completed', 1)
+  emit('ContactCompleted', at, {
+    contactId = d.id, agentId = d.agentId, completedAt = d.completedAt, handledMs = at - (d._assignedAt or at),
+  }, meta)
+  return { status = 200, body = agent_body(d, pos) }
+end
+
+local checkpoint = redis.call('HGET', K_META, 'applied') or '0-0'
+local entries = redis.call('XRANGE', K_COMMANDS, '(' .. checkpoint, '+', 'COUNT', MAX)
+local applied = {}
+for i = 1, #entries do
+  local pos = entries[i][1]
+  local f = {}
+  local raw = entries[i][2]
+  for j = 1, #raw, 2 do f[raw[j]] = raw[j + 1] end
+  local at = position_ms(pos)
+  local meta = { commandId = f.commandId, idempotencyKey = f.idempotencyKey, requestId = f.requestId }
+  local ok, c = pcall(cjson.decode, f.command or '')
+  local outcome
+  local handler = ok and type(c) == 'table' and handlers[f.type]
+  if handler then
+    -- Attributes travel as their own field, as the client's JSON text, and are kept as such.
+    c._attrs = f.attributes
+    outcome = handler(c, at, pos, meta)
+  else
+    outcome = problem(422, 'unknown-command', 'Unknown command',
+      'Command type "' .. tostring(f.type) .. '" cannot be applied by this version of Switchboard.')
+  end
+  if outcome.status >= 400 then
+    outcome.body.commandId = f.commandId
+    emit('CommandRejected', at, {
+      commandId = f.commandId, command = f.type, target = ok and type(c) == 'table' and (c.agentId or c.contactId) or nil,
+      status = outcome.status, title = outcome.body.title, detail = outcome.body.detail,
+    }, meta)
+  end
+  local text = json_encode({ status = outcome.status, body = outcome.body })
+  redis.call('XADD', K_OUTCOMES, 'MAXLEN', '~', OUTCOME_KEEP, '*', 'commandId', f.commandId or '', 'position', pos,
+    'outcome', text)
+  if f.idempotencyKey and redis.call('EXISTS', k_idempotency(f.idempotencyKey)) == 1 then
+    redis.call('HSET', k_idempotency(f.idempotencyKey), 'outcome', text)
+  end
+  applied[#applied + 1] = pos
+  checkpoint = pos
+end
+if #applied > 0 then
+  redis.call('HSET', K_META, 'applied', checkpoint)
+  redis.call('XACK', K_COMMANDS, GROUP, unpack(applied))
+end
+local delivered = {}
+for i = 6, #ARGV do delivered[#delivered + 1] = ARGV[i] end
+if #delivered > 0 then redis.call('XACK', K_COMMANDS, GROUP, unpack(delivered)) end
+local more = 0
+if #entries == MAX then more = 1 end
+return { #applied, checkpoint, more }

@@ -1,0 +1,140 @@
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import { blockingConnection } from '../adapters/redis/client.ts';
+import { PROJECTOR_GROUP, workspaceKeys } from '../adapters/redis/keys.ts';
+import { type RedisClient, runScript } from '../adapters/redis/scripts.ts';
+import type { WorkspaceLoop } from '../adapters/workspaces.ts';
+
+export interface ProjectorOptions {
+  /** Most commands applied by one Lua step. */
+  readonly batch: number;
+  /** How long XREADGROUP blocks before the loop looks for stranded work. */
+  readonly blockMs: number;
+  /** Entries a consumer has held this long without acknowledging are reclaimed by others. */
+  readonly reclaimIdleMs: number;
+  readonly outcomesKept: number;
+}
+
+export const defaultProjectorOptions: ProjectorOptions = {
+  batch: 200,
+  blockMs: 2000,
+  reclaimIdleMs: 5000,
+  outcomesKept: 100_000,
+};
+
+export async function ensureGroup(redis: RedisClient, workspace: string): Promise<void> {
+  try {
+    await redis.xgroup('CREATE', workspaceKeys(workspace).commands, PROJECTOR_GROUP, '0', 'MKSTREAM');
+  } catch (err) {
+    if (!/BUSYGROUP/.test((err as Error).message)) throw err;
+  }
+}
+
+/**
+ * Applies every command after the checkpoint (in batches) and acknowledges `delivered`.
+ * Returns the number applied. Safe to call from any number of projectors at once.
+ */
+export async function projectPending(
+  redis: RedisClient,
+  workspace: string,
+  delivered: readonly string[] = [],
+  opts: ProjectorOptions = defaultProjectorOptions,
+): Promise<number> {
+  const k = workspaceKeys(workspace);
+  let total = 0;
+  let ack = delivered;
+  for (;;) {
+    const [applied, , more] = (await runScript(
+      redis,
+      'project',
+      [
+        k.commands,
+        k.events,
+        k.outcomes,
+        k.meta,
+        k.queue,
+        k.skillSets,
+        k.dirtyAgents,
+        k.dirtyContacts,
+        k.wake,
+        k.agentIndex,
+        k.stats,
+      ],
+      [k.prefix, workspace, PROJECTOR_GROUP, opts.batch, opts.outcomesKept, ...ack],
+    )) as [number, string, number];
+    total += applied;
+    ack = [];
+    if (more !== 1) return total;
+  }
+}
+
+type ReadGroupReply = [string, [string, string[]][]][] | null;
+
+/** The projector role: one consumer of the workspace's command stream group. */
+export class Projector implements WorkspaceLoop {
+  readonly consumer = `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  private readonly blocking = new Map<string, RedisClient>();
+  applied = 0;
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly log: Logger,
+    private readonly opts: ProjectorOptions = defaultProjectorOptions,
+  ) {}
+
+  async run(workspace: string, running: () => boolean): Promise<void> {
+    const k = workspaceKeys(workspace);
+    await ensureGroup(this.redis, workspace);
+    const conn = this.blocking.get(workspace) ?? blockingConnection(this.redis);
+    this.blocking.set(workspace, conn);
+    this.applied += await projectPending(this.redis, workspace, [], this.opts);
+    let lastReclaim = Date.now();
+    while (running()) {
+      const reply = (await conn.xreadgroup(
+        'GROUP',
+        PROJECTOR_GROUP,
+        this.consumer,
+        'COUNT',
+        this.opts.batch,
+        'BLOCK',
+        this.opts.blockMs,
+        'STREAMS',
+        k.commands,
+        '>',
+      )) as ReadGroupReply;
+      const ids = reply?.[0]?.[1].map((e) => e[0]) ?? [];
+      // With nothing delivered, still look: a projector that died may hold commands unapplied.
+      const n = await projectPending(this.redis, workspace, ids, this.opts);
+      this.applied += n;
+      if (n > 0) this.log.debug({ workspace, applied: n, delivered: ids.length }, 'commands applied');
+      if (Date.now() - lastReclaim > this.opts.reclaimIdleMs) {
+        lastReclaim = Date.now();
+        await this.reclaim(workspace);
+      }
+    }
+  }
+
+  /** Takes over entries a dead consumer was delivered and never acknowledged. */
+  async reclaim(workspace: string): Promise<number> {
+    const k = workspaceKeys(workspace);
+    const [, claimed] = (await this.redis.xautoclaim(
+      k.commands,
+      PROJECTOR_GROUP,
+      this.consumer,
+      this.opts.reclaimIdleMs,
+      '0-0',
+      'COUNT',
+      1000,
+      'JUSTID',
+    )) as [string, string[]];
+    if (claimed.length === 0) return 0;
+    this.log.info({ workspace, entries: claimed.length }, 'reclaimed commands of a stopped projector');
+    this.applied += await projectPending(this.redis, workspace, claimed, this.opts);
+    return claimed.length;
+  }
+
+  interrupt(workspace: string): void {
+    this.blocking.get(workspace)?.disconnect();
+    this.blocking.delete(workspace);
+  }
+}
