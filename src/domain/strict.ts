@@ -5,7 +5,9 @@ import * as t from 'io-ts';
  * ("skils") is named in the 400 instead of silently ignored.
  */
 export function strict<R extends t.Props, O extends t.Props>(required: R, optional: O, name: string) {
-  const base = t.intersection([t.type(required), t.partial(optional)], name);
+  const req = t.type(required);
+  const opt = t.partial(optional);
+  const base = t.intersection([req, opt], name);
   const known = new Set([...Object.keys(required), ...Object.keys(optional)]);
   type A = t.TypeOf<typeof base>;
   return new t.Type<A, unknown, unknown>(
@@ -24,13 +26,15 @@ export function strict<R extends t.Props, O extends t.Props>(required: R, option
           });
         }
       }
-      const r = base.validate(u, c);
-      if (r._tag === 'Left') errors.push(...r.left);
-      if (errors.length > 0) return t.failures(errors);
+      // Both halves see the same context, so error paths name the fields themselves.
+      const r1 = req.validate(u, c);
+      const r2 = opt.validate(u, c);
+      if (r1._tag === 'Left') errors.push(...r1.left);
+      if (r2._tag === 'Left') errors.push(...r2.left);
+      if (errors.length > 0 || r1._tag === 'Left' || r2._tag === 'Left') return t.failures(errors);
       // Drop undefined optionals so stored JSON stays minimal.
       const out: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(r._tag === 'Right' ? (r.right as object) : {}))
-        if (v !== undefined) out[k] = v;
+      for (const [k, v] of Object.entries({ ...r2.right, ...r1.right })) if (v !== undefined) out[k] = v;
       return t.success(out as A);
     },
     (a) => a,

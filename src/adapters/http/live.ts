@@ -1,0 +1,126 @@
+import type { FastifyInstance } from 'fastify';
+import type { WebSocket } from 'ws';
+import { strict } from '../../domain/strict.ts';
+import { comparePositions, Id, Position } from '../../domain/values.ts';
+import { entryType, type StreamEntry, toEnvelope } from '../redis/event-log.ts';
+import { workspaceKeys } from '../redis/keys.ts';
+import { workspaceOf } from './params.ts';
+import { decodeOr400, ProblemError, sendProblem } from './problem.ts';
+import { TypeList } from './queries.ts';
+
+const LiveQuery = strict({}, { after: Position, type: TypeList, agent: Id }, 'LiveQuery');
+const PING_EVERY_MS = 15_000;
+const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
+
+/**
+ * `GET /events/live`: with `after`, the history since that position is replayed first, then
+ * live events follow. Live events that arrive during the replay are held and sent after it;
+ * every send is guarded by the last position sent, so the hand-over has no gap and no duplicate.
+ */
+export async function liveRoutes(app: FastifyInstance): Promise<void> {
+  const { redis, tails } = app.deps;
+
+  app.get(
+    '/events/live',
+    {
+      websocket: true,
+      // Reject bad queries before the upgrade, as a plain problem+json answer.
+      preValidation: async (req, reply) => {
+        try {
+          workspaceOf(req.params);
+          decodeOr400(LiveQuery, req.query, 'query');
+        } catch (err) {
+          if (err instanceof ProblemError) return sendProblem(reply, err.problem);
+          throw err;
+        }
+      },
+    },
+    async (socket: WebSocket, req) => {
+      const ws = workspaceOf(req.params);
+      const q = decodeOr400(LiveQuery, req.query, 'query');
+      const log = req.log.child({ workspace: ws, subscriber: req.id });
+      const tail = await tails.get(ws);
+      let last = q.after ?? tail.eventPosition;
+      let replaying = q.after !== undefined;
+      const held: StreamEntry[] = [];
+      let alive = true;
+
+      const wanted = (e: StreamEntry): boolean => {
+        if (q.type) {
+          const type = entryType(e);
+          if (!type || !q.type.has(type)) return false;
+        }
+        if (q.agent) {
+          const env = toEnvelope(e);
+          const d = env.data as { agentId?: unknown; id?: unknown };
+          const about =
+            d.agentId ??
+            (env.type.startsWith('Agent') && env.type !== 'AgentStateChanged' ? d.id : undefined);
+          if (about !== q.agent) return false;
+        }
+        return true;
+      };
+
+      const send = (e: StreamEntry): void => {
+        if (comparePositions(e[0], last) <= 0) return;
+        last = e[0];
+        if (!wanted(e) || socket.readyState !== socket.OPEN) return;
+        if (socket.bufferedAmount > MAX_BUFFERED_BYTES) {
+          log.warn({ position: e[0] }, 'subscriber too slow; closing');
+          socket.close(1013, `too slow; reconnect with after=${e[0]}`);
+          return;
+        }
+        socket.send(JSON.stringify(toEnvelope(e)));
+      };
+
+      const unsubscribe = tail.subscribe((e) => {
+        if (replaying) held.push(e);
+        else send(e);
+      });
+
+      const ping = setInterval(() => {
+        if (!alive) {
+          socket.terminate();
+          return;
+        }
+        alive = false;
+        socket.ping();
+      }, PING_EVERY_MS);
+      socket.on('pong', () => {
+        alive = true;
+      });
+      socket.on('close', () => {
+        clearInterval(ping);
+        unsubscribe();
+        log.debug('subscriber left');
+      });
+      socket.on('error', () => socket.terminate());
+      socket.on('message', () => {
+        // Subscribers only listen; anything they send is ignored.
+      });
+
+      if (replaying) {
+        try {
+          for (;;) {
+            const page = (await redis.xrange(
+              workspaceKeys(ws).events,
+              `(${last}`,
+              '+',
+              'COUNT',
+              500,
+            )) as StreamEntry[];
+            for (const e of page) send(e);
+            if (page.length < 500 || socket.readyState !== socket.OPEN) break;
+          }
+        } catch (err) {
+          log.warn({ err: (err as Error).message }, 'replay failed');
+          socket.close(1011, `replay failed; reconnect with after=${last}`);
+          return;
+        }
+        replaying = false;
+        for (const e of held.splice(0)) send(e);
+      }
+      log.debug({ after: q.after ?? null, from: last }, 'subscriber joined');
+    },
+  );
+}

@@ -1,0 +1,40 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Prometheus metrics of one process, served at /metrics. */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'switchboard_' });
+  return {
+    registry,
+    httpRequests: new Histogram({
+      name: 'switchboard_http_request_duration_seconds',
+      help: 'HTTP request duration by route and status',
+      labelNames: ['method', 'route', 'status'],
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    commands: new Counter({
+      name: 'switchboard_commands_total',
+      help: 'Commands by type and outcome status (202: not known in time)',
+      labelNames: ['type', 'status'],
+      registers: [registry],
+    }),
+    subscribers: new Gauge({
+      name: 'switchboard_websocket_subscribers',
+      help: 'WebSocket subscribers connected to this instance',
+      registers: [registry],
+    }),
+    projected: new Gauge({
+      name: 'switchboard_projector_commands_applied',
+      help: 'Commands applied by this process since start',
+      registers: [registry],
+    }),
+    assignments: new Gauge({
+      name: 'switchboard_dispatcher_assignments',
+      help: 'Assignments made by this process since start',
+      registers: [registry],
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,49 @@
+import type { FastifyInstance } from 'fastify';
+
+export interface RoleReport {
+  readonly roles: readonly string[];
+  readonly workspaces: readonly string[];
+  readonly projectorApplied?: number;
+  readonly dispatcherAssignments?: number;
+}
+
+const started = Date.now();
+
+/** Health for the load balancer, status for people, metrics for Prometheus. */
+export async function operationRoutes(app: FastifyInstance): Promise<void> {
+  const { watch, metrics, roles, version, tails } = app.deps;
+
+  // 200 while this process can serve: the load balancer takes it out when Redis is gone for it.
+  app.get('/health', async (_req, reply) => {
+    const reason = watch.pausedReason;
+    if (reason) return reply.code(503).send({ status: 'paused', reason });
+    return { status: 'ok' };
+  });
+
+  app.get('/status', async () => {
+    const reason = watch.pausedReason;
+    const r = roles();
+    return {
+      version,
+      state: reason ? 'paused' : 'running',
+      ...(reason ? { reason } : {}),
+      roles: r.roles,
+      workspaces: r.workspaces,
+      redis: watch.status,
+      uptimeS: Math.round((Date.now() - started) / 1000),
+      pid: process.pid,
+      subscribers: tails.subscribers,
+      ...(r.projectorApplied !== undefined ? { projectorApplied: r.projectorApplied } : {}),
+      ...(r.dispatcherAssignments !== undefined ? { dispatcherAssignments: r.dispatcherAssignments } : {}),
+    };
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    const r = roles();
+    metrics.subscribers.set(tails.subscribers);
+    if (r.projectorApplied !== undefined) metrics.projected.set(r.projectorApplied);
+    if (r.dispatcherAssignments !== undefined) metrics.assignments.set(r.dispatcherAssignments);
+    reply.type(metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+}

@@ -1,0 +1,22 @@
+import * as t from 'io-ts';
+import { strict } from '../../domain/strict.ts';
+import { Id, Position, WorkspaceId } from '../../domain/values.ts';
+import { decodeOr400 } from './problem.ts';
+
+export const WorkspaceParams = t.type({ ws: WorkspaceId });
+export const AgentParams = t.type({ ws: WorkspaceId, id: Id });
+export const ContactParams = t.type({ ws: WorkspaceId, id: Id });
+
+export function workspaceOf(params: unknown): string {
+  return decodeOr400(WorkspaceParams, params, 'path').ws;
+}
+
+export function idParams(params: unknown): { ws: string; id: string } {
+  return decodeOr400(AgentParams, params, 'path');
+}
+
+/** `?minPosition=` on any query. */
+export const MinPositionQuery = strict({}, { minPosition: Position }, 'MinPositionQuery');
+
+/** Idempotency keys: printable ASCII, bounded, so they can be part of a Redis key. */
+export const IdempotencyKey = t.refinement(t.string, (s) => /^[\x21-\x7e]{1,200}$/.test(s), 'IdempotencyKey');

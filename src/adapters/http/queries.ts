@@ -1,0 +1,120 @@
+import * as t from 'io-ts';
+import type { FastifyInstance } from 'fastify';
+import { AgentStateName } from '../../domain/documents.ts';
+import { EVENT_TYPES } from '../../domain/events.ts';
+import { strict } from '../../domain/strict.ts';
+import { comparePositions, Position, Skill } from '../../domain/values.ts';
+import { appliedPosition, listAgents, readAgent, readContact, readStats } from '../redis/documents.ts';
+import { readEvents } from '../redis/event-log.ts';
+import { idParams, MinPositionQuery, workspaceOf } from './params.ts';
+import { decodeOr400, ProblemError, problem } from './problem.ts';
+
+const IntString = (name: string, min: number, max: number) =>
+  t.refinement(t.string, (s) => /^\d{1,9}$/.test(s) && Number(s) >= min && Number(s) <= max, name);
+
+/** `type=A,B`: each must be a known event type. */
+export const TypeList = new t.Type<Set<string>, string, unknown>(
+  'TypeList',
+  (u): u is Set<string> => u instanceof Set,
+  (u, c) => {
+    if (typeof u !== 'string') return t.failure(u, c, 'must be a comma-separated list of event types');
+    const names = u.split(',').filter((s) => s !== '');
+    const bad = names.filter((n) => !(EVENT_TYPES as readonly string[]).includes(n));
+    if (names.length === 0 || bad.length > 0)
+      return t.failure(
+        u,
+        c,
+        `must name event types among ${EVENT_TYPES.join(', ')}${bad.length ? ` (unknown: ${bad.join(', ')})` : ''}`,
+      );
+    return t.success(new Set(names));
+  },
+  (s) => [...s].join(','),
+);
+
+const AgentListQuery = strict(
+  {},
+  { state: AgentStateName, skill: Skill, limit: IntString('limit', 1, 10_000), minPosition: Position },
+  'AgentListQuery',
+);
+const EventsQuery = strict(
+  {},
+  { after: Position, limit: IntString('limit', 1, 1000), type: TypeList, minPosition: Position },
+  'EventsQuery',
+);
+
+/** Queries read the projections; `minPosition` makes them wait (bounded) for a client's own writes. */
+export async function queryRoutes(app: FastifyInstance): Promise<void> {
+  const { redis, tails, config } = app.deps;
+
+  async function awaitPosition(ws: string, minPosition: string | undefined): Promise<void> {
+    if (minPosition === undefined) return;
+    if (comparePositions(await appliedPosition(redis, ws), minPosition) >= 0) return;
+    const tail = await tails.get(ws);
+    const reached = tail.waitPosition(minPosition, config.queryTimeoutMs);
+    // Re-read after subscribing: the projector may have passed it in between.
+    if (comparePositions(await appliedPosition(redis, ws), minPosition) >= 0) return;
+    if (await reached) return;
+    throw new ProblemError(
+      problem(
+        503,
+        'position-not-reached',
+        'Projections behind',
+        `The projections have not applied ${minPosition} within ${config.queryTimeoutMs} ms; retry shortly.`,
+      ),
+    );
+  }
+
+  app.get('/agents/:id', async (req) => {
+    const { ws, id } = idParams(req.params);
+    const q = decodeOr400(MinPositionQuery, req.query, 'query');
+    await awaitPosition(ws, q.minPosition);
+    const a = await readAgent(redis, ws, id);
+    if (!a)
+      throw new ProblemError(
+        problem(404, 'agent-not-found', 'Agent not found', `No agent "${id}" in workspace "${ws}".`),
+      );
+    return a;
+  });
+
+  app.get('/agents', async (req) => {
+    const ws = workspaceOf(req.params);
+    const q = decodeOr400(AgentListQuery, req.query, 'query');
+    await awaitPosition(ws, q.minPosition);
+    const agents = await listAgents(redis, ws, {
+      ...(q.state !== undefined ? { state: q.state } : {}),
+      ...(q.skill !== undefined ? { skill: q.skill } : {}),
+      limit: q.limit ? Number(q.limit) : 1000,
+    });
+    return { agents };
+  });
+
+  app.get('/contacts/:id', async (req) => {
+    const { ws, id } = idParams(req.params);
+    const q = decodeOr400(MinPositionQuery, req.query, 'query');
+    await awaitPosition(ws, q.minPosition);
+    const c = await readContact(redis, ws, id);
+    if (!c)
+      throw new ProblemError(
+        problem(404, 'contact-not-found', 'Contact not found', `No contact "${id}" in workspace "${ws}".`),
+      );
+    return c;
+  });
+
+  app.get('/stats', async (req) => {
+    const ws = workspaceOf(req.params);
+    const q = decodeOr400(MinPositionQuery, req.query, 'query');
+    await awaitPosition(ws, q.minPosition);
+    return readStats(redis, ws, Date.now());
+  });
+
+  app.get('/events', async (req) => {
+    const ws = workspaceOf(req.params);
+    const q = decodeOr400(EventsQuery, req.query, 'query');
+    await awaitPosition(ws, q.minPosition);
+    return readEvents(redis, ws, {
+      ...(q.after !== undefined ? { after: q.after } : {}),
+      limit: q.limit ? Number(q.limit) : 100,
+      ...(q.type !== undefined ? { types: q.type } : {}),
+    });
+  });
+}

@@ -1,0 +1,170 @@
+import { randomUUID } from 'node:crypto';
+import websocket from '@fastify/websocket';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Config } from '../config.ts';
+import type { TailHub } from '../redis/tail.ts';
+import type { RedisClient } from '../redis/scripts.ts';
+import type { RedisWatch } from '../status.ts';
+import { commandRoutes } from './commands.ts';
+import { liveRoutes } from './live.ts';
+import type { Metrics } from './metrics.ts';
+import { operationRoutes, type RoleReport } from './operations.ts';
+import { PROBLEM_TYPE, ProblemError, problem, sendProblem } from './problem.ts';
+import { queryRoutes } from './queries.ts';
+
+export interface ApiDeps {
+  readonly redis: RedisClient;
+  readonly tails: TailHub;
+  readonly config: Pick<Config, 'commandTimeoutMs' | 'queryTimeoutMs' | 'bodyLimit' | 'idempotencyTtlS'>;
+  readonly watch: RedisWatch;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly roles: () => RoleReport;
+  readonly version: string;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    deps: ApiDeps;
+  }
+}
+
+export function isRedisUnavailable(err: unknown): boolean {
+  const e = err as { name?: string; message?: string; code?: string };
+  return (
+    e.name === 'MaxRetriesPerRequestError' ||
+    /Connection is closed|ECONNREFUSED|ECONNRESET|Stream isn't writeable|CLUSTERDOWN|TRYAGAIN|LOADING|READONLY|MASTERDOWN/i.test(
+      e.message ?? '',
+    )
+  );
+}
+
+/** The HTTP and WebSocket API. Every error leaves as problem+json; no input can crash it. */
+export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    bodyLimit: deps.config.bodyLimit,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    routerOptions: { maxParamLength: 200, ignoreTrailingSlash: true },
+  });
+  app.decorate('deps', deps);
+
+  // Empty bodies are allowed on body-less commands; anything else must be JSON.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = body as string;
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch (err) {
+      done(
+        new ProblemError(
+          problem(
+            400,
+            'invalid-json',
+            'Body is not valid JSON',
+            `${(err as Error).message}; send a JSON object.`,
+          ),
+        ),
+        undefined,
+      );
+    }
+  });
+
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    deps.metrics.httpRequests.observe(
+      { method: req.method, route: req.routeOptions.url ?? 'unknown', status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
+
+  app.setErrorHandler((err: FastifyError | ProblemError, req, reply) => {
+    if (err instanceof ProblemError) return sendProblem(reply, err.problem);
+    if (isRedisUnavailable(err)) {
+      req.log.warn({ err: err.message }, 'redis unavailable');
+      reply.header('retry-after', '1');
+      return sendProblem(
+        reply,
+        problem(
+          503,
+          'redis-unavailable',
+          'Storage unavailable',
+          'Redis is not reachable right now; retry with the same Idempotency-Key.',
+        ),
+      );
+    }
+    const status = (err as FastifyError).statusCode ?? 500;
+    if (status >= 500) {
+      req.log.error({ err }, 'request failed');
+      return sendProblem(
+        reply,
+        problem(
+          500,
+          'internal',
+          'Internal error',
+          `The server failed on this request (id ${req.id}); it is logged under that id.`,
+        ),
+      );
+    }
+    const code = (err as FastifyError).code ?? '';
+    const slug =
+      status === 413
+        ? 'body-too-large'
+        : status === 415
+          ? 'unsupported-media-type'
+          : code === 'FST_ERR_CTP_INVALID_JSON_BODY'
+            ? 'invalid-json'
+            : 'bad-request';
+    const detail =
+      status === 413
+        ? `The body is larger than ${deps.config.bodyLimit} bytes; send a smaller one.`
+        : status === 415
+          ? 'Send the body as application/json.'
+          : err.message;
+    return sendProblem(
+      reply,
+      problem(
+        status,
+        slug,
+        status === 413 ? 'Body too large' : status === 415 ? 'Unsupported media type' : 'Bad request',
+        detail,
+      ),
+    );
+  });
+
+  app.setNotFoundHandler((req, reply) =>
+    sendProblem(
+      reply,
+      problem(
+        404,
+        'no-route',
+        'No such route',
+        `${req.method} ${req.url.split('?')[0]} is not a route of this API; see /openapi.json.`,
+      ),
+    ),
+  );
+
+  await app.register(websocket, {
+    options: { maxPayload: 4096 },
+    preClose(done) {
+      // Upgraded sockets are not tracked by fastify: close them before the server drains.
+      for (const client of this.websocketServer.clients)
+        client.close(1001, 'server shutting down; reconnect with after=<last position>');
+      done();
+    },
+  });
+  await app.register(operationRoutes);
+  await app.register(commandRoutes, { prefix: '/v1/workspaces/:ws' });
+  await app.register(queryRoutes, { prefix: '/v1/workspaces/:ws' });
+  await app.register(liveRoutes, { prefix: '/v1/workspaces/:ws' });
+  return app;
+}
+
+export { PROBLEM_TYPE };

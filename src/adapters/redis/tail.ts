@@ -1,0 +1,212 @@
+import type { Logger } from 'pino';
+import { comparePositions } from '../../domain/values.ts';
+import { blockingConnection } from './client.ts';
+import type { CommandOutcome } from './command-log.ts';
+import { parseFields, type StreamEntry } from './event-log.ts';
+import { workspaceKeys } from './keys.ts';
+import type { RedisClient } from './scripts.ts';
+
+export type EventListener = (entry: StreamEntry) => void;
+
+interface Waiter<T> {
+  resolve(v: T | null): void;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * One API instance's reader of a workspace's event and outcome streams (XREAD BLOCK, never
+ * pub/sub): it feeds WebSocket subscribers and wakes requests waiting for their command's
+ * outcome or for the projections to reach a position. Every instance runs its own, so any
+ * instance serves any subscriber.
+ */
+export class WorkspaceTail {
+  private readonly conn: RedisClient;
+  private readonly listeners = new Set<EventListener>();
+  private readonly outcomeWaiters = new Map<string, Waiter<CommandOutcome>>();
+  private readonly positionWaiters = new Set<{ position: string } & Waiter<string>>();
+  private lastEvent = '0-0';
+  private lastOutcome = '0-0';
+  private stopped = false;
+  readonly ready: Promise<void>;
+
+  constructor(
+    private readonly redis: RedisClient,
+    readonly workspace: string,
+    private readonly log: Logger,
+  ) {
+    this.conn = blockingConnection(redis);
+    this.ready = this.start();
+  }
+
+  /** Position of the last event this tail has delivered: live delivery starts after it. */
+  get eventPosition(): string {
+    return this.lastEvent;
+  }
+
+  private async start(): Promise<void> {
+    const k = workspaceKeys(this.workspace);
+    const [e, o] = await Promise.all([
+      this.redis.xrevrange(k.events, '+', '-', 'COUNT', 1),
+      this.redis.xrevrange(k.outcomes, '+', '-', 'COUNT', 1),
+    ]);
+    this.lastEvent = e[0]?.[0] ?? '0-0';
+    this.lastOutcome = o[0]?.[0] ?? '0-0';
+    void this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    const k = workspaceKeys(this.workspace);
+    let backoff = 100;
+    while (!this.stopped) {
+      try {
+        const reply = (await this.conn.xread(
+          'COUNT',
+          1000,
+          'BLOCK',
+          5000,
+          'STREAMS',
+          k.events,
+          k.outcomes,
+          this.lastEvent,
+          this.lastOutcome,
+        )) as [string, StreamEntry[]][] | null;
+        backoff = 100;
+        for (const [key, entries] of reply ?? []) {
+          if (key === k.events) this.deliverEvents(entries);
+          else this.deliverOutcomes(entries);
+        }
+      } catch (err) {
+        if (this.stopped) return;
+        this.log.warn(
+          { workspace: this.workspace, err: (err as Error).message },
+          `event tail failed; retrying in ${backoff} ms`,
+        );
+        await new Promise((r) => setTimeout(r, backoff));
+        backoff = Math.min(backoff * 2, 2000);
+      }
+    }
+  }
+
+  private deliverEvents(entries: StreamEntry[]): void {
+    for (const entry of entries) {
+      this.lastEvent = entry[0];
+      for (const l of this.listeners) l(entry);
+    }
+  }
+
+  private deliverOutcomes(entries: StreamEntry[]): void {
+    for (const [id, fields] of entries) {
+      this.lastOutcome = id;
+      const f = parseFields(fields);
+      const w = f.commandId ? this.outcomeWaiters.get(f.commandId) : undefined;
+      if (w && f.outcome) {
+        this.outcomeWaiters.delete(f.commandId!);
+        clearTimeout(w.timer);
+        w.resolve(JSON.parse(f.outcome) as CommandOutcome);
+      }
+      if (f.position) {
+        for (const pw of this.positionWaiters) {
+          if (comparePositions(f.position, pw.position) >= 0) {
+            this.positionWaiters.delete(pw);
+            clearTimeout(pw.timer);
+            pw.resolve(f.position);
+          }
+        }
+      }
+    }
+  }
+
+  subscribe(listener: EventListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  get subscribers(): number {
+    return this.listeners.size;
+  }
+
+  /** Resolves with the command's outcome when it is applied, or null after `timeoutMs`. */
+  waitOutcome(
+    commandId: string,
+    timeoutMs: number,
+  ): { promise: Promise<CommandOutcome | null>; cancel(): void } {
+    let waiter!: Waiter<CommandOutcome>;
+    const promise = new Promise<CommandOutcome | null>((resolve) => {
+      const timer = setTimeout(() => {
+        this.outcomeWaiters.delete(commandId);
+        resolve(null);
+      }, timeoutMs);
+      waiter = { resolve, timer };
+      this.outcomeWaiters.set(commandId, waiter);
+    });
+    return {
+      promise,
+      cancel: () => {
+        clearTimeout(waiter.timer);
+        if (this.outcomeWaiters.get(commandId) === waiter) this.outcomeWaiters.delete(commandId);
+        waiter.resolve(null);
+      },
+    };
+  }
+
+  /** Resolves true once an outcome at or past `position` is seen, false after `timeoutMs`. */
+  waitPosition(position: string, timeoutMs: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.positionWaiters.delete(w);
+        resolve(false);
+      }, timeoutMs);
+      const w = { position, timer, resolve: (v: string | null) => resolve(v !== null) };
+      this.positionWaiters.add(w);
+    });
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.conn.disconnect();
+    for (const w of this.outcomeWaiters.values()) {
+      clearTimeout(w.timer);
+      w.resolve(null);
+    }
+    this.outcomeWaiters.clear();
+    for (const w of this.positionWaiters) {
+      clearTimeout(w.timer);
+      w.resolve(null);
+    }
+    this.positionWaiters.clear();
+  }
+}
+
+/** The tails of one API instance, started on first use of a workspace. */
+export class TailHub {
+  private readonly tails = new Map<string, WorkspaceTail>();
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly log: Logger,
+  ) {}
+
+  async get(workspace: string): Promise<WorkspaceTail> {
+    let t = this.tails.get(workspace);
+    if (!t) {
+      t = new WorkspaceTail(this.redis, workspace, this.log);
+      this.tails.set(workspace, t);
+      t.ready.catch(() => {
+        if (this.tails.get(workspace) === t) this.tails.delete(workspace);
+        t?.stop();
+      });
+    }
+    await t.ready;
+    return t;
+  }
+
+  get subscribers(): number {
+    let n = 0;
+    for (const t of this.tails.values()) n += t.subscribers;
+    return n;
+  }
+
+  stop(): void {
+    for (const t of this.tails.values()) t.stop();
+    this.tails.clear();
+  }
+}

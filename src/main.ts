@@ -1,0 +1,48 @@
+import { ConfigError, loadConfig } from './adapters/config.ts';
+import { createLogger } from './adapters/logger.ts';
+import { startSwitchboard } from './switchboard.ts';
+
+/** The main command: every role in one process unless ROLES says otherwise. */
+async function main(): Promise<void> {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`switchboard: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = createLogger(config.logLevel, { roles: config.roles.join(',') });
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection; continuing'));
+  const running = await startSwitchboard(config, log);
+  let signalled = false;
+  const shutdown = (signal: string) => {
+    if (signalled) return;
+    signalled = true;
+    log.info({ signal }, 'shutting down: finishing in-flight work');
+    const force = setTimeout(() => {
+      log.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown took too long; exiting');
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
+    force.unref();
+    running.stop().then(
+      () => {
+        log.info('stopped cleanly');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`switchboard: could not start: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

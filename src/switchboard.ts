@@ -1,0 +1,114 @@
+import { readFileSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Config } from './adapters/config.ts';
+import { buildApi } from './adapters/http/server.ts';
+import { createMetrics } from './adapters/http/metrics.ts';
+import { connectRedis } from './adapters/redis/client.ts';
+import { type RedisServerHandle, startRedisServer } from './adapters/redis/redis-server.ts';
+import type { RedisClient } from './adapters/redis/scripts.ts';
+import { TailHub } from './adapters/redis/tail.ts';
+import { RedisWatch } from './adapters/status.ts';
+import { WorkspaceRunner } from './adapters/workspaces.ts';
+import { Dispatcher } from './dispatcher/dispatcher.ts';
+import { Projector } from './projections/projector.ts';
+
+export const VERSION = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
+
+export interface Running {
+  readonly redis: RedisClient;
+  readonly api?: FastifyInstance;
+  readonly url?: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the roles the configuration names, in one process: the API, the projector and the
+ * dispatcher. Without a Redis configured it starts a private redis-server with AOF under
+ * DATA_DIR and stops it on exit.
+ */
+export async function startSwitchboard(config: Config, log: Logger): Promise<Running> {
+  let privateRedis: RedisServerHandle | undefined;
+  let url = config.redisUrl;
+  if (!url && config.redisClusterNodes.length === 0) {
+    privateRedis = await startRedisServer({ dataDir: config.dataDir, appendonly: true });
+    url = privateRedis.url;
+    log.info(
+      { url, dataDir: config.dataDir },
+      'started a private redis-server (set REDIS_URL to use your own)',
+    );
+  }
+  const target = url ?? config.redisClusterNodes.join(',');
+  const redis = connectRedis({ url: url ?? `redis://${config.redisClusterNodes[0]}` });
+  const watch = new RedisWatch(redis, target.replace(/\/\/[^@/]*@/, '//***@'));
+  watch.start();
+
+  const runners: WorkspaceRunner[] = [];
+  const runnerOpts = { workspaces: config.workspaces, discover: config.discoverWorkspaces };
+  let projector: Projector | undefined;
+  let dispatcher: Dispatcher | undefined;
+  if (config.roles.includes('projector')) {
+    projector = new Projector(redis, log.child({ role: 'projector' }), {
+      batch: config.projectBatch,
+      blockMs: 2000,
+      reclaimIdleMs: 5000,
+      outcomesKept: 100_000,
+    });
+    runners.push(new WorkspaceRunner(redis, projector, log.child({ role: 'projector' }), runnerOpts));
+  }
+  if (config.roles.includes('dispatcher')) {
+    dispatcher = new Dispatcher(redis, log.child({ role: 'dispatcher' }), {
+      batch: config.dispatchBatch,
+      wakeTimeoutS: 5,
+    });
+    runners.push(new WorkspaceRunner(redis, dispatcher, log.child({ role: 'dispatcher' }), runnerOpts));
+  }
+  for (const r of runners) r.start();
+
+  let api: FastifyInstance | undefined;
+  let tails: TailHub | undefined;
+  let listening: string | undefined;
+  if (config.roles.includes('api')) {
+    tails = new TailHub(redis, log.child({ role: 'api' }));
+    api = await buildApi({
+      redis,
+      tails,
+      config,
+      watch,
+      metrics: createMetrics(),
+      logger: log.child({ role: 'api' }),
+      version: VERSION,
+      roles: () => ({
+        roles: config.roles,
+        workspaces: [...new Set(runners.flatMap((r) => r.workspaces()))],
+        ...(projector ? { projectorApplied: projector.applied } : {}),
+        ...(dispatcher ? { dispatcherAssignments: dispatcher.assignments } : {}),
+      }),
+    });
+    listening = await api.listen({ host: config.host, port: config.port });
+    log.info({ url: listening, roles: config.roles }, 'switchboard is listening');
+  } else {
+    log.info({ roles: config.roles }, 'switchboard is running');
+  }
+
+  let stopping: Promise<void> | undefined;
+  return {
+    redis,
+    ...(api ? { api } : {}),
+    ...(listening ? { url: listening } : {}),
+    stop: () => {
+      stopping ??= (async () => {
+        // WebSockets close in preClose, then in-flight requests drain; workers end after their current step.
+        if (api) await api.close();
+        await Promise.all(runners.map((r) => r.stop()));
+        tails?.stop();
+        watch.stop();
+        await redis.quit().catch(() => redis.disconnect());
+        if (privateRedis) await privateRedis.stop();
+      })();
+      return stopping;
+    },
+  };
+}
