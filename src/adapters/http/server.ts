@@ -9,6 +9,7 @@ import type { RedisWatch } from '../status.ts';
 import { commandRoutes } from './commands.ts';
 import { liveRoutes } from './live.ts';
 import type { Metrics } from './metrics.ts';
+import { openapiRoute } from './openapi.ts';
 import { operationRoutes, type RoleReport } from './operations.ts';
 import { PROBLEM_TYPE, ProblemError, problem, sendProblem } from './problem.ts';
 import { queryRoutes } from './queries.ts';
@@ -161,6 +162,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     },
   });
   await app.register(operationRoutes);
+  await app.register(openapiRoute);
   await app.register(commandRoutes, { prefix: '/v1/workspaces/:ws' });
   await app.register(queryRoutes, { prefix: '/v1/workspaces/:ws' });
   await app.register(liveRoutes, { prefix: '/v1/workspaces/:ws' });

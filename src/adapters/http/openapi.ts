@@ -1,0 +1,282 @@
+import type { FastifyInstance } from 'fastify';
+import { EVENT_TYPES } from '../../domain/events.ts';
+
+/** The OpenAPI 3.1 description of docs/API.md, served at /openapi.json. */
+const id = { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,128}$' };
+const skills = {
+  type: 'array',
+  minItems: 1,
+  maxItems: 32,
+  items: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' },
+};
+const position = { type: 'string', pattern: '^\\d+-\\d+$', examples: ['1732200000000-0'] };
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const json = (schema: object) => ({ 'application/json': { schema } });
+const problems = (...codes: number[]) =>
+  Object.fromEntries(
+    codes.map((c) => [
+      String(c),
+      { description: 'problem', content: { 'application/problem+json': { schema: ref('Problem') } } },
+    ]),
+  );
+const wsParam = {
+  name: 'ws',
+  in: 'path',
+  required: true,
+  schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
+};
+const idParam = { name: 'id', in: 'path', required: true, schema: id };
+const idem = {
+  name: 'Idempotency-Key',
+  in: 'header',
+  required: false,
+  schema: { type: 'string', maxLength: 200 },
+};
+const minPosition = { name: 'minPosition', in: 'query', required: false, schema: position };
+
+function command(summary: string, body: object | undefined, doc: string, ok: number) {
+  return {
+    summary,
+    parameters: [idem],
+    ...(body ? { requestBody: { required: true, content: json(body) } } : {}),
+    responses: {
+      [String(ok)]: { description: 'applied', content: json(ref(doc)) },
+      '202': { description: 'accepted; outcome not known in time', content: json(ref('Accepted')) },
+      ...problems(400, 404, 409, 413, 415, 422, 503),
+    },
+  };
+}
+
+export const openapi = {
+  openapi: '3.1.0',
+  info: { title: 'Switchboard', version: '1', description: 'Contact-center router: see docs/API.md' },
+  paths: {
+    '/v1/workspaces/{ws}/agents': {
+      parameters: [wsParam],
+      post: command('Register an agent', ref('RegisterAgent'), 'Agent', 201),
+      get: {
+        summary: 'List agents',
+        parameters: [
+          {
+            name: 'state',
+            in: 'query',
+            schema: { enum: ['offline', 'available', 'away', 'busy', 'wrapup'] },
+          },
+          { name: 'skill', in: 'query', schema: { type: 'string' } },
+          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 10000 } },
+          minPosition,
+        ],
+        responses: {
+          '200': {
+            description: 'agents',
+            content: json({ type: 'object', properties: { agents: { type: 'array', items: ref('Agent') } } }),
+          },
+          ...problems(400, 503),
+        },
+      },
+    },
+    '/v1/workspaces/{ws}/agents/{id}': {
+      parameters: [wsParam, idParam],
+      get: {
+        summary: 'An agent',
+        parameters: [minPosition],
+        responses: {
+          '200': { description: 'agent', content: json(ref('Agent')) },
+          ...problems(400, 404, 503),
+        },
+      },
+      patch: command('Change an agent', ref('UpdateAgent'), 'Agent', 200),
+      delete: command('Remove an agent', undefined, 'Removed', 200),
+    },
+    '/v1/workspaces/{ws}/agents/{id}/state': {
+      parameters: [wsParam, idParam],
+      post: command('Set an agent available, away or offline', ref('AgentState'), 'Agent', 200),
+    },
+    '/v1/workspaces/{ws}/contacts': {
+      parameters: [wsParam],
+      post: command('Queue a contact', ref('QueueContact'), 'Contact', 201),
+    },
+    '/v1/workspaces/{ws}/contacts/{id}': {
+      parameters: [wsParam, idParam],
+      get: {
+        summary: 'A contact',
+        parameters: [minPosition],
+        responses: {
+          '200': { description: 'contact', content: json(ref('Contact')) },
+          ...problems(400, 404, 503),
+        },
+      },
+    },
+    '/v1/workspaces/{ws}/contacts/{id}/abandon': {
+      parameters: [wsParam, idParam],
+      post: command('The customer left', undefined, 'Contact', 200),
+    },
+    '/v1/workspaces/{ws}/contacts/{id}/complete': {
+      parameters: [wsParam, idParam],
+      post: command('The agent finished', undefined, 'Contact', 200),
+    },
+    '/v1/workspaces/{ws}/stats': {
+      parameters: [wsParam],
+      get: {
+        summary: 'Queue depth, longest wait, agents per state, counters',
+        parameters: [minPosition],
+        responses: { '200': { description: 'stats' } },
+      },
+    },
+    '/v1/workspaces/{ws}/events': {
+      parameters: [wsParam],
+      get: {
+        summary: 'Page the event history in order',
+        parameters: [
+          { name: 'after', in: 'query', schema: position },
+          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000 } },
+          {
+            name: 'type',
+            in: 'query',
+            schema: { type: 'string', description: `comma-separated: ${EVENT_TYPES.join(', ')}` },
+          },
+          minPosition,
+        ],
+        responses: {
+          '200': {
+            description: 'a page',
+            content: json({
+              type: 'object',
+              properties: {
+                events: { type: 'array', items: ref('Event') },
+                next: { oneOf: [position, { type: 'null' }] },
+              },
+            }),
+          },
+          ...problems(400, 503),
+        },
+      },
+    },
+    '/v1/workspaces/{ws}/events/live': {
+      parameters: [wsParam],
+      get: {
+        summary: 'WebSocket: replay after a position, then live events (one JSON envelope per message)',
+        parameters: [
+          { name: 'after', in: 'query', schema: position },
+          { name: 'type', in: 'query', schema: { type: 'string' } },
+          { name: 'agent', in: 'query', schema: id },
+        ],
+        responses: { '101': { description: 'switching protocols' }, ...problems(400) },
+      },
+    },
+    '/health': {
+      get: {
+        summary: 'Load balancer check',
+        responses: { '200': { description: 'serving' }, '503': { description: 'Redis unreachable' } },
+      },
+    },
+    '/status': { get: { summary: 'State, roles, Redis', responses: { '200': { description: 'status' } } } },
+    '/metrics': {
+      get: { summary: 'Prometheus metrics', responses: { '200': { description: 'text exposition format' } } },
+    },
+  },
+  components: {
+    schemas: {
+      RegisterAgent: {
+        type: 'object',
+        required: ['id', 'skills'],
+        additionalProperties: false,
+        properties: {
+          id,
+          name: { type: 'string', maxLength: 200 },
+          skills,
+          capacity: { type: 'integer', minimum: 1, maximum: 100 },
+        },
+      },
+      UpdateAgent: {
+        type: 'object',
+        minProperties: 1,
+        additionalProperties: false,
+        properties: {
+          name: { type: 'string', maxLength: 200 },
+          skills,
+          capacity: { type: 'integer', minimum: 1, maximum: 100 },
+        },
+      },
+      AgentState: {
+        type: 'object',
+        required: ['state'],
+        additionalProperties: false,
+        properties: { state: { enum: ['available', 'away', 'offline'] } },
+      },
+      QueueContact: {
+        type: 'object',
+        required: ['skills'],
+        additionalProperties: false,
+        properties: {
+          id,
+          skills,
+          priority: { type: 'integer', minimum: 0, maximum: 9 },
+          attributes: { type: 'object' },
+        },
+      },
+      Agent: {
+        type: 'object',
+        properties: {
+          id,
+          name: { type: 'string' },
+          skills,
+          capacity: { type: 'integer' },
+          presence: { type: 'string' },
+          state: { type: 'string' },
+          activeContacts: { type: 'array', items: id },
+          availableSince: { type: ['string', 'null'] },
+          registeredAt: { type: 'string' },
+          position,
+        },
+      },
+      Contact: {
+        type: 'object',
+        properties: {
+          id,
+          skills,
+          priority: { type: 'integer' },
+          attributes: { type: 'object' },
+          state: { enum: ['queued', 'assigned', 'completed', 'abandoned'] },
+          queuedAt: { type: 'string' },
+          agentId: id,
+          assignedAt: { type: 'string' },
+          waitedMs: { type: 'integer' },
+          position,
+        },
+      },
+      Removed: { type: 'object', properties: { id, removed: { const: true }, position } },
+      Accepted: { type: 'object', properties: { position, commandId: { type: 'string' } } },
+      Event: {
+        type: 'object',
+        required: ['position', 'type', 'workspace', 'at', 'data', 'meta'],
+        properties: {
+          position,
+          type: { enum: [...EVENT_TYPES] },
+          workspace: { type: 'string' },
+          at: { type: 'string' },
+          data: { type: 'object' },
+          meta: { type: 'object' },
+        },
+      },
+      Problem: {
+        type: 'object',
+        required: ['type', 'title', 'status', 'detail'],
+        properties: {
+          type: { type: 'string' },
+          title: { type: 'string' },
+          status: { type: 'integer' },
+          detail: { type: 'string' },
+          errors: {
+            type: 'array',
+            items: { type: 'object', properties: { path: { type: 'string' }, message: { type: 'string' } } },
+          },
+        },
+      },
+    },
+  },
+} as const;
+
+export async function openapiRoute(app: FastifyInstance): Promise<void> {
+  app.get('/openapi.json', async () => openapi);
+}
