@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from './adapters/config.ts';
@@ -11,6 +13,7 @@ import { TailHub } from './adapters/redis/tail.ts';
 import { RedisWatch } from './adapters/status.ts';
 import { WorkspaceRunner } from './adapters/workspaces.ts';
 import { Dispatcher } from './dispatcher/dispatcher.ts';
+import { LeaseKeeper } from './dispatcher/leases.ts';
 import { Projector } from './projections/projector.ts';
 
 export const VERSION = (
@@ -41,7 +44,7 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
     );
   }
   const target = url ?? config.redisClusterNodes.join(',');
-  const redis = connectRedis({ url: url ?? `redis://${config.redisClusterNodes[0]}` });
+  const redis = connectRedis(url ? { url } : { clusterNodes: config.redisClusterNodes });
   const watch = new RedisWatch(redis, target.replace(/\/\/[^@/]*@/, '//***@'));
   watch.start();
 

@@ -22,6 +22,10 @@ export interface Config {
   readonly dispatchBatch: number;
   readonly shutdownTimeoutMs: number;
   readonly idempotencyTtlS: number;
+  readonly durability: 'local' | 'replicated';
+  readonly replicaWaitMs: number;
+  readonly dispatchLeases: boolean;
+  readonly leaseTtlMs: number;
 }
 
 export interface ConfigEntry {
@@ -160,6 +164,9 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(w))
       problems.push(`WORKSPACES: "${w}" is not a workspace name (1..64 of [A-Za-z0-9_-])`);
   }
+  const durabilityRaw = get('DURABILITY') ?? (redisClusterNodes.length > 0 ? 'replicated' : 'local');
+  if (durabilityRaw !== 'local' && durabilityRaw !== 'replicated')
+    problems.push(`DURABILITY: must be local or replicated (got "${durabilityRaw}")`);
   const logLevel = get('LOG_LEVEL') ?? 'info';
   if (!LEVELS.includes(logLevel))
     problems.push(`LOG_LEVEL: must be one of ${LEVELS.join(', ')} (got "${logLevel}")`);
@@ -181,6 +188,10 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     dispatchBatch: int('DISPATCH_BATCH', 64, 1, 5000),
     shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
     idempotencyTtlS: int('IDEMPOTENCY_TTL_S', 86_400, 60, 30 * 86_400),
+    durability: durabilityRaw === 'replicated' ? 'replicated' : 'local',
+    replicaWaitMs: int('REPLICA_WAIT_MS', 1000, 10, 60_000),
+    dispatchLeases: bool('DISPATCH_LEASES', true),
+    leaseTtlMs: int('LEASE_TTL_MS', 3000, 500, 60_000),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

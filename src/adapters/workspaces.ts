@@ -1,16 +1,25 @@
 import type { Logger } from 'pino';
+import type { LeaseKeeper } from '../dispatcher/leases.ts';
 import { globalKeys } from './redis/keys.ts';
 import type { RedisClient } from './redis/scripts.ts';
 
 /**
  * Runs one loop per workspace for a worker role: the configured workspaces at once, and any
  * workspace that appears in the registry later (it is registered when its first command is
- * appended). `stop` asks every loop to end after its current step and waits for them.
+ * appended). With a lease keeper, a loop runs only while this process holds the workspace's
+ * lease. `stop` asks every loop to end after its current step and waits for them.
  */
 export interface WorkspaceLoop {
   run(workspace: string, running: () => boolean): Promise<void>;
-  /** Called on stop to interrupt blocking reads. */
+  /** Called to interrupt blocking reads when a loop must end. */
   interrupt?(workspace: string): void;
+}
+
+export interface RunnerOptions {
+  readonly workspaces: readonly string[];
+  readonly discover: boolean;
+  readonly discoverEveryMs?: number;
+  readonly leases?: LeaseKeeper;
 }
 
 export class WorkspaceRunner {
@@ -22,28 +31,35 @@ export class WorkspaceRunner {
     private readonly redis: RedisClient,
     private readonly loop: WorkspaceLoop,
     private readonly log: Logger,
-    private readonly opts: { workspaces: readonly string[]; discover: boolean; discoverEveryMs?: number },
+    private readonly opts: RunnerOptions,
   ) {}
 
   start(): void {
     this.running = true;
-    for (const ws of this.opts.workspaces) this.ensure(ws);
-    if (this.opts.discover) {
-      const tick = () => {
-        this.redis
-          .smembers(globalKeys.workspaces)
-          .then((all) => {
-            for (const ws of all) this.ensure(ws);
-          })
-          .catch((err: Error) =>
-            this.log.warn({ err: err.message }, 'cannot read the workspace registry; retrying'),
-          )
-          .finally(() => {
-            if (this.running) this.timer = setTimeout(tick, this.opts.discoverEveryMs ?? 2000);
-          });
-      };
-      tick();
-    }
+    const leases = this.opts.leases;
+    if (!leases) for (const ws of this.opts.workspaces) this.ensure(ws);
+    if (!this.opts.discover && !leases) return;
+    const every = leases ? leases.opts.renewEveryMs : (this.opts.discoverEveryMs ?? 2000);
+    const tick = async () => {
+      try {
+        const found = this.opts.discover ? await this.redis.smembers(globalKeys.workspaces) : [];
+        const all = [...new Set([...this.opts.workspaces, ...found])].sort();
+        if (!leases) {
+          for (const ws of all) this.ensure(ws);
+        } else if (this.running) {
+          const { lost } = await leases.tick(all);
+          for (const ws of lost) this.loop.interrupt?.(ws);
+          for (const ws of all) if (leases.holds(ws)) this.ensure(ws);
+        }
+      } catch (err) {
+        this.log.warn(
+          { err: (err as Error).message },
+          'cannot read the workspace registry or leases; retrying',
+        );
+      }
+      if (this.running) this.timer = setTimeout(tick, every);
+    };
+    void tick();
   }
 
   workspaces(): string[] {
@@ -52,18 +68,22 @@ export class WorkspaceRunner {
 
   ensure(workspace: string): void {
     if (!this.running || this.loops.has(workspace)) return;
-    const p = this.runForever(workspace);
+    const p = this.runWhileAllowed(workspace).finally(() => this.loops.delete(workspace));
     this.loops.set(workspace, p);
   }
 
-  private async runForever(workspace: string): Promise<void> {
+  private allowed(workspace: string): boolean {
+    return this.running && (!this.opts.leases || this.opts.leases.holds(workspace));
+  }
+
+  private async runWhileAllowed(workspace: string): Promise<void> {
     let backoff = 100;
-    while (this.running) {
+    while (this.allowed(workspace)) {
       try {
-        await this.loop.run(workspace, () => this.running);
+        await this.loop.run(workspace, () => this.allowed(workspace));
         backoff = 100;
       } catch (err) {
-        if (!this.running) break;
+        if (!this.allowed(workspace)) break;
         this.log.warn(
           { workspace, err: (err as Error).message },
           `workspace loop failed; retrying in ${backoff} ms`,
@@ -79,5 +99,6 @@ export class WorkspaceRunner {
     if (this.timer) clearTimeout(this.timer);
     for (const ws of this.loops.keys()) this.loop.interrupt?.(ws);
     await Promise.allSettled(this.loops.values());
+    await this.opts.leases?.releaseAll();
   }
 }

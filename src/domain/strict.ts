@@ -34,7 +34,13 @@ export function strict<R extends t.Props, O extends t.Props>(required: R, option
       if (errors.length > 0 || r1._tag === 'Left' || r2._tag === 'Left') return t.failures(errors);
       // Drop undefined optionals so stored JSON stays minimal.
       const out: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries({ ...r2.right, ...r1.right })) if (v !== undefined) out[k] = v;
+      const decoded = [r1.right as Record<string, unknown>, r2.right as Record<string, unknown>];
+      for (const [half, keys] of [
+        [decoded[0], Object.keys(required)],
+        [decoded[1], Object.keys(optional)],
+      ] as const) {
+        for (const k of keys) if (half?.[k] !== undefined) out[k] = half[k];
+      }
       return t.success(out as A);
     },
     (a) => a,

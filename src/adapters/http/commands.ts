@@ -8,6 +8,7 @@ import {
   UpdateAgentBody,
 } from '../../domain/commands.ts';
 import { appendCommand, type CommandOutcome, fingerprintOf } from '../redis/command-log.ts';
+import { waitForReplicas } from '../redis/client.ts';
 import { workspaceKeys } from '../redis/keys.ts';
 import { idParams, IdempotencyKey, workspaceOf } from './params.ts';
 import { decodeOr400, PROBLEM_TYPE, ProblemError, problem, sendProblem } from './problem.ts';
@@ -56,6 +57,11 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
       },
       'command appended',
     );
+    // Replicated durability: the client hears of its command only once a replica holds it.
+    const replicated =
+      config.durability === 'replicated'
+        ? waitForReplicas(redis, workspaceKeys(ws).commands, 1, config.replicaWaitMs).catch(() => 0)
+        : undefined;
     let outcome: CommandOutcome | null;
     if (appended.repeated) {
       waiting.cancel();
@@ -73,6 +79,20 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
       outcome = appended.outcome ?? (await waitRepeat(ws, idempotencyKey!, appended.commandId));
     } else {
       outcome = await waiting.promise;
+    }
+    if (replicated && (await replicated) < 1) {
+      metrics.commands.inc({ type: command.type, status: '503' });
+      reply.header('retry-after', '1');
+      return sendProblem(
+        reply,
+        problem(
+          503,
+          'not-replicated',
+          'Not yet replicated',
+          `Command ${appended.commandId} is on the primary but no replica confirmed it within ${config.replicaWaitMs} ms; retry with the same Idempotency-Key.`,
+          { position: appended.position, commandId: appended.commandId },
+        ),
+      );
     }
     if (!outcome) {
       metrics.commands.inc({ type: command.type, status: '202' });

@@ -17,7 +17,10 @@ import { queryRoutes } from './queries.ts';
 export interface ApiDeps {
   readonly redis: RedisClient;
   readonly tails: TailHub;
-  readonly config: Pick<Config, 'commandTimeoutMs' | 'queryTimeoutMs' | 'bodyLimit' | 'idempotencyTtlS'>;
+  readonly config: Pick<
+    Config,
+    'commandTimeoutMs' | 'queryTimeoutMs' | 'bodyLimit' | 'idempotencyTtlS' | 'durability' | 'replicaWaitMs'
+  >;
   readonly watch: RedisWatch;
   readonly metrics: Metrics;
   readonly logger: Logger;
@@ -55,7 +58,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   app.decorate('deps', deps);
 
   // Empty bodies are allowed on body-less commands; anything else must be JSON.
-  app.removeContentTypeParser('application/json');
+  app.removeAllContentTypeParsers(); // text/plain included: a non-JSON body answers 415
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
     const text = body as string;
     if (text.trim() === '') return done(null, undefined);

@@ -1,21 +1,47 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 import { defineScripts, type RedisClient } from './scripts.ts';
 
+/** A single Redis by URL, or a Redis Cluster by its seed nodes: chosen by configuration alone. */
 export interface RedisTarget {
-  readonly url: string;
+  readonly url?: string;
+  readonly clusterNodes?: readonly string[];
 }
+
+const commonOptions: RedisOptions = {
+  maxRetriesPerRequest: 2,
+  retryStrategy: (times) => Math.min(50 * 2 ** times, 2000),
+};
 
 /**
  * A client for commands. Commands queue while disconnected (bounded by `maxRetriesPerRequest`),
- * and the client reconnects by itself with a capped backoff.
+ * and the client reconnects by itself with a capped backoff. On a cluster it follows MOVED/ASK
+ * and refreshes its slot map after a failover.
  */
 export function connectRedis(target: RedisTarget, options: RedisOptions = {}): RedisClient {
-  const redis = new Redis(target.url, {
-    maxRetriesPerRequest: 2,
-    enableAutoPipelining: true,
-    retryStrategy: (times) => Math.min(50 * 2 ** times, 2000),
-    ...options,
-  });
+  let redis: RedisClient;
+  if (target.clusterNodes && target.clusterNodes.length > 0) {
+    const seeds = target.clusterNodes.map((n) => {
+      const [host = '127.0.0.1', port = '6379'] = n.split(':');
+      return { host, port: Number(port) };
+    });
+    const clusterOptions: ClusterOptions = {
+      enableAutoPipelining: true,
+      scaleReads: 'master',
+      slotsRefreshTimeout: 2000,
+      retryDelayOnFailover: 200,
+      retryDelayOnClusterDown: 300,
+      retryDelayOnTryAgain: 200,
+      clusterRetryStrategy: (times) => Math.min(100 * times, 2000),
+      redisOptions: { ...commonOptions, ...options },
+    };
+    redis = new Cluster(seeds, clusterOptions);
+  } else {
+    redis = new Redis(target.url ?? 'redis://127.0.0.1:6379', {
+      enableAutoPipelining: true,
+      ...commonOptions,
+      ...options,
+    });
+  }
   // Errors surface on the commands that fail; the client keeps reconnecting.
   redis.on('error', () => {});
   defineScripts(redis);
@@ -26,8 +52,34 @@ export function connectRedis(target: RedisTarget, options: RedisOptions = {}): R
 export function blockingConnection(redis: RedisClient): RedisClient {
   const options: RedisOptions = { enableAutoPipelining: false, maxRetriesPerRequest: null };
   const dup: RedisClient =
-    redis instanceof Redis ? redis.duplicate(options) : redis.duplicate(undefined, { redisOptions: options });
+    redis instanceof Redis
+      ? redis.duplicate(options)
+      : redis.duplicate(undefined, {
+          enableAutoPipelining: false,
+          redisOptions: { ...commonOptions, ...options },
+        });
   dup.on('error', () => {});
   defineScripts(dup);
   return dup;
+}
+
+export function isCluster(redis: RedisClient): redis is Cluster {
+  return redis instanceof Cluster;
+}
+
+/**
+ * Waits until `replicas` replicas of the node that holds `key` have every write made so far on
+ * that connection (WAIT). On a cluster the WAIT goes to the key's node: it is pipelined behind a
+ * command on that key, so both take the same connection. Returns the replicas reached.
+ */
+export async function waitForReplicas(
+  redis: RedisClient,
+  key: string,
+  replicas: number,
+  timeoutMs: number,
+): Promise<number> {
+  const reply = await redis.pipeline().exists(key).call('WAIT', replicas, timeoutMs).exec();
+  const wait = reply?.[1];
+  if (!wait || wait[0]) throw wait?.[0] ?? new Error('WAIT gave no reply');
+  return Number(wait[1]);
 }

@@ -65,7 +65,10 @@ export function workspaceKeys(workspace: string): WorkspaceKeys {
 export const globalKeys = {
   workspaces: `${KEY_ROOT}:workspaces`,
   instances: `${KEY_ROOT}:instances`,
-  leases: (workspace: string) => `${KEY_ROOT}:lease:{${workspace}}`,
+  /** Zset of live dispatchers, scored by their last lease renewal. */
+  dispatchers: `${KEY_ROOT}:dispatchers`,
+  /** A workspace's dispatcher lease: in the workspace's slot. */
+  leases: (workspace: string) => `${KEY_ROOT}:{${workspace}}:lease`,
 };
 
 /** Consumer group of the projector role on every command stream. */

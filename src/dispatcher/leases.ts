@@ -1,0 +1,86 @@
+import type { Logger } from 'pino';
+import { globalKeys } from '../adapters/redis/keys.ts';
+import type { RedisClient } from '../adapters/redis/scripts.ts';
+
+/**
+ * Workspace leases for dispatchers: each workspace is served by one dispatcher at a time. A lease
+ * is a key in the workspace's slot holding the owner's id with a time-to-live; the owner renews it
+ * every `renewEveryMs`, and when an owner dies its leases expire and another dispatcher takes them
+ * within `ttlMs + renewEveryMs`. Routing stays correct without leases (every decision is one
+ * atomic step); leases keep dispatchers from contending and spread workspaces over them: a
+ * dispatcher takes at most its fair share while other live dispatchers have room.
+ */
+export interface LeaseOptions {
+  readonly ttlMs: number;
+  readonly renewEveryMs: number;
+}
+
+export const defaultLeaseOptions: LeaseOptions = { ttlMs: 3000, renewEveryMs: 1000 };
+
+const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end`;
+const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`;
+
+export class LeaseKeeper {
+  private readonly held = new Set<string>();
+
+  constructor(
+    private readonly redis: RedisClient,
+    readonly owner: string,
+    private readonly log: Logger,
+    readonly opts: LeaseOptions = defaultLeaseOptions,
+  ) {}
+
+  holds(workspace: string): boolean {
+    return this.held.has(workspace);
+  }
+
+  get count(): number {
+    return this.held.size;
+  }
+
+  /** Renews held leases, drops lost ones, and takes free ones up to a fair share. Returns what changed. */
+  async tick(workspaces: readonly string[]): Promise<{ gained: string[]; lost: string[] }> {
+    const gained: string[] = [];
+    const lost: string[] = [];
+    const now = Date.now();
+    await this.redis.zadd(globalKeys.dispatchers, now, this.owner);
+    await this.redis.zremrangebyscore(globalKeys.dispatchers, 0, now - this.opts.ttlMs);
+    const alive = Math.max(1, await this.redis.zcard(globalKeys.dispatchers));
+    for (const ws of [...this.held]) {
+      const ok = (await this.redis.eval(
+        RENEW,
+        1,
+        globalKeys.leases(ws),
+        this.owner,
+        this.opts.ttlMs,
+      )) as number;
+      if (ok !== 1) {
+        this.held.delete(ws);
+        lost.push(ws);
+        this.log.warn(
+          { workspace: ws },
+          'dispatcher lease lost; another dispatcher serves this workspace now',
+        );
+      }
+    }
+    const share = Math.ceil(workspaces.length / alive);
+    for (const ws of workspaces) {
+      if (this.held.has(ws) || this.held.size >= share) continue;
+      const ok = await this.redis.set(globalKeys.leases(ws), this.owner, 'PX', this.opts.ttlMs, 'NX');
+      if (ok === 'OK') {
+        this.held.add(ws);
+        gained.push(ws);
+        this.log.info({ workspace: ws }, 'dispatcher lease taken');
+      }
+    }
+    return { gained, lost };
+  }
+
+  async releaseAll(): Promise<void> {
+    for (const ws of this.held) {
+      await this.redis.eval(RELEASE, 1, globalKeys.leases(ws), this.owner).catch(() => {});
+    }
+    this.held.clear();
+    await this.redis.zrem(globalKeys.dispatchers, this.owner).catch(() => {});
+  }
+}
