@@ -1,0 +1,351 @@
+/**
+ * The Redis path (append → projector Lua → dispatcher Lua) against the pure model and the routing
+ * oracle, over random scenarios: the same assignments in the same order, the same rejections,
+ * and the same documents and sets at the end.
+ */
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { appendCommand } from '../../src/adapters/redis/command-log.ts';
+import { readEvents } from '../../src/adapters/redis/event-log.ts';
+import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
+import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
+import { dispatchPending } from '../../src/dispatcher/dispatcher.ts';
+import type { Command } from '../../src/domain/commands.ts';
+import type { CommandRejectedData } from '../../src/domain/events.ts';
+import { agentState, decide, emptyWorkspace, evolve, type Workspace } from '../../src/domain/model.ts';
+import { route } from '../../src/domain/routing.ts';
+import { canonicalSkills, positionTime } from '../../src/domain/values.ts';
+import { ensureGroup, projectPending } from '../../src/projections/projector.ts';
+import { startTestRedis, type TestRedis } from '../support/redis.ts';
+
+const ALPHABET = ['a', 'b', 'c', 'd'] as const;
+/** Agent ids chosen so that byte order matters in ties ('B' < 'a', 'a10' < 'a2'). */
+const AGENT_IDS = ['a2', 'a10', 'B', 'a', 'Z.9', 'c:x', 'b-1', 'b_1'] as const;
+const GHOST_AGENT = 'ghost';
+
+/** An action as generated; targets are resolved against the scenario while it runs. */
+type Action =
+  | { kind: 'register'; agent: number; skills: string[]; capacity: number }
+  | { kind: 'state'; agent: number; state: 'available' | 'away' | 'offline' }
+  | { kind: 'update'; agent: number; skills?: string[]; capacity?: number }
+  | { kind: 'remove'; agent: number }
+  | { kind: 'queue'; reuse: number | null; skills: string[]; priority: number }
+  | { kind: 'abandon'; pick: number; known: boolean }
+  | { kind: 'complete'; pick: number; from: 'assigned' | 'any' | 'unknown' };
+
+interface Scenario {
+  agents: { skills: string[]; capacity: number }[];
+  actions: Action[];
+}
+
+const skillsArb = (min: number, max: number) =>
+  fc.uniqueArray(fc.constantFrom(...ALPHABET), { minLength: min, maxLength: max });
+
+/** An agent index: one of the scenario's agents most of the time, sometimes one that never exists. */
+const agentArb = (n: number) =>
+  fc.oneof({ weight: 12, arbitrary: fc.nat({ max: n - 1 }) }, { weight: 1, arbitrary: fc.constant(-1) });
+
+const actionArb = (n: number): fc.Arbitrary<Action> =>
+  fc.oneof(
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        kind: fc.constant('register' as const),
+        agent: agentArb(n),
+        skills: skillsArb(1, 3),
+        capacity: fc.integer({ min: 1, max: 2 }),
+      }),
+    },
+    {
+      weight: 8,
+      arbitrary: fc.record({
+        kind: fc.constant('state' as const),
+        agent: agentArb(n),
+        state: fc.constantFrom(
+          'available' as const,
+          'available' as const,
+          'available' as const,
+          'away' as const,
+          'offline' as const,
+        ),
+      }),
+    },
+    {
+      weight: 2,
+      arbitrary: fc.record(
+        {
+          kind: fc.constant('update' as const),
+          agent: agentArb(n),
+          skills: skillsArb(1, 3),
+          capacity: fc.integer({ min: 1, max: 2 }),
+        },
+        { requiredKeys: ['kind', 'agent'] },
+      ),
+    },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('remove' as const), agent: agentArb(n) }) },
+    {
+      weight: 6,
+      arbitrary: fc.record({
+        kind: fc.constant('queue' as const),
+        reuse: fc.oneof({ weight: 10, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.nat() }),
+        skills: skillsArb(1, 2),
+        priority: fc.integer({ min: 0, max: 3 }),
+      }),
+    },
+    {
+      weight: 2,
+      arbitrary: fc.record({ kind: fc.constant('abandon' as const), pick: fc.nat(), known: fc.boolean() }),
+    },
+    {
+      weight: 6,
+      arbitrary: fc.record({
+        kind: fc.constant('complete' as const),
+        pick: fc.nat(),
+        from: fc.constantFrom(
+          'assigned' as const,
+          'assigned' as const,
+          'assigned' as const,
+          'any' as const,
+          'unknown' as const,
+        ),
+      }),
+    },
+  );
+
+const scenarioArb: fc.Arbitrary<Scenario> = fc.integer({ min: 3, max: 8 }).chain((n) =>
+  fc.record({
+    agents: fc.array(fc.record({ skills: skillsArb(1, 3), capacity: fc.integer({ min: 1, max: 2 }) }), {
+      minLength: n,
+      maxLength: n,
+    }),
+    actions: fc.array(actionArb(n), { minLength: 10, maxLength: 80, size: 'medium' }),
+  }),
+);
+
+/** Turns an action into a command, given the model state (targets of Complete/Abandon resolved now). */
+function toCommand(a: Action, ws: Workspace, queued: readonly string[], nextContact: () => string): Command {
+  const agentId = (i: number) => (i < 0 ? GHOST_AGENT : AGENT_IDS[i]!);
+  const pick = <T>(xs: readonly T[], i: number): T | undefined =>
+    xs.length === 0 ? undefined : xs[i % xs.length];
+  switch (a.kind) {
+    case 'register':
+      return {
+        type: 'RegisterAgent',
+        agentId: agentId(a.agent),
+        skills: canonicalSkills(a.skills),
+        capacity: a.capacity,
+      };
+    case 'state':
+      return { type: 'ChangeAgentState', agentId: agentId(a.agent), state: a.state };
+    case 'update':
+      return {
+        type: 'UpdateAgent',
+        agentId: agentId(a.agent),
+        ...(a.skills ? { skills: canonicalSkills(a.skills) } : {}),
+        ...(a.capacity !== undefined ? { capacity: a.capacity } : {}),
+      };
+    case 'remove':
+      return { type: 'RemoveAgent', agentId: agentId(a.agent) };
+    case 'queue': {
+      const reused = a.reuse === null ? undefined : pick(queued, a.reuse);
+      return {
+        type: 'QueueContact',
+        contactId: reused ?? nextContact(),
+        skills: canonicalSkills(a.skills),
+        priority: a.priority,
+      };
+    }
+    case 'abandon': {
+      const all = [...ws.contacts.keys()];
+      const id = (a.known && pick(all, a.pick)) || 'nobody';
+      return { type: 'AbandonContact', contactId: id };
+    }
+    case 'complete': {
+      const assigned = [...ws.contacts.values()].filter((c) => c.state === 'assigned').map((c) => c.id);
+      const id =
+        a.from === 'unknown'
+          ? 'nobody'
+          : (pick(a.from === 'assigned' ? assigned : [...ws.contacts.keys()], a.pick) ?? 'nobody');
+      return { type: 'CompleteContact', contactId: id };
+    }
+  }
+}
+
+interface AgentDoc {
+  id: string;
+  skills: string[];
+  capacity: number;
+  presence: string;
+  state: string;
+  activeContacts: string[];
+  availableSince: string | null;
+  _since?: number;
+}
+interface ContactDoc {
+  id: string;
+  state: string;
+  agentId?: string;
+  priority: number;
+  skills: string[];
+}
+
+describe('Redis routing agrees with the model and the oracle', () => {
+  let server: TestRedis;
+  let redis: RedisClient;
+  // Unique per run, so a shared Redis (SWITCHBOARD_TEST_REDIS_URL) never sees a workspace twice.
+  const run = Date.now().toString(36);
+  let counter = 0;
+  let commandsRun = 0;
+  let assignmentsSeen = 0;
+  let rejectionsSeen = 0;
+
+  beforeAll(async () => {
+    server = await startTestRedis();
+    redis = server.client();
+  });
+
+  afterAll(async () => {
+    redis?.disconnect();
+    await server?.stop();
+  });
+
+  async function runScenario(s: Scenario): Promise<void> {
+    const workspace = `p${run}-${++counter}`;
+    const keys = workspaceKeys(workspace);
+    await ensureGroup(redis, workspace);
+    let model: Workspace = emptyWorkspace;
+    const expectedAssignments: string[] = [];
+    const expectedRejections: { command: string; status: number; target: string }[] = [];
+    const queuedIds: string[] = [];
+    let contacts = 0;
+    const nextContact = () => `c${++contacts}`;
+    const log: string[] = [];
+
+    const setup: Action[] = s.agents.map((a, i) => ({ kind: 'register', agent: i, ...a }));
+    for (const action of [...setup, ...s.actions]) {
+      const command = toCommand(action, model, queuedIds, nextContact);
+      if (command.type === 'QueueContact' && !queuedIds.includes(command.contactId))
+        queuedIds.push(command.contactId);
+
+      const appended = await appendCommand(redis, { workspace, command });
+      await projectPending(redis, workspace);
+      const made = await dispatchPending(redis, workspace);
+      expect(await dispatchPending(redis, workspace), 'quiet after one dispatch').toBe(0);
+
+      const at = positionTime(appended.position);
+      const d = decide(model, command, at);
+      if (d.ok) for (const f of d.facts) model = evolve(model, f);
+      else
+        expectedRejections.push({
+          command: command.type,
+          status: d.rejection.status,
+          target: 'agentId' in command ? command.agentId : command.contactId,
+        });
+      const routed = route(model, at);
+      model = routed.workspace;
+      for (const a of routed.assignments) expectedAssignments.push(`${a.contactId}->${a.agentId}`);
+      log.push(
+        `${appended.position} ${JSON.stringify(command)} ${d.ok ? 'ok' : d.rejection.status} ` +
+          `oracle=[${routed.assignments.map((a) => `${a.contactId}->${a.agentId}`).join(' ')}] redis made ${made}`,
+      );
+      commandsRun++;
+      if (made !== routed.assignments.length) {
+        throw new Error(`assignment count differs at step ${log.length}:\n${log.join('\n')}`);
+      }
+    }
+
+    const context = () => `workspace ${workspace}:\n${log.join('\n')}`;
+    const page = await readEvents(redis, workspace, {
+      limit: 10_000,
+      types: new Set(['AssignmentMade', 'CommandRejected']),
+    });
+    const made = page.events
+      .filter((e) => e.type === 'AssignmentMade')
+      .map((e) => `${e.data.contactId as string}->${e.data.agentId as string}`);
+    expect(made, context()).toEqual(expectedAssignments);
+    const rejected = page.events
+      .filter((e) => e.type === 'CommandRejected')
+      .map((e) => {
+        const r = e.data as CommandRejectedData;
+        return { command: r.command, status: r.status, target: r.target ?? '' };
+      });
+    expect(rejected, context()).toEqual(expectedRejections);
+    assignmentsSeen += made.length;
+    rejectionsSeen += rejected.length;
+
+    // Documents: every agent id that ever existed, every contact.
+    for (const id of [...AGENT_IDS, GHOST_AGENT]) {
+      const raw = await redis.get(keys.agent(id));
+      const m = model.agents.get(id);
+      if (!m) {
+        expect(raw, `${id} should not exist\n${context()}`).toBeNull();
+        continue;
+      }
+      expect(raw, `${id} should exist\n${context()}`).not.toBeNull();
+      const doc = JSON.parse(raw!) as AgentDoc;
+      expect(
+        {
+          presence: doc.presence,
+          state: doc.state,
+          activeContacts: doc.activeContacts,
+          skills: doc.skills,
+          capacity: doc.capacity,
+          since: doc._since ?? null,
+          availableSince: doc.availableSince,
+        },
+        `agent ${id}\n${context()}`,
+      ).toEqual({
+        presence: m.presence,
+        state: agentState(m),
+        activeContacts: m.activeContacts,
+        skills: m.skills,
+        capacity: m.capacity,
+        since: m.availableSince,
+        availableSince: m.availableSince === null ? null : new Date(m.availableSince).toISOString(),
+      });
+    }
+    for (const [id, m] of model.contacts) {
+      const raw = await redis.get(keys.contact(id));
+      expect(raw, `contact ${id}`).not.toBeNull();
+      const doc = JSON.parse(raw!) as ContactDoc;
+      expect({ state: doc.state, agentId: doc.agentId }, `contact ${id}\n${context()}`).toEqual({
+        state: m.state,
+        agentId: m.agentId,
+      });
+    }
+    expect(await redis.get(keys.contact('nobody'))).toBeNull();
+
+    // The sets the dispatcher reads: availability by skill (scored by available-since), the queue.
+    for (const skill of ALPHABET) {
+      const inRedis = await redis.zrange(keys.availability(skill), 0, -1, 'WITHSCORES');
+      const inModel = [...model.agents.values()]
+        .filter((a) => a.availableSince !== null && a.skills.includes(skill))
+        .sort((a, b) => a.availableSince! - b.availableSince! || (a.id < b.id ? -1 : 1))
+        .flatMap((a) => [a.id, String(a.availableSince)]);
+      expect(inRedis, `availability of ${skill}\n${context()}`).toEqual(inModel);
+    }
+    const queue = await redis.zrange(keys.queue, 0, -1);
+    const queuedModel = [...model.contacts.values()]
+      .filter((c) => c.state === 'queued')
+      .sort((a, b) => a.seq - b.seq)
+      .map((c) => c.id);
+    expect(queue, `queue\n${context()}`).toEqual(queuedModel);
+    expect(await redis.zcard(keys.dirtyAgents)).toBe(0);
+    expect(await redis.zcard(keys.dirtyContacts)).toBe(0);
+  }
+
+  it('200 random scenarios', async () => {
+    await fc.assert(fc.asyncProperty(scenarioArb, runScenario), { numRuns: 200 });
+    console.log(
+      JSON.stringify({
+        scenarios: counter,
+        commands: commandsRun,
+        assignments: assignmentsSeen,
+        rejections: rejectionsSeen,
+      }),
+    );
+    // The scenarios do exercise both paths.
+    expect(assignmentsSeen).toBeGreaterThan(200);
+    expect(rejectionsSeen).toBeGreaterThan(50);
+  });
+});
