@@ -2,8 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from './adapters/config.ts';
+import { type Registration, registerInstance } from './adapters/haproxy/registry.ts';
 import { buildApi } from './adapters/http/server.ts';
 import { createMetrics } from './adapters/http/metrics.ts';
 import { connectRedis } from './adapters/redis/client.ts';
@@ -73,6 +75,7 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
   let api: FastifyInstance | undefined;
   let tails: TailHub | undefined;
   let listening: string | undefined;
+  let registration: Registration | undefined;
   if (config.roles.includes('api')) {
     tails = new TailHub(redis, log.child({ role: 'api' }));
     api = await buildApi({
@@ -92,6 +95,15 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
     });
     listening = await api.listen({ host: config.host, port: config.port });
     log.info({ url: listening, roles: config.roles }, 'switchboard is listening');
+    if (config.advertise) {
+      // PORT=0 picks a free port: advertise the one actually bound.
+      const bound = new URL(listening).port;
+      const instance = { host: config.advertise.host, port: config.advertise.port || Number(bound) };
+      registration = await registerInstance(redis as Redis, instance, {
+        onError: (err) => log.warn({ err: (err as Error).message }, 'instance heartbeat failed; retrying'),
+      });
+      log.info({ instance }, 'registered for the load balancer');
+    }
   } else {
     log.info({ roles: config.roles }, 'switchboard is running');
   }
@@ -103,7 +115,9 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
     ...(listening ? { url: listening } : {}),
     stop: () => {
       stopping ??= (async () => {
-        // WebSockets close in preClose, then in-flight requests drain; workers end after their current step.
+        // Leave the load balancer first, then close WebSockets (preClose) and drain requests;
+        // workers end after their current step.
+        await registration?.stop().catch(() => {});
         if (api) await api.close();
         await Promise.all(runners.map((r) => r.stop()));
         tails?.stop();

@@ -26,6 +26,7 @@ export interface Config {
   readonly replicaWaitMs: number;
   readonly dispatchLeases: boolean;
   readonly leaseTtlMs: number;
+  readonly advertise: { host: string; port: number } | undefined;
 }
 
 export interface ConfigEntry {
@@ -167,6 +168,13 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   const durabilityRaw = get('DURABILITY') ?? (redisClusterNodes.length > 0 ? 'replicated' : 'local');
   if (durabilityRaw !== 'local' && durabilityRaw !== 'replicated')
     problems.push(`DURABILITY: must be local or replicated (got "${durabilityRaw}")`);
+  const advertiseRaw = get('ADVERTISE_ADDRESS');
+  if (
+    advertiseRaw !== undefined &&
+    advertiseRaw !== 'auto' &&
+    !/^[A-Za-z0-9_.-]+:\d{1,5}$/.test(advertiseRaw)
+  )
+    problems.push(`ADVERTISE_ADDRESS: must be host:port or auto (got "${advertiseRaw}")`);
   const logLevel = get('LOG_LEVEL') ?? 'info';
   if (!LEVELS.includes(logLevel))
     problems.push(`LOG_LEVEL: must be one of ${LEVELS.join(', ')} (got "${logLevel}")`);
@@ -192,7 +200,13 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     replicaWaitMs: int('REPLICA_WAIT_MS', 1000, 10, 60_000),
     dispatchLeases: bool('DISPATCH_LEASES', true),
     leaseTtlMs: int('LEASE_TTL_MS', 3000, 500, 60_000),
+    advertise: undefined,
   };
+  if (advertiseRaw !== undefined && problems.length === 0) {
+    const [host, port] =
+      advertiseRaw === 'auto' ? [config.host, String(config.port)] : advertiseRaw.split(':');
+    (config as { advertise: Config['advertise'] }).advertise = { host: host!, port: Number(port) };
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }
