@@ -1,12 +1,29 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * Two targets: every suite against a single redis-server, and the API and routing suites again
+ * against a local 3-master Redis Cluster with replicas (SWITCHBOARD_TEST_TARGET=cluster).
+ */
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     pool: 'forks',
     // Two cores: suites that spawn processes run at most two at a time.
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
     testTimeout: 60_000,
     hookTimeout: 60_000,
+    projects: [
+      {
+        extends: true,
+        test: { name: 'single', include: ['test/**/*.test.ts'] },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'cluster',
+          include: ['test/api/**/*.test.ts', 'test/routing/property.test.ts', 'test/e2e/multiprocess.test.ts'],
+          env: { SWITCHBOARD_TEST_TARGET: 'cluster' },
+        },
+      },
+    ],
   },
 });
