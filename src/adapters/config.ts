@@ -197,7 +197,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
     idempotencyTtlS: int('IDEMPOTENCY_TTL_S', 86_400, 60, 30 * 86_400),
     durability: durabilityRaw === 'replicated' ? 'replicated' : 'local',
-    replicaWaitMs: int('REPLICA_WAIT_MS', 1000, 10, 60_000),
+    replicaWaitMs: int('REPLICA_WAIT_MS', 1000, 10, 1500),
     dispatchLeases: bool('DISPATCH_LEASES', true),
     leaseTtlMs: int('LEASE_TTL_MS', 3000, 500, 60_000),
     advertise: undefined,

@@ -39,7 +39,7 @@ export class WorkspaceRunner {
     const leases = this.opts.leases;
     if (!leases) for (const ws of this.opts.workspaces) this.ensure(ws);
     if (!this.opts.discover && !leases) return;
-    const every = leases ? leases.opts.renewEveryMs : (this.opts.discoverEveryMs ?? 2000);
+    const every = leases ? leases.opts.renewEveryMs : (this.opts.discoverEveryMs ?? 500);
     const tick = async () => {
       try {
         const found = this.opts.discover ? await this.redis.smembers(globalKeys.workspaces) : [];

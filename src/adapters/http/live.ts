@@ -5,7 +5,7 @@ import { comparePositions, Id, Position } from '../../domain/values.ts';
 import { entryType, type StreamEntry, toEnvelope } from '../redis/event-log.ts';
 import { workspaceKeys } from '../redis/keys.ts';
 import { workspaceOf } from './params.ts';
-import { decodeOr400, ProblemError, sendProblem } from './problem.ts';
+import { decodeOr400, ProblemError, problem, sendProblem } from './problem.ts';
 import { TypeList } from './queries.ts';
 
 const LiveQuery = strict({}, { after: Position, type: TypeList, agent: Id }, 'LiveQuery');
@@ -33,6 +33,16 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
           if (err instanceof ProblemError) return sendProblem(reply, err.problem);
           throw err;
         }
+        if (!req.ws)
+          return sendProblem(
+            reply,
+            problem(
+              426,
+              'upgrade-required',
+              'Upgrade required',
+              'Open this route as a WebSocket (Upgrade: websocket).',
+            ),
+          );
       },
     },
     async (socket: WebSocket, req) => {

@@ -9,6 +9,8 @@ export interface RedisTarget {
 
 const commonOptions: RedisOptions = {
   maxRetriesPerRequest: 2,
+  // A Redis that hangs (frozen, partitioned) fails requests instead of holding them: 503, retry.
+  commandTimeout: 2000,
   retryStrategy: (times) => Math.min(50 * 2 ** times, 2000),
 };
 
@@ -50,7 +52,7 @@ export function connectRedis(target: RedisTarget, options: RedisOptions = {}): R
 
 /** A connection of its own for blocking reads (BZPOPMIN, XREAD BLOCK), which hold it while they wait. */
 export function blockingConnection(redis: RedisClient): RedisClient {
-  const options: RedisOptions = { enableAutoPipelining: false, maxRetriesPerRequest: null };
+  const options: RedisOptions = { enableAutoPipelining: false, maxRetriesPerRequest: null, commandTimeout: undefined };
   const dup: RedisClient =
     redis instanceof Redis
       ? redis.duplicate(options)

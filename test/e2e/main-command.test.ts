@@ -1,0 +1,205 @@
+/**
+ * The main command as an operator runs it: `node src/main.ts` with configuration from the
+ * environment. Proves that without REDIS_URL it runs a private redis-server with AOF under
+ * DATA_DIR (and keeps data across restarts), that SIGTERM is a clean exit that takes the private
+ * Redis along and closes WebSockets with 1001, that bad configuration exits 2 naming each bad
+ * variable, and that /status reports `paused` while Redis does not answer and `running` again
+ * by itself once it does.
+ */
+import { Redis } from 'ioredis';
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { startRedisServer } from '../../src/adapters/redis/redis-server.ts';
+import {
+  childProcesses,
+  killAllProcesses,
+  pidAlive,
+  requestJson,
+  startProcess,
+  waitFor,
+} from '../support/processes.ts';
+import { startTestRedis } from '../support/redis.ts';
+
+interface Status {
+  state: 'running' | 'paused';
+  reason?: string;
+  roles: string[];
+  redis: { target: string; reachable: boolean };
+}
+
+const ALL_ROLES = 'api,projector,dispatcher';
+const strays: number[] = [];
+const dirs: string[] = [];
+
+/** Resolves true when something accepts a TCP connection on the loopback port. */
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.createConnection({ host: '127.0.0.1', port });
+    sock.once('connect', () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once('error', () => resolve(false));
+  });
+}
+
+afterAll(async () => {
+  await killAllProcesses();
+  // A private redis-server outlives its parent only if the test failed half-way: do not leak it.
+  for (const pid of strays) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+describe('the main command', () => {
+  it('without REDIS_URL runs a private redis-server with AOF under DATA_DIR and stops it on SIGTERM', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'sb-main-'));
+    dirs.push(dataDir);
+    const sb = await startProcess({ roles: ALL_ROLES, env: { DATA_DIR: dataDir } });
+
+    const status = await requestJson<Status>(`${sb.url}/status`);
+    expect(status.status).toBe(200);
+    expect(status.body.state).toBe('running');
+    expect(status.body.roles).toEqual(['api', 'projector', 'dispatcher']);
+    const redisPort = Number(new URL(status.body.redis.target).port);
+    expect(redisPort).toBeGreaterThan(0);
+    const redisChild = childProcesses(sb.pid).find((c) => c.comm.startsWith('redis-server'));
+    expect(redisChild, `a redis-server child of ${sb.pid}`).toBeDefined();
+    strays.push(redisChild!.pid);
+    expect(await portOpen(redisPort)).toBe(true);
+    expect(
+      existsSync(path.join(dataDir, 'appendonlydir')) || existsSync(path.join(dataDir, 'appendonly.aof')),
+      `AOF under ${dataDir}: ${readdirSync(dataDir).join(', ')}`,
+    ).toBe(true);
+
+    // It serves: a command applied by the in-process projector.
+    const base = `${sb.url}/v1/workspaces/default`;
+    const created = await requestJson(`${base}/agents`, {
+      method: 'POST',
+      body: { id: 'kept-agent', skills: ['English'] },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+
+    expect(await sb.stop(), sb.logText()).toBe(0);
+    await waitFor('the private redis-server to end', () => !pidAlive(redisChild!.pid), 5_000);
+    expect(await portOpen(redisPort)).toBe(false);
+
+    // The data survived in the AOF: a new process on the same DATA_DIR still knows the agent.
+    const again = await startProcess({ roles: ALL_ROLES, env: { DATA_DIR: dataDir } });
+    const againRedis = childProcesses(again.pid).find((c) => c.comm.startsWith('redis-server'));
+    if (againRedis) strays.push(againRedis.pid);
+    const agent = await requestJson<{ id: string }>(`${again.url}/v1/workspaces/default/agents/kept-agent`);
+    expect(agent.status, JSON.stringify(agent.body)).toBe(200);
+    expect(agent.body.id).toBe('kept-agent');
+    expect(await again.stop(), again.logText()).toBe(0);
+    if (againRedis) await waitFor('the second redis-server to end', () => !pidAlive(againRedis.pid), 5_000);
+  }, 60_000);
+
+  it('on SIGTERM closes live WebSockets with 1001 and still exits 0', async () => {
+    const redis = await startTestRedis();
+    try {
+      const sb = await startProcess({ roles: ['api'], redis });
+      const socket = new WebSocket(`${sb.url!.replace('http', 'ws')}/v1/workspaces/default/events/live`);
+      const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+        socket.once('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+      );
+      await new Promise<void>((resolve, reject) => {
+        socket.once('open', () => resolve());
+        socket.once('error', reject);
+      });
+      await waitFor('the subscriber to be registered', async () => {
+        const s = await requestJson<{ subscribers: number }>(`${sb.url}/status`);
+        return s.body.subscribers === 1;
+      });
+
+      const exit = sb.stop();
+      const close = await closed;
+      expect(close.code).toBe(1001);
+      expect(close.reason).toMatch(/shutting down/);
+      expect(await exit, sb.logText()).toBe(0);
+    } finally {
+      await redis.stop();
+    }
+  }, 30_000);
+
+  it('exits 2 on bad configuration, naming every bad variable', async () => {
+    const sb = await startProcess({
+      roles: 'cook',
+      env: { PORT: 'abc' },
+      waitReady: false,
+      name: 'bad-config',
+    });
+    expect(await sb.exited).toBe(2);
+    const stderr = sb.logs.filter((l) => l.includes(' err] ')).join('\n');
+    expect(stderr).toMatch(/PORT/);
+    expect(stderr).toMatch(/abc/);
+    expect(stderr).toMatch(/ROLES/);
+    expect(stderr).toMatch(/cook/);
+  }, 30_000);
+
+  it('reports paused with a reason while Redis does not answer, and running again by itself', async () => {
+    const redis = await startRedisServer({ appendonly: false });
+    try {
+      const sb = await startProcess({ roles: ['api'], redisUrl: redis.url });
+      const status = async () => (await requestJson<Status>(`${sb.url}/status`)).body;
+      expect((await status()).state).toBe('running');
+
+      redis.kill('SIGSTOP');
+      const frozenAt = Date.now();
+      const paused = await waitFor(
+        'state paused',
+        async () => {
+          const s = await status();
+          return s.state === 'paused' ? s : undefined;
+        },
+        10_000,
+      );
+      const pausedAfterMs = Date.now() - frozenAt;
+      expect(paused.reason).toMatch(/Redis/);
+      expect(paused.reason).toContain(String(redis.port));
+      expect((await requestJson(`${sb.url}/health`)).status).toBe(503);
+
+      // A command sent while Redis is frozen fails fast with 503 instead of hanging...
+      const sentAt = Date.now();
+      const during = await requestJson<{ type: string }>(`${sb.url}/v1/workspaces/default/agents`, {
+        method: 'POST',
+        body: { id: 'during-pause', skills: ['English'] },
+        headers: { 'idempotency-key': 'during-pause' },
+        timeoutMs: 20_000,
+      });
+      expect(during.status).toBe(503);
+      expect(during.body.type).toBe('/problems/redis-unavailable');
+      expect(Date.now() - sentAt).toBeLessThan(4000);
+
+      redis.kill('SIGCONT');
+      const resumedAt = Date.now();
+      await waitFor('state running', async () => (await status()).state === 'running', 10_000);
+      const runningAfterMs = Date.now() - resumedAt;
+      expect((await requestJson(`${sb.url}/health`)).status).toBe(200);
+      // ...and the retry with the same Idempotency-Key lands exactly once. No projector runs in
+      // this process, so the outcome is not known in time: 202, durable.
+      const retry = await requestJson(`${sb.url}/v1/workspaces/default/agents`, {
+        method: 'POST',
+        body: { id: 'during-pause', skills: ['English'] },
+        headers: { 'idempotency-key': 'during-pause' },
+        timeoutMs: 20_000,
+      });
+      expect([201, 202]).toContain(retry.status);
+      const check = new Redis(redis.url);
+      try {
+        const entries = await check.xrange('sb:{default}:commands', '-', '+');
+        expect(entries.filter(([, f]) => f.includes('during-pause')).length).toBe(1);
+      } finally {
+        check.disconnect();
+      }
+      console.log(JSON.stringify({ suite: 'main-command', pausedAfterMs, runningAfterMs }));
+      expect(await sb.stop(), sb.logText()).toBe(0);
+    } finally {
+      await redis.stop();
+    }
+  }, 40_000);
+});

@@ -1,0 +1,229 @@
+/**
+ * Switchboard as it is deployed: one Redis and two processes of each role, as separate OS
+ * processes. Commands enter through API #1 only; a WebSocket subscriber listens on API #2. Proves
+ * that any instance serves any subscriber (every AssignmentMade in the log reaches API #2's
+ * subscriber, in order, once), that two dispatchers never assign a contact twice, and that no
+ * agent ever holds more contacts than its capacity.
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import {
+  killAllProcesses,
+  requestJson,
+  type SwitchboardProcess,
+  sleep,
+  startProcess,
+  waitFor,
+} from '../support/processes.ts';
+import { startTestRedis, type TestRedis } from '../support/redis.ts';
+
+interface Envelope {
+  position: string;
+  type: string;
+  data: Record<string, unknown>;
+  meta: Record<string, unknown>;
+}
+
+const LANGUAGES = ['English', 'Spanish'] as const;
+const AREAS = ['Support', 'Disputes', 'Billing'] as const;
+const AGENTS = 20;
+const CONTACTS = 100;
+
+/** A small deterministic generator, so a failing run can be repeated. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe('two processes of each role on one Redis', () => {
+  let redis: TestRedis;
+  const procs: SwitchboardProcess[] = [];
+  let api1: SwitchboardProcess;
+  let api2: SwitchboardProcess;
+  const ws = `mp-${randomUUID().slice(0, 8)}`;
+
+  beforeAll(async () => {
+    redis = await startTestRedis();
+    const env = { WORKSPACES: ws };
+    const started = await Promise.all([
+      startProcess({ roles: ['api'], redis, env, name: 'api-1' }),
+      startProcess({ roles: ['api'], redis, env, name: 'api-2' }),
+      startProcess({ roles: ['projector'], redis, env, name: 'projector-1' }),
+      startProcess({ roles: ['projector'], redis, env, name: 'projector-2' }),
+      startProcess({ roles: ['dispatcher'], redis, env, name: 'dispatcher-1' }),
+      startProcess({ roles: ['dispatcher'], redis, env, name: 'dispatcher-2' }),
+    ]);
+    procs.push(...started);
+    api1 = started[0];
+    api2 = started[1];
+  }, 60_000);
+
+  afterAll(async () => {
+    const codes = await Promise.all(procs.map((p) => p.stop()));
+    await killAllProcesses();
+    await redis?.stop();
+    // A clean stop is part of the contract: every process exits 0 on SIGTERM.
+    expect(codes).toEqual(procs.map(() => 0));
+  }, 60_000);
+
+  it('delivers every assignment to a subscriber on the other API, once each, in order', async () => {
+    const base1 = `${api1.url}/v1/workspaces/${ws}`;
+    const random = rng(20_241_122);
+
+    // The subscriber on API #2, live only (no `after`): it must be subscribed before any traffic.
+    const received: Envelope[] = [];
+    const socket = new WebSocket(
+      `${api2.url!.replace('http', 'ws')}/v1/workspaces/${ws}/events/live?type=AssignmentMade`,
+    );
+    socket.on('message', (data) => received.push(JSON.parse(String(data)) as Envelope));
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', () => resolve());
+      socket.once('error', reject);
+    });
+    await waitFor('the subscriber to be registered on API #2', async () => {
+      const s = await requestJson<{ subscribers: number }>(`${api2.url}/status`);
+      return s.body.subscribers >= 1;
+    });
+
+    // Agents: one language each and one or two areas, so every (language, area) pair is served.
+    const agentSkills = new Map<string, string[]>();
+    for (let i = 0; i < AGENTS; i++) {
+      const lang = LANGUAGES[i % 2]!;
+      const areaIndex = Math.floor(i / 2) % AREAS.length;
+      const areas = [AREAS[areaIndex]!];
+      if (i % 4 >= 2) areas.push(AREAS[(areaIndex + 1) % AREAS.length]!);
+      const id = `agent-${String(i).padStart(2, '0')}`;
+      agentSkills.set(id, [lang, ...areas]);
+      const r = await requestJson(`${base1}/agents`, {
+        method: 'POST',
+        body: { id, name: `Agent ${i}`, skills: [lang, ...areas] },
+      });
+      expect(r.status, JSON.stringify(r.body)).toBe(201);
+    }
+    for (const id of agentSkills.keys()) {
+      const r = await requestJson(`${base1}/agents/${id}/state`, {
+        method: 'POST',
+        body: { state: 'available' },
+      });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+    }
+
+    // Agents cycle: every assignment (read by paging GET /events on API #1) is completed soon after.
+    let stopCycling = false;
+    const completed = new Set<string>();
+    const failures: string[] = [];
+    const completions: Promise<void>[] = [];
+    const cycle = (async () => {
+      let after: string | undefined;
+      while (!stopCycling) {
+        const q = `type=AssignmentMade&limit=1000${after ? `&after=${after}` : ''}`;
+        const page = await requestJson<{ events: Envelope[]; next: string | null }>(`${base1}/events?${q}`);
+        expect(page.status).toBe(200);
+        for (const e of page.body.events) {
+          after = e.position;
+          const contactId = String(e.data.contactId);
+          completions.push(
+            sleep(20 + Math.floor(random() * 80))
+              .then(() => requestJson(`${base1}/contacts/${contactId}/complete`, { method: 'POST' }))
+              .then((r) => {
+                if (r.status === 200) completed.add(contactId);
+                else failures.push(`complete ${contactId}: ${r.status} ${JSON.stringify(r.body)}`);
+              })
+              .catch((err: Error) => {
+                failures.push(`complete ${contactId}: ${err.message}`);
+              }),
+          );
+        }
+        if (page.body.events.length === 0) await sleep(50);
+      }
+    })();
+
+    // Contacts: a language and an area each, queued a few at a time.
+    const contactIds: string[] = [];
+    for (let i = 0; i < CONTACTS; i += 10) {
+      const batch = [];
+      for (let j = i; j < Math.min(i + 10, CONTACTS); j++) {
+        const id = `contact-${String(j).padStart(3, '0')}`;
+        contactIds.push(id);
+        const skills = [LANGUAGES[Math.floor(random() * 2)]!, AREAS[Math.floor(random() * AREAS.length)]!];
+        batch.push(
+          requestJson(`${base1}/contacts`, {
+            method: 'POST',
+            body: { id, skills, priority: Math.floor(random() * 3) },
+          }).then((r) => expect(r.status, JSON.stringify(r.body)).toBe(201)),
+        );
+      }
+      await Promise.all(batch);
+    }
+
+    await waitFor(
+      'every contact to be assigned and completed',
+      () => {
+        if (failures.length > 0) throw new Error(failures.join('\n'));
+        return completed.size === CONTACTS;
+      },
+      30_000,
+    );
+    stopCycling = true;
+    await cycle;
+    await Promise.all(completions);
+
+    // The whole log, paged through API #1.
+    const log: Envelope[] = [];
+    let after: string | null = null;
+    do {
+      const page: { status: number; body: { events: Envelope[]; next: string | null } } = await requestJson(
+        `${base1}/events?limit=500${after ? `&after=${after}` : ''}`,
+      );
+      expect(page.status).toBe(200);
+      log.push(...page.body.events);
+      after = page.body.next;
+    } while (after !== null);
+    const assignments = log.filter((e) => e.type === 'AssignmentMade');
+
+    // The subscriber on API #2 got exactly the log's assignments, in log order, with no duplicate.
+    await waitFor('the subscriber to catch up', () => received.length >= assignments.length, 10_000);
+    await sleep(200);
+    socket.close();
+    expect(received.map((e) => e.position)).toEqual(assignments.map((e) => e.position));
+    expect(new Set(received.map((e) => e.position)).size).toBe(received.length);
+    expect(received.every((e) => e.type === 'AssignmentMade')).toBe(true);
+
+    // Every contact assigned exactly once, to an agent holding all of its skills.
+    const perContact = new Map<string, number>();
+    for (const e of assignments) {
+      const c = String(e.data.contactId);
+      perContact.set(c, (perContact.get(c) ?? 0) + 1);
+      const held = agentSkills.get(String(e.data.agentId)) ?? [];
+      for (const s of e.data.skills as string[]) expect(held, `${c} needs ${s}`).toContain(s);
+    }
+    expect(assignments).toHaveLength(CONTACTS);
+    expect([...perContact.keys()].sort()).toEqual([...contactIds].sort());
+    expect([...perContact.values()].every((n) => n === 1)).toBe(true);
+
+    // Replay: AssignmentMade adds a contact to its agent, ContactCompleted removes it; capacity 1.
+    const holding = new Map<string, Set<string>>();
+    const overlaps: string[] = [];
+    for (const e of log) {
+      if (e.type === 'AssignmentMade') {
+        const agent = String(e.data.agentId);
+        const held = holding.get(agent) ?? new Set<string>();
+        if (held.size >= 1)
+          overlaps.push(`${agent} got ${e.data.contactId} holding ${[...held]} at ${e.position}`);
+        held.add(String(e.data.contactId));
+        holding.set(agent, held);
+      } else if (e.type === 'ContactCompleted') {
+        holding.get(String(e.data.agentId))?.delete(String(e.data.contactId));
+      }
+    }
+    expect(overlaps).toEqual([]);
+    expect([...holding.values()].every((s) => s.size === 0)).toBe(true);
+  }, 90_000);
+});

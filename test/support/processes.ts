@@ -1,0 +1,310 @@
+/**
+ * Switchboard as real OS processes, for end-to-end suites: `startProcess({ roles, redisUrl })` runs
+ * `node --import tsx src/main.ts` with the roles in the environment and resolves once it serves.
+ *
+ * - API roles get a free port and are ready when `GET /health` answers 200.
+ * - Worker-only processes are ready when they log 'switchboard is running' (they run at LOG_LEVEL
+ *   info, which for workers is a handful of lines: start, reclaims, shutdown), or after a short
+ *   delay when the caller sets a level that hides that line.
+ * - The last lines of stdout and stderr are kept in `logs` for the failure message of a test.
+ * - Every process still running when the test process exits is SIGKILLed, so nothing leaks.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { freePort } from '../../src/adapters/redis/redis-server.ts';
+
+export const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const KEEP_LINES = 400;
+
+export interface StartProcessOptions {
+  /** e.g. ['api'] or 'projector,dispatcher'. */
+  readonly roles: readonly string[] | string;
+  /**
+   * The Redis to use: a test fixture's `env` (REDIS_URL, or REDIS_CLUSTER_NODES on the cluster
+   * target) or a plain URL. Omit both to let the main command start its private redis-server.
+   */
+  readonly redis?: { readonly env: Readonly<Record<string, string>> };
+  readonly redisUrl?: string;
+  /** Port of the API; a free one when omitted and the roles include api. */
+  readonly port?: number;
+  /** Extra environment; a value of undefined removes the variable. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Resolve as soon as the process is spawned (for processes expected to fail at start). */
+  readonly waitReady?: boolean;
+  readonly readyTimeoutMs?: number;
+  /** Name used in error messages; defaults to the roles. */
+  readonly name?: string;
+}
+
+export type ExitResult = number | NodeJS.Signals;
+
+export interface SwitchboardProcess {
+  readonly name: string;
+  readonly pid: number;
+  readonly port?: number;
+  /** `http://127.0.0.1:<port>` for API roles. */
+  readonly url?: string;
+  readonly child: ChildProcess;
+  /** The last lines of stdout and stderr, each prefixed with its stream. */
+  readonly logs: string[];
+  /** Resolves with the exit code, or the signal that ended the process. */
+  readonly exited: Promise<ExitResult>;
+  readonly running: boolean;
+  kill(signal?: NodeJS.Signals): void;
+  /** SIGTERM, wait for the exit (SIGKILL after `timeoutMs`), return the exit code or signal. */
+  stop(timeoutMs?: number): Promise<ExitResult>;
+  /** The kept log lines as one text, for assertion messages. */
+  logText(): string;
+}
+
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const child of live) {
+      try {
+        child.kill('SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+  });
+}
+
+/** SIGKILLs every process this module started that is still running (an afterAll safety net). */
+export async function killAllProcesses(): Promise<void> {
+  const waits: Promise<unknown>[] = [];
+  for (const child of live) {
+    waits.push(new Promise((r) => child.once('exit', r)));
+    child.kill('SIGKILL');
+  }
+  await Promise.all(waits);
+}
+
+export async function startProcess(opts: StartProcessOptions): Promise<SwitchboardProcess> {
+  const roles = typeof opts.roles === 'string' ? opts.roles : opts.roles.join(',');
+  const hasApi = roles.split(',').some((r) => r.trim() === 'api');
+  const name = opts.name ?? roles;
+  const port = opts.port ?? (hasApi ? await freePort() : undefined);
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
+  // Nothing of the test runner's own configuration leaks into the child.
+  for (const k of ['REDIS_URL', 'REDIS_CLUSTER_NODES', 'PORT', 'NODE_OPTIONS', 'VITEST', 'VITEST_WORKER_ID'])
+    delete env[k];
+  Object.assign(env, {
+    ROLES: roles,
+    HOST: '127.0.0.1',
+    LOG_LEVEL: hasApi ? 'warn' : 'info',
+    ...(opts.redis?.env ?? {}),
+    ...(opts.redisUrl !== undefined ? { REDIS_URL: opts.redisUrl } : {}),
+    ...(port !== undefined ? { PORT: String(port) } : {}),
+  });
+  for (const [k, v] of Object.entries(opts.env ?? {})) {
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
+
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: PROJECT_ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  installExitHook();
+  live.add(child);
+  if (child.pid === undefined) {
+    live.delete(child);
+    throw new Error(`cannot spawn ${name}`);
+  }
+  const pid = child.pid;
+
+  const logs: string[] = [];
+  const waiters = new Set<{ pattern: RegExp; resolve: () => void }>();
+  const collect = (stream: 'out' | 'err') => {
+    let partial = '';
+    return (buf: Buffer) => {
+      const lines = (partial + buf.toString('utf8')).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        if (line === '') continue;
+        logs.push(`[${name} ${pid} ${stream}] ${line}`);
+        if (logs.length > KEEP_LINES) logs.shift();
+        for (const w of waiters) {
+          if (w.pattern.test(line)) {
+            waiters.delete(w);
+            w.resolve();
+          }
+        }
+      }
+    };
+  };
+  child.stdout?.on('data', collect('out'));
+  child.stderr?.on('data', collect('err'));
+
+  let running = true;
+  const exited = new Promise<ExitResult>((resolve) => {
+    child.once('exit', (code, signal) => {
+      running = false;
+      live.delete(child);
+      resolve(code ?? signal ?? -1);
+    });
+  });
+
+  const url = port !== undefined && hasApi ? `http://127.0.0.1:${port}` : undefined;
+  const logText = () => logs.join('\n');
+  const handle: SwitchboardProcess = {
+    name,
+    pid,
+    ...(port !== undefined ? { port } : {}),
+    ...(url !== undefined ? { url } : {}),
+    child,
+    logs,
+    exited,
+    get running() {
+      return running;
+    },
+    kill(signal: NodeJS.Signals = 'SIGTERM') {
+      if (running) child.kill(signal);
+    },
+    async stop(timeoutMs = 15_000) {
+      if (!running) return exited;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      try {
+        return await exited;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    logText,
+  };
+  if (opts.waitReady === false) return handle;
+
+  const timeoutMs = opts.readyTimeoutMs ?? 30_000;
+  const deadline = Date.now() + timeoutMs;
+  const failed = (why: string) => {
+    handle.kill('SIGKILL');
+    return new Error(`${name} (pid ${pid}) ${why}\n${logText()}`);
+  };
+  if (url !== undefined) {
+    for (;;) {
+      if (!running) throw failed(`exited with ${await exited} before /health answered`);
+      if (Date.now() > deadline) throw failed(`did not answer /health with 200 within ${timeoutMs} ms`);
+      try {
+        const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1_000) });
+        await res.arrayBuffer();
+        if (res.status === 200) break;
+      } catch {
+        /* not listening yet */
+      }
+      await sleep(100);
+    }
+  } else {
+    const logsRunning = /^(trace|debug|info)$/.test(env.LOG_LEVEL ?? '');
+    const ready = logsRunning
+      ? new Promise<void>((resolve) => waiters.add({ pattern: /switchboard is running/, resolve }))
+      : sleep(2_000);
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      ready.then(() => 'ready' as const),
+      exited.then(() => 'exited' as const),
+      new Promise<'timeout'>((r) => {
+        timer = setTimeout(() => r('timeout'), timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (outcome === 'exited') throw failed(`exited with ${await exited} before it was running`);
+    if (outcome === 'timeout') throw failed(`did not log 'switchboard is running' within ${timeoutMs} ms`);
+  }
+  return handle;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls `check` until it returns a value other than undefined/false, or throws after `timeoutMs`. */
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 10_000,
+  everyMs = 100,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ''}`,
+      );
+    await sleep(everyMs);
+  }
+}
+
+/** Whether a process id is alive (signal 0). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Pids of the direct children of `pid`, with their command names (Linux /proc). */
+export function childProcesses(pid: number): { pid: number; comm: string }[] {
+  const out: { pid: number; comm: string }[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // "pid (comm) state ppid ...": comm may hold spaces, so split after the last ')'.
+      const close = stat.lastIndexOf(')');
+      const comm = stat.slice(stat.indexOf('(') + 1, close);
+      const ppid = Number(stat.slice(close + 2).split(' ')[1]);
+      if (ppid === pid) out.push({ pid: Number(entry), comm });
+    } catch {
+      /* the process ended while we looked */
+    }
+  }
+  return out;
+}
+
+export interface JsonResponse<T = unknown> {
+  readonly status: number;
+  readonly body: T;
+  readonly headers: Headers;
+}
+
+/** One JSON request; `body` is sent as JSON when given. Network errors reject. */
+export async function requestJson<T = Record<string, unknown>>(
+  url: string,
+  init: { method?: string; body?: unknown; headers?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<JsonResponse<T>> {
+  const res = await fetch(url, {
+    method: init.method ?? 'GET',
+    headers: {
+      ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...(init.headers ?? {}),
+    },
+    ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
+    signal: AbortSignal.timeout(init.timeoutMs ?? 10_000),
+  });
+  const text = await res.text();
+  let body: unknown = text;
+  try {
+    body = text === '' ? undefined : JSON.parse(text);
+  } catch {
+    /* not JSON: keep the text */
+  }
+  return { status: res.status, body: body as T, headers: res.headers };
+}
