@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from './adapters/config.ts';
 import { type Registration, registerInstance } from './adapters/haproxy/registry.ts';
@@ -99,7 +98,7 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
       // PORT=0 picks a free port: advertise the one actually bound.
       const bound = new URL(listening).port;
       const instance = { host: config.advertise.host, port: config.advertise.port || Number(bound) };
-      registration = await registerInstance(redis as Redis, instance, {
+      registration = await registerInstance(redis, instance, {
         onError: (err) => log.warn({ err: (err as Error).message }, 'instance heartbeat failed; retrying'),
       });
       log.info({ instance }, 'registered for the load balancer');

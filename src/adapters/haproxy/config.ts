@@ -45,6 +45,8 @@ export interface HaproxyConfigOptions {
   apiCheckInter?: string;
   /** Health-check interval of Redis servers. Default `1s`. */
   redisCheckInter?: string;
+  /** Read timeout of a health check once connected (`timeout check`). Default `2s`. */
+  checkTimeout?: string;
   maxconn?: number;
   /** Argument of the global `log` line. Default `stderr format raw local0 notice`. */
   logTarget?: string;
@@ -113,6 +115,7 @@ export function renderHaproxyConfig(opts: HaproxyConfigOptions, template?: strin
     REDIS_PORT: port(opts.redisPort, HAPROXY_DEFAULTS.redisPort, 'redisPort'),
     API_CHECK_INTER: time(opts.apiCheckInter, '1s', 'apiCheckInter'),
     REDIS_CHECK_INTER: time(opts.redisCheckInter, '1s', 'redisCheckInter'),
+    CHECK_TIMEOUT: time(opts.checkTimeout, '2s', 'checkTimeout'),
     REDIS_CHECK_USER: user,
     REDIS_CHECK_PASSWORD: redisWord(opts.redisCheckPassword, 'redisCheckPassword'),
     API_SERVERS: (opts.apiServers ?? []).map((ep, i) => serverLine('api', i, ep)).join('\n'),

@@ -52,7 +52,11 @@ export function connectRedis(target: RedisTarget, options: RedisOptions = {}): R
 
 /** A connection of its own for blocking reads (BZPOPMIN, XREAD BLOCK), which hold it while they wait. */
 export function blockingConnection(redis: RedisClient): RedisClient {
-  const options: RedisOptions = { enableAutoPipelining: false, maxRetriesPerRequest: null, commandTimeout: undefined };
+  const options: RedisOptions = {
+    enableAutoPipelining: false,
+    maxRetriesPerRequest: null,
+    commandTimeout: undefined,
+  };
   const dup: RedisClient =
     redis instanceof Redis
       ? redis.duplicate(options)

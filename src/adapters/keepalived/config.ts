@@ -1,0 +1,156 @@
+/**
+ * Render keepalived.conf for one member of the HAProxy pair (MASTER 101 / BACKUP 100) from
+ * infra/keepalived/keepalived.conf.tmpl, and validate it with `keepalived -t -f`.
+ */
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
+
+const INFRA_DIR = fileURLToPath(new URL('../../../infra/', import.meta.url));
+export const KEEPALIVED_TEMPLATE = path.join(INFRA_DIR, 'keepalived', 'keepalived.conf.tmpl');
+/** The vrrp_script check shipped with the repo (root-owned path required by enable_script_security). */
+export const CHECK_HAPROXY_SCRIPT = path.join(INFRA_DIR, 'keepalived', 'check_haproxy.sh');
+
+export type VrrpRole = 'MASTER' | 'BACKUP';
+
+export interface KeepalivedConfigOptions {
+  role: VrrpRole;
+  /** Interface carrying VRRP and the VIP, e.g. eth0. */
+  interface: string;
+  /** VIP with prefix length, e.g. 10.231.0.100/24. */
+  vip: string;
+  /** Default 101 for MASTER, 100 for BACKUP. */
+  priority?: number;
+  /** 1..255, identical on both members. Default 51. */
+  virtualRouterId?: number;
+  /** Up to 8 characters, identical on both members. Default `sbvrrp1`. */
+  authPass?: string;
+  /** This node's address for unicast VRRP; with `unicastPeers`. Omit both for multicast. */
+  unicastSrcIp?: string;
+  unicastPeers?: string[];
+  /** HAProxy pidfile the check reads. Default /run/haproxy.pid. */
+  haproxyPidfile?: string;
+  /** Optional host:port the check connects to (e.g. the stats frontend). */
+  haproxyProbe?: string;
+  /** Check script. Default infra/keepalived/check_haproxy.sh. */
+  checkScript?: string;
+  routerId?: string;
+  instanceName?: string;
+  /**
+   * Master-down timer in advert intervals (keepalived `down_timer_adverts`, 1-100). Default: not
+   * set, i.e. the RFC's 3 intervals + skew. Must be the same on both members.
+   */
+  downTimerAdverts?: number;
+  templatePath?: string;
+}
+
+const IPV4_CIDR = /^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/;
+const IPV4 = /^(\d{1,3}\.){3}\d{1,3}$/;
+const WORD = /^[A-Za-z0-9_.:/-]+$/;
+
+function word(v: string, what: string): string {
+  if (!WORD.test(v)) throw new Error(`keepalived config: invalid ${what} "${v}"`);
+  return v;
+}
+
+export function renderKeepalivedConfig(opts: KeepalivedConfigOptions, template?: string): string {
+  const tmpl = template ?? readFileSync(opts.templatePath ?? KEEPALIVED_TEMPLATE, 'utf8');
+  const priority = opts.priority ?? (opts.role === 'MASTER' ? 101 : 100);
+  const vrid = opts.virtualRouterId ?? 51;
+  if (!Number.isInteger(priority) || priority < 1 || priority > 254)
+    throw new Error(`keepalived: bad priority ${priority}`);
+  if (!Number.isInteger(vrid) || vrid < 1 || vrid > 255)
+    throw new Error(`keepalived: bad virtual_router_id ${vrid}`);
+  if (!IPV4_CIDR.test(opts.vip)) throw new Error(`keepalived: VIP must be IPv4 with prefix, got ${opts.vip}`);
+  const authPass = opts.authPass ?? 'sbvrrp1';
+  if (!/^[A-Za-z0-9_-]{1,8}$/.test(authPass))
+    throw new Error('keepalived: authPass must be 1-8 [A-Za-z0-9_-]');
+  const downTimer = opts.downTimerAdverts;
+  if (downTimer !== undefined && (!Number.isInteger(downTimer) || downTimer < 1 || downTimer > 100)) {
+    throw new Error(`keepalived: downTimerAdverts must be 1..100, got ${downTimer}`);
+  }
+  let unicast = '';
+  if (opts.unicastPeers && opts.unicastPeers.length > 0) {
+    for (const p of [opts.unicastSrcIp ?? '', ...opts.unicastPeers]) {
+      if (!IPV4.test(p)) throw new Error(`keepalived: unicast addresses must be IPv4, got "${p}"`);
+    }
+    unicast = [
+      `    unicast_src_ip ${opts.unicastSrcIp}`,
+      '    unicast_peer {',
+      ...opts.unicastPeers.map((p) => `        ${p}`),
+      '    }',
+    ].join('\n');
+  }
+  const values: Record<string, string> = {
+    ROUTER_ID: word(opts.routerId ?? `switchboard_${opts.role.toLowerCase()}`, 'routerId'),
+    CHECK_COMMAND: [
+      word(opts.checkScript ?? CHECK_HAPROXY_SCRIPT, 'checkScript'),
+      word(opts.haproxyPidfile ?? '/run/haproxy.pid', 'haproxyPidfile'),
+      ...(opts.haproxyProbe === undefined ? [] : [word(opts.haproxyProbe, 'haproxyProbe')]),
+    ].join(' '),
+    INSTANCE: word(opts.instanceName ?? 'VI_SWITCHBOARD', 'instanceName'),
+    STATE: opts.role,
+    INTERFACE: word(opts.interface, 'interface'),
+    VIRTUAL_ROUTER_ID: String(vrid),
+    PRIORITY: String(priority),
+    AUTH_PASS: authPass,
+    UNICAST: unicast,
+    VIP: opts.vip,
+    DOWN_TIMER_ADVERTS: downTimer === undefined ? '' : `\n    down_timer_adverts ${downTimer}`,
+  };
+  return tmpl.replace(/\{\{([A-Z_]+)\}\}/g, (whole, key: string) => {
+    const v = values[key];
+    if (v === undefined) throw new Error(`keepalived config: placeholder ${whole} has no value`);
+    return v;
+  });
+}
+
+export async function writeKeepalivedConfig(opts: KeepalivedConfigOptions, file: string): Promise<string> {
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(file, renderKeepalivedConfig(opts), { mode: 0o644 });
+  return file;
+}
+
+/** `keepalived -t -f <file>` (config test, keepalived >= 2.1). */
+export async function checkKeepalivedConfig(file: string): Promise<{ ok: boolean; output: string }> {
+  try {
+    const { stdout, stderr } = await execFileP('keepalived', ['-t', '-f', file, '-l', '-n'], {
+      timeout: 30_000,
+    });
+    return { ok: true, output: `${stdout}${stderr}` };
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; message: string };
+    return { ok: false, output: `${e.stdout ?? ''}${e.stderr ?? ''}` || e.message };
+  }
+}
+
+/** Parameters of the two keepalived sidecars of infra/docker-compose.yml. */
+export function dockerKeepalivedOptions(role: VrrpRole): KeepalivedConfigOptions {
+  const self = role === 'MASTER' ? '172.28.0.21' : '172.28.0.22';
+  const peer = role === 'MASTER' ? '172.28.0.22' : '172.28.0.21';
+  return {
+    role,
+    interface: 'eth0',
+    vip: '172.28.0.100/24',
+    unicastSrcIp: self,
+    unicastPeers: [peer],
+    haproxyPidfile: '/var/run/haproxy/haproxy.pid',
+    haproxyProbe: '127.0.0.1:8404',
+    checkScript: '/etc/keepalived/check_haproxy.sh',
+    routerId: role === 'MASTER' ? 'haproxy_1' : 'haproxy_2',
+  };
+}
+
+/** Where the rendered Docker sidecar configs are committed. */
+export function dockerKeepalivedConfigPath(role: VrrpRole): string {
+  return path.join(
+    INFRA_DIR,
+    'keepalived',
+    `keepalived.docker-${role === 'MASTER' ? 'master' : 'backup'}.conf`,
+  );
+}

