@@ -1,0 +1,227 @@
+/**
+ * `npm run simulate -- [options]`: a contact center driven through Switchboard's public API, like
+ * the reference ACD's simulator. Agents register and go available; customers arrive at a fixed
+ * rate with one language and one expertise; each assignment (seen on the live WebSocket feed) is
+ * completed after a random handle time; customers who wait longer than their patience abandon.
+ * Ends when every contact is completed or abandoned, or at the time limit, with a summary.
+ *
+ * Exit codes: 0 after a run (see its summary), 1 when Switchboard cannot be reached, 2 for bad options.
+ */
+import { Presets, SingleBar } from 'cli-progress';
+import { OptionChecker, parseOrUsage, UsageError } from './sim/options.ts';
+import { randomSeed } from './sim/random.ts';
+import { FatalError, type SimOptions, type SimSummary, Simulator } from './sim/simulator.ts';
+
+const USAGE = `Usage: npm run simulate -- [options]
+
+  --url <url>            Switchboard's HTTP API (default $SWITCHBOARD_URL or http://127.0.0.1:8080)
+  --workspace <name>     workspace to use (default sim-<timestamp>, a fresh one per run)
+  --agents <n>           agents (default 40)
+  --contacts <n>         contacts to queue (default 100)
+  --rate <per second>    contacts queued per second (default 2)
+  --handle-min <s>       shortest handle time, seconds (default 1)
+  --handle-max <s>       longest handle time, seconds (default 3)
+  --patience <s>         seconds a customer waits before abandoning (default 60)
+  --seed <n>             seed of every random choice (default: random, printed in the summary)
+  --max-seconds <s>      hard limit of the run (default contacts/rate + handle-max + patience + 30)
+  --json                 print the summary as one JSON object
+  --help                 this text
+`;
+
+function parseSimulateArgs(argv: readonly string[], env: NodeJS.ProcessEnv): SimOptions & { json: boolean } {
+  const { values, positionals } = parseOrUsage({
+    args: [...argv],
+    strict: true,
+    allowPositionals: true,
+    options: {
+      url: { type: 'string' },
+      workspace: { type: 'string' },
+      agents: { type: 'string' },
+      contacts: { type: 'string' },
+      rate: { type: 'string' },
+      'handle-min': { type: 'string' },
+      'handle-max': { type: 'string' },
+      patience: { type: 'string' },
+      seed: { type: 'string' },
+      'max-seconds': { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  const check = new OptionChecker();
+  check.check(positionals.length === 0, `unexpected argument(s): ${positionals.join(' ')}`);
+
+  const url = values.url ?? env.SWITCHBOARD_URL?.trim() ?? 'http://127.0.0.1:8080';
+  let urlOk = false;
+  try {
+    const u = new URL(url);
+    urlOk = (u.protocol === 'http:' || u.protocol === 'https:') && u.search === '' && u.hash === '';
+  } catch {
+    urlOk = false;
+  }
+  check.check(
+    urlOk,
+    `--url${values.url === undefined ? ' (from SWITCHBOARD_URL)' : ''}: must be an http:// or https:// URL such as http://127.0.0.1:8080 (got "${url}")`,
+  );
+  const workspace = values.workspace ?? `sim-${Date.now()}`;
+  check.check(
+    /^[A-Za-z0-9_-]{1,64}$/.test(workspace),
+    `--workspace: must be 1..64 characters of [A-Za-z0-9_-] (got "${workspace}")`,
+  );
+  const agents = check.number('agents', values.agents, 40, { integer: true, min: 1, max: 100_000 });
+  const contacts = check.number('contacts', values.contacts, 100, { integer: true, min: 0, max: 10_000_000 });
+  const rate = check.number('rate', values.rate, 2, { minExclusive: 0, max: 100_000 });
+  const handleMinS = check.number('handle-min', values['handle-min'], 1, { min: 0, max: 86_400 });
+  const handleMaxS = check.number('handle-max', values['handle-max'], 3, { min: 0, max: 86_400 });
+  check.check(
+    handleMaxS >= handleMinS,
+    `--handle-max: must be at least --handle-min (got ${handleMaxS} < ${handleMinS})`,
+  );
+  const patienceS = check.number('patience', values.patience, 60, { minExclusive: 0, max: 86_400 });
+  const seed = check.number('seed', values.seed, randomSeed(), { integer: true, min: 0, max: 2 ** 32 - 1 });
+  const defaultMax = Math.ceil(contacts / rate + handleMaxS + patienceS + 30);
+  const maxSeconds = check.number('max-seconds', values['max-seconds'], defaultMax, {
+    minExclusive: 0,
+    max: 7 * 86_400,
+  });
+  check.done();
+  return {
+    url,
+    workspace,
+    agents,
+    contacts,
+    rate,
+    handleMinS,
+    handleMaxS,
+    patienceS,
+    seed,
+    maxSeconds,
+    json: values.json ?? false,
+  };
+}
+
+function formatSummary(s: SimSummary): string {
+  const ms = (v: number | null) => (v === null ? '-' : `${v} ms`);
+  const errors =
+    s.errors === 0
+      ? '0'
+      : `${s.errors} (${Object.entries(s.errorsByStatus)
+          .map(([k, v]) => `${k}: ${v}`)
+          .join(', ')})`;
+  const rows: [string, string][] = [
+    ['workspace', s.workspace],
+    ['seed', String(s.seed)],
+    [
+      'parameters',
+      `${s.parameters.agents} agents, ${s.parameters.contacts} contacts at ${s.parameters.rate}/s, ` +
+        `handle ${s.parameters.handleMinS}-${s.parameters.handleMaxS} s, patience ${s.parameters.patienceS} s`,
+    ],
+    ['assigned', String(s.assigned)],
+    ['completed', String(s.completed)],
+    ['abandoned', String(s.abandoned)],
+    ['still queued', String(s.stillQueued)],
+    ['in service', String(s.inService)],
+    ['not queued', String(s.notQueued)],
+    ['unservable', `${s.unservable} (no agent holds their skills)`],
+    ['abandon raced', `${s.abandonRaced} (409: assigned before the abandon)`],
+    ['wait mean', ms(s.meanWaitMs)],
+    ['wait p90', ms(s.p90WaitMs)],
+    ['wait max', ms(s.maxWaitMs)],
+    ['retries', String(s.retries)],
+    ['errors', errors],
+    ['answered 202', String(s.accepted202)],
+    ['duration', `${s.durationS} s`],
+    ['ended by', s.endedBy],
+  ];
+  const width = Math.max(...rows.map(([k]) => k.length));
+  const lines = rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`);
+  for (const sample of s.errorSamples) lines.push(`  ! ${sample}`);
+  return `Switchboard simulation\n${lines.join('\n')}\n`;
+}
+
+async function main(): Promise<number> {
+  let opts: ReturnType<typeof parseSimulateArgs>;
+  try {
+    opts = parseSimulateArgs(process.argv.slice(2), process.env);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(
+        `simulate: ${err.problems.join('\nsimulate: ')}\nRun with --help for the options.\n`,
+      );
+      return 2;
+    }
+    throw err;
+  }
+  const sim = new Simulator(opts);
+  try {
+    await sim.checkReachable();
+  } catch (err) {
+    if (err instanceof FatalError) {
+      process.stderr.write(`simulate: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+
+  if (sim.unservable > 0)
+    process.stderr.write(
+      `simulate: note: ${sim.unservable} of ${opts.contacts} contacts need a skill pair no agent holds; they can only abandon (try more --agents or another --seed)\n`,
+    );
+  const showBar = !opts.json && process.stderr.isTTY === true;
+  const bar = showBar
+    ? new SingleBar(
+        {
+          stream: process.stderr,
+          hideCursor: true,
+          clearOnComplete: false,
+          format:
+            'simulate [{bar}] {value}/{total} done | sent {sent} | waiting {waiting} | in service {inService} | completed {completed} | abandoned {abandoned} | {duration}s',
+        },
+        Presets.shades_classic,
+      )
+    : undefined;
+  const zero = { sent: 0, waiting: 0, inService: 0, completed: 0, abandoned: 0 };
+  bar?.start(opts.contacts, 0, zero);
+  sim.onProgress = (p) => bar?.update(p.done, p);
+
+  let interrupts = 0;
+  const onSignal = () => {
+    interrupts++;
+    if (interrupts > 1) process.exit(130);
+    sim.interrupt();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  let summary: SimSummary;
+  try {
+    summary = await sim.run();
+  } catch (err) {
+    bar?.stop();
+    if (err instanceof FatalError) {
+      process.stderr.write(`simulate: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  bar?.stop();
+  if (!opts.json) process.stderr.write('simulate: taking the agents offline\n');
+  await sim.cleanup();
+  process.stdout.write(opts.json ? `${JSON.stringify(summary)}\n` : formatSummary(summary));
+  return summary.endedBy === 'interrupted' ? 130 : 0;
+}
+
+main().then(
+  (code) => {
+    // Keep-alive sockets would hold the process open for seconds: leave once the output is out.
+    process.stdout.write('', () => process.exit(code));
+  },
+  (err: unknown) => {
+    process.stderr.write(`simulate: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,65 @@
+/**
+ * The bench CLI as a user runs it: it starts its own redis-server, runs the seed dispatch drain
+ * and prints one JSON line with positive figures.
+ */
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function bench(args: readonly string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/bench.ts', ...args],
+      { cwd: ROOT, timeout: 50_000, maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+interface Result {
+  workload: string;
+  parameters: Record<string, unknown>;
+  machine: { cpus: number; model: string; node: string; redis: string };
+  figures: { assignments: number; routingPerS: number; loopPerS: number };
+  at: string;
+}
+
+describe('bench', () => {
+  it('seed: drains 500 contacts with 40 agents and reports routing and loop rates', async () => {
+    const run = await bench(['seed', '--agents', '40', '--contacts', '500', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const lines = run.stdout.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    const r = JSON.parse(lines[0]!) as Result;
+    expect(r.workload).toBe('seed');
+    expect(r.parameters).toMatchObject({ agents: 40, contacts: 500 });
+    expect(r.machine.cpus).toBeGreaterThan(0);
+    expect(r.machine.redis).toMatch(/^\d+\.\d+/);
+    expect(r.machine.node).toBe(process.version);
+    expect(new Date(r.at).getTime()).not.toBeNaN();
+    expect(r.figures.assignments).toBe(500);
+    expect(r.figures.routingPerS).toBeGreaterThan(0);
+    expect(r.figures.loopPerS).toBeGreaterThan(0);
+    // The dispatch step is part of the loop, so it cannot be slower than the whole loop.
+    expect(r.figures.routingPerS).toBeGreaterThanOrEqual(r.figures.loopPerS);
+  });
+
+  it('names bad options and exits 2', async () => {
+    const run = await bench(['sprint', '--agents', '0', '--json']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/workload: must be one of seed, floor, decision \(got "sprint"\)/);
+    expect(run.stderr).toMatch(/--agents: must be an integer from 1/);
+  });
+});
