@@ -20,12 +20,22 @@ export interface RunnerOptions {
   readonly discover: boolean;
   readonly discoverEveryMs?: number;
   readonly leases?: LeaseKeeper;
+  /**
+   * A discovered workspace with no command for this long is let go (its loop ends after its
+   * current step, its connection closes); its next command brings it back within one discovery
+   * interval. Configured workspaces are always served.
+   */
+  readonly idleAfterMs?: number;
 }
+
+export const DEFAULT_IDLE_AFTER_MS = 10 * 60_000;
 
 export class WorkspaceRunner {
   private readonly loops = new Map<string, Promise<void>>();
   private running = false;
   private timer: NodeJS.Timeout | undefined;
+  /** The workspaces this runner should serve, as of the last discovery. */
+  private wanted = new Set<string>();
 
   constructor(
     private readonly redis: RedisClient,
@@ -37,13 +47,19 @@ export class WorkspaceRunner {
   start(): void {
     this.running = true;
     const leases = this.opts.leases;
+    this.wanted = new Set(this.opts.workspaces);
     if (!leases) for (const ws of this.opts.workspaces) this.ensure(ws);
     if (!this.opts.discover && !leases) return;
     const every = leases ? leases.opts.renewEveryMs : (this.opts.discoverEveryMs ?? 500);
     const tick = async () => {
       try {
-        const found = this.opts.discover ? await this.redis.smembers(globalKeys.workspaces) : [];
+        const idleAfter = this.opts.idleAfterMs ?? DEFAULT_IDLE_AFTER_MS;
+        const found = this.opts.discover
+          ? await this.redis.zrangebyscore(globalKeys.activeWorkspaces, Date.now() - idleAfter, '+inf')
+          : [];
         const all = [...new Set([...this.opts.workspaces, ...found])].sort();
+        this.wanted = new Set(all);
+        for (const ws of this.loops.keys()) if (!this.wanted.has(ws)) this.loop.interrupt?.(ws);
         if (!leases) {
           for (const ws of all) this.ensure(ws);
         } else if (this.running) {
@@ -73,7 +89,9 @@ export class WorkspaceRunner {
   }
 
   private allowed(workspace: string): boolean {
-    return this.running && (!this.opts.leases || this.opts.leases.holds(workspace));
+    return (
+      this.running && this.wanted.has(workspace) && (!this.opts.leases || this.opts.leases.holds(workspace))
+    );
   }
 
   private async runWhileAllowed(workspace: string): Promise<void> {

@@ -46,7 +46,15 @@ export class LeaseKeeper {
     await this.redis.zadd(globalKeys.dispatchers, now, this.owner);
     await this.redis.zremrangebyscore(globalKeys.dispatchers, 0, now - this.opts.ttlMs);
     const alive = Math.max(1, await this.redis.zcard(globalKeys.dispatchers));
+    const wanted = new Set(workspaces);
     for (const ws of [...this.held]) {
+      if (!wanted.has(ws)) {
+        // Idle: hand it back so it does not count against this dispatcher's share.
+        await this.redis.eval(RELEASE, 1, globalKeys.leases(ws), this.owner);
+        this.held.delete(ws);
+        lost.push(ws);
+        continue;
+      }
       const ok = (await this.redis.eval(
         RENEW,
         1,

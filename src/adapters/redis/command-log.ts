@@ -35,6 +35,8 @@ export function fingerprintOf(...parts: readonly unknown[]): string {
   return createHash('sha256').update(JSON.stringify(parts)).digest('base64url').slice(0, 22);
 }
 
+/** When this process last marked each workspace active: at most once a second each. */
+const markedActive = new Map<string, number>();
 const knownWorkspaces = new Set<string>();
 
 /** Appends a command to its workspace's stream; with an Idempotency-Key, a repeat appends nothing. */
@@ -47,6 +49,11 @@ export async function appendCommand(redis: RedisClient, req: AppendRequest): Pro
   if (!knownWorkspaces.has(req.workspace)) {
     await redis.sadd(globalKeys.workspaces, req.workspace);
     knownWorkspaces.add(req.workspace);
+  }
+  const now = Date.now();
+  if (now - (markedActive.get(req.workspace) ?? 0) >= 1000) {
+    markedActive.set(req.workspace, now);
+    await redis.zadd(globalKeys.activeWorkspaces, now, req.workspace);
   }
   const r = (await runScript(
     redis,

@@ -64,6 +64,8 @@ export function workspaceKeys(workspace: string): WorkspaceKeys {
 /** Global keys (no hash tag): the registry of workspaces and of API instances, read outside Lua. */
 export const globalKeys = {
   workspaces: `${KEY_ROOT}:workspaces`,
+  /** Zset of workspaces by the time of their last command: workers serve the recently active ones. */
+  activeWorkspaces: `${KEY_ROOT}:workspaces:active`,
   instances: `${KEY_ROOT}:instances`,
   /** Zset of live dispatchers, scored by their last lease renewal. */
   dispatchers: `${KEY_ROOT}:dispatchers`,

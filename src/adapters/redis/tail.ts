@@ -125,6 +125,11 @@ export class WorkspaceTail {
     return this.listeners.size;
   }
 
+  /** Nothing is listening or waiting on this tail. */
+  get unused(): boolean {
+    return this.listeners.size === 0 && this.outcomeWaiters.size === 0 && this.positionWaiters.size === 0;
+  }
+
   /** Resolves with the command's outcome when it is applied, or null after `timeoutMs`. */
   waitOutcome(
     commandId: string,
@@ -177,15 +182,38 @@ export class WorkspaceTail {
   }
 }
 
-/** The tails of one API instance, started on first use of a workspace. */
+/**
+ * The tails of one API instance, started on first use of a workspace and stopped (closing their
+ * connection) once nothing has used them for `idleAfterMs`.
+ */
 export class TailHub {
   private readonly tails = new Map<string, WorkspaceTail>();
+  private readonly lastUsed = new Map<string, number>();
+  private readonly sweeper: NodeJS.Timeout;
+
   constructor(
     private readonly redis: RedisClient,
     private readonly log: Logger,
-  ) {}
+    private readonly idleAfterMs = 5 * 60_000,
+  ) {
+    this.sweeper = setInterval(() => this.sweep(), Math.min(30_000, idleAfterMs));
+    this.sweeper.unref();
+  }
+
+  /** Stops tails nobody has used for a while. */
+  sweep(now = Date.now()): void {
+    for (const [ws, t] of this.tails) {
+      if (t.unused && now - (this.lastUsed.get(ws) ?? 0) >= this.idleAfterMs) {
+        t.stop();
+        this.tails.delete(ws);
+        this.lastUsed.delete(ws);
+        this.log.debug({ workspace: ws }, 'event tail stopped: unused');
+      }
+    }
+  }
 
   async get(workspace: string): Promise<WorkspaceTail> {
+    this.lastUsed.set(workspace, Date.now());
     let t = this.tails.get(workspace);
     if (!t) {
       t = new WorkspaceTail(this.redis, workspace, this.log);
@@ -199,6 +227,10 @@ export class TailHub {
     return t;
   }
 
+  get running(): number {
+    return this.tails.size;
+  }
+
   get subscribers(): number {
     let n = 0;
     for (const t of this.tails.values()) n += t.subscribers;
@@ -206,6 +238,7 @@ export class TailHub {
   }
 
   stop(): void {
+    clearInterval(this.sweeper);
     for (const t of this.tails.values()) t.stop();
     this.tails.clear();
   }

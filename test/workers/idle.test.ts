@@ -1,0 +1,84 @@
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { appendCommand } from '../../src/adapters/redis/command-log.ts';
+import type { Command } from '../../src/domain/commands.ts';
+import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
+import { TailHub } from '../../src/adapters/redis/tail.ts';
+import { WorkspaceRunner } from '../../src/adapters/workspaces.ts';
+import { startTestRedis, type TestRedis } from '../support/redis.ts';
+
+const log = pino({ level: 'silent' });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: string, check: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+describe('idle workspaces are let go and come back with their next command', () => {
+  let server: TestRedis;
+  let redis: RedisClient;
+  beforeAll(async () => {
+    server = await startTestRedis();
+    redis = server.client();
+  });
+  afterAll(async () => {
+    redis.disconnect();
+    await server.stop();
+  });
+
+  it('a worker loop ends when its workspace goes idle and restarts on the next command', async () => {
+    const ws = `idle-${Date.now()}`;
+    const runs: string[] = [];
+    let live = 0;
+    const runner = new WorkspaceRunner(
+      redis,
+      {
+        async run(workspace, running) {
+          runs.push(workspace);
+          live++;
+          while (running()) await sleep(10);
+          live--;
+        },
+      },
+      log,
+      { workspaces: [], discover: true, discoverEveryMs: 50, idleAfterMs: 600 },
+    );
+    runner.start();
+    try {
+      const queue: Command = { type: 'QueueContact', contactId: 'c1', skills: ['a'], priority: 0 };
+      await appendCommand(redis, { workspace: ws, command: queue });
+      await until('the loop to start', () => runs.includes(ws) && live === 1);
+      await until('the loop to end once idle', () => live === 0, 3000);
+      expect(runner.workspaces()).not.toContain(ws);
+      await sleep(1100); // appendCommand marks a workspace active at most once a second per process
+      await appendCommand(redis, { workspace: ws, command: { ...queue, contactId: 'c2' } });
+      await until('the loop to start again', () => runs.filter((w) => w === ws).length === 2 && live === 1);
+    } finally {
+      await runner.stop();
+    }
+    expect(live).toBe(0);
+  });
+
+  it('an event tail nobody uses is stopped, and starts again when asked for', async () => {
+    const hub = new TailHub(redis, log, 200);
+    try {
+      const ws = `tail-${Date.now()}`;
+      const t = await hub.get(ws);
+      const unsubscribe = t.subscribe(() => {});
+      await sleep(250);
+      hub.sweep();
+      expect(hub.running).toBe(1); // a subscriber keeps it
+      unsubscribe();
+      hub.sweep(Date.now() + 1000);
+      expect(hub.running).toBe(0);
+      expect(await hub.get(ws)).not.toBe(t);
+      expect(hub.running).toBe(1);
+    } finally {
+      hub.stop();
+    }
+  });
+});
