@@ -4,6 +4,7 @@ import { strict } from '../../domain/strict.ts';
 import { comparePositions, Id, Position } from '../../domain/values.ts';
 import { entryType, type StreamEntry, toEnvelope } from '../redis/event-log.ts';
 import { workspaceKeys } from '../redis/keys.ts';
+import type { WorkspaceTail } from '../redis/tail.ts';
 import { workspaceOf } from './params.ts';
 import { decodeOr400, ProblemError, problem, sendProblem } from './problem.ts';
 import { TypeList } from './queries.ts';
@@ -19,6 +20,7 @@ const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
  */
 export async function liveRoutes(app: FastifyInstance): Promise<void> {
   const { redis, tails } = app.deps;
+  const liveTails = new WeakMap<object, WorkspaceTail>();
 
   app.get(
     '/events/live',
@@ -27,8 +29,11 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
       // Reject bad queries before the upgrade, as a plain problem+json answer.
       preValidation: async (req, reply) => {
         try {
-          workspaceOf(req.params);
+          const ws = workspaceOf(req.params);
           decodeOr400(LiveQuery, req.query, 'query');
+          // The tail is ready before the upgrade, so the handler subscribes at once: a client that
+          // sees the socket open misses nothing appended after that.
+          if (req.ws) liveTails.set(req, await tails.get(ws));
         } catch (err) {
           if (err instanceof ProblemError) return sendProblem(reply, err.problem);
           throw err;
@@ -49,7 +54,8 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
       const ws = workspaceOf(req.params);
       const q = decodeOr400(LiveQuery, req.query, 'query');
       const log = req.log.child({ workspace: ws, subscriber: req.id });
-      const tail = await tails.get(ws);
+      const tail = liveTails.get(req) ?? (await tails.get(ws));
+      liveTails.delete(req);
       let last = q.after ?? tail.eventPosition;
       let replaying = q.after !== undefined;
       const held: StreamEntry[] = [];

@@ -28,6 +28,8 @@ export function connectRedis(target: RedisTarget, options: RedisOptions = {}): R
     });
     const clusterOptions: ClusterOptions = {
       enableAutoPipelining: true,
+      // XGROUP has no key ioredis can route a pipeline by: sent alone, it goes to its stream's node.
+      autoPipeliningIgnoredCommands: ['xgroup'],
       scaleReads: 'master',
       slotsRefreshTimeout: 2000,
       retryDelayOnFailover: 200,

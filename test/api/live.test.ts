@@ -1,0 +1,528 @@
+/**
+ * The live feed, `GET /v1/workspaces/{ws}/events/live` over real WebSockets: live delivery,
+ * replay-then-live hand-over with no gap and no duplicate while commands pour in, the type and
+ * agent filters, refusal of bad queries before the upgrade, delivery across API instances, and
+ * the close code on shutdown.
+ */
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { loadConfig } from '../../src/adapters/config.ts';
+import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
+import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
+import { type Running, startSwitchboard } from '../../src/switchboard.ts';
+import { startTestRedis, type TestRedis } from '../support/redis.ts';
+
+const WS = {
+  live: 'api-live-a',
+  handover: 'api-live-b',
+  filters: 'api-live-c',
+  cross: 'api-live-e',
+  shutdown: 'api-live-f',
+} as const;
+
+interface Envelope {
+  position: string;
+  type: string;
+  workspace: string;
+  at: string;
+  data: Record<string, unknown>;
+  meta: Record<string, unknown>;
+}
+
+const log = pino({ level: 'silent' });
+let redis: TestRedis;
+/** All roles. */
+let main: Running;
+/** A second API instance on the same Redis, with no worker roles. */
+let apiOnly: Running;
+const opened: Sub[] = [];
+
+function env(more: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return { ...redis.env, PORT: '0', LOG_LEVEL: 'silent', COMMAND_TIMEOUT_MS: '2000', ...more };
+}
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+  main = await startSwitchboard(
+    loadConfig(env({ WORKSPACES: Object.values(WS).join(','), DISCOVER_WORKSPACES: 'false' })),
+    log,
+  );
+  apiOnly = await startSwitchboard(loadConfig(env({ ROLES: 'api' })), log);
+  await projectorReady(main.redis, Object.values(WS));
+});
+
+// Each test starts with no subscriber on either instance, even after a failed one.
+afterEach(async () => {
+  const left = opened.splice(0);
+  await Promise.all(left.map((s) => s.close()));
+  await subscribed(main, 0);
+  await subscribed(apiOnly, 0);
+});
+
+afterAll(async () => {
+  await apiOnly?.stop();
+  await main?.stop();
+  await redis?.stop();
+});
+
+/**
+ * Waits until the projector has its consumer group on each workspace's command stream. On the
+ * cluster target the loops' concurrent XGROUP CREATEs are auto-pipelined to one node and most
+ * fail with MOVED; the loops back off for seconds, and commands sent meanwhile answer late.
+ */
+async function projectorReady(r: RedisClient, workspaces: readonly string[]): Promise<void> {
+  const until = Date.now() + 20_000;
+  for (const ws of workspaces) {
+    for (;;) {
+      const groups = (await r.xinfo('GROUPS', workspaceKeys(ws).commands).catch(() => [])) as unknown[];
+      if (groups.length > 0) break;
+      if (Date.now() > until) throw new Error(`no projector consumer group on ${ws} after 20 s`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function eventually(
+  ok: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await ok())) {
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/** A WebSocket subscriber that records every envelope it receives. */
+class Sub {
+  readonly events: Envelope[] = [];
+  readonly raw: string[] = [];
+  readonly closed: Promise<{ code: number; reason: string }>;
+  readonly open: Promise<void>;
+
+  constructor(readonly socket: WebSocket) {
+    socket.on('message', (m) => {
+      const text = String(m);
+      this.raw.push(text);
+      this.events.push(JSON.parse(text) as Envelope);
+    });
+    this.closed = new Promise((resolve) =>
+      socket.on('close', (code, reason) => resolve({ code, reason: String(reason) })),
+    );
+    this.open = new Promise((resolve, reject) => {
+      socket.once('open', () => resolve());
+      socket.once('error', reject);
+      socket.once('unexpected-response', (_req, res) =>
+        reject(new Error(`upgrade refused: ${res.statusCode}`)),
+      );
+    });
+  }
+
+  get positions(): string[] {
+    return this.events.map((e) => e.position);
+  }
+
+  get last(): string | undefined {
+    return this.events[this.events.length - 1]?.position;
+  }
+
+  async close(): Promise<void> {
+    if (this.socket.readyState === WebSocket.OPEN) this.socket.close(1000);
+    else if (this.socket.readyState === WebSocket.CONNECTING) this.socket.terminate();
+    await Promise.race([this.closed, sleep(3000).then(() => this.socket.terminate())]);
+  }
+}
+
+function liveUrl(r: Running, ws: string, query = ''): string {
+  return `${r.url!.replace(/^http/, 'ws')}/v1/workspaces/${ws}/events/live${query ? `?${query}` : ''}`;
+}
+
+async function subscribe(r: Running, ws: string, query = ''): Promise<Sub> {
+  const sub = new Sub(new WebSocket(liveUrl(r, ws, query)));
+  opened.push(sub);
+  await sub.open;
+  return sub;
+}
+
+async function subscribers(r: Running): Promise<number> {
+  const res = await r.api!.inject({ method: 'GET', url: '/status' });
+  return (res.json() as { subscribers: number }).subscribers;
+}
+
+/** Live delivery starts once the instance has subscribed the socket: wait for its count. */
+async function subscribed(r: Running, n: number): Promise<void> {
+  await eventually(async () => (await subscribers(r)) === n, `${n} subscribers on ${r.url}`);
+}
+
+async function command(
+  ws: string,
+  method: 'POST' | 'PATCH' | 'DELETE',
+  path: string,
+  payload?: Record<string, unknown>,
+  r: Running = main,
+): Promise<number> {
+  const res = await r.api!.inject({
+    method,
+    url: `/v1/workspaces/${ws}${path}`,
+    ...(payload ? { payload } : {}),
+  });
+  if (res.statusCode >= 500 || res.statusCode === 400 || res.statusCode === 202)
+    throw new Error(`${method} ${path}: ${res.statusCode} ${res.body}`);
+  return res.statusCode;
+}
+
+async function streamPositions(ws: string, after = '0-0'): Promise<string[]> {
+  const entries = await main.redis.xrange(workspaceKeys(ws).events, `(${after}`, '+');
+  return entries.map((e) => e[0]);
+}
+
+async function lastPosition(ws: string): Promise<string> {
+  const e = await main.redis.xrevrange(workspaceKeys(ws).events, '+', '-', 'COUNT', 1);
+  return e[0]?.[0] ?? '0-0';
+}
+
+/** Every event after `after`, through the audit route. */
+async function history(ws: string, after = '0-0'): Promise<Envelope[]> {
+  const out: Envelope[] = [];
+  let cursor: string | null = after;
+  while (cursor !== null) {
+    const res = await main.api!.inject({
+      method: 'GET',
+      url: `/v1/workspaces/${ws}/events?after=${cursor}&limit=1000`,
+    });
+    const page = res.json() as { events: Envelope[]; next: string | null };
+    out.push(...page.events);
+    cursor = page.next;
+  }
+  return out;
+}
+
+/** Waits until the event stream stops growing and every subscriber has its last event. */
+async function settle(ws: string, subs: readonly Sub[], quietMs = 400): Promise<string> {
+  let last = await lastPosition(ws);
+  let since = Date.now();
+  await eventually(
+    async () => {
+      const now = await lastPosition(ws);
+      if (now !== last) {
+        last = now;
+        since = Date.now();
+        return false;
+      }
+      return Date.now() - since >= quietMs && subs.every((s) => s.last === last);
+    },
+    `${ws} to settle with every subscriber caught up`,
+    20_000,
+  );
+  return last;
+}
+
+function expectStrictlyIncreasing(positions: readonly string[]): void {
+  for (let i = 1; i < positions.length; i++) {
+    const [am, as] = positions[i - 1]!.split('-').map(BigInt) as [bigint, bigint];
+    const [bm, bs] = positions[i]!.split('-').map(BigInt) as [bigint, bigint];
+    expect(bm > am || (bm === am && bs > as), `${positions[i - 1]} then ${positions[i]}`).toBe(true);
+  }
+}
+
+/** Which agent an event is about, as API.md's `agent=` filter means it. */
+function aboutAgent(e: Envelope): unknown {
+  if (e.data.agentId !== undefined) return e.data.agentId;
+  if (e.type === 'AgentRegistered' || e.type === 'AgentUpdated') return e.data.id;
+  return undefined;
+}
+
+async function closeAll(r: Running, subs: readonly Sub[]): Promise<void> {
+  await Promise.all(subs.map((s) => s.close()));
+  await subscribed(r, 0);
+}
+
+describe('live feed', () => {
+  it('(a) a subscriber without after receives live AssignmentMade events', async () => {
+    const ws = WS.live;
+    await command(ws, 'POST', '/agents', { id: 'ann', skills: ['x'] });
+    await command(ws, 'POST', '/agents/ann/state', { state: 'available' });
+    const before = await lastPosition(ws);
+    const sub = await subscribe(main, ws);
+    await subscribed(main, 1);
+
+    await command(ws, 'POST', '/contacts', { id: 'call-1', skills: ['x'] });
+    await eventually(() => sub.events.some((e) => e.type === 'AssignmentMade'), 'AssignmentMade');
+    const made = sub.events.find((e) => e.type === 'AssignmentMade')!;
+    expect(made).toMatchObject({
+      type: 'AssignmentMade',
+      workspace: ws,
+      data: { contactId: 'call-1', agentId: 'ann', skills: ['x'], priority: 0 },
+    });
+    expect(typeof made.data.waitedMs).toBe('number');
+    expect(typeof made.meta.causationId).toBe('string');
+    expect(Number.isNaN(Date.parse(made.at))).toBe(false);
+
+    // Nothing from before it joined; exactly the stream from then on, one envelope per message.
+    await command(ws, 'POST', '/contacts/call-1/complete');
+    await settle(ws, [sub]);
+    expect(sub.positions).toEqual(await streamPositions(ws, before));
+    expect(sub.events).toEqual(await history(ws, before));
+    expect(sub.raw.every((m) => !Array.isArray(JSON.parse(m)))).toBe(true);
+    await closeAll(main, [sub]);
+  });
+
+  it('(b) with after: the history after it, then live, with no gap and no duplicate under load', async () => {
+    const ws = WS.handover;
+    const key = workspaceKeys(ws).events;
+    const AGENTS = 18;
+    for (let i = 0; i < AGENTS; i++)
+      await command(ws, 'POST', '/agents', { id: `ag${i}`, skills: [`s${i % 3}`], capacity: 2 });
+    for (let i = 0; i < AGENTS; i++)
+      await command(ws, 'POST', `/agents/ag${i}/state`, { state: 'available' });
+    // A backlog nobody can serve, with bulky attributes: a long, heavy history, so that replaying
+    // it takes several pages, each arriving in many chunks, while live events keep coming.
+    const BACKLOG = 600;
+    const bulk = { notes: 'n'.repeat(4096) };
+    await Promise.all(
+      Array.from({ length: 6 }, async (_, w) => {
+        for (let i = w; i < BACKLOG; i += 6)
+          await command(ws, 'POST', '/contacts', {
+            id: `backlog-${i}`,
+            skills: ['nobody'],
+            attributes: bulk,
+          });
+      }),
+    );
+
+    const subs: { sub: Sub; after: string; at: number }[] = [];
+    const connecting: Promise<void>[] = [];
+    // Subscribers join at these counts of commands sent, alternately on each instance, replaying
+    // from the newest event, a few back, a stretch, or the whole history (0: after=0-0).
+    const joinAt = new Map<number, number>(
+      Array.from({ length: 48 }, (_, i) => [6 + i * 6, [1, 5, 40, 0][i % 4]!] as [number, number]),
+    );
+    let sent = 0;
+    let joined = 0;
+    const progress = () => {
+      sent++;
+      const back = joinAt.get(sent);
+      if (back === undefined) return;
+      const target = joined++ % 2 === 0 ? main : apiOnly;
+      const at = sent;
+      connecting.push(
+        (async () => {
+          const recent = back > 0 ? await main.redis.xrevrange(key, '+', '-', 'COUNT', back) : [];
+          const after = recent[recent.length - 1]?.[0] ?? '0-0';
+          // On the api-only instance, its Redis connection is kept busy with heavy reads while
+          // the subscriber joins: its replay queues behind them (a slow link), while the other
+          // instance keeps producing events that its tail delivers, so the hand-over always has
+          // live events held back during the replay.
+          const slow =
+            target === apiOnly
+              ? Promise.all([1, 2, 3].map(() => apiOnly.redis.xrange(key, '-', '+')))
+              : Promise.resolve([]);
+          const sub = await subscribe(target, ws, `after=${after}`);
+          await slow;
+          subs.push({ sub, after, at });
+        })(),
+      );
+    };
+
+    const PRODUCERS = 4;
+    const PER_PRODUCER = 55;
+    const producer = async (w: number) => {
+      for (let i = 0; i < PER_PRODUCER; i++) {
+        await command(ws, 'POST', '/contacts', {
+          id: `p${w}-c${i}`,
+          skills: [`s${(i + w) % 3}`],
+          priority: i % 10,
+          attributes: { notes: 'n'.repeat(1024) },
+        });
+        progress();
+        if (i >= 4 && i % 2 === 0) {
+          // Completes the contact queued a few steps ago: 200 once assigned, 409 while queued.
+          await command(ws, 'POST', `/contacts/p${w}-c${i - 4}/complete`);
+          progress();
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: PRODUCERS }, (_, w) => producer(w)));
+    await Promise.all(connecting);
+    expect(sent).toBeGreaterThanOrEqual(300);
+    expect(subs).toHaveLength(joinAt.size);
+
+    const all = subs.map((s) => s.sub);
+    await settle(ws, all);
+    const assignments = (await history(ws)).filter((e) => e.type === 'AssignmentMade').length;
+    expect(assignments).toBeGreaterThan(50);
+    for (const { sub, after, at } of subs) {
+      const expected = await streamPositions(ws, after);
+      expect(expected.length, `subscriber joined at ${at}`).toBeGreaterThan(0);
+      expectStrictlyIncreasing(sub.positions);
+      expect(sub.positions, `subscriber joined at ${at} after ${after}`).toEqual(expected);
+      expect(sub.events).toEqual(await history(ws, after));
+    }
+    await Promise.all(all.map((s) => s.close()));
+    await subscribed(main, 0);
+    await subscribed(apiOnly, 0);
+  });
+
+  it('(c) type= and agent= filters', async () => {
+    const ws = WS.filters;
+    await command(ws, 'POST', '/agents', { id: 'x1', skills: ['k'] });
+    await command(ws, 'POST', '/agents', { id: 'x2', skills: ['k'] });
+    await command(ws, 'POST', '/agents/x1/state', { state: 'available' });
+    await command(ws, 'POST', '/agents/x2/state', { state: 'available' });
+    const start = await lastPosition(ws);
+
+    const byType = await subscribe(main, ws, 'type=AssignmentMade');
+    const byAgent = await subscribe(main, ws, 'agent=x1');
+    const both = await subscribe(main, ws, 'after=0-0&type=AssignmentMade,AgentStateChanged&agent=x2');
+    const several = await subscribe(main, ws, `after=${start}&type=ContactQueued,ContactCompleted`);
+    await subscribed(main, 4);
+
+    for (let i = 0; i < 4; i++) await command(ws, 'POST', '/contacts', { id: `fc${i}`, skills: ['k'] });
+    await eventually(async () => {
+      const res = await main.api!.inject({ method: 'GET', url: `/v1/workspaces/${ws}/stats` });
+      return (res.json() as { assignments: number }).assignments === 2;
+    }, 'two assignments');
+    for (const id of ['fc0', 'fc1']) await command(ws, 'POST', `/contacts/${id}/complete`);
+    await eventually(async () => {
+      const res = await main.api!.inject({ method: 'GET', url: `/v1/workspaces/${ws}/stats` });
+      return (res.json() as { assignments: number }).assignments === 4;
+    }, 'four assignments');
+    for (const id of ['fc2', 'fc3']) await command(ws, 'POST', `/contacts/${id}/complete`);
+    await command(ws, 'PATCH', '/agents/x1', { name: 'X one' });
+    await command(ws, 'POST', '/agents/x1/state', { state: 'away' });
+    await command(ws, 'POST', '/agents/x2/state', { state: 'offline' });
+    await sleep(300);
+
+    const everything = await history(ws);
+    const since = await history(ws, start);
+    const expectEvents = (sub: Sub, want: Envelope[], what: string) => {
+      expect(want.length, what).toBeGreaterThan(0);
+      expect(sub.events, what).toEqual(want);
+    };
+    expectEvents(
+      byType,
+      since.filter((e) => e.type === 'AssignmentMade'),
+      'type=AssignmentMade',
+    );
+    expect(byType.events).toHaveLength(4);
+    const agentWant = since.filter((e) => aboutAgent(e) === 'x1');
+    expectEvents(byAgent, agentWant, 'agent=x1');
+    expect(new Set(agentWant.map((e) => e.type))).toEqual(
+      new Set(['AssignmentMade', 'ContactCompleted', 'AgentUpdated', 'AgentStateChanged']),
+    );
+    expectEvents(
+      both,
+      everything.filter(
+        (e) => (e.type === 'AssignmentMade' || e.type === 'AgentStateChanged') && aboutAgent(e) === 'x2',
+      ),
+      'after=0-0, two types, agent=x2',
+    );
+    expect(both.events.filter((e) => e.type === 'AgentStateChanged')).toHaveLength(2);
+    expectEvents(
+      several,
+      since.filter((e) => e.type === 'ContactQueued' || e.type === 'ContactCompleted'),
+      'two types after start',
+    );
+    expect(several.events).toHaveLength(8);
+    await closeAll(main, [byType, byAgent, both, several]);
+  });
+
+  it('(d) a bad query is refused with 400 problem+json before the upgrade', async () => {
+    const cases: [string, string, string][] = [
+      [WS.live, 'after=bad', 'after'],
+      [WS.live, 'type=Nope', 'type'],
+      [WS.live, 'type=AssignmentMade,Nope', 'type'],
+      [WS.live, 'agent=bad%20id', 'agent'],
+      [WS.live, 'after=1-2-3&type=AssignmentMade', 'after'],
+      [WS.live, 'follow=true', 'follow'],
+      ['bad.workspace', '', 'ws'],
+    ];
+    for (const [ws, query, path] of cases) {
+      const socket = new WebSocket(liveUrl(main, ws, query));
+      const answer = await new Promise<{ status: number; type: string; body: string; opened: boolean }>(
+        (resolve, reject) => {
+          socket.on('error', reject);
+          socket.on('open', () => resolve({ status: 101, type: '', body: '', opened: true }));
+          socket.on('unexpected-response', (req, res) => {
+            let body = '';
+            res.on('data', (c: Buffer) => {
+              body += String(c);
+            });
+            res.on('end', () => {
+              resolve({
+                status: res.statusCode ?? 0,
+                type: String(res.headers['content-type']),
+                body,
+                opened: false,
+              });
+              req.destroy();
+            });
+          });
+        },
+      );
+      if (answer.opened) socket.terminate();
+      expect(answer.opened, `${ws}?${query} was upgraded`).toBe(false);
+      expect(answer.status, `${ws}?${query}`).toBe(400);
+      expect(answer.type).toMatch(/^application\/problem\+json/);
+      const p = JSON.parse(answer.body) as { status: number; errors: { path: string }[] };
+      expect(p.status).toBe(400);
+      expect(p.errors.map((e) => e.path)).toContain(path);
+    }
+    expect(await subscribers(main)).toBe(0);
+  });
+
+  it('(e) a subscriber on an api-only instance receives every AssignmentMade caused through another', async () => {
+    const ws = WS.cross;
+    const start = await lastPosition(ws);
+    const live = await subscribe(apiOnly, ws, 'type=AssignmentMade');
+    const all = await subscribe(apiOnly, ws, `after=${start}`);
+    await subscribed(apiOnly, 2);
+
+    for (let i = 0; i < 5; i++) await command(ws, 'POST', '/agents', { id: `e${i}`, skills: ['k'] });
+    for (let i = 0; i < 5; i++) await command(ws, 'POST', `/agents/e${i}/state`, { state: 'available' });
+    for (let i = 0; i < 10; i++) await command(ws, 'POST', '/contacts', { id: `ec${i}`, skills: ['k'] });
+    await eventually(() => live.events.length === 5, 'five assignments on the api-only instance');
+    for (let i = 0; i < 5; i++) await command(ws, 'POST', `/contacts/ec${i}/complete`);
+    await eventually(() => live.events.length === 10, 'ten assignments on the api-only instance');
+    await settle(ws, [all]);
+
+    const made = (await history(ws, start)).filter((e) => e.type === 'AssignmentMade');
+    expect(made).toHaveLength(10);
+    expect(live.events).toEqual(made);
+    expect(new Set(live.events.map((e) => e.data.contactId))).toEqual(
+      new Set(Array.from({ length: 10 }, (_, i) => `ec${i}`)),
+    );
+    expect(all.positions).toEqual(await streamPositions(ws, start));
+    await closeAll(apiOnly, [live, all]);
+  });
+
+  it('(f) on stop, subscribers are closed with 1001', async () => {
+    const ws = WS.shutdown;
+    const own = await startSwitchboard(loadConfig(env({ ROLES: 'api' })), log);
+    let stopped = false;
+    try {
+      await command(ws, 'POST', '/agents', { id: 'f1', skills: ['k'] });
+      const replaying = await subscribe(own, ws, 'after=0-0');
+      const plain = await subscribe(own, ws);
+      await subscribed(own, 2);
+      await eventually(() => replaying.events.length === 1, 'the replayed event');
+      const t0 = Date.now();
+      await own.stop();
+      stopped = true;
+      const [a, b] = await Promise.all([replaying.closed, plain.closed]);
+      expect(a.code).toBe(1001);
+      expect(b.code).toBe(1001);
+      expect(a.reason).toMatch(/after=/);
+      expect(Date.now() - t0).toBeLessThan(5000);
+    } finally {
+      if (!stopped) await own.stop();
+    }
+    // The other instances still serve.
+    const res = await main.api!.inject({ method: 'GET', url: '/health' });
+    expect(res.statusCode).toBe(200);
+  });
+});
