@@ -23,9 +23,11 @@ if [ ${#need[@]} -gt 0 ]; then
   if command -v systemctl >/dev/null 2>&1; then systemctl disable --now redis-server >/dev/null 2>&1 || true; fi
 fi
 
+# `npm install` with the committed lock file, not `npm ci`: npm 11 records only this platform's
+# optional binaries (esbuild, rollup, biome) in the lock, and `npm ci` then refuses the lock.
 stamp=node_modules/.switchboard-lock
 if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
   echo "switchboard: installing npm packages" >&2
-  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+  npm install --no-audit --no-fund --loglevel=error >/dev/null
   cp package-lock.json "$stamp"
 fi
