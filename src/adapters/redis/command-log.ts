@@ -46,16 +46,19 @@ export async function appendCommand(redis: RedisClient, req: AppendRequest): Pro
   const { attributes, ...rest } = req.command as Command & { attributes?: unknown };
   const fingerprint = req.fingerprint ?? '';
   const idem = req.idempotencyKey ?? '';
+  // Registry marks are sent without waiting, so concurrent appends from one client reach Redis
+  // in call order (the script call below is issued in this same tick).
+  const marks: Promise<unknown>[] = [];
   if (!knownWorkspaces.has(req.workspace)) {
-    await redis.sadd(globalKeys.workspaces, req.workspace);
     knownWorkspaces.add(req.workspace);
+    marks.push(redis.sadd(globalKeys.workspaces, req.workspace));
   }
   const now = Date.now();
   if (now - (markedActive.get(req.workspace) ?? 0) >= 1000) {
     markedActive.set(req.workspace, now);
-    await redis.zadd(globalKeys.activeWorkspaces, now, req.workspace);
+    marks.push(redis.zadd(globalKeys.activeWorkspaces, now, req.workspace));
   }
-  const r = (await runScript(
+  const appended = runScript(
     redis,
     'appendCommand',
     [keys.commands, idem ? keys.idempotency(idem) : keys.meta],
@@ -70,8 +73,23 @@ export async function appendCommand(redis: RedisClient, req: AppendRequest): Pro
       req.requestId ?? '',
       attributes === undefined ? '' : JSON.stringify(attributes),
     ],
-  )) as [string, string, number, string, string];
-  const [position, firstCommandId, repeated, firstFingerprint, outcome] = r;
+  );
+  let reply: unknown;
+  try {
+    [reply] = await Promise.all([appended, ...marks]);
+  } catch (err) {
+    // Mark again next time: the workspace must not stay unregistered.
+    knownWorkspaces.delete(req.workspace);
+    markedActive.delete(req.workspace);
+    throw err;
+  }
+  const [position, firstCommandId, repeated, firstFingerprint, outcome] = reply as [
+    string,
+    string,
+    number,
+    string,
+    string,
+  ];
   return {
     position,
     commandId: firstCommandId,
