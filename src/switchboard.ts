@@ -63,11 +63,18 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
     runners.push(new WorkspaceRunner(redis, projector, log.child({ role: 'projector' }), runnerOpts));
   }
   if (config.roles.includes('dispatcher')) {
-    dispatcher = new Dispatcher(redis, log.child({ role: 'dispatcher' }), {
-      batch: config.dispatchBatch,
-      wakeTimeoutS: 5,
-    });
-    runners.push(new WorkspaceRunner(redis, dispatcher, log.child({ role: 'dispatcher' }), runnerOpts));
+    const dlog = log.child({ role: 'dispatcher' });
+    dispatcher = new Dispatcher(redis, dlog, { batch: config.dispatchBatch, wakeTimeoutS: 5 });
+    // One dispatcher per workspace at a time: a lease per workspace, renewed every third of its life.
+    const leases = config.dispatchLeases
+      ? new LeaseKeeper(redis, `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`, dlog, {
+          ttlMs: config.leaseTtlMs,
+          renewEveryMs: Math.max(100, Math.floor(config.leaseTtlMs / 3)),
+        })
+      : undefined;
+    runners.push(
+      new WorkspaceRunner(redis, dispatcher, dlog, { ...runnerOpts, ...(leases ? { leases } : {}) }),
+    );
   }
   for (const r of runners) r.start();
 

@@ -1,12 +1,27 @@
-import { spawn } from 'node:child_process';
+/**
+ * The topology launcher (src/cli/launch.ts), both shapes:
+ *
+ * - `--no-vrrp`: one HAProxy on loopback in front of the cluster and the 7 Switchboard processes.
+ * - `--vrrp`: the HAProxy pair with keepalived in network namespaces the launcher creates, reached
+ *   from the host through the forwarded 127.0.0.1 port (forwarder -> VIP -> HAProxy holding it).
+ *   The MASTER's HAProxy is SIGKILLed; requests through the same port must succeed again once
+ *   the VIP has moved to the BACKUP. Failover time and failed requests are printed as one JSON
+ *   line. Ctrl-C must then stop everything and delete every namespace of the run.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { deleteNamespaceSync, probeNetns } from '../../src/adapters/netns.ts';
+import { httpGet, sleep, waitFor } from './helpers.ts';
 
 const launcher = new URL('../../src/cli/launch.ts', import.meta.url).pathname;
 const dirs: string[] = [];
+const running: ChildProcess[] = [];
+const runIds: string[] = [];
 
 function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -19,52 +34,104 @@ function portOpen(port: number): Promise<boolean> {
   });
 }
 
+/** Start the launcher with all four ports on 0 (free ports) and collect its output. */
+function startLauncher(dataDir: string, extra: string[]) {
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      launcher,
+      '--data-dir',
+      dataDir,
+      '--http-port',
+      '0',
+      '--tls-port',
+      '0',
+      '--stats-port',
+      '0',
+      '--redis-port',
+      '0',
+      ...extra,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  running.push(child);
+  let out = '';
+  child.stdout.on('data', (b: Buffer) => {
+    out += b.toString();
+  });
+  child.stderr.on('data', (b: Buffer) => {
+    out += b.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, exited, output: () => out };
+}
+
+async function waitForBanner(l: ReturnType<typeof startLauncher>, timeoutMs: number): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  while (
+    !l.output().includes('Ctrl-C stops everything') &&
+    Date.now() < deadline &&
+    l.child.exitCode === null
+  ) {
+    await sleep(200);
+  }
+  const out = l.output();
+  expect(out, out).toContain('Ctrl-C stops everything');
+  return out;
+}
+
+function namespacesOf(id: string): string[] {
+  return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/)[0] ?? '')
+    .filter((n) => n.includes(`-${id}-`));
+}
+
+function vipOn(ns: string, vip: string): boolean {
+  const out = execFileSync('ip', ['-n', ns, '-4', '-o', 'addr', 'show'], { encoding: 'utf8' });
+  return out.includes(`inet ${vip}/`);
+}
+
 afterAll(async () => {
+  // A failed test may leave a launcher running: stop it, then remove whatever it left behind.
+  for (const c of running) {
+    if (c.exitCode !== null || c.signalCode !== null) continue;
+    c.kill('SIGINT');
+    const done = await new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => resolve(false), 30_000);
+      c.once('exit', () => {
+        clearTimeout(t);
+        resolve(true);
+      });
+    });
+    if (!done) c.kill('SIGKILL');
+  }
+  for (const id of runIds) {
+    for (const ns of namespacesOf(id)) deleteNamespaceSync(ns);
+  }
   for (const d of dirs) await rm(d, { recursive: true, force: true });
-});
+}, 60_000);
+
+// Namespaces, veth pairs, keepalived's VRRP and moving the VIP need root with CAP_SYS_ADMIN and
+// CAP_NET_ADMIN and a working `ip netns add` (plus haproxy and keepalived): the VRRP test is
+// skipped without them, as the launcher itself then falls back to a single HAProxy.
+const netns = probeNetns({ binaries: ['haproxy', 'keepalived'] });
 
 describe('the topology launcher', () => {
   it('starts the cluster, HAProxy and 7 Switchboard processes, serves through HAProxy, and stops everything on Ctrl-C', async () => {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'sb-topology-'));
     dirs.push(dataDir);
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        launcher,
-        '--data-dir',
-        dataDir,
-        '--http-port',
-        '0',
-        '--tls-port',
-        '0',
-        '--stats-port',
-        '0',
-        '--redis-port',
-        '0',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    child.stdout.on('data', (b: Buffer) => {
-      out += b.toString();
-    });
-    child.stderr.on('data', (b: Buffer) => {
-      out += b.toString();
-    });
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    const deadline = Date.now() + 90_000;
-    while (!out.includes('Ctrl-C stops everything') && Date.now() < deadline && child.exitCode === null) {
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    expect(out, out).toContain('Ctrl-C stops everything');
+    const l = startLauncher(dataDir, ['--no-vrrp']);
+    const out = await waitForBanner(l, 90_000);
     const api = /API through HAProxy\s+(http:\/\/\S+)/.exec(out)?.[1];
     const stats = /HAProxy stats\s+(http:\/\/\S+)/.exec(out)?.[1];
     const instances = /API instances\s+(.+)/.exec(out)?.[1]?.trim().split(/\s+/) ?? [];
     const cluster = [...out.matchAll(/redis:\/\/127\.0\.0\.1:(\d+)/g)].map((m) => Number(m[1]));
     expect(api).toBeDefined();
     expect(instances).toHaveLength(3);
+    expect(out).not.toContain('namespace');
 
     // Round-robin: requests through HAProxy reach all three instances (each reports its pid).
     const pids = new Set<number>();
@@ -82,11 +149,150 @@ describe('the topology launcher', () => {
     expect(created.status).toBe(201);
     expect((await fetch(stats!)).status).toBe(200);
 
-    child.kill('SIGINT');
-    expect(await exited).toBe(0);
+    l.child.kill('SIGINT');
+    expect(await l.exited).toBe(0);
     const apiPort = Number(new URL(api!).port);
     for (const port of [apiPort, ...instances.map((u) => Number(new URL(u).port)), ...cluster]) {
       expect(await portOpen(port), `port ${port} still open`).toBe(false);
     }
   }, 120_000);
+
+  it.skipIf(!netns.ok)(
+    `--vrrp: serves through the VIP, survives the MASTER's HAProxy being killed, and deletes its namespaces on Ctrl-C${netns.ok ? '' : ` (skipped: ${netns.reason})`}`,
+    async () => {
+      const dataDir = await mkdtemp(path.join(os.tmpdir(), 'sb-topology-vrrp-'));
+      dirs.push(dataDir);
+      const started = Date.now();
+      const l = startLauncher(dataDir, ['--vrrp']);
+      const out = await waitForBanner(l, 100_000);
+      const startupMs = Date.now() - started;
+      const id = /run ([0-9a-z]+):/.exec(out)?.[1];
+      expect(id, out).toBeDefined();
+      runIds.push(id!);
+      const url = (label: string, scheme: string) =>
+        new URL(new RegExp(`${label}\\s+(${scheme}://127\\.0\\.0\\.1:\\d+)`).exec(out)?.[1] ?? 'x://invalid');
+      const api = url('API through HAProxy', 'http');
+      const forwarded = [
+        api,
+        url('API over TLS', 'https'),
+        url('HAProxy stats', 'http'),
+        url('Redis through HAProxy', 'redis'),
+      ].map((u) => Number(u.port));
+      expect(
+        forwarded.every((p) => p > 0),
+        out,
+      ).toBe(true);
+      const vip = /forwarded to the VIP http:\/\/([\d.]+):8000/.exec(out)?.[1];
+      expect(vip, out).toBeDefined();
+      expect(out).toContain(`ip netns exec sb-${id}-app curl http://${vip}:8000/health`);
+      const lbs = [...out.matchAll(/HAProxy (lb\d) (MASTER|BACKUP)\s+namespace (\S+), .*pidfile (\S+)/g)].map(
+        (m) => ({ name: m[1]!, role: m[2]!, ns: m[3]!, pidfile: m[4]! }),
+      );
+      expect(lbs.map((x) => `${x.name} ${x.role}`)).toEqual(['lb1 MASTER', 'lb2 BACKUP']);
+      const [master, backup] = lbs as [(typeof lbs)[0], (typeof lbs)[0]];
+      expect(namespacesOf(id!).sort()).toEqual([
+        `sb-${id}-app`,
+        `sb-${id}-br`,
+        `sb-${id}-lb1`,
+        `sb-${id}-lb2`,
+      ]);
+      expect(vipOn(master.ns, vip!)).toBe(true);
+      expect(vipOn(backup.ns, vip!)).toBe(false);
+
+      // Through the forwarded port, the VIP and the MASTER's HAProxy: round-robin over 3 instances.
+      const port = Number(api.port);
+      const pids = new Set<number>();
+      for (let i = 0; i < 9; i++) {
+        const r = await httpGet('127.0.0.1', port, '/status');
+        expect(r.status).toBe(200);
+        pids.add((JSON.parse(r.body) as { pid: number }).pid);
+      }
+      expect(pids.size).toBe(3);
+      const created = await fetch(`${api.origin}/v1/workspaces/default/agents`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ id: 'launcher-vrrp-test', skills: ['English'] }),
+      });
+      expect(created.status).toBe(201);
+
+      // Steady load through the forwarded port: one request every 100 ms (bounded: 400 at most).
+      const results: { t: number; ok: boolean; err?: string }[] = [];
+      let load = true;
+      const loop = (async () => {
+        for (let i = 0; i < 400 && load; i++) {
+          const t = Date.now();
+          try {
+            const r = await httpGet('127.0.0.1', port, '/health', 1000);
+            results.push({
+              t,
+              ok: r.status === 200,
+              ...(r.status === 200 ? {} : { err: `HTTP ${r.status}` }),
+            });
+          } catch (err) {
+            results.push({
+              t,
+              ok: false,
+              err: (err as NodeJS.ErrnoException).code ?? (err as Error).message,
+            });
+          }
+          await sleep(100);
+        }
+      })();
+      await waitFor('requests through the VIP', async () => results.filter((r) => r.ok).length >= 5, {
+        timeoutMs: 10_000,
+      });
+
+      // SIGKILL the MASTER's HAProxy (the master process named in its pidfile; its worker follows).
+      const pid = Number(readFileSync(master.pidfile, 'utf8').trim());
+      expect(readFileSync(`/proc/${pid}/comm`, 'utf8').trim()).toBe('haproxy');
+      const t0 = Date.now();
+      process.kill(pid, 'SIGKILL');
+
+      const firstFail = await waitFor(
+        'a failed request',
+        async () => results.find((r) => r.t >= t0 && !r.ok),
+        {
+          timeoutMs: 5000,
+        },
+      );
+      const recovered = await waitFor(
+        'requests through the forwarded port to succeed again',
+        async () => results.find((r) => r.t > firstFail.value.t && r.ok),
+        { timeoutMs: 15_000 },
+      );
+      const failoverMs = recovered.value.t - t0;
+      // The VIP is on the BACKUP now, and only there.
+      expect(vipOn(backup.ns, vip!)).toBe(true);
+      expect(vipOn(master.ns, vip!)).toBe(false);
+      await sleep(1500); // stays healthy
+      load = false;
+      await loop;
+      const after = results.filter((r) => r.t >= t0);
+      const failed = after.filter((r) => !r.ok);
+      const failedAfterRecovery = after.filter((r) => !r.ok && r.t > recovered.value.t);
+      console.log(
+        JSON.stringify({
+          test: 'launcher-vrrp-failover',
+          startupMs,
+          failoverMs,
+          requestsAfterKill: after.length,
+          failedRequests: failed.length,
+          failedAfterRecovery: failedAfterRecovery.length,
+          errors: [...new Set(failed.map((f) => f.err))],
+        }),
+      );
+      expect(failoverMs).toBeLessThan(10_000);
+      expect(failedAfterRecovery).toEqual([]);
+      expect(l.output()).toMatch(/keepalived lb2: MASTER/);
+
+      // Ctrl-C: exit 0, every forwarded port closed, every namespace of the run gone.
+      const backupPid = Number(readFileSync(backup.pidfile, 'utf8').trim());
+      l.child.kill('SIGINT');
+      expect(await l.exited, l.output().slice(-3000)).toBe(0);
+      for (const p of forwarded) expect(await portOpen(p), `port ${p} still open`).toBe(false);
+      expect(namespacesOf(id!)).toEqual([]);
+      expect(() => process.kill(backupPid, 0), 'backup HAProxy still running').toThrow();
+    },
+    120_000,
+  );
 });
