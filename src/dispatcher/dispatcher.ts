@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { blockingConnection } from '../adapters/redis/client.ts';
+import { blockingConnection, raceBlocking, STOPPED, stopSignal } from '../adapters/redis/client.ts';
 import { workspaceKeys } from '../adapters/redis/keys.ts';
 import { type RedisClient, runScript } from '../adapters/redis/scripts.ts';
 import type { WorkspaceLoop } from '../adapters/workspaces.ts';
@@ -38,7 +38,7 @@ export async function dispatchPending(
 
 /** The dispatcher role: blocks on the workspace's wake set and routes whatever is waiting. */
 export class Dispatcher implements WorkspaceLoop {
-  private readonly blocking = new Map<string, RedisClient>();
+  private readonly blocking = new Map<string, { conn: RedisClient; stop: () => void }>();
   assignments = 0;
 
   constructor(
@@ -49,19 +49,34 @@ export class Dispatcher implements WorkspaceLoop {
 
   async run(workspace: string, running: () => boolean): Promise<void> {
     const k = workspaceKeys(workspace);
-    const conn = this.blocking.get(workspace) ?? blockingConnection(this.redis);
-    this.blocking.set(workspace, conn);
-    this.assignments += await dispatchPending(this.redis, workspace, this.opts);
-    while (running()) {
-      await conn.bzpopmin(k.wake, this.opts.wakeTimeoutS);
-      const made = await dispatchPending(this.redis, workspace, this.opts);
-      this.assignments += made;
-      if (made > 0) this.log.debug({ workspace, made }, 'assignments made');
+    const conn = blockingConnection(this.redis);
+    const stop = stopSignal();
+    this.blocking.set(workspace, { conn, stop: stop.fire });
+    try {
+      this.assignments += await dispatchPending(this.redis, workspace, this.opts);
+      while (running()) {
+        // A command queued while the connection is down is never settled by disconnect():
+        // race it with the interrupt and a deadline, so the loop cannot hang.
+        const woke = await raceBlocking(
+          conn.bzpopmin(k.wake, this.opts.wakeTimeoutS),
+          stop.promise,
+          this.opts.wakeTimeoutS * 1000 + 5000,
+        );
+        if (woke === STOPPED) return;
+        const made = await dispatchPending(this.redis, workspace, this.opts);
+        this.assignments += made;
+        if (made > 0) this.log.debug({ workspace, made }, 'assignments made');
+      }
+    } finally {
+      conn.disconnect();
+      if (this.blocking.get(workspace)?.conn === conn) this.blocking.delete(workspace);
     }
   }
 
   interrupt(workspace: string): void {
-    this.blocking.get(workspace)?.disconnect();
+    const b = this.blocking.get(workspace);
+    b?.stop();
+    b?.conn.disconnect();
     this.blocking.delete(workspace);
   }
 }

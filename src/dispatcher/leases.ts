@@ -38,47 +38,73 @@ export class LeaseKeeper {
     return this.held.size;
   }
 
-  /** Renews held leases, drops lost ones, and takes free ones up to a fair share. Returns what changed. */
+  /**
+   * Renews held leases, drops lost ones, hands back idle ones and any above a fair share, and
+   * takes free ones up to a fair share. Each lease is handled on its own: a failing node (its
+   * slot's master down) costs only the leases on it. Returns what changed.
+   */
   async tick(workspaces: readonly string[]): Promise<{ gained: string[]; lost: string[] }> {
     const gained: string[] = [];
     const lost: string[] = [];
     const now = Date.now();
-    await this.redis.zadd(globalKeys.dispatchers, now, this.owner);
-    await this.redis.zremrangebyscore(globalKeys.dispatchers, 0, now - this.opts.ttlMs);
-    const alive = Math.max(1, await this.redis.zcard(globalKeys.dispatchers));
+    let alive = 1;
+    try {
+      // Best effort: the registry of live dispatchers only shapes the fair share.
+      await this.redis.zadd(globalKeys.dispatchers, now, this.owner);
+      await this.redis.zremrangebyscore(globalKeys.dispatchers, 0, now - this.opts.ttlMs);
+      alive = Math.max(1, await this.redis.zcard(globalKeys.dispatchers));
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'cannot update the dispatcher registry; keeping leases');
+    }
     const wanted = new Set(workspaces);
+    const share = Math.ceil(workspaces.length / alive);
+    let surplus = Math.max(0, [...this.held].filter((ws) => wanted.has(ws)).length - share);
     for (const ws of [...this.held]) {
-      if (!wanted.has(ws)) {
-        // Idle: hand it back so it does not count against this dispatcher's share.
-        await this.redis.eval(RELEASE, 1, globalKeys.leases(ws), this.owner);
-        this.held.delete(ws);
-        lost.push(ws);
-        continue;
-      }
-      const ok = (await this.redis.eval(
-        RENEW,
-        1,
-        globalKeys.leases(ws),
-        this.owner,
-        this.opts.ttlMs,
-      )) as number;
-      if (ok !== 1) {
-        this.held.delete(ws);
-        lost.push(ws);
+      try {
+        // Idle, or above the fair share now that more dispatchers run: hand it back.
+        if (!wanted.has(ws) || surplus > 0) {
+          if (wanted.has(ws)) surplus--;
+          await this.redis.eval(RELEASE, 1, globalKeys.leases(ws), this.owner);
+          this.held.delete(ws);
+          lost.push(ws);
+          continue;
+        }
+        const ok = (await this.redis.eval(
+          RENEW,
+          1,
+          globalKeys.leases(ws),
+          this.owner,
+          this.opts.ttlMs,
+        )) as number;
+        if (ok !== 1) {
+          this.held.delete(ws);
+          lost.push(ws);
+          this.log.warn(
+            { workspace: ws },
+            'dispatcher lease lost; another dispatcher serves this workspace now',
+          );
+        }
+      } catch (err) {
         this.log.warn(
-          { workspace: ws },
-          'dispatcher lease lost; another dispatcher serves this workspace now',
+          { workspace: ws, err: (err as Error).message },
+          'cannot renew a dispatcher lease; retrying',
         );
       }
     }
-    const share = Math.ceil(workspaces.length / alive);
     for (const ws of workspaces) {
       if (this.held.has(ws) || this.held.size >= share) continue;
-      const ok = await this.redis.set(globalKeys.leases(ws), this.owner, 'PX', this.opts.ttlMs, 'NX');
-      if (ok === 'OK') {
-        this.held.add(ws);
-        gained.push(ws);
-        this.log.info({ workspace: ws }, 'dispatcher lease taken');
+      try {
+        const ok = await this.redis.set(globalKeys.leases(ws), this.owner, 'PX', this.opts.ttlMs, 'NX');
+        if (ok === 'OK') {
+          this.held.add(ws);
+          gained.push(ws);
+          this.log.info({ workspace: ws }, 'dispatcher lease taken');
+        }
+      } catch (err) {
+        this.log.warn(
+          { workspace: ws, err: (err as Error).message },
+          'cannot take a dispatcher lease; retrying',
+        );
       }
     }
     return { gained, lost };

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import { blockingConnection } from '../adapters/redis/client.ts';
+import { blockingConnection, raceBlocking, STOPPED, stopSignal } from '../adapters/redis/client.ts';
 import { PROJECTOR_GROUP, workspaceKeys } from '../adapters/redis/keys.ts';
 import { type RedisClient, runScript } from '../adapters/redis/scripts.ts';
 import type { WorkspaceLoop } from '../adapters/workspaces.ts';
@@ -73,7 +73,7 @@ type ReadGroupReply = [string, [string, string[]][]][] | null;
 /** The projector role: one consumer of the workspace's command stream group. */
 export class Projector implements WorkspaceLoop {
   readonly consumer = `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-  private readonly blocking = new Map<string, RedisClient>();
+  private readonly blocking = new Map<string, { conn: RedisClient; stop: () => void }>();
   applied = 0;
 
   constructor(
@@ -85,32 +85,44 @@ export class Projector implements WorkspaceLoop {
   async run(workspace: string, running: () => boolean): Promise<void> {
     const k = workspaceKeys(workspace);
     await ensureGroup(this.redis, workspace);
-    const conn = this.blocking.get(workspace) ?? blockingConnection(this.redis);
-    this.blocking.set(workspace, conn);
-    this.applied += await projectPending(this.redis, workspace, [], this.opts);
-    let lastReclaim = Date.now();
-    while (running()) {
-      const reply = (await conn.xreadgroup(
-        'GROUP',
-        PROJECTOR_GROUP,
-        this.consumer,
-        'COUNT',
-        this.opts.batch,
-        'BLOCK',
-        this.opts.blockMs,
-        'STREAMS',
-        k.commands,
-        '>',
-      )) as ReadGroupReply;
-      const ids = reply?.[0]?.[1].map((e) => e[0]) ?? [];
-      // With nothing delivered, still look: a projector that died may hold commands unapplied.
-      const n = await projectPending(this.redis, workspace, ids, this.opts);
-      this.applied += n;
-      if (n > 0) this.log.debug({ workspace, applied: n, delivered: ids.length }, 'commands applied');
-      if (Date.now() - lastReclaim > this.opts.reclaimIdleMs) {
-        lastReclaim = Date.now();
-        await this.reclaim(workspace);
+    const conn = blockingConnection(this.redis);
+    const stop = stopSignal();
+    this.blocking.set(workspace, { conn, stop: stop.fire });
+    try {
+      this.applied += await projectPending(this.redis, workspace, [], this.opts);
+      let lastReclaim = Date.now();
+      while (running()) {
+        const read = await raceBlocking(
+          conn.xreadgroup(
+            'GROUP',
+            PROJECTOR_GROUP,
+            this.consumer,
+            'COUNT',
+            this.opts.batch,
+            'BLOCK',
+            this.opts.blockMs,
+            'STREAMS',
+            k.commands,
+            '>',
+          ),
+          stop.promise,
+          this.opts.blockMs + 5000,
+        );
+        if (read === STOPPED) return;
+        const reply = read as ReadGroupReply;
+        const ids = reply?.[0]?.[1].map((e) => e[0]) ?? [];
+        // With nothing delivered, still look: a projector that died may hold commands unapplied.
+        const n = await projectPending(this.redis, workspace, ids, this.opts);
+        this.applied += n;
+        if (n > 0) this.log.debug({ workspace, applied: n, delivered: ids.length }, 'commands applied');
+        if (Date.now() - lastReclaim > this.opts.reclaimIdleMs) {
+          lastReclaim = Date.now();
+          await this.reclaim(workspace);
+        }
       }
+    } finally {
+      conn.disconnect();
+      if (this.blocking.get(workspace)?.conn === conn) this.blocking.delete(workspace);
     }
   }
 
@@ -134,7 +146,9 @@ export class Projector implements WorkspaceLoop {
   }
 
   interrupt(workspace: string): void {
-    this.blocking.get(workspace)?.disconnect();
+    const b = this.blocking.get(workspace);
+    b?.stop();
+    b?.conn.disconnect();
     this.blocking.delete(workspace);
   }
 }

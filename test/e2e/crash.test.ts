@@ -9,14 +9,13 @@
  * Then, from the streams themselves: (a) no contact is assigned twice; (b) no acknowledged contact
  * is lost; (c) no agent ever held two contacts; (d) every command is applied exactly once and
  * the checkpoint covers the whole command stream; (e) no Idempotency-Key was appended twice.
+ * The load driver and these proofs live in test/support/audit.ts (shared with test/failover).
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
-import { parseFields, type StreamEntry, toEnvelope } from '../../src/adapters/redis/event-log.ts';
-import { PROJECTOR_GROUP, workspaceKeys } from '../../src/adapters/redis/keys.ts';
+import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
-import type { EventEnvelope } from '../../src/domain/events.ts';
+import { auditWorkspace, LoadDriver, positionMs, waitProjectorSettled } from '../support/audit.ts';
 import {
   killAllProcesses,
   requestJson,
@@ -33,141 +32,6 @@ const RATE_PER_S = 70;
 const MAX_IN_FLIGHT = 64;
 const LOAD_DEADLINE_MS = 45_000;
 const MAX_ATTEMPTS = 10;
-const LANGUAGES = ['English', 'Spanish'] as const;
-const AREAS = ['Support', 'Disputes', 'Billing'] as const;
-
-function comparePositions(a: string, b: string): number {
-  const [am = 0, as = 0] = a.split('-').map(Number);
-  const [bm = 0, bs = 0] = b.split('-').map(Number);
-  return am - bm || as - bs;
-}
-
-const positionMs = (p: string): number => Number(p.split('-')[0]);
-
-interface Reply {
-  readonly status: number;
-  readonly body: Record<string, unknown>;
-}
-
-/**
- * The load driver's HTTP client: sends each command with its Idempotency-Key and retries, with the
- * same key and on the other API, after a network error, a 5xx or a 202 (bounded).
- */
-class RetryingClient {
-  requests = 0;
-  retries = 0;
-  failed = 0;
-  networkErrors = 0;
-  accepted202 = 0;
-  readonly statuses: Record<string, number> = {};
-  readonly failures: string[] = [];
-  /** When each 2xx answer (other than 202) arrived. */
-  readonly okAt: number[] = [];
-
-  constructor(
-    private readonly apiUrls: readonly string[],
-    private readonly ws: string,
-  ) {}
-
-  /** The last answer, or null when every attempt failed with a network error. */
-  async command(path: string, body: unknown, key: string, first: number): Promise<Reply | null> {
-    this.requests++;
-    let last: Reply | null = null;
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      if (attempt > 0) {
-        this.retries++;
-        await sleep(Math.min(1_000, 50 * 2 ** attempt) * (0.5 + Math.random()));
-      }
-      const url = `${this.apiUrls[(first + attempt) % this.apiUrls.length]}/v1/workspaces/${this.ws}${path}`;
-      try {
-        const r = await requestJson<Record<string, unknown>>(url, {
-          method: 'POST',
-          ...(body !== undefined ? { body } : {}),
-          headers: { 'idempotency-key': key },
-          timeoutMs: 5_000,
-        });
-        last = { status: r.status, body: r.body };
-        this.statuses[r.status] = (this.statuses[r.status] ?? 0) + 1;
-        if (r.status === 202) {
-          this.accepted202++;
-          continue;
-        }
-        if (r.status >= 500) continue;
-        if (r.status < 300) this.okAt.push(Date.now());
-        else this.failures.push(`${path} (${key}): ${r.status} ${JSON.stringify(r.body)}`);
-        return last;
-      } catch {
-        this.networkErrors++;
-      }
-    }
-    this.failed++;
-    this.failures.push(`${path} (${key}): no answer after ${MAX_ATTEMPTS} attempts (last ${last?.status})`);
-    return last?.status === 202 ? last : null;
-  }
-}
-
-/**
- * Follows AssignmentMade over a WebSocket; when the socket closes it reconnects to the next API
- * with `after=<last position>`, so the feed must resume with no gap and no duplicate.
- */
-class AssignmentFollower {
-  last = '0-0';
-  readonly seen: EventEnvelope[] = [];
-  duplicates = 0;
-  reconnects = 0;
-  readonly gapsMs: number[] = [];
-  private socket: WebSocket | undefined;
-  private stopped = false;
-  private closedAt: number | undefined;
-  private index = 0;
-
-  constructor(
-    private readonly apiUrls: readonly string[],
-    private readonly ws: string,
-    private readonly onAssignment: (e: EventEnvelope) => void,
-  ) {}
-
-  start(): Promise<void> {
-    return new Promise((resolve) => this.connect(resolve));
-  }
-
-  private connect(opened?: () => void): void {
-    if (this.stopped) return;
-    const base = this.apiUrls[this.index % this.apiUrls.length]!.replace('http', 'ws');
-    const socket = new WebSocket(
-      `${base}/v1/workspaces/${this.ws}/events/live?type=AssignmentMade&after=${this.last}`,
-    );
-    this.socket = socket;
-    socket.on('open', () => {
-      if (this.closedAt !== undefined) this.gapsMs.push(Date.now() - this.closedAt);
-      this.closedAt = undefined;
-      opened?.();
-    });
-    socket.on('message', (data) => {
-      const e = JSON.parse(String(data)) as EventEnvelope;
-      if (comparePositions(e.position, this.last) <= 0) {
-        this.duplicates++;
-        return;
-      }
-      this.last = e.position;
-      this.seen.push(e);
-      this.onAssignment(e);
-    });
-    socket.on('error', () => {});
-    socket.on('close', () => {
-      if (this.stopped) return;
-      this.closedAt ??= Date.now();
-      this.reconnects++;
-      this.index++;
-      setTimeout(() => this.connect(opened), 100);
-    });
-  }
-
-  stop(): void {
-    this.stopped = true;
-    this.socket?.close();
-  }
-}
 
 describe('crash safety under load', () => {
   let redisFixture: TestRedis;
@@ -207,54 +71,23 @@ describe('crash safety under load', () => {
 
   it('keeps every guarantee through SIGKILLed workers and a SIGKILLed API', async () => {
     const apiUrls = apis.map((a) => a.url!);
-    const client = new RetryingClient(apiUrls, ws);
     const started = Date.now();
-
-    // Agents: one language and one or two areas each, so every (language, area) pair is served.
-    const agentIds: string[] = [];
-    for (let i = 0; i < AGENTS; i++) agentIds.push(`agent-${String(i).padStart(2, '0')}`);
-    const skillsOf = (i: number): string[] => {
-      const a = Math.floor(i / 2) % AREAS.length;
-      return [LANGUAGES[i % 2]!, AREAS[a]!, ...(i % 4 >= 2 ? [AREAS[(a + 1) % AREAS.length]!] : [])];
-    };
-    await Promise.all(
-      agentIds.map(async (id, i) => {
-        const r = await client.command('/agents', { id, skills: skillsOf(i) }, `register-${id}`, i);
-        expect(r?.status, JSON.stringify(r?.body)).toBe(201);
-      }),
-    );
-    await Promise.all(
-      agentIds.map(async (id, i) => {
-        const r = await client.command(`/agents/${id}/state`, { state: 'available' }, `available-${id}`, i);
-        expect(r?.status, JSON.stringify(r?.body)).toBe(200);
-      }),
-    );
-
-    // Agents cycle: each assignment is completed 50..300 ms after it is seen.
-    const completions = new Set<Promise<unknown>>();
-    const completedOk = new Set<string>();
-    let completeIndex = 0;
-    const follower = new AssignmentFollower(apiUrls, ws, (e) => {
-      const contactId = String((e.data as { contactId: string }).contactId);
-      const p = sleep(50 + Math.random() * 250)
-        .then(() =>
-          client.command(
-            `/contacts/${contactId}/complete`,
-            undefined,
-            `complete-${contactId}`,
-            completeIndex++,
-          ),
-        )
-        .then((r) => {
-          if (r?.status === 200) completedOk.add(contactId);
-        });
-      completions.add(p);
-      void p.finally(() => completions.delete(p));
+    const load = new LoadDriver({
+      apiUrls,
+      ws,
+      contacts: CONTACTS,
+      agents: AGENTS,
+      ratePerS: RATE_PER_S,
+      maxInFlight: MAX_IN_FLIGHT,
+      deadlineMs: LOAD_DEADLINE_MS,
+      maxAttempts: MAX_ATTEMPTS,
     });
-    await follower.start();
+    const { client, follower } = load;
+    // Agents (one language and one or two areas each) register, become available and cycle: each
+    // assignment is completed 50..300 ms after it is seen.
+    await load.prepare();
 
     // The kills, at fixed times into the load, each followed by a restart 1.5 s later.
-    const loadStart = Date.now();
     const recoveries: Record<string, Record<string, number | undefined>> = {};
     const restarts: Promise<void>[] = [];
     const kill = async (label: string, victims: SwitchboardProcess[]) => {
@@ -272,14 +105,11 @@ describe('crash safety under load', () => {
       ).then(() => {
         rec.firstApplyAfterMs = Date.now() - at;
       });
-      const assigned = waitFor(
-        'an assignment after the kill',
-        () => follower.seen.some((e) => positionMs(e.position) > at),
-        30_000,
-        20,
-      ).then(() => {
-        rec.firstAssignmentAfterMs = Date.now() - at;
-      });
+      const assigned = waitFor('an assignment after the kill', () => follower.seenAfter(at), 30_000, 20).then(
+        () => {
+          rec.firstAssignmentAfterMs = Date.now() - at;
+        },
+      );
       await sleep(1_500);
       const restartAt = Date.now();
       const replacements = await Promise.all(
@@ -312,177 +142,45 @@ describe('crash safety under load', () => {
     for (const s of schedule) restarts.push(sleep(s.atMs).then(() => kill(s.label, s.victims())));
 
     // The load: contacts at a bounded rate, alternating APIs, bounded in count and in time.
-    const acknowledged = new Map<string, number>();
-    const unanswered: string[] = [];
-    const inFlight = new Set<Promise<void>>();
-    const random = (n: number) => Math.floor(Math.random() * n);
-    let queued = 0;
-    let next = loadStart;
-    for (let i = 0; i < CONTACTS && Date.now() - loadStart < LOAD_DEADLINE_MS; i++) {
-      // Paced from the previous send, so a stall is not followed by a burst.
-      next = Math.max(Date.now(), next + 1_000 / RATE_PER_S);
-      await sleep(next - Date.now());
-      while (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight);
-      const id = `contact-${String(i).padStart(4, '0')}`;
-      const body = { id, skills: [LANGUAGES[random(2)]!, AREAS[random(3)]!], priority: random(3) };
-      const p = client.command('/contacts', body, `queue-${id}`, i).then((r) => {
-        if (r && (r.status === 201 || r.status === 200 || r.status === 202)) acknowledged.set(id, r.status);
-        else unanswered.push(id);
-      });
-      inFlight.add(p);
-      void p.finally(() => inFlight.delete(p));
-      queued++;
-    }
-    await Promise.all(inFlight);
-    const loadMs = Date.now() - loadStart;
+    const { queued, loadMs } = await load.run();
     await Promise.all(restarts);
 
     // Quiet: nothing queued, every assignment completed, the checkpoint at the stream's end.
-    await waitFor(
-      'the system to be quiet',
-      async () => {
-        if (completions.size > 0) return false;
-        if ((await redis.zcard(k.queue)) > 0) return false;
-        const head = ((await redis.xrevrange(k.commands, '+', '-', 'COUNT', 1)) as StreamEntry[])[0]?.[0];
-        return (await redis.hget(k.meta, 'applied')) === head;
+    await load.quiesce(redis);
+    load.stop();
+
+    // (a)-(e) from the streams; an acknowledged contact that is not assigned must also read as
+    // queued or abandoned through the API.
+    const audit = await auditWorkspace(redis, ws, load.acknowledged.keys(), {
+      checkUnassigned: async (id) => {
+        const r = await requestJson<{ state?: string }>(`${apis[1]!.url}/v1/workspaces/${ws}/contacts/${id}`);
+        return r.status === 200 && ['queued', 'abandoned'].includes(String(r.body.state))
+          ? undefined
+          : `${r.status} ${JSON.stringify(r.body)}`;
       },
-      30_000,
-      100,
-    );
-    follower.stop();
-
-    const commands = (await redis.xrange(k.commands, '-', '+')) as StreamEntry[];
-    const events = ((await redis.xrange(k.events, '-', '+')) as StreamEntry[]).map(toEnvelope);
-    const outcomes = (await redis.xrange(k.outcomes, '-', '+')) as StreamEntry[];
-    const assignments = events.filter((e) => e.type === 'AssignmentMade');
-    const dataOf = (e: EventEnvelope) => e.data as { contactId?: string; agentId?: string; id?: string };
-
-    // (a) Every contact assigned at most once.
-    const assignedCount = new Map<string, number>();
-    for (const e of assignments) {
-      const c = dataOf(e).contactId!;
-      assignedCount.set(c, (assignedCount.get(c) ?? 0) + 1);
-    }
-    expect(
-      [...assignedCount].filter(([, n]) => n > 1),
-      '(a) contacts assigned twice',
-    ).toEqual([]);
-
-    // (b) None lost: every acknowledged contact is assigned, or still queued or abandoned.
-    const lost: string[] = [];
-    for (const id of acknowledged.keys()) {
-      if (assignedCount.has(id)) continue;
-      const r = await requestJson<{ state?: string }>(`${apis[1]!.url}/v1/workspaces/${ws}/contacts/${id}`);
-      if (r.status !== 200 || !['queued', 'abandoned'].includes(String(r.body.state)))
-        lost.push(`${id}: ${r.status} ${JSON.stringify(r.body)}`);
-    }
-    expect(lost, '(b) acknowledged contacts neither assigned, queued nor abandoned').toEqual([]);
-
-    // (c) Replay: no agent ever held two contacts (capacity 1).
-    const holding = new Map<string, string>();
-    const overlaps: string[] = [];
-    for (const e of events) {
-      const d = dataOf(e);
-      if (e.type === 'AssignmentMade') {
-        const held = holding.get(d.agentId!);
-        if (held) overlaps.push(`${d.agentId} got ${d.contactId} while holding ${held} (${e.position})`);
-        holding.set(d.agentId!, d.contactId!);
-      } else if (e.type === 'ContactCompleted' && holding.get(d.agentId!) === d.contactId) {
-        holding.delete(d.agentId!);
-      }
-    }
-    expect(overlaps, '(c) agents holding two contacts').toEqual([]);
-
-    // (d) Every command applied exactly once: one outcome each, at most one fact each (exactly one
-    // for commands that always have one), one ContactQueued per contact, checkpoint at the end.
-    const commandFields = commands.map(([id, f]) => ({
-      id,
-      ...(parseFields(f) as { type?: string; commandId?: string; idempotencyKey?: string }),
-    }));
-    const commandIds = commandFields.map((c) => c.commandId!);
-    expect(new Set(commandIds).size, '(d) command ids are unique').toBe(commandIds.length);
-    const outcomesPer = new Map<string, number>();
-    for (const [, f] of outcomes) {
-      const id = parseFields(f).commandId ?? '';
-      outcomesPer.set(id, (outcomesPer.get(id) ?? 0) + 1);
-    }
-    const badOutcomes = commandIds.filter((id) => outcomesPer.get(id) !== 1);
-    expect(badOutcomes, '(d) commands without exactly one outcome').toEqual([]);
-    const factsPer = new Map<string, EventEnvelope[]>();
-    for (const e of events) {
-      const id = e.meta.commandId;
-      if (id) factsPer.set(id, [...(factsPer.get(id) ?? []), e]);
-    }
-    const badFacts: string[] = [];
-    for (const c of commandFields) {
-      const facts = factsPer.get(c.commandId!) ?? [];
-      const mustHaveOne = ['QueueContact', 'RegisterAgent', 'CompleteContact'].includes(c.type ?? '');
-      if (facts.length > 1 || (mustHaveOne && facts.length !== 1))
-        badFacts.push(`${c.type} ${c.commandId}: ${facts.map((f) => f.type).join(', ') || 'no fact'}`);
-    }
-    expect(badFacts, '(d) commands with a wrong number of facts').toEqual([]);
-    const queuedPer = new Map<string, number>();
-    for (const e of events.filter((x) => x.type === 'ContactQueued')) {
-      const id = dataOf(e).id!;
-      queuedPer.set(id, (queuedPer.get(id) ?? 0) + 1);
-    }
-    expect(
-      [...queuedPer].filter(([, n]) => n !== 1),
-      '(d) contacts queued twice',
-    ).toEqual([]);
-    expect(await redis.hget(k.meta, 'applied'), '(d) checkpoint').toBe(commands.at(-1)?.[0]);
-    const rejected = events.filter((e) => e.type === 'CommandRejected').map((e) => JSON.stringify(e.data));
-    expect(rejected, 'no command was rejected').toEqual([]);
-
-    // (e) Each Idempotency-Key was appended at most once.
-    const keysPer = new Map<string, number>();
-    for (const c of commandFields) {
-      if (c.idempotencyKey) keysPer.set(c.idempotencyKey, (keysPer.get(c.idempotencyKey) ?? 0) + 1);
-    }
-    expect(
-      [...keysPer].filter(([, n]) => n > 1),
-      '(e) keys appended twice',
-    ).toEqual([]);
-    expect(
-      commandFields.every((c) => c.idempotencyKey),
-      'every command carried its key',
-    ).toBe(true);
+    });
 
     // The follower's feed resumed across the API kill with no gap and no duplicate.
     expect(follower.duplicates, 'duplicates on the live feed').toBe(0);
-    expect(follower.seen.map((e) => e.position)).toEqual(assignments.map((e) => e.position));
+    expect(follower.seen.map((e) => e.position)).toEqual(audit.assignmentPositions);
 
     // Nothing is left pending in the projector group: entries a killed projector held are taken over.
-    await waitFor(
-      'the projector group to have no pending entries',
-      async () => ((await redis.xpending(k.commands, PROJECTOR_GROUP)) as [number])[0] === 0,
-      20_000,
-      250,
-    );
+    await waitProjectorSettled(redis, ws);
 
     expect(client.failures, 'requests that failed').toEqual([]);
-    expect(unanswered).toEqual([]);
-    expect(acknowledged.size).toBe(CONTACTS);
-    expect(completedOk.size).toBe(assignments.length);
+    expect(load.unanswered).toEqual([]);
+    expect(load.acknowledged.size).toBe(CONTACTS);
+    expect(load.completedOk.size).toBe(audit.assignments);
 
     console.log(
       JSON.stringify({
         suite: 'crash',
-        contacts: queued,
-        acknowledged: acknowledged.size,
-        assignments: assignments.length,
-        completed: completedOk.size,
-        commands: commands.length,
-        requests: client.requests,
-        retries: client.retries,
-        networkErrors: client.networkErrors,
-        accepted202: client.accepted202,
-        failedRequests: client.failed,
-        statuses: client.statuses,
-        wsReconnects: follower.reconnects,
-        wsGapsMs: follower.gapsMs,
+        ...load.summary(),
+        assignments: audit.assignments,
+        commands: audit.commands,
         recoveries,
         loadMs,
+        queued,
         totalMs: Date.now() - started,
       }),
     );

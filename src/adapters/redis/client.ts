@@ -91,3 +91,34 @@ export async function waitForReplicas(
   if (!wait || wait[0]) throw wait?.[0] ?? new Error('WAIT gave no reply');
   return Number(wait[1]);
 }
+
+export const STOPPED = Symbol('stopped');
+
+export function stopSignal(): { promise: Promise<typeof STOPPED>; fire: () => void } {
+  let fire!: () => void;
+  const promise = new Promise<typeof STOPPED>((r) => {
+    fire = () => r(STOPPED);
+  });
+  return { promise, fire };
+}
+
+/** A blocking read raced with a stop signal and a deadline (the deadline rejects). */
+export async function raceBlocking<T>(
+  read: Promise<T>,
+  stopped: Promise<typeof STOPPED>,
+  deadlineMs: number,
+): Promise<T | typeof STOPPED> {
+  read.catch(() => {});
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`blocking read gave no answer in ${deadlineMs} ms`)),
+      deadlineMs,
+    );
+  });
+  try {
+    return await Promise.race([read, stopped, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -114,6 +114,9 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
     // A replica with a stale link still fails over quickly in a test cluster.
     '--cluster-replica-validity-factor',
     '0',
+    // A master down stops only its own slots: workspaces on the other masters keep routing.
+    '--cluster-require-full-coverage',
+    'no',
     ...users.flatMap(aclUserArgs),
     ...(opts.args ?? []),
   ];

@@ -74,15 +74,15 @@ export async function appendCommand(redis: RedisClient, req: AppendRequest): Pro
       attributes === undefined ? '' : JSON.stringify(attributes),
     ],
   );
-  let reply: unknown;
-  try {
-    [reply] = await Promise.all([appended, ...marks]);
-  } catch (err) {
-    // Mark again next time: the workspace must not stay unregistered.
-    knownWorkspaces.delete(req.workspace);
-    markedActive.delete(req.workspace);
-    throw err;
+  // The marks are best effort (they only tell workers which workspaces to serve): a failing
+  // one is tried again with the next command and never fails the request.
+  for (const m of marks) {
+    m.catch(() => {
+      knownWorkspaces.delete(req.workspace);
+      markedActive.delete(req.workspace);
+    });
   }
+  const reply = await appended;
   const [position, firstCommandId, repeated, firstFingerprint, outcome] = reply as [
     string,
     string,

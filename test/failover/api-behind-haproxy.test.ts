@@ -1,0 +1,217 @@
+/**
+ * An API instance dies behind HAProxy. One Redis; three API processes that register themselves
+ * for the load balancer (ADVERTISE_ADDRESS=auto), two projectors and two dispatchers; one real
+ * HAProxy whose `api` backend starts empty and is kept equal to the live instances by
+ * `syncBackends` (run here, from the test process). The load driver sends ALL traffic, commands
+ * and the WebSocket feed, through HAProxy's HTTP frontend. Mid-run one API instance is SIGKILLed
+ * and not restarted.
+ *
+ * Proves: the guarantees (a)-(e) of the audit hold; no client request fails after its retries;
+ * the feed resumes through HAProxy with no gap and no duplicate; the registry takes the dead
+ * instance out of the backend. Reports (one JSON line) the time until traffic resumed (first 2xx
+ * after the kill, and the longest gap between 2xx answers), failed and retried requests.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureSelfSignedCert, writeHaproxyConfig } from '../../src/adapters/haproxy/config.ts';
+import { type HaproxyHandle, startHaproxy } from '../../src/adapters/haproxy/process.ts';
+import { type BackendSync, serverName, syncBackends } from '../../src/adapters/haproxy/registry.ts';
+import { type HaproxyRuntime, haproxyRuntime } from '../../src/adapters/haproxy/runtime.ts';
+import { freePort } from '../../src/adapters/redis/redis-server.ts';
+import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
+import { auditWorkspace, LoadDriver, trafficGap, waitProjectorSettled } from '../support/audit.ts';
+import {
+  killAllProcesses,
+  type SwitchboardProcess,
+  sleep,
+  startProcess,
+  waitFor,
+} from '../support/processes.ts';
+import { startTestRedis, type TestRedis } from '../support/redis.ts';
+
+const CONTACTS = 600;
+const AGENTS = 30;
+const RATE_PER_S = 50;
+const LOAD_DEADLINE_MS = 25_000;
+const KILL_AT_MS = 5_000;
+
+describe('an API instance SIGKILLed behind HAProxy', () => {
+  let redisFixture: TestRedis;
+  let redis: RedisClient;
+  let tmpDir: string | undefined;
+  let haproxy: HaproxyHandle | undefined;
+  let runtime: HaproxyRuntime;
+  let sync: BackendSync | undefined;
+  let frontend: string;
+  const syncErrors: string[] = [];
+  const ws = `lb-${randomUUID().slice(0, 8)}`;
+  const env = { WORKSPACES: ws };
+  let apis: SwitchboardProcess[] = [];
+  let workers: SwitchboardProcess[] = [];
+
+  beforeAll(async () => {
+    redisFixture = await startTestRedis();
+    redis = redisFixture.client();
+    tmpDir = await mkdtemp(path.join(os.tmpdir(), 'sb-failover-lb-'));
+    const started = await Promise.all([
+      ...[1, 2, 3].map((i) =>
+        startProcess({
+          roles: ['api'],
+          redis: redisFixture,
+          env: { ...env, ADVERTISE_ADDRESS: 'auto' },
+          name: `api-${i}`,
+        }),
+      ),
+      ...['projector', 'projector', 'dispatcher', 'dispatcher'].map((role, i) =>
+        startProcess({ roles: [role], redis: redisFixture, env, name: `${role}-${(i % 2) + 1}` }),
+      ),
+    ]);
+    apis = started.slice(0, 3);
+    workers = started.slice(3);
+
+    // HAProxy with an empty `api` backend: the registry fills it.
+    const runDir = path.join(tmpDir, 'run');
+    const httpPort = await freePort();
+    const configPath = await writeHaproxyConfig({
+      runDir,
+      tlsPem: await ensureSelfSignedCert(path.join(tmpDir, 'certs')),
+      redisCheckPassword: 'unused',
+      httpPort,
+      tlsPort: await freePort(),
+      statsPort: await freePort(),
+      redisPort: await freePort(),
+      apiCheckInter: '500ms',
+      checkTimeout: '1s',
+    });
+    haproxy = await startHaproxy({ configPath, socket: path.join(runDir, 'haproxy.sock') });
+    runtime = haproxyRuntime(haproxy.socket);
+    expect(await runtime.listServers('api'), 'the api backend starts empty').toEqual([]);
+    frontend = `http://127.0.0.1:${httpPort}`;
+    sync = syncBackends(redis, runtime, {
+      intervalMs: 250,
+      server: { inter: '500ms', fall: 2, rise: 2 },
+      onError: (err) => syncErrors.push(String(err)),
+    });
+    const wanted = apis.map((a) => serverName({ host: '127.0.0.1', port: a.port! })).sort();
+    await waitFor(
+      'the three API instances UP in the api backend',
+      async () => {
+        const list = await runtime.listServers('api');
+        return (
+          JSON.stringify(list.map((s) => s.name).sort()) === JSON.stringify(wanted) &&
+          list.every((s) => s.status === 'UP')
+        );
+      },
+      15_000,
+      100,
+    );
+  }, 60_000);
+
+  afterAll(async () => {
+    await sync?.stop().catch(() => undefined);
+    await haproxy?.stop().catch(() => undefined);
+    await Promise.all([...apis, ...workers].map((p) => p.stop().catch(() => undefined)));
+    await killAllProcesses();
+    redis?.disconnect();
+    await redisFixture?.stop();
+    if (tmpDir) await rm(tmpDir, { recursive: true, force: true });
+  }, 60_000);
+
+  it('keeps every guarantee and every request succeeds through HAProxy', async () => {
+    const load = new LoadDriver({
+      apiUrls: [frontend],
+      ws,
+      contacts: CONTACTS,
+      agents: AGENTS,
+      ratePerS: RATE_PER_S,
+      deadlineMs: LOAD_DEADLINE_MS,
+      maxAttempts: 10,
+    });
+    const { client, follower } = load;
+    await load.prepare();
+
+    // Mid-run: SIGKILL one API instance, never restarted. Then: how soon 2xx answers flow again,
+    // an assignment made after the kill reaches the feed, and the registry drops the instance.
+    const victim = apis[0]!;
+    const victimServer = serverName({ host: '127.0.0.1', port: victim.port! });
+    const measured: Record<string, number | null> = {};
+    let killedAt = 0;
+    const killing = sleep(KILL_AT_MS).then(async () => {
+      const before = await runtime.listServers('api');
+      measured.sessionsOnVictimBeforeKill =
+        before.find((s) => s.name === victimServer)?.totalSessions ?? null;
+      killedAt = Date.now();
+      victim.kill('SIGKILL');
+      await victim.exited;
+      await Promise.all([
+        waitFor(
+          'an assignment after the kill on the feed',
+          () => follower.seenAfter(killedAt),
+          20_000,
+          20,
+        ).then(() => {
+          measured.firstAssignmentAfterMs = Date.now() - killedAt;
+        }),
+        waitFor(
+          'the dead instance removed from the api backend',
+          async () => !(await runtime.listServers('api')).some((s) => s.name === victimServer),
+          20_000,
+          50,
+        ).then(() => {
+          measured.removedFromBackendMs = Date.now() - killedAt;
+        }),
+      ]);
+    });
+
+    const { queued, loadMs } = await load.run();
+    await killing;
+    await load.quiesce(redis);
+    load.stop();
+
+    const audit = await auditWorkspace(redis, ws, load.acknowledged.keys());
+    expect(follower.duplicates, 'duplicates on the live feed').toBe(0);
+    expect(
+      follower.seen.map((e) => e.position),
+      'the feed resumed with no gap',
+    ).toEqual(audit.assignmentPositions);
+    await waitProjectorSettled(redis, ws);
+
+    const servers = await runtime.listServers('api');
+    expect(servers.map((s) => s.name).sort()).toEqual(
+      apis
+        .slice(1)
+        .map((a) => serverName({ host: '127.0.0.1', port: a.port! }))
+        .sort(),
+    );
+    expect(client.failures, 'requests that failed or were refused').toEqual([]);
+    expect(client.failed, 'failed client requests after retries').toBe(0);
+    expect(load.unanswered).toEqual([]);
+    expect(load.acknowledged.size).toBe(CONTACTS);
+    expect(load.completedOk.size).toBe(audit.assignments);
+
+    const gap = trafficGap(client.okAt, killedAt, killedAt + 10_000);
+    console.log(
+      JSON.stringify({
+        suite: 'failover/api-behind-haproxy',
+        killAtMs: killedAt - load.loadStart,
+        firstOkAfterKillMs: gap.firstOkAfterMs,
+        longestGapMs: gap.longestGapMs,
+        longestGapStartMs: gap.longestGapStartMs,
+        ...measured,
+        failedRequests: client.failed,
+        retriedRequests: client.retriedRequests,
+        retries: client.retries,
+        ...load.summary(),
+        assignments: audit.assignments,
+        commands: audit.commands,
+        queued,
+        loadMs,
+        sessionsPerServer: Object.fromEntries(servers.map((s) => [s.name, s.totalSessions])),
+        syncErrors: syncErrors.length,
+      }),
+    );
+  }, 90_000);
+});

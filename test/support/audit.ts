@@ -1,0 +1,597 @@
+/**
+ * The load driver and the event-log audit shared by the crash and failover suites.
+ *
+ * Load (`LoadDriver`, one per workspace): registers agents (one language and one or two areas
+ * each, so every (language, area) pair is served) and makes them available, follows
+ * AssignmentMade over a WebSocket that reconnects with `after=<last position>` (on the next base
+ * URL), completes each assignment 50..300 ms after seeing it, and queues N contacts at a bounded
+ * rate, bounded in count and in time. Every request carries an Idempotency-Key and is retried
+ * with the same key after a network error, a 5xx or a 202, a bounded number of times and within a
+ * bounded time (`RetryingClient`); `failed` counts requests that never got a final answer.
+ *
+ * Audit (`auditWorkspace`), from the workspace's streams alone (`sb:{ws}:events`,
+ * `sb:{ws}:commands`, `sb:{ws}:outcomes`, with a single or a Cluster client):
+ *  (a) no contact is assigned twice;
+ *  (b) no acknowledged contact is lost: it was queued exactly once and is assigned, abandoned or
+ *      still in the queue;
+ *  (c) replaying the log, no agent ever held two contacts (capacity 1);
+ *  (d) every command is applied exactly once (unique command ids, one outcome each, at most one
+ *      fact each and exactly one for commands that always have one, one ContactQueued per
+ *      contact) and the checkpoint covers the whole command stream; no command was rejected
+ *      (unless the caller allows that rejection);
+ *  (e) no Idempotency-Key was appended twice, and every command carried one.
+ */
+import { expect } from 'vitest';
+import WebSocket from 'ws';
+import { parseFields, type StreamEntry, toEnvelope } from '../../src/adapters/redis/event-log.ts';
+import { PROJECTOR_GROUP, workspaceKeys } from '../../src/adapters/redis/keys.ts';
+import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
+import type { EventEnvelope } from '../../src/domain/events.ts';
+import { requestJson, sleep, waitFor } from './processes.ts';
+
+export const LANGUAGES = ['English', 'Spanish'] as const;
+export const AREAS = ['Support', 'Disputes', 'Billing'] as const;
+
+export function comparePositions(a: string, b: string): number {
+  const [am = 0, as = 0] = a.split('-').map(Number);
+  const [bm = 0, bs = 0] = b.split('-').map(Number);
+  return am - bm || as - bs;
+}
+
+/** The milliseconds part of a stream position (Redis' clock when the entry was appended). */
+export const positionMs = (p: string): number => Number(p.split('-')[0]);
+
+export interface Reply {
+  readonly status: number;
+  readonly body: Record<string, unknown>;
+}
+
+export interface RetryOptions {
+  /** Most attempts per request (first one included). Default 10. */
+  readonly maxAttempts?: number;
+  /** No new attempt is started this long after the first one. Default 60 s. */
+  readonly retryBudgetMs?: number;
+  /** Timeout of one attempt. Default 5 s. */
+  readonly requestTimeoutMs?: number;
+  /** Cap of the (jittered, exponential) pause between attempts. Default 1 s. */
+  readonly maxBackoffMs?: number;
+}
+
+/**
+ * The load driver's HTTP client: sends each command with its Idempotency-Key and retries, with the
+ * same key and on the next base URL, after a network error, a 5xx or a 202 (bounded in attempts
+ * and in time).
+ */
+export class RetryingClient {
+  requests = 0;
+  /** Attempts after the first, over all requests. */
+  retries = 0;
+  /** Requests that needed at least one retry. */
+  retriedRequests = 0;
+  /** Requests that never got a final answer (every attempt failed, or the last was a 5xx or 202). */
+  failed = 0;
+  networkErrors = 0;
+  accepted202 = 0;
+  readonly statuses: Record<string, number> = {};
+  /** Failed requests, and requests answered with a 4xx. */
+  readonly failures: string[] = [];
+  /** When each 2xx answer (other than 202) arrived, in arrival order. */
+  readonly okAt: number[] = [];
+  private readonly maxAttempts: number;
+  private readonly retryBudgetMs: number;
+  private readonly requestTimeoutMs: number;
+  private readonly maxBackoffMs: number;
+
+  constructor(
+    private readonly apiUrls: readonly string[],
+    private readonly ws: string,
+    opts: RetryOptions = {},
+  ) {
+    this.maxAttempts = opts.maxAttempts ?? 10;
+    this.retryBudgetMs = opts.retryBudgetMs ?? 60_000;
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? 5_000;
+    this.maxBackoffMs = opts.maxBackoffMs ?? 1_000;
+  }
+
+  /**
+   * POST `path` (relative to the workspace) with `key`. Returns the last answer, or null when
+   * every attempt failed with a network error. `first` picks the base URL of the first attempt.
+   */
+  async command(path: string, body: unknown, key: string, first: number): Promise<Reply | null> {
+    this.requests++;
+    const started = Date.now();
+    let last: Reply | null = null;
+    let attempt = 0;
+    for (; attempt < this.maxAttempts; attempt++) {
+      if (attempt > 0) {
+        if (Date.now() - started > this.retryBudgetMs) break;
+        if (attempt === 1) this.retriedRequests++;
+        this.retries++;
+        await sleep(Math.min(this.maxBackoffMs, 50 * 2 ** attempt) * (0.5 + Math.random()));
+      }
+      const url = `${this.apiUrls[(first + attempt) % this.apiUrls.length]}/v1/workspaces/${this.ws}${path}`;
+      try {
+        const r = await requestJson<Record<string, unknown>>(url, {
+          method: 'POST',
+          ...(body !== undefined ? { body } : {}),
+          headers: { 'idempotency-key': key },
+          timeoutMs: this.requestTimeoutMs,
+        });
+        last = { status: r.status, body: r.body };
+        this.statuses[r.status] = (this.statuses[r.status] ?? 0) + 1;
+        if (r.status === 202) {
+          this.accepted202++;
+          continue;
+        }
+        if (r.status >= 500) continue;
+        if (r.status < 300) this.okAt.push(Date.now());
+        else this.failures.push(`${path} (${key}): ${r.status} ${JSON.stringify(r.body)}`);
+        return last;
+      } catch {
+        this.networkErrors++;
+      }
+    }
+    this.failed++;
+    this.failures.push(
+      `${path} (${key}): no final answer after ${attempt} attempts in ${Date.now() - started} ms (last ${last?.status} ${last ? JSON.stringify(last.body) : ''})`,
+    );
+    return last?.status === 202 ? last : null;
+  }
+}
+
+/** Disruption seen by a client around `at`: the first success after it and the longest silence. */
+export interface TrafficGap {
+  /** From `at` to the first 2xx answer that arrived after it. */
+  readonly firstOkAfterMs: number | null;
+  /** Longest time between two consecutive 2xx answers from `at - 1 s` on (or from `at`). */
+  readonly longestGapMs: number;
+  /** When that longest gap started, relative to `at` (negative: before it). */
+  readonly longestGapStartMs: number | null;
+}
+
+export function trafficGap(
+  okAt: readonly number[],
+  at: number,
+  until = Number.POSITIVE_INFINITY,
+): TrafficGap {
+  const first = okAt.find((t) => t > at);
+  const window = okAt.filter((t) => t >= at - 1_000 && t <= until);
+  // Silence from the kill to the first answer counts too, when nothing answered just before it.
+  const points = window.length > 0 && window[0]! > at ? [at, ...window] : window;
+  let longest = 0;
+  let start: number | null = null;
+  for (let i = 1; i < points.length; i++) {
+    const gap = points[i]! - points[i - 1]!;
+    if (gap > longest) {
+      longest = gap;
+      start = points[i - 1]! - at;
+    }
+  }
+  return {
+    firstOkAfterMs: first === undefined ? null : first - at,
+    longestGapMs: longest,
+    longestGapStartMs: start,
+  };
+}
+
+/**
+ * Follows AssignmentMade over a WebSocket; when the socket closes it reconnects to the next base
+ * URL with `after=<last position>`, so the feed must resume with no gap and no duplicate.
+ */
+export class AssignmentFollower {
+  last = '0-0';
+  readonly seen: EventEnvelope[] = [];
+  duplicates = 0;
+  reconnects = 0;
+  readonly gapsMs: number[] = [];
+  private socket: WebSocket | undefined;
+  private stopped = false;
+  private closedAt: number | undefined;
+  private index = 0;
+
+  constructor(
+    private readonly apiUrls: readonly string[],
+    private readonly ws: string,
+    private readonly onAssignment: (e: EventEnvelope) => void,
+  ) {}
+
+  start(): Promise<void> {
+    return new Promise((resolve) => this.connect(resolve));
+  }
+
+  /** Whether an AssignmentMade appended after `at` (Redis clock, ms) was seen. */
+  seenAfter(at: number): boolean {
+    return this.seen.some((e) => positionMs(e.position) > at);
+  }
+
+  private connect(opened?: () => void): void {
+    if (this.stopped) return;
+    const base = this.apiUrls[this.index % this.apiUrls.length]!.replace('http', 'ws');
+    const socket = new WebSocket(
+      `${base}/v1/workspaces/${this.ws}/events/live?type=AssignmentMade&after=${this.last}`,
+    );
+    this.socket = socket;
+    socket.on('open', () => {
+      if (this.closedAt !== undefined) this.gapsMs.push(Date.now() - this.closedAt);
+      this.closedAt = undefined;
+      opened?.();
+    });
+    socket.on('message', (data) => {
+      const e = JSON.parse(String(data)) as EventEnvelope;
+      if (comparePositions(e.position, this.last) <= 0) {
+        this.duplicates++;
+        return;
+      }
+      this.last = e.position;
+      this.seen.push(e);
+      this.onAssignment(e);
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      if (this.stopped) return;
+      this.closedAt ??= Date.now();
+      this.reconnects++;
+      this.index++;
+      setTimeout(() => this.connect(opened), 100);
+    });
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.socket?.close();
+  }
+}
+
+export interface LoadOptions extends RetryOptions {
+  /** Base URLs (`http://host:port`); requests rotate over them, retries move to the next one. */
+  readonly apiUrls: readonly string[];
+  readonly ws: string;
+  readonly contacts: number;
+  readonly agents: number;
+  readonly ratePerS: number;
+  /** Stop sending new contacts this long after `run()` started, even if not all were sent. */
+  readonly deadlineMs: number;
+  /** Most contact requests in flight at once. Default 64. */
+  readonly maxInFlight?: number;
+}
+
+export interface LoadResult {
+  readonly queued: number;
+  readonly loadMs: number;
+}
+
+/** A bounded load on one workspace: agents that cycle, and contacts queued at a rate. */
+export class LoadDriver {
+  readonly client: RetryingClient;
+  readonly follower: AssignmentFollower;
+  /** Contacts whose QueueContact was answered 200/201/202, with that status. */
+  readonly acknowledged = new Map<string, number>();
+  /** Contacts whose QueueContact got no acknowledgement. */
+  readonly unanswered: string[] = [];
+  /** Contacts whose CompleteContact was answered 200. */
+  readonly completedOk = new Set<string>();
+  readonly agentIds: string[] = [];
+  queued = 0;
+  loadStart = 0;
+  private readonly completions = new Set<Promise<unknown>>();
+  private completeIndex = 0;
+
+  constructor(readonly opts: LoadOptions) {
+    this.client = new RetryingClient(opts.apiUrls, opts.ws, opts);
+    for (let i = 0; i < opts.agents; i++) this.agentIds.push(`agent-${String(i).padStart(2, '0')}`);
+    this.follower = new AssignmentFollower(opts.apiUrls, opts.ws, (e) => this.complete(e));
+  }
+
+  /** Completions still to be answered. */
+  get pendingCompletions(): number {
+    return this.completions.size;
+  }
+
+  /** Registers the agents, makes them available, and starts following assignments. */
+  async prepare(): Promise<void> {
+    const skillsOf = (i: number): string[] => {
+      const a = Math.floor(i / 2) % AREAS.length;
+      return [LANGUAGES[i % 2]!, AREAS[a]!, ...(i % 4 >= 2 ? [AREAS[(a + 1) % AREAS.length]!] : [])];
+    };
+    await Promise.all(
+      this.agentIds.map(async (id, i) => {
+        const r = await this.client.command('/agents', { id, skills: skillsOf(i) }, `register-${id}`, i);
+        expect(r?.status, `register ${id}: ${JSON.stringify(r?.body)}`).toBe(201);
+      }),
+    );
+    await Promise.all(
+      this.agentIds.map(async (id, i) => {
+        const r = await this.client.command(
+          `/agents/${id}/state`,
+          { state: 'available' },
+          `available-${id}`,
+          i,
+        );
+        expect(r?.status, `available ${id}: ${JSON.stringify(r?.body)}`).toBe(200);
+      }),
+    );
+    await this.follower.start();
+  }
+
+  /**
+   * An agent completes what it was assigned 50..300 ms after it saw the assignment. The key names
+   * the assignment (contact and position), so an assignment that a Redis failover rolled back and
+   * that is made again later is completed under a key of its own.
+   */
+  private complete(e: EventEnvelope): void {
+    const contactId = String((e.data as { contactId: string }).contactId);
+    const p = sleep(50 + Math.random() * 250)
+      .then(() =>
+        this.client.command(
+          `/contacts/${contactId}/complete`,
+          undefined,
+          `complete-${contactId}-${e.position}`,
+          this.completeIndex++,
+        ),
+      )
+      .then((r) => {
+        if (r?.status === 200) this.completedOk.add(contactId);
+      });
+    this.completions.add(p);
+    void p.finally(() => this.completions.delete(p));
+  }
+
+  /** Queues the contacts at the rate, bounded in count and in time; resolves when all are answered. */
+  async run(): Promise<LoadResult> {
+    const { contacts, ratePerS, deadlineMs } = this.opts;
+    const maxInFlight = this.opts.maxInFlight ?? 64;
+    const inFlight = new Set<Promise<void>>();
+    const random = (n: number) => Math.floor(Math.random() * n);
+    this.loadStart = Date.now();
+    let next = this.loadStart;
+    for (let i = 0; i < contacts && Date.now() - this.loadStart < deadlineMs; i++) {
+      // Paced from the previous send, so a stall is not followed by a burst.
+      next = Math.max(Date.now(), next + 1_000 / ratePerS);
+      await sleep(next - Date.now());
+      while (inFlight.size >= maxInFlight) await Promise.race(inFlight);
+      const id = `contact-${String(i).padStart(4, '0')}`;
+      const body = { id, skills: [LANGUAGES[random(2)]!, AREAS[random(3)]!], priority: random(3) };
+      const p = this.client.command('/contacts', body, `queue-${id}`, i).then((r) => {
+        if (r && (r.status === 201 || r.status === 200 || r.status === 202))
+          this.acknowledged.set(id, r.status);
+        else this.unanswered.push(id);
+      });
+      inFlight.add(p);
+      void p.finally(() => inFlight.delete(p));
+      this.queued++;
+    }
+    await Promise.all(inFlight);
+    return { queued: this.queued, loadMs: Date.now() - this.loadStart };
+  }
+
+  /** Waits until no completion is pending, nothing is queued and the checkpoint is at the stream's end. */
+  async quiesce(redis: RedisClient, timeoutMs = 30_000): Promise<void> {
+    const k = workspaceKeys(this.opts.ws);
+    let state = '';
+    await waitFor(
+      `workspace ${this.opts.ws} to be quiet`,
+      async () => {
+        const queued = await redis.zcard(k.queue);
+        const head = ((await redis.xrevrange(k.commands, '+', '-', 'COUNT', 1)) as StreamEntry[])[0]?.[0];
+        const applied = await redis.hget(k.meta, 'applied');
+        state = `completions pending ${this.completions.size}, queued ${queued}, applied ${applied}, head ${head}`;
+        return this.completions.size === 0 && queued === 0 && applied === head;
+      },
+      timeoutMs,
+      100,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message} (${state})`);
+    });
+  }
+
+  stop(): void {
+    this.follower.stop();
+  }
+
+  /** Counters of the client and the feed, for the suite's JSON report. */
+  summary(): Record<string, unknown> {
+    const c = this.client;
+    return {
+      ws: this.opts.ws,
+      contacts: this.queued,
+      acknowledged: this.acknowledged.size,
+      completed: this.completedOk.size,
+      requests: c.requests,
+      retries: c.retries,
+      retriedRequests: c.retriedRequests,
+      networkErrors: c.networkErrors,
+      accepted202: c.accepted202,
+      failedRequests: c.failed,
+      statuses: c.statuses,
+      wsReconnects: this.follower.reconnects,
+      wsGapsMs: this.follower.gapsMs,
+    };
+  }
+}
+
+/** Waits until the projector group of `ws` has no pending entries (a killed projector's are taken over). */
+export async function waitProjectorSettled(
+  redis: RedisClient,
+  ws: string,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const k = workspaceKeys(ws);
+  await waitFor(
+    `the projector group of ${ws} to have no pending entries`,
+    async () => ((await redis.xpending(k.commands, PROJECTOR_GROUP)) as [number])[0] === 0,
+    timeoutMs,
+    250,
+  );
+}
+
+export interface RejectedCommand {
+  readonly position: string;
+  readonly commandId: string;
+  readonly command: string;
+  readonly target?: string;
+  readonly status: number;
+  readonly title: string;
+  readonly detail: string;
+}
+
+export interface AuditOptions {
+  /**
+   * Extra check of an acknowledged contact that was never assigned (e.g. GET it through the API):
+   * resolve with a description of the problem, or undefined when it is queued or abandoned.
+   */
+  readonly checkUnassigned?: (contactId: string) => Promise<string | undefined>;
+  /** Rejections that are expected (default: none is). */
+  readonly allowRejected?: (r: RejectedCommand) => boolean;
+}
+
+export interface AuditReport {
+  readonly ws: string;
+  readonly commands: number;
+  readonly events: number;
+  readonly assignments: number;
+  /** Positions of the AssignmentMade events, in stream order. */
+  readonly assignmentPositions: string[];
+  /** Contact id -> agent id of every AssignmentMade. */
+  readonly assignedTo: Map<string, string>;
+  /** Acknowledged contacts that are still queued or were abandoned (not assigned). */
+  readonly unassigned: number;
+  readonly rejected: RejectedCommand[];
+  readonly checkpoint: string | null;
+}
+
+/** Reads the workspace's streams and asserts the guarantees (a)-(e) (see the file comment). */
+export async function auditWorkspace(
+  redis: RedisClient,
+  ws: string,
+  acknowledgedContactIds: Iterable<string>,
+  opts: AuditOptions = {},
+): Promise<AuditReport> {
+  const k = workspaceKeys(ws);
+  const commands = (await redis.xrange(k.commands, '-', '+')) as StreamEntry[];
+  const events = ((await redis.xrange(k.events, '-', '+')) as StreamEntry[]).map(toEnvelope);
+  const outcomes = (await redis.xrange(k.outcomes, '-', '+')) as StreamEntry[];
+  const checkpoint = await redis.hget(k.meta, 'applied');
+  const assignments = events.filter((e) => e.type === 'AssignmentMade');
+  const dataOf = (e: EventEnvelope) => e.data as { contactId?: string; agentId?: string; id?: string };
+
+  // (a) Every contact assigned at most once.
+  const assignedCount = new Map<string, number>();
+  const assignedTo = new Map<string, string>();
+  for (const e of assignments) {
+    const c = dataOf(e).contactId!;
+    assignedCount.set(c, (assignedCount.get(c) ?? 0) + 1);
+    assignedTo.set(c, dataOf(e).agentId!);
+  }
+  expect(
+    [...assignedCount].filter(([, n]) => n > 1),
+    `(a) ${ws}: contacts assigned twice`,
+  ).toEqual([]);
+
+  // (b) None lost: every acknowledged contact was queued once and is assigned, still queued or
+  // abandoned.
+  const queuedPer = new Map<string, number>();
+  for (const e of events.filter((x) => x.type === 'ContactQueued')) {
+    const id = dataOf(e).id!;
+    queuedPer.set(id, (queuedPer.get(id) ?? 0) + 1);
+  }
+  const abandoned = new Set(
+    events.filter((e) => e.type === 'ContactAbandoned').map((e) => String(dataOf(e).contactId)),
+  );
+  const lost: string[] = [];
+  let unassigned = 0;
+  for (const id of acknowledgedContactIds) {
+    if (!queuedPer.has(id)) {
+      lost.push(`${id}: no ContactQueued in the log`);
+      continue;
+    }
+    if (assignedCount.has(id)) continue;
+    unassigned++;
+    if (!abandoned.has(id) && (await redis.zscore(k.queue, id)) === null) {
+      lost.push(`${id}: neither assigned, abandoned nor in the queue`);
+      continue;
+    }
+    const problem = await opts.checkUnassigned?.(id);
+    if (problem !== undefined) lost.push(`${id}: ${problem}`);
+  }
+  expect(lost, `(b) ${ws}: acknowledged contacts neither assigned, queued nor abandoned`).toEqual([]);
+
+  // (c) Replay: no agent ever held two contacts (capacity 1).
+  const holding = new Map<string, string>();
+  const overlaps: string[] = [];
+  for (const e of events) {
+    const d = dataOf(e);
+    if (e.type === 'AssignmentMade') {
+      const held = holding.get(d.agentId!);
+      if (held) overlaps.push(`${d.agentId} got ${d.contactId} while holding ${held} (${e.position})`);
+      holding.set(d.agentId!, d.contactId!);
+    } else if (e.type === 'ContactCompleted' && holding.get(d.agentId!) === d.contactId) {
+      holding.delete(d.agentId!);
+    }
+  }
+  expect(overlaps, `(c) ${ws}: agents holding two contacts`).toEqual([]);
+
+  // (d) Every command applied exactly once: one outcome each, at most one fact each (exactly one
+  // for commands that always have one), one ContactQueued per contact, checkpoint at the end.
+  const commandFields = commands.map(([id, f]) => ({
+    id,
+    ...(parseFields(f) as { type?: string; commandId?: string; idempotencyKey?: string }),
+  }));
+  const commandIds = commandFields.map((c) => c.commandId!);
+  expect(new Set(commandIds).size, `(d) ${ws}: command ids are unique`).toBe(commandIds.length);
+  const outcomesPer = new Map<string, number>();
+  for (const [, f] of outcomes) {
+    const id = parseFields(f).commandId ?? '';
+    outcomesPer.set(id, (outcomesPer.get(id) ?? 0) + 1);
+  }
+  const badOutcomes = commandIds.filter((id) => outcomesPer.get(id) !== 1);
+  expect(badOutcomes, `(d) ${ws}: commands without exactly one outcome`).toEqual([]);
+  const factsPer = new Map<string, EventEnvelope[]>();
+  for (const e of events) {
+    const id = e.meta.commandId;
+    if (id) factsPer.set(id, [...(factsPer.get(id) ?? []), e]);
+  }
+  const badFacts: string[] = [];
+  for (const c of commandFields) {
+    const facts = factsPer.get(c.commandId!) ?? [];
+    const mustHaveOne = ['QueueContact', 'RegisterAgent', 'CompleteContact'].includes(c.type ?? '');
+    if (facts.length > 1 || (mustHaveOne && facts.length !== 1))
+      badFacts.push(`${c.type} ${c.commandId}: ${facts.map((f) => f.type).join(', ') || 'no fact'}`);
+  }
+  expect(badFacts, `(d) ${ws}: commands with a wrong number of facts`).toEqual([]);
+  expect(
+    [...queuedPer].filter(([, n]) => n !== 1),
+    `(d) ${ws}: contacts queued twice`,
+  ).toEqual([]);
+  expect(checkpoint, `(d) ${ws}: checkpoint`).toBe(commands.at(-1)?.[0]);
+  const rejected: RejectedCommand[] = events
+    .filter((e) => e.type === 'CommandRejected')
+    .map((e) => ({ position: e.position, ...(e.data as Omit<RejectedCommand, 'position'>) }));
+  const unexpected = rejected.filter((r) => !opts.allowRejected?.(r)).map((r) => JSON.stringify(r));
+  expect(unexpected, `${ws}: no command was rejected`).toEqual([]);
+
+  // (e) Each Idempotency-Key was appended at most once, and every command carried one.
+  const keysPer = new Map<string, number>();
+  for (const c of commandFields) {
+    if (c.idempotencyKey) keysPer.set(c.idempotencyKey, (keysPer.get(c.idempotencyKey) ?? 0) + 1);
+  }
+  expect(
+    [...keysPer].filter(([, n]) => n > 1),
+    `(e) ${ws}: keys appended twice`,
+  ).toEqual([]);
+  expect(
+    commandFields.filter((c) => !c.idempotencyKey).map((c) => `${c.type} ${c.commandId}`),
+    `(e) ${ws}: commands without an Idempotency-Key`,
+  ).toEqual([]);
+
+  return {
+    ws,
+    commands: commands.length,
+    events: events.length,
+    assignments: assignments.length,
+    assignmentPositions: assignments.map((e) => e.position),
+    assignedTo,
+    unassigned,
+    rejected,
+    checkpoint,
+  };
+}
