@@ -186,16 +186,6 @@ function stopMembers(members: Member[]): Promise<void> {
 // ------------------------------------------------------------------ single HAProxy on loopback
 
 async function launch(): Promise<void> {
-  for (const [name, port] of [
-    ['http-port', opts.httpPort],
-    ['tls-port', opts.tlsPort],
-    ['stats-port', opts.statsPort],
-    ['redis-port', opts.redisPort],
-  ] as const) {
-    if (port === 0)
-      (opts as Record<string, unknown>)[name.replace(/-(\w)/, (_, c: string) => c.toUpperCase())] =
-        await freePort();
-  }
   // Every launch starts a new cluster: the local topology is for trying and testing, not for keeping data.
   rmSync(path.join(opts.dataDir, 'cluster'), { recursive: true, force: true });
   mkdirSync(path.join(opts.dataDir, 'logs'), { recursive: true });
@@ -206,18 +196,40 @@ async function launch(): Promise<void> {
 
   const runDir = path.join(opts.dataDir, 'haproxy');
   const tlsPem = await ensureSelfSignedCert(runDir);
-  const configPath = await writeHaproxyConfig({
-    runDir,
-    tlsPem,
-    redisCheckPassword: cluster.haproxyCheck.password,
+  const socket = path.join(runDir, 'haproxy.sock');
+  // Ports asked as 0 are picked now, after the cluster took its own (and their bus ports); if one
+  // is taken between the pick and HAProxy's bind, pick again.
+  const asked = {
     httpPort: opts.httpPort,
     tlsPort: opts.tlsPort,
     statsPort: opts.statsPort,
     redisPort: opts.redisPort,
-    redisServers: masters.map((n) => ({ host: n.host, port: n.port })),
-  });
-  const socket = path.join(runDir, 'haproxy.sock');
-  const haproxy = await startHaproxy({ configPath, socket });
+  };
+  let haproxy: Awaited<ReturnType<typeof startHaproxy>> | undefined;
+  for (let attempt = 1; !haproxy; attempt++) {
+    for (const key of Object.keys(asked) as (keyof typeof asked)[]) {
+      if (asked[key] === 0) (opts as Record<string, unknown>)[key] = await freePort();
+    }
+    const configPath = await writeHaproxyConfig({
+      runDir,
+      tlsPem,
+      redisCheckPassword: cluster.haproxyCheck.password,
+      httpPort: opts.httpPort,
+      tlsPort: opts.tlsPort,
+      statsPort: opts.statsPort,
+      redisPort: opts.redisPort,
+      redisServers: masters.map((n) => ({ host: n.host, port: n.port })),
+    });
+    try {
+      haproxy = await startHaproxy({ configPath, socket });
+    } catch (err) {
+      const picked = Object.values(asked).some((p) => p === 0);
+      if (!picked || attempt >= 3 || !/Address already in use/.test((err as Error).message)) {
+        await cluster.stop();
+        throw err;
+      }
+    }
+  }
   const redis = connectRedis({ clusterNodes: seeds.split(',') });
   const sync = syncBackends(redis, haproxyRuntime(socket), {
     onError: (err) => say(`haproxy sync: ${(err as Error).message}`),
