@@ -65,7 +65,29 @@ function installExitHook(): void {
 }
 
 /** Ask the kernel for a free TCP port on loopback (bind port 0, read it, close). */
-export function freePort(host = HOST): Promise<number> {
+/**
+ * A free TCP port for a server to bind a moment later. Picked at random below the kernel's
+ * ephemeral range (32768-60999 by default) so outgoing connections cannot take it in between, and
+ * below 20000 so a Redis Cluster node's bus port (port + 10000) stays below that range too.
+ */
+export async function freePort(host = HOST): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 10_000 + Math.floor(Math.random() * 10_000);
+    if ((await canBind(host, port)) && (await canBind(host, port + 10_000))) return port;
+  }
+  return bindAny(host);
+}
+
+function canBind(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.once('error', () => resolve(false));
+    srv.listen({ host, port, exclusive: true }, () => srv.close(() => resolve(true)));
+  });
+}
+
+function bindAny(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.unref();
