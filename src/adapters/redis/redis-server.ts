@@ -10,7 +10,7 @@
  *   await redis.stop();
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, statSync, utimesSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -68,14 +68,37 @@ function installExitHook(): void {
 /**
  * A free TCP port for a server to bind a moment later. Picked at random below the kernel's
  * ephemeral range (32768-60999 by default) so outgoing connections cannot take it in between, and
- * below 20000 so a Redis Cluster node's bus port (port + 10000) stays below that range too.
+ * below 20000 so a Redis Cluster node's bus port (port + 10000) stays below that range too. Each
+ * pick is reserved for a minute in a shared folder, so concurrent processes never pick the same.
  */
 export async function freePort(host = HOST): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
+  for (let attempt = 0; attempt < 100; attempt++) {
     const port = 10_000 + Math.floor(Math.random() * 10_000);
+    if (!reserve(port)) continue;
     if ((await canBind(host, port)) && (await canBind(host, port + 10_000))) return port;
   }
   return bindAny(host);
+}
+
+const reservations = path.join(os.tmpdir(), 'switchboard-ports');
+
+function reserve(port: number): boolean {
+  const file = path.join(reservations, String(port));
+  try {
+    mkdirSync(reservations, { recursive: true });
+    closeSync(openSync(file, 'wx'));
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return true;
+    try {
+      // A reservation older than a minute has been used or abandoned: take it over.
+      if (Date.now() - statSync(file).mtimeMs < 60_000) return false;
+      utimesSync(file, new Date(), new Date());
+      return true;
+    } catch {
+      return false;
+    }
+  }
 }
 
 function canBind(host: string, port: number): Promise<boolean> {
