@@ -20,7 +20,14 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'cluster',
-          include: ['test/api/**/*.test.ts', 'test/routing/property.test.ts', 'test/e2e/multiprocess.test.ts'],
+          include: [
+            'test/api/**/*.test.ts',
+            'test/routing/property.test.ts',
+            'test/routing/decision-cost.test.ts',
+            'test/workers/**/*.test.ts',
+            'test/e2e/multiprocess.test.ts',
+            'test/e2e/crash.test.ts',
+          ],
           env: { SWITCHBOARD_TEST_TARGET: 'cluster' },
         },
       },

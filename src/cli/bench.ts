@@ -10,6 +10,10 @@
  *   CompleteContact appends and their projection.
  * - `floor`: the hardware floor, one hand-written Lua step per assignment from 50 clients.
  * - `decision`: the cost of one routing decision with 1,000 and 100,000 contacts waiting.
+ * - `e2e`: one Switchboard process; `POST /contacts` at a fixed offered rate to `AssignmentMade`
+ *   on a WebSocket subscriber (src/cli/bench/e2e.ts).
+ * - `ingest`: `POST /contacts` throughput, Switchboard against a bare fastify XADD handler
+ *   (src/cli/bench/ingest.ts).
  */
 import os from 'node:os';
 import { Redis } from 'ioredis';
@@ -21,25 +25,36 @@ import type { RedisClient } from '../adapters/redis/scripts.ts';
 import { defaultDispatcherOptions, dispatchPending } from '../dispatcher/dispatcher.ts';
 import type { Command } from '../domain/commands.ts';
 import { defaultProjectorOptions, ensureGroup, projectPending } from '../projections/projector.ts';
+import { e2eWorkload } from './bench/e2e.ts';
+import { ingestWorkload } from './bench/ingest.ts';
 import { OptionChecker, parseOrUsage, UsageError } from './sim/options.ts';
 import { seededRandom, seedSkills } from './sim/random.ts';
 import { mean, median, percentile, round } from './sim/stats.ts';
 
-const USAGE = `Usage: npm run bench -- [seed|floor|decision] [options]
+const USAGE = `Usage: npm run bench -- [seed|floor|decision|e2e|ingest] [options]
 
 Workloads (BENCH.md):
   seed        dispatch drain: --contacts queued up front, --agents all available, zero handle time
   floor       the hardware floor: one hand-written Lua assignment step from --clients connections
   decision    median time of one routing decision with 1,000 and 100,000 contacts waiting
+  e2e         one Switchboard process: POST /contacts at --rate (open loop) to AssignmentMade
+              on a WebSocket; latency percentiles (each assignment completed, not timed)
+  ingest      POST /contacts requests/s from --connections: Switchboard vs a bare fastify XADD
 
 Options:
   --workload <name>      the workload (or give it as the first argument; default seed)
-  --agents <n>           agents (default 40)
+  --agents <n>           agents (default 40; e2e 200)
   --contacts <n>         seed: contacts queued up front (default 5000)
   --clients <n>          seed: concurrent dispatch loops (default 1); floor: connections (default 50)
   --count <n>            floor: assignment steps to run (default 200000)
   --queues <a,b,...>     decision: queue lengths to compare (default 1000,100000)
   --decisions <n>        decision: agents made available one at a time (default 200)
+  --rate <n>             e2e: offered contacts/s (default 1000)
+  --rates <a,b,...>      e2e: several offered rates in one go (instead of --rate)
+  --duration <s>         e2e, ingest: seconds of each measured run (default 5)
+  --warmup <s>           e2e, ingest: seconds of load before measuring, not reported (default 1)
+  --in-flight <n>        e2e: most unanswered POSTs; later sends are dropped and counted (default 256)
+  --connections <n>      ingest: concurrent keep-alive connections (default 50)
   --dispatch-batch <n>   work items per dispatch step (default ${defaultDispatcherOptions.batch}, as DISPATCH_BATCH)
   --project-batch <n>    commands per projector step (default ${defaultProjectorOptions.batch}, as PROJECT_BATCH)
   --seed <n>             seed of the skills (default 42)
@@ -48,8 +63,8 @@ Options:
   --help                 this text
 `;
 
-type Workload = 'seed' | 'floor' | 'decision';
-const WORKLOADS: readonly Workload[] = ['seed', 'floor', 'decision'];
+type Workload = 'seed' | 'floor' | 'decision' | 'e2e' | 'ingest';
+const WORKLOADS: readonly Workload[] = ['seed', 'floor', 'decision', 'e2e', 'ingest'];
 
 interface BenchOptions {
   readonly workload: Workload;
@@ -59,6 +74,11 @@ interface BenchOptions {
   readonly count: number;
   readonly queues: readonly number[];
   readonly decisions: number;
+  readonly rates: readonly number[];
+  readonly duration: number;
+  readonly warmup: number;
+  readonly inFlight: number;
+  readonly connections: number;
   readonly dispatchBatch: number;
   readonly projectBatch: number;
   readonly seed: number;
@@ -79,6 +99,12 @@ function parseBenchArgs(argv: readonly string[]): BenchOptions {
       count: { type: 'string' },
       queues: { type: 'string' },
       decisions: { type: 'string' },
+      rate: { type: 'string' },
+      rates: { type: 'string' },
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      'in-flight': { type: 'string' },
+      connections: { type: 'string' },
       'dispatch-batch': { type: 'string' },
       'project-batch': { type: 'string' },
       seed: { type: 'string' },
@@ -102,7 +128,11 @@ function parseBenchArgs(argv: readonly string[]): BenchOptions {
     `workload: must be one of ${WORKLOADS.join(', ')} (got "${named}")`,
   );
   const workload = named as Workload;
-  const agents = check.number('agents', values.agents, 40, { integer: true, min: 1, max: 1_000_000 });
+  const agents = check.number('agents', values.agents, workload === 'e2e' ? 200 : 40, {
+    integer: true,
+    min: 1,
+    max: 1_000_000,
+  });
   const contacts = check.number('contacts', values.contacts, 5000, {
     integer: true,
     min: 1,
@@ -121,6 +151,33 @@ function parseBenchArgs(argv: readonly string[]): BenchOptions {
     `--queues: must be a comma-separated list of queue lengths from 1 to 10000000 (got "${queuesRaw}")`,
   );
   const decisions = check.number('decisions', values.decisions, 200, { integer: true, min: 1, max: 100_000 });
+  const rate = check.number('rate', values.rate, 1000, { integer: true, min: 1, max: 100_000 });
+  check.check(
+    values.rate === undefined || values.rates === undefined,
+    '--rate and --rates: give one or the other',
+  );
+  let rates = [rate];
+  if (values.rates !== undefined) {
+    rates = values.rates.split(',').map((s) => Number(s.trim()));
+    check.check(
+      rates.length >= 1 &&
+        rates.length <= 20 &&
+        rates.every((n) => Number.isInteger(n) && n >= 1 && n <= 100_000),
+      `--rates: must be a comma-separated list of up to 20 rates from 1 to 100000 (got "${values.rates}")`,
+    );
+  }
+  const duration = check.number('duration', values.duration, 5, { min: 0.1, max: 300 });
+  const warmup = check.number('warmup', values.warmup, 1, { min: 0, max: 60 });
+  const inFlight = check.number('in-flight', values['in-flight'], 256, {
+    integer: true,
+    min: 1,
+    max: 10_000,
+  });
+  const connections = check.number('connections', values.connections, 50, {
+    integer: true,
+    min: 1,
+    max: 1000,
+  });
   const dispatchBatch = check.number(
     'dispatch-batch',
     values['dispatch-batch'],
@@ -165,6 +222,11 @@ function parseBenchArgs(argv: readonly string[]): BenchOptions {
     count,
     queues,
     decisions,
+    rates,
+    duration,
+    warmup,
+    inFlight,
+    connections,
     dispatchBatch,
     projectBatch,
     seed,
@@ -667,6 +729,33 @@ async function main(): Promise<number> {
     } else if (o.workload === 'floor') {
       parameters = { agents: o.agents, clients: o.clients, count: o.count, seed: o.seed, redis: redisMode };
       figures = await floorWorkload(url, o);
+    } else if (o.workload === 'e2e') {
+      parameters = {
+        agents: o.agents,
+        ...(o.rates.length === 1 ? { rate: o.rates[0] } : { rates: o.rates }),
+        duration: o.duration,
+        warmup: o.warmup,
+        inFlight: o.inFlight,
+        redis: redisMode,
+      };
+      try {
+        const e2e = await e2eWorkload(url, workspace, o, note);
+        figures = o.rates.length === 1 ? e2e.runs[0]! : e2e;
+      } finally {
+        if (o.redisUrl) await dropWorkspace(admin, workspace);
+      }
+    } else if (o.workload === 'ingest') {
+      parameters = {
+        connections: o.connections,
+        duration: o.duration,
+        warmup: o.warmup,
+        redis: redisMode,
+      };
+      try {
+        figures = await ingestWorkload(url, workspace, o, note);
+      } finally {
+        if (o.redisUrl) await dropWorkspace(admin, workspace);
+      }
     } else {
       parameters = {
         queues: o.queues,

@@ -1,6 +1,7 @@
 /**
  * The bench CLI as a user runs it: it starts its own redis-server, runs the seed dispatch drain
- * and prints one JSON line with positive figures.
+ * (and, briefly, the end-to-end workload against a Switchboard process) and prints one JSON line
+ * with positive figures.
  */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -56,10 +57,33 @@ describe('bench', () => {
     expect(r.figures.routingPerS).toBeGreaterThanOrEqual(r.figures.loopPerS);
   });
 
+  it('e2e: POST /contacts to AssignmentMade on a WebSocket at 200 contacts/s for 1 s', async () => {
+    const run = await bench(['e2e', '--rate', '200', '--duration', '1', '--warmup', '0.5', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const lines = run.stdout.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    const r = JSON.parse(lines[0]!) as Omit<Result, 'figures'> & { figures: Record<string, number> };
+    expect(r.workload).toBe('e2e');
+    expect(r.parameters).toMatchObject({ agents: 200, rate: 200, duration: 1 });
+    const f = r.figures;
+    expect(f.offeredPerS).toBe(200);
+    expect(f.sent).toBeGreaterThan(0);
+    expect(f.achievedPerS).toBeGreaterThan(0);
+    expect(f.p50Ms).toBeGreaterThan(0);
+    expect(f.p99Ms).toBeGreaterThanOrEqual(f.p50Ms!);
+    expect(f.p999Ms).toBeGreaterThanOrEqual(f.p99Ms!);
+    expect(f.maxMs).toBeGreaterThanOrEqual(f.p999Ms!);
+    expect(f.errors).toBe(0);
+    expect(f.completeErrors).toBe(0);
+    expect(f.unassigned).toBe(0);
+  });
+
   it('names bad options and exits 2', async () => {
     const run = await bench(['sprint', '--agents', '0', '--json']);
     expect(run.code).toBe(2);
-    expect(run.stderr).toMatch(/workload: must be one of seed, floor, decision \(got "sprint"\)/);
+    expect(run.stderr).toMatch(
+      /workload: must be one of seed, floor, decision, e2e, ingest \(got "sprint"\)/,
+    );
     expect(run.stderr).toMatch(/--agents: must be an integer from 1/);
   });
 });

@@ -1,0 +1,217 @@
+/**
+ * `e2e`: one Switchboard process (every role) on the bench's Redis; `POST /contacts` at a fixed
+ * offered rate (open loop: each contact is sent at its planned time, without waiting for earlier
+ * answers, at most `inFlight` unanswered at once), and the time from just before the POST to its
+ * `AssignmentMade` on a WebSocket subscriber. Each assignment is completed as soon as it is seen
+ * (not timed), so the agents cycle.
+ */
+import http from 'node:http';
+import WebSocket from 'ws';
+import { percentile, round } from '../sim/stats.ts';
+import { type ChildServer, pool, request, sleep, startChild } from './http.ts';
+
+export interface E2eOptions {
+  readonly agents: number;
+  /** Offered rates, contacts/s, run one after the other against the same process. */
+  readonly rates: readonly number[];
+  readonly duration: number;
+  readonly warmup: number;
+  readonly inFlight: number;
+}
+
+export interface E2eRateFigures {
+  readonly offeredPerS: number;
+  /** Contacts POSTed (answered 2xx, or not answered at all). */
+  readonly sent: number;
+  /** Contacts assigned within the run + 2 s, per second of the run. */
+  readonly achievedPerS: number;
+  readonly p50Ms: number | null;
+  readonly p99Ms: number | null;
+  readonly p999Ms: number | null;
+  readonly maxMs: number | null;
+  /** POSTs that failed or answered other than 2xx. */
+  readonly errors: number;
+  /** Planned sends dropped because `inFlight` POSTs were already unanswered. */
+  readonly notSentOnTime: number;
+  /** Latest a send left after its planned time (the load generator's own lag), ms. */
+  readonly maxSendLagMs: number | null;
+  /** Sent contacts without an AssignmentMade within the run + 2 s. */
+  readonly unassigned: number;
+  /** Completes (not timed) that failed. */
+  readonly completeErrors: number;
+}
+
+export interface E2eFigures {
+  readonly runs: E2eRateFigures[];
+  /** The highest offered rate with p99 under 10 ms, no error, nothing dropped or unassigned. */
+  readonly highestRateP99Under10ms: number | null;
+}
+
+/** Starts Switchboard (all roles) in its own process, serving `workspace` only. */
+export function startSwitchboardProcess(redisUrl: string, workspace: string): Promise<ChildServer> {
+  return startChild(
+    'src/main.ts',
+    { REDIS_URL: redisUrl, LOG_LEVEL: 'warn', WORKSPACES: workspace, DISCOVER_WORKSPACES: 'false' },
+    '/health',
+  );
+}
+
+export async function e2eWorkload(
+  redisUrl: string,
+  workspace: string,
+  o: E2eOptions,
+  note: (text: string) => void,
+): Promise<E2eFigures> {
+  note('starting Switchboard (node --import tsx src/main.ts, all roles)');
+  const sb = await startSwitchboardProcess(redisUrl, workspace);
+  const api = `${sb.base}/v1/workspaces/${encodeURIComponent(workspace)}`;
+  const setupAgent = new http.Agent({ keepAlive: true, maxSockets: 32 });
+  const postAgent = new http.Agent({ keepAlive: true, maxSockets: o.inFlight });
+  const completeAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  let socket: WebSocket | undefined;
+  try {
+    note(`registering ${o.agents} agents (skill s), all available`);
+    const ids = Array.from({ length: o.agents }, (_, i) => `agent-${i + 1}`);
+    const ok = async (p: Promise<{ status: number; body: string }>, what: string) => {
+      const r = await p;
+      if (r.status < 200 || r.status >= 300) throw new Error(`${what}: HTTP ${r.status} ${r.body}`);
+    };
+    await pool(ids, 32, (id) =>
+      ok(request(setupAgent, 'POST', `${api}/agents`, { id, skills: ['s'], capacity: 1 }), `register ${id}`),
+    );
+    await pool(ids, 32, (id) =>
+      ok(request(setupAgent, 'POST', `${api}/agents/${id}/state`, { state: 'available' }), `available ${id}`),
+    );
+
+    // contactId -> performance.now() just before its POST, until its AssignmentMade arrives.
+    const sentAt = new Map<string, number>();
+    let latencies: number[] = [];
+    let completeErrors = 0;
+    const ws = new WebSocket(`${api.replace(/^http/, 'ws')}/events/live?type=AssignmentMade`);
+    socket = ws;
+    ws.on('message', (raw) => {
+      const at = performance.now();
+      let contactId: string | undefined;
+      try {
+        contactId = (JSON.parse(raw.toString()) as { data?: { contactId?: string } }).data?.contactId;
+      } catch {
+        return;
+      }
+      if (!contactId) return;
+      const t = sentAt.get(contactId);
+      if (t !== undefined) {
+        sentAt.delete(contactId);
+        latencies.push(at - t);
+      }
+      request(completeAgent, 'POST', `${api}/contacts/${encodeURIComponent(contactId)}/complete`).then(
+        (r) => {
+          if (r.status < 200 || r.status >= 300) completeErrors++;
+        },
+        () => {
+          completeErrors++;
+        },
+      );
+    });
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+
+    /** One open-loop run at `rate` for `seconds`; contact ids start with `prefix`. */
+    const run = async (rate: number, seconds: number, prefix: string): Promise<E2eRateFigures> => {
+      latencies = [];
+      completeErrors = 0;
+      const total = Math.max(1, Math.round(rate * seconds));
+      const interval = 1000 / rate;
+      const mine: string[] = [];
+      const failed = new Set<string>();
+      let inFlight = 0;
+      let errors = 0;
+      let dropped = 0;
+      let maxLag = 0;
+      let i = 0;
+      const t0 = performance.now();
+      while (i < total) {
+        const now = performance.now();
+        while (i < total && t0 + i * interval <= now) {
+          const planned = t0 + i * interval;
+          const id = `${prefix}-${++i}`;
+          if (inFlight >= o.inFlight) {
+            dropped++;
+            continue;
+          }
+          inFlight++;
+          mine.push(id);
+          const s = performance.now();
+          maxLag = Math.max(maxLag, s - planned);
+          sentAt.set(id, s);
+          request(postAgent, 'POST', `${api}/contacts`, { id, skills: ['s'] })
+            .then(
+              (r) => r.status >= 200 && r.status < 300,
+              () => false,
+            )
+            .then((good) => {
+              inFlight--;
+              if (!good) {
+                errors++;
+                failed.add(id);
+                sentAt.delete(id);
+              }
+            });
+        }
+        if (i >= total) break;
+        await sleep(Math.max(1, Math.floor(t0 + i * interval - performance.now())));
+      }
+      const sendSeconds = Math.max(seconds, (performance.now() - t0) / 1000);
+      // Wait for the stragglers, at most until the run's end + 2 s.
+      const deadline = t0 + seconds * 1000 + 2000;
+      const open = () => mine.filter((id) => sentAt.has(id)).length;
+      while (performance.now() < deadline && (inFlight > 0 || open() > 0)) await sleep(10);
+      const unassigned = open();
+      for (const id of mine) sentAt.delete(id); // late arrivals are completed but not timed
+      const assigned = latencies.length;
+      const sorted = [...latencies].sort((a, b) => a - b);
+      return {
+        offeredPerS: rate,
+        sent: mine.length - failed.size,
+        achievedPerS: Math.round(assigned / sendSeconds),
+        p50Ms: round(percentile(sorted, 50), 2),
+        p99Ms: round(percentile(sorted, 99), 2),
+        p999Ms: round(percentile(sorted, 99.9), 2),
+        maxMs: round(sorted[sorted.length - 1] ?? null, 2),
+        errors,
+        notSentOnTime: dropped,
+        maxSendLagMs: mine.length > 0 ? round(maxLag, 2) : null,
+        unassigned,
+        completeErrors,
+      };
+    };
+
+    const first = o.rates[0]!;
+    if (o.warmup > 0) {
+      note(`warming up: ${first} contacts/s for ${o.warmup} s (not reported)`);
+      await run(first, o.warmup, 'warmup');
+    }
+    const runs: E2eRateFigures[] = [];
+    for (const [n, rate] of o.rates.entries()) {
+      note(`offering ${rate} contacts/s for ${o.duration} s`);
+      const r = await run(rate, o.duration, `c${n + 1}`);
+      runs.push(r);
+      await sleep(250); // let the completes of this run settle before the next
+    }
+    const held = runs.filter(
+      (r) =>
+        r.p99Ms !== null && r.p99Ms < 10 && r.errors === 0 && r.notSentOnTime === 0 && r.unassigned === 0,
+    );
+    return {
+      runs,
+      highestRateP99Under10ms: held.length > 0 ? Math.max(...held.map((r) => r.offeredPerS)) : null,
+    };
+  } finally {
+    socket?.terminate();
+    setupAgent.destroy();
+    postAgent.destroy();
+    completeAgent.destroy();
+    await sb.stop();
+  }
+}

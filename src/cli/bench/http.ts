@@ -1,0 +1,162 @@
+/**
+ * What the HTTP workloads share: a child process serving HTTP (a Switchboard or the bare XADD
+ * handler), a keep-alive client and a bounded closed-loop load loop.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import http from 'node:http';
+import { fileURLToPath } from 'node:url';
+import { freePort } from '../../adapters/redis/redis-server.ts';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+export interface ChildServer {
+  readonly base: string;
+  readonly port: number;
+  /** SIGTERM, SIGKILL after 5 s; resolves when the process has exited. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Spawns `node --import tsx <script>` (a path relative to the repository root) with PORT set to a
+ * free port, and waits until `GET <readyPath>` answers 200 (at most `timeoutMs`).
+ */
+export async function startChild(
+  script: string,
+  env: Record<string, string>,
+  readyPath: string,
+  timeoutMs = 30_000,
+): Promise<ChildServer> {
+  const port = await freePort();
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', script], {
+    cwd: ROOT,
+    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    if (stderr.length < 8192) stderr += d.toString();
+  });
+  let exited = child.exitCode !== null;
+  const exit = new Promise<void>((resolve) => {
+    child.once('exit', () => {
+      exited = true;
+      resolve();
+    });
+  });
+  const stop = async () => {
+    if (exited) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await exit;
+    clearTimeout(timer);
+  };
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + timeoutMs;
+  const probe = new http.Agent({ keepAlive: false });
+  try {
+    for (;;) {
+      if (exited) throw new Error(`${script} exited before it was ready:\n${stderr}`);
+      const r = await request(probe, 'GET', `${base}${readyPath}`).catch(() => undefined);
+      if (r?.status === 200) break;
+      if (Date.now() > deadline)
+        throw new Error(`${script} was not ready within ${timeoutMs} ms:\n${stderr}`);
+      await sleep(100);
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { base, port, stop };
+}
+
+export interface Answer {
+  readonly status: number;
+  readonly body: string;
+}
+
+/** One request over the agent; the body (if any) is sent as JSON. Rejects on a network error. */
+export function request(agent: http.Agent, method: string, url: string, body?: unknown): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = http.request(
+      url,
+      {
+        method,
+        agent,
+        headers:
+          payload === undefined
+            ? {}
+            : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+        res.on('error', reject);
+      },
+    );
+    req.setTimeout(10_000, () => req.destroy(new Error('request timed out after 10 s')));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Runs `fn` over `items` with at most `limit` at a time. */
+export async function pool<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
+}
+
+export interface LoadResult {
+  readonly requests: number;
+  readonly errors: number;
+  readonly latenciesMs: number[];
+  readonly seconds: number;
+}
+
+/**
+ * A closed loop: `connections` loops each send one request, wait for its answer and send the
+ * next, for `seconds`. A request is an error unless it answers 2xx.
+ */
+export async function closedLoop(
+  connections: number,
+  seconds: number,
+  send: (agent: http.Agent, n: number) => Promise<Answer>,
+): Promise<LoadResult> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
+  const latenciesMs: number[] = [];
+  let errors = 0;
+  let n = 0;
+  const t0 = performance.now();
+  const end = t0 + seconds * 1000;
+  try {
+    await Promise.all(
+      Array.from({ length: connections }, async () => {
+        while (performance.now() < end) {
+          const s = performance.now();
+          const r = await send(agent, n++).catch(() => undefined);
+          if (!r || r.status < 200 || r.status >= 300) errors++;
+          else latenciesMs.push(performance.now() - s);
+        }
+      }),
+    );
+  } finally {
+    agent.destroy();
+  }
+  return {
+    requests: latenciesMs.length + errors,
+    errors,
+    latenciesMs,
+    seconds: (performance.now() - t0) / 1000,
+  };
+}
