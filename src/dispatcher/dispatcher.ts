@@ -28,7 +28,19 @@ export async function dispatchPending(
     const [made, more] = (await runScript(
       redis,
       'dispatch',
-      [k.events, k.queue, k.skillSets, k.dirtyAgents, k.dirtyContacts, k.stats, k.wake],
+      [
+        k.events,
+        k.queue,
+        k.skillSets,
+        k.dirtyAgents,
+        k.dirtyContacts,
+        k.stats,
+        k.wake,
+        k.agents,
+        k.contacts,
+        k.availability,
+        k.skillSetQueues,
+      ],
       [k.prefix, workspace, opts.batch],
     )) as [number, number];
     total += made;

@@ -57,8 +57,12 @@ export async function projectPending(
         k.dirtyAgents,
         k.dirtyContacts,
         k.wake,
-        k.agentIndex,
         k.stats,
+        k.agents,
+        k.contacts,
+        k.availability,
+        k.skillSetQueues,
+        k.idempotency,
       ],
       [k.prefix, workspace, PROJECTOR_GROUP, opts.batch, opts.outcomesKept, ...ack],
     )) as [number, string, number];

@@ -186,7 +186,7 @@ describe('decision cost does not grow with the queue', () => {
 
       const expected = firstServable(a.skills);
       expect(made).toBe(expected === undefined ? 0 : 1);
-      const doc = JSON.parse((await redis.get(k.agent(a.id)))!) as { activeContacts: string[] };
+      const doc = JSON.parse((await redis.hget(k.agents, a.id))!) as { activeContacts: string[] };
       const got = doc.activeContacts[0];
       if (got !== expected) mismatches++;
       if (i % 40 === 0) spot.push(`${a.id}[${a.skills}] -> ${got} (expected ${expected})`);

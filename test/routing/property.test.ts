@@ -6,6 +6,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
+import { readAvailability } from '../../src/adapters/redis/documents.ts';
 import { readEvents } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
@@ -275,7 +276,7 @@ describe('Redis routing agrees with the model and the oracle', () => {
 
     // Documents: every agent id that ever existed, every contact.
     for (const id of [...AGENT_IDS, GHOST_AGENT]) {
-      const raw = await redis.get(keys.agent(id));
+      const raw = await redis.hget(keys.agents, id);
       const m = model.agents.get(id);
       if (!m) {
         expect(raw, `${id} should not exist\n${context()}`).toBeNull();
@@ -305,7 +306,7 @@ describe('Redis routing agrees with the model and the oracle', () => {
       });
     }
     for (const [id, m] of model.contacts) {
-      const raw = await redis.get(keys.contact(id));
+      const raw = await redis.hget(keys.contacts, id);
       expect(raw, `contact ${id}`).not.toBeNull();
       const doc = JSON.parse(raw!) as ContactDoc;
       expect({ state: doc.state, agentId: doc.agentId }, `contact ${id}\n${context()}`).toEqual({
@@ -313,11 +314,14 @@ describe('Redis routing agrees with the model and the oracle', () => {
         agentId: m.agentId,
       });
     }
-    expect(await redis.get(keys.contact('nobody'))).toBeNull();
+    expect(await redis.hget(keys.contacts, 'nobody')).toBeNull();
 
     // The sets the dispatcher reads: availability by skill (scored by available-since), the queue.
     for (const skill of ALPHABET) {
-      const inRedis = await redis.zrange(keys.availability(skill), 0, -1, 'WITHSCORES');
+      const inRedis = (await readAvailability(redis, keys.workspace, skill)).flatMap((a) => [
+        a.agentId,
+        String(a.since),
+      ]);
       const inModel = [...model.agents.values()]
         .filter((a) => a.availableSince !== null && a.skills.includes(skill))
         .sort((a, b) => a.availableSince! - b.availableSince! || (a.id < b.id ? -1 : 1))
@@ -330,6 +334,23 @@ describe('Redis routing agrees with the model and the oracle', () => {
       .sort((a, b) => a.seq - b.seq)
       .map((c) => c.id);
     expect(queue, `queue\n${context()}`).toEqual(queuedModel);
+    // Each skill set's queue, in routing order (priority, then arrival).
+    const bySet = new Map<string, string[]>();
+    for (const c of [...model.contacts.values()]
+      .filter((c) => c.state === 'queued')
+      .sort((a, b) => b.priority - a.priority || a.seq - b.seq)) {
+      const name = c.skills.join(',');
+      bySet.set(name, [...(bySet.get(name) ?? []), c.id]);
+    }
+    const setQueues = new Map<string, string[]>();
+    for (const m of await redis.zrangebylex(keys.skillSetQueues, '-', '+')) {
+      const [name = '', , , id = ''] = m.split('|');
+      setQueues.set(name, [...(setQueues.get(name) ?? []), id]);
+    }
+    expect(setQueues, `skill-set queues\n${context()}`).toEqual(bySet);
+    expect((await redis.zrange(keys.skillSets, 0, -1)).sort(), `skill sets\n${context()}`).toEqual(
+      [...bySet.keys()].sort(),
+    );
     expect(await redis.zcard(keys.dirtyAgents)).toBe(0);
     expect(await redis.zcard(keys.dirtyContacts)).toBe(0);
   }

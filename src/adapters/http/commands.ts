@@ -112,10 +112,11 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
   async function waitRepeat(ws: string, key: string, commandId: string): Promise<CommandOutcome | null> {
     const tail = await tails.get(ws);
     const waiting = tail.waitOutcome(commandId, config.commandTimeoutMs);
-    const now = await redis.hget(workspaceKeys(ws).idempotency(key), 'outcome');
-    if (now) {
+    const record = await redis.hget(workspaceKeys(ws).idempotency, key);
+    const outcome = record ? (JSON.parse(record) as { outcome?: string }).outcome : undefined;
+    if (outcome) {
       waiting.cancel();
-      return JSON.parse(now) as CommandOutcome;
+      return JSON.parse(outcome) as CommandOutcome;
     }
     return waiting.promise;
   }

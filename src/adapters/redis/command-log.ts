@@ -61,7 +61,7 @@ export async function appendCommand(redis: RedisClient, req: AppendRequest): Pro
   const appended = runScript(
     redis,
     'appendCommand',
-    [keys.commands, idem ? keys.idempotency(idem) : keys.meta],
+    [keys.commands, keys.idempotency, keys.idempotencyExpiry],
     [
       keys.prefix,
       req.command.type,

@@ -1,5 +1,5 @@
 import type { AgentDocument, ContactDocument } from '../../domain/documents.ts';
-import { workspaceKeys } from './keys.ts';
+import { lexRange, workspaceKeys } from './keys.ts';
 import type { RedisClient } from './scripts.ts';
 
 /**
@@ -23,7 +23,7 @@ export async function readAgent(
   workspace: string,
   id: string,
 ): Promise<AgentDocument | null> {
-  return publicDocument<AgentDocument>(await redis.get(workspaceKeys(workspace).agent(id)));
+  return publicDocument<AgentDocument>(await redis.hget(workspaceKeys(workspace).agents, id));
 }
 
 export async function readContact(
@@ -31,7 +31,7 @@ export async function readContact(
   workspace: string,
   id: string,
 ): Promise<ContactDocument | null> {
-  return publicDocument<ContactDocument>(await redis.get(workspaceKeys(workspace).contact(id)));
+  return publicDocument<ContactDocument>(await redis.hget(workspaceKeys(workspace).contacts, id));
 }
 
 export interface AgentFilter {
@@ -50,24 +50,48 @@ export async function listAgents(
   f: AgentFilter,
 ): Promise<AgentDocument[]> {
   const k = workspaceKeys(workspace);
-  const ids =
+  const texts =
     f.state === 'available' && f.skill
-      ? await redis.zrange(k.availability(f.skill), 0, f.limit - 1)
-      : (await redis.smembers(k.agentIndex)).sort();
+      ? await agentsByIds(
+          redis,
+          k.agents,
+          (await readAvailability(redis, workspace, f.skill, f.limit)).map((a) => a.agentId),
+        )
+      : await redis.hvals(k.agents);
   const out: AgentDocument[] = [];
-  for (let i = 0; i < ids.length && out.length < f.limit; i += 500) {
-    const chunk = ids.slice(i, i + 500);
-    const texts = chunk.length > 0 ? await redis.mget(chunk.map((id) => k.agent(id))) : [];
-    for (const t of texts) {
-      const a = publicDocument<AgentDocument>(t);
-      if (!a) continue;
-      if (f.state && a.state !== f.state) continue;
-      if (f.skill && !a.skills.includes(f.skill)) continue;
-      out.push(a);
-      if (out.length === f.limit) break;
-    }
+  for (const t of texts) {
+    const a = publicDocument<AgentDocument>(t);
+    if (!a) continue;
+    if (f.state && a.state !== f.state) continue;
+    if (f.skill && !a.skills.includes(f.skill)) continue;
+    out.push(a);
   }
-  return out;
+  // The availability order is the LAA order; otherwise list by id.
+  if (!(f.state === 'available' && f.skill)) out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return out.slice(0, f.limit);
+}
+
+async function agentsByIds(
+  redis: RedisClient,
+  hash: string,
+  ids: readonly string[],
+): Promise<(string | null)[]> {
+  return ids.length > 0 ? redis.hmget(hash, ...ids) : [];
+}
+
+/** The agents available with a skill, longest available first (the order routing uses). */
+export async function readAvailability(
+  redis: RedisClient,
+  workspace: string,
+  skill: string,
+  limit = 1_000_000,
+): Promise<{ agentId: string; since: number }[]> {
+  const [lo, hi] = lexRange(skill);
+  const members = await redis.zrangebylex(workspaceKeys(workspace).availability, lo, hi, 'LIMIT', 0, limit);
+  return members.map((m) => {
+    const [, since = '0', ...id] = m.split('|');
+    return { agentId: id.join('|'), since: Number(since) };
+  });
 }
 
 /** The last command-stream position the projections have applied. */
@@ -97,7 +121,7 @@ export async function readStats(redis: RedisClient, workspace: string, now: numb
     redis.hgetall(k.stats),
     appliedPosition(redis, workspace),
   ]);
-  const depths = await Promise.all(sets.map((s) => redis.zcard(k.skillSetQueue(s))));
+  const depths = await Promise.all(sets.map((s) => redis.zlexcount(k.skillSetQueues, ...lexRange(s))));
   const queueBySkills: Record<string, number> = {};
   sets.forEach((s, i) => {
     queueBySkills[s] = depths[i] ?? 0;

@@ -1,8 +1,8 @@
 /**
  * Every Redis key Switchboard uses, built in one place. All keys of a workspace share the hash
  * tag `{<workspace>}`, so every Lua step touches a single cluster slot and workspaces spread over
- * slots. The Lua steps derive per-skill and per-document keys from the same prefix, with the same
- * spelling (see lua/includes/keys.lua; a test keeps the two in step).
+ * slots. A workspace has a fixed set of keys: documents live in hashes and availability and
+ * skill-set queues in lexicographic sorted sets, so every Lua step declares every key it touches.
  */
 export const KEY_ROOT = 'sb';
 
@@ -15,26 +15,32 @@ export interface WorkspaceKeys {
   readonly events: string;
   /** Stream of command outcomes for waiting API requests (capped). */
   readonly outcomes: string;
-  /** Hash: projector checkpoint and counters. */
+  /** Hash: projector checkpoint and arrival counter. */
   readonly meta: string;
-  /** Zset of every queued contact, scored by queue order. */
+  /** Hash: agent documents (JSON) by id. */
+  readonly agents: string;
+  /** Hash: contact documents (JSON) by id. */
+  readonly contacts: string;
+  /** Zset of members `<skill>|<available-since, 15 digits>|<agent>` (score 0): LAA first per skill. */
+  readonly availability: string;
+  /** Zset of members `<skill set>|<9 - priority>|<arrival, 16 digits>|<contact>` (score 0). */
+  readonly skillSetQueues: string;
+  /** Zset of every queued contact, scored by arrival. */
   readonly queue: string;
-  /** Zset of non-empty skill-set queues, scored by their number of skills. */
+  /** Zset of non-empty skill sets, scored by their number of skills. */
   readonly skillSets: string;
   /** Zsets of work the dispatcher has not looked at yet. */
   readonly dirtyAgents: string;
   readonly dirtyContacts: string;
   /** Zset the dispatcher blocks on with BZPOPMIN: a member means "look again". */
   readonly wake: string;
-  /** Set of agent ids (for listing). */
-  readonly agentIndex: string;
-  /** Hash: agent counts by state and other counters for /stats. */
+  /** Hash: counters for /stats. */
   readonly stats: string;
-  agent(id: string): string;
-  contact(id: string): string;
-  availability(skill: string): string;
-  skillSetQueue(skillSetName: string): string;
-  idempotency(key: string): string;
+  /** Hash: Idempotency-Key records; and the zset of when each may be forgotten. */
+  readonly idempotency: string;
+  readonly idempotencyExpiry: string;
+  /** The dispatcher lease of the workspace. */
+  readonly lease: string;
 }
 
 export function workspaceKeys(workspace: string): WorkspaceKeys {
@@ -46,19 +52,25 @@ export function workspaceKeys(workspace: string): WorkspaceKeys {
     events: `${prefix}events`,
     outcomes: `${prefix}outcomes`,
     meta: `${prefix}meta`,
+    agents: `${prefix}agents`,
+    contacts: `${prefix}contacts`,
+    availability: `${prefix}avail`,
+    skillSetQueues: `${prefix}queues`,
     queue: `${prefix}queue`,
     skillSets: `${prefix}skillsets`,
     dirtyAgents: `${prefix}dirty:agents`,
     dirtyContacts: `${prefix}dirty:contacts`,
     wake: `${prefix}wake`,
-    agentIndex: `${prefix}agents`,
     stats: `${prefix}stats`,
-    agent: (id) => `${prefix}agent:${id}`,
-    contact: (id) => `${prefix}contact:${id}`,
-    availability: (skill) => `${prefix}avail:${skill}`,
-    skillSetQueue: (name) => `${prefix}q:${name}`,
-    idempotency: (key) => `${prefix}idem:${key}`,
+    idempotency: `${prefix}idem`,
+    idempotencyExpiry: `${prefix}idem:expiry`,
+    lease: `${prefix}lease`,
   };
+}
+
+/** The bounds of a lexicographic range of members that start with `<prefix>|`. */
+export function lexRange(prefix: string): [string, string] {
+  return [`[${prefix}|`, `(${prefix}|\xff`];
 }
 
 /** Global keys (no hash tag): the registry of workspaces and of API instances, read outside Lua. */
@@ -70,7 +82,7 @@ export const globalKeys = {
   /** Zset of live dispatchers, scored by their last lease renewal. */
   dispatchers: `${KEY_ROOT}:dispatchers`,
   /** A workspace's dispatcher lease: in the workspace's slot. */
-  leases: (workspace: string) => `${KEY_ROOT}:{${workspace}}:lease`,
+  leases: (workspace: string) => workspaceKeys(workspace).lease,
 };
 
 /** Consumer group of the projector role on every command stream. */

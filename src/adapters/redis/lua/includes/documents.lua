@@ -1,8 +1,9 @@
--- The document port: agents and contacts as JSON strings (one key each). Fields starting with
--- "_" are internal (scores, raw attributes) and never leave Redis as they are. Where RedisJSON
--- is available, these two functions are the only ones to change.
-local function doc_get(key)
-  local s = redis.call('GET', key)
+-- The document port: agents and contacts as JSON strings, one hash of them per workspace (a
+-- declared key), field = id. Fields starting with "_" are internal (scores, raw attributes) and
+-- never leave Redis as they are. Where RedisJSON is available, these functions are the only ones
+-- to change (JSON.GET/JSON.SET on a path of one document per workspace).
+local function doc_get(hash, id)
+  local s = redis.call('HGET', hash, id)
   if not s then return nil end
   local d = cjson.decode(s)
   if d.skills then json_array(d.skills) end
@@ -10,8 +11,16 @@ local function doc_get(key)
   return d
 end
 
-local function doc_put(key, d)
-  redis.call('SET', key, json_encode(d))
+local function doc_put(hash, d)
+  redis.call('HSET', hash, d.id, json_encode(d))
+end
+
+local function doc_exists(hash, id)
+  return redis.call('HEXISTS', hash, id) == 1
+end
+
+local function doc_delete(hash, id)
+  redis.call('HDEL', hash, id)
 end
 
 local function agent_state(a)

@@ -9,10 +9,14 @@
   Longest Available Agent among those holding all its skills. Neither walks the queue: an agent
   looks only at the heads of the skill-set queues it can serve, a contact only at agents.
 
-  KEYS[1] event stream     KEYS[5] dirty contacts
-  KEYS[2] queue            KEYS[6] stats
-  KEYS[3] skill sets       KEYS[7] wake
-  KEYS[4] dirty agents
+  KEYS[1] event stream          KEYS[7]  wake
+  KEYS[2] queue (arrival order) KEYS[8]  agent documents (hash)
+  KEYS[3] skill sets            KEYS[9]  contact documents (hash)
+  KEYS[4] dirty agents          KEYS[10] availability (lexicographic zset)
+  KEYS[5] dirty contacts        KEYS[11] skill-set queues (lexicographic zset)
+  KEYS[6] stats
+
+  Every key the step touches is one of these.
 
   ARGV[1] key prefix of the workspace
   ARGV[2] workspace name
@@ -21,39 +25,53 @@
   Returns {assignments made, more work left (0|1)}.
 ]]
 local K_EVENTS, K_QUEUE, K_SKILLSETS, K_DIRTY_AGENTS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local K_DIRTY_CONTACTS, K_STATS, K_WAKE = KEYS[5], KEYS[6], KEYS[7]
+local K_DIRTY_CONTACTS, K_STATS, K_WAKE, K_AGENTS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local K_CONTACTS, K_AVAIL, K_QINDEX = KEYS[9], KEYS[10], KEYS[11]
 local WORKSPACE, MAX = ARGV[2], tonumber(ARGV[3])
 
 --@include "json"
 --@include "time"
---@include "keys"
 --@include "documents"
 --@include "routing"
 
--- The Longest Available Agent holding every skill: walk the smallest availability set in score
--- order and stop at the first agent present in all the others.
+-- The agent id of an availability member "<skill>|<since>|<id>", and its since part.
+local function avail_parts(member)
+  local since, id = string.match(member, '^[^|]*|(%d+)|(.*)$')
+  return id, since
+end
+
+-- The Longest Available Agent holding every skill: walk the smallest skill's range of the
+-- availability set in order and stop at the first agent present under all the other skills.
 local function longest_available(skills)
-  if #skills == 1 then return redis.call('ZRANGE', k_avail(skills[1]), 0, 0)[1] end
+  if #skills == 1 then
+    local lo, hi = lex_bounds(skills[1])
+    local first = redis.call('ZRANGEBYLEX', K_AVAIL, lo, hi, 'LIMIT', 0, 1)[1]
+    return first and (avail_parts(first))
+  end
   local smallest, n = nil, nil
   for i = 1, #skills do
-    local c = redis.call('ZCARD', k_avail(skills[i]))
+    local lo, hi = lex_bounds(skills[i])
+    local c = redis.call('ZLEXCOUNT', K_AVAIL, lo, hi)
     if c == 0 then return nil end
     if not n or c < n then smallest, n = skills[i], c end
   end
-  local start = 0
-  while start < n do
-    local batch = redis.call('ZRANGE', k_avail(smallest), start, start + 31)
+  local lo, hi = lex_bounds(smallest)
+  local offset = 0
+  while offset < n do
+    local batch = redis.call('ZRANGEBYLEX', K_AVAIL, lo, hi, 'LIMIT', offset, 32)
+    if #batch == 0 then return nil end
     for j = 1, #batch do
-      local id, all = batch[j], true
+      local id, since = avail_parts(batch[j])
+      local all = true
       for i = 1, #skills do
-        if skills[i] ~= smallest and not redis.call('ZSCORE', k_avail(skills[i]), id) then
+        if skills[i] ~= smallest and not redis.call('ZSCORE', K_AVAIL, skills[i] .. '|' .. since .. '|' .. id) then
           all = false
           break
         end
       end
       if all then return id end
     end
-    start = start + 32
+    offset = offset + 32
   end
   return nil
 end
@@ -74,11 +92,14 @@ local function first_servable_contact(a)
   local subsets = 0
   for k = 1, widest do subsets = subsets + binomial(#a.skills, k) end
   local best_id, best_score
+  -- A head member is "<skill set>|<9 - priority>|<arrival>|<id>": past the skill set, its text
+  -- orders heads of different skill sets in routing order.
   local function consider(name)
-    local head = redis.call('ZRANGE', k_skillset_queue(name), 0, 0, 'WITHSCORES')
-    if head[1] then
-      local score = tonumber(head[2])
-      if not best_score or score < best_score then best_id, best_score = head[1], score end
+    local lo, hi = lex_bounds(name)
+    local head = redis.call('ZRANGEBYLEX', K_QINDEX, lo, hi, 'LIMIT', 0, 1)[1]
+    if head then
+      local order, id = string.sub(head, #name + 2, #name + 19), string.sub(head, #name + 21)
+      if not best_score or order < best_score then best_id, best_score = id, order end
     end
   end
   if subsets <= redis.call('ZCARD', K_SKILLSETS) then
@@ -86,7 +107,8 @@ local function first_servable_contact(a)
     local function walk(from, depth)
       for i = from, #skills do
         chosen[depth] = skills[i]
-        consider(table.concat(chosen, ',', 1, depth))
+        local name = table.concat(chosen, ',', 1, depth)
+        if redis.call('ZSCORE', K_SKILLSETS, name) then consider(name) end
         if depth < widest then walk(i + 1, depth + 1) end
       end
     end
@@ -116,16 +138,16 @@ local function assign(c, a)
   c._assignedAt = now
   c.assignedAt = iso(now)
   c.waitedMs = now - c._queuedAt
-  doc_put(k_contact(c.id), c)
+  doc_put(K_CONTACTS, c)
   local before_in = can_take_work(a)
   a.activeContacts[#a.activeContacts + 1] = c.id
   if before_in and not can_take_work(a) then
-    availability_leave(a.skills, a.id)
+    availability_leave(a.skills, a._since, a.id)
     a._since = nil
     a.availableSince = cjson.null
   end
   a.state = agent_state(a)
-  doc_put(k_agent(a.id), a)
+  doc_put(K_AGENTS, a)
   redis.call('HINCRBY', K_STATS, 'assignments', 1)
   local data = {
     contactId = c.id, agentId = a.id, skills = c.skills, priority = c.priority,
@@ -140,10 +162,10 @@ end
 for _ = 1, MAX do
   local agent_id = redis.call('ZRANGE', K_DIRTY_AGENTS, 0, 0)[1]
   if agent_id then
-    local a = doc_get(k_agent(agent_id))
+    local a = doc_get(K_AGENTS, agent_id)
     local contact_id = a and can_take_work(a) and first_servable_contact(a)
     if contact_id then
-      assign(doc_get(k_contact(contact_id)), a)
+      assign(doc_get(K_CONTACTS, contact_id), a)
     else
       redis.call('ZREM', K_DIRTY_AGENTS, agent_id)
     end
@@ -151,10 +173,10 @@ for _ = 1, MAX do
     local contact_id = redis.call('ZRANGE', K_DIRTY_CONTACTS, 0, 0)[1]
     if not contact_id then return { made, 0 } end
     redis.call('ZREM', K_DIRTY_CONTACTS, contact_id)
-    local c = doc_get(k_contact(contact_id))
+    local c = doc_get(K_CONTACTS, contact_id)
     if c and c.state == 'queued' then
       local agent = longest_available(c.skills)
-      if agent then assign(c, doc_get(k_agent(agent))) end
+      if agent then assign(c, doc_get(K_AGENTS, agent)) end
     end
   end
 end

@@ -5,12 +5,16 @@
   may call it at once: each call starts after the checkpoint, so a command applied by one is
   only acknowledged by the others.
 
-  KEYS[1]  command stream          KEYS[7]  dirty agents
-  KEYS[2]  event stream            KEYS[8]  dirty contacts
-  KEYS[3]  outcome stream          KEYS[9]  wake
-  KEYS[4]  meta (checkpoint)       KEYS[10] agent index
-  KEYS[5]  queue                   KEYS[11] stats
-  KEYS[6]  skill sets
+  KEYS[1]  command stream          KEYS[9]  wake
+  KEYS[2]  event stream            KEYS[10] stats
+  KEYS[3]  outcome stream          KEYS[11] agent documents (hash)
+  KEYS[4]  meta (checkpoint)       KEYS[12] contact documents (hash)
+  KEYS[5]  queue (arrival order)   KEYS[13] availability (lexicographic zset)
+  KEYS[6]  skill sets              KEYS[14] skill-set queues (lexicographic zset)
+  KEYS[7]  dirty agents            KEYS[15] idempotency records (hash)
+  KEYS[8]  dirty contacts
+
+  Every key the step touches is one of these.
 
   ARGV[1] key prefix of the workspace   ARGV[4] most commands to apply
   ARGV[2] workspace name                ARGV[5] outcome stream length to keep (approximate)
@@ -20,13 +24,13 @@
 ]]
 local K_COMMANDS, K_EVENTS, K_OUTCOMES, K_META = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_QUEUE, K_SKILLSETS, K_DIRTY_AGENTS, K_DIRTY_CONTACTS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local K_WAKE, K_AGENT_INDEX, K_STATS = KEYS[9], KEYS[10], KEYS[11]
+local K_WAKE, K_STATS, K_AGENTS, K_CONTACTS = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+local K_AVAIL, K_QINDEX, K_IDEM = KEYS[13], KEYS[14], KEYS[15]
 local WORKSPACE, GROUP = ARGV[2], ARGV[3]
 local MAX, OUTCOME_KEEP = tonumber(ARGV[4]), ARGV[5]
 
 --@include "json"
 --@include "time"
---@include "keys"
 --@include "documents"
 --@include "routing"
 
@@ -69,8 +73,7 @@ end
 local handlers = {}
 
 handlers.RegisterAgent = function(c, at, pos, meta)
-  local key = k_agent(c.agentId)
-  if redis.call('EXISTS', key) == 1 then
+  if doc_exists(K_AGENTS, c.agentId) then
     return problem(409, 'agent-exists', 'Agent already exists',
       'Agent "' .. c.agentId .. '" is registered; change it with PATCH.')
   end
@@ -79,15 +82,13 @@ handlers.RegisterAgent = function(c, at, pos, meta)
     presence = 'offline', state = 'offline', activeContacts = json_array({}),
     availableSince = cjson.null, registeredAt = iso(at), position = pos,
   }
-  doc_put(key, a)
-  redis.call('SADD', K_AGENT_INDEX, a.id)
+  doc_put(K_AGENTS, a)
   emit('AgentRegistered', at, public_view(a), meta)
   return { status = 201, body = agent_body(a, pos) }
 end
 
 handlers.UpdateAgent = function(c, at, pos, meta)
-  local key = k_agent(c.agentId)
-  local before = doc_get(key)
+  local before = doc_get(K_AGENTS, c.agentId)
   if not before then return no_agent(c.agentId) end
   local a = copy(before)
   if c.name then a.name = c.name end
@@ -95,21 +96,20 @@ handlers.UpdateAgent = function(c, at, pos, meta)
   if c.capacity then a.capacity = c.capacity end
   availability_sync(before, a, at)
   a.position = pos
-  doc_put(key, a)
+  doc_put(K_AGENTS, a)
   emit('AgentUpdated', at, public_view(a), meta)
   return { status = 200, body = agent_body(a, pos) }
 end
 
 handlers.ChangeAgentState = function(c, at, pos, meta)
-  local key = k_agent(c.agentId)
-  local before = doc_get(key)
+  local before = doc_get(K_AGENTS, c.agentId)
   if not before then return no_agent(c.agentId) end
   if before.presence == c.state then return { status = 200, body = agent_body(before, before.position) } end
   local a = copy(before)
   a.presence = c.state
   availability_sync(before, a, at)
   a.position = pos
-  doc_put(key, a)
+  doc_put(K_AGENTS, a)
   emit('AgentStateChanged', at, {
     agentId = a.id, from = before.state, to = a.state, presence = a.presence, availableSince = a.availableSince,
   }, meta)
@@ -117,23 +117,21 @@ handlers.ChangeAgentState = function(c, at, pos, meta)
 end
 
 handlers.RemoveAgent = function(c, at, pos, meta)
-  local key = k_agent(c.agentId)
-  local a = doc_get(key)
+  local a = doc_get(K_AGENTS, c.agentId)
   if not a then return no_agent(c.agentId) end
   if #a.activeContacts > 0 then
     return problem(409, 'agent-busy', 'Agent has active contacts', 'Agent "' .. a.id .. '" holds '
       .. table.concat(a.activeContacts, ', ') .. '; complete them before removing the agent.')
   end
-  availability_leave(a.skills, a.id)
-  redis.call('DEL', key)
-  redis.call('SREM', K_AGENT_INDEX, a.id)
+  if can_take_work(a) then availability_leave(a.skills, a._since, a.id) end
+  redis.call('ZREM', K_DIRTY_AGENTS, a.id)
+  doc_delete(K_AGENTS, a.id)
   emit('AgentRemoved', at, { agentId = a.id }, meta)
   return { status = 200, body = { id = a.id, removed = true, position = pos } }
 end
 
 handlers.QueueContact = function(c, at, pos, meta)
-  local key = k_contact(c.contactId)
-  if redis.call('EXISTS', key) == 1 then
+  if doc_exists(K_CONTACTS, c.contactId) then
     return problem(409, 'contact-exists', 'Contact already exists',
       'Contact "' .. c.contactId .. '" was queued before; use a new id.')
   end
@@ -143,7 +141,7 @@ handlers.QueueContact = function(c, at, pos, meta)
     queuedAt = iso(at), position = pos, _seq = seq, _queuedAt = at, _attrs = c._attrs,
     _cmd = meta.commandId,
   }
-  doc_put(key, d)
+  doc_put(K_CONTACTS, d)
   queue_add(d)
   redis.call('HINCRBY', K_STATS, 'queued', 1)
   emit('ContactQueued', at, public_view(d), meta)
@@ -151,8 +149,7 @@ handlers.QueueContact = function(c, at, pos, meta)
 end
 
 handlers.AbandonContact = function(c, at, pos, meta)
-  local key = k_contact(c.contactId)
-  local d = doc_get(key)
+  local d = doc_get(K_CONTACTS, c.contactId)
   if not d then return no_contact(c.contactId) end
   if d.state ~= 'queued' then
     return problem(409, 'contact-not-queued', 'Contact is not queued', 'Contact "' .. d.id .. '" is '
@@ -163,15 +160,14 @@ handlers.AbandonContact = function(c, at, pos, meta)
   d.abandonedAt = iso(at)
   d.waitedMs = at - d._queuedAt
   d.position = pos
-  doc_put(key, d)
+  doc_put(K_CONTACTS, d)
   redis.call('HINCRBY', K_STATS, 'abandoned', 1)
   emit('ContactAbandoned', at, { contactId = d.id, abandonedAt = d.abandonedAt, waitedMs = d.waitedMs }, meta)
   return { status = 200, body = agent_body(d, pos) }
 end
 
 handlers.CompleteContact = function(c, at, pos, meta)
-  local key = k_contact(c.contactId)
-  local d = doc_get(key)
+  local d = doc_get(K_CONTACTS, c.contactId)
   if not d then return no_contact(c.contactId) end
   if d.state ~= 'assigned' then
     return problem(409, 'contact-not-assigned', 'Contact is not assigned', 'Contact "' .. d.id .. '" is '
@@ -180,9 +176,8 @@ handlers.CompleteContact = function(c, at, pos, meta)
   d.state = 'completed'
   d.completedAt = iso(at)
   d.position = pos
-  doc_put(key, d)
-  local akey = k_agent(d.agentId)
-  local before = doc_get(akey)
+  doc_put(K_CONTACTS, d)
+  local before = doc_get(K_AGENTS, d.agentId)
   if before then
     local a = copy(before)
     local rest = json_array({})
@@ -191,7 +186,7 @@ handlers.CompleteContact = function(c, at, pos, meta)
     end
     a.activeContacts = rest
     availability_sync(before, a, at)
-    doc_put(akey, a)
+    doc_put(K_AGENTS, a)
   end
   redis.call('HINCRBY', K_STATS, 'completed', 1)
   emit('ContactCompleted', at, {
@@ -231,8 +226,11 @@ for i = 1, #entries do
   local text = json_encode({ status = outcome.status, body = outcome.body })
   redis.call('XADD', K_OUTCOMES, 'MAXLEN', '~', OUTCOME_KEEP, '*', 'commandId', f.commandId or '', 'position', pos,
     'outcome', text)
-  if f.idempotencyKey and redis.call('EXISTS', k_idempotency(f.idempotencyKey)) == 1 then
-    redis.call('HSET', k_idempotency(f.idempotencyKey), 'outcome', text)
+  local rec = f.idempotencyKey and redis.call('HGET', K_IDEM, f.idempotencyKey)
+  if rec then
+    local r = cjson.decode(rec)
+    r.outcome = text
+    redis.call('HSET', K_IDEM, f.idempotencyKey, cjson.encode(r))
   end
   applied[#applied + 1] = pos
   checkpoint = pos
