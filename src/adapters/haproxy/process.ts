@@ -4,6 +4,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { access } from 'node:fs/promises';
 import net from 'node:net';
+import { hasExited, killOnExit, signalGroup, waitExit } from '../child-processes.ts';
 
 export interface HaproxyHandle {
   process: ChildProcess;
@@ -26,41 +27,6 @@ export interface StartHaproxyOptions {
   /** Extra haproxy arguments (e.g. ['-p', pidfile]). */
   args?: string[];
   startTimeoutMs?: number;
-}
-
-const live = new Set<ChildProcess>();
-let hook = false;
-
-function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined) return;
-  try {
-    process.kill(-child.pid, signal);
-  } catch {
-    try {
-      child.kill(signal);
-    } catch {
-      /* gone */
-    }
-  }
-}
-
-function exited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
-function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
-  if (exited(child)) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const t = setTimeout(() => {
-      child.off('exit', on);
-      resolve(false);
-    }, ms);
-    const on = () => {
-      clearTimeout(t);
-      resolve(true);
-    };
-    child.once('exit', on);
-  });
 }
 
 function socketAnswers(sock: string): Promise<boolean> {
@@ -92,14 +58,7 @@ export async function startHaproxy(opts: StartHaproxyOptions): Promise<HaproxyHa
   const [cmd, ...rest] = argv;
   if (cmd === undefined) throw new Error('startHaproxy: empty command');
   const child = spawn(cmd, rest, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  live.add(child);
-  child.once('exit', () => live.delete(child));
-  if (!hook) {
-    hook = true;
-    process.once('exit', () => {
-      for (const c of live) killGroup(c, 'SIGKILL');
-    });
-  }
+  killOnExit(child);
   let out = '';
   const collect = (b: Buffer) => {
     out = (out + b.toString()).slice(-8192);
@@ -114,14 +73,14 @@ export async function startHaproxy(opts: StartHaproxyOptions): Promise<HaproxyHa
   const deadline = Date.now() + (opts.startTimeoutMs ?? 10_000);
   for (;;) {
     if (spawnErr) throw new Error(`cannot spawn haproxy: ${spawnErr.message}`);
-    if (exited(child)) throw new Error(`haproxy exited during start (code ${child.exitCode}):\n${out}`);
+    if (hasExited(child)) throw new Error(`haproxy exited during start (code ${child.exitCode}):\n${out}`);
     const ok = await access(opts.socket).then(
       () => socketAnswers(opts.socket),
       () => false,
     );
     if (ok) break;
     if (Date.now() > deadline) {
-      killGroup(child, 'SIGKILL');
+      signalGroup(child, 'SIGKILL');
       throw new Error(`haproxy did not open its runtime socket ${opts.socket} in time:\n${out}`);
     }
     await new Promise((r) => setTimeout(r, 50));
@@ -133,12 +92,12 @@ export async function startHaproxy(opts: StartHaproxyOptions): Promise<HaproxyHa
     pid,
     socket: opts.socket,
     output: () => out,
-    kill: (signal: NodeJS.Signals = 'SIGTERM') => killGroup(child, signal),
+    kill: (signal: NodeJS.Signals = 'SIGTERM') => signalGroup(child, signal),
     async stop(timeoutMs = 3000) {
-      if (exited(child)) return;
-      killGroup(child, 'SIGUSR1');
+      if (hasExited(child)) return;
+      signalGroup(child, 'SIGUSR1');
       if (!(await waitExit(child, timeoutMs))) {
-        killGroup(child, 'SIGKILL');
+        signalGroup(child, 'SIGKILL');
         await waitExit(child, 5000);
       }
     },

@@ -13,6 +13,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, statSync, utimesSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
+import { killOnExit, signalGroup, waitExit } from '../child-processes.ts';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -45,26 +46,6 @@ export interface RedisServerHandle {
 }
 
 const HOST = '127.0.0.1';
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const child of live) {
-      if (child.pid !== undefined) {
-        try {
-          process.kill(-child.pid, 'SIGKILL');
-        } catch {
-          /* already gone */
-        }
-      }
-    }
-  });
-}
-
-/** Ask the kernel for a free TCP port on loopback (bind port 0, read it, close). */
 /**
  * A free TCP port for a server to bind a moment later. Picked at random below the kernel's
  * ephemeral range (32768-60999 by default) so outgoing connections cannot take it in between, and
@@ -152,34 +133,6 @@ function pingOnce(host: string, port: number, timeoutMs: number): Promise<boolea
   });
 }
 
-function waitExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      child.off('exit', onExit);
-      resolve(false);
-    }, timeoutMs);
-    const onExit = () => {
-      clearTimeout(timer);
-      resolve(true);
-    };
-    child.once('exit', onExit);
-  });
-}
-
-function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined) return;
-  try {
-    process.kill(-child.pid, signal);
-  } catch {
-    try {
-      child.kill(signal);
-    } catch {
-      /* already gone */
-    }
-  }
-}
-
 async function startOnce(
   opts: RedisServerOptions,
   dataDir: string,
@@ -211,9 +164,7 @@ async function startOnce(
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  installExitHook();
-  live.add(child);
-  child.once('exit', () => live.delete(child));
+  killOnExit(child);
   let output = '';
   const collect = (b: Buffer) => {
     if (output.length < 16_384) output += b.toString();
