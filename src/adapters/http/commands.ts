@@ -11,7 +11,7 @@ import { appendCommand, type CommandOutcome, fingerprintOf } from '../redis/comm
 import { waitForReplicas } from '../redis/client.ts';
 import { workspaceKeys } from '../redis/keys.ts';
 import { idParams, IdempotencyKey, workspaceOf } from './params.ts';
-import { decodeOr400, PROBLEM_TYPE, ProblemError, problem, sendProblem } from './problem.ts';
+import { decodeOr400, ProblemError, problem, sendProblem } from './problem.ts';
 
 /**
  * Command routes: decode, append to the workspace's command stream, and answer with the outcome
@@ -200,4 +200,3 @@ function noBody(body: unknown): void {
   );
 }
 
-export { PROBLEM_TYPE };

@@ -11,7 +11,7 @@ import { liveRoutes } from './live.ts';
 import type { Metrics } from './metrics.ts';
 import { openapiRoute } from './openapi.ts';
 import { operationRoutes, type RoleReport } from './operations.ts';
-import { PROBLEM_TYPE, ProblemError, problem, sendProblem } from './problem.ts';
+import { ProblemError, problem, sendProblem } from './problem.ts';
 import { queryRoutes } from './queries.ts';
 
 export interface ApiDeps {
@@ -172,4 +172,3 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   return app;
 }
 
-export { PROBLEM_TYPE };
