@@ -4,21 +4,46 @@
  * - `--no-vrrp`: one HAProxy on loopback in front of the cluster and the 7 Switchboard processes.
  * - `--vrrp`: the HAProxy pair with keepalived in network namespaces the launcher creates, reached
  *   from the host through the forwarded 127.0.0.1 port (forwarder -> VIP -> HAProxy holding it).
- *   The MASTER's HAProxy is SIGKILLed; requests through the same port must succeed again once
- *   the VIP has moved to the BACKUP. Failover time and failed requests are printed as one JSON
- *   line. Ctrl-C must then stop everything and delete every namespace of the run.
+ *   The MASTER's HAProxy is SIGKILLed under load: a LoadDriver (test/support/audit.ts) queues
+ *   contacts on a fresh workspace while agents cycle, every command with an Idempotency-Key and
+ *   retried with the same key, its AssignmentMade WebSocket resuming with `after=`, all through
+ *   the forwarded port; a GET /health every 100 ms times the failover. Requests through the same
+ *   port must succeed again once the VIP has moved to the BACKUP, no request may fail after its
+ *   retries, and the event-log audit (nothing lost, nothing doubled, every acknowledged command
+ *   applied exactly once) must pass; it runs inside the app namespace, where the Redis Cluster
+ *   is, through test/support/audit-cli.ts. Failover time, failed and retried requests and the
+ *   audit summary are printed as one JSON line. Ctrl-C must then stop everything and delete
+ *   every namespace of the run.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { deleteNamespaceSync, probeNetns } from '../../src/adapters/netns.ts';
+import { LoadDriver, trafficGap } from '../support/audit.ts';
+import { PROJECT_ROOT } from '../support/processes.ts';
 import { httpGet, sleep, waitFor } from './helpers.ts';
 
 const launcher = new URL('../../src/cli/launch.ts', import.meta.url).pathname;
+const auditCli = new URL('../support/audit-cli.ts', import.meta.url).pathname;
+// The --vrrp test's load (bounded): contacts at a rate, agents cycling; the kill comes mid-load.
+const CONTACTS = 300;
+const AGENTS = 20;
+const RATE_PER_S = 40;
+const LOAD_DEADLINE_MS = 30_000;
+const KILL_AT_MS = 2_500;
+
+/** The one JSON line of test/support/audit-cli.ts. */
+interface AuditCliResult {
+  readonly ok: boolean;
+  readonly error?: string;
+  readonly settled?: boolean;
+  readonly report?: Record<string, unknown> & { readonly assignmentPositions: string[] };
+}
 const dirs: string[] = [];
 const running: ChildProcess[] = [];
 const runIds: string[] = [];
@@ -215,11 +240,29 @@ describe('the topology launcher', () => {
       });
       expect(created.status).toBe(201);
 
-      // Steady load through the forwarded port: one request every 100 ms (bounded: 400 at most).
+      // The load, through the forwarded port: agents cycling and contacts queued at a bounded rate,
+      // every command with an Idempotency-Key and retried with the same key; the AssignmentMade
+      // feed over a WebSocket through the same port, resuming with `after=` when it is cut.
+      const ws = `vrrp-${randomUUID().slice(0, 8)}`;
+      const load = new LoadDriver({
+        apiUrls: [api.origin],
+        ws,
+        contacts: CONTACTS,
+        agents: AGENTS,
+        ratePerS: RATE_PER_S,
+        deadlineMs: LOAD_DEADLINE_MS,
+        maxAttempts: 20,
+        retryBudgetMs: 30_000,
+        requestTimeoutMs: 3_000,
+        maxBackoffMs: 1_000,
+      });
+      const { client, follower } = load;
+
+      // The failover timing: GET /health every 100 ms through the forwarded port (bounded: 900).
       const results: { t: number; ok: boolean; err?: string }[] = [];
-      let load = true;
+      let probing = true;
       const loop = (async () => {
-        for (let i = 0; i < 400 && load; i++) {
+        for (let i = 0; i < 900 && probing; i++) {
           const t = Date.now();
           try {
             const r = await httpGet('127.0.0.1', port, '/health', 1000);
@@ -241,6 +284,9 @@ describe('the topology launcher', () => {
       await waitFor('requests through the VIP', async () => results.filter((r) => r.ok).length >= 5, {
         timeoutMs: 10_000,
       });
+      await load.prepare();
+      const loadRun = load.run();
+      await sleep(KILL_AT_MS);
 
       // SIGKILL the MASTER's HAProxy (the master process named in its pidfile; its worker follows).
       const pid = Number(readFileSync(master.pidfile, 'utf8').trim());
@@ -264,23 +310,106 @@ describe('the topology launcher', () => {
       // The VIP is on the BACKUP now, and only there.
       expect(vipOn(backup.ns, vip!)).toBe(true);
       expect(vipOn(master.ns, vip!)).toBe(false);
-      await sleep(1500); // stays healthy
-      load = false;
+      const { queued, loadMs } = await loadRun;
+      await sleep(Math.max(0, recovered.value.t + 1500 - Date.now())); // stays healthy
+      probing = false;
       await loop;
+
+      // Quiet: every acknowledged contact assigned (agents keep cycling) and every completion
+      // answered; bounded, and not fatal here: the audit says what is wrong.
+      await waitFor(
+        'the load to be quiet',
+        async () => load.pendingCompletions === 0 && follower.seen.length >= load.acknowledged.size,
+        { timeoutMs: 30_000, everyMs: 100 },
+      ).catch(() => undefined);
+      await sleep(300);
+      load.stop();
+
+      // The audit, inside the app namespace (the cluster is not reachable from here).
+      const seeds = [...out.matchAll(/master redis:\/\/([\d.]+:\d+)/g)].map((m) => m[1]!);
+      expect(seeds.length, out).toBeGreaterThan(0);
+      const ackedFile = path.join(dataDir, `acked-${ws}.json`);
+      writeFileSync(ackedFile, JSON.stringify([...load.acknowledged.keys()]));
+      const audited = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
+        (resolve) => {
+          execFile(
+            'ip',
+            [
+              'netns',
+              'exec',
+              `sb-${id}-app`,
+              process.execPath,
+              '--import',
+              'tsx',
+              auditCli,
+              '--nodes',
+              seeds.join(','),
+              '--ws',
+              ws,
+              '--acked',
+              ackedFile,
+            ],
+            { cwd: PROJECT_ROOT, timeout: 60_000, maxBuffer: 16 * 1024 * 1024 },
+            (err, stdout, stderr) =>
+              resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+          );
+        },
+      );
+      const auditLine = audited.stdout.trim().split('\n').at(-1) ?? '';
+      let audit: AuditCliResult;
+      try {
+        audit = JSON.parse(auditLine) as AuditCliResult;
+      } catch {
+        throw new Error(
+          `audit-cli printed no JSON (exit ${audited.code}): ${audited.stdout}\n${audited.stderr}`,
+        );
+      }
       const after = results.filter((r) => r.t >= t0);
       const failed = after.filter((r) => !r.ok);
       const failedAfterRecovery = after.filter((r) => !r.ok && r.t > recovered.value.t);
+      const gap = trafficGap(client.okAt, t0, t0 + 15_000);
+      const { assignmentPositions: _positions, ...auditSummary } = audit.report ?? {};
       console.log(
         JSON.stringify({
           test: 'launcher-vrrp-failover',
           startupMs,
           failoverMs,
-          requestsAfterKill: after.length,
-          failedRequests: failed.length,
-          failedAfterRecovery: failedAfterRecovery.length,
-          errors: [...new Set(failed.map((f) => f.err))],
+          loadFirstOkAfterKillMs: gap.firstOkAfterMs,
+          loadLongestGapMs: gap.longestGapMs,
+          healthRequestsAfterKill: after.length,
+          healthFailedRequests: failed.length,
+          healthFailedAfterRecovery: failedAfterRecovery.length,
+          healthErrors: [...new Set(failed.map((f) => f.err))],
+          killAtMs: t0 - load.loadStart,
+          queued,
+          loadMs,
+          failedRequests: client.failed,
+          retriedRequests: client.retriedRequests,
+          retries: client.retries,
+          networkErrors: client.networkErrors,
+          accepted202: client.accepted202,
+          statuses: client.statuses,
+          acknowledged: load.acknowledged.size,
+          completed: load.completedOk.size,
+          wsReconnects: follower.reconnects,
+          wsGapsMs: follower.gapsMs,
+          wsDuplicates: follower.duplicates,
+          auditOk: audit.ok,
+          auditSettled: audit.settled,
+          audit: audit.ok ? auditSummary : audit.error,
         }),
       );
+      expect(audit.ok, `audit: ${audit.error}\n${audited.stderr}`).toBe(true);
+      expect(client.failures, 'requests that failed or were refused').toEqual([]);
+      expect(client.failed, 'failed client requests after retries').toBe(0);
+      expect(load.unanswered).toEqual([]);
+      expect(load.acknowledged.size).toBe(CONTACTS);
+      expect(follower.duplicates, 'duplicates on the live feed').toBe(0);
+      expect(follower.reconnects, 'the feed was cut by the kill and reconnected').toBeGreaterThan(0);
+      expect(
+        follower.seen.map((e) => e.position),
+        'the feed resumed with no gap',
+      ).toEqual(audit.report?.assignmentPositions);
       expect(failoverMs).toBeLessThan(10_000);
       expect(failedAfterRecovery).toEqual([]);
       expect(l.output()).toMatch(/keepalived lb2: MASTER/);
