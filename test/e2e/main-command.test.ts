@@ -18,6 +18,7 @@ import { startRedisServer } from '../../src/adapters/redis/redis-server.ts';
 import {
   childProcesses,
   killAllProcesses,
+  PROJECT_ROOT,
   pidAlive,
   requestJson,
   startProcess,
@@ -57,9 +58,13 @@ afterAll(async () => {
 
 describe('the main command', () => {
   it('without REDIS_URL runs a private redis-server with AOF under DATA_DIR and stops it on SIGTERM', async () => {
-    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'sb-main-'));
-    dirs.push(dataDir);
-    const sb = await startProcess({ roles: ALL_ROLES, env: { DATA_DIR: dataDir } });
+    // DATA_DIR as a user gives it: relative to the working directory, and not there yet.
+    const parent = await mkdtemp(path.join(os.tmpdir(), 'sb-main-'));
+    dirs.push(parent);
+    const dataDir = path.join(parent, 'nested', 'data');
+    const relative = path.relative(PROJECT_ROOT, dataDir);
+    expect(path.isAbsolute(relative)).toBe(false);
+    const sb = await startProcess({ roles: ALL_ROLES, env: { DATA_DIR: relative } });
 
     const status = await requestJson<Status>(`${sb.url}/status`);
     expect(status.status).toBe(200);
@@ -89,7 +94,7 @@ describe('the main command', () => {
     expect(await portOpen(redisPort)).toBe(false);
 
     // The data survived in the AOF: a new process on the same DATA_DIR still knows the agent.
-    const again = await startProcess({ roles: ALL_ROLES, env: { DATA_DIR: dataDir } });
+    const again = await startProcess({ roles: ALL_ROLES, env: { DATA_DIR: relative } });
     const againRedis = childProcesses(again.pid).find((c) => c.comm.startsWith('redis-server'));
     if (againRedis) strays.push(againRedis.pid);
     const agent = await requestJson<{ id: string }>(`${again.url}/v1/workspaces/default/agents/kept-agent`);

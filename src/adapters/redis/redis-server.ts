@@ -220,7 +220,8 @@ async function startOnce(
 
 export async function startRedisServer(opts: RedisServerOptions = {}): Promise<RedisServerHandle> {
   const ownDir = opts.dataDir === undefined;
-  const dataDir = opts.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'sb-redis-')));
+  // Absolute: the server runs with the data directory as its working directory.
+  const dataDir = path.resolve(opts.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'sb-redis-'))));
   mkdirSync(dataDir, { recursive: true });
   for (let attempt = 0; attempt < 5; attempt++) {
     const result = await startOnce(opts, dataDir);
