@@ -94,6 +94,35 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     description: 'How long SIGTERM waits for in-flight work before forcing exit.',
   },
   {
+    name: 'DURABILITY',
+    default: 'local (replicated with REDIS_CLUSTER_NODES)',
+    description:
+      'replicated: a command is acknowledged only once a replica holds it (WAIT), else 503; local: once the primary has it.',
+  },
+  {
+    name: 'REPLICA_WAIT_MS',
+    default: '1000',
+    description:
+      'How long a replicated acknowledgement waits for a replica before answering 503 (at most 1500).',
+  },
+  {
+    name: 'DISPATCH_LEASES',
+    default: 'true',
+    description: 'One dispatcher per workspace at a time, by lease (true/false).',
+  },
+  {
+    name: 'LEASE_TTL_MS',
+    default: '3000',
+    description:
+      "A dispatcher lease's lifetime: a dead dispatcher's workspaces move to another within about this long.",
+  },
+  {
+    name: 'ADVERTISE_ADDRESS',
+    default: '(unset)',
+    description:
+      'host:port this API instance registers under (a heartbeat in Redis) so HAProxy adds it at run time; auto: HOST:PORT.',
+  },
+  {
     name: 'IDEMPOTENCY_TTL_S',
     default: '86400',
     description: 'How long an Idempotency-Key is remembered, seconds.',
