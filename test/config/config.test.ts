@@ -57,6 +57,13 @@ describe('configuration from the environment', () => {
     expect(loadConfig({ WORKSPACES: 'east,west' }).workspaces).toEqual(['default', 'east', 'west']);
   });
 
+  it('documents every variable it reads', () => {
+    const source = readFileSync(new URL('../../src/adapters/config.ts', import.meta.url), 'utf8');
+    const read = new Set([...source.matchAll(/\b(?:get|int|bool|list)\('([A-Z_]+)'/g)].map((m) => m[1]));
+    expect(read.size).toBeGreaterThan(15);
+    expect([...read].filter((name) => !CONFIG_ENTRIES.some((e) => e.name === name))).toEqual([]);
+  });
+
   it('is documented in the README, every variable', () => {
     const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
     for (const e of CONFIG_ENTRIES) expect(readme).toContain(`| \`${e.name}\` |`);
