@@ -40,7 +40,11 @@ import { ensureSelfSignedCert, HAPROXY_DEFAULTS, writeHaproxyConfig } from '../a
 import { startHaproxy } from '../adapters/haproxy/process.ts';
 import { syncBackends } from '../adapters/haproxy/registry.ts';
 import { haproxyRuntime } from '../adapters/haproxy/runtime.ts';
-import { CHECK_HAPROXY_SCRIPT, writeKeepalivedConfig } from '../adapters/keepalived/config.ts';
+import {
+  CHECK_HAPROXY_SCRIPT,
+  keepalivedArgs,
+  writeKeepalivedConfig,
+} from '../adapters/keepalived/config.ts';
 import { ip, NetnsStar, netnsExec, probeNetns, type StarHost } from '../adapters/netns.ts';
 import { connectRedis } from '../adapters/redis/client.ts';
 import { startRedisCluster } from '../adapters/redis/cluster-launcher.ts';
@@ -919,27 +923,10 @@ function startKeepalived(
 ): ChildProcess {
   const log = createWriteStream(logPath, { flags: 'a' });
   const [ipCmd = 'ip', ...inNs] = netnsExec(host.ns);
-  const ka = spawn(
-    ipCmd,
-    [
-      ...inNs,
-      'keepalived',
-      '--dont-fork',
-      '--log-console',
-      '--log-detail',
-      '--vrrp',
-      '--no-syslog',
-      '-f',
-      conf,
-      '-p',
-      path.join(runDir, 'keepalived.pid'),
-      '-r',
-      path.join(runDir, 'vrrp.pid'),
-      '-c',
-      path.join(runDir, 'checkers.pid'),
-    ],
-    { detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const ka = spawn(ipCmd, [...inNs, ...keepalivedArgs(conf, runDir)], {
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let partial = '';
   const onData = (b: Buffer) => {
     log.write(b);

@@ -7,9 +7,9 @@ import { Cluster } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/adapters/config.ts';
-import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
 import { type Running, startSwitchboard } from '../../src/switchboard.ts';
+import { projectorReady } from '../support/projector.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 
 const WS = 'api-malformed';
@@ -35,23 +35,6 @@ beforeAll(async () => {
   );
   await projectorReady(running.redis, [WS, 'default']);
 });
-
-/**
- * Waits until the projector has its consumer group on each workspace's command stream. On the
- * cluster target the loops' concurrent XGROUP CREATEs are auto-pipelined to one node and most
- * fail with MOVED; the loops back off for seconds, and commands sent meanwhile answer late.
- */
-async function projectorReady(r: RedisClient, workspaces: readonly string[]): Promise<void> {
-  const until = Date.now() + 20_000;
-  for (const ws of workspaces) {
-    for (;;) {
-      const groups = (await r.xinfo('GROUPS', workspaceKeys(ws).commands).catch(() => [])) as unknown[];
-      if (groups.length > 0) break;
-      if (Date.now() > until) throw new Error(`no projector consumer group on ${ws} after 20 s`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  }
-}
 
 afterAll(async () => {
   await running?.stop();

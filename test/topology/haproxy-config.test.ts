@@ -43,6 +43,28 @@ let tmp: { dir: string; remove(): Promise<void> };
 let pem: string;
 const started: HaproxyHandle[] = [];
 
+/** A real haproxy on free loopback ports with the local template, stopped after the suite. */
+async function startLocalHaproxy(runDir: string) {
+  const [httpPort, tlsPort, statsPort, redisPort] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
+  const file = await writeHaproxyConfig({
+    runDir,
+    tlsPem: pem,
+    redisCheckPassword: 'x',
+    httpPort,
+    tlsPort,
+    statsPort,
+    redisPort,
+  });
+  const hp = await startHaproxy({ configPath: file, socket: path.join(runDir, 'haproxy.sock') });
+  started.push(hp);
+  return { hp, httpPort, tlsPort, statsPort, redisPort };
+}
+
 /** keepalived -t checks that the interface exists: use one this machine has. */
 function anInterface(): string {
   const names = existsSync('/sys/class/net') ? readdirSync('/sys/class/net') : [];
@@ -152,23 +174,7 @@ describe('haproxy.cfg (local template)', () => {
 
   it('the TLS frontend serves the self-signed certificate and the stats page answers', async () => {
     const runDir = path.join(tmp.dir, 'run-live');
-    const [httpPort, tlsPort, statsPort, redisPort] = [
-      await freePort(),
-      await freePort(),
-      await freePort(),
-      await freePort(),
-    ];
-    const file = await writeHaproxyConfig({
-      runDir,
-      tlsPem: pem,
-      redisCheckPassword: 'x',
-      httpPort,
-      tlsPort,
-      statsPort,
-      redisPort,
-    });
-    const hp = await startHaproxy({ configPath: file, socket: path.join(runDir, 'haproxy.sock') });
-    started.push(hp);
+    const { hp, httpPort, tlsPort, statsPort } = await startLocalHaproxy(runDir);
     const tls = execFileP(
       'openssl',
       ['s_client', '-connect', `127.0.0.1:${tlsPort}`, '-servername', 'localhost'],
@@ -352,23 +358,7 @@ describe('keepalived.conf', () => {
 describe('check_haproxy.sh', () => {
   it('exits 0 for a live haproxy (pid + stats port) and 1 once it is killed, missing or not haproxy', async () => {
     const runDir = path.join(tmp.dir, 'run-check');
-    const [httpPort, tlsPort, statsPort, redisPort] = [
-      await freePort(),
-      await freePort(),
-      await freePort(),
-      await freePort(),
-    ];
-    const file = await writeHaproxyConfig({
-      runDir,
-      tlsPem: pem,
-      redisCheckPassword: 'x',
-      httpPort,
-      tlsPort,
-      statsPort,
-      redisPort,
-    });
-    const hp = await startHaproxy({ configPath: file, socket: path.join(runDir, 'haproxy.sock') });
-    started.push(hp);
+    const { hp, statsPort } = await startLocalHaproxy(runDir);
     const pidfile = path.join(runDir, 'test.pid');
     await writeFile(pidfile, `${hp.pid}\n`);
     const run = (...args: string[]) =>

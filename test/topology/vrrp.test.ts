@@ -26,7 +26,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureSelfSignedCert, writeHaproxyConfig } from '../../src/adapters/haproxy/config.ts';
 import { type HaproxyHandle, startHaproxy } from '../../src/adapters/haproxy/process.ts';
-import { writeKeepalivedConfig } from '../../src/adapters/keepalived/config.ts';
+import { keepalivedArgs, writeKeepalivedConfig } from '../../src/adapters/keepalived/config.ts';
 import { execFileP, sleep, tempDir, waitFor } from './helpers.ts';
 
 function canRun(): { ok: boolean; reason: string } {
@@ -273,26 +273,7 @@ describe('keepalived VRRP failover between network namespaces', () => {
           },
           path.join(dir, 'keepalived.conf'),
         );
-        spawnIn(
-          ns,
-          [
-            'keepalived',
-            '--dont-fork',
-            '--log-console',
-            '--log-detail',
-            '--vrrp',
-            '--no-syslog',
-            '-f',
-            kaConf,
-            '-p',
-            path.join(dir, 'keepalived.pid'),
-            '-r',
-            path.join(dir, 'vrrp.pid'),
-            '-c',
-            path.join(dir, 'checkers.pid'),
-          ],
-          logs[key === 'lb1' ? 'ka1' : 'ka2'],
-        );
+        spawnIn(ns, keepalivedArgs(kaConf, dir), logs[key === 'lb1' ? 'ka1' : 'ka2']);
       }
     } catch (err) {
       await cleanup();

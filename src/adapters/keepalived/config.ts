@@ -154,3 +154,26 @@ export function dockerKeepalivedConfigPath(role: VrrpRole): string {
     `keepalived.docker-${role === 'MASTER' ? 'master' : 'backup'}.conf`,
   );
 }
+
+/**
+ * keepalived's command line for a VRRP-only instance kept in the foreground (the caller owns the
+ * process), logging to its console, with its pid files in `runDir`.
+ */
+export function keepalivedArgs(configFile: string, runDir: string): string[] {
+  return [
+    'keepalived',
+    '--dont-fork',
+    '--log-console',
+    '--log-detail',
+    '--vrrp',
+    '--no-syslog',
+    '-f',
+    configFile,
+    '-p',
+    path.join(runDir, 'keepalived.pid'),
+    '-r',
+    path.join(runDir, 'vrrp.pid'),
+    '-c',
+    path.join(runDir, 'checkers.pid'),
+  ];
+}

@@ -148,13 +148,20 @@ handlers.QueueContact = function(c, at, pos, meta)
   return { status = 201, body = agent_body(d, pos) }
 end
 
-handlers.AbandonContact = function(c, at, pos, meta)
-  local d = doc_get(K_CONTACTS, c.contactId)
-  if not d then return no_contact(c.contactId) end
-  if d.state ~= 'queued' then
-    return problem(409, 'contact-not-queued', 'Contact is not queued', 'Contact "' .. d.id .. '" is '
-      .. d.state .. '; only a queued contact can be abandoned.')
+-- The contact a command is about, if it is in the state the command needs; else the problem.
+local function contact_in(id, wanted, rule)
+  local d = doc_get(K_CONTACTS, id)
+  if not d then return nil, no_contact(id) end
+  if d.state ~= wanted then
+    return nil, problem(409, 'contact-not-' .. wanted, 'Contact is not ' .. wanted, 'Contact "' .. d.id .. '" is '
+      .. d.state .. '; ' .. rule .. '.')
   end
+  return d
+end
+
+handlers.AbandonContact = function(c, at, pos, meta)
+  local d, rejected = contact_in(c.contactId, 'queued', 'only a queued contact can be abandoned')
+  if not d then return rejected end
   queue_remove(d)
   d.state = 'abandoned'
   d.abandonedAt = iso(at)
@@ -167,12 +174,8 @@ handlers.AbandonContact = function(c, at, pos, meta)
 end
 
 handlers.CompleteContact = function(c, at, pos, meta)
-  local d = doc_get(K_CONTACTS, c.contactId)
-  if not d then return no_contact(c.contactId) end
-  if d.state ~= 'assigned' then
-    return problem(409, 'contact-not-assigned', 'Contact is not assigned', 'Contact "' .. d.id .. '" is '
-      .. d.state .. '; only an assigned contact can be completed.')
-  end
+  local d, rejected = contact_in(c.contactId, 'assigned', 'only an assigned contact can be completed')
+  if not d then return rejected end
   d.state = 'completed'
   d.completedAt = iso(at)
   d.position = pos
