@@ -13,8 +13,6 @@ export function publicDocument<T>(text: string | null): T | null {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(raw)) if (!k.startsWith('_')) out[k] = v;
   if (typeof raw._attrs === 'string') out.attributes = JSON.parse(raw._attrs);
-  // An empty JSON array may come back as {} from older writers: documents hold arrays here.
-  for (const k of ['skills', 'activeContacts']) if (k in out && !Array.isArray(out[k])) out[k] = [];
   return out as T;
 }
 
