@@ -1,6 +1,6 @@
 /**
  * The command and query routes of API.md, in-process against a real Redis: every command's
- * success and rejection answers, Location, server-made ids, Idempotency-Key (repeat and reuse),
+ * success and rejection answers, Location, server-made ids, Idempotency-Key (repeat, concurrent repeat, reuse),
  * the 202 path when no projector answers in time, the agent state flow through an assignment,
  * LAA listing, stats, read-your-writes with `minPosition`, event paging, and the operations routes.
  */
@@ -27,6 +27,7 @@ const WS = {
 /** Served by no projector until the test that uses it starts one. */
 const DEFERRED = 'api-cmd-deferred';
 const RYW = 'api-cmd-ryw';
+const CONCURRENT_REPEAT = 'api-cmd-concurrent-repeat';
 
 const POSITION = /^\d+-\d+$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -677,6 +678,40 @@ describe('202 and read-your-writes with a projector that starts later', () => {
       201,
     );
     expect(applied).toEqual(a);
+    expect(await xlen(ws)).toBe(1);
+  });
+
+  it('a concurrent repeat of an Idempotency-Key: both requests get the outcome as soon as it is known', async () => {
+    const ws = CONCURRENT_REPEAT;
+    const apiOnly = await start({ ROLES: 'api', COMMAND_TIMEOUT_MS: '6000' });
+    const h = { 'idempotency-key': 'concurrent-1' };
+    const post = () => call('POST', `${base(ws)}/agents`, { id: 'twice', skills: ['x'] }, h, apiOnly);
+    const answered: number[] = [];
+    const both = [post(), post()].map((p) =>
+      p.then((res) => {
+        answered.push(Date.now());
+        return res;
+      }),
+    );
+    // Both wait: nothing applies the command until the projector starts.
+    await eventually(
+      () => xlen(ws),
+      (n) => n === 1,
+    );
+    await sleep(300);
+    expect(answered).toEqual([]);
+    const t0 = Date.now();
+    await start({ ROLES: 'projector', WORKSPACES: ws, DISCOVER_WORKSPACES: 'false' });
+    const [first, second] = await Promise.all(both);
+    const a = expectJson(first!, 201);
+    expect(a).toMatchObject({ id: 'twice', state: 'offline' });
+    expect(expectJson(second!, 201)).toEqual(a);
+    expect([first!.headers['idempotent-replayed'], second!.headers['idempotent-replayed']].sort()).toEqual([
+      'true',
+      undefined,
+    ]);
+    // Well before the 6 s timeout: the first request is not left waiting for it.
+    for (const at of answered) expect(at - t0).toBeLessThan(3000);
     expect(await xlen(ws)).toBe(1);
   });
 

@@ -22,7 +22,9 @@ interface Waiter<T> {
 export class WorkspaceTail {
   private readonly conn: RedisClient;
   private readonly listeners = new Set<EventListener>();
-  private readonly outcomeWaiters = new Map<string, Waiter<CommandOutcome>>();
+  /** Requests waiting for a command's outcome, by command id: a repeat of an Idempotency-Key
+   * waits for the same command as the first request, so one id may have several waiters. */
+  private readonly outcomeWaiters = new Map<string, Set<Waiter<CommandOutcome>>>();
   private readonly positionWaiters = new Set<{ position: string } & Waiter<string>>();
   private lastEvent = '0-0';
   private lastOutcome = '0-0';
@@ -98,11 +100,14 @@ export class WorkspaceTail {
     for (const [id, fields] of entries) {
       this.lastOutcome = id;
       const f = parseFields(fields);
-      const w = f.commandId ? this.outcomeWaiters.get(f.commandId) : undefined;
-      if (w && f.outcome) {
+      const waiters = f.commandId ? this.outcomeWaiters.get(f.commandId) : undefined;
+      if (waiters && f.outcome) {
         this.outcomeWaiters.delete(f.commandId!);
-        clearTimeout(w.timer);
-        w.resolve(JSON.parse(f.outcome) as CommandOutcome);
+        const outcome = JSON.parse(f.outcome) as CommandOutcome;
+        for (const w of waiters) {
+          clearTimeout(w.timer);
+          w.resolve(outcome);
+        }
       }
       if (f.position) {
         for (const pw of this.positionWaiters) {
@@ -130,25 +135,40 @@ export class WorkspaceTail {
     return this.listeners.size === 0 && this.outcomeWaiters.size === 0 && this.positionWaiters.size === 0;
   }
 
-  /** Resolves with the command's outcome when it is applied, or null after `timeoutMs`. */
+  /**
+   * Resolves with the command's outcome when it is applied, or null after `timeoutMs`. Any number
+   * of requests may wait for the same command (a first request and its concurrent repeats): each
+   * gets the outcome.
+   */
   waitOutcome(
     commandId: string,
     timeoutMs: number,
   ): { promise: Promise<CommandOutcome | null>; cancel(): void } {
     let waiter!: Waiter<CommandOutcome>;
+    const forget = () => {
+      const waiters = this.outcomeWaiters.get(commandId);
+      if (!waiters) return;
+      waiters.delete(waiter);
+      if (waiters.size === 0) this.outcomeWaiters.delete(commandId);
+    };
     const promise = new Promise<CommandOutcome | null>((resolve) => {
       const timer = setTimeout(() => {
-        this.outcomeWaiters.delete(commandId);
+        forget();
         resolve(null);
       }, timeoutMs);
       waiter = { resolve, timer };
-      this.outcomeWaiters.set(commandId, waiter);
+      let waiters = this.outcomeWaiters.get(commandId);
+      if (!waiters) {
+        waiters = new Set();
+        this.outcomeWaiters.set(commandId, waiters);
+      }
+      waiters.add(waiter);
     });
     return {
       promise,
       cancel: () => {
         clearTimeout(waiter.timer);
-        if (this.outcomeWaiters.get(commandId) === waiter) this.outcomeWaiters.delete(commandId);
+        forget();
         waiter.resolve(null);
       },
     };
@@ -169,9 +189,11 @@ export class WorkspaceTail {
   stop(): void {
     this.stopped = true;
     this.conn.disconnect();
-    for (const w of this.outcomeWaiters.values()) {
-      clearTimeout(w.timer);
-      w.resolve(null);
+    for (const waiters of this.outcomeWaiters.values()) {
+      for (const w of waiters) {
+        clearTimeout(w.timer);
+        w.resolve(null);
+      }
     }
     this.outcomeWaiters.clear();
     for (const w of this.positionWaiters) {
