@@ -28,6 +28,8 @@ const WS = {
 const DEFERRED = 'api-cmd-deferred';
 const RYW = 'api-cmd-ryw';
 const CONCURRENT_REPEAT = 'api-cmd-concurrent-repeat';
+/** Served by an instance whose Idempotency-Keys live one second. */
+const SHORT_TTL = 'api-cmd-short-ttl';
 
 const POSITION = /^\d+-\d+$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -477,6 +479,64 @@ describe('Idempotency-Key', () => {
     expectProblem(await call('PATCH', `${base(ws)}/agents/kim`, { name: 'Kim' }, h), 422);
     expect(await xlen(ws)).toBe(len);
     expect((await getAgent(ws, 'kim')).skills).toEqual(['x']);
+  });
+});
+
+describe('Idempotency-Key past its lifetime', () => {
+  const ws = SHORT_TTL;
+
+  it('is new at once, whatever records wait to be purged', async () => {
+    // IDEMPOTENCY_TTL_S is at least 60 in the environment; the suite asks for one second.
+    const short = await startSwitchboard(
+      {
+        // No dispatcher: a second one would take a share of the main instance's dispatch leases.
+        ...loadConfig(env({ ROLES: 'api,projector', WORKSPACES: ws, DISCOVER_WORKSPACES: 'false' })),
+        idempotencyTtlS: 1,
+      },
+      log,
+    );
+    extra.push(short);
+    await projectorReady(short.redis, [ws]);
+    // More expired records than one append purges (16), the reused key last among them.
+    for (let i = 1; i <= 20; i++) {
+      const res = await call(
+        'POST',
+        `${base(ws)}/agents`,
+        { id: `a${i}`, skills: ['x'] },
+        { 'idempotency-key': `k${i}` },
+        short,
+      );
+      expectJson(res, 201);
+    }
+    const h = { 'idempotency-key': 'k20' };
+    const p = expectProblem(
+      await call('POST', `${base(ws)}/agents`, { id: 'b20', skills: ['x'] }, h, short),
+      422,
+    );
+    expect(p.type).toBe('/problems/idempotency-key-reused');
+    await sleep(1200);
+    const len = await xlen(ws);
+    // A different request under the expired key: a new command, not 422.
+    const reused = await call('POST', `${base(ws)}/agents`, { id: 'b20', skills: ['x'] }, h, short);
+    expect(expectJson(reused, 201)).toMatchObject({ id: 'b20' });
+    expect(reused.headers['idempotent-replayed']).toBeUndefined();
+    expect(await xlen(ws)).toBe(len + 1);
+    // The same request as the first use of an expired key: applied again (409: a19 is registered).
+    const again = await call(
+      'POST',
+      `${base(ws)}/agents`,
+      { id: 'a19', skills: ['x'] },
+      { 'idempotency-key': 'k19' },
+      short,
+    );
+    expectProblem(again, 409);
+    expect(again.headers['idempotent-replayed']).toBeUndefined();
+    expect(await xlen(ws)).toBe(len + 2);
+    // The key is remembered again from its new use.
+    const repeat = await call('POST', `${base(ws)}/agents`, { id: 'b20', skills: ['x'] }, h, short);
+    expect(expectJson(repeat, 201)).toEqual(reused.json());
+    expect(repeat.headers['idempotent-replayed']).toBe('true');
+    expect(await xlen(ws)).toBe(len + 2);
   });
 });
 

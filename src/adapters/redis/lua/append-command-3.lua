@@ -23,6 +23,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 -- Forget a few expired records on every append, so the hash stays bounded by the key lifetime.
+-- This only bounds the hash: a record past its lifetime is already forgotten when read (below).
 local expired = redis.call('ZRANGEBYSCORE', K_IDEM_EXPIRY, '-inf', string.format('%d', now), 'LIMIT', 0, 16)
 if #expired > 0 then
   redis.call('HDEL', K_IDEM, unpack(expired))
@@ -31,6 +32,10 @@ end
 
 if idem ~= '' then
   local rec = redis.call('HGET', K_IDEM, idem)
+  -- A record past its lifetime but not purged yet is forgotten: the key is new again, and the
+  -- record is replaced below.
+  local expires = rec and tonumber(redis.call('ZSCORE', K_IDEM_EXPIRY, idem))
+  if expires and expires <= now then rec = false end
   if rec then
     local r = cjson.decode(rec)
     return { r.position, r.commandId, 1, r.fingerprint or '', r.outcome or '' }
