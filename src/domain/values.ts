@@ -18,9 +18,26 @@ export const Skill = withMessage(
   patterned('Skill', SKILL_PATTERN, 1, 64),
   '1..64 characters of [A-Za-z0-9._-]',
 );
+/** The largest part of a stream position: Redis keeps both as unsigned 64-bit integers. */
+export const MAX_POSITION_PART = 18_446_744_073_709_551_615n;
+export const MAX_POSITION = `${MAX_POSITION_PART}-${MAX_POSITION_PART}`;
+
+function isPosition(s: string): boolean {
+  if (!POSITION_PATTERN.test(s)) return false;
+  const [ms = '', seq = ''] = s.split('-');
+  return BigInt(ms) <= MAX_POSITION_PART && BigInt(seq) <= MAX_POSITION_PART;
+}
+
+// Redis refuses ids past 64 bits: a position it cannot parse must be a 400 here, not a failed read.
 export const Position = withMessage(
-  patterned('Position', POSITION_PATTERN, 3, 41),
-  'a stream position such as "1732200000000-0"',
+  t.refinement(t.string, isPosition, 'Position'),
+  `a stream position "<ms>-<seq>" such as "1732200000000-0", each part an integer of at most ${MAX_POSITION_PART}`,
+);
+
+/** A position to read after: nothing can follow the largest id, and Redis refuses to range after it. */
+export const AfterPosition = withMessage(
+  t.refinement(t.string, (s) => isPosition(s) && comparePositions(s, MAX_POSITION) < 0, 'AfterPosition'),
+  `a stream position "<ms>-<seq>" such as "1732200000000-0", each part an integer of at most ${MAX_POSITION_PART}, below ${MAX_POSITION}`,
 );
 
 export const MAX_SKILLS = 32;
@@ -53,13 +70,52 @@ export const Capacity = withMessage(
   t.refinement(t.number, (n) => Number.isInteger(n) && n >= 1 && n <= 100, 'Capacity'),
   'an integer from 1 to 100',
 );
+/**
+ * A lone UTF-16 surrogate (JSON "\ud800") has no UTF-8 form: the Lua steps could not decode the
+ * command, so it would be appended and then rejected. In a `u` regex a well-formed pair is one
+ * code point, so only lone halves match.
+ */
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
+export function isWellFormed(s: string): boolean {
+  return !LONE_SURROGATE.test(s);
+}
+
 export const Name = withMessage(
-  t.refinement(t.string, (s) => s.length >= 1 && s.length <= 200, 'Name'),
-  'a string of 1..200 characters',
+  t.refinement(t.string, (s) => s.length >= 1 && s.length <= 200 && isWellFormed(s), 'Name'),
+  'a string of 1..200 characters of well-formed Unicode',
 );
+
+export const MAX_ATTRIBUTES_BYTES = 16_384;
+export const MAX_ATTRIBUTES_DEPTH = 32;
+
+/**
+ * Walks the value with an explicit stack: a body can nest far deeper than the call stack allows
+ * (10,000 levels fit in 60 KB), so neither this check nor JSON.stringify may recurse before the
+ * depth is known to be small.
+ */
+function isAttributes(u: unknown): boolean {
+  if (typeof u !== 'object' || u === null || Array.isArray(u)) return false;
+  const stack: [value: unknown, depth: number][] = [[u, 1]];
+  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
+    const [value, depth] = item;
+    if (typeof value === 'string') {
+      if (!isWellFormed(value)) return false;
+      continue;
+    }
+    if (typeof value !== 'object' || value === null) continue;
+    if (depth > MAX_ATTRIBUTES_DEPTH) return false;
+    for (const [key, child] of Object.entries(value)) {
+      if (!isWellFormed(key)) return false;
+      stack.push([child, depth + 1]);
+    }
+  }
+  return JSON.stringify(u).length <= MAX_ATTRIBUTES_BYTES;
+}
+
 export const Attributes = withMessage(
-  t.refinement(t.UnknownRecord, (r) => !Array.isArray(r) && JSON.stringify(r).length <= 16_384, 'Attributes'),
-  'a JSON object of at most 16 KiB',
+  t.refinement(t.UnknownRecord, isAttributes, 'Attributes'),
+  `a JSON object of at most 16 KiB, nested at most ${MAX_ATTRIBUTES_DEPTH} levels, with well-formed Unicode strings`,
 );
 
 /** Byte order, the order Redis uses for members and the Lua steps assume. */

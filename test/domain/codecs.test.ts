@@ -10,12 +10,15 @@ import {
 } from '../../src/domain/commands.ts';
 import { type FieldError, fieldErrors } from '../../src/domain/strict.ts';
 import {
+  AfterPosition,
   Attributes,
   Capacity,
   canonicalSkills,
   comparePositions,
   Id,
+  MAX_ATTRIBUTES_DEPTH,
   MAX_SKILLS,
+  Name,
   Position,
   Priority,
   positionTime,
@@ -90,9 +93,40 @@ describe('value codecs', () => {
     expect(Attributes.decode({ blob: 'x'.repeat(17_000) })._tag).toBe('Left');
   });
 
+  it(`Attributes nest at most ${MAX_ATTRIBUTES_DEPTH} levels, checked without recursion`, () => {
+    const nest = (levels: number, inner: (v: unknown) => unknown): unknown => {
+      let v: unknown = 1;
+      for (let i = 1; i < levels; i++) v = inner(v);
+      return { top: v };
+    };
+    expect(Attributes.decode(nest(MAX_ATTRIBUTES_DEPTH, (v) => ({ a: v })))._tag).toBe('Right');
+    expect(Attributes.decode(nest(MAX_ATTRIBUTES_DEPTH, (v) => [v]))._tag).toBe('Right');
+    expect(Attributes.decode(nest(MAX_ATTRIBUTES_DEPTH + 1, (v) => ({ a: v })))._tag).toBe('Left');
+    expect(Attributes.decode(nest(MAX_ATTRIBUTES_DEPTH + 1, (v) => [v]))._tag).toBe('Left');
+    // Deeper than JSON.stringify can recurse: refused, not a RangeError.
+    expect(Attributes.decode(nest(200_000, (v) => ({ a: v })))._tag).toBe('Left');
+  });
+
+  it('strings a body carries are well-formed Unicode: no lone surrogate', () => {
+    expect(decoded(Name, 'Ana 😀 é')).toBe('Ana 😀 é');
+    for (const bad of ['\ud800', 'x\udfff', '\ude00\ud83d', '😀\ud83d'])
+      expect(Name.decode(bad)._tag, JSON.stringify(bad)).toBe('Left');
+    expect(decoded(Attributes, { emoji: '😀', '😀': ['ok'] })).toEqual({ emoji: '😀', '😀': ['ok'] });
+    expect(Attributes.decode({ note: '\ud800' })._tag).toBe('Left');
+    expect(Attributes.decode({ '\udc00': 1 })._tag).toBe('Left');
+    expect(Attributes.decode({ a: [{ b: ['ok', '\udbff'] }] })._tag).toBe('Left');
+  });
+
   it('positions order by milliseconds, then sequence, beyond 2^53', () => {
     expect(Position.decode('1732200000000-0')._tag).toBe('Right');
     expect(Position.decode('1732200000000')._tag).toBe('Left');
+    // Each part is an unsigned 64-bit integer, as Redis stream ids are.
+    expect(Position.decode('18446744073709551615-18446744073709551615')._tag).toBe('Right');
+    expect(Position.decode('0018446744073709551615-0')._tag).toBe('Left');
+    for (const p of ['18446744073709551616-0', '0-18446744073709551616', '0-99999999999999999999'])
+      expect(Position.decode(p)._tag, p).toBe('Left');
+    expect(AfterPosition.decode('18446744073709551615-18446744073709551614')._tag).toBe('Right');
+    expect(AfterPosition.decode('18446744073709551615-18446744073709551615')._tag).toBe('Left');
     expect(comparePositions('9-0', '10-0')).toBe(-1);
     expect(comparePositions('10-2', '10-10')).toBe(-1);
     expect(comparePositions('10-3', '10-3')).toBe(0);
@@ -131,7 +165,9 @@ describe('request bodies', () => {
     const errors = errorsOf(QueueContactBody, { skills: ['a', 'bad skill'], priority: 10, attributes: [1] });
     expect(errors.map(fieldOf).sort()).toEqual(['attributes', 'priority', 'skills']);
     expect(errors.find((e) => fieldOf(e) === 'priority')?.message).toBe('an integer from 0 to 9');
-    expect(errors.find((e) => fieldOf(e) === 'attributes')?.message).toBe('a JSON object of at most 16 KiB');
+    expect(errors.find((e) => fieldOf(e) === 'attributes')?.message).toBe(
+      'a JSON object of at most 16 KiB, nested at most 32 levels, with well-formed Unicode strings',
+    );
   });
 
   it('paths of invalid fields are the field names, dotted (API.md), with no codec internals', () => {

@@ -1,9 +1,9 @@
-import * as t from 'io-ts';
 import type { FastifyInstance } from 'fastify';
+import * as t from 'io-ts';
 import { AgentStateName } from '../../domain/documents.ts';
 import { EVENT_TYPES } from '../../domain/events.ts';
 import { strict } from '../../domain/strict.ts';
-import { comparePositions, Position, Skill } from '../../domain/values.ts';
+import { AfterPosition, comparePositions, Position, Skill } from '../../domain/values.ts';
 import { appliedPosition, listAgents, readAgent, readContact, readStats } from '../redis/documents.ts';
 import { readEvents } from '../redis/event-log.ts';
 import { idParams, MinPositionQuery, workspaceOf } from './params.ts';
@@ -38,7 +38,7 @@ const AgentListQuery = strict(
 );
 const EventsQuery = strict(
   {},
-  { after: Position, limit: IntString('limit', 1, 1000), type: TypeList, minPosition: Position },
+  { after: AfterPosition, limit: IntString('limit', 1, 1000), type: TypeList, minPosition: Position },
   'EventsQuery',
 );
 
