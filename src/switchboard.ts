@@ -58,6 +58,7 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
       batch: config.projectBatch,
       blockMs: 2000,
       reclaimIdleMs: 5000,
+      deadConsumerIdleMs: config.deadConsumerIdleMs,
       outcomesKept: 100_000,
     });
     runners.push(new WorkspaceRunner(redis, projector, log.child({ role: 'projector' }), runnerOpts));

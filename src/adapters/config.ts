@@ -22,6 +22,7 @@ export interface Config {
   readonly dispatchBatch: number;
   readonly shutdownTimeoutMs: number;
   readonly idempotencyTtlS: number;
+  readonly deadConsumerIdleMs: number;
   readonly durability: 'local' | 'replicated';
   readonly replicaWaitMs: number;
   readonly dispatchLeases: boolean;
@@ -127,6 +128,12 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     default: '86400',
     description: 'How long an Idempotency-Key is remembered, seconds.',
   },
+  {
+    name: 'DEAD_CONSUMER_IDLE_MS',
+    default: '600000',
+    description:
+      "A projector consumer idle this long with no pending commands (a stopped or killed projector's) is removed from the consumer group.",
+  },
 ];
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -225,6 +232,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     dispatchBatch: int('DISPATCH_BATCH', 64, 1, 5000),
     shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
     idempotencyTtlS: int('IDEMPOTENCY_TTL_S', 86_400, 60, 30 * 86_400),
+    deadConsumerIdleMs: int('DEAD_CONSUMER_IDLE_MS', 600_000, 1000, 7 * 86_400_000),
     durability: durabilityRaw === 'replicated' ? 'replicated' : 'local',
     replicaWaitMs: int('REPLICA_WAIT_MS', 1000, 10, 1500),
     dispatchLeases: bool('DISPATCH_LEASES', true),

@@ -12,6 +12,12 @@ export interface ProjectorOptions {
   readonly blockMs: number;
   /** Entries a consumer has held this long without acknowledging are reclaimed by others. */
   readonly reclaimIdleMs: number;
+  /**
+   * A consumer of the group idle this long with no pending entries is removed from it: a live
+   * projector touches its consumer at least every `blockMs`, so only a stopped or killed one's
+   * (or one whose workspace went idle, which its next read creates again) is ever this idle.
+   */
+  readonly deadConsumerIdleMs: number;
   readonly outcomesKept: number;
 }
 
@@ -19,6 +25,7 @@ export const defaultProjectorOptions: ProjectorOptions = {
   batch: 200,
   blockMs: 2000,
   reclaimIdleMs: 5000,
+  deadConsumerIdleMs: 600_000,
   outcomesKept: 100_000,
 };
 
@@ -74,6 +81,14 @@ export async function projectPending(
 
 type ReadGroupReply = [string, [string, string[]][]][] | null;
 
+/** The fields of one consumer in an XINFO CONSUMERS reply. */
+function consumerInfo(fields: unknown): { name: string; pending: number; idle: number } {
+  const f = new Map<string, unknown>();
+  const list = fields as unknown[];
+  for (let i = 0; i + 1 < list.length; i += 2) f.set(String(list[i]), list[i + 1]);
+  return { name: String(f.get('name')), pending: Number(f.get('pending')), idle: Number(f.get('idle')) };
+}
+
 /** The projector role: one consumer of the workspace's command stream group. */
 export class Projector implements WorkspaceLoop {
   readonly consumer = `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
@@ -95,6 +110,7 @@ export class Projector implements WorkspaceLoop {
     try {
       this.applied += await projectPending(this.redis, workspace, [], this.opts);
       let lastReclaim = Date.now();
+      let lastPrune = Date.now();
       while (running()) {
         const read = await raceBlocking(
           conn.xreadgroup(
@@ -122,6 +138,11 @@ export class Projector implements WorkspaceLoop {
         if (Date.now() - lastReclaim > this.opts.reclaimIdleMs) {
           lastReclaim = Date.now();
           await this.reclaim(workspace);
+          // After the reclaim, so a dead consumer's entries are taken over before it is removed.
+          if (Date.now() - lastPrune >= Math.min(this.opts.deadConsumerIdleMs / 2, 60_000)) {
+            lastPrune = Date.now();
+            await this.removeDeadConsumers(workspace);
+          }
         }
       }
     } finally {
@@ -147,6 +168,31 @@ export class Projector implements WorkspaceLoop {
     this.log.info({ workspace, entries: claimed.length }, 'reclaimed commands of a stopped projector');
     this.applied += await projectPending(this.redis, workspace, claimed, this.opts);
     return claimed.length;
+  }
+
+  /**
+   * Removes from the group the consumers idle for `deadConsumerIdleMs` that hold no pending
+   * entries (a stopped or killed projector's; one still holding entries is kept until `reclaim`
+   * takes them over). Returns the names removed.
+   */
+  async removeDeadConsumers(workspace: string): Promise<string[]> {
+    const k = workspaceKeys(workspace);
+    const consumers = ((await this.redis.xinfo('CONSUMERS', k.commands, PROJECTOR_GROUP)) as unknown[]).map(
+      consumerInfo,
+    );
+    const removed: string[] = [];
+    for (const c of consumers) {
+      if (c.name === this.consumer || c.pending > 0 || !(c.idle >= this.opts.deadConsumerIdleMs)) continue;
+      // A consumer this idle is not reading, so it cannot have been given entries since XINFO; if
+      // it was, those entries only leave the pending list: projection follows the checkpoint.
+      const dropped = Number(await this.redis.xgroup('DELCONSUMER', k.commands, PROJECTOR_GROUP, c.name));
+      removed.push(c.name);
+      this.log.info(
+        { workspace, consumer: c.name, idleMs: c.idle, ...(dropped > 0 ? { dropped } : {}) },
+        'removed the consumer of a stopped projector',
+      );
+    }
+    return removed;
   }
 
   interrupt(workspace: string): void {
