@@ -23,11 +23,13 @@ if [ ${#need[@]} -gt 0 ]; then
   if command -v systemctl >/dev/null 2>&1; then systemctl disable --now redis-server >/dev/null 2>&1 || true; fi
 fi
 
-# `npm install` with the committed lock file, not `npm ci`: npm 11 records only this platform's
-# optional binaries (esbuild, rollup, biome) in the lock, and `npm ci` then refuses the lock.
+# `npm ci`: exactly the committed lock, which it never rewrites, so a fresh clone stays clean. The
+# lock lists every platform's optional binaries (esbuild, rollup, biome), as npm writes it when it
+# resolves without a node_modules in place (npm/cli#4828: with one, it keeps only this platform's,
+# and `npm ci` then refuses the lock elsewhere). To change it: `rm -rf node_modules && npm install`.
 stamp=node_modules/.switchboard-lock
 if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
   echo "switchboard: installing npm packages" >&2
-  npm install --no-audit --no-fund --loglevel=error >/dev/null
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
   cp package-lock.json "$stamp"
 fi
