@@ -13,7 +13,7 @@ import type { RedisClient } from './adapters/redis/scripts.ts';
 import { TailHub } from './adapters/redis/tail.ts';
 import { RedisWatch } from './adapters/status.ts';
 import { WorkspaceRunner } from './adapters/workspaces.ts';
-import { Dispatcher } from './dispatcher/dispatcher.ts';
+import { Dispatcher, defaultDispatcherOptions } from './dispatcher/dispatcher.ts';
 import { LeaseKeeper } from './dispatcher/leases.ts';
 import { Projector } from './projections/projector.ts';
 
@@ -65,7 +65,7 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
   }
   if (config.roles.includes('dispatcher')) {
     const dlog = log.child({ role: 'dispatcher' });
-    dispatcher = new Dispatcher(redis, dlog, { batch: config.dispatchBatch, wakeTimeoutS: 5 });
+    dispatcher = new Dispatcher(redis, dlog, { ...defaultDispatcherOptions, batch: config.dispatchBatch });
     // One dispatcher per workspace at a time: a lease per workspace, renewed every third of its life.
     const leases = config.dispatchLeases
       ? new LeaseKeeper(redis, `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`, dlog, {

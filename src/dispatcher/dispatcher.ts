@@ -5,8 +5,18 @@ import { type RedisClient, runScript } from '../adapters/redis/scripts.ts';
 import type { WorkspaceLoop } from '../adapters/workspaces.ts';
 
 export interface DispatcherOptions {
-  /** Most work items one Lua step looks at (each decision in it is atomic on its own). */
+  /** Most decisions one Lua step makes (each decision in it is atomic on its own). */
   readonly batch: number;
+  /**
+   * Most reads one Lua step makes: the bound on how long it holds Redis. A walk that needs more
+   * resumes in the next step.
+   */
+  readonly maxReads: number;
+  /**
+   * An agent whose skills make at most this many subsets (up to the widest queued skill set)
+   * looks each up; above it, it walks the queue heads in routing order.
+   */
+  readonly enumerateMax: number;
   /**
    * BZPOPMIN's timeout. Waking is driven by the projector; the timeout only bounds how long work
    * waits if a dispatcher died between taking a wake-up and acting on it.
@@ -14,7 +24,36 @@ export interface DispatcherOptions {
   readonly wakeTimeoutS: number;
 }
 
-export const defaultDispatcherOptions: DispatcherOptions = { batch: 64, wakeTimeoutS: 5 };
+export const defaultDispatcherOptions: DispatcherOptions = { batch: 64, maxReads: 2048, enumerateMax: 64, wakeTimeoutS: 5 };
+
+/** One dispatch step: at most `opts.batch` decisions and `opts.maxReads` reads. Returns [made, more work left]. */
+export async function dispatchStep(
+  redis: RedisClient,
+  workspace: string,
+  opts: DispatcherOptions = defaultDispatcherOptions,
+): Promise<[made: number, more: boolean]> {
+  const k = workspaceKeys(workspace);
+  const [made, more] = (await runScript(
+    redis,
+    'dispatch',
+    [
+      k.events,
+      k.meta,
+      k.queue,
+      k.skillSets,
+      k.candidates,
+      k.stats,
+      k.agents,
+      k.contacts,
+      k.pools,
+      k.poolHeads,
+      k.skillSetQueues,
+      k.queueHeads,
+    ],
+    [k.prefix, workspace, opts.batch, opts.maxReads, opts.enumerateMax],
+  )) as [number, number];
+  return [made, more === 1];
+}
 
 /** Runs routing decisions until no work is left; returns the assignments made. */
 export async function dispatchPending(
@@ -22,29 +61,11 @@ export async function dispatchPending(
   workspace: string,
   opts: DispatcherOptions = defaultDispatcherOptions,
 ): Promise<number> {
-  const k = workspaceKeys(workspace);
   let total = 0;
   for (;;) {
-    const [made, more] = (await runScript(
-      redis,
-      'dispatch',
-      [
-        k.events,
-        k.queue,
-        k.skillSets,
-        k.dirtyAgents,
-        k.dirtyContacts,
-        k.stats,
-        k.wake,
-        k.agents,
-        k.contacts,
-        k.availability,
-        k.skillSetQueues,
-      ],
-      [k.prefix, workspace, opts.batch],
-    )) as [number, number];
+    const [made, more] = await dispatchStep(redis, workspace, opts);
     total += made;
-    if (more !== 1) return total;
+    if (!more) return total;
   }
 }
 

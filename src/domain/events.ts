@@ -22,6 +22,8 @@ export const EventMeta = t.partial({
   idempotencyKey: t.string,
   causationId: t.string,
   requestId: t.string,
+  /** On AssignmentMade: the command-stream position (projector checkpoint) the decision was based on. */
+  basedOn: t.string,
 });
 
 /** The envelope of API.md, the same on the audit route, the WebSocket and in the stream. */

@@ -75,6 +75,37 @@ export type Decision =
   | { readonly ok: true; readonly facts: readonly Fact[] }
   | { readonly ok: false; readonly rejection: Rejection };
 
+/**
+ * The most distinct agent skill sets that may hold one skill in a workspace. Routing a contact
+ * walks the pools (available agents grouped by skill set) of its rarest skill, so this number
+ * bounds the cost of every decision; a command that would pass it is refused with 422.
+ */
+export const MAX_SKILL_SETS_PER_SKILL = 1024;
+
+/** Why an agent (`agentId`) may not take `skills`, or undefined when it may. */
+export function skillSetRefusal(ws: Workspace, agentId: string, skills: readonly string[]): Rejection | undefined {
+  const name = skills.join(',');
+  const own = ws.agents.get(agentId);
+  if (own && own.skills.join(',') === name) return undefined;
+  const others = new Set<string>();
+  for (const a of ws.agents.values()) if (a.id !== agentId) others.add(a.skills.join(','));
+  if (others.has(name)) return undefined;
+  for (const skill of skills) {
+    let n = 0;
+    for (const set of others) if (set.split(',').includes(skill)) n++;
+    if (n >= MAX_SKILL_SETS_PER_SKILL)
+      return {
+        status: 422,
+        title: 'Too many distinct skill sets',
+        detail:
+          `Skill "${skill}" already belongs to ${n} distinct agent skill sets in this workspace, the limit that ` +
+          'keeps every routing decision fast; give this agent a skill set another agent has, or change or remove ' +
+          'agents whose skill sets are rare.',
+      };
+  }
+  return undefined;
+}
+
 export const emptyWorkspace: Workspace = { agents: new Map(), contacts: new Map(), seq: 0 };
 
 /** An agent takes work while it is present as available and below its capacity. */
@@ -113,6 +144,8 @@ export function decide(ws: Workspace, c: Command, at: number): Decision {
           'Agent already exists',
           `Agent "${c.agentId}" is registered; change it with PATCH.`,
         );
+      const refused = skillSetRefusal(ws, c.agentId, c.skills);
+      if (refused) return { ok: false, rejection: refused };
       const agent: Agent = {
         id: c.agentId,
         ...(c.name !== undefined ? { name: c.name } : {}),
@@ -128,6 +161,8 @@ export function decide(ws: Workspace, c: Command, at: number): Decision {
     case 'UpdateAgent': {
       const before = ws.agents.get(c.agentId);
       if (!before) return noAgent(c.agentId);
+      const refused = c.skills && skillSetRefusal(ws, c.agentId, c.skills);
+      if (refused) return { ok: false, rejection: refused };
       const changed: Agent = {
         ...before,
         ...(c.name !== undefined ? { name: c.name } : {}),

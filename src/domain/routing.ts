@@ -38,16 +38,28 @@ export function longestAvailableAgent(ws: Workspace, skills: readonly string[]):
   return best;
 }
 
-/** Every assignment due in this state, in the order they happen, and the state after them. */
-export function route(ws: Workspace, at: number): { workspace: Workspace; assignments: Assignment[] } {
+/**
+ * Rule 1, one decision: the first queued contact in routing order (priority, then arrival) that
+ * has at least one eligible agent, given to the longest available of those agents. Undefined when
+ * no queued contact has an eligible agent ("nobody idles while a contact they could serve waits").
+ */
+export function nextAssignment(ws: Workspace): Assignment | undefined {
   const queued = [...ws.contacts.values()].filter((c) => c.state === 'queued').sort(contactOrder);
+  for (const contact of queued) {
+    const agent = longestAvailableAgent(ws, contact.skills);
+    if (agent) return { contactId: contact.id, agentId: agent.id };
+  }
+  return undefined;
+}
+
+/** Every assignment due in this state (rule 1 until no pair remains), in order, and the state after them. */
+export function route(ws: Workspace, at: number): { workspace: Workspace; assignments: Assignment[] } {
   const assignments: Assignment[] = [];
   let state = ws;
-  for (const contact of queued) {
-    const agent = longestAvailableAgent(state, contact.skills);
-    if (!agent) continue;
-    assignments.push({ contactId: contact.id, agentId: agent.id });
-    state = evolve(state, { type: 'AssignmentMade', contactId: contact.id, agentId: agent.id, at });
+  for (;;) {
+    const next = nextAssignment(state);
+    if (!next) return { workspace: state, assignments };
+    assignments.push(next);
+    state = evolve(state, { type: 'AssignmentMade', ...next, at });
   }
-  return { workspace: state, assignments };
 }

@@ -4,6 +4,7 @@ import { blockingConnection, raceBlocking, STOPPED, stopSignal } from '../adapte
 import { PROJECTOR_GROUP, workspaceKeys } from '../adapters/redis/keys.ts';
 import { type RedisClient, runScript } from '../adapters/redis/scripts.ts';
 import type { WorkspaceLoop } from '../adapters/workspaces.ts';
+import { MAX_SKILL_SETS_PER_SKILL } from '../domain/model.ts';
 
 export interface ProjectorOptions {
   /** Most commands applied by one Lua step. */
@@ -61,17 +62,19 @@ export async function projectPending(
         k.meta,
         k.queue,
         k.skillSets,
-        k.dirtyAgents,
-        k.dirtyContacts,
+        k.candidates,
         k.wake,
         k.stats,
         k.agents,
         k.contacts,
-        k.availability,
+        k.pools,
+        k.poolHeads,
         k.skillSetQueues,
+        k.queueHeads,
         k.idempotency,
+        k.agentSkillSets,
       ],
-      [k.prefix, workspace, PROJECTOR_GROUP, opts.batch, opts.outcomesKept, ...ack],
+      [k.prefix, workspace, PROJECTOR_GROUP, opts.batch, opts.outcomesKept, MAX_SKILL_SETS_PER_SKILL, ...ack],
     )) as [number, string, number];
     total += applied;
     ack = [];

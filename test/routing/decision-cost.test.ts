@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
-import { dispatchPending } from '../../src/dispatcher/dispatcher.ts';
+import { defaultDispatcherOptions, dispatchPending } from '../../src/dispatcher/dispatcher.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { canonicalSkills } from '../../src/domain/values.ts';
 import { defaultProjectorOptions, ensureGroup, projectPending } from '../../src/projections/projector.ts';
@@ -93,7 +93,7 @@ describe('decision cost does not grow with the queue', () => {
   });
 
   const projectorOpts = { ...defaultProjectorOptions, batch: 1_000 };
-  const dispatcherOpts = { batch: 1_000, wakeTimeoutS: 5 };
+  const dispatcherOpts = { ...defaultDispatcherOptions, batch: 1_000 };
 
   /** Queues `n` contacts with no agent available; returns them as the oracle sees them. */
   async function seedQueue(workspace: string, n: number, rand: () => number): Promise<QueuedContact[]> {

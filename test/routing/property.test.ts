@@ -1,25 +1,27 @@
 /**
  * The Redis path (append → projector Lua → dispatcher Lua) against the pure model and the routing
- * oracle, over random scenarios: the same assignments in the same order, the same rejections,
- * and the same documents and sets at the end.
+ * oracle, over random scenarios with realistic batching: the projector applies random runs of
+ * commands before a dispatcher step, dispatch steps take from 1 to many decisions (and a few reads,
+ * so walks resume across steps), and two dispatchers race. Every AssignmentMade is re-checked
+ * against rule 1 for the state at its recorded position (`meta.basedOn`); after every drained
+ * step no queued contact has an eligible agent; rejections and the documents and sets agree.
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
-import { readAvailability } from '../../src/adapters/redis/documents.ts';
+import { appliedPosition, readAvailability } from '../../src/adapters/redis/documents.ts';
 import { readEvents } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
-import { dispatchPending } from '../../src/dispatcher/dispatcher.ts';
+import { type DispatcherOptions, defaultDispatcherOptions, dispatchPending } from '../../src/dispatcher/dispatcher.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import type { CommandRejectedData } from '../../src/domain/events.ts';
 import { agentState, decide, emptyWorkspace, evolve, type Workspace } from '../../src/domain/model.ts';
-import { route } from '../../src/domain/routing.ts';
-import { canonicalSkills, positionTime } from '../../src/domain/values.ts';
+import { nextAssignment } from '../../src/domain/routing.ts';
+import { canonicalSkills, comparePositions, positionTime } from '../../src/domain/values.ts';
 import { ensureGroup, projectPending } from '../../src/projections/projector.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 
-const ALPHABET = ['a', 'b', 'c', 'd'] as const;
 /** Agent ids chosen so that byte order matters in ties ('B' < 'a', 'a10' < 'a2'). */
 const AGENT_IDS = ['a2', 'a10', 'B', 'a', 'Z.9', 'c:x', 'b-1', 'b_1'] as const;
 const GHOST_AGENT = 'ghost';
@@ -34,26 +36,42 @@ type Action =
   | { kind: 'abandon'; pick: number; known: boolean }
   | { kind: 'complete'; pick: number; from: 'assigned' | 'any' | 'unknown' };
 
+/** How the commands of a scenario reach the dispatcher. */
+interface Pacing {
+  /** Commands appended (and projected) before each dispatch, cycled. */
+  runs: number[];
+  /** Decisions per dispatch step, cycled. */
+  batches: number[];
+  /** Reads per dispatch step: small values make walks resume across steps. */
+  maxReads: number;
+  /** Two dispatchers race on every dispatch. */
+  race: boolean;
+  /** 0: agents always walk the queue heads instead of looking their skill subsets up. */
+  enumerateMax: number;
+}
+
 interface Scenario {
   agents: { skills: string[]; capacity: number }[];
   actions: Action[];
+  pacing: Pacing;
+  alphabet: readonly string[];
 }
 
-const skillsArb = (min: number, max: number) =>
-  fc.uniqueArray(fc.constantFrom(...ALPHABET), { minLength: min, maxLength: max });
+const skillsArb = (alphabet: readonly string[], min: number, max: number) =>
+  fc.uniqueArray(fc.constantFrom(...alphabet), { minLength: min, maxLength: max });
 
 /** An agent index: one of the scenario's agents most of the time, sometimes one that never exists. */
 const agentArb = (n: number) =>
   fc.oneof({ weight: 12, arbitrary: fc.nat({ max: n - 1 }) }, { weight: 1, arbitrary: fc.constant(-1) });
 
-const actionArb = (n: number): fc.Arbitrary<Action> =>
+const actionArb = (n: number, alphabet: readonly string[]): fc.Arbitrary<Action> =>
   fc.oneof(
     {
       weight: 1,
       arbitrary: fc.record({
         kind: fc.constant('register' as const),
         agent: agentArb(n),
-        skills: skillsArb(1, 3),
+        skills: skillsArb(alphabet, 1, 3),
         capacity: fc.integer({ min: 1, max: 2 }),
       }),
     },
@@ -77,7 +95,7 @@ const actionArb = (n: number): fc.Arbitrary<Action> =>
         {
           kind: fc.constant('update' as const),
           agent: agentArb(n),
-          skills: skillsArb(1, 3),
+          skills: skillsArb(alphabet, 1, 3),
           capacity: fc.integer({ min: 1, max: 2 }),
         },
         { requiredKeys: ['kind', 'agent'] },
@@ -89,7 +107,7 @@ const actionArb = (n: number): fc.Arbitrary<Action> =>
       arbitrary: fc.record({
         kind: fc.constant('queue' as const),
         reuse: fc.oneof({ weight: 10, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.nat() }),
-        skills: skillsArb(1, 2),
+        skills: skillsArb(alphabet, 1, 3),
         priority: fc.integer({ min: 0, max: 3 }),
       }),
     },
@@ -113,19 +131,74 @@ const actionArb = (n: number): fc.Arbitrary<Action> =>
     },
   );
 
-const scenarioArb: fc.Arbitrary<Scenario> = fc.integer({ min: 3, max: 8 }).chain((n) =>
+const pacingArb: fc.Arbitrary<Pacing> = fc.record({
+  runs: fc.array(fc.integer({ min: 1, max: 12 }), { minLength: 1, maxLength: 5 }),
+  batches: fc.array(fc.constantFrom(1, 1, 2, 3, 8, 64), { minLength: 1, maxLength: 4 }),
+  maxReads: fc.constantFrom(8, 40, 2048),
+  race: fc.boolean(),
+  enumerateMax: fc.constantFrom(0, 64),
+});
+
+const SMALL = ['a', 'b', 'c', 'd'] as const;
+const WIDE = ['a', 'b', 'c', 'd', 'e', 'f'] as const;
+
+/** Few agents, whose ids make byte order matter in ties. */
+const smallArb: fc.Arbitrary<Scenario> = fc.integer({ min: 3, max: 8 }).chain((n) =>
   fc.record({
-    agents: fc.array(fc.record({ skills: skillsArb(1, 3), capacity: fc.integer({ min: 1, max: 2 }) }), {
+    agents: fc.array(fc.record({ skills: skillsArb(SMALL, 1, 3), capacity: fc.integer({ min: 1, max: 2 }) }), {
       minLength: n,
       maxLength: n,
     }),
-    actions: fc.array(actionArb(n), { minLength: 10, maxLength: 80, size: 'medium' }),
+    actions: fc.array(actionArb(n, SMALL), { minLength: 10, maxLength: 80, size: 'medium' }),
+    pacing: pacingArb,
+    alphabet: fc.constant(SMALL),
+  }),
+);
+
+const BROAD = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'] as const;
+
+/** A backlog first: many distinct skill sets queue before the agents come, so walks are long. */
+const backlogArb: fc.Arbitrary<Scenario> = fc.integer({ min: 4, max: 10 }).chain((n) =>
+  fc.record({
+    agents: fc.array(fc.record({ skills: skillsArb(BROAD, 3, 6), capacity: fc.integer({ min: 1, max: 2 }) }), {
+      minLength: n,
+      maxLength: n,
+    }),
+    actions: fc
+      .tuple(
+        fc.array(
+          fc.record({
+            kind: fc.constant('queue' as const),
+            reuse: fc.constant(null),
+            skills: skillsArb(BROAD, 1, 3),
+            priority: fc.integer({ min: 0, max: 2 }),
+          }),
+          { minLength: 30, maxLength: 80 },
+        ),
+        fc.array(actionArb(n, BROAD), { minLength: 30, maxLength: 100 }),
+      )
+      .map(([backlog, rest]): Action[] => [...backlog, ...rest]),
+    pacing: pacingArb,
+    alphabet: fc.constant(BROAD),
+  }),
+);
+
+/** A hundred agents or more over several skill sets, under load. */
+const largeArb: fc.Arbitrary<Scenario> = fc.integer({ min: 100, max: 130 }).chain((n) =>
+  fc.record({
+    agents: fc.array(fc.record({ skills: skillsArb(WIDE, 1, 4), capacity: fc.integer({ min: 1, max: 3 }) }), {
+      minLength: n,
+      maxLength: n,
+    }),
+    actions: fc.array(actionArb(n, WIDE), { minLength: 150, maxLength: 300 }),
+    pacing: pacingArb,
+    alphabet: fc.constant(WIDE),
   }),
 );
 
 /** Turns an action into a command, given the model state (targets of Complete/Abandon resolved now). */
 function toCommand(a: Action, ws: Workspace, queued: readonly string[], nextContact: () => string): Command {
-  const agentId = (i: number) => (i < 0 ? GHOST_AGENT : AGENT_IDS[i]!);
+  const agentId = (i: number) => (i < 0 ? GHOST_AGENT : (AGENT_IDS[i] ?? `agent-${i}`));
   const pick = <T>(xs: readonly T[], i: number): T | undefined =>
     xs.length === 0 ? undefined : xs[i % xs.length];
   switch (a.kind) {
@@ -200,13 +273,17 @@ describe('Redis routing agrees with the model and the oracle', () => {
   let assignmentsSeen = 0;
   let rejectionsSeen = 0;
 
+  let raceClient: RedisClient;
+
   beforeAll(async () => {
     server = await startTestRedis();
     redis = server.client();
+    raceClient = server.client();
   });
 
   afterAll(async () => {
     redis?.disconnect();
+    raceClient?.disconnect();
     await server?.stop();
   });
 
@@ -215,25 +292,19 @@ describe('Redis routing agrees with the model and the oracle', () => {
     const keys = workspaceKeys(workspace);
     await ensureGroup(redis, workspace);
     let model: Workspace = emptyWorkspace;
-    const expectedAssignments: string[] = [];
     const expectedRejections: { command: string; status: number; target: string }[] = [];
     const queuedIds: string[] = [];
     let contacts = 0;
     const nextContact = () => `c${++contacts}`;
     const log: string[] = [];
+    const context = () => `workspace ${workspace} ${JSON.stringify(s.pacing)}:\n${log.join('\n')}`;
+    /** Appended commands the model has not applied yet, in stream order. */
+    const pending: { position: string; command: Command }[] = [];
+    let eventsRead = '0-0';
+    const made: string[] = [];
 
-    const setup: Action[] = s.agents.map((a, i) => ({ kind: 'register', agent: i, ...a }));
-    for (const action of [...setup, ...s.actions]) {
-      const command = toCommand(action, model, queuedIds, nextContact);
-      if (command.type === 'QueueContact' && !queuedIds.includes(command.contactId))
-        queuedIds.push(command.contactId);
-
-      const appended = await appendCommand(redis, { workspace, command });
-      await projectPending(redis, workspace);
-      const made = await dispatchPending(redis, workspace);
-      expect(await dispatchPending(redis, workspace), 'quiet after one dispatch').toBe(0);
-
-      const at = positionTime(appended.position);
+    const applyCommand = (position: string, command: Command) => {
+      const at = positionTime(position);
       const d = decide(model, command, at);
       if (d.ok) for (const f of d.facts) model = evolve(model, f);
       else
@@ -242,40 +313,91 @@ describe('Redis routing agrees with the model and the oracle', () => {
           status: d.rejection.status,
           target: 'agentId' in command ? command.agentId : command.contactId,
         });
-      const routed = route(model, at);
-      model = routed.workspace;
-      for (const a of routed.assignments) expectedAssignments.push(`${a.contactId}->${a.agentId}`);
-      log.push(
-        `${appended.position} ${JSON.stringify(command)} ${d.ok ? 'ok' : d.rejection.status} ` +
-          `oracle=[${routed.assignments.map((a) => `${a.contactId}->${a.agentId}`).join(' ')}] redis made ${made}`,
-      );
-      commandsRun++;
-      if (made !== routed.assignments.length) {
-        throw new Error(`assignment count differs at step ${log.length}:\n${log.join('\n')}`);
+      log.push(`${position} ${JSON.stringify(command)} ${d.ok ? 'ok' : d.rejection.status}`);
+    };
+    const applyUpTo = (position: string) => {
+      while (pending[0] && comparePositions(pending[0].position, position) <= 0) {
+        const next = pending.shift()!;
+        applyCommand(next.position, next.command);
       }
-    }
+    };
 
-    const context = () => `workspace ${workspace}:\n${log.join('\n')}`;
+    /** Replays the new events: each decision must be rule 1's for the state at its basedOn. */
+    const replay = async () => {
+      for (;;) {
+        const page = await readEvents(redis, workspace, {
+          after: eventsRead,
+          limit: 1000,
+          types: new Set(['AssignmentMade']),
+        });
+        for (const e of page.events) {
+          eventsRead = e.position;
+          const basedOn = e.meta.basedOn as string | undefined;
+          expect(basedOn, `basedOn of ${e.position}\n${context()}`).toBeDefined();
+          applyUpTo(basedOn!);
+          const got = `${e.data.contactId as string}->${e.data.agentId as string}`;
+          const want = nextAssignment(model);
+          log.push(`  ${e.position} based on ${basedOn}: ${got} (rule 1: ${want ? `${want.contactId}->${want.agentId}` : 'none'})`);
+          expect(got, `decision at ${e.position}\n${context()}`).toBe(
+            want ? `${want.contactId}->${want.agentId}` : 'none',
+          );
+          model = evolve(model, {
+            type: 'AssignmentMade',
+            contactId: e.data.contactId as string,
+            agentId: e.data.agentId as string,
+            at: Date.parse(e.data.assignedAt as string),
+          });
+          made.push(got);
+        }
+        if (page.next === null || page.events.length === 0) return;
+      }
+    };
+
+    const dispatchers = [redis, s.pacing.race ? raceClient : redis];
+    const setup: Action[] = s.agents.map((a, i) => ({ kind: 'register', agent: i, ...a }));
+    const actions = [...setup, ...s.actions];
+    let round = 0;
+    for (let i = 0; i < actions.length; round++) {
+      const run = s.pacing.runs[round % s.pacing.runs.length]!;
+      for (const action of actions.slice(i, i + run)) {
+        const command = toCommand(action, model, queuedIds, nextContact);
+        if (command.type === 'QueueContact' && !queuedIds.includes(command.contactId))
+          queuedIds.push(command.contactId);
+        const appended = await appendCommand(redis, { workspace, command });
+        pending.push({ position: appended.position, command });
+        commandsRun++;
+      }
+      i += run;
+      await projectPending(redis, workspace);
+      const opts: DispatcherOptions = {
+        ...defaultDispatcherOptions,
+        batch: s.pacing.batches[round % s.pacing.batches.length]!,
+        maxReads: s.pacing.maxReads,
+        enumerateMax: s.pacing.enumerateMax,
+      };
+      await Promise.all(dispatchers.map((d) => dispatchPending(d, workspace, opts)));
+      await replay();
+      applyUpTo(await appliedPosition(redis, workspace));
+      // Drained: nobody idles while a contact they could serve waits.
+      const idle = nextAssignment(model);
+      expect(idle, `after round ${round}, ${idle?.contactId} waits for ${idle?.agentId}\n${context()}`).toBeUndefined();
+    }
+    expect(pending, context()).toEqual([]);
+
     const page = await readEvents(redis, workspace, {
-      limit: 10_000,
-      types: new Set(['AssignmentMade', 'CommandRejected']),
+      limit: 100_000,
+      types: new Set(['CommandRejected']),
     });
-    const made = page.events
-      .filter((e) => e.type === 'AssignmentMade')
-      .map((e) => `${e.data.contactId as string}->${e.data.agentId as string}`);
-    expect(made, context()).toEqual(expectedAssignments);
-    const rejected = page.events
-      .filter((e) => e.type === 'CommandRejected')
-      .map((e) => {
-        const r = e.data as CommandRejectedData;
-        return { command: r.command, status: r.status, target: r.target ?? '' };
-      });
+    const rejected = page.events.map((e) => {
+      const r = e.data as CommandRejectedData;
+      return { command: r.command, status: r.status, target: r.target ?? '' };
+    });
     expect(rejected, context()).toEqual(expectedRejections);
     assignmentsSeen += made.length;
     rejectionsSeen += rejected.length;
 
     // Documents: every agent id that ever existed, every contact.
-    for (const id of [...AGENT_IDS, GHOST_AGENT]) {
+    for (const id of [...AGENT_IDS, GHOST_AGENT, ...s.agents.map((_, i) => `agent-${i}`)]) {
       const raw = await redis.hget(keys.agents, id);
       const m = model.agents.get(id);
       if (!m) {
@@ -317,7 +439,7 @@ describe('Redis routing agrees with the model and the oracle', () => {
     expect(await redis.hget(keys.contacts, 'nobody')).toBeNull();
 
     // The sets the dispatcher reads: availability by skill (scored by available-since), the queue.
-    for (const skill of ALPHABET) {
+    for (const skill of s.alphabet) {
       const inRedis = (await readAvailability(redis, keys.workspace, skill)).flatMap((a) => [
         a.agentId,
         String(a.since),
@@ -351,12 +473,15 @@ describe('Redis routing agrees with the model and the oracle', () => {
     expect((await redis.zrange(keys.skillSets, 0, -1)).sort(), `skill sets\n${context()}`).toEqual(
       [...bySet.keys()].sort(),
     );
-    expect(await redis.zcard(keys.dirtyAgents)).toBe(0);
-    expect(await redis.zcard(keys.dirtyContacts)).toBe(0);
+    expect(await redis.zcard(keys.candidates), 'no candidate left after draining').toBe(0);
+    const heads = await redis.zrange(keys.queueHeads, 0, -1);
+    expect(heads.sort(), `queue heads\n${context()}`).toEqual([...bySet.keys()].sort());
   }
 
-  it('200 random scenarios', async () => {
-    await fc.assert(fc.asyncProperty(scenarioArb, runScenario), { numRuns: 200 });
+  it('300 random small scenarios, 60 with a backlog and 20 with over a hundred agents', async () => {
+    await fc.assert(fc.asyncProperty(smallArb, runScenario), { numRuns: 300 });
+    await fc.assert(fc.asyncProperty(backlogArb, runScenario), { numRuns: 60 });
+    await fc.assert(fc.asyncProperty(largeArb, runScenario), { numRuns: 20 });
     console.log(
       JSON.stringify({
         scenarios: counter,

@@ -77,19 +77,30 @@ async function agentsByIds(
   return ids.length > 0 ? redis.hmget(hash, ...ids) : [];
 }
 
-/** The agents available with a skill, longest available first (the order routing uses). */
+/**
+ * The agents available with a skill, longest available first (the order routing uses): the
+ * members of every pool whose skill set holds the skill, merged.
+ */
 export async function readAvailability(
   redis: RedisClient,
   workspace: string,
   skill: string,
   limit = 1_000_000,
 ): Promise<{ agentId: string; since: number }[]> {
-  const [lo, hi] = lexRange(skill);
-  const members = await redis.zrangebylex(workspaceKeys(workspace).availability, lo, hi, 'LIMIT', 0, limit);
-  return members.map((m) => {
-    const [, since = '0', ...id] = m.split('|');
-    return { agentId: id.join('|'), since: Number(since) };
-  });
+  const k = workspaceKeys(workspace);
+  const heads = await redis.zrangebylex(k.poolHeads, ...lexRange(skill));
+  const pools = heads.map((m) => m.slice(m.indexOf(' ') + 1));
+  const members = await Promise.all(
+    pools.map((p) => redis.zrangebylex(k.pools, ...lexRange(p), 'LIMIT', 0, limit)),
+  );
+  return members
+    .flat()
+    .map((m) => {
+      const [, since = '0', id = ''] = m.split('|');
+      return { agentId: id, since: Number(since) };
+    })
+    .sort((a, b) => a.since - b.since || (a.agentId < b.agentId ? -1 : a.agentId > b.agentId ? 1 : 0))
+    .slice(0, limit);
 }
 
 /** The last command-stream position the projections have applied. */

@@ -1,7 +1,7 @@
 /**
  * Every Redis key Switchboard uses, built in one place. All keys of a workspace share the hash
  * tag `{<workspace>}`, so every Lua step touches a single cluster slot and workspaces spread over
- * slots. A workspace has a fixed set of keys: documents live in hashes and availability and
+ * slots. A workspace has a fixed set of keys: documents live in hashes, and agent pools and
  * skill-set queues in lexicographic sorted sets, so every Lua step declares every key it touches.
  */
 export const KEY_ROOT = 'sb';
@@ -21,17 +21,22 @@ export interface WorkspaceKeys {
   readonly agents: string;
   /** Hash: contact documents (JSON) by id. */
   readonly contacts: string;
-  /** Zset of members `<skill>|<available-since, 15 digits>|<agent>` (score 0): LAA first per skill. */
-  readonly availability: string;
+  /** Zset of members `<skill set>|<available-since, 15 digits>|<agent>` (score 0): available agents by skill set, LAA first. */
+  readonly pools: string;
+  /** Zset of members `<skill>|<since>|<agent> <skill set>` (score 0): each non-empty pool's head under each of its skills. */
+  readonly poolHeads: string;
+  /** Hash: `s:<skill set>` → registered agents with it; `k:<skill>` → distinct agent skill sets holding the skill. */
+  readonly agentSkillSets: string;
   /** Zset of members `<skill set>|<9 - priority>|<arrival, 16 digits>|<contact>` (score 0). */
   readonly skillSetQueues: string;
+  /** Zset of non-empty skill-set queues, scored by their head's routing order. */
+  readonly queueHeads: string;
   /** Zset of every queued contact, scored by arrival. */
   readonly queue: string;
   /** Zset of non-empty skill sets, scored by their number of skills. */
   readonly skillSets: string;
-  /** Zsets of work the dispatcher has not looked at yet. */
-  readonly dirtyAgents: string;
-  readonly dirtyContacts: string;
+  /** Zset of the dispatcher's candidates (`c:<contact>`, `a:<agent>`), scored by a lower bound of routing order. */
+  readonly candidates: string;
   /** Zset the dispatcher blocks on with BZPOPMIN: a member means "look again". */
   readonly wake: string;
   /** Hash: counters for /stats. */
@@ -54,12 +59,14 @@ export function workspaceKeys(workspace: string): WorkspaceKeys {
     meta: `${prefix}meta`,
     agents: `${prefix}agents`,
     contacts: `${prefix}contacts`,
-    availability: `${prefix}avail`,
+    pools: `${prefix}pools`,
+    poolHeads: `${prefix}pool-heads`,
+    agentSkillSets: `${prefix}agent-skill-sets`,
     skillSetQueues: `${prefix}queues`,
+    queueHeads: `${prefix}queue-heads`,
     queue: `${prefix}queue`,
     skillSets: `${prefix}skillsets`,
-    dirtyAgents: `${prefix}dirty:agents`,
-    dirtyContacts: `${prefix}dirty:contacts`,
+    candidates: `${prefix}candidates`,
     wake: `${prefix}wake`,
     stats: `${prefix}stats`,
     idempotency: `${prefix}idem`,

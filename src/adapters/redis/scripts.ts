@@ -6,7 +6,7 @@ import type { Cluster, Redis } from 'ioredis';
  * `--@include "name"` from lua/includes. They are registered with `defineCommand` under a
  * versioned name, so two versions of Switchboard never run each other's scripts.
  */
-export const SCRIPT_VERSION = 2;
+export const SCRIPT_VERSION = 3;
 
 const includesDir = new URL('./lua/includes/', import.meta.url);
 
@@ -35,8 +35,8 @@ function script(method: string, file: URL): ScriptFile {
 
 export const SCRIPTS = {
   appendCommand: script('appendCommand', new URL('./lua/append-command-3.lua', import.meta.url)),
-  project: script('project', new URL('../../projections/lua/project-15.lua', import.meta.url)),
-  dispatch: script('dispatch', new URL('../../dispatcher/lua/dispatch-11.lua', import.meta.url)),
+  project: script('project', new URL('../../projections/lua/project-17.lua', import.meta.url)),
+  dispatch: script('dispatch', new URL('../../dispatcher/lua/dispatch-12.lua', import.meta.url)),
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;

@@ -1,17 +1,27 @@
--- Availability and queues, all in declared keys of the workspace:
---   K_AVAIL   one zset, every member "<skill>|<available-since, 15 digits>|<agent id>" (score 0):
---             a lexicographic range "<skill>|…" lists the agents with that skill, longest
---             available first (ties by id, byte order), so its first member is the LAA.
---   K_QINDEX  one zset, every member "<skill set>|<9 - priority>|<arrival, 16 digits>|<contact id>"
---             (score 0): a range "<skill set>|…" is that skill set's queue in routing order.
---   K_QUEUE   every queued contact scored by arrival (depth and longest wait).
---   K_SKILLSETS the non-empty skill sets, scored by their number of skills.
--- Skills and ids never hold "|" (API.md), and every skill character sorts before it.
--- Needs K_AVAIL, K_QINDEX, K_QUEUE, K_SKILLSETS, K_DIRTY_AGENTS, K_DIRTY_CONTACTS, K_WAKE.
+-- Pools, queues and candidates, all in declared keys of the workspace:
+--   K_POOLS     one zset, every member "<skill set>|<available-since, 15 digits>|<agent>" (score 0):
+--               the available agents grouped by their whole skill set, LAA first in each pool
+--               (ties by id, byte order).
+--   K_PHEADS    one zset, every member "<skill>|<since>|<agent> <skill set>" (score 0): the head of
+--               each non-empty pool, once under each of its skills. A skill's range lists the pools
+--               holding that skill in LAA order of their heads; its first member is the LAA of the skill.
+--   K_QINDEX    one zset, every member "<skill set>|<9 - priority>|<arrival, 16 digits>|<contact>"
+--               (score 0): a range "<skill set>|…" is that skill set's queue in routing order.
+--   K_QHEADS    one zset: every non-empty skill-set queue, scored by its head's routing order.
+--   K_QUEUE     every queued contact scored by arrival (depth and longest wait).
+--   K_SKILLSETS the non-empty skill-set queues, scored by their number of skills.
+--   K_CAND      the dispatcher's candidates: "c:<contact>" scored by the contact's routing order,
+--               "a:<agent>" scored by a lower bound of the routing order of the first contact the
+--               agent can serve (0 when unknown). Every queued contact that has an eligible agent is
+--               covered by a candidate whose score is at most its routing order.
+--   K_ASETS     hash: "s:<skill set>" → registered agents with that skill set; "k:<skill>" → the
+--               number of distinct agent skill sets holding the skill (the limit that bounds a walk).
+-- Skills and ids never hold "|" or " " (API.md), every id character sorts after " " and every
+-- skill character before "|", so these orders are the routing orders.
 local PRIORITY_STEP = 17592186044416 -- 2^44: priority outranks arrival order
 
-local function queue_score(c)
-  return (9 - c.priority) * PRIORITY_STEP + c._seq
+local function order_score(priority, seq)
+  return (9 - priority) * PRIORITY_STEP + seq
 end
 
 local function skillset_name(skills)
@@ -23,66 +33,101 @@ local function lex_bounds(prefix)
   return '[' .. prefix .. '|', '(' .. prefix .. '|\255'
 end
 
-local function avail_member(skill, since, id)
-  return skill .. '|' .. string.format('%015d', since) .. '|' .. id
-end
-
-local function queue_member(c)
-  return skillset_name(c.skills) .. '|' .. (9 - c.priority) .. '|' .. string.format('%016d', c._seq) .. '|' .. c.id
+local function pool_tail(since, id)
+  return string.format('%015d', since) .. '|' .. id
 end
 
 local function wake()
   redis.call('ZADD', K_WAKE, 0, 'w')
 end
 
-local function availability_leave(skills, since, id)
-  if since then
-    for i = 1, #skills do redis.call('ZREM', K_AVAIL, avail_member(skills[i], since, id)) end
-  end
-  redis.call('ZREM', K_DIRTY_AGENTS, id)
+-- The head of a pool as "<since15>|<agent>", or nil when the pool is empty.
+local function pool_head(name)
+  local lo, hi = lex_bounds(name)
+  local m = redis.call('ZRANGEBYLEX', K_POOLS, lo, hi, 'LIMIT', 0, 1)[1]
+  return m and string.sub(m, #name + 2)
 end
 
--- Brings availability in step with an agent after a change. `before` is the agent as it was (or
--- nil); `at` the time of the change. Keeps the LAA score while the agent stays able to work.
+local function pool_heads_move(skills, name, old, new)
+  if old == new then return end
+  for i = 1, #skills do
+    if old then redis.call('ZREM', K_PHEADS, skills[i] .. '|' .. old .. ' ' .. name) end
+    if new then redis.call('ZADD', K_PHEADS, 0, skills[i] .. '|' .. new .. ' ' .. name) end
+  end
+end
+
+local function pool_join(skills, since, id)
+  local name = skillset_name(skills)
+  local before = pool_head(name)
+  local tail = pool_tail(since, id)
+  redis.call('ZADD', K_POOLS, 0, name .. '|' .. tail)
+  if not before or tail < before then pool_heads_move(skills, name, before, tail) end
+end
+
+local function pool_leave(skills, since, id)
+  local name = skillset_name(skills)
+  local before = pool_head(name)
+  local tail = pool_tail(since, id)
+  redis.call('ZREM', K_POOLS, name .. '|' .. tail)
+  if before == tail then pool_heads_move(skills, name, before, pool_head(name)) end
+end
+
+local function free_slots(a)
+  if a.presence ~= 'available' then return 0 end
+  return a.capacity - #a.activeContacts
+end
+
+-- Brings the pools in step with an agent after a change. `before` is the agent as it was (or
+-- nil); `at` the time of the change. Keeps the LAA score while the agent stays able to work, and
+-- makes the agent a candidate whenever it may now serve a contact it could not serve before.
 local function availability_sync(before, a, at)
   local was_in = before ~= nil and can_take_work(before)
   if not can_take_work(a) then
-    if was_in then availability_leave(before.skills, before._since, a.id) end
+    if was_in then pool_leave(before.skills, before._since, a.id) end
     a._since = nil
     a.availableSince = cjson.null
     a.state = agent_state(a)
     return
   end
-  local new_skill = {}
-  for i = 1, #a.skills do new_skill[a.skills[i]] = true end
-  local changed = not was_in
+  local moved = not was_in
   if was_in then
     a._since = before._since
-    local old_skill = {}
-    for i = 1, #before.skills do
-      local s = before.skills[i]
-      old_skill[s] = true
-      if not new_skill[s] then redis.call('ZREM', K_AVAIL, avail_member(s, a._since, a.id)) end
+    if skillset_name(before.skills) ~= skillset_name(a.skills) then
+      pool_leave(before.skills, a._since, a.id)
+      pool_join(a.skills, a._since, a.id)
+      moved = true
     end
-    for i = 1, #a.skills do if not old_skill[a.skills[i]] then changed = true end end
   else
     a._since = at
+    pool_join(a.skills, a._since, a.id)
   end
-  for i = 1, #a.skills do redis.call('ZADD', K_AVAIL, 0, avail_member(a.skills[i], a._since, a.id)) end
   a.availableSince = iso(a._since)
   a.state = agent_state(a)
-  if changed then
-    redis.call('ZADD', K_DIRTY_AGENTS, int(a._since), a.id)
+  if moved or free_slots(a) > free_slots(before) then -- before is set when not moved
+    redis.call('ZADD', K_CAND, 0, 'a:' .. a.id)
     wake()
   end
 end
 
+local function queue_member(c)
+  return skillset_name(c.skills) .. '|' .. (9 - c.priority) .. '|' .. string.format('%016d', c._seq) .. '|' .. c.id
+end
+
+-- The routing-order score of a skill-set queue member.
+local function member_score(name, m)
+  local p = tonumber(string.sub(m, #name + 2, #name + 2))
+  local seq = tonumber(string.sub(m, #name + 4, #name + 19))
+  return p * PRIORITY_STEP + seq
+end
+
 local function queue_add(c)
   local name = skillset_name(c.skills)
+  local score = order_score(c.priority, c._seq)
   redis.call('ZADD', K_QUEUE, int(c._seq), c.id)
   redis.call('ZADD', K_QINDEX, 0, queue_member(c))
   redis.call('ZADD', K_SKILLSETS, #c.skills, name)
-  redis.call('ZADD', K_DIRTY_CONTACTS, int(queue_score(c)), c.id)
+  redis.call('ZADD', K_QHEADS, 'LT', int(score), name)
+  redis.call('ZADD', K_CAND, int(score), 'c:' .. c.id)
   wake()
 end
 
@@ -90,9 +135,14 @@ local function queue_remove(c)
   local name = skillset_name(c.skills)
   redis.call('ZREM', K_QUEUE, c.id)
   redis.call('ZREM', K_QINDEX, queue_member(c))
+  redis.call('ZREM', K_CAND, 'c:' .. c.id)
+  if tonumber(redis.call('ZSCORE', K_QHEADS, name)) ~= order_score(c.priority, c._seq) then return end
   local lo, hi = lex_bounds(name)
-  if not redis.call('ZRANGEBYLEX', K_QINDEX, lo, hi, 'LIMIT', 0, 1)[1] then
+  local head = redis.call('ZRANGEBYLEX', K_QINDEX, lo, hi, 'LIMIT', 0, 1)[1]
+  if head then
+    redis.call('ZADD', K_QHEADS, int(member_score(name, head)), name)
+  else
+    redis.call('ZREM', K_QHEADS, name)
     redis.call('ZREM', K_SKILLSETS, name)
   end
-  redis.call('ZREM', K_DIRTY_CONTACTS, c.id)
 end

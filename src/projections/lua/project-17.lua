@@ -5,29 +5,35 @@
   may call it at once: each call starts after the checkpoint, so a command applied by one is
   only acknowledged by the others.
 
-  KEYS[1]  command stream          KEYS[9]  wake
-  KEYS[2]  event stream            KEYS[10] stats
-  KEYS[3]  outcome stream          KEYS[11] agent documents (hash)
-  KEYS[4]  meta (checkpoint)       KEYS[12] contact documents (hash)
-  KEYS[5]  queue (arrival order)   KEYS[13] availability (lexicographic zset)
-  KEYS[6]  skill sets              KEYS[14] skill-set queues (lexicographic zset)
-  KEYS[7]  dirty agents            KEYS[15] idempotency records (hash)
-  KEYS[8]  dirty contacts
+  KEYS[1]  command stream          KEYS[10] agent documents (hash)
+  KEYS[2]  event stream            KEYS[11] contact documents (hash)
+  KEYS[3]  outcome stream          KEYS[12] pools (lexicographic zset)
+  KEYS[4]  meta (checkpoint)       KEYS[13] pool heads (lexicographic zset)
+  KEYS[5]  queue (arrival order)   KEYS[14] skill-set queues (lexicographic zset)
+  KEYS[6]  skill sets              KEYS[15] queue heads
+  KEYS[7]  candidates              KEYS[16] idempotency records (hash)
+  KEYS[8]  wake                    KEYS[17] agent skill sets (hash)
+  KEYS[9]  stats
 
   Every key the step touches is one of these.
 
-  ARGV[1] key prefix of the workspace   ARGV[4] most commands to apply
-  ARGV[2] workspace name                ARGV[5] outcome stream length to keep (approximate)
-  ARGV[3] consumer group                ARGV[6..] entries delivered to the caller, to acknowledge
+  ARGV[1] key prefix of the workspace   ARGV[5] outcome stream length to keep (approximate)
+  ARGV[2] workspace name                ARGV[6] most distinct agent skill sets holding one skill
+  ARGV[3] consumer group                ARGV[7..] entries delivered to the caller, to acknowledge
+  ARGV[4] most commands to apply
+
+  A command that cannot be applied (unknown type, a body of the wrong shape) becomes a
+  CommandRejected fact with nothing else written, and the checkpoint moves past it: one entry
+  never stops the stream. Handlers check everything they need before their first write.
 
   Returns {applied count, checkpoint, more (0|1)}.
 ]]
 local K_COMMANDS, K_EVENTS, K_OUTCOMES, K_META = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local K_QUEUE, K_SKILLSETS, K_DIRTY_AGENTS, K_DIRTY_CONTACTS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local K_WAKE, K_STATS, K_AGENTS, K_CONTACTS = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
-local K_AVAIL, K_QINDEX, K_IDEM = KEYS[13], KEYS[14], KEYS[15]
+local K_QUEUE, K_SKILLSETS, K_CAND, K_WAKE = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local K_STATS, K_AGENTS, K_CONTACTS, K_POOLS = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+local K_PHEADS, K_QINDEX, K_QHEADS, K_IDEM, K_ASETS = KEYS[13], KEYS[14], KEYS[15], KEYS[16], KEYS[17]
 local WORKSPACE, GROUP = ARGV[2], ARGV[3]
-local MAX, OUTCOME_KEEP = tonumber(ARGV[4]), ARGV[5]
+local MAX, OUTCOME_KEEP, SKILL_SET_LIMIT = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
 
 --@include "json"
 --@include "time"
@@ -69,6 +75,47 @@ local function agent_body(a, position)
   return v
 end
 
+-- Distinct agent skill sets: a contact's walk over the pools of its rarest skill reads at most
+-- as many pools as there are distinct agent skill sets holding that skill, so that number is
+-- limited. A skill set some other agent already has is always admitted.
+local function skill_sets_admit(skills, old)
+  local name = skillset_name(skills)
+  if old and skillset_name(old) == name then return nil end
+  if tonumber(redis.call('HGET', K_ASETS, 's:' .. name) or '0') > 0 then return nil end
+  local retiring = {}
+  if old and tonumber(redis.call('HGET', K_ASETS, 's:' .. skillset_name(old)) or '0') == 1 then
+    for i = 1, #old do retiring[old[i]] = true end
+  end
+  for i = 1, #skills do
+    local n = tonumber(redis.call('HGET', K_ASETS, 'k:' .. skills[i]) or '0')
+    if retiring[skills[i]] then n = n - 1 end
+    if n >= SKILL_SET_LIMIT then
+      return problem(422, 'skill-set-limit', 'Too many distinct skill sets',
+        'Skill "' .. skills[i] .. '" already belongs to ' .. n .. ' distinct agent skill sets in this workspace, the '
+        .. 'limit that keeps every routing decision fast; give this agent a skill set another agent has, or '
+        .. 'change or remove agents whose skill sets are rare.')
+    end
+  end
+  return nil
+end
+
+local function skill_sets_add(skills)
+  local name = skillset_name(skills)
+  if redis.call('HINCRBY', K_ASETS, 's:' .. name, 1) == 1 then
+    for i = 1, #skills do redis.call('HINCRBY', K_ASETS, 'k:' .. skills[i], 1) end
+  end
+end
+
+local function skill_sets_remove(skills)
+  local name = skillset_name(skills)
+  if redis.call('HINCRBY', K_ASETS, 's:' .. name, -1) <= 0 then
+    redis.call('HDEL', K_ASETS, 's:' .. name)
+    for i = 1, #skills do
+      if redis.call('HINCRBY', K_ASETS, 'k:' .. skills[i], -1) <= 0 then redis.call('HDEL', K_ASETS, 'k:' .. skills[i]) end
+    end
+  end
+end
+
 -- Each handler returns an outcome {status, body}; facts are emitted as it goes.
 local handlers = {}
 
@@ -77,6 +124,9 @@ handlers.RegisterAgent = function(c, at, pos, meta)
     return problem(409, 'agent-exists', 'Agent already exists',
       'Agent "' .. c.agentId .. '" is registered; change it with PATCH.')
   end
+  local refused = skill_sets_admit(c.skills, nil)
+  if refused then return refused end
+  skill_sets_add(c.skills)
   local a = {
     id = c.agentId, name = c.name, skills = json_array(c.skills), capacity = c.capacity,
     presence = 'offline', state = 'offline', activeContacts = json_array({}),
@@ -90,6 +140,12 @@ end
 handlers.UpdateAgent = function(c, at, pos, meta)
   local before = doc_get(K_AGENTS, c.agentId)
   if not before then return no_agent(c.agentId) end
+  if c.skills then
+    local refused = skill_sets_admit(c.skills, before.skills)
+    if refused then return refused end
+    skill_sets_remove(before.skills)
+    skill_sets_add(c.skills)
+  end
   local a = copy(before)
   if c.name then a.name = c.name end
   if c.skills then a.skills = json_array(c.skills) end
@@ -123,8 +179,9 @@ handlers.RemoveAgent = function(c, at, pos, meta)
     return problem(409, 'agent-busy', 'Agent has active contacts', 'Agent "' .. a.id .. '" holds '
       .. table.concat(a.activeContacts, ', ') .. '; complete them before removing the agent.')
   end
-  if can_take_work(a) then availability_leave(a.skills, a._since, a.id) end
-  redis.call('ZREM', K_DIRTY_AGENTS, a.id)
+  if can_take_work(a) then pool_leave(a.skills, a._since, a.id) end
+  redis.call('ZREM', K_CAND, 'a:' .. a.id)
+  skill_sets_remove(a.skills)
   doc_delete(K_AGENTS, a.id)
   emit('AgentRemoved', at, { agentId = a.id }, meta)
   return { status = 200, body = { id = a.id, removed = true, position = pos } }
@@ -198,6 +255,55 @@ handlers.CompleteContact = function(c, at, pos, meta)
   return { status = 200, body = agent_body(d, pos) }
 end
 
+-- The shape each command must have (the API checks it before appending; a foreign or corrupt
+-- entry is refused here before any write, so it cannot leave part of itself behind).
+local function is_id(v) return type(v) == 'string' and #v > 0 and #v <= 128 and not string.find(v, '[^%w._:-]') end
+local function is_int(v, lo, hi) return type(v) == 'number' and v == math.floor(v) and v >= lo and v <= hi end
+local function is_name(v) return v == nil or type(v) == 'string' end
+local function is_skills(v)
+  if type(v) ~= 'table' or #v == 0 or #v > 32 then return false end
+  for i = 1, #v do
+    if type(v[i]) ~= 'string' or #v[i] == 0 or #v[i] > 64 or string.find(v[i], '[^%w._-]') then return false end
+    if i > 1 and v[i - 1] >= v[i] then return false end
+  end
+  return true
+end
+local PRESENCE = { available = true, away = true, offline = true }
+local shapes = {
+  RegisterAgent = function(c) return is_id(c.agentId) and is_skills(c.skills) and is_int(c.capacity, 1, 100) and is_name(c.name) end,
+  UpdateAgent = function(c)
+    return is_id(c.agentId) and (c.skills == nil or is_skills(c.skills))
+      and (c.capacity == nil or is_int(c.capacity, 1, 100)) and is_name(c.name)
+  end,
+  ChangeAgentState = function(c) return is_id(c.agentId) and PRESENCE[c.state] == true end,
+  RemoveAgent = function(c) return is_id(c.agentId) end,
+  QueueContact = function(c) return is_id(c.contactId) and is_skills(c.skills) and is_int(c.priority, 0, 9) end,
+  AbandonContact = function(c) return is_id(c.contactId) end,
+  CompleteContact = function(c) return is_id(c.contactId) end,
+}
+
+-- The outcome of one command entry: its handler's, or a problem when it cannot be applied.
+local function apply(f, at, pos, meta)
+  local ok, c = pcall(cjson.decode, f.command or '')
+  local handler = handlers[f.type]
+  if not handler then
+    return problem(422, 'unknown-command', 'Unknown command',
+      'Command type "' .. tostring(f.type) .. '" cannot be applied by this version of Switchboard.'), nil
+  end
+  if not ok or type(c) ~= 'table' or not shapes[f.type](c) then
+    return problem(422, 'malformed-command', 'Malformed command', 'The ' .. f.type .. ' entry at ' .. pos
+      .. ' does not have the shape Switchboard appends; it was not applied. Send the command again through the API.'), nil
+  end
+  -- Attributes travel as their own field, as the client's JSON text, and are kept as such.
+  c._attrs = f.attributes
+  local done, outcome = pcall(handler, c, at, pos, meta)
+  if not done then
+    return problem(422, 'command-failed', 'Command could not be applied', 'Applying the ' .. f.type .. ' entry at '
+      .. pos .. ' failed (' .. tostring(outcome) .. '); it was skipped. Report this with the position.'), c
+  end
+  return outcome, c
+end
+
 local checkpoint = redis.call('HGET', K_META, 'applied') or '0-0'
 local entries = redis.call('XRANGE', K_COMMANDS, '(' .. checkpoint, '+', 'COUNT', MAX)
 local applied = {}
@@ -208,21 +314,11 @@ for i = 1, #entries do
   for j = 1, #raw, 2 do f[raw[j]] = raw[j + 1] end
   local at = position_ms(pos)
   local meta = { commandId = f.commandId, idempotencyKey = f.idempotencyKey, requestId = f.requestId }
-  local ok, c = pcall(cjson.decode, f.command or '')
-  local outcome
-  local handler = ok and type(c) == 'table' and handlers[f.type]
-  if handler then
-    -- Attributes travel as their own field, as the client's JSON text, and are kept as such.
-    c._attrs = f.attributes
-    outcome = handler(c, at, pos, meta)
-  else
-    outcome = problem(422, 'unknown-command', 'Unknown command',
-      'Command type "' .. tostring(f.type) .. '" cannot be applied by this version of Switchboard.')
-  end
+  local outcome, c = apply(f, at, pos, meta)
   if outcome.status >= 400 then
     outcome.body.commandId = f.commandId
     emit('CommandRejected', at, {
-      commandId = f.commandId, command = f.type, target = ok and type(c) == 'table' and (c.agentId or c.contactId) or nil,
+      commandId = f.commandId, command = f.type, target = c and (c.agentId or c.contactId) or nil,
       status = outcome.status, title = outcome.body.title, detail = outcome.body.detail,
     }, meta)
   end
@@ -243,7 +339,7 @@ if #applied > 0 then
   redis.call('XACK', K_COMMANDS, GROUP, unpack(applied))
 end
 local delivered = {}
-for i = 6, #ARGV do delivered[#delivered + 1] = ARGV[i] end
+for i = 7, #ARGV do delivered[#delivered + 1] = ARGV[i] end
 if #delivered > 0 then redis.call('XACK', K_COMMANDS, GROUP, unpack(delivered)) end
 local more = 0
 if #entries == MAX then more = 1 end

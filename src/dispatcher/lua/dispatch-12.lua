@@ -1,0 +1,233 @@
+--[[
+  Makes routing decisions by rule 1 (docs/ROUTING.md, src/domain/routing.ts): repeatedly, the
+  first queued contact in routing order (priority, then arrival) that has an eligible agent goes
+  to the longest available of those agents. Each decision is atomic: the contact leaves its
+  queues in the same step that gives it an agent, the agent leaves its pool when it is full, both
+  documents change and AssignmentMade is appended, recording in meta.basedOn the command-stream
+  position (the projector checkpoint) the decision was based on. Several dispatchers may call it.
+
+  It never walks the queue or the agents. The candidates zset holds every contact that arrived
+  and every agent that became able to serve something, scored by a lower bound of the routing
+  order of the contact it would lead to. The lowest candidate is taken:
+  - a contact: given to the head of the first pool (in LAA order) holding all its skills among
+    the pools of its rarest skill, or dropped when there is none;
+  - an agent: the first non-empty skill-set queue whose skills it holds is found (from its score
+    on), and the candidate is scored by that queue's head; when no lower candidate remains, that
+    head is the first contact with an eligible agent, and it is assigned.
+  Scores only rise (contacts leave, agents leave), so a candidate re-scored lazily stays a lower
+  bound, and the lowest candidate is always rule 1's next decision. When the set is empty no
+  queued contact has an eligible available agent.
+
+  KEYS[1] event stream                 KEYS[7]  agent documents (hash)
+  KEYS[2] meta (projector checkpoint)  KEYS[8]  contact documents (hash)
+  KEYS[3] queue (arrival order)        KEYS[9]  pools (lexicographic zset)
+  KEYS[4] skill sets                   KEYS[10] pool heads (lexicographic zset)
+  KEYS[5] candidates                   KEYS[11] skill-set queues (lexicographic zset)
+  KEYS[6] stats                        KEYS[12] queue heads
+
+  Every key the step touches is one of these.
+
+  ARGV[1] key prefix of the workspace
+  ARGV[2] workspace name
+  ARGV[3] most decisions in this call
+  ARGV[4] most reads in this call (the bound on its cost; a walk that runs out resumes next call)
+  ARGV[5] most skill subsets an agent looks up directly rather than walking the queue heads
+
+  Returns {assignments made, more work left (0|1)}.
+]]
+local K_EVENTS, K_META, K_QUEUE, K_SKILLSETS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local K_CAND, K_STATS, K_AGENTS, K_CONTACTS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local K_POOLS, K_PHEADS, K_QINDEX, K_QHEADS = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+local WORKSPACE, MAX_DECISIONS, MAX_WORK = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local ENUMERATE_MAX = tonumber(ARGV[5])
+
+--@include "json"
+--@include "time"
+--@include "documents"
+--@include "routing"
+
+local WALK = math.min(64, MAX_WORK) -- members read at a time in a walk
+local work = 0
+
+-- The agent id of a pool-heads member "<skill>|<since>|<agent> <skill set>".
+local function head_agent(m)
+  return string.match(m, '^[^|]*|%d+|([^ ]*) ')
+end
+
+-- The Longest Available Agent holding every skill: the first pool, in LAA order of its head,
+-- among the pools holding the rarest skill, whose skill set holds every other skill too. The
+-- walk reads at most the number of distinct agent skill sets holding that skill (a limit).
+local function longest_available(skills)
+  if #skills == 1 then
+    local lo, hi = lex_bounds(skills[1])
+    local m = redis.call('ZRANGEBYLEX', K_PHEADS, lo, hi, 'LIMIT', 0, 1)[1]
+    work = work + 1
+    return m and head_agent(m)
+  end
+  local rarest, n
+  for i = 1, #skills do
+    local lo, hi = lex_bounds(skills[i])
+    local c = redis.call('ZLEXCOUNT', K_PHEADS, lo, hi)
+    work = work + 1
+    if c == 0 then return nil end
+    if not n or c < n then rarest, n = skills[i], c end
+  end
+  local lo, hi = lex_bounds(rarest)
+  local others = {}
+  for i = 1, #skills do
+    if skills[i] ~= rarest then others[#others + 1] = ',' .. skills[i] .. ',' end
+  end
+  while true do
+    local batch = redis.call('ZRANGEBYLEX', K_PHEADS, lo, hi, 'LIMIT', 0, WALK)
+    work = work + 1 + #batch
+    for j = 1, #batch do
+      local m = batch[j]
+      local sp = string.find(m, ' ', 1, true)
+      local set = ',' .. string.sub(m, sp + 1) .. ','
+      local all = true
+      for i = 1, #others do
+        if not string.find(set, others[i], 1, true) then
+          all = false
+          break
+        end
+      end
+      if all then return head_agent(m) end
+    end
+    if #batch < WALK then return nil end
+    lo = '(' .. batch[#batch]
+  end
+end
+
+local function binomial(n, k)
+  local r = 1
+  for i = 1, k do r = r * (n - i + 1) / i end
+  return r
+end
+
+-- The first non-empty skill-set queue, in routing order of its head and from score `from` on,
+-- whose skills the agent holds all of. Returns its head's score and its name; or nil and the
+-- score to resume from when the walk used its share of the call; or nil when there is none.
+local function first_servable(a, from)
+  local top = redis.call('ZRANGE', K_SKILLSETS, -1, -1, 'WITHSCORES')
+  work = work + 1
+  if not top[1] then return nil end
+  local widest = math.min(tonumber(top[2]), #a.skills)
+  local subsets = 0
+  for k = 1, widest do subsets = subsets + binomial(#a.skills, k) end
+  if subsets <= ENUMERATE_MAX then
+    local skills, chosen, best_score, best_name = a.skills, {}, nil, nil
+    local function walk(first, depth)
+      for i = first, #skills do
+        chosen[depth] = skills[i]
+        local name = table.concat(chosen, ',', 1, depth)
+        local s = redis.call('ZSCORE', K_QHEADS, name)
+        work = work + 1
+        if s then
+          s = tonumber(s)
+          if not best_score or s < best_score then best_score, best_name = s, name end
+        end
+        if depth < widest then walk(i + 1, depth + 1) end
+      end
+    end
+    walk(1, 1)
+    return best_score, best_name
+  end
+  local held = {}
+  for i = 1, #a.skills do held[a.skills[i]] = true end
+  local lo, share = int(from), math.max(WALK, MAX_WORK - work)
+  local seen = 0
+  while true do
+    local batch = redis.call('ZRANGEBYSCORE', K_QHEADS, lo, '+inf', 'WITHSCORES', 'LIMIT', 0, WALK)
+    work = work + 1 + #batch / 2
+    for j = 1, #batch, 2 do
+      local ok = true
+      for s in string.gmatch(batch[j], '[^,]+') do
+        if not held[s] then
+          ok = false
+          break
+        end
+      end
+      if ok then return tonumber(batch[j + 1]), batch[j] end
+    end
+    if #batch < 2 * WALK then return nil end
+    seen = seen + WALK
+    lo = '(' .. batch[#batch]
+    if seen >= share then return nil, nil, tonumber(batch[#batch]) + 1 end
+  end
+end
+
+local made = 0
+local now = now_ms()
+local based_on = redis.call('HGET', K_META, 'applied') or '0-0'
+
+local function assign(c, a)
+  queue_remove(c)
+  c.state = 'assigned'
+  c.agentId = a.id
+  c._assignedAt = now
+  c.assignedAt = iso(now)
+  c.waitedMs = now - c._queuedAt
+  doc_put(K_CONTACTS, c)
+  a.activeContacts[#a.activeContacts + 1] = c.id
+  if not can_take_work(a) then
+    pool_leave(a.skills, a._since, a.id)
+    a._since = nil
+    a.availableSince = cjson.null
+  end
+  a.state = agent_state(a)
+  doc_put(K_AGENTS, a)
+  redis.call('HINCRBY', K_STATS, 'assignments', 1)
+  local data = {
+    contactId = c.id, agentId = a.id, skills = c.skills, priority = c.priority,
+    queuedAt = c.queuedAt, assignedAt = c.assignedAt, waitedMs = c.waitedMs,
+  }
+  local env = { type = 'AssignmentMade', workspace = WORKSPACE, at = c.assignedAt, data = data,
+    meta = { causationId = c._cmd, basedOn = based_on } }
+  redis.call('XADD', K_EVENTS, '*', 'type', 'AssignmentMade', 'event', json_encode(env))
+  made = made + 1
+end
+
+-- The contact at the head of a skill-set queue.
+local function queue_head(name)
+  local lo, hi = lex_bounds(name)
+  local m = redis.call('ZRANGEBYLEX', K_QINDEX, lo, hi, 'LIMIT', 0, 1)[1]
+  return doc_get(K_CONTACTS, string.match(m, '|([^|]*)$'))
+end
+
+while made < MAX_DECISIONS and work < MAX_WORK do
+  local top = redis.call('ZRANGE', K_CAND, 0, 0, 'WITHSCORES')
+  work = work + 1
+  if not top[1] then break end
+  local member = top[1]
+  local id = string.sub(member, 3)
+  if string.sub(member, 1, 1) == 'c' then
+    redis.call('ZREM', K_CAND, member)
+    local c = doc_get(K_CONTACTS, id)
+    if c and c.state == 'queued' then
+      local agent = longest_available(c.skills)
+      if agent then assign(c, doc_get(K_AGENTS, agent)) end
+    end
+  else
+    local a = doc_get(K_AGENTS, id)
+    if not a or not can_take_work(a) then
+      redis.call('ZREM', K_CAND, member)
+    else
+      local score, name, resume = first_servable(a, tonumber(top[2]))
+      if score then
+        redis.call('ZADD', K_CAND, int(score), member)
+        -- Lazily re-scored: its contact is rule 1's next only if no candidate is lower.
+        if not redis.call('ZRANGEBYSCORE', K_CAND, '-inf', '(' .. int(score), 'LIMIT', 0, 1)[1] then
+          local c = queue_head(name)
+          assign(c, doc_get(K_AGENTS, longest_available(c.skills)))
+        end
+      elseif resume then
+        redis.call('ZADD', K_CAND, int(resume), member)
+      else
+        redis.call('ZREM', K_CAND, member)
+      end
+    end
+  end
+end
+local more = 0
+if redis.call('EXISTS', K_CAND) == 1 then more = 1 end
+return { made, more }
