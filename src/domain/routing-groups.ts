@@ -1,0 +1,273 @@
+import { type Agent, type Contact, canTakeWork, type Workspace } from './model.ts';
+import type { Assignment } from './routing.ts';
+import { canonicalSkills } from './values.ts';
+
+/**
+ * Rule 1 (`nextAssignment` in routing.ts) kept incrementally, for replaying long logs.
+ *
+ * `nextAssignment` sorts every queued contact and scans every agent: O(contacts × agents) per
+ * decision. Here available agents are grouped by their whole skill set (each group ordered by
+ * available-since, then id) and queued contacts by their skill set (each group in routing order).
+ * Every contact of a group has the same eligible agents, so the first contact with an eligible
+ * agent is the best head among the groups that some superset agent group can serve, and its LAA
+ * is the best head among those agent groups: a decision costs about the number of skill-set
+ * pairs, not the number of contacts or agents.
+ *
+ * The caller reports every change: `setAgent`/`removeAgent`, `setContact` (membership follows
+ * `canTakeWork` and `state === 'queued'`). Removals are lazy (a stale slot is dropped when it
+ * reaches the front), so each change costs O(log n).
+ */
+interface AgentSlot {
+  readonly id: string;
+  readonly since: number;
+}
+
+interface ContactSlot {
+  readonly id: string;
+  readonly priority: number;
+  readonly seq: number;
+}
+
+/** LAA order: lowest available-since, ties by id in byte order (as `agentOrder`). */
+function agentBefore(a: AgentSlot, b: AgentSlot): boolean {
+  return a.since < b.since || (a.since === b.since && a.id < b.id);
+}
+
+/** Routing order: priority descending, then arrival (as `contactOrder`). */
+function contactBefore(a: ContactSlot, b: ContactSlot): boolean {
+  return a.priority > b.priority || (a.priority === b.priority && a.seq < b.seq);
+}
+
+class AgentGroup {
+  readonly heap: AgentSlot[] = [];
+  live = 0;
+  constructor(
+    readonly name: string,
+    readonly skills: ReadonlySet<string>,
+  ) {}
+
+  push(slot: AgentSlot): void {
+    const h = this.heap;
+    h.push(slot);
+    let i = h.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!agentBefore(h[i]!, h[parent]!)) break;
+      [h[i], h[parent]] = [h[parent]!, h[i]!];
+      i = parent;
+    }
+  }
+
+  pop(): void {
+    const h = this.heap;
+    const last = h.pop()!;
+    if (h.length === 0) return;
+    h[0] = last;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < h.length && agentBefore(h[l]!, h[m]!)) m = l;
+      if (r < h.length && agentBefore(h[r]!, h[m]!)) m = r;
+      if (m === i) return;
+      [h[i], h[m]] = [h[m]!, h[i]!];
+      i = m;
+    }
+  }
+}
+
+/** One priority of a contact group: slots in arrival order, consumed from `head`. */
+interface Bucket {
+  items: ContactSlot[];
+  head: number;
+}
+
+class ContactGroup {
+  readonly buckets = new Map<number, Bucket>();
+  /** The priorities present, highest first. */
+  priorities: number[] = [];
+  live = 0;
+  /** The agent groups whose skills hold every skill of this group. */
+  readonly servers: AgentGroup[] = [];
+  constructor(
+    readonly name: string,
+    readonly skills: readonly string[],
+  ) {}
+
+  insert(slot: ContactSlot): void {
+    let b = this.buckets.get(slot.priority);
+    if (!b) {
+      b = { items: [], head: 0 };
+      this.buckets.set(slot.priority, b);
+      this.priorities = [...this.buckets.keys()].sort((x, y) => y - x);
+    }
+    const items = b.items;
+    // Arrival numbers only grow, so a new contact goes last; a rebuilt index may come unsorted.
+    if (items.length === b.head || items[items.length - 1]!.seq < slot.seq) {
+      items.push(slot);
+      return;
+    }
+    let lo = b.head;
+    let hi = items.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (items[mid]!.seq < slot.seq) lo = mid + 1;
+      else hi = mid;
+    }
+    items.splice(lo, 0, slot);
+  }
+}
+
+const groupNames = new WeakMap<readonly string[], string>();
+
+/** A skill set's canonical name; model records share skills arrays, so it is worked out once each. */
+function nameOf(skills: readonly string[]): string {
+  let name = groupNames.get(skills);
+  if (name === undefined) {
+    name = canonicalSkills(skills).join(',');
+    groupNames.set(skills, name);
+  }
+  return name;
+}
+
+export class RoutingGroups {
+  private readonly agentGroups = new Map<string, AgentGroup>();
+  private readonly contactGroups = new Map<string, ContactGroup>();
+  private readonly agents = new Map<string, { group: AgentGroup; slot: AgentSlot }>();
+  private readonly contacts = new Map<string, { group: ContactGroup; slot: ContactSlot }>();
+  /** Contact groups with at least one queued contact. */
+  private readonly queued = new Set<ContactGroup>();
+
+  /** The groups of a whole state (for a replay that starts from a snapshot, and for tests). */
+  static of(ws: Workspace): RoutingGroups {
+    const g = new RoutingGroups();
+    for (const a of ws.agents.values()) g.setAgent(a);
+    for (const c of ws.contacts.values()) g.setContact(c);
+    return g;
+  }
+
+  setAgent(agent: Agent): void {
+    const cur = this.agents.get(agent.id);
+    if (!canTakeWork(agent)) {
+      this.removeAgent(agent.id);
+      return;
+    }
+    const name = nameOf(agent.skills);
+    const since = agent.availableSince ?? 0;
+    if (cur && cur.group.name === name && cur.slot.since === since) return;
+    if (cur) this.removeAgent(agent.id);
+    const group = this.agentGroup(name, agent.skills);
+    const slot = { id: agent.id, since };
+    group.push(slot);
+    group.live++;
+    this.agents.set(agent.id, { group, slot });
+    // Stale slots of agents that left sink to the front and are dropped there; rebuild if they pile up.
+    if (group.heap.length > 2 * group.live + 64) this.rebuild(group);
+  }
+
+  removeAgent(id: string): void {
+    const cur = this.agents.get(id);
+    if (!cur) return;
+    this.agents.delete(id);
+    cur.group.live--;
+  }
+
+  setContact(contact: Contact): void {
+    const cur = this.contacts.get(contact.id);
+    if (contact.state !== 'queued') {
+      this.removeContact(contact.id);
+      return;
+    }
+    const name = nameOf(contact.skills);
+    if (
+      cur &&
+      cur.group.name === name &&
+      cur.slot.priority === contact.priority &&
+      cur.slot.seq === contact.seq
+    )
+      return;
+    if (cur) this.removeContact(contact.id);
+    const group = this.contactGroup(name, contact.skills);
+    const slot = { id: contact.id, priority: contact.priority, seq: contact.seq };
+    group.insert(slot);
+    if (group.live++ === 0) this.queued.add(group);
+    this.contacts.set(contact.id, { group, slot });
+  }
+
+  removeContact(id: string): void {
+    const cur = this.contacts.get(id);
+    if (!cur) return;
+    this.contacts.delete(id);
+    if (--cur.group.live === 0) this.queued.delete(cur.group);
+  }
+
+  /** Rule 1's next decision, as `nextAssignment` gives it; undefined when no pair is due. */
+  next(): Assignment | undefined {
+    let best: ContactSlot | undefined;
+    let bestAgent: AgentSlot | undefined;
+    for (const group of this.queued) {
+      const head = this.contactHead(group);
+      if (!head || (best && !contactBefore(head, best))) continue;
+      let laa: AgentSlot | undefined;
+      for (const server of group.servers) {
+        const top = this.agentHead(server);
+        if (top && (!laa || agentBefore(top, laa))) laa = top;
+      }
+      if (laa) {
+        best = head;
+        bestAgent = laa;
+      }
+    }
+    return best && bestAgent ? { contactId: best.id, agentId: bestAgent.id } : undefined;
+  }
+
+  private agentGroup(name: string, skills: readonly string[]): AgentGroup {
+    let g = this.agentGroups.get(name);
+    if (g) return g;
+    g = new AgentGroup(name, new Set(skills));
+    this.agentGroups.set(name, g);
+    for (const cg of this.contactGroups.values()) if (serves(g, cg)) cg.servers.push(g);
+    return g;
+  }
+
+  private contactGroup(name: string, skills: readonly string[]): ContactGroup {
+    let g = this.contactGroups.get(name);
+    if (g) return g;
+    g = new ContactGroup(name, canonicalSkills(skills));
+    this.contactGroups.set(name, g);
+    for (const ag of this.agentGroups.values()) if (serves(ag, g)) g.servers.push(ag);
+    return g;
+  }
+
+  private agentHead(g: AgentGroup): AgentSlot | undefined {
+    for (;;) {
+      const top = g.heap[0];
+      if (!top || this.agents.get(top.id)?.slot === top) return top;
+      g.pop();
+    }
+  }
+
+  private contactHead(g: ContactGroup): ContactSlot | undefined {
+    for (const p of g.priorities) {
+      const b = g.buckets.get(p)!;
+      while (b.head < b.items.length && this.contacts.get(b.items[b.head]!.id)?.slot !== b.items[b.head]) b.head++;
+      if (b.head > 1024 && b.head * 2 > b.items.length) {
+        b.items = b.items.slice(b.head);
+        b.head = 0;
+      }
+      if (b.head < b.items.length) return b.items[b.head];
+    }
+    return undefined;
+  }
+
+  private rebuild(g: AgentGroup): void {
+    const live = g.heap.filter((s) => this.agents.get(s.id)?.slot === s);
+    g.heap.length = 0;
+    for (const s of live) g.push(s);
+  }
+}
+
+function serves(agents: AgentGroup, contacts: ContactGroup): boolean {
+  return contacts.skills.every((s) => agents.skills.has(s));
+}

@@ -1,0 +1,159 @@
+/**
+ * The auditor's fast paths against the plain model, on random command sequences:
+ * - `ReplayState.apply` (in place) leaves the same agents, contacts and arrival counter as
+ *   `evolve` (copying), fact after fact;
+ * - `RoutingGroups.next()` (incremental, kept in step by `apply`, or built at once from a state)
+ *   gives exactly `nextAssignment`'s pair in every state reached.
+ * The sequences mix rule 1's assignments with arbitrary ones (any existing contact to any existing
+ * agent), so states the dispatcher would never reach are covered too.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { ReplayState } from '../../src/audit/replay-state.ts';
+import type { Command } from '../../src/domain/commands.ts';
+import { decide, emptyWorkspace, evolve, type Fact, type Workspace } from '../../src/domain/model.ts';
+import { nextAssignment } from '../../src/domain/routing.ts';
+import { RoutingGroups } from '../../src/domain/routing-groups.ts';
+import { canonicalSkills } from '../../src/domain/values.ts';
+
+/** Ids whose byte order differs from a naive order ('B' < 'a', 'a10' < 'a2'). */
+const AGENTS = ['a2', 'a10', 'B', 'a', 'Z.9'] as const;
+const skills = fc.uniqueArray(fc.constantFrom('a', 'b', 'c', 'd'), { minLength: 1, maxLength: 3 });
+
+type Step =
+  | { kind: 'command'; command: Command; dt: number }
+  | { kind: 'rule1'; dt: number }
+  | { kind: 'assign'; contact: number; agent: number; dt: number };
+
+const agentId = fc.constantFrom(...AGENTS);
+const contactId = fc.integer({ min: 1, max: 12 }).map((n) => `c${n}`);
+// Time steps are often 0 so that availability ties (broken by id) are common.
+const dt = fc.constantFrom(0, 0, 1, 5);
+
+const register = fc.record({
+  type: fc.constant('RegisterAgent' as const),
+  agentId,
+  skills: skills.map(canonicalSkills),
+  capacity: fc.integer({ min: 1, max: 2 }),
+});
+const command: fc.Arbitrary<Command> = fc.oneof(
+  { weight: 1, arbitrary: register },
+  {
+    weight: 1,
+    arbitrary: fc.record(
+      {
+        type: fc.constant('UpdateAgent' as const),
+        agentId,
+        skills: skills.map(canonicalSkills),
+        capacity: fc.integer({ min: 1, max: 2 }),
+      },
+      { requiredKeys: ['type', 'agentId'] },
+    ),
+  },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      type: fc.constant('ChangeAgentState' as const),
+      agentId,
+      state: fc.constantFrom('available' as const, 'available' as const, 'away' as const, 'offline' as const),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ type: fc.constant('RemoveAgent' as const), agentId }) },
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      type: fc.constant('QueueContact' as const),
+      contactId,
+      skills: skills.map(canonicalSkills),
+      priority: fc.integer({ min: 0, max: 3 }),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ type: fc.constant('AbandonContact' as const), contactId }) },
+  { weight: 3, arbitrary: fc.record({ type: fc.constant('CompleteContact' as const), contactId }) },
+);
+
+const step: fc.Arbitrary<Step> = fc.oneof(
+  { weight: 8, arbitrary: fc.record({ kind: fc.constant('command' as const), command, dt }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('rule1' as const), dt }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('assign' as const), contact: fc.nat(), agent: fc.nat(), dt }),
+  },
+);
+
+function factsOf(s: Step, model: Workspace, at: number): Fact[] {
+  if (s.kind === 'command') {
+    const d = decide(model, s.command, at);
+    return d.ok ? [...d.facts] : [];
+  }
+  if (s.kind === 'rule1') {
+    const next = nextAssignment(model);
+    return next ? [{ type: 'AssignmentMade', ...next, at }] : [];
+  }
+  const contacts = [...model.contacts.keys()];
+  const agents = [...model.agents.keys()];
+  if (contacts.length === 0 || agents.length === 0) return [];
+  return [
+    {
+      type: 'AssignmentMade',
+      contactId: contacts[s.contact % contacts.length]!,
+      agentId: agents[s.agent % agents.length]!,
+      at,
+    },
+  ];
+}
+
+describe('the auditor replays like the model', () => {
+  it('apply equals evolve, and the routing groups equal nextAssignment, in every state', () => {
+    let states = 0;
+    let decisions = 0;
+    // Every agent is registered first, so the steps find agents to work with.
+    const setup = fc.tuple(...AGENTS.map((id) => register.map((r) => ({ ...r, agentId: id }))));
+    fc.assert(
+      fc.property(setup, fc.array(step, { minLength: 10, maxLength: 80, size: 'max' }), (agents, steps) => {
+        let model: Workspace = emptyWorkspace;
+        const replay = new ReplayState();
+        let at = 1_000;
+        const all: Step[] = [
+          ...agents.map((c) => ({ kind: 'command' as const, command: c, dt: 0 })),
+          ...steps,
+        ];
+        for (const s of all) {
+          at += s.dt;
+          for (const f of factsOf(s, model, at)) {
+            model = evolve(model, f);
+            replay.apply(f);
+          }
+          expect(replay.agents).toEqual(model.agents);
+          expect(replay.contacts).toEqual(model.contacts);
+          expect(replay.seq).toBe(model.seq);
+          const expected = nextAssignment(model);
+          expect(replay.routing.next()).toEqual(expected);
+          expect(RoutingGroups.of(model).next()).toEqual(expected);
+          states++;
+          if (expected) decisions++;
+        }
+      }),
+      { numRuns: 400 },
+    );
+    // The sequences do reach states with a decision due, not only idle ones.
+    expect(decisions).toBeGreaterThan(states / 20);
+  });
+
+  it('ties in available-since go to the lower id in byte order', () => {
+    const g = new RoutingGroups();
+    const agent = (id: string) =>
+      ({
+        id,
+        skills: ['x'],
+        capacity: 1,
+        presence: 'available',
+        activeContacts: [],
+        availableSince: 10,
+        registeredAt: 0,
+      }) as const;
+    for (const id of ['b', 'a', 'B']) g.setAgent(agent(id));
+    g.setContact({ id: 'c', skills: ['x'], priority: 0, state: 'queued', seq: 1, queuedAt: 0 });
+    expect(g.next()).toEqual({ contactId: 'c', agentId: 'B' });
+  });
+});
