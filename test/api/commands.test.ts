@@ -1,8 +1,9 @@
 /**
  * The command and query routes of API.md, in-process against a real Redis: every command's
- * success and rejection answers, Location, server-made ids, Idempotency-Key (repeat, concurrent repeat, reuse),
- * the 202 path when no projector answers in time, the agent state flow through an assignment,
- * LAA listing, stats, read-your-writes with `minPosition`, event paging, and the operations routes.
+ * success and rejection answers, Location, server-made ids, Idempotency-Key (repeat, concurrent
+ * repeat, reuse, expiry), the 202 path when no projector answers in time, the agent state flow
+ * through an assignment, LAA listing, stats, read-your-writes with `minPosition`, event paging,
+ * and the operations routes.
  */
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
