@@ -1,10 +1,4 @@
-import {
-  type Agent,
-  type Contact,
-  type Fact,
-  withAvailability,
-  type Workspace,
-} from '../domain/model.ts';
+import { type Agent, type Contact, type Fact, withAvailability, type Workspace } from '../domain/model.ts';
 import { RoutingGroups } from '../domain/routing-groups.ts';
 
 /**
@@ -53,7 +47,10 @@ export class ReplayState implements Workspace {
           agentId: f.agentId,
           assignedAt: f.at,
         }));
-        this.changeAgent(f.agentId, f.at, (a) => ({ ...a, activeContacts: [...a.activeContacts, f.contactId] }));
+        this.changeAgent(f.agentId, f.at, (a) => ({
+          ...a,
+          activeContacts: [...a.activeContacts, f.contactId],
+        }));
         return;
     }
   }

@@ -1,0 +1,98 @@
+import { type Assignment, holdsEvery } from '../domain/routing.ts';
+import type { Auditor } from './auditor.ts';
+import type { Envelope } from './entries.ts';
+import { positionMs } from './entries.ts';
+import { differences, factData, jsonEqual } from './expected.ts';
+import { positionBefore } from './violations.ts';
+
+/**
+ * The checks of one AssignmentMade, on the auditor's state (src/audit/auditor.ts has brought it
+ * to the decision's basis first): it is rule 1's decision, it is possible, its data is the
+ * contact's. A possible assignment is then replayed, even when it is not rule 1's: Redis made
+ * it, and later checks need the state Redis has. An impossible one is not replayed.
+ */
+export const showPair = (a: Assignment | undefined): string => (a ? `${a.contactId}->${a.agentId}` : 'none');
+
+/** Rule 1 for the state reached: every command up to `basedOn` and every earlier assignment. */
+export function checkDecision(a: Auditor, position: string, pair: string, basedOn: string): void {
+  const unverifiable = (why: string): void => {
+    a.decisionsUnverifiable++;
+    a.flag('unverifiable', 'events', position, `AssignmentMade ${pair} cannot be re-checked: ${why}`);
+  };
+  // The state already holds a later command's facts: it is not the state the decision read.
+  const ahead = a.lastCommandMet;
+  if (ahead !== undefined && positionBefore(basedOn, ahead)) {
+    unverifiable(`based on ${basedOn}, yet the events of the command at ${ahead} precede it`);
+    return;
+  }
+  if (a.checkpoint !== undefined && positionBefore(a.checkpoint, basedOn)) {
+    unverifiable(`based on ${basedOn}, past the projector checkpoint ${a.checkpoint}`);
+    return;
+  }
+  a.decisionsChecked++;
+  const want = showPair(a.state.routing.next());
+  if (want !== pair)
+    a.flag(
+      'decision',
+      'events',
+      position,
+      `AssignmentMade ${pair} based on ${basedOn}: rule 1 gives ${want}`,
+    );
+}
+
+/** Whether the assignment can happen at all; if so its data is checked and it is replayed. */
+export function replayAssignment(
+  a: Auditor,
+  position: string,
+  env: Envelope,
+  contactId: string,
+  agentId: string,
+): void {
+  const contact = a.state.contacts.get(contactId);
+  const agent = a.state.agents.get(agentId);
+  const meta = a.contactMeta.get(contactId);
+  const problems: string[] = [];
+  if (!contact) problems.push('the contact is unknown');
+  else if (contact.state === 'assigned')
+    problems.push(`the contact is assigned already (to ${contact.agentId} at ${meta?.assignedIn ?? '?'})`);
+  else if (contact.state !== 'queued') problems.push(`the contact was ${contact.state}`);
+  if (!agent) problems.push('the agent is unknown');
+  else {
+    if (agent.presence !== 'available') problems.push(`the agent is ${agent.presence}`);
+    else if (agent.activeContacts.length >= agent.capacity)
+      problems.push(`the agent is at capacity (${agent.activeContacts.length} of ${agent.capacity})`);
+    if (contact && !holdsEvery(agent, contact.skills))
+      problems.push(`the agent lacks ${contact.skills.filter((s) => !agent.skills.includes(s)).join(', ')}`);
+  }
+  if (problems.length > 0) {
+    a.flag(
+      'assignment',
+      'events',
+      position,
+      `AssignmentMade ${contactId}->${agentId}: ${problems.join('; ')}`,
+    );
+    return;
+  }
+  const raw = env.data.assignedAt;
+  const parsed = typeof raw === 'string' ? Date.parse(raw) : Number.NaN;
+  const at = Number.isFinite(parsed) ? parsed : positionMs(position);
+  const fact = { type: 'AssignmentMade', contactId, agentId, at } as const;
+  const expected = factData(fact, position, a.state.contacts);
+  const wrong: string[] = [];
+  if (!jsonEqual(env.data, expected)) wrong.push(differences(env.data, expected));
+  if (env.at !== raw) wrong.push(`at: ${String(env.at)}, not its assignedAt`);
+  if (env.workspace !== a.workspace) wrong.push(`workspace: ${String(env.workspace)}`);
+  if (env.meta.causationId !== meta?.queuedBy)
+    wrong.push('meta.causationId: not the command that queued the contact');
+  if (wrong.length > 0)
+    a.flag(
+      'fact',
+      'events',
+      position,
+      `AssignmentMade ${contactId}->${agentId} differs: ${wrong.join('; ')}`,
+    );
+  a.state.apply(fact);
+  if (meta) meta.assignedIn = position;
+  a.assignments++;
+  a.assignmentPositions.push(position);
+}

@@ -1,0 +1,411 @@
+import { decide, type Fact } from '../domain/model.ts';
+import { POSITION_PATTERN } from '../domain/values.ts';
+import { checkDecision, replayAssignment, showPair } from './assignments.ts';
+import {
+  type CommandEntry,
+  commandEntry,
+  describe,
+  decodeCommand,
+  type Entry,
+  type Envelope,
+  envelope,
+  targetOf,
+} from './entries.ts';
+import { type ContactMeta, differences, factData, iso, jsonEqual } from './expected.ts';
+import { IdempotencyKeys, Outcomes } from './ledgers.ts';
+import { ReplayState } from './replay-state.ts';
+import { positionBefore, type Violation, type ViolationKind, Violations } from './violations.ts';
+
+/**
+ * The replay at the heart of the audit, fed with stream entries in order (pure: no I/O; see
+ * read.ts for Redis and `auditEntries` in report.ts for arrays).
+ *
+ * Commands are the source of truth: each is decided by the model (`decide`, at its position's
+ * milliseconds) and its facts applied to an in-place state (ReplayState, the same rules as
+ * `evolve`). The event log is then held to it: a command's facts (or its CommandRejected) are the
+ * events carrying its `meta.commandId`, in command order, equal to the model's, each command
+ * once; commands with no event are those the model gives no fact (a state set to itself). Each
+ * AssignmentMade is checked against rule 1 for the state at `meta.basedOn` (every command up to
+ * that position plus every earlier assignment), must be possible (contact queued, agent
+ * available below capacity holding every skill) and is then applied.
+ */
+export interface AuditOptions {
+  /** Report only violations after this position; the replay still starts at the beginning. */
+  readonly after?: string;
+  /** The dispatcher is idle: at the end no queued contact may have an eligible available agent. */
+  readonly idle?: boolean;
+  /** Violations kept with their details (all are counted). Default 1000. */
+  readonly keep?: number;
+  /** An Idempotency-Key appended twice within this long (ms) is a violation. Default 24 h. */
+  readonly idempotencyTtlMs?: number;
+}
+
+interface Expected {
+  readonly type: string;
+  readonly data: Record<string, unknown>;
+  /** Only the type and status are known (a malformed entry: the projector's wording is its own). */
+  readonly loose?: boolean;
+}
+
+interface Pending {
+  readonly entry: CommandEntry;
+  readonly events: readonly Expected[];
+  next: number;
+}
+
+export interface RejectedCommand {
+  readonly position: string;
+  readonly commandId: string;
+  readonly command: string;
+  readonly target?: string;
+  readonly status: number;
+  readonly title: string;
+  readonly detail: string;
+}
+
+export class Auditor {
+  readonly state = new ReplayState();
+  readonly agentPositions = new Map<string, string>();
+  readonly contactMeta = new Map<string, ContactMeta>();
+  readonly violations: Violations;
+  /** Positions of the AssignmentMade events replayed, in order. */
+  readonly assignmentPositions: string[] = [];
+  readonly rejected: RejectedCommand[] = [];
+  commands = 0;
+  events = 0;
+  facts = 0;
+  assignments = 0;
+  decisionsChecked = 0;
+  decisionsUnverifiable = 0;
+  lastEvent: string | undefined;
+  /** The last command replayed because its events were met (not merely passed over). */
+  lastCommandMet: string | undefined;
+  /** The projector checkpoint the command stream was read up to. */
+  checkpoint: string | undefined;
+
+  // Commands read and not yet replayed: `buffer[i - base]` is the command at index i.
+  private buffer: CommandEntry[] = [];
+  private base = 0;
+  private cursor = 0;
+  private readonly ahead = new Map<string, number>();
+  private readonly replayed = new Map<string, string>();
+  private commandsComplete = false;
+  private pending: Pending | undefined;
+  private readonly outcomes = new Outcomes((...v) => this.flag(...v));
+  private readonly keys: IdempotencyKeys;
+  private parsed: { position: string; env: Envelope } | undefined;
+
+  get withoutIdempotencyKey(): number {
+    return this.keys.withoutKey;
+  }
+
+  constructor(
+    readonly workspace: string,
+    private readonly opts: AuditOptions = {},
+  ) {
+    this.violations = new Violations(opts.after, opts.keep ?? 1000);
+    this.keys = new IdempotencyKeys((...v) => this.flag(...v), opts.idempotencyTtlMs ?? 86_400_000);
+  }
+
+  addCommands(entries: readonly Entry[]): void {
+    for (const raw of entries) {
+      const e = commandEntry(raw);
+      if (this.ahead.has(e.commandId) || this.replayed.has(e.commandId))
+        this.flag('command', 'commands', e.position, `command id ${e.commandId} appended again (${e.type})`);
+      else this.ahead.set(e.commandId, this.base + this.buffer.length);
+      this.buffer.push(e);
+    }
+  }
+
+  /** Whether every command up to the checkpoint has been added (`false` reopens for more). */
+  commandsEnd(complete: boolean): void {
+    this.commandsComplete = complete;
+  }
+
+  /** Commands added and not yet replayed. */
+  get commandsAhead(): number {
+    return this.base + this.buffer.length - this.cursor;
+  }
+
+  /** Entries of the outcome stream (a suffix of it: it is trimmed from the front). */
+  addOutcomes(entries: readonly Entry[]): void {
+    this.outcomes.add(entries);
+  }
+
+  /** Replays one event. False: more commands are needed first (add them and call again). */
+  processEvent([position, fields]: Entry): boolean {
+    let env = this.parsed?.position === position ? this.parsed.env : undefined;
+    if (!env) {
+      const e = envelope(fields);
+      if (typeof e === 'string') {
+        this.flag('event', 'events', position, `unreadable event: ${e}`);
+        this.counted(position);
+        return true;
+      }
+      env = e;
+      this.parsed = { position, env };
+    }
+    const done =
+      env.type === 'AssignmentMade' ? this.onAssignment(position, env) : this.onFact(position, env);
+    if (done) this.counted(position);
+    return done;
+  }
+
+  /**
+   * After the last event: commands up to the checkpoint that no event mentioned must be ones the
+   * model gives no fact. False: more commands are needed first.
+   */
+  settle(): boolean {
+    this.close();
+    while (this.cursor < this.end) this.passOver(this.at(this.cursor));
+    return this.commandsComplete;
+  }
+
+  /** The checks of the end of the log: outcomes of no command, and the idle dispatcher. */
+  finish(): void {
+    this.outcomes.finish();
+    if (this.opts.idle) {
+      const due = this.state.routing.next();
+      if (due)
+        this.flag(
+          'idle',
+          'state',
+          this.lastEvent ?? '0-0',
+          `the dispatcher is idle, yet contact ${due.contactId} waits while agent ${due.agentId} could take it`,
+        );
+    }
+  }
+
+  flag(kind: ViolationKind, stream: Violation['stream'], position: string, message: string): void {
+    this.violations.add({ kind, stream, position, message });
+  }
+
+  private get end(): number {
+    return this.base + this.buffer.length;
+  }
+
+  private at(i: number): CommandEntry {
+    return this.buffer[i - this.base]!;
+  }
+
+  private counted(position: string): void {
+    this.events++;
+    this.lastEvent = position;
+    this.parsed = undefined;
+  }
+
+  private onFact(position: string, env: Envelope): boolean {
+    const id = env.meta.commandId;
+    if (typeof id !== 'string') {
+      this.flag('event', 'events', position, `${env.type} without meta.commandId: it belongs to no command`);
+      return true;
+    }
+    if (this.pending?.entry.commandId === id) {
+      this.match(this.pending, position, env);
+      return true;
+    }
+    this.close();
+    const first = this.replayed.get(id);
+    if (first !== undefined) {
+      this.flag(
+        'duplicate',
+        'events',
+        position,
+        `${env.type} of command ${id} (at ${first}), already applied`,
+      );
+      return true;
+    }
+    const index = this.ahead.get(id);
+    if (index === undefined) {
+      if (!this.commandsComplete) return false;
+      this.flag(
+        'event',
+        'events',
+        position,
+        `${env.type} of command ${id}, which is not in the command stream up to the checkpoint ${this.checkpoint ?? ''}`,
+      );
+      return true;
+    }
+    while (this.cursor < index) this.passOver(this.at(this.cursor), position);
+    const entry = this.at(index);
+    this.pending = { entry, events: this.replay(entry), next: 0 };
+    this.lastCommandMet = entry.position;
+    this.match(this.pending, position, env);
+    return true;
+  }
+
+  /** A command no event mentions (before `until`): right only if the model gives it no event. */
+  private passOver(entry: CommandEntry, until?: string): void {
+    const events = this.replay(entry);
+    if (events.length > 0)
+      this.flag(
+        'missing',
+        'commands',
+        entry.position,
+        `${describe(entry)}: no ${events.map((e) => e.type).join(', ')} in the event log${until ? ` before ${until}` : ''}`,
+      );
+  }
+
+  /** Closes the command whose events were being met: any it still owes are missing. */
+  private close(): void {
+    const p = this.pending;
+    if (!p) return;
+    this.pending = undefined;
+    if (p.next < p.events.length)
+      this.flag(
+        'missing',
+        'commands',
+        p.entry.position,
+        `${describe(p.entry)}: no ${p.events
+          .slice(p.next)
+          .map((e) => e.type)
+          .join(', ')} in the event log`,
+      );
+  }
+
+  private match(p: Pending, position: string, env: Envelope): void {
+    const exp = p.events[p.next];
+    if (!exp) {
+      this.flag(
+        'duplicate',
+        'events',
+        position,
+        `a further ${env.type} of ${describe(p.entry)}: applied twice`,
+      );
+      return;
+    }
+    p.next++;
+    if (env.type === 'CommandRejected') this.rejected.push(rejection(position, env.data));
+    else this.facts++;
+    const e = p.entry;
+    if (env.type !== exp.type) {
+      const model =
+        exp.type === 'CommandRejected' ? `${exp.type} ${exp.data.status} ${exp.data.title}` : exp.type;
+      this.flag('fact', 'events', position, `${describe(e)}: the log has ${env.type}, the model ${model}`);
+      return;
+    }
+    const problems: string[] = [];
+    if (exp.loose ? env.data.status !== exp.data.status : !jsonEqual(env.data, exp.data))
+      problems.push(differences(env.data, exp.data));
+    if (env.at !== iso(e.at)) problems.push(`at: log ${String(env.at)}, model ${iso(e.at)}`);
+    if (env.workspace !== this.workspace) problems.push(`workspace: log ${String(env.workspace)}`);
+    const m = env.meta;
+    if (m.idempotencyKey !== e.idempotencyKey || m.requestId !== e.requestId)
+      problems.push('meta: not the idempotency key and request id of its command');
+    if (problems.length > 0)
+      this.flag('fact', 'events', position, `${env.type} of ${describe(e)} differs: ${problems.join('; ')}`);
+  }
+
+  /** Decides a command, applies its facts, checks its outcome; returns the events it must have. */
+  private replay(e: CommandEntry): Expected[] {
+    this.cursor++;
+    this.ahead.delete(e.commandId);
+    this.replayed.set(e.commandId, e.position);
+    this.commands++;
+    if (this.cursor - this.base > 65_536) {
+      this.buffer = this.buffer.slice(this.cursor - this.base);
+      this.base = this.cursor;
+    }
+    this.keys.check(e);
+    const d = decodeCommand(e);
+    let events: Expected[];
+    let status: number;
+    if (d.kind === 'unknown') {
+      const detail = `Command type "${e.type}" cannot be applied by this version of Switchboard.`;
+      events = [rejected(e, undefined, 422, 'Unknown command', detail)];
+      status = 422;
+    } else if (d.kind === 'malformed') {
+      events = [{ type: 'CommandRejected', data: { status: 422 }, loose: true }];
+      status = 422;
+    } else {
+      const c = d.command;
+      const decision = decide(this.state, c, e.at);
+      if (!decision.ok) {
+        const r = decision.rejection;
+        events = [rejected(e, targetOf(c), r.status, r.title, r.detail)];
+        status = r.status;
+      } else {
+        events = decision.facts.map((f) => this.apply(f, e));
+        status = c.type === 'RegisterAgent' || c.type === 'QueueContact' ? 201 : 200;
+      }
+    }
+    this.outcomes.check(e, status);
+    return events;
+  }
+
+  private apply(f: Fact, e: CommandEntry): Expected {
+    const data = factData(f, e.position, this.state.contacts);
+    this.state.apply(f);
+    if (f.type === 'AgentRemoved') this.agentPositions.delete(f.agentId);
+    else if (f.type === 'ContactQueued')
+      this.contactMeta.set(f.contact.id, { position: e.position, queuedBy: e.commandId });
+    else if ('agent' in f) this.agentPositions.set(f.agent.id, e.position);
+    else if ('contactId' in f) {
+      const meta = this.contactMeta.get(f.contactId);
+      if (meta) meta.position = e.position;
+    }
+    return { type: f.type, data };
+  }
+
+  private onAssignment(position: string, env: Envelope): boolean {
+    this.close();
+    const { contactId, agentId } = env.data;
+    if (typeof contactId !== 'string' || typeof agentId !== 'string') {
+      this.flag('event', 'events', position, 'AssignmentMade without contactId and agentId');
+      return true;
+    }
+    const pair = `${contactId}->${agentId}`;
+    const basedOn = env.meta.basedOn;
+    if (typeof basedOn !== 'string' || !POSITION_PATTERN.test(basedOn)) {
+      this.decisionsUnverifiable++;
+      // Where the decision sits in the log is a hint only: the dispatcher may have read older state.
+      const here = showPair(this.state.routing.next());
+      const why =
+        basedOn === undefined ? 'no meta.basedOn' : `meta.basedOn ${JSON.stringify(basedOn)} is no position`;
+      this.flag(
+        'unverifiable',
+        'events',
+        position,
+        `AssignmentMade ${pair} cannot be re-checked: ${why} (rule 1 at this place in the log: ${here})`,
+      );
+    } else {
+      // The state at basedOn: every command up to it (those no event mentioned have no facts).
+      while (this.cursor < this.end && !positionBefore(basedOn, this.at(this.cursor).position))
+        this.passOver(this.at(this.cursor), position);
+      if (this.cursor === this.end && !this.commandsComplete) return false;
+      checkDecision(this, position, pair, basedOn);
+    }
+    replayAssignment(this, position, env, contactId, agentId);
+    return true;
+  }
+}
+
+function rejected(
+  e: CommandEntry,
+  target: string | undefined,
+  status: number,
+  title: string,
+  detail: string,
+): Expected {
+  const data = {
+    commandId: e.commandId,
+    command: e.type,
+    ...(target !== undefined ? { target } : {}),
+    status,
+    title,
+    detail,
+  };
+  return { type: 'CommandRejected', data };
+}
+
+function rejection(position: string, d: Record<string, unknown>): RejectedCommand {
+  return {
+    position,
+    commandId: String(d.commandId ?? ''),
+    command: String(d.command ?? ''),
+    ...(typeof d.target === 'string' ? { target: d.target } : {}),
+    status: Number(d.status),
+    title: String(d.title ?? ''),
+    detail: String(d.detail ?? ''),
+  };
+}

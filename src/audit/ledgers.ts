@@ -1,0 +1,93 @@
+import { type CommandEntry, describe, type Entry, positionMs } from './entries.ts';
+import { positionBefore, type Violation, type ViolationKind } from './violations.ts';
+
+type Flag = (kind: ViolationKind, stream: Violation['stream'], position: string, message: string) => void;
+
+/**
+ * The outcome stream held to the replay: the projector records one outcome (status and body)
+ * per command it applies, in the same Lua step. The stream is trimmed from the front, so what
+ * is read is a suffix: from its first command on, every command has exactly one outcome, and its
+ * status is the model's (201 for a registration or a queued contact, 200 otherwise, the
+ * rejection's status for a rejected command).
+ */
+export class Outcomes {
+  private readonly byCommand = new Map<string, { commandId: string; status: number; at: string }>();
+  private first: string | undefined;
+
+  constructor(private readonly flag: Flag) {}
+
+  add(entries: readonly Entry[]): void {
+    for (const [at, fields] of entries) {
+      const f: Record<string, string> = {};
+      for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
+      const position = f.position ?? '';
+      let status = Number.NaN;
+      try {
+        status = Number((JSON.parse(f.outcome ?? '') as { status?: unknown }).status);
+      } catch {}
+      if (this.byCommand.has(position))
+        this.flag('outcome', 'outcomes', at, `a second outcome for the command at ${position}`);
+      else this.byCommand.set(position, { commandId: f.commandId ?? '', status, at });
+      if (this.first === undefined || positionBefore(position, this.first)) this.first = position;
+    }
+  }
+
+  /** The command was replayed with this status. */
+  check(e: CommandEntry, status: number): void {
+    const o = this.byCommand.get(e.position);
+    if (o) {
+      this.byCommand.delete(e.position);
+      if (o.commandId !== e.commandId)
+        this.flag(
+          'outcome',
+          'outcomes',
+          o.at,
+          `outcome of ${e.position} names command ${o.commandId}, not ${e.commandId}`,
+        );
+      else if (o.status !== status)
+        this.flag('outcome', 'outcomes', o.at, `${describe(e)}: outcome ${o.status}, the model ${status}`);
+    } else if (this.first !== undefined && !positionBefore(e.position, this.first)) {
+      this.flag('outcome', 'commands', e.position, `${describe(e)}: no outcome recorded`);
+    }
+  }
+
+  /** After the last command: outcomes of commands that are not in the command stream. */
+  finish(): void {
+    for (const [position, o] of this.byCommand)
+      this.flag(
+        'outcome',
+        'outcomes',
+        o.at,
+        `outcome for command ${o.commandId} at ${position}, not in the command stream`,
+      );
+    this.byCommand.clear();
+  }
+}
+
+/** One Idempotency-Key is appended once within its lifetime (the append step answers repeats). */
+export class IdempotencyKeys {
+  private readonly firstAt = new Map<string, string>();
+  withoutKey = 0;
+
+  constructor(
+    private readonly flag: Flag,
+    private readonly ttlMs: number,
+  ) {}
+
+  check(e: CommandEntry): void {
+    const key = e.idempotencyKey;
+    if (key === undefined) {
+      this.withoutKey++;
+      return;
+    }
+    const first = this.firstAt.get(key);
+    if (first !== undefined && e.at - positionMs(first) < this.ttlMs)
+      this.flag(
+        'idempotency',
+        'commands',
+        e.position,
+        `Idempotency-Key "${key}" appended again (first at ${first})`,
+      );
+    this.firstAt.set(key, e.position);
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * What the auditor found wrong, each at the stream position where it shows. Kinds:
+ * - `command`: a command entry that cannot be replayed (id appended twice, body not decodable);
+ * - `missing`: a command with no fact/rejection in the event log, or a fact of it missing;
+ * - `duplicate`: a command applied again (a second fact or rejection), or out of order;
+ * - `fact`: a fact (or rejection) that differs from what the model decides;
+ * - `outcome`: the outcome stream disagrees (none, two, another status, an unknown command);
+ * - `unverifiable`: an AssignmentMade whose basis cannot be re-checked (no or inconsistent basedOn);
+ * - `decision`: an AssignmentMade that is not rule 1's decision for the state it was based on;
+ * - `assignment`: an impossible assignment (contact not queued: twice, after abandon/complete;
+ *   agent unknown, not available, at capacity, or missing a skill); it is not replayed;
+ * - `idempotency`: one Idempotency-Key appended twice within its lifetime;
+ * - `event`: an event that cannot be read or belongs to no command;
+ * - `state`, `index`: the live documents or routing index differ from the replayed state;
+ * - `idle`: the dispatcher is said to be idle, yet a queued contact has an eligible agent.
+ */
+export type ViolationKind =
+  | 'command'
+  | 'missing'
+  | 'duplicate'
+  | 'fact'
+  | 'outcome'
+  | 'unverifiable'
+  | 'decision'
+  | 'assignment'
+  | 'idempotency'
+  | 'event'
+  | 'state'
+  | 'index'
+  | 'idle';
+
+export interface Violation {
+  readonly kind: ViolationKind;
+  /** The stream the position is in (`state` for the documents and sets after the last entry). */
+  readonly stream: 'commands' | 'events' | 'outcomes' | 'state';
+  /** A stream position; for `state`, the last event position replayed. */
+  readonly position: string;
+  readonly message: string;
+}
+
+/** Stream positions compared without BigInt: milliseconds stay exact in a double up to 2^53. */
+export function positionBefore(a: string, b: string): boolean {
+  const da = a.indexOf('-');
+  const db = b.indexOf('-');
+  const ma = Number(a.slice(0, da));
+  const mb = Number(b.slice(0, db));
+  return ma < mb || (ma === mb && Number(a.slice(da + 1)) < Number(b.slice(db + 1)));
+}
+
+/**
+ * Counts every violation and keeps the first `keep` of them. With `after`, violations at or
+ * before that position are counted apart and not reported (the replay still starts at the
+ * beginning, since every check needs the state the whole history built); `state`, `index` and
+ * `idle` are about the end of the log and always reported.
+ */
+export class Violations {
+  count = 0;
+  /** Violations at or before `after`, not reported. */
+  before = 0;
+  readonly byKind: Partial<Record<ViolationKind, number>> = {};
+  readonly kept: Violation[] = [];
+
+  constructor(
+    private readonly after: string | undefined,
+    private readonly keep: number,
+  ) {}
+
+  add(v: Violation): void {
+    if (this.after !== undefined && v.stream !== 'state' && !positionBefore(this.after, v.position)) {
+      this.before++;
+      return;
+    }
+    this.count++;
+    this.byKind[v.kind] = (this.byKind[v.kind] ?? 0) + 1;
+    if (this.kept.length < this.keep) this.kept.push(v);
+  }
+}
