@@ -27,11 +27,12 @@ import type { Command } from '../domain/commands.ts';
 import { defaultProjectorOptions, ensureGroup, projectPending } from '../projections/projector.ts';
 import { e2eWorkload } from './bench/e2e.ts';
 import { ingestWorkload } from './bench/ingest.ts';
+import { DEFAULT_SIZES, type ShapeWorkload, shapeWorkload } from './bench/shapes.ts';
 import { OptionChecker, parseOrUsage, UsageError } from './sim/options.ts';
 import { seededRandom, seedSkills } from './sim/random.ts';
 import { mean, median, percentile, round } from './sim/stats.ts';
 
-const USAGE = `Usage: npm run bench -- [seed|floor|decision|e2e|ingest] [options]
+const USAGE = `Usage: npm run bench -- [seed|floor|decision|e2e|ingest|split|wide|large] [options]
 
 Workloads (BENCH.md):
   seed        dispatch drain: --contacts queued up front, --agents all available, zero handle time
@@ -40,6 +41,12 @@ Workloads (BENCH.md):
   e2e         one Switchboard process: POST /contacts at --rate (open loop) to AssignmentMade
               on a WebSocket; latency percentiles (each assignment completed, not timed)
   ingest      POST /contacts requests/s from --connections: Switchboard vs a bare fastify XADD
+  split       n agents with only A, n with only B, one with both; contacts needing [A,B], then
+              --decisions agents with only A arriving; worst and median dispatch step per --sizes n
+  wide        one agent with 32 skills against --sizes contacts each needing a distinct 4 of them;
+              it completes and takes work --decisions times
+  large       50 skills, --agents (default 10000) with 3..8, contacts needing 1..3, priorities 0..9:
+              agents made available against queues of --sizes; then contacts against a full pool
 
 Options:
   --workload <name>      the workload (or give it as the first argument; default seed)
@@ -57,14 +64,24 @@ Options:
   --connections <n>      ingest: concurrent keep-alive connections (default 50)
   --dispatch-batch <n>   work items per dispatch step (default ${defaultDispatcherOptions.batch}, as DISPATCH_BATCH)
   --project-batch <n>    commands per projector step (default ${defaultProjectorOptions.batch}, as PROJECT_BATCH)
+  --sizes <a,b,...>      split, wide, large: sizes to compare (split ${DEFAULT_SIZES.split.join(',')}; wide ${DEFAULT_SIZES.wide.join(',')}; large ${DEFAULT_SIZES.large.join(',')})
   --seed <n>             seed of the skills (default 42)
   --redis-url <url>      use this Redis instead of starting a private redis-server
   --json                 one JSON line per run instead of a table
   --help                 this text
 `;
 
-type Workload = 'seed' | 'floor' | 'decision' | 'e2e' | 'ingest';
-const WORKLOADS: readonly Workload[] = ['seed', 'floor', 'decision', 'e2e', 'ingest'];
+type Workload = 'seed' | 'floor' | 'decision' | 'e2e' | 'ingest' | ShapeWorkload;
+const WORKLOADS: readonly Workload[] = [
+  'seed',
+  'floor',
+  'decision',
+  'e2e',
+  'ingest',
+  'split',
+  'wide',
+  'large',
+];
 
 interface BenchOptions {
   readonly workload: Workload;
@@ -73,6 +90,7 @@ interface BenchOptions {
   readonly clients: number;
   readonly count: number;
   readonly queues: readonly number[];
+  readonly sizes: readonly number[];
   readonly decisions: number;
   readonly rates: readonly number[];
   readonly duration: number;
@@ -98,6 +116,7 @@ function parseBenchArgs(argv: readonly string[]): BenchOptions {
       clients: { type: 'string' },
       count: { type: 'string' },
       queues: { type: 'string' },
+      sizes: { type: 'string' },
       decisions: { type: 'string' },
       rate: { type: 'string' },
       rates: { type: 'string' },
@@ -128,11 +147,16 @@ function parseBenchArgs(argv: readonly string[]): BenchOptions {
     `workload: must be one of ${WORKLOADS.join(', ')} (got "${named}")`,
   );
   const workload = named as Workload;
-  const agents = check.number('agents', values.agents, workload === 'e2e' ? 200 : 40, {
-    integer: true,
-    min: 1,
-    max: 1_000_000,
-  });
+  const agents = check.number(
+    'agents',
+    values.agents,
+    workload === 'e2e' ? 200 : workload === 'large' ? 10_000 : 40,
+    {
+      integer: true,
+      min: 1,
+      max: 1_000_000,
+    },
+  );
   const contacts = check.number('contacts', values.contacts, 5000, {
     integer: true,
     min: 1,
@@ -151,6 +175,12 @@ function parseBenchArgs(argv: readonly string[]): BenchOptions {
     `--queues: must be a comma-separated list of queue lengths from 1 to 10000000 (got "${queuesRaw}")`,
   );
   const decisions = check.number('decisions', values.decisions, 200, { integer: true, min: 1, max: 100_000 });
+  const sizesRaw = values.sizes ?? (isShape(workload) ? DEFAULT_SIZES[workload].join(',') : '1000');
+  const sizes = sizesRaw.split(',').map((s) => Number(s.trim()));
+  check.check(
+    sizes.length >= 1 && sizes.every((n) => Number.isInteger(n) && n >= 1 && n <= 10_000_000),
+    `--sizes: must be a comma-separated list of sizes from 1 to 10000000 (got "${sizesRaw}")`,
+  );
   const rate = check.number('rate', values.rate, 1000, { integer: true, min: 1, max: 100_000 });
   check.check(
     values.rate === undefined || values.rates === undefined,
@@ -221,6 +251,7 @@ function parseBenchArgs(argv: readonly string[]): BenchOptions {
     clients,
     count,
     queues,
+    sizes,
     decisions,
     rates,
     duration,
@@ -234,6 +265,8 @@ function parseBenchArgs(argv: readonly string[]): BenchOptions {
     json: values.json ?? false,
   };
 }
+
+const isShape = (w: Workload): w is ShapeWorkload => w === 'split' || w === 'wide' || w === 'large';
 
 // ---- shared ----
 
@@ -755,6 +788,20 @@ async function main(): Promise<number> {
         figures = await ingestWorkload(url, workspace, o, note);
       } finally {
         if (o.redisUrl) await dropWorkspace(admin, workspace);
+      }
+    } else if (isShape(o.workload)) {
+      parameters = {
+        sizes: o.sizes,
+        agents: o.agents,
+        decisions: o.decisions,
+        seed: o.seed,
+        redis: redisMode,
+      };
+      const redis = connectRedis({ url });
+      try {
+        figures = await shapeWorkload(redis, workspace, o.workload, o, seededRandom);
+      } finally {
+        redis.disconnect();
       }
     } else {
       parameters = {

@@ -24,7 +24,12 @@ export interface DispatcherOptions {
   readonly wakeTimeoutS: number;
 }
 
-export const defaultDispatcherOptions: DispatcherOptions = { batch: 64, maxReads: 2048, enumerateMax: 64, wakeTimeoutS: 5 };
+export const defaultDispatcherOptions: DispatcherOptions = {
+  batch: 64,
+  maxReads: 1024,
+  enumerateMax: 256,
+  wakeTimeoutS: 5,
+};
 
 /** One dispatch step: at most `opts.batch` decisions and `opts.maxReads` reads. Returns [made, more work left]. */
 export async function dispatchStep(

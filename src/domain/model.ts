@@ -83,7 +83,11 @@ export type Decision =
 export const MAX_SKILL_SETS_PER_SKILL = 1024;
 
 /** Why an agent (`agentId`) may not take `skills`, or undefined when it may. */
-export function skillSetRefusal(ws: Workspace, agentId: string, skills: readonly string[]): Rejection | undefined {
+export function skillSetRefusal(
+  ws: Workspace,
+  agentId: string,
+  skills: readonly string[],
+): Rejection | undefined {
   const name = skills.join(',');
   const own = ws.agents.get(agentId);
   if (own && own.skills.join(',') === name) return undefined;

@@ -119,7 +119,17 @@ describe('every key of a workspace is declared and in one slot', () => {
     }
     expect([...found].filter((key) => !declared.has(key))).toEqual([]);
     // The scenario did reach the keys that replace per-document and per-skill keys.
-    for (const key of [k.agents, k.contacts, k.pools, k.poolHeads, k.agentSkillSets, k.skillSetQueues, k.queueHeads, k.idempotency, k.events]) {
+    for (const key of [
+      k.agents,
+      k.contacts,
+      k.pools,
+      k.poolHeads,
+      k.agentSkillSets,
+      k.skillSetQueues,
+      k.queueHeads,
+      k.idempotency,
+      k.events,
+    ]) {
       expect(found.has(key), key).toBe(true);
     }
   });

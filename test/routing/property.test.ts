@@ -13,7 +13,11 @@ import { appliedPosition, readAvailability } from '../../src/adapters/redis/docu
 import { readEvents } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
-import { type DispatcherOptions, defaultDispatcherOptions, dispatchPending } from '../../src/dispatcher/dispatcher.ts';
+import {
+  type DispatcherOptions,
+  defaultDispatcherOptions,
+  dispatchPending,
+} from '../../src/dispatcher/dispatcher.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import type { CommandRejectedData } from '../../src/domain/events.ts';
 import { agentState, decide, emptyWorkspace, evolve, type Workspace } from '../../src/domain/model.ts';
@@ -145,10 +149,13 @@ const WIDE = ['a', 'b', 'c', 'd', 'e', 'f'] as const;
 /** Few agents, whose ids make byte order matter in ties. */
 const smallArb: fc.Arbitrary<Scenario> = fc.integer({ min: 3, max: 8 }).chain((n) =>
   fc.record({
-    agents: fc.array(fc.record({ skills: skillsArb(SMALL, 1, 3), capacity: fc.integer({ min: 1, max: 2 }) }), {
-      minLength: n,
-      maxLength: n,
-    }),
+    agents: fc.array(
+      fc.record({ skills: skillsArb(SMALL, 1, 3), capacity: fc.integer({ min: 1, max: 2 }) }),
+      {
+        minLength: n,
+        maxLength: n,
+      },
+    ),
     actions: fc.array(actionArb(n, SMALL), { minLength: 10, maxLength: 80, size: 'medium' }),
     pacing: pacingArb,
     alphabet: fc.constant(SMALL),
@@ -160,10 +167,13 @@ const BROAD = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'] as const;
 /** A backlog first: many distinct skill sets queue before the agents come, so walks are long. */
 const backlogArb: fc.Arbitrary<Scenario> = fc.integer({ min: 4, max: 10 }).chain((n) =>
   fc.record({
-    agents: fc.array(fc.record({ skills: skillsArb(BROAD, 3, 6), capacity: fc.integer({ min: 1, max: 2 }) }), {
-      minLength: n,
-      maxLength: n,
-    }),
+    agents: fc.array(
+      fc.record({ skills: skillsArb(BROAD, 3, 6), capacity: fc.integer({ min: 1, max: 2 }) }),
+      {
+        minLength: n,
+        maxLength: n,
+      },
+    ),
     actions: fc
       .tuple(
         fc.array(
@@ -337,7 +347,9 @@ describe('Redis routing agrees with the model and the oracle', () => {
           applyUpTo(basedOn!);
           const got = `${e.data.contactId as string}->${e.data.agentId as string}`;
           const want = nextAssignment(model);
-          log.push(`  ${e.position} based on ${basedOn}: ${got} (rule 1: ${want ? `${want.contactId}->${want.agentId}` : 'none'})`);
+          log.push(
+            `  ${e.position} based on ${basedOn}: ${got} (rule 1: ${want ? `${want.contactId}->${want.agentId}` : 'none'})`,
+          );
           expect(got, `decision at ${e.position}\n${context()}`).toBe(
             want ? `${want.contactId}->${want.agentId}` : 'none',
           );
@@ -380,7 +392,10 @@ describe('Redis routing agrees with the model and the oracle', () => {
       applyUpTo(await appliedPosition(redis, workspace));
       // Drained: nobody idles while a contact they could serve waits.
       const idle = nextAssignment(model);
-      expect(idle, `after round ${round}, ${idle?.contactId} waits for ${idle?.agentId}\n${context()}`).toBeUndefined();
+      expect(
+        idle,
+        `after round ${round}, ${idle?.contactId} waits for ${idle?.agentId}\n${context()}`,
+      ).toBeUndefined();
     }
     expect(pending, context()).toEqual([]);
 

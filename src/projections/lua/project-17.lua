@@ -326,8 +326,9 @@ for i = 1, #entries do
   redis.call('XADD', K_OUTCOMES, 'MAXLEN', '~', OUTCOME_KEEP, '*', 'commandId', f.commandId or '', 'position', pos,
     'outcome', text)
   local rec = f.idempotencyKey and redis.call('HGET', K_IDEM, f.idempotencyKey)
-  if rec then
-    local r = cjson.decode(rec)
+  local r = rec and cjson.decode(rec)
+  -- An expired key reused before this entry applied names a newer command: leave that record be.
+  if r and r.commandId == f.commandId then
     r.outcome = text
     redis.call('HSET', K_IDEM, f.idempotencyKey, cjson.encode(r))
   end

@@ -1,0 +1,333 @@
+/**
+ * Pool shapes that make a routing step expensive when its cost grows with the pool or the queue
+ * (BENCH.md's adversarial shapes and its `large` workload). Each reports the worst and the median
+ * dispatch step, timed by the client and read from Redis's SLOWLOG (threshold 0 while measuring),
+ * so a step that blocks the shard shows up whatever the client saw.
+ */
+import { appendCommand } from '../../adapters/redis/command-log.ts';
+import type { RedisClient } from '../../adapters/redis/scripts.ts';
+import { dispatchPending } from '../../dispatcher/dispatcher.ts';
+import type { Command } from '../../domain/commands.ts';
+import { defaultProjectorOptions, ensureGroup, projectPending } from '../../projections/projector.ts';
+import type { Rng } from '../sim/random.ts';
+import { median, percentile, round } from '../sim/stats.ts';
+
+export interface StepFigures {
+  /** Dispatch steps measured. */
+  readonly steps: number;
+  readonly medianStepMs: number | null;
+  readonly p99StepMs: number | null;
+  readonly worstStepMs: number | null;
+  /** The slowest dispatch Lua step as Redis measured it, µs. */
+  readonly worstRedisStepUs: number | null;
+  readonly medianRedisStepUs: number | null;
+  readonly assignments: number;
+}
+
+const APPEND_CHUNK = 2000;
+
+/** Appends commands in pipelined chunks and projects them all. */
+export async function sendAll(
+  redis: RedisClient,
+  workspace: string,
+  commands: readonly Command[],
+): Promise<void> {
+  for (let i = 0; i < commands.length; i += APPEND_CHUNK) {
+    await Promise.all(
+      commands.slice(i, i + APPEND_CHUNK).map((command) => appendCommand(redis, { workspace, command })),
+    );
+    await projectPending(redis, workspace, [], { ...defaultProjectorOptions, batch: 1000 });
+  }
+}
+
+/** Times dispatch steps and reads the dispatch scripts' own durations from SLOWLOG. */
+export class StepClock {
+  private readonly times: number[] = [];
+  private assignments = 0;
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly workspace: string,
+  ) {}
+
+  async start(): Promise<void> {
+    await slowlogOn(this.redis);
+  }
+
+  /** Runs the dispatcher until it has nothing left, timing the whole drain as one sample. */
+  async dispatch(): Promise<number> {
+    const t0 = process.hrtime.bigint();
+    const made = await dispatchPending(this.redis, this.workspace);
+    this.times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    this.assignments += made;
+    return made;
+  }
+
+  async figures(): Promise<StepFigures> {
+    const redisSteps = await dispatchSteps(this.redis, this.workspace);
+    return {
+      steps: this.times.length,
+      medianStepMs: round(median(this.times), 3),
+      p99StepMs: round(percentile(this.times, 99), 3),
+      worstStepMs: round(this.times.length ? Math.max(...this.times) : null, 3),
+      worstRedisStepUs: redisSteps.length ? Math.max(...redisSteps) : null,
+      medianRedisStepUs: median(redisSteps),
+      assignments: this.assignments,
+    };
+  }
+}
+
+async function slowlogOn(redis: RedisClient): Promise<void> {
+  for (const node of nodes(redis)) {
+    await node.config('SET', 'slowlog-log-slower-than', '0');
+    await node.config('SET', 'slowlog-max-len', '1000000');
+    await node.slowlog('RESET');
+  }
+}
+
+function nodes(redis: RedisClient): RedisClient[] {
+  return 'nodes' in redis ? redis.nodes('master') : [redis];
+}
+
+/** Durations (µs) of the dispatch steps of a workspace logged since slowlogOn; the log is then off. */
+async function dispatchSteps(redis: RedisClient, workspace: string): Promise<number[]> {
+  const out: number[] = [];
+  const events = `{${workspace}}:events`;
+  for (const node of nodes(redis)) {
+    const entries = (await node.slowlog('GET', 1_000_000)) as [number, number, number, string[]][];
+    for (const [, , us, args] of entries) {
+      // EVALSHA <sha> <numkeys> <first key>: the dispatch step's first key is the event stream.
+      if (args[0]?.toLowerCase() === 'evalsha' && args[3]?.endsWith(events)) out.push(us);
+    }
+    await node.config('SET', 'slowlog-log-slower-than', '10000');
+    await node.slowlog('RESET');
+  }
+  return out;
+}
+
+const register = (agentId: string, skills: string[]): Command => ({
+  type: 'RegisterAgent',
+  agentId,
+  skills: [...skills].sort(),
+  capacity: 1,
+});
+const available = (agentId: string): Command => ({ type: 'ChangeAgentState', agentId, state: 'available' });
+const queue = (contactId: string, skills: string[], priority = 0): Command => ({
+  type: 'QueueContact',
+  contactId,
+  skills: [...skills].sort(),
+  priority,
+});
+
+/**
+ * Multi-skill contacts against a split pool: n agents holding only A, n only B, one holding both
+ * (made available last); `contacts` contacts needing [A, B] (the first goes to the AB agent, the
+ * others find nobody); then `arrivals` agents holding only A become available one by one.
+ */
+export async function splitShape(
+  redis: RedisClient,
+  workspace: string,
+  o: { n: number; contacts: number; arrivals: number },
+): Promise<StepFigures> {
+  await ensureGroup(redis, workspace);
+  const setup: Command[] = [];
+  for (let i = 0; i < o.n; i++) setup.push(register(`a${i}`, ['A']), register(`b${i}`, ['B']));
+  setup.push(register('ab', ['A', 'B']));
+  for (let i = 0; i < o.arrivals; i++) setup.push(register(`late${i}`, ['A']));
+  for (let i = 0; i < o.n; i++) setup.push(available(`a${i}`), available(`b${i}`));
+  setup.push(available('ab'));
+  await sendAll(redis, workspace, setup);
+  await dispatchPending(redis, workspace);
+  const clock = new StepClock(redis, workspace);
+  await clock.start();
+  for (let i = 0; i < o.contacts; i++) {
+    await sendAll(redis, workspace, [queue(`c${i}`, ['A', 'B'])]);
+    await clock.dispatch();
+  }
+  for (let i = 0; i < o.arrivals; i++) {
+    await sendAll(redis, workspace, [available(`late${i}`)]);
+    await clock.dispatch();
+  }
+  return clock.figures();
+}
+
+/** Every k-subset of `items`, in order, stopping after `limit`. */
+function subsets(items: readonly string[], k: number, limit: number): string[][] {
+  const out: string[][] = [];
+  const chosen: string[] = [];
+  const walk = (from: number) => {
+    if (out.length >= limit) return;
+    if (chosen.length === k) {
+      out.push([...chosen]);
+      return;
+    }
+    for (let i = from; i < items.length && out.length < limit; i++) {
+      chosen.push(items[i]!);
+      walk(i + 1);
+      chosen.pop();
+    }
+  };
+  walk(0);
+  return out;
+}
+
+/**
+ * A many-skilled agent: one agent holding 32 skills against `contacts` queued contacts, each
+ * needing a distinct set of 4 of those skills; the agent completes and takes work again `cycles` times.
+ */
+export async function wideShape(
+  redis: RedisClient,
+  workspace: string,
+  o: { contacts: number; cycles: number },
+): Promise<StepFigures> {
+  await ensureGroup(redis, workspace);
+  const skills = Array.from({ length: 32 }, (_, i) => `s${String(i).padStart(2, '0')}`);
+  const sets = subsets(skills, 4, o.contacts);
+  await sendAll(redis, workspace, [
+    register('wide', skills),
+    ...sets.map((set, i) => queue(`c${i}`, set, i % 10)),
+  ]);
+  await dispatchPending(redis, workspace);
+  const clock = new StepClock(redis, workspace);
+  await clock.start();
+  await sendAll(redis, workspace, [available('wide')]);
+  await clock.dispatch();
+  for (let i = 0; i < o.cycles; i++) {
+    const doc = JSON.parse((await redis.hget(`sb:{${workspace}}:agents`, 'wide')) ?? '{}') as {
+      activeContacts?: string[];
+    };
+    const held = doc.activeContacts?.[0];
+    if (!held) break;
+    await sendAll(redis, workspace, [{ type: 'CompleteContact', contactId: held }]);
+    await clock.dispatch();
+  }
+  return clock.figures();
+}
+
+const LARGE_SKILLS = Array.from({ length: 50 }, (_, i) => `k${String(i).padStart(2, '0')}`);
+
+function draw(rng: Rng, min: number, max: number): string[] {
+  const n = min + Math.floor(rng() * (max - min + 1));
+  const pool = [...LARGE_SKILLS];
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) out.push(...pool.splice(Math.floor(rng() * pool.length), 1));
+  return out;
+}
+
+/**
+ * BENCH.md's `large` workload at one queue length: 50 skills, `agents` agents with 3..8 of them,
+ * `queued` contacts needing 1..3 with priorities 0..9; agents become available one at a time
+ * against the queue and each takes the first contact it can serve.
+ */
+export async function largeQueue(
+  redis: RedisClient,
+  workspace: string,
+  o: { agents: number; queued: number; decisions: number; rng: Rng },
+): Promise<StepFigures> {
+  await ensureGroup(redis, workspace);
+  const agents = Array.from({ length: o.agents }, (_, i) => ({ id: `g${i}`, skills: draw(o.rng, 3, 8) }));
+  await sendAll(
+    redis,
+    workspace,
+    agents.map((a) => register(a.id, a.skills)),
+  );
+  const contacts: Command[] = [];
+  for (let i = 0; i < o.queued; i++)
+    contacts.push(queue(`q${i}`, draw(o.rng, 1, 3), Math.floor(o.rng() * 10)));
+  await sendAll(redis, workspace, contacts);
+  await dispatchPending(redis, workspace);
+  const clock = new StepClock(redis, workspace);
+  await clock.start();
+  for (let i = 0; i < Math.min(o.decisions, o.agents); i++) {
+    await sendAll(redis, workspace, [available(agents[i]!.id)]);
+    await clock.dispatch();
+  }
+  return clock.figures();
+}
+
+/**
+ * The `large` pool: every one of `agents` agents (3..8 of 50 skills) available and nobody
+ * waiting; contacts needing 1..3 skills arrive one at a time.
+ */
+export async function largePool(
+  redis: RedisClient,
+  workspace: string,
+  o: { agents: number; decisions: number; rng: Rng },
+): Promise<StepFigures> {
+  await ensureGroup(redis, workspace);
+  const agents = Array.from({ length: o.agents }, (_, i) => ({ id: `g${i}`, skills: draw(o.rng, 3, 8) }));
+  await sendAll(redis, workspace, [
+    ...agents.map((a) => register(a.id, a.skills)),
+    ...agents.map((a) => available(a.id)),
+  ]);
+  await dispatchPending(redis, workspace);
+  const clock = new StepClock(redis, workspace);
+  await clock.start();
+  for (let i = 0; i < o.decisions; i++) {
+    await sendAll(redis, workspace, [queue(`p${i}`, draw(o.rng, 1, 3), Math.floor(o.rng() * 10))]);
+    await clock.dispatch();
+  }
+  return clock.figures();
+}
+
+export type ShapeWorkload = 'split' | 'wide' | 'large';
+
+export interface ShapeOptions {
+  readonly sizes: readonly number[];
+  readonly agents: number;
+  readonly decisions: number;
+  readonly seed: number;
+}
+
+/** The sizes each shape compares when none are given: today's code took over 20 ms a step at the larger. */
+export const DEFAULT_SIZES: Record<ShapeWorkload, readonly number[]> = {
+  split: [2_000, 32_000],
+  wide: [5_000, 35_000],
+  large: [1_000, 100_000, 1_000_000],
+};
+
+/** Runs a shape at each size in a workspace of its own and compares the largest with the smallest. */
+export async function shapeWorkload(
+  redis: RedisClient,
+  base: string,
+  workload: ShapeWorkload,
+  o: ShapeOptions,
+  rng: (seed: number) => Rng,
+): Promise<object> {
+  const runs: Record<string, StepFigures> = {};
+  for (const size of o.sizes) {
+    const ws = `${base}-${workload}-${size}`;
+    if (workload === 'split')
+      runs[size] = await splitShape(redis, ws, { n: size, contacts: 20, arrivals: o.decisions });
+    else if (workload === 'wide')
+      runs[size] = await wideShape(redis, ws, { contacts: size, cycles: o.decisions });
+    else
+      runs[size] = await largeQueue(redis, ws, {
+        agents: o.agents,
+        queued: size,
+        decisions: o.decisions,
+        rng: rng(o.seed),
+      });
+  }
+  const pool =
+    workload === 'large'
+      ? await largePool(redis, `${base}-large-pool`, {
+          agents: o.agents,
+          decisions: o.decisions,
+          rng: rng(o.seed + 1),
+        })
+      : undefined;
+  const all = [...Object.values(runs), ...(pool ? [pool] : [])];
+  const first = runs[o.sizes[0]!]!;
+  const last = runs[o.sizes[o.sizes.length - 1]!]!;
+  const ratio =
+    first.medianRedisStepUs && last.medianRedisStepUs
+      ? round(last.medianRedisStepUs / first.medianRedisStepUs, 2)
+      : null;
+  return {
+    runs,
+    ...(pool ? { pool } : {}),
+    medianRatioLargestToSmallest: ratio,
+    worstRedisStepUs: Math.max(...all.map((r) => r.worstRedisStepUs ?? 0)),
+  };
+}
