@@ -23,6 +23,8 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   readonly idempotencyTtlS: number;
   readonly deadConsumerIdleMs: number;
+  readonly liveMaxBufferedBytes: number;
+  readonly liveMaxHeldEvents: number;
   readonly durability: 'local' | 'replicated';
   readonly replicaWaitMs: number;
   readonly dispatchLeases: boolean;
@@ -134,6 +136,18 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     description:
       "A projector consumer idle this long with no pending commands (a stopped or killed projector's) is removed from the consumer group.",
   },
+  {
+    name: 'LIVE_MAX_BUFFERED_BYTES',
+    default: '8388608',
+    description:
+      'A WebSocket subscriber with more than this many bytes unsent is too slow: closed with 1013 and the position to resume from.',
+  },
+  {
+    name: 'LIVE_MAX_HELD_EVENTS',
+    default: '10000',
+    description:
+      'Most live events held for a WebSocket subscriber while its replay runs; past it, closed with 1013 and the position to resume from.',
+  },
 ];
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -233,6 +247,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
     idempotencyTtlS: int('IDEMPOTENCY_TTL_S', 86_400, 60, 30 * 86_400),
     deadConsumerIdleMs: int('DEAD_CONSUMER_IDLE_MS', 600_000, 1000, 7 * 86_400_000),
+    liveMaxBufferedBytes: int('LIVE_MAX_BUFFERED_BYTES', 8 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    liveMaxHeldEvents: int('LIVE_MAX_HELD_EVENTS', 10_000, 1, 1_000_000),
     durability: durabilityRaw === 'replicated' ? 'replicated' : 'local',
     replicaWaitMs: int('REPLICA_WAIT_MS', 1000, 10, 1500),
     dispatchLeases: bool('DISPATCH_LEASES', true),

@@ -1,8 +1,9 @@
 /**
  * The live feed, `GET /v1/workspaces/{ws}/events/live` over real WebSockets: live delivery,
  * replay-then-live hand-over with no gap and no duplicate while commands pour in, the type and
- * agent filters, refusal of bad queries before the upgrade, delivery across API instances, and
- * the close code on shutdown.
+ * agent filters, refusal of bad queries before the upgrade, delivery across API instances, the
+ * close code on shutdown, and the 1013 closes (a slow reader, a replay outrun by the live feed)
+ * whose advertised position resumes with no gap and no duplicate.
  */
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +20,8 @@ const WS = {
   filters: 'api-live-c',
   cross: 'api-live-e',
   shutdown: 'api-live-f',
+  slow: 'api-live-g',
+  behind: 'api-live-h',
 } as const;
 
 interface Envelope {
@@ -422,6 +425,10 @@ describe('live feed', () => {
       [WS.live, 'agent=bad%20id', 'agent'],
       [WS.live, 'after=1-2-3&type=AssignmentMade', 'after'],
       [WS.live, 'follow=true', 'follow'],
+      // Past Redis's 64-bit stream ids, or after the largest id (Redis cannot read after it).
+      [WS.live, 'after=18446744073709551616-0', 'after'],
+      [WS.live, 'after=0-99999999999999999999', 'after'],
+      [WS.live, 'after=18446744073709551615-18446744073709551615', 'after'],
       ['bad.workspace', '', 'ws'],
     ];
     for (const [ws, query, path] of cases) {
@@ -507,5 +514,130 @@ describe('live feed', () => {
     // The other instances still serve.
     const res = await main.api!.inject({ method: 'GET', url: '/health' });
     expect(res.statusCode).toBe(200);
+  });
+
+  /**
+   * Produces events into `ws` through the main instance, `parallel` requests at a time, until
+   * `until()` holds (checked between requests), or fails after `most` events.
+   */
+  async function produceUntil(
+    ws: string,
+    prefix: string,
+    until: () => boolean,
+    { parallel = 4, most = 3000, bytes = 15_000 } = {},
+  ): Promise<number> {
+    let n = 0;
+    const attributes = { notes: 'n'.repeat(bytes) };
+    await Promise.all(
+      Array.from({ length: parallel }, async () => {
+        while (!until() && n < most) {
+          const i = n++;
+          await command(ws, 'POST', '/contacts', { id: `${prefix}-${i}`, skills: ['nobody'], attributes });
+        }
+      }),
+    );
+    if (!until()) throw new Error(`${ws}: ${most} events produced and the condition still does not hold`);
+    return n;
+  }
+
+  /** The position a 1013 close tells the client to resume from. */
+  function resumeFrom(close: { code: number; reason: string }): string {
+    expect(close.code, close.reason).toBe(1013);
+    const m = /reconnect with after=(\d+-\d+)$/.exec(close.reason);
+    expect(m, close.reason).not.toBeNull();
+    return m![1]!;
+  }
+
+  it('(g) a slow reader is closed with 1013 and the position of the last event it was sent: resuming from it loses nothing', async () => {
+    const ws = WS.slow;
+    const own = await startSwitchboard(
+      loadConfig(env({ ROLES: 'api', LIVE_MAX_BUFFERED_BYTES: String(64 * 1024) })),
+      log,
+    );
+    try {
+      await command(ws, 'POST', '/agents', { id: 'g1', skills: ['k'] });
+      const start = await lastPosition(ws);
+      // After `start`, with a filter: the advertised position must also count events passed over.
+      const slow = new Sub(new WebSocket(liveUrl(own, ws, `after=${start}&type=ContactQueued`)));
+      opened.push(slow);
+      await slow.open;
+      // It stops reading: the kernel's buffers fill, then the server's, past the limit.
+      slow.socket.pause();
+      await subscribed(own, 1);
+      const closing = () =>
+        [...own.api!.websocketServer.clients].some((c) => c.readyState === WebSocket.CLOSING);
+      await produceUntil(ws, 'slow', closing);
+      // Events after the close reach only the resumed subscriber.
+      await command(ws, 'POST', '/agents', { id: 'g2', skills: ['k'] });
+      await command(ws, 'POST', '/contacts', { id: 'after-close', skills: ['nobody'] });
+
+      slow.socket.resume();
+      const after = resumeFrom(await slow.closed);
+      expect(slow.events.length).toBeGreaterThan(0);
+      // The advertised position is the last event it was sent; nothing past it was sent.
+      expect(after).toBe(slow.last);
+      const resumed = await subscribe(own, ws, `after=${after}&type=ContactQueued`);
+      const want = (await history(ws, start)).filter((e) => e.type === 'ContactQueued');
+      await eventually(
+        () => resumed.last === want[want.length - 1]!.position,
+        'the resumed subscriber to catch up',
+      );
+      const all = [...slow.positions, ...resumed.positions];
+      expect(all).toEqual(want.map((e) => e.position));
+      expect(new Set(all).size).toBe(all.length);
+      expect(resumed.events.map((e) => e.data.id)).toContain('after-close');
+      await closeAll(own, [resumed]);
+    } finally {
+      await own.stop();
+    }
+  });
+
+  it('(h) live events held during a replay are capped: past the cap, 1013 with the last position sent, and resuming loses nothing', async () => {
+    const ws = WS.behind;
+    const key = workspaceKeys(ws).events;
+    const own = await startSwitchboard(loadConfig(env({ ROLES: 'api', LIVE_MAX_HELD_EVENTS: '5' })), log);
+    try {
+      // A heavy history, so the reads below keep the instance's Redis connection busy a while.
+      const bulk = { notes: 'n'.repeat(15_000) };
+      await Promise.all(
+        Array.from({ length: 4 }, async (_, w) => {
+          for (let i = w; i < 120; i += 4)
+            await command(ws, 'POST', '/contacts', {
+              id: `history-${i}`,
+              skills: ['nobody'],
+              attributes: bulk,
+            });
+        }),
+      );
+      // The tail starts (reading on the shared connection) before that connection is made busy.
+      await (await subscribe(own, ws)).close();
+
+      // The replay queues behind these reads on the instance's connection, while its tail (a
+      // connection of its own) keeps delivering the events produced meanwhile: they are held.
+      const busy = Promise.all(Array.from({ length: 8 }, () => own.redis.xrange(key, '-', '+')));
+      const sub = new Sub(new WebSocket(liveUrl(own, ws, 'after=0-0')));
+      opened.push(sub);
+      await sub.open;
+      let closed = false;
+      void sub.closed.then(() => {
+        closed = true;
+      });
+      await produceUntil(ws, 'live', () => closed, { parallel: 8, most: 400, bytes: 10 });
+      await busy;
+      const after = resumeFrom(await sub.closed);
+      // Nothing past the advertised position was sent: it is the last event sent, or the
+      // position asked for when nothing was.
+      expect(after).toBe(sub.last ?? '0-0');
+      expect(sub.positions).toEqual((await streamPositions(ws)).slice(0, sub.events.length));
+
+      const resumed = await subscribe(own, ws, `after=${after}`);
+      const last = await settle(ws, [resumed]);
+      const all = [...sub.positions, ...resumed.positions];
+      expect(all).toEqual(await streamPositions(ws));
+      expect(all[all.length - 1]).toBe(last);
+      await closeAll(own, [resumed]);
+    } finally {
+      await own.stop();
+    }
   });
 });

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { WebSocket } from 'ws';
 import { strict } from '../../domain/strict.ts';
-import { comparePositions, Id, Position } from '../../domain/values.ts';
+import { AfterPosition, comparePositions, Id } from '../../domain/values.ts';
 import { entryType, type StreamEntry, toEnvelope } from '../redis/event-log.ts';
 import { workspaceKeys } from '../redis/keys.ts';
 import type { WorkspaceTail } from '../redis/tail.ts';
@@ -9,9 +9,8 @@ import { workspaceOf } from './params.ts';
 import { decodeOr400, ProblemError, problem, sendProblem } from './problem.ts';
 import { TypeList } from './queries.ts';
 
-const LiveQuery = strict({}, { after: Position, type: TypeList, agent: Id }, 'LiveQuery');
+const LiveQuery = strict({}, { after: AfterPosition, type: TypeList, agent: Id }, 'LiveQuery');
 const PING_EVERY_MS = 15_000;
-const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 
 /**
  * `GET /events/live`: with `after`, the history since that position is replayed first, then
@@ -20,6 +19,7 @@ const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
  */
 export async function liveRoutes(app: FastifyInstance): Promise<void> {
   const { redis, tails } = app.deps;
+  const { liveMaxBufferedBytes: maxBufferedBytes, liveMaxHeldEvents: maxHeldEvents } = app.deps.config;
   const liveTails = new WeakMap<object, WorkspaceTail>();
 
   app.get(
@@ -40,7 +40,7 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
         }
         if (!req.ws)
           return sendProblem(
-            reply,
+            reply.header('upgrade', 'websocket'),
             problem(
               426,
               'upgrade-required',
@@ -56,6 +56,8 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
       const log = req.log.child({ workspace: ws, subscriber: req.id });
       const tail = liveTails.get(req) ?? (await tails.get(ws));
       liveTails.delete(req);
+      // The last position this subscriber is done with: sent, or passed over by its filters. It is
+      // the only position a close may advertise: resuming after it loses nothing and repeats nothing.
       let last = q.after ?? tail.eventPosition;
       let replaying = q.after !== undefined;
       const held: StreamEntry[] = [];
@@ -77,21 +79,30 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
         return true;
       };
 
+      const tooSlow = (why: string, extra: object): void => {
+        unsubscribe();
+        held.length = 0;
+        log.warn({ ...extra, resumeAfter: last }, `subscriber ${why}; closing`);
+        socket.close(1013, `${why}; reconnect with after=${last}`);
+      };
+
       const send = (e: StreamEntry): void => {
-        if (comparePositions(e[0], last) <= 0) return;
-        last = e[0];
-        if (!wanted(e) || socket.readyState !== socket.OPEN) return;
-        if (socket.bufferedAmount > MAX_BUFFERED_BYTES) {
-          log.warn({ position: e[0] }, 'subscriber too slow; closing');
-          socket.close(1013, `too slow; reconnect with after=${e[0]}`);
-          return;
+        if (comparePositions(e[0], last) <= 0 || socket.readyState !== socket.OPEN) return;
+        if (wanted(e)) {
+          if (socket.bufferedAmount > maxBufferedBytes) {
+            tooSlow('too slow', { position: e[0], buffered: socket.bufferedAmount });
+            return;
+          }
+          socket.send(JSON.stringify(toEnvelope(e)));
         }
-        socket.send(JSON.stringify(toEnvelope(e)));
+        last = e[0];
       };
 
       const unsubscribe = tail.subscribe((e) => {
-        if (replaying) held.push(e);
-        else send(e);
+        if (!replaying) send(e);
+        else if (held.length < maxHeldEvents) held.push(e);
+        // The replay cannot keep up with the live feed: holding more would grow without bound.
+        else tooSlow('too far behind', { held: held.length });
       });
 
       const ping = setInterval(() => {

@@ -19,7 +19,14 @@ export interface ApiDeps {
   readonly tails: TailHub;
   readonly config: Pick<
     Config,
-    'commandTimeoutMs' | 'queryTimeoutMs' | 'bodyLimit' | 'idempotencyTtlS' | 'durability' | 'replicaWaitMs'
+    | 'commandTimeoutMs'
+    | 'queryTimeoutMs'
+    | 'bodyLimit'
+    | 'idempotencyTtlS'
+    | 'durability'
+    | 'replicaWaitMs'
+    | 'liveMaxBufferedBytes'
+    | 'liveMaxHeldEvents'
   >;
   readonly watch: RedisWatch;
   readonly metrics: Metrics;
