@@ -489,6 +489,28 @@ describe('Redis routing agrees with the model and the oracle', () => {
       [...bySet.keys()].sort(),
     );
     expect(await redis.zcard(keys.candidates), 'no candidate left after draining').toBe(0);
+    // Distinct agent skill sets, and per skill how many hold it.
+    const setCounts: Record<string, string> = {};
+    for (const a of model.agents.values()) {
+      const set = a.skills.join(',');
+      setCounts[`s:${set}`] = String(Number(setCounts[`s:${set}`] ?? 0) + 1);
+    }
+    for (const key of Object.keys(setCounts))
+      for (const skill of key.slice(2).split(','))
+        setCounts[`k:${skill}`] = String(Number(setCounts[`k:${skill}`] ?? 0) + 1);
+    expect(await redis.hgetall(keys.agentSkillSets), `agent skill sets\n${context()}`).toEqual(setCounts);
+    // Pool heads: the first member of each non-empty pool, under each skill of the pool.
+    const firsts = new Map<string, string>();
+    for (const m of await redis.zrangebylex(keys.pools, '-', '+')) {
+      const [set = '', since = '', id = ''] = m.split('|');
+      if (!firsts.has(set)) firsts.set(set, `${since}|${id}`);
+    }
+    const derived = [...firsts].flatMap(([set, head]) =>
+      set.split(',').map((skill) => `${skill}|${head} ${set}`),
+    );
+    expect((await redis.zrangebylex(keys.poolHeads, '-', '+')).sort(), `pool heads\n${context()}`).toEqual(
+      derived.sort(),
+    );
     const heads = await redis.zrange(keys.queueHeads, 0, -1);
     expect(heads.sort(), `queue heads\n${context()}`).toEqual([...bySet.keys()].sort());
   }
