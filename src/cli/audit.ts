@@ -1,0 +1,233 @@
+/**
+ * `npm run audit -- --workspace <ws> [options]`: audits a workspace's log in Redis (src/audit):
+ * replays its command stream through the domain model and checks that every command was applied
+ * once, in order, with the recorded outcome and facts; that every AssignmentMade is rule 1's
+ * decision for the state it was based on and possible at all; and that the documents and
+ * routing index in Redis are the replayed state. Prints a summary and the first violations.
+ *
+ * Exit codes: 0 no violation, 1 violations found, 2 bad arguments (or no such workspace),
+ * 3 the audit could not run (Redis unreachable, or an error while reading).
+ */
+import { Presets, SingleBar } from 'cli-progress';
+import { connectRedis, type RedisTarget } from '../adapters/redis/client.ts';
+import { workspaceKeys } from '../adapters/redis/keys.ts';
+import { auditWorkspace } from '../audit/read.ts';
+import { type AuditReport, summaryOf } from '../audit/report.ts';
+import { POSITION_PATTERN, WorkspaceId } from '../domain/values.ts';
+import { OptionChecker, parseOrUsage, UsageError } from './sim/options.ts';
+
+const SHOWN = 20;
+
+const USAGE = `Usage: npm run audit -- --workspace <ws> [options]
+
+Replays the workspace's command stream (sb:{ws}:commands) through the domain model and checks
+the event stream (sb:{ws}:events), the outcome stream, every routing decision (rule 1 at its
+meta.basedOn) and, at the end, the documents and routing index against the replay.
+
+  --workspace <ws>         the workspace to audit (required)
+  --redis-url <url>        the Redis to read (default $REDIS_URL)
+  --cluster-nodes <list>   host:port,... seeds of a Redis Cluster instead (default $REDIS_CLUSTER_NODES)
+  --after <position>       report only violations after this stream position. The replay still
+                           starts at the beginning of the log (every check needs the state the
+                           whole history built); violations at or before it are only counted.
+                           The end-of-log checks (documents, index, --idle) are always reported.
+  --idle                   the dispatcher is idle: also check that no queued contact has an
+                           eligible available agent at the end
+  --no-state               do not compare the documents and the routing index
+  --page-size <n>          stream entries per read (default 5000)
+  --json                   print one JSON object (the summary and the first ${SHOWN} violations)
+  --help                   this text
+
+Exit codes: 0 no violation, 1 violations, 2 bad arguments, 3 the audit could not run.
+`;
+
+interface CliOptions {
+  readonly workspace: string;
+  readonly target: RedisTarget;
+  readonly label: string;
+  readonly after?: string;
+  readonly idle: boolean;
+  readonly state: boolean;
+  readonly pageSize: number;
+  readonly json: boolean;
+}
+
+function parseAuditArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliOptions {
+  const { values, positionals } = parseOrUsage({
+    args: [...argv],
+    strict: true,
+    allowPositionals: true,
+    options: {
+      workspace: { type: 'string' },
+      'redis-url': { type: 'string' },
+      'cluster-nodes': { type: 'string' },
+      after: { type: 'string' },
+      idle: { type: 'boolean', default: false },
+      'no-state': { type: 'boolean', default: false },
+      'page-size': { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  const check = new OptionChecker();
+  check.check(positionals.length === 0, `unexpected argument(s): ${positionals.join(' ')}`);
+  const workspace = values.workspace ?? '';
+  check.check(workspace !== '', '--workspace: required (the workspace to audit)');
+  check.check(
+    workspace === '' || WorkspaceId.is(workspace),
+    `--workspace: must be 1..64 characters of [A-Za-z0-9_-] (got "${workspace}")`,
+  );
+  check.check(
+    values['redis-url'] === undefined || values['cluster-nodes'] === undefined,
+    '--redis-url and --cluster-nodes: give one or the other',
+  );
+  const nodesText =
+    values['cluster-nodes'] ??
+    (values['redis-url'] ? undefined : env.REDIS_CLUSTER_NODES?.trim() || undefined);
+  const nodes = (nodesText ?? '')
+    .split(',')
+    .map((n) => n.trim())
+    .filter(Boolean);
+  check.check(
+    nodes.every((n) => /^[^:\s]+:\d{1,5}$/.test(n)),
+    `--cluster-nodes: each seed must be host:port (got "${nodesText}")`,
+  );
+  const url = nodes.length > 0 ? undefined : (values['redis-url'] ?? (env.REDIS_URL?.trim() || undefined));
+  if (url !== undefined) {
+    let ok = false;
+    try {
+      ok = ['redis:', 'rediss:'].includes(new URL(url).protocol);
+    } catch {}
+    check.check(ok, `--redis-url: must be a redis:// or rediss:// URL (got "${url}")`);
+  }
+  check.check(
+    nodes.length > 0 || url !== undefined,
+    'no Redis to read: give --redis-url or --cluster-nodes (or set REDIS_URL or REDIS_CLUSTER_NODES)',
+  );
+  const after = values.after;
+  check.check(
+    after === undefined || POSITION_PATTERN.test(after),
+    `--after: must be a stream position such as 1732200000000-0 (got "${after}")`,
+  );
+  const pageSize = check.number('page-size', values['page-size'], 5000, {
+    integer: true,
+    min: 1,
+    max: 100_000,
+  });
+  check.done();
+  return {
+    workspace,
+    target: nodes.length > 0 ? { clusterNodes: nodes } : { url: url! },
+    label: nodes.length > 0 ? `cluster ${nodes.join(',')}` : url!,
+    ...(after !== undefined ? { after } : {}),
+    idle: values.idle ?? false,
+    state: !values['no-state'],
+    pageSize,
+    json: values.json ?? false,
+  };
+}
+
+const n = (x: number) => x.toLocaleString('en-US');
+
+function formatReport(r: AuditReport, o: CliOptions): string {
+  const lines = [
+    `Audit of workspace "${r.workspace}" (${o.label})`,
+    `  commands    ${n(r.commands)} replayed, up to the checkpoint ${r.checkpoint ?? '(none)'}; ${n(r.pendingCommands)} pending after it`,
+    `  events      ${n(r.events)}: ${n(r.facts)} facts, ${n(r.rejections)} rejections, ${n(r.assignments)} assignments`,
+    `  decisions   ${n(r.decisionsChecked)} re-checked against rule 1, ${n(r.decisionsUnverifiable)} could not be`,
+    `  state       documents and routing index ${r.state}`,
+    `  violations  ${n(r.violationCount)}${o.after ? ` after ${o.after} (${n(r.violationsBeforeAfter)} at or before it, not reported)` : ''}`,
+    `  speed       ${n(r.eventsPerS)} events/s (${r.seconds.toFixed(2)} s)`,
+  ];
+  const byKind = Object.entries(r.violationsByKind).map(([k, c]) => `${k} ${n(c)}`);
+  if (byKind.length > 0) lines.push(`  by kind     ${byKind.join(', ')}`);
+  const shown = r.violations.slice(0, SHOWN);
+  if (shown.length > 0) {
+    lines.push(
+      '',
+      `The first ${shown.length} violation${shown.length > 1 ? 's' : ''} (position, stream, kind):`,
+    );
+    for (const v of shown)
+      lines.push(`  ${v.position}  ${v.stream.padEnd(8)}  ${v.kind.padEnd(12)}  ${v.message}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+async function main(): Promise<number> {
+  let o: CliOptions;
+  try {
+    o = parseAuditArgs(process.argv.slice(2), process.env);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`audit: ${err.problems.join('\naudit: ')}\nRun with --help for the options.\n`);
+      return 2;
+    }
+    throw err;
+  }
+  // Pages of thousands of entries may take longer than a request of the API.
+  const redis = connectRedis(o.target, { commandTimeout: 60_000 });
+  let bar: SingleBar | undefined;
+  try {
+    try {
+      await redis.ping();
+    } catch (err) {
+      process.stderr.write(`audit: cannot reach Redis at ${o.label}: ${(err as Error).message}\n`);
+      return 3;
+    }
+    const k = workspaceKeys(o.workspace);
+    if ((await redis.exists(k.commands, k.events)) === 0) {
+      process.stderr.write(
+        `audit: no workspace "${o.workspace}" at ${o.label} (neither ${k.commands} nor ${k.events})\n`,
+      );
+      return 2;
+    }
+    if (!o.json && process.stderr.isTTY === true) {
+      bar = new SingleBar(
+        {
+          stream: process.stderr,
+          hideCursor: true,
+          format: 'audit [{bar}] {value}/{total} events | {rate} events/s | {phase}',
+        },
+        Presets.shades_classic,
+      );
+    }
+    const started = performance.now();
+    let startedBar = false;
+    const report = await auditWorkspace(redis, o.workspace, {
+      ...(o.after !== undefined ? { after: o.after } : {}),
+      idle: o.idle,
+      compareState: o.state,
+      pageSize: o.pageSize,
+      onProgress: (p) => {
+        if (!bar) return;
+        const rate = n(Math.round(p.events / Math.max(0.001, (performance.now() - started) / 1000)));
+        const phase = p.phase === 'events' ? 'replaying' : 'comparing documents and index';
+        if (!startedBar) bar.start(Math.max(p.totalEvents, p.events), p.events, { rate, phase });
+        startedBar = true;
+        bar.setTotal(Math.max(p.totalEvents, p.events));
+        bar.update(p.events, { rate, phase });
+      },
+    });
+    bar?.stop();
+    process.stdout.write(o.json ? `${JSON.stringify(summaryOf(report, SHOWN))}\n` : formatReport(report, o));
+    return report.violationCount > 0 ? 1 : 0;
+  } catch (err) {
+    bar?.stop();
+    process.stderr.write(`audit: the audit could not run: ${(err as Error).stack ?? String(err)}\n`);
+    return 3;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+main().then(
+  (code) => process.stdout.write('', () => process.exit(code)),
+  (err: unknown) => {
+    process.stderr.write(`audit: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(3);
+  },
+);

@@ -1,0 +1,223 @@
+/**
+ * Tampered logs: each change made to a real log (XADD, XDEL, or a stream rewritten with one entry
+ * changed) is reported at the right position with the right kind, by the function and by the
+ * command (`src/cli/audit.ts`, spawned as a user runs it: exit 1, the violation in its output).
+ * The untouched log passes (exit 0), `--after` hides what comes before it, bad arguments exit 2.
+ */
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { appendCommand } from '../../src/adapters/redis/command-log.ts';
+import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
+import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
+import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
+import { auditWorkspace } from '../../src/audit/read.ts';
+import type { AuditSummary } from '../../src/audit/report.ts';
+import { writeLog } from '../../src/cli/bench/audit-log.ts';
+import type { Command } from '../../src/domain/commands.ts';
+import { projectPending } from '../../src/projections/projector.ts';
+import { startTestRedis, type TestRedis } from '../support/redis.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(args: readonly string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/audit.ts', ...args],
+      { cwd: ROOT, timeout: 60_000, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, REDIS_URL: '' } },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr }),
+    );
+  });
+}
+
+describe('tampered logs', () => {
+  let server: TestRedis;
+  let redis: RedisClient;
+  const run = Date.now().toString(36);
+  let n = 0;
+
+  beforeAll(async () => {
+    server = await startTestRedis();
+    redis = server.client();
+  });
+
+  afterAll(async () => {
+    redis?.disconnect();
+    await server?.stop();
+  });
+
+  const audit = (ws: string, ...more: string[]) =>
+    cli(['--workspace', ws, '--redis-url', server.url, '--json', ...more]).then((r) => ({
+      ...r,
+      summary: r.stdout ? (JSON.parse(r.stdout) as AuditSummary) : undefined,
+    }));
+
+  /** A fresh workspace with a real log of about 600 events. */
+  async function log(): Promise<{ ws: string; events: StreamEntry[] }> {
+    const ws = `tamper-${run}-${++n}`;
+    await writeLog(redis, ws, { events: 600, agents: 12, seed: n });
+    return { ws, events: (await redis.xrange(workspaceKeys(ws).events, '-', '+')) as StreamEntry[] };
+  }
+
+  const typeOf = (e: StreamEntry) => e[1][1];
+  const envelopeOf = (e: StreamEntry) =>
+    JSON.parse(e[1][3]!) as { data: Record<string, unknown>; meta: Record<string, unknown> };
+
+  /** Rewrites a stream with the same ids, one entry's fields replaced. */
+  async function rewrite(key: string, id: string, fields: string[]): Promise<void> {
+    const entries = (await redis.xrange(key, '-', '+')) as StreamEntry[];
+    await redis.del(key);
+    for (const [at, f] of entries) await redis.xadd(key, at, ...(at === id ? fields : f));
+  }
+
+  it('passes the untouched log, and refuses bad arguments with exit 2', async () => {
+    const { ws } = await log();
+    const clean = await audit(ws, '--idle');
+    expect(clean.code, clean.stderr).toBe(0);
+    expect(clean.summary).toMatchObject({ ok: true, violationCount: 0, state: 'compared' });
+    expect(clean.summary!.decisionsChecked).toBeGreaterThan(0);
+
+    const text = await cli(['--workspace', ws, '--redis-url', server.url]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/violations +0/);
+    expect(text.stdout).toMatch(/events\/s/);
+
+    const bad = await cli(['--workspace', ws, '--after', 'yesterday']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--after: must be a stream position/);
+    expect(bad.stderr).toMatch(/no Redis to read/);
+    const unknown = await cli(['--workspace', 'nobody-here', '--redis-url', server.url]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/no workspace "nobody-here"/);
+  });
+
+  it('reports an AssignmentMade to the wrong agent appended with XADD', async () => {
+    const { ws } = await log();
+    const k = workspaceKeys(ws);
+    // Two agents able to take "Zulu", the first longest available; a Zulu contact waits, undispatched.
+    const commands: Command[] = [
+      { type: 'RegisterAgent', agentId: 'z1', skills: ['Zulu'], capacity: 1 },
+      { type: 'RegisterAgent', agentId: 'z2', skills: ['Zulu'], capacity: 1 },
+      { type: 'ChangeAgentState', agentId: 'z1', state: 'available' },
+      { type: 'ChangeAgentState', agentId: 'z2', state: 'available' },
+      { type: 'QueueContact', contactId: 'cz', skills: ['Zulu'], priority: 0 },
+    ];
+    for (const command of commands) await appendCommand(redis, { workspace: ws, command });
+    await projectPending(redis, ws);
+    const contact = JSON.parse((await redis.hget(k.contacts, 'cz'))!) as Record<string, unknown>;
+    const now = Date.now();
+    const data = {
+      contactId: 'cz',
+      agentId: 'z2',
+      skills: ['Zulu'],
+      priority: 0,
+      queuedAt: contact.queuedAt,
+      assignedAt: new Date(now).toISOString(),
+      waitedMs: now - Date.parse(String(contact.queuedAt)),
+    };
+    const basedOn = (await redis.hget(k.meta, 'applied'))!;
+    const env = {
+      type: 'AssignmentMade',
+      workspace: ws,
+      at: data.assignedAt,
+      data,
+      meta: { causationId: contact._cmd, basedOn },
+    };
+    const position = (await redis.xadd(
+      k.events,
+      '*',
+      'type',
+      'AssignmentMade',
+      'event',
+      JSON.stringify(env),
+    ))!;
+
+    const report = await auditWorkspace(redis, ws);
+    expect(report.violations[0]).toMatchObject({ kind: 'decision', stream: 'events', position });
+    expect(report.violations[0]!.message).toMatch(/rule 1 gives cz->z1/);
+    // Redis never made it: the documents still have cz queued and z2 free.
+    expect(report.violationsByKind.state).toBeGreaterThan(0);
+
+    const r = await audit(ws);
+    expect(r.code).toBe(1);
+    expect(r.summary!.violations[0]).toMatchObject({ kind: 'decision', position });
+  });
+
+  it('reports a fact changed in place, at its position', async () => {
+    const { ws, events } = await log();
+    const target = events.find((e) => typeOf(e) === 'ContactQueued' && envelopeOf(e).data.priority === 0)!;
+    const env = envelopeOf(target);
+    env.data.priority = 7;
+    await rewrite(workspaceKeys(ws).events, target[0], [
+      'type',
+      'ContactQueued',
+      'event',
+      JSON.stringify(env),
+    ]);
+
+    const report = await auditWorkspace(redis, ws);
+    expect(report.violations).toEqual([
+      expect.objectContaining({
+        kind: 'fact',
+        position: target[0],
+        message: expect.stringMatching(/priority: log 7, model 0/),
+      }),
+    ]);
+    const r = await audit(ws);
+    expect(r.code).toBe(1);
+    expect(r.summary!.violations.map((v) => [v.kind, v.position])).toEqual([['fact', target[0]]]);
+  });
+
+  it('reports a command applied twice, and --after hides it when it is not after the position', async () => {
+    const { ws, events } = await log();
+    const k = workspaceKeys(ws);
+    const fact = events.find((e) => typeOf(e) === 'AgentStateChanged')!;
+    const position = (await redis.xadd(k.events, '*', ...fact[1]))!;
+
+    const report = await auditWorkspace(redis, ws);
+    expect(report.violations).toEqual([expect.objectContaining({ kind: 'duplicate', position })]);
+    expect(report.violations[0]!.message).toMatch(/already applied/);
+    const r = await audit(ws);
+    expect(r.code).toBe(1);
+    expect(r.summary!.violations.map((v) => [v.kind, v.position])).toEqual([['duplicate', position]]);
+
+    const after = await audit(ws, '--after', position);
+    expect(after.code).toBe(0);
+    expect(after.summary).toMatchObject({ violationCount: 0, violationsBeforeAfter: 1 });
+  });
+
+  it('reports a command whose rejection is missing, and a command whose outcome is missing', async () => {
+    const { ws, events } = await log();
+    const k = workspaceKeys(ws);
+    const rejection = events.find((e) => typeOf(e) === 'CommandRejected')!;
+    const commandId = envelopeOf(rejection).meta.commandId as string;
+    const commands = (await redis.xrange(k.commands, '-', '+')) as StreamEntry[];
+    const command = commands.find(([, f]) => f[3] === commandId)!;
+    await redis.xdel(k.events, rejection[0]);
+    const outcomes = (await redis.xrange(k.outcomes, '-', '+')) as StreamEntry[];
+    const dropped = outcomes[Math.floor(outcomes.length / 2)]!;
+    const droppedFor = dropped[1][dropped[1].indexOf('position') + 1]!;
+    await redis.xdel(k.outcomes, dropped[0]);
+
+    const report = await auditWorkspace(redis, ws);
+    const found = report.violations.map((v) => [v.kind, v.stream, v.position]);
+    expect(found).toContainEqual(['missing', 'commands', command[0]]);
+    expect(found).toContainEqual(['outcome', 'commands', droppedFor]);
+    expect(found).toHaveLength(2);
+    expect(report.violations.find((v) => v.kind === 'missing')!.message).toMatch(
+      /no CommandRejected in the event log/,
+    );
+
+    const r = await audit(ws);
+    expect(r.code).toBe(1);
+    expect(r.summary!.violationCount).toBe(2);
+  });
+});
