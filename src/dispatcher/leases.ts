@@ -22,6 +22,10 @@ const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call
 
 export class LeaseKeeper {
   private readonly held = new Set<string>();
+  /** Free leases seen while at the fair share, and since when: taken anyway once free for a TTL. */
+  private readonly freeSince = new Map<string, number>();
+  /** Leases taken because nobody else took them: never handed back as surplus. */
+  private readonly adopted = new Set<string>();
 
   constructor(
     private readonly redis: RedisClient,
@@ -58,12 +62,16 @@ export class LeaseKeeper {
     }
     const wanted = new Set(workspaces);
     const share = Math.ceil(workspaces.length / alive);
-    let surplus = Math.max(0, [...this.held].filter((ws) => wanted.has(ws)).length - share);
+    let surplus = Math.max(
+      0,
+      [...this.held].filter((ws) => wanted.has(ws) && !this.adopted.has(ws)).length - share,
+    );
     for (const ws of [...this.held]) {
       try {
         // Idle, or above the fair share now that more dispatchers run: hand it back.
-        if (!wanted.has(ws) || surplus > 0) {
+        if (!wanted.has(ws) || (surplus > 0 && !this.adopted.has(ws))) {
           if (wanted.has(ws)) surplus--;
+          this.adopted.delete(ws);
           await this.redis.eval(RELEASE, 1, globalKeys.leases(ws), this.owner);
           this.held.delete(ws);
           lost.push(ws);
@@ -78,6 +86,7 @@ export class LeaseKeeper {
         )) as number;
         if (ok !== 1) {
           this.held.delete(ws);
+          this.adopted.delete(ws);
           lost.push(ws);
           this.log.warn(
             { workspace: ws },
@@ -92,13 +101,26 @@ export class LeaseKeeper {
       }
     }
     for (const ws of workspaces) {
-      if (this.held.has(ws) || this.held.size >= share) continue;
+      if (this.held.has(ws)) continue;
+      // Above the fair share a lease is taken only when it stayed free for a whole TTL: the other
+      // live dispatchers may not serve this workspace at all, and it must not go unserved.
+      const overShare = this.held.size >= share;
+      if (overShare) {
+        const since = this.freeSince.get(ws);
+        if (since === undefined || now - since < this.opts.ttlMs) {
+          if (since === undefined && (await this.redis.exists(globalKeys.leases(ws)).catch(() => 1)) === 0)
+            this.freeSince.set(ws, now);
+          continue;
+        }
+      }
       try {
         const ok = await this.redis.set(globalKeys.leases(ws), this.owner, 'PX', this.opts.ttlMs, 'NX');
+        this.freeSince.delete(ws);
         if (ok === 'OK') {
           this.held.add(ws);
+          if (overShare) this.adopted.add(ws);
           gained.push(ws);
-          this.log.info({ workspace: ws }, 'dispatcher lease taken');
+          this.log.info({ workspace: ws, adopted: overShare }, 'dispatcher lease taken');
         }
       } catch (err) {
         this.log.warn(
@@ -115,6 +137,8 @@ export class LeaseKeeper {
       await this.redis.eval(RELEASE, 1, globalKeys.leases(ws), this.owner).catch(() => {});
     }
     this.held.clear();
+    this.adopted.clear();
+    this.freeSince.clear();
     await this.redis.zrem(globalKeys.dispatchers, this.owner).catch(() => {});
   }
 }

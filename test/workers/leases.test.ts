@@ -1,0 +1,63 @@
+/**
+ * Dispatcher leases when dispatchers serve different workspaces: a dispatcher that hands leases
+ * back to reach its fair share must not leave a workspace that no other dispatcher serves.
+ */
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { globalKeys } from '../../src/adapters/redis/keys.ts';
+import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
+import { LeaseKeeper } from '../../src/dispatcher/leases.ts';
+import { startTestRedis, type TestRedis } from '../support/redis.ts';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('dispatcher leases', () => {
+  let server: TestRedis;
+  let redis: RedisClient;
+
+  beforeAll(async () => {
+    server = await startTestRedis();
+    redis = server.client();
+  });
+  afterAll(async () => {
+    redis?.disconnect();
+    await server?.stop();
+  });
+
+  it('keeps every workspace served when another dispatcher serves only its own', async () => {
+    const run = Date.now().toString(36);
+    const mine = [1, 2, 3, 4].map((i) => `lease-${run}-${i}`);
+    const theirs = [`lease-${run}-other`];
+    const opts = { ttlMs: 300, renewEveryMs: 100 };
+    const log = pino({ level: 'silent' });
+    const a = new LeaseKeeper(redis, `a-${run}`, log, opts);
+    const b = new LeaseKeeper(redis, `b-${run}`, log, opts);
+    for (let i = 0; i < 3; i++) {
+      await a.tick(mine);
+      await sleep(100);
+    }
+    expect(mine.every((ws) => a.holds(ws))).toBe(true);
+    // B starts: with two live dispatchers A's fair share halves, and B never takes A's workspaces.
+    const unserved = new Set<string>();
+    for (let i = 0; i < 30; i++) {
+      await a.tick(mine);
+      await b.tick(theirs);
+      for (const ws of mine) if ((await redis.get(globalKeys.leases(ws))) === null) unserved.add(ws);
+      await sleep(100);
+    }
+    expect(mine.filter((ws) => !a.holds(ws)), 'every workspace held at the end').toEqual([]);
+    expect(b.holds(theirs[0]!)).toBe(true);
+    // A handed back its surplus once and took it again after a TTL; it then keeps it.
+    const held = new Map<string, number>();
+    for (let i = 0; i < 10; i++) {
+      await a.tick(mine);
+      await b.tick(theirs);
+      for (const ws of mine) if (a.holds(ws)) held.set(ws, (held.get(ws) ?? 0) + 1);
+      await sleep(100);
+    }
+    expect([...held.values()], 'held in every tick once adopted').toEqual([10, 10, 10, 10]);
+    console.log(JSON.stringify({ unservedOnce: [...unserved].length }));
+    await a.releaseAll();
+    await b.releaseAll();
+  });
+});
