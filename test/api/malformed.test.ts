@@ -1,12 +1,19 @@
 /**
  * Malformed requests: every one answers 4xx problem+json whose `status` is the HTTP status
  * (validation 400s name each bad field in `errors`), nothing reaches Redis (every key and value
- * is the same before and after the batch), and the process stays healthy.
+ * is the same before and after the batch), and the process stays healthy. Requests no client
+ * library would send (bytes the HTTP parser refuses, bad percent-encoding, bad WebSocket
+ * handshakes) go over raw sockets; their answers too are problem+json of a documented type.
  */
+import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { Cluster } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/adapters/config.ts';
+import { openapi } from '../../src/adapters/http/openapi.ts';
+import { PROBLEM_TYPES } from '../../src/adapters/http/problem.ts';
+import { globalKeys } from '../../src/adapters/redis/keys.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
 import { type Running, startSwitchboard } from '../../src/switchboard.ts';
 import { projectorReady } from '../support/projector.ts';
@@ -113,6 +120,35 @@ const noRoute = (method: Method, url: string): Case => ({
   type: '/problems/no-route',
 });
 
+/** 2^64: one past the largest part of a stream id. */
+const U64_OVER = '18446744073709551616';
+const MAX_ID = '18446744073709551615-18446744073709551615';
+
+/** Attributes nested `levels` objects deep, the attributes object itself the first. */
+function nested(levels: number): Record<string, unknown> {
+  let v: Record<string, unknown> = { leaf: true };
+  for (let i = 1; i < levels; i++) v = { a: v };
+  return v;
+}
+
+/**
+ * POST /contacts whose `field` nests 10,000 levels (about 60 KB, under BODY_LIMIT): written as
+ * text, because building it as a value and stringifying it would overflow the test's own stack.
+ */
+function deep(name: string, field: string, open: string, close: string, inner = '{"a":'): Case {
+  const levels = 10_000;
+  const value = `${open}${inner.repeat(levels - 2)}1${(inner === '[' ? ']' : '}').repeat(levels - 2)}${close}`;
+  return {
+    name,
+    method: 'POST',
+    url: `${B}/contacts`,
+    raw: `{"skills":["x"],"${field}":${value}}`,
+    headers: { 'content-type': 'application/json' },
+    status: 400,
+    paths: [field],
+  };
+}
+
 const CASES: readonly Case[] = [
   // POST /agents: missing fields and wrong types
   reg('without id', { skills: ['x'] }, ['id']),
@@ -136,6 +172,9 @@ const CASES: readonly Case[] = [
   reg('with a numeric name', { ...agent, name: 5 }, ['name']),
   reg('with an empty name', { ...agent, name: '' }, ['name']),
   reg('with a 201-character name', { ...agent, name: 'n'.repeat(201) }, ['name']),
+  reg('with a lone high surrogate in the name', { ...agent, name: '\ud800' }, ['name']),
+  reg('with a lone low surrogate in the name', { ...agent, name: 'Ana \udc00' }, ['name']),
+  reg('with a reversed surrogate pair in the name', { ...agent, name: '\ude00\ud83d' }, ['name']),
   reg('with capacity 0', { ...agent, capacity: 0 }, ['capacity']),
   reg('with capacity -1', { ...agent, capacity: -1 }, ['capacity']),
   reg('with capacity 1.5', { ...agent, capacity: 1.5 }, ['capacity']),
@@ -505,6 +544,20 @@ const CASES: readonly Case[] = [
   contact('with attributes over 16 KiB', { skills: ['x'], attributes: { blob: 'b'.repeat(17_000) } }, [
     'attributes',
   ]),
+  contact('with attributes nested 33 levels', { skills: ['x'], attributes: nested(33) }, ['attributes']),
+  deep('POST /contacts with attributes nested 10,000 objects deep', 'attributes', '{"a":', '}'),
+  deep('POST /contacts with attributes nested 10,000 arrays deep', 'attributes', '{"a":[', ']}', '['),
+  contact('with a lone surrogate in attributes', { skills: ['x'], attributes: { note: '\ud800' } }, [
+    'attributes',
+  ]),
+  contact(
+    'with a lone surrogate deep in attributes',
+    { skills: ['x'], attributes: { a: [{ b: ['ok', '\udfff'] }] } },
+    ['attributes'],
+  ),
+  contact('with a lone surrogate in an attribute name', { skills: ['x'], attributes: { '\udc00': 1 } }, [
+    'attributes',
+  ]),
   contact('with a 129-character id', { id: id129, skills: ['x'] }, ['id']),
   contact('with an empty id', { id: '', skills: ['x'] }, ['id']),
   contact('with a numeric id', { id: 7, skills: ['x'] }, ['id']),
@@ -611,6 +664,22 @@ const CASES: readonly Case[] = [
   query('/contacts/{%2F}', `${B}/contacts/a%2Fb`, ['id']),
   query('/stats?x=1', `${B}/stats?x=1`, ['x']),
   query('/stats?minPosition=0', `${D}/stats?minPosition=0`, ['minPosition']),
+  // Positions past Redis's 64-bit stream ids, and after= the largest id (nothing can follow it).
+  query('/events?after=2^64-0', `${D}/events?after=${U64_OVER}-0`, ['after']),
+  query('/events?after=0-(20 nines)', `${D}/events?after=0-99999999999999999999`, ['after']),
+  query('/events?after=(largest id)', `${D}/events?after=${MAX_ID}`, ['after']),
+  query('/events?after=2^64-0&limit=5', `${B}/events?after=${U64_OVER}-0&limit=5&type=AssignmentMade`, [
+    'after',
+  ]),
+  query('/events?minPosition=2^64-0', `${B}/events?minPosition=${U64_OVER}-0`, ['minPosition']),
+  query('/stats?minPosition=0-2^64', `${D}/stats?minPosition=0-${U64_OVER}`, ['minPosition']),
+  query('/agents?minPosition=(21 digits)', `${B}/agents?minPosition=1-${'9'.repeat(21)}`, ['minPosition']),
+  query('/agents/{id}?minPosition=2^64-2^64', `${B}/agents/seed-agent?minPosition=${U64_OVER}-${U64_OVER}`, [
+    'minPosition',
+  ]),
+  query('/contacts/{id}?minPosition=2^64-0', `${B}/contacts/seed-contact?minPosition=${U64_OVER}-0`, [
+    'minPosition',
+  ]),
 
   // Unknown routes and methods
   noRoute('GET', '/'),
@@ -648,7 +717,13 @@ async function send(c: Case): Promise<Reply> {
   })) as unknown as Reply;
 }
 
-/** Every key of the database with its type and full value. */
+/**
+ * Keys that change by the clock, not by requests: the live dispatchers, scored by their last
+ * lease renewal (every few hundred ms), which a batch longer than that would see move.
+ */
+const HEARTBEATS = new Set([globalKeys.dispatchers]);
+
+/** Every key of the database with its type and full value (heartbeats left out). */
 async function snapshot(r: RedisClient): Promise<Map<string, unknown>> {
   const keys: string[] = [];
   // On a cluster, every master holds its own share of the keys.
@@ -663,6 +738,7 @@ async function snapshot(r: RedisClient): Promise<Map<string, unknown>> {
   }
   const out = new Map<string, unknown>();
   for (const key of keys.sort()) {
+    if (HEARTBEATS.has(key)) continue;
     const type = await r.type(key);
     let value: unknown;
     switch (type) {
@@ -780,5 +856,465 @@ describe('malformed requests', () => {
     expect(res.statusCode).toBeLessThan(500);
     expect(String(res.headers['content-type'])).toMatch(/^application\/problem\+json/);
     expect(res.json().status).toBe(res.statusCode);
+  });
+});
+
+interface RawAnswer {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly body: string;
+  /** The server ended the connection within a second of its answer (asked for with `closes`). */
+  readonly closed: boolean;
+}
+
+/**
+ * Sends `bytes` as is on a new connection (no client library could send most of them) and reads
+ * one answer: up to the end of its Content-Length, or to the end of the connection.
+ */
+function rawExchange(bytes: Buffer, closes = false): Promise<RawAnswer> {
+  const { hostname, port } = new URL(running.url!);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname);
+    let got = Buffer.alloc(0);
+    let done = false;
+    let ended = false;
+    const finish = () => {
+      if (done) return;
+      const text = got.toString('latin1');
+      const end = text.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const [statusLine = '', ...lines] = text.slice(0, end).split('\r\n');
+      const headers: Record<string, string> = {};
+      for (const l of lines) {
+        const i = l.indexOf(':');
+        headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+      }
+      const length = Number(headers['content-length'] ?? Number.NaN);
+      const body = got.subarray(Buffer.byteLength(text.slice(0, end + 4), 'latin1'));
+      if (Number.isFinite(length) && body.length < length) return;
+      done = true;
+      clearTimeout(timer);
+      const answer = {
+        status: Number(/^HTTP\/1\.1 (\d{3})/.exec(statusLine)?.[1] ?? 0),
+        headers,
+        body: body.toString('utf8'),
+      };
+      const settle = (closed: boolean) => {
+        socket.destroy();
+        resolve({ ...answer, closed });
+      };
+      if (!closes || ended) return settle(ended);
+      const wait = setTimeout(() => settle(false), 1000);
+      socket.once('close', () => {
+        clearTimeout(wait);
+        settle(true);
+      });
+    };
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(
+        new Error(`no whole answer in 5 s; got ${JSON.stringify(got.toString('latin1').slice(0, 300))}`),
+      );
+    }, 5000);
+    socket.on('data', (chunk: Buffer) => {
+      got = Buffer.concat([got, chunk]);
+      finish();
+    });
+    socket.on('end', () => {
+      ended = true;
+      finish();
+      if (!done) {
+        clearTimeout(timer);
+        reject(new Error(`connection ended without an answer: ${JSON.stringify(got.toString('latin1'))}`));
+      }
+    });
+    socket.on('error', (err) => {
+      if (!done) {
+        clearTimeout(timer);
+        reject(err);
+      }
+    });
+    socket.write(bytes);
+  });
+}
+
+const CRLF = '\r\n';
+const request = (lines: readonly string[], body = ''): Buffer =>
+  Buffer.concat([Buffer.from(`${lines.join(CRLF)}${CRLF}${CRLF}`, 'latin1'), Buffer.from(body)]);
+const upgrade = (path: string, headers: Record<string, string>): Buffer =>
+  request([
+    `GET ${path} HTTP/1.1`,
+    'Host: localhost',
+    'Connection: Upgrade',
+    ...Object.entries({
+      Upgrade: 'websocket',
+      'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==',
+      'Sec-WebSocket-Version': '13',
+      ...headers,
+    })
+      .filter(([, v]) => v !== '')
+      .map(([k, v]) => `${k}: ${v}`),
+  ]);
+
+interface RawCase {
+  readonly name: string;
+  readonly bytes: Buffer;
+  readonly status: number;
+  readonly type: string;
+  readonly paths?: readonly string[];
+  readonly headers?: Record<string, string>;
+  /** The server must end the connection after its answer (it cannot read another request on it). */
+  readonly closes?: boolean;
+}
+
+const agentBody = JSON.stringify({ id: 'raw-agent', skills: ['x'] });
+const post = (path: string, headers: readonly string[], body = agentBody): Buffer =>
+  request(
+    [
+      `POST ${path} HTTP/1.1`,
+      'Host: localhost',
+      'Content-Type: application/json',
+      `Content-Length: ${Buffer.byteLength(body)}`,
+      ...headers,
+    ],
+    body,
+  );
+const get = (target: string | Buffer, headers: readonly string[] = []): Buffer =>
+  Buffer.concat([
+    Buffer.from('GET '),
+    Buffer.isBuffer(target) ? target : Buffer.from(target, 'latin1'),
+    Buffer.from(` HTTP/1.1${CRLF}${['Host: localhost', ...headers].join(CRLF)}${CRLF}${CRLF}`, 'latin1'),
+  ]);
+const LIVE = `${B}/events/live`;
+
+const RAW_CASES: readonly RawCase[] = [
+  {
+    name: 'raw non-ASCII bytes in the request target',
+    bytes: get(Buffer.concat([Buffer.from(`${D}/agents/`), Buffer.from([0xc3, 0xa9, 0xff])])),
+    status: 400,
+    type: '/problems/malformed-request',
+    closes: true,
+  },
+  {
+    name: 'a space inside the request target',
+    bytes: get(`${D}/agents/a b`),
+    status: 400,
+    type: '/problems/malformed-request',
+    closes: true,
+  },
+  {
+    name: 'a control character in the Idempotency-Key header',
+    bytes: post(`${B}/agents`, ['Idempotency-Key: key\x01one']),
+    status: 400,
+    type: '/problems/malformed-request',
+    closes: true,
+  },
+  {
+    name: 'a DEL in a header value',
+    bytes: post(`${B}/agents`, ['X-Note: a\x7fb']),
+    status: 400,
+    type: '/problems/malformed-request',
+    closes: true,
+  },
+  {
+    name: 'a header without a colon',
+    bytes: post(`${B}/agents`, ['Idempotency-Key']),
+    status: 400,
+    type: '/problems/malformed-request',
+    closes: true,
+  },
+  {
+    name: 'a request line that is not HTTP',
+    bytes: Buffer.from(`HELLO${CRLF}${CRLF}`),
+    status: 400,
+    type: '/problems/malformed-request',
+    closes: true,
+  },
+  {
+    name: 'headers over the size node reads',
+    bytes: get(`${D}/stats`, [`X-Big: ${'b'.repeat(20_000)}`]),
+    status: 431,
+    type: '/problems/headers-too-large',
+    closes: true,
+  },
+  {
+    name: 'bad percent-encoding in the workspace',
+    bytes: get('/v1/workspaces/%zz/stats'),
+    status: 400,
+    type: '/problems/invalid-url',
+  },
+  {
+    name: 'a truncated percent-encoding in an id',
+    bytes: post(`${B}/agents/a%2/state`, [], '{"state":"away"}'),
+    status: 400,
+    type: '/problems/invalid-url',
+  },
+  {
+    name: 'a 300-character agent id in the path',
+    bytes: get(`${B}/agents/${'a'.repeat(300)}`),
+    status: 414,
+    type: '/problems/uri-too-long',
+  },
+  {
+    name: 'a 300-character workspace on a command',
+    bytes: post(`/v1/workspaces/${'w'.repeat(300)}/agents`, []),
+    status: 414,
+    type: '/problems/uri-too-long',
+  },
+  {
+    name: 'a WebSocket handshake with a bad Sec-WebSocket-Key',
+    bytes: upgrade(LIVE, { 'Sec-WebSocket-Key': 'not-a-key' }),
+    status: 400,
+    type: '/problems/bad-handshake',
+    closes: true,
+    paths: ['Sec-WebSocket-Key'],
+  },
+  {
+    name: 'a WebSocket handshake without Sec-WebSocket-Key',
+    bytes: upgrade(LIVE, { 'Sec-WebSocket-Key': '' }),
+    status: 400,
+    type: '/problems/bad-handshake',
+    closes: true,
+    paths: ['Sec-WebSocket-Key'],
+  },
+  {
+    name: 'a WebSocket handshake with Sec-WebSocket-Version 99',
+    bytes: upgrade(LIVE, { 'Sec-WebSocket-Version': '99' }),
+    status: 400,
+    type: '/problems/bad-handshake',
+    closes: true,
+    paths: ['Sec-WebSocket-Version'],
+    headers: { 'sec-websocket-version': '13, 8' },
+  },
+  {
+    name: 'Upgrade: h2c on the live route',
+    bytes: upgrade(LIVE, { Upgrade: 'h2c', 'HTTP2-Settings': 'AAMAAABkAARAAAAAAAIAAAAA' }),
+    status: 400,
+    type: '/problems/bad-handshake',
+    closes: true,
+    paths: ['Upgrade'],
+  },
+  {
+    name: 'Upgrade: h2c on a query route',
+    bytes: upgrade(`${D}/stats`, { Upgrade: 'h2c', 'Sec-WebSocket-Key': '', 'Sec-WebSocket-Version': '' }),
+    status: 400,
+    type: '/problems/bad-handshake',
+    closes: true,
+    paths: ['Upgrade'],
+  },
+  {
+    name: 'a malformed Sec-WebSocket-Protocol',
+    bytes: upgrade(LIVE, { 'Sec-WebSocket-Protocol': 'a b' }),
+    status: 400,
+    type: '/problems/bad-handshake',
+    closes: true,
+    paths: ['Sec-WebSocket-Protocol'],
+  },
+  {
+    name: 'a WebSocket upgrade of a command (POST)',
+    bytes: request(
+      [
+        `POST ${B}/agents HTTP/1.1`,
+        'Host: localhost',
+        'Connection: Upgrade',
+        'Upgrade: websocket',
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+        'Sec-WebSocket-Version: 13',
+        'Content-Type: application/json',
+        `Content-Length: ${Buffer.byteLength(agentBody)}`,
+      ],
+      agentBody,
+    ),
+    status: 400,
+    type: '/problems/bad-handshake',
+    closes: true,
+    paths: ['method'],
+  },
+  {
+    name: 'a bad live query on a good handshake',
+    bytes: upgrade(`${LIVE}?after=${U64_OVER}-0`, {}),
+    status: 400,
+    type: '/problems/invalid-request',
+    paths: ['after'],
+    closes: true,
+  },
+  {
+    name: 'a WebSocket upgrade with bad percent-encoding in the path',
+    bytes: upgrade('/v1/workspaces/%zz/events/live', {}),
+    status: 400,
+    type: '/problems/invalid-url',
+    closes: true,
+  },
+  {
+    name: 'a WebSocket upgrade with a 300-character workspace',
+    bytes: upgrade(`/v1/workspaces/${'w'.repeat(300)}/events/live`, {}),
+    status: 414,
+    type: '/problems/uri-too-long',
+    closes: true,
+  },
+  {
+    name: 'a WebSocket upgrade of no route',
+    bytes: upgrade('/v1/nope', {}),
+    status: 404,
+    type: '/problems/no-route',
+    closes: true,
+  },
+];
+
+/** The problem types docs/API.md lists in its "Problem types" table, with their status. */
+function documentedTypes(): Map<string, number> {
+  const doc = readFileSync(new URL('../../docs/API.md', import.meta.url), 'utf8');
+  const section = doc.slice(doc.indexOf('### Problem types'));
+  return new Map(
+    [...section.matchAll(/^\| `(\/problems\/[a-z-]+)` \| (\d{3}) \|/gm)].map((m) => [m[1]!, Number(m[2])]),
+  );
+}
+
+describe('the HTTP edge', () => {
+  it('every problem type is documented in docs/API.md and the OpenAPI document, with its status', () => {
+    const types = new Map(
+      Object.entries(PROBLEM_TYPES).map(([slug, status]) => [`/problems/${slug}`, status]),
+    );
+    expect(documentedTypes()).toEqual(types);
+    expect([...openapi.components.schemas.Problem.properties.type.enum].sort()).toEqual(
+      [...types.keys()].sort(),
+    );
+  });
+
+  it(`${RAW_CASES.length} requests the HTTP parser, the router or the WebSocket handshake refuse answer documented problem+json`, async () => {
+    const before = await snapshot(running.redis);
+    const documented = documentedTypes();
+    const failures: string[] = [];
+    for (const c of RAW_CASES) {
+      let a: RawAnswer;
+      try {
+        a = await rawExchange(c.bytes, c.closes);
+      } catch (err) {
+        failures.push(`${c.name}: ${(err as Error).message}`);
+        continue;
+      }
+      const where = `${c.name}: ${a.status} ${a.headers['content-type']} ${a.body.slice(0, 300)}`;
+      if (a.status !== c.status) failures.push(`expected ${c.status}: ${where}`);
+      if (!/^application\/problem\+json/.test(a.headers['content-type'] ?? '')) {
+        failures.push(`not problem+json: ${where}`);
+        continue;
+      }
+      let p: { type?: string; status?: number; title?: string; detail?: string; errors?: { path: string }[] };
+      try {
+        p = JSON.parse(a.body) as typeof p;
+      } catch {
+        failures.push(`body is not JSON: ${where}`);
+        continue;
+      }
+      if (p.status !== a.status) failures.push(`status field ${p.status}: ${where}`);
+      if (p.type !== c.type) failures.push(`type ${p.type} instead of ${c.type}: ${where}`);
+      if (documented.get(p.type ?? '') !== a.status)
+        failures.push(`type ${p.type} is not documented with ${a.status}: ${where}`);
+      if (!p.title || !p.detail) failures.push(`no title or detail: ${where}`);
+      for (const path of c.paths ?? [])
+        if (!p.errors?.some((e) => e.path === path)) failures.push(`errors do not name ${path}: ${where}`);
+      if (c.closes && !a.closed) failures.push(`connection left open: ${where}`);
+      for (const [k, v] of Object.entries(c.headers ?? {}))
+        if (a.headers[k] !== v) failures.push(`header ${k}: ${a.headers[k]} instead of ${v}: ${where}`);
+    }
+    expect(failures).toEqual([]);
+
+    await sleep(200);
+    const after = await snapshot(running.redis);
+    expect([...after.keys()]).toEqual([...before.keys()]);
+    for (const [key, v] of before) expect(after.get(key), key).toEqual(v);
+    expect((await running.api!.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
+  });
+
+  it('after= the position just below the largest id is a valid, empty page', async () => {
+    const res = await running.api!.inject({
+      method: 'GET',
+      url: `${D}/events?after=18446744073709551615-18446744073709551614`,
+    });
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.json()).toEqual({ events: [], next: null });
+  });
+
+  it('a request that arrives while the instance stops answers 503 problem+json (shutting-down)', async () => {
+    const own = await startSwitchboard(
+      loadConfig({ ...redis.env, PORT: '0', LOG_LEVEL: 'silent', ROLES: 'api', QUERY_TIMEOUT_MS: '1500' }),
+      pino({ level: 'silent' }),
+    );
+    const { hostname, port } = new URL(own.url!);
+    const socket = connect(Number(port), hostname);
+    let text = '';
+    let again = false;
+    const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    socket.on('data', (c: Buffer) => {
+      text += c.toString('utf8');
+      // The first answer comes once the instance has begun to stop: the next request on the same
+      // connection arrives while it stops.
+      if (!again && text.endsWith('}')) {
+        again = true;
+        socket.write(request([`GET ${D}/stats HTTP/1.1`, 'Host: localhost']));
+      }
+    });
+    // It waits for a position not reached yet, keeping the connection busy while stop begins.
+    socket.write(request([`GET ${D}/stats?minPosition=99999999999999-0 HTTP/1.1`, 'Host: localhost']));
+    await sleep(300);
+    await Promise.all([own.stop(), Promise.race([ended, sleep(10_000)])]);
+    socket.destroy();
+    const answers = text.split(/(?=HTTP\/1\.1 \d{3} )/);
+    expect(answers, answers.join('\n---\n')).toHaveLength(2);
+    for (const a of answers) expect(a).toMatch(/\r\ncontent-type: application\/problem\+json/i);
+    expect(answers[0]).toMatch(/^HTTP\/1\.1 503[\s\S]*"type":"\/problems\/position-not-reached"/);
+    expect(answers[1]).toMatch(/^HTTP\/1\.1 503[\s\S]*"type":"\/problems\/shutting-down"/);
+    expect(answers[1]).toMatch(/\r\nretry-after: 1\r\n/i);
+  });
+
+  it('a malformed request pipelined after a good one: the good answer first, then the problem', async () => {
+    const { hostname, port } = new URL(running.url!);
+    const socket = connect(Number(port), hostname);
+    let text = '';
+    socket.on('data', (c: Buffer) => {
+      text += c.toString('utf8');
+    });
+    const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    socket.write(
+      Buffer.concat([
+        request([`GET ${D}/stats HTTP/1.1`, 'Host: localhost']),
+        request([`GET ${D}/stats HTTP/1.1`, 'Host: localhost', 'Idempotency-Key: a\x01b']),
+      ]),
+    );
+    await Promise.race([ended, sleep(5000)]);
+    socket.destroy();
+    const answers = text.split(/(?=HTTP\/1\.1 \d{3} )/);
+    expect(answers, text).toHaveLength(2);
+    expect(answers[0]).toMatch(/^HTTP\/1\.1 200 [\s\S]*"queued":/);
+    expect(answers[1]).toMatch(
+      /^HTTP\/1\.1 400 [\s\S]*application\/problem\+json[\s\S]*"\/problems\/malformed-request"/,
+    );
+  });
+
+  it('GET /health while Redis does not answer is a 503 problem+json', async () => {
+    const health = () => running.api!.inject({ method: 'GET', url: '/health' });
+    expect((await health()).statusCode).toBe(200);
+    const admin = redis.client();
+    // On a cluster, any node may take the instance's PING: every one is paused.
+    const nodes = admin instanceof Cluster ? admin.nodes('all') : [admin];
+    try {
+      // Every other client waits: the instance's once-a-second PING gets no answer within 1 s.
+      await Promise.all(nodes.map((n) => n.call('CLIENT', 'PAUSE', '3500', 'ALL')));
+      let res = await health();
+      for (let i = 0; i < 80 && res.statusCode === 200; i++) {
+        await sleep(50);
+        res = await health();
+      }
+      expect(res.statusCode, res.body).toBe(503);
+      expect(String(res.headers['content-type'])).toMatch(/^application\/problem\+json/);
+      expect(res.headers['retry-after']).toBe('1');
+      expect(res.json()).toMatchObject({ type: '/problems/redis-unavailable', status: 503, state: 'paused' });
+      expect(res.json().detail).toMatch(/unreachable/);
+    } finally {
+      await Promise.all(nodes.map((n) => n.call('CLIENT', 'UNPAUSE').catch(() => {})));
+      admin.disconnect();
+    }
+    for (let i = 0; i < 100 && (await health()).statusCode !== 200; i++) await sleep(50);
+    expect((await health()).statusCode).toBe(200);
   });
 });

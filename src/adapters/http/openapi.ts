@@ -1,5 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { EVENT_TYPES } from '../../domain/events.ts';
+import { MAX_ATTRIBUTES_DEPTH, MAX_POSITION, MAX_POSITION_PART } from '../../domain/values.ts';
+import { PROBLEM_TYPES } from './problem.ts';
 
 /** The OpenAPI 3.1 description of docs/API.md, served at /openapi.json. */
 const id = { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,128}$' };
@@ -9,7 +11,17 @@ const skills = {
   maxItems: 32,
   items: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' },
 };
-const position = { type: 'string', pattern: '^\\d+-\\d+$', examples: ['1732200000000-0'] };
+const position = {
+  type: 'string',
+  pattern: '^\\d{1,20}-\\d{1,20}$',
+  description: `<ms>-<seq>, each part an integer of at most ${MAX_POSITION_PART} (a Redis stream id)`,
+  examples: ['1732200000000-0'],
+};
+const after = {
+  name: 'after',
+  in: 'query',
+  schema: { ...position, description: `${position.description}, below ${MAX_POSITION}` },
+};
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: object) => ({ 'application/json': { schema } });
 const problems = (...codes: number[]) =>
@@ -26,6 +38,7 @@ const wsParam = {
   schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
 };
 const idParam = { name: 'id', in: 'path', required: true, schema: id };
+const name = { type: 'string', minLength: 1, maxLength: 200, description: 'well-formed Unicode' };
 const idem = {
   name: 'Idempotency-Key',
   in: 'header',
@@ -128,7 +141,7 @@ export const openapi = {
       get: {
         summary: 'Page the event history in order',
         parameters: [
-          { name: 'after', in: 'query', schema: position },
+          after,
           { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000 } },
           {
             name: 'type',
@@ -157,17 +170,17 @@ export const openapi = {
       get: {
         summary: 'WebSocket: replay after a position, then live events (one JSON envelope per message)',
         parameters: [
-          { name: 'after', in: 'query', schema: position },
+          after,
           { name: 'type', in: 'query', schema: { type: 'string' } },
           { name: 'agent', in: 'query', schema: id },
         ],
-        responses: { '101': { description: 'switching protocols' }, ...problems(400) },
+        responses: { '101': { description: 'switching protocols' }, ...problems(400, 426) },
       },
     },
     '/health': {
       get: {
         summary: 'Load balancer check',
-        responses: { '200': { description: 'serving' }, '503': { description: 'Redis unreachable' } },
+        responses: { '200': { description: 'serving' }, ...problems(503) },
       },
     },
     '/status': { get: { summary: 'State, roles, Redis', responses: { '200': { description: 'status' } } } },
@@ -183,7 +196,7 @@ export const openapi = {
         additionalProperties: false,
         properties: {
           id,
-          name: { type: 'string', maxLength: 200 },
+          name,
           skills,
           capacity: { type: 'integer', minimum: 1, maximum: 100 },
         },
@@ -193,7 +206,7 @@ export const openapi = {
         minProperties: 1,
         additionalProperties: false,
         properties: {
-          name: { type: 'string', maxLength: 200 },
+          name,
           skills,
           capacity: { type: 'integer', minimum: 1, maximum: 100 },
         },
@@ -212,7 +225,10 @@ export const openapi = {
           id,
           skills,
           priority: { type: 'integer', minimum: 0, maximum: 9 },
-          attributes: { type: 'object' },
+          attributes: {
+            type: 'object',
+            description: `at most 16 KiB as JSON, nested at most ${MAX_ATTRIBUTES_DEPTH} levels (this object is the first), strings well-formed Unicode (no lone surrogates)`,
+          },
         },
       },
       Agent: {
@@ -263,7 +279,10 @@ export const openapi = {
         type: 'object',
         required: ['type', 'title', 'status', 'detail'],
         properties: {
-          type: { type: 'string' },
+          type: {
+            enum: Object.keys(PROBLEM_TYPES).map((slug) => `/problems/${slug}`),
+            description: 'see "Problem types" in docs/API.md',
+          },
           title: { type: 'string' },
           status: { type: 'integer' },
           detail: { type: 'string' },

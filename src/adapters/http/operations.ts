@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { problem, sendProblem } from './problem.ts';
 
 export interface RoleReport {
   readonly roles: readonly string[];
@@ -16,7 +17,11 @@ export async function operationRoutes(app: FastifyInstance): Promise<void> {
   // 200 while this process can serve: the load balancer takes it out when Redis is gone for it.
   app.get('/health', async (_req, reply) => {
     const reason = watch.pausedReason;
-    if (reason) return reply.code(503).send({ status: 'paused', reason });
+    if (reason)
+      return sendProblem(
+        reply.header('retry-after', '1'),
+        problem(503, 'redis-unavailable', 'Storage unavailable', reason, { state: 'paused' }),
+      );
     return { status: 'ok' };
   });
 

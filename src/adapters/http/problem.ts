@@ -14,9 +14,45 @@ export interface Problem {
 
 export const PROBLEM_TYPE = 'application/problem+json';
 
+/**
+ * Every problem type Switchboard answers, with its status: docs/API.md and the OpenAPI document
+ * list exactly these (a test holds them to it), so a client can rely on `type` alone.
+ */
+export const PROBLEM_TYPES = {
+  'invalid-request': 400,
+  'invalid-json': 400,
+  'invalid-url': 400,
+  'malformed-request': 400,
+  'bad-handshake': 400,
+  'bad-request': 400,
+  'no-route': 404,
+  'agent-not-found': 404,
+  'contact-not-found': 404,
+  'request-timeout': 408,
+  'agent-exists': 409,
+  'contact-exists': 409,
+  'agent-busy': 409,
+  'contact-not-queued': 409,
+  'contact-not-assigned': 409,
+  'body-too-large': 413,
+  'uri-too-long': 414,
+  'unsupported-media-type': 415,
+  'idempotency-key-reused': 422,
+  'unknown-command': 422,
+  'upgrade-required': 426,
+  'headers-too-large': 431,
+  internal: 500,
+  'redis-unavailable': 503,
+  'not-replicated': 503,
+  'position-not-reached': 503,
+  'shutting-down': 503,
+} as const;
+
+export type ProblemSlug = keyof typeof PROBLEM_TYPES;
+
 export function problem(
   status: number,
-  slug: string,
+  slug: ProblemSlug,
   title: string,
   detail: string,
   extra: object = {},

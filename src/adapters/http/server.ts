@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
-import type { TailHub } from '../redis/tail.ts';
 import type { RedisClient } from '../redis/scripts.ts';
+import type { TailHub } from '../redis/tail.ts';
 import type { RedisWatch } from '../status.ts';
 import { commandRoutes } from './commands.ts';
+import { clientErrorHandler, frameworkProblem, handshakeProblem, onWebSocketClientError } from './edge.ts';
 import { liveRoutes } from './live.ts';
 import type { Metrics } from './metrics.ts';
 import { openapiRoute } from './openapi.ts';
@@ -53,16 +55,36 @@ export function isRedisUnavailable(err: unknown): boolean {
 
 /** The HTTP and WebSocket API. Every error leaves as problem+json; no input can crash it. */
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
+  const logger = deps.logger as FastifyBaseLogger;
+  let closing = false;
   const app = Fastify({
-    loggerInstance: deps.logger as FastifyBaseLogger,
+    loggerInstance: logger,
     bodyLimit: deps.config.bodyLimit,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
-    return503OnClosing: true,
+    // Fastify's own 503 while closing is plain JSON: the onRequest hook below answers it instead.
+    return503OnClosing: false,
     forceCloseConnections: 'idle',
     routerOptions: { maxParamLength: 200, ignoreTrailingSlash: true },
+    clientErrorHandler: clientErrorHandler(logger),
+    frameworkErrors: (err, req, reply) => {
+      reply.header('x-request-id', req.id);
+      if ((req.raw as IncomingMessage & { upgrade?: boolean }).upgrade) {
+        // No hook runs for these, so the websocket plugin does not end the upgrade's socket,
+        // which no HTTP parser owns any more: nothing would ever close it.
+        reply.header('connection', 'close');
+        reply.raw.once('finish', () => req.raw.socket.destroy());
+      }
+      const p = frameworkProblem(err, req.raw.url ?? '');
+      if (p.status >= 500) req.log.error({ err }, 'routing failed');
+      sendProblem(reply, p);
+    },
   });
   app.decorate('deps', deps);
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
 
   // Empty bodies are allowed on body-less commands; anything else must be JSON.
   app.removeAllContentTypeParsers(); // text/plain included: a non-JSON body answers 415
@@ -88,6 +110,18 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
+    if (closing) {
+      reply.header('connection', 'close').header('retry-after', '1');
+      return sendProblem(
+        reply,
+        problem(
+          503,
+          'shutting-down',
+          'Shutting down',
+          'This instance is stopping; send the request again (another instance will take it).',
+        ),
+      );
+    }
   });
   app.addHook('onResponse', async (req, reply) => {
     deps.metrics.httpRequests.observe(
@@ -171,6 +205,17 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       done();
     },
   });
+  app.websocketServer.on('wsClientError', onWebSocketClientError(logger));
+  // After the plugin's own hook, which marks upgrades (req.ws): a bad handshake is answered here,
+  // before any route runs or any body is read.
+  app.addHook('onRequest', async (req, reply) => {
+    if (!req.ws) return;
+    const bad = handshakeProblem(req.raw);
+    if (!bad) return;
+    reply.header('connection', 'close');
+    for (const [k, v] of Object.entries(bad.headers)) reply.header(k, v);
+    return sendProblem(reply, bad.problem);
+  });
   await app.register(operationRoutes);
   await app.register(openapiRoute);
   await app.register(commandRoutes, { prefix: '/v1/workspaces/:ws' });
@@ -178,4 +223,3 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(liveRoutes, { prefix: '/v1/workspaces/:ws' });
   return app;
 }
-

@@ -1,0 +1,136 @@
+import { type IncomingMessage, STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { FastifyBaseLogger, FastifyError } from 'fastify';
+import { PROBLEM_TYPE, type Problem, problem } from './problem.ts';
+
+/**
+ * Errors met before a request reaches a route: the HTTP parser's, the router's and the WebSocket
+ * handshake's. Each library answers them in its own format (JSON, text/html); these answer the
+ * problem+json that every other error of Switchboard is.
+ */
+
+/** A whole HTTP/1.1 answer, for sockets that no fastify reply owns; the connection is closed after it. */
+export function rawProblemResponse(p: Problem, headers: Record<string, string> = {}): string {
+  const body = JSON.stringify(p);
+  const lines = [
+    `HTTP/1.1 ${p.status} ${STATUS_CODES[p.status] ?? ''}`,
+    `Content-Type: ${PROBLEM_TYPE}`,
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    'Connection: close',
+    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+  ];
+  return `${lines.join('\r\n')}\r\n\r\n${body}`;
+}
+
+function writeAndClose(socket: Duplex, text: string): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  // Destroyed only once written: destroying at once could drop the answer it explains.
+  socket.end(text, () => socket.destroy());
+}
+
+/** Node's `clientError`: the bytes are not an HTTP request this server can parse. */
+export function clientErrorHandler(log: FastifyBaseLogger) {
+  return (err: Error & { code?: string }, socket: Duplex): void => {
+    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    log.debug({ err: err.message, code: err.code }, 'unparsable request');
+    // Bytes pipelined after a request still being answered: ours goes out once that answer has,
+    // not inside it (node itself would cut the connection and lose that answer).
+    const answering = (socket as unknown as { _httpMessage?: NodeJS.EventEmitter | null })._httpMessage;
+    const p =
+      err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_HEADERS_TIMEOUT'
+        ? problem(
+            408,
+            'request-timeout',
+            'Request timeout',
+            'The request did not arrive in time; send it again.',
+          )
+        : err.code === 'HPE_HEADER_OVERFLOW'
+          ? problem(
+              431,
+              'headers-too-large',
+              'Headers too large',
+              'The request line and headers are larger than this server reads; send smaller ones.',
+            )
+          : problem(
+              400,
+              'malformed-request',
+              'Malformed HTTP request',
+              `The request is not valid HTTP/1.1 (${err.code ?? 'parse error'}): the request target and header values must be printable ASCII without control characters. Nothing was changed.`,
+            );
+    if (answering) answering.once('finish', () => writeAndClose(socket, rawProblemResponse(p)));
+    else writeAndClose(socket, rawProblemResponse(p));
+  };
+}
+
+/** Errors of fastify's router (the `frameworkErrors` option): bad percent-encoding, over-long parameters. */
+export function frameworkProblem(err: FastifyError, url: string): Problem {
+  const path = url.split('?')[0] ?? url;
+  switch (err.code) {
+    case 'FST_ERR_BAD_URL':
+      return problem(
+        400,
+        'invalid-url',
+        'Invalid URL',
+        `The path ${JSON.stringify(path.slice(0, 200))} has a bad percent-encoding; encode each reserved byte as %XX.`,
+      );
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return problem(
+        414,
+        'uri-too-long',
+        'URI too long',
+        'A path segment is longer than any workspace or id can be (200 characters); no such resource exists.',
+      );
+    default:
+      return problem(500, 'internal', 'Internal error', 'The server failed to route this request.');
+  }
+}
+
+const WEBSOCKET_KEY = /^[+/0-9A-Za-z]{22}==$/;
+
+/**
+ * Checks what `ws` would check, first: `ws` answers a bad handshake itself, in text/html. An upgrade
+ * of any kind (h2c too) reaches this server only as an attempted WebSocket, so it is judged as one.
+ */
+export function handshakeProblem(
+  req: IncomingMessage,
+): { problem: Problem; headers: Record<string, string> } | undefined {
+  const errors: { path: string; message: string }[] = [];
+  const headers: Record<string, string> = {};
+  if (req.method !== 'GET') errors.push({ path: 'method', message: 'must be GET to open a WebSocket' });
+  if (String(req.headers.upgrade ?? '').toLowerCase() !== 'websocket')
+    errors.push({ path: 'Upgrade', message: 'must be "websocket": no other protocol is offered' });
+  const key = req.headers['sec-websocket-key'];
+  if (typeof key !== 'string' || !WEBSOCKET_KEY.test(key))
+    errors.push({ path: 'Sec-WebSocket-Key', message: 'must be 16 random bytes in base64' });
+  const version = req.headers['sec-websocket-version'];
+  if (version !== '13' && version !== '8') {
+    errors.push({ path: 'Sec-WebSocket-Version', message: 'must be 13 (or 8)' });
+    headers['sec-websocket-version'] = '13, 8';
+  }
+  if (errors.length === 0) return undefined;
+  return { problem: badHandshake(errors), headers };
+}
+
+export function badHandshake(errors: readonly { path: string; message: string }[]): Problem {
+  return problem(
+    400,
+    'bad-handshake',
+    'Bad WebSocket handshake',
+    `The upgrade is not a WebSocket handshake this server accepts: ${errors
+      .map((e) => `${e.path} ${e.message}`)
+      .join('; ')}.`,
+    { errors },
+  );
+}
+
+/** `ws`'s own refusals that the check above does not foresee (a malformed Sec-WebSocket-Protocol). */
+export function onWebSocketClientError(log: FastifyBaseLogger) {
+  return (err: Error, socket: Duplex): void => {
+    log.debug({ err: err.message }, 'websocket handshake refused');
+    const header = /Sec-WebSocket-[A-Za-z]+/.exec(err.message)?.[0] ?? '(handshake)';
+    writeAndClose(socket, rawProblemResponse(badHandshake([{ path: header, message: err.message }])));
+  };
+}
