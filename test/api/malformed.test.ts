@@ -1295,6 +1295,8 @@ describe('the HTTP edge', () => {
     const health = () => running.api!.inject({ method: 'GET', url: '/health' });
     expect((await health()).statusCode).toBe(200);
     const admin = redis.client();
+    // A cluster client knows its nodes once it has connected.
+    await admin.ping();
     // On a cluster, any node may take the instance's PING: every one is paused.
     const nodes = admin instanceof Cluster ? admin.nodes('all') : [admin];
     try {
