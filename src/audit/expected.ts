@@ -5,7 +5,19 @@ import { type Agent, agentState, type Contact, type Fact } from '../domain/model
  * the projector's Lua step writes it (src/projections/lua), and the public view of each document
  * (API.md, "Documents"). The auditor compares these with what Redis holds, field by field.
  */
-export const iso = (ms: number): string => new Date(ms).toISOString();
+const isoCache: (string | undefined)[] = new Array(256);
+const isoKeys = new Float64Array(256);
+
+/** Milliseconds as ISO-8601, as the Lua steps write them; remembered, since times repeat a lot. */
+export function iso(ms: number): string {
+  const slot = ms & 255;
+  const hit = isoCache[slot];
+  if (hit !== undefined && isoKeys[slot] === ms) return hit;
+  const text = new Date(ms).toISOString();
+  isoCache[slot] = text;
+  isoKeys[slot] = ms;
+  return text;
+}
 
 /** Command-stream bookkeeping the model does not keep: where each document was last written. */
 export interface ContactMeta {
@@ -17,37 +29,34 @@ export interface ContactMeta {
   assignedIn?: string;
 }
 
+// Built by assignment rather than spreads: these run for every fact of a long replay.
 export function agentDocument(a: Agent, position: string): Record<string, unknown> {
-  return {
-    id: a.id,
-    ...(a.name !== undefined ? { name: a.name } : {}),
-    skills: a.skills,
-    capacity: a.capacity,
-    presence: a.presence,
-    state: agentState(a),
-    activeContacts: a.activeContacts,
-    availableSince: a.availableSince === null ? null : iso(a.availableSince),
-    registeredAt: iso(a.registeredAt),
-    position,
-  };
+  const d: Record<string, unknown> = { id: a.id };
+  if (a.name !== undefined) d.name = a.name;
+  d.skills = a.skills;
+  d.capacity = a.capacity;
+  d.presence = a.presence;
+  d.state = agentState(a);
+  d.activeContacts = a.activeContacts;
+  d.availableSince = a.availableSince === null ? null : iso(a.availableSince);
+  d.registeredAt = iso(a.registeredAt);
+  d.position = position;
+  return d;
 }
 
 export function contactDocument(c: Contact, position: string): Record<string, unknown> {
+  const d: Record<string, unknown> = { id: c.id, skills: c.skills, priority: c.priority };
+  if (c.attributes !== undefined) d.attributes = c.attributes;
+  d.state = c.state;
+  d.queuedAt = iso(c.queuedAt);
+  d.position = position;
+  if (c.agentId !== undefined) d.agentId = c.agentId;
+  if (c.assignedAt !== undefined) d.assignedAt = iso(c.assignedAt);
   const waitedUntil = c.abandonedAt ?? c.assignedAt;
-  return {
-    id: c.id,
-    skills: c.skills,
-    priority: c.priority,
-    ...(c.attributes !== undefined ? { attributes: c.attributes } : {}),
-    state: c.state,
-    queuedAt: iso(c.queuedAt),
-    position,
-    ...(c.agentId !== undefined ? { agentId: c.agentId } : {}),
-    ...(c.assignedAt !== undefined ? { assignedAt: iso(c.assignedAt) } : {}),
-    ...(waitedUntil !== undefined ? { waitedMs: waitedUntil - c.queuedAt } : {}),
-    ...(c.completedAt !== undefined ? { completedAt: iso(c.completedAt) } : {}),
-    ...(c.abandonedAt !== undefined ? { abandonedAt: iso(c.abandonedAt) } : {}),
-  };
+  if (waitedUntil !== undefined) d.waitedMs = waitedUntil - c.queuedAt;
+  if (c.completedAt !== undefined) d.completedAt = iso(c.completedAt);
+  if (c.abandonedAt !== undefined) d.abandonedAt = iso(c.abandonedAt);
+  return d;
 }
 
 /**

@@ -18,16 +18,18 @@ export class Outcomes {
 
   add(entries: readonly Entry[]): void {
     for (const [at, fields] of entries) {
-      const f: Record<string, string> = {};
-      for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
-      const position = f.position ?? '';
+      let position = '';
+      let commandId = '';
       let status = Number.NaN;
-      try {
-        status = Number((JSON.parse(f.outcome ?? '') as { status?: unknown }).status);
-      } catch {}
+      for (let i = 0; i + 1 < fields.length; i += 2) {
+        const v = fields[i + 1]!;
+        if (fields[i] === 'position') position = v;
+        else if (fields[i] === 'commandId') commandId = v;
+        else if (fields[i] === 'outcome') status = statusOf(v);
+      }
       if (this.byCommand.has(position))
         this.flag('outcome', 'outcomes', at, `a second outcome for the command at ${position}`);
-      else this.byCommand.set(position, { commandId: f.commandId ?? '', status, at });
+      else this.byCommand.set(position, { commandId, status, at });
       if (this.first === undefined || positionBefore(position, this.first)) this.first = position;
     }
   }
@@ -61,6 +63,21 @@ export class Outcomes {
         `outcome for command ${o.commandId} at ${position}, not in the command stream`,
       );
     this.byCommand.clear();
+  }
+}
+
+/**
+ * An outcome's status without parsing its body (a whole document): the projector encodes
+ * `{status, body}` with its two keys in either order, and a body's own `status` is nested, so a
+ * top-level one opens the text or closes it.
+ */
+function statusOf(text: string): number {
+  const m = /^\{"status":(\d+),/.exec(text) ?? /,"status":(\d+)\}$/.exec(text);
+  if (m) return Number(m[1]);
+  try {
+    return Number((JSON.parse(text) as { status?: unknown }).status);
+  } catch {
+    return Number.NaN;
   }
 }
 

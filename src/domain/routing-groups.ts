@@ -119,16 +119,11 @@ class ContactGroup {
   }
 }
 
-const groupNames = new WeakMap<readonly string[], string>();
-
-/** A skill set's canonical name; model records share skills arrays, so it is worked out once each. */
+/** A skill set's name; skills arrive in canonical order (sorted, no repeats), so mostly a join. */
 function nameOf(skills: readonly string[]): string {
-  let name = groupNames.get(skills);
-  if (name === undefined) {
-    name = canonicalSkills(skills).join(',');
-    groupNames.set(skills, name);
-  }
-  return name;
+  for (let i = 1; i < skills.length; i++)
+    if (skills[i - 1]! >= skills[i]!) return canonicalSkills(skills).join(',');
+  return skills.join(',');
 }
 
 export class RoutingGroups {
@@ -251,7 +246,8 @@ export class RoutingGroups {
   private contactHead(g: ContactGroup): ContactSlot | undefined {
     for (const p of g.priorities) {
       const b = g.buckets.get(p)!;
-      while (b.head < b.items.length && this.contacts.get(b.items[b.head]!.id)?.slot !== b.items[b.head]) b.head++;
+      while (b.head < b.items.length && this.contacts.get(b.items[b.head]!.id)?.slot !== b.items[b.head])
+        b.head++;
       if (b.head > 1024 && b.head * 2 > b.items.length) {
         b.items = b.items.slice(b.head);
         b.head = 0;

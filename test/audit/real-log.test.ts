@@ -13,6 +13,8 @@ import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
 import { auditWorkspace } from '../../src/audit/read.ts';
 import { auditEntries } from '../../src/audit/report.ts';
 import { writeLog } from '../../src/cli/bench/audit-log.ts';
+import { dispatchPending } from '../../src/dispatcher/dispatcher.ts';
+import { projectPending } from '../../src/projections/projector.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 
 describe('the auditor on a real log', () => {
@@ -73,5 +75,33 @@ describe('the auditor on a real log', () => {
       eventsPerS: 0,
       replay: null,
     });
+  });
+
+  it('replays entries the projector refuses (unknown type, wrong shape) as the rejections they became', async () => {
+    const ws = `audit-${run}-2`;
+    const k = workspaceKeys(ws);
+    await writeLog(redis, ws, { events: 200, agents: 5, seed: 3 });
+    const raw = async (type: string, command: string) =>
+      redis.xadd(
+        k.commands,
+        '*',
+        'type',
+        type,
+        'commandId',
+        `raw-${type}-${command.length}`,
+        'command',
+        command,
+      );
+    await raw('FrobnicateAgent', '{"agentId":"agent-1"}');
+    await raw('QueueContact', '{"contactId":"bad","skills":["b","a"],"priority":1}');
+    await raw('QueueContact', 'not json');
+    await raw('ChangeAgentState', '{"agentId":"agent-1","state":"sleeping"}');
+    await projectPending(redis, ws);
+    await dispatchPending(redis, ws);
+    const report = await auditWorkspace(redis, ws, { idle: true });
+    expect(report.violations).toEqual([]);
+    expect(report.rejected.filter((r) => r.commandId.startsWith('raw-')).map((r) => r.status)).toEqual([
+      422, 422, 422, 422,
+    ]);
   });
 });
