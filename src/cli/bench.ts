@@ -25,6 +25,7 @@ import type { RedisClient } from '../adapters/redis/scripts.ts';
 import { defaultDispatcherOptions, dispatchPending } from '../dispatcher/dispatcher.ts';
 import type { Command } from '../domain/commands.ts';
 import { defaultProjectorOptions, ensureGroup, projectPending } from '../projections/projector.ts';
+import { auditWorkload } from './bench/audit.ts';
 import { e2eWorkload } from './bench/e2e.ts';
 import { ingestWorkload } from './bench/ingest.ts';
 import { DEFAULT_SIZES, type ShapeWorkload, shapeWorkload } from './bench/shapes.ts';
@@ -32,7 +33,7 @@ import { OptionChecker, parseOrUsage, UsageError } from './sim/options.ts';
 import { seededRandom, seedSkills } from './sim/random.ts';
 import { mean, median, percentile, round } from './sim/stats.ts';
 
-const USAGE = `Usage: npm run bench -- [seed|floor|decision|e2e|ingest|split|wide|large] [options]
+const USAGE = `Usage: npm run bench -- [seed|floor|decision|e2e|ingest|split|wide|large|audit] [options]
 
 Workloads (BENCH.md):
   seed        dispatch drain: --contacts queued up front, --agents all available, zero handle time
@@ -47,11 +48,14 @@ Workloads (BENCH.md):
               it completes and takes work --decisions times
   large       50 skills, --agents (default 10000) with 3..8, contacts needing 1..3, priorities 0..9:
               agents made available against queues of --sizes; then contacts against a full pool
+  audit       a log of --events events made through the Lua steps (--agents, default 200), then
+              audited as npm run audit does, and replayed again from memory: events/s of each
 
 Options:
   --workload <name>      the workload (or give it as the first argument; default seed)
   --agents <n>           agents (default 40; e2e 200)
   --contacts <n>         seed: contacts queued up front (default 5000)
+  --events <n>           audit: events in the log to audit (default 100000)
   --clients <n>          seed: concurrent dispatch loops (default 1); floor: connections (default 50)
   --count <n>            floor: assignment steps to run (default 200000)
   --queues <a,b,...>     decision: queue lengths to compare (default 1000,100000)
@@ -71,7 +75,7 @@ Options:
   --help                 this text
 `;
 
-type Workload = 'seed' | 'floor' | 'decision' | 'e2e' | 'ingest' | ShapeWorkload;
+type Workload = 'seed' | 'floor' | 'decision' | 'e2e' | 'ingest' | 'audit' | ShapeWorkload;
 const WORKLOADS: readonly Workload[] = [
   'seed',
   'floor',
@@ -81,12 +85,14 @@ const WORKLOADS: readonly Workload[] = [
   'split',
   'wide',
   'large',
+  'audit',
 ];
 
 interface BenchOptions {
   readonly workload: Workload;
   readonly agents: number;
   readonly contacts: number;
+  readonly events: number;
   readonly clients: number;
   readonly count: number;
   readonly queues: readonly number[];
@@ -113,6 +119,7 @@ function parseBenchArgs(argv: readonly string[]): BenchOptions {
       workload: { type: 'string' },
       agents: { type: 'string' },
       contacts: { type: 'string' },
+      events: { type: 'string' },
       clients: { type: 'string' },
       count: { type: 'string' },
       queues: { type: 'string' },
@@ -150,7 +157,7 @@ function parseBenchArgs(argv: readonly string[]): BenchOptions {
   const agents = check.number(
     'agents',
     values.agents,
-    workload === 'e2e' ? 200 : workload === 'large' ? 10_000 : 40,
+    workload === 'e2e' || workload === 'audit' ? 200 : workload === 'large' ? 10_000 : 40,
     {
       integer: true,
       min: 1,
@@ -162,6 +169,7 @@ function parseBenchArgs(argv: readonly string[]): BenchOptions {
     min: 1,
     max: 10_000_000,
   });
+  const events = check.number('events', values.events, 100_000, { integer: true, min: 1, max: 100_000_000 });
   const clients = check.number('clients', values.clients, workload === 'floor' ? 50 : 1, {
     integer: true,
     min: 1,
@@ -248,6 +256,7 @@ function parseBenchArgs(argv: readonly string[]): BenchOptions {
     workload,
     agents,
     contacts,
+    events,
     clients,
     count,
     queues,
@@ -787,6 +796,15 @@ async function main(): Promise<number> {
       try {
         figures = await ingestWorkload(url, workspace, o, note);
       } finally {
+        if (o.redisUrl) await dropWorkspace(admin, workspace);
+      }
+    } else if (o.workload === 'audit') {
+      parameters = { events: o.events, agents: o.agents, seed: o.seed, redis: redisMode };
+      const redis = connectRedis({ url }, { commandTimeout: 60_000 });
+      try {
+        figures = await auditWorkload(redis, workspace, o, note);
+      } finally {
+        redis.disconnect();
         if (o.redisUrl) await dropWorkspace(admin, workspace);
       }
     } else if (isShape(o.workload)) {

@@ -1,0 +1,98 @@
+/**
+ * `audit`: how fast the auditor replays a long log. A log of `events` events is made through the
+ * real path (src/cli/bench/audit-log.ts: append step, projector and dispatcher Lua), then audited
+ * twice: from Redis as `npm run audit` does (pages, replay, documents and routing index compared)
+ * and, with the streams already in memory, the replay alone (`auditEntries`, no documents).
+ */
+import type { StreamEntry } from '../../adapters/redis/event-log.ts';
+import { workspaceKeys } from '../../adapters/redis/keys.ts';
+import type { RedisClient } from '../../adapters/redis/scripts.ts';
+import { auditWorkspace } from '../../audit/read.ts';
+import { auditEntries } from '../../audit/report.ts';
+import { writeLog } from './audit-log.ts';
+
+export interface AuditBenchOptions {
+  readonly events: number;
+  readonly agents: number;
+  readonly seed: number;
+}
+
+export interface AuditFigures {
+  readonly events: number;
+  readonly commands: number;
+  readonly assignments: number;
+  readonly decisionsChecked: number;
+  readonly violations: number;
+  /** Making the log through the Lua steps (not the auditor). */
+  readonly buildSeconds: number;
+  /** The audit as `npm run audit` runs it: reading Redis in pages, replay, documents compared. */
+  readonly auditSeconds: number;
+  readonly eventsPerS: number;
+  /** The replay alone over streams in memory (no reads, no documents). */
+  readonly replaySeconds: number;
+  readonly replayEventsPerS: number;
+  readonly heapUsedMb: number;
+}
+
+async function readAll(redis: RedisClient, key: string): Promise<StreamEntry[]> {
+  const out: StreamEntry[] = [];
+  let from = '-';
+  for (;;) {
+    const page = (await redis.xrange(key, from, '+', 'COUNT', 10_000)) as StreamEntry[];
+    for (const e of page) out.push(e);
+    if (page.length < 10_000) return out;
+    from = `(${page[page.length - 1]![0]}`;
+  }
+}
+
+export async function auditWorkload(
+  redis: RedisClient,
+  workspace: string,
+  o: AuditBenchOptions,
+  note: (text: string) => void,
+): Promise<AuditFigures> {
+  note(`making a log of ${o.events} events with ${o.agents} agents through the Lua steps`);
+  const built = performance.now();
+  let reported = 0;
+  await writeLog(redis, workspace, {
+    events: o.events,
+    agents: o.agents,
+    seed: o.seed,
+    onRound: (events) => {
+      if (events - reported >= o.events / 10) {
+        reported = events;
+        note(`  ${events} events`);
+      }
+    },
+  });
+  const buildSeconds = (performance.now() - built) / 1000;
+
+  note('auditing it from Redis (as npm run audit)');
+  const report = await auditWorkspace(redis, workspace, { idle: true });
+  if (report.violationCount > 0)
+    note(
+      `the audit found ${report.violationCount} violations: ${JSON.stringify(report.violations.slice(0, 3))}`,
+    );
+
+  note('replaying it again from memory');
+  const k = workspaceKeys(workspace);
+  const [commands, events, outcomes] = await Promise.all([
+    readAll(redis, k.commands),
+    readAll(redis, k.events),
+    readAll(redis, k.outcomes),
+  ]);
+  const pure = auditEntries(workspace, { commands, events, outcomes });
+  return {
+    events: report.events,
+    commands: report.commands,
+    assignments: report.assignments,
+    decisionsChecked: report.decisionsChecked,
+    violations: report.violationCount + pure.violationCount,
+    buildSeconds: Math.round(buildSeconds * 10) / 10,
+    auditSeconds: Math.round(report.seconds * 100) / 100,
+    eventsPerS: report.eventsPerS,
+    replaySeconds: Math.round(pure.seconds * 100) / 100,
+    replayEventsPerS: pure.eventsPerS,
+    heapUsedMb: Math.round(process.memoryUsage().heapUsed / 2 ** 20),
+  };
+}
