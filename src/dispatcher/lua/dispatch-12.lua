@@ -7,13 +7,14 @@
   position (the projector checkpoint) the decision was based on. Several dispatchers may call it.
 
   It never walks the queue or the agents. The candidates zset holds every contact that arrived
-  and every agent that became able to serve something, scored by a lower bound of the routing
-  order of the contact it would lead to. The lowest candidate is taken:
+  and the pool (skill set) of every agent that became able to serve something, scored by a lower
+  bound of the routing order of the contact it would lead to. The lowest candidate is taken:
   - a contact: given to the head of the first pool (in LAA order) holding all its skills among
     the pools of its rarest skill, or dropped when there is none;
-  - an agent: the first non-empty skill-set queue whose skills it holds is found (from its score
-    on), and the candidate is scored by that queue's head; when no lower candidate remains, that
-    head is the first contact with an eligible agent, and it is assigned.
+  - a pool: the first non-empty skill-set queue whose skills its agents hold is found (from its
+    score on), and the candidate is scored by that queue's head; when no lower candidate remains,
+    that head is the first contact with an eligible agent, and it is assigned (to the longest
+    available agent that can take it, in this pool or another).
   Scores only rise (contacts leave, agents leave), so a candidate re-scored lazily stays a lower
   bound, and the lowest candidate is always rule 1's next decision. When the set is empty no
   queued contact has an eligible available agent.
@@ -47,11 +48,31 @@ local ENUMERATE_MAX = tonumber(ARGV[5])
 --@include "routing"
 
 local WALK = math.min(64, MAX_WORK) -- members read at a time in a walk
+local FIRST_TRY = 8 -- pool heads read under a contact's first skill before looking for its rarest
 local work = 0
 
 -- The agent id of a pool-heads member "<skill>|<since>|<agent> <skill set>".
 local function head_agent(m)
   return string.match(m, '^[^|]*|%d+|([^ ]*) ')
+end
+
+-- The agent at the head of the first pool-heads member whose skill set holds every skill of
+-- `skills` (all members are under `under`, so that one needs no check).
+local function fits(members, skills, under)
+  for j = 1, #members do
+    local m = members[j]
+    local sp = string.find(m, ' ', 1, true)
+    local set = ',' .. string.sub(m, sp + 1) .. ','
+    local all = true
+    for i = 1, #skills do
+      if skills[i] ~= under and not string.find(set, ',' .. skills[i] .. ',', 1, true) then
+        all = false
+        break
+      end
+    end
+    if all then return head_agent(m) end
+  end
+  return nil
 end
 
 -- The Longest Available Agent holding every skill: the first pool, in LAA order of its head,
@@ -64,39 +85,35 @@ local function longest_available(skills)
     work = work + 1
     return m and head_agent(m)
   end
-  local rarest, n
+  -- Any skill's range finds the same agent; the first skill's is tried briefly, then the rarest.
+  local rarest = skills[1]
+  local lo, hi = lex_bounds(rarest)
+  local first = redis.call('ZRANGEBYLEX', K_PHEADS, lo, hi, 'LIMIT', 0, FIRST_TRY)
+  work = work + 1 + #first
+  local found = fits(first, skills, rarest)
+  if found or #first < FIRST_TRY then return found end
+  local n
   for i = 1, #skills do
-    local lo, hi = lex_bounds(skills[i])
+    lo, hi = lex_bounds(skills[i])
     local c = redis.call('ZLEXCOUNT', K_PHEADS, lo, hi)
     work = work + 1
     if c == 0 then return nil end
     if not n or c < n then rarest, n = skills[i], c end
   end
-  local lo, hi = lex_bounds(rarest)
-  local others = {}
-  for i = 1, #skills do
-    if skills[i] ~= rarest then others[#others + 1] = ',' .. skills[i] .. ',' end
-  end
+  lo, hi = lex_bounds(rarest)
   while true do
     local batch = redis.call('ZRANGEBYLEX', K_PHEADS, lo, hi, 'LIMIT', 0, WALK)
     work = work + 1 + #batch
-    for j = 1, #batch do
-      local m = batch[j]
-      local sp = string.find(m, ' ', 1, true)
-      local set = ',' .. string.sub(m, sp + 1) .. ','
-      local all = true
-      for i = 1, #others do
-        if not string.find(set, others[i], 1, true) then
-          all = false
-          break
-        end
-      end
-      if all then return head_agent(m) end
-    end
+    found = fits(batch, skills, rarest)
+    if found then return found end
     if #batch < WALK then return nil end
     lo = '(' .. batch[#batch]
   end
 end
+
+-- The most skills a queued contact needs. Read once a step: within a step contacts only leave,
+-- so a stale value only makes a lookup try subsets that are empty.
+local widest_queued
 
 local function binomial(n, k)
   local r = 1
@@ -105,35 +122,39 @@ local function binomial(n, k)
 end
 
 -- The first non-empty skill-set queue, in routing order of its head and from score `from` on,
--- whose skills the agent holds all of. Returns its head's score and its name; or nil and the
+-- whose skills are all among `skills` (a pool's). Returns its head's score and its name; or nil and the
 -- score to resume from when the walk used its share of the call; or nil when there is none.
-local function first_servable(a, from)
-  local top = redis.call('ZRANGE', K_SKILLSETS, -1, -1, 'WITHSCORES')
-  work = work + 1
-  if not top[1] then return nil end
-  local widest = math.min(tonumber(top[2]), #a.skills)
+local function first_servable(skills, from)
+  if not widest_queued then
+    local top = redis.call('ZRANGE', K_SKILLSETS, -1, -1, 'WITHSCORES')
+    work = work + 1
+    widest_queued = tonumber(top[2]) or 0
+  end
+  if widest_queued == 0 then return nil end
+  local widest = math.min(widest_queued, #skills)
   local subsets = 0
-  for k = 1, widest do subsets = subsets + binomial(#a.skills, k) end
+  for k = 1, widest do subsets = subsets + binomial(#skills, k) end
   if subsets <= ENUMERATE_MAX then
-    local skills, chosen, best_score, best_name = a.skills, {}, nil, nil
+    local chosen, names = {}, {}
     local function walk(first, depth)
       for i = first, #skills do
         chosen[depth] = skills[i]
-        local name = table.concat(chosen, ',', 1, depth)
-        local s = redis.call('ZSCORE', K_QHEADS, name)
-        work = work + 1
-        if s then
-          s = tonumber(s)
-          if not best_score or s < best_score then best_score, best_name = s, name end
-        end
+        names[#names + 1] = table.concat(chosen, ',', 1, depth)
         if depth < widest then walk(i + 1, depth + 1) end
       end
     end
     walk(1, 1)
+    local scores = redis.call('ZMSCORE', K_QHEADS, unpack(names))
+    work = work + 1 + #names
+    local best_score, best_name
+    for i = 1, #names do
+      local s = tonumber(scores[i])
+      if s and (not best_score or s < best_score) then best_score, best_name = s, names[i] end
+    end
     return best_score, best_name
   end
   local held = {}
-  for i = 1, #a.skills do held[a.skills[i]] = true end
+  for i = 1, #skills do held[skills[i]] = true end
   local lo, share = int(from), math.max(WALK, MAX_WORK - work)
   local seen = 0
   while true do
@@ -160,8 +181,8 @@ local made = 0
 local now = now_ms()
 local based_on = redis.call('HGET', K_META, 'applied') or '0-0'
 
-local function assign(c, a)
-  queue_remove(c)
+local function assign(c, a, at_head)
+  queue_remove(c, at_head)
   c.state = 'assigned'
   c.agentId = a.id
   c._assignedAt = now
@@ -170,7 +191,7 @@ local function assign(c, a)
   doc_put(K_CONTACTS, c)
   a.activeContacts[#a.activeContacts + 1] = c.id
   if not can_take_work(a) then
-    pool_leave(a.skills, a._since, a.id)
+    pool_leave(a.skills, a._since, a.id, true)
     a._since = nil
     a.availableSince = cjson.null
   end
@@ -195,10 +216,11 @@ local function queue_head(name)
 end
 
 while made < MAX_DECISIONS and work < MAX_WORK do
-  local top = redis.call('ZRANGE', K_CAND, 0, 0, 'WITHSCORES')
+  -- The lowest candidate, and the score of the next one.
+  local top = redis.call('ZRANGE', K_CAND, 0, 1, 'WITHSCORES')
   work = work + 1
   if not top[1] then break end
-  local member = top[1]
+  local member, next_score = top[1], tonumber(top[4])
   local id = string.sub(member, 3)
   if string.sub(member, 1, 1) == 'c' then
     redis.call('ZREM', K_CAND, member)
@@ -208,23 +230,28 @@ while made < MAX_DECISIONS and work < MAX_WORK do
       if agent then assign(c, doc_get(K_AGENTS, agent)) end
     end
   else
-    local a = doc_get(K_AGENTS, id)
-    if not a or not can_take_work(a) then
-      redis.call('ZREM', K_CAND, member)
-    else
-      local score, name, resume = first_servable(a, tonumber(top[2]))
-      if score then
+    -- A pool: every agent in it holds the skill set `id`, so they all serve the same contacts.
+    local skills = {}
+    for skill in string.gmatch(id, '[^,]+') do skills[#skills + 1] = skill end
+    local score, name, resume = first_servable(skills, tonumber(top[2]))
+    if score and next_score and next_score < score then
+      -- Lazily re-scored: a lower candidate comes first.
+      redis.call('ZADD', K_CAND, int(score), member)
+    elseif score then
+      -- No lower candidate: this head is the first contact that may have an eligible agent. If
+      -- it has none, this pool is empty (its agents would be eligible) and leaves the candidates.
+      local c = queue_head(name)
+      local agent = longest_available(c.skills)
+      if agent then
         redis.call('ZADD', K_CAND, int(score), member)
-        -- Lazily re-scored: its contact is rule 1's next only if no candidate is lower.
-        if not redis.call('ZRANGEBYSCORE', K_CAND, '-inf', '(' .. int(score), 'LIMIT', 0, 1)[1] then
-          local c = queue_head(name)
-          assign(c, doc_get(K_AGENTS, longest_available(c.skills)))
-        end
-      elseif resume then
-        redis.call('ZADD', K_CAND, int(resume), member)
+        assign(c, doc_get(K_AGENTS, agent), true)
       else
         redis.call('ZREM', K_CAND, member)
       end
+    elseif resume then
+      redis.call('ZADD', K_CAND, int(resume), member)
+    else
+      redis.call('ZREM', K_CAND, member)
     end
   end
 end

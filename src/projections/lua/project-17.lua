@@ -180,7 +180,6 @@ handlers.RemoveAgent = function(c, at, pos, meta)
       .. table.concat(a.activeContacts, ', ') .. '; complete them before removing the agent.')
   end
   if can_take_work(a) then pool_leave(a.skills, a._since, a.id) end
-  redis.call('ZREM', K_CAND, 'a:' .. a.id)
   skill_sets_remove(a.skills)
   doc_delete(K_AGENTS, a.id)
   emit('AgentRemoved', at, { agentId = a.id }, meta)

@@ -11,9 +11,10 @@
 --   K_QUEUE     every queued contact scored by arrival (depth and longest wait).
 --   K_SKILLSETS the non-empty skill-set queues, scored by their number of skills.
 --   K_CAND      the dispatcher's candidates: "c:<contact>" scored by the contact's routing order,
---               "a:<agent>" scored by a lower bound of the routing order of the first contact the
---               agent can serve (0 when unknown). Every queued contact that has an eligible agent is
---               covered by a candidate whose score is at most its routing order.
+--               "p:<skill set>" (a pool: its agents all serve the same contacts) scored by a lower
+--               bound of the routing order of the first contact the pool can serve (0 when unknown).
+--               Every queued contact that has an eligible agent is covered by a candidate whose
+--               score is at most its routing order.
 --   K_ASETS     hash: "s:<skill set>" → registered agents with that skill set; "k:<skill>" → the
 --               number of distinct agent skill sets holding the skill (the limit that bounds a walk).
 -- Skills and ids never hold "|" or " " (API.md), every id character sorts after " " and every
@@ -50,10 +51,16 @@ end
 
 local function pool_heads_move(skills, name, old, new)
   if old == new then return end
+  local gone, added = {}, {}
   for i = 1, #skills do
-    if old then redis.call('ZREM', K_PHEADS, skills[i] .. '|' .. old .. ' ' .. name) end
-    if new then redis.call('ZADD', K_PHEADS, 0, skills[i] .. '|' .. new .. ' ' .. name) end
+    if old then gone[#gone + 1] = skills[i] .. '|' .. old .. ' ' .. name end
+    if new then
+      added[#added + 1] = 0
+      added[#added + 1] = skills[i] .. '|' .. new .. ' ' .. name
+    end
   end
+  if old then redis.call('ZREM', K_PHEADS, unpack(gone)) end
+  if new then redis.call('ZADD', K_PHEADS, unpack(added)) end
 end
 
 local function pool_join(skills, since, id)
@@ -64,12 +71,18 @@ local function pool_join(skills, since, id)
   if not before or tail < before then pool_heads_move(skills, name, before, tail) end
 end
 
-local function pool_leave(skills, since, id)
+-- `at_head`: the caller knows the agent heads its pool (the dispatcher takes pool heads).
+local function pool_leave(skills, since, id, at_head)
   local name = skillset_name(skills)
-  local before = pool_head(name)
   local tail = pool_tail(since, id)
+  local before = at_head and tail or pool_head(name)
   redis.call('ZREM', K_POOLS, name .. '|' .. tail)
-  if before == tail then pool_heads_move(skills, name, before, pool_head(name)) end
+  if before == tail then
+    local after = pool_head(name)
+    pool_heads_move(skills, name, before, after)
+    -- An empty pool serves nobody: it is no candidate.
+    if not after then redis.call('ZREM', K_CAND, 'p:' .. name) end
+  end
 end
 
 local function free_slots(a)
@@ -79,7 +92,7 @@ end
 
 -- Brings the pools in step with an agent after a change. `before` is the agent as it was (or
 -- nil); `at` the time of the change. Keeps the LAA score while the agent stays able to work, and
--- makes the agent a candidate whenever it may now serve a contact it could not serve before.
+-- makes its pool a candidate whenever the agent may now serve a contact it could not serve before.
 local function availability_sync(before, a, at)
   local was_in = before ~= nil and can_take_work(before)
   if not can_take_work(a) then
@@ -104,7 +117,7 @@ local function availability_sync(before, a, at)
   a.availableSince = iso(a._since)
   a.state = agent_state(a)
   if moved or free_slots(a) > free_slots(before) then -- before is set when not moved
-    redis.call('ZADD', K_CAND, 0, 'a:' .. a.id)
+    redis.call('ZADD', K_CAND, 0, 'p:' .. skillset_name(a.skills))
     wake()
   end
 end
@@ -131,12 +144,13 @@ local function queue_add(c)
   wake()
 end
 
-local function queue_remove(c)
+-- `at_head`: the caller knows the contact heads its skill set's queue.
+local function queue_remove(c, at_head)
   local name = skillset_name(c.skills)
   redis.call('ZREM', K_QUEUE, c.id)
   redis.call('ZREM', K_QINDEX, queue_member(c))
   redis.call('ZREM', K_CAND, 'c:' .. c.id)
-  if tonumber(redis.call('ZSCORE', K_QHEADS, name)) ~= order_score(c.priority, c._seq) then return end
+  if not at_head and tonumber(redis.call('ZSCORE', K_QHEADS, name)) ~= order_score(c.priority, c._seq) then return end
   local lo, hi = lex_bounds(name)
   local head = redis.call('ZRANGEBYLEX', K_QINDEX, lo, hi, 'LIMIT', 0, 1)[1]
   if head then
