@@ -87,7 +87,9 @@ export class Auditor {
   private buffer: CommandEntry[] = [];
   private base = 0;
   private cursor = 0;
-  private readonly ahead = new Map<string, number>();
+  /** Command ids to indexes, built only when a fact is not for one of the next few commands. */
+  private index: Map<string, number> | undefined;
+  private indexed = 0;
   private readonly replayed = new Map<string, string>();
   private commandsComplete = false;
   private pending: Pending | undefined;
@@ -109,11 +111,7 @@ export class Auditor {
 
   addCommands(entries: readonly Entry[]): void {
     for (const raw of entries) {
-      const e = commandEntry(raw);
-      if (this.ahead.has(e.commandId) || this.replayed.has(e.commandId))
-        this.flag('command', 'commands', e.position, `command id ${e.commandId} appended again (${e.type})`);
-      else this.ahead.set(e.commandId, this.base + this.buffer.length);
-      this.buffer.push(e);
+      this.buffer.push(commandEntry(raw));
     }
   }
 
@@ -215,7 +213,7 @@ export class Auditor {
       );
       return true;
     }
-    const index = this.ahead.get(id);
+    const index = this.find(id);
     if (index === undefined) {
       if (!this.commandsComplete) return false;
       this.flag(
@@ -232,6 +230,20 @@ export class Auditor {
     this.lastCommandMet = entry.position;
     this.match(this.pending, position, env);
     return true;
+  }
+
+  /** Where a command not replayed yet is among those added; undefined when it is not there. */
+  private find(id: string): number | undefined {
+    // Nearly always the next command, or one a few event-less commands on.
+    const near = Math.min(this.end, this.cursor + 64);
+    for (let i = this.cursor; i < near; i++) if (this.at(i).commandId === id) return i;
+    this.index ??= new Map();
+    for (this.indexed = Math.max(this.indexed, this.base); this.indexed < this.end; this.indexed++) {
+      const cid = this.at(this.indexed).commandId;
+      if (!this.index.has(cid)) this.index.set(cid, this.indexed);
+    }
+    const i = this.index.get(id);
+    return i !== undefined && i >= this.cursor && this.at(i).commandId === id ? i : undefined;
   }
 
   /** A command no event mentions (before `until`): right only if the model gives it no event. */
@@ -299,8 +311,15 @@ export class Auditor {
   /** Decides a command, applies its facts, checks its outcome; returns the events it must have. */
   private replay(e: CommandEntry): Expected[] {
     this.cursor++;
-    this.ahead.delete(e.commandId);
-    this.replayed.set(e.commandId, e.position);
+    const first = this.replayed.get(e.commandId);
+    if (first === undefined) this.replayed.set(e.commandId, e.position);
+    else
+      this.flag(
+        'command',
+        'commands',
+        e.position,
+        `command id ${e.commandId} appended again (first at ${first})`,
+      );
     this.commands++;
     if (this.cursor - this.base > 65_536) {
       this.buffer = this.buffer.slice(this.cursor - this.base);

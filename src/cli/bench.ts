@@ -802,7 +802,7 @@ async function main(): Promise<number> {
       parameters = { events: o.events, agents: o.agents, seed: o.seed, redis: redisMode };
       const redis = connectRedis({ url }, { commandTimeout: 60_000 });
       try {
-        figures = await auditWorkload(redis, workspace, o, note);
+        figures = await auditWorkload(redis, url, workspace, o, note);
       } finally {
         redis.disconnect();
         if (o.redisUrl) await dropWorkspace(admin, workspace);
