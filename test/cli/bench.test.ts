@@ -78,11 +78,31 @@ describe('bench', () => {
     expect(f.unassigned).toBe(0);
   });
 
+  it('split, wide and large report the worst and median dispatch step per size', async () => {
+    for (const [workload, sizes] of [
+      ['split', '50,200'],
+      ['wide', '100,400'],
+      ['large', '50,200'],
+    ] as const) {
+      const run = await bench([workload, '--sizes', sizes, '--decisions', '5', '--agents', '300', '--json']);
+      expect(run.code, run.stderr).toBe(0);
+      const r = JSON.parse(run.stdout) as {
+        figures: { runs: Record<string, { steps: number; worstRedisStepUs: number; medianStepMs: number }> };
+      };
+      expect(Object.keys(r.figures.runs).sort()).toEqual(sizes.split(',').sort());
+      for (const f of Object.values(r.figures.runs)) {
+        expect(f.steps).toBeGreaterThan(0);
+        expect(f.worstRedisStepUs).toBeGreaterThan(0);
+        expect(f.medianStepMs).toBeGreaterThan(0);
+      }
+    }
+  });
+
   it('names bad options and exits 2', async () => {
     const run = await bench(['sprint', '--agents', '0', '--json']);
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(
-      /workload: must be one of seed, floor, decision, e2e, ingest \(got "sprint"\)/,
+      /workload: must be one of seed, floor, decision, e2e, ingest, split, wide, large[a-z, ]* \(got "sprint"\)/,
     );
     expect(run.stderr).toMatch(/--agents: must be an integer from 1/);
   });
