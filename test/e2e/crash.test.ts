@@ -6,10 +6,12 @@
  * error, a 5xx or a 202. Mid-run a dispatcher and a projector are SIGKILLed and restarted, then the
  * other two (so the restarted ones must carry the load), and an API is SIGKILLed and restarted.
  *
- * Then, from the streams themselves: (a) no contact is assigned twice; (b) no acknowledged contact
- * is lost; (c) no agent ever held two contacts; (d) every command is applied exactly once and
- * the checkpoint covers the whole command stream; (e) no Idempotency-Key was appended twice.
- * The load driver and these proofs live in test/support/audit.ts (shared with test/failover).
+ * Then the auditor (src/audit, as `npm run audit`) on the streams, documents and routing index:
+ * (a) no contact is assigned twice; (c) no agent ever held more than its capacity; (d) every
+ * command is applied exactly once with the model's facts and outcome, every decision is rule 1's,
+ * and the checkpoint covers the whole command stream; (e) no Idempotency-Key was appended twice;
+ * and what only the load driver knows: (b) no acknowledged contact is lost. The load driver and
+ * these calls live in test/support/audit.ts (shared with test/failover).
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -178,6 +180,8 @@ describe('crash safety under load', () => {
         ...load.summary(),
         assignments: audit.assignments,
         commands: audit.commands,
+        decisionsChecked: audit.audit.decisionsChecked,
+        auditSeconds: audit.audit.seconds,
         recoveries,
         loadMs,
         queued,

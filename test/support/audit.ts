@@ -9,23 +9,22 @@
  * with the same key after a network error, a 5xx or a 202, a bounded number of times and within a
  * bounded time (`RetryingClient`); `failed` counts requests that never got a final answer.
  *
- * Audit (`auditWorkspace`), from the workspace's streams alone (`sb:{ws}:events`,
- * `sb:{ws}:commands`, `sb:{ws}:outcomes`, with a single or a Cluster client):
- *  (a) no contact is assigned twice;
- *  (b) no acknowledged contact is lost: it was queued exactly once and is assigned, abandoned or
- *      still in the queue;
- *  (c) replaying the log, no agent ever held two contacts (capacity 1);
- *  (d) every command is applied exactly once (unique command ids, one outcome each, at most one
- *      fact each and exactly one for commands that always have one, one ContactQueued per
- *      contact) and the checkpoint covers the whole command stream; no command was rejected
- *      (unless the caller allows that rejection);
- *  (e) no Idempotency-Key was appended twice, and every command carried one.
+ * Audit (`auditWorkspace`): the auditor of src/audit (`npm run audit`) on the workspace's streams,
+ * documents and routing index (with a single or a Cluster client), which must report no
+ * violation: (a) no contact assigned twice; (c) no agent over its capacity; (d) every command
+ * applied exactly once, in order, with the model's facts and outcome, and the checkpoint at the
+ * end of the command stream; every decision rule 1's for the state it was based on; (e) no
+ * Idempotency-Key appended twice. On top, what only the load driver knows: (b) no acknowledged
+ * contact is lost, every command carried a key, and no command was rejected unless allowed.
  */
 import { expect } from 'vitest';
 import WebSocket from 'ws';
-import { parseFields, type StreamEntry, toEnvelope } from '../../src/adapters/redis/event-log.ts';
+import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
 import { PROJECTOR_GROUP, workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
+import type { RejectedCommand } from '../../src/audit/auditor.ts';
+import { auditWorkspace as auditLog } from '../../src/audit/read.ts';
+import type { AuditReport as FullReport } from '../../src/audit/report.ts';
 import type { EventEnvelope } from '../../src/domain/events.ts';
 import { requestJson, sleep, waitFor } from './processes.ts';
 
@@ -424,15 +423,7 @@ export async function waitProjectorSettled(
   );
 }
 
-export interface RejectedCommand {
-  readonly position: string;
-  readonly commandId: string;
-  readonly command: string;
-  readonly target?: string;
-  readonly status: number;
-  readonly title: string;
-  readonly detail: string;
-}
+export type { RejectedCommand } from '../../src/audit/auditor.ts';
 
 export interface AuditOptions {
   /**
@@ -450,148 +441,64 @@ export interface AuditReport {
   readonly events: number;
   readonly assignments: number;
   /** Positions of the AssignmentMade events, in stream order. */
-  readonly assignmentPositions: string[];
-  /** Contact id -> agent id of every AssignmentMade. */
-  readonly assignedTo: Map<string, string>;
+  readonly assignmentPositions: readonly string[];
   /** Acknowledged contacts that are still queued or were abandoned (not assigned). */
   readonly unassigned: number;
-  readonly rejected: RejectedCommand[];
+  readonly rejected: readonly RejectedCommand[];
   readonly checkpoint: string | null;
+  /** The auditor's own report (src/audit). */
+  readonly audit: FullReport;
 }
 
-/** Reads the workspace's streams and asserts the guarantees (a)-(e) (see the file comment). */
+/**
+ * The event-log audit of a quiet workspace: the auditor (src/audit, what `npm run audit` runs)
+ * must find no violation, which covers (a), (c), (d) and the first half of (e); and on top, what
+ * only the load driver knows: (b) every acknowledged contact was queued and is assigned,
+ * completed, queued or abandoned; every command carried an Idempotency-Key; and no command was
+ * rejected unless the caller allows it.
+ */
 export async function auditWorkspace(
   redis: RedisClient,
   ws: string,
   acknowledgedContactIds: Iterable<string>,
   opts: AuditOptions = {},
 ): Promise<AuditReport> {
-  const k = workspaceKeys(ws);
-  const commands = (await redis.xrange(k.commands, '-', '+')) as StreamEntry[];
-  const events = ((await redis.xrange(k.events, '-', '+')) as StreamEntry[]).map(toEnvelope);
-  const outcomes = (await redis.xrange(k.outcomes, '-', '+')) as StreamEntry[];
-  const checkpoint = await redis.hget(k.meta, 'applied');
-  const assignments = events.filter((e) => e.type === 'AssignmentMade');
-  const dataOf = (e: EventEnvelope) => e.data as { contactId?: string; agentId?: string; id?: string };
+  const audit = await auditLog(redis, ws, { idle: true });
+  const violations = audit.violations.map((v) => `${v.position} ${v.kind}: ${v.message}`);
+  expect(violations, `${ws}: violations found by the auditor (${audit.violationCount} in all)`).toEqual([]);
+  expect(audit.pendingCommands, `(d) ${ws}: commands appended after the checkpoint`).toBe(0);
+  expect(audit.state, `${ws}: documents and routing index`).toBe('compared');
 
-  // (a) Every contact assigned at most once.
-  const assignedCount = new Map<string, number>();
-  const assignedTo = new Map<string, string>();
-  for (const e of assignments) {
-    const c = dataOf(e).contactId!;
-    assignedCount.set(c, (assignedCount.get(c) ?? 0) + 1);
-    assignedTo.set(c, dataOf(e).agentId!);
-  }
-  expect(
-    [...assignedCount].filter(([, n]) => n > 1),
-    `(a) ${ws}: contacts assigned twice`,
-  ).toEqual([]);
-
-  // (b) None lost: every acknowledged contact was queued once and is assigned, still queued or
-  // abandoned.
-  const queuedPer = new Map<string, number>();
-  for (const e of events.filter((x) => x.type === 'ContactQueued')) {
-    const id = dataOf(e).id!;
-    queuedPer.set(id, (queuedPer.get(id) ?? 0) + 1);
-  }
-  const abandoned = new Set(
-    events.filter((e) => e.type === 'ContactAbandoned').map((e) => String(dataOf(e).contactId)),
-  );
+  // (b) None lost: every acknowledged contact was queued; those not assigned are checked further.
   const lost: string[] = [];
   let unassigned = 0;
   for (const id of acknowledgedContactIds) {
-    if (!queuedPer.has(id)) {
+    const c = audit.replay.contacts.get(id);
+    if (!c) {
       lost.push(`${id}: no ContactQueued in the log`);
       continue;
     }
-    if (assignedCount.has(id)) continue;
+    if (c.state === 'assigned' || c.state === 'completed') continue;
     unassigned++;
-    if (!abandoned.has(id) && (await redis.zscore(k.queue, id)) === null) {
-      lost.push(`${id}: neither assigned, abandoned nor in the queue`);
-      continue;
-    }
     const problem = await opts.checkUnassigned?.(id);
     if (problem !== undefined) lost.push(`${id}: ${problem}`);
   }
   expect(lost, `(b) ${ws}: acknowledged contacts neither assigned, queued nor abandoned`).toEqual([]);
 
-  // (c) Replay: no agent ever held two contacts (capacity 1).
-  const holding = new Map<string, string>();
-  const overlaps: string[] = [];
-  for (const e of events) {
-    const d = dataOf(e);
-    if (e.type === 'AssignmentMade') {
-      const held = holding.get(d.agentId!);
-      if (held) overlaps.push(`${d.agentId} got ${d.contactId} while holding ${held} (${e.position})`);
-      holding.set(d.agentId!, d.contactId!);
-    } else if (e.type === 'ContactCompleted' && holding.get(d.agentId!) === d.contactId) {
-      holding.delete(d.agentId!);
-    }
-  }
-  expect(overlaps, `(c) ${ws}: agents holding two contacts`).toEqual([]);
-
-  // (d) Every command applied exactly once: one outcome each, at most one fact each (exactly one
-  // for commands that always have one), one ContactQueued per contact, checkpoint at the end.
-  const commandFields = commands.map(([id, f]) => ({
-    id,
-    ...(parseFields(f) as { type?: string; commandId?: string; idempotencyKey?: string }),
-  }));
-  const commandIds = commandFields.map((c) => c.commandId!);
-  expect(new Set(commandIds).size, `(d) ${ws}: command ids are unique`).toBe(commandIds.length);
-  const outcomesPer = new Map<string, number>();
-  for (const [, f] of outcomes) {
-    const id = parseFields(f).commandId ?? '';
-    outcomesPer.set(id, (outcomesPer.get(id) ?? 0) + 1);
-  }
-  const badOutcomes = commandIds.filter((id) => outcomesPer.get(id) !== 1);
-  expect(badOutcomes, `(d) ${ws}: commands without exactly one outcome`).toEqual([]);
-  const factsPer = new Map<string, EventEnvelope[]>();
-  for (const e of events) {
-    const id = e.meta.commandId;
-    if (id) factsPer.set(id, [...(factsPer.get(id) ?? []), e]);
-  }
-  const badFacts: string[] = [];
-  for (const c of commandFields) {
-    const facts = factsPer.get(c.commandId!) ?? [];
-    const mustHaveOne = ['QueueContact', 'RegisterAgent', 'CompleteContact'].includes(c.type ?? '');
-    if (facts.length > 1 || (mustHaveOne && facts.length !== 1))
-      badFacts.push(`${c.type} ${c.commandId}: ${facts.map((f) => f.type).join(', ') || 'no fact'}`);
-  }
-  expect(badFacts, `(d) ${ws}: commands with a wrong number of facts`).toEqual([]);
-  expect(
-    [...queuedPer].filter(([, n]) => n !== 1),
-    `(d) ${ws}: contacts queued twice`,
-  ).toEqual([]);
-  expect(checkpoint, `(d) ${ws}: checkpoint`).toBe(commands.at(-1)?.[0]);
-  const rejected: RejectedCommand[] = events
-    .filter((e) => e.type === 'CommandRejected')
-    .map((e) => ({ position: e.position, ...(e.data as Omit<RejectedCommand, 'position'>) }));
-  const unexpected = rejected.filter((r) => !opts.allowRejected?.(r)).map((r) => JSON.stringify(r));
+  const unexpected = audit.rejected.filter((r) => !opts.allowRejected?.(r)).map((r) => JSON.stringify(r));
   expect(unexpected, `${ws}: no command was rejected`).toEqual([]);
-
-  // (e) Each Idempotency-Key was appended at most once, and every command carried one.
-  const keysPer = new Map<string, number>();
-  for (const c of commandFields) {
-    if (c.idempotencyKey) keysPer.set(c.idempotencyKey, (keysPer.get(c.idempotencyKey) ?? 0) + 1);
-  }
-  expect(
-    [...keysPer].filter(([, n]) => n > 1),
-    `(e) ${ws}: keys appended twice`,
-  ).toEqual([]);
-  expect(
-    commandFields.filter((c) => !c.idempotencyKey).map((c) => `${c.type} ${c.commandId}`),
-    `(e) ${ws}: commands without an Idempotency-Key`,
-  ).toEqual([]);
+  // (e) The load driver sends every command with a key (the auditor checks none was appended twice).
+  expect(audit.commandsWithoutIdempotencyKey, `(e) ${ws}: commands without an Idempotency-Key`).toBe(0);
 
   return {
     ws,
-    commands: commands.length,
-    events: events.length,
-    assignments: assignments.length,
-    assignmentPositions: assignments.map((e) => e.position),
-    assignedTo,
+    commands: audit.commands,
+    events: audit.events,
+    assignments: audit.assignments,
+    assignmentPositions: audit.assignmentPositions,
     unassigned,
-    rejected,
-    checkpoint,
+    rejected: audit.rejected,
+    checkpoint: audit.checkpoint,
+    audit,
   };
 }
