@@ -1,7 +1,8 @@
 /**
- * The event-log audit (`auditWorkspace` of ./audit.ts) as a command, for a test process that
- * cannot reach the Redis it audits (e.g. a Redis Cluster inside a network namespace): run it where
- * the cluster is reachable, e.g.
+ * The suites' event-log audit (`auditWorkspace` of ./audit.ts: the auditor of src/audit, as
+ * `npm run audit` runs it, plus the load driver's own checks of acknowledged contacts) as a
+ * command, for a test process that cannot reach the Redis it audits (e.g. a Redis Cluster inside
+ * a network namespace): run it where the cluster is reachable, e.g.
  *
  *   ip netns exec sb-<id>-app node --import tsx test/support/audit-cli.ts \
  *     --nodes 10.231.1.10:7001,10.231.1.10:7002 --ws my-ws --acked /tmp/acked.json
