@@ -357,7 +357,12 @@ export class Auditor {
     this.state.apply(f);
     if (f.type === 'AgentRemoved') this.agentPositions.delete(f.agentId);
     else if (f.type === 'ContactQueued')
-      this.contactMeta.set(f.contact.id, { position: e.position, queuedBy: e.commandId });
+      this.contactMeta.set(f.contact.id, {
+        position: e.position,
+        queuedBy: e.commandId,
+        assignedIn: undefined,
+        checked: 0,
+      });
     else if ('agent' in f) this.agentPositions.set(f.agent.id, e.position);
     else if ('contactId' in f) {
       const meta = this.contactMeta.get(f.contactId);

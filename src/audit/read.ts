@@ -1,4 +1,3 @@
-import { publicDocument } from '../adapters/redis/documents.ts';
 import { type WorkspaceKeys, workspaceKeys } from '../adapters/redis/keys.ts';
 import { readRoutingIndex } from '../adapters/redis/routing-index.ts';
 import type { RedisClient } from '../adapters/redis/scripts.ts';
@@ -6,7 +5,7 @@ import { type AuditOptions, Auditor } from './auditor.ts';
 import type { Entry } from './entries.ts';
 import { type AuditReport, buildReport } from './report.ts';
 import { StateCheck } from './state-check.ts';
-import type { Violation } from './violations.ts';
+import { positionBefore, type Violation } from './violations.ts';
 
 /**
  * The audit of a workspace in Redis (a single server or a Cluster: every key is in the
@@ -82,97 +81,122 @@ class Pager {
   }
 }
 
-/** Replays the streams up to a cut (the auditor carries on from where an earlier call stopped). */
-class Replayer {
-  private readonly commands: Pager;
-  private readonly events: Pager;
-  private readonly outcomes: Pager;
-  private commandsDone = false;
+/** One page asked for ahead of its use, so Redis reads while the replay works. */
+class Ahead {
   private inflight: Promise<Entry[]> | undefined;
-  private bound: string | null = null;
+  /** Whether the last page came back short: the stream is read up to the bound. */
+  done = false;
+
+  constructor(
+    private readonly pager: Pager,
+    private bound: string | null,
+  ) {
+    this.done = bound === null;
+  }
+
+  /** A new bound (a later cut): reading resumes. */
+  extend(bound: string | null): void {
+    this.bound = bound;
+    this.done = bound === null;
+  }
+
+  request(): void {
+    if (!this.inflight && !this.done && this.bound !== null) this.inflight = this.pager.next(this.bound);
+  }
+
+  async take(): Promise<Entry[]> {
+    this.request();
+    if (!this.inflight) return [];
+    const page = await this.inflight;
+    this.inflight = undefined;
+    if (page.length < this.pager.size) this.done = true;
+    this.request();
+    return page;
+  }
+}
+
+const fieldOf = (e: Entry, name: string) => e[1][e[1].indexOf(name) + 1];
+
+/**
+ * Replays the streams up to a cut (the auditor carries on from where an earlier call stopped).
+ * The three streams are read together, each a page ahead: the outcome stream is in command order
+ * (the projector appends one outcome per command it applies), so the outcomes of a page of
+ * commands are read before that page is replayed.
+ */
+class Replayer {
+  private readonly commands: Ahead;
+  private readonly events: Ahead;
+  private readonly outcomes: Ahead;
+  /** The command position of the last outcome read. */
+  private outcomesUpTo: string | undefined;
 
   constructor(
     redis: RedisClient,
     k: WorkspaceKeys,
     private readonly audit: Auditor,
-    private readonly size: number,
     private readonly progress: (events: number) => void,
+    size: number,
   ) {
-    this.commands = new Pager(redis, k.commands, size);
-    this.events = new Pager(redis, k.events, size);
-    this.outcomes = new Pager(redis, k.outcomes, size);
+    this.commands = new Ahead(new Pager(redis, k.commands, size), null);
+    this.events = new Ahead(new Pager(redis, k.events, size), null);
+    this.outcomes = new Ahead(new Pager(redis, k.outcomes, size), null);
   }
 
   async to(c: Cut): Promise<void> {
     const a = this.audit;
     a.checkpoint = c.checkpoint ?? undefined;
-    // Outcomes first: each is checked when its command is replayed.
-    if (c.lastOutcome !== null)
-      for (;;) {
-        const page = await this.outcomes.next(c.lastOutcome);
-        a.addOutcomes(page);
-        if (page.length < this.size) break;
-      }
-    this.bound = c.checkpoint;
-    this.commandsDone = c.checkpoint === null;
-    a.commandsEnd(this.commandsDone);
-    if (c.lastEvent !== null) {
-      let next = this.events.next(c.lastEvent);
-      for (;;) {
-        const page = await next;
-        const more = page.length === this.size;
-        if (more) next = this.events.next(c.lastEvent);
-        if (a.commandsAhead < this.size) await this.take();
-        this.request();
-        for (const e of page) while (!a.processEvent(e)) await this.take();
-        this.progress(a.events);
-        if (!more) break;
-      }
+    this.events.extend(c.lastEvent);
+    this.commands.extend(c.checkpoint);
+    this.outcomes.extend(c.lastOutcome);
+    a.commandsEnd(this.commands.done);
+    for (const s of [this.events, this.commands, this.outcomes]) s.request();
+    while (!this.events.done) {
+      const page = await this.events.take();
+      if (a.commandsAhead < page.length) await this.takeCommands();
+      for (const e of page) while (!a.processEvent(e)) await this.takeCommands();
+      this.progress(a.events);
     }
-    while (!a.settle()) await this.take();
+    while (!a.settle()) await this.takeCommands();
   }
 
-  private request(): void {
-    if (!this.inflight && !this.commandsDone && this.bound !== null)
-      this.inflight = this.commands.next(this.bound);
-  }
-
-  private async take(): Promise<void> {
-    this.request();
-    if (!this.inflight) return;
-    const page = await this.inflight;
-    this.inflight = undefined;
+  private async takeCommands(): Promise<void> {
+    const page = await this.commands.take();
+    const last = page.at(-1)?.[0];
+    // Each command's outcome must be there before it is replayed.
+    while (
+      !this.outcomes.done &&
+      last !== undefined &&
+      (this.outcomesUpTo === undefined || positionBefore(this.outcomesUpTo, last))
+    ) {
+      const outcomes = await this.outcomes.take();
+      this.audit.addOutcomes(outcomes);
+      const at = outcomes.at(-1);
+      if (at) this.outcomesUpTo = fieldOf(at, 'position');
+    }
     this.audit.addCommands(page);
-    if (page.length < this.size) {
-      this.commandsDone = true;
-      this.audit.commandsEnd(true);
-    }
+    this.audit.commandsEnd(this.commands.done);
   }
 }
 
 async function scanHash(
   redis: RedisClient,
   key: string,
-  each: (id: string, doc: Record<string, unknown> | null) => void,
+  each: (id: string, text: string) => void,
 ): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, flat] = await redis.hscan(key, cursor, 'COUNT', 1000);
-    cursor = next;
-    for (let i = 0; i + 1 < flat.length; i += 2) {
-      let doc: Record<string, unknown> | null = null;
-      try {
-        doc = publicDocument<Record<string, unknown>>(flat[i + 1]!);
-      } catch {}
-      each(flat[i]!, doc);
-    }
-  } while (cursor !== '0');
+  let reply = redis.hscan(key, '0', 'COUNT', 5000);
+  for (;;) {
+    const [cursor, flat] = await reply;
+    // The next page is asked for before this one is compared.
+    if (cursor !== '0') reply = redis.hscan(key, cursor, 'COUNT', 5000);
+    for (let i = 0; i + 1 < flat.length; i += 2) each(flat[i]!, flat[i + 1]!);
+    if (cursor === '0') return;
+  }
 }
 
 async function readState(redis: RedisClient, k: WorkspaceKeys, a: Auditor): Promise<Violation[]> {
   const check = new StateCheck(a);
-  await scanHash(redis, k.agents, (id, doc) => check.agent(id, doc));
-  await scanHash(redis, k.contacts, (id, doc) => check.contact(id, doc));
+  await scanHash(redis, k.agents, (id, text) => check.agent(id, text));
+  await scanHash(redis, k.contacts, (id, text) => check.contact(id, text));
   check.index(await readRoutingIndex(redis, k.workspace));
   return check.violations();
 }
@@ -189,7 +213,7 @@ export async function auditWorkspace(
   const total = at.eventCount;
   const report = (phase: Progress['phase']) =>
     opts.onProgress?.({ phase, events: a.events, totalEvents: total });
-  const replayer = new Replayer(redis, k, a, opts.pageSize ?? 5000, () => report('events'));
+  const replayer = new Replayer(redis, k, a, () => report('events'), opts.pageSize ?? 5000);
   await replayer.to(at);
   let state = 'not compared (not asked)';
   if (opts.compareState !== false) {

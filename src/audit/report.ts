@@ -89,10 +89,13 @@ export interface LogEntries {
   readonly outcomes?: readonly Entry[];
   /** The projector checkpoint; default: the last command. Commands after it are pending. */
   readonly checkpoint?: string;
-  /** The live state to compare with, as read after the last event; without it, not compared. */
+  /**
+   * The live state to compare with, as read after the last event: the agent and contact hashes
+   * (id, JSON text as stored) and the routing index. Without it, not compared.
+   */
   readonly documents?: {
-    readonly agents: Iterable<readonly [string, Record<string, unknown> | null]>;
-    readonly contacts: Iterable<readonly [string, Record<string, unknown> | null]>;
+    readonly agents: Iterable<readonly [string, string]>;
+    readonly contacts: Iterable<readonly [string, string]>;
     readonly index: RoutingIndex;
   };
 }

@@ -1,20 +1,23 @@
 import type { RoutingIndex } from '../adapters/redis/routing-index.ts';
 import { canTakeWork } from '../domain/model.ts';
 import type { Auditor } from './auditor.ts';
+import { publicDocument } from '../adapters/redis/documents.ts';
 import { agentDocument, contactDocument, differences, jsonEqual } from './expected.ts';
 import type { Violation } from './violations.ts';
 
 /**
  * The end of the audit: the live documents and routing index must be the replayed state. Fed a
- * page of documents at a time (the hashes can be large); mismatches are collected, not reported,
- * until `violations()`: the caller reports them only if the workspace did not move while it read.
- * Documents are compared on their public fields (internal `_` fields dropped, attributes parsed,
- * as src/adapters/redis/documents.ts `publicDocument` does).
+ * page of documents at a time (the hashes can be large), as stored (JSON text); mismatches are
+ * collected, not reported, until `violations()`: the caller reports them only if the workspace did
+ * not move while it read. Documents are compared on their public fields: internal `_` fields
+ * are left out and the attributes (kept as the client's text in `_attrs`) parsed, as
+ * src/adapters/redis/documents.ts `publicDocument` does for queries.
  */
 export class StateCheck {
   private readonly found: Violation[] = [];
   private readonly seenAgents = new Set<string>();
-  private readonly seenContacts = new Set<string>();
+  /** Marks contacts seen (in their ContactMeta: no set of a million ids to build). */
+  private readonly mark = ++checks;
 
   constructor(private readonly audit: Auditor) {}
 
@@ -22,28 +25,35 @@ export class StateCheck {
     this.found.push({ kind, stream: 'state', position: this.audit.lastEvent ?? '0-0', message });
   }
 
-  agent(id: string, doc: Record<string, unknown> | null): void {
+  agent(id: string, text: string): void {
     if (this.seenAgents.has(id)) return; // HSCAN may return a field twice
     this.seenAgents.add(id);
     const a = this.audit.state.agents.get(id);
     if (!a) this.flag(`agent ${id} has a document but the replay has no such agent`);
-    else if (!doc) this.flag(`agent ${id}: its document cannot be read`);
-    else {
-      const want = agentDocument(a, this.audit.agentPositions.get(id) ?? '');
-      if (!jsonEqual(doc, want)) this.flag(`agent ${id} differs: ${differences(doc, want)}`);
-    }
+    else this.compare(`agent ${id}`, text, agentDocument(a, this.audit.agentPositions.get(id) ?? ''));
   }
 
-  contact(id: string, doc: Record<string, unknown> | null): void {
-    if (this.seenContacts.has(id)) return;
-    this.seenContacts.add(id);
+  contact(id: string, text: string): void {
+    const meta = this.audit.contactMeta.get(id);
+    if (meta?.checked === this.mark) return;
     const c = this.audit.state.contacts.get(id);
-    if (!c) this.flag(`contact ${id} has a document but the replay has no such contact`);
-    else if (!doc) this.flag(`contact ${id}: its document cannot be read`);
-    else {
-      const want = contactDocument(c, this.audit.contactMeta.get(id)?.position ?? '');
-      if (!jsonEqual(doc, want)) this.flag(`contact ${id} differs: ${differences(doc, want)}`);
+    if (!c || !meta) {
+      this.flag(`contact ${id} has a document but the replay has no such contact`);
+      return;
     }
+    meta.checked = this.mark;
+    this.compare(`contact ${id}`, text, contactDocument(c, meta.position));
+  }
+
+  private compare(what: string, text: string, want: Record<string, unknown>): void {
+    let raw: Record<string, unknown>;
+    try {
+      raw = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      this.flag(`${what}: its document is not JSON`);
+      return;
+    }
+    if (!samePublic(raw, want)) this.flag(`${what} differs: ${differences(publicDocument(text), want)}`);
   }
 
   index(index: RoutingIndex): void {
@@ -56,12 +66,12 @@ export class StateCheck {
     const wantQueued = [...state.contacts.values()]
       .filter((c) => c.state === 'queued')
       .map((c) => ({ contactId: c.id, priority: c.priority, seq: c.seq }));
-    this.compare(
+    this.compareIndex(
       'available agents',
       byId(index.available, (x) => x.agentId),
       byId(wantAvailable, (x) => x.agentId),
     );
-    this.compare(
+    this.compareIndex(
       'queued contacts',
       byId(index.queued, (x) => x.contactId),
       byId(wantQueued, (x) => x.contactId),
@@ -70,15 +80,15 @@ export class StateCheck {
 
   /** The mismatches found, with documents the replay has and Redis lacks. */
   violations(): Violation[] {
-    const s = this.audit.state;
-    for (const id of s.agents.keys()) if (!this.seenAgents.has(id)) this.flag(`agent ${id} has no document`);
-    for (const id of s.contacts.keys())
-      if (!this.seenContacts.has(id)) this.flag(`contact ${id} has no document`);
+    for (const id of this.audit.state.agents.keys())
+      if (!this.seenAgents.has(id)) this.flag(`agent ${id} has no document`);
+    for (const [id, meta] of this.audit.contactMeta)
+      if (meta.checked !== this.mark) this.flag(`contact ${id} has no document`);
     return this.found;
   }
 
   /** Two lists of [id, entry JSON] sorted by id: each difference named (the first few). */
-  private compare(
+  private compareIndex(
     what: string,
     got: readonly (readonly [string, string])[],
     want: readonly (readonly [string, string])[],
@@ -99,4 +109,31 @@ export class StateCheck {
         'index',
       );
   }
+}
+
+let checks = 0;
+
+/**
+ * `jsonEqual(publicDocument(raw), want)` without building the public document: the fields that
+ * do not start with "_", and the attributes from `_attrs` when it is there.
+ */
+function samePublic(raw: Record<string, unknown>, want: Record<string, unknown>): boolean {
+  const attrs = raw._attrs;
+  let n = 0;
+  for (const k in raw) {
+    if (k.charCodeAt(0) === 95 || (k === 'attributes' && typeof attrs === 'string')) continue;
+    if (raw[k] === undefined) continue;
+    n++;
+    if (!jsonEqual(raw[k], want[k])) return false;
+  }
+  if (typeof attrs === 'string') {
+    n++;
+    try {
+      if (!jsonEqual(JSON.parse(attrs), want.attributes)) return false;
+    } catch {
+      return false;
+    }
+  }
+  for (const k in want) if (want[k] !== undefined) n--;
+  return n === 0;
 }

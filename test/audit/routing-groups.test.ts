@@ -5,10 +5,12 @@
  * - `RoutingGroups.next()` (incremental, kept in step by `apply`, or built at once from a state)
  *   gives exactly `nextAssignment`'s pair in every state reached.
  * The sequences mix rule 1's assignments with arbitrary ones (any existing contact to any existing
- * agent), so states the dispatcher would never reach are covered too.
+ * agent), so states the dispatcher would never reach are covered too. And `iso` (the auditor's
+ * fast time formatting) writes what `toISOString` writes.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { iso } from '../../src/audit/expected.ts';
 import { ReplayState } from '../../src/audit/replay-state.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { decide, emptyWorkspace, evolve, type Fact, type Workspace } from '../../src/domain/model.ts';
@@ -155,5 +157,14 @@ describe('the auditor replays like the model', () => {
     for (const id of ['b', 'a', 'B']) g.setAgent(agent(id));
     g.setContact({ id: 'c', skills: ['x'], priority: 0, state: 'queued', seq: 1, queuedAt: 0 });
     expect(g.next()).toEqual({ contactId: 'c', agentId: 'B' });
+  });
+
+  it('writes times as toISOString does', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 253_402_300_799_999 }), (ms) => {
+        expect(iso(ms)).toBe(new Date(ms).toISOString());
+      }),
+      { numRuns: 2000 },
+    );
   });
 });

@@ -220,4 +220,34 @@ describe('tampered logs', () => {
     expect(r.code).toBe(1);
     expect(r.summary!.violationCount).toBe(2);
   });
+
+  it('reports documents that are not the replayed state', async () => {
+    const { ws } = await log();
+    const k = workspaceKeys(ws);
+    const withAttrs = Object.entries(await redis.hgetall(k.contacts)).find(([, t]) =>
+      t.includes('"_attrs"'),
+    )!;
+    const doc = JSON.parse(withAttrs[1]) as Record<string, unknown>;
+    await redis.hset(k.contacts, withAttrs[0], JSON.stringify({ ...doc, _attrs: '{"tier":99}', _seq: 0 }));
+    const agent = JSON.parse((await redis.hget(k.agents, 'agent-1'))!) as Record<string, unknown>;
+    await redis.hset(k.agents, 'agent-1', JSON.stringify({ ...agent, capacity: 7 }));
+    await redis.hset(k.agents, 'ghost', JSON.stringify({ ...agent, id: 'ghost' }));
+    await redis.hdel(k.agents, 'agent-2');
+
+    const report = await auditWorkspace(redis, ws);
+    expect(report.violations.map((v) => [v.kind, v.message])).toEqual(
+      expect.arrayContaining([
+        [
+          'state',
+          expect.stringMatching(
+            new RegExp(`contact ${withAttrs[0]} differs: attributes: log \\{"tier":99\\}`),
+          ),
+        ],
+        ['state', expect.stringMatching(/agent agent-1 differs: capacity: log 7, model [12]/)],
+        ['state', 'agent ghost has a document but the replay has no such agent'],
+        ['state', 'agent agent-2 has no document'],
+      ]),
+    );
+    expect(report.violationCount).toBe(4);
+  });
 });
