@@ -204,7 +204,8 @@ local function assign(c, a, at_head)
   }
   local env = { type = 'AssignmentMade', workspace = WORKSPACE, at = c.assignedAt, data = data,
     meta = { causationId = c._cmd, basedOn = based_on } }
-  redis.call('XADD', K_EVENTS, '*', 'type', 'AssignmentMade', 'event', json_encode(env))
+  -- Nothing in it is raw JSON or an empty list: Redis's own encoder writes it.
+  redis.call('XADD', K_EVENTS, '*', 'type', 'AssignmentMade', 'event', cjson.encode(env))
   made = made + 1
 end
 

@@ -40,9 +40,16 @@ local MAX, OUTCOME_KEEP, SKILL_SET_LIMIT = tonumber(ARGV[4]), ARGV[5], tonumber(
 --@include "documents"
 --@include "routing"
 
+-- Encodes `v`, whose only table that may hold raw JSON (attributes) or an empty list
+-- (activeContacts) is `inner`: with Redis's own encoder (C) when neither is there.
+local function encode_around(v, inner)
+  if inner.attributes ~= nil or (inner.activeContacts and #inner.activeContacts == 0) then return json_encode(v) end
+  return cjson.encode(v)
+end
+
 local function emit(type_, at, data, meta)
   local env = { type = type_, workspace = WORKSPACE, at = iso(at), data = data, meta = meta }
-  return redis.call('XADD', K_EVENTS, '*', 'type', type_, 'event', json_encode(env))
+  return redis.call('XADD', K_EVENTS, '*', 'type', type_, 'event', encode_around(env, data))
 end
 
 local function problem(status, slug, title, detail)
@@ -321,7 +328,7 @@ for i = 1, #entries do
       status = outcome.status, title = outcome.body.title, detail = outcome.body.detail,
     }, meta)
   end
-  local text = json_encode({ status = outcome.status, body = outcome.body })
+  local text = encode_around({ status = outcome.status, body = outcome.body }, outcome.body)
   redis.call('XADD', K_OUTCOMES, 'MAXLEN', '~', OUTCOME_KEEP, '*', 'commandId', f.commandId or '', 'position', pos,
     'outcome', text)
   local rec = f.idempotencyKey and redis.call('HGET', K_IDEM, f.idempotencyKey)
