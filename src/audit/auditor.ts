@@ -203,18 +203,18 @@ export class Auditor {
       return true;
     }
     this.close();
-    const first = this.replayed.get(id);
-    if (first !== undefined) {
-      this.flag(
-        'duplicate',
-        'events',
-        position,
-        `${env.type} of command ${id} (at ${first}), already applied`,
-      );
-      return true;
-    }
     const index = this.find(id);
     if (index === undefined) {
+      const first = this.replayed.get(id);
+      if (first !== undefined) {
+        this.flag(
+          'duplicate',
+          'events',
+          position,
+          `${env.type} of command ${id} (at ${first}), already applied`,
+        );
+        return true;
+      }
       if (!this.commandsComplete) return false;
       this.flag(
         'event',

@@ -3,16 +3,26 @@ import { positionBefore, type Violation, type ViolationKind } from './violations
 
 type Flag = (kind: ViolationKind, stream: Violation['stream'], position: string, message: string) => void;
 
+interface Outcome {
+  readonly at: string;
+  readonly position: string;
+  readonly commandId: string;
+  readonly status: number;
+}
+
 /**
  * The outcome stream held to the replay: the projector records one outcome (status and body)
- * per command it applies, in the same Lua step. The stream is trimmed from the front, so what
- * is read is a suffix: from its first command on, every command has exactly one outcome, and its
- * status is the model's (201 for a registration or a queued contact, 200 otherwise, the
- * rejection's status for a rejected command).
+ * per command it applies, in the same Lua step, so outcomes come in command order. The stream is
+ * trimmed from the front, so what is read is a suffix: from its first command on, every command
+ * has exactly one outcome, and its status is the model's (201 for a registration or a queued
+ * contact, 200 otherwise, the rejection's status for a rejected command).
  */
 export class Outcomes {
-  private readonly byCommand = new Map<string, { commandId: string; status: number; at: string }>();
+  /** Outcomes read and not yet met by their command, in order, from `head`. */
+  private queue: Outcome[] = [];
+  private head = 0;
   private first: string | undefined;
+  private lastMet: string | undefined;
 
   constructor(private readonly flag: Flag) {}
 
@@ -27,18 +37,22 @@ export class Outcomes {
         else if (fields[i] === 'commandId') commandId = v;
         else if (fields[i] === 'outcome') status = statusOf(v);
       }
-      if (this.byCommand.has(position))
-        this.flag('outcome', 'outcomes', at, `a second outcome for the command at ${position}`);
-      else this.byCommand.set(position, { commandId, status, at });
-      if (this.first === undefined || positionBefore(position, this.first)) this.first = position;
+      this.first ??= position;
+      this.queue.push({ at, position, commandId, status });
     }
   }
 
   /** The command was replayed with this status. */
   check(e: CommandEntry, status: number): void {
-    const o = this.byCommand.get(e.position);
-    if (o) {
-      this.byCommand.delete(e.position);
+    // Outcomes before this command belong to no command replayed (or repeat one).
+    let o = this.queue[this.head];
+    while (o && positionBefore(o.position, e.position)) {
+      this.stray(o);
+      o = this.next();
+    }
+    if (o && o.position === e.position) {
+      this.next();
+      this.lastMet = o.position;
       if (o.commandId !== e.commandId)
         this.flag(
           'outcome',
@@ -55,14 +69,27 @@ export class Outcomes {
 
   /** After the last command: outcomes of commands that are not in the command stream. */
   finish(): void {
-    for (const [position, o] of this.byCommand)
-      this.flag(
-        'outcome',
-        'outcomes',
-        o.at,
-        `outcome for command ${o.commandId} at ${position}, not in the command stream`,
-      );
-    this.byCommand.clear();
+    for (let o = this.queue[this.head]; o; o = this.next()) this.stray(o);
+  }
+
+  private next(): Outcome | undefined {
+    this.head++;
+    if (this.head > 4096 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+    return this.queue[this.head];
+  }
+
+  private stray(o: Outcome): void {
+    this.flag(
+      'outcome',
+      'outcomes',
+      o.at,
+      o.position === this.lastMet
+        ? `a second outcome for the command at ${o.position}`
+        : `outcome for command ${o.commandId} at ${o.position}, not in the command stream`,
+    );
   }
 }
 

@@ -250,4 +250,26 @@ describe('tampered logs', () => {
     );
     expect(report.violationCount).toBe(4);
   });
+
+  it('reports, with --idle, a contact left waiting while an agent could take it', async () => {
+    const { ws } = await log();
+    const commands: Command[] = [
+      { type: 'RegisterAgent', agentId: 'x1', skills: ['Xeno'], capacity: 1 },
+      { type: 'ChangeAgentState', agentId: 'x1', state: 'available' },
+      { type: 'QueueContact', contactId: 'cx', skills: ['Xeno'], priority: 3 },
+    ];
+    for (const command of commands) await appendCommand(redis, { workspace: ws, command });
+    await projectPending(redis, ws); // and no dispatch
+
+    const busy = await audit(ws);
+    expect(busy.code).toBe(0);
+    const idle = await audit(ws, '--idle');
+    expect(idle.code).toBe(1);
+    expect(idle.summary!.violations).toEqual([
+      expect.objectContaining({
+        kind: 'idle',
+        message: expect.stringMatching(/contact cx waits while agent x1/),
+      }),
+    ]);
+  });
 });
