@@ -98,6 +98,18 @@ describe('bench', () => {
     }
   });
 
+  it('audit: makes a log through the Lua steps and reports the events/s of the auditor on it', async () => {
+    const run = await bench(['audit', '--events', '3000', '--agents', '30', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const r = JSON.parse(run.stdout) as { figures: Record<string, number> };
+    const f = r.figures;
+    expect(f.events).toBeGreaterThanOrEqual(3000);
+    expect(f.violations).toBe(0);
+    expect(f.decisionsChecked).toBe(f.assignments);
+    expect(f.eventsPerS).toBeGreaterThan(0);
+    expect(f.replayEventsPerS).toBeGreaterThan(0);
+  });
+
   it('names bad options and exits 2', async () => {
     const run = await bench(['sprint', '--agents', '0', '--json']);
     expect(run.code).toBe(2);
