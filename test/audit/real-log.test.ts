@@ -100,4 +100,25 @@ describe('the auditor on a real log', () => {
       422, 422, 422, 422,
     ]);
   });
+
+  it('audits a workspace while commands are appended, projected and dispatched', async () => {
+    const ws = `audit-${run}-3`;
+    let writing = true;
+    const written = writeLog(redis, ws, { events: 4000, agents: 20, seed: 5, perRound: 10 }).finally(() => {
+      writing = false;
+    });
+    const reports = [];
+    while (writing) {
+      // Each audit reads one consistent cut: what was applied and decided by then.
+      reports.push(await auditWorkspace(redis, ws, { pageSize: 200 }));
+    }
+    await written;
+    expect(reports.length).toBeGreaterThan(1);
+    for (const r of reports) expect(r.violations).toEqual([]);
+    expect(reports.some((r) => r.events > 0 && r.assignments > 0)).toBe(true);
+    // Documents are compared only at a cut that held while they were read: once it is quiet.
+    const quiet = await auditWorkspace(redis, ws, { idle: true });
+    expect(quiet.violations).toEqual([]);
+    expect(quiet.state).toBe('compared');
+  });
 });
