@@ -1,3 +1,4 @@
+import { isLeft } from 'fp-ts/lib/Either.js';
 import { decide, type Fact } from '../domain/model.ts';
 import { POSITION_PATTERN } from '../domain/values.ts';
 import { checkDecision, replayAssignment, showPair } from './assignments.ts';
@@ -339,12 +340,12 @@ export class Auditor {
     } else {
       const c = d.command;
       const decision = decide(this.state, c, e.at);
-      if (!decision.ok) {
-        const r = decision.rejection;
+      if (isLeft(decision)) {
+        const r = decision.left;
         events = [rejected(e, targetOf(c), r.status, r.title, r.detail)];
         status = r.status;
       } else {
-        events = decision.facts.map((f) => this.apply(f, e));
+        events = decision.right.map((f) => this.apply(f, e));
         status = c.type === 'RegisterAgent' || c.type === 'QueueContact' ? 201 : 200;
       }
     }

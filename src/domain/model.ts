@@ -1,3 +1,4 @@
+import * as E from 'fp-ts/lib/Either.js';
 import type { AgentPresence, Command } from './commands.ts';
 import type { AgentStateName, ContactStateName } from './documents.ts';
 
@@ -71,9 +72,8 @@ export interface Rejection {
   readonly detail: string;
 }
 
-export type Decision =
-  | { readonly ok: true; readonly facts: readonly Fact[] }
-  | { readonly ok: false; readonly rejection: Rejection };
+/** What a command means: the facts it makes (Right), or why it is refused (Left). */
+export type Decision = E.Either<Rejection, readonly Fact[]>;
 
 /**
  * The most distinct agent skill sets that may hold one skill in a workspace. Routing a contact
@@ -130,11 +130,9 @@ export function withAvailability(before: Agent | undefined, after: Agent, at: nu
   return { ...after, availableSince: at };
 }
 
-const ok = (...facts: Fact[]): Decision => ({ ok: true, facts });
-const reject = (status: Rejection['status'], title: string, detail: string): Decision => ({
-  ok: false,
-  rejection: { status, title, detail },
-});
+const ok = (...facts: Fact[]): Decision => E.right(facts);
+const reject = (status: Rejection['status'], title: string, detail: string): Decision =>
+  E.left({ status, title, detail });
 const noAgent = (id: string) =>
   reject(404, 'Agent not found', `No agent "${id}" in this workspace; register it first.`);
 const noContact = (id: string) => reject(404, 'Contact not found', `No contact "${id}" in this workspace.`);
@@ -149,7 +147,7 @@ export function decide(ws: Workspace, c: Command, at: number): Decision {
           `Agent "${c.agentId}" is registered; change it with PATCH.`,
         );
       const refused = skillSetRefusal(ws, c.agentId, c.skills);
-      if (refused) return { ok: false, rejection: refused };
+      if (refused) return E.left(refused);
       const agent: Agent = {
         id: c.agentId,
         ...(c.name !== undefined ? { name: c.name } : {}),
@@ -166,7 +164,7 @@ export function decide(ws: Workspace, c: Command, at: number): Decision {
       const before = ws.agents.get(c.agentId);
       if (!before) return noAgent(c.agentId);
       const refused = c.skills && skillSetRefusal(ws, c.agentId, c.skills);
-      if (refused) return { ok: false, rejection: refused };
+      if (refused) return E.left(refused);
       const changed: Agent = {
         ...before,
         ...(c.name !== undefined ? { name: c.name } : {}),

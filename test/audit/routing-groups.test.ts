@@ -9,6 +9,7 @@
  * fast time formatting) writes what `toISOString` writes.
  */
 import fc from 'fast-check';
+import { isRight } from 'fp-ts/lib/Either.js';
 import { describe, expect, it } from 'vitest';
 import { iso } from '../../src/audit/expected.ts';
 import { ReplayState } from '../../src/audit/replay-state.ts';
@@ -86,7 +87,7 @@ const step: fc.Arbitrary<Step> = fc.oneof(
 function factsOf(s: Step, model: Workspace, at: number): Fact[] {
   if (s.kind === 'command') {
     const d = decide(model, s.command, at);
-    return d.ok ? [...d.facts] : [];
+    return isRight(d) ? [...d.right] : [];
   }
   if (s.kind === 'rule1') {
     const next = nextAssignment(model);

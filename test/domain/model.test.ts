@@ -1,3 +1,4 @@
+import { isLeft, isRight } from 'fp-ts/lib/Either.js';
 import { describe, expect, it } from 'vitest';
 import type { Command } from '../../src/domain/commands.ts';
 import {
@@ -19,20 +20,20 @@ function run(cmds: readonly (Command | [Command, number])[], ws: Workspace = emp
   cmds.forEach((entry, i) => {
     const [c, at] = Array.isArray(entry) ? entry : [entry, 1000 + i * 10];
     const d = decide(state, c, at);
-    if (!d.ok) throw new Error(`${c.type} rejected: ${d.rejection.detail}`);
-    for (const f of d.facts) state = evolve(state, f);
+    if (isLeft(d)) throw new Error(`${c.type} rejected: ${d.left.detail}`);
+    for (const f of d.right) state = evolve(state, f);
   });
   return state;
 }
 
 function facts(d: Decision): readonly Fact[] {
-  if (!d.ok) throw new Error(`rejected: ${d.rejection.status} ${d.rejection.detail}`);
-  return d.facts;
+  if (isLeft(d)) throw new Error(`rejected: ${d.left.status} ${d.left.detail}`);
+  return d.right;
 }
 
 function rejection(d: Decision) {
-  if (d.ok) throw new Error(`expected a rejection, got ${JSON.stringify(d.facts)}`);
-  return d.rejection;
+  if (isRight(d)) throw new Error(`expected a rejection, got ${JSON.stringify(d.right)}`);
+  return d.left;
 }
 
 const register = (agentId: string, skills: string[] = ['a'], capacity = 1): Command => ({

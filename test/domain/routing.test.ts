@@ -1,3 +1,4 @@
+import { isLeft } from 'fp-ts/lib/Either.js';
 import { describe, expect, it } from 'vitest';
 import type { Command } from '../../src/domain/commands.ts';
 import { decide, emptyWorkspace, evolve, type Workspace } from '../../src/domain/model.ts';
@@ -8,8 +9,8 @@ function apply(cmds: readonly [Command, number][], ws: Workspace = emptyWorkspac
   let state = ws;
   for (const [c, at] of cmds) {
     const d = decide(state, c, at);
-    if (!d.ok) throw new Error(`${c.type} rejected: ${d.rejection.detail}`);
-    for (const f of d.facts) state = evolve(state, f);
+    if (isLeft(d)) throw new Error(`${c.type} rejected: ${d.left.detail}`);
+    for (const f of d.right) state = evolve(state, f);
   }
   return state;
 }

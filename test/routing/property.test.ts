@@ -7,6 +7,7 @@
  * step no queued contact has an eligible agent; rejections and the documents and sets agree.
  */
 import fc from 'fast-check';
+import { isRight } from 'fp-ts/lib/Either.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import { appliedPosition, readAvailability } from '../../src/adapters/redis/documents.ts';
@@ -316,14 +317,14 @@ describe('Redis routing agrees with the model and the oracle', () => {
     const applyCommand = (position: string, command: Command) => {
       const at = positionTime(position);
       const d = decide(model, command, at);
-      if (d.ok) for (const f of d.facts) model = evolve(model, f);
+      if (isRight(d)) for (const f of d.right) model = evolve(model, f);
       else
         expectedRejections.push({
           command: command.type,
-          status: d.rejection.status,
+          status: d.left.status,
           target: 'agentId' in command ? command.agentId : command.contactId,
         });
-      log.push(`${position} ${JSON.stringify(command)} ${d.ok ? 'ok' : d.rejection.status}`);
+      log.push(`${position} ${JSON.stringify(command)} ${isRight(d) ? 'ok' : d.left.status}`);
     };
     const applyUpTo = (position: string) => {
       while (pending[0] && comparePositions(pending[0].position, position) <= 0) {

@@ -2,6 +2,7 @@
  * The limit that bounds a contact's walk: a skill belongs to at most MAX_SKILL_SETS_PER_SKILL
  * distinct agent skill sets. Past it, a new skill set is refused with 422, in Redis as in the model.
  */
+import { isRight } from 'fp-ts/lib/Either.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readEvents } from '../../src/adapters/redis/event-log.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
@@ -62,8 +63,8 @@ describe('distinct agent skill sets per skill', () => {
     const outcomes: string[] = [];
     for (const c of [...sets, ...probe]) {
       const d = decide(model, c, 1);
-      if (d.ok) for (const f of d.facts) model = evolve(model, f);
-      else outcomes.push(`${c.type} ${d.rejection.status}`);
+      if (isRight(d)) for (const f of d.right) model = evolve(model, f);
+      else outcomes.push(`${c.type} ${d.left.status}`);
     }
     expect(outcomes).toEqual(['RegisterAgent 422', 'UpdateAgent 422']);
   });
