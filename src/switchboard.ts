@@ -4,11 +4,10 @@ import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from './adapters/config.ts';
-import { type Registration, registerInstance } from './adapters/haproxy/registry.ts';
-import { buildApi } from './adapters/http/server.ts';
 import { createMetrics } from './adapters/http/metrics.ts';
+import { buildApi } from './adapters/http/server.ts';
 import { connectRedis } from './adapters/redis/client.ts';
-import { type RedisServerHandle, startRedisServer } from './adapters/redis/redis-server.ts';
+import { type Registration, registerInstance } from './adapters/redis/instance-registry.ts';
 import type { RedisClient } from './adapters/redis/scripts.ts';
 import { TailHub } from './adapters/redis/tail.ts';
 import { RedisWatch } from './adapters/status.ts';
@@ -16,6 +15,7 @@ import { WorkspaceRunner } from './adapters/workspaces.ts';
 import { Dispatcher, defaultDispatcherOptions } from './dispatcher/dispatcher.ts';
 import { LeaseKeeper } from './dispatcher/leases.ts';
 import { Projector } from './projections/projector.ts';
+import { type RedisServerHandle, startRedisServer } from './topology/redis-server.ts';
 
 export const VERSION = (
   JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }

@@ -20,7 +20,7 @@ import { Redis } from 'ioredis';
 import { connectRedis } from '../adapters/redis/client.ts';
 import { appendCommand } from '../adapters/redis/command-log.ts';
 import { globalKeys, KEY_ROOT, workspaceKeys } from '../adapters/redis/keys.ts';
-import { type RedisServerHandle, startRedisServer } from '../adapters/redis/redis-server.ts';
+import { type RedisServerHandle, startRedisServer } from '../topology/redis-server.ts';
 import type { RedisClient } from '../adapters/redis/scripts.ts';
 import { defaultDispatcherOptions, dispatchPending } from '../dispatcher/dispatcher.ts';
 import type { Command } from '../domain/commands.ts';

@@ -10,7 +10,7 @@
  *
  * - single (--no-vrrp): every process on loopback, one HAProxy.
  * - VRRP (--vrrp): the HAProxy pair with keepalived, in network namespaces this launcher creates
- *   (src/adapters/netns.ts; run id <id>, subnet 10.231.1.0/24, all joined by a bridge that lives
+ *   (src/topology/netns.ts; run id <id>, subnet 10.231.1.0/24, all joined by a bridge that lives
  *   in a namespace of its own, nothing is added to the root namespace):
  *
  *     sb-<id>-lb1  10.231.1.11  HAProxy + keepalived MASTER (priority 101) ┐ VIP 10.231.1.100
@@ -36,19 +36,19 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ensureSelfSignedCert, HAPROXY_DEFAULTS, writeHaproxyConfig } from '../adapters/haproxy/config.ts';
-import { startHaproxy } from '../adapters/haproxy/process.ts';
-import { syncBackends } from '../adapters/haproxy/registry.ts';
-import { haproxyRuntime } from '../adapters/haproxy/runtime.ts';
+import { connectRedis } from '../adapters/redis/client.ts';
+import { syncBackends } from '../topology/haproxy/backend-sync.ts';
+import { ensureSelfSignedCert, HAPROXY_DEFAULTS, writeHaproxyConfig } from '../topology/haproxy/config.ts';
+import { startHaproxy } from '../topology/haproxy/process.ts';
+import { haproxyRuntime } from '../topology/haproxy/runtime.ts';
 import {
   CHECK_HAPROXY_SCRIPT,
   keepalivedArgs,
   writeKeepalivedConfig,
-} from '../adapters/keepalived/config.ts';
-import { ip, NetnsStar, netnsExec, probeNetns, type StarHost } from '../adapters/netns.ts';
-import { connectRedis } from '../adapters/redis/client.ts';
-import { startRedisCluster } from '../adapters/redis/cluster-launcher.ts';
-import { freePort } from '../adapters/redis/redis-server.ts';
+} from '../topology/keepalived/config.ts';
+import { ip, NetnsStar, netnsExec, probeNetns, type StarHost } from '../topology/netns.ts';
+import { startRedisCluster } from '../topology/redis-cluster.ts';
+import { freePort } from '../topology/redis-server.ts';
 
 const usage = `usage: npm run topology -- [--api 3] [--projectors 2] [--dispatchers 2] [--data-dir ./data/topology]
        [--http-port 8000] [--tls-port 8443] [--stats-port 8404] [--redis-port 12000] [--check]

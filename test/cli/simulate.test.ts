@@ -7,8 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/adapters/config.ts';
-import { freePort } from '../../src/adapters/redis/redis-server.ts';
 import { type Running, startSwitchboard } from '../../src/switchboard.ts';
+import { freePort } from '../../src/topology/redis-server.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));

@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../src/adapters/redis/redis-server.ts';
+import { freePort } from '../../src/topology/redis-server.ts';
 import { PROJECT_ROOT, waitFor } from '../support/processes.ts';
 
 const run = promisify(execFile);

@@ -6,15 +6,16 @@
  * variable, and that /status reports `paused` while Redis does not answer and `running` again
  * by itself once it does.
  */
-import { Redis } from 'ioredis';
+
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { startRedisServer } from '../../src/adapters/redis/redis-server.ts';
+import { startRedisServer } from '../../src/topology/redis-server.ts';
 import {
   childProcesses,
   killAllProcesses,

@@ -16,12 +16,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureSelfSignedCert, writeHaproxyConfig } from '../../src/adapters/haproxy/config.ts';
-import { type HaproxyHandle, startHaproxy } from '../../src/adapters/haproxy/process.ts';
-import { type BackendSync, serverName, syncBackends } from '../../src/adapters/haproxy/registry.ts';
-import { type HaproxyRuntime, haproxyRuntime } from '../../src/adapters/haproxy/runtime.ts';
-import { freePort } from '../../src/adapters/redis/redis-server.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
+import { type BackendSync, serverName, syncBackends } from '../../src/topology/haproxy/backend-sync.ts';
+import { ensureSelfSignedCert, writeHaproxyConfig } from '../../src/topology/haproxy/config.ts';
+import { type HaproxyHandle, startHaproxy } from '../../src/topology/haproxy/process.ts';
+import { type HaproxyRuntime, haproxyRuntime } from '../../src/topology/haproxy/runtime.ts';
+import { freePort } from '../../src/topology/redis-server.ts';
 import { auditWorkspace, LoadDriver, trafficGap, waitProjectorSettled } from '../support/audit.ts';
 import {
   killAllProcesses,

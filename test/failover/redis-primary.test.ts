@@ -26,9 +26,9 @@ import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectRedis } from '../../src/adapters/redis/client.ts';
-import { type RedisClusterHandle, startRedisCluster } from '../../src/adapters/redis/cluster-launcher.ts';
 import { globalKeys, workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
+import { type RedisClusterHandle, startRedisCluster } from '../../src/topology/redis-cluster.ts';
 import {
   type AuditReport,
   auditWorkspace,

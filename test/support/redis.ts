@@ -12,19 +12,19 @@
  *    dynamically, so the other modes never load it.
  * 3. Default — a local `redis-server` child process on a free loopback port, with no
  *    persistence (`--save '' --appendonly no`) and a temporary `--dir`, started by
- *    `startRedisServer` (src/adapters/redis/redis-server.ts); `stop()` shuts it down and removes
+ *    `startRedisServer` (src/topology/redis-server.ts); `stop()` shuts it down and removes
  *    the directory. `SWITCHBOARD_TEST_REDIS=local` forces this mode even where Docker answers.
  *
  * `SWITCHBOARD_TEST_TARGET=cluster` runs the same suites against a local Redis Cluster of 3
- * masters with a replica each (src/adapters/redis/cluster-launcher.ts). Suites reach the target
+ * masters with a replica each (src/topology/redis-cluster.ts). Suites reach the target
  * only through `env` (the configuration Switchboard is started with) and `client()`, so one suite
  * serves both targets; `url` is then one master's address, for suites that need a plain server.
  */
 import { execFile } from 'node:child_process';
 import { connectRedis } from '../../src/adapters/redis/client.ts';
-import { startRedisCluster } from '../../src/adapters/redis/cluster-launcher.ts';
-import { startRedisServer } from '../../src/adapters/redis/redis-server.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
+import { startRedisCluster } from '../../src/topology/redis-cluster.ts';
+import { startRedisServer } from '../../src/topology/redis-server.ts';
 
 interface ServerAddress {
   readonly url: string;

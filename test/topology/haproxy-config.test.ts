@@ -25,9 +25,9 @@ import {
   INFRA_DIR,
   renderHaproxyConfig,
   writeHaproxyConfig,
-} from '../../src/adapters/haproxy/config.ts';
-import { type HaproxyHandle, startHaproxy } from '../../src/adapters/haproxy/process.ts';
-import { haproxyRuntime } from '../../src/adapters/haproxy/runtime.ts';
+} from '../../src/topology/haproxy/config.ts';
+import { type HaproxyHandle, startHaproxy } from '../../src/topology/haproxy/process.ts';
+import { haproxyRuntime } from '../../src/topology/haproxy/runtime.ts';
 import {
   CHECK_HAPROXY_SCRIPT,
   checkKeepalivedConfig,
@@ -35,8 +35,8 @@ import {
   dockerKeepalivedOptions,
   renderKeepalivedConfig,
   writeKeepalivedConfig,
-} from '../../src/adapters/keepalived/config.ts';
-import { freePort } from '../../src/adapters/redis/redis-server.ts';
+} from '../../src/topology/keepalived/config.ts';
+import { freePort } from '../../src/topology/redis-server.ts';
 import { execFileP, sleep, tempDir, waitFor } from './helpers.ts';
 
 let tmp: { dir: string; remove(): Promise<void> };

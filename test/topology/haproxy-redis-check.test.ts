@@ -10,11 +10,11 @@
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureSelfSignedCert, writeHaproxyConfig } from '../../src/adapters/haproxy/config.ts';
-import { type HaproxyHandle, startHaproxy } from '../../src/adapters/haproxy/process.ts';
-import { type HaproxyRuntime, haproxyRuntime } from '../../src/adapters/haproxy/runtime.ts';
-import { HAPROXY_CHECK_RULES } from '../../src/adapters/redis/cluster-launcher.ts';
-import { freePort, type RedisServerHandle, startRedisServer } from '../../src/adapters/redis/redis-server.ts';
+import { ensureSelfSignedCert, writeHaproxyConfig } from '../../src/topology/haproxy/config.ts';
+import { type HaproxyHandle, startHaproxy } from '../../src/topology/haproxy/process.ts';
+import { type HaproxyRuntime, haproxyRuntime } from '../../src/topology/haproxy/runtime.ts';
+import { HAPROXY_CHECK_RULES } from '../../src/topology/redis-cluster.ts';
+import { freePort, type RedisServerHandle, startRedisServer } from '../../src/topology/redis-server.ts';
 import { tempDir, waitFor } from './helpers.ts';
 
 const PASSWORD = 'hc-secret-1';

@@ -23,7 +23,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { deleteNamespaceSync, probeNetns } from '../../src/adapters/netns.ts';
+import { deleteNamespaceSync, probeNetns } from '../../src/topology/netns.ts';
 import { LoadDriver, trafficGap } from '../support/audit.ts';
 import { PROJECT_ROOT } from '../support/processes.ts';
 import { httpGet, sleep, waitFor } from './helpers.ts';

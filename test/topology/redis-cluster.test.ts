@@ -10,7 +10,7 @@ import {
   HAPROXY_CHECK_USER,
   type RedisClusterHandle,
   startRedisCluster,
-} from '../../src/adapters/redis/cluster-launcher.ts';
+} from '../../src/topology/redis-cluster.ts';
 import { waitFor } from './helpers.ts';
 
 let cluster: RedisClusterHandle;

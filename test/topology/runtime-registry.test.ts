@@ -11,19 +11,17 @@
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureSelfSignedCert, writeHaproxyConfig } from '../../src/adapters/haproxy/config.ts';
-import { type HaproxyHandle, startHaproxy } from '../../src/adapters/haproxy/process.ts';
 import {
-  type BackendSync,
   INSTANCES_KEY,
   liveInstances,
   type Registration,
   registerInstance,
-  serverName,
-  syncBackends,
-} from '../../src/adapters/haproxy/registry.ts';
-import { type HaproxyRuntime, haproxyRuntime } from '../../src/adapters/haproxy/runtime.ts';
-import { freePort, type RedisServerHandle, startRedisServer } from '../../src/adapters/redis/redis-server.ts';
+} from '../../src/adapters/redis/instance-registry.ts';
+import { type BackendSync, serverName, syncBackends } from '../../src/topology/haproxy/backend-sync.ts';
+import { ensureSelfSignedCert, writeHaproxyConfig } from '../../src/topology/haproxy/config.ts';
+import { type HaproxyHandle, startHaproxy } from '../../src/topology/haproxy/process.ts';
+import { type HaproxyRuntime, haproxyRuntime } from '../../src/topology/haproxy/runtime.ts';
+import { freePort, type RedisServerHandle, startRedisServer } from '../../src/topology/redis-server.ts';
 import { httpGet, sleep, startTinyHttp, tempDir, waitFor } from './helpers.ts';
 
 type Tiny = Awaited<ReturnType<typeof startTinyHttp>>;

@@ -24,9 +24,9 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureSelfSignedCert, writeHaproxyConfig } from '../../src/adapters/haproxy/config.ts';
-import { type HaproxyHandle, startHaproxy } from '../../src/adapters/haproxy/process.ts';
-import { keepalivedArgs, writeKeepalivedConfig } from '../../src/adapters/keepalived/config.ts';
+import { ensureSelfSignedCert, writeHaproxyConfig } from '../../src/topology/haproxy/config.ts';
+import { type HaproxyHandle, startHaproxy } from '../../src/topology/haproxy/process.ts';
+import { keepalivedArgs, writeKeepalivedConfig } from '../../src/topology/keepalived/config.ts';
 import { execFileP, sleep, tempDir, waitFor } from './helpers.ts';
 
 function canRun(): { ok: boolean; reason: string } {

@@ -5,7 +5,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '../../adapters/redis/redis-server.ts';
+import { freePort } from '../../topology/redis-server.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 

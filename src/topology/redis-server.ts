@@ -13,9 +13,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, statSync, utimesSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
-import { killOnExit, signalGroup, waitExit } from '../child-processes.ts';
 import os from 'node:os';
 import path from 'node:path';
+import { killOnExit, signalGroup, waitExit } from './child-processes.ts';
 
 export interface RedisServerOptions {
   /** Working directory (AOF/RDB files). Created if missing. Default: a fresh temp dir, removed by stop(). */

@@ -1,0 +1,120 @@
+/**
+ * The API instances' registry in Redis (it runs inside every API process):
+ * `registerInstance(redis, { host, port })` writes the instance's heartbeat into the sorted set
+ * `sb:instances` (member `host:port`, score = Redis server time in ms) every second. Scores come
+ * from Redis' own clock (TIME inside a script), so API hosts with skewed clocks still agree on
+ * what "3 s old" means. `liveInstances` reads the instances whose heartbeat is younger than 3 s:
+ * the HAProxy backend sync (src/topology/haproxy/backend-sync.ts) keeps HAProxy in step with it.
+ */
+import type { Cluster, Redis as SingleRedis } from 'ioredis';
+import { globalKeys } from './keys.ts';
+
+/** A single Redis or a Redis Cluster client (the registry uses one key: any node serves it). */
+export type Redis = SingleRedis | Cluster;
+
+export const INSTANCES_KEY = globalKeys.instances;
+export const HEARTBEAT_INTERVAL_MS = 1000;
+export const LIVE_WINDOW_MS = 3000;
+/** Entries older than this are deleted from the set by the sync loop. */
+export const PRUNE_AFTER_MS = 60_000;
+
+// Heartbeat: ZADD with the server's clock. Returns the score written.
+const HEARTBEAT_LUA = `
+local t = redis.call('TIME')
+local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], ms, ARGV[1])
+return ms`;
+
+// Live members: score >= now - window. Prunes members older than ARGV[2] ms.
+const LIVE_LUA = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local prune = tonumber(ARGV[2])
+if prune > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - prune)) end
+return redis.call('ZRANGE', KEYS[1], now - tonumber(ARGV[1]), '+inf', 'BYSCORE')`;
+
+export interface Instance {
+  host: string;
+  port: number;
+}
+
+export function instanceMember(i: Instance): string {
+  return `${i.host}:${i.port}`;
+}
+
+export function parseMember(member: string): Instance | undefined {
+  const m = /^\[?([A-Za-z0-9_.:-]+?)\]?:(\d{1,5})$/.exec(member);
+  if (!m) return undefined;
+  const port = Number(m[2]);
+  if (!m[1] || port < 1 || port > 65535) return undefined;
+  return { host: m[1], port };
+}
+
+/** Write one heartbeat now; returns the score (Redis time, ms). */
+export async function heartbeat(redis: Redis, instance: Instance, key = INSTANCES_KEY): Promise<number> {
+  return Number(await redis.eval(HEARTBEAT_LUA, 1, key, instanceMember(instance)));
+}
+
+export async function deregisterInstance(
+  redis: Redis,
+  instance: Instance,
+  key = INSTANCES_KEY,
+): Promise<void> {
+  await redis.zrem(key, instanceMember(instance));
+}
+
+/** Instances whose heartbeat is younger than `windowMs` (Redis clock). */
+export async function liveInstances(
+  redis: Redis,
+  opts: { windowMs?: number; pruneAfterMs?: number; key?: string } = {},
+): Promise<Instance[]> {
+  const members = (await redis.eval(
+    LIVE_LUA,
+    1,
+    opts.key ?? INSTANCES_KEY,
+    String(opts.windowMs ?? LIVE_WINDOW_MS),
+    String(opts.pruneAfterMs ?? 0),
+  )) as string[];
+  const out: Instance[] = [];
+  for (const m of members) {
+    const i = parseMember(m);
+    if (i) out.push(i);
+  }
+  return out;
+}
+
+export interface Registration {
+  readonly instance: Instance;
+  /** Stop the heartbeat; by default also remove the entry (graceful shutdown). */
+  stop(opts?: { deregister?: boolean }): Promise<void>;
+}
+
+/**
+ * Heartbeat `instance` into `sb:instances` now and every `intervalMs` (default 1 s) until stop().
+ * A failed heartbeat (Redis unreachable) is reported to `onError` and retried on the next tick.
+ */
+export async function registerInstance(
+  redis: Redis,
+  instance: Instance,
+  opts: { intervalMs?: number; key?: string; onError?: (err: unknown) => void } = {},
+): Promise<Registration> {
+  const key = opts.key ?? INSTANCES_KEY;
+  await heartbeat(redis, instance, key);
+  let stopped = false;
+  let inFlight: Promise<unknown> = Promise.resolve();
+  const timer = setInterval(() => {
+    if (stopped) return;
+    inFlight = heartbeat(redis, instance, key).catch((err: unknown) => opts.onError?.(err));
+  }, opts.intervalMs ?? HEARTBEAT_INTERVAL_MS);
+  timer.unref();
+  return {
+    instance,
+    async stop(o = {}) {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(timer);
+      await inFlight;
+      if (o.deregister ?? true) await deregisterInstance(redis, instance, key);
+    },
+  };
+}
