@@ -1,3 +1,4 @@
+import { isLeft } from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
 
 /**
@@ -29,9 +30,9 @@ export function strict<R extends t.Props, O extends t.Props>(required: R, option
       // Both halves see the same context, so error paths name the fields themselves.
       const r1 = req.validate(u, c);
       const r2 = opt.validate(u, c);
-      if (r1._tag === 'Left') errors.push(...r1.left);
-      if (r2._tag === 'Left') errors.push(...r2.left);
-      if (errors.length > 0 || r1._tag === 'Left' || r2._tag === 'Left') return t.failures(errors);
+      if (isLeft(r1)) errors.push(...r1.left);
+      if (isLeft(r2)) errors.push(...r2.left);
+      if (errors.length > 0 || isLeft(r1) || isLeft(r2)) return t.failures(errors);
       // Drop undefined optionals so stored JSON stays minimal.
       const out: Record<string, unknown> = {};
       const decoded = [r1.right as Record<string, unknown>, r2.right as Record<string, unknown>];

@@ -1,3 +1,4 @@
+import { isLeft } from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
 
 /** Strings checked by pattern and length: the vocabulary every codec shares. */
@@ -135,7 +136,7 @@ export function withMessage<C extends t.Any>(codec: C, message: string): C {
     codec.is,
     (u, c) => {
       const r = codec.validate(u, c);
-      return r._tag === 'Left' ? t.failure(u, c, message) : r;
+      return isLeft(r) ? t.failure(u, c, message) : r;
     },
     codec.encode,
   ) as unknown as C;

@@ -1,3 +1,4 @@
+import { isLeft, isRight } from 'fp-ts/lib/Either.js';
 import type * as t from 'io-ts';
 import { describe, expect, it } from 'vitest';
 import {
@@ -30,14 +31,14 @@ import {
 
 function decoded<A>(codec: t.Decoder<unknown, A>, value: unknown): A {
   const r = codec.decode(value);
-  if (r._tag === 'Left')
+  if (isLeft(r))
     throw new Error(`expected ${JSON.stringify(value)} to decode: ${JSON.stringify(fieldErrors(r.left))}`);
   return r.right;
 }
 
 function errorsOf(codec: t.Decoder<unknown, unknown>, value: unknown): FieldError[] {
   const r = codec.decode(value);
-  if (r._tag === 'Right') throw new Error(`expected ${JSON.stringify(value)} to be rejected`);
+  if (isRight(r)) throw new Error(`expected ${JSON.stringify(value)} to be rejected`);
   return fieldErrors(r.left);
 }
 
