@@ -1,8 +1,10 @@
 import type { Logger } from 'pino';
 import { blockingConnection, raceBlocking, STOPPED, stopSignal } from '../adapters/redis/client.ts';
 import { workspaceKeys } from '../adapters/redis/keys.ts';
-import { type RedisClient, runScript } from '../adapters/redis/scripts.ts';
-import type { WorkspaceLoop } from '../adapters/workspaces.ts';
+import { luaScript, type RedisClient, runLua } from '../adapters/redis/scripts.ts';
+
+/** The dispatcher's Lua step (its file documents its keys and arguments). */
+const DISPATCH = luaScript('dispatch', new URL('./lua/dispatch-12.lua', import.meta.url));
 
 export interface DispatcherOptions {
   /** Most decisions one Lua step makes (each decision in it is atomic on its own). */
@@ -38,9 +40,9 @@ export async function dispatchStep(
   opts: DispatcherOptions = defaultDispatcherOptions,
 ): Promise<[made: number, more: boolean]> {
   const k = workspaceKeys(workspace);
-  const [made, more] = (await runScript(
+  const [made, more] = (await runLua(
     redis,
-    'dispatch',
+    DISPATCH,
     [
       k.events,
       k.meta,
@@ -75,7 +77,7 @@ export async function dispatchPending(
 }
 
 /** The dispatcher role: blocks on the workspace's wake set and routes whatever is waiting. */
-export class Dispatcher implements WorkspaceLoop {
+export class Dispatcher {
   private readonly blocking = new Map<string, { conn: RedisClient; stop: () => void }>();
   assignments = 0;
 

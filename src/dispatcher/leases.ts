@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
-import { globalKeys } from '../adapters/redis/keys.ts';
-import type { RedisClient } from '../adapters/redis/scripts.ts';
+import { globalKeys, workspaceKeys } from '../adapters/redis/keys.ts';
+import { luaScript, type RedisClient, runLua } from '../adapters/redis/scripts.ts';
 
 /**
  * Workspace leases for dispatchers: each workspace is served by one dispatcher at a time. A lease
@@ -17,8 +17,8 @@ export interface LeaseOptions {
 
 export const defaultLeaseOptions: LeaseOptions = { ttlMs: 3000, renewEveryMs: 1000 };
 
-const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end`;
-const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`;
+const RENEW = luaScript('leaseRenew', new URL('./lua/lease-renew-1.lua', import.meta.url));
+const RELEASE = luaScript('leaseRelease', new URL('./lua/lease-release-1.lua', import.meta.url));
 
 export class LeaseKeeper {
   private readonly held = new Set<string>();
@@ -72,18 +72,15 @@ export class LeaseKeeper {
         if (!wanted.has(ws) || (surplus > 0 && !this.adopted.has(ws))) {
           if (wanted.has(ws)) surplus--;
           this.adopted.delete(ws);
-          await this.redis.eval(RELEASE, 1, globalKeys.leases(ws), this.owner);
+          await runLua(this.redis, RELEASE, [workspaceKeys(ws).lease], [this.owner]);
           this.held.delete(ws);
           lost.push(ws);
           continue;
         }
-        const ok = (await this.redis.eval(
-          RENEW,
-          1,
-          globalKeys.leases(ws),
+        const ok = (await runLua(this.redis, RENEW, [workspaceKeys(ws).lease], [
           this.owner,
           this.opts.ttlMs,
-        )) as number;
+        ])) as number;
         if (ok !== 1) {
           this.held.delete(ws);
           this.adopted.delete(ws);
@@ -108,13 +105,13 @@ export class LeaseKeeper {
       if (overShare) {
         const since = this.freeSince.get(ws);
         if (since === undefined || now - since < this.opts.ttlMs) {
-          if (since === undefined && (await this.redis.exists(globalKeys.leases(ws)).catch(() => 1)) === 0)
+          if (since === undefined && (await this.redis.exists(workspaceKeys(ws).lease).catch(() => 1)) === 0)
             this.freeSince.set(ws, now);
           continue;
         }
       }
       try {
-        const ok = await this.redis.set(globalKeys.leases(ws), this.owner, 'PX', this.opts.ttlMs, 'NX');
+        const ok = await this.redis.set(workspaceKeys(ws).lease, this.owner, 'PX', this.opts.ttlMs, 'NX');
         this.freeSince.delete(ws);
         if (ok === 'OK') {
           this.held.add(ws);
@@ -134,7 +131,7 @@ export class LeaseKeeper {
 
   async releaseAll(): Promise<void> {
     for (const ws of this.held) {
-      await this.redis.eval(RELEASE, 1, globalKeys.leases(ws), this.owner).catch(() => {});
+      await runLua(this.redis, RELEASE, [workspaceKeys(ws).lease], [this.owner]).catch(() => {});
     }
     this.held.clear();
     this.adopted.clear();

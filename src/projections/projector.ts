@@ -2,9 +2,11 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { blockingConnection, raceBlocking, STOPPED, stopSignal } from '../adapters/redis/client.ts';
 import { PROJECTOR_GROUP, workspaceKeys } from '../adapters/redis/keys.ts';
-import { type RedisClient, runScript } from '../adapters/redis/scripts.ts';
-import type { WorkspaceLoop } from '../adapters/workspaces.ts';
+import { luaScript, type RedisClient, runLua } from '../adapters/redis/scripts.ts';
 import { MAX_SKILL_SETS_PER_SKILL } from '../domain/model.ts';
+
+/** The projector's one Lua step (its file documents its keys and arguments). */
+const PROJECT = luaScript('project', new URL('./lua/project-17.lua', import.meta.url));
 
 export interface ProjectorOptions {
   /** Most commands applied by one Lua step. */
@@ -52,9 +54,9 @@ export async function projectPending(
   let total = 0;
   let ack = delivered;
   for (;;) {
-    const [applied, , more] = (await runScript(
+    const [applied, , more] = (await runLua(
       redis,
-      'project',
+      PROJECT,
       [
         k.commands,
         k.events,
@@ -93,7 +95,7 @@ function consumerInfo(fields: unknown): { name: string; pending: number; idle: n
 }
 
 /** The projector role: one consumer of the workspace's command stream group. */
-export class Projector implements WorkspaceLoop {
+export class Projector {
   readonly consumer = `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   private readonly blocking = new Map<string, { conn: RedisClient; stop: () => void }>();
   applied = 0;

@@ -4,7 +4,7 @@
  */
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { globalKeys } from '../../src/adapters/redis/keys.ts';
+import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
 import { LeaseKeeper } from '../../src/dispatcher/leases.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
@@ -42,7 +42,7 @@ describe('dispatcher leases', () => {
     for (let i = 0; i < 30; i++) {
       await a.tick(mine);
       await b.tick(theirs);
-      for (const ws of mine) if ((await redis.get(globalKeys.leases(ws))) === null) unserved.add(ws);
+      for (const ws of mine) if ((await redis.get(workspaceKeys(ws).lease)) === null) unserved.add(ws);
       await sleep(100);
     }
     expect(mine.filter((ws) => !a.holds(ws)), 'every workspace held at the end').toEqual([]);

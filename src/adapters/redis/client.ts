@@ -1,5 +1,5 @@
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
-import { defineScripts, type RedisClient } from './scripts.ts';
+import { defineDeclared, type RedisClient } from './scripts.ts';
 
 /** A single Redis by URL, or a Redis Cluster by its seed nodes: chosen by configuration alone. */
 export interface RedisTarget {
@@ -48,7 +48,7 @@ export function connectRedis(target: RedisTarget, options: RedisOptions = {}): R
   }
   // Errors surface on the commands that fail; the client keeps reconnecting.
   redis.on('error', () => {});
-  defineScripts(redis);
+  defineDeclared(redis);
   return redis;
 }
 
@@ -67,7 +67,7 @@ export function blockingConnection(redis: RedisClient): RedisClient {
           redisOptions: { ...commonOptions, ...options },
         });
   dup.on('error', () => {});
-  defineScripts(dup);
+  defineDeclared(dup);
   return dup;
 }
 

@@ -1,7 +1,9 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Command } from '../../domain/commands.ts';
 import { globalKeys, workspaceKeys } from './keys.ts';
-import { type RedisClient, runScript } from './scripts.ts';
+import { luaScript, type RedisClient, runLua } from './scripts.ts';
+
+const APPEND = luaScript('append', new URL('./lua/append-command-3.lua', import.meta.url));
 
 export interface AppendRequest {
   readonly workspace: string;
@@ -58,9 +60,9 @@ export async function appendCommand(redis: RedisClient, req: AppendRequest): Pro
     markedActive.set(req.workspace, now);
     marks.push(redis.zadd(globalKeys.activeWorkspaces, now, req.workspace));
   }
-  const appended = runScript(
+  const appended = runLua(
     redis,
-    'appendCommand',
+    APPEND,
     [keys.commands, keys.idempotency, keys.idempotencyExpiry],
     [
       keys.prefix,

@@ -1,12 +1,16 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Cluster, Redis } from 'ioredis';
 
 /**
- * Lua steps as files (`<name>-<number of keys>.lua`), with shared fragments pulled in by
- * `--@include "name"` from lua/includes. They are registered with `defineCommand` under a
- * versioned name, so two versions of Switchboard never run each other's scripts.
+ * The one way to run Lua in Switchboard. A step is a file `<name>-<number of keys>.lua` (or
+ * `<name>-any.lua` when the caller passes however many keys it declares) with shared fragments
+ * pulled in by `--@include "name"` from lua/includes; whoever owns a step declares it next to its
+ * file with `luaScript`, and this module only loads, includes and defines it. The command name
+ * carries a hash of the full text, so two versions of Switchboard never run each other's scripts
+ * and nobody bumps a version by hand.
  */
-export const SCRIPT_VERSION = 3;
+export type RedisClient = Redis | Cluster;
 
 const includesDir = new URL('./lua/includes/', import.meta.url);
 
@@ -21,49 +25,68 @@ export function loadLua(file: URL): string {
   return inline(readFileSync(file, 'utf8'));
 }
 
-interface ScriptFile {
-  readonly method: string;
+export interface LuaScript {
   readonly file: URL;
-  readonly keys: number;
+  /** Keys the step declares, from its file name; 'any' when the caller says how many. */
+  readonly keys: number | 'any';
+  readonly lua: string;
+  /** The client command it is defined as: `sb_<name>_<hash of the text>`. */
+  readonly command: string;
 }
 
-function script(method: string, file: URL): ScriptFile {
-  const m = /-(\d+)\.lua$/.exec(file.pathname);
-  if (!m) throw new Error(`Lua file ${file.pathname} must be named <name>-<number of keys>.lua`);
-  return { method: `sb${SCRIPT_VERSION}_${method}`, file, keys: Number(m[1]) };
+/** Every step declared so far, for the tests that check what each declares. */
+export const declaredScripts: LuaScript[] = [];
+
+export function luaScript(name: string, file: URL): LuaScript {
+  const m = /-(\d+|any)\.lua$/.exec(file.pathname);
+  if (!m?.[1])
+    throw new Error(
+      `Lua file ${file.pathname} must be named <name>-<number of keys>.lua (or <name>-any.lua); rename it`,
+    );
+  const lua = loadLua(file);
+  const hash = createHash('sha1').update(lua).digest('hex').slice(0, 12);
+  const script: LuaScript = {
+    file,
+    keys: m[1] === 'any' ? 'any' : Number(m[1]),
+    lua,
+    command: `sb_${name}_${hash}`,
+  };
+  declaredScripts.push(script);
+  return script;
 }
 
-export const SCRIPTS = {
-  appendCommand: script('appendCommand', new URL('./lua/append-command-3.lua', import.meta.url)),
-  project: script('project', new URL('../../projections/lua/project-17.lua', import.meta.url)),
-  dispatch: script('dispatch', new URL('../../dispatcher/lua/dispatch-12.lua', import.meta.url)),
-} as const;
+const defined = new WeakMap<object, Set<string>>();
 
-export type ScriptName = keyof typeof SCRIPTS;
-export type RedisClient = Redis | Cluster;
-
-const defined = new WeakSet<object>();
-
-/** Registers every script on a client once; ioredis then runs them by EVALSHA with a fallback to EVAL. */
-export function defineScripts(redis: RedisClient): void {
-  if (defined.has(redis)) return;
-  for (const s of Object.values(SCRIPTS)) {
-    redis.defineCommand(s.method, { numberOfKeys: s.keys, lua: loadLua(s.file) });
-  }
-  defined.add(redis);
+function define(redis: RedisClient, s: LuaScript): void {
+  let known = defined.get(redis);
+  if (!known) defined.set(redis, (known = new Set()));
+  if (known.has(s.command)) return;
+  redis.defineCommand(s.command, s.keys === 'any' ? { lua: s.lua } : { numberOfKeys: s.keys, lua: s.lua });
+  known.add(s.command);
 }
 
-/** Runs one registered script. */
-export async function runScript(
+/**
+ * Defines every step declared so far on a new client, before its first command: an auto-pipeline
+ * made earlier in a tick would not know a command defined later in that tick.
+ */
+export function defineDeclared(redis: RedisClient): void {
+  for (const s of declaredScripts) define(redis, s);
+}
+
+/**
+ * Runs a step (ioredis sends EVALSHA and falls back to EVAL), in the calling tick, so calls issued
+ * in order reach Redis in order.
+ */
+export function runLua(
   redis: RedisClient,
-  name: ScriptName,
+  s: LuaScript,
   keys: readonly string[],
   args: readonly (string | number)[],
 ): Promise<unknown> {
-  defineScripts(redis);
-  const s = SCRIPTS[name];
-  if (keys.length !== s.keys) throw new Error(`${name} takes ${s.keys} keys, got ${keys.length}`);
-  const fn = (redis as unknown as Record<string, (...a: (string | number)[]) => Promise<unknown>>)[s.method];
-  if (!fn) throw new Error(`script ${s.method} is not defined on this client`);
-  return fn.call(redis, ...keys, ...args);
+  define(redis, s);
+  if (s.keys !== 'any' && keys.length !== s.keys)
+    return Promise.reject(new Error(`${s.file.pathname} takes ${s.keys} keys, got ${keys.length}`));
+  const fn = (redis as unknown as Record<string, (...a: (string | number)[]) => Promise<unknown>>)[s.command];
+  if (!fn) return Promise.reject(new Error(`script ${s.command} is not defined on this client`));
+  return s.keys === 'any' ? fn.call(redis, keys.length, ...keys, ...args) : fn.call(redis, ...keys, ...args);
 }

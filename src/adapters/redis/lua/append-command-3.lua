@@ -19,8 +19,10 @@
 ]]
 local K_COMMANDS, K_IDEM, K_IDEM_EXPIRY = KEYS[1], KEYS[2], KEYS[3]
 local idem = ARGV[5]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+--@include "time"
+
+local now = now_ms()
 
 -- Forget a few expired records on every append, so the hash stays bounded by the key lifetime.
 -- This only bounds the hash: a record past its lifetime is already forgotten when read (below).
