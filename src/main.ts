@@ -1,6 +1,6 @@
-import { ConfigError, loadConfig } from './adapters/config.ts';
-import { createLogger } from './adapters/logger.ts';
-import { startSwitchboard } from './switchboard.ts';
+import { startSwitchboard } from './app/composition-root.ts';
+import { ConfigError, loadConfig } from './app/config.ts';
+import { createLogger } from './app/logger.ts';
 
 /** The main command: every role in one process unless ROLES says otherwise. */
 async function main(): Promise<void> {

@@ -7,9 +7,9 @@
  */
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/adapters/config.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
-import { type Running, startSwitchboard, VERSION } from '../../src/switchboard.ts';
+import { type Running, startSwitchboard, VERSION } from '../../src/app/composition-root.ts';
+import { loadConfig } from '../../src/app/config.ts';
 import { projectorReady } from '../support/projector.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 

@@ -10,12 +10,12 @@ import { connect } from 'node:net';
 import { Cluster } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/adapters/config.ts';
 import { openapi } from '../../src/adapters/http/openapi.ts';
 import { PROBLEM_TYPES } from '../../src/adapters/http/problem.ts';
 import { globalKeys } from '../../src/adapters/redis/keys.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
-import { type Running, startSwitchboard } from '../../src/switchboard.ts';
+import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
+import { loadConfig } from '../../src/app/config.ts';
 import { projectorReady } from '../support/projector.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 

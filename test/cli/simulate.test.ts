@@ -6,8 +6,8 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/adapters/config.ts';
-import { type Running, startSwitchboard } from '../../src/switchboard.ts';
+import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
+import { loadConfig } from '../../src/app/config.ts';
 import { freePort } from '../../src/topology/redis-server.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { CONFIG_ENTRIES, ConfigError, loadConfig } from '../../src/adapters/config.ts';
+import { CONFIG_ENTRIES, ConfigError, loadConfig } from '../../src/app/config.ts';
 
 describe('configuration from the environment', () => {
   it('has working defaults', () => {
@@ -58,7 +58,7 @@ describe('configuration from the environment', () => {
   });
 
   it('documents every variable it reads', () => {
-    const source = readFileSync(new URL('../../src/adapters/config.ts', import.meta.url), 'utf8');
+    const source = readFileSync(new URL('../../src/app/config.ts', import.meta.url), 'utf8');
     const read = new Set([...source.matchAll(/\b(?:get|int|bool|list)\('([A-Z_]+)'/g)].map((m) => m[1]));
     expect(read.size).toBeGreaterThan(15);
     expect([...read].filter((name) => !CONFIG_ENTRIES.some((e) => e.name === name))).toEqual([]);

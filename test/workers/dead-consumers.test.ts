@@ -5,13 +5,13 @@
  */
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/adapters/config.ts';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import { PROJECTOR_GROUP, workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
+import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
+import { loadConfig } from '../../src/app/config.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { defaultProjectorOptions, ensureGroup, Projector } from '../../src/projections/projector.ts';
-import { type Running, startSwitchboard } from '../../src/switchboard.ts';
 import { killAllProcesses, sleep, startProcess, waitFor } from '../support/processes.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 

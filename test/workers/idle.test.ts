@@ -1,10 +1,10 @@
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
-import type { Command } from '../../src/domain/commands.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
 import { TailHub } from '../../src/adapters/redis/tail.ts';
-import { WorkspaceRunner } from '../../src/adapters/workspaces.ts';
+import { WorkspaceRunner } from '../../src/app/workspace-runner.ts';
+import type { Command } from '../../src/domain/commands.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 
 const log = pino({ level: 'silent' });

@@ -3,10 +3,9 @@ import type { IncomingMessage } from 'node:http';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { Config } from '../config.ts';
+import type { RedisWatch } from '../redis/health-watch.ts';
 import type { RedisClient } from '../redis/scripts.ts';
 import type { TailHub } from '../redis/tail.ts';
-import type { RedisWatch } from '../status.ts';
 import { commandRoutes } from './commands.ts';
 import { clientErrorHandler, frameworkProblem, handshakeProblem, onWebSocketClientError } from './edge.ts';
 import { liveRoutes } from './live.ts';
@@ -16,20 +15,22 @@ import { operationRoutes, type RoleReport } from './operations.ts';
 import { ProblemError, problem, sendProblem } from './problem.ts';
 import { queryRoutes } from './queries.ts';
 
+/** The part of the configuration the API reads (src/app/config.ts documents each). */
+export interface ApiSettings {
+  readonly commandTimeoutMs: number;
+  readonly queryTimeoutMs: number;
+  readonly bodyLimit: number;
+  readonly idempotencyTtlS: number;
+  readonly durability: 'local' | 'replicated';
+  readonly replicaWaitMs: number;
+  readonly liveMaxBufferedBytes: number;
+  readonly liveMaxHeldEvents: number;
+}
+
 export interface ApiDeps {
   readonly redis: RedisClient;
   readonly tails: TailHub;
-  readonly config: Pick<
-    Config,
-    | 'commandTimeoutMs'
-    | 'queryTimeoutMs'
-    | 'bodyLimit'
-    | 'idempotencyTtlS'
-    | 'durability'
-    | 'replicaWaitMs'
-    | 'liveMaxBufferedBytes'
-    | 'liveMaxHeldEvents'
-  >;
+  readonly config: ApiSettings;
   readonly watch: RedisWatch;
   readonly metrics: Metrics;
   readonly logger: Logger;

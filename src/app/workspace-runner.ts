@@ -1,13 +1,16 @@
 import type { Logger } from 'pino';
-import type { LeaseKeeper } from '../dispatcher/leases.ts';
-import { globalKeys } from './redis/keys.ts';
-import type { RedisClient } from './redis/scripts.ts';
+import { globalKeys } from '../adapters/redis/keys.ts';
+import type { RedisClient } from '../adapters/redis/scripts.ts';
 
 /**
  * Runs one loop per workspace for a worker role: the configured workspaces at once, and any
  * workspace that appears in the registry later (it is registered when its first command is
- * appended). With a lease keeper, a loop runs only while this process holds the workspace's
- * lease. `stop` asks every loop to end after its current step and waits for them.
+ * appended). With leases, a loop runs only while this process holds the workspace's lease.
+ * `stop` asks every loop to end after its current step and waits for them.
+ *
+ * The workers (src/projections, src/dispatcher) do not know this runner: a worker is any object
+ * with `run` (and `interrupt`), and the leases any object with the shape below; the composition
+ * root wires the dispatcher's LeaseKeeper in.
  */
 export interface WorkspaceLoop {
   run(workspace: string, running: () => boolean): Promise<void>;
@@ -15,11 +18,20 @@ export interface WorkspaceLoop {
   interrupt?(workspace: string): void;
 }
 
+/** Which workspaces this process may serve: one lease per workspace (the dispatcher's LeaseKeeper). */
+export interface WorkspaceLeases {
+  holds(workspace: string): boolean;
+  /** Renews, takes and hands back leases for `workspaces`; returns the ones lost. */
+  tick(workspaces: readonly string[]): Promise<{ readonly lost: readonly string[] }>;
+  releaseAll(): Promise<void>;
+}
+
 export interface RunnerOptions {
   readonly workspaces: readonly string[];
   readonly discover: boolean;
+  /** How often the registry (and the leases) are looked at; default 500 ms. */
   readonly discoverEveryMs?: number;
-  readonly leases?: LeaseKeeper;
+  readonly leases?: WorkspaceLeases;
   /**
    * A discovered workspace with no command for this long is let go (its loop ends after its
    * current step, its connection closes); its next command brings it back within one discovery
@@ -50,7 +62,7 @@ export class WorkspaceRunner {
     this.wanted = new Set(this.opts.workspaces);
     if (!leases) for (const ws of this.opts.workspaces) this.ensure(ws);
     if (!this.opts.discover && !leases) return;
-    const every = leases ? leases.opts.renewEveryMs : (this.opts.discoverEveryMs ?? 500);
+    const every = this.opts.discoverEveryMs ?? 500;
     const tick = async () => {
       try {
         const idleAfter = this.opts.idleAfterMs ?? DEFAULT_IDLE_AFTER_MS;

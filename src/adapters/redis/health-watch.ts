@@ -1,4 +1,4 @@
-import type { RedisClient } from './redis/scripts.ts';
+import type { RedisClient } from './scripts.ts';
 
 export interface DependencyStatus {
   readonly reachable: boolean;

@@ -1,4 +1,4 @@
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 
 /** pino JSON logs; every line names the process's roles, requests add their request id. */
 export function createLogger(level: string, bindings: Record<string, unknown> = {}): Logger {

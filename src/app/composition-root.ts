@@ -3,22 +3,22 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { Config } from './adapters/config.ts';
-import { createMetrics } from './adapters/http/metrics.ts';
-import { buildApi } from './adapters/http/server.ts';
-import { connectRedis } from './adapters/redis/client.ts';
-import { type Registration, registerInstance } from './adapters/redis/instance-registry.ts';
-import type { RedisClient } from './adapters/redis/scripts.ts';
-import { TailHub } from './adapters/redis/tail.ts';
-import { RedisWatch } from './adapters/status.ts';
-import { WorkspaceRunner } from './adapters/workspaces.ts';
-import { Dispatcher, defaultDispatcherOptions } from './dispatcher/dispatcher.ts';
-import { LeaseKeeper } from './dispatcher/leases.ts';
-import { Projector } from './projections/projector.ts';
-import { type RedisServerHandle, startRedisServer } from './topology/redis-server.ts';
+import { createMetrics } from '../adapters/http/metrics.ts';
+import { buildApi } from '../adapters/http/server.ts';
+import { connectRedis } from '../adapters/redis/client.ts';
+import { RedisWatch } from '../adapters/redis/health-watch.ts';
+import { type Registration, registerInstance } from '../adapters/redis/instance-registry.ts';
+import type { RedisClient } from '../adapters/redis/scripts.ts';
+import { TailHub } from '../adapters/redis/tail.ts';
+import { Dispatcher, defaultDispatcherOptions } from '../dispatcher/dispatcher.ts';
+import { LeaseKeeper } from '../dispatcher/leases.ts';
+import { Projector } from '../projections/projector.ts';
+import { type RedisServerHandle, startRedisServer } from '../topology/redis-server.ts';
+import type { Config } from './config.ts';
+import { WorkspaceRunner } from './workspace-runner.ts';
 
 export const VERSION = (
-  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
 ).version;
 
 export interface Running {
@@ -73,8 +73,12 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
           renewEveryMs: Math.max(100, Math.floor(config.leaseTtlMs / 3)),
         })
       : undefined;
+    // With leases, the runner looks at the registry and renews them at the renewal rate.
     runners.push(
-      new WorkspaceRunner(redis, dispatcher, dlog, { ...runnerOpts, ...(leases ? { leases } : {}) }),
+      new WorkspaceRunner(redis, dispatcher, dlog, {
+        ...runnerOpts,
+        ...(leases ? { leases, discoverEveryMs: leases.opts.renewEveryMs } : {}),
+      }),
     );
   }
   for (const r of runners) r.start();
