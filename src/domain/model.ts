@@ -1,6 +1,6 @@
 import * as E from 'fp-ts/lib/Either.js';
 import type { AgentPresence, Command } from './commands.ts';
-import type { AgentStateName, ContactStateName } from './documents.ts';
+import type { AgentStateName, ContactStateName } from './views.ts';
 
 /**
  * The pure model of a workspace: what every command means (`decide`) and what every fact

@@ -13,7 +13,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { globalKeys } from '../../src/adapters/redis/keys.ts';
+import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
 import { type AuditReport, auditWorkspace, LoadDriver, positionMs, trafficGap } from '../support/audit.ts';
 import {
@@ -47,7 +47,7 @@ describe('a dispatcher holding workspace leases SIGKILLed', () => {
 
   /** The owner id in each workspace's lease key (null: no lease). */
   const owners = async (): Promise<(string | null)[]> =>
-    Promise.all(workspaces.map((ws) => redis.get(globalKeys.leases(ws))));
+    Promise.all(workspaces.map((ws) => redis.get(workspaceKeys(ws).lease)));
 
   beforeAll(async () => {
     redisFixture = await startTestRedis();

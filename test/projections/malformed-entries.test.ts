@@ -5,9 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
-import { appliedPosition } from '../../src/adapters/redis/documents.ts';
 import { readEvents } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
+import { appliedPosition } from '../../src/adapters/redis/projection-reads.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
 import { dispatchPending } from '../../src/dispatcher/dispatcher.ts';
 import { ensureGroup, projectPending } from '../../src/projections/projector.ts';

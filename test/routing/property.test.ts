@@ -10,9 +10,9 @@ import fc from 'fast-check';
 import { isRight } from 'fp-ts/lib/Either.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
-import { appliedPosition, readAvailability } from '../../src/adapters/redis/documents.ts';
 import { readEvents } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
+import { appliedPosition, readAvailability } from '../../src/adapters/redis/projection-reads.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
 import {
   type DispatcherOptions,

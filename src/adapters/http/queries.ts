@@ -1,11 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import * as t from 'io-ts';
-import { AgentStateName } from '../../domain/documents.ts';
 import { EVENT_TYPES } from '../../domain/events.ts';
 import { strict } from '../../domain/strict.ts';
 import { AfterPosition, comparePositions, Position, Skill } from '../../domain/values.ts';
-import { appliedPosition, listAgents, readAgent, readContact, readStats } from '../redis/documents.ts';
+import { AgentStateName } from '../../domain/views.ts';
 import { readEvents } from '../redis/event-log.ts';
+import { appliedPosition, listAgents, readAgent, readContact, readStats } from '../redis/projection-reads.ts';
 import { idParams, MinPositionQuery, workspaceOf } from './params.ts';
 import { decodeOr400, ProblemError, problem } from './problem.ts';
 

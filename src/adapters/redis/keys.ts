@@ -88,8 +88,6 @@ export const globalKeys = {
   instances: `${KEY_ROOT}:instances`,
   /** Zset of live dispatchers, scored by their last lease renewal. */
   dispatchers: `${KEY_ROOT}:dispatchers`,
-  /** A workspace's dispatcher lease: in the workspace's slot. */
-  leases: (workspace: string) => workspaceKeys(workspace).lease,
 };
 
 /** Consumer group of the projector role on every command stream. */

@@ -1,3 +1,9 @@
+/**
+ * The views: agents and contacts as queries return them (GET /agents, /contacts). The projector's
+ * Lua writes them (src/adapters/redis/lua/includes/documents.lua) and
+ * src/adapters/redis/projection-reads.ts reads them back; the auditor compares them with the
+ * replayed state.
+ */
 import * as t from 'io-ts';
 import { AgentPresence } from './commands.ts';
 

@@ -1,11 +1,12 @@
-import type { AgentDocument, ContactDocument } from '../../domain/documents.ts';
+import type { AgentDocument, ContactDocument } from '../../domain/views.ts';
 import { lexRange, workspaceKeys } from './keys.ts';
 import type { RedisClient } from './scripts.ts';
 
 /**
- * The read side of the document port (the write side is lua/includes/documents.lua): agents and
- * contacts are JSON strings; fields starting with "_" are internal and dropped here, and a
- * contact's attributes, kept as the client's JSON text, are parsed back.
+ * Reads of the projections the projector keeps (its Lua writes them, lua/includes/documents.lua):
+ * agent and contact views, agents by state and skill, availability, the applied position and the
+ * counters of /stats. Agents and contacts are JSON strings; fields starting with "_" are internal
+ * and dropped here, and a contact's attributes, kept as the client's JSON text, are parsed back.
  */
 export function publicDocument<T>(text: string | null): T | null {
   if (text === null) return null;
