@@ -1,5 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import * as E from 'fp-ts/lib/Either.js';
+import { pipe } from 'fp-ts/lib/function.js';
+import * as TE from 'fp-ts/lib/TaskEither.js';
+import type * as t from 'io-ts';
 import {
   ChangeAgentStateBody,
   type Command,
@@ -7,11 +11,132 @@ import {
   RegisterAgentBody,
   UpdateAgentBody,
 } from '../../domain/commands.ts';
-import { appendCommand, type CommandOutcome, fingerprintOf } from '../redis/command-log.ts';
+import { type Appended, appendCommand, type CommandOutcome, fingerprintOf } from '../redis/command-log.ts';
 import { waitForReplicas } from '../redis/client.ts';
 import { workspaceKeys } from '../redis/keys.ts';
-import { idParams, IdempotencyKey, workspaceOf } from './params.ts';
-import { decodeOr400, ProblemError, problem, sendProblem } from './problem.ts';
+import { AgentParams, ContactParams, IdempotencyKey, WorkspaceParams } from './params.ts';
+import {
+  decodeOrProblem,
+  internalError,
+  isRedisUnavailable,
+  type Problem,
+  problem,
+  redisUnavailable,
+  sendProblem,
+} from './problem.ts';
+
+/** A command request's path and body, decoded: which workspace, which command. */
+interface CommandRequest {
+  readonly ws: string;
+  readonly command: Command;
+}
+
+/** With the Idempotency-Key header, decoded: the key that makes a repeat safe. */
+interface Submission extends CommandRequest {
+  readonly idempotencyKey: string | undefined;
+}
+
+/** A submission in the command stream: appended now, or the repeat of one appended before. */
+interface InStream extends Submission {
+  readonly appended: Appended;
+}
+
+/** Just appended: `ownOutcome` is the command's outcome (null at once for a repeat: it appended nothing). */
+interface Appending extends InStream {
+  readonly ownOutcome: Promise<CommandOutcome | null>;
+}
+
+/**
+ * Every way the command path ends other than with the document its command made, each answered
+ * by `answerFailure`. Those met once the command is in the stream carry it (`submitted`).
+ */
+type CommandFailure =
+  /** 400: a bad path, body or Idempotency-Key header; nothing was appended. */
+  | { readonly _tag: 'InvalidRequest'; readonly problem: Problem }
+  /** 503: Redis could not be reached; the client retries with the same Idempotency-Key. */
+  | { readonly _tag: 'RedisUnavailable'; readonly error: Error; readonly submitted?: InStream }
+  /** 500: anything else that failed; logged under the request id. */
+  | { readonly _tag: 'Failed'; readonly error: unknown; readonly submitted?: InStream }
+  /** 422: the Idempotency-Key was first used for a different request; nothing was appended. */
+  | { readonly _tag: 'IdempotencyKeyReused'; readonly submitted: InStream }
+  /** 503: durability is "replicated" and no replica confirmed the command in time. */
+  | { readonly _tag: 'NotReplicated'; readonly submitted: InStream }
+  /** 202: the command is in the stream, but its outcome was not known in time. */
+  | { readonly _tag: 'TimedOut'; readonly submitted: InStream }
+  /** 404/409/422: the projector refused the command; its outcome is the problem to answer. */
+  | { readonly _tag: 'Refused'; readonly submitted: InStream; readonly outcome: CommandOutcome };
+
+/** A command the projector applied: answered 200 or 201 with the document. */
+interface Applied {
+  readonly submitted: InStream;
+  readonly outcome: CommandOutcome;
+}
+
+const invalidRequest = (p: Problem): CommandFailure => ({ _tag: 'InvalidRequest', problem: p });
+
+/** A thrown error (a Redis one, mostly) as a failure of the command path. */
+const thrown =
+  (submitted?: InStream) =>
+  (error: unknown): CommandFailure =>
+    isRedisUnavailable(error)
+      ? { _tag: 'RedisUnavailable', error: error as Error, ...(submitted ? { submitted } : {}) }
+      : { _tag: 'Failed', error, ...(submitted ? { submitted } : {}) };
+
+/** How a route reads its body. */
+type BodyDecoder<B> = (body: unknown) => E.Either<Problem, B>;
+
+const bodyOf =
+  <B>(codec: t.Type<B, unknown, unknown>): BodyDecoder<B> =>
+  (body) =>
+    decodeOrProblem(codec, body, 'body');
+
+/** Body-less commands accept nothing or an empty object. */
+const noBody: BodyDecoder<null> = (body) =>
+  body === undefined ||
+  body === null ||
+  (typeof body === 'object' && !Array.isArray(body) && Object.keys(body).length === 0)
+    ? E.right(null)
+    : E.left(
+        problem(400, 'invalid-request', 'Invalid request', 'This command takes no body; send none (or {}).', {
+          errors: [{ path: '(body)', message: 'must be empty' }],
+        }),
+      );
+
+/** A PATCH must change something. */
+const changeOf: BodyDecoder<t.TypeOf<typeof UpdateAgentBody>> = (body) =>
+  pipe(
+    decodeOrProblem(UpdateAgentBody, body, 'body'),
+    E.filterOrElse(
+      (b) => Object.keys(b).length > 0,
+      () =>
+        problem(
+          400,
+          'invalid-request',
+          'Invalid request',
+          'The body changes nothing: give at least one of name, skills, capacity.',
+          { errors: [{ path: '(body)', message: 'must give at least one of name, skills, capacity' }] },
+        ),
+    ),
+  );
+
+/** The path parameters first (a bad path is the one answered), then the body; `make` makes the command. */
+function decodeRequest<P extends { readonly ws: string }, B>(
+  req: FastifyRequest,
+  params: t.Type<P, unknown, unknown>,
+  body: BodyDecoder<B>,
+  make: (params: P, body: B) => Command,
+): E.Either<CommandFailure, CommandRequest> {
+  return pipe(
+    decodeOrProblem(params, req.params, 'path'),
+    E.flatMap((p) =>
+      pipe(
+        body(req.body),
+        E.map((b) => ({ ws: p.ws, command: make(p, b) })),
+      ),
+    ),
+    E.mapLeft(invalidRequest),
+  );
+}
 
 /**
  * Command routes: decode, append to the workspace's command stream, and answer with the outcome
@@ -20,97 +145,120 @@ import { decodeOr400, ProblemError, problem, sendProblem } from './problem.ts';
 export async function commandRoutes(app: FastifyInstance): Promise<void> {
   const { redis, tails, config, metrics } = app.deps;
 
-  async function submit(req: FastifyRequest, reply: FastifyReply, ws: string, command: Command) {
-    const rawKey = req.headers['idempotency-key'];
-    const idempotencyKey =
-      rawKey === undefined
-        ? undefined
-        : decodeOr400(IdempotencyKey, rawKey, 'Idempotency-Key header', 'Idempotency-Key');
-    const tail = await tails.get(ws);
-    const commandId = randomUUID();
-    const waiting = tail.waitOutcome(commandId, config.commandTimeoutMs);
-    let appended: Awaited<ReturnType<typeof appendCommand>>;
-    try {
-      appended = await appendCommand(redis, {
-        workspace: ws,
-        command,
-        commandId,
-        ...(idempotencyKey !== undefined
-          ? {
-              idempotencyKey,
-              fingerprint: fingerprintOf(req.method, req.routeOptions.url, req.params, req.body ?? null),
-            }
-          : {}),
-        requestId: req.id,
-        idempotencyTtlS: config.idempotencyTtlS,
-      });
-    } catch (err) {
-      waiting.cancel();
-      throw err;
-    }
-    req.log.info(
-      {
-        commandId: appended.commandId,
-        type: command.type,
-        position: appended.position,
-        repeated: appended.repeated,
-      },
-      'command appended',
-    );
-    // Replicated durability: the client hears of its command only once a replica holds it.
-    const replicated =
-      config.durability === 'replicated'
-        ? waitForReplicas(redis, workspaceKeys(ws).commands, 1, config.replicaWaitMs).catch(() => 0)
-        : undefined;
-    let outcome: CommandOutcome | null;
-    if (appended.repeated) {
-      waiting.cancel();
-      reply.header('idempotent-replayed', 'true');
-      if (!appended.sameRequest) {
-        throw new ProblemError(
-          problem(
-            422,
-            'idempotency-key-reused',
-            'Idempotency-Key reused',
-            `The key "${idempotencyKey}" was first used for a different request; use a new key for a new request.`,
-          ),
-        );
-      }
-      outcome = appended.outcome ?? (await waitRepeat(ws, idempotencyKey!, appended.commandId));
-    } else {
-      outcome = await waiting.promise;
-    }
-    if (replicated && (await replicated) < 1) {
-      metrics.commands.inc({ type: command.type, status: '503' });
-      reply.header('retry-after', '1');
-      return sendProblem(
-        reply,
-        problem(
-          503,
-          'not-replicated',
-          'Not yet replicated',
-          `Command ${appended.commandId} is on the primary but no replica confirmed it within ${config.replicaWaitMs} ms; retry with the same Idempotency-Key.`,
-          { position: appended.position, commandId: appended.commandId },
+  /**
+   * A command route, and the whole command path: decode → append → await the outcome, then one
+   * answer, whatever the path ends with. `make` turns the decoded path parameters and body into the
+   * command.
+   */
+  function commandRoute<P extends { readonly ws: string }, B>(
+    params: t.Type<P, unknown, unknown>,
+    body: BodyDecoder<B>,
+    make: (params: P, body: B) => Command,
+  ) {
+    return (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> =>
+      pipe(
+        TE.fromEither(decodeRequest(req, params, body, make)), // 400
+        TE.flatMapEither(withIdempotencyKey(req)), // 400
+        TE.flatMap(append(req)), // 503 when Redis is unavailable
+        TE.filterOrElse(
+          ({ appended }) => !appended.repeated || appended.sameRequest,
+          (submitted): CommandFailure => ({ _tag: 'IdempotencyKeyReused', submitted }), // 422
         ),
-      );
-    }
-    if (!outcome) {
-      metrics.commands.inc({ type: command.type, status: '202' });
-      return reply.code(202).send({ position: appended.position, commandId: appended.commandId });
-    }
-    metrics.commands.inc({ type: command.type, status: String(outcome.status) });
-    if (outcome.status === 201) {
-      const id = (outcome.body as { id?: string }).id;
-      if (id)
-        reply.header('location', `${req.url.split('?')[0]!.replace(/\/$/, '')}/${encodeURIComponent(id)}`);
-    }
-    if (outcome.status >= 400) return sendProblem(reply, outcome.body as never);
-    return reply.code(outcome.status).type('application/json').send(outcome.body);
+        TE.flatMap(awaitOutcome), // 202 when late, 503 when not replicated, 4xx when refused
+        TE.match(
+          (failure) => answerFailure(req, reply, failure),
+          (applied) => answerApplied(req, reply, applied),
+        ),
+      )();
   }
+
+  const withIdempotencyKey =
+    (req: FastifyRequest) =>
+    (s: CommandRequest): E.Either<CommandFailure, Submission> => {
+      const raw = req.headers['idempotency-key'];
+      if (raw === undefined) return E.right({ ...s, idempotencyKey: undefined });
+      return pipe(
+        decodeOrProblem(IdempotencyKey, raw, 'Idempotency-Key header', 'Idempotency-Key'),
+        E.map((idempotencyKey) => ({ ...s, idempotencyKey })),
+        E.mapLeft(invalidRequest),
+      );
+    };
+
+  /** Appends the command; `ownOutcome` is its outcome (null at once for a repeat: it appended nothing). */
+  const append =
+    (req: FastifyRequest) =>
+    (s: Submission): TE.TaskEither<CommandFailure, Appending> =>
+      TE.tryCatch(async () => {
+        const tail = await tails.get(s.ws);
+        const commandId = randomUUID();
+        // The waiter is registered before the append: the projector may apply the command and
+        // record its outcome before the append's reply is back here, and the tail hands an outcome
+        // only to the waiters it has when it reads that outcome.
+        const waiting = tail.waitOutcome(commandId, config.commandTimeoutMs);
+        let appended: Appended;
+        try {
+          appended = await appendCommand(redis, {
+            workspace: s.ws,
+            command: s.command,
+            commandId,
+            ...(s.idempotencyKey !== undefined
+              ? {
+                  idempotencyKey: s.idempotencyKey,
+                  fingerprint: fingerprintOf(req.method, req.routeOptions.url, req.params, req.body ?? null),
+                }
+              : {}),
+            requestId: req.id,
+            idempotencyTtlS: config.idempotencyTtlS,
+          });
+        } catch (err) {
+          waiting.cancel();
+          throw err;
+        }
+        req.log.info(
+          {
+            commandId: appended.commandId,
+            type: s.command.type,
+            position: appended.position,
+            repeated: appended.repeated,
+          },
+          'command appended',
+        );
+        if (appended.repeated) waiting.cancel();
+        return { ...s, appended, ownOutcome: waiting.promise };
+      }, thrown());
+
+  /**
+   * The outcome: this command's, or for a repeat the first command's. Not an outcome in time is
+   * 202; with replicated durability, a command no replica confirmed is 503 whatever its outcome.
+   */
+  const awaitOutcome =
+    ({ ownOutcome, ...submitted }: Appending) =>
+    async (): Promise<E.Either<CommandFailure, Applied>> => {
+      const { ws, idempotencyKey, appended } = submitted;
+      // Replicated durability: the client hears of its command only once a replica holds it.
+      const replicated =
+        config.durability === 'replicated'
+          ? waitForReplicas(redis, workspaceKeys(ws).commands, 1, config.replicaWaitMs).catch(() => 0)
+          : undefined;
+      let outcome: CommandOutcome | null;
+      try {
+        outcome = appended.repeated
+          ? (appended.outcome ?? (await waitRepeat(ws, idempotencyKey!, appended.commandId)))
+          : await ownOutcome;
+      } catch (err) {
+        return E.left(thrown(submitted)(err));
+      }
+      if (replicated && (await replicated) < 1) return E.left({ _tag: 'NotReplicated', submitted });
+      if (!outcome) return E.left({ _tag: 'TimedOut', submitted });
+      if (outcome.status >= 400) return E.left({ _tag: 'Refused', submitted, outcome });
+      return E.right({ submitted, outcome });
+    };
 
   /** A repeat whose first command is not applied yet: wait for it, then read the record again. */
   async function waitRepeat(ws: string, key: string, commandId: string): Promise<CommandOutcome | null> {
     const tail = await tails.get(ws);
+    // Waiting before reading, for the same reason as before an append: an outcome recorded
+    // between the read and the wait would reach no waiter.
     const waiting = tail.waitOutcome(commandId, config.commandTimeoutMs);
     const record = await redis.hget(workspaceKeys(ws).idempotency, key);
     const outcome = record ? (JSON.parse(record) as { outcome?: string }).outcome : undefined;
@@ -121,82 +269,120 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
     return waiting.promise;
   }
 
-  app.post('/agents', (req, reply) => {
-    const ws = workspaceOf(req.params);
-    const b = decodeOr400(RegisterAgentBody, req.body, 'body');
-    return submit(req, reply, ws, {
+  /** The one mapping from the ways the command path fails to their answers (problem+json, or 202). */
+  function answerFailure(req: FastifyRequest, reply: FastifyReply, failure: CommandFailure): FastifyReply {
+    if ('submitted' in failure && failure.submitted?.appended.repeated)
+      reply.header('idempotent-replayed', 'true');
+    switch (failure._tag) {
+      case 'InvalidRequest':
+        return sendProblem(reply, failure.problem);
+      case 'RedisUnavailable':
+        req.log.warn({ err: failure.error.message }, 'redis unavailable');
+        return sendProblem(reply.header('retry-after', '1'), redisUnavailable());
+      case 'Failed':
+        req.log.error({ err: failure.error }, 'request failed');
+        return sendProblem(reply, internalError(req.id));
+      case 'IdempotencyKeyReused':
+        return sendProblem(
+          reply,
+          problem(
+            422,
+            'idempotency-key-reused',
+            'Idempotency-Key reused',
+            `The key "${failure.submitted.idempotencyKey}" was first used for a different request; use a new key for a new request.`,
+          ),
+        );
+      case 'NotReplicated': {
+        const { command, appended } = failure.submitted;
+        metrics.commands.inc({ type: command.type, status: '503' });
+        return sendProblem(
+          reply.header('retry-after', '1'),
+          problem(
+            503,
+            'not-replicated',
+            'Not yet replicated',
+            `Command ${appended.commandId} is on the primary but no replica confirmed it within ${config.replicaWaitMs} ms; retry with the same Idempotency-Key.`,
+            { position: appended.position, commandId: appended.commandId },
+          ),
+        );
+      }
+      case 'TimedOut': {
+        const { command, appended } = failure.submitted;
+        metrics.commands.inc({ type: command.type, status: '202' });
+        return reply.code(202).send({ position: appended.position, commandId: appended.commandId });
+      }
+      case 'Refused':
+        metrics.commands.inc({
+          type: failure.submitted.command.type,
+          status: String(failure.outcome.status),
+        });
+        return sendProblem(reply, failure.outcome.body as never);
+    }
+  }
+
+  function answerApplied(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    { submitted, outcome }: Applied,
+  ): FastifyReply {
+    if (submitted.appended.repeated) reply.header('idempotent-replayed', 'true');
+    metrics.commands.inc({ type: submitted.command.type, status: String(outcome.status) });
+    if (outcome.status === 201) {
+      const id = (outcome.body as { id?: string }).id;
+      if (id)
+        reply.header('location', `${req.url.split('?')[0]!.replace(/\/$/, '')}/${encodeURIComponent(id)}`);
+    }
+    return reply.code(outcome.status).type('application/json').send(outcome.body);
+  }
+
+  app.post(
+    '/agents',
+    commandRoute(WorkspaceParams, bodyOf(RegisterAgentBody), (_, b) => ({
       type: 'RegisterAgent',
       agentId: b.id,
       skills: b.skills,
       capacity: b.capacity ?? 1,
       ...(b.name !== undefined ? { name: b.name } : {}),
-    });
-  });
+    })),
+  );
 
-  app.patch('/agents/:id', (req, reply) => {
-    const { ws, id } = idParams(req.params);
-    const b = decodeOr400(UpdateAgentBody, req.body, 'body');
-    if (Object.keys(b).length === 0) {
-      throw new ProblemError(
-        problem(
-          400,
-          'invalid-request',
-          'Invalid request',
-          'The body changes nothing: give at least one of name, skills, capacity.',
-          {
-            errors: [{ path: '(body)', message: 'must give at least one of name, skills, capacity' }],
-          },
-        ),
-      );
-    }
-    return submit(req, reply, ws, { type: 'UpdateAgent', agentId: id, ...b });
-  });
+  app.patch(
+    '/agents/:id',
+    commandRoute(AgentParams, changeOf, (p, b) => ({ type: 'UpdateAgent', agentId: p.id, ...b })),
+  );
 
-  app.post('/agents/:id/state', (req, reply) => {
-    const { ws, id } = idParams(req.params);
-    const b = decodeOr400(ChangeAgentStateBody, req.body, 'body');
-    return submit(req, reply, ws, { type: 'ChangeAgentState', agentId: id, state: b.state });
-  });
+  app.post(
+    '/agents/:id/state',
+    commandRoute(AgentParams, bodyOf(ChangeAgentStateBody), (p, b) => ({
+      type: 'ChangeAgentState',
+      agentId: p.id,
+      state: b.state,
+    })),
+  );
 
-  app.delete('/agents/:id', (req, reply) => {
-    const { ws, id } = idParams(req.params);
-    noBody(req.body);
-    return submit(req, reply, ws, { type: 'RemoveAgent', agentId: id });
-  });
+  app.delete(
+    '/agents/:id',
+    commandRoute(AgentParams, noBody, (p) => ({ type: 'RemoveAgent', agentId: p.id })),
+  );
 
-  app.post('/contacts', (req, reply) => {
-    const ws = workspaceOf(req.params);
-    const b = decodeOr400(QueueContactBody, req.body, 'body');
-    return submit(req, reply, ws, {
+  app.post(
+    '/contacts',
+    commandRoute(WorkspaceParams, bodyOf(QueueContactBody), (_, b) => ({
       type: 'QueueContact',
       contactId: b.id ?? randomUUID(),
       skills: b.skills,
       priority: b.priority ?? 0,
       ...(b.attributes !== undefined ? { attributes: b.attributes } : {}),
-    });
-  });
+    })),
+  );
 
-  app.post('/contacts/:id/abandon', (req, reply) => {
-    const { ws, id } = idParams(req.params);
-    noBody(req.body);
-    return submit(req, reply, ws, { type: 'AbandonContact', contactId: id });
-  });
+  app.post(
+    '/contacts/:id/abandon',
+    commandRoute(ContactParams, noBody, (p) => ({ type: 'AbandonContact', contactId: p.id })),
+  );
 
-  app.post('/contacts/:id/complete', (req, reply) => {
-    const { ws, id } = idParams(req.params);
-    noBody(req.body);
-    return submit(req, reply, ws, { type: 'CompleteContact', contactId: id });
-  });
-}
-
-/** Body-less commands accept nothing or an empty object. */
-function noBody(body: unknown): void {
-  if (body === undefined || body === null) return;
-  if (typeof body === 'object' && !Array.isArray(body) && Object.keys(body).length === 0) return;
-  throw new ProblemError(
-    problem(400, 'invalid-request', 'Invalid request', 'This command takes no body; send none (or {}).', {
-      errors: [{ path: '(body)', message: 'must be empty' }],
-    }),
+  app.post(
+    '/contacts/:id/complete',
+    commandRoute(ContactParams, noBody, (p) => ({ type: 'CompleteContact', contactId: p.id })),
   );
 }
-

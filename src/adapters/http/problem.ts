@@ -1,4 +1,6 @@
 import type { FastifyReply } from 'fastify';
+import * as E from 'fp-ts/lib/Either.js';
+import { pipe } from 'fp-ts/lib/function.js';
 import type * as t from 'io-ts';
 import { type FieldError, fieldErrors } from '../../domain/strict.ts';
 
@@ -80,6 +82,19 @@ export function invalid(where: string, errors: t.Errors, root = ''): Problem {
   );
 }
 
+/** Decodes a value, or gives the 400 problem naming each bad field. */
+export function decodeOrProblem<A>(
+  codec: t.Type<A, unknown, unknown>,
+  value: unknown,
+  where: string,
+  root = '',
+): E.Either<Problem, A> {
+  return pipe(
+    codec.decode(value),
+    E.mapLeft((errors) => invalid(where, errors, root)),
+  );
+}
+
 /** Decodes a value or throws the 400 problem naming each bad field. */
 export function decodeOr400<A>(
   codec: t.Type<A, unknown, unknown>,
@@ -87,10 +102,39 @@ export function decodeOr400<A>(
   where: string,
   root = '',
 ): A {
-  const r = codec.decode(value);
-  if (r._tag === 'Left') throw new ProblemError(invalid(where, r.left, root));
+  const r = decodeOrProblem(codec, value, where, root);
+  if (E.isLeft(r)) throw new ProblemError(r.left);
   return r.right;
 }
+
+/** Errors of the Redis client that mean Redis cannot be reached (or cannot take writes) right now. */
+export function isRedisUnavailable(err: unknown): boolean {
+  const e = err as { name?: string; message?: string; code?: string };
+  return (
+    e.name === 'MaxRetriesPerRequestError' ||
+    /Command timed out|Connection is closed|ECONNREFUSED|ECONNRESET|Stream isn't writeable|CLUSTERDOWN|TRYAGAIN|LOADING|READONLY|MASTERDOWN/i.test(
+      e.message ?? '',
+    )
+  );
+}
+
+/** 503 while Redis cannot be reached: sent with `retry-after: 1`. */
+export const redisUnavailable = (): Problem =>
+  problem(
+    503,
+    'redis-unavailable',
+    'Storage unavailable',
+    'Redis is not reachable right now; retry with the same Idempotency-Key.',
+  );
+
+/** 500 for a failure no route foresaw; the error is logged under the request id. */
+export const internalError = (requestId: string): Problem =>
+  problem(
+    500,
+    'internal',
+    'Internal error',
+    `The server failed on this request (id ${requestId}); it is logged under that id.`,
+  );
 
 export class ProblemError extends Error {
   constructor(readonly problem: Problem) {

@@ -12,7 +12,14 @@ import { liveRoutes } from './live.ts';
 import type { Metrics } from './metrics.ts';
 import { openapiRoute } from './openapi.ts';
 import { operationRoutes, type RoleReport } from './operations.ts';
-import { ProblemError, problem, sendProblem } from './problem.ts';
+import {
+  internalError,
+  isRedisUnavailable,
+  ProblemError,
+  problem,
+  redisUnavailable,
+  sendProblem,
+} from './problem.ts';
 import { queryRoutes } from './queries.ts';
 
 /** The part of the configuration the API reads (src/app/config.ts documents each). */
@@ -42,16 +49,6 @@ declare module 'fastify' {
   interface FastifyInstance {
     deps: ApiDeps;
   }
-}
-
-export function isRedisUnavailable(err: unknown): boolean {
-  const e = err as { name?: string; message?: string; code?: string };
-  return (
-    e.name === 'MaxRetriesPerRequestError' ||
-    /Command timed out|Connection is closed|ECONNREFUSED|ECONNRESET|Stream isn't writeable|CLUSTERDOWN|TRYAGAIN|LOADING|READONLY|MASTERDOWN/i.test(
-      e.message ?? '',
-    )
-  );
 }
 
 /** The HTTP and WebSocket API. Every error leaves as problem+json; no input can crash it. */
@@ -136,28 +133,12 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     if (isRedisUnavailable(err)) {
       req.log.warn({ err: err.message }, 'redis unavailable');
       reply.header('retry-after', '1');
-      return sendProblem(
-        reply,
-        problem(
-          503,
-          'redis-unavailable',
-          'Storage unavailable',
-          'Redis is not reachable right now; retry with the same Idempotency-Key.',
-        ),
-      );
+      return sendProblem(reply, redisUnavailable());
     }
     const status = (err as FastifyError).statusCode ?? 500;
     if (status >= 500) {
       req.log.error({ err }, 'request failed');
-      return sendProblem(
-        reply,
-        problem(
-          500,
-          'internal',
-          'Internal error',
-          `The server failed on this request (id ${req.id}); it is logged under that id.`,
-        ),
-      );
+      return sendProblem(reply, internalError(req.id));
     }
     const code = (err as FastifyError).code ?? '';
     const slug =
