@@ -6,7 +6,7 @@ import { luaScript, type RedisClient, runLua } from '../adapters/redis/scripts.t
 import { MAX_SKILL_SETS_PER_SKILL } from '../domain/model.ts';
 
 /** The projector's one Lua step (its file documents its keys and arguments). */
-const PROJECT = luaScript('project', new URL('./lua/project-17.lua', import.meta.url));
+const PROJECT = luaScript('project', new URL('./lua/project-18.lua', import.meta.url));
 
 export interface ProjectorOptions {
   /** Most commands applied by one Lua step. */
@@ -75,6 +75,7 @@ export async function projectPending(
         k.queueHeads,
         k.idempotency,
         k.agentSkillSets,
+        k.idempotencyOutcomes,
       ],
       [k.prefix, workspace, PROJECTOR_GROUP, opts.batch, opts.outcomesKept, MAX_SKILL_SETS_PER_SKILL, ...ack],
     )) as [number, string, number];
@@ -117,13 +118,15 @@ export class Projector {
       let lastReclaim = Date.now();
       let lastPrune = Date.now();
       while (running()) {
+        // One entry is enough to wake: the Lua step reads the batch itself, from the checkpoint,
+        // and moves the group's delivery point there, so no entry is read twice.
         const read = await raceBlocking(
           conn.xreadgroup(
             'GROUP',
             PROJECTOR_GROUP,
             this.consumer,
             'COUNT',
-            this.opts.batch,
+            1,
             'BLOCK',
             this.opts.blockMs,
             'STREAMS',

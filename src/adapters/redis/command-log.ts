@@ -3,7 +3,7 @@ import type { Command } from '../../domain/commands.ts';
 import { globalKeys, workspaceKeys } from './keys.ts';
 import { luaScript, type RedisClient, runLua } from './scripts.ts';
 
-const APPEND = luaScript('append', new URL('./lua/append-command-3.lua', import.meta.url));
+const APPEND = luaScript('append', new URL('./lua/append-command-4.lua', import.meta.url));
 
 export interface AppendRequest {
   readonly workspace: string;
@@ -63,7 +63,7 @@ export async function appendCommand(redis: RedisClient, req: AppendRequest): Pro
   const appended = runLua(
     redis,
     APPEND,
-    [keys.commands, keys.idempotency, keys.idempotencyExpiry],
+    [keys.commands, keys.idempotency, keys.idempotencyExpiry, keys.idempotencyOutcomes],
     [
       keys.prefix,
       req.command.type,

@@ -44,6 +44,8 @@ export interface WorkspaceKeys {
   /** Hash: Idempotency-Key records; and the zset of when each may be forgotten. */
   readonly idempotency: string;
   readonly idempotencyExpiry: string;
+  /** Hash: the outcome recorded for each Idempotency-Key, once (not inside its record). */
+  readonly idempotencyOutcomes: string;
   /** The dispatcher lease of the workspace. */
   readonly lease: string;
 }
@@ -71,6 +73,7 @@ export function workspaceKeys(workspace: string): WorkspaceKeys {
     stats: `${prefix}stats`,
     idempotency: `${prefix}idem`,
     idempotencyExpiry: `${prefix}idem:expiry`,
+    idempotencyOutcomes: `${prefix}idem:outcomes`,
     lease: `${prefix}lease`,
   };
 }

@@ -2,8 +2,9 @@
   Appends a command to a workspace's command stream, honouring an Idempotency-Key atomically.
 
   KEYS[1] command stream
-  KEYS[2] idempotency records (hash: key -> {position, commandId, fingerprint, outcome?})
+  KEYS[2] idempotency records (hash: key -> {position, commandId, fingerprint})
   KEYS[3] idempotency expiry (zset: key scored by the time its record may be forgotten)
+  KEYS[4] idempotency outcomes (hash: key -> the outcome JSON the projector recorded, once)
 
   ARGV[1] prefix (unused here; keeps ARGV[1] the prefix in every script)
   ARGV[2] command type
@@ -17,7 +18,7 @@
 
   Returns {position, commandId, repeated (0|1), fingerprint of the first request, outcome JSON or ''}.
 ]]
-local K_COMMANDS, K_IDEM, K_IDEM_EXPIRY = KEYS[1], KEYS[2], KEYS[3]
+local K_COMMANDS, K_IDEM, K_IDEM_EXPIRY, K_IDEM_OUTCOMES = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local idem = ARGV[5]
 
 --@include "time"
@@ -29,6 +30,7 @@ local now = now_ms()
 local expired = redis.call('ZRANGEBYSCORE', K_IDEM_EXPIRY, '-inf', string.format('%d', now), 'LIMIT', 0, 16)
 if #expired > 0 then
   redis.call('HDEL', K_IDEM, unpack(expired))
+  redis.call('HDEL', K_IDEM_OUTCOMES, unpack(expired))
   redis.call('ZREM', K_IDEM_EXPIRY, unpack(expired))
 end
 
@@ -40,7 +42,7 @@ if idem ~= '' then
   if expires and expires <= now then rec = false end
   if rec then
     local r = cjson.decode(rec)
-    return { r.position, r.commandId, 1, r.fingerprint or '', r.outcome or '' }
+    return { r.position, r.commandId, 1, r.fingerprint or '', redis.call('HGET', K_IDEM_OUTCOMES, idem) or '' }
   end
 end
 local fields = { 'type', ARGV[2], 'commandId', ARGV[3], 'command', ARGV[4] }
@@ -59,6 +61,7 @@ end
 local position = redis.call('XADD', K_COMMANDS, '*', unpack(fields))
 if idem ~= '' then
   redis.call('HSET', K_IDEM, idem, cjson.encode({ position = position, commandId = ARGV[3], fingerprint = ARGV[6] }))
+  redis.call('HDEL', K_IDEM_OUTCOMES, idem)
   redis.call('ZADD', K_IDEM_EXPIRY, string.format('%d', now + tonumber(ARGV[7]) * 1000), idem)
 end
 return { position, ARGV[3], 0, ARGV[6], '' }

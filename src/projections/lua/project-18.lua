@@ -13,7 +13,7 @@
   KEYS[6]  skill sets              KEYS[15] queue heads
   KEYS[7]  candidates              KEYS[16] idempotency records (hash)
   KEYS[8]  wake                    KEYS[17] agent skill sets (hash)
-  KEYS[9]  stats
+  KEYS[9]  stats                   KEYS[18] idempotency outcomes (hash)
 
   Every key the step touches is one of these.
 
@@ -32,6 +32,7 @@ local K_COMMANDS, K_EVENTS, K_OUTCOMES, K_META = KEYS[1], KEYS[2], KEYS[3], KEYS
 local K_QUEUE, K_SKILLSETS, K_CAND, K_WAKE = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local K_STATS, K_AGENTS, K_CONTACTS, K_POOLS = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 local K_PHEADS, K_QINDEX, K_QHEADS, K_IDEM, K_ASETS = KEYS[13], KEYS[14], KEYS[15], KEYS[16], KEYS[17]
+local K_IDEM_OUTCOMES = KEYS[18]
 local WORKSPACE, GROUP = ARGV[2], ARGV[3]
 local MAX, OUTCOME_KEEP, SKILL_SET_LIMIT = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
 
@@ -334,16 +335,16 @@ for i = 1, #entries do
   local rec = f.idempotencyKey and redis.call('HGET', K_IDEM, f.idempotencyKey)
   local r = rec and cjson.decode(rec)
   -- An expired key reused before this entry applied names a newer command: leave that record be.
-  if r and r.commandId == f.commandId then
-    r.outcome = text
-    redis.call('HSET', K_IDEM, f.idempotencyKey, cjson.encode(r))
-  end
+  if r and r.commandId == f.commandId then redis.call('HSET', K_IDEM_OUTCOMES, f.idempotencyKey, text) end
   applied[#applied + 1] = pos
   checkpoint = pos
 end
 if #applied > 0 then
   redis.call('HSET', K_META, 'applied', checkpoint)
   redis.call('XACK', K_COMMANDS, GROUP, unpack(applied))
+  -- The group delivers from the checkpoint on: projectors wake on the next unapplied entry and
+  -- never receive (read) entries this step already read.
+  redis.call('XGROUP', 'SETID', K_COMMANDS, GROUP, checkpoint)
 end
 local delivered = {}
 for i = 7, #ARGV do delivered[#delivered + 1] = ARGV[i] end
