@@ -8,7 +8,9 @@
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import type { LiveEvent } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
+import { TailHub } from '../../src/adapters/redis/tail.ts';
 import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
 import { loadConfig } from '../../src/app/config.ts';
 import { projectorReady } from '../support/projector.ts';
@@ -638,6 +640,45 @@ describe('live feed', () => {
       await closeAll(own, [resumed]);
     } finally {
       await own.stop();
+    }
+  });
+});
+
+describe('the event tail', () => {
+  it('hands every subscriber of an instance the same event, parsed and serialized once', async () => {
+    const client = redis.client();
+    const hub = new TailHub(client, log);
+    try {
+      const ws = `api-live-once-${Date.now()}`;
+      const tail = await hub.get(ws);
+      const got: [LiveEvent[], LiveEvent[]] = [[], []];
+      const stops = got.map((into) => tail.subscribe((e) => into.push(e)));
+      const data = { contactId: 'c1', agentId: 'a1' };
+      const position = await client.xadd(
+        workspaceKeys(ws).events,
+        '*',
+        'type',
+        'AssignmentMade',
+        'event',
+        JSON.stringify({ type: 'AssignmentMade', workspace: ws, at: '2026-01-01T00:00:00.000Z', data }),
+      );
+      await eventually(() => got[0].length === 1 && got[1].length === 1, 'both subscribers handed the event');
+      const [[a], [b]] = got;
+      expect(a).toBe(b);
+      expect(a!.envelope).toBe(b!.envelope); // parsed once
+      expect(a!.text).toBe(b!.text);
+      expect(JSON.parse(a!.text)).toEqual({
+        position,
+        type: 'AssignmentMade',
+        workspace: ws,
+        at: '2026-01-01T00:00:00.000Z',
+        data,
+        meta: {},
+      });
+      for (const stop of stops) stop();
+    } finally {
+      hub.stop();
+      client.disconnect();
     }
   });
 });

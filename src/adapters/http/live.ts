@@ -1,8 +1,9 @@
 import type { FastifyInstance } from 'fastify';
+import type * as t from 'io-ts';
 import type { WebSocket } from 'ws';
 import { strict } from '../../domain/strict.ts';
 import { AfterPosition, comparePositions, Id } from '../../domain/values.ts';
-import { entryType, type StreamEntry, toEnvelope } from '../redis/event-log.ts';
+import { LiveEvent, type StreamEntry } from '../redis/event-log.ts';
 import { workspaceKeys } from '../redis/keys.ts';
 import type { WorkspaceTail } from '../redis/tail.ts';
 import { workspaceOf } from './params.ts';
@@ -10,6 +11,7 @@ import { decodeOr400, ProblemError, problem, sendProblem } from './problem.ts';
 import { TypeList } from './queries.ts';
 
 const LiveQuery = strict({}, { after: AfterPosition, type: TypeList, agent: Id }, 'LiveQuery');
+type LiveQuery = t.TypeOf<typeof LiveQuery>;
 const PING_EVERY_MS = 15_000;
 
 /**
@@ -20,7 +22,8 @@ const PING_EVERY_MS = 15_000;
 export async function liveRoutes(app: FastifyInstance): Promise<void> {
   const { redis, tails } = app.deps;
   const { liveMaxBufferedBytes: maxBufferedBytes, liveMaxHeldEvents: maxHeldEvents } = app.deps.config;
-  const liveTails = new WeakMap<object, WorkspaceTail>();
+  /** What the check before the upgrade decoded and opened, for the handler that runs after it. */
+  const accepted = new WeakMap<object, { ws: string; q: LiveQuery; tail: WorkspaceTail }>();
 
   app.get(
     '/events/live',
@@ -30,10 +33,10 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
       preValidation: async (req, reply) => {
         try {
           const ws = workspaceOf(req.params);
-          decodeOr400(LiveQuery, req.query, 'query');
+          const q = decodeOr400(LiveQuery, req.query, 'query');
           // The tail is ready before the upgrade, so the handler subscribes at once: a client that
           // sees the socket open misses nothing appended after that.
-          if (req.ws) liveTails.set(req, await tails.get(ws));
+          if (req.ws) accepted.set(req, { ws, q, tail: await tails.get(ws) });
         } catch (err) {
           if (err instanceof ProblemError) return sendProblem(reply, err.problem);
           throw err;
@@ -51,25 +54,20 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (socket: WebSocket, req) => {
-      const ws = workspaceOf(req.params);
-      const q = decodeOr400(LiveQuery, req.query, 'query');
+      const { ws, q, tail } = accepted.get(req)!; // every upgrade passed the check above
+      accepted.delete(req);
       const log = req.log.child({ workspace: ws, subscriber: req.id });
-      const tail = liveTails.get(req) ?? (await tails.get(ws));
-      liveTails.delete(req);
       // The last position this subscriber is done with: sent, or passed over by its filters. It is
       // the only position a close may advertise: resuming after it loses nothing and repeats nothing.
       let last = q.after ?? tail.eventPosition;
       let replaying = q.after !== undefined;
-      const held: StreamEntry[] = [];
+      const held: LiveEvent[] = [];
       let alive = true;
 
-      const wanted = (e: StreamEntry): boolean => {
-        if (q.type) {
-          const type = entryType(e);
-          if (!type || !q.type.has(type)) return false;
-        }
+      const wanted = (e: LiveEvent): boolean => {
+        if (q.type && (!e.type || !q.type.has(e.type))) return false;
         if (q.agent) {
-          const env = toEnvelope(e);
+          const env = e.envelope;
           const d = env.data as { agentId?: unknown; id?: unknown };
           const about =
             d.agentId ??
@@ -86,16 +84,16 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
         socket.close(1013, `${why}; reconnect with after=${last}`);
       };
 
-      const send = (e: StreamEntry): void => {
-        if (comparePositions(e[0], last) <= 0 || socket.readyState !== socket.OPEN) return;
+      const send = (e: LiveEvent): void => {
+        if (comparePositions(e.position, last) <= 0 || socket.readyState !== socket.OPEN) return;
         if (wanted(e)) {
           if (socket.bufferedAmount > maxBufferedBytes) {
-            tooSlow('too slow', { position: e[0], buffered: socket.bufferedAmount });
+            tooSlow('too slow', { position: e.position, buffered: socket.bufferedAmount });
             return;
           }
-          socket.send(JSON.stringify(toEnvelope(e)));
+          socket.send(e.text);
         }
-        last = e[0];
+        last = e.position;
       };
 
       const unsubscribe = tail.subscribe((e) => {
@@ -136,7 +134,7 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
               'COUNT',
               500,
             )) as StreamEntry[];
-            for (const e of page) send(e);
+            for (const e of page) send(new LiveEvent(e));
             if (page.length < 500 || socket.readyState !== socket.OPEN) break;
           }
         } catch (err) {

@@ -20,6 +20,36 @@ export function entryType(entry: StreamEntry): string | undefined {
   return field(entry[1], 'type');
 }
 
+/**
+ * An event as the live feed hands it to subscribers. The tail makes one per event it reads and
+ * hands that same one to every subscriber, so the event is parsed and serialized at most once per
+ * instance, however many subscribers send it (and not at all when none wants it: the type filter
+ * reads only the entry's `type` field).
+ */
+export class LiveEvent {
+  readonly position: string;
+  readonly type: string | undefined;
+  private parsed: EventEnvelope | undefined;
+  private serialized: string | undefined;
+
+  constructor(private readonly entry: StreamEntry) {
+    this.position = entry[0];
+    this.type = entryType(entry);
+  }
+
+  /** The public envelope, parsed on first use. */
+  get envelope(): EventEnvelope {
+    if (this.parsed === undefined) this.parsed = toEnvelope(this.entry);
+    return this.parsed;
+  }
+
+  /** The envelope as the JSON text every subscriber is sent, made on first use. */
+  get text(): string {
+    if (this.serialized === undefined) this.serialized = JSON.stringify(this.envelope);
+    return this.serialized;
+  }
+}
+
 export interface EventPage {
   readonly events: EventEnvelope[];
   readonly next: string | null;

@@ -2,11 +2,12 @@ import type { Logger } from 'pino';
 import { comparePositions } from '../../domain/values.ts';
 import { blockingConnection } from './client.ts';
 import type { CommandOutcome } from './command-log.ts';
-import { parseFields, type StreamEntry } from './event-log.ts';
+import { LiveEvent, parseFields, type StreamEntry } from './event-log.ts';
 import { workspaceKeys } from './keys.ts';
 import type { RedisClient } from './scripts.ts';
 
-export type EventListener = (entry: StreamEntry) => void;
+/** A live subscriber: every subscriber of a tail is handed the same `LiveEvent` for an event. */
+export type EventListener = (event: LiveEvent) => void;
 
 interface Waiter<T> {
   resolve(v: T | null): void;
@@ -92,7 +93,9 @@ export class WorkspaceTail {
   private deliverEvents(entries: StreamEntry[]): void {
     for (const entry of entries) {
       this.lastEvent = entry[0];
-      for (const l of this.listeners) l(entry);
+      if (this.listeners.size === 0) continue;
+      const event = new LiveEvent(entry);
+      for (const l of this.listeners) l(event);
     }
   }
 
