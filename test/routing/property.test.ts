@@ -11,6 +11,7 @@ import { isRight } from 'fp-ts/lib/Either.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import { readEvents } from '../../src/adapters/redis/event-log.ts';
+import { auditWorkspace } from '../../src/audit/read.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { appliedPosition, readAvailability } from '../../src/adapters/redis/projection-reads.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
@@ -283,6 +284,7 @@ describe('Redis routing agrees with the model and the oracle', () => {
   let commandsRun = 0;
   let assignmentsSeen = 0;
   let rejectionsSeen = 0;
+  let audits = 0;
 
   let raceClient: RedisClient;
 
@@ -370,6 +372,8 @@ describe('Redis routing agrees with the model and the oracle', () => {
     const setup: Action[] = s.agents.map((a, i) => ({ kind: 'register', agent: i, ...a }));
     const actions = [...setup, ...s.actions];
     let round = 0;
+    // The auditor replays the whole log each time: after every round in small scenarios.
+    const auditEvery = actions.length > 120 ? 8 : 1;
     for (let i = 0; i < actions.length; round++) {
       const run = s.pacing.runs[round % s.pacing.runs.length]!;
       for (const action of actions.slice(i, i + run)) {
@@ -397,6 +401,15 @@ describe('Redis routing agrees with the model and the oracle', () => {
         idle,
         `after round ${round}, ${idle?.contactId} waits for ${idle?.agentId}\n${context()}`,
       ).toBeUndefined();
+      // And the auditor, from the log alone, agrees: every decision rule 1's, nobody idle.
+      if (round % auditEvery === 0 || i >= actions.length) {
+        const audit = await auditWorkspace(redis, workspace, { idle: true });
+        expect(
+          audit.violations.map((v) => `${v.position} ${v.kind}: ${v.message}`),
+          context(),
+        ).toEqual([]);
+        audits++;
+      }
     }
     expect(pending, context()).toEqual([]);
 
@@ -526,6 +539,7 @@ describe('Redis routing agrees with the model and the oracle', () => {
         commands: commandsRun,
         assignments: assignmentsSeen,
         rejections: rejectionsSeen,
+        audits,
       }),
     );
     // The scenarios do exercise both paths.
