@@ -8,7 +8,7 @@
  * Exit codes: 0 after a run (see its summary), 1 when Switchboard cannot be reached, 2 for bad options.
  */
 import { Presets, SingleBar } from 'cli-progress';
-import { OptionChecker, parseOrUsage, UsageError } from './sim/options.ts';
+import { parseCommandLine, runCommand } from './sim/options.ts';
 import { randomSeed } from './sim/random.ts';
 import { FatalError, type SimOptions, type SimSummary, Simulator } from './sim/simulator.ts';
 
@@ -29,44 +29,27 @@ const USAGE = `Usage: npm run simulate -- [options]
 `;
 
 function parseSimulateArgs(argv: readonly string[], env: NodeJS.ProcessEnv): SimOptions & { json: boolean } {
-  const { values, positionals } = parseOrUsage({
-    args: [...argv],
-    strict: true,
-    allowPositionals: true,
-    options: {
-      url: { type: 'string' },
-      workspace: { type: 'string' },
-      agents: { type: 'string' },
-      contacts: { type: 'string' },
-      rate: { type: 'string' },
-      'handle-min': { type: 'string' },
-      'handle-max': { type: 'string' },
-      patience: { type: 'string' },
-      seed: { type: 'string' },
-      'max-seconds': { type: 'string' },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', default: false },
-    },
+  const { values, positionals, check } = parseCommandLine(argv, USAGE, {
+    url: { type: 'string' },
+    workspace: { type: 'string' },
+    agents: { type: 'string' },
+    contacts: { type: 'string' },
+    rate: { type: 'string' },
+    'handle-min': { type: 'string' },
+    'handle-max': { type: 'string' },
+    patience: { type: 'string' },
+    seed: { type: 'string' },
+    'max-seconds': { type: 'string' },
   });
-  if (values.help) {
-    process.stdout.write(USAGE);
-    process.exit(0);
-  }
-  const check = new OptionChecker();
   check.check(positionals.length === 0, `unexpected argument(s): ${positionals.join(' ')}`);
 
   const url = values.url ?? env.SWITCHBOARD_URL?.trim() ?? 'http://127.0.0.1:8080';
-  let urlOk = false;
-  try {
-    const u = new URL(url);
-    urlOk = (u.protocol === 'http:' || u.protocol === 'https:') && u.search === '' && u.hash === '';
-  } catch {
-    urlOk = false;
-  }
-  check.check(
-    urlOk,
-    `--url${values.url === undefined ? ' (from SWITCHBOARD_URL)' : ''}: must be an http:// or https:// URL such as http://127.0.0.1:8080 (got "${url}")`,
-  );
+  check.url('url', url, {
+    protocols: ['http:', 'https:'],
+    expected: 'an http:// or https:// URL such as http://127.0.0.1:8080',
+    bare: true,
+    ...(values.url === undefined ? { from: 'SWITCHBOARD_URL' } : {}),
+  });
   const workspace = values.workspace ?? `sim-${Date.now()}`;
   check.check(
     /^[A-Za-z0-9_-]{1,64}$/.test(workspace),
@@ -144,18 +127,7 @@ function formatSummary(s: SimSummary): string {
 }
 
 async function main(): Promise<number> {
-  let opts: ReturnType<typeof parseSimulateArgs>;
-  try {
-    opts = parseSimulateArgs(process.argv.slice(2), process.env);
-  } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(
-        `simulate: ${err.problems.join('\nsimulate: ')}\nRun with --help for the options.\n`,
-      );
-      return 2;
-    }
-    throw err;
-  }
+  const opts = parseSimulateArgs(process.argv.slice(2), process.env);
   const sim = new Simulator(opts);
   try {
     await sim.checkReachable();
@@ -215,13 +187,4 @@ async function main(): Promise<number> {
   return summary.endedBy === 'interrupted' ? 130 : 0;
 }
 
-main().then(
-  (code) => {
-    // Keep-alive sockets would hold the process open for seconds: leave once the output is out.
-    process.stdout.write('', () => process.exit(code));
-  },
-  (err: unknown) => {
-    process.stderr.write(`simulate: ${(err as Error).stack ?? String(err)}\n`);
-    process.exit(1);
-  },
-);
+runCommand('simulate', main);

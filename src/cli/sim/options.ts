@@ -1,6 +1,6 @@
 /**
- * Command-line checking shared by the CLIs: every bad value is named with what it should be,
- * and the CLI exits 2 after printing all of them.
+ * The command line shared by the CLIs: parsing, `--json` and `--help`, checking (every bad value
+ * is named with what it should be, and the CLI exits 2 after printing all of them) and the exit.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
@@ -56,6 +56,50 @@ export class OptionChecker {
     return n;
   }
 
+  /** A comma-separated list of integers from `min` to `max` (at most `most` of them). */
+  integers(
+    name: string,
+    raw: string | undefined,
+    def: readonly number[],
+    what: string,
+    opts: { min: number; max: number; most?: number },
+  ): readonly number[] {
+    if (raw === undefined) return def;
+    const list = raw.split(',').map((s) => Number(s.trim()));
+    const ok =
+      list.length <= (opts.most ?? Number.POSITIVE_INFINITY) &&
+      list.every((n) => Number.isInteger(n) && n >= opts.min && n <= opts.max);
+    const most = opts.most !== undefined ? `up to ${opts.most} ` : '';
+    this.check(
+      ok,
+      `--${name}: must be a comma-separated list of ${most}${what} from ${opts.min} to ${opts.max} (got "${raw}")`,
+    );
+    return ok ? list : def;
+  }
+
+  /**
+   * An absolute URL with one of `protocols` (with `bare`, no query and no fragment either);
+   * `expected` says what it should be, `from` where a value not given as an option came from.
+   */
+  url(
+    name: string,
+    raw: string | undefined,
+    opts: { protocols: readonly string[]; expected: string; bare?: boolean; from?: string },
+  ): void {
+    if (raw === undefined) return;
+    let ok = false;
+    try {
+      const u = new URL(raw);
+      ok = opts.protocols.includes(u.protocol) && (!opts.bare || (u.search === '' && u.hash === ''));
+    } catch {
+      ok = false;
+    }
+    this.check(
+      ok,
+      `--${name}${opts.from ? ` (from ${opts.from})` : ''}: must be ${opts.expected} (got "${raw}")`,
+    );
+  }
+
   check(ok: boolean, problem: string): void {
     if (!ok) this.problems.push(problem);
   }
@@ -63,4 +107,57 @@ export class OptionChecker {
   done(): void {
     if (this.problems.length > 0) throw new UsageError(this.problems);
   }
+}
+
+const COMMON_OPTIONS = {
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', default: false },
+} as const;
+
+type OptionsConfig = NonNullable<ParseArgsConfig['options']>;
+
+/**
+ * The start every command shares: `argv` parsed strictly with positionals allowed and `--json`
+ * and `--help` added to `options`; `--help` prints `usage` and exits 0. Returns the values, the
+ * positionals and a checker for them.
+ */
+export function parseCommandLine<O extends OptionsConfig>(
+  argv: readonly string[],
+  usage: string,
+  options: O,
+) {
+  const parsed = parseOrUsage({
+    args: [...argv],
+    strict: true,
+    allowPositionals: true,
+    options: { ...options, ...COMMON_OPTIONS },
+  });
+  if ((parsed.values as { help?: boolean }).help) {
+    process.stdout.write(usage);
+    process.exit(0);
+  }
+  return { ...parsed, check: new OptionChecker() };
+}
+
+/**
+ * Runs a command's `main` and exits with the code it returns once stdout is written (keep-alive
+ * sockets would hold the process open for seconds). A UsageError exits 2 naming every problem;
+ * anything else thrown exits `crashCode` with its stack. Messages start with `name:`.
+ */
+export function runCommand(name: string, main: () => Promise<number>, crashCode = 1): void {
+  main()
+    .catch((err: unknown) => {
+      if (!(err instanceof UsageError)) throw err;
+      process.stderr.write(
+        `${name}: ${err.problems.join(`\n${name}: `)}\nRun with --help for the options.\n`,
+      );
+      return 2;
+    })
+    .then(
+      (code) => process.stdout.write('', () => process.exit(code)),
+      (err: unknown) => {
+        process.stderr.write(`${name}: ${(err as Error).stack ?? String(err)}\n`);
+        process.exit(crashCode);
+      },
+    );
 }
