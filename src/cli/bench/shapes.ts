@@ -4,13 +4,14 @@
  * dispatch step, timed by the client and read from Redis's SLOWLOG (threshold 0 while measuring),
  * so a step that blocks the shard shows up whatever the client saw.
  */
-import { appendCommand } from '../../adapters/redis/command-log.ts';
+import { workspaceKeys } from '../../adapters/redis/keys.ts';
 import type { RedisClient } from '../../adapters/redis/scripts.ts';
 import { dispatchPending } from '../../dispatcher/dispatcher.ts';
 import type { Command } from '../../domain/commands.ts';
-import { defaultProjectorOptions, ensureGroup, projectPending } from '../../projections/projector.ts';
+import { ensureGroup } from '../../projections/projector.ts';
 import type { Rng } from '../sim/random.ts';
 import { median, percentile, round } from '../sim/stats.ts';
+import { appendAndProject } from './workspace.ts';
 
 export interface StepFigures {
   /** Dispatch steps measured. */
@@ -24,20 +25,9 @@ export interface StepFigures {
   readonly assignments: number;
 }
 
-const APPEND_CHUNK = 2000;
-
-/** Appends commands in pipelined chunks and projects them all. */
-export async function sendAll(
-  redis: RedisClient,
-  workspace: string,
-  commands: readonly Command[],
-): Promise<void> {
-  for (let i = 0; i < commands.length; i += APPEND_CHUNK) {
-    await Promise.all(
-      commands.slice(i, i + APPEND_CHUNK).map((command) => appendCommand(redis, { workspace, command })),
-    );
-    await projectPending(redis, workspace, [], { ...defaultProjectorOptions, batch: 1000 });
-  }
+/** Appends commands in pipelined chunks, projecting after each. */
+export function sendAll(redis: RedisClient, workspace: string, commands: readonly Command[]): Promise<void> {
+  return appendAndProject(redis, workspace, commands, { projectEvery: 1 });
 }
 
 /** Times dispatch steps and reads the dispatch scripts' own durations from SLOWLOG. */
@@ -193,7 +183,7 @@ export async function wideShape(
   await sendAll(redis, workspace, [available('wide')]);
   await clock.dispatch();
   for (let i = 0; i < o.cycles; i++) {
-    const doc = JSON.parse((await redis.hget(`sb:{${workspace}}:agents`, 'wide')) ?? '{}') as {
+    const doc = JSON.parse((await redis.hget(workspaceKeys(workspace).agents, 'wide')) ?? '{}') as {
       activeContacts?: string[];
     };
     const held = doc.activeContacts?.[0];

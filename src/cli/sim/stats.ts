@@ -1,4 +1,4 @@
-/** Small figures over samples: mean and nearest-rank percentiles. */
+/** Small figures over samples (mean and nearest-rank percentiles) and the clock they are taken with. */
 
 export function mean(values: readonly number[]): number | null {
   if (values.length === 0) return null;
@@ -24,3 +24,9 @@ export function round(n: number | null, digits = 1): number | null {
   const f = 10 ** digits;
   return Math.round(n * f) / f;
 }
+
+/** A monotonic clock, nanoseconds. */
+export const nowNs = (): bigint => process.hrtime.bigint();
+
+/** Nanoseconds as seconds. */
+export const seconds = (ns: bigint): number => Number(ns) / 1e9;

@@ -1,0 +1,185 @@
+/** `npm run bench` arguments: the workload and its options, every bad value named at once. */
+import { defaultDispatcherOptions } from '../../dispatcher/dispatcher.ts';
+import { defaultProjectorOptions } from '../../projections/projector.ts';
+import { parseCommandLine } from '../sim/options.ts';
+import { DECISION_WARMUP } from './decision.ts';
+import { DEFAULT_SIZES, type ShapeWorkload } from './shapes.ts';
+
+export const USAGE = `Usage: npm run bench -- [seed|floor|decision|e2e|ingest|split|wide|large|audit] [options]
+
+Workloads (BENCH.md):
+  seed        dispatch drain: --contacts queued up front, --agents all available, zero handle time
+  floor       the hardware floor: one hand-written Lua assignment step from --clients connections
+  decision    median time of one routing decision with 1,000 and 100,000 contacts waiting
+  e2e         one Switchboard process: POST /contacts at --rate (open loop) to AssignmentMade
+              on a WebSocket; latency percentiles (each assignment completed, not timed)
+  ingest      POST /contacts requests/s from --connections: Switchboard vs a bare fastify XADD
+  split       n agents with only A, n with only B, one with both; contacts needing [A,B], then
+              --decisions agents with only A arriving; worst and median dispatch step per --sizes n
+  wide        one agent with 32 skills against --sizes contacts each needing a distinct 4 of them;
+              it completes and takes work --decisions times
+  large       50 skills, --agents (default 10000) with 3..8, contacts needing 1..3, priorities 0..9:
+              agents made available against queues of --sizes; then contacts against a full pool
+  audit       a log of --events events made through the Lua steps (--agents, default 200), then
+              audited as npm run audit does, and replayed again from memory: events/s of each
+
+Options:
+  --workload <name>      the workload (or give it as the first argument; default seed)
+  --agents <n>           agents (default 40; e2e 200)
+  --contacts <n>         seed: contacts queued up front (default 5000)
+  --events <n>           audit: events in the log to audit (default 100000)
+  --clients <n>          seed: concurrent dispatch loops (default 1); floor: connections (default 50)
+  --count <n>            floor: assignment steps to run (default 200000)
+  --queues <a,b,...>     decision: queue lengths to compare (default 1000,100000)
+  --decisions <n>        decision: agents made available one at a time (default 200)
+  --rate <n>             e2e: offered contacts/s (default 1000)
+  --rates <a,b,...>      e2e: several offered rates in one go (instead of --rate)
+  --duration <s>         e2e, ingest: seconds of each measured run (default 5)
+  --warmup <s>           e2e, ingest: seconds of load before measuring, not reported (default 1)
+  --in-flight <n>        e2e: most unanswered POSTs; later sends are dropped and counted (default 256)
+  --connections <n>      ingest: concurrent keep-alive connections (default 50)
+  --dispatch-batch <n>   work items per dispatch step (default ${defaultDispatcherOptions.batch}, as DISPATCH_BATCH)
+  --project-batch <n>    commands per projector step (default ${defaultProjectorOptions.batch}, as PROJECT_BATCH)
+  --sizes <a,b,...>      split, wide, large: sizes to compare (split ${DEFAULT_SIZES.split.join(',')}; wide ${DEFAULT_SIZES.wide.join(',')}; large ${DEFAULT_SIZES.large.join(',')})
+  --seed <n>             seed of the skills (default 42)
+  --redis-url <url>      use this Redis instead of starting a private redis-server
+  --json                 one JSON line per run instead of a table
+  --help                 this text
+`;
+
+export type Workload = 'seed' | 'floor' | 'decision' | 'e2e' | 'ingest' | 'audit' | ShapeWorkload;
+export const WORKLOADS: readonly Workload[] = [
+  'seed',
+  'floor',
+  'decision',
+  'e2e',
+  'ingest',
+  'split',
+  'wide',
+  'large',
+  'audit',
+];
+
+export const isShape = (w: Workload): w is ShapeWorkload => w === 'split' || w === 'wide' || w === 'large';
+
+export interface BenchOptions {
+  readonly workload: Workload;
+  readonly agents: number;
+  readonly contacts: number;
+  readonly events: number;
+  readonly clients: number;
+  readonly count: number;
+  readonly queues: readonly number[];
+  readonly sizes: readonly number[];
+  readonly decisions: number;
+  readonly rates: readonly number[];
+  readonly duration: number;
+  readonly warmup: number;
+  readonly inFlight: number;
+  readonly connections: number;
+  readonly dispatchBatch: number;
+  readonly projectBatch: number;
+  readonly seed: number;
+  readonly redisUrl: string | undefined;
+  readonly json: boolean;
+}
+
+export function parseBenchArgs(argv: readonly string[]): BenchOptions {
+  const { values, positionals, check } = parseCommandLine(argv, USAGE, {
+    workload: { type: 'string' },
+    agents: { type: 'string' },
+    contacts: { type: 'string' },
+    events: { type: 'string' },
+    clients: { type: 'string' },
+    count: { type: 'string' },
+    queues: { type: 'string' },
+    sizes: { type: 'string' },
+    decisions: { type: 'string' },
+    rate: { type: 'string' },
+    rates: { type: 'string' },
+    duration: { type: 'string' },
+    warmup: { type: 'string' },
+    'in-flight': { type: 'string' },
+    connections: { type: 'string' },
+    'dispatch-batch': { type: 'string' },
+    'project-batch': { type: 'string' },
+    seed: { type: 'string' },
+    'redis-url': { type: 'string' },
+  });
+  const named = values.workload ?? positionals[0] ?? 'seed';
+  const workloadPositionals = values.workload === undefined ? 1 : 0;
+  check.check(
+    positionals.length <= workloadPositionals,
+    `unexpected argument(s): ${positionals.slice(workloadPositionals).join(' ')}`,
+  );
+  check.check(
+    WORKLOADS.includes(named as Workload),
+    `workload: must be one of ${WORKLOADS.join(', ')} (got "${named}")`,
+  );
+  const workload = named as Workload;
+  const count = (name: string, raw: string | undefined, def: number, max: number) =>
+    check.number(name, raw, def, { integer: true, min: 1, max });
+  const defaultAgents = workload === 'e2e' || workload === 'audit' ? 200 : workload === 'large' ? 10_000 : 40;
+  const agents = count('agents', values.agents, defaultAgents, 1_000_000);
+  const contacts = count('contacts', values.contacts, 5000, 10_000_000);
+  const events = count('events', values.events, 100_000, 100_000_000);
+  const clients = count('clients', values.clients, workload === 'floor' ? 50 : 1, 1000);
+  const steps = count('count', values.count, 200_000, 100_000_000);
+  const queues = check.integers('queues', values.queues, [1000, 100_000], 'queue lengths', {
+    min: 1,
+    max: 10_000_000,
+  });
+  const decisions = count('decisions', values.decisions, 200, 100_000);
+  const defaultSizes = isShape(workload) ? DEFAULT_SIZES[workload] : [1000];
+  const sizes = check.integers('sizes', values.sizes, defaultSizes, 'sizes', { min: 1, max: 10_000_000 });
+  const rate = count('rate', values.rate, 1000, 100_000);
+  check.check(
+    values.rate === undefined || values.rates === undefined,
+    '--rate and --rates: give one or the other',
+  );
+  const rates = check.integers('rates', values.rates, [rate], 'rates', { min: 1, max: 100_000, most: 20 });
+  const duration = check.number('duration', values.duration, 5, { min: 0.1, max: 300 });
+  const warmup = check.number('warmup', values.warmup, 1, { min: 0, max: 60 });
+  const inFlight = count('in-flight', values['in-flight'], 256, 10_000);
+  const connections = count('connections', values.connections, 50, 1000);
+  const dispatchBatch = count(
+    'dispatch-batch',
+    values['dispatch-batch'],
+    defaultDispatcherOptions.batch,
+    5000,
+  );
+  const projectBatch = count('project-batch', values['project-batch'], defaultProjectorOptions.batch, 5000);
+  const seed = check.number('seed', values.seed, 42, { integer: true, min: 0, max: 2 ** 32 - 1 });
+  const redisUrl = values['redis-url'];
+  check.url('redis-url', redisUrl, {
+    protocols: ['redis:', 'rediss:'],
+    expected: 'a redis:// or rediss:// URL such as redis://127.0.0.1:6379',
+  });
+  if (workload === 'decision')
+    check.check(
+      decisions + DECISION_WARMUP <= Math.min(...queues),
+      `--decisions: must be at most the shortest queue less ${DECISION_WARMUP} (${Math.min(...queues) - DECISION_WARMUP}), or some agents find nothing to take`,
+    );
+  check.done();
+  return {
+    workload,
+    agents,
+    contacts,
+    events,
+    clients,
+    count: steps,
+    queues,
+    sizes,
+    decisions,
+    rates,
+    duration,
+    warmup,
+    inFlight,
+    connections,
+    dispatchBatch,
+    projectBatch,
+    seed,
+    redisUrl,
+    json: values.json ?? false,
+  };
+}

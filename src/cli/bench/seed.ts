@@ -1,0 +1,174 @@
+/**
+ * `seed`: the reference ACD's simulator workload as a dispatch drain. `contacts` contacts queued up
+ * front, `agents` agents all available; the dispatcher step runs while every assignment at once
+ * completes (zero handle time), so routing is the bottleneck. `routing` counts only the time
+ * inside dispatchPending; `loop` the whole drain, including the CompleteContact appends and their
+ * projection.
+ */
+import { connectRedis } from '../../adapters/redis/client.ts';
+import { appendCommand } from '../../adapters/redis/command-log.ts';
+import { workspaceKeys } from '../../adapters/redis/keys.ts';
+import type { RedisClient } from '../../adapters/redis/scripts.ts';
+import { defaultDispatcherOptions, dispatchPending } from '../../dispatcher/dispatcher.ts';
+import { defaultProjectorOptions, ensureGroup, projectPending } from '../../projections/projector.ts';
+import { seededRandom } from '../sim/random.ts';
+import { nowNs, round, seconds } from '../sim/stats.ts';
+import {
+  appendAndProject,
+  availableCommands,
+  type Note,
+  queueCommands,
+  registerCommands,
+  seedAgents,
+  sharedRedisHint,
+  uncovered,
+} from './workspace.ts';
+
+export interface SeedOptions {
+  readonly agents: number;
+  readonly contacts: number;
+  /** Concurrent dispatch loops. */
+  readonly clients: number;
+  readonly dispatchBatch: number;
+  readonly projectBatch: number;
+  readonly seed: number;
+  readonly redisUrl: string | undefined;
+}
+
+export interface SeedFigures {
+  readonly assignments: number;
+  /** Assignments per second of the dispatch step alone (time inside dispatchPending). */
+  readonly routingPerS: number;
+  /** Assignments per second of the whole drain, completes and projection included. */
+  readonly loopPerS: number;
+  readonly routingSeconds: number;
+  readonly loopSeconds: number;
+  /** Loop iterations: dispatch, then complete and project what it assigned. */
+  readonly rounds: number;
+  readonly unassignable: number;
+  readonly setupSeconds: number;
+}
+
+/** Reads the AssignmentMade events after a cursor, one caller at a time. */
+function assignmentReader(workspace: string, from: string) {
+  const k = workspaceKeys(workspace);
+  let cursor = from;
+  let reading: Promise<unknown> = Promise.resolve();
+  /** New AssignmentMade events since the last call (serialized between loops). */
+  return (conn: RedisClient): Promise<string[]> => {
+    const run = reading.then(async () => {
+      const entries = (await conn.xrange(k.events, `(${cursor}`, '+', 'COUNT', 50_000)) as [
+        string,
+        string[],
+      ][];
+      const ids: string[] = [];
+      for (const [id, fields] of entries) {
+        cursor = id;
+        if (fields[1] !== 'AssignmentMade') continue;
+        const env = JSON.parse(fields[3] ?? '{}') as { data?: { contactId?: string } };
+        if (env.data?.contactId) ids.push(env.data.contactId);
+      }
+      return ids;
+    });
+    reading = run.catch(() => {});
+    return run;
+  };
+}
+
+export async function seedWorkload(
+  url: string,
+  workspace: string,
+  o: SeedOptions,
+  note: Note,
+): Promise<SeedFigures> {
+  const redis = connectRedis({ url });
+  const clients = [redis, ...Array.from({ length: o.clients - 1 }, () => connectRedis({ url }))];
+  try {
+    const k = workspaceKeys(workspace);
+    const rng = seededRandom(o.seed);
+    const agents = seedAgents(o.agents, rng);
+    const contacts = queueCommands(o.contacts, rng);
+    const unassignable = uncovered(agents, contacts);
+    if (unassignable > 0)
+      note(
+        `${unassignable} contacts need a skill pair no agent holds; they stay queued (try another --seed)`,
+      );
+    const setupStart = nowNs();
+    await ensureGroup(redis, workspace);
+    note(`setting up ${o.agents} agents and ${o.contacts} contacts`);
+    await appendAndProject(redis, workspace, registerCommands(agents));
+    await appendAndProject(redis, workspace, availableCommands(agents));
+    await appendAndProject(redis, workspace, contacts);
+    const setupSeconds = seconds(nowNs() - setupStart);
+    const target = o.contacts - unassignable;
+
+    // Where the drain's AssignmentMade events start.
+    const takeAssigned = assignmentReader(
+      workspace,
+      ((await redis.xrevrange(k.events, '+', '-', 'COUNT', 1)) as [string, string[]][])[0]?.[0] ?? '0-0',
+    );
+
+    const dispatchOpts = { ...defaultDispatcherOptions, batch: o.dispatchBatch };
+    const projectOpts = { ...defaultProjectorOptions, batch: o.projectBatch };
+    let assignments = 0;
+    let rounds = 0;
+    let inFlight = 0;
+    let since = 0n;
+    let routingNs = 0n;
+    let endNs: bigint | undefined;
+    let idleStreak = 0;
+    const hardStop = Date.now() + 600_000;
+    note(`draining with ${o.clients} dispatch loop(s)`);
+    const t0 = nowNs();
+
+    const loop = async (conn: RedisClient) => {
+      while (endNs === undefined && idleStreak <= 10 * o.clients && Date.now() < hardStop) {
+        if (inFlight++ === 0) since = nowNs();
+        let made: number;
+        try {
+          made = await dispatchPending(conn, workspace, dispatchOpts);
+        } finally {
+          if (--inFlight === 0) routingNs += nowNs() - since;
+        }
+        rounds++;
+        assignments += made;
+        if (assignments >= target) {
+          endNs ??= nowNs();
+          break;
+        }
+        // Zero handle time: every assigned contact completes at once; projecting the
+        // completions puts the agents back in the availability sets (and on the work list).
+        const done = await takeAssigned(conn);
+        await Promise.all(
+          done.map((contactId) =>
+            appendCommand(conn, { workspace, command: { type: 'CompleteContact', contactId } }),
+          ),
+        );
+        const applied = await projectPending(conn, workspace, [], projectOpts);
+        idleStreak = made === 0 && done.length === 0 && applied === 0 ? idleStreak + 1 : 0;
+      }
+    };
+    await Promise.all(clients.map((c) => loop(c)));
+    const loopNs = (endNs ?? nowNs()) - t0;
+
+    const recorded = Number((await redis.hget(k.stats, 'assignments')) ?? 0);
+    if (recorded !== assignments)
+      throw new Error(
+        `the bench counted ${assignments} assignments, the workspace's stats ${recorded}${sharedRedisHint(o.redisUrl)}`,
+      );
+    if (assignments < target)
+      throw new Error(`the drain stalled after ${assignments} of ${target} assignments`);
+    return {
+      assignments,
+      routingPerS: Math.round(assignments / seconds(routingNs)),
+      loopPerS: Math.round(assignments / seconds(loopNs)),
+      routingSeconds: round(seconds(routingNs), 3) ?? 0,
+      loopSeconds: round(seconds(loopNs), 3) ?? 0,
+      rounds,
+      unassignable,
+      setupSeconds: round(setupSeconds, 2) ?? 0,
+    };
+  } finally {
+    for (const c of clients) c.disconnect();
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * The workloads `npm run bench` runs, each with the parameters its result reports, and the
+ * workspace a run writes in (removed afterwards from a shared Redis).
+ */
+import { connectRedis } from '../../adapters/redis/client.ts';
+import type { RedisClient } from '../../adapters/redis/scripts.ts';
+import { seededRandom } from '../sim/random.ts';
+import { auditWorkload } from './audit.ts';
+import { decisionWorkload } from './decision.ts';
+import { e2eWorkload } from './e2e.ts';
+import { floorWorkload } from './floor.ts';
+import { ingestWorkload } from './ingest.ts';
+import type { BenchOptions, Workload } from './options.ts';
+import { seedWorkload } from './seed.ts';
+import { type ShapeWorkload, shapeWorkload } from './shapes.ts';
+import { dropWorkspace, type Note } from './workspace.ts';
+
+interface Run {
+  readonly url: string;
+  /** A workspace of the run's own. */
+  readonly workspace: string;
+  readonly o: BenchOptions;
+  readonly note: Note;
+}
+
+interface WorkloadSpec {
+  /** What the result reports as the run's parameters (the Redis it used is added). */
+  parameters(o: BenchOptions): Record<string, unknown>;
+  run(r: Run): Promise<object>;
+  /** Writes in `workspace`, which is removed afterwards from a shared Redis. */
+  readonly ownsWorkspace?: boolean;
+}
+
+async function withClient<T>(
+  url: string,
+  opts: Parameters<typeof connectRedis>[1],
+  f: (redis: RedisClient) => Promise<T>,
+): Promise<T> {
+  const redis = connectRedis({ url }, opts);
+  try {
+    return await f(redis);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+const shape = (workload: ShapeWorkload): WorkloadSpec => ({
+  parameters: (o) => ({ sizes: o.sizes, agents: o.agents, decisions: o.decisions, seed: o.seed }),
+  run: ({ url, workspace, o }) =>
+    withClient(url, undefined, (redis) => shapeWorkload(redis, workspace, workload, o, seededRandom)),
+});
+
+const WORKLOADS: Record<Workload, WorkloadSpec> = {
+  seed: {
+    parameters: (o) => ({
+      agents: o.agents,
+      contacts: o.contacts,
+      clients: o.clients,
+      dispatchBatch: o.dispatchBatch,
+      projectBatch: o.projectBatch,
+      seed: o.seed,
+    }),
+    run: ({ url, workspace, o, note }) => seedWorkload(url, workspace, o, note),
+    ownsWorkspace: true,
+  },
+  floor: {
+    parameters: (o) => ({ agents: o.agents, clients: o.clients, count: o.count, seed: o.seed }),
+    run: ({ url, o, note }) => floorWorkload(url, o, note),
+  },
+  decision: {
+    parameters: (o) => ({
+      queues: o.queues,
+      decisions: o.decisions,
+      dispatchBatch: o.dispatchBatch,
+      seed: o.seed,
+    }),
+    // It makes one workspace per queue length and removes them itself.
+    run: ({ url, workspace, o, note }) => decisionWorkload(url, workspace, o, note),
+  },
+  e2e: {
+    parameters: (o) => ({
+      agents: o.agents,
+      ...(o.rates.length === 1 ? { rate: o.rates[0] } : { rates: o.rates }),
+      duration: o.duration,
+      warmup: o.warmup,
+      inFlight: o.inFlight,
+    }),
+    run: async ({ url, workspace, o, note }) => {
+      const e2e = await e2eWorkload(url, workspace, o, note);
+      return o.rates.length === 1 ? e2e.runs[0]! : e2e;
+    },
+    ownsWorkspace: true,
+  },
+  ingest: {
+    parameters: (o) => ({ connections: o.connections, duration: o.duration, warmup: o.warmup }),
+    run: ({ url, workspace, o, note }) => ingestWorkload(url, workspace, o, note),
+    ownsWorkspace: true,
+  },
+  audit: {
+    parameters: (o) => ({ events: o.events, agents: o.agents, seed: o.seed }),
+    run: ({ url, workspace, o, note }) =>
+      withClient(url, { commandTimeout: 60_000 }, (redis) => auditWorkload(redis, url, workspace, o, note)),
+    ownsWorkspace: true,
+  },
+  split: shape('split'),
+  wide: shape('wide'),
+  large: shape('large'),
+};
+
+/** Runs the workload `o` names against the Redis at `url` (`admin` is a client of it). */
+export async function runWorkload(
+  admin: RedisClient,
+  url: string,
+  o: BenchOptions,
+  note: Note,
+): Promise<{ parameters: Record<string, unknown>; figures: object }> {
+  const spec = WORKLOADS[o.workload];
+  // A private server is empty; on a shared one, a workspace of our own, removed afterwards.
+  const workspace = o.redisUrl ? `bench-${Date.now()}` : 'bench';
+  const parameters = { ...spec.parameters(o), redis: o.redisUrl ? 'external' : 'private, appendonly off' };
+  try {
+    return { parameters, figures: await spec.run({ url, workspace, o, note }) };
+  } finally {
+    if (spec.ownsWorkspace && o.redisUrl) await dropWorkspace(admin, workspace);
+  }
+}
