@@ -57,6 +57,33 @@ describe('bench', () => {
     expect(r.figures.routingPerS).toBeGreaterThanOrEqual(r.figures.loopPerS);
   });
 
+  it('floor: runs the hand-written Lua step --count times and assigns every contact', async () => {
+    const run = await bench(['floor', '--agents', '40', '--count', '2000', '--clients', '4', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const lines = run.stdout.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    const r = JSON.parse(lines[0]!) as Omit<Result, 'figures'> & { figures: Record<string, number> };
+    expect(r.workload).toBe('floor');
+    expect(r.parameters).toMatchObject({ agents: 40, clients: 4, count: 2000, seed: 42 });
+    const f = r.figures;
+    expect(f.ops).toBe(2000);
+    // Every skill pair is held by some of the 40 agents (seed 42), and each agent is back at once.
+    expect(f.assigned).toBe(2000);
+    expect(f.opsPerS).toBeGreaterThan(0);
+    expect(f.p99LatencyUs).toBeGreaterThan(0);
+  });
+
+  it('decision: times each decision against two queue lengths and reports their ratio', async () => {
+    const run = await bench(['decision', '--queues', '300,600', '--decisions', '10', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const r = JSON.parse(run.stdout) as {
+      figures: { medianUs: Record<string, number>; p90Us: Record<string, number>; ratio: number };
+    };
+    expect(Object.keys(r.figures.medianUs).sort()).toEqual(['300', '600']);
+    for (const us of Object.values(r.figures.medianUs)) expect(us).toBeGreaterThan(0);
+    expect(r.figures.ratio).toBeGreaterThan(0);
+  });
+
   it('e2e: POST /contacts to AssignmentMade on a WebSocket at 200 contacts/s for 1 s', async () => {
     const run = await bench(['e2e', '--rate', '200', '--duration', '1', '--warmup', '0.5', '--json']);
     expect(run.code, run.stderr).toBe(0);
