@@ -254,14 +254,13 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
       return E.right({ submitted, outcome });
     };
 
-  /** A repeat whose first command is not applied yet: wait for it, then read the record again. */
+  /** A repeat whose first command is not applied yet: wait for it, then read its recorded outcome. */
   async function waitRepeat(ws: string, key: string, commandId: string): Promise<CommandOutcome | null> {
     const tail = await tails.get(ws);
     // Waiting before reading, for the same reason as before an append: an outcome recorded
     // between the read and the wait would reach no waiter.
     const waiting = tail.waitOutcome(commandId, config.commandTimeoutMs);
-    const record = await redis.hget(workspaceKeys(ws).idempotency, key);
-    const outcome = record ? (JSON.parse(record) as { outcome?: string }).outcome : undefined;
+    const outcome = await redis.hget(workspaceKeys(ws).idempotencyOutcomes, key);
     if (outcome) {
       waiting.cancel();
       return JSON.parse(outcome) as CommandOutcome;
