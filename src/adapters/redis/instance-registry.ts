@@ -8,6 +8,7 @@
  */
 import type { Cluster, Redis as SingleRedis } from 'ioredis';
 import { globalKeys } from './keys.ts';
+import { luaScript, runLua } from './scripts.ts';
 
 /** A single Redis or a Redis Cluster client (the registry uses one key: any node serves it). */
 export type Redis = SingleRedis | Cluster;
@@ -18,20 +19,8 @@ export const LIVE_WINDOW_MS = 3000;
 /** Entries older than this are deleted from the set by the sync loop. */
 export const PRUNE_AFTER_MS = 60_000;
 
-// Heartbeat: ZADD with the server's clock. Returns the score written.
-const HEARTBEAT_LUA = `
-local t = redis.call('TIME')
-local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], ms, ARGV[1])
-return ms`;
-
-// Live members: score >= now - window. Prunes members older than ARGV[2] ms.
-const LIVE_LUA = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local prune = tonumber(ARGV[2])
-if prune > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - prune)) end
-return redis.call('ZRANGE', KEYS[1], now - tonumber(ARGV[1]), '+inf', 'BYSCORE')`;
+const HEARTBEAT = luaScript('instanceHeartbeat', new URL('./lua/instance-heartbeat-1.lua', import.meta.url));
+const LIVE = luaScript('instancesLive', new URL('./lua/instances-live-1.lua', import.meta.url));
 
 export interface Instance {
   host: string;
@@ -52,7 +41,7 @@ export function parseMember(member: string): Instance | undefined {
 
 /** Write one heartbeat now; returns the score (Redis time, ms). */
 export async function heartbeat(redis: Redis, instance: Instance, key = INSTANCES_KEY): Promise<number> {
-  return Number(await redis.eval(HEARTBEAT_LUA, 1, key, instanceMember(instance)));
+  return Number(await runLua(redis, HEARTBEAT, [key], [instanceMember(instance)]));
 }
 
 export async function deregisterInstance(
@@ -68,12 +57,11 @@ export async function liveInstances(
   redis: Redis,
   opts: { windowMs?: number; pruneAfterMs?: number; key?: string } = {},
 ): Promise<Instance[]> {
-  const members = (await redis.eval(
-    LIVE_LUA,
-    1,
-    opts.key ?? INSTANCES_KEY,
-    String(opts.windowMs ?? LIVE_WINDOW_MS),
-    String(opts.pruneAfterMs ?? 0),
+  const members = (await runLua(
+    redis,
+    LIVE,
+    [opts.key ?? INSTANCES_KEY],
+    [opts.windowMs ?? LIVE_WINDOW_MS, opts.pruneAfterMs ?? 0],
   )) as string[];
   const out: Instance[] = [];
   for (const m of members) {
