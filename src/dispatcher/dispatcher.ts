@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { blockingConnection, raceBlocking, STOPPED, stopSignal } from '../adapters/redis/client.ts';
+import { BlockingLoops, raceBlocking, STOPPED } from '../adapters/redis/client.ts';
 import { workspaceKeys } from '../adapters/redis/keys.ts';
 import { luaScript, type RedisClient, runLua } from '../adapters/redis/scripts.ts';
 
@@ -78,28 +78,27 @@ export async function dispatchPending(
 
 /** The dispatcher role: blocks on the workspace's wake set and routes whatever is waiting. */
 export class Dispatcher {
-  private readonly blocking = new Map<string, { conn: RedisClient; stop: () => void }>();
+  private readonly loops: BlockingLoops;
   assignments = 0;
 
   constructor(
     private readonly redis: RedisClient,
     private readonly log: Logger,
     private readonly opts: DispatcherOptions = defaultDispatcherOptions,
-  ) {}
+  ) {
+    this.loops = new BlockingLoops(redis);
+  }
 
-  async run(workspace: string, running: () => boolean): Promise<void> {
+  run(workspace: string, running: () => boolean): Promise<void> {
     const k = workspaceKeys(workspace);
-    const conn = blockingConnection(this.redis);
-    const stop = stopSignal();
-    this.blocking.set(workspace, { conn, stop: stop.fire });
-    try {
+    return this.loops.run(workspace, async (conn, stopped) => {
       this.assignments += await dispatchPending(this.redis, workspace, this.opts);
       while (running()) {
         // A command queued while the connection is down is never settled by disconnect():
         // race it with the interrupt and a deadline, so the loop cannot hang.
         const woke = await raceBlocking(
           conn.bzpopmin(k.wake, this.opts.wakeTimeoutS),
-          stop.promise,
+          stopped,
           this.opts.wakeTimeoutS * 1000 + 5000,
         );
         if (woke === STOPPED) return;
@@ -107,16 +106,10 @@ export class Dispatcher {
         this.assignments += made;
         if (made > 0) this.log.debug({ workspace, made }, 'assignments made');
       }
-    } finally {
-      conn.disconnect();
-      if (this.blocking.get(workspace)?.conn === conn) this.blocking.delete(workspace);
-    }
+    });
   }
 
   interrupt(workspace: string): void {
-    const b = this.blocking.get(workspace);
-    b?.stop();
-    b?.conn.disconnect();
-    this.blocking.delete(workspace);
+    this.loops.interrupt(workspace);
   }
 }

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import { blockingConnection, raceBlocking, STOPPED, stopSignal } from '../adapters/redis/client.ts';
+import { BlockingLoops, raceBlocking, STOPPED } from '../adapters/redis/client.ts';
 import { PROJECTOR_GROUP, workspaceKeys } from '../adapters/redis/keys.ts';
 import { luaScript, type RedisClient, runLua } from '../adapters/redis/scripts.ts';
 import { MAX_SKILL_SETS_PER_SKILL } from '../domain/model.ts';
@@ -98,22 +98,21 @@ function consumerInfo(fields: unknown): { name: string; pending: number; idle: n
 /** The projector role: one consumer of the workspace's command stream group. */
 export class Projector {
   readonly consumer = `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-  private readonly blocking = new Map<string, { conn: RedisClient; stop: () => void }>();
+  private readonly loops: BlockingLoops;
   applied = 0;
 
   constructor(
     private readonly redis: RedisClient,
     private readonly log: Logger,
     private readonly opts: ProjectorOptions = defaultProjectorOptions,
-  ) {}
+  ) {
+    this.loops = new BlockingLoops(redis);
+  }
 
   async run(workspace: string, running: () => boolean): Promise<void> {
     const k = workspaceKeys(workspace);
     await ensureGroup(this.redis, workspace);
-    const conn = blockingConnection(this.redis);
-    const stop = stopSignal();
-    this.blocking.set(workspace, { conn, stop: stop.fire });
-    try {
+    await this.loops.run(workspace, async (conn, stopped) => {
       this.applied += await projectPending(this.redis, workspace, [], this.opts);
       let lastReclaim = Date.now();
       let lastPrune = Date.now();
@@ -133,7 +132,7 @@ export class Projector {
             k.commands,
             '>',
           ),
-          stop.promise,
+          stopped,
           this.opts.blockMs + 5000,
         );
         if (read === STOPPED) return;
@@ -153,10 +152,7 @@ export class Projector {
           }
         }
       }
-    } finally {
-      conn.disconnect();
-      if (this.blocking.get(workspace)?.conn === conn) this.blocking.delete(workspace);
-    }
+    });
   }
 
   /** Takes over entries a dead consumer was delivered and never acknowledged. */
@@ -204,9 +200,6 @@ export class Projector {
   }
 
   interrupt(workspace: string): void {
-    const b = this.blocking.get(workspace);
-    b?.stop();
-    b?.conn.disconnect();
-    this.blocking.delete(workspace);
+    this.loops.interrupt(workspace);
   }
 }

@@ -102,6 +102,38 @@ export function stopSignal(): { promise: Promise<typeof STOPPED>; fire: () => vo
   return { promise, fire };
 }
 
+/**
+ * Per-workspace loops that block on Redis: each gets a connection of its own and a stop signal,
+ * and `interrupt` ends one at once (disconnecting its connection ends its blocking read).
+ */
+export class BlockingLoops {
+  private readonly loops = new Map<string, { conn: RedisClient; stop: () => void }>();
+
+  constructor(private readonly redis: RedisClient) {}
+
+  async run<T>(
+    workspace: string,
+    body: (conn: RedisClient, stopped: Promise<typeof STOPPED>) => Promise<T>,
+  ): Promise<T> {
+    const conn = blockingConnection(this.redis);
+    const stop = stopSignal();
+    this.loops.set(workspace, { conn, stop: stop.fire });
+    try {
+      return await body(conn, stop.promise);
+    } finally {
+      conn.disconnect();
+      if (this.loops.get(workspace)?.conn === conn) this.loops.delete(workspace);
+    }
+  }
+
+  interrupt(workspace: string): void {
+    const b = this.loops.get(workspace);
+    b?.stop();
+    b?.conn.disconnect();
+    this.loops.delete(workspace);
+  }
+}
+
 /** A blocking read raced with a stop signal and a deadline (the deadline rejects). */
 export async function raceBlocking<T>(
   read: Promise<T>,

@@ -59,7 +59,10 @@ const defined = new WeakMap<object, Set<string>>();
 
 function define(redis: RedisClient, s: LuaScript): void {
   let known = defined.get(redis);
-  if (!known) defined.set(redis, (known = new Set()));
+  if (!known) {
+    known = new Set();
+    defined.set(redis, known);
+  }
   if (known.has(s.command)) return;
   redis.defineCommand(s.command, s.keys === 'any' ? { lua: s.lua } : { numberOfKeys: s.keys, lua: s.lua });
   known.add(s.command);
