@@ -10,7 +10,9 @@
 import { Presets, SingleBar } from 'cli-progress';
 import { parseCommandLine, runCommand } from './sim/options.ts';
 import { randomSeed } from './sim/random.ts';
-import { FatalError, type SimOptions, type SimSummary, Simulator } from './sim/simulator.ts';
+import { FatalError } from './sim/http.ts';
+import { type SimOptions, Simulator } from './sim/simulator.ts';
+import type { SimSummary } from './sim/summary.ts';
 
 const USAGE = `Usage: npm run simulate -- [options]
 

@@ -8,7 +8,8 @@
 import http from 'node:http';
 import WebSocket from 'ws';
 import { percentile, round } from '../sim/stats.ts';
-import { type ChildServer, pool, request, sleep, startChild } from './http.ts';
+import { pool } from '../sim/http.ts';
+import { type ChildServer, request, sleep, startChild } from './http.ts';
 
 export interface E2eOptions {
   readonly agents: number;

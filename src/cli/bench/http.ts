@@ -103,20 +103,6 @@ export function request(agent: http.Agent, method: string, url: string, body?: u
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** Runs `fn` over `items` with at most `limit` at a time. */
-export async function pool<T>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) await fn(items[next++]!);
-    }),
-  );
-}
-
 export interface LoadResult {
   readonly requests: number;
   readonly errors: number;

@@ -75,3 +75,20 @@ export function networkDetail(err: Error & { cause?: { code?: string; message?: 
   if (cause?.code) return cause.code;
   return err.message;
 }
+
+/** Ends the run: Switchboard cannot be reached, or will not take the run's commands. */
+export class FatalError extends Error {}
+
+/** Runs `fn` over `items` with at most `limit` at a time. */
+export async function pool<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
+}

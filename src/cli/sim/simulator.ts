@@ -3,84 +3,24 @@
  * API, assignments watched on the live WebSocket feed. Everything random comes from the seed,
  * drawn before the run starts, so two runs with one seed have the same plan.
  */
-import WebSocket from 'ws';
-import { type HttpResult, retryable, SwitchboardHttp } from './http.ts';
+import { FatalError, type HttpResult, pool, retryable, SwitchboardHttp } from './http.ts';
+import { type Envelope, LiveFeed } from './live-feed.ts';
 import { type Rng, seededRandom, seedSkills, uniform } from './random.ts';
 import { mean, percentile, round } from './stats.ts';
+import {
+  type ContactState,
+  type EndedBy,
+  type Progress,
+  type SimParameters,
+  type SimSummary,
+  tally,
+} from './summary.ts';
 
-export interface SimOptions {
+export interface SimOptions extends SimParameters {
   readonly url: string;
   readonly workspace: string;
-  readonly agents: number;
-  readonly contacts: number;
-  /** Contacts queued per second. */
-  readonly rate: number;
-  readonly handleMinS: number;
-  readonly handleMaxS: number;
-  /** Seconds a customer waits before abandoning. */
-  readonly patienceS: number;
   readonly seed: number;
-  /** Hard limit of the whole run, seconds. */
-  readonly maxSeconds: number;
 }
-
-export type EndedBy = 'done' | 'time-limit' | 'interrupted';
-
-export interface SimSummary {
-  readonly workspace: string;
-  readonly url: string;
-  readonly seed: number;
-  readonly parameters: {
-    readonly agents: number;
-    readonly contacts: number;
-    readonly rate: number;
-    readonly handleMinS: number;
-    readonly handleMaxS: number;
-    readonly patienceS: number;
-    readonly maxSeconds: number;
-  };
-  /** Contacts that got an agent (AssignmentMade seen). */
-  readonly assigned: number;
-  readonly abandoned: number;
-  readonly completed: number;
-  /** Contacts still waiting for an agent when the run ended. */
-  readonly stillQueued: number;
-  /** Assigned and not completed when the run ended. */
-  readonly inService: number;
-  /** Contacts never queued (their POST failed) or not sent before the run ended. */
-  readonly notQueued: number;
-  /** Contacts whose skills no agent holds all of: they can only abandon. */
-  readonly unservable: number;
-  /** Abandon requests answered 409 because the contact was assigned meanwhile (not errors). */
-  readonly abandonRaced: number;
-  readonly meanWaitMs: number | null;
-  readonly p90WaitMs: number | null;
-  readonly maxWaitMs: number | null;
-  /** Commands tried again after a network failure, a timeout or a 5xx. */
-  readonly retries: number;
-  /** HTTP failures after the retries (not counting abandonRaced). */
-  readonly errors: number;
-  readonly errorsByStatus: Record<string, number>;
-  readonly errorSamples: readonly string[];
-  /** Commands answered 202: durable, outcome not known in time (not errors). */
-  readonly accepted202: number;
-  readonly liveReconnects: number;
-  readonly durationS: number;
-  readonly endedBy: EndedBy;
-}
-
-export interface Progress {
-  readonly sent: number;
-  readonly waiting: number;
-  readonly inService: number;
-  readonly completed: number;
-  readonly abandoned: number;
-  readonly done: number;
-}
-
-export class FatalError extends Error {}
-
-type ContactState = 'planned' | 'sent' | 'queued' | 'assigned' | 'completed' | 'abandoned' | 'failed';
 
 interface SimContact {
   readonly id: string;
@@ -92,27 +32,9 @@ interface SimContact {
   handling?: NodeJS.Timeout;
 }
 
-interface Envelope {
-  readonly position: string;
-  readonly type: string;
-  readonly data: { contactId?: string; waitedMs?: number };
-}
-
 const AGENT_CONCURRENCY = 64;
 /** Further tries of a command that met a network failure, a timeout or a 5xx (backoff 250 ms, doubling). */
 const RETRIES = 4;
-
-/** Runs `fn` over the items with at most `limit` in flight. */
-async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      await fn(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
 
 function positionMs(position: string): number {
   return Number(position.split('-')[0]);
@@ -133,13 +55,11 @@ export class Simulator {
   private accepted202 = 0;
   private retries = 0;
   private abandonRaced = 0;
-  private liveReconnects = 0;
   private counts = { sent: 0, waiting: 0, inService: 0, completed: 0, abandoned: 0, failed: 0 };
   private ending = false;
   private finish: ((by: EndedBy) => void) | undefined;
-  private socket: WebSocket | undefined;
-  private lastPosition = '0-0';
   private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly live: LiveFeed;
 
   /** Called whenever a count changes (the progress bar). */
   onProgress: (p: Progress) => void = () => {};
@@ -165,6 +85,14 @@ export class Simulator {
     }
     const held = [...new Set(this.agentSkills.map((s) => s.join(',')))].map((s) => new Set(s.split(',')));
     this.unservable = this.contacts.filter((c) => !held.some((h) => c.skills.every((s) => h.has(s)))).length;
+    const liveUrl = (after: string) =>
+      `${this.http.base.replace(/^http/, 'ws')}${this.wsPath}/events/live?type=AssignmentMade,ContactAbandoned&after=${after}`;
+    this.live = new LiveFeed(
+      liveUrl,
+      (e) => this.onEvent(e),
+      (ms, fn) => this.timer(ms, fn),
+      () => this.ending,
+    );
   }
 
   /** Contacts whose skills no agent of this run holds all of (they can only abandon). */
@@ -265,46 +193,9 @@ export class Simulator {
     return t;
   }
 
-  // ---- live feed ----
+  // ---- what the live feed says ----
 
-  private openLive(after: string): Promise<void> {
-    const base = this.http.base.replace(/^http/, 'ws');
-    const url = `${base}${this.wsPath}/events/live?type=AssignmentMade,ContactAbandoned&after=${after}`;
-    return new Promise((resolve, reject) => {
-      const socket = new WebSocket(url, { handshakeTimeout: 5_000 });
-      this.socket = socket;
-      let opened = false;
-      socket.on('open', () => {
-        opened = true;
-        resolve();
-      });
-      socket.on('message', (data) => this.onEvent(String(data)));
-      socket.on('error', (err) => {
-        if (!opened) reject(new FatalError(`cannot open the live feed ${url}: ${err.message}`));
-      });
-      socket.on('close', () => {
-        if (!opened || this.ending || this.socket !== socket) return;
-        // Reconnect from the last event seen: the feed replays from there with no gap.
-        this.liveReconnects++;
-        this.reconnect(250);
-      });
-    });
-  }
-
-  private reconnect(delayMs: number): void {
-    this.timer(delayMs, () => {
-      this.openLive(this.lastPosition).catch(() => this.reconnect(Math.min(delayMs * 2, 4_000)));
-    });
-  }
-
-  private onEvent(text: string): void {
-    let e: Envelope;
-    try {
-      e = JSON.parse(text) as Envelope;
-    } catch {
-      return;
-    }
-    if (typeof e.position === 'string') this.lastPosition = e.position;
+  private onEvent(e: Envelope): void {
     if (this.ending) return;
     const c = e.data?.contactId ? this.byId.get(e.data.contactId) : undefined;
     if (!c) return;
@@ -399,8 +290,7 @@ export class Simulator {
         );
       const pos = (first?.body as { position?: unknown } | undefined)?.position;
       const after = typeof pos === 'string' && /^\d+-\d+$/.test(pos) ? `${positionMs(pos) - 1}-0` : '0-0';
-      this.lastPosition = after;
-      await this.openLive(after);
+      await this.live.open(after);
 
       const rest = Array.from({ length: Math.max(0, this.opts.agents - 1) }, (_, i) => i + 1);
       await pool(rest, AGENT_CONCURRENCY, async (i) => {
@@ -436,7 +326,7 @@ export class Simulator {
         if (c.patience) clearTimeout(c.patience);
         if (c.handling) clearTimeout(c.handling);
       }
-      this.socket?.close();
+      this.live.close();
     }
   }
 
@@ -455,20 +345,6 @@ export class Simulator {
   }
 
   private summary(endedBy: EndedBy, durationS: number): SimSummary {
-    let assigned = 0;
-    let stillQueued = 0;
-    let inService = 0;
-    let completed = 0;
-    let abandoned = 0;
-    let notQueued = 0;
-    for (const c of this.contacts) {
-      if (c.everAssigned) assigned++;
-      if (c.state === 'completed') completed++;
-      else if (c.state === 'abandoned') abandoned++;
-      else if (c.state === 'assigned') inService++;
-      else if (c.state === 'queued' || c.state === 'sent') stillQueued++;
-      else if (c.state === 'planned' || (c.state === 'failed' && !c.everAssigned)) notQueued++;
-    }
     const o = this.opts;
     return {
       workspace: o.workspace,
@@ -483,12 +359,7 @@ export class Simulator {
         patienceS: o.patienceS,
         maxSeconds: o.maxSeconds,
       },
-      assigned,
-      abandoned,
-      completed,
-      stillQueued,
-      inService,
-      notQueued,
+      ...tally(this.contacts),
       unservable: this.unservable,
       abandonRaced: this.abandonRaced,
       meanWaitMs: round(mean(this.waits)),
@@ -499,7 +370,7 @@ export class Simulator {
       errorsByStatus: { ...this.errorsByStatus },
       errorSamples: [...this.errorSamples],
       accepted202: this.accepted202,
-      liveReconnects: this.liveReconnects,
+      liveReconnects: this.live.reconnects,
       durationS: round(durationS, 2) ?? 0,
       endedBy,
     };

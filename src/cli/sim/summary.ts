@@ -1,0 +1,87 @@
+/** What a simulation reports: its parameters, the state of each contact, the summary of a run. */
+
+/** The run's shape, as the summary reports it. */
+export interface SimParameters {
+  readonly agents: number;
+  readonly contacts: number;
+  /** Contacts queued per second. */
+  readonly rate: number;
+  readonly handleMinS: number;
+  readonly handleMaxS: number;
+  /** Seconds a customer waits before abandoning. */
+  readonly patienceS: number;
+  /** Hard limit of the whole run, seconds. */
+  readonly maxSeconds: number;
+}
+
+export type EndedBy = 'done' | 'time-limit' | 'interrupted';
+
+export interface SimSummary {
+  readonly workspace: string;
+  readonly url: string;
+  readonly seed: number;
+  readonly parameters: SimParameters;
+  /** Contacts that got an agent (AssignmentMade seen). */
+  readonly assigned: number;
+  readonly abandoned: number;
+  readonly completed: number;
+  /** Contacts still waiting for an agent when the run ended. */
+  readonly stillQueued: number;
+  /** Assigned and not completed when the run ended. */
+  readonly inService: number;
+  /** Contacts never queued (their POST failed) or not sent before the run ended. */
+  readonly notQueued: number;
+  /** Contacts whose skills no agent holds all of: they can only abandon. */
+  readonly unservable: number;
+  /** Abandon requests answered 409 because the contact was assigned meanwhile (not errors). */
+  readonly abandonRaced: number;
+  readonly meanWaitMs: number | null;
+  readonly p90WaitMs: number | null;
+  readonly maxWaitMs: number | null;
+  /** Commands tried again after a network failure, a timeout or a 5xx. */
+  readonly retries: number;
+  /** HTTP failures after the retries (not counting abandonRaced). */
+  readonly errors: number;
+  readonly errorsByStatus: Record<string, number>;
+  readonly errorSamples: readonly string[];
+  /** Commands answered 202: durable, outcome not known in time (not errors). */
+  readonly accepted202: number;
+  readonly liveReconnects: number;
+  readonly durationS: number;
+  readonly endedBy: EndedBy;
+}
+
+export interface Progress {
+  readonly sent: number;
+  readonly waiting: number;
+  readonly inService: number;
+  readonly completed: number;
+  readonly abandoned: number;
+  readonly done: number;
+}
+
+export type ContactState = 'planned' | 'sent' | 'queued' | 'assigned' | 'completed' | 'abandoned' | 'failed';
+
+export type ContactTally = Pick<
+  SimSummary,
+  'assigned' | 'abandoned' | 'completed' | 'stillQueued' | 'inService' | 'notQueued'
+>;
+
+/** Where the contacts stand at the end of a run. */
+export function tally(contacts: readonly { state: ContactState; everAssigned: boolean }[]): ContactTally {
+  let assigned = 0;
+  let stillQueued = 0;
+  let inService = 0;
+  let completed = 0;
+  let abandoned = 0;
+  let notQueued = 0;
+  for (const c of contacts) {
+    if (c.everAssigned) assigned++;
+    if (c.state === 'completed') completed++;
+    else if (c.state === 'abandoned') abandoned++;
+    else if (c.state === 'assigned') inService++;
+    else if (c.state === 'queued' || c.state === 'sent') stillQueued++;
+    else if (c.state === 'planned' || (c.state === 'failed' && !c.everAssigned)) notQueued++;
+  }
+  return { assigned, abandoned, completed, stillQueued, inService, notQueued };
+}
