@@ -38,6 +38,33 @@ export function waitExit(child: ChildProcess, timeoutMs: number): Promise<boolea
   });
 }
 
+export interface StopOptions {
+  /** The polite signal. Default SIGTERM. */
+  readonly signal?: NodeJS.Signals;
+  /** How long the polite signal has before SIGKILL. */
+  readonly graceMs: number;
+  /** How long to wait for the exit after SIGKILL. Default 5 s. */
+  readonly killWaitMs?: number;
+  /** Signal the child's process group (it was spawned detached). Default true. */
+  readonly group?: boolean;
+}
+
+/**
+ * Stops a child: the polite signal, then SIGKILL if it has not exited within `graceMs`. Resolves
+ * true once it has exited, false if it still runs `killWaitMs` after the SIGKILL.
+ */
+export async function stopChild(child: ChildProcess, opts: StopOptions): Promise<boolean> {
+  if (hasExited(child)) return true;
+  const send = (signal: NodeJS.Signals) => {
+    if (opts.group ?? true) signalGroup(child, signal);
+    else child.kill(signal);
+  };
+  send(opts.signal ?? 'SIGTERM');
+  if (await waitExit(child, opts.graceMs)) return true;
+  send('SIGKILL');
+  return waitExit(child, opts.killWaitMs ?? 5000);
+}
+
 const live = new Set<ChildProcess>();
 let hooked = false;
 

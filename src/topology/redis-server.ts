@@ -15,7 +15,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { killOnExit, signalGroup, waitExit } from './child-processes.ts';
+import { hasExited, killOnExit, signalGroup, stopChild } from './child-processes.ts';
 
 export interface RedisServerOptions {
   /** Working directory (AOF/RDB files). Created if missing. Default: a fresh temp dir, removed by stop(). */
@@ -206,13 +206,9 @@ async function startOnce(
       signalGroup(child, signal);
     },
     async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
+      if (hasExited(child)) return;
       signalGroup(child, 'SIGCONT'); // in case a test froze it with SIGSTOP
-      signalGroup(child, 'SIGTERM');
-      if (!(await waitExit(child, 5_000))) {
-        signalGroup(child, 'SIGKILL');
-        await waitExit(child, 5_000);
-      }
+      await stopChild(child, { graceMs: 5_000 });
     },
   };
   return handle;

@@ -4,7 +4,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { access } from 'node:fs/promises';
 import net from 'node:net';
-import { hasExited, killOnExit, signalGroup, waitExit } from '../child-processes.ts';
+import { hasExited, killOnExit, signalGroup, stopChild } from '../child-processes.ts';
 
 export interface HaproxyHandle {
   process: ChildProcess;
@@ -94,12 +94,7 @@ export async function startHaproxy(opts: StartHaproxyOptions): Promise<HaproxyHa
     output: () => out,
     kill: (signal: NodeJS.Signals = 'SIGTERM') => signalGroup(child, signal),
     async stop(timeoutMs = 3000) {
-      if (hasExited(child)) return;
-      signalGroup(child, 'SIGUSR1');
-      if (!(await waitExit(child, timeoutMs))) {
-        signalGroup(child, 'SIGKILL');
-        await waitExit(child, 5000);
-      }
+      await stopChild(child, { signal: 'SIGUSR1', graceMs: timeoutMs });
     },
   };
 }

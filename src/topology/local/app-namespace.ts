@@ -1,0 +1,184 @@
+/**
+ * The part of the VRRP shape that runs inside the app namespace (`launch.ts --app-namespace
+ * <id>`, started by vrrp.ts): the Redis Cluster, the HAProxy pair with keepalived (each in its lb
+ * namespace), the registry syncs, the Switchboard processes and the forwarders. It reports to
+ * the launcher over the IPC channel (vrrp-plan.ts). On SIGINT/SIGTERM it undoes every step in
+ * reverse order; if the launcher disappears (its IPC channel closes), it also deletes the
+ * namespaces, since nobody else will.
+ */
+import { rmSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { connectRedis } from '../../adapters/redis/client.ts';
+import { ensureSelfSignedCert } from '../haproxy/config.ts';
+import { haproxyRuntime } from '../haproxy/runtime.ts';
+import { ip, type NetnsStar } from '../netns.ts';
+import { freePort } from '../redis-server.ts';
+import { Aborted, type LaunchContext } from './context.ts';
+import { forwardTo } from './forwarder.ts';
+import {
+  checkScriptFor,
+  infoOf,
+  type LoadBalancer,
+  loadBalancersOf,
+  type Register,
+  startLoadBalancer,
+} from './load-balancers.ts';
+import { makeMembers, startMember, stopMembers } from './members.ts';
+import { type FromApp, scriptDir, type ToApp, VIP, VIP_PORTS, vrrpStar } from './vrrp-plan.ts';
+
+/** The lb holding the VIP, by its address in each lb namespace. */
+async function vipHolder(lbs: readonly LoadBalancer[]): Promise<string | undefined> {
+  for (const lb of lbs) {
+    const out = await ip('-n', lb.host.ns, '-4', '-o', 'addr', 'show', 'dev', lb.host.iface).catch(() => '');
+    if (out.includes(`inet ${VIP}/`)) return lb.name;
+  }
+  return undefined;
+}
+
+/** Everything inside the namespaces, in order; each step registers how to undo it. */
+async function startUp(
+  ctx: LaunchContext,
+  star: NetnsStar,
+  lbs: readonly LoadBalancer[],
+  register: Register,
+  send: (msg: FromApp) => void,
+): Promise<void> {
+  const { opts, say } = ctx;
+  const { id } = star;
+  const app = star.host('app');
+  say(`starting a Redis Cluster in ${app.ns}: 3 masters, 3 replicas, AOF on ...`);
+  // Also on the namespace's address, announced to cluster clients, so HAProxy's Redis frontend
+  // (in the lb namespaces) reaches the masters. Protected mode would refuse non-loopback
+  // clients; the address exists only inside this run's namespaces.
+  const cluster = await ctx.startFreshCluster([
+    '--bind',
+    '127.0.0.1',
+    app.address,
+    '--cluster-announce-ip',
+    app.address,
+    '--protected-mode',
+    'no',
+  ]);
+  await register('the Redis Cluster', () => cluster.stop());
+  const masters = cluster.nodes.filter((n) => n.role === 'master');
+  const seeds = masters.map((n) => `${app.address}:${n.port}`).join(',');
+  const redis = connectRedis({ clusterNodes: seeds.split(',') });
+  await register('the Redis client', async () => redis.disconnect());
+
+  const setup = {
+    id,
+    tlsPem: await ensureSelfSignedCert(path.join(opts.dataDir, 'vrrp-certs'), {
+      altNames: ['DNS:localhost', 'IP:127.0.0.1', `IP:${VIP}`],
+    }),
+    checkScript: checkScriptFor(id),
+    redisCheckPassword: cluster.haproxyCheck.password,
+    redisServers: masters.map((n) => ({ host: app.address, port: n.port })),
+    redis,
+    register,
+  };
+  for (const lb of lbs) await startLoadBalancer(ctx, lb, setup);
+
+  ctx.checkpoint();
+  const members = await makeMembers(ctx, () => freePort(app.address));
+  await register('the Switchboard processes', () => stopMembers(members));
+  for (const m of members) startMember(ctx, m, seeds, app.address, `${app.address}:${m.port}`);
+
+  const ready = await ctx.waitUntil(async () => {
+    ctx.checkpoint();
+    if ((await vipHolder(lbs)) === undefined) return false;
+    const r = await fetch(`http://${VIP}:${VIP_PORTS.http}/health`, { signal: AbortSignal.timeout(2000) });
+    if (r.status !== 200) return false;
+    for (const lb of lbs) {
+      const servers = await haproxyRuntime(lb.socket).listServers('api');
+      if (servers.filter((s) => s.name.startsWith('sb_')).length !== opts.api) return false;
+    }
+    return true;
+  }, 60_000);
+  ctx.checkpoint();
+  if (!ready)
+    throw new Error(
+      `the API did not come up behind both HAProxies and the VIP within 60 s; see ${ctx.logsDir}`,
+    );
+  send({
+    type: 'ready',
+    info: {
+      vipHolder: await vipHolder(lbs),
+      lbs: lbs.map(infoOf),
+      instances: members.filter((m) => m.port).map((m) => `http://${app.address}:${m.port}`),
+      cluster: cluster.nodes.map((n) => `${n.role} redis://${app.address}:${n.port}`),
+      haproxyCheckUser: cluster.haproxyCheck.user,
+    },
+  });
+}
+
+export async function runAppNamespace(ctx: LaunchContext, id: string): Promise<void> {
+  const star = vrrpStar(id, false);
+  const lbs = loadBalancersOf(ctx, star);
+  // Output goes to the launcher's stdout; if it is gone (launcher killed), keep running the cleanup.
+  process.stdout.on('error', () => undefined);
+  process.stderr.on('error', () => undefined);
+
+  const cleanups: { what: string; run: () => Promise<void> }[] = [];
+  const register: Register = async (what, run) => {
+    if (ctx.stopping) {
+      await run().catch(() => undefined);
+      throw new Aborted();
+    }
+    cleanups.push({ what, run });
+  };
+  const forwarders = new Set<net.Server>();
+  const sockets = new Set<net.Socket>();
+  let orphan = false;
+  let startup: Promise<void> = Promise.resolve();
+  let stopPromise: Promise<void> | undefined;
+  const send = (msg: FromApp) => {
+    if (process.connected) process.send?.(msg);
+  };
+
+  const stop = (code: number) =>
+    (stopPromise ??= (async () => {
+      ctx.stopping = true;
+      for (const s of forwarders) s.close();
+      for (const s of sockets) s.destroy();
+      await startup.catch(() => undefined);
+      for (const c of cleanups.reverse()) {
+        await c.run().catch((err: unknown) => ctx.say(`stopping ${c.what}: ${(err as Error).message}`));
+      }
+      if (orphan) {
+        // The launcher is gone: nobody else will delete the namespaces.
+        star.adopt();
+        star.spareOnDestroy([process.pid]);
+        await star.destroy();
+        rmSync(scriptDir(id), { recursive: true, force: true });
+      }
+      process.exit(code);
+    })());
+
+  process.on('message', (raw, handle) => {
+    const msg = raw as ToApp;
+    if (msg.type === 'forward' && handle instanceof net.Server) {
+      if (ctx.stopping) {
+        handle.close();
+        return;
+      }
+      forwarders.add(handle);
+      forwardTo(handle, VIP, msg.port, sockets);
+      send({ type: 'forwarding', name: msg.name });
+    }
+  });
+  process.on('disconnect', () => {
+    if (ctx.stopping) return;
+    orphan = true;
+    void stop(1);
+  });
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void stop(0));
+  send({ type: 'hello' });
+
+  startup = startUp(ctx, star, lbs, register, send);
+  await startup.catch((err: unknown) => {
+    if (err instanceof Aborted || ctx.stopping) return;
+    send({ type: 'failed', message: (err as Error).message });
+    void stop(1);
+  });
+}

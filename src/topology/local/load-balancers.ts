@@ -1,0 +1,203 @@
+/**
+ * The HAProxy pair of the VRRP shape, started from the app namespace: in each lb namespace an
+ * HAProxy (master-worker, pidfile) and keepalived (MASTER or BACKUP, checking HAProxy's pid and
+ * moving the VIP), and in the app namespace the loop that keeps that HAProxy's `api` backend
+ * equal to the instance registry (through its runtime socket, a file).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { chmodSync, copyFileSync, createWriteStream, mkdirSync, rmSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { RedisClient } from '../../adapters/redis/scripts.ts';
+import { stopChild } from '../child-processes.ts';
+import { syncBackends } from '../haproxy/backend-sync.ts';
+import { writeHaproxyConfig } from '../haproxy/config.ts';
+import { startHaproxy } from '../haproxy/process.ts';
+import { haproxyRuntime } from '../haproxy/runtime.ts';
+import { CHECK_HAPROXY_SCRIPT, keepalivedArgs, writeKeepalivedConfig } from '../keepalived/config.ts';
+import { type NetnsStar, netnsExec, type StarHost } from '../netns.ts';
+import type { LaunchContext } from './context.ts';
+import { LB_ROLES, type LbInfo, scriptDir, VIP, VIP_PORTS } from './vrrp-plan.ts';
+
+export interface LoadBalancer {
+  readonly name: string;
+  readonly role: 'MASTER' | 'BACKUP';
+  readonly priority: number;
+  readonly host: StarHost;
+  readonly peer: StarHost;
+  readonly runDir: string;
+  readonly pidfile: string;
+  readonly socket: string;
+  readonly keepalivedLog: string;
+}
+
+/** Registers how to undo a step (run in reverse order on stop). */
+export type Register = (what: string, run: () => Promise<void>) => Promise<void>;
+
+export function loadBalancersOf(ctx: LaunchContext, star: NetnsStar): LoadBalancer[] {
+  return LB_ROLES.map((r) => {
+    const runDir = path.join(ctx.opts.dataDir, r.name);
+    return {
+      ...r,
+      host: star.host(r.name),
+      peer: star.host(r.name === 'lb1' ? 'lb2' : 'lb1'),
+      runDir,
+      pidfile: path.join(runDir, 'haproxy.pid'),
+      socket: path.join(runDir, 'haproxy.sock'),
+      keepalivedLog: path.join(ctx.logsDir, `keepalived-${r.name}.log`),
+    };
+  });
+}
+
+export function infoOf(lb: LoadBalancer): LbInfo {
+  return {
+    name: lb.name,
+    role: lb.role,
+    priority: lb.priority,
+    ns: lb.host.ns,
+    address: lb.host.address,
+    pidfile: lb.pidfile,
+    socket: lb.socket,
+    keepalivedLog: lb.keepalivedLog,
+  };
+}
+
+/** keepalived's enable_script_security: the script and every directory above it must be root-only. */
+function rootOnly(file: string): boolean {
+  let p = path.resolve(file);
+  for (let i = 0; i < 64; i++) {
+    const st = statSync(p);
+    if (st.uid !== 0 || (st.mode & 0o022) !== 0) return false;
+    const up = path.dirname(p);
+    if (up === p) return true;
+    p = up;
+  }
+  return false;
+}
+
+/**
+ * keepalived runs its check script as root only if no part of its path is writable by others:
+ * the repository's script, or a copy in a root-only directory of run `id`.
+ */
+export function checkScriptFor(id: string): string {
+  if (rootOnly(CHECK_HAPROXY_SCRIPT)) return CHECK_HAPROXY_SCRIPT;
+  mkdirSync(scriptDir(id), { recursive: true, mode: 0o755 });
+  const checkScript = path.join(scriptDir(id), 'check_haproxy.sh');
+  copyFileSync(CHECK_HAPROXY_SCRIPT, checkScript);
+  chmodSync(checkScript, 0o755);
+  return checkScript;
+}
+
+/** keepalived (VRRP only, foreground) inside `host`'s namespace; logs to `logPath`, state changes to the user. */
+function startKeepalived(ctx: LaunchContext, lb: LoadBalancer, conf: string): ChildProcess {
+  const log = createWriteStream(lb.keepalivedLog, { flags: 'a' });
+  const [ipCmd = 'ip', ...inNs] = netnsExec(lb.host.ns);
+  const ka = spawn(ipCmd, [...inNs, ...keepalivedArgs(conf, lb.runDir)], {
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let partial = '';
+  const onData = (b: Buffer) => {
+    log.write(b);
+    partial += b.toString();
+    const lines = partial.split('\n');
+    partial = lines.pop() ?? '';
+    if (partial.length > 4096) partial = '';
+    for (const line of lines) {
+      const state = /Entering (MASTER|BACKUP|FAULT) STATE/.exec(line)?.[1];
+      if (state && !ctx.stopping)
+        ctx.say(`keepalived ${lb.name}: ${state}${state === 'MASTER' ? ` (VIP ${VIP} on ${lb.name})` : ''}`);
+    }
+  };
+  ka.stdout?.on('data', onData);
+  ka.stderr?.on('data', onData);
+  ka.once('exit', (code, signal) => {
+    log.end();
+    if (!ctx.stopping) ctx.say(`keepalived ${lb.name} exited (${signal ?? code})`);
+  });
+  return ka;
+}
+
+export interface LoadBalancerSetup {
+  readonly id: string;
+  readonly tlsPem: string;
+  readonly checkScript: string;
+  readonly redisCheckPassword: string;
+  /** The cluster's masters as HAProxy's Redis frontend reaches them. */
+  readonly redisServers: readonly { host: string; port: number }[];
+  readonly redis: RedisClient;
+  readonly register: Register;
+}
+
+/** HAProxy and keepalived in `lb`'s namespace, and the registry sync of that HAProxy. */
+export async function startLoadBalancer(
+  ctx: LaunchContext,
+  lb: LoadBalancer,
+  setup: LoadBalancerSetup,
+): Promise<void> {
+  ctx.checkpoint();
+  ctx.say(`starting HAProxy and keepalived ${lb.role} in ${lb.host.ns} (${lb.host.address}) ...`);
+  rmSync(lb.runDir, { recursive: true, force: true });
+  const configPath = await writeHaproxyConfig({
+    runDir: lb.runDir,
+    tlsPem: setup.tlsPem,
+    redisCheckPassword: setup.redisCheckPassword,
+    bindAddress: '0.0.0.0',
+    httpPort: VIP_PORTS.http,
+    tlsPort: VIP_PORTS.tls,
+    statsPort: VIP_PORTS.stats,
+    redisPort: VIP_PORTS.redis,
+    redisServers: [...setup.redisServers],
+  });
+  // Master-worker (-W): haproxy writes its pidfile (the master's pid), which keepalived checks.
+  const haproxy = await startHaproxy({
+    configPath,
+    socket: lb.socket,
+    prefix: netnsExec(lb.host.ns),
+    args: ['-W'],
+  });
+  await setup.register(`HAProxy ${lb.name}`, () => haproxy.stop());
+  haproxy.process.once('exit', (code, signal) => {
+    if (!ctx.stopping)
+      ctx.say(`HAProxy ${lb.name} exited (${signal ?? code}); keepalived's check on it fails from now on`);
+  });
+  const pidReady = await ctx.waitUntil(
+    async () => (await readFile(lb.pidfile, 'utf8')).trim() !== '' || ctx.stopping,
+    10_000,
+  );
+  ctx.checkpoint();
+  if (!pidReady) throw new Error(`HAProxy ${lb.name} wrote no pidfile ${lb.pidfile}`);
+
+  const kaConf = await writeKeepalivedConfig(
+    {
+      role: lb.role,
+      priority: lb.priority,
+      interface: lb.host.iface,
+      vip: `${VIP}/24`,
+      unicastSrcIp: lb.host.address,
+      unicastPeers: [lb.peer.address],
+      haproxyPidfile: lb.pidfile,
+      haproxyProbe: `127.0.0.1:${VIP_PORTS.stats}`,
+      checkScript: setup.checkScript,
+      routerId: `sb_${setup.id}_${lb.name}`,
+    },
+    path.join(lb.runDir, 'keepalived.conf'),
+  );
+  const ka = startKeepalived(ctx, lb, kaConf);
+  await setup.register(`keepalived ${lb.name}`, async () => {
+    await stopChild(ka, { graceMs: 5000, killWaitMs: 2000 });
+  });
+
+  let lastError = '';
+  const sync = syncBackends(setup.redis, haproxyRuntime(lb.socket), {
+    onSync: () => {
+      lastError = '';
+    },
+    onError: (err) => {
+      const m = (err as Error).message;
+      if (m !== lastError && !ctx.stopping) ctx.say(`HAProxy ${lb.name} sync: ${m}`);
+      lastError = m;
+    },
+  });
+  await setup.register(`the ${lb.name} registry sync`, () => sync.stop());
+}

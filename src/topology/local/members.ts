@@ -1,0 +1,75 @@
+/**
+ * The Switchboard processes of the local topology (both shapes): `--api` API instances, each on
+ * its own port and registered for HAProxy, and `--projectors` / `--dispatchers` worker processes.
+ * Each logs to <data dir>/logs/<name>.log; one that exits is restarted (after 1 s, 2 s, ... at
+ * most 5 s) until the launcher stops.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stopChild } from '../child-processes.ts';
+import type { LaunchContext } from './context.ts';
+
+/** The process entry every member runs. */
+const MAIN = fileURLToPath(new URL('../../main.ts', import.meta.url));
+
+export interface Member {
+  readonly name: string;
+  readonly roles: string;
+  readonly port?: number;
+  child?: ChildProcess;
+  restarts: number;
+}
+
+export async function makeMembers(ctx: LaunchContext, apiPort: () => Promise<number>): Promise<Member[]> {
+  const { opts } = ctx;
+  const members: Member[] = [];
+  for (let i = 1; i <= opts.api; i++)
+    members.push({ name: `api-${i}`, roles: 'api', port: await apiPort(), restarts: 0 });
+  for (let i = 1; i <= opts.projectors; i++)
+    members.push({ name: `projector-${i}`, roles: 'projector', restarts: 0 });
+  for (let i = 1; i <= opts.dispatchers; i++)
+    members.push({ name: `dispatcher-${i}`, roles: 'dispatcher', restarts: 0 });
+  return members;
+}
+
+/** Start (and on exit restart) one Switchboard process. `advertise` undefined: ADVERTISE_ADDRESS=auto. */
+export function startMember(
+  ctx: LaunchContext,
+  m: Member,
+  seeds: string,
+  host: string,
+  advertise?: string,
+): void {
+  const log = createWriteStream(path.join(ctx.logsDir, `${m.name}.log`), { flags: 'a' });
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
+    env: {
+      ...process.env,
+      ROLES: m.roles,
+      REDIS_CLUSTER_NODES: seeds,
+      REDIS_URL: '',
+      PORT: String(m.port ?? 0),
+      HOST: host,
+      ...(m.port ? { ADVERTISE_ADDRESS: advertise ?? 'auto' } : {}),
+      LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout?.pipe(log);
+  child.stderr?.pipe(log);
+  m.child = child;
+  child.on('exit', (code, signal) => {
+    if (ctx.stopping) return;
+    m.restarts++;
+    ctx.say(`${m.name} exited (${signal ?? code}); restarting (restart ${m.restarts})`);
+    setTimeout(() => startMember(ctx, m, seeds, host, advertise), Math.min(1000 * m.restarts, 5000));
+  });
+}
+
+/** SIGTERM every member, SIGKILL after 10 s; resolves when all have exited. */
+export async function stopMembers(members: readonly Member[]): Promise<void> {
+  await Promise.all(
+    members.map((m) => (m.child ? stopChild(m.child, { graceMs: 10_000, group: false }) : true)),
+  );
+}

@@ -1,0 +1,137 @@
+/**
+ * The local topology with a single HAProxy (`npm run topology -- --no-vrrp`): every process on
+ * loopback. A Redis Cluster of 3 masters with a replica each, one HAProxy in front (HTTP API,
+ * TLS, stats, Redis TCP with its layer-7 check) whose `api` backend follows the instance
+ * registry, and the Switchboard processes. SIGINT/SIGTERM stop everything.
+ */
+import path from 'node:path';
+import { connectRedis } from '../../adapters/redis/client.ts';
+import { syncBackends } from '../haproxy/backend-sync.ts';
+import { ensureSelfSignedCert, writeHaproxyConfig } from '../haproxy/config.ts';
+import { type HaproxyHandle, startHaproxy } from '../haproxy/process.ts';
+import { haproxyRuntime } from '../haproxy/runtime.ts';
+import type { RedisClusterHandle } from '../redis-cluster.ts';
+import { freePort } from '../redis-server.ts';
+import type { LaunchContext, LaunchedTopology } from './context.ts';
+import { makeMembers, startMember, stopMembers } from './members.ts';
+
+const PORTS = ['httpPort', 'tlsPort', 'statsPort', 'redisPort'] as const;
+
+/**
+ * HAProxy on the asked ports. Ports asked as 0 are picked now, after the cluster took its own
+ * (and their bus ports); if one is taken between the pick and HAProxy's bind, pick again.
+ */
+async function startLoopbackHaproxy(
+  ctx: LaunchContext,
+  cluster: RedisClusterHandle,
+  runDir: string,
+  socket: string,
+): Promise<HaproxyHandle> {
+  const { opts } = ctx;
+  const tlsPem = await ensureSelfSignedCert(runDir);
+  const picked = PORTS.filter((key) => opts[key] === 0);
+  for (let attempt = 1; ; attempt++) {
+    for (const key of picked) opts[key] = await freePort();
+    const configPath = await writeHaproxyConfig({
+      runDir,
+      tlsPem,
+      redisCheckPassword: cluster.haproxyCheck.password,
+      httpPort: opts.httpPort,
+      tlsPort: opts.tlsPort,
+      statsPort: opts.statsPort,
+      redisPort: opts.redisPort,
+      redisServers: cluster.nodes
+        .filter((n) => n.role === 'master')
+        .map((n) => ({ host: n.host, port: n.port })),
+    });
+    try {
+      return await startHaproxy({ configPath, socket });
+    } catch (err) {
+      if (picked.length === 0 || attempt >= 3 || !/Address already in use/.test((err as Error).message))
+        throw err;
+    }
+  }
+}
+
+export async function launchSingle(ctx: LaunchContext): Promise<LaunchedTopology> {
+  const { opts, say } = ctx;
+  say('starting a Redis Cluster: 3 masters, 3 replicas, AOF on ...');
+  const cluster = await ctx.startFreshCluster();
+  const masters = cluster.nodes.filter((n) => n.role === 'master');
+  const seeds = masters.map((n) => `${n.host}:${n.port}`).join(',');
+
+  const runDir = path.join(opts.dataDir, 'haproxy');
+  const socket = path.join(runDir, 'haproxy.sock');
+  const haproxy = await startLoopbackHaproxy(ctx, cluster, runDir, socket).catch(async (err: unknown) => {
+    await cluster.stop();
+    throw err;
+  });
+  const redis = connectRedis({ clusterNodes: seeds.split(',') });
+  const sync = syncBackends(redis, haproxyRuntime(socket), {
+    onError: (err) => say(`haproxy sync: ${(err as Error).message}`),
+  });
+
+  const members = await makeMembers(ctx, () => freePort());
+  for (const m of members) startMember(ctx, m, seeds, '127.0.0.1');
+
+  const apiUrl = `http://127.0.0.1:${opts.httpPort}`;
+  const ready = await ctx.waitUntil(async () => {
+    const r = await fetch(`${apiUrl}/health`).catch(() => undefined);
+    const servers = await haproxyRuntime(socket)
+      .listServers('api')
+      .catch(() => []);
+    return r?.status === 200 && servers.filter((s) => s.name.startsWith('sb_')).length === opts.api;
+  }, 60_000);
+  if (!ready) throw new Error(`the API did not come up behind HAProxy within 60 s; see ${ctx.logsDir}`);
+
+  const urls = {
+    api: apiUrl,
+    tls: `https://127.0.0.1:${opts.tlsPort}`,
+    stats: `http://127.0.0.1:${opts.statsPort}/stats`,
+    redisFrontend: `redis://127.0.0.1:${opts.redisPort}`,
+    instances: members.filter((m) => m.port).map((m) => `http://127.0.0.1:${m.port}`),
+    cluster: cluster.nodes.map((n) => `${n.role} redis://${n.host}:${n.port}`),
+    logs: ctx.logsDir,
+  };
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      ctx.stopping = true;
+      say('stopping ...');
+      await sync.stop();
+      await stopMembers(members);
+      await haproxy.stop();
+      redis.disconnect();
+      await cluster.stop();
+    })());
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(sig, () => {
+      stop().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          process.stderr.write(`topology: stop failed: ${(err as Error).message}\n`);
+          process.exit(1);
+        },
+      );
+    });
+  }
+
+  return {
+    apiUrl,
+    report: { urls },
+    stop,
+    banner: [
+      '',
+      `Switchboard topology is up:`,
+      `  API through HAProxy   ${urls.api}   (round-robin over ${opts.api} instances, checked on /health)`,
+      `  API over TLS          ${urls.tls}   (self-signed: curl -k)`,
+      `  HAProxy stats         ${urls.stats}`,
+      `  Redis through HAProxy ${urls.redisFrontend}   (TCP, checked by AUTH+PING as ${cluster.haproxyCheck.user})`,
+      `  API instances         ${urls.instances.join(' ')}`,
+      `  Redis Cluster         ${urls.cluster.join(', ')}`,
+      `  Logs                  ${urls.logs}`,
+      'Ctrl-C stops everything.',
+    ],
+  };
+}
