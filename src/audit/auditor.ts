@@ -1,17 +1,8 @@
-import { isLeft } from 'fp-ts/lib/Either.js';
-import { decide, type Fact } from '../domain/model.ts';
+import type { Fact } from '../domain/model.ts';
 import { POSITION_PATTERN } from '../domain/values.ts';
 import { checkDecision, replayAssignment, showPair } from './assignments.ts';
-import {
-  type CommandEntry,
-  commandEntry,
-  describe,
-  decodeCommand,
-  type Entry,
-  type Envelope,
-  envelope,
-  targetOf,
-} from './entries.ts';
+import { type Expected, expectedOf } from './command-replay.ts';
+import { type CommandEntry, commandEntry, describe, type Entry, type Envelope, envelope } from './entries.ts';
 import { type ContactMeta, differences, factData, iso, jsonEqual } from './expected.ts';
 import { IdempotencyKeys, Outcomes } from './ledgers.ts';
 import { ReplayState } from './replay-state.ts';
@@ -39,13 +30,6 @@ export interface AuditOptions {
   readonly keep?: number;
   /** An Idempotency-Key appended twice within this long (ms) is a violation. Default 24 h. */
   readonly idempotencyTtlMs?: number;
-}
-
-interface Expected {
-  readonly type: string;
-  readonly data: Record<string, unknown>;
-  /** Only the type and status are known (a malformed entry: the projector's wording is its own). */
-  readonly loose?: boolean;
 }
 
 interface Pending {
@@ -327,28 +311,7 @@ export class Auditor {
       this.base = this.cursor;
     }
     this.keys.check(e);
-    const d = decodeCommand(e);
-    let events: Expected[];
-    let status: number;
-    if (d.kind === 'unknown') {
-      const detail = `Command type "${e.type}" cannot be applied by this version of Switchboard.`;
-      events = [rejected(e, undefined, 422, 'Unknown command', detail)];
-      status = 422;
-    } else if (d.kind === 'malformed') {
-      events = [{ type: 'CommandRejected', data: { status: 422 }, loose: true }];
-      status = 422;
-    } else {
-      const c = d.command;
-      const decision = decide(this.state, c, e.at);
-      if (isLeft(decision)) {
-        const r = decision.left;
-        events = [rejected(e, targetOf(c), r.status, r.title, r.detail)];
-        status = r.status;
-      } else {
-        events = decision.right.map((f) => this.apply(f, e));
-        status = c.type === 'RegisterAgent' || c.type === 'QueueContact' ? 201 : 200;
-      }
-    }
+    const { events, status } = expectedOf(e, this.state, (f) => this.apply(f, e));
     this.outcomes.check(e, status);
     return events;
   }
@@ -403,24 +366,6 @@ export class Auditor {
     replayAssignment(this, position, env, contactId, agentId);
     return true;
   }
-}
-
-function rejected(
-  e: CommandEntry,
-  target: string | undefined,
-  status: number,
-  title: string,
-  detail: string,
-): Expected {
-  const data = {
-    commandId: e.commandId,
-    command: e.type,
-    ...(target !== undefined ? { target } : {}),
-    status,
-    title,
-    detail,
-  };
-  return { type: 'CommandRejected', data };
 }
 
 function rejection(position: string, d: Record<string, unknown>): RejectedCommand {

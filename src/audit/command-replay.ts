@@ -1,0 +1,56 @@
+import { isLeft } from 'fp-ts/lib/Either.js';
+import { decide, type Fact } from '../domain/model.ts';
+import { type CommandEntry, decodeCommand, targetOf } from './entries.ts';
+import type { ReplayState } from './replay-state.ts';
+
+/** An event the log must hold for a command. */
+export interface Expected {
+  readonly type: string;
+  readonly data: Record<string, unknown>;
+  /** Only the type and status are known (a malformed entry: the projector's wording is its own). */
+  readonly loose?: boolean;
+}
+
+/**
+ * What one command entry must have produced: the model decides it (`decide`, at its position's
+ * milliseconds) and `apply` applies each fact; the events and the outcome status it implies.
+ */
+export function expectedOf(
+  e: CommandEntry,
+  state: ReplayState,
+  apply: (f: Fact) => Expected,
+): { events: Expected[]; status: number } {
+  const d = decodeCommand(e);
+  if (d.kind === 'unknown') {
+    const detail = `Command type "${e.type}" cannot be applied by this version of Switchboard.`;
+    return { events: [rejected(e, undefined, 422, 'Unknown command', detail)], status: 422 };
+  }
+  if (d.kind === 'malformed')
+    return { events: [{ type: 'CommandRejected', data: { status: 422 }, loose: true }], status: 422 };
+  const c = d.command;
+  const decision = decide(state, c, e.at);
+  if (isLeft(decision)) {
+    const r = decision.left;
+    return { events: [rejected(e, targetOf(c), r.status, r.title, r.detail)], status: r.status };
+  }
+  const events = decision.right.map(apply);
+  return { events, status: c.type === 'RegisterAgent' || c.type === 'QueueContact' ? 201 : 200 };
+}
+
+function rejected(
+  e: CommandEntry,
+  target: string | undefined,
+  status: number,
+  title: string,
+  detail: string,
+): Expected {
+  const data = {
+    commandId: e.commandId,
+    command: e.type,
+    ...(target !== undefined ? { target } : {}),
+    status,
+    title,
+    detail,
+  };
+  return { type: 'CommandRejected', data };
+}
