@@ -130,17 +130,18 @@ function formatSummary(s: SimSummary): string {
 
 async function main(): Promise<number> {
   const opts = parseSimulateArgs(process.argv.slice(2), process.env);
-  const sim = new Simulator(opts);
   try {
-    await sim.checkReachable();
+    return await simulate(new Simulator(opts), opts);
   } catch (err) {
-    if (err instanceof FatalError) {
-      process.stderr.write(`simulate: ${err.message}\n`);
-      return 1;
-    }
-    throw err;
+    if (!(err instanceof FatalError)) throw err;
+    process.stderr.write(`simulate: ${err.message}\n`);
+    return 1;
   }
+}
 
+/** The run with its progress bar and signals; the exit code. */
+async function simulate(sim: Simulator, opts: SimOptions & { json: boolean }): Promise<number> {
+  await sim.checkReachable();
   if (sim.unservable > 0)
     process.stderr.write(
       `simulate: note: ${sim.unservable} of ${opts.contacts} contacts need a skill pair no agent holds; they can only abandon (try more --agents or another --seed)\n`,
@@ -174,15 +175,9 @@ async function main(): Promise<number> {
   let summary: SimSummary;
   try {
     summary = await sim.run();
-  } catch (err) {
+  } finally {
     bar?.stop();
-    if (err instanceof FatalError) {
-      process.stderr.write(`simulate: ${err.message}\n`);
-      return 1;
-    }
-    throw err;
   }
-  bar?.stop();
   if (!opts.json) process.stderr.write('simulate: taking the agents offline\n');
   await sim.cleanup();
   process.stdout.write(opts.json ? `${JSON.stringify(summary)}\n` : formatSummary(summary));

@@ -14,6 +14,7 @@ import { workspaceKeys } from '../../adapters/redis/keys.ts';
 import type { RedisClient } from '../../adapters/redis/scripts.ts';
 import { type AuditSummary, auditEntries } from '../../audit/report.ts';
 import { writeLog } from './audit-log.ts';
+import type { Note } from './workspace.ts';
 
 export interface AuditBenchOptions {
   readonly events: number;
@@ -74,7 +75,7 @@ export async function auditWorkload(
   redisUrl: string,
   workspace: string,
   o: AuditBenchOptions,
-  note: (text: string) => void,
+  note: Note,
 ): Promise<AuditFigures> {
   note(`making a log of ${o.events} events with ${o.agents} agents through the Lua steps`);
   const built = performance.now();

@@ -10,6 +10,7 @@ import WebSocket from 'ws';
 import { percentile, round } from '../sim/stats.ts';
 import { pool } from '../sim/http.ts';
 import { type ChildServer, request, sleep, startChild } from './http.ts';
+import type { Note } from './workspace.ts';
 
 export interface E2eOptions {
   readonly agents: number;
@@ -61,7 +62,7 @@ export async function e2eWorkload(
   redisUrl: string,
   workspace: string,
   o: E2eOptions,
-  note: (text: string) => void,
+  note: Note,
 ): Promise<E2eFigures> {
   note('starting Switchboard (node --import tsx src/main.ts, all roles)');
   const sb = await startSwitchboardProcess(redisUrl, workspace);

@@ -8,6 +8,7 @@ import { KEY_ROOT } from '../../adapters/redis/keys.ts';
 import { percentile, round } from '../sim/stats.ts';
 import { startSwitchboardProcess } from './e2e.ts';
 import { type ChildServer, closedLoop, type LoadResult, request, startChild } from './http.ts';
+import type { Note } from './workspace.ts';
 
 export interface IngestOptions {
   readonly connections: number;
@@ -51,7 +52,7 @@ export async function ingestWorkload(
   redisUrl: string,
   workspace: string,
   o: IngestOptions,
-  note: (text: string) => void,
+  note: Note,
 ): Promise<IngestFigures> {
   note('starting Switchboard (node --import tsx src/main.ts, all roles)');
   let server = await startSwitchboardProcess(redisUrl, workspace);
