@@ -1,33 +1,13 @@
 /**
- * The bench CLI as a user runs it: it starts its own redis-server, runs the seed dispatch drain
- * (and, briefly, the end-to-end workload against a Switchboard process) and prints one JSON line
- * with positive figures.
+ * The bench CLI as a user runs it: it starts its own redis-server, runs a workload at a small size
+ * (the seed dispatch drain, the hardware floor, the decision cost, briefly the end-to-end workload
+ * against a Switchboard process, the routing shapes and the audit) and prints one JSON line with
+ * positive figures.
  */
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { runCli } from './run-cli.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function bench(args: readonly string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', 'src/cli/bench.ts', ...args],
-      { cwd: ROOT, timeout: 50_000, maxBuffer: 16 * 1024 * 1024 },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
+const bench = (args: readonly string[]) => runCli('bench', args);
 
 interface Result {
   workload: string;

@@ -2,37 +2,17 @@
  * The simulator against a Switchboard started in this process: it runs as a child process, as a
  * user runs it, and its JSON summary must agree with the workspace's event log.
  */
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
 import { loadConfig } from '../../src/app/config.ts';
 import { freePort } from '../../src/topology/redis-server.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { runCli } from './run-cli.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const WS = `sim-test-${Date.now()}`;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function simulate(args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', 'src/cli/simulate.ts', ...args],
-      { cwd: ROOT, env, timeout: 50_000, maxBuffer: 16 * 1024 * 1024 },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
+const simulate = (args: readonly string[], env?: NodeJS.ProcessEnv) => runCli('simulate', args, env);
 
 interface Summary {
   workspace: string;
