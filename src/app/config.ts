@@ -2,6 +2,12 @@
  * Configuration from the environment, checked at start: every bad value is named with what it
  * should be, and the process does not start until all are right.
  */
+import { sequenceS } from 'fp-ts/lib/Apply.js';
+import { isNonEmpty } from 'fp-ts/lib/Array.js';
+import * as E from 'fp-ts/lib/Either.js';
+import { pipe } from 'fp-ts/lib/function.js';
+import * as NEA from 'fp-ts/lib/NonEmptyArray.js';
+
 export type Role = 'api' | 'projector' | 'dispatcher';
 export const ROLES: readonly Role[] = ['api', 'projector', 'dispatcher'];
 
@@ -158,108 +164,156 @@ export class ConfigError extends Error {
   }
 }
 
-export function loadConfig(env: NodeJS.ProcessEnv): Config {
-  const problems: string[] = [];
-  const get = (name: string): string | undefined => {
+/** A variable's value, or every problem found in it (each naming the variable). */
+type Checked<T> = E.Either<NEA.NonEmptyArray<string>, T>;
+
+/** Checks every variable and keeps every problem, not only the first. */
+const everyVariable = sequenceS(E.getApplicativeValidation(NEA.getSemigroup<string>()));
+
+/** Why `value` is wrong, or undefined when it is right. */
+type Check = (value: string) => string | undefined;
+
+/** Readers of the environment: a blank value counts as unset and takes the default. */
+function variables(env: NodeJS.ProcessEnv) {
+  const raw = (name: string): string | undefined => {
     const v = env[name];
     return v === undefined || v.trim() === '' ? undefined : v.trim();
   };
-  const int = (name: string, def: number, min: number, max: number): number => {
-    const raw = get(name);
-    if (raw === undefined) return def;
-    const n = Number(raw);
-    if (!/^\d+$/.test(raw) || n < min || n > max) {
-      problems.push(`${name}: must be an integer from ${min} to ${max} (got "${raw}")`);
-      return def;
-    }
-    return n;
+  const checked = <T>(name: string, value: T, problems: (string | undefined)[]): Checked<T> => {
+    const named = problems.filter((p) => p !== undefined).map((p) => `${name}: ${p}`);
+    return isNonEmpty(named) ? E.left(named) : E.right(value);
   };
-  const bool = (name: string, def: boolean): boolean => {
-    const raw = get(name);
-    if (raw === undefined) return def;
-    if (/^(true|1|yes)$/i.test(raw)) return true;
-    if (/^(false|0|no)$/i.test(raw)) return false;
-    problems.push(`${name}: must be true or false (got "${raw}")`);
-    return def;
+  const optional = (name: string, check: Check): Checked<string | undefined> => {
+    const value = raw(name);
+    return checked(name, value, value === undefined ? [] : [check(value)]);
   };
-  const list = (name: string, def: string): string[] =>
-    (get(name) ?? def)
-      .split(',')
-      .map((s) => s.trim())
-      .filter((s) => s !== '');
+  return {
+    text: (name: string, def: string): Checked<string> => E.right(raw(name) ?? def),
+    optional,
+    int: (name: string, def: number, min: number, max: number): Checked<number> => {
+      const value = raw(name);
+      const n = value === undefined ? def : Number(value);
+      return checked(name, n, [
+        value === undefined || (/^\d+$/.test(value) && n >= min && n <= max)
+          ? undefined
+          : `must be an integer from ${min} to ${max} (got "${value}")`,
+      ]);
+    },
+    bool: (name: string, def: boolean): Checked<boolean> => {
+      const value = raw(name);
+      if (value === undefined) return E.right(def);
+      if (/^(true|1|yes)$/i.test(value)) return E.right(true);
+      if (/^(false|0|no)$/i.test(value)) return E.right(false);
+      return checked(name, def, [`must be true or false (got "${value}")`]);
+    },
+    /** A comma-separated list; every item is checked, then the list as a whole. */
+    list: (
+      name: string,
+      def: string,
+      item: Check,
+      whole: (items: string[]) => string | undefined = () => undefined,
+    ) => {
+      const items = (raw(name) ?? def)
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== '');
+      return checked(name, items, [...items.map(item), whole(items)]);
+    },
+  };
+}
 
-  const redisUrl = get('REDIS_URL');
-  if (redisUrl !== undefined) {
-    try {
-      const u = new URL(redisUrl);
-      if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new Error('protocol');
-    } catch {
-      problems.push(
-        `REDIS_URL: must be a redis:// or rediss:// URL such as redis://127.0.0.1:6379 (got "${redisUrl}")`,
-      );
-    }
+const isRedisUrl: Check = (value) => {
+  try {
+    const { protocol } = new URL(value);
+    if (protocol === 'redis:' || protocol === 'rediss:') return undefined;
+  } catch {
+    /* not a URL */
   }
-  const redisClusterNodes = list('REDIS_CLUSTER_NODES', '');
-  for (const n of redisClusterNodes) {
-    if (!/^[^\s:]+:\d{1,5}$/.test(n))
-      problems.push(`REDIS_CLUSTER_NODES: each seed must be host:port (got "${n}")`);
-  }
-  const roles = list('ROLES', 'api,projector,dispatcher');
-  for (const r of roles) {
-    if (!ROLES.includes(r as Role))
-      problems.push(`ROLES: "${r}" is not a role; use any of ${ROLES.join(', ')}`);
-  }
-  if (roles.length === 0) problems.push(`ROLES: name at least one of ${ROLES.join(', ')}`);
-  const workspaces = list('WORKSPACES', 'default');
-  for (const w of workspaces) {
-    if (!/^[A-Za-z0-9_-]{1,64}$/.test(w))
-      problems.push(`WORKSPACES: "${w}" is not a workspace name (1..64 of [A-Za-z0-9_-])`);
-  }
-  const durabilityRaw = get('DURABILITY') ?? (redisClusterNodes.length > 0 ? 'replicated' : 'local');
-  if (durabilityRaw !== 'local' && durabilityRaw !== 'replicated')
-    problems.push(`DURABILITY: must be local or replicated (got "${durabilityRaw}")`);
-  const advertiseRaw = get('ADVERTISE_ADDRESS');
-  if (
-    advertiseRaw !== undefined &&
-    advertiseRaw !== 'auto' &&
-    !/^[A-Za-z0-9_.-]+:\d{1,5}$/.test(advertiseRaw)
-  )
-    problems.push(`ADVERTISE_ADDRESS: must be host:port or auto (got "${advertiseRaw}")`);
-  const logLevel = get('LOG_LEVEL') ?? 'info';
-  if (!LEVELS.includes(logLevel))
-    problems.push(`LOG_LEVEL: must be one of ${LEVELS.join(', ')} (got "${logLevel}")`);
+  return `must be a redis:// or rediss:// URL such as redis://127.0.0.1:6379 (got "${value}")`;
+};
 
-  const config: Config = {
-    redisUrl,
-    redisClusterNodes,
-    host: get('HOST') ?? '127.0.0.1',
-    port: int('PORT', 8080, 0, 65535),
-    roles: [...new Set(roles)] as Role[],
-    workspaces: workspaces.includes('default') ? workspaces : ['default', ...workspaces],
-    discoverWorkspaces: bool('DISCOVER_WORKSPACES', true),
-    commandTimeoutMs: int('COMMAND_TIMEOUT_MS', 2000, 0, 60_000),
-    queryTimeoutMs: int('QUERY_TIMEOUT_MS', 2000, 0, 60_000),
-    bodyLimit: int('BODY_LIMIT', 65_536, 1024, 16_777_216),
-    logLevel,
-    dataDir: get('DATA_DIR') ?? './data',
-    projectBatch: int('PROJECT_BATCH', 200, 1, 5000),
-    dispatchBatch: int('DISPATCH_BATCH', 64, 1, 5000),
-    shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
-    idempotencyTtlS: int('IDEMPOTENCY_TTL_S', 86_400, 60, 30 * 86_400),
-    deadConsumerIdleMs: int('DEAD_CONSUMER_IDLE_MS', 600_000, 1000, 7 * 86_400_000),
-    liveMaxBufferedBytes: int('LIVE_MAX_BUFFERED_BYTES', 8 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
-    liveMaxHeldEvents: int('LIVE_MAX_HELD_EVENTS', 10_000, 1, 1_000_000),
-    durability: durabilityRaw === 'replicated' ? 'replicated' : 'local',
-    replicaWaitMs: int('REPLICA_WAIT_MS', 1000, 10, 1500),
-    dispatchLeases: bool('DISPATCH_LEASES', true),
-    leaseTtlMs: int('LEASE_TTL_MS', 3000, 500, 60_000),
-    advertise: undefined,
-  };
-  if (advertiseRaw !== undefined && problems.length === 0) {
-    const [host, port] =
-      advertiseRaw === 'auto' ? [config.host, String(config.port)] : advertiseRaw.split(':');
-    (config as { advertise: Config['advertise'] }).advertise = { host: host!, port: Number(port) };
-  }
-  if (problems.length > 0) throw new ConfigError(problems);
-  return config;
+/** Every variable checked, every problem named; Right only when all are right. */
+export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
+  const v = variables(env);
+  return pipe(
+    everyVariable({
+      redisUrl: v.optional('REDIS_URL', isRedisUrl),
+      redisClusterNodes: v.list('REDIS_CLUSTER_NODES', '', (n) =>
+        /^[^\s:]+:\d{1,5}$/.test(n) ? undefined : `each seed must be host:port (got "${n}")`,
+      ),
+      host: v.text('HOST', '127.0.0.1'),
+      port: v.int('PORT', 8080, 0, 65535),
+      roles: v.list(
+        'ROLES',
+        'api,projector,dispatcher',
+        (r) =>
+          ROLES.includes(r as Role) ? undefined : `"${r}" is not a role; use any of ${ROLES.join(', ')}`,
+        (all) => (all.length === 0 ? `name at least one of ${ROLES.join(', ')}` : undefined),
+      ),
+      workspaces: v.list('WORKSPACES', 'default', (w) =>
+        /^[A-Za-z0-9_-]{1,64}$/.test(w)
+          ? undefined
+          : `"${w}" is not a workspace name (1..64 of [A-Za-z0-9_-])`,
+      ),
+      discoverWorkspaces: v.bool('DISCOVER_WORKSPACES', true),
+      commandTimeoutMs: v.int('COMMAND_TIMEOUT_MS', 2000, 0, 60_000),
+      queryTimeoutMs: v.int('QUERY_TIMEOUT_MS', 2000, 0, 60_000),
+      bodyLimit: v.int('BODY_LIMIT', 65_536, 1024, 16_777_216),
+      logLevel: pipe(
+        v.optional('LOG_LEVEL', (l) =>
+          LEVELS.includes(l) ? undefined : `must be one of ${LEVELS.join(', ')} (got "${l}")`,
+        ),
+        E.map((l) => l ?? 'info'),
+      ),
+      dataDir: v.text('DATA_DIR', './data'),
+      projectBatch: v.int('PROJECT_BATCH', 200, 1, 5000),
+      dispatchBatch: v.int('DISPATCH_BATCH', 64, 1, 5000),
+      shutdownTimeoutMs: v.int('SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
+      durability: v.optional('DURABILITY', (d) =>
+        d === 'local' || d === 'replicated' ? undefined : `must be local or replicated (got "${d}")`,
+      ),
+      replicaWaitMs: v.int('REPLICA_WAIT_MS', 1000, 10, 1500),
+      dispatchLeases: v.bool('DISPATCH_LEASES', true),
+      leaseTtlMs: v.int('LEASE_TTL_MS', 3000, 500, 60_000),
+      advertise: v.optional('ADVERTISE_ADDRESS', (a) =>
+        a === 'auto' || /^[A-Za-z0-9_.-]+:\d{1,5}$/.test(a)
+          ? undefined
+          : `must be host:port or auto (got "${a}")`,
+      ),
+      idempotencyTtlS: v.int('IDEMPOTENCY_TTL_S', 86_400, 60, 30 * 86_400),
+      deadConsumerIdleMs: v.int('DEAD_CONSUMER_IDLE_MS', 600_000, 1000, 7 * 86_400_000),
+      liveMaxBufferedBytes: v.int('LIVE_MAX_BUFFERED_BYTES', 8 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+      liveMaxHeldEvents: v.int('LIVE_MAX_HELD_EVENTS', 10_000, 1, 1_000_000),
+    }),
+    E.map(
+      (c): Config => ({
+        ...c,
+        roles: [...new Set(c.roles)] as Role[],
+        // The default workspace is always served.
+        workspaces: c.workspaces.includes('default') ? c.workspaces : ['default', ...c.workspaces],
+        durability: (c.durability ?? (c.redisClusterNodes.length > 0 ? 'replicated' : 'local')) as
+          | 'local'
+          | 'replicated',
+        advertise: advertiseOf(c.advertise, c.host, c.port),
+      }),
+    ),
+  );
+}
+
+/** ADVERTISE_ADDRESS as host and port; `auto` is HOST:PORT (port 0: the one bound, filled in at listen). */
+function advertiseOf(raw: string | undefined, host: string, port: number): Config['advertise'] {
+  if (raw === undefined) return undefined;
+  if (raw === 'auto') return { host, port };
+  const at = raw.lastIndexOf(':');
+  return { host: raw.slice(0, at), port: Number(raw.slice(at + 1)) };
+}
+
+/** The configuration, or a ConfigError naming every bad variable at once. */
+export function loadConfig(env: NodeJS.ProcessEnv): Config {
+  return pipe(
+    parseConfig(env),
+    E.getOrElse((problems): Config => {
+      throw new ConfigError(problems);
+    }),
+  );
 }

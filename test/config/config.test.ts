@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
+import { isLeft } from 'fp-ts/lib/Either.js';
 import { describe, expect, it } from 'vitest';
-import { CONFIG_ENTRIES, ConfigError, loadConfig } from '../../src/app/config.ts';
+import { CONFIG_ENTRIES, ConfigError, loadConfig, parseConfig } from '../../src/app/config.ts';
 
 describe('configuration from the environment', () => {
   it('has working defaults', () => {
@@ -57,11 +58,53 @@ describe('configuration from the environment', () => {
     expect(loadConfig({ WORKSPACES: 'east,west' }).workspaces).toEqual(['default', 'east', 'west']);
   });
 
+  it('names every bad variable at once when all are bad, and only the bad ones', () => {
+    // Every variable set to something no check accepts; HOST and DATA_DIR take any text.
+    const env = Object.fromEntries(CONFIG_ENTRIES.map((e) => [e.name, 'not valid!']));
+    const parsed = parseConfig(env);
+    expect(isLeft(parsed)).toBe(true);
+    const problems = isLeft(parsed) ? parsed.left : [];
+    const named = new Set(problems.map((p) => p.slice(0, p.indexOf(':'))));
+    const anyText = ['HOST', 'DATA_DIR'];
+    expect([...named].sort()).toEqual(
+      CONFIG_ENTRIES.map((e) => e.name)
+        .filter((n) => !anyText.includes(n))
+        .sort(),
+    );
+    // One problem per bad item of a list: both bad seeds, both bad roles.
+    const lists = parseConfig({ REDIS_CLUSTER_NODES: 'a,b:1,c', ROLES: 'api,cook,chef' });
+    expect(isLeft(lists) ? lists.left : []).toEqual([
+      'REDIS_CLUSTER_NODES: each seed must be host:port (got "a")',
+      'REDIS_CLUSTER_NODES: each seed must be host:port (got "c")',
+      'ROLES: "cook" is not a role; use any of api, projector, dispatcher',
+      'ROLES: "chef" is not a role; use any of api, projector, dispatcher',
+    ]);
+  });
+
+  it('resolves ADVERTISE_ADDRESS: host:port as given, auto as HOST:PORT', () => {
+    expect(loadConfig({ ADVERTISE_ADDRESS: 'api-1.internal:8000' }).advertise).toEqual({
+      host: 'api-1.internal',
+      port: 8000,
+    });
+    expect(loadConfig({ ADVERTISE_ADDRESS: 'auto', HOST: '10.0.0.5', PORT: '9000' }).advertise).toEqual({
+      host: '10.0.0.5',
+      port: 9000,
+    });
+    expect(loadConfig({}).advertise).toBeUndefined();
+  });
+
   it('documents every variable it reads', () => {
-    const source = readFileSync(new URL('../../src/app/config.ts', import.meta.url), 'utf8');
-    const read = new Set([...source.matchAll(/\b(?:get|int|bool|list)\('([A-Z_]+)'/g)].map((m) => m[1]));
+    const read = new Set<string>();
+    const env = new Proxy({} as NodeJS.ProcessEnv, {
+      get: (_, name) => {
+        if (typeof name === 'string') read.add(name);
+        return undefined;
+      },
+    });
+    loadConfig(env);
     expect(read.size).toBeGreaterThan(15);
     expect([...read].filter((name) => !CONFIG_ENTRIES.some((e) => e.name === name))).toEqual([]);
+    expect(CONFIG_ENTRIES.filter((e) => !read.has(e.name)).map((e) => e.name)).toEqual([]);
   });
 
   it('is documented in the README, every variable', () => {
