@@ -5,6 +5,7 @@
  * inside dispatchPending; `loop` the whole drain, including the CompleteContact appends and their
  * projection.
  */
+
 import { connectRedis } from '../../adapters/redis/client.ts';
 import { appendCommand } from '../../adapters/redis/command-log.ts';
 import { workspaceKeys } from '../../adapters/redis/keys.ts';
@@ -13,6 +14,7 @@ import { defaultDispatcherOptions, dispatchPending } from '../../dispatcher/disp
 import { defaultProjectorOptions, ensureGroup, projectPending } from '../../projections/projector.ts';
 import { seededRandom } from '../sim/random.ts';
 import { nowNs, round, seconds } from '../sim/stats.ts';
+import { perAssignment, scriptTimes, startScriptTiming } from './redis-time.ts';
 import {
   appendAndProject,
   availableCommands,
@@ -47,6 +49,11 @@ export interface SeedFigures {
   readonly rounds: number;
   readonly unassignable: number;
   readonly setupSeconds: number;
+  /**
+   * Redis's own µs per assignment, per Lua step and in total, over the whole cycle (the contact
+   * appended and projected, the dispatch, the completion appended and projected).
+   */
+  readonly redisUsPerAssignment?: Record<string, number>;
 }
 
 /** Reads the AssignmentMade events after a cursor, one caller at a time. */
@@ -98,6 +105,10 @@ export async function seedWorkload(
     note(`setting up ${o.agents} agents and ${o.contacts} contacts`);
     await appendAndProject(redis, workspace, registerCommands(agents));
     await appendAndProject(redis, workspace, availableCommands(agents));
+    // Redis's time per step is read on a private Redis only (it changes the SLOWLOG settings),
+    // from the contacts' appends and projection on: every step of an assignment's cycle.
+    const timed = o.redisUrl === undefined;
+    if (timed) await startScriptTiming(redis);
     await appendAndProject(redis, workspace, contacts);
     const setupSeconds = seconds(nowNs() - setupStart);
     const target = o.contacts - unassignable;
@@ -158,6 +169,7 @@ export async function seedWorkload(
       );
     if (assignments < target)
       throw new Error(`the drain stalled after ${assignments} of ${target} assignments`);
+    const redisUs = timed ? perAssignment(await scriptTimes(redis), assignments) : undefined;
     return {
       assignments,
       routingPerS: Math.round(assignments / seconds(routingNs)),
@@ -167,6 +179,7 @@ export async function seedWorkload(
       rounds,
       unassignable,
       setupSeconds: round(setupSeconds, 2) ?? 0,
+      ...(redisUs ? { redisUsPerAssignment: redisUs } : {}),
     };
   } finally {
     for (const c of clients) c.disconnect();
