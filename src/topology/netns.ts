@@ -21,6 +21,7 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 
 const execFileP = promisify(execFile);
@@ -129,8 +130,6 @@ function signal(pids: number[], sig: NodeJS.Signals): void {
     }
   }
 }
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export interface KillOptions {
   /** Pids to leave alone (e.g. the calling process when it runs inside the namespace). */

@@ -12,6 +12,7 @@ import { type Running, startSwitchboard, VERSION } from '../../src/app/compositi
 import { loadConfig } from '../../src/app/config.ts';
 import { projectorReady } from '../support/projector.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 
 /** One workspace per test; the main instance serves these from the start (no discovery delay). */
 const WS = {
@@ -117,16 +118,18 @@ async function call(
 }
 
 const base = (ws: string) => `/v1/workspaces/${ws}`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function eventually<T>(read: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 5000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await read();
-    if (ok(v)) return v;
-    if (Date.now() > until) throw new Error(`condition not met within ${timeoutMs} ms: ${JSON.stringify(v)}`);
-    await sleep(20);
-  }
+/** Reads until `ok` holds for what was read, and returns that. */
+function eventually<T>(read: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 5000): Promise<T> {
+  let last: T | undefined;
+  return waitFor(
+    () => `a read that satisfies the condition, last ${JSON.stringify(last)}`,
+    async () => {
+      last = await read();
+      return ok(last) ? { value: last } : undefined;
+    },
+    { timeoutMs, everyMs: 20 },
+  ).then((r) => r.value);
 }
 
 function expectProblem(res: Reply, status: number, type?: string): Json {

@@ -15,6 +15,7 @@ import { type Running, startSwitchboard } from '../../src/app/composition-root.t
 import { loadConfig } from '../../src/app/config.ts';
 import { projectorReady } from '../support/projector.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 
 const WS = {
   live: 'api-live-a',
@@ -70,20 +71,6 @@ afterAll(async () => {
   await main?.stop();
   await redis?.stop();
 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function eventually(
-  ok: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 10_000,
-): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await ok())) {
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 /** A WebSocket subscriber that records every envelope it receives. */
 class Sub {
@@ -143,7 +130,7 @@ async function subscribers(r: Running): Promise<number> {
 
 /** Live delivery starts once the instance has subscribed the socket: wait for its count. */
 async function subscribed(r: Running, n: number): Promise<void> {
-  await eventually(async () => (await subscribers(r)) === n, `${n} subscribers on ${r.url}`);
+  await waitFor(`${n} subscribers on ${r.url}`, async () => (await subscribers(r)) === n, { everyMs: 20 });
 }
 
 async function command(
@@ -193,7 +180,8 @@ async function history(ws: string, after = '0-0'): Promise<Envelope[]> {
 async function settle(ws: string, subs: readonly Sub[], quietMs = 400): Promise<string> {
   let last = await lastPosition(ws);
   let since = Date.now();
-  await eventually(
+  await waitFor(
+    `${ws} to settle with every subscriber caught up`,
     async () => {
       const now = await lastPosition(ws);
       if (now !== last) {
@@ -203,8 +191,7 @@ async function settle(ws: string, subs: readonly Sub[], quietMs = 400): Promise<
       }
       return Date.now() - since >= quietMs && subs.every((s) => s.last === last);
     },
-    `${ws} to settle with every subscriber caught up`,
-    20_000,
+    { timeoutMs: 20_000, everyMs: 20 },
   );
   return last;
 }
@@ -239,7 +226,9 @@ describe('live feed', () => {
     await subscribed(main, 1);
 
     await command(ws, 'POST', '/contacts', { id: 'call-1', skills: ['x'] });
-    await eventually(() => sub.events.some((e) => e.type === 'AssignmentMade'), 'AssignmentMade');
+    await waitFor('AssignmentMade', () => sub.events.some((e) => e.type === 'AssignmentMade'), {
+      everyMs: 20,
+    });
     const made = sub.events.find((e) => e.type === 'AssignmentMade')!;
     expect(made).toMatchObject({
       type: 'AssignmentMade',
@@ -370,15 +359,23 @@ describe('live feed', () => {
     await subscribed(main, 4);
 
     for (let i = 0; i < 4; i++) await command(ws, 'POST', '/contacts', { id: `fc${i}`, skills: ['k'] });
-    await eventually(async () => {
-      const res = await main.api!.inject({ method: 'GET', url: `/v1/workspaces/${ws}/stats` });
-      return (res.json() as { assignments: number }).assignments === 2;
-    }, 'two assignments');
+    await waitFor(
+      'two assignments',
+      async () => {
+        const res = await main.api!.inject({ method: 'GET', url: `/v1/workspaces/${ws}/stats` });
+        return (res.json() as { assignments: number }).assignments === 2;
+      },
+      { everyMs: 20 },
+    );
     for (const id of ['fc0', 'fc1']) await command(ws, 'POST', `/contacts/${id}/complete`);
-    await eventually(async () => {
-      const res = await main.api!.inject({ method: 'GET', url: `/v1/workspaces/${ws}/stats` });
-      return (res.json() as { assignments: number }).assignments === 4;
-    }, 'four assignments');
+    await waitFor(
+      'four assignments',
+      async () => {
+        const res = await main.api!.inject({ method: 'GET', url: `/v1/workspaces/${ws}/stats` });
+        return (res.json() as { assignments: number }).assignments === 4;
+      },
+      { everyMs: 20 },
+    );
     for (const id of ['fc2', 'fc3']) await command(ws, 'POST', `/contacts/${id}/complete`);
     await command(ws, 'PATCH', '/agents/x1', { name: 'X one' });
     await command(ws, 'POST', '/agents/x1/state', { state: 'away' });
@@ -477,9 +474,13 @@ describe('live feed', () => {
     for (let i = 0; i < 5; i++) await command(ws, 'POST', '/agents', { id: `e${i}`, skills: ['k'] });
     for (let i = 0; i < 5; i++) await command(ws, 'POST', `/agents/e${i}/state`, { state: 'available' });
     for (let i = 0; i < 10; i++) await command(ws, 'POST', '/contacts', { id: `ec${i}`, skills: ['k'] });
-    await eventually(() => live.events.length === 5, 'five assignments on the api-only instance');
+    await waitFor('five assignments on the api-only instance', () => live.events.length === 5, {
+      everyMs: 20,
+    });
     for (let i = 0; i < 5; i++) await command(ws, 'POST', `/contacts/ec${i}/complete`);
-    await eventually(() => live.events.length === 10, 'ten assignments on the api-only instance');
+    await waitFor('ten assignments on the api-only instance', () => live.events.length === 10, {
+      everyMs: 20,
+    });
     await settle(ws, [all]);
 
     const made = (await history(ws, start)).filter((e) => e.type === 'AssignmentMade');
@@ -501,7 +502,7 @@ describe('live feed', () => {
       const replaying = await subscribe(own, ws, 'after=0-0');
       const plain = await subscribe(own, ws);
       await subscribed(own, 2);
-      await eventually(() => replaying.events.length === 1, 'the replayed event');
+      await waitFor('the replayed event', () => replaying.events.length === 1, { everyMs: 20 });
       const t0 = Date.now();
       await own.stop();
       stopped = true;
@@ -580,9 +581,10 @@ describe('live feed', () => {
       expect(after).toBe(slow.last);
       const resumed = await subscribe(own, ws, `after=${after}&type=ContactQueued`);
       const want = (await history(ws, start)).filter((e) => e.type === 'ContactQueued');
-      await eventually(
-        () => resumed.last === want[want.length - 1]!.position,
+      await waitFor(
         'the resumed subscriber to catch up',
+        () => resumed.last === want[want.length - 1]!.position,
+        { everyMs: 20 },
       );
       const all = [...slow.positions, ...resumed.positions];
       expect(all).toEqual(want.map((e) => e.position));
@@ -662,7 +664,9 @@ describe('the event tail', () => {
         'event',
         JSON.stringify({ type: 'AssignmentMade', workspace: ws, at: '2026-01-01T00:00:00.000Z', data }),
       );
-      await eventually(() => got[0].length === 1 && got[1].length === 1, 'both subscribers handed the event');
+      await waitFor('both subscribers handed the event', () => got[0].length === 1 && got[1].length === 1, {
+        everyMs: 20,
+      });
       const [[a], [b]] = got;
       expect(a).toBe(b);
       expect(a!.envelope).toBe(b!.envelope); // parsed once

@@ -18,6 +18,7 @@ import { type Running, startSwitchboard } from '../../src/app/composition-root.t
 import { loadConfig } from '../../src/app/config.ts';
 import { projectorReady } from '../support/projector.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { sleep } from '../support/wait.ts';
 
 const WS = 'api-malformed';
 const B = `/v1/workspaces/${WS}`;
@@ -770,8 +771,6 @@ async function snapshot(r: RedisClient): Promise<Map<string, unknown>> {
   }
   return out;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('malformed requests', () => {
   it(`${CASES.length} malformed requests answer 4xx problem+json and change nothing in Redis`, async () => {

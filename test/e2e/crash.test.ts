@@ -16,17 +16,10 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
-import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
 import { auditWorkspace, LoadDriver, positionMs, waitProjectorSettled } from '../support/audit.ts';
-import {
-  killAllProcesses,
-  requestJson,
-  type SwitchboardProcess,
-  sleep,
-  startProcess,
-  waitFor,
-} from '../support/processes.ts';
-import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { Fleet } from '../support/fleet.ts';
+import { requestJson, type SwitchboardProcess } from '../support/processes.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 
 const CONTACTS = 1_000;
 const AGENTS = 50;
@@ -36,43 +29,24 @@ const LOAD_DEADLINE_MS = 45_000;
 const MAX_ATTEMPTS = 10;
 
 describe('crash safety under load', () => {
-  let redisFixture: TestRedis;
-  let redis: RedisClient;
+  let fleet: Fleet;
   const ws = `crash-${randomUUID().slice(0, 8)}`;
   const k = workspaceKeys(ws);
-  const env = { WORKSPACES: ws };
-  let apis: SwitchboardProcess[] = [];
-  let projectors: SwitchboardProcess[] = [];
-  let dispatchers: SwitchboardProcess[] = [];
-
-  const all = () => [...apis, ...projectors, ...dispatchers];
 
   beforeAll(async () => {
-    redisFixture = await startTestRedis();
-    redis = redisFixture.client();
-    const started = await Promise.all([
-      startProcess({ roles: ['api'], redis: redisFixture, env, name: 'api-1' }),
-      startProcess({ roles: ['api'], redis: redisFixture, env, name: 'api-2' }),
-      startProcess({ roles: ['projector'], redis: redisFixture, env, name: 'projector-1' }),
-      startProcess({ roles: ['projector'], redis: redisFixture, env, name: 'projector-2' }),
-      startProcess({ roles: ['dispatcher'], redis: redisFixture, env, name: 'dispatcher-1' }),
-      startProcess({ roles: ['dispatcher'], redis: redisFixture, env, name: 'dispatcher-2' }),
-    ]);
-    apis = started.slice(0, 2);
-    projectors = started.slice(2, 4);
-    dispatchers = started.slice(4, 6);
+    fleet = await Fleet.start({ api: 2, projector: 2, dispatcher: 2, env: { WORKSPACES: ws } });
   }, 60_000);
 
   afterAll(async () => {
-    const codes = await Promise.all(all().map((p) => p.stop()));
-    await killAllProcesses();
-    redis?.disconnect();
-    await redisFixture?.stop();
-    expect(codes, 'every process still running stops cleanly on SIGTERM').toEqual(all().map(() => 0));
+    if (!fleet) return;
+    const running = fleet.all.length;
+    const codes = await fleet.stop();
+    expect(codes, 'every process still running stops cleanly on SIGTERM').toEqual(Array(running).fill(0));
   }, 60_000);
 
   it('keeps every guarantee through SIGKILLed workers and a SIGKILLed API', async () => {
-    const apiUrls = apis.map((a) => a.url!);
+    const redis = fleet.client;
+    const apiUrls = fleet.api.map((a) => a.url!);
     const started = Date.now();
     const load = new LoadDriver({
       apiUrls,
@@ -102,44 +76,38 @@ describe('crash safety under load', () => {
       const applying = waitFor(
         'a command appended after the kill to be applied',
         async () => positionMs((await redis.hget(k.meta, 'applied')) ?? '0-0') > at,
-        30_000,
-        20,
+        { timeoutMs: 30_000, everyMs: 20 },
       ).then(() => {
         rec.firstApplyAfterMs = Date.now() - at;
       });
-      const assigned = waitFor('an assignment after the kill', () => follower.seenAfter(at), 30_000, 20).then(
-        () => {
-          rec.firstAssignmentAfterMs = Date.now() - at;
-        },
-      );
+      const assigned = waitFor('an assignment after the kill', () => follower.seenAfter(at), {
+        timeoutMs: 30_000,
+        everyMs: 20,
+      }).then(() => {
+        rec.firstAssignmentAfterMs = Date.now() - at;
+      });
       await sleep(1_500);
       const restartAt = Date.now();
-      const replacements = await Promise.all(
-        victims.map((v) =>
-          startProcess({
-            roles: v.name.replace(/-\d+$/, ''),
-            redis: redisFixture,
-            env,
-            name: v.name,
-            ...(v.port !== undefined ? { port: v.port } : {}),
-          }),
-        ),
-      );
+      await fleet.restart(victims);
       rec.restartReadyMs = Date.now() - restartAt;
-      const replace = (list: SwitchboardProcess[]) => list.map((p) => replacements[victims.indexOf(p)] ?? p);
-      apis = replace(apis);
-      projectors = replace(projectors);
-      dispatchers = replace(dispatchers);
       await Promise.all([applying, assigned]);
       rec.firstAckAfterMs = (client.okAt.find((t) => t > at) ?? Number.NaN) - at;
       rec.recoveredMs = Math.max(rec.firstApplyAfterMs ?? 0, rec.firstAssignmentAfterMs ?? 0);
     };
     const schedule = [
       // One of each worker: the survivors carry on while the victims restart.
-      { atMs: 3_000, label: 'projector-1+dispatcher-1', victims: () => [projectors[0]!, dispatchers[0]!] },
+      {
+        atMs: 3_000,
+        label: 'projector-1+dispatcher-1',
+        victims: () => [fleet.projector[0]!, fleet.dispatcher[0]!],
+      },
       // Every worker: commands stay durable, clients see 202 and retry until the restarts apply them.
-      { atMs: 8_000, label: 'all-projectors+dispatchers', victims: () => [...projectors, ...dispatchers] },
-      { atMs: 13_500, label: 'api-1', victims: () => [apis[0]!] },
+      {
+        atMs: 8_000,
+        label: 'all-projectors+dispatchers',
+        victims: () => [...fleet.projector, ...fleet.dispatcher],
+      },
+      { atMs: 13_500, label: 'api-1', victims: () => [fleet.api[0]!] },
     ];
     for (const s of schedule) restarts.push(sleep(s.atMs).then(() => kill(s.label, s.victims())));
 
@@ -155,7 +123,9 @@ describe('crash safety under load', () => {
     // queued or abandoned through the API.
     const audit = await auditWorkspace(redis, ws, load.acknowledged.keys(), {
       checkUnassigned: async (id) => {
-        const r = await requestJson<{ state?: string }>(`${apis[1]!.url}/v1/workspaces/${ws}/contacts/${id}`);
+        const r = await requestJson<{ state?: string }>(
+          `${fleet.api[1]!.url}/v1/workspaces/${ws}/contacts/${id}`,
+        );
         return r.status === 200 && ['queued', 'abandoned'].includes(String(r.body.state))
           ? undefined
           : `${r.status} ${JSON.stringify(r.body)}`;

@@ -16,7 +16,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/topology/redis-server.ts';
-import { PROJECT_ROOT, waitFor } from '../support/processes.ts';
+import { PROJECT_ROOT } from '../support/processes.ts';
+import { waitFor } from '../support/wait.ts';
 
 const run = promisify(execFile);
 const dirs: string[] = [];
@@ -108,16 +109,13 @@ describe.skipIf(!existsSync(path.join(PROJECT_ROOT, '.git')))('a fresh clone', (
         await res.arrayBuffer();
         return res.status === 200;
       },
-      60_000,
-      200,
+      { timeoutMs: 60_000, everyMs: 200 },
     );
     process.kill(-child.pid!, 'SIGTERM');
     await exited;
-    await waitFor(
-      'npm start, Switchboard and its redis-server to exit',
-      () => !groupAlive(child.pid!),
-      20_000,
-    );
+    await waitFor('npm start, Switchboard and its redis-server to exit', () => !groupAlive(child.pid!), {
+      timeoutMs: 20_000,
+    });
     expect(readdirSync(path.join(dir, 'data')).length).toBeGreaterThan(0);
 
     // Test output where .ci/run writes it.

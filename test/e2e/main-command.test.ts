@@ -23,9 +23,9 @@ import {
   pidAlive,
   requestJson,
   startProcess,
-  waitFor,
 } from '../support/processes.ts';
 import { startTestRedis } from '../support/redis.ts';
+import { waitFor } from '../support/wait.ts';
 
 interface Status {
   state: 'running' | 'paused';
@@ -91,7 +91,7 @@ describe('the main command', () => {
     expect(created.status, JSON.stringify(created.body)).toBe(201);
 
     expect(await sb.stop(), sb.logText()).toBe(0);
-    await waitFor('the private redis-server to end', () => !pidAlive(redisChild!.pid), 5_000);
+    await waitFor('the private redis-server to end', () => !pidAlive(redisChild!.pid), { timeoutMs: 5_000 });
     expect(await portOpen(redisPort)).toBe(false);
 
     // The data survived in the AOF: a new process on the same DATA_DIR still knows the agent.
@@ -102,7 +102,8 @@ describe('the main command', () => {
     expect(agent.status, JSON.stringify(agent.body)).toBe(200);
     expect(agent.body.id).toBe('kept-agent');
     expect(await again.stop(), again.logText()).toBe(0);
-    if (againRedis) await waitFor('the second redis-server to end', () => !pidAlive(againRedis.pid), 5_000);
+    if (againRedis)
+      await waitFor('the second redis-server to end', () => !pidAlive(againRedis.pid), { timeoutMs: 5_000 });
   }, 60_000);
 
   it('on SIGTERM closes live WebSockets with 1001 and still exits 0', async () => {
@@ -162,7 +163,7 @@ describe('the main command', () => {
           const s = await status();
           return s.state === 'paused' ? s : undefined;
         },
-        10_000,
+        { timeoutMs: 10_000 },
       );
       const pausedAfterMs = Date.now() - frozenAt;
       expect(paused.reason).toMatch(/Redis/);
@@ -183,7 +184,7 @@ describe('the main command', () => {
 
       redis.kill('SIGCONT');
       const resumedAt = Date.now();
-      await waitFor('state running', async () => (await status()).state === 'running', 10_000);
+      await waitFor('state running', async () => (await status()).state === 'running', { timeoutMs: 10_000 });
       const runningAfterMs = Date.now() - resumedAt;
       expect((await requestJson(`${sb.url}/health`)).status).toBe(200);
       // ...and the retry with the same Idempotency-Key lands exactly once. No projector runs in

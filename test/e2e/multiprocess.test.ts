@@ -9,15 +9,10 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { auditWorkspace } from '../../src/audit/read.ts';
-import {
-  killAllProcesses,
-  requestJson,
-  type SwitchboardProcess,
-  sleep,
-  startProcess,
-  waitFor,
-} from '../support/processes.ts';
-import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { seededRandom } from '../../src/cli/sim/random.ts';
+import { Fleet } from '../support/fleet.ts';
+import { requestJson, type SwitchboardProcess } from '../support/processes.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 
 interface Envelope {
   position: string;
@@ -31,52 +26,26 @@ const AREAS = ['Support', 'Disputes', 'Billing'] as const;
 const AGENTS = 20;
 const CONTACTS = 100;
 
-/** A small deterministic generator, so a failing run can be repeated. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe('two processes of each role on one Redis', () => {
-  let redis: TestRedis;
-  const procs: SwitchboardProcess[] = [];
-  let api1: SwitchboardProcess;
-  let api2: SwitchboardProcess;
+  let fleet: Fleet;
   const ws = `mp-${randomUUID().slice(0, 8)}`;
 
   beforeAll(async () => {
-    redis = await startTestRedis();
-    const env = { WORKSPACES: ws };
-    const started = await Promise.all([
-      startProcess({ roles: ['api'], redis, env, name: 'api-1' }),
-      startProcess({ roles: ['api'], redis, env, name: 'api-2' }),
-      startProcess({ roles: ['projector'], redis, env, name: 'projector-1' }),
-      startProcess({ roles: ['projector'], redis, env, name: 'projector-2' }),
-      startProcess({ roles: ['dispatcher'], redis, env, name: 'dispatcher-1' }),
-      startProcess({ roles: ['dispatcher'], redis, env, name: 'dispatcher-2' }),
-    ]);
-    procs.push(...started);
-    api1 = started[0];
-    api2 = started[1];
+    fleet = await Fleet.start({ api: 2, projector: 2, dispatcher: 2, env: { WORKSPACES: ws } });
   }, 60_000);
 
   afterAll(async () => {
-    const codes = await Promise.all(procs.map((p) => p.stop()));
-    await killAllProcesses();
-    await redis?.stop();
+    if (!fleet) return;
+    const codes = await fleet.stop();
     // A clean stop is part of the contract: every process exits 0 on SIGTERM.
-    expect(codes).toEqual(procs.map(() => 0));
+    expect(codes).toEqual(Array(6).fill(0));
   }, 60_000);
 
   it('delivers every assignment to a subscriber on the other API, once each, in order', async () => {
+    const [api1, api2] = fleet.api as [SwitchboardProcess, SwitchboardProcess];
     const base1 = `${api1.url}/v1/workspaces/${ws}`;
-    const random = rng(20_241_122);
+    // The simulator's seeded generator, so a failing run can be repeated.
+    const random = seededRandom(20_241_122);
 
     // The subscriber on API #2, live only (no `after`): it must be subscribed before any traffic.
     const received: Envelope[] = [];
@@ -170,7 +139,7 @@ describe('two processes of each role on one Redis', () => {
         if (failures.length > 0) throw new Error(failures.join('\n'));
         return completed.size === CONTACTS;
       },
-      30_000,
+      { timeoutMs: 30_000 },
     );
     stopCycling = true;
     await cycle;
@@ -190,7 +159,9 @@ describe('two processes of each role on one Redis', () => {
     const assignments = log.filter((e) => e.type === 'AssignmentMade');
 
     // The subscriber on API #2 got exactly the log's assignments, in log order, with no duplicate.
-    await waitFor('the subscriber to catch up', () => received.length >= assignments.length, 10_000);
+    await waitFor('the subscriber to catch up', () => received.length >= assignments.length, {
+      timeoutMs: 10_000,
+    });
     await sleep(200);
     socket.close();
     expect(received.map((e) => e.position)).toEqual(assignments.map((e) => e.position));
@@ -200,8 +171,7 @@ describe('two processes of each role on one Redis', () => {
     // The auditor (src/audit) on the streams, documents and routing index: every command applied
     // once with the model's facts, every assignment rule 1's, possible (the agent holds every skill,
     // is below capacity; the contact was queued, so never assigned twice).
-    const client = redis.client();
-    const audit = await auditWorkspace(client, ws, { idle: true }).finally(() => client.disconnect());
+    const audit = await auditWorkspace(fleet.client, ws, { idle: true });
     expect(audit.violations.map((v) => `${v.position} ${v.kind}: ${v.message}`)).toEqual([]);
     expect(audit).toMatchObject({ state: 'compared', pendingCommands: 0, assignments: CONTACTS });
     expect(audit.assignmentPositions).toEqual(assignments.map((e) => e.position));

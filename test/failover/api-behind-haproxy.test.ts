@@ -23,14 +23,8 @@ import { type HaproxyHandle, startHaproxy } from '../../src/topology/haproxy/pro
 import { type HaproxyRuntime, haproxyRuntime } from '../../src/topology/haproxy/runtime.ts';
 import { freePort } from '../../src/topology/redis-server.ts';
 import { auditWorkspace, LoadDriver, trafficGap, waitProjectorSettled } from '../support/audit.ts';
-import {
-  killAllProcesses,
-  type SwitchboardProcess,
-  sleep,
-  startProcess,
-  waitFor,
-} from '../support/processes.ts';
-import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { Fleet } from '../support/fleet.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 
 const CONTACTS = 600;
 const AGENTS = 30;
@@ -39,7 +33,7 @@ const LOAD_DEADLINE_MS = 25_000;
 const KILL_AT_MS = 5_000;
 
 describe('an API instance SIGKILLed behind HAProxy', () => {
-  let redisFixture: TestRedis;
+  let fleet: Fleet;
   let redis: RedisClient;
   let tmpDir: string | undefined;
   let haproxy: HaproxyHandle | undefined;
@@ -48,29 +42,17 @@ describe('an API instance SIGKILLed behind HAProxy', () => {
   let frontend: string;
   const syncErrors: string[] = [];
   const ws = `lb-${randomUUID().slice(0, 8)}`;
-  const env = { WORKSPACES: ws };
-  let apis: SwitchboardProcess[] = [];
-  let workers: SwitchboardProcess[] = [];
 
   beforeAll(async () => {
-    redisFixture = await startTestRedis();
-    redis = redisFixture.client();
     tmpDir = await mkdtemp(path.join(os.tmpdir(), 'sb-failover-lb-'));
-    const started = await Promise.all([
-      ...[1, 2, 3].map((i) =>
-        startProcess({
-          roles: ['api'],
-          redis: redisFixture,
-          env: { ...env, ADVERTISE_ADDRESS: 'auto' },
-          name: `api-${i}`,
-        }),
-      ),
-      ...['projector', 'projector', 'dispatcher', 'dispatcher'].map((role, i) =>
-        startProcess({ roles: [role], redis: redisFixture, env, name: `${role}-${(i % 2) + 1}` }),
-      ),
-    ]);
-    apis = started.slice(0, 3);
-    workers = started.slice(3);
+    fleet = await Fleet.start({
+      api: 3,
+      projector: 2,
+      dispatcher: 2,
+      env: { WORKSPACES: ws },
+      apiEnv: { ADVERTISE_ADDRESS: 'auto' },
+    });
+    redis = fleet.client;
 
     // HAProxy with an empty `api` backend: the registry fills it.
     const runDir = path.join(tmpDir, 'run');
@@ -95,7 +77,7 @@ describe('an API instance SIGKILLed behind HAProxy', () => {
       server: { inter: '500ms', fall: 2, rise: 2 },
       onError: (err) => syncErrors.push(String(err)),
     });
-    const wanted = apis.map((a) => serverName({ host: '127.0.0.1', port: a.port! })).sort();
+    const wanted = fleet.api.map((a) => serverName({ host: '127.0.0.1', port: a.port! })).sort();
     await waitFor(
       'the three API instances UP in the api backend',
       async () => {
@@ -105,18 +87,14 @@ describe('an API instance SIGKILLed behind HAProxy', () => {
           list.every((s) => s.status === 'UP')
         );
       },
-      15_000,
-      100,
+      { timeoutMs: 15_000, everyMs: 100 },
     );
   }, 60_000);
 
   afterAll(async () => {
     await sync?.stop().catch(() => undefined);
     await haproxy?.stop().catch(() => undefined);
-    await Promise.all([...apis, ...workers].map((p) => p.stop().catch(() => undefined)));
-    await killAllProcesses();
-    redis?.disconnect();
-    await redisFixture?.stop();
+    await fleet?.stop();
     if (tmpDir) await rm(tmpDir, { recursive: true, force: true });
   }, 60_000);
 
@@ -135,7 +113,7 @@ describe('an API instance SIGKILLed behind HAProxy', () => {
 
     // Mid-run: SIGKILL one API instance, never restarted. Then: how soon 2xx answers flow again,
     // an assignment made after the kill reaches the feed, and the registry drops the instance.
-    const victim = apis[0]!;
+    const victim = fleet.api[0]!;
     const victimServer = serverName({ host: '127.0.0.1', port: victim.port! });
     const measured: Record<string, number | null> = {};
     let killedAt = 0;
@@ -147,19 +125,16 @@ describe('an API instance SIGKILLed behind HAProxy', () => {
       victim.kill('SIGKILL');
       await victim.exited;
       await Promise.all([
-        waitFor(
-          'an assignment after the kill on the feed',
-          () => follower.seenAfter(killedAt),
-          20_000,
-          20,
-        ).then(() => {
+        waitFor('an assignment after the kill on the feed', () => follower.seenAfter(killedAt), {
+          timeoutMs: 20_000,
+          everyMs: 20,
+        }).then(() => {
           measured.firstAssignmentAfterMs = Date.now() - killedAt;
         }),
         waitFor(
           'the dead instance removed from the api backend',
           async () => !(await runtime.listServers('api')).some((s) => s.name === victimServer),
-          20_000,
-          50,
+          { timeoutMs: 20_000, everyMs: 50 },
         ).then(() => {
           measured.removedFromBackendMs = Date.now() - killedAt;
         }),
@@ -181,7 +156,7 @@ describe('an API instance SIGKILLed behind HAProxy', () => {
 
     const servers = await runtime.listServers('api');
     expect(servers.map((s) => s.name).sort()).toEqual(
-      apis
+      fleet.api
         .slice(1)
         .map((a) => serverName({ host: '127.0.0.1', port: a.port! }))
         .sort(),

@@ -14,16 +14,10 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
-import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
 import { type AuditReport, auditWorkspace, LoadDriver, positionMs, trafficGap } from '../support/audit.ts';
-import {
-  killAllProcesses,
-  type SwitchboardProcess,
-  sleep,
-  startProcess,
-  waitFor,
-} from '../support/processes.ts';
-import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { Fleet } from '../support/fleet.ts';
+import type { SwitchboardProcess } from '../support/processes.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 
 const CONTACTS_PER_WS = 240;
 const AGENTS_PER_WS = 12;
@@ -37,39 +31,30 @@ const ownedBy = (owner: string | null | undefined, pid: number): boolean =>
   owner != null && new RegExp(`(^|\\D)${pid}(\\D|$)`).test(owner);
 
 describe('a dispatcher holding workspace leases SIGKILLed', () => {
-  let redisFixture: TestRedis;
-  let redis: RedisClient;
+  let fleet: Fleet;
   const suffix = randomUUID().slice(0, 8);
   const workspaces = [1, 2, 3, 4].map((i) => `lease${i}-${suffix}`);
-  const env = { WORKSPACES: workspaces.join(',') };
-  let others: SwitchboardProcess[] = [];
-  let dispatchers: SwitchboardProcess[] = [];
 
   /** The owner id in each workspace's lease key (null: no lease). */
   const owners = async (): Promise<(string | null)[]> =>
-    Promise.all(workspaces.map((ws) => redis.get(workspaceKeys(ws).lease)));
+    Promise.all(workspaces.map((ws) => fleet.client.get(workspaceKeys(ws).lease)));
 
   beforeAll(async () => {
-    redisFixture = await startTestRedis();
-    redis = redisFixture.client();
-    const started = await Promise.all([
-      startProcess({ roles: ['api'], redis: redisFixture, env, name: 'api' }),
-      startProcess({ roles: ['projector'], redis: redisFixture, env, name: 'projector' }),
-      startProcess({ roles: ['dispatcher'], redis: redisFixture, env, name: 'dispatcher-1' }),
-      startProcess({ roles: ['dispatcher'], redis: redisFixture, env, name: 'dispatcher-2' }),
-    ]);
-    others = started.slice(0, 2);
-    dispatchers = started.slice(2);
+    fleet = await Fleet.start({
+      api: 1,
+      projector: 1,
+      dispatcher: 2,
+      env: { WORKSPACES: workspaces.join(',') },
+    });
   }, 60_000);
 
   afterAll(async () => {
-    await Promise.all([...others, ...dispatchers].map((p) => p.stop().catch(() => undefined)));
-    await killAllProcesses();
-    redis?.disconnect();
-    await redisFixture?.stop();
+    await fleet?.stop();
   }, 60_000);
 
   it('moves every lease to the survivor within 5 s and routing resumes in every workspace', async () => {
+    const redis = fleet.client;
+    const dispatchers = fleet.dispatcher;
     // Every workspace's lease is held by one of the two dispatchers.
     const initial = await waitFor(
       'every workspace lease held by a dispatcher (sb:{ws}:lease)',
@@ -77,8 +62,7 @@ describe('a dispatcher holding workspace leases SIGKILLed', () => {
         const o = await owners();
         return o.every((x) => dispatchers.some((d) => ownedBy(x, d.pid))) ? o : undefined;
       },
-      10_000,
-      100,
+      { timeoutMs: 10_000, everyMs: 100 },
     ).catch(async (err: Error) => {
       throw new Error(
         `${err.message}; lease owners: ${JSON.stringify(await owners())}; dispatcher pids: ${dispatchers
@@ -90,7 +74,7 @@ describe('a dispatcher holding workspace leases SIGKILLed', () => {
       workspaces.map((ws, i) => [ws, dispatchers.find((d) => ownedBy(initial[i], d.pid))!.name]),
     );
 
-    const apiUrls = [others[0]!.url!];
+    const apiUrls = [fleet.api[0]!.url!];
     const loads = workspaces.map(
       (ws) =>
         new LoadDriver({
@@ -128,20 +112,17 @@ describe('a dispatcher holding workspace leases SIGKILLed', () => {
       const moved = waitFor(
         'every lease held by the survivor',
         async () => (await owners()).every((x) => ownedBy(x, s.pid)),
-        15_000,
-        25,
+        { timeoutMs: 15_000, everyMs: 25 },
       ).then(() => {
         measured.leaseMoveMs = Date.now() - killedAt;
       });
       const firstAssignment: Record<string, number> = {};
       measured.firstAssignmentAfterKillMs = firstAssignment;
       const resumed = loads.map((l) =>
-        waitFor(
-          `an assignment after the kill in ${l.opts.ws}`,
-          () => l.follower.seenAfter(killedAt),
-          20_000,
-          20,
-        ).then(() => {
+        waitFor(`an assignment after the kill in ${l.opts.ws}`, () => l.follower.seenAfter(killedAt), {
+          timeoutMs: 20_000,
+          everyMs: 20,
+        }).then(() => {
           firstAssignment[l.opts.ws] = Date.now() - killedAt;
         }),
       );

@@ -37,13 +37,8 @@ import {
   trafficGap,
   waitProjectorSettled,
 } from '../support/audit.ts';
-import {
-  killAllProcesses,
-  type SwitchboardProcess,
-  sleep,
-  startProcess,
-  waitFor,
-} from '../support/processes.ts';
+import { killAllProcesses, type SwitchboardProcess, startProcess } from '../support/processes.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 
 const execFileP = promisify(execFile);
 // cluster-key-slot (ioredis' own slot function) ships no type declarations.
@@ -99,9 +94,7 @@ describe('the Redis master of a workspace SIGKILLed (cluster, replicated durabil
       const replica = nodeLines.find((f) => f[3] === id && f[2]?.includes('slave'));
       return { master: port, replica: Number(/:(\d+)@/.exec(replica?.[1] ?? '')?.[1] ?? 0) };
     };
-    const globalSlots = Object.values(globalKeys)
-      .filter((k): k is string => typeof k === 'string')
-      .map(keySlot);
+    const globalSlots = Object.values(globalKeys).map(keySlot);
     const busy = new Set(globalSlots.map((s) => masterOf(s).master));
     const masters = [...new Set(slots.map(([, , m]) => m[1]))];
     victimPort = masters.find((p) => !busy.has(p)) ?? masters[0]!;
@@ -187,20 +180,21 @@ describe('the Redis master of a workspace SIGKILLed (cluster, replicated durabil
         `a command appended after the kill applied in ${victimWs}`,
         async () =>
           positionMs((await redis.hget(workspaceKeys(victimWs).meta, 'applied')) ?? '0-0') > killedAt,
-        40_000,
-        50,
+        { timeoutMs: 40_000, everyMs: 50 },
       ).then(() => {
         measured.victimFirstApplyAfterKillMs = Date.now() - killedAt;
       });
       const assigned = waitFor(
         `an assignment after the kill in ${victimWs}`,
         () => victimLoad.follower.seenAfter(killedAt),
-        40_000,
-        20,
+        { timeoutMs: 40_000, everyMs: 20 },
       ).then(() => {
         measured.victimFirstAssignmentAfterKillMs = Date.now() - killedAt;
       });
-      await waitFor('the replica promoted', async () => (await roleOf(replicaPort)) === 'master', 20_000, 50);
+      await waitFor('the replica promoted', async () => (await roleOf(replicaPort)) === 'master', {
+        timeoutMs: 20_000,
+        everyMs: 50,
+      });
       measured.promotedMs = Date.now() - killedAt;
       // The launcher has no restart: start the same command line again (port, --dir, nodes.conf).
       restarted = spawn(cmd!, args, { cwd: dir, detached: true, stdio: 'ignore' });
@@ -211,8 +205,7 @@ describe('the Redis master of a workspace SIGKILLed (cluster, replicated durabil
           (await roleOf(victimPort)) === 'slave' &&
           /master_link_status:up/.test(await cli(victimPort, 'INFO', 'replication')) &&
           /master_port:(\d+)/.exec(await cli(victimPort, 'INFO', 'replication'))?.[1] === String(replicaPort),
-        30_000,
-        100,
+        { timeoutMs: 30_000, everyMs: 100 },
       );
       measured.rejoinedAfterRestartMs = Date.now() - restartAt;
       measured.rejoinedAfterKillMs = Date.now() - killedAt;

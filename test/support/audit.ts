@@ -26,7 +26,8 @@ import type { RejectedCommand } from '../../src/audit/auditor.ts';
 import { auditWorkspace as auditLog } from '../../src/audit/read.ts';
 import type { AuditReport as FullReport } from '../../src/audit/report.ts';
 import type { EventEnvelope } from '../../src/domain/events.ts';
-import { requestJson, sleep, waitFor } from './processes.ts';
+import { requestJson } from './processes.ts';
+import { sleep, waitFor } from './wait.ts';
 
 export const LANGUAGES = ['English', 'Spanish'] as const;
 export const AREAS = ['Support', 'Disputes', 'Billing'] as const;
@@ -376,8 +377,7 @@ export class LoadDriver {
         state = `completions pending ${this.completions.size}, queued ${queued}, applied ${applied}, head ${head}`;
         return this.completions.size === 0 && queued === 0 && applied === head;
       },
-      timeoutMs,
-      100,
+      { timeoutMs, everyMs: 100 },
     ).catch((err: Error) => {
       throw new Error(`${err.message} (${state})`);
     });
@@ -418,8 +418,7 @@ export async function waitProjectorSettled(
   await waitFor(
     `the projector group of ${ws} to have no pending entries`,
     async () => ((await redis.xpending(k.commands, PROJECTOR_GROUP)) as [number])[0] === 0,
-    timeoutMs,
-    250,
+    { timeoutMs, everyMs: 250 },
   );
 }
 

@@ -15,7 +15,8 @@ import { type HaproxyHandle, startHaproxy } from '../../src/topology/haproxy/pro
 import { type HaproxyRuntime, haproxyRuntime } from '../../src/topology/haproxy/runtime.ts';
 import { HAPROXY_CHECK_RULES } from '../../src/topology/redis-cluster.ts';
 import { freePort, type RedisServerHandle, startRedisServer } from '../../src/topology/redis-server.ts';
-import { tempDir, waitFor } from './helpers.ts';
+import { timed, waitFor } from '../support/wait.ts';
+import { tempDir } from './helpers.ts';
 
 const PASSWORD = 'hc-secret-1';
 const USER = 'haproxy-check';
@@ -34,10 +35,9 @@ async function status(): Promise<string> {
 
 /** Time until the server's status is exactly `want` (UP / DOWN). */
 async function until(want: 'UP' | 'DOWN', label: string, timeoutMs = 8000): Promise<number> {
-  const { elapsedMs } = await waitFor(`redis1 ${want} (${label})`, async () => (await status()) === want, {
-    timeoutMs,
-    everyMs: 25,
-  });
+  const { elapsedMs } = await timed(
+    waitFor(`redis1 ${want} (${label})`, async () => (await status()) === want, { timeoutMs, everyMs: 25 }),
+  );
   timings[label] = elapsedMs;
   return elapsedMs;
 }
@@ -139,10 +139,12 @@ describe('HAProxy layer-7 Redis check', () => {
     await admin.call('CLIENT', 'PAUSE', '2500', 'ALL');
     const t0 = Date.now();
     await until('DOWN', 'paused_down');
-    const { elapsedMs } = await waitFor('redis1 UP after the pause', async () => (await status()) === 'UP', {
-      timeoutMs: 8000,
-      everyMs: 25,
-    });
+    const { elapsedMs } = await timed(
+      waitFor('redis1 UP after the pause', async () => (await status()) === 'UP', {
+        timeoutMs: 8000,
+        everyMs: 25,
+      }),
+    );
     timings.paused_upAfterPauseEnd = Date.now() - t0 - 2500;
     expect(elapsedMs).toBeGreaterThan(0);
   });

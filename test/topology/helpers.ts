@@ -1,4 +1,4 @@
-/** Small helpers shared by the topology tests (temp dirs, polling, HTTP through HAProxy). */
+/** Small helpers shared by the topology tests (temp dirs, HTTP through HAProxy). */
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
@@ -11,35 +11,6 @@ export const execFileP = promisify(execFile);
 export async function tempDir(prefix: string): Promise<{ dir: string; remove(): Promise<void> }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), `sb-${prefix}-`));
   return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
-}
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/**
- * Poll `probe` every `everyMs` until it returns a value that is not undefined/false, or throw after
- * `timeoutMs` with the last value seen. Returns the value and the elapsed time.
- */
-export async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false>,
-  opts: { timeoutMs?: number; everyMs?: number } = {},
-): Promise<{ value: T; elapsedMs: number }> {
-  const start = Date.now();
-  const timeoutMs = opts.timeoutMs ?? 10_000;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      last = v;
-      if (v !== undefined && v !== false) return { value: v, elapsedMs: Date.now() - start };
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() - start > timeoutMs) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${String(last)}`);
-    }
-    await sleep(opts.everyMs ?? 50);
-  }
 }
 
 /** GET http://host:port/path with a timeout; resolves { status, body } or rejects. */

@@ -26,7 +26,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { deleteNamespaceSync, probeNetns } from '../../src/topology/netns.ts';
 import { LoadDriver, trafficGap } from '../support/audit.ts';
 import { PROJECT_ROOT } from '../support/processes.ts';
-import { httpGet, sleep, waitFor } from './helpers.ts';
+import { sleep, waitFor } from '../support/wait.ts';
+import { httpGet } from './helpers.ts';
 
 const launcher = new URL('../../src/cli/launch.ts', import.meta.url).pathname;
 const auditCli = new URL('../support/audit-cli.ts', import.meta.url).pathname;
@@ -94,14 +95,11 @@ function startLauncher(dataDir: string, extra: string[]) {
 }
 
 async function waitForBanner(l: ReturnType<typeof startLauncher>, timeoutMs: number): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  while (
-    !l.output().includes('Ctrl-C stops everything') &&
-    Date.now() < deadline &&
-    l.child.exitCode === null
-  ) {
-    await sleep(200);
-  }
+  await waitFor(
+    'the banner or an exit',
+    () => l.output().includes('Ctrl-C stops everything') || l.child.exitCode !== null,
+    { timeoutMs, everyMs: 200 },
+  ).catch(() => undefined);
   const out = l.output();
   expect(out, out).toContain('Ctrl-C stops everything');
   return out;
@@ -297,21 +295,19 @@ describe('the topology launcher', () => {
       const firstFail = await waitFor(
         'a failed request',
         async () => results.find((r) => r.t >= t0 && !r.ok),
-        {
-          timeoutMs: 5000,
-        },
+        { timeoutMs: 5000, everyMs: 50 },
       );
       const recovered = await waitFor(
         'requests through the forwarded port to succeed again',
-        async () => results.find((r) => r.t > firstFail.value.t && r.ok),
-        { timeoutMs: 15_000 },
+        async () => results.find((r) => r.t > firstFail.t && r.ok),
+        { timeoutMs: 15_000, everyMs: 50 },
       );
-      const failoverMs = recovered.value.t - t0;
+      const failoverMs = recovered.t - t0;
       // The VIP is on the BACKUP now, and only there.
       expect(vipOn(backup.ns, vip!)).toBe(true);
       expect(vipOn(master.ns, vip!)).toBe(false);
       const { queued, loadMs } = await loadRun;
-      await sleep(Math.max(0, recovered.value.t + 1500 - Date.now())); // stays healthy
+      await sleep(Math.max(0, recovered.t + 1500 - Date.now())); // stays healthy
       probing = false;
       await loop;
 
@@ -366,7 +362,7 @@ describe('the topology launcher', () => {
       }
       const after = results.filter((r) => r.t >= t0);
       const failed = after.filter((r) => !r.ok);
-      const failedAfterRecovery = after.filter((r) => !r.ok && r.t > recovered.value.t);
+      const failedAfterRecovery = after.filter((r) => !r.ok && r.t > recovered.t);
       const gap = trafficGap(client.okAt, t0, t0 + 15_000);
       const { assignmentPositions: _positions, ...auditSummary } = audit.report ?? {};
       console.log(

@@ -11,7 +11,7 @@ import {
   type RedisClusterHandle,
   startRedisCluster,
 } from '../../src/topology/redis-cluster.ts';
-import { waitFor } from './helpers.ts';
+import { timed, waitFor } from '../support/wait.ts';
 
 let cluster: RedisClusterHandle;
 const metrics: Record<string, number> = {};
@@ -82,14 +82,16 @@ describe('startRedisCluster', () => {
     if (!victim) throw new Error('master not found');
     const t0 = Date.now();
     victim.kill('SIGKILL');
-    const { elapsedMs } = await waitFor(
-      'a replica promoted (3 masters again, none of them the dead one)',
-      async () => {
-        const roles = await cluster.roles();
-        const masters = roles.filter((r) => r.role === 'master');
-        return masters.length === 3 && !masters.some((m) => m.port === victim.port);
-      },
-      { timeoutMs: 20_000, everyMs: 100 },
+    const { elapsedMs } = await timed(
+      waitFor(
+        'a replica promoted (3 masters again, none of them the dead one)',
+        async () => {
+          const roles = await cluster.roles();
+          const masters = roles.filter((r) => r.role === 'master');
+          return masters.length === 3 && !masters.some((m) => m.port === victim.port);
+        },
+        { timeoutMs: 20_000, everyMs: 100 },
+      ),
     );
     metrics.masterFailoverMs = elapsedMs;
     const survivors = cluster.nodes.filter((n) => n.port !== victim.port);

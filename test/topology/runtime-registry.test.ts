@@ -22,7 +22,8 @@ import { ensureSelfSignedCert, writeHaproxyConfig } from '../../src/topology/hap
 import { type HaproxyHandle, startHaproxy } from '../../src/topology/haproxy/process.ts';
 import { type HaproxyRuntime, haproxyRuntime } from '../../src/topology/haproxy/runtime.ts';
 import { freePort, type RedisServerHandle, startRedisServer } from '../../src/topology/redis-server.ts';
-import { httpGet, sleep, startTinyHttp, tempDir, waitFor } from './helpers.ts';
+import { sleep, waitFor } from '../support/wait.ts';
+import { httpGet, startTinyHttp, tempDir } from './helpers.ts';
 
 type Tiny = Awaited<ReturnType<typeof startTinyHttp>>;
 

@@ -27,7 +27,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureSelfSignedCert, writeHaproxyConfig } from '../../src/topology/haproxy/config.ts';
 import { type HaproxyHandle, startHaproxy } from '../../src/topology/haproxy/process.ts';
 import { keepalivedArgs, writeKeepalivedConfig } from '../../src/topology/keepalived/config.ts';
-import { execFileP, sleep, tempDir, waitFor } from './helpers.ts';
+import { sleep, timed, waitFor } from '../support/wait.ts';
+import { execFileP, tempDir } from './helpers.ts';
 
 function canRun(): { ok: boolean; reason: string } {
   if (process.platform !== 'linux') return { ok: false, reason: 'not Linux' };
@@ -296,12 +297,11 @@ describe('keepalived VRRP failover between network namespaces', () => {
         `\n--- keepalived lb1 ---\n${(logs.ka1 ?? []).join('').slice(-3000)}\n--- keepalived lb2 ---\n${(logs.ka2 ?? []).join('').slice(-3000)}`;
 
       // 1. The VIP settles on lb1 (MASTER, priority 101) and not on lb2.
-      const settle = await waitFor('VIP on lb1', () => vipOn(NS.lb1), {
-        timeoutMs: 15_000,
-        everyMs: 100,
-      }).catch((e: Error) => {
-        throw new Error(e.message + dump());
-      });
+      const settle = await timed(waitFor('VIP on lb1', () => vipOn(NS.lb1), { timeoutMs: 15_000 })).catch(
+        (e: Error) => {
+          throw new Error(e.message + dump());
+        },
+      );
       expect(await vipOn(NS.lb2)).toBe(false);
 
       // 2. The client reaches lb1's backend through the VIP.
@@ -341,10 +341,9 @@ describe('keepalived VRRP failover between network namespaces', () => {
       lb1.kill('SIGKILL');
 
       // 4. The VIP moves to lb2.
-      const moved = await waitFor('VIP on lb2', () => vipOn(NS.lb2), {
-        timeoutMs: 12_000,
-        everyMs: 50,
-      }).catch((e: Error) => {
+      const moved = await timed(
+        waitFor('VIP on lb2', () => vipOn(NS.lb2), { timeoutMs: 12_000, everyMs: 50 }),
+      ).catch((e: Error) => {
         throw new Error(e.message + dump());
       });
       const failoverMs = moved.elapsedMs;
@@ -354,9 +353,9 @@ describe('keepalived VRRP failover between network namespaces', () => {
       const recovered = await waitFor(
         'client answered by lb2',
         async () => lines.find((l) => l.t >= t0 && l.ok && l.body === 'lb2'),
-        { timeoutMs: 10_000 },
+        { timeoutMs: 10_000, everyMs: 50 },
       );
-      const firstOk = recovered.value.t;
+      const firstOk = recovered.t;
       // Keep the load going a little to see that it stays healthy.
       await sleep(1000);
       proc.stdin?.end();

@@ -12,8 +12,9 @@ import { type Running, startSwitchboard } from '../../src/app/composition-root.t
 import { loadConfig } from '../../src/app/config.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { defaultProjectorOptions, ensureGroup, Projector } from '../../src/projections/projector.ts';
-import { killAllProcesses, sleep, startProcess, waitFor } from '../support/processes.ts';
+import { killAllProcesses, startProcess } from '../support/processes.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 
 const log = pino({ level: 'silent' });
 
@@ -89,8 +90,7 @@ describe('dead projector consumers', () => {
         const all = await consumers(ws);
         return all.some((c) => c.name === dead.name) || all.length === 0 ? undefined : all;
       },
-      30_000,
-      200,
+      { timeoutMs: 30_000, everyMs: 200 },
     );
     expect(Date.now() - killedAt).toBeGreaterThanOrEqual(3000);
     // The live projector's consumer is there (it read a command) and was not taken for a dead one.

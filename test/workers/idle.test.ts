@@ -6,17 +6,9 @@ import { TailHub } from '../../src/adapters/redis/tail.ts';
 import { WorkspaceRunner } from '../../src/app/workspace-runner.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 
 const log = pino({ level: 'silent' });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, check: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 describe('idle workspaces are let go and come back with their next command', () => {
   let server: TestRedis;
@@ -51,12 +43,16 @@ describe('idle workspaces are let go and come back with their next command', () 
     try {
       const queue: Command = { type: 'QueueContact', contactId: 'c1', skills: ['a'], priority: 0 };
       await appendCommand(redis, { workspace: ws, command: queue });
-      await until('the loop to start', () => runs.includes(ws) && live === 1);
-      await until('the loop to end once idle', () => live === 0, 3000);
+      await waitFor('the loop to start', () => runs.includes(ws) && live === 1, { everyMs: 20 });
+      await waitFor('the loop to end once idle', () => live === 0, { timeoutMs: 3000, everyMs: 20 });
       expect(runner.workspaces()).not.toContain(ws);
       await sleep(1100); // appendCommand marks a workspace active at most once a second per process
       await appendCommand(redis, { workspace: ws, command: { ...queue, contactId: 'c2' } });
-      await until('the loop to start again', () => runs.filter((w) => w === ws).length === 2 && live === 1);
+      await waitFor(
+        'the loop to start again',
+        () => runs.filter((w) => w === ws).length === 2 && live === 1,
+        { everyMs: 20 },
+      );
     } finally {
       await runner.stop();
     }

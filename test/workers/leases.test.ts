@@ -8,8 +8,7 @@ import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
 import { LeaseKeeper } from '../../src/dispatcher/leases.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+import { sleep } from '../support/wait.ts';
 
 describe('dispatcher leases', () => {
   let server: TestRedis;
@@ -45,7 +44,10 @@ describe('dispatcher leases', () => {
       for (const ws of mine) if ((await redis.get(workspaceKeys(ws).lease)) === null) unserved.add(ws);
       await sleep(100);
     }
-    expect(mine.filter((ws) => !a.holds(ws)), 'every workspace held at the end').toEqual([]);
+    expect(
+      mine.filter((ws) => !a.holds(ws)),
+      'every workspace held at the end',
+    ).toEqual([]);
     expect(b.holds(theirs[0]!)).toBe(true);
     // A handed back its surplus once and took it again after a TTL; it then keeps it.
     const held = new Map<string, number>();
