@@ -1,4 +1,4 @@
-import { type Agent, type Contact, type Fact, withAvailability, type Workspace } from '../domain/model.ts';
+import { type Agent, type Contact, type Fact, type Workspace, withAvailability } from '../domain/model.ts';
 import { RoutingGroups } from '../domain/routing-groups.ts';
 
 /**

@@ -1,7 +1,7 @@
+import { publicDocument } from '../adapters/redis/projection-reads.ts';
 import type { RoutingIndex } from '../adapters/redis/routing-index.ts';
 import { canTakeWork } from '../domain/model.ts';
 import type { Auditor } from './auditor.ts';
-import { publicDocument } from '../adapters/redis/projection-reads.ts';
 import { agentDocument, contactDocument, differences, jsonEqual } from './expected.ts';
 import type { Violation } from './violations.ts';
 

@@ -8,9 +8,9 @@
  * Exit codes: 0 after a run (see its summary), 1 when Switchboard cannot be reached, 2 for bad options.
  */
 import { Presets, SingleBar } from 'cli-progress';
+import { FatalError } from './sim/http.ts';
 import { parseCommandLine, runCommand } from './sim/options.ts';
 import { randomSeed } from './sim/random.ts';
-import { FatalError } from './sim/http.ts';
 import { type SimOptions, Simulator } from './sim/simulator.ts';
 import type { SimSummary } from './sim/summary.ts';
 

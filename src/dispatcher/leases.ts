@@ -77,10 +77,12 @@ export class LeaseKeeper {
           lost.push(ws);
           continue;
         }
-        const ok = (await runLua(this.redis, RENEW, [workspaceKeys(ws).lease], [
-          this.owner,
-          this.opts.ttlMs,
-        ])) as number;
+        const ok = (await runLua(
+          this.redis,
+          RENEW,
+          [workspaceKeys(ws).lease],
+          [this.owner, this.opts.ttlMs],
+        )) as number;
         if (ok !== 1) {
           this.held.delete(ws);
           this.adopted.delete(ws);

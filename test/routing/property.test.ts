@@ -11,10 +11,10 @@ import { isRight } from 'fp-ts/lib/Either.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import { readEvents } from '../../src/adapters/redis/event-log.ts';
-import { auditWorkspace } from '../../src/audit/read.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { appliedPosition, readAvailability } from '../../src/adapters/redis/projection-reads.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
+import { auditWorkspace } from '../../src/audit/read.ts';
 import {
   type DispatcherOptions,
   defaultDispatcherOptions,

@@ -11,8 +11,8 @@ import {
   RegisterAgentBody,
   UpdateAgentBody,
 } from '../../domain/commands.ts';
-import { type Appended, appendCommand, type CommandOutcome, fingerprintOf } from '../redis/command-log.ts';
 import { waitForReplicas } from '../redis/client.ts';
+import { type Appended, appendCommand, type CommandOutcome, fingerprintOf } from '../redis/command-log.ts';
 import { workspaceKeys } from '../redis/keys.ts';
 import { AgentParams, ContactParams, IdempotencyKey, WorkspaceParams } from './params.ts';
 import {

@@ -7,8 +7,8 @@
  */
 import http from 'node:http';
 import WebSocket from 'ws';
-import { percentile, round } from '../sim/stats.ts';
 import { pool } from '../sim/http.ts';
+import { percentile, round } from '../sim/stats.ts';
 import { type ChildServer, request, sleep, startChild } from './http.ts';
 import type { Note } from './workspace.ts';
 

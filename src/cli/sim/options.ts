@@ -2,7 +2,7 @@
  * The command line shared by the CLIs: parsing, `--json` and `--help`, checking (every bad value
  * is named with what it should be, and the CLI exits 2 after printing all of them) and the exit.
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 
 export class UsageError extends Error {
   constructor(readonly problems: readonly string[]) {
