@@ -509,7 +509,11 @@ describe('live feed', () => {
       const [a, b] = await Promise.all([replaying.closed, plain.closed]);
       expect(a.code).toBe(1001);
       expect(b.code).toBe(1001);
-      expect(a.reason).toMatch(/after=/);
+      // Each is told the position it is done with: the replayed event for the one that asked for
+      // the history, the end of the log when it subscribed for the other (no event since).
+      expect(a.reason).toBe(`server shutting down; reconnect with after=${replaying.events[0]!.position}`);
+      expect(b.reason).toMatch(/^server shutting down; reconnect with after=\d+-\d+$/);
+      expect(b.reason).not.toContain('<');
       expect(Date.now() - t0).toBeLessThan(5000);
     } finally {
       if (!stopped) await own.stop();

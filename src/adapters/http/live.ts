@@ -14,6 +14,13 @@ const LiveQuery = strict({}, { after: AfterPosition, type: TypeList, agent: Id }
 type LiveQuery = t.TypeOf<typeof LiveQuery>;
 const PING_EVERY_MS = 15_000;
 
+
+/**
+ * Each live socket's resume position (the last event it is done with), so a close the route does
+ * not make itself (the server stopping) can still tell the client where to resume.
+ */
+export const resumeAfter = new WeakMap<object, () => string>();
+
 /**
  * `GET /events/live`: with `after`, the history since that position is replayed first, then
  * live events follow. Live events that arrive during the replay are held and sent after it;
@@ -60,6 +67,7 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
       // The last position this subscriber is done with: sent, or passed over by its filters. It is
       // the only position a close may advertise: resuming after it loses nothing and repeats nothing.
       let last = q.after ?? tail.eventPosition;
+      resumeAfter.set(socket, () => last);
       let replaying = q.after !== undefined;
       const held: LiveEvent[] = [];
       let alive = true;

@@ -8,7 +8,7 @@ import type { RedisClient } from '../redis/scripts.ts';
 import type { TailHub } from '../redis/tail.ts';
 import { commandRoutes } from './commands.ts';
 import { clientErrorHandler, frameworkProblem, handshakeProblem, onWebSocketClientError } from './edge.ts';
-import { liveRoutes } from './live.ts';
+import { liveRoutes, resumeAfter } from './live.ts';
 import type { Metrics } from './metrics.ts';
 import { openapiRoute } from './openapi.ts';
 import { operationRoutes, type RoleReport } from './operations.ts';
@@ -182,8 +182,10 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     options: { maxPayload: 4096 },
     preClose(done) {
       // Upgraded sockets are not tracked by fastify: close them before the server drains.
-      for (const client of this.websocketServer.clients)
-        client.close(1001, 'server shutting down; reconnect with after=<last position>');
+      for (const client of this.websocketServer.clients) {
+        const after = resumeAfter.get(client)?.();
+        client.close(1001, `server shutting down; reconnect${after ? ` with after=${after}` : ''}`);
+      }
       done();
     },
   });
