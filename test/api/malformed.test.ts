@@ -1102,6 +1102,14 @@ const RAW_CASES: readonly RawCase[] = [
     paths: ['Upgrade'],
   },
   {
+    name: 'a valid WebSocket handshake to a route that is no WebSocket route',
+    bytes: upgrade(`${D}/stats`, {}),
+    status: 400,
+    type: '/problems/bad-handshake',
+    closes: true,
+    paths: ['url'],
+  },
+  {
     name: 'a malformed Sec-WebSocket-Protocol',
     bytes: upgrade(LIVE, { 'Sec-WebSocket-Protocol': 'a b' }),
     status: 400,

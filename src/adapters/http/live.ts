@@ -14,7 +14,6 @@ const LiveQuery = strict({}, { after: AfterPosition, type: TypeList, agent: Id }
 type LiveQuery = t.TypeOf<typeof LiveQuery>;
 const PING_EVERY_MS = 15_000;
 
-
 /**
  * Each live socket's resume position (the last event it is done with), so a close the route does
  * not make itself (the server stopping) can still tell the client where to resume.
@@ -36,6 +35,8 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
     '/events/live',
     {
       websocket: true,
+      // Read by the server's upgrade check: only routes marked so accept a WebSocket.
+      config: { websocket: true },
       // Reject bad queries before the upgrade, as a plain problem+json answer.
       preValidation: async (req, reply) => {
         try {

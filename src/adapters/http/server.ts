@@ -7,7 +7,13 @@ import type { RedisWatch } from '../redis/health-watch.ts';
 import type { RedisClient } from '../redis/scripts.ts';
 import type { TailHub } from '../redis/tail.ts';
 import { commandRoutes } from './commands.ts';
-import { clientErrorHandler, frameworkProblem, handshakeProblem, onWebSocketClientError } from './edge.ts';
+import {
+  badHandshake,
+  clientErrorHandler,
+  frameworkProblem,
+  handshakeProblem,
+  onWebSocketClientError,
+} from './edge.ts';
 import { liveRoutes, resumeAfter } from './live.ts';
 import type { Metrics } from './metrics.ts';
 import { openapiRoute } from './openapi.ts';
@@ -193,8 +199,22 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   // After the plugin's own hook, which marks upgrades (req.ws): a bad handshake is answered here,
   // before any route runs or any body is read.
   app.addHook('onRequest', async (req, reply) => {
-    if (!req.ws) return;
-    const bad = handshakeProblem(req.raw);
+    if (!req.ws || req.routeOptions.url === undefined) return; // no route: the 404 answers
+    // A route that is no WebSocket route would upgrade and close at once: refuse it before.
+    const isLive = (req.routeOptions.config as { websocket?: boolean } | undefined)?.websocket === true;
+    const handshake = handshakeProblem(req.raw);
+    const bad = isLive
+      ? handshake
+      : {
+          problem: badHandshake([
+            ...(handshake?.problem.errors ?? []),
+            {
+              path: 'url',
+              message: `${req.url.split('?')[0]} is not a WebSocket route; the live feed is /v1/workspaces/{ws}/events/live`,
+            },
+          ]),
+          headers: handshake?.headers ?? {},
+        };
     if (!bad) return;
     reply.header('connection', 'close');
     for (const [k, v] of Object.entries(bad.headers)) reply.header(k, v);
