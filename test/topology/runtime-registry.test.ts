@@ -133,7 +133,9 @@ describe('registry + runtime API', () => {
     // Bounded load: at most 6 s of requests, one every 20 ms.
     while (Date.now() - t0 < 6000) {
       try {
-        const r = await httpGet('127.0.0.1', httpPort, '/load', 1000);
+        // A request sent to the crashed instance before its check fails is retried by HAProxy
+        // (on the same server first, a second apart, then on another): give it the time to.
+        const r = await httpGet('127.0.0.1', httpPort, '/load', 5000);
         if (r.status === 200 && r.body === 'instance-b') ok++;
         else failed++;
       } catch {
