@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { BlockingLoops, raceBlocking, STOPPED } from '../adapters/redis/client.ts';
-import { workspaceKeys } from '../adapters/redis/keys.ts';
+import { routingIndexKeys, workspaceKeys } from '../adapters/redis/keys.ts';
 import { luaScript, type RedisClient, runLua } from '../adapters/redis/scripts.ts';
 
 /** The dispatcher's Lua step (its file documents its keys and arguments). */
@@ -43,20 +43,7 @@ export async function dispatchStep(
   const [made, more] = (await runLua(
     redis,
     DISPATCH,
-    [
-      k.events,
-      k.meta,
-      k.queue,
-      k.skillSets,
-      k.candidates,
-      k.stats,
-      k.agents,
-      k.contacts,
-      k.pools,
-      k.poolHeads,
-      k.skillSetQueues,
-      k.queueHeads,
-    ],
+    [k.events, k.meta, k.queue, k.skillSets, k.candidates, k.stats, ...routingIndexKeys(k)],
     [k.prefix, workspace, opts.batch, opts.maxReads, opts.enumerateMax],
   )) as [number, number];
   return [made, more === 1];

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { BlockingLoops, raceBlocking, STOPPED } from '../adapters/redis/client.ts';
-import { PROJECTOR_GROUP, workspaceKeys } from '../adapters/redis/keys.ts';
+import { PROJECTOR_GROUP, routingIndexKeys, workspaceKeys } from '../adapters/redis/keys.ts';
 import { luaScript, type RedisClient, runLua } from '../adapters/redis/scripts.ts';
 import { MAX_SKILL_SETS_PER_SKILL } from '../domain/model.ts';
 
@@ -67,12 +67,7 @@ export async function projectPending(
         k.candidates,
         k.wake,
         k.stats,
-        k.agents,
-        k.contacts,
-        k.pools,
-        k.poolHeads,
-        k.skillSetQueues,
-        k.queueHeads,
+        ...routingIndexKeys(k),
         k.idempotency,
         k.agentSkillSets,
         k.idempotencyOutcomes,

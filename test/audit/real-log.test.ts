@@ -4,37 +4,30 @@
  * and routing index compared; and the same verdict from the pure replay over the streams held in
  * memory.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { readRoutingIndex } from '../../src/adapters/redis/routing-index.ts';
-import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
 import { auditWorkspace } from '../../src/audit/read.ts';
 import { auditEntries } from '../../src/audit/report.ts';
 import { writeLog } from '../../src/cli/bench/audit-log.ts';
 import { dispatchPending } from '../../src/dispatcher/dispatcher.ts';
 import { projectPending } from '../../src/projections/projector.ts';
-import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { suiteRedis } from '../support/redis.ts';
 
 describe('the auditor on a real log', () => {
-  let server: TestRedis;
-  let redis: RedisClient;
+  const suite = suiteRedis();
   const run = Date.now().toString(36);
-
-  beforeAll(async () => {
-    server = await startTestRedis();
-    redis = server.client();
-  });
-
-  afterAll(async () => {
-    redis?.disconnect();
-    await server?.stop();
-  });
 
   it('finds nothing wrong in a log of commands, rejections, assignments and completions', async () => {
     const ws = `audit-${run}-1`;
-    const made = await writeLog(redis, ws, { events: 3000, agents: 30, seed: 7, dispatch: { batch: 3 } });
-    const report = await auditWorkspace(redis, ws, { idle: true, pageSize: 500 });
+    const made = await writeLog(suite.redis, ws, {
+      events: 3000,
+      agents: 30,
+      seed: 7,
+      dispatch: { batch: 3 },
+    });
+    const report = await auditWorkspace(suite.redis, ws, { idle: true, pageSize: 500 });
     expect(report.violations).toEqual([]);
     expect(report).toMatchObject({ ok: true, state: 'compared', pendingCommands: 0, violationCount: 0 });
     expect(report.events).toBe(made.events);
@@ -47,19 +40,19 @@ describe('the auditor on a real log', () => {
 
     // The same log held in memory, through the pure replay.
     const k = workspaceKeys(ws);
-    const all = async (key: string) => (await redis.xrange(key, '-', '+')) as StreamEntry[];
-    const docs = async (key: string) => Object.entries(await redis.hgetall(key));
+    const all = async (key: string) => (await suite.redis.xrange(key, '-', '+')) as StreamEntry[];
+    const docs = async (key: string) => Object.entries(await suite.redis.hgetall(key));
     const pure = auditEntries(
       ws,
       {
         commands: await all(k.commands),
         events: await all(k.events),
         outcomes: await all(k.outcomes),
-        checkpoint: (await redis.hget(k.meta, 'applied')) ?? undefined,
+        checkpoint: (await suite.redis.hget(k.meta, 'applied')) ?? undefined,
         documents: {
           agents: await docs(k.agents),
           contacts: await docs(k.contacts),
-          index: await readRoutingIndex(redis, ws),
+          index: await readRoutingIndex(suite.redis, ws),
         },
       },
       { idle: true },
@@ -76,9 +69,9 @@ describe('the auditor on a real log', () => {
   it('replays entries the projector refuses (unknown type, wrong shape) as the rejections they became', async () => {
     const ws = `audit-${run}-2`;
     const k = workspaceKeys(ws);
-    await writeLog(redis, ws, { events: 200, agents: 5, seed: 3 });
+    await writeLog(suite.redis, ws, { events: 200, agents: 5, seed: 3 });
     const raw = async (type: string, command: string) =>
-      redis.xadd(
+      suite.redis.xadd(
         k.commands,
         '*',
         'type',
@@ -92,9 +85,9 @@ describe('the auditor on a real log', () => {
     await raw('QueueContact', '{"contactId":"bad","skills":["b","a"],"priority":1}');
     await raw('QueueContact', 'not json');
     await raw('ChangeAgentState', '{"agentId":"agent-1","state":"sleeping"}');
-    await projectPending(redis, ws);
-    await dispatchPending(redis, ws);
-    const report = await auditWorkspace(redis, ws, { idle: true });
+    await projectPending(suite.redis, ws);
+    await dispatchPending(suite.redis, ws);
+    const report = await auditWorkspace(suite.redis, ws, { idle: true });
     expect(report.violations).toEqual([]);
     expect(report.rejected.filter((r) => r.commandId.startsWith('raw-')).map((r) => r.status)).toEqual([
       422, 422, 422, 422,
@@ -104,20 +97,22 @@ describe('the auditor on a real log', () => {
   it('audits a workspace while commands are appended, projected and dispatched', async () => {
     const ws = `audit-${run}-3`;
     let writing = true;
-    const written = writeLog(redis, ws, { events: 4000, agents: 20, seed: 5, perRound: 10 }).finally(() => {
-      writing = false;
-    });
+    const written = writeLog(suite.redis, ws, { events: 4000, agents: 20, seed: 5, perRound: 10 }).finally(
+      () => {
+        writing = false;
+      },
+    );
     const reports = [];
     while (writing) {
       // Each audit reads one consistent cut: what was applied and decided by then.
-      reports.push(await auditWorkspace(redis, ws, { pageSize: 200 }));
+      reports.push(await auditWorkspace(suite.redis, ws, { pageSize: 200 }));
     }
     await written;
     expect(reports.length).toBeGreaterThan(1);
     for (const r of reports) expect(r.violations).toEqual([]);
     expect(reports.some((r) => r.events > 0 && r.assignments > 0)).toBe(true);
     // Documents are compared only at a cut that held while they were read: once it is quiet.
-    const quiet = await auditWorkspace(redis, ws, { idle: true });
+    const quiet = await auditWorkspace(suite.redis, ws, { idle: true });
     expect(quiet.violations).toEqual([]);
     expect(quiet.state).toBe('compared');
   });

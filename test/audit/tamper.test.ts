@@ -6,17 +6,16 @@
  */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
-import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
 import { auditWorkspace } from '../../src/audit/read.ts';
 import type { AuditSummary } from '../../src/audit/report.ts';
 import { writeLog } from '../../src/cli/bench/audit-log.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { projectPending } from '../../src/projections/projector.ts';
-import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { suiteRedis } from '../support/redis.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -39,23 +38,12 @@ function cli(args: readonly string[]): Promise<Run> {
 }
 
 describe('tampered logs', () => {
-  let server: TestRedis;
-  let redis: RedisClient;
+  const suite = suiteRedis();
   const run = Date.now().toString(36);
   let n = 0;
 
-  beforeAll(async () => {
-    server = await startTestRedis();
-    redis = server.client();
-  });
-
-  afterAll(async () => {
-    redis?.disconnect();
-    await server?.stop();
-  });
-
   const audit = (ws: string, ...more: string[]) =>
-    cli(['--workspace', ws, '--redis-url', server.url, '--json', ...more]).then((r) => ({
+    cli(['--workspace', ws, '--redis-url', suite.server.url, '--json', ...more]).then((r) => ({
       ...r,
       summary: r.stdout ? (JSON.parse(r.stdout) as AuditSummary) : undefined,
     }));
@@ -63,8 +51,8 @@ describe('tampered logs', () => {
   /** A fresh workspace with a real log of about 600 events. */
   async function log(): Promise<{ ws: string; events: StreamEntry[] }> {
     const ws = `tamper-${run}-${++n}`;
-    await writeLog(redis, ws, { events: 600, agents: 12, seed: n });
-    return { ws, events: (await redis.xrange(workspaceKeys(ws).events, '-', '+')) as StreamEntry[] };
+    await writeLog(suite.redis, ws, { events: 600, agents: 12, seed: n });
+    return { ws, events: (await suite.redis.xrange(workspaceKeys(ws).events, '-', '+')) as StreamEntry[] };
   }
 
   const typeOf = (e: StreamEntry) => e[1][1];
@@ -73,9 +61,9 @@ describe('tampered logs', () => {
 
   /** Rewrites a stream with the same ids, one entry's fields replaced. */
   async function rewrite(key: string, id: string, fields: string[]): Promise<void> {
-    const entries = (await redis.xrange(key, '-', '+')) as StreamEntry[];
-    await redis.del(key);
-    for (const [at, f] of entries) await redis.xadd(key, at, ...(at === id ? fields : f));
+    const entries = (await suite.redis.xrange(key, '-', '+')) as StreamEntry[];
+    await suite.redis.del(key);
+    for (const [at, f] of entries) await suite.redis.xadd(key, at, ...(at === id ? fields : f));
   }
 
   it('passes the untouched log, and refuses bad arguments with exit 2', async () => {
@@ -85,7 +73,7 @@ describe('tampered logs', () => {
     expect(clean.summary).toMatchObject({ ok: true, violationCount: 0, state: 'compared' });
     expect(clean.summary!.decisionsChecked).toBeGreaterThan(0);
 
-    const text = await cli(['--workspace', ws, '--redis-url', server.url]);
+    const text = await cli(['--workspace', ws, '--redis-url', suite.server.url]);
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/violations +0/);
     expect(text.stdout).toMatch(/events\/s/);
@@ -94,7 +82,7 @@ describe('tampered logs', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--after: must be a stream position/);
     expect(bad.stderr).toMatch(/no Redis to read/);
-    const unknown = await cli(['--workspace', 'nobody-here', '--redis-url', server.url]);
+    const unknown = await cli(['--workspace', 'nobody-here', '--redis-url', suite.server.url]);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/no workspace "nobody-here"/);
   });
@@ -110,9 +98,9 @@ describe('tampered logs', () => {
       { type: 'ChangeAgentState', agentId: 'z2', state: 'available' },
       { type: 'QueueContact', contactId: 'cz', skills: ['Zulu'], priority: 0 },
     ];
-    for (const command of commands) await appendCommand(redis, { workspace: ws, command });
-    await projectPending(redis, ws);
-    const contact = JSON.parse((await redis.hget(k.contacts, 'cz'))!) as Record<string, unknown>;
+    for (const command of commands) await appendCommand(suite.redis, { workspace: ws, command });
+    await projectPending(suite.redis, ws);
+    const contact = JSON.parse((await suite.redis.hget(k.contacts, 'cz'))!) as Record<string, unknown>;
     const now = Date.now();
     const data = {
       contactId: 'cz',
@@ -123,7 +111,7 @@ describe('tampered logs', () => {
       assignedAt: new Date(now).toISOString(),
       waitedMs: now - Date.parse(String(contact.queuedAt)),
     };
-    const basedOn = (await redis.hget(k.meta, 'applied'))!;
+    const basedOn = (await suite.redis.hget(k.meta, 'applied'))!;
     const env = {
       type: 'AssignmentMade',
       workspace: ws,
@@ -131,7 +119,7 @@ describe('tampered logs', () => {
       data,
       meta: { causationId: contact._cmd, basedOn },
     };
-    const position = (await redis.xadd(
+    const position = (await suite.redis.xadd(
       k.events,
       '*',
       'type',
@@ -140,7 +128,7 @@ describe('tampered logs', () => {
       JSON.stringify(env),
     ))!;
 
-    const report = await auditWorkspace(redis, ws);
+    const report = await auditWorkspace(suite.redis, ws);
     expect(report.violations[0]).toMatchObject({ kind: 'decision', stream: 'events', position });
     expect(report.violations[0]!.message).toMatch(/rule 1 gives cz->z1/);
     // Redis never made it: the documents still have cz queued and z2 free.
@@ -163,7 +151,7 @@ describe('tampered logs', () => {
       JSON.stringify(env),
     ]);
 
-    const report = await auditWorkspace(redis, ws);
+    const report = await auditWorkspace(suite.redis, ws);
     expect(report.violations).toEqual([
       expect.objectContaining({
         kind: 'fact',
@@ -180,9 +168,9 @@ describe('tampered logs', () => {
     const { ws, events } = await log();
     const k = workspaceKeys(ws);
     const fact = events.find((e) => typeOf(e) === 'AgentStateChanged')!;
-    const position = (await redis.xadd(k.events, '*', ...fact[1]))!;
+    const position = (await suite.redis.xadd(k.events, '*', ...fact[1]))!;
 
-    const report = await auditWorkspace(redis, ws);
+    const report = await auditWorkspace(suite.redis, ws);
     expect(report.violations).toEqual([expect.objectContaining({ kind: 'duplicate', position })]);
     expect(report.violations[0]!.message).toMatch(/already applied/);
     const r = await audit(ws);
@@ -199,15 +187,15 @@ describe('tampered logs', () => {
     const k = workspaceKeys(ws);
     const rejection = events.find((e) => typeOf(e) === 'CommandRejected')!;
     const commandId = envelopeOf(rejection).meta.commandId as string;
-    const commands = (await redis.xrange(k.commands, '-', '+')) as StreamEntry[];
+    const commands = (await suite.redis.xrange(k.commands, '-', '+')) as StreamEntry[];
     const command = commands.find(([, f]) => f[3] === commandId)!;
-    await redis.xdel(k.events, rejection[0]);
-    const outcomes = (await redis.xrange(k.outcomes, '-', '+')) as StreamEntry[];
+    await suite.redis.xdel(k.events, rejection[0]);
+    const outcomes = (await suite.redis.xrange(k.outcomes, '-', '+')) as StreamEntry[];
     const dropped = outcomes[Math.floor(outcomes.length / 2)]!;
     const droppedFor = dropped[1][dropped[1].indexOf('position') + 1]!;
-    await redis.xdel(k.outcomes, dropped[0]);
+    await suite.redis.xdel(k.outcomes, dropped[0]);
 
-    const report = await auditWorkspace(redis, ws);
+    const report = await auditWorkspace(suite.redis, ws);
     const found = report.violations.map((v) => [v.kind, v.stream, v.position]);
     expect(found).toContainEqual(['missing', 'commands', command[0]]);
     expect(found).toContainEqual(['outcome', 'commands', droppedFor]);
@@ -224,17 +212,21 @@ describe('tampered logs', () => {
   it('reports documents that are not the replayed state', async () => {
     const { ws } = await log();
     const k = workspaceKeys(ws);
-    const withAttrs = Object.entries(await redis.hgetall(k.contacts)).find(([, t]) =>
+    const withAttrs = Object.entries(await suite.redis.hgetall(k.contacts)).find(([, t]) =>
       t.includes('"_attrs"'),
     )!;
     const doc = JSON.parse(withAttrs[1]) as Record<string, unknown>;
-    await redis.hset(k.contacts, withAttrs[0], JSON.stringify({ ...doc, _attrs: '{"tier":99}', _seq: 0 }));
-    const agent = JSON.parse((await redis.hget(k.agents, 'agent-1'))!) as Record<string, unknown>;
-    await redis.hset(k.agents, 'agent-1', JSON.stringify({ ...agent, capacity: 7 }));
-    await redis.hset(k.agents, 'ghost', JSON.stringify({ ...agent, id: 'ghost' }));
-    await redis.hdel(k.agents, 'agent-2');
+    await suite.redis.hset(
+      k.contacts,
+      withAttrs[0],
+      JSON.stringify({ ...doc, _attrs: '{"tier":99}', _seq: 0 }),
+    );
+    const agent = JSON.parse((await suite.redis.hget(k.agents, 'agent-1'))!) as Record<string, unknown>;
+    await suite.redis.hset(k.agents, 'agent-1', JSON.stringify({ ...agent, capacity: 7 }));
+    await suite.redis.hset(k.agents, 'ghost', JSON.stringify({ ...agent, id: 'ghost' }));
+    await suite.redis.hdel(k.agents, 'agent-2');
 
-    const report = await auditWorkspace(redis, ws);
+    const report = await auditWorkspace(suite.redis, ws);
     expect(report.violations.map((v) => [v.kind, v.message])).toEqual(
       expect.arrayContaining([
         [
@@ -258,8 +250,8 @@ describe('tampered logs', () => {
       { type: 'ChangeAgentState', agentId: 'x1', state: 'available' },
       { type: 'QueueContact', contactId: 'cx', skills: ['Xeno'], priority: 3 },
     ];
-    for (const command of commands) await appendCommand(redis, { workspace: ws, command });
-    await projectPending(redis, ws); // and no dispatch
+    for (const command of commands) await appendCommand(suite.redis, { workspace: ws, command });
+    await projectPending(suite.redis, ws); // and no dispatch
 
     const busy = await audit(ws);
     expect(busy.code).toBe(0);

@@ -3,53 +3,42 @@
  * that is not JSON) becomes one CommandRejected with nothing else written, and the stream goes
  * on: the commands after it apply, the checkpoint moves past it, and a second run repeats nothing.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import { readEvents } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { appliedPosition } from '../../src/adapters/redis/projection-reads.ts';
-import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
 import { dispatchPending } from '../../src/dispatcher/dispatcher.ts';
 import { ensureGroup, projectPending } from '../../src/projections/projector.ts';
-import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { suiteRedis } from '../support/redis.ts';
 
 describe('the projector never stops on one entry', () => {
-  let server: TestRedis;
-  let redis: RedisClient;
-
-  beforeAll(async () => {
-    server = await startTestRedis();
-    redis = server.client();
-  });
-  afterAll(async () => {
-    redis?.disconnect();
-    await server?.stop();
-  });
+  const suite = suiteRedis();
 
   /** Every key of the workspace but the streams, as text, to see that nothing else was written. */
   async function state(ws: string): Promise<Record<string, unknown>> {
     const k = workspaceKeys(ws);
     return {
-      agents: await redis.hgetall(k.agents),
-      contacts: await redis.hgetall(k.contacts),
-      pools: await redis.zrange(k.pools, 0, -1),
-      heads: await redis.zrange(k.poolHeads, 0, -1),
-      sets: await redis.hgetall(k.agentSkillSets),
-      queues: await redis.zrange(k.skillSetQueues, 0, -1),
-      candidates: await redis.zrange(k.candidates, 0, -1),
-      stats: await redis.hgetall(k.stats),
+      agents: await suite.redis.hgetall(k.agents),
+      contacts: await suite.redis.hgetall(k.contacts),
+      pools: await suite.redis.zrange(k.pools, 0, -1),
+      heads: await suite.redis.zrange(k.poolHeads, 0, -1),
+      sets: await suite.redis.hgetall(k.agentSkillSets),
+      queues: await suite.redis.zrange(k.skillSetQueues, 0, -1),
+      candidates: await suite.redis.zrange(k.candidates, 0, -1),
+      stats: await suite.redis.hgetall(k.stats),
     };
   }
 
   it('rejects malformed entries alone and applies what follows', async () => {
     const ws = `malformed-${Date.now().toString(36)}`;
     const k = workspaceKeys(ws);
-    await ensureGroup(redis, ws);
-    await appendCommand(redis, {
+    await ensureGroup(suite.redis, ws);
+    await appendCommand(suite.redis, {
       workspace: ws,
       command: { type: 'RegisterAgent', agentId: 'ana', skills: ['A'], capacity: 1 },
     });
-    await projectPending(redis, ws);
+    await projectPending(suite.redis, ws);
     const before = await state(ws);
 
     const bad: [string, string][] = [
@@ -62,31 +51,31 @@ describe('the projector never stops on one entry', () => {
       ['Teleport', JSON.stringify({ agentId: 'ana' })],
     ];
     for (const [type, command] of bad)
-      await redis.xadd(k.commands, '*', 'type', type, 'commandId', `bad-${type}`, 'command', command);
-    await projectPending(redis, ws);
+      await suite.redis.xadd(k.commands, '*', 'type', type, 'commandId', `bad-${type}`, 'command', command);
+    await projectPending(suite.redis, ws);
     expect(await state(ws), 'nothing but the rejections was written').toEqual(before);
 
-    const good = await appendCommand(redis, {
+    const good = await appendCommand(suite.redis, {
       workspace: ws,
       command: { type: 'ChangeAgentState', agentId: 'ana', state: 'available' },
     });
-    await projectPending(redis, ws);
-    await projectPending(redis, ws);
-    expect(await appliedPosition(redis, ws)).toBe(good.position);
+    await projectPending(suite.redis, ws);
+    await projectPending(suite.redis, ws);
+    expect(await appliedPosition(suite.redis, ws)).toBe(good.position);
 
-    const events = (await readEvents(redis, ws, { limit: 100 })).events;
+    const events = (await readEvents(suite.redis, ws, { limit: 100 })).events;
     const rejected = events.filter((e) => e.type === 'CommandRejected');
     expect(rejected.map((e) => [e.data.command, e.data.status])).toEqual(bad.map(([type]) => [type, 422]));
     expect(rejected.slice(0, 6).every((e) => String(e.data.title) === 'Malformed command')).toBe(true);
     expect(rejected[6]?.data.title).toBe('Unknown command');
     expect(events.filter((e) => e.type === 'AgentStateChanged')).toHaveLength(1);
-    expect(await redis.xlen(k.outcomes)).toBe(1 + bad.length + 1);
+    expect(await suite.redis.xlen(k.outcomes)).toBe(1 + bad.length + 1);
 
-    await appendCommand(redis, {
+    await appendCommand(suite.redis, {
       workspace: ws,
       command: { type: 'QueueContact', contactId: 'c2', skills: ['A'], priority: 0 },
     });
-    await projectPending(redis, ws);
-    expect(await dispatchPending(redis, ws)).toBe(1);
+    await projectPending(suite.redis, ws);
+    expect(await dispatchPending(suite.redis, ws)).toBe(1);
   });
 });

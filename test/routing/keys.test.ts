@@ -2,15 +2,15 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import { KEY_ROOT, type WorkspaceKeys, workspaceKeys } from '../../src/adapters/redis/keys.ts';
-import { declaredScripts, type RedisClient } from '../../src/adapters/redis/scripts.ts';
+import { declaredScripts } from '../../src/adapters/redis/scripts.ts';
 import '../../src/dispatcher/leases.ts';
 import { dispatchPending } from '../../src/dispatcher/dispatcher.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { ensureGroup, projectPending } from '../../src/projections/projector.ts';
-import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { suiteRedis } from '../support/redis.ts';
 
 // cluster-key-slot ships no types: it is CRC16 of the hash tag mod 16384, as Redis Cluster computes.
 const calculateSlot = createRequire(import.meta.url)('cluster-key-slot') as (key: string) => number;
@@ -35,17 +35,7 @@ function luaFiles(dir: string): string[] {
 }
 
 describe('every key of a workspace is declared and in one slot', () => {
-  let server: TestRedis;
-  let redis: RedisClient;
-
-  beforeAll(async () => {
-    server = await startTestRedis();
-    redis = server.client();
-  });
-  afterAll(async () => {
-    redis?.disconnect();
-    await server?.stop();
-  });
+  const suite = suiteRedis();
 
   it('puts every key of a workspace in the slot of its hash tag', () => {
     for (const ws of ['default', 'acme', 'w-1', 'x'.repeat(64)]) {
@@ -78,7 +68,7 @@ describe('every key of a workspace is declared and in one slot', () => {
 
   it('leaves only declared keys in Redis after every kind of command and decision', async () => {
     const ws = `declared-${Date.now().toString(36)}`;
-    await ensureGroup(redis, ws);
+    await ensureGroup(suite.redis, ws);
     const commands: Command[] = [
       { type: 'RegisterAgent', agentId: 'a:1', skills: ['English', 'Support'], capacity: 2, name: 'Ann' },
       { type: 'RegisterAgent', agentId: 'b.2', skills: ['Spanish'], capacity: 1 },
@@ -105,14 +95,14 @@ describe('every key of a workspace is declared and in one slot', () => {
     ];
     let i = 0;
     for (const command of commands) {
-      await appendCommand(redis, { workspace: ws, command, idempotencyKey: `key-${i++}` });
-      await projectPending(redis, ws);
-      await dispatchPending(redis, ws);
+      await appendCommand(suite.redis, { workspace: ws, command, idempotencyKey: `key-${i++}` });
+      await projectPending(suite.redis, ws);
+      await dispatchPending(suite.redis, ws);
     }
     const k = workspaceKeys(ws);
     const declared = new Set(workspaceKeyList(k));
     const found = new Set<string>();
-    for (const client of 'nodes' in redis ? redis.nodes('master') : [redis]) {
+    for (const client of 'nodes' in suite.redis ? suite.redis.nodes('master') : [suite.redis]) {
       let cursor = '0';
       do {
         const [next, keys] = await client.scan(cursor, 'MATCH', `${k.prefix}*`, 'COUNT', 1000);

@@ -2,48 +2,40 @@
  * Rule 1 when several changes arrive between two dispatcher steps: the dispatcher looks at the
  * state as it is, not at the order in which agents and contacts turned up.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import { readEvents } from '../../src/adapters/redis/event-log.ts';
-import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
 import { dispatchPending } from '../../src/dispatcher/dispatcher.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { ensureGroup, projectPending } from '../../src/projections/projector.ts';
-import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { suiteRedis } from '../support/redis.ts';
 
 describe('rule 1 under batching', () => {
-  let server: TestRedis;
-  let redis: RedisClient;
+  const suite = suiteRedis();
   let n = 0;
 
-  beforeAll(async () => {
-    server = await startTestRedis();
-    redis = server.client();
-  });
-  afterAll(async () => {
-    redis?.disconnect();
-    await server?.stop();
-  });
-
   async function send(workspace: string, ...commands: Command[]): Promise<void> {
-    for (const command of commands) await appendCommand(redis, { workspace, command });
-    await projectPending(redis, workspace);
+    for (const command of commands) await appendCommand(suite.redis, { workspace, command });
+    await projectPending(suite.redis, workspace);
   }
   async function assignments(workspace: string): Promise<string[]> {
-    const page = await readEvents(redis, workspace, { limit: 1000, types: new Set(['AssignmentMade']) });
+    const page = await readEvents(suite.redis, workspace, {
+      limit: 1000,
+      types: new Set(['AssignmentMade']),
+    });
     return page.events.map((e) => `${e.data.contactId as string}->${e.data.agentId as string}`);
   }
 
   it('the longest available agent takes the high-priority contact, the newer one the other', async () => {
     const ws = `rule1-${++n}-${Date.now().toString(36)}`;
-    await ensureGroup(redis, ws);
+    await ensureGroup(suite.redis, ws);
     await send(
       ws,
       { type: 'RegisterAgent', agentId: 'old', skills: ['X'], capacity: 1 },
       { type: 'RegisterAgent', agentId: 'new', skills: ['X', 'Y'], capacity: 1 },
       { type: 'ChangeAgentState', agentId: 'old', state: 'available' },
     );
-    expect(await dispatchPending(redis, ws)).toBe(0);
+    expect(await dispatchPending(suite.redis, ws)).toBe(0);
     // The dispatcher is stopped while these three are applied.
     await send(
       ws,
@@ -51,13 +43,13 @@ describe('rule 1 under batching', () => {
       { type: 'QueueContact', contactId: 'hi', skills: ['X'], priority: 9 },
       { type: 'QueueContact', contactId: 'lo', skills: ['Y'], priority: 0 },
     );
-    expect(await dispatchPending(redis, ws)).toBe(2);
+    expect(await dispatchPending(suite.redis, ws)).toBe(2);
     expect(await assignments(ws)).toEqual(['hi->old', 'lo->new']);
   });
 
   it('contacts that arrive together are served in routing order, not arrival order', async () => {
     const ws = `rule1-${++n}-${Date.now().toString(36)}`;
-    await ensureGroup(redis, ws);
+    await ensureGroup(suite.redis, ws);
     await send(
       ws,
       { type: 'QueueContact', contactId: 'first', skills: ['A'], priority: 0 },
@@ -67,25 +59,25 @@ describe('rule 1 under batching', () => {
       { type: 'ChangeAgentState', agentId: 'ab', state: 'available' },
       { type: 'ChangeAgentState', agentId: 'a', state: 'available' },
     );
-    expect(await dispatchPending(redis, ws)).toBe(2);
+    expect(await dispatchPending(suite.redis, ws)).toBe(2);
     expect(await assignments(ws)).toEqual(['urgent->ab', 'first->a']);
   });
 
   it('records the command-stream position each decision was based on', async () => {
     const ws = `rule1-${++n}-${Date.now().toString(36)}`;
-    await ensureGroup(redis, ws);
+    await ensureGroup(suite.redis, ws);
     await send(ws, { type: 'RegisterAgent', agentId: 'x', skills: ['A'], capacity: 1 });
-    const last = await appendCommand(redis, {
+    const last = await appendCommand(suite.redis, {
       workspace: ws,
       command: { type: 'ChangeAgentState', agentId: 'x', state: 'available' },
     });
-    await appendCommand(redis, {
+    await appendCommand(suite.redis, {
       workspace: ws,
       command: { type: 'QueueContact', contactId: 'c', skills: ['A'], priority: 0 },
     }).then(async (queued) => {
-      await projectPending(redis, ws);
-      await dispatchPending(redis, ws);
-      const page = await readEvents(redis, ws, { limit: 10, types: new Set(['AssignmentMade']) });
+      await projectPending(suite.redis, ws);
+      await dispatchPending(suite.redis, ws);
+      const page = await readEvents(suite.redis, ws, { limit: 10, types: new Set(['AssignmentMade']) });
       expect(page.events[0]?.meta).toMatchObject({ basedOn: queued.position });
       expect(queued.position > last.position).toBe(true);
     });

@@ -3,9 +3,8 @@
  * distinct agent skill sets. Past it, a new skill set is refused with 422, in Redis as in the model.
  */
 import { isRight } from 'fp-ts/lib/Either.js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readEvents } from '../../src/adapters/redis/event-log.ts';
-import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
 import { sendAll } from '../../src/cli/bench/shapes.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import {
@@ -16,24 +15,14 @@ import {
   type Workspace,
 } from '../../src/domain/model.ts';
 import { ensureGroup } from '../../src/projections/projector.ts';
-import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { suiteRedis } from '../support/redis.ts';
 
 describe('distinct agent skill sets per skill', () => {
-  let server: TestRedis;
-  let redis: RedisClient;
-
-  beforeAll(async () => {
-    server = await startTestRedis();
-    redis = server.client();
-  });
-  afterAll(async () => {
-    redis?.disconnect();
-    await server?.stop();
-  });
+  const suite = suiteRedis();
 
   it('refuses the set past the limit, admits sets others have, and frees room when a set retires', async () => {
     const ws = `limit-${Date.now().toString(36)}`;
-    await ensureGroup(redis, ws);
+    await ensureGroup(suite.redis, ws);
     const sets: Command[] = Array.from({ length: MAX_SKILL_SETS_PER_SKILL }, (_, i) => ({
       type: 'RegisterAgent',
       agentId: `a${i}`,
@@ -50,8 +39,8 @@ describe('distinct agent skill sets per skill', () => {
       { type: 'RemoveAgent', agentId: 'a2' },
       { type: 'RegisterAgent', agentId: 'over', skills: ['X', 'new'], capacity: 1 },
     ];
-    await sendAll(redis, ws, [...sets, ...probe]);
-    const rejected = (await readEvents(redis, ws, { limit: 100, types: new Set(['CommandRejected']) }))
+    await sendAll(suite.redis, ws, [...sets, ...probe]);
+    const rejected = (await readEvents(suite.redis, ws, { limit: 100, types: new Set(['CommandRejected']) }))
       .events;
     expect(rejected.map((e) => [e.data.command, e.data.status, e.data.title])).toEqual([
       ['RegisterAgent', 422, 'Too many distinct skill sets'],

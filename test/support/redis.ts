@@ -21,6 +21,7 @@
  * serves both targets; `url` is then one master's address, for suites that need a plain server.
  */
 import { execFile } from 'node:child_process';
+import { afterAll, beforeAll } from 'vitest';
 import { connectRedis } from '../../src/adapters/redis/client.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
 import { startRedisCluster } from '../../src/topology/redis-cluster.ts';
@@ -39,6 +40,23 @@ export interface TestRedis extends ServerAddress {
   readonly target: 'single' | 'cluster';
   /** A new client of the target (a Cluster client on the cluster target); the caller closes it. */
   client(): RedisClient;
+}
+
+/**
+ * A suite's own Redis, started before its tests and stopped after them, with one client on it
+ * (`suite.redis`). Call it in the body of a `describe`.
+ */
+export function suiteRedis(): { readonly server: TestRedis; readonly redis: RedisClient } {
+  const suite = {} as { server: TestRedis; redis: RedisClient };
+  beforeAll(async () => {
+    suite.server = await startTestRedis();
+    suite.redis = suite.server.client();
+  });
+  afterAll(async () => {
+    suite.redis?.disconnect();
+    await suite.server?.stop();
+  });
+  return suite;
 }
 
 export function testTarget(): 'single' | 'cluster' {

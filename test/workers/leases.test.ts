@@ -3,25 +3,14 @@
  * back to reach its fair share must not leave a workspace that no other dispatcher serves.
  */
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
-import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
 import { LeaseKeeper } from '../../src/dispatcher/leases.ts';
-import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { suiteRedis } from '../support/redis.ts';
 import { sleep } from '../support/wait.ts';
 
 describe('dispatcher leases', () => {
-  let server: TestRedis;
-  let redis: RedisClient;
-
-  beforeAll(async () => {
-    server = await startTestRedis();
-    redis = server.client();
-  });
-  afterAll(async () => {
-    redis?.disconnect();
-    await server?.stop();
-  });
+  const suite = suiteRedis();
 
   it('keeps every workspace served when another dispatcher serves only its own', async () => {
     const run = Date.now().toString(36);
@@ -29,8 +18,8 @@ describe('dispatcher leases', () => {
     const theirs = [`lease-${run}-other`];
     const opts = { ttlMs: 300, renewEveryMs: 100 };
     const log = pino({ level: 'silent' });
-    const a = new LeaseKeeper(redis, `a-${run}`, log, opts);
-    const b = new LeaseKeeper(redis, `b-${run}`, log, opts);
+    const a = new LeaseKeeper(suite.redis, `a-${run}`, log, opts);
+    const b = new LeaseKeeper(suite.redis, `b-${run}`, log, opts);
     for (let i = 0; i < 3; i++) {
       await a.tick(mine);
       await sleep(100);
@@ -41,7 +30,7 @@ describe('dispatcher leases', () => {
     for (let i = 0; i < 30; i++) {
       await a.tick(mine);
       await b.tick(theirs);
-      for (const ws of mine) if ((await redis.get(workspaceKeys(ws).lease)) === null) unserved.add(ws);
+      for (const ws of mine) if ((await suite.redis.get(workspaceKeys(ws).lease)) === null) unserved.add(ws);
       await sleep(100);
     }
     expect(

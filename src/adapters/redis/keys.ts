@@ -78,6 +78,14 @@ export function workspaceKeys(workspace: string): WorkspaceKeys {
   };
 }
 
+/**
+ * The keys of the routing index both Lua steps change, in the order both declare them: the
+ * documents, the pools and their heads, the skill-set queues and their heads.
+ */
+export function routingIndexKeys(k: WorkspaceKeys): string[] {
+  return [k.agents, k.contacts, k.pools, k.poolHeads, k.skillSetQueues, k.queueHeads];
+}
+
 /** The bounds of a lexicographic range of members that start with `<prefix>|`. */
 export function lexRange(prefix: string): [string, string] {
   return [`[${prefix}|`, `(${prefix}|\xff`];

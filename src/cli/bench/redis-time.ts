@@ -13,29 +13,46 @@ export async function startScriptTiming(redis: RedisClient): Promise<void> {
   }
 }
 
+export interface ScriptCall {
+  /** The name the step was declared with (`dispatch`, `project`, `append`, ...). */
+  readonly name: string;
+  /** Its first key, which names the workspace. */
+  readonly firstKey: string;
+  readonly us: number;
+}
+
+/** Every Lua step Redis ran since startScriptTiming, oldest last; the timing is then stopped. */
+export async function scriptCalls(redis: RedisClient): Promise<ScriptCall[]> {
+  const names = new Map<string, string>();
+  for (const s of declaredScripts)
+    names.set(createHash('sha1').update(s.lua).digest('hex'), s.command.replace(/^sb_(.*)_[0-9a-f]+$/, '$1'));
+  const out: ScriptCall[] = [];
+  for (const node of masters(redis)) {
+    const entries = (await node.slowlog('GET', 1_000_000)) as [number, number, number, string[]][];
+    for (const [, , us, args] of entries) {
+      // EVALSHA <sha> <numkeys> <first key> ...
+      const name = args[0]?.toLowerCase() === 'evalsha' ? names.get(args[1] ?? '') : undefined;
+      if (name) out.push({ name, firstKey: args[3] ?? '', us });
+    }
+    await node.config('SET', 'slowlog-log-slower-than', '10000');
+    await node.slowlog('RESET');
+  }
+  return out;
+}
+
 export interface ScriptTime {
   readonly calls: number;
   readonly us: number;
 }
 
-/** µs and calls per Lua step (by the name it was declared with) since startScriptTiming; then stops. */
+/** µs and calls per Lua step since startScriptTiming; the timing is then stopped. */
 export async function scriptTimes(redis: RedisClient): Promise<Record<string, ScriptTime>> {
-  const names = new Map<string, string>();
-  for (const s of declaredScripts)
-    names.set(createHash('sha1').update(s.lua).digest('hex'), s.command.replace(/^sb_(.*)_[0-9a-f]+$/, '$1'));
   const out: Record<string, { calls: number; us: number }> = {};
-  for (const node of masters(redis)) {
-    const entries = (await node.slowlog('GET', 1_000_000)) as [number, number, number, string[]][];
-    for (const [, , us, args] of entries) {
-      const name = args[0]?.toLowerCase() === 'evalsha' ? names.get(args[1] ?? '') : undefined;
-      if (!name) continue;
-      const t = out[name] ?? { calls: 0, us: 0 };
-      t.calls++;
-      t.us += us;
-      out[name] = t;
-    }
-    await node.config('SET', 'slowlog-log-slower-than', '10000');
-    await node.slowlog('RESET');
+  for (const c of await scriptCalls(redis)) {
+    const t = out[c.name] ?? { calls: 0, us: 0 };
+    t.calls++;
+    t.us += c.us;
+    out[c.name] = t;
   }
   return out;
 }

@@ -11,6 +11,7 @@ import type { Command } from '../../domain/commands.ts';
 import { ensureGroup } from '../../projections/projector.ts';
 import type { Rng } from '../sim/random.ts';
 import { median, percentile, round } from '../sim/stats.ts';
+import { scriptCalls, startScriptTiming } from './redis-time.ts';
 import { appendAndProject } from './workspace.ts';
 
 export interface StepFigures {
@@ -41,7 +42,7 @@ export class StepClock {
   ) {}
 
   async start(): Promise<void> {
-    await slowlogOn(this.redis);
+    await startScriptTiming(this.redis);
   }
 
   /** Runs the dispatcher until it has nothing left, timing the whole drain as one sample. */
@@ -54,7 +55,10 @@ export class StepClock {
   }
 
   async figures(): Promise<StepFigures> {
-    const redisSteps = await dispatchSteps(this.redis, this.workspace);
+    const events = workspaceKeys(this.workspace).events;
+    const redisSteps = (await scriptCalls(this.redis))
+      .filter((c) => c.name === 'dispatch' && c.firstKey === events)
+      .map((c) => c.us);
     return {
       steps: this.times.length,
       medianStepMs: round(median(this.times), 3),
@@ -65,34 +69,6 @@ export class StepClock {
       assignments: this.assignments,
     };
   }
-}
-
-async function slowlogOn(redis: RedisClient): Promise<void> {
-  for (const node of nodes(redis)) {
-    await node.config('SET', 'slowlog-log-slower-than', '0');
-    await node.config('SET', 'slowlog-max-len', '1000000');
-    await node.slowlog('RESET');
-  }
-}
-
-function nodes(redis: RedisClient): RedisClient[] {
-  return 'nodes' in redis ? redis.nodes('master') : [redis];
-}
-
-/** Durations (µs) of the dispatch steps of a workspace logged since slowlogOn; the log is then off. */
-async function dispatchSteps(redis: RedisClient, workspace: string): Promise<number[]> {
-  const out: number[] = [];
-  const events = `{${workspace}}:events`;
-  for (const node of nodes(redis)) {
-    const entries = (await node.slowlog('GET', 1_000_000)) as [number, number, number, string[]][];
-    for (const [, , us, args] of entries) {
-      // EVALSHA <sha> <numkeys> <first key>: the dispatch step's first key is the event stream.
-      if (args[0]?.toLowerCase() === 'evalsha' && args[3]?.endsWith(events)) out.push(us);
-    }
-    await node.config('SET', 'slowlog-log-slower-than', '10000');
-    await node.slowlog('RESET');
-  }
-  return out;
 }
 
 const register = (agentId: string, skills: string[]): Command => ({
