@@ -38,7 +38,7 @@ Options:
   --warmup <s>           e2e, ingest: seconds of load before measuring, not reported (default 1)
   --in-flight <n>        e2e: most unanswered POSTs; later sends are dropped and counted (default 256)
   --connections <n>      ingest: concurrent keep-alive connections (default 50)
-  --dispatch-batch <n>   work items per dispatch step (default ${defaultDispatcherOptions.batch}, as DISPATCH_BATCH)
+  --dispatch-batch <n>   decisions per dispatch step (default ${defaultDispatcherOptions.batch}, as DISPATCH_BATCH)
   --project-batch <n>    commands per projector step (default ${defaultProjectorOptions.batch}, as PROJECT_BATCH)
   --sizes <a,b,...>      split, wide, large: sizes to compare (split ${DEFAULT_SIZES.split.join(',')}; wide ${DEFAULT_SIZES.wide.join(',')}; large ${DEFAULT_SIZES.large.join(',')})
   --seed <n>             seed of the skills (default 42)
