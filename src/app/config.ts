@@ -96,7 +96,12 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
   },
   { name: 'DATA_DIR', default: './data', description: 'Where the private redis-server keeps its AOF.' },
   { name: 'PROJECT_BATCH', default: '200', description: 'Most commands one projector step applies.' },
-  { name: 'DISPATCH_BATCH', default: '64', description: 'Most decisions one dispatcher step makes (each step also reads at most about 1,024 entries).' },
+  {
+    name: 'DISPATCH_BATCH',
+    default: '64',
+    description:
+      'Most decisions one dispatcher step makes (each step also reads at most about 1,024 entries).',
+  },
   {
     name: 'SHUTDOWN_TIMEOUT_MS',
     default: '10000',
