@@ -3,17 +3,22 @@
  * redis-server this command starts (appendonly off) or the one `--redis-url` names. Each run
  * prints one JSON line `{workload, parameters, machine, figures, at}` with `--json`, a table
  * otherwise. The workloads are in src/cli/bench/ (workloads.ts lists them; `--help` describes
- * them): seed, floor, decision, e2e, ingest, the routing shapes split/wide/large, and audit.
+ * them): seed, floor, decision, e2e, ingest, the routing shapes split/wide/large, audit, the
+ * reference ACD's loop and the cluster scale-out. `all` runs every one of them and prints one
+ * table of figures, anchors, ratios and targets (src/cli/bench/all.ts).
  */
 import { connectRedis } from '../adapters/redis/client.ts';
 import { type RedisServerHandle, startRedisServer } from '../topology/redis-server.ts';
+import { allMain, isAll } from './bench/all.ts';
 import { parseBenchArgs } from './bench/options.ts';
 import { formatResult, machine } from './bench/report.ts';
 import { runWorkload } from './bench/workloads.ts';
 import { runCommand } from './sim/options.ts';
 
 async function main(): Promise<number> {
-  const o = parseBenchArgs(process.argv.slice(2));
+  const argv = process.argv.slice(2);
+  if (isAll(argv)) return allMain(argv);
+  const o = parseBenchArgs(argv);
   const note = (text: string) => {
     if (!o.json) process.stderr.write(`bench: ${text}\n`);
   };

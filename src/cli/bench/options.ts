@@ -5,7 +5,7 @@ import { parseCommandLine } from '../sim/options.ts';
 import { DECISION_WARMUP } from './decision.ts';
 import { DEFAULT_SIZES, type ShapeWorkload } from './shapes.ts';
 
-export const USAGE = `Usage: npm run bench -- [seed|floor|decision|e2e|ingest|split|wide|large|audit] [options]
+export const USAGE = `Usage: npm run bench -- [seed|floor|decision|e2e|ingest|split|wide|large|audit|reference|cluster|all] [options]
 
 Workloads (BENCH.md):
   seed        dispatch drain: --contacts queued up front, --agents all available, zero handle time
@@ -22,6 +22,13 @@ Workloads (BENCH.md):
               agents made available against queues of --sizes; then contacts against a full pool
   audit       a log of --events events made through the Lua steps (--agents, default 200), then
               audited as npm run audit does, and replayed again from memory: events/s of each
+  reference   the reference ACD's dispatcher loop (BZPOPMIN, 1 s locks, separate calls, one
+              contact at a time) on --agents and --contacts as seed: assignments/s
+  cluster     a private 3-master Redis Cluster: the seed cycle on workspaces spread over the
+              masters (--contacts each); Redis µs per assignment per master vs a single Redis,
+              and aggregate assignments/s with 1, 2 and 3 masters busy
+  all         every workload above in one run, then one table of figures, anchors, ratios and
+              targets (npm run bench -- all --help)
 
 Options:
   --workload <name>      the workload (or give it as the first argument; default seed)
@@ -47,7 +54,16 @@ Options:
   --help                 this text
 `;
 
-export type Workload = 'seed' | 'floor' | 'decision' | 'e2e' | 'ingest' | 'audit' | ShapeWorkload;
+export type Workload =
+  | 'seed'
+  | 'floor'
+  | 'decision'
+  | 'e2e'
+  | 'ingest'
+  | 'audit'
+  | 'reference'
+  | 'cluster'
+  | ShapeWorkload;
 export const WORKLOADS: readonly Workload[] = [
   'seed',
   'floor',
@@ -58,6 +74,8 @@ export const WORKLOADS: readonly Workload[] = [
   'wide',
   'large',
   'audit',
+  'reference',
+  'cluster',
 ];
 
 export const isShape = (w: Workload): w is ShapeWorkload => w === 'split' || w === 'wide' || w === 'large';

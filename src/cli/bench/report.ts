@@ -36,8 +36,9 @@ export function formatResult(result: BenchResult, json: boolean): string {
 function table(result: BenchResult): string {
   const lines: string[] = [];
   const walk = (prefix: string, v: unknown) => {
-    if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
-      for (const [k, x] of Object.entries(v)) walk(prefix ? `${prefix}.${k}` : k, x);
+    const nested = Array.isArray(v) ? v.some((x) => x !== null && typeof x === 'object') : v !== null;
+    if (typeof v === 'object' && nested) {
+      for (const [k, x] of Object.entries(v as object)) walk(prefix ? `${prefix}.${k}` : k, x);
     } else lines.push(`${prefix}\t${Array.isArray(v) ? v.join(',') : String(v)}`);
   };
   walk('', result);
@@ -48,4 +49,332 @@ function table(result: BenchResult): string {
       return `  ${k!.padEnd(width)}  ${v}`;
     })
     .join('\n')}\n`;
+}
+
+/** One workload's result inside `npm run bench -- all`. */
+export interface WorkloadRun {
+  readonly workload: string;
+  readonly parameters: Record<string, unknown>;
+  readonly figures: object | null;
+  /**
+   * Redis's own statistics over the run, on the single Redis the bench owns: EVAL/EVALSHA calls
+   * and their µs (INFO commandstats, the clock SLOWLOG uses) and main-thread CPU µs (INFO cpu).
+   */
+  readonly redisStats?: { readonly evalCalls: number; readonly evalUs: number; readonly cpuUs: number };
+  readonly seconds: number;
+  readonly error?: string;
+}
+
+export interface Target {
+  /** What the target is on: the figure itself or its ratio to the anchor. */
+  readonly on: 'figure' | 'ratio';
+  readonly op: '>=' | '<=' | '<';
+  readonly value: number;
+}
+
+export interface Row {
+  readonly figure: string;
+  readonly value: number | null;
+  readonly unit: string;
+  /** A figure measured in the same run (or, when `anchorPublished`, a published one) to compare with. */
+  readonly anchor: string | null;
+  readonly anchorValue: number | null;
+  readonly anchorUnit: string | null;
+  readonly anchorPublished?: boolean;
+  /** value / anchorValue. */
+  readonly ratio: number | null;
+  readonly target: Target | null;
+  /** Whether the target is met; null with no target, or with nothing to compare. */
+  readonly met: boolean | null;
+}
+
+interface Anchor {
+  readonly name: string;
+  readonly value: number | null;
+  readonly unit: string;
+  readonly published?: boolean;
+}
+
+const finite = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+
+/** The number at a dotted path of `o`, or null. */
+export function at(o: unknown, path: string): number | null {
+  let v: unknown = o;
+  for (const k of path.split('.'))
+    v = v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined;
+  return finite(v);
+}
+
+export function row(
+  figure: string,
+  value: number | null,
+  unit: string,
+  anchor?: Anchor,
+  target?: Target,
+): Row {
+  const a = anchor?.value ?? null;
+  const ratio = value !== null && a !== null && a !== 0 ? Math.round((value / a) * 1000) / 1000 : null;
+  const subject = target?.on === 'ratio' ? ratio : value;
+  const met =
+    !target || subject === null
+      ? null
+      : target.op === '>='
+        ? subject >= target.value
+        : target.op === '<='
+          ? subject <= target.value
+          : subject < target.value;
+  return {
+    figure,
+    value,
+    unit,
+    anchor: anchor?.name ?? null,
+    anchorValue: a,
+    anchorUnit: anchor?.unit ?? null,
+    ...(anchor?.published ? { anchorPublished: true } : {}),
+    ratio,
+    target: target ?? null,
+    met,
+  };
+}
+
+/** The rows one workload's run gives, with the other runs of the same `all` to anchor them. */
+export type RowMaker = (run: WorkloadRun, runs: readonly WorkloadRun[]) => Row[];
+
+/**
+ * The runs of `workload`, the one whose `agents` parameter matches first, else the first. A
+ * failed run counts as missing.
+ */
+export function find(
+  runs: readonly WorkloadRun[],
+  workload: string,
+  agents?: unknown,
+): WorkloadRun | undefined {
+  const ok = runs.filter((r) => r.workload === workload && r.figures !== null);
+  return ok.find((r) => agents !== undefined && r.parameters.agents === agents) ?? ok[0];
+}
+
+const PUBLISHED_REFERENCE: Record<number, number> = { 40: 480, 1000: 430 };
+
+/** µs per EVAL/EVALSHA over a run, from Redis's commandstats. */
+const evalUs = (r: WorkloadRun | undefined) =>
+  r?.redisStats && r.redisStats.evalCalls > 0 ? r.redisStats.evalUs / r.redisStats.evalCalls : null;
+const cpuUsPerOp = (r: WorkloadRun | undefined, ops: number | null) =>
+  r?.redisStats && ops ? r.redisStats.cpuUs / ops : null;
+
+const seedRows: RowMaker = (run, runs) => {
+  const agents = run.parameters.agents;
+  const n = `${agents} agents`;
+  const f = run.figures;
+  const ref = find(runs, 'reference', agents);
+  const floor = find(runs, 'floor', agents);
+  const refAnchor = {
+    name: `reference ACD loop, ${ref?.parameters.agents} agents`,
+    value: at(ref?.figures, 'assignmentsPerS'),
+    unit: 'assignments/s',
+  };
+  const floorAnchor = {
+    name: `floor step, ${floor?.parameters.agents} agents, ${floor?.parameters.clients} connections`,
+    value: at(floor?.figures, 'opsPerS'),
+    unit: 'steps/s',
+  };
+  const floorUs = {
+    name: `floor step, ${floor?.parameters.agents} agents (Redis commandstats)`,
+    value: roundTo(evalUs(floor), 1),
+    unit: 'µs/step',
+  };
+  const redisUs = at(f, 'redisUsPerAssignment.total');
+  const cpuUs = at(f, 'redisCpuUsPerAssignment');
+  return [
+    row(`seed routing, ${n}`, at(f, 'routingPerS'), 'assignments/s', floorAnchor, {
+      on: 'ratio',
+      op: '>=',
+      value: 0.6,
+    }),
+    row(`seed routing, ${n}`, at(f, 'routingPerS'), 'assignments/s', refAnchor),
+    row(`seed loop, ${n}`, at(f, 'loopPerS'), 'assignments/s', refAnchor),
+    ...(redisUs === null
+      ? []
+      : [
+          row(`Redis µs per assignment cycle (SLOWLOG), ${n}`, redisUs, 'µs', floorUs, {
+            on: 'figure',
+            op: '<=',
+            value: 60,
+          }),
+          row(`Redis µs per assignment cycle (SLOWLOG), ${n}`, redisUs, 'µs', floorUs, {
+            on: 'ratio',
+            op: '<=',
+            value: 2,
+          }),
+        ]),
+    ...(cpuUs === null
+      ? []
+      : [
+          row(`Redis main-thread CPU per assignment cycle, ${n}`, cpuUs, 'µs', {
+            name: `floor step, ${floor?.parameters.agents} agents (INFO cpu)`,
+            value: roundTo(cpuUsPerOp(floor, at(floor?.figures, 'ops')), 1),
+            unit: 'µs/step',
+          }),
+        ]),
+  ];
+};
+
+const referenceRows: RowMaker = (run) => {
+  const agents = Number(run.parameters.agents);
+  const published = PUBLISHED_REFERENCE[agents];
+  return [
+    row(
+      `reference ACD loop, ${agents} agents`,
+      at(run.figures, 'assignmentsPerS'),
+      'assignments/s',
+      published
+        ? { name: 'BENCH.md, this machine class', value: published, unit: 'assignments/s', published: true }
+        : undefined,
+    ),
+  ];
+};
+
+const decisionRows: RowMaker = (run) => {
+  const queues = (run.parameters.queues as number[] | undefined) ?? [];
+  const small = queues[0];
+  const large = queues[queues.length - 1];
+  return [
+    row(
+      `decision median, ${large?.toLocaleString('en-US')} queued`,
+      at(run.figures, `medianUs.${large}`),
+      'µs',
+      {
+        name: `${small?.toLocaleString('en-US')} queued`,
+        value: at(run.figures, `medianUs.${small}`),
+        unit: 'µs',
+      },
+      { on: 'ratio', op: '<', value: 1.5 },
+    ),
+  ];
+};
+
+const e2eRows: RowMaker = (run) => {
+  const runs = (run.figures as { runs?: object[] } | null)?.runs;
+  const f = runs ? (runs.find((r) => at(r, 'offeredPerS') === 1000) ?? runs[0]) : run.figures;
+  const rate = at(f, 'offeredPerS');
+  const at1k = `e2e at ${rate?.toLocaleString('en-US')}/s`;
+  return [
+    row(`${at1k}: p50`, at(f, 'p50Ms'), 'ms', undefined, { on: 'figure', op: '<=', value: 2 }),
+    row(`${at1k}: p99`, at(f, 'p99Ms'), 'ms', undefined, { on: 'figure', op: '<=', value: 5 }),
+    row(`${at1k}: achieved`, at(f, 'achievedPerS'), 'contacts/s', {
+      name: 'offered',
+      value: rate,
+      unit: 'contacts/s',
+    }),
+  ];
+};
+
+const ingestRows: RowMaker = (run) => [
+  row(
+    'ingestion, Switchboard POST /contacts',
+    at(run.figures, 'switchboard.requestsPerS'),
+    'requests/s',
+    { name: 'bare fastify + XADD', value: at(run.figures, 'bareXadd.requestsPerS'), unit: 'requests/s' },
+    { on: 'ratio', op: '>=', value: 0.5 },
+  ),
+];
+
+const fanoutRows: RowMaker = (run) => {
+  const f = run.figures;
+  const subs = at(run.parameters, 'subscribers');
+  const rate = at(run.parameters, 'rate');
+  const n = `fan-out, ${subs?.toLocaleString('en-US')} subscribers`;
+  return [
+    row(
+      `${n}: deliveries`,
+      at(f, 'deliveriesPerS'),
+      'deliveries/s',
+      rate !== null && subs !== null
+        ? {
+            name: `offered (${rate}/s contacts × 2 events × subscribers)`,
+            value: rate * 2 * subs,
+            unit: 'deliveries/s',
+          }
+        : undefined,
+      { on: 'figure', op: '>=', value: 100_000 },
+    ),
+    row(`${n}: p99 decision to receipt`, at(f, 'p99Ms'), 'ms', undefined, {
+      on: 'figure',
+      op: '<=',
+      value: 50,
+    }),
+    row(`${n}: lost`, at(f, 'lost'), 'events', undefined, { on: 'figure', op: '<=', value: 0 }),
+  ];
+};
+
+const shapeRows: RowMaker = (run) => {
+  const sizes = (run.parameters.sizes as number[] | undefined) ?? [];
+  const small = sizes[0];
+  const large = sizes[sizes.length - 1];
+  const worst = at(run.figures, 'worstRedisStepUs');
+  const rows = [
+    row(
+      `${run.workload}: worst step, up to ${large?.toLocaleString('en-US')}`,
+      worst === null ? null : worst / 1000,
+      'ms',
+      {
+        name: `worst step at ${small?.toLocaleString('en-US')}`,
+        value: roundTo((at(run.figures, `runs.${small}.worstRedisStepUs`) ?? Number.NaN) / 1000, 3),
+        unit: 'ms',
+      },
+      { on: 'figure', op: '<=', value: 5 },
+    ),
+  ];
+  if (run.workload === 'large')
+    rows.push(
+      row(
+        `large: median step, ${large?.toLocaleString('en-US')} queued`,
+        at(run.figures, `runs.${large}.medianRedisStepUs`),
+        'µs',
+        {
+          name: `${small?.toLocaleString('en-US')} queued`,
+          value: at(run.figures, `runs.${small}.medianRedisStepUs`),
+          unit: 'µs',
+        },
+        { on: 'ratio', op: '<', value: 1.5 },
+      ),
+    );
+  return rows;
+};
+
+const auditRows: RowMaker = (run) => [
+  row(
+    `audit, ${at(run.figures, 'events')?.toLocaleString('en-US')} events`,
+    at(run.figures, 'eventsPerS'),
+    'events/s',
+    { name: 'the same replay from memory', value: at(run.figures, 'replayEventsPerS'), unit: 'events/s' },
+    { on: 'figure', op: '>=', value: 50_000 },
+  ),
+];
+
+/** Rows of the workloads whose figures have a target or anchor of their own (cluster adds its). */
+export const STANDARD_ROWS: Record<string, RowMaker> = {
+  // An anchor only: the seed rows compare with it.
+  floor: () => [],
+  reference: referenceRows,
+  seed: seedRows,
+  decision: decisionRows,
+  e2e: e2eRows,
+  ingest: ingestRows,
+  fanout: fanoutRows,
+  split: shapeRows,
+  wide: shapeRows,
+  large: shapeRows,
+  audit: auditRows,
+};
+
+function roundTo(v: number | null, digits: number): number | null {
+  return v === null || !Number.isFinite(v) ? null : Math.round(v * 10 ** digits) / 10 ** digits;
+}
+
+/**
+ * The table of an `all` run: each run's rows by its workload's maker, in the order of the runs;
+ * a workload with no maker gives no row (its figures are in the JSON).
+ */
+export function benchRows(runs: readonly WorkloadRun[], makers: Record<string, RowMaker>): Row[] {
+  return runs.flatMap((r) => (r.figures === null ? [] : (makers[r.workload]?.(r, runs) ?? [])));
 }

@@ -6,11 +6,13 @@ import { connectRedis } from '../../adapters/redis/client.ts';
 import type { RedisClient } from '../../adapters/redis/scripts.ts';
 import { seededRandom } from '../sim/random.ts';
 import { auditWorkload } from './audit.ts';
+import { clusterWorkload } from './cluster.ts';
 import { decisionWorkload } from './decision.ts';
 import { e2eWorkload } from './e2e.ts';
 import { floorWorkload } from './floor.ts';
 import { ingestWorkload } from './ingest.ts';
 import type { BenchOptions, Workload } from './options.ts';
+import { referenceWorkload } from './reference.ts';
 import { seedWorkload } from './seed.ts';
 import { type ShapeWorkload, shapeWorkload } from './shapes.ts';
 import { dropWorkspace, type Note } from './workspace.ts';
@@ -101,6 +103,21 @@ const WORKLOADS: Record<Workload, WorkloadSpec> = {
     run: ({ url, workspace, o, note }) =>
       withClient(url, { commandTimeout: 60_000 }, (redis) => auditWorkload(redis, url, workspace, o, note)),
     ownsWorkspace: true,
+  },
+  reference: {
+    parameters: (o) => ({ agents: o.agents, contacts: o.contacts, seed: o.seed }),
+    run: ({ url, o, note }) => referenceWorkload(url, o, note),
+  },
+  cluster: {
+    parameters: (o) => ({
+      agents: o.agents,
+      contacts: o.contacts,
+      dispatchBatch: o.dispatchBatch,
+      projectBatch: o.projectBatch,
+      seed: o.seed,
+    }),
+    // Its own private single Redis and Redis Cluster, whatever --redis-url says.
+    run: ({ o, note }) => clusterWorkload(o, note),
   },
   split: shape('split'),
   wide: shape('wide'),

@@ -1,0 +1,367 @@
+/**
+ * `npm run bench -- all`: every registered workload (options.ts WORKLOADS) in one run, each on a
+ * fresh private redis-server of its own (as when run alone), then one table: each figure, the
+ * anchor it is compared with (measured in the same run), their ratio, the target and whether it is
+ * met. The rows come from each workload's row maker (report.ts, cluster.ts); a workload with none
+ * still runs and its figures are in the JSON.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { connectRedis } from '../../adapters/redis/client.ts';
+import type { RedisClient } from '../../adapters/redis/scripts.ts';
+import { type RedisServerHandle, startRedisServer } from '../../topology/redis-server.ts';
+import { parseCommandLine } from '../sim/options.ts';
+import { nowNs, round, seconds } from '../sim/stats.ts';
+import { clusterRows } from './cluster.ts';
+import { parseBenchArgs, WORKLOADS } from './options.ts';
+import {
+  benchRows,
+  type Machine,
+  machine,
+  type Row,
+  type RowMaker,
+  STANDARD_ROWS,
+  type Target,
+  type WorkloadRun,
+} from './report.ts';
+import { runWorkload } from './workloads.ts';
+import type { Note } from './workspace.ts';
+
+export const ALL_USAGE = `Usage: npm run bench -- all [options]
+
+Runs every workload (npm run bench -- --help lists them), each on a fresh private redis-server,
+and prints one table: figure, anchor (measured in the same run), ratio, target, met.
+
+Options:
+  --out <dir>         write bench-all.md and bench-all.json there (else print the table, or the
+                      JSON with --json)
+  --full              the full sizes of BENCH.md (seed/reference at 40 and 1,000 agents with 5,000
+                      contacts, queues up to 1,000,000, a 1,000,000-event audit; tens of minutes)
+  --tiny              the smallest sizes that still measure something (a smoke test, ~1 minute)
+  --seed <n>          seed of the skills (default 42)
+  --redis-url <url>   run the single-Redis workloads on this Redis instead of fresh private ones
+  --json              the JSON instead of the markdown table
+  --help              this text
+`;
+
+export type Preset = 'tiny' | 'quick' | 'full';
+
+export interface AllOptions {
+  readonly preset: Preset;
+  readonly out: string | undefined;
+  readonly json: boolean;
+  readonly seed: number;
+  readonly redisUrl: string | undefined;
+}
+
+/** Whether a bench command line asks for `all`. */
+export const isAll = (argv: readonly string[]): boolean =>
+  argv[0] === 'all' ||
+  argv.some((a, i) => a === '--workload=all' || (a === '--workload' && argv[i + 1] === 'all'));
+
+export function parseAllArgs(argv: readonly string[]): AllOptions {
+  const { values, positionals, check } = parseCommandLine(argv, ALL_USAGE, {
+    workload: { type: 'string' },
+    out: { type: 'string' },
+    full: { type: 'boolean', default: false },
+    tiny: { type: 'boolean', default: false },
+    seed: { type: 'string' },
+    'redis-url': { type: 'string' },
+  });
+  const extra = positionals.filter((p, i) => !(i === 0 && p === 'all'));
+  check.check(extra.length === 0, `unexpected argument(s): ${extra.join(' ')}`);
+  check.check(!(values.full && values.tiny), '--full and --tiny: give one or the other');
+  const seed = check.number('seed', values.seed, 42, { integer: true, min: 0, max: 2 ** 32 - 1 });
+  check.url('redis-url', values['redis-url'], {
+    protocols: ['redis:', 'rediss:'],
+    expected: 'a redis:// or rediss:// URL such as redis://127.0.0.1:6379',
+  });
+  check.check(values.out === undefined || values.out.trim() !== '', '--out: must name a directory');
+  check.done();
+  return {
+    preset: values.full ? 'full' : values.tiny ? 'tiny' : 'quick',
+    out: values.out,
+    json: values.json ?? false,
+    seed,
+    redisUrl: values['redis-url'],
+  };
+}
+
+/**
+ * The runs of each workload in `all`, per preset: one argument list per run (the workload's own
+ * options; what is not given takes the workload's default). A registered workload not listed here
+ * runs once with its defaults.
+ */
+export const ALL_RUNS: Record<string, Record<Preset, string[][]>> = {
+  seed: {
+    tiny: [['--agents', '40', '--contacts', '500']],
+    quick: [
+      ['--agents', '40'],
+      ['--agents', '1000'],
+    ],
+    full: [
+      ['--agents', '40'],
+      ['--agents', '1000'],
+    ],
+  },
+  reference: {
+    tiny: [['--agents', '40', '--contacts', '300']],
+    quick: [
+      ['--agents', '40', '--contacts', '2000'],
+      ['--agents', '1000', '--contacts', '2000'],
+    ],
+    full: [
+      ['--agents', '40'],
+      ['--agents', '1000'],
+    ],
+  },
+  floor: {
+    tiny: [['--agents', '40', '--count', '3000', '--clients', '8']],
+    quick: [
+      ['--agents', '40', '--count', '60000'],
+      ['--agents', '1000', '--count', '20000'],
+    ],
+    full: [
+      ['--agents', '40'],
+      ['--agents', '1000'],
+    ],
+  },
+  decision: {
+    tiny: [['--queues', '300,600', '--decisions', '10']],
+    quick: [['--queues', '1000,100000', '--decisions', '200']],
+    full: [[]],
+  },
+  e2e: {
+    tiny: [['--rate', '200', '--duration', '1', '--warmup', '0.5']],
+    quick: [['--rate', '1000', '--duration', '3']],
+    full: [['--rate', '1000']],
+  },
+  ingest: {
+    tiny: [['--duration', '1', '--warmup', '0.3', '--connections', '10']],
+    quick: [['--duration', '3']],
+    full: [[]],
+  },
+  fanout: {
+    tiny: [['--subscribers', '100', '--duration', '1', '--warmup', '0.5']],
+    quick: [['--duration', '3']],
+    full: [[]],
+  },
+  split: { tiny: [['--sizes', '50,200', '--decisions', '5']], quick: [['--sizes', '2000,8000']], full: [[]] },
+  wide: {
+    tiny: [['--sizes', '100,400', '--decisions', '5']],
+    quick: [['--sizes', '2000,10000']],
+    full: [[]],
+  },
+  large: {
+    tiny: [['--sizes', '50,200', '--decisions', '5', '--agents', '300']],
+    quick: [['--sizes', '1000,100000']],
+    full: [[]],
+  },
+  audit: {
+    tiny: [['--events', '3000', '--agents', '30']],
+    quick: [['--events', '100000']],
+    full: [['--events', '1000000']],
+  },
+  cluster: { tiny: [['--contacts', '200']], quick: [['--contacts', '2000']], full: [['--contacts', '5000']] },
+};
+
+/** Every workload's row maker. */
+export const ROW_MAKERS: Record<string, RowMaker> = { ...STANDARD_ROWS, cluster: clusterRows };
+
+/** The registered workloads in the table's order: seed and its anchors first, then as registered. */
+export function allWorkloads(registered: readonly string[] = WORKLOADS): string[] {
+  const first = ['seed', 'reference', 'floor'].filter((w) => registered.includes(w));
+  return [...first, ...registered.filter((w) => !first.includes(w))];
+}
+
+export interface AllResult {
+  readonly command: string;
+  readonly at: string;
+  readonly preset: Preset;
+  readonly machine: Machine | null;
+  readonly seconds: number;
+  readonly rows: Row[];
+  readonly runs: WorkloadRun[];
+  readonly notes: string[];
+}
+
+export async function runAll(o: AllOptions, note: Note, command: string): Promise<AllResult> {
+  const t0 = nowNs();
+  const runs: WorkloadRun[] = [];
+  let m: Machine | null = null;
+  for (const workload of allWorkloads()) {
+    for (const args of ALL_RUNS[workload]?.[o.preset] ?? [[]]) {
+      const argv = [
+        workload,
+        ...args,
+        '--seed',
+        String(o.seed),
+        ...(o.redisUrl ? ['--redis-url', o.redisUrl] : []),
+      ];
+      note(`${workload} ${args.join(' ')}`);
+      const run = await runOne(argv, o.redisUrl, (text) => note(`  [${workload}] ${text}`));
+      m ??= run.machine;
+      runs.push(run.result);
+      if (run.result.error) note(`  [${workload}] failed: ${run.result.error}`);
+    }
+  }
+  const rows = benchRows(runs, ROW_MAKERS);
+  const notes = [
+    ...runs.filter((r) => r.error).map((r) => `${r.workload} failed: ${r.error}`),
+    ...[...new Set(runs.filter((r) => !ROW_MAKERS[r.workload]).map((r) => r.workload))].map(
+      (w) => `${w}: no row of its own (figures in bench-all.json)`,
+    ),
+    ...runs.flatMap((r) => {
+      const limited = (r.figures as { limitedBy?: unknown } | null)?.limitedBy;
+      return r.workload === 'cluster' && typeof limited === 'string' ? [`cluster: ${limited}`] : [];
+    }),
+  ];
+  return {
+    command,
+    at: new Date().toISOString(),
+    preset: o.preset,
+    machine: m,
+    seconds: round(seconds(nowNs() - t0), 1) ?? 0,
+    rows,
+    runs,
+    notes,
+  };
+}
+
+interface RedisStats {
+  readonly evalCalls: number;
+  readonly evalUs: number;
+  readonly cpuUs: number;
+}
+
+/** EVAL/EVALSHA calls and µs (commandstats) and main-thread CPU µs, so far. */
+async function redisStats(redis: RedisClient): Promise<RedisStats> {
+  const stats = (await redis.info('commandstats')) as string;
+  const cpu = (await redis.info('cpu')) as string;
+  let evalCalls = 0;
+  let evalUs = 0;
+  for (const [, calls, usec] of stats.matchAll(/cmdstat_eval(?:sha)?:calls=(\d+),usec=(\d+)/g)) {
+    evalCalls += Number(calls);
+    evalUs += Number(usec);
+  }
+  const read = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(cpu)?.[1] ?? 0);
+  return {
+    evalCalls,
+    evalUs,
+    cpuUs: (read('used_cpu_user_main_thread') + read('used_cpu_sys_main_thread')) * 1e6,
+  };
+}
+
+/** One workload run on a fresh private redis-server (or the shared one), failures recorded. */
+async function runOne(
+  argv: string[],
+  redisUrl: string | undefined,
+  note: Note,
+): Promise<{ result: WorkloadRun; machine: Machine | null }> {
+  const o = parseBenchArgs(argv);
+  const t0 = nowNs();
+  let server: RedisServerHandle | undefined;
+  let admin: RedisClient | undefined;
+  let m: Machine | null = null;
+  let parameters: Record<string, unknown> = {};
+  try {
+    server = redisUrl ? undefined : await startRedisServer({ appendonly: false });
+    const url = redisUrl ?? server!.url;
+    admin = connectRedis({ url }, { commandTimeout: 60_000 });
+    m = await machine(admin);
+    const before = redisUrl ? undefined : await redisStats(admin);
+    const r = await runWorkload(admin, url, o, note);
+    parameters = r.parameters;
+    const after = before ? await redisStats(admin) : undefined;
+    const stats =
+      before && after
+        ? {
+            evalCalls: after.evalCalls - before.evalCalls,
+            evalUs: after.evalUs - before.evalUs,
+            cpuUs: Math.round(after.cpuUs - before.cpuUs),
+          }
+        : undefined;
+    const elapsed = round(seconds(nowNs() - t0), 1) ?? 0;
+    return {
+      result: {
+        workload: o.workload,
+        parameters,
+        figures: r.figures,
+        ...(stats ? { redisStats: stats } : {}),
+        seconds: elapsed,
+      },
+      machine: m,
+    };
+  } catch (err) {
+    const elapsed = round(seconds(nowNs() - t0), 1) ?? 0;
+    const error = (err as Error).message.split('\n')[0] ?? String(err);
+    return {
+      result: { workload: o.workload, parameters, figures: null, seconds: elapsed, error },
+      machine: m,
+    };
+  } finally {
+    admin?.disconnect();
+    await server?.stop();
+  }
+}
+
+/** The markdown an `all` run prints and writes: what ran, where, the table and the notes. */
+export function allMarkdown(r: AllResult): string {
+  const m = r.machine;
+  const where = m ? `${m.cpus} × ${m.model}, Node ${m.node}, Redis ${m.redis}` : 'machine unknown';
+  const notes = r.notes.length > 0 ? `\n${r.notes.map((n) => `- ${n}`).join('\n')}\n` : '';
+  return `Measured ${r.at.slice(0, 16).replace('T', ' ')} UTC with \`${r.command}\` (${r.preset} sizes, ${r.seconds} s; ${where}).\n\n${markdownTable(r.rows)}${notes}`;
+}
+
+/** `npm run bench -- all ...`: runs, prints or writes. Returns the exit code. */
+export async function allMain(argv: readonly string[]): Promise<number> {
+  const o = parseAllArgs(argv);
+  const note: Note = (text) => {
+    if (!o.json || o.out) process.stderr.write(`bench all: ${text}\n`);
+  };
+  const command = `npm run bench -- ${argv.join(' ')}`.trim();
+  const result = await runAll(o, note, command);
+  const md = allMarkdown(result);
+  if (o.out) {
+    await mkdir(o.out, { recursive: true });
+    await writeFile(path.join(o.out, 'bench-all.md'), md);
+    await writeFile(path.join(o.out, 'bench-all.json'), `${JSON.stringify(result, null, 2)}\n`);
+    note(`wrote ${path.join(o.out, 'bench-all.md')} and bench-all.json`);
+  }
+  process.stdout.write(o.json ? `${JSON.stringify(result)}\n` : md);
+  return result.runs.some((r) => r.error) ? 1 : 0;
+}
+
+/** 12,345 / 123 / 12.3 / 1.23 */
+export function formatNumber(v: number | null): string {
+  if (v === null) return '–';
+  const a = Math.abs(v);
+  const digits = a >= 100 ? 0 : a >= 10 ? 1 : a >= 0.1 ? 2 : 3;
+  return v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: 0 });
+}
+
+const OPS = { '>=': '≥', '<=': '≤', '<': '<' } as const;
+
+export function targetText(t: Target | null, unit: string): string {
+  if (!t) return '';
+  return t.on === 'ratio' ? `ratio ${OPS[t.op]} ${t.value}` : `${OPS[t.op]} ${formatNumber(t.value)} ${unit}`;
+}
+
+/** The rows as a markdown table. */
+export function markdownTable(rows: readonly Row[]): string {
+  const lines = [
+    '| Figure | Value | Anchor (same run) | Ratio | Target | Met |',
+    '| --- | --- | --- | --- | --- | --- |',
+  ];
+  for (const r of rows) {
+    const anchor =
+      r.anchor === null
+        ? ''
+        : `${r.anchor}${r.anchorPublished ? ' (published)' : ''}: ${formatNumber(r.anchorValue)} ${r.anchorUnit}`;
+    const met = r.met === null ? (r.target ? 'n/a' : '') : r.met ? 'yes' : '**no**';
+    lines.push(
+      `| ${r.figure} | ${formatNumber(r.value)} ${r.unit} | ${anchor} | ${r.ratio === null ? '' : formatNumber(r.ratio)} | ${targetText(r.target, r.unit)} | ${met} |`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
