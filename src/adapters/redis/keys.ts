@@ -35,7 +35,7 @@ export interface WorkspaceKeys {
   readonly queue: string;
   /** Zset of non-empty skill sets, scored by their number of skills. */
   readonly skillSets: string;
-  /** Zset of the dispatcher's candidates (`c:<contact>`, `a:<agent>`), scored by a lower bound of routing order. */
+  /** Zset of the dispatcher's candidates (`q:<skill set>` queues, `p:<skill set>` pools), scored by a lower bound of routing order. */
   readonly candidates: string;
   /** Zset the dispatcher blocks on with BZPOPMIN: a member means "look again". */
   readonly wake: string;

@@ -69,6 +69,21 @@ export function perAssignment(times: Record<string, ScriptTime>, n: number): Rec
   return out;
 }
 
+/**
+ * CPU seconds Redis's main thread has used (INFO cpu, from the server's own rusage), summed over
+ * the masters, in µs: unlike SLOWLOG's wall time, time the server spent descheduled on a busy
+ * machine is not in it, and the parsing and replies around each call are.
+ */
+export async function mainThreadCpuUs(redis: RedisClient): Promise<number> {
+  let us = 0;
+  for (const node of masters(redis)) {
+    const info = await node.info('cpu');
+    const read = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? Number.NaN);
+    us += (read('used_cpu_user_main_thread') + read('used_cpu_sys_main_thread')) * 1e6;
+  }
+  return us;
+}
+
 function masters(redis: RedisClient): RedisClient[] {
   return 'nodes' in redis ? redis.nodes('master') : [redis];
 }

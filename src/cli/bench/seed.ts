@@ -14,7 +14,7 @@ import { defaultDispatcherOptions, dispatchPending } from '../../dispatcher/disp
 import { defaultProjectorOptions, ensureGroup, projectPending } from '../../projections/projector.ts';
 import { seededRandom } from '../sim/random.ts';
 import { nowNs, round, seconds } from '../sim/stats.ts';
-import { perAssignment, scriptTimes, startScriptTiming } from './redis-time.ts';
+import { mainThreadCpuUs, perAssignment, scriptTimes, startScriptTiming } from './redis-time.ts';
 import {
   appendAndProject,
   availableCommands,
@@ -54,6 +54,11 @@ export interface SeedFigures {
    * appended and projected, the dispatch, the completion appended and projected).
    */
   readonly redisUsPerAssignment?: Record<string, number>;
+  /**
+   * Redis main-thread CPU µs per assignment over the same cycle (INFO cpu), in the run without
+   * SLOWLOG timing: everything the server did, the bench's own reads of the events included.
+   */
+  readonly redisCpuUsPerAssignment?: number;
 }
 
 /** Reads the AssignmentMade events after a cursor, one caller at a time. */
@@ -126,6 +131,7 @@ async function seedRun(
     await appendAndProject(redis, workspace, availableCommands(agents));
     // From the contacts' appends and projection on: every step of an assignment's cycle.
     if (timed) await startScriptTiming(redis);
+    const cpuStart = timed ? 0 : await mainThreadCpuUs(redis);
     await appendAndProject(redis, workspace, contacts);
     const setupSeconds = seconds(nowNs() - setupStart);
     const target = o.contacts - unassignable;
@@ -186,6 +192,7 @@ async function seedRun(
       );
     if (assignments < target)
       throw new Error(`the drain stalled after ${assignments} of ${target} assignments`);
+    const cpuUs = timed ? undefined : (await mainThreadCpuUs(redis)) - cpuStart;
     const redisUs = timed ? perAssignment(await scriptTimes(redis), assignments) : undefined;
     return {
       assignments,
@@ -197,6 +204,9 @@ async function seedRun(
       unassignable,
       setupSeconds: round(setupSeconds, 2) ?? 0,
       ...(redisUs ? { redisUsPerAssignment: redisUs } : {}),
+      ...(cpuUs !== undefined && Number.isFinite(cpuUs)
+        ? { redisCpuUsPerAssignment: Math.round((cpuUs / assignments) * 10) / 10 }
+        : {}),
     };
   } finally {
     for (const c of clients) c.disconnect();

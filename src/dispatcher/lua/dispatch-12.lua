@@ -6,11 +6,13 @@
   documents change and AssignmentMade is appended, recording in meta.basedOn the command-stream
   position (the projector checkpoint) the decision was based on. Several dispatchers may call it.
 
-  It never walks the queue or the agents. The candidates zset holds every contact that arrived
-  and the pool (skill set) of every agent that became able to serve something, scored by a lower
-  bound of the routing order of the contact it would lead to. The lowest candidate is taken:
-  - a contact: given to the head of the first pool (in LAA order) holding all its skills among
-    the pools of its rarest skill, or dropped when there is none;
+  It never walks the queue or the agents. The candidates zset holds the skill-set queue of every
+  contact that arrived and the pool (skill set) of every agent that became able to serve
+  something, scored by a lower bound of the routing order of the contact it would lead to. The
+  lowest candidate is taken:
+  - a queue: when no lower candidate remains, its head is given to the head of the first pool (in
+    LAA order) holding all its skills among the pools of its rarest skill, and the candidate is
+    scored by the next head; with no such pool it is dropped (no contact of the queue has one);
   - a pool: the first non-empty skill-set queue whose skills its agents hold is found (from its
     score on), and the candidate is scored by that queue's head; when no lower candidate remains,
     that head is the first contact with an eligible agent, and it is assigned (to the longest
@@ -45,6 +47,7 @@ local ENUMERATE_MAX = tonumber(ARGV[5])
 --@include "json"
 --@include "time"
 --@include "documents"
+--@include "deferred"
 --@include "routing"
 
 local WALK = math.min(64, MAX_WORK) -- members read at a time in a walk
@@ -197,7 +200,7 @@ local function assign(c, a, at_head)
   end
   a.state = agent_state(a)
   doc_put(K_AGENTS, a)
-  redis.call('HINCRBY', K_STATS, 'assignments', 1)
+  stat_add('assignments')
   local data = {
     contactId = c.id, agentId = a.id, skills = c.skills, priority = c.priority,
     queuedAt = c.queuedAt, assignedAt = c.assignedAt, waitedMs = c.waitedMs,
@@ -222,8 +225,28 @@ while made < MAX_DECISIONS and work < MAX_WORK do
   work = work + 1
   if not top[1] then break end
   local member, next_score = top[1], tonumber(top[4])
-  local id = string.sub(member, 3)
-  if string.sub(member, 1, 1) == 'c' then
+  local kind, id = string.sub(member, 1, 1), string.sub(member, 3)
+  if kind == 'q' then
+    -- A skill-set queue: its head is the first of its contacts, and they all need the same skills.
+    local head_score = tonumber(redis.call('ZSCORE', K_QHEADS, id))
+    work = work + 1
+    if not head_score then
+      redis.call('ZREM', K_CAND, member)
+    elseif next_score and next_score < head_score then
+      -- Lazily re-scored: a lower candidate comes first.
+      redis.call('ZADD', K_CAND, int(head_score), member)
+    else
+      local skills = {}
+      for skill in string.gmatch(id, '[^,]+') do skills[#skills + 1] = skill end
+      local agent = longest_available(skills)
+      -- Assigning the head re-scores the candidate by the next head (or drops it with the queue).
+      -- No agent for the head: none for any contact of the queue until some agent changes, and
+      -- that agent's pool becomes a candidate.
+      if agent then assign(queue_head(id), doc_get(K_AGENTS, agent), true)
+      else redis.call('ZREM', K_CAND, member) end
+    end
+  elseif kind == 'c' then
+    -- One contact (data written before queues were candidates).
     redis.call('ZREM', K_CAND, member)
     local c = doc_get(K_CONTACTS, id)
     if c and c.state == 'queued' then
@@ -256,6 +279,7 @@ while made < MAX_DECISIONS and work < MAX_WORK do
     end
   end
 end
+deferred_flush()
 local more = 0
 if redis.call('EXISTS', K_CAND) == 1 then more = 1 end
 return { made, more }

@@ -39,6 +39,7 @@ local MAX, OUTCOME_KEEP, SKILL_SET_LIMIT = tonumber(ARGV[4]), ARGV[5], tonumber(
 --@include "json"
 --@include "time"
 --@include "documents"
+--@include "deferred"
 --@include "routing"
 
 -- Encodes `v`, whose only table that may hold raw JSON (attributes) or an empty list
@@ -48,9 +49,22 @@ local function encode_around(v, inner)
   return cjson.encode(v)
 end
 
-local function emit(type_, at, data, meta)
-  local env = { type = type_, workspace = WORKSPACE, at = iso(at), data = data, meta = meta }
-  return redis.call('XADD', K_EVENTS, '*', 'type', type_, 'event', encode_around(env, data))
+local WORKSPACE_JSON = cjson.encode(WORKSPACE)
+-- The command being applied: its meta as JSON, encoded once for every fact it makes.
+local meta_json
+
+-- Appends a fact. The envelope is written around `data`'s JSON, which is returned: an outcome
+-- whose body is that same view reuses it (see reply).
+local function emit(type_, at, data)
+  local data_json = encode_around(data, data)
+  redis.call('XADD', K_EVENTS, '*', 'type', type_, 'event', '{"type":"' .. type_ .. '","workspace":' .. WORKSPACE_JSON
+    .. ',"at":"' .. iso(at) .. '","data":' .. data_json .. ',"meta":' .. meta_json .. '}')
+  return data_json
+end
+
+-- A success outcome whose body is the view a fact just carried (its JSON already made).
+local function reply(status, body, body_json)
+  return { status = status, body = body, json = body_json }
 end
 
 local function problem(status, slug, title, detail)
@@ -141,8 +155,8 @@ handlers.RegisterAgent = function(c, at, pos, meta)
     availableSince = cjson.null, registeredAt = iso(at), position = pos,
   }
   doc_put(K_AGENTS, a)
-  emit('AgentRegistered', at, public_view(a), meta)
-  return { status = 201, body = agent_body(a, pos) }
+  local view = agent_body(a, pos)
+  return reply(201, view, emit('AgentRegistered', at, view))
 end
 
 handlers.UpdateAgent = function(c, at, pos, meta)
@@ -161,8 +175,8 @@ handlers.UpdateAgent = function(c, at, pos, meta)
   availability_sync(before, a, at)
   a.position = pos
   doc_put(K_AGENTS, a)
-  emit('AgentUpdated', at, public_view(a), meta)
-  return { status = 200, body = agent_body(a, pos) }
+  local view = agent_body(a, pos)
+  return reply(200, view, emit('AgentUpdated', at, view))
 end
 
 handlers.ChangeAgentState = function(c, at, pos, meta)
@@ -176,7 +190,7 @@ handlers.ChangeAgentState = function(c, at, pos, meta)
   doc_put(K_AGENTS, a)
   emit('AgentStateChanged', at, {
     agentId = a.id, from = before.state, to = a.state, presence = a.presence, availableSince = a.availableSince,
-  }, meta)
+  })
   return { status = 200, body = agent_body(a, pos) }
 end
 
@@ -190,7 +204,7 @@ handlers.RemoveAgent = function(c, at, pos, meta)
   if can_take_work(a) then pool_leave(a.skills, a._since, a.id) end
   skill_sets_remove(a.skills)
   doc_delete(K_AGENTS, a.id)
-  emit('AgentRemoved', at, { agentId = a.id }, meta)
+  emit('AgentRemoved', at, { agentId = a.id })
   return { status = 200, body = { id = a.id, removed = true, position = pos } }
 end
 
@@ -207,9 +221,9 @@ handlers.QueueContact = function(c, at, pos, meta)
   }
   doc_put(K_CONTACTS, d)
   queue_add(d)
-  redis.call('HINCRBY', K_STATS, 'queued', 1)
-  emit('ContactQueued', at, public_view(d), meta)
-  return { status = 201, body = agent_body(d, pos) }
+  stat_add('queued')
+  local view = agent_body(d, pos)
+  return reply(201, view, emit('ContactQueued', at, view))
 end
 
 -- The contact a command is about, if it is in the state the command needs; else the problem.
@@ -232,8 +246,8 @@ handlers.AbandonContact = function(c, at, pos, meta)
   d.waitedMs = at - d._queuedAt
   d.position = pos
   doc_put(K_CONTACTS, d)
-  redis.call('HINCRBY', K_STATS, 'abandoned', 1)
-  emit('ContactAbandoned', at, { contactId = d.id, abandonedAt = d.abandonedAt, waitedMs = d.waitedMs }, meta)
+  stat_add('abandoned')
+  emit('ContactAbandoned', at, { contactId = d.id, abandonedAt = d.abandonedAt, waitedMs = d.waitedMs })
   return { status = 200, body = agent_body(d, pos) }
 end
 
@@ -255,10 +269,10 @@ handlers.CompleteContact = function(c, at, pos, meta)
     availability_sync(before, a, at)
     doc_put(K_AGENTS, a)
   end
-  redis.call('HINCRBY', K_STATS, 'completed', 1)
+  stat_add('completed')
   emit('ContactCompleted', at, {
     contactId = d.id, agentId = d.agentId, completedAt = d.completedAt, handledMs = at - (d._assignedAt or at),
-  }, meta)
+  })
   return { status = 200, body = agent_body(d, pos) }
 end
 
@@ -321,15 +335,21 @@ for i = 1, #entries do
   for j = 1, #raw, 2 do f[raw[j]] = raw[j + 1] end
   local at = position_ms(pos)
   local meta = { commandId = f.commandId, idempotencyKey = f.idempotencyKey, requestId = f.requestId }
+  meta_json = cjson.encode(meta)
   local outcome, c = apply(f, at, pos, meta)
   if outcome.status >= 400 then
     outcome.body.commandId = f.commandId
     emit('CommandRejected', at, {
       commandId = f.commandId, command = f.type, target = c and (c.agentId or c.contactId) or nil,
       status = outcome.status, title = outcome.body.title, detail = outcome.body.detail,
-    }, meta)
+    })
   end
-  local text = encode_around({ status = outcome.status, body = outcome.body }, outcome.body)
+  local text
+  if outcome.json then
+    text = '{"status":' .. outcome.status .. ',"body":' .. outcome.json .. '}'
+  else
+    text = encode_around({ status = outcome.status, body = outcome.body }, outcome.body)
+  end
   redis.call('XADD', K_OUTCOMES, 'MAXLEN', '~', OUTCOME_KEEP, '*', 'commandId', f.commandId or '', 'position', pos,
     'outcome', text)
   local rec = f.idempotencyKey and redis.call('HGET', K_IDEM, f.idempotencyKey)
@@ -339,6 +359,7 @@ for i = 1, #entries do
   applied[#applied + 1] = pos
   checkpoint = pos
 end
+deferred_flush()
 if #applied > 0 then
   redis.call('HSET', K_META, 'applied', checkpoint)
   redis.call('XACK', K_COMMANDS, GROUP, unpack(applied))

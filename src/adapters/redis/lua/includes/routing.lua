@@ -10,11 +10,13 @@
 --   K_QHEADS    one zset: every non-empty skill-set queue, scored by its head's routing order.
 --   K_QUEUE     every queued contact scored by arrival (depth and longest wait).
 --   K_SKILLSETS the non-empty skill-set queues, scored by their number of skills.
---   K_CAND      the dispatcher's candidates: "c:<contact>" scored by the contact's routing order,
---               "p:<skill set>" (a pool: its agents all serve the same contacts) scored by a lower
---               bound of the routing order of the first contact the pool can serve (0 when unknown).
---               Every queued contact that has an eligible agent is covered by a candidate whose
---               score is at most its routing order.
+--   K_CAND      the dispatcher's candidates, each scored by a lower bound of the routing order of
+--               the first contact it may lead to (0 when unknown): "q:<skill set>" (a skill-set queue:
+--               its contacts all need the same skills, so its head stands for all of them) and
+--               "p:<skill set>" (a pool: its agents all serve the same contacts). Every queued
+--               contact that has an eligible agent is covered by a candidate whose score is at most
+--               its routing order. ("c:<contact>", one contact, is only in data written before
+--               queues were candidates.)
 --   K_ASETS     hash: "s:<skill set>" → registered agents with that skill set; "k:<skill>" → the
 --               number of distinct agent skill sets holding the skill (the limit that bounds a walk).
 -- Skills and ids never hold "|" or " " (API.md), every id character sorts after " " and every
@@ -36,10 +38,6 @@ end
 
 local function pool_tail(since, id)
   return string.format('%015d', since) .. '|' .. id
-end
-
-local function wake()
-  redis.call('ZADD', K_WAKE, 0, 'w')
 end
 
 -- The head of a pool as "<since15>|<agent>", or nil when the pool is empty.
@@ -133,14 +131,25 @@ local function member_score(name, m)
   return p * PRIORITY_STEP + seq
 end
 
+local function queue_candidate(name)
+  return 'q:' .. name
+end
+
 local function queue_add(c)
   local name = skillset_name(c.skills)
-  local score = order_score(c.priority, c._seq)
+  local score = int(order_score(c.priority, c._seq))
   redis.call('ZADD', K_QUEUE, int(c._seq), c.id)
   redis.call('ZADD', K_QINDEX, 0, queue_member(c))
-  redis.call('ZADD', K_SKILLSETS, #c.skills, name)
-  redis.call('ZADD', K_QHEADS, 'LT', int(score), name)
-  redis.call('ZADD', K_CAND, int(score), 'c:' .. c.id)
+  if redis.call('ZADD', K_QHEADS, 'LT', 'CH', score, name) == 1 then
+    -- The contact heads its queue (perhaps a new one): the queue is listed, and its candidate
+    -- is scored at most by the contact's order.
+    redis.call('ZADD', K_SKILLSETS, #c.skills, name)
+    redis.call('ZADD', K_CAND, 'LT', score, queue_candidate(name))
+  else
+    -- Behind an earlier head: the queue's candidate, if it was dropped (no agent for the head
+    -- then), comes back to look again, scored 0 (unknown) until the dispatcher reads the head.
+    redis.call('ZADD', K_CAND, 'NX', 0, queue_candidate(name))
+  end
   wake()
 end
 
@@ -149,14 +158,17 @@ local function queue_remove(c, at_head)
   local name = skillset_name(c.skills)
   redis.call('ZREM', K_QUEUE, c.id)
   redis.call('ZREM', K_QINDEX, queue_member(c))
-  redis.call('ZREM', K_CAND, 'c:' .. c.id)
   if not at_head and tonumber(redis.call('ZSCORE', K_QHEADS, name)) ~= order_score(c.priority, c._seq) then return end
   local lo, hi = lex_bounds(name)
   local head = redis.call('ZRANGEBYLEX', K_QINDEX, lo, hi, 'LIMIT', 0, 1)[1]
   if head then
-    redis.call('ZADD', K_QHEADS, int(member_score(name, head)), name)
+    local score = int(member_score(name, head))
+    redis.call('ZADD', K_QHEADS, score, name)
+    -- The queue's candidate, if it has one, is scored by its new head.
+    redis.call('ZADD', K_CAND, 'XX', score, queue_candidate(name))
   else
     redis.call('ZREM', K_QHEADS, name)
     redis.call('ZREM', K_SKILLSETS, name)
+    redis.call('ZREM', K_CAND, queue_candidate(name))
   end
 end

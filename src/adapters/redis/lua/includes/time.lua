@@ -1,5 +1,8 @@
 -- Milliseconds since the epoch to ISO-8601 UTC (days-from-civil, proleptic Gregorian).
+-- The last one is kept: a step formats the same millisecond over and over.
+local iso_ms, iso_text
 local function iso(ms)
+  if ms == iso_ms then return iso_text end
   local s = math.floor(ms / 1000)
   local msr = ms - s * 1000
   local days = math.floor(s / 86400)
@@ -14,8 +17,10 @@ local function iso(ms)
   local d = doy - math.floor((153 * mp + 2) / 5) + 1
   local m = mp < 10 and mp + 3 or mp - 9
   if m <= 2 then y = y + 1 end
-  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', y, m, d,
+  iso_ms = ms
+  iso_text = string.format('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', y, m, d,
     math.floor(sod / 3600), math.floor((sod % 3600) / 60), sod % 60, msr)
+  return iso_text
 end
 
 local function now_ms()

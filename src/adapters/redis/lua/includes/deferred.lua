@@ -1,0 +1,26 @@
+-- Writes a step makes once, at its end, however many commands or decisions asked for them: the
+-- dispatcher's wake signal and the workspace's counters. A step calls deferred_flush() last (the
+-- step is atomic, so nobody sees the counters or the signal before its other writes).
+local wake_due = false
+local stat_counts = {}
+local stat_fields = {}
+
+local function wake()
+  wake_due = true
+end
+
+local function stat_add(field, n)
+  local c = stat_counts[field]
+  if not c then
+    stat_fields[#stat_fields + 1] = field
+    c = 0
+  end
+  stat_counts[field] = c + (n or 1)
+end
+
+local function deferred_flush()
+  for i = 1, #stat_fields do
+    redis.call('HINCRBY', K_STATS, stat_fields[i], stat_counts[stat_fields[i]])
+  end
+  if wake_due then redis.call('ZADD', K_WAKE, 0, 'w') end
+end
