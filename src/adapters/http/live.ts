@@ -6,6 +6,7 @@ import { AfterPosition, comparePositions, Id } from '../../domain/values.ts';
 import { LiveEvent, type StreamEntry } from '../redis/event-log.ts';
 import { workspaceKeys } from '../redis/keys.ts';
 import type { WorkspaceTail } from '../redis/tail.ts';
+import { ownSelection, type Selection, sendSelection, sharedSelection } from './frames.ts';
 import { workspaceOf } from './params.ts';
 import { decodeOr400, ProblemError, problem, sendProblem } from './problem.ts';
 import { TypeList } from './queries.ts';
@@ -73,6 +74,8 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
       const held: LiveEvent[] = [];
       let alive = true;
 
+      // Subscribers with the same filters share what is made of each batch (see frames.ts).
+      const filterKey = `${q.type ? [...q.type].sort().join(',') : '*'}|${q.agent ?? ''}`;
       const wanted = (e: LiveEvent): boolean => {
         if (q.type && (!e.type || !q.type.has(e.type))) return false;
         if (q.agent) {
@@ -93,21 +96,40 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
         socket.close(1013, `${why}; reconnect with after=${last}`);
       };
 
-      const send = (e: LiveEvent): void => {
-        if (comparePositions(e.position, last) <= 0 || socket.readyState !== socket.OPEN) return;
-        if (wanted(e)) {
+      /** Writes what the filters select of `events` (all after `last`), unless the socket is too full. */
+      const deliver = (events: readonly LiveEvent[], s: Selection): void => {
+        if (s.frames !== null) {
           if (socket.bufferedAmount > maxBufferedBytes) {
-            tooSlow('too slow', { position: e.position, buffered: socket.bufferedAmount });
+            // The events passed over before the first one it wants are done with.
+            if (s.first > 0) last = events[s.first - 1]!.position;
+            tooSlow('too slow', { position: events[s.first]!.position, buffered: socket.bufferedAmount });
             return;
           }
-          socket.send(e.text);
+          sendSelection(socket, s);
         }
-        last = e.position;
+        last = events[events.length - 1]!.position;
       };
 
-      const unsubscribe = tail.subscribe((e) => {
-        if (!replaying) send(e);
-        else if (held.length < maxHeldEvents) held.push(e);
+      /**
+       * Events in stream order, from the tail (`shared`: the same batch every subscriber is handed)
+       * or from this subscriber's replay: those after `last` are delivered.
+       */
+      const sendAll = (events: readonly LiveEvent[], shared: boolean): void => {
+        if (events.length === 0 || socket.readyState !== socket.OPEN) return;
+        // Only the hand-over from the replay brings events at or before `last` (the replay sent them).
+        if (comparePositions(events[0]!.position, last) <= 0) {
+          const from = events.findIndex((e) => comparePositions(e.position, last) > 0);
+          if (from < 0) return;
+          const rest = events.slice(from);
+          deliver(rest, ownSelection(rest, wanted));
+          return;
+        }
+        deliver(events, shared ? sharedSelection(events, filterKey, wanted) : ownSelection(events, wanted));
+      };
+
+      const unsubscribe = tail.subscribeBatches((batch) => {
+        if (!replaying) sendAll(batch, true);
+        else if (held.length + batch.length <= maxHeldEvents) for (const e of batch) held.push(e);
         // The replay cannot keep up with the live feed: holding more would grow without bound.
         else tooSlow('too far behind', { held: held.length });
       });
@@ -143,7 +165,10 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
               'COUNT',
               500,
             )) as StreamEntry[];
-            for (const e of page) send(new LiveEvent(e));
+            sendAll(
+              page.map((e) => new LiveEvent(e)),
+              false,
+            );
             if (page.length < 500 || socket.readyState !== socket.OPEN) break;
           }
         } catch (err) {
@@ -152,7 +177,7 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
           return;
         }
         replaying = false;
-        for (const e of held.splice(0)) send(e);
+        sendAll(held.splice(0), false);
       }
       log.debug({ after: q.after ?? null, from: last }, 'subscriber joined');
     },

@@ -9,6 +9,12 @@ import type { RedisClient } from './scripts.ts';
 /** A live subscriber: every subscriber of a tail is handed the same `LiveEvent` for an event. */
 export type EventListener = (event: LiveEvent) => void;
 
+/**
+ * A live subscriber handed each batch of events the tail reads (in order, never empty): every
+ * subscriber gets the same array, so what is made from a batch can be made once and shared.
+ */
+export type BatchListener = (batch: readonly LiveEvent[]) => void;
+
 interface Waiter<T> {
   resolve(v: T | null): void;
   timer: NodeJS.Timeout;
@@ -23,6 +29,7 @@ interface Waiter<T> {
 export class WorkspaceTail {
   private readonly conn: RedisClient;
   private readonly listeners = new Set<EventListener>();
+  private readonly batchListeners = new Set<BatchListener>();
   /** Requests waiting for a command's outcome, by command id: a repeat of an Idempotency-Key
    * waits for the same command as the first request, so one id may have several waiters. */
   private readonly outcomeWaiters = new Map<string, Set<Waiter<CommandOutcome>>>();
@@ -91,12 +98,13 @@ export class WorkspaceTail {
   }
 
   private deliverEvents(entries: StreamEntry[]): void {
-    for (const entry of entries) {
-      this.lastEvent = entry[0];
-      if (this.listeners.size === 0) continue;
-      const event = new LiveEvent(entry);
-      for (const l of this.listeners) l(event);
-    }
+    const lastEntry = entries[entries.length - 1];
+    if (!lastEntry) return;
+    this.lastEvent = lastEntry[0];
+    if (this.listeners.size === 0 && this.batchListeners.size === 0) return;
+    const batch = entries.map((entry) => new LiveEvent(entry));
+    for (const event of batch) for (const l of this.listeners) l(event);
+    for (const l of this.batchListeners) l(batch);
   }
 
   private deliverOutcomes(entries: StreamEntry[]): void {
@@ -129,13 +137,19 @@ export class WorkspaceTail {
     return () => this.listeners.delete(listener);
   }
 
+  /** Hands `listener` every batch of events read from now on. */
+  subscribeBatches(listener: BatchListener): () => void {
+    this.batchListeners.add(listener);
+    return () => this.batchListeners.delete(listener);
+  }
+
   get subscribers(): number {
-    return this.listeners.size;
+    return this.listeners.size + this.batchListeners.size;
   }
 
   /** Nothing is listening or waiting on this tail. */
   get unused(): boolean {
-    return this.listeners.size === 0 && this.outcomeWaiters.size === 0 && this.positionWaiters.size === 0;
+    return this.subscribers === 0 && this.outcomeWaiters.size === 0 && this.positionWaiters.size === 0;
   }
 
   /**

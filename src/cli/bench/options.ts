@@ -14,6 +14,9 @@ Workloads (BENCH.md):
   e2e         one Switchboard process: POST /contacts at --rate (open loop) to AssignmentMade
               on a WebSocket; latency percentiles (each assignment completed, not timed)
   ingest      POST /contacts requests/s from --connections: Switchboard vs a bare fastify XADD
+  fanout      one Switchboard process, --subscribers WebSockets on its live feed (a process of
+              their own), contacts at --rate (default 50/s, two events each): deliveries/s,
+              decision-to-receipt percentiles, lost and out-of-order events
   split       n agents with only A, n with only B, one with both; contacts needing [A,B], then
               --decisions agents with only A arriving; worst and median dispatch step per --sizes n
   wide        one agent with 32 skills against --sizes contacts each needing a distinct 4 of them;
@@ -39,12 +42,13 @@ Options:
   --count <n>            floor: assignment steps to run (default 200000)
   --queues <a,b,...>     decision: queue lengths to compare (default 1000,100000)
   --decisions <n>        decision: agents made available one at a time (default 200)
-  --rate <n>             e2e: offered contacts/s (default 1000)
+  --rate <n>             e2e: offered contacts/s (default 1000); fanout: contacts/s (default 50)
   --rates <a,b,...>      e2e: several offered rates in one go (instead of --rate)
   --duration <s>         e2e, ingest: seconds of each measured run (default 5)
   --warmup <s>           e2e, ingest: seconds of load before measuring, not reported (default 1)
   --in-flight <n>        e2e: most unanswered POSTs; later sends are dropped and counted (default 256)
   --connections <n>      ingest: concurrent keep-alive connections (default 50)
+  --subscribers <n>      fanout: WebSocket subscribers on the live feed (default 1000)
   --dispatch-batch <n>   decisions per dispatch step (default ${defaultDispatcherOptions.batch}, as DISPATCH_BATCH)
   --project-batch <n>    commands per projector step (default ${defaultProjectorOptions.batch}, as PROJECT_BATCH)
   --sizes <a,b,...>      split, wide, large: sizes to compare (split ${DEFAULT_SIZES.split.join(',')}; wide ${DEFAULT_SIZES.wide.join(',')}; large ${DEFAULT_SIZES.large.join(',')})
@@ -60,6 +64,7 @@ export type Workload =
   | 'decision'
   | 'e2e'
   | 'ingest'
+  | 'fanout'
   | 'audit'
   | 'reference'
   | 'cluster'
@@ -70,6 +75,7 @@ export const WORKLOADS: readonly Workload[] = [
   'decision',
   'e2e',
   'ingest',
+  'fanout',
   'split',
   'wide',
   'large',
@@ -95,6 +101,7 @@ export interface BenchOptions {
   readonly warmup: number;
   readonly inFlight: number;
   readonly connections: number;
+  readonly subscribers: number;
   readonly dispatchBatch: number;
   readonly projectBatch: number;
   readonly seed: number;
@@ -119,6 +126,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     warmup: { type: 'string' },
     'in-flight': { type: 'string' },
     connections: { type: 'string' },
+    subscribers: { type: 'string' },
     'dispatch-batch': { type: 'string' },
     'project-batch': { type: 'string' },
     seed: { type: 'string' },
@@ -150,7 +158,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   const decisions = count('decisions', values.decisions, 200, 100_000);
   const defaultSizes = isShape(workload) ? DEFAULT_SIZES[workload] : [1000];
   const sizes = check.integers('sizes', values.sizes, defaultSizes, 'sizes', { min: 1, max: 10_000_000 });
-  const rate = count('rate', values.rate, 1000, 100_000);
+  const rate = count('rate', values.rate, workload === 'fanout' ? 50 : 1000, 100_000);
   check.check(
     values.rate === undefined || values.rates === undefined,
     '--rate and --rates: give one or the other',
@@ -160,6 +168,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   const warmup = check.number('warmup', values.warmup, 1, { min: 0, max: 60 });
   const inFlight = count('in-flight', values['in-flight'], 256, 10_000);
   const connections = count('connections', values.connections, 50, 1000);
+  const subscribers = count('subscribers', values.subscribers, 1000, 100_000);
   const dispatchBatch = count(
     'dispatch-batch',
     values['dispatch-batch'],
@@ -194,6 +203,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     warmup,
     inFlight,
     connections,
+    subscribers,
     dispatchBatch,
     projectBatch,
     seed,

@@ -9,6 +9,7 @@ import { auditWorkload } from './audit.ts';
 import { clusterWorkload } from './cluster.ts';
 import { decisionWorkload } from './decision.ts';
 import { e2eWorkload } from './e2e.ts';
+import { fanoutWorkload } from './fanout.ts';
 import { floorWorkload } from './floor.ts';
 import { ingestWorkload } from './ingest.ts';
 import type { BenchOptions, Workload } from './options.ts';
@@ -96,6 +97,18 @@ const WORKLOADS: Record<Workload, WorkloadSpec> = {
   ingest: {
     parameters: (o) => ({ connections: o.connections, duration: o.duration, warmup: o.warmup }),
     run: ({ url, workspace, o, note }) => ingestWorkload(url, workspace, o, note),
+    ownsWorkspace: true,
+  },
+  fanout: {
+    parameters: (o) => ({
+      subscribers: o.subscribers,
+      rate: o.rates[0],
+      duration: o.duration,
+      warmup: o.warmup,
+      agents: o.agents,
+    }),
+    run: ({ url, workspace, o, note }) =>
+      fanoutWorkload(url, workspace, { ...o, rate: o.rates[0] ?? 50 }, note),
     ownsWorkspace: true,
   },
   audit: {

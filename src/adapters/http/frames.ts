@@ -1,0 +1,104 @@
+/**
+ * The live feed's WebSocket frames, made once per instance and shared by every subscriber: an
+ * event's text frame is built once (however many subscribers send it), and the frames of a batch
+ * of events the tail read are joined once per filter, so each subscriber gets one buffer (one
+ * write) per batch. A subscriber's socket takes the bytes as they are when it runs no extension
+ * (no permessage-deflate: the frames are the ones `ws` would make); otherwise, or without the
+ * underlying socket, each event is sent through `ws` as text.
+ */
+import type { Socket } from 'node:net';
+import type { WebSocket } from 'ws';
+import type { LiveEvent } from '../redis/event-log.ts';
+
+const frameOf = new WeakMap<LiveEvent, Buffer>();
+
+/** A final, unmasked text frame (opcode 1) carrying `payload`: what a server sends. */
+export function textFrame(payload: Buffer): Buffer {
+  const n = payload.length;
+  const header = n < 126 ? 2 : n < 65_536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(header + n);
+  frame[0] = 0x81;
+  if (n < 126) frame[1] = n;
+  else if (n < 65_536) {
+    frame[1] = 126;
+    frame.writeUInt16BE(n, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeBigUInt64BE(BigInt(n), 2);
+  }
+  payload.copy(frame, header);
+  return frame;
+}
+
+/** The event's text frame, made on first use and kept with the event. */
+export function eventFrame(e: LiveEvent): Buffer {
+  let f = frameOf.get(e);
+  if (f === undefined) {
+    f = textFrame(Buffer.from(e.text));
+    frameOf.set(e, f);
+  }
+  return f;
+}
+
+/** The events of a batch one filter selects, with their frames joined into one buffer. */
+export interface Selection {
+  readonly events: readonly LiveEvent[];
+  /** Index in the batch of the first event selected (the batch's length when none is). */
+  readonly first: number;
+  /** Every selected event's frame, in order; null when none is selected. */
+  readonly frames: Buffer | null;
+}
+
+const selections = new WeakMap<readonly LiveEvent[], Map<string, Selection>>();
+
+/** The events of `batch` that `wanted` keeps, and their frames; `wanted` must be the same for one `key`. */
+function select(batch: readonly LiveEvent[], wanted: (e: LiveEvent) => boolean): Selection {
+  const events: LiveEvent[] = [];
+  let first = batch.length;
+  for (let i = 0; i < batch.length; i++) {
+    const e = batch[i]!;
+    if (!wanted(e)) continue;
+    if (events.length === 0) first = i;
+    events.push(e);
+  }
+  const frames =
+    events.length === 0
+      ? null
+      : events.length === 1
+        ? eventFrame(events[0]!)
+        : Buffer.concat(events.map(eventFrame));
+  return { events, first, frames };
+}
+
+/**
+ * What `wanted` selects of a batch the tail handed every subscriber: computed once per batch
+ * and `key` (a filter's canonical form), so subscribers with the same filter share it.
+ */
+export function sharedSelection(
+  batch: readonly LiveEvent[],
+  key: string,
+  wanted: (e: LiveEvent) => boolean,
+): Selection {
+  let byKey = selections.get(batch);
+  if (!byKey) {
+    byKey = new Map();
+    selections.set(batch, byKey);
+  }
+  let s = byKey.get(key);
+  if (!s) {
+    s = select(batch, wanted);
+    byKey.set(key, s);
+  }
+  return s;
+}
+
+/** What one subscriber's own filter selects of events no other subscriber shares (a replay page). */
+export const ownSelection = select;
+
+/** Writes a selection to one subscriber: its frames in one write, or each event through `ws`. */
+export function sendSelection(socket: WebSocket, s: Selection): void {
+  if (s.frames === null) return;
+  const raw = (socket as unknown as { _socket?: Socket })._socket;
+  if (raw && socket.extensions === '') raw.write(s.frames);
+  else for (const e of s.events) socket.send(e.text);
+}

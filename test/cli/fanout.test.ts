@@ -1,0 +1,65 @@
+/**
+ * The fan-out workload as a user runs it, at a tiny size: one Switchboard process, subscribers in
+ * a load-generator process of their own, contacts at a fixed rate; every subscriber gets every
+ * event once and in order, and the figures come out.
+ */
+import { describe, expect, it } from 'vitest';
+import { runCli } from './run-cli.ts';
+
+interface FanoutResult {
+  workload: string;
+  parameters: Record<string, unknown>;
+  figures: {
+    subscribers: number;
+    events: number;
+    deliveries: number;
+    deliveriesPerS: number;
+    p50Ms: number | null;
+    p99Ms: number | null;
+    maxMs: number | null;
+    lost: number;
+    outOfOrder: number;
+    closedEarly: number;
+    errors: number;
+  };
+}
+
+describe('bench fanout', () => {
+  it('delivers every event to every subscriber once, in order, and reports the figures', async () => {
+    const run = await runCli('bench', [
+      'fanout',
+      '--subscribers',
+      '25',
+      '--rate',
+      '40',
+      '--duration',
+      '1',
+      '--warmup',
+      '0.2',
+      '--json',
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    const r = JSON.parse(run.stdout.trim()) as FanoutResult;
+    expect(r.workload).toBe('fanout');
+    expect(r.parameters).toMatchObject({ subscribers: 25, rate: 40, duration: 1 });
+    const f = r.figures;
+    expect(f.subscribers).toBe(25);
+    // 40 contacts, each queued and assigned at once: two events each.
+    expect(f.events).toBe(80);
+    expect(f.deliveries).toBe(f.events * 25);
+    expect(f.lost).toBe(0);
+    expect(f.outOfOrder).toBe(0);
+    expect(f.closedEarly).toBe(0);
+    expect(f.errors).toBe(0);
+    expect(f.deliveriesPerS).toBeGreaterThan(0);
+    expect(f.p50Ms).toBeGreaterThanOrEqual(0);
+    expect(f.p99Ms).toBeGreaterThanOrEqual(f.p50Ms!);
+    expect(f.maxMs).toBeGreaterThanOrEqual(f.p99Ms!);
+  });
+
+  it('names a bad subscriber count', async () => {
+    const run = await runCli('bench', ['fanout', '--subscribers', '0', '--json']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/--subscribers: must be an integer from 1/);
+  });
+});
