@@ -9,15 +9,65 @@
  */
 import { connectRedis } from '../adapters/redis/client.ts';
 import { type RedisServerHandle, startRedisServer } from '../topology/redis-server.ts';
-import { allMain, isAll } from './bench/all.ts';
+import { type AllOptions, allMain } from './bench/all.ts';
 import { parseBenchArgs } from './bench/options.ts';
 import { formatResult, machine } from './bench/report.ts';
 import { runWorkload } from './bench/workloads.ts';
-import { runCommand } from './sim/options.ts';
+import { parseCommandLine, runCommand } from './sim/options.ts';
+
+const ALL_USAGE = `Usage: npm run bench -- all [options]
+
+Runs every workload (npm run bench -- --help lists them), each on a fresh private redis-server,
+and prints one table: figure, anchor (measured in the same run), ratio, target, met.
+
+Options:
+  --out <dir>         write bench-all.md and bench-all.json there (else print the table, or the
+                      JSON with --json)
+  --full              the full sizes of BENCH.md (seed/reference at 40 and 1,000 agents with 5,000
+                      contacts, queues up to 1,000,000, a 1,000,000-event audit; tens of minutes)
+  --tiny              the smallest sizes that still measure something (a smoke test, ~1 minute)
+  --seed <n>          seed of the skills (default 42)
+  --redis-url <url>   run the single-Redis workloads on this Redis instead of fresh private ones
+  --json              the JSON instead of the markdown table
+  --help              this text
+`;
+
+/** Whether a bench command line asks for `all`. */
+const isAll = (argv: readonly string[]): boolean =>
+  argv[0] === 'all' ||
+  argv.some((a, i) => a === '--workload=all' || (a === '--workload' && argv[i + 1] === 'all'));
+
+function parseAllArgs(argv: readonly string[]): AllOptions {
+  const { values, positionals, check } = parseCommandLine(argv, ALL_USAGE, {
+    workload: { type: 'string' },
+    out: { type: 'string' },
+    full: { type: 'boolean', default: false },
+    tiny: { type: 'boolean', default: false },
+    seed: { type: 'string' },
+    'redis-url': { type: 'string' },
+  });
+  const extra = positionals.filter((p, i) => !(i === 0 && p === 'all'));
+  check.check(extra.length === 0, `unexpected argument(s): ${extra.join(' ')}`);
+  check.check(!(values.full && values.tiny), '--full and --tiny: give one or the other');
+  const seed = check.number('seed', values.seed, 42, { integer: true, min: 0, max: 2 ** 32 - 1 });
+  check.url('redis-url', values['redis-url'], {
+    protocols: ['redis:', 'rediss:'],
+    expected: 'a redis:// or rediss:// URL such as redis://127.0.0.1:6379',
+  });
+  check.check(values.out === undefined || values.out.trim() !== '', '--out: must name a directory');
+  check.done();
+  return {
+    preset: values.full ? 'full' : values.tiny ? 'tiny' : 'quick',
+    out: values.out,
+    json: values.json ?? false,
+    seed,
+    redisUrl: values['redis-url'],
+  };
+}
 
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
-  if (isAll(argv)) return allMain(argv);
+  if (isAll(argv)) return allMain(argv, parseAllArgs(argv));
   const o = parseBenchArgs(argv);
   const note = (text: string) => {
     if (!o.json) process.stderr.write(`bench: ${text}\n`);

@@ -169,6 +169,8 @@ describe('the cluster rows', () => {
             cores: 2,
             singleUsPerAssignment: { total: 200 },
             masterUsPerAssignment: { 7001: { total: 210 }, 7002: { total: 250 } },
+            singleCpuUsPerAssignment: 100,
+            masterCpuUsPerAssignment: { 7001: 90, 7002: 110 },
             singleAssignmentsPerS: 5000,
             phases: [
               { masters: 1, assignmentsPerS: 4800 },
@@ -183,6 +185,7 @@ describe('the cluster rows', () => {
     expect(rows.map((r) => [r.ratio, r.met])).toEqual([
       [1.05, true],
       [1.25, false],
+      [1.1, null],
       [0.96, null],
       [1.667, null],
       [1.75, null],

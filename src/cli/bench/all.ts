@@ -10,39 +10,23 @@ import path from 'node:path';
 import { connectRedis } from '../../adapters/redis/client.ts';
 import type { RedisClient } from '../../adapters/redis/scripts.ts';
 import { type RedisServerHandle, startRedisServer } from '../../topology/redis-server.ts';
-import { parseCommandLine } from '../sim/options.ts';
 import { nowNs, round, seconds } from '../sim/stats.ts';
-import { clusterRows } from './cluster.ts';
+import { type ClusterFigures, MASTERS } from './cluster.ts';
 import { parseBenchArgs, WORKLOADS } from './options.ts';
 import {
+  at,
   benchRows,
   type Machine,
   machine,
   type Row,
   type RowMaker,
+  row,
   STANDARD_ROWS,
   type Target,
   type WorkloadRun,
 } from './report.ts';
 import { runWorkload } from './workloads.ts';
 import type { Note } from './workspace.ts';
-
-export const ALL_USAGE = `Usage: npm run bench -- all [options]
-
-Runs every workload (npm run bench -- --help lists them), each on a fresh private redis-server,
-and prints one table: figure, anchor (measured in the same run), ratio, target, met.
-
-Options:
-  --out <dir>         write bench-all.md and bench-all.json there (else print the table, or the
-                      JSON with --json)
-  --full              the full sizes of BENCH.md (seed/reference at 40 and 1,000 agents with 5,000
-                      contacts, queues up to 1,000,000, a 1,000,000-event audit; tens of minutes)
-  --tiny              the smallest sizes that still measure something (a smoke test, ~1 minute)
-  --seed <n>          seed of the skills (default 42)
-  --redis-url <url>   run the single-Redis workloads on this Redis instead of fresh private ones
-  --json              the JSON instead of the markdown table
-  --help              this text
-`;
 
 export type Preset = 'tiny' | 'quick' | 'full';
 
@@ -52,39 +36,6 @@ export interface AllOptions {
   readonly json: boolean;
   readonly seed: number;
   readonly redisUrl: string | undefined;
-}
-
-/** Whether a bench command line asks for `all`. */
-export const isAll = (argv: readonly string[]): boolean =>
-  argv[0] === 'all' ||
-  argv.some((a, i) => a === '--workload=all' || (a === '--workload' && argv[i + 1] === 'all'));
-
-export function parseAllArgs(argv: readonly string[]): AllOptions {
-  const { values, positionals, check } = parseCommandLine(argv, ALL_USAGE, {
-    workload: { type: 'string' },
-    out: { type: 'string' },
-    full: { type: 'boolean', default: false },
-    tiny: { type: 'boolean', default: false },
-    seed: { type: 'string' },
-    'redis-url': { type: 'string' },
-  });
-  const extra = positionals.filter((p, i) => !(i === 0 && p === 'all'));
-  check.check(extra.length === 0, `unexpected argument(s): ${extra.join(' ')}`);
-  check.check(!(values.full && values.tiny), '--full and --tiny: give one or the other');
-  const seed = check.number('seed', values.seed, 42, { integer: true, min: 0, max: 2 ** 32 - 1 });
-  check.url('redis-url', values['redis-url'], {
-    protocols: ['redis:', 'rediss:'],
-    expected: 'a redis:// or rediss:// URL such as redis://127.0.0.1:6379',
-  });
-  check.check(values.out === undefined || values.out.trim() !== '', '--out: must name a directory');
-  check.done();
-  return {
-    preset: values.full ? 'full' : values.tiny ? 'tiny' : 'quick',
-    out: values.out,
-    json: values.json ?? false,
-    seed,
-    redisUrl: values['redis-url'],
-  };
 }
 
 /**
@@ -163,6 +114,64 @@ export const ALL_RUNS: Record<string, Record<Preset, string[][]>> = {
     full: [['--events', '1000000']],
   },
   cluster: { tiny: [['--contacts', '200']], quick: [['--contacts', '2000']], full: [['--contacts', '5000']] },
+};
+
+/**
+ * The table rows of a cluster run: each master's µs per assignment against the single Redis's
+ * (target within 1.2x), the worst master's CPU per assignment against the single's, the aggregate with 1 master busy against the single Redis and with 2 and 3
+ * against 1, and the throughput the µs imply with a core per master.
+ */
+export const clusterRows: RowMaker = (run) => {
+  const f = run.figures as ClusterFigures;
+  const single = {
+    name: 'single Redis, same cycle',
+    value: at(f, 'singleUsPerAssignment.total'),
+    unit: 'µs',
+  };
+  const rows: Row[] = Object.entries(f.masterUsPerAssignment).map(([port, us], i) =>
+    row(`cluster: Redis µs per assignment, master ${i + 1} (:${port})`, at(us, 'total'), 'µs', single, {
+      on: 'ratio',
+      op: '<=',
+      value: 1.2,
+    }),
+  );
+  const cpu = Object.values(f.masterCpuUsPerAssignment ?? {}).filter((v): v is number => v !== null);
+  if (cpu.length > 0)
+    rows.push(
+      row('cluster: Redis main-thread CPU per assignment, worst master', Math.max(...cpu), 'µs', {
+        name: 'single Redis, same cycle',
+        value: f.singleCpuUsPerAssignment,
+        unit: 'µs',
+      }),
+    );
+  const one = f.phases[0];
+  for (const p of f.phases)
+    rows.push(
+      row(
+        `cluster: aggregate, ${p.masters} master${p.masters > 1 ? 's' : ''} busy (${f.cores} cores)`,
+        p.assignmentsPerS,
+        'assignments/s',
+        p.masters === 1
+          ? { name: 'single Redis, same workspaces', value: f.singleAssignmentsPerS, unit: 'assignments/s' }
+          : { name: '1 master busy', value: one?.assignmentsPerS ?? null, unit: 'assignments/s' },
+      ),
+    );
+  const last = f.phases[f.phases.length - 1];
+  rows.push(
+    row(
+      `cluster: model, ${MASTERS} masters with a core each (1e6 / µs × masters)`,
+      f.modelAggregatePerS,
+      'assignments/s',
+      last
+        ? {
+            name: `measured, ${last.masters} masters busy`,
+            value: last.assignmentsPerS,
+            unit: 'assignments/s',
+          }
+        : undefined,
+    ),
+  );
+  return rows;
 };
 
 /** Every workload's row maker. */
@@ -314,8 +323,7 @@ export function allMarkdown(r: AllResult): string {
 }
 
 /** `npm run bench -- all ...`: runs, prints or writes. Returns the exit code. */
-export async function allMain(argv: readonly string[]): Promise<number> {
-  const o = parseAllArgs(argv);
+export async function allMain(argv: readonly string[], o: AllOptions): Promise<number> {
   const note: Note = (text) => {
     if (!o.json || o.out) process.stderr.write(`bench all: ${text}\n`);
   };

@@ -20,12 +20,11 @@ import { workspaceKeys } from '../../adapters/redis/keys.ts';
 import type { RedisClient } from '../../adapters/redis/scripts.ts';
 import { defaultDispatcherOptions, dispatchPending } from '../../dispatcher/dispatcher.ts';
 import { defaultProjectorOptions, ensureGroup, projectPending } from '../../projections/projector.ts';
-import { startRedisCluster } from '../../topology/redis-cluster.ts';
+import { type RedisClusterHandle, startRedisCluster } from '../../topology/redis-cluster.ts';
 import { startRedisServer } from '../../topology/redis-server.ts';
 import { seededRandom } from '../sim/random.ts';
-import { nowNs, round, seconds } from '../sim/stats.ts';
-import { perAssignment, type ScriptTime, scriptCalls, startScriptTiming } from './redis-time.ts';
-import { at, type Row, type RowMaker, row } from './report.ts';
+import { median, nowNs, round, seconds } from '../sim/stats.ts';
+import { perAssignment, scriptCalls, startScriptTiming } from './redis-time.ts';
 import {
   type Agent,
   appendAndProject,
@@ -34,6 +33,7 @@ import {
   queueCommands,
   registerCommands,
   seedAgents,
+  uncovered,
 } from './workspace.ts';
 
 export interface ClusterBenchOptions {
@@ -47,7 +47,7 @@ export interface ClusterBenchOptions {
 
 /** Workspaces drained at once on each busy master (and on the single Redis). */
 export const PER_MASTER = 2;
-const MASTERS = 3;
+export const MASTERS = 3;
 
 export interface ClusterPhase {
   readonly masters: number;
@@ -62,11 +62,18 @@ export interface ClusterPhase {
 
 export interface ClusterFigures {
   readonly cores: number;
+  /** The machine's 1-minute load average at the end (other processes included). */
+  readonly loadAverage: number;
   readonly workspacesPerMaster: number;
-  /** Redis µs per assignment cycle on the single Redis, per Lua step and total. */
+  /** Timed rounds (single Redis, then each master, in turn); each figure is their median. */
+  readonly rounds: number;
+  /** Redis µs per assignment cycle on the single Redis (SLOWLOG), per Lua step and total. */
   readonly singleUsPerAssignment: Record<string, number>;
   /** The same on each master of the cluster (by port), one master busy at a time. */
   readonly masterUsPerAssignment: Record<string, Record<string, number>>;
+  /** Redis main-thread CPU µs per assignment (INFO cpu) in the same timed runs. */
+  readonly singleCpuUsPerAssignment: number | null;
+  readonly masterCpuUsPerAssignment: Record<string, number | null>;
   /** The worst master's total over the single Redis's total (target 1.2 at most). */
   readonly worstMasterRatio: number | null;
   /** Aggregate assignments/s of PER_MASTER workspaces on the single Redis, at once. */
@@ -80,115 +87,141 @@ export interface ClusterFigures {
   readonly limitedBy: string;
 }
 
-export async function clusterWorkload(o: ClusterBenchOptions, note: Note): Promise<ClusterFigures> {
-  const rng = seededRandom(o.seed);
-  const agents = seedAgents(o.agents, rng);
+/** The options of a drain, with the assignments it must make in each workspace. */
+interface Drain extends ClusterBenchOptions {
+  readonly target: number;
+}
+
+const ROUNDS = 3;
+
+export async function clusterWorkload(options: ClusterBenchOptions, note: Note): Promise<ClusterFigures> {
+  const agents = seedAgents(options.agents, seededRandom(options.seed));
+  const o: Drain = { ...options, target: options.contacts - uncovered(agents, contactsOf(options)) };
   const single = await startRedisServer({ appendonly: false });
-  let singleUs: Record<string, number>;
-  let singlePerS: number;
+  const one = connectRedis({ url: single.url }, { commandTimeout: 60_000 });
+  let cluster: RedisClusterHandle | undefined;
+  let redis: RedisClient | undefined;
+  let clients: RedisClient[] = [];
   try {
-    const redis = connectRedis({ url: single.url }, { commandTimeout: 60_000 });
-    try {
-      note('single Redis: throughput, then Redis µs per assignment');
-      const untimed = ['cs-run-a', 'cs-run-b'];
-      await Promise.all(untimed.map((ws) => prepare(redis, ws, agents, o)));
-      singlePerS = (await drainAll(redis, untimed, o)).perS;
-      const timed = ['cs-timed-a', 'cs-timed-b'];
-      await Promise.all(timed.map((ws) => prepare(redis, ws, agents)));
-      singleUs = await timedDrain(redis, timed, o);
-    } finally {
-      redis.disconnect();
+    note('single Redis: throughput');
+    const untimed = ['cs-run-a', 'cs-run-b'];
+    await Promise.all(untimed.map((ws) => prepare(one, ws, agents, o)));
+    const singlePerS = (await drainAll(one, untimed, o)).perS;
+
+    note(`starting a Redis Cluster of ${MASTERS} masters (no replicas, AOF off)`);
+    cluster = await startRedisCluster({
+      masters: MASTERS,
+      replicasPerMaster: 0,
+      args: ['--appendonly', 'no'],
+    });
+    redis = connectRedis(
+      { clusterNodes: cluster.nodes.map((n) => `${n.host}:${n.port}`) },
+      { commandTimeout: 60_000 },
+    );
+    await redis.ping();
+    const ports = cluster.nodes.map((n) => n.port);
+    clients = ports.map((port) => connectRedis({ url: `redis://127.0.0.1:${port}` }));
+    // Workspaces named so each master holds enough for every run: the throughput runs with 1, 2
+    // and 3 masters busy, then the timed rounds.
+    const names = await spreadWorkspaces(redis, ports, PER_MASTER * (MASTERS + ROUNDS));
+    const phases: ClusterPhase[] = [];
+    for (let busy = 1; busy <= MASTERS; busy++) {
+      const ws = ports.slice(0, busy).flatMap((p) => names.get(p)!.splice(0, PER_MASTER));
+      note(`${busy} master(s) busy: ${ws.length} workspaces drained at once`);
+      await Promise.all(ws.map((w) => prepare(redis!, w, agents, o)));
+      const cpu0 = await Promise.all(clients.map((c) => redisCpu(c)));
+      const driver0 = process.cpuUsage();
+      const run = await drainAll(redis, ws, o);
+      const driver = process.cpuUsage(driver0);
+      const cpu1 = await Promise.all(clients.map((c) => redisCpu(c)));
+      phases.push({
+        masters: busy,
+        assignments: run.assignments,
+        assignmentsPerS: run.perS,
+        seconds: round(run.seconds, 3) ?? 0,
+        redisCpuPercent: cpu1.map((c, i) => Math.round(((c - cpu0[i]!) / 1e6 / run.seconds) * 100)),
+        driverCpuPercent: Math.round(((driver.user + driver.system) / 1e6 / run.seconds) * 100),
+      });
     }
+
+    // Timed after the throughput runs (scripts loaded, warm), in rounds that alternate the single
+    // Redis and each master, so a busy moment of the machine falls on all of them alike.
+    const singleRuns: Timed[] = [];
+    const masterRuns = new Map<number, Timed[]>(ports.map((p) => [p, []]));
+    for (let r = 0; r < ROUNDS; r++) {
+      note(`timed round ${r + 1} of ${ROUNDS}: Redis µs per assignment, single Redis then each master`);
+      const ws = [`cs-timed-${r}-a`, `cs-timed-${r}-b`];
+      await Promise.all(ws.map((w) => prepare(one, w, agents)));
+      singleRuns.push(await timedDrain(one, one, ws, o));
+      for (const [i, port] of ports.entries()) {
+        const mine = names.get(port)!.splice(0, PER_MASTER);
+        await Promise.all(mine.map((w) => prepare(redis!, w, agents)));
+        masterRuns.get(port)!.push(await timedDrain(redis, clients[i]!, mine, o));
+      }
+    }
+    const singleUs = medianOf(singleRuns.map((t) => t.us));
+    const masterUs = Object.fromEntries(ports.map((p) => [p, medianOf(masterRuns.get(p)!.map((t) => t.us))]));
+    const totals = Object.values(masterUs).map((m) => m.total ?? 0);
+    const meanUs = totals.reduce((a, b) => a + b, 0) / totals.length;
+    const perMaster = meanUs > 0 ? Math.round(1e6 / meanUs) : null;
+    const cores = os.cpus().length;
+    return {
+      cores,
+      loadAverage: round(os.loadavg()[0] ?? 0, 2) ?? 0,
+      workspacesPerMaster: PER_MASTER,
+      rounds: ROUNDS,
+      singleUsPerAssignment: singleUs,
+      masterUsPerAssignment: masterUs,
+      singleCpuUsPerAssignment: round(median(singleRuns.map((t) => t.cpuUs))),
+      masterCpuUsPerAssignment: Object.fromEntries(
+        ports.map((p) => [p, round(median(masterRuns.get(p)!.map((t) => t.cpuUs)))]),
+      ),
+      worstMasterRatio: singleUs.total ? round(Math.max(...totals) / singleUs.total, 2) : null,
+      singleAssignmentsPerS: singlePerS,
+      phases,
+      modelPerMasterPerS: perMaster,
+      modelAggregatePerS: perMaster === null ? null : perMaster * MASTERS,
+      limitedBy: limitedBy(cores, os.loadavg()[0] ?? 0, phases),
+    };
   } finally {
+    for (const c of clients) c.disconnect();
+    redis?.disconnect();
+    one.disconnect();
+    await cluster?.stop();
     await single.stop();
   }
+}
 
-  note(`starting a Redis Cluster of ${MASTERS} masters (no replicas, AOF off)`);
-  const cluster = await startRedisCluster({
-    masters: MASTERS,
-    replicasPerMaster: 0,
-    args: ['--appendonly', 'no'],
-  });
-  try {
-    const seeds = cluster.nodes.map((n) => `${n.host}:${n.port}`);
-    const redis = connectRedis({ clusterNodes: seeds }, { commandTimeout: 60_000 });
-    try {
-      await redis.ping();
-      const ports = cluster.nodes.map((n) => n.port);
-      // Workspaces named so each master holds enough for every phase: the throughput runs with
-      // 1, 2 and 3 masters busy, then one timed set.
-      const names = await spreadWorkspaces(redis, ports, PER_MASTER * (1 + MASTERS));
-      const phases: ClusterPhase[] = [];
-      const clients = ports.map((port) => connectRedis({ url: `redis://127.0.0.1:${port}` }));
-      try {
-        for (let busy = 1; busy <= MASTERS; busy++) {
-          const ws = ports.slice(0, busy).flatMap((p) => names.get(p)!.splice(0, PER_MASTER));
-          note(`${busy} master(s) busy: ${ws.length} workspaces drained at once`);
-          await Promise.all(ws.map((w) => prepare(redis, w, agents, o)));
-          const cpu0 = await Promise.all(clients.map(redisCpu));
-          const driver0 = process.cpuUsage();
-          const run = await drainAll(redis, ws, o);
-          const driver = process.cpuUsage(driver0);
-          const cpu1 = await Promise.all(clients.map(redisCpu));
-          phases.push({
-            masters: busy,
-            assignments: run.assignments,
-            assignmentsPerS: run.perS,
-            seconds: round(run.seconds, 3) ?? 0,
-            redisCpuPercent: cpu1.map((c, i) => Math.round(((c - cpu0[i]!) / run.seconds) * 100)),
-            driverCpuPercent: Math.round(((driver.user + driver.system) / 1e6 / run.seconds) * 100),
-          });
-        }
-      } finally {
-        for (const c of clients) c.disconnect();
-      }
-      // Timed after the throughput runs, as on the single Redis (its scripts loaded, warm).
-      const masterUs: Record<string, Record<string, number>> = {};
-      for (const port of ports) {
-        note(`master ${port}: Redis µs per assignment`);
-        const ws = names.get(port)!.splice(0, PER_MASTER);
-        await Promise.all(ws.map((w) => prepare(redis, w, agents)));
-        masterUs[port] = await timedDrain(redis, ws, o, port);
-      }
-      const totals = Object.values(masterUs).map((m) => m.total ?? 0);
-      const meanUs = totals.reduce((a, b) => a + b, 0) / totals.length;
-      const perMaster = meanUs > 0 ? Math.round(1e6 / meanUs) : null;
-      const cores = os.cpus().length;
-      return {
-        cores,
-        workspacesPerMaster: PER_MASTER,
-        singleUsPerAssignment: singleUs,
-        masterUsPerAssignment: masterUs,
-        worstMasterRatio: singleUs.total ? round(Math.max(...totals) / singleUs.total, 2) : null,
-        singleAssignmentsPerS: singlePerS,
-        phases,
-        modelPerMasterPerS: perMaster,
-        modelAggregatePerS: perMaster === null ? null : perMaster * MASTERS,
-        limitedBy: limitedBy(cores, phases),
-      };
-    } finally {
-      redis.disconnect();
-    }
-  } finally {
-    await cluster.stop();
-  }
+/** Each key's median over the records. */
+function medianOf(list: readonly Record<string, number>[]): Record<string, number> {
+  const keys = [...new Set(list.flatMap((r) => Object.keys(r)))];
+  return Object.fromEntries(keys.map((k) => [k, median(list.flatMap((r) => (k in r ? [r[k]!] : []))) ?? 0]));
 }
 
 /** What bounded the aggregate, from the CPU each process used in the busiest phase. */
-export function limitedBy(cores: number, phases: readonly ClusterPhase[]): string {
+export function limitedBy(cores: number, load: number, phases: readonly ClusterPhase[]): string {
   const last = phases[phases.length - 1];
   if (!last) return 'not measured';
   const used = last.redisCpuPercent.reduce((a, b) => a + b, 0) + last.driverCpuPercent;
-  const processes = last.masters + 1;
-  return cores < processes
-    ? `${cores} cores for ${last.masters} busy masters and the one driver process (${used}% of a core used in all): the cores, not the masters, bound the aggregate; the model says what a core per master would give`
-    : `${cores} cores for ${processes} busy processes (${used}% of a core used in all)`;
+  const each = last.redisCpuPercent.map((p) => `${p}%`).join(', ');
+  const saturated = used >= 0.85 * cores * 100;
+  return (
+    `${cores} cores, load average ${load.toFixed(1)} (other processes included). With ${last.masters} masters busy, ` +
+    `the masters used ${each} of a core and the one driver process ${last.driverCpuPercent}%: ${used}% of the ` +
+    `${cores * 100}% the cores have. ` +
+    (saturated
+      ? 'The cores were saturated: CPU, not the masters, bounds the aggregate.'
+      : 'This run did not saturate the cores by itself: each drain is one sequential loop waiting on its round trips, and other processes took CPU too.') +
+    ' The model is what a core per master would give.'
+  );
 }
 
-async function redisCpu(redis: RedisClient): Promise<number> {
+/** CPU µs the server has used: the whole process, or its main thread only. */
+async function redisCpu(redis: RedisClient, mainThread = false): Promise<number> {
   const info = (await redis.info('cpu')) as string;
-  const f = (name: string) => Number(new RegExp(`${name}:([0-9.]+)`).exec(info)?.[1] ?? 0);
-  return f('used_cpu_sys') + f('used_cpu_user');
+  const suffix = mainThread ? '_main_thread' : '';
+  const f = (name: string) => Number(new RegExp(`${name}${suffix}:([0-9.]+)`).exec(info)?.[1] ?? 0);
+  return (f('used_cpu_sys') + f('used_cpu_user')) * 1e6;
 }
 
 /** The port of the master serving each slot, from CLUSTER SLOTS. */
@@ -226,7 +259,7 @@ async function prepare(
   redis: RedisClient,
   workspace: string,
   agents: readonly Agent[],
-  o?: ClusterBenchOptions,
+  o?: Drain,
 ): Promise<void> {
   await ensureGroup(redis, workspace);
   await appendAndProject(redis, workspace, registerCommands(agents));
@@ -236,67 +269,45 @@ async function prepare(
 
 const contactsOf = (o: ClusterBenchOptions) => queueCommands(o.contacts, seededRandom(o.seed + 1));
 
-interface MasterCall {
-  readonly name: string;
-  readonly port: number | undefined;
-  readonly us: number;
-}
-
-function timesOf(calls: readonly MasterCall[]): Record<string, ScriptTime> {
-  const out: Record<string, { calls: number; us: number }> = {};
-  for (const c of calls) {
-    const t = out[c.name] ?? { calls: 0, us: 0 };
-    t.calls++;
-    t.us += c.us;
-    out[c.name] = t;
-  }
-  return out;
+interface Timed {
+  /** SLOWLOG µs per assignment, per Lua step and total. */
+  readonly us: Record<string, number>;
+  /** Main-thread CPU µs per assignment of the server (`node`) the workspaces are on. */
+  readonly cpuUs: number;
 }
 
 /**
  * Queues the contacts and drains `workspaces` at once with Redis timing every Lua step (SLOWLOG on
- * every master), from the contacts' appends on: Redis's µs per assignment of the whole cycle.
+ * every master), from the contacts' appends on: Redis's µs per assignment of the whole cycle, over
+ * the steps of these workspaces (on a cluster, all on the master `node`).
  */
 async function timedDrain(
   redis: RedisClient,
+  node: RedisClient,
   workspaces: readonly string[],
-  o: ClusterBenchOptions,
-  /** On a cluster, the master whose calls count (all of them are its, unless something else ran). */
-  port?: number,
-): Promise<Record<string, number>> {
+  o: Drain,
+): Promise<Timed> {
   await startScriptTiming(redis);
+  const cpu0 = await redisCpu(node, true);
   await Promise.all(workspaces.map((ws) => appendAndProject(redis, ws, contactsOf(o))));
   const { assignments } = await drainAll(redis, workspaces, o);
-  const raw = await scriptCalls(redis);
-  const ports = await portsOf(redis, raw);
-  const calls = raw.map((c, i) => ({ name: c.name, port: ports[i], us: c.us }));
-  return perAssignment(timesOf(calls.filter((c) => port === undefined || c.port === port)), assignments);
-}
-
-/** The port of the master each call ran on (its first key's slot), on a cluster; else undefined. */
-async function portsOf(
-  redis: RedisClient,
-  calls: readonly { firstKey: string }[],
-): Promise<(number | undefined)[]> {
-  if (!('nodes' in redis)) return calls.map(() => undefined);
-  const owner = await slotOwner(redis);
-  const byTag = new Map<string, number | undefined>();
-  const out: (number | undefined)[] = [];
-  for (const c of calls) {
-    const tag = /\{[^}]*\}/.exec(c.firstKey)?.[0] ?? c.firstKey;
-    if (!byTag.has(tag)) {
-      const slot = (await redis.cluster('KEYSLOT', tag)) as number;
-      byTag.set(tag, owner(slot));
-    }
-    out.push(byTag.get(tag));
+  const cpuUs = (await redisCpu(node, true)) - cpu0;
+  const tags = workspaces.map((w) => `{${w}}`);
+  const times: Record<string, { calls: number; us: number }> = {};
+  for (const c of await scriptCalls(redis)) {
+    if (!tags.some((t) => c.firstKey.includes(t))) continue;
+    const t = times[c.name] ?? { calls: 0, us: 0 };
+    t.calls++;
+    t.us += c.us;
+    times[c.name] = t;
   }
-  return out;
+  return { us: perAssignment(times, assignments), cpuUs: cpuUs / assignments };
 }
 
 async function drainAll(
   redis: RedisClient,
   workspaces: readonly string[],
-  o: ClusterBenchOptions,
+  o: Drain,
 ): Promise<{ assignments: number; perS: number; seconds: number }> {
   const t0 = nowNs();
   const made = await Promise.all(workspaces.map((ws) => drain(redis, ws, o)));
@@ -309,7 +320,7 @@ async function drainAll(
  * The seed cycle on one workspace until every contact is assigned: dispatch, then complete what
  * was assigned (zero handle time) and project the completions. Returns the assignments made.
  */
-async function drain(redis: RedisClient, workspace: string, o: ClusterBenchOptions): Promise<number> {
+async function drain(redis: RedisClient, workspace: string, o: Drain): Promise<number> {
   const k = workspaceKeys(workspace);
   const dispatchOpts = { ...defaultDispatcherOptions, batch: o.dispatchBatch };
   const projectOpts = { ...defaultProjectorOptions, batch: o.projectBatch };
@@ -319,10 +330,10 @@ async function drain(redis: RedisClient, workspace: string, o: ClusterBenchOptio
   let assignments = 0;
   let idle = 0;
   const hardStop = Date.now() + 600_000;
-  while (assignments < o.contacts && idle <= 10 && Date.now() < hardStop) {
+  while (assignments < o.target && idle <= 10 && Date.now() < hardStop) {
     const made = await dispatchPending(redis, workspace, dispatchOpts);
     assignments += made;
-    if (assignments >= o.contacts) break;
+    if (assignments >= o.target) break;
     const entries = (await redis.xrange(k.events, `(${cursor}`, '+', 'COUNT', 50_000)) as [
       string,
       string[],
@@ -342,6 +353,8 @@ async function drain(redis: RedisClient, workspace: string, o: ClusterBenchOptio
     const applied = await projectPending(redis, workspace, [], projectOpts);
     idle = made === 0 && done.length === 0 && applied === 0 ? idle + 1 : 0;
   }
+  if (assignments < o.target)
+    throw new Error(`${workspace}: the drain stalled after ${assignments} of ${o.target} assignments`);
   const recorded = (Number(await redis.hget(k.stats, 'assignments')) || 0) - queued;
   if (recorded !== assignments)
     throw new Error(
@@ -349,52 +362,3 @@ async function drain(redis: RedisClient, workspace: string, o: ClusterBenchOptio
     );
   return assignments;
 }
-
-/**
- * The table rows of a cluster run: each master's µs per assignment against the single Redis's
- * (target within 1.2x), the aggregate with 1 master busy against the single Redis and with 2 and 3
- * against 1, and the throughput the µs imply with a core per master.
- */
-export const clusterRows: RowMaker = (run) => {
-  const f = run.figures as ClusterFigures;
-  const single = {
-    name: 'single Redis, same cycle',
-    value: at(f, 'singleUsPerAssignment.total'),
-    unit: 'µs',
-  };
-  const rows: Row[] = Object.entries(f.masterUsPerAssignment).map(([port, us], i) =>
-    row(`cluster: Redis µs per assignment, master ${i + 1} (:${port})`, at(us, 'total'), 'µs', single, {
-      on: 'ratio',
-      op: '<=',
-      value: 1.2,
-    }),
-  );
-  const one = f.phases[0];
-  for (const p of f.phases)
-    rows.push(
-      row(
-        `cluster: aggregate, ${p.masters} master${p.masters > 1 ? 's' : ''} busy (${f.cores} cores)`,
-        p.assignmentsPerS,
-        'assignments/s',
-        p.masters === 1
-          ? { name: 'single Redis, same workspaces', value: f.singleAssignmentsPerS, unit: 'assignments/s' }
-          : { name: '1 master busy', value: one?.assignmentsPerS ?? null, unit: 'assignments/s' },
-      ),
-    );
-  const last = f.phases[f.phases.length - 1];
-  rows.push(
-    row(
-      `cluster: model, ${MASTERS} masters with a core each (1e6 / µs × masters)`,
-      f.modelAggregatePerS,
-      'assignments/s',
-      last
-        ? {
-            name: `measured, ${last.masters} masters busy`,
-            value: last.assignmentsPerS,
-            unit: 'assignments/s',
-          }
-        : undefined,
-    ),
-  );
-  return rows;
-};
