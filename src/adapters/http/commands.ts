@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import * as E from 'fp-ts/lib/Either.js';
 import { pipe } from 'fp-ts/lib/function.js';
-import * as TE from 'fp-ts/lib/TaskEither.js';
 import type * as t from 'io-ts';
+import type { Logger } from 'pino';
 import {
   ChangeAgentStateBody,
   type Command,
@@ -126,16 +126,11 @@ function decodeRequest<P extends { readonly ws: string }, B>(
   body: BodyDecoder<B>,
   make: (params: P, body: B) => Command,
 ): E.Either<CommandFailure, CommandRequest> {
-  return pipe(
-    decodeOrProblem(params, req.params, 'path'),
-    E.flatMap((p) =>
-      pipe(
-        body(req.body),
-        E.map((b) => ({ ws: p.ws, command: make(p, b) })),
-      ),
-    ),
-    E.mapLeft(invalidRequest),
-  );
+  const p = decodeOrProblem(params, req.params, 'path');
+  if (E.isLeft(p)) return E.left(invalidRequest(p.left));
+  const b = body(req.body);
+  if (E.isLeft(b)) return E.left(invalidRequest(b.left));
+  return E.right({ ws: p.right.ws, command: make(p.right, b.right) });
 }
 
 /**
@@ -148,111 +143,110 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
   /**
    * A command route, and the whole command path: decode → append → await the outcome, then one
    * answer, whatever the path ends with. `make` turns the decoded path parameters and body into the
-   * command.
+   * command. (Plain steps rather than a TaskEither chain: this is the hot path of every command.)
    */
   function commandRoute<P extends { readonly ws: string }, B>(
     params: t.Type<P, unknown, unknown>,
     body: BodyDecoder<B>,
     make: (params: P, body: B) => Command,
   ) {
-    return (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> =>
-      pipe(
-        TE.fromEither(decodeRequest(req, params, body, make)), // 400
-        TE.flatMapEither(withIdempotencyKey(req)), // 400
-        TE.flatMap(append(req)), // 503 when Redis is unavailable
-        TE.filterOrElse(
-          ({ appended }) => !appended.repeated || appended.sameRequest,
-          (submitted): CommandFailure => ({ _tag: 'IdempotencyKeyReused', submitted }), // 422
-        ),
-        TE.flatMap(awaitOutcome), // 202 when late, 503 when not replicated, 4xx when refused
-        TE.match(
-          (failure) => answerFailure(req, reply, failure),
-          (applied) => answerApplied(req, reply, applied),
-        ),
-      )();
+    return async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
+      const decoded = decodeRequest(req, params, body, make); // 400
+      if (E.isLeft(decoded)) return answerFailure(req, reply, decoded.left);
+      const submission = withIdempotencyKey(req, decoded.right); // 400
+      if (E.isLeft(submission)) return answerFailure(req, reply, submission.left);
+      let appending: Appending;
+      try {
+        appending = await append(req, submission.right);
+      } catch (err) {
+        return answerFailure(req, reply, thrown()(err)); // 503 when Redis is unavailable
+      }
+      const { appended } = appending;
+      if (appended.repeated && !appended.sameRequest)
+        return answerFailure(req, reply, { _tag: 'IdempotencyKeyReused', submitted: appending }); // 422
+      // 202 when late, 503 when not replicated, 4xx when refused
+      const result = await awaitOutcome(appending);
+      return E.isLeft(result)
+        ? answerFailure(req, reply, result.left)
+        : answerApplied(req, reply, result.right);
+    };
   }
 
-  const withIdempotencyKey =
-    (req: FastifyRequest) =>
-    (s: CommandRequest): E.Either<CommandFailure, Submission> => {
-      const raw = req.headers['idempotency-key'];
-      if (raw === undefined) return E.right({ ...s, idempotencyKey: undefined });
-      return pipe(
-        decodeOrProblem(IdempotencyKey, raw, 'Idempotency-Key header', 'Idempotency-Key'),
-        E.map((idempotencyKey) => ({ ...s, idempotencyKey })),
-        E.mapLeft(invalidRequest),
-      );
-    };
+  function withIdempotencyKey(req: FastifyRequest, s: CommandRequest): E.Either<CommandFailure, Submission> {
+    const raw = req.headers['idempotency-key'];
+    if (raw === undefined) return E.right({ ...s, idempotencyKey: undefined });
+    const key = decodeOrProblem(IdempotencyKey, raw, 'Idempotency-Key header', 'Idempotency-Key');
+    return E.isLeft(key) ? E.left(invalidRequest(key.left)) : E.right({ ...s, idempotencyKey: key.right });
+  }
 
   /** Appends the command; `ownOutcome` is its outcome (null at once for a repeat: it appended nothing). */
-  const append =
-    (req: FastifyRequest) =>
-    (s: Submission): TE.TaskEither<CommandFailure, Appending> =>
-      TE.tryCatch(async () => {
-        const tail = await tails.get(s.ws);
-        const commandId = randomUUID();
-        // The waiter is registered before the append: the projector may apply the command and
-        // record its outcome before the append's reply is back here, and the tail hands an outcome
-        // only to the waiters it has when it reads that outcome.
-        const waiting = tail.waitOutcome(commandId, config.commandTimeoutMs);
-        let appended: Appended;
-        try {
-          appended = await appendCommand(redis, {
-            workspace: s.ws,
-            command: s.command,
-            commandId,
-            ...(s.idempotencyKey !== undefined
-              ? {
-                  idempotencyKey: s.idempotencyKey,
-                  fingerprint: fingerprintOf(req.method, req.routeOptions.url, req.params, req.body ?? null),
-                }
-              : {}),
-            requestId: req.id,
-            idempotencyTtlS: config.idempotencyTtlS,
-          });
-        } catch (err) {
-          waiting.cancel();
-          throw err;
-        }
-        req.log.info(
-          {
-            commandId: appended.commandId,
-            type: s.command.type,
-            position: appended.position,
-            repeated: appended.repeated,
-          },
-          'command appended',
-        );
-        if (appended.repeated) waiting.cancel();
-        return { ...s, appended, ownOutcome: waiting.promise };
-      }, thrown());
+  async function append(req: FastifyRequest, s: Submission): Promise<Appending> {
+    const tail = await tails.get(s.ws);
+    const commandId = randomUUID();
+    // The waiter is registered before the append: the projector may apply the command and
+    // record its outcome before the append's reply is back here, and the tail hands an outcome
+    // only to the waiters it has when it reads that outcome.
+    const waiting = tail.waitOutcome(commandId, config.commandTimeoutMs);
+    let appended: Appended;
+    try {
+      appended = await appendCommand(redis, {
+        workspace: s.ws,
+        command: s.command,
+        commandId,
+        ...(s.idempotencyKey !== undefined
+          ? {
+              idempotencyKey: s.idempotencyKey,
+              fingerprint: fingerprintOf(req.method, req.routeOptions.url, req.params, req.body ?? null),
+            }
+          : {}),
+        requestId: req.id,
+        idempotencyTtlS: config.idempotencyTtlS,
+      });
+    } catch (err) {
+      waiting.cancel();
+      throw err;
+    }
+    if ((req.log as Logger).isLevelEnabled('info'))
+      req.log.info(
+        {
+          commandId: appended.commandId,
+          type: s.command.type,
+          position: appended.position,
+          repeated: appended.repeated,
+        },
+        'command appended',
+      );
+    if (appended.repeated) waiting.cancel();
+    return { ...s, appended, ownOutcome: waiting.promise };
+  }
 
   /**
    * The outcome: this command's, or for a repeat the first command's. Not an outcome in time is
    * 202; with replicated durability, a command no replica confirmed is 503 whatever its outcome.
    */
-  const awaitOutcome =
-    ({ ownOutcome, ...submitted }: Appending) =>
-    async (): Promise<E.Either<CommandFailure, Applied>> => {
-      const { ws, idempotencyKey, appended } = submitted;
-      // Replicated durability: the client hears of its command only once a replica holds it.
-      const replicated =
-        config.durability === 'replicated'
-          ? waitForReplicas(redis, workspaceKeys(ws).commands, 1, config.replicaWaitMs).catch(() => 0)
-          : undefined;
-      let outcome: CommandOutcome | null;
-      try {
-        outcome = appended.repeated
-          ? (appended.outcome ?? (await waitRepeat(ws, idempotencyKey!, appended.commandId)))
-          : await ownOutcome;
-      } catch (err) {
-        return E.left(thrown(submitted)(err));
-      }
-      if (replicated && (await replicated) < 1) return E.left({ _tag: 'NotReplicated', submitted });
-      if (!outcome) return E.left({ _tag: 'TimedOut', submitted });
-      if (outcome.status >= 400) return E.left({ _tag: 'Refused', submitted, outcome });
-      return E.right({ submitted, outcome });
-    };
+  async function awaitOutcome({
+    ownOutcome,
+    ...submitted
+  }: Appending): Promise<E.Either<CommandFailure, Applied>> {
+    const { ws, idempotencyKey, appended } = submitted;
+    // Replicated durability: the client hears of its command only once a replica holds it.
+    const replicated =
+      config.durability === 'replicated'
+        ? waitForReplicas(redis, workspaceKeys(ws).commands, 1, config.replicaWaitMs).catch(() => 0)
+        : undefined;
+    let outcome: CommandOutcome | null;
+    try {
+      outcome = appended.repeated
+        ? (appended.outcome ?? (await waitRepeat(ws, idempotencyKey!, appended.commandId)))
+        : await ownOutcome;
+    } catch (err) {
+      return E.left(thrown(submitted)(err));
+    }
+    if (replicated && (await replicated) < 1) return E.left({ _tag: 'NotReplicated', submitted });
+    if (!outcome) return E.left({ _tag: 'TimedOut', submitted });
+    if (outcome.status >= 400) return E.left({ _tag: 'Refused', submitted, outcome });
+    return E.right({ submitted, outcome });
+  }
 
   /** A repeat whose first command is not applied yet: wait for it, then read its recorded outcome. */
   async function waitRepeat(ws: string, key: string, commandId: string): Promise<CommandOutcome | null> {

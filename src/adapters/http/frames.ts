@@ -95,10 +95,17 @@ export function sharedSelection(
 /** What one subscriber's own filter selects of events no other subscriber shares (a replay page). */
 export const ownSelection = select;
 
-/** Writes a selection to one subscriber: its frames in one write, or each event through `ws`. */
-export function sendSelection(socket: WebSocket, s: Selection): void {
-  if (s.frames === null) return;
+/**
+ * How to write frames to one subscriber: to its underlying socket when it runs no extension (the
+ * bytes `ws` would write itself), otherwise each event through `ws` as text.
+ */
+export function frameWriter(socket: WebSocket): (s: Selection) => void {
   const raw = (socket as unknown as { _socket?: Socket })._socket;
-  if (raw && socket.extensions === '') raw.write(s.frames);
-  else for (const e of s.events) socket.send(e.text);
+  if (raw && socket.extensions === '')
+    return (s) => {
+      if (s.frames !== null) raw.write(s.frames);
+    };
+  return (s) => {
+    for (const e of s.events) socket.send(e.text);
+  };
 }

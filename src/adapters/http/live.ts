@@ -6,7 +6,7 @@ import { AfterPosition, comparePositions, Id } from '../../domain/values.ts';
 import { LiveEvent, type StreamEntry } from '../redis/event-log.ts';
 import { workspaceKeys } from '../redis/keys.ts';
 import type { WorkspaceTail } from '../redis/tail.ts';
-import { ownSelection, type Selection, sendSelection, sharedSelection } from './frames.ts';
+import { frameWriter, ownSelection, type Selection, sharedSelection } from './frames.ts';
 import { workspaceOf } from './params.ts';
 import { decodeOr400, ProblemError, problem, sendProblem } from './problem.ts';
 import { TypeList } from './queries.ts';
@@ -73,6 +73,9 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
       let replaying = q.after !== undefined;
       const held: LiveEvent[] = [];
       let alive = true;
+      /** Whether the tail's batches are known to come after `last` (see sendAll). */
+      let inOrder = false;
+      const write = frameWriter(socket);
 
       // Subscribers with the same filters share what is made of each batch (see frames.ts).
       const filterKey = `${q.type ? [...q.type].sort().join(',') : '*'}|${q.agent ?? ''}`;
@@ -105,7 +108,7 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
             tooSlow('too slow', { position: events[s.first]!.position, buffered: socket.bufferedAmount });
             return;
           }
-          sendSelection(socket, s);
+          write(s);
         }
         last = events[events.length - 1]!.position;
       };
@@ -116,6 +119,11 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
        */
       const sendAll = (events: readonly LiveEvent[], shared: boolean): void => {
         if (events.length === 0 || socket.readyState !== socket.OPEN) return;
+        // Once a batch of the tail's came after `last`, every later one does (the tail reads in order).
+        if (shared && inOrder) {
+          deliver(events, sharedSelection(events, filterKey, wanted));
+          return;
+        }
         // Only the hand-over from the replay brings events at or before `last` (the replay sent them).
         if (comparePositions(events[0]!.position, last) <= 0) {
           const from = events.findIndex((e) => comparePositions(e.position, last) > 0);
@@ -124,6 +132,7 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
           deliver(rest, ownSelection(rest, wanted));
           return;
         }
+        inOrder = shared;
         deliver(events, shared ? sharedSelection(events, filterKey, wanted) : ownSelection(events, wanted));
       };
 

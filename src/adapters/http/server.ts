@@ -112,26 +112,27 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     }
   });
 
-  app.addHook('onRequest', async (req, reply) => {
+  // Hooks that run for every request take a callback (no promise each time).
+  app.addHook('onRequest', (req, reply, done) => {
     reply.header('x-request-id', req.id);
-    if (closing) {
-      reply.header('connection', 'close').header('retry-after', '1');
-      return sendProblem(
-        reply,
-        problem(
-          503,
-          'shutting-down',
-          'Shutting down',
-          'This instance is stopping; send the request again (another instance will take it).',
-        ),
-      );
-    }
+    if (!closing) return done();
+    reply.header('connection', 'close').header('retry-after', '1');
+    sendProblem(
+      reply,
+      problem(
+        503,
+        'shutting-down',
+        'Shutting down',
+        'This instance is stopping; send the request again (another instance will take it).',
+      ),
+    );
   });
-  app.addHook('onResponse', async (req, reply) => {
+  app.addHook('onResponse', (req, reply, done) => {
     deps.metrics.httpRequests.observe(
       { method: req.method, route: req.routeOptions.url ?? 'unknown', status: String(reply.statusCode) },
       reply.elapsedTime / 1000,
     );
+    done();
   });
 
   app.setErrorHandler((err: FastifyError | ProblemError, req, reply) => {
@@ -198,8 +199,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   app.websocketServer.on('wsClientError', onWebSocketClientError(logger));
   // After the plugin's own hook, which marks upgrades (req.ws): a bad handshake is answered here,
   // before any route runs or any body is read.
-  app.addHook('onRequest', async (req, reply) => {
-    if (!req.ws || req.routeOptions.url === undefined) return; // no route: the 404 answers
+  app.addHook('onRequest', (req, reply, done) => {
+    if (!req.ws || req.routeOptions.url === undefined) return done(); // no route: the 404 answers
     // A route that is no WebSocket route would upgrade and close at once: refuse it before.
     const isLive = (req.routeOptions.config as { websocket?: boolean } | undefined)?.websocket === true;
     const handshake = handshakeProblem(req.raw);
@@ -215,10 +216,10 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
           ]),
           headers: handshake?.headers ?? {},
         };
-    if (!bad) return;
+    if (!bad) return done();
     reply.header('connection', 'close');
     for (const [k, v] of Object.entries(bad.headers)) reply.header(k, v);
-    return sendProblem(reply, bad.problem);
+    sendProblem(reply, bad.problem);
   });
   await app.register(operationRoutes);
   await app.register(openapiRoute);

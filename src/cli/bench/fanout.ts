@@ -129,7 +129,7 @@ async function subscriberProcess(): Promise<void> {
   const sockets: WebSocket[] = [];
   const open = (i: number) =>
     new Promise<void>((resolve, reject) => {
-      const s = new WebSocket(url, { perMessageDeflate: false });
+      const s = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true });
       sockets[i] = s;
       s.on('message', (data: Buffer) => {
         const t = now();
