@@ -29,6 +29,8 @@ export interface ReferenceOptions {
   readonly agents: number;
   readonly contacts: number;
   readonly seed: number;
+  /** The longest sleep after a miss (the reference: 2 s); shorter only in tests. */
+  readonly maxSleepMs?: number;
 }
 
 export interface ReferenceFigures {
@@ -110,28 +112,11 @@ export async function referenceWorkload(
       }
     };
 
-    /** The agent with every skill who has been available longest, or undefined. */
+    /** The agent with every skill who has been available longest: each set read whole. */
     const findAgent = async (skills: string[]): Promise<string | undefined> => {
-      let common: Map<string, number> | undefined;
-      for (const s of skills) {
-        const flat = await call(redis.zrange(key.avail(s), 0, -1, 'WITHSCORES'));
-        const here = new Map<string, number>();
-        for (let i = 0; i < flat.length; i += 2) {
-          const id = flat[i]!;
-          const score = Number(flat[i + 1]);
-          if (!common || common.has(id)) here.set(id, Math.max(score, common?.get(id) ?? score));
-        }
-        common = here;
-      }
-      let best: string | undefined;
-      let bestScore = Number.POSITIVE_INFINITY;
-      for (const [id, score] of common ?? []) {
-        if (score < bestScore) {
-          best = id;
-          bestScore = score;
-        }
-      }
-      return best;
+      const sets: string[][] = [];
+      for (const s of skills) sets.push(await call(redis.zrange(key.avail(s), 0, -1, 'WITHSCORES')));
+      return longestAvailable(sets);
     };
 
     let assignments = 0;
@@ -152,7 +137,7 @@ export async function referenceWorkload(
         await call(redis.del(key.lock));
         misses++;
         await call(redis.zadd(key.queue, Number(score) + REQUEUE_BACK_MS, contactId));
-        const nap = Math.floor(rng() * MAX_SLEEP_MS);
+        const nap = Math.floor(rng() * (o.maxSleepMs ?? MAX_SLEEP_MS));
         sleptMs += nap;
         await sleep(Math.min(nap, Math.max(0, hardStop - Date.now())));
         continue;
@@ -191,6 +176,32 @@ export async function referenceWorkload(
     await dropTag(redis, tag).catch(() => {});
     redis.disconnect();
   }
+}
+
+/**
+ * The reference's choice, made in the client: of the agents in every availability set (each a
+ * flat ZRANGE WITHSCORES reply), the one with the lowest score (available longest), or undefined.
+ */
+export function longestAvailable(sets: readonly (readonly string[])[]): string | undefined {
+  let common: Map<string, number> | undefined;
+  for (const flat of sets) {
+    const here = new Map<string, number>();
+    for (let i = 0; i < flat.length; i += 2) {
+      const id = flat[i]!;
+      const score = Number(flat[i + 1]);
+      if (!common || common.has(id)) here.set(id, Math.max(score, common?.get(id) ?? score));
+    }
+    common = here;
+  }
+  let best: string | undefined;
+  let bestScore = Number.POSITIVE_INFINITY;
+  for (const [id, score] of common ?? []) {
+    if (score < bestScore) {
+      best = id;
+      bestScore = score;
+    }
+  }
+  return best;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
