@@ -107,6 +107,7 @@ describe('benchRows', () => {
     });
     expect(find('seed loop, 40 agents')).toMatchObject({ anchorValue: 500, ratio: 10, met: null });
     expect(find('seed loop, 1000 agents')).toMatchObject({ anchorValue: 400, ratio: 11.25 });
+    expect(find('seed loop, 40 agents', 'floor')).toMatchObject({ anchorValue: 30_000, met: null });
     // The reference loop against the figure BENCH.md publishes for it.
     expect(find('reference ACD loop, 40 agents')).toMatchObject({ anchorValue: 480, anchorPublished: true });
   });

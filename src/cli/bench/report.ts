@@ -192,6 +192,7 @@ const seedRows: RowMaker = (run, runs) => {
     }),
     row(`seed routing, ${n}`, at(f, 'routingPerS'), 'assignments/s', refAnchor),
     row(`seed loop, ${n}`, at(f, 'loopPerS'), 'assignments/s', refAnchor),
+    row(`seed loop, ${n}`, at(f, 'loopPerS'), 'assignments/s', floorAnchor),
     ...(redisUs === null
       ? []
       : [
