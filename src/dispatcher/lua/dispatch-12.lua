@@ -184,8 +184,9 @@ local made = 0
 local now = now_ms()
 local based_on = redis.call('HGET', K_META, 'applied') or '0-0'
 
-local function assign(c, a, at_head)
-  queue_remove(c, at_head)
+-- `after`: the member behind `c` in its queue when the caller read `c` as its head (false: none).
+local function assign(c, a, at_head, after)
+  queue_remove(c, at_head, after)
   c.state = 'assigned'
   c.agentId = a.id
   c._assignedAt = now
@@ -212,11 +213,11 @@ local function assign(c, a, at_head)
   made = made + 1
 end
 
--- The contact at the head of a skill-set queue.
+-- The contact at the head of a skill-set queue, and the member behind it (false: none).
 local function queue_head(name)
   local lo, hi = lex_bounds(name)
-  local m = redis.call('ZRANGEBYLEX', K_QINDEX, lo, hi, 'LIMIT', 0, 1)[1]
-  return doc_get(K_CONTACTS, string.match(m, '|([^|]*)$'))
+  local m = redis.call('ZRANGEBYLEX', K_QINDEX, lo, hi, 'LIMIT', 0, 2)
+  return doc_get(K_CONTACTS, string.match(m[1], '|([^|]*)$')), m[2] or false
 end
 
 while made < MAX_DECISIONS and work < MAX_WORK do
@@ -242,8 +243,12 @@ while made < MAX_DECISIONS and work < MAX_WORK do
       -- Assigning the head re-scores the candidate by the next head (or drops it with the queue).
       -- No agent for the head: none for any contact of the queue until some agent changes, and
       -- that agent's pool becomes a candidate.
-      if agent then assign(queue_head(id), doc_get(K_AGENTS, agent), true)
-      else redis.call('ZREM', K_CAND, member) end
+      if agent then
+        local c, after = queue_head(id)
+        assign(c, doc_get(K_AGENTS, agent), true, after)
+      else
+        redis.call('ZREM', K_CAND, member)
+      end
     end
   elseif kind == 'c' then
     -- One contact (data written before queues were candidates).
@@ -264,11 +269,11 @@ while made < MAX_DECISIONS and work < MAX_WORK do
     elseif score then
       -- No lower candidate: this head is the first contact that may have an eligible agent. If
       -- it has none, this pool is empty (its agents would be eligible) and leaves the candidates.
-      local c = queue_head(name)
+      local c, after = queue_head(name)
       local agent = longest_available(c.skills)
       if agent then
         redis.call('ZADD', K_CAND, int(score), member)
-        assign(c, doc_get(K_AGENTS, agent), true)
+        assign(c, doc_get(K_AGENTS, agent), true, after)
       else
         redis.call('ZREM', K_CAND, member)
       end

@@ -153,14 +153,18 @@ local function queue_add(c)
   wake()
 end
 
--- `at_head`: the caller knows the contact heads its skill set's queue.
-local function queue_remove(c, at_head)
+-- `at_head`: the caller knows the contact heads its skill set's queue; `after` (with at_head) is
+-- the member behind it as the caller read it (false when there is none), or nil when not read.
+local function queue_remove(c, at_head, after)
   local name = skillset_name(c.skills)
   redis.call('ZREM', K_QUEUE, c.id)
   redis.call('ZREM', K_QINDEX, queue_member(c))
   if not at_head and tonumber(redis.call('ZSCORE', K_QHEADS, name)) ~= order_score(c.priority, c._seq) then return end
-  local lo, hi = lex_bounds(name)
-  local head = redis.call('ZRANGEBYLEX', K_QINDEX, lo, hi, 'LIMIT', 0, 1)[1]
+  local head = after
+  if head == nil then
+    local lo, hi = lex_bounds(name)
+    head = redis.call('ZRANGEBYLEX', K_QINDEX, lo, hi, 'LIMIT', 0, 1)[1]
+  end
   if head then
     local score = int(member_score(name, head))
     redis.call('ZADD', K_QHEADS, score, name)
