@@ -6,6 +6,7 @@
  * still runs and its figures are in the JSON.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { connectRedis } from '../../adapters/redis/client.ts';
 import type { RedisClient } from '../../adapters/redis/scripts.ts';
@@ -189,6 +190,8 @@ export interface AllResult {
   readonly preset: Preset;
   readonly machine: Machine | null;
   readonly seconds: number;
+  /** The machine's 1-minute load average at the start and at the end (other processes included). */
+  readonly loadAverage: readonly [number, number];
   readonly rows: Row[];
   readonly runs: WorkloadRun[];
   readonly notes: string[];
@@ -196,6 +199,7 @@ export interface AllResult {
 
 export async function runAll(o: AllOptions, note: Note, command: string): Promise<AllResult> {
   const t0 = nowNs();
+  const load0 = os.loadavg()[0] ?? 0;
   const runs: WorkloadRun[] = [];
   let m: Machine | null = null;
   for (const workload of allWorkloads()) {
@@ -231,6 +235,7 @@ export async function runAll(o: AllOptions, note: Note, command: string): Promis
     preset: o.preset,
     machine: m,
     seconds: round(seconds(nowNs() - t0), 1) ?? 0,
+    loadAverage: [round(load0, 1) ?? 0, round(os.loadavg()[0] ?? 0, 1) ?? 0],
     rows,
     runs,
     notes,
@@ -319,7 +324,7 @@ export function allMarkdown(r: AllResult): string {
   const m = r.machine;
   const where = m ? `${m.cpus} × ${m.model}, Node ${m.node}, Redis ${m.redis}` : 'machine unknown';
   const notes = r.notes.length > 0 ? `\n${r.notes.map((n) => `- ${n}`).join('\n')}\n` : '';
-  return `Measured ${r.at.slice(0, 16).replace('T', ' ')} UTC with \`${r.command}\` (${r.preset} sizes, ${r.seconds} s; ${where}).\n\n${markdownTable(r.rows)}${notes}`;
+  return `Measured ${r.at.slice(0, 16).replace('T', ' ')} UTC with \`${r.command}\` (${r.preset} sizes, ${r.seconds} s; ${where}; load average ${r.loadAverage.join(' → ')}).\n\n${markdownTable(r.rows)}${notes}`;
 }
 
 /** `npm run bench -- all ...`: runs, prints or writes. Returns the exit code. */
