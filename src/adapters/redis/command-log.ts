@@ -37,6 +37,20 @@ export function fingerprintOf(...parts: readonly unknown[]): string {
   return createHash('sha256').update(JSON.stringify(parts)).digest('base64url').slice(0, 22);
 }
 
+function plainAppend(
+  redis: RedisClient,
+  stream: string,
+  req: AppendRequest,
+  commandId: string,
+  command: object,
+  attributes: unknown,
+): Promise<unknown[]> {
+  const fields = ['type', req.command.type, 'commandId', commandId, 'command', JSON.stringify(command)];
+  if (attributes !== undefined) fields.push('attributes', JSON.stringify(attributes));
+  if (req.requestId) fields.push('requestId', req.requestId);
+  return redis.xadd(stream, '*', ...fields).then((position) => [position, commandId, 0, '', '']);
+}
+
 /** When this process last marked each workspace active: at most once a second each. */
 const markedActive = new Map<string, number>();
 const knownWorkspaces = new Set<string>();
@@ -60,22 +74,27 @@ export async function appendCommand(redis: RedisClient, req: AppendRequest): Pro
     markedActive.set(req.workspace, now);
     marks.push(redis.zadd(globalKeys.activeWorkspaces, now, req.workspace));
   }
-  const appended = runLua(
-    redis,
-    APPEND,
-    [keys.commands, keys.idempotency, keys.idempotencyExpiry, keys.idempotencyOutcomes],
-    [
-      keys.prefix,
-      req.command.type,
-      commandId,
-      JSON.stringify(rest),
-      idem,
-      fingerprint,
-      req.idempotencyTtlS ?? 86_400,
-      req.requestId ?? '',
-      attributes === undefined ? '' : JSON.stringify(attributes),
-    ],
-  );
+  // Without an Idempotency-Key there is nothing to look up: one XADD, with the same fields the
+  // append step writes (a Lua step costs Redis several times what the XADD does).
+  const appended =
+    idem === ''
+      ? plainAppend(redis, keys.commands, req, commandId, rest, attributes)
+      : runLua(
+          redis,
+          APPEND,
+          [keys.commands, keys.idempotency, keys.idempotencyExpiry, keys.idempotencyOutcomes],
+          [
+            keys.prefix,
+            req.command.type,
+            commandId,
+            JSON.stringify(rest),
+            idem,
+            fingerprint,
+            req.idempotencyTtlS ?? 86_400,
+            req.requestId ?? '',
+            attributes === undefined ? '' : JSON.stringify(attributes),
+          ],
+        );
   // The marks are best effort (they only tell workers which workspaces to serve): a failing
   // one is tried again with the next command and never fails the request.
   for (const m of marks) {
