@@ -30,9 +30,12 @@ export async function scriptCalls(redis: RedisClient): Promise<ScriptCall[]> {
   for (const node of masters(redis)) {
     const entries = (await node.slowlog('GET', 1_000_000)) as [number, number, number, string[]][];
     for (const [, , us, args] of entries) {
-      // EVALSHA <sha> <numkeys> <first key> ...
-      const name = args[0]?.toLowerCase() === 'evalsha' ? names.get(args[1] ?? '') : undefined;
+      // EVALSHA <sha> <numkeys> <first key> ...; a command appended without an Idempotency-Key
+      // is a plain XADD <command stream> (the append step's work without the step).
+      const command = args[0]?.toLowerCase();
+      const name = command === 'evalsha' ? names.get(args[1] ?? '') : undefined;
       if (name) out.push({ name, firstKey: args[3] ?? '', us });
+      else if (command === 'xadd' && args[1]?.endsWith(':commands')) out.push({ name: 'append', firstKey: args[1], us });
     }
     await node.config('SET', 'slowlog-log-slower-than', '10000');
     await node.slowlog('RESET');
