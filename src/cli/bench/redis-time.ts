@@ -35,7 +35,8 @@ export async function scriptCalls(redis: RedisClient): Promise<ScriptCall[]> {
       const command = args[0]?.toLowerCase();
       const name = command === 'evalsha' ? names.get(args[1] ?? '') : undefined;
       if (name) out.push({ name, firstKey: args[3] ?? '', us });
-      else if (command === 'xadd' && args[1]?.endsWith(':commands')) out.push({ name: 'append', firstKey: args[1], us });
+      else if (command === 'xadd' && args[1]?.endsWith(':commands'))
+        out.push({ name: 'append', firstKey: args[1], us });
     }
     await node.config('SET', 'slowlog-log-slower-than', '10000');
     await node.slowlog('RESET');
