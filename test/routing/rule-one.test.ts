@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import { readEvents } from '../../src/adapters/redis/event-log.ts';
+import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { dispatchPending } from '../../src/dispatcher/dispatcher.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { ensureGroup, projectPending } from '../../src/projections/projector.ts';
@@ -81,5 +82,54 @@ describe('rule 1 under batching', () => {
       expect(page.events[0]?.meta).toMatchObject({ basedOn: queued.position });
       expect(queued.position > last.position).toBe(true);
     });
+  });
+
+  it('a burst of contacts needing the same skills is one candidate, and none is skipped', async () => {
+    const ws = `rule1-${++n}-${Date.now().toString(36)}`;
+    await ensureGroup(suite.redis, ws);
+    const k = workspaceKeys(ws);
+    await send(
+      ws,
+      { type: 'RegisterAgent', agentId: 'a', skills: ['A'], capacity: 1 },
+      ...Array.from(
+        { length: 5 },
+        (_, i): Command => ({
+          type: 'QueueContact',
+          contactId: `c${i}`,
+          skills: ['A'],
+          priority: 0,
+        }),
+      ),
+    );
+    expect(await suite.redis.zrange(k.candidates, 0, -1)).toEqual(['q:A']);
+    // No agent for the head: the queue's candidate is dropped, and the agent's pool covers them.
+    expect(await dispatchPending(suite.redis, ws)).toBe(0);
+    expect(await suite.redis.zcard(k.candidates)).toBe(0);
+    await send(ws, { type: 'ChangeAgentState', agentId: 'a', state: 'available' });
+    expect(await dispatchPending(suite.redis, ws)).toBe(1);
+    for (let i = 1; i < 5; i++) {
+      await send(ws, { type: 'CompleteContact', contactId: `c${i - 1}` });
+      expect(await dispatchPending(suite.redis, ws)).toBe(1);
+    }
+    expect(await assignments(ws)).toEqual(['c0->a', 'c1->a', 'c2->a', 'c3->a', 'c4->a']);
+  });
+
+  it('a contact candidate written before queues were candidates is still served', async () => {
+    const ws = `rule1-${++n}-${Date.now().toString(36)}`;
+    await ensureGroup(suite.redis, ws);
+    const k = workspaceKeys(ws);
+    await send(
+      ws,
+      { type: 'QueueContact', contactId: 'old', skills: ['A'], priority: 0 },
+      { type: 'RegisterAgent', agentId: 'a', skills: ['A'], capacity: 1 },
+    );
+    // The layout of an earlier version: the contact itself is the candidate.
+    await suite.redis.zrem(k.candidates, 'q:A');
+    await suite.redis.zadd(k.candidates, 0, 'c:old');
+    await send(ws, { type: 'ChangeAgentState', agentId: 'a', state: 'available' });
+    await suite.redis.zrem(k.candidates, 'p:A');
+    expect(await dispatchPending(suite.redis, ws)).toBe(1);
+    expect(await assignments(ws)).toEqual(['old->a']);
+    expect(await suite.redis.zcard(k.candidates)).toBe(0);
   });
 });
