@@ -10,13 +10,14 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import http from 'node:http';
+import type { Socket } from 'node:net';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import WebSocket from 'ws';
 import { connectRedis } from '../../adapters/redis/client.ts';
 import { workspaceKeys } from '../../adapters/redis/keys.ts';
 import { pool } from '../sim/http.ts';
 import { round } from '../sim/stats.ts';
 import { startSwitchboardProcess } from './e2e.ts';
+import { openFeed } from './fanout-feed.ts';
 import { request, sleep } from './http.ts';
 import type { Note } from './workspace.ts';
 
@@ -126,42 +127,38 @@ async function subscriberProcess(): Promise<void> {
     }
     return at;
   };
-  const sockets: WebSocket[] = [];
-  const open = (i: number) =>
-    new Promise<void>((resolve, reject) => {
-      const s = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true });
-      sockets[i] = s;
-      s.on('message', (data: Buffer) => {
-        const t = now();
-        firstAtMs ??= t;
-        lastAtMs = t;
-        // Envelopes start with {"position":"<id>": read it without parsing the whole event.
-        const end = data.indexOf(34, 13);
-        const position =
-          data.toString('latin1', 0, 13) === '{"position":"' && end > 13
-            ? data.toString('latin1', 13, end)
-            : (JSON.parse(data.toString()) as { position: string }).position;
-        const prev = lastOf[i]!;
-        if (prev !== '' && !after(position, prev)) {
-          outOfOrder++;
-          return;
-        }
-        lastOf[i] = position;
-        received[i]!++;
-        const at = decisionOf(data, position);
-        if (at !== null) {
-          const ms = t - at;
-          const b = Math.floor(ms / BUCKET_MS);
-          if (b < BUCKETS) histogram[Math.max(0, b)]!++;
-          else overflowMaxMs = Math.max(overflowMaxMs, ms);
-        }
-      });
-      s.once('open', () => resolve());
-      s.once('error', reject);
-      s.once('close', () => {
-        if (!finishing) closedEarly++;
-      });
+  const sockets: Socket[] = [];
+  const onMessage = (i: number, data: Buffer): void => {
+    const t = now();
+    firstAtMs ??= t;
+    lastAtMs = t;
+    // Envelopes start with {"position":"<id>": read it without parsing the whole event.
+    const end = data.indexOf(34, 13);
+    const position =
+      data.toString('latin1', 0, 13) === '{"position":"' && end > 13
+        ? data.toString('latin1', 13, end)
+        : (JSON.parse(data.toString()) as { position: string }).position;
+    const prev = lastOf[i]!;
+    if (prev !== '' && !after(position, prev)) {
+      outOfOrder++;
+      return;
+    }
+    lastOf[i] = position;
+    received[i]!++;
+    const at = decisionOf(data, position);
+    if (at !== null) {
+      const ms = t - at;
+      const b = Math.floor(ms / BUCKET_MS);
+      if (b < BUCKETS) histogram[Math.max(0, b)]!++;
+      else overflowMaxMs = Math.max(overflowMaxMs, ms);
+    }
+  };
+  const open = async (i: number) => {
+    sockets[i] = await openFeed(new URL(url), (data) => onMessage(i, data));
+    sockets[i]!.once('close', () => {
+      if (!finishing) closedEarly++;
     });
+  };
   try {
     await pool(
       Array.from({ length: n }, (_, i) => i),
@@ -177,7 +174,7 @@ async function subscriberProcess(): Promise<void> {
     const deadline = Date.now() + m.waitMs;
     while (Date.now() < deadline && lastOf.some((p) => p !== m.last)) await sleep(20);
     finishing = true;
-    for (const s of sockets) s.terminate();
+    for (const s of sockets) s.destroy();
     send(
       {
         op: 'report',
