@@ -22,7 +22,15 @@ export interface ProjectorOptions {
    */
   readonly deadConsumerIdleMs: number;
   readonly outcomesKept: number;
+  /**
+   * How long an outcome stays in the outcome stream (approximately). Only requests waiting for
+   * their command's outcome read it (COMMAND_TIMEOUT_MS, at most 60 s); a repeated
+   * Idempotency-Key reads the copy its record keeps. Default 120 s.
+   */
+  readonly outcomesKeptMs?: number;
 }
+
+export const OUTCOMES_KEPT_MS = 120_000;
 
 export const defaultProjectorOptions: ProjectorOptions = {
   batch: 200,
@@ -72,7 +80,16 @@ export async function projectPending(
         k.agentSkillSets,
         k.idempotencyOutcomes,
       ],
-      [k.prefix, workspace, PROJECTOR_GROUP, opts.batch, opts.outcomesKept, MAX_SKILL_SETS_PER_SKILL, ...ack],
+      [
+        k.prefix,
+        workspace,
+        PROJECTOR_GROUP,
+        opts.batch,
+        opts.outcomesKept,
+        MAX_SKILL_SETS_PER_SKILL,
+        opts.outcomesKeptMs ?? OUTCOMES_KEPT_MS,
+        ...ack,
+      ],
     )) as [number, string, number];
     total += applied;
     ack = [];

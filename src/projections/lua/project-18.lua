@@ -19,8 +19,10 @@
 
   ARGV[1] key prefix of the workspace   ARGV[5] outcome stream length to keep (approximate)
   ARGV[2] workspace name                ARGV[6] most distinct agent skill sets holding one skill
-  ARGV[3] consumer group                ARGV[7..] entries delivered to the caller, to acknowledge
-  ARGV[4] most commands to apply
+  ARGV[3] consumer group                ARGV[7] ms an outcome is kept (approximate; it only serves
+  ARGV[4] most commands to apply                requests waiting for it, and repeats of an
+                                                Idempotency-Key read the copy in KEYS[18])
+  ARGV[8..] entries delivered to the caller, to acknowledge
 
   A command that cannot be applied (unknown type, a body of the wrong shape) becomes a
   CommandRejected fact with nothing else written, and the checkpoint moves past it: one entry
@@ -35,6 +37,7 @@ local K_PHEADS, K_QINDEX, K_QHEADS, K_IDEM, K_ASETS = KEYS[13], KEYS[14], KEYS[1
 local K_IDEM_OUTCOMES = KEYS[18]
 local WORKSPACE, GROUP = ARGV[2], ARGV[3]
 local MAX, OUTCOME_KEEP, SKILL_SET_LIMIT = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+local OUTCOME_KEEP_MS = tonumber(ARGV[7])
 
 --@include "json"
 --@include "time"
@@ -326,6 +329,7 @@ local function apply(f, at, pos, meta)
 end
 
 local checkpoint = redis.call('HGET', K_META, 'applied') or '0-0'
+local last_outcome
 local entries = redis.call('XRANGE', K_COMMANDS, '(' .. checkpoint, '+', 'COUNT', MAX)
 local applied = {}
 for i = 1, #entries do
@@ -350,8 +354,8 @@ for i = 1, #entries do
   else
     text = encode_around({ status = outcome.status, body = outcome.body }, outcome.body)
   end
-  redis.call('XADD', K_OUTCOMES, 'MAXLEN', '~', OUTCOME_KEEP, '*', 'commandId', f.commandId or '', 'position', pos,
-    'outcome', text)
+  last_outcome = redis.call('XADD', K_OUTCOMES, 'MAXLEN', '~', OUTCOME_KEEP, '*', 'commandId', f.commandId or '',
+    'position', pos, 'outcome', text)
   local rec = f.idempotencyKey and redis.call('HGET', K_IDEM, f.idempotencyKey)
   local r = rec and cjson.decode(rec)
   -- An expired key reused before this entry applied names a newer command: leave that record be.
@@ -360,6 +364,10 @@ for i = 1, #entries do
   checkpoint = pos
 end
 deferred_flush()
+if last_outcome then
+  -- Outcomes older than the time anyone waits for one go (the stream's own clock: entry ids).
+  redis.call('XTRIM', K_OUTCOMES, 'MINID', '~', int(position_ms(last_outcome) - OUTCOME_KEEP_MS))
+end
 if #applied > 0 then
   redis.call('HSET', K_META, 'applied', checkpoint)
   redis.call('XACK', K_COMMANDS, GROUP, unpack(applied))
@@ -368,7 +376,7 @@ if #applied > 0 then
   redis.call('XGROUP', 'SETID', K_COMMANDS, GROUP, checkpoint)
 end
 local delivered = {}
-for i = 7, #ARGV do delivered[#delivered + 1] = ARGV[i] end
+for i = 8, #ARGV do delivered[#delivered + 1] = ARGV[i] end
 if #delivered > 0 then redis.call('XACK', K_COMMANDS, GROUP, unpack(delivered)) end
 local more = 0
 if #entries == MAX then more = 1 end
