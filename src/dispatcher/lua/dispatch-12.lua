@@ -191,7 +191,7 @@ local function assign(c, a, at_head, after)
   c.agentId = a.id
   c._assignedAt = now
   c.assignedAt = iso(now)
-  c.waitedMs = now - c._queuedAt
+  c.waitedMs = now - queued_ms(c)
   doc_put(K_CONTACTS, c)
   a.activeContacts[#a.activeContacts + 1] = c.id
   if not can_take_work(a) then

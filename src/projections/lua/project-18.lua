@@ -219,7 +219,7 @@ handlers.QueueContact = function(c, at, pos, meta)
   local seq = redis.call('HINCRBY', K_META, 'seq', 1)
   local d = {
     id = c.contactId, skills = json_array(c.skills), priority = c.priority, state = 'queued',
-    queuedAt = iso(at), position = pos, _seq = seq, _queuedAt = at, _attrs = c._attrs,
+    queuedAt = iso(at), position = pos, _seq = seq, _attrs = c._attrs,
     _cmd = meta.commandId,
   }
   doc_put(K_CONTACTS, d)
@@ -246,7 +246,7 @@ handlers.AbandonContact = function(c, at, pos, meta)
   queue_remove(d)
   d.state = 'abandoned'
   d.abandonedAt = iso(at)
-  d.waitedMs = at - d._queuedAt
+  d.waitedMs = at - queued_ms(d)
   d.position = pos
   doc_put(K_CONTACTS, d)
   stat_add('abandoned')

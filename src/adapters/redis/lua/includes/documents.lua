@@ -49,3 +49,9 @@ local function public_view(d)
   if d._attrs then out.attributes = json_raw(d._attrs) end
   return out
 end
+
+-- When a queued contact arrived (ms): the position of the command that queued it, which stays its
+-- position while it waits (documents written before this kept it as _queuedAt).
+local function queued_ms(c)
+  return c._queuedAt or position_ms(c.position)
+end
