@@ -33,18 +33,29 @@ export const defaultDispatcherOptions: DispatcherOptions = {
   wakeTimeoutS: 5,
 };
 
-/** One dispatch step: at most `opts.batch` decisions and `opts.maxReads` reads. Returns [made, more work left]. */
+/**
+ * One dispatch step: at most `opts.batch` decisions and `opts.maxReads` reads. Returns [made, more
+ * work left]. `atMs` dates the decisions instead of Redis's clock (a rebuild replaying them).
+ */
 export async function dispatchStep(
   redis: RedisClient,
   workspace: string,
   opts: DispatcherOptions = defaultDispatcherOptions,
+  atMs?: number,
 ): Promise<[made: number, more: boolean]> {
   const k = workspaceKeys(workspace);
   const [made, more] = (await runLua(
     redis,
     DISPATCH,
     [k.events, k.meta, k.queue, k.skillSets, k.candidates, k.stats, ...routingIndexKeys(k)],
-    [k.prefix, workspace, opts.batch, opts.maxReads, opts.enumerateMax],
+    [
+      k.prefix,
+      workspace,
+      opts.batch,
+      opts.maxReads,
+      opts.enumerateMax,
+      ...(atMs === undefined ? [] : [atMs]),
+    ],
   )) as [number, number];
   return [made, more === 1];
 }

@@ -35,6 +35,8 @@
   ARGV[3] most decisions in this call
   ARGV[4] most reads in this call (the bound on its cost; a walk that runs out resumes next call)
   ARGV[5] most skill subsets an agent looks up directly rather than walking the queue heads
+  ARGV[6] optional: the time of the decisions (ms), instead of Redis's clock (a rebuild replays a
+          decision at the time it was made)
 
   Returns {assignments made, more work left (0|1)}.
 ]]
@@ -181,7 +183,7 @@ local function first_servable(skills, from)
 end
 
 local made = 0
-local now = now_ms()
+local now = tonumber(ARGV[6]) or now_ms()
 local based_on = redis.call('HGET', K_META, 'applied') or '0-0'
 
 -- `after`: the member behind `c` in its queue when the caller read `c` as its head (false: none).

@@ -1,0 +1,359 @@
+/**
+ * Rebuilds a workspace's state from its log with the production Lua steps, in a shadow keyspace,
+ * and compares it with the live state.
+ *
+ * The commands are copied into the shadow's command stream with their own positions (so every
+ * time the projector derives from a position is the same) and applied by the projector's step.
+ * Each AssignmentMade is replayed where it happened: the commands up to its `meta.basedOn` (the
+ * checkpoint its dispatcher step read) are applied, then one decision of the dispatcher's step,
+ * dated at the event's `assignedAt`, must be that same assignment. At the end the documents, the
+ * routing index's sorted sets and the counters are compared, key by key. The shadow's name is not
+ * a valid workspace id, so no API request can reach it, and it is never registered, so no
+ * projector or dispatcher serves it.
+ */
+import { isDeepStrictEqual } from 'node:util';
+import type { StreamEntry } from '../../adapters/redis/event-log.ts';
+import { KEY_ROOT, workspaceKeys } from '../../adapters/redis/keys.ts';
+import type { RedisClient } from '../../adapters/redis/scripts.ts';
+import { defaultDispatcherOptions, dispatchStep } from '../../dispatcher/dispatcher.ts';
+import { ensureGroup, projectPending } from '../../projections/projector.ts';
+
+/** Pages of a log stream after a position, up to a bound (archive and stream alike). */
+export type LogPages = (
+  stream: 'commands' | 'events',
+  after: string,
+  upTo: string,
+) => AsyncIterable<StreamEntry[]>;
+
+/** The streams in Redis only, page by page with XRANGE. */
+export function streamPages(redis: RedisClient, workspace: string, size = 5000): LogPages {
+  const k = workspaceKeys(workspace);
+  return async function* (stream, after, upTo) {
+    let from = after;
+    for (;;) {
+      const page = (await redis.xrange(k[stream], `(${from}`, upTo, 'COUNT', size)) as StreamEntry[];
+      if (page.length > 0) yield page;
+      if (page.length < size) return;
+      from = page[page.length - 1]![0];
+    }
+  };
+}
+
+export interface Difference {
+  /** What differs: a routing decision, a document, a sorted set's member, a counter. */
+  readonly kind: 'decision' | 'document' | 'index' | 'counter';
+  /** The key (its name after the workspace prefix) and the member or field. */
+  readonly key: string;
+  readonly member: string;
+  readonly live: string | null;
+  readonly rebuilt: string | null;
+}
+
+export interface RebuildReport {
+  readonly workspace: string;
+  readonly shadow: string;
+  readonly commands: number;
+  readonly assignments: number;
+  /** Whether the state was compared (the workspace may keep changing while it is read). */
+  readonly compared: boolean;
+  readonly differences: readonly Difference[];
+  /** Differences found in all (only the first `shown` are kept). */
+  readonly differenceCount: number;
+  readonly seconds: number;
+}
+
+interface Cut {
+  readonly checkpoint: string;
+  readonly lastEvent: string;
+}
+
+async function readCut(redis: RedisClient, workspace: string): Promise<Cut> {
+  const k = workspaceKeys(workspace);
+  const r = await redis.multi().hget(k.meta, 'applied').xrevrange(k.events, '+', '-', 'COUNT', 1).exec();
+  if (!r) throw new Error('the read of the checkpoint and the last event was aborted; run the rebuild again');
+  for (const [err] of r) if (err) throw err;
+  return {
+    checkpoint: (r[0]![1] as string | null) ?? '0-0',
+    lastEvent: (r[1]![1] as StreamEntry[])[0]?.[0] ?? '0-0',
+  };
+}
+
+/** Removes every key of a workspace (the shadow's, before and after a rebuild). */
+export async function dropKeys(redis: RedisClient, workspace: string): Promise<void> {
+  const nodes = 'nodes' in redis ? redis.nodes('master') : [redis];
+  for (const node of nodes) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', `${KEY_ROOT}:{${workspace}}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await node.unlink(...keys);
+    } while (cursor !== '0');
+  }
+}
+
+const before = (a: string, b: string): boolean => {
+  const [am, as] = a.split('-').map(BigInt) as [bigint, bigint];
+  const [bm, bs] = b.split('-').map(BigInt) as [bigint, bigint];
+  return am < bm || (am === bm && as < bs);
+};
+
+/** One stream read in order across calls, entry by entry up to a bound. */
+class Puller {
+  private buffer: StreamEntry[] = [];
+  private at = 0;
+  /** The last position read from the source (taken or buffered). */
+  private readTo = '0-0';
+
+  constructor(
+    private readonly pages: LogPages,
+    private readonly stream: 'commands' | 'events',
+  ) {}
+
+  /** The entries after the last one taken, up to and including `upTo`. */
+  async *upTo(upTo: string): AsyncGenerator<StreamEntry> {
+    for (;;) {
+      while (this.at < this.buffer.length) {
+        const e = this.buffer[this.at]!;
+        if (before(upTo, e[0])) return;
+        this.at++;
+        yield e;
+      }
+      if (!before(this.readTo, upTo)) return;
+      this.buffer = [];
+      this.at = 0;
+      for await (const page of this.pages(this.stream, this.readTo, upTo)) {
+        this.buffer.push(...page);
+        this.readTo = page[page.length - 1]![0];
+        break;
+      }
+      if (this.buffer.length === 0) {
+        this.readTo = upTo;
+        return;
+      }
+    }
+  }
+}
+
+const field = (e: StreamEntry, name: string): string | undefined => {
+  const i = e[1].indexOf(name);
+  return i >= 0 && i % 2 === 0 ? e[1][i + 1] : undefined;
+};
+
+/** Replays the log into the shadow, up to successive cuts. */
+class Replay {
+  private readonly commands: Puller;
+  private readonly events: Puller;
+  commandCount = 0;
+  assignmentCount = 0;
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly shadow: string,
+    pages: LogPages,
+    private readonly differ: (d: Difference) => void,
+  ) {
+    this.commands = new Puller(pages, 'commands');
+    this.events = new Puller(pages, 'events');
+  }
+
+  async to(cut: Cut): Promise<void> {
+    for await (const e of this.events.upTo(cut.lastEvent)) {
+      if (field(e, 'type') !== 'AssignmentMade') continue;
+      const env = JSON.parse(field(e, 'event') ?? '{}') as {
+        data?: { contactId?: string; agentId?: string; assignedAt?: string };
+        meta?: { basedOn?: string };
+      };
+      await this.apply(env.meta?.basedOn ?? '0-0');
+      await this.decide(e[0], env.data ?? {});
+    }
+    await this.apply(cut.checkpoint);
+  }
+
+  /** Copies the commands up to `upTo` into the shadow and applies them. */
+  private async apply(upTo: string): Promise<void> {
+    const k = workspaceKeys(this.shadow);
+    let batch = this.redis.pipeline();
+    let n = 0;
+    for await (const [id, fields] of this.commands.upTo(upTo)) {
+      batch.xadd(k.commands, id, ...fields);
+      this.commandCount++;
+      if (++n % 1000 === 0) {
+        await batch.exec();
+        batch = this.redis.pipeline();
+      }
+    }
+    if (n % 1000 !== 0) await batch.exec();
+    if (n > 0) await projectPending(this.redis, this.shadow);
+  }
+
+  /** One decision of the dispatcher's step, at the time of the live one; it must be the same. */
+  private async decide(
+    position: string,
+    live: { contactId?: string; agentId?: string; assignedAt?: string },
+  ) {
+    this.assignmentCount++;
+    const at = Date.parse(live.assignedAt ?? '');
+    const opts = { ...defaultDispatcherOptions, batch: 1 };
+    let made = 0;
+    // A step that runs out of reads resumes in the next one (bounded here too).
+    for (let steps = 0; made === 0 && steps < 1000; steps++) {
+      const [n, more] = await dispatchStep(
+        this.redis,
+        this.shadow,
+        opts,
+        Number.isFinite(at) ? at : undefined,
+      );
+      made = n;
+      if (!more) break;
+    }
+    const liveText = `${live.contactId}->${live.agentId}`;
+    if (made === 0) {
+      this.differ({ kind: 'decision', key: 'events', member: position, live: liveText, rebuilt: null });
+      return;
+    }
+    const [last] = (await this.redis.xrevrange(
+      workspaceKeys(this.shadow).events,
+      '+',
+      '-',
+      'COUNT',
+      1,
+    )) as StreamEntry[];
+    const data = (
+      JSON.parse(field(last!, 'event') ?? '{}') as { data?: { contactId?: string; agentId?: string } }
+    ).data;
+    const rebuilt = `${data?.contactId}->${data?.agentId}`;
+    if (rebuilt !== liveText)
+      this.differ({ kind: 'decision', key: 'events', member: position, live: liveText, rebuilt });
+  }
+}
+
+/** The state keys compared, by their name after the workspace prefix, and how. */
+const COMPARED: readonly { name: string; how: 'documents' | 'zset' | 'hash'; kind: Difference['kind'] }[] = [
+  { name: 'agents', how: 'documents', kind: 'document' },
+  { name: 'contacts', how: 'documents', kind: 'document' },
+  { name: 'pools', how: 'zset', kind: 'index' },
+  { name: 'pool-heads', how: 'zset', kind: 'index' },
+  { name: 'queues', how: 'zset', kind: 'index' },
+  { name: 'queue-heads', how: 'zset', kind: 'index' },
+  { name: 'queue', how: 'zset', kind: 'index' },
+  { name: 'skillsets', how: 'zset', kind: 'index' },
+  { name: 'agent-skill-sets', how: 'hash', kind: 'index' },
+  { name: 'stats', how: 'hash', kind: 'counter' },
+];
+
+async function readKey(
+  redis: RedisClient,
+  key: string,
+  how: 'documents' | 'zset' | 'hash',
+): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  if (how === 'zset') {
+    const flat = await redis.zrange(key, 0, -1, 'WITHSCORES');
+    for (let i = 0; i + 1 < flat.length; i += 2) out.set(flat[i]!, flat[i + 1]!);
+    return out;
+  }
+  let cursor = '0';
+  do {
+    const [next, flat] = await redis.hscan(key, cursor, 'COUNT', 5000);
+    cursor = next;
+    for (let i = 0; i + 1 < flat.length; i += 2) out.set(flat[i]!, flat[i + 1]!);
+  } while (cursor !== '0');
+  return out;
+}
+
+async function compareState(
+  redis: RedisClient,
+  workspace: string,
+  shadow: string,
+  differ: (d: Difference) => void,
+): Promise<void> {
+  const live = workspaceKeys(workspace).prefix;
+  const rebuilt = workspaceKeys(shadow).prefix;
+  for (const { name, how, kind } of COMPARED) {
+    const [a, b] = await Promise.all([readKey(redis, live + name, how), readKey(redis, rebuilt + name, how)]);
+    const same = (x: string, y: string) =>
+      how === 'documents' ? isDeepStrictEqual(JSON.parse(x), JSON.parse(y)) : x === y;
+    for (const [member, text] of a) {
+      const other = b.get(member);
+      if (other === undefined || !same(text, other))
+        differ({ kind, key: name, member, live: text, rebuilt: other ?? null });
+    }
+    for (const [member, text] of b)
+      if (!a.has(member)) differ({ kind, key: name, member, live: null, rebuilt: text });
+  }
+  // The arrival counter gives the next contact's place in its queue.
+  const [liveSeq, rebuiltSeq] = await Promise.all([
+    redis.hget(workspaceKeys(workspace).meta, 'seq'),
+    redis.hget(workspaceKeys(shadow).meta, 'seq'),
+  ]);
+  if (liveSeq !== rebuiltSeq)
+    differ({ kind: 'counter', key: 'meta', member: 'seq', live: liveSeq, rebuilt: rebuiltSeq });
+}
+
+class Collected {
+  readonly kept: Difference[] = [];
+  count = 0;
+  constructor(private readonly shown: number) {}
+  add(d: Difference): void {
+    this.count++;
+    if (this.kept.length < this.shown) this.kept.push(d);
+  }
+}
+
+export interface RebuildOptions {
+  /** Where the log is read (default: the streams in Redis). */
+  readonly pages?: LogPages;
+  /** Keep the shadow's keys afterwards (to look at them). */
+  readonly keepShadow?: boolean;
+  /** Differences kept in the report (default 100). */
+  readonly shown?: number;
+}
+
+export function shadowOf(workspace: string): string {
+  return `${workspace}.rebuild`;
+}
+
+export async function rebuildWorkspace(
+  redis: RedisClient,
+  workspace: string,
+  opts: RebuildOptions = {},
+): Promise<RebuildReport> {
+  const started = performance.now();
+  const shadow = shadowOf(workspace);
+  const shown = opts.shown ?? 100;
+  // Decisions are checked once each as the replay goes; the state at the end of each attempt.
+  const decisions = new Collected(shown);
+  let state = new Collected(shown);
+  await dropKeys(redis, shadow);
+  await ensureGroup(redis, shadow);
+  const replay = new Replay(redis, shadow, opts.pages ?? streamPages(redis, workspace), (d) =>
+    decisions.add(d),
+  );
+  let compared = false;
+  try {
+    let cut = await readCut(redis, workspace);
+    for (let attempt = 1; attempt <= 3 && !compared; attempt++) {
+      await replay.to(cut);
+      state = new Collected(shown);
+      await compareState(redis, workspace, shadow, (d) => state.add(d));
+      const again = await readCut(redis, workspace);
+      // The workspace moved while its state was read: carry on to the new cut and read again.
+      if (again.checkpoint === cut.checkpoint && again.lastEvent === cut.lastEvent) compared = true;
+      else cut = again;
+    }
+  } finally {
+    if (!opts.keepShadow) await dropKeys(redis, shadow);
+  }
+  const found = [...decisions.kept, ...state.kept].slice(0, shown);
+  const count = decisions.count + (compared ? state.count : 0);
+  return {
+    workspace,
+    shadow,
+    commands: replay.commandCount,
+    assignments: replay.assignmentCount,
+    compared,
+    differences: compared ? found : decisions.kept,
+    differenceCount: count,
+    seconds: (performance.now() - started) / 1000,
+  };
+}

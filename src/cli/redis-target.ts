@@ -1,0 +1,46 @@
+/** The Redis a command-line tool reads: `--redis-url` or `--cluster-nodes`, else the environment. */
+import type { RedisTarget } from '../adapters/redis/client.ts';
+import type { OptionChecker } from './sim/options.ts';
+
+export interface ParsedTarget {
+  readonly target: RedisTarget;
+  /** How to name it in messages. */
+  readonly label: string;
+}
+
+export function parseRedisTarget(
+  values: { 'redis-url'?: string | undefined; 'cluster-nodes'?: string | undefined },
+  env: NodeJS.ProcessEnv,
+  check: OptionChecker,
+): ParsedTarget {
+  check.check(
+    values['redis-url'] === undefined || values['cluster-nodes'] === undefined,
+    '--redis-url and --cluster-nodes: give one or the other',
+  );
+  const nodesText =
+    values['cluster-nodes'] ??
+    (values['redis-url'] ? undefined : env.REDIS_CLUSTER_NODES?.trim() || undefined);
+  const nodes = (nodesText ?? '')
+    .split(',')
+    .map((n) => n.trim())
+    .filter(Boolean);
+  check.check(
+    nodes.every((n) => /^[^:\s]+:\d{1,5}$/.test(n)),
+    `--cluster-nodes: each seed must be host:port (got "${nodesText}")`,
+  );
+  const url = nodes.length > 0 ? undefined : (values['redis-url'] ?? (env.REDIS_URL?.trim() || undefined));
+  if (url !== undefined) {
+    let ok = false;
+    try {
+      ok = ['redis:', 'rediss:'].includes(new URL(url).protocol);
+    } catch {}
+    check.check(ok, `--redis-url: must be a redis:// or rediss:// URL (got "${url}")`);
+  }
+  check.check(
+    nodes.length > 0 || url !== undefined,
+    'no Redis to read: give --redis-url or --cluster-nodes (or set REDIS_URL or REDIS_CLUSTER_NODES)',
+  );
+  return nodes.length > 0
+    ? { target: { clusterNodes: nodes }, label: `cluster ${nodes.join(',')}` }
+    : { target: { url: url ?? '' }, label: url ?? '' };
+}
