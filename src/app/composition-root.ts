@@ -8,14 +8,17 @@ import { buildApi } from '../adapters/http/server.ts';
 import { connectRedis } from '../adapters/redis/client.ts';
 import { RedisWatch } from '../adapters/redis/health-watch.ts';
 import { type Registration, registerInstance } from '../adapters/redis/instance-registry.ts';
+import { globalKeys, workspaceKeys } from '../adapters/redis/keys.ts';
 import type { RedisClient } from '../adapters/redis/scripts.ts';
 import { TailHub } from '../adapters/redis/tail.ts';
+import { Archiver } from '../archive/archiver.ts';
+import { DiskArchive } from '../archive/store.ts';
 import { Dispatcher, defaultDispatcherOptions } from '../dispatcher/dispatcher.ts';
 import { LeaseKeeper } from '../dispatcher/leases.ts';
 import { Projector } from '../projections/projector.ts';
 import { type RedisServerHandle, startRedisServer } from '../topology/redis-server.ts';
 import type { Config } from './config.ts';
-import { WorkspaceRunner } from './workspace-runner.ts';
+import { DEFAULT_IDLE_AFTER_MS, WorkspaceRunner } from './workspace-runner.ts';
 
 export const VERSION = (
   JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -81,6 +84,7 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
       }),
     );
   }
+  if (config.roles.includes('archiver')) runners.push(archiverRunner(redis, config, log));
   for (const r of runners) r.start();
 
   let api: FastifyInstance | undefined;
@@ -139,4 +143,39 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
       return stopping;
     },
   };
+}
+
+/**
+ * The archiver role: one archiver per workspace at a time, by a lease of its own (the
+ * dispatcher's mechanism under other keys). It serves workspaces idle for as long as the
+ * retention's age, so their last entries are archived too.
+ */
+function archiverRunner(redis: RedisClient, config: Config, log: Logger): WorkspaceRunner {
+  const alog = log.child({ role: 'archiver' });
+  const archiver = new Archiver(redis, new DiskArchive(config.archiveDir), alog, {
+    retention: config.logRetention,
+    segmentEntries: config.archiveSegmentEntries,
+    everyMs: config.archiveEveryMs,
+    ...(config.archivePauseAt ? { pauseAt: config.archivePauseAt } : {}),
+  });
+  const leases = new LeaseKeeper(redis, `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`, alog, {
+    ttlMs: config.leaseTtlMs,
+    renewEveryMs: Math.max(100, Math.floor(config.leaseTtlMs / 3)),
+    holder: {
+      role: 'archiver',
+      key: (ws) => workspaceKeys(ws).archiverLease,
+      registry: globalKeys.archivers,
+    },
+  });
+  alog.info(
+    { archiveDir: config.archiveDir, retention: config.logRetention },
+    'archiving old stream entries',
+  );
+  return new WorkspaceRunner(redis, archiver, alog, {
+    workspaces: config.workspaces,
+    discover: config.discoverWorkspaces,
+    leases,
+    discoverEveryMs: leases.opts.renewEveryMs,
+    idleAfterMs: Math.max(DEFAULT_IDLE_AFTER_MS, (config.logRetention.ageMs ?? 0) + 3_600_000),
+  });
 }

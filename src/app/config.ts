@@ -2,14 +2,17 @@
  * Configuration from the environment, checked at start: every bad value is named with what it
  * should be, and the process does not start until all are right.
  */
+import path from 'node:path';
 import { sequenceS } from 'fp-ts/lib/Apply.js';
 import { isNonEmpty } from 'fp-ts/lib/Array.js';
 import * as E from 'fp-ts/lib/Either.js';
 import { pipe } from 'fp-ts/lib/function.js';
 import * as NEA from 'fp-ts/lib/NonEmptyArray.js';
+import { ARCHIVE_PAUSE_POINTS, type ArchivePausePoint } from '../archive/archiver.ts';
+import { DEFAULT_RETENTION, parseRetention, type Retention } from '../archive/retention.ts';
 
-export type Role = 'api' | 'projector' | 'dispatcher';
-export const ROLES: readonly Role[] = ['api', 'projector', 'dispatcher'];
+export type Role = 'api' | 'projector' | 'dispatcher' | 'archiver';
+export const ROLES: readonly Role[] = ['api', 'projector', 'dispatcher', 'archiver'];
 
 export interface Config {
   readonly redisUrl: string | undefined;
@@ -36,6 +39,11 @@ export interface Config {
   readonly dispatchLeases: boolean;
   readonly leaseTtlMs: number;
   readonly advertise: { host: string; port: number } | undefined;
+  readonly archiveDir: string;
+  readonly logRetention: Retention;
+  readonly archiveSegmentEntries: number;
+  readonly archiveEveryMs: number;
+  readonly archivePauseAt: ArchivePausePoint | undefined;
 }
 
 export interface ConfigEntry {
@@ -66,7 +74,8 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
   {
     name: 'ROLES',
     default: 'api,projector,dispatcher',
-    description: 'Roles this process runs: any of api, projector, dispatcher.',
+    description:
+      'Roles this process runs: any of api, projector, dispatcher, archiver (moves old stream entries to ARCHIVE_DIR; docs/ARCHIVE.md).',
   },
   {
     name: 'WORKSPACES',
@@ -158,6 +167,34 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     default: '10000',
     description:
       'Most live events held for a WebSocket subscriber while its replay runs; past it, closed with 1013 and the position to resume from.',
+  },
+  {
+    name: 'ARCHIVE_DIR',
+    default: 'DATA_DIR/archive',
+    description:
+      'Where the archiver keeps segments (one folder per workspace and stream); one place shared by every archiver.',
+  },
+  {
+    name: 'LOG_RETENTION',
+    default: DEFAULT_RETENTION,
+    description:
+      'How long command and event entries stay in Redis before the archiver moves them: an age (24h; ms, s, m, h, d), a count of entries (1000000), or both (24h,1000000: past either).',
+  },
+  {
+    name: 'ARCHIVE_SEGMENT_ENTRIES',
+    default: '10000',
+    description: 'Most entries in one archive segment (one archiver step).',
+  },
+  {
+    name: 'ARCHIVE_EVERY_MS',
+    default: '10000',
+    description: 'Pause of the archiver between passes once a pass found less than a full segment to move.',
+  },
+  {
+    name: 'ARCHIVE_PAUSE_AT',
+    default: '(unset)',
+    description:
+      'Test hook: the archiver stops for good at segment-written or trimmed (crash tests kill it there).',
   },
 ];
 
@@ -289,6 +326,18 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
       deadConsumerIdleMs: v.int('DEAD_CONSUMER_IDLE_MS', 600_000, 1000, 7 * 86_400_000),
       liveMaxBufferedBytes: v.int('LIVE_MAX_BUFFERED_BYTES', 8 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
       liveMaxHeldEvents: v.int('LIVE_MAX_HELD_EVENTS', 10_000, 1, 1_000_000),
+      archiveDir: v.optional('ARCHIVE_DIR', () => undefined),
+      logRetention: v.optional('LOG_RETENTION', (r) => {
+        const parsed = parseRetention(r);
+        return typeof parsed === 'string' ? parsed : undefined;
+      }),
+      archiveSegmentEntries: v.int('ARCHIVE_SEGMENT_ENTRIES', 10_000, 1, 1_000_000),
+      archiveEveryMs: v.int('ARCHIVE_EVERY_MS', 10_000, 10, 3_600_000),
+      archivePauseAt: v.optional('ARCHIVE_PAUSE_AT', (p) =>
+        ARCHIVE_PAUSE_POINTS.includes(p as ArchivePausePoint)
+          ? undefined
+          : `must be one of ${ARCHIVE_PAUSE_POINTS.join(', ')} (got "${p}")`,
+      ),
     }),
     E.map(
       (c): Config => ({
@@ -300,6 +349,9 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
           | 'local'
           | 'replicated',
         advertise: advertiseOf(c.advertise, c.host, c.port),
+        archiveDir: c.archiveDir ?? path.join(c.dataDir, 'archive'),
+        logRetention: parseRetention(c.logRetention ?? DEFAULT_RETENTION) as Retention,
+        archivePauseAt: c.archivePauseAt as ArchivePausePoint | undefined,
       }),
     ),
   );

@@ -1,6 +1,10 @@
 import { type WorkspaceKeys, workspaceKeys } from '../adapters/redis/keys.ts';
 import { readRoutingIndex } from '../adapters/redis/routing-index.ts';
 import type { RedisClient } from '../adapters/redis/scripts.ts';
+import { parseAnchor } from '../archive/chain.ts';
+import { LogReader } from '../archive/log-reader.ts';
+import type { LogStream } from '../archive/segment.ts';
+import type { ArchiveStore } from '../archive/store.ts';
 import { type AuditOptions, Auditor } from './auditor.ts';
 import type { Entry } from './entries.ts';
 import { type AuditReport, buildReport } from './report.ts';
@@ -26,6 +30,11 @@ export interface ReadOptions extends AuditOptions {
   /** Compare the documents and the routing index with the replay (default true). */
   readonly compareState?: boolean;
   readonly onProgress?: (p: Progress) => void;
+  /**
+   * Where the archived prefix of the command and event streams is (src/archive): read before
+   * the streams, its chain checked. Without it, a trimmed stream's archived prefix is missing.
+   */
+  readonly archive?: ArchiveStore;
 }
 
 export interface Progress {
@@ -51,16 +60,19 @@ async function cut(redis: RedisClient, k: WorkspaceKeys): Promise<Cut> {
     .xrevrange(k.outcomes, '+', '-', 'COUNT', 1)
     .xlen(k.commands)
     .xlen(k.events)
+    .hmget(k.archive, 'commands', 'events')
     .exec();
   if (!r) throw new Error('the read of the checkpoint and last event was aborted');
   for (const [err] of r) if (err) throw err;
   const last = (i: number) => (r[i]![1] as Entry[])[0]?.[0] ?? null;
+  // Entries the archiver trimmed are counted by its mark, and the last event may be archived.
+  const [commands, events] = (r[5]![1] as (string | null)[]).map(parseAnchor);
   return {
     checkpoint: (r[0]![1] as string | null) ?? null,
-    lastEvent: last(1),
+    lastEvent: last(1) ?? events?.last ?? null,
     lastOutcome: last(2),
-    commandCount: Number(r[3]![1]),
-    eventCount: Number(r[4]![1]),
+    commandCount: Number(r[3]![1]) + (commands?.total ?? 0),
+    eventCount: Number(r[4]![1]) + (events?.total ?? 0),
   };
 }
 
@@ -81,6 +93,12 @@ class Pager {
   }
 }
 
+/** Reads pages of a stream in order (a Pager, or a LogReader: the archive, then the stream). */
+interface Pages {
+  next(upTo: string): Promise<Entry[]>;
+  readonly size: number;
+}
+
 /** One page asked for ahead of its use, so Redis reads while the replay works. */
 class Ahead {
   private inflight: Promise<Entry[]> | undefined;
@@ -88,7 +106,7 @@ class Ahead {
   done = false;
 
   constructor(
-    private readonly pager: Pager,
+    private readonly pager: Pages,
     private bound: string | null,
   ) {
     this.done = bound === null;
@@ -136,9 +154,15 @@ class Replayer {
     private readonly audit: Auditor,
     private readonly progress: (events: number) => void,
     size: number,
+    archive: ArchiveStore | undefined,
   ) {
-    this.commands = new Ahead(new Pager(redis, k.commands, size), null);
-    this.events = new Ahead(new Pager(redis, k.events, size), null);
+    const log = (stream: LogStream) =>
+      new LogReader(redis, archive, k.workspace, stream, {
+        pageSize: size,
+        onBreak: (b) => audit.flag('archive', b.stream, b.position, b.message),
+      });
+    this.commands = new Ahead(log('commands'), null);
+    this.events = new Ahead(log('events'), null);
     this.outcomes = new Ahead(new Pager(redis, k.outcomes, size), null);
   }
 
@@ -213,7 +237,7 @@ export async function auditWorkspace(
   const total = at.eventCount;
   const report = (phase: Progress['phase']) =>
     opts.onProgress?.({ phase, events: a.events, totalEvents: total });
-  const replayer = new Replayer(redis, k, a, () => report('events'), opts.pageSize ?? 5000);
+  const replayer = new Replayer(redis, k, a, () => report('events'), opts.pageSize ?? 5000, opts.archive);
   await replayer.to(at);
   let state = 'not compared (not asked)';
   if (opts.compareState !== false) {

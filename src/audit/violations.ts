@@ -12,7 +12,9 @@
  * - `idempotency`: one Idempotency-Key appended twice within its lifetime;
  * - `event`: an event that cannot be read or belongs to no command;
  * - `state`, `index`: the live documents or routing index differ from the replayed state;
- * - `idle`: the dispatcher is said to be idle, yet a queued contact has an eligible agent.
+ * - `idle`: the dispatcher is said to be idle, yet a queued contact has an eligible agent;
+ * - `archive`: the archive's chain is broken (a segment altered, an entry removed or reordered,
+ *   a segment removed or replaced), at the first position it affects (src/archive/chain.ts).
  */
 export type ViolationKind =
   | 'command'
@@ -27,7 +29,8 @@ export type ViolationKind =
   | 'event'
   | 'state'
   | 'index'
-  | 'idle';
+  | 'idle'
+  | 'archive';
 
 export interface Violation {
   readonly kind: ViolationKind;

@@ -11,6 +11,7 @@
 import { Presets, SingleBar } from 'cli-progress';
 import { connectRedis, type RedisTarget } from '../adapters/redis/client.ts';
 import { workspaceKeys } from '../adapters/redis/keys.ts';
+import { DiskArchive } from '../archive/store.ts';
 import { auditWorkspace } from '../audit/read.ts';
 import { type AuditReport, summaryOf } from '../audit/report.ts';
 import { POSITION_PATTERN, WorkspaceId } from '../domain/values.ts';
@@ -31,6 +32,9 @@ meta.basedOn) and, at the end, the documents and routing index against the repla
                            starts at the beginning of the log (every check needs the state the
                            whole history built); violations at or before it are only counted.
                            The end-of-log checks (documents, index, --idle) are always reported.
+  --archive-dir <dir>      where the archiver keeps segments (default $ARCHIVE_DIR, else
+                           $DATA_DIR/archive, else ./data/archive): the archived prefix of the
+                           streams is read from there first, and its hash chain checked
   --idle                   the dispatcher is idle: also check that no queued contact has an
                            eligible available agent at the end
   --no-state               do not compare the documents and the routing index
@@ -50,6 +54,7 @@ interface CliOptions {
   readonly state: boolean;
   readonly pageSize: number;
   readonly json: boolean;
+  readonly archiveDir: string;
 }
 
 function parseAuditArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliOptions {
@@ -65,6 +70,7 @@ function parseAuditArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliOpt
       idle: { type: 'boolean', default: false },
       'no-state': { type: 'boolean', default: false },
       'page-size': { type: 'string' },
+      'archive-dir': { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -128,6 +134,8 @@ function parseAuditArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliOpt
     state: !values['no-state'],
     pageSize,
     json: values.json ?? false,
+    archiveDir:
+      values['archive-dir'] ?? (env.ARCHIVE_DIR?.trim() || `${env.DATA_DIR?.trim() || './data'}/archive`),
   };
 }
 
@@ -202,6 +210,7 @@ async function main(): Promise<number> {
       idle: o.idle,
       compareState: o.state,
       pageSize: o.pageSize,
+      archive: new DiskArchive(o.archiveDir),
       onProgress: (p) => {
         if (!bar) return;
         const rate = n(Math.round(p.events / Math.max(0.001, (performance.now() - started) / 1000)));

@@ -8,12 +8,30 @@ import { luaScript, type RedisClient, runLua } from '../adapters/redis/scripts.t
  * every `renewEveryMs`, and when an owner dies its leases expire and another dispatcher takes them
  * within `ttlMs + renewEveryMs`. Routing stays correct without leases (every decision is one
  * atomic step); leases keep dispatchers from contending and spread workspaces over them: a
- * dispatcher takes at most its fair share while other live dispatchers have room.
+ * dispatcher takes at most its fair share while other live dispatchers have room. Another role
+ * (the archiver) keeps leases the same way under its own keys (`LeaseOptions.holder`).
  */
 export interface LeaseOptions {
   readonly ttlMs: number;
   readonly renewEveryMs: number;
+  /** Whose leases these are (default the dispatchers'): another role keeps its own leases and registry. */
+  readonly holder?: LeaseHolder;
 }
+
+export interface LeaseHolder {
+  /** The role, in log lines. */
+  readonly role: string;
+  /** The lease key of a workspace (in its slot). */
+  readonly key: (workspace: string) => string;
+  /** Zset of the live holders, scored by their last renewal. */
+  readonly registry: string;
+}
+
+export const DISPATCHER_LEASES: LeaseHolder = {
+  role: 'dispatcher',
+  key: (ws) => workspaceKeys(ws).lease,
+  registry: globalKeys.dispatchers,
+};
 
 export const defaultLeaseOptions: LeaseOptions = { ttlMs: 3000, renewEveryMs: 1000 };
 
@@ -27,12 +45,16 @@ export class LeaseKeeper {
   /** Leases taken because nobody else took them: never handed back as surplus. */
   private readonly adopted = new Set<string>();
 
+  private readonly holder: LeaseHolder;
+
   constructor(
     private readonly redis: RedisClient,
     readonly owner: string,
     private readonly log: Logger,
     readonly opts: LeaseOptions = defaultLeaseOptions,
-  ) {}
+  ) {
+    this.holder = opts.holder ?? DISPATCHER_LEASES;
+  }
 
   holds(workspace: string): boolean {
     return this.held.has(workspace);
@@ -54,11 +76,14 @@ export class LeaseKeeper {
     let alive = 1;
     try {
       // Best effort: the registry of live dispatchers only shapes the fair share.
-      await this.redis.zadd(globalKeys.dispatchers, now, this.owner);
-      await this.redis.zremrangebyscore(globalKeys.dispatchers, 0, now - this.opts.ttlMs);
-      alive = Math.max(1, await this.redis.zcard(globalKeys.dispatchers));
+      await this.redis.zadd(this.holder.registry, now, this.owner);
+      await this.redis.zremrangebyscore(this.holder.registry, 0, now - this.opts.ttlMs);
+      alive = Math.max(1, await this.redis.zcard(this.holder.registry));
     } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'cannot update the dispatcher registry; keeping leases');
+      this.log.warn(
+        { err: (err as Error).message },
+        `cannot update the ${this.holder.role} registry; keeping leases`,
+      );
     }
     const wanted = new Set(workspaces);
     const share = Math.ceil(workspaces.length / alive);
@@ -72,7 +97,7 @@ export class LeaseKeeper {
         if (!wanted.has(ws) || (surplus > 0 && !this.adopted.has(ws))) {
           if (wanted.has(ws)) surplus--;
           this.adopted.delete(ws);
-          await runLua(this.redis, RELEASE, [workspaceKeys(ws).lease], [this.owner]);
+          await runLua(this.redis, RELEASE, [this.holder.key(ws)], [this.owner]);
           this.held.delete(ws);
           lost.push(ws);
           continue;
@@ -80,7 +105,7 @@ export class LeaseKeeper {
         const ok = (await runLua(
           this.redis,
           RENEW,
-          [workspaceKeys(ws).lease],
+          [this.holder.key(ws)],
           [this.owner, this.opts.ttlMs],
         )) as number;
         if (ok !== 1) {
@@ -89,13 +114,13 @@ export class LeaseKeeper {
           lost.push(ws);
           this.log.warn(
             { workspace: ws },
-            'dispatcher lease lost; another dispatcher serves this workspace now',
+            `${this.holder.role} lease lost; another ${this.holder.role} serves this workspace now`,
           );
         }
       } catch (err) {
         this.log.warn(
           { workspace: ws, err: (err as Error).message },
-          'cannot renew a dispatcher lease; retrying',
+          `cannot renew a ${this.holder.role} lease; retrying`,
         );
       }
     }
@@ -107,24 +132,24 @@ export class LeaseKeeper {
       if (overShare) {
         const since = this.freeSince.get(ws);
         if (since === undefined || now - since < this.opts.ttlMs) {
-          if (since === undefined && (await this.redis.exists(workspaceKeys(ws).lease).catch(() => 1)) === 0)
+          if (since === undefined && (await this.redis.exists(this.holder.key(ws)).catch(() => 1)) === 0)
             this.freeSince.set(ws, now);
           continue;
         }
       }
       try {
-        const ok = await this.redis.set(workspaceKeys(ws).lease, this.owner, 'PX', this.opts.ttlMs, 'NX');
+        const ok = await this.redis.set(this.holder.key(ws), this.owner, 'PX', this.opts.ttlMs, 'NX');
         this.freeSince.delete(ws);
         if (ok === 'OK') {
           this.held.add(ws);
           if (overShare) this.adopted.add(ws);
           gained.push(ws);
-          this.log.info({ workspace: ws, adopted: overShare }, 'dispatcher lease taken');
+          this.log.info({ workspace: ws, adopted: overShare }, `${this.holder.role} lease taken`);
         }
       } catch (err) {
         this.log.warn(
           { workspace: ws, err: (err as Error).message },
-          'cannot take a dispatcher lease; retrying',
+          `cannot take a ${this.holder.role} lease; retrying`,
         );
       }
     }
@@ -133,11 +158,11 @@ export class LeaseKeeper {
 
   async releaseAll(): Promise<void> {
     for (const ws of this.held) {
-      await runLua(this.redis, RELEASE, [workspaceKeys(ws).lease], [this.owner]).catch(() => {});
+      await runLua(this.redis, RELEASE, [this.holder.key(ws)], [this.owner]).catch(() => {});
     }
     this.held.clear();
     this.adopted.clear();
     this.freeSince.clear();
-    await this.redis.zrem(globalKeys.dispatchers, this.owner).catch(() => {});
+    await this.redis.zrem(this.holder.registry, this.owner).catch(() => {});
   }
 }

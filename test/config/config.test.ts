@@ -59,13 +59,13 @@ describe('configuration from the environment', () => {
   });
 
   it('names every bad variable at once when all are bad, and only the bad ones', () => {
-    // Every variable set to something no check accepts; HOST and DATA_DIR take any text.
+    // Every variable set to something no check accepts; HOST, DATA_DIR and ARCHIVE_DIR take any text.
     const env = Object.fromEntries(CONFIG_ENTRIES.map((e) => [e.name, 'not valid!']));
     const parsed = parseConfig(env);
     expect(isLeft(parsed)).toBe(true);
     const problems = isLeft(parsed) ? parsed.left : [];
     const named = new Set(problems.map((p) => p.slice(0, p.indexOf(':'))));
-    const anyText = ['HOST', 'DATA_DIR'];
+    const anyText = ['HOST', 'DATA_DIR', 'ARCHIVE_DIR'];
     expect([...named].sort()).toEqual(
       CONFIG_ENTRIES.map((e) => e.name)
         .filter((n) => !anyText.includes(n))
@@ -76,8 +76,29 @@ describe('configuration from the environment', () => {
     expect(isLeft(lists) ? lists.left : []).toEqual([
       'REDIS_CLUSTER_NODES: each seed must be host:port (got "a")',
       'REDIS_CLUSTER_NODES: each seed must be host:port (got "c")',
-      'ROLES: "cook" is not a role; use any of api, projector, dispatcher',
-      'ROLES: "chef" is not a role; use any of api, projector, dispatcher',
+      'ROLES: "cook" is not a role; use any of api, projector, dispatcher, archiver',
+      'ROLES: "chef" is not a role; use any of api, projector, dispatcher, archiver',
+    ]);
+  });
+
+  it('reads the archiver settings: LOG_RETENTION as an age, a count or both, ARCHIVE_DIR under DATA_DIR', () => {
+    const c = loadConfig({ DATA_DIR: '/var/lib/sb' });
+    expect(c.archiveDir).toBe('/var/lib/sb/archive');
+    expect(c.logRetention).toEqual({ ageMs: 86_400_000 });
+    expect(loadConfig({ LOG_RETENTION: '1000000' }).logRetention).toEqual({ count: 1_000_000 });
+    expect(loadConfig({ LOG_RETENTION: '90m, 5000' }).logRetention).toEqual({
+      ageMs: 5_400_000,
+      count: 5000,
+    });
+    expect(loadConfig({ ARCHIVE_DIR: '/mnt/archive', ROLES: 'archiver' })).toMatchObject({
+      archiveDir: '/mnt/archive',
+      roles: ['archiver'],
+    });
+    for (const bad of ['1 day', '24h,12h', '5,6', '-1', 'h'])
+      expect(isLeft(parseConfig({ LOG_RETENTION: bad }))).toBe(true);
+    const parsed = parseConfig({ LOG_RETENTION: 'forever' });
+    expect(isLeft(parsed) ? parsed.left : []).toEqual([
+      'LOG_RETENTION: must be an age such as 24h (units ms, s, m, h, d), a count of entries such as 1000000, or both separated by a comma such as 24h,1000000 (got "forever")',
     ]);
   });
 

@@ -3,8 +3,8 @@
  * dynamic, type-only, re-export) and every file a module loads by `new URL('<relative>',
  * import.meta.url)` must point down.
  *
- *   main.ts ─▶ app ─▶ projections, dispatcher, topology ─▶ adapters ─▶ domain
- *   cli ─▶ anything but main.ts          audit ─▶ adapters, domain
+ *   main.ts ─▶ app ─▶ projections, dispatcher, topology, archive ─▶ adapters ─▶ domain
+ *   cli ─▶ anything but main.ts          audit ─▶ archive, adapters, domain
  *
  * Nothing under adapters/ imports app/, a worker or topology/; the two workers never import each
  * other; domain/ imports no other folder and no impure package (no node: module, no I/O library).
@@ -26,6 +26,7 @@ type Folder =
   | 'projections'
   | 'dispatcher'
   | 'audit'
+  | 'archive'
   | 'topology'
   | 'cli';
 
@@ -37,6 +38,7 @@ const FOLDERS: readonly Folder[] = [
   'projections',
   'dispatcher',
   'audit',
+  'archive',
   'topology',
   'cli',
 ];
@@ -44,14 +46,15 @@ const FOLDERS: readonly Folder[] = [
 /** Which folders each folder may import (its own always). */
 const MAY_IMPORT: Record<Folder, readonly Folder[]> = {
   main: ['app'],
-  app: ['domain', 'adapters', 'projections', 'dispatcher', 'topology'],
+  app: ['domain', 'adapters', 'projections', 'dispatcher', 'topology', 'archive'],
   domain: [],
   adapters: ['domain'],
   projections: ['domain', 'adapters'],
   dispatcher: ['domain', 'adapters'],
-  audit: ['domain', 'adapters'],
+  audit: ['domain', 'adapters', 'archive'],
+  archive: ['domain', 'adapters'],
   topology: ['domain', 'adapters'],
-  cli: ['app', 'domain', 'adapters', 'projections', 'dispatcher', 'audit', 'topology'],
+  cli: ['app', 'domain', 'adapters', 'projections', 'dispatcher', 'audit', 'archive', 'topology'],
 };
 
 /** Packages the executable specification may use: codecs and fp-ts, nothing that does I/O. */
@@ -192,5 +195,7 @@ describe('the arrows between the folders of src/', () => {
     ]);
     expect(check('topology/x.ts', "import '../main.ts';")[0]).toBeDefined();
     expect(check('elsewhere/x.ts', "import 'io-ts';")[0]).toMatch(/no known folder/);
+    expect(check('archive/x.ts', "import { A } from '../audit/auditor.ts';")[0]).toBeDefined();
+    expect(check('audit/x.ts', "import { L } from '../archive/log-reader.ts';")).toEqual([undefined]);
   });
 });

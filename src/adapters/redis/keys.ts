@@ -48,6 +48,10 @@ export interface WorkspaceKeys {
   readonly idempotencyOutcomes: string;
   /** The dispatcher lease of the workspace. */
   readonly lease: string;
+  /** The archiver lease of the workspace. */
+  readonly archiverLease: string;
+  /** Hash: `commands`, `events` → the last archived segment whose entries were trimmed (src/archive/chain.ts). */
+  readonly archive: string;
 }
 
 export function workspaceKeys(workspace: string): WorkspaceKeys {
@@ -75,6 +79,8 @@ export function workspaceKeys(workspace: string): WorkspaceKeys {
     idempotencyExpiry: `${prefix}idem:expiry`,
     idempotencyOutcomes: `${prefix}idem:outcomes`,
     lease: `${prefix}lease`,
+    archiverLease: `${prefix}archiver-lease`,
+    archive: `${prefix}archive`,
   };
 }
 
@@ -99,6 +105,8 @@ export const globalKeys = {
   instances: `${KEY_ROOT}:instances`,
   /** Zset of live dispatchers, scored by their last lease renewal. */
   dispatchers: `${KEY_ROOT}:dispatchers`,
+  /** Zset of live archivers, scored by their last lease renewal. */
+  archivers: `${KEY_ROOT}:archivers`,
 };
 
 /** Consumer group of the projector role on every command stream. */

@@ -1,0 +1,247 @@
+import type { Logger } from 'pino';
+import type { StreamEntry } from '../adapters/redis/event-log.ts';
+import { workspaceKeys } from '../adapters/redis/keys.ts';
+import type { RedisClient } from '../adapters/redis/scripts.ts';
+import { type Anchor, parseAnchor } from './chain.ts';
+import type { Retention } from './retention.ts';
+import {
+  before,
+  decodeSegment,
+  encodeSegment,
+  GENESIS_HASH,
+  LOG_STREAMS,
+  type LogStream,
+  type SegmentHeader,
+  successor,
+} from './segment.ts';
+import type { ArchiveStore } from './store.ts';
+
+/** Where the archiver can be made to stop (a test kills the process there). */
+export type ArchivePausePoint = 'segment-written' | 'trimmed';
+export const ARCHIVE_PAUSE_POINTS: readonly ArchivePausePoint[] = ['segment-written', 'trimmed'];
+
+export interface ArchiverOptions {
+  readonly retention: Retention;
+  /** Most entries in one segment (one step's work). */
+  readonly segmentEntries: number;
+  /** Pause between passes once a pass found less than a full segment to move. */
+  readonly everyMs: number;
+  /** Test hook: stop for good at this point of every step (the process is then killed). */
+  readonly pauseAt?: ArchivePausePoint;
+}
+
+/** The archive is behind Redis or damaged: this stream is not archived until someone looks. */
+export class ArchiveMismatchError extends Error {}
+
+/**
+ * The archiver of one process: moves command and event entries past the retention from Redis to
+ * the archive, one workspace at a time per lease (a WorkspaceLoop for the workspace runner).
+ *
+ * A step, for one stream: (1) the archive's tip is its last segment (what is archived is read
+ * from the segments, nowhere else); (2) if the stream was not trimmed up to the tip yet (a step
+ * stopped after its segment), it is trimmed now; (3) the entries after the tip that are past the
+ * retention (and, for commands, applied by the projector) are written as the next segment, which
+ * is read back and compared byte for byte; (4) only then the stream is trimmed up to its last
+ * entry, in one MULTI with the archive's mark (chain.ts). A crash anywhere leaves either no new
+ * segment (the next step writes it again) or a durable one whose entries may still be in the
+ * stream (the next step trims them; readers skip them by position): nothing lost, nothing twice.
+ */
+export class Archiver {
+  private readonly tips = new Map<string, SegmentHeader | null>();
+  private readonly wakers = new Map<string, () => void>();
+  /** Streams not archived because the archive does not match Redis, and why. */
+  private readonly refused = new Map<string, string>();
+  segmentsWritten = 0;
+  entriesArchived = 0;
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly store: ArchiveStore,
+    private readonly log: Logger,
+    private readonly opts: ArchiverOptions,
+  ) {}
+
+  async run(workspace: string, running: () => boolean): Promise<void> {
+    // What this process knew of the archive may be stale once another process held the lease.
+    for (const s of LOG_STREAMS) this.tips.delete(`${workspace}/${s}`);
+    while (running()) {
+      let full = false;
+      for (const stream of LOG_STREAMS) {
+        if (!running()) return;
+        try {
+          const moved = await this.step(workspace, stream);
+          if (moved >= this.opts.segmentEntries) full = true;
+          this.refused.delete(`${workspace}/${stream}`);
+        } catch (err) {
+          if (!(err instanceof ArchiveMismatchError)) throw err;
+          // Said once (and again if it changes); the other stream carries on.
+          const id = `${workspace}/${stream}`;
+          if (this.refused.get(id) !== err.message) this.log.error({ workspace, stream }, err.message);
+          this.refused.set(id, err.message);
+        }
+      }
+      if (!full && running()) await this.sleep(workspace);
+    }
+  }
+
+  interrupt(workspace: string): void {
+    this.wakers.get(workspace)?.();
+  }
+
+  /** Every stream of a workspace archived as far as the retention allows (tests, tools). */
+  async drain(workspace: string): Promise<number> {
+    let moved = 0;
+    for (const stream of LOG_STREAMS)
+      for (let n = -1; n !== 0; moved += n) n = await this.step(workspace, stream);
+    return moved;
+  }
+
+  /** One segment of one stream at most; returns the entries moved. */
+  async step(workspace: string, stream: LogStream): Promise<number> {
+    const k = workspaceKeys(workspace);
+    const key = k[stream];
+    const tip = await this.tip(workspace, stream);
+    const anchor = parseAnchor(await this.redis.hget(k.archive, stream));
+    this.check(workspace, stream, tip, anchor);
+    if (tip && (!anchor || anchor.index < tip.index)) await this.trim(workspace, stream, tip);
+
+    const now = await this.redis.time();
+    const nowMs = Number(now[0]) * 1000 + Math.floor(Number(now[1]) / 1000);
+    const checkpoint = stream === 'commands' ? await this.redis.hget(k.meta, 'applied') : '+';
+    if (checkpoint === null) return 0;
+    const [len, page] = await this.read(key, tip ? `(${tip.last}` : '-', checkpoint);
+    const entries = page.slice(0, this.due(page, len, nowMs));
+    if (entries.length === 0) return 0;
+
+    const seg = encodeSegment({
+      workspace,
+      stream,
+      index: tip ? tip.index + 1 : 0,
+      prevHash: tip?.hash ?? GENESIS_HASH,
+      before: tip?.total ?? 0,
+      entries,
+    });
+    await this.store.put(workspace, stream, seg.name, seg.bytes);
+    const back = await this.store.read(workspace, stream, seg.name);
+    if (!back.equals(seg.bytes) || decodeSegment(back).problems.length > 0)
+      throw new ArchiveMismatchError(
+        `segment ${seg.name} of ${workspace}/${stream} reads back other than written from ${this.store.where}: not trimming`,
+      );
+    this.tips.set(`${workspace}/${stream}`, seg.header);
+    await this.pause('segment-written', workspace, stream);
+    await this.trim(workspace, stream, seg.header);
+    this.segmentsWritten++;
+    this.entriesArchived += entries.length;
+    this.log.info(
+      {
+        workspace,
+        stream,
+        segment: seg.name,
+        entries: entries.length,
+        first: seg.header.first,
+        last: seg.header.last,
+      },
+      'archived a segment and trimmed the stream',
+    );
+    await this.pause('trimmed', workspace, stream);
+    return entries.length;
+  }
+
+  /** How many of the first entries after the tip are past the retention (either limit). */
+  private due(page: readonly StreamEntry[], len: number, nowMs: number): number {
+    const { ageMs, count } = this.opts.retention;
+    let n = 0;
+    if (count !== undefined) n = Math.max(0, Math.min(page.length, len - count));
+    if (ageMs !== undefined) {
+      // Positions are Redis' clock in ms: older than the age is a position before `now - age`.
+      const cut = `${nowMs - ageMs}-0`;
+      let aged = n;
+      while (aged < page.length && before(page[aged]![0], cut)) aged++;
+      n = aged;
+    }
+    return n;
+  }
+
+  /** The stream's length and the entries after `from`, up to `to`, at most a segment of them. */
+  private async read(key: string, from: string, to: string): Promise<[number, StreamEntry[]]> {
+    const r = await this.redis
+      .multi()
+      .xlen(key)
+      .xrange(key, from, to, 'COUNT', this.opts.segmentEntries)
+      .exec();
+    if (!r) throw new Error(`the read of ${key} was aborted`);
+    for (const [err] of r) if (err) throw err;
+    return [Number(r[0]![1]), r[1]![1] as StreamEntry[]];
+  }
+
+  /** Trims the stream up to a durable segment's last entry, and marks it, in one MULTI. */
+  private async trim(workspace: string, stream: LogStream, tip: SegmentHeader): Promise<void> {
+    const k = workspaceKeys(workspace);
+    const anchor: Anchor = { index: tip.index, last: tip.last, hash: tip.hash, total: tip.total };
+    const r = await this.redis
+      .multi()
+      .xtrim(k[stream], 'MINID', successor(tip.last))
+      .hset(k.archive, stream, JSON.stringify(anchor))
+      .exec();
+    if (!r) throw new Error(`the trim of ${k[stream]} was aborted`);
+    for (const [err] of r) if (err) throw err;
+  }
+
+  /** The archive must hold every segment Redis was trimmed for, the marked one unchanged. */
+  private check(
+    workspace: string,
+    stream: LogStream,
+    tip: SegmentHeader | undefined,
+    a: Anchor | undefined,
+  ): void {
+    if (!a) return;
+    const why =
+      !tip || tip.index < a.index
+        ? `ends at ${tip ? `segment ${tip.index}` : 'no segment'}, yet Redis was trimmed up to ${a.last} after segment ${a.index}`
+        : tip.index === a.index && tip.hash !== a.hash
+          ? `holds a segment ${a.index} other than the one Redis was trimmed for`
+          : undefined;
+    if (why === undefined) return;
+    this.tips.delete(`${workspace}/${stream}`);
+    throw new ArchiveMismatchError(
+      `the ${stream} archive of ${workspace} in ${this.store.where} ${why}: it is not the archive this workspace was archived to (ARCHIVE_DIR must be one shared place for every archiver), or segments were removed. Nothing more is archived for it until the archive is restored`,
+    );
+  }
+
+  /** The last segment's header (read once per lease, then kept as segments are written). */
+  private async tip(workspace: string, stream: LogStream): Promise<SegmentHeader | undefined> {
+    const id = `${workspace}/${stream}`;
+    const known = this.tips.get(id);
+    if (known !== undefined) return known ?? undefined;
+    const names = await this.store.list(workspace, stream);
+    const last = names.at(-1);
+    if (last === undefined) {
+      this.tips.set(id, null);
+      return undefined;
+    }
+    const d = decodeSegment(await this.store.read(workspace, stream, last));
+    if (!d.header || d.problems.length > 0)
+      throw new ArchiveMismatchError(
+        `the last segment ${last} of ${id} in ${this.store.where} is damaged (${d.problems[0]?.message}): restore it from a copy; nothing more is archived for it until then`,
+      );
+    this.tips.set(id, d.header);
+    return d.header;
+  }
+
+  private async pause(point: ArchivePausePoint, workspace: string, stream: LogStream): Promise<void> {
+    if (this.opts.pauseAt !== point) return;
+    this.log.warn({ workspace, stream, point }, 'archiver paused (test hook)');
+    await new Promise<never>(() => {});
+  }
+
+  private sleep(workspace: string): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, this.opts.everyMs);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakers.set(workspace, done);
+    }).finally(() => this.wakers.delete(workspace));
+  }
+}

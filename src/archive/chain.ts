@@ -1,0 +1,137 @@
+import { before, type DecodedSegment, GENESIS_HASH, type LogStream, parseSegmentName } from './segment.ts';
+
+/**
+ * The archive's mark in Redis, one per stream (field `commands` or `events` of the workspace's
+ * `archive` hash): the last segment whose entries were trimmed from the stream. It is written in
+ * the same MULTI as the trim, so "trimmed up to `last`" and the mark never disagree. The archiver
+ * derives what is archived from the segments; the mark is what lets it (and the auditor) see a
+ * segment that went missing or was replaced after its entries left Redis.
+ */
+export interface Anchor {
+  readonly index: number;
+  readonly last: string;
+  readonly hash: string;
+  /** Entries in segments 0..index. */
+  readonly total: number;
+}
+
+export function parseAnchor(text: string | null | undefined): Anchor | undefined {
+  if (!text) return undefined;
+  try {
+    const a = JSON.parse(text) as Partial<Anchor>;
+    if (
+      Number.isInteger(a.index) &&
+      typeof a.last === 'string' &&
+      typeof a.hash === 'string' &&
+      Number.isInteger(a.total)
+    )
+      return a as Anchor;
+  } catch {
+    /* not an anchor */
+  }
+  return undefined;
+}
+
+export interface ChainBreak {
+  readonly stream: LogStream;
+  /** Where it shows: the first entry affected, or the segment's first position. */
+  readonly position: string;
+  readonly message: string;
+}
+
+/**
+ * Checks segments read in order against each other: each is the next index, chained to the hash
+ * of the one before it, with entries after the previous segment's; and, at the end of the
+ * archive, against the mark in Redis. Each segment contributes at most its first break, so one
+ * altered segment is one report, at its position.
+ */
+export class ChainCheck {
+  private index = 0;
+  private prevHash: string | undefined = GENESIS_HASH;
+  private last: string | undefined;
+  private readonly hashes = new Map<number, string>();
+  private anchorChecked = false;
+  total = 0;
+
+  /** Fed from the first segment on. */
+  constructor(
+    private readonly workspace: string,
+    private readonly stream: LogStream,
+  ) {}
+
+  get segments(): number {
+    return this.index;
+  }
+
+  segment(name: string, d: DecodedSegment): ChainBreak | undefined {
+    const h = d.header;
+    const named = parseSegmentName(name);
+    const where = `segment ${name}`;
+    const at = h?.first ?? named?.first ?? this.last ?? '0-0';
+    const problem = (message: string): ChainBreak => ({ stream: this.stream, position: at, message });
+    const expected = this.index;
+    if (!h) {
+      this.index++;
+      this.prevHash = undefined;
+      return problem(`${where}: ${d.problems[0]?.message ?? 'unreadable'}`);
+    }
+    this.index = h.index + 1;
+    const prev = this.prevHash;
+    this.prevHash = h.hash;
+    this.hashes.set(h.index, h.hash);
+    const lastBefore = this.last;
+    this.last = h.last;
+    const counted = this.total + d.entries.length;
+    this.total = h.total;
+    if (h.index > expected)
+      return problem(
+        `${where}: segment${h.index - expected > 1 ? `s ${expected}..${h.index - 1}` : ` ${expected}`} of the ${this.stream} archive ${h.index - expected > 1 ? 'are' : 'is'} missing before it`,
+      );
+    if (h.index < expected) return problem(`${where}: index ${h.index} again, after segment ${expected - 1}`);
+    if (!named || named.index !== h.index || named.first !== h.first)
+      return problem(`${where}: its name does not match its header (index ${h.index}, first ${h.first})`);
+    if (h.workspace !== this.workspace || h.stream !== this.stream)
+      return problem(
+        `${where}: its header is of ${h.workspace}/${h.stream}, not ${this.workspace}/${this.stream}`,
+      );
+    if (prev !== undefined && h.prevHash !== prev)
+      return problem(
+        `${where}: its prevHash is not the hash of segment ${h.index - 1} (a segment before it was removed or replaced)`,
+      );
+    const inside = d.problems[0];
+    if (inside)
+      return { stream: this.stream, position: inside.position ?? at, message: `${where}: ${inside.message}` };
+    if (h.total !== counted)
+      return problem(
+        `${where}: its header counts ${h.total} entries up to its end, the segments hold ${counted}`,
+      );
+    if (lastBefore !== undefined && !before(lastBefore, h.first))
+      return problem(
+        `${where}: its first entry ${h.first} is not after the previous segment's last ${lastBefore}`,
+      );
+    return undefined;
+  }
+
+  /**
+   * The end of the archive against the mark in Redis (once): every segment up to the mark must
+   * be there, the marked one with the hash it had when the stream was trimmed.
+   */
+  anchor(a: Anchor | undefined): ChainBreak | undefined {
+    if (this.anchorChecked || !a) return undefined;
+    this.anchorChecked = true;
+    if (a.index >= this.index)
+      return {
+        stream: this.stream,
+        position: a.last,
+        message: `the ${this.stream} stream was trimmed up to ${a.last} after segment ${a.index} was archived, but the archive ends ${this.index === 0 ? 'before its first segment' : `at segment ${this.index - 1}`} (segments removed, or the wrong archive directory)`,
+      };
+    const h = this.hashes.get(a.index);
+    if (h !== undefined && h !== a.hash)
+      return {
+        stream: this.stream,
+        position: a.last,
+        message: `segment ${a.index} of the ${this.stream} archive is not the one archived when the stream was trimmed up to ${a.last} (replaced)`,
+      };
+    return undefined;
+  }
+}

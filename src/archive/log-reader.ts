@@ -1,0 +1,178 @@
+import type { StreamEntry } from '../adapters/redis/event-log.ts';
+import { workspaceKeys } from '../adapters/redis/keys.ts';
+import type { RedisClient } from '../adapters/redis/scripts.ts';
+import { type Anchor, type ChainBreak, ChainCheck, parseAnchor } from './chain.ts';
+import { before, decodeSegment, type LogStream, parseSegmentName } from './segment.ts';
+import type { ArchiveStore } from './store.ts';
+
+export interface LogReaderOptions {
+  /** Entries per page (default 5000). */
+  readonly pageSize?: number;
+  /** Start after this position (default: the beginning of the log, with the whole chain checked). */
+  readonly after?: string;
+  /** Called with each break of the archive's chain, once (the entries read are still handed on). */
+  readonly onBreak?: (b: ChainBreak) => void;
+}
+
+/**
+ * A stream's entries in order across the archive and Redis: the segments first, then the stream
+ * after the last archived position, with no gap and no duplicate at the boundary, while an
+ * archiver may be moving entries out of the stream meanwhile.
+ *
+ * Each stream page is read in one MULTI with the archive's mark (chain.ts): everything up to the
+ * mark was trimmed at that moment and everything after it is in the stream. So when the mark is
+ * past what was handed on, the page is dropped and the archive listed again (the segments it
+ * needs were made durable before the trim); entries still in the stream that the archive already
+ * holds (an archiver stopped between its segment and its trim) are skipped by position.
+ */
+export class LogReader {
+  /** The last position handed on. */
+  private cursor: string | undefined;
+  private names: string[] = [];
+  private listed = false;
+  private nextName = 0;
+  private held: StreamEntry[] = [];
+  private heldAt = 0;
+  private readonly chain: ChainCheck;
+  private anchor: Anchor | undefined;
+  private readonly key: string;
+  private readonly anchorKey: string;
+  readonly size: number;
+  /** Read from the first segment: the whole chain is checked. */
+  private readonly fromStart: boolean;
+  /** Entries handed on from the stream (not the archive). */
+  fromStream = 0;
+  fromArchive = 0;
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly store: ArchiveStore | undefined,
+    private readonly workspace: string,
+    private readonly stream: LogStream,
+    private readonly opts: LogReaderOptions = {},
+  ) {
+    const k = workspaceKeys(workspace);
+    this.key = k[stream];
+    this.anchorKey = k.archive;
+    this.size = opts.pageSize ?? 5000;
+    this.fromStart = opts.after === undefined || opts.after === '0-0';
+    this.cursor = this.fromStart ? undefined : opts.after;
+    this.chain = new ChainCheck(workspace, stream);
+  }
+
+  /** The next entries after those handed on, up to `upTo` (a position, or '+'): a short page is the end. */
+  async next(upTo = '+'): Promise<StreamEntry[]> {
+    const out: StreamEntry[] = [];
+    const within = (p: string) => upTo === '+' || !before(upTo, p);
+    for (let relisted = false; out.length < this.size; ) {
+      if (this.heldAt >= this.held.length && (await this.loadSegment())) relisted = false;
+      if (this.heldAt < this.held.length) {
+        for (; this.heldAt < this.held.length && out.length < this.size; this.heldAt++) {
+          const e = this.held[this.heldAt]!;
+          if (this.cursor !== undefined && !before(this.cursor, e[0])) continue;
+          if (!within(e[0])) return out;
+          out.push(e);
+          this.cursor = e[0];
+          this.fromArchive++;
+        }
+        continue;
+      }
+      const from = this.cursor === undefined ? '-' : `(${this.cursor}`;
+      const r = await this.redis
+        .multi()
+        .hget(this.anchorKey, this.stream)
+        .xrange(this.key, from, upTo, 'COUNT', this.size - out.length)
+        .exec();
+      if (!r) throw new Error(`the read of ${this.key} was aborted`);
+      for (const [err] of r) if (err) throw err;
+      this.anchor = parseAnchor(r[0]![1] as string | null);
+      const page = r[1]![1] as StreamEntry[];
+      if (this.anchor && (this.cursor === undefined || before(this.cursor, this.anchor.last))) {
+        // Trimmed past what was handed on: the entries are in segments listed since.
+        if (!relisted) {
+          relisted = true;
+          await this.list();
+          continue;
+        }
+        this.report(this.chain.anchor(this.anchor));
+      } else if (this.fromStart) {
+        this.report(this.chain.anchor(this.anchor));
+      }
+      for (const e of page) out.push(e);
+      this.fromStream += page.length;
+      if (page.length > 0) this.cursor = page[page.length - 1]![0];
+      return out;
+    }
+    return out;
+  }
+
+  /** Segments read, and entries in them. */
+  get archived(): { segments: number; entries: number } {
+    return { segments: this.chain.segments, entries: this.chain.total };
+  }
+
+  private report(b: ChainBreak | undefined): void {
+    if (b) this.opts.onBreak?.(b);
+  }
+
+  private async list(): Promise<void> {
+    this.listed = true;
+    if (!this.store) return;
+    const names = await this.store.list(this.workspace, this.stream);
+    // Only names after those already read: the archive only grows at its end.
+    const seen = this.names.slice(0, this.nextName);
+    this.names = [...seen, ...names.filter((n) => seen.length === 0 || n > seen[seen.length - 1]!)];
+    if (this.nextName === 0 && this.cursor !== undefined) this.nextName = this.startFor(this.cursor);
+  }
+
+  /** The first segment that may hold entries after `p`: the last whose first position is at or before it. */
+  private startFor(p: string): number {
+    let start = 0;
+    for (let i = 0; i < this.names.length; i++) {
+      const first = parseSegmentName(this.names[i]!)?.first;
+      if (first !== undefined && !before(p, first)) start = i;
+    }
+    return start;
+  }
+
+  private async loadSegment(): Promise<boolean> {
+    if (!this.listed) await this.list();
+    if (!this.store || this.nextName >= this.names.length) return false;
+    const name = this.names[this.nextName++]!;
+    const d = decodeSegment(await this.store.read(this.workspace, this.stream, name));
+    if (this.fromStart) this.report(this.chain.segment(name, d));
+    else {
+      const inside = d.problems[0];
+      if (inside)
+        this.report({
+          stream: this.stream,
+          position: inside.position ?? name,
+          message: `segment ${name}: ${inside.message}`,
+        });
+    }
+    this.held = d.entries;
+    this.heldAt = 0;
+    return true;
+  }
+}
+
+/**
+ * Every entry of a stream after `after` ('0-0' or a position), in order across the archive and
+ * Redis, page by page, up to the end of the stream when each page is read. What the event
+ * history's readers (GET /events, the live feed's replay) build on.
+ */
+export async function* readLogAfter(
+  redis: RedisClient,
+  store: ArchiveStore | undefined,
+  workspace: string,
+  stream: LogStream,
+  after: string,
+  opts: Omit<LogReaderOptions, 'after'> = {},
+): AsyncGenerator<StreamEntry[]> {
+  const reader = new LogReader(redis, store, workspace, stream, { ...opts, after });
+  for (;;) {
+    const page = await reader.next('+');
+    if (page.length > 0) yield page;
+    if (page.length < reader.size) return;
+  }
+}

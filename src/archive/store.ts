@@ -1,0 +1,105 @@
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { link, mkdir, open, readdir, readFile, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import type { LogStream } from './segment.ts';
+
+/**
+ * Where segments are kept: small on purpose, so an object store can be added next to the disk.
+ * Names are opaque to the store; it lists them in lexicographic order (segment names sort in
+ * chain order, see segment.ts).
+ */
+export interface ArchiveStore {
+  /** What the store is, for messages (a directory, a bucket). */
+  readonly where: string;
+  /**
+   * Stores a segment durably: when the promise resolves, the segment survives a crash of the
+   * process and of the machine. Never replaces a segment: a name already stored is an error
+   * (`SegmentExistsError`).
+   */
+  put(workspace: string, stream: LogStream, name: string, bytes: Buffer): Promise<void>;
+  /** The names of a stream's segments, in order (none: an empty list). */
+  list(workspace: string, stream: LogStream): Promise<string[]>;
+  read(workspace: string, stream: LogStream, name: string): Promise<Buffer>;
+}
+
+export class SegmentExistsError extends Error {
+  constructor(where: string) {
+    super(`${where} already exists: another archiver wrote this segment (is the lease held twice?)`);
+  }
+}
+
+/**
+ * The archive on a local (or shared) file system: `<root>/<workspace>/<stream>/<name>`. A
+ * segment is written to a temporary file, fsync'd, linked to its name (link fails when the name
+ * exists, so a segment is never replaced) and the directory fsync'd: after `put`, the segment is
+ * whole under its name or not there at all.
+ */
+export class DiskArchive implements ArchiveStore {
+  constructor(readonly root: string) {}
+
+  get where(): string {
+    return this.root;
+  }
+
+  private dir(workspace: string, stream: LogStream): string {
+    return path.join(this.root, workspace, stream);
+  }
+
+  async put(workspace: string, stream: LogStream, name: string, bytes: Buffer): Promise<void> {
+    const dir = this.dir(workspace, stream);
+    await this.ensureDir(dir);
+    const final = path.join(dir, name);
+    const temp = path.join(dir, `.${name}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+    const f = await open(temp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o644);
+    try {
+      await f.writeFile(bytes);
+      await f.sync();
+    } finally {
+      await f.close();
+    }
+    try {
+      await link(temp, final);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new SegmentExistsError(final);
+      throw err;
+    } finally {
+      await unlink(temp).catch(() => {});
+    }
+    await syncDir(dir);
+  }
+
+  async list(workspace: string, stream: LogStream): Promise<string[]> {
+    try {
+      return (await readdir(this.dir(workspace, stream))).filter((n) => !n.startsWith('.')).sort();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+  }
+
+  read(workspace: string, stream: LogStream, name: string): Promise<Buffer> {
+    return readFile(path.join(this.dir(workspace, stream), name));
+  }
+
+  /** Creates the directory and makes each new level durable in its parent. */
+  private async ensureDir(dir: string): Promise<void> {
+    const made = await mkdir(dir, { recursive: true });
+    if (made === undefined) return;
+    // `made` is the first directory created: sync it and every level below it, and its parent.
+    for (let d = dir; ; d = path.dirname(d)) {
+      await syncDir(d);
+      if (d === made || d === path.dirname(d)) break;
+    }
+    await syncDir(path.dirname(made));
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const d = await open(dir, constants.O_RDONLY);
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}
