@@ -126,6 +126,44 @@ local function binomial(n, k)
   return r
 end
 
+-- The skill subsets (names) of a pool's skills up to `widest` skills, or nil when there are more
+-- than ENUMERATE_MAX; kept for the step (a step looks at the same pools again and again).
+local subsets_of = {}
+local function subset_names(skills, widest)
+  local key = widest .. '#' .. table.concat(skills, ',')
+  local known = subsets_of[key]
+  if known ~= nil then return known or nil end
+  local subsets = 0
+  for k = 1, widest do subsets = subsets + binomial(#skills, k) end
+  if subsets > ENUMERATE_MAX then
+    subsets_of[key] = false
+    return nil
+  end
+  local chosen, names = {}, {}
+  local function walk(first, depth)
+    for i = first, #skills do
+      chosen[depth] = skills[i]
+      names[#names + 1] = table.concat(chosen, ',', 1, depth)
+      if depth < widest then walk(i + 1, depth + 1) end
+    end
+  end
+  walk(1, 1)
+  subsets_of[key] = names
+  return names
+end
+
+-- The skills of a skill set's name, kept for the step.
+local skills_of = {}
+local function split_skills(name)
+  local skills = skills_of[name]
+  if not skills then
+    skills = {}
+    for skill in string.gmatch(name, '[^,]+') do skills[#skills + 1] = skill end
+    skills_of[name] = skills
+  end
+  return skills
+end
+
 -- The first non-empty skill-set queue, in routing order of its head and from score `from` on,
 -- whose skills are all among `skills` (a pool's). Returns its head's score and its name; or nil and the
 -- score to resume from when the walk used its share of the call; or nil when there is none.
@@ -136,19 +174,8 @@ local function first_servable(skills, from)
     widest_queued = tonumber(top[2]) or 0
   end
   if widest_queued == 0 then return nil end
-  local widest = math.min(widest_queued, #skills)
-  local subsets = 0
-  for k = 1, widest do subsets = subsets + binomial(#skills, k) end
-  if subsets <= ENUMERATE_MAX then
-    local chosen, names = {}, {}
-    local function walk(first, depth)
-      for i = first, #skills do
-        chosen[depth] = skills[i]
-        names[#names + 1] = table.concat(chosen, ',', 1, depth)
-        if depth < widest then walk(i + 1, depth + 1) end
-      end
-    end
-    walk(1, 1)
+  local names = subset_names(skills, math.min(widest_queued, #skills))
+  if names then
     local scores = redis.call('ZMSCORE', K_QHEADS, unpack(names))
     work = work + 1 + #names
     local best_score, best_name
@@ -239,9 +266,7 @@ while made < MAX_DECISIONS and work < MAX_WORK do
       -- Lazily re-scored: a lower candidate comes first.
       redis.call('ZADD', K_CAND, int(head_score), member)
     else
-      local skills = {}
-      for skill in string.gmatch(id, '[^,]+') do skills[#skills + 1] = skill end
-      local agent = longest_available(skills)
+      local agent = longest_available(split_skills(id))
       -- Assigning the head re-scores the candidate by the next head (or drops it with the queue).
       -- No agent for the head: none for any contact of the queue until some agent changes, and
       -- that agent's pool becomes a candidate.
@@ -262,9 +287,7 @@ while made < MAX_DECISIONS and work < MAX_WORK do
     end
   else
     -- A pool: every agent in it holds the skill set `id`, so they all serve the same contacts.
-    local skills = {}
-    for skill in string.gmatch(id, '[^,]+') do skills[#skills + 1] = skill end
-    local score, name, resume = first_servable(skills, tonumber(top[2]))
+    local score, name, resume = first_servable(split_skills(id), tonumber(top[2]))
     if score and next_score and next_score < score then
       -- Lazily re-scored: a lower candidate comes first.
       redis.call('ZADD', K_CAND, int(score), member)
