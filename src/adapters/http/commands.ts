@@ -138,7 +138,7 @@ function decodeRequest<P extends { readonly ws: string }, B>(
  * the projector gives it (201/200 or a 4xx problem), or 202 when it is not known in time.
  */
 export async function commandRoutes(app: FastifyInstance): Promise<void> {
-  const { redis, tails, config, metrics } = app.deps;
+  const { redis, tails, config, metrics, projectSoon } = app.deps;
 
   /**
    * A command route, and the whole command path: decode → append → await the outcome, then one
@@ -187,6 +187,7 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
     // record its outcome before the append's reply is back here, and the tail hands an outcome
     // only to the waiters it has when it reads that outcome.
     const waiting = tail.waitOutcome(commandId, config.commandTimeoutMs);
+    projectSoon?.(s.ws);
     let appended: Appended;
     try {
       appended = await appendCommand(redis, {

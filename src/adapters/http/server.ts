@@ -49,6 +49,11 @@ export interface ApiDeps {
   readonly logger: Logger;
   readonly roles: () => RoleReport;
   readonly version: string;
+  /**
+   * With the projector role in this process: asks for the workspace's new commands to be applied
+   * right behind this tick's appends (src/app/composition-root.ts), so the outcome comes sooner.
+   */
+  readonly projectSoon?: (workspace: string) => void;
 }
 
 declare module 'fastify' {

@@ -2,7 +2,8 @@
  * `ingest`: `POST /contacts` throughput from `connections` keep-alive connections (a closed
  * loop: each sends its next request once the last is answered), against (a) a Switchboard
  * process (all roles; the answer waits for the projector's outcome) and (b) a bare fastify
- * handler doing one XADD per request on the same Redis. Both run as their own process.
+ * handler doing one XADD per request on the same Redis. Both run as their own process, side by
+ * side, and take the load in alternating slices, so a drift in the machine's other load falls on both.
  */
 import { KEY_ROOT } from '../../adapters/redis/keys.ts';
 import { percentile, round } from '../sim/stats.ts';
@@ -41,12 +42,18 @@ function side(r: LoadResult): IngestSide {
   };
 }
 
-async function drive(server: ChildServer, workspace: string, o: IngestOptions): Promise<LoadResult> {
-  const url = `${server.base}/v1/workspaces/${encodeURIComponent(workspace)}/contacts`;
-  const send = (agent: Parameters<typeof request>[0]) => request(agent, 'POST', url, { skills: ['s'] });
-  if (o.warmup > 0) await closedLoop(o.connections, o.warmup, send);
-  return closedLoop(o.connections, o.duration, send);
+/** Load results added up: requests and errors summed, latencies joined, seconds summed. */
+function sum(results: readonly LoadResult[]): LoadResult {
+  return {
+    requests: results.reduce((n, r) => n + r.requests, 0),
+    errors: results.reduce((n, r) => n + r.errors, 0),
+    latenciesMs: results.flatMap((r) => r.latenciesMs),
+    seconds: results.reduce((n, r) => n + r.seconds, 0),
+  };
 }
+
+/** Slices of load each side gets, alternating, so that both see the same machine (others' load drifts). */
+const ROUNDS = 4;
 
 export async function ingestWorkload(
   redisUrl: string,
@@ -54,33 +61,42 @@ export async function ingestWorkload(
   o: IngestOptions,
   note: Note,
 ): Promise<IngestFigures> {
-  note('starting Switchboard (node --import tsx src/main.ts, all roles)');
-  let server = await startSwitchboardProcess(redisUrl, workspace);
-  let sb: LoadResult;
+  note('starting Switchboard (node --import tsx src/main.ts, all roles) and the bare fastify XADD handler');
+  const servers: ChildServer[] = [];
   try {
-    note(`POST /contacts to Switchboard from ${o.connections} connections for ${o.duration} s`);
-    sb = await drive(server, workspace, o);
+    const sb = await startSwitchboardProcess(redisUrl, workspace);
+    servers.push(sb);
+    const bare = await startChild(
+      'src/cli/bench/bare-xadd.ts',
+      { REDIS_URL: redisUrl, BARE_KEY: `${KEY_ROOT}:{${workspace}}:bare-commands` },
+      '/health',
+    );
+    servers.push(bare);
+    const post = (server: ChildServer) => {
+      const url = `${server.base}/v1/workspaces/${encodeURIComponent(workspace)}/contacts`;
+      return (agent: Parameters<typeof request>[0]) => request(agent, 'POST', url, { skills: ['s'] });
+    };
+    if (o.warmup > 0) {
+      note(`warming up both for ${o.warmup} s each`);
+      await closedLoop(o.connections, o.warmup, post(sb));
+      await closedLoop(o.connections, o.warmup, post(bare));
+    }
+    note(
+      `POST /contacts from ${o.connections} connections, ${o.duration} s each, in ${ROUNDS} alternating slices`,
+    );
+    const runs: { sb: LoadResult[]; bare: LoadResult[] } = { sb: [], bare: [] };
+    for (let r = 0; r < ROUNDS; r++) {
+      runs.sb.push(await closedLoop(o.connections, o.duration / ROUNDS, post(sb)));
+      runs.bare.push(await closedLoop(o.connections, o.duration / ROUNDS, post(bare)));
+    }
+    const a = side(sum(runs.sb));
+    const b = side(sum(runs.bare));
+    return {
+      switchboard: a,
+      bareXadd: b,
+      ratio: b.requestsPerS > 0 ? round(a.requestsPerS / b.requestsPerS, 3) : null,
+    };
   } finally {
-    await server.stop();
+    await Promise.all(servers.map((s) => s.stop()));
   }
-  note('starting the bare fastify XADD handler');
-  server = await startChild(
-    'src/cli/bench/bare-xadd.ts',
-    { REDIS_URL: redisUrl, BARE_KEY: `${KEY_ROOT}:{${workspace}}:bare-commands` },
-    '/health',
-  );
-  let bare: LoadResult;
-  try {
-    note(`POST /contacts to the bare handler from ${o.connections} connections for ${o.duration} s`);
-    bare = await drive(server, workspace, o);
-  } finally {
-    await server.stop();
-  }
-  const a = side(sb);
-  const b = side(bare);
-  return {
-    switchboard: a,
-    bareXadd: b,
-    ratio: b.requestsPerS > 0 ? round(a.requestsPerS / b.requestsPerS, 3) : null,
-  };
 }
