@@ -147,7 +147,10 @@ export class Archiver {
     return entries.length;
   }
 
-  /** How many of the first entries after the tip are past the retention (either limit). */
+  /**
+   * How many of the first entries after the tip are past the retention (either limit). The stream
+   * holds no entry up to the tip here (it was just trimmed), so its length counts those after it.
+   */
   private due(page: readonly StreamEntry[], len: number, nowMs: number): number {
     const { ageMs, count } = this.opts.retention;
     let n = 0;
@@ -159,7 +162,8 @@ export class Archiver {
       while (aged < page.length && before(page[aged]![0], cut)) aged++;
       n = aged;
     }
-    return n;
+    // The newest entry always stays, so the stream's last position is read from Redis alone.
+    return Math.min(n, len - 1);
   }
 
   /** The stream's length and the entries after `from`, up to `to`, at most a segment of them. */

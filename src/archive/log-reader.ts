@@ -94,7 +94,15 @@ export class LogReader {
           await this.list();
           continue;
         }
-        this.report(this.chain.anchor(this.anchor));
+        this.report(
+          this.fromStart
+            ? this.chain.anchor(this.anchor)
+            : {
+                stream: this.stream,
+                position: this.anchor.last,
+                message: `the ${this.stream} stream was trimmed up to ${this.anchor.last}, and the archive holds no segment after ${this.cursor ?? 'its start'}`,
+              },
+        );
       } else if (this.fromStart) {
         this.report(this.chain.anchor(this.anchor));
       }

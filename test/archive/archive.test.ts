@@ -5,6 +5,7 @@
  * disk (a byte, a removed entry, a reordered pair, a segment removed or replaced) is reported by
  * the auditor as an `archive` violation at its position.
  */
+import { execFile } from 'node:child_process';
 import { cp, mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -14,12 +15,13 @@ import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { Archiver } from '../../src/archive/archiver.ts';
-import { readLogAfter } from '../../src/archive/log-reader.ts';
+import { LogReader, readLogAfter } from '../../src/archive/log-reader.ts';
 import { parseRetention, type Retention } from '../../src/archive/retention.ts';
 import { decodeSegment, encodeSegment, type LogStream } from '../../src/archive/segment.ts';
 import { DiskArchive } from '../../src/archive/store.ts';
 import { auditWorkspace } from '../../src/audit/read.ts';
 import { writeLog } from '../../src/cli/bench/audit-log.ts';
+import { PROJECT_ROOT } from '../support/processes.ts';
 import { suiteRedis } from '../support/redis.ts';
 
 const log = pino({ level: 'silent' });
@@ -130,7 +132,8 @@ describe('the log archive', () => {
     const left = (await suite.redis.xrange(log0.k.commands, '-', '+')) as StreamEntry[];
     expect(left.length).toBe(20);
     expect(left[0]![0] > checkpoint || left[0]![0].length > checkpoint.length).toBe(true);
-    expect(await suite.redis.xlen(log0.k.events)).toBe(0);
+    // The newest event always stays in Redis.
+    expect(await suite.redis.xlen(log0.k.events)).toBe(1);
     const names = await store.list(log0.ws, 'commands');
     const lastSegment = decodeSegment(await store.read(log0.ws, 'commands', names.at(-1)!));
     expect(lastSegment.header?.last).toBe(checkpoint);
@@ -144,6 +147,85 @@ describe('the log archive', () => {
     expect(await archiver(store, { ageMs: 0 }).drain(log0.ws)).toBe(0);
     expect(await all(suite.redis, store, log0.ws, 'commands')).toEqual([...log0.commands, ...left]);
   });
+
+  it('reads every entry once while an archiver trims under the reader', async () => {
+    const log0 = await made(800);
+    const store = new DiskArchive(await tempDir());
+    // A first part archived already, the rest moved while the audit and a reader page through.
+    await archiver(store, { count: 600 }).drain(log0.ws);
+    const [report, events] = await Promise.all([
+      auditWorkspace(suite.redis, log0.ws, { pageSize: 23, archive: store }),
+      all(suite.redis, store, log0.ws, 'events'),
+      (async () => {
+        const a = archiver(store, { count: 5 }, 17);
+        for (let moved = -1; moved !== 0; ) {
+          moved = (await a.step(log0.ws, 'events')) + (await a.step(log0.ws, 'commands'));
+          await new Promise((r) => setImmediate(r));
+        }
+      })(),
+    ]);
+    expect(await suite.redis.xlen(log0.k.events)).toBe(5);
+    expect(events).toEqual(log0.events);
+    expect(report.violations).toEqual([]);
+    expect(report.events).toBe(log0.events.length);
+
+    // Overtaken for sure: a reader past the archive, into the stream, when the archiver trims
+    // beyond it; it finds the entries in the new segments.
+    const again = await made(800);
+    const store2 = new DiskArchive(await tempDir());
+    await archiver(store2, { count: 600 }).drain(again.ws);
+    const breaks: unknown[] = [];
+    const reader = new LogReader(suite.redis, store2, again.ws, 'events', {
+      pageSize: 50,
+      onBreak: (b) => breaks.push(b),
+    });
+    const read: StreamEntry[] = [];
+    while (read.length < again.events.length - 500) read.push(...(await reader.next()));
+    expect(reader.fromStream).toBeGreaterThan(0);
+    await archiver(store2, { count: 5 }, 17).drain(again.ws);
+    for (let page = await reader.next(); ; page = await reader.next()) {
+      read.push(...page);
+      if (page.length < reader.size) break;
+    }
+    expect(read).toEqual(again.events);
+    expect(breaks).toEqual([]);
+    expect(reader.fromArchive + reader.fromStream).toBe(again.events.length);
+    expect(reader.fromStream).toBeLessThan(again.events.length - 600);
+  });
+
+  it('makes `npm run audit` exit 1 on a broken archive, naming the position', async () => {
+    const log0 = await made(300);
+    const dir = await tempDir();
+    await archiver(new DiskArchive(dir), { count: 10 }).drain(log0.ws);
+    const cli = (...args: string[]) =>
+      new Promise<{ code: number; stdout: string }>((resolve) =>
+        execFile(
+          process.execPath,
+          [
+            '--import',
+            'tsx',
+            'src/cli/audit.ts',
+            '--workspace',
+            log0.ws,
+            '--redis-url',
+            suite.server.url,
+            ...args,
+          ],
+          { cwd: PROJECT_ROOT, timeout: 60_000, env: { ...process.env, REDIS_URL: '', ARCHIVE_DIR: '' } },
+          (err, stdout) => resolve({ code: err ? Number(err.code) : 0, stdout }),
+        ),
+      );
+    expect((await cli('--archive-dir', dir)).code).toBe(0);
+    const segments = path.join(dir, log0.ws, 'commands');
+    await unlink(path.join(segments, (await readdir(segments)).sort()[0]!));
+    const broken = await cli('--archive-dir', dir);
+    expect(broken.code).toBe(1);
+    expect(broken.stdout).toMatch(
+      new RegExp(
+        `${log0.commands[100]![0]}\\s+commands\\s+archive\\s+segment 0000000001-\\S+: segment 0 of the commands archive is missing`,
+      ),
+    );
+  }, 30_000);
 
   describe('a segment changed on disk', () => {
     let base: { ws: string; dir: string; events: StreamEntry[] };
