@@ -19,11 +19,12 @@ export interface LogReaderOptions {
  * after the last archived position, with no gap and no duplicate at the boundary, while an
  * archiver may be moving entries out of the stream meanwhile.
  *
- * Each stream page is read in one MULTI with the archive's mark (chain.ts): everything up to the
- * mark was trimmed at that moment and everything after it is in the stream. So when the mark is
- * past what was handed on, the page is dropped and the archive listed again (the segments it
- * needs were made durable before the trim); entries still in the stream that the archive already
- * holds (an archiver stopped between its segment and its trim) are skipped by position.
+ * Each stream page is read in one MULTI with the stream's oldest entry: when that is after what
+ * was handed on, entries between may have been trimmed since the archive was listed, so the page
+ * is dropped and the archive listed again (an archiver makes a segment durable before it trims).
+ * Entries still in the stream that the archive already holds (an archiver stopped between its
+ * segment and its trim) are skipped by position. The archive's mark in Redis (chain.ts), read in
+ * the same MULTI, tells a trimmed prefix that no segment holds (a segment removed).
  */
 export class LogReader {
   /** The last position handed on. */
@@ -81,19 +82,22 @@ export class LogReader {
       const r = await this.redis
         .multi()
         .hget(this.anchorKey, this.stream)
+        .xrange(this.key, '-', '+', 'COUNT', 1)
         .xrange(this.key, from, upTo, 'COUNT', this.size - out.length)
         .exec();
       if (!r) throw new Error(`the read of ${this.key} was aborted`);
       for (const [err] of r) if (err) throw err;
       this.anchor = parseAnchor(r[0]![1] as string | null);
-      const page = r[1]![1] as StreamEntry[];
+      const oldest = (r[1]![1] as StreamEntry[])[0]?.[0];
+      const page = r[2]![1] as StreamEntry[];
+      // The stream starts after what was handed on: entries between may have been trimmed since
+      // the archive was listed, and then they are in segments listed now (durable before the trim).
+      if (!relisted && (this.cursor === undefined || oldest === undefined || before(this.cursor, oldest))) {
+        relisted = true;
+        if (await this.list()) continue;
+      }
       if (this.anchor && (this.cursor === undefined || before(this.cursor, this.anchor.last))) {
-        // Trimmed past what was handed on: the entries are in segments listed since.
-        if (!relisted) {
-          relisted = true;
-          await this.list();
-          continue;
-        }
+        // Trimmed past what was handed on, and no segment holds it.
         this.report(
           this.fromStart
             ? this.chain.anchor(this.anchor)
@@ -123,14 +127,16 @@ export class LogReader {
     if (b) this.opts.onBreak?.(b);
   }
 
-  private async list(): Promise<void> {
+  /** Lists the archive again; whether segments not read yet are there. */
+  private async list(): Promise<boolean> {
     this.listed = true;
-    if (!this.store) return;
+    if (!this.store) return false;
     const names = await this.store.list(this.workspace, this.stream);
     // Only names after those already read: the archive only grows at its end.
     const seen = this.names.slice(0, this.nextName);
     this.names = [...seen, ...names.filter((n) => seen.length === 0 || n > seen[seen.length - 1]!)];
     if (this.nextName === 0 && this.cursor !== undefined) this.nextName = this.startFor(this.cursor);
+    return this.nextName < this.names.length;
   }
 
   /** The first segment that may hold entries after `p`: the last whose first position is at or before it. */
