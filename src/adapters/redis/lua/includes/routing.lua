@@ -115,7 +115,9 @@ local function availability_sync(before, a, at)
   a.availableSince = iso(a._since)
   a.state = agent_state(a)
   if moved or free_slots(a) > free_slots(before) then -- before is set when not moved
-    redis.call('ZADD', K_CAND, 0, 'p:' .. skillset_name(a.skills))
+    -- A pool already a candidate keeps its score: a lower bound of the first contact it can
+    -- serve, whichever of its agents serves it (contacts queued since are their queues' candidates).
+    redis.call('ZADD', K_CAND, 'NX', 0, 'p:' .. skillset_name(a.skills))
     wake()
   end
 end
