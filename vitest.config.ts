@@ -1,8 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
 /**
- * Two targets: every suite against a single redis-server, and the API and routing suites again
- * against a local 3-master Redis Cluster with replicas (SWITCHBOARD_TEST_TARGET=cluster).
+ * Two targets: every suite against a single redis-server, and the API, routing and archive suites
+ * again against a local 3-master Redis Cluster with replicas (SWITCHBOARD_TEST_TARGET=cluster).
  */
 export default defineConfig({
   test: {
@@ -27,6 +27,7 @@ export default defineConfig({
             'test/workers/**/*.test.ts',
             'test/e2e/multiprocess.test.ts',
             'test/e2e/crash.test.ts',
+            'test/archive/archive.test.ts',
           ],
           env: { SWITCHBOARD_TEST_TARGET: 'cluster' },
         },

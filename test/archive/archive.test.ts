@@ -197,20 +197,13 @@ describe('the log archive', () => {
     const log0 = await made(300);
     const dir = await tempDir();
     await archiver(new DiskArchive(dir), { count: 10 }).drain(log0.ws);
+    const nodes = suite.server.env.REDIS_CLUSTER_NODES;
+    const target = nodes ? ['--cluster-nodes', nodes] : ['--redis-url', suite.server.url];
     const cli = (...args: string[]) =>
       new Promise<{ code: number; stdout: string }>((resolve) =>
         execFile(
           process.execPath,
-          [
-            '--import',
-            'tsx',
-            'src/cli/audit.ts',
-            '--workspace',
-            log0.ws,
-            '--redis-url',
-            suite.server.url,
-            ...args,
-          ],
+          ['--import', 'tsx', 'src/cli/audit.ts', '--workspace', log0.ws, ...target, ...args],
           { cwd: PROJECT_ROOT, timeout: 60_000, env: { ...process.env, REDIS_URL: '', ARCHIVE_DIR: '' } },
           (err, stdout) => resolve({ code: err ? Number(err.code) : 0, stdout }),
         ),
