@@ -23,6 +23,10 @@ import { positionBefore, type Violation } from './violations.ts';
  * are read after the replay and then the cut is read again: if the workspace moved meanwhile,
  * the replay is carried on to the new cut and the documents read again (3 tries; then they are
  * not compared, and the report says so). Commands appended after the checkpoint are pending.
+ *
+ * The command and event streams are read through src/archive's LogReader: the archived prefix
+ * (segments) first, then the stream after it, each segment's chain checked (`archive`
+ * violations); the entries the archiver trimmed are counted from its mark in Redis.
  */
 export interface ReadOptions extends AuditOptions {
   /** Stream entries per read (default 5000). */
