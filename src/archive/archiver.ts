@@ -163,7 +163,7 @@ export class Archiver {
       n = aged;
     }
     // The newest entry always stays, so the stream's last position is read from Redis alone.
-    return Math.min(n, len - 1);
+    return Math.max(0, Math.min(n, len - 1));
   }
 
   /** The stream's length and the entries after `from`, up to `to`, at most a segment of them. */

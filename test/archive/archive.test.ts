@@ -148,6 +148,25 @@ describe('the log archive', () => {
     expect(await all(suite.redis, store, log0.ws, 'commands')).toEqual([...log0.commands, ...left]);
   });
 
+  it('refuses to archive into a directory that is not the archive Redis was trimmed for', async () => {
+    const log0 = await made(300);
+    const dir = await tempDir();
+    await archiver(new DiskArchive(dir), { count: 10 }).drain(log0.ws);
+    const other = archiver(new DiskArchive(await tempDir()), { count: 1 });
+    const lengths = [await suite.redis.xlen(log0.k.commands), await suite.redis.xlen(log0.k.events)];
+    for (const stream of ['commands', 'events'] as const)
+      await expect(other.step(log0.ws, stream)).rejects.toThrow(
+        /ends at no segment, yet Redis was trimmed up to .*ARCHIVE_DIR must be one shared place/,
+      );
+    // A segment removed from the right one: refused as well, and nothing trimmed meanwhile.
+    const segments = path.join(dir, log0.ws, 'events');
+    await unlink(path.join(segments, (await readdir(segments)).sort().at(-1)!));
+    await expect(archiver(new DiskArchive(dir), { count: 1 }).step(log0.ws, 'events')).rejects.toThrow(
+      /the events archive of .* ends at segment \d+, yet Redis was trimmed/,
+    );
+    expect([await suite.redis.xlen(log0.k.commands), await suite.redis.xlen(log0.k.events)]).toEqual(lengths);
+  });
+
   it('reads every entry once while an archiver trims under the reader', async () => {
     const log0 = await made(800);
     const store = new DiskArchive(await tempDir());
