@@ -9,24 +9,27 @@
  */
 import { connectRedis } from '../adapters/redis/client.ts';
 import { workspaceKeys } from '../adapters/redis/keys.ts';
+import { DiskArchive } from '../archive/store.ts';
 import { WorkspaceId } from '../domain/values.ts';
 import { type RebuildReport, rebuildWorkspace } from './rebuild/rebuild.ts';
-import { parseRedisTarget } from './redis-target.ts';
+import { archiveDirOf, parseRedisTarget } from './redis-target.ts';
 import { OptionChecker, parseOrUsage, runCommand } from './sim/options.ts';
 
 const SHOWN = 20;
 
 const USAGE = `Usage: npm run rebuild -- --workspace <ws> [options]
 
-Copies the workspace's command stream into a shadow keyspace (sb:{<ws>.rebuild}:*) with the same
-positions, applies it with the projector's Lua step, replays each AssignmentMade with one decision
-of the dispatcher's Lua step at the checkpoint it was based on (it must be the same assignment),
-then compares the documents, sorted sets and counters with the live ones. The shadow is removed
-afterwards.
+Reads the workspace's log across the archive and the streams, copies its commands into a shadow
+keyspace (sb:{<ws>.rebuild}:*) with the same positions, applies them with the projector's Lua step,
+replays each AssignmentMade with one decision of the dispatcher's Lua step at the checkpoint it was
+based on (it must be the same assignment), then compares the documents, sorted sets and counters
+with the live ones. The shadow is removed afterwards.
 
   --workspace <ws>         the workspace to rebuild (required)
   --redis-url <url>        the Redis to read (default $REDIS_URL)
   --cluster-nodes <list>   host:port,... seeds of a Redis Cluster instead (default $REDIS_CLUSTER_NODES)
+  --archive-dir <dir>      where the archiver keeps segments, read before the streams (default
+                           $ARCHIVE_DIR, else <$DATA_DIR or ./data>/archive)
   --keep-shadow            keep the shadow's keys to look at them
   --json                   print one JSON object (the report and the first ${SHOWN} differences)
   --help                   this text
@@ -58,6 +61,7 @@ async function main(): Promise<number> {
       workspace: { type: 'string' },
       'redis-url': { type: 'string' },
       'cluster-nodes': { type: 'string' },
+      'archive-dir': { type: 'string' },
       'keep-shadow': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
@@ -93,7 +97,10 @@ async function main(): Promise<number> {
       );
       return 2;
     }
-    const report = await rebuildWorkspace(redis, workspace, { keepShadow: values['keep-shadow'] ?? false });
+    const report = await rebuildWorkspace(redis, workspace, {
+      keepShadow: values['keep-shadow'] ?? false,
+      archive: new DiskArchive(archiveDirOf(values['archive-dir'], process.env)),
+    });
     process.stdout.write(
       values.json
         ? `${JSON.stringify({ ...report, differences: report.differences.slice(0, SHOWN) })}\n`

@@ -1,4 +1,7 @@
-/** The Redis a command-line tool reads: `--redis-url` or `--cluster-nodes`, else the environment. */
+/**
+ * What a command-line tool reads a workspace's log from: the Redis (`--redis-url` or
+ * `--cluster-nodes`, else the environment) and the archive directory.
+ */
 import type { RedisTarget } from '../adapters/redis/client.ts';
 import type { OptionChecker } from './sim/options.ts';
 
@@ -43,4 +46,9 @@ export function parseRedisTarget(
   return nodes.length > 0
     ? { target: { clusterNodes: nodes }, label: `cluster ${nodes.join(',')}` }
     : { target: { url: url ?? '' }, label: url ?? '' };
+}
+
+/** The archive directory: `--archive-dir`, else $ARCHIVE_DIR, else <$DATA_DIR or ./data>/archive. */
+export function archiveDirOf(value: string | undefined, env: NodeJS.ProcessEnv): string {
+  return value ?? (env.ARCHIVE_DIR?.trim() || `${env.DATA_DIR?.trim() || './data'}/archive`);
 }

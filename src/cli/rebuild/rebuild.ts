@@ -14,34 +14,36 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { StreamEntry } from '../../adapters/redis/event-log.ts';
 import { KEY_ROOT, workspaceKeys } from '../../adapters/redis/keys.ts';
+import type { ChainBreak } from '../../archive/chain.ts';
+import { LogReader } from '../../archive/log-reader.ts';
+import type { LogStream } from '../../archive/segment.ts';
+import type { ArchiveStore } from '../../archive/store.ts';
 import type { RedisClient } from '../../adapters/redis/scripts.ts';
 import { defaultDispatcherOptions, dispatchStep } from '../../dispatcher/dispatcher.ts';
 import { ensureGroup, projectPending } from '../../projections/projector.ts';
 
-/** Pages of a log stream after a position, up to a bound (archive and stream alike). */
-export type LogPages = (
-  stream: 'commands' | 'events',
-  after: string,
-  upTo: string,
-) => AsyncIterable<StreamEntry[]>;
+/** One stream's entries in order, page by page, up to a bound (archive and stream alike). */
+export interface PageSource {
+  readonly size: number;
+  /** The next entries after those handed on, up to `upTo`: a short page is the end. */
+  next(upTo: string): Promise<StreamEntry[]>;
+}
 
-/** The streams in Redis only, page by page with XRANGE. */
-export function streamPages(redis: RedisClient, workspace: string, size = 5000): LogPages {
-  const k = workspaceKeys(workspace);
-  return async function* (stream, after, upTo) {
-    let from = after;
-    for (;;) {
-      const page = (await redis.xrange(k[stream], `(${from}`, upTo, 'COUNT', size)) as StreamEntry[];
-      if (page.length > 0) yield page;
-      if (page.length < size) return;
-      from = page[page.length - 1]![0];
-    }
-  };
+export type LogSources = (stream: LogStream) => PageSource;
+
+/** The log across the archive (when there is one) and the streams in Redis. */
+export function logSources(
+  redis: RedisClient,
+  workspace: string,
+  store: ArchiveStore | undefined,
+  onBreak?: (b: ChainBreak) => void,
+): LogSources {
+  return (stream) => new LogReader(redis, store, workspace, stream, onBreak ? { onBreak } : {});
 }
 
 export interface Difference {
   /** What differs: a routing decision, a document, a sorted set's member, a counter. */
-  readonly kind: 'decision' | 'document' | 'index' | 'counter';
+  readonly kind: 'decision' | 'document' | 'index' | 'counter' | 'archive';
   /** The key (its name after the workspace prefix) and the member or field. */
   readonly key: string;
   readonly member: string;
@@ -101,13 +103,10 @@ const before = (a: string, b: string): boolean => {
 class Puller {
   private buffer: StreamEntry[] = [];
   private at = 0;
-  /** The last position read from the source (taken or buffered). */
-  private readTo = '0-0';
+  /** Everything up to this position has been read from the source. */
+  private readTo: string | undefined;
 
-  constructor(
-    private readonly pages: LogPages,
-    private readonly stream: 'commands' | 'events',
-  ) {}
+  constructor(private readonly source: PageSource) {}
 
   /** The entries after the last one taken, up to and including `upTo`. */
   async *upTo(upTo: string): AsyncGenerator<StreamEntry> {
@@ -118,18 +117,11 @@ class Puller {
         this.at++;
         yield e;
       }
-      if (!before(this.readTo, upTo)) return;
-      this.buffer = [];
+      if (this.readTo !== undefined && !before(this.readTo, upTo)) return;
+      this.buffer = await this.source.next(upTo);
       this.at = 0;
-      for await (const page of this.pages(this.stream, this.readTo, upTo)) {
-        this.buffer.push(...page);
-        this.readTo = page[page.length - 1]![0];
-        break;
-      }
-      if (this.buffer.length === 0) {
-        this.readTo = upTo;
-        return;
-      }
+      if (this.buffer.length < this.source.size) this.readTo = upTo;
+      if (this.buffer.length === 0) return;
     }
   }
 }
@@ -149,11 +141,11 @@ class Replay {
   constructor(
     private readonly redis: RedisClient,
     private readonly shadow: string,
-    pages: LogPages,
+    sources: LogSources,
     private readonly differ: (d: Difference) => void,
   ) {
-    this.commands = new Puller(pages, 'commands');
-    this.events = new Puller(pages, 'events');
+    this.commands = new Puller(sources('commands'));
+    this.events = new Puller(sources('events'));
   }
 
   async to(cut: Cut): Promise<void> {
@@ -301,8 +293,8 @@ class Collected {
 }
 
 export interface RebuildOptions {
-  /** Where the log is read (default: the streams in Redis). */
-  readonly pages?: LogPages;
+  /** The archive of the workspace's log, read before the streams (default: none, Redis only). */
+  readonly archive?: ArchiveStore;
   /** Keep the shadow's keys afterwards (to look at them). */
   readonly keepShadow?: boolean;
   /** Differences kept in the report (default 100). */
@@ -326,7 +318,9 @@ export async function rebuildWorkspace(
   let state = new Collected(shown);
   await dropKeys(redis, shadow);
   await ensureGroup(redis, shadow);
-  const replay = new Replay(redis, shadow, opts.pages ?? streamPages(redis, workspace), (d) =>
+  const chainBreak = (b: ChainBreak) =>
+    decisions.add({ kind: 'archive', key: b.stream, member: b.position, live: b.message, rebuilt: null });
+  const replay = new Replay(redis, shadow, logSources(redis, workspace, opts.archive, chainBreak), (d) =>
     decisions.add(d),
   );
   let compared = false;
