@@ -14,11 +14,11 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { StreamEntry } from '../../adapters/redis/event-log.ts';
 import { KEY_ROOT, workspaceKeys } from '../../adapters/redis/keys.ts';
+import type { RedisClient } from '../../adapters/redis/scripts.ts';
 import type { ChainBreak } from '../../archive/chain.ts';
 import { LogReader } from '../../archive/log-reader.ts';
 import type { LogStream } from '../../archive/segment.ts';
 import type { ArchiveStore } from '../../archive/store.ts';
-import type { RedisClient } from '../../adapters/redis/scripts.ts';
 import { defaultDispatcherOptions, dispatchStep } from '../../dispatcher/dispatcher.ts';
 import { ensureGroup, projectPending } from '../../projections/projector.ts';
 
