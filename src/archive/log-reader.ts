@@ -58,6 +58,9 @@ export class LogReader {
     this.size = opts.pageSize ?? 5000;
     this.fromStart = opts.after === undefined || opts.after === '0-0';
     this.cursor = this.fromStart ? undefined : opts.after;
+    // After a position the stream is asked first: the archive is listed only if the stream no
+    // longer reaches back to that position (a reader of recent events opens no segment).
+    this.listed = !this.fromStart;
     this.chain = new ChainCheck(workspace, stream);
   }
 

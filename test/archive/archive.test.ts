@@ -18,7 +18,7 @@ import { Archiver } from '../../src/archive/archiver.ts';
 import { LogReader, readLogAfter } from '../../src/archive/log-reader.ts';
 import { parseRetention, type Retention } from '../../src/archive/retention.ts';
 import { decodeSegment, encodeSegment, type LogStream } from '../../src/archive/segment.ts';
-import { DiskArchive } from '../../src/archive/store.ts';
+import { type ArchiveStore, DiskArchive } from '../../src/archive/store.ts';
 import { auditWorkspace } from '../../src/audit/read.ts';
 import { writeLog } from '../../src/cli/bench/audit-log.ts';
 import { PROJECT_ROOT } from '../support/processes.ts';
@@ -28,7 +28,7 @@ const log = pino({ level: 'silent' });
 
 async function all(
   r: Parameters<typeof readLogAfter>[0],
-  store: DiskArchive | undefined,
+  store: ArchiveStore | undefined,
   ws: string,
   stream: LogStream,
   after = '0-0',
@@ -95,6 +95,23 @@ describe('the log archive', () => {
       expect(await all(suite.redis, store, log0.ws, 'events', log0.events[i]![0])).toEqual(
         log0.events.slice(i + 1),
       );
+
+    // A reader of recent entries opens no segment; one reaching back opens only those it needs.
+    let opened = 0;
+    const counting = {
+      where: store.where,
+      put: store.put.bind(store),
+      list: store.list.bind(store),
+      read: (ws: string, stream: LogStream, name: string) => {
+        opened++;
+        return store.read(ws, stream, name);
+      },
+    };
+    const recent = log0.events.length - 30;
+    for await (const _ of readLogAfter(suite.redis, counting, log0.ws, 'events', log0.events[recent]![0]));
+    expect(opened).toBe(0);
+    for await (const _ of readLogAfter(suite.redis, counting, log0.ws, 'events', log0.events[450]![0]));
+    expect(opened).toBe(2);
 
     const after = await auditWorkspace(suite.redis, log0.ws, { pageSize: 89, archive: store });
     expect(after.violations).toEqual([]);
