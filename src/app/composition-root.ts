@@ -55,6 +55,7 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
   const runners: WorkspaceRunner[] = [];
   const runnerOpts = { workspaces: config.workspaces, discover: config.discoverWorkspaces };
   let projector: Projector | undefined;
+  let projecting: WorkspaceRunner | undefined;
   let dispatcher: Dispatcher | undefined;
   const projectorOptions = {
     batch: config.projectBatch,
@@ -65,7 +66,8 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
   };
   if (config.roles.includes('projector')) {
     projector = new Projector(redis, log.child({ role: 'projector' }), projectorOptions);
-    runners.push(new WorkspaceRunner(redis, projector, log.child({ role: 'projector' }), runnerOpts));
+    projecting = new WorkspaceRunner(redis, projector, log.child({ role: 'projector' }), runnerOpts);
+    runners.push(projecting);
   }
   if (config.roles.includes('dispatcher')) {
     const dlog = log.child({ role: 'dispatcher' });
@@ -97,7 +99,9 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
     api = await buildApi({
       redis,
       tails,
-      ...(projector ? { projectSoon: projectSoon(redis, projector, projectorOptions) } : {}),
+      ...(projector && projecting
+        ? { projectSoon: projectSoon(redis, projector, projecting, projectorOptions) }
+        : {}),
       config,
       watch,
       metrics: createMetrics(),
@@ -188,16 +192,18 @@ function archiverRunner(redis: RedisClient, config: Config, log: Logger): Worksp
  * of after the projector loop's read wakes up and sends its step: two round trips fewer between a
  * command and its outcome. The step is the projector's own (any number may run at once, each
  * applies only what follows the checkpoint); the loop still runs and finds the commands applied.
- * A step that fails is left to the loop.
+ * A step that fails is left to the loop, and so is a workspace the loop does not serve.
  */
 function projectSoon(
   redis: RedisClient,
   projector: Projector,
+  runner: WorkspaceRunner,
   opts: Parameters<typeof projectPending>[3],
 ): (workspace: string) => void {
   const scheduled = new Set<string>();
   return (workspace) => {
-    if (scheduled.has(workspace)) return;
+    // Only the workspaces this process's projector serves: the others are another process's work.
+    if (scheduled.has(workspace) || !runner.serves(workspace)) return;
     scheduled.add(workspace);
     // Before the tick's first Redis command, this immediate runs before the client sends its
     // pipeline: the step joins the appends made meanwhile, behind them.

@@ -94,6 +94,11 @@ export class WorkspaceRunner {
     return [...this.loops.keys()];
   }
 
+  /** Whether a loop runs for `workspace` in this process now. */
+  serves(workspace: string): boolean {
+    return this.loops.has(workspace);
+  }
+
   ensure(workspace: string): void {
     if (!this.running || this.loops.has(workspace)) return;
     const p = this.runWhileAllowed(workspace).finally(() => this.loops.delete(workspace));
