@@ -38,7 +38,8 @@ export class ArchiveMismatchError extends Error {}
  * the archive, one workspace at a time per lease (a WorkspaceLoop for the workspace runner).
  *
  * A step, for one stream: (1) the archive's tip is its last segment (what is archived is read
- * from the segments, nowhere else); (2) if the stream was not trimmed up to the tip yet (a step
+ * from the segments, nowhere else: listed when a lease is taken, then kept as segments are
+ * written), checked against the mark in Redis; (2) if the stream was not trimmed up to the tip yet (a step
  * stopped after its segment), it is trimmed now; (3) the entries after the tip that are past the
  * retention (and, for commands, applied by the projector) are written as the next segment, which
  * is read back and compared byte for byte; (4) only then the stream is trimmed up to its last
