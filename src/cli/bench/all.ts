@@ -14,6 +14,7 @@ import { type RedisServerHandle, startRedisServer } from '../../topology/redis-s
 import { nowNs, round, seconds } from '../sim/stats.ts';
 import { type ClusterFigures, MASTERS } from './cluster.ts';
 import { parseBenchArgs, WORKLOADS } from './options.ts';
+import { replayRows } from './replay.ts';
 import {
   at,
   benchRows,
@@ -114,6 +115,11 @@ export const ALL_RUNS: Record<string, Record<Preset, string[][]>> = {
     quick: [['--events', '100000']],
     full: [['--events', '1000000']],
   },
+  replay: {
+    tiny: [['--events', '3000', '--agents', '30', '--contacts', '2000']],
+    quick: [['--events', '100000']],
+    full: [['--events', '1000000']],
+  },
   cluster: { tiny: [['--contacts', '200']], quick: [['--contacts', '2000']], full: [['--contacts', '5000']] },
 };
 
@@ -176,7 +182,11 @@ export const clusterRows: RowMaker = (run) => {
 };
 
 /** Every workload's row maker. */
-export const ROW_MAKERS: Record<string, RowMaker> = { ...STANDARD_ROWS, cluster: clusterRows };
+export const ROW_MAKERS: Record<string, RowMaker> = {
+  ...STANDARD_ROWS,
+  cluster: clusterRows,
+  replay: replayRows,
+};
 
 /** The registered workloads in the table's order: seed and its anchors first, then as registered. */
 export function allWorkloads(registered: readonly string[] = WORKLOADS): string[] {

@@ -5,7 +5,7 @@ import { parseCommandLine } from '../sim/options.ts';
 import { DECISION_WARMUP } from './decision.ts';
 import { DEFAULT_SIZES, type ShapeWorkload } from './shapes.ts';
 
-export const USAGE = `Usage: npm run bench -- [seed|floor|decision|e2e|ingest|split|wide|large|audit|reference|cluster|all] [options]
+export const USAGE = `Usage: npm run bench -- [seed|floor|decision|e2e|ingest|split|wide|large|audit|replay|reference|cluster|all] [options]
 
 Workloads (BENCH.md):
   seed        dispatch drain: --contacts queued up front, --agents all available, zero handle time
@@ -25,6 +25,9 @@ Workloads (BENCH.md):
               agents made available against queues of --sizes; then contacts against a full pool
   audit       a log of --events events made through the Lua steps (--agents, default 200), then
               audited as npm run audit does, and replayed again from memory: events/s of each
+  replay      a log of --events events (--agents, default 200) read back in order from the stream and
+              from the archive (all but the newest entries archived): events/s of each; archive
+              bytes per million entries; state bytes per queued contact (--contacts) and per agent
   reference   the reference ACD's dispatcher loop (BZPOPMIN, 1 s locks, separate calls, one
               contact at a time) on --agents and --contacts as seed: assignments/s
   cluster     a private 3-master Redis Cluster: the seed cycle on workspaces spread over the
@@ -37,7 +40,7 @@ Options:
   --workload <name>      the workload (or give it as the first argument; default seed)
   --agents <n>           agents (default 40; e2e 200)
   --contacts <n>         seed: contacts queued up front (default 5000)
-  --events <n>           audit: events in the log to audit (default 100000)
+  --events <n>           audit, replay: events in the log (default 100000)
   --clients <n>          seed: concurrent dispatch loops (default 1); floor: connections (default 50)
   --count <n>            floor: assignment steps to run (default 200000)
   --queues <a,b,...>     decision: queue lengths to compare (default 1000,100000)
@@ -66,6 +69,7 @@ export type Workload =
   | 'ingest'
   | 'fanout'
   | 'audit'
+  | 'replay'
   | 'reference'
   | 'cluster'
   | ShapeWorkload;
@@ -80,6 +84,7 @@ export const WORKLOADS: readonly Workload[] = [
   'wide',
   'large',
   'audit',
+  'replay',
   'reference',
   'cluster',
 ];
@@ -145,7 +150,12 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   const workload = named as Workload;
   const count = (name: string, raw: string | undefined, def: number, max: number) =>
     check.number(name, raw, def, { integer: true, min: 1, max });
-  const defaultAgents = workload === 'e2e' || workload === 'audit' ? 200 : workload === 'large' ? 10_000 : 40;
+  const defaultAgents =
+    workload === 'e2e' || workload === 'audit' || workload === 'replay'
+      ? 200
+      : workload === 'large'
+        ? 10_000
+        : 40;
   const agents = count('agents', values.agents, defaultAgents, 1_000_000);
   const contacts = count('contacts', values.contacts, 5000, 10_000_000);
   const events = count('events', values.events, 100_000, 100_000_000);

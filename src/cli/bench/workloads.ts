@@ -14,6 +14,7 @@ import { floorWorkload } from './floor.ts';
 import { ingestWorkload } from './ingest.ts';
 import type { BenchOptions, Workload } from './options.ts';
 import { referenceWorkload } from './reference.ts';
+import { replayWorkload } from './replay.ts';
 import { seedWorkload } from './seed.ts';
 import { type ShapeWorkload, shapeWorkload } from './shapes.ts';
 import { dropWorkspace, type Note } from './workspace.ts';
@@ -115,6 +116,12 @@ const WORKLOADS: Record<Workload, WorkloadSpec> = {
     parameters: (o) => ({ events: o.events, agents: o.agents, seed: o.seed }),
     run: ({ url, workspace, o, note }) =>
       withClient(url, { commandTimeout: 60_000 }, (redis) => auditWorkload(redis, url, workspace, o, note)),
+    ownsWorkspace: true,
+  },
+  replay: {
+    parameters: (o) => ({ events: o.events, agents: o.agents, contacts: o.contacts, seed: o.seed }),
+    run: ({ url, workspace, o, note }) =>
+      withClient(url, { commandTimeout: 60_000 }, (redis) => replayWorkload(redis, workspace, o, note)),
     ownsWorkspace: true,
   },
   reference: {
