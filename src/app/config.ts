@@ -73,7 +73,7 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
   { name: 'PORT', default: '8080', description: 'Port of the HTTP API.' },
   {
     name: 'ROLES',
-    default: 'api,projector,dispatcher',
+    default: 'api,projector,dispatcher,archiver',
     description:
       'Roles this process runs: any of api, projector, dispatcher, archiver (moves old stream entries to ARCHIVE_DIR; docs/ARCHIVE.md).',
   },
@@ -287,7 +287,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
       port: v.int('PORT', 8080, 0, 65535),
       roles: v.list(
         'ROLES',
-        'api,projector,dispatcher',
+        'api,projector,dispatcher,archiver',
         (r) =>
           ROLES.includes(r as Role) ? undefined : `"${r}" is not a role; use any of ${ROLES.join(', ')}`,
         (all) => (all.length === 0 ? `name at least one of ${ROLES.join(', ')}` : undefined),

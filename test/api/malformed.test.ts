@@ -719,10 +719,10 @@ async function send(c: Case): Promise<Reply> {
 }
 
 /**
- * Keys that change by the clock, not by requests: the live dispatchers, scored by their last
- * lease renewal (every few hundred ms), which a batch longer than that would see move.
+ * Keys that change by the clock, not by requests: the live dispatchers and archivers, scored by
+ * their last lease renewal (every few hundred ms), which a batch longer than that would see move.
  */
-const HEARTBEATS = new Set([globalKeys.dispatchers]);
+const HEARTBEATS = new Set([globalKeys.dispatchers, globalKeys.archivers]);
 
 /** Every key of the database with its type and full value (heartbeats left out). */
 async function snapshot(r: RedisClient): Promise<Map<string, unknown>> {

@@ -7,7 +7,7 @@ describe('configuration from the environment', () => {
   it('has working defaults', () => {
     const c = loadConfig({});
     expect(c.port).toBe(8080);
-    expect(c.roles).toEqual(['api', 'projector', 'dispatcher']);
+    expect(c.roles).toEqual(['api', 'projector', 'dispatcher', 'archiver']);
     expect(c.workspaces).toEqual(['default']);
     expect(c.durability).toBe('local');
     expect(c.redisUrl).toBeUndefined();
