@@ -6,12 +6,14 @@ import type { Logger } from 'pino';
 import { createMetrics } from '../adapters/http/metrics.ts';
 import { buildApi } from '../adapters/http/server.ts';
 import { connectRedis } from '../adapters/redis/client.ts';
+import type { EventHistory } from '../adapters/redis/event-log.ts';
 import { RedisWatch } from '../adapters/redis/health-watch.ts';
 import { type Registration, registerInstance } from '../adapters/redis/instance-registry.ts';
 import { globalKeys, workspaceKeys } from '../adapters/redis/keys.ts';
 import type { RedisClient } from '../adapters/redis/scripts.ts';
 import { TailHub } from '../adapters/redis/tail.ts';
 import { Archiver } from '../archive/archiver.ts';
+import { LogReader } from '../archive/log-reader.ts';
 import { DiskArchive } from '../archive/store.ts';
 import { Dispatcher, defaultDispatcherOptions } from '../dispatcher/dispatcher.ts';
 import { LeaseKeeper } from '../dispatcher/leases.ts';
@@ -96,9 +98,15 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
   let registration: Registration | undefined;
   if (config.roles.includes('api')) {
     tails = new TailHub(redis, log.child({ role: 'api' }));
+    // The event history reads the archived part first: any process may serve a replay from a
+    // position the archiver has moved out of Redis (ARCHIVE_DIR is one place all of them see).
+    const archive = new DiskArchive(config.archiveDir);
+    const history: EventHistory = (ws, after, limit) =>
+      new LogReader(redis, archive, ws, 'events', { after, pageSize: limit }).next('+');
     api = await buildApi({
       redis,
       tails,
+      history,
       ...(projector && projecting
         ? { projectSoon: projectSoon(redis, projector, projecting, projectorOptions) }
         : {}),

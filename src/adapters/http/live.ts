@@ -3,8 +3,7 @@ import type * as t from 'io-ts';
 import type { WebSocket } from 'ws';
 import { strict } from '../../domain/strict.ts';
 import { AfterPosition, comparePositions, Id } from '../../domain/values.ts';
-import { LiveEvent, type StreamEntry } from '../redis/event-log.ts';
-import { workspaceKeys } from '../redis/keys.ts';
+import { LiveEvent, streamHistory } from '../redis/event-log.ts';
 import type { WorkspaceTail } from '../redis/tail.ts';
 import { frameWriter, ownSelection, type Selection, sharedSelection } from './frames.ts';
 import { workspaceOf } from './params.ts';
@@ -28,6 +27,7 @@ export const resumeAfter = new WeakMap<object, () => string>();
  */
 export async function liveRoutes(app: FastifyInstance): Promise<void> {
   const { redis, tails } = app.deps;
+  const history = app.deps.history ?? streamHistory(redis);
   const { liveMaxBufferedBytes: maxBufferedBytes, liveMaxHeldEvents: maxHeldEvents } = app.deps.config;
   /** What the check before the upgrade decoded and opened, for the handler that runs after it. */
   const accepted = new WeakMap<object, { ws: string; q: LiveQuery; tail: WorkspaceTail }>();
@@ -167,13 +167,7 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
       if (replaying) {
         try {
           for (;;) {
-            const page = (await redis.xrange(
-              workspaceKeys(ws).events,
-              `(${last}`,
-              '+',
-              'COUNT',
-              500,
-            )) as StreamEntry[];
+            const page = await history(ws, last, 500);
             sendAll(
               page.map((e) => new LiveEvent(e)),
               false,

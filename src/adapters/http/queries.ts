@@ -4,7 +4,7 @@ import { EVENT_TYPES } from '../../domain/events.ts';
 import { strict } from '../../domain/strict.ts';
 import { AfterPosition, comparePositions, Position, Skill } from '../../domain/values.ts';
 import { AgentStateName } from '../../domain/views.ts';
-import { readEvents } from '../redis/event-log.ts';
+import { readEvents, streamHistory } from '../redis/event-log.ts';
 import { appliedPosition, listAgents, readAgent, readContact, readStats } from '../redis/projection-reads.ts';
 import { idParams, MinPositionQuery, workspaceOf } from './params.ts';
 import { decodeOr400, ProblemError, problem } from './problem.ts';
@@ -45,6 +45,7 @@ const EventsQuery = strict(
 /** Queries read the projections; `minPosition` makes them wait (bounded) for a client's own writes. */
 export async function queryRoutes(app: FastifyInstance): Promise<void> {
   const { redis, tails, config } = app.deps;
+  const history = app.deps.history ?? streamHistory(redis);
 
   async function awaitPosition(ws: string, minPosition: string | undefined): Promise<void> {
     if (minPosition === undefined) return;
@@ -115,6 +116,7 @@ export async function queryRoutes(app: FastifyInstance): Promise<void> {
       ...(q.after !== undefined ? { after: q.after } : {}),
       limit: q.limit ? Number(q.limit) : 100,
       ...(q.type !== undefined ? { types: q.type } : {}),
+      history,
     });
   });
 }

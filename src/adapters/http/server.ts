@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import type { EventHistory } from '../redis/event-log.ts';
 import type { RedisWatch } from '../redis/health-watch.ts';
 import type { RedisClient } from '../redis/scripts.ts';
 import type { TailHub } from '../redis/tail.ts';
@@ -54,6 +55,8 @@ export interface ApiDeps {
    * right behind this tick's appends (src/app/composition-root.ts), so the outcome comes sooner.
    */
   readonly projectSoon?: (workspace: string) => void;
+  /** The event history (GET /events, a live feed's replay): across the archive when there is one. */
+  readonly history?: EventHistory;
 }
 
 declare module 'fastify' {

@@ -50,6 +50,19 @@ export class LiveEvent {
   }
 }
 
+/**
+ * A workspace's event history after a position, in order: at most `limit` entries. The streams
+ * in Redis by default; the composition root passes one that reads the archived part first, so
+ * a position older than the stream's first entry still replays with no gap.
+ */
+export type EventHistory = (workspace: string, after: string, limit: number) => Promise<StreamEntry[]>;
+
+/** The event stream in Redis only. */
+export function streamHistory(redis: RedisClient): EventHistory {
+  return async (workspace, after, limit) =>
+    (await redis.xrange(workspaceKeys(workspace).events, `(${after}`, '+', 'COUNT', limit)) as StreamEntry[];
+}
+
 export interface EventPage {
   readonly events: EventEnvelope[];
   readonly next: string | null;
@@ -62,22 +75,22 @@ export interface EventPage {
 export async function readEvents(
   redis: RedisClient,
   workspace: string,
-  opts: { after?: string; limit: number; types?: ReadonlySet<string> },
+  opts: { after?: string; limit: number; types?: ReadonlySet<string>; history?: EventHistory },
 ): Promise<EventPage> {
-  const key = workspaceKeys(workspace).events;
+  const history = opts.history ?? streamHistory(redis);
   const events: EventEnvelope[] = [];
   let cursor = opts.after ?? '0-0';
   // With a type filter, scan forward in chunks until the page is full or the log ends.
   const chunk = opts.types ? Math.max(opts.limit * 4, 256) : opts.limit;
   for (;;) {
-    const entries = (await redis.xrange(key, `(${cursor}`, '+', 'COUNT', chunk)) as StreamEntry[];
+    const entries = await history(workspace, cursor, chunk);
     for (const e of entries) {
       cursor = e[0];
       const type = entryType(e);
       if (opts.types && (!type || !opts.types.has(type))) continue;
       events.push(toEnvelope(e));
       if (events.length === opts.limit) {
-        const more = (await redis.xrange(key, `(${cursor}`, '+', 'COUNT', 1)) as StreamEntry[];
+        const more = await history(workspace, cursor, 1);
         return { events, next: more.length > 0 ? cursor : null };
       }
     }
