@@ -197,8 +197,8 @@ function archiverRunner(redis: RedisClient, config: Config, log: Logger): Worksp
 /**
  * With the projector role in the API's process: the commands a tick appends are applied by a
  * projector step sent right behind them (the same pipeline when nothing else went first), instead
- * of after the projector loop's read wakes up and sends its step: two round trips fewer between a
- * command and its outcome. The step is the projector's own (any number may run at once, each
+ * of after the projector loop's read wakes up and sends its step: the hop from Redis to this process
+ * and back (its read's answer, then its step) is gone from between a command and its outcome. The step is the projector's own (any number may run at once, each
  * applies only what follows the checkpoint); the loop still runs and finds the commands applied.
  * A step that fails is left to the loop, and so is a workspace the loop does not serve.
  */
