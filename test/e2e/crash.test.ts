@@ -66,7 +66,13 @@ describe('crash safety under load', () => {
     // The kills, at fixed times into the load, each followed by a restart 1.5 s later.
     const recoveries: Record<string, Record<string, number | undefined>> = {};
     const restarts: Promise<void>[] = [];
-    const kill = async (label: string, victims: SwitchboardProcess[]) => {
+    // A kill picks its victims once the previous kill's replacements are in the fleet: a restart
+    // slower than the gap between two kills (a dispatcher waiting out its predecessor's lease)
+    // must not leave the next kill holding processes the fleet has already replaced.
+    let replaced: Promise<unknown> = Promise.resolve();
+    const kill = async (label: string, pick: () => SwitchboardProcess[]) => {
+      await replaced;
+      const victims = pick();
       for (const v of victims) v.kill('SIGKILL');
       await Promise.all(victims.map((v) => v.exited));
       const at = Date.now();
@@ -86,10 +92,13 @@ describe('crash safety under load', () => {
       }).then(() => {
         rec.firstAssignmentAfterMs = Date.now() - at;
       });
-      await sleep(1_500);
-      const restartAt = Date.now();
-      await fleet.restart(victims);
-      rec.restartReadyMs = Date.now() - restartAt;
+      const restarting = sleep(1_500).then(async () => {
+        const restartAt = Date.now();
+        await fleet.restart(victims);
+        rec.restartReadyMs = Date.now() - restartAt;
+      });
+      replaced = restarting.catch(() => {});
+      await restarting;
       await Promise.all([applying, assigned]);
       rec.firstAckAfterMs = (client.okAt.find((t) => t > at) ?? Number.NaN) - at;
       rec.recoveredMs = Math.max(rec.firstApplyAfterMs ?? 0, rec.firstAssignmentAfterMs ?? 0);
@@ -109,7 +118,7 @@ describe('crash safety under load', () => {
       },
       { atMs: 13_500, label: 'api-1', victims: () => [fleet.api[0]!] },
     ];
-    for (const s of schedule) restarts.push(sleep(s.atMs).then(() => kill(s.label, s.victims())));
+    for (const s of schedule) restarts.push(sleep(s.atMs).then(() => kill(s.label, s.victims)));
 
     // The load: contacts at a bounded rate, alternating APIs, bounded in count and in time.
     const { queued, loadMs } = await load.run();
