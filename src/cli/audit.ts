@@ -14,7 +14,8 @@ import { workspaceKeys } from '../adapters/redis/keys.ts';
 import { DiskArchive } from '../archive/store.ts';
 import { auditWorkspace } from '../audit/read.ts';
 import { type AuditReport, summaryOf } from '../audit/report.ts';
-import { POSITION_PATTERN, WorkspaceId } from '../domain/values.ts';
+import { POSITION_PATTERN } from '../domain/values.ts';
+import { archiveDirOf, parseRedisTarget, workspaceOption } from './redis-target.ts';
 import { OptionChecker, parseOrUsage, UsageError } from './sim/options.ts';
 
 const SHOWN = 20;
@@ -81,39 +82,8 @@ function parseAuditArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliOpt
   }
   const check = new OptionChecker();
   check.check(positionals.length === 0, `unexpected argument(s): ${positionals.join(' ')}`);
-  const workspace = values.workspace ?? '';
-  check.check(workspace !== '', '--workspace: required (the workspace to audit)');
-  check.check(
-    workspace === '' || WorkspaceId.is(workspace),
-    `--workspace: must be 1..64 characters of [A-Za-z0-9_-] (got "${workspace}")`,
-  );
-  check.check(
-    values['redis-url'] === undefined || values['cluster-nodes'] === undefined,
-    '--redis-url and --cluster-nodes: give one or the other',
-  );
-  const nodesText =
-    values['cluster-nodes'] ??
-    (values['redis-url'] ? undefined : env.REDIS_CLUSTER_NODES?.trim() || undefined);
-  const nodes = (nodesText ?? '')
-    .split(',')
-    .map((n) => n.trim())
-    .filter(Boolean);
-  check.check(
-    nodes.every((n) => /^[^:\s]+:\d{1,5}$/.test(n)),
-    `--cluster-nodes: each seed must be host:port (got "${nodesText}")`,
-  );
-  const url = nodes.length > 0 ? undefined : (values['redis-url'] ?? (env.REDIS_URL?.trim() || undefined));
-  if (url !== undefined) {
-    let ok = false;
-    try {
-      ok = ['redis:', 'rediss:'].includes(new URL(url).protocol);
-    } catch {}
-    check.check(ok, `--redis-url: must be a redis:// or rediss:// URL (got "${url}")`);
-  }
-  check.check(
-    nodes.length > 0 || url !== undefined,
-    'no Redis to read: give --redis-url or --cluster-nodes (or set REDIS_URL or REDIS_CLUSTER_NODES)',
-  );
+  const workspace = workspaceOption(values.workspace, check, 'audit');
+  const { target, label } = parseRedisTarget(values, env, check);
   const after = values.after;
   check.check(
     after === undefined || POSITION_PATTERN.test(after),
@@ -127,15 +97,14 @@ function parseAuditArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliOpt
   check.done();
   return {
     workspace,
-    target: nodes.length > 0 ? { clusterNodes: nodes } : { url: url! },
-    label: nodes.length > 0 ? `cluster ${nodes.join(',')}` : url!,
+    target,
+    label,
     ...(after !== undefined ? { after } : {}),
     idle: values.idle ?? false,
     state: !values['no-state'],
     pageSize,
     json: values.json ?? false,
-    archiveDir:
-      values['archive-dir'] ?? (env.ARCHIVE_DIR?.trim() || `${env.DATA_DIR?.trim() || './data'}/archive`),
+    archiveDir: archiveDirOf(values['archive-dir'], env),
   };
 }
 

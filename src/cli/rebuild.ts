@@ -10,9 +10,8 @@
 import { connectRedis } from '../adapters/redis/client.ts';
 import { workspaceKeys } from '../adapters/redis/keys.ts';
 import { DiskArchive } from '../archive/store.ts';
-import { WorkspaceId } from '../domain/values.ts';
 import { type RebuildReport, rebuildWorkspace } from './rebuild/rebuild.ts';
-import { archiveDirOf, parseRedisTarget } from './redis-target.ts';
+import { archiveDirOf, parseRedisTarget, workspaceOption } from './redis-target.ts';
 import { OptionChecker, parseOrUsage, runCommand } from './sim/options.ts';
 
 const SHOWN = 20;
@@ -73,12 +72,7 @@ async function main(): Promise<number> {
   }
   const check = new OptionChecker();
   check.check(positionals.length === 0, `unexpected argument(s): ${positionals.join(' ')}`);
-  const workspace = values.workspace ?? '';
-  check.check(workspace !== '', '--workspace: required (the workspace to rebuild)');
-  check.check(
-    workspace === '' || WorkspaceId.is(workspace),
-    `--workspace: must be 1..64 characters of [A-Za-z0-9_-] (got "${workspace}")`,
-  );
+  const workspace = workspaceOption(values.workspace, check, 'rebuild');
   const { target, label } = parseRedisTarget(values, process.env, check);
   check.done();
 

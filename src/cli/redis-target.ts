@@ -3,6 +3,7 @@
  * `--cluster-nodes`, else the environment) and the archive directory.
  */
 import type { RedisTarget } from '../adapters/redis/client.ts';
+import { WorkspaceId } from '../domain/values.ts';
 import type { OptionChecker } from './sim/options.ts';
 
 export interface ParsedTarget {
@@ -51,4 +52,15 @@ export function parseRedisTarget(
 /** The archive directory: `--archive-dir`, else $ARCHIVE_DIR, else <$DATA_DIR or ./data>/archive. */
 export function archiveDirOf(value: string | undefined, env: NodeJS.ProcessEnv): string {
   return value ?? (env.ARCHIVE_DIR?.trim() || `${env.DATA_DIR?.trim() || './data'}/archive`);
+}
+
+/** `--workspace`, required and a valid workspace id; `purpose` says what the tool does with it. */
+export function workspaceOption(value: string | undefined, check: OptionChecker, purpose: string): string {
+  const workspace = value ?? '';
+  check.check(workspace !== '', `--workspace: required (the workspace to ${purpose})`);
+  check.check(
+    workspace === '' || WorkspaceId.is(workspace),
+    `--workspace: must be 1..64 characters of [A-Za-z0-9_-] (got "${workspace}")`,
+  );
+  return workspace;
 }
