@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { StreamEntry } from '../adapters/redis/event-log.ts';
 import { workspaceKeys } from '../adapters/redis/keys.ts';
-import type { RedisClient } from '../adapters/redis/scripts.ts';
+import { luaScript, type RedisClient, runLua } from '../adapters/redis/scripts.ts';
 import { type Anchor, parseAnchor } from './chain.ts';
 import type { Retention } from './retention.ts';
 import {
@@ -43,7 +43,7 @@ export class ArchiveMismatchError extends Error {}
  * stopped after its segment), it is trimmed now; (3) the entries after the tip that are past the
  * retention (and, for commands, applied by the projector) are written as the next segment, which
  * is read back and compared byte for byte; (4) only then the stream is trimmed up to its last
- * entry, in one MULTI with the archive's mark (chain.ts). A crash anywhere leaves either no new
+ * entry, in one Lua step with the archive's mark (chain.ts), which only moves forward. A crash anywhere leaves either no new
  * segment (the next step writes it again) or a durable one whose entries may still be in the
  * stream (the next step trims them; readers skip them by position): nothing lost, nothing twice.
  */
@@ -179,17 +179,9 @@ export class Archiver {
     return [Number(r[0]![1]), r[1]![1] as StreamEntry[]];
   }
 
-  /** Trims the stream up to a durable segment's last entry, and marks it, in one MULTI. */
+  /** Trims the stream up to a durable segment's last entry, and marks it, in one step. */
   private async trim(workspace: string, stream: LogStream, tip: SegmentHeader): Promise<void> {
-    const k = workspaceKeys(workspace);
-    const anchor: Anchor = { index: tip.index, last: tip.last, hash: tip.hash, total: tip.total };
-    const r = await this.redis
-      .multi()
-      .xtrim(k[stream], 'MINID', successor(tip.last))
-      .hset(k.archive, stream, JSON.stringify(anchor))
-      .exec();
-    if (!r) throw new Error(`the trim of ${k[stream]} was aborted`);
-    for (const [err] of r) if (err) throw err;
+    await trimAndMark(this.redis, workspace, stream, tip);
   }
 
   /** The archive must hold every segment Redis was trimmed for, the marked one unchanged. */
@@ -249,4 +241,27 @@ export class Archiver {
       this.wakers.set(workspace, done);
     }).finally(() => this.wakers.delete(workspace));
   }
+}
+
+const TRIM_MARK = luaScript('trim_mark', new URL('./lua/trim-mark-2.lua', import.meta.url));
+
+/**
+ * Trims `stream` up to the segment `tip` and marks it, unless the mark is already at or past it
+ * (then nothing changes): the mark only moves forward, whoever calls. Returns whether it did.
+ */
+export async function trimAndMark(
+  redis: RedisClient,
+  workspace: string,
+  stream: LogStream,
+  tip: Pick<SegmentHeader, 'index' | 'last' | 'hash' | 'total'>,
+): Promise<boolean> {
+  const k = workspaceKeys(workspace);
+  const anchor: Anchor = { index: tip.index, last: tip.last, hash: tip.hash, total: tip.total };
+  const done = await runLua(
+    redis,
+    TRIM_MARK,
+    [k[stream], k.archive],
+    [stream, successor(tip.last), JSON.stringify(anchor), tip.index],
+  );
+  return Number(done) === 1;
 }

@@ -1,0 +1,26 @@
+--[[
+  Trims a stream up to an archived segment's last entry and marks that segment, in one step, only
+  if the mark is behind it: the mark never moves back, so an archiver that kept running after it
+  lost its lease (and another took the workspace further) cannot undo the newer mark. Trimming to
+  an older position than an earlier trim would be a no-op anyway.
+
+  KEYS[1] the stream (commands or events)
+  KEYS[2] the archive marks (hash: field = stream name, value = the mark's JSON)
+
+  ARGV[1] the stream's name (the field)
+  ARGV[2] the first position to keep (the segment's last position's successor)
+  ARGV[3] the mark's JSON
+  ARGV[4] the segment's index
+
+  Returns 1 when trimmed and marked, 0 when the mark was already at or past the segment.
+]]
+local current = redis.call('HGET', KEYS[2], ARGV[1])
+if current then
+  local ok, mark = pcall(cjson.decode, current)
+  if ok and type(mark) == 'table' and tonumber(mark.index) and tonumber(mark.index) >= tonumber(ARGV[4]) then
+    return 0
+  end
+end
+redis.call('XTRIM', KEYS[1], 'MINID', ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+return 1
