@@ -545,5 +545,6 @@ describe('Redis routing agrees with the model and the oracle', () => {
     // The scenarios do exercise both paths.
     expect(assignmentsSeen).toBeGreaterThan(200);
     expect(rejectionsSeen).toBeGreaterThan(50);
-  });
+    // 30 - 50 s on the 2-core machine (the cluster target is the slower): room for a busier one.
+  }, 180_000);
 });
