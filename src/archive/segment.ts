@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { StreamEntry } from '../adapters/redis/event-log.ts';
+import { positionBefore } from '../domain/values.ts';
 
 /**
  * A segment: consecutive entries of one stream (commands or events) of one workspace, moved out
@@ -149,25 +150,8 @@ function entryOf(line: string): StreamEntry | undefined {
   return e as StreamEntry;
 }
 
-/**
- * Whether position `a` comes before `b` ("<ms>-<seq>", no leading zeros): compared digit by digit,
- * without BigInt or new strings, since readers run it for every entry.
- */
-export function before(a: string, b: string): boolean {
-  const da = a.indexOf('-');
-  const db = b.indexOf('-');
-  const c = compareDigits(a, 0, da, b, 0, db);
-  return c < 0 || (c === 0 && compareDigits(a, da + 1, a.length, b, db + 1, b.length) < 0);
-}
-
-function compareDigits(a: string, as: number, ae: number, b: string, bs: number, be: number): number {
-  if (ae - as !== be - bs) return ae - as - (be - bs);
-  for (let i = 0; i < ae - as; i++) {
-    const d = a.charCodeAt(as + i) - b.charCodeAt(bs + i);
-    if (d !== 0) return d;
-  }
-  return 0;
-}
+/** Whether position `a` comes before `b` (the domain's order of stream positions). */
+export const before = positionBefore;
 
 /** The position right after `p`: the smallest one a later entry can have. */
 export function successor(p: string): string {

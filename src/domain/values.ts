@@ -152,6 +152,26 @@ export function comparePositions(a: string, b: string): number {
   return seq === 0n ? 0 : seq < 0n ? -1 : 1;
 }
 
+/**
+ * Whether stream position `a` comes before `b` ("<ms>-<seq>", no leading zeros): compared digit
+ * by digit, without BigInt or new strings, since replays and readers run it for every entry.
+ */
+export function positionBefore(a: string, b: string): boolean {
+  const da = a.indexOf('-');
+  const db = b.indexOf('-');
+  const c = compareDigits(a, 0, da, b, 0, db);
+  return c < 0 || (c === 0 && compareDigits(a, da + 1, a.length, b, db + 1, b.length) < 0);
+}
+
+function compareDigits(a: string, as: number, ae: number, b: string, bs: number, be: number): number {
+  if (ae - as !== be - bs) return ae - as - (be - bs);
+  for (let i = 0; i < ae - as; i++) {
+    const d = a.charCodeAt(as + i) - b.charCodeAt(bs + i);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
 export function positionTime(position: string): number {
   return Number(position.split('-')[0]);
 }

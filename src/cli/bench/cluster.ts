@@ -25,6 +25,7 @@ import { startRedisServer } from '../../topology/redis-server.ts';
 import { seededRandom } from '../sim/random.ts';
 import { median, nowNs, round, seconds } from '../sim/stats.ts';
 import { perAssignment, scriptCalls, startScriptTiming } from './redis-time.ts';
+import { assignmentReader } from './seed.ts';
 import {
   type Agent,
   appendAndProject,
@@ -325,8 +326,10 @@ async function drain(redis: RedisClient, workspace: string, o: Drain): Promise<n
   const dispatchOpts = { ...defaultDispatcherOptions, batch: o.dispatchBatch };
   const projectOpts = { ...defaultProjectorOptions, batch: o.projectBatch };
   const queued = Number(await redis.hget(k.stats, 'assignments')) || 0;
-  let cursor =
-    ((await redis.xrevrange(k.events, '+', '-', 'COUNT', 1)) as [string, string[]][])[0]?.[0] ?? '0-0';
+  const takeAssigned = assignmentReader(
+    workspace,
+    ((await redis.xrevrange(k.events, '+', '-', 'COUNT', 1)) as [string, string[]][])[0]?.[0] ?? '0-0',
+  );
   let assignments = 0;
   let idle = 0;
   const hardStop = Date.now() + 600_000;
@@ -334,17 +337,7 @@ async function drain(redis: RedisClient, workspace: string, o: Drain): Promise<n
     const made = await dispatchPending(redis, workspace, dispatchOpts);
     assignments += made;
     if (assignments >= o.target) break;
-    const entries = (await redis.xrange(k.events, `(${cursor}`, '+', 'COUNT', 50_000)) as [
-      string,
-      string[],
-    ][];
-    const done: string[] = [];
-    for (const [id, fields] of entries) {
-      cursor = id;
-      if (fields[1] !== 'AssignmentMade') continue;
-      const env = JSON.parse(fields[3] ?? '{}') as { data?: { contactId?: string } };
-      if (env.data?.contactId) done.push(env.data.contactId);
-    }
+    const done = await takeAssigned(redis);
     await Promise.all(
       done.map((contactId) =>
         appendCommand(redis, { workspace, command: { type: 'CompleteContact', contactId } }),

@@ -62,7 +62,7 @@ export interface SeedFigures {
 }
 
 /** Reads the AssignmentMade events after a cursor, one caller at a time. */
-function assignmentReader(workspace: string, from: string) {
+export function assignmentReader(workspace: string, from: string) {
   const k = workspaceKeys(workspace);
   let cursor = from;
   let reading: Promise<unknown> = Promise.resolve();

@@ -17,7 +17,7 @@ import { KEY_ROOT, workspaceKeys } from '../../adapters/redis/keys.ts';
 import type { RedisClient } from '../../adapters/redis/scripts.ts';
 import type { ChainBreak } from '../../archive/chain.ts';
 import { LogReader } from '../../archive/log-reader.ts';
-import type { LogStream } from '../../archive/segment.ts';
+import { before, type LogStream } from '../../archive/segment.ts';
 import type { ArchiveStore } from '../../archive/store.ts';
 import { defaultDispatcherOptions, dispatchStep } from '../../dispatcher/dispatcher.ts';
 import { ensureGroup, projectPending } from '../../projections/projector.ts';
@@ -92,12 +92,6 @@ export async function dropKeys(redis: RedisClient, workspace: string): Promise<v
     } while (cursor !== '0');
   }
 }
-
-const before = (a: string, b: string): boolean => {
-  const [am, as] = a.split('-').map(BigInt) as [bigint, bigint];
-  const [bm, bs] = b.split('-').map(BigInt) as [bigint, bigint];
-  return am < bm || (am === bm && as < bs);
-};
 
 /** One stream read in order across calls, entry by entry up to a bound. */
 class Puller {
