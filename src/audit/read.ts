@@ -108,6 +108,7 @@ class Ahead {
   private inflight: Promise<Entry[]> | undefined;
   /** Whether the last page came back short: the stream is read up to the bound. */
   done = false;
+  private inflightBound: string | null = null;
 
   constructor(
     private readonly pager: Pages,
@@ -123,7 +124,10 @@ class Ahead {
   }
 
   request(): void {
-    if (!this.inflight && !this.done && this.bound !== null) this.inflight = this.pager.next(this.bound);
+    if (!this.inflight && !this.done && this.bound !== null) {
+      this.inflightBound = this.bound;
+      this.inflight = this.pager.next(this.bound);
+    }
   }
 
   async take(): Promise<Entry[]> {
@@ -131,7 +135,9 @@ class Ahead {
     if (!this.inflight) return [];
     const page = await this.inflight;
     this.inflight = undefined;
-    if (page.length < this.pager.size) this.done = true;
+    // A short page ends the stream only up to the bound it was asked with: a later cut may have
+    // extended the bound while it was in flight.
+    if (page.length < this.pager.size && this.inflightBound === this.bound) this.done = true;
     this.request();
     return page;
   }
