@@ -170,6 +170,7 @@ function archiverRunner(redis: RedisClient, config: Config, log: Logger): Worksp
     retention: config.logRetention,
     segmentEntries: config.archiveSegmentEntries,
     everyMs: config.archiveEveryMs,
+    ...(config.contactRetentionMs !== undefined ? { contactRetentionMs: config.contactRetentionMs } : {}),
     ...(config.archivePauseAt ? { pauseAt: config.archivePauseAt } : {}),
   });
   const leases = new LeaseKeeper(redis, `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`, alog, {

@@ -9,7 +9,13 @@ import * as E from 'fp-ts/lib/Either.js';
 import { pipe } from 'fp-ts/lib/function.js';
 import * as NEA from 'fp-ts/lib/NonEmptyArray.js';
 import { ARCHIVE_PAUSE_POINTS, type ArchivePausePoint } from '../archive/archiver.ts';
-import { DEFAULT_RETENTION, parseRetention, type Retention } from '../archive/retention.ts';
+import {
+  DEFAULT_CONTACT_RETENTION,
+  DEFAULT_RETENTION,
+  parseContactRetention,
+  parseRetention,
+  type Retention,
+} from '../archive/retention.ts';
 
 export type Role = 'api' | 'projector' | 'dispatcher' | 'archiver';
 export const ROLES: readonly Role[] = ['api', 'projector', 'dispatcher', 'archiver'];
@@ -41,6 +47,8 @@ export interface Config {
   readonly advertise: { host: string; port: number } | undefined;
   readonly archiveDir: string;
   readonly logRetention: Retention;
+  /** How long finished contacts' documents are kept (ms); undefined: for ever. */
+  readonly contactRetentionMs: number | undefined;
   readonly archiveSegmentEntries: number;
   readonly archiveEveryMs: number;
   readonly archivePauseAt: ArchivePausePoint | undefined;
@@ -179,6 +187,12 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     default: DEFAULT_RETENTION,
     description:
       'How long command and event entries stay in Redis before the archiver moves them: an age (24h; ms, s, m, h, d), a count of entries (1000000), or both (24h,1000000: past either).',
+  },
+  {
+    name: 'CONTACT_RETENTION',
+    default: DEFAULT_CONTACT_RETENTION,
+    description:
+      'How long a completed or abandoned contact stays readable at GET /contacts/{id} before the archiver has its document forgotten (ContactsForgotten; its history stays in the log): an age (1h; ms, s, m, h, d) or off.',
   },
   {
     name: 'ARCHIVE_SEGMENT_ENTRIES',
@@ -331,6 +345,10 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
         const parsed = parseRetention(r);
         return typeof parsed === 'string' ? parsed : undefined;
       }),
+      contactRetention: v.optional('CONTACT_RETENTION', (r) => {
+        const parsed = parseContactRetention(r);
+        return typeof parsed === 'string' ? parsed : undefined;
+      }),
       archiveSegmentEntries: v.int('ARCHIVE_SEGMENT_ENTRIES', 10_000, 1, 1_000_000),
       archiveEveryMs: v.int('ARCHIVE_EVERY_MS', 10_000, 10, 3_600_000),
       archivePauseAt: v.optional('ARCHIVE_PAUSE_AT', (p) =>
@@ -351,6 +369,9 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
         advertise: advertiseOf(c.advertise, c.host, c.port),
         archiveDir: c.archiveDir ?? path.join(c.dataDir, 'archive'),
         logRetention: parseRetention(c.logRetention ?? DEFAULT_RETENTION) as Retention,
+        contactRetentionMs: parseContactRetention(c.contactRetention ?? DEFAULT_CONTACT_RETENTION) as
+          | number
+          | undefined,
         archivePauseAt: c.archivePauseAt as ArchivePausePoint | undefined,
       }),
     ),

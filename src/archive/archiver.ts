@@ -3,6 +3,7 @@ import type { StreamEntry } from '../adapters/redis/event-log.ts';
 import { workspaceKeys } from '../adapters/redis/keys.ts';
 import { luaScript, type RedisClient, runLua } from '../adapters/redis/scripts.ts';
 import { type Anchor, parseAnchor } from './chain.ts';
+import { forgetFinishedContacts } from './forgetting.ts';
 import type { Retention } from './retention.ts';
 import {
   before,
@@ -28,6 +29,8 @@ export interface ArchiverOptions {
   readonly everyMs: number;
   /** Test hook: stop for good at this point of every step (the process is then killed). */
   readonly pauseAt?: ArchivePausePoint;
+  /** Finished contacts' documents are forgotten this long after they finish (src/archive/forgetting.ts); unset: kept. */
+  readonly contactRetentionMs?: number;
 }
 
 /** The archive is behind Redis or damaged: this stream is not archived until someone looks. */
@@ -81,6 +84,8 @@ export class Archiver {
           this.refused.set(id, err.message);
         }
       }
+      if (this.opts.contactRetentionMs !== undefined && running())
+        await forgetFinishedContacts(this.redis, workspace, this.opts.contactRetentionMs);
       if (!full && running()) await this.sleep(workspace);
     }
   }

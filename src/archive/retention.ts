@@ -32,6 +32,22 @@ export function parseRetention(text: string): Retention | string {
   return { ...(ageMs !== undefined ? { ageMs } : {}), ...(count !== undefined ? { count } : {}) };
 }
 
+export const DEFAULT_CONTACT_RETENTION = '1h';
+
+/**
+ * How long a finished contact's document stays readable (`CONTACT_RETENTION`): an age (`1h`) or
+ * `off` (kept for ever: Redis then grows with every contact). Undefined for `off`; a string says
+ * what is wrong.
+ */
+export function parseContactRetention(text: string): number | undefined | string {
+  if (text === 'off') return undefined;
+  const age = /^(\d+)(ms|s|m|h|d)$/.exec(text.trim());
+  const ms = age ? Number(age[1]) * UNITS[age[2]!]! : Number.NaN;
+  return Number.isSafeInteger(ms)
+    ? ms
+    : `must be an age such as 1h (units ms, s, m, h, d) or off (got "${text}")`;
+}
+
 /** As LOG_RETENTION would say it. */
 export function showRetention(r: Retention): string {
   return [r.ageMs !== undefined ? `${r.ageMs}ms` : undefined, r.count]

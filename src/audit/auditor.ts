@@ -328,6 +328,7 @@ export class Auditor {
         checked: 0,
       });
     else if ('agent' in f) this.agentPositions.set(f.agent.id, e.position);
+    else if (f.type === 'ContactsForgotten') for (const id of f.contactIds) this.contactMeta.delete(id);
     else if ('contactId' in f) {
       const meta = this.contactMeta.get(f.contactId);
       if (meta) meta.position = e.position;

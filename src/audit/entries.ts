@@ -1,4 +1,4 @@
-import type { Command } from '../domain/commands.ts';
+import { type Command, MAX_FORGOTTEN_PER_COMMAND } from '../domain/commands.ts';
 
 /**
  * Stream entries as the auditor reads them: commands as appended by src/adapters/redis/lua
@@ -127,6 +127,11 @@ const SHAPES: Record<string, (c: Record<string, unknown>) => boolean> = {
   QueueContact: (c) => isId(c.contactId) && isSkills(c.skills) && isInt(c.priority, 0, 9),
   AbandonContact: (c) => isId(c.contactId),
   CompleteContact: (c) => isId(c.contactId),
+  ForgetContacts: (c) =>
+    typeof c.keepMs === 'number' &&
+    Number.isSafeInteger(c.keepMs) &&
+    c.keepMs >= 0 &&
+    isInt(c.max, 1, MAX_FORGOTTEN_PER_COMMAND),
 };
 
 /** The command of an entry, or why the projector does not apply it. */
@@ -154,12 +159,12 @@ export function decodeCommand(e: CommandEntry): Decoded {
 }
 
 /** Which document a command entry is about (the `target` of its rejection). */
-export function targetOf(c: Command): string {
-  return 'agentId' in c ? c.agentId : c.contactId;
+export function targetOf(c: Command): string | undefined {
+  return 'agentId' in c ? c.agentId : 'contactId' in c ? c.contactId : undefined;
 }
 
 /** A command entry as violations name it. */
 export function describe(e: CommandEntry): string {
   const d = decodeCommand(e);
-  return `${e.type} ${d.kind === 'command' ? `${targetOf(d.command)} ` : ''}(command ${e.commandId} at ${e.position})`;
+  return `${e.type} ${d.kind === 'command' && targetOf(d.command) !== undefined ? `${targetOf(d.command)} ` : ''}(command ${e.commandId} at ${e.position})`;
 }

@@ -115,6 +115,8 @@ export function factData(
         handledMs: f.at - (c?.assignedAt ?? f.at),
       };
     }
+    case 'ContactsForgotten':
+      return { contactIds: f.contactIds, before: iso(f.before) };
     case 'AssignmentMade': {
       const c = contacts.get(f.contactId);
       return {

@@ -13,6 +13,7 @@ export class ReplayState implements Workspace {
   readonly agents = new Map<string, Agent>();
   readonly contacts = new Map<string, Contact>();
   seq = 0;
+  readonly finished = new Map<string, number>();
   readonly routing = new RoutingGroups();
 
   apply(f: Fact): void {
@@ -32,9 +33,18 @@ export class ReplayState implements Workspace {
         return;
       case 'ContactAbandoned':
         this.changeContact(f.contactId, (c) => ({ ...c, state: 'abandoned', abandonedAt: f.at }));
+        if (this.contacts.has(f.contactId)) this.finished.set(f.contactId, f.at);
+        return;
+      case 'ContactsForgotten':
+        for (const id of f.contactIds) {
+          this.routing.removeContact(id);
+          this.contacts.delete(id);
+          this.finished.delete(id);
+        }
         return;
       case 'ContactCompleted':
         this.changeContact(f.contactId, (c) => ({ ...c, state: 'completed', completedAt: f.at }));
+        if (this.contacts.has(f.contactId)) this.finished.set(f.contactId, f.at);
         this.changeAgent(f.agentId, f.at, (a) => ({
           ...a,
           activeContacts: a.activeContacts.filter((id) => id !== f.contactId),

@@ -44,6 +44,21 @@ export const QueueContact = t.intersection([
 export const AbandonContact = t.type({ type: t.literal('AbandonContact'), contactId: Id });
 export const CompleteContact = t.type({ type: t.literal('CompleteContact'), contactId: Id });
 
+/** The most contacts one ForgetContacts command removes: it bounds the projector's step. */
+export const MAX_FORGOTTEN_PER_COMMAND = 500;
+const KeepMs = t.refinement(t.number, (n) => Number.isSafeInteger(n) && n >= 0, 'KeepMs');
+const ForgetMax = t.refinement(
+  t.number,
+  (n) => Number.isInteger(n) && n >= 1 && n <= MAX_FORGOTTEN_PER_COMMAND,
+  'ForgetMax',
+);
+/**
+ * Appended by the archiver role, never by clients: the documents of contacts that finished
+ * (completed or abandoned) more than `keepMs` before the command's own time are removed, the
+ * `max` oldest first (by finish time, then id). Their history stays in the log.
+ */
+export const ForgetContacts = t.type({ type: t.literal('ForgetContacts'), keepMs: KeepMs, max: ForgetMax });
+
 export const Command = t.union([
   RegisterAgent,
   UpdateAgent,
@@ -52,6 +67,7 @@ export const Command = t.union([
   QueueContact,
   AbandonContact,
   CompleteContact,
+  ForgetContacts,
 ]);
 export type Command = t.TypeOf<typeof Command>;
 export type CommandType = Command['type'];
@@ -64,9 +80,11 @@ export const COMMAND_TYPES: readonly CommandType[] = [
   'QueueContact',
   'AbandonContact',
   'CompleteContact',
+  'ForgetContacts',
 ];
 
 /** Which document a command is about: the key of its outcome's body. */
-export function commandTarget(c: Command): { kind: 'agent' | 'contact'; id: string } {
-  return 'agentId' in c ? { kind: 'agent', id: c.agentId } : { kind: 'contact', id: c.contactId };
+export function commandTarget(c: Command): { kind: 'agent' | 'contact' | 'workspace'; id: string } {
+  if ('agentId' in c) return { kind: 'agent', id: c.agentId };
+  return 'contactId' in c ? { kind: 'contact', id: c.contactId } : { kind: 'workspace', id: '' };
 }

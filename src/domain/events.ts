@@ -9,6 +9,7 @@ export const EVENT_TYPES = [
   'ContactAbandoned',
   'AssignmentMade',
   'ContactCompleted',
+  'ContactsForgotten',
   'CommandRejected',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];

@@ -39,6 +39,11 @@ export interface Workspace {
   readonly agents: ReadonlyMap<string, Agent>;
   readonly contacts: ReadonlyMap<string, Contact>;
   readonly seq: number;
+  /**
+   * Finished (completed or abandoned) contacts not yet forgotten: id → finish time, in the order
+   * they finished (finish times never go down along the log).
+   */
+  readonly finished: ReadonlyMap<string, number>;
 }
 
 export type Fact =
@@ -64,6 +69,12 @@ export type Fact =
       readonly contactId: string;
       readonly agentId: string;
       readonly at: number;
+    }
+  | {
+      readonly type: 'ContactsForgotten';
+      readonly contactIds: readonly string[];
+      /** Contacts finished before this time could be forgotten. */
+      readonly before: number;
     };
 
 export interface Rejection {
@@ -110,7 +121,32 @@ export function skillSetRefusal(
   return undefined;
 }
 
-export const emptyWorkspace: Workspace = { agents: new Map(), contacts: new Map(), seq: 0 };
+export const emptyWorkspace: Workspace = {
+  agents: new Map(),
+  contacts: new Map(),
+  seq: 0,
+  finished: new Map(),
+};
+
+/**
+ * The contacts a ForgetContacts command at `at` removes: finished before `at - keepMs`, by finish
+ * time then id (the order of the projector's sorted set), at most `max`. Walks `finished` in
+ * finish order and stops past the cut or once `max` are found and the finish time changes.
+ */
+export function contactsToForget(
+  finished: ReadonlyMap<string, number>,
+  before: number,
+  max: number,
+): string[] {
+  const due: [string, number][] = [];
+  for (const [id, ms] of finished) {
+    if (ms >= before) break;
+    if (due.length >= max && ms !== due[due.length - 1]![1]) break;
+    due.push([id, ms]);
+  }
+  due.sort(([a, x], [b, y]) => x - y || (a < b ? -1 : a > b ? 1 : 0));
+  return due.slice(0, max).map(([id]) => id);
+}
 
 /** An agent takes work while it is present as available and below its capacity. */
 export function canTakeWork(a: Pick<Agent, 'presence' | 'activeContacts' | 'capacity'>): boolean {
@@ -231,6 +267,11 @@ export function decide(ws: Workspace, c: Command, at: number): Decision {
         );
       return ok({ type: 'ContactCompleted', contactId: c.contactId, agentId: contact.agentId, at });
     }
+    case 'ForgetContacts': {
+      const before = at - c.keepMs;
+      const contactIds = contactsToForget(ws.finished, before, c.max);
+      return contactIds.length > 0 ? ok({ type: 'ContactsForgotten', contactIds, before }) : ok();
+    }
   }
 }
 
@@ -248,13 +289,30 @@ export function evolve(ws: Workspace, f: Fact): Workspace {
     case 'ContactQueued':
       return { ...ws, seq: f.contact.seq, contacts: new Map(ws.contacts).set(f.contact.id, f.contact) };
     case 'ContactAbandoned':
-      return updateContact(ws, f.contactId, (c) => ({ ...c, state: 'abandoned', abandonedAt: f.at }));
+      return finish(
+        updateContact(ws, f.contactId, (c) => ({ ...c, state: 'abandoned', abandonedAt: f.at })),
+        f.contactId,
+        f.at,
+      );
     case 'ContactCompleted': {
-      const done = updateContact(ws, f.contactId, (c) => ({ ...c, state: 'completed', completedAt: f.at }));
+      const done = finish(
+        updateContact(ws, f.contactId, (c) => ({ ...c, state: 'completed', completedAt: f.at })),
+        f.contactId,
+        f.at,
+      );
       return updateAgent(done, f.agentId, f.at, (a) => ({
         ...a,
         activeContacts: a.activeContacts.filter((id) => id !== f.contactId),
       }));
+    }
+    case 'ContactsForgotten': {
+      const contacts = new Map(ws.contacts);
+      const finished = new Map(ws.finished);
+      for (const id of f.contactIds) {
+        contacts.delete(id);
+        finished.delete(id);
+      }
+      return { ...ws, contacts, finished };
     }
     case 'AssignmentMade': {
       const assigned = updateContact(ws, f.contactId, (c) => ({
@@ -269,6 +327,10 @@ export function evolve(ws: Workspace, f: Fact): Workspace {
       }));
     }
   }
+}
+
+function finish(ws: Workspace, id: string, at: number): Workspace {
+  return ws.contacts.has(id) ? { ...ws, finished: new Map(ws.finished).set(id, at) } : ws;
 }
 
 function updateContact(ws: Workspace, id: string, change: (c: Contact) => Contact): Workspace {

@@ -73,6 +73,14 @@ const command: fc.Arbitrary<Command> = fc.oneof(
   },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('AbandonContact' as const), contactId }) },
   { weight: 3, arbitrary: fc.record({ type: fc.constant('CompleteContact' as const), contactId }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      type: fc.constant('ForgetContacts' as const),
+      keepMs: fc.constantFrom(0, 1, 5),
+      max: fc.constantFrom(1, 2, 500),
+    }),
+  },
 );
 
 const step: fc.Arbitrary<Step> = fc.oneof(

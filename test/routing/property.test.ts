@@ -40,7 +40,8 @@ type Action =
   | { kind: 'remove'; agent: number }
   | { kind: 'queue'; reuse: number | null; skills: string[]; priority: number }
   | { kind: 'abandon'; pick: number; known: boolean }
-  | { kind: 'complete'; pick: number; from: 'assigned' | 'any' | 'unknown' };
+  | { kind: 'complete'; pick: number; from: 'assigned' | 'any' | 'unknown' }
+  | { kind: 'forget'; keepMs: number; max: number };
 
 /** How the commands of a scenario reach the dispatcher. */
 interface Pacing {
@@ -133,6 +134,14 @@ const actionArb = (n: number, alphabet: readonly string[]): fc.Arbitrary<Action>
           'any' as const,
           'unknown' as const,
         ),
+      }),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        kind: fc.constant('forget' as const),
+        keepMs: fc.constantFrom(0, 0, 1, 3, 60_000),
+        max: fc.constantFrom(1, 2, 500),
       }),
     },
   );
@@ -254,6 +263,8 @@ function toCommand(a: Action, ws: Workspace, queued: readonly string[], nextCont
           : (pick(a.from === 'assigned' ? assigned : [...ws.contacts.keys()], a.pick) ?? 'nobody');
       return { type: 'CompleteContact', contactId: id };
     }
+    case 'forget':
+      return { type: 'ForgetContacts', keepMs: a.keepMs, max: a.max };
   }
 }
 
@@ -324,7 +335,7 @@ describe('Redis routing agrees with the model and the oracle', () => {
         expectedRejections.push({
           command: command.type,
           status: d.left.status,
-          target: 'agentId' in command ? command.agentId : command.contactId,
+          target: 'agentId' in command ? command.agentId : 'contactId' in command ? command.contactId : '',
         });
       log.push(`${position} ${JSON.stringify(command)} ${isRight(d) ? 'ok' : d.left.status}`);
     };

@@ -39,6 +39,8 @@ export interface WorkspaceKeys {
   readonly candidates: string;
   /** Zset the dispatcher blocks on with BZPOPMIN: a member means "look again". */
   readonly wake: string;
+  /** Zset of finished (completed, abandoned) contacts by finish time: ForgetContacts removes the old ones. */
+  readonly finished: string;
   /** Hash: counters for /stats. */
   readonly stats: string;
   /** Hash: Idempotency-Key records; and the zset of when each may be forgotten. */
@@ -74,6 +76,7 @@ export function workspaceKeys(workspace: string): WorkspaceKeys {
     skillSets: `${prefix}skillsets`,
     candidates: `${prefix}candidates`,
     wake: `${prefix}wake`,
+    finished: `${prefix}finished`,
     stats: `${prefix}stats`,
     idempotency: `${prefix}idem`,
     idempotencyExpiry: `${prefix}idem:expiry`,

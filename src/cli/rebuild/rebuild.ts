@@ -223,6 +223,7 @@ const COMPARED: readonly { name: string; how: 'documents' | 'zset' | 'hash'; kin
   { name: 'queue-heads', how: 'zset', kind: 'index' },
   { name: 'queue', how: 'zset', kind: 'index' },
   { name: 'skillsets', how: 'zset', kind: 'index' },
+  { name: 'finished', how: 'zset', kind: 'index' },
   { name: 'agent-skill-sets', how: 'hash', kind: 'index' },
   { name: 'stats', how: 'hash', kind: 'counter' },
 ];

@@ -14,6 +14,7 @@
   KEYS[7]  candidates              KEYS[16] idempotency records (hash)
   KEYS[8]  wake                    KEYS[17] agent skill sets (hash)
   KEYS[9]  stats                   KEYS[18] idempotency outcomes (hash)
+                                   KEYS[19] finished contacts (zset: finish ms, id)
 
   Every key the step touches is one of these.
 
@@ -34,7 +35,7 @@ local K_COMMANDS, K_EVENTS, K_OUTCOMES, K_META = KEYS[1], KEYS[2], KEYS[3], KEYS
 local K_QUEUE, K_SKILLSETS, K_CAND, K_WAKE = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local K_STATS, K_AGENTS, K_CONTACTS, K_POOLS = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 local K_PHEADS, K_QINDEX, K_QHEADS, K_IDEM, K_ASETS = KEYS[13], KEYS[14], KEYS[15], KEYS[16], KEYS[17]
-local K_IDEM_OUTCOMES = KEYS[18]
+local K_IDEM_OUTCOMES, K_FINISHED = KEYS[18], KEYS[19]
 local WORKSPACE, GROUP = ARGV[2], ARGV[3]
 local MAX, OUTCOME_KEEP, SKILL_SET_LIMIT = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
 local OUTCOME_KEEP_MS = tonumber(ARGV[7])
@@ -249,6 +250,7 @@ handlers.AbandonContact = function(c, at, pos, meta)
   d.waitedMs = at - queued_ms(d)
   d.position = pos
   doc_put(K_CONTACTS, d)
+  redis.call('ZADD', K_FINISHED, int(at), d.id)
   stat_add('abandoned')
   emit('ContactAbandoned', at, { contactId = d.id, abandonedAt = d.abandonedAt, waitedMs = d.waitedMs })
   return { status = 200, body = agent_body(d, pos) }
@@ -261,6 +263,7 @@ handlers.CompleteContact = function(c, at, pos, meta)
   d.completedAt = iso(at)
   d.position = pos
   doc_put(K_CONTACTS, d)
+  redis.call('ZADD', K_FINISHED, int(at), d.id)
   local before = doc_get(K_AGENTS, d.agentId)
   if before then
     local a = copy(before)
@@ -277,6 +280,19 @@ handlers.CompleteContact = function(c, at, pos, meta)
     contactId = d.id, agentId = d.agentId, completedAt = d.completedAt, handledMs = at - (d._assignedAt or at),
   })
   return { status = 200, body = agent_body(d, pos) }
+end
+
+-- Finished contacts' documents go once they are older than the retention (the archiver appends
+-- this command); at most `max` per command, oldest first, ties by id: the model's order.
+handlers.ForgetContacts = function(c, at, pos, meta)
+  local before = at - c.keepMs
+  local ids = redis.call('ZRANGE', K_FINISHED, '-inf', '(' .. int(before), 'BYSCORE', 'LIMIT', 0, c.max)
+  if #ids > 0 then
+    redis.call('HDEL', K_CONTACTS, unpack(ids))
+    redis.call('ZREM', K_FINISHED, unpack(ids))
+    emit('ContactsForgotten', at, { contactIds = ids, before = iso(before) })
+  end
+  return { status = 200, body = { forgotten = #ids, position = pos } }
 end
 
 -- The shape each command must have (the API checks it before appending; a foreign or corrupt
@@ -304,6 +320,7 @@ local shapes = {
   QueueContact = function(c) return is_id(c.contactId) and is_skills(c.skills) and is_int(c.priority, 0, 9) end,
   AbandonContact = function(c) return is_id(c.contactId) end,
   CompleteContact = function(c) return is_id(c.contactId) end,
+  ForgetContacts = function(c) return is_int(c.keepMs, 0, 9007199254740991) and is_int(c.max, 1, 500) end,
 }
 
 -- The outcome of one command entry: its handler's, or a problem when it cannot be applied.
