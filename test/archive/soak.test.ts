@@ -1,9 +1,12 @@
 /**
  * A soak of the archive at CI size: 20,000 commands (SOAK_COMMANDS=1000000 for the full size,
  * documented in docs/ARCHIVE.md) through the real append, projector and dispatcher steps, with a
- * tiny retention (the newest 1,000 entries) and the archiver draining after each round. The
- * streams stay bounded in Redis (length and MEMORY USAGE), the archive holds the rest, and the
- * auditor over archive and stream finds every command and decision right.
+ * tiny retention (the newest 1,000 entries), the archiver draining after each round and finished
+ * contacts forgotten at once (CONTACT_RETENTION 0). The streams stay bounded in Redis (length and
+ * MEMORY USAGE), and so does Redis as a whole: used_memory at the end is within 1.2× of its value
+ * at a fifth of the run (200,000 commands at full size). The archive holds the rest: a replay from
+ * the first position returns every event once and in order across archive and stream, and the
+ * auditor and the rebuild over archive and stream find nothing wrong.
  */
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,10 +16,14 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { Archiver } from '../../src/archive/archiver.ts';
+import { forgetFinishedContacts } from '../../src/archive/forgetting.ts';
+import { readLogAfter } from '../../src/archive/log-reader.ts';
 import { DiskArchive } from '../../src/archive/store.ts';
 import { auditWorkspace } from '../../src/audit/read.ts';
+import { rebuildWorkspace } from '../../src/cli/rebuild/rebuild.ts';
 import { defaultDispatcherOptions, dispatchPending } from '../../src/dispatcher/dispatcher.ts';
 import type { Command } from '../../src/domain/commands.ts';
+import { comparePositions } from '../../src/domain/values.ts';
 import { defaultProjectorOptions, ensureGroup, projectPending } from '../../src/projections/projector.ts';
 import { suiteRedis } from '../support/redis.ts';
 
@@ -67,7 +74,7 @@ describe('the archive under a long run', () => {
           Number(await r.memory('USAGE', k.events)) +
           Number(await r.memory('USAGE', k.outcomes)),
         lengths: [await r.xlen(k.commands), await r.xlen(k.events)],
-        // Not the log: the documents, which keep every contact (completed ones too).
+        // Not the log: the documents, whose finished contacts are forgotten as the run goes.
         contactsBytes: Number(await r.memory('USAGE', k.contacts, 'SAMPLES', '0')),
       });
       const points: Awaited<ReturnType<typeof memory>>[] = [];
@@ -79,6 +86,10 @@ describe('the archive under a long run', () => {
         );
         await send(ids.map((contactId) => ({ type: 'CompleteContact', contactId })));
         await archiver.drain(ws);
+        // Finished contacts forgotten at once: the commands the archiver role would append.
+        const forgets = await forgetFinishedContacts(r, ws, 0);
+        commands += forgets;
+        if (forgets > 0) await projectPending(r, ws, [], projector);
         if (round % Math.max(1, Math.floor(TOTAL / 100 / 10)) === 0) points.push(await memory());
       }
       points.push(await memory());
@@ -90,6 +101,21 @@ describe('the archive under a long run', () => {
       const most = Math.max(...settled.map((p) => p.streamBytes));
       const least = Math.min(...settled.map((p) => p.streamBytes));
       expect(most).toBeLessThan(least * 2);
+      // Redis as a whole: the end within 1.2x of a fifth of the way (200,000 of 1,000,000).
+      const fifth = points.find((p) => p.commands >= TOTAL / 5)!;
+      const last = points[points.length - 1]!;
+      expect(last.usedMemory, JSON.stringify({ fifth, last })).toBeLessThanOrEqual(fifth.usedMemory * 1.2);
+      expect(await r.hlen(k.contacts)).toBeLessThanOrEqual(AGENTS);
+
+      // Replay from the first position: every event once, in order, across archive and stream.
+      let replayed = 0;
+      let previous = '0-0';
+      for await (const page of readLogAfter(r, store, ws, 'events', '0-0'))
+        for (const [position] of page) {
+          if (comparePositions(position, previous) <= 0) throw new Error(`${position} after ${previous}`);
+          previous = position;
+          replayed++;
+        }
 
       const archiveBytes = { commands: 0, events: 0 };
       for (const stream of ['commands', 'events'] as const)
@@ -100,6 +126,9 @@ describe('the archive under a long run', () => {
       expect(report.violations).toEqual([]);
       expect(report).toMatchObject({ ok: true, commands, pendingCommands: 0, state: 'compared' });
       expect(report.decisionsChecked).toBeGreaterThan(TOTAL / 3);
+      expect(replayed).toBe(events);
+      const rebuilt = await rebuildWorkspace(r, ws, { archive: store });
+      expect(rebuilt.differences).toEqual([]);
       console.log(
         JSON.stringify({
           commands,
@@ -110,6 +139,7 @@ describe('the archive under a long run', () => {
           archiveBytesPerEvent: Math.round(archiveBytes.events / (events - KEEP)),
           archiveBytesPerCommand: Math.round(archiveBytes.commands / (commands - KEEP)),
           auditSeconds: Number(report.seconds.toFixed(2)),
+          rebuildSeconds: Number(rebuilt.seconds.toFixed(2)),
           memory: points.filter((_, i) => i % Math.ceil(points.length / 6) === 0 || i === points.length - 1),
         }),
       );
