@@ -15,6 +15,8 @@ import { TailHub } from '../adapters/redis/tail.ts';
 import { Archiver } from '../archive/archiver.ts';
 import { LogReader } from '../archive/log-reader.ts';
 import { DiskArchive } from '../archive/store.ts';
+import { SnapshotWriter } from '../audit/snapshot-writer.ts';
+import { stateAt } from '../audit/state-at.ts';
 import { Dispatcher, defaultDispatcherOptions } from '../dispatcher/dispatcher.ts';
 import { LeaseKeeper } from '../dispatcher/leases.ts';
 import { Projector, projectPending } from '../projections/projector.ts';
@@ -103,10 +105,19 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
     const archive = new DiskArchive(config.archiveDir);
     const history: EventHistory = (ws, after, limit) =>
       new LogReader(redis, archive, ws, 'events', { after, pageSize: limit }).next('+');
+    // The state at a position: the auditor's replay from the latest snapshot at or before it.
+    const alog = log.child({ role: 'api' });
+    const state = (ws: string, at: string) =>
+      stateAt(redis, ws, at, {
+        archive,
+        onBadSnapshot: (snapshot, why) =>
+          alog.warn({ workspace: ws, snapshot, why }, 'a state snapshot is damaged; using an earlier one'),
+      });
     api = await buildApi({
       redis,
       tails,
       history,
+      stateAt: state,
       ...(projector && projecting
         ? { projectSoon: projectSoon(redis, projector, projecting, projectorOptions) }
         : {}),
@@ -166,7 +177,9 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
  */
 function archiverRunner(redis: RedisClient, config: Config, log: Logger): WorkspaceRunner {
   const alog = log.child({ role: 'archiver' });
-  const archiver = new Archiver(redis, new DiskArchive(config.archiveDir), alog, {
+  const store = new DiskArchive(config.archiveDir);
+  const archiver = new Archiver(redis, store, alog, {
+    snapshots: new SnapshotWriter(redis, store, alog, { every: config.snapshotEveryEvents }),
     retention: config.logRetention,
     segmentEntries: config.archiveSegmentEntries,
     everyMs: config.archiveEveryMs,

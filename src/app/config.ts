@@ -52,6 +52,8 @@ export interface Config {
   readonly archiveSegmentEntries: number;
   readonly archiveEveryMs: number;
   readonly archivePauseAt: ArchivePausePoint | undefined;
+  /** A state snapshot every this many events (the archiver takes them; GET /state?at= starts from one). */
+  readonly snapshotEveryEvents: number;
 }
 
 export interface ConfigEntry {
@@ -210,6 +212,12 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     description:
       'Test hook: the archiver stops for good at segment-written or trimmed (crash tests kill it there).',
   },
+  {
+    name: 'SNAPSHOT_EVERY_EVENTS',
+    default: '100000',
+    description:
+      'The archiver writes a state snapshot to the archive every this many archived events; GET /state?at= replays from the latest one at or before its position (at most this many events, in the archived part of the log).',
+  },
 ];
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -351,6 +359,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
       }),
       archiveSegmentEntries: v.int('ARCHIVE_SEGMENT_ENTRIES', 10_000, 1, 1_000_000),
       archiveEveryMs: v.int('ARCHIVE_EVERY_MS', 10_000, 10, 3_600_000),
+      snapshotEveryEvents: v.int('SNAPSHOT_EVERY_EVENTS', 100_000, 1, 1_000_000_000),
       archivePauseAt: v.optional('ARCHIVE_PAUSE_AT', (p) =>
         ARCHIVE_PAUSE_POINTS.includes(p as ArchivePausePoint)
           ? undefined

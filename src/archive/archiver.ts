@@ -15,6 +15,7 @@ import {
   type SegmentHeader,
   successor,
 } from './segment.ts';
+import type { SnapshotTaker } from './snapshots.ts';
 import type { ArchiveStore } from './store.ts';
 
 /** Where the archiver can be made to stop (a test kills the process there). */
@@ -31,6 +32,8 @@ export interface ArchiverOptions {
   readonly pauseAt?: ArchivePausePoint;
   /** Finished contacts' documents are forgotten this long after they finish (src/archive/forgetting.ts); unset: kept. */
   readonly contactRetentionMs?: number;
+  /** Takes the state snapshots due after each pass (src/archive/snapshots.ts). */
+  readonly snapshots?: SnapshotTaker;
 }
 
 /** The archive is behind Redis or damaged: this stream is not archived until someone looks. */
@@ -86,6 +89,7 @@ export class Archiver {
       }
       if (this.opts.contactRetentionMs !== undefined && running())
         await forgetFinishedContacts(this.redis, workspace, this.opts.contactRetentionMs);
+      if (running()) await this.opts.snapshots?.afterPass(workspace, running);
       if (!full && running()) await this.sleep(workspace);
     }
   }

@@ -21,6 +21,14 @@ export interface ArchiveStore {
   /** The names of a stream's segments, in order (none: an empty list). */
   list(workspace: string, stream: LogStream): Promise<string[]>;
   read(workspace: string, stream: LogStream, name: string): Promise<Buffer>;
+  /**
+   * Stores a state snapshot (src/archive/snapshots.ts) as durably as a segment; never replaces
+   * one (`SegmentExistsError`).
+   */
+  putSnapshot(workspace: string, name: string, bytes: Buffer): Promise<void>;
+  /** The names of a workspace's snapshots, in order (none: an empty list). */
+  listSnapshots(workspace: string): Promise<string[]>;
+  readSnapshot(workspace: string, name: string): Promise<Buffer>;
 }
 
 export class SegmentExistsError extends Error {
@@ -47,7 +55,24 @@ export class DiskArchive implements ArchiveStore {
   }
 
   async put(workspace: string, stream: LogStream, name: string, bytes: Buffer): Promise<void> {
-    const dir = this.dir(workspace, stream);
+    await this.putFile(this.dir(workspace, stream), name, bytes);
+  }
+
+  /** Snapshots live next to the streams' folders: `<root>/<workspace>/snapshots/<name>`. */
+  putSnapshot(workspace: string, name: string, bytes: Buffer): Promise<void> {
+    return this.putFile(path.join(this.root, workspace, 'snapshots'), name, bytes);
+  }
+
+  listSnapshots(workspace: string): Promise<string[]> {
+    return listDir(path.join(this.root, workspace, 'snapshots'));
+  }
+
+  readSnapshot(workspace: string, name: string): Promise<Buffer> {
+    return readFile(path.join(this.root, workspace, 'snapshots', name));
+  }
+
+  /** Temporary file, fsync, link to its name (never replacing one), fsync of the directory. */
+  private async putFile(dir: string, name: string, bytes: Buffer): Promise<void> {
     await this.ensureDir(dir);
     const final = path.join(dir, name);
     const temp = path.join(dir, `.${name}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
@@ -69,13 +94,8 @@ export class DiskArchive implements ArchiveStore {
     await syncDir(dir);
   }
 
-  async list(workspace: string, stream: LogStream): Promise<string[]> {
-    try {
-      return (await readdir(this.dir(workspace, stream))).filter((n) => !n.startsWith('.')).sort();
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
-    }
+  list(workspace: string, stream: LogStream): Promise<string[]> {
+    return listDir(this.dir(workspace, stream));
   }
 
   read(workspace: string, stream: LogStream, name: string): Promise<Buffer> {
@@ -92,6 +112,16 @@ export class DiskArchive implements ArchiveStore {
       if (d === made || d === path.dirname(d)) break;
     }
     await syncDir(path.dirname(made));
+  }
+}
+
+/** The names in a directory, temporary files aside, sorted; none when it does not exist. */
+async function listDir(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir)).filter((n) => !n.startsWith('.')).sort();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
   }
 }
 

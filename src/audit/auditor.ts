@@ -67,6 +67,8 @@ export class Auditor {
   lastCommandMet: string | undefined;
   /** The projector checkpoint the command stream was read up to. */
   checkpoint: string | undefined;
+  /** The last command replayed (decided and its facts applied), met or passed over. */
+  lastCommandReplayed: string | undefined;
 
   // Commands read and not yet replayed: `buffer[i - base]` is the command at index i.
   private buffer: CommandEntry[] = [];
@@ -103,6 +105,15 @@ export class Auditor {
   /** Whether every command up to the checkpoint has been added (`false` reopens for more). */
   commandsEnd(complete: boolean): void {
     this.commandsComplete = complete;
+  }
+
+  /**
+   * The id of the command whose events are being met and that still owes some (its facts are
+   * all applied already): a replay stopped here would be half-way through one command's events.
+   */
+  get owing(): string | undefined {
+    const p = this.pending;
+    return p && p.next < p.events.length ? p.entry.commandId : undefined;
   }
 
   /** Commands added and not yet replayed. */
@@ -296,6 +307,7 @@ export class Auditor {
   /** Decides a command, applies its facts, checks its outcome; returns the events it must have. */
   private replay(e: CommandEntry): Expected[] {
     this.cursor++;
+    this.lastCommandReplayed = e.position;
     const first = this.replayed.get(e.commandId);
     if (first === undefined) this.replayed.set(e.commandId, e.position);
     else

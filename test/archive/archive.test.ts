@@ -102,6 +102,9 @@ describe('the log archive', () => {
       where: store.where,
       put: store.put.bind(store),
       list: store.list.bind(store),
+      putSnapshot: store.putSnapshot.bind(store),
+      listSnapshots: store.listSnapshots.bind(store),
+      readSnapshot: store.readSnapshot.bind(store),
       read: (ws: string, stream: LogStream, name: string) => {
         opened++;
         return store.read(ws, stream, name);

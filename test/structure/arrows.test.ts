@@ -3,7 +3,7 @@
  * dynamic, type-only, re-export) and every file a module loads by `new URL('<relative>',
  * import.meta.url)` must point down.
  *
- *   main.ts ─▶ app ─▶ projections, dispatcher, topology, archive ─▶ adapters ─▶ domain
+ *   main.ts ─▶ app ─▶ projections, dispatcher, topology, audit, archive ─▶ adapters ─▶ domain
  *   cli ─▶ anything but main.ts          audit ─▶ archive, adapters, domain
  *
  * Nothing under adapters/ imports app/, a worker or topology/; the two workers never import each
@@ -46,7 +46,8 @@ const FOLDERS: readonly Folder[] = [
 /** Which folders each folder may import (its own always). */
 const MAY_IMPORT: Record<Folder, readonly Folder[]> = {
   main: ['app'],
-  app: ['domain', 'adapters', 'projections', 'dispatcher', 'topology', 'archive'],
+  // The composition root wires the audit's replay into the API (GET /state) and the archiver (snapshots).
+  app: ['domain', 'adapters', 'projections', 'dispatcher', 'topology', 'audit', 'archive'],
   domain: [],
   adapters: ['domain'],
   projections: ['domain', 'adapters'],

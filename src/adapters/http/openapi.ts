@@ -165,6 +165,76 @@ export const openapi = {
         },
       },
     },
+    '/v1/workspaces/{ws}/state': {
+      parameters: [wsParam],
+      get: {
+        summary:
+          'The agents, contacts and queue right after an event, computed from the log by the domain model (from the latest archived snapshot at or before it)',
+        parameters: [
+          {
+            name: 'at',
+            in: 'query',
+            required: true,
+            schema: {
+              ...position,
+              description: `an event position (GET /events, the live feed); between two events: the earlier. ${position.description}`,
+            },
+          },
+        ],
+        responses: {
+          '200': {
+            description: 'the state right after the last event at or before `at`',
+            content: json({
+              type: 'object',
+              required: [
+                'workspace',
+                'at',
+                'position',
+                'checkpoint',
+                'agents',
+                'contacts',
+                'queue',
+                'snapshot',
+                'replayed',
+              ],
+              properties: {
+                workspace: { type: 'string' },
+                at: position,
+                position: { oneOf: [position, { type: 'null' }], description: 'the last event replayed' },
+                checkpoint: {
+                  oneOf: [position, { type: 'null' }],
+                  description: 'the command position of the last command replayed',
+                },
+                agents: { type: 'array', items: ref('Agent'), description: 'sorted by id' },
+                contacts: { type: 'array', items: ref('Contact'), description: 'sorted by id' },
+                queue: {
+                  type: 'array',
+                  description: 'queued contacts in routing order: priority descending, then arrival',
+                  items: {
+                    type: 'object',
+                    properties: {
+                      contactId: id,
+                      skills,
+                      priority: { type: 'integer' },
+                      queuedAt: { type: 'string' },
+                    },
+                  },
+                },
+                snapshot: {
+                  oneOf: [position, { type: 'null' }],
+                  description: 'event position of the snapshot the replay started from; null: the beginning',
+                },
+                replayed: {
+                  type: 'object',
+                  properties: { events: { type: 'integer' }, commands: { type: 'integer' } },
+                },
+              },
+            }),
+          },
+          ...problems(400, 409, 503),
+        },
+      },
+    },
     '/v1/workspaces/{ws}/events/live': {
       parameters: [wsParam],
       get: {

@@ -36,6 +36,7 @@ export const PROBLEM_TYPES = {
   'agent-busy': 409,
   'contact-not-queued': 409,
   'contact-not-assigned': 409,
+  'position-ahead': 409,
   'body-too-large': 413,
   'uri-too-long': 414,
   'unsupported-media-type': 415,

@@ -28,6 +28,7 @@ import {
   sendProblem,
 } from './problem.ts';
 import { queryRoutes } from './queries.ts';
+import { type StateAt, stateRoutes } from './state.ts';
 
 /** The part of the configuration the API reads (src/app/config.ts documents each). */
 export interface ApiSettings {
@@ -57,6 +58,8 @@ export interface ApiDeps {
   readonly projectSoon?: (workspace: string) => void;
   /** The event history (GET /events, a live feed's replay): across the archive when there is one. */
   readonly history?: EventHistory;
+  /** The state at an event position (GET /state?at=): the composition root's replay (src/audit/state-at.ts). */
+  readonly stateAt?: StateAt;
 }
 
 declare module 'fastify' {
@@ -233,6 +236,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(openapiRoute);
   await app.register(commandRoutes, { prefix: '/v1/workspaces/:ws' });
   await app.register(queryRoutes, { prefix: '/v1/workspaces/:ws' });
+  await app.register(stateRoutes, { prefix: '/v1/workspaces/:ws' });
   await app.register(liveRoutes, { prefix: '/v1/workspaces/:ws' });
   return app;
 }

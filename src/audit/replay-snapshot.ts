@@ -1,0 +1,127 @@
+import { createHash } from 'node:crypto';
+import type { Agent, Contact } from '../domain/model.ts';
+import { type AuditOptions, Auditor } from './auditor.ts';
+
+/**
+ * The auditor's replay of a workspace, frozen right after one event (docs/ARCHIVE.md,
+ * "Snapshots"): the state the domain model keeps (ReplayState's agents, contacts, seq and
+ * finished contacts), the command positions written into documents (agentPositions,
+ * contactMeta), and where the two streams were read to. Restored, it is an Auditor that replays
+ * on from there exactly as one that replayed from the beginning would have (for the state; the
+ * audit's own ledgers, such as idempotency keys and outcomes, start empty).
+ *
+ * Taken only where no command is half-met (`Auditor.owing` undefined): every command up to
+ * `commandPosition` is replayed, and none of its events is after `position`.
+ *
+ * Bytes: two lines of JSON. The header names the format, the workspace, the cursors and the
+ * sha256 of the body line; the body holds the maps as arrays in their insertion order.
+ */
+export const SNAPSHOT_FORMAT = 'switchboard-snapshot/1';
+
+export interface SnapshotHeader {
+  readonly format: string;
+  readonly workspace: string;
+  /** The last event replayed: the snapshot is the state right after it. */
+  readonly position: string;
+  /** Events in the log up to and including `position`. */
+  readonly events: number;
+  /** The last command replayed (null: none). */
+  readonly commandPosition: string | null;
+  /** Commands replayed. */
+  readonly commands: number;
+  readonly sha256: string;
+}
+
+interface SnapshotBody {
+  readonly seq: number;
+  readonly agents: readonly Agent[];
+  readonly contacts: readonly Contact[];
+  readonly finished: readonly (readonly [string, number])[];
+  readonly agentPositions: readonly (readonly [string, string])[];
+  /** [id, position, queuedBy, assignedIn | null] */
+  readonly contactMeta: readonly (readonly [string, string, string, string | null])[];
+}
+
+export interface ReplaySnapshot {
+  readonly header: SnapshotHeader;
+  readonly body: SnapshotBody;
+}
+
+/** The auditor's state as snapshot bytes. Throws when a command is half-met. */
+export function encodeSnapshot(a: Auditor): { header: SnapshotHeader; bytes: Buffer } {
+  if (a.owing !== undefined) throw new Error(`no snapshot half-way through command ${a.owing}'s events`);
+  if (a.lastEvent === undefined) throw new Error('no snapshot before the first event');
+  const s = a.state;
+  const body: SnapshotBody = {
+    seq: s.seq,
+    agents: [...s.agents.values()],
+    contacts: [...s.contacts.values()],
+    finished: [...finishedOf(s)],
+    agentPositions: [...a.agentPositions],
+    contactMeta: [...a.contactMeta].map(([id, m]) => [id, m.position, m.queuedBy, m.assignedIn ?? null]),
+  };
+  const text = JSON.stringify(body);
+  const header: SnapshotHeader = {
+    format: SNAPSHOT_FORMAT,
+    workspace: a.workspace,
+    position: a.lastEvent,
+    events: a.events,
+    commandPosition: a.lastCommandReplayed ?? null,
+    commands: a.commands,
+    sha256: createHash('sha256').update(text).digest('hex'),
+  };
+  return { header, bytes: Buffer.from(`${JSON.stringify(header)}\n${text}\n`) };
+}
+
+/** The snapshot in the bytes, or why they are not one (damaged, another format, another workspace). */
+export function decodeSnapshot(bytes: Buffer, workspace: string): ReplaySnapshot | string {
+  const text = bytes.toString('utf8');
+  const nl = text.indexOf('\n');
+  if (nl < 0 || !text.endsWith('\n')) return 'not two lines (cut short?)';
+  let header: SnapshotHeader;
+  try {
+    header = JSON.parse(text.slice(0, nl)) as SnapshotHeader;
+  } catch {
+    return 'its header is not JSON';
+  }
+  if (header?.format !== SNAPSHOT_FORMAT) return `format ${String(header?.format)}, not ${SNAPSHOT_FORMAT}`;
+  if (header.workspace !== workspace) return `the snapshot of workspace ${String(header.workspace)}`;
+  const bodyText = text.slice(nl + 1, -1);
+  if (createHash('sha256').update(bodyText).digest('hex') !== header.sha256)
+    return 'its body does not have the sha256 of its header';
+  try {
+    return { header, body: JSON.parse(bodyText) as SnapshotBody };
+  } catch {
+    return 'its body is not JSON';
+  }
+}
+
+/**
+ * An auditor that carries on from the snapshot: the state rebuilt through ReplayState's own
+ * `apply` (so the routing groups are built as a replay builds them), the maps in their order.
+ * Feed it commands after `header.commandPosition` and events after `header.position`.
+ */
+export function restoreAuditor(snap: ReplaySnapshot, opts: AuditOptions = {}): Auditor {
+  const { header: h, body: b } = snap;
+  const a = new Auditor(h.workspace, opts);
+  const s = a.state;
+  for (const agent of b.agents) s.apply({ type: 'AgentRegistered', agent });
+  for (const contact of b.contacts) s.apply({ type: 'ContactQueued', contact });
+  s.seq = b.seq;
+  const finished = finishedOf(s);
+  finished.clear();
+  for (const [id, ms] of b.finished) finished.set(id, ms);
+  for (const [id, position] of b.agentPositions) a.agentPositions.set(id, position);
+  for (const [id, position, queuedBy, assignedIn] of b.contactMeta)
+    a.contactMeta.set(id, { position, queuedBy, assignedIn: assignedIn ?? undefined, checked: 0 });
+  a.events = h.events;
+  a.commands = h.commands;
+  a.lastEvent = h.position;
+  a.lastCommandReplayed = h.commandPosition ?? undefined;
+  return a;
+}
+
+/** ReplayState's finished contacts (id → finish ms, in finish order). */
+function finishedOf(s: Auditor['state']): Map<string, number> {
+  return (s as { finished?: Map<string, number> }).finished ?? new Map();
+}
