@@ -53,14 +53,19 @@ export function replayAssignment(
   const meta = a.contactMeta.get(contactId);
   const problems: string[] = [];
   if (!contact) problems.push('the contact is unknown');
-  else if (contact.state === 'assigned')
-    problems.push(`the contact is assigned already (to ${contact.agentId} at ${meta?.assignedIn ?? '?'})`);
+  else if (contact.state === 'assigned' || contact.state === 'offered')
+    problems.push(
+      `the contact is ${contact.state} already (to ${contact.agentId} at ${meta?.assignedIn ?? '?'})`,
+    );
   else if (contact.state !== 'queued') problems.push(`the contact was ${contact.state}`);
   if (!agent) problems.push('the agent is unknown');
   else {
     if (agent.presence !== 'available') problems.push(`the agent is ${agent.presence}`);
+    else if (agent.wrapUp) problems.push('the agent is wrapping up');
     else if (agent.activeContacts.length >= agent.capacity)
       problems.push(`the agent is at capacity (${agent.activeContacts.length} of ${agent.capacity})`);
+    if (contact?.excluded?.includes(agentId))
+      problems.push('the agent turned this contact down before (rejected it or let its offer expire)');
     if (contact && !holdsEvery(agent, contact.skills))
       problems.push(`the agent lacks ${contact.skills.filter((s) => !agent.skills.includes(s)).join(', ')}`);
   }
@@ -77,7 +82,7 @@ export function replayAssignment(
   const parsed = typeof raw === 'string' ? Date.parse(raw) : Number.NaN;
   const at = Number.isFinite(parsed) ? parsed : positionMs(position);
   const fact = { type: 'AssignmentMade', contactId, agentId, at } as const;
-  const expected = factData(fact, position, a.state.contacts);
+  const expected = factData(fact, position, a.state.contacts, a.state.settings);
   const wrong: string[] = [];
   if (!jsonEqual(env.data, expected)) wrong.push(differences(env.data, expected));
   if (env.at !== raw) wrong.push(`at: ${String(env.at)}, not its assignedAt`);

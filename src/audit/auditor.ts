@@ -329,7 +329,7 @@ export class Auditor {
   }
 
   private apply(f: Fact, e: CommandEntry): Expected {
-    const data = factData(f, e.position, this.state.contacts);
+    const data = factData(f, e.position, this.state.contacts, this.state.settings);
     this.state.apply(f);
     if (f.type === 'AgentRemoved') this.agentPositions.delete(f.agentId);
     else if (f.type === 'ContactQueued')
@@ -342,9 +342,10 @@ export class Auditor {
     else if ('agent' in f) this.agentPositions.set(f.agent.id, e.position);
     else if (f.type === 'ContactsForgotten') for (const id of f.contactIds) this.contactMeta.delete(id);
     else if ('contactId' in f) {
+      // A fact about a contact (and perhaps its agent) moves the contact document's position only.
       const meta = this.contactMeta.get(f.contactId);
       if (meta) meta.position = e.position;
-    }
+    } else if ('agentId' in f) this.agentPositions.set(f.agentId, e.position);
     return { type: f.type, data };
   }
 

@@ -160,7 +160,7 @@ export function decodeCommand(e: CommandEntry): Decoded {
 
 /** Which document a command entry is about (the `target` of its rejection). */
 export function targetOf(c: Command): string | undefined {
-  return 'agentId' in c ? c.agentId : 'contactId' in c ? c.contactId : undefined;
+  return 'contactId' in c ? c.contactId : 'agentId' in c ? c.agentId : undefined;
 }
 
 /** A command entry as violations name it. */

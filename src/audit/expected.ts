@@ -1,4 +1,11 @@
-import { type Agent, agentState, type Contact, type Fact } from '../domain/model.ts';
+import {
+  type Agent,
+  agentState,
+  type Contact,
+  DEFAULT_SETTINGS,
+  type Fact,
+  type Settings,
+} from '../domain/model.ts';
 
 /**
  * What the log and the documents must say, worked out from the model: the data of each fact as
@@ -57,6 +64,8 @@ export function agentDocument(a: Agent, position: string): Record<string, unknow
   d.availableSince = a.availableSince === null ? null : iso(a.availableSince);
   d.registeredAt = iso(a.registeredAt);
   d.position = position;
+  if (a.wrapUpMs !== undefined) d.wrapUpMs = a.wrapUpMs;
+  if (a.wrapUp !== undefined) d.wrapUpUntil = iso(a.wrapUp.until);
   return d;
 }
 
@@ -68,10 +77,16 @@ export function contactDocument(c: Contact, position: string): Record<string, un
   d.position = position;
   if (c.agentId !== undefined) d.agentId = c.agentId;
   if (c.assignedAt !== undefined) d.assignedAt = iso(c.assignedAt);
-  const waitedUntil = c.abandonedAt ?? c.assignedAt;
+  const waitedUntil = c.abandonedAt ?? c.expiredAt ?? c.assignedAt;
   if (waitedUntil !== undefined) d.waitedMs = waitedUntil - c.queuedAt;
   if (c.completedAt !== undefined) d.completedAt = iso(c.completedAt);
   if (c.abandonedAt !== undefined) d.abandonedAt = iso(c.abandonedAt);
+  if (c.offer !== undefined) d.offerExpiresAt = iso(c.offer.expiresAt);
+  if (c.acceptedAt !== undefined) d.acceptedAt = iso(c.acceptedAt);
+  if (c.excluded !== undefined && c.excluded.length > 0) d.excludedAgents = c.excluded;
+  if (c.maxWaitMs !== undefined) d.maxWaitMs = c.maxWaitMs;
+  if (c.deadline !== undefined) d.expiresAt = iso(c.deadline);
+  if (c.expiredAt !== undefined) d.expiredAt = iso(c.expiredAt);
   return d;
 }
 
@@ -83,6 +98,7 @@ export function factData(
   f: Fact,
   position: string,
   contacts: ReadonlyMap<string, Contact>,
+  settings: Settings = DEFAULT_SETTINGS,
 ): Record<string, unknown> {
   switch (f.type) {
     case 'AgentRegistered':
@@ -119,7 +135,7 @@ export function factData(
       return { contactIds: f.contactIds, before: iso(f.before) };
     case 'AssignmentMade': {
       const c = contacts.get(f.contactId);
-      return {
+      const d: Record<string, unknown> = {
         contactId: f.contactId,
         agentId: f.agentId,
         skills: c?.skills,
@@ -128,6 +144,25 @@ export function factData(
         assignedAt: iso(f.at),
         waitedMs: f.at - (c?.queuedAt ?? f.at),
       };
+      if (settings.offerTimeoutMs > 0)
+        d.offer = { id: (c?.offers ?? 0) + 1, expiresAt: iso(f.at + settings.offerTimeoutMs) };
+      return d;
+    }
+    case 'SettingsChanged':
+      return { ...f.settings };
+    case 'AssignmentAccepted':
+      return { contactId: f.contactId, agentId: f.agentId, acceptedAt: iso(f.at) };
+    case 'AssignmentRejected':
+      return { contactId: f.contactId, agentId: f.agentId, rejectedAt: iso(f.at), reason: f.reason };
+    case 'AssignmentExpired':
+      return { contactId: f.contactId, agentId: f.agentId, expiredAt: iso(f.at) };
+    case 'WrapUpStarted':
+      return { agentId: f.agentId, wrapUp: f.n, until: iso(f.until) };
+    case 'WrapUpEnded':
+      return { agentId: f.agentId, wrapUp: f.n, early: f.early, endedAt: iso(f.at) };
+    case 'ContactExpired': {
+      const c = contacts.get(f.contactId);
+      return { contactId: f.contactId, expiredAt: iso(f.at), waitedMs: f.at - (c?.queuedAt ?? f.at) };
     }
   }
 }

@@ -4,7 +4,9 @@ import { routingIndexKeys, workspaceKeys } from '../adapters/redis/keys.ts';
 import { luaScript, type RedisClient, runLua } from '../adapters/redis/scripts.ts';
 
 /** The dispatcher's Lua step (its file documents its keys and arguments). */
-const DISPATCH = luaScript('dispatch', new URL('./lua/dispatch-12.lua', import.meta.url));
+const DISPATCH = luaScript('dispatch', new URL('./lua/dispatch-13.lua', import.meta.url));
+/** The clock's Lua step: due timers become commands. */
+const CLOCK = luaScript('clock', new URL('./lua/clock-2.lua', import.meta.url));
 
 export interface DispatcherOptions {
   /** Most decisions one Lua step makes (each decision in it is atomic on its own). */
@@ -47,7 +49,7 @@ export async function dispatchStep(
   const [made, more] = (await runLua(
     redis,
     DISPATCH,
-    [k.events, k.meta, k.queue, k.skillSets, k.candidates, k.stats, ...routingIndexKeys(k)],
+    [k.events, k.meta, k.queue, k.skillSets, k.candidates, k.stats, ...routingIndexKeys(k), k.timers],
     [
       k.prefix,
       workspace,
@@ -58,6 +60,32 @@ export async function dispatchStep(
     ],
   )) as [number, number];
   return [made, more === 1];
+}
+
+/** Most timers one clock step fires. */
+export const CLOCK_BATCH = 256;
+
+/**
+ * Fires the workspace's due timers as commands (at most CLOCK_BATCH a step, steps until none is
+ * due). Returns the timers fired and the next due time (ms since the epoch), or undefined.
+ */
+export async function fireTimers(
+  redis: RedisClient,
+  workspace: string,
+  nowMs?: number,
+): Promise<{ fired: number; nextDue: number | undefined }> {
+  const k = workspaceKeys(workspace);
+  let fired = 0;
+  for (;;) {
+    const [n, next] = (await runLua(
+      redis,
+      CLOCK,
+      [k.timers, k.commands],
+      [CLOCK_BATCH, ...(nowMs === undefined ? [] : [nowMs])],
+    )) as [number, number];
+    fired += n;
+    if (n < CLOCK_BATCH) return { fired, nextDue: next < 0 ? undefined : next };
+  }
 }
 
 /** Runs routing decisions until no work is left; returns the assignments made. */
@@ -78,6 +106,7 @@ export async function dispatchPending(
 export class Dispatcher {
   private readonly loops: BlockingLoops;
   assignments = 0;
+  timersFired = 0;
 
   constructor(
     private readonly redis: RedisClient,
@@ -91,20 +120,33 @@ export class Dispatcher {
     const k = workspaceKeys(workspace);
     return this.loops.run(workspace, async (conn, stopped) => {
       this.assignments += await dispatchPending(this.redis, workspace, this.opts);
+      let nextDue = (await this.tick(workspace)).nextDue;
       while (running()) {
-        // A command queued while the connection is down is never settled by disconnect():
-        // race it with the interrupt and a deadline, so the loop cannot hang.
+        // Wakes for work (the projector and API write the wake set) or for the next timer, and
+        // at least every wakeTimeoutS. A command queued while the connection is down is never
+        // settled by disconnect(): race it with the interrupt and a deadline, so the loop cannot hang.
+        const untilDue = nextDue === undefined ? Number.POSITIVE_INFINITY : (nextDue - Date.now()) / 1000;
+        const timeoutS = Math.max(0.01, Math.min(this.opts.wakeTimeoutS, untilDue));
         const woke = await raceBlocking(
-          conn.bzpopmin(k.wake, this.opts.wakeTimeoutS),
+          conn.bzpopmin(k.wake, Number(timeoutS.toFixed(3))),
           stopped,
-          this.opts.wakeTimeoutS * 1000 + 5000,
+          timeoutS * 1000 + 5000,
         );
         if (woke === STOPPED) return;
+        nextDue = (await this.tick(workspace)).nextDue;
         const made = await dispatchPending(this.redis, workspace, this.opts);
         this.assignments += made;
         if (made > 0) this.log.debug({ workspace, made }, 'assignments made');
       }
     });
+  }
+
+  /** The clock: fires what is due (the commands it appends wake the projector, not this loop). */
+  private async tick(workspace: string): Promise<{ nextDue: number | undefined }> {
+    const { fired, nextDue } = await fireTimers(this.redis, workspace);
+    this.timersFired += fired;
+    if (fired > 0) this.log.debug({ workspace, fired }, 'timers fired');
+    return { nextDue };
   }
 
   interrupt(workspace: string): void {

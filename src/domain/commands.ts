@@ -1,35 +1,62 @@
 import * as t from 'io-ts';
 import { strict } from './strict.ts';
-import { Attributes, Capacity, Id, Name, Priority, Skills } from './values.ts';
+import { Attributes, Capacity, Id, Name, Priority, Skills, withMessage } from './values.ts';
+
+const DAY_MS = 86_400_000;
+const msBetween = (name: string, min: number, max: number) =>
+  withMessage(
+    t.refinement(t.number, (n) => Number.isInteger(n) && n >= min && n <= max, name),
+    `an integer number of milliseconds from ${min} to ${max}`,
+  );
+/** How long an offer waits for the agent's answer; 0: contacts are assigned directly. */
+export const OfferTimeoutMs = msBetween('OfferTimeoutMs', 0, 3_600_000);
+/** After-contact work: the agent takes no new work this long after a completion. */
+export const WrapUpMs = msBetween('WrapUpMs', 0, DAY_MS);
+/** The longest a contact waits in the queue before it leaves as ContactExpired. */
+export const MaxWaitMs = msBetween('MaxWaitMs', 1000, 7 * DAY_MS);
 
 /** Bodies as clients send them over HTTP (see API.md). */
 export const RegisterAgentBody = strict(
   { id: Id, skills: Skills },
-  { name: Name, capacity: Capacity },
+  { name: Name, capacity: Capacity, wrapUpMs: WrapUpMs },
   'RegisterAgentBody',
 );
 export const UpdateAgentBody = strict(
   {},
-  { name: Name, skills: Skills, capacity: Capacity },
+  { name: Name, skills: Skills, capacity: Capacity, wrapUpMs: WrapUpMs },
   'UpdateAgentBody',
 );
 export const AgentPresence = t.keyof({ available: null, away: null, offline: null }, 'AgentPresence');
 export type AgentPresence = t.TypeOf<typeof AgentPresence>;
+
+/** Workspace settings (PUT /settings replaces them whole; a field left out takes its default). */
+export const SettingsBody = strict(
+  {},
+  {
+    offerTimeoutMs: OfferTimeoutMs,
+    wrapUpMs: WrapUpMs,
+    missedOfferPresence: AgentPresence,
+    maxWaitMs: t.union([MaxWaitMs, t.null]),
+  },
+  'SettingsBody',
+);
+/** The agent answering an offer (until keys name the agent, the body does). */
+export const OfferAnswerBody = strict({ agentId: Id }, {}, 'OfferAnswerBody');
 export const ChangeAgentStateBody = strict({ state: AgentPresence }, {}, 'ChangeAgentStateBody');
 export const QueueContactBody = strict(
   { skills: Skills },
-  { id: Id, priority: Priority, attributes: Attributes },
+  { id: Id, priority: Priority, attributes: Attributes, maxWaitMs: MaxWaitMs },
   'QueueContactBody',
 );
 
 /** Commands as they are appended to a workspace's command stream. */
 export const RegisterAgent = t.intersection([
   t.type({ type: t.literal('RegisterAgent'), agentId: Id, skills: Skills, capacity: Capacity }),
-  t.partial({ name: Name }),
+  t.partial({ name: Name, wrapUpMs: WrapUpMs }),
 ]);
 export const UpdateAgent = t.intersection([
   t.type({ type: t.literal('UpdateAgent'), agentId: Id }),
-  t.partial({ name: Name, skills: Skills, capacity: Capacity }),
+  t.partial({ name: Name, skills: Skills, capacity: Capacity, wrapUpMs: WrapUpMs }),
 ]);
 export const ChangeAgentState = t.type({
   type: t.literal('ChangeAgentState'),
@@ -39,10 +66,30 @@ export const ChangeAgentState = t.type({
 export const RemoveAgent = t.type({ type: t.literal('RemoveAgent'), agentId: Id });
 export const QueueContact = t.intersection([
   t.type({ type: t.literal('QueueContact'), contactId: Id, skills: Skills, priority: Priority }),
-  t.partial({ attributes: Attributes }),
+  t.partial({ attributes: Attributes, maxWaitMs: MaxWaitMs }),
 ]);
 export const AbandonContact = t.type({ type: t.literal('AbandonContact'), contactId: Id });
 export const CompleteContact = t.type({ type: t.literal('CompleteContact'), contactId: Id });
+
+export const ChangeSettings = t.type({
+  type: t.literal('ChangeSettings'),
+  offerTimeoutMs: OfferTimeoutMs,
+  wrapUpMs: WrapUpMs,
+  missedOfferPresence: AgentPresence,
+  maxWaitMs: t.union([MaxWaitMs, t.null]),
+});
+export const AcceptOffer = t.type({ type: t.literal('AcceptOffer'), contactId: Id, agentId: Id });
+export const RejectOffer = t.type({ type: t.literal('RejectOffer'), contactId: Id, agentId: Id });
+
+const Count = t.refinement(t.number, (n) => Number.isSafeInteger(n) && n >= 1, 'Count');
+/**
+ * Timer commands: appended by the clock (the dispatcher role) when a due time passes, never by
+ * clients. Each names the timer it fires (the offer, the wrap-up, the contact's arrival), and
+ * changes something only if that timer is still current when the projector applies it.
+ */
+export const ExpireOffer = t.type({ type: t.literal('ExpireOffer'), contactId: Id, offer: Count });
+export const EndWrapUp = t.type({ type: t.literal('EndWrapUp'), agentId: Id, wrapUp: Count });
+export const ExpireContact = t.type({ type: t.literal('ExpireContact'), contactId: Id, seq: Count });
 
 /** The most contacts one ForgetContacts command removes: it bounds the projector's step. */
 export const MAX_FORGOTTEN_PER_COMMAND = 500;
@@ -68,6 +115,12 @@ export const Command = t.union([
   AbandonContact,
   CompleteContact,
   ForgetContacts,
+  ChangeSettings,
+  AcceptOffer,
+  RejectOffer,
+  ExpireOffer,
+  EndWrapUp,
+  ExpireContact,
 ]);
 export type Command = t.TypeOf<typeof Command>;
 export type CommandType = Command['type'];
@@ -81,10 +134,16 @@ export const COMMAND_TYPES: readonly CommandType[] = [
   'AbandonContact',
   'CompleteContact',
   'ForgetContacts',
+  'ChangeSettings',
+  'AcceptOffer',
+  'RejectOffer',
+  'ExpireOffer',
+  'EndWrapUp',
+  'ExpireContact',
 ];
 
 /** Which document a command is about: the key of its outcome's body. */
 export function commandTarget(c: Command): { kind: 'agent' | 'contact' | 'workspace'; id: string } {
-  if ('agentId' in c) return { kind: 'agent', id: c.agentId };
-  return 'contactId' in c ? { kind: 'contact', id: c.contactId } : { kind: 'workspace', id: '' };
+  if ('contactId' in c) return { kind: 'contact', id: c.contactId };
+  return 'agentId' in c ? { kind: 'agent', id: c.agentId } : { kind: 'workspace', id: '' };
 }

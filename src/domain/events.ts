@@ -10,6 +10,13 @@ export const EVENT_TYPES = [
   'AssignmentMade',
   'ContactCompleted',
   'ContactsForgotten',
+  'SettingsChanged',
+  'AssignmentAccepted',
+  'AssignmentRejected',
+  'AssignmentExpired',
+  'WrapUpStarted',
+  'WrapUpEnded',
+  'ContactExpired',
   'CommandRejected',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];

@@ -4,20 +4,60 @@ import type { AgentStateName, ContactStateName } from './views.ts';
 
 /**
  * The pure model of a workspace: what every command means (`decide`) and what every fact
- * changes (`evolve`). The projector's Lua step implements the same rules against Redis; the
- * property tests hold the two side by side. Times are milliseconds; a command's time is the
- * time its stream entry was appended.
+ * changes (`applyFact`, through `evolve` or the auditor's in-place state). The projector's and the
+ * dispatcher's Lua steps implement the same rules against Redis; the property tests hold them
+ * side by side. Times are milliseconds; a command's time is the time its stream entry was appended.
  */
+export interface Settings {
+  /** How long an offer waits for its agent's answer; 0: contacts are assigned directly. */
+  readonly offerTimeoutMs: number;
+  /** After-contact work after each completion (an agent's own `wrapUpMs` overrides it). */
+  readonly wrapUpMs: number;
+  /** The presence an agent is set to when it lets an offer expire. */
+  readonly missedOfferPresence: AgentPresence;
+  /** The longest a contact waits queued (its own `maxWaitMs` overrides it); null: no limit. */
+  readonly maxWaitMs: number | null;
+}
+
+export const DEFAULT_SETTINGS: Settings = {
+  offerTimeoutMs: 0,
+  wrapUpMs: 0,
+  missedOfferPresence: 'away',
+  maxWaitMs: null,
+};
+
+export interface WrapUp {
+  /** The agent's wrap-ups so far, this one included: names its timer. */
+  readonly n: number;
+  readonly until: number;
+}
+
 export interface Agent {
   readonly id: string;
   readonly name?: string;
   readonly skills: readonly string[];
   readonly capacity: number;
   readonly presence: AgentPresence;
+  /** Contacts offered to or assigned to the agent: each takes one unit of capacity. */
   readonly activeContacts: readonly string[];
   /** Score in the availability sets while the agent can take work; null otherwise. */
   readonly availableSince: number | null;
   readonly registeredAt: number;
+  /** The agent's own wrap-up time, instead of the workspace's. */
+  readonly wrapUpMs?: number;
+  /** Of `activeContacts`, those offered and not accepted yet, in the order offered. */
+  readonly offers?: readonly string[];
+  /** The wrap-up running, if any. */
+  readonly wrapUp?: WrapUp;
+  /** Wrap-ups started so far. */
+  readonly wrapUps?: number;
+}
+
+export interface Offer {
+  readonly agentId: string;
+  /** The contact's offers so far, this one included: names its timer. */
+  readonly id: number;
+  readonly expiresAt: number;
 }
 
 export interface Contact {
@@ -33,6 +73,17 @@ export interface Contact {
   readonly assignedAt?: number;
   readonly completedAt?: number;
   readonly abandonedAt?: number;
+  /** The offer outstanding (state `offered`). */
+  readonly offer?: Offer;
+  /** Offers made so far. */
+  readonly offers?: number;
+  readonly acceptedAt?: number;
+  /** Agents that rejected it or let its offer expire: it is never offered to them again. */
+  readonly excluded?: readonly string[];
+  /** Its own maximum wait, and when it leaves the queue as expired (`queuedAt` + the wait). */
+  readonly maxWaitMs?: number;
+  readonly deadline?: number;
+  readonly expiredAt?: number;
 }
 
 export interface Workspace {
@@ -40,11 +91,15 @@ export interface Workspace {
   readonly contacts: ReadonlyMap<string, Contact>;
   readonly seq: number;
   /**
-   * Finished (completed or abandoned) contacts not yet forgotten: id → finish time, in the order
-   * they finished (finish times never go down along the log).
+   * Finished (completed, abandoned, expired) contacts not yet forgotten: id → finish time, in the
+   * order they finished (finish times never go down along the log).
    */
   readonly finished: ReadonlyMap<string, number>;
+  readonly settings: Settings;
 }
+
+/** Why an offer went back: the agent said no, or changed presence, or was removed. */
+export type WithdrawReason = 'rejected' | 'presence' | 'removed';
 
 export type Fact =
   | { readonly type: 'AgentRegistered'; readonly agent: Agent }
@@ -75,7 +130,42 @@ export type Fact =
       readonly contactIds: readonly string[];
       /** Contacts finished before this time could be forgotten. */
       readonly before: number;
-    };
+    }
+  | { readonly type: 'SettingsChanged'; readonly settings: Settings }
+  | {
+      readonly type: 'AssignmentAccepted';
+      readonly contactId: string;
+      readonly agentId: string;
+      readonly at: number;
+    }
+  | {
+      readonly type: 'AssignmentRejected';
+      readonly contactId: string;
+      readonly agentId: string;
+      readonly at: number;
+      readonly reason: WithdrawReason;
+    }
+  | {
+      readonly type: 'AssignmentExpired';
+      readonly contactId: string;
+      readonly agentId: string;
+      readonly at: number;
+    }
+  | {
+      readonly type: 'WrapUpStarted';
+      readonly agentId: string;
+      readonly n: number;
+      readonly until: number;
+      readonly at: number;
+    }
+  | {
+      readonly type: 'WrapUpEnded';
+      readonly agentId: string;
+      readonly n: number;
+      readonly at: number;
+      readonly early: boolean;
+    }
+  | { readonly type: 'ContactExpired'; readonly contactId: string; readonly at: number };
 
 export interface Rejection {
   readonly status: 404 | 409 | 422;
@@ -126,6 +216,7 @@ export const emptyWorkspace: Workspace = {
   contacts: new Map(),
   seq: 0,
   finished: new Map(),
+  settings: DEFAULT_SETTINGS,
 };
 
 /**
@@ -148,13 +239,19 @@ export function contactsToForget(
   return due.slice(0, max).map(([id]) => id);
 }
 
-/** An agent takes work while it is present as available and below its capacity. */
-export function canTakeWork(a: Pick<Agent, 'presence' | 'activeContacts' | 'capacity'>): boolean {
-  return a.presence === 'available' && a.activeContacts.length < a.capacity;
+/** An agent takes work while it is present as available, not wrapping up, and below its capacity. */
+export function canTakeWork(
+  a: Pick<Agent, 'presence' | 'activeContacts' | 'capacity' | 'wrapUp'>,
+): boolean {
+  return a.presence === 'available' && a.wrapUp === undefined && a.activeContacts.length < a.capacity;
 }
 
-export function agentState(a: Pick<Agent, 'presence' | 'activeContacts' | 'capacity'>): AgentStateName {
+export function agentState(
+  a: Pick<Agent, 'presence' | 'activeContacts' | 'capacity' | 'wrapUp' | 'offers'>,
+): AgentStateName {
   if (a.presence !== 'available') return a.presence;
+  if (a.wrapUp !== undefined) return 'wrapup';
+  if (a.offers !== undefined && a.offers.length > 0) return 'reserved';
   return a.activeContacts.length >= a.capacity ? 'busy' : 'available';
 }
 
@@ -166,12 +263,67 @@ export function withAvailability(before: Agent | undefined, after: Agent, at: nu
   return { ...after, availableSince: at };
 }
 
+/** The agent without one of its contacts (offered or assigned), its availability kept in step. */
+export function releasing(a: Agent, contactId: string, at: number): Agent {
+  const offers = (a.offers ?? []).filter((id) => id !== contactId);
+  const rest: Agent = {
+    ...a,
+    activeContacts: a.activeContacts.filter((id) => id !== contactId),
+    offers: offers.length > 0 ? offers : undefined,
+  };
+  return withAvailability(a, stripUndefined(rest), at);
+}
+
+/** The wrap-up time that applies to an agent. */
+export function wrapUpOf(a: Agent, settings: Settings): number {
+  return a.wrapUpMs ?? settings.wrapUpMs;
+}
+
 const ok = (...facts: Fact[]): Decision => E.right(facts);
 const reject = (status: Rejection['status'], title: string, detail: string): Decision =>
   E.left({ status, title, detail });
 const noAgent = (id: string) =>
   reject(404, 'Agent not found', `No agent "${id}" in this workspace; register it first.`);
 const noContact = (id: string) => reject(404, 'Contact not found', `No contact "${id}" in this workspace.`);
+
+/**
+ * An agent's presence changed to `presence` at `at`: its outstanding offers are withdrawn first
+ * (each back to the queue at its place, never offered to it again), a wrap-up running ends, and
+ * the AgentStateChanged carries the agent as it is after all of it.
+ */
+function presenceChange(before: Agent, presence: AgentPresence, at: number): Fact[] {
+  const facts: Fact[] = [];
+  let a = before;
+  for (const contactId of before.offers ?? []) {
+    facts.push({ type: 'AssignmentRejected', contactId, agentId: a.id, at, reason: 'presence' });
+    a = releasing(a, contactId, at);
+  }
+  const changed: Agent = stripUndefined({ ...a, presence, wrapUp: undefined });
+  const after = withAvailability(a, changed, at);
+  facts.push({ type: 'AgentStateChanged', agent: after, from: agentState(before), to: agentState(after) });
+  return facts;
+}
+
+function offeredTo(ws: Workspace, contactId: string, agentId: string, verb: string): Contact | Rejection {
+  const contact = ws.contacts.get(contactId);
+  if (!contact)
+    return { status: 404, title: 'Contact not found', detail: `No contact "${contactId}" in this workspace.` };
+  if (contact.state !== 'offered' || contact.offer === undefined)
+    return {
+      status: 409,
+      title: 'Contact is not offered',
+      detail: `Contact "${contactId}" is ${contact.state}; only an offered contact can be ${verb}.`,
+    };
+  if (contact.offer.agentId !== agentId)
+    return {
+      status: 409,
+      title: 'Offer made to another agent',
+      detail: `Contact "${contactId}" is offered to another agent, not to "${agentId}"; only that agent can answer it.`,
+    };
+  return contact;
+}
+
+const isRejection = (x: Contact | Rejection): x is Rejection => 'status' in x;
 
 export function decide(ws: Workspace, c: Command, at: number): Decision {
   switch (c.type) {
@@ -193,6 +345,7 @@ export function decide(ws: Workspace, c: Command, at: number): Decision {
         activeContacts: [],
         availableSince: null,
         registeredAt: at,
+        ...(c.wrapUpMs !== undefined ? { wrapUpMs: c.wrapUpMs } : {}),
       };
       return ok({ type: 'AgentRegistered', agent });
     }
@@ -206,26 +359,40 @@ export function decide(ws: Workspace, c: Command, at: number): Decision {
         ...(c.name !== undefined ? { name: c.name } : {}),
         ...(c.skills !== undefined ? { skills: c.skills } : {}),
         ...(c.capacity !== undefined ? { capacity: c.capacity } : {}),
+        ...(c.wrapUpMs !== undefined ? { wrapUpMs: c.wrapUpMs } : {}),
       };
       return ok({ type: 'AgentUpdated', agent: withAvailability(before, changed, at) });
     }
     case 'ChangeAgentState': {
       const before = ws.agents.get(c.agentId);
       if (!before) return noAgent(c.agentId);
-      if (before.presence === c.state) return ok();
-      const after = withAvailability(before, { ...before, presence: c.state }, at);
-      return ok({ type: 'AgentStateChanged', agent: after, from: agentState(before), to: agentState(after) });
+      if (before.presence === c.state) {
+        // Available again while wrapping up: the wrap-up ends early.
+        if (c.state === 'available' && before.wrapUp)
+          return ok({ type: 'WrapUpEnded', agentId: before.id, n: before.wrapUp.n, at, early: true });
+        return ok();
+      }
+      return ok(...presenceChange(before, c.state, at));
     }
     case 'RemoveAgent': {
       const before = ws.agents.get(c.agentId);
       if (!before) return noAgent(c.agentId);
-      if (before.activeContacts.length > 0)
+      const offered = new Set(before.offers ?? []);
+      const held = before.activeContacts.filter((id) => !offered.has(id));
+      if (held.length > 0)
         return reject(
           409,
           'Agent has active contacts',
-          `Agent "${c.agentId}" holds ${before.activeContacts.join(', ')}; complete them before removing the agent.`,
+          `Agent "${c.agentId}" holds ${held.join(', ')}; complete them before removing the agent.`,
         );
-      return ok({ type: 'AgentRemoved', agentId: c.agentId });
+      const facts: Fact[] = [...offered].map((contactId) => ({
+        type: 'AssignmentRejected' as const,
+        contactId,
+        agentId: before.id,
+        at,
+        reason: 'removed' as const,
+      }));
+      return ok(...facts, { type: 'AgentRemoved', agentId: c.agentId });
     }
     case 'QueueContact': {
       if (ws.contacts.has(c.contactId))
@@ -234,6 +401,7 @@ export function decide(ws: Workspace, c: Command, at: number): Decision {
           'Contact already exists',
           `Contact "${c.contactId}" was queued before; use a new id.`,
         );
+      const wait = c.maxWaitMs ?? ws.settings.maxWaitMs;
       const contact: Contact = {
         id: c.contactId,
         skills: c.skills,
@@ -242,17 +410,19 @@ export function decide(ws: Workspace, c: Command, at: number): Decision {
         state: 'queued',
         seq: ws.seq + 1,
         queuedAt: at,
+        ...(c.maxWaitMs !== undefined ? { maxWaitMs: c.maxWaitMs } : {}),
+        ...(wait !== null ? { deadline: at + wait } : {}),
       };
       return ok({ type: 'ContactQueued', contact });
     }
     case 'AbandonContact': {
       const contact = ws.contacts.get(c.contactId);
       if (!contact) return noContact(c.contactId);
-      if (contact.state !== 'queued')
+      if (contact.state !== 'queued' && contact.state !== 'offered')
         return reject(
           409,
           'Contact is not queued',
-          `Contact "${c.contactId}" is ${contact.state}; only a queued contact can be abandoned.`,
+          `Contact "${c.contactId}" is ${contact.state}; only a queued or offered contact can be abandoned.`,
         );
       return ok({ type: 'ContactAbandoned', contactId: c.contactId, at });
     }
@@ -265,80 +435,235 @@ export function decide(ws: Workspace, c: Command, at: number): Decision {
           'Contact is not assigned',
           `Contact "${c.contactId}" is ${contact.state}; only an assigned contact can be completed.`,
         );
-      return ok({ type: 'ContactCompleted', contactId: c.contactId, agentId: contact.agentId, at });
+      const done: Fact = { type: 'ContactCompleted', contactId: c.contactId, agentId: contact.agentId, at };
+      const agent = ws.agents.get(contact.agentId);
+      const wrap = agent ? wrapUpOf(agent, ws.settings) : 0;
+      if (!agent || wrap === 0 || agent.presence !== 'available') return ok(done);
+      const n = (agent.wrapUps ?? 0) + 1;
+      return ok(done, { type: 'WrapUpStarted', agentId: agent.id, n, until: at + wrap, at });
     }
     case 'ForgetContacts': {
       const before = at - c.keepMs;
       const contactIds = contactsToForget(ws.finished, before, c.max);
       return contactIds.length > 0 ? ok({ type: 'ContactsForgotten', contactIds, before }) : ok();
     }
+    case 'ChangeSettings': {
+      const { type: _, ...settings } = c;
+      return ok({ type: 'SettingsChanged', settings });
+    }
+    case 'AcceptOffer': {
+      const contact = offeredTo(ws, c.contactId, c.agentId, 'accepted');
+      if (isRejection(contact)) return E.left(contact);
+      return ok({ type: 'AssignmentAccepted', contactId: c.contactId, agentId: c.agentId, at });
+    }
+    case 'RejectOffer': {
+      const contact = offeredTo(ws, c.contactId, c.agentId, 'rejected');
+      if (isRejection(contact)) return E.left(contact);
+      return ok({ type: 'AssignmentRejected', contactId: c.contactId, agentId: c.agentId, at, reason: 'rejected' });
+    }
+    case 'ExpireOffer': {
+      // A timer: it changes something only while its offer is the one outstanding and due.
+      const contact = ws.contacts.get(c.contactId);
+      const offer = contact?.state === 'offered' ? contact.offer : undefined;
+      if (!offer || offer.id !== c.offer || at < offer.expiresAt) return ok();
+      const expired: Fact = { type: 'AssignmentExpired', contactId: c.contactId, agentId: offer.agentId, at };
+      const agent = ws.agents.get(offer.agentId);
+      if (!agent || agent.presence === ws.settings.missedOfferPresence) return ok(expired);
+      return ok(expired, ...presenceChange(releasing(agent, c.contactId, at), ws.settings.missedOfferPresence, at));
+    }
+    case 'EndWrapUp': {
+      const agent = ws.agents.get(c.agentId);
+      if (!agent?.wrapUp || agent.wrapUp.n !== c.wrapUp || at < agent.wrapUp.until) return ok();
+      return ok({ type: 'WrapUpEnded', agentId: agent.id, n: agent.wrapUp.n, at, early: false });
+    }
+    case 'ExpireContact': {
+      const contact = ws.contacts.get(c.contactId);
+      if (
+        !contact ||
+        contact.seq !== c.seq ||
+        (contact.state !== 'queued' && contact.state !== 'offered') ||
+        contact.deadline === undefined ||
+        at < contact.deadline
+      )
+        return ok();
+      return ok({ type: 'ContactExpired', contactId: c.contactId, at });
+    }
   }
 }
 
-export function evolve(ws: Workspace, f: Fact): Workspace {
+/**
+ * A workspace changed in place, fact by fact: `evolve` works on copies of the maps, the auditor's
+ * ReplayState on its own maps (it keeps its routing groups in step as records are put).
+ */
+export interface WorkspaceWriter {
+  readonly agents: ReadonlyMap<string, Agent>;
+  readonly contacts: ReadonlyMap<string, Contact>;
+  readonly settings: Settings;
+  putAgent(a: Agent): void;
+  deleteAgent(id: string): void;
+  putContact(c: Contact): void;
+  deleteContact(id: string): void;
+  setSeq(seq: number): void;
+  setSettings(s: Settings): void;
+  finish(id: string, at: number): void;
+}
+
+/** Drops keys whose value is undefined (records compare as JSON documents do). */
+export function stripUndefined<T extends object>(o: T): T {
+  for (const k of Object.keys(o) as (keyof T)[]) if (o[k] === undefined) delete o[k];
+  return o;
+}
+
+/** The contact back in the queue at its place: the offer withdrawn, its agent never offered it again. */
+function requeued(c: Contact, agentId: string): Contact {
+  const { offer: _o, agentId: _a, assignedAt: _t, ...rest } = c;
+  return { ...rest, state: 'queued', excluded: [...(c.excluded ?? []), agentId] };
+}
+
+/** What a fact changes. The one statement of each fact's effect: evolve and the auditor both use it. */
+export function applyFact(w: WorkspaceWriter, f: Fact): void {
+  const contact = (id: string) => w.contacts.get(id);
+  const release = (agentId: string, contactId: string, at: number) => {
+    const a = w.agents.get(agentId);
+    if (a) w.putAgent(releasing(a, contactId, at));
+  };
   switch (f.type) {
     case 'AgentRegistered':
     case 'AgentUpdated':
     case 'AgentStateChanged':
-      return { ...ws, agents: new Map(ws.agents).set(f.agent.id, f.agent) };
-    case 'AgentRemoved': {
-      const agents = new Map(ws.agents);
-      agents.delete(f.agentId);
-      return { ...ws, agents };
-    }
+      w.putAgent(f.agent);
+      return;
+    case 'AgentRemoved':
+      w.deleteAgent(f.agentId);
+      return;
     case 'ContactQueued':
-      return { ...ws, seq: f.contact.seq, contacts: new Map(ws.contacts).set(f.contact.id, f.contact) };
-    case 'ContactAbandoned':
-      return finish(
-        updateContact(ws, f.contactId, (c) => ({ ...c, state: 'abandoned', abandonedAt: f.at })),
-        f.contactId,
-        f.at,
-      );
+      w.setSeq(f.contact.seq);
+      w.putContact(f.contact);
+      return;
+    case 'ContactAbandoned': {
+      const c = contact(f.contactId);
+      if (!c) return;
+      if (c.state === 'offered' && c.offer) release(c.offer.agentId, c.id, f.at);
+      const { offer: _o, agentId: _a, assignedAt: _t, ...rest } = c;
+      w.putContact({ ...rest, state: 'abandoned', abandonedAt: f.at });
+      w.finish(f.contactId, f.at);
+      return;
+    }
     case 'ContactCompleted': {
-      const done = finish(
-        updateContact(ws, f.contactId, (c) => ({ ...c, state: 'completed', completedAt: f.at })),
-        f.contactId,
-        f.at,
-      );
-      return updateAgent(done, f.agentId, f.at, (a) => ({
-        ...a,
-        activeContacts: a.activeContacts.filter((id) => id !== f.contactId),
-      }));
+      const c = contact(f.contactId);
+      if (!c) return;
+      w.putContact({ ...c, state: 'completed', completedAt: f.at });
+      w.finish(f.contactId, f.at);
+      release(f.agentId, f.contactId, f.at);
+      return;
     }
-    case 'ContactsForgotten': {
-      const contacts = new Map(ws.contacts);
-      const finished = new Map(ws.finished);
-      for (const id of f.contactIds) {
-        contacts.delete(id);
-        finished.delete(id);
-      }
-      return { ...ws, contacts, finished };
-    }
+    case 'ContactsForgotten':
+      for (const id of f.contactIds) w.deleteContact(id);
+      return;
     case 'AssignmentMade': {
-      const assigned = updateContact(ws, f.contactId, (c) => ({
-        ...c,
-        state: 'assigned',
-        agentId: f.agentId,
-        assignedAt: f.at,
-      }));
-      return updateAgent(assigned, f.agentId, f.at, (a) => ({
-        ...a,
-        activeContacts: [...a.activeContacts, f.contactId],
-      }));
+      const c = contact(f.contactId);
+      const a = w.agents.get(f.agentId);
+      const timeout = w.settings.offerTimeoutMs;
+      if (c) {
+        const n = (c.offers ?? 0) + 1;
+        w.putContact(
+          timeout > 0
+            ? {
+                ...c,
+                state: 'offered',
+                agentId: f.agentId,
+                assignedAt: f.at,
+                offers: n,
+                offer: { agentId: f.agentId, id: n, expiresAt: f.at + timeout },
+              }
+            : { ...c, state: 'assigned', agentId: f.agentId, assignedAt: f.at },
+        );
+      }
+      if (a) {
+        const taken: Agent = {
+          ...a,
+          activeContacts: [...a.activeContacts, f.contactId],
+          ...(timeout > 0 ? { offers: [...(a.offers ?? []), f.contactId] } : {}),
+        };
+        w.putAgent(withAvailability(a, taken, f.at));
+      }
+      return;
+    }
+    case 'SettingsChanged':
+      w.setSettings(f.settings);
+      return;
+    case 'AssignmentAccepted': {
+      const c = contact(f.contactId);
+      if (c) {
+        const { offer: _o, ...rest } = c;
+        w.putContact({ ...rest, state: 'assigned', acceptedAt: f.at });
+      }
+      const a = w.agents.get(f.agentId);
+      if (a) {
+        const offers = (a.offers ?? []).filter((id) => id !== f.contactId);
+        w.putAgent(stripUndefined({ ...a, offers: offers.length > 0 ? offers : undefined }));
+      }
+      return;
+    }
+    case 'AssignmentRejected':
+    case 'AssignmentExpired': {
+      const c = contact(f.contactId);
+      if (c) w.putContact(requeued(c, f.agentId));
+      release(f.agentId, f.contactId, f.at);
+      return;
+    }
+    case 'WrapUpStarted': {
+      const a = w.agents.get(f.agentId);
+      if (a) w.putAgent(withAvailability(a, { ...a, wrapUp: { n: f.n, until: f.until }, wrapUps: f.n }, f.at));
+      return;
+    }
+    case 'WrapUpEnded': {
+      const a = w.agents.get(f.agentId);
+      if (a) w.putAgent(withAvailability(a, stripUndefined({ ...a, wrapUp: undefined }), f.at));
+      return;
+    }
+    case 'ContactExpired': {
+      const c = contact(f.contactId);
+      if (!c) return;
+      if (c.state === 'offered' && c.offer) release(c.offer.agentId, c.id, f.at);
+      const { offer: _o, agentId: _a, assignedAt: _t, ...rest } = c;
+      w.putContact({ ...rest, state: 'expired', expiredAt: f.at });
+      w.finish(f.contactId, f.at);
+      return;
     }
   }
 }
 
-function finish(ws: Workspace, id: string, at: number): Workspace {
-  return ws.contacts.has(id) ? { ...ws, finished: new Map(ws.finished).set(id, at) } : ws;
-}
-
-function updateContact(ws: Workspace, id: string, change: (c: Contact) => Contact): Workspace {
-  const c = ws.contacts.get(id);
-  return c ? { ...ws, contacts: new Map(ws.contacts).set(id, change(c)) } : ws;
-}
-
-function updateAgent(ws: Workspace, id: string, at: number, change: (a: Agent) => Agent): Workspace {
-  const a = ws.agents.get(id);
-  return a ? { ...ws, agents: new Map(ws.agents).set(id, withAvailability(a, change(a), at)) } : ws;
+/** The workspace after a fact (copies the maps: the oracle's pace, not the auditor's). */
+export function evolve(ws: Workspace, f: Fact): Workspace {
+  const agents = new Map(ws.agents);
+  const contacts = new Map(ws.contacts);
+  const finished = new Map(ws.finished);
+  let seq = ws.seq;
+  let settings = ws.settings;
+  applyFact(
+    {
+      agents,
+      contacts,
+      get settings() {
+        return settings;
+      },
+      putAgent: (a) => agents.set(a.id, a),
+      deleteAgent: (id) => agents.delete(id),
+      putContact: (c) => contacts.set(c.id, c),
+      deleteContact: (id) => {
+        contacts.delete(id);
+        finished.delete(id);
+      },
+      setSeq: (n) => {
+        seq = n;
+      },
+      setSettings: (s) => {
+        settings = s;
+      },
+      finish: (id, at) => finished.set(id, at),
+    },
+    f,
+  );
+  return { agents, contacts, finished, seq, settings };
 }

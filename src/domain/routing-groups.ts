@@ -133,6 +133,12 @@ export class RoutingGroups {
   private readonly contacts = new Map<string, { group: ContactGroup; slot: ContactSlot }>();
   /** Contact groups with at least one queued contact. */
   private readonly queued = new Set<ContactGroup>();
+  /**
+   * Queued contacts some agents may no longer be offered (they rejected it or let it expire): the
+   * agents of a group no longer all serve them, so they are kept apart and looked at one by one
+   * (they are few: each needs an agent to have turned it down).
+   */
+  private readonly apart = new Map<string, { contact: Contact; slot: ContactSlot }>();
 
   /** The groups of a whole state (for a replay that starts from a snapshot, and for tests). */
   static of(ws: Workspace): RoutingGroups {
@@ -174,6 +180,13 @@ export class RoutingGroups {
       this.removeContact(contact.id);
       return;
     }
+    if (contact.excluded !== undefined && contact.excluded.length > 0) {
+      this.removeContact(contact.id);
+      const slot = { id: contact.id, priority: contact.priority, seq: contact.seq };
+      this.apart.set(contact.id, { contact, slot });
+      return;
+    }
+    this.apart.delete(contact.id);
     const name = nameOf(contact.skills);
     if (
       cur &&
@@ -191,6 +204,7 @@ export class RoutingGroups {
   }
 
   removeContact(id: string): void {
+    this.apart.delete(id);
     const cur = this.contacts.get(id);
     if (!cur) return;
     this.contacts.delete(id);
@@ -211,6 +225,24 @@ export class RoutingGroups {
       }
       if (laa) {
         best = head;
+        bestAgent = laa;
+      }
+    }
+    for (const { contact, slot } of this.apart.values()) {
+      if (best && !contactBefore(slot, best)) continue;
+      const group = this.contactGroup(nameOf(contact.skills), contact.skills);
+      const excluded = new Set(contact.excluded);
+      let laa: AgentSlot | undefined;
+      for (const server of group.servers)
+        for (const s of server.heap)
+          if (
+            this.agents.get(s.id)?.slot === s &&
+            !excluded.has(s.id) &&
+            (!laa || agentBefore(s, laa))
+          )
+            laa = s;
+      if (laa) {
+        best = slot;
         bestAgent = laa;
       }
     }

@@ -29,10 +29,14 @@ export function holdsEvery(agent: Agent, skills: readonly string[]): boolean {
   return skills.every((s) => agent.skills.includes(s));
 }
 
-export function longestAvailableAgent(ws: Workspace, skills: readonly string[]): Agent | undefined {
+export function longestAvailableAgent(
+  ws: Workspace,
+  skills: readonly string[],
+  excluded: readonly string[] = [],
+): Agent | undefined {
   let best: Agent | undefined;
   for (const a of ws.agents.values()) {
-    if (!canTakeWork(a) || !holdsEvery(a, skills)) continue;
+    if (!canTakeWork(a) || !holdsEvery(a, skills) || excluded.includes(a.id)) continue;
     if (!best || agentOrder(a, best) < 0) best = a;
   }
   return best;
@@ -40,13 +44,14 @@ export function longestAvailableAgent(ws: Workspace, skills: readonly string[]):
 
 /**
  * Rule 1, one decision: the first queued contact in routing order (priority, then arrival) that
- * has at least one eligible agent, given to the longest available of those agents. Undefined when
+ * has at least one eligible agent, given to the longest available of those agents. An agent that
+ * rejected a contact or let its offer expire is not eligible for it. Undefined when
  * no queued contact has an eligible agent ("nobody idles while a contact they could serve waits").
  */
 export function nextAssignment(ws: Workspace): Assignment | undefined {
   const queued = [...ws.contacts.values()].filter((c) => c.state === 'queued').sort(contactOrder);
   for (const contact of queued) {
-    const agent = longestAvailableAgent(ws, contact.skills);
+    const agent = longestAvailableAgent(ws, contact.skills, contact.excluded);
     if (agent) return { contactId: contact.id, agentId: agent.id };
   }
   return undefined;

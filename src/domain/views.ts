@@ -8,12 +8,12 @@ import * as t from 'io-ts';
 import { AgentPresence } from './commands.ts';
 
 export const AgentStateName = t.keyof(
-  { offline: null, available: null, away: null, busy: null, wrapup: null },
+  { offline: null, available: null, away: null, busy: null, wrapup: null, reserved: null },
   'AgentState',
 );
 export type AgentStateName = t.TypeOf<typeof AgentStateName>;
 export const ContactStateName = t.keyof(
-  { queued: null, assigned: null, completed: null, abandoned: null },
+  { queued: null, offered: null, assigned: null, completed: null, abandoned: null, expired: null },
   'ContactState',
 );
 export type ContactStateName = t.TypeOf<typeof ContactStateName>;
@@ -33,7 +33,7 @@ export const AgentDocument = t.intersection([
     registeredAt: t.string,
     position: t.string,
   }),
-  t.partial({ name: t.string }),
+  t.partial({ name: t.string, wrapUpMs: t.number, wrapUpUntil: t.string }),
 ]);
 export type AgentDocument = t.TypeOf<typeof AgentDocument>;
 
@@ -53,6 +53,12 @@ export const ContactDocument = t.intersection([
     waitedMs: t.number,
     completedAt: t.string,
     abandonedAt: t.string,
+    offerExpiresAt: t.string,
+    acceptedAt: t.string,
+    excludedAgents: t.array(t.string),
+    maxWaitMs: t.number,
+    expiresAt: t.string,
+    expiredAt: t.string,
   }),
 ]);
 export type ContactDocument = t.TypeOf<typeof ContactDocument>;

@@ -26,7 +26,10 @@ const skills = fc.uniqueArray(fc.constantFrom('a', 'b', 'c', 'd'), { minLength: 
 type Step =
   | { kind: 'command'; command: Command; dt: number }
   | { kind: 'rule1'; dt: number }
-  | { kind: 'assign'; contact: number; agent: number; dt: number };
+  | { kind: 'assign'; contact: number; agent: number; dt: number }
+  | { kind: 'answer'; accept: boolean; pick: number; dt: number }
+  | { kind: 'timer'; pick: number; dt: number }
+  | { kind: 'finish'; pick: number; dt: number };
 
 const agentId = fc.constantFrom(...AGENTS);
 const contactId = fc.integer({ min: 1, max: 12 }).map((n) => `c${n}`);
@@ -83,7 +86,22 @@ const command: fc.Arbitrary<Command> = fc.oneof(
   },
 );
 
+const settings = fc.record({
+  type: fc.constant('ChangeSettings' as const),
+  offerTimeoutMs: fc.constantFrom(0, 5, 20),
+  wrapUpMs: fc.constantFrom(0, 3, 10),
+  missedOfferPresence: fc.constantFrom('away' as const, 'available' as const, 'offline' as const),
+  maxWaitMs: fc.constantFrom(null, 1000),
+});
+
 const step: fc.Arbitrary<Step> = fc.oneof(
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('command' as const), command: settings, dt }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ kind: fc.constant('answer' as const), accept: fc.boolean(), pick: fc.nat(), dt }),
+  },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('timer' as const), pick: fc.nat(), dt }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('finish' as const), pick: fc.nat(), dt }) },
   { weight: 8, arbitrary: fc.record({ kind: fc.constant('command' as const), command, dt }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('rule1' as const), dt }) },
   {
@@ -92,10 +110,44 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   },
 );
 
+/** The timer commands of a state, with their due times. */
+function timers(model: Workspace): [Command, number][] {
+  const out: [Command, number][] = [];
+  for (const c of model.contacts.values()) {
+    if (c.offer) out.push([{ type: 'ExpireOffer', contactId: c.id, offer: c.offer.id }, c.offer.expiresAt]);
+    if (c.deadline !== undefined && (c.state === 'queued' || c.state === 'offered'))
+      out.push([{ type: 'ExpireContact', contactId: c.id, seq: c.seq }, c.deadline]);
+  }
+  for (const a of model.agents.values())
+    if (a.wrapUp) out.push([{ type: 'EndWrapUp', agentId: a.id, wrapUp: a.wrapUp.n }, a.wrapUp.until]);
+  return out;
+}
+
 function factsOf(s: Step, model: Workspace, at: number): Fact[] {
-  if (s.kind === 'command') {
-    const d = decide(model, s.command, at);
+  const decided = (c: Command, when: number) => {
+    const d = decide(model, c, when);
     return isRight(d) ? [...d.right] : [];
+  };
+  if (s.kind === 'command') return decided(s.command, at);
+  if (s.kind === 'answer') {
+    const offered = [...model.contacts.values()].filter((c) => c.offer);
+    const c = offered[s.pick % Math.max(1, offered.length)];
+    if (!c?.offer) return [];
+    return decided(
+      { type: s.accept ? 'AcceptOffer' : 'RejectOffer', contactId: c.id, agentId: c.offer.agentId },
+      at,
+    );
+  }
+  if (s.kind === 'finish') {
+    const assigned = [...model.contacts.values()].filter((c) => c.state === 'assigned');
+    const c = assigned[s.pick % Math.max(1, assigned.length)];
+    return c ? decided({ type: 'CompleteContact', contactId: c.id }, at) : [];
+  }
+  if (s.kind === 'timer') {
+    const due = timers(model);
+    const t = due[s.pick % Math.max(1, due.length)];
+    // Fired at its due time or later (the clock never fires early), sometimes early (no effect).
+    return t ? decided(t[0], Math.max(at, t[1]) - (s.pick % 5 === 0 ? 1 : 0)) : [];
   }
   if (s.kind === 'rule1') {
     const next = nextAssignment(model);
@@ -118,37 +170,54 @@ describe('the auditor replays like the model', () => {
   it('apply equals evolve, and the routing groups equal nextAssignment, in every state', () => {
     let states = 0;
     let decisions = 0;
+    let turnedDown = 0;
+    let wrapping = 0;
     // Every agent is registered first, so the steps find agents to work with.
     const setup = fc.tuple(...AGENTS.map((id) => register.map((r) => ({ ...r, agentId: id }))));
     fc.assert(
-      fc.property(setup, fc.array(step, { minLength: 10, maxLength: 80, size: 'max' }), (agents, steps) => {
-        let model: Workspace = emptyWorkspace;
-        const replay = new ReplayState();
-        let at = 1_000;
-        const all: Step[] = [
-          ...agents.map((c) => ({ kind: 'command' as const, command: c, dt: 0 })),
-          ...steps,
-        ];
-        for (const s of all) {
-          at += s.dt;
-          for (const f of factsOf(s, model, at)) {
-            model = evolve(model, f);
-            replay.apply(f);
+      fc.property(
+        setup,
+        settings,
+        fc.array(step, { minLength: 10, maxLength: 80, size: 'max' }),
+        (agents, first, steps) => {
+          let model: Workspace = emptyWorkspace;
+          const replay = new ReplayState();
+          let at = 1_000;
+          const all: Step[] = [
+            ...agents.map((c) => ({ kind: 'command' as const, command: c, dt: 0 })),
+            { kind: 'command' as const, command: first, dt: 0 },
+            ...steps,
+          ];
+          for (const s of all) {
+            at += s.dt;
+            for (const f of factsOf(s, model, at)) {
+              model = evolve(model, f);
+              replay.apply(f);
+            }
+            expect(replay.agents).toEqual(model.agents);
+            expect(replay.contacts).toEqual(model.contacts);
+            expect(replay.seq).toBe(model.seq);
+            const expected = nextAssignment(model);
+            expect(replay.routing.next()).toEqual(expected);
+            expect(RoutingGroups.of(model).next()).toEqual(expected);
+            states++;
+            if (expected) decisions++;
+            for (const c of model.contacts.values())
+              if (c.state === 'queued' && c.excluded?.length) {
+                turnedDown++;
+                break;
+              }
+            for (const a of model.agents.values()) if (a.wrapUp) wrapping++;
           }
-          expect(replay.agents).toEqual(model.agents);
-          expect(replay.contacts).toEqual(model.contacts);
-          expect(replay.seq).toBe(model.seq);
-          const expected = nextAssignment(model);
-          expect(replay.routing.next()).toEqual(expected);
-          expect(RoutingGroups.of(model).next()).toEqual(expected);
-          states++;
-          if (expected) decisions++;
-        }
-      }),
+        },
+      ),
       { numRuns: 400 },
     );
     // The sequences do reach states with a decision due, not only idle ones.
     expect(decisions).toBeGreaterThan(states / 20);
+    // And states with contacts queued again after an agent turned them down, and wrap-ups.
+    expect(turnedDown).toBeGreaterThan(states / 100);
+    expect(wrapping).toBeGreaterThan(states / 100);
   });
 
   it('ties in available-since go to the lower id in byte order', () => {

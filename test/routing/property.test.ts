@@ -335,7 +335,7 @@ describe('Redis routing agrees with the model and the oracle', () => {
         expectedRejections.push({
           command: command.type,
           status: d.left.status,
-          target: 'agentId' in command ? command.agentId : 'contactId' in command ? command.contactId : '',
+          target: 'contactId' in command ? command.contactId : 'agentId' in command ? command.agentId : '',
         });
       log.push(`${position} ${JSON.stringify(command)} ${isRight(d) ? 'ok' : d.left.status}`);
     };

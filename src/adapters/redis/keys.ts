@@ -41,6 +41,8 @@ export interface WorkspaceKeys {
   readonly wake: string;
   /** Zset of finished (completed, abandoned) contacts by finish time: ForgetContacts removes the old ones. */
   readonly finished: string;
+  /** Zset of lifecycle timers by due time (offers, wrap-ups, maximum waits): the clock fires them as commands. */
+  readonly timers: string;
   /** Hash: counters for /stats. */
   readonly stats: string;
   /** Hash: Idempotency-Key records; and the zset of when each may be forgotten. */
@@ -77,6 +79,7 @@ export function workspaceKeys(workspace: string): WorkspaceKeys {
     candidates: `${prefix}candidates`,
     wake: `${prefix}wake`,
     finished: `${prefix}finished`,
+    timers: `${prefix}timers`,
     stats: `${prefix}stats`,
     idempotency: `${prefix}idem`,
     idempotencyExpiry: `${prefix}idem:expiry`,

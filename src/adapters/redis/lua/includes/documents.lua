@@ -30,15 +30,28 @@ local function doc_delete(hash, id)
   redis.call('HDEL', hash, id)
 end
 
+-- An agent's internal lifecycle fields: `_offers` (contacts offered and not accepted, also in
+-- activeContacts; absent when none), `_wrap` (the wrap-up running, by number), `_wrapUntil` (its
+-- end, ms) and `_wraps` (wrap-ups so far). A contact's: `_offer` (the offer outstanding, by
+-- number), `_offers` (offers so far), `_expiresMs` (that offer's end) and `_deadline` (its maximum
+-- wait's end, ms).
 local function agent_state(a)
   if a.presence ~= 'available' then return a.presence end
+  if a._wrap then return 'wrapup' end
+  if a._offers then return 'reserved' end
   if #a.activeContacts >= a.capacity then return 'busy' end
   return 'available'
 end
 
 local function can_take_work(a)
-  return a.presence == 'available' and #a.activeContacts < a.capacity
+  return a.presence == 'available' and not a._wrap and #a.activeContacts < a.capacity
 end
+
+-- Timers (a zset scored by due time, ms): members "o|<contact>|<offer>", "w|<agent>|<wrap-up>",
+-- "m|<contact>|<arrival seq>". The clock step turns a due one into its timer command.
+local function offer_timer(c) return 'o|' .. c.id .. '|' .. c._offer end
+local function wrap_timer(a) return 'w|' .. a.id .. '|' .. a._wrap end
+local function wait_timer(c) return 'm|' .. c.id .. '|' .. c._seq end
 
 -- The public view (API.md): internal fields dropped, raw attributes spliced in.
 local function public_view(d)

@@ -17,6 +17,7 @@
 --               contact that has an eligible agent is covered by a candidate whose score is at most
 --               its routing order. ("c:<contact>", one contact, is only in data written before
 --               queues were candidates.)
+--   K_META      "excluded": how many queued contacts some agent turned down (see availability_sync).
 --   K_ASETS     hash: "s:<skill set>" → registered agents with that skill set; "k:<skill>" → the
 --               number of distinct agent skill sets holding the skill (the limit that bounds a walk).
 -- Skills and ids never hold "|" or " " (API.md), every id character sorts after " " and every
@@ -117,7 +118,11 @@ local function availability_sync(before, a, at)
   if moved or free_slots(a) > free_slots(before) then -- before is set when not moved
     -- A pool already a candidate keeps its score: a lower bound of the first contact it can
     -- serve, whichever of its agents serves it (contacts queued since are their queues' candidates).
-    redis.call('ZADD', K_CAND, 'NX', 0, 'p:' .. skillset_name(a.skills))
+    -- Not while some queued contact was turned down by an agent: such a contact may be blocked
+    -- while its queue has other agents, so no candidate covers it; this agent may serve it, and
+    -- its pool looks again from the start.
+    local turned_down = tonumber(redis.call('HGET', K_META, 'excluded') or '0') > 0
+    redis.call('ZADD', K_CAND, turned_down and 'LT' or 'NX', 0, 'p:' .. skillset_name(a.skills))
     wake()
   end
 end
@@ -139,6 +144,7 @@ end
 
 local function queue_add(c)
   local name = skillset_name(c.skills)
+  if c.excludedAgents then redis.call('HINCRBY', K_META, 'excluded', 1) end
   local score = int(order_score(c.priority, c._seq))
   redis.call('ZADD', K_QUEUE, int(c._seq), c.id)
   redis.call('ZADD', K_QINDEX, 0, queue_member(c))
@@ -159,6 +165,7 @@ end
 -- the member behind it as the caller read it (false when there is none), or nil when not read.
 local function queue_remove(c, at_head, after)
   local name = skillset_name(c.skills)
+  if c.excludedAgents then redis.call('HINCRBY', K_META, 'excluded', -1) end
   redis.call('ZREM', K_QUEUE, c.id)
   redis.call('ZREM', K_QINDEX, queue_member(c))
   if not at_head and tonumber(redis.call('ZSCORE', K_QHEADS, name)) ~= order_score(c.priority, c._seq) then return end

@@ -15,6 +15,7 @@
   KEYS[8]  wake                    KEYS[17] agent skill sets (hash)
   KEYS[9]  stats                   KEYS[18] idempotency outcomes (hash)
                                    KEYS[19] finished contacts (zset: finish ms, id)
+                                   KEYS[20] timers (zset: due ms, member; includes/documents.lua)
 
   Every key the step touches is one of these.
 
@@ -35,7 +36,7 @@ local K_COMMANDS, K_EVENTS, K_OUTCOMES, K_META = KEYS[1], KEYS[2], KEYS[3], KEYS
 local K_QUEUE, K_SKILLSETS, K_CAND, K_WAKE = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local K_STATS, K_AGENTS, K_CONTACTS, K_POOLS = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 local K_PHEADS, K_QINDEX, K_QHEADS, K_IDEM, K_ASETS = KEYS[13], KEYS[14], KEYS[15], KEYS[16], KEYS[17]
-local K_IDEM_OUTCOMES, K_FINISHED = KEYS[18], KEYS[19]
+local K_IDEM_OUTCOMES, K_FINISHED, K_TIMERS = KEYS[18], KEYS[19], KEYS[20]
 local WORKSPACE, GROUP = ARGV[2], ARGV[3]
 local MAX, OUTCOME_KEEP, SKILL_SET_LIMIT = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
 local OUTCOME_KEEP_MS = tonumber(ARGV[7])
@@ -142,6 +143,83 @@ local function skill_sets_remove(skills)
   end
 end
 
+-- The workspace settings (the meta hash's "settings", defaults when absent), read once a step.
+local DEFAULT_SETTINGS = { offerTimeoutMs = 0, wrapUpMs = 0, missedOfferPresence = 'away', maxWaitMs = cjson.null }
+local settings_cache
+local function settings()
+  if not settings_cache then
+    local s = redis.call('HGET', K_META, 'settings')
+    settings_cache = s and cjson.decode(s) or DEFAULT_SETTINGS
+  end
+  return settings_cache
+end
+
+local function timer_add(due, member)
+  redis.call('ZADD', K_TIMERS, int(due), member)
+  wake() -- the clock (in the dispatcher) looks at the timers when it wakes
+end
+
+local function without(list, id)
+  local out = {}
+  for i = 1, #(list or {}) do
+    if list[i] ~= id then out[#out + 1] = list[i] end
+  end
+  return out
+end
+
+-- Takes a contact off an agent being changed (`a`, a copy): its capacity and its offers.
+local function release(a, contact_id)
+  a.activeContacts = json_array(without(a.activeContacts, contact_id))
+  local offers = without(a._offers, contact_id)
+  a._offers = #offers > 0 and offers or nil
+end
+
+-- A contact's offer ends without an assignment (rejected, expired, withdrawn): the contact goes
+-- back to its queue at its own place (its arrival is unchanged) and is never offered to that
+-- agent again. `a` is the agent being changed (a copy); the caller writes it.
+local function withdraw(d, a, at, pos, fact, extra)
+  redis.call('ZREM', K_TIMERS, offer_timer(d))
+  local agent_id = d.agentId
+  d.state = 'queued'
+  d.agentId, d.assignedAt, d._assignedAt, d.waitedMs = nil, nil, nil, nil
+  d._offer, d._expiresMs, d.offerExpiresAt = nil, nil, nil
+  local excluded = d.excludedAgents or {}
+  excluded[#excluded + 1] = agent_id
+  d.excludedAgents = excluded
+  d.position = pos
+  doc_put(K_CONTACTS, d)
+  queue_add(d)
+  release(a, d.id)
+  local data = { contactId = d.id, agentId = agent_id }
+  for k, v in pairs(extra) do data[k] = v end
+  emit(fact, at, data)
+end
+
+local function end_wrap(a)
+  if a._wrap then redis.call('ZREM', K_TIMERS, wrap_timer(a)) end
+  a._wrap, a._wrapUntil, a.wrapUpUntil = nil, nil, nil
+end
+
+-- The agent's presence changes (from `before`, as it is now): offers withdrawn first, a wrap-up
+-- running ends, then AgentStateChanged. `from` is the state named as before (default: before's).
+local function presence_change(before, presence, at, pos, from)
+  local a = copy(before)
+  local offers = before._offers or {}
+  for i = 1, #offers do
+    withdraw(doc_get(K_CONTACTS, offers[i]), a, at, pos, 'AssignmentRejected',
+      { rejectedAt = iso(at), reason = 'presence' })
+  end
+  a.presence = presence
+  end_wrap(a)
+  availability_sync(before, a, at)
+  a.position = pos
+  doc_put(K_AGENTS, a)
+  emit('AgentStateChanged', at, {
+    agentId = a.id, from = from or before.state, to = a.state, presence = a.presence, availableSince = a.availableSince,
+  })
+  return a
+end
+
 -- Each handler returns an outcome {status, body}; facts are emitted as it goes.
 local handlers = {}
 
@@ -156,7 +234,7 @@ handlers.RegisterAgent = function(c, at, pos, meta)
   local a = {
     id = c.agentId, name = c.name, skills = json_array(c.skills), capacity = c.capacity,
     presence = 'offline', state = 'offline', activeContacts = json_array({}),
-    availableSince = cjson.null, registeredAt = iso(at), position = pos,
+    availableSince = cjson.null, registeredAt = iso(at), position = pos, wrapUpMs = c.wrapUpMs,
   }
   doc_put(K_AGENTS, a)
   local view = agent_body(a, pos)
@@ -176,6 +254,7 @@ handlers.UpdateAgent = function(c, at, pos, meta)
   if c.name then a.name = c.name end
   if c.skills then a.skills = json_array(c.skills) end
   if c.capacity then a.capacity = c.capacity end
+  if c.wrapUpMs then a.wrapUpMs = c.wrapUpMs end
   availability_sync(before, a, at)
   a.position = pos
   doc_put(K_AGENTS, a)
@@ -186,26 +265,44 @@ end
 handlers.ChangeAgentState = function(c, at, pos, meta)
   local before = doc_get(K_AGENTS, c.agentId)
   if not before then return no_agent(c.agentId) end
-  if before.presence == c.state then return { status = 200, body = agent_body(before, before.position) } end
-  local a = copy(before)
-  a.presence = c.state
-  availability_sync(before, a, at)
-  a.position = pos
-  doc_put(K_AGENTS, a)
-  emit('AgentStateChanged', at, {
-    agentId = a.id, from = before.state, to = a.state, presence = a.presence, availableSince = a.availableSince,
-  })
+  if before.presence == c.state then
+    if c.state ~= 'available' or not before._wrap then
+      return { status = 200, body = agent_body(before, before.position) }
+    end
+    -- Available again while wrapping up: the wrap-up ends early.
+    local a = copy(before)
+    local n = a._wrap
+    end_wrap(a)
+    availability_sync(before, a, at)
+    a.position = pos
+    doc_put(K_AGENTS, a)
+    emit('WrapUpEnded', at, { agentId = a.id, wrapUp = n, early = true, endedAt = iso(at) })
+    return { status = 200, body = agent_body(a, pos) }
+  end
+  local a = presence_change(before, c.state, at, pos)
   return { status = 200, body = agent_body(a, pos) }
 end
 
 handlers.RemoveAgent = function(c, at, pos, meta)
   local a = doc_get(K_AGENTS, c.agentId)
   if not a then return no_agent(c.agentId) end
-  if #a.activeContacts > 0 then
+  local offered = {}
+  for _, id in ipairs(a._offers or {}) do offered[id] = true end
+  local held = {}
+  for _, id in ipairs(a.activeContacts) do
+    if not offered[id] then held[#held + 1] = id end
+  end
+  if #held > 0 then
     return problem(409, 'agent-busy', 'Agent has active contacts', 'Agent "' .. a.id .. '" holds '
-      .. table.concat(a.activeContacts, ', ') .. '; complete them before removing the agent.')
+      .. table.concat(held, ', ') .. '; complete them before removing the agent.')
+  end
+  -- Offers it holds go back to the queue first.
+  local left = copy(a)
+  for _, id in ipairs(a._offers or {}) do
+    withdraw(doc_get(K_CONTACTS, id), left, at, pos, 'AssignmentRejected', { rejectedAt = iso(at), reason = 'removed' })
   end
   if can_take_work(a) then pool_leave(a.skills, a._since, a.id) end
+  end_wrap(left)
   skill_sets_remove(a.skills)
   doc_delete(K_AGENTS, a.id)
   emit('AgentRemoved', at, { agentId = a.id })
@@ -221,8 +318,14 @@ handlers.QueueContact = function(c, at, pos, meta)
   local d = {
     id = c.contactId, skills = json_array(c.skills), priority = c.priority, state = 'queued',
     queuedAt = iso(at), position = pos, _seq = seq, _attrs = c._attrs,
-    _cmd = meta.commandId,
+    _cmd = meta.commandId, maxWaitMs = c.maxWaitMs,
   }
+  local wait = c.maxWaitMs or settings().maxWaitMs
+  if wait ~= cjson.null then
+    d._deadline = at + wait
+    d.expiresAt = iso(d._deadline)
+    timer_add(d._deadline, wait_timer(d))
+  end
   doc_put(K_CONTACTS, d)
   queue_add(d)
   stat_add('queued')
@@ -241,16 +344,40 @@ local function contact_in(id, wanted, rule)
   return d
 end
 
-handlers.AbandonContact = function(c, at, pos, meta)
-  local d, rejected = contact_in(c.contactId, 'queued', 'only a queued contact can be abandoned')
-  if not d then return rejected end
-  queue_remove(d)
-  d.state = 'abandoned'
-  d.abandonedAt = iso(at)
+-- A queued or offered contact leaves for good (abandoned, expired): out of its queue, or its offer
+-- withdrawn (the agent freed); its max-wait timer goes; it counts as finished.
+local function leave(d, at, pos)
+  if d.state == 'offered' then
+    redis.call('ZREM', K_TIMERS, offer_timer(d))
+    local before = doc_get(K_AGENTS, d.agentId)
+    if before then
+      local a = copy(before)
+      release(a, d.id)
+      availability_sync(before, a, at)
+      doc_put(K_AGENTS, a)
+    end
+    d.agentId, d.assignedAt, d._assignedAt = nil, nil, nil
+    d._offer, d._expiresMs, d.offerExpiresAt = nil, nil, nil
+  else
+    queue_remove(d)
+  end
+  if d._deadline then redis.call('ZREM', K_TIMERS, wait_timer(d)) end
   d.waitedMs = at - queued_ms(d)
   d.position = pos
-  doc_put(K_CONTACTS, d)
   redis.call('ZADD', K_FINISHED, int(at), d.id)
+end
+
+handlers.AbandonContact = function(c, at, pos, meta)
+  local d = doc_get(K_CONTACTS, c.contactId)
+  if not d then return no_contact(c.contactId) end
+  if d.state ~= 'queued' and d.state ~= 'offered' then
+    return problem(409, 'contact-not-queued', 'Contact is not queued', 'Contact "' .. d.id .. '" is '
+      .. d.state .. '; only a queued or offered contact can be abandoned.')
+  end
+  leave(d, at, pos)
+  d.state = 'abandoned'
+  d.abandonedAt = iso(at)
+  doc_put(K_CONTACTS, d)
   stat_add('abandoned')
   emit('ContactAbandoned', at, { contactId = d.id, abandonedAt = d.abandonedAt, waitedMs = d.waitedMs })
   return { status = 200, body = agent_body(d, pos) }
@@ -265,13 +392,20 @@ handlers.CompleteContact = function(c, at, pos, meta)
   doc_put(K_CONTACTS, d)
   redis.call('ZADD', K_FINISHED, int(at), d.id)
   local before = doc_get(K_AGENTS, d.agentId)
+  local wrap_n, wrap_until
   if before then
     local a = copy(before)
-    local rest = json_array({})
-    for i = 1, #before.activeContacts do
-      if before.activeContacts[i] ~= d.id then rest[#rest + 1] = before.activeContacts[i] end
+    release(a, d.id)
+    local wrap = a.wrapUpMs or settings().wrapUpMs
+    if wrap > 0 and a.presence == 'available' then
+      -- After-contact work: no new work until it ends (a running one is replaced).
+      end_wrap(a)
+      wrap_n = (a._wraps or 0) + 1
+      wrap_until = at + wrap
+      a._wraps, a._wrap, a._wrapUntil, a.wrapUpUntil = wrap_n, wrap_n, wrap_until, iso(wrap_until)
+      timer_add(wrap_until, wrap_timer(a))
+      a.position = pos
     end
-    a.activeContacts = rest
     availability_sync(before, a, at)
     doc_put(K_AGENTS, a)
   end
@@ -279,6 +413,120 @@ handlers.CompleteContact = function(c, at, pos, meta)
   emit('ContactCompleted', at, {
     contactId = d.id, agentId = d.agentId, completedAt = d.completedAt, handledMs = at - (d._assignedAt or at),
   })
+  if wrap_n then emit('WrapUpStarted', at, { agentId = d.agentId, wrapUp = wrap_n, ['until'] = iso(wrap_until) }) end
+  return { status = 200, body = agent_body(d, pos) }
+end
+
+handlers.ChangeSettings = function(c, at, pos, meta)
+  local st = {
+    offerTimeoutMs = c.offerTimeoutMs, wrapUpMs = c.wrapUpMs, missedOfferPresence = c.missedOfferPresence,
+    maxWaitMs = c.maxWaitMs,
+  }
+  redis.call('HSET', K_META, 'settings', cjson.encode(st))
+  settings_cache = st
+  emit('SettingsChanged', at, st)
+  local body = copy(st)
+  body.position = pos
+  return { status = 200, body = body }
+end
+
+-- The contact offered to `agent_id`, or the problem.
+local function offered_to(id, agent_id, verb)
+  local d = doc_get(K_CONTACTS, id)
+  if not d then return nil, no_contact(id) end
+  if d.state ~= 'offered' then
+    return nil, problem(409, 'contact-not-offered', 'Contact is not offered', 'Contact "' .. id .. '" is ' .. d.state
+      .. '; only an offered contact can be ' .. verb .. '.')
+  end
+  if d.agentId ~= agent_id then
+    return nil, problem(409, 'offer-not-yours', 'Offer made to another agent', 'Contact "' .. id
+      .. '" is offered to another agent, not to "' .. agent_id .. '"; only that agent can answer it.')
+  end
+  return d
+end
+
+handlers.AcceptOffer = function(c, at, pos, meta)
+  local d, rejected = offered_to(c.contactId, c.agentId, 'accepted')
+  if not d then return rejected end
+  redis.call('ZREM', K_TIMERS, offer_timer(d))
+  if d._deadline then redis.call('ZREM', K_TIMERS, wait_timer(d)) end
+  d.state = 'assigned'
+  d.acceptedAt = iso(at)
+  d._offer, d._expiresMs, d.offerExpiresAt = nil, nil, nil
+  d.position = pos
+  doc_put(K_CONTACTS, d)
+  local before = doc_get(K_AGENTS, c.agentId)
+  if before then
+    local a = copy(before)
+    local offers = without(a._offers, d.id)
+    a._offers = #offers > 0 and offers or nil
+    a.state = agent_state(a)
+    doc_put(K_AGENTS, a)
+  end
+  emit('AssignmentAccepted', at, { contactId = d.id, agentId = c.agentId, acceptedAt = d.acceptedAt })
+  return { status = 200, body = agent_body(d, pos) }
+end
+
+handlers.RejectOffer = function(c, at, pos, meta)
+  local d, rejected = offered_to(c.contactId, c.agentId, 'rejected')
+  if not d then return rejected end
+  local before = doc_get(K_AGENTS, c.agentId)
+  local a = copy(before)
+  withdraw(d, a, at, pos, 'AssignmentRejected', { rejectedAt = iso(at), reason = 'rejected' })
+  availability_sync(before, a, at)
+  doc_put(K_AGENTS, a)
+  return { status = 200, body = agent_body(d, pos) }
+end
+
+-- Timer commands: each changes something only while its timer is current and due; otherwise it
+-- is applied as nothing (a late or repeated firing).
+local function stale(pos)
+  return { status = 200, body = { current = false, position = pos } }
+end
+
+handlers.ExpireOffer = function(c, at, pos, meta)
+  local d = doc_get(K_CONTACTS, c.contactId)
+  if not d or d.state ~= 'offered' or d._offer ~= c.offer or at < d._expiresMs then return stale(pos) end
+  local before = doc_get(K_AGENTS, d.agentId)
+  local a = copy(before)
+  withdraw(d, a, at, pos, 'AssignmentExpired', { expiredAt = iso(at) })
+  local missed = settings().missedOfferPresence
+  if a.presence == missed then
+    availability_sync(before, a, at)
+    doc_put(K_AGENTS, a)
+  else
+    -- The agent let it ring out: its presence becomes the workspace's missedOfferPresence.
+    local between = copy(a)
+    availability_sync(before, between, at)
+    presence_change(between, missed, at, pos, agent_state(between))
+  end
+  return { status = 200, body = agent_body(d, pos) }
+end
+
+handlers.EndWrapUp = function(c, at, pos, meta)
+  local before = doc_get(K_AGENTS, c.agentId)
+  if not before or before._wrap ~= c.wrapUp or at < before._wrapUntil then return stale(pos) end
+  local a = copy(before)
+  end_wrap(a)
+  availability_sync(before, a, at)
+  a.position = pos
+  doc_put(K_AGENTS, a)
+  emit('WrapUpEnded', at, { agentId = a.id, wrapUp = c.wrapUp, early = false, endedAt = iso(at) })
+  return { status = 200, body = agent_body(a, pos) }
+end
+
+handlers.ExpireContact = function(c, at, pos, meta)
+  local d = doc_get(K_CONTACTS, c.contactId)
+  if not d or d._seq ~= c.seq or (d.state ~= 'queued' and d.state ~= 'offered') or not d._deadline
+    or at < d._deadline then
+    return stale(pos)
+  end
+  leave(d, at, pos)
+  d.state = 'expired'
+  d.expiredAt = iso(at)
+  doc_put(K_CONTACTS, d)
+  stat_add('expired')
+  emit('ContactExpired', at, { contactId = d.id, expiredAt = d.expiredAt, waitedMs = d.waitedMs })
   return { status = 200, body = agent_body(d, pos) }
 end
 
@@ -309,18 +557,35 @@ local function is_skills(v)
   return true
 end
 local PRESENCE = { available = true, away = true, offline = true }
+local DAY = 86400000
+local function is_wait(v) return v == nil or is_int(v, 1000, 7 * DAY) end
 local shapes = {
-  RegisterAgent = function(c) return is_id(c.agentId) and is_skills(c.skills) and is_int(c.capacity, 1, 100) and is_name(c.name) end,
+  RegisterAgent = function(c)
+    return is_id(c.agentId) and is_skills(c.skills) and is_int(c.capacity, 1, 100) and is_name(c.name)
+      and (c.wrapUpMs == nil or is_int(c.wrapUpMs, 0, DAY))
+  end,
   UpdateAgent = function(c)
     return is_id(c.agentId) and (c.skills == nil or is_skills(c.skills))
       and (c.capacity == nil or is_int(c.capacity, 1, 100)) and is_name(c.name)
+      and (c.wrapUpMs == nil or is_int(c.wrapUpMs, 0, DAY))
   end,
   ChangeAgentState = function(c) return is_id(c.agentId) and PRESENCE[c.state] == true end,
   RemoveAgent = function(c) return is_id(c.agentId) end,
-  QueueContact = function(c) return is_id(c.contactId) and is_skills(c.skills) and is_int(c.priority, 0, 9) end,
+  QueueContact = function(c)
+    return is_id(c.contactId) and is_skills(c.skills) and is_int(c.priority, 0, 9) and is_wait(c.maxWaitMs)
+  end,
   AbandonContact = function(c) return is_id(c.contactId) end,
   CompleteContact = function(c) return is_id(c.contactId) end,
   ForgetContacts = function(c) return is_int(c.keepMs, 0, 9007199254740991) and is_int(c.max, 1, 500) end,
+  ChangeSettings = function(c)
+    return is_int(c.offerTimeoutMs, 0, 3600000) and is_int(c.wrapUpMs, 0, DAY)
+      and PRESENCE[c.missedOfferPresence] == true and (c.maxWaitMs == cjson.null or is_wait(c.maxWaitMs))
+  end,
+  AcceptOffer = function(c) return is_id(c.contactId) and is_id(c.agentId) end,
+  RejectOffer = function(c) return is_id(c.contactId) and is_id(c.agentId) end,
+  ExpireOffer = function(c) return is_id(c.contactId) and is_int(c.offer, 1, 9007199254740991) end,
+  EndWrapUp = function(c) return is_id(c.agentId) and is_int(c.wrapUp, 1, 9007199254740991) end,
+  ExpireContact = function(c) return is_id(c.contactId) and is_int(c.seq, 1, 9007199254740991) end,
 }
 
 -- The outcome of one command entry: its handler's, or a problem when it cannot be applied.
@@ -361,7 +626,7 @@ for i = 1, #entries do
   if outcome.status >= 400 then
     outcome.body.commandId = f.commandId
     emit('CommandRejected', at, {
-      commandId = f.commandId, command = f.type, target = c and (c.agentId or c.contactId) or nil,
+      commandId = f.commandId, command = f.type, target = c and (c.contactId or c.agentId) or nil,
       status = outcome.status, title = outcome.body.title, detail = outcome.body.detail,
     })
   end

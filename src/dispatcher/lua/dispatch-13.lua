@@ -21,12 +21,25 @@
   bound, and the lowest candidate is always rule 1's next decision. When the set is empty no
   queued contact has an eligible available agent.
 
+  A contact some agents turned down (rejected, or let its offer expire: `excludedAgents`) is never
+  offered to them again, so it may be blocked while the contacts behind it in its queue are not.
+  A queue's contacts are then looked at in order until one has an eligible agent (those without
+  exclusions all share the queue's LAA); the candidate is re-scored by that contact when a lower
+  candidate exists, and a queue whose contacts are all blocked is passed over (a pool looks at the
+  next queue it serves). Blocked contacts stay blocked until an agent changes, which makes its pool
+  a candidate that finds their queue again by its head.
+
+  With the workspace's offerTimeoutMs > 0 (meta "settings"), a decision is an offer: the contact
+  is `offered`, the agent `reserved` (the offer takes one unit of its capacity), and the offer's
+  timeout is a timer (KEYS[13]) that the clock turns into an ExpireOffer command.
+
   KEYS[1] event stream                 KEYS[7]  agent documents (hash)
   KEYS[2] meta (projector checkpoint)  KEYS[8]  contact documents (hash)
   KEYS[3] queue (arrival order)        KEYS[9]  pools (lexicographic zset)
   KEYS[4] skill sets                   KEYS[10] pool heads (lexicographic zset)
   KEYS[5] candidates                   KEYS[11] skill-set queues (lexicographic zset)
   KEYS[6] stats                        KEYS[12] queue heads
+                                       KEYS[13] timers (offers' timeouts)
 
   Every key the step touches is one of these.
 
@@ -43,6 +56,7 @@
 local K_EVENTS, K_META, K_QUEUE, K_SKILLSETS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_CAND, K_STATS, K_AGENTS, K_CONTACTS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local K_POOLS, K_PHEADS, K_QINDEX, K_QHEADS = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+local K_TIMERS = KEYS[13]
 local WORKSPACE, MAX_DECISIONS, MAX_WORK = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local ENUMERATE_MAX = tonumber(ARGV[5])
 
@@ -116,6 +130,64 @@ local function longest_available(skills)
   end
 end
 
+-- The pool-heads member's "<since>|<agent>" (the order of agents: LAA first, ties by id).
+local function head_tail(m)
+  return string.match(m, '^[^|]*|(%d+|[^ ]*) ')
+end
+
+-- Whether the pool-heads member's skill set holds every skill of `skills`.
+local function fits_one(m, skills, under)
+  local sp = string.find(m, ' ', 1, true)
+  local set = ',' .. string.sub(m, sp + 1) .. ','
+  for i = 1, #skills do
+    if skills[i] ~= under and not string.find(set, ',' .. skills[i] .. ',', 1, true) then return false end
+  end
+  return true
+end
+
+-- The Longest Available Agent holding every skill and not in `excluded` (a set): the pools are
+-- walked in LAA order of their heads; in each, the first agent not excluded (at most as many
+-- reads as there are exclusions); a pool whose head comes after the best found ends the walk.
+local function longest_available_except(skills, excluded, n_excluded)
+  local under = skills[1]
+  local lo, hi = lex_bounds(under)
+  local best
+  while true do
+    local batch = redis.call('ZRANGEBYLEX', K_PHEADS, lo, hi, 'LIMIT', 0, WALK)
+    work = work + 1 + #batch
+    for j = 1, #batch do
+      local m = batch[j]
+      local tail = head_tail(m)
+      if best and tail > best then return string.match(best, '|(.*)$') end
+      if fits_one(m, skills, under) then
+        local name = string.sub(m, string.find(m, ' ', 1, true) + 1)
+        local plo, phi = lex_bounds(name)
+        local members = redis.call('ZRANGEBYLEX', K_POOLS, plo, phi, 'LIMIT', 0, n_excluded + 1)
+        work = work + 1 + #members
+        for k = 1, #members do
+          local t = string.sub(members[k], #name + 2)
+          if not excluded[string.match(t, '|(.*)$')] then
+            if not best or t < best then best = t end
+            break
+          end
+        end
+      end
+    end
+    if #batch < WALK then break end
+    lo = '(' .. batch[#batch]
+  end
+  return best and string.match(best, '|(.*)$')
+end
+
+-- The agents a contact may not be offered to, as a set and a count; nil when none.
+local function exclusions(c)
+  local list = c.excludedAgents
+  if not list or #list == 0 then return nil end
+  local set = {}
+  for i = 1, #list do set[list[i]] = true end
+  return set, #list
+end
+
 -- The most skills a queued contact needs. Read once a step: within a step contacts only leave,
 -- so a stale value only makes a lookup try subsets that are empty.
 local widest_queued
@@ -181,7 +253,7 @@ local function first_servable(skills, from)
     local best_score, best_name
     for i = 1, #names do
       local s = tonumber(scores[i])
-      if s and (not best_score or s < best_score) then best_score, best_name = s, names[i] end
+      if s and s >= from and (not best_score or s < best_score) then best_score, best_name = s, names[i] end
     end
     return best_score, best_name
   end
@@ -212,15 +284,37 @@ end
 local made = 0
 local now = tonumber(ARGV[6]) or now_ms()
 local based_on = redis.call('HGET', K_META, 'applied') or '0-0'
+local offer_timeout = 0
+do
+  local st = redis.call('HGET', K_META, 'settings')
+  if st then offer_timeout = tonumber(cjson.decode(st).offerTimeoutMs) or 0 end
+end
 
 -- `after`: the member behind `c` in its queue when the caller read `c` as its head (false: none).
 local function assign(c, a, at_head, after)
   queue_remove(c, at_head, after)
-  c.state = 'assigned'
   c.agentId = a.id
   c._assignedAt = now
   c.assignedAt = iso(now)
   c.waitedMs = now - queued_ms(c)
+  local offer
+  if offer_timeout > 0 then
+    -- An offer: the agent has until then to accept it.
+    c.state = 'offered'
+    c._offers = (c._offers or 0) + 1
+    c._offer = c._offers
+    c._expiresMs = now + offer_timeout
+    c.offerExpiresAt = iso(c._expiresMs)
+    redis.call('ZADD', K_TIMERS, int(c._expiresMs), offer_timer(c))
+    local offers = a._offers or {}
+    offers[#offers + 1] = c.id
+    a._offers = offers
+    offer = { id = c._offer, expiresAt = c.offerExpiresAt }
+  else
+    c.state = 'assigned'
+    -- Assigned: its maximum wait no longer applies.
+    if c._deadline then redis.call('ZREM', K_TIMERS, wait_timer(c)) end
+  end
   doc_put(K_CONTACTS, c)
   a.activeContacts[#a.activeContacts + 1] = c.id
   if not can_take_work(a) then
@@ -233,7 +327,7 @@ local function assign(c, a, at_head, after)
   stat_add('assignments')
   local data = {
     contactId = c.id, agentId = a.id, skills = c.skills, priority = c.priority,
-    queuedAt = c.queuedAt, assignedAt = c.assignedAt, waitedMs = c.waitedMs,
+    queuedAt = c.queuedAt, assignedAt = c.assignedAt, waitedMs = c.waitedMs, offer = offer,
   }
   local env = { type = 'AssignmentMade', workspace = WORKSPACE, at = c.assignedAt, data = data,
     meta = { causationId = c._cmd, basedOn = based_on } }
@@ -247,6 +341,35 @@ local function queue_head(name)
   local lo, hi = lex_bounds(name)
   local m = redis.call('ZRANGEBYLEX', K_QINDEX, lo, hi, 'LIMIT', 0, 2)
   return doc_get(K_CONTACTS, string.match(m[1], '|([^|]*)$')), m[2] or false
+end
+
+-- The first contact of a skill-set queue, in routing order, that has an eligible agent now:
+-- returns it, its agent's id, whether it heads the queue and the member behind it (as assign
+-- takes them), and its routing order. `plain` is the queue's LAA ignoring exclusions (the agent of
+-- every contact that has none). Returns nil when every contact is blocked; false when the walk
+-- used its share of the call (the caller leaves its candidate as it is and the next call looks again).
+local function first_assignable(name, plain)
+  local lo, hi = lex_bounds(name)
+  local first = true
+  while true do
+    local batch = redis.call('ZRANGEBYLEX', K_QINDEX, lo, hi, 'LIMIT', 0, WALK + 1)
+    work = work + 1 + #batch
+    for j = 1, math.min(#batch, WALK) do
+      local c = doc_get(K_CONTACTS, string.match(batch[j], '|([^|]*)$'))
+      work = work + 1
+      local excluded, n = exclusions(c)
+      local agent = plain
+      if excluded then agent = longest_available_except(c.skills, excluded, n) end
+      if agent then
+        local at_head = first and j == 1
+        return c, agent, at_head, at_head and (batch[2] or false) or nil, order_score(c.priority, c._seq)
+      end
+      if work >= MAX_WORK then return false end
+    end
+    if #batch <= WALK then return nil end
+    first = false
+    lo = '(' .. batch[WALK]
+  end
 end
 
 while made < MAX_DECISIONS and work < MAX_WORK do
@@ -270,11 +393,21 @@ while made < MAX_DECISIONS and work < MAX_WORK do
       -- Assigning the head re-scores the candidate by the next head (or drops it with the queue).
       -- No agent for the head: none for any contact of the queue until some agent changes, and
       -- that agent's pool becomes a candidate.
-      if agent then
-        local c, after = queue_head(id)
-        assign(c, doc_get(K_AGENTS, agent), true, after)
-      else
+      if not agent then
         redis.call('ZREM', K_CAND, member)
+      else
+        local c, chosen, at_head, after, order = first_assignable(id, agent)
+        if c == nil then
+          -- Every contact of the queue is blocked (turned down by the agents there are).
+          redis.call('ZREM', K_CAND, member)
+        elseif c == false then
+          break
+        elseif not at_head and next_score and next_score < order then
+          -- Blocked contacts first: a lower candidate may come before the one found.
+          redis.call('ZADD', K_CAND, int(order), member)
+        else
+          assign(c, doc_get(K_AGENTS, chosen), at_head, after)
+        end
       end
     end
   elseif kind == 'c' then
@@ -282,30 +415,65 @@ while made < MAX_DECISIONS and work < MAX_WORK do
     redis.call('ZREM', K_CAND, member)
     local c = doc_get(K_CONTACTS, id)
     if c and c.state == 'queued' then
-      local agent = longest_available(c.skills)
+      local excluded, n = exclusions(c)
+      local agent
+      if excluded then agent = longest_available_except(c.skills, excluded, n) else agent = longest_available(c.skills) end
       if agent then assign(c, doc_get(K_AGENTS, agent)) end
     end
   else
     -- A pool: every agent in it holds the skill set `id`, so they all serve the same contacts.
-    local score, name, resume = first_servable(split_skills(id), tonumber(top[2]))
-    if score and next_score and next_score < score then
-      -- Lazily re-scored: a lower candidate comes first.
-      redis.call('ZADD', K_CAND, int(score), member)
-    elseif score then
-      -- No lower candidate: this head is the first contact that may have an eligible agent. If
-      -- it has none, this pool is empty (its agents would be eligible) and leaves the candidates.
-      local c, after = queue_head(name)
-      local agent = longest_available(c.skills)
-      if agent then
-        redis.call('ZADD', K_CAND, int(score), member)
-        assign(c, doc_get(K_AGENTS, agent), true, after)
-      else
-        redis.call('ZREM', K_CAND, member)
+    -- Its queues are looked at in routing order of their heads; one whose contacts are all
+    -- blocked is passed over.
+    local skills = split_skills(id)
+    local from = tonumber(top[2])
+    local outcome
+    while true do
+      local score, name, resume = first_servable(skills, from)
+      if not score then
+        outcome = resume and { 'rescore', resume } or { 'drop' }
+        break
       end
-    elseif resume then
-      redis.call('ZADD', K_CAND, int(resume), member)
-    else
+      if next_score and next_score < score then
+        -- Lazily re-scored: a lower candidate comes first.
+        outcome = { 'rescore', score }
+        break
+      end
+      -- No lower candidate: the first contact of this queue with an eligible agent is the one. If
+      -- the queue's head has none, this pool is empty (its agents would be eligible).
+      local plain = longest_available(split_skills(name))
+      if not plain then
+        outcome = { 'drop' }
+        break
+      end
+      local c, chosen, at_head, after, order = first_assignable(name, plain)
+      if c == false then
+        outcome = { 'stop' }
+        break
+      elseif c ~= nil then
+        if not at_head and next_score and next_score < order then
+          outcome = { 'rescore', order }
+        else
+          outcome = { 'assign', score, c, chosen, at_head, after }
+        end
+        break
+      end
+      -- All blocked: the next queue this pool serves, after this one's head.
+      from = score + 1
+      if work >= MAX_WORK then
+        outcome = { 'rescore', from }
+        break
+      end
+    end
+    local what = outcome[1]
+    if what == 'rescore' then
+      redis.call('ZADD', K_CAND, int(outcome[2]), member)
+    elseif what == 'assign' then
+      redis.call('ZADD', K_CAND, int(outcome[2]), member)
+      assign(outcome[3], doc_get(K_AGENTS, outcome[4]), outcome[5], outcome[6])
+    elseif what == 'drop' then
       redis.call('ZREM', K_CAND, member)
+    else
+      break
     end
   end
 end

@@ -1,0 +1,44 @@
+--[[
+  The clock: turns the timers that are due into commands, in one step. A timer is removed in the
+  same step that appends its command, so however many dispatchers run the clock, each timer is
+  appended once. The projector applies the command like any other, and it changes something only
+  if its timer is still current (an offer not answered meanwhile, the same wrap-up, the same
+  contact still waiting): time never changes state by itself, the log says when it did.
+
+  KEYS[1] timers (zset: due ms, member; src/adapters/redis/lua/includes/documents.lua)
+  KEYS[2] command stream
+
+  ARGV[1] most timers fired in this call
+  ARGV[2] optional: the time now (ms), instead of Redis's clock (tests)
+
+  Returns {timers fired, the next due time (ms) or -1 when none}.
+]]
+local K_TIMERS, K_COMMANDS = KEYS[1], KEYS[2]
+local MAX = tonumber(ARGV[1])
+
+--@include "json"
+--@include "time"
+
+local now = tonumber(ARGV[2]) or now_ms()
+local due = redis.call('ZRANGE', K_TIMERS, '-inf', int(now), 'BYSCORE', 'LIMIT', 0, MAX, 'WITHSCORES')
+local fired = 0
+for i = 1, #due, 2 do
+  local member, at = due[i], due[i + 1]
+  local kind, id, n = string.match(member, '^(%a)|(.*)|(%d+)$')
+  local type_, command
+  if kind == 'o' then
+    type_, command = 'ExpireOffer', { contactId = id, offer = tonumber(n) }
+  elseif kind == 'w' then
+    type_, command = 'EndWrapUp', { agentId = id, wrapUp = tonumber(n) }
+  elseif kind == 'm' then
+    type_, command = 'ExpireContact', { contactId = id, seq = tonumber(n) }
+  end
+  redis.call('ZREM', K_TIMERS, member)
+  if type_ then
+    redis.call('XADD', K_COMMANDS, '*', 'type', type_, 'commandId', 'timer:' .. member .. ':' .. at,
+      'command', cjson.encode(command))
+    fired = fired + 1
+  end
+end
+local next_due = redis.call('ZRANGE', K_TIMERS, 0, 0, 'WITHSCORES')[2]
+return { fired, tonumber(next_due) or -1 }
