@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
-import type { Agent, Contact } from '../domain/model.ts';
+import type { Agent, Contact, Settings } from '../domain/model.ts';
 import { type AuditOptions, Auditor } from './auditor.ts';
 
 /**
  * The auditor's replay of a workspace, frozen right after one event (docs/ARCHIVE.md,
- * "Snapshots"): the state the domain model keeps (ReplayState's agents, contacts, seq and
- * finished contacts), the command positions written into documents (agentPositions,
+ * "Snapshots"): the state the domain model keeps (ReplayState's agents, contacts, seq, finished
+ * contacts and settings), the command positions written into documents (agentPositions,
  * contactMeta), and where the two streams were read to. Restored, it is an Auditor that replays
  * on from there exactly as one that replayed from the beginning would have (for the state; the
  * audit's own ledgers, such as idempotency keys and outcomes, start empty).
@@ -34,6 +34,7 @@ export interface SnapshotHeader {
 
 interface SnapshotBody {
   readonly seq: number;
+  readonly settings: Settings;
   readonly agents: readonly Agent[];
   readonly contacts: readonly Contact[];
   readonly finished: readonly (readonly [string, number])[];
@@ -54,9 +55,10 @@ export function encodeSnapshot(a: Auditor): { header: SnapshotHeader; bytes: Buf
   const s = a.state;
   const body: SnapshotBody = {
     seq: s.seq,
+    settings: s.settings,
     agents: [...s.agents.values()],
     contacts: [...s.contacts.values()],
-    finished: [...finishedOf(s)],
+    finished: [...s.finished],
     agentPositions: [...a.agentPositions],
     contactMeta: [...a.contactMeta].map(([id, m]) => [id, m.position, m.queuedBy, m.assignedIn ?? null]),
   };
@@ -97,20 +99,20 @@ export function decodeSnapshot(bytes: Buffer, workspace: string): ReplaySnapshot
 }
 
 /**
- * An auditor that carries on from the snapshot: the state rebuilt through ReplayState's own
- * `apply` (so the routing groups are built as a replay builds them), the maps in their order.
- * Feed it commands after `header.commandPosition` and events after `header.position`.
+ * An auditor that carries on from the snapshot: the state rebuilt through ReplayState's writer
+ * (`putAgent`, `putContact`, ...: the routing groups are built as a replay builds them), the maps
+ * in their order. Feed it commands after `header.commandPosition` and events after
+ * `header.position`.
  */
 export function restoreAuditor(snap: ReplaySnapshot, opts: AuditOptions = {}): Auditor {
   const { header: h, body: b } = snap;
   const a = new Auditor(h.workspace, opts);
   const s = a.state;
-  for (const agent of b.agents) s.apply({ type: 'AgentRegistered', agent });
-  for (const contact of b.contacts) s.apply({ type: 'ContactQueued', contact });
-  s.seq = b.seq;
-  const finished = finishedOf(s);
-  finished.clear();
-  for (const [id, ms] of b.finished) finished.set(id, ms);
+  s.setSettings(b.settings);
+  for (const agent of b.agents) s.putAgent(agent);
+  for (const contact of b.contacts) s.putContact(contact);
+  s.setSeq(b.seq);
+  for (const [id, ms] of b.finished) s.finish(id, ms);
   for (const [id, position] of b.agentPositions) a.agentPositions.set(id, position);
   for (const [id, position, queuedBy, assignedIn] of b.contactMeta)
     a.contactMeta.set(id, { position, queuedBy, assignedIn: assignedIn ?? undefined, checked: 0 });
@@ -119,9 +121,4 @@ export function restoreAuditor(snap: ReplaySnapshot, opts: AuditOptions = {}): A
   a.lastEvent = h.position;
   a.lastCommandReplayed = h.commandPosition ?? undefined;
   return a;
-}
-
-/** ReplayState's finished contacts (id → finish ms, in finish order). */
-function finishedOf(s: Auditor['state']): Map<string, number> {
-  return (s as { finished?: Map<string, number> }).finished ?? new Map();
 }
