@@ -3,6 +3,9 @@
  * the reference ACD's simulator. Agents register and go available; customers arrive at a fixed
  * rate with one language and one expertise; each assignment (seen on the live WebSocket feed) is
  * completed after a random handle time; customers who wait longer than their patience abandon.
+ * With offers on (--offer-timeout, or a workspace set so), agents accept each offer after a random
+ * delay, or reject it, or let it expire, at the rates given; wrap-ups (--wrap-up) and contacts
+ * past their maximum wait (--max-wait) are the server's timers, counted in the summary.
  * Ends when every contact is completed or abandoned, or at the time limit, with a summary.
  *
  * Exit codes: 0 after a run (see its summary), 1 when Switchboard cannot be reached, 2 for bad options.
@@ -24,6 +27,17 @@ const USAGE = `Usage: npm run simulate -- [options]
   --handle-min <s>       shortest handle time, seconds (default 1)
   --handle-max <s>       longest handle time, seconds (default 3)
   --patience <s>         seconds a customer waits before abandoning (default 60)
+  --offer-timeout <s>    sets the workspace's offerTimeoutMs: offers to answer within this (0: direct
+                         assignment; default: the workspace's setting as it is)
+  --wrap-up <s>          sets the workspace's wrapUpMs: after-contact work (default: as it is)
+  --max-wait <s>         sets the workspace's maxWaitMs: contacts expire past it (0: no limit;
+                         default: as it is)
+  --accept-min <s>       shortest time an agent takes to answer an offer (default 0.1)
+  --accept-max <s>       longest time an agent takes to answer an offer (default 1); an answer
+                         not sent before the offer expires is a miss
+  --reject-rate <0..1>   share of offers an agent rejects (default 0.03)
+  --miss-rate <0..1>     share of offers an agent lets expire (default 0.02)
+  --miss-break <s>       seconds an agent set away by a missed offer waits before coming back (default 2)
   --seed <n>             seed of every random choice (default: random, printed in the summary)
   --max-seconds <s>      hard limit of the run (default contacts/rate + handle-max + patience + 30)
   --json                 print the summary as one JSON object
@@ -42,6 +56,14 @@ function parseSimulateArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Sim
     patience: { type: 'string' },
     seed: { type: 'string' },
     'max-seconds': { type: 'string' },
+    'offer-timeout': { type: 'string' },
+    'wrap-up': { type: 'string' },
+    'max-wait': { type: 'string' },
+    'accept-min': { type: 'string' },
+    'accept-max': { type: 'string' },
+    'reject-rate': { type: 'string' },
+    'miss-rate': { type: 'string' },
+    'miss-break': { type: 'string' },
   });
   check.check(positionals.length === 0, `unexpected argument(s): ${positionals.join(' ')}`);
 
@@ -67,6 +89,34 @@ function parseSimulateArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Sim
     `--handle-max: must be at least --handle-min (got ${handleMaxS} < ${handleMinS})`,
   );
   const patienceS = check.number('patience', values.patience, 60, { minExclusive: 0, max: 86_400 });
+  // Workspace settings, in seconds here and ms on the wire (docs/API.md bounds them).
+  const seconds = (name: string, raw: string | undefined, min: number, max: number) =>
+    raw === undefined ? undefined : Math.round(check.number(name, raw, 0, { min, max }) * 1000);
+  const offerTimeoutMs = seconds('offer-timeout', values['offer-timeout'], 0, 3600);
+  const wrapUpMs = seconds('wrap-up', values['wrap-up'], 0, 86_400);
+  const maxWait = seconds('max-wait', values['max-wait'], 0, 7 * 86_400);
+  check.check(
+    maxWait === undefined || maxWait === 0 || maxWait >= 1000,
+    `--max-wait: must be 0 (no limit) or at least 1 second (got "${values['max-wait']}")`,
+  );
+  const settings = {
+    ...(offerTimeoutMs !== undefined ? { offerTimeoutMs } : {}),
+    ...(wrapUpMs !== undefined ? { wrapUpMs } : {}),
+    ...(maxWait !== undefined ? { maxWaitMs: maxWait === 0 ? null : maxWait } : {}),
+  };
+  const acceptMinS = check.number('accept-min', values['accept-min'], 0.1, { min: 0, max: 3600 });
+  const acceptMaxS = check.number('accept-max', values['accept-max'], 1, { min: 0, max: 3600 });
+  check.check(
+    acceptMaxS >= acceptMinS,
+    `--accept-max: must be at least --accept-min (got ${acceptMaxS} < ${acceptMinS})`,
+  );
+  const rejectRate = check.fraction('reject-rate', values['reject-rate'], 0.03);
+  const missRate = check.fraction('miss-rate', values['miss-rate'], 0.02);
+  check.check(
+    rejectRate + missRate <= 1,
+    `--miss-rate: --reject-rate and --miss-rate must add up to at most 1 (got ${rejectRate} + ${missRate})`,
+  );
+  const missBreakS = check.number('miss-break', values['miss-break'], 2, { min: 0, max: 86_400 });
   const seed = check.number('seed', values.seed, randomSeed(), { integer: true, min: 0, max: 2 ** 32 - 1 });
   const defaultMax = Math.ceil(contacts / rate + handleMaxS + patienceS + 30);
   const maxSeconds = check.number('max-seconds', values['max-seconds'], defaultMax, {
@@ -85,12 +135,19 @@ function parseSimulateArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Sim
     patienceS,
     seed,
     maxSeconds,
+    acceptMinS,
+    acceptMaxS,
+    rejectRate,
+    missRate,
+    missBreakS,
+    ...(Object.keys(settings).length > 0 ? { settings } : {}),
     json: values.json ?? false,
   };
 }
 
 function formatSummary(s: SimSummary): string {
   const ms = (v: number | null) => (v === null ? '-' : `${v} ms`);
+  const pct = (v: number) => `${Math.round(v * 1000) / 10} %`;
   const errors =
     s.errors === 0
       ? '0'
@@ -105,9 +162,18 @@ function formatSummary(s: SimSummary): string {
       `${s.parameters.agents} agents, ${s.parameters.contacts} contacts at ${s.parameters.rate}/s, ` +
         `handle ${s.parameters.handleMinS}-${s.parameters.handleMaxS} s, patience ${s.parameters.patienceS} s`,
     ],
+    [
+      'settings',
+      s.settings.offerTimeoutMs > 0
+        ? `offers of ${s.settings.offerTimeoutMs} ms (answered in ${s.parameters.acceptMinS}-${s.parameters.acceptMaxS} s, ` +
+          `${pct(s.parameters.rejectRate)} rejected, ${pct(s.parameters.missRate)} missed), ` +
+          `wrap-up ${s.settings.wrapUpMs} ms, max wait ${s.settings.maxWaitMs === null ? 'none' : `${s.settings.maxWaitMs} ms`}`
+        : `direct assignment, wrap-up ${s.settings.wrapUpMs} ms, max wait ${s.settings.maxWaitMs === null ? 'none' : `${s.settings.maxWaitMs} ms`}`,
+    ],
     ['assigned', String(s.assigned)],
     ['completed', String(s.completed)],
     ['abandoned', String(s.abandoned)],
+    ['expired', `${s.expired} (waited past the maximum wait)`],
     ['still queued', String(s.stillQueued)],
     ['in service', String(s.inService)],
     ['not queued', String(s.notQueued)],
@@ -116,6 +182,14 @@ function formatSummary(s: SimSummary): string {
     ['wait mean', ms(s.meanWaitMs)],
     ['wait p90', ms(s.p90WaitMs)],
     ['wait max', ms(s.maxWaitMs)],
+    [
+      'offers',
+      `${s.offers.made} made, ${s.offers.accepted} accepted, ${s.offers.rejected} rejected, ` +
+        `${s.offers.expired} expired, ${s.offers.withdrawn} withdrawn`,
+    ],
+    ['time to accept', ms(s.offers.meanTimeToAcceptMs)],
+    ['answer raced', `${s.offers.answerRaced} (409: the offer ended before the answer)`],
+    ['wrap-ups', `${s.wrapUps} started, ${s.wrapUpsEnded} ended`],
     ['retries', String(s.retries)],
     ['errors', errors],
     ['answered 202', String(s.accepted202)],
@@ -154,12 +228,12 @@ async function simulate(sim: Simulator, opts: SimOptions & { json: boolean }): P
           hideCursor: true,
           clearOnComplete: false,
           format:
-            'simulate [{bar}] {value}/{total} done | sent {sent} | waiting {waiting} | in service {inService} | completed {completed} | abandoned {abandoned} | {duration}s',
+            'simulate [{bar}] {value}/{total} done | sent {sent} | waiting {waiting} | in service {inService} | completed {completed} | abandoned {abandoned} | expired {expired} | {duration}s',
         },
         Presets.shades_classic,
       )
     : undefined;
-  const zero = { sent: 0, waiting: 0, inService: 0, completed: 0, abandoned: 0 };
+  const zero = { sent: 0, waiting: 0, inService: 0, completed: 0, abandoned: 0, expired: 0 };
   bar?.start(opts.contacts, 0, zero);
   sim.onProgress = (p) => bar?.update(p.done, p);
 

@@ -11,6 +11,8 @@ import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { runCli } from './run-cli.ts';
 
 const WS = `sim-test-${Date.now()}`;
+/** A workspace of its own for the run with offers, wrap-ups and a maximum wait. */
+const OFFERS = `sim-offers-${Date.now()}`;
 
 const simulate = (args: readonly string[], env?: NodeJS.ProcessEnv) => runCli('simulate', args, env);
 
@@ -19,6 +21,7 @@ interface Summary {
   assigned: number;
   abandoned: number;
   completed: number;
+  expired: number;
   stillQueued: number;
   inService: number;
   unservable: number;
@@ -26,6 +29,23 @@ interface Summary {
   errorsByStatus: Record<string, number>;
   meanWaitMs: number | null;
   p90WaitMs: number | null;
+  settings: {
+    offerTimeoutMs: number;
+    wrapUpMs: number;
+    missedOfferPresence: string;
+    maxWaitMs: number | null;
+  };
+  offers: {
+    made: number;
+    accepted: number;
+    rejected: number;
+    expired: number;
+    withdrawn: number;
+    meanTimeToAcceptMs: number | null;
+    answerRaced: number;
+  };
+  wrapUps: number;
+  wrapUpsEnded: number;
   durationS: number;
   endedBy: string;
 }
@@ -36,7 +56,12 @@ let url: string;
 
 beforeAll(async () => {
   redis = await startTestRedis();
-  const config = loadConfig({ REDIS_URL: redis.url, PORT: '0', LOG_LEVEL: 'silent', WORKSPACES: WS });
+  const config = loadConfig({
+    REDIS_URL: redis.url,
+    PORT: '0',
+    LOG_LEVEL: 'silent',
+    WORKSPACES: `${WS},${OFFERS}`,
+  });
   sb = await startSwitchboard(config, pino({ level: 'silent' }));
   url = sb.url!;
 });
@@ -46,15 +71,22 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-async function countEvents(type: string): Promise<number> {
+async function countEvents(
+  type: string,
+  ws = WS,
+  where: (data: Record<string, unknown>) => boolean = () => true,
+): Promise<number> {
   let n = 0;
   let after: string | null = null;
   for (;;) {
     const q: string = after === null ? '' : `&after=${after}`;
-    const res = await fetch(`${url}/v1/workspaces/${WS}/events?type=${type}&limit=1000${q}`);
+    const res = await fetch(`${url}/v1/workspaces/${ws}/events?type=${type}&limit=1000${q}`);
     expect(res.status).toBe(200);
-    const page = (await res.json()) as { events: { type: string }[]; next: string | null };
-    n += page.events.filter((e) => e.type === type).length;
+    const page = (await res.json()) as {
+      events: { type: string; data: Record<string, unknown> }[];
+      next: string | null;
+    };
+    n += page.events.filter((e) => e.type === type && where(e.data)).length;
     if (page.next === null) return n;
     after = page.next;
   }
@@ -103,6 +135,82 @@ describe('simulate', () => {
     expect(await countEvents('AssignmentMade')).toBe(s.assigned);
     expect(await countEvents('ContactAbandoned')).toBe(s.abandoned);
     expect(await countEvents('ContactCompleted')).toBe(s.completed);
+    // Offers are off in a fresh workspace: direct assignment, as before.
+    expect(s.settings.offerTimeoutMs).toBe(0);
+    expect(s.offers.made).toBe(0);
+  });
+
+  it('with offers on: agents accept after a delay, reject some, miss some, wrap up; the summary agrees with the log', async () => {
+    const run = await simulate([
+      '--url',
+      url,
+      '--workspace',
+      OFFERS,
+      '--agents',
+      '12',
+      '--contacts',
+      '40',
+      '--rate',
+      '20',
+      '--handle-min',
+      '0.05',
+      '--handle-max',
+      '0.2',
+      '--offer-timeout',
+      '0.5',
+      '--wrap-up',
+      '0.1',
+      '--max-wait',
+      '30',
+      '--accept-min',
+      '0.02',
+      '--accept-max',
+      '0.1',
+      '--reject-rate',
+      '0.15',
+      '--miss-rate',
+      '0.1',
+      '--miss-break',
+      '0.2',
+      '--seed',
+      '7',
+      '--patience',
+      '8',
+      '--json',
+    ]);
+    expect(run.code, `${run.stderr}\n${run.stdout}`).toBe(0);
+    const s = JSON.parse(run.stdout.trim()) as Summary;
+    expect(s.errors, `${JSON.stringify(s.errorsByStatus)} ${run.stdout}`).toBe(0);
+    expect(s.endedBy).toBe('done');
+    expect(s.settings).toEqual({
+      offerTimeoutMs: 500,
+      wrapUpMs: 100,
+      missedOfferPresence: 'away',
+      maxWaitMs: 30_000,
+    });
+    expect(s.assigned + s.abandoned + s.expired).toBe(40);
+    expect(s.completed).toBe(s.assigned);
+    expect(s.stillQueued + s.inService).toBe(0);
+
+    // Offers: every one made ended one way; some of each with these rates and this seed.
+    const o = s.offers;
+    expect(o.made).toBeGreaterThan(s.assigned);
+    expect(o.accepted).toBe(s.assigned);
+    expect(o.rejected).toBeGreaterThan(0);
+    expect(o.expired).toBeGreaterThan(0);
+    expect(o.meanTimeToAcceptMs).not.toBeNull();
+    expect(o.meanTimeToAcceptMs!).toBeGreaterThanOrEqual(10);
+    expect(o.meanTimeToAcceptMs!).toBeLessThan(500);
+
+    const offersMade = await countEvents('AssignmentMade', OFFERS, (d) => d.offer !== undefined);
+    expect(offersMade).toBe(o.made);
+    expect(await countEvents('AssignmentAccepted', OFFERS)).toBe(o.accepted);
+    expect(await countEvents('AssignmentRejected', OFFERS, (d) => d.reason === 'rejected')).toBe(o.rejected);
+    expect(await countEvents('AssignmentExpired', OFFERS)).toBe(o.expired);
+    expect(await countEvents('ContactCompleted', OFFERS)).toBe(s.completed);
+    expect(await countEvents('ContactExpired', OFFERS)).toBe(s.expired);
+    expect(s.wrapUps).toBe(s.completed);
+    expect(await countEvents('WrapUpStarted', OFFERS)).toBe(s.wrapUps);
   });
 
   it('says clearly when Switchboard cannot be reached, and exits 1', async () => {
@@ -116,8 +224,26 @@ describe('simulate', () => {
   });
 
   it('names every bad option and exits 2', async () => {
-    const run = await simulate(['--agents', 'many', '--rate', '0', '--handle-min', '5', '--handle-max', '1']);
+    const run = await simulate([
+      '--agents',
+      'many',
+      '--rate',
+      '0',
+      '--handle-min',
+      '5',
+      '--handle-max',
+      '1',
+      '--reject-rate',
+      '1.5',
+      '--offer-timeout',
+      '7200',
+      '--max-wait',
+      '0.5',
+    ]);
     expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/--reject-rate: must be a number from 0 to 1/);
+    expect(run.stderr).toMatch(/--offer-timeout: must be a number from 0 to 3600/);
+    expect(run.stderr).toMatch(/--max-wait: must be 0 \(no limit\) or at least 1 second/);
     expect(run.stderr).toMatch(/--agents: must be an integer/);
     expect(run.stderr).toMatch(/--rate: must be a number greater than 0/);
     expect(run.stderr).toMatch(/--handle-max: must be at least --handle-min/);

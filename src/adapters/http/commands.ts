@@ -7,10 +7,13 @@ import type { Logger } from 'pino';
 import {
   ChangeAgentStateBody,
   type Command,
+  OfferAnswerBody,
   QueueContactBody,
   RegisterAgentBody,
+  SettingsBody,
   UpdateAgentBody,
 } from '../../domain/commands.ts';
+import { DEFAULT_SETTINGS } from '../../domain/model.ts';
 import { waitForReplicas } from '../redis/client.ts';
 import { type Appended, appendCommand, type CommandOutcome, fingerprintOf } from '../redis/command-log.ts';
 import { workspaceKeys } from '../redis/keys.ts';
@@ -113,8 +116,12 @@ const changeOf: BodyDecoder<t.TypeOf<typeof UpdateAgentBody>> = (body) =>
           400,
           'invalid-request',
           'Invalid request',
-          'The body changes nothing: give at least one of name, skills, capacity.',
-          { errors: [{ path: '(body)', message: 'must give at least one of name, skills, capacity' }] },
+          'The body changes nothing: give at least one of name, skills, capacity, wrapUpMs.',
+          {
+            errors: [
+              { path: '(body)', message: 'must give at least one of name, skills, capacity, wrapUpMs' },
+            ],
+          },
         ),
     ),
   );
@@ -337,6 +344,7 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
       skills: b.skills,
       capacity: b.capacity ?? 1,
       ...(b.name !== undefined ? { name: b.name } : {}),
+      ...(b.wrapUpMs !== undefined ? { wrapUpMs: b.wrapUpMs } : {}),
     })),
   );
 
@@ -367,6 +375,7 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
       skills: b.skills,
       priority: b.priority ?? 0,
       ...(b.attributes !== undefined ? { attributes: b.attributes } : {}),
+      ...(b.maxWaitMs !== undefined ? { maxWaitMs: b.maxWaitMs } : {}),
     })),
   );
 
@@ -378,5 +387,36 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
   app.post(
     '/contacts/:id/complete',
     commandRoute(ContactParams, noBody, (p) => ({ type: 'CompleteContact', contactId: p.id })),
+  );
+
+  // The agent answers the offer it holds (the body names the agent: the one offered, else 409).
+  app.post(
+    '/contacts/:id/accept',
+    commandRoute(ContactParams, bodyOf(OfferAnswerBody), (p, b) => ({
+      type: 'AcceptOffer',
+      contactId: p.id,
+      agentId: b.agentId,
+    })),
+  );
+
+  app.post(
+    '/contacts/:id/reject',
+    commandRoute(ContactParams, bodyOf(OfferAnswerBody), (p, b) => ({
+      type: 'RejectOffer',
+      contactId: p.id,
+      agentId: b.agentId,
+    })),
+  );
+
+  // PUT replaces the settings whole: a field left out takes its default, not its current value.
+  app.put(
+    '/settings',
+    commandRoute(WorkspaceParams, bodyOf(SettingsBody), (_, b) => ({
+      type: 'ChangeSettings',
+      offerTimeoutMs: b.offerTimeoutMs ?? DEFAULT_SETTINGS.offerTimeoutMs,
+      wrapUpMs: b.wrapUpMs ?? DEFAULT_SETTINGS.wrapUpMs,
+      missedOfferPresence: b.missedOfferPresence ?? DEFAULT_SETTINGS.missedOfferPresence,
+      maxWaitMs: b.maxWaitMs !== undefined ? b.maxWaitMs : DEFAULT_SETTINGS.maxWaitMs,
+    })),
   );
 }

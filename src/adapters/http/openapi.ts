@@ -46,6 +46,22 @@ const idem = {
   schema: { type: 'string', maxLength: 200 },
 };
 const minPosition = { name: 'minPosition', in: 'query', required: false, schema: position };
+const ms = (min: number, max: number, description: string) => ({
+  type: 'integer',
+  minimum: min,
+  maximum: max,
+  description,
+});
+const DAY_MS = 86_400_000;
+const wrapUpMs = ms(0, DAY_MS, 'after-contact work after each completion, ms (the agent takes no new work)');
+const maxWaitMs = ms(
+  1000,
+  7 * DAY_MS,
+  'the longest the contact waits queued, ms, before it leaves as expired',
+);
+const presence = { enum: ['available', 'away', 'offline'] };
+const agentStates = ['offline', 'available', 'away', 'busy', 'wrapup', 'reserved'];
+const contactStates = ['queued', 'offered', 'assigned', 'completed', 'abandoned', 'expired'];
 
 function command(summary: string, body: object | undefined, doc: string, ok: number) {
   return {
@@ -73,7 +89,7 @@ export const openapi = {
           {
             name: 'state',
             in: 'query',
-            schema: { enum: ['offline', 'available', 'away', 'busy', 'wrapup'] },
+            schema: { enum: agentStates },
           },
           { name: 'skill', in: 'query', schema: { type: 'string' } },
           { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 10000 } },
@@ -126,7 +142,47 @@ export const openapi = {
     },
     '/v1/workspaces/{ws}/contacts/{id}/complete': {
       parameters: [wsParam, idParam],
-      post: command('The agent finished', undefined, 'Contact', 200),
+      post: command(
+        'The agent finished; it wraps up for its wrap-up time, if any',
+        undefined,
+        'Contact',
+        200,
+      ),
+    },
+    '/v1/workspaces/{ws}/contacts/{id}/accept': {
+      parameters: [wsParam, idParam],
+      post: command(
+        'The agent offered the contact takes it (409 contact-not-offered, 409 offer-not-yours)',
+        ref('OfferAnswer'),
+        'Contact',
+        200,
+      ),
+    },
+    '/v1/workspaces/{ws}/contacts/{id}/reject': {
+      parameters: [wsParam, idParam],
+      post: command(
+        'The agent offered the contact declines it: back to the queue at its place, never offered to that agent again',
+        ref('OfferAnswer'),
+        'Contact',
+        200,
+      ),
+    },
+    '/v1/workspaces/{ws}/settings': {
+      parameters: [wsParam],
+      get: {
+        summary: 'The workspace settings (defaults when never set)',
+        parameters: [minPosition],
+        responses: {
+          '200': { description: 'settings', content: json(ref('Settings')) },
+          ...problems(400, 503),
+        },
+      },
+      put: command(
+        'Replace the workspace settings (a field left out takes its default)',
+        ref('SettingsBody'),
+        'SettingsApplied',
+        200,
+      ),
     },
     '/v1/workspaces/{ws}/stats': {
       parameters: [wsParam],
@@ -269,6 +325,7 @@ export const openapi = {
           name,
           skills,
           capacity: { type: 'integer', minimum: 1, maximum: 100 },
+          wrapUpMs: { ...wrapUpMs, description: `${wrapUpMs.description}; instead of the workspace's` },
         },
       },
       UpdateAgent: {
@@ -279,13 +336,70 @@ export const openapi = {
           name,
           skills,
           capacity: { type: 'integer', minimum: 1, maximum: 100 },
+          wrapUpMs: { ...wrapUpMs, description: `${wrapUpMs.description}; instead of the workspace's` },
         },
       },
       AgentState: {
         type: 'object',
         required: ['state'],
         additionalProperties: false,
-        properties: { state: { enum: ['available', 'away', 'offline'] } },
+        properties: {
+          state: {
+            ...presence,
+            description:
+              '`available` while wrapping up ends the wrap-up early; `away`/`offline` withdraws offers held',
+          },
+        },
+      },
+      OfferAnswer: {
+        type: 'object',
+        required: ['agentId'],
+        additionalProperties: false,
+        properties: {
+          agentId: { ...id, description: 'the agent answering: the one the contact is offered to' },
+        },
+      },
+      SettingsBody: {
+        type: 'object',
+        additionalProperties: false,
+        description: 'PUT replaces the settings whole: a field left out takes its default',
+        properties: {
+          offerTimeoutMs: ms(
+            0,
+            3_600_000,
+            'how long an offer waits for the agent to accept, ms; 0 (default): contacts are assigned directly',
+          ),
+          wrapUpMs: { ...wrapUpMs, description: `${wrapUpMs.description}; default 0` },
+          missedOfferPresence: {
+            ...presence,
+            description: 'the presence an agent is set to when it lets an offer expire (default away)',
+          },
+          maxWaitMs: {
+            oneOf: [maxWaitMs, { type: 'null' }],
+            description: `${maxWaitMs.description}; null (default): no limit`,
+          },
+        },
+      },
+      Settings: {
+        type: 'object',
+        required: ['offerTimeoutMs', 'wrapUpMs', 'missedOfferPresence', 'maxWaitMs'],
+        properties: {
+          offerTimeoutMs: { type: 'integer' },
+          wrapUpMs: { type: 'integer' },
+          missedOfferPresence: presence,
+          maxWaitMs: { type: ['integer', 'null'] },
+        },
+      },
+      SettingsApplied: {
+        type: 'object',
+        required: ['offerTimeoutMs', 'wrapUpMs', 'missedOfferPresence', 'maxWaitMs', 'position'],
+        properties: {
+          offerTimeoutMs: { type: 'integer' },
+          wrapUpMs: { type: 'integer' },
+          missedOfferPresence: presence,
+          maxWaitMs: { type: ['integer', 'null'] },
+          position,
+        },
       },
       QueueContact: {
         type: 'object',
@@ -295,6 +409,7 @@ export const openapi = {
           id,
           skills,
           priority: { type: 'integer', minimum: 0, maximum: 9 },
+          maxWaitMs: { ...maxWaitMs, description: `${maxWaitMs.description}; instead of the workspace's` },
           attributes: {
             type: 'object',
             description: `at most 16 KiB as JSON, nested at most ${MAX_ATTRIBUTES_DEPTH} levels (this object is the first), strings well-formed Unicode (no lone surrogates)`,
@@ -308,11 +423,17 @@ export const openapi = {
           name: { type: 'string' },
           skills,
           capacity: { type: 'integer' },
-          presence: { type: 'string' },
-          state: { type: 'string' },
-          activeContacts: { type: 'array', items: id },
+          presence,
+          state: {
+            enum: agentStates,
+            description:
+              'derived: presence when not available; available agents are wrapup, reserved (holding an offer), busy (at capacity) or available',
+          },
+          activeContacts: { type: 'array', items: id, description: 'offered and assigned contacts' },
           availableSince: { type: ['string', 'null'] },
           registeredAt: { type: 'string' },
+          wrapUpMs: { type: 'integer', description: "the agent's own wrap-up time, when set" },
+          wrapUpUntil: { type: 'string', description: 'while wrapping up: when the wrap-up ends' },
           position,
         },
       },
@@ -323,11 +444,23 @@ export const openapi = {
           skills,
           priority: { type: 'integer' },
           attributes: { type: 'object' },
-          state: { enum: ['queued', 'assigned', 'completed', 'abandoned'] },
+          state: { enum: contactStates },
           queuedAt: { type: 'string' },
-          agentId: id,
-          assignedAt: { type: 'string' },
+          agentId: { ...id, description: 'offered or assigned to' },
+          assignedAt: { type: 'string', description: 'when offered or assigned' },
           waitedMs: { type: 'integer' },
+          offerExpiresAt: { type: 'string', description: 'while offered: when the offer expires' },
+          acceptedAt: { type: 'string' },
+          excludedAgents: {
+            type: 'array',
+            items: id,
+            description: 'agents that rejected it or let its offer expire: never offered to them again',
+          },
+          maxWaitMs: { type: 'integer', description: 'its own maximum wait, when given' },
+          expiresAt: { type: 'string', description: 'while waiting: when it leaves as expired' },
+          expiredAt: { type: 'string' },
+          completedAt: { type: 'string' },
+          abandonedAt: { type: 'string' },
           position,
         },
       },
@@ -341,7 +474,14 @@ export const openapi = {
           type: { enum: [...EVENT_TYPES] },
           workspace: { type: 'string' },
           at: { type: 'string' },
-          data: { type: 'object' },
+          data: {
+            type: 'object',
+            description:
+              'by type (docs/API.md, "Events"): AssignmentMade {contactId, agentId, skills, priority, queuedAt, assignedAt, waitedMs, offer?: {id, expiresAt}}; ' +
+              'AssignmentAccepted {contactId, agentId, acceptedAt}; AssignmentRejected {contactId, agentId, rejectedAt, reason: rejected|presence|removed}; ' +
+              'AssignmentExpired {contactId, agentId, expiredAt}; WrapUpStarted {agentId, wrapUp, until}; WrapUpEnded {agentId, wrapUp, early, endedAt}; ' +
+              'ContactExpired {contactId, expiredAt, waitedMs}; SettingsChanged: the settings; ContactsForgotten {contactIds, before}',
+          },
           meta: { type: 'object' },
         },
       },

@@ -2,6 +2,7 @@ import type { FastifyReply } from 'fastify';
 import * as E from 'fp-ts/lib/Either.js';
 import { pipe } from 'fp-ts/lib/function.js';
 import type * as t from 'io-ts';
+import { UnionType } from 'io-ts';
 import { type FieldError, fieldErrors } from '../../domain/strict.ts';
 
 /** RFC 9457 problem details: the one shape of every error Switchboard answers. */
@@ -36,6 +37,8 @@ export const PROBLEM_TYPES = {
   'agent-busy': 409,
   'contact-not-queued': 409,
   'contact-not-assigned': 409,
+  'contact-not-offered': 409,
+  'offer-not-yours': 409,
   'position-ahead': 409,
   'body-too-large': 413,
   'uri-too-long': 414,
@@ -70,8 +73,41 @@ export function sendProblem(reply: FastifyReply, p: Problem): FastifyReply {
   return reply.code(p.status).type(PROBLEM_TYPE).send(p);
 }
 
+/**
+ * A value that failed every member of a union (`maxWaitMs`: a number in range, or null) fails
+ * once, as the field itself: `maxWaitMs` named with "… or must be null", not `maxWaitMs.0` and
+ * `maxWaitMs.1` (io-ts reports each member under its index).
+ */
+function unionsAsFields(errors: t.Errors): t.Errors {
+  const out: t.ValidationError[] = [];
+  const merged = new Map<string, { error: t.ValidationError; messages: string[] }>();
+  for (const e of errors) {
+    const at = e.context.findIndex((c) => c.type instanceof UnionType);
+    if (at < 0 || at === e.context.length - 1) {
+      out.push(e);
+      continue;
+    }
+    const context = e.context.slice(0, at + 1);
+    const key = context.map((c) => c.key).join('.');
+    const message = e.message ?? `must be ${e.context[e.context.length - 1]?.type.name ?? 'a value'}`;
+    const seen = merged.get(key);
+    if (seen) {
+      const more = message.replace(/^must be /, '');
+      if (!seen.messages.includes(more)) seen.messages.push(more);
+      continue;
+    }
+    const entry = { error: { value: e.value, context }, messages: [message] };
+    merged.set(key, entry);
+    out.push(entry.error);
+  }
+  return out.map((e) => {
+    const m = [...merged.values()].find((x) => x.error === e);
+    return m ? { ...e, message: m.messages.join(', or ') } : e;
+  });
+}
+
 export function invalid(where: string, errors: t.Errors, root = ''): Problem {
-  const list = fieldErrors(errors, root);
+  const list = fieldErrors(unionsAsFields(errors), root);
   return problem(
     400,
     'invalid-request',

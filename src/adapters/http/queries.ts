@@ -1,11 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import * as t from 'io-ts';
 import { EVENT_TYPES } from '../../domain/events.ts';
+import { DEFAULT_SETTINGS, type Settings } from '../../domain/model.ts';
 import { strict } from '../../domain/strict.ts';
 import { AfterPosition, comparePositions, Position, Skill } from '../../domain/values.ts';
 import { AgentStateName } from '../../domain/views.ts';
 import { readEvents, streamHistory } from '../redis/event-log.ts';
+import { workspaceKeys } from '../redis/keys.ts';
 import { appliedPosition, listAgents, readAgent, readContact, readStats } from '../redis/projection-reads.ts';
+import type { RedisClient } from '../redis/scripts.ts';
 import { idParams, MinPositionQuery, workspaceOf } from './params.ts';
 import { decodeOr400, ProblemError, problem } from './problem.ts';
 
@@ -41,6 +44,22 @@ const EventsQuery = strict(
   { after: AfterPosition, limit: IntString('limit', 1, 1000), type: TypeList, minPosition: Position },
   'EventsQuery',
 );
+
+/**
+ * The workspace's settings as the projector keeps them: field `settings` of the meta hash, JSON of
+ * the four fields (written by ChangeSettings); absent, or a field missing, takes its default.
+ */
+export async function readSettings(redis: RedisClient, ws: string): Promise<Settings> {
+  const text = await redis.hget(workspaceKeys(ws).meta, 'settings');
+  if (text === null) return DEFAULT_SETTINGS;
+  const stored = JSON.parse(text) as Partial<Settings>;
+  return {
+    offerTimeoutMs: stored.offerTimeoutMs ?? DEFAULT_SETTINGS.offerTimeoutMs,
+    wrapUpMs: stored.wrapUpMs ?? DEFAULT_SETTINGS.wrapUpMs,
+    missedOfferPresence: stored.missedOfferPresence ?? DEFAULT_SETTINGS.missedOfferPresence,
+    maxWaitMs: stored.maxWaitMs ?? DEFAULT_SETTINGS.maxWaitMs,
+  };
+}
 
 /** Queries read the projections; `minPosition` makes them wait (bounded) for a client's own writes. */
 export async function queryRoutes(app: FastifyInstance): Promise<void> {
@@ -99,6 +118,13 @@ export async function queryRoutes(app: FastifyInstance): Promise<void> {
         problem(404, 'contact-not-found', 'Contact not found', `No contact "${id}" in workspace "${ws}".`),
       );
     return c;
+  });
+
+  app.get('/settings', async (req) => {
+    const ws = workspaceOf(req.params);
+    const q = decodeOr400(MinPositionQuery, req.query, 'query');
+    await awaitPosition(ws, q.minPosition);
+    return readSettings(redis, ws);
   });
 
   app.get('/stats', async (req) => {

@@ -9,7 +9,17 @@ import { FatalError } from './http.ts';
 export interface Envelope {
   readonly position: string;
   readonly type: string;
-  readonly data: { contactId?: string; waitedMs?: number };
+  readonly data: {
+    contactId?: string;
+    agentId?: string;
+    waitedMs?: number;
+    /** AssignmentMade when offers are on. */
+    offer?: { id: number; expiresAt: string };
+    assignedAt?: string;
+    acceptedAt?: string;
+    /** AssignmentRejected: rejected, presence or removed. */
+    reason?: string;
+  };
 }
 
 export class LiveFeed {

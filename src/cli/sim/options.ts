@@ -56,6 +56,11 @@ export class OptionChecker {
     return n;
   }
 
+  /** A share from 0 to 1 (a rate of some behaviour: 0.03 is 3 %). */
+  fraction(name: string, raw: string | undefined, def: number): number {
+    return this.number(name, raw, def, { min: 0, max: 1 });
+  }
+
   /** A comma-separated list of integers from `min` to `max` (at most `most` of them). */
   integers(
     name: string,

@@ -2,6 +2,11 @@
  * The contact-center simulator: agents and customers driven through Switchboard's public HTTP
  * API, assignments watched on the live WebSocket feed. Everything random comes from the seed,
  * drawn before the run starts, so two runs with one seed have the same plan.
+ *
+ * With offers on (the workspace's `offerTimeoutMs > 0`), each offer is answered as planned: the
+ * agent accepts after a random delay, or rejects it, or lets it expire (and, set away by it,
+ * comes back available after a break). Wrap-ups and contacts past their maximum wait are the
+ * server's timers: the simulator counts them from the feed.
  */
 import { FatalError, type HttpResult, pool, retryable, SwitchboardHttp } from './http.ts';
 import { type Envelope, LiveFeed } from './live-feed.ts';
@@ -12,20 +17,47 @@ import {
   type EndedBy,
   type Progress,
   type SimParameters,
+  type SimSettings,
   type SimSummary,
   tally,
 } from './summary.ts';
+
+/** The workspace settings a run asks for (PUT /settings); what is not given keeps its current value. */
+export interface SettingsRequest {
+  readonly offerTimeoutMs?: number;
+  readonly wrapUpMs?: number;
+  readonly maxWaitMs?: number | null;
+}
 
 export interface SimOptions extends SimParameters {
   readonly url: string;
   readonly workspace: string;
   readonly seed: number;
+  readonly settings?: SettingsRequest;
+}
+
+/** How an agent answers one offer: the answer and after how long (a miss waits for the expiry). */
+interface OfferAnswer {
+  readonly kind: 'accept' | 'reject' | 'miss';
+  readonly delayMs: number;
+}
+
+/** The outstanding offer of a contact, as AssignmentMade told it. */
+interface OfferSeen {
+  readonly id: number;
+  readonly agentId: string;
+  readonly madeAt: number;
+  readonly waitedMs: number | undefined;
 }
 
 interface SimContact {
   readonly id: string;
   readonly skills: string[];
   readonly handleMs: number;
+  /** How its first offers are answered, in order (drawn up front); later ones are accepted. */
+  readonly answers: readonly OfferAnswer[];
+  offersSeen: number;
+  offer?: OfferSeen;
   state: ContactState;
   everAssigned: boolean;
   patience?: NodeJS.Timeout;
@@ -33,6 +65,25 @@ interface SimContact {
 }
 
 const AGENT_CONCURRENCY = 64;
+/** Offer answers drawn up front per contact (a contact offered more often than this is accepted). */
+const PLANNED_ANSWERS = 4;
+/** The events the simulator follows on the live feed. */
+const FEED_TYPES = [
+  'AssignmentMade',
+  'ContactAbandoned',
+  'AssignmentAccepted',
+  'AssignmentRejected',
+  'AssignmentExpired',
+  'WrapUpStarted',
+  'WrapUpEnded',
+  'ContactExpired',
+];
+const DEFAULT_SETTINGS: SimSettings = {
+  offerTimeoutMs: 0,
+  wrapUpMs: 0,
+  missedOfferPresence: 'away',
+  maxWaitMs: null,
+};
 /** Further tries of a command that met a network failure, a timeout or a 5xx (backoff 250 ms, doubling). */
 const RETRIES = 4;
 
@@ -43,6 +94,8 @@ function positionMs(position: string): number {
 export class Simulator {
   private readonly http: SwitchboardHttp;
   private readonly rng: Rng;
+  /** The agents' answers to offers: a stream of its own, so a seed's skills and times stay as they were. */
+  private readonly answerRng: Rng;
   private readonly tag = Date.now().toString(36);
   private readonly agentIds: string[] = [];
   private readonly agentSkills: string[][] = [];
@@ -55,7 +108,22 @@ export class Simulator {
   private accepted202 = 0;
   private retries = 0;
   private abandonRaced = 0;
-  private counts = { sent: 0, waiting: 0, inService: 0, completed: 0, abandoned: 0, failed: 0 };
+  private answerRaced = 0;
+  private readonly offers = { made: 0, accepted: 0, rejected: 0, expired: 0, withdrawn: 0 };
+  private readonly acceptMs: number[] = [];
+  private wrapUps = 0;
+  private wrapUpsEnded = 0;
+  private comebacks = 0;
+  private settings: SimSettings = DEFAULT_SETTINGS;
+  private counts = {
+    sent: 0,
+    waiting: 0,
+    inService: 0,
+    completed: 0,
+    abandoned: 0,
+    expired: 0,
+    failed: 0,
+  };
   private ending = false;
   private finish: ((by: EndedBy) => void) | undefined;
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -67,6 +135,7 @@ export class Simulator {
   constructor(readonly opts: SimOptions) {
     this.http = new SwitchboardHttp(opts.url);
     this.rng = seededRandom(opts.seed);
+    this.answerRng = seededRandom(opts.seed ^ 0x5bd1e995);
     // The whole plan is drawn up front, in a fixed order, so the seed alone decides it.
     for (let i = 0; i < opts.agents; i++) {
       this.agentIds.push(`${this.tag}.agent-${i + 1}`);
@@ -77,6 +146,8 @@ export class Simulator {
         id: `${this.tag}.contact-${i + 1}`,
         skills: seedSkills(this.rng),
         handleMs: Math.round(uniform(this.rng, opts.handleMinS, opts.handleMaxS) * 1000),
+        answers: Array.from({ length: PLANNED_ANSWERS }, () => this.drawAnswer()),
+        offersSeen: 0,
         state: 'planned',
         everAssigned: false,
       };
@@ -86,7 +157,7 @@ export class Simulator {
     const held = [...new Set(this.agentSkills.map((s) => s.join(',')))].map((s) => new Set(s.split(',')));
     this.unservable = this.contacts.filter((c) => !held.some((h) => c.skills.every((s) => h.has(s)))).length;
     const liveUrl = (after: string) =>
-      `${this.http.base.replace(/^http/, 'ws')}${this.wsPath}/events/live?type=AssignmentMade,ContactAbandoned&after=${after}`;
+      `${this.http.base.replace(/^http/, 'ws')}${this.wsPath}/events/live?type=${FEED_TYPES.join(',')}&after=${after}`;
     this.live = new LiveFeed(
       liveUrl,
       (e) => this.onEvent(e),
@@ -97,6 +168,13 @@ export class Simulator {
 
   /** Contacts whose skills no agent of this run holds all of (they can only abandon). */
   readonly unservable: number;
+
+  private drawAnswer(): OfferAnswer {
+    const o = this.opts;
+    const r = this.answerRng();
+    const kind = r < o.rejectRate ? 'reject' : r < o.rejectRate + o.missRate ? 'miss' : 'accept';
+    return { kind, delayMs: Math.round(uniform(this.answerRng, o.acceptMinS, o.acceptMaxS) * 1000) };
+  }
 
   private get wsPath(): string {
     return `/v1/workspaces/${encodeURIComponent(this.opts.workspace)}`;
@@ -119,16 +197,17 @@ export class Simulator {
 
   private progress(): void {
     const c = this.counts;
+    const done = c.completed + c.abandoned + c.expired + c.failed;
     this.onProgress({
       sent: c.sent,
       waiting: c.waiting,
       inService: c.inService,
       completed: c.completed,
       abandoned: c.abandoned,
-      done: c.completed + c.abandoned + c.failed,
+      expired: c.expired,
+      done,
     });
-    if (c.completed + c.abandoned + c.failed === this.opts.contacts && c.sent === this.opts.contacts)
-      this.finish?.('done');
+    if (done === this.opts.contacts && c.sent === this.opts.contacts) this.finish?.('done');
   }
 
   private recordError(what: string, r: HttpResult & { ok: false }): void {
@@ -140,17 +219,23 @@ export class Simulator {
 
   /**
    * One command, retried (a few times, with backoff) when the server was unreachable or failed;
-   * an Idempotency-Key makes a repeat of a command that did land append nothing.
+   * an Idempotency-Key makes a repeat of a command that did land append nothing. `once` tells
+   * this sending from another of the same path and body (an offer's answer, a second comeback).
    */
-  private async command(path: string, body?: unknown): Promise<HttpResult> {
+  private async command(
+    path: string,
+    body?: unknown,
+    { method = 'POST', once }: { method?: string; once?: string } = {},
+  ): Promise<HttpResult> {
     const id = (body as { id?: unknown } | undefined)?.id;
-    const headers = { 'idempotency-key': `${this.tag}:${path}${typeof id === 'string' ? `/${id}` : ''}` };
-    let r = await this.http.request('POST', `${this.wsPath}${path}`, body, headers);
+    const key = `${this.tag}:${path}${typeof id === 'string' ? `/${id}` : ''}${once ? `#${once}` : ''}`;
+    const headers = { 'idempotency-key': key };
+    let r = await this.http.request(method, `${this.wsPath}${path}`, body, headers);
     for (let attempt = 1; attempt <= RETRIES && retryable(r) && !this.ending; attempt++) {
       this.retries++;
       await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** (attempt - 1)));
       if (this.ending) break;
-      r = await this.http.request('POST', `${this.wsPath}${path}`, body, headers);
+      r = await this.http.request(method, `${this.wsPath}${path}`, body, headers);
     }
     if (r.ok && r.status === 202) this.accepted202++;
     return r;
@@ -160,11 +245,11 @@ export class Simulator {
     const from = c.state;
     if (from === to) return;
     const bucket = (s: ContactState): keyof typeof this.counts | undefined =>
-      s === 'sent' || s === 'queued'
+      s === 'sent' || s === 'queued' || s === 'offered'
         ? 'waiting'
         : s === 'assigned'
           ? 'inService'
-          : s === 'completed' || s === 'abandoned' || s === 'failed'
+          : s === 'completed' || s === 'abandoned' || s === 'expired' || s === 'failed'
             ? s
             : undefined;
     const b0 = bucket(from);
@@ -197,19 +282,81 @@ export class Simulator {
 
   private onEvent(e: Envelope): void {
     if (this.ending) return;
+    // Agent facts: wrap-ups (of this run's agents only: the contact is not named).
+    if (e.type === 'WrapUpStarted' || e.type === 'WrapUpEnded') {
+      if (!e.data?.agentId || !this.agentIds.includes(e.data.agentId)) return;
+      if (e.type === 'WrapUpStarted') this.wrapUps++;
+      else this.wrapUpsEnded++;
+      return;
+    }
     const c = e.data?.contactId ? this.byId.get(e.data.contactId) : undefined;
     if (!c) return;
-    if (e.type === 'AssignmentMade' && !c.everAssigned) {
-      c.everAssigned = true;
-      if (typeof e.data.waitedMs === 'number') this.waits.push(e.data.waitedMs);
-      if (c.patience) clearTimeout(c.patience);
-      if (c.state === 'completed' || c.state === 'abandoned' || c.state === 'failed') return;
-      this.setState(c, 'assigned');
-      c.handling = this.timer(c.handleMs, () => this.safely('complete', this.complete(c)));
-    } else if (e.type === 'ContactAbandoned') {
-      if (c.patience) clearTimeout(c.patience);
-      if (c.state !== 'abandoned') this.setState(c, 'abandoned');
+    switch (e.type) {
+      case 'AssignmentMade':
+        if (e.data.offer) this.offered(c, e);
+        else if (!c.everAssigned) {
+          if (typeof e.data.waitedMs === 'number') this.waits.push(e.data.waitedMs);
+          this.assigned(c);
+        }
+        return;
+      case 'AssignmentAccepted': {
+        const offer = c.offer;
+        c.offer = undefined;
+        this.offers.accepted++;
+        const at = Date.parse(e.data.acceptedAt ?? '');
+        if (offer && Number.isFinite(at)) this.acceptMs.push(at - offer.madeAt);
+        if (c.everAssigned) return;
+        if (typeof offer?.waitedMs === 'number') this.waits.push(offer.waitedMs);
+        this.assigned(c);
+        return;
+      }
+      case 'AssignmentRejected':
+      case 'AssignmentExpired':
+        if (e.type === 'AssignmentExpired') {
+          this.offers.expired++;
+          // The agent was set to the workspace's missedOfferPresence: it comes back after a break.
+          if (this.settings.missedOfferPresence !== 'available' && e.data.agentId) {
+            const agentId = e.data.agentId;
+            this.timer(this.opts.missBreakS * 1000, () => this.safely('come back', this.comeBack(agentId)));
+          }
+        } else if (e.data.reason === 'rejected') this.offers.rejected++;
+        else this.offers.withdrawn++;
+        c.offer = undefined;
+        if (c.state === 'offered') this.setState(c, 'queued');
+        return;
+      case 'ContactAbandoned':
+      case 'ContactExpired':
+        if (c.patience) clearTimeout(c.patience);
+        c.offer = undefined;
+        this.setState(c, e.type === 'ContactAbandoned' ? 'abandoned' : 'expired');
+        return;
     }
+  }
+
+  /** The contact is the agent's (assigned directly, or its offer accepted): handled, then completed. */
+  private assigned(c: SimContact): void {
+    c.everAssigned = true;
+    if (c.patience) clearTimeout(c.patience);
+    if (c.state === 'completed' || c.state === 'abandoned' || c.state === 'expired' || c.state === 'failed')
+      return;
+    this.setState(c, 'assigned');
+    c.handling = this.timer(c.handleMs, () => this.safely('complete', this.complete(c)));
+  }
+
+  /** An offer: answered as the contact's plan says (the customer's patience keeps running). */
+  private offered(c: SimContact, e: Envelope): void {
+    const offer: OfferSeen = {
+      id: e.data.offer!.id,
+      agentId: e.data.agentId ?? '',
+      madeAt: Date.parse(e.data.assignedAt ?? '') || Date.now(),
+      waitedMs: e.data.waitedMs,
+    };
+    this.offers.made++;
+    c.offer = offer;
+    if (c.state === 'queued' || c.state === 'sent') this.setState(c, 'offered');
+    const { kind, delayMs } = c.answers[c.offersSeen++] ?? { kind: 'accept', delayMs: 0 };
+    if (kind === 'miss') return; // the server's timer expires it
+    this.timer(delayMs, () => this.safely(kind, this.answer(c, offer, kind)));
   }
 
   // ---- the flow ----
@@ -225,6 +372,48 @@ export class Simulator {
     const id = this.agentIds[i]!;
     const r = await this.command(`/agents/${id}/state`, { state: 'available' });
     if (!r.ok) this.recordError(`POST /agents/${id}/state`, r);
+  }
+
+  /** An agent set away by an offer it let expire is available again. */
+  private async comeBack(agentId: string): Promise<void> {
+    const once = `back-${++this.comebacks}`;
+    const r = await this.command(`/agents/${agentId}/state`, { state: 'available' }, { once });
+    if (!r.ok && !this.ending) this.recordError(`POST /agents/${agentId}/state`, r);
+  }
+
+  /** The agent's answer to an offer, if the offer is still the contact's outstanding one. */
+  private async answer(c: SimContact, offer: OfferSeen, kind: 'accept' | 'reject'): Promise<void> {
+    if (c.offer !== offer || c.state !== 'offered') return;
+    const path = `/contacts/${c.id}/${kind}`;
+    const r = await this.command(path, { agentId: offer.agentId }, { once: `${offer.id}` });
+    if (this.ending || r.ok) return; // the feed tells what it did
+    if (r.status === 409 && (r.body as { type?: string } | null)?.type === '/problems/contact-not-offered') {
+      this.answerRaced++; // abandoned, expired or timed out meanwhile
+      return;
+    }
+    this.recordError(`POST ${path}`, r);
+  }
+
+  /**
+   * The workspace's settings for the run: those asked for are PUT (the rest kept as they are,
+   * PUT replacing the whole), then read back; with none asked for, the workspace's as they are.
+   */
+  private async applySettings(): Promise<void> {
+    const current = await this.http.request('GET', `${this.wsPath}/settings`);
+    if (!current.ok)
+      throw new FatalError(
+        `cannot read the settings of workspace "${this.opts.workspace}": GET /settings answered ${current.status} (${current.detail})`,
+      );
+    this.settings = { ...DEFAULT_SETTINGS, ...(current.body as Partial<SimSettings>) };
+    const asked = this.opts.settings ?? {};
+    if (Object.keys(asked).length === 0) return;
+    const r = await this.command('/settings', { ...this.settings, ...asked }, { method: 'PUT' });
+    if (!r.ok)
+      throw new FatalError(
+        `cannot change the settings of workspace "${this.opts.workspace}": PUT /settings answered ${r.status} (${r.detail})`,
+      );
+    const { position: _, ...settings } = r.body as SimSettings & { position?: string };
+    this.settings = { ...this.settings, ...settings };
   }
 
   private async queue(c: SimContact): Promise<void> {
@@ -243,7 +432,7 @@ export class Simulator {
   }
 
   private async abandon(c: SimContact): Promise<void> {
-    if (c.everAssigned || (c.state !== 'queued' && c.state !== 'sent')) return;
+    if (c.everAssigned || (c.state !== 'queued' && c.state !== 'sent' && c.state !== 'offered')) return;
     const r = await this.command(`/contacts/${c.id}/abandon`);
     if (this.ending) return;
     if (r.ok) {
@@ -252,7 +441,7 @@ export class Simulator {
       return;
     }
     if (r.status === 409) {
-      this.abandonRaced++; // assigned meanwhile: AssignmentMade is on its way
+      this.abandonRaced++; // assigned (or expired) meanwhile: the feed says so
       return;
     }
     this.recordError(`POST /contacts/${c.id}/abandon`, r);
@@ -281,6 +470,7 @@ export class Simulator {
     });
     const limit = setTimeout(() => this.finish?.('time-limit'), this.opts.maxSeconds * 1000);
     try {
+      await this.applySettings();
       // The first registration fixes where the live feed starts: every event of this run comes
       // after that command, so replaying from just before it misses nothing.
       const first = this.opts.agents > 0 ? await this.registerAgent(0) : undefined;
@@ -358,13 +548,26 @@ export class Simulator {
         handleMaxS: o.handleMaxS,
         patienceS: o.patienceS,
         maxSeconds: o.maxSeconds,
+        acceptMinS: o.acceptMinS,
+        acceptMaxS: o.acceptMaxS,
+        rejectRate: o.rejectRate,
+        missRate: o.missRate,
+        missBreakS: o.missBreakS,
       },
+      settings: { ...this.settings },
       ...tally(this.contacts),
       unservable: this.unservable,
       abandonRaced: this.abandonRaced,
       meanWaitMs: round(mean(this.waits)),
       p90WaitMs: round(percentile(this.waits, 90)),
       maxWaitMs: round(percentile(this.waits, 100)),
+      offers: {
+        ...this.offers,
+        meanTimeToAcceptMs: round(mean(this.acceptMs)),
+        answerRaced: this.answerRaced,
+      },
+      wrapUps: this.wrapUps,
+      wrapUpsEnded: this.wrapUpsEnded,
       retries: this.retries,
       errors: this.errors,
       errorsByStatus: { ...this.errorsByStatus },

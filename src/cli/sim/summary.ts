@@ -12,6 +12,22 @@ export interface SimParameters {
   readonly patienceS: number;
   /** Hard limit of the whole run, seconds. */
   readonly maxSeconds: number;
+  /** How long an agent takes to answer an offer, seconds (drawn between the two). */
+  readonly acceptMinS: number;
+  readonly acceptMaxS: number;
+  /** The share of offers an agent rejects, and the share it lets expire (0..1 each). */
+  readonly rejectRate: number;
+  readonly missRate: number;
+  /** Seconds an agent that missed an offer stays away before it comes back available. */
+  readonly missBreakS: number;
+}
+
+/** The workspace's settings the run ran with (GET /settings; see docs/API.md). */
+export interface SimSettings {
+  readonly offerTimeoutMs: number;
+  readonly wrapUpMs: number;
+  readonly missedOfferPresence: string;
+  readonly maxWaitMs: number | null;
 }
 
 export type EndedBy = 'done' | 'time-limit' | 'interrupted';
@@ -21,11 +37,14 @@ export interface SimSummary {
   readonly url: string;
   readonly seed: number;
   readonly parameters: SimParameters;
+  readonly settings: SimSettings;
   /** Contacts that got an agent (AssignmentMade seen). */
   readonly assigned: number;
   readonly abandoned: number;
   readonly completed: number;
-  /** Contacts still waiting for an agent when the run ended. */
+  /** Contacts that waited past their maximum wait (ContactExpired). */
+  readonly expired: number;
+  /** Contacts still waiting for an agent (queued or offered) when the run ended. */
   readonly stillQueued: number;
   /** Assigned and not completed when the run ended. */
   readonly inService: number;
@@ -38,6 +57,22 @@ export interface SimSummary {
   readonly meanWaitMs: number | null;
   readonly p90WaitMs: number | null;
   readonly maxWaitMs: number | null;
+  /** Offers (AssignmentMade with an offer) and how they ended; all 0 when offers are off. */
+  readonly offers: {
+    readonly made: number;
+    readonly accepted: number;
+    readonly rejected: number;
+    readonly expired: number;
+    /** Taken back because the agent went away or was removed. */
+    readonly withdrawn: number;
+    /** Mean time from an offer to its acceptance, ms (null: none accepted). */
+    readonly meanTimeToAcceptMs: number | null;
+    /** Accepts and rejects answered 409 because the offer had ended meanwhile (not errors). */
+    readonly answerRaced: number;
+  };
+  /** Wrap-ups started (WrapUpStarted), and those ended by their timer or early. */
+  readonly wrapUps: number;
+  readonly wrapUpsEnded: number;
   /** Commands tried again after a network failure, a timeout or a 5xx. */
   readonly retries: number;
   /** HTTP failures after the retries (not counting abandonRaced). */
@@ -57,14 +92,24 @@ export interface Progress {
   readonly inService: number;
   readonly completed: number;
   readonly abandoned: number;
+  readonly expired: number;
   readonly done: number;
 }
 
-export type ContactState = 'planned' | 'sent' | 'queued' | 'assigned' | 'completed' | 'abandoned' | 'failed';
+export type ContactState =
+  | 'planned'
+  | 'sent'
+  | 'queued'
+  | 'offered'
+  | 'assigned'
+  | 'completed'
+  | 'abandoned'
+  | 'expired'
+  | 'failed';
 
 export type ContactTally = Pick<
   SimSummary,
-  'assigned' | 'abandoned' | 'completed' | 'stillQueued' | 'inService' | 'notQueued'
+  'assigned' | 'abandoned' | 'completed' | 'expired' | 'stillQueued' | 'inService' | 'notQueued'
 >;
 
 /** Where the contacts stand at the end of a run. */
@@ -74,14 +119,16 @@ export function tally(contacts: readonly { state: ContactState; everAssigned: bo
   let inService = 0;
   let completed = 0;
   let abandoned = 0;
+  let expired = 0;
   let notQueued = 0;
   for (const c of contacts) {
     if (c.everAssigned) assigned++;
     if (c.state === 'completed') completed++;
     else if (c.state === 'abandoned') abandoned++;
+    else if (c.state === 'expired') expired++;
     else if (c.state === 'assigned') inService++;
-    else if (c.state === 'queued' || c.state === 'sent') stillQueued++;
+    else if (c.state === 'queued' || c.state === 'sent' || c.state === 'offered') stillQueued++;
     else if (c.state === 'planned' || (c.state === 'failed' && !c.everAssigned)) notQueued++;
   }
-  return { assigned, abandoned, completed, stillQueued, inService, notQueued };
+  return { assigned, abandoned, completed, expired, stillQueued, inService, notQueued };
 }
