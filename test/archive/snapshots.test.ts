@@ -1,7 +1,8 @@
 /**
  * State snapshots in the archive (docs/ARCHIVE.md, "Snapshots"): with a short retention and a
  * small SNAPSHOT_EVERY_EVENTS, the archiver role moves most of the log into segments and writes a
- * snapshot every N archived events. GET /state?at= for positions before, at and after snapshots,
+ * snapshot every N archived events (the log has contacts completed, abandoned, and from a third of
+ * the way offered first, accepted or rejected). GET /state?at= for positions before, at and after snapshots,
  * in the archive and in the stream, answers what the replay from the beginning answers, starts
  * from the latest snapshot at or before the position (and says which), and replays at most about
  * N events. A damaged snapshot is passed over for an earlier one.
@@ -65,8 +66,26 @@ async function history(): Promise<void> {
   );
   let contact = 0;
   const assigned: string[] = [];
+  let offered: { contactId: string; agentId: string }[] = [];
   for (let round = 0; round < 130; round++) {
     const commands: Command[] = [];
+    // From round 40 on, contacts are offered first (snapshots then hold settings, offers and the
+    // agents who turned a contact down); the test accepts or rejects each offer.
+    if (round === 40)
+      commands.push({
+        type: 'ChangeSettings',
+        offerTimeoutMs: 600_000,
+        wrapUpMs: 0,
+        missedOfferPresence: 'away',
+        maxWaitMs: null,
+      });
+    for (const o of offered) {
+      if (rng() < 0.7) {
+        commands.push({ type: 'AcceptOffer', ...o });
+        assigned.push(o.contactId);
+      } else commands.push({ type: 'RejectOffer', ...o });
+    }
+    offered = [];
     for (let i = 0; i < 12; i++)
       if (rng() < 0.3)
         commands.push({
@@ -92,8 +111,12 @@ async function history(): Promise<void> {
     if (rng() < 0.8) await dispatchPending(r, WS);
     const made = (await r.xrange(workspaceKeys(WS).events, `(${before}`, '+')) as StreamEntry[];
     for (const [, f] of made)
-      if (f[1] === 'AssignmentMade')
-        assigned.push((JSON.parse(f[3]!) as { data: { contactId: string } }).data.contactId);
+      if (f[1] === 'AssignmentMade') {
+        const d = (JSON.parse(f[3]!) as { data: { contactId: string; agentId: string; offer?: unknown } })
+          .data;
+        if (d.offer) offered.push({ contactId: d.contactId, agentId: d.agentId });
+        else assigned.push(d.contactId);
+      }
   }
 }
 
