@@ -98,6 +98,7 @@ export class Simulator {
   private readonly answerRng: Rng;
   private readonly tag = Date.now().toString(36);
   private readonly agentIds: string[] = [];
+  private readonly ownAgents = new Set<string>();
   private readonly agentSkills: string[][] = [];
   private readonly contacts: SimContact[] = [];
   private readonly byId = new Map<string, SimContact>();
@@ -139,6 +140,7 @@ export class Simulator {
     // The whole plan is drawn up front, in a fixed order, so the seed alone decides it.
     for (let i = 0; i < opts.agents; i++) {
       this.agentIds.push(`${this.tag}.agent-${i + 1}`);
+      this.ownAgents.add(`${this.tag}.agent-${i + 1}`);
       this.agentSkills.push(seedSkills(this.rng));
     }
     for (let i = 0; i < opts.contacts; i++) {
@@ -284,7 +286,7 @@ export class Simulator {
     if (this.ending) return;
     // Agent facts: wrap-ups (of this run's agents only: the contact is not named).
     if (e.type === 'WrapUpStarted' || e.type === 'WrapUpEnded') {
-      if (!e.data?.agentId || !this.agentIds.includes(e.data.agentId)) return;
+      if (!e.data?.agentId || !this.ownAgents.has(e.data.agentId)) return;
       if (e.type === 'WrapUpStarted') this.wrapUps++;
       else this.wrapUpsEnded++;
       return;
