@@ -28,6 +28,8 @@ export class LiveFeed {
   private lastPosition = '0-0';
   /** Times the feed dropped and was opened again. */
   reconnects = 0;
+  /** Closed for good: nothing more is handed on, even what the socket still had buffered. */
+  private closed = false;
 
   /**
    * @param url the feed's URL for a start position
@@ -59,7 +61,7 @@ export class LiveFeed {
         if (!opened) reject(new FatalError(`cannot open the live feed ${url}: ${err.message}`));
       });
       socket.on('close', () => {
-        if (!opened || this.ending() || this.socket !== socket) return;
+        if (!opened || this.closed || this.ending() || this.socket !== socket) return;
         this.reconnects++;
         this.reconnect(250);
       });
@@ -67,7 +69,13 @@ export class LiveFeed {
   }
 
   close(): void {
+    this.closed = true;
     this.socket?.close();
+  }
+
+  /** The position of the last event handed on: the feed has given everything up to it. */
+  get position(): string {
+    return this.lastPosition;
   }
 
   private reconnect(delayMs: number): void {
@@ -77,6 +85,7 @@ export class LiveFeed {
   }
 
   private message(text: string): void {
+    if (this.closed) return;
     let e: Envelope;
     try {
       e = JSON.parse(text) as Envelope;

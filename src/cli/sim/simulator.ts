@@ -126,6 +126,8 @@ export class Simulator {
     failed: 0,
   };
   private ending = false;
+  /** After the run: the events the feed had not delivered yet are read from GET /events. */
+  private draining = false;
   private finish: ((by: EndedBy) => void) | undefined;
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly live: LiveFeed;
@@ -283,7 +285,7 @@ export class Simulator {
   // ---- what the live feed says ----
 
   private onEvent(e: Envelope): void {
-    if (this.ending) return;
+    if (this.ending && !this.draining) return;
     // Agent facts: wrap-ups (of this run's agents only: the contact is not named).
     if (e.type === 'WrapUpStarted' || e.type === 'WrapUpEnded') {
       if (!e.data?.agentId || !this.ownAgents.has(e.data.agentId)) return;
@@ -508,6 +510,7 @@ export class Simulator {
       const endedBy = await ended;
       await arrivals;
       const durationS = (performance.now() - started) / 1000;
+      if (endedBy !== 'interrupted') await this.drain();
       return this.summary(endedBy, durationS);
     } finally {
       clearTimeout(limit);
@@ -519,6 +522,33 @@ export class Simulator {
         if (c.handling) clearTimeout(c.handling);
       }
       this.live.close();
+    }
+  }
+
+  /**
+   * The run is over, but the feed may lag the answers that ended it (a completion's WrapUpStarted,
+   * an offer that expired just before its contact was abandoned): the feed is closed and the
+   * events after the last it delivered are read with GET /events, so the counts hold everything
+   * the log has so far. Bounded; nothing is sent (timers do nothing once the run is ending).
+   */
+  private async drain(timeoutMs = 5_000): Promise<void> {
+    this.live.close();
+    const deadline = Date.now() + timeoutMs;
+    const http = new SwitchboardHttp(this.opts.url, timeoutMs);
+    let after = this.live.position;
+    this.draining = true;
+    try {
+      while (Date.now() < deadline) {
+        const q = `type=${FEED_TYPES.join(',')}&limit=1000&after=${after}`;
+        const r = await http.request('GET', `${this.wsPath}/events?${q}`);
+        if (!r.ok) return;
+        const page = r.body as { events: Envelope[]; next: string | null };
+        for (const e of page.events) this.onEvent(e);
+        if (page.next === null || page.events.length === 0) return;
+        after = page.next;
+      }
+    } finally {
+      this.draining = false;
     }
   }
 
