@@ -148,7 +148,8 @@ export interface ReplayLogOptions {
 /**
  * Feeds an auditor the events after its last one and the commands after its last one, across
  * the archive and the streams (LogReader: the readers the audit uses), until `stop` says so or
- * the event stream ends. The next page of events is asked for while one is replayed.
+ * the event stream ends. The next page of events is asked for while one is replayed, and the
+ * replay yields to the event loop every 1,000 events (an API process keeps serving meanwhile).
  */
 export async function replayLog(
   redis: RedisClient,
@@ -179,11 +180,14 @@ export async function replayLog(
       next = events.next('+');
       next.catch(() => {}); // awaited in the next turn, if there is one
     }
-    for (const e of page) {
+    for (let i = 0; i < page.length; i++) {
+      const e = page[i]!;
       if (opts.stop(e)) return;
       if (a.commandsAhead === 0 && !commandsDone) await takeCommands();
       while (!a.processEvent(e)) await takeCommands();
       await opts.after?.(e);
+      // A long replay lets the process serve others meanwhile (about every 20 ms).
+      if (i % 1000 === 999) await new Promise<void>((resolve) => setImmediate(resolve));
     }
     if (page.length < size) return;
   }
