@@ -115,16 +115,27 @@ function isSkills(v: unknown): boolean {
   return true;
 }
 const PRESENCE = new Set(['available', 'away', 'offline']);
+const DAY = 86_400_000;
+const isCount = (v: unknown) => isInt(v, 1, Number.MAX_SAFE_INTEGER);
+const isWrap = (v: unknown) => v === undefined || isInt(v, 0, DAY);
+const isWait = (v: unknown) => v === undefined || isInt(v, 1, 7 * DAY);
 const SHAPES: Record<string, (c: Record<string, unknown>) => boolean> = {
-  RegisterAgent: (c) => isId(c.agentId) && isSkills(c.skills) && isInt(c.capacity, 1, 100) && isName(c.name),
+  RegisterAgent: (c) =>
+    isId(c.agentId) &&
+    isSkills(c.skills) &&
+    isInt(c.capacity, 1, 100) &&
+    isName(c.name) &&
+    isWrap(c.wrapUpMs),
   UpdateAgent: (c) =>
     isId(c.agentId) &&
     (c.skills === undefined || isSkills(c.skills)) &&
     (c.capacity === undefined || isInt(c.capacity, 1, 100)) &&
-    isName(c.name),
+    isName(c.name) &&
+    isWrap(c.wrapUpMs),
   ChangeAgentState: (c) => isId(c.agentId) && PRESENCE.has(c.state as string),
   RemoveAgent: (c) => isId(c.agentId),
-  QueueContact: (c) => isId(c.contactId) && isSkills(c.skills) && isInt(c.priority, 0, 9),
+  QueueContact: (c) =>
+    isId(c.contactId) && isSkills(c.skills) && isInt(c.priority, 0, 9) && isWait(c.maxWaitMs),
   AbandonContact: (c) => isId(c.contactId),
   CompleteContact: (c) => isId(c.contactId),
   ForgetContacts: (c) =>
@@ -132,6 +143,16 @@ const SHAPES: Record<string, (c: Record<string, unknown>) => boolean> = {
     Number.isSafeInteger(c.keepMs) &&
     c.keepMs >= 0 &&
     isInt(c.max, 1, MAX_FORGOTTEN_PER_COMMAND),
+  ChangeSettings: (c) =>
+    isInt(c.offerTimeoutMs, 0, 3_600_000) &&
+    isInt(c.wrapUpMs, 0, DAY) &&
+    PRESENCE.has(c.missedOfferPresence as string) &&
+    (c.maxWaitMs === null || isInt(c.maxWaitMs, 1, 7 * DAY)),
+  AcceptOffer: (c) => isId(c.contactId) && isId(c.agentId),
+  RejectOffer: (c) => isId(c.contactId) && isId(c.agentId),
+  ExpireOffer: (c) => isId(c.contactId) && isCount(c.offer),
+  EndWrapUp: (c) => isId(c.agentId) && isCount(c.wrapUp),
+  ExpireContact: (c) => isId(c.contactId) && isCount(c.seq),
 };
 
 /** The command of an entry, or why the projector does not apply it. */

@@ -119,8 +119,9 @@ export class Dispatcher {
   run(workspace: string, running: () => boolean): Promise<void> {
     const k = workspaceKeys(workspace);
     return this.loops.run(workspace, async (conn, stopped) => {
-      this.assignments += await dispatchPending(this.redis, workspace, this.opts);
       let nextDue = (await this.tick(workspace)).nextDue;
+      this.assignments += await dispatchPending(this.redis, workspace, this.opts);
+      nextDue = (await this.tick(workspace)).nextDue;
       while (running()) {
         // Wakes for work (the projector and API write the wake set) or for the next timer, and
         // at least every wakeTimeoutS. A command queued while the connection is down is never
@@ -136,7 +137,11 @@ export class Dispatcher {
         nextDue = (await this.tick(workspace)).nextDue;
         const made = await dispatchPending(this.redis, workspace, this.opts);
         this.assignments += made;
-        if (made > 0) this.log.debug({ workspace, made }, 'assignments made');
+        if (made > 0) {
+          this.log.debug({ workspace, made }, 'assignments made');
+          // Offers just made have timers of their own.
+          nextDue = (await this.tick(workspace)).nextDue;
+        }
       }
     });
   }

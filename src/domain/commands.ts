@@ -13,7 +13,7 @@ export const OfferTimeoutMs = msBetween('OfferTimeoutMs', 0, 3_600_000);
 /** After-contact work: the agent takes no new work this long after a completion. */
 export const WrapUpMs = msBetween('WrapUpMs', 0, DAY_MS);
 /** The longest a contact waits in the queue before it leaves as ContactExpired. */
-export const MaxWaitMs = msBetween('MaxWaitMs', 1000, 7 * DAY_MS);
+export const MaxWaitMs = msBetween('MaxWaitMs', 1, 7 * DAY_MS);
 
 /** Bodies as clients send them over HTTP (see API.md). */
 export const RegisterAgentBody = strict(

@@ -240,9 +240,7 @@ export function contactsToForget(
 }
 
 /** An agent takes work while it is present as available, not wrapping up, and below its capacity. */
-export function canTakeWork(
-  a: Pick<Agent, 'presence' | 'activeContacts' | 'capacity' | 'wrapUp'>,
-): boolean {
+export function canTakeWork(a: Pick<Agent, 'presence' | 'activeContacts' | 'capacity' | 'wrapUp'>): boolean {
   return a.presence === 'available' && a.wrapUp === undefined && a.activeContacts.length < a.capacity;
 }
 
@@ -307,7 +305,11 @@ function presenceChange(before: Agent, presence: AgentPresence, at: number): Fac
 function offeredTo(ws: Workspace, contactId: string, agentId: string, verb: string): Contact | Rejection {
   const contact = ws.contacts.get(contactId);
   if (!contact)
-    return { status: 404, title: 'Contact not found', detail: `No contact "${contactId}" in this workspace.` };
+    return {
+      status: 404,
+      title: 'Contact not found',
+      detail: `No contact "${contactId}" in this workspace.`,
+    };
   if (contact.state !== 'offered' || contact.offer === undefined)
     return {
       status: 409,
@@ -459,7 +461,13 @@ export function decide(ws: Workspace, c: Command, at: number): Decision {
     case 'RejectOffer': {
       const contact = offeredTo(ws, c.contactId, c.agentId, 'rejected');
       if (isRejection(contact)) return E.left(contact);
-      return ok({ type: 'AssignmentRejected', contactId: c.contactId, agentId: c.agentId, at, reason: 'rejected' });
+      return ok({
+        type: 'AssignmentRejected',
+        contactId: c.contactId,
+        agentId: c.agentId,
+        at,
+        reason: 'rejected',
+      });
     }
     case 'ExpireOffer': {
       // A timer: it changes something only while its offer is the one outstanding and due.
@@ -469,7 +477,10 @@ export function decide(ws: Workspace, c: Command, at: number): Decision {
       const expired: Fact = { type: 'AssignmentExpired', contactId: c.contactId, agentId: offer.agentId, at };
       const agent = ws.agents.get(offer.agentId);
       if (!agent || agent.presence === ws.settings.missedOfferPresence) return ok(expired);
-      return ok(expired, ...presenceChange(releasing(agent, c.contactId, at), ws.settings.missedOfferPresence, at));
+      return ok(
+        expired,
+        ...presenceChange(releasing(agent, c.contactId, at), ws.settings.missedOfferPresence, at),
+      );
     }
     case 'EndWrapUp': {
       const agent = ws.agents.get(c.agentId);
@@ -614,7 +625,8 @@ export function applyFact(w: WorkspaceWriter, f: Fact): void {
     }
     case 'WrapUpStarted': {
       const a = w.agents.get(f.agentId);
-      if (a) w.putAgent(withAvailability(a, { ...a, wrapUp: { n: f.n, until: f.until }, wrapUps: f.n }, f.at));
+      if (a)
+        w.putAgent(withAvailability(a, { ...a, wrapUp: { n: f.n, until: f.until }, wrapUps: f.n }, f.at));
       return;
     }
     case 'WrapUpEnded': {

@@ -235,11 +235,7 @@ export class RoutingGroups {
       let laa: AgentSlot | undefined;
       for (const server of group.servers)
         for (const s of server.heap)
-          if (
-            this.agents.get(s.id)?.slot === s &&
-            !excluded.has(s.id) &&
-            (!laa || agentBefore(s, laa))
-          )
+          if (this.agents.get(s.id)?.slot === s && !excluded.has(s.id) && (!laa || agentBefore(s, laa)))
             laa = s;
       if (laa) {
         best = slot;

@@ -19,6 +19,7 @@ import {
   type DispatcherOptions,
   defaultDispatcherOptions,
   dispatchPending,
+  fireTimers,
 } from '../../src/dispatcher/dispatcher.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import type { CommandRejectedData } from '../../src/domain/events.ts';
@@ -41,7 +42,16 @@ type Action =
   | { kind: 'queue'; reuse: number | null; skills: string[]; priority: number }
   | { kind: 'abandon'; pick: number; known: boolean }
   | { kind: 'complete'; pick: number; from: 'assigned' | 'any' | 'unknown' }
-  | { kind: 'forget'; keepMs: number; max: number };
+  | { kind: 'forget'; keepMs: number; max: number }
+  | {
+      kind: 'settings';
+      offerTimeoutMs: number;
+      wrapUpMs: number;
+      missed: 'available' | 'away' | 'offline';
+      maxWaitMs: number | null;
+    }
+  | { kind: 'answer'; accept: boolean; pick: number; wrongAgent: boolean }
+  | { kind: 'clock'; waitMs: number };
 
 /** How the commands of a scenario reach the dispatcher. */
 interface Pacing {
@@ -204,6 +214,63 @@ const backlogArb: fc.Arbitrary<Scenario> = fc.integer({ min: 4, max: 10 }).chain
   }),
 );
 
+/** The work lifecycle: offers answered, rejected or left to expire, wrap-ups, maximum waits; time passes. */
+const lifecycleActionArb = (n: number): fc.Arbitrary<Action> =>
+  fc.oneof(
+    { weight: 12, arbitrary: actionArb(n, SMALL) },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        kind: fc.constant('settings' as const),
+        offerTimeoutMs: fc.constantFrom(0, 20, 40, 40),
+        wrapUpMs: fc.constantFrom(0, 0, 15, 30),
+        missed: fc.constantFrom('away' as const, 'available' as const, 'offline' as const),
+        maxWaitMs: fc.constantFrom(null, null, 50),
+      }),
+    },
+    {
+      weight: 5,
+      arbitrary: fc.record({
+        kind: fc.constant('answer' as const),
+        accept: fc.boolean(),
+        pick: fc.nat(),
+        wrongAgent: fc.boolean().map((b) => b && Math.random() < 0.2),
+      }),
+    },
+    {
+      weight: 3,
+      arbitrary: fc.record({ kind: fc.constant('clock' as const), waitMs: fc.constantFrom(0, 10, 25, 45) }),
+    },
+  );
+
+const lifecycleArb: fc.Arbitrary<Scenario> = fc.integer({ min: 3, max: 6 }).chain((n) =>
+  fc.record({
+    agents: fc.array(
+      fc.record({ skills: skillsArb(SMALL, 1, 3), capacity: fc.integer({ min: 1, max: 2 }) }),
+      { minLength: n, maxLength: n },
+    ),
+    actions: fc
+      .tuple(
+        fc.record({
+          kind: fc.constant('settings' as const),
+          offerTimeoutMs: fc.constantFrom(20, 40),
+          wrapUpMs: fc.constantFrom(0, 15, 30),
+          missed: fc.constantFrom('away' as const, 'available' as const),
+          maxWaitMs: fc.constantFrom(null, 60),
+        }),
+        fc.array(lifecycleActionArb(n), { minLength: 40, maxLength: 120 }),
+      )
+      .map(([first, rest]): Action[] => [
+        first,
+        // Everyone at the desk to begin with.
+        ...Array.from({ length: n }, (_, agent): Action => ({ kind: 'state', agent, state: 'available' })),
+        ...rest,
+      ]),
+    pacing: pacingArb,
+    alphabet: fc.constant(SMALL),
+  }),
+);
+
 /** A hundred agents or more over several skill sets, under load. */
 const largeArb: fc.Arbitrary<Scenario> = fc.integer({ min: 100, max: 130 }).chain((n) =>
   fc.record({
@@ -265,6 +332,24 @@ function toCommand(a: Action, ws: Workspace, queued: readonly string[], nextCont
     }
     case 'forget':
       return { type: 'ForgetContacts', keepMs: a.keepMs, max: a.max };
+    case 'settings':
+      return {
+        type: 'ChangeSettings',
+        offerTimeoutMs: a.offerTimeoutMs,
+        wrapUpMs: a.wrapUpMs,
+        missedOfferPresence: a.missed,
+        maxWaitMs: a.maxWaitMs,
+      };
+    case 'answer': {
+      const offered = [...ws.contacts.values()].filter((c) => c.offer);
+      const c = pick(offered, a.pick);
+      const contactId = c?.id ?? 'nobody';
+      const right = c?.offer?.agentId ?? AGENT_IDS[0];
+      const agentId = a.wrongAgent ? (right === AGENT_IDS[0] ? AGENT_IDS[1] : AGENT_IDS[0]) : right;
+      return { type: a.accept ? 'AcceptOffer' : 'RejectOffer', contactId, agentId };
+    }
+    case 'clock':
+      throw new Error('the clock is no command');
   }
 }
 
@@ -296,6 +381,7 @@ describe('Redis routing agrees with the model and the oracle', () => {
   let assignmentsSeen = 0;
   let rejectionsSeen = 0;
   let audits = 0;
+  let timersFired = 0;
 
   let raceClient: RedisClient;
 
@@ -325,6 +411,7 @@ describe('Redis routing agrees with the model and the oracle', () => {
     /** Appended commands the model has not applied yet, in stream order. */
     const pending: { position: string; command: Command }[] = [];
     let eventsRead = '0-0';
+    let lastAppended = '0-0';
     const made: string[] = [];
 
     const applyCommand = (position: string, command: Command) => {
@@ -388,11 +475,30 @@ describe('Redis routing agrees with the model and the oracle', () => {
     for (let i = 0; i < actions.length; round++) {
       const run = s.pacing.runs[round % s.pacing.runs.length]!;
       for (const action of actions.slice(i, i + run)) {
+        if (action.kind === 'clock') {
+          // Time passes; the clock turns what is due into commands, which the model applies in turn.
+          await new Promise((r) => setTimeout(r, action.waitMs));
+          await fireTimers(redis, workspace);
+          const fired = (await redis.xrange(keys.commands, `(${lastAppended}`, '+')) as [string, string[]][];
+          for (const [position, fields] of fired) {
+            const f = new Map<string, string>();
+            for (let j = 0; j + 1 < fields.length; j += 2) f.set(fields[j]!, fields[j + 1]!);
+            expect(f.get('commandId')?.startsWith('timer:'), `${position} is a timer command`).toBe(true);
+            pending.push({
+              position,
+              command: { type: f.get('type'), ...JSON.parse(f.get('command')!) } as Command,
+            });
+            lastAppended = position;
+            timersFired++;
+          }
+          continue;
+        }
         const command = toCommand(action, model, queuedIds, nextContact);
         if (command.type === 'QueueContact' && !queuedIds.includes(command.contactId))
           queuedIds.push(command.contactId);
         const appended = await appendCommand(redis, { workspace, command });
         pending.push({ position: appended.position, command });
+        lastAppended = appended.position;
         commandsRun++;
       }
       i += run;
@@ -551,11 +657,24 @@ describe('Redis routing agrees with the model and the oracle', () => {
         assignments: assignmentsSeen,
         rejections: rejectionsSeen,
         audits,
+        timersFired,
       }),
     );
     // The scenarios do exercise both paths.
     expect(assignmentsSeen).toBeGreaterThan(200);
     expect(rejectionsSeen).toBeGreaterThan(50);
     // 30 - 50 s on the 2-core machine (the cluster target is the slower): room for a busier one.
+  }, 180_000);
+
+  it('40 scenarios of the work lifecycle: offers answered, rejected and expired, wrap-ups, maximum waits', async () => {
+    const before = { assignmentsSeen, timersFired };
+    await fc.assert(fc.asyncProperty(lifecycleArb, runScenario), {
+      numRuns: Number(process.env.LIFECYCLE_RUNS ?? 40),
+      ...(process.env.LIFECYCLE_SEED ? { seed: Number(process.env.LIFECYCLE_SEED) } : {}),
+      ...(process.env.LIFECYCLE_NO_SHRINK ? { endOnFailure: true } : {}),
+    });
+    console.log(JSON.stringify({ assignments: assignmentsSeen - before.assignmentsSeen, timersFired }));
+    expect(assignmentsSeen - before.assignmentsSeen).toBeGreaterThan(40);
+    expect(timersFired - before.timersFired).toBeGreaterThan(20);
   }, 180_000);
 });

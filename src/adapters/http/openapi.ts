@@ -54,11 +54,7 @@ const ms = (min: number, max: number, description: string) => ({
 });
 const DAY_MS = 86_400_000;
 const wrapUpMs = ms(0, DAY_MS, 'after-contact work after each completion, ms (the agent takes no new work)');
-const maxWaitMs = ms(
-  1000,
-  7 * DAY_MS,
-  'the longest the contact waits queued, ms, before it leaves as expired',
-);
+const maxWaitMs = ms(1, 7 * DAY_MS, 'the longest the contact waits queued, ms, before it leaves as expired');
 const presence = { enum: ['available', 'away', 'offline'] };
 const agentStates = ['offline', 'available', 'away', 'busy', 'wrapup', 'reserved'];
 const contactStates = ['queued', 'offered', 'assigned', 'completed', 'abandoned', 'expired'];

@@ -343,31 +343,33 @@ local function queue_head(name)
   return doc_get(K_CONTACTS, string.match(m[1], '|([^|]*)$')), m[2] or false
 end
 
--- The first contact of a skill-set queue, in routing order, that has an eligible agent now:
--- returns it, its agent's id, whether it heads the queue and the member behind it (as assign
--- takes them), and its routing order. `plain` is the queue's LAA ignoring exclusions (the agent of
--- every contact that has none). Returns nil when every contact is blocked; false when the walk
--- used its share of the call (the caller leaves its candidate as it is and the next call looks again).
-local function first_assignable(name, plain)
+-- The first contact of a skill-set queue, in routing order and from order `from` on, that has an
+-- eligible agent now. `plain` is the queue's LAA ignoring exclusions (the agent of every contact
+-- that has none). Returns the contact, its agent's id, its routing order and the member behind it
+-- (false: none; nil: not read). Returns nil when every contact from `from` on is blocked; false and
+-- the order just past the last contact looked at when the walk used its share of the call (blocked
+-- contacts stay blocked until an agent changes, so the caller's candidate may resume there).
+local function first_assignable(name, plain, from)
   local lo, hi = lex_bounds(name)
-  local first = true
+  if from then
+    local p = math.floor(from / PRIORITY_STEP)
+    lo = '[' .. name .. '|' .. p .. '|' .. string.format('%016d', from - p * PRIORITY_STEP)
+  end
   while true do
     local batch = redis.call('ZRANGEBYLEX', K_QINDEX, lo, hi, 'LIMIT', 0, WALK + 1)
     work = work + 1 + #batch
-    for j = 1, math.min(#batch, WALK) do
+    local n = math.min(#batch, WALK)
+    for j = 1, n do
       local c = doc_get(K_CONTACTS, string.match(batch[j], '|([^|]*)$'))
       work = work + 1
-      local excluded, n = exclusions(c)
+      local excluded, count = exclusions(c)
       local agent = plain
-      if excluded then agent = longest_available_except(c.skills, excluded, n) end
-      if agent then
-        local at_head = first and j == 1
-        return c, agent, at_head, at_head and (batch[2] or false) or nil, order_score(c.priority, c._seq)
-      end
-      if work >= MAX_WORK then return false end
+      if excluded then agent = longest_available_except(c.skills, excluded, count) end
+      local order = order_score(c.priority, c._seq)
+      if agent then return c, agent, order, batch[j + 1] or false end
+      if work >= MAX_WORK and (j < #batch) then return false, order + 1 end
     end
     if #batch <= WALK then return nil end
-    first = false
     lo = '(' .. batch[WALK]
   end
 end
@@ -396,17 +398,21 @@ while made < MAX_DECISIONS and work < MAX_WORK do
       if not agent then
         redis.call('ZREM', K_CAND, member)
       else
-        local c, chosen, at_head, after, order = first_assignable(id, agent)
+        -- From the candidate's own score when a walk past blocked contacts moved it on.
+        local from = tonumber(top[2])
+        local c, chosen, order, after = first_assignable(id, agent, from > head_score and from or nil)
         if c == nil then
           -- Every contact of the queue is blocked (turned down by the agents there are).
           redis.call('ZREM', K_CAND, member)
         elseif c == false then
-          break
-        elseif not at_head and next_score and next_score < order then
+          -- Blocked up to here: resume after them.
+          redis.call('ZADD', K_CAND, int(chosen), member)
+        elseif order ~= head_score and next_score and next_score < order then
           -- Blocked contacts first: a lower candidate may come before the one found.
           redis.call('ZADD', K_CAND, int(order), member)
         else
-          assign(c, doc_get(K_AGENTS, chosen), at_head, after)
+          local at_head = order == head_score
+          assign(c, doc_get(K_AGENTS, chosen), at_head, at_head and after or nil)
         end
       end
     end
@@ -445,19 +451,23 @@ while made < MAX_DECISIONS and work < MAX_WORK do
         outcome = { 'drop' }
         break
       end
-      local c, chosen, at_head, after, order = first_assignable(name, plain)
+      local c, chosen, order, after = first_assignable(name, plain)
       if c == false then
-        outcome = { 'stop' }
+        -- Blocked up to here: the queue's own candidate resumes after them, and this pool looks
+        -- at its next queue (blocked contacts wait for an agent to change).
+        redis.call('ZADD', K_CAND, 'LT', int(chosen), queue_candidate(name))
+        outcome = { 'rescore', score + 1 }
+        break
+      elseif c ~= nil and order == score then
+        outcome = { 'assign', score, c, chosen, true, after }
         break
       elseif c ~= nil then
-        if not at_head and next_score and next_score < order then
-          outcome = { 'rescore', order }
-        else
-          outcome = { 'assign', score, c, chosen, at_head, after }
-        end
-        break
+        -- Past blocked contacts: another queue of this pool may have an earlier head. The queue's
+        -- own candidate takes this contact, and this pool looks at its next queue.
+        redis.call('ZADD', K_CAND, 'LT', int(order), queue_candidate(name))
+        if not next_score or order < next_score then next_score = order end
       end
-      -- All blocked: the next queue this pool serves, after this one's head.
+      -- The next queue this pool serves, after this one's head.
       from = score + 1
       if work >= MAX_WORK then
         outcome = { 'rescore', from }

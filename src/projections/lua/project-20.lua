@@ -186,6 +186,8 @@ local function withdraw(d, a, at, pos, fact, extra)
   local excluded = d.excludedAgents or {}
   excluded[#excluded + 1] = agent_id
   d.excludedAgents = excluded
+  -- Its arrival time is its position's until the position moves (queued_ms).
+  d._queuedAt = queued_ms(d)
   d.position = pos
   doc_put(K_CONTACTS, d)
   queue_add(d)
@@ -558,7 +560,7 @@ local function is_skills(v)
 end
 local PRESENCE = { available = true, away = true, offline = true }
 local DAY = 86400000
-local function is_wait(v) return v == nil or is_int(v, 1000, 7 * DAY) end
+local function is_wait(v) return v == nil or is_int(v, 1, 7 * DAY) end
 local shapes = {
   RegisterAgent = function(c)
     return is_id(c.agentId) and is_skills(c.skills) and is_int(c.capacity, 1, 100) and is_name(c.name)

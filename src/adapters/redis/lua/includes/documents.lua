@@ -64,7 +64,7 @@ local function public_view(d)
 end
 
 -- When a queued contact arrived (ms): the position of the command that queued it, which stays its
--- position while it waits (documents written before this kept it as _queuedAt).
+-- position while it waits; once an offer of it was withdrawn (its position moved), _queuedAt.
 local function queued_ms(c)
   return c._queuedAt or position_ms(c.position)
 end

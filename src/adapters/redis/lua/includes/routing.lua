@@ -156,7 +156,10 @@ local function queue_add(c)
   else
     -- Behind an earlier head: the queue's candidate, if it was dropped (no agent for the head
     -- then), comes back to look again, scored 0 (unknown) until the dispatcher reads the head.
-    redis.call('ZADD', K_CAND, 'NX', 0, queue_candidate(name))
+    -- One moved past contacts blocked by exclusions (dispatch step) comes back to this one.
+    if redis.call('ZADD', K_CAND, 'NX', 0, queue_candidate(name)) == 0 then
+      redis.call('ZADD', K_CAND, 'XX', 'LT', score, queue_candidate(name))
+    end
   end
   wake()
 end
