@@ -20,7 +20,7 @@ import { loadConfig } from '../../src/app/config.ts';
 import { parseAnchor } from '../../src/archive/chain.ts';
 import { readLogAfter } from '../../src/archive/log-reader.ts';
 import { listSnapshots, type SnapshotName } from '../../src/archive/snapshots.ts';
-import { DiskArchive } from '../../src/archive/store.ts';
+import { DiskArchive, SegmentExistsError } from '../../src/archive/store.ts';
 import { decodeSnapshot, encodeSnapshot, restoreAuditor } from '../../src/audit/replay-snapshot.ts';
 import { SnapshotWriter } from '../../src/audit/snapshot-writer.ts';
 import { stateAt } from '../../src/audit/state-at.ts';
@@ -264,6 +264,17 @@ describe('state snapshots', () => {
     } finally {
       await writeFile(file, good);
     }
+  });
+
+  it('the store never replaces a snapshot, and lists only snapshots, in log order', async () => {
+    const last = snapshots.at(-1)!;
+    await expect(store.putSnapshot(WS, last.name, Buffer.from('other'))).rejects.toBeInstanceOf(
+      SegmentExistsError,
+    );
+    await writeFile(path.join(dir, WS, 'snapshots', '.half-written.tmp'), 'x');
+    await writeFile(path.join(dir, WS, 'snapshots', 'notes.txt'), 'x');
+    expect(await listSnapshots(store, WS)).toEqual(snapshots);
+    expect((await store.listSnapshots('no-such-workspace')).length).toBe(0);
   });
 
   it('the writer takes nothing more when nothing new is archived', async () => {
