@@ -148,6 +148,8 @@ const SHAPES: Record<string, (c: Record<string, unknown>) => boolean> = {
     isInt(c.wrapUpMs, 0, DAY) &&
     PRESENCE.has(c.missedOfferPresence as string) &&
     (c.maxWaitMs === null || isInt(c.maxWaitMs, 1, 7 * DAY)),
+  TransferContact: (c) =>
+    isId(c.contactId) && isSkills(c.skills) && (c.priority === undefined || isInt(c.priority, 0, 9)),
   AcceptOffer: (c) => isId(c.contactId) && isId(c.agentId),
   RejectOffer: (c) => isId(c.contactId) && isId(c.agentId),
   ExpireOffer: (c) => isId(c.contactId) && isCount(c.offer),

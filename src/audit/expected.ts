@@ -160,6 +160,14 @@ export function factData(
       return { agentId: f.agentId, wrapUp: f.n, until: iso(f.until) };
     case 'WrapUpEnded':
       return { agentId: f.agentId, wrapUp: f.n, early: f.early, endedAt: iso(f.at) };
+    case 'ContactTransferred':
+      return {
+        contactId: f.contactId,
+        fromAgentId: f.agentId,
+        skills: f.skills,
+        priority: f.priority,
+        transferredAt: iso(f.at),
+      };
     case 'ContactExpired': {
       const c = contacts.get(f.contactId);
       return { contactId: f.contactId, expiredAt: iso(f.at), waitedMs: f.at - (c?.queuedAt ?? f.at) };

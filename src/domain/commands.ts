@@ -40,6 +40,8 @@ export const SettingsBody = strict(
   },
   'SettingsBody',
 );
+/** Where an assigned contact goes next: new skills, and a new priority if given. */
+export const TransferBody = strict({ skills: Skills }, { priority: Priority }, 'TransferBody');
 /** The agent answering an offer (until keys name the agent, the body does). */
 export const OfferAnswerBody = strict({ agentId: Id }, {}, 'OfferAnswerBody');
 export const ChangeAgentStateBody = strict({ state: AgentPresence }, {}, 'ChangeAgentStateBody');
@@ -78,6 +80,10 @@ export const ChangeSettings = t.type({
   missedOfferPresence: AgentPresence,
   maxWaitMs: t.union([MaxWaitMs, t.null]),
 });
+export const TransferContact = t.intersection([
+  t.type({ type: t.literal('TransferContact'), contactId: Id, skills: Skills }),
+  t.partial({ priority: Priority }),
+]);
 export const AcceptOffer = t.type({ type: t.literal('AcceptOffer'), contactId: Id, agentId: Id });
 export const RejectOffer = t.type({ type: t.literal('RejectOffer'), contactId: Id, agentId: Id });
 
@@ -116,6 +122,7 @@ export const Command = t.union([
   CompleteContact,
   ForgetContacts,
   ChangeSettings,
+  TransferContact,
   AcceptOffer,
   RejectOffer,
   ExpireOffer,
@@ -135,6 +142,7 @@ export const COMMAND_TYPES: readonly CommandType[] = [
   'CompleteContact',
   'ForgetContacts',
   'ChangeSettings',
+  'TransferContact',
   'AcceptOffer',
   'RejectOffer',
   'ExpireOffer',

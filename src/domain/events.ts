@@ -17,6 +17,7 @@ export const EVENT_TYPES = [
   'WrapUpStarted',
   'WrapUpEnded',
   'ContactExpired',
+  'ContactTransferred',
   'CommandRejected',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];

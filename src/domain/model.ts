@@ -165,7 +165,16 @@ export type Fact =
       readonly at: number;
       readonly early: boolean;
     }
-  | { readonly type: 'ContactExpired'; readonly contactId: string; readonly at: number };
+  | { readonly type: 'ContactExpired'; readonly contactId: string; readonly at: number }
+  | {
+      readonly type: 'ContactTransferred';
+      readonly contactId: string;
+      /** The agent whose assignment ended. */
+      readonly agentId: string;
+      readonly skills: readonly string[];
+      readonly priority: number;
+      readonly at: number;
+    };
 
 export interface Rejection {
   readonly status: 404 | 409 | 422;
@@ -327,6 +336,15 @@ function offeredTo(ws: Workspace, contactId: string, agentId: string, verb: stri
 
 const isRejection = (x: Contact | Rejection): x is Rejection => 'status' in x;
 
+/** The wrap-up an agent starts when its assignment ends (completed, transferred), if any. */
+function wrapUpAfter(ws: Workspace, agentId: string, at: number): Fact[] {
+  const agent = ws.agents.get(agentId);
+  const wrap = agent ? wrapUpOf(agent, ws.settings) : 0;
+  if (!agent || wrap === 0 || agent.presence !== 'available') return [];
+  const n = (agent.wrapUps ?? 0) + 1;
+  return [{ type: 'WrapUpStarted', agentId: agent.id, n, until: at + wrap, at }];
+}
+
 export function decide(ws: Workspace, c: Command, at: number): Decision {
   switch (c.type) {
     case 'RegisterAgent': {
@@ -438,11 +456,26 @@ export function decide(ws: Workspace, c: Command, at: number): Decision {
           `Contact "${c.contactId}" is ${contact.state}; only an assigned contact can be completed.`,
         );
       const done: Fact = { type: 'ContactCompleted', contactId: c.contactId, agentId: contact.agentId, at };
-      const agent = ws.agents.get(contact.agentId);
-      const wrap = agent ? wrapUpOf(agent, ws.settings) : 0;
-      if (!agent || wrap === 0 || agent.presence !== 'available') return ok(done);
-      const n = (agent.wrapUps ?? 0) + 1;
-      return ok(done, { type: 'WrapUpStarted', agentId: agent.id, n, until: at + wrap, at });
+      return ok(done, ...wrapUpAfter(ws, contact.agentId, at));
+    }
+    case 'TransferContact': {
+      const contact = ws.contacts.get(c.contactId);
+      if (!contact) return noContact(c.contactId);
+      if (contact.state !== 'assigned' || contact.agentId === undefined)
+        return reject(
+          409,
+          'Contact is not assigned',
+          `Contact "${c.contactId}" is ${contact.state}; only an assigned contact can be transferred.`,
+        );
+      const moved: Fact = {
+        type: 'ContactTransferred',
+        contactId: c.contactId,
+        agentId: contact.agentId,
+        skills: c.skills,
+        priority: c.priority ?? contact.priority,
+        at,
+      };
+      return ok(moved, ...wrapUpAfter(ws, contact.agentId, at));
     }
     case 'ForgetContacts': {
       const before = at - c.keepMs;
@@ -632,6 +665,15 @@ export function applyFact(w: WorkspaceWriter, f: Fact): void {
     case 'WrapUpEnded': {
       const a = w.agents.get(f.agentId);
       if (a) w.putAgent(withAvailability(a, stripUndefined({ ...a, wrapUp: undefined }), f.at));
+      return;
+    }
+    case 'ContactTransferred': {
+      const c = contact(f.contactId);
+      if (c) {
+        const { agentId: _a, assignedAt: _t, acceptedAt: _c, deadline: _d, ...rest } = c;
+        w.putContact({ ...rest, state: 'queued', skills: f.skills, priority: f.priority });
+      }
+      release(f.agentId, f.contactId, f.at);
       return;
     }
     case 'ContactExpired': {

@@ -28,6 +28,7 @@ const WS = {
   expiry: 'api-life-expiry',
   wrapup: 'api-life-wrapup',
   maxwait: 'api-life-maxwait',
+  transfer: 'api-life-transfer',
 } as const;
 
 const POSITION = /^\d+-\d+$/;
@@ -195,7 +196,22 @@ const answerCases = (verb: 'accept' | 'reject'): BadCase[] =>
     path: `/contacts/c-1/${verb}`,
   }));
 
+const transferCases: BadCase[] = [
+  { name: 'without skills', body: {}, fields: ['skills'] },
+  { name: 'with no skill', body: { skills: [] }, fields: ['skills'] },
+  { name: 'with a bad skill', body: { skills: ['bil ling'] }, fields: ['skills'] },
+  { name: 'with a priority of 10', body: { skills: ['x'], priority: 10 }, fields: ['priority'] },
+  { name: 'with an unknown field', body: { skills: ['x'], to: 'ann' }, fields: ['to'] },
+  { name: 'with an array body', body: [{ skills: ['x'] }], fields: ['(body)'] },
+].map((c) => ({
+  ...c,
+  name: `POST /contacts/{id}/transfer ${c.name}`,
+  method: 'POST',
+  path: '/contacts/c-1/transfer',
+}));
+
 const BAD: readonly BadCase[] = [
+  ...transferCases,
   settingsCase('with a negative offerTimeoutMs', { offerTimeoutMs: -1 }, ['offerTimeoutMs']),
   settingsCase('with a fractional offerTimeoutMs', { offerTimeoutMs: 1.5 }, ['offerTimeoutMs']),
   settingsCase('with offerTimeoutMs as a string', { offerTimeoutMs: '1000' }, ['offerTimeoutMs']),
@@ -641,5 +657,57 @@ describe('timers through the API', () => {
     expect(fact?.data).toMatchObject({ contactId: 'patient' });
     expect(fact?.data.waitedMs).toBeGreaterThanOrEqual(1000);
     expectProblem(await call('POST', `${base(ws)}/contacts/patient/abandon`), 409, 'contact-not-queued');
+  });
+});
+
+describe('transfer through the API', () => {
+  it('an assigned contact goes back to the queue with new skills, ahead of later arrivals; its agent wraps up; 409 unless assigned', async () => {
+    const ws = WS.transfer;
+    await putSettings(ws, { wrapUpMs: 60_000 });
+    await register(ws, 'tom', ['support']);
+    await setState(ws, 'tom', 'available');
+    await queue(ws, { id: 't-1', skills: ['support'], priority: 1 });
+    await eventually(
+      () => getContact(ws, 't-1'),
+      (c) => c.state === 'assigned',
+    );
+    // A later arrival that needs billing, and nobody who has it yet.
+    await queue(ws, { id: 't-2', skills: ['billing'], priority: 1 });
+    expectProblem(
+      await call('POST', `${base(ws)}/contacts/t-2/transfer`, { skills: ['x'] }),
+      409,
+      'contact-not-assigned',
+    );
+    expectProblem(
+      await call('POST', `${base(ws)}/contacts/nobody/transfer`, { skills: ['x'] }),
+      404,
+      'contact-not-found',
+    );
+
+    const moved = expectJson(
+      await call('POST', `${base(ws)}/contacts/t-1/transfer`, { skills: ['billing'] }),
+      200,
+    ) as Contact;
+    expect(moved).toMatchObject({ state: 'queued', skills: ['billing'], priority: 1 });
+    expect(moved.agentId).toBeUndefined();
+    expect((await getAgent(ws, 'tom')).state).toBe('wrapup');
+    const fact = (await events(ws)).find((e) => e.type === 'ContactTransferred');
+    expect(fact?.data).toMatchObject({
+      contactId: 't-1',
+      fromAgentId: 'tom',
+      skills: ['billing'],
+      priority: 1,
+    });
+    expect((await events(ws)).find((e) => e.type === 'WrapUpStarted')?.data.agentId).toBe('tom');
+
+    // Its arrival is kept: it is served before t-2, which arrived later.
+    await register(ws, 'bea', ['billing']);
+    await setState(ws, 'bea', 'available');
+    const served = await eventually(
+      () => getContact(ws, 't-1'),
+      (c) => c.state === 'assigned',
+    );
+    expect(served.agentId).toBe('bea');
+    expect((await getContact(ws, 't-2')).state).toBe('queued');
   });
 });

@@ -141,7 +141,11 @@ function factsOf(s: Step, model: Workspace, at: number): Fact[] {
   if (s.kind === 'finish') {
     const assigned = [...model.contacts.values()].filter((c) => c.state === 'assigned');
     const c = assigned[s.pick % Math.max(1, assigned.length)];
-    return c ? decided({ type: 'CompleteContact', contactId: c.id }, at) : [];
+    if (!c) return [];
+    // Some assignments end by a transfer to other skills instead of a completion.
+    return s.pick % 4 === 0
+      ? decided({ type: 'TransferContact', contactId: c.id, skills: canonicalSkills(['a', 'd']) }, at)
+      : decided({ type: 'CompleteContact', contactId: c.id }, at);
   }
   if (s.kind === 'timer') {
     const due = timers(model);

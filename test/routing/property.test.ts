@@ -51,7 +51,8 @@ type Action =
       maxWaitMs: number | null;
     }
   | { kind: 'answer'; accept: boolean; pick: number; wrongAgent: boolean }
-  | { kind: 'clock'; waitMs: number };
+  | { kind: 'clock'; waitMs: number }
+  | { kind: 'transfer'; pick: number; skills: string[]; priority: number | null };
 
 /** How the commands of a scenario reach the dispatcher. */
 interface Pacing {
@@ -347,6 +348,15 @@ function toCommand(a: Action, ws: Workspace, queued: readonly string[], nextCont
       const right = c?.offer?.agentId ?? AGENT_IDS[0];
       const agentId = a.wrongAgent ? (right === AGENT_IDS[0] ? AGENT_IDS[1] : AGENT_IDS[0]) : right;
       return { type: a.accept ? 'AcceptOffer' : 'RejectOffer', contactId, agentId };
+    }
+    case 'transfer': {
+      const assigned = [...ws.contacts.values()].filter((c) => c.state === 'assigned').map((c) => c.id);
+      return {
+        type: 'TransferContact',
+        contactId: pick(assigned, a.pick) ?? 'nobody',
+        skills: canonicalSkills(a.skills),
+        ...(a.priority !== null ? { priority: a.priority } : {}),
+      };
     }
     case 'clock':
       throw new Error('the clock is no command');

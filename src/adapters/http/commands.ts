@@ -11,6 +11,7 @@ import {
   QueueContactBody,
   RegisterAgentBody,
   SettingsBody,
+  TransferBody,
   UpdateAgentBody,
 } from '../../domain/commands.ts';
 import { DEFAULT_SETTINGS } from '../../domain/model.ts';
@@ -387,6 +388,17 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
   app.post(
     '/contacts/:id/complete',
     commandRoute(ContactParams, noBody, (p) => ({ type: 'CompleteContact', contactId: p.id })),
+  );
+
+  // Back to the queue with new skills; the agent's assignment ends as with a completion.
+  app.post(
+    '/contacts/:id/transfer',
+    commandRoute(ContactParams, bodyOf(TransferBody), (p, b) => ({
+      type: 'TransferContact',
+      contactId: p.id,
+      skills: b.skills,
+      ...(b.priority !== undefined ? { priority: b.priority } : {}),
+    })),
   );
 
   // The agent answers the offer it holds (the body names the agent: the one offered, else 409).

@@ -145,6 +145,15 @@ export const openapi = {
         200,
       ),
     },
+    '/v1/workspaces/{ws}/contacts/{id}/transfer': {
+      parameters: [wsParam, idParam],
+      post: command(
+        'An assigned contact goes back to the queue with new skills (and priority), keeping its arrival for ordering; the agent wraps up (409 contact-not-assigned)',
+        ref('Transfer'),
+        'Contact',
+        200,
+      ),
+    },
     '/v1/workspaces/{ws}/contacts/{id}/accept': {
       parameters: [wsParam, idParam],
       post: command(
@@ -347,6 +356,26 @@ export const openapi = {
           },
         },
       },
+      Transfer: {
+        type: 'object',
+        required: ['skills'],
+        additionalProperties: false,
+        properties: {
+          skills: {
+            type: 'array',
+            items: { type: 'string' },
+            minItems: 1,
+            maxItems: 32,
+            description: 'the skills it needs now',
+          },
+          priority: {
+            type: 'integer',
+            minimum: 0,
+            maximum: 9,
+            description: 'its priority now (default: unchanged)',
+          },
+        },
+      },
       OfferAnswer: {
         type: 'object',
         required: ['agentId'],
@@ -476,7 +505,8 @@ export const openapi = {
               'by type (docs/API.md, "Events"): AssignmentMade {contactId, agentId, skills, priority, queuedAt, assignedAt, waitedMs, offer?: {id, expiresAt}}; ' +
               'AssignmentAccepted {contactId, agentId, acceptedAt}; AssignmentRejected {contactId, agentId, rejectedAt, reason: rejected|presence|removed}; ' +
               'AssignmentExpired {contactId, agentId, expiredAt}; WrapUpStarted {agentId, wrapUp, until}; WrapUpEnded {agentId, wrapUp, early, endedAt}; ' +
-              'ContactExpired {contactId, expiredAt, waitedMs}; SettingsChanged: the settings; ContactsForgotten {contactIds, before}',
+              'ContactExpired {contactId, expiredAt, waitedMs}; ContactTransferred {contactId, fromAgentId, skills, priority, transferredAt}; ' +
+              'SettingsChanged: the settings; ContactsForgotten {contactIds, before}',
           },
           meta: { type: 'object' },
         },

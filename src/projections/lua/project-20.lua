@@ -385,6 +385,32 @@ handlers.AbandonContact = function(c, at, pos, meta)
   return { status = 200, body = agent_body(d, pos) }
 end
 
+-- An assignment ends (completed, transferred): the agent is freed and starts its wrap-up, if it
+-- has one (a running one is replaced). Returns the wrap-up's number and end, or nil.
+local function assignment_ends(agent_id, contact_id, at, pos)
+  local before = doc_get(K_AGENTS, agent_id)
+  if not before then return nil end
+  local a = copy(before)
+  release(a, contact_id)
+  local wrap = a.wrapUpMs or settings().wrapUpMs
+  local wrap_n, wrap_until
+  if wrap > 0 and a.presence == 'available' then
+    end_wrap(a)
+    wrap_n = (a._wraps or 0) + 1
+    wrap_until = at + wrap
+    a._wraps, a._wrap, a._wrapUntil, a.wrapUpUntil = wrap_n, wrap_n, wrap_until, iso(wrap_until)
+    timer_add(wrap_until, wrap_timer(a))
+    a.position = pos
+  end
+  availability_sync(before, a, at)
+  doc_put(K_AGENTS, a)
+  return wrap_n, wrap_until
+end
+
+local function wrap_up_started(agent_id, at, wrap_n, wrap_until)
+  if wrap_n then emit('WrapUpStarted', at, { agentId = agent_id, wrapUp = wrap_n, ['until'] = iso(wrap_until) }) end
+end
+
 handlers.CompleteContact = function(c, at, pos, meta)
   local d, rejected = contact_in(c.contactId, 'assigned', 'only an assigned contact can be completed')
   if not d then return rejected end
@@ -393,29 +419,36 @@ handlers.CompleteContact = function(c, at, pos, meta)
   d.position = pos
   doc_put(K_CONTACTS, d)
   redis.call('ZADD', K_FINISHED, int(at), d.id)
-  local before = doc_get(K_AGENTS, d.agentId)
-  local wrap_n, wrap_until
-  if before then
-    local a = copy(before)
-    release(a, d.id)
-    local wrap = a.wrapUpMs or settings().wrapUpMs
-    if wrap > 0 and a.presence == 'available' then
-      -- After-contact work: no new work until it ends (a running one is replaced).
-      end_wrap(a)
-      wrap_n = (a._wraps or 0) + 1
-      wrap_until = at + wrap
-      a._wraps, a._wrap, a._wrapUntil, a.wrapUpUntil = wrap_n, wrap_n, wrap_until, iso(wrap_until)
-      timer_add(wrap_until, wrap_timer(a))
-      a.position = pos
-    end
-    availability_sync(before, a, at)
-    doc_put(K_AGENTS, a)
-  end
+  local wrap_n, wrap_until = assignment_ends(d.agentId, d.id, at, pos)
   stat_add('completed')
   emit('ContactCompleted', at, {
     contactId = d.id, agentId = d.agentId, completedAt = d.completedAt, handledMs = at - (d._assignedAt or at),
   })
-  if wrap_n then emit('WrapUpStarted', at, { agentId = d.agentId, wrapUp = wrap_n, ['until'] = iso(wrap_until) }) end
+  wrap_up_started(d.agentId, at, wrap_n, wrap_until)
+  return { status = 200, body = agent_body(d, pos) }
+end
+
+-- Back to the queue with new skills (and priority), keeping its arrival for ordering; the agent's
+-- assignment ends as with a completion.
+handlers.TransferContact = function(c, at, pos, meta)
+  local d, rejected = contact_in(c.contactId, 'assigned', 'only an assigned contact can be transferred')
+  if not d then return rejected end
+  local agent_id = d.agentId
+  d._queuedAt = queued_ms(d)
+  d.state = 'queued'
+  d.agentId, d.assignedAt, d._assignedAt, d.waitedMs, d.acceptedAt = nil, nil, nil, nil, nil
+  d._deadline, d.expiresAt = nil, nil
+  d.skills = json_array(c.skills)
+  if c.priority then d.priority = c.priority end
+  d.position = pos
+  doc_put(K_CONTACTS, d)
+  queue_add(d)
+  local wrap_n, wrap_until = assignment_ends(agent_id, d.id, at, pos)
+  stat_add('transferred')
+  emit('ContactTransferred', at, {
+    contactId = d.id, fromAgentId = agent_id, skills = d.skills, priority = d.priority, transferredAt = iso(at),
+  })
+  wrap_up_started(agent_id, at, wrap_n, wrap_until)
   return { status = 200, body = agent_body(d, pos) }
 end
 
@@ -582,6 +615,9 @@ local shapes = {
   ChangeSettings = function(c)
     return is_int(c.offerTimeoutMs, 0, 3600000) and is_int(c.wrapUpMs, 0, DAY)
       and PRESENCE[c.missedOfferPresence] == true and (c.maxWaitMs == cjson.null or is_wait(c.maxWaitMs))
+  end,
+  TransferContact = function(c)
+    return is_id(c.contactId) and is_skills(c.skills) and (c.priority == nil or is_int(c.priority, 0, 9))
   end,
   AcceptOffer = function(c) return is_id(c.contactId) and is_id(c.agentId) end,
   RejectOffer = function(c) return is_id(c.contactId) and is_id(c.agentId) end,
