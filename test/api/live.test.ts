@@ -207,6 +207,7 @@ function expectStrictlyIncreasing(positions: readonly string[]): void {
 /** Which agent an event is about, as API.md's `agent=` filter means it. */
 function aboutAgent(e: Envelope): unknown {
   if (e.data.agentId !== undefined) return e.data.agentId;
+  if (e.data.fromAgentId !== undefined) return e.data.fromAgentId;
   if (e.type === 'AgentRegistered' || e.type === 'AgentUpdated') return e.data.id;
   return undefined;
 }

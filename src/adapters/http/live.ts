@@ -83,9 +83,10 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
         if (q.type && (!e.type || !q.type.has(e.type))) return false;
         if (q.agent) {
           const env = e.envelope;
-          const d = env.data as { agentId?: unknown; id?: unknown };
+          const d = env.data as { agentId?: unknown; fromAgentId?: unknown; id?: unknown };
           const about =
             d.agentId ??
+            d.fromAgentId ??
             (env.type.startsWith('Agent') && env.type !== 'AgentStateChanged' ? d.id : undefined);
           if (about !== q.agent) return false;
         }
