@@ -5,7 +5,7 @@ import { parseCommandLine } from '../sim/options.ts';
 import { DECISION_WARMUP } from './decision.ts';
 import { DEFAULT_SIZES, type ShapeWorkload } from './shapes.ts';
 
-export const USAGE = `Usage: npm run bench -- [seed|floor|decision|e2e|ingest|split|wide|large|audit|replay|reference|cluster|all] [options]
+export const USAGE = `Usage: npm run bench -- [seed|floor|decision|e2e|ingest|split|wide|large|audit|replay|reference|cluster|timers|all] [options]
 
 Workloads (BENCH.md):
   seed        dispatch drain: --contacts queued up front, --agents all available, zero handle time
@@ -33,6 +33,9 @@ Workloads (BENCH.md):
   cluster     a private 3-master Redis Cluster: the seed cycle on workspaces spread over the
               masters (--contacts each); Redis µs per assignment per master vs a single Redis,
               and aggregate assignments/s with 1, 2 and 3 masters busy
+  timers      the clock's lag: --timers offers nobody answers, made over --duration s (default 2),
+              expire; (time the clock appended each ExpireOffer) - (its due time), median and
+              p99, idle and while the seed workload (--agents) drains another workspace
   all         every workload above in one run, then one table of figures, anchors, ratios and
               targets (npm run bench -- all --help)
 
@@ -40,6 +43,9 @@ Options:
   --workload <name>      the workload (or give it as the first argument; default seed)
   --agents <n>           agents (default 40; e2e 200)
   --contacts <n>         seed: contacts queued up front (default 5000)
+  --offers               seed: offers on (offerTimeoutMs 60 s): each decision is accepted
+                         (AcceptOffer) before its completion
+  --timers <n>           timers: offers left to expire per phase (default 500)
   --events <n>           audit, replay: events in the log (default 100000)
   --clients <n>          seed: concurrent dispatch loops (default 1); floor: connections (default 50)
   --count <n>            floor: assignment steps to run (default 200000)
@@ -47,7 +53,8 @@ Options:
   --decisions <n>        decision: agents made available one at a time (default 200)
   --rate <n>             e2e: offered contacts/s (default 1000); fanout: contacts/s (default 50)
   --rates <a,b,...>      e2e: several offered rates in one go (instead of --rate)
-  --duration <s>         e2e, ingest: seconds of each measured run (default 5)
+  --duration <s>         e2e, ingest: seconds of each measured run (default 5); timers: seconds
+                         over which the offers are made (default 2)
   --warmup <s>           e2e, ingest: seconds of load before measuring, not reported (default 1)
   --in-flight <n>        e2e: most unanswered POSTs; later sends are dropped and counted (default 256)
   --connections <n>      ingest: concurrent keep-alive connections (default 50)
@@ -72,6 +79,7 @@ export type Workload =
   | 'replay'
   | 'reference'
   | 'cluster'
+  | 'timers'
   | ShapeWorkload;
 export const WORKLOADS: readonly Workload[] = [
   'seed',
@@ -87,6 +95,7 @@ export const WORKLOADS: readonly Workload[] = [
   'replay',
   'reference',
   'cluster',
+  'timers',
 ];
 
 export const isShape = (w: Workload): w is ShapeWorkload => w === 'split' || w === 'wide' || w === 'large';
@@ -112,6 +121,10 @@ export interface BenchOptions {
   readonly seed: number;
   readonly redisUrl: string | undefined;
   readonly json: boolean;
+  /** timers: offers left to expire per phase. */
+  readonly timers: number;
+  /** seed: offers on, each accepted before its completion. */
+  readonly offers: boolean;
 }
 
 export function parseBenchArgs(argv: readonly string[]): BenchOptions {
@@ -136,6 +149,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     'project-batch': { type: 'string' },
     seed: { type: 'string' },
     'redis-url': { type: 'string' },
+    timers: { type: 'string' },
+    offers: { type: 'boolean', default: false },
   });
   const named = values.workload ?? positionals[0] ?? 'seed';
   const workloadPositionals = values.workload === undefined ? 1 : 0;
@@ -174,7 +189,11 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     '--rate and --rates: give one or the other',
   );
   const rates = check.integers('rates', values.rates, [rate], 'rates', { min: 1, max: 100_000, most: 20 });
-  const duration = check.number('duration', values.duration, 5, { min: 0.1, max: 300 });
+  const duration = check.number('duration', values.duration, workload === 'timers' ? 2 : 5, {
+    min: 0.1,
+    max: 300,
+  });
+  const timers = count('timers', values.timers, 500, 100_000);
   const warmup = check.number('warmup', values.warmup, 1, { min: 0, max: 60 });
   const inFlight = count('in-flight', values['in-flight'], 256, 10_000);
   const connections = count('connections', values.connections, 50, 1000);
@@ -219,5 +238,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     seed,
     redisUrl,
     json: values.json ?? false,
+    timers,
+    offers: values.offers ?? false,
   };
 }

@@ -3,7 +3,9 @@
  * front, `agents` agents all available; the dispatcher step runs while every assignment at once
  * completes (zero handle time), so routing is the bottleneck. `routing` counts only the time
  * inside dispatchPending; `loop` the whole drain, including the CompleteContact appends and their
- * projection.
+ * projection. With `offers` (`--offers`), the workspace's offerTimeoutMs is OFFERS_TIMEOUT_MS: each
+ * decision is an offer, accepted (AcceptOffer) and then completed in the same round, so the cycle
+ * has one more command appended and projected.
  */
 
 import { connectRedis } from '../../adapters/redis/client.ts';
@@ -35,7 +37,12 @@ export interface SeedOptions {
   readonly projectBatch: number;
   readonly seed: number;
   readonly redisUrl: string | undefined;
+  /** Offers on: each decision is accepted (AcceptOffer) before its completion. */
+  readonly offers?: boolean;
 }
+
+/** The offer timeout of `--offers`: long enough that no offer of the drain expires. */
+export const OFFERS_TIMEOUT_MS = 60_000;
 
 export interface SeedFigures {
   readonly assignments: number;
@@ -63,24 +70,31 @@ export interface SeedFigures {
 
 /** Reads the AssignmentMade events after a cursor, one caller at a time. */
 export function assignmentReader(workspace: string, from: string) {
+  const read = decisionReader(workspace, from);
+  /** The contacts of the new AssignmentMade events since the last call (serialized between loops). */
+  return async (conn: RedisClient): Promise<string[]> => (await read(conn)).map((d) => d.contactId);
+}
+
+/** Like assignmentReader, with the agent of each decision (whom an offer is made to). */
+export function decisionReader(workspace: string, from: string) {
   const k = workspaceKeys(workspace);
   let cursor = from;
   let reading: Promise<unknown> = Promise.resolve();
-  /** New AssignmentMade events since the last call (serialized between loops). */
-  return (conn: RedisClient): Promise<string[]> => {
+  return (conn: RedisClient): Promise<{ contactId: string; agentId: string }[]> => {
     const run = reading.then(async () => {
       const entries = (await conn.xrange(k.events, `(${cursor}`, '+', 'COUNT', 50_000)) as [
         string,
         string[],
       ][];
-      const ids: string[] = [];
+      const made: { contactId: string; agentId: string }[] = [];
       for (const [id, fields] of entries) {
         cursor = id;
         if (fields[1] !== 'AssignmentMade') continue;
-        const env = JSON.parse(fields[3] ?? '{}') as { data?: { contactId?: string } };
-        if (env.data?.contactId) ids.push(env.data.contactId);
+        const env = JSON.parse(fields[3] ?? '{}') as { data?: { contactId?: string; agentId?: string } };
+        if (env.data?.contactId)
+          made.push({ contactId: env.data.contactId, agentId: env.data.agentId ?? '' });
       }
-      return ids;
+      return made;
     });
     reading = run.catch(() => {});
     return run;
@@ -126,7 +140,17 @@ async function seedRun(
       );
     const setupStart = nowNs();
     await ensureGroup(redis, workspace);
-    note(`setting up ${o.agents} agents and ${o.contacts} contacts`);
+    note(`setting up ${o.agents} agents and ${o.contacts} contacts${o.offers ? ', offers on' : ''}`);
+    if (o.offers)
+      await appendAndProject(redis, workspace, [
+        {
+          type: 'ChangeSettings',
+          offerTimeoutMs: OFFERS_TIMEOUT_MS,
+          wrapUpMs: 0,
+          missedOfferPresence: 'away',
+          maxWaitMs: null,
+        },
+      ]);
     await appendAndProject(redis, workspace, registerCommands(agents));
     await appendAndProject(redis, workspace, availableCommands(agents));
     // From the contacts' appends and projection on: every step of an assignment's cycle.
@@ -137,7 +161,7 @@ async function seedRun(
     const target = o.contacts - unassignable;
 
     // Where the drain's AssignmentMade events start.
-    const takeAssigned = assignmentReader(
+    const takeAssigned = decisionReader(
       workspace,
       ((await redis.xrevrange(k.events, '+', '-', 'COUNT', 1)) as [string, string[]][])[0]?.[0] ?? '0-0',
     );
@@ -170,13 +194,17 @@ async function seedRun(
           endNs ??= nowNs();
           break;
         }
-        // Zero handle time: every assigned contact completes at once; projecting the
-        // completions puts the agents back in the availability sets (and on the work list).
+        // Zero handle time: every assigned contact completes at once (an offer is accepted
+        // first: both are sent in this order on one connection); projecting the completions
+        // puts the agents back in the availability sets (and on the work list).
         const done = await takeAssigned(conn);
         await Promise.all(
-          done.map((contactId) =>
+          done.flatMap(({ contactId, agentId }) => [
+            ...(o.offers
+              ? [appendCommand(conn, { workspace, command: { type: 'AcceptOffer', contactId, agentId } })]
+              : []),
             appendCommand(conn, { workspace, command: { type: 'CompleteContact', contactId } }),
-          ),
+          ]),
         );
         const applied = await projectPending(conn, workspace, [], projectOpts);
         idleStreak = made === 0 && done.length === 0 && applied === 0 ? idleStreak + 1 : 0;

@@ -17,6 +17,7 @@ import { referenceWorkload } from './reference.ts';
 import { replayWorkload } from './replay.ts';
 import { seedWorkload } from './seed.ts';
 import { type ShapeWorkload, shapeWorkload } from './shapes.ts';
+import { timersWorkload } from './timers.ts';
 import { dropWorkspace, type Note } from './workspace.ts';
 
 interface Run {
@@ -63,6 +64,7 @@ const WORKLOADS: Record<Workload, WorkloadSpec> = {
       dispatchBatch: o.dispatchBatch,
       projectBatch: o.projectBatch,
       seed: o.seed,
+      ...(o.offers ? { offers: true } : {}),
     }),
     run: ({ url, workspace, o, note }) => seedWorkload(url, workspace, o, note),
     ownsWorkspace: true,
@@ -138,6 +140,11 @@ const WORKLOADS: Record<Workload, WorkloadSpec> = {
     }),
     // Its own private single Redis and Redis Cluster, whatever --redis-url says.
     run: ({ o, note }) => clusterWorkload(o, note),
+  },
+  timers: {
+    parameters: (o) => ({ timers: o.timers, duration: o.duration, agents: o.agents, seed: o.seed }),
+    // Its workspaces (and the seed load's) are its own; on a shared Redis they stay behind.
+    run: ({ url, workspace, o, note }) => timersWorkload(url, workspace, o, note),
   },
   split: shape('split'),
   wide: shape('wide'),
