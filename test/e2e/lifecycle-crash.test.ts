@@ -108,8 +108,13 @@ describe('lifecycle timers through SIGKILLed dispatchers', () => {
 
     // Each kill waits (a little) for offers and wrap-ups to be outstanding, SIGKILLs the
     // dispatcher, and restarts it 700 ms later: the timers due meanwhile wait for the new clock.
-    const kills: { atMs: number; timers: Record<string, number>; restartMs: number; firstFireMs: number }[] =
-      [];
+    const kills: {
+      atMs: number;
+      timers: Record<string, number>;
+      overdueAtRestart: number;
+      restartMs: number;
+      overdueFiredMs: number;
+    }[] = [];
     const kill = async () => {
       const timers = await waitFor(
         'offers and wrap-ups outstanding',
@@ -124,19 +129,27 @@ describe('lifecycle timers through SIGKILLed dispatchers', () => {
       await victim.exited;
       const at = Date.now();
       await sleep(700);
+      // Timers that came due while no clock ran (offers not answered, wrap-ups).
+      const overdueAtRestart = await redis.zcount(k.timers, '-inf', String(Date.now()));
       const restartAt = Date.now();
       await fleet.restart([victim]);
       const restartMs = Date.now() - restartAt;
       // The new clock fires the timers that came due while no dispatcher ran.
       await waitFor(
-        'a timer fired after the restart',
+        'the timers due at the kill to fire after the restart',
         async () => {
           const due = await redis.zcount(k.timers, '-inf', String(at));
           return due === 0;
         },
         { timeoutMs: 15_000, everyMs: 20 },
       );
-      kills.push({ atMs: at - started, timers, restartMs, firstFireMs: Date.now() - at });
+      kills.push({
+        atMs: at - started,
+        timers,
+        overdueAtRestart,
+        restartMs,
+        overdueFiredMs: Date.now() - at,
+      });
     };
     const killing = (async () => {
       await sleep(3_000);
@@ -156,6 +169,10 @@ describe('lifecycle timers through SIGKILLed dispatchers', () => {
       expect(kl.timers.o ?? 0, 'offers outstanding at the kill').toBeGreaterThan(0);
       expect(kl.timers.w ?? 0, 'wrap-ups outstanding at the kill').toBeGreaterThan(0);
     }
+    expect(
+      kills.reduce((n, kl) => n + kl.overdueAtRestart, 0),
+      'timers overdue when the dispatcher came back',
+    ).toBeGreaterThan(0);
     expect(load.client.failed, 'requests that never got a final answer').toBe(0);
     expect(load.unexpected).toEqual([]);
     expect(load.acknowledged.size).toBe(load.queued);
