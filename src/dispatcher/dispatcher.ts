@@ -123,16 +123,23 @@ export class Dispatcher {
       this.assignments += await dispatchPending(this.redis, workspace, this.opts);
       nextDue = (await this.tick(workspace)).nextDue;
       while (running()) {
-        // Wakes for work (the projector and API write the wake set) or for the next timer, and
-        // at least every wakeTimeoutS. A command queued while the connection is down is never
-        // settled by disconnect(): race it with the interrupt and a deadline, so the loop cannot hang.
-        const untilDue = nextDue === undefined ? Number.POSITIVE_INFINITY : (nextDue - Date.now()) / 1000;
-        const timeoutS = Math.max(0.01, Math.min(this.opts.wakeTimeoutS, untilDue));
+        // Wakes for work (the projector and API write the wake set), at the next timer's due
+        // time (an alarm here writes the wake set then: a BZPOPMIN timeout would be noticed by
+        // an idle Redis only on its next tick, up to 100 ms late at the default hz), and at least
+        // every wakeTimeoutS. A command queued while the connection is down is never settled by
+        // disconnect(): race it with the interrupt and a deadline, so the loop cannot hang.
+        const untilDue = nextDue === undefined ? Number.POSITIVE_INFINITY : nextDue - Date.now();
+        const alarm =
+          untilDue < this.opts.wakeTimeoutS * 1000
+            ? setTimeout(() => {
+                this.redis.zadd(k.wake, 0, 'w').catch(() => {});
+              }, Math.max(0, untilDue))
+            : undefined;
         const woke = await raceBlocking(
-          conn.bzpopmin(k.wake, Number(timeoutS.toFixed(3))),
+          conn.bzpopmin(k.wake, this.opts.wakeTimeoutS),
           stopped,
-          timeoutS * 1000 + 5000,
-        );
+          this.opts.wakeTimeoutS * 1000 + 5000,
+        ).finally(() => clearTimeout(alarm));
         if (woke === STOPPED) return;
         nextDue = (await this.tick(workspace)).nextDue;
         const made = await dispatchPending(this.redis, workspace, this.opts);
