@@ -355,10 +355,12 @@ local function first_assignable(name, plain, from)
     local p = math.floor(from / PRIORITY_STEP)
     lo = '[' .. name .. '|' .. p .. '|' .. string.format('%016d', from - p * PRIORITY_STEP)
   end
+  -- The head and the one behind it first (the head is rarely blocked); then longer batches.
+  local size = 1
   while true do
-    local batch = redis.call('ZRANGEBYLEX', K_QINDEX, lo, hi, 'LIMIT', 0, WALK + 1)
+    local batch = redis.call('ZRANGEBYLEX', K_QINDEX, lo, hi, 'LIMIT', 0, size + 1)
     work = work + 1 + #batch
-    local n = math.min(#batch, WALK)
+    local n = math.min(#batch, size)
     for j = 1, n do
       local c = doc_get(K_CONTACTS, string.match(batch[j], '|([^|]*)$'))
       work = work + 1
@@ -369,8 +371,9 @@ local function first_assignable(name, plain, from)
       if agent then return c, agent, order, batch[j + 1] or false end
       if work >= MAX_WORK and (j < #batch) then return false, order + 1 end
     end
-    if #batch <= WALK then return nil end
-    lo = '(' .. batch[WALK]
+    if #batch <= size then return nil end
+    lo = '(' .. batch[size]
+    size = WALK
   end
 end
 

@@ -84,6 +84,19 @@ local function pool_leave(skills, since, id, at_head)
   end
 end
 
+-- How many queued contacts some agent turned down (meta "excluded"), read once a step and kept in
+-- step with the step's own changes.
+local excluded_count
+local function turned_down()
+  if not excluded_count then excluded_count = tonumber(redis.call('HGET', K_META, 'excluded') or '0') end
+  return excluded_count > 0
+end
+local function excluded_add(n)
+  turned_down()
+  excluded_count = excluded_count + n
+  redis.call('HINCRBY', K_META, 'excluded', n)
+end
+
 local function free_slots(a)
   if a.presence ~= 'available' then return 0 end
   return a.capacity - #a.activeContacts
@@ -121,8 +134,7 @@ local function availability_sync(before, a, at)
     -- Not while some queued contact was turned down by an agent: such a contact may be blocked
     -- while its queue has other agents, so no candidate covers it; this agent may serve it, and
     -- its pool looks again from the start.
-    local turned_down = tonumber(redis.call('HGET', K_META, 'excluded') or '0') > 0
-    redis.call('ZADD', K_CAND, turned_down and 'LT' or 'NX', 0, 'p:' .. skillset_name(a.skills))
+    redis.call('ZADD', K_CAND, turned_down() and 'LT' or 'NX', 0, 'p:' .. skillset_name(a.skills))
     wake()
   end
 end
@@ -144,7 +156,7 @@ end
 
 local function queue_add(c)
   local name = skillset_name(c.skills)
-  if c.excludedAgents then redis.call('HINCRBY', K_META, 'excluded', 1) end
+  if c.excludedAgents then excluded_add(1) end
   local score = int(order_score(c.priority, c._seq))
   redis.call('ZADD', K_QUEUE, int(c._seq), c.id)
   redis.call('ZADD', K_QINDEX, 0, queue_member(c))
@@ -157,7 +169,7 @@ local function queue_add(c)
     -- Behind an earlier head: the queue's candidate, if it was dropped (no agent for the head
     -- then), comes back to look again, scored 0 (unknown) until the dispatcher reads the head.
     -- One moved past contacts blocked by exclusions (dispatch step) comes back to this one.
-    if redis.call('ZADD', K_CAND, 'NX', 0, queue_candidate(name)) == 0 then
+    if redis.call('ZADD', K_CAND, 'NX', 0, queue_candidate(name)) == 0 and turned_down() then
       redis.call('ZADD', K_CAND, 'XX', 'LT', score, queue_candidate(name))
     end
   end
@@ -168,7 +180,7 @@ end
 -- the member behind it as the caller read it (false when there is none), or nil when not read.
 local function queue_remove(c, at_head, after)
   local name = skillset_name(c.skills)
-  if c.excludedAgents then redis.call('HINCRBY', K_META, 'excluded', -1) end
+  if c.excludedAgents then excluded_add(-1) end
   redis.call('ZREM', K_QUEUE, c.id)
   redis.call('ZREM', K_QINDEX, queue_member(c))
   if not at_head and tonumber(redis.call('ZSCORE', K_QHEADS, name)) ~= order_score(c.priority, c._seq) then return end
