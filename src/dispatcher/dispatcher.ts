@@ -131,9 +131,12 @@ export class Dispatcher {
         const untilDue = nextDue === undefined ? Number.POSITIVE_INFINITY : nextDue - Date.now();
         const alarm =
           untilDue < this.opts.wakeTimeoutS * 1000
-            ? setTimeout(() => {
-                this.redis.zadd(k.wake, 0, 'w').catch(() => {});
-              }, Math.max(0, untilDue))
+            ? setTimeout(
+                () => {
+                  this.redis.zadd(k.wake, 0, 'w').catch(() => {});
+                },
+                Math.max(0, untilDue),
+              )
             : undefined;
         const woke = await raceBlocking(
           conn.bzpopmin(k.wake, this.opts.wakeTimeoutS),
