@@ -36,6 +36,9 @@ export interface ArchiverOptions {
   readonly snapshots?: SnapshotTaker;
 }
 
+/** Temporary files older than this are leftovers of a killed writer (src/archive/store.ts `sweep`). */
+export const LEFTOVER_AGE_MS = 600_000;
+
 /** The archive is behind Redis or damaged: this stream is not archived until someone looks. */
 export class ArchiveMismatchError extends Error {}
 
@@ -71,6 +74,15 @@ export class Archiver {
   async run(workspace: string, running: () => boolean): Promise<void> {
     // What this process knew of the archive may be stale once another process held the lease.
     for (const s of LOG_STREAMS) this.tips.delete(`${workspace}/${s}`);
+    // Leftovers of a writer killed mid-put (best effort: they only take room).
+    const swept = await this.store.sweep?.(workspace, LEFTOVER_AGE_MS).catch((err: Error) => {
+      this.log.warn(
+        { workspace, err: err.message },
+        'could not sweep the archive of leftover temporary files',
+      );
+      return 0;
+    });
+    if (swept) this.log.info({ workspace, swept }, 'removed temporary files a killed archiver left');
     while (running()) {
       let full = false;
       for (const stream of LOG_STREAMS) {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, mkdir, open, readdir, readFile, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { LogStream } from './segment.ts';
 
@@ -29,6 +29,11 @@ export interface ArchiveStore {
   /** The names of a workspace's snapshots, in order (none: an empty list). */
   listSnapshots(workspace: string): Promise<string[]>;
   readSnapshot(workspace: string, name: string): Promise<Buffer>;
+  /**
+   * Removes what a writer that died mid-`put` left behind (never a stored segment or snapshot), if
+   * older than `olderThanMs`; returns how many. Optional: a store without leftovers has none.
+   */
+  sweep?(workspace: string, olderThanMs: number): Promise<number>;
 }
 
 export class SegmentExistsError extends Error {
@@ -69,6 +74,40 @@ export class DiskArchive implements ArchiveStore {
 
   readSnapshot(workspace: string, name: string): Promise<Buffer> {
     return readFile(path.join(this.root, workspace, 'snapshots', name));
+  }
+
+  /**
+   * Temporary files (`.<name>.<pid>.<random>.tmp`) left by a process killed between writing one
+   * and unlinking it: nothing reads them, and the segment they were for is written again whole.
+   * Only those older than `olderThanMs`, so a writer at work (another archiver handing over its
+   * lease) keeps its own.
+   */
+  async sweep(workspace: string, olderThanMs: number): Promise<number> {
+    let removed = 0;
+    for (const sub of ['commands', 'events', 'snapshots']) {
+      const dir = path.join(this.root, workspace, sub);
+      let names: string[];
+      try {
+        names = await readdir(dir);
+      } catch {
+        continue;
+      }
+      for (const n of names) {
+        if (!n.startsWith('.') || !n.endsWith('.tmp')) continue;
+        const file = path.join(dir, n);
+        const st = await stat(file).catch(() => undefined);
+        if (
+          st &&
+          Date.now() - st.mtimeMs > olderThanMs &&
+          (await unlink(file).then(
+            () => true,
+            () => false,
+          ))
+        )
+          removed++;
+      }
+    }
+    return removed;
   }
 
   /** Temporary file, fsync, link to its name (never replacing one), fsync of the directory. */
