@@ -119,44 +119,56 @@ export class Dispatcher {
   run(workspace: string, running: () => boolean): Promise<void> {
     const k = workspaceKeys(workspace);
     return this.loops.run(workspace, async (conn, stopped) => {
-      let nextDue = (await this.tick(workspace)).nextDue;
-      this.assignments += await dispatchPending(this.redis, workspace, this.opts);
-      nextDue = (await this.tick(workspace)).nextDue;
-      while (running()) {
-        // Wakes for work (the projector and API write the wake set), at the next timer's due
-        // time (an alarm here writes the wake set then: a BZPOPMIN timeout would be noticed by
-        // an idle Redis only on its next tick, up to 100 ms late at the default hz), and at least
-        // every wakeTimeoutS. A command queued while the connection is down is never settled by
-        // disconnect(): race it with the interrupt and a deadline, so the loop cannot hang.
+      // The clock: fires what is due and sets an alarm for the next due time, which writes the
+      // wake set then (a BZPOPMIN timeout would be noticed by an idle Redis only on its next
+      // tick, up to 100 ms late at the default hz). It runs beside the next BZPOPMIN, off the
+      // path from a wake-up to its decisions; the projector wakes this loop when it adds a timer.
+      let alarm: NodeJS.Timeout | undefined;
+      const clock = async (): Promise<void> => {
+        const { nextDue } = await this.tick(workspace);
+        clearTimeout(alarm);
+        alarm = undefined;
         const untilDue = nextDue === undefined ? Number.POSITIVE_INFINITY : nextDue - Date.now();
-        const alarm =
-          untilDue < this.opts.wakeTimeoutS * 1000
-            ? setTimeout(
-                () => {
-                  this.redis.zadd(k.wake, 0, 'w').catch(() => {});
-                },
-                Math.max(0, untilDue),
-              )
-            : undefined;
-        const woke = await raceBlocking(
-          conn.bzpopmin(k.wake, this.opts.wakeTimeoutS),
-          stopped,
-          this.opts.wakeTimeoutS * 1000 + 5000,
-        ).finally(() => clearTimeout(alarm));
-        if (woke === STOPPED) return;
-        nextDue = (await this.tick(workspace)).nextDue;
-        const made = await dispatchPending(this.redis, workspace, this.opts);
-        this.assignments += made;
-        if (made > 0) {
-          this.log.debug({ workspace, made }, 'assignments made');
-          // Offers just made have timers of their own.
-          nextDue = (await this.tick(workspace)).nextDue;
+        if (untilDue < this.opts.wakeTimeoutS * 1000 && running())
+          alarm = setTimeout(
+            () => {
+              this.redis.zadd(k.wake, 0, 'w').catch(() => {});
+            },
+            Math.max(0, untilDue),
+          );
+      };
+      const clockAside = (): void => {
+        clock().catch((err: Error) =>
+          this.log.warn({ workspace, err: err.message }, 'the clock step failed'),
+        );
+      };
+      try {
+        await clock();
+        this.assignments += await dispatchPending(this.redis, workspace, this.opts);
+        clockAside();
+        while (running()) {
+          // Wakes for work (the projector and API write the wake set), at the clock's alarm, and
+          // at least every wakeTimeoutS. A command queued while the connection is down is never
+          // settled by disconnect(): race it with the interrupt and a deadline, so the loop cannot hang.
+          const woke = await raceBlocking(
+            conn.bzpopmin(k.wake, this.opts.wakeTimeoutS),
+            stopped,
+            this.opts.wakeTimeoutS * 1000 + 5000,
+          );
+          if (woke === STOPPED) return;
+          const made = await dispatchPending(this.redis, workspace, this.opts);
+          this.assignments += made;
+          if (made > 0) this.log.debug({ workspace, made }, 'assignments made');
+          // Timers due now, and those of the offers just made.
+          clockAside();
         }
+      } finally {
+        clearTimeout(alarm);
       }
     });
   }
 
-  /** The clock: fires what is due (the commands it appends wake the projector, not this loop). */
+  /** The clock step: fires what is due (the commands it appends wake the projector, not this loop). */
   private async tick(workspace: string): Promise<{ nextDue: number | undefined }> {
     const { fired, nextDue } = await fireTimers(this.redis, workspace);
     this.timersFired += fired;
