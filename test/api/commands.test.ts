@@ -621,10 +621,12 @@ describe('queries', () => {
       queued: 2,
       queueBySkills: { z: 1, 'w,z': 1 },
       oldestContactId: 'old',
-      agentsByState: { offline: 1, available: 0, away: 1, busy: 1, wrapup: 0 },
+      agentsByState: { offline: 1, available: 0, away: 1, busy: 1, wrapup: 0, reserved: 0 },
       assignments: 1,
       completed: 0,
       abandoned: 1,
+      expired: 0,
+      transferred: 0,
       contactsQueuedSoFar: 4,
     });
     expect(stats.longestWaitMs).toBeGreaterThanOrEqual(30);

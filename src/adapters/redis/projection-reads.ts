@@ -118,6 +118,9 @@ export interface WorkspaceStats {
   readonly assignments: number;
   readonly completed: number;
   readonly abandoned: number;
+  /** Contacts that left after their maximum wait. */
+  readonly expired: number;
+  readonly transferred: number;
   readonly contactsQueuedSoFar: number;
   readonly position: string;
 }
@@ -142,7 +145,14 @@ export async function readStats(redis: RedisClient, workspace: string, now: numb
     const c = await readContact(redis, workspace, oldestId);
     if (c) longestWaitMs = Math.max(0, now - Date.parse(c.queuedAt));
   }
-  const agentsByState: Record<string, number> = { offline: 0, available: 0, away: 0, busy: 0, wrapup: 0 };
+  const agentsByState: Record<string, number> = {
+    offline: 0,
+    available: 0,
+    away: 0,
+    busy: 0,
+    wrapup: 0,
+    reserved: 0,
+  };
   for (const a of await listAgents(redis, workspace, { limit: Number.MAX_SAFE_INTEGER })) {
     agentsByState[a.state] = (agentsByState[a.state] ?? 0) + 1;
   }
@@ -156,6 +166,8 @@ export async function readStats(redis: RedisClient, workspace: string, now: numb
     assignments: n('assignments'),
     completed: n('completed'),
     abandoned: n('abandoned'),
+    expired: n('expired'),
+    transferred: n('transferred'),
     contactsQueuedSoFar: n('queued'),
     position,
   };
