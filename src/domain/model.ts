@@ -583,6 +583,19 @@ function release(w: WorkspaceWriter, agentId: string, contactId: string, at: num
   if (a) w.putAgent(releasing(a, contactId, at));
 }
 
+/** A queued or offered contact leaves for good (abandoned, expired): an offer it had frees its agent. */
+function leaves(
+  w: WorkspaceWriter,
+  c: Contact,
+  at: number,
+  last: Pick<Contact, 'state'> & Partial<Contact>,
+): void {
+  if (c.state === 'offered' && c.offer) release(w, c.offer.agentId, c.id, at);
+  const { offer: _o, agentId: _a, assignedAt: _t, ...rest } = c;
+  w.putContact({ ...rest, ...last });
+  w.finish(c.id, at);
+}
+
 export function applyFact(w: WorkspaceWriter, f: Fact): void {
   const contacts = w.contacts;
   switch (f.type) {
@@ -600,11 +613,7 @@ export function applyFact(w: WorkspaceWriter, f: Fact): void {
       return;
     case 'ContactAbandoned': {
       const c = contacts.get(f.contactId);
-      if (!c) return;
-      if (c.state === 'offered' && c.offer) release(w, c.offer.agentId, c.id, f.at);
-      const { offer: _o, agentId: _a, assignedAt: _t, ...rest } = c;
-      w.putContact({ ...rest, state: 'abandoned', abandonedAt: f.at });
-      w.finish(f.contactId, f.at);
+      if (c) leaves(w, c, f.at, { state: 'abandoned', abandonedAt: f.at });
       return;
     }
     case 'ContactCompleted': {
@@ -692,11 +701,7 @@ export function applyFact(w: WorkspaceWriter, f: Fact): void {
     }
     case 'ContactExpired': {
       const c = contacts.get(f.contactId);
-      if (!c) return;
-      if (c.state === 'offered' && c.offer) release(w, c.offer.agentId, c.id, f.at);
-      const { offer: _o, agentId: _a, assignedAt: _t, ...rest } = c;
-      w.putContact({ ...rest, state: 'expired', expiredAt: f.at });
-      w.finish(f.contactId, f.at);
+      if (c) leaves(w, c, f.at, { state: 'expired', expiredAt: f.at });
       return;
     }
   }

@@ -369,6 +369,20 @@ local function leave(d, at, pos)
   redis.call('ZADD', K_FINISHED, int(at), d.id)
 end
 
+-- The contact leaves (leave) and ends in `state` at `at` (its `field`), with the fact `fact`
+-- {contactId, <field>, waitedMs}; the outcome is its document.
+local function left(d, at, pos, state, field, fact)
+  leave(d, at, pos)
+  d.state = state
+  d[field] = iso(at)
+  doc_put(K_CONTACTS, d)
+  stat_add(state)
+  local data = { contactId = d.id, waitedMs = d.waitedMs }
+  data[field] = d[field]
+  emit(fact, at, data)
+  return { status = 200, body = agent_body(d, pos) }
+end
+
 handlers.AbandonContact = function(c, at, pos, meta)
   local d = doc_get(K_CONTACTS, c.contactId)
   if not d then return no_contact(c.contactId) end
@@ -376,13 +390,7 @@ handlers.AbandonContact = function(c, at, pos, meta)
     return problem(409, 'contact-not-queued', 'Contact is not queued', 'Contact "' .. d.id .. '" is '
       .. d.state .. '; only a queued or offered contact can be abandoned.')
   end
-  leave(d, at, pos)
-  d.state = 'abandoned'
-  d.abandonedAt = iso(at)
-  doc_put(K_CONTACTS, d)
-  stat_add('abandoned')
-  emit('ContactAbandoned', at, { contactId = d.id, abandonedAt = d.abandonedAt, waitedMs = d.waitedMs })
-  return { status = 200, body = agent_body(d, pos) }
+  return left(d, at, pos, 'abandoned', 'abandonedAt', 'ContactAbandoned')
 end
 
 -- An assignment ends (completed, transferred): the agent is freed and starts its wrap-up, if it
@@ -556,13 +564,7 @@ handlers.ExpireContact = function(c, at, pos, meta)
     or at < d._deadline then
     return stale(pos)
   end
-  leave(d, at, pos)
-  d.state = 'expired'
-  d.expiredAt = iso(at)
-  doc_put(K_CONTACTS, d)
-  stat_add('expired')
-  emit('ContactExpired', at, { contactId = d.id, expiredAt = d.expiredAt, waitedMs = d.waitedMs })
-  return { status = 200, body = agent_body(d, pos) }
+  return left(d, at, pos, 'expired', 'expiredAt', 'ContactExpired')
 end
 
 -- Finished contacts' documents go once they are older than the retention (the archiver appends
