@@ -29,6 +29,16 @@ import { canonicalSkills, comparePositions, positionTime } from '../../src/domai
 import { ensureGroup, projectPending } from '../../src/projections/projector.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 
+const LIFECYCLE_FACTS = new Set([
+  'AssignmentAccepted',
+  'AssignmentRejected',
+  'AssignmentExpired',
+  'WrapUpStarted',
+  'WrapUpEnded',
+  'ContactExpired',
+  'ContactTransferred',
+]);
+
 /** Agent ids chosen so that byte order matters in ties ('B' < 'a', 'a10' < 'a2'). */
 const AGENT_IDS = ['a2', 'a10', 'B', 'a', 'Z.9', 'c:x', 'b-1', 'b_1'] as const;
 const GHOST_AGENT = 'ghost';
@@ -242,6 +252,15 @@ const lifecycleActionArb = (n: number): fc.Arbitrary<Action> =>
       weight: 3,
       arbitrary: fc.record({ kind: fc.constant('clock' as const), waitMs: fc.constantFrom(0, 10, 25, 45) }),
     },
+    {
+      weight: 2,
+      arbitrary: fc.record({
+        kind: fc.constant('transfer' as const),
+        pick: fc.nat(),
+        skills: skillsArb(SMALL, 1, 2),
+        priority: fc.constantFrom(null, 0, 3),
+      }),
+    },
   );
 
 const lifecycleArb: fc.Arbitrary<Scenario> = fc.integer({ min: 3, max: 6 }).chain((n) =>
@@ -392,6 +411,7 @@ describe('Redis routing agrees with the model and the oracle', () => {
   let rejectionsSeen = 0;
   let audits = 0;
   let timersFired = 0;
+  const factsSeen = new Map<string, number>();
 
   let raceClient: RedisClient;
 
@@ -551,6 +571,9 @@ describe('Redis routing agrees with the model and the oracle', () => {
     expect(rejected, context()).toEqual(expectedRejections);
     assignmentsSeen += made.length;
     rejectionsSeen += rejected.length;
+    // What the lifecycle made happen, by fact.
+    const lifecycle = await readEvents(redis, workspace, { limit: 100_000, types: LIFECYCLE_FACTS });
+    for (const e of lifecycle.events) factsSeen.set(e.type, (factsSeen.get(e.type) ?? 0) + 1);
 
     // Documents: every agent id that ever existed, every contact.
     for (const id of [...AGENT_IDS, GHOST_AGENT, ...s.agents.map((_, i) => `agent-${i}`)]) {
@@ -683,8 +706,17 @@ describe('Redis routing agrees with the model and the oracle', () => {
       ...(process.env.LIFECYCLE_SEED ? { seed: Number(process.env.LIFECYCLE_SEED) } : {}),
       ...(process.env.LIFECYCLE_NO_SHRINK ? { endOnFailure: true } : {}),
     });
-    console.log(JSON.stringify({ assignments: assignmentsSeen - before.assignmentsSeen, timersFired }));
+    console.log(
+      JSON.stringify({
+        assignments: assignmentsSeen - before.assignmentsSeen,
+        timersFired,
+        facts: Object.fromEntries(factsSeen),
+      }),
+    );
     expect(assignmentsSeen - before.assignmentsSeen).toBeGreaterThan(40);
     expect(timersFired - before.timersFired).toBeGreaterThan(20);
+    // Every part of the lifecycle happened: offers accepted, rejected and expired, wrap-ups begun
+    // and ended, contacts expired and transferred.
+    for (const fact of LIFECYCLE_FACTS) expect(factsSeen.get(fact) ?? 0, fact).toBeGreaterThan(0);
   }, 180_000);
 });

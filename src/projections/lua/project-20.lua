@@ -496,6 +496,8 @@ handlers.AcceptOffer = function(c, at, pos, meta)
   d.state = 'assigned'
   d.acceptedAt = iso(at)
   d._offer, d._expiresMs, d.offerExpiresAt = nil, nil, nil
+  -- Its arrival time is its position's until the position moves (queued_ms): a transfer reads it.
+  d._queuedAt = queued_ms(d)
   d.position = pos
   doc_put(K_CONTACTS, d)
   local before = doc_get(K_AGENTS, c.agentId)
