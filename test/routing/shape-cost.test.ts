@@ -1,6 +1,9 @@
 /**
  * The two pool shapes whose decisions used to grow with the pool (BENCH.md): at sizes where a
- * step took over 20 ms before, the median dispatch step, as Redis times it, stays flat.
+ * step took over 20 ms before, the median dispatch step, as Redis times it, stays flat. Each size
+ * is measured twice, alternately, and the faster of the two kept: on 2 cores shared with other
+ * suites, another process can slow every step of one measurement (Redis times a step by the
+ * clock, descheduled or not), never speed one up.
  */
 import { describe, expect, it } from 'vitest';
 import { splitShape, wideShape } from '../../src/cli/bench/shapes.ts';
@@ -10,17 +13,38 @@ describe('decision cost at adversarial pool shapes', () => {
   const suite = suiteRedis();
   const run = Date.now().toString(36);
 
+  /** The faster of two measurements of each size, taken alternately. */
+  async function faster<T extends { medianRedisStepUs?: number | null }>(
+    measure: (size: 'small' | 'large', attempt: number) => Promise<T>,
+  ): Promise<{ small: T; large: T }> {
+    const got: Record<'small' | 'large', T[]> = { small: [], large: [] };
+    for (const attempt of [1, 2])
+      for (const size of ['small', 'large'] as const) got[size].push(await measure(size, attempt));
+    const best = (xs: T[]) =>
+      xs.reduce((a, b) => ((b.medianRedisStepUs ?? 0) < (a.medianRedisStepUs ?? 0) ? b : a));
+    return { small: best(got.small), large: best(got.large) };
+  }
+
   it('multi-skill contacts against a split pool: 4,000 + 4,000 agents cost what 250 + 250 do', async () => {
-    const small = await splitShape(suite.redis, `split-s-${run}`, { n: 250, contacts: 30, arrivals: 30 });
-    const large = await splitShape(suite.redis, `split-l-${run}`, { n: 4000, contacts: 30, arrivals: 30 });
+    const { small, large } = await faster((size, attempt) =>
+      splitShape(suite.redis, `split-${size}-${attempt}-${run}`, {
+        n: size === 'small' ? 250 : 4000,
+        contacts: 30,
+        arrivals: 30,
+      }),
+    );
     console.log(JSON.stringify({ shape: 'split', small, large }));
     expect(large.assignments).toBe(1);
     expect(large.medianRedisStepUs! / small.medianRedisStepUs!).toBeLessThan(2);
   });
 
   it('a 32-skill agent against 30,000 distinct 4-skill sets costs what 1,000 do', async () => {
-    const small = await wideShape(suite.redis, `wide-s-${run}`, { contacts: 1000, cycles: 40 });
-    const large = await wideShape(suite.redis, `wide-l-${run}`, { contacts: 30_000, cycles: 40 });
+    const { small, large } = await faster((size, attempt) =>
+      wideShape(suite.redis, `wide-${size}-${attempt}-${run}`, {
+        contacts: size === 'small' ? 1000 : 30_000,
+        cycles: 40,
+      }),
+    );
     console.log(JSON.stringify({ shape: 'wide', small, large }));
     expect(large.assignments).toBe(41);
     expect(large.medianRedisStepUs! / small.medianRedisStepUs!).toBeLessThan(2);
