@@ -355,6 +355,28 @@ function offeredTo(ws: Workspace, contactId: string, agentId: string, verb: stri
 
 const isRejection = (x: Contact | Rejection): x is Rejection => 'status' in x;
 
+/** The contact assigned to an agent, or why a command that needs one (`verb`) is refused. */
+function assignedContact(
+  ws: Workspace,
+  contactId: string,
+  verb: string,
+): (Contact & { readonly agentId: string }) | Rejection {
+  const contact = ws.contacts.get(contactId);
+  if (!contact)
+    return {
+      status: 404,
+      title: 'Contact not found',
+      detail: `No contact "${contactId}" in this workspace.`,
+    };
+  if (contact.state !== 'assigned' || contact.agentId === undefined)
+    return {
+      status: 409,
+      title: 'Contact is not assigned',
+      detail: `Contact "${contactId}" is ${contact.state}; only an assigned contact can be ${verb}.`,
+    };
+  return contact as Contact & { readonly agentId: string };
+}
+
 /** The wrap-up an agent starts when its assignment ends (completed, transferred), if any. */
 function wrapUpAfter(ws: Workspace, agentId: string, at: number): Fact[] {
   const agent = ws.agents.get(agentId);
@@ -466,26 +488,14 @@ export function decide(ws: Workspace, c: Command, at: number): Decision {
       return ok({ type: 'ContactAbandoned', contactId: c.contactId, at });
     }
     case 'CompleteContact': {
-      const contact = ws.contacts.get(c.contactId);
-      if (!contact) return noContact(c.contactId);
-      if (contact.state !== 'assigned' || contact.agentId === undefined)
-        return reject(
-          409,
-          'Contact is not assigned',
-          `Contact "${c.contactId}" is ${contact.state}; only an assigned contact can be completed.`,
-        );
+      const contact = assignedContact(ws, c.contactId, 'completed');
+      if (isRejection(contact)) return E.left(contact);
       const done: Fact = { type: 'ContactCompleted', contactId: c.contactId, agentId: contact.agentId, at };
       return ok(done, ...wrapUpAfter(ws, contact.agentId, at));
     }
     case 'TransferContact': {
-      const contact = ws.contacts.get(c.contactId);
-      if (!contact) return noContact(c.contactId);
-      if (contact.state !== 'assigned' || contact.agentId === undefined)
-        return reject(
-          409,
-          'Contact is not assigned',
-          `Contact "${c.contactId}" is ${contact.state}; only an assigned contact can be transferred.`,
-        );
+      const contact = assignedContact(ws, c.contactId, 'transferred');
+      if (isRejection(contact)) return E.left(contact);
       const moved: Fact = {
         type: 'ContactTransferred',
         contactId: c.contactId,

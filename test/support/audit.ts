@@ -62,6 +62,42 @@ export interface RetryOptions {
  * same key and on the next base URL, after a network error, a 5xx or a 202 (bounded in attempts
  * and in time).
  */
+/**
+ * Registers agents (one language and one or two areas each, so every (language, area) pair is
+ * served) and makes them available, each command with an Idempotency-Key; throws on any other
+ * answer than 201 / 200.
+ */
+export async function registerAvailable(client: RetryingClient, agentIds: readonly string[]): Promise<void> {
+  const skillsOf = (i: number): string[] => {
+    const a = Math.floor(i / 2) % AREAS.length;
+    return [LANGUAGES[i % 2]!, AREAS[a]!, ...(i % 4 >= 2 ? [AREAS[(a + 1) % AREAS.length]!] : [])];
+  };
+  const each = (
+    path: (id: string) => string,
+    body: (id: string, i: number) => unknown,
+    key: string,
+    status: number,
+  ) =>
+    Promise.all(
+      agentIds.map(async (id, i) => {
+        const r = await client.command(path(id), body(id, i), `${key}-${id}`, i);
+        if (r?.status !== status) throw new Error(`${key} ${id}: ${r?.status} ${JSON.stringify(r?.body)}`);
+      }),
+    );
+  await each(
+    () => '/agents',
+    (id, i) => ({ id, skills: skillsOf(i) }),
+    'register',
+    201,
+  );
+  await each(
+    (id) => `/agents/${id}/state`,
+    () => ({ state: 'available' }),
+    'available',
+    200,
+  );
+}
+
 export class RetryingClient {
   requests = 0;
   /** Attempts after the first, over all requests. */
@@ -289,27 +325,7 @@ export class LoadDriver {
 
   /** Registers the agents, makes them available, and starts following assignments. */
   async prepare(): Promise<void> {
-    const skillsOf = (i: number): string[] => {
-      const a = Math.floor(i / 2) % AREAS.length;
-      return [LANGUAGES[i % 2]!, AREAS[a]!, ...(i % 4 >= 2 ? [AREAS[(a + 1) % AREAS.length]!] : [])];
-    };
-    await Promise.all(
-      this.agentIds.map(async (id, i) => {
-        const r = await this.client.command('/agents', { id, skills: skillsOf(i) }, `register-${id}`, i);
-        expect(r?.status, `register ${id}: ${JSON.stringify(r?.body)}`).toBe(201);
-      }),
-    );
-    await Promise.all(
-      this.agentIds.map(async (id, i) => {
-        const r = await this.client.command(
-          `/agents/${id}/state`,
-          { state: 'available' },
-          `available-${id}`,
-          i,
-        );
-        expect(r?.status, `available ${id}: ${JSON.stringify(r?.body)}`).toBe(200);
-      }),
-    );
+    await registerAvailable(this.client, this.agentIds);
     await this.follower.start();
   }
 

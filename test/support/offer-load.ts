@@ -22,7 +22,7 @@ import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
 import type { RejectedCommand } from '../../src/audit/auditor.ts';
 import type { EventEnvelope } from '../../src/domain/events.ts';
-import { AREAS, AssignmentFollower, LANGUAGES, RetryingClient } from './audit.ts';
+import { AREAS, AssignmentFollower, LANGUAGES, RetryingClient, registerAvailable } from './audit.ts';
 import { sleep, waitFor } from './wait.ts';
 
 export interface OfferLoadOptions {
@@ -90,27 +90,7 @@ export class OfferLoad {
 
   /** Registers the agents, makes them available and starts following offers. */
   async prepare(): Promise<void> {
-    const skillsOf = (i: number): string[] => {
-      const a = Math.floor(i / 2) % AREAS.length;
-      return [LANGUAGES[i % 2]!, AREAS[a]!, ...(i % 4 >= 2 ? [AREAS[(a + 1) % AREAS.length]!] : [])];
-    };
-    await Promise.all(
-      this.agentIds.map(async (id, i) => {
-        const r = await this.client.command('/agents', { id, skills: skillsOf(i) }, `register-${id}`, i);
-        if (r?.status !== 201) throw new Error(`register ${id}: ${r?.status} ${JSON.stringify(r?.body)}`);
-      }),
-    );
-    await Promise.all(
-      this.agentIds.map(async (id, i) => {
-        const r = await this.client.command(
-          `/agents/${id}/state`,
-          { state: 'available' },
-          `available-${id}`,
-          i,
-        );
-        if (r?.status !== 200) throw new Error(`available ${id}: ${r?.status} ${JSON.stringify(r?.body)}`);
-      }),
-    );
+    await registerAvailable(this.client, this.agentIds);
     await this.follower.start();
   }
 

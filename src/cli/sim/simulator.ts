@@ -8,6 +8,7 @@
  * comes back available after a break). Wrap-ups and contacts past their maximum wait are the
  * server's timers: the simulator counts them from the feed.
  */
+import { DEFAULT_SETTINGS } from '../../domain/model.ts';
 import { FatalError, type HttpResult, pool, retryable, SwitchboardHttp } from './http.ts';
 import { type Envelope, LiveFeed } from './live-feed.ts';
 import { type Rng, seededRandom, seedSkills, uniform } from './random.ts';
@@ -78,12 +79,6 @@ const FEED_TYPES = [
   'WrapUpEnded',
   'ContactExpired',
 ];
-const DEFAULT_SETTINGS: SimSettings = {
-  offerTimeoutMs: 0,
-  wrapUpMs: 0,
-  missedOfferPresence: 'away',
-  maxWaitMs: null,
-};
 /** Further tries of a command that met a network failure, a timeout or a 5xx (backoff 250 ms, doubling). */
 const RETRIES = 4;
 
