@@ -33,6 +33,9 @@ export const EventMeta = t.partial({
   requestId: t.string,
   /** On AssignmentMade: the command-stream position (projector checkpoint) the decision was based on. */
   basedOn: t.string,
+  /** The API key that sent the command (its id, never the secret) and that key's role. */
+  keyId: t.string,
+  role: t.string,
 });
 
 /** The envelope of API.md, the same on the audit route, the WebSocket and in the stream. */

@@ -662,7 +662,11 @@ for i = 1, #entries do
   local raw = entries[i][2]
   for j = 1, #raw, 2 do f[raw[j]] = raw[j + 1] end
   local at = position_ms(pos)
-  local meta = { commandId = f.commandId, idempotencyKey = f.idempotencyKey, requestId = f.requestId }
+  -- Who sent the command (the API key's id and role) rides along when the command names it.
+  local meta = {
+    commandId = f.commandId, idempotencyKey = f.idempotencyKey, requestId = f.requestId,
+    keyId = f.keyId, role = f.role,
+  }
   meta_json = cjson.encode(meta)
   local outcome, c = apply(f, at, pos, meta)
   if outcome.status >= 400 then
