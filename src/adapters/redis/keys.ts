@@ -56,6 +56,10 @@ export interface WorkspaceKeys {
   readonly archiverLease: string;
   /** Hash: `commands`, `events` → the last archived segment whose entries were trimmed (src/archive/chain.ts). */
   readonly archive: string;
+  /** Hash: API key id → its record JSON (role, agent, name, the SHA-256 of its secret; never the secret). */
+  readonly apiKeys: string;
+  /** Prefix of the one-time WebSocket tickets (`<prefix><sha256 of the ticket>`, a string with an expiry). */
+  readonly wsTicketPrefix: string;
 }
 
 export function workspaceKeys(workspace: string): WorkspaceKeys {
@@ -87,6 +91,8 @@ export function workspaceKeys(workspace: string): WorkspaceKeys {
     lease: `${prefix}lease`,
     archiverLease: `${prefix}archiver-lease`,
     archive: `${prefix}archive`,
+    apiKeys: `${prefix}keys`,
+    wsTicketPrefix: `${prefix}ws-ticket:`,
   };
 }
 
@@ -114,6 +120,12 @@ export const globalKeys = {
   /** Zset of live archivers, scored by their last lease renewal. */
   archivers: `${KEY_ROOT}:archivers`,
 };
+
+/**
+ * Hash: API key id → its workspace, so a key used in another workspace (403) is told apart from an
+ * unknown one (401). Written only when keys are made (not in `globalKeys`: no worker reads it).
+ */
+export const API_KEY_INDEX = `${KEY_ROOT}:api-keys`;
 
 /** Consumer group of the projector role on every command stream. */
 export const PROJECTOR_GROUP = 'projector';

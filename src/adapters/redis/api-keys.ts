@@ -1,0 +1,260 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { ID_PATTERN } from '../../domain/values.ts';
+import { API_KEY_INDEX, workspaceKeys } from './keys.ts';
+import type { RedisClient } from './scripts.ts';
+
+/**
+ * API keys: one per caller, bound to a workspace and a role (docs/SECURITY.md, "API keys and
+ * roles"). A key is `sb_<keyId>_<secret>`: the key id is public (it goes into every event's meta),
+ * the secret is 32 random bytes, shown once when the key is made and stored only as its SHA-256
+ * (a high-entropy secret needs no slow hash: nobody can guess one from its digest). Records live in
+ * the workspace's hash `sb:{ws}:keys`, under its hash tag; `sb:api-keys` maps each key id to its
+ * workspace, so a key used in another workspace is refused as such (403), not as unknown (401).
+ */
+export const API_KEY_ROLES = ['admin', 'integration', 'supervisor', 'auditor', 'agent'] as const;
+export type ApiKeyRole = (typeof API_KEY_ROLES)[number];
+
+/** What a key's record says, as listed (never the secret nor its digest). */
+export interface ApiKeyInfo {
+  readonly keyId: string;
+  readonly workspace: string;
+  readonly role: ApiKeyRole;
+  /** For the `agent` role: the agent the key acts for. */
+  readonly agentId?: string;
+  readonly name?: string;
+  readonly createdAt: string;
+  /** Set once the key is revoked: it authenticates nothing from then on. */
+  readonly revokedAt?: string;
+}
+
+interface ApiKeyRecord extends ApiKeyInfo {
+  /** base64url of SHA-256 of the secret. */
+  readonly hash: string;
+}
+
+export interface NewApiKey {
+  readonly workspace: string;
+  readonly role: ApiKeyRole;
+  readonly agentId?: string;
+  readonly name?: string;
+}
+
+export class ApiKeyInputError extends Error {
+  constructor(
+    readonly path: string,
+    message: string,
+  ) {
+    super(`${path} ${message}`);
+  }
+}
+
+const WORKSPACE_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+const KEY_PATTERN = /^sb_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
+export const MAX_KEY_NAME = 200;
+
+const digest = (secret: string): string => createHash('sha256').update(secret).digest('base64url');
+
+/** Checks a new key's fields; throws an ApiKeyInputError naming the first bad one. */
+export function checkNewApiKey(k: NewApiKey): void {
+  if (typeof k.workspace !== 'string' || !WORKSPACE_PATTERN.test(k.workspace))
+    throw new ApiKeyInputError('workspace', 'must be 1..64 characters of [A-Za-z0-9_-]');
+  if (!(API_KEY_ROLES as readonly string[]).includes(k.role))
+    throw new ApiKeyInputError('role', `must be one of ${API_KEY_ROLES.join(', ')}`);
+  if (k.role === 'agent') {
+    if (typeof k.agentId !== 'string' || k.agentId.length > 128 || !ID_PATTERN.test(k.agentId))
+      throw new ApiKeyInputError(
+        'agentId',
+        'must be the agent id (1..128 characters of [A-Za-z0-9._:-]) for role agent',
+      );
+  } else if (k.agentId !== undefined) {
+    throw new ApiKeyInputError('agentId', 'is only for role agent');
+  }
+  if (k.name !== undefined && (typeof k.name !== 'string' || k.name.length > MAX_KEY_NAME))
+    throw new ApiKeyInputError('name', `must be a string of at most ${MAX_KEY_NAME} characters`);
+}
+
+/**
+ * Makes a key and stores its record; the returned `key` is the only time the secret exists
+ * outside the caller's hands: show it once.
+ */
+export async function createApiKey(
+  redis: RedisClient,
+  input: NewApiKey,
+): Promise<{ readonly key: string; readonly info: ApiKeyInfo }> {
+  checkNewApiKey(input);
+  const keyId = randomBytes(8).toString('hex');
+  const secret = randomBytes(32).toString('base64url');
+  const info: ApiKeyInfo = {
+    keyId,
+    workspace: input.workspace,
+    role: input.role,
+    ...(input.role === 'agent' ? { agentId: input.agentId! } : {}),
+    ...(input.name !== undefined ? { name: input.name } : {}),
+    createdAt: new Date().toISOString(),
+  };
+  const record: ApiKeyRecord = { ...info, hash: digest(secret) };
+  // The record first: an index entry always names a workspace that holds the record.
+  await redis.hset(workspaceKeys(input.workspace).apiKeys, keyId, JSON.stringify(record));
+  await redis.hset(API_KEY_INDEX, keyId, input.workspace);
+  return { key: `sb_${keyId}_${secret}`, info };
+}
+
+const infoOf = ({ hash: _hash, ...info }: ApiKeyRecord): ApiKeyInfo => info;
+
+/** The workspace's keys (revoked ones too), oldest first; never a secret or a digest. */
+export async function listApiKeys(redis: RedisClient, workspace: string): Promise<ApiKeyInfo[]> {
+  const all = await redis.hgetall(workspaceKeys(workspace).apiKeys);
+  return Object.values(all)
+    .map((text) => infoOf(JSON.parse(text) as ApiKeyRecord))
+    .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.keyId.localeCompare(b.keyId));
+}
+
+/**
+ * Revokes a key of the workspace: its record stays (the audit log names its id) with `revokedAt`.
+ * Undefined when the workspace has no such key. Revoking twice keeps the first time.
+ */
+export async function revokeApiKey(
+  redis: RedisClient,
+  workspace: string,
+  keyId: string,
+): Promise<ApiKeyInfo | undefined> {
+  const hash = workspaceKeys(workspace).apiKeys;
+  const text = await redis.hget(hash, keyId);
+  if (text === null) return undefined;
+  const record = JSON.parse(text) as ApiKeyRecord;
+  if (record.revokedAt) return infoOf(record);
+  const revoked: ApiKeyRecord = { ...record, revokedAt: new Date().toISOString() };
+  await redis.hset(hash, keyId, JSON.stringify(revoked));
+  return infoOf(revoked);
+}
+
+/** The key id and secret of a presented key, or undefined when it is not shaped like one. */
+export function parseApiKey(key: string): { keyId: string; secret: string } | undefined {
+  const m = KEY_PATTERN.exec(key);
+  return m ? { keyId: m[1]!, secret: m[2]! } : undefined;
+}
+
+/** Who a key is (for a request in `workspace`), or why it is refused. */
+export type KeyCheck =
+  | { readonly ok: true; readonly key: ApiKeyInfo }
+  /** 401: not a key, unknown, wrong secret or revoked. */
+  | { readonly ok: false; readonly status: 401; readonly reason: string }
+  /** 403: a valid key of another workspace. */
+  | { readonly ok: false; readonly status: 403; readonly reason: string };
+
+/**
+ * Checks presented keys against Redis. Lookups are cached per key id for at most `cacheMs`
+ * (default 500 ms), so a revocation takes effect on every instance within that long (plus one
+ * Redis round trip); 0 disables the cache. The secret is compared in constant time.
+ */
+export class ApiKeyVerifier {
+  private readonly cache = new Map<string, { at: number; record: Promise<ApiKeyRecord | null> }>();
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly cacheMs = 500,
+    private readonly maxCached = 10_000,
+  ) {}
+
+  private record(keyId: string): Promise<ApiKeyRecord | null> {
+    const now = Date.now();
+    const hit = this.cache.get(keyId);
+    if (hit && now - hit.at < this.cacheMs) return hit.record;
+    const record = this.fetch(keyId);
+    if (this.cacheMs > 0) {
+      if (this.cache.size >= this.maxCached) this.cache.clear();
+      this.cache.set(keyId, { at: now, record });
+      // A failed read is not remembered.
+      record.catch(() => this.cache.delete(keyId));
+    }
+    return record;
+  }
+
+  private async fetch(keyId: string): Promise<ApiKeyRecord | null> {
+    const workspace = await this.redis.hget(API_KEY_INDEX, keyId);
+    if (workspace === null) return null;
+    const text = await this.redis.hget(workspaceKeys(workspace).apiKeys, keyId);
+    return text === null ? null : (JSON.parse(text) as ApiKeyRecord);
+  }
+
+  async check(presented: string, workspace: string): Promise<KeyCheck> {
+    const parsed = parseApiKey(presented);
+    if (!parsed)
+      return {
+        ok: false,
+        status: 401,
+        reason: 'The bearer token is not a Switchboard API key (sb_<id>_<secret>).',
+      };
+    const record = await this.record(parsed.keyId);
+    const given = Buffer.from(digest(parsed.secret));
+    if (
+      !record ||
+      !timingSafeEqual(given, Buffer.from(record.hash.padEnd(given.length).slice(0, given.length)))
+    )
+      return { ok: false, status: 401, reason: 'The API key is not known.' };
+    if (record.revokedAt)
+      return { ok: false, status: 401, reason: `The API key was revoked at ${record.revokedAt}.` };
+    if (record.workspace !== workspace)
+      return {
+        ok: false,
+        status: 403,
+        reason: `The API key belongs to another workspace; it can do nothing in workspace "${workspace}".`,
+      };
+    return { ok: true, key: infoOf(record) };
+  }
+
+  /** The key's current record by id (cached as `check`): for a WebSocket ticket's key. */
+  async active(keyId: string): Promise<ApiKeyInfo | undefined> {
+    const record = await this.record(keyId);
+    return record && !record.revokedAt ? infoOf(record) : undefined;
+  }
+}
+
+/** Who a WebSocket ticket was issued to: the key's id, role and agent, in one workspace. */
+export interface TicketHolder {
+  readonly keyId: string;
+  readonly workspace: string;
+  readonly role: ApiKeyRole;
+  readonly agentId?: string;
+}
+
+export const WS_TICKET_TTL_MS = 30_000;
+const TICKET_PATTERN = /^wst_[A-Za-z0-9_-]{43}$/;
+
+/**
+ * A one-time ticket for the live feed, for clients that cannot set a header on a WebSocket
+ * (browsers): stored as its SHA-256 with an expiry, consumed atomically (GETDEL) by the upgrade.
+ */
+export async function issueWsTicket(
+  redis: RedisClient,
+  holder: TicketHolder,
+  ttlMs = WS_TICKET_TTL_MS,
+): Promise<{ readonly ticket: string; readonly expiresAt: string }> {
+  const ticket = `wst_${randomBytes(32).toString('base64url')}`;
+  const value: TicketHolder = {
+    keyId: holder.keyId,
+    workspace: holder.workspace,
+    role: holder.role,
+    ...(holder.agentId !== undefined ? { agentId: holder.agentId } : {}),
+  };
+  await redis.set(
+    `${workspaceKeys(holder.workspace).wsTicketPrefix}${digest(ticket)}`,
+    JSON.stringify(value),
+    'PX',
+    ttlMs,
+  );
+  return { ticket, expiresAt: new Date(Date.now() + ttlMs).toISOString() };
+}
+
+/** The ticket's holder, once: a second use, an expired or an unknown ticket gives undefined. */
+export async function consumeWsTicket(
+  redis: RedisClient,
+  workspace: string,
+  ticket: string,
+): Promise<TicketHolder | undefined> {
+  if (!TICKET_PATTERN.test(ticket)) return undefined;
+  const text = await redis.getdel(`${workspaceKeys(workspace).wsTicketPrefix}${digest(ticket)}`);
+  if (text === null) return undefined;
+  const holder = JSON.parse(text) as TicketHolder;
+  return holder.workspace === workspace ? holder : undefined;
+}
