@@ -28,9 +28,12 @@ export const PROBLEM_TYPES = {
   'malformed-request': 400,
   'bad-handshake': 400,
   'bad-request': 400,
+  unauthorized: 401,
+  forbidden: 403,
   'no-route': 404,
   'agent-not-found': 404,
   'contact-not-found': 404,
+  'key-not-found': 404,
   'request-timeout': 408,
   'agent-exists': 409,
   'contact-exists': 409,
@@ -49,12 +52,15 @@ export const PROBLEM_TYPES = {
   'command-failed': 422,
   'skill-set-limit': 422,
   'upgrade-required': 426,
+  'rate-limited': 429,
+  'too-many-websockets': 429,
   'headers-too-large': 431,
   internal: 500,
   'redis-unavailable': 503,
   'not-replicated': 503,
   'position-not-reached': 503,
   'shutting-down': 503,
+  'too-many-connections': 503,
 } as const;
 
 export type ProblemSlug = keyof typeof PROBLEM_TYPES;
