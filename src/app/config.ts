@@ -54,6 +54,16 @@ export interface Config {
   readonly archivePauseAt: ArchivePausePoint | undefined;
   /** A state snapshot every this many events (the archiver takes them; GET /state?at= starts from one). */
   readonly snapshotEveryEvents: number;
+  /** Requests per second per API key (or client address) and its burst; undefined: RATE_LIMIT=off. */
+  readonly rateLimit: { readonly perSecond: number; readonly burst: number } | undefined;
+  /** Open WebSockets per API key across instances, and per instance; undefined: off. */
+  readonly wsMaxPerKey: number | undefined;
+  readonly wsMaxPerInstance: number | undefined;
+  readonly maxHeaderBytes: number;
+  readonly maxUrlBytes: number;
+  readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
 }
 
 export interface ConfigEntry {
@@ -165,6 +175,53 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     default: '600000',
     description:
       "A projector consumer idle this long with no pending commands (a stopped or killed projector's) is removed from the consumer group.",
+  },
+  {
+    name: 'RATE_LIMIT',
+    default: '5000',
+    description:
+      'Requests a second per API key, counted in Redis across instances (without a key, AUTH=off: per client address); past it 429 with Retry-After. off: no limit.',
+  },
+  {
+    name: 'RATE_LIMIT_BURST',
+    default: '2 x RATE_LIMIT',
+    description: 'Requests a key may send at once after being idle (the bucket of the rate limit).',
+  },
+  {
+    name: 'WS_MAX_PER_KEY',
+    default: '5000',
+    description:
+      'Open WebSockets per API key (without a key: per client address), across instances; past it the upgrade answers 429. off: no cap.',
+  },
+  {
+    name: 'WS_MAX_PER_INSTANCE',
+    default: '10000',
+    description: 'Open WebSockets on one instance; past it the upgrade answers 503. off: no cap.',
+  },
+  {
+    name: 'MAX_HEADER_BYTES',
+    default: '16384',
+    description: 'Largest request line and headers, bytes (larger: 431).',
+  },
+  {
+    name: 'MAX_URL_BYTES',
+    default: '8192',
+    description: 'Longest request target (path and query), bytes (longer: 414).',
+  },
+  {
+    name: 'HEADERS_TIMEOUT_MS',
+    default: '10000',
+    description: 'How long a client may take to send the request line and headers (then 408 and closed).',
+  },
+  {
+    name: 'REQUEST_TIMEOUT_MS',
+    default: '30000',
+    description: 'How long a client may take to send a whole request, body included (then 408 and closed).',
+  },
+  {
+    name: 'KEEP_ALIVE_TIMEOUT_MS',
+    default: '72000',
+    description: 'How long a kept-alive connection may sit idle between requests before it is closed.',
   },
   {
     name: 'LIVE_MAX_BUFFERED_BYTES',
@@ -348,6 +405,15 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
       deadConsumerIdleMs: v.int('DEAD_CONSUMER_IDLE_MS', 600_000, 1000, 7 * 86_400_000),
       liveMaxBufferedBytes: v.int('LIVE_MAX_BUFFERED_BYTES', 8 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
       liveMaxHeldEvents: v.int('LIVE_MAX_HELD_EVENTS', 10_000, 1, 1_000_000),
+      rateLimit: v.optional('RATE_LIMIT', offOr(1, 1_000_000)),
+      rateLimitBurst: v.optional('RATE_LIMIT_BURST', offOr(1, 10_000_000, false)),
+      wsMaxPerKey: v.optional('WS_MAX_PER_KEY', offOr(1, 10_000_000)),
+      wsMaxPerInstance: v.optional('WS_MAX_PER_INSTANCE', offOr(1, 10_000_000)),
+      maxHeaderBytes: v.int('MAX_HEADER_BYTES', 16_384, 1024, 1_048_576),
+      maxUrlBytes: v.int('MAX_URL_BYTES', 8192, 256, 1_048_576),
+      headersTimeoutMs: v.int('HEADERS_TIMEOUT_MS', 10_000, 100, 600_000),
+      requestTimeoutMs: v.int('REQUEST_TIMEOUT_MS', 30_000, 100, 3_600_000),
+      keepAliveTimeoutMs: v.int('KEEP_ALIVE_TIMEOUT_MS', 72_000, 100, 3_600_000),
       archiveDir: v.optional('ARCHIVE_DIR', () => undefined),
       logRetention: v.optional('LOG_RETENTION', (r) => {
         const parsed = parseRetention(r);
@@ -366,9 +432,29 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
           : `must be one of ${ARCHIVE_PAUSE_POINTS.join(', ')} (got "${p}")`,
       ),
     }),
+    E.chain((c) =>
+      c.headersTimeoutMs > c.requestTimeoutMs
+        ? E.left(
+            NEA.of(
+              `HEADERS_TIMEOUT_MS: must be at most REQUEST_TIMEOUT_MS (${c.requestTimeoutMs}; got ${c.headersTimeoutMs})`,
+            ),
+          )
+        : E.right(c),
+    ),
     E.map(
-      (c): Config => ({
+      ({ rateLimitBurst, ...c }): Config => ({
         ...c,
+        rateLimit:
+          c.rateLimit === undefined
+            ? { perSecond: 5000, burst: offOrNumber(rateLimitBurst) ?? 10_000 }
+            : c.rateLimit === 'off'
+              ? undefined
+              : {
+                  perSecond: Number(c.rateLimit),
+                  burst: offOrNumber(rateLimitBurst) ?? 2 * Number(c.rateLimit),
+                },
+        wsMaxPerKey: c.wsMaxPerKey === undefined ? 5000 : offOrNumber(c.wsMaxPerKey),
+        wsMaxPerInstance: c.wsMaxPerInstance === undefined ? 10_000 : offOrNumber(c.wsMaxPerInstance),
         roles: [...new Set(c.roles)] as Role[],
         // The default workspace is always served.
         workspaces: c.workspaces.includes('default') ? c.workspaces : ['default', ...c.workspaces],
@@ -386,6 +472,17 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
     ),
   );
 }
+
+/** A positive integer in range, or `off` (when `off` is allowed). */
+function offOr(min: number, max: number, off = true): Check {
+  return (value) =>
+    (off && value === 'off') || (/^\d+$/.test(value) && Number(value) >= min && Number(value) <= max)
+      ? undefined
+      : `must be an integer from ${min} to ${max}${off ? ' or off' : ''} (got "${value}")`;
+}
+
+const offOrNumber = (value: string | undefined): number | undefined =>
+  value === undefined || value === 'off' ? undefined : Number(value);
 
 /** ADVERTISE_ADDRESS as host and port; `auto` is HOST:PORT (port 0: the one bound, filled in at listen). */
 function advertiseOf(raw: string | undefined, host: string, port: number): Config['advertise'] {

@@ -60,7 +60,13 @@ export function clientErrorHandler(log: FastifyBaseLogger) {
               'Malformed HTTP request',
               `The request is not valid HTTP/1.1 (${err.code ?? 'parse error'}): the request target and header values must be printable ASCII without control characters. Nothing was changed.`,
             );
-    if (answering) answering.once('finish', () => writeAndClose(socket, rawProblemResponse(p)));
+    // Unless the request answered is the one still arriving (a body sent too slowly, timed out):
+    // its handler waits for the rest, so this is its answer.
+    const arriving = answering as
+      | (NodeJS.EventEmitter & { req?: IncomingMessage; headersSent?: boolean })
+      | null;
+    if (answering && !(arriving?.req && !arriving.req.complete && !arriving.headersSent))
+      answering.once('finish', () => writeAndClose(socket, rawProblemResponse(p)));
     else writeAndClose(socket, rawProblemResponse(p));
   };
 }

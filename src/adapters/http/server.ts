@@ -15,6 +15,7 @@ import {
   handshakeProblem,
   onWebSocketClientError,
 } from './edge.ts';
+import { installLimits, type LimitSettings, serverLimitOptions } from './limits.ts';
 import { liveRoutes, resumeAfter } from './live.ts';
 import type { Metrics } from './metrics.ts';
 import { openapiRoute } from './openapi.ts';
@@ -31,7 +32,7 @@ import { queryRoutes } from './queries.ts';
 import { type StateAt, stateRoutes } from './state.ts';
 
 /** The part of the configuration the API reads (src/app/config.ts documents each). */
-export interface ApiSettings {
+export interface ApiSettings extends LimitSettings {
   readonly commandTimeoutMs: number;
   readonly queryTimeoutMs: number;
   readonly bodyLimit: number;
@@ -80,6 +81,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     // Fastify's own 503 while closing is plain JSON: the onRequest hook below answers it instead.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
+    // Header size and the timeouts that cut slow clients off (src/adapters/http/limits.ts).
+    ...serverLimitOptions(deps.config),
     routerOptions: { maxParamLength: 200, ignoreTrailingSlash: true },
     clientErrorHandler: clientErrorHandler(logger),
     frameworkErrors: (err, req, reply) => {
@@ -232,6 +235,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     for (const [k, v] of Object.entries(bad.headers)) reply.header(k, v);
     sendProblem(reply, bad.problem);
   });
+  // After every onRequest hook (authentication too): the rate limit and the WebSocket caps.
+  installLimits(app, deps);
   await app.register(operationRoutes);
   await app.register(openapiRoute);
   await app.register(commandRoutes, { prefix: '/v1/workspaces/:ws' });

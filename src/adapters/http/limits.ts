@@ -1,0 +1,241 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify';
+import type { Logger } from 'pino';
+import type { RedisWatch } from '../redis/health-watch.ts';
+import { KEY_ROOT, workspaceKeys } from '../redis/keys.ts';
+import { luaScript, type RedisClient, runLua } from '../redis/scripts.ts';
+import { type Problem, problem, sendProblem } from './problem.ts';
+
+/**
+ * What one caller, one instance and one request may take (docs/SECURITY.md, "Limits"): a request
+ * rate per API key counted in Redis (so it holds across instances), WebSocket connections per key
+ * (in Redis too) and per instance, the size of the request line and headers, and how long a client
+ * may take to send a request or leave a connection idle.
+ */
+export interface LimitSettings {
+  /** Requests per second per caller and the burst a whole budget lets through; undefined: no limit. */
+  readonly rateLimit: { readonly perSecond: number; readonly burst: number } | undefined;
+  /** Open WebSockets per caller, across instances; undefined: no cap. */
+  readonly wsMaxPerKey: number | undefined;
+  /** Open WebSockets on this instance; undefined: no cap. */
+  readonly wsMaxPerInstance: number | undefined;
+  /** Largest request line and headers, bytes (Node's maxHeaderSize; larger: 431). */
+  readonly maxHeaderBytes: number;
+  /** Longest request target (path and query), bytes (longer: 414). */
+  readonly maxUrlBytes: number;
+  /** How long a client may take to send the request line and headers (408 after). */
+  readonly headersTimeoutMs: number;
+  /** How long a client may take to send a whole request, body included (408 after). */
+  readonly requestTimeoutMs: number;
+  /** How long a kept-alive connection may sit idle between requests before it is closed. */
+  readonly keepAliveTimeoutMs: number;
+}
+
+const RATE = luaScript('rateLimit', new URL('../redis/lua/rate-limit-1.lua', import.meta.url));
+const SLOTS = luaScript('socketSlots', new URL('../redis/lua/socket-slots-1.lua', import.meta.url));
+
+/** A socket's slot lapses this long after its instance last renewed it (an instance that died). */
+export const SOCKET_SLOT_TTL_MS = 60_000;
+
+/** The Fastify options that bound what a client can hold: header size and the timeouts. */
+export function serverLimitOptions(s: LimitSettings): Pick<
+  FastifyServerOptions,
+  'requestTimeout' | 'keepAliveTimeout'
+> & {
+  http: {
+    maxHeaderSize: number;
+    headersTimeout: number;
+    requestTimeout: number;
+    connectionsCheckingInterval: number;
+  };
+} {
+  return {
+    http: {
+      maxHeaderSize: s.maxHeaderBytes,
+      headersTimeout: s.headersTimeoutMs,
+      requestTimeout: s.requestTimeoutMs,
+      // Node checks the two timeouts above this often (30 s by default): a slow client is cut
+      // off within a second of its deadline instead.
+      connectionsCheckingInterval: Math.min(1000, s.headersTimeoutMs),
+    },
+    requestTimeout: s.requestTimeoutMs,
+    keepAliveTimeout: s.keepAliveTimeoutMs,
+  };
+}
+
+/**
+ * Who a request is counted against: its API key (set by authentication, which runs before), or
+ * without one (AUTH=off, the routes open to everyone) the client's address. A key's counters live
+ * under its workspace's hash tag; an address's under `sb:addr:`.
+ */
+export function callerKeys(req: FastifyRequest): { readonly rate: string; readonly sockets: string } {
+  const p = req.principal;
+  if (p) {
+    const prefix = workspaceKeys(p.workspace).prefix;
+    return { rate: `${prefix}rate:${p.keyId}`, sockets: `${prefix}sockets:${p.keyId}` };
+  }
+  return { rate: `${KEY_ROOT}:addr:rate:${req.ip}`, sockets: `${KEY_ROOT}:addr:sockets:${req.ip}` };
+}
+
+/** Routes no limit applies to: the load balancer's health check. */
+const UNLIMITED = new Set(['/health']);
+
+function refuse(req: FastifyRequest, reply: FastifyReply, p: Problem, retryAfterS?: number): void {
+  // An upgrade refused is a connection ended: its socket belongs to no HTTP parser any more.
+  if (req.ws) reply.header('connection', 'close');
+  if (retryAfterS !== undefined) reply.header('retry-after', String(retryAfterS));
+  sendProblem(reply, p);
+}
+
+export interface LimitDeps {
+  readonly redis: RedisClient;
+  readonly watch: RedisWatch;
+  readonly logger: Logger;
+  readonly config: LimitSettings;
+}
+
+/**
+ * Adds the limits' hooks to the app. The URL check runs with the first hooks; the rate limit in
+ * preParsing, after every onRequest hook (authentication among them) and before any body is read,
+ * so only a request that authenticated spends its key's budget; the WebSocket caps in preHandler,
+ * once the live route has accepted the query, right before the upgrade. When Redis cannot be
+ * reached the limits that count in it let requests through: the route answers its own 503.
+ */
+export function installLimits(app: FastifyInstance, deps: LimitDeps): void {
+  const { redis, watch, config: s } = deps;
+  const log = deps.logger.child({ part: 'limits' });
+
+  app.addHook('onRequest', (req, reply, done) => {
+    const url = req.raw.url ?? '';
+    if (url.length <= s.maxUrlBytes) return done();
+    refuse(
+      req,
+      reply,
+      problem(
+        414,
+        'uri-too-long',
+        'URI too long',
+        `The request target is ${url.length} bytes; this server reads at most ${s.maxUrlBytes}.`,
+      ),
+    );
+  });
+
+  const rate = s.rateLimit;
+  if (rate) {
+    const interval = Math.max(1, Math.floor(1_000_000 / rate.perSecond));
+    app.addHook('preParsing', (req, reply, payload, done) => {
+      if (UNLIMITED.has(req.routeOptions.url ?? '') || !watch.status.reachable) return done(null, payload);
+      runLua(redis, RATE, [callerKeys(req).rate], [interval, rate.burst]).then(
+        (r) => {
+          const [ok, n] = r as [number, number];
+          if (ok === 1) return done(null, payload);
+          const waitS = Math.max(1, Math.ceil(n / 1_000_000));
+          refuse(
+            req,
+            reply,
+            problem(
+              429,
+              'rate-limited',
+              'Too many requests',
+              `This ${req.principal ? 'API key' : 'client address'} sent more than ${rate.perSecond} requests a second (bursts of ${rate.burst}); send again in ${waitS} s (Retry-After). Nothing was changed.`,
+              { retryAfterMs: Math.ceil(n / 1000) },
+            ),
+            waitS,
+          );
+        },
+        (err: unknown) => {
+          // Counting failed: the request goes on, and meets Redis's trouble itself if it needs Redis.
+          log.warn({ err: (err as Error).message }, 'rate limit not counted');
+          done(null, payload);
+        },
+      );
+    });
+  }
+
+  if (s.wsMaxPerKey === undefined && s.wsMaxPerInstance === undefined) return;
+  const instance = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  let serial = 0;
+  /** Sockets this instance holds, upgrading or open. */
+  let open = 0;
+  /** Each caller's slots taken in Redis by this instance, renewed while their sockets are open. */
+  const held = new Map<string, Set<string>>();
+  const renew = setInterval(() => {
+    for (const [key, members] of held)
+      runLua(redis, SLOTS, [key], ['keep', SOCKET_SLOT_TTL_MS, ...members]).catch((err: unknown) =>
+        log.warn({ err: (err as Error).message }, 'socket slots not renewed'),
+      );
+  }, SOCKET_SLOT_TTL_MS / 3);
+  renew.unref();
+  app.addHook('onClose', (_app, done) => {
+    clearInterval(renew);
+    done();
+  });
+
+  app.addHook('preHandler', (req, reply, done) => {
+    if (!req.ws || (req.routeOptions.config as { websocket?: boolean } | undefined)?.websocket !== true)
+      return done();
+    if (s.wsMaxPerInstance !== undefined && open >= s.wsMaxPerInstance)
+      return refuse(
+        req,
+        reply,
+        problem(
+          503,
+          'too-many-connections',
+          'Too many connections',
+          `This instance holds ${s.wsMaxPerInstance} WebSockets, its most; connect again (another instance may take it).`,
+        ),
+        5,
+      );
+    open++;
+    const socket = req.raw.socket;
+    const key = callerKeys(req).sockets;
+    const member = `${instance}:${++serial}`;
+    let closed = false;
+    let taken = false;
+    const release = (): void => {
+      if (closed) return;
+      closed = true;
+      open--;
+      if (!taken) return;
+      const members = held.get(key);
+      members?.delete(member);
+      if (members?.size === 0) held.delete(key);
+      redis.zrem(key, member).catch(() => {}); // a slot left behind lapses by itself
+    };
+    socket.once('close', release);
+    if (s.wsMaxPerKey === undefined || !watch.status.reachable) return done();
+    runLua(redis, SLOTS, [key], ['take', s.wsMaxPerKey, SOCKET_SLOT_TTL_MS, member]).then(
+      (r) => {
+        if (r !== 1) {
+          release();
+          return refuse(
+            req,
+            reply,
+            problem(
+              429,
+              'too-many-websockets',
+              'Too many WebSockets',
+              `This ${req.principal ? 'API key' : 'client address'} holds ${s.wsMaxPerKey} open WebSockets, its most; close one first.`,
+            ),
+            5,
+          );
+        }
+        taken = true;
+        if (closed) {
+          // The client left while the slot was taken.
+          redis.zrem(key, member).catch(() => {});
+          return done();
+        }
+        const members = held.get(key) ?? new Set<string>();
+        held.set(key, members);
+        members.add(member);
+        done();
+      },
+      (err: unknown) => {
+        log.warn({ err: (err as Error).message }, 'websocket slot not counted');
+        done();
+      },
+    );
+  });
+}

@@ -1,0 +1,354 @@
+/**
+ * Limits (docs/SECURITY.md, "Limits"): the request rate per caller holds across two API instances
+ * on one Redis (429 problem+json with Retry-After); WebSocket caps per caller (across instances)
+ * and per instance refuse the upgrade with a problem+json; the request line, headers and target
+ * have a size limit; a client that sends its request slowly is cut off while others are served;
+ * and no route answers CORS headers.
+ */
+import { connect } from 'node:net';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
+import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
+import { loadConfig } from '../../src/app/config.ts';
+import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { sleep, waitFor } from '../support/wait.ts';
+
+const WS = 'sec-limits';
+const B = `/v1/workspaces/${WS}`;
+
+let redis: TestRedis;
+const started: Running[] = [];
+
+async function instance(env: Record<string, string>): Promise<Running> {
+  const r = await startSwitchboard(
+    loadConfig({
+      ...redis.env,
+      PORT: '0',
+      LOG_LEVEL: 'silent',
+      ROLES: 'api',
+      WORKSPACES: WS,
+      AUTH: 'off',
+      ...env,
+    }),
+    pino({ level: 'silent' }),
+  );
+  started.push(r);
+  return r;
+}
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+});
+
+afterAll(async () => {
+  await Promise.all(started.map((r) => r.stop()));
+  await redis?.stop();
+});
+
+interface RawAnswer {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly body: string;
+  /** The server closed the connection. */
+  readonly closed: boolean;
+  /** When the first byte of the answer came, ms after the request began. */
+  readonly afterMs: number;
+}
+
+/** Writes `chunks` (with `everyMs` between them) on a new connection; reads the first answer. */
+function raw(
+  url: string,
+  chunks: readonly (string | Buffer)[],
+  everyMs = 0,
+  waitMs = 10_000,
+): Promise<RawAnswer> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname);
+    const began = Date.now();
+    let firstAt = -1;
+    let text = '';
+    let closed = false;
+    let timer: NodeJS.Timeout | undefined;
+    const finish = () => {
+      clearTimeout(timer);
+      clearTimeout(giveUp);
+      socket.destroy();
+      const at = text.indexOf('\r\n\r\n');
+      if (at < 0) return reject(new Error(`no answer (closed: ${closed}): ${JSON.stringify(text)}`));
+      const [line = '', ...lines] = text.slice(0, at).split('\r\n');
+      const headers: Record<string, string> = {};
+      for (const l of lines) {
+        const i = l.indexOf(':');
+        headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim();
+      }
+      resolve({
+        status: Number(line.split(' ')[1]),
+        headers,
+        body: text.slice(at + 4),
+        closed,
+        afterMs: firstAt - began,
+      });
+    };
+    const giveUp = setTimeout(finish, waitMs);
+    socket.on('data', (c: Buffer) => {
+      if (firstAt < 0) firstAt = Date.now();
+      text += c.toString('latin1');
+      const at = text.indexOf('\r\n\r\n');
+      const length = /\r\ncontent-length: (\d+)/i.exec(text)?.[1];
+      if (at >= 0 && length !== undefined && text.length >= at + 4 + Number(length)) {
+        // The whole answer: wait a moment to see whether the server closes.
+        setTimeout(finish, 100);
+      }
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      closed = true;
+      finish();
+    });
+    let i = 0;
+    const next = () => {
+      if (i >= chunks.length || socket.destroyed) return;
+      socket.write(chunks[i++]!);
+      if (everyMs > 0) timer = setTimeout(next, everyMs);
+      else next();
+    };
+    socket.on('connect', next);
+  });
+}
+
+function expectProblem(a: { status: number; headers: Record<string, string>; body: string }, type: string) {
+  expect(a.headers['content-type'], a.body).toMatch(/^application\/problem\+json/);
+  const p = JSON.parse(a.body) as { type: string; status: number; title: string; detail: string };
+  expect(p, a.body).toMatchObject({ type: `/problems/${type}`, status: a.status });
+  expect(p.title && p.detail).toBeTruthy();
+  return p;
+}
+
+/** Opens a live feed; resolves when open, or with the refusal's status, headers and problem. */
+function openLive(
+  url: string,
+): Promise<{ socket: WebSocket } | { status: number; headers: Record<string, string>; body: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(`${url.replace(/^http/, 'ws')}${B}/events/live`);
+    socket.on('open', () => resolve({ socket }));
+    socket.on('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => {
+        body += c.toString();
+      });
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers as Record<string, string>, body }),
+      );
+    });
+    socket.on('error', reject);
+  });
+}
+
+describe('limits', () => {
+  it('the request rate per caller holds across two instances on one Redis: 429 problem+json with Retry-After', async () => {
+    const env = { RATE_LIMIT: '5', RATE_LIMIT_BURST: '10' };
+    const [a, b] = await Promise.all([instance(env), instance(env)]);
+    const urls = [a.url!, b.url!];
+    const began = Date.now();
+    const answers: Response[] = [];
+    for (let i = 0; i < 30; i++) answers.push(await fetch(`${urls[i % 2]}${B}/stats`));
+    const elapsedS = (Date.now() - began) / 1000;
+    const ok = answers.filter((r) => r.status === 200);
+    const limited = answers.filter((r) => r.status === 429);
+    expect(ok.length + limited.length).toBe(30);
+    // Counted per instance, each would let its own burst through (20 in all).
+    expect(ok.length).toBeGreaterThanOrEqual(10);
+    expect(ok.length).toBeLessThanOrEqual(10 + Math.ceil(5 * elapsedS) + 1);
+    // Both instances refused.
+    expect(new Set(answers.map((r, i) => (r.status === 429 ? i % 2 : -1)).filter((x) => x >= 0)).size).toBe(
+      2,
+    );
+    const refusal = limited[0]!;
+    const p = expectProblem(
+      {
+        status: refusal.status,
+        headers: { 'content-type': refusal.headers.get('content-type')! },
+        body: await refusal.text(),
+      },
+      'rate-limited',
+    ) as unknown as { retryAfterMs: number };
+    const retryAfter = Number(refusal.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(p.retryAfterMs).toBeGreaterThan(0);
+    expect(p.retryAfterMs).toBeLessThanOrEqual(retryAfter * 1000);
+
+    // A refused command changes nothing.
+    const k = workspaceKeys(WS);
+    const admin = redis.client();
+    try {
+      const before = await admin.xlen(k.commands);
+      const refused = await fetch(`${a.url}${B}/agents`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ id: 'limited', skills: ['x'] }),
+      });
+      expect(refused.status).toBe(429);
+      expect(await admin.xlen(k.commands)).toBe(before);
+    } finally {
+      admin.disconnect();
+    }
+    // The health check is never limited.
+    for (let i = 0; i < 20; i++) expect((await fetch(`${a.url}/health`)).status).toBe(200);
+    // After Retry-After, the budget is back.
+    await sleep(retryAfter * 1000);
+    expect((await fetch(`${b.url}${B}/stats`)).status).toBe(200);
+  });
+
+  it('WebSockets per caller are capped across instances (429) and per instance (503), before the upgrade', async () => {
+    const [a, b] = await Promise.all([
+      instance({ WS_MAX_PER_KEY: '3', WS_MAX_PER_INSTANCE: 'off' }),
+      instance({ WS_MAX_PER_KEY: '3', WS_MAX_PER_INSTANCE: 'off' }),
+    ]);
+    const open: WebSocket[] = [];
+    try {
+      for (const url of [a.url!, b.url!, a.url!]) {
+        const r = await openLive(url);
+        if (!('socket' in r)) throw new Error(`refused: ${r.status} ${r.body}`);
+        open.push(r.socket);
+      }
+      for (const url of [a.url!, b.url!]) {
+        const r = await openLive(url);
+        if ('socket' in r) throw new Error('a fourth socket opened');
+        expect(r.status).toBe(429);
+        expectProblem(r, 'too-many-websockets');
+      }
+      // One closed frees a slot, on either instance.
+      open.shift()!.close();
+      const again = await waitFor('a slot freed', async () => {
+        const r = await openLive(b.url!);
+        if ('socket' in r) return r.socket;
+        return undefined;
+      });
+      open.push(again);
+    } finally {
+      for (const s of open) s.terminate();
+    }
+
+    const c = await instance({ WS_MAX_PER_KEY: 'off', WS_MAX_PER_INSTANCE: '2' });
+    const held: WebSocket[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        const r = await openLive(c.url!);
+        if (!('socket' in r)) throw new Error(`refused: ${r.status} ${r.body}`);
+        held.push(r.socket);
+      }
+      const r = await openLive(c.url!);
+      if ('socket' in r) throw new Error('a third socket opened');
+      expect(r.status).toBe(503);
+      expect(Number(r.headers['retry-after'])).toBeGreaterThan(0);
+      expectProblem(r, 'too-many-connections');
+    } finally {
+      for (const s of held) s.terminate();
+    }
+  });
+
+  it('the request line, headers and target have size limits: 431 and 414 problem+json', async () => {
+    const a = await instance({ MAX_HEADER_BYTES: '4096', MAX_URL_BYTES: '1024' });
+    const big = await raw(a.url!, [
+      `GET ${B}/stats HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(5000)}\r\n\r\n`,
+    ]);
+    expect(big.status).toBe(431);
+    expectProblem(big, 'headers-too-large');
+    expect(big.closed).toBe(true);
+    const longUrl = await raw(a.url!, [
+      `GET ${B}/stats?type=${'A'.repeat(2000)} HTTP/1.1\r\nHost: x\r\n\r\n`,
+    ]);
+    expect(longUrl.status).toBe(414);
+    expectProblem(longUrl, 'uri-too-long');
+    const longerThanHeaders = await raw(a.url!, [
+      `GET ${B}/stats?x=${'A'.repeat(6000)} HTTP/1.1\r\nHost: x\r\n\r\n`,
+    ]);
+    expect(longerThanHeaders.status).toBe(431);
+    expectProblem(longerThanHeaders, 'headers-too-large');
+    const upgrade = await raw(a.url!, [
+      `GET ${B}/events/live?x=${'A'.repeat(2000)} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    ]);
+    expect(upgrade.status).toBe(414);
+    expectProblem(upgrade, 'uri-too-long');
+    expect(upgrade.closed).toBe(true);
+  });
+
+  it('a client sending its request one byte at a time is cut off with 408; others are served meanwhile', async () => {
+    const a = await instance({
+      HEADERS_TIMEOUT_MS: '1500',
+      REQUEST_TIMEOUT_MS: '2500',
+      QUERY_TIMEOUT_MS: '4000',
+    });
+    const began = Date.now();
+    const head = `GET ${B}/stats HTTP/1.1\r\nHost: localhost\r\nX-Slow: ${'s'.repeat(100)}\r\n\r\n`;
+    const slowHeaders = raw(a.url!, [...head], 300);
+    const body = JSON.stringify({ id: 'slow', skills: ['x'] });
+    const slowBody = raw(
+      a.url!,
+      [
+        `POST ${B}/agents HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`,
+        ...body,
+      ],
+      300,
+    );
+    const silent = raw(a.url!, []);
+    // A request waiting for a position longer than REQUEST_TIMEOUT_MS arrived whole: it is not cut off.
+    const longPoll = fetch(`${a.url}${B}/stats?minPosition=99999999999999-0`);
+    const served: number[] = [];
+    while (Date.now() - began < 2000) {
+      served.push((await fetch(`${a.url}${B}/stats`)).status);
+      await sleep(100);
+    }
+    expect(served.length).toBeGreaterThan(5);
+    expect(served.every((s) => s === 200)).toBe(true);
+    const [h, b, s] = await Promise.all([slowHeaders, slowBody, silent]);
+    for (const [what, r, limit] of [
+      ['slow headers', h, 1500],
+      ['slow body', b, 2500],
+      ['nothing sent', s, 1500],
+    ] as const) {
+      expect(r.status, what).toBe(408);
+      expectProblem(r, 'request-timeout');
+      expect(r.closed, what).toBe(true);
+      expect(r.afterMs, what).toBeGreaterThanOrEqual(limit - 50);
+      expect(r.afterMs, what).toBeLessThan(limit + 2000);
+    }
+    const poll = await longPoll;
+    expect(poll.status).toBe(503);
+    expect((await poll.json()) as { type: string }).toMatchObject({ type: '/problems/position-not-reached' });
+    expect(Date.now() - began).toBeGreaterThan(3900);
+  });
+
+  it('a WebSocket outlives the request timeouts', async () => {
+    const a = await instance({
+      HEADERS_TIMEOUT_MS: '300',
+      REQUEST_TIMEOUT_MS: '500',
+      KEEP_ALIVE_TIMEOUT_MS: '500',
+    });
+    const r = await openLive(a.url!);
+    if (!('socket' in r)) throw new Error(`refused: ${r.status} ${r.body}`);
+    await sleep(2000);
+    expect(r.socket.readyState).toBe(WebSocket.OPEN);
+    r.socket.terminate();
+  });
+
+  it('CORS is off: no route answers Access-Control-Allow-Origin, not even to a preflight', async () => {
+    const a = started[0]!;
+    const origin = { origin: 'https://evil.example' };
+    const answers = await Promise.all([
+      fetch(`${a.url}${B}/stats`, { headers: origin }),
+      fetch(`${a.url}/health`, { headers: origin }),
+      fetch(`${a.url}${B}/agents`, {
+        method: 'OPTIONS',
+        headers: { ...origin, 'access-control-request-method': 'POST' },
+      }),
+    ]);
+    for (const res of answers) {
+      for (const name of res.headers.keys()) expect(name).not.toMatch(/^access-control-/);
+      if (res.status >= 400) expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    }
+  });
+});
