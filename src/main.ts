@@ -1,3 +1,4 @@
+import { ensureAdminKey, reportAdminKey } from './app/admin-key.ts';
 import { startSwitchboard } from './app/composition-root.ts';
 import { ConfigError, loadConfig } from './app/config.ts';
 import { createLogger } from './app/logger.ts';
@@ -17,6 +18,14 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel, { roles: config.roles.join(',') });
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection; continuing'));
   const running = await startSwitchboard(config, log);
+  // The first start makes the admin key of workspace default, so the API is usable at once.
+  if (config.auth === 'on' && config.roles.includes('api')) {
+    try {
+      reportAdminKey(await ensureAdminKey(running.redis, config.dataDir), running.url, log);
+    } catch (err) {
+      log.error({ err }, 'could not make or read the admin key; make one with npm run keys -- create');
+    }
+  }
   let signalled = false;
   const shutdown = (signal: string) => {
     if (signalled) return;

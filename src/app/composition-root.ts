@@ -133,6 +133,11 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
         ...(dispatcher ? { dispatcherAssignments: dispatcher.assignments } : {}),
       }),
     });
+    if (config.auth === 'off')
+      log.warn(
+        { auth: 'off' },
+        'AUTH=off: NO API KEYS ARE CHECKED. Anyone who reaches this port can read and change every workspace. Use it for local experiments only.',
+      );
     listening = await api.listen({ host: config.host, port: config.port });
     log.info({ url: listening, roles: config.roles }, 'switchboard is listening');
     if (config.advertise) {

@@ -54,6 +54,8 @@ export interface Config {
   readonly archivePauseAt: ArchivePausePoint | undefined;
   /** A state snapshot every this many events (the archiver takes them; GET /state?at= starts from one). */
   readonly snapshotEveryEvents: number;
+  /** API keys required on every workspace route (docs/SECURITY.md); off only for local experiments. */
+  readonly auth: 'on' | 'off';
   /** Requests per second per API key (or client address) and its burst; undefined: RATE_LIMIT=off. */
   readonly rateLimit: { readonly perSecond: number; readonly burst: number } | undefined;
   /** Open WebSockets per API key across instances, and per instance; undefined: off. */
@@ -275,6 +277,12 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     description:
       'The archiver writes a state snapshot to the archive every this many archived events; GET /state?at= replays from the latest one at or before its position (at most this many events, in the archived part of the log).',
   },
+  {
+    name: 'AUTH',
+    default: 'on',
+    description:
+      'on: every /v1/workspaces route needs an API key (Authorization: Bearer; the first start stores an admin key for default at DATA_DIR/admin-key; docs/SECURITY.md). off: no key is asked for, for local experiments only (a warning at start, and /status says auth "off").',
+  },
 ];
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -426,6 +434,9 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
       archiveSegmentEntries: v.int('ARCHIVE_SEGMENT_ENTRIES', 10_000, 1, 1_000_000),
       archiveEveryMs: v.int('ARCHIVE_EVERY_MS', 10_000, 10, 3_600_000),
       snapshotEveryEvents: v.int('SNAPSHOT_EVERY_EVENTS', 100_000, 1, 1_000_000_000),
+      auth: v.optional('AUTH', (a) =>
+        a === 'on' || a === 'off' ? undefined : `must be on or off (got "${a}")`,
+      ),
       archivePauseAt: v.optional('ARCHIVE_PAUSE_AT', (p) =>
         ARCHIVE_PAUSE_POINTS.includes(p as ArchivePausePoint)
           ? undefined
@@ -468,6 +479,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
           | number
           | undefined,
         archivePauseAt: c.archivePauseAt as ArchivePausePoint | undefined,
+        auth: c.auth === 'off' ? 'off' : 'on',
       }),
     ),
   );

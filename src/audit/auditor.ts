@@ -63,6 +63,8 @@ export class Auditor {
   decisionsChecked = 0;
   decisionsUnverifiable = 0;
   lastEvent: string | undefined;
+  /** Who did what: commands replayed by the API key and role that sent them (`-`: none, the clock's). */
+  readonly byKey = new Map<string, number>();
   /** The last command replayed because its events were met (not merely passed over). */
   lastCommandMet: string | undefined;
   /** The projector checkpoint the command stream was read up to. */
@@ -300,6 +302,8 @@ export class Auditor {
     const m = env.meta;
     if (m.idempotencyKey !== e.idempotencyKey || m.requestId !== e.requestId)
       problems.push('meta: not the idempotency key and request id of its command');
+    if (m.keyId !== e.keyId || m.role !== e.role)
+      problems.push('meta: not the API key id and role of its command');
     if (problems.length > 0)
       this.flag('fact', 'events', position, `${env.type} of ${describe(e)} differs: ${problems.join('; ')}`);
   }
@@ -318,6 +322,8 @@ export class Auditor {
         `command id ${e.commandId} appended again (first at ${first})`,
       );
     this.commands++;
+    const who = e.keyId === undefined ? '-' : `${e.keyId} ${e.role ?? '-'}`;
+    this.byKey.set(who, (this.byKey.get(who) ?? 0) + 1);
     if (this.cursor - this.base > 65_536) {
       this.buffer = this.buffer.slice(this.cursor - this.base);
       this.base = this.cursor;

@@ -2,7 +2,8 @@ import { type Command, MAX_FORGOTTEN_PER_COMMAND } from '../domain/commands.ts';
 
 /**
  * Stream entries as the auditor reads them: commands as appended by src/adapters/redis/lua
- * (append-command: fields type, commandId, command, idempotencyKey?, attributes?, requestId?)
+ * (append-command: fields type, commandId, command, idempotencyKey?, attributes?, requestId?,
+ * keyId?, role?)
  * and events as the projector and dispatcher append them (fields type, event: the envelope JSON).
  */
 export type Entry = [position: string, fields: string[]];
@@ -15,6 +16,9 @@ export interface CommandEntry {
   readonly commandId: string;
   readonly idempotencyKey?: string;
   readonly requestId?: string;
+  /** The API key that sent it (its id and role); none for the clock's and the archiver's commands. */
+  readonly keyId?: string;
+  readonly role?: string;
   readonly command?: string;
   readonly attributes?: string;
 }
@@ -57,6 +61,12 @@ export function commandEntry([position, fields]: Entry): CommandEntry {
         break;
       case 'attributes':
         e.attributes = v;
+        break;
+      case 'keyId':
+        e.keyId = v;
+        break;
+      case 'role':
+        e.role = v;
         break;
     }
   }

@@ -22,6 +22,11 @@ export interface AuditSummary {
   readonly decisionsChecked: number;
   readonly decisionsUnverifiable: number;
   readonly commandsWithoutIdempotencyKey: number;
+  /**
+   * Who did what: the commands replayed by the API key that sent them, `"<keyId> <role>"`, and
+   * `"-"` for those no key sent (timers, the archiver, AUTH=off); most first.
+   */
+  readonly commandsByKey: Readonly<Record<string, number>>;
   readonly checkpoint: string | null;
   readonly lastEvent: string | null;
   /** Whether the documents and routing index were compared, or why not. */
@@ -61,6 +66,7 @@ export function buildReport(
     decisionsChecked: a.decisionsChecked,
     decisionsUnverifiable: a.decisionsUnverifiable,
     commandsWithoutIdempotencyKey: a.withoutIdempotencyKey,
+    commandsByKey: Object.fromEntries([...a.byKey].sort((x, y) => y[1] - x[1] || x[0].localeCompare(y[0]))),
     checkpoint: a.checkpoint ?? null,
     lastEvent: a.lastEvent ?? null,
     state: extra.state,

@@ -110,12 +110,21 @@ function parseAuditArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliOpt
 
 const n = (x: number) => x.toLocaleString('en-US');
 
+/** The commands by API key (`<keyId> <role>`), the five busiest; `-`: sent by no key (timers). */
+function whoDidWhat(byKey: Readonly<Record<string, number>>): string {
+  const all = Object.entries(byKey);
+  if (all.length === 0) return 'no command';
+  const shown = all.slice(0, 5).map(([who, c]) => `${who === '-' ? 'no key' : who} ${n(c)}`);
+  return `${shown.join(', ')}${all.length > 5 ? `, and ${all.length - 5} more keys` : ''}`;
+}
+
 function formatReport(r: AuditReport, o: CliOptions): string {
   const lines = [
     `Audit of workspace "${r.workspace}" (${o.label})`,
     `  commands    ${n(r.commands)} replayed, up to the checkpoint ${r.checkpoint ?? '(none)'}; ${n(r.pendingCommands)} pending after it`,
     `  events      ${n(r.events)}: ${n(r.facts)} facts, ${n(r.rejections)} rejections, ${n(r.assignments)} assignments`,
     `  decisions   ${n(r.decisionsChecked)} re-checked against rule 1, ${n(r.decisionsUnverifiable)} could not be`,
+    `  who         ${whoDidWhat(r.commandsByKey)}`,
     `  state       documents and routing index ${r.state}`,
     `  violations  ${n(r.violationCount)}${o.after ? ` after ${o.after} (${n(r.violationsBeforeAfter)} at or before it, not reported)` : ''}`,
     `  speed       ${n(r.eventsPerS)} events/s (${r.seconds.toFixed(2)} s)`,

@@ -73,7 +73,7 @@ let running: Running;
 const extra: Running[] = [];
 
 function env(more: Record<string, string> = {}): NodeJS.ProcessEnv {
-  return { ...redis.env, PORT: '0', LOG_LEVEL: 'silent', COMMAND_TIMEOUT_MS: '2000', ...more };
+  return { ...redis.env, AUTH: 'off', PORT: '0', LOG_LEVEL: 'silent', COMMAND_TIMEOUT_MS: '2000', ...more };
 }
 
 async function start(more: Record<string, string>): Promise<Running> {

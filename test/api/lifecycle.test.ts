@@ -76,6 +76,7 @@ beforeAll(async () => {
   redis = await startTestRedis();
   running = await startSwitchboard(
     loadConfig({
+      AUTH: 'off',
       ...redis.env,
       PORT: '0',
       LOG_LEVEL: 'silent',

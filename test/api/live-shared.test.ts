@@ -25,6 +25,7 @@ beforeAll(async () => {
   redis = await startTestRedis();
   main = await startSwitchboard(
     loadConfig({
+      AUTH: 'off',
       ...redis.env,
       PORT: '0',
       LOG_LEVEL: 'silent',

@@ -32,6 +32,7 @@ beforeAll(async () => {
   redis = await startTestRedis();
   running = await startSwitchboard(
     loadConfig({
+      AUTH: 'off',
       ...redis.env,
       PORT: '0',
       LOG_LEVEL: 'silent',
@@ -1244,7 +1245,14 @@ describe('the HTTP edge', () => {
 
   it('a request that arrives while the instance stops answers 503 problem+json (shutting-down)', async () => {
     const own = await startSwitchboard(
-      loadConfig({ ...redis.env, PORT: '0', LOG_LEVEL: 'silent', ROLES: 'api', QUERY_TIMEOUT_MS: '1500' }),
+      loadConfig({
+        AUTH: 'off',
+        ...redis.env,
+        PORT: '0',
+        LOG_LEVEL: 'silent',
+        ROLES: 'api',
+        QUERY_TIMEOUT_MS: '1500',
+      }),
       pino({ level: 'silent' }),
     );
     const { hostname, port } = new URL(own.url!);

@@ -33,6 +33,7 @@ beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'sb-replay-'));
   main = await startSwitchboard(
     loadConfig({
+      AUTH: 'off',
       ...redis.env,
       PORT: '0',
       LOG_LEVEL: 'silent',

@@ -128,6 +128,7 @@ beforeAll(async () => {
   // archiver role moves it and takes the snapshots.
   main = await startSwitchboard(
     loadConfig({
+      AUTH: 'off',
       ...redis.env,
       PORT: '0',
       LOG_LEVEL: 'silent',

@@ -74,6 +74,7 @@ beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'sb-state-at-'));
   main = await startSwitchboard(
     loadConfig({
+      AUTH: 'off',
       ...redis.env,
       PORT: '0',
       LOG_LEVEL: 'silent',

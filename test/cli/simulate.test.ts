@@ -57,6 +57,7 @@ let url: string;
 beforeAll(async () => {
   redis = await startTestRedis();
   const config = loadConfig({
+    AUTH: 'off',
     REDIS_URL: redis.url,
     PORT: '0',
     LOG_LEVEL: 'silent',

@@ -9,7 +9,7 @@
  * also proves the committed lock is one `npm ci` accepts.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -111,6 +111,17 @@ describe.skipIf(!existsSync(path.join(PROJECT_ROOT, '.git')))('a fresh clone', (
       },
       { timeoutMs: 60_000, everyMs: 200 },
     );
+    // The README's examples: the admin key the first start stored under ./data, as a bearer token.
+    const keyFile = path.join(dir, 'data', 'admin-key');
+    await waitFor('npm start to store the admin key', () => existsSync(keyFile), { timeoutMs: 10_000 });
+    const key = readFileSync(keyFile, 'utf8').trim();
+    const stats = `http://127.0.0.1:${port}/v1/workspaces/default/stats`;
+    const withKey = await fetch(stats, { headers: { authorization: `Bearer ${key}` } });
+    await withKey.arrayBuffer();
+    expect(withKey.status).toBe(200);
+    const without = await fetch(stats);
+    await without.arrayBuffer();
+    expect(without.status).toBe(401);
     process.kill(-child.pid!, 'SIGTERM');
     await exited;
     await waitFor('npm start, Switchboard and its redis-server to exit', () => !groupAlive(child.pid!), {

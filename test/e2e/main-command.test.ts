@@ -7,7 +7,7 @@
  * by itself once it does.
  */
 
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -65,11 +65,20 @@ describe('the main command', () => {
     const dataDir = path.join(parent, 'nested', 'data');
     const relative = path.relative(PROJECT_ROOT, dataDir);
     expect(path.isAbsolute(relative)).toBe(false);
-    const sb = await startProcess({ roles: ALL_ROLES, env: { DATA_DIR: relative } });
+    // API keys on, as a user runs it: the first start makes the admin key of default.
+    const sb = await startProcess({ roles: ALL_ROLES, env: { DATA_DIR: relative, AUTH: 'on' } });
 
-    const status = await requestJson<Status>(`${sb.url}/status`);
+    const status = await requestJson<Status & { auth: string }>(`${sb.url}/status`);
     expect(status.status).toBe(200);
     expect(status.body.state).toBe('running');
+    expect(status.body.auth).toBe('on');
+    const keyFile = path.join(dataDir, 'admin-key');
+    await waitFor('the admin key to be stored', () => existsSync(keyFile), { timeoutMs: 5_000 });
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+    const adminKey = readFileSync(keyFile, 'utf8').trim();
+    expect(adminKey).toMatch(/^sb_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$/);
+    await waitFor('the key to be printed once', () => sb.logText().includes(adminKey), { timeoutMs: 5_000 });
+    const auth = { authorization: `Bearer ${adminKey}` };
     expect(status.body.roles).toEqual(['api', 'projector', 'dispatcher']);
     const redisPort = Number(new URL(status.body.redis.target).port);
     expect(redisPort).toBeGreaterThan(0);
@@ -84,9 +93,16 @@ describe('the main command', () => {
 
     // It serves: a command applied by the in-process projector.
     const base = `${sb.url}/v1/workspaces/default`;
+    const refused = await requestJson(`${base}/agents`, {
+      method: 'POST',
+      body: { id: 'kept-agent', skills: ['English'] },
+    });
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get('www-authenticate')).toMatch(/^Bearer/);
     const created = await requestJson(`${base}/agents`, {
       method: 'POST',
       body: { id: 'kept-agent', skills: ['English'] },
+      headers: auth,
     });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
 
@@ -95,11 +111,16 @@ describe('the main command', () => {
     expect(await portOpen(redisPort)).toBe(false);
 
     // The data survived in the AOF: a new process on the same DATA_DIR still knows the agent.
-    const again = await startProcess({ roles: ALL_ROLES, env: { DATA_DIR: relative } });
+    // The second start makes no new key: the stored one still works, and is printed no more.
+    const again = await startProcess({ roles: ALL_ROLES, env: { DATA_DIR: relative, AUTH: 'on' } });
     const againRedis = childProcesses(again.pid).find((c) => c.comm.startsWith('redis-server'));
     if (againRedis) strays.push(againRedis.pid);
-    const agent = await requestJson<{ id: string }>(`${again.url}/v1/workspaces/default/agents/kept-agent`);
+    const agent = await requestJson<{ id: string }>(`${again.url}/v1/workspaces/default/agents/kept-agent`, {
+      headers: auth,
+    });
     expect(agent.status, JSON.stringify(agent.body)).toBe(200);
+    expect(readFileSync(keyFile, 'utf8').trim()).toBe(adminKey);
+    expect(again.logText()).not.toContain(adminKey);
     expect(agent.body.id).toBe('kept-agent');
     expect(await again.stop(), again.logText()).toBe(0);
     if (againRedis)

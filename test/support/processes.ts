@@ -99,6 +99,8 @@ export async function startProcess(opts: StartProcessOptions): Promise<Switchboa
   Object.assign(env, {
     ROLES: roles,
     HOST: '127.0.0.1',
+    // API keys off unless a test opts in (env: { AUTH: 'on' }): most suites test other things.
+    AUTH: 'off',
     LOG_LEVEL: hasApi ? 'warn' : 'info',
     ...(opts.redis?.env ?? {}),
     ...(opts.redisUrl !== undefined ? { REDIS_URL: opts.redisUrl } : {}),

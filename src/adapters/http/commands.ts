@@ -209,6 +209,8 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
             }
           : {}),
         requestId: req.id,
+        // Who sent it (src/adapters/http/auth.ts): the projector puts both into every fact's meta.
+        ...(req.principal ? { keyId: req.principal.keyId, role: req.principal.role } : {}),
         idempotencyTtlS: config.idempotencyTtlS,
       });
     } catch (err) {

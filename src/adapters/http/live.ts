@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type * as t from 'io-ts';
+import * as t from 'io-ts';
 import type { WebSocket } from 'ws';
 import { strict } from '../../domain/strict.ts';
 import { AfterPosition, comparePositions, Id } from '../../domain/values.ts';
@@ -10,7 +10,12 @@ import { workspaceOf } from './params.ts';
 import { decodeOr400, ProblemError, problem, sendProblem } from './problem.ts';
 import { TypeList } from './queries.ts';
 
-const LiveQuery = strict({}, { after: AfterPosition, type: TypeList, agent: Id }, 'LiveQuery');
+// `ticket`: a one-time ticket from POST /ws-tickets, read by the authentication before the upgrade.
+const LiveQuery = strict(
+  {},
+  { after: AfterPosition, type: TypeList, agent: Id, ticket: t.string },
+  'LiveQuery',
+);
 type LiveQuery = t.TypeOf<typeof LiveQuery>;
 const PING_EVERY_MS = 15_000;
 
@@ -42,7 +47,10 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
       preValidation: async (req, reply) => {
         try {
           const ws = workspaceOf(req.params);
-          const q = decodeOr400(LiveQuery, req.query, 'query');
+          const decoded = decodeOr400(LiveQuery, req.query, 'query');
+          // An agent key's feed carries its own agent's events only, whatever the query says.
+          const own = req.principal?.role === 'agent' ? req.principal.agentId : undefined;
+          const q = own !== undefined ? { ...decoded, agent: own } : decoded;
           // The tail is ready before the upgrade, so the handler subscribes at once: a client that
           // sees the socket open misses nothing appended after that.
           if (req.ws) accepted.set(req, { ws, q, tail: await tails.get(ws) });

@@ -304,23 +304,131 @@ export const openapi = {
           after,
           { name: 'type', in: 'query', schema: { type: 'string' } },
           { name: 'agent', in: 'query', schema: id },
+          {
+            name: 'ticket',
+            in: 'query',
+            schema: { type: 'string' },
+            description: 'a one-time ticket from POST /ws-tickets, instead of the Authorization header',
+          },
         ],
-        responses: { '101': { description: 'switching protocols' }, ...problems(400, 426) },
+        responses: { '101': { description: 'switching protocols' }, ...problems(400, 401, 403, 426) },
+      },
+    },
+    '/v1/workspaces/{ws}/keys': {
+      parameters: [wsParam],
+      post: {
+        summary: 'Make an API key (admin): the secret is in this answer only',
+        requestBody: { required: true, content: json(ref('NewApiKey')) },
+        responses: {
+          '201': { description: 'the key, with its secret `key`', content: json(ref('NewApiKeyAnswer')) },
+          ...problems(400, 401, 403, 503),
+        },
+      },
+      get: {
+        summary: "The workspace's API keys (admin); never a secret",
+        responses: {
+          '200': {
+            description: 'keys',
+            content: json({ type: 'object', properties: { keys: { type: 'array', items: ref('ApiKey') } } }),
+          },
+          ...problems(401, 403, 503),
+        },
+      },
+    },
+    '/v1/workspaces/{ws}/keys/{keyId}': {
+      parameters: [
+        wsParam,
+        { name: 'keyId', in: 'path', required: true, schema: { type: 'string', pattern: '^[0-9a-f]{16}$' } },
+      ],
+      delete: {
+        summary: 'Revoke an API key (admin): refused on every instance within a second',
+        responses: {
+          '200': { description: 'the revoked key', content: json(ref('ApiKey')) },
+          ...problems(400, 401, 403, 404, 503),
+        },
+      },
+    },
+    '/v1/workspaces/{ws}/ws-tickets': {
+      parameters: [wsParam],
+      post: {
+        summary: 'A one-time ticket (30 s) to open the live feed with ?ticket= (for browsers)',
+        responses: {
+          '201': {
+            description: 'ticket',
+            content: json({
+              type: 'object',
+              properties: { ticket: { type: 'string' }, expiresAt: { type: 'string' } },
+            }),
+          },
+          ...problems(401, 403, 503),
+        },
       },
     },
     '/health': {
       get: {
+        security: [],
         summary: 'Load balancer check',
         responses: { '200': { description: 'serving' }, ...problems(503) },
       },
     },
-    '/status': { get: { summary: 'State, roles, Redis', responses: { '200': { description: 'status' } } } },
+    '/status': {
+      get: { security: [], summary: 'State, roles, Redis', responses: { '200': { description: 'status' } } },
+    },
     '/metrics': {
-      get: { summary: 'Prometheus metrics', responses: { '200': { description: 'text exposition format' } } },
+      get: {
+        security: [],
+        summary: 'Prometheus metrics',
+        responses: { '200': { description: 'text exposition format' } },
+      },
     },
   },
+  // Every /v1/workspaces route takes an API key (docs/SECURITY.md); /health, /status, /metrics
+  // and /openapi.json are open (their `security: []`).
+  security: [{ apiKey: [] }],
   components: {
+    securitySchemes: {
+      apiKey: {
+        type: 'http',
+        scheme: 'bearer',
+        description:
+          'Authorization: Bearer sb_<keyId>_<secret>: an API key of the workspace, with a role (admin, integration, supervisor, auditor, agent); 401 without a valid key, 403 for a role or workspace it does not cover',
+      },
+    },
     schemas: {
+      NewApiKey: {
+        type: 'object',
+        required: ['role'],
+        additionalProperties: false,
+        properties: {
+          role: { enum: ['admin', 'integration', 'supervisor', 'auditor', 'agent'] },
+          agentId: {
+            ...id,
+            description: 'the agent a key of role agent acts for (required for it, refused otherwise)',
+          },
+          name,
+        },
+      },
+      ApiKey: {
+        type: 'object',
+        properties: {
+          keyId: { type: 'string' },
+          workspace: { type: 'string' },
+          role: { type: 'string' },
+          agentId: { type: 'string' },
+          name: { type: 'string' },
+          createdAt: { type: 'string' },
+          revokedAt: { type: 'string' },
+        },
+      },
+      NewApiKeyAnswer: {
+        allOf: [
+          ref('ApiKey'),
+          {
+            type: 'object',
+            properties: { key: { type: 'string', description: 'the key, shown this once' } },
+          },
+        ],
+      },
       RegisterAgent: {
         type: 'object',
         required: ['id', 'skills'],

@@ -35,6 +35,8 @@ export async function operationRoutes(app: FastifyInstance): Promise<void> {
       roles: r.roles,
       workspaces: r.workspaces,
       redis: watch.status,
+      // "off" only with AUTH=off: then anyone who reaches the port can do anything.
+      auth: app.deps.config.auth,
       uptimeS: Math.round((Date.now() - started) / 1000),
       pid: process.pid,
       subscribers: tails.subscribers,

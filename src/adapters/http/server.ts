@@ -7,6 +7,7 @@ import type { EventHistory } from '../redis/event-log.ts';
 import type { RedisWatch } from '../redis/health-watch.ts';
 import type { RedisClient } from '../redis/scripts.ts';
 import type { TailHub } from '../redis/tail.ts';
+import { installAuth } from './auth.ts';
 import { commandRoutes } from './commands.ts';
 import {
   badHandshake,
@@ -15,6 +16,7 @@ import {
   handshakeProblem,
   onWebSocketClientError,
 } from './edge.ts';
+import { keyRoutes } from './keys.ts';
 import { installLimits, type LimitSettings, serverLimitOptions } from './limits.ts';
 import { liveRoutes, resumeAfter } from './live.ts';
 import type { Metrics } from './metrics.ts';
@@ -41,6 +43,8 @@ export interface ApiSettings extends LimitSettings {
   readonly replicaWaitMs: number;
   readonly liveMaxBufferedBytes: number;
   readonly liveMaxHeldEvents: number;
+  /** on: API keys are required on every workspace route (src/adapters/http/auth.ts). */
+  readonly auth: 'on' | 'off';
 }
 
 export interface ApiDeps {
@@ -235,6 +239,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     for (const [k, v] of Object.entries(bad.headers)) reply.header(k, v);
     sendProblem(reply, bad.problem);
   });
+  // API keys and roles, before any workspace route runs (after a bad handshake is answered).
+  if (deps.config.auth === 'on') installAuth(app);
   // After every onRequest hook (authentication too): the rate limit and the WebSocket caps.
   installLimits(app, deps);
   await app.register(operationRoutes);
@@ -243,5 +249,6 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(queryRoutes, { prefix: '/v1/workspaces/:ws' });
   await app.register(stateRoutes, { prefix: '/v1/workspaces/:ws' });
   await app.register(liveRoutes, { prefix: '/v1/workspaces/:ws' });
+  await app.register(keyRoutes, { prefix: '/v1/workspaces/:ws' });
   return app;
 }

@@ -13,6 +13,9 @@ export interface AppendRequest {
   /** What makes two requests "the same" for an Idempotency-Key: method, route and body. */
   readonly fingerprint?: string;
   readonly requestId?: string;
+  /** Who sent it: the API key's id and role (the projector copies both into every fact's meta). */
+  readonly keyId?: string;
+  readonly role?: string;
   /** Idempotency records live this long (seconds). */
   readonly idempotencyTtlS?: number;
 }
@@ -48,6 +51,8 @@ function plainAppend(
   const fields = ['type', req.command.type, 'commandId', commandId, 'command', JSON.stringify(command)];
   if (attributes !== undefined) fields.push('attributes', JSON.stringify(attributes));
   if (req.requestId) fields.push('requestId', req.requestId);
+  if (req.keyId) fields.push('keyId', req.keyId);
+  if (req.role) fields.push('role', req.role);
   return redis.xadd(stream, '*', ...fields).then((position) => [position, commandId, 0, '', '']);
 }
 
@@ -93,6 +98,8 @@ export async function appendCommand(redis: RedisClient, req: AppendRequest): Pro
             req.idempotencyTtlS ?? 86_400,
             req.requestId ?? '',
             attributes === undefined ? '' : JSON.stringify(attributes),
+            req.keyId ?? '',
+            req.role ?? '',
           ],
         );
   // The marks are best effort (they only tell workers which workspaces to serve): a failing

@@ -53,7 +53,14 @@ export interface E2eFigures {
 export function startSwitchboardProcess(redisUrl: string, workspace: string): Promise<ChildServer> {
   return startChild(
     'src/main.ts',
-    { REDIS_URL: redisUrl, LOG_LEVEL: 'warn', WORKSPACES: workspace, DISCOVER_WORKSPACES: 'false' },
+    {
+      REDIS_URL: redisUrl,
+      LOG_LEVEL: 'warn',
+      WORKSPACES: workspace,
+      DISCOVER_WORKSPACES: 'false',
+      // The bench's clients send no API key: it measures routing, not key checks.
+      AUTH: 'off',
+    },
     '/health',
   );
 }

@@ -15,6 +15,8 @@
   ARGV[7] idempotency record lifetime, seconds
   ARGV[8] request id
   ARGV[9] attributes JSON text ('' for none): kept apart so that no Lua step ever re-encodes it
+  ARGV[10] API key id of the sender ('' for none)
+  ARGV[11] that key's role ('' for none)
 
   Returns {position, commandId, repeated (0|1), fingerprint of the first request, outcome JSON or ''}.
 ]]
@@ -57,6 +59,14 @@ end
 if ARGV[8] ~= '' then
   fields[#fields + 1] = 'requestId'
   fields[#fields + 1] = ARGV[8]
+end
+if (ARGV[10] or '') ~= '' then
+  fields[#fields + 1] = 'keyId'
+  fields[#fields + 1] = ARGV[10]
+end
+if (ARGV[11] or '') ~= '' then
+  fields[#fields + 1] = 'role'
+  fields[#fields + 1] = ARGV[11]
 end
 local position = redis.call('XADD', K_COMMANDS, '*', unpack(fields))
 if idem ~= '' then

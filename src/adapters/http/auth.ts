@@ -1,0 +1,195 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ID_PATTERN } from '../../domain/values.ts';
+import { ApiKeyVerifier, consumeWsTicket } from '../redis/api-keys.ts';
+import { readContact } from '../redis/projection-reads.ts';
+import type { Principal, Role } from './principal.ts';
+import { type Problem, problem, sendProblem } from './problem.ts';
+
+/**
+ * Who may call what: the one table of docs/SECURITY.md ("API keys and roles"), enforced by the
+ * hooks below for every route under /v1/workspaces/{ws}. A route missing here is for admins only.
+ * Routes outside /v1/workspaces (/health, /status, /metrics, /openapi.json) are open.
+ *
+ * `own` narrows the `agent` role to its own agent: `path` the agent id in the path, `body` the
+ * `agentId` of the body, `contact` a contact offered or assigned to it, `live` the live feed
+ * filtered to it (`agent=` forced; another agent is refused).
+ */
+export type Own = 'path' | 'body' | 'contact' | 'live';
+export interface Access {
+  readonly roles: readonly Role[];
+  readonly own?: Own;
+}
+
+const ALL: readonly Role[] = ['admin', 'integration', 'supervisor', 'auditor', 'agent'];
+const READERS: readonly Role[] = ['admin', 'integration', 'supervisor', 'auditor'];
+const WS = '/v1/workspaces/:ws';
+
+export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
+  [`POST ${WS}/agents`]: { roles: ['admin'] },
+  [`PATCH ${WS}/agents/:id`]: { roles: ['admin'] },
+  [`DELETE ${WS}/agents/:id`]: { roles: ['admin'] },
+  [`POST ${WS}/agents/:id/state`]: { roles: ['admin', 'supervisor', 'agent'], own: 'path' },
+  [`POST ${WS}/contacts`]: { roles: ['admin', 'integration'] },
+  [`POST ${WS}/contacts/:id/abandon`]: { roles: ['admin', 'integration'] },
+  [`POST ${WS}/contacts/:id/transfer`]: { roles: ['admin', 'integration'] },
+  [`POST ${WS}/contacts/:id/complete`]: { roles: ['admin', 'agent'], own: 'contact' },
+  [`POST ${WS}/contacts/:id/accept`]: { roles: ['admin', 'agent'], own: 'body' },
+  [`POST ${WS}/contacts/:id/reject`]: { roles: ['admin', 'agent'], own: 'body' },
+  [`PUT ${WS}/settings`]: { roles: ['admin'] },
+  [`GET ${WS}/agents`]: { roles: READERS },
+  [`GET ${WS}/agents/:id`]: { roles: ALL, own: 'path' },
+  [`GET ${WS}/contacts/:id`]: { roles: ALL, own: 'contact' },
+  [`GET ${WS}/settings`]: { roles: READERS },
+  [`GET ${WS}/stats`]: { roles: READERS },
+  [`GET ${WS}/events`]: { roles: READERS },
+  [`GET ${WS}/state`]: { roles: READERS },
+  [`GET ${WS}/events/live`]: { roles: ALL, own: 'live' },
+  [`POST ${WS}/ws-tickets`]: { roles: ALL },
+  [`POST ${WS}/keys`]: { roles: ['admin'] },
+  [`GET ${WS}/keys`]: { roles: ['admin'] },
+  [`DELETE ${WS}/keys/:keyId`]: { roles: ['admin'] },
+};
+
+const ADMIN_ONLY: Access = { roles: ['admin'] };
+
+/** The access rule of a route (HEAD as its GET); undefined for the open routes. */
+export function accessOf(method: string, url: string): Access | undefined {
+  if (url !== WS && !url.startsWith(`${WS}/`)) return undefined;
+  const m = method === 'HEAD' ? 'GET' : method;
+  return ROUTE_ACCESS[`${m} ${url}`] ?? ADMIN_ONLY;
+}
+
+export const unauthorized = (detail: string): Problem =>
+  problem(401, 'unauthorized', 'Unauthorized', `${detail} Send Authorization: Bearer <API key>.`);
+
+export const forbidden = (detail: string): Problem => problem(403, 'forbidden', 'Forbidden', detail);
+
+function refuse(req: FastifyRequest, reply: FastifyReply, p: Problem, invalidToken = false): FastifyReply {
+  if (p.status === 401)
+    reply.header(
+      'www-authenticate',
+      invalidToken ? 'Bearer realm="switchboard", error="invalid_token"' : 'Bearer realm="switchboard"',
+    );
+  // An upgrade refused: the socket is no HTTP connection any more once answered (as server.ts does).
+  if (req.ws) reply.header('connection', 'close');
+  return sendProblem(reply, p);
+}
+
+/**
+ * Installs authentication (onRequest: the key, its workspace, its role) and the agent role's
+ * narrowing that needs the body or a document (preHandler). Both answer before any handler runs,
+ * so a refused request appends nothing. `cacheMs`: how long a key lookup is reused (revocation
+ * reaches every instance within it).
+ */
+export function installAuth(app: FastifyInstance, opts: { cacheMs?: number } = {}): void {
+  const { redis } = app.deps;
+  const verifier = new ApiKeyVerifier(redis, opts.cacheMs ?? 500);
+
+  app.addHook('onRequest', async (req, reply) => {
+    const url = req.routeOptions.url;
+    if (url === undefined) return; // no route: the 404 answers
+    const access = accessOf(req.method, url);
+    if (!access) return;
+    const ws = String((req.params as { ws?: unknown }).ws ?? '');
+    const header = req.headers.authorization;
+    let principal: Principal | undefined;
+    if (header !== undefined) {
+      const m = /^Bearer +(\S+) *$/i.exec(header);
+      if (!m)
+        return refuse(req, reply, unauthorized('The Authorization header is not "Bearer <key>".'), true);
+      const checked = await verifier.check(m[1]!, ws);
+      if (!checked.ok)
+        return refuse(
+          req,
+          reply,
+          checked.status === 401 ? unauthorized(checked.reason) : forbidden(checked.reason),
+          checked.status === 401,
+        );
+      const k = checked.key;
+      principal = {
+        keyId: k.keyId,
+        workspace: k.workspace,
+        role: k.role,
+        ...(k.agentId !== undefined ? { agentId: k.agentId } : {}),
+      };
+    } else {
+      const ticket = (req.query as { ticket?: unknown }).ticket;
+      if (access.own !== 'live' || typeof ticket !== 'string')
+        return refuse(req, reply, unauthorized('No API key was given.'));
+      const holder = await consumeWsTicket(redis, ws, ticket);
+      const key = holder && (await verifier.active(holder.keyId));
+      if (!holder || !key)
+        return refuse(
+          req,
+          reply,
+          unauthorized('The ticket is not known: expired, already used, or its key was revoked.'),
+          true,
+        );
+      principal = {
+        keyId: holder.keyId,
+        workspace: holder.workspace,
+        role: holder.role,
+        ...(holder.agentId !== undefined ? { agentId: holder.agentId } : {}),
+      };
+    }
+    req.principal = principal;
+    if (!access.roles.includes(principal.role))
+      return refuse(
+        req,
+        reply,
+        forbidden(
+          `Role ${principal.role} may not ${req.method} ${url.replace(WS, `/v1/workspaces/${ws}`)}; it is for ${access.roles.join(', ')}.`,
+        ),
+      );
+    if (principal.role !== 'agent') return;
+    const agentId = principal.agentId ?? '';
+    if (access.own === 'path') {
+      const id = (req.params as { id?: unknown }).id;
+      if (id !== agentId)
+        return refuse(
+          req,
+          reply,
+          forbidden(`This key acts for agent "${agentId}" only, not "${String(id)}".`),
+        );
+    } else if (access.own === 'live') {
+      const query = req.query as { agent?: unknown };
+      if (query.agent !== undefined && query.agent !== agentId)
+        return refuse(
+          req,
+          reply,
+          forbidden(`This key receives agent "${agentId}"'s events only; agent= must be it or left out.`),
+        );
+      // The feed of an agent key is always filtered to its agent (live.ts reads the query after this).
+      query.agent = agentId;
+    }
+  });
+
+  app.addHook('preHandler', async (req, reply) => {
+    const p = req.principal;
+    if (p?.role !== 'agent' || req.routeOptions.url === undefined) return;
+    const own = accessOf(req.method, req.routeOptions.url)?.own;
+    const agentId = p.agentId ?? '';
+    if (own === 'body') {
+      const named = (req.body as { agentId?: unknown } | undefined)?.agentId;
+      // A body without a string agentId is the handler's 400 to answer.
+      if (typeof named === 'string' && named !== agentId)
+        return refuse(
+          req,
+          reply,
+          forbidden(`This key acts for agent "${agentId}" only; agentId must be "${agentId}".`),
+        );
+    } else if (own === 'contact') {
+      const id = (req.params as { id?: unknown }).id;
+      if (typeof id !== 'string' || id.length > 128 || !ID_PATTERN.test(id)) return; // the handler's 400
+      const contact = await readContact(redis, p.workspace, id);
+      if (contact?.agentId !== agentId)
+        return refuse(
+          req,
+          reply,
+          forbidden(
+            `Contact "${id}" is not offered or assigned to agent "${agentId}", whom this key acts for.`,
+          ),
+        );
+    }
+  });
+}

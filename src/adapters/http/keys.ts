@@ -1,0 +1,94 @@
+import type { FastifyInstance } from 'fastify';
+import * as t from 'io-ts';
+import { strict } from '../../domain/strict.ts';
+import { Id, Name, WorkspaceId } from '../../domain/values.ts';
+import {
+  API_KEY_ROLES,
+  type ApiKeyRole,
+  createApiKey,
+  issueWsTicket,
+  listApiKeys,
+  revokeApiKey,
+} from '../redis/api-keys.ts';
+import { workspaceOf } from './params.ts';
+import { decodeOr400, ProblemError, problem } from './problem.ts';
+
+const Role = t.keyof(
+  Object.fromEntries(API_KEY_ROLES.map((r) => [r, null])) as Record<ApiKeyRole, null>,
+  API_KEY_ROLES.join(' | '),
+);
+const NewKeyBody = strict({ role: Role }, { agentId: Id, name: Name }, 'NewKey');
+const KeyParams = t.type({
+  ws: WorkspaceId,
+  keyId: t.refinement(t.string, (s) => /^[0-9a-f]{16}$/.test(s), 'KeyId'),
+});
+
+/**
+ * The workspace's API keys (admins only: src/adapters/http/auth.ts) and the one-time tickets that
+ * let a browser open the live feed. A key's secret is in the answer of its creation, and nowhere else.
+ */
+export async function keyRoutes(app: FastifyInstance): Promise<void> {
+  const { redis } = app.deps;
+
+  app.post('/keys', async (req, reply) => {
+    const ws = workspaceOf(req.params);
+    const body = decodeOr400(NewKeyBody, req.body ?? {}, 'body');
+    if (body.role === 'agent' && body.agentId === undefined)
+      throw new ProblemError(
+        problem(
+          400,
+          'invalid-request',
+          'Invalid request',
+          'A key of role agent names its agent: give agentId.',
+          {
+            errors: [{ path: 'agentId', message: 'is required for role agent' }],
+          },
+        ),
+      );
+    if (body.role !== 'agent' && body.agentId !== undefined)
+      throw new ProblemError(
+        problem(400, 'invalid-request', 'Invalid request', 'Only a key of role agent names an agent.', {
+          errors: [{ path: 'agentId', message: 'is only for role agent' }],
+        }),
+      );
+    const { key, info } = await createApiKey(redis, { workspace: ws, ...body });
+    req.log.info({ keyId: info.keyId, role: info.role, by: req.principal?.keyId ?? null }, 'API key created');
+    return reply
+      .code(201)
+      .header('location', `${req.url.split('?')[0]!.replace(/\/$/, '')}/${info.keyId}`)
+      .header('cache-control', 'no-store')
+      .send({ ...info, key });
+  });
+
+  app.get('/keys', async (req) => ({ keys: await listApiKeys(redis, workspaceOf(req.params)) }));
+
+  app.delete('/keys/:keyId', async (req) => {
+    const { ws, keyId } = decodeOr400(KeyParams, req.params, 'path');
+    const revoked = await revokeApiKey(redis, ws, keyId);
+    if (!revoked)
+      throw new ProblemError(
+        problem(404, 'key-not-found', 'API key not found', `No API key "${keyId}" in workspace "${ws}".`),
+      );
+    req.log.info({ keyId, by: req.principal?.keyId ?? null }, 'API key revoked');
+    return revoked;
+  });
+
+  // A ticket carries the caller's key: its role and agent, in this workspace, for 30 s and one use.
+  app.post('/ws-tickets', async (req, reply) => {
+    const ws = workspaceOf(req.params);
+    const p = req.principal;
+    const issued = await issueWsTicket(
+      redis,
+      p
+        ? {
+            keyId: p.keyId,
+            workspace: ws,
+            role: p.role,
+            ...(p.agentId !== undefined ? { agentId: p.agentId } : {}),
+          }
+        : // Authentication off: the live feed asks for no ticket; one is issued all the same.
+          { keyId: 'anonymous', workspace: ws, role: 'admin' },
+    );
+    return reply.code(201).header('cache-control', 'no-store').send(issued);
+  });
+}

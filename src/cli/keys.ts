@@ -1,0 +1,144 @@
+/**
+ * `npm run keys -- <create|list|revoke> --workspace <ws> [options]`: the API keys of a workspace,
+ * straight in Redis (src/adapters/redis/api-keys.ts), for when no admin key is at hand. With an
+ * admin key, the same is `POST/GET /v1/workspaces/{ws}/keys` and `DELETE .../keys/{keyId}`.
+ *
+ * Exit codes: 0 done, 1 no such key (revoke), 2 bad arguments, 3 it could not run (Redis unreachable).
+ */
+import {
+  API_KEY_ROLES,
+  ApiKeyInputError,
+  type ApiKeyRole,
+  createApiKey,
+  listApiKeys,
+  revokeApiKey,
+} from '../adapters/redis/api-keys.ts';
+import { connectRedis } from '../adapters/redis/client.ts';
+import { parseRedisTarget, workspaceOption } from './redis-target.ts';
+import { OptionChecker, parseOrUsage, runCommand } from './sim/options.ts';
+
+const USAGE = `Usage: npm run keys -- <command> --workspace <ws> [options]
+
+  create --workspace <ws> --role <role> [--agent <id>] [--name <text>]
+      makes a key and prints it once (store it: only its SHA-256 is kept). Roles: ${API_KEY_ROLES.join(', ')};
+      --agent names the agent of a key of role agent (required for it, refused for others)
+  list --workspace <ws>
+      the workspace's keys: id, role, agent, name, created, revoked (never a secret)
+  revoke --workspace <ws> --key-id <id>
+      the key stops working on every instance within a second
+
+  --redis-url <url>        the Redis (default $REDIS_URL)
+  --cluster-nodes <list>   host:port,... seeds of a Redis Cluster instead (default $REDIS_CLUSTER_NODES)
+  --json                   print JSON
+  --help                   this text
+
+Exit codes: 0 done, 1 no such key, 2 bad arguments, 3 it could not run.
+`;
+
+async function main(): Promise<number> {
+  const { values, positionals } = parseOrUsage({
+    args: process.argv.slice(2),
+    strict: true,
+    allowPositionals: true,
+    options: {
+      workspace: { type: 'string' },
+      role: { type: 'string' },
+      agent: { type: 'string' },
+      name: { type: 'string' },
+      'key-id': { type: 'string' },
+      'redis-url': { type: 'string' },
+      'cluster-nodes': { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const check = new OptionChecker();
+  const [command, ...rest] = positionals;
+  check.check(
+    command === 'create' || command === 'list' || command === 'revoke',
+    `the command must be create, list or revoke (got "${command ?? ''}")`,
+  );
+  check.check(rest.length === 0, `unexpected argument(s): ${rest.join(' ')}`);
+  const workspace = workspaceOption(values.workspace, check, 'manage keys of');
+  if (command === 'create') {
+    check.check(
+      (API_KEY_ROLES as readonly string[]).includes(values.role ?? ''),
+      `--role: required, one of ${API_KEY_ROLES.join(', ')} (got "${values.role ?? ''}")`,
+    );
+    check.check(
+      values.role !== 'agent' || values.agent !== undefined,
+      '--agent: required for role agent (the agent the key acts for)',
+    );
+    check.check(values.role === 'agent' || values.agent === undefined, '--agent: only for role agent');
+  }
+  if (command === 'revoke')
+    check.check(
+      /^[0-9a-f]{16}$/.test(values['key-id'] ?? ''),
+      '--key-id: required, the 16 hex digits `list` shows',
+    );
+  const { target, label } = parseRedisTarget(values, process.env, check);
+  check.done();
+
+  const redis = connectRedis(target, { commandTimeout: 10_000 });
+  try {
+    try {
+      await redis.ping();
+    } catch (err) {
+      process.stderr.write(`keys: cannot reach Redis at ${label}: ${(err as Error).message}\n`);
+      return 3;
+    }
+    if (command === 'create') {
+      const { key, info } = await createApiKey(redis, {
+        workspace,
+        role: values.role as ApiKeyRole,
+        ...(values.agent !== undefined ? { agentId: values.agent } : {}),
+        ...(values.name !== undefined ? { name: values.name } : {}),
+      });
+      process.stdout.write(
+        values.json
+          ? `${JSON.stringify({ ...info, key })}\n`
+          : `Created key ${info.keyId} (role ${info.role}${info.agentId ? `, agent ${info.agentId}` : ''}) in workspace "${workspace}". It is shown this once:\n\n${key}\n`,
+      );
+      return 0;
+    }
+    if (command === 'list') {
+      const keys = await listApiKeys(redis, workspace);
+      if (values.json) process.stdout.write(`${JSON.stringify({ keys })}\n`);
+      else {
+        const lines = keys.map(
+          (k) =>
+            `${k.keyId}  ${k.role.padEnd(11)}  ${(k.agentId ?? '-').padEnd(12)}  ${k.createdAt}  ${k.revokedAt ? `revoked ${k.revokedAt}` : 'active'}${k.name ? `  ${k.name}` : ''}`,
+        );
+        process.stdout.write(
+          keys.length === 0 ? `No keys in workspace "${workspace}".\n` : `${lines.join('\n')}\n`,
+        );
+      }
+      return 0;
+    }
+    const keyId = values['key-id']!;
+    const revoked = await revokeApiKey(redis, workspace, keyId);
+    if (!revoked) {
+      process.stderr.write(`keys: no key ${keyId} in workspace "${workspace}"\n`);
+      return 1;
+    }
+    process.stdout.write(
+      values.json ? `${JSON.stringify(revoked)}\n` : `Revoked key ${keyId} at ${revoked.revokedAt}.\n`,
+    );
+    return 0;
+  } catch (err) {
+    if (err instanceof ApiKeyInputError) {
+      process.stderr.write(`keys: --${err.path === 'agentId' ? 'agent' : err.path}: ${err.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`keys: could not run: ${(err as Error).stack ?? String(err)}\n`);
+    return 3;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+runCommand('keys', main, 3);
