@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createMetrics } from '../adapters/http/metrics.ts';
 import { buildApi } from '../adapters/http/server.ts';
-import { connectRedis } from '../adapters/redis/client.ts';
+import { connectRedis, mask } from '../adapters/redis/client.ts';
 import type { EventHistory } from '../adapters/redis/event-log.ts';
 import { RedisWatch } from '../adapters/redis/health-watch.ts';
 import { type Registration, registerInstance } from '../adapters/redis/instance-registry.ts';
@@ -20,8 +20,8 @@ import { stateAt } from '../audit/state-at.ts';
 import { Dispatcher, defaultDispatcherOptions } from '../dispatcher/dispatcher.ts';
 import { LeaseKeeper } from '../dispatcher/leases.ts';
 import { Projector, projectPending } from '../projections/projector.ts';
-import { type RedisServerHandle, startRedisServer } from '../topology/redis-server.ts';
-import type { Config } from './config.ts';
+import { type RedisServerHandle, startPrivateRedis } from '../topology/redis-server.ts';
+import { type Config, redisTargetOf } from './config.ts';
 import { DEFAULT_IDLE_AFTER_MS, WorkspaceRunner } from './workspace-runner.ts';
 
 export const VERSION = (
@@ -44,16 +44,18 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
   let privateRedis: RedisServerHandle | undefined;
   let url = config.redisUrl;
   if (!url && config.redisClusterNodes.length === 0) {
-    privateRedis = await startRedisServer({ dataDir: config.dataDir, appendonly: true });
-    url = privateRedis.url;
+    // Logged in as the least-privilege user; the passwords stay in DATA_DIR (owner-only).
+    const started = await startPrivateRedis(config.dataDir);
+    privateRedis = started.server;
+    url = started.url;
     log.info(
-      { url, dataDir: config.dataDir },
+      { url: mask(url), user: started.credentials.app.user, dataDir: config.dataDir },
       'started a private redis-server (set REDIS_URL to use your own)',
     );
   }
   const target = url ?? config.redisClusterNodes.join(',');
-  const redis = connectRedis(url ? { url } : { clusterNodes: config.redisClusterNodes });
-  const watch = new RedisWatch(redis, target.replace(/\/\/[^@/]*@/, '//***@'));
+  const redis = connectRedis(redisTargetOf(config, url));
+  const watch = new RedisWatch(redis, mask(target));
   watch.start();
 
   const runners: WorkspaceRunner[] = [];

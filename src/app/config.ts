@@ -2,12 +2,14 @@
  * Configuration from the environment, checked at start: every bad value is named with what it
  * should be, and the process does not start until all are right.
  */
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { sequenceS } from 'fp-ts/lib/Apply.js';
 import { isNonEmpty } from 'fp-ts/lib/Array.js';
 import * as E from 'fp-ts/lib/Either.js';
 import { pipe } from 'fp-ts/lib/function.js';
 import * as NEA from 'fp-ts/lib/NonEmptyArray.js';
+import { parseSeed, type RedisTarget } from '../adapters/redis/client.ts';
 import { ARCHIVE_PAUSE_POINTS, type ArchivePausePoint } from '../archive/archiver.ts';
 import {
   DEFAULT_CONTACT_RETENTION,
@@ -23,6 +25,11 @@ export const ROLES: readonly Role[] = ['api', 'projector', 'dispatcher', 'archiv
 export interface Config {
   readonly redisUrl: string | undefined;
   readonly redisClusterNodes: readonly string[];
+  /** Login used where REDIS_URL or the seeds carry none (REDIS_USERNAME, REDIS_PASSWORD). */
+  readonly redisUsername: string | undefined;
+  readonly redisPassword: string | undefined;
+  /** PEM files for rediss:// (REDIS_TLS_CA, REDIS_TLS_CERT, REDIS_TLS_KEY). */
+  readonly redisTls: { caFile?: string; certFile?: string; keyFile?: string };
   readonly host: string;
   readonly port: number;
   readonly roles: readonly Role[];
@@ -80,13 +87,39 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     name: 'REDIS_URL',
     default: '(unset)',
     description:
-      'Redis to use (redis:// or rediss://). Unset: a private redis-server is started with AOF under DATA_DIR.',
+      'Redis to use (redis:// or rediss://: TLS), with the login in it or in REDIS_USERNAME/REDIS_PASSWORD. Unset: a private redis-server is started with AOF under DATA_DIR, and Switchboard logs in to it as its least-privilege ACL user.',
   },
   {
     name: 'REDIS_CLUSTER_NODES',
     default: '(unset)',
-    description: 'Comma-separated host:port seeds of a Redis Cluster; used instead of REDIS_URL when set.',
+    description:
+      'Comma-separated seeds of a Redis Cluster, used instead of REDIS_URL when set: host:port, user:password@host:port, or redis:// / rediss:// URLs (rediss: TLS); one login for every node.',
   },
+  {
+    name: 'REDIS_USERNAME',
+    default: '(unset)',
+    description:
+      'Redis ACL user to log in as when REDIS_URL or the seeds carry none (docs/SECURITY.md: the least-privilege user). The private redis-server makes its own.',
+  },
+  {
+    name: 'REDIS_PASSWORD',
+    default: '(unset)',
+    description:
+      "That user's password (keeps it out of the URL). The private redis-server keeps its own in DATA_DIR/redis-credentials.json (owner-only).",
+  },
+  {
+    name: 'REDIS_TLS_CA',
+    default: '(unset)',
+    description:
+      "PEM file of the CA that signed the Redis server's certificate, for rediss:// with a private CA (default: the system's CAs).",
+  },
+  {
+    name: 'REDIS_TLS_CERT',
+    default: '(unset)',
+    description:
+      'PEM client certificate for rediss:// when the server asks for one (tls-auth-clients yes); with REDIS_TLS_KEY.',
+  },
+  { name: 'REDIS_TLS_KEY', default: '(unset)', description: "The client certificate's PEM private key." },
   {
     name: 'HOST',
     default: '127.0.0.1',
@@ -361,15 +394,82 @@ const isRedisUrl: Check = (value) => {
   return `must be a redis:// or rediss:// URL such as redis://127.0.0.1:6379 (got "${value}")`;
 };
 
+const readableFile: Check = (file) =>
+  existsSync(file) && statSync(file).isFile() ? undefined : `no such file: "${file}"`;
+
+/** The seeds of one cluster share one login and one TLS setting. */
+function sameLoginAndTls(items: string[]): string | undefined {
+  const seeds = items.map(parseSeed).filter((s) => typeof s !== 'string');
+  const logins = new Set(
+    seeds
+      .filter((s) => s.username !== undefined || s.password !== undefined)
+      .map((s) => `${s.username}:${s.password}`),
+  );
+  if (logins.size > 1) return 'every seed that carries a login must carry the same one';
+  if (new Set(seeds.map((s) => s.tls)).size > 1) return 'use rediss:// for every seed or for none';
+  return undefined;
+}
+
+type TlsVariables = {
+  redisTlsCa: string | undefined;
+  redisTlsCert: string | undefined;
+  redisTlsKey: string | undefined;
+};
+
+/** REDIS_TLS_* as one setting; a client certificate goes with its key. */
+function withRedisTls<T extends TlsVariables>({
+  redisTlsCa,
+  redisTlsCert,
+  redisTlsKey,
+  ...c
+}: T): Checked<Omit<T, keyof TlsVariables> & { redisTls: Config['redisTls'] }> {
+  if ((redisTlsCert === undefined) !== (redisTlsKey === undefined))
+    return E.left(NEA.of('REDIS_TLS_CERT, REDIS_TLS_KEY: give both or neither'));
+  return E.right({
+    ...c,
+    redisTls: {
+      ...(redisTlsCa ? { caFile: redisTlsCa } : {}),
+      ...(redisTlsCert ? { certFile: redisTlsCert } : {}),
+      ...(redisTlsKey ? { keyFile: redisTlsKey } : {}),
+    },
+  });
+}
+
+/** Where Switchboard's Redis is, with the login and TLS files the configuration gives. */
+export function redisTargetOf(
+  config: Pick<Config, 'redisUrl' | 'redisClusterNodes' | 'redisUsername' | 'redisPassword' | 'redisTls'>,
+  url = config.redisUrl,
+): RedisTarget {
+  return {
+    ...(url ? { url } : { clusterNodes: config.redisClusterNodes }),
+    ...(config.redisUsername !== undefined ? { username: config.redisUsername } : {}),
+    ...(config.redisPassword !== undefined ? { password: config.redisPassword } : {}),
+    tls: config.redisTls,
+  };
+}
+
 /** Every variable checked, every problem named; Right only when all are right. */
 export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
   const v = variables(env);
   return pipe(
     everyVariable({
       redisUrl: v.optional('REDIS_URL', isRedisUrl),
-      redisClusterNodes: v.list('REDIS_CLUSTER_NODES', '', (n) =>
-        /^[^\s:]+:\d{1,5}$/.test(n) ? undefined : `each seed must be host:port (got "${n}")`,
+      redisClusterNodes: v.list(
+        'REDIS_CLUSTER_NODES',
+        '',
+        (n) => {
+          const seed = parseSeed(n);
+          return typeof seed === 'string' ? `each seed ${seed}` : undefined;
+        },
+        sameLoginAndTls,
       ),
+      redisUsername: v.optional('REDIS_USERNAME', (u) =>
+        /^[!-~]+$/.test(u) ? undefined : 'must be a user name without spaces',
+      ),
+      redisPassword: v.optional('REDIS_PASSWORD', () => undefined),
+      redisTlsCa: v.optional('REDIS_TLS_CA', readableFile),
+      redisTlsCert: v.optional('REDIS_TLS_CERT', readableFile),
+      redisTlsKey: v.optional('REDIS_TLS_KEY', readableFile),
       host: v.text('HOST', '127.0.0.1'),
       port: v.int('PORT', 8080, 0, 65535),
       roles: v.list(
@@ -443,6 +543,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
           : `must be one of ${ARCHIVE_PAUSE_POINTS.join(', ')} (got "${p}")`,
       ),
     }),
+    E.chain(withRedisTls),
     E.chain((c) =>
       c.headersTimeoutMs > c.requestTimeoutMs
         ? E.left(

@@ -2,7 +2,7 @@
  * What a command-line tool reads a workspace's log from: the Redis (`--redis-url` or
  * `--cluster-nodes`, else the environment) and the archive directory.
  */
-import type { RedisTarget } from '../adapters/redis/client.ts';
+import { mask, parseSeed, type RedisTarget } from '../adapters/redis/client.ts';
 import { WorkspaceId } from '../domain/values.ts';
 import type { OptionChecker } from './sim/options.ts';
 
@@ -29,8 +29,8 @@ export function parseRedisTarget(
     .map((n) => n.trim())
     .filter(Boolean);
   check.check(
-    nodes.every((n) => /^[^:\s]+:\d{1,5}$/.test(n)),
-    `--cluster-nodes: each seed must be host:port (got "${nodesText}")`,
+    nodes.every((n) => typeof parseSeed(n) !== 'string'),
+    `--cluster-nodes: each seed must be host:port, user:password@host:port or a redis:// or rediss:// URL (got "${mask(nodesText ?? '')}")`,
   );
   const url = nodes.length > 0 ? undefined : (values['redis-url'] ?? (env.REDIS_URL?.trim() || undefined));
   if (url !== undefined) {
@@ -44,9 +44,23 @@ export function parseRedisTarget(
     nodes.length > 0 || url !== undefined,
     'no Redis to read: give --redis-url or --cluster-nodes (or set REDIS_URL or REDIS_CLUSTER_NODES)',
   );
+  // The login and TLS files of the environment, as the main command reads them.
+  const text = (name: string) => env[name]?.trim() || undefined;
+  const username = text('REDIS_USERNAME');
+  const password = text('REDIS_PASSWORD');
+  const [caFile, certFile, keyFile] = ['REDIS_TLS_CA', 'REDIS_TLS_CERT', 'REDIS_TLS_KEY'].map(text);
+  const security = {
+    ...(username ? { username } : {}),
+    ...(password ? { password } : {}),
+    tls: {
+      ...(caFile ? { caFile } : {}),
+      ...(certFile ? { certFile } : {}),
+      ...(keyFile ? { keyFile } : {}),
+    },
+  };
   return nodes.length > 0
-    ? { target: { clusterNodes: nodes }, label: `cluster ${nodes.join(',')}` }
-    : { target: { url: url ?? '' }, label: url ?? '' };
+    ? { target: { clusterNodes: nodes, ...security }, label: `cluster ${mask(nodes.join(','))}` }
+    : { target: { url: url ?? '', ...security }, label: mask(url ?? '') };
 }
 
 /** The archive directory: `--archive-dir`, else $ARCHIVE_DIR, else <$DATA_DIR or ./data>/archive. */

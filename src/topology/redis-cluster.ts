@@ -1,13 +1,20 @@
 /**
  * Start a local Redis Cluster: `masters` masters with `replicasPerMaster` replicas each (default
  * 3 + 3 = 6 redis-server processes on free loopback ports), AOF on, `cluster-node-timeout 2000`
- * so a replica takes over within a few seconds of its master dying. Every node gets the
- * least-privilege ACL user HAProxy's layer-7 check logs in with (`haproxy-check`: +ping +auth
- * +quit, no keys, no channels) plus any extra users asked for; the users are given on the
- * command line, so a node restarted with the same arguments has them again.
+ * so a replica takes over within a few seconds of its master dying.
+ *
+ * Every node has the same ACL users, from an ACL file in its directory (hashed passwords, 0600):
+ * the Switchboard user (`switchboard`, src/adapters/redis/acl.ts), the user HAProxy's layer-7
+ * check logs in with (`haproxy-check`: +ping +auth +quit, no keys, no channels), the user replicas
+ * log in to their master with (`replica`: replication only), any extra users asked for, and the
+ * `default` (admin) user with a password (`credentials.admin`) unless `openAdmin`. Passwords
+ * never appear on a command line; a node restarted with the same arguments has the same users.
  *
  *   const cluster = await startRedisCluster({ dataDir: '/tmp/sb-cluster' });
- *   const client = new Cluster(cluster.nodes.map(({ host, port }) => ({ host, port })));
+ *   const { user, password } = cluster.credentials.app;
+ *   const client = new Cluster(cluster.nodes.map(({ host, port }) => ({ host, port })), {
+ *     redisOptions: { username: user, password },
+ *   });
  *   await cluster.stop();
  */
 import { execFile } from 'node:child_process';
@@ -17,15 +24,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { type RedisServerHandle, startRedisServer } from './redis-server.ts';
+import {
+  type AclUser,
+  checkUser,
+  newCredentials,
+  type RedisCredentials,
+  switchboardUsers,
+} from './redis-users.ts';
+
+export type { AclUser } from './redis-users.ts';
 
 const execFileP = promisify(execFile);
-
-export interface AclUser {
-  name: string;
-  password: string;
-  /** ACL rules, e.g. ['+ping', '+auth', '+quit'] or ['~*', '&*', '+@all']. */
-  rules: string[];
-}
 
 export interface ClusterOptions {
   /** Parent directory; node i lives in `<dataDir>/node-<i>`. Default: a temp dir, removed by stop(). */
@@ -38,6 +47,10 @@ export interface ClusterOptions {
   haproxyCheckPassword?: string;
   /** More ACL users created on every node. */
   aclUsers?: AclUser[];
+  /** Passwords of the Switchboard, admin and replication users. Default: new random ones. */
+  credentials?: RedisCredentials;
+  /** Leave the `default` (admin) user without a password (throw-away test clusters). Default false. */
+  openAdmin?: boolean;
   /** Extra redis-server arguments for every node. */
   args?: string[];
   /** Milliseconds to wait for `cluster_state:ok` everywhere. Default 30 000. */
@@ -57,6 +70,10 @@ export interface RedisClusterHandle {
   /** The redis-server processes (same order as `nodes`), e.g. to kill a master in a failover test. */
   servers: RedisServerHandle[];
   haproxyCheck: { user: string; password: string };
+  /** `app`: what Switchboard logs in with; `admin`: the default user (no password with openAdmin). */
+  credentials: RedisCredentials;
+  /** Environment for redis-cli as the admin (REDISCLI_AUTH), empty with openAdmin. */
+  cliEnv: Record<string, string>;
   /** Current roles (they change after a failover). */
   roles(): Promise<ClusterNode[]>;
   stop(): Promise<void>;
@@ -65,23 +82,30 @@ export interface RedisClusterHandle {
 export const HAPROXY_CHECK_USER = 'haproxy-check';
 export const HAPROXY_CHECK_RULES = ['resetkeys', 'resetchannels', '-@all', '+ping', '+auth', '+quit'];
 
-/** `--user <name> on ><password> <rules...>`: one ACL user as redis-server command-line config. */
+/**
+ * `--user <name> on ><password> <rules...>`: one ACL user as redis-server command-line config.
+ * The password shows in `ps`: for throw-away test servers only; startRedisServer's `users`
+ * writes an ACL file instead.
+ */
 export function aclUserArgs(u: AclUser): string[] {
-  if (!/^[A-Za-z0-9_.:-]+$/.test(u.name)) throw new Error(`invalid ACL user name ${u.name}`);
-  if (/[\s"'\\]/.test(u.password) || u.password.length === 0) {
-    throw new Error(`ACL password of ${u.name} must be non-empty without spaces, quotes or backslashes`);
-  }
+  checkUser(u);
   return ['--user', u.name, 'on', `>${u.password}`, ...u.rules];
 }
 
-async function cli(port: number, ...args: string[]): Promise<string> {
-  const { stdout } = await execFileP('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], {
-    timeout: 10_000,
-  });
-  return stdout;
+type Cli = (port: number, ...args: string[]) => Promise<string>;
+
+/** redis-cli on a loopback node, logged in through the environment (REDISCLI_AUTH) when asked. */
+function redisCli(env: Record<string, string>): Cli {
+  return async (port, ...args) => {
+    const { stdout } = await execFileP('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], {
+      timeout: 10_000,
+      env: { ...process.env, ...env },
+    });
+    return stdout;
+  };
 }
 
-async function nodeRole(port: number): Promise<NodeRole | undefined> {
+async function nodeRole(cli: Cli, port: number): Promise<NodeRole | undefined> {
   const out = await cli(port, 'ROLE').catch(() => '');
   const first = out.split('\n')[0]?.trim();
   if (first === 'master') return 'master';
@@ -100,10 +124,14 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
     user: HAPROXY_CHECK_USER,
     password: opts.haproxyCheckPassword ?? randomBytes(12).toString('hex'),
   };
-  const users: AclUser[] = [
+  const credentials = opts.credentials ?? newCredentials();
+  const users = switchboardUsers(credentials, [
     { name: haproxyCheck.user, password: haproxyCheck.password, rules: HAPROXY_CHECK_RULES },
     ...(opts.aclUsers ?? []),
-  ];
+  ]);
+  const adminPassword = opts.openAdmin ? undefined : credentials.admin.password;
+  const cliEnv: Record<string, string> = adminPassword ? { REDISCLI_AUTH: adminPassword } : {};
+  const cli = redisCli(cliEnv);
   const nodeArgs = [
     '--cluster-enabled',
     'yes',
@@ -117,7 +145,6 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
     // A master down stops only its own slots: workspaces on the other masters keep routing.
     '--cluster-require-full-coverage',
     'no',
-    ...users.flatMap(aclUserArgs),
     ...(opts.args ?? []),
   ];
 
@@ -134,6 +161,10 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
           dataDir: path.join(dataDir, `node-${i + 1}`),
           appendonly: true,
           args: nodeArgs,
+          users,
+          ...(adminPassword ? { adminPassword } : {}),
+          // A replica logs in to its master as the replication user.
+          secretConfig: { masteruser: credentials.replica.user, masterauth: credentials.replica.password },
         }),
       );
     }
@@ -147,14 +178,14 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
         String(replicas),
         '--cluster-yes',
       ],
-      { timeout: 60_000 },
+      { timeout: 60_000, env: { ...process.env, ...cliEnv } },
     );
 
     const deadline = Date.now() + (opts.readyTimeoutMs ?? 30_000);
     let roles: (NodeRole | undefined)[] = [];
     for (;;) {
       const infos = await Promise.all(servers.map((s) => cli(s.port, 'CLUSTER', 'INFO').catch(() => '')));
-      roles = await Promise.all(servers.map((s) => nodeRole(s.port)));
+      roles = await Promise.all(servers.map((s) => nodeRole(cli, s.port)));
       // Replicas count only once their replication link is up (initial sync done).
       const links = await Promise.all(
         servers.map((s, i) =>
@@ -184,8 +215,10 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
       nodes,
       servers,
       haproxyCheck,
+      credentials,
+      cliEnv,
       async roles() {
-        const now = await Promise.all(servers.map((s) => nodeRole(s.port)));
+        const now = await Promise.all(servers.map((s) => nodeRole(cli, s.port)));
         return servers.flatMap((s, i) => {
           const role = now[i];
           return role ? [{ host: s.host, port: s.port, role }] : [];

@@ -8,14 +8,29 @@
  *   const redis = await startRedisServer({ appendonly: true });
  *   // redis.url === 'redis://127.0.0.1:<port>'
  *   await redis.stop();
+ *
+ * With `users`, the server reads its ACL users from `<dataDir>/users.acl` (hashed passwords,
+ * 0600); with `adminPassword` the `default` user needs it. `startPrivateRedis` is the one
+ * `npm start` runs: the Switchboard user and an admin password kept under the data directory.
+ * With `tls`, the server listens for TLS only (`--port 0 --tls-port`) and `url` is rediss://.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, statSync, utimesSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, statSync, utimesSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
 import { hasExited, killOnExit, signalGroup, stopChild } from './child-processes.ts';
+import {
+  type AclUser,
+  aclFileText,
+  loadOrCreateCredentials,
+  loginUrl,
+  type RedisCredentials,
+  switchboardUsers,
+  writePrivateFile,
+} from './redis-users.ts';
 
 export interface RedisServerOptions {
   /** Working directory (AOF/RDB files). Created if missing. Default: a fresh temp dir, removed by stop(). */
@@ -32,6 +47,25 @@ export interface RedisServerOptions {
   binary?: string;
   /** Milliseconds to wait for the server to answer. Default 10 000. */
   startTimeoutMs?: number;
+  /** ACL users, written to `<dataDir>/users.acl` (SHA-256 hashes, 0600) and loaded with --aclfile. */
+  users?: readonly AclUser[];
+  /** Password the `default` (admin) user needs; unset: `default` has none. Implies the ACL file. */
+  adminPassword?: string;
+  /**
+   * Config lines too secret for the command line (e.g. `masterauth`): written to
+   * `<dataDir>/secrets.conf` (0600), which the server reads as its config file.
+   */
+  secretConfig?: Readonly<Record<string, string>>;
+  /** Listen for TLS only, with these PEM files (the server's certificate and key, the CA of clients). */
+  tls?: RedisServerTls;
+}
+
+export interface RedisServerTls {
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+  /** Require client certificates signed by the CA (`tls-auth-clients yes`). Default false. */
+  authClients?: boolean;
 }
 
 export interface RedisServerHandle {
@@ -110,9 +144,19 @@ function bindAny(host: string): Promise<number> {
 }
 
 /** Resolves once something on host:port answers a PING with any RESP reply (+PONG, -NOAUTH, ...). */
-function pingOnce(host: string, port: number, timeoutMs: number): Promise<boolean> {
+function pingOnce(host: string, port: number, timeoutMs: number, secure?: RedisServerTls): Promise<boolean> {
   return new Promise((resolve) => {
-    const sock = net.createConnection({ host, port });
+    // Over TLS the server's own certificate serves as the client's (it may require one).
+    const sock = secure
+      ? tls.connect({
+          host,
+          port,
+          rejectUnauthorized: false,
+          cert: readFileSync(secure.certFile),
+          key: readFileSync(secure.keyFile),
+        })
+      : net.createConnection({ host, port });
+    const connected = secure ? 'secureConnect' : 'connect';
     let done = false;
     const finish = (ok: boolean) => {
       if (done) return;
@@ -122,7 +166,7 @@ function pingOnce(host: string, port: number, timeoutMs: number): Promise<boolea
       resolve(ok);
     };
     const timer = setTimeout(() => finish(false), timeoutMs);
-    sock.once('connect', () => sock.write('PING\r\n'));
+    sock.once(connected, () => sock.write('PING\r\n'));
     sock.once('data', (buf) => {
       const first = buf.toString('latin1').charAt(0);
       // "-LOADING" means the dataset is still being loaded: not ready yet.
@@ -138,9 +182,38 @@ async function startOnce(
   dataDir: string,
 ): Promise<RedisServerHandle | 'port-in-use'> {
   const port = await freePort();
+  const secure = opts.tls;
+  const config: string[] = [];
+  if (opts.secretConfig && Object.keys(opts.secretConfig).length > 0) {
+    const file = path.join(dataDir, 'secrets.conf');
+    const lines = Object.entries(opts.secretConfig).map(([k, v]) => `${k} "${v}"`);
+    writePrivateFile(file, `${lines.join('\n')}\n`);
+    config.push(file);
+  }
+  if (opts.users !== undefined || opts.adminPassword !== undefined) {
+    const file = path.join(dataDir, 'users.acl');
+    writePrivateFile(file, aclFileText(opts.users ?? [], opts.adminPassword));
+    config.push('--aclfile', file);
+  }
+  const listen = secure
+    ? [
+        '--port',
+        '0',
+        '--tls-port',
+        String(port),
+        '--tls-cert-file',
+        secure.certFile,
+        '--tls-key-file',
+        secure.keyFile,
+        '--tls-ca-cert-file',
+        secure.caFile,
+        '--tls-auth-clients',
+        secure.authClients ? 'yes' : 'no',
+      ]
+    : ['--port', String(port)];
   const args = [
-    '--port',
-    String(port),
+    ...config,
+    ...listen,
     '--bind',
     HOST,
     '--dir',
@@ -185,7 +258,7 @@ async function startOnce(
       if (/Address already in use/i.test(output)) return 'port-in-use';
       throw new Error(`redis-server exited during start (port ${port}):\n${output}`);
     }
-    if (await pingOnce(HOST, port, 500)) break;
+    if (await pingOnce(HOST, port, 500, secure)) break;
     if (Date.now() > deadline) {
       signalGroup(child, 'SIGKILL');
       throw new Error(`redis-server on port ${port} did not answer within the start timeout:\n${output}`);
@@ -200,7 +273,7 @@ async function startOnce(
   const handle: RedisServerHandle = {
     host: HOST,
     port,
-    url: `redis://${HOST}:${port}`,
+    url: `${secure ? 'rediss' : 'redis'}://${HOST}:${port}`,
     process: child,
     kill(signal: NodeJS.Signals = 'SIGTERM') {
       signalGroup(child, signal);
@@ -233,4 +306,38 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
     };
   }
   throw new Error('redis-server: could not bind a free loopback port after 5 attempts');
+}
+
+/** A private redis-server and how Switchboard logs in to it. */
+export interface PrivateRedis {
+  readonly server: RedisServerHandle;
+  readonly credentials: RedisCredentials;
+  /** `redis://switchboard:<password>@127.0.0.1:<port>`: the least-privilege user. */
+  readonly url: string;
+}
+
+/** Where a private redis-server keeps its passwords (owner-only), under its data directory. */
+export function credentialsFile(dataDir: string): string {
+  return path.join(dataDir, 'redis-credentials.json');
+}
+
+/**
+ * The redis-server `npm start` runs when no Redis is configured: AOF under `dataDir`, the
+ * Switchboard ACL user and an admin password made on first start and kept in
+ * `<dataDir>/redis-credentials.json` (0600), the same on every later start.
+ */
+export async function startPrivateRedis(
+  dataDir: string,
+  opts: RedisServerOptions = {},
+): Promise<PrivateRedis> {
+  mkdirSync(dataDir, { recursive: true });
+  const credentials = loadOrCreateCredentials(credentialsFile(path.resolve(dataDir)));
+  const server = await startRedisServer({
+    appendonly: true,
+    ...opts,
+    dataDir,
+    users: switchboardUsers(credentials),
+    adminPassword: credentials.admin.password,
+  });
+  return { server, credentials, url: loginUrl(credentials.app, server.host, server.port) };
 }

@@ -59,13 +59,13 @@ describe('configuration from the environment', () => {
   });
 
   it('names every bad variable at once when all are bad, and only the bad ones', () => {
-    // Every variable set to something no check accepts; HOST, DATA_DIR and ARCHIVE_DIR take any text.
+    // Every variable set to something no check accepts; HOST, DATA_DIR, ARCHIVE_DIR and REDIS_PASSWORD take any text.
     const env = Object.fromEntries(CONFIG_ENTRIES.map((e) => [e.name, 'not valid!']));
     const parsed = parseConfig(env);
     expect(isLeft(parsed)).toBe(true);
     const problems = isLeft(parsed) ? parsed.left : [];
     const named = new Set(problems.map((p) => p.slice(0, p.indexOf(':'))));
-    const anyText = ['HOST', 'DATA_DIR', 'ARCHIVE_DIR'];
+    const anyText = ['HOST', 'DATA_DIR', 'ARCHIVE_DIR', 'REDIS_PASSWORD'];
     expect([...named].sort()).toEqual(
       CONFIG_ENTRIES.map((e) => e.name)
         .filter((n) => !anyText.includes(n))
@@ -74,8 +74,8 @@ describe('configuration from the environment', () => {
     // One problem per bad item of a list: both bad seeds, both bad roles.
     const lists = parseConfig({ REDIS_CLUSTER_NODES: 'a,b:1,c', ROLES: 'api,cook,chef' });
     expect(isLeft(lists) ? lists.left : []).toEqual([
-      'REDIS_CLUSTER_NODES: each seed must be host:port (got "a")',
-      'REDIS_CLUSTER_NODES: each seed must be host:port (got "c")',
+      'REDIS_CLUSTER_NODES: each seed must be host:port, user:password@host:port, or a redis:// or rediss:// URL (got "a")',
+      'REDIS_CLUSTER_NODES: each seed must be host:port, user:password@host:port, or a redis:// or rediss:// URL (got "c")',
       'ROLES: "cook" is not a role; use any of api, projector, dispatcher, archiver',
       'ROLES: "chef" is not a role; use any of api, projector, dispatcher, archiver',
     ]);

@@ -53,9 +53,13 @@ const KILL_AT_MS = 5_000;
 type SlotNode = [host: string, port: number, id: string, ...rest: unknown[]];
 type SlotRange = [from: number, to: number, master: SlotNode, ...replicas: SlotNode[]];
 
+/** redis-cli logs in as the cluster's admin (REDISCLI_AUTH). */
+let cliEnv: Record<string, string> = {};
+
 async function cli(port: number, ...args: string[]): Promise<string> {
   const { stdout } = await execFileP('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], {
     timeout: 5_000,
+    env: { ...process.env, ...cliEnv },
   });
   return stdout;
 }
@@ -76,8 +80,11 @@ describe('the Redis master of a workspace SIGKILLed (cluster, replicated durabil
 
   beforeAll(async () => {
     cluster = await startRedisCluster({});
+    cliEnv = cluster.cliEnv;
     const seeds = cluster.nodes.map((n) => `${n.host}:${n.port}`);
-    redis = connectRedis({ clusterNodes: seeds });
+    // The test reads the slot map and nodes as the admin; Switchboard logs in as its ACL user.
+    redis = connectRedis({ clusterNodes: seeds, password: cluster.credentials.admin.password });
+    const { app } = cluster.credentials;
 
     // The slot map: the victim is a master that holds none of the global keys.
     const slots = (await redis.cluster('SLOTS')) as unknown as SlotRange[];
@@ -119,7 +126,9 @@ describe('the Redis master of a workspace SIGKILLed (cluster, replicated durabil
     }
 
     const env = { WORKSPACES: `${victimWs},${controlWs}`, DURABILITY: 'replicated' };
-    const redisEnv = { env: { REDIS_CLUSTER_NODES: seeds.join(',') } };
+    const redisEnv = {
+      env: { REDIS_CLUSTER_NODES: seeds.join(','), REDIS_USERNAME: app.user, REDIS_PASSWORD: app.password },
+    };
     processes = await Promise.all([
       startProcess({ roles: ['api'], redis: redisEnv, env, name: 'api-1' }),
       startProcess({ roles: ['api'], redis: redisEnv, env, name: 'api-2' }),

@@ -19,27 +19,53 @@
  * masters with a replica each (src/topology/redis-cluster.ts). Suites reach the target
  * only through `env` (the configuration Switchboard is started with) and `client()`, so one suite
  * serves both targets; `url` is then one master's address, for suites that need a plain server.
+ *
+ * Every mode logs Switchboard in as its least-privilege ACL user (src/adapters/redis/acl.ts),
+ * as production does: `url`, `env` and `client()` are that user's, so a command Switchboard uses
+ * and the ACL lacks fails the suite with NOPERM. The local server and cluster get the user from
+ * their ACL file and a password on the `default` user; a given server (modes 1 and 2) gets it by
+ * ACL SETUSER. Suites that administer the server (CONFIG, KEYS, SCAN, MEMORY, CLIENT PAUSE, ...)
+ * use `adminClient()` / `adminUrl`.
  */
 import { execFile } from 'node:child_process';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll } from 'vitest';
+import { APP_ACL_RULES, APP_USER } from '../../src/adapters/redis/acl.ts';
 import { connectRedis } from '../../src/adapters/redis/client.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
 import { startRedisCluster } from '../../src/topology/redis-cluster.ts';
 import { startRedisServer } from '../../src/topology/redis-server.ts';
+import {
+  loginUrl,
+  newCredentials,
+  newPassword,
+  type RedisLogin,
+  switchboardUsers,
+} from '../../src/topology/redis-users.ts';
 
 interface ServerAddress {
+  /** Logged in as the Switchboard ACL user. */
   readonly url: string;
+  /** Logged in as an admin (the default user). */
+  readonly adminUrl: string;
   readonly host: string;
   readonly port: number;
   stop(): Promise<void>;
 }
 
 export interface TestRedis extends ServerAddress {
-  /** Environment to start Switchboard with: REDIS_URL, or REDIS_CLUSTER_NODES on the cluster target. */
+  /**
+   * Environment to start Switchboard with: REDIS_URL (with the ACL user's login), or
+   * REDIS_CLUSTER_NODES (seeds carrying the login) on the cluster target.
+   */
   readonly env: Record<string, string>;
   readonly target: 'single' | 'cluster';
-  /** A new client of the target (a Cluster client on the cluster target); the caller closes it. */
+  /** The ACL user Switchboard logs in as. */
+  readonly login: RedisLogin;
+  /** A new client of the target as the Switchboard user (a Cluster client on the cluster target); the caller closes it. */
   client(): RedisClient;
+  /** A new client of the target as the admin, for what Switchboard may not do; the caller closes it. */
+  adminClient(): RedisClient;
 }
 
 /**
@@ -68,7 +94,7 @@ export async function startTestRedis(): Promise<TestRedis> {
   const external = process.env.SWITCHBOARD_TEST_REDIS_URL;
   const mode = process.env.SWITCHBOARD_TEST_REDIS;
   const server = external
-    ? fromUrl(external)
+    ? await givenServer(external, async () => {})
     : mode === 'testcontainers' || (mode !== 'local' && (await dockerAnswers()))
       ? await startContainer()
       : await startLocal();
@@ -76,34 +102,57 @@ export async function startTestRedis(): Promise<TestRedis> {
     ...server,
     env: { REDIS_URL: server.url },
     target: 'single',
+    login: loginOf(server.url),
     client: () => connectRedis({ url: server.url }),
+    adminClient: () => connectRedis({ url: server.adminUrl }),
   };
+}
+
+function loginOf(url: string): RedisLogin {
+  const u = new URL(url);
+  return { user: decodeURIComponent(u.username), password: decodeURIComponent(u.password) };
 }
 
 async function startCluster(): Promise<TestRedis> {
   const cluster = await startRedisCluster({});
+  const { app, admin } = cluster.credentials;
   const masters = cluster.nodes.filter((n) => n.role === 'master');
   const first = masters[0]!;
   const seeds = masters.map((n) => `${n.host}:${n.port}`);
+  const withLogin = (login: RedisLogin) =>
+    seeds.map((s) => `${encodeURIComponent(login.user)}:${encodeURIComponent(login.password)}@${s}`);
   return {
-    url: `redis://${first.host}:${first.port}`,
+    url: loginUrl(app, first.host, first.port),
+    adminUrl: loginUrl(admin, first.host, first.port),
     host: first.host,
     port: first.port,
-    env: { REDIS_CLUSTER_NODES: seeds.join(',') },
+    env: { REDIS_CLUSTER_NODES: withLogin(app).join(',') },
     target: 'cluster',
-    client: () => connectRedis({ clusterNodes: seeds }),
+    login: app,
+    client: () => connectRedis({ clusterNodes: withLogin(app) }),
+    adminClient: () => connectRedis({ clusterNodes: withLogin(admin) }),
     stop: () => cluster.stop(),
   };
 }
 
-function fromUrl(url: string): ServerAddress {
-  const u = new URL(url);
-  return {
-    url,
-    host: u.hostname || '127.0.0.1',
-    port: u.port ? Number(u.port) : 6379,
-    stop: async () => {},
-  };
+/**
+ * A server someone else started, reached at `adminUrl` with every right: the Switchboard user
+ * is made (or its password replaced) by ACL SETUSER with the rules of acl.ts.
+ */
+async function givenServer(adminUrl: string, stop: () => Promise<void>): Promise<ServerAddress> {
+  const u = new URL(adminUrl);
+  const host = u.hostname || '127.0.0.1';
+  const port = u.port ? Number(u.port) : 6379;
+  const admin = new Redis(adminUrl, { maxRetriesPerRequest: 1, lazyConnect: true });
+  const password = newPassword();
+  try {
+    await admin.connect();
+    await admin.call('ACL', 'SETUSER', APP_USER, 'reset', 'on', `>${password}`, ...APP_ACL_RULES);
+  } finally {
+    admin.disconnect();
+  }
+  const url = loginUrl({ user: APP_USER, password }, host, port, u.protocol.replace(':', ''));
+  return { url, adminUrl, host, port, stop };
 }
 
 let docker: Promise<boolean> | undefined;
@@ -123,21 +172,22 @@ export function dockerAnswers(): Promise<boolean> {
 async function startContainer(): Promise<ServerAddress> {
   const { RedisContainer } = await import('@testcontainers/redis');
   const container = await new RedisContainer('redis:7.2').start();
-  const url = container.getConnectionUrl();
-  return {
-    url,
-    host: container.getHost(),
-    port: container.getPort(),
-    stop: async () => {
-      await container.stop();
-    },
-  };
+  return givenServer(container.getConnectionUrl(), async () => {
+    await container.stop();
+  });
 }
 
+/** A local redis-server with Switchboard's ACL file (as `npm start` runs it) and an admin password. */
 async function startLocal(): Promise<ServerAddress> {
-  const server = await startRedisServer({ appendonly: false });
+  const credentials = newCredentials();
+  const server = await startRedisServer({
+    appendonly: false,
+    users: switchboardUsers(credentials),
+    adminPassword: credentials.admin.password,
+  });
   return {
-    url: server.url,
+    url: loginUrl(credentials.app, server.host, server.port),
+    adminUrl: loginUrl(credentials.admin, server.host, server.port),
     host: server.host,
     port: server.port,
     stop: () => server.stop(),

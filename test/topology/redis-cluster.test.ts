@@ -15,6 +15,8 @@ import { timed, waitFor } from '../support/wait.ts';
 
 let cluster: RedisClusterHandle;
 const metrics: Record<string, number> = {};
+/** The default user needs the admin password (replicas log in to their master as `replica`). */
+const admin = () => ({ password: cluster.credentials.admin.password });
 
 beforeAll(async () => {
   const t0 = Date.now();
@@ -34,7 +36,7 @@ describe('startRedisCluster', () => {
     expect(cluster.nodes.filter((n) => n.role === 'replica')).toHaveLength(3);
     for (const n of cluster.nodes) {
       expect(n.host).toBe('127.0.0.1');
-      const r = new Redis(n.port, n.host, { lazyConnect: true, maxRetriesPerRequest: 1 });
+      const r = new Redis(n.port, n.host, { ...admin(), lazyConnect: true, maxRetriesPerRequest: 1 });
       await r.connect();
       expect(String(await r.cluster('INFO'))).toContain('cluster_state:ok');
       expect(await r.config('GET', 'appendonly')).toEqual(['appendonly', 'yes']);
@@ -52,6 +54,15 @@ describe('startRedisCluster', () => {
       await expect(check.get('sb:{x}:k')).rejects.toThrow(/NOPERM/);
       await expect(check.call('CLUSTER', 'INFO')).rejects.toThrow(/NOPERM/);
       check.disconnect();
+      // Without the admin password the default user is refused.
+      const anonymous = new Redis(n.port, n.host, {
+        enableReadyCheck: false,
+        lazyConnect: true,
+        maxRetriesPerRequest: 0,
+      });
+      await anonymous.connect();
+      await expect(anonymous.get('sb:{x}:k')).rejects.toThrow(/NOAUTH/);
+      anonymous.disconnect();
       r.disconnect();
     }
   });
@@ -60,6 +71,7 @@ describe('startRedisCluster', () => {
     const client = new Cluster(
       cluster.nodes.map(({ host, port }) => ({ host, port })),
       {
+        redisOptions: admin(),
         clusterRetryStrategy: () => 100,
       },
     );
@@ -70,7 +82,11 @@ describe('startRedisCluster', () => {
     const owner = slots.find(([from, to]) => slot >= from && slot <= to);
     const masterPort = owner?.[2]?.[1];
     expect(masterPort).toBeDefined();
-    const master = new Redis(Number(masterPort), '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
+    const master = new Redis(Number(masterPort), '127.0.0.1', {
+      ...admin(),
+      lazyConnect: true,
+      maxRetriesPerRequest: 1,
+    });
     await master.connect();
     await master.set(key, 'kept');
     expect(await master.call('WAIT', '1', '2000')).toBe(1);
@@ -99,6 +115,7 @@ describe('startRedisCluster', () => {
       'cluster_state:ok after failover',
       async () => {
         const r = new Redis(survivors[0]?.port ?? 0, '127.0.0.1', {
+          ...admin(),
           lazyConnect: true,
           maxRetriesPerRequest: 0,
         });
@@ -112,7 +129,10 @@ describe('startRedisCluster', () => {
       { timeoutMs: 20_000, everyMs: 100 },
     );
     metrics.clusterOkAfterKillMs = Date.now() - t0;
-    const after = new Cluster(survivors.map(({ host, port }) => ({ host, port })));
+    const after = new Cluster(
+      survivors.map(({ host, port }) => ({ host, port })),
+      { redisOptions: admin() },
+    );
     expect(await after.get(key)).toBe('kept');
     after.disconnect();
   });

@@ -1,10 +1,71 @@
+import { readFileSync } from 'node:fs';
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 import { defineDeclared, type RedisClient } from './scripts.ts';
 
-/** A single Redis by URL, or a Redis Cluster by its seed nodes: chosen by configuration alone. */
+/**
+ * A single Redis by URL, or a Redis Cluster by its seed nodes: chosen by configuration alone.
+ * The login is the URL's (`redis://user:password@host:port`) or a seed's
+ * (`user:password@host:port`), else `username`/`password`; `rediss://` (a URL, or the seeds)
+ * turns TLS on, with the PEM files of `tls` when the server's certificate is not signed by a
+ * public CA or the server asks for a client certificate.
+ */
 export interface RedisTarget {
   readonly url?: string;
   readonly clusterNodes?: readonly string[];
+  readonly username?: string;
+  readonly password?: string;
+  readonly tls?: RedisTlsFiles;
+}
+
+export interface RedisTlsFiles {
+  /** CA certificate(s) to trust instead of the system's (a self-signed server). */
+  readonly caFile?: string;
+  /** Client certificate and key, for a server with `tls-auth-clients yes`. */
+  readonly certFile?: string;
+  readonly keyFile?: string;
+}
+
+/** A cluster seed: `host:port`, `user:password@host:port`, or a redis:// / rediss:// URL. */
+export interface RedisSeed {
+  readonly host: string;
+  readonly port: number;
+  readonly username?: string;
+  readonly password?: string;
+  readonly tls: boolean;
+}
+
+/** A seed as written in REDIS_CLUSTER_NODES, or why it is not one. */
+export function parseSeed(text: string): RedisSeed | string {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `redis://${text}`;
+  const bad = `must be host:port, user:password@host:port, or a redis:// or rediss:// URL (got "${mask(text)}")`;
+  let u: URL;
+  try {
+    u = new URL(withScheme);
+  } catch {
+    return bad;
+  }
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') return bad;
+  if (u.hostname === '' || !/^\d{1,5}$/.test(u.port) || (u.pathname !== '' && u.pathname !== '/')) return bad;
+  return {
+    host: u.hostname.replace(/^\[|\]$/g, ''),
+    port: Number(u.port),
+    ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+    tls: u.protocol === 'rediss:',
+  };
+}
+
+/** A URL or seed with its password replaced by ***, for logs and messages. */
+export function mask(target: string): string {
+  return target.replace(/(\/\/|^|,)([^@/,\s]*?):([^@/,\s]*)@/g, '$1$2:***@');
+}
+
+function tlsOptions(files: RedisTlsFiles | undefined): NonNullable<RedisOptions['tls']> {
+  return {
+    ...(files?.caFile ? { ca: readFileSync(files.caFile) } : {}),
+    ...(files?.certFile ? { cert: readFileSync(files.certFile) } : {}),
+    ...(files?.keyFile ? { key: readFileSync(files.keyFile) } : {}),
+  };
 }
 
 const commonOptions: RedisOptions = {
@@ -12,6 +73,9 @@ const commonOptions: RedisOptions = {
   // A Redis that hangs (frozen, partitioned) fails requests instead of holding them: 503, retry.
   commandTimeout: 2000,
   retryStrategy: (times) => Math.min(50 * 2 ** times, 2000),
+  // No CLIENT SETINFO at connect: Redis before 7.2 has no such command, and the ACL user
+  // (acl.ts) is not granted it.
+  disableClientInfo: true,
 };
 
 /**
@@ -23,9 +87,22 @@ export function connectRedis(target: RedisTarget, options: RedisOptions = {}): R
   let redis: RedisClient;
   if (target.clusterNodes && target.clusterNodes.length > 0) {
     const seeds = target.clusterNodes.map((n) => {
-      const [host = '127.0.0.1', port = '6379'] = n.split(':');
-      return { host, port: Number(port) };
+      const seed = parseSeed(n);
+      if (typeof seed === 'string') throw new Error(`Redis Cluster seed: ${seed}`);
+      return seed;
     });
+    // One login and one TLS setting for every node: the first seed's that has one, else the target's.
+    const login = seeds.find((s) => s.username !== undefined || s.password !== undefined);
+    const username = login ? login.username : target.username;
+    const password = login ? login.password : target.password;
+    const secure = seeds.some((s) => s.tls);
+    const nodeOptions: RedisOptions = {
+      ...commonOptions,
+      ...(username !== undefined ? { username } : {}),
+      ...(password !== undefined ? { password } : {}),
+      ...(secure ? { tls: tlsOptions(target.tls) } : {}),
+      ...options,
+    };
     const clusterOptions: ClusterOptions = {
       enableAutoPipelining: true,
       // XGROUP has no key ioredis can route a pipeline by: sent alone, it goes to its stream's node.
@@ -36,13 +113,24 @@ export function connectRedis(target: RedisTarget, options: RedisOptions = {}): R
       retryDelayOnClusterDown: 300,
       retryDelayOnTryAgain: 200,
       clusterRetryStrategy: (times) => Math.min(100 * times, 2000),
-      redisOptions: { ...commonOptions, ...options },
+      redisOptions: nodeOptions,
     };
-    redis = new Cluster(seeds, clusterOptions);
+    redis = new Cluster(
+      seeds.map(({ host, port }) => ({ host, port })),
+      clusterOptions,
+    );
   } else {
-    redis = new Redis(target.url ?? 'redis://127.0.0.1:6379', {
+    const url = target.url ?? 'redis://127.0.0.1:6379';
+    const u = new URL(url);
+    // The URL's login wins; username/password fill in what it leaves out.
+    const username = u.username ? decodeURIComponent(u.username) : target.username;
+    const password = u.password ? decodeURIComponent(u.password) : target.password;
+    redis = new Redis(url, {
       enableAutoPipelining: true,
       ...commonOptions,
+      ...(username !== undefined ? { username } : {}),
+      ...(password !== undefined ? { password } : {}),
+      ...(u.protocol === 'rediss:' ? { tls: tlsOptions(target.tls) } : {}),
       ...options,
     });
   }
@@ -64,7 +152,8 @@ export function blockingConnection(redis: RedisClient): RedisClient {
       ? redis.duplicate(options)
       : redis.duplicate(undefined, {
           enableAutoPipelining: false,
-          redisOptions: { ...commonOptions, ...options },
+          // Keeps the nodes' login and TLS.
+          redisOptions: { ...redis.options.redisOptions, ...options },
         });
   dup.on('error', () => {});
   defineDeclared(dup);

@@ -114,6 +114,8 @@ export async function clusterWorkload(options: ClusterBenchOptions, note: Note):
       masters: MASTERS,
       replicasPerMaster: 0,
       args: ['--appendonly', 'no'],
+      // The bench's own throw-away cluster on loopback: it measures as the admin (CLUSTER KEYSLOT, INFO).
+      openAdmin: true,
     });
     redis = connectRedis(
       { clusterNodes: cluster.nodes.map((n) => `${n.host}:${n.port}`) },

@@ -13,7 +13,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { StreamEntry } from '../../adapters/redis/event-log.ts';
-import { KEY_ROOT, workspaceKeys } from '../../adapters/redis/keys.ts';
+import { workspaceKeys } from '../../adapters/redis/keys.ts';
 import type { RedisClient } from '../../adapters/redis/scripts.ts';
 import type { ChainBreak } from '../../archive/chain.ts';
 import { LogReader } from '../../archive/log-reader.ts';
@@ -80,17 +80,17 @@ async function readCut(redis: RedisClient, workspace: string): Promise<Cut> {
   };
 }
 
-/** Removes every key of a workspace (the shadow's, before and after a rebuild). */
+/**
+ * Removes every key of a workspace (the shadow's, before and after a rebuild): its fixed set of
+ * keys (keys.ts), all in one slot, so one UNLINK on a cluster too. No SCAN: the Switchboard ACL
+ * user may not list the keyspace.
+ */
 export async function dropKeys(redis: RedisClient, workspace: string): Promise<void> {
-  const nodes = 'nodes' in redis ? redis.nodes('master') : [redis];
-  for (const node of nodes) {
-    let cursor = '0';
-    do {
-      const [next, keys] = await node.scan(cursor, 'MATCH', `${KEY_ROOT}:{${workspace}}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await node.unlink(...keys);
-    } while (cursor !== '0');
-  }
+  const k = workspaceKeys(workspace);
+  const keys = Object.values(k).filter(
+    (key): key is string => typeof key === 'string' && key.startsWith(k.prefix) && key !== k.prefix,
+  );
+  await redis.unlink(...keys);
 }
 
 /** One stream read in order across calls, entry by entry up to a bound. */

@@ -63,7 +63,12 @@ async function startUp(
   await register('the Redis Cluster', () => cluster.stop());
   const masters = cluster.nodes.filter((n) => n.role === 'master');
   const seeds = masters.map((n) => `${app.address}:${n.port}`).join(',');
-  const redis = connectRedis({ clusterNodes: seeds.split(',') });
+  const login = cluster.credentials.app;
+  const redis = connectRedis({
+    clusterNodes: seeds.split(','),
+    username: login.user,
+    password: login.password,
+  });
   await register('the Redis client', async () => redis.disconnect());
 
   const setup = {
@@ -82,7 +87,7 @@ async function startUp(
   ctx.checkpoint();
   const members = await makeMembers(ctx, () => freePort(app.address));
   await register('the Switchboard processes', () => stopMembers(members));
-  for (const m of members) startMember(ctx, m, seeds, app.address, `${app.address}:${m.port}`);
+  for (const m of members) startMember(ctx, m, seeds, login, app.address, `${app.address}:${m.port}`);
 
   const ready = await ctx.waitUntil(async () => {
     ctx.checkpoint();

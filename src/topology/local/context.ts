@@ -7,6 +7,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { type RedisClusterHandle, startRedisCluster } from '../redis-cluster.ts';
+import { newCredentials, writePrivateFile } from '../redis-users.ts';
 
 export interface LocalTopologyOptions {
   readonly api: number;
@@ -59,13 +60,23 @@ export class LaunchContext {
     return false;
   }
 
-  /** A new Redis Cluster under <data dir>/cluster (3 masters, 3 replicas, AOF on). */
+  /** Where the run's Redis passwords are kept (owner-only): the Switchboard user's and the admin's. */
+  get credentialsFile(): string {
+    return path.join(this.opts.dataDir, 'redis-credentials.json');
+  }
+
+  /**
+   * A new Redis Cluster under <data dir>/cluster (3 masters, 3 replicas, AOF on), with new
+   * passwords for the Switchboard user and the admin, kept in <data dir>/redis-credentials.json.
+   */
   startFreshCluster(args?: string[]): Promise<RedisClusterHandle> {
     // Every launch starts a new cluster: the local topology is for trying and testing, not for keeping data.
     const dataDir = path.join(this.opts.dataDir, 'cluster');
     rmSync(dataDir, { recursive: true, force: true });
     mkdirSync(this.logsDir, { recursive: true });
-    return startRedisCluster({ dataDir, ...(args ? { args } : {}) });
+    const credentials = newCredentials();
+    writePrivateFile(this.credentialsFile, `${JSON.stringify(credentials, null, 2)}\n`);
+    return startRedisCluster({ dataDir, credentials, ...(args ? { args } : {}) });
   }
 }
 

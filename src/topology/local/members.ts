@@ -9,6 +9,7 @@ import { createWriteStream } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stopChild } from '../child-processes.ts';
+import type { RedisLogin } from '../redis-users.ts';
 import type { LaunchContext } from './context.ts';
 
 /** The process entry every member runs. */
@@ -34,11 +35,15 @@ export async function makeMembers(ctx: LaunchContext, apiPort: () => Promise<num
   return members;
 }
 
-/** Start (and on exit restart) one Switchboard process. `advertise` undefined: ADVERTISE_ADDRESS=auto. */
+/**
+ * Start (and on exit restart) one Switchboard process, logged in to Redis as `login` (in its
+ * environment, which only its owner can read). `advertise` undefined: ADVERTISE_ADDRESS=auto.
+ */
 export function startMember(
   ctx: LaunchContext,
   m: Member,
   seeds: string,
+  login: RedisLogin,
   host: string,
   advertise?: string,
 ): void {
@@ -49,6 +54,8 @@ export function startMember(
       ROLES: m.roles,
       REDIS_CLUSTER_NODES: seeds,
       REDIS_URL: '',
+      REDIS_USERNAME: login.user,
+      REDIS_PASSWORD: login.password,
       PORT: String(m.port ?? 0),
       HOST: host,
       ...(m.port ? { ADVERTISE_ADDRESS: advertise ?? 'auto' } : {}),
@@ -63,7 +70,7 @@ export function startMember(
     if (ctx.stopping) return;
     m.restarts++;
     ctx.say(`${m.name} exited (${signal ?? code}); restarting (restart ${m.restarts})`);
-    setTimeout(() => startMember(ctx, m, seeds, host, advertise), Math.min(1000 * m.restarts, 5000));
+    setTimeout(() => startMember(ctx, m, seeds, login, host, advertise), Math.min(1000 * m.restarts, 5000));
   });
 }
 

@@ -66,13 +66,14 @@ export async function launchSingle(ctx: LaunchContext): Promise<LaunchedTopology
     await cluster.stop();
     throw err;
   });
-  const redis = connectRedis({ clusterNodes: seeds.split(',') });
+  const app = cluster.credentials.app;
+  const redis = connectRedis({ clusterNodes: seeds.split(','), username: app.user, password: app.password });
   const sync = syncBackends(redis, haproxyRuntime(socket), {
     onError: (err) => say(`haproxy sync: ${(err as Error).message}`),
   });
 
   const members = await makeMembers(ctx, () => freePort());
-  for (const m of members) startMember(ctx, m, seeds, '127.0.0.1');
+  for (const m of members) startMember(ctx, m, seeds, app, '127.0.0.1');
 
   const apiUrl = `http://127.0.0.1:${opts.httpPort}`;
   const ready = await ctx.waitUntil(async () => {
@@ -92,6 +93,7 @@ export async function launchSingle(ctx: LaunchContext): Promise<LaunchedTopology
     instances: members.filter((m) => m.port).map((m) => `http://127.0.0.1:${m.port}`),
     cluster: cluster.nodes.map((n) => `${n.role} redis://${n.host}:${n.port}`),
     logs: ctx.logsDir,
+    redisCredentials: ctx.credentialsFile,
   };
 
   let stopping: Promise<void> | undefined;
@@ -130,6 +132,7 @@ export async function launchSingle(ctx: LaunchContext): Promise<LaunchedTopology
       `  Redis through HAProxy ${urls.redisFrontend}   (TCP, checked by AUTH+PING as ${cluster.haproxyCheck.user})`,
       `  API instances         ${urls.instances.join(' ')}`,
       `  Redis Cluster         ${urls.cluster.join(', ')}`,
+      `  Redis passwords       ${urls.redisCredentials}   (Switchboard logs in as ${app.user}; admin: default)`,
       `  Logs                  ${urls.logs}`,
       'Ctrl-C stops everything.',
     ],

@@ -146,6 +146,7 @@ function bannerOf(
     `  VIP ${VIP} on   ${info.vipHolder ?? '(none yet)'}`,
     `  API instances         ${urls.instances.join(' ')}   (${x} curl ...)`,
     `  Redis Cluster         ${urls.cluster.join(', ')}   (${x} redis-cli -c ...)`,
+    `  Redis passwords       ${ctx.credentialsFile}   (Switchboard logs in as switchboard; admin: default)`,
     `  Namespaces            ${star.namespaces.join(' ')}   (deleted on Ctrl-C)`,
     `  Logs                  ${urls.logs}`,
     'Ctrl-C stops everything.',
