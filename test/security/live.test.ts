@@ -1,0 +1,249 @@
+/**
+ * The live feed with keys: authenticated before the upgrade (a header, or a one-time ticket from
+ * POST /ws-tickets), refusals are the handshake's problem+json, and an agent key's feed never
+ * carries another agent's event, checked under load (10 agents, 300 contacts routed and completed,
+ * presence changes) on three sockets of the agent's: by header, by ticket, and replaying from 0-0.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { issueWsTicket, revokeApiKey } from '../../src/adapters/redis/api-keys.ts';
+import type { Running } from '../../src/app/composition-root.ts';
+import { projectorReady } from '../support/projector.ts';
+import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { sleep, waitFor } from '../support/wait.ts';
+import { bearer, keyOf, startSecured } from './harness.ts';
+
+const WS = 'sec-live';
+const OTHER = 'sec-live-other';
+let redis: TestRedis;
+let sb: Running;
+let admin: string;
+
+interface Envelope {
+  position: string;
+  type: string;
+  data: Record<string, unknown>;
+}
+
+/** The agent an event is about, as the live feed's agent= filter reads it. */
+function about(e: Envelope): unknown {
+  const d = e.data;
+  return (
+    d.agentId ??
+    d.fromAgentId ??
+    (e.type.startsWith('Agent') && e.type !== 'AgentStateChanged' ? d.id : undefined)
+  );
+}
+
+interface Opened {
+  readonly socket: WebSocket;
+  readonly events: Envelope[];
+}
+
+/** Opens the live feed; rejects with the handshake's status and problem when it is refused. */
+function open(query: string, headers: Record<string, string> = {}, ws = WS): Promise<Opened> {
+  const url = `${sb.url!.replace('http', 'ws')}/v1/workspaces/${ws}/events/live${query}`;
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(url, { headers });
+    const events: Envelope[] = [];
+    socket.on('message', (m) => events.push(JSON.parse(m.toString()) as Envelope));
+    socket.once('open', () => resolve({ socket, events }));
+    socket.once('unexpected-response', (_req, res) => {
+      let text = '';
+      res.on('data', (b: Buffer) => {
+        text += b.toString();
+      });
+      res.on('end', () =>
+        reject(
+          Object.assign(new Error(`refused ${res.statusCode}`), {
+            status: res.statusCode,
+            contentType: res.headers['content-type'],
+            wwwAuthenticate: res.headers['www-authenticate'],
+            problem: JSON.parse(text) as { type: string },
+          }),
+        ),
+      );
+    });
+    socket.once('error', (err) => reject(err));
+  });
+}
+
+async function refused(query: string, headers: Record<string, string> = {}, ws = WS) {
+  const err = await open(query, headers, ws).then(
+    (o) => {
+      o.socket.close();
+      throw new Error(`the upgrade ${query} was accepted`);
+    },
+    (e: { status?: number; contentType?: string; problem?: { type: string }; wwwAuthenticate?: string }) => e,
+  );
+  expect(err.contentType).toMatch(/^application\/problem\+json/);
+  return err;
+}
+
+async function ticketFor(key: string, ws = WS): Promise<string> {
+  const r = await sb.api!.inject({
+    method: 'POST',
+    url: `/v1/workspaces/${ws}/ws-tickets`,
+    headers: bearer(key),
+  });
+  expect(r.statusCode, r.body).toBe(201);
+  const body = r.json() as { ticket: string; expiresAt: string };
+  expect(Date.parse(body.expiresAt) - Date.now()).toBeGreaterThan(25_000);
+  return body.ticket;
+}
+
+async function send(method: 'POST', path: string, payload?: unknown, key = admin) {
+  const r = await sb.api!.inject({
+    method,
+    url: `/v1/workspaces/${WS}${path}`,
+    headers: { ...bearer(key), ...(payload !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(payload !== undefined ? { payload: JSON.stringify(payload) } : {}),
+  });
+  expect(r.statusCode, `${path}: ${r.body}`).toBeLessThan(300);
+  return r.json() as Record<string, unknown>;
+}
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+  sb = await startSecured(redis, { WORKSPACES: `${WS},${OTHER}`, DISCOVER_WORKSPACES: 'false' });
+  await projectorReady(sb.redis, [WS, OTHER]);
+  admin = (await keyOf(sb.redis, WS, 'admin')).key;
+});
+
+afterAll(async () => {
+  await sb?.stop();
+  await redis?.stop();
+});
+
+describe('the live feed with keys', () => {
+  it('is refused before the upgrade: no key, a bad key, a key of another workspace, another agent', async () => {
+    const agent = (await keyOf(sb.redis, WS, 'agent', 'ag3')).key;
+    const none = await refused('');
+    expect(none.status).toBe(401);
+    expect(none.problem?.type).toBe('/problems/unauthorized');
+    expect(none.wwwAuthenticate).toMatch(/^Bearer/);
+    expect((await refused('', bearer(`sb_${'1'.repeat(16)}_${'x'.repeat(43)}`))).status).toBe(401);
+    const elsewhere = await refused('', bearer(admin), OTHER);
+    expect(elsewhere.status).toBe(403);
+    expect(elsewhere.problem?.type).toBe('/problems/forbidden');
+    const another = await refused('?agent=ag4', bearer(agent));
+    expect(another.status).toBe(403);
+    // Its own agent named, or none: open.
+    const own = await open('?agent=ag3', bearer(agent));
+    own.socket.close();
+  });
+
+  it('a ticket opens the feed once, for 30 s at most, in its workspace only, while its key is valid', async () => {
+    const supervisor = await keyOf(sb.redis, WS, 'supervisor');
+    const ticket = await ticketFor(supervisor.key);
+    const first = await open(`?ticket=${ticket}`);
+    first.socket.close();
+    const again = await refused(`?ticket=${ticket}`);
+    expect(again.status).toBe(401);
+    expect(again.problem?.type).toBe('/problems/unauthorized');
+    // Issued for the other workspace: not valid here.
+    const otherAdmin = (await keyOf(sb.redis, OTHER, 'admin')).key;
+    expect((await refused(`?ticket=${await ticketFor(otherAdmin, OTHER)}`)).status).toBe(401);
+    // Expired.
+    const short = await issueWsTicket(
+      sb.redis,
+      { keyId: supervisor.keyId, workspace: WS, role: 'supervisor' },
+      150,
+    );
+    await sleep(300);
+    expect((await refused(`?ticket=${short.ticket}`)).status).toBe(401);
+    // Its key revoked after it was issued (the lookup cache is at most 500 ms old).
+    const late = await ticketFor(supervisor.key);
+    await revokeApiKey(sb.redis, WS, supervisor.keyId);
+    await sleep(600);
+    expect((await refused(`?ticket=${late}`)).status).toBe(401);
+    // Not a ticket at all, and a ticket on a route that takes none.
+    expect((await refused('?ticket=nonsense')).status).toBe(401);
+    const events = await sb.api!.inject({ url: `/v1/workspaces/${WS}/events?ticket=${ticket}` });
+    expect(events.statusCode).toBe(401);
+  });
+
+  it("an agent key's feed never carries another agent's event, under load", async () => {
+    const agents = Array.from({ length: 10 }, (_, i) => `ag${i}`);
+    const me = 'ag3';
+    const key = (await keyOf(sb.redis, WS, 'agent', me)).key;
+    const byHeader = await open('', bearer(key));
+    const byTicket = await open(`?ticket=${await ticketFor(key)}`);
+    const supervisor = await open('', bearer((await keyOf(sb.redis, WS, 'supervisor')).key));
+
+    for (const id of agents) await send('POST', '/agents', { id, skills: ['x'], capacity: 5 });
+    for (const id of agents) await send('POST', `/agents/${id}/state`, { state: 'available' });
+    const contacts = Array.from({ length: 300 }, (_, i) => `k${i}`);
+    let completed = 0;
+    for (let i = 0; i < contacts.length; i += 30) {
+      const batch = contacts.slice(i, i + 30);
+      await Promise.all(batch.map((id) => send('POST', '/contacts', { id, skills: ['x'] })));
+      // Each batch routed, then completed: agents take work again.
+      await waitFor(`batch ${i} assigned`, async () => {
+        const docs = await Promise.all(
+          batch.map(async (id) =>
+            (
+              await sb.api!.inject({ url: `/v1/workspaces/${WS}/contacts/${id}`, headers: bearer(admin) })
+            ).json(),
+          ),
+        );
+        return docs.every((d: { state?: string }) => d.state === 'assigned');
+      });
+      await Promise.all(batch.map((id) => send('POST', `/contacts/${id}/complete`)));
+      completed += batch.length;
+      // Presence changes of everyone, some of them the agent's own.
+      const flip = agents[(i / 30) % agents.length]!;
+      await send('POST', `/agents/${flip}/state`, { state: 'away' });
+      await send('POST', `/agents/${flip}/state`, { state: 'available' });
+    }
+    expect(completed).toBe(300);
+    // The agent's own desk: its own state, through its own key.
+    await send('POST', `/agents/${me}/state`, { state: 'away' }, key);
+
+    // Everything up to the last event reached the sockets.
+    const last = await sb.api!.inject({
+      url: `/v1/workspaces/${WS}/events?limit=1000&type=AgentStateChanged`,
+      headers: bearer(admin),
+    });
+    const lastOwn = (last.json() as { events: Envelope[] }).events
+      .filter((e) => e.data.agentId === me)
+      .at(-1)!;
+    for (const s of [byHeader, byTicket])
+      await waitFor('the own last event', () => s.events.some((e) => e.position === lastOwn.position), {
+        timeoutMs: 10_000,
+      });
+    const replay = await open('?after=0-0', bearer(key));
+    await waitFor('the replay', () => replay.events.some((e) => e.position === lastOwn.position), {
+      timeoutMs: 10_000,
+    });
+    await waitFor(
+      'the supervisor feed',
+      () => supervisor.events.some((e) => e.position === lastOwn.position),
+      { timeoutMs: 10_000 },
+    );
+
+    const everyOne = supervisor.events;
+    const others = everyOne.filter((e) => about(e) !== me && about(e) !== undefined);
+    expect(others.length, 'the load touched other agents').toBeGreaterThan(500);
+    const mine = everyOne.filter((e) => about(e) === me).map((e) => e.position);
+    expect(mine.length).toBeGreaterThan(20);
+    for (const [name, s] of [
+      ['by header', byHeader],
+      ['by ticket', byTicket],
+      ['replay', replay],
+    ] as const) {
+      const foreign = s.events.filter((e) => about(e) !== me);
+      expect(
+        foreign.map((e) => `${e.position} ${e.type} ${JSON.stringify(e.data)}`),
+        name,
+      ).toEqual([]);
+      // And nothing of its own was left out.
+      const got = new Set(s.events.map((e) => e.position));
+      expect(
+        mine.filter((p) => !got.has(p)),
+        name,
+      ).toEqual([]);
+    }
+    for (const s of [byHeader, byTicket, replay, supervisor]) s.socket.close();
+  });
+});
