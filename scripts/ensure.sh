@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs what Switchboard needs and is missing: Debian's redis-server (haproxy and keepalived
-# for the topology), and the npm packages. Safe to run again: it only acts on what is absent.
+# Installs what Switchboard needs and is missing: Debian's redis-server (built with TLS), openssl
+# (certificates for HAProxy and the Redis TLS tests), haproxy and keepalived for the topology, and
+# the npm packages. Safe to run again: it only acts on what is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ "${SWITCHBOARD_TOPOLOGY_TOOLS:-1}" = 1 ]; then
   command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
   command -v keepalived >/dev/null 2>&1 || need+=(keepalived)
