@@ -1,3 +1,4 @@
+import { channelOf, hasRoomOn } from '../domain/model.ts';
 import { type Assignment, holdsEvery } from '../domain/routing.ts';
 import type { Auditor } from './auditor.ts';
 import type { Envelope } from './entries.ts';
@@ -62,8 +63,12 @@ export function replayAssignment(
   else {
     if (agent.presence !== 'available') problems.push(`the agent is ${agent.presence}`);
     else if (agent.wrapUp) problems.push('the agent is wrapping up');
-    else if (agent.activeContacts.length >= agent.capacity)
-      problems.push(`the agent is at capacity (${agent.activeContacts.length} of ${agent.capacity})`);
+    else if (contact && !hasRoomOn(agent, channelOf(contact)))
+      problems.push(
+        typeof agent.capacity === 'number'
+          ? `the agent is at capacity (${agent.activeContacts.length} of ${agent.capacity})`
+          : `the agent is at capacity on ${channelOf(contact)} (${agent.busyOn?.[channelOf(contact)] ?? 0} of ${agent.capacity[channelOf(contact)] ?? 0})`,
+      );
     if (contact?.excluded?.includes(agentId))
       problems.push('the agent turned this contact down before (rejected it or let its offer expire)');
     if (contact && !holdsEvery(agent, contact.skills))

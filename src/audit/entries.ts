@@ -1,4 +1,5 @@
 import { type Command, MAX_FORGOTTEN_PER_COMMAND } from '../domain/commands.ts';
+import { CHANNEL_PATTERN, MAX_CHANNELS } from '../domain/values.ts';
 
 /**
  * Stream entries as the auditor reads them: commands as appended by src/adapters/redis/lua
@@ -125,27 +126,43 @@ function isSkills(v: unknown): boolean {
   return true;
 }
 const PRESENCE = new Set(['available', 'away', 'offline']);
+const isChannel = (v: unknown) => typeof v === 'string' && CHANNEL_PATTERN.test(v);
+/** One number, or 1..16 channels each with a number. */
+const isCapacity = (v: unknown) =>
+  isInt(v, 1, 100) ||
+  (typeof v === 'object' &&
+    v !== null &&
+    !Array.isArray(v) &&
+    Object.keys(v).length >= 1 &&
+    Object.keys(v).length <= MAX_CHANNELS &&
+    Object.entries(v).every(([k, n]) => isChannel(k) && isInt(n, 1, 100)));
+const isChannels = (v: unknown) =>
+  v === undefined ||
+  (Array.isArray(v) &&
+    v.length >= 1 &&
+    v.length <= MAX_CHANNELS &&
+    v.every((x, i) => isChannel(x) && (i === 0 || v[i - 1] < x)));
 const DAY = 86_400_000;
 const isCount = (v: unknown) => isInt(v, 1, Number.MAX_SAFE_INTEGER);
 const isWrap = (v: unknown) => v === undefined || isInt(v, 0, DAY);
 const isWait = (v: unknown) => v === undefined || isInt(v, 1, 7 * DAY);
 const SHAPES: Record<string, (c: Record<string, unknown>) => boolean> = {
   RegisterAgent: (c) =>
-    isId(c.agentId) &&
-    isSkills(c.skills) &&
-    isInt(c.capacity, 1, 100) &&
-    isName(c.name) &&
-    isWrap(c.wrapUpMs),
+    isId(c.agentId) && isSkills(c.skills) && isCapacity(c.capacity) && isName(c.name) && isWrap(c.wrapUpMs),
   UpdateAgent: (c) =>
     isId(c.agentId) &&
     (c.skills === undefined || isSkills(c.skills)) &&
-    (c.capacity === undefined || isInt(c.capacity, 1, 100)) &&
+    (c.capacity === undefined || isCapacity(c.capacity)) &&
     isName(c.name) &&
     isWrap(c.wrapUpMs),
   ChangeAgentState: (c) => isId(c.agentId) && PRESENCE.has(c.state as string),
   RemoveAgent: (c) => isId(c.agentId),
   QueueContact: (c) =>
-    isId(c.contactId) && isSkills(c.skills) && isInt(c.priority, 0, 9) && isWait(c.maxWaitMs),
+    isId(c.contactId) &&
+    isSkills(c.skills) &&
+    isInt(c.priority, 0, 9) &&
+    isWait(c.maxWaitMs) &&
+    (c.channel === undefined || isChannel(c.channel)),
   AbandonContact: (c) => isId(c.contactId),
   CompleteContact: (c) => isId(c.contactId),
   ForgetContacts: (c) =>
@@ -157,7 +174,8 @@ const SHAPES: Record<string, (c: Record<string, unknown>) => boolean> = {
     isInt(c.offerTimeoutMs, 0, 3_600_000) &&
     isInt(c.wrapUpMs, 0, DAY) &&
     PRESENCE.has(c.missedOfferPresence as string) &&
-    (c.maxWaitMs === null || isInt(c.maxWaitMs, 1, 7 * DAY)),
+    (c.maxWaitMs === null || isInt(c.maxWaitMs, 1, 7 * DAY)) &&
+    isChannels(c.channels),
   TransferContact: (c) =>
     isId(c.contactId) && isSkills(c.skills) && (c.priority === undefined || isInt(c.priority, 0, 9)),
   AcceptOffer: (c) => isId(c.contactId) && isId(c.agentId),

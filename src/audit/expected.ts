@@ -2,6 +2,7 @@ import {
   type Agent,
   agentState,
   type Contact,
+  channelOf,
   DEFAULT_SETTINGS,
   type Fact,
   type Settings,
@@ -62,6 +63,11 @@ export function agentDocument(a: Agent, position: string): Record<string, unknow
   d.state = agentState(a);
   d.activeContacts = a.activeContacts;
   d.availableSince = a.availableSince === null ? null : iso(a.availableSince);
+  if (a.channelSince !== undefined) {
+    const by: Record<string, string> = {};
+    for (const ch in a.channelSince) by[ch] = iso(a.channelSince[ch]!);
+    d.availableSinceByChannel = by;
+  }
   d.registeredAt = iso(a.registeredAt);
   d.position = position;
   if (a.wrapUpMs !== undefined) d.wrapUpMs = a.wrapUpMs;
@@ -70,7 +76,12 @@ export function agentDocument(a: Agent, position: string): Record<string, unknow
 }
 
 export function contactDocument(c: Contact, position: string): Record<string, unknown> {
-  const d: Record<string, unknown> = { id: c.id, skills: c.skills, priority: c.priority };
+  const d: Record<string, unknown> = {
+    id: c.id,
+    skills: c.skills,
+    channel: channelOf(c),
+    priority: c.priority,
+  };
   if (c.attributes !== undefined) d.attributes = c.attributes;
   d.state = c.state;
   d.queuedAt = iso(c.queuedAt);
@@ -139,6 +150,7 @@ export function factData(
         contactId: f.contactId,
         agentId: f.agentId,
         skills: c?.skills,
+        channel: c ? channelOf(c) : undefined,
         priority: c?.priority,
         queuedAt: c ? iso(c.queuedAt) : undefined,
         assignedAt: iso(f.at),

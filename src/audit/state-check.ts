@@ -1,6 +1,6 @@
 import { publicDocument } from '../adapters/redis/projection-reads.ts';
 import type { RoutingIndex } from '../adapters/redis/routing-index.ts';
-import { canTakeWork } from '../domain/model.ts';
+import { canTakeWork, channelOf } from '../domain/model.ts';
 import type { Auditor } from './auditor.ts';
 import { agentDocument, contactDocument, differences, jsonEqual } from './expected.ts';
 import type { Violation } from './violations.ts';
@@ -62,15 +62,17 @@ export class StateCheck {
       xs.map((x) => [id(x), JSON.stringify(x)] as const).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     const wantAvailable = [...state.agents.values()]
       .filter(canTakeWork)
-      .map((a) => ({ agentId: a.id, since: a.availableSince ?? 0 }));
+      .flatMap((a) =>
+        a.channelSince === undefined
+          ? [{ agentId: a.id, since: a.availableSince ?? 0 }]
+          : Object.entries(a.channelSince).map(([channel, since]) => ({ agentId: a.id, since, channel })),
+      );
     const wantQueued = [...state.contacts.values()]
       .filter((c) => c.state === 'queued')
-      .map((c) => ({ contactId: c.id, priority: c.priority, seq: c.seq }));
-    this.compareIndex(
-      'available agents',
-      byId(index.available, (x) => x.agentId),
-      byId(wantAvailable, (x) => x.agentId),
-    );
+      .map((c) => ({ contactId: c.id, priority: c.priority, seq: c.seq, channel: channelOf(c) }));
+    const seat = (x: { agentId: string; channel?: string }) =>
+      x.channel === undefined ? x.agentId : `${x.agentId}|${x.channel}`;
+    this.compareIndex('available agents', byId(index.available, seat), byId(wantAvailable, seat));
     this.compareIndex(
       'queued contacts',
       byId(index.queued, (x) => x.contactId),

@@ -1,6 +1,17 @@
 import * as t from 'io-ts';
 import { strict } from './strict.ts';
-import { Attributes, Capacity, Id, Name, Priority, Skills, withMessage } from './values.ts';
+import {
+  Attributes,
+  Capacity,
+  CHANNEL_PATTERN,
+  Channel,
+  Id,
+  MAX_CHANNELS,
+  Name,
+  Priority,
+  Skills,
+  withMessage,
+} from './values.ts';
 
 const DAY_MS = 86_400_000;
 const msBetween = (name: string, min: number, max: number) =>
@@ -14,6 +25,22 @@ export const OfferTimeoutMs = msBetween('OfferTimeoutMs', 0, 3_600_000);
 export const WrapUpMs = msBetween('WrapUpMs', 0, DAY_MS);
 /** The longest a contact waits in the queue before it leaves as ContactExpired. */
 export const MaxWaitMs = msBetween('MaxWaitMs', 1, 7 * DAY_MS);
+/** The channels a workspace's contacts may come on: 1..16 distinct names, kept in byte order. */
+export const Channels = withMessage(
+  new t.Type<string[], string[], unknown>(
+    'Channels',
+    (u): u is string[] =>
+      Array.isArray(u) && u.every((c) => typeof c === 'string' && CHANNEL_PATTERN.test(c)),
+    (u, c) => {
+      if (!Array.isArray(u) || !u.every((x) => typeof x === 'string' && CHANNEL_PATTERN.test(x)))
+        return t.failure(u, c);
+      const out = [...new Set(u as string[])].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+      return out.length >= 1 && out.length <= MAX_CHANNELS ? t.success(out) : t.failure(u, c);
+    },
+    (a) => a,
+  ),
+  `a list of 1..${MAX_CHANNELS} channel names, each 1..32 characters of [a-z0-9_-] starting with a letter`,
+);
 
 /** Bodies as clients send them over HTTP (see API.md). */
 export const RegisterAgentBody = strict(
@@ -37,6 +64,7 @@ export const SettingsBody = strict(
     wrapUpMs: WrapUpMs,
     missedOfferPresence: AgentPresence,
     maxWaitMs: t.union([MaxWaitMs, t.null]),
+    channels: Channels,
   },
   'SettingsBody',
 );
@@ -47,7 +75,7 @@ export const OfferAnswerBody = strict({ agentId: Id }, {}, 'OfferAnswerBody');
 export const ChangeAgentStateBody = strict({ state: AgentPresence }, {}, 'ChangeAgentStateBody');
 export const QueueContactBody = strict(
   { skills: Skills },
-  { id: Id, priority: Priority, attributes: Attributes, maxWaitMs: MaxWaitMs },
+  { id: Id, priority: Priority, attributes: Attributes, maxWaitMs: MaxWaitMs, channel: Channel },
   'QueueContactBody',
 );
 
@@ -68,18 +96,22 @@ export const ChangeAgentState = t.type({
 export const RemoveAgent = t.type({ type: t.literal('RemoveAgent'), agentId: Id });
 export const QueueContact = t.intersection([
   t.type({ type: t.literal('QueueContact'), contactId: Id, skills: Skills, priority: Priority }),
-  t.partial({ attributes: Attributes, maxWaitMs: MaxWaitMs }),
+  t.partial({ attributes: Attributes, maxWaitMs: MaxWaitMs, channel: Channel }),
 ]);
 export const AbandonContact = t.type({ type: t.literal('AbandonContact'), contactId: Id });
 export const CompleteContact = t.type({ type: t.literal('CompleteContact'), contactId: Id });
 
-export const ChangeSettings = t.type({
-  type: t.literal('ChangeSettings'),
-  offerTimeoutMs: OfferTimeoutMs,
-  wrapUpMs: WrapUpMs,
-  missedOfferPresence: AgentPresence,
-  maxWaitMs: t.union([MaxWaitMs, t.null]),
-});
+export const ChangeSettings = t.intersection([
+  t.type({
+    type: t.literal('ChangeSettings'),
+    offerTimeoutMs: OfferTimeoutMs,
+    wrapUpMs: WrapUpMs,
+    missedOfferPresence: AgentPresence,
+    maxWaitMs: t.union([MaxWaitMs, t.null]),
+  }),
+  // Left out: the channels stay as they are (channels are added, never removed).
+  t.partial({ channels: Channels }),
+]);
 export const TransferContact = t.intersection([
   t.type({ type: t.literal('TransferContact'), contactId: Id, skills: Skills }),
   t.partial({ priority: Priority }),

@@ -1,5 +1,6 @@
 import * as E from 'fp-ts/lib/Either.js';
 import type { AgentPresence, Command } from './commands.ts';
+import { type ChannelCapacity, DEFAULT_CHANNEL } from './values.ts';
 import type { AgentStateName, ContactStateName } from './views.ts';
 
 /**
@@ -17,6 +18,8 @@ export interface Settings {
   readonly missedOfferPresence: AgentPresence;
   /** The longest a contact waits queued (its own `maxWaitMs` overrides it); null: no limit. */
   readonly maxWaitMs: number | null;
+  /** The channels contacts may come on (byte order); channels are added, never removed. */
+  readonly channels: readonly string[];
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -24,6 +27,7 @@ export const DEFAULT_SETTINGS: Settings = {
   wrapUpMs: 0,
   missedOfferPresence: 'away',
   maxWaitMs: null,
+  channels: [DEFAULT_CHANNEL],
 };
 
 export interface WrapUp {
@@ -36,12 +40,20 @@ export interface Agent {
   readonly id: string;
   readonly name?: string;
   readonly skills: readonly string[];
-  readonly capacity: number;
+  /** One number: contacts at once on any channel. Per channel: each channel's own room. */
+  readonly capacity: number | ChannelCapacity;
   readonly presence: AgentPresence;
   /** Contacts offered to or assigned to the agent: each takes one unit of capacity. */
   readonly activeContacts: readonly string[];
-  /** Score in the availability sets while the agent can take work; null otherwise. */
+  /**
+   * Score in the availability sets while the agent can take work; null otherwise. With capacity
+   * per channel: the earliest of `channelSince`.
+   */
   readonly availableSince: number | null;
+  /** With capacity per channel: of `activeContacts`, how many are on each channel (absent: none). */
+  readonly busyOn?: ChannelCapacity;
+  /** With capacity per channel: each channel the agent can take work on now → its available-since. */
+  readonly channelSince?: ChannelCapacity;
   readonly registeredAt: number;
   /** The agent's own wrap-up time, instead of the workspace's. */
   readonly wrapUpMs?: number;
@@ -63,6 +75,8 @@ export interface Offer {
 export interface Contact {
   readonly id: string;
   readonly skills: readonly string[];
+  /** The channel it came on (absent in data written before channels: voice). */
+  readonly channel?: string;
   readonly priority: number;
   readonly attributes?: Readonly<Record<string, unknown>>;
   readonly state: ContactStateName;
@@ -248,39 +262,127 @@ export function contactsToForget(
   return due.slice(0, max).map(([id]) => id);
 }
 
-/** An agent takes work while it is present as available, not wrapping up, and below its capacity. */
-export function canTakeWork(a: Pick<Agent, 'presence' | 'activeContacts' | 'capacity' | 'wrapUp'>): boolean {
-  return a.presence === 'available' && a.wrapUp === undefined && a.activeContacts.length < a.capacity;
+type Availability = Pick<Agent, 'presence' | 'activeContacts' | 'capacity' | 'wrapUp' | 'busyOn'>;
+
+export const channelOf = (c: Pick<Contact, 'channel'>): string => c.channel ?? DEFAULT_CHANNEL;
+
+/** Whether an agent is present as available and not wrapping up (room aside). */
+function atWork(a: Availability): boolean {
+  return a.presence === 'available' && a.wrapUp === undefined;
 }
 
-export function agentState(
-  a: Pick<Agent, 'presence' | 'activeContacts' | 'capacity' | 'wrapUp' | 'offers'>,
-): AgentStateName {
+/** Whether an agent has room for a contact on `channel` (one number: room on any channel). */
+export function hasRoomOn(a: Availability, channel: string): boolean {
+  if (typeof a.capacity === 'number') return a.activeContacts.length < a.capacity;
+  const cap = a.capacity[channel];
+  return cap !== undefined && (a.busyOn?.[channel] ?? 0) < cap;
+}
+
+function hasRoom(a: Availability): boolean {
+  if (typeof a.capacity === 'number') return a.activeContacts.length < a.capacity;
+  for (const ch of Object.keys(a.capacity)) if (hasRoomOn(a, ch)) return true;
+  return false;
+}
+
+/**
+ * An agent takes work while it is present as available, not wrapping up, and below its capacity
+ * (with capacity per channel: below it on some channel).
+ */
+export function canTakeWork(a: Availability): boolean {
+  return atWork(a) && hasRoom(a);
+}
+
+/** Whether an agent may take a contact of `channel` now. */
+export function canTakeOn(a: Availability, channel: string): boolean {
+  return atWork(a) && hasRoomOn(a, channel);
+}
+
+/** An agent's place in the LAA order for contacts of `channel`, or undefined when it takes none now. */
+export function sinceOn(a: Agent, channel: string): number | undefined {
+  if (typeof a.capacity === 'number') return canTakeWork(a) ? (a.availableSince ?? undefined) : undefined;
+  return a.channelSince?.[channel];
+}
+
+export function agentState(a: Availability & Pick<Agent, 'offers'>): AgentStateName {
   if (a.presence !== 'available') return a.presence;
   if (a.wrapUp !== undefined) return 'wrapup';
   if (a.offers !== undefined && a.offers.length > 0) return 'reserved';
-  return a.activeContacts.length >= a.capacity ? 'busy' : 'available';
+  return hasRoom(a) ? 'available' : 'busy';
 }
 
-/** Keeps the LAA score while an agent stays able to take work; a new score when it becomes able; none when not. */
+/** The agent without per-channel fields (capacity one number again). */
+function withoutChannels(a: Agent): Agent {
+  const { busyOn: _b, channelSince: _c, ...rest } = a;
+  return rest;
+}
+
+/**
+ * Keeps the LAA score while an agent stays able to take work; a new score when it becomes able;
+ * none when not. With capacity per channel, the same holds for each channel on its own.
+ */
 export function withAvailability(before: Agent | undefined, after: Agent, at: number): Agent {
-  if (!canTakeWork(after)) return { ...after, availableSince: null };
-  if (before && canTakeWork(before) && before.availableSince !== null)
-    return { ...after, availableSince: before.availableSince };
-  return { ...after, availableSince: at };
+  if (typeof after.capacity === 'number') {
+    const plain =
+      after.busyOn !== undefined || after.channelSince !== undefined ? withoutChannels(after) : after;
+    if (!canTakeWork(plain)) return { ...plain, availableSince: null };
+    if (before && canTakeWork(before) && before.availableSince !== null)
+      return { ...plain, availableSince: before.availableSince };
+    return { ...plain, availableSince: at };
+  }
+  const { channelSince: _c, ...rest } = after;
+  const since: Record<string, number> = {};
+  let first: number | null = null;
+  for (const ch of Object.keys(after.capacity)) {
+    if (!canTakeOn(after, ch)) continue;
+    const kept = before && canTakeOn(before, ch) ? sinceOn(before, ch) : undefined;
+    const s = kept ?? at;
+    since[ch] = s;
+    if (first === null || s < first) first = s;
+  }
+  return first === null
+    ? { ...rest, availableSince: null }
+    : { ...rest, availableSince: first, channelSince: since };
 }
 
-/** The agent without one of its contacts (offered or assigned), its availability kept in step. */
-export function releasing(a: Agent, contactId: string, at: number): Agent {
+/** Contacts per channel of `contactIds` (for an agent given capacity per channel). */
+export function busyOnOf(ws: Workspace, contactIds: readonly string[]): ChannelCapacity {
+  const out: Record<string, number> = {};
+  for (const id of contactIds) {
+    const c = ws.contacts.get(id);
+    const ch = c ? channelOf(c) : DEFAULT_CHANNEL;
+    out[ch] = (out[ch] ?? 0) + 1;
+  }
+  return out;
+}
+
+/** An agent's per-channel count, `channel` changed by `by` (only with capacity per channel). */
+function busyAfter(a: Agent, channel: string, by: number): Pick<Agent, 'busyOn'> {
+  if (typeof a.capacity === 'number') return {};
+  const out: Record<string, number> = { ...a.busyOn };
+  const n = (out[channel] ?? 0) + by;
+  if (n > 0) out[channel] = n;
+  else delete out[channel];
+  return { busyOn: out };
+}
+
+/**
+ * The agent without one of its contacts (offered or assigned, on `channel`), its availability
+ * kept in step.
+ */
+export function releasing(a: Agent, contactId: string, channel: string, at: number): Agent {
   const activeContacts = a.activeContacts.filter((id) => id !== contactId);
-  if (a.offers === undefined) return withAvailability(a, { ...a, activeContacts }, at);
+  const busy = busyAfter(a, channel, -1);
+  if (a.offers === undefined) return withAvailability(a, { ...a, activeContacts, ...busy }, at);
   return withAvailability(
     a,
-    withOffers(
-      a,
-      a.offers.filter((id) => id !== contactId),
-      activeContacts,
-    ),
+    {
+      ...withOffers(
+        a,
+        a.offers.filter((id) => id !== contactId),
+        activeContacts,
+      ),
+      ...busy,
+    },
     at,
   );
 }
@@ -317,12 +419,13 @@ const noContact = (id: string) => reject(404, 'Contact not found', `No contact "
  * (each back to the queue at its place, never offered to it again), a wrap-up running ends, and
  * the AgentStateChanged carries the agent as it is after all of it.
  */
-function presenceChange(before: Agent, presence: AgentPresence, at: number): Fact[] {
+function presenceChange(ws: Workspace, before: Agent, presence: AgentPresence, at: number): Fact[] {
   const facts: Fact[] = [];
   let a = before;
   for (const contactId of before.offers ?? []) {
     facts.push({ type: 'AssignmentRejected', contactId, agentId: a.id, at, reason: 'presence' });
-    a = releasing(a, contactId, at);
+    const c = ws.contacts.get(contactId);
+    a = releasing(a, contactId, c ? channelOf(c) : DEFAULT_CHANNEL, at);
   }
   const changed: Agent = { ...withoutWrapUp(a), presence };
   const after = withAvailability(a, changed, at);
@@ -386,6 +489,22 @@ function wrapUpAfter(ws: Workspace, agentId: string, at: number): Fact[] {
   return [{ type: 'WrapUpStarted', agentId: agent.id, n, until: at + wrap, at }];
 }
 
+/** Why a capacity per channel may not be given: a channel the workspace has not declared. */
+function capacityRefusal(
+  ws: Workspace,
+  capacity: number | ChannelCapacity | undefined,
+): Decision | undefined {
+  if (capacity === undefined || typeof capacity === 'number') return undefined;
+  const unknown = Object.keys(capacity).filter((ch) => !ws.settings.channels.includes(ch));
+  if (unknown.length === 0) return undefined;
+  return reject(
+    422,
+    'Channel not declared',
+    `capacity names ${unknown.map((ch) => `"${ch}"`).join(', ')}, not among this workspace's channels ` +
+      `(${ws.settings.channels.join(', ')}); add it to the settings' channels first (PUT /settings).`,
+  );
+}
+
 export function decide(ws: Workspace, c: Command, at: number): Decision {
   switch (c.type) {
     case 'RegisterAgent': {
@@ -397,6 +516,8 @@ export function decide(ws: Workspace, c: Command, at: number): Decision {
         );
       const refused = skillSetRefusal(ws, c.agentId, c.skills);
       if (refused) return E.left(refused);
+      const noChannel = capacityRefusal(ws, c.capacity);
+      if (noChannel) return noChannel;
       const agent: Agent = {
         id: c.agentId,
         ...(c.name !== undefined ? { name: c.name } : {}),
@@ -415,11 +536,15 @@ export function decide(ws: Workspace, c: Command, at: number): Decision {
       if (!before) return noAgent(c.agentId);
       const refused = c.skills && skillSetRefusal(ws, c.agentId, c.skills);
       if (refused) return E.left(refused);
+      const noChannel = capacityRefusal(ws, c.capacity);
+      if (noChannel) return noChannel;
+      const perChannel = c.capacity !== undefined && typeof c.capacity !== 'number';
       const changed: Agent = {
         ...before,
         ...(c.name !== undefined ? { name: c.name } : {}),
         ...(c.skills !== undefined ? { skills: c.skills } : {}),
         ...(c.capacity !== undefined ? { capacity: c.capacity } : {}),
+        ...(perChannel ? { busyOn: busyOnOf(ws, before.activeContacts) } : {}),
         ...(c.wrapUpMs !== undefined ? { wrapUpMs: c.wrapUpMs } : {}),
       };
       return ok({ type: 'AgentUpdated', agent: withAvailability(before, changed, at) });
@@ -433,7 +558,7 @@ export function decide(ws: Workspace, c: Command, at: number): Decision {
           return ok({ type: 'WrapUpEnded', agentId: before.id, n: before.wrapUp.n, at, early: true });
         return ok();
       }
-      return ok(...presenceChange(before, c.state, at));
+      return ok(...presenceChange(ws, before, c.state, at));
     }
     case 'RemoveAgent': {
       const before = ws.agents.get(c.agentId);
@@ -462,10 +587,19 @@ export function decide(ws: Workspace, c: Command, at: number): Decision {
           'Contact already exists',
           `Contact "${c.contactId}" was queued before; use a new id.`,
         );
+      const channel = c.channel ?? DEFAULT_CHANNEL;
+      if (!ws.settings.channels.includes(channel))
+        return reject(
+          422,
+          'Channel not declared',
+          `channel "${channel}" is not among this workspace's channels (${ws.settings.channels.join(', ')}); ` +
+            "add it to the settings' channels first (PUT /settings).",
+        );
       const wait = c.maxWaitMs ?? ws.settings.maxWaitMs;
       const contact: Contact = {
         id: c.contactId,
         skills: c.skills,
+        channel,
         priority: c.priority,
         ...(c.attributes !== undefined ? { attributes: c.attributes } : {}),
         state: 'queued',
@@ -512,8 +646,16 @@ export function decide(ws: Workspace, c: Command, at: number): Decision {
       return contactIds.length > 0 ? ok({ type: 'ContactsForgotten', contactIds, before }) : ok();
     }
     case 'ChangeSettings': {
-      const { type: _, ...settings } = c;
-      return ok({ type: 'SettingsChanged', settings });
+      const { type: _, channels = ws.settings.channels, ...rest } = c;
+      const dropped = ws.settings.channels.filter((ch) => !channels.includes(ch));
+      if (dropped.length > 0)
+        return reject(
+          422,
+          'Channels cannot be removed',
+          `channels leaves out ${dropped.map((ch) => `"${ch}"`).join(', ')}; channels are added, never removed ` +
+            '(contacts and agents may use them): send every current channel too.',
+        );
+      return ok({ type: 'SettingsChanged', settings: { ...rest, channels } });
     }
     case 'AcceptOffer': {
       const contact = offeredTo(ws, c.contactId, c.agentId, 'accepted');
@@ -541,7 +683,12 @@ export function decide(ws: Workspace, c: Command, at: number): Decision {
       if (!agent || agent.presence === ws.settings.missedOfferPresence) return ok(expired);
       return ok(
         expired,
-        ...presenceChange(releasing(agent, c.contactId, at), ws.settings.missedOfferPresence, at),
+        ...presenceChange(
+          ws,
+          releasing(agent, c.contactId, channelOf(contact!), at),
+          ws.settings.missedOfferPresence,
+          at,
+        ),
       );
     }
     case 'EndWrapUp': {
@@ -590,7 +737,8 @@ function requeued(c: Contact, agentId: string): Contact {
 /** What a fact changes. The one statement of each fact's effect: evolve and the auditor both use it. */
 function release(w: WorkspaceWriter, agentId: string, contactId: string, at: number): void {
   const a = w.agents.get(agentId);
-  if (a) w.putAgent(releasing(a, contactId, at));
+  const c = w.contacts.get(contactId);
+  if (a) w.putAgent(releasing(a, contactId, c ? channelOf(c) : DEFAULT_CHANNEL, at));
 }
 
 /** A queued or offered contact leaves for good (abandoned, expired): an offer it had frees its agent. */
@@ -660,6 +808,7 @@ export function applyFact(w: WorkspaceWriter, f: Fact): void {
         const taken: Agent = {
           ...a,
           activeContacts: [...a.activeContacts, f.contactId],
+          ...busyAfter(a, c ? channelOf(c) : DEFAULT_CHANNEL, 1),
           ...(timeout > 0 ? { offers: [...(a.offers ?? []), f.contactId] } : {}),
         };
         w.putAgent(withAvailability(a, taken, f.at));

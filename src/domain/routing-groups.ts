@@ -1,4 +1,4 @@
-import { type Agent, type Contact, canTakeWork, type Workspace } from './model.ts';
+import { type Agent, type Contact, canTakeWork, channelOf, type Workspace } from './model.ts';
 import type { Assignment } from './routing.ts';
 import { canonicalSkills } from './values.ts';
 
@@ -13,12 +13,20 @@ import { canonicalSkills } from './values.ts';
  * is the best head among those agent groups: a decision costs about the number of skill-set
  * pairs, not the number of contacts or agents.
  *
+ * Channels: contacts are grouped by channel and skill set. An agent with one capacity number
+ * takes any channel: it has one slot, in a group of no channel that serves the contact groups
+ * of every channel. An agent with capacity per channel has one slot per channel it has room on,
+ * each with that channel's available-since, in groups that serve their own channel only.
+ *
  * The caller reports every change: `setAgent`/`removeAgent`, `setContact` (membership follows
  * `canTakeWork` and `state === 'queued'`). Removals are lazy (a stale slot is dropped when it
  * reaches the front), so each change costs O(log n).
  */
 interface AgentSlot {
+  /** The agent. */
   readonly id: string;
+  /** The slot's key: the agent's id, or "<id>|<channel>" for one channel of its capacity. */
+  readonly key: string;
   readonly since: number;
 }
 
@@ -44,6 +52,8 @@ class AgentGroup {
   constructor(
     readonly name: string,
     readonly skills: ReadonlySet<string>,
+    /** The one channel its agents take here; undefined: any channel. */
+    readonly channel: string | undefined,
   ) {}
 
   push(slot: AgentSlot): void {
@@ -88,11 +98,12 @@ class ContactGroup {
   /** The priorities present, highest first. */
   priorities: number[] = [];
   live = 0;
-  /** The agent groups whose skills hold every skill of this group. */
+  /** The agent groups whose skills hold every skill of this group, on its channel. */
   readonly servers: AgentGroup[] = [];
   constructor(
     readonly name: string,
     readonly skills: readonly string[],
+    readonly channel: string,
   ) {}
 
   insert(slot: ContactSlot): void {
@@ -129,7 +140,10 @@ function nameOf(skills: readonly string[]): string {
 export class RoutingGroups {
   private readonly agentGroups = new Map<string, AgentGroup>();
   private readonly contactGroups = new Map<string, ContactGroup>();
+  /** By slot key. */
   private readonly agents = new Map<string, { group: AgentGroup; slot: AgentSlot }>();
+  /** Each agent's slot keys. */
+  private readonly seats = new Map<string, readonly string[]>();
   private readonly contacts = new Map<string, { group: ContactGroup; slot: ContactSlot }>();
   /** Contact groups with at least one queued contact. */
   private readonly queued = new Set<ContactGroup>();
@@ -149,28 +163,46 @@ export class RoutingGroups {
   }
 
   setAgent(agent: Agent): void {
-    const cur = this.agents.get(agent.id);
     if (!canTakeWork(agent)) {
       this.removeAgent(agent.id);
       return;
     }
-    const name = nameOf(agent.skills);
-    const since = agent.availableSince ?? 0;
-    if (cur && cur.group.name === name && cur.slot.since === since) return;
-    if (cur) this.removeAgent(agent.id);
-    const group = this.agentGroup(name, agent.skills);
-    const slot = { id: agent.id, since };
-    group.push(slot);
-    group.live++;
-    this.agents.set(agent.id, { group, slot });
-    // Stale slots of agents that left sink to the front and are dropped there; rebuild if they pile up.
-    if (group.heap.length > 2 * group.live + 64) this.rebuild(group);
+    const skills = nameOf(agent.skills);
+    const wanted: { key: string; channel: string | undefined; since: number }[] =
+      typeof agent.capacity === 'number'
+        ? [{ key: agent.id, channel: undefined, since: agent.availableSince ?? 0 }]
+        : Object.entries(agent.channelSince ?? {}).map(([channel, since]) => ({
+            key: `${agent.id}|${channel}`,
+            channel,
+            since,
+          }));
+    const keys = wanted.map((w) => w.key);
+    for (const key of this.seats.get(agent.id) ?? []) if (!keys.includes(key)) this.dropSlot(key);
+    this.seats.set(agent.id, keys);
+    for (const w of wanted) {
+      const name = `${w.channel ?? ''}|${skills}`;
+      const cur = this.agents.get(w.key);
+      if (cur && cur.group.name === name && cur.slot.since === w.since) continue;
+      if (cur) this.dropSlot(w.key);
+      const group = this.agentGroup(name, agent.skills, w.channel);
+      const slot = { id: agent.id, key: w.key, since: w.since };
+      group.push(slot);
+      group.live++;
+      this.agents.set(w.key, { group, slot });
+      // Stale slots of agents that left sink to the front and are dropped there; rebuild if they pile up.
+      if (group.heap.length > 2 * group.live + 64) this.rebuild(group);
+    }
   }
 
   removeAgent(id: string): void {
-    const cur = this.agents.get(id);
+    for (const key of this.seats.get(id) ?? []) this.dropSlot(key);
+    this.seats.delete(id);
+  }
+
+  private dropSlot(key: string): void {
+    const cur = this.agents.get(key);
     if (!cur) return;
-    this.agents.delete(id);
+    this.agents.delete(key);
     cur.group.live--;
   }
 
@@ -187,7 +219,8 @@ export class RoutingGroups {
       return;
     }
     this.apart.delete(contact.id);
-    const name = nameOf(contact.skills);
+    const channel = channelOf(contact);
+    const name = `${channel}|${nameOf(contact.skills)}`;
     if (
       cur &&
       cur.group.name === name &&
@@ -196,7 +229,7 @@ export class RoutingGroups {
     )
       return;
     if (cur) this.removeContact(contact.id);
-    const group = this.contactGroup(name, contact.skills);
+    const group = this.contactGroup(name, contact.skills, channel);
     const slot = { id: contact.id, priority: contact.priority, seq: contact.seq };
     group.insert(slot);
     if (group.live++ === 0) this.queued.add(group);
@@ -230,12 +263,13 @@ export class RoutingGroups {
     }
     for (const { contact, slot } of this.apart.values()) {
       if (best && !contactBefore(slot, best)) continue;
-      const group = this.contactGroup(nameOf(contact.skills), contact.skills);
+      const channel = channelOf(contact);
+      const group = this.contactGroup(`${channel}|${nameOf(contact.skills)}`, contact.skills, channel);
       const excluded = new Set(contact.excluded);
       let laa: AgentSlot | undefined;
       for (const server of group.servers)
         for (const s of server.heap)
-          if (this.agents.get(s.id)?.slot === s && !excluded.has(s.id) && (!laa || agentBefore(s, laa)))
+          if (this.agents.get(s.key)?.slot === s && !excluded.has(s.id) && (!laa || agentBefore(s, laa)))
             laa = s;
       if (laa) {
         best = slot;
@@ -245,19 +279,19 @@ export class RoutingGroups {
     return best && bestAgent ? { contactId: best.id, agentId: bestAgent.id } : undefined;
   }
 
-  private agentGroup(name: string, skills: readonly string[]): AgentGroup {
+  private agentGroup(name: string, skills: readonly string[], channel: string | undefined): AgentGroup {
     let g = this.agentGroups.get(name);
     if (g) return g;
-    g = new AgentGroup(name, new Set(skills));
+    g = new AgentGroup(name, new Set(skills), channel);
     this.agentGroups.set(name, g);
     for (const cg of this.contactGroups.values()) if (serves(g, cg)) cg.servers.push(g);
     return g;
   }
 
-  private contactGroup(name: string, skills: readonly string[]): ContactGroup {
+  private contactGroup(name: string, skills: readonly string[], channel: string): ContactGroup {
     let g = this.contactGroups.get(name);
     if (g) return g;
-    g = new ContactGroup(name, canonicalSkills(skills));
+    g = new ContactGroup(name, canonicalSkills(skills), channel);
     this.contactGroups.set(name, g);
     for (const ag of this.agentGroups.values()) if (serves(ag, g)) g.servers.push(ag);
     return g;
@@ -266,7 +300,7 @@ export class RoutingGroups {
   private agentHead(g: AgentGroup): AgentSlot | undefined {
     for (;;) {
       const top = g.heap[0];
-      if (!top || this.agents.get(top.id)?.slot === top) return top;
+      if (!top || this.agents.get(top.key)?.slot === top) return top;
       g.pop();
     }
   }
@@ -286,12 +320,13 @@ export class RoutingGroups {
   }
 
   private rebuild(g: AgentGroup): void {
-    const live = g.heap.filter((s) => this.agents.get(s.id)?.slot === s);
+    const live = g.heap.filter((s) => this.agents.get(s.key)?.slot === s);
     g.heap.length = 0;
     for (const s of live) g.push(s);
   }
 }
 
 function serves(agents: AgentGroup, contacts: ContactGroup): boolean {
+  if (agents.channel !== undefined && agents.channel !== contacts.channel) return false;
   return contacts.skills.every((s) => agents.skills.has(s));
 }

@@ -1,11 +1,13 @@
-import { type Agent, type Contact, canTakeWork, evolve, type Workspace } from './model.ts';
+import { type Agent, type Contact, channelOf, evolve, sinceOn, type Workspace } from './model.ts';
+import { DEFAULT_CHANNEL } from './values.ts';
 
 /**
  * The routing oracle: the plain statement of what Switchboard must assign.
  *
  * Contacts are served highest priority first, FIFO (arrival order) within a priority. Each
  * contact in turn takes the Longest Available Agent among those that hold every skill it
- * needs (lowest available-since; ties by id in byte order, as Redis orders equal scores). A
+ * needs and have room on its channel (lowest available-since, on that channel for an agent
+ * with capacity per channel; ties by id in byte order, as Redis orders equal scores). A
  * contact that no available agent can serve is passed over and does not hold back the
  * contacts behind it. One pass is enough: agents are only ever taken, so a contact passed over
  * early cannot become servable later in the same pass.
@@ -33,11 +35,17 @@ export function longestAvailableAgent(
   ws: Workspace,
   skills: readonly string[],
   excluded: readonly string[] = [],
+  channel: string = DEFAULT_CHANNEL,
 ): Agent | undefined {
   let best: Agent | undefined;
+  let bestSince = 0;
   for (const a of ws.agents.values()) {
-    if (!canTakeWork(a) || !holdsEvery(a, skills) || excluded.includes(a.id)) continue;
-    if (!best || agentOrder(a, best) < 0) best = a;
+    const since = sinceOn(a, channel);
+    if (since === undefined || !holdsEvery(a, skills) || excluded.includes(a.id)) continue;
+    if (!best || since < bestSince || (since === bestSince && a.id < best.id)) {
+      best = a;
+      bestSince = since;
+    }
   }
   return best;
 }
@@ -51,7 +59,7 @@ export function longestAvailableAgent(
 export function nextAssignment(ws: Workspace): Assignment | undefined {
   const queued = [...ws.contacts.values()].filter((c) => c.state === 'queued').sort(contactOrder);
   for (const contact of queued) {
-    const agent = longestAvailableAgent(ws, contact.skills, contact.excluded);
+    const agent = longestAvailableAgent(ws, contact.skills, contact.excluded, channelOf(contact));
     if (agent) return { contactId: contact.id, agentId: agent.id };
   }
   return undefined;

@@ -67,10 +67,57 @@ export const Priority = withMessage(
   t.refinement(t.number, (n) => Number.isInteger(n) && n >= 0 && n <= 9, 'Priority'),
   'an integer from 0 to 9',
 );
-export const Capacity = withMessage(
-  t.refinement(t.number, (n) => Number.isInteger(n) && n >= 1 && n <= 100, 'Capacity'),
-  'an integer from 1 to 100',
+const isCount = (n: unknown): n is number =>
+  typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= 100;
+
+/** A contact's channel (voice, chat, email, ...): lower-case, declared in the workspace's settings. */
+export const CHANNEL_PATTERN = /^[a-z][a-z0-9_-]{0,31}$/;
+export const Channel = withMessage(
+  patterned('Channel', CHANNEL_PATTERN, 1, 32),
+  '1..32 characters of [a-z0-9_-], starting with a letter',
 );
+export const DEFAULT_CHANNEL = 'voice';
+/** The most channels a workspace declares (and an agent's per-channel capacity names). */
+export const MAX_CHANNELS = 16;
+
+/** Capacity per channel: `{"voice": 1, "chat": 3}`. */
+export type ChannelCapacity = Readonly<Record<string, number>>;
+
+/**
+ * An agent's capacity: one number (contacts at once, on any channel), or a number per channel
+ * (an agent takes contacts of a channel it names while that channel has room).
+ */
+export const Capacity = withMessage(
+  new t.Type<number | ChannelCapacity, number | ChannelCapacity, unknown>(
+    'Capacity',
+    (u): u is number | ChannelCapacity =>
+      isCount(u) ||
+      (typeof u === 'object' &&
+        u !== null &&
+        !Array.isArray(u) &&
+        Object.keys(u).length >= 1 &&
+        Object.keys(u).length <= MAX_CHANNELS &&
+        Object.entries(u).every(([k, v]) => CHANNEL_PATTERN.test(k) && isCount(v))),
+    (u, c) => {
+      if (isCount(u)) return t.success(u);
+      if (typeof u !== 'object' || u === null || Array.isArray(u) || Object.keys(u).length < 1)
+        return t.failure(u, c);
+      const entries = Object.entries(u as Record<string, unknown>);
+      if (entries.length > MAX_CHANNELS || !entries.every(([k, v]) => CHANNEL_PATTERN.test(k) && isCount(v)))
+        return t.failure(u, c);
+      // Channels in byte order: one canonical form in every store.
+      const sorted = entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+      return t.success(Object.fromEntries(sorted) as ChannelCapacity);
+    },
+    (a) => a,
+  ),
+  `an integer from 1 to 100 (contacts at once on any channel), or an object of 1..${MAX_CHANNELS} channels, each an integer from 1 to 100, such as {"voice": 1, "chat": 3}`,
+);
+
+/** The name of a skill as a channel's queues and pools know it: `<channel>/<skill>`. */
+export function onChannel(skills: readonly string[], channel: string): string[] {
+  return skills.map((s) => `${channel}/${s}`);
+}
 /**
  * A lone UTF-16 surrogate (JSON "\ud800") has no UTF-8 form: the Lua steps could not decode the
  * command, so it would be appended and then rejected. In a `u` regex a well-formed pair is one

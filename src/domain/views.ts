@@ -25,7 +25,7 @@ export const AgentDocument = t.intersection([
   t.type({
     id: t.string,
     skills: t.array(t.string),
-    capacity: t.number,
+    capacity: t.union([t.number, t.record(t.string, t.number)]),
     presence: AgentPresence,
     state: AgentStateName,
     activeContacts: t.array(t.string),
@@ -33,7 +33,13 @@ export const AgentDocument = t.intersection([
     registeredAt: t.string,
     position: t.string,
   }),
-  t.partial({ name: t.string, wrapUpMs: t.number, wrapUpUntil: t.string }),
+  t.partial({
+    name: t.string,
+    wrapUpMs: t.number,
+    wrapUpUntil: t.string,
+    /** With capacity per channel: each channel the agent has room on → since when. */
+    availableSinceByChannel: t.record(t.string, t.string),
+  }),
 ]);
 export type AgentDocument = t.TypeOf<typeof AgentDocument>;
 
@@ -47,6 +53,8 @@ export const ContactDocument = t.intersection([
     position: t.string,
   }),
   t.partial({
+    /** Absent only in documents written before channels (voice). */
+    channel: t.string,
     attributes: t.UnknownRecord,
     agentId: t.string,
     assignedAt: t.string,

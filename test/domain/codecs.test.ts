@@ -173,13 +173,55 @@ describe('request bodies', () => {
 
   it('paths of invalid fields are the field names, dotted (API.md), with no codec internals', () => {
     expect(errorsOf(RegisterAgentBody, { id: 'a1', skills: ['a'], capacity: 0 })).toEqual([
-      { path: 'capacity', message: 'an integer from 1 to 100' },
+      {
+        path: 'capacity',
+        message:
+          'an integer from 1 to 100 (contacts at once on any channel), or an object of 1..16 channels, each an integer from 1 to 100, such as {"voice": 1, "chat": 3}',
+      },
     ]);
     expect(
       errorsOf(QueueContactBody, { skills: ['a'], priority: 10, id: 'x y' })
         .map((e) => e.path)
         .sort(),
     ).toEqual(['id', 'priority']);
+  });
+
+  it('capacity per channel and a contact channel: channel names checked, channels in byte order', () => {
+    expect(decoded(RegisterAgentBody, { id: 'a', skills: ['x'], capacity: { voice: 1, chat: 3 } })).toEqual({
+      id: 'a',
+      skills: ['x'],
+      capacity: { chat: 3, voice: 1 },
+    });
+    expect(
+      Object.keys(
+        (
+          decoded(RegisterAgentBody, { id: 'a', skills: ['x'], capacity: { voice: 1, chat: 3 } }) as {
+            capacity: object;
+          }
+        ).capacity,
+      ),
+    ).toEqual(['chat', 'voice']);
+    for (const capacity of [
+      {},
+      { Voice: 1 },
+      { voice: 0 },
+      { voice: 101 },
+      { voice: 1.5 },
+      { '1x': 1 },
+      [1],
+      'voice',
+    ])
+      expect(errorsOf(RegisterAgentBody, { id: 'a', skills: ['x'], capacity }).map((e) => e.path)).toEqual([
+        'capacity',
+      ]);
+    const many = Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`c${i}`, 1]));
+    expect(errorsOf(UpdateAgentBody, { capacity: many }).map((e) => e.path)).toEqual(['capacity']);
+    expect(decoded(QueueContactBody, { skills: ['a'], channel: 'chat' })).toEqual({
+      skills: ['a'],
+      channel: 'chat',
+    });
+    for (const channel of ['', 'Chat', 'x y', 'a'.repeat(33), 3, null])
+      expect(errorsOf(QueueContactBody, { skills: ['a'], channel }).map((e) => e.path)).toEqual(['channel']);
   });
 
   it('rejects bodies that are not objects', () => {

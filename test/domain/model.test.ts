@@ -13,6 +13,7 @@ import {
   type Workspace,
   withAvailability,
 } from '../../src/domain/model.ts';
+import { nextAssignment } from '../../src/domain/routing.ts';
 
 /** Applies commands in order (time = index * 10 + 1000 unless given), failing on a rejection. */
 function run(cmds: readonly (Command | [Command, number])[], ws: Workspace = emptyWorkspace): Workspace {
@@ -213,6 +214,7 @@ describe('QueueContact', () => {
         contact: {
           id: 'c3',
           skills: ['a'],
+          channel: 'voice',
           priority: 0,
           attributes: { vip: true },
           state: 'queued',
@@ -336,5 +338,111 @@ describe('withAvailability', () => {
     expect(
       withAvailability({ ...base, presence: 'away', availableSince: null }, base, 9).availableSince,
     ).toBe(9);
+  });
+});
+
+describe('channels', () => {
+  const declare = (channels: string[]): Command => ({
+    type: 'ChangeSettings',
+    offerTimeoutMs: 0,
+    wrapUpMs: 0,
+    missedOfferPresence: 'away',
+    maxWaitMs: null,
+    channels,
+  });
+  const onChannel = (contactId: string, channel: string, skills = ['a']): Command => ({
+    type: 'QueueContact',
+    contactId,
+    skills,
+    priority: 0,
+    channel,
+  });
+  const perChannel = (agentId: string, capacity: Record<string, number>): Command => ({
+    type: 'RegisterAgent',
+    agentId,
+    skills: ['a'],
+    capacity,
+  });
+
+  it('a contact comes on voice unless it names a declared channel; others are refused with 422', () => {
+    let ws = run([queue('c1')]);
+    expect(ws.contacts.get('c1')?.channel).toBe('voice');
+    const r = rejection(decide(ws, onChannel('c2', 'chat'), 1));
+    expect([r.status, r.title]).toEqual([422, 'Channel not declared']);
+    expect(r.detail).toContain('"chat"');
+    expect(rejection(decide(ws, perChannel('a1', { chat: 1 }), 1)).status).toBe(422);
+    ws = run([declare(['chat', 'voice']), onChannel('c2', 'chat')], ws);
+    expect(ws.contacts.get('c2')?.channel).toBe('chat');
+    expect(ws.settings.channels).toEqual(['chat', 'voice']);
+  });
+
+  it('channels are added, never removed; settings without channels keep them', () => {
+    let ws = run([declare(['chat', 'voice'])]);
+    const r = rejection(decide(ws, declare(['voice']), 1));
+    expect([r.status, r.title]).toEqual([422, 'Channels cannot be removed']);
+    const { channels: _, ...rest } = declare([]) as Extract<Command, { type: 'ChangeSettings' }>;
+    ws = run([{ ...rest, wrapUpMs: 5 }], ws);
+    expect(ws.settings).toMatchObject({ wrapUpMs: 5, channels: ['chat', 'voice'] });
+  });
+
+  it('capacity per channel: each channel has its own room and its own available-since', () => {
+    let ws = run([
+      declare(['chat', 'voice']),
+      perChannel('a1', { voice: 1, chat: 2 }),
+      [state('a1', 'available'), 100],
+    ]);
+    expect(agent(ws, 'a1')).toMatchObject({ availableSince: 100, channelSince: { voice: 100, chat: 100 } });
+    ws = run([[onChannel('c1', 'chat'), 200]], ws);
+    ws = assign(ws, 'c1', 'a1', 210);
+    // Chat has room left: its since stays; voice is untouched.
+    expect(agent(ws, 'a1')).toMatchObject({ busyOn: { chat: 1 }, channelSince: { voice: 100, chat: 100 } });
+    ws = run([[onChannel('c2', 'chat'), 300]], ws);
+    ws = assign(ws, 'c2', 'a1', 310);
+    expect(agent(ws, 'a1').channelSince).toEqual({ voice: 100 });
+    expect(agentState(agent(ws, 'a1'))).toBe('available');
+    expect(canTakeWork(agent(ws, 'a1'))).toBe(true);
+    ws = run([[queue('c3'), 400]], ws);
+    ws = assign(ws, 'c3', 'a1', 410);
+    expect(agent(ws, 'a1')).toMatchObject({ availableSince: null, busyOn: { chat: 2, voice: 1 } });
+    expect(agent(ws, 'a1').channelSince).toBeUndefined();
+    expect(agentState(agent(ws, 'a1'))).toBe('busy');
+    // A chat completes: chat has room again, from then on.
+    ws = run([[{ type: 'CompleteContact', contactId: 'c1' }, 500]], ws);
+    expect(agent(ws, 'a1')).toMatchObject({
+      availableSince: 500,
+      channelSince: { chat: 500 },
+      busyOn: { chat: 1, voice: 1 },
+    });
+  });
+
+  it('the longest available across agents of any channel and agents with room on the channel', () => {
+    let ws = run([
+      declare(['chat', 'voice']),
+      register('any', ['a'], 1),
+      perChannel('chatter', { chat: 1 }),
+      [state('chatter', 'available'), 100],
+      [state('any', 'available'), 200],
+    ]);
+    expect(nextAssignment(run([onChannel('c1', 'chat')], ws))).toEqual({
+      contactId: 'c1',
+      agentId: 'chatter',
+    });
+    // The agent of chat only never gets voice.
+    expect(nextAssignment(run([queue('c2')], ws))).toEqual({ contactId: 'c2', agentId: 'any' });
+    ws = run([state('any', 'offline'), queue('c3')], ws);
+    expect(nextAssignment(ws)).toBeUndefined();
+  });
+
+  it('changing capacity to per channel counts the contacts held on their channels', () => {
+    let ws = run([declare(['chat', 'voice']), register('a1', ['a'], 3), [state('a1', 'available'), 100]]);
+    ws = run([onChannel('c1', 'chat'), queue('c2')], ws);
+    ws = assign(assign(ws, 'c1', 'a1', 200), 'c2', 'a1', 210);
+    expect(agent(ws, 'a1').availableSince).toBe(100);
+    ws = run([[{ type: 'UpdateAgent', agentId: 'a1', capacity: { chat: 2, voice: 1 } }, 300]], ws);
+    // Voice is full; chat keeps the since the agent had.
+    expect(agent(ws, 'a1')).toMatchObject({ busyOn: { chat: 1, voice: 1 }, channelSince: { chat: 100 } });
+    ws = run([[{ type: 'UpdateAgent', agentId: 'a1', capacity: 2 }, 400]], ws);
+    expect(agent(ws, 'a1').busyOn).toBeUndefined();
+    expect(agent(ws, 'a1')).toMatchObject({ availableSince: null });
   });
 });

@@ -23,9 +23,16 @@ import {
 } from '../../src/dispatcher/dispatcher.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import type { CommandRejectedData } from '../../src/domain/events.ts';
-import { agentState, decide, emptyWorkspace, evolve, type Workspace } from '../../src/domain/model.ts';
+import {
+  agentState,
+  channelOf,
+  decide,
+  emptyWorkspace,
+  evolve,
+  type Workspace,
+} from '../../src/domain/model.ts';
 import { nextAssignment } from '../../src/domain/routing.ts';
-import { canonicalSkills, comparePositions, positionTime } from '../../src/domain/values.ts';
+import { canonicalSkills, comparePositions, onChannel, positionTime } from '../../src/domain/values.ts';
 import { ensureGroup, projectPending } from '../../src/projections/projector.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 
@@ -44,12 +51,13 @@ const AGENT_IDS = ['a2', 'a10', 'B', 'a', 'Z.9', 'c:x', 'b-1', 'b_1'] as const;
 const GHOST_AGENT = 'ghost';
 
 /** An action as generated; targets are resolved against the scenario while it runs. */
+type Capacity = number | Record<string, number>;
 type Action =
-  | { kind: 'register'; agent: number; skills: string[]; capacity: number }
+  | { kind: 'register'; agent: number; skills: string[]; capacity: Capacity }
   | { kind: 'state'; agent: number; state: 'available' | 'away' | 'offline' }
-  | { kind: 'update'; agent: number; skills?: string[]; capacity?: number }
+  | { kind: 'update'; agent: number; skills?: string[]; capacity?: Capacity }
   | { kind: 'remove'; agent: number }
-  | { kind: 'queue'; reuse: number | null; skills: string[]; priority: number }
+  | { kind: 'queue'; reuse: number | null; skills: string[]; priority: number; channel?: string }
   | { kind: 'abandon'; pick: number; known: boolean }
   | { kind: 'complete'; pick: number; from: 'assigned' | 'any' | 'unknown' }
   | { kind: 'forget'; keepMs: number; max: number }
@@ -59,6 +67,7 @@ type Action =
       wrapUpMs: number;
       missed: 'available' | 'away' | 'offline';
       maxWaitMs: number | null;
+      channels?: string[];
     }
   | { kind: 'answer'; accept: boolean; pick: number; wrongAgent: boolean }
   | { kind: 'clock'; waitMs: number }
@@ -79,7 +88,7 @@ interface Pacing {
 }
 
 interface Scenario {
-  agents: { skills: string[]; capacity: number }[];
+  agents: { skills: string[]; capacity: Capacity }[];
   actions: Action[];
   pacing: Pacing;
   alphabet: readonly string[];
@@ -291,6 +300,92 @@ const lifecycleArb: fc.Arbitrary<Scenario> = fc.integer({ min: 3, max: 6 }).chai
   }),
 );
 
+/** The channels of the channel scenarios: email is declared only later, sms never. */
+const CHANNELS = ['chat', 'email', 'voice'] as const;
+
+/** One number, or room per channel (now and then naming a channel not declared yet). */
+const capacityArb: fc.Arbitrary<Capacity> = fc.oneof(
+  { weight: 1, arbitrary: fc.integer({ min: 1, max: 2 }) },
+  {
+    weight: 3,
+    arbitrary: fc
+      .record(
+        {
+          voice: fc.integer({ min: 1, max: 2 }),
+          chat: fc.integer({ min: 1, max: 3 }),
+          email: fc.integer({ min: 1, max: 2 }),
+        },
+        { requiredKeys: [] },
+      )
+      .filter((c) => Object.keys(c).length > 0)
+      .map((c) => c as Record<string, number>),
+  },
+);
+
+/** Channels: contacts on several, agents with one number or room per channel, and the lifecycle. */
+const channelActionArb = (n: number): fc.Arbitrary<Action> =>
+  fc.oneof(
+    { weight: 8, arbitrary: lifecycleActionArb(n) },
+    {
+      weight: 6,
+      arbitrary: fc.record({
+        kind: fc.constant('queue' as const),
+        reuse: fc.constant(null),
+        skills: skillsArb(SMALL, 1, 2),
+        priority: fc.integer({ min: 0, max: 2 }),
+        channel: fc.constantFrom('chat', 'chat', 'chat', 'voice', 'voice', 'email', 'sms'),
+      }),
+    },
+    {
+      weight: 3,
+      arbitrary: fc.record({
+        kind: fc.constant('update' as const),
+        agent: agentArb(n),
+        capacity: capacityArb,
+      }),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        kind: fc.constant('settings' as const),
+        offerTimeoutMs: fc.constantFrom(0, 0, 30),
+        wrapUpMs: fc.constantFrom(0, 15),
+        missed: fc.constantFrom('away' as const, 'available' as const),
+        maxWaitMs: fc.constantFrom(null, null, 80),
+        // Adding email; or leaving out chat, which is refused.
+        channels: fc.constantFrom<string[]>(['chat', 'email', 'voice'], ['chat', 'voice'], ['voice']),
+      }),
+    },
+  );
+
+const channelsArb: fc.Arbitrary<Scenario> = fc.integer({ min: 3, max: 6 }).chain((n) =>
+  fc.record({
+    agents: fc.array(fc.record({ skills: skillsArb(SMALL, 1, 3), capacity: capacityArb }), {
+      minLength: n,
+      maxLength: n,
+    }),
+    actions: fc
+      .tuple(
+        fc.record({
+          kind: fc.constant('settings' as const),
+          offerTimeoutMs: fc.constantFrom(0, 30),
+          wrapUpMs: fc.constantFrom(0, 15),
+          missed: fc.constant('available' as const),
+          maxWaitMs: fc.constant(null),
+          channels: fc.constant<string[]>(['chat', 'voice']),
+        }),
+        fc.array(channelActionArb(n), { minLength: 40, maxLength: 120 }),
+      )
+      .map(([first, rest]): Action[] => [
+        first,
+        ...Array.from({ length: n }, (_, agent): Action => ({ kind: 'state', agent, state: 'available' })),
+        ...rest,
+      ]),
+    pacing: pacingArb,
+    alphabet: fc.constant(SMALL),
+  }),
+);
+
 /** A hundred agents or more over several skill sets, under load. */
 const largeArb: fc.Arbitrary<Scenario> = fc.integer({ min: 100, max: 130 }).chain((n) =>
   fc.record({
@@ -335,6 +430,7 @@ function toCommand(a: Action, ws: Workspace, queued: readonly string[], nextCont
         contactId: reused ?? nextContact(),
         skills: canonicalSkills(a.skills),
         priority: a.priority,
+        ...(a.channel !== undefined ? { channel: a.channel } : {}),
       };
     }
     case 'abandon': {
@@ -359,6 +455,7 @@ function toCommand(a: Action, ws: Workspace, queued: readonly string[], nextCont
         wrapUpMs: a.wrapUpMs,
         missedOfferPresence: a.missed,
         maxWaitMs: a.maxWaitMs,
+        ...(a.channels !== undefined ? { channels: a.channels } : {}),
       };
     case 'answer': {
       const offered = [...ws.contacts.values()].filter((c) => c.offer);
@@ -385,7 +482,7 @@ function toCommand(a: Action, ws: Workspace, queued: readonly string[], nextCont
 interface AgentDoc {
   id: string;
   skills: string[];
-  capacity: number;
+  capacity: Capacity;
   presence: string;
   state: string;
   activeContacts: string[];
@@ -412,6 +509,7 @@ describe('Redis routing agrees with the model and the oracle', () => {
   let audits = 0;
   let timersFired = 0;
   const factsSeen = new Map<string, number>();
+  const channelStats = { perChannelAssignments: 0, undeclared: 0 };
 
   let raceClient: RedisClient;
 
@@ -448,12 +546,14 @@ describe('Redis routing agrees with the model and the oracle', () => {
       const at = positionTime(position);
       const d = decide(model, command, at);
       if (isRight(d)) for (const f of d.right) model = evolve(model, f);
-      else
+      else {
+        if (d.left.title === 'Channel not declared') channelStats.undeclared++;
         expectedRejections.push({
           command: command.type,
           status: d.left.status,
           target: 'contactId' in command ? command.contactId : 'agentId' in command ? command.agentId : '',
         });
+      }
       log.push(`${position} ${JSON.stringify(command)} ${isRight(d) ? 'ok' : d.left.status}`);
     };
     const applyUpTo = (position: string) => {
@@ -484,6 +584,8 @@ describe('Redis routing agrees with the model and the oracle', () => {
           expect(got, `decision at ${e.position}\n${context()}`).toBe(
             want ? `${want.contactId}->${want.agentId}` : 'none',
           );
+          if (typeof model.agents.get(e.data.agentId as string)?.capacity === 'object')
+            channelStats.perChannelAssignments++;
           model = evolve(model, {
             type: 'AssignmentMade',
             contactId: e.data.contactId as string,
@@ -498,7 +600,9 @@ describe('Redis routing agrees with the model and the oracle', () => {
 
     const dispatchers = [redis, s.pacing.race ? raceClient : redis];
     const setup: Action[] = s.agents.map((a, i) => ({ kind: 'register', agent: i, ...a }));
-    const actions = [...setup, ...s.actions];
+    // A scenario that opens with settings has them before its agents register (channels first).
+    const first = s.actions[0]?.kind === 'settings' ? s.actions.slice(0, 1) : [];
+    const actions = [...first, ...setup, ...s.actions.slice(first.length)];
     let round = 0;
     // The auditor replays the whole log each time: after every round in small scenarios.
     const auditEvery = actions.length > 120 ? 8 : 1;
@@ -618,16 +722,27 @@ describe('Redis routing agrees with the model and the oracle', () => {
     expect(await redis.hget(keys.contacts, 'nobody')).toBeNull();
 
     // The sets the dispatcher reads: availability by skill (scored by available-since), the queue.
-    for (const skill of s.alphabet) {
-      const inRedis = (await readAvailability(redis, keys.workspace, skill)).flatMap((a) => [
-        a.agentId,
-        String(a.since),
-      ]);
-      const inModel = [...model.agents.values()]
-        .filter((a) => a.availableSince !== null && a.skills.includes(skill))
-        .sort((a, b) => a.availableSince! - b.availableSince! || (a.id < b.id ? -1 : 1))
-        .flatMap((a) => [a.id, String(a.availableSince)]);
-      expect(inRedis, `availability of ${skill}\n${context()}`).toEqual(inModel);
+    // Agents who take any channel under the bare skill; the others under "<channel>/<skill>".
+    for (const channel of [undefined, ...CHANNELS]) {
+      for (const skill of s.alphabet) {
+        const name = channel === undefined ? skill : `${channel}/${skill}`;
+        const inRedis = (await readAvailability(redis, keys.workspace, name)).flatMap((a) => [
+          a.agentId,
+          String(a.since),
+        ]);
+        const inModel = [...model.agents.values()]
+          .filter((a) => a.skills.includes(skill))
+          .flatMap((a) => {
+            const since = channel === undefined ? a.availableSince : a.channelSince?.[channel];
+            const any = typeof a.capacity === 'number';
+            return since !== null && since !== undefined && any === (channel === undefined)
+              ? [{ id: a.id, since }]
+              : [];
+          })
+          .sort((a, b) => a.since - b.since || (a.id < b.id ? -1 : 1))
+          .flatMap((a) => [a.id, String(a.since)]);
+        expect(inRedis, `availability of ${name}\n${context()}`).toEqual(inModel);
+      }
     }
     const queue = await redis.zrange(keys.queue, 0, -1);
     const queuedModel = [...model.contacts.values()]
@@ -640,7 +755,7 @@ describe('Redis routing agrees with the model and the oracle', () => {
     for (const c of [...model.contacts.values()]
       .filter((c) => c.state === 'queued')
       .sort((a, b) => b.priority - a.priority || a.seq - b.seq)) {
-      const name = c.skills.join(',');
+      const name = onChannel(c.skills, channelOf(c)).join(',');
       bySet.set(name, [...(bySet.get(name) ?? []), c.id]);
     }
     const setQueues = new Map<string, string[]>();
@@ -697,6 +812,25 @@ describe('Redis routing agrees with the model and the oracle', () => {
     expect(assignmentsSeen).toBeGreaterThan(200);
     expect(rejectionsSeen).toBeGreaterThan(50);
     // 30 - 50 s on the 2-core machine (the cluster target is the slower): room for a busier one.
+  }, 180_000);
+
+  it('40 scenarios of channels: contacts on several, agents with room per channel, with the lifecycle', async () => {
+    const before = { assignmentsSeen, rejectionsSeen };
+    channelStats.perChannelAssignments = 0;
+    await fc.assert(fc.asyncProperty(channelsArb, runScenario), {
+      numRuns: Number(process.env.CHANNEL_RUNS ?? 40),
+      ...(process.env.CHANNEL_SEED ? { seed: Number(process.env.CHANNEL_SEED) } : {}),
+      ...(process.env.CHANNEL_NO_SHRINK ? { endOnFailure: true } : {}),
+    });
+    console.log(
+      JSON.stringify({
+        channels: { ...channelStats, assignments: assignmentsSeen - before.assignmentsSeen },
+      }),
+    );
+    expect(assignmentsSeen - before.assignmentsSeen).toBeGreaterThan(40);
+    // Agents with room per channel were given contacts; undeclared channels were refused.
+    expect(channelStats.perChannelAssignments).toBeGreaterThan(10);
+    expect(channelStats.undeclared).toBeGreaterThan(0);
   }, 180_000);
 
   it('40 scenarios of the work lifecycle: offers answered, rejected and expired, wrap-ups, maximum waits', async () => {

@@ -101,7 +101,7 @@ describe('rule 1 under batching', () => {
         }),
       ),
     );
-    expect(await suite.redis.zrange(k.candidates, 0, -1)).toEqual(['q:A']);
+    expect(await suite.redis.zrange(k.candidates, 0, -1)).toEqual(['q:voice/A']);
     // No agent for the head: the queue's candidate is dropped, and the agent's pool covers them.
     expect(await dispatchPending(suite.redis, ws)).toBe(0);
     expect(await suite.redis.zcard(k.candidates)).toBe(0);
@@ -124,7 +124,7 @@ describe('rule 1 under batching', () => {
       { type: 'RegisterAgent', agentId: 'a', skills: ['A'], capacity: 1 },
     );
     // The layout of an earlier version: the contact itself is the candidate.
-    await suite.redis.zrem(k.candidates, 'q:A');
+    await suite.redis.zrem(k.candidates, 'q:voice/A');
     await suite.redis.zadd(k.candidates, 0, 'c:old');
     await send(ws, { type: 'ChangeAgentState', agentId: 'a', state: 'available' });
     await suite.redis.zrem(k.candidates, 'p:A');

@@ -15,6 +15,7 @@ import {
   UpdateAgentBody,
 } from '../../domain/commands.ts';
 import { DEFAULT_SETTINGS } from '../../domain/model.ts';
+import { DEFAULT_CHANNEL } from '../../domain/values.ts';
 import { waitForReplicas } from '../redis/client.ts';
 import { type Appended, appendCommand, type CommandOutcome, fingerprintOf } from '../redis/command-log.ts';
 import { workspaceKeys } from '../redis/keys.ts';
@@ -379,6 +380,7 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
       priority: b.priority ?? 0,
       ...(b.attributes !== undefined ? { attributes: b.attributes } : {}),
       ...(b.maxWaitMs !== undefined ? { maxWaitMs: b.maxWaitMs } : {}),
+      channel: b.channel ?? DEFAULT_CHANNEL,
     })),
   );
 
@@ -422,7 +424,8 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
     })),
   );
 
-  // PUT replaces the settings whole: a field left out takes its default, not its current value.
+  // PUT replaces the settings whole: a field left out takes its default, not its current value;
+  // but channels left out stay as they are (channels are added, never removed).
   app.put(
     '/settings',
     commandRoute(WorkspaceParams, bodyOf(SettingsBody), (_, b) => ({
@@ -431,6 +434,7 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
       wrapUpMs: b.wrapUpMs ?? DEFAULT_SETTINGS.wrapUpMs,
       missedOfferPresence: b.missedOfferPresence ?? DEFAULT_SETTINGS.missedOfferPresence,
       maxWaitMs: b.maxWaitMs !== undefined ? b.maxWaitMs : DEFAULT_SETTINGS.maxWaitMs,
+      ...(b.channels !== undefined ? { channels: b.channels } : {}),
     })),
   );
 }

@@ -47,7 +47,7 @@ const EventsQuery = strict(
 
 /**
  * The workspace's settings as the projector keeps them: field `settings` of the meta hash, JSON of
- * the four fields (written by ChangeSettings); absent, or a field missing, takes its default.
+ * its fields (written by ChangeSettings); absent, or a field missing, takes its default.
  */
 export async function readSettings(redis: RedisClient, ws: string): Promise<Settings> {
   const text = await redis.hget(workspaceKeys(ws).meta, 'settings');
@@ -58,6 +58,7 @@ export async function readSettings(redis: RedisClient, ws: string): Promise<Sett
     wrapUpMs: stored.wrapUpMs ?? DEFAULT_SETTINGS.wrapUpMs,
     missedOfferPresence: stored.missedOfferPresence ?? DEFAULT_SETTINGS.missedOfferPresence,
     maxWaitMs: stored.maxWaitMs ?? DEFAULT_SETTINGS.maxWaitMs,
+    channels: stored.channels ?? DEFAULT_SETTINGS.channels,
   };
 }
 

@@ -111,7 +111,10 @@ export async function appliedPosition(redis: RedisClient, workspace: string): Pr
 
 export interface WorkspaceStats {
   readonly queued: number;
+  /** Queued contacts by skill set, every channel together. */
   readonly queueBySkills: Record<string, number>;
+  /** Queued contacts by channel, then skill set. */
+  readonly queueByChannel: Record<string, Record<string, number>>;
   readonly longestWaitMs: number;
   readonly oldestContactId: string | null;
   readonly agentsByState: Record<string, number>;
@@ -136,8 +139,19 @@ export async function readStats(redis: RedisClient, workspace: string, now: numb
   ]);
   const depths = await Promise.all(sets.map((s) => redis.zlexcount(k.skillSetQueues, ...lexRange(s))));
   const queueBySkills: Record<string, number> = {};
+  const queueByChannel: Record<string, Record<string, number>> = {};
   sets.forEach((s, i) => {
-    queueBySkills[s] = depths[i] ?? 0;
+    // Queues are named by their skills on their channel: "voice/Billing,voice/English".
+    const channel = s.slice(0, s.indexOf('/'));
+    const bare = s
+      .split(',')
+      .map((q) => q.slice(q.indexOf('/') + 1))
+      .join(',');
+    const depth = depths[i] ?? 0;
+    queueBySkills[bare] = (queueBySkills[bare] ?? 0) + depth;
+    const on = queueByChannel[channel] ?? {};
+    on[bare] = depth;
+    queueByChannel[channel] = on;
   });
   let longestWaitMs = 0;
   const oldestId = oldest[0] ?? null;
@@ -160,6 +174,7 @@ export async function readStats(redis: RedisClient, workspace: string, now: numb
   return {
     queued,
     queueBySkills,
+    queueByChannel,
     longestWaitMs,
     oldestContactId: oldestId,
     agentsByState,

@@ -8,12 +8,22 @@ import type { RedisClient } from './scripts.ts';
  * of layout changes this function's body and nothing else.
  *
  * Today's layout: `sb:{ws}:pools` members `<skill set>|<since, 15 digits>|<agent>` (one per
- * available agent) and `sb:{ws}:queues` members `<skill set>|<9 - priority>|<arrival, 16
- * digits>|<contact>` (one per queued contact). Skill sets are not returned: the documents hold them.
+ * available agent that takes any channel, with its bare skills; one per channel an agent with
+ * capacity per channel has room on, with its skills named `<channel>/<skill>`) and
+ * `sb:{ws}:queues` members `<skill set>|<9 - priority>|<arrival, 16 digits>|<contact>` (one per
+ * queued contact, its skills named on its channel). Skill sets are not returned: the documents
+ * hold them; channels are.
  */
 export interface RoutingIndex {
-  readonly available: { agentId: string; since: number }[];
-  readonly queued: { contactId: string; priority: number; seq: number }[];
+  /** `channel`: the one channel of this entry (an agent with capacity per channel); absent: any. */
+  readonly available: { agentId: string; since: number; channel?: string }[];
+  readonly queued: { contactId: string; priority: number; seq: number; channel: string }[];
+}
+
+/** The channel a skill-set name is on ("voice/A,voice/B" → voice), or undefined for bare skills. */
+function channelOfName(name: string): string | undefined {
+  const slash = name.indexOf('/');
+  return slash < 0 ? undefined : name.slice(0, slash);
 }
 
 /** Members read per round trip. */
@@ -32,12 +42,20 @@ export async function readRoutingIndex(redis: RedisClient, workspace: string): P
   const k = workspaceKeys(workspace);
   const [pools, queues] = await Promise.all([members(redis, k.pools), members(redis, k.skillSetQueues)]);
   const available = pools.map((m) => {
-    const [, since = '', agentId = ''] = m.split('|');
-    return { agentId, since: Number(since) };
+    const [name = '', since = '', agentId = ''] = m.split('|');
+    const channel = channelOfName(name);
+    return channel === undefined
+      ? { agentId, since: Number(since) }
+      : { agentId, since: Number(since), channel };
   });
   const queued = queues.map((m) => {
-    const [, inverted = '', seq = '', contactId = ''] = m.split('|');
-    return { contactId, priority: 9 - Number(inverted), seq: Number(seq) };
+    const [name = '', inverted = '', seq = '', contactId = ''] = m.split('|');
+    return {
+      contactId,
+      priority: 9 - Number(inverted),
+      seq: Number(seq),
+      channel: channelOfName(name) ?? '',
+    };
   });
   return { available, queued };
 }

@@ -70,12 +70,12 @@ local WALK = math.min(64, MAX_WORK) -- members read at a time in a walk
 local FIRST_TRY = 8 -- pool heads read under a contact's first skill before looking for its rarest
 local work = 0
 
--- The agent id of a pool-heads member "<skill>|<since>|<agent> <skill set>".
-local function head_agent(m)
-  return string.match(m, '^[^|]*|%d+|([^ ]*) ')
+-- The pool-heads member's "<since>|<agent>" (the order of agents: LAA first, ties by id).
+local function head_tail(m)
+  return string.match(m, '^[^|]*|(%d+|[^ ]*) ')
 end
 
--- The agent at the head of the first pool-heads member whose skill set holds every skill of
+-- The head ("<since>|<agent>") of the first pool-heads member whose skill set holds every skill of
 -- `skills` (all members are under `under`, so that one needs no check).
 local function fits(members, skills, under)
   for j = 1, #members do
@@ -89,20 +89,21 @@ local function fits(members, skills, under)
         break
       end
     end
-    if all then return head_agent(m) end
+    if all then return head_tail(m) end
   end
   return nil
 end
 
--- The Longest Available Agent holding every skill: the first pool, in LAA order of its head,
--- among the pools holding the rarest skill, whose skill set holds every other skill too. The
--- walk reads at most the number of distinct agent skill sets holding that skill (a limit).
-local function longest_available(skills)
+-- The Longest Available Agent holding every skill, as "<since>|<agent>": the first pool, in LAA
+-- order of its head, among the pools holding the rarest skill, whose skill set holds every other
+-- skill too. The walk reads at most the number of distinct agent skill sets holding that skill (a
+-- limit).
+local function longest_available_in(skills)
   if #skills == 1 then
     local lo, hi = lex_bounds(skills[1])
     local m = redis.call('ZRANGEBYLEX', K_PHEADS, lo, hi, 'LIMIT', 0, 1)[1]
     work = work + 1
-    return m and head_agent(m)
+    return m and head_tail(m)
   end
   -- Any skill's range finds the same agent; the first skill's is tried briefly, then the rarest.
   local rarest = skills[1]
@@ -130,11 +131,6 @@ local function longest_available(skills)
   end
 end
 
--- The pool-heads member's "<since>|<agent>" (the order of agents: LAA first, ties by id).
-local function head_tail(m)
-  return string.match(m, '^[^|]*|(%d+|[^ ]*) ')
-end
-
 -- Whether the pool-heads member's skill set holds every skill of `skills`.
 local function fits_one(m, skills, under)
   local sp = string.find(m, ' ', 1, true)
@@ -145,10 +141,11 @@ local function fits_one(m, skills, under)
   return true
 end
 
--- The Longest Available Agent holding every skill and not in `excluded` (a set): the pools are
--- walked in LAA order of their heads; in each, the first agent not excluded (at most as many
--- reads as there are exclusions); a pool whose head comes after the best found ends the walk.
-local function longest_available_except(skills, excluded, n_excluded)
+-- The Longest Available Agent holding every skill and not in `excluded` (a set), as
+-- "<since>|<agent>": the pools are walked in LAA order of their heads; in each, the first agent
+-- not excluded (at most as many reads as there are exclusions); a pool whose head comes after the
+-- best found ends the walk.
+local function longest_available_except_in(skills, excluded, n_excluded)
   local under = skills[1]
   local lo, hi = lex_bounds(under)
   local best
@@ -158,7 +155,7 @@ local function longest_available_except(skills, excluded, n_excluded)
     for j = 1, #batch do
       local m = batch[j]
       local tail = head_tail(m)
-      if best and tail > best then return string.match(best, '|(.*)$') end
+      if best and tail > best then return best end
       if fits_one(m, skills, under) then
         local name = string.sub(m, string.find(m, ' ', 1, true) + 1)
         local plo, phi = lex_bounds(name)
@@ -176,7 +173,41 @@ local function longest_available_except(skills, excluded, n_excluded)
     if #batch < WALK then break end
     lo = '(' .. batch[#batch]
   end
-  return best and string.match(best, '|(.*)$')
+  return best
+end
+
+-- A queue's skills (each "<channel>/<skill>") without their channel: the names the pools of agents
+-- who take any channel use. Kept for the step.
+local bare_of = {}
+local function bare(skills)
+  local key = table.concat(skills, ',')
+  local out = bare_of[key]
+  if not out then
+    out = {}
+    for i = 1, #skills do out[i] = string.match(skills[i], '/(.*)$') or skills[i] end
+    bare_of[key] = out
+  end
+  return out
+end
+
+-- The earlier of two "<since>|<agent>" heads, as the agent's id.
+local function earlier(x, y)
+  local t = x
+  if not t or (y and y < t) then t = y end
+  return t and string.match(t, '|(.*)$')
+end
+
+-- The Longest Available Agent for a queue's skills (on its channel): the earlier of the LAA of the
+-- channel's pools and the LAA of the pools of agents who take any channel.
+local function longest_available(skills)
+  return earlier(longest_available_in(skills), longest_available_in(bare(skills)))
+end
+
+local function longest_available_except(skills, excluded, n_excluded)
+  return earlier(
+    longest_available_except_in(skills, excluded, n_excluded),
+    longest_available_except_in(bare(skills), excluded, n_excluded)
+  )
 end
 
 -- The agents a contact may not be offered to, as a set and a count; nil when none.
@@ -236,9 +267,35 @@ local function split_skills(name)
   return skills
 end
 
+-- The workspace's channels (settings), read once a step.
+local channels
+
+-- The queue names a pool of agents who take any channel looks up: each subset on each channel;
+-- nil when there are more than ENUMERATE_MAX. Kept for the step.
+local anywhere_of = {}
+local function on_every_channel(subsets)
+  local key = table.concat(subsets, ' ')
+  local known = anywhere_of[key]
+  if known ~= nil then return known or nil end
+  if #subsets * #channels > ENUMERATE_MAX then
+    anywhere_of[key] = false
+    return nil
+  end
+  local names = {}
+  for c = 1, #channels do
+    local prefix = channels[c] .. '/'
+    for i = 1, #subsets do
+      names[#names + 1] = prefix .. string.gsub(subsets[i], ',', ',' .. prefix)
+    end
+  end
+  anywhere_of[key] = names
+  return names
+end
+
 -- The first non-empty skill-set queue, in routing order of its head and from score `from` on,
--- whose skills are all among `skills` (a pool's). Returns its head's score and its name; or nil and the
--- score to resume from when the walk used its share of the call; or nil when there is none.
+-- whose skills are all among `skills` (a pool's: on one channel, or bare for agents who take any
+-- channel, who serve the queues of every channel). Returns its head's score and its name; or nil
+-- and the score to resume from when the walk used its share of the call; or nil when there is none.
 local function first_servable(skills, from)
   if not widest_queued then
     local top = redis.call('ZRANGE', K_SKILLSETS, -1, -1, 'WITHSCORES')
@@ -246,7 +303,9 @@ local function first_servable(skills, from)
     widest_queued = tonumber(top[2]) or 0
   end
   if widest_queued == 0 then return nil end
+  local anywhere = not string.find(skills[1], '/', 1, true)
   local names = subset_names(skills, math.min(widest_queued, #skills))
+  if names and anywhere then names = on_every_channel(names) end
   if names then
     local scores = redis.call('ZMSCORE', K_QHEADS, unpack(names))
     work = work + 1 + #names
@@ -267,6 +326,7 @@ local function first_servable(skills, from)
     for j = 1, #batch, 2 do
       local ok = true
       for s in string.gmatch(batch[j], '[^,]+') do
+        if anywhere then s = string.match(s, '/(.*)$') end
         if not held[s] then
           ok = false
           break
@@ -285,9 +345,14 @@ local made = 0
 local now = tonumber(ARGV[6]) or now_ms()
 local based_on = redis.call('HGET', K_META, 'applied') or '0-0'
 local offer_timeout = 0
+channels = { 'voice' }
 do
   local st = redis.call('HGET', K_META, 'settings')
-  if st then offer_timeout = tonumber(cjson.decode(st).offerTimeoutMs) or 0 end
+  if st then
+    local decoded = cjson.decode(st)
+    offer_timeout = tonumber(decoded.offerTimeoutMs) or 0
+    if type(decoded.channels) == 'table' and #decoded.channels > 0 then channels = decoded.channels end
+  end
 end
 
 -- `after`: the member behind `c` in its queue when the caller read `c` as its head (false: none).
@@ -317,16 +382,37 @@ local function assign(c, a, at_head, after)
   end
   doc_put(K_CONTACTS, c)
   a.activeContacts[#a.activeContacts + 1] = c.id
-  if not can_take_work(a) then
-    pool_leave(a.skills, a._since, a.id, true)
-    a._since = nil
-    a.availableSince = cjson.null
+  local channel = channel_of(c)
+  if type(a.capacity) == 'number' then
+    if not can_take_work(a) then
+      pool_leave(a.skills, a._since, a.id, true)
+      a._since = nil
+      a.availableSince = cjson.null
+    end
+  else
+    -- Capacity per channel: the contact takes room on its channel only.
+    load_add(a, channel, 1)
+    if not has_room_on(a, channel) then
+      local chsince = a._chsince or {}
+      pool_leave(on_channel(a.skills, channel), chsince[channel], a.id, true)
+      chsince[channel] = nil
+      if a.availableSinceByChannel then a.availableSinceByChannel[channel] = nil end
+      local first
+      for _, s in pairs(chsince) do
+        if not first or s < first then first = s end
+      end
+      if first then
+        a._since, a.availableSince = first, iso(first)
+      else
+        a._since, a._chsince, a.availableSince, a.availableSinceByChannel = nil, nil, cjson.null, nil
+      end
+    end
   end
   a.state = agent_state(a)
   doc_put(K_AGENTS, a)
   stat_add('assignments')
   local data = {
-    contactId = c.id, agentId = a.id, skills = c.skills, priority = c.priority,
+    contactId = c.id, agentId = a.id, skills = c.skills, channel = channel, priority = c.priority,
     queuedAt = c.queuedAt, assignedAt = c.assignedAt, waitedMs = c.waitedMs, offer = offer,
   }
   local env = { type = 'AssignmentMade', workspace = WORKSPACE, at = c.assignedAt, data = data,
@@ -366,7 +452,7 @@ local function first_assignable(name, plain, from)
       work = work + 1
       local excluded, count = exclusions(c)
       local agent = plain
-      if excluded then agent = longest_available_except(c.skills, excluded, count) end
+      if excluded then agent = longest_available_except(split_skills(name), excluded, count) end
       local order = order_score(c.priority, c._seq)
       if agent then return c, agent, order, batch[j + 1] or false end
       if work >= MAX_WORK and (j < #batch) then return false, order + 1 end
@@ -426,7 +512,8 @@ while made < MAX_DECISIONS and work < MAX_WORK do
     if c and c.state == 'queued' then
       local excluded, n = exclusions(c)
       local agent
-      if excluded then agent = longest_available_except(c.skills, excluded, n) else agent = longest_available(c.skills) end
+      local skills = on_channel(c.skills, channel_of(c))
+      if excluded then agent = longest_available_except(skills, excluded, n) else agent = longest_available(skills) end
       if agent then assign(c, doc_get(K_AGENTS, agent)) end
     end
   else

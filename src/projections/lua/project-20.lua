@@ -144,7 +144,9 @@ local function skill_sets_remove(skills)
 end
 
 -- The workspace settings (the meta hash's "settings", defaults when absent), read once a step.
-local DEFAULT_SETTINGS = { offerTimeoutMs = 0, wrapUpMs = 0, missedOfferPresence = 'away', maxWaitMs = cjson.null }
+local DEFAULT_SETTINGS = {
+  offerTimeoutMs = 0, wrapUpMs = 0, missedOfferPresence = 'away', maxWaitMs = cjson.null, channels = { 'voice' },
+}
 local settings_cache
 local function settings()
   if not settings_cache then
@@ -152,6 +154,34 @@ local function settings()
     settings_cache = s and cjson.decode(s) or DEFAULT_SETTINGS
   end
   return settings_cache
+end
+
+-- Whether the workspace declares `channel`.
+local function declared(channel)
+  local chs = settings().channels or DEFAULT_SETTINGS.channels
+  for i = 1, #chs do
+    if chs[i] == channel then return true end
+  end
+  return false
+end
+
+-- `what`: the detail's start, up to "not among".
+local function not_declared(what)
+  return problem(422, 'channel-not-declared', 'Channel not declared', what .. ' not among this workspace\'s channels ('
+    .. table.concat(settings().channels or DEFAULT_SETTINGS.channels, ', ')
+    .. '); add it to the settings\' channels first (PUT /settings).')
+end
+
+-- A capacity per channel naming a channel the workspace does not declare: the problem.
+local function capacity_refused(capacity)
+  if type(capacity) ~= 'table' then return nil end
+  local unknown = {}
+  for ch in pairs(capacity) do
+    if not declared(ch) then unknown[#unknown + 1] = '"' .. ch .. '"' end
+  end
+  if #unknown == 0 then return nil end
+  table.sort(unknown)
+  return not_declared('capacity names ' .. table.concat(unknown, ', ') .. ',')
 end
 
 local function timer_add(due, member)
@@ -167,9 +197,10 @@ local function without(list, id)
   return out
 end
 
--- Takes a contact off an agent being changed (`a`, a copy): its capacity and its offers.
-local function release(a, contact_id)
+-- Takes a contact (on `channel`) off an agent being changed (`a`, a copy): its capacity and its offers.
+local function release(a, contact_id, channel)
   a.activeContacts = json_array(without(a.activeContacts, contact_id))
+  load_add(a, channel, -1)
   local offers = without(a._offers, contact_id)
   a._offers = #offers > 0 and offers or nil
 end
@@ -191,7 +222,7 @@ local function withdraw(d, a, at, pos, fact, extra)
   d.position = pos
   doc_put(K_CONTACTS, d)
   queue_add(d)
-  release(a, d.id)
+  release(a, d.id, channel_of(d))
   local data = { contactId = d.id, agentId = agent_id }
   for k, v in pairs(extra) do data[k] = v end
   emit(fact, at, data)
@@ -230,7 +261,7 @@ handlers.RegisterAgent = function(c, at, pos, meta)
     return problem(409, 'agent-exists', 'Agent already exists',
       'Agent "' .. c.agentId .. '" is registered; change it with PATCH.')
   end
-  local refused = skill_sets_admit(c.skills, nil)
+  local refused = skill_sets_admit(c.skills, nil) or capacity_refused(c.capacity)
   if refused then return refused end
   skill_sets_add(c.skills)
   local a = {
@@ -246,6 +277,8 @@ end
 handlers.UpdateAgent = function(c, at, pos, meta)
   local before = doc_get(K_AGENTS, c.agentId)
   if not before then return no_agent(c.agentId) end
+  local no_channel = capacity_refused(c.capacity)
+  if no_channel then return no_channel end
   if c.skills then
     local refused = skill_sets_admit(c.skills, before.skills)
     if refused then return refused end
@@ -255,7 +288,15 @@ handlers.UpdateAgent = function(c, at, pos, meta)
   local a = copy(before)
   if c.name then a.name = c.name end
   if c.skills then a.skills = json_array(c.skills) end
-  if c.capacity then a.capacity = c.capacity end
+  if c.capacity then
+    a.capacity = c.capacity
+    a._load = nil
+    -- Per channel: the contacts it holds count on their channels (at most its capacity: bounded).
+    for i = 1, #a.activeContacts do
+      local held = doc_get(K_CONTACTS, a.activeContacts[i])
+      load_add(a, held and channel_of(held) or 'voice', 1)
+    end
+  end
   if c.wrapUpMs then a.wrapUpMs = c.wrapUpMs end
   availability_sync(before, a, at)
   a.position = pos
@@ -303,7 +344,7 @@ handlers.RemoveAgent = function(c, at, pos, meta)
   for _, id in ipairs(a._offers or {}) do
     withdraw(doc_get(K_CONTACTS, id), left, at, pos, 'AssignmentRejected', { rejectedAt = iso(at), reason = 'removed' })
   end
-  if can_take_work(a) then pool_leave(a.skills, a._since, a.id) end
+  for _, seat in pairs(seats(a, a.skills, a._since, a._chsince)) do pool_leave(seat[1], seat[2], a.id) end
   end_wrap(left)
   skill_sets_remove(a.skills)
   doc_delete(K_AGENTS, a.id)
@@ -316,9 +357,11 @@ handlers.QueueContact = function(c, at, pos, meta)
     return problem(409, 'contact-exists', 'Contact already exists',
       'Contact "' .. c.contactId .. '" was queued before; use a new id.')
   end
+  local channel = c.channel or 'voice'
+  if not declared(channel) then return not_declared('channel "' .. channel .. '" is') end
   local seq = redis.call('HINCRBY', K_META, 'seq', 1)
   local d = {
-    id = c.contactId, skills = json_array(c.skills), priority = c.priority, state = 'queued',
+    id = c.contactId, skills = json_array(c.skills), channel = channel, priority = c.priority, state = 'queued',
     queuedAt = iso(at), position = pos, _seq = seq, _attrs = c._attrs,
     _cmd = meta.commandId, maxWaitMs = c.maxWaitMs,
   }
@@ -354,7 +397,7 @@ local function leave(d, at, pos)
     local before = doc_get(K_AGENTS, d.agentId)
     if before then
       local a = copy(before)
-      release(a, d.id)
+      release(a, d.id, channel_of(d))
       availability_sync(before, a, at)
       doc_put(K_AGENTS, a)
     end
@@ -395,11 +438,11 @@ end
 
 -- An assignment ends (completed, transferred): the agent is freed and starts its wrap-up, if it
 -- has one (a running one is replaced). Returns the wrap-up's number and end, or nil.
-local function assignment_ends(agent_id, contact_id, at, pos)
+local function assignment_ends(agent_id, d, at, pos)
   local before = doc_get(K_AGENTS, agent_id)
   if not before then return nil end
   local a = copy(before)
-  release(a, contact_id)
+  release(a, d.id, channel_of(d))
   local wrap = a.wrapUpMs or settings().wrapUpMs
   local wrap_n, wrap_until
   if wrap > 0 and a.presence == 'available' then
@@ -427,7 +470,7 @@ handlers.CompleteContact = function(c, at, pos, meta)
   d.position = pos
   doc_put(K_CONTACTS, d)
   redis.call('ZADD', K_FINISHED, int(at), d.id)
-  local wrap_n, wrap_until = assignment_ends(d.agentId, d.id, at, pos)
+  local wrap_n, wrap_until = assignment_ends(d.agentId, d, at, pos)
   stat_add('completed')
   emit('ContactCompleted', at, {
     contactId = d.id, agentId = d.agentId, completedAt = d.completedAt, handledMs = at - (d._assignedAt or at),
@@ -451,7 +494,7 @@ handlers.TransferContact = function(c, at, pos, meta)
   d.position = pos
   doc_put(K_CONTACTS, d)
   queue_add(d)
-  local wrap_n, wrap_until = assignment_ends(agent_id, d.id, at, pos)
+  local wrap_n, wrap_until = assignment_ends(agent_id, d, at, pos)
   stat_add('transferred')
   emit('ContactTransferred', at, {
     contactId = d.id, fromAgentId = agent_id, skills = d.skills, priority = d.priority, transferredAt = iso(at),
@@ -461,9 +504,22 @@ handlers.TransferContact = function(c, at, pos, meta)
 end
 
 handlers.ChangeSettings = function(c, at, pos, meta)
+  -- Channels left out stay as they are; channels are added, never removed.
+  local current = settings().channels or DEFAULT_SETTINGS.channels
+  local channels = c.channels or current
+  local kept, dropped = {}, {}
+  for i = 1, #channels do kept[channels[i]] = true end
+  for i = 1, #current do
+    if not kept[current[i]] then dropped[#dropped + 1] = '"' .. current[i] .. '"' end
+  end
+  if #dropped > 0 then
+    return problem(422, 'channels-not-removable', 'Channels cannot be removed', 'channels leaves out '
+      .. table.concat(dropped, ', ') .. '; channels are added, never removed (contacts and agents may use them): '
+      .. 'send every current channel too.')
+  end
   local st = {
     offerTimeoutMs = c.offerTimeoutMs, wrapUpMs = c.wrapUpMs, missedOfferPresence = c.missedOfferPresence,
-    maxWaitMs = c.maxWaitMs,
+    maxWaitMs = c.maxWaitMs, channels = json_array(channels),
   }
   redis.call('HSET', K_META, 'settings', cjson.encode(st))
   settings_cache = st
@@ -596,22 +652,45 @@ local function is_skills(v)
   return true
 end
 local PRESENCE = { available = true, away = true, offline = true }
+local function is_channel(v)
+  return type(v) == 'string' and #v >= 1 and #v <= 32 and string.find(v, '^[a-z][a-z0-9_-]*$') ~= nil
+end
+-- One number, or 1..16 channels each with a number.
+local function is_capacity(v)
+  if is_int(v, 1, 100) then return true end
+  if type(v) ~= 'table' then return false end
+  local n = 0
+  for k, x in pairs(v) do
+    if not is_channel(k) or not is_int(x, 1, 100) then return false end
+    n = n + 1
+  end
+  return n >= 1 and n <= 16
+end
+local function is_channels(v)
+  if v == nil then return true end
+  if type(v) ~= 'table' or #v == 0 or #v > 16 then return false end
+  for i = 1, #v do
+    if not is_channel(v[i]) or (i > 1 and v[i - 1] >= v[i]) then return false end
+  end
+  return true
+end
 local DAY = 86400000
 local function is_wait(v) return v == nil or is_int(v, 1, 7 * DAY) end
 local shapes = {
   RegisterAgent = function(c)
-    return is_id(c.agentId) and is_skills(c.skills) and is_int(c.capacity, 1, 100) and is_name(c.name)
+    return is_id(c.agentId) and is_skills(c.skills) and is_capacity(c.capacity) and is_name(c.name)
       and (c.wrapUpMs == nil or is_int(c.wrapUpMs, 0, DAY))
   end,
   UpdateAgent = function(c)
     return is_id(c.agentId) and (c.skills == nil or is_skills(c.skills))
-      and (c.capacity == nil or is_int(c.capacity, 1, 100)) and is_name(c.name)
+      and (c.capacity == nil or is_capacity(c.capacity)) and is_name(c.name)
       and (c.wrapUpMs == nil or is_int(c.wrapUpMs, 0, DAY))
   end,
   ChangeAgentState = function(c) return is_id(c.agentId) and PRESENCE[c.state] == true end,
   RemoveAgent = function(c) return is_id(c.agentId) end,
   QueueContact = function(c)
     return is_id(c.contactId) and is_skills(c.skills) and is_int(c.priority, 0, 9) and is_wait(c.maxWaitMs)
+      and (c.channel == nil or is_channel(c.channel))
   end,
   AbandonContact = function(c) return is_id(c.contactId) end,
   CompleteContact = function(c) return is_id(c.contactId) end,
@@ -619,6 +698,7 @@ local shapes = {
   ChangeSettings = function(c)
     return is_int(c.offerTimeoutMs, 0, 3600000) and is_int(c.wrapUpMs, 0, DAY)
       and PRESENCE[c.missedOfferPresence] == true and (c.maxWaitMs == cjson.null or is_wait(c.maxWaitMs))
+      and is_channels(c.channels)
   end,
   TransferContact = function(c)
     return is_id(c.contactId) and is_skills(c.skills) and (c.priority == nil or is_int(c.priority, 0, 9))

@@ -35,16 +35,56 @@ end
 -- end, ms) and `_wraps` (wrap-ups so far). A contact's: `_offer` (the offer outstanding, by
 -- number), `_offers` (offers so far), `_expiresMs` (that offer's end) and `_deadline` (its maximum
 -- wait's end, ms).
+--
+-- Capacity is one number (contacts at once on any channel) or a table channel → number; with a
+-- table, `_load` counts the agent's contacts per channel (absent channels: none) and `_chsince`
+-- holds each channel it has room on → its available-since (ms).
+
+-- Room for one more contact on `channel` (one number: room on any channel).
+local function has_room_on(a, channel)
+  if type(a.capacity) == 'number' then return #a.activeContacts < a.capacity end
+  local cap = a.capacity[channel]
+  return cap ~= nil and ((a._load and a._load[channel]) or 0) < cap
+end
+
+local function has_room(a)
+  if type(a.capacity) == 'number' then return #a.activeContacts < a.capacity end
+  for ch in pairs(a.capacity) do
+    if has_room_on(a, ch) then return true end
+  end
+  return false
+end
+
 local function agent_state(a)
   if a.presence ~= 'available' then return a.presence end
   if a._wrap then return 'wrapup' end
   if a._offers then return 'reserved' end
-  if #a.activeContacts >= a.capacity then return 'busy' end
+  if not has_room(a) then return 'busy' end
   return 'available'
 end
 
 local function can_take_work(a)
-  return a.presence == 'available' and not a._wrap and #a.activeContacts < a.capacity
+  return a.presence == 'available' and not a._wrap and has_room(a)
+end
+
+local function can_take_on(a, channel)
+  return a.presence == 'available' and not a._wrap and has_room_on(a, channel)
+end
+
+-- A contact's channel (absent in data written before channels: voice).
+local function channel_of(c)
+  return c.channel or 'voice'
+end
+
+-- Counts a contact on `channel` in or out (`by` = 1 or -1) of an agent's per-channel load.
+local function load_add(a, channel, by)
+  if type(a.capacity) == 'number' then return end
+  -- A new table: the agent being changed may share the old one with the agent as it was.
+  local load = {}
+  for ch, n in pairs(a._load or {}) do load[ch] = n end
+  local n = (load[channel] or 0) + by
+  if n > 0 then load[channel] = n else load[channel] = nil end
+  a._load = next(load) and load or nil
 end
 
 -- Timers (a zset scored by due time, ms): members "o|<contact>|<offer>", "w|<agent>|<wrap-up>",

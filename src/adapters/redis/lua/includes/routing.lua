@@ -22,6 +22,12 @@
 --               number of distinct agent skill sets holding the skill (the limit that bounds a walk).
 -- Skills and ids never hold "|" or " " (API.md), every id character sorts after " " and every
 -- skill character before "|", so these orders are the routing orders.
+--
+-- Channels: a contact's queue is named by its skills on its channel, "<channel>/<skill>" each
+-- (voice/Billing,voice/English). An agent with one capacity number takes any channel: its pool is
+-- named by its bare skills, and such pools serve the queues of every channel. An agent with
+-- capacity per channel is in one pool per channel it has room on, named by its skills on that
+-- channel, with that channel's available-since.
 local PRIORITY_STEP = 17592186044416 -- 2^44: priority outranks arrival order
 
 local function order_score(priority, seq)
@@ -30,6 +36,18 @@ end
 
 local function skillset_name(skills)
   return table.concat(skills, ',')
+end
+
+-- Skills as a channel's queues and pools name them.
+local function on_channel(skills, channel)
+  local out = {}
+  for i = 1, #skills do out[i] = channel .. '/' .. skills[i] end
+  return out
+end
+
+-- The name of a contact's queue: its skills on its channel.
+local function route_name(c)
+  return skillset_name(on_channel(c.skills, channel_of(c)))
 end
 
 -- The bounds of the lexicographic range of members that start with "<prefix>|".
@@ -97,50 +115,94 @@ local function excluded_add(n)
   redis.call('HINCRBY', K_META, 'excluded', n)
 end
 
-local function free_slots(a)
-  if a.presence ~= 'available' then return 0 end
-  return a.capacity - #a.activeContacts
+-- The pools an agent is in while it can take work: channel ('' for any channel) → {skills, since}.
+local function seats(a, skills, since, chsince)
+  local out = {}
+  if not can_take_work(a) then return out end
+  if type(a.capacity) == 'number' then
+    out[''] = { skills, since }
+    return out
+  end
+  for ch in pairs(a.capacity) do
+    if has_room_on(a, ch) and chsince and chsince[ch] then out[ch] = { on_channel(skills, ch), chsince[ch] } end
+  end
+  return out
+end
+
+-- Room on a channel ('' for any), for telling whether an agent may now serve more than before.
+local function free_on(a, ch)
+  if not can_take_work(a) then return 0 end
+  if ch == '' then return type(a.capacity) == 'number' and a.capacity - #a.activeContacts or 0 end
+  if type(a.capacity) == 'number' then return 0 end
+  return (a.capacity[ch] or 0) - ((a._load and a._load[ch]) or 0)
 end
 
 -- Brings the pools in step with an agent after a change. `before` is the agent as it was (or
--- nil); `at` the time of the change. Keeps the LAA score while the agent stays able to work, and
--- makes its pool a candidate whenever the agent may now serve a contact it could not serve before.
+-- nil); `at` the time of the change. Keeps the LAA score while the agent stays able to work (on
+-- each channel, with capacity per channel), and makes a pool of it a candidate whenever the agent
+-- may now serve a contact it could not serve before.
 local function availability_sync(before, a, at)
-  local was_in = before ~= nil and can_take_work(before)
-  if not can_take_work(a) then
-    if was_in then pool_leave(before.skills, before._since, a.id) end
-    a._since = nil
-    a.availableSince = cjson.null
-    a.state = agent_state(a)
-    return
+  local old = before and seats(before, before.skills, before._since, before._chsince) or {}
+  -- Each seat keeps its since while the agent stays able to take work there (an agent given
+  -- capacity per channel keeps its since on every channel, and back).
+  local function kept(ch)
+    if not before or not can_take_work(before) then return nil end
+    if type(before.capacity) == 'number' then return before._since end
+    if ch == '' then return before._since end
+    return old[ch] and old[ch][2]
   end
-  local moved = not was_in
-  if was_in then
-    a._since = before._since
-    if skillset_name(before.skills) ~= skillset_name(a.skills) then
-      pool_leave(before.skills, a._since, a.id)
-      pool_join(a.skills, a._since, a.id)
-      moved = true
+  local since, chsince, first
+  if can_take_work(a) then
+    if type(a.capacity) == 'number' then
+      since = kept('') or at
+      first = since
+    else
+      chsince = {}
+      for ch in pairs(a.capacity) do
+        if has_room_on(a, ch) then
+          local s = kept(ch) or at
+          chsince[ch] = s
+          if not first or s < first then first = s end
+        end
+      end
     end
+  end
+  local new = seats(a, a.skills, since, chsince)
+  for ch, seat in pairs(old) do
+    local n = new[ch]
+    if not n or n[2] ~= seat[2] or skillset_name(n[1]) ~= skillset_name(seat[1]) then pool_leave(seat[1], seat[2], a.id) end
+  end
+  local woke = false
+  for ch, seat in pairs(new) do
+    local o = old[ch]
+    local moved = not o or o[2] ~= seat[2] or skillset_name(o[1]) ~= skillset_name(seat[1])
+    if moved then pool_join(seat[1], seat[2], a.id) end
+    if moved or free_on(a, ch) > free_on(before, ch) then
+      -- A pool already a candidate keeps its score: a lower bound of the first contact it can
+      -- serve, whichever of its agents serves it (contacts queued since are their queues'
+      -- candidates). Not while some queued contact was turned down by an agent: such a contact
+      -- may be blocked while its queue has other agents, so no candidate covers it; this agent
+      -- may serve it, and its pool looks again from the start.
+      redis.call('ZADD', K_CAND, turned_down() and 'LT' or 'NX', 0, 'p:' .. skillset_name(seat[1]))
+      woke = true
+    end
+  end
+  if woke then wake() end
+  a._since = first
+  a._chsince = chsince and next(chsince) and chsince or nil
+  a.availableSince = first and iso(first) or cjson.null
+  if a._chsince then
+    local by = {}
+    for ch, s in pairs(a._chsince) do by[ch] = iso(s) end
+    a.availableSinceByChannel = by
   else
-    a._since = at
-    pool_join(a.skills, a._since, a.id)
+    a.availableSinceByChannel = nil
   end
-  a.availableSince = iso(a._since)
   a.state = agent_state(a)
-  if moved or free_slots(a) > free_slots(before) then -- before is set when not moved
-    -- A pool already a candidate keeps its score: a lower bound of the first contact it can
-    -- serve, whichever of its agents serves it (contacts queued since are their queues' candidates).
-    -- Not while some queued contact was turned down by an agent: such a contact may be blocked
-    -- while its queue has other agents, so no candidate covers it; this agent may serve it, and
-    -- its pool looks again from the start.
-    redis.call('ZADD', K_CAND, turned_down() and 'LT' or 'NX', 0, 'p:' .. skillset_name(a.skills))
-    wake()
-  end
 end
 
 local function queue_member(c)
-  return skillset_name(c.skills) .. '|' .. (9 - c.priority) .. '|' .. string.format('%016d', c._seq) .. '|' .. c.id
+  return route_name(c) .. '|' .. (9 - c.priority) .. '|' .. string.format('%016d', c._seq) .. '|' .. c.id
 end
 
 -- The routing-order score of a skill-set queue member.
@@ -155,7 +217,7 @@ local function queue_candidate(name)
 end
 
 local function queue_add(c)
-  local name = skillset_name(c.skills)
+  local name = route_name(c)
   if c.excludedAgents then excluded_add(1) end
   local score = int(order_score(c.priority, c._seq))
   redis.call('ZADD', K_QUEUE, int(c._seq), c.id)
@@ -179,7 +241,7 @@ end
 -- `at_head`: the caller knows the contact heads its skill set's queue; `after` (with at_head) is
 -- the member behind it as the caller read it (false when there is none), or nil when not read.
 local function queue_remove(c, at_head, after)
-  local name = skillset_name(c.skills)
+  local name = route_name(c)
   if c.excludedAgents then excluded_add(-1) end
   redis.call('ZREM', K_QUEUE, c.id)
   redis.call('ZREM', K_QINDEX, queue_member(c))
