@@ -55,6 +55,21 @@ const ms = (min: number, max: number, description: string) => ({
 const DAY_MS = 86_400_000;
 const wrapUpMs = ms(0, DAY_MS, 'after-contact work after each completion, ms (the agent takes no new work)');
 const maxWaitMs = ms(1, 7 * DAY_MS, 'the longest the contact waits queued, ms, before it leaves as expired');
+const channel = { type: 'string', pattern: '^[a-z][a-z0-9_-]{0,31}$' };
+const capacity = {
+  oneOf: [
+    { type: 'integer', minimum: 1, maximum: 100 },
+    {
+      type: 'object',
+      minProperties: 1,
+      maxProperties: 16,
+      propertyNames: channel,
+      additionalProperties: { type: 'integer', minimum: 1, maximum: 100 },
+    },
+  ],
+  description:
+    'contacts at once on any channel (default 1), or per channel such as {"voice": 1, "chat": 3} (each a channel the workspace declares)',
+};
 const presence = { enum: ['available', 'away', 'offline'] };
 const agentStates = ['offline', 'available', 'away', 'busy', 'wrapup', 'reserved'];
 const contactStates = ['queued', 'offered', 'assigned', 'completed', 'abandoned', 'expired'];
@@ -437,7 +452,7 @@ export const openapi = {
           id,
           name,
           skills,
-          capacity: { type: 'integer', minimum: 1, maximum: 100 },
+          capacity,
           wrapUpMs: { ...wrapUpMs, description: `${wrapUpMs.description}; instead of the workspace's` },
         },
       },
@@ -448,7 +463,7 @@ export const openapi = {
         properties: {
           name,
           skills,
-          capacity: { type: 'integer', minimum: 1, maximum: 100 },
+          capacity,
           wrapUpMs: { ...wrapUpMs, description: `${wrapUpMs.description}; instead of the workspace's` },
         },
       },
@@ -511,26 +526,37 @@ export const openapi = {
             oneOf: [maxWaitMs, { type: 'null' }],
             description: `${maxWaitMs.description}; null (default): no limit`,
           },
+          channels: {
+            type: 'array',
+            items: channel,
+            minItems: 1,
+            maxItems: 16,
+            uniqueItems: true,
+            description:
+              'the channels contacts may come on (default ["voice"]); left out: the channels in force stay; channels are added, never removed',
+          },
         },
       },
       Settings: {
         type: 'object',
-        required: ['offerTimeoutMs', 'wrapUpMs', 'missedOfferPresence', 'maxWaitMs'],
+        required: ['offerTimeoutMs', 'wrapUpMs', 'missedOfferPresence', 'maxWaitMs', 'channels'],
         properties: {
           offerTimeoutMs: { type: 'integer' },
           wrapUpMs: { type: 'integer' },
           missedOfferPresence: presence,
           maxWaitMs: { type: ['integer', 'null'] },
+          channels: { type: 'array', items: channel },
         },
       },
       SettingsApplied: {
         type: 'object',
-        required: ['offerTimeoutMs', 'wrapUpMs', 'missedOfferPresence', 'maxWaitMs', 'position'],
+        required: ['offerTimeoutMs', 'wrapUpMs', 'missedOfferPresence', 'maxWaitMs', 'channels', 'position'],
         properties: {
           offerTimeoutMs: { type: 'integer' },
           wrapUpMs: { type: 'integer' },
           missedOfferPresence: presence,
           maxWaitMs: { type: ['integer', 'null'] },
+          channels: { type: 'array', items: channel },
           position,
         },
       },
@@ -541,6 +567,10 @@ export const openapi = {
         properties: {
           id,
           skills,
+          channel: {
+            ...channel,
+            description: 'the channel it comes on (default voice), one the workspace declares',
+          },
           priority: { type: 'integer', minimum: 0, maximum: 9 },
           maxWaitMs: { ...maxWaitMs, description: `${maxWaitMs.description}; instead of the workspace's` },
           attributes: {
@@ -555,7 +585,7 @@ export const openapi = {
           id,
           name: { type: 'string' },
           skills,
-          capacity: { type: 'integer' },
+          capacity,
           presence,
           state: {
             enum: agentStates,
@@ -564,6 +594,11 @@ export const openapi = {
           },
           activeContacts: { type: 'array', items: id, description: 'offered and assigned contacts' },
           availableSince: { type: ['string', 'null'] },
+          availableSinceByChannel: {
+            type: 'object',
+            additionalProperties: { type: 'string' },
+            description: 'with capacity per channel: each channel it has room on, and since when',
+          },
           registeredAt: { type: 'string' },
           wrapUpMs: { type: 'integer', description: "the agent's own wrap-up time, when set" },
           wrapUpUntil: { type: 'string', description: 'while wrapping up: when the wrap-up ends' },
@@ -575,6 +610,7 @@ export const openapi = {
         properties: {
           id,
           skills,
+          channel,
           priority: { type: 'integer' },
           attributes: { type: 'object' },
           state: { enum: contactStates },

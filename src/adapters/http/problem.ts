@@ -51,6 +51,8 @@ export const PROBLEM_TYPES = {
   'malformed-command': 422,
   'command-failed': 422,
   'skill-set-limit': 422,
+  'channel-not-declared': 422,
+  'channels-not-removable': 422,
   'upgrade-required': 426,
   'rate-limited': 429,
   'too-many-websockets': 429,
