@@ -27,7 +27,7 @@ describe('decision cost at adversarial pool shapes', () => {
 
   it('multi-skill contacts against a split pool: 4,000 + 4,000 agents cost what 250 + 250 do', async () => {
     const { small, large } = await faster((size, attempt) =>
-      splitShape(suite.redis, `split-${size}-${attempt}-${run}`, {
+      splitShape(suite.admin, `split-${size}-${attempt}-${run}`, {
         n: size === 'small' ? 250 : 4000,
         contacts: 30,
         arrivals: 30,
@@ -40,7 +40,7 @@ describe('decision cost at adversarial pool shapes', () => {
 
   it('a 32-skill agent against 30,000 distinct 4-skill sets costs what 1,000 do', async () => {
     const { small, large } = await faster((size, attempt) =>
-      wideShape(suite.redis, `wide-${size}-${attempt}-${run}`, {
+      wideShape(suite.admin, `wide-${size}-${attempt}-${run}`, {
         contacts: size === 'small' ? 1000 : 30_000,
         cycles: 40,
       }),
@@ -48,5 +48,19 @@ describe('decision cost at adversarial pool shapes', () => {
     console.log(JSON.stringify({ shape: 'wide', small, large }));
     expect(large.assignments).toBe(41);
     expect(large.medianRedisStepUs! / small.medianRedisStepUs!).toBeLessThan(2);
+  });
+
+  it('the same agent, taking any channel, against contacts spread over 16 channels: 30,000 cost what 1,000 do', async () => {
+    const { small, large } = await faster((size, attempt) =>
+      wideShape(suite.admin, `wide16-${size}-${attempt}-${run}`, {
+        contacts: size === 'small' ? 1000 : 30_000,
+        cycles: 40,
+        channels: 16,
+      }),
+    );
+    console.log(JSON.stringify({ shape: 'wide, 16 channels', small, large }));
+    expect(large.assignments).toBe(41);
+    expect(large.medianRedisStepUs! / small.medianRedisStepUs!).toBeLessThan(2);
+    expect(large.worstRedisStepUs!).toBeLessThan(5000);
   });
 });

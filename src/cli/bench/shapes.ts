@@ -78,11 +78,24 @@ const register = (agentId: string, skills: string[]): Command => ({
   capacity: 1,
 });
 const available = (agentId: string): Command => ({ type: 'ChangeAgentState', agentId, state: 'available' });
-const queue = (contactId: string, skills: string[], priority = 0): Command => ({
+const queue = (contactId: string, skills: string[], priority = 0, channel?: string): Command => ({
   type: 'QueueContact',
   contactId,
   skills: [...skills].sort(),
   priority,
+  ...(channel !== undefined ? { channel } : {}),
+});
+
+/** The workspace declares `n` channels (voice and c01..): its settings otherwise the defaults. */
+const channelsOf = (n: number): string[] =>
+  ['voice', ...Array.from({ length: n - 1 }, (_, i) => `c${String(i + 1).padStart(2, '0')}`)].sort();
+const declare = (channels: string[]): Command => ({
+  type: 'ChangeSettings',
+  offerTimeoutMs: 0,
+  wrapUpMs: 0,
+  missedOfferPresence: 'away',
+  maxWaitMs: null,
+  channels,
 });
 
 /**
@@ -140,18 +153,24 @@ function subsets(items: readonly string[], k: number, limit: number): string[][]
 /**
  * A many-skilled agent: one agent holding 32 skills against `contacts` queued contacts, each
  * needing a distinct set of 4 of those skills; the agent completes and takes work again `cycles` times.
+ * With `channels`, the workspace declares that many and the contacts are spread over them (the
+ * agent takes any channel, so its pool looks for queues on every one).
  */
 export async function wideShape(
   redis: RedisClient,
   workspace: string,
-  o: { contacts: number; cycles: number },
+  o: { contacts: number; cycles: number; channels?: number },
 ): Promise<StepFigures> {
   await ensureGroup(redis, workspace);
   const skills = Array.from({ length: 32 }, (_, i) => `s${String(i).padStart(2, '0')}`);
   const sets = subsets(skills, 4, o.contacts);
+  const channels = channelsOf(o.channels ?? 1);
   await sendAll(redis, workspace, [
+    ...(channels.length > 1 ? [declare(channels)] : []),
     register('wide', skills),
-    ...sets.map((set, i) => queue(`c${i}`, set, i % 10)),
+    ...sets.map((set, i) =>
+      queue(`c${i}`, set, i % 10, channels.length > 1 ? channels[i % channels.length] : undefined),
+    ),
   ]);
   await dispatchPending(redis, workspace);
   const clock = new StepClock(redis, workspace);
