@@ -10,6 +10,8 @@
  *
  * Exit codes: 0 after a run (see its summary), 1 when Switchboard cannot be reached, 2 for bad options.
  */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
 import { FatalError } from './sim/http.ts';
 import { parseCommandLine, runCommand } from './sim/options.ts';
@@ -20,7 +22,10 @@ import type { SimSummary } from './sim/summary.ts';
 const USAGE = `Usage: npm run simulate -- [options]
 
   --url <url>            Switchboard's HTTP API (default $SWITCHBOARD_URL or http://127.0.0.1:8080)
-  --workspace <name>     workspace to use (default sim-<timestamp>, a fresh one per run)
+  --key <key>            API key of the workspace (default $SWITCHBOARD_API_KEY, else the admin key the
+                         first npm start stored at <$DATA_DIR or ./data>/admin-key, when there)
+  --workspace <name>     workspace to use (default: default with a key, since the stored admin key is
+                         one of default; sim-<timestamp>, a fresh one per run, without)
   --agents <n>           agents (default 40)
   --contacts <n>         contacts to queue (default 100)
   --rate <per second>    contacts queued per second (default 2)
@@ -47,6 +52,7 @@ const USAGE = `Usage: npm run simulate -- [options]
 function parseSimulateArgs(argv: readonly string[], env: NodeJS.ProcessEnv): SimOptions & { json: boolean } {
   const { values, positionals, check } = parseCommandLine(argv, USAGE, {
     url: { type: 'string' },
+    key: { type: 'string' },
     workspace: { type: 'string' },
     agents: { type: 'string' },
     contacts: { type: 'string' },
@@ -74,7 +80,9 @@ function parseSimulateArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Sim
     bare: true,
     ...(values.url === undefined ? { from: 'SWITCHBOARD_URL' } : {}),
   });
-  const workspace = values.workspace ?? `sim-${Date.now()}`;
+  const key = values.key ?? (env.SWITCHBOARD_API_KEY?.trim() || storedAdminKey(env));
+  // A key belongs to one workspace: the stored admin key is default's.
+  const workspace = values.workspace ?? (key !== undefined ? 'default' : `sim-${Date.now()}`);
   check.check(
     /^[A-Za-z0-9_-]{1,64}$/.test(workspace),
     `--workspace: must be 1..64 characters of [A-Za-z0-9_-] (got "${workspace}")`,
@@ -126,6 +134,7 @@ function parseSimulateArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Sim
   check.done();
   return {
     url,
+    ...(key !== undefined ? { key } : {}),
     workspace,
     agents,
     contacts,
@@ -143,6 +152,15 @@ function parseSimulateArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Sim
     ...(Object.keys(settings).length > 0 ? { settings } : {}),
     json: values.json ?? false,
   };
+}
+
+/** The admin key the main command stored on its first start, when this checkout has one. */
+function storedAdminKey(env: NodeJS.ProcessEnv): string | undefined {
+  try {
+    return readFileSync(path.join(env.DATA_DIR?.trim() || './data', 'admin-key'), 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function formatSummary(s: SimSummary): string {

@@ -163,6 +163,23 @@ describe('the live feed with keys', () => {
     expect(events.statusCode).toBe(401);
   });
 
+  it('an open feed of a key revoked meanwhile is closed with 1008 within about a second', async () => {
+    const victim = await keyOf(sb.redis, WS, 'supervisor');
+    const feed = await open('', bearer(victim.key));
+    const closed = new Promise<{ code: number; reason: string; at: number }>((resolve) =>
+      feed.socket.once('close', (code, reason) =>
+        resolve({ code, reason: reason.toString(), at: performance.now() }),
+      ),
+    );
+    await sleep(100);
+    const from = performance.now();
+    await revokeApiKey(sb.redis, WS, victim.keyId);
+    const c = await closed;
+    expect(c.code).toBe(1008);
+    expect(c.reason).toMatch(/revoked/);
+    expect(c.at - from).toBeLessThan(1500);
+  });
+
   it("an agent key's feed never carries another agent's event, under load", async () => {
     const agents = Array.from({ length: 10 }, (_, i) => `ag${i}`);
     const me = 'ag3';

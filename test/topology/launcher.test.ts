@@ -17,7 +17,7 @@
  */
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -61,7 +61,7 @@ function portOpen(port: number): Promise<boolean> {
 }
 
 /** Start the launcher with all four ports on 0 (free ports) and collect its output. */
-function startLauncher(dataDir: string, extra: string[]) {
+function startLauncher(dataDir: string, extra: string[], env: Record<string, string> = {}) {
   const child = spawn(
     process.execPath,
     [
@@ -80,7 +80,7 @@ function startLauncher(dataDir: string, extra: string[]) {
       '0',
       ...extra,
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } },
   );
   running.push(child);
   let out = '';
@@ -164,9 +164,16 @@ describe('the topology launcher', () => {
       pids.add(s.pid);
     }
     expect(pids.size).toBe(3);
+    // API keys on: the first API instance stored the admin key of default in the data directory.
+    const keyFile = path.join(dataDir, 'admin-key');
+    expect(out).toContain(keyFile);
+    await waitFor('the admin key', () => existsSync(keyFile), { timeoutMs: 10_000 });
+    const key = readFileSync(keyFile, 'utf8').trim();
+    const refused = await fetch(`${api}/v1/workspaces/default/stats`);
+    expect(refused.status).toBe(401);
     const created = await fetch(`${api}/v1/workspaces/default/agents`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
       body: JSON.stringify({ id: 'launcher-test', skills: ['English'] }),
     });
     expect(created.status).toBe(201);
@@ -186,7 +193,8 @@ describe('the topology launcher', () => {
       const dataDir = await mkdtemp(path.join(os.tmpdir(), 'sb-topology-vrrp-'));
       dirs.push(dataDir);
       const started = Date.now();
-      const l = startLauncher(dataDir, ['--vrrp']);
+      // The load below uses a workspace of its own, with no key: this test is about the failover.
+      const l = startLauncher(dataDir, ['--vrrp'], { AUTH: 'off' });
       const out = await waitForBanner(l, 100_000);
       const startupMs = Date.now() - started;
       const id = /run ([0-9a-z]+):/.exec(out)?.[1];
@@ -322,7 +330,13 @@ describe('the topology launcher', () => {
       load.stop();
 
       // The audit, inside the app namespace (the cluster is not reachable from here).
-      const seeds = [...out.matchAll(/master redis:\/\/([\d.]+:\d+)/g)].map((m) => m[1]!);
+      // As the Switchboard ACL user, whose password the launcher keeps in the data directory.
+      const { app } = JSON.parse(readFileSync(path.join(dataDir, 'redis-credentials.json'), 'utf8')) as {
+        app: { user: string; password: string };
+      };
+      const seeds = [...out.matchAll(/master redis:\/\/([\d.]+:\d+)/g)].map(
+        (m) => `${app.user}:${app.password}@${m[1]!}`,
+      );
       expect(seeds.length, out).toBeGreaterThan(0);
       const ackedFile = path.join(dataDir, `acked-${ws}.json`);
       writeFileSync(ackedFile, JSON.stringify([...load.acknowledged.keys()]));

@@ -15,6 +15,13 @@ import { type Problem, problem, sendProblem } from './problem.ts';
  * filtered to it (`agent=` forced; another agent is refused).
  */
 export type Own = 'path' | 'body' | 'contact' | 'live';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** With keys on: whether a key is still valid (cached as every check), for open live feeds. */
+    apiKeyActive?: (keyId: string) => Promise<boolean>;
+  }
+}
 export interface Access {
   readonly roles: readonly Role[];
   readonly own?: Own;
@@ -84,6 +91,7 @@ function refuse(req: FastifyRequest, reply: FastifyReply, p: Problem, invalidTok
 export function installAuth(app: FastifyInstance, opts: { cacheMs?: number } = {}): void {
   const { redis } = app.deps;
   const verifier = new ApiKeyVerifier(redis, opts.cacheMs ?? 500);
+  app.decorate('apiKeyActive', async (keyId: string) => (await verifier.active(keyId)) !== undefined);
 
   app.addHook('onRequest', async (req, reply) => {
     const url = req.routeOptions.url;

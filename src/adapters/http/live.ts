@@ -18,6 +18,7 @@ const LiveQuery = strict(
 );
 type LiveQuery = t.TypeOf<typeof LiveQuery>;
 const PING_EVERY_MS = 15_000;
+const KEY_CHECK_EVERY_MS = 500;
 
 /**
  * Each live socket's resume position (the last event it is done with), so a close the route does
@@ -163,8 +164,27 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
       socket.on('pong', () => {
         alive = true;
       });
+      // The key is checked at the upgrade, and then twice a second: a socket of a key revoked
+      // meanwhile is closed (1008) within about a second, as every request of it is refused.
+      const keyActive = app.apiKeyActive;
+      const principal = req.principal;
+      const keyCheck =
+        keyActive && principal
+          ? setInterval(() => {
+              keyActive(principal.keyId).then(
+                (ok) => {
+                  if (!ok && socket.readyState === socket.OPEN) {
+                    log.info({ keyId: principal.keyId }, 'API key revoked; closing its live feed');
+                    socket.close(1008, 'API key revoked');
+                  }
+                },
+                () => {}, // Redis unreachable: the feed stalls anyway; checked again next time
+              );
+            }, KEY_CHECK_EVERY_MS)
+          : undefined;
       socket.on('close', () => {
         clearInterval(ping);
+        clearInterval(keyCheck);
         unsubscribe();
         log.debug('subscriber left');
       });

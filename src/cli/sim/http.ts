@@ -18,6 +18,8 @@ export class SwitchboardHttp {
   constructor(
     url: string,
     private readonly timeoutMs = 15_000,
+    /** The API key every request carries (Authorization: Bearer), when Switchboard asks for one. */
+    private readonly key?: string,
   ) {
     this.base = url.replace(/\/+$/, '');
   }
@@ -29,6 +31,7 @@ export class SwitchboardHttp {
     headers: Record<string, string> = {},
   ): Promise<HttpResult> {
     let res: Response;
+    if (this.key !== undefined) headers = { ...headers, authorization: `Bearer ${this.key}` };
     try {
       res = await fetch(`${this.base}${path}`, {
         method,

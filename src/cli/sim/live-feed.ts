@@ -42,6 +42,8 @@ export class LiveFeed {
     private readonly onEvent: (e: Envelope) => void,
     private readonly timer: (ms: number, fn: () => void) => void,
     private readonly ending: () => boolean,
+    /** Headers of the upgrade: the API key, authenticated before the socket opens. */
+    private readonly headers: Record<string, string> = {},
   ) {}
 
   /** Opens the feed from `after`; fails with a FatalError when it cannot. */
@@ -49,7 +51,7 @@ export class LiveFeed {
     this.lastPosition = after;
     const url = this.url(after);
     return new Promise((resolve, reject) => {
-      const socket = new WebSocket(url, { handshakeTimeout: 5_000 });
+      const socket = new WebSocket(url, { handshakeTimeout: 5_000, headers: this.headers });
       this.socket = socket;
       let opened = false;
       socket.on('open', () => {

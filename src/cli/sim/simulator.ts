@@ -32,6 +32,8 @@ export interface SettingsRequest {
 
 export interface SimOptions extends SimParameters {
   readonly url: string;
+  /** The API key of the workspace (sent on every request and the live feed), when one is needed. */
+  readonly key?: string;
   readonly workspace: string;
   readonly seed: number;
   readonly settings?: SettingsRequest;
@@ -131,7 +133,7 @@ export class Simulator {
   onProgress: (p: Progress) => void = () => {};
 
   constructor(readonly opts: SimOptions) {
-    this.http = new SwitchboardHttp(opts.url);
+    this.http = new SwitchboardHttp(opts.url, 15_000, opts.key);
     this.rng = seededRandom(opts.seed);
     this.answerRng = seededRandom(opts.seed ^ 0x5bd1e995);
     // The whole plan is drawn up front, in a fixed order, so the seed alone decides it.
@@ -162,6 +164,7 @@ export class Simulator {
       (e) => this.onEvent(e),
       (ms, fn) => this.timer(ms, fn),
       () => this.ending,
+      opts.key !== undefined ? { authorization: `Bearer ${opts.key}` } : {},
     );
   }
 
@@ -181,7 +184,7 @@ export class Simulator {
 
   /** Fails with a clear message when Switchboard does not answer /health. */
   async checkReachable(): Promise<void> {
-    const r = await new SwitchboardHttp(this.opts.url, 5_000).request('GET', '/health');
+    const r = await new SwitchboardHttp(this.opts.url, 5_000, this.opts.key).request('GET', '/health');
     if (r.ok) return;
     if (r.status === 'network' || r.status === 'timeout') {
       throw new FatalError(
@@ -529,7 +532,7 @@ export class Simulator {
   private async drain(timeoutMs = 5_000): Promise<void> {
     this.live.close();
     const deadline = Date.now() + timeoutMs;
-    const http = new SwitchboardHttp(this.opts.url, timeoutMs);
+    const http = new SwitchboardHttp(this.opts.url, timeoutMs, this.opts.key);
     let after = this.live.position;
     this.draining = true;
     try {
@@ -554,7 +557,7 @@ export class Simulator {
   /** Takes this run's agents offline (best effort, bounded), so they take no later run's work. */
   async cleanup(timeoutMs = 10_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    const http = new SwitchboardHttp(this.opts.url, timeoutMs);
+    const http = new SwitchboardHttp(this.opts.url, timeoutMs, this.opts.key);
     await pool(this.agentIds, AGENT_CONCURRENCY, async (id) => {
       if (Date.now() > deadline) return;
       await http.request('POST', `${this.wsPath}/agents/${id}/state`, { state: 'offline' });

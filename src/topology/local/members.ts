@@ -60,6 +60,8 @@ export function startMember(
       HOST: host,
       ...(m.port ? { ADVERTISE_ADDRESS: advertise ?? 'auto' } : {}),
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
+      // The first API member stores the admin key of workspace default here (AUTH on; main.ts).
+      DATA_DIR: ctx.opts.dataDir,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

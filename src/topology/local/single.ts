@@ -133,6 +133,7 @@ export async function launchSingle(ctx: LaunchContext): Promise<LaunchedTopology
       `  API instances         ${urls.instances.join(' ')}`,
       `  Redis Cluster         ${urls.cluster.join(', ')}`,
       `  Redis passwords       ${urls.redisCredentials}   (Switchboard logs in as ${app.user}; admin: default)`,
+      `  Admin API key         ${path.join(opts.dataDir, 'admin-key')}   (workspace default, unless AUTH=off: curl -H "Authorization: Bearer $(cat <it>)" ...)`,
       `  Logs                  ${urls.logs}`,
       'Ctrl-C stops everything.',
     ],

@@ -148,6 +148,7 @@ function bannerOf(
     `  Redis Cluster         ${urls.cluster.join(', ')}   (${x} redis-cli -c ...)`,
     `  Redis passwords       ${ctx.credentialsFile}   (Switchboard logs in as switchboard; admin: default)`,
     `  Namespaces            ${star.namespaces.join(' ')}   (deleted on Ctrl-C)`,
+    `  Admin API key         ${ctx.opts.dataDir}/admin-key   (workspace default, unless AUTH=off: curl -H "Authorization: Bearer $(cat <it>)" ...)`,
     `  Logs                  ${urls.logs}`,
     'Ctrl-C stops everything.',
   ];
