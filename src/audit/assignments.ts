@@ -1,4 +1,4 @@
-import { channelOf, hasRoomOn } from '../domain/model.ts';
+import { type Agent, channelOf, hasRoomOn } from '../domain/model.ts';
 import { type Assignment, holdsEvery } from '../domain/routing.ts';
 import type { Auditor } from './auditor.ts';
 import type { Envelope } from './entries.ts';
@@ -13,6 +13,16 @@ import { positionBefore } from './violations.ts';
  * it, and later checks need the state Redis has. An impossible one is not replayed.
  */
 export const showPair = (a: Assignment | undefined): string => (a ? `${a.contactId}->${a.agentId}` : 'none');
+
+/** Why an agent has no room for a contact of `channel`. */
+function noRoom(agent: Agent, channel: string): string {
+  if (typeof agent.capacity === 'number')
+    return `the agent is at capacity (${agent.activeContacts.length} of ${agent.capacity})`;
+  const cap = agent.capacity[channel];
+  if (cap === undefined)
+    return `the agent takes no ${channel} contacts (its capacity is for ${Object.keys(agent.capacity).join(', ')})`;
+  return `the agent is at capacity on ${channel} (${agent.busyOn?.[channel] ?? 0} of ${cap})`;
+}
 
 /** Rule 1 for the state reached: every command up to `basedOn` and every earlier assignment. */
 export function checkDecision(a: Auditor, position: string, pair: string, basedOn: string): void {
@@ -64,11 +74,7 @@ export function replayAssignment(
     if (agent.presence !== 'available') problems.push(`the agent is ${agent.presence}`);
     else if (agent.wrapUp) problems.push('the agent is wrapping up');
     else if (contact && !hasRoomOn(agent, channelOf(contact)))
-      problems.push(
-        typeof agent.capacity === 'number'
-          ? `the agent is at capacity (${agent.activeContacts.length} of ${agent.capacity})`
-          : `the agent is at capacity on ${channelOf(contact)} (${agent.busyOn?.[channelOf(contact)] ?? 0} of ${agent.capacity[channelOf(contact)] ?? 0})`,
-      );
+      problems.push(noRoom(agent, channelOf(contact)));
     if (contact?.excluded?.includes(agentId))
       problems.push('the agent turned this contact down before (rejected it or let its offer expire)');
     if (contact && !holdsEvery(agent, contact.skills))

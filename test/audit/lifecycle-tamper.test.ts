@@ -186,6 +186,70 @@ describe('the auditor on the work lifecycle', () => {
     ).toBe(true);
   });
 
+  it('channels: passes the untouched log, reports a contact given to an agent with no room on its channel', async () => {
+    const ws = `channels-${run}-${++n}`;
+    await ensureGroup(suite.redis, ws);
+    // mia takes a chat and a call, tom one chat; c4 (chat) waits: both chats are taken.
+    await send(
+      ws,
+      {
+        type: 'ChangeSettings',
+        offerTimeoutMs: 0,
+        wrapUpMs: 0,
+        missedOfferPresence: 'away',
+        maxWaitMs: null,
+        channels: ['chat', 'voice'],
+      },
+      { type: 'RegisterAgent', agentId: 'mia', skills: ['A'], capacity: { chat: 1, voice: 1 } },
+      { type: 'RegisterAgent', agentId: 'tom', skills: ['A'], capacity: { chat: 1 } },
+      { type: 'ChangeAgentState', agentId: 'mia', state: 'available' },
+      { type: 'ChangeAgentState', agentId: 'tom', state: 'available' },
+      { type: 'QueueContact', contactId: 'c1', skills: ['A'], priority: 0, channel: 'chat' },
+      { type: 'QueueContact', contactId: 'c2', skills: ['A'], priority: 0, channel: 'chat' },
+      { type: 'QueueContact', contactId: 'c3', skills: ['A'], priority: 0, channel: 'voice' },
+      { type: 'QueueContact', contactId: 'c4', skills: ['A'], priority: 0, channel: 'chat' },
+    );
+    expect((await auditWorkspace(suite.redis, ws)).violations).toEqual([]);
+    const pairs = async (w: string) =>
+      (await events(w))
+        .filter((x) => x[1][1] === 'AssignmentMade')
+        .map((x) => `${envelope(x).data.contactId}->${envelope(x).data.agentId}:${envelope(x).data.channel}`);
+    expect(await pairs(ws)).toEqual(['c1->mia:chat', 'c2->tom:chat', 'c3->mia:voice']);
+
+    // c4 given to mia anyway, right after c3.
+    const e = await find(ws, 'AssignmentMade', (d) => d.contactId === 'c3');
+    const env = envelope(e);
+    await rewrite(
+      ws,
+      e[0],
+      null,
+      fields({ ...env, data: { ...env.data, contactId: 'c4', channel: 'chat' } }),
+    );
+    const full = await violations(ws);
+    expect(
+      full.some((v) => v.includes('c4->mia') && v.includes('at capacity on chat (1 of 1)')),
+      full.join('\n'),
+    ).toBe(true);
+
+    // The call given to tom, who takes chats only.
+    const ws2 = `channels-${run}-${++n}`;
+    await ensureGroup(suite.redis, ws2);
+    for (const [, f] of (await suite.redis.xrange(workspaceKeys(ws).commands, '-', '+')) as StreamEntry[])
+      await suite.redis.xadd(workspaceKeys(ws2).commands, '*', ...f);
+    await projectPending(suite.redis, ws2);
+    await dispatchPending(suite.redis, ws2);
+    const voice = await find(ws2, 'AssignmentMade', (d) => d.contactId === 'c3');
+    const v3 = envelope(voice);
+    await rewrite(ws2, voice[0], fields({ ...v3, data: { ...v3.data, agentId: 'tom' } }));
+    const wrong = await violations(ws2);
+    expect(
+      wrong.some(
+        (v) => v.includes('c3->tom') && v.includes('takes no voice contacts (its capacity is for chat)'),
+      ),
+      wrong.join('\n'),
+    ).toBe(true);
+  });
+
   it('reports a timer fired before it was due', async () => {
     const ws = await lifecycle();
     const k = workspaceKeys(ws);
