@@ -398,7 +398,7 @@ describe('agent state flow', () => {
     const made = events.filter((e) => e.type === 'AssignmentMade');
     expect(made.map((e) => e.data.contactId)).toEqual(['call-1', 'call-2']);
     expect(Object.keys(made[0]!.data).sort()).toEqual(
-      ['agentId', 'assignedAt', 'contactId', 'priority', 'queuedAt', 'skills', 'waitedMs'].sort(),
+      ['agentId', 'assignedAt', 'channel', 'contactId', 'priority', 'queuedAt', 'skills', 'waitedMs'].sort(),
     );
     expect(made[0]!.data).toMatchObject({
       contactId: 'call-1',

@@ -386,6 +386,7 @@ describe('GET /settings', () => {
         wrapUpMs: 0,
         missedOfferPresence: 'away',
         maxWaitMs: 60_000,
+        channels: ['voice'],
       });
     } finally {
       await running.redis.hdel(meta, 'settings');
@@ -404,6 +405,7 @@ describe('PUT /settings', () => {
       wrapUpMs: 5_000,
       missedOfferPresence: 'offline',
       maxWaitMs: 600_000,
+      channels: ['voice'],
     };
     const put = await putSettings(ws, full);
     expect(put).toMatchObject(full);
