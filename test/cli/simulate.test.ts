@@ -188,6 +188,7 @@ describe('simulate', () => {
       wrapUpMs: 100,
       missedOfferPresence: 'away',
       maxWaitMs: 30_000,
+      channels: ['voice'],
     });
     expect(s.assigned + s.abandoned + s.expired).toBe(40);
     expect(s.completed).toBe(s.assigned);
