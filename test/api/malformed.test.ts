@@ -27,9 +27,12 @@ const BODY_LIMIT = 65_536;
 
 let redis: TestRedis;
 let running: Running;
+/** Lists and reads every key (SCAN, TYPE): an admin's, not Switchboard's, rights. */
+let adminRedis: RedisClient;
 
 beforeAll(async () => {
   redis = await startTestRedis();
+  adminRedis = redis.adminClient();
   running = await startSwitchboard(
     loadConfig({
       AUTH: 'off',
@@ -47,6 +50,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await running?.stop();
+  adminRedis?.disconnect();
   await redis?.stop();
 });
 
@@ -788,7 +792,7 @@ describe('malformed requests', () => {
       expect(res.statusCode, res.body).toBe(201);
     }
     await sleep(200);
-    const before = await snapshot(running.redis);
+    const before = await snapshot(adminRedis);
     expect(before.size).toBeGreaterThan(5);
 
     const failures: string[] = [];
@@ -835,7 +839,7 @@ describe('malformed requests', () => {
     expect(withPaths).toBeGreaterThanOrEqual(CASES.length / 2);
 
     await sleep(200);
-    const after = await snapshot(running.redis);
+    const after = await snapshot(adminRedis);
     expect([...after.keys()]).toEqual([...before.keys()]);
     for (const [key, v] of before) expect(after.get(key), key).toEqual(v);
 
@@ -1190,7 +1194,7 @@ describe('the HTTP edge', () => {
   });
 
   it(`${RAW_CASES.length} requests the HTTP parser, the router or the WebSocket handshake refuse answer documented problem+json`, async () => {
-    const before = await snapshot(running.redis);
+    const before = await snapshot(adminRedis);
     const documented = documentedTypes();
     const failures: string[] = [];
     for (const c of RAW_CASES) {
@@ -1228,7 +1232,7 @@ describe('the HTTP edge', () => {
     expect(failures).toEqual([]);
 
     await sleep(200);
-    const after = await snapshot(running.redis);
+    const after = await snapshot(adminRedis);
     expect([...after.keys()]).toEqual([...before.keys()]);
     for (const [key, v] of before) expect(after.get(key), key).toEqual(v);
     expect((await running.api!.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
@@ -1309,7 +1313,7 @@ describe('the HTTP edge', () => {
   it('GET /health while Redis does not answer is a 503 problem+json', async () => {
     const health = () => running.api!.inject({ method: 'GET', url: '/health' });
     expect((await health()).statusCode).toBe(200);
-    const admin = redis.client();
+    const admin = redis.adminClient();
     // A cluster client knows its nodes once it has connected.
     await admin.ping();
     // On a cluster, any node may take the instance's PING: every one is paused.

@@ -43,7 +43,7 @@ describe('state size', () => {
     await ensureGroup(suite.redis, ws);
     const agents = 1000;
     const contacts = 10_000;
-    const empty = await stateBytes(suite.redis, ws);
+    const empty = await stateBytes(suite.admin, ws);
     await apply(
       suite.redis,
       ws,
@@ -54,7 +54,7 @@ describe('state size', () => {
         capacity: 1,
       })),
     );
-    const withAgents = await stateBytes(suite.redis, ws);
+    const withAgents = await stateBytes(suite.admin, ws);
     await apply(
       suite.redis,
       ws,
@@ -65,7 +65,7 @@ describe('state size', () => {
         priority: i % 3,
       })),
     );
-    const withContacts = await stateBytes(suite.redis, ws);
+    const withContacts = await stateBytes(suite.admin, ws);
     const perAgent = (withAgents - empty) / agents;
     const perContact = (withContacts - withAgents) / contacts;
     console.log(`state: ${perContact.toFixed(0)} B per queued contact, ${perAgent.toFixed(0)} B per agent`);

@@ -62,21 +62,24 @@ describe('decision cost does not grow with the queue', () => {
   });
 
   afterAll(async () => {
-    // A shared Redis (SWITCHBOARD_TEST_REDIS_URL) should not keep 100,000 contacts around.
+    // A shared Redis (SWITCHBOARD_TEST_REDIS_URL) should not keep 100,000 contacts around. SCAN
+    // is the admin's: Switchboard's user may not list the keyspace.
+    const admin = server.adminClient();
     for (const ws of used) {
       let cursor = '0';
       do {
-        const [next, keys] = await redis.scan(
+        const [next, keys] = await admin.scan(
           cursor,
           'MATCH',
           `${workspaceKeys(ws).prefix}*`,
           'COUNT',
           5_000,
         );
-        if (keys.length > 0) await redis.unlink(...keys);
+        if (keys.length > 0) await admin.unlink(...keys);
         cursor = next;
       } while (cursor !== '0');
     }
+    admin.disconnect();
     redis?.disconnect();
     await server?.stop();
   });

@@ -70,16 +70,23 @@ export interface TestRedis extends ServerAddress {
 
 /**
  * A suite's own Redis, started before its tests and stopped after them, with one client on it
- * (`suite.redis`). Call it in the body of a `describe`.
+ * as the Switchboard user (`suite.redis`) and one as the admin (`suite.admin`, for KEYS, SCAN,
+ * MEMORY, CONFIG, SLOWLOG and the like). Call it in the body of a `describe`.
  */
-export function suiteRedis(): { readonly server: TestRedis; readonly redis: RedisClient } {
-  const suite = {} as { server: TestRedis; redis: RedisClient };
+export function suiteRedis(): {
+  readonly server: TestRedis;
+  readonly redis: RedisClient;
+  readonly admin: RedisClient;
+} {
+  const suite = {} as { server: TestRedis; redis: RedisClient; admin: RedisClient };
   beforeAll(async () => {
     suite.server = await startTestRedis();
     suite.redis = suite.server.client();
+    suite.admin = suite.server.adminClient();
   });
   afterAll(async () => {
     suite.redis?.disconnect();
+    suite.admin?.disconnect();
     await suite.server?.stop();
   });
   return suite;
