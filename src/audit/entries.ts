@@ -136,6 +136,22 @@ const isCapacity = (v: unknown) =>
     Object.keys(v).length >= 1 &&
     Object.keys(v).length <= MAX_CHANNELS &&
     Object.entries(v).every(([k, n]) => isChannel(k) && isInt(n, 1, 100)));
+/** 1..8 steps {afterMs, skills, priority?}, each later than the one before. */
+const isSteps = (v: unknown) =>
+  v === undefined ||
+  (Array.isArray(v) &&
+    v.length >= 1 &&
+    v.length <= 8 &&
+    v.every((x: unknown, i) => {
+      if (typeof x !== 'object' || x === null || Array.isArray(x)) return false;
+      const st = x as Record<string, unknown>;
+      return (
+        isInt(st.afterMs, 1, 7 * DAY) &&
+        isSkills(st.skills) &&
+        (st.priority === undefined || isInt(st.priority, 0, 9)) &&
+        (i === 0 || (v[i - 1] as { afterMs: number }).afterMs < (st.afterMs as number))
+      );
+    }));
 const isChannels = (v: unknown) =>
   v === undefined ||
   (Array.isArray(v) &&
@@ -162,7 +178,8 @@ const SHAPES: Record<string, (c: Record<string, unknown>) => boolean> = {
     isSkills(c.skills) &&
     isInt(c.priority, 0, 9) &&
     isWait(c.maxWaitMs) &&
-    (c.channel === undefined || isChannel(c.channel)),
+    (c.channel === undefined || isChannel(c.channel)) &&
+    isSteps(c.steps),
   AbandonContact: (c) => isId(c.contactId),
   CompleteContact: (c) => isId(c.contactId),
   ForgetContacts: (c) =>
@@ -183,6 +200,7 @@ const SHAPES: Record<string, (c: Record<string, unknown>) => boolean> = {
   ExpireOffer: (c) => isId(c.contactId) && isCount(c.offer),
   EndWrapUp: (c) => isId(c.agentId) && isCount(c.wrapUp),
   ExpireContact: (c) => isId(c.contactId) && isCount(c.seq),
+  AdvanceStep: (c) => isId(c.contactId) && isCount(c.seq) && isInt(c.step, 1, 8),
 };
 
 /** The command of an entry, or why the projector does not apply it. */

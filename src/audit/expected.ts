@@ -98,6 +98,10 @@ export function contactDocument(c: Contact, position: string): Record<string, un
   if (c.maxWaitMs !== undefined) d.maxWaitMs = c.maxWaitMs;
   if (c.deadline !== undefined) d.expiresAt = iso(c.deadline);
   if (c.expiredAt !== undefined) d.expiredAt = iso(c.expiredAt);
+  if (c.steps !== undefined) {
+    d.steps = c.steps;
+    d.step = c.step ?? 0;
+  }
   return d;
 }
 
@@ -184,6 +188,14 @@ export function factData(
       const c = contacts.get(f.contactId);
       return { contactId: f.contactId, expiredAt: iso(f.at), waitedMs: f.at - (c?.queuedAt ?? f.at) };
     }
+    case 'ContactStepped':
+      return {
+        contactId: f.contactId,
+        step: f.step,
+        skills: f.skills,
+        priority: f.priority,
+        steppedAt: iso(f.at),
+      };
   }
 }
 

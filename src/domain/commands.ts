@@ -42,6 +42,24 @@ export const Channels = withMessage(
   `a list of 1..${MAX_CHANNELS} channel names, each 1..32 characters of [a-z0-9_-] starting with a letter`,
 );
 
+/** The most routing steps a contact carries. */
+export const MAX_STEPS = 8;
+/** A routing step: `afterMs` after the contact arrived, its requirements become these. */
+export const Step = strict({ afterMs: MaxWaitMs, skills: Skills }, { priority: Priority }, 'Step');
+export type Step = t.TypeOf<typeof Step>;
+/** 1..8 steps, each later than the one before. */
+export const Steps = withMessage(
+  t.refinement(
+    t.array(Step),
+    (xs) =>
+      xs.length >= 1 &&
+      xs.length <= MAX_STEPS &&
+      xs.every((x, i) => i === 0 || xs[i - 1]!.afterMs < x.afterMs),
+    'Steps',
+  ),
+  `a list of 1..${MAX_STEPS} steps {afterMs, skills, priority?}, each afterMs (1..604,800,000 ms after the contact arrived) later than the one before`,
+);
+
 /** Bodies as clients send them over HTTP (see API.md). */
 export const RegisterAgentBody = strict(
   { id: Id, skills: Skills },
@@ -75,7 +93,14 @@ export const OfferAnswerBody = strict({ agentId: Id }, {}, 'OfferAnswerBody');
 export const ChangeAgentStateBody = strict({ state: AgentPresence }, {}, 'ChangeAgentStateBody');
 export const QueueContactBody = strict(
   { skills: Skills },
-  { id: Id, priority: Priority, attributes: Attributes, maxWaitMs: MaxWaitMs, channel: Channel },
+  {
+    id: Id,
+    priority: Priority,
+    attributes: Attributes,
+    maxWaitMs: MaxWaitMs,
+    channel: Channel,
+    steps: Steps,
+  },
   'QueueContactBody',
 );
 
@@ -96,7 +121,7 @@ export const ChangeAgentState = t.type({
 export const RemoveAgent = t.type({ type: t.literal('RemoveAgent'), agentId: Id });
 export const QueueContact = t.intersection([
   t.type({ type: t.literal('QueueContact'), contactId: Id, skills: Skills, priority: Priority }),
-  t.partial({ attributes: Attributes, maxWaitMs: MaxWaitMs, channel: Channel }),
+  t.partial({ attributes: Attributes, maxWaitMs: MaxWaitMs, channel: Channel, steps: Steps }),
 ]);
 export const AbandonContact = t.type({ type: t.literal('AbandonContact'), contactId: Id });
 export const CompleteContact = t.type({ type: t.literal('CompleteContact'), contactId: Id });
@@ -128,6 +153,8 @@ const Count = t.refinement(t.number, (n) => Number.isSafeInteger(n) && n >= 1, '
 export const ExpireOffer = t.type({ type: t.literal('ExpireOffer'), contactId: Id, offer: Count });
 export const EndWrapUp = t.type({ type: t.literal('EndWrapUp'), agentId: Id, wrapUp: Count });
 export const ExpireContact = t.type({ type: t.literal('ExpireContact'), contactId: Id, seq: Count });
+/** A contact's routing step `step` (1-based) is due: the contact of arrival `seq` takes its requirements. */
+export const AdvanceStep = t.type({ type: t.literal('AdvanceStep'), contactId: Id, seq: Count, step: Count });
 
 /** The most contacts one ForgetContacts command removes: it bounds the projector's step. */
 export const MAX_FORGOTTEN_PER_COMMAND = 500;
@@ -160,6 +187,7 @@ export const Command = t.union([
   ExpireOffer,
   EndWrapUp,
   ExpireContact,
+  AdvanceStep,
 ]);
 export type Command = t.TypeOf<typeof Command>;
 export type CommandType = Command['type'];
@@ -180,6 +208,7 @@ export const COMMAND_TYPES: readonly CommandType[] = [
   'ExpireOffer',
   'EndWrapUp',
   'ExpireContact',
+  'AdvanceStep',
 ];
 
 /** Which document a command is about: the key of its outcome's body. */

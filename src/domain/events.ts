@@ -18,6 +18,7 @@ export const EVENT_TYPES = [
   'WrapUpEnded',
   'ContactExpired',
   'ContactTransferred',
+  'ContactStepped',
   'CommandRejected',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];

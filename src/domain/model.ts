@@ -1,5 +1,5 @@
 import * as E from 'fp-ts/lib/Either.js';
-import type { AgentPresence, Command } from './commands.ts';
+import type { AgentPresence, Command, Step } from './commands.ts';
 import { type ChannelCapacity, DEFAULT_CHANNEL } from './values.ts';
 import type { AgentStateName, ContactStateName } from './views.ts';
 
@@ -98,6 +98,9 @@ export interface Contact {
   readonly maxWaitMs?: number;
   readonly deadline?: number;
   readonly expiredAt?: number;
+  /** Its routing steps, and how many of them have been taken (0 until the first is due). */
+  readonly steps?: readonly Step[];
+  readonly step?: number;
 }
 
 export interface Workspace {
@@ -180,6 +183,15 @@ export type Fact =
       readonly early: boolean;
     }
   | { readonly type: 'ContactExpired'; readonly contactId: string; readonly at: number }
+  | {
+      readonly type: 'ContactStepped';
+      readonly contactId: string;
+      /** The step taken (1-based). */
+      readonly step: number;
+      readonly skills: readonly string[];
+      readonly priority: number;
+      readonly at: number;
+    }
   | {
       readonly type: 'ContactTransferred';
       readonly contactId: string;
@@ -607,6 +619,7 @@ export function decide(ws: Workspace, c: Command, at: number): Decision {
         queuedAt: at,
         ...(c.maxWaitMs !== undefined ? { maxWaitMs: c.maxWaitMs } : {}),
         ...(wait !== null ? { deadline: at + wait } : {}),
+        ...(c.steps !== undefined ? { steps: c.steps, step: 0 } : {}),
       };
       return ok({ type: 'ContactQueued', contact });
     }
@@ -695,6 +708,29 @@ export function decide(ws: Workspace, c: Command, at: number): Decision {
       const agent = ws.agents.get(c.agentId);
       if (!agent?.wrapUp || agent.wrapUp.n !== c.wrapUp || at < agent.wrapUp.until) return ok();
       return ok({ type: 'WrapUpEnded', agentId: agent.id, n: agent.wrapUp.n, at, early: false });
+    }
+    case 'AdvanceStep': {
+      // A timer: it changes something only while the contact (that arrival) still waits and this
+      // step is its next one, and due.
+      const contact = ws.contacts.get(c.contactId);
+      const next = contact?.steps?.[c.step - 1];
+      if (
+        !contact ||
+        !next ||
+        contact.seq !== c.seq ||
+        (contact.state !== 'queued' && contact.state !== 'offered') ||
+        (contact.step ?? 0) !== c.step - 1 ||
+        at < contact.queuedAt + next.afterMs
+      )
+        return ok();
+      return ok({
+        type: 'ContactStepped',
+        contactId: c.contactId,
+        step: c.step,
+        skills: next.skills,
+        priority: next.priority ?? contact.priority,
+        at,
+      });
     }
     case 'ExpireContact': {
       const contact = ws.contacts.get(c.contactId);
@@ -849,10 +885,16 @@ export function applyFact(w: WorkspaceWriter, f: Fact): void {
       if (a) w.putAgent(withAvailability(a, withoutWrapUp(a), f.at));
       return;
     }
+    case 'ContactStepped': {
+      const c = contacts.get(f.contactId);
+      if (c) w.putContact({ ...c, skills: f.skills, priority: f.priority, step: f.step });
+      return;
+    }
     case 'ContactTransferred': {
       const c = contacts.get(f.contactId);
       if (c) {
-        const { agentId: _a, assignedAt: _t, acceptedAt: _c, deadline: _d, ...rest } = c;
+        // Its routing steps end with it: it needs what the transfer says.
+        const { agentId: _a, assignedAt: _t, acceptedAt: _c, deadline: _d, steps: _s, step: _n, ...rest } = c;
         w.putContact({ ...rest, state: 'queued', skills: f.skills, priority: f.priority });
       }
       release(w, f.agentId, f.contactId, f.at);

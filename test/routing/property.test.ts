@@ -37,6 +37,7 @@ import { ensureGroup, projectPending } from '../../src/projections/projector.ts'
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 
 const LIFECYCLE_FACTS = new Set([
+  'ContactStepped',
   'AssignmentAccepted',
   'AssignmentRejected',
   'AssignmentExpired',
@@ -57,7 +58,14 @@ type Action =
   | { kind: 'state'; agent: number; state: 'available' | 'away' | 'offline' }
   | { kind: 'update'; agent: number; skills?: string[]; capacity?: Capacity }
   | { kind: 'remove'; agent: number }
-  | { kind: 'queue'; reuse: number | null; skills: string[]; priority: number; channel?: string }
+  | {
+      kind: 'queue';
+      reuse: number | null;
+      skills: string[];
+      priority: number;
+      channel?: string;
+      steps?: { afterMs: number; skills: string[]; priority?: number }[];
+    }
   | { kind: 'abandon'; pick: number; known: boolean }
   | { kind: 'complete'; pick: number; from: 'assigned' | 'any' | 'unknown' }
   | { kind: 'forget'; keepMs: number; max: number }
@@ -262,6 +270,33 @@ const lifecycleActionArb = (n: number): fc.Arbitrary<Action> =>
       arbitrary: fc.record({ kind: fc.constant('clock' as const), waitMs: fc.constantFrom(0, 10, 25, 45) }),
     },
     {
+      // Routing steps: the requirements relax (or change) as the contact waits.
+      weight: 3,
+      arbitrary: fc.record({
+        kind: fc.constant('queue' as const),
+        reuse: fc.constant(null),
+        skills: skillsArb(SMALL, 1, 3),
+        priority: fc.integer({ min: 0, max: 3 }),
+        steps: fc
+          .array(
+            fc.record(
+              {
+                afterMs: fc.integer({ min: 1, max: 60 }),
+                skills: skillsArb(SMALL, 1, 2),
+                priority: fc.integer({ min: 0, max: 3 }),
+              },
+              { requiredKeys: ['afterMs', 'skills'] },
+            ),
+            { minLength: 1, maxLength: 3 },
+          )
+          .map((steps) =>
+            steps
+              .sort((x, y) => x.afterMs - y.afterMs)
+              .filter((st, i, all) => i === 0 || all[i - 1]!.afterMs < st.afterMs),
+          ),
+      }),
+    },
+    {
       weight: 2,
       arbitrary: fc.record({
         kind: fc.constant('transfer' as const),
@@ -431,6 +466,9 @@ function toCommand(a: Action, ws: Workspace, queued: readonly string[], nextCont
         skills: canonicalSkills(a.skills),
         priority: a.priority,
         ...(a.channel !== undefined ? { channel: a.channel } : {}),
+        ...(a.steps !== undefined
+          ? { steps: a.steps.map((st) => ({ ...st, skills: canonicalSkills(st.skills) })) }
+          : {}),
       };
     }
     case 'abandon': {

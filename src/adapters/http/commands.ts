@@ -381,6 +381,7 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
       ...(b.attributes !== undefined ? { attributes: b.attributes } : {}),
       ...(b.maxWaitMs !== undefined ? { maxWaitMs: b.maxWaitMs } : {}),
       channel: b.channel ?? DEFAULT_CHANNEL,
+      ...(b.steps !== undefined ? { steps: b.steps } : {}),
     })),
   );
 

@@ -32,6 +32,10 @@ for i = 1, #due, 2 do
     type_, command = 'EndWrapUp', { agentId = id, wrapUp = tonumber(n) }
   elseif kind == 'm' then
     type_, command = 'ExpireContact', { contactId = id, seq = tonumber(n) }
+  elseif kind == 'r' then
+    -- "r|<contact>|<arrival seq>|<step>": the id part holds the contact and its arrival.
+    local contact, seq = string.match(id, '^(.*)|(%d+)$')
+    if contact then type_, command = 'AdvanceStep', { contactId = contact, seq = tonumber(seq), step = tonumber(n) } end
   end
   redis.call('ZREM', K_TIMERS, member)
   if type_ then

@@ -184,6 +184,16 @@ local function capacity_refused(capacity)
   return not_declared('capacity names ' .. table.concat(unknown, ', ') .. ',')
 end
 
+-- A contact's routing steps as its document shows them (skills as JSON lists).
+local function steps_view(steps)
+  local out = {}
+  for i = 1, #steps do
+    local st = steps[i]
+    out[i] = { afterMs = st.afterMs, skills = json_array(st.skills), priority = st.priority }
+  end
+  return json_array(out)
+end
+
 local function timer_add(due, member)
   redis.call('ZADD', K_TIMERS, int(due), member)
   wake() -- the clock (in the dispatcher) looks at the timers when it wakes
@@ -371,6 +381,11 @@ handlers.QueueContact = function(c, at, pos, meta)
     d.expiresAt = iso(d._deadline)
     timer_add(d._deadline, wait_timer(d))
   end
+  if c.steps then
+    d.steps = steps_view(c.steps)
+    d.step = 0
+    timer_add(at + c.steps[1].afterMs, step_timer(d, 1))
+  end
   doc_put(K_CONTACTS, d)
   queue_add(d)
   stat_add('queued')
@@ -489,6 +504,8 @@ handlers.TransferContact = function(c, at, pos, meta)
   d.state = 'queued'
   d.agentId, d.assignedAt, d._assignedAt, d.waitedMs, d.acceptedAt = nil, nil, nil, nil, nil
   d._deadline, d.expiresAt = nil, nil
+  -- Its routing steps end: it needs what the transfer says.
+  d.steps, d.step = nil, nil
   d.skills = json_array(c.skills)
   if c.priority then d.priority = c.priority end
   d.position = pos
@@ -616,6 +633,31 @@ handlers.EndWrapUp = function(c, at, pos, meta)
   return { status = 200, body = agent_body(a, pos) }
 end
 
+handlers.AdvanceStep = function(c, at, pos, meta)
+  local d = doc_get(K_CONTACTS, c.contactId)
+  local next_step = d and d.steps and d.steps[c.step]
+  if not next_step or d._seq ~= c.seq or (d.state ~= 'queued' and d.state ~= 'offered') or d.step ~= c.step - 1
+    or at < queued_ms(d) + next_step.afterMs then
+    return stale(pos)
+  end
+  -- Its arrival stays (it keeps its place); the position moves, so the arrival is kept apart.
+  d._queuedAt = queued_ms(d)
+  -- A queued contact moves to the queue of its new requirements, at its place there; an offered
+  -- one keeps its offer, and goes back with them if the offer ends.
+  if d.state == 'queued' then queue_remove(d) end
+  d.skills = json_array(next_step.skills)
+  if next_step.priority then d.priority = next_step.priority end
+  d.step = c.step
+  d.position = pos
+  if d.state == 'queued' then queue_add(d) end
+  doc_put(K_CONTACTS, d)
+  if d.steps[c.step + 1] then timer_add(d._queuedAt + d.steps[c.step + 1].afterMs, step_timer(d, c.step + 1)) end
+  emit('ContactStepped', at, {
+    contactId = d.id, step = c.step, skills = d.skills, priority = d.priority, steppedAt = iso(at),
+  })
+  return { status = 200, body = agent_body(d, pos) }
+end
+
 handlers.ExpireContact = function(c, at, pos, meta)
   local d = doc_get(K_CONTACTS, c.contactId)
   if not d or d._seq ~= c.seq or (d.state ~= 'queued' and d.state ~= 'offered') or not d._deadline
@@ -676,6 +718,18 @@ local function is_channels(v)
 end
 local DAY = 86400000
 local function is_wait(v) return v == nil or is_int(v, 1, 7 * DAY) end
+local function is_steps(v)
+  if v == nil then return true end
+  if type(v) ~= 'table' or #v == 0 or #v > 8 then return false end
+  for i = 1, #v do
+    local st = v[i]
+    if type(st) ~= 'table' or not is_wait(st.afterMs) or st.afterMs == nil or not is_skills(st.skills)
+      or (st.priority ~= nil and not is_int(st.priority, 0, 9)) or (i > 1 and v[i - 1].afterMs >= st.afterMs) then
+      return false
+    end
+  end
+  return true
+end
 local shapes = {
   RegisterAgent = function(c)
     return is_id(c.agentId) and is_skills(c.skills) and is_capacity(c.capacity) and is_name(c.name)
@@ -690,7 +744,7 @@ local shapes = {
   RemoveAgent = function(c) return is_id(c.agentId) end,
   QueueContact = function(c)
     return is_id(c.contactId) and is_skills(c.skills) and is_int(c.priority, 0, 9) and is_wait(c.maxWaitMs)
-      and (c.channel == nil or is_channel(c.channel))
+      and (c.channel == nil or is_channel(c.channel)) and is_steps(c.steps)
   end,
   AbandonContact = function(c) return is_id(c.contactId) end,
   CompleteContact = function(c) return is_id(c.contactId) end,
@@ -708,6 +762,9 @@ local shapes = {
   ExpireOffer = function(c) return is_id(c.contactId) and is_int(c.offer, 1, 9007199254740991) end,
   EndWrapUp = function(c) return is_id(c.agentId) and is_int(c.wrapUp, 1, 9007199254740991) end,
   ExpireContact = function(c) return is_id(c.contactId) and is_int(c.seq, 1, 9007199254740991) end,
+  AdvanceStep = function(c)
+    return is_id(c.contactId) and is_int(c.seq, 1, 9007199254740991) and is_int(c.step, 1, 8)
+  end,
 }
 
 -- The outcome of one command entry: its handler's, or a problem when it cannot be applied.

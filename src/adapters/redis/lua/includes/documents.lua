@@ -88,10 +88,12 @@ local function load_add(a, channel, by)
 end
 
 -- Timers (a zset scored by due time, ms): members "o|<contact>|<offer>", "w|<agent>|<wrap-up>",
--- "m|<contact>|<arrival seq>". The clock step turns a due one into its timer command.
+-- "m|<contact>|<arrival seq>", "r|<contact>|<arrival seq>|<step>". The clock step turns a due one into its timer command.
 local function offer_timer(c) return 'o|' .. c.id .. '|' .. c._offer end
 local function wrap_timer(a) return 'w|' .. a.id .. '|' .. a._wrap end
 local function wait_timer(c) return 'm|' .. c.id .. '|' .. c._seq end
+-- A contact's routing step k ("r|<contact>|<arrival seq>|<k>"): its requirements change then.
+local function step_timer(c, k) return 'r|' .. c.id .. '|' .. c._seq .. '|' .. k end
 
 -- The public view (API.md): internal fields dropped, raw attributes spliced in.
 local function public_view(d)
