@@ -82,7 +82,7 @@ function command(summary: string, body: object | undefined, doc: string, ok: num
     responses: {
       [String(ok)]: { description: 'applied', content: json(ref(doc)) },
       '202': { description: 'accepted; outcome not known in time', content: json(ref('Accepted')) },
-      ...problems(400, 404, 409, 413, 415, 422, 503),
+      ...problems(400, 401, 403, 404, 409, 413, 415, 422, 503),
     },
   };
 }
@@ -111,7 +111,7 @@ export const openapi = {
             description: 'agents',
             content: json({ type: 'object', properties: { agents: { type: 'array', items: ref('Agent') } } }),
           },
-          ...problems(400, 503),
+          ...problems(400, 401, 403, 503),
         },
       },
     },
@@ -122,7 +122,7 @@ export const openapi = {
         parameters: [minPosition],
         responses: {
           '200': { description: 'agent', content: json(ref('Agent')) },
-          ...problems(400, 404, 503),
+          ...problems(400, 401, 403, 404, 503),
         },
       },
       patch: command('Change an agent', ref('UpdateAgent'), 'Agent', 200),
@@ -143,7 +143,7 @@ export const openapi = {
         parameters: [minPosition],
         responses: {
           '200': { description: 'contact', content: json(ref('Contact')) },
-          ...problems(400, 404, 503),
+          ...problems(400, 401, 403, 404, 503),
         },
       },
     },
@@ -194,7 +194,7 @@ export const openapi = {
         parameters: [minPosition],
         responses: {
           '200': { description: 'settings', content: json(ref('Settings')) },
-          ...problems(400, 503),
+          ...problems(400, 401, 403, 503),
         },
       },
       put: command(
@@ -237,7 +237,7 @@ export const openapi = {
               },
             }),
           },
-          ...problems(400, 503),
+          ...problems(400, 401, 403, 503),
         },
       },
     },
@@ -307,7 +307,7 @@ export const openapi = {
               },
             }),
           },
-          ...problems(400, 409, 503),
+          ...problems(400, 401, 403, 409, 503),
         },
       },
     },
