@@ -571,6 +571,23 @@ export const openapi = {
             ...channel,
             description: 'the channel it comes on (default voice), one the workspace declares',
           },
+          steps: {
+            type: 'array',
+            minItems: 1,
+            maxItems: 8,
+            description:
+              "routing steps: afterMs after its arrival (each later than the one before), its requirements become the step's; it keeps its arrival",
+            items: {
+              type: 'object',
+              required: ['afterMs', 'skills'],
+              additionalProperties: false,
+              properties: {
+                afterMs: ms(1, 7 * DAY_MS, 'ms after the contact arrived'),
+                skills,
+                priority: { type: 'integer', minimum: 0, maximum: 9 },
+              },
+            },
+          },
           priority: { type: 'integer', minimum: 0, maximum: 9 },
           maxWaitMs: { ...maxWaitMs, description: `${maxWaitMs.description}; instead of the workspace's` },
           attributes: {
@@ -613,6 +630,8 @@ export const openapi = {
           channel,
           priority: { type: 'integer' },
           attributes: { type: 'object' },
+          steps: { type: 'array', items: { type: 'object' }, description: 'its routing steps, when given' },
+          step: { type: 'integer', description: 'with steps: how many have been taken' },
           state: { enum: contactStates },
           queuedAt: { type: 'string' },
           agentId: { ...id, description: 'offered or assigned to' },
@@ -650,6 +669,7 @@ export const openapi = {
               'AssignmentAccepted {contactId, agentId, acceptedAt}; AssignmentRejected {contactId, agentId, rejectedAt, reason: rejected|presence|removed}; ' +
               'AssignmentExpired {contactId, agentId, expiredAt}; WrapUpStarted {agentId, wrapUp, until}; WrapUpEnded {agentId, wrapUp, early, endedAt}; ' +
               'ContactExpired {contactId, expiredAt, waitedMs}; ContactTransferred {contactId, fromAgentId, skills, priority, transferredAt}; ' +
+              'ContactStepped {contactId, step, skills, priority, steppedAt}; ' +
               'SettingsChanged: the settings; ContactsForgotten {contactIds, before}',
           },
           meta: { type: 'object' },

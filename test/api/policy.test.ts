@@ -1,0 +1,176 @@
+/**
+ * Routing policy through the API, from a user's point of view (docs/API.md, "Routing steps"), in
+ * process against a real Redis with the dispatcher's clock running: a contact whose requirements
+ * relax as it waits keeps its place; malformed steps answer 400 naming the field and append nothing.
+ */
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
+import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
+import { loadConfig } from '../../src/app/config.ts';
+import { projectorReady } from '../support/projector.ts';
+import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { waitFor } from '../support/wait.ts';
+
+const WS = {
+  malformed: 'api-policy-malformed',
+  steps: 'api-policy-steps',
+  transfer: 'api-policy-transfer',
+} as const;
+type Json = Record<string, unknown>;
+
+let redis: TestRedis;
+let running: Running;
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+  running = await startSwitchboard(
+    loadConfig({
+      AUTH: 'off',
+      ...redis.env,
+      PORT: '0',
+      LOG_LEVEL: 'silent',
+      COMMAND_TIMEOUT_MS: '2000',
+      WORKSPACES: Object.values(WS).join(','),
+      DISCOVER_WORKSPACES: 'false',
+    }),
+    pino({ level: 'silent' }),
+  );
+  await projectorReady(running.redis, Object.values(WS));
+});
+
+afterAll(async () => {
+  await running?.stop();
+  await redis?.stop();
+});
+
+async function call(method: 'GET' | 'POST' | 'PATCH', url: string, payload?: unknown) {
+  if (!running.api) throw new Error('this instance runs no api role');
+  const res = await running.api.inject({
+    method,
+    url,
+    ...(payload !== undefined ? { payload: payload as Json } : {}),
+  });
+  return { status: res.statusCode, body: res.json() as Json };
+}
+async function ok(
+  method: 'GET' | 'POST' | 'PATCH',
+  ws: string,
+  path: string,
+  payload?: unknown,
+): Promise<Json> {
+  const r = await call(method, `/v1/workspaces/${ws}${path}`, payload);
+  expect(r.status, JSON.stringify(r.body)).toBeLessThan(300);
+  return r.body;
+}
+async function until(ws: string, path: string, good: (v: Json) => boolean, timeoutMs = 5000): Promise<Json> {
+  let last: Json | undefined;
+  const r = await waitFor(
+    () => `${path} to hold, last ${JSON.stringify(last)}`,
+    async () => {
+      last = await ok('GET', ws, path);
+      return good(last) ? { value: last } : undefined;
+    },
+    { timeoutMs, everyMs: 20 },
+  );
+  return r.value;
+}
+
+describe('malformed steps: 400 naming steps, nothing appended', () => {
+  const cases: [string, unknown][] = [
+    ['not a list', { afterMs: 10, skills: ['a'] }],
+    ['empty', []],
+    ['nine steps', Array.from({ length: 9 }, (_, i) => ({ afterMs: (i + 1) * 10, skills: ['a'] }))],
+    ['afterMs 0', [{ afterMs: 0, skills: ['a'] }]],
+    ['afterMs over 7 days', [{ afterMs: 604_800_001, skills: ['a'] }]],
+    [
+      'afterMs not rising',
+      [
+        { afterMs: 20, skills: ['a'] },
+        { afterMs: 20, skills: ['b'] },
+      ],
+    ],
+    ['a step without skills', [{ afterMs: 10 }]],
+    ['a bad skill', [{ afterMs: 10, skills: ['a b'] }]],
+    ['priority 10', [{ afterMs: 10, skills: ['a'], priority: 10 }]],
+    ['an unknown field', [{ afterMs: 10, skills: ['a'], minLevel: 3 }]],
+  ];
+  for (const [name, steps] of cases)
+    it(`POST /contacts with steps ${name}`, async () => {
+      const before = await running.redis.xlen(workspaceKeys(WS.malformed).commands);
+      const r = await call('POST', `/v1/workspaces/${WS.malformed}/contacts`, { skills: ['a'], steps });
+      expect(r.status, JSON.stringify(r.body)).toBe(400);
+      expect((r.body.errors as { path: string }[]).map((e) => e.path)).toEqual(['steps']);
+      expect(await running.redis.xlen(workspaceKeys(WS.malformed).commands)).toBe(before);
+    });
+});
+
+describe('routing steps', () => {
+  it('a Spanish billing contact relaxes to any billing agent after 300 ms and is served before a later contact of the same priority', async () => {
+    const ws = WS.steps;
+    await ok('POST', ws, '/agents', { id: 'eng', skills: ['Billing', 'English'] });
+    await ok('POST', ws, '/agents/eng/state', { state: 'available' });
+    // eng is busy with c0 when the others arrive.
+    await ok('POST', ws, '/contacts', { id: 'c0', skills: ['Billing'] });
+    await until(ws, '/contacts/c0', (c) => c.state === 'assigned');
+    const spanish = await ok('POST', ws, '/contacts', {
+      id: 'c1',
+      skills: ['Billing', 'Spanish'],
+      steps: [{ afterMs: 300, skills: ['Billing'] }],
+    });
+    expect(spanish).toMatchObject({
+      skills: ['Billing', 'Spanish'],
+      step: 0,
+      steps: [{ afterMs: 300, skills: ['Billing'] }],
+    });
+    await ok('POST', ws, '/contacts', { id: 'c2', skills: ['Billing'] });
+    // The step comes; the contact needs Billing only and keeps its arrival.
+    const relaxed = await until(ws, '/contacts/c1', (c) => c.step === 1, 3000);
+    expect(relaxed).toMatchObject({ skills: ['Billing'], state: 'queued', queuedAt: spanish.queuedAt });
+    // eng frees up: c1 arrived before c2, so it is served first.
+    await ok('POST', ws, '/contacts/c0/complete');
+    expect((await until(ws, '/contacts/c1', (c) => c.state === 'assigned')).agentId).toBe('eng');
+    expect((await ok('GET', ws, '/contacts/c2')).state).toBe('queued');
+    const { events } = await ok('GET', ws, '/events?limit=1000');
+    const stepped = (events as { type: string; data: Json; at: string }[]).filter(
+      (e) => e.type === 'ContactStepped',
+    );
+    expect(stepped.map((e) => e.data)).toEqual([
+      { contactId: 'c1', step: 1, skills: ['Billing'], priority: 0, steppedAt: stepped[0]!.at },
+    ]);
+    const waited = Date.parse(stepped[0]!.at) - Date.parse(spanish.queuedAt as string);
+    expect(waited).toBeGreaterThanOrEqual(300);
+    expect(waited).toBeLessThan(1300);
+  });
+
+  it('a step can raise the priority; a contact taken before its step never changes', async () => {
+    const ws = WS.transfer;
+    await ok('POST', ws, '/contacts', {
+      id: 'late',
+      skills: ['Claims'],
+      steps: [
+        { afterMs: 100, skills: ['Claims'], priority: 5 },
+        { afterMs: 200, skills: ['General'] },
+      ],
+    });
+    const done = await until(ws, '/contacts/late', (c) => c.step === 2, 3000);
+    expect(done).toMatchObject({ skills: ['General'], priority: 5 });
+    await ok('POST', ws, '/agents', { id: 'gen', skills: ['General'] });
+    await ok('POST', ws, '/contacts', {
+      id: 'quick',
+      skills: ['General'],
+      steps: [{ afterMs: 150, skills: ['Other'] }],
+    });
+    await ok('POST', ws, '/agents/gen/state', { state: 'available' });
+    expect((await until(ws, '/contacts/late', (c) => c.state === 'assigned')).agentId).toBe('gen');
+    await ok('PATCH', ws, '/agents/gen', { capacity: 2 });
+    expect((await until(ws, '/contacts/quick', (c) => c.state === 'assigned')).agentId).toBe('gen');
+    // Its step comes while it is assigned: nothing changes.
+    await new Promise((r) => setTimeout(r, 250));
+    expect(await ok('GET', ws, '/contacts/quick')).toMatchObject({
+      skills: ['General'],
+      step: 0,
+      state: 'assigned',
+    });
+  });
+});
