@@ -295,6 +295,46 @@ describe('every route × every role', () => {
     expect((await app.inject({ url: '/v2/nothing' })).statusCode).toBe(404);
   });
 
+  it('an agent desk works with its key alone: presence, the offer accepted, the contact completed', async () => {
+    const ws = OTHER;
+    const admin = bearer(otherAdmin);
+    const desk = await keyOf(sb.redis, ws, 'agent', 'desk-1');
+    const as = (
+      headers: Record<string, string>,
+      method: 'POST' | 'PUT' | 'GET',
+      path: string,
+      body?: unknown,
+    ) =>
+      app.inject({
+        method,
+        url: `/v1/workspaces/${ws}${path}`,
+        headers: { ...headers, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        ...(body !== undefined ? { payload: JSON.stringify(body) } : {}),
+      });
+    expect((await as(admin, 'PUT', '/settings', { offerTimeoutMs: 60_000 })).statusCode).toBe(200);
+    expect((await as(admin, 'POST', '/agents', { id: 'desk-1', skills: ['d'] })).statusCode).toBe(201);
+    const me = bearer(desk.key);
+    expect((await as(me, 'POST', '/agents/desk-1/state', { state: 'available' })).statusCode).toBe(200);
+    expect((await as(admin, 'POST', '/contacts', { id: 'for-desk', skills: ['d'] })).statusCode).toBe(201);
+    await waitFor(
+      'the offer',
+      async () => (await as(me, 'GET', '/contacts/for-desk')).json().state === 'offered',
+    );
+    const accepted = await as(me, 'POST', '/contacts/for-desk/accept', { agentId: 'desk-1' });
+    expect(accepted.statusCode, accepted.body).toBe(200);
+    const done = await as(me, 'POST', '/contacts/for-desk/complete');
+    expect(done.statusCode, done.body).toBe(200);
+    expect((await as(me, 'GET', '/agents/desk-1')).json()).toMatchObject({ state: 'available' });
+    const events = await as(admin, 'GET', '/events?type=AssignmentAccepted,ContactCompleted&limit=1000');
+    const mine = (
+      events.json() as { events: { data: { contactId: string }; meta: Record<string, unknown> }[] }
+    ).events.filter((e) => e.data.contactId === 'for-desk');
+    expect(mine.map((e) => e.meta)).toEqual([
+      expect.objectContaining({ keyId: desk.keyId, role: 'agent' }),
+      expect.objectContaining({ keyId: desk.keyId, role: 'agent' }),
+    ]);
+  });
+
   it("records who did what: the key id and role are in the command entry and every fact's meta", async () => {
     const { key, keyId } = await keyOf(sb.redis, WS, 'integration');
     const r = await app.inject({
