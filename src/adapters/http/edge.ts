@@ -71,6 +71,28 @@ export function clientErrorHandler(log: FastifyBaseLogger) {
   };
 }
 
+/**
+ * Node's `connect` event: a CONNECT request (a proxy tunnel). Without a listener Node drops the
+ * connection with no answer at all; this answers it.
+ */
+export function refuseConnect(log: FastifyBaseLogger) {
+  return (req: IncomingMessage, socket: Duplex): void => {
+    log.debug({ url: req.url }, 'CONNECT refused');
+    socket.on('error', () => socket.destroy());
+    writeAndClose(
+      socket,
+      rawProblemResponse(
+        problem(
+          400,
+          'bad-request',
+          'Bad request',
+          'CONNECT is not a method of this API: it is no proxy. Nothing was changed.',
+        ),
+      ),
+    );
+  };
+}
+
 /** Errors of fastify's router (the `frameworkErrors` option): bad percent-encoding, over-long parameters. */
 export function frameworkProblem(err: FastifyError, url: string): Problem {
   const path = url.split('?')[0] ?? url;

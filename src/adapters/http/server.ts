@@ -15,6 +15,7 @@ import {
   frameworkProblem,
   handshakeProblem,
   onWebSocketClientError,
+  refuseConnect,
 } from './edge.ts';
 import { keyRoutes } from './keys.ts';
 import { installLimits, type LimitSettings, serverLimitOptions } from './limits.ts';
@@ -215,6 +216,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     },
   });
   app.websocketServer.on('wsClientError', onWebSocketClientError(logger));
+  app.server.on('connect', refuseConnect(logger));
   // After the plugin's own hook, which marks upgrades (req.ws): a bad handshake is answered here,
   // before any route runs or any body is read.
   app.addHook('onRequest', (req, reply, done) => {
