@@ -158,7 +158,12 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     default: 'info',
     description: 'pino level: fatal, error, warn, info, debug, trace, silent.',
   },
-  { name: 'DATA_DIR', default: './data', description: 'Where the private redis-server keeps its AOF.' },
+  {
+    name: 'DATA_DIR',
+    default: './data',
+    description:
+      'Where the private redis-server keeps its AOF, and the first start stores the admin API key of default (admin-key, 0600).',
+  },
   { name: 'PROJECT_BATCH', default: '200', description: 'Most commands one projector step applies.' },
   {
     name: 'DISPATCH_BATCH',
