@@ -9,6 +9,7 @@ import { connect } from 'node:net';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { createApiKey, revokeApiKey } from '../../src/adapters/redis/api-keys.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
 import { loadConfig } from '../../src/app/config.ts';
@@ -130,9 +131,13 @@ function expectProblem(a: { status: number; headers: Record<string, string>; bod
 /** Opens a live feed; resolves when open, or with the refusal's status, headers and problem. */
 function openLive(
   url: string,
+  key?: string,
 ): Promise<{ socket: WebSocket } | { status: number; headers: Record<string, string>; body: string }> {
   return new Promise((resolve, reject) => {
-    const socket = new WebSocket(`${url.replace(/^http/, 'ws')}${B}/events/live`);
+    const socket = new WebSocket(
+      `${url.replace(/^http/, 'ws')}${B}/events/live`,
+      key ? { headers: { authorization: `Bearer ${key}` } } : {},
+    );
     socket.on('open', () => resolve({ socket }));
     socket.on('unexpected-response', (_req, res) => {
       let body = '';
@@ -247,6 +252,76 @@ describe('limits', () => {
       expectProblem(r, 'too-many-connections');
     } finally {
       for (const s of held) s.terminate();
+    }
+  });
+
+  it('with API keys: each key has its budget across instances, and requests that fail authentication spend none', async () => {
+    const env = { AUTH: 'on', RATE_LIMIT: '5', RATE_LIMIT_BURST: '10', WS_MAX_PER_KEY: '2' };
+    const [a, b] = await Promise.all([instance(env), instance(env)]);
+    const client = redis.client();
+    let one: string;
+    let two: string;
+    let revoked: string;
+    try {
+      one = (await createApiKey(client, { workspace: WS, role: 'supervisor' })).key;
+      two = (await createApiKey(client, { workspace: WS, role: 'supervisor' })).key;
+      const r = await createApiKey(client, { workspace: WS, role: 'supervisor' });
+      revoked = r.key;
+      await revokeApiKey(client, WS, r.info.keyId);
+    } finally {
+      client.disconnect();
+    }
+    const get = (url: string, key?: string) =>
+      fetch(`${url}${B}/stats`, key ? { headers: { authorization: `Bearer ${key}` } } : {});
+    // A flood that does not authenticate: 401 every time, and no key's budget is touched.
+    const wrongSecret = `${one.slice(0, -1)}${one.endsWith('A') ? 'B' : 'A'}`;
+    for (let i = 0; i < 40; i++) {
+      const res = await get(i % 2 ? a.url! : b.url!, [undefined, wrongSecret, revoked, 'garbage'][i % 4]);
+      expect(res.status).toBe(401);
+    }
+    const statuses: number[] = [];
+    for (let i = 0; i < 16; i++) statuses.push((await get(i % 2 ? a.url! : b.url!, one)).status);
+    expect(statuses.slice(0, 10)).toEqual(Array(10).fill(200));
+    expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(4);
+    // Another key of the same workspace has its own budget.
+    expect((await get(a.url!, two)).status).toBe(200);
+
+    // WebSockets per key, across instances: two for `one`; `two` is not counted with it.
+    const open: WebSocket[] = [];
+    try {
+      await sleep(1000); // the upgrades are requests too: let the budget refill
+      for (const url of [a.url!, b.url!]) {
+        const r = await openLive(url, one);
+        if (!('socket' in r)) throw new Error(`refused: ${r.status} ${r.body}`);
+        open.push(r.socket);
+      }
+      const third = await openLive(a.url!, one);
+      if ('socket' in third) throw new Error('a third socket opened for the key');
+      expect(third.status).toBe(429);
+      expectProblem(third, 'too-many-websockets');
+      const other = await openLive(b.url!, two);
+      if (!('socket' in other)) throw new Error(`refused: ${other.status} ${other.body}`);
+      open.push(other.socket);
+    } finally {
+      for (const s of open) s.terminate();
+    }
+  });
+
+  it('a limiter that cannot count in Redis lets the request through: no 5xx of its own', async () => {
+    const a = await instance({ RATE_LIMIT: '1000' });
+    const root = redis.adminClient();
+    try {
+      // Writes wait (the rate-limit script among them); the reads of GET /stats do not.
+      await root.call('CLIENT', 'PAUSE', '3000', 'WRITE');
+      const began = Date.now();
+      const res = await fetch(`${a.url}${B}/stats`);
+      expect(res.status, await res.text()).toBe(200);
+      // The count gave up after the client's command timeout (2 s); the request's own reads, queued
+      // on the same connection behind it, went on once the pause ended.
+      expect(Date.now() - began).toBeLessThan(5000);
+    } finally {
+      await root.call('CLIENT', 'UNPAUSE').catch(() => {});
+      root.disconnect();
     }
   });
 
