@@ -4,7 +4,7 @@ import { routingIndexKeys, workspaceKeys } from '../adapters/redis/keys.ts';
 import { luaScript, type RedisClient, runLua } from '../adapters/redis/scripts.ts';
 
 /** The dispatcher's Lua step (its file documents its keys and arguments). */
-const DISPATCH = luaScript('dispatch', new URL('./lua/dispatch-13.lua', import.meta.url));
+const DISPATCH = luaScript('dispatch', new URL('./lua/dispatch-14.lua', import.meta.url));
 /** The clock's Lua step: due timers become commands. */
 const CLOCK = luaScript('clock', new URL('./lua/clock-2.lua', import.meta.url));
 
@@ -49,7 +49,17 @@ export async function dispatchStep(
   const [made, more] = (await runLua(
     redis,
     DISPATCH,
-    [k.events, k.meta, k.queue, k.skillSets, k.candidates, k.stats, ...routingIndexKeys(k), k.timers],
+    [
+      k.events,
+      k.meta,
+      k.queue,
+      k.skillSets,
+      k.candidates,
+      k.stats,
+      ...routingIndexKeys(k),
+      k.timers,
+      k.served,
+    ],
     [
       k.prefix,
       workspace,

@@ -16,6 +16,7 @@ const WS = {
   malformed: 'api-policy-malformed',
   steps: 'api-policy-steps',
   transfer: 'api-policy-transfer',
+  wait: 'api-policy-wait',
 } as const;
 type Json = Record<string, unknown>;
 
@@ -172,5 +173,42 @@ describe('routing steps', () => {
       step: 0,
       state: 'assigned',
     });
+  });
+});
+
+describe('queue position and estimated wait', () => {
+  it('a queued contact says how many are ahead of it in its queue and, once its queue has served some, how long it may wait', async () => {
+    const ws = WS.wait;
+    for (const id of ['w1', 'w2', 'w3', 'w4']) await ok('POST', ws, '/contacts', { id, skills: ['Sales'] });
+    await ok('POST', ws, '/contacts', { id: 'vip', skills: ['Sales'], priority: 5 });
+    await ok('POST', ws, '/contacts', { id: 'other', skills: ['Claims'] });
+    const place = async (id: string) => {
+      const c = await ok('GET', ws, `/contacts/${id}`);
+      return [c.queuePosition, c.estimatedWaitMs];
+    };
+    // Routing order: the priority 5 contact first, then arrival; another queue counts on its own.
+    expect(await place('vip')).toEqual([0, null]);
+    expect(await place('w1')).toEqual([1, null]);
+    expect(await place('w4')).toEqual([4, null]);
+    expect(await place('other')).toEqual([0, null]);
+
+    // An agent serves two (vip, then w1); from then on the queue has a service rate.
+    await ok('POST', ws, '/agents', { id: 'seller', skills: ['Sales'] });
+    await ok('POST', ws, '/agents/seller/state', { state: 'available' });
+    await until(ws, '/contacts/vip', (c) => c.state === 'assigned');
+    await ok('POST', ws, '/contacts/vip/complete');
+    await until(ws, '/contacts/w1', (c) => c.state === 'assigned');
+    const [p2, e2] = await place('w2');
+    const [p4, e4] = await place('w4');
+    expect([p2, p4]).toEqual([0, 2]);
+    // Two decisions within a second or so: about one per 500 ms or more, and each further place
+    // in the queue adds the same.
+    expect(e2).toBeGreaterThan(0);
+    expect(e2).toBeLessThanOrEqual(1000);
+    expect(Math.abs((e4 as number) - 3 * (e2 as number))).toBeLessThanOrEqual(3);
+    // Not queued any more: no place.
+    const taken = await ok('GET', ws, '/contacts/w1');
+    expect(taken.queuePosition).toBeUndefined();
+    expect(taken.estimatedWaitMs).toBeUndefined();
   });
 });

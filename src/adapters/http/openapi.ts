@@ -632,6 +632,16 @@ export const openapi = {
           attributes: { type: 'object' },
           steps: { type: 'array', items: { type: 'object' }, description: 'its routing steps, when given' },
           step: { type: 'integer', description: 'with steps: how many have been taken' },
+          queuePosition: {
+            type: 'integer',
+            description:
+              'while queued: queued contacts ahead of it in its own queue (its channel and skills), in routing order',
+          },
+          estimatedWaitMs: {
+            type: ['integer', 'null'],
+            description:
+              "while queued: (queuePosition + 1) / its queue's service rate over the last 5 minutes; null before any decision there",
+          },
           state: { enum: contactStates },
           queuedAt: { type: 'string' },
           agentId: { ...id, description: 'offered or assigned to' },

@@ -8,6 +8,7 @@ import { AgentStateName } from '../../domain/views.ts';
 import { readEvents, streamHistory } from '../redis/event-log.ts';
 import { workspaceKeys } from '../redis/keys.ts';
 import { appliedPosition, listAgents, readAgent, readContact, readStats } from '../redis/projection-reads.ts';
+import { queuePlace } from '../redis/routing-index.ts';
 import type { RedisClient } from '../redis/scripts.ts';
 import { idParams, MinPositionQuery, workspaceOf } from './params.ts';
 import { decodeOr400, ProblemError, problem } from './problem.ts';
@@ -118,7 +119,10 @@ export async function queryRoutes(app: FastifyInstance): Promise<void> {
       throw new ProblemError(
         problem(404, 'contact-not-found', 'Contact not found', `No contact "${id}" in workspace "${ws}".`),
       );
-    return c;
+    if (c.state !== 'queued') return c;
+    // Where it stands in its queue, and the wait its queue's service rate gives it.
+    const place = await queuePlace(redis, ws, id, Date.now());
+    return place ? { ...c, ...place } : c;
   });
 
   app.get('/settings', async (req) => {

@@ -22,8 +22,8 @@ export const APP_COMMAND_GROUPS: readonly { readonly why: string; readonly comma
     commands: ['auth', 'hello', 'client|setname', 'info', 'ping', 'quit'],
   },
   {
-    why: 'Redis Cluster: the client reads the slot map (CLUSTER SLOTS) and the cluster state (CLUSTER INFO) and follows ASK redirects (ASKING)',
-    commands: ['cluster|slots', 'cluster|info', 'asking'],
+    why: 'Redis Cluster: the client reads the slot map (CLUSTER SLOTS) and the cluster state (CLUSTER INFO), follows ASK redirects (ASKING), and sets the read mode of its connections to replicas and to nodes whose role changed in a failover (READONLY, READWRITE)',
+    commands: ['cluster|slots', 'cluster|info', 'asking', 'readonly', 'readwrite'],
   },
   {
     why: 'replicated durability (WAIT), the server clock (TIME), transactions for consistent reads (MULTI/EXEC/DISCARD)',
@@ -90,6 +90,7 @@ export const APP_COMMAND_GROUPS: readonly { readonly why: string; readonly comma
       'zrevrangebyscore',
       'zrangebylex',
       'zremrangebyscore',
+      'zremrangebylex',
       'zinter',
       'zpopmin',
       'bzpopmin',

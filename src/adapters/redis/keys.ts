@@ -45,6 +45,11 @@ export interface WorkspaceKeys {
   readonly timers: string;
   /** Hash: counters for /stats. */
   readonly stats: string;
+  /**
+   * Zset of members `<skill-set queue>|<time, 15 digits>|<contact>` (score 0): each queue's
+   * decisions of the last few minutes, its measured service rate (estimated waits).
+   */
+  readonly served: string;
   /** Hash: Idempotency-Key records; and the zset of when each may be forgotten. */
   readonly idempotency: string;
   readonly idempotencyExpiry: string;
@@ -85,6 +90,7 @@ export function workspaceKeys(workspace: string): WorkspaceKeys {
     finished: `${prefix}finished`,
     timers: `${prefix}timers`,
     stats: `${prefix}stats`,
+    served: `${prefix}served`,
     idempotency: `${prefix}idem`,
     idempotencyExpiry: `${prefix}idem:expiry`,
     idempotencyOutcomes: `${prefix}idem:outcomes`,

@@ -59,3 +59,51 @@ export async function readRoutingIndex(redis: RedisClient, workspace: string): P
   });
   return { available, queued };
 }
+
+/** How long a decision counts in its queue's measured service rate (the dispatcher's window), ms. */
+export const SERVED_WINDOW_MS = 300_000;
+
+/** Where a queued contact stands, and how long it may still wait. */
+export interface QueuePlace {
+  /** Queued contacts ahead of it in its own queue (same channel and requirements), in routing order. */
+  readonly queuePosition: number;
+  /**
+   * (queuePosition + 1) ÷ its queue's measured service rate: the decisions of the last
+   * SERVED_WINDOW_MS, over the time since the oldest of them (at least 1 s); null when none.
+   */
+  readonly estimatedWaitMs: number | null;
+}
+
+const pad = (n: number, width: number) => String(n).padStart(width, '0');
+
+/** The place of contact `id` while it is queued (null otherwise), at time `now` (ms). */
+export async function queuePlace(
+  redis: RedisClient,
+  workspace: string,
+  id: string,
+  now: number,
+): Promise<QueuePlace | null> {
+  const k = workspaceKeys(workspace);
+  const text = await redis.hget(k.contacts, id);
+  if (text === null) return null;
+  const d = JSON.parse(text) as {
+    state?: string;
+    skills?: string[];
+    channel?: string;
+    priority?: number;
+    _seq?: number;
+  };
+  if (d.state !== 'queued' || !Array.isArray(d.skills) || typeof d._seq !== 'number') return null;
+  const channel = d.channel ?? 'voice';
+  const queue = d.skills.map((s) => `${channel}/${s}`).join(',');
+  const member = `${queue}|${9 - (d.priority ?? 0)}|${pad(d._seq, 16)}|${id}`;
+  const from = `[${queue}|${pad(Math.max(0, now - SERVED_WINDOW_MS), 15)}`;
+  const [ahead, served, oldest] = await Promise.all([
+    redis.zlexcount(k.skillSetQueues, `[${queue}|`, `(${member}`),
+    redis.zlexcount(k.served, from, `(${queue}|\xff`),
+    redis.zrangebylex(k.served, from, `(${queue}|\xff`, 'LIMIT', 0, 1),
+  ]);
+  const first = oldest[0] ? Number(oldest[0].slice(queue.length + 1, queue.length + 16)) : null;
+  const rate = first === null || served === 0 ? null : served / Math.max(now - first, 1000);
+  return { queuePosition: ahead, estimatedWaitMs: rate === null ? null : Math.round((ahead + 1) / rate) };
+}

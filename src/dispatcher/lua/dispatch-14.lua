@@ -40,6 +40,7 @@
   KEYS[5] candidates                   KEYS[11] skill-set queues (lexicographic zset)
   KEYS[6] stats                        KEYS[12] queue heads
                                        KEYS[13] timers (offers' timeouts)
+                                       KEYS[14] served (each queue's recent decisions)
 
   Every key the step touches is one of these.
 
@@ -56,7 +57,9 @@
 local K_EVENTS, K_META, K_QUEUE, K_SKILLSETS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_CAND, K_STATS, K_AGENTS, K_CONTACTS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local K_POOLS, K_PHEADS, K_QINDEX, K_QHEADS = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
-local K_TIMERS = KEYS[13]
+local K_TIMERS, K_SERVED = KEYS[13], KEYS[14]
+-- How long a decision counts in its queue's service rate (the estimated wait's window), ms.
+local SERVED_WINDOW = 300000
 local WORKSPACE, MAX_DECISIONS, MAX_WORK = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local ENUMERATE_MAX = tonumber(ARGV[5])
 
@@ -411,6 +414,10 @@ local function assign(c, a, at_head, after)
   a.state = agent_state(a)
   doc_put(K_AGENTS, a)
   stat_add('assignments')
+  -- The queue's service rate: this decision counts for the window; older ones of the queue go.
+  local queue = route_name(c)
+  redis.call('ZADD', K_SERVED, 0, queue .. '|' .. string.format('%015d', now) .. '|' .. c.id)
+  redis.call('ZREMRANGEBYLEX', K_SERVED, '[' .. queue .. '|', '(' .. queue .. '|' .. string.format('%015d', now - SERVED_WINDOW))
   local data = {
     contactId = c.id, agentId = a.id, skills = c.skills, channel = channel, priority = c.priority,
     queuedAt = c.queuedAt, assignedAt = c.assignedAt, waitedMs = c.waitedMs, offer = offer,
