@@ -2,7 +2,7 @@
  * The Redis ACL user Switchboard logs in as (src/adapters/redis/acl.ts): it may run the commands
  * Switchboard uses on `sb:*` keys and nothing else (administration, keyspace listing, keys of
  * others, not even from inside a Lua script); Switchboard works end to end with it on a single
- * server and on a Redis Cluster without one denial in the servers' ACL LOG; every command a Lua
+ * server and on a Redis Cluster (through a failover) without one denial in the servers' ACL LOG; every command a Lua
  * step calls is granted; and the private redis-server of `npm start` keeps its passwords in
  * owner-only files, hashed in the ACL file, off the command line, the same across restarts.
  */
@@ -19,6 +19,7 @@ import { connectRedis } from '../../src/adapters/redis/client.ts';
 import { startRedisCluster } from '../../src/topology/redis-cluster.ts';
 import { credentialsFile, startPrivateRedis } from '../../src/topology/redis-server.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { waitFor } from '../support/wait.ts';
 import { routeOneContact, startOn } from './redis-flow.ts';
 
 /** How Redis refuses a command, or a key, that a script's caller may not use. */
@@ -164,19 +165,35 @@ describe('the ACL list', () => {
 });
 
 describe('on a Redis Cluster', () => {
-  it('runs Switchboard end to end as the ACL user (slot map, redirects, WAIT) without one denial', async () => {
+  it('runs Switchboard end to end as the ACL user (slot map, redirects, WAIT, a failover) without one denial', async () => {
     const cluster = await startRedisCluster({});
     const { app, admin } = cluster.credentials;
     const masters = cluster.nodes.filter((n) => n.role === 'master');
     const seeds = masters.map((n) => `${app.user}:${app.password}@${n.host}:${n.port}`).join(',');
+    let victim = -1;
     try {
       const running = await startOn({ REDIS_CLUSTER_NODES: seeds }, 'acl-cluster');
       try {
         await routeOneContact(running, 'acl-cluster');
+        // The workspace's master dies: the client follows the promoted replica (READONLY and
+        // READWRITE on the connections whose role changed), and routing goes on.
+        const probe = new Redis(masters[0]!.port, masters[0]!.host, { password: admin.password });
+        const slot = Number(await probe.cluster('KEYSLOT', 'sb:{acl-cluster}:commands'));
+        const ranges = (await probe.cluster('SLOTS')) as unknown as [number, number, [string, number]][];
+        probe.disconnect();
+        const port = ranges.find(([from, to]) => slot >= from && slot <= to)![2][1];
+        victim = cluster.servers.findIndex((s) => s.port === port);
+        cluster.servers[victim]!.kill('SIGKILL');
+        await waitFor(
+          'the replica promoted',
+          async () => (await cluster.roles()).filter((r) => r.role === 'master').length === 3,
+          { timeoutMs: 20_000, everyMs: 100 },
+        );
+        await routeOneContact(running, 'acl-cluster', 2);
       } finally {
         await running.stop();
       }
-      for (const n of cluster.nodes) {
+      for (const n of cluster.nodes.filter((_, i) => i !== victim)) {
         const node = new Redis(n.port, n.host, { password: admin.password, maxRetriesPerRequest: 1 });
         try {
           expect(await denials(node), `${n.role} ${n.port}`).toEqual([]);

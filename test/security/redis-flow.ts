@@ -23,8 +23,11 @@ export async function startOn(env: Record<string, string>, workspace: string): P
   );
 }
 
-/** Registers an agent, makes it available, queues a contact: the dispatcher assigns it to the agent. */
-export async function routeOneContact(running: Running, workspace: string): Promise<void> {
+/**
+ * Registers an agent, makes it available, queues a contact: the dispatcher assigns it to the
+ * agent. `n` numbers the agent and contact, for more than one in a workspace.
+ */
+export async function routeOneContact(running: Running, workspace: string, n = 1): Promise<void> {
   const base = `${running.url}/v1/workspaces/${workspace}`;
   const post = async (path: string, body: unknown) => {
     const r = await fetch(`${base}${path}`, {
@@ -32,19 +35,23 @@ export async function routeOneContact(running: Running, workspace: string): Prom
       headers: { 'content-type': 'application/json', 'idempotency-key': `${path}-${Date.now()}` },
       body: JSON.stringify(body),
     });
-    expect(r.status, `POST ${path}: ${await r.clone().text()}`).toBeLessThan(300);
+    const text = await r.text();
+    // A master without a replica (after a failover) answers 503 not-replicated: the command is
+    // on the primary all the same, and is applied.
+    if (r.status === 503 && text.includes('/problems/not-replicated')) return;
+    expect(r.status, `POST ${path}: ${text}`).toBeLessThan(300);
   };
-  await post('/agents', { id: 'a1', skills: ['English'] });
-  await post('/agents/a1/state', { state: 'available' });
-  await post('/contacts', { id: 'c1', skills: ['English'] });
+  await post('/agents', { id: `a${n}`, skills: ['English'] });
+  await post(`/agents/a${n}/state`, { state: 'available' });
+  await post('/contacts', { id: `c${n}`, skills: ['English'] });
   await waitFor(
     'the contact assigned to the agent',
     async () => {
-      const r = await fetch(`${base}/contacts/c1`);
+      const r = await fetch(`${base}/contacts/c${n}`);
       if (r.status !== 200) return false;
       const c = (await r.json()) as { state: string; agentId?: string };
-      return c.state === 'assigned' && c.agentId === 'a1';
+      return c.state === 'assigned' && c.agentId === `a${n}`;
     },
-    { timeoutMs: 10_000, everyMs: 50 },
+    { timeoutMs: 20_000, everyMs: 50 },
   );
 }
