@@ -14,6 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { APP_ACL_RULES, APP_COMMANDS, APP_USER } from '../../src/adapters/redis/acl.ts';
 import { connectRedis } from '../../src/adapters/redis/client.ts';
 import { startRedisCluster } from '../../src/topology/redis-cluster.ts';
@@ -161,6 +162,25 @@ describe('the ACL list', () => {
     expect(granted.filter((c) => [...never, ...more].includes(c!))).toEqual([]);
     expect(APP_COMMANDS.filter((c) => c.startsWith('client|'))).toEqual(['client|setname']);
     expect(APP_ACL_RULES.slice(0, 4)).toEqual(['resetkeys', '~sb:*', 'resetchannels', '-@all']);
+  });
+
+  it('is the one the Docker Compose topology gives its Redis nodes, and Switchboard logs in as it there', () => {
+    const compose = parse(readFileSync(new URL('../../infra/docker-compose.yml', import.meta.url), 'utf8'), {
+      merge: true,
+    }) as { services: Record<string, { command?: string[]; environment?: Record<string, string> }> };
+    const nodes = Object.entries(compose.services).filter(([name]) => /^redis-\d$/.test(name));
+    expect(nodes).toHaveLength(6);
+    for (const [name, { command = [] }] of nodes) {
+      const at = command.findIndex((w, i) => w === '--user' && command[i + 1] === APP_USER);
+      expect(at, name).toBeGreaterThan(0);
+      const next = command.findIndex((w, i) => i > at && w.startsWith('--'));
+      const [, , on, password, ...rules] = command.slice(at, next === -1 ? undefined : next);
+      expect(on).toBe('on');
+      expect(password).toMatch(/^>\$\{REDIS_SWITCHBOARD_PASSWORD\b/);
+      expect(rules, name).toEqual(APP_ACL_RULES);
+    }
+    for (const service of ['api', 'workers'])
+      expect(compose.services[service]?.environment).toMatchObject({ REDIS_USERNAME: APP_USER });
   });
 });
 
