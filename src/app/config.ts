@@ -73,6 +73,8 @@ export interface Config {
   readonly headersTimeoutMs: number;
   readonly requestTimeoutMs: number;
   readonly keepAliveTimeoutMs: number;
+  /** Browser origins allowed to call the API (CORS_ORIGINS); empty: CORS off. */
+  readonly corsOrigins: readonly string[];
 }
 
 export interface ConfigEntry {
@@ -262,6 +264,12 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     name: 'KEEP_ALIVE_TIMEOUT_MS',
     default: '72000',
     description: 'How long a kept-alive connection may sit idle between requests before it is closed.',
+  },
+  {
+    name: 'CORS_ORIGINS',
+    default: '(unset)',
+    description:
+      'Comma-separated browser origins (https://app.example.com) allowed to call the API from a page (CORS). Unset: CORS off, no Access-Control-* header is ever sent.',
   },
   {
     name: 'LIVE_MAX_BUFFERED_BYTES',
@@ -527,6 +535,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
       headersTimeoutMs: v.int('HEADERS_TIMEOUT_MS', 10_000, 100, 600_000),
       requestTimeoutMs: v.int('REQUEST_TIMEOUT_MS', 30_000, 100, 3_600_000),
       keepAliveTimeoutMs: v.int('KEEP_ALIVE_TIMEOUT_MS', 72_000, 100, 3_600_000),
+      corsOrigins: v.list('CORS_ORIGINS', '', isOrigin),
       archiveDir: v.optional('ARCHIVE_DIR', () => undefined),
       logRetention: v.optional('LOG_RETENTION', (r) => {
         const parsed = parseRetention(r);
@@ -601,6 +610,17 @@ function offOr(min: number, max: number, off = true): Check {
 
 const offOrNumber = (value: string | undefined): number | undefined =>
   value === undefined || value === 'off' ? undefined : Number(value);
+
+/** A browser origin: scheme, host and port only, as a browser sends it in Origin. */
+const isOrigin: Check = (value) => {
+  try {
+    const u = new URL(value);
+    if ((u.protocol === 'https:' || u.protocol === 'http:') && u.origin === value) return undefined;
+  } catch {
+    /* not a URL */
+  }
+  return `each origin must be scheme://host[:port] with no path, such as https://app.example.com (got "${value}")`;
+};
 
 /** ADVERTISE_ADDRESS as host and port; `auto` is HOST:PORT (port 0: the one bound, filled in at listen). */
 function advertiseOf(raw: string | undefined, host: string, port: number): Config['advertise'] {

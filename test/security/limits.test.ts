@@ -5,6 +5,7 @@
  * have a size limit; a client that sends its request slowly is cut off while others are served;
  * and no route answers CORS headers.
  */
+import { request } from 'node:http';
 import { connect } from 'node:net';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -333,6 +334,17 @@ describe('limits', () => {
     expect(big.status).toBe(431);
     expectProblem(big, 'headers-too-large');
     expect(big.closed).toBe(true);
+    // A HEAD's refusal has no body (a client would read it as garbage).
+    const headStatus = await new Promise<number>((resolve, reject) => {
+      const req = request(`${a.url}${B}/stats`, { method: 'HEAD', headers: { 'x-big': 'a'.repeat(5000) } });
+      req.on('response', (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(headStatus).toBe(431);
     const longUrl = await raw(a.url!, [
       `GET ${B}/stats?type=${'A'.repeat(2000)} HTTP/1.1\r\nHost: x\r\n\r\n`,
     ]);
@@ -411,7 +423,7 @@ describe('limits', () => {
   });
 
   it('CORS is off: no route answers Access-Control-Allow-Origin, not even to a preflight', async () => {
-    const a = started[0]!;
+    const a = started[0] ?? (await instance({}));
     const origin = { origin: 'https://evil.example' };
     const answers = await Promise.all([
       fetch(`${a.url}${B}/stats`, { headers: origin }),
@@ -425,5 +437,40 @@ describe('limits', () => {
       for (const name of res.headers.keys()) expect(name).not.toMatch(/^access-control-/);
       if (res.status >= 400) expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     }
+  });
+
+  it('CORS_ORIGINS: an allowed origin gets its preflight (204) and its answers readable; others get no CORS header', async () => {
+    const a = await instance({ CORS_ORIGINS: 'https://app.example,http://localhost:3000', AUTH: 'on' });
+    const preflight = await fetch(`${a.url}${B}/contacts`, {
+      method: 'OPTIONS',
+      headers: {
+        origin: 'https://app.example',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization, content-type',
+      },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('https://app.example');
+    expect(preflight.headers.get('access-control-allow-methods')).toMatch(/POST/);
+    expect(preflight.headers.get('access-control-allow-headers')).toMatch(/Authorization/);
+    expect(preflight.headers.get('vary')).toMatch(/Origin/);
+    const res = await fetch(`${a.url}/health`, { headers: { origin: 'http://localhost:3000' } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('access-control-allow-origin')).toBe('http://localhost:3000');
+    expect(res.headers.get('access-control-expose-headers')).toMatch(/Retry-After/);
+    // A refusal is readable by the page too (its problem+json explains it), authentication's included.
+    const refused = await fetch(`${a.url}${B}/stats`, { headers: { origin: 'https://app.example' } });
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get('access-control-allow-origin')).toBe('https://app.example');
+    for (const origin of ['https://evil.example', 'https://app.example.evil', 'null']) {
+      const other = await fetch(`${a.url}${B}/contacts`, {
+        method: 'OPTIONS',
+        headers: { origin, 'access-control-request-method': 'POST' },
+      });
+      expect(other.status).toBe(404);
+      for (const name of other.headers.keys()) expect(name).not.toMatch(/^access-control-/);
+    }
+    expect(() => loadConfig({ CORS_ORIGINS: 'https://app.example/path' })).toThrow(/CORS_ORIGINS/);
+    expect(() => loadConfig({ CORS_ORIGINS: '*' })).toThrow(/CORS_ORIGINS/);
   });
 });

@@ -9,8 +9,11 @@ import { PROBLEM_TYPE, type Problem, problem } from './problem.ts';
  * problem+json that every other error of Switchboard is.
  */
 
-/** A whole HTTP/1.1 answer, for sockets that no fastify reply owns; the connection is closed after it. */
-export function rawProblemResponse(p: Problem, headers: Record<string, string> = {}): string {
+/**
+ * A whole HTTP/1.1 answer, for sockets that no fastify reply owns; the connection is closed after it.
+ * `head`: the answer to a HEAD request, which has no body (its Content-Length says what it would be).
+ */
+export function rawProblemResponse(p: Problem, headers: Record<string, string> = {}, head = false): string {
   const body = JSON.stringify(p);
   const lines = [
     `HTTP/1.1 ${p.status} ${STATUS_CODES[p.status] ?? ''}`,
@@ -19,7 +22,7 @@ export function rawProblemResponse(p: Problem, headers: Record<string, string> =
     'Connection: close',
     ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
   ];
-  return `${lines.join('\r\n')}\r\n\r\n${body}`;
+  return `${lines.join('\r\n')}\r\n\r\n${head ? '' : body}`;
 }
 
 function writeAndClose(socket: Duplex, text: string): void {
@@ -33,8 +36,12 @@ function writeAndClose(socket: Duplex, text: string): void {
 
 /** Node's `clientError`: the bytes are not an HTTP request this server can parse. */
 export function clientErrorHandler(log: FastifyBaseLogger) {
-  return (err: Error & { code?: string }, socket: Duplex): void => {
+  return (err: Error & { code?: string; rawPacket?: unknown }, socket: Duplex): void => {
     if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    // The request refused was a HEAD when the bytes that failed begin with one (headers too large
+    // arrive whole on most connections): its answer has no body, or the client reads garbage.
+    const head =
+      Buffer.isBuffer(err.rawPacket) && err.rawPacket.subarray(0, 5).toString('latin1') === 'HEAD ';
     log.debug({ err: err.message, code: err.code }, 'unparsable request');
     // Bytes pipelined after a request still being answered: ours goes out once that answer has,
     // not inside it (node itself would cut the connection and lose that answer).
@@ -66,8 +73,8 @@ export function clientErrorHandler(log: FastifyBaseLogger) {
       | (NodeJS.EventEmitter & { req?: IncomingMessage; headersSent?: boolean })
       | null;
     if (answering && !(arriving?.req && !arriving.req.complete && !arriving.headersSent))
-      answering.once('finish', () => writeAndClose(socket, rawProblemResponse(p)));
-    else writeAndClose(socket, rawProblemResponse(p));
+      answering.once('finish', () => writeAndClose(socket, rawProblemResponse(p, {}, head)));
+    else writeAndClose(socket, rawProblemResponse(p, {}, head));
   };
 }
 

@@ -11,7 +11,7 @@ import { type Problem, problem, sendProblem } from './problem.ts';
  * What one caller, one instance and one request may take (docs/SECURITY.md, "Limits"): a request
  * rate per API key counted in Redis (so it holds across instances), WebSocket connections per key
  * (in Redis too) and per instance, the size of the request line and headers, and how long a client
- * may take to send a request or leave a connection idle.
+ * may take to send a request or leave a connection idle; and which browser origins may call it.
  */
 export interface LimitSettings {
   /** Requests per second per caller and the burst a whole budget lets through; undefined: no limit. */
@@ -30,6 +30,8 @@ export interface LimitSettings {
   readonly requestTimeoutMs: number;
   /** How long a kept-alive connection may sit idle between requests before it is closed. */
   readonly keepAliveTimeoutMs: number;
+  /** Browser origins allowed to call the API (CORS); empty: none, and no CORS header is sent. */
+  readonly corsOrigins: readonly string[];
 }
 
 const RATE = luaScript('rateLimit', new URL('../redis/lua/rate-limit-1.lua', import.meta.url));
@@ -78,6 +80,10 @@ export function callerKeys(req: FastifyRequest): { readonly rate: string; readon
   return { rate: `${KEY_ROOT}:addr:rate:${req.ip}`, sockets: `${KEY_ROOT}:addr:sockets:${req.ip}` };
 }
 
+/** What a browser script of an allowed origin may send and read (CORS_ORIGINS). */
+const CORS_HEADERS = 'Authorization, Content-Type, Idempotency-Key, X-Request-Id';
+const CORS_EXPOSED = 'Retry-After, X-Request-Id, Location, Idempotent-Replayed';
+
 /** Routes no limit applies to: the load balancer's health check. */
 const UNLIMITED = new Set(['/health']);
 
@@ -120,6 +126,36 @@ export function installLimits(app: FastifyInstance, deps: LimitDeps): void {
       ),
     );
   });
+
+  if (s.corsOrigins.length > 0) {
+    const allowed = new Set(s.corsOrigins);
+    const allowedOrigin = (req: FastifyRequest): string | undefined => {
+      const origin = req.headers.origin;
+      return typeof origin === 'string' && allowed.has(origin) ? origin : undefined;
+    };
+    // A preflight: no route answers OPTIONS, and it carries no key; the browser asks before sending.
+    app.addHook('onRequest', (req, reply, done) => {
+      if (req.method !== 'OPTIONS' || req.headers['access-control-request-method'] === undefined)
+        return done();
+      if (!allowedOrigin(req)) return done();
+      reply
+        .code(204)
+        .header('access-control-allow-methods', 'GET, POST, PUT, PATCH, DELETE')
+        .header('access-control-allow-headers', CORS_HEADERS)
+        .header('access-control-max-age', '600')
+        .send();
+    });
+    // On every answer to an allowed origin, refusals by any hook included (a 401 the page can read).
+    app.addHook('onSend', (req, reply, payload, done) => {
+      const origin = allowedOrigin(req);
+      if (origin)
+        reply
+          .header('access-control-allow-origin', origin)
+          .header('vary', 'Origin')
+          .header('access-control-expose-headers', CORS_EXPOSED);
+      done(null, payload);
+    });
+  }
 
   const rate = s.rateLimit;
   if (rate) {
