@@ -29,6 +29,7 @@ interface Summary {
   errorsByStatus: Record<string, number>;
   meanWaitMs: number | null;
   p90WaitMs: number | null;
+  estimatedWait: { checked: number; meanAbsoluteErrorMs: number | null; meanActualMs: number | null };
   settings: {
     offerTimeoutMs: number;
     wrapUpMs: number;
@@ -213,6 +214,39 @@ describe('simulate', () => {
     expect(await countEvents('ContactExpired', OFFERS)).toBe(s.expired);
     expect(s.wrapUps).toBe(s.completed);
     expect(await countEvents('WrapUpStarted', OFFERS)).toBe(s.wrapUps);
+  });
+
+  it('measures the estimated wait against the waits that followed', async () => {
+    const run = await simulate([
+      '--url',
+      url,
+      '--workspace',
+      `${WS}-estimate`,
+      '--agents',
+      '12',
+      '--contacts',
+      '150',
+      '--rate',
+      '100',
+      '--handle-min',
+      '0.1',
+      '--handle-max',
+      '0.3',
+      '--seed',
+      '5',
+      '--patience',
+      '30',
+      '--json',
+    ]);
+    expect(run.code, `${run.stderr}\n${run.stdout}`).toBe(0);
+    const s = JSON.parse(run.stdout.trim()) as Summary;
+    console.log(
+      JSON.stringify({ estimatedWait: s.estimatedWait, meanWaitMs: s.meanWaitMs, assigned: s.assigned }),
+    );
+    // A queue builds (12 agents of 0.2 s each serve about 60 contacts/s; 100/s arrive): contacts
+    // queued behind others get an estimate, and it beats guessing no wait at all.
+    expect(s.estimatedWait.checked).toBeGreaterThan(10);
+    expect(s.estimatedWait.meanAbsoluteErrorMs!).toBeLessThan(s.estimatedWait.meanActualMs!);
   });
 
   it('says clearly when Switchboard cannot be reached, and exits 1', async () => {
