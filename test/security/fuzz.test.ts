@@ -714,6 +714,7 @@ describe('fuzz campaign', () => {
     let sent = 0;
     let positionNotReached = 0;
     let upgraded = 0;
+    let headWithBody = 0;
     const documented = new Map(
       Object.entries(PROBLEM_TYPES).map(([slug, status]) => [`/problems/${slug}`, status]),
     );
@@ -758,6 +759,13 @@ describe('fuzz campaign', () => {
             ? await sendHttp(r, headers).catch((err: NodeJS.ErrnoException) => {
                 // What Node's client refuses to send (bad characters, methods) goes raw.
                 if (/^ERR_(INVALID|UNESCAPED|HTTP_INVALID)/.test(err.code ?? '')) return sendRaw(r, headers);
+                // A HEAD refused by the HTTP parser gets a problem body when its oversized headers
+                // arrived in more than one read (docs/SECURITY.md, "Fuzz campaign"): counted, and
+                // sent again raw to check the answer itself.
+                if (r.method === 'HEAD' && /Data after `Connection: close`/.test(err.message)) {
+                  headWithBody++;
+                  return sendRaw(r, headers);
+                }
                 throw err;
               })
             : await sendRaw(r, headers);
@@ -849,6 +857,7 @@ describe('fuzz campaign', () => {
       statuses: Object.fromEntries([...tally].sort((a, b) => a[0] - b[0])),
       positionNotReached,
       upgraded,
+      headWithBody,
       commandsAppended: appended,
       problemTypes: Object.fromEntries([...types].sort((a, b) => b[1] - a[1])),
     };
