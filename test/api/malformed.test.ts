@@ -728,8 +728,10 @@ async function send(c: Case): Promise<Reply> {
  * their last lease renewal (every few hundred ms), which a batch longer than that would see move.
  */
 const HEARTBEATS = new Set([globalKeys.dispatchers, globalKeys.archivers]);
+/** A caller's rate-limit counter: the one write a refused request may make (it counts the request). */
+const RATE_COUNTER = /^sb:(addr|\{[^}]*\}):rate:/;
 
-/** Every key of the database with its type and full value (heartbeats left out). */
+/** Every key of the database with its type and full value (heartbeats and rate counters left out). */
 async function snapshot(r: RedisClient): Promise<Map<string, unknown>> {
   const keys: string[] = [];
   // On a cluster, every master holds its own share of the keys.
@@ -744,7 +746,7 @@ async function snapshot(r: RedisClient): Promise<Map<string, unknown>> {
   }
   const out = new Map<string, unknown>();
   for (const key of keys.sort()) {
-    if (HEARTBEATS.has(key)) continue;
+    if (HEARTBEATS.has(key) || RATE_COUNTER.test(key)) continue;
     const type = await r.type(key);
     let value: unknown;
     switch (type) {
