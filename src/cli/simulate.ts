@@ -201,6 +201,11 @@ function formatSummary(s: SimSummary): string {
     ['wait p90', ms(s.p90WaitMs)],
     ['wait max', ms(s.maxWaitMs)],
     [
+      'estimated wait',
+      `${s.estimatedWait.checked} checked: mean absolute error ${ms(s.estimatedWait.meanAbsoluteErrorMs)} ` +
+        `against a mean wait of ${ms(s.estimatedWait.meanActualMs)}`,
+    ],
+    [
       'offers',
       `${s.offers.made} made, ${s.offers.accepted} accepted, ${s.offers.rejected} rejected, ` +
         `${s.offers.expired} expired, ${s.offers.withdrawn} withdrawn`,

@@ -63,6 +63,8 @@ interface SimContact {
   offer?: OfferSeen;
   state: ContactState;
   everAssigned: boolean;
+  /** What GET /contacts/{id} estimated right after it was queued: when read, and the wait it gave. */
+  estimate?: { readonly readAt: number; readonly ms: number };
   patience?: NodeJS.Timeout;
   handling?: NodeJS.Timeout;
 }
@@ -100,6 +102,9 @@ export class Simulator {
   private readonly contacts: SimContact[] = [];
   private readonly byId = new Map<string, SimContact>();
   private readonly waits: number[] = [];
+  /** The estimated waits' absolute errors, and the waits they were checked against (ms). */
+  private readonly estimateErrors: number[] = [];
+  private readonly estimatedWaits: number[] = [];
   private readonly errorsByStatus: Record<string, number> = {};
   private readonly errorSamples: string[] = [];
   private errors = 0;
@@ -295,6 +300,7 @@ export class Simulator {
     if (!c) return;
     switch (e.type) {
       case 'AssignmentMade':
+        this.decided(c, e);
         if (e.data.offer) this.offered(c, e);
         else if (!c.everAssigned) {
           if (typeof e.data.waitedMs === 'number') this.waits.push(e.data.waitedMs);
@@ -426,11 +432,31 @@ export class Simulator {
     if (this.ending) return;
     if (r.ok) {
       if (c.state === 'sent') this.setState(c, 'queued');
+      await this.readEstimate(c);
       return;
     }
     this.recordError(`POST /contacts ${c.id}`, r);
     if (c.patience) clearTimeout(c.patience);
     if (c.state === 'sent') this.setState(c, 'failed');
+  }
+
+  /** The wait GET /contacts/{id} estimates for a contact still queued (none: not queued, or no rate yet). */
+  private async readEstimate(c: SimContact): Promise<void> {
+    const readAt = Date.now();
+    const r = await this.http.request('GET', `${this.wsPath}/contacts/${c.id}`);
+    const ms = (r.body as { estimatedWaitMs?: unknown } | undefined)?.estimatedWaitMs;
+    if (r.ok && typeof ms === 'number' && !c.everAssigned && c.offersSeen === 0) c.estimate = { readAt, ms };
+  }
+
+  /** A contact's first decision: how far the estimate read when it was queued was from the wait that followed. */
+  private decided(c: SimContact, e: Envelope): void {
+    if (!c.estimate || c.everAssigned || c.offersSeen > 0) return;
+    const at = Date.parse(e.data.assignedAt ?? '');
+    if (!Number.isFinite(at)) return;
+    const actual = Math.max(0, at - c.estimate.readAt);
+    this.estimateErrors.push(Math.abs(c.estimate.ms - actual));
+    this.estimatedWaits.push(actual);
+    c.estimate = undefined;
   }
 
   private async abandon(c: SimContact): Promise<void> {
@@ -589,6 +615,11 @@ export class Simulator {
       unservable: this.unservable,
       abandonRaced: this.abandonRaced,
       meanWaitMs: round(mean(this.waits)),
+      estimatedWait: {
+        checked: this.estimateErrors.length,
+        meanAbsoluteErrorMs: round(mean(this.estimateErrors)),
+        meanActualMs: round(mean(this.estimatedWaits)),
+      },
       p90WaitMs: round(percentile(this.waits, 90)),
       maxWaitMs: round(percentile(this.waits, 100)),
       offers: {

@@ -55,6 +55,16 @@ export interface SimSummary {
   /** Abandon requests answered 409 because the contact was assigned meanwhile (not errors). */
   readonly abandonRaced: number;
   readonly meanWaitMs: number | null;
+  /**
+   * GET /contacts/{id}'s estimatedWaitMs, read right after each contact was queued, against the
+   * wait that followed until its first decision: how many contacts had an estimate and were then
+   * decided, the mean absolute error, and the mean of those waits.
+   */
+  readonly estimatedWait: {
+    readonly checked: number;
+    readonly meanAbsoluteErrorMs: number | null;
+    readonly meanActualMs: number | null;
+  };
   readonly p90WaitMs: number | null;
   readonly maxWaitMs: number | null;
   /** Offers (AssignmentMade with an offer) and how they ended; all 0 when offers are off. */
