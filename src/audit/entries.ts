@@ -1,5 +1,11 @@
 import { type Command, MAX_FORGOTTEN_PER_COMMAND } from '../domain/commands.ts';
-import { CHANNEL_PATTERN, MAX_CHANNELS } from '../domain/values.ts';
+import {
+  CHANNEL_PATTERN,
+  MAX_CHANNELS,
+  MAX_LEVEL,
+  MAX_SKILLS,
+  ROUTING_SKILL_PATTERN,
+} from '../domain/values.ts';
 
 /**
  * Stream entries as the auditor reads them: commands as appended by src/adapters/redis/lua
@@ -112,13 +118,14 @@ export type Decoded =
 // The projector's shape check (src/projections/lua, `shapes`), which decides whether an entry is
 // applied or refused as malformed; the API's codecs append only entries that pass it.
 const ID = /^[A-Za-z0-9._:-]{1,128}$/;
-const SKILL = /^[A-Za-z0-9._-]{1,64}$/;
+/** Routing skills: a skill, or a skill with a level (`<skill>#<2..5>`). */
+const SKILL = ROUTING_SKILL_PATTERN;
 const isId = (v: unknown) => typeof v === 'string' && ID.test(v);
 const isInt = (v: unknown, lo: number, hi: number) =>
   typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi;
 const isName = (v: unknown) => v === undefined || typeof v === 'string';
 function isSkills(v: unknown): boolean {
-  if (!Array.isArray(v) || v.length === 0 || v.length > 32) return false;
+  if (!Array.isArray(v) || v.length === 0 || v.length > MAX_SKILLS * MAX_LEVEL) return false;
   for (let i = 0; i < v.length; i++) {
     const s: unknown = v[i];
     if (typeof s !== 'string' || !SKILL.test(s) || (i > 0 && v[i - 1] >= s)) return false;

@@ -7,6 +7,7 @@ import {
   type Fact,
   type Settings,
 } from '../domain/model.ts';
+import { publicSkills } from '../domain/values.ts';
 
 /**
  * What the log and the documents must say, worked out from the model: the data of each fact as
@@ -57,7 +58,7 @@ export interface ContactMeta {
 export function agentDocument(a: Agent, position: string): Record<string, unknown> {
   const d: Record<string, unknown> = { id: a.id };
   if (a.name !== undefined) d.name = a.name;
-  d.skills = a.skills;
+  d.skills = publicSkills(a.skills, 'agent');
   d.capacity = a.capacity;
   d.presence = a.presence;
   d.state = agentState(a);
@@ -78,7 +79,7 @@ export function agentDocument(a: Agent, position: string): Record<string, unknow
 export function contactDocument(c: Contact, position: string): Record<string, unknown> {
   const d: Record<string, unknown> = {
     id: c.id,
-    skills: c.skills,
+    skills: publicSkills(c.skills, 'contact'),
     channel: channelOf(c),
     priority: c.priority,
   };
@@ -99,7 +100,7 @@ export function contactDocument(c: Contact, position: string): Record<string, un
   if (c.deadline !== undefined) d.expiresAt = iso(c.deadline);
   if (c.expiredAt !== undefined) d.expiredAt = iso(c.expiredAt);
   if (c.steps !== undefined) {
-    d.steps = c.steps;
+    d.steps = c.steps.map((st) => ({ ...st, skills: publicSkills(st.skills, 'contact') }));
     d.step = c.step ?? 0;
   }
   return d;
@@ -153,7 +154,7 @@ export function factData(
       const d: Record<string, unknown> = {
         contactId: f.contactId,
         agentId: f.agentId,
-        skills: c?.skills,
+        skills: c ? publicSkills(c.skills, 'contact') : undefined,
         channel: c ? channelOf(c) : undefined,
         priority: c?.priority,
         queuedAt: c ? iso(c.queuedAt) : undefined,
@@ -180,7 +181,7 @@ export function factData(
       return {
         contactId: f.contactId,
         fromAgentId: f.agentId,
-        skills: f.skills,
+        skills: publicSkills(f.skills, 'contact'),
         priority: f.priority,
         transferredAt: iso(f.at),
       };
@@ -192,7 +193,7 @@ export function factData(
       return {
         contactId: f.contactId,
         step: f.step,
-        skills: f.skills,
+        skills: publicSkills(f.skills, 'contact'),
         priority: f.priority,
         steppedAt: iso(f.at),
       };

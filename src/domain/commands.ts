@@ -1,6 +1,7 @@
 import * as t from 'io-ts';
 import { strict } from './strict.ts';
 import {
+  AgentSkills,
   Attributes,
   Capacity,
   CHANNEL_PATTERN,
@@ -9,7 +10,8 @@ import {
   MAX_CHANNELS,
   Name,
   Priority,
-  Skills,
+  Requirements,
+  RoutingSkills,
   withMessage,
 } from './values.ts';
 
@@ -45,30 +47,36 @@ export const Channels = withMessage(
 /** The most routing steps a contact carries. */
 export const MAX_STEPS = 8;
 /** A routing step: `afterMs` after the contact arrived, its requirements become these. */
-export const Step = strict({ afterMs: MaxWaitMs, skills: Skills }, { priority: Priority }, 'Step');
+const stepOf = (skills: t.Type<string[], string[], unknown>, name: string) =>
+  strict({ afterMs: MaxWaitMs, skills }, { priority: Priority }, name);
+/** A step as clients write it (skills with minimum levels) and as the stream carries it (routing skills). */
+export const StepBody = stepOf(Requirements, 'StepBody');
+export const Step = stepOf(RoutingSkills, 'Step');
 export type Step = t.TypeOf<typeof Step>;
+const stepsOf = (step: t.Type<Step, unknown, unknown>) =>
+  withMessage(
+    t.refinement(
+      t.array(step),
+      (xs) =>
+        xs.length >= 1 &&
+        xs.length <= MAX_STEPS &&
+        xs.every((x, i) => i === 0 || xs[i - 1]!.afterMs < x.afterMs),
+      'Steps',
+    ),
+    `a list of 1..${MAX_STEPS} steps {afterMs, skills, priority?}, each afterMs (1..604,800,000 ms after the contact arrived) later than the one before`,
+  );
 /** 1..8 steps, each later than the one before. */
-export const Steps = withMessage(
-  t.refinement(
-    t.array(Step),
-    (xs) =>
-      xs.length >= 1 &&
-      xs.length <= MAX_STEPS &&
-      xs.every((x, i) => i === 0 || xs[i - 1]!.afterMs < x.afterMs),
-    'Steps',
-  ),
-  `a list of 1..${MAX_STEPS} steps {afterMs, skills, priority?}, each afterMs (1..604,800,000 ms after the contact arrived) later than the one before`,
-);
-
+export const StepsBody = stepsOf(StepBody);
+export const Steps = stepsOf(Step);
 /** Bodies as clients send them over HTTP (see API.md). */
 export const RegisterAgentBody = strict(
-  { id: Id, skills: Skills },
+  { id: Id, skills: AgentSkills },
   { name: Name, capacity: Capacity, wrapUpMs: WrapUpMs },
   'RegisterAgentBody',
 );
 export const UpdateAgentBody = strict(
   {},
-  { name: Name, skills: Skills, capacity: Capacity, wrapUpMs: WrapUpMs },
+  { name: Name, skills: AgentSkills, capacity: Capacity, wrapUpMs: WrapUpMs },
   'UpdateAgentBody',
 );
 export const AgentPresence = t.keyof({ available: null, away: null, offline: null }, 'AgentPresence');
@@ -87,31 +95,31 @@ export const SettingsBody = strict(
   'SettingsBody',
 );
 /** Where an assigned contact goes next: new skills, and a new priority if given. */
-export const TransferBody = strict({ skills: Skills }, { priority: Priority }, 'TransferBody');
+export const TransferBody = strict({ skills: Requirements }, { priority: Priority }, 'TransferBody');
 /** The agent answering an offer (until keys name the agent, the body does). */
 export const OfferAnswerBody = strict({ agentId: Id }, {}, 'OfferAnswerBody');
 export const ChangeAgentStateBody = strict({ state: AgentPresence }, {}, 'ChangeAgentStateBody');
 export const QueueContactBody = strict(
-  { skills: Skills },
+  { skills: Requirements },
   {
     id: Id,
     priority: Priority,
     attributes: Attributes,
     maxWaitMs: MaxWaitMs,
     channel: Channel,
-    steps: Steps,
+    steps: StepsBody,
   },
   'QueueContactBody',
 );
 
 /** Commands as they are appended to a workspace's command stream. */
 export const RegisterAgent = t.intersection([
-  t.type({ type: t.literal('RegisterAgent'), agentId: Id, skills: Skills, capacity: Capacity }),
+  t.type({ type: t.literal('RegisterAgent'), agentId: Id, skills: RoutingSkills, capacity: Capacity }),
   t.partial({ name: Name, wrapUpMs: WrapUpMs }),
 ]);
 export const UpdateAgent = t.intersection([
   t.type({ type: t.literal('UpdateAgent'), agentId: Id }),
-  t.partial({ name: Name, skills: Skills, capacity: Capacity, wrapUpMs: WrapUpMs }),
+  t.partial({ name: Name, skills: RoutingSkills, capacity: Capacity, wrapUpMs: WrapUpMs }),
 ]);
 export const ChangeAgentState = t.type({
   type: t.literal('ChangeAgentState'),
@@ -120,7 +128,7 @@ export const ChangeAgentState = t.type({
 });
 export const RemoveAgent = t.type({ type: t.literal('RemoveAgent'), agentId: Id });
 export const QueueContact = t.intersection([
-  t.type({ type: t.literal('QueueContact'), contactId: Id, skills: Skills, priority: Priority }),
+  t.type({ type: t.literal('QueueContact'), contactId: Id, skills: RoutingSkills, priority: Priority }),
   t.partial({ attributes: Attributes, maxWaitMs: MaxWaitMs, channel: Channel, steps: Steps }),
 ]);
 export const AbandonContact = t.type({ type: t.literal('AbandonContact'), contactId: Id });
@@ -138,7 +146,7 @@ export const ChangeSettings = t.intersection([
   t.partial({ channels: Channels }),
 ]);
 export const TransferContact = t.intersection([
-  t.type({ type: t.literal('TransferContact'), contactId: Id, skills: Skills }),
+  t.type({ type: t.literal('TransferContact'), contactId: Id, skills: RoutingSkills }),
   t.partial({ priority: Priority }),
 ]);
 export const AcceptOffer = t.type({ type: t.literal('AcceptOffer'), contactId: Id, agentId: Id });

@@ -63,6 +63,109 @@ export const Skills = withMessage(
   `1..${MAX_SKILLS} skills, each 1..64 characters of [A-Za-z0-9._-]`,
 );
 
+/** Proficiency: a skill's level 1..5 (an agent's) or the minimum a contact needs. */
+export const MAX_LEVEL = 5;
+/**
+ * Skills as routing knows them: an agent with skill X at level L holds "X" and "X#2".."X#L"; a
+ * contact needing X at level m or above needs "X#m" ("X" for level 1). Routing only ever asks
+ * whether an agent holds every skill a contact needs, so levels need nothing else.
+ */
+export const ROUTING_SKILL_PATTERN = /^[A-Za-z0-9._-]{1,64}(#[2-5])?$/;
+export const routingSkill = (name: string, level: number): string => (level <= 1 ? name : `${name}#${level}`);
+
+/** A skill with a level, as clients write it: `{"name": "Billing", "level": 4}`. */
+export type LeveledSkill = { readonly name: string; readonly level: number };
+/** A requirement with a minimum level: `{"name": "Billing", "minLevel": 3}`. */
+export type Requirement = { readonly name: string; readonly minLevel: number };
+
+const isLevel = (n: unknown): n is number =>
+  typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= MAX_LEVEL;
+
+/**
+ * A list of skills, each a name or `{name, <levelField>}`, as routing strings: names distinct
+ * (one given twice keeps its highest level), 1..32 of them; `expand` turns a name and level into
+ * the routing strings it stands for.
+ */
+function leveledSkills(
+  name: string,
+  levelField: 'level' | 'minLevel',
+  expand: (skill: string, level: number) => string[],
+): t.Type<string[], string[], unknown> {
+  const itemMessage = `each skill is 1..64 characters of [A-Za-z0-9._-], or {"name": <skill>, "${levelField}": 1..${MAX_LEVEL}}`;
+  return withMessage(
+    new t.Type<string[], string[], unknown>(
+      name,
+      (u): u is string[] =>
+        Array.isArray(u) && u.every((s) => typeof s === 'string' && ROUTING_SKILL_PATTERN.test(s)),
+      (u, c) => {
+        if (!Array.isArray(u)) return t.failure(u, c, 'must be an array of skills');
+        const levels = new Map<string, number>();
+        for (const item of u) {
+          let skill: unknown = item;
+          let level: unknown = 1;
+          if (typeof item === 'object' && item !== null && !Array.isArray(item)) {
+            const keys = Object.keys(item);
+            if (keys.length !== 2 || !keys.includes('name') || !keys.includes(levelField))
+              return t.failure(u, c);
+            skill = (item as Record<string, unknown>).name;
+            level = (item as Record<string, unknown>)[levelField];
+          }
+          if (!Skill.is(skill) || !isLevel(level)) return t.failure(u, c);
+          levels.set(skill, Math.max(level, levels.get(skill) ?? 0));
+        }
+        if (levels.size < 1 || levels.size > MAX_SKILLS) return t.failure(u, c);
+        return t.success(canonicalSkills([...levels].flatMap(([skill, level]) => expand(skill, level))));
+      },
+      (a) => a,
+    ),
+    `1..${MAX_SKILLS} skills; ${itemMessage}`,
+  );
+}
+
+/** An agent's skills: a name (level 1) or `{name, level}`: it holds the skill at every level up to its own. */
+export const AgentSkills = leveledSkills('AgentSkills', 'level', (skill, level) =>
+  Array.from({ length: level }, (_, i) => routingSkill(skill, i + 1)),
+);
+/** What a contact needs: a name (any level) or `{name, minLevel}`. */
+export const Requirements = leveledSkills('Requirements', 'minLevel', (skill, level) => [
+  routingSkill(skill, level),
+]);
+
+/** Skills as commands in the stream carry them: routing strings, made canonical (sorted, distinct). */
+export const RoutingSkills = withMessage(
+  new t.Type<string[], string[], unknown>(
+    'RoutingSkills',
+    (u): u is string[] =>
+      Array.isArray(u) && u.every((s) => typeof s === 'string' && ROUTING_SKILL_PATTERN.test(s)),
+    (u, c) => {
+      if (!Array.isArray(u) || !u.every((s) => typeof s === 'string' && ROUTING_SKILL_PATTERN.test(s)))
+        return t.failure(u, c);
+      const out = canonicalSkills(u as string[]);
+      return out.length >= 1 && out.length <= MAX_SKILLS * MAX_LEVEL ? t.success(out) : t.failure(u, c);
+    },
+    (a) => a,
+  ),
+  'routing skills: each a skill or <skill>#<2..5>',
+);
+
+/** Routing strings back as clients write them: an agent's levels, or a contact's minimums. */
+export function publicSkills(
+  routing: readonly string[],
+  kind: 'agent' | 'contact',
+): (string | LeveledSkill | Requirement)[] {
+  if (!routing.some((s) => s.includes('#'))) return [...routing];
+  const levels = new Map<string, number>();
+  for (const s of routing) {
+    const at = s.indexOf('#');
+    const name = at < 0 ? s : s.slice(0, at);
+    const level = at < 0 ? 1 : Number(s.slice(at + 1));
+    levels.set(name, Math.max(level, levels.get(name) ?? 0));
+  }
+  return [...levels].map(([name, level]) =>
+    level <= 1 ? name : kind === 'agent' ? { name, level } : { name, minLevel: level },
+  );
+}
+
 export const Priority = withMessage(
   t.refinement(t.number, (n) => Number.isInteger(n) && n >= 0 && n <= 9, 'Priority'),
   'an integer from 0 to 9',

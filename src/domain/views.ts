@@ -19,12 +19,18 @@ export const ContactStateName = t.keyof(
 export type ContactStateName = t.TypeOf<typeof ContactStateName>;
 
 const NullableString = t.union([t.string, t.null]);
+/** A skill as documents show it: a name, or with an agent's level or a contact's minimum level. */
+const PublicSkill = t.union([
+  t.string,
+  t.type({ name: t.string, level: t.number }),
+  t.type({ name: t.string, minLevel: t.number }),
+]);
 
 /** An agent as queries return it. `state` is derived: an available agent at capacity is `busy`. */
 export const AgentDocument = t.intersection([
   t.type({
     id: t.string,
-    skills: t.array(t.string),
+    skills: t.array(PublicSkill),
     capacity: t.union([t.number, t.record(t.string, t.number)]),
     presence: AgentPresence,
     state: AgentStateName,
@@ -46,7 +52,7 @@ export type AgentDocument = t.TypeOf<typeof AgentDocument>;
 export const ContactDocument = t.intersection([
   t.type({
     id: t.string,
-    skills: t.array(t.string),
+    skills: t.array(PublicSkill),
     priority: t.number,
     state: ContactStateName,
     queuedAt: t.string,

@@ -299,7 +299,8 @@ describe('contact commands', () => {
       attributes: { customer: 'ACME', tier: 3, nested: { ok: true } },
     });
     expect(c.position).toMatch(POSITION);
-    expect(await getContact(ws, 'c-1')).toEqual(c);
+    // Read back while queued, it also says where it stands (nobody served that queue yet).
+    expect(await getContact(ws, 'c-1')).toEqual({ ...c, queuePosition: 0, estimatedWaitMs: null });
   });
 
   it('POST /contacts without an id gets a server-made id', async () => {
@@ -590,7 +591,7 @@ describe('queries', () => {
     const a = await register(ws, 'q-agent', ['x'], { name: 'Q' });
     const c = await queue(ws, { id: 'q-contact', skills: ['z'], priority: 9 });
     expect(await getAgent(ws, 'q-agent')).toEqual(a);
-    expect(await getContact(ws, 'q-contact')).toEqual(c);
+    expect(await getContact(ws, 'q-contact')).toEqual({ ...c, queuePosition: 0, estimatedWaitMs: null });
     const pa = expectProblem(await call('GET', `${base(ws)}/agents/nope`), 404, 'agent-not-found');
     expect(pa.detail).toContain('nope');
     expectProblem(await call('GET', `${base(ws)}/contacts/nope`), 404, 'contact-not-found');

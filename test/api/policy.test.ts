@@ -17,6 +17,7 @@ const WS = {
   steps: 'api-policy-steps',
   transfer: 'api-policy-transfer',
   wait: 'api-policy-wait',
+  levels: 'api-policy-levels',
 } as const;
 type Json = Record<string, unknown>;
 
@@ -210,5 +211,64 @@ describe('queue position and estimated wait', () => {
     const taken = await ok('GET', ws, '/contacts/w1');
     expect(taken.queuePosition).toBeUndefined();
     expect(taken.estimatedWaitMs).toBeUndefined();
+  });
+});
+
+describe('proficiency', () => {
+  it('a contact needing Billing at level 3 goes to the level-4 agent, not to the level-2 agent available longer', async () => {
+    const ws = WS.levels;
+    const junior = await ok('POST', ws, '/agents', {
+      id: 'junior',
+      skills: ['English', { name: 'Billing', level: 2 }],
+    });
+    // Documents show skills as written: a plain name is level 1.
+    expect(junior.skills).toEqual([{ name: 'Billing', level: 2 }, 'English']);
+    await ok('POST', ws, '/agents', { id: 'senior', skills: [{ name: 'Billing', level: 4 }, 'English'] });
+    await ok('POST', ws, '/agents/junior/state', { state: 'available' });
+    await ok('POST', ws, '/agents/senior/state', { state: 'available' });
+    const hard = await ok('POST', ws, '/contacts', {
+      id: 'hard',
+      skills: ['English', { name: 'Billing', minLevel: 3 }],
+    });
+    expect(hard.skills).toEqual([{ name: 'Billing', minLevel: 3 }, 'English']);
+    expect((await until(ws, '/contacts/hard', (c) => c.state === 'assigned')).agentId).toBe('senior');
+    // A plain requirement (any level): the longest available of those holding it.
+    await ok('POST', ws, '/contacts', { id: 'easy', skills: ['Billing'] });
+    expect((await until(ws, '/contacts/easy', (c) => c.state === 'assigned')).agentId).toBe('junior');
+    // Nobody at level 5: it waits.
+    await ok('POST', ws, '/contacts', { id: 'expert', skills: [{ name: 'Billing', minLevel: 5 }] });
+    await ok('PATCH', ws, '/agents/senior', { capacity: 2 });
+    await new Promise((r) => setTimeout(r, 150));
+    expect((await ok('GET', ws, '/contacts/expert')).state).toBe('queued');
+    // Raised to level 5, senior takes it.
+    await ok('PATCH', ws, '/agents/senior', { skills: [{ name: 'Billing', level: 5 }, 'English'] });
+    expect((await until(ws, '/contacts/expert', (c) => c.state === 'assigned')).agentId).toBe('senior');
+    const { events } = await ok('GET', ws, '/events?limit=1000&type=AssignmentMade');
+    expect((events as { data: Json }[]).map((e) => e.data.skills)).toEqual([
+      [{ name: 'Billing', minLevel: 3 }, 'English'],
+      ['Billing'],
+      [{ name: 'Billing', minLevel: 5 }],
+    ]);
+  });
+
+  it('malformed levels: 400 naming skills, nothing appended', async () => {
+    const cases: [string, string, unknown][] = [
+      ['/agents', 'level 0', { id: 'x', skills: [{ name: 'a', level: 0 }] }],
+      ['/agents', 'level 6', { id: 'x', skills: [{ name: 'a', level: 6 }] }],
+      ['/agents', 'minLevel on an agent', { id: 'x', skills: [{ name: 'a', minLevel: 2 }] }],
+      ['/agents', 'a level as text', { id: 'x', skills: [{ name: 'a', level: '2' }] }],
+      ['/agents', 'a bad name', { id: 'x', skills: [{ name: 'a b', level: 2 }] }],
+      ['/agents', 'a raw level suffix', { id: 'x', skills: ['a#2'] }],
+      ['/contacts', 'level on a contact', { skills: [{ name: 'a', level: 2 }] }],
+      ['/contacts', 'minLevel 1.5', { skills: [{ name: 'a', minLevel: 1.5 }] }],
+      ['/contacts', 'an extra field', { skills: [{ name: 'a', minLevel: 2, weight: 1 }] }],
+    ];
+    for (const [path, name, body] of cases) {
+      const before = await running.redis.xlen(workspaceKeys(WS.malformed).commands);
+      const r = await call('POST', `/v1/workspaces/${WS.malformed}${path}`, body);
+      expect(r.status, `${path} ${name}: ${JSON.stringify(r.body)}`).toBe(400);
+      expect((r.body.errors as { path: string }[]).map((e) => e.path)).toEqual(['skills']);
+      expect(await running.redis.xlen(workspaceKeys(WS.malformed).commands)).toBe(before);
+    }
   });
 });

@@ -32,7 +32,13 @@ import {
   type Workspace,
 } from '../../src/domain/model.ts';
 import { nextAssignment } from '../../src/domain/routing.ts';
-import { canonicalSkills, comparePositions, onChannel, positionTime } from '../../src/domain/values.ts';
+import {
+  canonicalSkills,
+  comparePositions,
+  onChannel,
+  positionTime,
+  routingSkill,
+} from '../../src/domain/values.ts';
 import { ensureGroup, projectPending } from '../../src/projections/projector.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 
@@ -104,6 +110,32 @@ interface Scenario {
 
 const skillsArb = (alphabet: readonly string[], min: number, max: number) =>
   fc.uniqueArray(fc.constantFrom(...alphabet), { minLength: min, maxLength: max });
+
+/**
+ * Proficiency: an agent's skills with levels 1..3, and a contact's requirements with minimum
+ * levels 1..3, as the stream carries them (routing strings: "a", "a#2", "a#3").
+ */
+const leveledAgentSkillsArb = (alphabet: readonly string[], min: number, max: number) =>
+  fc
+    .uniqueArray(fc.record({ name: fc.constantFrom(...alphabet), level: fc.integer({ min: 1, max: 3 }) }), {
+      minLength: min,
+      maxLength: max,
+      selector: (x) => x.name,
+    })
+    .map((xs) =>
+      xs.flatMap(({ name, level }) => Array.from({ length: level }, (_, i) => routingSkill(name, i + 1))),
+    );
+const requirementsArb = (alphabet: readonly string[], min: number, max: number) =>
+  fc
+    .uniqueArray(
+      fc.record({ name: fc.constantFrom(...alphabet), minLevel: fc.integer({ min: 1, max: 3 }) }),
+      {
+        minLength: min,
+        maxLength: max,
+        selector: (x) => x.name,
+      },
+    )
+    .map((xs) => xs.map(({ name, minLevel }) => routingSkill(name, minLevel)));
 
 /** An agent index: one of the scenario's agents most of the time, sometimes one that never exists. */
 const agentArb = (n: number) =>
@@ -366,7 +398,7 @@ const channelActionArb = (n: number): fc.Arbitrary<Action> =>
       arbitrary: fc.record({
         kind: fc.constant('queue' as const),
         reuse: fc.constant(null),
-        skills: skillsArb(SMALL, 1, 2),
+        skills: requirementsArb(SMALL, 1, 2),
         priority: fc.integer({ min: 0, max: 2 }),
         channel: fc.constantFrom('chat', 'chat', 'chat', 'voice', 'voice', 'email', 'sms'),
       }),
@@ -395,7 +427,7 @@ const channelActionArb = (n: number): fc.Arbitrary<Action> =>
 
 const channelsArb: fc.Arbitrary<Scenario> = fc.integer({ min: 3, max: 6 }).chain((n) =>
   fc.record({
-    agents: fc.array(fc.record({ skills: skillsArb(SMALL, 1, 3), capacity: capacityArb }), {
+    agents: fc.array(fc.record({ skills: leveledAgentSkillsArb(SMALL, 1, 3), capacity: capacityArb }), {
       minLength: n,
       maxLength: n,
     }),
@@ -852,7 +884,7 @@ describe('Redis routing agrees with the model and the oracle', () => {
     // 30 - 50 s on the 2-core machine (the cluster target is the slower): room for a busier one.
   }, 180_000);
 
-  it('40 scenarios of channels: contacts on several, agents with room per channel, with the lifecycle', async () => {
+  it('40 scenarios of channels and proficiency: contacts on several channels needing minimum levels, agents with room per channel and levels, with the lifecycle', async () => {
     const before = { assignmentsSeen, rejectionsSeen };
     channelStats.perChannelAssignments = 0;
     await fc.assert(fc.asyncProperty(channelsArb, runScenario), {

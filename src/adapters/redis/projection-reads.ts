@@ -1,3 +1,4 @@
+import { publicSkills } from '../../domain/values.ts';
 import type { AgentDocument, ContactDocument } from '../../domain/views.ts';
 import { lexRange, workspaceKeys } from './keys.ts';
 import type { RedisClient } from './scripts.ts';
@@ -10,11 +11,25 @@ import type { RedisClient } from './scripts.ts';
  */
 export function publicDocument<T>(text: string | null): T | null {
   if (text === null) return null;
-  const raw = JSON.parse(text) as Record<string, unknown>;
+  return publicFields(JSON.parse(text) as Record<string, unknown>) as T;
+}
+
+/**
+ * A stored document's public fields: internal `_` fields dropped, the attributes parsed, and skills
+ * (kept as routing strings) as clients write them (lua/includes/documents.lua `public_view`).
+ */
+export function publicFields(raw: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(raw)) if (!k.startsWith('_')) out[k] = v;
   if (typeof raw._attrs === 'string') out.attributes = JSON.parse(raw._attrs);
-  return out as T;
+  if (Array.isArray(raw.skills))
+    out.skills = publicSkills(raw.skills as string[], raw.presence !== undefined ? 'agent' : 'contact');
+  if (Array.isArray(raw.steps))
+    out.steps = (raw.steps as { skills: string[] }[]).map((st) => ({
+      ...st,
+      skills: publicSkills(st.skills, 'contact'),
+    }));
+  return out;
 }
 
 export async function readAgent(

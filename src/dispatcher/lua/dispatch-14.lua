@@ -419,7 +419,8 @@ local function assign(c, a, at_head, after)
   redis.call('ZADD', K_SERVED, 0, queue .. '|' .. string.format('%015d', now) .. '|' .. c.id)
   redis.call('ZREMRANGEBYLEX', K_SERVED, '[' .. queue .. '|', '(' .. queue .. '|' .. string.format('%015d', now - SERVED_WINDOW))
   local data = {
-    contactId = c.id, agentId = a.id, skills = c.skills, channel = channel, priority = c.priority,
+    contactId = c.id, agentId = a.id, skills = public_skills(c.skills, 'minLevel'), channel = channel,
+    priority = c.priority,
     queuedAt = c.queuedAt, assignedAt = c.assignedAt, waitedMs = c.waitedMs, offer = offer,
   }
   local env = { type = 'AssignmentMade', workspace = WORKSPACE, at = c.assignedAt, data = data,

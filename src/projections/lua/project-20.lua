@@ -514,7 +514,8 @@ handlers.TransferContact = function(c, at, pos, meta)
   local wrap_n, wrap_until = assignment_ends(agent_id, d, at, pos)
   stat_add('transferred')
   emit('ContactTransferred', at, {
-    contactId = d.id, fromAgentId = agent_id, skills = d.skills, priority = d.priority, transferredAt = iso(at),
+    contactId = d.id, fromAgentId = agent_id, skills = public_skills(d.skills, 'minLevel'), priority = d.priority,
+    transferredAt = iso(at),
   })
   wrap_up_started(agent_id, at, wrap_n, wrap_until)
   return { status = 200, body = agent_body(d, pos) }
@@ -653,7 +654,8 @@ handlers.AdvanceStep = function(c, at, pos, meta)
   doc_put(K_CONTACTS, d)
   if d.steps[c.step + 1] then timer_add(d._queuedAt + d.steps[c.step + 1].afterMs, step_timer(d, c.step + 1)) end
   emit('ContactStepped', at, {
-    contactId = d.id, step = c.step, skills = d.skills, priority = d.priority, steppedAt = iso(at),
+    contactId = d.id, step = c.step, skills = public_skills(d.skills, 'minLevel'), priority = d.priority,
+    steppedAt = iso(at),
   })
   return { status = 200, body = agent_body(d, pos) }
 end
@@ -685,10 +687,13 @@ end
 local function is_id(v) return type(v) == 'string' and #v > 0 and #v <= 128 and not string.find(v, '[^%w._:-]') end
 local function is_int(v, lo, hi) return type(v) == 'number' and v == math.floor(v) and v >= lo and v <= hi end
 local function is_name(v) return v == nil or type(v) == 'string' end
+-- Routing skills: a skill (1..64 of [A-Za-z0-9._-]), or one with a level "<skill>#<2..5>".
 local function is_skills(v)
-  if type(v) ~= 'table' or #v == 0 or #v > 32 then return false end
+  if type(v) ~= 'table' or #v == 0 or #v > 160 then return false end
   for i = 1, #v do
-    if type(v[i]) ~= 'string' or #v[i] == 0 or #v[i] > 64 or string.find(v[i], '[^%w._-]') then return false end
+    if type(v[i]) ~= 'string' then return false end
+    local base = string.match(v[i], '^(.*)#[2-5]$') or v[i]
+    if #base == 0 or #base > 64 or string.find(base, '[^%w._-]') then return false end
     if i > 1 and v[i - 1] >= v[i] then return false end
   end
   return true

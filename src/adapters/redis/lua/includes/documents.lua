@@ -95,13 +95,53 @@ local function wait_timer(c) return 'm|' .. c.id .. '|' .. c._seq end
 -- A contact's routing step k ("r|<contact>|<arrival seq>|<k>"): its requirements change then.
 local function step_timer(c, k) return 'r|' .. c.id .. '|' .. c._seq .. '|' .. k end
 
--- The public view (API.md): internal fields dropped, raw attributes spliced in.
+-- Routing skills ("X", and "X#2".."X#5" for levels) as clients write them: a name, or
+-- {name, <field>} with the highest level (field "level" for an agent, "minLevel" for a contact).
+-- Routing strings are sorted, and "#" sorts before every skill character, so a skill's levels
+-- follow its name and the names come out in order.
+local function public_skills(routing, field)
+  local leveled = false
+  for i = 1, #routing do
+    if string.find(routing[i], '#', 1, true) then
+      leveled = true
+      break
+    end
+  end
+  if not leveled then return routing end
+  local out, last = {}, nil
+  for i = 1, #routing do
+    local name, n = string.match(routing[i], '^([^#]*)#?(%d*)$')
+    local level = tonumber(n) or 1
+    if name == last then
+      out[#out] = { name = name, [field] = level }
+    else
+      out[#out + 1] = level > 1 and { name = name, [field] = level } or name
+      last = name
+    end
+  end
+  return json_array(out)
+end
+
+-- A contact's steps with their skills as clients write them.
+local function public_steps(steps)
+  local out = {}
+  for i = 1, #steps do
+    local st = steps[i]
+    out[i] = { afterMs = st.afterMs, skills = public_skills(st.skills, 'minLevel'), priority = st.priority }
+  end
+  return json_array(out)
+end
+
+-- The public view (API.md): internal fields dropped, raw attributes spliced in, skills as clients
+-- write them.
 local function public_view(d)
   local out = {}
   for k, v in pairs(d) do
     if string.sub(k, 1, 1) ~= '_' then out[k] = v end
   end
   if d._attrs then out.attributes = json_raw(d._attrs) end
+  if d.skills then out.skills = public_skills(d.skills, d.presence and 'level' or 'minLevel') end
+  if d.steps then out.steps = public_steps(d.steps) end
   return out
 end
 
