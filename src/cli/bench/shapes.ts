@@ -8,6 +8,7 @@ import { workspaceKeys } from '../../adapters/redis/keys.ts';
 import type { RedisClient } from '../../adapters/redis/scripts.ts';
 import { dispatchPending } from '../../dispatcher/dispatcher.ts';
 import type { Command } from '../../domain/commands.ts';
+import { routingSkill } from '../../domain/values.ts';
 import { ensureGroup } from '../../projections/projector.ts';
 import type { Rng } from '../sim/random.ts';
 import { median, percentile, round } from '../sim/stats.ts';
@@ -154,22 +155,29 @@ function subsets(items: readonly string[], k: number, limit: number): string[][]
  * A many-skilled agent: one agent holding 32 skills against `contacts` queued contacts, each
  * needing a distinct set of 4 of those skills; the agent completes and takes work again `cycles` times.
  * With `channels`, the workspace declares that many and the contacts are spread over them (the
- * agent takes any channel, so its pool looks for queues on every one).
+ * agent takes any channel, so its pool looks for queues on every one). With `levels`, the agent
+ * holds every skill at level 5 (160 routing skills) and each contact needs its skills at minimum
+ * levels 1..5.
  */
 export async function wideShape(
   redis: RedisClient,
   workspace: string,
-  o: { contacts: number; cycles: number; channels?: number },
+  o: { contacts: number; cycles: number; channels?: number; levels?: boolean },
 ): Promise<StepFigures> {
   await ensureGroup(redis, workspace);
   const skills = Array.from({ length: 32 }, (_, i) => `s${String(i).padStart(2, '0')}`);
   const sets = subsets(skills, 4, o.contacts);
   const channels = channelsOf(o.channels ?? 1);
+  const agentSkills = o.levels
+    ? skills.flatMap((s) => [1, 2, 3, 4, 5].map((l) => routingSkill(s, l)))
+    : skills;
+  const needs = (set: string[], i: number) =>
+    o.levels ? set.map((s, k) => routingSkill(s, ((i + k) % 5) + 1)) : set;
   await sendAll(redis, workspace, [
     ...(channels.length > 1 ? [declare(channels)] : []),
-    register('wide', skills),
+    register('wide', agentSkills),
     ...sets.map((set, i) =>
-      queue(`c${i}`, set, i % 10, channels.length > 1 ? channels[i % channels.length] : undefined),
+      queue(`c${i}`, needs(set, i), i % 10, channels.length > 1 ? channels[i % channels.length] : undefined),
     ),
   ]);
   await dispatchPending(redis, workspace);
