@@ -109,8 +109,19 @@ export interface LimitDeps {
  * reached the limits that count in it let requests through: the route answers its own 503.
  */
 export function installLimits(app: FastifyInstance, deps: LimitDeps): void {
-  const { redis, watch, config: s } = deps;
+  const { watch, config: s } = deps;
   const log = deps.logger.child({ part: 'limits' });
+  // The counts go over a connection of their own: a request's check does not queue behind other
+  // requests' long reads on the shared one (a replay, a page of events), nor they behind it.
+  const counting = s.rateLimit !== undefined || s.wsMaxPerKey !== undefined;
+  const redis = counting ? deps.redis.duplicate() : deps.redis;
+  if (counting) {
+    redis.on('error', () => {}); // failures surface on the counts, which let the request through
+    app.addHook('onClose', (_app, done) => {
+      redis.disconnect();
+      done();
+    });
+  }
 
   app.addHook('onRequest', (req, reply, done) => {
     const url = req.raw.url ?? '';
