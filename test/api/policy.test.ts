@@ -18,6 +18,7 @@ const WS = {
   transfer: 'api-policy-transfer',
   wait: 'api-policy-wait',
   levels: 'api-policy-levels',
+  stats: 'api-policy-stats',
 } as const;
 type Json = Record<string, unknown>;
 
@@ -270,5 +271,50 @@ describe('proficiency', () => {
       expect((r.body.errors as { path: string }[]).map((e) => e.path)).toEqual(['skills']);
       expect(await running.redis.xlen(workspaceKeys(WS.malformed).commands)).toBe(before);
     }
+  });
+});
+
+describe('statistics', () => {
+  it('the last minutes of decisions per queue and in all: count, mean wait, service level at a threshold; occupancy', async () => {
+    const ws = WS.stats;
+    await ok('POST', ws, '/agents', { id: 's1', skills: ['Sales'], capacity: 2 });
+    await ok('POST', ws, '/agents/s1/state', { state: 'available' });
+    // Two served at once; the third waits for a completion 300 ms later.
+    for (const id of ['a', 'b', 'c']) await ok('POST', ws, '/contacts', { id, skills: ['Sales'] });
+    await until(ws, '/contacts/b', (c) => c.state === 'assigned');
+    await new Promise((r) => setTimeout(r, 300));
+    await ok('POST', ws, '/contacts/a/complete');
+    await until(ws, '/contacts/c', (c) => c.state === 'assigned');
+    // A queue of another channel's skills, still waiting.
+    await ok('POST', ws, '/contacts', { id: 'd', skills: ['Claims'] });
+    const stats = await until(ws, '/stats?serviceLevelMs=150', (s) => s.queued === 1);
+    const waits = await Promise.all(
+      ['a', 'b', 'c'].map(async (id) => (await ok('GET', ws, `/contacts/${id}`)).waitedMs as number),
+    );
+    expect(waits[2]).toBeGreaterThanOrEqual(300);
+    const within = waits.filter((w) => w <= 150).length;
+    expect(stats.window).toEqual({
+      ms: 300_000,
+      serviceLevelMs: 150,
+      assignments: 3,
+      meanWaitMs: Math.round((waits[0]! + waits[1]! + waits[2]!) / 3),
+      serviceLevel: Math.round((within / 3) * 1000) / 1000,
+    });
+    expect(stats.queues).toEqual([
+      { channel: 'voice', skills: 'Claims', queued: 1, assignments: 0, meanWaitMs: null, serviceLevel: null },
+      {
+        channel: 'voice',
+        skills: 'Sales',
+        queued: 0,
+        ...(({ ms: _m, serviceLevelMs: _s, ...w }) => w)(stats.window as Json),
+      },
+    ]);
+    // s1 holds b and c of its 2.
+    expect(stats.occupancy).toBe(1);
+    // The default threshold is 20 s.
+    expect(((await ok('GET', ws, '/stats')).window as Json).serviceLevelMs).toBe(20_000);
+    const bad = await call('GET', `/v1/workspaces/${ws}/stats?serviceLevelMs=0`);
+    expect(bad.status).toBe(400);
+    expect((bad.body.errors as { path: string }[]).map((e) => e.path)).toEqual(['serviceLevelMs']);
   });
 });

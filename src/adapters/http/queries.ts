@@ -40,6 +40,12 @@ const AgentListQuery = strict(
   { state: AgentStateName, skill: Skill, limit: IntString('limit', 1, 10_000), minPosition: Position },
   'AgentListQuery',
 );
+/** `serviceLevelMs`: the service level's threshold (default 20 s), 1 ms .. 1 day. */
+const StatsQuery = strict(
+  {},
+  { serviceLevelMs: IntString('serviceLevelMs', 1, 86_400_000), minPosition: Position },
+  'StatsQuery',
+);
 const EventsQuery = strict(
   {},
   { after: AfterPosition, limit: IntString('limit', 1, 1000), type: TypeList, minPosition: Position },
@@ -134,9 +140,14 @@ export async function queryRoutes(app: FastifyInstance): Promise<void> {
 
   app.get('/stats', async (req) => {
     const ws = workspaceOf(req.params);
-    const q = decodeOr400(MinPositionQuery, req.query, 'query');
+    const q = decodeOr400(StatsQuery, req.query, 'query');
     await awaitPosition(ws, q.minPosition);
-    return readStats(redis, ws, Date.now());
+    return readStats(
+      redis,
+      ws,
+      Date.now(),
+      q.serviceLevelMs !== undefined ? Number(q.serviceLevelMs) : undefined,
+    );
   });
 
   app.get('/events', async (req) => {

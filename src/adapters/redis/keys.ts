@@ -46,8 +46,9 @@ export interface WorkspaceKeys {
   /** Hash: counters for /stats. */
   readonly stats: string;
   /**
-   * Zset of members `<skill-set queue>|<time, 15 digits>|<contact>` (score 0): each queue's
-   * decisions of the last few minutes, its measured service rate (estimated waits).
+   * Zset of members `<skill-set queue>|<time, 15 digits>|<waited ms>|<contact>` (score 0): each
+   * queue's decisions of the last few minutes: its measured service rate (estimated waits), its
+   * mean wait and service level (/stats).
    */
   readonly served: string;
   /** Hash: Idempotency-Key records; and the zset of when each may be forgotten. */

@@ -1,6 +1,11 @@
 import { publicSkills } from '../../domain/values.ts';
 import type { AgentDocument, ContactDocument } from '../../domain/views.ts';
 import { lexRange, workspaceKeys } from './keys.ts';
+import { readServed, SERVED_WINDOW_MS, type Served } from './routing-index.ts';
+
+/** The service level's default threshold: the classic "80 % answered within 20 s" counts 20 s. */
+export const DEFAULT_SERVICE_LEVEL_MS = 20_000;
+
 import type { RedisClient } from './scripts.ts';
 
 /**
@@ -140,17 +145,71 @@ export interface WorkspaceStats {
   readonly expired: number;
   readonly transferred: number;
   readonly contactsQueuedSoFar: number;
+  /**
+   * The last SERVED_WINDOW_MS of decisions (the latest SERVED_KEEP of each queue): how many, their
+   * mean wait, and the service level: the share of them made within `serviceLevelMs` of arrival.
+   */
+  readonly window: WindowStats & { readonly ms: number; readonly serviceLevelMs: number };
+  /** Each queue (channel and skills) that has contacts waiting or decisions in the window. */
+  readonly queues: readonly QueueStats[];
+  /** Contacts held over the capacity of the agents present as available (null: none present). */
+  readonly occupancy: number | null;
   readonly position: string;
 }
 
-export async function readStats(redis: RedisClient, workspace: string, now: number): Promise<WorkspaceStats> {
+export interface WindowStats {
+  readonly assignments: number;
+  readonly meanWaitMs: number | null;
+  readonly serviceLevel: number | null;
+}
+
+export interface QueueStats extends WindowStats {
+  readonly channel: string;
+  readonly skills: string;
+  readonly queued: number;
+}
+
+/** Decisions' mean wait and the share made within `serviceLevelMs`. */
+function windowOf(served: readonly Served[], serviceLevelMs: number): WindowStats {
+  if (served.length === 0) return { assignments: 0, meanWaitMs: null, serviceLevel: null };
+  let sum = 0;
+  let within = 0;
+  for (const s of served) {
+    sum += s.waitedMs;
+    if (s.waitedMs <= serviceLevelMs) within++;
+  }
+  return {
+    assignments: served.length,
+    meanWaitMs: Math.round(sum / served.length),
+    serviceLevel: Math.round((within / served.length) * 1000) / 1000,
+  };
+}
+
+/** "voice/Billing,voice/English" → its channel and bare skills. */
+function queueName(route: string): { channel: string; skills: string } {
+  return {
+    channel: route.slice(0, route.indexOf('/')),
+    skills: route
+      .split(',')
+      .map((q) => q.slice(q.indexOf('/') + 1))
+      .join(','),
+  };
+}
+
+export async function readStats(
+  redis: RedisClient,
+  workspace: string,
+  now: number,
+  serviceLevelMs = DEFAULT_SERVICE_LEVEL_MS,
+): Promise<WorkspaceStats> {
   const k = workspaceKeys(workspace);
-  const [sets, queued, oldest, counters, position] = await Promise.all([
+  const [sets, queued, oldest, counters, position, served] = await Promise.all([
     redis.zrange(k.skillSets, 0, -1),
     redis.zcard(k.queue),
     redis.zrange(k.queue, 0, 0),
     redis.hgetall(k.stats),
     appliedPosition(redis, workspace),
+    readServed(redis, workspace, now),
   ]);
   const depths = await Promise.all(sets.map((s) => redis.zlexcount(k.skillSetQueues, ...lexRange(s))));
   const queueBySkills: Record<string, number> = {};
@@ -182,9 +241,24 @@ export async function readStats(redis: RedisClient, workspace: string, now: numb
     wrapup: 0,
     reserved: 0,
   };
+  let held = 0;
+  let room = 0;
   for (const a of await listAgents(redis, workspace, { limit: Number.MAX_SAFE_INTEGER })) {
     agentsByState[a.state] = (agentsByState[a.state] ?? 0) + 1;
+    if (a.presence !== 'available') continue;
+    held += a.activeContacts.length;
+    room +=
+      typeof a.capacity === 'number' ? a.capacity : Object.values(a.capacity).reduce((x, y) => x + y, 0);
   }
+  const byQueue = new Map<string, Served[]>();
+  for (const s of served) byQueue.set(s.queue, [...(byQueue.get(s.queue) ?? []), s]);
+  const routes = [...new Set([...sets, ...byQueue.keys()])].sort();
+  const depthOf = new Map(sets.map((s, i) => [s, depths[i] ?? 0]));
+  const queues = routes.map((route) => ({
+    ...queueName(route),
+    queued: depthOf.get(route) ?? 0,
+    ...windowOf(byQueue.get(route) ?? [], serviceLevelMs),
+  }));
   const n = (key: string) => Number(counters[key] ?? 0);
   return {
     queued,
@@ -199,6 +273,9 @@ export async function readStats(redis: RedisClient, workspace: string, now: numb
     expired: n('expired'),
     transferred: n('transferred'),
     contactsQueuedSoFar: n('queued'),
+    window: { ms: SERVED_WINDOW_MS, serviceLevelMs, ...windowOf(served, serviceLevelMs) },
+    queues,
+    occupancy: room > 0 ? Math.round((held / room) * 1000) / 1000 : null,
     position,
   };
 }

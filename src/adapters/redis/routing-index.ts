@@ -60,16 +60,21 @@ export async function readRoutingIndex(redis: RedisClient, workspace: string): P
   return { available, queued };
 }
 
-/** How long a decision counts in its queue's measured service rate (the dispatcher's window), ms. */
+/**
+ * How long a decision counts in its queue's measured service rate and statistics (the dispatcher's
+ * window), ms; and the most recent decisions kept per queue within it.
+ */
 export const SERVED_WINDOW_MS = 300_000;
+export const SERVED_KEEP = 64;
 
 /** Where a queued contact stands, and how long it may still wait. */
 export interface QueuePlace {
   /** Queued contacts ahead of it in its own queue (same channel and requirements), in routing order. */
   readonly queuePosition: number;
   /**
-   * (queuePosition + 1) ÷ its queue's measured service rate: the decisions of the last
-   * SERVED_WINDOW_MS, over the time since the oldest of them (at least 1 s); null when none.
+   * (queuePosition + 1) ÷ its queue's measured service rate: its decisions of the last
+   * SERVED_WINDOW_MS (the latest SERVED_KEEP), over the time since the oldest of them (at least
+   * 1 s); null when none.
    */
   readonly estimatedWaitMs: number | null;
 }
@@ -106,4 +111,24 @@ export async function queuePlace(
   const first = oldest[0] ? Number(oldest[0].slice(queue.length + 1, queue.length + 16)) : null;
   const rate = first === null || served === 0 ? null : served / Math.max(now - first, 1000);
   return { queuePosition: ahead, estimatedWaitMs: rate === null ? null : Math.round((ahead + 1) / rate) };
+}
+
+/** A queue's decisions in the window: when each was made and how long its contact had waited. */
+export interface Served {
+  readonly queue: string;
+  readonly at: number;
+  readonly waitedMs: number;
+}
+
+/** Every queue's recent decisions (at most SERVED_KEEP each), from `now - SERVED_WINDOW_MS` on. */
+export async function readServed(redis: RedisClient, workspace: string, now: number): Promise<Served[]> {
+  const members = await redis.zrangebylex(workspaceKeys(workspace).served, '-', '+');
+  const out: Served[] = [];
+  for (const m of members) {
+    // "<queue>|<ms, 15 digits>|<waited>|<contact>": the queue name holds no "|".
+    const [queue = '', at = '', waited = ''] = m.split('|');
+    const t = Number(at);
+    if (t >= now - SERVED_WINDOW_MS) out.push({ queue, at: t, waitedMs: Number(waited) });
+  }
+  return out;
 }

@@ -40,7 +40,8 @@
   KEYS[5] candidates                   KEYS[11] skill-set queues (lexicographic zset)
   KEYS[6] stats                        KEYS[12] queue heads
                                        KEYS[13] timers (offers' timeouts)
-                                       KEYS[14] served (each queue's recent decisions)
+                                       KEYS[14] served (each queue's recent decisions:
+                                                "<queue>|<ms, 15 digits>|<waited ms>|<contact>")
 
   Every key the step touches is one of these.
 
@@ -60,6 +61,8 @@ local K_POOLS, K_PHEADS, K_QINDEX, K_QHEADS = KEYS[9], KEYS[10], KEYS[11], KEYS[
 local K_TIMERS, K_SERVED = KEYS[13], KEYS[14]
 -- How long a decision counts in its queue's service rate (the estimated wait's window), ms.
 local SERVED_WINDOW = 300000
+-- The most recent decisions kept per queue (the window holds fewer when its queue is busier).
+local SERVED_KEEP = 64
 local WORKSPACE, MAX_DECISIONS, MAX_WORK = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local ENUMERATE_MAX = tonumber(ARGV[5])
 
@@ -416,8 +419,14 @@ local function assign(c, a, at_head, after)
   stat_add('assignments')
   -- The queue's service rate: this decision counts for the window; older ones of the queue go.
   local queue = route_name(c)
-  redis.call('ZADD', K_SERVED, 0, queue .. '|' .. string.format('%015d', now) .. '|' .. c.id)
-  redis.call('ZREMRANGEBYLEX', K_SERVED, '[' .. queue .. '|', '(' .. queue .. '|' .. string.format('%015d', now - SERVED_WINDOW))
+  redis.call('ZADD', K_SERVED, 0, queue .. '|' .. string.format('%015d', now) .. '|' .. c.waitedMs .. '|' .. c.id)
+  local lo = '[' .. queue .. '|'
+  redis.call('ZREMRANGEBYLEX', K_SERVED, lo, '(' .. queue .. '|' .. string.format('%015d', now - SERVED_WINDOW))
+  -- At most SERVED_KEEP per queue: the oldest goes (memory stays bounded by the number of queues).
+  local hi = '(' .. queue .. '|\255'
+  if redis.call('ZLEXCOUNT', K_SERVED, lo, hi) > SERVED_KEEP then
+    redis.call('ZREM', K_SERVED, redis.call('ZRANGEBYLEX', K_SERVED, lo, hi, 'LIMIT', 0, 1)[1])
+  end
   local data = {
     contactId = c.id, agentId = a.id, skills = public_skills(c.skills, 'minLevel'), channel = channel,
     priority = c.priority,
