@@ -5,6 +5,7 @@
  *
  *   main.ts ─▶ app ─▶ projections, dispatcher, topology, audit, archive ─▶ adapters ─▶ domain
  *   cli ─▶ anything but main.ts          audit ─▶ archive, adapters, domain
+ *   client ─▶ domain (types only: the client runs in browsers too, with no server code)
  *
  * Nothing under adapters/ imports app/, a worker or topology/; the two workers never import each
  * other; domain/ imports no other folder and no impure package (no node: module, no I/O library).
@@ -28,6 +29,7 @@ type Folder =
   | 'audit'
   | 'archive'
   | 'topology'
+  | 'client'
   | 'cli';
 
 const FOLDERS: readonly Folder[] = [
@@ -40,6 +42,7 @@ const FOLDERS: readonly Folder[] = [
   'audit',
   'archive',
   'topology',
+  'client',
   'cli',
 ];
 
@@ -55,7 +58,9 @@ const MAY_IMPORT: Record<Folder, readonly Folder[]> = {
   audit: ['domain', 'adapters', 'archive'],
   archive: ['domain', 'adapters'],
   topology: ['domain', 'adapters'],
-  cli: ['app', 'domain', 'adapters', 'projections', 'dispatcher', 'audit', 'archive', 'topology'],
+  // The typed client (the package's ./client entry) uses the domain's types only (checked below).
+  client: ['domain'],
+  cli: ['app', 'domain', 'adapters', 'projections', 'dispatcher', 'audit', 'archive', 'topology', 'client'],
 };
 
 /** Packages the executable specification may use: codecs and fp-ts, nothing that does I/O. */
@@ -198,5 +203,23 @@ describe('the arrows between the folders of src/', () => {
     expect(check('elsewhere/x.ts', "import 'io-ts';")[0]).toMatch(/no known folder/);
     expect(check('archive/x.ts', "import { A } from '../audit/auditor.ts';")[0]).toBeDefined();
     expect(check('audit/x.ts', "import { L } from '../archive/log-reader.ts';")).toEqual([undefined]);
+  });
+
+  it('the client carries no server code: its imports of src/ are type-only, and of packages only ws (loaded when used)', () => {
+    const bad: string[] = [];
+    for (const file of files.filter((f) => folderOf(path.relative(SRC, f)) === 'client')) {
+      const source = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.ES2022, true);
+      for (const node of source.statements) {
+        if (!ts.isImportDeclaration(node) && !ts.isExportDeclaration(node)) continue;
+        const spec =
+          node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier) ? node.moduleSpecifier.text : '';
+        const typeOnly = ts.isImportDeclaration(node)
+          ? node.importClause?.isTypeOnly === true
+          : node.isTypeOnly;
+        if (spec.startsWith('./')) continue;
+        if (!typeOnly) bad.push(`${path.relative(SRC, file)}: ${spec}`);
+      }
+    }
+    expect(bad).toEqual([]);
   });
 });

@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { createWorkspaceMetrics } from './workspace-metrics.ts';
 
 /** Prometheus metrics of one process, served at /metrics. */
 export function createMetrics() {
@@ -34,6 +35,8 @@ export function createMetrics() {
       help: 'Assignments made by this process since start',
       registers: [registry],
     }),
+    /** Each workspace's queues, waits, agents and counters, read from Redis at scrape time. */
+    workspaces: createWorkspaceMetrics(registry),
   };
 }
 

@@ -1,5 +1,7 @@
 import type { FastifyInstance } from 'fastify';
+import { docsRoutes } from './docs-ui.ts';
 import { problem, sendProblem } from './problem.ts';
+import { refreshWorkspaceMetrics } from './workspace-metrics.ts';
 
 export interface RoleReport {
   readonly roles: readonly string[];
@@ -10,9 +12,9 @@ export interface RoleReport {
 
 const started = Date.now();
 
-/** Health for the load balancer, status for people, metrics for Prometheus. */
+/** Health for the load balancer, status for people, metrics for Prometheus, the API's docs (/docs). */
 export async function operationRoutes(app: FastifyInstance): Promise<void> {
-  const { watch, metrics, roles, version, tails } = app.deps;
+  const { watch, metrics, roles, version, tails, redis } = app.deps;
 
   // 200 while this process can serve: the load balancer takes it out when Redis is gone for it.
   app.get('/health', async (_req, reply) => {
@@ -50,7 +52,11 @@ export async function operationRoutes(app: FastifyInstance): Promise<void> {
     metrics.subscribers.set(tails.subscribers);
     if (r.projectorApplied !== undefined) metrics.projected.set(r.projectorApplied);
     if (r.dispatcherAssignments !== undefined) metrics.assignments.set(r.dispatcherAssignments);
+    // Bounded (workspace-metrics.ts): a Redis too slow to answer leaves workspace_up 0, not a hung scrape.
+    await refreshWorkspaceMetrics(metrics.workspaces, redis, r.workspaces);
     reply.type(metrics.registry.contentType);
     return metrics.registry.metrics();
   });
+
+  await app.register(docsRoutes);
 }

@@ -1,0 +1,197 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { globalKeys } from '../redis/keys.ts';
+import { readStats, type WorkspaceStats } from '../redis/projection-reads.ts';
+import type { RedisClient } from '../redis/scripts.ts';
+
+/**
+ * The workspaces' own figures on /metrics (docs/METRICS.md): queue depth by skill set, longest wait,
+ * agents by state and the contact counters, read from Redis (`readStats`, what GET /stats answers)
+ * when Prometheus scrapes, for the workspaces this instance serves. The reads share a time budget:
+ * a workspace not read within it is reported `switchboard_workspace_up 0` and its other series are
+ * left out of that scrape, so a slow or unreachable Redis cannot hang a scrape.
+ */
+
+/** Skill sets per workspace given their own queue-depth series; the rest are summed under `_other`. */
+export const MAX_SKILL_SET_SERIES = 50;
+/** Workspaces reported per scrape (by name); more are left out and counted. */
+export const MAX_WORKSPACES = 100;
+/** The whole scrape's budget for the workspace reads. */
+export const SCRAPE_BUDGET_MS = 1_000;
+/** Without worker roles (an API-only instance): the workspaces with a command in this window. */
+const ACTIVE_WINDOW_MS = 60 * 60_000;
+const CONCURRENCY = 8;
+
+const COUNTERS = [
+  ['contactsQueuedSoFar', 'switchboard_workspace_contacts_queued_total', 'Contacts queued in the workspace'],
+  [
+    'assignments',
+    'switchboard_workspace_assignments_total',
+    'Assignments (and offers) made in the workspace',
+  ],
+  ['completed', 'switchboard_workspace_contacts_completed_total', 'Contacts completed in the workspace'],
+  ['abandoned', 'switchboard_workspace_contacts_abandoned_total', 'Contacts abandoned by the customer'],
+  ['expired', 'switchboard_workspace_contacts_expired_total', 'Contacts that left after their maximum wait'],
+  [
+    'transferred',
+    'switchboard_workspace_contacts_transferred_total',
+    'Contacts transferred back to the queue',
+  ],
+] as const satisfies readonly (readonly [keyof WorkspaceStats, string, string])[];
+
+export function createWorkspaceMetrics(registry: Registry) {
+  const registers = [registry];
+  return {
+    up: new Gauge({
+      name: 'switchboard_workspace_up',
+      help: 'Whether the workspace figures were read from Redis within the scrape budget (1) or not (0)',
+      labelNames: ['workspace'],
+      registers,
+    }),
+    queued: new Gauge({
+      name: 'switchboard_workspace_queued_contacts',
+      help: 'Contacts waiting (queued) in the workspace',
+      labelNames: ['workspace'],
+      registers,
+    }),
+    queueDepth: new Gauge({
+      name: 'switchboard_queue_depth',
+      help: `Queued contacts by channel and skill set (the ${MAX_SKILL_SET_SERIES} deepest per workspace; the rest summed as skills="_other")`,
+      labelNames: ['workspace', 'channel', 'skills'],
+      registers,
+    }),
+    skillSets: new Gauge({
+      name: 'switchboard_queue_skill_sets',
+      help: 'Queues (channel and skill set) with contacts waiting, including those summed as _other',
+      labelNames: ['workspace'],
+      registers,
+    }),
+    longestWait: new Gauge({
+      name: 'switchboard_longest_wait_seconds',
+      help: 'How long the oldest queued contact of the workspace has waited',
+      labelNames: ['workspace'],
+      registers,
+    }),
+    agents: new Gauge({
+      name: 'switchboard_agents',
+      help: 'Agents by state (offline, available, away, busy, wrapup, reserved)',
+      labelNames: ['workspace', 'state'],
+      registers,
+    }),
+    counters: COUNTERS.map(
+      ([field, name, help]) =>
+        [field, new Counter({ name, help, labelNames: ['workspace'], registers })] as const,
+    ),
+    readSeconds: new Gauge({
+      name: 'switchboard_workspace_metrics_read_seconds',
+      help: 'How long the last scrape took to read the workspace figures from Redis',
+      registers,
+    }),
+    leftOut: new Gauge({
+      name: 'switchboard_workspace_metrics_left_out',
+      help: `Workspaces not reported in the last scrape: more than ${MAX_WORKSPACES}`,
+      registers,
+    }),
+  };
+}
+
+export type WorkspaceMetrics = ReturnType<typeof createWorkspaceMetrics>;
+
+/** The workspaces to report: this process's workers' ones, or (an API-only instance) the recently active. */
+export async function metricWorkspaces(
+  redis: RedisClient,
+  served: readonly string[],
+  now: number,
+): Promise<string[]> {
+  if (served.length > 0) return [...new Set(served)].sort();
+  return (await redis.zrangebyscore(globalKeys.activeWorkspaces, now - ACTIVE_WINDOW_MS, '+inf')).sort();
+}
+
+/** Reads every workspace's figures within the budget and sets the metrics from them. */
+export async function refreshWorkspaceMetrics(
+  m: WorkspaceMetrics,
+  redis: RedisClient,
+  served: readonly string[],
+  budgetMs = SCRAPE_BUDGET_MS,
+): Promise<void> {
+  const started = Date.now();
+  const deadline = started + budgetMs;
+  let workspaces: string[] = [];
+  const read = new Map<string, WorkspaceStats>();
+  try {
+    workspaces = await withinBudget(metricWorkspaces(redis, served, started), deadline);
+  } catch {
+    // The registry cannot be read in time: only the workers' workspaces are known.
+    workspaces = [...new Set(served)].sort();
+  }
+  m.leftOut.set(Math.max(0, workspaces.length - MAX_WORKSPACES));
+  workspaces = workspaces.slice(0, MAX_WORKSPACES);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(CONCURRENCY, workspaces.length) }, async () => {
+      while (next < workspaces.length && Date.now() < deadline) {
+        const ws = workspaces[next++]!;
+        try {
+          read.set(ws, await withinBudget(readStats(redis, ws, Date.now()), deadline));
+        } catch {
+          /* reported as up 0 */
+        }
+      }
+    }),
+  );
+  // Every series is set anew: a workspace, a skill set or a state gone since leaves no stale value.
+  m.up.reset();
+  m.queued.reset();
+  m.queueDepth.reset();
+  m.skillSets.reset();
+  m.longestWait.reset();
+  m.agents.reset();
+  for (const [, c] of m.counters) c.reset();
+  for (const ws of workspaces) {
+    const s = read.get(ws);
+    m.up.set({ workspace: ws }, s ? 1 : 0);
+    if (!s) continue;
+    m.queued.set({ workspace: ws }, s.queued);
+    m.longestWait.set({ workspace: ws }, s.longestWaitMs / 1000);
+    for (const [state, n] of Object.entries(s.agentsByState)) m.agents.set({ workspace: ws, state }, n);
+    const queues = Object.entries(s.queueByChannel)
+      .flatMap(([channel, sets]) =>
+        Object.entries(sets).map(([skills, depth]) => ({ channel, skills, depth })),
+      )
+      .filter((q) => q.depth > 0)
+      .sort((a, b) => b.depth - a.depth || (a.channel + a.skills < b.channel + b.skills ? -1 : 1));
+    m.skillSets.set({ workspace: ws }, queues.length);
+    for (const q of queues.slice(0, MAX_SKILL_SET_SERIES))
+      m.queueDepth.set({ workspace: ws, channel: q.channel, skills: q.skills }, q.depth);
+    if (queues.length > MAX_SKILL_SET_SERIES)
+      m.queueDepth.set(
+        { workspace: ws, channel: '_other', skills: '_other' },
+        queues.slice(MAX_SKILL_SET_SERIES).reduce((n, q) => n + q.depth, 0),
+      );
+    for (const [field, c] of m.counters) {
+      const n = s[field];
+      if (typeof n === 'number' && n > 0) c.inc({ workspace: ws }, n);
+      else c.inc({ workspace: ws }, 0);
+    }
+  }
+  m.readSeconds.set((Date.now() - started) / 1000);
+}
+
+function withinBudget<T>(p: Promise<T>, deadline: number): Promise<T> {
+  p.catch(() => {}); // a read that ends after the budget is let go
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error('over the scrape budget')),
+      Math.max(0, deadline - Date.now()),
+    );
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (err) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
+}

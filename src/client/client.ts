@@ -1,0 +1,460 @@
+/**
+ * A typed client of Switchboard's HTTP API (docs/API.md): every command and query of a workspace,
+ * API keys, WebSocket tickets and the live feed (./live.ts). Runs on Node 20's global fetch (and
+ * the `ws` package for the live feed) and in browsers (their fetch and WebSocket).
+ *
+ * - Every command carries an `Idempotency-Key` (a random UUID per call unless given), kept across
+ *   its retries, so a command that did land is never applied twice.
+ * - Failures worth another try (no answer, a timeout, 429, 502, 503, 504) are retried with backoff
+ *   (250 ms doubling to 4 s by default), waiting at least what `Retry-After` says.
+ * - Any other answer outside 2xx is thrown as a SwitchboardError carrying the problem+json.
+ */
+import { SwitchboardError } from './errors.ts';
+import { type SubscribeOptions, type Subscription, subscribe } from './live.ts';
+import type {
+  AgentDocument,
+  AgentPresence,
+  AgentStateName,
+  ApiKeyInfo,
+  CommandOptions,
+  CommandResult,
+  ContactView,
+  EventEnvelope,
+  EventPage,
+  EventType,
+  Position,
+  QueryOptions,
+  QueueContact,
+  RegisterAgent,
+  Role,
+  Settings,
+  SettingsChange,
+  StateAt,
+  Stats,
+  Status,
+  Transfer,
+  UpdateAgent,
+  WsTicket,
+} from './types.ts';
+
+export type Failure = number | 'network' | 'timeout';
+
+export interface RetryInfo {
+  readonly method: string;
+  readonly path: string;
+  /** The try that failed (1: the first). */
+  readonly attempt: number;
+  readonly status: Failure;
+  /** How long the client waits before the next try. */
+  readonly delayMs: number;
+}
+
+export interface ClientOptions {
+  /** Switchboard's base URL, `http://127.0.0.1:8080`. */
+  readonly url: string;
+  /** The workspace of the workspace methods (default `default`). */
+  readonly workspace?: string;
+  /** An API key (`sb_<keyId>_<secret>`), sent as `Authorization: Bearer`. */
+  readonly key?: string;
+  /** Each try's time limit (default 15 s). */
+  readonly timeoutMs?: number;
+  /** Further tries of a failure worth one (default 4). */
+  readonly retries?: number;
+  /** The first backoff (default 250 ms), doubling up to `maxBackoffMs` (default 4 s). */
+  readonly backoffMs?: number;
+  readonly maxBackoffMs?: number;
+  /** Which failures are tried again (default: network, timeout, 429, 502, 503, 504). */
+  readonly retryOn?: (status: Failure) => boolean;
+  /** Told of each retry before its wait; returning false gives up (the failure is the answer). */
+  readonly onRetry?: (info: RetryInfo) => boolean | undefined;
+  /** A fetch to use instead of the global one. */
+  readonly fetch?: typeof fetch;
+  /**
+   * The live feed's WebSocket class. Default: the `ws` package in Node (the key goes in a header),
+   * the global WebSocket elsewhere (the key buys a one-time ticket first: browsers send no headers).
+   */
+  readonly WebSocket?: unknown;
+}
+
+export interface SendOptions {
+  readonly body?: unknown;
+  readonly query?: Record<string, string | number | readonly string[] | undefined>;
+  readonly headers?: Record<string, string>;
+  readonly idempotencyKey?: string;
+  /** Further tries for this call (default: the client's). */
+  readonly retries?: number;
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
+  readonly onRetry?: (info: RetryInfo) => boolean | undefined;
+}
+
+export interface Answer<T = unknown> {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly body: T;
+  /** Tries made, the first included. */
+  readonly attempts: number;
+}
+
+const RETRY_STATUSES = new Set([429, 502, 503, 504]);
+export const defaultRetryOn = (s: Failure): boolean => typeof s !== 'number' || RETRY_STATUSES.has(s);
+
+export function newIdempotencyKey(): string {
+  const c = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto;
+  if (c?.randomUUID) return c.randomUUID();
+  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}-${Math.random().toString(36).slice(2)}`;
+}
+
+export class SwitchboardClient {
+  /** The base URL, without a trailing slash. */
+  readonly url: string;
+  readonly workspace: string;
+  readonly options: ClientOptions;
+
+  constructor(options: ClientOptions) {
+    this.options = options;
+    this.url = options.url.replace(/\/+$/, '');
+    this.workspace = options.workspace ?? 'default';
+  }
+
+  /** The same client for another workspace (or another key). */
+  with(more: Partial<ClientOptions>): SwitchboardClient {
+    return new SwitchboardClient({ ...this.options, ...more });
+  }
+
+  /** `/v1/workspaces/{ws}` */
+  get workspacePath(): string {
+    return `/v1/workspaces/${encodeURIComponent(this.workspace)}`;
+  }
+
+  // ---- Commands ----------------------------------------------------------------------------
+
+  registerAgent(body: RegisterAgent, o?: CommandOptions): Promise<CommandResult<AgentDocument>> {
+    return this.command('POST', '/agents', body, o);
+  }
+  updateAgent(id: string, body: UpdateAgent, o?: CommandOptions): Promise<CommandResult<AgentDocument>> {
+    return this.command('PATCH', `/agents/${enc(id)}`, body, o);
+  }
+  setAgentState(id: string, state: AgentPresence, o?: CommandOptions): Promise<CommandResult<AgentDocument>> {
+    return this.command('POST', `/agents/${enc(id)}/state`, { state }, o);
+  }
+  removeAgent(
+    id: string,
+    o?: CommandOptions,
+  ): Promise<CommandResult<{ id: string; removed: true; [more: string]: unknown }>> {
+    return this.command('DELETE', `/agents/${enc(id)}`, undefined, o);
+  }
+  queueContact(body: QueueContact, o?: CommandOptions): Promise<CommandResult<ContactView>> {
+    return this.command('POST', '/contacts', body, o);
+  }
+  abandonContact(id: string, o?: CommandOptions): Promise<CommandResult<ContactView>> {
+    return this.command('POST', `/contacts/${enc(id)}/abandon`, undefined, o);
+  }
+  completeContact(id: string, o?: CommandOptions): Promise<CommandResult<ContactView>> {
+    return this.command('POST', `/contacts/${enc(id)}/complete`, undefined, o);
+  }
+  transferContact(id: string, body: Transfer, o?: CommandOptions): Promise<CommandResult<ContactView>> {
+    return this.command('POST', `/contacts/${enc(id)}/transfer`, body, o);
+  }
+  acceptOffer(contactId: string, agentId: string, o?: CommandOptions): Promise<CommandResult<ContactView>> {
+    return this.command('POST', `/contacts/${enc(contactId)}/accept`, { agentId }, o);
+  }
+  rejectOffer(contactId: string, agentId: string, o?: CommandOptions): Promise<CommandResult<ContactView>> {
+    return this.command('POST', `/contacts/${enc(contactId)}/reject`, { agentId }, o);
+  }
+  putSettings(body: SettingsChange, o?: CommandOptions): Promise<CommandResult<Settings>> {
+    return this.command('PUT', '/settings', body, o);
+  }
+
+  // ---- Queries -----------------------------------------------------------------------------
+
+  getAgent(id: string, o?: QueryOptions): Promise<AgentDocument> {
+    return this.query(`/agents/${enc(id)}`, o);
+  }
+  async listAgents(
+    filter: { state?: AgentStateName; skill?: string; limit?: number } = {},
+    o?: QueryOptions,
+  ): Promise<AgentDocument[]> {
+    return (await this.query<{ agents: AgentDocument[] }>('/agents', o, filter)).agents;
+  }
+  getContact(id: string, o?: QueryOptions): Promise<ContactView> {
+    return this.query(`/contacts/${enc(id)}`, o);
+  }
+  stats(o?: QueryOptions): Promise<Stats> {
+    return this.query('/stats', o);
+  }
+  settings(o?: QueryOptions): Promise<Settings> {
+    return this.query('/settings', o);
+  }
+  /** One page of the history: the events after `after` (all types, or `types`). */
+  events(
+    page: { after?: Position; limit?: number; types?: readonly EventType[] } = {},
+    o?: QueryOptions,
+  ): Promise<EventPage> {
+    return this.query('/events', o, {
+      after: page.after,
+      limit: page.limit,
+      type: page.types?.length ? page.types.join(',') : undefined,
+    });
+  }
+  /** Every event after `after`, page by page, to the end of the log so far. */
+  async *allEvents(
+    page: { after?: Position; limit?: number; types?: readonly EventType[] } = {},
+    o?: QueryOptions,
+  ): AsyncGenerator<EventEnvelope> {
+    let after = page.after;
+    for (;;) {
+      const p = await this.events({ ...page, ...(after !== undefined ? { after } : {}) }, o);
+      yield* p.events;
+      if (p.next === null || p.events.length === 0) return;
+      after = p.next;
+    }
+  }
+  /** The workspace as it was right after the event at `at` (a 409 `position-ahead` past the last). */
+  stateAt(at: Position, o?: QueryOptions): Promise<StateAt> {
+    return this.query('/state', o, { at });
+  }
+
+  // ---- Keys and tickets --------------------------------------------------------------------
+
+  async createKey(body: {
+    role: Role;
+    agentId?: string;
+    name?: string;
+  }): Promise<ApiKeyInfo & { readonly key: string }> {
+    return (await this.request<ApiKeyInfo & { key: string }>('POST', `${this.workspacePath}/keys`, { body }))
+      .body;
+  }
+  async listKeys(): Promise<ApiKeyInfo[]> {
+    return (await this.request<{ keys: ApiKeyInfo[] }>('GET', `${this.workspacePath}/keys`)).body.keys;
+  }
+  async revokeKey(keyId: string): Promise<ApiKeyInfo> {
+    return (await this.request<ApiKeyInfo>('DELETE', `${this.workspacePath}/keys/${enc(keyId)}`)).body;
+  }
+  /** A one-time ticket (30 s) for the live feed, for WebSockets that cannot send a header. */
+  async wsTicket(): Promise<WsTicket> {
+    return (await this.request<WsTicket>('POST', `${this.workspacePath}/ws-tickets`)).body;
+  }
+
+  // ---- Operations --------------------------------------------------------------------------
+
+  async health(o: { retries?: number; timeoutMs?: number } = {}): Promise<{ status: 'ok' }> {
+    return (await this.request<{ status: 'ok' }>('GET', '/health', o)).body;
+  }
+  async status(): Promise<Status> {
+    return (await this.request<Status>('GET', '/status')).body;
+  }
+
+  // ---- Live --------------------------------------------------------------------------------
+
+  /**
+   * The live feed: `onEvent` gets every event after `after` (or from now), in order, once. When the
+   * socket closes or fails, it opens again from the last position it is done with (backoff 250 ms
+   * doubling to 5 s), so nothing is lost or repeated. `close()` ends it.
+   */
+  subscribe(options: SubscribeOptions, onEvent: (e: EventEnvelope) => void): Subscription {
+    return subscribe(this, options, onEvent);
+  }
+
+  // ---- The requests ------------------------------------------------------------------------
+
+  /** A workspace command: an Idempotency-Key on every try, its outcome typed. */
+  async command<T>(
+    method: string,
+    path: string,
+    body: unknown,
+    o: CommandOptions = {},
+  ): Promise<CommandResult<T>> {
+    const idempotencyKey = o.idempotencyKey ?? newIdempotencyKey();
+    const a = await this.request<Record<string, unknown>>(method, `${this.workspacePath}${path}`, {
+      body,
+      idempotencyKey,
+      ...(o.signal ? { signal: o.signal } : {}),
+    });
+    const b = a.body;
+    if (a.status === 202)
+      return {
+        applied: false,
+        status: 202,
+        position: String(b.position),
+        commandId: String(b.commandId),
+        idempotencyKey,
+      };
+    return {
+      applied: true,
+      status: a.status === 201 ? 201 : 200,
+      position: String(b.position),
+      value: b as T & { position: string },
+      replayed: a.headers.get('idempotent-replayed') === 'true',
+      idempotencyKey,
+    };
+  }
+
+  /** A workspace query, with `minPosition` when given. */
+  async query<T>(
+    path: string,
+    o: QueryOptions = {},
+    params: Record<string, string | number | undefined> = {},
+  ): Promise<T> {
+    const a = await this.request<T>('GET', `${this.workspacePath}${path}`, {
+      query: { ...params, minPosition: o.minPosition },
+      ...(o.signal ? { signal: o.signal } : {}),
+    });
+    return a.body;
+  }
+
+  /** One call, retried as configured; any answer outside 2xx is thrown as a SwitchboardError. */
+  async request<T = unknown>(method: string, path: string, o: SendOptions = {}): Promise<Answer<T>> {
+    const a = await this.send(method, path, o);
+    if (a.status < 200 || a.status >= 300)
+      throw new SwitchboardError({ status: a.status, method, path, body: a.body, attempts: a.attempts });
+    return a as Answer<T>;
+  }
+
+  /**
+   * One call, retried as configured, whatever its answer: the last answer is returned (2xx or
+   * not); only a call that never got one (network, timeout, aborted) throws a SwitchboardError.
+   */
+  async send(method: string, path: string, o: SendOptions = {}): Promise<Answer> {
+    const retries = o.retries ?? this.options.retries ?? 4;
+    const retryOn = this.options.retryOn ?? defaultRetryOn;
+    for (let attempt = 1; ; attempt++) {
+      let answer: Answer | undefined;
+      let failure: SwitchboardError | undefined;
+      try {
+        answer = { ...(await this.once(method, path, o)), attempts: attempt };
+      } catch (err) {
+        if (!(err instanceof SwitchboardError)) throw err;
+        failure = err;
+        if (o.signal?.aborted) throw err;
+      }
+      const status: Failure = answer ? answer.status : failure!.status;
+      if (attempt > retries || !retryOn(status)) {
+        if (answer) return answer;
+        throw new SwitchboardError({
+          status: failure!.status,
+          method,
+          path,
+          detail: failure!.detail,
+          attempts: attempt,
+        });
+      }
+      const backoff = Math.min(
+        this.options.maxBackoffMs ?? 4_000,
+        (this.options.backoffMs ?? 250) * 2 ** (attempt - 1),
+      );
+      const delayMs = Math.max(backoff, answer ? retryAfterMs(answer) : 0);
+      const info: RetryInfo = { method, path, attempt, status, delayMs };
+      const go = (o.onRetry ?? this.options.onRetry)?.(info);
+      if (go === false) {
+        if (answer) return answer;
+        throw failure!;
+      }
+      await sleep(delayMs, o.signal);
+    }
+  }
+
+  /** One try: no retry. Throws a SwitchboardError when no answer came. */
+  private async once(method: string, path: string, o: SendOptions): Promise<Omit<Answer, 'attempts'>> {
+    const headers: Record<string, string> = { accept: 'application/json', ...o.headers };
+    if (this.options.key !== undefined) headers.authorization = `Bearer ${this.options.key}`;
+    if (o.idempotencyKey !== undefined) headers['idempotency-key'] = o.idempotencyKey;
+    if (o.body !== undefined) headers['content-type'] = 'application/json';
+    const timeoutMs = o.timeoutMs ?? this.options.timeoutMs ?? 15_000;
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(), timeoutMs);
+    const onAbort = () => timeout.abort();
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    const doFetch = this.options.fetch ?? fetch;
+    try {
+      let res: Response;
+      try {
+        res = await doFetch(`${this.url}${path}${queryString(o.query)}`, {
+          method,
+          headers,
+          ...(o.body !== undefined ? { body: JSON.stringify(o.body) } : {}),
+          signal: timeout.signal,
+        });
+      } catch (err) {
+        if (o.signal?.aborted)
+          throw new SwitchboardError({ status: 'network', method, path, detail: 'aborted' });
+        if (timeout.signal.aborted)
+          throw new SwitchboardError({
+            status: 'timeout',
+            method,
+            path,
+            detail: `no answer within ${timeoutMs} ms`,
+          });
+        throw new SwitchboardError({ status: 'network', method, path, detail: networkDetail(err as Error) });
+      }
+      let text: string;
+      try {
+        text = await res.text();
+      } catch (err) {
+        throw new SwitchboardError({
+          status: timeout.signal.aborted ? 'timeout' : 'network',
+          method,
+          path,
+          detail: `the answer broke off: ${networkDetail(err as Error)}`,
+        });
+      }
+      let body: unknown = text;
+      if (/json/.test(res.headers.get('content-type') ?? '') && text !== '') {
+        try {
+          body = JSON.parse(text);
+        } catch {
+          /* keep the text */
+        }
+      }
+      return { status: res.status, headers: res.headers, body };
+    } finally {
+      clearTimeout(timer);
+      o.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+}
+
+const enc = encodeURIComponent;
+
+function queryString(q: SendOptions['query']): string {
+  if (!q) return '';
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(q)) {
+    if (v === undefined) continue;
+    const value = Array.isArray(v) ? v.join(',') : String(v);
+    parts.push(`${enc(k)}=${enc(value)}`);
+  }
+  return parts.length ? `?${parts.join('&')}` : '';
+}
+
+/** What the server asked to wait: `Retry-After` (seconds or a date), or a problem's `retryAfterMs`. */
+function retryAfterMs(a: Omit<Answer, 'attempts'>): number {
+  const fromBody = (a.body as { retryAfterMs?: unknown } | null)?.retryAfterMs;
+  if (typeof fromBody === 'number' && fromBody >= 0) return Math.min(fromBody, 60_000);
+  const h = a.headers.get('retry-after');
+  if (!h) return 0;
+  const s = Number(h);
+  const ms = Number.isFinite(s) ? s * 1000 : Date.parse(h) - Date.now();
+  return Number.isFinite(ms) ? Math.min(Math.max(0, ms), 60_000) : 0;
+}
+
+/** The useful part of a fetch failure: "connect ECONNREFUSED 127.0.0.1:8080" rather than "fetch failed". */
+export function networkDetail(err: Error): string {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  if (cause?.message) return cause.message;
+  if (cause?.code) return cause.code;
+  return err.message;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

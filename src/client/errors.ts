@@ -1,0 +1,70 @@
+/**
+ * Every failure the client reports: an answer of Switchboard outside 2xx (its problem+json:
+ * type, title, detail, errors), or no answer at all (`status` "network" or "timeout").
+ */
+export interface ProblemDetails {
+  readonly type: string;
+  readonly title: string;
+  readonly status: number;
+  readonly detail?: string;
+  readonly errors?: readonly { readonly path: string; readonly message: string }[];
+  readonly [more: string]: unknown;
+}
+
+export class SwitchboardError extends Error {
+  override readonly name = 'SwitchboardError';
+  /** The HTTP status, or "network" (unreachable) / "timeout" (no answer in time). */
+  readonly status: number | 'network' | 'timeout';
+  /** The problem type (`/problems/...`); "network" or "timeout" when there was no answer. */
+  readonly type: string;
+  readonly title: string;
+  readonly detail: string;
+  /** Each bad field of a 400, as the server named it. */
+  readonly errors: readonly { readonly path: string; readonly message: string }[];
+  /** The whole problem document (extra members such as `lastPosition`, `retryAfterMs`), when there was one. */
+  readonly problem: ProblemDetails | undefined;
+  /** The body as received (text when it was not JSON). */
+  readonly body: unknown;
+  readonly method: string;
+  readonly path: string;
+  /** Tries made, the first included. */
+  readonly attempts: number;
+
+  constructor(init: {
+    status: number | 'network' | 'timeout';
+    method: string;
+    path: string;
+    body?: unknown;
+    detail?: string;
+    attempts?: number;
+  }) {
+    const p = asProblem(init.body);
+    const detail = p?.detail ?? init.detail ?? (typeof init.body === 'string' ? init.body.slice(0, 200) : '');
+    super(
+      `${init.method} ${init.path}: ${init.status}${p ? ` ${p.title}` : ''}${detail ? ` (${detail})` : ''}`,
+    );
+    this.status = init.status;
+    this.type = p?.type ?? (typeof init.status === 'number' ? 'about:blank' : init.status);
+    this.title = p?.title ?? (typeof init.status === 'number' ? `HTTP ${init.status}` : init.status);
+    this.detail = detail;
+    this.errors = p?.errors ?? [];
+    this.problem = p;
+    this.body = init.body;
+    this.method = init.method;
+    this.path = init.path;
+    this.attempts = init.attempts ?? 1;
+  }
+
+  /** The problem type's last segment: "agent-not-found" for `/problems/agent-not-found`. */
+  get slug(): string {
+    return this.type.slice(this.type.lastIndexOf('/') + 1);
+  }
+}
+
+function asProblem(body: unknown): ProblemDetails | undefined {
+  if (typeof body !== 'object' || body === null) return undefined;
+  const b = body as Record<string, unknown>;
+  return typeof b.type === 'string' && typeof b.title === 'string' && typeof b.status === 'number'
+    ? (b as unknown as ProblemDetails)
+    : undefined;
+}

@@ -1,0 +1,17 @@
+/**
+ * Switchboard's typed client: `import { SwitchboardClient } from 'switchboard/client'`.
+ * docs/API.md ("The client") shows how to use it.
+ */
+export {
+  type Answer,
+  type ClientOptions,
+  defaultRetryOn,
+  type Failure,
+  newIdempotencyKey,
+  type RetryInfo,
+  type SendOptions,
+  SwitchboardClient,
+} from './client.ts';
+export { type ProblemDetails, SwitchboardError } from './errors.ts';
+export { comparePositions, type SubscribeOptions, type Subscription } from './live.ts';
+export type * from './types.ts';

@@ -1,0 +1,255 @@
+/**
+ * The live feed of a workspace (`/v1/workspaces/{ws}/events/live`) as a subscription that resumes
+ * by itself: it remembers the last position it is done with (the last event handed on, or the one
+ * the server's close advertises as `after=<position>`), and when the socket closes or fails it opens
+ * again from there with backoff. The server replays from that position with no gap and no
+ * duplicate; the subscription drops anything at or before it all the same.
+ */
+import type { SwitchboardClient } from './client.ts';
+import { SwitchboardError } from './errors.ts';
+import type { EventEnvelope, EventType, Position } from './types.ts';
+
+export interface SubscribeOptions {
+  /** Only these event types (the server filters). */
+  readonly types?: readonly EventType[];
+  /** Only the events about this agent (what an agent desktop needs; an agent key is held to its own). */
+  readonly agent?: string;
+  /**
+   * Everything after this position first, then live events. Without it the feed starts at the
+   * moment it opens (and resumes from the first event it receives on).
+   */
+  readonly after?: Position;
+  /**
+   * How the key is sent: `header` (Authorization on the upgrade; Node's `ws` only) or `ticket`
+   * (a one-time ticket from POST /ws-tickets before each connection, what browsers need). Default:
+   * header where the WebSocket class takes headers, ticket otherwise.
+   */
+  readonly auth?: 'header' | 'ticket';
+  /** Try again when the very first connection fails too (default: the first failure ends it). */
+  readonly retryFirst?: boolean;
+  /** Backoff between connections: from `backoffMs` (250) doubling to `maxBackoffMs` (5000). */
+  readonly backoffMs?: number;
+  readonly maxBackoffMs?: number;
+  /** Each time a socket opened (the first and every resume). */
+  readonly onOpen?: (info: { readonly after: Position | undefined; readonly reconnects: number }) => void;
+  /** Each time a socket closed: its code and reason, and in how long the next opens (null: it will not). */
+  readonly onClose?: (info: {
+    readonly code: number;
+    readonly reason: string;
+    readonly retryInMs: number | null;
+  }) => void;
+  /** A failure: a socket error, a refused handshake, a ticket refused, an exception of `onEvent`. */
+  readonly onError?: (err: Error) => void;
+}
+
+export interface Subscription {
+  /** Ends it: no more events, no reconnection. */
+  close(): void;
+  /** The last position it is done with (handed on, or passed over by the server's filters). */
+  readonly position: Position | undefined;
+  /** Times it opened again after a close or a failure. */
+  readonly reconnects: number;
+  /** Settles when the first socket opens; rejects when that fails (unless `retryFirst`), and the subscription ends. */
+  readonly ready: Promise<void>;
+  /** Settles when the subscription has ended: closed, or stopped by a refusal it cannot get past. */
+  readonly ended: Promise<void>;
+}
+
+/** The part of a WebSocket both `ws` and browsers have. */
+interface SocketLike {
+  onopen: ((e: unknown) => void) | null;
+  onmessage: ((e: { data: unknown }) => void) | null;
+  onclose: ((e: { code: number; reason: string }) => void) | null;
+  onerror: ((e: { message?: string; error?: unknown }) => void) | null;
+  close(code?: number, reason?: string): void;
+  readonly readyState: number;
+}
+type SocketClass = new (url: string, options?: unknown) => SocketLike;
+
+/** Handshake refusals that another try will not get past (401/403 of the key, 400 of the query, ...). */
+const FINAL_STATUSES = new Set([400, 401, 403, 404, 414, 426, 431]);
+
+export function comparePositions(a: string, b: string): number {
+  const [am = '0', as = '0'] = a.split('-');
+  const [bm = '0', bs = '0'] = b.split('-');
+  const d = BigInt(am) - BigInt(bm) || BigInt(as) - BigInt(bs);
+  return d < 0n ? -1 : d > 0n ? 1 : 0;
+}
+
+let nodeWs: Promise<SocketClass> | undefined;
+async function socketClass(client: SwitchboardClient): Promise<{ cls: SocketClass; headers: boolean }> {
+  if (client.options.WebSocket) return { cls: client.options.WebSocket as SocketClass, headers: false };
+  const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
+  if (isNode) {
+    // The `ws` package takes headers on the upgrade; loaded only where it is used.
+    nodeWs ??= import('ws').then((m) => (m.default ?? m.WebSocket) as unknown as SocketClass);
+    return { cls: await nodeWs, headers: true };
+  }
+  const global = (globalThis as { WebSocket?: SocketClass }).WebSocket;
+  if (!global) throw new Error('no WebSocket class: pass one as the WebSocket option');
+  return { cls: global, headers: false };
+}
+
+export function subscribe(
+  client: SwitchboardClient,
+  o: SubscribeOptions,
+  onEvent: (e: EventEnvelope) => void,
+): Subscription {
+  let position: Position | undefined = o.after;
+  let reconnects = 0;
+  let closed = false;
+  let opened = false;
+  let socket: SocketLike | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let failures = 0;
+  let readyResolve!: () => void;
+  let readyReject!: (e: Error) => void;
+  let endedResolve!: () => void;
+  const ready = new Promise<void>((res, rej) => {
+    readyResolve = res;
+    readyReject = rej;
+  });
+  ready.catch(() => {}); // the caller may never look at it
+  const ended = new Promise<void>((res) => {
+    endedResolve = res;
+  });
+  const report = (err: Error) => {
+    try {
+      o.onError?.(err);
+    } catch {
+      /* the caller's handler failed: nothing to tell */
+    }
+  };
+
+  const end = (err?: Error) => {
+    if (closed && !err) return;
+    closed = true;
+    if (timer) clearTimeout(timer);
+    if (!opened) readyReject(err ?? new Error('closed before it opened'));
+    endedResolve();
+  };
+
+  const retry = (err: Error | undefined, final: boolean): number | null => {
+    if (closed) return null;
+    if (final || (!opened && !o.retryFirst)) {
+      if (err) report(err);
+      end(err ?? new Error('the live feed could not be opened'));
+      return null;
+    }
+    if (err) report(err);
+    failures++;
+    const delay = Math.min(o.maxBackoffMs ?? 5_000, (o.backoffMs ?? 250) * 2 ** (failures - 1));
+    timer = setTimeout(() => {
+      timer = undefined;
+      reconnects++;
+      void connect();
+    }, delay);
+    return delay;
+  };
+
+  const connect = async (): Promise<void> => {
+    if (closed) return;
+    let url: string;
+    let s: SocketLike;
+    try {
+      const { cls, headers } = await socketClass(client);
+      const byTicket = client.options.key !== undefined && (o.auth === 'ticket' || !headers);
+      const q: string[] = [];
+      if (o.types?.length) q.push(`type=${o.types.join(',')}`);
+      if (o.agent !== undefined) q.push(`agent=${encodeURIComponent(o.agent)}`);
+      if (position !== undefined) q.push(`after=${position}`);
+      if (byTicket) q.push(`ticket=${encodeURIComponent((await client.wsTicket()).ticket)}`);
+      if (closed) return;
+      url = `${client.url.replace(/^http/, 'ws')}${client.workspacePath}/events/live${q.length ? `?${q.join('&')}` : ''}`;
+      s =
+        headers && !byTicket && client.options.key !== undefined
+          ? new cls(url, {
+              headers: { authorization: `Bearer ${client.options.key}` },
+              handshakeTimeout: 10_000,
+            })
+          : headers
+            ? new cls(url, { handshakeTimeout: 10_000 })
+            : new cls(url);
+    } catch (err) {
+      // A ticket refused (401/403: the key is no good) will not be given on another try either.
+      const final =
+        err instanceof SwitchboardError && typeof err.status === 'number' && FINAL_STATUSES.has(err.status);
+      retry(err as Error, final);
+      return;
+    }
+    socket = s;
+    let refused: number | undefined;
+    let failure: Error | undefined;
+    s.onopen = () => {
+      if (closed) return s.close(1000);
+      const first = !opened;
+      opened = true;
+      failures = 0;
+      if (first) readyResolve();
+      o.onOpen?.({ after: position, reconnects });
+    };
+    s.onmessage = (m) => {
+      if (closed) return;
+      let e: EventEnvelope;
+      try {
+        e = JSON.parse(String(m.data)) as EventEnvelope;
+      } catch {
+        return;
+      }
+      if (typeof e.position !== 'string') return;
+      if (position !== undefined && comparePositions(e.position, position) <= 0) return; // seen
+      position = e.position;
+      try {
+        onEvent(e);
+      } catch (err) {
+        report(err as Error);
+      }
+    };
+    s.onerror = (e) => {
+      const message = e.message ?? (e.error as Error | undefined)?.message ?? 'WebSocket error';
+      // ws: "Unexpected server response: 401" when the handshake is answered with a refusal.
+      const m = /Unexpected server response: (\d+)/.exec(message);
+      if (m) refused = Number(m[1]);
+      const path = url.replace(/^wss?:\/\/[^/]+/, '').replace(/ticket=[^&]+/, 'ticket=…');
+      failure =
+        refused !== undefined
+          ? new SwitchboardError({
+              status: refused,
+              method: 'GET',
+              path,
+              detail: `the upgrade was refused: ${message}`,
+            })
+          : new Error(`live feed ${path}: ${message}`);
+    };
+    s.onclose = (c) => {
+      if (socket !== s) return;
+      socket = undefined;
+      // The server names the position to resume from (after events its filters passed over).
+      const advertised = /after=(\d{1,20}-\d{1,20})/.exec(c.reason ?? '')?.[1];
+      if (advertised && (position === undefined || comparePositions(advertised, position) > 0))
+        position = advertised;
+      const final = refused !== undefined && FINAL_STATUSES.has(refused);
+      const retryInMs = closed ? null : retry(final ? failure : undefined, final);
+      o.onClose?.({ code: c.code, reason: c.reason ?? '', retryInMs });
+      if (closed) endedResolve();
+    };
+  };
+
+  void connect();
+  return {
+    close() {
+      if (closed) return;
+      end();
+      const s = socket;
+      if (s && s.readyState <= 1) s.close(1000, 'client closed');
+    },
+    get position() {
+      return position;
+    },
+    get reconnects() {
+      return reconnects;
+    },
+    ready,
+    ended,
+  };
+}
