@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Switchboard needs and is missing: Debian's redis-server (built with TLS), openssl
-# (certificates for HAProxy and the Redis TLS tests), haproxy and keepalived for the topology, and
-# the npm packages. Safe to run again: it only acts on what is absent.
+# (certificates for HAProxy and the Redis TLS tests), haproxy and keepalived for the topology, the
+# npm packages, and with SWITCHBOARD_BROWSER=1 Debian's chromium for the browser tests. Safe to run
+# again: it only acts on what is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,11 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ "${SWITCHBOARD_TOPOLOGY_TOOLS:-1}" = 1 ]; then
   command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
   command -v keepalived >/dev/null 2>&1 || need+=(keepalived)
+fi
+# The browser tests' headless Chromium (test/browser): only where the test command asks for it
+# (npm test sets SWITCHBOARD_BROWSER=1), so `npm start` never waits for a browser install.
+if [ "${SWITCHBOARD_BROWSER:-0}" = 1 ]; then
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

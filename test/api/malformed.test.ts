@@ -688,7 +688,8 @@ const CASES: readonly Case[] = [
   ]),
 
   // Unknown routes and methods
-  noRoute('GET', '/'),
+  noRoute('POST', '/'), // GET / is the wallboard
+  noRoute('GET', '/ui/nothing.js'),
   noRoute('GET', '/v1'),
   noRoute('GET', '/v1/nope'),
   noRoute('GET', `${B}/queues`),

@@ -113,6 +113,7 @@ const SAMPLES: readonly Sample[] = [
   { method: 'GET', path: '/state?at=0-0', allowed: READERS, route: 'GET /state' },
   { method: 'GET', path: '/events/live', allowed: ALL, route: 'GET /events/live' },
   { method: 'POST', path: '/ws-tickets', allowed: ALL, route: 'POST /ws-tickets' },
+  { method: 'GET', path: '/keys/me', allowed: ALL, route: 'GET /keys/me' },
   { method: 'POST', path: '/keys', body: { role: 'auditor' }, allowed: ['admin'], route: 'POST /keys' },
   { method: 'GET', path: '/keys', allowed: ['admin'], route: 'GET /keys' },
   { method: 'DELETE', path: '/keys/0000000000000000', allowed: ['admin'], route: 'DELETE /keys/:keyId' },

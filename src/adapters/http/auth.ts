@@ -52,6 +52,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   [`GET ${WS}/state`]: { roles: READERS },
   [`GET ${WS}/events/live`]: { roles: ALL, own: 'live' },
   [`POST ${WS}/ws-tickets`]: { roles: ALL },
+  [`GET ${WS}/keys/me`]: { roles: ALL },
   [`POST ${WS}/keys`]: { roles: ['admin'] },
   [`GET ${WS}/keys`]: { roles: ['admin'] },
   [`DELETE ${WS}/keys/:keyId`]: { roles: ['admin'] },

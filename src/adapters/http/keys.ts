@@ -73,6 +73,20 @@ export async function keyRoutes(app: FastifyInstance): Promise<void> {
     return revoked;
   });
 
+  // Who the caller's key is (every role): how a page signed in with a key learns its role and,
+  // for an agent key, the agent it acts for. With authentication off, the anonymous admin.
+  app.get('/keys/me', async (req) => {
+    const ws = workspaceOf(req.params);
+    const p = req.principal;
+    if (!p) return { keyId: 'anonymous', workspace: ws, role: 'admin' };
+    return {
+      keyId: p.keyId,
+      workspace: ws,
+      role: p.role,
+      ...(p.agentId !== undefined ? { agentId: p.agentId } : {}),
+    };
+  });
+
   // A ticket carries the caller's key: its role and agent, in this workspace, for 30 s and one use.
   app.post('/ws-tickets', async (req, reply) => {
     const ws = workspaceOf(req.params);

@@ -350,6 +350,28 @@ export const openapi = {
         },
       },
     },
+    '/v1/workspaces/{ws}/keys/me': {
+      parameters: [wsParam],
+      get: {
+        summary: "The caller's own key (every role): its id, role and, for an agent key, its agent",
+        responses: {
+          '200': {
+            description: 'the key (with authentication off: keyId "anonymous", role admin)',
+            content: json({
+              type: 'object',
+              required: ['keyId', 'workspace', 'role'],
+              properties: {
+                keyId: { type: 'string' },
+                workspace: { type: 'string' },
+                role: { type: 'string', enum: ['admin', 'integration', 'supervisor', 'auditor', 'agent'] },
+                agentId: id,
+              },
+            }),
+          },
+          ...problems(401, 403, 503),
+        },
+      },
+    },
     '/v1/workspaces/{ws}/keys/{keyId}': {
       parameters: [
         wsParam,

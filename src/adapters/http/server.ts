@@ -23,6 +23,7 @@ import { liveRoutes, resumeAfter } from './live.ts';
 import type { Metrics } from './metrics.ts';
 import { openapiRoute } from './openapi.ts';
 import { operationRoutes, type RoleReport } from './operations.ts';
+import { pageRoutes } from './pages.ts';
 import {
   internalError,
   isRedisUnavailable,
@@ -252,5 +253,6 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(stateRoutes, { prefix: '/v1/workspaces/:ws' });
   await app.register(liveRoutes, { prefix: '/v1/workspaces/:ws' });
   await app.register(keyRoutes, { prefix: '/v1/workspaces/:ws' });
+  await app.register(pageRoutes); // the wallboard (/) and the agent desktop (/agent)
   return app;
 }

@@ -1,0 +1,348 @@
+// The agent desktop: one agent's state, its offers and contacts, and what happened to them. It
+// listens to its own live feed (an agent key's feed carries its agent's events only) and reads
+// its agent document and contacts again after each event; every button is one API command.
+import {
+  apiClient,
+  banner,
+  clock,
+  duration,
+  explain,
+  h,
+  liveFeed,
+  session,
+  skillText,
+  soon,
+  watchStatus,
+} from './common.js';
+
+const store = session('agent');
+let api = null;
+let feed = null;
+let agentId = null;
+let agent = null;
+let contacts = [];
+const log = [];
+const problems = { status: null, action: null, live: null };
+const timers = [];
+
+const $ = (id) => document.getElementById(id);
+
+function updateBanner() {
+  const p = problems;
+  if (p.status) banner(p.status, 'error');
+  else if (p.action) banner(p.action, 'error');
+  else if (p.live) banner(p.live, 'warn');
+  else banner(null);
+}
+
+async function main() {
+  const params = new URLSearchParams(location.search);
+  if (params.get('ws')) store.set('ws', params.get('ws'));
+  if (params.get('agent')) store.set('agent', params.get('agent'));
+  $('signin').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    signIn(
+      $('signin-ws').value.trim() || 'default',
+      $('signin-key').value.trim(),
+      $('signin-agent').value.trim(),
+    );
+  });
+  $('signout').addEventListener('click', () => {
+    store.set('key', null);
+    stop();
+    showSignin('');
+  });
+  for (const state of ['available', 'away', 'offline'])
+    $(`set-${state}`).addEventListener('click', () => setState(state));
+  $('wrapup-done').addEventListener('click', () => setState('available'));
+  setInterval(tick, 1000);
+  watchStatus((s) => {
+    if (s === null) problems.status = 'Switchboard is not answering (restarting?); retrying…';
+    else if (s.state === 'paused')
+      problems.status = `Redis is unreachable: ${s.reason ?? 'paused'}. Wait a moment.`;
+    else problems.status = null;
+    updateBanner();
+  });
+
+  let auth = 'on';
+  try {
+    auth = (await (await fetch('/status', { cache: 'no-store' })).json()).auth ?? 'on';
+  } catch {
+    // Not answering yet: ask for a key as if authentication were on.
+  }
+  const key = store.get('key');
+  if (key || (auth === 'off' && store.get('agent')))
+    signIn(store.get('ws') ?? 'default', key ?? '', store.get('agent') ?? '');
+  else showSignin('');
+}
+
+function showSignin(message) {
+  $('desk').hidden = true;
+  $('signout').hidden = true;
+  $('signin').hidden = false;
+  $('signin-ws').value = store.get('ws') ?? 'default';
+  $('signin-agent').value = store.get('agent') ?? '';
+  $('signin-key').value = '';
+  $('signin-message').textContent = message;
+  $('live').className = 'live off';
+  $('live').textContent = 'signed out';
+  $('signin-key').focus();
+}
+
+async function signIn(ws, key, typedAgent) {
+  const client = apiClient(ws, key);
+  $('signin-message').textContent = '';
+  try {
+    const me = (await client.get('/keys/me')).data;
+    const id = me.agentId ?? typedAgent;
+    if (!id) {
+      showSignin(`This is a key of role ${me.role}, which names no agent: type the agent id to act for.`);
+      return;
+    }
+    agent = (await client.get(`/agents/${encodeURIComponent(id)}`)).data;
+    agentId = id;
+  } catch (err) {
+    if (err.status === 401 || err.status === 403) store.set('key', null);
+    showSignin(
+      err.status === 404
+        ? `No agent "${typedAgent}" in workspace "${ws}".`
+        : explain(err, 'Sign in with your agent key.'),
+    );
+    return;
+  }
+  store.set('ws', ws);
+  store.set('agent', agentId);
+  if (key) store.set('key', key);
+  start(client);
+}
+
+function start(client) {
+  api = client;
+  $('signin').hidden = true;
+  $('desk').hidden = false;
+  $('signout').hidden = false;
+  $('agent-name').textContent = agent.name ? `${agent.name} (${agentId})` : agentId;
+  const saved = store.get(`position.${api.ws}.${agentId}`);
+  feed = liveFeed(api, {
+    query: { agent: agentId },
+    after: saved ?? undefined,
+    onEvent,
+    onStatus: onLive,
+  });
+  timers.push(setInterval(refresh, 5000));
+  render();
+  refresh();
+}
+
+function stop() {
+  feed?.stop();
+  feed = null;
+  api = null;
+  for (const t of timers.splice(0)) clearInterval(t);
+}
+
+function onLive(state, detail) {
+  const el = $('live');
+  if (state === 'live') {
+    el.className = 'live on';
+    el.textContent = 'live';
+    problems.live = null;
+  } else if (state === 'refused') {
+    store.set('key', null);
+    stop();
+    showSignin(explain(detail));
+    return;
+  } else {
+    el.className = 'live off';
+    el.textContent = state === 'retrying' ? 'reconnecting' : 'connecting';
+    if (state === 'retrying') problems.live = `Live feed interrupted (${detail}); reconnecting…`;
+  }
+  updateBanner();
+}
+
+const refreshSoon = soon(() => refresh(), 100);
+function onEvent(e) {
+  if (api) store.set(`position.${api.ws}.${agentId}`, e.position);
+  addLog(e);
+  refreshSoon();
+}
+
+async function refresh() {
+  if (!api) return;
+  const client = api;
+  try {
+    const a = (await client.get(`/agents/${encodeURIComponent(agentId)}`)).data;
+    const docs = await Promise.all(
+      (a.activeContacts ?? []).map((id) =>
+        client.get(`/contacts/${encodeURIComponent(id)}`).then(
+          (r) => r.data,
+          () => null,
+        ),
+      ),
+    );
+    if (client !== api) return;
+    agent = a;
+    contacts = docs.filter((c) => c !== null);
+    render();
+  } catch (err) {
+    if (err.status === 401 || err.status === 403) {
+      store.set('key', null);
+      stop();
+      showSignin(explain(err));
+    } else if (err.status === 404) {
+      problems.action = `Agent "${agentId}" is no longer registered in this workspace.`;
+      updateBanner();
+    }
+  }
+}
+
+/** One command; its problem, if any, in the banner; then the documents read again. */
+async function act(what, path, body) {
+  if (!api) return;
+  problems.action = null;
+  updateBanner();
+  try {
+    const r = await api.post(path, body);
+    if (r.status === 202) addLine(`${what}: sent, the outcome follows`);
+  } catch (err) {
+    problems.action = `${what}: ${explain(err)}`;
+    updateBanner();
+  }
+  refresh();
+}
+
+const setState = (state) => act(`Set ${state}`, `/agents/${encodeURIComponent(agentId)}/state`, { state });
+const accept = (id) => act(`Accept ${id}`, `/contacts/${encodeURIComponent(id)}/accept`, { agentId });
+const reject = (id) => act(`Reject ${id}`, `/contacts/${encodeURIComponent(id)}/reject`, { agentId });
+const complete = (id) => act(`Complete ${id}`, `/contacts/${encodeURIComponent(id)}/complete`);
+
+function render() {
+  if (!agent) return;
+  const state = agent.state ?? 'offline';
+  $('state').textContent = state === 'wrapup' ? 'wrap-up' : state;
+  $('state').className = `state-badge st-${state}`;
+  $('state-detail').textContent =
+    state === agent.presence
+      ? ''
+      : `presence ${agent.presence}, ${agent.activeContacts?.length ?? 0} contact(s)`;
+  for (const s of ['available', 'away', 'offline'])
+    $(`set-${s}`).classList.toggle('current', agent.presence === s);
+  $('wrapup').hidden = state !== 'wrapup';
+  const cards = contacts.map(card);
+  $('contacts').replaceChildren(...cards);
+  $('no-contact').hidden = cards.length > 0;
+  tick();
+}
+
+function card(c) {
+  const offered = c.state === 'offered';
+  const fields = [
+    ['Channel', c.channel],
+    ['Skills', (c.skills ?? []).map(skillText).join(' + ')],
+    ['Priority', c.priority],
+    ['Waited', c.waitedMs !== undefined ? duration(c.waitedMs) : '–'],
+    offered ? ['Offered at', clock(c.assignedAt)] : ['Since', clock(c.acceptedAt ?? c.assignedAt)],
+  ];
+  if (c.attributes && Object.keys(c.attributes).length)
+    fields.push(['Attributes', JSON.stringify(c.attributes)]);
+  return h(
+    'div',
+    { class: `card ${c.state}`, 'data-contact': c.id, 'data-state': c.state },
+    h(
+      'h3',
+      {},
+      offered ? `Offer: contact ${c.id} ` : `Contact ${c.id} `,
+      offered
+        ? h('span', { class: 'countdown', 'data-until': c.offerExpiresAt })
+        : h('span', { class: 'countdown dim', 'data-from': c.acceptedAt ?? c.assignedAt }),
+    ),
+    h(
+      'dl',
+      {},
+      fields.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]),
+    ),
+    h(
+      'div',
+      { class: 'actions' },
+      offered
+        ? [
+            h(
+              'button',
+              { class: 'primary', type: 'button', 'data-action': 'accept', onclick: () => accept(c.id) },
+              'Accept',
+            ),
+            h(
+              'button',
+              { class: 'danger', type: 'button', 'data-action': 'reject', onclick: () => reject(c.id) },
+              'Reject',
+            ),
+          ]
+        : c.state === 'assigned'
+          ? h(
+              'button',
+              { class: 'primary', type: 'button', 'data-action': 'complete', onclick: () => complete(c.id) },
+              'Complete',
+            )
+          : null,
+    ),
+  );
+}
+
+/** The countdowns: an offer's time left, a contact's time in hand, the wrap-up's time left. */
+function tick() {
+  const now = Date.now();
+  for (const el of document.querySelectorAll('[data-until]')) {
+    const left = Date.parse(el.dataset.until) - now;
+    el.textContent = left > 0 ? `expires in ${duration(left)}` : 'expiring';
+  }
+  for (const el of document.querySelectorAll('[data-from]'))
+    el.textContent = duration(now - Date.parse(el.dataset.from));
+  if (agent?.state === 'wrapup' && agent.wrapUpUntil)
+    $('wrapup-left').textContent = `${duration(Date.parse(agent.wrapUpUntil) - now)} left`;
+}
+
+function describe(e) {
+  const d = e.data ?? {};
+  switch (e.type) {
+    case 'AssignmentMade':
+      return d.offer
+        ? `Offer of ${d.contactId} (${d.channel}, ${(d.skills ?? []).map(skillText).join(' + ')}), until ${clock(d.offer.expiresAt)}`
+        : `Assigned ${d.contactId} (${d.channel})`;
+    case 'AssignmentAccepted':
+      return `Accepted ${d.contactId}`;
+    case 'AssignmentRejected':
+      return d.reason === 'rejected'
+        ? `Rejected ${d.contactId}`
+        : `Offer of ${d.contactId} withdrawn (${d.reason})`;
+    case 'AssignmentExpired':
+      return `Offer of ${d.contactId} expired: not answered in time`;
+    case 'ContactCompleted':
+      return `Completed ${d.contactId} after ${duration(d.handledMs)}`;
+    case 'ContactTransferred':
+      return `Transferred ${d.contactId}`;
+    case 'WrapUpStarted':
+      return `Wrap-up until ${clock(d.until)}`;
+    case 'WrapUpEnded':
+      return d.early ? 'Wrap-up ended early' : 'Wrap-up ended';
+    case 'AgentStateChanged':
+      return `State ${d.from} → ${d.to}`;
+    case 'AgentRemoved':
+      return 'This agent was removed';
+    default:
+      return e.type;
+  }
+}
+
+function addLog(e) {
+  log.unshift(h('li', { 'data-type': e.type }, h('span', { class: 'dim' }, `${clock(e.at)} `), describe(e)));
+  log.length = Math.min(log.length, 30);
+  $('log').replaceChildren(...log);
+}
+
+function addLine(text) {
+  log.unshift(h('li', {}, h('span', { class: 'dim' }, `${clock(new Date().toISOString())} `), text));
+  log.length = Math.min(log.length, 30);
+  $('log').replaceChildren(...log);
+}
+
+main();

@@ -1,0 +1,258 @@
+// What the wallboard and the agent desktop share: the key kept for the tab, API calls that turn
+// problems into errors, the live feed (one-time ticket, resume from the last position), /status.
+
+/** An API answer that is not 2xx: its status and problem+json (`type`, `title`, `detail`). */
+export class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem?.detail || problem?.title || `HTTP ${status}`);
+    this.status = status;
+    this.problem = problem ?? {};
+  }
+}
+
+/** The workspace and key a page signed in with, per tab (sessionStorage), under its own name. */
+export function session(page) {
+  const k = (name) => `switchboard.${page}.${name}`;
+  return {
+    get: (name) => sessionStorage.getItem(k(name)),
+    set: (name, value) =>
+      value === undefined || value === null
+        ? sessionStorage.removeItem(k(name))
+        : sessionStorage.setItem(k(name), value),
+    getJson(name) {
+      try {
+        const text = sessionStorage.getItem(k(name));
+        return text === null ? null : JSON.parse(text);
+      } catch {
+        return null;
+      }
+    },
+    setJson(name, value) {
+      try {
+        sessionStorage.setItem(k(name), JSON.stringify(value));
+      } catch {
+        // Storage full: the page works on, it only resumes from less after a reload.
+      }
+    },
+  };
+}
+
+const uuid = () =>
+  crypto.randomUUID
+    ? crypto.randomUUID()
+    : Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
+
+/**
+ * The API of one workspace with one key (none with authentication off). A command carries an
+ * Idempotency-Key and is sent again with the same key on a 503 (Redis away, instance stopping).
+ */
+export function apiClient(ws, key) {
+  const base = `/v1/workspaces/${encodeURIComponent(ws)}`;
+  async function call(method, path, body) {
+    const headers = {};
+    if (key) headers.authorization = `Bearer ${key}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (method !== 'GET') headers['idempotency-key'] = uuid();
+    for (let attempt = 0; ; attempt++) {
+      let res;
+      try {
+        res = await fetch(base + path, {
+          method,
+          headers,
+          body: body === undefined ? undefined : JSON.stringify(body),
+          cache: 'no-store',
+        });
+      } catch (err) {
+        if (method !== 'GET' && attempt < 3) {
+          await sleep(500 * (attempt + 1));
+          continue;
+        }
+        throw new ApiError(0, { title: 'Switchboard unreachable', detail: String(err?.message ?? err) });
+      }
+      const text = await res.text();
+      let data = null;
+      try {
+        data = text === '' ? null : JSON.parse(text);
+      } catch {
+        data = { detail: text.slice(0, 200) };
+      }
+      if (res.ok) return { status: res.status, data };
+      if (res.status === 503 && method !== 'GET' && attempt < 3) {
+        await sleep(700 * (attempt + 1));
+        continue;
+      }
+      throw new ApiError(res.status, data);
+    }
+  }
+  return {
+    ws,
+    get: (path) => call('GET', path),
+    post: (path, body) => call('POST', path, body),
+  };
+}
+
+/** `fn` once, `ms` after the first of any number of calls made meanwhile. */
+export function soon(fn, ms) {
+  let timer = null;
+  return () => {
+    if (timer !== null) return;
+    timer = setTimeout(() => {
+      timer = null;
+      fn();
+    }, ms);
+  };
+}
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The workspace's live feed, opened with a one-time ticket (browsers send no header on a
+ * WebSocket) and opened again after any close with `after=` the last event received: a dropped
+ * connection, an instance that restarted or a slow-client close lose nothing and repeat nothing.
+ * `onStatus(state, detail)`: connecting | live | retrying | refused.
+ */
+export function liveFeed(api, { query = {}, after, onEvent, onStatus }) {
+  let last = after ?? null;
+  let socket = null;
+  let stopped = false;
+  let delay = 500;
+
+  async function open() {
+    if (stopped) return;
+    onStatus('connecting');
+    let ticket;
+    try {
+      ticket = (await api.post('/ws-tickets')).data.ticket;
+    } catch (err) {
+      if (err.status === 401 || err.status === 403) {
+        onStatus('refused', err);
+        return;
+      }
+      return retry(err.message);
+    }
+    const params = new URLSearchParams({ ticket, ...query });
+    if (last) params.set('after', last);
+    const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+    const ws = new WebSocket(
+      `${scheme}://${location.host}/v1/workspaces/${encodeURIComponent(api.ws)}/events/live?${params}`,
+    );
+    socket = ws;
+    ws.onopen = () => {
+      delay = 500;
+      onStatus('live');
+    };
+    ws.onmessage = (m) => {
+      let e;
+      try {
+        e = JSON.parse(m.data);
+      } catch {
+        return;
+      }
+      if (e.position) last = e.position;
+      onEvent(e);
+    };
+    ws.onclose = (c) => {
+      if (socket !== ws) return;
+      socket = null;
+      if (stopped) return;
+      if (c.code === 1008) {
+        onStatus('refused', new ApiError(401, { detail: c.reason || 'the API key was revoked' }));
+        return;
+      }
+      retry(c.reason || `closed (${c.code})`);
+    };
+  }
+
+  function retry(why) {
+    if (stopped) return;
+    onStatus('retrying', why);
+    setTimeout(open, delay);
+    delay = Math.min(delay * 2, 5000);
+  }
+
+  open();
+  return {
+    get position() {
+      return last;
+    },
+    stop() {
+      stopped = true;
+      socket?.close(1000);
+    },
+  };
+}
+
+/** Polls /status (open, no key): `cb({state, reason, auth})`, or `cb(null)` when nothing answers. */
+export function watchStatus(cb, everyMs = 2000) {
+  let timer = null;
+  async function poll() {
+    try {
+      const res = await fetch('/status', { cache: 'no-store' });
+      cb(res.ok ? await res.json() : null);
+    } catch {
+      cb(null);
+    }
+    timer = setTimeout(poll, everyMs);
+  }
+  poll();
+  return () => clearTimeout(timer);
+}
+
+/** ms as m:ss, or h:mm:ss from an hour on. */
+export function duration(ms) {
+  if (!Number.isFinite(ms) || ms < 0) ms = 0;
+  const s = Math.floor(ms / 1000);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
+}
+
+export const clock = (iso) => new Date(iso).toLocaleTimeString([], { hour12: false });
+
+/** A skill as written ("Billing", {name, level}, {name, minLevel}) in words. */
+export function skillText(s) {
+  if (typeof s === 'string') return s.replace(/#(\d)$/, ' ≥$1');
+  if (s && typeof s === 'object') return `${s.name} ${s.level ?? `≥${s.minLevel}`}`;
+  return String(s);
+}
+
+/** Builds an element: `h('td', {class: 'n'}, 'text', child)`. Text is never parsed as HTML. */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') el.className = v;
+    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat(Number.POSITIVE_INFINITY)) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+/** Shows (or hides, with no text) the page's banner: `kind` error | warn | info. */
+export function banner(text, kind = 'error') {
+  const el = document.getElementById('banner');
+  if (!text) {
+    el.hidden = true;
+    el.textContent = '';
+    return;
+  }
+  el.hidden = false;
+  el.className = `banner ${kind}`;
+  el.textContent = text;
+}
+
+/** Words for a refused key, a refused role, an unreachable Redis or Switchboard. */
+export function explain(err, needs) {
+  const detail = err?.problem?.detail ?? err?.message ?? '';
+  if (err?.status === 401) return `The API key was refused (401): ${detail}`;
+  if (err?.status === 403) return `This key may not do that (403): ${detail}${needs ? ` ${needs}` : ''}`;
+  if (err?.status === 503 && err.problem?.type === '/problems/redis-unavailable')
+    return 'Redis is unreachable: Switchboard can neither read nor change anything until it is back.';
+  if (err?.status === 0) return `Switchboard is not answering (${detail}); retrying…`;
+  return `${err?.problem?.title ?? 'Error'} (${err?.status ?? '?'}): ${detail}`;
+}

@@ -1,0 +1,580 @@
+// The wallboard: GET /stats (polled, and soon after each event) for the authoritative figures,
+// GET /agents for agents by state per skill set, and the live feed for the assignments and for
+// each waiting contact's arrival (the longest wait per skill set). Where it is in the feed, the
+// contacts it knows and the chart's samples are kept for the tab, so a reload, a dropped socket or
+// a restarted instance resume from the last event received.
+import {
+  apiClient,
+  banner,
+  clock,
+  duration,
+  explain,
+  h,
+  liveFeed,
+  session,
+  skillText,
+  soon,
+  watchStatus,
+} from './common.js';
+
+const store = session('wallboard');
+const READERS = ['admin', 'integration', 'supervisor', 'auditor'];
+const LIVE_TYPES = [
+  'ContactQueued',
+  'AssignmentMade',
+  'AssignmentAccepted',
+  'AssignmentRejected',
+  'AssignmentExpired',
+  'ContactAbandoned',
+  'ContactExpired',
+  'ContactCompleted',
+  'ContactTransferred',
+  'ContactStepped',
+  'ContactsForgotten',
+  'AgentRegistered',
+  'AgentUpdated',
+  'AgentRemoved',
+  'AgentStateChanged',
+  'WrapUpStarted',
+  'WrapUpEnded',
+];
+const AGENT_EVENTS = new Set([
+  'AgentRegistered',
+  'AgentUpdated',
+  'AgentRemoved',
+  'AgentStateChanged',
+  'WrapUpStarted',
+  'WrapUpEnded',
+  'AssignmentMade',
+  'AssignmentAccepted',
+  'AssignmentRejected',
+  'AssignmentExpired',
+  'ContactCompleted',
+  'ContactTransferred',
+]);
+const STATES = ['available', 'reserved', 'busy', 'wrapup', 'away', 'offline'];
+/** The charts' span, and how far back a first visit replays the feed (for the waits per queue). */
+const CHART_MS = 10 * 60_000;
+const REPLAY_MS = 5 * 60_000;
+/** A saved position older than this is not resumed: the replay would be long and the waits stale. */
+const RESUME_MAX_MS = 30 * 60_000;
+const FEED_MAX = 30;
+
+let api = null;
+let feed = null;
+let stats = null;
+let statsAt = 0;
+let agents = [];
+/** Contacts the feed told of: id → {set, channel, queuedAt (ms), state}. */
+let contacts = new Map();
+/** Contacts queued before this time (ms) are not known to the page (it has not seen them queued). */
+let since = Date.now();
+/** [time (s), waiting, longest wait (s)] per poll, for the charts. */
+let samples = [];
+let assignments = [];
+/** Every queue ("channel|skills") seen: /stats names the queues holding contacts now only. */
+let queues = new Set();
+/** Since when each queue has had more contacts in /stats than the page knows of. */
+const unknownSince = new Map();
+const problems = { auth: null, status: null, stats: null, live: null };
+let charts = null;
+const timers = [];
+
+const $ = (id) => document.getElementById(id);
+
+/** A contact's requirements as the queue names them: routing strings, sorted and distinct. */
+function queueName(skills) {
+  const names = (skills ?? []).map((s) =>
+    typeof s === 'string' ? s : s.minLevel > 1 ? `${s.name}#${s.minLevel}` : s.name,
+  );
+  return [...new Set(names)].sort().join(',');
+}
+
+/** An agent's skills as routing strings: a skill at level L is held at every level up to L. */
+function heldSkills(skills) {
+  const held = new Set();
+  for (const s of skills ?? []) {
+    if (typeof s === 'string') held.add(s);
+    else {
+      held.add(s.name);
+      for (let l = 2; l <= (s.level ?? 1); l++) held.add(`${s.name}#${l}`);
+    }
+  }
+  return held;
+}
+
+const takesChannel = (a, channel) =>
+  a.capacity === undefined || typeof a.capacity === 'number' || channel in a.capacity;
+
+function updateBanner() {
+  const p = problems;
+  if (p.auth) banner(p.auth, 'error');
+  else if (p.status) banner(p.status, 'error');
+  else if (p.stats) banner(p.stats, 'error');
+  else if (p.live) banner(p.live, 'warn');
+  else banner(null);
+}
+
+// ---- sign-in -------------------------------------------------------------------------------
+
+async function main() {
+  const params = new URLSearchParams(location.search);
+  if (params.get('ws')) store.set('ws', params.get('ws'));
+  $('signin').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    signIn($('signin-ws').value.trim() || 'default', $('signin-key').value.trim());
+  });
+  $('signout').addEventListener('click', () => {
+    store.set('key', null);
+    stop();
+    showSignin('');
+  });
+  timers.push(
+    setInterval(() => {
+      $('clock').textContent = new Date().toLocaleTimeString([], { hour12: false });
+      if (api) render();
+    }, 1000),
+  );
+  watchStatus(onStatus);
+
+  let auth = 'on';
+  try {
+    auth = (await (await fetch('/status', { cache: 'no-store' })).json()).auth ?? 'on';
+  } catch {
+    // Not answering yet: ask for a key as if authentication were on.
+  }
+  const ws = store.get('ws') ?? 'default';
+  const key = store.get('key');
+  if (key || auth === 'off') signIn(ws, key ?? '');
+  else showSignin('');
+}
+
+function showSignin(message) {
+  $('board').hidden = true;
+  $('signout').hidden = true;
+  $('signin').hidden = false;
+  $('signin-ws').value = store.get('ws') ?? 'default';
+  $('signin-key').value = '';
+  $('signin-message').textContent = message;
+  $('live').className = 'live off';
+  $('live').textContent = 'signed out';
+  problems.auth = null;
+  updateBanner();
+  $('signin-key').focus();
+}
+
+async function signIn(ws, key) {
+  const client = apiClient(ws, key);
+  $('signin-message').textContent = '';
+  try {
+    const me = (await client.get('/keys/me')).data;
+    if (!READERS.includes(me.role)) {
+      showSignin(
+        `This is a key of role ${me.role}: the wallboard needs a supervisor, admin, auditor or integration key${me.role === 'agent' ? ' (agents use the agent desktop, /agent)' : ''}.`,
+      );
+      return;
+    }
+  } catch (err) {
+    if (err.status === 401 || err.status === 403) {
+      store.set('key', null);
+      showSignin(explain(err));
+      return;
+    }
+    // Redis or Switchboard away: keep the key and show the board; the banner says why it is empty.
+    problems.stats = explain(err);
+    updateBanner();
+  }
+  store.set('ws', ws);
+  if (key) store.set('key', key);
+  start(client);
+}
+
+function refused(err) {
+  store.set('key', null);
+  stop();
+  showSignin(explain(err, 'The wallboard needs a supervisor or admin key.'));
+}
+
+// ---- running -------------------------------------------------------------------------------
+
+function start(client) {
+  api = client;
+  $('signin').hidden = true;
+  $('board').hidden = false;
+  $('signout').hidden = false;
+  $('ws-name').textContent = client.ws;
+  restore();
+  charts ??= makeCharts();
+  updateCharts();
+  renderFeed();
+
+  const saved = store.getJson(`state.${api.ws}`);
+  const after = saved?.position ?? `${since}-0`;
+  feed = liveFeed(api, {
+    query: { type: LIVE_TYPES.join(',') },
+    after,
+    onEvent,
+    onStatus: onLive,
+  });
+  timers.push(setInterval(refreshStats, 2000), setInterval(refreshAgents, 5000), setInterval(save, 2000));
+  refreshStats();
+  refreshAgents();
+}
+
+function stop() {
+  feed?.stop();
+  feed = null;
+  api = null;
+  for (const t of timers.splice(1)) clearInterval(t);
+}
+
+/** The tab's saved state of this workspace, unless it is too old to resume from. */
+function restore() {
+  const saved = store.getJson(`state.${api.ws}`);
+  const savedAt = Number(String(saved?.position ?? saved?.since ?? '0').split('-')[0]);
+  if (saved && Date.now() - savedAt < RESUME_MAX_MS) {
+    since = saved.since;
+    contacts = new Map(saved.contacts);
+    samples = saved.samples ?? [];
+    assignments = saved.assignments ?? [];
+    queues = new Set(saved.queues ?? []);
+  } else {
+    store.setJson(`state.${api.ws}`, null);
+    since = Date.now() - REPLAY_MS;
+    contacts = new Map();
+    samples = [];
+    assignments = [];
+    queues = new Set();
+  }
+}
+
+function save() {
+  if (!api || !feed) return;
+  const position = feed.position;
+  // Contacts still waiting or held first: those are what the waits and a re-queue need.
+  let entries = [...contacts];
+  if (entries.length > 20_000) entries = entries.filter(([, c]) => c.state !== 'assigned').slice(-20_000);
+  const seen = [...queues].slice(-500);
+  store.setJson(`state.${api.ws}`, {
+    position,
+    since,
+    contacts: entries,
+    samples,
+    assignments,
+    queues: seen,
+  });
+}
+addEventListener('pagehide', save);
+
+function onLive(state, detail) {
+  const el = $('live');
+  if (state === 'live') {
+    el.className = 'live on';
+    el.textContent = 'live';
+    problems.live = null;
+  } else if (state === 'refused') {
+    el.className = 'live refused';
+    el.textContent = 'refused';
+    refused(detail);
+    return;
+  } else {
+    el.className = 'live off';
+    el.textContent = state === 'retrying' ? 'reconnecting' : 'connecting';
+    if (state === 'retrying') problems.live = `Live feed interrupted (${detail}); reconnecting…`;
+  }
+  updateBanner();
+}
+
+function onStatus(s) {
+  if (s === null) problems.status = 'Switchboard is not answering (restarting?); retrying…';
+  else if (s.state === 'paused')
+    problems.status = `Redis is unreachable: ${s.reason ?? 'paused'}. The figures are the last known; the wallboard resumes by itself.`;
+  else problems.status = null;
+  updateBanner();
+}
+
+const statsSoon = soon(() => refreshStats(), 150);
+const agentsSoon = soon(() => refreshAgents(), 300);
+function onEvent(e) {
+  apply(e);
+  statsSoon();
+  if (AGENT_EVENTS.has(e.type)) agentsSoon();
+}
+
+function apply(e) {
+  const d = e.data ?? {};
+  const c = contacts.get(d.contactId);
+  if (d.skills && (e.type === 'ContactQueued' || e.type === 'AssignmentMade'))
+    queues.add(`${d.channel ?? 'voice'}|${queueName(d.skills)}`);
+  switch (e.type) {
+    case 'ContactQueued':
+      contacts.set(d.id, {
+        set: queueName(d.skills),
+        channel: d.channel ?? 'voice',
+        queuedAt: Date.parse(d.queuedAt) || Date.parse(e.at),
+        state: 'queued',
+      });
+      break;
+    case 'AssignmentMade':
+      contacts.set(d.contactId, {
+        set: queueName(d.skills),
+        channel: d.channel ?? 'voice',
+        queuedAt: Date.parse(d.queuedAt) || c?.queuedAt || Date.parse(e.at),
+        state: d.offer ? 'offered' : 'assigned',
+      });
+      assignments.unshift({
+        contactId: d.contactId,
+        agentId: d.agentId,
+        skills: d.skills ?? [],
+        channel: d.channel ?? 'voice',
+        waitedMs: d.waitedMs,
+        at: e.at,
+        status: d.offer ? 'offered' : 'assigned',
+      });
+      assignments.length = Math.min(assignments.length, FEED_MAX);
+      renderFeed();
+      break;
+    case 'AssignmentAccepted':
+      if (c) c.state = 'assigned';
+      mark(d.contactId, d.agentId, 'accepted');
+      break;
+    case 'AssignmentRejected':
+    case 'AssignmentExpired':
+      if (c) c.state = 'queued';
+      mark(d.contactId, d.agentId, e.type === 'AssignmentExpired' ? 'expired' : 'rejected');
+      break;
+    case 'ContactAbandoned':
+    case 'ContactExpired':
+      contacts.delete(d.contactId);
+      break;
+    case 'ContactCompleted':
+      contacts.delete(d.contactId);
+      mark(d.contactId, d.agentId, 'completed');
+      break;
+    case 'ContactTransferred':
+      if (c) {
+        c.set = queueName(d.skills);
+        c.state = 'queued';
+      }
+      mark(d.contactId, d.fromAgentId, 'transferred');
+      break;
+    case 'ContactStepped':
+      if (c) c.set = queueName(d.skills);
+      break;
+    case 'ContactsForgotten':
+      for (const id of d.contactIds ?? []) contacts.delete(id);
+      break;
+  }
+}
+
+function mark(contactId, agentId, status) {
+  const a = assignments.find(
+    (x) => x.contactId === contactId && (agentId === undefined || x.agentId === agentId),
+  );
+  if (!a) return;
+  a.status = status;
+  renderFeed();
+}
+
+async function refreshStats() {
+  if (!api) return;
+  try {
+    stats = (await api.get('/stats')).data;
+    statsAt = Date.now();
+    problems.stats = null;
+    sample();
+    render();
+  } catch (err) {
+    if (err.status === 401 || err.status === 403) return refused(err);
+    problems.stats = explain(err);
+  }
+  updateBanner();
+}
+
+async function refreshAgents() {
+  if (!api) return;
+  try {
+    agents = (await api.get('/agents?limit=10000')).data.agents ?? [];
+    for (const a of agents) a.held = heldSkills(a.skills);
+    render();
+  } catch (err) {
+    if (err.status === 401 || err.status === 403) return refused(err);
+  }
+}
+
+// ---- drawing -------------------------------------------------------------------------------
+
+function setTile(id, value, level) {
+  const tile = $(id);
+  tile.querySelector('.value').textContent = value;
+  tile.classList.toggle('warn', level === 'warn');
+  tile.classList.toggle('alert', level === 'alert');
+}
+
+/** The longest wait now: the one /stats gave, grown by the time since it was read. */
+function longestNow() {
+  if (!stats || stats.queued === 0) return 0;
+  return stats.longestWaitMs + (Date.now() - statsAt);
+}
+
+function render() {
+  if (!stats) return;
+  const now = Date.now();
+  const longest = longestNow();
+  setTile('tile-queued', stats.queued, stats.queued > 0 ? 'warn' : undefined);
+  setTile(
+    'tile-longest',
+    duration(longest),
+    longest > 60_000 ? 'alert' : longest > 20_000 ? 'warn' : undefined,
+  );
+  for (const s of ['available', 'reserved', 'busy', 'wrapup', 'away'])
+    setTile(`tile-${s}`, stats.agentsByState?.[s] ?? 0);
+  for (const s of ['assignments', 'completed', 'abandoned', 'expired']) setTile(`tile-${s}`, stats[s] ?? 0);
+  $('updated').textContent = `figures at ${new Date(statsAt).toLocaleTimeString([], { hour12: false })}`;
+
+  // The waiting contacts the feed told of, per queue: how many, and since when the oldest.
+  const known = new Map();
+  for (const c of contacts.values()) {
+    if (c.state !== 'queued') continue;
+    const q = `${c.channel}|${c.set}`;
+    const k = known.get(q) ?? { n: 0, oldest: Number.POSITIVE_INFINITY };
+    k.n++;
+    k.oldest = Math.min(k.oldest, c.queuedAt);
+    known.set(q, k);
+  }
+
+  const depths = new Map();
+  for (const [channel, sets] of Object.entries(stats.queueByChannel ?? {}))
+    for (const [set, depth] of Object.entries(sets)) {
+      depths.set(`${channel}|${set}`, depth);
+      queues.add(`${channel}|${set}`);
+    }
+  const rows = [];
+  for (const q of [...queues].sort()) {
+    const at = q.indexOf('|');
+    const channel = q.slice(0, at);
+    const set = q.slice(at + 1);
+    const depth = depths.get(q) ?? 0;
+    const k = known.get(q);
+    let wait = depth > 0 && k ? now - k.oldest : 0;
+    let atLeast = false;
+    // More waiting than the page saw queued: some were queued before it started listening.
+    if (depth > (k?.n ?? 0)) {
+      if (!unknownSince.has(q)) unknownSince.set(q, now);
+      if (now - unknownSince.get(q) > 3000) {
+        wait = Math.max(wait, now - since);
+        atLeast = true;
+      }
+    } else unknownSince.delete(q);
+    const need = set.split(',');
+    const by = Object.fromEntries(STATES.map((s) => [s, 0]));
+    for (const a of agents)
+      if (takesChannel(a, channel) && need.every((s) => a.held?.has(s))) by[a.state] = (by[a.state] ?? 0) + 1;
+    rows.push(
+      h(
+        'tr',
+        { 'data-queue': q },
+        h('td', {}, channel),
+        h('td', { class: 'queue' }, need.map(skillText).join(' + ')),
+        h('td', { class: depth > 0 ? 'hot waiting' : 'zero waiting' }, depth),
+        h(
+          'td',
+          { class: depth > 0 ? 'wait' : 'zero wait' },
+          depth > 0 && wait > 0 ? `${atLeast ? '≥ ' : ''}${duration(wait)}` : '–',
+        ),
+        STATES.map((s) => h('td', { class: by[s] ? `st-${s}` : 'zero', 'data-state': s }, by[s])),
+      ),
+    );
+  }
+  $('queues').tBodies[0].replaceChildren(...rows.slice(0, 60));
+  $('queues-empty').hidden = rows.length > 0;
+}
+
+function renderFeed() {
+  const items = assignments.map((a) =>
+    h(
+      'li',
+      { 'data-contact': a.contactId, 'data-agent': a.agentId, 'data-status': a.status },
+      h('span', { class: 'dim' }, clock(a.at)),
+      h(
+        'span',
+        { class: 'what' },
+        `${a.contactId} → ${a.agentId}`,
+        h(
+          'span',
+          { class: 'dim' },
+          ` · ${a.channel} · ${a.skills.map(skillText).join(' + ')} · waited ${duration(a.waitedMs)}`,
+        ),
+      ),
+      h('span', { class: `tag ${tagClass(a.status)}` }, a.status),
+    ),
+  );
+  $('feed').replaceChildren(...items);
+  $('feed-empty').hidden = items.length > 0;
+}
+
+const tagClass = (status) =>
+  ({
+    offered: 'st-reserved',
+    assigned: 'st-busy',
+    accepted: 'st-busy',
+    completed: 'st-available',
+    rejected: 'st-wrapup',
+    expired: 'st-wrapup',
+    transferred: 'st-wrapup',
+  })[status] ?? 'dim';
+
+function sample() {
+  const t = Date.now() / 1000;
+  const lastT = samples.length ? samples[samples.length - 1][0] : 0;
+  if (t - lastT < 1) return;
+  samples.push([t, stats.queued, Math.round(stats.longestWaitMs / 100) / 10]);
+  while (samples.length && samples[0][0] < t - CHART_MS / 1000) samples.shift();
+  updateCharts();
+}
+
+function makeCharts() {
+  if (typeof uPlot !== 'function') return null; // the vendor script did not load: numbers only
+  const grid = { stroke: '#2a3644' };
+  const hhmm = (_u, splits) =>
+    splits.map((t) =>
+      new Date(t * 1000).toLocaleTimeString([], { hour12: false, hour: '2-digit', minute: '2-digit' }),
+    );
+  const x = { stroke: '#8b98a8', grid, ticks: grid, values: hhmm };
+  const y = { stroke: '#8b98a8', grid, ticks: grid };
+  const make = (el, label, color) =>
+    new uPlot(
+      {
+        width: Math.max(200, el.clientWidth),
+        height: 160,
+        legend: { show: false },
+        cursor: { show: false },
+        scales: {
+          x: { time: true, range: () => [Date.now() / 1000 - CHART_MS / 1000, Date.now() / 1000] },
+          y: { range: (_u, _min, max) => [0, Math.max(1, Math.ceil(max * 1.1))] },
+        },
+        axes: [x, y],
+        series: [{}, { label, stroke: color, width: 2, fill: `${color}33` }],
+      },
+      [[], []],
+      el,
+    );
+  const c = {
+    depth: make($('chart-depth'), 'waiting', '#d29922'),
+    wait: make($('chart-wait'), 'longest wait (s)', '#f85149'),
+  };
+  addEventListener('resize', () => {
+    for (const [name, chart] of Object.entries(c))
+      chart.setSize({ width: Math.max(200, $(`chart-${name}`).clientWidth), height: 160 });
+  });
+  return c;
+}
+
+function updateCharts() {
+  if (!charts) return;
+  const xs = samples.map((s) => s[0]);
+  charts.depth.setData([xs, samples.map((s) => s[1])]);
+  charts.wait.setData([xs, samples.map((s) => s[2])]);
+}
+
+main();

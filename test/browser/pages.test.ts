@@ -1,0 +1,370 @@
+/**
+ * The wallboard (/) and the agent desktop (/agent) in a real browser: Debian's headless Chromium
+ * driven by playwright-core, against Switchboard in-process with API keys on. The wallboard's
+ * figures follow contacts as they are posted; an agent signs in with its key, goes available,
+ * sees an offer arrive, rejects one, accepts another, completes it and wraps up, and the wallboard
+ * shows each step; a refused key, a key of the wrong role and a paused Redis say so on the page;
+ * after the instance restarts, the wallboard resumes from its last event, with what happened
+ * meanwhile and nothing twice. Screenshots: .test-results/screenshots/*.png.
+ *
+ * No browser, no pass: if Chromium is missing or does not start, the suite fails with the reason.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { pino } from 'pino';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApiKey } from '../../src/adapters/redis/api-keys.ts';
+import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
+import { loadConfig } from '../../src/app/config.ts';
+import { projectorReady } from '../support/projector.ts';
+import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { waitFor } from '../support/wait.ts';
+
+const CHROMIUM = process.env.SWITCHBOARD_CHROMIUM ?? '/usr/bin/chromium';
+const SHOTS = '.test-results/screenshots';
+const WS = 'browser';
+// The flags a headless Chromium needs on a machine with no network but loopback (no background
+// connections, no component updates), as root (no sandbox: playwright passes --no-sandbox).
+const CHROMIUM_ARGS = [
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+let redis: TestRedis;
+let sb: Running;
+let port: number;
+let base: string;
+let browser: Browser;
+const keys = { admin: '', integration: '', supervisor: '', agent: '' };
+const contexts: BrowserContext[] = [];
+let wallboard: Page;
+
+const silent = pino({ level: 'silent' });
+const start = (p: number) =>
+  startSwitchboard(
+    loadConfig({
+      ...redis.env,
+      AUTH: 'on',
+      HOST: '127.0.0.1',
+      PORT: String(p),
+      LOG_LEVEL: 'silent',
+      ROLES: 'api,projector,dispatcher',
+      WORKSPACES: WS,
+      DISCOVER_WORKSPACES: 'false',
+    }),
+    silent,
+  );
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port: p } = s.address() as { port: number };
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+/** An API call as a client (not the page) makes it: `key` one of `keys`. */
+async function call(
+  url: string,
+  key: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`${url}/v1/workspaces/${WS}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${key}`,
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+const api = (key: string, method: string, path: string, body?: unknown) =>
+  call(base, key, method, path, body);
+
+async function newPage(): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width: 1600, height: 1000 } });
+  contexts.push(context);
+  const page = await context.newPage();
+  // A script error on a page fails the test that sees it.
+  page.on('pageerror', (err) => {
+    throw new Error(`script error on ${page.url()}: ${err.message}`);
+  });
+  return page;
+}
+
+/** Waits until `sel`'s text (trimmed) is `want` (a string) or matches it (a RegExp). */
+async function textOf(page: Page, sel: string, want: string | RegExp, timeout = 10_000): Promise<void> {
+  const read = () => page.evaluate((s) => document.querySelector(s)?.textContent?.trim() ?? null, sel);
+  const deadline = Date.now() + timeout;
+  let seen: string | null = null;
+  while (Date.now() < deadline) {
+    seen = await read();
+    if (seen !== null && (typeof want === 'string' ? seen === want : want.test(seen))) return;
+    await page.waitForTimeout(50);
+  }
+  throw new Error(`${page.url()}: ${sel} should read ${String(want)}, reads ${JSON.stringify(seen)}`);
+}
+
+async function attr(page: Page, sel: string, name: string, want: string, timeout = 10_000): Promise<void> {
+  await page
+    .waitForFunction(([s, n, w]) => document.querySelector(s!)?.getAttribute(n!) === w, [sel, name, want], {
+      timeout,
+    })
+    .catch(async () => {
+      const seen = await page.evaluate(
+        ([s, n]) => document.querySelector(s!)?.getAttribute(n!) ?? null,
+        [sel, name],
+      );
+      throw new Error(`${page.url()}: ${sel} [${name}] should be ${want}, is ${JSON.stringify(seen)}`);
+    });
+}
+
+const shot = (page: Page, name: string) => page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
+
+async function signIn(page: Page, path: '/' | '/agent', key: string): Promise<void> {
+  await page.goto(`${base}${path}`);
+  await page.waitForSelector('#signin:not([hidden])');
+  await page.fill('#signin-ws', WS);
+  await page.fill('#signin-key', key);
+  await page.click('#signin button[type=submit]');
+}
+
+beforeAll(async () => {
+  // Loudly, before anything else: without a browser this suite proves nothing.
+  if (!existsSync(CHROMIUM))
+    throw new Error(
+      `Chromium is not installed (${CHROMIUM} is missing), so the browser tests cannot run. ` +
+        'Install it with `SWITCHBOARD_BROWSER=1 bash scripts/ensure.sh` (npm test does) or `apt-get install chromium`.',
+    );
+  try {
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  } catch (err) {
+    throw new Error(
+      `Chromium (${CHROMIUM}) did not start, so the browser tests cannot run: ${(err as Error).message}`,
+    );
+  }
+  mkdirSync(SHOTS, { recursive: true });
+  redis = await startTestRedis();
+  port = await freePort();
+  sb = await start(port);
+  base = sb.url!;
+  await projectorReady(sb.redis, [WS]);
+  for (const role of ['admin', 'integration', 'supervisor'] as const)
+    keys[role] = (await createApiKey(sb.redis, { workspace: WS, role, name: `browser ${role}` })).key;
+  keys.agent = (await createApiKey(sb.redis, { workspace: WS, role: 'agent', agentId: 'ann' })).key;
+  // Offers to answer, and a wrap-up after each contact.
+  expect(
+    (await api(keys.admin, 'PUT', '/settings', { offerTimeoutMs: 60_000, wrapUpMs: 60_000 })).status,
+  ).toBe(200);
+  for (const [id, name, skills] of [
+    ['ann', 'Ann Lee', ['Billing', { name: 'English', level: 3 }]],
+    ['bo', 'Bo Diaz', ['Sales']],
+    ['cy', 'Cy Park', ['Billing']],
+  ] as const)
+    expect((await api(keys.admin, 'POST', '/agents', { id, name, skills })).status).toBe(201);
+  expect((await api(keys.admin, 'POST', '/agents/bo/state', { state: 'away' })).status).toBe(200);
+});
+
+afterAll(async () => {
+  for (const c of contexts) await c.close().catch(() => {});
+  await browser?.close();
+  await sb?.stop();
+  await redis?.stop();
+});
+
+describe('the wallboard and the agent desktop in Chromium', () => {
+  it('the pages and their files load without a key; the API behind them still asks for one', async () => {
+    for (const [path, type] of [
+      ['/', /^text\/html/],
+      ['/agent', /^text\/html/],
+      ['/ui/wallboard.js', /^text\/javascript/],
+      ['/ui/agent.js', /^text\/javascript/],
+      ['/ui/common.js', /^text\/javascript/],
+      ['/ui/style.css', /^text\/css/],
+      ['/ui/vendor/uplot.js', /^text\/javascript/],
+      ['/ui/vendor/uplot.css', /^text\/css/],
+    ] as const) {
+      const res = await fetch(`${base}${path}`);
+      expect(res.status, path).toBe(200);
+      expect(res.headers.get('content-type'), path).toMatch(type);
+      expect(res.headers.get('content-security-policy'), path).toContain("default-src 'none'");
+      const etag = res.headers.get('etag')!;
+      expect((await fetch(`${base}${path}`, { headers: { 'if-none-match': etag } })).status, path).toBe(304);
+    }
+    const missing = await fetch(`${base}/ui/nothing.js`);
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect((await fetch(`${base}/v1/workspaces/${WS}/stats`)).status).toBe(401);
+  });
+
+  it('the wallboard refuses a wrong key and an agent key, saying why', async () => {
+    const page = await newPage();
+    await signIn(page, '/', `sb_${'0'.repeat(16)}_${'A'.repeat(43)}`);
+    await textOf(page, '#signin-message', /API key was refused \(401\)/);
+    await signIn(page, '/', keys.agent);
+    await textOf(page, '#signin-message', /role agent: .*agent desktop/);
+    await shot(page, 'wallboard-key-refused');
+    const desk = await newPage();
+    await signIn(desk, '/agent', keys.supervisor);
+    await textOf(desk, '#signin-message', /role supervisor, which names no agent/);
+  });
+
+  it("the wallboard's figures follow the contacts posted: waiting, longest wait, per skill set", async () => {
+    wallboard = await newPage();
+    await signIn(wallboard, '/', keys.supervisor);
+    await textOf(wallboard, '#live', 'live');
+    await textOf(wallboard, '#tile-queued .value', '0');
+    await textOf(wallboard, '#tile-away .value', '1');
+    await textOf(wallboard, '#tile-assignments .value', '0');
+    // No agent has Support: these wait.
+    for (const id of ['s-1', 's-2', 's-3'])
+      expect((await api(keys.integration, 'POST', '/contacts', { id, skills: ['Support'] })).status).toBe(
+        201,
+      );
+    expect(
+      (
+        await api(keys.integration, 'POST', '/contacts', {
+          id: 'e-1',
+          skills: [{ name: 'English', minLevel: 2 }, 'Sales'],
+        })
+      ).status,
+    ).toBe(201);
+    await textOf(wallboard, '#tile-queued .value', '4');
+    const support = '#queues tr[data-queue="voice|Support"]';
+    await textOf(wallboard, `${support} .waiting`, '3');
+    await textOf(wallboard, `${support} .wait`, /^0:0\d$/);
+    const english = '#queues tr[data-queue="voice|English#2,Sales"]';
+    await textOf(wallboard, `${english} td.queue`, 'English ≥2 + Sales');
+    await textOf(wallboard, `${english} .waiting`, '1');
+    // Bo holds Sales but not English: no agent of that queue; Ann and Cy are offline.
+    await textOf(wallboard, `${english} [data-state=away]`, '0');
+    await wallboard.waitForTimeout(2200); // a few seconds of waiting on the clock and the charts
+    await textOf(wallboard, '#tile-longest .value', /^0:0[2-9]$/);
+    expect(await wallboard.evaluate(() => document.querySelectorAll('#chart-depth canvas').length)).toBe(1);
+    await shot(wallboard, 'wallboard-queues');
+  });
+
+  it('an agent goes available, rejects an offer, accepts the next, completes and wraps up; the wallboard shows it', async () => {
+    const desk = await newPage();
+    await signIn(desk, '/agent', keys.agent);
+    await textOf(desk, '#agent-name', 'Ann Lee (ann)');
+    await textOf(desk, '#live', 'live');
+    await textOf(desk, '#state', 'offline');
+    await desk.click('#set-available');
+    await textOf(desk, '#state', 'available');
+    await textOf(wallboard, '#tile-available .value', '1');
+
+    // An offer arrives live; Ann rejects it and it waits again (Cy is offline).
+    expect(
+      (await api(keys.integration, 'POST', '/contacts', { id: 'bill-1', skills: ['Billing'] })).status,
+    ).toBe(201);
+    await attr(desk, '.card[data-contact="bill-1"]', 'data-state', 'offered');
+    await textOf(desk, '.card[data-contact="bill-1"] .countdown', /^expires in 0:[45]\d$/);
+    await textOf(wallboard, '#tile-reserved .value', '1');
+    await attr(wallboard, '#feed li[data-contact="bill-1"]', 'data-status', 'offered');
+    await shot(desk, 'agent-offer');
+    await desk.click('.card[data-contact="bill-1"] [data-action=reject]');
+    await textOf(desk, '#no-contact', /No contact/);
+    await attr(wallboard, '#feed li[data-contact="bill-1"]', 'data-status', 'rejected');
+    await textOf(wallboard, '#queues tr[data-queue="voice|Billing"] .waiting', '1');
+    await textOf(desk, '#log li[data-type=AssignmentRejected]', /Rejected bill-1/);
+
+    // The next one: accepted, completed, wrapped up.
+    expect(
+      (await api(keys.integration, 'POST', '/contacts', { id: 'bill-2', skills: ['Billing'] })).status,
+    ).toBe(201);
+    await attr(desk, '.card[data-contact="bill-2"]', 'data-state', 'offered');
+    await desk.click('.card[data-contact="bill-2"] [data-action=accept]');
+    await attr(desk, '.card[data-contact="bill-2"]', 'data-state', 'assigned');
+    await textOf(desk, '#state', 'busy');
+    await attr(wallboard, '#feed li[data-contact="bill-2"]', 'data-status', 'accepted');
+    await textOf(wallboard, '#feed li[data-contact="bill-2"] .what', /^bill-2 → ann/);
+    await textOf(wallboard, '#tile-busy .value', '1');
+    await textOf(wallboard, '#tile-assignments .value', '2');
+    await textOf(wallboard, '#queues tr[data-queue="voice|Billing"] [data-state=busy]', '1');
+    await shot(wallboard, 'wallboard-assignment');
+    await desk.click('.card[data-contact="bill-2"] [data-action=complete]');
+    await textOf(desk, '#state', 'wrap-up');
+    await textOf(desk, '#wrapup-left', /^0:[45]\d left$/);
+    await attr(wallboard, '#feed li[data-contact="bill-2"]', 'data-status', 'completed');
+    await textOf(wallboard, '#tile-wrapup .value', '1');
+    await textOf(wallboard, '#tile-completed .value', '1');
+    await shot(desk, 'agent-wrapup');
+    // Ready early: available again. bill-1 still waits: Ann rejected it, so it is never offered to
+    // her again, and stays for another Billing agent.
+    await desk.click('#wrapup-done');
+    await textOf(desk, '#state', 'available');
+    await textOf(desk, '#log li[data-type=WrapUpEnded]', /Wrap-up ended early/);
+    await textOf(wallboard, '#queues tr[data-queue="voice|Billing"] .waiting', '1');
+    await shot(desk, 'agent-available');
+  });
+
+  it('says so when Redis is unreachable, and clears it when Redis is back', async () => {
+    const admin = redis.adminClient();
+    try {
+      await admin.call('CLIENT', 'PAUSE', '4500', 'ALL');
+      await textOf(wallboard, '#banner', /Redis is unreachable/, 8000);
+      await shot(wallboard, 'wallboard-redis-unreachable');
+    } finally {
+      await admin.call('CLIENT', 'UNPAUSE').catch(() => {});
+      admin.disconnect();
+    }
+    await waitFor('the banner to go', async () =>
+      wallboard.evaluate(() => (document.getElementById('banner') as HTMLElement).hidden),
+    );
+  });
+
+  it('after the instance restarts, the wallboard resumes from its last event: what happened meanwhile, nothing twice', async () => {
+    await sb.stop();
+    await textOf(wallboard, '#live', 'reconnecting');
+    // Meanwhile another instance serves: Cy comes and takes bill-1, and a contact is queued.
+    const other = await start(0);
+    try {
+      expect(
+        (await call(other.url!, keys.admin, 'POST', '/agents/cy/state', { state: 'available' })).status,
+      ).toBe(200);
+      expect(
+        (
+          await call(other.url!, keys.integration, 'POST', '/contacts', {
+            id: 'meanwhile',
+            skills: ['Support'],
+          })
+        ).status,
+      ).toBe(201);
+      await waitFor('bill-1 offered to cy', async () => {
+        const r = await call(other.url!, keys.admin, 'GET', '/contacts/bill-1');
+        return r.body.state === 'offered';
+      });
+    } finally {
+      await other.stop();
+    }
+    sb = await start(port);
+    await textOf(wallboard, '#live', 'live', 15_000);
+    await attr(wallboard, '#feed li[data-contact="bill-1"][data-agent="cy"]', 'data-status', 'offered');
+    await textOf(wallboard, '#queues tr[data-queue="voice|Support"] .waiting', '4');
+    await textOf(wallboard, '#tile-queued .value', '5');
+    const feed = await wallboard.evaluate(() =>
+      [...document.querySelectorAll('#feed li')].map(
+        (li) => `${li.getAttribute('data-contact')}>${li.getAttribute('data-agent')}`,
+      ),
+    );
+    expect(feed).toEqual(['bill-1>cy', 'bill-2>ann', 'bill-1>ann']);
+    // A reload resumes too: the same feed, from the tab's saved position.
+    await wallboard.reload();
+    await textOf(wallboard, '#live', 'live');
+    await attr(wallboard, '#feed li[data-contact="bill-1"][data-agent="cy"]', 'data-status', 'offered');
+    expect(await wallboard.evaluate(() => document.querySelectorAll('#feed li').length)).toBe(3);
+    await shot(wallboard, 'wallboard-after-restart');
+  });
+});
