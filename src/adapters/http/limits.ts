@@ -115,6 +115,20 @@ export function installLimits(app: FastifyInstance, deps: LimitDeps): void {
   // requests' long reads on the shared one (a replay, a page of events), nor they behind it.
   const counting = s.rateLimit !== undefined || s.wsMaxPerKey !== undefined;
   const redis = counting ? deps.redis.duplicate() : deps.redis;
+  /**
+   * Whether to count at all: not while Redis is known to be down (the watch saw its PING fail; not
+   * before its first PING, at start), nor for a second after a count failed, so requests do not
+   * each wait for a timeout before meeting Redis's trouble themselves.
+   */
+  let failedAt = -Infinity;
+  const canCount = (): boolean => {
+    const w = watch.status;
+    return (w.reachable || w.error === 'not checked yet') && Date.now() - failedAt > 1000;
+  };
+  const countFailed = (what: string, err: unknown): void => {
+    failedAt = Date.now();
+    log.warn({ err: (err as Error).message }, what);
+  };
   if (counting) {
     redis.on('error', () => {}); // failures surface on the counts, which let the request through
     app.addHook('onClose', (_app, done) => {
@@ -172,7 +186,7 @@ export function installLimits(app: FastifyInstance, deps: LimitDeps): void {
   if (rate) {
     const interval = Math.max(1, Math.floor(1_000_000 / rate.perSecond));
     app.addHook('preParsing', (req, reply, payload, done) => {
-      if (UNLIMITED.has(req.routeOptions.url ?? '') || !watch.status.reachable) return done(null, payload);
+      if (UNLIMITED.has(req.routeOptions.url ?? '') || !canCount()) return done(null, payload);
       runLua(redis, RATE, [callerKeys(req).rate], [interval, rate.burst]).then(
         (r) => {
           const [ok, n] = r as [number, number];
@@ -193,7 +207,7 @@ export function installLimits(app: FastifyInstance, deps: LimitDeps): void {
         },
         (err: unknown) => {
           // Counting failed: the request goes on, and meets Redis's trouble itself if it needs Redis.
-          log.warn({ err: (err as Error).message }, 'rate limit not counted');
+          countFailed('rate limit not counted', err);
           done(null, payload);
         },
       );
@@ -251,7 +265,7 @@ export function installLimits(app: FastifyInstance, deps: LimitDeps): void {
       redis.zrem(key, member).catch(() => {}); // a slot left behind lapses by itself
     };
     socket.once('close', release);
-    if (s.wsMaxPerKey === undefined || !watch.status.reachable) return done();
+    if (s.wsMaxPerKey === undefined || !canCount()) return done();
     runLua(redis, SLOTS, [key], ['take', s.wsMaxPerKey, SOCKET_SLOT_TTL_MS, member]).then(
       (r) => {
         if (r !== 1) {
@@ -280,7 +294,7 @@ export function installLimits(app: FastifyInstance, deps: LimitDeps): void {
         done();
       },
       (err: unknown) => {
-        log.warn({ err: (err as Error).message }, 'websocket slot not counted');
+        countFailed('websocket slot not counted', err);
         done();
       },
     );
