@@ -227,6 +227,7 @@ describe('the wallboard and the agent desktop in Chromium', () => {
     await textOf(wallboard, '#tile-queued .value', '0');
     await textOf(wallboard, '#tile-away .value', '1');
     await textOf(wallboard, '#tile-assignments .value', '0');
+    await textOf(wallboard, '#tile-sl .value', '–'); // no assignment in the last minutes yet
     // No agent has Support: these wait.
     for (const id of ['s-1', 's-2', 's-3'])
       expect((await api(keys.integration, 'POST', '/contacts', { id, skills: ['Support'] })).status).toBe(
@@ -293,6 +294,10 @@ describe('the wallboard and the agent desktop in Chromium', () => {
     await textOf(wallboard, '#tile-busy .value', '1');
     await textOf(wallboard, '#tile-assignments .value', '2');
     await textOf(wallboard, '#queues tr[data-queue="voice|Billing"] [data-state=busy]', '1');
+    // Both decisions came at once: the service level (within 20 s) is 100 %, in all and for Billing.
+    await textOf(wallboard, '#tile-sl .value', '100%');
+    await textOf(wallboard, '#tile-sl .label', 'Service level (20 s)');
+    await textOf(wallboard, '#queues tr[data-queue="voice|Billing"] .sl', '100%');
     await shot(wallboard, 'wallboard-assignment');
     await desk.click('.card[data-contact="bill-2"] [data-action=complete]');
     await textOf(desk, '#state', 'wrap-up');

@@ -430,6 +430,18 @@ function render() {
   for (const s of ['available', 'reserved', 'busy', 'wrapup', 'away'])
     setTile(`tile-${s}`, stats.agentsByState?.[s] ?? 0);
   for (const s of ['assignments', 'completed', 'abandoned', 'expired']) setTile(`tile-${s}`, stats[s] ?? 0);
+  // Service level over the last minutes, where this Switchboard reports it (GET /stats `window`).
+  const win = stats.window;
+  $('tile-sl').hidden = !win;
+  if (win) {
+    $('tile-sl-label').textContent = `Service level (${Math.round(win.serviceLevelMs / 1000)} s)`;
+    const sl = win.serviceLevel;
+    setTile(
+      'tile-sl',
+      percent(sl),
+      sl === null ? undefined : sl < 0.5 ? 'alert' : sl < 0.8 ? 'warn' : undefined,
+    );
+  }
   $('updated').textContent = `figures at ${new Date(statsAt).toLocaleTimeString([], { hour12: false })}`;
 
   // The waiting contacts the feed told of, per queue: how many, and since when the oldest.
@@ -443,6 +455,8 @@ function render() {
     known.set(q, k);
   }
 
+  const served = new Map((stats.queues ?? []).map((q) => [`${q.channel}|${q.skills}`, q]));
+  for (const q of served.keys()) queues.add(q);
   const depths = new Map();
   for (const [channel, sets] of Object.entries(stats.queueByChannel ?? {}))
     for (const [set, depth] of Object.entries(sets)) {
@@ -482,6 +496,11 @@ function render() {
           { class: depth > 0 ? 'wait' : 'zero wait' },
           depth > 0 && wait > 0 ? `${atLeast ? '≥ ' : ''}${duration(wait)}` : '–',
         ),
+        h(
+          'td',
+          { class: `sl${served.get(q)?.serviceLevel == null ? ' zero' : ''}` },
+          percent(served.get(q)?.serviceLevel),
+        ),
         STATES.map((s) => h('td', { class: by[s] ? `st-${s}` : 'zero', 'data-state': s }, by[s])),
       ),
     );
@@ -489,6 +508,9 @@ function render() {
   $('queues').tBodies[0].replaceChildren(...rows.slice(0, 60));
   $('queues-empty').hidden = rows.length > 0;
 }
+
+/** A share (0..1) as a whole percentage; – when there is none. */
+const percent = (share) => (share === null || share === undefined ? '–' : `${Math.round(share * 100)}%`);
 
 function renderFeed() {
   const items = assignments.map((a) =>
