@@ -1,7 +1,9 @@
 /**
- * The simulator's view of Switchboard: plain fetch (Node's global fetch keeps connections alive
- * and reuses them) against the public HTTP API, with every failure reduced to one label.
+ * The simulator's view of Switchboard: the typed client (src/client) with every answer reduced to
+ * one result (ok with the body, or the failure's status and detail) instead of thrown, since the
+ * simulator counts failures by status rather than stopping at them.
  */
+import { type Failure, type RetryInfo, SwitchboardClient, SwitchboardError } from '../../client/index.ts';
 
 export type HttpResult =
   | { readonly ok: true; readonly status: number; readonly body: unknown }
@@ -12,72 +14,64 @@ export type HttpResult =
       readonly detail: string;
     };
 
+/** Worth another try: the server was unreachable, too slow, or said so (5xx, 429). */
+const retryOn = (s: Failure): boolean => typeof s !== 'number' || s >= 500 || s === 429;
+
 export class SwitchboardHttp {
   readonly base: string;
+  readonly client: SwitchboardClient;
 
   constructor(
     url: string,
-    private readonly timeoutMs = 15_000,
+    timeoutMs = 15_000,
     /** The API key every request carries (Authorization: Bearer), when Switchboard asks for one. */
-    private readonly key?: string,
+    key?: string,
   ) {
-    this.base = url.replace(/\/+$/, '');
+    this.client = new SwitchboardClient({
+      url,
+      timeoutMs,
+      retries: 0,
+      retryOn,
+      ...(key !== undefined ? { key } : {}),
+    });
+    this.base = this.client.url;
   }
 
+  /**
+   * One call; with `retry`, the client's retries (same Idempotency-Key, backoff from 250 ms,
+   * Retry-After honoured) while `retry.onRetry` does not say stop.
+   */
   async request(
     method: string,
     path: string,
     body?: unknown,
     headers: Record<string, string> = {},
+    retry?: { retries: number; onRetry: (info: RetryInfo) => boolean | undefined; idempotencyKey?: string },
   ): Promise<HttpResult> {
-    let res: Response;
-    if (this.key !== undefined) headers = { ...headers, authorization: `Bearer ${this.key}` };
     try {
-      res = await fetch(`${this.base}${path}`, {
-        method,
-        headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json' },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(this.timeoutMs),
+      const a = await this.client.send(method, path, {
+        ...(body !== undefined ? { body } : {}),
+        headers,
+        retries: retry?.retries ?? 0,
+        ...(retry ? { onRetry: retry.onRetry } : {}),
+        ...(retry?.idempotencyKey !== undefined ? { idempotencyKey: retry.idempotencyKey } : {}),
       });
+      if (a.status >= 200 && a.status < 300) return { ok: true, status: a.status, body: a.body };
+      const detail = new SwitchboardError({ status: a.status, method, path, body: a.body }).detail;
+      return { ok: false, status: a.status, body: a.body, detail: detail || String(a.status) };
     } catch (err) {
-      const e = err as Error & { cause?: { code?: string; message?: string } };
-      if (e.name === 'TimeoutError' || e.name === 'AbortError')
-        return { ok: false, status: 'timeout', body: null, detail: `no answer within ${this.timeoutMs} ms` };
-      return { ok: false, status: 'network', body: null, detail: networkDetail(e) };
+      if (!(err instanceof SwitchboardError) || typeof err.status === 'number') throw err;
+      return { ok: false, status: err.status, body: null, detail: err.detail };
     }
-    const text = await res.text().catch(() => '');
-    let parsed: unknown = text;
-    if (/json/.test(res.headers.get('content-type') ?? '')) {
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        /* keep the text */
-      }
-    }
-    if (res.status >= 200 && res.status < 300) return { ok: true, status: res.status, body: parsed };
-    const problem = parsed as { detail?: unknown; title?: unknown } | null;
-    const detail =
-      typeof problem === 'object' && problem !== null && typeof problem.detail === 'string'
-        ? problem.detail
-        : typeof parsed === 'string'
-          ? parsed.slice(0, 200)
-          : res.statusText;
-    return { ok: false, status: res.status, body: parsed, detail };
   }
 }
 
 /** Worth another try: the server was unreachable, too slow, or said so (5xx, 429). */
 export function retryable(r: HttpResult): boolean {
-  return !r.ok && (typeof r.status !== 'number' || r.status >= 500 || r.status === 429);
+  return !r.ok && retryOn(r.status);
 }
 
-/** The useful part of a fetch failure: "connect ECONNREFUSED 127.0.0.1:8080" rather than "fetch failed". */
-export function networkDetail(err: Error & { cause?: { code?: string; message?: string } }): string {
-  const cause = err.cause;
-  if (cause?.message) return cause.message;
-  if (cause?.code) return cause.code;
-  return err.message;
-}
+export { networkDetail } from '../../client/client.ts';
 
 /** Ends the run: Switchboard cannot be reached, or will not take the run's commands. */
 export class FatalError extends Error {}

@@ -9,7 +9,7 @@
  * server's timers: the simulator counts them from the feed.
  */
 import { DEFAULT_SETTINGS } from '../../domain/model.ts';
-import { FatalError, type HttpResult, pool, retryable, SwitchboardHttp } from './http.ts';
+import { FatalError, type HttpResult, pool, SwitchboardHttp } from './http.ts';
 import { type Envelope, LiveFeed } from './live-feed.ts';
 import { type Rng, seededRandom, seedSkills, uniform } from './random.ts';
 import { mean, percentile, round } from './stats.ts';
@@ -162,14 +162,8 @@ export class Simulator {
     }
     const held = [...new Set(this.agentSkills.map((s) => s.join(',')))].map((s) => new Set(s.split(',')));
     this.unservable = this.contacts.filter((c) => !held.some((h) => c.skills.every((s) => h.has(s)))).length;
-    const liveUrl = (after: string) =>
-      `${this.http.base.replace(/^http/, 'ws')}${this.wsPath}/events/live?type=${FEED_TYPES.join(',')}&after=${after}`;
-    this.live = new LiveFeed(
-      liveUrl,
-      (e) => this.onEvent(e),
-      (ms, fn) => this.timer(ms, fn),
-      () => this.ending,
-      opts.key !== undefined ? { authorization: `Bearer ${opts.key}` } : {},
+    this.live = new LiveFeed(this.http.client.with({ workspace: opts.workspace }), FEED_TYPES, (e) =>
+      this.onEvent(e),
     );
   }
 
@@ -236,14 +230,22 @@ export class Simulator {
   ): Promise<HttpResult> {
     const id = (body as { id?: unknown } | undefined)?.id;
     const key = `${this.tag}:${path}${typeof id === 'string' ? `/${id}` : ''}${once ? `#${once}` : ''}`;
-    const headers = { 'idempotency-key': key };
-    let r = await this.http.request(method, `${this.wsPath}${path}`, body, headers);
-    for (let attempt = 1; attempt <= RETRIES && retryable(r) && !this.ending; attempt++) {
-      this.retries++;
-      await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** (attempt - 1)));
-      if (this.ending) break;
-      r = await this.http.request(method, `${this.wsPath}${path}`, body, headers);
-    }
+    // The client's retries: the same Idempotency-Key each time, backoff from 250 ms (or Retry-After).
+    const r = await this.http.request(
+      method,
+      `${this.wsPath}${path}`,
+      body,
+      {},
+      {
+        retries: RETRIES,
+        idempotencyKey: key,
+        onRetry: () => {
+          if (this.ending) return false;
+          this.retries++;
+          return undefined;
+        },
+      },
+    );
     if (r.ok && r.status === 202) this.accepted202++;
     return r;
   }
