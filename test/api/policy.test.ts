@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
 import { loadConfig } from '../../src/app/config.ts';
+import { type IntervalFigures, IntervalStats } from '../../src/audit/intervals.ts';
 import { projectorReady } from '../support/projector.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { waitFor } from '../support/wait.ts';
@@ -19,6 +20,7 @@ const WS = {
   wait: 'api-policy-wait',
   levels: 'api-policy-levels',
   stats: 'api-policy-stats',
+  intervals: 'api-policy-intervals',
 } as const;
 type Json = Record<string, unknown>;
 
@@ -316,5 +318,54 @@ describe('statistics', () => {
     const bad = await call('GET', `/v1/workspaces/${ws}/stats?serviceLevelMs=0`);
     expect(bad.status).toBe(400);
     expect((bad.body.errors as { path: string }[]).map((e) => e.path)).toEqual(['serviceLevelMs']);
+  });
+});
+
+describe('historical intervals', () => {
+  it('GET /stats/intervals: the log in 15-minute intervals, the same as any reading of the log gives', async () => {
+    const ws = WS.intervals;
+    await ok('POST', ws, '/agents', { id: 'h1', skills: ['Sales'] });
+    await ok('POST', ws, '/agents/h1/state', { state: 'available' });
+    for (const id of ['x1', 'x2']) await ok('POST', ws, '/contacts', { id, skills: ['Sales'] });
+    await ok('POST', ws, '/contacts', { id: 'x3', skills: ['Claims'], channel: 'voice' });
+    await until(ws, '/contacts/x1', (c) => c.state === 'assigned');
+    await ok('POST', ws, '/contacts/x1/complete');
+    await until(ws, '/contacts/x2', (c) => c.state === 'assigned');
+    await ok('POST', ws, '/contacts/x3/abandon');
+    const now = Date.now();
+    const from = new Date(now - 3600_000).toISOString();
+    const to = new Date(now + 60_000).toISOString();
+    const got = await ok('GET', ws, `/stats/intervals?from=${from}&to=${to}&serviceLevelMs=60000`);
+    const intervals = got.intervals as (IntervalFigures & {
+      from: string;
+      queues: Record<string, IntervalFigures>;
+    })[];
+    expect(intervals.length).toBeGreaterThanOrEqual(5);
+    const total = (k: keyof IntervalFigures) => intervals.reduce((n, i) => n + ((i[k] as number) ?? 0), 0);
+    expect([total('queued'), total('assigned'), total('completed'), total('abandoned')]).toEqual([
+      3, 2, 1, 1,
+    ]);
+    const busy = intervals.filter((i) => i.queued > 0);
+    expect(busy.every((i) => i.serviceLevel === null || i.serviceLevel === 1)).toBe(true);
+    const sales = intervals.flatMap((i) => Object.entries(i.queues)).filter(([q]) => q === 'voice ["Sales"]');
+    expect(sales.reduce((n, [, f]) => n + f.assigned, 0)).toBe(2);
+
+    // The same figures from another reading of the whole log (the events route, page by page).
+    const stats = new IntervalStats(60_000);
+    let after = '0-0';
+    for (;;) {
+      const page = await ok('GET', ws, `/events?limit=1000&after=${after}`);
+      for (const e of page.events as { position: string; type: string; data: Record<string, unknown> }[])
+        stats.add({ ms: Number(e.position.split('-')[0]), type: e.type, data: e.data });
+      if (page.next === null) break;
+      after = page.next as string;
+    }
+    expect(stats.result(Date.parse(from), Date.parse(to))).toEqual(intervals);
+
+    const bad = await call('GET', `/v1/workspaces/${ws}/stats/intervals?from=${to}&to=${from}`);
+    expect(bad.status).toBe(400);
+    expect((bad.body.errors as { path: string }[]).map((e) => e.path)).toEqual(['to']);
+    const missing = await call('GET', `/v1/workspaces/${ws}/stats/intervals?from=yesterday`);
+    expect((missing.body.errors as { path: string }[]).map((e) => e.path).sort()).toEqual(['from', 'to']);
   });
 });

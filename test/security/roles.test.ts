@@ -109,6 +109,12 @@ const SAMPLES: readonly Sample[] = [
   { method: 'GET', path: '/contacts/{ownContact}', allowed: ALL, route: 'GET /contacts/:id' },
   { method: 'GET', path: '/settings', allowed: READERS, route: 'GET /settings' },
   { method: 'GET', path: '/stats', allowed: READERS, route: 'GET /stats' },
+  {
+    method: 'GET',
+    path: '/stats/intervals?from=2026-01-01T00:00:00Z&to=2026-01-01T01:00:00Z',
+    allowed: READERS,
+    route: 'GET /stats/intervals',
+  },
   { method: 'GET', path: '/events', allowed: READERS, route: 'GET /events' },
   { method: 'GET', path: '/state?at=0-0', allowed: READERS, route: 'GET /state' },
   { method: 'GET', path: '/events/live', allowed: ALL, route: 'GET /events/live' },

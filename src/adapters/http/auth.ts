@@ -48,6 +48,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   [`GET ${WS}/contacts/:id`]: { roles: ALL, own: 'contact' },
   [`GET ${WS}/settings`]: { roles: READERS },
   [`GET ${WS}/stats`]: { roles: READERS },
+  [`GET ${WS}/stats/intervals`]: { roles: READERS },
   [`GET ${WS}/events`]: { roles: READERS },
   [`GET ${WS}/state`]: { roles: READERS },
   [`GET ${WS}/events/live`]: { roles: ALL, own: 'live' },

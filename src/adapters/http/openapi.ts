@@ -5,12 +5,39 @@ import { PROBLEM_TYPES } from './problem.ts';
 
 /** The OpenAPI 3.1 description of docs/API.md, served at /openapi.json. */
 const id = { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,128}$' };
+const skillName = { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' };
+/** Skills as routing knows them (the state at a position): a skill, or one with a level ("Billing#3"). */
 const skills = {
   type: 'array',
   minItems: 1,
-  maxItems: 32,
-  items: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' },
+  items: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}(#[2-5])?$' },
+  description: 'routing skills: "<skill>#<n>" is that skill at level n (or above, for a contact)',
 };
+const leveled = (field: 'level' | 'minLevel', description: string) => ({
+  type: 'array',
+  minItems: 1,
+  maxItems: 32,
+  items: {
+    oneOf: [
+      skillName,
+      {
+        type: 'object',
+        required: ['name', field],
+        additionalProperties: false,
+        properties: { name: skillName, [field]: { type: 'integer', minimum: 1, maximum: 5 } },
+      },
+    ],
+  },
+  description,
+});
+const agentSkills = leveled(
+  'level',
+  'skills the agent holds: a name (level 1), or {name, level} with a proficiency 1..5',
+);
+const requirements = leveled(
+  'minLevel',
+  'skills the contact needs: a name (any level), or {name, minLevel}: an agent at that level or above',
+);
 const position = {
   type: 'string',
   pattern: '^\\d{1,20}-\\d{1,20}$',
@@ -56,6 +83,13 @@ const DAY_MS = 86_400_000;
 const wrapUpMs = ms(0, DAY_MS, 'after-contact work after each completion, ms (the agent takes no new work)');
 const maxWaitMs = ms(1, 7 * DAY_MS, 'the longest the contact waits queued, ms, before it leaves as expired');
 const channel = { type: 'string', pattern: '^[a-z][a-z0-9_-]{0,31}$' };
+const serviceLevelMs = {
+  name: 'serviceLevelMs',
+  in: 'query',
+  schema: { type: 'integer', minimum: 1, maximum: 86_400_000, default: 20_000 },
+  description:
+    "the service level's threshold: the share of decisions made within this long of the contact's arrival",
+};
 const capacity = {
   oneOf: [
     { type: 'integer', minimum: 1, maximum: 100 },
@@ -207,9 +241,35 @@ export const openapi = {
     '/v1/workspaces/{ws}/stats': {
       parameters: [wsParam],
       get: {
-        summary: 'Queue depth, longest wait, agents per state, counters',
-        parameters: [minPosition],
+        summary:
+          'Queue depth, longest wait, agents per state, counters; the last 5 minutes: service level, mean wait, per queue',
+        parameters: [minPosition, serviceLevelMs],
         responses: { '200': { description: 'stats' } },
+      },
+    },
+    '/v1/workspaces/{ws}/stats/intervals': {
+      parameters: [wsParam],
+      get: {
+        summary:
+          'The event log in 15-minute intervals: queued, first decisions, abandons, expiries, completions, mean wait, service level, mean handle time; per queue too',
+        parameters: [
+          { name: 'from', in: 'query', required: true, schema: { type: 'string', format: 'date-time' } },
+          {
+            name: 'to',
+            in: 'query',
+            required: true,
+            schema: {
+              type: 'string',
+              format: 'date-time',
+              description: 'after from, at most 24 hours later',
+            },
+          },
+          serviceLevelMs,
+        ],
+        responses: {
+          '200': { description: '{from, to, intervals: [{from, to, queued, assigned, ..., queues}]}' },
+          '422': { description: 'range-too-large: more than 2,000,000 events in the range' },
+        },
       },
     },
     '/v1/workspaces/{ws}/events': {
@@ -473,7 +533,7 @@ export const openapi = {
         properties: {
           id,
           name,
-          skills,
+          skills: agentSkills,
           capacity,
           wrapUpMs: { ...wrapUpMs, description: `${wrapUpMs.description}; instead of the workspace's` },
         },
@@ -484,7 +544,7 @@ export const openapi = {
         additionalProperties: false,
         properties: {
           name,
-          skills,
+          skills: agentSkills,
           capacity,
           wrapUpMs: { ...wrapUpMs, description: `${wrapUpMs.description}; instead of the workspace's` },
         },
@@ -506,13 +566,7 @@ export const openapi = {
         required: ['skills'],
         additionalProperties: false,
         properties: {
-          skills: {
-            type: 'array',
-            items: { type: 'string' },
-            minItems: 1,
-            maxItems: 32,
-            description: 'the skills it needs now',
-          },
+          skills: { ...requirements, description: 'the skills it needs now (a name, or {name, minLevel})' },
           priority: {
             type: 'integer',
             minimum: 0,
@@ -588,7 +642,7 @@ export const openapi = {
         additionalProperties: false,
         properties: {
           id,
-          skills,
+          skills: requirements,
           channel: {
             ...channel,
             description: 'the channel it comes on (default voice), one the workspace declares',
@@ -605,7 +659,7 @@ export const openapi = {
               additionalProperties: false,
               properties: {
                 afterMs: ms(1, 7 * DAY_MS, 'ms after the contact arrived'),
-                skills,
+                skills: requirements,
                 priority: { type: 'integer', minimum: 0, maximum: 9 },
               },
             },
@@ -623,7 +677,7 @@ export const openapi = {
         properties: {
           id,
           name: { type: 'string' },
-          skills,
+          skills: agentSkills,
           capacity,
           presence,
           state: {
@@ -648,7 +702,7 @@ export const openapi = {
         type: 'object',
         properties: {
           id,
-          skills,
+          skills: requirements,
           channel,
           priority: { type: 'integer' },
           attributes: { type: 'object' },

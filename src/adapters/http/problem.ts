@@ -53,6 +53,7 @@ export const PROBLEM_TYPES = {
   'skill-set-limit': 422,
   'channel-not-declared': 422,
   'channels-not-removable': 422,
+  'range-too-large': 422,
   'upgrade-required': 426,
   'rate-limited': 429,
   'too-many-websockets': 429,

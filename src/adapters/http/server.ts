@@ -17,6 +17,7 @@ import {
   onWebSocketClientError,
   refuseConnect,
 } from './edge.ts';
+import { intervalRoutes } from './intervals.ts';
 import { keyRoutes } from './keys.ts';
 import { installLimits, type LimitSettings, serverLimitOptions } from './limits.ts';
 import { liveRoutes, resumeAfter } from './live.ts';
@@ -251,6 +252,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(commandRoutes, { prefix: '/v1/workspaces/:ws' });
   await app.register(queryRoutes, { prefix: '/v1/workspaces/:ws' });
   await app.register(stateRoutes, { prefix: '/v1/workspaces/:ws' });
+  await app.register(intervalRoutes, { prefix: '/v1/workspaces/:ws' });
   await app.register(liveRoutes, { prefix: '/v1/workspaces/:ws' });
   await app.register(keyRoutes, { prefix: '/v1/workspaces/:ws' });
   await app.register(pageRoutes); // the wallboard (/) and the agent desktop (/agent)
