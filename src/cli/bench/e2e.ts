@@ -58,8 +58,12 @@ export function startSwitchboardProcess(redisUrl: string, workspace: string): Pr
       LOG_LEVEL: 'warn',
       WORKSPACES: workspace,
       DISCOVER_WORKSPACES: 'false',
-      // The bench's clients send no API key: it measures routing, not key checks.
+      // The bench's clients send no API key and come from one address: it measures routing, not
+      // key checks or the per-client rate limit; the fan-out opens more sockets than the default caps.
       AUTH: 'off',
+      RATE_LIMIT: 'off',
+      WS_MAX_PER_KEY: 'off',
+      WS_MAX_PER_INSTANCE: 'off',
     },
     '/health',
   );
