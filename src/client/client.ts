@@ -180,8 +180,9 @@ export class SwitchboardClient {
   getContact(id: string, o?: QueryOptions): Promise<ContactView> {
     return this.query(`/contacts/${enc(id)}`, o);
   }
-  stats(o?: QueryOptions): Promise<Stats> {
-    return this.query('/stats', o);
+  /** Queues, waits, agents by state, counters, and the last minutes' service level (threshold `serviceLevelMs`, default 20 s). */
+  stats(o?: QueryOptions & { serviceLevelMs?: number }): Promise<Stats> {
+    return this.query('/stats', o, { serviceLevelMs: o?.serviceLevelMs });
   }
   settings(o?: QueryOptions): Promise<Settings> {
     return this.query('/settings', o);
@@ -230,6 +231,15 @@ export class SwitchboardClient {
   }
   async revokeKey(keyId: string): Promise<ApiKeyInfo> {
     return (await this.request<ApiKeyInfo>('DELETE', `${this.workspacePath}/keys/${enc(keyId)}`)).body;
+  }
+  /** The key that sends the request: its id, workspace, role and agent. */
+  async whoami(): Promise<{ keyId: string; workspace: string; role: Role; agentId?: string }> {
+    return (
+      await this.request<{ keyId: string; workspace: string; role: Role; agentId?: string }>(
+        'GET',
+        `${this.workspacePath}/keys/me`,
+      )
+    ).body;
   }
   /** A one-time ticket (30 s) for the live feed, for WebSockets that cannot send a header. */
   async wsTicket(): Promise<WsTicket> {

@@ -65,7 +65,23 @@ export interface Stats {
   readonly expired: number;
   readonly transferred: number;
   readonly contactsQueuedSoFar: number;
+  /** The decisions of the last minutes: how many, their mean wait, the service level (share within `serviceLevelMs`). */
+  readonly window: WindowStats & { readonly ms: number; readonly serviceLevelMs: number };
+  /** Each queue (channel and skills) with contacts waiting or decisions in the window. */
+  readonly queues: readonly (WindowStats & {
+    readonly channel: string;
+    readonly skills: string;
+    readonly queued: number;
+  })[];
+  /** Contacts held over the capacity of the agents present as available (null: none present). */
+  readonly occupancy: number | null;
   readonly position: Position;
+}
+
+export interface WindowStats {
+  readonly assignments: number;
+  readonly meanWaitMs: number | null;
+  readonly serviceLevel: number | null;
 }
 
 /** The event envelope, the same on GET /events and the live feed. */

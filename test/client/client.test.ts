@@ -119,6 +119,10 @@ describe('commands and queries', () => {
     const stats = await c.stats({ minPosition: done.position });
     expect(stats).toMatchObject({ assignments: 2, completed: 1, abandoned: 1, transferred: 1 });
     expect(stats.agentsByState.available).toBe(1);
+    expect((await c.stats({ serviceLevelMs: 60_000 })).window).toMatchObject({
+      assignments: 2,
+      serviceLevelMs: 60_000,
+    });
 
     const page = await c.events({ types: ['AssignmentMade'], limit: 1 });
     expect(page.events).toHaveLength(1);
@@ -141,6 +145,7 @@ describe('commands and queries', () => {
     expect(made.key).toMatch(/^sb_/);
     expect((await c.listKeys()).map((k) => k.keyId)).toContain(made.keyId);
     expect((await c.revokeKey(made.keyId)).revokedAt).toBeDefined();
+    expect(await c.whoami()).toMatchObject({ workspace: WS.main, role: 'admin' });
     const ticket = await c.wsTicket();
     expect(ticket.ticket.length).toBeGreaterThan(10);
   });
@@ -378,6 +383,7 @@ describe('/docs and /metrics', () => {
       value(`switchboard_workspace_contacts_abandoned_total{workspace="${WS.main}"}`),
     ).toBeGreaterThanOrEqual(1);
     expect(value(`switchboard_workspace_contacts_expired_total{workspace="${WS.main}"}`)).toBe(0);
+    expect(value(`switchboard_service_level_ratio{workspace="${WS.main}"}`)).toBe(1);
     expect(text).toMatch(/# TYPE switchboard_workspace_assignments_total counter/);
     expect(text).toMatch(/# TYPE switchboard_queue_depth gauge/);
   });

@@ -71,6 +71,18 @@ export function createWorkspaceMetrics(registry: Registry) {
       labelNames: ['workspace'],
       registers,
     }),
+    serviceLevel: new Gauge({
+      name: 'switchboard_service_level_ratio',
+      help: "Share of the last minutes' decisions made within 20 s of the contact's arrival (absent: no decision)",
+      labelNames: ['workspace'],
+      registers,
+    }),
+    recentWait: new Gauge({
+      name: 'switchboard_recent_mean_wait_seconds',
+      help: "Mean wait to the decision of the last minutes' decisions (absent: no decision)",
+      labelNames: ['workspace'],
+      registers,
+    }),
     agents: new Gauge({
       name: 'switchboard_agents',
       help: 'Agents by state (offline, available, away, busy, wrapup, reserved)',
@@ -144,6 +156,8 @@ export async function refreshWorkspaceMetrics(
   m.queueDepth.reset();
   m.skillSets.reset();
   m.longestWait.reset();
+  m.serviceLevel.reset();
+  m.recentWait.reset();
   m.agents.reset();
   for (const [, c] of m.counters) c.reset();
   for (const ws of workspaces) {
@@ -152,6 +166,8 @@ export async function refreshWorkspaceMetrics(
     if (!s) continue;
     m.queued.set({ workspace: ws }, s.queued);
     m.longestWait.set({ workspace: ws }, s.longestWaitMs / 1000);
+    if (s.window?.serviceLevel != null) m.serviceLevel.set({ workspace: ws }, s.window.serviceLevel);
+    if (s.window?.meanWaitMs != null) m.recentWait.set({ workspace: ws }, s.window.meanWaitMs / 1000);
     for (const [state, n] of Object.entries(s.agentsByState)) m.agents.set({ workspace: ws, state }, n);
     const queues = Object.entries(s.queueByChannel)
       .flatMap(([channel, sets]) =>
