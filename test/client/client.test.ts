@@ -387,4 +387,32 @@ describe('/docs and /metrics', () => {
     expect(text).toMatch(/# TYPE switchboard_workspace_assignments_total counter/);
     expect(text).toMatch(/# TYPE switchboard_queue_depth gauge/);
   });
+
+  it('a scrape while Redis does not answer ends within its budget, the workspaces reported as not up', async () => {
+    const admin = redis.adminClient();
+    try {
+      await admin.call('CLIENT', 'PAUSE', '5000', 'ALL');
+      // Once the instance sees Redis unreachable (its watch: a PING unanswered for 1 s).
+      await waitFor('/health 503', async () => (await fetch(`${main.url}/health`)).status === 503, {
+        everyMs: 50,
+      });
+      const t0 = Date.now();
+      const res = await fetch(`${main.url}/metrics`);
+      const took = Date.now() - t0;
+      const text = await res.text();
+      expect(res.status).toBe(200);
+      expect(took).toBeLessThan(1_500); // the budget is 1 s
+      expect(text).toContain(`switchboard_workspace_up{workspace="${WS.main}"} 0`);
+      expect(text).not.toContain(`switchboard_queue_depth{workspace="${WS.main}"`);
+      expect(text).toContain('switchboard_http_request_duration_seconds');
+    } finally {
+      await admin.call('CLIENT', 'UNPAUSE').catch(() => {});
+      admin.disconnect();
+    }
+    await waitFor('the workspaces up again', async () =>
+      (await (await fetch(`${main.url}/metrics`)).text()).includes(
+        `switchboard_workspace_up{workspace="${WS.main}"} 1`,
+      ),
+    );
+  });
 });
