@@ -341,6 +341,7 @@ describe('/docs and /metrics', () => {
     const page = await fetch(`${main.url}/docs`);
     expect(page.status).toBe(200);
     expect(page.headers.get('content-type')).toMatch(/text\/html/);
+    expect(page.headers.get('content-security-policy')).toMatch(/script-src 'self'/);
     const html = await page.text();
     expect(html).toContain('swagger-ui-bundle.js');
     expect(html).not.toMatch(/https?:\/\//); // nothing from elsewhere
