@@ -21,7 +21,13 @@ import { projectorReady } from '../support/projector.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { sleep, waitFor } from '../support/wait.ts';
 
-const WS = { main: 'client-a', offers: 'client-b', retry: 'client-c', live: 'client-d' } as const;
+const WS = {
+  main: 'client-a',
+  offers: 'client-b',
+  retry: 'client-c',
+  live: 'client-d',
+  metrics: 'client-e',
+} as const;
 const POSITION = /^\d+-\d+$/;
 
 const log = pino({ level: 'silent' });
@@ -358,33 +364,38 @@ describe('/docs and /metrics', () => {
   });
 
   it("/metrics has each workspace's queue depth, longest wait, agents by state and counters", async () => {
-    const c = client(WS.main);
+    const ws = WS.metrics;
+    const c = client(ws);
+    await c.putSettings({ channels: ['chat', 'voice'] });
+    await c.registerAgent({ id: 'm-agent', skills: ['metrics-x'] });
+    await c.registerAgent({ id: 'm-idle', skills: ['metrics-y'] });
+    await c.setAgentState('m-agent', 'available');
+    await c.queueContact({ id: 'mx', skills: ['metrics-x'] }); // assigned at once
+    await c.queueContact({ id: 'm0', skills: ['metrics-a'] });
+    await c.abandonContact('m0');
     await c.queueContact({ id: 'm1', skills: ['metrics-a'] });
     await c.queueContact({ id: 'm2', skills: ['metrics-a'] });
-    const last = await c.queueContact({ id: 'm3', skills: ['metrics-b'], channel: 'chat' });
-    await c.stats({ minPosition: last.position });
+    await c.queueContact({ id: 'm3', skills: ['metrics-b'], channel: 'chat' });
+    await waitFor('mx assigned', async () => (await c.getContact('mx')).state === 'assigned');
     const text = await (await fetch(`${main.url}/metrics`)).text();
     const value = (series: string) => {
       const line = text.split('\n').find((l) => l.startsWith(`${series} `));
       return line === undefined ? undefined : Number(line.slice(series.length + 1));
     };
-    expect(value(`switchboard_workspace_up{workspace="${WS.main}"}`)).toBe(1);
-    expect(value(`switchboard_queue_depth{workspace="${WS.main}",channel="voice",skills="metrics-a"}`)).toBe(
-      2,
-    );
-    expect(value(`switchboard_queue_depth{workspace="${WS.main}",channel="chat",skills="metrics-b"}`)).toBe(
-      1,
-    );
-    expect(value(`switchboard_longest_wait_seconds{workspace="${WS.main}"}`)).toBeGreaterThan(0);
-    expect(value(`switchboard_agents{workspace="${WS.main}",state="offline"}`)).toBeGreaterThanOrEqual(1);
-    expect(value(`switchboard_workspace_assignments_total{workspace="${WS.main}"}`)).toBeGreaterThanOrEqual(
-      2,
-    );
-    expect(
-      value(`switchboard_workspace_contacts_abandoned_total{workspace="${WS.main}"}`),
-    ).toBeGreaterThanOrEqual(1);
-    expect(value(`switchboard_workspace_contacts_expired_total{workspace="${WS.main}"}`)).toBe(0);
-    expect(value(`switchboard_service_level_ratio{workspace="${WS.main}"}`)).toBe(1);
+    const w = `workspace="${ws}"`;
+    expect(value(`switchboard_workspace_up{${w}}`)).toBe(1);
+    expect(value(`switchboard_workspace_queued_contacts{${w}}`)).toBe(3);
+    expect(value(`switchboard_queue_depth{${w},channel="voice",skills="metrics-a"}`)).toBe(2);
+    expect(value(`switchboard_queue_depth{${w},channel="chat",skills="metrics-b"}`)).toBe(1);
+    expect(value(`switchboard_queue_skill_sets{${w}}`)).toBe(2);
+    expect(value(`switchboard_longest_wait_seconds{${w}}`)).toBeGreaterThan(0);
+    expect(value(`switchboard_agents{${w},state="busy"}`)).toBe(1);
+    expect(value(`switchboard_agents{${w},state="offline"}`)).toBe(1);
+    expect(value(`switchboard_workspace_contacts_queued_total{${w}}`)).toBe(5);
+    expect(value(`switchboard_workspace_assignments_total{${w}}`)).toBe(1);
+    expect(value(`switchboard_workspace_contacts_abandoned_total{${w}}`)).toBe(1);
+    expect(value(`switchboard_workspace_contacts_expired_total{${w}}`)).toBe(0);
+    expect(value(`switchboard_service_level_ratio{${w}}`)).toBe(1);
     expect(text).toMatch(/# TYPE switchboard_workspace_assignments_total counter/);
     expect(text).toMatch(/# TYPE switchboard_queue_depth gauge/);
   });
