@@ -6,7 +6,8 @@
  * - Every command carries an `Idempotency-Key` (a random UUID per call unless given), kept across
  *   its retries, so a command that did land is never applied twice.
  * - Failures worth another try (no answer, a timeout, 429, 502, 503, 504) are retried with backoff
- *   (250 ms doubling to 4 s by default), waiting at least what `Retry-After` says.
+ *   (250 ms doubling to 4 s by default), waiting at least what `Retry-After` says: queries and
+ *   commands (their key makes a repeat harmless); other writes (POST /keys) after a 429 only.
  * - Any other answer outside 2xx is thrown as a SwitchboardError carrying the problem+json.
  */
 import { SwitchboardError } from './errors.ts';
@@ -327,7 +328,15 @@ export class SwitchboardClient {
    */
   async send(method: string, path: string, o: SendOptions = {}): Promise<Answer> {
     const retries = o.retries ?? this.options.retries ?? 4;
-    const retryOn = this.options.retryOn ?? defaultRetryOn;
+    // A write without an Idempotency-Key (POST /keys) may have landed before its answer was lost:
+    // it is tried again only after a 429, which changed nothing.
+    const repeatable =
+      method === 'GET' ||
+      method === 'HEAD' ||
+      o.idempotencyKey !== undefined ||
+      Object.keys(o.headers ?? {}).some((h) => h.toLowerCase() === 'idempotency-key');
+    const configured = this.options.retryOn ?? defaultRetryOn;
+    const retryOn = (s: Failure) => configured(s) && (repeatable || s === 429);
     for (let attempt = 1; ; attempt++) {
       let answer: Answer | undefined;
       let failure: SwitchboardError | undefined;
