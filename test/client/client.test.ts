@@ -5,6 +5,8 @@
  * subscription resuming after its sockets are killed and after its API instance is stopped and
  * started again, with no gap and no duplicate. Also /docs (Swagger UI) and the workspace metrics.
  */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { pino } from 'pino';
 import {
   comparePositions,
@@ -29,6 +31,10 @@ const WS = {
   metrics: 'client-e',
 } as const;
 const POSITION = /^\d+-\d+$/;
+/** Prometheus' checker (Debian's prometheus package), where installed. */
+const PROMTOOL = ['/usr/bin/promtool', '/usr/local/bin/promtool'].find((p) => existsSync(p));
+if (!PROMTOOL)
+  console.warn('promtool is not installed (apt-get install prometheus): the metrics lint is skipped');
 
 const log = pino({ level: 'silent' });
 let redis: TestRedis;
@@ -398,6 +404,13 @@ describe('/docs and /metrics', () => {
     expect(value(`switchboard_service_level_ratio{${w}}`)).toBe(1);
     expect(text).toMatch(/# TYPE switchboard_workspace_assignments_total counter/);
     expect(text).toMatch(/# TYPE switchboard_queue_depth gauge/);
+  });
+
+  it.skipIf(!PROMTOOL)('promtool check metrics finds nothing to report in /metrics', async () => {
+    const text = await (await fetch(`${main.url}/metrics`)).text();
+    const r = spawnSync(PROMTOOL!, ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    expect(`${r.stdout}${r.stderr}`).toBe('');
+    expect(r.status).toBe(0);
   });
 
   it('a scrape while Redis does not answer ends within its budget, the workspaces reported as not up', async () => {

@@ -5,6 +5,10 @@ import { createWorkspaceMetrics } from './workspace-metrics.ts';
 export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'switchboard_' });
+  // Gauges named _total, which Prometheus keeps for counters (promtool check metrics flags them):
+  // their values are the sums of the per-type gauges of the same name without _total.
+  for (const name of ['active_handles', 'active_requests', 'active_resources'])
+    registry.removeSingleMetric(`switchboard_nodejs_${name}_total`);
   return {
     registry,
     httpRequests: new Histogram({
@@ -25,13 +29,13 @@ export function createMetrics() {
       help: 'WebSocket subscribers connected to this instance',
       registers: [registry],
     }),
-    projected: new Gauge({
-      name: 'switchboard_projector_commands_applied',
+    projected: new Counter({
+      name: 'switchboard_projector_commands_applied_total',
       help: 'Commands applied by this process since start',
       registers: [registry],
     }),
-    assignments: new Gauge({
-      name: 'switchboard_dispatcher_assignments',
+    assignments: new Counter({
+      name: 'switchboard_dispatcher_assignments_total',
       help: 'Assignments made by this process since start',
       registers: [registry],
     }),
@@ -41,3 +45,9 @@ export function createMetrics() {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** A counter kept elsewhere (a worker's running count), set to its value at scrape time. */
+export function setCounter(counter: Counter, value: number): void {
+  counter.reset();
+  if (value > 0) counter.inc(value);
+}

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { docsRoutes } from './docs-ui.ts';
+import { setCounter } from './metrics.ts';
 import { problem, sendProblem } from './problem.ts';
 import { refreshWorkspaceMetrics } from './workspace-metrics.ts';
 
@@ -50,8 +51,8 @@ export async function operationRoutes(app: FastifyInstance): Promise<void> {
   app.get('/metrics', async (_req, reply) => {
     const r = roles();
     metrics.subscribers.set(tails.subscribers);
-    if (r.projectorApplied !== undefined) metrics.projected.set(r.projectorApplied);
-    if (r.dispatcherAssignments !== undefined) metrics.assignments.set(r.dispatcherAssignments);
+    if (r.projectorApplied !== undefined) setCounter(metrics.projected, r.projectorApplied);
+    if (r.dispatcherAssignments !== undefined) setCounter(metrics.assignments, r.dispatcherAssignments);
     // Bounded (workspace-metrics.ts): a Redis too slow to answer leaves workspace_up 0, not a hung scrape.
     await refreshWorkspaceMetrics(metrics.workspaces, redis, r.workspaces);
     reply.type(metrics.registry.contentType);
