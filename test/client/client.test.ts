@@ -402,6 +402,7 @@ describe('/docs and /metrics', () => {
     expect(value(`switchboard_workspace_contacts_abandoned_total{${w}}`)).toBe(1);
     expect(value(`switchboard_workspace_contacts_expired_total{${w}}`)).toBe(0);
     expect(value(`switchboard_service_level_ratio{${w}}`)).toBe(1);
+    expect(value(`switchboard_projector_lag_seconds{${w}}`)).toBeLessThan(5);
     expect(text).toMatch(/# TYPE switchboard_workspace_assignments_total counter/);
     expect(text).toMatch(/# TYPE switchboard_queue_depth gauge/);
   });

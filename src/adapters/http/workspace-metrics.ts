@@ -1,5 +1,5 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { globalKeys } from '../redis/keys.ts';
+import { globalKeys, workspaceKeys } from '../redis/keys.ts';
 import { readStats, type WorkspaceStats } from '../redis/projection-reads.ts';
 import type { RedisClient } from '../redis/scripts.ts';
 
@@ -93,6 +93,12 @@ export function createWorkspaceMetrics(registry: Registry) {
       ([field, name, help]) =>
         [field, new Counter({ name, help, labelNames: ['workspace'], registers })] as const,
     ),
+    projectorLag: new Gauge({
+      name: 'switchboard_projector_lag_seconds',
+      help: 'Age of the oldest command appended but not yet applied by the projector (0: all applied)',
+      labelNames: ['workspace'],
+      registers,
+    }),
     readSeconds: new Gauge({
       name: 'switchboard_workspace_metrics_read_seconds',
       help: 'How long the last scrape took to read the workspace figures from Redis',
@@ -128,7 +134,7 @@ export async function refreshWorkspaceMetrics(
   const started = Date.now();
   const deadline = started + budgetMs;
   let workspaces: string[] = [];
-  const read = new Map<string, WorkspaceStats>();
+  const read = new Map<string, { stats: WorkspaceStats; lagS: number }>();
   try {
     workspaces = await withinBudget(metricWorkspaces(redis, served, started), deadline);
   } catch {
@@ -143,7 +149,15 @@ export async function refreshWorkspaceMetrics(
       while (next < workspaces.length && Date.now() < deadline) {
         const ws = workspaces[next++]!;
         try {
-          read.set(ws, await withinBudget(readStats(redis, ws, Date.now()), deadline));
+          const now = Date.now();
+          const stats = await withinBudget(readStats(redis, ws, now), deadline);
+          // The first command after the applied position: how long it has waited to be applied.
+          const next = await withinBudget(
+            redis.xrange(workspaceKeys(ws).commands, `(${stats.position}`, '+', 'COUNT', 1),
+            deadline,
+          );
+          const oldest = next[0]?.[0];
+          read.set(ws, { stats, lagS: oldest ? Math.max(0, now - Number(oldest.split('-')[0])) / 1000 : 0 });
         } catch {
           /* reported as up 0 */
         }
@@ -156,14 +170,17 @@ export async function refreshWorkspaceMetrics(
   m.queueDepth.reset();
   m.skillSets.reset();
   m.longestWait.reset();
+  m.projectorLag.reset();
   m.serviceLevel.reset();
   m.recentWait.reset();
   m.agents.reset();
   for (const [, c] of m.counters) c.reset();
   for (const ws of workspaces) {
-    const s = read.get(ws);
-    m.up.set({ workspace: ws }, s ? 1 : 0);
-    if (!s) continue;
+    const r = read.get(ws);
+    m.up.set({ workspace: ws }, r ? 1 : 0);
+    if (!r) continue;
+    const s = r.stats;
+    m.projectorLag.set({ workspace: ws }, r.lagS);
     m.queued.set({ workspace: ws }, s.queued);
     m.longestWait.set({ workspace: ws }, s.longestWaitMs / 1000);
     if (s.window?.serviceLevel != null) m.serviceLevel.set({ workspace: ws }, s.window.serviceLevel);
