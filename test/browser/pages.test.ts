@@ -56,6 +56,11 @@ const start = (p: number) =>
       ROLES: 'api,projector,dispatcher',
       WORKSPACES: WS,
       DISCOVER_WORKSPACES: 'false',
+      // The limits count over a connection of their own, which an instance stopping closes while
+      // requests may still be counting on it (ioredis then throws out of an auto-pipeline: "results[i]
+      // is not iterable"); this suite stops an instance under a page's polling, and tests no limit.
+      RATE_LIMIT: 'off',
+      WS_MAX_PER_KEY: 'off',
     }),
     silent,
   );
@@ -251,7 +256,9 @@ describe('the wallboard and the agent desktop in Chromium', () => {
     // Bo holds Sales but not English: no agent of that queue; Ann and Cy are offline.
     await textOf(wallboard, `${english} [data-state=away]`, '0');
     await wallboard.waitForTimeout(2200); // a few seconds of waiting on the clock and the charts
-    await textOf(wallboard, '#tile-longest .value', /^0:0[2-9]$/);
+    await textOf(wallboard, '#tile-longest .value', /^\d+:\d\d$/);
+    const [m, s] = (await wallboard.textContent('#tile-longest .value'))!.split(':').map(Number);
+    expect(m! * 60 + s!).toBeGreaterThanOrEqual(1); // the board redraws once a second
     expect(await wallboard.evaluate(() => document.querySelectorAll('#chart-depth canvas').length)).toBe(1);
     await shot(wallboard, 'wallboard-queues');
   });
@@ -318,10 +325,12 @@ describe('the wallboard and the agent desktop in Chromium', () => {
   it('says so when Redis is unreachable, and clears it when Redis is back', async () => {
     const admin = redis.adminClient();
     try {
-      await admin.call('CLIENT', 'PAUSE', '4500', 'ALL');
-      await textOf(wallboard, '#banner', /Redis is unreachable/, 8000);
+      // Every client waits: the instance's once-a-second PING goes unanswered, /status says paused.
+      await admin.call('CLIENT', 'PAUSE', '5000', 'ALL');
+      await textOf(wallboard, '#banner', /Redis is unreachable: .*resumes by itself/, 4900);
       await shot(wallboard, 'wallboard-redis-unreachable');
     } finally {
+      // (Redis answers this only when the pause is over.)
       await admin.call('CLIENT', 'UNPAUSE').catch(() => {});
       admin.disconnect();
     }

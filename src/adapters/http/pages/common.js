@@ -182,8 +182,8 @@ export function liveFeed(api, { query = {}, after, onEvent, onStatus }) {
   };
 }
 
-/** Polls /status (open, no key): `cb({state, reason, auth})`, or `cb(null)` when nothing answers. */
-export function watchStatus(cb, everyMs = 2000) {
+/** Polls /status (open, no key, answered from memory): `cb({state, reason, auth})`, or `cb(null)` when nothing answers. */
+export function watchStatus(cb, everyMs = 1000) {
   let timer = null;
   async function poll() {
     try {
