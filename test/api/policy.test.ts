@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
 import { loadConfig } from '../../src/app/config.ts';
-import { type IntervalFigures, IntervalStats } from '../../src/audit/intervals.ts';
+import { type IntervalFigures, IntervalStats } from '../../src/domain/intervals.ts';
 import { projectorReady } from '../support/projector.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { waitFor } from '../support/wait.ts';

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import * as t from 'io-ts';
-import { INTERVAL_MS, IntervalStats } from '../../audit/intervals.ts';
+import { INTERVAL_MS, IntervalStats } from '../../domain/intervals.ts';
 import { strict } from '../../domain/strict.ts';
 import { MAX_POSITION_PART, withMessage } from '../../domain/values.ts';
 import { entryType, parseFields, streamHistory } from '../redis/event-log.ts';
@@ -33,7 +33,7 @@ const IntervalsQuery = strict(
 
 /**
  * GET /stats/intervals?from&to: the event log's statistics in 15-minute intervals
- * (src/audit/intervals.ts), read from the history (the archive, then the stream) each time.
+ * (src/domain/intervals.ts), read from the history (the archive, then the stream) each time.
  */
 export async function intervalRoutes(app: FastifyInstance): Promise<void> {
   const history = app.deps.history ?? streamHistory(app.deps.redis);
