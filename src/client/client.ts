@@ -51,7 +51,7 @@ export interface RetryInfo {
 }
 
 export interface ClientOptions {
-  /** Switchboard's base URL, `http://127.0.0.1:8080`. */
+  /** Switchboard's base URL, `http://127.0.0.1:8080` (in a page served by Switchboard, '' is its own server). */
   readonly url: string;
   /** The workspace of the workspace methods (default `default`). */
   readonly workspace?: string;

@@ -90,6 +90,15 @@ async function socketClass(client: SwitchboardClient): Promise<{ cls: SocketClas
   return { cls: global, headers: false };
 }
 
+/** ws:// or wss:// for the client's URL; in a page, a relative URL ('' for the page's own server) too. */
+function wsBase(url: string): string {
+  if (/^https?:\/\//i.test(url)) return url.replace(/^http/i, 'ws');
+  const here = (globalThis as { location?: { href: string } }).location?.href;
+  if (!here) throw new Error(`the client's url must be absolute (http:// or https://), not "${url}"`);
+  const abs = new URL(url || '/', here);
+  return `${abs.protocol === 'https:' ? 'wss:' : 'ws:'}//${abs.host}${abs.pathname.replace(/\/+$/, '')}`;
+}
+
 export function subscribe(
   client: SwitchboardClient,
   o: SubscribeOptions,
@@ -160,7 +169,7 @@ export function subscribe(
       if (position !== undefined) q.push(`after=${position}`);
       if (byTicket) q.push(`ticket=${encodeURIComponent((await client.wsTicket()).ticket)}`);
       if (closed) return;
-      url = `${client.url.replace(/^http/, 'ws')}${client.workspacePath}/events/live${q.length ? `?${q.join('&')}` : ''}`;
+      url = `${wsBase(client.url)}${client.workspacePath}/events/live${q.length ? `?${q.join('&')}` : ''}`;
       s =
         headers && !byTicket && client.options.key !== undefined
           ? new cls(url, {
