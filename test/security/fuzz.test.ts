@@ -161,6 +161,8 @@ const TEMPLATES = [
   'GET /status',
   'GET /metrics',
   'GET /openapi.json',
+  'GET /docs',
+  'GET /docs/{id}',
   'GET /',
   'GET /v1/workspaces',
   'GET /v1/workspaces/{ws}',
