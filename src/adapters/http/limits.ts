@@ -84,8 +84,8 @@ export function callerKeys(req: FastifyRequest): { readonly rate: string; readon
 const CORS_HEADERS = 'Authorization, Content-Type, Idempotency-Key, X-Request-Id';
 const CORS_EXPOSED = 'Retry-After, X-Request-Id, Location, Idempotent-Replayed';
 
-/** Routes no limit applies to: the load balancer's health check. */
-const UNLIMITED = new Set(['/health']);
+/** Routes no limit applies to: the load balancer's health check and Prometheus's scrape. */
+const UNLIMITED = new Set(['/health', '/metrics']);
 
 function refuse(req: FastifyRequest, reply: FastifyReply, p: Problem, retryAfterS?: number): void {
   // An upgrade refused is a connection ended: its socket belongs to no HTTP parser any more.
