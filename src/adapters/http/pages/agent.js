@@ -219,7 +219,7 @@ const complete = (id) => act(`Complete ${id}`, `/contacts/${encodeURIComponent(i
 function render() {
   if (!agent) return;
   const state = agent.state ?? 'offline';
-  $('state').textContent = state === 'wrapup' ? 'wrap-up' : state;
+  $('state').textContent = { wrapup: 'wrap-up', reserved: 'offer waiting' }[state] ?? state;
   $('state').className = `state-badge st-${state}`;
   $('state-detail').textContent =
     state === agent.presence

@@ -434,7 +434,10 @@ function render() {
   const win = stats.window;
   $('tile-sl').hidden = !win;
   if (win) {
-    $('tile-sl-label').textContent = `Service level (${Math.round(win.serviceLevelMs / 1000)} s)`;
+    const within = `${Math.round(win.serviceLevelMs / 1000)} s`;
+    $('tile-sl-label').textContent = `SL ≤ ${within}`;
+    $('tile-sl').title =
+      `Service level: the share of the last ${Math.round(win.ms / 60_000)} minutes' assignments made within ${within} of arrival`;
     const sl = win.serviceLevel;
     setTile(
       'tile-sl',
