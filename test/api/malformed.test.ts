@@ -1289,6 +1289,40 @@ describe('the HTTP edge', () => {
     expect(answers[1]).toMatch(/\r\nretry-after: 1\r\n/i);
   });
 
+  it('an upgrade that arrives while the instance stops: 503 shutting-down, its connection closed, the stop not held', async () => {
+    const own = await startSwitchboard(
+      loadConfig({ AUTH: 'off', ...redis.env, PORT: '0', LOG_LEVEL: 'silent', ROLES: 'api' }),
+      pino({ level: 'silent' }),
+    );
+    const { hostname, port } = new URL(own.url!);
+    const socket = connect(Number(port), hostname);
+    await new Promise((resolve) => socket.once('connect', resolve));
+    let text = '';
+    socket.on('data', (c: Buffer) => {
+      text += c.toString('utf8');
+    });
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    // The client keeps its end open: only the server can end the connection.
+    const stopped = own.stop();
+    socket.write(
+      request([
+        `GET ${D}/events/live HTTP/1.1`,
+        'Host: localhost',
+        'Upgrade: websocket',
+        'Connection: Upgrade',
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+        'Sec-WebSocket-Version: 13',
+      ]),
+    );
+    const done = await Promise.race([
+      Promise.all([stopped, closed]).then(() => true),
+      sleep(5000).then(() => false),
+    ]);
+    socket.destroy();
+    expect(done, `the instance did not stop, or left the connection open: ${text}`).toBe(true);
+    expect(text).toMatch(/^HTTP\/1\.1 503[\s\S]*"type":"\/problems\/shutting-down"/);
+  });
+
   it('a malformed request pipelined after a good one: the good answer first, then the problem', async () => {
     const { hostname, port } = new URL(running.url!);
     const socket = connect(Number(port), hostname);

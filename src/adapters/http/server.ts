@@ -138,6 +138,10 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     reply.header('x-request-id', req.id);
     if (!closing) return done();
     reply.header('connection', 'close').header('retry-after', '1');
+    // An upgrade's socket belongs to no HTTP parser: answered alone, it would stay open, and the
+    // server's close would wait for it for ever (as frameworkErrors above does).
+    if ((req.raw as IncomingMessage & { upgrade?: boolean }).upgrade)
+      reply.raw.once('finish', () => req.raw.socket.destroy());
     sendProblem(
       reply,
       problem(
