@@ -47,6 +47,8 @@ export interface Config {
   readonly deadConsumerIdleMs: number;
   readonly liveMaxBufferedBytes: number;
   readonly liveMaxHeldEvents: number;
+  /** A live feed silent this long gets a heartbeat message (docs/API.md); undefined: LIVE_HEARTBEAT_MS=off. */
+  readonly liveHeartbeatMs: number | undefined;
   readonly durability: 'local' | 'replicated';
   readonly replicaWaitMs: number;
   readonly dispatchLeases: boolean;
@@ -282,6 +284,12 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     default: '10000',
     description:
       'Most live events held for a WebSocket subscriber while its replay runs; past it, closed with 1013 and the position to resume from.',
+  },
+  {
+    name: 'LIVE_HEARTBEAT_MS',
+    default: '10000',
+    description:
+      'A live feed that sent nothing for this long sends a heartbeat message ({"heartbeat":{after,at,everyMs}}) so a client can tell a dead path from a quiet feed (docs/API.md); off: none.',
   },
   {
     name: 'ARCHIVE_DIR',
@@ -526,6 +534,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
       deadConsumerIdleMs: v.int('DEAD_CONSUMER_IDLE_MS', 600_000, 1000, 7 * 86_400_000),
       liveMaxBufferedBytes: v.int('LIVE_MAX_BUFFERED_BYTES', 8 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
       liveMaxHeldEvents: v.int('LIVE_MAX_HELD_EVENTS', 10_000, 1, 1_000_000),
+      liveHeartbeatMs: v.optional('LIVE_HEARTBEAT_MS', offOr(100, 600_000)),
       rateLimit: v.optional('RATE_LIMIT', offOr(1, 1_000_000)),
       rateLimitBurst: v.optional('RATE_LIMIT_BURST', offOr(1, 10_000_000, false)),
       wsMaxPerKey: v.optional('WS_MAX_PER_KEY', offOr(1, 10_000_000)),
@@ -579,6 +588,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
                   perSecond: Number(c.rateLimit),
                   burst: offOrNumber(rateLimitBurst) ?? 2 * Number(c.rateLimit),
                 },
+        liveHeartbeatMs: c.liveHeartbeatMs === undefined ? 10_000 : offOrNumber(c.liveHeartbeatMs),
         wsMaxPerKey: c.wsMaxPerKey === undefined ? 5000 : offOrNumber(c.wsMaxPerKey),
         wsMaxPerInstance: c.wsMaxPerInstance === undefined ? 10_000 : offOrNumber(c.wsMaxPerInstance),
         roles: [...new Set(c.roles)] as Role[],

@@ -4,6 +4,11 @@
  * the server's close advertises as `after=<position>`), and when the socket closes or fails it opens
  * again from there with backoff. The server replays from that position with no gap and no
  * duplicate; the subscription drops anything at or before it all the same.
+ *
+ * A path can also die without a close (a load balancer's address moved, a NAT forgot the
+ * connection): the server sends a heartbeat message on a feed that has been silent for its
+ * interval, so a socket that hears nothing for twice that long is taken for dead, dropped, and
+ * opened again from the last position like any other close.
  */
 import type { SwitchboardClient } from './client.ts';
 import { SwitchboardError } from './errors.ts';
@@ -30,6 +35,13 @@ export interface SubscribeOptions {
   /** Backoff between connections: from `backoffMs` (250) doubling to `maxBackoffMs` (5000). */
   readonly backoffMs?: number;
   readonly maxBackoffMs?: number;
+  /**
+   * The server's heartbeat interval until its first heartbeat names it (`everyMs`; default 10 000,
+   * the server's LIVE_HEARTBEAT_MS default). A socket that hears nothing (no event, no heartbeat)
+   * for twice the interval is taken for a dead path: dropped and opened again from the last
+   * position. 0: never (a server with LIVE_HEARTBEAT_MS=off).
+   */
+  readonly heartbeatMs?: number;
   /** Each time a socket opened (the first and every resume). */
   readonly onOpen?: (info: { readonly after: Position | undefined; readonly reconnects: number }) => void;
   /** Each time a socket closed: its code and reason, and in how long the next opens (null: it will not). */
@@ -55,6 +67,14 @@ export interface Subscription {
   readonly ended: Promise<void>;
 }
 
+/** A heartbeat message of the feed (not an event: no `type`, no `position`). */
+interface Heartbeat {
+  readonly heartbeat: { readonly after?: unknown; readonly everyMs?: unknown };
+}
+
+/** Silence longer than this many heartbeat intervals is a dead path. */
+const DEAD_AFTER_INTERVALS = 2;
+
 /** The part of a WebSocket both `ws` and browsers have. */
 interface SocketLike {
   onopen: ((e: unknown) => void) | null;
@@ -62,6 +82,8 @@ interface SocketLike {
   onclose: ((e: { code: number; reason: string }) => void) | null;
   onerror: ((e: { message?: string; error?: unknown }) => void) | null;
   close(code?: number, reason?: string): void;
+  /** `ws` only: drop the connection at once, with no closing handshake. */
+  terminate?(): void;
   readonly readyState: number;
 }
 type SocketClass = new (url: string, options?: unknown) => SocketLike;
@@ -111,6 +133,9 @@ export function subscribe(
   let socket: SocketLike | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let failures = 0;
+  /** The heartbeat interval the server last named; until then `heartbeatMs`. */
+  let heartbeatEvery = o.heartbeatMs ?? 10_000;
+  let watchdog: ReturnType<typeof setTimeout> | undefined;
   let readyResolve!: () => void;
   let readyReject!: (e: Error) => void;
   let endedResolve!: () => void;
@@ -134,6 +159,7 @@ export function subscribe(
     if (closed && !err) return;
     closed = true;
     if (timer) clearTimeout(timer);
+    if (watchdog) clearTimeout(watchdog);
     if (!opened) readyReject(err ?? new Error('closed before it opened'));
     endedResolve();
   };
@@ -189,7 +215,36 @@ export function subscribe(
     socket = s;
     let refused: number | undefined;
     let failure: Error | undefined;
+    // The watchdog: anything heard (the open, an event, a heartbeat) moves `heardAt`; a timer
+    // looks at it when the silence could have run out, so a busy feed costs no timer per message.
+    let heardAt = Date.now();
+    const deadAfterMs = () => DEAD_AFTER_INTERVALS * heartbeatEvery;
+    const watch = (): void => {
+      watchdog = undefined;
+      if (socket !== s || closed || heartbeatEvery <= 0) return;
+      const silentMs = Date.now() - heardAt;
+      if (silentMs < deadAfterMs()) {
+        watchdog = setTimeout(watch, deadAfterMs() - silentMs);
+        return;
+      }
+      // Dead: the socket is dropped without waiting for a closing handshake that cannot come,
+      // and the subscription goes on as after any close.
+      socket = undefined;
+      try {
+        if (s.terminate) s.terminate();
+        else s.close(4000, 'no heartbeat');
+      } catch {
+        /* already closing */
+      }
+      const reason = `nothing received for ${silentMs} ms (heartbeat every ${heartbeatEvery} ms): the path is taken for dead`;
+      const retryInMs = retry(new Error(`live feed: ${reason}`), false);
+      o.onClose?.({ code: 1006, reason, retryInMs });
+    };
+    if (watchdog) clearTimeout(watchdog);
+    if (heartbeatEvery > 0) watchdog = setTimeout(watch, deadAfterMs());
     s.onopen = () => {
+      if (socket !== s) return;
+      heardAt = Date.now();
       if (closed) return s.close(1000);
       const first = !opened;
       opened = true;
@@ -198,14 +253,32 @@ export function subscribe(
       o.onOpen?.({ after: position, reconnects });
     };
     s.onmessage = (m) => {
-      if (closed) return;
-      let e: EventEnvelope;
+      if (closed || socket !== s) return;
+      heardAt = Date.now();
+      let e: EventEnvelope | Heartbeat;
       try {
-        e = JSON.parse(String(m.data)) as EventEnvelope;
+        e = JSON.parse(String(m.data)) as EventEnvelope | Heartbeat;
       } catch {
         return;
       }
-      if (typeof e.position !== 'string') return;
+      if ('heartbeat' in e && e.heartbeat !== null && typeof e.heartbeat === 'object') {
+        // Everything up to `after` was sent before it: resuming after it loses nothing.
+        const { after, everyMs } = e.heartbeat;
+        if (
+          typeof after === 'string' &&
+          /^\d{1,20}-\d{1,20}$/.test(after) &&
+          (position === undefined || comparePositions(after, position) > 0)
+        )
+          position = after;
+        if (typeof everyMs === 'number' && everyMs > 0 && o.heartbeatMs !== 0 && everyMs !== heartbeatEvery) {
+          // The server's interval from now on: the watchdog runs on it at once.
+          heartbeatEvery = everyMs;
+          if (watchdog) clearTimeout(watchdog);
+          watchdog = setTimeout(watch, deadAfterMs());
+        }
+        return;
+      }
+      if (!('position' in e) || typeof e.position !== 'string') return;
       if (position !== undefined && comparePositions(e.position, position) <= 0) return; // seen
       position = e.position;
       try {
@@ -233,6 +306,8 @@ export function subscribe(
     s.onclose = (c) => {
       if (socket !== s) return;
       socket = undefined;
+      if (watchdog) clearTimeout(watchdog);
+      watchdog = undefined;
       // The server names the position to resume from (after events its filters passed over).
       const advertised = /after=(\d{1,20}-\d{1,20})/.exec(c.reason ?? '')?.[1];
       if (advertised && (position === undefined || comparePositions(advertised, position) > 0))

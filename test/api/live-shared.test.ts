@@ -58,7 +58,8 @@ class Sub {
   ) {
     socket.on('message', (m, isBinary) => {
       if (isBinary) this.binary++;
-      this.events.push(JSON.parse(String(m)) as Envelope);
+      const e = JSON.parse(String(m)) as Envelope;
+      if (!('heartbeat' in e)) this.events.push(e); // heartbeats are no events
     });
     this.open = new Promise((resolve, reject) => {
       socket.once('open', () => resolve());

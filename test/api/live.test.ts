@@ -82,8 +82,10 @@ class Sub {
   constructor(readonly socket: WebSocket) {
     socket.on('message', (m) => {
       const text = String(m);
+      const e = JSON.parse(text) as Envelope;
+      if ('heartbeat' in e) return; // the feed's heartbeat after a silence: no event (test/client/heartbeat.test.ts)
       this.raw.push(text);
-      this.events.push(JSON.parse(text) as Envelope);
+      this.events.push(e);
     });
     this.closed = new Promise((resolve) =>
       socket.on('close', (code, reason) => resolve({ code, reason: String(reason) })),

@@ -97,7 +97,10 @@ describe('replay across the archive', () => {
     const url = `${main.url!.replace(/^http/, 'ws')}/v1/workspaces/${WS}/events/live?after=${all[9]}`;
     const socket = new WebSocket(url);
     const got: string[] = [];
-    socket.on('message', (m) => got.push((JSON.parse(String(m)) as { position: string }).position));
+    socket.on('message', (m) => {
+      const e = JSON.parse(String(m)) as { position?: string };
+      if (e.position !== undefined) got.push(e.position); // not a heartbeat
+    });
     await new Promise((resolve, reject) => {
       socket.once('open', resolve);
       socket.once('error', reject);

@@ -46,7 +46,10 @@ function open(query: string, headers: Record<string, string> = {}, ws = WS): Pro
   return new Promise((resolve, reject) => {
     const socket = new WebSocket(url, { headers });
     const events: Envelope[] = [];
-    socket.on('message', (m) => events.push(JSON.parse(m.toString()) as Envelope));
+    socket.on('message', (m) => {
+      const e = JSON.parse(m.toString()) as Envelope;
+      if (!('heartbeat' in e)) events.push(e); // heartbeats are no events
+    });
     socket.once('open', () => resolve({ socket, events }));
     socket.once('unexpected-response', (_req, res) => {
       let text = '';

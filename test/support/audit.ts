@@ -254,6 +254,7 @@ export class AssignmentFollower {
     });
     socket.on('message', (data) => {
       const e = JSON.parse(String(data)) as EventEnvelope;
+      if ('heartbeat' in e) return; // the feed's heartbeat (docs/API.md): no event
       if (comparePositions(e.position, this.last) <= 0) {
         this.duplicates++;
         return;

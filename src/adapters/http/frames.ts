@@ -109,3 +109,13 @@ export function frameWriter(socket: WebSocket): (s: Selection) => void {
     for (const e of s.events) socket.send(e.text);
   };
 }
+
+/**
+ * How to write one text message of the route's own (a heartbeat) to a subscriber: the same way its
+ * events go, so it leaves after every event written before it.
+ */
+export function textWriter(socket: WebSocket): (text: string) => void {
+  const raw = (socket as unknown as { _socket?: Socket })._socket;
+  if (raw && socket.extensions === '') return (text) => raw.write(textFrame(Buffer.from(text)));
+  return (text) => socket.send(text);
+}

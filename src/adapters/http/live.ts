@@ -5,15 +5,22 @@ import { strict } from '../../domain/strict.ts';
 import { AfterPosition, comparePositions, Id } from '../../domain/values.ts';
 import { LiveEvent, streamHistory } from '../redis/event-log.ts';
 import type { WorkspaceTail } from '../redis/tail.ts';
-import { frameWriter, ownSelection, type Selection, sharedSelection } from './frames.ts';
+import { frameWriter, ownSelection, type Selection, sharedSelection, textWriter } from './frames.ts';
 import { workspaceOf } from './params.ts';
 import { decodeOr400, ProblemError, problem, sendProblem } from './problem.ts';
 import { TypeList } from './queries.ts';
 
 // `ticket`: a one-time ticket from POST /ws-tickets, read by the authentication before the upgrade.
+// `heartbeat=0`: no heartbeat messages on this feed (for consumers that take every message for an event).
 const LiveQuery = strict(
   {},
-  { after: AfterPosition, type: TypeList, agent: Id, ticket: t.string },
+  {
+    after: AfterPosition,
+    type: TypeList,
+    agent: Id,
+    ticket: t.string,
+    heartbeat: t.keyof({ '0': null, '1': null }, '0 or 1'),
+  },
   'LiveQuery',
 );
 type LiveQuery = t.TypeOf<typeof LiveQuery>;
@@ -34,7 +41,11 @@ export const resumeAfter = new WeakMap<object, () => string>();
 export async function liveRoutes(app: FastifyInstance): Promise<void> {
   const { redis, tails } = app.deps;
   const history = app.deps.history ?? streamHistory(redis);
-  const { liveMaxBufferedBytes: maxBufferedBytes, liveMaxHeldEvents: maxHeldEvents } = app.deps.config;
+  const {
+    liveMaxBufferedBytes: maxBufferedBytes,
+    liveMaxHeldEvents: maxHeldEvents,
+    liveHeartbeatMs,
+  } = app.deps.config;
   /** What the check before the upgrade decoded and opened, for the handler that runs after it. */
   const accepted = new WeakMap<object, { ws: string; q: LiveQuery; tail: WorkspaceTail }>();
 
@@ -84,7 +95,13 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
       let alive = true;
       /** Whether the tail's batches are known to come after `last` (see sendAll). */
       let inOrder = false;
-      const write = frameWriter(socket);
+      const writeFrames = frameWriter(socket);
+      /** When this subscriber was last sent anything: a heartbeat goes after `every` ms of silence. */
+      let sentAt = Date.now();
+      const write = (s: Selection): void => {
+        writeFrames(s);
+        sentAt = Date.now();
+      };
 
       // Subscribers with the same filters share what is made of each batch (see frames.ts).
       const filterKey = `${q.type ? [...q.type].sort().join(',') : '*'}|${q.agent ?? ''}`;
@@ -153,6 +170,27 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
         else tooSlow('too far behind', { held: held.length });
       });
 
+      // The heartbeat: a message of its own (no `type`, no `position`: not an event) on a feed that
+      // sent nothing for `every` ms, naming the position to resume after. Protocol pings do not
+      // reach every client (a browser never sees them; a proxy may answer them itself), so a
+      // client that hears nothing for two intervals knows the path is dead (docs/API.md).
+      const every = q.heartbeat === '0' ? undefined : liveHeartbeatMs;
+      const writeText = textWriter(socket);
+      let beat: ReturnType<typeof setTimeout> | undefined;
+      const heartbeat = (): void => {
+        beat = undefined;
+        if (every === undefined || socket.readyState !== socket.OPEN) return;
+        const silentMs = Date.now() - sentAt;
+        if (silentMs >= every) {
+          writeText(
+            JSON.stringify({ heartbeat: { after: last, at: new Date().toISOString(), everyMs: every } }),
+          );
+          sentAt = Date.now();
+        }
+        beat = setTimeout(heartbeat, Math.max(1, every - (Date.now() - sentAt)));
+      };
+      if (every !== undefined) beat = setTimeout(heartbeat, every);
+
       const ping = setInterval(() => {
         if (!alive) {
           socket.terminate();
@@ -184,6 +222,7 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
           : undefined;
       socket.on('close', () => {
         clearInterval(ping);
+        clearTimeout(beat);
         clearInterval(keyCheck);
         unsubscribe();
         log.debug('subscriber left');

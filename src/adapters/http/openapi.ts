@@ -385,6 +385,13 @@ export const openapi = {
             schema: { type: 'string' },
             description: 'a one-time ticket from POST /ws-tickets, instead of the Authorization header',
           },
+          {
+            name: 'heartbeat',
+            in: 'query',
+            schema: { type: 'string', enum: ['0', '1'] },
+            description:
+              '0: no heartbeat messages ({"heartbeat": {after, at, everyMs}}, sent after LIVE_HEARTBEAT_MS of silence) on this feed',
+          },
         ],
         responses: { '101': { description: 'switching protocols' }, ...problems(400, 401, 403, 426) },
       },

@@ -46,6 +46,8 @@ export interface ApiSettings extends LimitSettings {
   readonly replicaWaitMs: number;
   readonly liveMaxBufferedBytes: number;
   readonly liveMaxHeldEvents: number;
+  /** A live feed silent this long sends a heartbeat message; undefined: none (LIVE_HEARTBEAT_MS). */
+  readonly liveHeartbeatMs?: number | undefined;
   /** on: API keys are required on every workspace route (src/adapters/http/auth.ts). */
   readonly auth: 'on' | 'off';
 }

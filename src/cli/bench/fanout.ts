@@ -129,6 +129,8 @@ async function subscriberProcess(): Promise<void> {
   };
   const sockets: Socket[] = [];
   const onMessage = (i: number, data: Buffer): void => {
+    // The feed's heartbeat after a silence (docs/API.md) is no event.
+    if (data.toString('latin1', 0, 13) === '{"heartbeat":') return;
     const t = now();
     firstAtMs ??= t;
     lastAtMs = t;

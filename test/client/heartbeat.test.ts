@@ -1,0 +1,211 @@
+/**
+ * The live feed's heartbeat (docs/API.md, "Heartbeat"): a feed that sent nothing for
+ * LIVE_HEARTBEAT_MS sends `{"heartbeat": {after, at, everyMs}}`, a message no consumer can take
+ * for an event; `heartbeat=0` turns it off. The typed client takes a socket silent for twice the
+ * interval for a dead path: a TCP relay between the client and Switchboard that stops forwarding
+ * (no close, no reset: what a VIP that moved to another HAProxy looks like to a client) is
+ * noticed within that bound, and the subscription resumes through a fresh connection with no gap
+ * and no duplicate.
+ */
+import net from 'node:net';
+import { pino } from 'pino';
+import { comparePositions, type EventEnvelope, SwitchboardClient } from 'switchboard/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
+import { loadConfig } from '../../src/app/config.ts';
+import { projectorReady } from '../support/projector.ts';
+import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { sleep, waitFor } from '../support/wait.ts';
+
+const WS = { raw: 'heartbeat-a', dead: 'heartbeat-b' } as const;
+const EVERY_MS = 400;
+
+let redis: TestRedis;
+let main: Running;
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+  main = await startSwitchboard(
+    loadConfig({
+      ...redis.env,
+      AUTH: 'off',
+      PORT: '0',
+      LOG_LEVEL: 'silent',
+      LIVE_HEARTBEAT_MS: String(EVERY_MS),
+      WORKSPACES: Object.values(WS).join(','),
+      DISCOVER_WORKSPACES: 'false',
+    }),
+    pino({ level: 'silent' }),
+  );
+  await projectorReady(main.redis, Object.values(WS));
+}, 30_000);
+
+afterAll(async () => {
+  await main?.stop();
+  await redis?.stop();
+});
+
+/** Every message of a raw feed, with the time it arrived. */
+async function rawFeed(ws: string, query = '') {
+  const socket = new WebSocket(
+    `${main.url!.replace(/^http/, 'ws')}/v1/workspaces/${ws}/events/live${query ? `?${query}` : ''}`,
+  );
+  const messages: { at: number; body: Record<string, unknown> }[] = [];
+  socket.on('message', (m) => messages.push({ at: Date.now(), body: JSON.parse(String(m)) }));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('open', () => resolve());
+    socket.once('error', reject);
+  });
+  return { socket, messages };
+}
+
+interface Relay {
+  readonly port: number;
+  /** Stops forwarding on every connection open now, in both directions, closing none. */
+  freeze(): void;
+  close(): Promise<void>;
+}
+
+/** A TCP relay on loopback to `target`; connections made after a freeze forward as usual. */
+async function relay(target: number): Promise<Relay> {
+  const pairs: { a: net.Socket; b: net.Socket; frozen: boolean }[] = [];
+  const server = net.createServer((a) => {
+    const b = net.connect(target, '127.0.0.1');
+    const pair = { a, b, frozen: false };
+    pairs.push(pair);
+    // A frozen path drops what it is given, like a route to a host that is gone.
+    a.on('data', (d) => {
+      if (!pair.frozen) b.write(d);
+    });
+    b.on('data', (d) => {
+      if (!pair.frozen) a.write(d);
+    });
+    const end = (other: net.Socket) => () => {
+      if (!pair.frozen) other.destroy();
+    };
+    a.on('close', end(b));
+    b.on('close', end(a));
+    a.on('error', () => {});
+    b.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    freeze() {
+      for (const p of pairs) p.frozen = true;
+    },
+    async close() {
+      for (const p of pairs) {
+        p.a.destroy();
+        p.b.destroy();
+      }
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describe('the heartbeat on a raw feed', () => {
+  it('comes after each silence of LIVE_HEARTBEAT_MS, names the last position, and is no event', async () => {
+    const client = new SwitchboardClient({ url: main.url!, workspace: WS.raw });
+    const { socket, messages } = await rawFeed(WS.raw);
+    const quiet = await rawFeed(WS.raw, 'heartbeat=0');
+    try {
+      await waitFor('two heartbeats', () => messages.length >= 2, { timeoutMs: 5_000, everyMs: 20 });
+      const first = messages[0]!.body as { heartbeat: { after: string; at: string; everyMs: number } };
+      expect(Object.keys(first)).toEqual(['heartbeat']);
+      expect(first.heartbeat.everyMs).toBe(EVERY_MS);
+      expect(first.heartbeat.after).toMatch(/^\d+-\d+$/);
+      expect(Number.isNaN(Date.parse(first.heartbeat.at))).toBe(false);
+      // Spaced by the interval (timers are never early; allow them to be late).
+      const gap = messages[1]!.at - messages[0]!.at;
+      expect(gap).toBeGreaterThanOrEqual(EVERY_MS - 50);
+      expect(gap).toBeLessThan(EVERY_MS * 2);
+
+      // An event, then the next heartbeat names its position; none comes while events flow.
+      const r = await client.registerAgent({ id: 'hb-agent', skills: ['x'] });
+      expect(r.applied).toBe(true);
+      await waitFor('the event', () => messages.some((m) => m.body.type === 'AgentRegistered'), {
+        everyMs: 20,
+      });
+      const at = messages.findIndex((m) => m.body.type === 'AgentRegistered');
+      const event = messages[at]!;
+      await waitFor('a heartbeat after the event', () => messages.length > at + 1, {
+        timeoutMs: 5_000,
+        everyMs: 20,
+      });
+      const next = messages[at + 1]!;
+      expect(next.body).toMatchObject({ heartbeat: { after: event.body.position, everyMs: EVERY_MS } });
+      expect(next.at - event.at).toBeGreaterThanOrEqual(EVERY_MS - 50);
+      // Nothing on the feed that asked for none.
+      expect(quiet.messages.map((m) => m.body.type)).toEqual(['AgentRegistered']);
+    } finally {
+      socket.terminate();
+      quiet.socket.terminate();
+    }
+  });
+
+  it('heartbeat= other than 0 or 1 is refused before the upgrade', async () => {
+    const res = await fetch(`${main.url}/v1/workspaces/${WS.raw}/events/live?heartbeat=2`);
+    expect(res.status).toBe(400);
+  });
+});
+
+describe('the typed client on a path that dies without a close', () => {
+  it('notices within two intervals and resumes with no gap and no duplicate', async () => {
+    const path = await relay(Number(new URL(main.url!).port));
+    const writer = new SwitchboardClient({ url: main.url!, workspace: WS.dead });
+    const reader = new SwitchboardClient({ url: `http://127.0.0.1:${path.port}`, workspace: WS.dead });
+    const got: EventEnvelope[] = [];
+    const closes: { reason: string; at: number }[] = [];
+    const sub = reader.subscribe(
+      {
+        after: '0-0',
+        // The client starts from the default (10 s) and takes the server's interval from its first heartbeat.
+        onClose: (c) => closes.push({ reason: c.reason, at: Date.now() }),
+      },
+      (e) => got.push(e),
+    );
+    let n = 0;
+    const post = async (k: number) => {
+      for (let i = 0; i < k; i++) await writer.queueContact({ id: `hb-${n++}`, skills: ['nobody'] });
+    };
+    const contacts = () => got.filter((e) => e.type === 'ContactQueued').length;
+    try {
+      await sub.ready;
+      await post(5);
+      await waitFor('5 contacts seen', () => contacts() >= 5, { everyMs: 20 });
+      // A heartbeat has named the interval: wait past one.
+      await sleep(EVERY_MS * 1.5);
+
+      const frozenAt = Date.now();
+      path.freeze();
+      // Events keep coming while the old path is dead.
+      await post(5);
+      await waitFor('the dead path noticed', () => closes.length >= 1, { timeoutMs: 5_000, everyMs: 10 });
+      const detectedMs = closes[0]!.at - frozenAt;
+      expect(closes[0]!.reason).toMatch(/taken for dead/);
+      // Twice the interval after the last message heard, which was at most one interval before the freeze.
+      expect(detectedMs).toBeLessThanOrEqual(2 * EVERY_MS + 150);
+      await post(5);
+      await waitFor('15 contacts seen after resuming', () => contacts() >= 15, {
+        timeoutMs: 5_000,
+        everyMs: 20,
+      });
+      expect(sub.reconnects).toBe(1);
+
+      // Exactly the log: every event once, in order.
+      const history: EventEnvelope[] = [];
+      for await (const e of writer.allEvents({ limit: 1000 })) history.push(e);
+      const upTo = got[got.length - 1]!.position;
+      expect(got.map((e) => e.position)).toEqual(
+        history.map((e) => e.position).filter((p) => comparePositions(p, upTo) <= 0),
+      );
+      console.log(`dead path noticed ${detectedMs} ms after the freeze (heartbeat every ${EVERY_MS} ms)`);
+    } finally {
+      sub.close();
+      await sub.ended;
+      await path.close();
+    }
+  }, 20_000);
+});
