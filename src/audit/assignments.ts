@@ -75,6 +75,8 @@ export function replayAssignment(
     else if (agent.wrapUp) problems.push('the agent is wrapping up');
     else if (contact && !hasRoomOn(agent, channelOf(contact)))
       problems.push(noRoom(agent, channelOf(contact)));
+    if (contact?.preferred && !contact.preferred.agents.includes(agentId))
+      problems.push(`the contact waits for its preferred agents (${contact.preferred.agents.join(', ')})`);
     if (contact?.excluded?.includes(agentId))
       problems.push('the agent turned this contact down before (rejected it or let its offer expire)');
     if (contact && !holdsEvery(agent, contact.skills))

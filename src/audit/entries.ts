@@ -186,7 +186,15 @@ const SHAPES: Record<string, (c: Record<string, unknown>) => boolean> = {
     isInt(c.priority, 0, 9) &&
     isWait(c.maxWaitMs) &&
     (c.channel === undefined || isChannel(c.channel)) &&
-    isSteps(c.steps),
+    isSteps(c.steps) &&
+    (c.preferredAgents === undefined ||
+      (Array.isArray(c.preferredAgents) &&
+        c.preferredAgents.length >= 1 &&
+        c.preferredAgents.length <= 10 &&
+        c.preferredAgents.every(isId) &&
+        new Set(c.preferredAgents).size === c.preferredAgents.length)) &&
+    (c.preferredForMs === undefined ||
+      (c.preferredAgents !== undefined && isInt(c.preferredForMs, 1, 7 * DAY))),
   AbandonContact: (c) => isId(c.contactId),
   CompleteContact: (c) => isId(c.contactId),
   ForgetContacts: (c) =>
@@ -207,6 +215,7 @@ const SHAPES: Record<string, (c: Record<string, unknown>) => boolean> = {
   ExpireOffer: (c) => isId(c.contactId) && isCount(c.offer),
   EndWrapUp: (c) => isId(c.agentId) && isCount(c.wrapUp),
   ExpireContact: (c) => isId(c.contactId) && isCount(c.seq),
+  EndPreference: (c) => isId(c.contactId) && isCount(c.seq),
   AdvanceStep: (c) => isId(c.contactId) && isCount(c.seq) && isInt(c.step, 1, 8),
 };
 

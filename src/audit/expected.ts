@@ -99,6 +99,10 @@ export function contactDocument(c: Contact, position: string): Record<string, un
   if (c.maxWaitMs !== undefined) d.maxWaitMs = c.maxWaitMs;
   if (c.deadline !== undefined) d.expiresAt = iso(c.deadline);
   if (c.expiredAt !== undefined) d.expiredAt = iso(c.expiredAt);
+  if (c.preferred !== undefined) {
+    d.preferredAgents = c.preferred.agents;
+    d.preferredUntil = iso(c.preferred.until);
+  }
   if (c.steps !== undefined) {
     d.steps = c.steps.map((st) => ({ ...st, skills: publicSkills(st.skills, 'contact') }));
     d.step = c.step ?? 0;
@@ -189,6 +193,8 @@ export function factData(
       const c = contacts.get(f.contactId);
       return { contactId: f.contactId, expiredAt: iso(f.at), waitedMs: f.at - (c?.queuedAt ?? f.at) };
     }
+    case 'PreferenceEnded':
+      return { contactId: f.contactId, endedAt: iso(f.at) };
     case 'ContactStepped':
       return {
         contactId: f.contactId,

@@ -68,6 +68,20 @@ const stepsOf = (step: t.Type<Step, unknown, unknown>) =>
 /** 1..8 steps, each later than the one before. */
 export const StepsBody = stepsOf(StepBody);
 export const Steps = stepsOf(Step);
+/** The most preferred agents a contact names. */
+export const MAX_PREFERRED = 10;
+/** Agents a contact is offered to first (a returning customer's last agent): 1..10 distinct ids. */
+export const PreferredAgents = withMessage(
+  t.refinement(
+    t.array(Id),
+    (xs) => xs.length >= 1 && xs.length <= MAX_PREFERRED && new Set(xs).size === xs.length,
+    'PreferredAgents',
+  ),
+  `a list of 1..${MAX_PREFERRED} distinct agent ids`,
+);
+/** How long a contact waits for its preferred agents before anyone eligible may take it. */
+export const PreferredForMs = msBetween('PreferredForMs', 1, 7 * DAY_MS);
+
 /** Bodies as clients send them over HTTP (see API.md). */
 export const RegisterAgentBody = strict(
   { id: Id, skills: AgentSkills },
@@ -108,6 +122,8 @@ export const QueueContactBody = strict(
     maxWaitMs: MaxWaitMs,
     channel: Channel,
     steps: StepsBody,
+    preferredAgents: PreferredAgents,
+    preferredForMs: PreferredForMs,
   },
   'QueueContactBody',
 );
@@ -129,7 +145,14 @@ export const ChangeAgentState = t.type({
 export const RemoveAgent = t.type({ type: t.literal('RemoveAgent'), agentId: Id });
 export const QueueContact = t.intersection([
   t.type({ type: t.literal('QueueContact'), contactId: Id, skills: RoutingSkills, priority: Priority }),
-  t.partial({ attributes: Attributes, maxWaitMs: MaxWaitMs, channel: Channel, steps: Steps }),
+  t.partial({
+    attributes: Attributes,
+    maxWaitMs: MaxWaitMs,
+    channel: Channel,
+    steps: Steps,
+    preferredAgents: PreferredAgents,
+    preferredForMs: PreferredForMs,
+  }),
 ]);
 export const AbandonContact = t.type({ type: t.literal('AbandonContact'), contactId: Id });
 export const CompleteContact = t.type({ type: t.literal('CompleteContact'), contactId: Id });
@@ -161,6 +184,8 @@ const Count = t.refinement(t.number, (n) => Number.isSafeInteger(n) && n >= 1, '
 export const ExpireOffer = t.type({ type: t.literal('ExpireOffer'), contactId: Id, offer: Count });
 export const EndWrapUp = t.type({ type: t.literal('EndWrapUp'), agentId: Id, wrapUp: Count });
 export const ExpireContact = t.type({ type: t.literal('ExpireContact'), contactId: Id, seq: Count });
+/** The time a contact (of arrival `seq`) waits for its preferred agents is over: anyone eligible may take it. */
+export const EndPreference = t.type({ type: t.literal('EndPreference'), contactId: Id, seq: Count });
 /** A contact's routing step `step` (1-based) is due: the contact of arrival `seq` takes its requirements. */
 export const AdvanceStep = t.type({ type: t.literal('AdvanceStep'), contactId: Id, seq: Count, step: Count });
 
@@ -196,6 +221,7 @@ export const Command = t.union([
   EndWrapUp,
   ExpireContact,
   AdvanceStep,
+  EndPreference,
 ]);
 export type Command = t.TypeOf<typeof Command>;
 export type CommandType = Command['type'];
@@ -217,6 +243,7 @@ export const COMMAND_TYPES: readonly CommandType[] = [
   'EndWrapUp',
   'ExpireContact',
   'AdvanceStep',
+  'EndPreference',
 ];
 
 /** Which document a command is about: the key of its outcome's body. */

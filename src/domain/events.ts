@@ -19,6 +19,7 @@ export const EVENT_TYPES = [
   'ContactExpired',
   'ContactTransferred',
   'ContactStepped',
+  'PreferenceEnded',
   'CommandRejected',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];

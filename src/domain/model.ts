@@ -101,7 +101,17 @@ export interface Contact {
   /** Its routing steps, and how many of them have been taken (0 until the first is due). */
   readonly steps?: readonly Step[];
   readonly step?: number;
+  /** Until `until`, only these agents may take it (then anyone eligible). */
+  readonly preferred?: Preferred;
 }
+
+export interface Preferred {
+  readonly agents: readonly string[];
+  readonly until: number;
+}
+
+/** How long a contact waits for its preferred agents when it does not say. */
+export const DEFAULT_PREFERRED_FOR_MS = 30_000;
 
 export interface Workspace {
   readonly agents: ReadonlyMap<string, Agent>;
@@ -183,6 +193,11 @@ export type Fact =
       readonly early: boolean;
     }
   | { readonly type: 'ContactExpired'; readonly contactId: string; readonly at: number }
+  | {
+      readonly type: 'PreferenceEnded';
+      readonly contactId: string;
+      readonly at: number;
+    }
   | {
       readonly type: 'ContactStepped';
       readonly contactId: string;
@@ -620,6 +635,14 @@ export function decide(ws: Workspace, c: Command, at: number): Decision {
         ...(c.maxWaitMs !== undefined ? { maxWaitMs: c.maxWaitMs } : {}),
         ...(wait !== null ? { deadline: at + wait } : {}),
         ...(c.steps !== undefined ? { steps: c.steps, step: 0 } : {}),
+        ...(c.preferredAgents !== undefined
+          ? {
+              preferred: {
+                agents: c.preferredAgents,
+                until: at + (c.preferredForMs ?? DEFAULT_PREFERRED_FOR_MS),
+              },
+            }
+          : {}),
       };
       return ok({ type: 'ContactQueued', contact });
     }
@@ -708,6 +731,18 @@ export function decide(ws: Workspace, c: Command, at: number): Decision {
       const agent = ws.agents.get(c.agentId);
       if (!agent?.wrapUp || agent.wrapUp.n !== c.wrapUp || at < agent.wrapUp.until) return ok();
       return ok({ type: 'WrapUpEnded', agentId: agent.id, n: agent.wrapUp.n, at, early: false });
+    }
+    case 'EndPreference': {
+      // A timer: it changes something only while that arrival still waits for its preferred agents.
+      const contact = ws.contacts.get(c.contactId);
+      if (
+        !contact?.preferred ||
+        contact.seq !== c.seq ||
+        (contact.state !== 'queued' && contact.state !== 'offered') ||
+        at < contact.preferred.until
+      )
+        return ok();
+      return ok({ type: 'PreferenceEnded', contactId: c.contactId, at });
     }
     case 'AdvanceStep': {
       // A timer: it changes something only while the contact (that arrival) still waits and this
@@ -885,6 +920,14 @@ export function applyFact(w: WorkspaceWriter, f: Fact): void {
       if (a) w.putAgent(withAvailability(a, withoutWrapUp(a), f.at));
       return;
     }
+    case 'PreferenceEnded': {
+      const c = contacts.get(f.contactId);
+      if (c) {
+        const { preferred: _p, ...rest } = c;
+        w.putContact(rest);
+      }
+      return;
+    }
     case 'ContactStepped': {
       const c = contacts.get(f.contactId);
       if (c) w.putContact({ ...c, skills: f.skills, priority: f.priority, step: f.step });
@@ -894,7 +937,16 @@ export function applyFact(w: WorkspaceWriter, f: Fact): void {
       const c = contacts.get(f.contactId);
       if (c) {
         // Its routing steps end with it: it needs what the transfer says.
-        const { agentId: _a, assignedAt: _t, acceptedAt: _c, deadline: _d, steps: _s, step: _n, ...rest } = c;
+        const {
+          agentId: _a,
+          assignedAt: _t,
+          acceptedAt: _c,
+          deadline: _d,
+          steps: _s,
+          step: _n,
+          preferred: _p,
+          ...rest
+        } = c;
         w.putContact({ ...rest, state: 'queued', skills: f.skills, priority: f.priority });
       }
       release(w, f.agentId, f.contactId, f.at);

@@ -212,7 +212,7 @@ export class RoutingGroups {
       this.removeContact(contact.id);
       return;
     }
-    if (contact.excluded !== undefined && contact.excluded.length > 0) {
+    if ((contact.excluded !== undefined && contact.excluded.length > 0) || contact.preferred !== undefined) {
       this.removeContact(contact.id);
       const slot = { id: contact.id, priority: contact.priority, seq: contact.seq };
       this.apart.set(contact.id, { contact, slot });
@@ -266,10 +266,16 @@ export class RoutingGroups {
       const channel = channelOf(contact);
       const group = this.contactGroup(`${channel}|${nameOf(contact.skills)}`, contact.skills, channel);
       const excluded = new Set(contact.excluded);
+      const only = contact.preferred ? new Set(contact.preferred.agents) : undefined;
       let laa: AgentSlot | undefined;
       for (const server of group.servers)
         for (const s of server.heap)
-          if (this.agents.get(s.key)?.slot === s && !excluded.has(s.id) && (!laa || agentBefore(s, laa)))
+          if (
+            this.agents.get(s.key)?.slot === s &&
+            !excluded.has(s.id) &&
+            (!only || only.has(s.id)) &&
+            (!laa || agentBefore(s, laa))
+          )
             laa = s;
       if (laa) {
         best = slot;

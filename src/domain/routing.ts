@@ -36,12 +36,14 @@ export function longestAvailableAgent(
   skills: readonly string[],
   excluded: readonly string[] = [],
   channel: string = DEFAULT_CHANNEL,
+  only?: readonly string[],
 ): Agent | undefined {
   let best: Agent | undefined;
   let bestSince = 0;
   for (const a of ws.agents.values()) {
     const since = sinceOn(a, channel);
     if (since === undefined || !holdsEvery(a, skills) || excluded.includes(a.id)) continue;
+    if (only && !only.includes(a.id)) continue;
     if (!best || since < bestSince || (since === bestSince && a.id < best.id)) {
       best = a;
       bestSince = since;
@@ -53,13 +55,20 @@ export function longestAvailableAgent(
 /**
  * Rule 1, one decision: the first queued contact in routing order (priority, then arrival) that
  * has at least one eligible agent, given to the longest available of those agents. An agent that
- * rejected a contact or let its offer expire is not eligible for it. Undefined when
+ * rejected a contact or let its offer expire is not eligible for it; while a contact waits for its
+ * preferred agents, only they are. Undefined when
  * no queued contact has an eligible agent ("nobody idles while a contact they could serve waits").
  */
 export function nextAssignment(ws: Workspace): Assignment | undefined {
   const queued = [...ws.contacts.values()].filter((c) => c.state === 'queued').sort(contactOrder);
   for (const contact of queued) {
-    const agent = longestAvailableAgent(ws, contact.skills, contact.excluded, channelOf(contact));
+    const agent = longestAvailableAgent(
+      ws,
+      contact.skills,
+      contact.excluded,
+      channelOf(contact),
+      contact.preferred?.agents,
+    );
     if (agent) return { contactId: contact.id, agentId: agent.id };
   }
   return undefined;

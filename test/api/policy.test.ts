@@ -21,6 +21,7 @@ const WS = {
   levels: 'api-policy-levels',
   stats: 'api-policy-stats',
   intervals: 'api-policy-intervals',
+  preferred: 'api-policy-preferred',
 } as const;
 type Json = Record<string, unknown>;
 
@@ -367,5 +368,62 @@ describe('historical intervals', () => {
     expect((bad.body.errors as { path: string }[]).map((e) => e.path)).toEqual(['to']);
     const missing = await call('GET', `/v1/workspaces/${ws}/stats/intervals?from=yesterday`);
     expect((missing.body.errors as { path: string }[]).map((e) => e.path).sort()).toEqual(['from', 'to']);
+  });
+});
+
+describe('preferred agents', () => {
+  it('a returning customer waits for the agent who served them, for preferredForMs, then goes to anyone eligible', async () => {
+    const ws = WS.preferred;
+    for (const id of ['long', 'mine']) await ok('POST', ws, '/agents', { id, skills: ['Support'] });
+    // "long" has been available the longest; the customer prefers "mine", who is away.
+    await ok('POST', ws, '/agents/long/state', { state: 'available' });
+    const c = await ok('POST', ws, '/contacts', {
+      id: 'back',
+      skills: ['Support'],
+      preferredAgents: ['mine'],
+      preferredForMs: 400,
+    });
+    expect(c).toMatchObject({ preferredAgents: ['mine'], state: 'queued' });
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await ok('GET', ws, '/contacts/back')).state).toBe('queued'); // "long" may not take it yet
+    // A later contact with no preference is not held back: "long" takes it.
+    await ok('POST', ws, '/contacts', { id: 'next', skills: ['Support'] });
+    expect((await until(ws, '/contacts/next', (x) => x.state === 'assigned')).agentId).toBe('long');
+    await ok('POST', ws, '/contacts/next/complete');
+    // The preference ends: anyone eligible, so "long".
+    const ended = await until(ws, '/contacts/back', (x) => x.state === 'assigned', 3000);
+    expect(ended.agentId).toBe('long');
+    expect(ended.preferredAgents).toBeUndefined();
+    const { events } = await ok('GET', ws, '/events?limit=1000&type=PreferenceEnded,AssignmentMade');
+    expect((events as { type: string; data: Json }[]).map((e) => `${e.type}:${e.data.contactId}`)).toEqual([
+      'AssignmentMade:next',
+      'PreferenceEnded:back',
+      'AssignmentMade:back',
+    ]);
+
+    // While the preference lasts, the preferred agent takes it at once when available.
+    await ok('POST', ws, '/agents/mine/state', { state: 'available' });
+    await ok('POST', ws, '/contacts', { id: 'vip', skills: ['Support'], preferredAgents: ['mine', 'ghost'] });
+    const vip = await until(ws, '/contacts/vip', (x) => x.state === 'assigned');
+    expect(vip.agentId).toBe('mine');
+    expect(Date.parse(vip.preferredUntil as string) - Date.parse(vip.queuedAt as string)).toBe(30_000);
+  });
+
+  it('malformed preferences: 400 naming the field, nothing appended', async () => {
+    const cases: [unknown, string][] = [
+      [{ skills: ['a'], preferredAgents: [] }, 'preferredAgents'],
+      [{ skills: ['a'], preferredAgents: ['x', 'x'] }, 'preferredAgents'],
+      [{ skills: ['a'], preferredAgents: Array.from({ length: 11 }, (_, i) => `a${i}`) }, 'preferredAgents'],
+      [{ skills: ['a'], preferredAgents: ['a b'] }, 'preferredAgents'],
+      [{ skills: ['a'], preferredAgents: ['x'], preferredForMs: 0 }, 'preferredForMs'],
+      [{ skills: ['a'], preferredForMs: 1000 }, 'preferredForMs'],
+    ];
+    for (const [body, field] of cases) {
+      const before = await running.redis.xlen(workspaceKeys(WS.malformed).commands);
+      const r = await call('POST', `/v1/workspaces/${WS.malformed}/contacts`, body);
+      expect(r.status, JSON.stringify(body)).toBe(400);
+      expect((r.body.errors as { path: string }[]).map((e) => e.path)).toEqual([field]);
+      expect(await running.redis.xlen(workspaceKeys(WS.malformed).commands)).toBe(before);
+    }
   });
 });

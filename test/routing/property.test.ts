@@ -43,6 +43,7 @@ import { ensureGroup, projectPending } from '../../src/projections/projector.ts'
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 
 const LIFECYCLE_FACTS = new Set([
+  'PreferenceEnded',
   'ContactStepped',
   'AssignmentAccepted',
   'AssignmentRejected',
@@ -71,6 +72,8 @@ type Action =
       priority: number;
       channel?: string;
       steps?: { afterMs: number; skills: string[]; priority?: number }[];
+      /** Indexes of the scenario's agents it prefers, and for how long. */
+      preferred?: { agents: number[]; forMs: number };
     }
   | { kind: 'abandon'; pick: number; known: boolean }
   | { kind: 'complete'; pick: number; from: 'assigned' | 'any' | 'unknown' }
@@ -302,6 +305,20 @@ const lifecycleActionArb = (n: number): fc.Arbitrary<Action> =>
       arbitrary: fc.record({ kind: fc.constant('clock' as const), waitMs: fc.constantFrom(0, 10, 25, 45) }),
     },
     {
+      // Preferred agents: only they may take it for a while, then anyone eligible.
+      weight: 3,
+      arbitrary: fc.record({
+        kind: fc.constant('queue' as const),
+        reuse: fc.constant(null),
+        skills: skillsArb(SMALL, 1, 2),
+        priority: fc.integer({ min: 0, max: 3 }),
+        preferred: fc.record({
+          agents: fc.array(agentArb(n), { minLength: 1, maxLength: 3 }),
+          forMs: fc.constantFrom(5, 20, 40, 60),
+        }),
+      }),
+    },
+    {
       // Routing steps: the requirements relax (or change) as the contact waits.
       weight: 3,
       arbitrary: fc.record({
@@ -500,6 +517,12 @@ function toCommand(a: Action, ws: Workspace, queued: readonly string[], nextCont
         ...(a.channel !== undefined ? { channel: a.channel } : {}),
         ...(a.steps !== undefined
           ? { steps: a.steps.map((st) => ({ ...st, skills: canonicalSkills(st.skills) })) }
+          : {}),
+        ...(a.preferred !== undefined
+          ? {
+              preferredAgents: [...new Set(a.preferred.agents.map(agentId))],
+              preferredForMs: a.preferred.forMs,
+            }
           : {}),
       };
     }

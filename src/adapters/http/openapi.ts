@@ -654,6 +654,15 @@ export const openapi = {
             ...channel,
             description: 'the channel it comes on (default voice), one the workspace declares',
           },
+          preferredAgents: {
+            type: 'array',
+            items: id,
+            minItems: 1,
+            maxItems: 10,
+            uniqueItems: true,
+            description: 'the only agents who may take it for preferredForMs (then anyone eligible)',
+          },
+          preferredForMs: ms(1, 7 * DAY_MS, 'how long it waits for its preferred agents (default 30,000)'),
           steps: {
             type: 'array',
             minItems: 1,
@@ -715,6 +724,12 @@ export const openapi = {
           attributes: { type: 'object' },
           steps: { type: 'array', items: { type: 'object' }, description: 'its routing steps, when given' },
           step: { type: 'integer', description: 'with steps: how many have been taken' },
+          preferredAgents: {
+            type: 'array',
+            items: id,
+            description: 'while it waits for its preferred agents',
+          },
+          preferredUntil: { type: 'string', description: 'when anyone eligible may take it' },
           queuePosition: {
             type: 'integer',
             description:
@@ -762,7 +777,7 @@ export const openapi = {
               'AssignmentAccepted {contactId, agentId, acceptedAt}; AssignmentRejected {contactId, agentId, rejectedAt, reason: rejected|presence|removed}; ' +
               'AssignmentExpired {contactId, agentId, expiredAt}; WrapUpStarted {agentId, wrapUp, until}; WrapUpEnded {agentId, wrapUp, early, endedAt}; ' +
               'ContactExpired {contactId, expiredAt, waitedMs}; ContactTransferred {contactId, fromAgentId, skills, priority, transferredAt}; ' +
-              'ContactStepped {contactId, step, skills, priority, steppedAt}; ' +
+              'ContactStepped {contactId, step, skills, priority, steppedAt}; PreferenceEnded {contactId, endedAt}; ' +
               'SettingsChanged: the settings; ContactsForgotten {contactIds, before}',
           },
           meta: { type: 'object' },

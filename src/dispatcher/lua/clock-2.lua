@@ -32,6 +32,8 @@ for i = 1, #due, 2 do
     type_, command = 'EndWrapUp', { agentId = id, wrapUp = tonumber(n) }
   elseif kind == 'm' then
     type_, command = 'ExpireContact', { contactId = id, seq = tonumber(n) }
+  elseif kind == 'f' then
+    type_, command = 'EndPreference', { contactId = id, seq = tonumber(n) }
   elseif kind == 'r' then
     -- "r|<contact>|<arrival seq>|<step>": the id part holds the contact and its arrival.
     local contact, seq = string.match(id, '^(.*)|(%d+)$')

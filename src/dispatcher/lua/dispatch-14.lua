@@ -216,6 +216,37 @@ local function longest_available_except(skills, excluded, n_excluded)
   )
 end
 
+-- The longest available of a contact's preferred agents that may take it now (it holds every
+-- skill, has room on its channel, did not turn it down): at most one read per preferred agent.
+local function preferred_agent(c, excluded)
+  local channel = channel_of(c)
+  local best
+  for i = 1, #c.preferredAgents do
+    local id = c.preferredAgents[i]
+    if not (excluded and excluded[id]) then
+      local a = doc_get(K_AGENTS, id)
+      work = work + 1
+      if a and can_take_on(a, channel) then
+        local held = {}
+        for j = 1, #a.skills do held[a.skills[j]] = true end
+        local all = true
+        for j = 1, #c.skills do
+          if not held[c.skills[j]] then
+            all = false
+            break
+          end
+        end
+        local since = all and (type(a.capacity) == 'number' and a._since or (a._chsince and a._chsince[channel]))
+        if since then
+          local tail = string.format('%015d', since) .. '|' .. id
+          if not best or tail < best then best = tail end
+        end
+      end
+    end
+  end
+  return best and string.match(best, '|(.*)$')
+end
+
 -- The agents a contact may not be offered to, as a set and a count; nil when none.
 local function exclusions(c)
   local list = c.excludedAgents
@@ -469,7 +500,11 @@ local function first_assignable(name, plain, from)
       work = work + 1
       local excluded, count = exclusions(c)
       local agent = plain
-      if excluded then agent = longest_available_except(split_skills(name), excluded, count) end
+      if c.preferredAgents then
+        agent = preferred_agent(c, excluded)
+      elseif excluded then
+        agent = longest_available_except(split_skills(name), excluded, count)
+      end
       local order = order_score(c.priority, c._seq)
       if agent then return c, agent, order, batch[j + 1] or false end
       if work >= MAX_WORK and (j < #batch) then return false, order + 1 end
@@ -530,7 +565,13 @@ while made < MAX_DECISIONS and work < MAX_WORK do
       local excluded, n = exclusions(c)
       local agent
       local skills = on_channel(c.skills, channel_of(c))
-      if excluded then agent = longest_available_except(skills, excluded, n) else agent = longest_available(skills) end
+      if c.preferredAgents then
+        agent = preferred_agent(c, excluded)
+      elseif excluded then
+        agent = longest_available_except(skills, excluded, n)
+      else
+        agent = longest_available(skills)
+      end
       if agent then assign(c, doc_get(K_AGENTS, agent)) end
     end
   else

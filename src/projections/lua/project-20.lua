@@ -386,6 +386,12 @@ handlers.QueueContact = function(c, at, pos, meta)
     d.step = 0
     timer_add(at + c.steps[1].afterMs, step_timer(d, 1))
   end
+  if c.preferredAgents then
+    d.preferredAgents = json_array(c.preferredAgents)
+    d._preferUntil = at + (c.preferredForMs or 30000)
+    d.preferredUntil = iso(d._preferUntil)
+    timer_add(d._preferUntil, preference_timer(d))
+  end
   doc_put(K_CONTACTS, d)
   queue_add(d)
   stat_add('queued')
@@ -504,8 +510,9 @@ handlers.TransferContact = function(c, at, pos, meta)
   d.state = 'queued'
   d.agentId, d.assignedAt, d._assignedAt, d.waitedMs, d.acceptedAt = nil, nil, nil, nil, nil
   d._deadline, d.expiresAt = nil, nil
-  -- Its routing steps end: it needs what the transfer says.
+  -- Its routing steps and preferred agents end: it needs what the transfer says.
   d.steps, d.step = nil, nil
+  d.preferredAgents, d.preferredUntil, d._preferUntil = nil, nil, nil
   d.skills = json_array(c.skills)
   if c.priority then d.priority = c.priority end
   d.position = pos
@@ -660,6 +667,23 @@ handlers.AdvanceStep = function(c, at, pos, meta)
   return { status = 200, body = agent_body(d, pos) }
 end
 
+handlers.EndPreference = function(c, at, pos, meta)
+  local d = doc_get(K_CONTACTS, c.contactId)
+  if not d or d._seq ~= c.seq or (d.state ~= 'queued' and d.state ~= 'offered') or not d._preferUntil
+    or at < d._preferUntil then
+    return stale(pos)
+  end
+  d._queuedAt = queued_ms(d)
+  -- Out of its queue and back at its place, now for anyone eligible.
+  if d.state == 'queued' then queue_remove(d) end
+  d.preferredAgents, d.preferredUntil, d._preferUntil = nil, nil, nil
+  d.position = pos
+  if d.state == 'queued' then queue_add(d) end
+  doc_put(K_CONTACTS, d)
+  emit('PreferenceEnded', at, { contactId = d.id, endedAt = iso(at) })
+  return { status = 200, body = agent_body(d, pos) }
+end
+
 handlers.ExpireContact = function(c, at, pos, meta)
   local d = doc_get(K_CONTACTS, c.contactId)
   if not d or d._seq ~= c.seq or (d.state ~= 'queued' and d.state ~= 'offered') or not d._deadline
@@ -713,6 +737,16 @@ local function is_capacity(v)
   end
   return n >= 1 and n <= 16
 end
+local function is_preferred(v)
+  if v == nil then return true end
+  if type(v) ~= 'table' or #v == 0 or #v > 10 then return false end
+  local seen = {}
+  for i = 1, #v do
+    if not is_id(v[i]) or seen[v[i]] then return false end
+    seen[v[i]] = true
+  end
+  return true
+end
 local function is_channels(v)
   if v == nil then return true end
   if type(v) ~= 'table' or #v == 0 or #v > 16 then return false end
@@ -750,6 +784,7 @@ local shapes = {
   QueueContact = function(c)
     return is_id(c.contactId) and is_skills(c.skills) and is_int(c.priority, 0, 9) and is_wait(c.maxWaitMs)
       and (c.channel == nil or is_channel(c.channel)) and is_steps(c.steps)
+      and is_preferred(c.preferredAgents) and (c.preferredForMs == nil or (c.preferredAgents and is_wait(c.preferredForMs)))
   end,
   AbandonContact = function(c) return is_id(c.contactId) end,
   CompleteContact = function(c) return is_id(c.contactId) end,
@@ -767,6 +802,7 @@ local shapes = {
   ExpireOffer = function(c) return is_id(c.contactId) and is_int(c.offer, 1, 9007199254740991) end,
   EndWrapUp = function(c) return is_id(c.agentId) and is_int(c.wrapUp, 1, 9007199254740991) end,
   ExpireContact = function(c) return is_id(c.contactId) and is_int(c.seq, 1, 9007199254740991) end,
+  EndPreference = function(c) return is_id(c.contactId) and is_int(c.seq, 1, 9007199254740991) end,
   AdvanceStep = function(c)
     return is_id(c.contactId) and is_int(c.seq, 1, 9007199254740991) and is_int(c.step, 1, 8)
   end,

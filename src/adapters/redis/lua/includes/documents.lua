@@ -94,6 +94,8 @@ local function wrap_timer(a) return 'w|' .. a.id .. '|' .. a._wrap end
 local function wait_timer(c) return 'm|' .. c.id .. '|' .. c._seq end
 -- A contact's routing step k ("r|<contact>|<arrival seq>|<k>"): its requirements change then.
 local function step_timer(c, k) return 'r|' .. c.id .. '|' .. c._seq .. '|' .. k end
+-- The end of a contact's wait for its preferred agents ("f|<contact>|<arrival seq>").
+local function preference_timer(c) return 'f|' .. c.id .. '|' .. c._seq end
 
 -- Routing skills ("X", and "X#2".."X#5" for levels) as clients write them: a name, or
 -- {name, <field>} with the highest level (field "level" for an agent, "minLevel" for a contact).

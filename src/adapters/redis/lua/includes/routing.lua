@@ -218,7 +218,8 @@ end
 
 local function queue_add(c)
   local name = route_name(c)
-  if c.excludedAgents then excluded_add(1) end
+  -- Contacts not every agent of their queue may take (turned down, or waiting for preferred agents).
+  if c.excludedAgents or c.preferredAgents then excluded_add(1) end
   local score = int(order_score(c.priority, c._seq))
   redis.call('ZADD', K_QUEUE, int(c._seq), c.id)
   redis.call('ZADD', K_QINDEX, 0, queue_member(c))
@@ -242,7 +243,7 @@ end
 -- the member behind it as the caller read it (false when there is none), or nil when not read.
 local function queue_remove(c, at_head, after)
   local name = route_name(c)
-  if c.excludedAgents then excluded_add(-1) end
+  if c.excludedAgents or c.preferredAgents then excluded_add(-1) end
   redis.call('ZREM', K_QUEUE, c.id)
   redis.call('ZREM', K_QINDEX, queue_member(c))
   if not at_head and tonumber(redis.call('ZSCORE', K_QHEADS, name)) ~= order_score(c.priority, c._seq) then return end
