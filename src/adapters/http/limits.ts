@@ -131,9 +131,13 @@ export function installLimits(app: FastifyInstance, deps: LimitDeps): void {
   };
   if (counting) {
     redis.on('error', () => {}); // failures surface on the counts, which let the request through
+    // QUIT lets counts in flight get their replies: cutting the connection under the client's
+    // auto-pipelining can throw from inside ioredis, outside any request.
     app.addHook('onClose', (_app, done) => {
-      redis.disconnect();
-      done();
+      redis
+        .quit()
+        .catch(() => redis.disconnect())
+        .finally(() => done());
     });
   }
 
