@@ -3,6 +3,7 @@
  * should be, and the process does not start until all are right.
  */
 import { existsSync, statSync } from 'node:fs';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { sequenceS } from 'fp-ts/lib/Apply.js';
 import { isNonEmpty } from 'fp-ts/lib/Array.js';
@@ -77,6 +78,8 @@ export interface Config {
   readonly keepAliveTimeoutMs: number;
   /** Browser origins allowed to call the API (CORS_ORIGINS); empty: CORS off. */
   readonly corsOrigins: readonly string[];
+  /** Proxies whose X-Forwarded-For is believed (TRUST_PROXY: addresses or CIDRs); empty: none. */
+  readonly trustProxy: readonly string[];
 }
 
 export interface ConfigEntry {
@@ -272,6 +275,12 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     default: '(unset)',
     description:
       'Comma-separated browser origins (https://app.example.com) allowed to call the API from a page (CORS). Unset: CORS off, no Access-Control-* header is ever sent.',
+  },
+  {
+    name: 'TRUST_PROXY',
+    default: '(unset)',
+    description:
+      'Comma-separated addresses or CIDRs of the proxies in front (HAProxy): a request from one of them has its client address (logs, rate limit without a key) taken from X-Forwarded-For. Unset: the peer address, X-Forwarded-For ignored.',
   },
   {
     name: 'LIVE_MAX_BUFFERED_BYTES',
@@ -545,6 +554,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
       requestTimeoutMs: v.int('REQUEST_TIMEOUT_MS', 30_000, 100, 3_600_000),
       keepAliveTimeoutMs: v.int('KEEP_ALIVE_TIMEOUT_MS', 72_000, 100, 3_600_000),
       corsOrigins: v.list('CORS_ORIGINS', '', isOrigin),
+      trustProxy: v.list('TRUST_PROXY', '', isAddressOrCidr),
       archiveDir: v.optional('ARCHIVE_DIR', () => undefined),
       logRetention: v.optional('LOG_RETENTION', (r) => {
         const parsed = parseRetention(r);
@@ -630,6 +640,18 @@ const isOrigin: Check = (value) => {
     /* not a URL */
   }
   return `each origin must be scheme://host[:port] with no path, such as https://app.example.com (got "${value}")`;
+};
+
+const isAddressOrCidr: Check = (value) => {
+  const [address = '', bits, ...rest] = value.split('/');
+  const family = isIP(address);
+  const ok =
+    family !== 0 &&
+    rest.length === 0 &&
+    (bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128)));
+  return ok
+    ? undefined
+    : `each proxy must be an IP address or CIDR, such as 10.0.0.5 or 10.0.0.0/24 (got "${value}")`;
 };
 
 /** ADVERTISE_ADDRESS as host and port; `auto` is HOST:PORT (port 0: the one bound, filled in at listen). */

@@ -29,6 +29,7 @@ import {
   redisUnavailable,
   sendProblem,
 } from './problem.ts';
+import { addLogFields } from './request-log.ts';
 
 /** A command request's path and body, decoded: which workspace, which command. */
 interface CommandRequest {
@@ -218,16 +219,15 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
       waiting.cancel();
       throw err;
     }
-    if ((req.log as Logger).isLevelEnabled('info'))
-      req.log.info(
-        {
-          commandId: appended.commandId,
-          type: s.command.type,
-          position: appended.position,
-          repeated: appended.repeated,
-        },
-        'command appended',
-      );
+    // In the request's one log line (request-log.ts), and at debug as it happens.
+    const logged = {
+      commandId: appended.commandId,
+      type: s.command.type,
+      position: appended.position,
+      repeated: appended.repeated,
+    };
+    addLogFields(req, logged);
+    if ((req.log as Logger).isLevelEnabled('debug')) req.log.debug(logged, 'command appended');
     if (appended.repeated) waiting.cancel();
     return { ...s, appended, ownOutcome: waiting.promise };
   }
@@ -306,8 +306,13 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
             503,
             'not-replicated',
             'Not yet replicated',
-            `Command ${appended.commandId} is on the primary but no replica confirmed it within ${config.replicaWaitMs} ms; retry with the same Idempotency-Key.`,
-            { position: appended.position, commandId: appended.commandId },
+            `Command ${appended.commandId} WAS appended (position ${appended.position}) and may still be applied, but no replica confirmed it within ${config.replicaWaitMs} ms, so it is not acknowledged. Do not send it again with a new key: retry with the same Idempotency-Key to learn its outcome (it is never appended twice).`,
+            {
+              applied: 'unknown',
+              appended: true,
+              position: appended.position,
+              commandId: appended.commandId,
+            },
           ),
         );
       }

@@ -1,7 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import websocket from '@fastify/websocket';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  LogController,
+} from 'fastify';
 import type { Logger } from 'pino';
 import type { EventHistory } from '../redis/event-log.ts';
 import type { RedisWatch } from '../redis/health-watch.ts';
@@ -34,6 +39,7 @@ import {
   sendProblem,
 } from './problem.ts';
 import { queryRoutes } from './queries.ts';
+import { installRequestLog } from './request-log.ts';
 import { type StateAt, stateRoutes } from './state.ts';
 
 /** The part of the configuration the API reads (src/app/config.ts documents each). */
@@ -50,6 +56,8 @@ export interface ApiSettings extends LimitSettings {
   readonly liveHeartbeatMs?: number | undefined;
   /** on: API keys are required on every workspace route (src/adapters/http/auth.ts). */
   readonly auth: 'on' | 'off';
+  /** Proxies whose X-Forwarded-For gives the client address (TRUST_PROXY); none when empty. */
+  readonly trustProxy?: readonly string[];
 }
 
 export interface ApiDeps {
@@ -87,6 +95,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     bodyLimit: deps.config.bodyLimit,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
+    // One line per request, after the answer (request-log.ts), rather than fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
+    trustProxy: deps.config.trustProxy?.length ? [...deps.config.trustProxy] : false,
     // Fastify's own 503 while closing is plain JSON: the onRequest hook below answers it instead.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
@@ -154,6 +165,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       ),
     );
   });
+  installRequestLog(app);
   app.addHook('onResponse', (req, reply, done) => {
     deps.metrics.httpRequests.observe(
       { method: req.method, route: req.routeOptions.url ?? 'unknown', status: String(reply.statusCode) },
