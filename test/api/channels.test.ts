@@ -5,76 +5,15 @@
  * channels and removing a channel answer 422 with documented types and change no document; and
  * routing: each channel with its own room and available-since, agents of any channel beside them.
  */
-import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROBLEM_TYPES } from '../../src/adapters/http/problem.ts';
+import { describe, expect, it } from 'vitest';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
-import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
-import { loadConfig } from '../../src/app/config.ts';
-import { projectorReady } from '../support/projector.ts';
-import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { inProcessApi, type Json } from '../support/api.ts';
 import { waitFor } from '../support/wait.ts';
 
 const WS = { malformed: 'api-ch-malformed', refused: 'api-ch-refused', routing: 'api-ch-routing' } as const;
-type Json = Record<string, unknown>;
-
-let redis: TestRedis;
-let running: Running;
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-  running = await startSwitchboard(
-    loadConfig({
-      AUTH: 'off',
-      ...redis.env,
-      PORT: '0',
-      LOG_LEVEL: 'silent',
-      COMMAND_TIMEOUT_MS: '2000',
-      WORKSPACES: Object.values(WS).join(','),
-      DISCOVER_WORKSPACES: 'false',
-    }),
-    pino({ level: 'silent' }),
-  );
-  await projectorReady(running.redis, Object.values(WS));
-});
-
-afterAll(async () => {
-  await running?.stop();
-  await redis?.stop();
-});
-
-async function call(method: 'GET' | 'POST' | 'PATCH' | 'PUT', url: string, payload?: unknown) {
-  if (!running.api) throw new Error('this instance runs no api role');
-  const res = await running.api.inject({
-    method,
-    url,
-    ...(payload !== undefined ? { payload: payload as Json } : {}),
-  });
-  return { status: res.statusCode, type: String(res.headers['content-type']), body: res.json() as Json };
-}
+const api = inProcessApi(Object.values(WS));
+const { call, ok, problem } = api;
 const at = (ws: string, path: string) => `/v1/workspaces/${ws}${path}`;
-
-async function ok(method: 'GET' | 'POST' | 'PATCH' | 'PUT', ws: string, path: string, payload?: unknown) {
-  const r = await call(method, at(ws, path), payload);
-  expect(r.status, JSON.stringify(r.body)).toBeLessThan(300);
-  return r.body;
-}
-
-async function problem(
-  method: 'POST' | 'PATCH' | 'PUT',
-  ws: string,
-  path: string,
-  payload: unknown,
-  status: number,
-  type: string,
-) {
-  const r = await call(method, at(ws, path), payload);
-  expect(r.status, JSON.stringify(r.body)).toBe(status);
-  expect(r.type).toMatch(/^application\/problem\+json/);
-  expect(r.body.type).toBe(`/problems/${type}`);
-  expect((PROBLEM_TYPES as Record<string, number>)[type]).toBe(status);
-  return r.body;
-}
 
 async function eventually<T>(read: () => Promise<T>, good: (v: T) => boolean): Promise<T> {
   let last: T | undefined;
@@ -125,10 +64,10 @@ describe('malformed channel fields: 400 naming the field, nothing appended', () 
   ];
   for (const [name, method, path, body, field] of cases)
     it(`${method} ${path} with ${name}`, async () => {
-      const before = await running.redis.xlen(workspaceKeys(WS.malformed).commands);
+      const before = await api.running.redis.xlen(workspaceKeys(WS.malformed).commands);
       const p = await problem(method, WS.malformed, path, body, 400, 'invalid-request');
       expect((p.errors as { path: string }[]).map((e) => e.path)).toContain(field);
-      expect(await running.redis.xlen(workspaceKeys(WS.malformed).commands)).toBe(before);
+      expect(await api.running.redis.xlen(workspaceKeys(WS.malformed).commands)).toBe(before);
     });
 });
 

@@ -3,15 +3,10 @@
  * process against a real Redis with the dispatcher's clock running: a contact whose requirements
  * relax as it waits keeps its place; malformed steps answer 400 naming the field and append nothing.
  */
-import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
-import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
-import { loadConfig } from '../../src/app/config.ts';
 import { type IntervalFigures, IntervalStats } from '../../src/domain/intervals.ts';
-import { projectorReady } from '../support/projector.ts';
-import { startTestRedis, type TestRedis } from '../support/redis.ts';
-import { waitFor } from '../support/wait.ts';
+import { inProcessApi, type Json } from '../support/api.ts';
 
 const WS = {
   malformed: 'api-policy-malformed',
@@ -23,64 +18,8 @@ const WS = {
   intervals: 'api-policy-intervals',
   preferred: 'api-policy-preferred',
 } as const;
-type Json = Record<string, unknown>;
-
-let redis: TestRedis;
-let running: Running;
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-  running = await startSwitchboard(
-    loadConfig({
-      AUTH: 'off',
-      ...redis.env,
-      PORT: '0',
-      LOG_LEVEL: 'silent',
-      COMMAND_TIMEOUT_MS: '2000',
-      WORKSPACES: Object.values(WS).join(','),
-      DISCOVER_WORKSPACES: 'false',
-    }),
-    pino({ level: 'silent' }),
-  );
-  await projectorReady(running.redis, Object.values(WS));
-});
-
-afterAll(async () => {
-  await running?.stop();
-  await redis?.stop();
-});
-
-async function call(method: 'GET' | 'POST' | 'PATCH', url: string, payload?: unknown) {
-  if (!running.api) throw new Error('this instance runs no api role');
-  const res = await running.api.inject({
-    method,
-    url,
-    ...(payload !== undefined ? { payload: payload as Json } : {}),
-  });
-  return { status: res.statusCode, body: res.json() as Json };
-}
-async function ok(
-  method: 'GET' | 'POST' | 'PATCH',
-  ws: string,
-  path: string,
-  payload?: unknown,
-): Promise<Json> {
-  const r = await call(method, `/v1/workspaces/${ws}${path}`, payload);
-  expect(r.status, JSON.stringify(r.body)).toBeLessThan(300);
-  return r.body;
-}
-async function until(ws: string, path: string, good: (v: Json) => boolean, timeoutMs = 5000): Promise<Json> {
-  let last: Json | undefined;
-  const r = await waitFor(
-    () => `${path} to hold, last ${JSON.stringify(last)}`,
-    async () => {
-      last = await ok('GET', ws, path);
-      return good(last) ? { value: last } : undefined;
-    },
-    { timeoutMs, everyMs: 20 },
-  );
-  return r.value;
-}
+const api = inProcessApi(Object.values(WS));
+const { call, ok, until } = api;
 
 describe('malformed steps: 400 naming steps, nothing appended', () => {
   const cases: [string, unknown][] = [
@@ -103,11 +42,11 @@ describe('malformed steps: 400 naming steps, nothing appended', () => {
   ];
   for (const [name, steps] of cases)
     it(`POST /contacts with steps ${name}`, async () => {
-      const before = await running.redis.xlen(workspaceKeys(WS.malformed).commands);
+      const before = await api.running.redis.xlen(workspaceKeys(WS.malformed).commands);
       const r = await call('POST', `/v1/workspaces/${WS.malformed}/contacts`, { skills: ['a'], steps });
       expect(r.status, JSON.stringify(r.body)).toBe(400);
       expect((r.body.errors as { path: string }[]).map((e) => e.path)).toEqual(['steps']);
-      expect(await running.redis.xlen(workspaceKeys(WS.malformed).commands)).toBe(before);
+      expect(await api.running.redis.xlen(workspaceKeys(WS.malformed).commands)).toBe(before);
     });
 });
 
@@ -268,11 +207,11 @@ describe('proficiency', () => {
       ['/contacts', 'an extra field', { skills: [{ name: 'a', minLevel: 2, weight: 1 }] }],
     ];
     for (const [path, name, body] of cases) {
-      const before = await running.redis.xlen(workspaceKeys(WS.malformed).commands);
+      const before = await api.running.redis.xlen(workspaceKeys(WS.malformed).commands);
       const r = await call('POST', `/v1/workspaces/${WS.malformed}${path}`, body);
       expect(r.status, `${path} ${name}: ${JSON.stringify(r.body)}`).toBe(400);
       expect((r.body.errors as { path: string }[]).map((e) => e.path)).toEqual(['skills']);
-      expect(await running.redis.xlen(workspaceKeys(WS.malformed).commands)).toBe(before);
+      expect(await api.running.redis.xlen(workspaceKeys(WS.malformed).commands)).toBe(before);
     }
   });
 });
@@ -419,11 +358,11 @@ describe('preferred agents', () => {
       [{ skills: ['a'], preferredForMs: 1000 }, 'preferredForMs'],
     ];
     for (const [body, field] of cases) {
-      const before = await running.redis.xlen(workspaceKeys(WS.malformed).commands);
+      const before = await api.running.redis.xlen(workspaceKeys(WS.malformed).commands);
       const r = await call('POST', `/v1/workspaces/${WS.malformed}/contacts`, body);
       expect(r.status, JSON.stringify(body)).toBe(400);
       expect((r.body.errors as { path: string }[]).map((e) => e.path)).toEqual([field]);
-      expect(await running.redis.xlen(workspaceKeys(WS.malformed).commands)).toBe(before);
+      expect(await api.running.redis.xlen(workspaceKeys(WS.malformed).commands)).toBe(before);
     }
   });
 });
