@@ -3,7 +3,10 @@
  * Redis Cluster of 3 masters with a replica each (AOF on), HAProxy in front (HTTP API, TLS,
  * stats, Redis TCP with its layer-7 check), 3 API, 2 projector and 2 dispatcher processes. API
  * instances register with a heartbeat and the launcher keeps HAProxy's backend in step through
- * its runtime API. Crashed Switchboard processes are restarted. Ctrl-C stops everything cleanly.
+ * its runtime API. Every process it starts is supervised: Switchboard processes, Redis nodes,
+ * HAProxy and keepalived are restarted when they die (src/topology/supervisor.ts). The cluster's
+ * data is kept in the data directory across launches (--fresh deletes it). Ctrl-C stops
+ * everything cleanly.
  *
  * Two shapes, chosen by --vrrp / --no-vrrp (default: VRRP when running as root and `ip netns add`
  * works, a single HAProxy otherwise):
@@ -24,8 +27,11 @@ import { probeNetns } from '../topology/netns.ts';
 
 const usage = `usage: npm run topology -- [--api 3] [--projectors 2] [--dispatchers 2] [--data-dir ./data/topology]
        [--http-port 8000] [--tls-port 8443] [--stats-port 8404] [--redis-port 12000] [--check]
-       [--vrrp | --no-vrrp]
+       [--vrrp | --no-vrrp] [--fresh]
   --check    start everything, send one command through HAProxy, print the URLs as JSON, stop.
+  --fresh    delete the Redis Cluster kept in the data directory (every workspace's data, its
+             passwords and the admin key) and start a new one. Without it, a launch starts the
+             cluster an earlier launch left there, with its data.
   --vrrp     HAProxy pair with keepalived (VIP failover) in network namespaces; the ports above
              are forwarded from 127.0.0.1 to the VIP. Needs root and \`ip netns\`.
   --no-vrrp  a single HAProxy on loopback.
@@ -57,6 +63,7 @@ try {
       'stats-port': { type: 'string' },
       'redis-port': { type: 'string' },
       check: { type: 'boolean' },
+      fresh: { type: 'boolean' },
       vrrp: { type: 'boolean' },
       'no-vrrp': { type: 'boolean' },
       // Internal: the part of the VRRP topology that runs inside the app namespace (run id).
@@ -82,6 +89,7 @@ const ctx = new LaunchContext({
   redisPort: count(str('redis-port'), 'redis-port', 12000, 0, 65535),
   dataDir: path.resolve(str('data-dir') ?? './data/topology'),
   check: args.check === true,
+  fresh: args.fresh === true,
 });
 
 function chooseMode(): 'single' | 'vrrp' {

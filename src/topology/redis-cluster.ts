@@ -19,18 +19,22 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { type RedisServerHandle, startRedisServer } from './redis-server.ts';
+import { logFile } from './log-file.ts';
+import { freePort, type RedisServerHandle, startRedisServer } from './redis-server.ts';
 import {
   type AclUser,
   checkUser,
   newCredentials,
   type RedisCredentials,
   switchboardUsers,
+  writePrivateFile,
 } from './redis-users.ts';
+import { Supervisor } from './supervisor.ts';
 
 export type { AclUser } from './redis-users.ts';
 
@@ -55,6 +59,38 @@ export interface ClusterOptions {
   args?: string[];
   /** Milliseconds to wait for `cluster_state:ok` everywhere. Default 30 000. */
   readyTimeoutMs?: number;
+  /** Each node's log (its stdout and stderr) in `<logsDir>/redis-<port>.log`, capped by size. */
+  logsDir?: string;
+  /**
+   * Restart a node that dies, on its port with its directory (nodes.conf, AOF): a dead master
+   * comes back as a replica of the replica promoted in its place (src/topology/supervisor.ts).
+   */
+  supervise?: { say: (line: string) => void; stopping: () => boolean };
+  /**
+   * With `dataDir`: start the cluster kept there (`<dataDir>/cluster.json`: its ports and the
+   * check user's password) if there is one, with its data, rather than create a new one.
+   */
+  resume?: boolean;
+}
+
+/** What a kept cluster needs to start again as it was (`<dataDir>/cluster.json`, 0600). */
+interface ClusterManifest {
+  readonly ports: number[];
+  readonly masters: number;
+  readonly replicasPerMaster: number;
+  readonly haproxyCheckPassword: string;
+}
+
+const MANIFEST = 'cluster.json';
+
+/** The cluster kept in `dataDir`, if any. */
+export function keptCluster(dataDir: string): ClusterManifest | undefined {
+  try {
+    const m = JSON.parse(readFileSync(path.join(dataDir, MANIFEST), 'utf8')) as ClusterManifest;
+    return Array.isArray(m.ports) && m.ports.length > 0 && m.haproxyCheckPassword ? m : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export type NodeRole = 'master' | 'replica';
@@ -76,6 +112,10 @@ export interface RedisClusterHandle {
   cliEnv: Record<string, string>;
   /** Current roles (they change after a failover). */
   roles(): Promise<ClusterNode[]>;
+  /** True when the nodes were started from a kept cluster (`resume`), with their data. */
+  resumed: boolean;
+  /** With `supervise`: how many times each node was restarted (same order as `servers`). */
+  restarts(): number[];
   stop(): Promise<void>;
 }
 
@@ -120,9 +160,14 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
   const count = masters * (1 + replicas);
   const ownDir = opts.dataDir === undefined;
   const dataDir = opts.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'sb-cluster-')));
+  const kept = opts.resume && !ownDir ? keptCluster(dataDir) : undefined;
+  if (kept && (kept.masters !== masters || kept.replicasPerMaster !== replicas))
+    throw new Error(
+      `the cluster kept in ${dataDir} has ${kept.masters} masters with ${kept.replicasPerMaster} replicas each, not ${masters} with ${replicas}`,
+    );
   const haproxyCheck = {
     user: HAPROXY_CHECK_USER,
-    password: opts.haproxyCheckPassword ?? randomBytes(12).toString('hex'),
+    password: kept?.haproxyCheckPassword ?? opts.haproxyCheckPassword ?? randomBytes(12).toString('hex'),
   };
   const credentials = opts.credentials ?? newCredentials();
   const users = switchboardUsers(credentials, [
@@ -149,25 +194,115 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
   ];
 
   const servers: RedisServerHandle[] = [];
+  const supervisors: Supervisor<RedisServerHandle>[] = [];
   const stopAll = async () => {
-    await Promise.all(servers.map((s) => s.stop().catch(() => undefined)));
+    await Promise.all([
+      ...supervisors.map((s) => s.stop().catch(() => undefined)),
+      ...servers.slice(supervisors.length).map((s) => s.stop().catch(() => undefined)),
+    ]);
     if (ownDir) await rm(dataDir, { recursive: true, force: true });
   };
+  const nodeOptions = (i: number, port: number) => ({
+    dataDir: path.join(dataDir, `node-${i + 1}`),
+    appendonly: true,
+    args: nodeArgs,
+    users,
+    port,
+    ...(adminPassword ? { adminPassword } : {}),
+    // A replica logs in to its master as the replication user.
+    secretConfig: { masteruser: credentials.replica.user, masterauth: credentials.replica.password },
+    ...(opts.logsDir ? { logFile: path.join(opts.logsDir, `redis-${port}.log`) } : {}),
+  });
   try {
+    if (opts.logsDir) mkdirSync(opts.logsDir, { recursive: true });
     // Start sequentially: on 2 cores parallel AOF/cluster init gains little and races for ports.
     for (let i = 0; i < count; i++) {
-      servers.push(
-        await startRedisServer({
-          dataDir: path.join(dataDir, `node-${i + 1}`),
-          appendonly: true,
-          args: nodeArgs,
-          users,
-          ...(adminPassword ? { adminPassword } : {}),
-          // A replica logs in to its master as the replication user.
-          secretConfig: { masteruser: credentials.replica.user, masterauth: credentials.replica.password },
-        }),
-      );
+      const keptPort = kept?.ports[i];
+      for (let attempt = 1; ; attempt++) {
+        const port = keptPort ?? (await freePort());
+        try {
+          servers.push(await startRedisServer(nodeOptions(i, port)));
+          break;
+        } catch (err) {
+          // A free port taken between the pick and the bind: pick another (a kept port: fail).
+          if (keptPort !== undefined || attempt >= 5 || !/is in use/.test((err as Error).message)) throw err;
+        }
+      }
     }
+    if (!kept) await createCluster();
+    else if (kept.ports.length !== count)
+      throw new Error(`the cluster kept in ${dataDir} has ${kept.ports.length} nodes, not ${count}`);
+    if (opts.supervise) {
+      const sup = opts.supervise;
+      servers.forEach((first, i) => {
+        supervisors.push(
+          new Supervisor(first, {
+            name: `redis-server ${first.host}:${first.port}`,
+            say: sup.say,
+            stopping: sup.stopping,
+            restart: async () => {
+              await failedOver(first.port);
+              return startRedisServer(nodeOptions(i, first.port));
+            },
+            ...(opts.logsDir ? { log: logFile(path.join(opts.logsDir, `redis-${first.port}.log`)) } : {}),
+          }),
+        );
+      });
+      // The handles follow the restarts: `servers[i].process` is always the running node.
+      servers.splice(0, servers.length, ...supervisors.map(followingHandle));
+    }
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+  try {
+    const handle = await untilReady();
+    // Kept once it is up: the next start with `resume` starts these nodes again.
+    if (!ownDir) {
+      const manifest: ClusterManifest = {
+        ports: servers.map((s) => s.port),
+        masters,
+        replicasPerMaster: replicas,
+        haproxyCheckPassword: haproxyCheck.password,
+      };
+      writePrivateFile(path.join(dataDir, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
+    }
+    return handle;
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+
+  /**
+   * Resolves once the cluster no longer counts on the dead node at `port` as a master: it was a
+   * replica, or its replica has taken its slots. A master restarted before that would come back
+   * as the master of its slots with only what its AOF held (fsync every second) and its replica
+   * would resync from it, losing writes the replica had acknowledged. A master without a live
+   * replica is never failed over: after 20 s it is restarted anyway, being the only way back.
+   */
+  async function failedOver(port: number): Promise<void> {
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline) {
+      for (const other of servers) {
+        if (other.port === port) continue;
+        const nodes = await cli(other.port, 'CLUSTER', 'NODES').catch(() => '');
+        const line = nodes.split('\n').find((l) => l.split(' ')[1]?.includes(`:${port}@`));
+        if (!line) continue;
+        // <id> <addr> <flags> <master> <ping> <pong> <epoch> <link> <slot ranges...>
+        const fields = line.trim().split(' ');
+        const flags = fields[2] ?? '';
+        const slots = fields.slice(8);
+        if (flags.includes('slave') || (flags.includes('master') && slots.length === 0)) return;
+        break; // a live node answered: it still counts on the dead one as a master
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    opts.supervise?.say(
+      `redis-server on port ${port}: its slots were not failed over within 20 s (no live replica?); restarting it as it was`,
+    );
+  }
+
+  async function createCluster(): Promise<void> {
     await execFileP(
       'redis-cli',
       [
@@ -180,7 +315,9 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
       ],
       { timeout: 60_000, env: { ...process.env, ...cliEnv } },
     );
+  }
 
+  async function untilReady(): Promise<RedisClusterHandle> {
     const deadline = Date.now() + (opts.readyTimeoutMs ?? 30_000);
     let roles: (NodeRole | undefined)[] = [];
     for (;;) {
@@ -201,7 +338,7 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
       if (allOk && nMasters === masters && nReplicas === masters * replicas) break;
       if (Date.now() > deadline) {
         throw new Error(
-          `redis cluster not ready after ${opts.readyTimeoutMs ?? 30_000} ms (roles ${roles.join(',')}):\n${infos[0] ?? ''}`,
+          `redis cluster${kept ? ` kept in ${dataDir}` : ''} not ready after ${opts.readyTimeoutMs ?? 30_000} ms (roles ${roles.join(',')}):\n${infos[0] ?? ''}`,
         );
       }
       await new Promise((r) => setTimeout(r, 200));
@@ -224,10 +361,24 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
           return role ? [{ host: s.host, port: s.port, role }] : [];
         });
       },
+      resumed: kept !== undefined,
+      restarts: () => supervisors.map((s) => s.restarts),
       stop: stopAll,
     };
-  } catch (err) {
-    await stopAll();
-    throw err;
   }
+}
+
+/** A node's handle that always reaches the process running now (restarts replace it). */
+function followingHandle(sup: Supervisor<RedisServerHandle>): RedisServerHandle {
+  const first = sup.current;
+  return {
+    host: first.host,
+    port: first.port,
+    url: first.url,
+    get process() {
+      return sup.current.process;
+    },
+    kill: (signal?: NodeJS.Signals) => sup.current.kill(signal),
+    stop: () => sup.stop(),
+  };
 }

@@ -22,6 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { hasExited, killOnExit, signalGroup, stopChild } from './child-processes.ts';
+import { logFile } from './log-file.ts';
 import {
   type AclUser,
   aclFileText,
@@ -58,6 +59,10 @@ export interface RedisServerOptions {
   secretConfig?: Readonly<Record<string, string>>;
   /** Listen for TLS only, with these PEM files (the server's certificate and key, the CA of clients). */
   tls?: RedisServerTls;
+  /** This port rather than a free one (a node restarted where it was). */
+  port?: number;
+  /** Append the server's log (its stdout and stderr) to this file, capped by size (log-file.ts). */
+  logFile?: string;
 }
 
 export interface RedisServerTls {
@@ -181,7 +186,7 @@ async function startOnce(
   opts: RedisServerOptions,
   dataDir: string,
 ): Promise<RedisServerHandle | 'port-in-use'> {
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const secure = opts.tls;
   const config: string[] = [];
   if (opts.secretConfig && Object.keys(opts.secretConfig).length > 0) {
@@ -244,6 +249,11 @@ async function startOnce(
   };
   child.stdout?.on('data', collect);
   child.stderr?.on('data', collect);
+  if (opts.logFile) {
+    const log = logFile(opts.logFile);
+    log.follow(child.stdout);
+    log.follow(child.stderr);
+  }
   const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
 
   const deadline = Date.now() + (opts.startTimeoutMs ?? 10_000);
@@ -294,7 +304,10 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
   mkdirSync(dataDir, { recursive: true });
   for (let attempt = 0; attempt < 5; attempt++) {
     const result = await startOnce(opts, dataDir);
-    if (result === 'port-in-use') continue; // lost the race for the free port: pick another one
+    if (result === 'port-in-use') {
+      if (opts.port !== undefined) throw new Error(`redis-server: port ${opts.port} is in use`);
+      continue; // lost the race for the free port: pick another one
+    }
     if (!ownDir) return result;
     const stopServer = result.stop;
     return {

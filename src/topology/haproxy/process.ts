@@ -5,6 +5,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { access } from 'node:fs/promises';
 import net from 'node:net';
 import { hasExited, killOnExit, signalGroup, stopChild } from '../child-processes.ts';
+import { logFile } from '../log-file.ts';
 
 export interface HaproxyHandle {
   process: ChildProcess;
@@ -27,6 +28,8 @@ export interface StartHaproxyOptions {
   /** Extra haproxy arguments (e.g. ['-p', pidfile]). */
   args?: string[];
   startTimeoutMs?: number;
+  /** Append what haproxy writes (its log goes to stderr) to this file, capped by size (log-file.ts). */
+  logFile?: string;
 }
 
 function socketAnswers(sock: string): Promise<boolean> {
@@ -65,6 +68,11 @@ export async function startHaproxy(opts: StartHaproxyOptions): Promise<HaproxyHa
   };
   child.stdout?.on('data', collect);
   child.stderr?.on('data', collect);
+  if (opts.logFile) {
+    const log = logFile(opts.logFile);
+    log.follow(child.stdout);
+    log.follow(child.stderr);
+  }
   let spawnErr: Error | undefined;
   child.once('error', (e) => {
     spawnErr = e;

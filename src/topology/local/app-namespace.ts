@@ -51,7 +51,7 @@ async function startUp(
   // Also on the namespace's address, announced to cluster clients, so HAProxy's Redis frontend
   // (in the lb namespaces) reaches the masters. Protected mode would refuse non-loopback
   // clients; the address exists only inside this run's namespaces.
-  const cluster = await ctx.startFreshCluster([
+  const cluster = await ctx.startCluster([
     '--bind',
     '127.0.0.1',
     app.address,
@@ -85,6 +85,8 @@ async function startUp(
   for (const lb of lbs) await startLoadBalancer(ctx, lb, setup);
 
   ctx.checkpoint();
+  // HAProxy reaches the API instances from its lb namespace's address.
+  ctx.trustProxy = lbs.map((lb) => lb.host.address).join(',');
   const members = await makeMembers(ctx, () => freePort(app.address));
   await register('the Switchboard processes', () => stopMembers(members));
   for (const m of members) startMember(ctx, m, seeds, login, app.address, `${app.address}:${m.port}`);

@@ -4,10 +4,10 @@
  * loopback, the VRRP pair in network namespaces) and by the part that runs inside the app
  * namespace.
  */
-import { mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { type RedisClusterHandle, startRedisCluster } from '../redis-cluster.ts';
-import { newCredentials, writePrivateFile } from '../redis-users.ts';
+import { keptCluster, type RedisClusterHandle, startRedisCluster } from '../redis-cluster.ts';
+import { loadOrCreateCredentials } from '../redis-users.ts';
 
 export interface LocalTopologyOptions {
   readonly api: number;
@@ -21,6 +21,8 @@ export interface LocalTopologyOptions {
   readonly dataDir: string;
   /** Start everything, send one command through HAProxy, print the URLs as one JSON line, stop. */
   readonly check: boolean;
+  /** Delete the cluster kept in the data directory (and its passwords) before starting. */
+  readonly fresh?: boolean;
 }
 
 /** Thrown by start-up steps once a stop was asked for. */
@@ -29,6 +31,8 @@ export class Aborted extends Error {}
 export class LaunchContext {
   /** Set once a stop was asked for: start-up steps end, exits are expected, restarts stop. */
   stopping = false;
+  /** The HAProxy addresses Switchboard processes believe X-Forwarded-For from (TRUST_PROXY). */
+  trustProxy = '127.0.0.1';
 
   constructor(readonly opts: LocalTopologyOptions) {}
 
@@ -66,17 +70,35 @@ export class LaunchContext {
   }
 
   /**
-   * A new Redis Cluster under <data dir>/cluster (3 masters, 3 replicas, AOF on), with new
-   * passwords for the Switchboard user and the admin, kept in <data dir>/redis-credentials.json.
+   * The Redis Cluster under <data dir>/cluster (3 masters, 3 replicas, AOF on): the one kept
+   * there by an earlier launch, started again with its data (nodes.conf, AOF) and passwords, or
+   * a new one. `--fresh` deletes the kept cluster, its passwords and the admin key first. Every
+   * node is supervised: one that dies is started again on its port with its data.
    */
-  startFreshCluster(args?: string[]): Promise<RedisClusterHandle> {
-    // Every launch starts a new cluster: the local topology is for trying and testing, not for keeping data.
+  async startCluster(args?: string[]): Promise<RedisClusterHandle> {
     const dataDir = path.join(this.opts.dataDir, 'cluster');
-    rmSync(dataDir, { recursive: true, force: true });
+    if (this.opts.fresh) {
+      const gone = [dataDir, this.credentialsFile, path.join(this.opts.dataDir, 'admin-key')].filter((f) =>
+        existsSync(f),
+      );
+      for (const f of gone) rmSync(f, { recursive: true, force: true });
+      if (gone.length > 0) this.say(`--fresh: deleted ${gone.join(', ')}`);
+    }
     mkdirSync(this.logsDir, { recursive: true });
-    const credentials = newCredentials();
-    writePrivateFile(this.credentialsFile, `${JSON.stringify(credentials, null, 2)}\n`);
-    return startRedisCluster({ dataDir, credentials, ...(args ? { args } : {}) });
+    const kept = keptCluster(dataDir) !== undefined;
+    if (kept)
+      this.say(`starting the Redis Cluster kept in ${dataDir} (its data and passwords; --fresh deletes it)`);
+    // The same passwords on every launch: kept beside the cluster, made on the first.
+    const credentials = loadOrCreateCredentials(this.credentialsFile);
+    return startRedisCluster({
+      dataDir,
+      credentials,
+      resume: true,
+      logsDir: this.logsDir,
+      supervise: { say: this.say, stopping: () => this.stopping },
+      ...(kept ? { readyTimeoutMs: 60_000 } : {}),
+      ...(args ? { args } : {}),
+    });
   }
 }
 

@@ -4,18 +4,20 @@
  * moving the VIP), and in the app namespace the loop that keeps that HAProxy's `api` backend
  * equal to the instance registry (through its runtime socket, a file).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, createWriteStream, mkdirSync, rmSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { RedisClient } from '../../adapters/redis/scripts.ts';
-import { stopChild } from '../child-processes.ts';
+import { killOnExit, signalGroup, stopChild } from '../child-processes.ts';
 import { syncBackends } from '../haproxy/backend-sync.ts';
 import { writeHaproxyConfig } from '../haproxy/config.ts';
 import { startHaproxy } from '../haproxy/process.ts';
 import { haproxyRuntime } from '../haproxy/runtime.ts';
 import { CHECK_HAPROXY_SCRIPT, keepalivedArgs, writeKeepalivedConfig } from '../keepalived/config.ts';
+import { logFile } from '../log-file.ts';
 import { type NetnsStar, netnsExec, type StarHost } from '../netns.ts';
+import { type SupervisedHandle, Supervisor } from '../supervisor.ts';
 import type { LaunchContext } from './context.ts';
 import { LB_ROLES, type LbInfo, scriptDir, VIP, VIP_PORTS } from './vrrp-plan.ts';
 
@@ -88,14 +90,15 @@ export function checkScriptFor(id: string): string {
   return checkScript;
 }
 
-/** keepalived (VRRP only, foreground) inside `host`'s namespace; logs to `logPath`, state changes to the user. */
-function startKeepalived(ctx: LaunchContext, lb: LoadBalancer, conf: string): ChildProcess {
-  const log = createWriteStream(lb.keepalivedLog, { flags: 'a' });
+/** keepalived (VRRP only, foreground) inside `host`'s namespace; logs to its file, state changes to the user. */
+function startKeepalived(ctx: LaunchContext, lb: LoadBalancer, conf: string): SupervisedHandle {
+  const log = logFile(lb.keepalivedLog);
   const [ipCmd = 'ip', ...inNs] = netnsExec(lb.host.ns);
   const ka = spawn(ipCmd, [...inNs, ...keepalivedArgs(conf, lb.runDir)], {
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  killOnExit(ka);
   let partial = '';
   const onData = (b: Buffer) => {
     log.write(b);
@@ -111,11 +114,12 @@ function startKeepalived(ctx: LaunchContext, lb: LoadBalancer, conf: string): Ch
   };
   ka.stdout?.on('data', onData);
   ka.stderr?.on('data', onData);
-  ka.once('exit', (code, signal) => {
-    log.end();
-    if (!ctx.stopping) ctx.say(`keepalived ${lb.name} exited (${signal ?? code})`);
-  });
-  return ka;
+  return {
+    process: ka,
+    stop: async () => {
+      await stopChild(ka, { graceMs: 5000, killWaitMs: 2000 });
+    },
+  };
 }
 
 export interface LoadBalancerSetup {
@@ -150,17 +154,31 @@ export async function startLoadBalancer(
     redisServers: [...setup.redisServers],
   });
   // Master-worker (-W): haproxy writes its pidfile (the master's pid), which keepalived checks.
-  const haproxy = await startHaproxy({
-    configPath,
-    socket: lb.socket,
-    prefix: netnsExec(lb.host.ns),
-    args: ['-W'],
+  const haproxyLog = path.join(ctx.logsDir, `haproxy-${lb.name}.log`);
+  const start = () =>
+    startHaproxy({
+      configPath,
+      socket: lb.socket,
+      prefix: netnsExec(lb.host.ns),
+      args: ['-W'],
+      logFile: haproxyLog,
+    });
+  const haproxy = new Supervisor(await start(), {
+    name: `HAProxy ${lb.name}`,
+    say: ctx.say,
+    stopping: () => ctx.stopping,
+    log: logFile(haproxyLog),
+    restart: async () => {
+      // Its workers too (they leave once the master is gone), and the old socket: the new
+      // process is ready when it answers there.
+      haproxy.current.kill('SIGKILL');
+      rmSync(lb.socket, { force: true });
+      return start();
+    },
+    onRestarted: () =>
+      ctx.say(`HAProxy ${lb.name} is back; keepalived's check on it passes again within a few seconds`),
   });
   await setup.register(`HAProxy ${lb.name}`, () => haproxy.stop());
-  haproxy.process.once('exit', (code, signal) => {
-    if (!ctx.stopping)
-      ctx.say(`HAProxy ${lb.name} exited (${signal ?? code}); keepalived's check on it fails from now on`);
-  });
   const pidReady = await ctx.waitUntil(
     async () => (await readFile(lb.pidfile, 'utf8')).trim() !== '' || ctx.stopping,
     10_000,
@@ -183,10 +201,18 @@ export async function startLoadBalancer(
     },
     path.join(lb.runDir, 'keepalived.conf'),
   );
-  const ka = startKeepalived(ctx, lb, kaConf);
-  await setup.register(`keepalived ${lb.name}`, async () => {
-    await stopChild(ka, { graceMs: 5000, killWaitMs: 2000 });
+  const ka = new Supervisor(startKeepalived(ctx, lb, kaConf), {
+    name: `keepalived ${lb.name}`,
+    say: ctx.say,
+    stopping: () => ctx.stopping,
+    log: logFile(lb.keepalivedLog),
+    restart: async () => {
+      // Its VRRP child too, should it outlive the parent.
+      signalGroup(ka.current.process, 'SIGKILL');
+      return startKeepalived(ctx, lb, kaConf);
+    },
   });
+  await setup.register(`keepalived ${lb.name}`, () => ka.stop());
 
   let lastError = '';
   const sync = syncBackends(setup.redis, haproxyRuntime(lb.socket), {

@@ -5,10 +5,10 @@
  * most 5 s) until the launcher stops.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stopChild } from '../child-processes.ts';
+import { logFile } from '../log-file.ts';
 import type { RedisLogin } from '../redis-users.ts';
 import type { LaunchContext } from './context.ts';
 
@@ -47,7 +47,7 @@ export function startMember(
   host: string,
   advertise?: string,
 ): void {
-  const log = createWriteStream(path.join(ctx.logsDir, `${m.name}.log`), { flags: 'a' });
+  const log = logFile(path.join(ctx.logsDir, `${m.name}.log`));
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
     env: {
       ...process.env,
@@ -60,18 +60,22 @@ export function startMember(
       HOST: host,
       ...(m.port ? { ADVERTISE_ADDRESS: advertise ?? 'auto' } : {}),
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
+      // The client address behind HAProxy: X-Forwarded-For from the launcher's HAProxies only.
+      TRUST_PROXY: ctx.trustProxy,
       // The first API member stores the admin key of workspace default here (AUTH on; main.ts).
       DATA_DIR: ctx.opts.dataDir,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  child.stdout?.pipe(log);
-  child.stderr?.pipe(log);
+  log.follow(child.stdout);
+  log.follow(child.stderr);
   m.child = child;
   child.on('exit', (code, signal) => {
     if (ctx.stopping) return;
     m.restarts++;
-    ctx.say(`${m.name} exited (${signal ?? code}); restarting (restart ${m.restarts})`);
+    const line = `${m.name} exited (${signal ?? code}); restarting (restart ${m.restarts})`;
+    ctx.say(line);
+    log.note(line);
     setTimeout(() => startMember(ctx, m, seeds, login, host, advertise), Math.min(1000 * m.restarts, 5000));
   });
 }

@@ -4,14 +4,17 @@
  * TLS, stats, Redis TCP with its layer-7 check) whose `api` backend follows the instance
  * registry, and the Switchboard processes. SIGINT/SIGTERM stop everything.
  */
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { connectRedis } from '../../adapters/redis/client.ts';
 import { syncBackends } from '../haproxy/backend-sync.ts';
 import { ensureSelfSignedCert, writeHaproxyConfig } from '../haproxy/config.ts';
 import { type HaproxyHandle, startHaproxy } from '../haproxy/process.ts';
 import { haproxyRuntime } from '../haproxy/runtime.ts';
+import { logFile } from '../log-file.ts';
 import type { RedisClusterHandle } from '../redis-cluster.ts';
 import { freePort } from '../redis-server.ts';
+import { Supervisor } from '../supervisor.ts';
 import type { LaunchContext, LaunchedTopology } from './context.ts';
 import { makeMembers, startMember, stopMembers } from './members.ts';
 
@@ -26,7 +29,7 @@ async function startLoopbackHaproxy(
   cluster: RedisClusterHandle,
   runDir: string,
   socket: string,
-): Promise<HaproxyHandle> {
+): Promise<{ handle: HaproxyHandle; configPath: string }> {
   const { opts } = ctx;
   const tlsPem = await ensureSelfSignedCert(runDir);
   const picked = PORTS.filter((key) => opts[key] === 0);
@@ -45,7 +48,7 @@ async function startLoopbackHaproxy(
         .map((n) => ({ host: n.host, port: n.port })),
     });
     try {
-      return await startHaproxy({ configPath, socket });
+      return { handle: await startHaproxy({ configPath, socket, logFile: haproxyLogOf(ctx) }), configPath };
     } catch (err) {
       if (picked.length === 0 || attempt >= 3 || !/Address already in use/.test((err as Error).message))
         throw err;
@@ -53,18 +56,32 @@ async function startLoopbackHaproxy(
   }
 }
 
+const haproxyLogOf = (ctx: LaunchContext) => path.join(ctx.logsDir, 'haproxy.log');
+
 export async function launchSingle(ctx: LaunchContext): Promise<LaunchedTopology> {
   const { opts, say } = ctx;
   say('starting a Redis Cluster: 3 masters, 3 replicas, AOF on ...');
-  const cluster = await ctx.startFreshCluster();
+  const cluster = await ctx.startCluster();
   const masters = cluster.nodes.filter((n) => n.role === 'master');
   const seeds = masters.map((n) => `${n.host}:${n.port}`).join(',');
 
   const runDir = path.join(opts.dataDir, 'haproxy');
   const socket = path.join(runDir, 'haproxy.sock');
-  const haproxy = await startLoopbackHaproxy(ctx, cluster, runDir, socket).catch(async (err: unknown) => {
+  const first = await startLoopbackHaproxy(ctx, cluster, runDir, socket).catch(async (err: unknown) => {
     await cluster.stop();
     throw err;
+  });
+  // Supervised: started again with the same configuration (ports) when it dies.
+  const haproxy: Supervisor<HaproxyHandle> = new Supervisor(first.handle, {
+    name: 'HAProxy',
+    say,
+    stopping: () => ctx.stopping,
+    log: logFile(haproxyLogOf(ctx)),
+    restart: async () => {
+      haproxy.current.kill('SIGKILL');
+      rmSync(socket, { force: true });
+      return startHaproxy({ configPath: first.configPath, socket, logFile: haproxyLogOf(ctx) });
+    },
   });
   const app = cluster.credentials.app;
   const redis = connectRedis({ clusterNodes: seeds.split(','), username: app.user, password: app.password });

@@ -83,6 +83,7 @@ function startAppNamespace(
       '--dispatchers',
       String(opts.dispatchers),
       ...(opts.check ? ['--check'] : []),
+      ...(opts.fresh ? ['--fresh'] : []),
     ],
     // Own process group: a terminal's Ctrl-C reaches this process only, which stops the rest in order.
     { detached: true, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
