@@ -1,7 +1,9 @@
 /**
  * The live feed a simulation watches: the client's subscription (src/client/live.ts) to a
  * workspace's /events/live from a position on. When it drops after opening, it reconnects from the
- * last event seen (the feed replays from there with no gap), backing off from 250 ms to 4 s.
+ * last event seen (the feed replays from there with no gap), backing off from 250 ms to 4 s. A
+ * path that dies without a close (a VIP that moved) is noticed by the feed's heartbeat: silent
+ * for two of the server's intervals, the socket is dropped and opened again the same way.
  */
 import type { EventType, Subscription, SwitchboardClient } from '../../client/index.ts';
 import { FatalError } from './http.ts';
