@@ -190,6 +190,10 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
     // A master down stops only its own slots: workspaces on the other masters keep routing.
     '--cluster-require-full-coverage',
     'no',
+    // A node back after a crash resyncs from its new master at once, rather than 5 s later (the
+    // default delay a master waits for more replicas before a diskless full sync).
+    '--repl-diskless-sync-delay',
+    '0',
     ...(opts.args ?? []),
   ];
 

@@ -5,11 +5,11 @@
  * Two workspaces: one whose slot (`sb:{ws}:commands`, computed with cluster-key-slot and checked
  * with CLUSTER KEYSLOT) is on the victim master, one on another master as a control. The victim
  * is the master that holds none of the global keys (`sb:workspaces`, ...), so the control shows
- * what a workspace on a healthy master sees. Under load the victim's redis-server is SIGKILLed;
- * its replica is promoted and routing resumes. The cluster launcher has no restart, so the test
- * restarts the killed node itself with the same command line (same port, directory and
- * nodes.conf): it rejoins as a replica of the promoted node, and replicated acknowledgements work
- * again. Meanwhile commands on the victim's slot are answered 503 (`not-replicated`, or Redis
+ * what a workspace on a healthy master sees. Under load the victim's redis-server is SIGKILLed
+ * and nobody acts: its replica is promoted and routing resumes; the cluster's supervisor (as
+ * the topology launcher runs it) starts the killed node again on its port with its directory
+ * once its slots have moved, it rejoins as a replica of the promoted node, and replicated
+ * acknowledgements work again. Meanwhile commands on the victim's slot are answered 503 (`not-replicated`, or Redis
  * unreachable) and the load driver retries them with the same Idempotency-Key within a bounded
  * time.
  *
@@ -20,7 +20,7 @@
  * Reports (one JSON line) promotion and rejoin times, the time until traffic resumed (first 2xx
  * after the kill, longest gap between 2xx answers), failed and retried requests.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
@@ -68,9 +68,10 @@ const roleOf = async (port: number): Promise<string | undefined> =>
   (await cli(port, 'ROLE').catch(() => '')).split('\n')[0]?.trim() || undefined;
 
 describe('the Redis master of a workspace SIGKILLed (cluster, replicated durability)', () => {
+  const supervision: string[] = [];
+  let stopping = false;
   let cluster: RedisClusterHandle | undefined;
   let redis: RedisClient;
-  let restarted: ChildProcess | undefined;
   let processes: SwitchboardProcess[] = [];
   let victimPort = 0;
   let victimIndex = -1;
@@ -79,7 +80,10 @@ describe('the Redis master of a workspace SIGKILLed (cluster, replicated durabil
   let controlWs = '';
 
   beforeAll(async () => {
-    cluster = await startRedisCluster({});
+    // Supervised as the topology launcher runs it: a dead node is started again, unattended.
+    cluster = await startRedisCluster({
+      supervise: { say: (line) => supervision.push(`${Date.now()} ${line}`), stopping: () => stopping },
+    });
     cliEnv = cluster.cliEnv;
     const seeds = cluster.nodes.map((n) => `${n.host}:${n.port}`);
     // The test reads the slot map and nodes as the admin; Switchboard logs in as its ACL user.
@@ -141,15 +145,7 @@ describe('the Redis master of a workspace SIGKILLed (cluster, replicated durabil
     await Promise.all(processes.map((p) => p.stop().catch(() => undefined)));
     await killAllProcesses();
     redis?.disconnect();
-    if (restarted?.pid !== undefined && restarted.exitCode === null && restarted.signalCode === null) {
-      const exited = new Promise((r) => restarted!.once('exit', r));
-      try {
-        process.kill(-restarted.pid, 'SIGKILL');
-      } catch {
-        restarted.kill('SIGKILL');
-      }
-      await exited;
-    }
+    stopping = true;
     await cluster?.stop();
   }, 60_000);
 
@@ -170,20 +166,17 @@ describe('the Redis master of a workspace SIGKILLed (cluster, replicated durabil
     ) as [LoadDriver, LoadDriver];
     await Promise.all([victimLoad.prepare(), controlLoad.prepare()]);
 
-    // Mid-run: SIGKILL the victim master; once its replica is promoted, restart it as it was.
+    // Mid-run: SIGKILL the victim master; nobody acts (the supervisor brings it back).
     const measured: Record<string, number | null> = {};
     let killedAt = 0;
     const failover = sleep(KILL_AT_MS).then(async () => {
       const victim = cluster!.servers[victimIndex]!;
-      const [cmd, ...args] = victim.process.spawnargs;
-      const dir = args[args.indexOf('--dir') + 1];
+      const killed = victim.process;
       expect(await roleOf(victimPort)).toBe('master');
       killedAt = Date.now();
       victim.kill('SIGKILL');
       await new Promise<void>((r) =>
-        victim.process.exitCode !== null || victim.process.signalCode !== null
-          ? r()
-          : victim.process.once('exit', () => r()),
+        killed.exitCode !== null || killed.signalCode !== null ? r() : killed.once('exit', () => r()),
       );
       const applied = waitFor(
         `a command appended after the kill applied in ${victimWs}`,
@@ -205,9 +198,6 @@ describe('the Redis master of a workspace SIGKILLed (cluster, replicated durabil
         everyMs: 50,
       });
       measured.promotedMs = Date.now() - killedAt;
-      // The launcher has no restart: start the same command line again (port, --dir, nodes.conf).
-      restarted = spawn(cmd!, args, { cwd: dir, detached: true, stdio: 'ignore' });
-      const restartAt = Date.now();
       await waitFor(
         'the killed node back as a replica with its link up',
         async () =>
@@ -216,8 +206,8 @@ describe('the Redis master of a workspace SIGKILLed (cluster, replicated durabil
           /master_port:(\d+)/.exec(await cli(victimPort, 'INFO', 'replication'))?.[1] === String(replicaPort),
         { timeoutMs: 30_000, everyMs: 100 },
       );
-      measured.rejoinedAfterRestartMs = Date.now() - restartAt;
       measured.rejoinedAfterKillMs = Date.now() - killedAt;
+      expect(victim.process, 'a new redis-server process').not.toBe(killed);
       await Promise.all([applied, assigned]);
     });
 
@@ -277,7 +267,8 @@ describe('the Redis master of a workspace SIGKILLed (cluster, replicated durabil
     console.log(
       JSON.stringify({
         suite: 'failover/redis-primary',
-        restart: 'by the test (same command line): the cluster launcher has no restart',
+        restart: 'unattended (the cluster supervisor, src/topology/supervisor.ts)',
+        supervision,
         victim: {
           ws: victimWs,
           master: victimPort,
