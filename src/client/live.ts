@@ -219,12 +219,21 @@ export function subscribe(
     // looks at it when the silence could have run out, so a busy feed costs no timer per message.
     let heardAt = Date.now();
     const deadAfterMs = () => DEAD_AFTER_INTERVALS * heartbeatEvery;
+    let confirming = false;
     const watch = (): void => {
       watchdog = undefined;
       if (socket !== s || closed || heartbeatEvery <= 0) return;
       const silentMs = Date.now() - heardAt;
       if (silentMs < deadAfterMs()) {
+        confirming = false;
         watchdog = setTimeout(watch, deadAfterMs() - silentMs);
+        return;
+      }
+      // Once more after the messages already received are read: a timer that ran late (this
+      // process was busy) must not take a message waiting in the socket for silence.
+      if (!confirming) {
+        confirming = true;
+        watchdog = setTimeout(watch, 0);
         return;
       }
       // Dead: the socket is dropped without waiting for a closing handshake that cannot come,
