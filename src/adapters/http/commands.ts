@@ -14,7 +14,7 @@ import {
   TransferBody,
   UpdateAgentBody,
 } from '../../domain/commands.ts';
-import { DEFAULT_SETTINGS } from '../../domain/model.ts';
+import { DEFAULT_PREFERRED_FOR_MS, DEFAULT_SETTINGS } from '../../domain/model.ts';
 import { DEFAULT_CHANNEL } from '../../domain/values.ts';
 import { waitForReplicas } from '../redis/client.ts';
 import { type Appended, appendCommand, type CommandOutcome, fingerprintOf } from '../redis/command-log.ts';
@@ -124,6 +124,25 @@ const changeOf: BodyDecoder<t.TypeOf<typeof UpdateAgentBody>> = (body) =>
             errors: [
               { path: '(body)', message: 'must give at least one of name, skills, capacity, wrapUpMs' },
             ],
+          },
+        ),
+    ),
+  );
+
+/** A contact: preferredForMs only with preferredAgents. */
+const queueBody: BodyDecoder<t.TypeOf<typeof QueueContactBody>> = (body) =>
+  pipe(
+    decodeOrProblem(QueueContactBody, body, 'body'),
+    E.filterOrElse(
+      (b) => b.preferredForMs === undefined || b.preferredAgents !== undefined,
+      () =>
+        problem(
+          400,
+          'invalid-request',
+          'Invalid request',
+          'preferredForMs needs preferredAgents: name them too.',
+          {
+            errors: [{ path: 'preferredForMs', message: 'only with preferredAgents' }],
           },
         ),
     ),
@@ -378,7 +397,7 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
 
   app.post(
     '/contacts',
-    commandRoute(WorkspaceParams, bodyOf(QueueContactBody), (_, b) => ({
+    commandRoute(WorkspaceParams, queueBody, (_, b) => ({
       type: 'QueueContact',
       contactId: b.id ?? randomUUID(),
       skills: b.skills,
@@ -387,6 +406,9 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
       ...(b.maxWaitMs !== undefined ? { maxWaitMs: b.maxWaitMs } : {}),
       channel: b.channel ?? DEFAULT_CHANNEL,
       ...(b.steps !== undefined ? { steps: b.steps } : {}),
+      ...(b.preferredAgents !== undefined
+        ? { preferredAgents: b.preferredAgents, preferredForMs: b.preferredForMs ?? DEFAULT_PREFERRED_FOR_MS }
+        : {}),
     })),
   );
 
