@@ -110,12 +110,24 @@ export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  * WebSocket) and opened again after any close with `after=` the last event received: a dropped
  * connection, an instance that restarted or a slow-client close lose nothing and repeat nothing.
  * `onStatus(state, detail)`: connecting | live | retrying | refused.
+ * The feed's heartbeat (docs/API.md) is no event: it moves the position, and a socket that hears
+ * nothing for two of its intervals is on a dead path (a load balancer's address moved, no close
+ * will come): it is dropped and opened again like any other close.
  */
 export function liveFeed(api, { query = {}, after, onEvent, onStatus }) {
   let last = after ?? null;
   let socket = null;
   let stopped = false;
   let delay = 500;
+  let heardAt = Date.now();
+  let everyMs = 10_000;
+  const watchdog = setInterval(() => {
+    if (!socket || socket.readyState !== WebSocket.OPEN || Date.now() - heardAt < 2 * everyMs) return;
+    const dead = socket;
+    socket = null;
+    dead.close();
+    retry(`nothing received for ${Math.round((Date.now() - heardAt) / 1000)} s: reconnecting`);
+  }, 1000);
 
   async function open() {
     if (stopped) return;
@@ -138,14 +150,22 @@ export function liveFeed(api, { query = {}, after, onEvent, onStatus }) {
     );
     socket = ws;
     ws.onopen = () => {
+      heardAt = Date.now();
       delay = 500;
       onStatus('live');
     };
     ws.onmessage = (m) => {
+      if (socket !== ws) return;
+      heardAt = Date.now();
       let e;
       try {
         e = JSON.parse(m.data);
       } catch {
+        return;
+      }
+      if (e.heartbeat) {
+        if (typeof e.heartbeat.after === 'string') last = e.heartbeat.after;
+        if (e.heartbeat.everyMs > 0) everyMs = e.heartbeat.everyMs;
         return;
       }
       if (e.position) last = e.position;
@@ -177,6 +197,7 @@ export function liveFeed(api, { query = {}, after, onEvent, onStatus }) {
     },
     stop() {
       stopped = true;
+      clearInterval(watchdog);
       socket?.close(1000);
     },
   };
