@@ -27,11 +27,14 @@ import { probeNetns } from '../topology/netns.ts';
 
 const usage = `usage: npm run topology -- [--api 3] [--projectors 2] [--dispatchers 2] [--data-dir ./data/topology]
        [--http-port 8000] [--tls-port 8443] [--stats-port 8404] [--redis-port 12000] [--check]
-       [--vrrp | --no-vrrp] [--fresh]
+       [--vrrp | --no-vrrp] [--fresh] [--haproxy-restart-delay 1000]
   --check    start everything, send one command through HAProxy, print the URLs as JSON, stop.
   --fresh    delete the Redis Cluster kept in the data directory (every workspace's data, its
              passwords and the admin key) and start a new one. Without it, a launch starts the
              cluster an earlier launch left there, with its data.
+  --haproxy-restart-delay  milliseconds a dead HAProxy waits before it is started again (then
+             2x, 4x ... at most 30 s). Above about 6000 (with --vrrp), the VIP moves to the other
+             HAProxy first and comes back once the restarted one passes keepalived's check.
   --vrrp     HAProxy pair with keepalived (VIP failover) in network namespaces; the ports above
              are forwarded from 127.0.0.1 to the VIP. Needs root and \`ip netns\`.
   --no-vrrp  a single HAProxy on loopback.
@@ -64,6 +67,7 @@ try {
       'redis-port': { type: 'string' },
       check: { type: 'boolean' },
       fresh: { type: 'boolean' },
+      'haproxy-restart-delay': { type: 'string' },
       vrrp: { type: 'boolean' },
       'no-vrrp': { type: 'boolean' },
       // Internal: the part of the VRRP topology that runs inside the app namespace (run id).
@@ -90,6 +94,7 @@ const ctx = new LaunchContext({
   dataDir: path.resolve(str('data-dir') ?? './data/topology'),
   check: args.check === true,
   fresh: args.fresh === true,
+  haproxyRestartDelayMs: count(str('haproxy-restart-delay'), 'haproxy-restart-delay', 1000, 100, 60_000),
 });
 
 function chooseMode(): 'single' | 'vrrp' {

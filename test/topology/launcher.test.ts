@@ -194,7 +194,9 @@ describe('the topology launcher', () => {
       dirs.push(dataDir);
       const started = Date.now();
       // The load below uses a workspace of its own, with no key: this test is about the failover.
-      const l = startLauncher(dataDir, ['--vrrp'], { AUTH: 'off' });
+      // A dead HAProxy is started again after 8 s: the VIP moves to the BACKUP first (5-7 s), then
+      // back once the restarted MASTER passes keepalived's check (both paths are exercised).
+      const l = startLauncher(dataDir, ['--vrrp', '--haproxy-restart-delay', '8000'], { AUTH: 'off' });
       const out = await waitForBanner(l, 100_000);
       const startupMs = Date.now() - started;
       const id = /run ([0-9a-z]+):/.exec(out)?.[1];
@@ -423,6 +425,49 @@ describe('the topology launcher', () => {
       expect(failoverMs).toBeLessThan(10_000);
       expect(failedAfterRecovery).toEqual([]);
       expect(l.output()).toMatch(/keepalived lb2: MASTER/);
+
+      // Supervision (src/topology/supervisor.ts): the killed HAProxy is started again, keepalived's
+      // check on it passes, and the MASTER takes the VIP back (preemption): redundant again.
+      await waitFor('HAProxy lb1 restarted', () => /HAProxy lb1 restarted/.test(l.output()), {
+        timeoutMs: 20_000,
+        everyMs: 100,
+      });
+      const haproxyBackMs = Date.now() - t0;
+      expect(Number(readFileSync(master.pidfile, 'utf8').trim())).not.toBe(pid);
+      await waitFor('the VIP back on the MASTER', () => vipOn(master.ns, vip!), {
+        timeoutMs: 20_000,
+        everyMs: 100,
+      });
+      const vipBackMs = Date.now() - t0;
+      expect(vipOn(backup.ns, vip!)).toBe(false);
+      // The BACKUP's keepalived SIGKILLed: started again, BACKUP again, and the API still answers.
+      const kaPidfile = path.join(dataDir, 'lb2', 'keepalived.pid');
+      const kaPid = Number(readFileSync(kaPidfile, 'utf8').trim());
+      expect(kaPid).toBeGreaterThan(0);
+      const kaKilledAt = Date.now();
+      process.kill(kaPid, 'SIGKILL');
+      await waitFor('keepalived lb2 restarted', () => /keepalived lb2 restarted/.test(l.output()), {
+        timeoutMs: 20_000,
+        everyMs: 100,
+      });
+      await waitFor(
+        'keepalived lb2 BACKUP again',
+        () =>
+          l
+            .output()
+            .slice(l.output().lastIndexOf('keepalived lb2 restarted'))
+            .includes('keepalived lb2: BACKUP'),
+        { timeoutMs: 20_000, everyMs: 100 },
+      );
+      const keepalivedBackMs = Date.now() - kaKilledAt;
+      expect(vipOn(master.ns, vip!)).toBe(true);
+      expect((await httpGet('127.0.0.1', port, '/health')).status).toBe(200);
+      expect(readFileSync(path.join(dataDir, 'logs', 'haproxy-lb1.log'), 'utf8')).toMatch(
+        /\[launcher\] HAProxy lb1 restarted/,
+      );
+      console.log(
+        JSON.stringify({ test: 'launcher-vrrp-supervision', haproxyBackMs, vipBackMs, keepalivedBackMs }),
+      );
 
       // Ctrl-C: exit 0, every forwarded port closed, every namespace of the run gone.
       const backupPid = Number(readFileSync(backup.pidfile, 'utf8').trim());

@@ -23,6 +23,8 @@ export interface LocalTopologyOptions {
   readonly check: boolean;
   /** Delete the cluster kept in the data directory (and its passwords) before starting. */
   readonly fresh?: boolean;
+  /** First delay before a dead HAProxy is started again (ms; then doubled, at most 30 s). */
+  readonly haproxyRestartDelayMs?: number;
 }
 
 /** Thrown by start-up steps once a stop was asked for. */

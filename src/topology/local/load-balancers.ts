@@ -167,6 +167,7 @@ export async function startLoadBalancer(
     name: `HAProxy ${lb.name}`,
     say: ctx.say,
     stopping: () => ctx.stopping,
+    firstDelayMs: ctx.opts.haproxyRestartDelayMs ?? 1000,
     log: logFile(haproxyLog),
     restart: async () => {
       // Its workers too (they leave once the master is gone), and the old socket: the new

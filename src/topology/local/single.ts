@@ -76,6 +76,7 @@ export async function launchSingle(ctx: LaunchContext): Promise<LaunchedTopology
     name: 'HAProxy',
     say,
     stopping: () => ctx.stopping,
+    firstDelayMs: ctx.opts.haproxyRestartDelayMs ?? 1000,
     log: logFile(haproxyLogOf(ctx)),
     restart: async () => {
       haproxy.current.kill('SIGKILL');

@@ -84,6 +84,7 @@ function startAppNamespace(
       String(opts.dispatchers),
       ...(opts.check ? ['--check'] : []),
       ...(opts.fresh ? ['--fresh'] : []),
+      ...(opts.haproxyRestartDelayMs ? ['--haproxy-restart-delay', String(opts.haproxyRestartDelayMs)] : []),
     ],
     // Own process group: a terminal's Ctrl-C reaches this process only, which stops the rest in order.
     { detached: true, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
