@@ -204,7 +204,43 @@ describe('the topology launcher supervises what it starts and keeps the data', (
       new RegExp(`redis-server 127\\.0\\.0\\.1:${victimPort} restarted \\(restart 1\\)`),
     );
 
-    // The 503s said what they were; a retry with the same key learns the real outcome.
+    // No replica confirms (the slot's replica, the node just restarted, frozen with SIGSTOP): 503
+    // not-replicated, which says the command was appended and may still apply. Once the replica
+    // answers again, the same request with the same key returns the command's real outcome.
+    const replicaPid = Number(/process_id:(\d+)/.exec(await cli(victimPort, 'INFO', 'server'))?.[1]);
+    process.kill(replicaPid, 'SIGSTOP');
+    let unreplicated: Awaited<ReturnType<typeof call>>;
+    try {
+      unreplicated = await call(
+        `${base}/contacts`,
+        'POST',
+        { id: 'unreplicated', skills: ['English'] },
+        'unrepl',
+      );
+    } finally {
+      process.kill(replicaPid, 'SIGCONT');
+    }
+    expect(unreplicated.status, JSON.stringify(unreplicated.body)).toBe(503);
+    expect(unreplicated.body).toMatchObject({
+      type: '/problems/not-replicated',
+      applied: 'unknown',
+      appended: true,
+      commandId: expect.any(String),
+      position: expect.stringMatching(/^\d+-\d+$/),
+      detail: expect.stringMatching(/WAS appended.*may still be applied.*same Idempotency-Key/),
+    });
+    const outcome = await call(
+      `${base}/contacts`,
+      'POST',
+      { id: 'unreplicated', skills: ['English'] },
+      'unrepl',
+    );
+    expect(outcome.status, JSON.stringify(outcome.body)).toBe(201);
+    expect(outcome.replayed).toBe(true);
+    expect(outcome.body).toMatchObject({ id: 'unreplicated', state: expect.any(String) });
+    sent.push({ key: 'unrepl', id: 'unreplicated', t: Date.now(), status: 201, body: outcome.body });
+
+    // The 503s during the failover said what they were; a retry with the same key learns the real outcome.
     const notReplicated = sent.filter((s) => s.body.type === '/problems/not-replicated');
     for (const s of notReplicated) {
       expect(s.body).toMatchObject({ status: 503, applied: 'unknown', appended: true });
@@ -285,11 +321,13 @@ describe('the topology launcher supervises what it starts and keeps the data', (
         victimPort,
         killToFirstReplicated201Ms: firstOkMs,
         killToReplicaLinkUpMs: restartedMs,
-        answersDuringFailover: sent.reduce<Record<string, number>>((acc, s) => {
-          const k = String(s.body.type ?? s.status);
-          acc[k] = (acc[k] ?? 0) + 1;
-          return acc;
-        }, {}),
+        answersDuringFailover: sent
+          .filter((s) => s.key !== 'unrepl')
+          .reduce<Record<string, number>>((acc, s) => {
+            const k = String(s.body.type ?? s.status);
+            acc[k] = (acc[k] ?? 0) + 1;
+            return acc;
+          }, {}),
         haproxyKillToServingMs: haproxyBackMs,
       }),
     );
