@@ -79,6 +79,8 @@ interface ClusterManifest {
   readonly masters: number;
   readonly replicasPerMaster: number;
   readonly haproxyCheckPassword: string;
+  /** The extra redis-server arguments (addresses bound and announced): a resume needs the same. */
+  readonly args?: string[];
 }
 
 const MANIFEST = 'cluster.json';
@@ -164,6 +166,10 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
   if (kept && (kept.masters !== masters || kept.replicasPerMaster !== replicas))
     throw new Error(
       `the cluster kept in ${dataDir} has ${kept.masters} masters with ${kept.replicasPerMaster} replicas each, not ${masters} with ${replicas}`,
+    );
+  if (kept?.args && JSON.stringify(kept.args) !== JSON.stringify(opts.args ?? []))
+    throw new Error(
+      `the cluster kept in ${dataDir} was started with other addresses (${kept.args.join(' ') || 'loopback only'}); start it the same way, or delete it (npm run topology -- --fresh)`,
     );
   const haproxyCheck = {
     user: HAPROXY_CHECK_USER,
@@ -268,6 +274,7 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
         masters,
         replicasPerMaster: replicas,
         haproxyCheckPassword: haproxyCheck.password,
+        args: opts.args ?? [],
       };
       writePrivateFile(path.join(dataDir, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
     }

@@ -153,6 +153,8 @@ export async function launchSingle(ctx: LaunchContext): Promise<LaunchedTopology
       `  Redis passwords       ${urls.redisCredentials}   (Switchboard logs in as ${app.user}; admin: default)`,
       `  Admin API key         ${path.join(opts.dataDir, 'admin-key')}   (workspace default, unless AUTH=off: curl -H "Authorization: Bearer $(cat <it>)" ...)`,
       `  Logs                  ${urls.logs}`,
+      `  Data                  ${opts.dataDir}   (kept: a later launch starts this cluster again; --fresh deletes it)`,
+      '  Supervised            Redis nodes, HAProxy and Switchboard processes are restarted when they die',
       'Ctrl-C stops everything.',
     ],
   };

@@ -152,6 +152,8 @@ function bannerOf(
     `  Namespaces            ${star.namespaces.join(' ')}   (deleted on Ctrl-C)`,
     `  Admin API key         ${ctx.opts.dataDir}/admin-key   (workspace default, unless AUTH=off: curl -H "Authorization: Bearer $(cat <it>)" ...)`,
     `  Logs                  ${urls.logs}`,
+    `  Data                  ${ctx.opts.dataDir}   (kept: a later launch starts this cluster again; --fresh deletes it)`,
+    '  Supervised            Redis nodes, HAProxy, keepalived and Switchboard processes are restarted when they die',
     'Ctrl-C stops everything.',
   ];
 }
