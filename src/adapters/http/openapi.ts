@@ -798,6 +798,14 @@ export const openapi = {
             type: 'array',
             items: { type: 'object', properties: { path: { type: 'string' }, message: { type: 'string' } } },
           },
+          applied: {
+            enum: ['unknown'],
+            description:
+              'not-replicated: the command was appended and may still be applied; retry with the same Idempotency-Key to learn its outcome',
+          },
+          appended: { type: 'boolean', description: 'not-replicated: true, the command is in the stream' },
+          commandId: { type: 'string', description: 'not-replicated: the id of the command appended' },
+          position: { type: 'string', description: 'not-replicated: its position in the command stream' },
         },
       },
     },
