@@ -289,6 +289,9 @@ describe('the topology launcher supervises what it starts and keeps the data', (
 
     const acknowledged = sent.map((s) => s.id);
     await stopLauncher(l);
+    expect(l.output()).toMatch(
+      new RegExp(`restarts during this run: .*redis-server 127\\.0\\.0\\.1:${victimPort} 1.*HAProxy 1`),
+    );
 
     // The same data directory again: the cluster kept there, with every workspace's data.
     const again = startLauncher(dataDir);

@@ -24,7 +24,7 @@ import {
   type Register,
   startLoadBalancer,
 } from './load-balancers.ts';
-import { makeMembers, startMember, stopMembers } from './members.ts';
+import { makeMembers, restartSummary, startMember, stopMembers } from './members.ts';
 import { type FromApp, scriptDir, type ToApp, VIP, VIP_PORTS, vrrpStar } from './vrrp-plan.ts';
 
 /** The lb holding the VIP, by its address in each lb namespace. */
@@ -89,6 +89,11 @@ async function startUp(
   ctx.trustProxy = lbs.map((lb) => lb.host.address).join(',');
   const members = await makeMembers(ctx, () => freePort(app.address));
   await register('the Switchboard processes', () => stopMembers(members));
+  // Run first on stop: what was restarted during the run.
+  await register('the restart counts', async () => {
+    const restarts = restartSummary(members);
+    if (restarts) ctx.say(restarts);
+  });
   for (const m of members) startMember(ctx, m, seeds, login, app.address, `${app.address}:${m.port}`);
 
   const ready = await ctx.waitUntil(async () => {

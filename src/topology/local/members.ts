@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { stopChild } from '../child-processes.ts';
 import { logFile } from '../log-file.ts';
 import type { RedisLogin } from '../redis-users.ts';
+import { supervisors } from '../supervisor.ts';
 import type { LaunchContext } from './context.ts';
 
 /** The process entry every member runs. */
@@ -85,4 +86,15 @@ export async function stopMembers(members: readonly Member[]): Promise<void> {
   await Promise.all(
     members.map((m) => (m.child ? stopChild(m.child, { graceMs: 10_000, group: false }) : true)),
   );
+}
+
+/** What was restarted during this run (Switchboard processes and supervised servers), if anything. */
+export function restartSummary(members: readonly Member[]): string | undefined {
+  const counts = [
+    ...members.map((m) => [m.name, m.restarts] as const),
+    ...supervisors.map((s) => [s.name, s.restarts] as const),
+  ].filter(([, n]) => n > 0);
+  return counts.length === 0
+    ? undefined
+    : `restarts during this run: ${counts.map(([name, n]) => `${name} ${n}`).join(', ')}`;
 }

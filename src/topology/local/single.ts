@@ -16,7 +16,7 @@ import type { RedisClusterHandle } from '../redis-cluster.ts';
 import { freePort } from '../redis-server.ts';
 import { Supervisor } from '../supervisor.ts';
 import type { LaunchContext, LaunchedTopology } from './context.ts';
-import { makeMembers, startMember, stopMembers } from './members.ts';
+import { makeMembers, restartSummary, startMember, stopMembers } from './members.ts';
 
 const PORTS = ['httpPort', 'tlsPort', 'statsPort', 'redisPort'] as const;
 
@@ -119,6 +119,8 @@ export async function launchSingle(ctx: LaunchContext): Promise<LaunchedTopology
     (stopping ??= (async () => {
       ctx.stopping = true;
       say('stopping ...');
+      const restarts = restartSummary(members);
+      if (restarts) say(restarts);
       await sync.stop();
       await stopMembers(members);
       await haproxy.stop();
