@@ -527,7 +527,7 @@ describe('infra/', () => {
     for (const good of [
       '        auth_pass {{AUTH_PASS}}',
       '  REDIS_PASSWORD_FILE: /run/secrets/redis_switchboard_password',
-// biome-ignore lint/suspicious/noTemplateCurlyInString: compose's variable syntax
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: compose's variable syntax
       '  password: ${REDIS_PASSWORD:?set it}',
       'user switchboard on #{{REDIS_SWITCHBOARD_PASSWORD_SHA256}} resetkeys',
       '-d \'{"password":"CHECK_PASSWORD"}\'',
