@@ -94,10 +94,23 @@ describe('the Redis master of a workspace SIGKILLed (cluster, replicated durabil
     const slots = (await redis.cluster('SLOTS')) as unknown as SlotRange[];
     // CLUSTER SLOTS leaves out replicas that have not reported a replication offset yet (a fresh
     // cluster with no writes): take each master's replica from CLUSTER NODES.
-    const nodeLines = String(await redis.cluster('NODES'))
-      .split('\n')
-      .filter((l) => l.trim() !== '')
-      .map((l) => l.split(' '));
+    // A replica may still be joining right after the cluster is made: wait until every master has one.
+    const readNodes = async () =>
+      String(await redis.cluster('NODES'))
+        .split('\n')
+        .filter((l) => l.trim() !== '')
+        .map((l) => l.split(' '));
+    const mastersWithReplica = (lines: string[][]) =>
+      new Set(lines.filter((f) => f[2]?.includes('slave') && f[3] !== '-').map((f) => f[3])).size;
+    const masterCount = new Set(slots.map(([, , m]) => m[2])).size;
+    const { value: nodeLines } = await waitFor(
+      () => `a replica for each of the ${masterCount} masters in CLUSTER NODES`,
+      async () => {
+        const lines = await readNodes();
+        return mastersWithReplica(lines) >= masterCount ? { value: lines } : undefined;
+      },
+      { timeoutMs: 15_000, everyMs: 100 },
+    );
     const masterOf = (slot: number) => {
       const range = slots.find(([from, to]) => slot >= from && slot <= to);
       if (!range) throw new Error(`slot ${slot} is not served`);
