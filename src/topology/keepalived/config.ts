@@ -129,32 +129,6 @@ export async function checkKeepalivedConfig(file: string): Promise<{ ok: boolean
   }
 }
 
-/** Parameters of the two keepalived sidecars of infra/docker-compose.yml. */
-export function dockerKeepalivedOptions(role: VrrpRole): KeepalivedConfigOptions {
-  const self = role === 'MASTER' ? '172.28.0.21' : '172.28.0.22';
-  const peer = role === 'MASTER' ? '172.28.0.22' : '172.28.0.21';
-  return {
-    role,
-    interface: 'eth0',
-    vip: '172.28.0.100/24',
-    unicastSrcIp: self,
-    unicastPeers: [peer],
-    haproxyPidfile: '/var/run/haproxy/haproxy.pid',
-    haproxyProbe: '127.0.0.1:8404',
-    checkScript: '/etc/keepalived/check_haproxy.sh',
-    routerId: role === 'MASTER' ? 'haproxy_1' : 'haproxy_2',
-  };
-}
-
-/** Where the rendered Docker sidecar configs are committed. */
-export function dockerKeepalivedConfigPath(role: VrrpRole): string {
-  return path.join(
-    INFRA_DIR,
-    'keepalived',
-    `keepalived.docker-${role === 'MASTER' ? 'master' : 'backup'}.conf`,
-  );
-}
-
 /**
  * keepalived's command line for a VRRP-only instance kept in the foreground (the caller owns the
  * process), logging to its console, with its pid files in `runDir`.
