@@ -7,15 +7,11 @@
  * an offer accepted, an offer rejected (back to the queue, never to that agent again), an offer
  * let expire, a wrap-up, a contact past its maximum wait.
  */
-import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { PROBLEM_TYPES } from '../../src/adapters/http/problem.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
-import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
-import { loadConfig } from '../../src/app/config.ts';
 import { DEFAULT_SETTINGS } from '../../src/domain/model.ts';
-import { projectorReady } from '../support/projector.ts';
-import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { inProcessApi } from '../support/api.ts';
 import { waitFor } from '../support/wait.ts';
 
 /** One workspace per concern; the instance serves them all from the start. */
@@ -69,34 +65,14 @@ interface Envelope {
   data: Json;
 }
 
-let redis: TestRedis;
-let running: Running;
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-  running = await startSwitchboard(
-    loadConfig({
-      AUTH: 'off',
-      ...redis.env,
-      PORT: '0',
-      LOG_LEVEL: 'silent',
-      COMMAND_TIMEOUT_MS: '2000',
-      WORKSPACES: Object.values(WS).join(','),
-      DISCOVER_WORKSPACES: 'false',
-    }),
-    pino({ level: 'silent' }),
-  );
-  await projectorReady(running.redis, Object.values(WS));
-});
-
-afterAll(async () => {
-  await running?.stop();
-  await redis?.stop();
-});
+const api = inProcessApi(Object.values(WS));
+/** The instance serving every workspace of this file (test/support/api.ts). */
+const instance = () => api.running;
 
 async function call(method: Method, url: string, payload?: unknown): Promise<Reply> {
-  if (!running.api) throw new Error('this instance runs no api role');
-  return (await running.api.inject({
+  const server = instance().api;
+  if (!server) throw new Error('this instance runs no api role');
+  return (await server.inject({
     method,
     url,
     ...(payload !== undefined ? { payload: payload as Json } : {}),
@@ -122,8 +98,8 @@ function expectJson(res: Reply, status: number): Json {
   return res.json();
 }
 
-const commandsLength = (ws: string) => running.redis.xlen(workspaceKeys(ws).commands);
-const eventsLength = (ws: string) => running.redis.xlen(workspaceKeys(ws).events);
+const commandsLength = (ws: string) => instance().redis.xlen(workspaceKeys(ws).commands);
+const eventsLength = (ws: string) => instance().redis.xlen(workspaceKeys(ws).events);
 
 /** Reads until `ok` holds for what was read, and returns that. */
 async function eventually<T>(read: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 5000): Promise<T> {
@@ -379,7 +355,11 @@ describe('GET /settings', () => {
 
   it('reads the settings the projector keeps in the meta hash, a missing field at its default', async () => {
     const meta = workspaceKeys(WS.stored).meta;
-    await running.redis.hset(meta, 'settings', JSON.stringify({ offerTimeoutMs: 15_000, maxWaitMs: 60_000 }));
+    await instance().redis.hset(
+      meta,
+      'settings',
+      JSON.stringify({ offerTimeoutMs: 15_000, maxWaitMs: 60_000 }),
+    );
     try {
       expect(expectJson(await call('GET', `${base(WS.stored)}/settings`), 200)).toEqual({
         offerTimeoutMs: 15_000,
@@ -389,7 +369,7 @@ describe('GET /settings', () => {
         channels: ['voice'],
       });
     } finally {
-      await running.redis.hdel(meta, 'settings');
+      await instance().redis.hdel(meta, 'settings');
     }
   });
 });
