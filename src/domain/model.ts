@@ -439,7 +439,7 @@ const reject = (status: Rejection['status'], title: string, detail: string): Dec
   E.left({ status, title, detail });
 const noAgent = (id: string) =>
   reject(404, 'Agent not found', `No agent "${id}" in this workspace; register it first.`);
-const noContact = (id: string) => reject(404, 'Contact not found', `No contact "${id}" in this workspace.`);
+const noContact = (id: string): Decision => E.left(contactNotFound(id));
 
 /**
  * An agent's presence changed to `presence` at `at`: its outstanding offers are withdrawn first
@@ -460,14 +460,15 @@ function presenceChange(ws: Workspace, before: Agent, presence: AgentPresence, a
   return facts;
 }
 
+const contactNotFound = (id: string): Rejection => ({
+  status: 404,
+  title: 'Contact not found',
+  detail: `No contact "${id}" in this workspace.`,
+});
+
 function offeredTo(ws: Workspace, contactId: string, agentId: string, verb: string): Contact | Rejection {
   const contact = ws.contacts.get(contactId);
-  if (!contact)
-    return {
-      status: 404,
-      title: 'Contact not found',
-      detail: `No contact "${contactId}" in this workspace.`,
-    };
+  if (!contact) return contactNotFound(contactId);
   if (contact.state !== 'offered' || contact.offer === undefined)
     return {
       status: 409,
@@ -492,12 +493,7 @@ function assignedContact(
   verb: string,
 ): (Contact & { readonly agentId: string }) | Rejection {
   const contact = ws.contacts.get(contactId);
-  if (!contact)
-    return {
-      status: 404,
-      title: 'Contact not found',
-      detail: `No contact "${contactId}" in this workspace.`,
-    };
+  if (!contact) return contactNotFound(contactId);
   if (contact.state !== 'assigned' || contact.agentId === undefined)
     return {
       status: 409,
