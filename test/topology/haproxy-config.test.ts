@@ -2,7 +2,9 @@
  * The infrastructure files are valid for the tools installed here:
  * - the rendered local haproxy.cfg and haproxy.docker.cfg pass `haproxy -c -f` with no warning,
  *   and carry the directives the topology relies on;
- * - keepalived.conf (MASTER and BACKUP) passes `keepalived -t -f`;
+ * - keepalived.conf (MASTER and BACKUP) passes `keepalived -t -f`; its VRRP password has no
+ *   default (none in the code or the template), the local topology's is random per data
+ *   directory, kept across launches and replaced by --fresh;
  *   enable_script_security really refuses a check script in a world-writable directory;
  * - check_haproxy.sh tells a live HAProxy from a dead one (run as root, like keepalived runs it);
  * - the Redis Enterprise database definition has the agreed fields.
@@ -28,8 +30,13 @@ import { haproxyRuntime } from '../../src/topology/haproxy/runtime.ts';
 import {
   CHECK_HAPROXY_SCRIPT,
   checkKeepalivedConfig,
+  KEEPALIVED_TEMPLATE,
+  loadOrCreateVrrpPassword,
+  newVrrpPassword,
+  renderKeepalivedConfig,
   writeKeepalivedConfig,
 } from '../../src/topology/keepalived/config.ts';
+import { LaunchContext } from '../../src/topology/local/context.ts';
 import { freePort } from '../../src/topology/redis-server.ts';
 import { PROJECT_ROOT } from '../support/processes.ts';
 import { sleep, waitFor } from '../support/wait.ts';
@@ -59,6 +66,21 @@ async function startLocalHaproxy(runDir: string) {
   const hp = await startHaproxy({ configPath: file, socket: path.join(runDir, 'haproxy.sock') });
   started.push(hp);
   return { hp, httpPort, tlsPort, statsPort, redisPort };
+}
+
+function launchOptions(dataDir: string, fresh: boolean): ConstructorParameters<typeof LaunchContext>[0] {
+  return {
+    api: 1,
+    projectors: 1,
+    dispatchers: 1,
+    httpPort: 0,
+    tlsPort: 0,
+    statsPort: 0,
+    redisPort: 0,
+    dataDir,
+    check: true,
+    fresh,
+  };
 }
 
 /** keepalived -t checks that the interface exists: use one this machine has. */
@@ -266,6 +288,7 @@ describe('keepalived.conf', () => {
     vip: '10.231.0.100/24',
     haproxyPidfile: '/run/haproxy.pid',
     haproxyProbe: '127.0.0.1:8404',
+    authPass: newVrrpPassword(),
   };
 
   it('MASTER (101) and BACKUP (100) pass keepalived -t', async () => {
@@ -291,6 +314,7 @@ describe('keepalived.conf', () => {
         `script "${CHECK_HAPROXY_SCRIPT} /run/haproxy.pid 127.0.0.1:8404"`,
         `10.231.0.100/24 dev ${iface}`,
         'chk_haproxy',
+        `auth_pass ${common.authPass}`,
       ]) {
         expect(text, line).toContain(line);
       }
@@ -315,6 +339,67 @@ describe('keepalived.conf', () => {
     expect(await readFile(fast, 'utf8')).toContain('down_timer_adverts 1');
     const fastResult = await checkKeepalivedConfig(fast);
     expect(fastResult.ok, fastResult.output).toBe(true);
+  });
+
+  it('has no default VRRP password: none is rendered without one, none is written in the code or template', async () => {
+    const { authPass: _none, ...without } = common;
+    expect(() =>
+      renderKeepalivedConfig({ ...without, role: 'MASTER' } as Parameters<typeof renderKeepalivedConfig>[0]),
+    ).toThrow(/authPass .*required/);
+    for (const bad of ['', 'has space', 'ninechars', 'quo"te']) {
+      expect(() => renderKeepalivedConfig({ ...common, role: 'MASTER', authPass: bad }), bad).toThrow(
+        /authPass/,
+      );
+    }
+    // The only auth_pass in the template is the placeholder, and the code that renders it (and
+    // the topology that calls it) carries no password literal.
+    const template = await readFile(KEEPALIVED_TEMPLATE, 'utf8');
+    expect([...template.matchAll(/auth_pass\s+(\S+)/g)].map((m) => m[1])).toEqual(['{{AUTH_PASS}}']);
+    const topology = path.join(PROJECT_ROOT, 'src', 'topology');
+    const sources = readdirSync(topology, { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => path.join(topology, f));
+    expect(sources.length).toBeGreaterThan(5);
+    for (const f of sources) {
+      const text = readFileSync(f, 'utf8');
+      expect(text, f).not.toMatch(/authPass\s*(\?\?|\|\||:)\s*['"`]/);
+      expect(text, f).not.toMatch(/auth_pass\s+[A-Za-z0-9_-]/);
+      expect(text, f).not.toContain('sbvrrp');
+    }
+  });
+
+  it("the local topology's VRRP password: random per data directory, kept across launches, replaced by --fresh", async () => {
+    const dirA = path.join(tmp.dir, 'data-a');
+    const dirB = path.join(tmp.dir, 'data-b');
+    const a = new LaunchContext(launchOptions(dirA, false));
+    const first = loadOrCreateVrrpPassword(a.vrrpPasswordFile);
+    expect(first).toMatch(/^[A-Za-z0-9_-]{8}$/);
+    expect(a.vrrpPasswordFile).toBe(path.join(dirA, 'vrrp-password'));
+    expect(statSync(a.vrrpPasswordFile).mode & 0o777).toBe(0o600);
+    // Rendered as is, and keepalived takes it.
+    const file = await writeKeepalivedConfig(
+      { ...common, role: 'MASTER', authPass: first },
+      path.join(tmp.dir, 'ka-kept.conf'),
+    );
+    expect(await readFile(file, 'utf8')).toContain(`auth_pass ${first}\n`);
+    const check = await checkKeepalivedConfig(file);
+    expect(check.ok, check.output).toBe(true);
+    // The next launch on the same data directory (no --fresh) reads the same one.
+    const again = new LaunchContext(launchOptions(dirA, false));
+    again.wipeIfFresh();
+    expect(loadOrCreateVrrpPassword(again.vrrpPasswordFile)).toBe(first);
+    // Another data directory has its own.
+    const other = loadOrCreateVrrpPassword(new LaunchContext(launchOptions(dirB, false)).vrrpPasswordFile);
+    expect(other).not.toBe(first);
+    // --fresh deletes it with the cluster's other secrets: a new one is made.
+    const fresh = new LaunchContext(launchOptions(dirA, true));
+    fresh.wipeIfFresh();
+    expect(existsSync(fresh.vrrpPasswordFile)).toBe(false);
+    const replaced = loadOrCreateVrrpPassword(fresh.vrrpPasswordFile);
+    expect(replaced).toMatch(/^[A-Za-z0-9_-]{8}$/);
+    expect(replaced).not.toBe(first);
+    // 100 fresh ones: all different (48 random bits each).
+    expect(new Set(Array.from({ length: 100 }, newVrrpPassword)).size).toBe(100);
   });
 
   it('keepalived -t refuses a check script in a world-writable directory (enable_script_security)', async () => {

@@ -26,7 +26,11 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureSelfSignedCert, writeHaproxyConfig } from '../../src/topology/haproxy/config.ts';
 import { type HaproxyHandle, startHaproxy } from '../../src/topology/haproxy/process.ts';
-import { keepalivedArgs, writeKeepalivedConfig } from '../../src/topology/keepalived/config.ts';
+import {
+  keepalivedArgs,
+  newVrrpPassword,
+  writeKeepalivedConfig,
+} from '../../src/topology/keepalived/config.ts';
 import { sleep, timed, waitFor } from '../support/wait.ts';
 import { execFileP, tempDir } from './helpers.ts';
 
@@ -221,6 +225,7 @@ describe('keepalived VRRP failover between network namespaces', () => {
       }
 
       const pem = await ensureSelfSignedCert(path.join(tmp.dir, 'certs'));
+      const vrrpPassword = newVrrpPassword();
       for (const [key, role, self, peer] of [
         ['lb1', 'MASTER', ADDR.lb1, ADDR.lb2],
         ['lb2', 'BACKUP', ADDR.lb2, ADDR.lb1],
@@ -271,6 +276,7 @@ describe('keepalived VRRP failover between network namespaces', () => {
             haproxyProbe: '127.0.0.1:8404',
             routerId: `sb_${key}`,
             downTimerAdverts: DOWN_TIMER_ADVERTS,
+            authPass: vrrpPassword,
           },
           path.join(dir, 'keepalived.conf'),
         );

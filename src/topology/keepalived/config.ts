@@ -1,13 +1,17 @@
 /**
  * Render keepalived.conf for one member of the HAProxy pair (MASTER 101 / BACKUP 100) from
- * infra/keepalived/keepalived.conf.tmpl, and validate it with `keepalived -t -f`.
+ * infra/keepalived/keepalived.conf.tmpl, and validate it with `keepalived -t -f`. The VRRP
+ * password has no default: the local topology makes a random one per data directory
+ * (loadOrCreateVrrpPassword), a deployment brings its own.
  */
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { writePrivateFile } from '../redis-users.ts';
 
 const execFileP = promisify(execFile);
 
@@ -28,8 +32,11 @@ export interface KeepalivedConfigOptions {
   priority?: number;
   /** 1..255, identical on both members. Default 51. */
   virtualRouterId?: number;
-  /** Up to 8 characters, identical on both members. Default `sbvrrp1`. */
-  authPass?: string;
+  /**
+   * VRRP PASS authentication, identical on both members: 1-8 characters of [A-Za-z0-9_-]
+   * (keepalived uses only the first 8). Required: there is no default password.
+   */
+  authPass: string;
   /** This node's address for unicast VRRP; with `unicastPeers`. Omit both for multicast. */
   unicastSrcIp?: string;
   unicastPeers?: string[];
@@ -52,6 +59,29 @@ export interface KeepalivedConfigOptions {
 const IPV4_CIDR = /^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/;
 const IPV4 = /^(\d{1,3}\.){3}\d{1,3}$/;
 const WORD = /^[A-Za-z0-9_.:/-]+$/;
+const VRRP_PASSWORD = /^[A-Za-z0-9_-]{1,8}$/;
+
+/** A random VRRP password: 8 characters of [A-Za-z0-9_-] (48 bits, all keepalived's PASS takes). */
+export function newVrrpPassword(): string {
+  return randomBytes(6).toString('base64url');
+}
+
+/**
+ * The VRRP password kept in `file` (0600, one line), made on first use: both members of the pair
+ * and every later launch on the same data directory use the same one.
+ */
+export function loadOrCreateVrrpPassword(file: string): string {
+  if (existsSync(file)) {
+    const kept = readFileSync(file, 'utf8').trim();
+    if (VRRP_PASSWORD.test(kept)) {
+      chmodSync(file, 0o600);
+      return kept;
+    }
+  }
+  const made = newVrrpPassword();
+  writePrivateFile(file, `${made}\n`);
+  return made;
+}
 
 function word(v: string, what: string): string {
   if (!WORD.test(v)) throw new Error(`keepalived config: invalid ${what} "${v}"`);
@@ -67,9 +97,9 @@ export function renderKeepalivedConfig(opts: KeepalivedConfigOptions, template?:
   if (!Number.isInteger(vrid) || vrid < 1 || vrid > 255)
     throw new Error(`keepalived: bad virtual_router_id ${vrid}`);
   if (!IPV4_CIDR.test(opts.vip)) throw new Error(`keepalived: VIP must be IPv4 with prefix, got ${opts.vip}`);
-  const authPass = opts.authPass ?? 'sbvrrp1';
-  if (!/^[A-Za-z0-9_-]{1,8}$/.test(authPass))
-    throw new Error('keepalived: authPass must be 1-8 [A-Za-z0-9_-]');
+  const authPass = opts.authPass;
+  if (typeof authPass !== 'string' || !VRRP_PASSWORD.test(authPass))
+    throw new Error('keepalived: authPass (the VRRP password) is required, 1-8 [A-Za-z0-9_-]');
   const downTimer = opts.downTimerAdverts;
   if (downTimer !== undefined && (!Number.isInteger(downTimer) || downTimer < 1 || downTimer > 100)) {
     throw new Error(`keepalived: downTimerAdverts must be 1..100, got ${downTimer}`);

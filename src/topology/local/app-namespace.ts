@@ -12,6 +12,7 @@ import path from 'node:path';
 import { connectRedis } from '../../adapters/redis/client.ts';
 import { ensureSelfSignedCert } from '../haproxy/config.ts';
 import { haproxyRuntime } from '../haproxy/runtime.ts';
+import { loadOrCreateVrrpPassword } from '../keepalived/config.ts';
 import { ip, type NetnsStar } from '../netns.ts';
 import { freePort } from '../redis-server.ts';
 import { Aborted, type LaunchContext } from './context.ts';
@@ -78,6 +79,8 @@ async function startUp(
     }),
     checkScript: checkScriptFor(id),
     redisCheckPassword: cluster.haproxyCheck.password,
+    // Random, made on the first launch and kept beside the cluster's passwords (--fresh: a new one).
+    vrrpPassword: loadOrCreateVrrpPassword(ctx.vrrpPasswordFile),
     redisServers: masters.map((n) => ({ host: app.address, port: n.port })),
     redis,
     register,

@@ -35,6 +35,7 @@ export class LaunchContext {
   stopping = false;
   /** The HAProxy addresses Switchboard processes believe X-Forwarded-For from (TRUST_PROXY). */
   trustProxy = '127.0.0.1';
+  private wiped = false;
 
   constructor(readonly opts: LocalTopologyOptions) {}
 
@@ -71,6 +72,29 @@ export class LaunchContext {
     return path.join(this.opts.dataDir, 'redis-credentials.json');
   }
 
+  /** The VRRP password both keepalived instances use (owner-only, one line), made on the first launch. */
+  get vrrpPasswordFile(): string {
+    return path.join(this.opts.dataDir, 'vrrp-password');
+  }
+
+  /**
+   * With --fresh: delete what an earlier launch kept in the data directory (the cluster, its
+   * passwords, the admin key, the VRRP password), so this launch makes new ones. Once per run.
+   */
+  wipeIfFresh(): void {
+    if (!this.opts.fresh || this.wiped) return;
+    this.wiped = true;
+    const kept = [
+      path.join(this.opts.dataDir, 'cluster'),
+      this.credentialsFile,
+      path.join(this.opts.dataDir, 'admin-key'),
+      this.vrrpPasswordFile,
+    ];
+    const gone = kept.filter((f) => existsSync(f));
+    for (const f of gone) rmSync(f, { recursive: true, force: true });
+    if (gone.length > 0) this.say(`--fresh: deleted ${gone.join(', ')}`);
+  }
+
   /**
    * The Redis Cluster under <data dir>/cluster (3 masters, 3 replicas, AOF on): the one kept
    * there by an earlier launch, started again with its data (nodes.conf, AOF) and passwords, or
@@ -79,13 +103,7 @@ export class LaunchContext {
    */
   async startCluster(args?: string[]): Promise<RedisClusterHandle> {
     const dataDir = path.join(this.opts.dataDir, 'cluster');
-    if (this.opts.fresh) {
-      const gone = [dataDir, this.credentialsFile, path.join(this.opts.dataDir, 'admin-key')].filter((f) =>
-        existsSync(f),
-      );
-      for (const f of gone) rmSync(f, { recursive: true, force: true });
-      if (gone.length > 0) this.say(`--fresh: deleted ${gone.join(', ')}`);
-    }
+    this.wipeIfFresh();
     mkdirSync(this.logsDir, { recursive: true });
     const kept = keptCluster(dataDir) !== undefined;
     if (kept)

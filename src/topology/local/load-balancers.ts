@@ -127,6 +127,8 @@ export interface LoadBalancerSetup {
   readonly tlsPem: string;
   readonly checkScript: string;
   readonly redisCheckPassword: string;
+  /** keepalived's VRRP password (the same on both members; kept in the data directory). */
+  readonly vrrpPassword: string;
   /** The cluster's masters as HAProxy's Redis frontend reaches them. */
   readonly redisServers: readonly { host: string; port: number }[];
   readonly redis: RedisClient;
@@ -199,6 +201,7 @@ export async function startLoadBalancer(
       haproxyProbe: `127.0.0.1:${VIP_PORTS.stats}`,
       checkScript: setup.checkScript,
       routerId: `sb_${setup.id}_${lb.name}`,
+      authPass: setup.vrrpPassword,
     },
     path.join(lb.runDir, 'keepalived.conf'),
   );
