@@ -33,6 +33,8 @@ export interface Config {
   readonly redisTls: { caFile?: string; certFile?: string; keyFile?: string };
   readonly host: string;
   readonly port: number;
+  /** A port of its own serving GET /metrics (METRICS_PORT, on HOST); undefined: only the API's /metrics. */
+  readonly metricsPort: number | undefined;
   readonly roles: readonly Role[];
   readonly workspaces: readonly string[];
   readonly discoverWorkspaces: boolean;
@@ -133,6 +135,12 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     description: 'Address the HTTP API listens on (0.0.0.0 behind a load balancer).',
   },
   { name: 'PORT', default: '8080', description: 'Port of the HTTP API.' },
+  {
+    name: 'METRICS_PORT',
+    default: '(unset)',
+    description:
+      'A port of its own (on HOST) serving GET /metrics: the only /metrics of a process without the api role (ROLES=dispatcher, projector); docs/METRICS.md.',
+  },
   {
     name: 'ROLES',
     default: 'api,projector,dispatcher,archiver',
@@ -502,6 +510,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
       redisTlsKey: v.optional('REDIS_TLS_KEY', readableFile),
       host: v.text('HOST', '127.0.0.1'),
       port: v.int('PORT', 8080, 0, 65535),
+      metricsPort: v.optional('METRICS_PORT', offOr(0, 65535, false)),
       roles: v.list(
         'ROLES',
         'api,projector,dispatcher,archiver',
@@ -608,6 +617,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
           | 'local'
           | 'replicated',
         advertise: advertiseOf(c.advertise, c.host, c.port),
+        metricsPort: c.metricsPort === undefined ? undefined : Number(c.metricsPort),
         archiveDir: c.archiveDir ?? path.join(c.dataDir, 'archive'),
         logRetention: parseRetention(c.logRetention ?? DEFAULT_RETENTION) as Retention,
         contactRetentionMs: parseContactRetention(c.contactRetention ?? DEFAULT_CONTACT_RETENTION) as

@@ -98,15 +98,21 @@ export async function fireTimers(
   }
 }
 
-/** Runs routing decisions until no work is left; returns the assignments made. */
+/**
+ * Runs routing decisions until no work is left; returns the assignments made. `observe` is told
+ * each step's duration (seconds): the dispatcher's step-duration metric.
+ */
 export async function dispatchPending(
   redis: RedisClient,
   workspace: string,
   opts: DispatcherOptions = defaultDispatcherOptions,
+  observe?: (seconds: number) => void,
 ): Promise<number> {
   let total = 0;
   for (;;) {
+    const started = performance.now();
     const [made, more] = await dispatchStep(redis, workspace, opts);
+    observe?.((performance.now() - started) / 1000);
     total += made;
     if (!more) return total;
   }
@@ -117,6 +123,8 @@ export class Dispatcher {
   private readonly loops: BlockingLoops;
   assignments = 0;
   timersFired = 0;
+  /** Told each dispatch step's duration, seconds (the /metrics histogram). */
+  observeStep: ((seconds: number) => void) | undefined;
 
   constructor(
     private readonly redis: RedisClient,
@@ -154,7 +162,7 @@ export class Dispatcher {
       };
       try {
         await clock();
-        this.assignments += await dispatchPending(this.redis, workspace, this.opts);
+        this.assignments += await dispatchPending(this.redis, workspace, this.opts, this.observeStep);
         clockAside();
         while (running()) {
           // Wakes for work (the projector and API write the wake set), at the clock's alarm, and
@@ -166,7 +174,7 @@ export class Dispatcher {
             this.opts.wakeTimeoutS * 1000 + 5000,
           );
           if (woke === STOPPED) return;
-          const made = await dispatchPending(this.redis, workspace, this.opts);
+          const made = await dispatchPending(this.redis, workspace, this.opts, this.observeStep);
           this.assignments += made;
           if (made > 0) this.log.debug({ workspace, made }, 'assignments made');
           // Timers due now, and those of the offers just made.

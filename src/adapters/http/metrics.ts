@@ -1,5 +1,9 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import { createWorkspaceMetrics } from './workspace-metrics.ts';
+import type { RedisClient } from '../redis/scripts.ts';
+import { PROBLEM_TYPE, problem } from './problem.ts';
+import { createWorkspaceMetrics, refreshWorkspaceMetrics } from './workspace-metrics.ts';
 
 /** Prometheus metrics of one process, served at /metrics. */
 export function createMetrics() {
@@ -39,6 +43,12 @@ export function createMetrics() {
       help: 'Assignments made by this process since start',
       registers: [registry],
     }),
+    dispatchStep: new Histogram({
+      name: 'switchboard_dispatcher_step_duration_seconds',
+      help: "Duration of this process's dispatcher steps (one dispatch Lua call each), every workspace",
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers: [registry],
+    }),
     /** Each workspace's queues, waits, agents and counters, read from Redis at scrape time. */
     workspaces: createWorkspaceMetrics(registry),
   };
@@ -50,4 +60,67 @@ export type Metrics = ReturnType<typeof createMetrics>;
 export function setCounter(counter: Counter, value: number): void {
   counter.reset();
   if (value > 0) counter.inc(value);
+}
+
+/** What a process without the API reports: its workers' running counts and workspaces. */
+export interface WorkerReport {
+  readonly workspaces: readonly string[];
+  readonly projectorApplied?: number;
+  readonly dispatcherAssignments?: number;
+}
+
+/** The /metrics text of a process, its workspaces' figures read first (within their budget). */
+export async function metricsText(m: Metrics, redis: RedisClient, r: WorkerReport): Promise<string> {
+  if (r.projectorApplied !== undefined) setCounter(m.projected, r.projectorApplied);
+  if (r.dispatcherAssignments !== undefined) setCounter(m.assignments, r.dispatcherAssignments);
+  await refreshWorkspaceMetrics(m.workspaces, redis, r.workspaces);
+  return m.registry.metrics();
+}
+
+/**
+ * GET /metrics on a port of its own (METRICS_PORT): the only /metrics of a process without the
+ * api role (a dispatcher's step durations are observed where it runs). Anything else is a 404
+ * problem.
+ */
+export async function serveMetrics(
+  host: string,
+  port: number,
+  m: Metrics,
+  text: () => Promise<string>,
+): Promise<{ url: string; close(): Promise<void> }> {
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method === 'GET' && path === '/metrics') {
+      text().then(
+        (body) => {
+          res.writeHead(200, { 'content-type': m.registry.contentType }).end(body);
+        },
+        (err: Error) => {
+          const p = problem(500, 'internal', 'Internal error', err.message);
+          res.writeHead(500, { 'content-type': PROBLEM_TYPE }).end(JSON.stringify(p));
+        },
+      );
+      return;
+    }
+    const p = problem(
+      404,
+      'no-route',
+      'No such route',
+      `${req.method} ${path}: this port serves GET /metrics only`,
+    );
+    res.writeHead(404, { 'content-type': PROBLEM_TYPE }).end(JSON.stringify(p));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const bound = (server.address() as AddressInfo).port;
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${bound}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
 }

@@ -2,6 +2,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { globalKeys, workspaceKeys } from '../redis/keys.ts';
 import { readStats, type WorkspaceStats } from '../redis/projection-reads.ts';
 import type { RedisClient } from '../redis/scripts.ts';
+import { foldWaits, type WaitCounts, WaitHistogramMetric } from './wait-histogram.ts';
 
 /**
  * The workspaces' own figures on /metrics (docs/METRICS.md): queue depth by skill set, longest wait,
@@ -20,6 +21,8 @@ export const SCRAPE_BUDGET_MS = 1_000;
 /** Without worker roles (an API-only instance): the workspaces with a command in this window. */
 const ACTIVE_WINDOW_MS = 60 * 60_000;
 const CONCURRENCY = 8;
+/** Commands not yet applied are counted up to this many (a scrape reads at most this many entries). */
+export const LAG_COUNT_MAX = 1_000;
 
 const COUNTERS = [
   ['contactsQueuedSoFar', 'switchboard_workspace_contacts_queued_total', 'Contacts queued in the workspace'],
@@ -99,6 +102,14 @@ export function createWorkspaceMetrics(registry: Registry) {
       labelNames: ['workspace'],
       registers,
     }),
+    projectorLagCommands: new Gauge({
+      name: 'switchboard_projector_lag_commands',
+      help: `Commands appended but not yet applied by the projector (counted up to ${LAG_COUNT_MAX})`,
+      labelNames: ['workspace'],
+      registers,
+    }),
+    /** Each decision's wait, counted in Redis (wait-histogram.ts). */
+    waits: new WaitHistogramMetric(registry),
     readSeconds: new Gauge({
       name: 'switchboard_workspace_metrics_read_seconds',
       help: 'How long the last scrape took to read the workspace figures from Redis',
@@ -134,7 +145,10 @@ export async function refreshWorkspaceMetrics(
   const started = Date.now();
   const deadline = started + budgetMs;
   let workspaces: string[] = [];
-  const read = new Map<string, { stats: WorkspaceStats; lagS: number }>();
+  const read = new Map<
+    string,
+    { stats: WorkspaceStats; lagS: number; lagCommands: number; waits: WaitCounts }
+  >();
   try {
     workspaces = await withinBudget(metricWorkspaces(redis, served, started), deadline);
   } catch {
@@ -151,13 +165,22 @@ export async function refreshWorkspaceMetrics(
         try {
           const now = Date.now();
           const stats = await withinBudget(readStats(redis, ws, now), deadline);
-          // The first command after the applied position: how long it has waited to be applied.
-          const next = await withinBudget(
-            redis.xrange(workspaceKeys(ws).commands, `(${stats.position}`, '+', 'COUNT', 1),
+          // The commands after the applied position (up to LAG_COUNT_MAX, ids only matter): how many,
+          // and how long the first has waited to be applied.
+          const [next, waits] = await withinBudget(
+            Promise.all([
+              redis.xrange(workspaceKeys(ws).commands, `(${stats.position}`, '+', 'COUNT', LAG_COUNT_MAX),
+              foldWaits(redis, ws, deadline),
+            ]),
             deadline,
           );
           const oldest = next[0]?.[0];
-          read.set(ws, { stats, lagS: oldest ? Math.max(0, now - Number(oldest.split('-')[0])) / 1000 : 0 });
+          read.set(ws, {
+            stats,
+            lagS: oldest ? Math.max(0, now - Number(oldest.split('-')[0])) / 1000 : 0,
+            lagCommands: next.length,
+            waits,
+          });
         } catch {
           /* reported as up 0 */
         }
@@ -171,6 +194,8 @@ export async function refreshWorkspaceMetrics(
   m.skillSets.reset();
   m.longestWait.reset();
   m.projectorLag.reset();
+  m.projectorLagCommands.reset();
+  m.waits.reset();
   m.serviceLevel.reset();
   m.recentWait.reset();
   m.agents.reset();
@@ -181,6 +206,8 @@ export async function refreshWorkspaceMetrics(
     if (!r) continue;
     const s = r.stats;
     m.projectorLag.set({ workspace: ws }, r.lagS);
+    m.projectorLagCommands.set({ workspace: ws }, r.lagCommands);
+    m.waits.set(ws, r.waits);
     m.queued.set({ workspace: ws }, s.queued);
     m.longestWait.set({ workspace: ws }, s.longestWaitMs / 1000);
     if (s.window?.serviceLevel != null) m.serviceLevel.set({ workspace: ws }, s.window.serviceLevel);
