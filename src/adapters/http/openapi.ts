@@ -265,9 +265,20 @@ export const openapi = {
             },
           },
           serviceLevelMs,
+          {
+            name: 'source',
+            in: 'query',
+            schema: {
+              enum: ['log'],
+              description: 'log: computed from the log even when the live projection covers the range',
+            },
+          },
         ],
         responses: {
-          '200': { description: '{from, to, intervals: [{from, to, queued, assigned, ..., queues}]}' },
+          '200': {
+            description:
+              '{from, to, intervals: [{from, to, queued, assigned, ..., queues}], source: "live" | "log", position?}: source live (the live interval projection; position: the last event its figures include) or log (read from the log for this request)',
+          },
           '422': { description: 'range-too-large: more than 2,000,000 events in the range' },
         },
       },
