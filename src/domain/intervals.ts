@@ -7,6 +7,12 @@
 /** An interval's length, ms. */
 export const INTERVAL_MS = 15 * 60_000;
 
+/**
+ * How long the live projection keeps an interval's tallies after its end (35 days: a month of
+ * reports and its reconciliation); an older range is computed from the log.
+ */
+export const INTERVALS_KEPT_MS = 35 * 24 * 3600_000;
+
 export interface IntervalFigures {
   /** ContactQueued. */
   queued: number;
@@ -32,7 +38,11 @@ export interface Interval extends IntervalFigures {
   readonly queues: Record<string, IntervalFigures>;
 }
 
-interface Tally {
+/**
+ * What an interval holds before its figures are made: counts and sums only, so tallies of the same
+ * interval add up (the live projection keeps them in Redis and only adds to them).
+ */
+export interface Tally {
   queued: number;
   assigned: number;
   abandoned: number;
@@ -44,7 +54,19 @@ interface Tally {
   handleSum: number;
 }
 
-const empty = (): Tally => ({
+export const TALLY_FIELDS: readonly (keyof Tally)[] = [
+  'queued',
+  'assigned',
+  'abandoned',
+  'expired',
+  'completed',
+  'transferred',
+  'waitSum',
+  'within',
+  'handleSum',
+];
+
+export const emptyTally = (): Tally => ({
   queued: 0,
   assigned: 0,
   abandoned: 0,
@@ -56,7 +78,7 @@ const empty = (): Tally => ({
   handleSum: 0,
 });
 
-function figures(t: Tally): IntervalFigures {
+export function figures(t: Tally): IntervalFigures {
   return {
     queued: t.queued,
     assigned: t.assigned,
@@ -70,11 +92,161 @@ function figures(t: Tally): IntervalFigures {
   };
 }
 
+/** One interval's tallies: the workspace's and each queue's. */
+export interface IntervalTallies {
+  readonly all: Tally;
+  readonly queues: ReadonlyMap<string, Tally>;
+}
+
+/** The start of the interval holding `ms`. */
+export const intervalStart = (ms: number): number => Math.floor(ms / INTERVAL_MS) * INTERVAL_MS;
+
+/**
+ * The intervals from `from` to `to` (ms, `from` rounded down to an interval bound), each listed even
+ * when empty, from the tallies `tallies` gives by interval start.
+ */
+export function intervalsOf(
+  from: number,
+  to: number,
+  tallies: (start: number) => IntervalTallies | undefined,
+): Interval[] {
+  const out: Interval[] = [];
+  for (let start = intervalStart(from); start < to; start += INTERVAL_MS) {
+    const i = tallies(start);
+    const queues: Record<string, IntervalFigures> = {};
+    for (const [q, t] of [...(i?.queues ?? new Map<string, Tally>())].sort(([a], [b]) => (a < b ? -1 : 1)))
+      queues[q] = figures(t);
+    out.push({
+      from: new Date(start).toISOString(),
+      to: new Date(start + INTERVAL_MS).toISOString(),
+      ...figures(i?.all ?? emptyTally()),
+      queues,
+    });
+  }
+  return out;
+}
+
 /** An event as the log holds it: its position's time (ms), type and data. */
 export interface LoggedEvent {
   readonly ms: number;
   readonly type: string;
   readonly data: Record<string, unknown>;
+}
+
+/**
+ * An event stream entry's fields as the log holds them (its `type`, and its envelope as JSON in
+ * `event`), as a LoggedEvent; undefined for an entry that is not an event.
+ */
+export function loggedEventOf(
+  position: string,
+  type: string | undefined,
+  envelope: string | undefined,
+): LoggedEvent | undefined {
+  if (!type || envelope === undefined) return undefined;
+  try {
+    const data = (JSON.parse(envelope) as { data?: Record<string, unknown> }).data ?? {};
+    return { ms: Number(position.slice(0, position.indexOf('-'))), type, data };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * What one event changes in the intervals: what it adds to the tally of its interval (the
+ * workspace's, and its contact's queue's when known), and what it teaches about the queue each
+ * contact is in. The one rule both readings of the log follow (IntervalStats, in memory, and the
+ * live projection, src/projections/intervals.ts, in Redis).
+ */
+export interface IntervalEffect {
+  /** What the event adds, to the interval starting at `start`, and to `queue`'s when known. */
+  readonly count?: {
+    readonly start: number;
+    readonly add: Partial<Tally>;
+    readonly queue: string | undefined;
+  };
+  /** The contact's queue from this event on. */
+  readonly learn?: { readonly contactId: string; readonly queue: string };
+  /** Contacts nothing more will be counted for (they left or were forgotten): their queue goes. */
+  readonly forget?: readonly string[];
+}
+
+const queueName = (skills: unknown, channel: unknown) =>
+  `${typeof channel === 'string' ? channel : 'voice'} ${JSON.stringify(skills ?? [])}`;
+
+const channelIn = (queue: string | undefined): string =>
+  queue ? queue.slice(0, queue.indexOf(' ')) : 'voice';
+
+/**
+ * The effect of `e`, given the queue each contact is in so far (`queueOf`). A contact is counted
+ * under the queue it was queued (or transferred, or stepped) to last; a decision under the queue it
+ * was made for; a transfer under the queue it leaves.
+ */
+export function intervalEffect(
+  e: LoggedEvent,
+  queueOf: (contactId: string) => string | undefined,
+  serviceLevelMs: number,
+): IntervalEffect {
+  const d = e.data;
+  const contactId = typeof d.contactId === 'string' ? d.contactId : undefined;
+  const start = intervalStart(e.ms);
+  switch (e.type) {
+    case 'ContactQueued': {
+      const id = typeof d.id === 'string' ? d.id : undefined;
+      if (!id) return {};
+      const queue = queueName(d.skills, d.channel);
+      return { learn: { contactId: id, queue }, count: { start, add: { queued: 1 }, queue } };
+    }
+    case 'AssignmentMade': {
+      if (!contactId) return {};
+      const offer = d.offer as { id?: number } | undefined;
+      if (offer && offer.id !== 1) return {}; // a later offer of the same contact: not its first decision
+      const queue = queueName(d.skills, d.channel);
+      const waited = typeof d.waitedMs === 'number' ? d.waitedMs : 0;
+      return {
+        learn: { contactId, queue },
+        count: {
+          start,
+          add: { assigned: 1, waitSum: waited, within: waited <= serviceLevelMs ? 1 : 0 },
+          queue,
+        },
+      };
+    }
+    case 'ContactAbandoned':
+    case 'ContactExpired':
+    case 'ContactCompleted': {
+      if (!contactId) return {};
+      const add: Partial<Tally> =
+        e.type === 'ContactAbandoned'
+          ? { abandoned: 1 }
+          : e.type === 'ContactExpired'
+            ? { expired: 1 }
+            : { completed: 1, handleSum: typeof d.handledMs === 'number' ? d.handledMs : 0 };
+      // Each ends the contact: no later event of it counts (its id is taken until it is forgotten).
+      return { count: { start, add, queue: queueOf(contactId) }, forget: [contactId] };
+    }
+    case 'ContactTransferred': {
+      if (!contactId) return {};
+      const before = queueOf(contactId);
+      return {
+        count: { start, add: { transferred: 1 }, queue: before },
+        learn: { contactId, queue: queueName(d.skills, channelIn(before)) },
+      };
+    }
+    case 'ContactStepped':
+      if (!contactId) return {};
+      return { learn: { contactId, queue: queueName(d.skills, channelIn(queueOf(contactId))) } };
+    case 'ContactsForgotten':
+      return {
+        forget: ((d.contactIds as string[] | undefined) ?? []).filter((id) => typeof id === 'string'),
+      };
+    default:
+      return {};
+  }
+}
+
+/** Adds `add` to `t`. */
+export function addTo(t: Tally, add: Partial<Tally>): void {
+  for (const f of TALLY_FIELDS) t[f] += add[f] ?? 0;
 }
 
 export class IntervalStats {
@@ -93,112 +265,51 @@ export class IntervalStats {
       this.learn(e);
       return;
     }
-    const d = e.data;
-    const contactId = typeof d.contactId === 'string' ? d.contactId : undefined;
-    const queue = (skills: unknown, channel: unknown) =>
-      `${typeof channel === 'string' ? channel : 'voice'} ${JSON.stringify(skills ?? [])}`;
-    switch (e.type) {
-      case 'ContactQueued': {
-        const id = typeof d.id === 'string' ? d.id : undefined;
-        if (!id) return;
-        this.queueOf.set(id, queue(d.skills, d.channel));
-        this.count(e.ms, id, (t) => t.queued++);
-        return;
+    const effect = intervalEffect(e, (id) => this.queueOf.get(id), this.serviceLevelMs);
+    if (effect.count) {
+      const { start, add, queue } = effect.count;
+      let i = this.intervals.get(start);
+      if (!i) {
+        i = { all: emptyTally(), queues: new Map() };
+        this.intervals.set(start, i);
       }
-      case 'AssignmentMade': {
-        if (!contactId) return;
-        const offer = d.offer as { id?: number } | undefined;
-        if (offer && offer.id !== 1) return; // a later offer of the same contact: not its first decision
-        this.queueOf.set(contactId, queue(d.skills, d.channel));
-        const waited = typeof d.waitedMs === 'number' ? d.waitedMs : 0;
-        this.count(e.ms, contactId, (t) => {
-          t.assigned++;
-          t.waitSum += waited;
-          if (waited <= this.serviceLevelMs) t.within++;
-        });
-        return;
+      addTo(i.all, add);
+      if (queue !== undefined) {
+        let t = i.queues.get(queue);
+        if (!t) {
+          t = emptyTally();
+          i.queues.set(queue, t);
+        }
+        addTo(t, add);
       }
-      case 'ContactAbandoned':
-        if (contactId) this.count(e.ms, contactId, (t) => t.abandoned++);
-        return;
-      case 'ContactExpired':
-        if (contactId) this.count(e.ms, contactId, (t) => t.expired++);
-        return;
-      case 'ContactCompleted': {
-        const handled = typeof d.handledMs === 'number' ? d.handledMs : 0;
-        if (contactId)
-          this.count(e.ms, contactId, (t) => {
-            t.completed++;
-            t.handleSum += handled;
-          });
-        return;
-      }
-      case 'ContactTransferred':
-        if (!contactId) return;
-        this.count(e.ms, contactId, (t) => t.transferred++);
-        this.queueOf.set(contactId, queue(d.skills, this.channelOf(contactId)));
-        return;
-      case 'ContactStepped':
-        if (contactId) this.queueOf.set(contactId, queue(d.skills, this.channelOf(contactId)));
-        return;
-      case 'ContactsForgotten':
-        for (const id of (d.contactIds as string[] | undefined) ?? []) this.queueOf.delete(id);
-        return;
     }
+    for (const id of effect.forget ?? []) this.queueOf.delete(id);
+    if (effect.learn) this.queueOf.set(effect.learn.contactId, effect.learn.queue);
   }
 
   /** The intervals from `from` to `to` (ms, rounded out to interval bounds), each listed even when empty. */
   result(from: number, to: number): Interval[] {
-    const out: Interval[] = [];
-    for (let start = Math.floor(from / INTERVAL_MS) * INTERVAL_MS; start < to; start += INTERVAL_MS) {
-      const i = this.intervals.get(start);
-      const queues: Record<string, IntervalFigures> = {};
-      for (const [q, t] of [...(i?.queues ?? new Map<string, Tally>())].sort(([a], [b]) => (a < b ? -1 : 1)))
-        queues[q] = figures(t);
-      out.push({
-        from: new Date(start).toISOString(),
-        to: new Date(start + INTERVAL_MS).toISOString(),
-        ...figures(i?.all ?? empty()),
-        queues,
-      });
-    }
-    return out;
+    return intervalsOf(from, to, (start) => this.intervals.get(start));
+  }
+
+  /** The tallies of the interval starting at `start` (undefined: nothing counted in it). */
+  tallies(start: number): IntervalTallies | undefined {
+    return this.intervals.get(start);
+  }
+
+  /** The starts of the intervals something was counted in, in order. */
+  starts(): number[] {
+    return [...this.intervals.keys()].sort((a, b) => a - b);
   }
 
   private learn(e: LoggedEvent): void {
     const d = e.data;
     if (e.type === 'ContactQueued' && typeof d.id === 'string')
-      this.queueOf.set(
-        d.id,
-        `${typeof d.channel === 'string' ? d.channel : 'voice'} ${JSON.stringify(d.skills ?? [])}`,
-      );
+      this.queueOf.set(d.id, queueName(d.skills, d.channel));
     else if (
       (e.type === 'ContactTransferred' || e.type === 'ContactStepped') &&
       typeof d.contactId === 'string'
     )
-      this.queueOf.set(d.contactId, `${this.channelOf(d.contactId)} ${JSON.stringify(d.skills ?? [])}`);
-  }
-
-  private channelOf(contactId: string): string {
-    const q = this.queueOf.get(contactId);
-    return q ? q.slice(0, q.indexOf(' ')) : 'voice';
-  }
-
-  private count(ms: number, contactId: string, f: (t: Tally) => void): void {
-    const start = Math.floor(ms / INTERVAL_MS) * INTERVAL_MS;
-    let i = this.intervals.get(start);
-    if (!i) {
-      i = { all: empty(), queues: new Map() };
-      this.intervals.set(start, i);
-    }
-    f(i.all);
-    const q = this.queueOf.get(contactId);
-    if (q === undefined) return;
-    let t = i.queues.get(q);
-    if (!t) {
-      t = empty();
-      i.queues.set(q, t);
-    }
-    f(t);
+      this.queueOf.set(d.contactId, queueName(d.skills, channelIn(this.queueOf.get(d.contactId))));
   }
 }

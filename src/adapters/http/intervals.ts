@@ -1,10 +1,29 @@
 import type { FastifyInstance } from 'fastify';
 import * as t from 'io-ts';
-import { INTERVAL_MS, IntervalStats } from '../../domain/intervals.ts';
+import {
+  emptyTally,
+  INTERVAL_MS,
+  INTERVALS_KEPT_MS,
+  type Interval,
+  IntervalStats,
+  type IntervalTallies,
+  intervalStart,
+  intervalsOf,
+  loggedEventOf,
+  type Tally,
+} from '../../domain/intervals.ts';
 import { strict } from '../../domain/strict.ts';
 import { MAX_POSITION_PART, withMessage } from '../../domain/values.ts';
-import { entryType, parseFields, streamHistory } from '../redis/event-log.ts';
+import {
+  type EventHistory,
+  entryType,
+  parseFields,
+  type StreamEntry,
+  streamHistory,
+} from '../redis/event-log.ts';
+import { workspaceKeys } from '../redis/keys.ts';
 import { DEFAULT_SERVICE_LEVEL_MS } from '../redis/projection-reads.ts';
+import type { RedisClient } from '../redis/scripts.ts';
 import { workspaceOf } from './params.ts';
 import { decodeOr400, ProblemError, problem } from './problem.ts';
 
@@ -14,6 +33,11 @@ const LOOKBACK_MS = 2 * 3600_000;
 /** The most events one request reads: a busier range is refused (ask for a shorter one). */
 const MAX_EVENTS = 2_000_000;
 const PAGE = 10_000;
+/**
+ * A range that reaches past now is answered from the live projection while it is at most this far
+ * behind the log's last event (the answer says the position it is current to).
+ */
+const LIVE_LAG_MS = 10_000;
 
 const Time = withMessage(
   t.refinement(t.string, (s) => /^\d{4}-\d\d-\d\dT/.test(s) && Number.isFinite(Date.parse(s)), 'Time'),
@@ -27,13 +51,19 @@ const IntervalsQuery = strict(
       (s) => /^\d{1,8}$/.test(s) && Number(s) >= 1 && Number(s) <= 86_400_000,
       'serviceLevelMs',
     ),
+    source: withMessage(
+      t.literal('log'),
+      '"log" (computed from the log even when the live projection covers the range)',
+    ),
   },
   'IntervalsQuery',
 );
 
 /**
  * GET /stats/intervals?from&to: the event log's statistics in 15-minute intervals
- * (src/domain/intervals.ts), read from the history (the archive, then the stream) each time.
+ * (src/domain/intervals.ts). From the live projection (src/projections/intervals.ts) when it
+ * covers the range exactly with the threshold asked for; otherwise read from the history (the
+ * archive, then the stream) for this request. Both give the same figures (test/projections/intervals-live.test.ts).
  */
 export async function intervalRoutes(app: FastifyInstance): Promise<void> {
   const history = app.deps.history ?? streamHistory(app.deps.redis);
@@ -54,43 +84,118 @@ export async function intervalRoutes(app: FastifyInstance): Promise<void> {
           },
         ),
       );
-    const stats = new IntervalStats(
-      q.serviceLevelMs !== undefined ? Number(q.serviceLevelMs) : DEFAULT_SERVICE_LEVEL_MS,
-    );
-    const start = Math.floor(from / INTERVAL_MS) * INTERVAL_MS;
-    const learnFrom = Math.max(0, start - LOOKBACK_MS);
-    let cursor = learnFrom > 0 ? `${learnFrom - 1}-${MAX_POSITION_PART}` : '0-0';
-    let read = 0;
-    for (;;) {
-      const entries = await history(ws, cursor, PAGE);
-      for (const e of entries) {
-        cursor = e[0];
-        const ms = Number(e[0].slice(0, e[0].indexOf('-')));
-        if (ms >= to)
-          return { from: new Date(start).toISOString(), to: q.to, intervals: stats.result(from, to) };
-        const type = entryType(e);
-        const fields = parseFields(e[1]);
-        if (!type || fields.event === undefined) continue;
-        let data: Record<string, unknown>;
-        try {
-          data = (JSON.parse(fields.event) as { data?: Record<string, unknown> }).data ?? {};
-        } catch {
-          continue;
-        }
-        stats.add({ ms, type, data }, ms >= start);
-      }
-      read += entries.length;
-      if (entries.length < PAGE) break;
-      if (read >= MAX_EVENTS)
-        throw new ProblemError(
-          problem(
-            422,
-            'range-too-large',
-            'Range too busy',
-            `The range holds more than ${MAX_EVENTS} events; ask for a shorter one.`,
-          ),
-        );
+    const serviceLevelMs =
+      q.serviceLevelMs !== undefined ? Number(q.serviceLevelMs) : DEFAULT_SERVICE_LEVEL_MS;
+    const head = { from: new Date(intervalStart(from)).toISOString(), to: q.to };
+    if (q.source !== 'log') {
+      const live = await fromLive(app.deps.redis, ws, from, to, serviceLevelMs);
+      if (live) return { ...head, intervals: live.intervals, source: 'live', position: live.position };
     }
-    return { from: new Date(start).toISOString(), to: q.to, intervals: stats.result(from, to) };
+    return { ...head, intervals: await fromLog(history, ws, from, to, serviceLevelMs), source: 'log' };
   });
+}
+
+/** The position's time, ms. */
+const msOf = (position: string): number => Number(position.slice(0, position.indexOf('-')));
+
+/**
+ * The intervals from the live projection, if its tallies give exactly what the log gives for the
+ * range: they were counted with this threshold and are still kept, every event before `to` is in
+ * them (the checkpoint is at or past `to`, or at the log's last event) and none at or after `to`
+ * is (`to` is an interval bound, or the checkpoint is before it). A range reaching past now is
+ * answered while the projection is at most LIVE_LAG_MS behind: current up to `position`.
+ */
+async function fromLive(
+  redis: RedisClient,
+  ws: string,
+  from: number,
+  to: number,
+  serviceLevelMs: number,
+): Promise<{ intervals: Interval[]; position: string } | undefined> {
+  const k = workspaceKeys(ws);
+  const starts: number[] = [];
+  for (let s = intervalStart(from); s < to; s += INTERVAL_MS) starts.push(s);
+  const now = Date.now();
+  if (starts[0]! + INTERVAL_MS + INTERVALS_KEPT_MS < now + 60_000) return undefined;
+  // One transaction: the tallies are those of the checkpoint read with them.
+  const tx = redis
+    .multi()
+    .hmget(k.intervals, 'checkpoint', 'serviceLevelMs')
+    .xrevrange(k.events, '+', '-', 'COUNT', 1);
+  for (const s of starts) tx.hgetall(`${k.intervalPrefix}${s}`);
+  const replies = await tx.exec();
+  if (!replies) return undefined;
+  for (const [err] of replies) if (err) throw err;
+  const [checkpoint, threshold] = replies[0]![1] as (string | null)[];
+  const last = (replies[1]![1] as StreamEntry[])[0]?.[0];
+  if (!checkpoint || !last || Number(threshold) !== serviceLevelMs) return undefined;
+  const at = msOf(checkpoint);
+  const exact = (at >= to || checkpoint === last) && (to % INTERVAL_MS === 0 || at < to);
+  const current = to > now && msOf(last) - at <= LIVE_LAG_MS;
+  if (!exact && !current) return undefined;
+  const tallies = new Map<number, IntervalTallies>();
+  starts.forEach((s, i) => {
+    tallies.set(s, talliesOf(replies[i + 2]![1] as Record<string, string>));
+  });
+  return { intervals: intervalsOf(from, to, (s) => tallies.get(s)), position: checkpoint };
+}
+
+/** An interval hash of the live projection (`<tally>`, `<tally> <queue>` → integer) as tallies. */
+function talliesOf(hash: Record<string, string>): IntervalTallies {
+  const all = emptyTally();
+  const queues = new Map<string, Tally>();
+  for (const [field, value] of Object.entries(hash)) {
+    const space = field.indexOf(' ');
+    const name = (space < 0 ? field : field.slice(0, space)) as keyof Tally;
+    if (!(name in all)) continue;
+    if (space < 0) {
+      all[name] = Number(value);
+      continue;
+    }
+    const queue = field.slice(space + 1);
+    let t = queues.get(queue);
+    if (!t) {
+      t = emptyTally();
+      queues.set(queue, t);
+    }
+    t[name] = Number(value);
+  }
+  return { all, queues };
+}
+
+/** The intervals computed from the history, reading the range (and LOOKBACK_MS before it) now. */
+async function fromLog(
+  history: EventHistory,
+  ws: string,
+  from: number,
+  to: number,
+  serviceLevelMs: number,
+): Promise<Interval[]> {
+  const stats = new IntervalStats(serviceLevelMs);
+  const start = intervalStart(from);
+  const learnFrom = Math.max(0, start - LOOKBACK_MS);
+  let cursor = learnFrom > 0 ? `${learnFrom - 1}-${MAX_POSITION_PART}` : '0-0';
+  let read = 0;
+  for (;;) {
+    const entries = await history(ws, cursor, PAGE);
+    for (const e of entries) {
+      cursor = e[0];
+      const event = loggedEventOf(e[0], entryType(e), parseFields(e[1]).event);
+      if (!event) continue;
+      if (event.ms >= to) return stats.result(from, to);
+      stats.add(event, event.ms >= start);
+    }
+    read += entries.length;
+    if (entries.length < PAGE) break;
+    if (read >= MAX_EVENTS)
+      throw new ProblemError(
+        problem(
+          422,
+          'range-too-large',
+          'Range too busy',
+          `The range holds more than ${MAX_EVENTS} events; ask for a shorter one.`,
+        ),
+      );
+  }
+  return stats.result(from, to);
 }

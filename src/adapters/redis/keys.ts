@@ -66,6 +66,19 @@ export interface WorkspaceKeys {
   readonly apiKeys: string;
   /** Prefix of the one-time WebSocket tickets (`<prefix><sha256 of the ticket>`, a string with an expiry). */
   readonly wsTicketPrefix: string;
+  /** Hash: the live interval projection's checkpoint (last event applied) and service-level threshold. */
+  readonly intervals: string;
+  /** Hash: contact → its queue, for the contacts the interval projection may still count (src/domain/intervals.ts). */
+  readonly intervalContacts: string;
+  /** Zset of the interval tallies kept (member and score: the interval's start, ms). */
+  readonly intervalIndex: string;
+  /**
+   * Prefix of one 15-minute interval's tallies (`<prefix><start ms>`, a hash of `<tally>` and
+   * `<tally> <queue>` → integer), each expiring after the retention (src/projections/intervals.ts).
+   */
+  readonly intervalPrefix: string;
+  /** The interval projection's lease of the workspace. */
+  readonly intervalsLease: string;
 }
 
 export function workspaceKeys(workspace: string): WorkspaceKeys {
@@ -100,6 +113,11 @@ export function workspaceKeys(workspace: string): WorkspaceKeys {
     archive: `${prefix}archive`,
     apiKeys: `${prefix}keys`,
     wsTicketPrefix: `${prefix}ws-ticket:`,
+    intervals: `${prefix}intervals`,
+    intervalContacts: `${prefix}intervals:contacts`,
+    intervalIndex: `${prefix}intervals:index`,
+    intervalPrefix: `${prefix}interval:`,
+    intervalsLease: `${prefix}intervals-lease`,
   };
 }
 
@@ -126,6 +144,8 @@ export const globalKeys = {
   dispatchers: `${KEY_ROOT}:dispatchers`,
   /** Zset of live archivers, scored by their last lease renewal. */
   archivers: `${KEY_ROOT}:archivers`,
+  /** Zset of live interval projections, scored by their last lease renewal. */
+  intervalProjections: `${KEY_ROOT}:interval-projections`,
 };
 
 /**

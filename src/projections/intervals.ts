@@ -1,0 +1,194 @@
+import type { Logger } from 'pino';
+import { BlockingLoops, raceBlocking, STOPPED } from '../adapters/redis/client.ts';
+import { type EventHistory, entryType, parseFields, streamHistory } from '../adapters/redis/event-log.ts';
+import { workspaceKeys } from '../adapters/redis/keys.ts';
+import { DEFAULT_SERVICE_LEVEL_MS } from '../adapters/redis/projection-reads.ts';
+import { luaScript, type RedisClient, runLua } from '../adapters/redis/scripts.ts';
+import {
+  INTERVAL_MS,
+  INTERVALS_KEPT_MS,
+  intervalEffect,
+  type LoggedEvent,
+  loggedEventOf,
+  TALLY_FIELDS,
+} from '../domain/intervals.ts';
+
+/** The projection's one Lua step (its file documents its keys and arguments). */
+const APPLY = luaScript('intervals', new URL('./lua/intervals-any.lua', import.meta.url));
+
+export interface IntervalProjectionOptions {
+  /** Most events applied by one step. */
+  readonly batch: number;
+  /** How long the read that waits for new events blocks. */
+  readonly blockMs: number;
+  /** The service-level threshold the tallies count decisions within (a workspace keeps the first it was built with). */
+  readonly serviceLevelMs: number;
+  /** How long an interval's tallies are kept after its end. */
+  readonly keptMs: number;
+}
+
+export const defaultIntervalProjectionOptions: IntervalProjectionOptions = {
+  batch: 1000,
+  blockMs: 2000,
+  serviceLevelMs: DEFAULT_SERVICE_LEVEL_MS,
+  keptMs: INTERVALS_KEPT_MS,
+};
+
+/**
+ * The live interval projection of one workspace's event log: each 15-minute interval's tallies
+ * (the workspace's and each queue's, src/domain/intervals.ts) in Redis, kept up to date as events
+ * are appended. Each step reads the events after its checkpoint (the archive first when the
+ * history given reads it), lets the domain say what each adds, and applies the sums, the contacts'
+ * queues and the new checkpoint in one Lua step that applies only if the checkpoint has not moved:
+ * any number of processes may run it at once, and a process killed anywhere loses and repeats
+ * nothing. GET /stats/intervals reads the tallies (src/adapters/http/intervals.ts).
+ */
+export class IntervalProjection {
+  private readonly loops: BlockingLoops;
+  /** Events applied by this process. */
+  applied = 0;
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly log: Logger,
+    private readonly history: EventHistory = streamHistory(redis),
+    private readonly opts: IntervalProjectionOptions = defaultIntervalProjectionOptions,
+  ) {
+    this.loops = new BlockingLoops(redis);
+  }
+
+  /** Applies every event after the checkpoint; returns how many this call applied. */
+  async applyPending(workspace: string, running: () => boolean = () => true): Promise<number> {
+    let total = 0;
+    while (running()) {
+      const n = await this.step(workspace);
+      if (n === 0) return total;
+      if (n > 0) total += n;
+    }
+    return total;
+  }
+
+  /**
+   * One batch: the number of events applied, 0 when there was none to apply, -1 when another
+   * process moved the checkpoint first (nothing was written; read again).
+   */
+  async step(workspace: string): Promise<number> {
+    const k = workspaceKeys(workspace);
+    const [checkpoint, storedThreshold] = await this.redis.hmget(k.intervals, 'checkpoint', 'serviceLevelMs');
+    const threshold = storedThreshold ? Number(storedThreshold) : this.opts.serviceLevelMs;
+    const entries = await this.history(workspace, checkpoint ?? '0-0', this.opts.batch);
+    const last = entries.at(-1);
+    if (!last) return 0;
+
+    const events: LoggedEvent[] = [];
+    const ids = new Set<string>();
+    for (const entry of entries) {
+      const e = loggedEventOf(entry[0], entryType(entry), parseFields(entry[1]).event);
+      if (!e) continue;
+      events.push(e);
+      for (const id of [e.data.id, e.data.contactId, ...((e.data.contactIds as unknown[]) ?? [])])
+        if (typeof id === 'string') ids.add(id);
+    }
+    // The queues of the contacts this batch is about, as the checkpoint left them; then as it changes them.
+    const known = [...ids];
+    const queues = new Map<string, string | null>();
+    if (known.length > 0) {
+      const stored = await this.redis.hmget(k.intervalContacts, ...known);
+      for (const [i, id] of known.entries()) queues.set(id, stored[i] ?? null);
+    }
+    const changed = new Set<string>();
+    const sums = new Map<number, Map<string, number>>();
+    for (const e of events) {
+      const effect = intervalEffect(e, (id) => queues.get(id) ?? undefined, threshold);
+      if (effect.count) {
+        const { start, add, queue } = effect.count;
+        let fields = sums.get(start);
+        if (!fields) {
+          fields = new Map();
+          sums.set(start, fields);
+        }
+        for (const f of TALLY_FIELDS) {
+          const v = add[f];
+          if (!v) continue;
+          fields.set(f, (fields.get(f) ?? 0) + v);
+          if (queue !== undefined) fields.set(`${f} ${queue}`, (fields.get(`${f} ${queue}`) ?? 0) + v);
+        }
+      }
+      for (const id of effect.forget ?? []) {
+        queues.set(id, null);
+        changed.add(id);
+      }
+      if (effect.learn) {
+        queues.set(effect.learn.contactId, effect.learn.queue);
+        changed.add(effect.learn.contactId);
+      }
+    }
+
+    const keys = [k.intervals, k.intervalContacts, k.intervalIndex];
+    const args: (string | number)[] = [];
+    for (const [start, fields] of sums) {
+      keys.push(`${k.intervalPrefix}${start}`);
+      args.push(start, fields.size);
+      // Redis adds integers: the log's waits and handle times are whole milliseconds.
+      for (const [f, v] of fields) args.push(f, Math.round(v));
+    }
+    const set: string[] = [];
+    const gone: string[] = [];
+    for (const id of changed) {
+      const q = queues.get(id);
+      if (q == null) gone.push(id);
+      else set.push(id, q);
+    }
+    const applied = (await runLua(this.redis, APPLY, keys, [
+      checkpoint ?? '',
+      last[0],
+      threshold,
+      this.opts.keptMs,
+      INTERVAL_MS,
+      set.length / 2,
+      ...args,
+      ...set,
+      ...gone,
+    ])) as number;
+    if (applied !== 1) return -1;
+    this.applied += entries.length;
+    return entries.length;
+  }
+
+  /** The loop of one workspace: apply what is there, then wait for the next event. */
+  async run(workspace: string, running: () => boolean): Promise<void> {
+    const k = workspaceKeys(workspace);
+    await this.loops.run(workspace, async (conn, stopped) => {
+      while (running()) {
+        const n = await this.applyPending(workspace, running);
+        if (n > 0) this.log.debug({ workspace, applied: n }, 'events applied to the intervals');
+        const checkpoint = (await this.redis.hget(k.intervals, 'checkpoint')) ?? '0-0';
+        const read = await raceBlocking(
+          conn.xread('COUNT', 1, 'BLOCK', this.opts.blockMs, 'STREAMS', k.events, checkpoint),
+          stopped,
+          this.opts.blockMs + 5000,
+        );
+        if (read === STOPPED) return;
+      }
+    });
+  }
+
+  interrupt(workspace: string): void {
+    this.loops.interrupt(workspace);
+  }
+}
+
+/**
+ * Removes a workspace's live interval projection (its tallies, contacts' queues and checkpoint):
+ * the next step builds it again from the whole log.
+ */
+export async function dropIntervals(redis: RedisClient, workspace: string): Promise<void> {
+  const k = workspaceKeys(workspace);
+  const starts = await redis.zrange(k.intervalIndex, 0, -1);
+  await redis.unlink(
+    k.intervals,
+    k.intervalContacts,
+    k.intervalIndex,
+    ...starts.map((s) => `${k.intervalPrefix}${s}`),
+  );
+}
