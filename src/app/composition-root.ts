@@ -19,6 +19,7 @@ import { SnapshotWriter } from '../audit/snapshot-writer.ts';
 import { stateAt } from '../audit/state-at.ts';
 import { Dispatcher, defaultDispatcherOptions } from '../dispatcher/dispatcher.ts';
 import { LeaseKeeper } from '../dispatcher/leases.ts';
+import { IntervalProjection } from '../projections/intervals.ts';
 import { Projector, projectPending } from '../projections/projector.ts';
 import { type RedisServerHandle, startPrivateRedis } from '../topology/redis-server.ts';
 import { type Config, redisTargetOf } from './config.ts';
@@ -74,6 +75,7 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
     projector = new Projector(redis, log.child({ role: 'projector' }), projectorOptions);
     projecting = new WorkspaceRunner(redis, projector, log.child({ role: 'projector' }), runnerOpts);
     runners.push(projecting);
+    runners.push(intervalsRunner(redis, config, log));
   }
   if (config.roles.includes('dispatcher')) {
     const dlog = log.child({ role: 'dispatcher' });
@@ -212,6 +214,34 @@ function archiverRunner(redis: RedisClient, config: Config, log: Logger): Worksp
     leases,
     discoverEveryMs: leases.opts.renewEveryMs,
     idleAfterMs: Math.max(DEFAULT_IDLE_AFTER_MS, (config.logRetention.ageMs ?? 0) + 3_600_000),
+  });
+}
+
+/**
+ * The live interval projection (GET /stats/intervals), with the projector role: one process per
+ * workspace at a time, by a lease of its own (the dispatcher's mechanism under other keys). Its
+ * steps are safe to run anywhere at once; the lease only keeps processes from doing the work twice.
+ */
+function intervalsRunner(redis: RedisClient, config: Config, log: Logger): WorkspaceRunner {
+  const ilog = log.child({ role: 'intervals' });
+  const archive = new DiskArchive(config.archiveDir);
+  // Across the archive: a workspace's first step reads the whole log, trimmed part included.
+  const history: EventHistory = (ws, after, limit) =>
+    new LogReader(redis, archive, ws, 'events', { after, pageSize: limit }).next('+');
+  const leases = new LeaseKeeper(redis, `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`, ilog, {
+    ttlMs: config.leaseTtlMs,
+    renewEveryMs: Math.max(100, Math.floor(config.leaseTtlMs / 3)),
+    holder: {
+      role: 'intervals',
+      key: (ws) => workspaceKeys(ws).intervalsLease,
+      registry: globalKeys.intervalProjections,
+    },
+  });
+  return new WorkspaceRunner(redis, new IntervalProjection(redis, ilog, history), ilog, {
+    workspaces: config.workspaces,
+    discover: config.discoverWorkspaces,
+    leases,
+    discoverEveryMs: leases.opts.renewEveryMs,
   });
 }
 
