@@ -186,12 +186,39 @@ export class Dispatcher {
     });
   }
 
-  /** The clock step: fires what is due (the commands it appends wake the projector, not this loop). */
+  /**
+   * The clock step: fires what is due (the commands it appends wake the projector, not this loop).
+   * At debug, its line names the commands it appended: a timer's command id is
+   * `timer:<member>:<due ms>`, so the timers due just before the step name them (when the counts
+   * agree: another dispatcher's clock may fire some of them first).
+   */
   private async tick(workspace: string): Promise<{ nextDue: number | undefined }> {
+    const debug = this.log.isLevelEnabled('debug');
+    const due = debug ? await this.dueTimers(workspace).catch(() => undefined) : undefined;
     const { fired, nextDue } = await fireTimers(this.redis, workspace);
     this.timersFired += fired;
-    if (fired > 0) this.log.debug({ workspace, fired }, 'timers fired');
+    if (fired > 0 && debug) {
+      const named = due !== undefined && due.length === fired ? { commandIds: due } : { dueBefore: due };
+      this.log.debug({ workspace, fired, ...named }, 'timers fired');
+    }
     return { nextDue };
+  }
+
+  /** The command ids the timers due now will be appended with (at most one clock batch). */
+  private async dueTimers(workspace: string): Promise<string[]> {
+    const flat = (await this.redis.zrange(
+      workspaceKeys(workspace).timers,
+      '-inf',
+      Date.now(),
+      'BYSCORE',
+      'LIMIT',
+      0,
+      CLOCK_BATCH,
+      'WITHSCORES',
+    )) as string[];
+    const ids: string[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) ids.push(`timer:${flat[i]}:${flat[i + 1]}`);
+    return ids;
   }
 
   interrupt(workspace: string): void {

@@ -57,12 +57,14 @@ export async function projectPending(
   workspace: string,
   delivered: readonly string[] = [],
   opts: ProjectorOptions = defaultProjectorOptions,
+  /** After each step that applied something: how many, and the checkpoint it ended at (logging). */
+  onStep?: (applied: number, checkpoint: string) => Promise<void>,
 ): Promise<number> {
   const k = workspaceKeys(workspace);
   let total = 0;
   let ack = delivered;
   for (;;) {
-    const [applied, , more] = (await runLua(
+    const [applied, checkpoint, more] = (await runLua(
       redis,
       PROJECT,
       [
@@ -93,6 +95,7 @@ export async function projectPending(
         ...ack,
       ],
     )) as [number, string, number];
+    if (applied > 0 && onStep) await onStep(applied, checkpoint);
     total += applied;
     ack = [];
     if (more !== 1) return total;
@@ -109,6 +112,76 @@ function consumerInfo(fields: unknown): { name: string; pending: number; idle: n
   return { name: String(f.get('name')), pending: Number(f.get('pending')), idle: Number(f.get('idle')) };
 }
 
+/** One entry of the outcome stream: the command it answers and its status (and problem, if refused). */
+interface StepOutcome {
+  readonly commandId: string;
+  readonly position: string;
+  readonly status: number;
+  readonly problem?: string;
+  readonly title?: string;
+}
+
+function outcomeOf(fields: string[]): StepOutcome | undefined {
+  const f = new Map<string, string>();
+  for (let i = 0; i + 1 < fields.length; i += 2) f.set(fields[i]!, fields[i + 1]!);
+  const position = f.get('position');
+  if (!position) return undefined;
+  let status = 0;
+  let body: { type?: unknown; title?: unknown } = {};
+  try {
+    const o = JSON.parse(f.get('outcome') ?? '{}') as { status?: number; body?: typeof body };
+    status = Number(o.status ?? 0);
+    body = o.body ?? {};
+  } catch {
+    /* an outcome this code cannot read: logged with status 0 */
+  }
+  return {
+    commandId: f.get('commandId') ?? '',
+    position,
+    status,
+    ...(status >= 400 && typeof body.type === 'string' ? { problem: body.type } : {}),
+    ...(status >= 400 && typeof body.title === 'string' ? { title: body.title } : {}),
+  };
+}
+
+/**
+ * The outcomes of the last `applied` commands up to `checkpoint`: one step's. The outcome stream
+ * is in command order (each step starts at the checkpoint the previous one left), so they are
+ * the last `applied` entries at or before the checkpoint; entries of a later step (another
+ * projector's) come after them and are skipped. Bounded: three reads.
+ */
+async function stepOutcomes(
+  redis: RedisClient,
+  workspace: string,
+  applied: number,
+  checkpoint: string,
+): Promise<StepOutcome[]> {
+  const k = workspaceKeys(workspace);
+  let end = '+';
+  const mine: StepOutcome[] = [];
+  for (let i = 0; i < 3 && mine.length < applied; i++) {
+    const entries = (await redis.xrevrange(k.outcomes, end, '-', 'COUNT', applied - mine.length + 16)) as [
+      string,
+      string[],
+    ][];
+    for (const [id, fields] of entries) {
+      end = `(${id}`;
+      const o = outcomeOf(fields);
+      if (!o || comparePositions(o.position, checkpoint) > 0) continue;
+      if (mine.length < applied) mine.push(o);
+    }
+    if (entries.length === 0) break;
+  }
+  return mine.reverse();
+}
+
+function comparePositions(a: string, b: string): number {
+  const [am = '0', as = '0'] = a.split('-');
+  const [bm = '0', bs = '0'] = b.split('-');
+  const d = BigInt(am) - BigInt(bm) || BigInt(as) - BigInt(bs);
+  return d < 0n ? -1 : d > 0n ? 1 : 0;
+}
+
 /** The projector role: one consumer of the workspace's command stream group. */
 export class Projector {
   readonly consumer = `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
@@ -123,11 +196,99 @@ export class Projector {
     this.loops = new BlockingLoops(redis);
   }
 
+  /**
+   * The lines about single commands, after a step: each command refused (info: its id, request
+   * id, type, status and problem) and, at debug, each command applied. Off below info (the
+   * outcome read costs one XREVRANGE per step).
+   */
+  private readonly logStep = async (
+    workspace: string,
+    applied: number,
+    checkpoint: string,
+  ): Promise<void> => {
+    if (!this.log.isLevelEnabled('info')) return;
+    const debug = this.log.isLevelEnabled('debug');
+    try {
+      const outcomes = await stepOutcomes(this.redis, workspace, applied, checkpoint);
+      for (const o of outcomes) {
+        if (o.status >= 400) {
+          const command = await this.commandAt(workspace, o.position);
+          this.log.info(
+            {
+              workspace,
+              ...command,
+              commandId: o.commandId,
+              position: o.position,
+              status: o.status,
+              problem: o.problem,
+              title: o.title,
+            },
+            'command refused',
+          );
+        } else if (debug) {
+          this.log.debug(
+            { workspace, commandId: o.commandId, position: o.position, status: o.status },
+            'command applied',
+          );
+        }
+      }
+    } catch (err) {
+      this.log.debug(
+        { workspace, err: (err as Error).message },
+        'could not read the outcomes of a step to log them',
+      );
+    }
+  };
+
+  /** The request id and type of the command at `position` (or after `position` with `after`). */
+  private async commandAt(
+    workspace: string,
+    position: string,
+    after = false,
+  ): Promise<{ commandId?: string; requestId?: string; type?: string; position?: string }> {
+    const k = workspaceKeys(workspace);
+    const [entry] = (await this.redis.xrange(
+      k.commands,
+      after ? `(${position}` : position,
+      '+',
+      'COUNT',
+      1,
+    )) as [string, string[]][];
+    if (!entry || (!after && entry[0] !== position)) return {};
+    const f = new Map<string, string>();
+    for (let i = 0; i + 1 < entry[1].length; i += 2) f.set(entry[1][i]!, entry[1][i + 1]!);
+    return {
+      ...(f.has('commandId') ? { commandId: f.get('commandId') } : {}),
+      ...(f.has('requestId') ? { requestId: f.get('requestId') } : {}),
+      ...(f.has('type') ? { type: f.get('type') } : {}),
+      position: entry[0],
+    };
+  }
+
+  /** A step that failed names the command it was to apply first (the one after the checkpoint). */
+  private async project(workspace: string, delivered: readonly string[]): Promise<number> {
+    try {
+      return await projectPending(this.redis, workspace, delivered, this.opts, (n, checkpoint) =>
+        this.logStep(workspace, n, checkpoint),
+      );
+    } catch (err) {
+      const next = await this.redis
+        .hget(workspaceKeys(workspace).meta, 'applied')
+        .then((applied) => this.commandAt(workspace, applied ?? '0-0', true))
+        .catch(() => ({}));
+      this.log.warn(
+        { workspace, ...next, err: (err as Error).message },
+        'a projector step failed; the command after the checkpoint is not applied yet',
+      );
+      throw err;
+    }
+  }
+
   async run(workspace: string, running: () => boolean): Promise<void> {
     const k = workspaceKeys(workspace);
     await ensureGroup(this.redis, workspace);
     await this.loops.run(workspace, async (conn, stopped) => {
-      this.applied += await projectPending(this.redis, workspace, [], this.opts);
+      this.applied += await this.project(workspace, []);
       let lastReclaim = Date.now();
       let lastPrune = Date.now();
       while (running()) {
@@ -153,7 +314,7 @@ export class Projector {
         const reply = read as ReadGroupReply;
         const ids = reply?.[0]?.[1].map((e) => e[0]) ?? [];
         // With nothing delivered, still look: a projector that died may hold commands unapplied.
-        const n = await projectPending(this.redis, workspace, ids, this.opts);
+        const n = await this.project(workspace, ids);
         this.applied += n;
         if (n > 0) this.log.debug({ workspace, applied: n, delivered: ids.length }, 'commands applied');
         if (Date.now() - lastReclaim > this.opts.reclaimIdleMs) {
@@ -183,8 +344,11 @@ export class Projector {
       'JUSTID',
     )) as [string, string[]];
     if (claimed.length === 0) return 0;
-    this.log.info({ workspace, entries: claimed.length }, 'reclaimed commands of a stopped projector');
-    this.applied += await projectPending(this.redis, workspace, claimed, this.opts);
+    this.log.info(
+      { workspace, entries: claimed.length, positions: claimed.slice(0, 20) },
+      'reclaimed commands of a stopped projector',
+    );
+    this.applied += await this.project(workspace, claimed);
     return claimed.length;
   }
 

@@ -4,17 +4,36 @@
  * address, and for a command its id, type and position; health checks (`/health`, `/status`)
  * not at info. The client address comes from X-Forwarded-For only when the request arrives from
  * a proxy named in TRUST_PROXY; TRUST_PROXY takes addresses and CIDRs and refuses anything else.
+ *
+ * The command id in every line of a command's path: an API, a projector and a dispatcher (three
+ * instances, each with its own log, on the same Redis) and a command the projector refuses, one
+ * whose outcome comes too late (202), one no replica confirms (503), and a timer's command (a
+ * contact's maxWaitMs): each line about the command, in each log, names its id (and the API's
+ * request id where there is a request).
  */
 import { Writable } from 'node:stream';
+import type { Cluster } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
 import { ConfigError, loadConfig } from '../../src/app/config.ts';
 import { projectorReady } from '../support/projector.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { waitFor } from '../support/wait.ts';
 
 const WS = 'api-request-log';
 type Line = Record<string, unknown>;
+
+/** A pino logger writing into `into`, one parsed object per line. */
+function collecting(into: Line[], level = 'info') {
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const l of chunk.toString().split('\n')) if (l.trim() !== '') into.push(JSON.parse(l) as Line);
+      done();
+    },
+  });
+  return pino({ level }, sink);
+}
 
 let redis: TestRedis;
 let running: Running;
@@ -22,12 +41,6 @@ const lines: Line[] = [];
 
 beforeAll(async () => {
   redis = await startTestRedis();
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const l of chunk.toString().split('\n')) if (l.trim() !== '') lines.push(JSON.parse(l) as Line);
-      done();
-    },
-  });
   running = await startSwitchboard(
     loadConfig({
       AUTH: 'off',
@@ -37,7 +50,7 @@ beforeAll(async () => {
       DISCOVER_WORKSPACES: 'false',
       TRUST_PROXY: '127.0.0.1,10.231.1.0/24',
     }),
-    pino({ level: 'info' }, sink),
+    collecting(lines),
   );
   await projectorReady(running.redis, [WS]);
 });
@@ -136,5 +149,187 @@ describe('the request log', () => {
     for (const bad of ['haproxy', '10.0.0.0/33', '10.0.0.1/8/2']) {
       expect(() => loadConfig({ TRUST_PROXY: bad }), bad).toThrow(ConfigError);
     }
+  });
+});
+
+describe("the command id in every line of a command's path", () => {
+  const PATH_WS = 'command-path-log';
+  /** Served by no projector: its commands are appended and never applied (202). */
+  const UNSERVED_WS = 'command-path-unserved';
+  const logs = {
+    api: [] as Line[],
+    projector: [] as Line[],
+    dispatcher: [] as Line[],
+    replicated: [] as Line[],
+  };
+  const instances: Running[] = [];
+  let api: Running;
+  let replicated: Running;
+
+  beforeAll(async () => {
+    const base = {
+      AUTH: 'off',
+      ...redis.env,
+      PORT: '0',
+      WORKSPACES: PATH_WS,
+      DISCOVER_WORKSPACES: 'false',
+    };
+    const start = async (env: Record<string, string>, into: Line[], level: string) => {
+      const r = await startSwitchboard(loadConfig({ ...base, ...env }), collecting(into, level));
+      instances.push(r);
+      return r;
+    };
+    await start({ ROLES: 'projector' }, logs.projector, 'debug');
+    await start({ ROLES: 'dispatcher' }, logs.dispatcher, 'debug');
+    api = await start({ ROLES: 'api', COMMAND_TIMEOUT_MS: '300' }, logs.api, 'info');
+    // A standalone Redis has no replica: with replicated durability no command is confirmed.
+    replicated = await start(
+      { ROLES: 'api', DURABILITY: 'replicated', REPLICA_WAIT_MS: '50' },
+      logs.replicated,
+      'info',
+    );
+    await projectorReady(api.redis, [PATH_WS]);
+  });
+
+  afterAll(async () => {
+    for (const r of instances.reverse()) await r.stop();
+  });
+
+  async function post(via: Running, url: string, payload: unknown) {
+    const r = await via.api!.inject({
+      method: 'POST',
+      url,
+      remoteAddress: '127.0.0.1',
+      headers: { 'content-type': 'application/json', 'idempotency-key': `k-${Math.random()}` },
+      payload: JSON.stringify(payload),
+    });
+    return { status: r.statusCode, reqId: String(r.headers['x-request-id']), body: r.json() as Line };
+  }
+
+  /** The pids of the cluster's replicas (all local processes). */
+  async function replicaPids(): Promise<number[]> {
+    const admin = redis.adminClient() as Cluster;
+    try {
+      await admin.ping();
+      const pids: number[] = [];
+      for (const node of admin.nodes('slave')) {
+        const info = String(await node.info('server'));
+        pids.push(Number(/process_id:(\d+)/.exec(info)?.[1]));
+      }
+      expect(pids.length).toBeGreaterThan(0);
+      expect(pids.every((p) => p > 0)).toBe(true);
+      return pids;
+    } finally {
+      admin.disconnect();
+    }
+  }
+
+  /** The lines of `log` that are about `commandId`, or mention it anywhere. */
+  const about = (log: Line[], commandId: string) =>
+    log.filter((l) => l.commandId === commandId || JSON.stringify(l).includes(commandId));
+
+  it('a command the projector refuses: the request line and the projector line name it, with the request id', async () => {
+    const r = await post(api, `/v1/workspaces/${PATH_WS}/agents/nobody-here/state`, { state: 'available' });
+    expect(r.status).toBeGreaterThanOrEqual(400);
+    expect(r.status).toBeLessThan(500);
+    const commandId = String(r.body.commandId);
+    expect(commandId).toMatch(/^[0-9a-f-]{36}$/);
+    const apiLines = about(logs.api, commandId);
+    expect(apiLines).toMatchObject([
+      { msg: 'request', reqId: r.reqId, commandId, status: r.status, type: 'ChangeAgentState' },
+    ]);
+    const refused = await waitFor('the projector line', () => {
+      const found = about(logs.projector, commandId);
+      return found.length > 0 ? found : undefined;
+    });
+    expect(refused).toMatchObject([
+      {
+        msg: 'command refused',
+        commandId,
+        requestId: r.reqId,
+        type: 'ChangeAgentState',
+        status: r.status,
+        problem: r.body.type,
+        workspace: PATH_WS,
+      },
+    ]);
+    // Every line in the API log that carries a command id carries a request id too.
+    for (const l of logs.api.filter((x) => x.commandId !== undefined))
+      expect(l.reqId, JSON.stringify(l)).toBeDefined();
+  });
+
+  it('an outcome that comes too late (202): the line saying so and the request line name the command', async () => {
+    const r = await post(api, `/v1/workspaces/${UNSERVED_WS}/agents`, { id: 'late', skills: ['English'] });
+    expect(r.status).toBe(202);
+    const commandId = String(r.body.commandId);
+    const mine = about(logs.api, commandId);
+    expect(mine.map((l) => l.msg)).toEqual([
+      expect.stringMatching(/no outcome in time; answered 202/),
+      'request',
+    ]);
+    for (const l of mine) expect(l).toMatchObject({ commandId, reqId: r.reqId });
+    expect(mine[0]).toMatchObject({
+      level: 30,
+      waitedMs: 300,
+      type: 'RegisterAgent',
+      position: r.body.position,
+    });
+  });
+
+  it('a command no replica confirms (503 not-replicated): the warning and the request line name it', async () => {
+    // A standalone Redis has no replica; on the cluster target the replicas are frozen meanwhile.
+    const frozen = redis.target === 'cluster' ? await replicaPids() : [];
+    for (const pid of frozen) process.kill(pid, 'SIGSTOP');
+    const r = await post(replicated, `/v1/workspaces/${PATH_WS}/agents`, {
+      id: 'unconfirmed',
+      skills: ['English'],
+    }).finally(() => {
+      for (const pid of frozen) process.kill(pid, 'SIGCONT');
+    });
+    expect(r.status).toBe(503);
+    expect(r.body.type).toBe('/problems/not-replicated');
+    const commandId = String(r.body.commandId);
+    const mine = about(logs.replicated, commandId);
+    expect(mine.map((l) => l.msg)).toEqual([
+      expect.stringMatching(/no replica confirmed the command/),
+      'request',
+    ]);
+    for (const l of mine) expect(l).toMatchObject({ commandId, reqId: r.reqId });
+    expect(mine[0]).toMatchObject({ level: 40, position: r.body.position, type: 'RegisterAgent' });
+  });
+
+  it("a timer's command: the dispatcher's line that fires it and the projector's line that applies it name it", async () => {
+    const r = await post(api, `/v1/workspaces/${PATH_WS}/contacts`, {
+      id: 'waits-too-long',
+      skills: ['Nobody'],
+      maxWaitMs: 200,
+    });
+    expect(r.status).toBe(201);
+    const fired = await waitFor('the timer fired', () =>
+      logs.dispatcher.find(
+        (l) =>
+          l.msg === 'timers fired' &&
+          Array.isArray(l.commandIds) &&
+          (l.commandIds as string[]).some((id) => id.includes('waits-too-long')),
+      ),
+    );
+    expect(fired.workspace).toBe(PATH_WS);
+    const timerId = (fired.commandIds as string[]).find((id) => id.includes('waits-too-long'))!;
+    expect(timerId).toMatch(/^timer:m\|waits-too-long\|\d+:\d+$/);
+    const applied = await waitFor('the projector applied it', () =>
+      logs.projector.find((l) => l.commandId === timerId),
+    );
+    expect(applied).toMatchObject({ msg: 'command applied', workspace: PATH_WS, status: expect.any(Number) });
+    // The contact did expire: that command is the one that changed it.
+    const contact = await api.api!.inject({
+      method: 'GET',
+      url: `/v1/workspaces/${PATH_WS}/contacts/waits-too-long`,
+    });
+    expect(contact.json()).toMatchObject({ state: expect.stringMatching(/expired|abandoned/) });
+    // And the queueing command's own lines: the request line and the projector's debug line.
+    const queued = String(r.body.position);
+    const queueLine = logs.projector.find((l) => l.position === queued);
+    expect(queueLine).toMatchObject({ msg: 'command applied', status: 201 });
+    expect(about(logs.api, String(queueLine!.commandId))).toMatchObject([{ msg: 'request', reqId: r.reqId }]);
   });
 });

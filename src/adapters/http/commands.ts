@@ -236,15 +236,16 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
       });
     } catch (err) {
       waiting.cancel();
+      // Appended or not (the reply was lost): the failure's line names the id it was sent with.
+      req.log = req.log.child({ commandId });
       throw err;
     }
-    // In the request's one log line (request-log.ts), and at debug as it happens.
-    const logged = {
-      commandId: appended.commandId,
-      type: s.command.type,
-      position: appended.position,
-      repeated: appended.repeated,
-    };
+    // From here on every line of this request names the command (its request id is bound
+    // already): the request's one log line (request-log.ts), the debug line below, and those of
+    // a late outcome (202), a missing replica (503) or a failure. The projector's lines about it
+    // carry the same id.
+    req.log = req.log.child({ commandId: appended.commandId });
+    const logged = { type: s.command.type, position: appended.position, repeated: appended.repeated };
     addLogFields(req, logged);
     if ((req.log as Logger).isLevelEnabled('debug')) req.log.debug(logged, 'command appended');
     if (appended.repeated) waiting.cancel();
@@ -319,6 +320,10 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
       case 'NotReplicated': {
         const { command, appended } = failure.submitted;
         metrics.commands.inc({ type: command.type, status: '503' });
+        req.log.warn(
+          { type: command.type, position: appended.position, replicaWaitMs: config.replicaWaitMs },
+          'no replica confirmed the command; answered 503 not-replicated (it may still apply)',
+        );
         return sendProblem(
           reply.header('retry-after', '1'),
           problem(
@@ -338,6 +343,10 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
       case 'TimedOut': {
         const { command, appended } = failure.submitted;
         metrics.commands.inc({ type: command.type, status: '202' });
+        req.log.info(
+          { type: command.type, position: appended.position, waitedMs: config.commandTimeoutMs },
+          'no outcome in time; answered 202 (the command is appended and will be applied)',
+        );
         return reply.code(202).send({ position: appended.position, commandId: appended.commandId });
       }
       case 'Refused':
