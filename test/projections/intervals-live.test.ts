@@ -18,6 +18,7 @@ import { expectLiveEqualsLog, intervalsCaughtUp, intervalsFromLog } from '../sup
 
 const LIVE = 'intervals-live';
 const COPY = 'intervals-copy';
+const KEPT = 'intervals-kept';
 const api = inProcessApi([LIVE]);
 const { call, ok, until } = api;
 const THRESHOLD = 20_000;
@@ -179,5 +180,42 @@ describe('the live interval projection', () => {
     const bad = await call('GET', path(COPY, `${past}&source=cache`));
     expect(bad.status).toBe(400);
     expect((bad.body.errors as { path: string }[]).map((e) => e.path)).toEqual(['source']);
+  });
+
+  it('keeps an interval for its retention after its end: older ones are not written, the others expire on time, and older ranges come from the log', async () => {
+    const redis = api.running.redis;
+    const k = workspaceKeys(KEPT);
+    // The run re-timed over 40 minutes ending 2 h 30 min ago, kept 2 h 40 min: its first intervals
+    // are past their retention, its last ones are not.
+    const start = intervalStart(Date.now() - 3 * 3600_000) + 5 * 60_000;
+    await copyRetimed(redis, LIVE, KEPT, start, 40 * 60_000);
+    const keptMs = 2 * 3600_000 + 40 * 60_000;
+    const p = new IntervalProjection(redis, pino({ level: 'silent' }), undefined, {
+      batch: 50,
+      blockMs: 100,
+      serviceLevelMs: THRESHOLD,
+      keptMs,
+    });
+    await p.applyPending(KEPT);
+    const now = Date.now();
+    const { stats, last } = await intervalsFromLog(redis, KEPT, THRESHOLD);
+    expect(await redis.hget(k.intervals, 'checkpoint')).toBe(last);
+    const all = stats.starts();
+    const kept = all.filter((s) => s + INTERVAL_MS + keptMs > now + 5000);
+    expect(kept.length).toBeGreaterThan(0);
+    expect(kept.length).toBeLessThan(all.length);
+    expect((await redis.zrange(k.intervalIndex, 0, -1)).map(Number)).toEqual(kept);
+    for (const s of all) {
+      const ttl = await redis.pttl(`${k.intervalPrefix}${s}`);
+      if (!kept.includes(s)) expect(ttl, `interval ${s}`).toBe(-2);
+      else expect(Math.abs(ttl - (s + INTERVAL_MS + keptMs - now)), `interval ${s}`).toBeLessThan(10_000);
+    }
+    // A range older than the live projection keeps (35 days) is read from the log.
+    const old = Date.now() - 36 * 24 * 3600_000;
+    const r = await call(
+      'GET',
+      `/v1/workspaces/${LIVE}/stats/intervals?from=${new Date(old).toISOString()}&to=${new Date(old + INTERVAL_MS).toISOString()}`,
+    );
+    expect(r.body).toMatchObject({ source: 'log' });
   });
 });
