@@ -148,7 +148,7 @@ function outcomeOf(fields: string[]): StepOutcome | undefined {
  * The outcomes of the last `applied` commands up to `checkpoint`: one step's. The outcome stream
  * is in command order (each step starts at the checkpoint the previous one left), so they are
  * the last `applied` entries at or before the checkpoint; entries of a later step (another
- * projector's) come after them and are skipped. Bounded: three reads.
+ * projector's) come after them and are skipped. Bounded: three reads (or fewer lines).
  */
 async function stepOutcomes(
   redis: RedisClient,
@@ -159,8 +159,11 @@ async function stepOutcomes(
   const k = workspaceKeys(workspace);
   let end = '+';
   const mine: StepOutcome[] = [];
-  for (let i = 0; i < 3 && mine.length < applied; i++) {
-    const entries = (await redis.xrevrange(k.outcomes, end, '-', 'COUNT', applied - mine.length + 16)) as [
+  // Usually the step's own entries are the newest: the first read is all it takes. Outcomes of
+  // later steps (another projector's) make the next reads larger.
+  for (const more of [2, 200, 1000]) {
+    if (mine.length >= applied) break;
+    const entries = (await redis.xrevrange(k.outcomes, end, '-', 'COUNT', applied - mine.length + more)) as [
       string,
       string[],
     ][];
