@@ -1,7 +1,9 @@
 /**
  * Historical statistics in 15-minute intervals, computed from the event log alone (a projection of
  * it): the same events always give the same intervals, so they can be rebuilt from history, the
- * archive included, at any time. Pure: `IntervalStats` is fed events in log order.
+ * archive included, at any time. Pure: `IntervalStats` is fed events in log order. What each event
+ * adds is one rule, `intervalEffect`, which the live projection (src/projections/intervals.ts)
+ * follows too: it only adds the tallies up in Redis.
  */
 
 /** An interval's length, ms. */
