@@ -133,6 +133,7 @@ function isSkills(v: unknown): boolean {
   return true;
 }
 const PRESENCE = new Set(['available', 'away', 'offline']);
+const SELECTIONS = new Set(['longest-available', 'most-skilled', 'least-occupied']);
 const isChannel = (v: unknown) => typeof v === 'string' && CHANNEL_PATTERN.test(v);
 /** One number, or 1..16 channels each with a number. */
 const isCapacity = (v: unknown) =>
@@ -207,7 +208,9 @@ const SHAPES: Record<string, (c: Record<string, unknown>) => boolean> = {
     isInt(c.wrapUpMs, 0, DAY) &&
     PRESENCE.has(c.missedOfferPresence as string) &&
     (c.maxWaitMs === null || isInt(c.maxWaitMs, 1, 7 * DAY)) &&
-    isChannels(c.channels),
+    isChannels(c.channels) &&
+    (c.priorityWeightMs === undefined || isInt(c.priorityWeightMs, 1, 3_600_000)) &&
+    (c.agentSelection === undefined || SELECTIONS.has(c.agentSelection as string)),
   TransferContact: (c) =>
     isId(c.contactId) && isSkills(c.skills) && (c.priority === undefined || isInt(c.priority, 0, 9)),
   AcceptOffer: (c) => isId(c.contactId) && isId(c.agentId),

@@ -34,6 +34,8 @@ export interface SnapshotHeader {
 
 interface SnapshotBody {
   readonly seq: number;
+  /** The last arrival tick (absent in snapshots written before priority aging). */
+  readonly tick?: number;
   readonly settings: Settings;
   readonly agents: readonly Agent[];
   readonly contacts: readonly Contact[];
@@ -55,6 +57,7 @@ export function encodeSnapshot(a: Auditor): { header: SnapshotHeader; bytes: Buf
   const s = a.state;
   const body: SnapshotBody = {
     seq: s.seq,
+    ...(s.tick !== undefined ? { tick: s.tick } : {}),
     settings: s.settings,
     agents: [...s.agents.values()],
     contacts: [...s.contacts.values()],
@@ -111,7 +114,7 @@ export function restoreAuditor(snap: ReplaySnapshot, opts: AuditOptions = {}): A
   s.setSettings(b.settings);
   for (const agent of b.agents) s.putAgent(agent);
   for (const contact of b.contacts) s.putContact(contact);
-  s.setSeq(b.seq);
+  s.setSeq(b.seq, b.tick);
   for (const [id, ms] of b.finished) s.finish(id, ms);
   for (const [id, position] of b.agentPositions) a.agentPositions.set(id, position);
   for (const [id, position, queuedBy, assignedIn] of b.contactMeta)

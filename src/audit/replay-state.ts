@@ -22,6 +22,7 @@ export class ReplayState implements Workspace, WorkspaceWriter {
   readonly agents = new Map<string, Agent>();
   readonly contacts = new Map<string, Contact>();
   seq = 0;
+  tick: number | undefined = undefined;
   readonly finished = new Map<string, number>();
   settings: Settings = DEFAULT_SETTINGS;
   readonly routing = new RoutingGroups();
@@ -51,12 +52,14 @@ export class ReplayState implements Workspace, WorkspaceWriter {
     this.finished.delete(id);
   }
 
-  setSeq(seq: number): void {
+  setSeq(seq: number, tick?: number): void {
     this.seq = seq;
+    if (tick !== undefined) this.tick = tick;
   }
 
   setSettings(s: Settings): void {
     this.settings = s;
+    this.routing.setSelection(s.agentSelection);
   }
 
   finish(id: string, at: number): void {

@@ -69,7 +69,11 @@ export class StateCheck {
       );
     const wantQueued = [...state.contacts.values()]
       .filter((c) => c.state === 'queued')
-      .map((c) => ({ contactId: c.id, priority: c.priority, seq: c.seq, channel: channelOf(c) }));
+      .map((c) =>
+        c.key !== undefined
+          ? { contactId: c.id, key: c.key, channel: channelOf(c) }
+          : { contactId: c.id, priority: c.priority, seq: c.seq, channel: channelOf(c) },
+      );
     const seat = (x: { agentId: string; channel?: string }) =>
       x.channel === undefined ? x.agentId : `${x.agentId}|${x.channel}`;
     this.compareIndex('available agents', byId(index.available, seat), byId(wantAvailable, seat));

@@ -27,6 +27,12 @@ export const OfferTimeoutMs = msBetween('OfferTimeoutMs', 0, 3_600_000);
 export const WrapUpMs = msBetween('WrapUpMs', 0, DAY_MS);
 /** The longest a contact waits in the queue before it leaves as ContactExpired. */
 export const MaxWaitMs = msBetween('MaxWaitMs', 1, 7 * DAY_MS);
+/** Priority aging: what one priority point is worth in waiting time (at most an hour). */
+export const PriorityWeightMs = msBetween('PriorityWeightMs', 1, 3_600_000);
+export const AgentSelectionCodec = withMessage(
+  t.keyof({ 'longest-available': null, 'most-skilled': null, 'least-occupied': null }, 'AgentSelection'),
+  'one of "longest-available", "most-skilled", "least-occupied"',
+);
 /** The channels a workspace's contacts may come on: 1..16 distinct names, kept in byte order. */
 export const Channels = withMessage(
   new t.Type<string[], string[], unknown>(
@@ -105,6 +111,8 @@ export const SettingsBody = strict(
     missedOfferPresence: AgentPresence,
     maxWaitMs: t.union([MaxWaitMs, t.null]),
     channels: Channels,
+    priorityWeightMs: t.union([PriorityWeightMs, t.null]),
+    agentSelection: AgentSelectionCodec,
   },
   'SettingsBody',
 );
@@ -165,8 +173,9 @@ export const ChangeSettings = t.intersection([
     missedOfferPresence: AgentPresence,
     maxWaitMs: t.union([MaxWaitMs, t.null]),
   }),
-  // Left out: the channels stay as they are (channels are added, never removed).
-  t.partial({ channels: Channels }),
+  // Left out: the channels stay as they are (channels are added, never removed); no aging; the
+  // longest available agent.
+  t.partial({ channels: Channels, priorityWeightMs: PriorityWeightMs, agentSelection: AgentSelectionCodec }),
 ]);
 export const TransferContact = t.intersection([
   t.type({ type: t.literal('TransferContact'), contactId: Id, skills: RoutingSkills }),

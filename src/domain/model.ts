@@ -20,6 +20,37 @@ export interface Settings {
   readonly maxWaitMs: number | null;
   /** The channels contacts may come on (byte order); channels are added, never removed. */
   readonly channels: readonly string[];
+  /**
+   * Priority aging: each priority point counts as this much earlier arrival (routing order is
+   * arrival − priority × priorityWeightMs). Absent: strict priority, then arrival.
+   */
+  readonly priorityWeightMs?: number;
+  /** How an agent is chosen among the eligible ones. Absent: longest-available. */
+  readonly agentSelection?: AgentSelection;
+}
+
+export type AgentSelection = 'longest-available' | 'most-skilled' | 'least-occupied';
+
+/**
+ * Arrival ticks: a queued contact's arrival in 1/TICKS_PER_MS ms since TICK_EPOCH, strictly
+ * increasing within a workspace (a contact arriving in the same tick as the one before, or earlier,
+ * takes the next tick). Priority aging orders contacts by tick, so equal times never tie.
+ */
+export const TICK_EPOCH = Date.UTC(2026, 0, 1);
+export const TICKS_PER_MS = 128;
+
+/** The arrival tick of a contact queued at `at` after a contact with tick `last`. */
+export function nextTick(last: number, at: number): number {
+  return Math.max((at - TICK_EPOCH) * TICKS_PER_MS, last + 1);
+}
+
+/**
+ * A contact's routing key under priority aging: (tick + (9 − priority) × weight in ticks) × 10 +
+ * (9 − priority). Lower first; an exact tie of aged arrival goes to the higher priority. Exact
+ * in a double while ticks stay under 2^46 (until 2043).
+ */
+export function agedKey(tick: number, priority: number, weightMs: number): number {
+  return (tick + (9 - priority) * weightMs * TICKS_PER_MS) * 10 + (9 - priority);
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -83,6 +114,10 @@ export interface Contact {
   /** Arrival order within the workspace: FIFO within a priority. */
   readonly seq: number;
   readonly queuedAt: number;
+  /** Its arrival tick (`nextTick`; absent in data written before priority aging). */
+  readonly tick?: number;
+  /** Its routing key while queued under priority aging (`agedKey`, set when it entered the queue). */
+  readonly key?: number;
   readonly agentId?: string;
   readonly assignedAt?: number;
   readonly completedAt?: number;
@@ -117,6 +152,8 @@ export interface Workspace {
   readonly agents: ReadonlyMap<string, Agent>;
   readonly contacts: ReadonlyMap<string, Contact>;
   readonly seq: number;
+  /** The last arrival tick given (absent: none yet). */
+  readonly tick?: number;
   /**
    * Finished (completed, abandoned, expired) contacts not yet forgotten: id → finish time, in the
    * order they finished (finish times never go down along the log).
@@ -628,6 +665,7 @@ export function decide(ws: Workspace, c: Command, at: number): Decision {
         state: 'queued',
         seq: ws.seq + 1,
         queuedAt: at,
+        tick: nextTick(ws.tick ?? 0, at),
         ...(c.maxWaitMs !== undefined ? { maxWaitMs: c.maxWaitMs } : {}),
         ...(wait !== null ? { deadline: at + wait } : {}),
         ...(c.steps !== undefined ? { steps: c.steps, step: 0 } : {}),
@@ -640,7 +678,7 @@ export function decide(ws: Workspace, c: Command, at: number): Decision {
             }
           : {}),
       };
-      return ok({ type: 'ContactQueued', contact });
+      return ok({ type: 'ContactQueued', contact: keyed(contact, ws.settings) });
     }
     case 'AbandonContact': {
       const contact = ws.contacts.get(c.contactId);
@@ -687,7 +725,34 @@ export function decide(ws: Workspace, c: Command, at: number): Decision {
           `channels leaves out ${dropped.map((ch) => `"${ch}"`).join(', ')}; channels are added, never removed ` +
             '(contacts and agents may use them): send every current channel too.',
         );
-      return ok({ type: 'SettingsChanged', settings: { ...rest, channels } });
+      const aging = (s: Settings) => s.priorityWeightMs !== undefined;
+      // The defaults are left out: the settings (and SettingsChanged) read as before these existed.
+      const { agentSelection, priorityWeightMs, ...plain } = rest;
+      const next: Settings = {
+        ...plain,
+        channels,
+        ...(priorityWeightMs !== undefined ? { priorityWeightMs } : {}),
+        ...(agentSelection !== undefined && agentSelection !== 'longest-available' ? { agentSelection } : {}),
+      };
+      if (aging(next) !== aging(ws.settings) && [...ws.contacts.values()].some((x) => x.state === 'queued'))
+        return reject(
+          409,
+          'Contacts are queued',
+          `priorityWeightMs can be ${aging(next) ? 'set' : 'removed'} only while no contact is queued (strict and ` +
+            'aged routing orders do not mix); change its value instead, or try again when the queue is empty.',
+        );
+      const pooled = (s: Settings) => s.agentSelection === 'least-occupied';
+      if (
+        pooled(next) !== pooled(ws.settings) &&
+        [...ws.agents.values()].some((a) => a.availableSince !== null)
+      )
+        return reject(
+          409,
+          'Agents are available',
+          `agentSelection can ${pooled(next) ? 'become' : 'leave'} "least-occupied" only while no agent can take work ` +
+            '(it orders the available agents differently); set the available agents away first, or try again later.',
+        );
+      return ok({ type: 'SettingsChanged', settings: next });
     }
     case 'AcceptOffer': {
       const contact = offeredTo(ws, c.contactId, c.agentId, 'accepted');
@@ -790,15 +855,26 @@ export interface WorkspaceWriter {
   deleteAgent(id: string): void;
   putContact(c: Contact): void;
   deleteContact(id: string): void;
-  setSeq(seq: number): void;
+  /** The last arrival number and tick given. */
+  setSeq(seq: number, tick?: number): void;
   setSettings(s: Settings): void;
   finish(id: string, at: number): void;
 }
 
+/**
+ * A contact entering (or re-entering) the queue: its routing key under priority aging, computed
+ * with the weight in force now; none under strict priority.
+ */
+export function keyed(c: Contact, settings: Settings): Contact {
+  const { key: _k, ...rest } = c;
+  const w = settings.priorityWeightMs;
+  return w === undefined ? rest : { ...rest, key: agedKey(c.tick ?? 0, c.priority, w) };
+}
+
 /** The contact back in the queue at its place: the offer withdrawn, its agent never offered it again. */
-function requeued(c: Contact, agentId: string): Contact {
+function requeued(c: Contact, agentId: string, settings: Settings): Contact {
   const { offer: _o, agentId: _a, assignedAt: _t, ...rest } = c;
-  return { ...rest, state: 'queued', excluded: [...(c.excluded ?? []), agentId] };
+  return keyed({ ...rest, state: 'queued', excluded: [...(c.excluded ?? []), agentId] }, settings);
 }
 
 /** What a fact changes. The one statement of each fact's effect: evolve and the auditor both use it. */
@@ -833,7 +909,7 @@ export function applyFact(w: WorkspaceWriter, f: Fact): void {
       w.deleteAgent(f.agentId);
       return;
     case 'ContactQueued':
-      w.setSeq(f.contact.seq);
+      w.setSeq(f.contact.seq, f.contact.tick);
       w.putContact(f.contact);
       return;
     case 'ContactAbandoned': {
@@ -901,7 +977,7 @@ export function applyFact(w: WorkspaceWriter, f: Fact): void {
     case 'AssignmentRejected':
     case 'AssignmentExpired': {
       const c = contacts.get(f.contactId);
-      if (c) w.putContact(requeued(c, f.agentId));
+      if (c) w.putContact(requeued(c, f.agentId, w.settings));
       release(w, f.agentId, f.contactId, f.at);
       return;
     }
@@ -920,13 +996,16 @@ export function applyFact(w: WorkspaceWriter, f: Fact): void {
       const c = contacts.get(f.contactId);
       if (c) {
         const { preferred: _p, ...rest } = c;
-        w.putContact(rest);
+        w.putContact(rest.state === 'queued' ? keyed(rest, w.settings) : rest);
       }
       return;
     }
     case 'ContactStepped': {
       const c = contacts.get(f.contactId);
-      if (c) w.putContact({ ...c, skills: f.skills, priority: f.priority, step: f.step });
+      if (c) {
+        const stepped = { ...c, skills: f.skills, priority: f.priority, step: f.step };
+        w.putContact(stepped.state === 'queued' ? keyed(stepped, w.settings) : stepped);
+      }
       return;
     }
     case 'ContactTransferred': {
@@ -943,7 +1022,7 @@ export function applyFact(w: WorkspaceWriter, f: Fact): void {
           preferred: _p,
           ...rest
         } = c;
-        w.putContact({ ...rest, state: 'queued', skills: f.skills, priority: f.priority });
+        w.putContact(keyed({ ...rest, state: 'queued', skills: f.skills, priority: f.priority }, w.settings));
       }
       release(w, f.agentId, f.contactId, f.at);
       return;
@@ -962,6 +1041,7 @@ export function evolve(ws: Workspace, f: Fact): Workspace {
   const contacts = new Map(ws.contacts);
   const finished = new Map(ws.finished);
   let seq = ws.seq;
+  let tick = ws.tick;
   let settings = ws.settings;
   applyFact(
     {
@@ -977,8 +1057,9 @@ export function evolve(ws: Workspace, f: Fact): Workspace {
         contacts.delete(id);
         finished.delete(id);
       },
-      setSeq: (n) => {
+      setSeq: (n, t) => {
         seq = n;
+        if (t !== undefined) tick = t;
       },
       setSettings: (s) => {
         settings = s;
@@ -987,5 +1068,5 @@ export function evolve(ws: Workspace, f: Fact): Workspace {
     },
     f,
   );
-  return { agents, contacts, finished, seq, settings };
+  return { agents, contacts, finished, seq, ...(tick !== undefined ? { tick } : {}), settings };
 }

@@ -1,5 +1,12 @@
-import { type Agent, type Contact, canTakeWork, channelOf, type Workspace } from './model.ts';
-import type { Assignment } from './routing.ts';
+import {
+  type Agent,
+  type AgentSelection,
+  type Contact,
+  canTakeWork,
+  channelOf,
+  type Workspace,
+} from './model.ts';
+import { type Assignment, occupancy, skillScore } from './routing.ts';
 import { canonicalSkills } from './values.ts';
 
 /**
@@ -28,6 +35,8 @@ interface AgentSlot {
   /** The slot's key: the agent's id, or "<id>|<channel>" for one channel of its capacity. */
   readonly key: string;
   readonly since: number;
+  /** Its share of capacity in use (`occupancy`): first in the order under least-occupied. */
+  readonly occ: number;
 }
 
 interface ContactSlot {
@@ -36,8 +45,22 @@ interface ContactSlot {
   readonly seq: number;
 }
 
-/** LAA order: lowest available-since, ties by id in byte order (as `agentOrder`). */
-function agentBefore(a: AgentSlot, b: AgentSlot): boolean {
+/**
+ * A contact's place in routing order: priority and arrival; under priority aging one priority
+ * (0) and its routing key in place of the arrival (`contactOrder`).
+ */
+function slotOf(c: Contact): ContactSlot {
+  return c.key !== undefined
+    ? { id: c.id, priority: 0, seq: c.key }
+    : { id: c.id, priority: c.priority, seq: c.seq };
+}
+
+/**
+ * LAA order: lowest available-since, ties by id in byte order (as `agentOrder`); under
+ * least-occupied the lowest share in use first.
+ */
+function agentBefore(a: AgentSlot, b: AgentSlot, leastOccupied: boolean): boolean {
+  if (leastOccupied && a.occ !== b.occ) return a.occ < b.occ;
   return a.since < b.since || (a.since === b.since && a.id < b.id);
 }
 
@@ -49,6 +72,8 @@ function contactBefore(a: ContactSlot, b: ContactSlot): boolean {
 class AgentGroup {
   readonly heap: AgentSlot[] = [];
   live = 0;
+  /** Its heap's order: least-occupied or not (the workspace's selection). */
+  leastOccupied = false;
   constructor(
     readonly name: string,
     readonly skills: ReadonlySet<string>,
@@ -62,7 +87,7 @@ class AgentGroup {
     let i = h.length - 1;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (!agentBefore(h[i]!, h[parent]!)) break;
+      if (!agentBefore(h[i]!, h[parent]!, this.leastOccupied)) break;
       [h[i], h[parent]] = [h[parent]!, h[i]!];
       i = parent;
     }
@@ -78,8 +103,8 @@ class AgentGroup {
       const l = 2 * i + 1;
       const r = l + 1;
       let m = i;
-      if (l < h.length && agentBefore(h[l]!, h[m]!)) m = l;
-      if (r < h.length && agentBefore(h[r]!, h[m]!)) m = r;
+      if (l < h.length && agentBefore(h[l]!, h[m]!, this.leastOccupied)) m = l;
+      if (r < h.length && agentBefore(h[r]!, h[m]!, this.leastOccupied)) m = r;
       if (m === i) return;
       [h[i], h[m]] = [h[m]!, h[i]!];
       i = m;
@@ -100,6 +125,8 @@ class ContactGroup {
   live = 0;
   /** The agent groups whose skills hold every skill of this group, on its channel. */
   readonly servers: AgentGroup[] = [];
+  /** Most-skilled: each server's `skillScore` on this group's skills. */
+  readonly scores = new Map<AgentGroup, number>();
   constructor(
     readonly name: string,
     readonly skills: readonly string[],
@@ -157,9 +184,26 @@ export class RoutingGroups {
   /** The groups of a whole state (for a replay that starts from a snapshot, and for tests). */
   static of(ws: Workspace): RoutingGroups {
     const g = new RoutingGroups();
+    g.setSelection(ws.settings.agentSelection);
     for (const a of ws.agents.values()) g.setAgent(a);
     for (const c of ws.contacts.values()) g.setContact(c);
     return g;
+  }
+
+  private selection: AgentSelection = 'longest-available';
+
+  /**
+   * The workspace's agent selection. The settings change to or from least-occupied only while no
+   * agent can take work, so the heaps hold only stale slots then: they are emptied and reordered.
+   */
+  setSelection(selection: AgentSelection | undefined): void {
+    const next = selection ?? 'longest-available';
+    if (next === this.selection) return;
+    this.selection = next;
+    for (const g of this.agentGroups.values()) {
+      g.leastOccupied = next === 'least-occupied';
+      this.rebuild(g);
+    }
   }
 
   setAgent(agent: Agent): void {
@@ -176,16 +220,17 @@ export class RoutingGroups {
             channel,
             since,
           }));
+    const occ = occupancy(agent);
     const keys = wanted.map((w) => w.key);
     for (const key of this.seats.get(agent.id) ?? []) if (!keys.includes(key)) this.dropSlot(key);
     this.seats.set(agent.id, keys);
     for (const w of wanted) {
       const name = `${w.channel ?? ''}|${skills}`;
       const cur = this.agents.get(w.key);
-      if (cur && cur.group.name === name && cur.slot.since === w.since) continue;
+      if (cur && cur.group.name === name && cur.slot.since === w.since && cur.slot.occ === occ) continue;
       if (cur) this.dropSlot(w.key);
       const group = this.agentGroup(name, agent.skills, w.channel);
-      const slot = { id: agent.id, key: w.key, since: w.since };
+      const slot = { id: agent.id, key: w.key, since: w.since, occ };
       group.push(slot);
       group.live++;
       this.agents.set(w.key, { group, slot });
@@ -214,23 +259,18 @@ export class RoutingGroups {
     }
     if ((contact.excluded !== undefined && contact.excluded.length > 0) || contact.preferred !== undefined) {
       this.removeContact(contact.id);
-      const slot = { id: contact.id, priority: contact.priority, seq: contact.seq };
+      const slot = slotOf(contact);
       this.apart.set(contact.id, { contact, slot });
       return;
     }
     this.apart.delete(contact.id);
     const channel = channelOf(contact);
     const name = `${channel}|${nameOf(contact.skills)}`;
-    if (
-      cur &&
-      cur.group.name === name &&
-      cur.slot.priority === contact.priority &&
-      cur.slot.seq === contact.seq
-    )
+    const slot = slotOf(contact);
+    if (cur && cur.group.name === name && cur.slot.priority === slot.priority && cur.slot.seq === slot.seq)
       return;
     if (cur) this.removeContact(contact.id);
     const group = this.contactGroup(name, contact.skills, channel);
-    const slot = { id: contact.id, priority: contact.priority, seq: contact.seq };
     group.insert(slot);
     if (group.live++ === 0) this.queued.add(group);
     this.contacts.set(contact.id, { group, slot });
@@ -252,9 +292,11 @@ export class RoutingGroups {
       const head = this.contactHead(group);
       if (!head || (best && !contactBefore(head, best))) continue;
       let laa: AgentSlot | undefined;
+      let laaScore = 0;
       for (const server of group.servers) {
         const top = this.agentHead(server);
-        if (top && (!laa || agentBefore(top, laa))) laa = top;
+        const score = this.scoreOf(group, server);
+        if (top && (!laa || this.beats(top, score, laa, laaScore))) [laa, laaScore] = [top, score];
       }
       if (laa) {
         best = head;
@@ -268,15 +310,18 @@ export class RoutingGroups {
       const excluded = new Set(contact.excluded);
       const only = contact.preferred ? new Set(contact.preferred.agents) : undefined;
       let laa: AgentSlot | undefined;
-      for (const server of group.servers)
+      let laaScore = 0;
+      for (const server of group.servers) {
+        const score = this.scoreOf(group, server);
         for (const s of server.heap)
           if (
             this.agents.get(s.key)?.slot === s &&
             !excluded.has(s.id) &&
             (!only || only.has(s.id)) &&
-            (!laa || agentBefore(s, laa))
+            (!laa || this.beats(s, score, laa, laaScore))
           )
-            laa = s;
+            [laa, laaScore] = [s, score];
+      }
       if (laa) {
         best = slot;
         bestAgent = laa;
@@ -285,10 +330,28 @@ export class RoutingGroups {
     return best && bestAgent ? { contactId: best.id, agentId: bestAgent.id } : undefined;
   }
 
+  /** Most-skilled: an agent group's skill score on a contact group's skills (0 otherwise). */
+  private scoreOf(contacts: ContactGroup, agents: AgentGroup): number {
+    if (this.selection !== 'most-skilled') return 0;
+    let score = contacts.scores.get(agents);
+    if (score === undefined) {
+      score = skillScore([...agents.skills], contacts.skills);
+      contacts.scores.set(agents, score);
+    }
+    return score;
+  }
+
+  /** Whether agent `a` (with skill score `as`) comes before `b` (score `bs`) for a contact. */
+  private beats(a: AgentSlot, as: number, b: AgentSlot, bs: number): boolean {
+    if (as !== bs) return as > bs;
+    return agentBefore(a, b, this.selection === 'least-occupied');
+  }
+
   private agentGroup(name: string, skills: readonly string[], channel: string | undefined): AgentGroup {
     let g = this.agentGroups.get(name);
     if (g) return g;
     g = new AgentGroup(name, new Set(skills), channel);
+    g.leastOccupied = this.selection === 'least-occupied';
     this.agentGroups.set(name, g);
     for (const cg of this.contactGroups.values()) if (serves(g, cg)) cg.servers.push(g);
     return g;

@@ -1,4 +1,12 @@
-import { type Agent, type Contact, channelOf, evolve, sinceOn, type Workspace } from './model.ts';
+import {
+  type Agent,
+  type AgentSelection,
+  type Contact,
+  channelOf,
+  evolve,
+  sinceOn,
+  type Workspace,
+} from './model.ts';
 import { DEFAULT_CHANNEL } from './values.ts';
 
 /**
@@ -17,7 +25,13 @@ export interface Assignment {
   readonly agentId: string;
 }
 
+/**
+ * Routing order: under priority aging (both contacts keyed) by routing key, else priority
+ * descending then arrival. A workspace's queue never holds both kinds (the settings refuse to
+ * switch while contacts are queued).
+ */
 export function contactOrder(a: Contact, b: Contact): number {
+  if (a.key !== undefined && b.key !== undefined) return a.key - b.key;
   return b.priority - a.priority || a.seq - b.seq;
 }
 
@@ -31,6 +45,45 @@ export function holdsEvery(agent: Agent, skills: readonly string[]): boolean {
   return skills.every((s) => agent.skills.includes(s));
 }
 
+/** A routing skill's name without its level ("Billing#3" → "Billing"). */
+const baseOf = (skill: string): string => {
+  const hash = skill.lastIndexOf('#');
+  return hash > 0 && /^\d+$/.test(skill.slice(hash + 1)) ? skill.slice(0, hash) : skill;
+};
+const levelOf = (skill: string): number =>
+  baseOf(skill) === skill ? 1 : Number(skill.slice(skill.lastIndexOf('#') + 1));
+
+/**
+ * Most-skilled: the sum of an agent's levels (its highest on each name; a plain skill is level 1)
+ * over the skill names a contact needs.
+ */
+export function skillScore(agentSkills: readonly string[], needs: readonly string[]): number {
+  const levels = new Map<string, number>();
+  for (const s of agentSkills) {
+    const base = baseOf(s);
+    levels.set(base, Math.max(levels.get(base) ?? 0, levelOf(s)));
+  }
+  return needs.reduce((sum, s) => sum + (levels.get(baseOf(s)) ?? 0), 0);
+}
+
+/**
+ * Least-occupied: an agent's share of capacity in use (contacts in hand over its capacity, every
+ * channel together), in units of 10^-7 rounded down. Capacities are at most 100 per channel and
+ * 16 channels, so two different shares never round to the same number.
+ */
+export function occupancy(a: Agent): number {
+  const total =
+    typeof a.capacity === 'number' ? a.capacity : Object.values(a.capacity).reduce((x, y) => x + y, 0);
+  return Math.floor((a.activeContacts.length * 10_000_000) / total);
+}
+
+/**
+ * The agent a contact gets among the eligible ones (available on its channel, holding every skill,
+ * not excluded, one of `only` when given), by the workspace's selection:
+ * - longest-available: the lowest available-since (on the channel), ties by id in byte order;
+ * - most-skilled: the highest `skillScore` on the contact's skills, then as longest-available;
+ * - least-occupied: the lowest `occupancy`, then as longest-available.
+ */
 export function longestAvailableAgent(
   ws: Workspace,
   skills: readonly string[],
@@ -38,18 +91,31 @@ export function longestAvailableAgent(
   channel: string = DEFAULT_CHANNEL,
   only?: readonly string[],
 ): Agent | undefined {
+  const selection: AgentSelection = ws.settings.agentSelection ?? 'longest-available';
   let best: Agent | undefined;
-  let bestSince = 0;
+  let bestKey: readonly number[] = [];
   for (const a of ws.agents.values()) {
     const since = sinceOn(a, channel);
     if (since === undefined || !holdsEvery(a, skills) || excluded.includes(a.id)) continue;
     if (only && !only.includes(a.id)) continue;
-    if (!best || since < bestSince || (since === bestSince && a.id < best.id)) {
+    const key =
+      selection === 'most-skilled'
+        ? [-skillScore(a.skills, skills), since]
+        : selection === 'least-occupied'
+          ? [occupancy(a), since]
+          : [since];
+    const cmp = compareKeys(key, bestKey);
+    if (!best || cmp < 0 || (cmp === 0 && a.id < best.id)) {
       best = a;
-      bestSince = since;
+      bestKey = key;
     }
   }
   return best;
+}
+
+function compareKeys(a: readonly number[], b: readonly number[]): number {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return 0;
 }
 
 /**

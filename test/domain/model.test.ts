@@ -220,6 +220,8 @@ describe('QueueContact', () => {
           state: 'queued',
           seq: 3,
           queuedAt: 777,
+          // Times before TICK_EPOCH: each arrival takes the next tick.
+          tick: 3,
         },
       },
     ]);

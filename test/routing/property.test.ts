@@ -31,7 +31,7 @@ import {
   evolve,
   type Workspace,
 } from '../../src/domain/model.ts';
-import { nextAssignment } from '../../src/domain/routing.ts';
+import { contactOrder, nextAssignment } from '../../src/domain/routing.ts';
 import {
   canonicalSkills,
   comparePositions,
@@ -85,6 +85,8 @@ type Action =
       missed: 'available' | 'away' | 'offline';
       maxWaitMs: number | null;
       channels?: string[];
+      priorityWeightMs?: number;
+      agentSelection?: 'longest-available' | 'most-skilled' | 'least-occupied';
     }
   | { kind: 'answer'; accept: boolean; pick: number; wrongAgent: boolean }
   | { kind: 'clock'; waitMs: number }
@@ -470,6 +472,66 @@ const channelsArb: fc.Arbitrary<Scenario> = fc.integer({ min: 3, max: 6 }).chain
   }),
 );
 
+/**
+ * Routing policy: priority aging and the three agent selections, changed as the scenario runs
+ * (set or removed while contacts are queued, or to least-occupied while agents are available:
+ * refused), over agents with levels and room per channel, contacts with minimum levels, steps,
+ * preferred agents, and the lifecycle.
+ */
+const policySettingsArb = fc.record(
+  {
+    kind: fc.constant('settings' as const),
+    offerTimeoutMs: fc.constantFrom(0, 0, 30),
+    wrapUpMs: fc.constantFrom(0, 15),
+    missed: fc.constant('available' as const),
+    maxWaitMs: fc.constantFrom(null, null, 80),
+    priorityWeightMs: fc.constantFrom(1, 5, 20, 40),
+    agentSelection: fc.constantFrom(
+      'longest-available' as const,
+      'most-skilled' as const,
+      'most-skilled' as const,
+      'least-occupied' as const,
+      'least-occupied' as const,
+    ),
+  },
+  { requiredKeys: ['kind', 'offerTimeoutMs', 'wrapUpMs', 'missed', 'maxWaitMs'] },
+);
+const policyArb: fc.Arbitrary<Scenario> = fc.integer({ min: 3, max: 6 }).chain((n) =>
+  fc.record({
+    agents: fc.array(fc.record({ skills: leveledAgentSkillsArb(SMALL, 1, 3), capacity: capacityArb }), {
+      minLength: n,
+      maxLength: n,
+    }),
+    actions: fc
+      .tuple(
+        policySettingsArb.map((st) => ({ ...st, channels: ['chat', 'email', 'voice'] })),
+        fc.array(
+          fc.oneof(
+            { weight: 10, arbitrary: channelActionArb(n) },
+            { weight: 2, arbitrary: policySettingsArb },
+            // Agents go away now and then, so least-occupied can be switched to.
+            {
+              weight: 2,
+              arbitrary: fc.record({
+                kind: fc.constant('state' as const),
+                agent: fc.nat({ max: n - 1 }),
+                state: fc.constant('away' as const),
+              }),
+            },
+          ),
+          { minLength: 40, maxLength: 120 },
+        ),
+      )
+      .map(([first, rest]): Action[] => [
+        first,
+        ...Array.from({ length: n }, (_, agent): Action => ({ kind: 'state', agent, state: 'available' })),
+        ...rest,
+      ]),
+    pacing: pacingArb,
+    alphabet: fc.constant(SMALL),
+  }),
+);
+
 /** A hundred agents or more over several skill sets, under load. */
 const largeArb: fc.Arbitrary<Scenario> = fc.integer({ min: 100, max: 130 }).chain((n) =>
   fc.record({
@@ -549,6 +611,8 @@ function toCommand(a: Action, ws: Workspace, queued: readonly string[], nextCont
         missedOfferPresence: a.missed,
         maxWaitMs: a.maxWaitMs,
         ...(a.channels !== undefined ? { channels: a.channels } : {}),
+        ...(a.priorityWeightMs !== undefined ? { priorityWeightMs: a.priorityWeightMs } : {}),
+        ...(a.agentSelection !== undefined ? { agentSelection: a.agentSelection } : {}),
       };
     case 'answer': {
       const offered = [...ws.contacts.values()].filter((c) => c.offer);
@@ -603,6 +667,7 @@ describe('Redis routing agrees with the model and the oracle', () => {
   let timersFired = 0;
   const factsSeen = new Map<string, number>();
   const channelStats = { perChannelAssignments: 0, undeclared: 0 };
+  const policyStats = { aged: 0, bySelection: {} as Record<string, number> };
 
   let raceClient: RedisClient;
 
@@ -679,6 +744,9 @@ describe('Redis routing agrees with the model and the oracle', () => {
           );
           if (typeof model.agents.get(e.data.agentId as string)?.capacity === 'object')
             channelStats.perChannelAssignments++;
+          if (model.contacts.get(e.data.contactId as string)?.key !== undefined) policyStats.aged++;
+          const sel = model.settings.agentSelection ?? 'longest-available';
+          policyStats.bySelection[sel] = (policyStats.bySelection[sel] ?? 0) + 1;
           model = evolve(model, {
             type: 'AssignmentMade',
             contactId: e.data.contactId as string,
@@ -847,7 +915,7 @@ describe('Redis routing agrees with the model and the oracle', () => {
     const bySet = new Map<string, string[]>();
     for (const c of [...model.contacts.values()]
       .filter((c) => c.state === 'queued')
-      .sort((a, b) => b.priority - a.priority || a.seq - b.seq)) {
+      .sort(contactOrder)) {
       const name = onChannel(c.skills, channelOf(c)).join(',');
       bySet.set(name, [...(bySet.get(name) ?? []), c.id]);
     }
@@ -925,6 +993,23 @@ describe('Redis routing agrees with the model and the oracle', () => {
     expect(channelStats.perChannelAssignments).toBeGreaterThan(10);
     expect(channelStats.undeclared).toBeGreaterThan(0);
   }, 180_000);
+
+  it('40 scenarios of routing policy: priority aging, most-skilled and least-occupied selection, changed as they run, with levels, channels and the lifecycle', async () => {
+    const before = { assignmentsSeen };
+    policyStats.aged = 0;
+    policyStats.bySelection = {};
+    await fc.assert(fc.asyncProperty(policyArb, runScenario), {
+      numRuns: Number(process.env.POLICY_RUNS ?? 40),
+      ...(process.env.POLICY_SEED ? { seed: Number(process.env.POLICY_SEED) } : {}),
+      ...(process.env.POLICY_NO_SHRINK ? { endOnFailure: true } : {}),
+    });
+    console.log(JSON.stringify({ policy: { ...policyStats, assignments: assignmentsSeen - before.assignmentsSeen } }));
+    expect(assignmentsSeen - before.assignmentsSeen).toBeGreaterThan(40);
+    // Each policy decided something: aged contacts assigned, and decisions under each selection.
+    expect(policyStats.aged).toBeGreaterThan(10);
+    for (const sel of ['longest-available', 'most-skilled', 'least-occupied'])
+      expect(policyStats.bySelection[sel] ?? 0, sel).toBeGreaterThan(5);
+  }, 240_000);
 
   it('40 scenarios of the work lifecycle: offers answered, rejected and expired, wrap-ups, maximum waits', async () => {
     const before = { assignmentsSeen, timersFired };

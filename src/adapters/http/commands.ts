@@ -472,6 +472,10 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
       missedOfferPresence: b.missedOfferPresence ?? DEFAULT_SETTINGS.missedOfferPresence,
       maxWaitMs: b.maxWaitMs !== undefined ? b.maxWaitMs : DEFAULT_SETTINGS.maxWaitMs,
       ...(b.channels !== undefined ? { channels: b.channels } : {}),
+      ...(b.priorityWeightMs != null ? { priorityWeightMs: b.priorityWeightMs } : {}),
+      ...(b.agentSelection !== undefined && b.agentSelection !== 'longest-available'
+        ? { agentSelection: b.agentSelection }
+        : {}),
     })),
   );
 }

@@ -105,6 +105,7 @@ const capacity = {
     'contacts at once on any channel (default 1), or per channel such as {"voice": 1, "chat": 3} (each a channel the workspace declares)',
 };
 const presence = { enum: ['available', 'away', 'offline'] };
+const agentSelection = { enum: ['longest-available', 'most-skilled', 'least-occupied'] };
 const agentStates = ['offline', 'available', 'away', 'busy', 'wrapup', 'reserved'];
 const contactStates = ['queued', 'offered', 'assigned', 'completed', 'abandoned', 'expired'];
 
@@ -629,6 +630,16 @@ export const openapi = {
             description:
               'the channels contacts may come on (default ["voice"]); left out: the channels in force stay; channels are added, never removed',
           },
+          priorityWeightMs: {
+            oneOf: [ms(1, 3_600_000, 'ms'), { type: 'null' }],
+            description:
+              'priority aging: each priority point counts as this much earlier arrival (routing order is arrival − priority × weight); null (default): strict priority, then arrival. Set or removed only while no contact is queued (409 settings-conflict)',
+          },
+          agentSelection: {
+            ...agentSelection,
+            description:
+              "how the agent is chosen among the eligible ones: longest-available (default), most-skilled (highest level summed over the contact's required skills, then longest available), least-occupied (lowest share of capacity in use, then longest available). Changed to or from least-occupied only while no agent can take work (409 settings-conflict)",
+          },
         },
       },
       Settings: {
@@ -640,6 +651,8 @@ export const openapi = {
           missedOfferPresence: presence,
           maxWaitMs: { type: ['integer', 'null'] },
           channels: { type: 'array', items: channel },
+          priorityWeightMs: { type: ['integer', 'null'] },
+          agentSelection,
         },
       },
       SettingsApplied: {
@@ -651,6 +664,8 @@ export const openapi = {
           missedOfferPresence: presence,
           maxWaitMs: { type: ['integer', 'null'] },
           channels: { type: 'array', items: channel },
+          priorityWeightMs: { type: ['integer', 'null'] },
+          agentSelection,
           position,
         },
       },

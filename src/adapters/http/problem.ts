@@ -43,6 +43,7 @@ export const PROBLEM_TYPES = {
   'contact-not-offered': 409,
   'offer-not-yours': 409,
   'position-ahead': 409,
+  'settings-conflict': 409,
   'body-too-large': 413,
   'uri-too-long': 414,
   'unsupported-media-type': 415,

@@ -66,6 +66,8 @@ export async function readSettings(redis: RedisClient, ws: string): Promise<Sett
     missedOfferPresence: stored.missedOfferPresence ?? DEFAULT_SETTINGS.missedOfferPresence,
     maxWaitMs: stored.maxWaitMs ?? DEFAULT_SETTINGS.maxWaitMs,
     channels: stored.channels ?? DEFAULT_SETTINGS.channels,
+    ...(stored.priorityWeightMs !== undefined ? { priorityWeightMs: stored.priorityWeightMs } : {}),
+    ...(stored.agentSelection !== undefined ? { agentSelection: stored.agentSelection } : {}),
   };
 }
 

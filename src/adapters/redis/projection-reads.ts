@@ -1,7 +1,7 @@
 import { publicSkills } from '../../domain/values.ts';
 import type { AgentDocument, ContactDocument } from '../../domain/views.ts';
 import { lexRange, workspaceKeys } from './keys.ts';
-import { readServed, SERVED_WINDOW_MS, type Served } from './routing-index.ts';
+import { poolMember, readServed, SERVED_WINDOW_MS, type Served } from './routing-index.ts';
 
 /** The service level's default threshold: the classic "80 % answered within 20 s" counts 20 s. */
 export const DEFAULT_SERVICE_LEVEL_MS = 20_000;
@@ -114,14 +114,14 @@ export async function readAvailability(
   const members = await Promise.all(
     pools.map((p) => redis.zrangebylex(k.pools, ...lexRange(p), 'LIMIT', 0, limit)),
   );
+  // Pool keys sort as routing takes agents (available-since; under least-occupied, share in use first).
+  const byte = (x: string, y: string) => (x < y ? -1 : x > y ? 1 : 0);
   return members
     .flat()
-    .map((m) => {
-      const [, since = '0', id = ''] = m.split('|');
-      return { agentId: id, since: Number(since) };
-    })
-    .sort((a, b) => a.since - b.since || (a.agentId < b.agentId ? -1 : a.agentId > b.agentId ? 1 : 0))
-    .slice(0, limit);
+    .map(poolMember)
+    .sort((a, b) => byte(a.key, b.key) || byte(a.agentId, b.agentId))
+    .slice(0, limit)
+    .map(({ agentId, since }) => ({ agentId, since }));
 }
 
 /** The last command-stream position the projections have applied. */

@@ -11,19 +11,34 @@ import type { RedisClient } from './scripts.ts';
  * available agent that takes any channel, with its bare skills; one per channel an agent with
  * capacity per channel has room on, with its skills named `<channel>/<skill>`) and
  * `sb:{ws}:queues` members `<skill set>|<9 - priority>|<arrival, 16 digits>|<contact>` (one per
- * queued contact, its skills named on its channel). Skill sets are not returned: the documents
+ * queued contact, its skills named on its channel; under priority aging
+ * `<skill set>|A|<routing key, 16 digits>|<contact>`). Skill sets are not returned: the documents
  * hold them; channels are.
  */
 export interface RoutingIndex {
   /** `channel`: the one channel of this entry (an agent with capacity per channel); absent: any. */
   readonly available: { agentId: string; since: number; channel?: string }[];
-  readonly queued: { contactId: string; priority: number; seq: number; channel: string }[];
+  /**
+   * `priority` and `seq` (arrival number) under strict priority; under priority aging, `key` (the
+   * routing key) instead.
+   */
+  readonly queued: { contactId: string; priority?: number; seq?: number; key?: number; channel: string }[];
 }
 
 /** The channel a skill-set name is on ("voice/A,voice/B" → voice), or undefined for bare skills. */
 function channelOfName(name: string): string | undefined {
   const slash = name.indexOf('/');
   return slash < 0 ? undefined : name.slice(0, slash);
+}
+
+/**
+ * A pool member: `<skill set>|<key>|<agent>`, the key being the agent's available-since (15
+ * digits), or under least-occupied its share of capacity in use (8 digits) and then its since.
+ * Members of a pool sort by key, then agent.
+ */
+export function poolMember(m: string): { name: string; key: string; since: number; agentId: string } {
+  const [name = '', key = '', agentId = ''] = m.split('|');
+  return { name, key, since: Number(key.slice(-15)), agentId };
 }
 
 /** Members read per round trip. */
@@ -42,20 +57,16 @@ export async function readRoutingIndex(redis: RedisClient, workspace: string): P
   const k = workspaceKeys(workspace);
   const [pools, queues] = await Promise.all([members(redis, k.pools), members(redis, k.skillSetQueues)]);
   const available = pools.map((m) => {
-    const [name = '', since = '', agentId = ''] = m.split('|');
+    const { name, since, agentId } = poolMember(m);
     const channel = channelOfName(name);
-    return channel === undefined
-      ? { agentId, since: Number(since) }
-      : { agentId, since: Number(since), channel };
+    return channel === undefined ? { agentId, since } : { agentId, since, channel };
   });
   const queued = queues.map((m) => {
     const [name = '', inverted = '', seq = '', contactId = ''] = m.split('|');
-    return {
-      contactId,
-      priority: 9 - Number(inverted),
-      seq: Number(seq),
-      channel: channelOfName(name) ?? '',
-    };
+    const channel = channelOfName(name) ?? '';
+    // Under priority aging: "<skill set>|A|<routing key, 16 digits>|<contact>".
+    if (inverted === 'A') return { contactId, key: Number(seq), channel };
+    return { contactId, priority: 9 - Number(inverted), seq: Number(seq), channel };
   });
   return { available, queued };
 }
@@ -97,11 +108,15 @@ export async function queuePlace(
     channel?: string;
     priority?: number;
     _seq?: number;
+    _key?: number;
   };
   if (d.state !== 'queued' || !Array.isArray(d.skills) || typeof d._seq !== 'number') return null;
   const channel = d.channel ?? 'voice';
   const queue = d.skills.map((s) => `${channel}/${s}`).join(',');
-  const member = `${queue}|${9 - (d.priority ?? 0)}|${pad(d._seq, 16)}|${id}`;
+  const member =
+    typeof d._key === 'number'
+      ? `${queue}|A|${pad(d._key, 16)}|${id}`
+      : `${queue}|${9 - (d.priority ?? 0)}|${pad(d._seq, 16)}|${id}`;
   const from = `[${queue}|${pad(Math.max(0, now - SERVED_WINDOW_MS), 15)}`;
   const [ahead, served, oldest] = await Promise.all([
     redis.zlexcount(k.skillSetQueues, `[${queue}|`, `(${member}`),

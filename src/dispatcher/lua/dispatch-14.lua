@@ -75,6 +75,9 @@ local ENUMERATE_MAX = tonumber(ARGV[5])
 local WALK = math.min(64, MAX_WORK) -- members read at a time in a walk
 local FIRST_TRY = 8 -- pool heads read under a contact's first skill before looking for its rarest
 local work = 0
+-- The workspace's settings, read once a step: its channels, whether priority aging is in force,
+-- and its agent selection.
+local channels, aging, strategy
 
 -- The pool-heads member's "<since>|<agent>" (the order of agents: LAA first, ties by id).
 local function head_tail(m)
@@ -203,13 +206,95 @@ local function earlier(x, y)
   return t and string.match(t, '|(.*)$')
 end
 
--- The Longest Available Agent for a queue's skills (on its channel): the earlier of the LAA of the
--- channel's pools and the LAA of the pools of agents who take any channel.
+-- Most-skilled: a skill set's level on each skill name ("Billing#3": Billing at 3; a plain name:
+-- 1), kept for the step.
+local levels_of = {}
+local function levels(set)
+  local l = levels_of[set]
+  if not l then
+    l = {}
+    for s in string.gmatch(set, '[^,]+') do
+      local base, n = string.match(s, '^(.*)#(%d+)$')
+      if base then n = tonumber(n) else base, n = s, 1 end
+      if not l[base] or l[base] < n then l[base] = n end
+    end
+    levels_of[set] = l
+  end
+  return l
+end
+
+-- The sum of a skill set's levels on the skill names a contact needs (src/domain/routing.ts
+-- `skillScore`).
+local function skill_score(set, skills)
+  local l = levels(set)
+  local sum = 0
+  for i = 1, #skills do sum = sum + (l[string.match(skills[i], '^(.*)#%d+$') or skills[i]] or 0) end
+  return sum
+end
+
+-- Whether (score, tail) beats the best so far: a higher score, then the earlier tail.
+local function better(score, tail, best_score, best_tail)
+  return not best_tail or score > best_score or (score == best_score and tail < best_tail)
+end
+
+-- Most-skilled: the agent holding every skill (and not in `excluded`, a set, when given) with the
+-- highest skill score, then longest available, as its score and "<key>|<agent>". Every pool of
+-- the skills' first skill is looked at (at most the number of distinct agent skill sets holding it,
+-- a limit); in a pool, its first agent not excluded (at most as many reads as exclusions).
+local function most_skilled_in(skills, excluded, n_excluded)
+  local under = skills[1]
+  local lo, hi = lex_bounds(under)
+  local best_score, best
+  while true do
+    local batch = redis.call('ZRANGEBYLEX', K_PHEADS, lo, hi, 'LIMIT', 0, WALK)
+    work = work + 1 + #batch
+    for j = 1, #batch do
+      local m = batch[j]
+      if fits_one(m, skills, under) then
+        local name = string.sub(m, string.find(m, ' ', 1, true) + 1)
+        local score = skill_score(name, skills)
+        local tail = head_tail(m)
+        if excluded and better(score, tail, best_score, best) then
+          tail = nil
+          local plo, phi = lex_bounds(name)
+          local members = redis.call('ZRANGEBYLEX', K_POOLS, plo, phi, 'LIMIT', 0, n_excluded + 1)
+          work = work + 1 + #members
+          for k = 1, #members do
+            local t = string.sub(members[k], #name + 2)
+            if not excluded[string.match(t, '|(.*)$')] then
+              tail = t
+              break
+            end
+          end
+        end
+        if tail and better(score, tail, best_score, best) then best_score, best = score, tail end
+      end
+    end
+    if #batch < WALK then break end
+    lo = '(' .. batch[#batch]
+  end
+  return best_score, best
+end
+
+-- Most-skilled over the channel's pools and those of agents who take any channel, as the agent's id.
+local function most_skilled(skills, excluded, n_excluded)
+  local s1, t1 = most_skilled_in(skills, excluded, n_excluded)
+  local s2, t2 = most_skilled_in(bare(skills), excluded, n_excluded)
+  if t2 and better(s2, t2, s1, t1) then s1, t1 = s2, t2 end
+  return t1 and string.match(t1, '|(.*)$')
+end
+
+-- The agent for a queue's skills (on its channel) by the workspace's selection: the earlier of the
+-- first of the channel's pools and the first of the pools of agents who take any channel (pools
+-- order their agents by available-since, or by share in use then available-since); most-skilled
+-- looks at every pool holding the skills.
 local function longest_available(skills)
+  if strategy == 'most-skilled' then return most_skilled(skills) end
   return earlier(longest_available_in(skills), longest_available_in(bare(skills)))
 end
 
 local function longest_available_except(skills, excluded, n_excluded)
+  if strategy == 'most-skilled' then return most_skilled(skills, excluded, n_excluded) end
   return earlier(
     longest_available_except_in(skills, excluded, n_excluded),
     longest_available_except_in(bare(skills), excluded, n_excluded)
@@ -220,7 +305,7 @@ end
 -- skill, has room on its channel, did not turn it down): at most one read per preferred agent.
 local function preferred_agent(c, excluded)
   local channel = channel_of(c)
-  local best
+  local best, best_score
   for i = 1, #c.preferredAgents do
     local id = c.preferredAgents[i]
     if not (excluded and excluded[id]) then
@@ -238,8 +323,9 @@ local function preferred_agent(c, excluded)
         end
         local since = all and (type(a.capacity) == 'number' and a._since or (a._chsince and a._chsince[channel]))
         if since then
-          local tail = string.format('%015d', since) .. '|' .. id
-          if not best or tail < best then best = tail end
+          local tail = pool_tail(seat_key(occupancy(a), since), id)
+          local score = strategy == 'most-skilled' and skill_score(table.concat(a.skills, ','), c.skills) or 0
+          if better(score, tail, best_score, best) then best_score, best = score, tail end
         end
       end
     end
@@ -304,8 +390,6 @@ local function split_skills(name)
   return skills
 end
 
--- The workspace's channels (settings), read once a step.
-local channels
 
 -- The queue names a pool of agents who take any channel looks up: each subset on each channel;
 -- nil when there are more than ENUMERATE_MAX. Kept for the step.
@@ -383,12 +467,18 @@ local now = tonumber(ARGV[6]) or now_ms()
 local based_on = redis.call('HGET', K_META, 'applied') or '0-0'
 local offer_timeout = 0
 channels = { 'voice' }
+-- Priority aging in force: every queue member is keyed (see routing.lua).
+aging = false
+strategy = 'longest-available'
+selection = function() return strategy end
 do
   local st = redis.call('HGET', K_META, 'settings')
   if st then
     local decoded = cjson.decode(st)
     offer_timeout = tonumber(decoded.offerTimeoutMs) or 0
     if type(decoded.channels) == 'table' and #decoded.channels > 0 then channels = decoded.channels end
+    aging = tonumber(decoded.priorityWeightMs) ~= nil
+    if decoded.agentSelection then strategy = decoded.agentSelection end
   end
 end
 
@@ -418,11 +508,13 @@ local function assign(c, a, at_head, after)
     if c._deadline then redis.call('ZREM', K_TIMERS, wait_timer(c)) end
   end
   doc_put(K_CONTACTS, c)
+  -- The agent's keys in its pools as they were (its load is about to change).
+  local occ = occupancy(a)
   a.activeContacts[#a.activeContacts + 1] = c.id
   local channel = channel_of(c)
   if type(a.capacity) == 'number' then
     if not can_take_work(a) then
-      pool_leave(a.skills, a._since, a.id, true)
+      pool_leave(a.skills, seat_key(occ, a._since), a.id, true)
       a._since = nil
       a.availableSince = cjson.null
     end
@@ -431,7 +523,7 @@ local function assign(c, a, at_head, after)
     load_add(a, channel, 1)
     if not has_room_on(a, channel) then
       local chsince = a._chsince or {}
-      pool_leave(on_channel(a.skills, channel), chsince[channel], a.id, true)
+      pool_leave(on_channel(a.skills, channel), seat_key(occ, chsince[channel]), a.id, true)
       chsince[channel] = nil
       if a.availableSinceByChannel then a.availableSinceByChannel[channel] = nil end
       local first
@@ -443,6 +535,15 @@ local function assign(c, a, at_head, after)
       else
         a._since, a._chsince, a.availableSince, a.availableSinceByChannel = nil, nil, cjson.null, nil
       end
+    end
+  end
+  if occ then
+    -- Least-occupied: its load went up, so it moves back within each pool it stays in (joined
+    -- at its new key first: the pool never looks empty, so it stays a candidate).
+    local after = occupancy(a)
+    for _, seat in pairs(seats(a, a.skills, a._since, a._chsince)) do
+      pool_join(seat[1], seat_key(after, seat[3]), a.id)
+      pool_leave(seat[1], seat_key(occ, seat[3]), a.id)
     end
   end
   a.state = agent_state(a)
@@ -485,7 +586,9 @@ end
 -- contacts stay blocked until an agent changes, so the caller's candidate may resume there).
 local function first_assignable(name, plain, from)
   local lo, hi = lex_bounds(name)
-  if from then
+  if from and aging then
+    lo = '[' .. name .. '|A|' .. string.format('%016d', from)
+  elseif from then
     local p = math.floor(from / PRIORITY_STEP)
     lo = '[' .. name .. '|' .. p .. '|' .. string.format('%016d', from - p * PRIORITY_STEP)
   end
@@ -505,7 +608,7 @@ local function first_assignable(name, plain, from)
       elseif excluded then
         agent = longest_available_except(split_skills(name), excluded, count)
       end
-      local order = order_score(c.priority, c._seq)
+      local order = order_of(c)
       if agent then return c, agent, order, batch[j + 1] or false end
       if work >= MAX_WORK and (j < #batch) then return false, order + 1 end
     end

@@ -155,6 +155,8 @@ local function settings()
   end
   return settings_cache
 end
+priority_weight = function() return tonumber(settings().priorityWeightMs) end
+selection = function() return settings().agentSelection or 'longest-available' end
 
 -- Whether the workspace declares `channel`.
 local function declared(channel)
@@ -230,8 +232,8 @@ local function withdraw(d, a, at, pos, fact, extra)
   -- Its arrival time is its position's until the position moves (queued_ms).
   d._queuedAt = queued_ms(d)
   d.position = pos
-  doc_put(K_CONTACTS, d)
   queue_add(d)
+  doc_put(K_CONTACTS, d)
   release(a, d.id, channel_of(d))
   local data = { contactId = d.id, agentId = agent_id }
   for k, v in pairs(extra) do data[k] = v end
@@ -370,9 +372,12 @@ handlers.QueueContact = function(c, at, pos, meta)
   local channel = c.channel or 'voice'
   if not declared(channel) then return not_declared('channel "' .. channel .. '" is') end
   local seq = redis.call('HINCRBY', K_META, 'seq', 1)
+  -- Its arrival tick (routing.lua): strictly increasing, so aged routing orders never tie.
+  local tick = math.max((at - TICK_EPOCH) * TICKS_PER_MS, tonumber(redis.call('HGET', K_META, 'tick') or '0') + 1)
+  redis.call('HSET', K_META, 'tick', int(tick))
   local d = {
     id = c.contactId, skills = json_array(c.skills), channel = channel, priority = c.priority, state = 'queued',
-    queuedAt = iso(at), position = pos, _seq = seq, _attrs = c._attrs,
+    queuedAt = iso(at), position = pos, _seq = seq, _tick = int(tick), _attrs = c._attrs,
     _cmd = meta.commandId, maxWaitMs = c.maxWaitMs,
   }
   local wait = c.maxWaitMs or settings().maxWaitMs
@@ -392,8 +397,8 @@ handlers.QueueContact = function(c, at, pos, meta)
     d.preferredUntil = iso(d._preferUntil)
     timer_add(d._preferUntil, preference_timer(d))
   end
-  doc_put(K_CONTACTS, d)
   queue_add(d)
+  doc_put(K_CONTACTS, d)
   stat_add('queued')
   local view = agent_body(d, pos)
   return reply(201, view, emit('ContactQueued', at, view))
@@ -516,8 +521,8 @@ handlers.TransferContact = function(c, at, pos, meta)
   d.skills = json_array(c.skills)
   if c.priority then d.priority = c.priority end
   d.position = pos
-  doc_put(K_CONTACTS, d)
   queue_add(d)
+  doc_put(K_CONTACTS, d)
   local wrap_n, wrap_until = assignment_ends(agent_id, d, at, pos)
   stat_add('transferred')
   emit('ContactTransferred', at, {
@@ -544,8 +549,22 @@ handlers.ChangeSettings = function(c, at, pos, meta)
   end
   local st = {
     offerTimeoutMs = c.offerTimeoutMs, wrapUpMs = c.wrapUpMs, missedOfferPresence = c.missedOfferPresence,
-    maxWaitMs = c.maxWaitMs, channels = json_array(channels),
+    maxWaitMs = c.maxWaitMs, channels = json_array(channels), priorityWeightMs = c.priorityWeightMs,
   }
+  -- The defaults are left out (the settings read as before these existed).
+  if c.agentSelection ~= 'longest-available' then st.agentSelection = c.agentSelection end
+  local aging_now = settings().priorityWeightMs ~= nil
+  if (st.priorityWeightMs ~= nil) ~= aging_now and redis.call('ZCARD', K_QUEUE) > 0 then
+    return problem(409, 'settings-conflict', 'Contacts are queued', 'priorityWeightMs can be '
+      .. (aging_now and 'removed' or 'set') .. ' only while no contact is queued (strict and aged routing orders '
+      .. 'do not mix); change its value instead, or try again when the queue is empty.')
+  end
+  local pooled_now = settings().agentSelection == 'least-occupied'
+  if (st.agentSelection == 'least-occupied') ~= pooled_now and redis.call('ZCARD', K_POOLS) > 0 then
+    return problem(409, 'settings-conflict', 'Agents are available', 'agentSelection can '
+      .. (pooled_now and 'leave' or 'become') .. ' "least-occupied" only while no agent can take work (it orders the '
+      .. 'available agents differently); set the available agents away first, or try again later.')
+  end
   redis.call('HSET', K_META, 'settings', cjson.encode(st))
   settings_cache = st
   emit('SettingsChanged', at, st)
@@ -723,6 +742,7 @@ local function is_skills(v)
   return true
 end
 local PRESENCE = { available = true, away = true, offline = true }
+local SELECTIONS = { ['longest-available'] = true, ['most-skilled'] = true, ['least-occupied'] = true }
 local function is_channel(v)
   return type(v) == 'string' and #v >= 1 and #v <= 32 and string.find(v, '^[a-z][a-z0-9_-]*$') ~= nil
 end
@@ -793,6 +813,8 @@ local shapes = {
     return is_int(c.offerTimeoutMs, 0, 3600000) and is_int(c.wrapUpMs, 0, DAY)
       and PRESENCE[c.missedOfferPresence] == true and (c.maxWaitMs == cjson.null or is_wait(c.maxWaitMs))
       and is_channels(c.channels)
+      and (c.priorityWeightMs == nil or is_int(c.priorityWeightMs, 1, 3600000))
+      and (c.agentSelection == nil or SELECTIONS[c.agentSelection] == true)
   end,
   TransferContact = function(c)
     return is_id(c.contactId) and is_skills(c.skills) and (c.priority == nil or is_int(c.priority, 0, 9))

@@ -34,6 +34,24 @@ local function order_score(priority, seq)
   return (9 - priority) * PRIORITY_STEP + seq
 end
 
+-- Priority aging (the workspace's priorityWeightMs, src/domain/model.ts `agedKey`): a contact's
+-- routing key is (tick + (9 - priority) * weight * TICKS_PER_MS) * 10 + (9 - priority), its tick
+-- being its arrival in 1/TICKS_PER_MS ms since TICK_EPOCH, strictly increasing in a workspace
+-- (`_tick`). The key (`_key`, a string: it passes 14 digits) is set each time the contact enters
+-- its queue, with the weight then in force; its queue member is "<skill set>|A|<key, 16 digits>|<contact>".
+-- A queue holds members of one kind only: the settings switch between strict and aged priority
+-- only while no contact is queued.
+local TICK_EPOCH = 1767225600000
+local TICKS_PER_MS = 128
+-- The weight in force (nil: strict priority); the projector points it at its settings.
+local priority_weight = function() return nil end
+
+-- A contact's routing order: its aged key, or its priority and arrival.
+local function order_of(c)
+  if c._key then return tonumber(c._key) end
+  return order_score(c.priority, c._seq)
+end
+
 local function skillset_name(skills)
   return table.concat(skills, ',')
 end
@@ -55,8 +73,34 @@ local function lex_bounds(prefix)
   return '[' .. prefix .. '|', '(' .. prefix .. '|\255'
 end
 
-local function pool_tail(since, id)
-  return string.format('%015d', since) .. '|' .. id
+-- Agent selection (the workspace's agentSelection; the scripts point `selection` at their
+-- settings). Under least-occupied a pool orders its agents by their share of capacity in use
+-- (contacts in hand over capacity, on every channel together, in 1/10^7, 8 digits), then
+-- available-since: an agent's key in a pool is "<share, 8 digits><since, 15 digits>" instead of
+-- "<since, 15 digits>", and it moves within its pool whenever its load changes. Capacities are at
+-- most 100 per channel and 16 channels, so distinct shares never round to the same key.
+local selection = function() return 'longest-available' end
+
+-- An agent's share of capacity in use under least-occupied; nil otherwise.
+local function occupancy(a)
+  if selection() ~= 'least-occupied' then return nil end
+  local total = 0
+  if type(a.capacity) == 'number' then
+    total = a.capacity
+  else
+    for _, n in pairs(a.capacity) do total = total + n end
+  end
+  return math.floor(#a.activeContacts * 10000000 / total)
+end
+
+-- An agent's key in a pool: its available-since, after its share of capacity in use if given.
+local function seat_key(occ, since)
+  if occ then return string.format('%08d%015d', occ, since) end
+  return string.format('%015d', since)
+end
+
+local function pool_tail(key, id)
+  return key .. '|' .. id
 end
 
 -- The head of a pool as "<since15>|<agent>", or nil when the pool is empty.
@@ -80,18 +124,18 @@ local function pool_heads_move(skills, name, old, new)
   if new then redis.call('ZADD', K_PHEADS, unpack(added)) end
 end
 
-local function pool_join(skills, since, id)
+local function pool_join(skills, key, id)
   local name = skillset_name(skills)
   local before = pool_head(name)
-  local tail = pool_tail(since, id)
+  local tail = pool_tail(key, id)
   redis.call('ZADD', K_POOLS, 0, name .. '|' .. tail)
   if not before or tail < before then pool_heads_move(skills, name, before, tail) end
 end
 
 -- `at_head`: the caller knows the agent heads its pool (the dispatcher takes pool heads).
-local function pool_leave(skills, since, id, at_head)
+local function pool_leave(skills, key, id, at_head)
   local name = skillset_name(skills)
-  local tail = pool_tail(since, id)
+  local tail = pool_tail(key, id)
   local before = at_head and tail or pool_head(name)
   redis.call('ZREM', K_POOLS, name .. '|' .. tail)
   if before == tail then
@@ -115,16 +159,20 @@ local function excluded_add(n)
   redis.call('HINCRBY', K_META, 'excluded', n)
 end
 
--- The pools an agent is in while it can take work: channel ('' for any channel) → {skills, since}.
+-- The pools an agent is in while it can take work: channel ('' for any channel) → {skills, key in
+-- the pool, since}.
 local function seats(a, skills, since, chsince)
   local out = {}
   if not can_take_work(a) then return out end
+  local occ = occupancy(a)
   if type(a.capacity) == 'number' then
-    out[''] = { skills, since }
+    out[''] = { skills, seat_key(occ, since), since }
     return out
   end
   for ch in pairs(a.capacity) do
-    if has_room_on(a, ch) and chsince and chsince[ch] then out[ch] = { on_channel(skills, ch), chsince[ch] } end
+    if has_room_on(a, ch) and chsince and chsince[ch] then
+      out[ch] = { on_channel(skills, ch), seat_key(occ, chsince[ch]), chsince[ch] }
+    end
   end
   return out
 end
@@ -149,7 +197,7 @@ local function availability_sync(before, a, at)
     if not before or not can_take_work(before) then return nil end
     if type(before.capacity) == 'number' then return before._since end
     if ch == '' then return before._since end
-    return old[ch] and old[ch][2]
+    return old[ch] and old[ch][3]
   end
   local since, chsince, first
   if can_take_work(a) then
@@ -202,12 +250,15 @@ local function availability_sync(before, a, at)
 end
 
 local function queue_member(c)
+  if c._key then return route_name(c) .. '|A|' .. string.format('%016d', tonumber(c._key)) .. '|' .. c.id end
   return route_name(c) .. '|' .. (9 - c.priority) .. '|' .. string.format('%016d', c._seq) .. '|' .. c.id
 end
 
 -- The routing-order score of a skill-set queue member.
 local function member_score(name, m)
-  local p = tonumber(string.sub(m, #name + 2, #name + 2))
+  local p = string.sub(m, #name + 2, #name + 2)
+  if p == 'A' then return tonumber(string.sub(m, #name + 4, #name + 19)) end
+  p = tonumber(p)
   local seq = tonumber(string.sub(m, #name + 4, #name + 19))
   return p * PRIORITY_STEP + seq
 end
@@ -216,11 +267,19 @@ local function queue_candidate(name)
   return 'q:' .. name
 end
 
+-- The contact enters its queue (the caller writes its document afterwards: its key is set here).
 local function queue_add(c)
+  local w = priority_weight()
+  if w then
+    local p = 9 - c.priority
+    c._key = int((tonumber(c._tick or 0) + p * w * TICKS_PER_MS) * 10 + p)
+  else
+    c._key = nil
+  end
   local name = route_name(c)
   -- Contacts not every agent of their queue may take (turned down, or waiting for preferred agents).
   if c.excludedAgents or c.preferredAgents then excluded_add(1) end
-  local score = int(order_score(c.priority, c._seq))
+  local score = int(order_of(c))
   redis.call('ZADD', K_QUEUE, int(c._seq), c.id)
   redis.call('ZADD', K_QINDEX, 0, queue_member(c))
   if redis.call('ZADD', K_QHEADS, 'LT', 'CH', score, name) == 1 then
@@ -246,7 +305,7 @@ local function queue_remove(c, at_head, after)
   if c.excludedAgents or c.preferredAgents then excluded_add(-1) end
   redis.call('ZREM', K_QUEUE, c.id)
   redis.call('ZREM', K_QINDEX, queue_member(c))
-  if not at_head and tonumber(redis.call('ZSCORE', K_QHEADS, name)) ~= order_score(c.priority, c._seq) then return end
+  if not at_head and tonumber(redis.call('ZSCORE', K_QHEADS, name)) ~= order_of(c) then return end
   local head = after
   if head == nil then
     local lo, hi = lex_bounds(name)
