@@ -22,11 +22,14 @@
  * feed itself. The measured times are printed as one JSON line. About 40 s: the launcher's
  * start-up (10-14 s) and the two moves (13-14 s after the kill) take most of it.
  *
+ * Also: the launcher's VRRP password is random, kept owner-only in the data directory and
+ * rendered into both keepalived configurations.
+ *
  * Needs root and `ip netns` (plus haproxy and keepalived); skipped otherwise, with the reason.
  */
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -165,6 +168,16 @@ describe('a live feed through the keepalived VIP', () => {
         ]),
       ) as Record<'lb1' | 'lb2', { ns: string; pidfile: string }>;
       expect([runId, api, vip, lb.lb1?.ns, lb.lb2?.ns].every(Boolean), out).toBe(true);
+      // keepalived's VRRP password: random, kept (owner-only) in the data directory, the same on both.
+      const vrrpFile = path.join(dataDir, 'vrrp-password');
+      expect(out).toContain(`VRRP password         ${vrrpFile}`);
+      expect(statSync(vrrpFile).mode & 0o777).toBe(0o600);
+      const vrrpPassword = readFileSync(vrrpFile, 'utf8').trim();
+      expect(vrrpPassword).toMatch(/^[A-Za-z0-9_-]{8}$/);
+      for (const name of ['lb1', 'lb2'])
+        expect(readFileSync(path.join(dataDir, name, 'keepalived.conf'), 'utf8')).toContain(
+          `auth_pass ${vrrpPassword}\n`,
+        );
       const vipWatch = watchVip({ lb1: lb.lb1.ns, lb2: lb.lb2.ns }, vip!);
 
       // The load on a workspace of its own, through the same port: contacts queued every 100 ms, and

@@ -149,6 +149,7 @@ function bannerOf(
     `  API instances         ${urls.instances.join(' ')}   (${x} curl ...)`,
     `  Redis Cluster         ${urls.cluster.join(', ')}   (${x} redis-cli -c ...)`,
     `  Redis passwords       ${ctx.credentialsFile}   (Switchboard logs in as switchboard; admin: default)`,
+    `  VRRP password         ${ctx.vrrpPasswordFile}   (random, both keepalived instances; --fresh makes a new one)`,
     `  Namespaces            ${star.namespaces.join(' ')}   (deleted on Ctrl-C)`,
     `  Admin API key         ${ctx.opts.dataDir}/admin-key   (workspace default, unless AUTH=off: curl -H "Authorization: Bearer $(cat <it>)" ...)`,
     `  Logs                  ${urls.logs}`,
