@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { createMetrics } from '../adapters/http/metrics.ts';
+import { createMetrics, metricsText, serveMetrics } from '../adapters/http/metrics.ts';
 import { buildApi } from '../adapters/http/server.ts';
 import { connectRedis, mask } from '../adapters/redis/client.ts';
 import type { EventHistory } from '../adapters/redis/event-log.ts';
@@ -33,6 +33,8 @@ export interface Running {
   readonly redis: RedisClient;
   readonly api?: FastifyInstance;
   readonly url?: string;
+  /** Where METRICS_PORT serves /metrics, when set. */
+  readonly metricsUrl?: string;
   stop(): Promise<void>;
 }
 
@@ -59,6 +61,7 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
   const watch = new RedisWatch(redis, mask(target));
   watch.start();
 
+  const metrics = createMetrics();
   const runners: WorkspaceRunner[] = [];
   const runnerOpts = { workspaces: config.workspaces, discover: config.discoverWorkspaces };
   let projector: Projector | undefined;
@@ -80,6 +83,8 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
   if (config.roles.includes('dispatcher')) {
     const dlog = log.child({ role: 'dispatcher' });
     dispatcher = new Dispatcher(redis, dlog, { ...defaultDispatcherOptions, batch: config.dispatchBatch });
+    const steps = metrics.dispatchStep;
+    dispatcher.observeStep = (s) => steps.observe(s);
     // One dispatcher per workspace at a time: a lease per workspace, renewed every third of its life.
     const leases = config.dispatchLeases
       ? new LeaseKeeper(redis, `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`, dlog, {
@@ -127,7 +132,7 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
         : {}),
       config,
       watch,
-      metrics: createMetrics(),
+      metrics,
       logger: log.child({ role: 'api' }),
       version: VERSION,
       roles: () => ({
@@ -157,17 +162,33 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
     log.info({ roles: config.roles }, 'switchboard is running');
   }
 
+  // METRICS_PORT: /metrics on a port of its own, the only one of a process without the API.
+  const metricsServer =
+    config.metricsPort === undefined
+      ? undefined
+      : await serveMetrics(config.host, config.metricsPort, metrics, () => {
+          if (tails) metrics.subscribers.set(tails.subscribers);
+          return metricsText(metrics, redis, {
+            workspaces: [...new Set(runners.flatMap((r) => r.workspaces()))],
+            ...(projector ? { projectorApplied: projector.applied } : {}),
+            ...(dispatcher ? { dispatcherAssignments: dispatcher.assignments } : {}),
+          });
+        });
+  if (metricsServer) log.info({ url: `${metricsServer.url}/metrics` }, 'serving /metrics');
+
   let stopping: Promise<void> | undefined;
   return {
     redis,
     ...(api ? { api } : {}),
     ...(listening ? { url: listening } : {}),
+    ...(metricsServer ? { metricsUrl: metricsServer.url } : {}),
     stop: () => {
       stopping ??= (async () => {
         // Leave the load balancer first, then close WebSockets (preClose) and drain requests;
         // workers end after their current step.
         await registration?.stop().catch(() => {});
         if (api) await api.close();
+        await metricsServer?.close();
         await Promise.all(runners.map((r) => r.stop()));
         tails?.stop();
         watch.stop();
