@@ -243,6 +243,14 @@ export class Projector {
     }
   };
 
+  /**
+   * The `onStep` of projectPending for a step this projector's loop does not run itself (the
+   * API's immediate step, composition-root.ts): its commands get the same lines.
+   */
+  stepLogger(workspace: string): (applied: number, checkpoint: string) => Promise<void> {
+    return (applied, checkpoint) => this.logStep(workspace, applied, checkpoint);
+  }
+
   /** The request id and type of the command at `position` (or after `position` with `after`). */
   private async commandAt(
     workspace: string,
