@@ -289,7 +289,7 @@ function projectSoon(
     // pipeline: the step joins the appends made meanwhile, behind them.
     setImmediate(() => {
       scheduled.delete(workspace);
-      projectPending(redis, workspace, [], opts).then(
+      projectPending(redis, workspace, [], opts, projector.stepLogger(workspace)).then(
         (n) => {
           projector.applied += n;
         },

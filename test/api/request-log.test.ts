@@ -114,6 +114,29 @@ describe('the request log', () => {
     expect(typeof mine[0]!.ms).toBe('number');
   });
 
+  it("names the command in the projector's line too when the API's process applies it (api and projector roles in one process)", async () => {
+    const r = await inject({
+      method: 'POST',
+      url: `/v1/workspaces/${WS}/agents/nobody-at-all/state`,
+      from: '127.0.0.1',
+      payload: { state: 'available' },
+    });
+    expect(r.status).toBeGreaterThanOrEqual(400);
+    expect(r.status).toBeLessThan(500);
+    const [request] = requestLines(r.reqId);
+    const commandId = String(request?.commandId);
+    expect(commandId).toMatch(/^[0-9a-f-]{36}$/);
+    const refused = await waitFor('the refusal line', () =>
+      lines.find((l) => l.msg === 'command refused' && l.commandId === commandId),
+    );
+    expect(refused).toMatchObject({
+      requestId: r.reqId,
+      type: 'ChangeAgentState',
+      status: r.status,
+      workspace: WS,
+    });
+  });
+
   it('takes X-Forwarded-For from a trusted proxy (a CIDR too), and never from anyone else', async () => {
     const viaLb = await inject({
       method: 'GET',
