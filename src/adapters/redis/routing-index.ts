@@ -108,14 +108,15 @@ export async function queuePlace(
     channel?: string;
     priority?: number;
     _seq?: number;
-    _key?: number;
+    /** Under priority aging: its routing key (a string of digits, past 14 of them). */
+    _key?: string;
   };
   if (d.state !== 'queued' || !Array.isArray(d.skills) || typeof d._seq !== 'number') return null;
   const channel = d.channel ?? 'voice';
   const queue = d.skills.map((s) => `${channel}/${s}`).join(',');
   const member =
-    typeof d._key === 'number'
-      ? `${queue}|A|${pad(d._key, 16)}|${id}`
+    d._key !== undefined
+      ? `${queue}|A|${d._key.padStart(16, '0')}|${id}`
       : `${queue}|${9 - (d.priority ?? 0)}|${pad(d._seq, 16)}|${id}`;
   const from = `[${queue}|${pad(Math.max(0, now - SERVED_WINDOW_MS), 15)}`;
   const [ahead, served, oldest] = await Promise.all([
