@@ -31,7 +31,7 @@ import {
   evolve,
   type Workspace,
 } from '../../src/domain/model.ts';
-import { contactOrder, nextAssignment } from '../../src/domain/routing.ts';
+import { contactOrder, nextAssignment, occupancy } from '../../src/domain/routing.ts';
 import {
   canonicalSkills,
   comparePositions,
@@ -884,6 +884,7 @@ describe('Redis routing agrees with the model and the oracle', () => {
 
     // The sets the dispatcher reads: availability by skill (scored by available-since), the queue.
     // Agents who take any channel under the bare skill; the others under "<channel>/<skill>".
+    const leastOccupied = model.settings.agentSelection === 'least-occupied';
     for (const channel of [undefined, ...CHANNELS]) {
       for (const skill of s.alphabet) {
         const name = channel === undefined ? skill : `${channel}/${skill}`;
@@ -897,10 +898,11 @@ describe('Redis routing agrees with the model and the oracle', () => {
             const since = channel === undefined ? a.availableSince : a.channelSince?.[channel];
             const any = typeof a.capacity === 'number';
             return since !== null && since !== undefined && any === (channel === undefined)
-              ? [{ id: a.id, since }]
+              ? [{ id: a.id, since, occ: leastOccupied ? occupancy(a) : 0 }]
               : [];
           })
-          .sort((a, b) => a.since - b.since || (a.id < b.id ? -1 : 1))
+          // The order routing takes them in (under least-occupied, the share in use first).
+          .sort((a, b) => a.occ - b.occ || a.since - b.since || (a.id < b.id ? -1 : 1))
           .flatMap((a) => [a.id, String(a.since)]);
         expect(inRedis, `availability of ${name}\n${context()}`).toEqual(inModel);
       }
@@ -913,9 +915,7 @@ describe('Redis routing agrees with the model and the oracle', () => {
     expect(queue, `queue\n${context()}`).toEqual(queuedModel);
     // Each skill set's queue, in routing order (priority, then arrival).
     const bySet = new Map<string, string[]>();
-    for (const c of [...model.contacts.values()]
-      .filter((c) => c.state === 'queued')
-      .sort(contactOrder)) {
+    for (const c of [...model.contacts.values()].filter((c) => c.state === 'queued').sort(contactOrder)) {
       const name = onChannel(c.skills, channelOf(c)).join(',');
       bySet.set(name, [...(bySet.get(name) ?? []), c.id]);
     }
@@ -1003,7 +1003,9 @@ describe('Redis routing agrees with the model and the oracle', () => {
       ...(process.env.POLICY_SEED ? { seed: Number(process.env.POLICY_SEED) } : {}),
       ...(process.env.POLICY_NO_SHRINK ? { endOnFailure: true } : {}),
     });
-    console.log(JSON.stringify({ policy: { ...policyStats, assignments: assignmentsSeen - before.assignmentsSeen } }));
+    console.log(
+      JSON.stringify({ policy: { ...policyStats, assignments: assignmentsSeen - before.assignmentsSeen } }),
+    );
     expect(assignmentsSeen - before.assignmentsSeen).toBeGreaterThan(40);
     // Each policy decided something: aged contacts assigned, and decisions under each selection.
     expect(policyStats.aged).toBeGreaterThan(10);
