@@ -7,12 +7,21 @@
  * (ContactQueued, AssignmentMade) at once. Every subscriber must get every event after the start
  * position once, in order; the figures are the deliveries/s and the time from each decision
  * (AssignmentMade's `at`) to its receipt.
+ *
+ * The agents are set up through the typed client (src/client). The contacts are POSTed on bare
+ * keep-alive requests and the subscribers are bare `ws` sockets: on this 2-core machine the
+ * client's fetch-based requests took enough CPU from Switchboard and the subscribers' process to
+ * move the figures (at 200 contacts/s, decision-to-receipt p50 183-348 ms with bare requests,
+ * 937-2,817 ms with the client, in alternating runs), so the bench would measure its own
+ * generator; and a client subscription per socket (heartbeat watch, resume bookkeeping) for
+ * thousands of sockets would make the subscribers' process the limit.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import http from 'node:http';
 import type { Socket } from 'node:net';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { connectRedis } from '../../adapters/redis/client.ts';
+import { SwitchboardClient } from '../../client/index.ts';
 import { workspaceKeys } from '../../adapters/redis/keys.ts';
 import { pool } from '../sim/http.ts';
 import { round } from '../sim/stats.ts';
@@ -287,16 +296,13 @@ export async function fanoutWorkload(
     const agents = Math.max(o.agents, Math.ceil(contacts / 100));
     note(`registering ${agents} agents (skill s, capacity 100), all available`);
     const ids = Array.from({ length: agents }, (_, i) => `agent-${i + 1}`);
-    const ok = async (p: Promise<{ status: number; body: string }>, what: string) => {
-      const r = await p;
-      if (r.status < 200 || r.status >= 300) throw new Error(`${what}: HTTP ${r.status} ${r.body}`);
-    };
-    await pool(ids, 32, (id) =>
-      ok(request(agent, 'POST', `${api}/agents`, { id, skills: ['s'], capacity: 100 }), `register ${id}`),
-    );
-    await pool(ids, 32, (id) =>
-      ok(request(agent, 'POST', `${api}/agents/${id}/state`, { state: 'available' }), `available ${id}`),
-    );
+    const client = new SwitchboardClient({ url: sb.base, workspace });
+    await pool(ids, 32, async (id) => {
+      await client.registerAgent({ id, skills: ['s'], capacity: 100 });
+    });
+    await pool(ids, 32, async (id) => {
+      await client.setAgentState(id, 'available');
+    });
     let errors = 0;
     if (o.warmup > 0) {
       note(`warming up: ${o.rate} contacts/s for ${o.warmup} s, no subscriber yet`);

@@ -4,6 +4,10 @@
  * process (all roles; the answer waits for the projector's outcome) and (b) a bare fastify
  * handler doing one XADD per request on the same Redis. Both run as their own process, side by
  * side, and take the load in alternating slices, so a drift in the machine's other load falls on both.
+ *
+ * Both sides take the same bare keep-alive requests (./http.ts), not the typed client (src/client):
+ * the bare handler is no Switchboard API, and a client on one side only (its Idempotency-Key, which
+ * Switchboard then stores, its fetch) would make the ratio measure the clients, not the servers.
  */
 import { KEY_ROOT } from '../../adapters/redis/keys.ts';
 import { percentile, round } from '../sim/stats.ts';
