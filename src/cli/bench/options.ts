@@ -5,7 +5,7 @@ import { parseCommandLine } from '../sim/options.ts';
 import { DECISION_WARMUP } from './decision.ts';
 import { DEFAULT_SIZES, type ShapeWorkload } from './shapes.ts';
 
-export const USAGE = `Usage: npm run bench -- [seed|floor|decision|e2e|ingest|split|wide|large|audit|replay|reference|cluster|timers|all] [options]
+export const USAGE = `Usage: npm run bench -- [seed|floor|decision|e2e|ingest|split|wide|large|policy|audit|replay|reference|cluster|timers|all] [options]
 
 Workloads (BENCH.md):
   seed        dispatch drain: --contacts queued up front, --agents all available, zero handle time
@@ -23,6 +23,9 @@ Workloads (BENCH.md):
               it completes and takes work --decisions times
   large       50 skills, --agents (default 10000) with 3..8, contacts needing 1..3, priorities 0..9:
               agents made available against queues of --sizes; then contacts against a full pool
+  policy      each routing policy (longest-available, aged priority, most-skilled, least-occupied)
+              on split, wide with levels and most-skilled's walk over many skill sets; --sizes
+              n,contacts,sets (default 4000,30000,1024): worst and median dispatch step of each
   audit       a log of --events events made through the Lua steps (--agents, default 200), then
               audited as npm run audit does, and replayed again from memory: events/s of each
   replay      a log of --events events (--agents, default 200) read back in order from the stream and
@@ -80,6 +83,7 @@ export type Workload =
   | 'reference'
   | 'cluster'
   | 'timers'
+  | 'policy'
   | ShapeWorkload;
 export const WORKLOADS: readonly Workload[] = [
   'seed',
@@ -91,6 +95,7 @@ export const WORKLOADS: readonly Workload[] = [
   'split',
   'wide',
   'large',
+  'policy',
   'audit',
   'replay',
   'reference',
@@ -181,7 +186,11 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     max: 10_000_000,
   });
   const decisions = count('decisions', values.decisions, 200, 100_000);
-  const defaultSizes = isShape(workload) ? DEFAULT_SIZES[workload] : [1000];
+  const defaultSizes = isShape(workload)
+    ? DEFAULT_SIZES[workload]
+    : workload === 'policy'
+      ? [4000, 30_000, 1024]
+      : [1000];
   const sizes = check.integers('sizes', values.sizes, defaultSizes, 'sizes', { min: 1, max: 10_000_000 });
   const rate = count('rate', values.rate, workload === 'fanout' ? 50 : 1000, 100_000);
   check.check(

@@ -8,6 +8,7 @@ import { workspaceKeys } from '../../adapters/redis/keys.ts';
 import type { RedisClient } from '../../adapters/redis/scripts.ts';
 import { dispatchPending } from '../../dispatcher/dispatcher.ts';
 import type { Command } from '../../domain/commands.ts';
+import type { AgentSelection } from '../../domain/model.ts';
 import { routingSkill } from '../../domain/values.ts';
 import { ensureGroup } from '../../projections/projector.ts';
 import type { Rng } from '../sim/random.ts';
@@ -72,12 +73,18 @@ export class StepClock {
   }
 }
 
-const register = (agentId: string, skills: string[]): Command => ({
+const register = (agentId: string, skills: string[], capacity = 1): Command => ({
   type: 'RegisterAgent',
   agentId,
   skills: [...skills].sort(),
-  capacity: 1,
+  capacity,
 });
+
+/** A routing policy a shape runs under (workspace settings); none: strict priority, longest available. */
+export interface Policy {
+  readonly priorityWeightMs?: number;
+  readonly agentSelection?: AgentSelection;
+}
 const available = (agentId: string): Command => ({ type: 'ChangeAgentState', agentId, state: 'available' });
 const queue = (contactId: string, skills: string[], priority = 0, channel?: string): Command => ({
   type: 'QueueContact',
@@ -90,14 +97,17 @@ const queue = (contactId: string, skills: string[], priority = 0, channel?: stri
 /** The workspace declares `n` channels (voice and c01..): its settings otherwise the defaults. */
 const channelsOf = (n: number): string[] =>
   ['voice', ...Array.from({ length: n - 1 }, (_, i) => `c${String(i + 1).padStart(2, '0')}`)].sort();
-const declare = (channels: string[]): Command => ({
+const declare = (channels: string[], policy: Policy = {}): Command => ({
   type: 'ChangeSettings',
   offerTimeoutMs: 0,
   wrapUpMs: 0,
   missedOfferPresence: 'away',
   maxWaitMs: null,
   channels,
+  ...policy,
 });
+const settingsFor = (policy: Policy | undefined): Command[] =>
+  policy && Object.keys(policy).length > 0 ? [declare(['voice'], policy)] : [];
 
 /**
  * Multi-skill contacts against a split pool: n agents holding only A, n only B, one holding both
@@ -107,10 +117,10 @@ const declare = (channels: string[]): Command => ({
 export async function splitShape(
   redis: RedisClient,
   workspace: string,
-  o: { n: number; contacts: number; arrivals: number },
+  o: { n: number; contacts: number; arrivals: number; policy?: Policy },
 ): Promise<StepFigures> {
   await ensureGroup(redis, workspace);
-  const setup: Command[] = [];
+  const setup: Command[] = [...settingsFor(o.policy)];
   for (let i = 0; i < o.n; i++) setup.push(register(`a${i}`, ['A']), register(`b${i}`, ['B']));
   setup.push(register('ab', ['A', 'B']));
   for (let i = 0; i < o.arrivals; i++) setup.push(register(`late${i}`, ['A']));
@@ -162,7 +172,7 @@ function subsets(items: readonly string[], k: number, limit: number): string[][]
 export async function wideShape(
   redis: RedisClient,
   workspace: string,
-  o: { contacts: number; cycles: number; channels?: number; levels?: boolean },
+  o: { contacts: number; cycles: number; channels?: number; levels?: boolean; policy?: Policy },
 ): Promise<StepFigures> {
   await ensureGroup(redis, workspace);
   const skills = Array.from({ length: 32 }, (_, i) => `s${String(i).padStart(2, '0')}`);
@@ -174,7 +184,7 @@ export async function wideShape(
   const needs = (set: string[], i: number) =>
     o.levels ? set.map((s, k) => routingSkill(s, ((i + k) % 5) + 1)) : set;
   await sendAll(redis, workspace, [
-    ...(channels.length > 1 ? [declare(channels)] : []),
+    ...(channels.length > 1 ? [declare(channels, o.policy)] : settingsFor(o.policy)),
     register('wide', agentSkills),
     ...sets.map((set, i) =>
       queue(`c${i}`, needs(set, i), i % 10, channels.length > 1 ? channels[i % channels.length] : undefined),
@@ -261,6 +271,75 @@ export async function largePool(
     await clock.dispatch();
   }
   return clock.figures();
+}
+
+/**
+ * Most-skilled's own worst case: `sets` agents (up to the limit of distinct skill sets per skill),
+ * each with its own skill set holding A at a level 1..5 and a skill of its own, capacity 2, all
+ * available; contacts needing A arrive one at a time and each is completed after the next arrives,
+ * so every decision looks at every pool holding A.
+ */
+export async function skilledShape(
+  redis: RedisClient,
+  workspace: string,
+  o: { sets: number; decisions: number; policy?: Policy },
+): Promise<StepFigures> {
+  await ensureGroup(redis, workspace);
+  const ids = Array.from({ length: o.sets }, (_, i) => `k${i}`);
+  await sendAll(redis, workspace, [
+    ...settingsFor(o.policy),
+    ...ids.map((id, i) => register(id, [routingSkill('A', (i % 5) + 1), `own${i}`], 2)),
+    ...ids.map(available),
+  ]);
+  await dispatchPending(redis, workspace);
+  const clock = new StepClock(redis, workspace);
+  await clock.start();
+  for (let i = 0; i < o.decisions; i++) {
+    await sendAll(redis, workspace, [
+      queue(`s${i}`, ['A'], i % 3),
+      ...(i > 0 ? [{ type: 'CompleteContact' as const, contactId: `s${i - 1}` }] : []),
+    ]);
+    await clock.dispatch();
+  }
+  return clock.figures();
+}
+
+/** The policies `bench policy` compares, by name. */
+export const POLICIES: Record<string, Policy> = {
+  'longest-available': {},
+  aged: { priorityWeightMs: 10_000 },
+  'most-skilled': { agentSelection: 'most-skilled' },
+  'least-occupied': { agentSelection: 'least-occupied' },
+};
+
+/**
+ * Every routing policy on the shapes that cost it most: split (`n` + `n` agents), wide with levels
+ * (`contacts` distinct sets), and most-skilled's walk over `sets` skill sets; the worst and median
+ * dispatch step of each, as Redis times it.
+ */
+export async function policyWorkload(
+  redis: RedisClient,
+  base: string,
+  o: { n: number; contacts: number; sets: number; decisions: number },
+): Promise<object> {
+  const out: Record<string, Record<string, StepFigures>> = {};
+  let worst = 0;
+  for (const [name, policy] of Object.entries(POLICIES)) {
+    const ws = `${base}-${name}`;
+    const runs = {
+      split: await splitShape(redis, `${ws}-split`, { n: o.n, contacts: 20, arrivals: o.decisions, policy }),
+      wideLevels: await wideShape(redis, `${ws}-wide`, {
+        contacts: o.contacts,
+        cycles: o.decisions,
+        levels: true,
+        policy,
+      }),
+      skilled: await skilledShape(redis, `${ws}-skilled`, { sets: o.sets, decisions: o.decisions, policy }),
+    };
+    out[name] = runs;
+    for (const r of Object.values(runs)) worst = Math.max(worst, r.worstRedisStepUs ?? 0);
+  }
+  return { policies: out, worstRedisStepUs: worst };
 }
 
 export type ShapeWorkload = 'split' | 'wide' | 'large';

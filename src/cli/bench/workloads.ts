@@ -16,7 +16,7 @@ import type { BenchOptions, Workload } from './options.ts';
 import { referenceWorkload } from './reference.ts';
 import { replayWorkload } from './replay.ts';
 import { seedWorkload } from './seed.ts';
-import { type ShapeWorkload, shapeWorkload } from './shapes.ts';
+import { policyWorkload, type ShapeWorkload, shapeWorkload } from './shapes.ts';
 import { timersWorkload } from './timers.ts';
 import { dropWorkspace, type Note } from './workspace.ts';
 
@@ -149,6 +149,18 @@ const WORKLOADS: Record<Workload, WorkloadSpec> = {
   split: shape('split'),
   wide: shape('wide'),
   large: shape('large'),
+  policy: {
+    parameters: (o) => ({ sizes: o.sizes, decisions: o.decisions }),
+    run: ({ url, workspace, o }) =>
+      withClient(url, undefined, (redis) =>
+        policyWorkload(redis, workspace, {
+          n: o.sizes[0] ?? 4000,
+          contacts: o.sizes[1] ?? 30_000,
+          sets: Math.min(o.sizes[2] ?? 1024, 1024),
+          decisions: o.decisions,
+        }),
+      ),
+  },
 };
 
 /** Runs the workload `o` names against the Redis at `url` (`admin` is a client of it). */

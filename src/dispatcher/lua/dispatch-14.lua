@@ -238,11 +238,23 @@ local function better(score, tail, best_score, best_tail)
 end
 
 -- Most-skilled: the agent holding every skill (and not in `excluded`, a set, when given) with the
--- highest skill score, then longest available, as its score and "<key>|<agent>". Every pool of
--- the skills' first skill is looked at (at most the number of distinct agent skill sets holding it,
--- a limit); in a pool, its first agent not excluded (at most as many reads as exclusions).
+-- highest skill score, then longest available, as its score and "<key>|<agent>". Every pool
+-- holding the rarest of the skills is looked at (at most the number of distinct agent skill sets
+-- holding it, a limit); in a pool, its first agent not excluded (at most as many reads as
+-- exclusions).
 local function most_skilled_in(skills, excluded, n_excluded)
+  -- Under the rarest of the skills: the fewest pools to look at.
   local under = skills[1]
+  if #skills > 1 then
+    local n
+    for i = 1, #skills do
+      local clo, chi = lex_bounds(skills[i])
+      local c = redis.call('ZLEXCOUNT', K_PHEADS, clo, chi)
+      work = work + 1
+      if c == 0 then return nil end
+      if not n or c < n then under, n = skills[i], c end
+    end
+  end
   local lo, hi = lex_bounds(under)
   local best_score, best
   while true do

@@ -1,0 +1,88 @@
+/**
+ * What each routing policy costs a decision at the shapes that cost it most (docs/ROUTING.md, "The
+ * policy the rule takes"): priority aging and least-occupied keep the split and wide shapes' step
+ * what longest-available's is, and most-skilled's walk over every skill set holding a skill stays
+ * bounded at the limit of 1,024 sets. Redis times each step; the faster of two alternate
+ * measurements is kept (another process can slow a measurement, never speed it up).
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  POLICIES,
+  type StepFigures,
+  skilledShape,
+  splitShape,
+  wideShape,
+} from '../../src/cli/bench/shapes.ts';
+import { suiteRedis } from '../support/redis.ts';
+
+describe('decision cost under each routing policy', () => {
+  const suite = suiteRedis();
+  const run = Date.now().toString(36);
+  const policies = Object.keys(POLICIES);
+
+  /** Each policy measured twice, alternately; the run with the lower median kept. */
+  async function perPolicy(
+    measure: (policy: string, attempt: number) => Promise<StepFigures>,
+  ): Promise<Record<string, StepFigures>> {
+    const got: Record<string, StepFigures[]> = {};
+    for (const attempt of [1, 2])
+      for (const p of policies) got[p] = [...(got[p] ?? []), await measure(p, attempt)];
+    return Object.fromEntries(
+      Object.entries(got).map(([p, xs]) => [
+        p,
+        xs.reduce((a, b) => ((b.medianRedisStepUs ?? 0) < (a.medianRedisStepUs ?? 0) ? b : a)),
+      ]),
+    );
+  }
+
+  it('split pool (2,000 + 2,000 agents): every policy decides at longest-available’s cost', async () => {
+    const r = await perPolicy((p, attempt) =>
+      splitShape(suite.admin, `pol-split-${p}-${attempt}-${run}`, {
+        n: 2000,
+        contacts: 20,
+        arrivals: 20,
+        policy: POLICIES[p],
+      }),
+    );
+    console.log(JSON.stringify({ shape: 'split', r }));
+    const base = r['longest-available']!.medianRedisStepUs!;
+    for (const p of policies) {
+      expect(r[p]!.assignments, p).toBe(1);
+      expect(r[p]!.medianRedisStepUs! / base, p).toBeLessThan(2);
+    }
+  });
+
+  it('a 32-skill agent with levels against 5,000 distinct sets: every policy decides at longest-available’s cost', async () => {
+    const r = await perPolicy((p, attempt) =>
+      wideShape(suite.admin, `pol-wide-${p}-${attempt}-${run}`, {
+        contacts: 5000,
+        cycles: 20,
+        levels: true,
+        policy: POLICIES[p],
+      }),
+    );
+    console.log(JSON.stringify({ shape: 'wide, levels', r }));
+    const base = r['longest-available']!.medianRedisStepUs!;
+    for (const p of policies) {
+      expect(r[p]!.assignments, p).toBe(21);
+      expect(r[p]!.medianRedisStepUs! / base, p).toBeLessThan(2);
+    }
+  });
+
+  it('most-skilled over 1,024 skill sets holding the skill (the limit): the walk stays well under 5 ms', async () => {
+    const r = await perPolicy((p, attempt) =>
+      p === 'most-skilled' || p === 'longest-available'
+        ? skilledShape(suite.admin, `pol-skilled-${p}-${attempt}-${run}`, {
+            sets: 1024,
+            decisions: 30,
+            policy: POLICIES[p],
+          })
+        : Promise.resolve({ medianRedisStepUs: 0 } as StepFigures),
+    );
+    console.log(JSON.stringify({ shape: 'skilled', r }));
+    const skilled = r['most-skilled']!;
+    expect(skilled.assignments).toBe(30);
+    // Median: a loaded machine can stretch one step, not the middle of thirty.
+    expect(skilled.medianRedisStepUs!).toBeLessThan(2500);
+  });
+});
