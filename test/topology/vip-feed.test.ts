@@ -308,7 +308,12 @@ describe('a live feed through the keepalived VIP', () => {
           timeoutMs: 5_000,
           everyMs: 20,
         });
-        const close2 = await waitFor('the feed to notice move 2', () => closes.find((c) => c.at > resumed1), {
+        // Between the moves the path through lb2 was alive: nothing was taken for dead.
+        expect(
+          closes.filter((c) => c.at > resumed1 && c.at < move2),
+          'no close between the moves',
+        ).toEqual([]);
+        const close2 = await waitFor('the feed to notice move 2', () => closes.find((c) => c.at >= move2), {
           timeoutMs: 2 * EVERY_MS + 5_000,
           everyMs: 10,
         });
@@ -360,11 +365,12 @@ describe('a live feed through the keepalived VIP', () => {
           stdout: err.stdout ?? '',
           stderr: err.stderr ?? '',
         }));
-        const audit = JSON.parse(audited.stdout.trim().split('\n').at(-1) ?? '{}') as {
-          ok?: boolean;
-          error?: string;
-          report?: { assignmentPositions: string[]; events: number; assignments: number };
-        };
+        let audit: { ok?: boolean; error?: string; report?: { assignmentPositions: string[] } } = {};
+        try {
+          audit = JSON.parse(audited.stdout.trim().split('\n').at(-1) ?? '');
+        } catch {
+          throw new Error(`audit-cli printed no JSON line:\n${audited.stdout}\n${audited.stderr}`);
+        }
         expect(audit.ok, `audit: ${audit.error}\n${audited.stderr}`).toBe(true);
         const stream = audit.report!.assignmentPositions;
         // The feed caught up with the stream (bounded), then: exactly the stream, in order.
