@@ -247,6 +247,11 @@ describe('the wallboard and the agent desktop in Chromium', () => {
 
   it("the wallboard's figures follow the contacts posted: waiting, longest wait, per skill set", async () => {
     wallboard = await newPage();
+    // Every figure comes from GET /stats: the wallboard never lists the agents (thousands of them).
+    const listed: string[] = [];
+    wallboard.on('request', (r) => {
+      if (/\/agents(\?|$)/.test(new URL(r.url()).pathname + new URL(r.url()).search)) listed.push(r.url());
+    });
     await signIn(wallboard, '/', keys.supervisor);
     await textOf(wallboard, '#live', 'live');
     await textOf(wallboard, '#tile-queued .value', '0');
@@ -275,12 +280,30 @@ describe('the wallboard and the agent desktop in Chromium', () => {
     await textOf(wallboard, `${english} .waiting`, '1');
     // Bo holds Sales but not English: no agent of that queue; Ann and Cy are offline.
     await textOf(wallboard, `${english} [data-state=away]`, '0');
+    await textOf(wallboard, `${english} [data-state=offline]`, '0');
+    // Ann holds English at level 3: she counts for English ≥2 (offline), Bo (away) and Cy do not.
+    expect(
+      (
+        await api(keys.integration, 'POST', '/contacts', {
+          id: 'e-2',
+          skills: [{ name: 'English', minLevel: 2 }],
+        })
+      ).status,
+    ).toBe(201);
+    const english2 = '#queues tr[data-queue="voice|English#2"]';
+    await textOf(wallboard, `${english2} .waiting`, '1');
+    await textOf(wallboard, `${english2} [data-state=offline]`, '1');
+    await textOf(wallboard, `${english2} [data-state=away]`, '0');
     await wallboard.waitForTimeout(2200); // a few seconds of waiting on the clock and the charts
     await textOf(wallboard, '#tile-longest .value', /^\d+:\d\d$/);
     const [m, s] = (await wallboard.textContent('#tile-longest .value'))!.split(':').map(Number);
     expect(m! * 60 + s!).toBeGreaterThanOrEqual(1); // the board redraws once a second
     expect(await wallboard.evaluate(() => document.querySelectorAll('#chart-depth canvas').length)).toBe(1);
     await shot(wallboard, 'wallboard-queues');
+    // Out of the way of the offers to Ann that follow.
+    expect((await api(keys.integration, 'POST', '/contacts/e-2/abandon')).status).toBe(200);
+    await textOf(wallboard, '#tile-queued .value', '4');
+    expect(listed).toEqual([]);
   });
 
   it('an agent goes available, rejects an offer, accepts the next, completes and wraps up; the wallboard shows it', async () => {

@@ -49,6 +49,51 @@ const after = {
   in: 'query',
   schema: { ...position, description: `${position.description}, below ${MAX_POSITION}` },
 };
+/** A file the pages or /docs serve: its media type and what it is. */
+function fileOp(summary: string, media: string) {
+  return {
+    get: {
+      security: [],
+      summary,
+      responses: {
+        '200': { description: summary, content: { [media]: { schema: { type: 'string' } } } },
+        '304': { description: 'not modified (If-None-Match named its ETag)' },
+      },
+    },
+  };
+}
+
+function pagePaths() {
+  const html = 'text/html';
+  const js = 'text/javascript';
+  const css = 'text/css';
+  const docsOp = (summary: string, media: string) => {
+    const op = fileOp(summary, media);
+    return { get: { ...op.get, responses: { '200': op.get.responses['200'] } } };
+  };
+  return {
+    '/': fileOp('The wallboard: queues, waits, agents by state and assignments, live', html),
+    '/agent': fileOp('The agent desktop: presence, offers, accept or reject, complete, wrap-up', html),
+    '/ui/common.js': fileOp("The pages' shared script", js),
+    '/ui/wallboard.js': fileOp("The wallboard's script", js),
+    '/ui/agent.js': fileOp("The agent desktop's script", js),
+    '/ui/style.css': fileOp("The pages' style sheet", css),
+    '/ui/vendor/uplot.js': fileOp('uPlot, the charting library of the wallboard', js),
+    '/ui/vendor/uplot.css': fileOp("uPlot's style sheet", css),
+    '/docs': docsOp('Swagger UI for this document (/openapi.json)', html),
+    '/docs/init.js': docsOp("Swagger UI's start script, pointed at /openapi.json", js),
+    '/docs/swagger-ui-bundle.js': docsOp('Swagger UI', js),
+    '/docs/swagger-ui.css': docsOp("Swagger UI's style sheet", css),
+    '/openapi.json': {
+      get: {
+        security: [],
+        summary: 'This document',
+        responses: { '200': { description: 'the OpenAPI document', content: json({ type: 'object' }) } },
+      },
+    },
+  };
+}
+
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: object) => ({ 'application/json': { schema } });
 const problems = (...codes: number[]) =>
@@ -107,6 +152,116 @@ const capacity = {
 const presence = { enum: ['available', 'away', 'offline'] };
 const agentSelection = { enum: ['longest-available', 'most-skilled', 'least-occupied'] };
 const agentStates = ['offline', 'available', 'away', 'busy', 'wrapup', 'reserved'];
+
+/** GET /stats (src/adapters/redis/projection-reads.ts `WorkspaceStats`). */
+function statsSchema() {
+  const count = { type: 'integer', minimum: 0 };
+  const byState = {
+    type: 'object',
+    required: agentStates,
+    properties: Object.fromEntries(agentStates.map((st) => [st, count])),
+    description: 'agents by state',
+  };
+  const window = {
+    assignments: { ...count, description: 'decisions in the window (the latest 64 of each queue)' },
+    meanWaitMs: { type: ['integer', 'null'], description: 'their mean wait; null: none' },
+    serviceLevel: {
+      type: ['number', 'null'],
+      minimum: 0,
+      maximum: 1,
+      description: 'the share of them made within serviceLevelMs of arrival; null: none',
+    },
+  };
+  return {
+    type: 'object',
+    required: [
+      'queued',
+      'queueBySkills',
+      'queueByChannel',
+      'longestWaitMs',
+      'oldestContactId',
+      'agentsByState',
+      'assignments',
+      'completed',
+      'abandoned',
+      'expired',
+      'transferred',
+      'contactsQueuedSoFar',
+      'window',
+      'queues',
+      'occupancy',
+      'position',
+    ],
+    properties: {
+      queued: { ...count, description: 'contacts waiting' },
+      queueBySkills: {
+        type: 'object',
+        additionalProperties: count,
+        description: 'skill set (routing strings, "English#2,Sales") → contacts waiting, every channel',
+      },
+      queueByChannel: {
+        type: 'object',
+        additionalProperties: { type: 'object', additionalProperties: count },
+        description: 'channel → skill set → contacts waiting',
+      },
+      longestWaitMs: { ...count, description: 'how long the oldest waiting contact has waited (0: none)' },
+      oldestContactId: { type: ['string', 'null'] },
+      agentsByState: byState,
+      assignments: count,
+      completed: count,
+      abandoned: count,
+      expired: count,
+      transferred: count,
+      contactsQueuedSoFar: count,
+      window: {
+        type: 'object',
+        required: ['ms', 'serviceLevelMs', 'assignments', 'meanWaitMs', 'serviceLevel'],
+        properties: { ms: count, serviceLevelMs: count, ...window },
+        description: 'the last 5 minutes of decisions',
+      },
+      queues: {
+        type: 'array',
+        description: 'each queue (channel and skill set) with contacts waiting or decisions in the window',
+        items: {
+          type: 'object',
+          required: [
+            'channel',
+            'skills',
+            'queued',
+            'longestWaitMs',
+            'agents',
+            'assignments',
+            'meanWaitMs',
+            'serviceLevel',
+          ],
+          properties: {
+            channel: { type: 'string' },
+            skills: { type: 'string', description: 'routing strings, comma-separated: "English#2,Sales"' },
+            queued: { ...count, description: 'contacts waiting' },
+            longestWaitMs: {
+              type: ['integer', 'null'],
+              minimum: 0,
+              description:
+                'how long its oldest waiting contact has waited (0: none waits); null: it is behind the 500 oldest contacts of the workspace',
+            },
+            agents: {
+              ...byState,
+              description:
+                'the agents who may take its contacts (its skills at their levels, its channel), by state',
+            },
+            ...window,
+          },
+        },
+      },
+      occupancy: {
+        type: ['number', 'null'],
+        minimum: 0,
+        description: 'contacts held over the capacity of the agents present as available; null: none present',
+      },
+      position,
+    },
+  };
+}
 const contactStates = ['queued', 'offered', 'assigned', 'completed', 'abandoned', 'expired'];
 
 function command(summary: string, body: object | undefined, doc: string, ok: number) {
@@ -245,7 +400,7 @@ export const openapi = {
         summary:
           'Queue depth, longest wait, agents per state, counters; the last 5 minutes: service level, mean wait, per queue',
         parameters: [minPosition, serviceLevelMs],
-        responses: { '200': { description: 'stats' } },
+        responses: { '200': { description: 'stats', content: json(ref('Stats')) } },
       },
     },
     '/v1/workspaces/{ws}/stats/intervals': {
@@ -497,6 +652,9 @@ export const openapi = {
         responses: { '200': { description: 'text exposition format' } },
       },
     },
+    // The pages (docs/API.md "Pages"): open, like /status; every API call they make carries the
+    // key typed in. Each answers 304 to an If-None-Match naming its ETag.
+    ...pagePaths(),
   },
   // Every /v1/workspaces route takes an API key (docs/SECURITY.md); /health, /status, /metrics
   // and /openapi.json are open (their `security: []`).
@@ -511,6 +669,7 @@ export const openapi = {
       },
     },
     schemas: {
+      Stats: statsSchema(),
       NewApiKey: {
         type: 'object',
         required: ['role'],

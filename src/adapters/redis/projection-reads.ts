@@ -167,6 +167,70 @@ export interface QueueStats extends WindowStats {
   readonly channel: string;
   readonly skills: string;
   readonly queued: number;
+  /**
+   * How long the queue's oldest waiting contact has waited (0: none waits; null: not found among the
+   * LONGEST_WAIT_READS oldest contacts of the workspace, so it waited at most as long as the last of them).
+   */
+  readonly longestWaitMs: number | null;
+  /** The agents who may take the queue's contacts (its skills at their levels, its channel), by state. */
+  readonly agents: Record<string, number>;
+}
+
+/** Queued contacts read, oldest first, to find each queue's oldest: the bound of that read. */
+export const LONGEST_WAIT_READS = 500;
+
+/** A route name's channel and needed routing skills ("voice/Billing,voice/English#2"). */
+function routeNeeds(route: string): { channel: string; skills: string[] } {
+  return {
+    channel: route.slice(0, route.indexOf('/')),
+    skills: route.split(',').map((q) => q.slice(q.indexOf('/') + 1)),
+  };
+}
+
+/** An agent's skills as routing strings: a skill at level L is held at every level up to L. */
+function heldSkills(skills: AgentDocument['skills']): Set<string> {
+  const held = new Set<string>();
+  for (const s of skills as (string | { name: string; level?: number })[]) {
+    if (typeof s === 'string') held.add(s);
+    else {
+      held.add(s.name);
+      for (let l = 2; l <= (s.level ?? 1); l++) held.add(`${s.name}#${l}`);
+    }
+  }
+  return held;
+}
+
+/**
+ * The oldest waiting contact of each route (channel and routing skills) with contacts waiting:
+ * the workspace's queued contacts in arrival order, read in pages until every such route has its
+ * oldest, at most LONGEST_WAIT_READS of them. Routes not found are left out.
+ */
+async function oldestPerRoute(
+  redis: RedisClient,
+  workspace: string,
+  routes: ReadonlySet<string>,
+): Promise<Map<string, { id: string; queuedAtMs: number }>> {
+  const k = workspaceKeys(workspace);
+  const found = new Map<string, { id: string; queuedAtMs: number }>();
+  let start = 0;
+  for (const size of [50, 150, 300]) {
+    if (found.size >= routes.size || start >= LONGEST_WAIT_READS) break;
+    const ids = await redis.zrange(k.queue, start, start + size - 1);
+    if (ids.length === 0) break;
+    const docs = await redis.hmget(k.contacts, ...ids);
+    docs.forEach((text, i) => {
+      if (text === null) return;
+      const d = JSON.parse(text) as { channel?: string; skills?: string[]; queuedAt?: string };
+      if (!Array.isArray(d.skills)) return;
+      const channel = d.channel ?? 'voice';
+      const route = d.skills.map((s) => `${channel}/${s}`).join(',');
+      if (routes.has(route) && !found.has(route))
+        found.set(route, { id: ids[i]!, queuedAtMs: Date.parse(d.queuedAt ?? '') });
+    });
+    if (ids.length < size) break;
+    start += size;
+  }
+  return found;
 }
 
 /** Decisions' mean wait and the share made within `serviceLevelMs`. */
@@ -243,8 +307,19 @@ export async function readStats(
   };
   let held = 0;
   let room = 0;
+  // Agents grouped by what decides which queues they serve (skills, channels) and their state: the
+  // per-queue counts below cost the number of groups, not of agents.
+  const groups = new Map<
+    string,
+    { held: Set<string>; channels: string[] | null; state: string; n: number }
+  >();
   for (const a of await listAgents(redis, workspace, { limit: Number.MAX_SAFE_INTEGER })) {
     agentsByState[a.state] = (agentsByState[a.state] ?? 0) + 1;
+    const channels = typeof a.capacity === 'object' ? Object.keys(a.capacity).sort() : null;
+    const key = JSON.stringify([a.skills, channels, a.state]);
+    const g = groups.get(key);
+    if (g) g.n++;
+    else groups.set(key, { held: heldSkills(a.skills), channels, state: a.state, n: 1 });
     if (a.presence !== 'available') continue;
     held += a.activeContacts.length;
     room +=
@@ -254,11 +329,32 @@ export async function readStats(
   for (const s of served) byQueue.set(s.queue, [...(byQueue.get(s.queue) ?? []), s]);
   const routes = [...new Set([...sets, ...byQueue.keys()])].sort();
   const depthOf = new Map(sets.map((s, i) => [s, depths[i] ?? 0]));
-  const queues = routes.map((route) => ({
-    ...queueName(route),
-    queued: depthOf.get(route) ?? 0,
-    ...windowOf(byQueue.get(route) ?? [], serviceLevelMs),
-  }));
+  const waiting = new Set(sets.filter((s) => (depthOf.get(s) ?? 0) > 0));
+  const oldestOf = waiting.size > 0 ? await oldestPerRoute(redis, workspace, waiting) : new Map();
+  const queues = routes.map((route): QueueStats => {
+    const need = routeNeeds(route);
+    const agents: Record<string, number> = Object.fromEntries(
+      Object.keys(agentsByState).map((st) => [st, 0]),
+    );
+    for (const g of groups.values())
+      if (
+        (g.channels === null || g.channels.includes(need.channel)) &&
+        need.skills.every((x) => g.held.has(x))
+      )
+        agents[g.state] = (agents[g.state] ?? 0) + g.n;
+    const oldest = oldestOf.get(route);
+    return {
+      ...queueName(route),
+      queued: depthOf.get(route) ?? 0,
+      longestWaitMs: !waiting.has(route)
+        ? 0
+        : oldest && Number.isFinite(oldest.queuedAtMs)
+          ? Math.max(0, now - oldest.queuedAtMs)
+          : null,
+      agents,
+      ...windowOf(byQueue.get(route) ?? [], serviceLevelMs),
+    };
+  });
   const n = (key: string) => Number(counters[key] ?? 0);
   return {
     queued,

@@ -1,8 +1,8 @@
-// The wallboard: GET /stats (polled, and soon after each event) for the authoritative figures,
-// GET /agents for agents by state per skill set, and the live feed for the assignments and for
-// each waiting contact's arrival (the longest wait per skill set). Where it is in the feed, the
-// contacts it knows and the chart's samples are kept for the tab, so a reload, a dropped socket or
-// a restarted instance resume from the last event received.
+// The wallboard: GET /stats (polled, and soon after each event) for every figure, the queues'
+// longest waits and agents by state per queue included (one read whatever the number of agents),
+// and the live feed for the assignments. Where it is in the feed, the recent assignments and the
+// chart's samples are kept for the tab, so a reload, a dropped socket or a restarted instance
+// resume from the last event received.
 import {
   apiClient,
   banner,
@@ -38,25 +38,11 @@ const LIVE_TYPES = [
   'WrapUpStarted',
   'WrapUpEnded',
 ];
-const AGENT_EVENTS = new Set([
-  'AgentRegistered',
-  'AgentUpdated',
-  'AgentRemoved',
-  'AgentStateChanged',
-  'WrapUpStarted',
-  'WrapUpEnded',
-  'AssignmentMade',
-  'AssignmentAccepted',
-  'AssignmentRejected',
-  'AssignmentExpired',
-  'ContactCompleted',
-  'ContactTransferred',
-]);
 const STATES = ['available', 'reserved', 'busy', 'wrapup', 'away', 'offline'];
-/** The charts' span, and how far back a first visit replays the feed (for the waits per queue). */
+/** The charts' span, and how far back a first visit replays the feed (the recent assignments). */
 const CHART_MS = 10 * 60_000;
 const REPLAY_MS = 5 * 60_000;
-/** A saved position older than this is not resumed: the replay would be long and the waits stale. */
+/** A saved position older than this is not resumed: the replay would be long. */
 const RESUME_MAX_MS = 30 * 60_000;
 const FEED_MAX = 30;
 
@@ -64,47 +50,16 @@ let api = null;
 let feed = null;
 let stats = null;
 let statsAt = 0;
-let agents = [];
-/** Contacts the feed told of: id → {set, channel, queuedAt (ms), state}. */
-let contacts = new Map();
-/** Contacts queued before this time (ms) are not known to the page (it has not seen them queued). */
+/** Where a first visit starts the feed (ms). */
 let since = Date.now();
 /** [time (s), waiting, longest wait (s)] per poll, for the charts. */
 let samples = [];
 let assignments = [];
-/** Every queue ("channel|skills") seen: /stats names the queues holding contacts now only. */
-let queues = new Set();
-/** Since when each queue has had more contacts in /stats than the page knows of. */
-const unknownSince = new Map();
 const problems = { auth: null, status: null, stats: null, live: null };
 let charts = null;
 const timers = [];
 
 const $ = (id) => document.getElementById(id);
-
-/** A contact's requirements as the queue names them: routing strings, sorted and distinct. */
-function queueName(skills) {
-  const names = (skills ?? []).map((s) =>
-    typeof s === 'string' ? s : s.minLevel > 1 ? `${s.name}#${s.minLevel}` : s.name,
-  );
-  return [...new Set(names)].sort().join(',');
-}
-
-/** An agent's skills as routing strings: a skill at level L is held at every level up to L. */
-function heldSkills(skills) {
-  const held = new Set();
-  for (const s of skills ?? []) {
-    if (typeof s === 'string') held.add(s);
-    else {
-      held.add(s.name);
-      for (let l = 2; l <= (s.level ?? 1); l++) held.add(`${s.name}#${l}`);
-    }
-  }
-  return held;
-}
-
-const takesChannel = (a, channel) =>
-  a.capacity === undefined || typeof a.capacity === 'number' || channel in a.capacity;
 
 function updateBanner() {
   const p = problems;
@@ -216,9 +171,8 @@ function start(client) {
     onEvent,
     onStatus: onLive,
   });
-  timers.push(setInterval(refreshStats, 2000), setInterval(refreshAgents, 5000), setInterval(save, 2000));
+  timers.push(setInterval(refreshStats, 2000), setInterval(save, 2000));
   refreshStats();
-  refreshAgents();
 }
 
 function stop() {
@@ -234,35 +188,19 @@ function restore() {
   const savedAt = Number(String(saved?.position ?? saved?.since ?? '0').split('-')[0]);
   if (saved && Date.now() - savedAt < RESUME_MAX_MS) {
     since = saved.since;
-    contacts = new Map(saved.contacts);
     samples = saved.samples ?? [];
     assignments = saved.assignments ?? [];
-    queues = new Set(saved.queues ?? []);
   } else {
     store.setJson(`state.${api.ws}`, null);
     since = Date.now() - REPLAY_MS;
-    contacts = new Map();
     samples = [];
     assignments = [];
-    queues = new Set();
   }
 }
 
 function save() {
   if (!api || !feed) return;
-  const position = feed.position;
-  // Contacts still waiting or held first: those are what the waits and a re-queue need.
-  let entries = [...contacts];
-  if (entries.length > 20_000) entries = entries.filter(([, c]) => c.state !== 'assigned').slice(-20_000);
-  const seen = [...queues].slice(-500);
-  store.setJson(`state.${api.ws}`, {
-    position,
-    since,
-    contacts: entries,
-    samples,
-    assignments,
-    queues: seen,
-  });
+  store.setJson(`state.${api.ws}`, { position: feed.position, since, samples, assignments });
 }
 addEventListener('pagehide', save);
 
@@ -294,34 +232,15 @@ function onStatus(s) {
 }
 
 const statsSoon = soon(() => refreshStats(), 150);
-const agentsSoon = soon(() => refreshAgents(), 300);
 function onEvent(e) {
   apply(e);
   statsSoon();
-  if (AGENT_EVENTS.has(e.type)) agentsSoon();
 }
 
 function apply(e) {
   const d = e.data ?? {};
-  const c = contacts.get(d.contactId);
-  if (d.skills && (e.type === 'ContactQueued' || e.type === 'AssignmentMade'))
-    queues.add(`${d.channel ?? 'voice'}|${queueName(d.skills)}`);
   switch (e.type) {
-    case 'ContactQueued':
-      contacts.set(d.id, {
-        set: queueName(d.skills),
-        channel: d.channel ?? 'voice',
-        queuedAt: Date.parse(d.queuedAt) || Date.parse(e.at),
-        state: 'queued',
-      });
-      break;
     case 'AssignmentMade':
-      contacts.set(d.contactId, {
-        set: queueName(d.skills),
-        channel: d.channel ?? 'voice',
-        queuedAt: Date.parse(d.queuedAt) || c?.queuedAt || Date.parse(e.at),
-        state: d.offer ? 'offered' : 'assigned',
-      });
       assignments.unshift({
         contactId: d.contactId,
         agentId: d.agentId,
@@ -335,34 +254,17 @@ function apply(e) {
       renderFeed();
       break;
     case 'AssignmentAccepted':
-      if (c) c.state = 'assigned';
       mark(d.contactId, d.agentId, 'accepted');
       break;
     case 'AssignmentRejected':
     case 'AssignmentExpired':
-      if (c) c.state = 'queued';
       mark(d.contactId, d.agentId, e.type === 'AssignmentExpired' ? 'expired' : 'rejected');
       break;
-    case 'ContactAbandoned':
-    case 'ContactExpired':
-      contacts.delete(d.contactId);
-      break;
     case 'ContactCompleted':
-      contacts.delete(d.contactId);
       mark(d.contactId, d.agentId, 'completed');
       break;
     case 'ContactTransferred':
-      if (c) {
-        c.set = queueName(d.skills);
-        c.state = 'queued';
-      }
       mark(d.contactId, d.fromAgentId, 'transferred');
-      break;
-    case 'ContactStepped':
-      if (c) c.set = queueName(d.skills);
-      break;
-    case 'ContactsForgotten':
-      for (const id of d.contactIds ?? []) contacts.delete(id);
       break;
   }
 }
@@ -389,17 +291,6 @@ async function refreshStats() {
     problems.stats = explain(err);
   }
   updateBanner();
-}
-
-async function refreshAgents() {
-  if (!api) return;
-  try {
-    agents = (await api.get('/agents?limit=10000')).data.agents ?? [];
-    for (const a of agents) a.held = heldSkills(a.skills);
-    render();
-  } catch (err) {
-    if (err.status === 401 || err.status === 403) return refused(err);
-  }
 }
 
 // ---- drawing -------------------------------------------------------------------------------
@@ -447,64 +338,35 @@ function render() {
   }
   $('updated').textContent = `figures at ${new Date(statsAt).toLocaleTimeString([], { hour12: false })}`;
 
-  // The waiting contacts the feed told of, per queue: how many, and since when the oldest.
-  const known = new Map();
-  for (const c of contacts.values()) {
-    if (c.state !== 'queued') continue;
-    const q = `${c.channel}|${c.set}`;
-    const k = known.get(q) ?? { n: 0, oldest: Number.POSITIVE_INFINITY };
-    k.n++;
-    k.oldest = Math.min(k.oldest, c.queuedAt);
-    known.set(q, k);
-  }
-
-  const served = new Map((stats.queues ?? []).map((q) => [`${q.channel}|${q.skills}`, q]));
-  for (const q of served.keys()) queues.add(q);
-  const depths = new Map();
-  for (const [channel, sets] of Object.entries(stats.queueByChannel ?? {}))
-    for (const [set, depth] of Object.entries(sets)) {
-      depths.set(`${channel}|${set}`, depth);
-      queues.add(`${channel}|${set}`);
-    }
+  // Per queue (those with contacts waiting or decisions in the last minutes), as /stats gives them:
+  // the longest wait grown by the time since the read, and the agents who may take its contacts.
   const rows = [];
-  for (const q of [...queues].sort()) {
-    const at = q.indexOf('|');
-    const channel = q.slice(0, at);
-    const set = q.slice(at + 1);
-    const depth = depths.get(q) ?? 0;
-    const k = known.get(q);
-    let wait = depth > 0 && k ? now - k.oldest : 0;
-    let atLeast = false;
-    // More waiting than the page saw queued: some were queued before it started listening.
-    if (depth > (k?.n ?? 0)) {
-      if (!unknownSince.has(q)) unknownSince.set(q, now);
-      if (now - unknownSince.get(q) > 3000) {
-        wait = Math.max(wait, now - since);
-        atLeast = true;
-      }
-    } else unknownSince.delete(q);
-    const need = set.split(',');
-    const by = Object.fromEntries(STATES.map((s) => [s, 0]));
-    for (const a of agents)
-      if (takesChannel(a, channel) && need.every((s) => a.held?.has(s))) by[a.state] = (by[a.state] ?? 0) + 1;
+  const age = now - statsAt;
+  const list = [...(stats.queues ?? [])].sort((a, b) =>
+    `${a.channel}|${a.skills}` < `${b.channel}|${b.skills}` ? -1 : 1,
+  );
+  for (const q of list) {
+    const depth = q.queued ?? 0;
+    const known = typeof q.longestWaitMs === 'number';
+    const wait = depth > 0 && known ? q.longestWaitMs + age : 0;
+    const by = q.agents ?? {};
     rows.push(
       h(
         'tr',
-        { 'data-queue': q },
-        h('td', {}, channel),
-        h('td', { class: 'queue' }, need.map(skillText).join(' + ')),
+        { 'data-queue': `${q.channel}|${q.skills}` },
+        h('td', {}, q.channel),
+        h('td', { class: 'queue' }, q.skills.split(',').map(skillText).join(' + ')),
         h('td', { class: depth > 0 ? 'hot waiting' : 'zero waiting' }, depth),
         h(
           'td',
-          { class: depth > 0 ? 'wait' : 'zero wait' },
-          depth > 0 && wait > 0 ? `${atLeast ? '≥ ' : ''}${duration(wait)}` : '–',
+          {
+            class: depth > 0 ? 'wait' : 'zero wait',
+            ...(depth > 0 && !known ? { title: 'behind 500 older contacts of other queues' } : {}),
+          },
+          depth > 0 ? (known ? duration(wait) : '…') : '–',
         ),
-        h(
-          'td',
-          { class: `sl${served.get(q)?.serviceLevel == null ? ' zero' : ''}` },
-          percent(served.get(q)?.serviceLevel),
-        ),
-        STATES.map((s) => h('td', { class: by[s] ? `st-${s}` : 'zero', 'data-state': s }, by[s])),
+        h('td', { class: `sl${q.serviceLevel == null ? ' zero' : ''}` }, percent(q.serviceLevel)),
+        STATES.map((s) => h('td', { class: by[s] ? `st-${s}` : 'zero', 'data-state': s }, by[s] ?? 0)),
       ),
     );
   }
