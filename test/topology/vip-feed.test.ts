@@ -19,8 +19,8 @@
  * tell), it resumes each time, and what it handed on is exactly the AssignmentMade events of the
  * workspace's stream in Redis, in order: no gap, no duplicate (read inside the app namespace by
  * test/support/audit-cli.ts, whose event-log audit must pass too). The test never reopens the
- * feed itself. The measured times are printed as one JSON line. About 40 s: the launcher's
- * start-up (10-14 s) and the two moves (13-14 s after the kill) take most of it.
+ * feed itself. The measured times are printed as one JSON line. 31-41 s here: the launcher's
+ * start-up (8-15 s) and the two moves (12-14 s after the kill) take most of it.
  *
  * Also: the launcher's VRRP password is random, kept owner-only in the data directory and
  * rendered into both keepalived configurations.
