@@ -150,6 +150,19 @@ local function fits_one(m, skills, under)
   return true
 end
 
+-- The first agent of pool `name` not in `excluded` (a set of `n_excluded`), as "<key>|<agent>"; nil
+-- when they are all excluded. At most n_excluded + 1 members are read.
+local function first_not_excluded(name, excluded, n_excluded)
+  local plo, phi = lex_bounds(name)
+  local members = redis.call('ZRANGEBYLEX', K_POOLS, plo, phi, 'LIMIT', 0, n_excluded + 1)
+  work = work + 1 + #members
+  for k = 1, #members do
+    local t = string.sub(members[k], #name + 2)
+    if not excluded[string.match(t, '|(.*)$')] then return t end
+  end
+  return nil
+end
+
 -- The Longest Available Agent holding every skill and not in `excluded` (a set), as
 -- "<since>|<agent>": the pools are walked in LAA order of their heads; in each, the first agent
 -- not excluded (at most as many reads as there are exclusions); a pool whose head comes after the
@@ -166,17 +179,8 @@ local function longest_available_except_in(skills, excluded, n_excluded)
       local tail = head_tail(m)
       if best and tail > best then return best end
       if fits_one(m, skills, under) then
-        local name = string.sub(m, string.find(m, ' ', 1, true) + 1)
-        local plo, phi = lex_bounds(name)
-        local members = redis.call('ZRANGEBYLEX', K_POOLS, plo, phi, 'LIMIT', 0, n_excluded + 1)
-        work = work + 1 + #members
-        for k = 1, #members do
-          local t = string.sub(members[k], #name + 2)
-          if not excluded[string.match(t, '|(.*)$')] then
-            if not best or t < best then best = t end
-            break
-          end
-        end
+        local t = first_not_excluded(string.sub(m, string.find(m, ' ', 1, true) + 1), excluded, n_excluded)
+        if t and (not best or t < best) then best = t end
       end
     end
     if #batch < WALK then break end
@@ -266,19 +270,7 @@ local function most_skilled_in(skills, excluded, n_excluded)
         local name = string.sub(m, string.find(m, ' ', 1, true) + 1)
         local score = skill_score(name, skills)
         local tail = head_tail(m)
-        if excluded and better(score, tail, best_score, best) then
-          tail = nil
-          local plo, phi = lex_bounds(name)
-          local members = redis.call('ZRANGEBYLEX', K_POOLS, plo, phi, 'LIMIT', 0, n_excluded + 1)
-          work = work + 1 + #members
-          for k = 1, #members do
-            local t = string.sub(members[k], #name + 2)
-            if not excluded[string.match(t, '|(.*)$')] then
-              tail = t
-              break
-            end
-          end
-        end
+        if excluded and better(score, tail, best_score, best) then tail = first_not_excluded(name, excluded, n_excluded) end
         if tail and better(score, tail, best_score, best) then best_score, best = score, tail end
       end
     end
