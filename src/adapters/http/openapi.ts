@@ -49,51 +49,6 @@ const after = {
   in: 'query',
   schema: { ...position, description: `${position.description}, below ${MAX_POSITION}` },
 };
-/** A file the pages or /docs serve: its media type and what it is. */
-function fileOp(summary: string, media: string) {
-  return {
-    get: {
-      security: [],
-      summary,
-      responses: {
-        '200': { description: summary, content: { [media]: { schema: { type: 'string' } } } },
-        '304': { description: 'not modified (If-None-Match named its ETag)' },
-      },
-    },
-  };
-}
-
-function pagePaths() {
-  const html = 'text/html';
-  const js = 'text/javascript';
-  const css = 'text/css';
-  const docsOp = (summary: string, media: string) => {
-    const op = fileOp(summary, media);
-    return { get: { ...op.get, responses: { '200': op.get.responses['200'] } } };
-  };
-  return {
-    '/': fileOp('The wallboard: queues, waits, agents by state and assignments, live', html),
-    '/agent': fileOp('The agent desktop: presence, offers, accept or reject, complete, wrap-up', html),
-    '/ui/common.js': fileOp("The pages' shared script", js),
-    '/ui/wallboard.js': fileOp("The wallboard's script", js),
-    '/ui/agent.js': fileOp("The agent desktop's script", js),
-    '/ui/style.css': fileOp("The pages' style sheet", css),
-    '/ui/vendor/uplot.js': fileOp('uPlot, the charting library of the wallboard', js),
-    '/ui/vendor/uplot.css': fileOp("uPlot's style sheet", css),
-    '/docs': docsOp('Swagger UI for this document (/openapi.json)', html),
-    '/docs/init.js': docsOp("Swagger UI's start script, pointed at /openapi.json", js),
-    '/docs/swagger-ui-bundle.js': docsOp('Swagger UI', js),
-    '/docs/swagger-ui.css': docsOp("Swagger UI's style sheet", css),
-    '/openapi.json': {
-      get: {
-        security: [],
-        summary: 'This document',
-        responses: { '200': { description: 'the OpenAPI document', content: json({ type: 'object' }) } },
-      },
-    },
-  };
-}
-
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: object) => ({ 'application/json': { schema } });
 const problems = (...codes: number[]) =>
@@ -152,6 +107,62 @@ const capacity = {
 const presence = { enum: ['available', 'away', 'offline'] };
 const agentSelection = { enum: ['longest-available', 'most-skilled', 'least-occupied'] };
 const agentStates = ['offline', 'available', 'away', 'busy', 'wrapup', 'reserved'];
+
+/**
+ * What any route may answer before its handler (edge.ts, limits.ts): a URL or headers too large,
+ * and past the rate limit (every route but /health and /metrics).
+ */
+const EDGE_PROBLEMS = problems(414, 429, 431);
+
+/** A file the pages or /docs serve: its media type and what it is. */
+function fileOp(summary: string, media: string) {
+  return {
+    get: {
+      security: [],
+      summary,
+      responses: {
+        '200': { description: summary, content: { [media]: { schema: { type: 'string' } } } },
+        '304': { description: 'not modified (If-None-Match named its ETag)' },
+        ...EDGE_PROBLEMS,
+      },
+    },
+  };
+}
+
+function pagePaths() {
+  const html = 'text/html';
+  const js = 'text/javascript';
+  const css = 'text/css';
+  const docsOp = (summary: string, media: string) => {
+    const op = fileOp(summary, media);
+    const { '304': _, ...responses } = op.get.responses;
+    return { get: { ...op.get, responses } };
+  };
+  return {
+    '/': fileOp('The wallboard: queues, waits, agents by state and assignments, live', html),
+    '/agent': fileOp('The agent desktop: presence, offers, accept or reject, complete, wrap-up', html),
+    '/ui/common.js': fileOp("The pages' shared script", js),
+    '/ui/wallboard.js': fileOp("The wallboard's script", js),
+    '/ui/agent.js': fileOp("The agent desktop's script", js),
+    '/ui/style.css': fileOp("The pages' style sheet", css),
+    '/ui/vendor/uplot.js': fileOp('uPlot, the charting library of the wallboard', js),
+    '/ui/vendor/uplot.css': fileOp("uPlot's style sheet", css),
+    '/docs': docsOp('Swagger UI for this document (/openapi.json)', html),
+    '/docs/init.js': docsOp("Swagger UI's start script, pointed at /openapi.json", js),
+    '/docs/swagger-ui-bundle.js': docsOp('Swagger UI', js),
+    '/docs/swagger-ui.css': docsOp("Swagger UI's style sheet", css),
+    '/openapi.json': {
+      get: {
+        security: [],
+        summary: 'This document',
+        responses: {
+          '200': { description: 'the OpenAPI document', content: json({ type: 'object' }) },
+          ...EDGE_PROBLEMS,
+        },
+      },
+    },
+  };
+}
 
 /** GET /stats (src/adapters/redis/projection-reads.ts `WorkspaceStats`). */
 function statsSchema() {
@@ -277,9 +288,84 @@ function command(summary: string, body: object | undefined, doc: string, ok: num
   };
 }
 
-export const openapi = {
+/**
+ * Each operation's name (what generated clients call their methods): the typed client's
+ * (src/client) where it has one. Every operation of the document has one; one missing fails at load.
+ */
+const OPERATION_IDS: Readonly<Record<string, string>> = {
+  'POST /v1/workspaces/{ws}/agents': 'registerAgent',
+  'GET /v1/workspaces/{ws}/agents': 'listAgents',
+  'GET /v1/workspaces/{ws}/agents/{id}': 'getAgent',
+  'PATCH /v1/workspaces/{ws}/agents/{id}': 'updateAgent',
+  'DELETE /v1/workspaces/{ws}/agents/{id}': 'removeAgent',
+  'POST /v1/workspaces/{ws}/agents/{id}/state': 'setAgentState',
+  'POST /v1/workspaces/{ws}/contacts': 'queueContact',
+  'GET /v1/workspaces/{ws}/contacts/{id}': 'getContact',
+  'POST /v1/workspaces/{ws}/contacts/{id}/abandon': 'abandonContact',
+  'POST /v1/workspaces/{ws}/contacts/{id}/complete': 'completeContact',
+  'POST /v1/workspaces/{ws}/contacts/{id}/transfer': 'transferContact',
+  'POST /v1/workspaces/{ws}/contacts/{id}/accept': 'acceptOffer',
+  'POST /v1/workspaces/{ws}/contacts/{id}/reject': 'rejectOffer',
+  'GET /v1/workspaces/{ws}/settings': 'getSettings',
+  'PUT /v1/workspaces/{ws}/settings': 'putSettings',
+  'GET /v1/workspaces/{ws}/stats': 'getStats',
+  'GET /v1/workspaces/{ws}/stats/intervals': 'getStatsIntervals',
+  'GET /v1/workspaces/{ws}/events': 'listEvents',
+  'GET /v1/workspaces/{ws}/state': 'getStateAt',
+  'GET /v1/workspaces/{ws}/events/live': 'subscribeLive',
+  'GET /v1/workspaces/{ws}/keys': 'listKeys',
+  'POST /v1/workspaces/{ws}/keys': 'createKey',
+  'GET /v1/workspaces/{ws}/keys/me': 'whoami',
+  'DELETE /v1/workspaces/{ws}/keys/{keyId}': 'revokeKey',
+  'POST /v1/workspaces/{ws}/ws-tickets': 'createWsTicket',
+  'GET /health': 'health',
+  'GET /status': 'status',
+  'GET /metrics': 'metrics',
+  'GET /': 'wallboardPage',
+  'GET /agent': 'agentDesktopPage',
+  'GET /ui/common.js': 'pagesCommonScript',
+  'GET /ui/wallboard.js': 'wallboardScript',
+  'GET /ui/agent.js': 'agentDesktopScript',
+  'GET /ui/style.css': 'pagesStyleSheet',
+  'GET /ui/vendor/uplot.js': 'uplotScript',
+  'GET /ui/vendor/uplot.css': 'uplotStyleSheet',
+  'GET /docs': 'swaggerUiPage',
+  'GET /docs/init.js': 'swaggerUiInitScript',
+  'GET /docs/swagger-ui-bundle.js': 'swaggerUiScript',
+  'GET /docs/swagger-ui.css': 'swaggerUiStyleSheet',
+  'GET /openapi.json': 'openapiDocument',
+};
+
+const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
+
+/** The document with each operation's `operationId` (OPERATION_IDS). */
+function withOperationIds<T extends { readonly paths: object }>(doc: T): T {
+  const paths = Object.fromEntries(
+    Object.entries(doc.paths).map(([path, item]) => [
+      path,
+      Object.fromEntries(
+        Object.entries(item as Record<string, unknown>).map(([method, op]) => {
+          if (!METHODS.includes(method)) return [method, op];
+          const operationId = OPERATION_IDS[`${method.toUpperCase()} ${path}`];
+          if (!operationId) throw new Error(`OpenAPI: no operationId for ${method.toUpperCase()} ${path}`);
+          return [method, { operationId, ...(op as object) }];
+        }),
+      ),
+    ]),
+  );
+  return { ...doc, paths };
+}
+
+export const openapi = withOperationIds({
   openapi: '3.1.0',
-  info: { title: 'Switchboard', version: '1', description: 'Contact-center router: see docs/API.md' },
+  info: {
+    title: 'Switchboard',
+    version: '1',
+    description: 'Contact-center router: see docs/API.md',
+    license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
+  },
+  // Relative: the server that serves this document (Swagger UI at /docs tries requests there).
+  servers: [{ url: '/', description: 'the Switchboard serving this document' }],
   paths: {
     '/v1/workspaces/{ws}/agents': {
       parameters: [wsParam],
@@ -400,7 +486,10 @@ export const openapi = {
         summary:
           'Queue depth, longest wait, agents per state, counters; the last 5 minutes: service level, mean wait, per queue',
         parameters: [minPosition, serviceLevelMs],
-        responses: { '200': { description: 'stats', content: json(ref('Stats')) } },
+        responses: {
+          '200': { description: 'stats', content: json(ref('Stats')) },
+          ...problems(400, 401, 403, 503),
+        },
       },
     },
     '/v1/workspaces/{ws}/stats/intervals': {
@@ -639,17 +728,21 @@ export const openapi = {
       get: {
         security: [],
         summary: 'Load balancer check',
-        responses: { '200': { description: 'serving' }, ...problems(503) },
+        responses: { '200': { description: 'serving' }, ...problems(414, 431, 503) },
       },
     },
     '/status': {
-      get: { security: [], summary: 'State, roles, Redis', responses: { '200': { description: 'status' } } },
+      get: {
+        security: [],
+        summary: 'State, roles, Redis',
+        responses: { '200': { description: 'status' }, ...EDGE_PROBLEMS },
+      },
     },
     '/metrics': {
       get: {
         security: [],
         summary: 'Prometheus metrics',
-        responses: { '200': { description: 'text exposition format' } },
+        responses: { '200': { description: 'text exposition format' }, ...problems(414, 431) },
       },
     },
     // The pages (docs/API.md "Pages"): open, like /status; every API call they make carries the
@@ -995,7 +1088,7 @@ export const openapi = {
       },
     },
   },
-} as const;
+} as const);
 
 export async function openapiRoute(app: FastifyInstance): Promise<void> {
   app.get('/openapi.json', async () => openapi);
