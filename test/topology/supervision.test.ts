@@ -15,7 +15,8 @@
  *   logs are in files under <data dir>/logs.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import net from 'node:net';
@@ -23,7 +24,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { connectRedis } from '../../src/adapters/redis/client.ts';
 import { globalKeys, workspaceKeys } from '../../src/adapters/redis/keys.ts';
+import { haproxyRuntime } from '../../src/topology/haproxy/runtime.ts';
+import { AREAS, auditWorkspace, LANGUAGES, LoadDriver, positionMs } from '../support/audit.ts';
 import { sleep, waitFor } from '../support/wait.ts';
 
 const execFileP = promisify(execFile);
@@ -287,10 +291,15 @@ describe('the topology launcher supervises what it starts and keeps the data', (
     );
     const haproxyBackMs = Date.now() - haproxyKilledAt;
 
+    // Each Switchboard role SIGKILLed under a small load: restarted, serving again, audited.
+    const roles = await killEachRole(l, out, dataDir, api!);
+
     const acknowledged = sent.map((s) => s.id);
     await stopLauncher(l);
     expect(l.output()).toMatch(
-      new RegExp(`restarts during this run: .*redis-server 127\\.0\\.0\\.1:${victimPort} 1.*HAProxy 1`),
+      new RegExp(
+        `restarts during this run: api-1 1, projector-1 1, projector-2 1, dispatcher-1 1, dispatcher-2 1, .*redis-server 127\\.0\\.0\\.1:${victimPort} 1.*HAProxy 1`,
+      ),
     );
 
     // The same data directory again: the cluster kept there, with every workspace's data.
@@ -332,7 +341,268 @@ describe('the topology launcher supervises what it starts and keeps the data', (
             return acc;
           }, {}),
         haproxyKillToServingMs: haproxyBackMs,
+        ...roles,
       }),
     );
   }, 120_000);
 });
+
+/**
+ * The pids of the launcher's Switchboard processes of `role` (its children whose environment says
+ * ROLES=<role>): the launcher spawns each member directly, so its children are the members.
+ */
+function memberPids(launcherPid: number, role: 'api' | 'projector' | 'dispatcher'): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // pid (comm) state ppid ...: comm may hold spaces, so read after its closing parenthesis.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid !== launcherPid) continue;
+      const env = readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0');
+      if (env.includes(`ROLES=${role}`)) pids.push(Number(entry));
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return pids.sort((a, b) => a - b);
+}
+
+const isAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * One process of each Switchboard role SIGKILLed while a small load runs through HAProxy
+ * (a contact every 100 ms, agents cycling, every command with an Idempotency-Key and retried with
+ * the same key; the AssignmentMade feed resuming with `after=`): an API instance, then both
+ * projectors, then both dispatchers (one of two would change nothing a client sees: the other
+ * takes over; with both gone only the processes the launcher restarts can serve the role). For
+ * each: the launcher says it exited and restarts it, and the role serves again: the API, through
+ * HAProxy, from the restarted instance; commands applied (201, not 202) by the restarted
+ * projectors; contacts assigned by a restarted dispatcher (which holds the workspace's lease).
+ * No request fails after its retries, the feed has no gap and no duplicate, and the auditor
+ * finds nothing wrong. Returns the times measured, from each kill.
+ */
+async function killEachRole(
+  l: ReturnType<typeof startLauncher>,
+  banner: string,
+  dataDir: string,
+  api: string,
+): Promise<Record<string, unknown>> {
+  const launcherPid = l.child.pid!;
+  const { app } = JSON.parse(readFileSync(path.join(dataDir, 'redis-credentials.json'), 'utf8')) as {
+    app: { user: string; password: string };
+  };
+  const nodes = [...banner.matchAll(/(?:master|replica) redis:\/\/(127\.0\.0\.1:\d+)/g)].map((m) => m[1]!);
+  const redis = connectRedis({ clusterNodes: nodes, username: app.user, password: app.password });
+  const runtime = haproxyRuntime(path.join(dataDir, 'haproxy', 'haproxy.sock'));
+  const instances = /API instances\s+(.+)/.exec(banner)?.[1]?.trim().split(/\s+/) ?? [];
+  expect(instances, banner).toHaveLength(3);
+  const statusOf = async (url: string) => {
+    const r = await call(`${url}/status`, 'GET');
+    return r.status === 200 ? Number(r.body.pid) : undefined;
+  };
+  const backendUp = async () =>
+    (await runtime.listServers('api').catch(() => []))
+      .filter((s) => s.name.startsWith('sb_') && s.status === 'UP')
+      .map((s) => s.port);
+  // The restarted HAProxy has its three API servers again before anything else is killed.
+  await waitFor('3 API servers UP in HAProxy', async () => (await backendUp()).length === 3, {
+    timeoutMs: 15_000,
+    everyMs: 100,
+  });
+
+  try {
+    const ws = `roles-${randomUUID().slice(0, 8)}`;
+    const k = workspaceKeys(ws);
+    const load = new LoadDriver({
+      apiUrls: [api],
+      ws,
+      contacts: 0,
+      agents: 12,
+      ratePerS: 10,
+      deadlineMs: 0,
+      maxAttempts: 30,
+      retryBudgetMs: 30_000,
+      requestTimeoutMs: 4000,
+      maxBackoffMs: 500,
+    });
+    await load.prepare();
+
+    // The load: a contact every 100 ms (bounded: 400), answers noted with when each was first sent.
+    const contacts: { id: string; sentAt: number; answeredAt?: number; status?: number }[] = [];
+    let loading = true;
+    const inFlight = new Set<Promise<void>>();
+    const loadLoop = (async () => {
+      for (let i = 0; loading && i < 400; i++) {
+        const id = `contact-${String(i).padStart(4, '0')}`;
+        const c: (typeof contacts)[0] = { id, sentAt: Date.now() };
+        contacts.push(c);
+        const p = load.client
+          .command('/contacts', { id, skills: [LANGUAGES[i % 2]!, AREAS[i % 3]!] }, `queue-${id}`, i)
+          .then((r) => {
+            c.answeredAt = Date.now();
+            c.status = r?.status ?? 0;
+            if (r && (r.status === 201 || r.status === 200 || r.status === 202))
+              load.acknowledged.set(id, r.status);
+            else load.unanswered.push(id);
+          });
+        inFlight.add(p);
+        void p.finally(() => inFlight.delete(p));
+        await sleep(100);
+      }
+    })();
+    await sleep(1000);
+
+    // An API instance: through HAProxy, answers come from the restarted instance (a new pid on the
+    // same port, back in the backend).
+    const victimUrl = instances[0]!;
+    const victimPort = Number(new URL(victimUrl).port);
+    const apiPid = await statusOf(victimUrl);
+    expect(memberPids(launcherPid, 'api')).toContain(apiPid);
+    const apiKilledAt = Date.now();
+    process.kill(apiPid!, 'SIGKILL');
+    const newApiPid = await waitFor(
+      'the API instance restarted on its port',
+      async () => {
+        const pid = await statusOf(victimUrl);
+        return pid !== undefined && pid !== apiPid ? pid : undefined;
+      },
+      { timeoutMs: 20_000, everyMs: 100 },
+    );
+    await waitFor(
+      'an answer through HAProxy from the restarted API instance',
+      async () => (await statusOf(api)) === newApiPid,
+      { timeoutMs: 20_000, everyMs: 50 },
+    );
+    const apiServingMs = Date.now() - apiKilledAt;
+    // In HAProxy's backend and passing its check (a server added back starts unchecked).
+    await waitFor(
+      'the restarted API instance UP in HAProxy',
+      async () => (await backendUp()).includes(victimPort),
+      {
+        timeoutMs: 10_000,
+        everyMs: 100,
+      },
+    );
+    expect(l.output()).toMatch(/api-1 exited \(SIGKILL\); restarting \(restart 1\)/);
+    expect(memberPids(launcherPid, 'api')).toContain(newApiPid);
+
+    // Both projectors: nothing applies commands until the launcher's restarts do (202 meanwhile,
+    // retried with the same key). Timed to the checkpoint moving on, and to the first command sent
+    // after the kill that is answered applied (201).
+    const projectorPids = memberPids(launcherPid, 'projector');
+    expect(projectorPids).toHaveLength(2);
+    await sleep(500);
+    const appliedBefore = await redis.hget(k.meta, 'applied');
+    const projectorsKilledAt = Date.now();
+    for (const pid of projectorPids) process.kill(pid, 'SIGKILL');
+    await waitFor('the projectors dead', () => !projectorPids.some(isAlive), {
+      timeoutMs: 5000,
+      everyMs: 20,
+    });
+    const appliedAt = await waitFor(
+      'a command applied after the projectors were killed',
+      async () => ((await redis.hget(k.meta, 'applied')) !== appliedBefore ? Date.now() : undefined),
+      { timeoutMs: 20_000, everyMs: 50 },
+    );
+    const firstApplied = await waitFor(
+      'a command sent after the kill answered applied',
+      async () =>
+        contacts.find((c) => c.sentAt > projectorsKilledAt && (c.status === 201 || c.status === 200)),
+      { timeoutMs: 20_000, everyMs: 50 },
+    );
+    const projectorCheckpointMs = appliedAt - projectorsKilledAt;
+    const projectorFirst201Ms = firstApplied.answeredAt! - projectorsKilledAt;
+    for (const n of [1, 2])
+      expect(l.output()).toMatch(
+        new RegExp(`projector-${n} exited \\(SIGKILL\\); restarting \\(restart 1\\)`),
+      );
+    const newProjectors = await waitFor(
+      'both projectors restarted',
+      () => {
+        const pids = memberPids(launcherPid, 'projector');
+        return pids.length === 2 && !pids.some((p) => projectorPids.includes(p)) ? pids : undefined;
+      },
+      { timeoutMs: 20_000, everyMs: 100 },
+    );
+    expect(newProjectors).toHaveLength(2);
+
+    // Both dispatchers: no contact is assigned until a restarted one takes the workspace's lease
+    // (the killed holder's expires first). Timed to the first assignment after the kill, as the
+    // feed delivers it.
+    const dispatcherPids = memberPids(launcherPid, 'dispatcher');
+    expect(dispatcherPids).toHaveLength(2);
+    await sleep(500);
+    const dispatchersKilledAt = Date.now();
+    for (const pid of dispatcherPids) process.kill(pid, 'SIGKILL');
+    await waitFor('the dispatchers dead', () => !dispatcherPids.some(isAlive), {
+      timeoutMs: 5000,
+      everyMs: 20,
+    });
+    const seenBefore = load.follower.seen.length;
+    await waitFor(
+      'an assignment made after the dispatchers were killed',
+      () => load.follower.seen.slice(seenBefore).some((e) => positionMs(e.position) > dispatchersKilledAt),
+      { timeoutMs: 20_000, everyMs: 20 },
+    );
+    const dispatcherAssignMs = Date.now() - dispatchersKilledAt;
+    const firstAssignment = load.follower.seen.find((e) => positionMs(e.position) > dispatchersKilledAt)!;
+    const dispatcherPositionMs = positionMs(firstAssignment.position) - dispatchersKilledAt;
+    for (const n of [1, 2])
+      expect(l.output()).toMatch(
+        new RegExp(`dispatcher-${n} exited \\(SIGKILL\\); restarting \\(restart 1\\)`),
+      );
+    const newDispatchers = memberPids(launcherPid, 'dispatcher');
+    const leaseHolder = String(await redis.get(k.lease));
+    expect(
+      newDispatchers.some((pid) => leaseHolder.includes(`-${pid}-`)),
+      `lease holder ${leaseHolder}, dispatchers ${newDispatchers}`,
+    ).toBe(true);
+    expect(newDispatchers.some((p) => dispatcherPids.includes(p))).toBe(false);
+
+    // A little more load on the restarted processes, then quiet, then the audit.
+    await sleep(1000);
+    loading = false;
+    await loadLoop;
+    await Promise.all(inFlight);
+    await load.quiesce(redis, 20_000);
+    load.stop();
+    const report = await auditWorkspace(redis, ws, load.acknowledged.keys());
+    expect(load.client.failures, 'requests that failed or were refused').toEqual([]);
+    expect(load.client.failed).toBe(0);
+    expect(load.unanswered).toEqual([]);
+    expect(load.acknowledged.size).toBe(contacts.length);
+    expect(load.follower.duplicates, 'duplicates on the live feed').toBe(0);
+    expect(
+      load.follower.seen.map((e) => e.position),
+      'the feed: no gap',
+    ).toEqual(report.assignmentPositions);
+    expect(report.unassigned).toBe(0);
+    return {
+      apiKillToServingThroughHaproxyMs: apiServingMs,
+      projectorsKillToCheckpointMovedMs: projectorCheckpointMs,
+      projectorsKillToFirst201Ms: projectorFirst201Ms,
+      dispatchersKillToFirstAssignmentSeenMs: dispatcherAssignMs,
+      dispatchersKillToFirstAssignmentPositionMs: dispatcherPositionMs,
+      rolesLoad: {
+        contacts: contacts.length,
+        statuses: load.client.statuses,
+        retries: load.client.retries,
+        accepted202: load.client.accepted202,
+        wsReconnects: load.follower.reconnects,
+        assignments: report.assignments,
+        commands: report.commands,
+      },
+    };
+  } finally {
+    redis.disconnect();
+  }
+}
