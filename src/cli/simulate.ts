@@ -43,6 +43,13 @@ const USAGE = `Usage: npm run simulate -- [options]
   --reject-rate <0..1>   share of offers an agent rejects (default 0.03)
   --miss-rate <0..1>     share of offers an agent lets expire (default 0.02)
   --miss-break <s>       seconds an agent set away by a missed offer waits before coming back (default 2)
+  --priority-weight <s>  sets the workspace's priorityWeightMs: priority aging, each priority point
+                         worth this much waiting (0: strict priority; default: as it is)
+  --agent-selection <s>  sets the workspace's agentSelection: longest-available, most-skilled or
+                         least-occupied (default: as it is)
+  --priorities <n>       contacts' priorities drawn from 0..n-1 (default 1: all 0)
+  --levels               agents hold their skills at levels 1..5 (drawn) instead of plain
+  --capacity <n>         each agent's capacity, contacts at once (default 1)
   --seed <n>             seed of every random choice (default: random, printed in the summary)
   --max-seconds <s>      hard limit of the run (default contacts/rate + handle-max + patience + 30)
   --json                 print the summary as one JSON object
@@ -70,6 +77,11 @@ function parseSimulateArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Sim
     'reject-rate': { type: 'string' },
     'miss-rate': { type: 'string' },
     'miss-break': { type: 'string' },
+    'priority-weight': { type: 'string' },
+    'agent-selection': { type: 'string' },
+    priorities: { type: 'string' },
+    levels: { type: 'boolean', default: false },
+    capacity: { type: 'string' },
   });
   check.check(positionals.length === 0, `unexpected argument(s): ${positionals.join(' ')}`);
 
@@ -107,7 +119,19 @@ function parseSimulateArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Sim
     maxWait === undefined || maxWait === 0 || maxWait >= 1000,
     `--max-wait: must be 0 (no limit) or at least 1 second (got "${values['max-wait']}")`,
   );
+  const priorityWeight = seconds('priority-weight', values['priority-weight'], 0, 3600);
+  const selection = values['agent-selection'];
+  check.check(
+    selection === undefined || ['longest-available', 'most-skilled', 'least-occupied'].includes(selection),
+    `--agent-selection: must be longest-available, most-skilled or least-occupied (got "${selection}")`,
+  );
+  const priorities = check.number('priorities', values.priorities, 1, { integer: true, min: 1, max: 10 });
+  const capacity = check.number('capacity', values.capacity, 1, { integer: true, min: 1, max: 100 });
   const settings = {
+    ...(priorityWeight !== undefined
+      ? { priorityWeightMs: priorityWeight === 0 ? null : priorityWeight }
+      : {}),
+    ...(selection !== undefined ? { agentSelection: selection } : {}),
     ...(offerTimeoutMs !== undefined ? { offerTimeoutMs } : {}),
     ...(wrapUpMs !== undefined ? { wrapUpMs } : {}),
     ...(maxWait !== undefined ? { maxWaitMs: maxWait === 0 ? null : maxWait } : {}),
@@ -149,6 +173,9 @@ function parseSimulateArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Sim
     rejectRate,
     missRate,
     missBreakS,
+    priorities,
+    levels: values.levels ?? false,
+    capacity,
     ...(Object.keys(settings).length > 0 ? { settings } : {}),
     json: values.json ?? false,
   };
@@ -187,6 +214,12 @@ function formatSummary(s: SimSummary): string {
           `${pct(s.parameters.rejectRate)} rejected, ${pct(s.parameters.missRate)} missed), ` +
           `wrap-up ${s.settings.wrapUpMs} ms, max wait ${s.settings.maxWaitMs === null ? 'none' : `${s.settings.maxWaitMs} ms`}`
         : `direct assignment, wrap-up ${s.settings.wrapUpMs} ms, max wait ${s.settings.maxWaitMs === null ? 'none' : `${s.settings.maxWaitMs} ms`}`,
+    ],
+    [
+      'policy',
+      `${s.settings.priorityWeightMs ? `priority aging ${s.settings.priorityWeightMs} ms a point` : 'strict priority'}` +
+        `, ${s.settings.agentSelection ?? 'longest-available'}; priorities 0..${s.parameters.priorities - 1}` +
+        `${s.parameters.levels ? ', agents with levels' : ''}, capacity ${s.parameters.capacity}`,
     ],
     ['assigned', String(s.assigned)],
     ['completed', String(s.completed)],

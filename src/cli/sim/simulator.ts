@@ -28,6 +28,8 @@ export interface SettingsRequest {
   readonly offerTimeoutMs?: number;
   readonly wrapUpMs?: number;
   readonly maxWaitMs?: number | null;
+  readonly priorityWeightMs?: number | null;
+  readonly agentSelection?: string;
 }
 
 export interface SimOptions extends SimParameters {
@@ -56,6 +58,7 @@ interface OfferSeen {
 interface SimContact {
   readonly id: string;
   readonly skills: string[];
+  readonly priority: number;
   readonly handleMs: number;
   /** How its first offers are answered, in order (drawn up front); later ones are accepted. */
   readonly answers: readonly OfferAnswer[];
@@ -99,6 +102,8 @@ export class Simulator {
   private readonly agentIds: string[] = [];
   private readonly ownAgents = new Set<string>();
   private readonly agentSkills: string[][] = [];
+  /** Each agent's level on each of its skills (used with --levels). */
+  private readonly agentLevels: number[][] = [];
   private readonly contacts: SimContact[] = [];
   private readonly byId = new Map<string, SimContact>();
   private readonly waits: number[] = [];
@@ -142,15 +147,19 @@ export class Simulator {
     this.rng = seededRandom(opts.seed);
     this.answerRng = seededRandom(opts.seed ^ 0x5bd1e995);
     // The whole plan is drawn up front, in a fixed order, so the seed alone decides it.
+    // Priorities and levels come from a stream of their own: a seed's plan stays as it was.
+    const policyRng = seededRandom(opts.seed ^ 0x27d4eb2f);
     for (let i = 0; i < opts.agents; i++) {
       this.agentIds.push(`${this.tag}.agent-${i + 1}`);
       this.ownAgents.add(`${this.tag}.agent-${i + 1}`);
       this.agentSkills.push(seedSkills(this.rng));
+      this.agentLevels.push(this.agentSkills[i]!.map(() => 1 + Math.floor(policyRng() * 5)));
     }
     for (let i = 0; i < opts.contacts; i++) {
       const c: SimContact = {
         id: `${this.tag}.contact-${i + 1}`,
         skills: seedSkills(this.rng),
+        priority: opts.priorities > 1 ? Math.floor(policyRng() * opts.priorities) : 0,
         handleMs: Math.round(uniform(this.rng, opts.handleMinS, opts.handleMaxS) * 1000),
         answers: Array.from({ length: PLANNED_ANSWERS }, () => this.drawAnswer()),
         offersSeen: 0,
@@ -373,7 +382,10 @@ export class Simulator {
 
   private async registerAgent(i: number): Promise<HttpResult> {
     const id = this.agentIds[i]!;
-    const r = await this.command('/agents', { id, skills: this.agentSkills[i] });
+    const skills = this.opts.levels
+      ? this.agentSkills[i]!.map((name, k) => ({ name, level: this.agentLevels[i]![k]! }))
+      : this.agentSkills[i];
+    const r = await this.command('/agents', { id, skills, capacity: this.opts.capacity });
     if (!r.ok) this.recordError(`POST /agents ${id}`, r);
     return r;
   }
@@ -430,7 +442,7 @@ export class Simulator {
     this.counts.sent++;
     this.setState(c, 'sent');
     c.patience = this.timer(this.opts.patienceS * 1000, () => this.safely('abandon', this.abandon(c)));
-    const r = await this.command('/contacts', { id: c.id, skills: c.skills, priority: 0 });
+    const r = await this.command('/contacts', { id: c.id, skills: c.skills, priority: c.priority });
     if (this.ending) return;
     if (r.ok) {
       if (c.state === 'sent') this.setState(c, 'queued');
@@ -611,6 +623,9 @@ export class Simulator {
         rejectRate: o.rejectRate,
         missRate: o.missRate,
         missBreakS: o.missBreakS,
+        priorities: o.priorities,
+        levels: o.levels,
+        capacity: o.capacity,
       },
       settings: { ...this.settings },
       ...tally(this.contacts),

@@ -20,6 +20,12 @@ export interface SimParameters {
   readonly missRate: number;
   /** Seconds an agent that missed an offer stays away before it comes back available. */
   readonly missBreakS: number;
+  /** Contacts' priorities are drawn from 0..priorities-1 (1: all 0). */
+  readonly priorities: number;
+  /** Agents hold their skills at levels 1..5 (drawn), instead of plain. */
+  readonly levels: boolean;
+  /** Each agent's capacity (contacts at once). */
+  readonly capacity: number;
 }
 
 /** The workspace's settings the run ran with (GET /settings; see docs/API.md). */
@@ -28,6 +34,8 @@ export interface SimSettings {
   readonly wrapUpMs: number;
   readonly missedOfferPresence: string;
   readonly maxWaitMs: number | null;
+  readonly priorityWeightMs?: number;
+  readonly agentSelection?: string;
 }
 
 export type EndedBy = 'done' | 'time-limit' | 'interrupted';
