@@ -10,10 +10,25 @@ import type { RedisClient } from './scripts.ts';
 export type EventListener = (event: LiveEvent) => void;
 
 /**
- * A live subscriber handed each batch of events the tail reads (in order, never empty): every
- * subscriber gets the same array, so what is made from a batch can be made once and shared.
+ * A live subscriber handed the events the tail reads, in batches (in order, never empty, each
+ * event once): subscribers handed the same events get the same array, so what is made from a
+ * batch can be made once and shared.
  */
 export type BatchListener = (batch: readonly LiveEvent[]) => void;
+
+interface BatchSubscriber {
+  readonly listener: BatchListener;
+  /** Number of the last batch read that this subscriber was handed (or that came before it joined). */
+  seen: number;
+}
+
+/**
+ * How long one slice of a hand-out runs before the event loop is let go (commands, the dispatcher,
+ * the tail's next read): a batch that arrives meanwhile is handed, joined to the one still going
+ * out, to every subscriber not yet reached, so a subscriber gets one write where it would have
+ * had two.
+ */
+const SLICE_MS = 4;
 
 interface Waiter<T> {
   resolve(v: T | null): void;
@@ -29,7 +44,15 @@ interface Waiter<T> {
 export class WorkspaceTail {
   private readonly conn: RedisClient;
   private readonly listeners = new Set<EventListener>();
-  private readonly batchListeners = new Set<BatchListener>();
+  private readonly batchListeners = new Set<BatchSubscriber>();
+  /** Batches read so far (the number of the last one). */
+  private batchNo = 0;
+  /** The batches some subscriber has not been handed yet: numbers `batchNo - recent.length + 1` on. */
+  private readonly recent: LiveEvent[][] = [];
+  /** The events after a batch number, up to `to`, joined once and handed to every subscriber at it. */
+  private readonly joined = new Map<number, { to: number; events: LiveEvent[] }>();
+  /** The hand-out in progress: where it is among the subscribers and the batch number it started at. */
+  private handOut: { readonly at: Iterator<BatchSubscriber>; readonly from: number } | undefined;
   /** Requests waiting for a command's outcome, by command id: a repeat of an Idempotency-Key
    * waits for the same command as the first request, so one id may have several waiters. */
   private readonly outcomeWaiters = new Map<string, Set<Waiter<CommandOutcome>>>();
@@ -104,7 +127,66 @@ export class WorkspaceTail {
     if (this.listeners.size === 0 && this.batchListeners.size === 0) return;
     const batch = entries.map((entry) => new LiveEvent(entry));
     for (const event of batch) for (const l of this.listeners) l(event);
-    for (const l of this.batchListeners) l(batch);
+    if (this.batchListeners.size === 0) return;
+    this.recent.push(batch);
+    this.batchNo++;
+    // A hand-out in progress takes this batch along to the subscribers it has not reached yet.
+    if (this.handOut === undefined) this.handBatches();
+  }
+
+  /**
+   * Hands every batch subscriber the batches it has not been handed, joined, in slices of
+   * `SLICE_MS`: the first at once, the rest after letting the event loop go. Passes repeat until
+   * every subscriber is up to date (a batch arriving mid-pass reaches the subscribers passed
+   * before it on the next pass).
+   */
+  private handBatches(): void {
+    const until = performance.now() + SLICE_MS;
+    let n = 0;
+    while (!this.stopped) {
+      this.handOut ??= { at: this.batchListeners.values(), from: this.batchNo };
+      const next = this.handOut.at.next();
+      if (next.done) {
+        // Every subscriber has been handed at least the batches up to the pass's start.
+        this.forget(this.handOut.from);
+        this.handOut = undefined;
+        if (this.recent.length === 0) return;
+        continue;
+      }
+      const sub = next.value;
+      if (sub.seen < this.batchNo) {
+        const events = this.eventsAfter(sub.seen);
+        sub.seen = this.batchNo;
+        try {
+          sub.listener(events);
+        } catch (err) {
+          this.log.error({ workspace: this.workspace, err }, 'live subscriber failed on a batch');
+        }
+      }
+      if ((++n & 31) === 0 && performance.now() >= until) {
+        setImmediate(() => this.handBatches());
+        return;
+      }
+    }
+    this.handOut = undefined;
+  }
+
+  /** The events of the batches after number `seen`, joined once for every subscriber at `seen`. */
+  private eventsAfter(seen: number): LiveEvent[] {
+    const first = seen - (this.batchNo - this.recent.length); // index in `recent` of batch seen + 1
+    if (first === this.recent.length - 1) return this.recent[first]!;
+    const cached = this.joined.get(seen);
+    if (cached?.to === this.batchNo) return cached.events;
+    const events = this.recent.slice(first).flat();
+    this.joined.set(seen, { to: this.batchNo, events });
+    return events;
+  }
+
+  /** Drops the batches up to number `upTo`: every subscriber has been handed them. */
+  private forget(upTo: number): void {
+    const drop = upTo - (this.batchNo - this.recent.length);
+    if (drop > 0) this.recent.splice(0, drop);
+    for (const seen of this.joined.keys()) if (seen < upTo) this.joined.delete(seen);
   }
 
   private deliverOutcomes(entries: StreamEntry[]): void {
@@ -137,10 +219,14 @@ export class WorkspaceTail {
     return () => this.listeners.delete(listener);
   }
 
-  /** Hands `listener` every batch of events read from now on. */
+  /**
+   * Hands `listener` every event read from now on, in batches: the events of one read, or of
+   * several joined when a read arrives while the tail is still handing out the one before.
+   */
   subscribeBatches(listener: BatchListener): () => void {
-    this.batchListeners.add(listener);
-    return () => this.batchListeners.delete(listener);
+    const sub: BatchSubscriber = { listener, seen: this.batchNo };
+    this.batchListeners.add(sub);
+    return () => this.batchListeners.delete(sub);
   }
 
   get subscribers(): number {

@@ -1,0 +1,125 @@
+/**
+ * The event tail's hand-out to many live subscribers, on a real Redis: it goes out in slices that
+ * let the event loop go, events read meanwhile are joined to what the subscribers not yet reached
+ * are handed (one batch where there would have been two), and still every subscriber gets every
+ * event read after it joined, once and in order; one that leaves is handed nothing more, one that
+ * throws does not stop the others.
+ */
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LiveEvent } from '../../src/adapters/redis/event-log.ts';
+import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
+import { TailHub } from '../../src/adapters/redis/tail.ts';
+import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { waitFor } from '../support/wait.ts';
+
+const log = pino({ level: 'silent' });
+let redis: TestRedis;
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+});
+
+afterAll(async () => {
+  await redis?.stop();
+});
+
+/** Busy for `ms`: a subscriber whose socket write is slow, so a hand-out to all spans many slices. */
+function busy(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until) {}
+}
+
+describe('the event tail hands batches to many subscribers', () => {
+  it('in slices, joining what is read meanwhile, every event once and in order to every subscriber', async () => {
+    const client = redis.client();
+    const hub = new TailHub(client, log);
+    const ws = `api-live-tail-${Date.now()}`;
+    const key = workspaceKeys(ws).events;
+    const append = (n: number) =>
+      client.xadd(
+        key,
+        '*',
+        'type',
+        'ContactQueued',
+        'event',
+        JSON.stringify({ type: 'ContactQueued', workspace: ws, at: '2026-01-01T00:00:00.000Z', data: { n } }),
+      );
+    try {
+      const tail = await hub.get(ws);
+      const N = 1500;
+      /** Each subscriber's batches, as handed. */
+      const got: (readonly LiveEvent[])[][] = Array.from({ length: N }, () => []);
+      /** How many subscribers had been handed the first batch when a timer set by the first ran. */
+      let reachedWhenTimerRan = -1;
+      let reached = 0;
+      let late: (readonly LiveEvent[])[] | undefined;
+      let appendedLater: Promise<string | null>[] = [];
+      const stops: (() => void)[] = [];
+      for (let i = 0; i < N; i++) {
+        stops.push(
+          tail.subscribeBatches((batch) => {
+            got[i]!.push(batch);
+            if (got[i]!.length === 1) reached++;
+            busy(0.1); // 1,500 subscribers: at least 150 ms for a hand-out, many slices of 4 ms
+            if (i === 0 && got[0]!.length === 1) {
+              setTimeout(() => {
+                reachedWhenTimerRan = reached;
+              }, 0);
+              // Read while the first batch is still going out.
+              appendedLater = [append(2), append(3), append(4)];
+            }
+            if (i === 10 && got[10]!.length === 1) {
+              stops[N - 1]!(); // the last subscriber leaves before it is reached
+              late = [];
+              const into = late;
+              tail.subscribeBatches((b) => into.push(b)); // joins mid-hand-out: only what is read next
+            }
+            if (i === 20) throw new Error('a subscriber that fails');
+          }),
+        );
+      }
+      const first = await append(1);
+      await waitFor('the first events appended', () => appendedLater.length === 3);
+      const later = (await Promise.all(appendedLater)) as string[];
+      const all = [first!, ...later];
+      await waitFor(
+        'every subscriber handed every event',
+        () => got.every((b, i) => i === N - 1 || b.flat().length === all.length),
+        { timeoutMs: 20_000, everyMs: 20 },
+      );
+
+      // Every subscriber that stayed got the four events once, in order.
+      for (let i = 0; i < N - 1; i++) expect(got[i]!.flat().map((e) => e.position)).toEqual(all);
+      expect(got[N - 1]).toEqual([]);
+      // The event loop ran during the hand-out of the first batch, well before its end.
+      expect(reachedWhenTimerRan).toBeGreaterThan(0);
+      expect(reachedWhenTimerRan).toBeLessThan(N - 100);
+      // The subscribers reached after the later events were read were handed them joined to the
+      // first: one batch of all four.
+      const joined = got.filter((b) => b.length === 1);
+      expect(joined.length).toBeGreaterThan(N / 2);
+      // Handed the same array: what is made of a batch (frames) is made once for all of them.
+      for (const b of joined) expect(b[0]).toBe(joined[0]![0]);
+      expect(got[0]!.length).toBeGreaterThan(1);
+      expect(got[0]![0]!.map((e) => e.position)).toEqual([first]);
+      // The subscriber that joined mid-hand-out: only what was read after it joined, if anything.
+      const lateEvents = late!.flat().map((e) => e.position);
+      expect(all.slice(all.length - lateEvents.length)).toEqual(lateEvents);
+      expect(lateEvents).not.toContain(first);
+
+      // A later read reaches everyone once more, alone.
+      const fifth = await append(5);
+      await waitFor(
+        'the fifth event handed to everyone',
+        () => got.every((b, i) => i === N - 1 || b.at(-1)!.at(-1)!.position === fifth),
+        { timeoutMs: 20_000, everyMs: 20 },
+      );
+      for (let i = 0; i < N - 1; i++) expect(got[i]!.at(-1)!.map((e) => e.position)).toEqual([fifth]);
+      for (const stop of stops) stop();
+    } finally {
+      hub.stop();
+      client.disconnect();
+    }
+  });
+});
