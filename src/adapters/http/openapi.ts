@@ -523,6 +523,31 @@ export const openapi = withOperationIds({
           '200': {
             description:
               '{from, to, intervals: [{from, to, queued, assigned, ..., queues}], source: "live" | "log", position?}: source live (the live interval projection; position: the last event its figures include) or log (read from the log for this request)',
+            content: json({
+              type: 'object',
+              required: ['from', 'to', 'intervals', 'source'],
+              properties: {
+                from: { type: 'string', format: 'date-time' },
+                to: { type: 'string', format: 'date-time' },
+                intervals: {
+                  type: 'array',
+                  items: {
+                    type: 'object',
+                    required: ['from', 'to', 'queues'],
+                    properties: {
+                      from: { type: 'string', format: 'date-time' },
+                      to: { type: 'string', format: 'date-time' },
+                      queues: {
+                        type: 'object',
+                        description: 'per queue ("<channel> <skills as JSON>"): the same figures',
+                      },
+                    },
+                  },
+                },
+                source: { enum: ['live', 'log'] },
+                position,
+              },
+            }),
           },
           '422': { description: 'range-too-large: more than 2,000,000 events in the range' },
         },
@@ -728,21 +753,56 @@ export const openapi = withOperationIds({
       get: {
         security: [],
         summary: 'Load balancer check',
-        responses: { '200': { description: 'serving' }, ...problems(414, 431, 503) },
+        responses: {
+          '200': {
+            description: 'serving',
+            content: json({ type: 'object', required: ['status'], properties: { status: { const: 'ok' } } }),
+          },
+          ...problems(414, 431, 503),
+        },
       },
     },
     '/status': {
       get: {
         security: [],
         summary: 'State, roles, Redis',
-        responses: { '200': { description: 'status' }, ...EDGE_PROBLEMS },
+        responses: {
+          '200': {
+            description: 'status',
+            content: json({
+              type: 'object',
+              required: ['version', 'state', 'roles', 'workspaces', 'auth', 'uptimeS', 'pid', 'subscribers'],
+              properties: {
+                version: { type: 'string' },
+                state: { enum: ['running', 'paused'] },
+                reason: { type: 'string', description: 'why paused' },
+                roles: { type: 'array', items: { enum: ['api', 'projector', 'dispatcher', 'archiver'] } },
+                workspaces: { type: 'array', items: { type: 'string' } },
+                redis: { type: 'object' },
+                auth: { enum: ['on', 'off'] },
+                uptimeS: { type: 'integer', minimum: 0 },
+                pid: { type: 'integer' },
+                subscribers: { type: 'integer', minimum: 0 },
+                projectorApplied: { type: 'integer', minimum: 0 },
+                dispatcherAssignments: { type: 'integer', minimum: 0 },
+              },
+            }),
+          },
+          ...EDGE_PROBLEMS,
+        },
       },
     },
     '/metrics': {
       get: {
         security: [],
         summary: 'Prometheus metrics',
-        responses: { '200': { description: 'text exposition format' }, ...problems(414, 431) },
+        responses: {
+          '200': {
+            description: 'Prometheus text exposition format (docs/METRICS.md)',
+            content: { 'text/plain': { schema: { type: 'string' } } },
+          },
+          ...problems(414, 431),
+        },
       },
     },
     // The pages (docs/API.md "Pages"): open, like /status; every API call they make carries the

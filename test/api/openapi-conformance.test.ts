@@ -1,0 +1,243 @@
+/**
+ * Real answers against the OpenAPI document, so it cannot drift from the code: a Switchboard with
+ * API keys on, in this process, takes a walk through every operation (an agent's and a contact's
+ * whole lifecycle, an offer rejected and one accepted, a transfer, an abandon, the queries, keys,
+ * tickets, the operations routes, the pages and /docs) and a few refusals (no key, bad input,
+ * missing documents, a conflict, no upgrade). Each answer's status must be one the document lists
+ * for that operation, its media type the listed one, and its body valid against the listed schema
+ * (problem+json against Problem, its `type` one the document names). Every operation is answered
+ * at least once with a success.
+ */
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openapi } from '../../src/adapters/http/openapi.ts';
+import { createApiKey } from '../../src/adapters/redis/api-keys.ts';
+import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
+import { loadConfig } from '../../src/app/config.ts';
+import { projectorReady } from '../support/projector.ts';
+import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { waitFor } from '../support/wait.ts';
+
+const WS = 'conformance';
+const METHODS = ['get', 'put', 'post', 'delete', 'patch'] as const;
+
+type Schema = Record<string, unknown>;
+interface Operation {
+  readonly operationId: string;
+  readonly responses: Record<string, { content?: Record<string, { schema?: Schema }> }>;
+}
+
+// The document's schemas, its internal references pointed at it.
+const ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: false });
+const doc = JSON.parse(JSON.stringify(openapi).replaceAll('"#/components/', '"doc#/components/')) as {
+  paths: Record<string, Record<string, Operation>>;
+  components: object;
+};
+ajv.addSchema({ $id: 'doc', components: doc.components }, 'doc');
+const validators = new Map<Schema, ReturnType<typeof ajv.compile>>();
+const validate = (schema: Schema) => {
+  let v = validators.get(schema);
+  if (!v) {
+    v = ajv.compile(schema);
+    validators.set(schema, v);
+  }
+  return v;
+};
+const problemTypes = new Set<string>(
+  (openapi.components.schemas.Problem.properties.type as { enum: readonly string[] }).enum,
+);
+
+/** The documented path template a concrete path matches (`/v1/workspaces/x/agents/a1` → `.../{id}`). */
+function templateOf(path: string): string | undefined {
+  const bare = path.split('?')[0]!;
+  return Object.keys(doc.paths).find((t) =>
+    new RegExp(`^${t.replace(/[.]/g, '\\.').replace(/\{[^}]+\}/g, '[^/]+')}$`).test(bare),
+  );
+}
+
+let redis: TestRedis;
+let sb: Running;
+let app: FastifyInstance;
+let admin: string;
+/** operationId → the statuses it answered. */
+const answered = new Map<string, Set<number>>();
+const problemsSeen: string[] = [];
+
+interface Sent {
+  readonly status: number;
+  readonly body: unknown;
+}
+
+/** One request, its answer checked against the document. */
+async function call(
+  method: (typeof METHODS)[number],
+  path: string,
+  o: { body?: unknown; key?: string | null; headers?: Record<string, string> } = {},
+): Promise<Sent> {
+  const key = o.key === undefined ? admin : o.key;
+  const res = await app.inject({
+    method: method.toUpperCase() as 'GET',
+    url: path,
+    headers: {
+      ...(key ? { authorization: `Bearer ${key}` } : {}),
+      ...(o.body !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...o.headers,
+    },
+    ...(o.body !== undefined ? { payload: JSON.stringify(o.body) } : {}),
+  });
+  const what = `${method.toUpperCase()} ${path} → ${res.statusCode} ${res.body.slice(0, 300)}`;
+  const template = templateOf(path);
+  expect(template, `${what}: no documented path`).toBeDefined();
+  const op = doc.paths[template!]![method];
+  expect(op, `${what}: no documented operation`).toBeDefined();
+  const documented = op!.responses[String(res.statusCode)];
+  expect(
+    documented,
+    `${what}: status not documented (${Object.keys(op!.responses).join(', ')})`,
+  ).toBeDefined();
+  const media = String(res.headers['content-type'] ?? '').split(';')[0]!;
+  let body: unknown = res.body;
+  if (res.statusCode !== 304 && res.statusCode !== 101) {
+    const content = documented!.content;
+    expect(content, `${what}: no content documented`).toBeDefined();
+    expect(Object.keys(content!), `${what}: media type`).toContain(media);
+    if (/json/.test(media)) {
+      body = res.json();
+      const schema = content![media]!.schema;
+      if (schema) {
+        const v = validate(schema);
+        expect(v(body), `${what}: ${JSON.stringify(v.errors)}`).toBe(true);
+      }
+      if (media === 'application/problem+json') {
+        const type = (body as { type: string }).type;
+        expect(problemTypes.has(type), `${what}: problem type ${type}`).toBe(true);
+        problemsSeen.push(type);
+      }
+    }
+  }
+  const seen = answered.get(op!.operationId) ?? new Set<number>();
+  seen.add(res.statusCode);
+  answered.set(op!.operationId, seen);
+  return { status: res.statusCode, body };
+}
+
+const at = (p: string) => `/v1/workspaces/${WS}${p}`;
+async function ok(method: (typeof METHODS)[number], path: string, body?: unknown): Promise<Sent> {
+  const r = await call(method, at(path), { body });
+  expect(r.status, `${method} ${path}: ${JSON.stringify(r.body)}`).toBeLessThan(300);
+  return r;
+}
+const contactState = async (id: string) =>
+  ((await call('get', at(`/contacts/${id}`))).body as { state: string }).state;
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+  sb = await startSwitchboard(
+    loadConfig({
+      ...redis.env,
+      AUTH: 'on',
+      PORT: '0',
+      LOG_LEVEL: 'silent',
+      WORKSPACES: WS,
+      DISCOVER_WORKSPACES: 'false',
+    }),
+    pino({ level: 'silent' }),
+  );
+  app = sb.api!;
+  await projectorReady(sb.redis, [WS]);
+  admin = (await createApiKey(sb.redis, { workspace: WS, role: 'admin' })).key;
+}, 30_000);
+
+afterAll(async () => {
+  await sb?.stop();
+  await redis?.stop();
+});
+
+describe('the OpenAPI document against real answers', () => {
+  it('every operation, its successes and refusals, as documented', async () => {
+    await ok('put', '/settings', { offerTimeoutMs: 60_000 });
+    await ok('get', '/settings');
+    for (const id of ['a1', 'a2', 'a3']) await ok('post', '/agents', { id, skills: ['x'] });
+    expect((await call('post', at('/agents'), { body: { id: 'a1', skills: ['x'] } })).status).toBe(409);
+    await ok('get', '/agents');
+    await ok('get', '/agents/a1');
+    expect((await call('get', at('/agents/nobody'))).status).toBe(404);
+    await ok('patch', '/agents/a1', { name: 'Ann' });
+    await ok('delete', '/agents/a3');
+    // An offer rejected, the next accepted, completed.
+    await ok('post', '/agents/a1/state', { state: 'available' });
+    await ok('post', '/contacts', { id: 'c1', skills: ['x'] });
+    await waitFor('c1 offered', async () => (await contactState('c1')) === 'offered');
+    await ok('post', '/contacts/c1/reject', { agentId: 'a1' });
+    await ok('post', '/agents/a2/state', { state: 'available' });
+    await waitFor('c1 offered again', async () => (await contactState('c1')) === 'offered');
+    const offeredTo = ((await call('get', at('/contacts/c1'))).body as { agentId: string }).agentId;
+    await ok('post', '/contacts/c1/accept', { agentId: offeredTo });
+    // A transfer back to the queue, then an abandon; another contact completed.
+    await ok('post', '/contacts/c1/transfer', { skills: ['nobody'] });
+    await ok('post', '/contacts/c1/abandon');
+    expect((await call('post', at('/contacts/c1/abandon'))).status).toBe(409);
+    await ok('post', '/agents/a1/state', { state: 'available' });
+    await ok('post', '/contacts', { id: 'c2', skills: ['x'] });
+    await waitFor('c2 offered', async () => (await contactState('c2')) === 'offered');
+    const to = ((await call('get', at('/contacts/c2'))).body as { agentId: string }).agentId;
+    await ok('post', '/contacts/c2/accept', { agentId: to });
+    await ok('post', '/contacts/c2/complete');
+    // Queries.
+    await ok('get', '/stats');
+    const from = new Date(Date.now() - 3_600_000).toISOString();
+    await ok('get', `/stats/intervals?from=${from}&to=${new Date().toISOString()}`);
+    const events = (await ok('get', '/events?limit=5')).body as { events: { position: string }[] };
+    await ok('get', `/state?at=${events.events[4]!.position}`);
+    expect((await call('get', at('/events/live'))).status).toBe(426);
+    // Keys and tickets.
+    await ok('post', '/ws-tickets');
+    await ok('get', '/keys');
+    await ok('get', '/keys/me');
+    const made = (await ok('post', '/keys', { role: 'auditor', name: 'conformance' })).body as {
+      keyId: string;
+    };
+    await ok('delete', `/keys/${made.keyId}`);
+    expect((await call('delete', at('/keys/0000000000000000'))).status).toBe(404);
+    // Refusals.
+    expect((await call('get', at('/agents'), { key: null })).status).toBe(401);
+    expect((await call('post', at('/contacts'), { body: { skills: 5 } })).status).toBe(400);
+    expect((await call('get', at('/stats?serviceLevelMs=0'))).status).toBe(400);
+    // Open routes, the pages and the docs.
+    for (const path of Object.keys(doc.paths).filter((p) => !p.startsWith('/v1/'))) {
+      const r = await call('get', path, { key: null });
+      expect(r.status, path).toBe(200);
+    }
+    const page = await app.inject({ url: '/' });
+    expect(
+      (await call('get', '/', { key: null, headers: { 'if-none-match': String(page.headers.etag) } })).status,
+    ).toBe(304);
+
+    // Every operation answered with a success (the live feed: its 426 without an upgrade).
+    const all = Object.values(doc.paths).flatMap((item) =>
+      METHODS.filter((m) => item[m]).map((m) => item[m]!.operationId),
+    );
+    for (const id of all) {
+      const statuses = [...(answered.get(id) ?? [])];
+      expect(statuses.length, `${id} was not called`).toBeGreaterThan(0);
+      if (id !== 'subscribeLive')
+        expect(
+          statuses.some((s) => s < 300),
+          `${id}: ${statuses}`,
+        ).toBe(true);
+    }
+    expect(new Set(problemsSeen)).toEqual(
+      new Set([
+        '/problems/agent-exists',
+        '/problems/agent-not-found',
+        '/problems/contact-not-queued',
+        '/problems/upgrade-required',
+        '/problems/key-not-found',
+        '/problems/unauthorized',
+        '/problems/invalid-request',
+      ]),
+    );
+  }, 30_000);
+});
