@@ -18,7 +18,7 @@ import { DiskArchive } from '../archive/store.ts';
 import { SnapshotWriter } from '../audit/snapshot-writer.ts';
 import { stateAt } from '../audit/state-at.ts';
 import { Dispatcher, defaultDispatcherOptions } from '../dispatcher/dispatcher.ts';
-import { LeaseKeeper } from '../dispatcher/leases.ts';
+import { type LeaseHolder, LeaseKeeper } from '../dispatcher/leases.ts';
 import { IntervalProjection } from '../projections/intervals.ts';
 import { Projector, projectPending } from '../projections/projector.ts';
 import { type RedisServerHandle, startPrivateRedis } from '../topology/redis-server.ts';
@@ -86,12 +86,7 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
     const steps = metrics.dispatchStep;
     dispatcher.observeStep = (s) => steps.observe(s);
     // One dispatcher per workspace at a time: a lease per workspace, renewed every third of its life.
-    const leases = config.dispatchLeases
-      ? new LeaseKeeper(redis, `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`, dlog, {
-          ttlMs: config.leaseTtlMs,
-          renewEveryMs: Math.max(100, Math.floor(config.leaseTtlMs / 3)),
-        })
-      : undefined;
+    const leases = config.dispatchLeases ? leaseKeeper(redis, config, dlog) : undefined;
     // With leases, the runner looks at the registry and renews them at the renewal rate.
     runners.push(
       new WorkspaceRunner(redis, dispatcher, dlog, {
@@ -201,6 +196,18 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
 }
 
 /**
+ * Workspace leases of this process (the dispatcher's; the archiver's and the interval
+ * projection's under keys of their own, `holder`), renewed three times per lease time.
+ */
+function leaseKeeper(redis: RedisClient, config: Config, log: Logger, holder?: LeaseHolder): LeaseKeeper {
+  return new LeaseKeeper(redis, `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`, log, {
+    ttlMs: config.leaseTtlMs,
+    renewEveryMs: Math.max(100, Math.floor(config.leaseTtlMs / 3)),
+    ...(holder ? { holder } : {}),
+  });
+}
+
+/**
  * The archiver role: one archiver per workspace at a time, by a lease of its own (the
  * dispatcher's mechanism under other keys). It serves workspaces idle for as long as the
  * retention's age, so their last entries are archived too.
@@ -216,14 +223,10 @@ function archiverRunner(redis: RedisClient, config: Config, log: Logger): Worksp
     ...(config.contactRetentionMs !== undefined ? { contactRetentionMs: config.contactRetentionMs } : {}),
     ...(config.archivePauseAt ? { pauseAt: config.archivePauseAt } : {}),
   });
-  const leases = new LeaseKeeper(redis, `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`, alog, {
-    ttlMs: config.leaseTtlMs,
-    renewEveryMs: Math.max(100, Math.floor(config.leaseTtlMs / 3)),
-    holder: {
-      role: 'archiver',
-      key: (ws) => workspaceKeys(ws).archiverLease,
-      registry: globalKeys.archivers,
-    },
+  const leases = leaseKeeper(redis, config, alog, {
+    role: 'archiver',
+    key: (ws) => workspaceKeys(ws).archiverLease,
+    registry: globalKeys.archivers,
   });
   alog.info(
     { archiveDir: config.archiveDir, retention: config.logRetention },
@@ -249,14 +252,10 @@ function intervalsRunner(redis: RedisClient, config: Config, log: Logger): Works
   // Across the archive: a workspace's first step reads the whole log, trimmed part included.
   const history: EventHistory = (ws, after, limit) =>
     new LogReader(redis, archive, ws, 'events', { after, pageSize: limit }).next('+');
-  const leases = new LeaseKeeper(redis, `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`, ilog, {
-    ttlMs: config.leaseTtlMs,
-    renewEveryMs: Math.max(100, Math.floor(config.leaseTtlMs / 3)),
-    holder: {
-      role: 'intervals',
-      key: (ws) => workspaceKeys(ws).intervalsLease,
-      registry: globalKeys.intervalProjections,
-    },
+  const leases = leaseKeeper(redis, config, ilog, {
+    role: 'intervals',
+    key: (ws) => workspaceKeys(ws).intervalsLease,
+    registry: globalKeys.intervalProjections,
   });
   return new WorkspaceRunner(redis, new IntervalProjection(redis, ilog, history), ilog, {
     workspaces: config.workspaces,
