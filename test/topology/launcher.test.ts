@@ -12,8 +12,12 @@
  *   retries, and the event-log audit (nothing lost, nothing doubled, every acknowledged command
  *   applied exactly once) must pass; it runs inside the app namespace, where the Redis Cluster
  *   is, through test/support/audit-cli.ts. Failover time, failed and retried requests and the
- *   audit summary are printed as one JSON line. Ctrl-C must then stop everything and delete
- *   every namespace of the run.
+ *   audit summary are printed as one JSON line. Then supervision: the killed HAProxy is started
+ *   again and the VIP comes back to the MASTER; the BACKUP's keepalived SIGKILLed comes back
+ *   BACKUP with the VIP untouched; the MASTER's keepalived SIGKILLed: the VIP moves to the BACKUP,
+ *   keepalived is started again and the VIP comes back to the MASTER (redundant again); the times
+ *   are printed as one JSON line. Ctrl-C must then stop everything and delete every namespace of
+ *   the run.
  */
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -465,8 +469,57 @@ describe('the topology launcher', () => {
       expect(readFileSync(path.join(dataDir, 'logs', 'haproxy-lb1.log'), 'utf8')).toMatch(
         /\[launcher\] HAProxy lb1 restarted/,
       );
+
+      // The MASTER's keepalived SIGKILLed: its VRRP child goes with it, the BACKUP takes the VIP
+      // (the API still answers through it), the launcher starts keepalived again and the MASTER
+      // takes the VIP back (preemption): redundant again.
+      const masterKaPid = Number(readFileSync(path.join(dataDir, 'lb1', 'keepalived.pid'), 'utf8').trim());
+      expect(readFileSync(`/proc/${masterKaPid}/comm`, 'utf8').trim()).toBe('keepalived');
+      const restartsBefore = l.output().split('keepalived lb1 restarted').length - 1;
+      const masterKaKilledAt = Date.now();
+      process.kill(masterKaPid, 'SIGKILL');
+      await waitFor('the VIP on the BACKUP only', () => vipOn(backup.ns, vip!) && !vipOn(master.ns, vip!), {
+        timeoutMs: 15_000,
+        everyMs: 50,
+      });
+      const masterKaVipMovedMs = Date.now() - masterKaKilledAt;
+      expect((await httpGet('127.0.0.1', port, '/health')).status).toBe(200);
+      await waitFor(
+        'keepalived lb1 restarted',
+        () => l.output().split('keepalived lb1 restarted').length - 1 > restartsBefore,
+        { timeoutMs: 20_000, everyMs: 100 },
+      );
+      expect(l.output()).toMatch(/keepalived lb1 exited \(SIGKILL\)/);
+      await waitFor(
+        'the VIP back on the MASTER only',
+        () => vipOn(master.ns, vip!) && !vipOn(backup.ns, vip!),
+        {
+          timeoutMs: 20_000,
+          everyMs: 50,
+        },
+      );
+      const masterKaVipBackMs = Date.now() - masterKaKilledAt;
+      await waitFor(
+        'keepalived lb2 BACKUP again',
+        () => {
+          const o = l.output();
+          return o.slice(o.lastIndexOf('keepalived lb2: MASTER')).includes('keepalived lb2: BACKUP');
+        },
+        { timeoutMs: 10_000, everyMs: 100 },
+      );
+      expect(Number(readFileSync(path.join(dataDir, 'lb1', 'keepalived.pid'), 'utf8').trim())).not.toBe(
+        masterKaPid,
+      );
+      expect((await httpGet('127.0.0.1', port, '/health')).status).toBe(200);
       console.log(
-        JSON.stringify({ test: 'launcher-vrrp-supervision', haproxyBackMs, vipBackMs, keepalivedBackMs }),
+        JSON.stringify({
+          test: 'launcher-vrrp-supervision',
+          haproxyBackMs,
+          vipBackMs,
+          keepalivedBackMs,
+          masterKaVipMovedMs,
+          masterKaVipBackMs,
+        }),
       );
 
       // Ctrl-C: exit 0, every forwarded port closed, every namespace of the run gone.

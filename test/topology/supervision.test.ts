@@ -10,6 +10,10 @@
  *   apply, and a retry with the same key after the replica is back returns the command's real
  *   outcome. The time from the kill to the first 201 is reported.
  * - HAProxy is SIGKILLed: the launcher starts it again and the API answers through it.
+ * - Each Switchboard role is SIGKILLed under a small load (killEachRole below): an API instance,
+ *   both projectors, both dispatchers; each is restarted and serves again, no request fails after
+ *   its retries and the auditor finds nothing wrong. The time from each kill to the role serving
+ *   again is reported.
  * - Ctrl-C, then the launcher again on the same data directory: the cluster comes back with its
  *   data (every agent and contact written before, the failover's included); Redis and HAProxy
  *   logs are in files under <data dir>/logs.
