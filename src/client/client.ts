@@ -8,6 +8,8 @@
  * - Failures worth another try (no answer, a timeout, 429, 502, 503, 504) are retried with backoff
  *   (250 ms doubling to 4 s by default), waiting at least what `Retry-After` says: queries and
  *   commands (their key makes a repeat harmless); other writes (POST /keys) after a 429 only.
+ * - With `failover` base URLs (several API instances, no load balancer), each retry goes to the
+ *   next one; `onRetry` may stop the retries or set each wait itself.
  * - Any other answer outside 2xx is thrown as a SwitchboardError carrying the problem+json.
  */
 import { SwitchboardError } from './errors.ts';
@@ -43,6 +45,8 @@ export type Failure = number | 'network' | 'timeout';
 export interface RetryInfo {
   readonly method: string;
   readonly path: string;
+  /** The base URL the failed try went to (`url`, or one of `failover`). */
+  readonly url: string;
   /** The try that failed (1: the first). */
   readonly attempt: number;
   readonly status: Failure;
@@ -66,8 +70,18 @@ export interface ClientOptions {
   readonly maxBackoffMs?: number;
   /** Which failures are tried again (default: network, timeout, 429, 502, 503, 504). */
   readonly retryOn?: (status: Failure) => boolean;
-  /** Told of each retry before its wait; returning false gives up (the failure is the answer). */
-  readonly onRetry?: (info: RetryInfo) => boolean | undefined;
+  /**
+   * Told of each retry before its wait; returning false gives up (the failure is the answer), a
+   * number waits that many milliseconds instead of `delayMs` (a backoff of your own, with jitter
+   * or without Retry-After).
+   */
+  readonly onRetry?: OnRetry;
+  /**
+   * Further base URLs of the same Switchboard (other API instances, with no load balancer in
+   * front): the tries of a call take `url` and these in turn, each retry the next one. The live
+   * feed stays on `url`.
+   */
+  readonly failover?: readonly string[];
   /** A fetch to use instead of the global one. */
   readonly fetch?: typeof fetch;
   /**
@@ -76,6 +90,9 @@ export interface ClientOptions {
    */
   readonly WebSocket?: unknown;
 }
+
+/** false: give up; a number: wait that many ms before the next try; otherwise wait `delayMs`. */
+export type OnRetry = (info: RetryInfo) => boolean | number | undefined;
 
 export interface SendOptions {
   readonly body?: unknown;
@@ -86,7 +103,7 @@ export interface SendOptions {
   readonly retries?: number;
   readonly timeoutMs?: number;
   readonly signal?: AbortSignal;
-  readonly onRetry?: (info: RetryInfo) => boolean | undefined;
+  readonly onRetry?: OnRetry;
 }
 
 export interface Answer<T = unknown> {
@@ -111,10 +128,13 @@ export class SwitchboardClient {
   readonly url: string;
   readonly workspace: string;
   readonly options: ClientOptions;
+  /** `url` then `failover`: the base URLs the tries of a call take in turn. */
+  private readonly bases: readonly string[];
 
   constructor(options: ClientOptions) {
     this.options = options;
     this.url = options.url.replace(/\/+$/, '');
+    this.bases = [this.url, ...(options.failover ?? []).map((u) => u.replace(/\/+$/, ''))];
     this.workspace = options.workspace ?? 'default';
   }
 
@@ -340,8 +360,9 @@ export class SwitchboardClient {
     for (let attempt = 1; ; attempt++) {
       let answer: Answer | undefined;
       let failure: SwitchboardError | undefined;
+      const base = this.bases[(attempt - 1) % this.bases.length]!;
       try {
-        answer = { ...(await this.once(method, path, o)), attempts: attempt };
+        answer = { ...(await this.once(base, method, path, o)), attempts: attempt };
       } catch (err) {
         if (!(err instanceof SwitchboardError)) throw err;
         failure = err;
@@ -363,18 +384,23 @@ export class SwitchboardClient {
         (this.options.backoffMs ?? 250) * 2 ** (attempt - 1),
       );
       const delayMs = Math.max(backoff, answer ? retryAfterMs(answer) : 0);
-      const info: RetryInfo = { method, path, attempt, status, delayMs };
+      const info: RetryInfo = { method, path, url: base, attempt, status, delayMs };
       const go = (o.onRetry ?? this.options.onRetry)?.(info);
       if (go === false) {
         if (answer) return answer;
         throw failure!;
       }
-      await sleep(delayMs, o.signal);
+      await sleep(typeof go === 'number' && go >= 0 ? go : delayMs, o.signal);
     }
   }
 
   /** One try: no retry. Throws a SwitchboardError when no answer came. */
-  private async once(method: string, path: string, o: SendOptions): Promise<Omit<Answer, 'attempts'>> {
+  private async once(
+    base: string,
+    method: string,
+    path: string,
+    o: SendOptions,
+  ): Promise<Omit<Answer, 'attempts'>> {
     const headers: Record<string, string> = { accept: 'application/json', ...o.headers };
     if (this.options.key !== undefined) headers.authorization = `Bearer ${this.options.key}`;
     if (o.idempotencyKey !== undefined) headers['idempotency-key'] = o.idempotencyKey;
@@ -388,7 +414,7 @@ export class SwitchboardClient {
     try {
       let res: Response;
       try {
-        res = await doFetch(`${this.url}${path}${queryString(o.query)}`, {
+        res = await doFetch(`${base}${path}${queryString(o.query)}`, {
           method,
           headers,
           ...(o.body !== undefined ? { body: JSON.stringify(o.body) } : {}),

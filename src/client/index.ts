@@ -8,6 +8,7 @@ export {
   defaultRetryOn,
   type Failure,
   newIdempotencyKey,
+  type OnRetry,
   type RetryInfo,
   type SendOptions,
   SwitchboardClient,

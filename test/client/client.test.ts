@@ -256,6 +256,54 @@ describe('commands and queries', () => {
       await replicated.stop();
     }
   }, 20_000);
+
+  it('failover URLs take turns, the key kept; a number from onRetry replaces the wait (Retry-After included)', async () => {
+    // The first base URL answers 503 not-replicated with Retry-After: 1; the failover URL applies.
+    const replicated = await startSwitchboard(
+      loadConfig(env({ ROLES: 'api', DURABILITY: 'replicated', REPLICA_WAIT_MS: '50' })),
+      log,
+    );
+    try {
+      const tries: { url: string; key: string | null; at: number }[] = [];
+      const retries: { url: string; status: unknown; delayMs: number; at: number }[] = [];
+      const c = client(WS.retry, {
+        url: replicated.url!,
+        failover: [`${main.url!}/`],
+        fetch: (url, init) => {
+          const key = new Headers(init?.headers).get('idempotency-key');
+          tries.push({ url: String(url), key, at: Date.now() });
+          return fetch(url, init);
+        },
+        onRetry: (i) => {
+          retries.push({ ...i, at: Date.now() });
+          return 0;
+        },
+      });
+      const queued = await c.queueContact({ id: 'failover', skills: ['retry'] });
+      expect(queued).toMatchObject({ applied: true, status: 201, replayed: true });
+      expect(tries.map((t) => new URL(t.url).origin)).toEqual([replicated.url, main.url]);
+      expect(new Set(tries.map((t) => t.key))).toEqual(new Set([queued.idempotencyKey]));
+      expect(retries).toMatchObject([{ url: replicated.url, status: 503, attempt: 1 }]);
+      expect(retries[0]!.delayMs).toBeGreaterThanOrEqual(1000); // what the client would have waited
+      // It waited what onRetry said (0 ms), not Retry-After's second.
+      expect(tries[1]!.at - retries[0]!.at).toBeLessThan(500);
+
+      // More tries than URLs: they wrap around (url, failover, url), each failed one told to onRetry.
+      const stuck = client(WS.retry, {
+        url: replicated.url!,
+        failover: [replicated.url!.replace('127.0.0.1', 'localhost')],
+        retries: 2,
+        onRetry: (i) => void retries.push({ ...i, at: Date.now() }),
+      });
+      retries.length = 0;
+      const refused = await failure(stuck.queueContact({ skills: ['retry'] }));
+      expect(refused).toMatchObject({ status: 503, attempts: 3 });
+      expect(retries.map((r) => new URL(r.url).hostname)).toEqual(['127.0.0.1', 'localhost']);
+      expect(retries[1]!.at - retries[0]!.at).toBeGreaterThanOrEqual(950); // no number: Retry-After waited
+    } finally {
+      await replicated.stop();
+    }
+  }, 20_000);
 });
 
 describe('the live subscription', () => {
