@@ -52,6 +52,8 @@ export interface RetryInfo {
   readonly status: Failure;
   /** How long the client waits before the next try. */
   readonly delayMs: number;
+  /** The failed try's answer (a problem document, as received), when it got one. */
+  readonly body?: unknown;
 }
 
 export interface ClientOptions {
@@ -384,7 +386,15 @@ export class SwitchboardClient {
         (this.options.backoffMs ?? 250) * 2 ** (attempt - 1),
       );
       const delayMs = Math.max(backoff, answer ? retryAfterMs(answer) : 0);
-      const info: RetryInfo = { method, path, url: base, attempt, status, delayMs };
+      const info: RetryInfo = {
+        method,
+        path,
+        url: base,
+        attempt,
+        status,
+        delayMs,
+        ...(answer ? { body: answer.body } : {}),
+      };
       const go = (o.onRetry ?? this.options.onRetry)?.(info);
       if (go === false) {
         if (answer) return answer;

@@ -1,9 +1,10 @@
 /**
  * The typed client (`switchboard/client`) against a Switchboard started in this process, with API
  * keys on: every command and query round trip, a problem+json surfacing as a typed error, a 503
- * (Redis paused for real) retried with the same Idempotency-Key and applied once, and the live
- * subscription resuming after its sockets are killed and after its API instance is stopped and
- * started again, with no gap and no duplicate. Also /docs (Swagger UI) and the workspace metrics.
+ * (Redis paused for real) retried with the same Idempotency-Key and applied once, failover base
+ * URLs taken in turn with the wait onRetry sets, and the live subscription resuming after its
+ * sockets are killed and after its API instance is stopped and started again, with no gap and no
+ * duplicate. Also /docs (Swagger UI) and the workspace metrics.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -265,7 +266,7 @@ describe('commands and queries', () => {
     );
     try {
       const tries: { url: string; key: string | null; at: number }[] = [];
-      const retries: { url: string; status: unknown; delayMs: number; at: number }[] = [];
+      const retries: { url: string; status: unknown; delayMs: number; body?: unknown; at: number }[] = [];
       const c = client(WS.retry, {
         url: replicated.url!,
         failover: [`${main.url!}/`],
@@ -283,7 +284,9 @@ describe('commands and queries', () => {
       expect(queued).toMatchObject({ applied: true, status: 201, replayed: true });
       expect(tries.map((t) => new URL(t.url).origin)).toEqual([replicated.url, main.url]);
       expect(new Set(tries.map((t) => t.key))).toEqual(new Set([queued.idempotencyKey]));
-      expect(retries).toMatchObject([{ url: replicated.url, status: 503, attempt: 1 }]);
+      expect(retries).toMatchObject([
+        { url: replicated.url, status: 503, attempt: 1, body: { type: '/problems/not-replicated' } },
+      ]);
       expect(retries[0]!.delayMs).toBeGreaterThanOrEqual(1000); // what the client would have waited
       // It waited what onRetry said (0 ms), not Retry-After's second.
       expect(tries[1]!.at - retries[0]!.at).toBeLessThan(500);
@@ -299,6 +302,7 @@ describe('commands and queries', () => {
       const refused = await failure(stuck.queueContact({ skills: ['retry'] }));
       expect(refused).toMatchObject({ status: 503, attempts: 3 });
       expect(retries.map((r) => new URL(r.url).hostname)).toEqual(['127.0.0.1', 'localhost']);
+      expect(retries.every((r) => r.status === 503 && r.body !== undefined)).toBe(true);
       expect(retries[1]!.at - retries[0]!.at).toBeGreaterThanOrEqual(950); // no number: Retry-After waited
     } finally {
       await replicated.stop();
