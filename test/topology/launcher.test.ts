@@ -15,8 +15,10 @@
  *   audit summary are printed as one JSON line. Then supervision: the killed HAProxy is started
  *   again and the VIP comes back to the MASTER; the BACKUP's keepalived SIGKILLed comes back
  *   BACKUP with the VIP untouched; the MASTER's keepalived SIGKILLed: the VIP moves to the BACKUP,
- *   keepalived is started again and the VIP comes back to the MASTER (redundant again); the times
- *   are printed as one JSON line. Ctrl-C must then stop everything and delete every namespace of
+ *   keepalived is started again and the VIP comes back to the MASTER (redundant again); the same
+ *   with its whole process group killed (no handoff: the BACKUP takes over on its timer, the
+ *   restarted keepalived drops lb1's stale VIP, then takes it back); the times are printed as one
+ *   JSON line. Ctrl-C must then stop everything and delete every namespace of
  *   the run.
  */
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
@@ -511,6 +513,46 @@ describe('the topology launcher', () => {
         masterKaPid,
       );
       expect((await httpGet('127.0.0.1', port, '/health')).status).toBe(200);
+
+      // The MASTER's whole keepalived (its process group: the parent and its VRRP child) SIGKILLed,
+      // as a crash would: no priority-0 advert, and nobody removes the VIP from lb1's interface.
+      // The BACKUP takes the VIP when its master-down timer expires; the restarted keepalived
+      // (2 s: the second restart within a minute) removes lb1's stale copy when it enters BACKUP,
+      // then takes the VIP back by preemption. A poll every 50 ms records who holds it.
+      const groupPid = Number(readFileSync(path.join(dataDir, 'lb1', 'keepalived.pid'), 'utf8').trim());
+      expect(readFileSync(`/proc/${groupPid}/comm`, 'utf8').trim()).toBe('keepalived');
+      const groupKilledAt = Date.now();
+      process.kill(-groupPid, 'SIGKILL');
+      const holders: { t: number; lb1: boolean; lb2: boolean }[] = [];
+      await waitFor(
+        'the VIP on the BACKUP, then back on the MASTER only',
+        () => {
+          holders.push({
+            t: Date.now() - groupKilledAt,
+            lb1: vipOn(master.ns, vip!),
+            lb2: vipOn(backup.ns, vip!),
+          });
+          const took = holders.findIndex((h) => h.lb2);
+          return took >= 0 && holders.slice(took).some((h) => h.lb1 && !h.lb2);
+        },
+        { timeoutMs: 25_000, everyMs: 50 },
+      );
+      const groupVipBackMs = Date.now() - groupKilledAt;
+      const groupVipOnBackupMs = holders.find((h) => h.lb2)!.t;
+      // Both held the VIP (lb1's stale copy) for about this long, as the 50 ms poll saw it.
+      const bothHeld = holders.filter((h) => h.lb1 && h.lb2);
+      const groupBothHeldMs = bothHeld.length === 0 ? 0 : bothHeld.at(-1)!.t - bothHeld[0]!.t + 50;
+      expect(l.output()).toMatch(/keepalived lb1 restarted \(restart 2\)/);
+      await waitFor(
+        'keepalived lb2 BACKUP again',
+        () => {
+          const o = l.output();
+          return o.slice(o.lastIndexOf('keepalived lb2: MASTER')).includes('keepalived lb2: BACKUP');
+        },
+        { timeoutMs: 10_000, everyMs: 100 },
+      );
+      expect(vipOn(backup.ns, vip!)).toBe(false);
+      expect((await httpGet('127.0.0.1', port, '/health')).status).toBe(200);
       console.log(
         JSON.stringify({
           test: 'launcher-vrrp-supervision',
@@ -519,6 +561,9 @@ describe('the topology launcher', () => {
           keepalivedBackMs,
           masterKaVipMovedMs,
           masterKaVipBackMs,
+          groupVipOnBackupMs,
+          groupBothHeldMs,
+          groupVipBackMs,
         }),
       );
 
