@@ -27,7 +27,8 @@ the event stream (sb:{ws}:events), the outcome stream, every routing decision (r
 meta.basedOn) and, at the end, the documents and routing index against the replay.
 
   --workspace <ws>         the workspace to audit (required)
-  --redis-url <url>        the Redis to read (default $REDIS_URL)
+  --redis-url <url>        the Redis to read (default $REDIS_URL, else the private Redis npm start runs
+                           for <$DATA_DIR or ./data>)
   --cluster-nodes <list>   host:port,... seeds of a Redis Cluster instead (default $REDIS_CLUSTER_NODES)
   --after <position>       report only violations after this stream position. The replay still
                            starts at the beginning of the log (every check needs the state the

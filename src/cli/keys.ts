@@ -27,7 +27,8 @@ const USAGE = `Usage: npm run keys -- <command> --workspace <ws> [options]
   revoke --workspace <ws> --key-id <id>
       the key stops working on every instance within a second
 
-  --redis-url <url>        the Redis (default $REDIS_URL)
+  --redis-url <url>        the Redis (default $REDIS_URL, else the private Redis npm start runs for
+                           <$DATA_DIR or ./data>)
   --cluster-nodes <list>   host:port,... seeds of a Redis Cluster instead (default $REDIS_CLUSTER_NODES)
   --json                   print JSON
   --help                   this text

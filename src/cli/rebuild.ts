@@ -25,7 +25,8 @@ based on (it must be the same assignment), then compares the documents, sorted s
 with the live ones. The shadow is removed afterwards.
 
   --workspace <ws>         the workspace to rebuild (required)
-  --redis-url <url>        the Redis to read (default $REDIS_URL)
+  --redis-url <url>        the Redis to read (default $REDIS_URL, else the private Redis npm start runs
+                           for <$DATA_DIR or ./data>)
   --cluster-nodes <list>   host:port,... seeds of a Redis Cluster instead (default $REDIS_CLUSTER_NODES)
   --archive-dir <dir>      where the archiver keeps segments, read before the streams (default
                            $ARCHIVE_DIR, else <$DATA_DIR or ./data>/archive)

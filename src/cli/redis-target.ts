@@ -4,6 +4,7 @@
  */
 import { mask, parseSeed, type RedisTarget } from '../adapters/redis/client.ts';
 import { WorkspaceId } from '../domain/values.ts';
+import { privateRedisFile, runningPrivateRedis } from '../topology/redis-server.ts';
 import type { OptionChecker } from './sim/options.ts';
 
 export interface ParsedTarget {
@@ -32,7 +33,12 @@ export function parseRedisTarget(
     nodes.every((n) => typeof parseSeed(n) !== 'string'),
     `--cluster-nodes: each seed must be host:port, user:password@host:port or a redis:// or rediss:// URL (got "${mask(nodesText ?? '')}")`,
   );
-  const url = nodes.length > 0 ? undefined : (values['redis-url'] ?? (env.REDIS_URL?.trim() || undefined));
+  const configured =
+    nodes.length > 0 ? undefined : (values['redis-url'] ?? (env.REDIS_URL?.trim() || undefined));
+  // Nothing configured: the private Redis `npm start` runs for this data directory, if it runs.
+  const dataDir = env.DATA_DIR?.trim() || './data';
+  const own = nodes.length > 0 || configured !== undefined ? undefined : runningPrivateRedis(dataDir);
+  const url = configured ?? own;
   if (url !== undefined) {
     let ok = false;
     try {
@@ -42,7 +48,7 @@ export function parseRedisTarget(
   }
   check.check(
     nodes.length > 0 || url !== undefined,
-    'no Redis to read: give --redis-url or --cluster-nodes (or set REDIS_URL or REDIS_CLUSTER_NODES)',
+    `no Redis to read: give --redis-url or --cluster-nodes (or set REDIS_URL or REDIS_CLUSTER_NODES), or run npm start first (its private Redis says where it listens in ${privateRedisFile(dataDir)})`,
   );
   // The login and TLS files of the environment, as the main command reads them.
   const text = (name: string) => env[name]?.trim() || undefined;
@@ -58,6 +64,11 @@ export function parseRedisTarget(
       ...(keyFile ? { keyFile } : {}),
     },
   };
+  if (own !== undefined)
+    return {
+      target: { url: own, tls: {} },
+      label: `the private Redis of npm start (${mask(own)}, ${dataDir})`,
+    };
   return nodes.length > 0
     ? { target: { clusterNodes: nodes, ...security }, label: `cluster ${mask(nodes.join(','))}` }
     : { target: { url: url ?? '', ...security }, label: mask(url ?? '') };

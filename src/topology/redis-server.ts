@@ -15,7 +15,16 @@
  * With `tls`, the server listens for TLS only (`--port 0 --tls-port`) and `url` is rediss://.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, statSync, utimesSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -335,6 +344,33 @@ export function credentialsFile(dataDir: string): string {
 }
 
 /**
+ * Where a running private redis-server says where it listens (`{host, port, pid}`, written when it
+ * starts, removed when it stops), so the command-line tools (`npm run audit`, `rebuild`, `keys`)
+ * find the Redis of `npm start` with nothing configured.
+ */
+export function privateRedisFile(dataDir: string): string {
+  return path.join(dataDir, 'private-redis.json');
+}
+
+/** The login URL of the private redis-server running for `dataDir`, if one says it runs. */
+export function runningPrivateRedis(dataDir: string): string | undefined {
+  try {
+    const at = JSON.parse(readFileSync(privateRedisFile(dataDir), 'utf8')) as {
+      host?: string;
+      port?: number;
+      pid?: number;
+    };
+    const saved = JSON.parse(readFileSync(credentialsFile(dataDir), 'utf8')) as Partial<RedisCredentials>;
+    if (typeof at.host !== 'string' || typeof at.port !== 'number' || !saved.app?.password) return undefined;
+    // Left behind by a process that was killed: nothing runs there (this throws).
+    if (typeof at.pid === 'number') process.kill(at.pid, 0);
+    return loginUrl(saved.app, at.host, at.port);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * The redis-server `npm start` runs when no Redis is configured: AOF under `dataDir`, the
  * Switchboard ACL user and an admin password made on first start and kept in
  * `<dataDir>/redis-credentials.json` (0600), the same on every later start.
@@ -345,12 +381,23 @@ export async function startPrivateRedis(
 ): Promise<PrivateRedis> {
   mkdirSync(dataDir, { recursive: true });
   const credentials = loadOrCreateCredentials(credentialsFile(path.resolve(dataDir)));
-  const server = await startRedisServer({
+  const started = await startRedisServer({
     appendonly: true,
     ...opts,
     dataDir,
     users: switchboardUsers(credentials),
     adminPassword: credentials.admin.password,
   });
+  const where = privateRedisFile(path.resolve(dataDir));
+  writeFileSync(where, `${JSON.stringify({ host: started.host, port: started.port, pid: process.pid })}\n`, {
+    mode: 0o600,
+  });
+  const server: RedisServerHandle = {
+    ...started,
+    async stop() {
+      rmSync(where, { force: true });
+      await started.stop();
+    },
+  };
   return { server, credentials, url: loginUrl(credentials.app, server.host, server.port) };
 }

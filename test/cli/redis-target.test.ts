@@ -1,0 +1,45 @@
+/**
+ * With nothing configured, the command-line tools read the private Redis `npm start` runs for the
+ * data directory (it says where it listens in private-redis.json while it runs), and never one a
+ * killed process left behind.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseRedisTarget } from '../../src/cli/redis-target.ts';
+import { OptionChecker } from '../../src/cli/sim/options.ts';
+import { credentialsFile, privateRedisFile, runningPrivateRedis } from '../../src/topology/redis-server.ts';
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'sb-target-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const login = { user: 'switchboard', password: 'p@ss word' };
+writeFileSync(credentialsFile(dir), JSON.stringify({ app: login, admin: login, replica: login }));
+
+describe('the Redis a command-line tool reads', () => {
+  it('is the running private Redis of DATA_DIR when nothing is configured, with its app login', () => {
+    writeFileSync(
+      privateRedisFile(dir),
+      JSON.stringify({ host: '127.0.0.1', port: 16999, pid: process.pid }),
+    );
+    const url = 'redis://switchboard:p%40ss%20word@127.0.0.1:16999';
+    expect(runningPrivateRedis(dir)).toBe(url);
+    const check = new OptionChecker();
+    const got = parseRedisTarget({}, { DATA_DIR: dir }, check);
+    expect(got.target).toMatchObject({ url });
+    expect(got.label).toContain('the private Redis of npm start');
+    // A configured Redis wins.
+    const configured = parseRedisTarget({}, { DATA_DIR: dir, REDIS_URL: 'redis://127.0.0.1:1' }, check);
+    expect(configured.target).toMatchObject({ url: 'redis://127.0.0.1:1' });
+  });
+
+  it('is none when the process that wrote the file is gone, or there is no file', () => {
+    writeFileSync(
+      privateRedisFile(dir),
+      JSON.stringify({ host: '127.0.0.1', port: 16999, pid: 2 ** 22 + 17 }),
+    );
+    expect(runningPrivateRedis(dir)).toBeUndefined();
+    rmSync(privateRedisFile(dir));
+    expect(runningPrivateRedis(dir)).toBeUndefined();
+  });
+});
