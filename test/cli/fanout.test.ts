@@ -21,6 +21,8 @@ interface FanoutResult {
     outOfOrder: number;
     closedEarly: number;
     errors: number;
+    apiCpuMs: number | null;
+    apiCpuUsPerDelivery: number | null;
   };
 }
 
@@ -55,6 +57,9 @@ describe('bench fanout', () => {
     expect(f.p50Ms).toBeGreaterThanOrEqual(0);
     expect(f.p99Ms).toBeGreaterThanOrEqual(f.p50Ms!);
     expect(f.maxMs).toBeGreaterThanOrEqual(f.p99Ms!);
+    // The Switchboard process's own CPU over the run, from its /metrics.
+    expect(f.apiCpuMs).toBeGreaterThan(0);
+    expect(f.apiCpuUsPerDelivery).toBeCloseTo((f.apiCpuMs! * 1000) / f.deliveries, 1);
   });
 
   it('names a bad subscriber count', async () => {

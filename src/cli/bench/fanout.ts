@@ -21,8 +21,8 @@ import http from 'node:http';
 import type { Socket } from 'node:net';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { connectRedis } from '../../adapters/redis/client.ts';
-import { SwitchboardClient } from '../../client/index.ts';
 import { workspaceKeys } from '../../adapters/redis/keys.ts';
+import { SwitchboardClient } from '../../client/index.ts';
 import { pool } from '../sim/http.ts';
 import { round } from '../sim/stats.ts';
 import { startSwitchboardProcess } from './e2e.ts';
@@ -60,6 +60,30 @@ export interface FanoutFigures {
   readonly closedEarly: number;
   /** POSTs that failed or answered other than 2xx. */
   readonly errors: number;
+  /**
+   * CPU time (user + system) of the Switchboard process from the first contact to the last
+   * delivery, from its own /metrics: what the feed costs, which the machine's other load moves
+   * far less than the latencies.
+   */
+  readonly apiCpuMs: number | null;
+  /** `apiCpuMs` per delivery, µs (the commands and decisions of the run included). */
+  readonly apiCpuUsPerDelivery: number | null;
+}
+
+/** CPU seconds (user + system) the Switchboard process reports on GET /metrics; null if it cannot. */
+async function processCpuSeconds(agent: http.Agent, base: string): Promise<number | null> {
+  const r = await request(agent, 'GET', `${base}/metrics`).catch(() => undefined);
+  if (r?.status !== 200) return null;
+  let total = 0;
+  let found = 0;
+  for (const line of r.body.split('\n')) {
+    const m = /^switchboard_process_cpu_(user|system)_seconds_total (\S+)$/.exec(line);
+    if (m) {
+      total += Number(m[2]);
+      found++;
+    }
+  }
+  return found === 2 ? total : null;
 }
 
 /** What the parent tells the subscriber process, and what it answers. */
@@ -318,6 +342,7 @@ export async function fanoutWorkload(
       throw new Error(`subscribers: ${ready.op === 'failed' ? ready.error : ready.op}`);
     note(`offering ${o.rate} contacts/s for ${o.duration} s`);
     subs.child.send({ op: 'start' } satisfies ToChild);
+    const cpu0 = await processCpuSeconds(agent, sb.base);
     const t0 = performance.timeOrigin + performance.now();
     errors = await produce(api, agent, o.rate, o.duration, 'c');
     await sleep(200);
@@ -326,6 +351,8 @@ export async function fanoutWorkload(
     subs.child.send({ op: 'finish', last, waitMs: 10_000 } satisfies ToChild);
     const m = await subs.next();
     if (m.op !== 'report') throw new Error(`subscribers: ${m.op === 'failed' ? m.error : m.op}`);
+    const cpu1 = await processCpuSeconds(agent, sb.base);
+    const apiCpuMs = cpu0 !== null && cpu1 !== null ? (cpu1 - cpu0) * 1000 : null;
     const r = m.report;
     const deliveries = r.received.reduce((a, b) => a + b, 0);
     const timed = r.histogram.reduce((a, [, n]) => a + n, 0);
@@ -346,6 +373,9 @@ export async function fanoutWorkload(
       outOfOrder: r.outOfOrder,
       closedEarly: r.closedEarly,
       errors,
+      apiCpuMs: round(apiCpuMs, 0),
+      apiCpuUsPerDelivery:
+        apiCpuMs !== null && deliveries > 0 ? round((apiCpuMs * 1000) / deliveries, 2) : null,
     };
   } finally {
     // SIGTERM lets a profiled child write its profile; it has nothing else to finish.
