@@ -13,6 +13,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
+import { type Status, SwitchboardClient, SwitchboardError } from 'switchboard/client';
 import { afterAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startRedisServer } from '../../src/topology/redis-server.ts';
@@ -21,18 +22,28 @@ import {
   killAllProcesses,
   PROJECT_ROOT,
   pidAlive,
-  requestJson,
   startProcess,
 } from '../support/processes.ts';
 import { startTestRedis } from '../support/redis.ts';
 import { waitFor } from '../support/wait.ts';
 
-interface Status {
-  state: 'running' | 'paused';
-  reason?: string;
-  roles: string[];
+/** What /status says of Redis and the live feed (the client types the rest). */
+interface StatusMore {
   redis: { target: string; reachable: boolean };
+  subscribers: number;
 }
+
+/** The SwitchboardError a call fails with (the test fails if it succeeds). */
+const failure = (p: Promise<unknown>): Promise<SwitchboardError> =>
+  p.then(
+    () => {
+      throw new Error('expected the call to fail');
+    },
+    (e: unknown) => {
+      if (!(e instanceof SwitchboardError)) throw e;
+      return e;
+    },
+  );
 
 const ALL_ROLES = 'api,projector,dispatcher';
 const strays: number[] = [];
@@ -67,20 +78,20 @@ describe('the main command', () => {
     expect(path.isAbsolute(relative)).toBe(false);
     // API keys on, as a user runs it: the first start makes the admin key of default.
     const sb = await startProcess({ roles: ALL_ROLES, env: { DATA_DIR: relative, AUTH: 'on' } });
+    // No retries: each call here is one request, its answer the one asserted.
+    const anonymous = new SwitchboardClient({ url: sb.url!, retries: 0 });
 
-    const status = await requestJson<Status & { auth: string }>(`${sb.url}/status`);
-    expect(status.status).toBe(200);
-    expect(status.body.state).toBe('running');
-    expect(status.body.auth).toBe('on');
+    const status = (await anonymous.status()) as Status & StatusMore;
+    expect(status.state).toBe('running');
+    expect(status.auth).toBe('on');
     const keyFile = path.join(dataDir, 'admin-key');
     await waitFor('the admin key to be stored', () => existsSync(keyFile), { timeoutMs: 5_000 });
     expect(statSync(keyFile).mode & 0o777).toBe(0o600);
     const adminKey = readFileSync(keyFile, 'utf8').trim();
     expect(adminKey).toMatch(/^sb_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$/);
     await waitFor('the key to be printed once', () => sb.logText().includes(adminKey), { timeoutMs: 5_000 });
-    const auth = { authorization: `Bearer ${adminKey}` };
-    expect(status.body.roles).toEqual(['api', 'projector', 'dispatcher']);
-    const redisPort = Number(new URL(status.body.redis.target).port);
+    expect(status.roles).toEqual(['api', 'projector', 'dispatcher']);
+    const redisPort = Number(new URL(status.redis.target).port);
     expect(redisPort).toBeGreaterThan(0);
     const redisChild = childProcesses(sb.pid).find((c) => c.comm.startsWith('redis-server'));
     expect(redisChild, `a redis-server child of ${sb.pid}`).toBeDefined();
@@ -92,19 +103,20 @@ describe('the main command', () => {
     ).toBe(true);
 
     // It serves: a command applied by the in-process projector.
-    const base = `${sb.url}/v1/workspaces/default`;
-    const refused = await requestJson(`${base}/agents`, {
-      method: 'POST',
-      body: { id: 'kept-agent', skills: ['English'] },
-    });
+    const refused = await failure(anonymous.registerAgent({ id: 'kept-agent', skills: ['English'] }));
     expect(refused.status).toBe(401);
-    expect(refused.headers.get('www-authenticate')).toMatch(/^Bearer/);
-    const created = await requestJson(`${base}/agents`, {
-      method: 'POST',
+    expect(refused.type).toBe('/problems/unauthorized');
+    // The challenge header: a SwitchboardError carries no headers, `send` returns the whole answer.
+    const challenge = await anonymous.send('POST', '/v1/workspaces/default/agents', {
       body: { id: 'kept-agent', skills: ['English'] },
-      headers: auth,
+      idempotencyKey: 'kept-agent-anonymous',
     });
-    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    expect(challenge.status).toBe(401);
+    expect(challenge.headers.get('www-authenticate')).toMatch(/^Bearer/);
+    const created = await anonymous
+      .with({ key: adminKey })
+      .registerAgent({ id: 'kept-agent', skills: ['English'] });
+    expect(created.status, JSON.stringify(created)).toBe(201);
 
     expect(await sb.stop(), sb.logText()).toBe(0);
     await waitFor('the private redis-server to end', () => !pidAlive(redisChild!.pid), { timeoutMs: 5_000 });
@@ -115,13 +127,12 @@ describe('the main command', () => {
     const again = await startProcess({ roles: ALL_ROLES, env: { DATA_DIR: relative, AUTH: 'on' } });
     const againRedis = childProcesses(again.pid).find((c) => c.comm.startsWith('redis-server'));
     if (againRedis) strays.push(againRedis.pid);
-    const agent = await requestJson<{ id: string }>(`${again.url}/v1/workspaces/default/agents/kept-agent`, {
-      headers: auth,
-    });
-    expect(agent.status, JSON.stringify(agent.body)).toBe(200);
+    const agent = await new SwitchboardClient({ url: again.url!, key: adminKey, retries: 0 }).getAgent(
+      'kept-agent',
+    );
     expect(readFileSync(keyFile, 'utf8').trim()).toBe(adminKey);
     expect(again.logText()).not.toContain(adminKey);
-    expect(agent.body.id).toBe('kept-agent');
+    expect(agent.id).toBe('kept-agent');
     expect(await again.stop(), again.logText()).toBe(0);
     if (againRedis)
       await waitFor('the second redis-server to end', () => !pidAlive(againRedis.pid), { timeoutMs: 5_000 });
@@ -139,10 +150,11 @@ describe('the main command', () => {
         socket.once('open', () => resolve());
         socket.once('error', reject);
       });
-      await waitFor('the subscriber to be registered', async () => {
-        const s = await requestJson<{ subscribers: number }>(`${sb.url}/status`);
-        return s.body.subscribers === 1;
-      });
+      const client = new SwitchboardClient({ url: sb.url!, retries: 0 });
+      await waitFor(
+        'the subscriber to be registered',
+        async () => ((await client.status()) as Status & StatusMore).subscribers === 1,
+      );
 
       const exit = sb.stop();
       const close = await closed;
@@ -173,7 +185,9 @@ describe('the main command', () => {
     const redis = await startRedisServer({ appendonly: false });
     try {
       const sb = await startProcess({ roles: ['api'], redisUrl: redis.url });
-      const status = async () => (await requestJson<Status>(`${sb.url}/status`)).body;
+      // No retries: each call is one request (a 503 is the answer asserted), waiting up to 20 s.
+      const client = new SwitchboardClient({ url: sb.url!, retries: 0, timeoutMs: 20_000 });
+      const status = () => client.status();
       expect((await status()).state).toBe('running');
 
       redis.kill('SIGSTOP');
@@ -189,33 +203,28 @@ describe('the main command', () => {
       const pausedAfterMs = Date.now() - frozenAt;
       expect(paused.reason).toMatch(/Redis/);
       expect(paused.reason).toContain(String(redis.port));
-      expect((await requestJson(`${sb.url}/health`)).status).toBe(503);
+      expect((await failure(client.health())).status).toBe(503);
 
       // A command sent while Redis is frozen fails fast with 503 instead of hanging...
       const sentAt = Date.now();
-      const during = await requestJson<{ type: string }>(`${sb.url}/v1/workspaces/default/agents`, {
-        method: 'POST',
-        body: { id: 'during-pause', skills: ['English'] },
-        headers: { 'idempotency-key': 'during-pause' },
-        timeoutMs: 20_000,
-      });
+      const during = await failure(
+        client.registerAgent({ id: 'during-pause', skills: ['English'] }, { idempotencyKey: 'during-pause' }),
+      );
       expect(during.status).toBe(503);
-      expect(during.body.type).toBe('/problems/redis-unavailable');
+      expect(during.type).toBe('/problems/redis-unavailable');
       expect(Date.now() - sentAt).toBeLessThan(4000);
 
       redis.kill('SIGCONT');
       const resumedAt = Date.now();
       await waitFor('state running', async () => (await status()).state === 'running', { timeoutMs: 10_000 });
       const runningAfterMs = Date.now() - resumedAt;
-      expect((await requestJson(`${sb.url}/health`)).status).toBe(200);
+      expect(await client.health()).toEqual({ status: 'ok' });
       // ...and the retry with the same Idempotency-Key lands exactly once. No projector runs in
       // this process, so the outcome is not known in time: 202, durable.
-      const retry = await requestJson(`${sb.url}/v1/workspaces/default/agents`, {
-        method: 'POST',
-        body: { id: 'during-pause', skills: ['English'] },
-        headers: { 'idempotency-key': 'during-pause' },
-        timeoutMs: 20_000,
-      });
+      const retry = await client.registerAgent(
+        { id: 'during-pause', skills: ['English'] },
+        { idempotencyKey: 'during-pause' },
+      );
       expect([201, 202]).toContain(retry.status);
       const check = new Redis(redis.url);
       try {
