@@ -6,20 +6,14 @@
  * contact twice, nor to an agent without its skills or at its capacity, and decide by rule 1.
  */
 import { randomUUID } from 'node:crypto';
+import { type EventEnvelope, type Status, SwitchboardClient } from 'switchboard/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { auditWorkspace } from '../../src/audit/read.ts';
 import { seededRandom } from '../../src/cli/sim/random.ts';
 import { Fleet } from '../support/fleet.ts';
-import { requestJson, type SwitchboardProcess } from '../support/processes.ts';
+import type { SwitchboardProcess } from '../support/processes.ts';
 import { sleep, waitFor } from '../support/wait.ts';
-
-interface Envelope {
-  position: string;
-  type: string;
-  data: Record<string, unknown>;
-  meta: Record<string, unknown>;
-}
 
 const LANGUAGES = ['English', 'Spanish'] as const;
 const AREAS = ['Support', 'Disputes', 'Billing'] as const;
@@ -43,17 +37,19 @@ describe('two processes of each role on one Redis', () => {
 
   it('delivers every assignment to a subscriber on the other API, once each, in order', async () => {
     const [api1, api2] = fleet.api as [SwitchboardProcess, SwitchboardProcess];
-    const base1 = `${api1.url}/v1/workspaces/${ws}`;
+    // Commands and queries through API #1; no retries, so every answer asserted is the first one.
+    const client1 = new SwitchboardClient({ url: api1.url!, workspace: ws, retries: 0 });
+    const client2 = new SwitchboardClient({ url: api2.url!, workspace: ws, retries: 0 });
     // The simulator's seeded generator, so a failing run can be repeated.
     const random = seededRandom(20_241_122);
 
     // The subscriber on API #2, live only (no `after`): it must be subscribed before any traffic.
-    const received: Envelope[] = [];
+    const received: EventEnvelope[] = [];
     const socket = new WebSocket(
       `${api2.url!.replace('http', 'ws')}/v1/workspaces/${ws}/events/live?type=AssignmentMade`,
     );
     socket.on('message', (data) => {
-      const e = JSON.parse(String(data)) as Envelope;
+      const e = JSON.parse(String(data)) as EventEnvelope;
       if (!('heartbeat' in e)) received.push(e); // heartbeats (docs/API.md) are no events
     });
     await new Promise<void>((resolve, reject) => {
@@ -61,8 +57,8 @@ describe('two processes of each role on one Redis', () => {
       socket.once('error', reject);
     });
     await waitFor('the subscriber to be registered on API #2', async () => {
-      const s = await requestJson<{ subscribers: number }>(`${api2.url}/status`);
-      return s.body.subscribers >= 1;
+      const s = (await client2.status()) as Status & { subscribers: number };
+      return s.subscribers >= 1;
     });
 
     // Agents: one language each and one or two areas, so every (language, area) pair is served.
@@ -74,18 +70,12 @@ describe('two processes of each role on one Redis', () => {
       if (i % 4 >= 2) areas.push(AREAS[(areaIndex + 1) % AREAS.length]!);
       const id = `agent-${String(i).padStart(2, '0')}`;
       agentSkills.set(id, [lang, ...areas]);
-      const r = await requestJson(`${base1}/agents`, {
-        method: 'POST',
-        body: { id, name: `Agent ${i}`, skills: [lang, ...areas] },
-      });
-      expect(r.status, JSON.stringify(r.body)).toBe(201);
+      const r = await client1.registerAgent({ id, name: `Agent ${i}`, skills: [lang, ...areas] });
+      expect(r.status, JSON.stringify(r)).toBe(201);
     }
     for (const id of agentSkills.keys()) {
-      const r = await requestJson(`${base1}/agents/${id}/state`, {
-        method: 'POST',
-        body: { state: 'available' },
-      });
-      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      const r = await client1.setAgentState(id, 'available');
+      expect(r.status, JSON.stringify(r)).toBe(200);
     }
 
     // Agents cycle: every assignment (read by paging GET /events on API #1) is completed soon after.
@@ -96,25 +86,27 @@ describe('two processes of each role on one Redis', () => {
     const cycle = (async () => {
       let after: string | undefined;
       while (!stopCycling) {
-        const q = `type=AssignmentMade&limit=1000${after ? `&after=${after}` : ''}`;
-        const page = await requestJson<{ events: Envelope[]; next: string | null }>(`${base1}/events?${q}`);
-        expect(page.status).toBe(200);
-        for (const e of page.body.events) {
+        const page = await client1.events({
+          types: ['AssignmentMade'],
+          limit: 1000,
+          ...(after ? { after } : {}),
+        });
+        for (const e of page.events) {
           after = e.position;
           const contactId = String(e.data.contactId);
           completions.push(
             sleep(20 + Math.floor(random() * 80))
-              .then(() => requestJson(`${base1}/contacts/${contactId}/complete`, { method: 'POST' }))
+              .then(() => client1.completeContact(contactId))
               .then((r) => {
                 if (r.status === 200) completed.add(contactId);
-                else failures.push(`complete ${contactId}: ${r.status} ${JSON.stringify(r.body)}`);
+                else failures.push(`complete ${contactId}: ${r.status} ${JSON.stringify(r)}`);
               })
               .catch((err: Error) => {
                 failures.push(`complete ${contactId}: ${err.message}`);
               }),
           );
         }
-        if (page.body.events.length === 0) await sleep(50);
+        if (page.events.length === 0) await sleep(50);
       }
     })();
 
@@ -127,10 +119,9 @@ describe('two processes of each role on one Redis', () => {
         contactIds.push(id);
         const skills = [LANGUAGES[Math.floor(random() * 2)]!, AREAS[Math.floor(random() * AREAS.length)]!];
         batch.push(
-          requestJson(`${base1}/contacts`, {
-            method: 'POST',
-            body: { id, skills, priority: Math.floor(random() * 3) },
-          }).then((r) => expect(r.status, JSON.stringify(r.body)).toBe(201)),
+          client1
+            .queueContact({ id, skills, priority: Math.floor(random() * 3) })
+            .then((r) => expect(r.status, JSON.stringify(r)).toBe(201)),
         );
       }
       await Promise.all(batch);
@@ -149,16 +140,8 @@ describe('two processes of each role on one Redis', () => {
     await Promise.all(completions);
 
     // The whole log, paged through API #1.
-    const log: Envelope[] = [];
-    let after: string | null = null;
-    do {
-      const page: { status: number; body: { events: Envelope[]; next: string | null } } = await requestJson(
-        `${base1}/events?limit=500${after ? `&after=${after}` : ''}`,
-      );
-      expect(page.status).toBe(200);
-      log.push(...page.body.events);
-      after = page.body.next;
-    } while (after !== null);
+    const log: EventEnvelope[] = [];
+    for await (const e of client1.allEvents({ limit: 500 })) log.push(e);
     const assignments = log.filter((e) => e.type === 'AssignmentMade');
 
     // The subscriber on API #2 got exactly the log's assignments, in log order, with no duplicate.
