@@ -400,6 +400,7 @@ async function killEachRole(
   dataDir: string,
   api: string,
 ): Promise<Record<string, unknown>> {
+  const partStarted = Date.now();
   const launcherPid = l.child.pid!;
   const { app } = JSON.parse(readFileSync(path.join(dataDir, 'redis-credentials.json'), 'utf8')) as {
     app: { user: string; password: string };
@@ -505,13 +506,16 @@ async function killEachRole(
     const projectorPids = memberPids(launcherPid, 'projector');
     expect(projectorPids).toHaveLength(2);
     await sleep(500);
-    const appliedBefore = await redis.hget(k.meta, 'applied');
     const projectorsKilledAt = Date.now();
     for (const pid of projectorPids) process.kill(pid, 'SIGKILL');
     await waitFor('the projectors dead', () => !projectorPids.some(isAlive), {
       timeoutMs: 5000,
       everyMs: 20,
     });
+    // Read once they are gone (a step they sent just before may still have run): from here on,
+    // only a restarted projector moves the checkpoint or applies a command appended now.
+    const projectorsDeadAt = Date.now();
+    const appliedBefore = await redis.hget(k.meta, 'applied');
     const appliedAt = await waitFor(
       'a command applied after the projectors were killed',
       async () => ((await redis.hget(k.meta, 'applied')) !== appliedBefore ? Date.now() : undefined),
@@ -519,8 +523,7 @@ async function killEachRole(
     );
     const firstApplied = await waitFor(
       'a command sent after the kill answered applied',
-      async () =>
-        contacts.find((c) => c.sentAt > projectorsKilledAt && (c.status === 201 || c.status === 200)),
+      async () => contacts.find((c) => c.sentAt > projectorsDeadAt && (c.status === 201 || c.status === 200)),
       { timeoutMs: 20_000, everyMs: 50 },
     );
     const projectorCheckpointMs = appliedAt - projectorsKilledAt;
@@ -551,14 +554,16 @@ async function killEachRole(
       timeoutMs: 5000,
       everyMs: 20,
     });
+    // Made once they are gone (one they sent just before may still have run): a restarted one's.
+    const dispatchersDeadAt = Date.now();
     const seenBefore = load.follower.seen.length;
     await waitFor(
       'an assignment made after the dispatchers were killed',
-      () => load.follower.seen.slice(seenBefore).some((e) => positionMs(e.position) > dispatchersKilledAt),
+      () => load.follower.seen.slice(seenBefore).some((e) => positionMs(e.position) > dispatchersDeadAt),
       { timeoutMs: 20_000, everyMs: 20 },
     );
     const dispatcherAssignMs = Date.now() - dispatchersKilledAt;
-    const firstAssignment = load.follower.seen.find((e) => positionMs(e.position) > dispatchersKilledAt)!;
+    const firstAssignment = load.follower.seen.find((e) => positionMs(e.position) > dispatchersDeadAt)!;
     const dispatcherPositionMs = positionMs(firstAssignment.position) - dispatchersKilledAt;
     for (const n of [1, 2])
       expect(l.output()).toMatch(
@@ -596,6 +601,7 @@ async function killEachRole(
       projectorsKillToFirst201Ms: projectorFirst201Ms,
       dispatchersKillToFirstAssignmentSeenMs: dispatcherAssignMs,
       dispatchersKillToFirstAssignmentPositionMs: dispatcherPositionMs,
+      rolesPartMs: Date.now() - partStarted,
       rolesLoad: {
         contacts: contacts.length,
         statuses: load.client.statuses,
