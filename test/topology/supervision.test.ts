@@ -464,7 +464,7 @@ async function killEachRole(
         await sleep(100);
       }
     })();
-    await sleep(1000);
+    await sleep(500);
 
     // An API instance: through HAProxy, answers come from the restarted instance (a new pid on the
     // same port, back in the backend).
@@ -578,7 +578,7 @@ async function killEachRole(
     expect(newDispatchers.some((p) => dispatcherPids.includes(p))).toBe(false);
 
     // A little more load on the restarted processes, then quiet, then the audit.
-    await sleep(1000);
+    await sleep(500);
     loading = false;
     await loadLoop;
     await Promise.all(inFlight);
