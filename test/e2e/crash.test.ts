@@ -14,11 +14,12 @@
  * these calls live in test/support/audit.ts (shared with test/failover).
  */
 import { randomUUID } from 'node:crypto';
+import { SwitchboardClient, SwitchboardError } from 'switchboard/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { auditWorkspace, LoadDriver, positionMs, waitProjectorSettled } from '../support/audit.ts';
 import { Fleet } from '../support/fleet.ts';
-import { requestJson, type SwitchboardProcess } from '../support/processes.ts';
+import type { SwitchboardProcess } from '../support/processes.ts';
 import { sleep, waitFor } from '../support/wait.ts';
 
 const CONTACTS = 1_000;
@@ -130,14 +131,16 @@ describe('crash safety under load', () => {
 
     // (a)-(e) from the streams; an acknowledged contact that is not assigned must also read as
     // queued or abandoned through the API.
+    const reader = new SwitchboardClient({ url: fleet.api[1]!.url!, workspace: ws, retries: 0 });
     const audit = await auditWorkspace(redis, ws, load.acknowledged.keys(), {
       checkUnassigned: async (id) => {
-        const r = await requestJson<{ state?: string }>(
-          `${fleet.api[1]!.url}/v1/workspaces/${ws}/contacts/${id}`,
-        );
-        return r.status === 200 && ['queued', 'abandoned'].includes(String(r.body.state))
-          ? undefined
-          : `${r.status} ${JSON.stringify(r.body)}`;
+        try {
+          const c = await reader.getContact(id);
+          return ['queued', 'abandoned'].includes(c.state) ? undefined : `200 ${JSON.stringify(c)}`;
+        } catch (err) {
+          if (!(err instanceof SwitchboardError)) throw err;
+          return `${err.status} ${JSON.stringify(err.body)}`;
+        }
       },
     });
 

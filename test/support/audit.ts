@@ -7,7 +7,8 @@
  * URL), completes each assignment 50..300 ms after seeing it, and queues N contacts at a bounded
  * rate, bounded in count and in time. Every request carries an Idempotency-Key and is retried
  * with the same key after a network error, a 5xx or a 202, a bounded number of times and within a
- * bounded time (`RetryingClient`); `failed` counts requests that never got a final answer.
+ * bounded time (`RetryingClient`, on the typed client); `failed` counts requests that never got a
+ * final answer.
  *
  * Audit (`auditWorkspace`): the auditor of src/audit (`npm run audit`) on the workspace's streams,
  * documents and routing index (with a single or a Cluster client), which must report no
@@ -17,6 +18,8 @@
  * Idempotency-Key appended twice. On top, what only the load driver knows: (b) no acknowledged
  * contact is lost, every command carried a key, and no command was rejected unless allowed.
  */
+
+import { type Failure, type RetryInfo, SwitchboardClient, SwitchboardError } from 'switchboard/client';
 import { expect } from 'vitest';
 import WebSocket from 'ws';
 import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
@@ -26,7 +29,6 @@ import type { RejectedCommand } from '../../src/audit/auditor.ts';
 import { auditWorkspace as auditLog } from '../../src/audit/read.ts';
 import type { AuditReport as FullReport } from '../../src/audit/report.ts';
 import type { EventEnvelope } from '../../src/domain/events.ts';
-import { requestJson } from './processes.ts';
 import { sleep, waitFor } from './wait.ts';
 
 export const LANGUAGES = ['English', 'Spanish'] as const;
@@ -57,11 +59,6 @@ export interface RetryOptions {
   readonly maxBackoffMs?: number;
 }
 
-/**
- * The load driver's HTTP client: sends each command with its Idempotency-Key and retries, with the
- * same key and on the next base URL, after a network error, a 5xx or a 202 (bounded in attempts
- * and in time).
- */
 /**
  * Registers agents (one language and one or two areas each, so every (language, area) pair is
  * served) and makes them available, each command with an Idempotency-Key; throws on any other
@@ -98,6 +95,13 @@ export async function registerAvailable(client: RetryingClient, agentIds: readon
   );
 }
 
+/**
+ * The load driver's client: sends each command with its Idempotency-Key and retries, with the
+ * same key and on the next base URL, after a network error, a 5xx or a 202 (bounded in attempts
+ * and in time), counting every try. Built on the typed client (`switchboard/client`): one per base
+ * URL, the others its `failover` URLs; its `onRetry` counts, applies the time budget and sets the
+ * jittered backoff.
+ */
 export class RetryingClient {
   requests = 0;
   /** Attempts after the first, over all requests. */
@@ -113,20 +117,36 @@ export class RetryingClient {
   readonly failures: string[] = [];
   /** When each 2xx answer (other than 202) arrived, in arrival order. */
   readonly okAt: number[] = [];
-  private readonly maxAttempts: number;
+  /** One typed client per base URL: client i tries apiUrls[i] first, then the next ones in turn. */
+  readonly clients: readonly SwitchboardClient[];
   private readonly retryBudgetMs: number;
-  private readonly requestTimeoutMs: number;
   private readonly maxBackoffMs: number;
 
-  constructor(
-    private readonly apiUrls: readonly string[],
-    private readonly ws: string,
-    opts: RetryOptions = {},
-  ) {
-    this.maxAttempts = opts.maxAttempts ?? 10;
+  constructor(apiUrls: readonly string[], ws: string, opts: RetryOptions = {}) {
     this.retryBudgetMs = opts.retryBudgetMs ?? 60_000;
-    this.requestTimeoutMs = opts.requestTimeoutMs ?? 5_000;
     this.maxBackoffMs = opts.maxBackoffMs ?? 1_000;
+    this.clients = apiUrls.map(
+      (url, i) =>
+        new SwitchboardClient({
+          url,
+          workspace: ws,
+          failover: [...apiUrls.slice(i + 1), ...apiUrls.slice(0, i)],
+          retries: (opts.maxAttempts ?? 10) - 1,
+          timeoutMs: opts.requestTimeoutMs ?? 5_000,
+          // No answer, a 5xx, or a 202 (durable, outcome not known yet): again, with the same key.
+          retryOn: (s) => typeof s !== 'number' || s === 202 || s >= 500,
+        }),
+    );
+  }
+
+  /** Counts one try's outcome: its status (202s apart), or a network error or timeout. */
+  private record(status: Failure): void {
+    if (typeof status !== 'number') {
+      this.networkErrors++;
+      return;
+    }
+    this.statuses[status] = (this.statuses[status] ?? 0) + 1;
+    if (status === 202) this.accepted202++;
   }
 
   /**
@@ -136,42 +156,54 @@ export class RetryingClient {
   async command(path: string, body: unknown, key: string, first: number): Promise<Reply | null> {
     this.requests++;
     const started = Date.now();
+    const client = this.clients[first % this.clients.length]!;
     let last: Reply | null = null;
-    let attempt = 0;
-    for (; attempt < this.maxAttempts; attempt++) {
-      if (attempt > 0) {
-        if (Date.now() - started > this.retryBudgetMs) break;
-        if (attempt === 1) this.retriedRequests++;
-        this.retries++;
-        await sleep(Math.min(this.maxBackoffMs, 50 * 2 ** attempt) * (0.5 + Math.random()));
+    let attempts = 0;
+    // Each try that is tried again is counted here; the last one (the call's answer) below,
+    // unless the retry budget stopped the retries after it was counted here.
+    let counted = false;
+    const onRetry = (i: RetryInfo): boolean | number => {
+      attempts = i.attempt;
+      this.record(i.status);
+      if (typeof i.status === 'number') last = { status: i.status, body: i.body as Record<string, unknown> };
+      if (Date.now() - started > this.retryBudgetMs) {
+        counted = true;
+        return false;
       }
-      const url = `${this.apiUrls[(first + attempt) % this.apiUrls.length]}/v1/workspaces/${this.ws}${path}`;
-      try {
-        const r = await requestJson<Record<string, unknown>>(url, {
-          method: 'POST',
-          ...(body !== undefined ? { body } : {}),
-          headers: { 'idempotency-key': key },
-          timeoutMs: this.requestTimeoutMs,
-        });
-        last = { status: r.status, body: r.body };
-        this.statuses[r.status] = (this.statuses[r.status] ?? 0) + 1;
-        if (r.status === 202) {
-          this.accepted202++;
-          continue;
-        }
-        if (r.status >= 500) continue;
-        if (r.status < 300) this.okAt.push(Date.now());
-        else this.failures.push(`${path} (${key}): ${r.status} ${JSON.stringify(r.body)}`);
-        return last;
-      } catch {
-        this.networkErrors++;
-      }
+      if (i.attempt === 1) this.retriedRequests++;
+      this.retries++;
+      // Jittered, exponential, capped; not Retry-After's second (the failover suites measure the gap).
+      return Math.min(this.maxBackoffMs, 50 * 2 ** i.attempt) * (0.5 + Math.random());
+    };
+    let final: Failure;
+    try {
+      const a = await client.send('POST', `${client.workspacePath}${path}`, {
+        ...(body !== undefined ? { body } : {}),
+        idempotencyKey: key,
+        onRetry,
+      });
+      attempts = a.attempts;
+      final = a.status;
+      last = { status: a.status, body: a.body as Record<string, unknown> };
+    } catch (err) {
+      if (!(err instanceof SwitchboardError)) throw err;
+      attempts = err.attempts;
+      final = err.status;
+    }
+    if (!counted) this.record(final);
+    const settled = typeof final === 'number' && final !== 202 && final < 500;
+    if (settled) {
+      const r = last as Reply | null;
+      if (r && r.status < 300) this.okAt.push(Date.now());
+      else this.failures.push(`${path} (${key}): ${r?.status} ${JSON.stringify(r?.body)}`);
+      return r;
     }
     this.failed++;
+    const l = last as Reply | null;
     this.failures.push(
-      `${path} (${key}): no final answer after ${attempt} attempts in ${Date.now() - started} ms (last ${last?.status} ${last ? JSON.stringify(last.body) : ''})`,
+      `${path} (${key}): no final answer after ${attempts} attempts in ${Date.now() - started} ms (last ${l?.status} ${l ? JSON.stringify(l.body) : ''})`,
     );
-    return last?.status === 202 ? last : null;
+    return l?.status === 202 ? l : null;
   }
 }
 

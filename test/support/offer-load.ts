@@ -16,6 +16,7 @@
  * the command stream, every timer command's commandId (`timer:<member>:<due ms>`) is distinct,
  * each timer member fired at most once, and no offer was expired by two ExpireOffer commands.
  */
+import { type SettingsChange, SwitchboardClient } from 'switchboard/client';
 import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
 import { parseFields, toEnvelope } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
@@ -225,19 +226,15 @@ export class OfferLoad {
   }
 }
 
-/** PUTs the workspace settings (the load driver's client only POSTs). */
+/** PUTs the workspace settings and waits for them to apply (200); a refusal throws its SwitchboardError. */
 export async function putSettings(
   apiUrl: string,
   ws: string,
   settings: Record<string, unknown>,
 ): Promise<void> {
-  const res = await fetch(`${apiUrl}/v1/workspaces/${ws}/settings`, {
-    method: 'PUT',
-    headers: { 'content-type': 'application/json', 'idempotency-key': `settings-${ws}` },
-    body: JSON.stringify(settings),
-  });
-  const text = await res.text();
-  if (res.status !== 200) throw new Error(`PUT settings: ${res.status} ${text}`);
+  const client = new SwitchboardClient({ url: apiUrl, workspace: ws });
+  const r = await client.putSettings(settings as SettingsChange, { idempotencyKey: `settings-${ws}` });
+  if (r.status !== 200) throw new Error(`PUT settings: ${r.status} ${JSON.stringify(r)}`);
 }
 
 /** Every entry of a stream, in order, in pages. */
