@@ -197,6 +197,7 @@ export async function startProcess(opts: StartProcessOptions): Promise<Switchboa
       if (!running) throw failed(`exited with ${await exited} before /health answered`);
       if (Date.now() > deadline) throw failed(`did not answer /health with 200 within ${timeoutMs} ms`);
       try {
+        // A bare probe, not the client: any failure here only means "not up yet".
         const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1_000) });
         await res.arrayBuffer();
         if (res.status === 200) break;
@@ -252,34 +253,4 @@ export function childProcesses(pid: number): { pid: number; comm: string }[] {
     }
   }
   return out;
-}
-
-export interface JsonResponse<T = unknown> {
-  readonly status: number;
-  readonly body: T;
-  readonly headers: Headers;
-}
-
-/** One JSON request; `body` is sent as JSON when given. Network errors reject. */
-export async function requestJson<T = Record<string, unknown>>(
-  url: string,
-  init: { method?: string; body?: unknown; headers?: Record<string, string>; timeoutMs?: number } = {},
-): Promise<JsonResponse<T>> {
-  const res = await fetch(url, {
-    method: init.method ?? 'GET',
-    headers: {
-      ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}),
-      ...(init.headers ?? {}),
-    },
-    ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
-    signal: AbortSignal.timeout(init.timeoutMs ?? 10_000),
-  });
-  const text = await res.text();
-  let body: unknown = text;
-  try {
-    body = text === '' ? undefined : JSON.parse(text);
-  } catch {
-    /* not JSON: keep the text */
-  }
-  return { status: res.status, body: body as T, headers: res.headers };
 }
