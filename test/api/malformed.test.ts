@@ -725,10 +725,11 @@ async function send(c: Case): Promise<Reply> {
 }
 
 /**
- * Keys that change by the clock, not by requests: the live dispatchers and archivers, scored by
- * their last lease renewal (every few hundred ms), which a batch longer than that would see move.
+ * Keys that change by the clock, not by requests: the live dispatchers, archivers and interval
+ * projections, scored by their last lease renewal (every few hundred ms), which a batch longer than
+ * that would see move.
  */
-const HEARTBEATS = new Set([globalKeys.dispatchers, globalKeys.archivers]);
+const HEARTBEATS = new Set([globalKeys.dispatchers, globalKeys.archivers, globalKeys.intervalProjections]);
 /** A caller's rate-limit counter: the one write a refused request may make (it counts the request). */
 const RATE_COUNTER = /^sb:(addr|\{[^}]*\}):rate:/;
 

@@ -242,12 +242,25 @@ describe('statistics', () => {
       meanWaitMs: Math.round((waits[0]! + waits[1]! + waits[2]!) / 3),
       serviceLevel: Math.round((within / 3) * 1000) / 1000,
     });
+    const nobody = { available: 0, away: 0, busy: 0, offline: 0, reserved: 0, wrapup: 0 };
     expect(stats.queues).toEqual([
-      { channel: 'voice', skills: 'Claims', queued: 1, assignments: 0, meanWaitMs: null, serviceLevel: null },
+      {
+        channel: 'voice',
+        skills: 'Claims',
+        queued: 1,
+        longestWaitMs: expect.any(Number),
+        agents: nobody,
+        assignments: 0,
+        meanWaitMs: null,
+        serviceLevel: null,
+      },
       {
         channel: 'voice',
         skills: 'Sales',
         queued: 0,
+        longestWaitMs: 0,
+        // s1 holds Sales and is full.
+        agents: { ...nobody, busy: 1 },
         ...(({ ms: _m, serviceLevelMs: _s, ...w }) => w)(stats.window as Json),
       },
     ]);
