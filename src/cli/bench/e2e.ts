@@ -46,6 +46,11 @@ export interface E2eRateFigures {
    */
   readonly decisionToReceiptP50Ms: number | null;
   readonly decisionToReceiptP99Ms: number | null;
+  /** CPU time (user + system) of the Switchboard process per contact sent, µs, from its /metrics. */
+  readonly apiCpuUsPerContact: number | null;
+  /** The Switchboard process's GC pauses over the run (every kind), and their total, ms. */
+  readonly apiGcPauses: number | null;
+  readonly apiGcPauseMs: number | null;
   /** POSTs that failed or answered other than 2xx. */
   readonly errors: number;
   /** Planned sends dropped because `inFlight` POSTs were already unanswered. */
@@ -64,18 +69,42 @@ export interface E2eFigures {
   readonly highestRateP99Under10ms: number | null;
 }
 
+/** What the Switchboard process says of its own CPU and GC on GET /metrics (prom-client's defaults). */
+interface ProcessStats {
+  readonly cpuS: number;
+  readonly gcPauses: number;
+  readonly gcS: number;
+}
+
+async function processStats(agent: http.Agent, base: string): Promise<ProcessStats | null> {
+  const r = await request(agent, 'GET', `${base}/metrics`).catch(() => undefined);
+  if (r?.status !== 200) return null;
+  let cpuS = 0;
+  let gcPauses = 0;
+  let gcS = 0;
+  for (const line of r.body.split('\n')) {
+    const v = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (/^switchboard_process_cpu_(user|system)_seconds_total /.test(line)) cpuS += v;
+    else if (line.startsWith('switchboard_nodejs_gc_duration_seconds_count{')) gcPauses += v;
+    else if (line.startsWith('switchboard_nodejs_gc_duration_seconds_sum{')) gcS += v;
+  }
+  return { cpuS, gcPauses, gcS };
+}
+
 /**
  * The V8 flags `npm start` runs Switchboard with (package.json): a young generation of up to 64 MB
  * a half, so the API's scavenges (its only frequent GC pauses) come about half as often.
  */
 export const SWITCHBOARD_NODE_FLAGS = '--max-semi-space-size=64';
+/** The flags the benches start Switchboard with: SWITCHBOARD_NODE_FLAGS unless the environment names others (to compare). */
+const switchboardNodeFlags = (): string => process.env.BENCH_SWITCHBOARD_NODE_FLAGS ?? SWITCHBOARD_NODE_FLAGS;
 
 /** Starts Switchboard (all roles) in its own process, serving `workspace` only, as `npm start` runs it. */
 export function startSwitchboardProcess(redisUrl: string, workspace: string): Promise<ChildServer> {
   return startChild(
     'src/main.ts',
     {
-      NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${SWITCHBOARD_NODE_FLAGS}`.trim(),
+      NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${switchboardNodeFlags()}`.trim(),
       REDIS_URL: redisUrl,
       LOG_LEVEL: 'warn',
       WORKSPACES: workspace,
@@ -167,6 +196,7 @@ export async function e2eWorkload(
       let dropped = 0;
       let maxLag = 0;
       let i = 0;
+      const stats0 = await processStats(completeAgent, sb.base);
       const t0 = performance.now();
       while (i < total) {
         const now = performance.now();
@@ -205,6 +235,7 @@ export async function e2eWorkload(
       const open = () => mine.filter((id) => sentAt.has(id)).length;
       while (performance.now() < deadline && (inFlight > 0 || open() > 0)) await sleep(10);
       const unassigned = open();
+      const stats1 = await processStats(completeAgent, sb.base);
       for (const id of mine) sentAt.delete(id); // late arrivals are completed but not timed
       const assigned = latencies.length;
       const sorted = [...latencies].sort((a, b) => a - b);
@@ -219,6 +250,12 @@ export async function e2eWorkload(
         maxMs: round(sorted[sorted.length - 1] ?? null, 2),
         decisionToReceiptP50Ms: round(percentile(decided, 50), 2),
         decisionToReceiptP99Ms: round(percentile(decided, 99), 2),
+        apiCpuUsPerContact:
+          stats0 && stats1 && mine.length > 0
+            ? round(((stats1.cpuS - stats0.cpuS) * 1e6) / mine.length, 0)
+            : null,
+        apiGcPauses: stats0 && stats1 ? stats1.gcPauses - stats0.gcPauses : null,
+        apiGcPauseMs: stats0 && stats1 ? round((stats1.gcS - stats0.gcS) * 1000, 1) : null,
         errors,
         notSentOnTime: dropped,
         maxSendLagMs: mine.length > 0 ? round(maxLag, 2) : null,
