@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Metric, MetricObjectWithValues, MetricValueWithName, Registry } from 'prom-client';
 import { workspaceKeys } from '../redis/keys.ts';
-import type { RedisClient } from '../redis/scripts.ts';
+import { luaScript, type RedisClient, runLua } from '../redis/scripts.ts';
 
 /**
  * The wait-time histogram of each workspace (docs/METRICS.md): how long each contact had waited
@@ -10,11 +10,14 @@ import type { RedisClient } from '../redis/scripts.ts';
  * the hash's cursor into it, so every decision is counted once whichever instance scrapes, and the
  * figures survive restarts and are the same on every instance (like the workspace counters).
  *
- * Two instances must not fold the same events: a fold takes a short lock (SET NX PX); a scrape
+ * Each fold adds its counts and moves the cursor in one step that applies only while the cursor is
+ * still the one the fold read from (lua/wait-fold-1.lua), so no event is ever counted twice, whatever
+ * the timing. A short lock (SET NX PX) keeps instances from doing the same reading twice: a scrape
  * that finds another's fold under way waits for it within its budget, and past the budget reports
- * the counts as they stand. The counts start at the
- * events' end when a workspace is first folded (its earlier decisions are not counted).
+ * the counts as they stand. The counts start at the events' end when a workspace is first folded
+ * (its earlier decisions are not counted).
  */
+export const FOLD = luaScript('waitFold', new URL('../redis/lua/wait-fold-1.lua', import.meta.url));
 
 /** Upper bounds of the buckets, seconds: contact-center waits, from answered at once to 10 minutes. */
 export const WAIT_BUCKETS_S = [1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600] as const;
@@ -25,7 +28,7 @@ const PAGE = 2_000;
 const LOCK_MS = 10_000;
 /** How often a scrape looks whether another's fold is over. */
 const LOCK_RETRY_MS = 20;
-/** A fold stops writing this long after taking its lock, so its lock cannot run out under it. */
+/** A fold stops this long after taking its lock, so its lock rarely runs out under it. */
 const WRITE_WITHIN_MS = 5_000;
 
 /** A workspace's counts as the hash holds them: per bucket (not cumulative), +Inf last. */
@@ -69,14 +72,13 @@ export async function foldWaits(redis: RedisClient, ws: string, deadline: number
   if (!locked) return countsOf(await redis.hgetall(key));
   const took = Date.now();
   try {
-    let cursor: string;
-    const stored = await redis.hget(key, 'cursor');
-    if (stored === null) {
-      // First sight: count from the events' end on.
+    let cursor = await redis.hget(key, 'cursor');
+    if (cursor === null) {
+      // First sight: count from the events' end on (unless another instance began meanwhile).
       const last = await redis.xrevrange(k.events, '+', '-', 'COUNT', 1);
-      cursor = last[0]?.[0] ?? '0-0';
-      await redis.hset(key, 'cursor', cursor);
-    } else cursor = stored;
+      await redis.hsetnx(key, 'cursor', last[0]?.[0] ?? '0-0');
+      cursor = (await redis.hget(key, 'cursor')) ?? '0-0';
+    }
     while (Date.now() < deadline && Date.now() - took < WRITE_WITHIN_MS) {
       const entries: [string, string[]][] = await redis.xrange(k.events, `(${cursor}`, '+', 'COUNT', PAGE);
       if (entries.length === 0) break;
@@ -94,14 +96,15 @@ export async function foldWaits(redis: RedisClient, ws: string, deadline: number
         n++;
         sumMs += ms;
       }
-      cursor = entries[entries.length - 1]![0];
-      const tx = redis.multi();
+      const next = entries[entries.length - 1]![0];
+      const increments: (string | number)[] = [];
       add.forEach((c, i) => {
-        if (c > 0) tx.hincrby(key, field(i), c);
+        if (c > 0) increments.push(field(i), c);
       });
-      if (n > 0) tx.hincrby(key, 'count', n).hincrby(key, 'sum_ms', sumMs);
-      tx.hset(key, 'cursor', cursor);
-      await tx.exec();
+      if (n > 0) increments.push('count', n, 'sum_ms', sumMs);
+      // Another fold moved the cursor first (its lock ran out under a stalled one): it counted these.
+      if ((await runLua(redis, FOLD, [key], [cursor, next, ...increments])) !== 1) break;
+      cursor = next;
       if (entries.length < PAGE) break;
     }
   } finally {
