@@ -398,7 +398,13 @@ export class SwitchboardClient {
       const go = (o.onRetry ?? this.options.onRetry)?.(info);
       if (go === false) {
         if (answer) return answer;
-        throw failure!;
+        throw new SwitchboardError({
+          status: failure!.status,
+          method,
+          path,
+          detail: failure!.detail,
+          attempts: attempt,
+        });
       }
       await sleep(typeof go === 'number' && go >= 0 ? go : delayMs, o.signal);
     }

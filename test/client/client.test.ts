@@ -216,6 +216,9 @@ describe('commands and queries', () => {
     const nowhere = new SwitchboardClient({ url: `http://127.0.0.1:${port}`, retries: 1, backoffMs: 10 });
     const net = await failure(nowhere.health());
     expect(net).toMatchObject({ status: 'network', type: 'network', attempts: 2 });
+    // onRetry stopping the retries: the failure counts the tries made.
+    const stopped = await failure(nowhere.with({ retries: 5, onRetry: (i) => i.attempt < 2 }).health());
+    expect(stopped).toMatchObject({ status: 'network', attempts: 2 });
   });
 
   it('a 503 is retried after Retry-After with the same Idempotency-Key: the command applies once', async () => {

@@ -187,7 +187,7 @@ export class RetryingClient {
       last = { status: a.status, body: a.body as Record<string, unknown> };
     } catch (err) {
       if (!(err instanceof SwitchboardError)) throw err;
-      attempts = err.attempts;
+      attempts = Math.max(attempts, err.attempts);
       final = err.status;
     }
     if (!counted) this.record(final);
