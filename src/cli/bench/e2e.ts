@@ -92,19 +92,21 @@ async function processStats(agent: http.Agent, base: string): Promise<ProcessSta
 }
 
 /**
- * The V8 flags `npm start` runs Switchboard with (package.json): a young generation of up to 64 MB
- * a half, so the API's scavenges (its only frequent GC pauses) come about half as often.
+ * V8 flags for the Switchboard process, to compare (BENCH_SWITCHBOARD_NODE_FLAGS, passed in
+ * NODE_OPTIONS); none by default, as `npm start` runs it. A larger young generation
+ * (`--max-semi-space-size=64`) halved the API's scavenges under the e2e load but made each longer,
+ * and the p99 worse (docs/BENCHMARKS.md).
  */
-export const SWITCHBOARD_NODE_FLAGS = '--max-semi-space-size=64';
-/** The flags the benches start Switchboard with: SWITCHBOARD_NODE_FLAGS unless the environment names others (to compare). */
-const switchboardNodeFlags = (): string => process.env.BENCH_SWITCHBOARD_NODE_FLAGS ?? SWITCHBOARD_NODE_FLAGS;
+const switchboardNodeFlags = (): string => process.env.BENCH_SWITCHBOARD_NODE_FLAGS ?? '';
 
-/** Starts Switchboard (all roles) in its own process, serving `workspace` only, as `npm start` runs it. */
+/** Starts Switchboard (all roles) in its own process, serving `workspace` only. */
 export function startSwitchboardProcess(redisUrl: string, workspace: string): Promise<ChildServer> {
   return startChild(
     'src/main.ts',
     {
-      NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${switchboardNodeFlags()}`.trim(),
+      ...(switchboardNodeFlags()
+        ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${switchboardNodeFlags()}`.trim() }
+        : {}),
       REDIS_URL: redisUrl,
       LOG_LEVEL: 'warn',
       WORKSPACES: workspace,
