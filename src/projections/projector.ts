@@ -57,14 +57,17 @@ export async function projectPending(
   workspace: string,
   delivered: readonly string[] = [],
   opts: ProjectorOptions = defaultProjectorOptions,
-  /** After each step that applied something: how many, and the checkpoint it ended at (logging). */
-  onStep?: (applied: number, checkpoint: string) => Promise<void>,
+  /**
+   * After each step that applied something: how many, the checkpoint it ended at and the commands
+   * it refused (logging).
+   */
+  onStep?: StepLog,
 ): Promise<number> {
   const k = workspaceKeys(workspace);
   let total = 0;
   let ack = delivered;
   for (;;) {
-    const [applied, checkpoint, more] = (await runLua(
+    const [applied, checkpoint, more, refused] = (await runLua(
       redis,
       PROJECT,
       [
@@ -94,12 +97,35 @@ export async function projectPending(
         opts.outcomesKeptMs ?? OUTCOMES_KEPT_MS,
         ...ack,
       ],
-    )) as [number, string, number];
-    if (applied > 0 && onStep) await onStep(applied, checkpoint);
+    )) as [number, string, number, (string | number)[]?];
+    if (applied > 0 && onStep) await onStep(applied, checkpoint, refusalsOf(refused ?? []));
     total += applied;
     ack = [];
     if (more !== 1) return total;
   }
+}
+
+/** A command a step refused, as the step returns it. */
+export interface Refusal {
+  readonly position: string;
+  readonly status: number;
+  readonly problem: string;
+  readonly title: string;
+}
+
+/** What a projector logs after a step (see Projector.logStep). */
+export type StepLog = (applied: number, checkpoint: string, refused: readonly Refusal[]) => Promise<void>;
+
+function refusalsOf(flat: readonly (string | number)[]): Refusal[] {
+  const out: Refusal[] = [];
+  for (let i = 0; i + 3 < flat.length; i += 4)
+    out.push({
+      position: String(flat[i]),
+      status: Number(flat[i + 1]),
+      problem: String(flat[i + 2]),
+      title: String(flat[i + 3]),
+    });
+  return out;
 }
 
 type ReadGroupReply = [string, [string, string[]][]][] | null;
@@ -201,40 +227,38 @@ export class Projector {
 
   /**
    * The lines about single commands, after a step: each command refused (info: its id, request
-   * id, type, status and problem) and, at debug, each command applied. Off below info (the
-   * outcome read costs one XREVRANGE per step).
+   * id, type, status and problem, from the step's own answer and the command's entry) and, at
+   * debug, each command applied (from the outcome stream: one XREVRANGE per step, only then).
    */
   private readonly logStep = async (
     workspace: string,
     applied: number,
     checkpoint: string,
+    refused: readonly Refusal[],
   ): Promise<void> => {
-    if (!this.log.isLevelEnabled('info')) return;
-    const debug = this.log.isLevelEnabled('debug');
     try {
-      const outcomes = await stepOutcomes(this.redis, workspace, applied, checkpoint);
-      for (const o of outcomes) {
-        if (o.status >= 400) {
-          const command = await this.commandAt(workspace, o.position);
+      if (this.log.isLevelEnabled('info'))
+        for (const r of refused) {
+          const command = await this.commandAt(workspace, r.position);
           this.log.info(
             {
               workspace,
               ...command,
-              commandId: o.commandId,
-              position: o.position,
-              status: o.status,
-              problem: o.problem,
-              title: o.title,
+              position: r.position,
+              status: r.status,
+              problem: r.problem,
+              title: r.title,
             },
             'command refused',
           );
-        } else if (debug) {
+        }
+      if (!this.log.isLevelEnabled('debug')) return;
+      for (const o of await stepOutcomes(this.redis, workspace, applied, checkpoint))
+        if (o.status < 400)
           this.log.debug(
             { workspace, commandId: o.commandId, position: o.position, status: o.status },
             'command applied',
           );
-        }
-      }
     } catch (err) {
       this.log.debug(
         { workspace, err: (err as Error).message },
@@ -247,8 +271,8 @@ export class Projector {
    * The `onStep` of projectPending for a step this projector's loop does not run itself (the
    * API's immediate step, composition-root.ts): its commands get the same lines.
    */
-  stepLogger(workspace: string): (applied: number, checkpoint: string) => Promise<void> {
-    return (applied, checkpoint) => this.logStep(workspace, applied, checkpoint);
+  stepLogger(workspace: string): StepLog {
+    return (applied, checkpoint, refused) => this.logStep(workspace, applied, checkpoint, refused);
   }
 
   /** The request id and type of the command at `position` (or after `position` with `after`). */
@@ -279,8 +303,8 @@ export class Projector {
   /** A step that failed names the command it was to apply first (the one after the checkpoint). */
   private async project(workspace: string, delivered: readonly string[]): Promise<number> {
     try {
-      return await projectPending(this.redis, workspace, delivered, this.opts, (n, checkpoint) =>
-        this.logStep(workspace, n, checkpoint),
+      return await projectPending(this.redis, workspace, delivered, this.opts, (n, checkpoint, refused) =>
+        this.logStep(workspace, n, checkpoint, refused),
       );
     } catch (err) {
       const next = await this.redis

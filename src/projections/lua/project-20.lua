@@ -30,7 +30,7 @@
   CommandRejected fact with nothing else written, and the checkpoint moves past it: one entry
   never stops the stream. Handlers check everything they need before their first write.
 
-  Returns {applied count, checkpoint, more (0|1)}.
+  Returns {applied count, checkpoint, more (0|1), refused: {position, status, problem type, title, ...}}.
 ]]
 local K_COMMANDS, K_EVENTS, K_OUTCOMES, K_META = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_QUEUE, K_SKILLSETS, K_CAND, K_WAKE = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -856,6 +856,8 @@ local checkpoint = redis.call('HGET', K_META, 'applied') or '0-0'
 local last_outcome
 local entries = redis.call('XRANGE', K_COMMANDS, '(' .. checkpoint, '+', 'COUNT', MAX)
 local applied = {}
+-- The commands refused in this step, for the projector's log: position, status, problem type, title.
+local refused = {}
 for i = 1, #entries do
   local pos = entries[i][1]
   local f = {}
@@ -870,6 +872,10 @@ for i = 1, #entries do
   meta_json = cjson.encode(meta)
   local outcome, c = apply(f, at, pos, meta)
   if outcome.status >= 400 then
+    refused[#refused + 1] = pos
+    refused[#refused + 1] = outcome.status
+    refused[#refused + 1] = outcome.body.type or ''
+    refused[#refused + 1] = outcome.body.title or ''
     outcome.body.commandId = f.commandId
     emit('CommandRejected', at, {
       commandId = f.commandId, command = f.type, target = c and (c.contactId or c.agentId) or nil,
@@ -908,4 +914,4 @@ for i = 8, #ARGV do delivered[#delivered + 1] = ARGV[i] end
 if #delivered > 0 then redis.call('XACK', K_COMMANDS, GROUP, unpack(delivered)) end
 local more = 0
 if #entries == MAX then more = 1 end
-return { #applied, checkpoint, more }
+return { #applied, checkpoint, more, refused }
