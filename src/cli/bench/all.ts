@@ -110,6 +110,11 @@ export const ALL_RUNS: Record<string, Record<Preset, string[][]>> = {
     quick: [['--sizes', '1000,100000']],
     full: [[]],
   },
+  policy: {
+    tiny: [['--sizes', '50,200,16', '--decisions', '5']],
+    quick: [['--sizes', '2000,10000,1024', '--decisions', '50']],
+    full: [[]],
+  },
   audit: {
     tiny: [['--events', '3000', '--agents', '30']],
     quick: [['--events', '100000']],

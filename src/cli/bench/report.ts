@@ -342,6 +342,28 @@ const shapeRows: RowMaker = (run) => {
   return rows;
 };
 
+/** Each routing policy's worst step over its shapes, against longest-available's (bench policy). */
+const policyRows: RowMaker = (run) => {
+  const policies = ((run.figures as { policies?: Record<string, Record<string, unknown>> } | null)
+    ?.policies ?? {}) as Record<string, Record<string, { worstRedisStepUs?: number }>>;
+  const worstOf = (p: string) => {
+    const shapes = Object.values(policies[p] ?? {});
+    return shapes.length ? Math.max(...shapes.map((s) => s.worstRedisStepUs ?? 0)) / 1000 : null;
+  };
+  const base = worstOf('longest-available');
+  return Object.keys(policies)
+    .filter((p) => p !== 'longest-available')
+    .map((p) =>
+      row(
+        `policy ${p}: worst step`,
+        worstOf(p),
+        'ms',
+        { name: 'longest-available', value: base, unit: 'ms' },
+        { on: 'figure', op: '<=', value: 5 },
+      ),
+    );
+};
+
 const auditRows: RowMaker = (run) => [
   row(
     `audit, ${at(run.figures, 'events')?.toLocaleString('en-US')} events`,
@@ -365,6 +387,7 @@ export const STANDARD_ROWS: Record<string, RowMaker> = {
   split: shapeRows,
   wide: shapeRows,
   large: shapeRows,
+  policy: policyRows,
   audit: auditRows,
 };
 
