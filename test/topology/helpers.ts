@@ -1,5 +1,5 @@
 /** Small helpers shared by the topology tests (temp dirs, HTTP through HAProxy). */
-import { execFile } from 'node:child_process';
+import { type ChildProcess, execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
@@ -66,4 +66,23 @@ export function startTinyHttp(
       });
     });
   });
+}
+
+/**
+ * Stops launchers a test left running: Ctrl-C (SIGINT, their clean shutdown) and up to 30 s to
+ * exit, then SIGKILL.
+ */
+export async function stopLaunchers(running: readonly ChildProcess[]): Promise<void> {
+  for (const c of running) {
+    if (c.exitCode !== null || c.signalCode !== null) continue;
+    c.kill('SIGINT');
+    const done = await new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => resolve(false), 30_000);
+      c.once('exit', () => {
+        clearTimeout(t);
+        resolve(true);
+      });
+    });
+    if (!done) c.kill('SIGKILL');
+  }
 }

@@ -33,7 +33,7 @@ import { deleteNamespaceSync, probeNetns } from '../../src/topology/netns.ts';
 import { LoadDriver, trafficGap } from '../support/audit.ts';
 import { PROJECT_ROOT } from '../support/processes.ts';
 import { sleep, waitFor } from '../support/wait.ts';
-import { httpGet } from './helpers.ts';
+import { httpGet, stopLaunchers } from './helpers.ts';
 
 const launcher = new URL('../../src/cli/launch.ts', import.meta.url).pathname;
 const auditCli = new URL('../support/audit-cli.ts', import.meta.url).pathname;
@@ -125,18 +125,7 @@ function vipOn(ns: string, vip: string): boolean {
 
 afterAll(async () => {
   // A failed test may leave a launcher running: stop it, then remove whatever it left behind.
-  for (const c of running) {
-    if (c.exitCode !== null || c.signalCode !== null) continue;
-    c.kill('SIGINT');
-    const done = await new Promise<boolean>((resolve) => {
-      const t = setTimeout(() => resolve(false), 30_000);
-      c.once('exit', () => {
-        clearTimeout(t);
-        resolve(true);
-      });
-    });
-    if (!done) c.kill('SIGKILL');
-  }
+  await stopLaunchers(running);
   for (const id of runIds) {
     for (const ns of namespacesOf(id)) deleteNamespaceSync(ns);
   }

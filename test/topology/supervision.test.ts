@@ -33,6 +33,7 @@ import { globalKeys, workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { haproxyRuntime } from '../../src/topology/haproxy/runtime.ts';
 import { AREAS, auditWorkspace, LANGUAGES, LoadDriver, positionMs } from '../support/audit.ts';
 import { sleep, waitFor } from '../support/wait.ts';
+import { stopLaunchers } from './helpers.ts';
 
 const execFileP = promisify(execFile);
 const keySlot = createRequire(import.meta.url)('cluster-key-slot') as (key: string) => number;
@@ -42,18 +43,7 @@ const running: ChildProcess[] = [];
 const dirs: string[] = [];
 
 afterAll(async () => {
-  for (const c of running) {
-    if (c.exitCode !== null || c.signalCode !== null) continue;
-    c.kill('SIGINT');
-    const done = await new Promise<boolean>((resolve) => {
-      const t = setTimeout(() => resolve(false), 30_000);
-      c.once('exit', () => {
-        clearTimeout(t);
-        resolve(true);
-      });
-    });
-    if (!done) c.kill('SIGKILL');
-  }
+  await stopLaunchers(running);
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 }, 60_000);
 

@@ -40,6 +40,7 @@ import { deleteNamespaceSync, probeNetns } from '../../src/topology/netns.ts';
 import { AREAS, LANGUAGES, RetryingClient, registerAvailable } from '../support/audit.ts';
 import { PROJECT_ROOT } from '../support/processes.ts';
 import { sleep, waitFor } from '../support/wait.ts';
+import { stopLaunchers } from './helpers.ts';
 
 const execFileP = promisify(execFile);
 const launcher = new URL('../../src/cli/launch.ts', import.meta.url).pathname;
@@ -56,18 +57,7 @@ const dirs: string[] = [];
 let runId: string | undefined;
 
 afterAll(async () => {
-  for (const c of running) {
-    if (c.exitCode !== null || c.signalCode !== null) continue;
-    c.kill('SIGINT');
-    const done = await new Promise<boolean>((resolve) => {
-      const t = setTimeout(() => resolve(false), 30_000);
-      c.once('exit', () => {
-        clearTimeout(t);
-        resolve(true);
-      });
-    });
-    if (!done) c.kill('SIGKILL');
-  }
+  await stopLaunchers(running);
   if (runId) for (const ns of namespacesOf(runId)) deleteNamespaceSync(ns);
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 }, 60_000);
