@@ -371,7 +371,8 @@ export class SwitchboardClient {
         if (o.signal?.aborted) throw err;
       }
       const status: Failure = answer ? answer.status : failure!.status;
-      if (attempt > retries || !retryOn(status)) {
+      // No more tries: the last answer, or the failure as an error.
+      const lastOf = (): Answer => {
         if (answer) return answer;
         throw new SwitchboardError({
           status: failure!.status,
@@ -380,7 +381,8 @@ export class SwitchboardClient {
           detail: failure!.detail,
           attempts: attempt,
         });
-      }
+      };
+      if (attempt > retries || !retryOn(status)) return lastOf();
       const backoff = Math.min(
         this.options.maxBackoffMs ?? 4_000,
         (this.options.backoffMs ?? 250) * 2 ** (attempt - 1),
@@ -396,16 +398,7 @@ export class SwitchboardClient {
         ...(answer ? { body: answer.body } : {}),
       };
       const go = (o.onRetry ?? this.options.onRetry)?.(info);
-      if (go === false) {
-        if (answer) return answer;
-        throw new SwitchboardError({
-          status: failure!.status,
-          method,
-          path,
-          detail: failure!.detail,
-          attempts: attempt,
-        });
-      }
+      if (go === false) return lastOf();
       await sleep(typeof go === 'number' && go >= 0 ? go : delayMs, o.signal);
     }
   }
