@@ -275,6 +275,9 @@ describe('the Redis master of a workspace SIGKILLed (cluster, replicated durabil
     }
     expect(rolledBack[controlWs], 'nothing rolled back on the healthy master').toBe(0);
 
+    // Redis moving slots is "storage unavailable, retry" (503), never an internal error (500).
+    for (const load of [victimLoad, controlLoad])
+      expect(load.client.statuses['500'] ?? 0, 'answers 500').toBe(0);
     const victimGap = trafficGap(victimLoad.client.okAt, killedAt, killedAt + 30_000);
     const controlGap = trafficGap(controlLoad.client.okAt, killedAt, killedAt + 30_000);
     console.log(
