@@ -182,7 +182,13 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
         // Leave the load balancer first, then close WebSockets (preClose) and drain requests;
         // workers end after their current step.
         await registration?.stop().catch(() => {});
-        if (api) await api.close();
+        if (api) {
+          // Requests get DRAIN_MS to finish; a connection still open then (a client that keeps
+          // sending on it, or never reads its answer) is cut, so a stop always ends.
+          const closed = api.close();
+          const cut = setTimeout(() => api.server.closeAllConnections(), DRAIN_MS);
+          await closed.finally(() => clearTimeout(cut));
+        }
         await metricsServer?.close();
         await Promise.all(runners.map((r) => r.stop()));
         tails?.stop();
@@ -194,6 +200,9 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
     },
   };
 }
+
+/** How long a stopping API instance lets its requests finish before it closes what is left. */
+const DRAIN_MS = 10_000;
 
 /**
  * Workspace leases of this process (the dispatcher's; the archiver's and the interval

@@ -1,0 +1,58 @@
+/**
+ * A stopping API instance lets its requests finish for a drain time (10 s), then cuts the
+ * connections still open, so a stop always ends: a client that began a request and never finished
+ * it (or keeps sending on a keep-alive connection) cannot hold an instance up. The HTTP server's own
+ * behaviour, whatever Redis is behind it: run on the single target.
+ */
+import { connect } from 'node:net';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSwitchboard } from '../../src/app/composition-root.ts';
+import { loadConfig } from '../../src/app/config.ts';
+import { startTestRedis, type TestRedis } from '../support/redis.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+let redis: TestRedis;
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+});
+afterAll(async () => {
+  await redis?.stop();
+});
+
+describe('an instance that stops', () => {
+  it('cuts a connection still busy after the drain time (a request never finished), and the stop ends', async () => {
+    // The headers timeout (60 s here) would end the connection only long after the drain time.
+    const own = await startSwitchboard(
+      loadConfig({
+        AUTH: 'off',
+        ...redis.env,
+        PORT: '0',
+        LOG_LEVEL: 'silent',
+        ROLES: 'api',
+        HEADERS_TIMEOUT_MS: '60000',
+        REQUEST_TIMEOUT_MS: '60000',
+      }),
+      pino({ level: 'silent' }),
+    );
+    const { hostname, port } = new URL(own.url!);
+    const socket = connect(Number(port), hostname);
+    await new Promise((resolve) => socket.once('connect', resolve));
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    // Headers begun and never ended: the connection is not idle, so closing alone would wait.
+    socket.write('GET /v1/workspaces/default/stats HTTP/1.1\r\nHost: localhost\r\n');
+    await sleep(100);
+    const t0 = Date.now();
+    await Promise.race([
+      own.stop(),
+      sleep(18_000).then(() => {
+        throw new Error('the stop waited for the busy connection');
+      }),
+    ]);
+    await closed;
+    // The drain time (10 s), not the headers timeout (60 s) or the client.
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(9_000);
+    expect(Date.now() - t0).toBeLessThan(15_000);
+  }, 30_000);
+});
