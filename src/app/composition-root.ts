@@ -183,10 +183,11 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
         // workers end after their current step.
         await registration?.stop().catch(() => {});
         if (api) {
-          // Requests get DRAIN_MS to finish; a connection still open then (a client that keeps
-          // sending on it, or never reads its answer) is cut, so a stop always ends.
+          // Requests get half the shutdown time to finish; a connection still open then (a client
+          // that keeps sending on it, or never finishes a request) is cut, so a stop always ends
+          // and the workers keep the other half.
           const closed = api.close();
-          const cut = setTimeout(() => api.server.closeAllConnections(), DRAIN_MS);
+          const cut = setTimeout(() => api.server.closeAllConnections(), config.shutdownTimeoutMs / 2);
           await closed.finally(() => clearTimeout(cut));
         }
         await metricsServer?.close();
@@ -200,9 +201,6 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
     },
   };
 }
-
-/** How long a stopping API instance lets its requests finish before it closes what is left. */
-const DRAIN_MS = 10_000;
 
 /**
  * Workspace leases of this process (the dispatcher's; the archiver's and the interval

@@ -189,7 +189,8 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
   {
     name: 'SHUTDOWN_TIMEOUT_MS',
     default: '10000',
-    description: 'How long SIGTERM waits for in-flight work before forcing exit.',
+    description:
+      'How long SIGTERM waits for in-flight work before forcing exit; requests get the first half, then connections still open are closed.',
   },
   {
     name: 'DURABILITY',

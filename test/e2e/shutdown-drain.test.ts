@@ -1,5 +1,5 @@
 /**
- * A stopping API instance lets its requests finish for a drain time (10 s), then cuts the
+ * A stopping API instance lets its requests finish for half of SHUTDOWN_TIMEOUT_MS, then cuts the
  * connections still open, so a stop always ends: a client that began a request and never finished
  * it (or keeps sending on a keep-alive connection) cannot hold an instance up. The HTTP server's own
  * behaviour, whatever Redis is behind it: run on the single target.
@@ -33,6 +33,7 @@ describe('an instance that stops', () => {
         ROLES: 'api',
         HEADERS_TIMEOUT_MS: '60000',
         REQUEST_TIMEOUT_MS: '60000',
+        SHUTDOWN_TIMEOUT_MS: '6000',
       }),
       pino({ level: 'silent' }),
     );
@@ -46,13 +47,13 @@ describe('an instance that stops', () => {
     const t0 = Date.now();
     await Promise.race([
       own.stop(),
-      sleep(18_000).then(() => {
+      sleep(15_000).then(() => {
         throw new Error('the stop waited for the busy connection');
       }),
     ]);
     await closed;
-    // The drain time (10 s), not the headers timeout (60 s) or the client.
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(9_000);
-    expect(Date.now() - t0).toBeLessThan(15_000);
+    // The drain time (3 s: half of SHUTDOWN_TIMEOUT_MS), not the headers timeout (60 s) or the client.
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(2_800);
+    expect(Date.now() - t0).toBeLessThan(9_000);
   }, 30_000);
 });
