@@ -193,16 +193,21 @@ export async function startProcess(opts: StartProcessOptions): Promise<Switchboa
     return new Error(`${name} (pid ${pid}) ${why}\n${logText()}`);
   };
   if (url !== undefined) {
+    // What the last probe saw, for the failure message: a status and body, or the error.
+    let lastProbe = 'no probe finished';
     for (;;) {
       if (!running) throw failed(`exited with ${await exited} before /health answered`);
-      if (Date.now() > deadline) throw failed(`did not answer /health with 200 within ${timeoutMs} ms`);
+      if (Date.now() > deadline)
+        throw failed(`did not answer /health with 200 within ${timeoutMs} ms (last probe: ${lastProbe})`);
       try {
-        // A bare probe, not the client: any failure here only means "not up yet".
-        const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1_000) });
-        await res.arrayBuffer();
+        // A bare probe, not the client: any failure here only means "not up yet". A loaded
+        // machine may take seconds to answer; a probe cut short only costs another one.
+        const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(5_000) });
+        const body = await res.text();
         if (res.status === 200) break;
-      } catch {
-        /* not listening yet */
+        lastProbe = `${res.status} ${body.slice(0, 300)}`;
+      } catch (err) {
+        lastProbe = `${(err as Error).name}: ${(err as Error).message}`;
       }
       await sleep(100);
     }
