@@ -234,8 +234,9 @@ describe('simulate', () => {
       '0.3',
       '--seed',
       '5',
+      // Some contacts need a skill pair no agent has: they wait out their patience, which ends the run.
       '--patience',
-      '30',
+      '6',
       '--json',
     ]);
     expect(run.code, `${run.stderr}\n${run.stdout}`).toBe(0);
