@@ -20,7 +20,7 @@ import { stateAt } from '../audit/state-at.ts';
 import { Dispatcher, defaultDispatcherOptions } from '../dispatcher/dispatcher.ts';
 import { type LeaseHolder, LeaseKeeper } from '../dispatcher/leases.ts';
 import { IntervalProjection } from '../projections/intervals.ts';
-import { Projector, projectPending } from '../projections/projector.ts';
+import { Projector } from '../projections/projector.ts';
 import { type RedisServerHandle, startPrivateRedis } from '../topology/redis-server.ts';
 import { type Config, redisTargetOf } from './config.ts';
 import { DEFAULT_IDLE_AFTER_MS, WorkspaceRunner } from './workspace-runner.ts';
@@ -122,9 +122,7 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
       tails,
       history,
       stateAt: state,
-      ...(projector && projecting
-        ? { projectSoon: projectSoon(redis, projector, projecting, projectorOptions) }
-        : {}),
+      ...(projector && projecting ? { projectSoon: projectSoon(projector, projecting) } : {}),
       config,
       watch,
       metrics,
@@ -276,16 +274,13 @@ function intervalsRunner(redis: RedisClient, config: Config, log: Logger): Works
  * With the projector role in the API's process: the commands a tick appends are applied by a
  * projector step sent right behind them (the same pipeline when nothing else went first), instead
  * of after the projector loop's read wakes up and sends its step: the hop from Redis to this process
- * and back (its read's answer, then its step) is gone from between a command and its outcome. The step is the projector's own (any number may run at once, each
- * applies only what follows the checkpoint); the loop still runs and finds the commands applied.
+ * and back (its read's answer, then its step) is gone from between a command and its outcome. The
+ * step is the projector's own (any number may run at once, each applies only what follows the
+ * checkpoint); the loop still wakes, waits for that step and only
+ * acknowledges what it applied.
  * A step that fails is left to the loop, and so is a workspace the loop does not serve.
  */
-function projectSoon(
-  redis: RedisClient,
-  projector: Projector,
-  runner: WorkspaceRunner,
-  opts: Parameters<typeof projectPending>[3],
-): (workspace: string) => void {
+function projectSoon(projector: Projector, runner: WorkspaceRunner): (workspace: string) => void {
   const scheduled = new Set<string>();
   return (workspace) => {
     // Only the workspaces this process's projector serves: the others are another process's work.
@@ -295,12 +290,7 @@ function projectSoon(
     // pipeline: the step joins the appends made meanwhile, behind them.
     setImmediate(() => {
       scheduled.delete(workspace);
-      projectPending(redis, workspace, [], opts, projector.stepLogger(workspace)).then(
-        (n) => {
-          projector.applied += n;
-        },
-        () => {},
-      );
+      projector.stepNow(workspace).catch(() => {});
     });
   };
 }

@@ -216,6 +216,14 @@ export class Projector {
   readonly consumer = `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   private readonly loops: BlockingLoops;
   applied = 0;
+  /**
+   * The last checkpoint a step of this process returned, per workspace (it only moves forward).
+   * An entry the group delivers at or before it was applied already (by the step an API request
+   * ran at once): acknowledging it is all there is left to do, no step needed.
+   */
+  private readonly checkpoints = new Map<string, string>();
+  /** The step `stepNow` is running per workspace: the loop waits for it before it looks. */
+  private readonly stepping = new Map<string, Promise<number>>();
 
   constructor(
     private readonly redis: RedisClient,
@@ -236,6 +244,9 @@ export class Projector {
     checkpoint: string,
     refused: readonly Refusal[],
   ): Promise<void> => {
+    const known = this.checkpoints.get(workspace);
+    if (known === undefined || comparePositions(checkpoint, known) > 0)
+      this.checkpoints.set(workspace, checkpoint);
     try {
       if (this.log.isLevelEnabled('info'))
         for (const r of refused) {
@@ -300,6 +311,25 @@ export class Projector {
     };
   }
 
+  /**
+   * A step for `workspace` now, outside the loop (an API request's command, appended just before):
+   * the loop's own wake-up for the same entries then waits for it and only acknowledges them.
+   */
+  stepNow(workspace: string): Promise<number> {
+    const step = projectPending(this.redis, workspace, [], this.opts, this.stepLogger(workspace)).then(
+      (n) => {
+        this.applied += n;
+        return n;
+      },
+    );
+    this.stepping.set(workspace, step);
+    const forget = () => {
+      if (this.stepping.get(workspace) === step) this.stepping.delete(workspace);
+    };
+    step.then(forget, forget);
+    return step;
+  }
+
   /** A step that failed names the command it was to apply first (the one after the checkpoint). */
   private async project(workspace: string, delivered: readonly string[]): Promise<number> {
     try {
@@ -348,8 +378,15 @@ export class Projector {
         if (read === STOPPED) return;
         const reply = read as ReadGroupReply;
         const ids = reply?.[0]?.[1].map((e) => e[0]) ?? [];
-        // With nothing delivered, still look: a projector that died may hold commands unapplied.
-        const n = await this.project(workspace, ids);
+        await this.stepping.get(workspace)?.catch(() => {});
+        const known = this.checkpoints.get(workspace);
+        let n = 0;
+        if (ids.length > 0 && known !== undefined && ids.every((id) => comparePositions(id, known) <= 0)) {
+          await this.redis.xack(k.commands, PROJECTOR_GROUP, ...ids);
+        } else {
+          // With nothing delivered, still look: a projector that died may hold commands unapplied.
+          n = await this.project(workspace, ids);
+        }
         this.applied += n;
         if (n > 0) this.log.debug({ workspace, applied: n, delivered: ids.length }, 'commands applied');
         if (Date.now() - lastReclaim > this.opts.reclaimIdleMs) {

@@ -6,11 +6,14 @@
  */
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROJECTOR_GROUP, workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { appliedPosition } from '../../src/adapters/redis/projection-reads.ts';
 import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
 import { loadConfig } from '../../src/app/config.ts';
+import { scriptCalls, startScriptTiming } from '../../src/cli/bench/redis-time.ts';
 import { projectorReady } from '../support/projector.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { sleep } from '../support/wait.ts';
 
 const SERVED = 'api-soon-served';
 const OTHER = 'api-soon-other';
@@ -59,6 +62,28 @@ describe('the projector step behind the appends', () => {
       projectorApplied: number;
     };
     expect(status.projectorApplied).toBe(31);
+  });
+
+  it("one step per command at a slow pace: the loop's wake-up for an entry already applied only acknowledges it", async () => {
+    const admin = redis.adminClient();
+    try {
+      await admin.ping(); // a cluster client knows its masters once connected
+      await startScriptTiming(admin);
+      for (let i = 0; i < 10; i++) {
+        expect((await post(SERVED, `slow-${i}`)).statusCode).toBe(201);
+        await sleep(30); // the loop's read wakes for the entry meanwhile
+      }
+      await sleep(200);
+      const steps = (await scriptCalls(admin)).filter((c) => c.name === 'project');
+      // Each command's own step; the loop's wake-ups added none (they doubled the steps before).
+      expect(steps.length).toBe(10);
+      const [pending] = (await running.redis.xpending(workspaceKeys(SERVED).commands, PROJECTOR_GROUP)) as [
+        number,
+      ];
+      expect(pending).toBe(0);
+    } finally {
+      admin.disconnect();
+    }
   });
 
   it('leaves the commands of a workspace no projector here serves to the one that serves it', async () => {

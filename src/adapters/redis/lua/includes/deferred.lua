@@ -2,11 +2,19 @@
 -- dispatcher's wake signal and the workspace's counters. A step calls deferred_flush() last (the
 -- step is atomic, so nobody sees the counters or the signal before its other writes).
 local wake_due = false
+local wake_if_queued_due = false
 local stat_counts = {}
 local stat_fields = {}
 
 local function wake()
   wake_due = true
+end
+
+-- Wakes the dispatcher only if some contact is queued when the step ends: an agent who becomes
+-- available with nobody waiting leaves its pool a candidate, which the next contact's wake-up
+-- looks at; a dispatch step now would find nothing to do.
+local function wake_if_queued()
+  wake_if_queued_due = true
 end
 
 local function stat_add(field, n)
@@ -22,5 +30,7 @@ local function deferred_flush()
   for i = 1, #stat_fields do
     redis.call('HINCRBY', K_STATS, stat_fields[i], stat_counts[stat_fields[i]])
   end
-  if wake_due then redis.call('ZADD', K_WAKE, 0, 'w') end
+  if wake_due or (wake_if_queued_due and redis.call('EXISTS', K_QUEUE) == 1) then
+    redis.call('ZADD', K_WAKE, 0, 'w')
+  end
 end

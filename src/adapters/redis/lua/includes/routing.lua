@@ -235,7 +235,7 @@ local function availability_sync(before, a, at)
       woke = true
     end
   end
-  if woke then wake() end
+  if woke then wake_if_queued() end
   a._since = first
   a._chsince = chsince and next(chsince) and chsince or nil
   a.availableSince = first and iso(first) or cjson.null

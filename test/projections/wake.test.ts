@@ -1,0 +1,69 @@
+/**
+ * The dispatcher's wake signal: a contact queued wakes it; an agent who becomes available wakes it
+ * only while some contact is queued (with nobody waiting, a dispatch step would find nothing: the
+ * agent's pool stays a candidate, and the next contact's wake-up finds it). A real Redis and the
+ * real Lua steps.
+ */
+import { describe, expect, it } from 'vitest';
+import { appendCommand } from '../../src/adapters/redis/command-log.ts';
+import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
+import { auditWorkspace } from '../../src/audit/read.ts';
+import { dispatchPending } from '../../src/dispatcher/dispatcher.ts';
+import type { Command } from '../../src/domain/commands.ts';
+import { ensureGroup, projectPending } from '../../src/projections/projector.ts';
+import { suiteRedis } from '../support/redis.ts';
+
+describe('the wake signal', () => {
+  const suite = suiteRedis();
+
+  async function send(ws: string, ...commands: Command[]): Promise<void> {
+    for (const command of commands) await appendCommand(suite.redis, { workspace: ws, command });
+    await projectPending(suite.redis, ws);
+  }
+
+  it('is written for a queued contact, and for an agent made available only while someone waits', async () => {
+    const ws = `wake-${Date.now().toString(36)}`;
+    const k = workspaceKeys(ws);
+    await ensureGroup(suite.redis, ws);
+    const woken = async () => (await suite.redis.zcard(k.wake)) > 0;
+
+    // Nobody waits: registering and making agents available leaves the dispatcher asleep.
+    await send(
+      ws,
+      { type: 'RegisterAgent', agentId: 'ana', skills: ['A'], capacity: 1 },
+      { type: 'ChangeAgentState', agentId: 'ana', state: 'available' },
+    );
+    expect(await woken()).toBe(false);
+
+    // A contact arrives: the signal is written, and the step it wakes finds ana's pool.
+    await send(ws, { type: 'QueueContact', contactId: 'c1', skills: ['A'], priority: 0 });
+    expect(await woken()).toBe(true);
+    await suite.redis.del(k.wake);
+    expect(await dispatchPending(suite.redis, ws)).toBe(1);
+
+    // ana frees up with nobody waiting: asleep; a second agent too.
+    await send(
+      ws,
+      { type: 'CompleteContact', contactId: 'c1' },
+      { type: 'RegisterAgent', agentId: 'bo', skills: ['A'], capacity: 1 },
+      { type: 'ChangeAgentState', agentId: 'bo', state: 'available' },
+    );
+    expect(await woken()).toBe(false);
+
+    // A contact nobody can serve waits; an agent who could serve it becomes available: woken.
+    await send(
+      ws,
+      { type: 'QueueContact', contactId: 'c2', skills: ['B'], priority: 0 },
+      { type: 'RegisterAgent', agentId: 'cy', skills: ['B'], capacity: 1 },
+    );
+    await suite.redis.del(k.wake);
+    await send(ws, { type: 'ChangeAgentState', agentId: 'cy', state: 'available' });
+    expect(await woken()).toBe(true);
+    expect(await dispatchPending(suite.redis, ws)).toBe(1);
+
+    // Every decision still follows the rule: ana, available longest, took c1, and cy took c2.
+    const audit = await auditWorkspace(suite.redis, ws);
+    expect(audit.violations).toEqual([]);
+    expect(audit.assignments).toBe(2);
+  });
+});
