@@ -167,7 +167,14 @@ export class IntervalProjection {
     const k = workspaceKeys(workspace);
     await this.loops.run(workspace, async (conn, stopped) => {
       while (running()) {
-        const n = await this.applyPending(workspace, running);
+        // Steps until one takes less than a full batch (caught up): on a busy workspace, waiting
+        // for a step that finds nothing would make one small step per round trip instead.
+        let n = 0;
+        let last: number;
+        do {
+          last = await this.step(workspace);
+          if (last > 0) n += last;
+        } while (running() && (last < 0 || last >= this.opts.batch));
         if (n > 0) this.log.debug({ workspace, applied: n }, 'events applied to the intervals');
         const checkpoint = (await this.redis.hget(k.intervals, 'checkpoint')) ?? '0-0';
         const read = await raceBlocking(
