@@ -467,6 +467,22 @@ local function first_servable(skills, from)
 end
 
 local made = 0
+-- The queues this step made decisions for, in the order of their first (served_trim).
+local served_queues, served_order = {}, {}
+
+-- Each queue this step served keeps its decisions of the last SERVED_WINDOW ms, at most SERVED_KEEP
+-- (the newest; memory stays bounded by the number of queues). Done once per queue at the end of
+-- the step, not per decision: nobody reads the set within a step, so between steps it holds what
+-- trimming after every decision would leave.
+local function served_trim(now)
+  for i = 1, #served_order do
+    local queue = served_order[i]
+    local lo, hi = '[' .. queue .. '|', '(' .. queue .. '|\255'
+    redis.call('ZREMRANGEBYLEX', K_SERVED, lo, '(' .. queue .. '|' .. string.format('%015d', now - SERVED_WINDOW))
+    local over = redis.call('ZLEXCOUNT', K_SERVED, lo, hi) - SERVED_KEEP
+    if over > 0 then redis.call('ZREM', K_SERVED, unpack(redis.call('ZRANGEBYLEX', K_SERVED, lo, hi, 'LIMIT', 0, over))) end
+  end
+end
 local now = tonumber(ARGV[6]) or now_ms()
 local based_on = redis.call('HGET', K_META, 'applied') or '0-0'
 local offer_timeout = 0
@@ -553,15 +569,13 @@ local function assign(c, a, at_head, after)
   a.state = agent_state(a)
   doc_put(K_AGENTS, a)
   stat_add('assignments')
-  -- The queue's service rate: this decision counts for the window; older ones of the queue go.
+  -- The queue's service rate: this decision counts for the window (its older ones go at the end
+  -- of the step, once per queue: served_trim).
   local queue = route_name(c)
   redis.call('ZADD', K_SERVED, 0, queue .. '|' .. string.format('%015d', now) .. '|' .. c.waitedMs .. '|' .. c.id)
-  local lo = '[' .. queue .. '|'
-  redis.call('ZREMRANGEBYLEX', K_SERVED, lo, '(' .. queue .. '|' .. string.format('%015d', now - SERVED_WINDOW))
-  -- At most SERVED_KEEP per queue: the oldest goes (memory stays bounded by the number of queues).
-  local hi = '(' .. queue .. '|\255'
-  if redis.call('ZLEXCOUNT', K_SERVED, lo, hi) > SERVED_KEEP then
-    redis.call('ZREM', K_SERVED, redis.call('ZRANGEBYLEX', K_SERVED, lo, hi, 'LIMIT', 0, 1)[1])
+  if not served_queues[queue] then
+    served_queues[queue] = true
+    served_order[#served_order + 1] = queue
   end
   local data = {
     contactId = c.id, agentId = a.id, skills = public_skills(c.skills, 'minLevel'), channel = channel,
@@ -742,6 +756,7 @@ while made < MAX_DECISIONS and work < MAX_WORK do
     end
   end
 end
+served_trim(now)
 deferred_flush()
 local more = 0
 if redis.call('EXISTS', K_CAND) == 1 then more = 1 end
