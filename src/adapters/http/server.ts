@@ -8,6 +8,7 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import type { Logger } from 'pino';
+import { lazyChild } from '../../app/lazy-logger.ts';
 import type { EventHistory } from '../redis/event-log.ts';
 import type { RedisWatch } from '../redis/health-watch.ts';
 import type { RedisClient } from '../redis/scripts.ts';
@@ -92,6 +93,11 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   let closing = false;
   const app = Fastify({
     loggerInstance: logger,
+    // A request's logger is made when it first writes a line (most requests write none at warn).
+    childLoggerFactory: (parent, bindings, options) =>
+      (Object.keys(options).length > 0
+        ? parent.child(bindings, options)
+        : lazyChild(parent as Logger, bindings)) as FastifyBaseLogger,
     bodyLimit: deps.config.bodyLimit,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
