@@ -42,6 +42,8 @@ export interface Config {
   readonly queryTimeoutMs: number;
   readonly bodyLimit: number;
   readonly logLevel: string;
+  /** A request that takes this long logs its line at info (others succeeding at debug). */
+  readonly slowRequestMs: number;
   readonly dataDir: string;
   readonly projectBatch: number;
   readonly dispatchBatch: number;
@@ -172,6 +174,12 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     name: 'LOG_LEVEL',
     default: 'info',
     description: 'pino level: fatal, error, warn, info, debug, trace, silent.',
+  },
+  {
+    name: 'SLOW_REQUEST_MS',
+    default: '1000',
+    description:
+      "A request's log line is at debug, or at info when it took this long (ms), was refused (4xx) or answered 202; 5xx at warn.",
   },
   {
     name: 'DATA_DIR',
@@ -538,6 +546,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
       projectBatch: v.int('PROJECT_BATCH', 200, 1, 5000),
       dispatchBatch: v.int('DISPATCH_BATCH', 64, 1, 5000),
       shutdownTimeoutMs: v.int('SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
+      slowRequestMs: v.int('SLOW_REQUEST_MS', 1000, 0, 3_600_000),
       durability: v.optional('DURABILITY', (d) =>
         d === 'local' || d === 'replicated' ? undefined : `must be local or replicated (got "${d}")`,
       ),

@@ -15,6 +15,7 @@ import { Writable } from 'node:stream';
 import { type Cluster, Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requestLevel } from '../../src/adapters/http/request-log.ts';
 import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
 import { ConfigError, loadConfig } from '../../src/app/config.ts';
 import { projectorReady } from '../support/projector.ts';
@@ -49,6 +50,8 @@ beforeAll(async () => {
       WORKSPACES: WS,
       DISCOVER_WORKSPACES: 'false',
       TRUST_PROXY: '127.0.0.1,10.231.1.0/24',
+      // Every request's line at info, so the tests below read them all (the levels: a test of its own).
+      SLOW_REQUEST_MS: '0',
     }),
     collecting(lines),
   );
@@ -88,6 +91,44 @@ async function inject(opts: {
 }
 
 describe('the request log', () => {
+  it('is at debug for a quick success, at info when refused, answered 202 or slow, at warn for 5xx', async () => {
+    expect(requestLevel(201, 3, '/v1/workspaces/:ws/contacts', 1000)).toBe('debug');
+    expect(requestLevel(201, 1000, '/v1/workspaces/:ws/contacts', 1000)).toBe('info');
+    expect(requestLevel(202, 2000, '/v1/workspaces/:ws/contacts', 5000)).toBe('info');
+    expect(requestLevel(404, 1, '/v1/workspaces/:ws/contacts/:id', 1000)).toBe('info');
+    expect(requestLevel(503, 1, '/v1/workspaces/:ws/contacts', 1000)).toBe('warn');
+    expect(requestLevel(200, 5000, '/health', 1000)).toBe('debug');
+    expect(requestLevel(503, 1, '/health', 1000)).toBe('warn');
+    // A real instance at info with the default (1000 ms): the quick 201 writes no line, the 404 one.
+    const mine: Line[] = [];
+    const other = await startSwitchboard(
+      loadConfig({
+        AUTH: 'off',
+        ...redis.env,
+        PORT: '0',
+        ROLES: 'api',
+        WORKSPACES: WS,
+        DISCOVER_WORKSPACES: 'false',
+      }),
+      collecting(mine),
+    );
+    try {
+      const ok = await other.api!.inject({
+        method: 'POST',
+        url: `/v1/workspaces/${WS}/agents`,
+        headers: { 'content-type': 'application/json' },
+        payload: JSON.stringify({ id: 'quiet-agent', skills: ['English'] }),
+      });
+      expect(ok.statusCode).toBe(201);
+      const missing = await other.api!.inject({ method: 'GET', url: `/v1/workspaces/${WS}/agents/nobody` });
+      expect(missing.statusCode).toBe(404);
+      const requests = mine.filter((l) => l.msg === 'request');
+      expect(requests).toMatchObject([{ level: 30, status: 404, reqId: missing.headers['x-request-id'] }]);
+    } finally {
+      await other.stop();
+    }
+  });
+
   it('writes one line per command request, with the command id and the forwarded client address', async () => {
     const r = await inject({
       method: 'POST',
@@ -196,6 +237,7 @@ describe("the command id in every line of a command's path", () => {
       PORT: '0',
       WORKSPACES: PATH_WS,
       DISCOVER_WORKSPACES: 'false',
+      SLOW_REQUEST_MS: '0', // every request line at info: the paths below read them
     };
     const start = async (env: Record<string, string>, into: Line[], level: string) => {
       const r = await startSwitchboard(loadConfig({ ...base, ...env }), collecting(into, level));

@@ -1,9 +1,9 @@
 /**
  * One log line per request, written when the answer has gone: method, URL, status, time taken,
  * the client address (`req.ip`: X-Forwarded-For only from the proxies in TRUST_PROXY) and what
- * the route added (a command's id, type and position). Health checks and scrapes (`/health`,
- * `/status`, `/metrics`, polled by HAProxy and Prometheus) log at debug; answers of 5xx at warn;
- * everything else at info.
+ * the route added (a command's id, type and position). Its level (`requestLevel`): 5xx at warn;
+ * refused (4xx), answered 202 (no outcome in time) or slower than SLOW_REQUEST_MS at info; the
+ * rest at debug, so a busy instance's log at info holds what needs a look.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -15,19 +15,33 @@ export function addLogFields(req: FastifyRequest, more: Record<string, unknown>)
   fields.set(req, { ...fields.get(req), ...more });
 }
 
+/** Health checks and scrapes, polled by HAProxy and Prometheus: at debug whatever their time. */
 const QUIET_ROUTES = new Set(['/health', '/status', '/metrics']);
 
-export function installRequestLog(app: FastifyInstance): void {
+/** The level of a request's line. */
+export function requestLevel(
+  status: number,
+  ms: number,
+  route: string,
+  slowRequestMs: number,
+): 'warn' | 'info' | 'debug' {
+  if (status >= 500) return 'warn';
+  if (QUIET_ROUTES.has(route)) return 'debug';
+  return status >= 400 || status === 202 || ms >= slowRequestMs ? 'info' : 'debug';
+}
+
+export function installRequestLog(app: FastifyInstance, slowRequestMs: number): void {
   app.addHook('onResponse', (req, reply, done) => {
     const status = reply.statusCode;
-    const level = status >= 500 ? 'warn' : QUIET_ROUTES.has(req.routeOptions.url ?? '') ? 'debug' : 'info';
+    const ms = reply.elapsedTime;
+    const level = requestLevel(status, ms, req.routeOptions.url ?? '', slowRequestMs);
     if ((req.log as Logger).isLevelEnabled(level))
       req.log[level](
         {
           method: req.method,
           url: req.url,
           status,
-          ms: Math.round(reply.elapsedTime * 10) / 10,
+          ms: Math.round(ms * 10) / 10,
           ip: req.ip,
           ...fields.get(req),
         },

@@ -59,6 +59,8 @@ export interface ApiSettings extends LimitSettings {
   readonly auth: 'on' | 'off';
   /** Proxies whose X-Forwarded-For gives the client address (TRUST_PROXY); none when empty. */
   readonly trustProxy?: readonly string[];
+  /** A request this slow logs its line at info (SLOW_REQUEST_MS); default 1000. */
+  readonly slowRequestMs?: number;
 }
 
 export interface ApiDeps {
@@ -171,7 +173,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       ),
     );
   });
-  installRequestLog(app);
+  installRequestLog(app, deps.config.slowRequestMs ?? 1000);
   app.addHook('onResponse', (req, reply, done) => {
     deps.metrics.httpRequests.observe(
       { method: req.method, route: req.routeOptions.url ?? 'unknown', status: String(reply.statusCode) },
