@@ -48,6 +48,14 @@ export interface E2eRateFigures {
   readonly decisionToReceiptP99Ms: number | null;
   /** CPU time (user + system) of the Switchboard process per contact sent, µs, from its /metrics. */
   readonly apiCpuUsPerContact: number | null;
+  /**
+   * The Switchboard process's event-loop delay over the run, p99 and max, ms: how long a timer
+   * already due waited for the loop (a long synchronous task, a GC pause). From perf_hooks' monitor
+   * as prom-client reports it (reset by the scrape before the run), less its 10 ms sampling interval,
+   * which its figures include (an idle process reads p50 10.1 ms).
+   */
+  readonly apiLoopDelayP99Ms: number | null;
+  readonly apiLoopDelayMaxMs: number | null;
   /** The Switchboard process's GC pauses over the run (every kind), and their total, ms. */
   readonly apiGcPauses: number | null;
   readonly apiGcPauseMs: number | null;
@@ -74,7 +82,13 @@ interface ProcessStats {
   readonly cpuS: number;
   readonly gcPauses: number;
   readonly gcS: number;
+  /** Event-loop delay since the previous scrape, seconds. */
+  readonly lagP99S: number;
+  readonly lagMaxS: number;
 }
+
+/** prom-client's event-loop monitor samples every 10 ms (its eventLoopMonitoringPrecision). */
+const LOOP_SAMPLE_MS = 10;
 
 async function processStats(agent: http.Agent, base: string): Promise<ProcessStats | null> {
   const r = await request(agent, 'GET', `${base}/metrics`).catch(() => undefined);
@@ -82,13 +96,17 @@ async function processStats(agent: http.Agent, base: string): Promise<ProcessSta
   let cpuS = 0;
   let gcPauses = 0;
   let gcS = 0;
+  let lagP99S = 0;
+  let lagMaxS = 0;
   for (const line of r.body.split('\n')) {
     const v = Number(line.slice(line.lastIndexOf(' ') + 1));
     if (/^switchboard_process_cpu_(user|system)_seconds_total /.test(line)) cpuS += v;
     else if (line.startsWith('switchboard_nodejs_gc_duration_seconds_count{')) gcPauses += v;
     else if (line.startsWith('switchboard_nodejs_gc_duration_seconds_sum{')) gcS += v;
+    else if (line.startsWith('switchboard_nodejs_eventloop_lag_p99_seconds ')) lagP99S = v;
+    else if (line.startsWith('switchboard_nodejs_eventloop_lag_max_seconds ')) lagMaxS = v;
   }
-  return { cpuS, gcPauses, gcS };
+  return { cpuS, gcPauses, gcS, lagP99S, lagMaxS };
 }
 
 /**
@@ -256,6 +274,8 @@ export async function e2eWorkload(
           stats0 && stats1 && mine.length > 0
             ? round(((stats1.cpuS - stats0.cpuS) * 1e6) / mine.length, 0)
             : null,
+        apiLoopDelayP99Ms: stats1 ? round(Math.max(0, stats1.lagP99S * 1000 - LOOP_SAMPLE_MS), 1) : null,
+        apiLoopDelayMaxMs: stats1 ? round(Math.max(0, stats1.lagMaxS * 1000 - LOOP_SAMPLE_MS), 1) : null,
         apiGcPauses: stats0 && stats1 ? stats1.gcPauses - stats0.gcPauses : null,
         apiGcPauseMs: stats0 && stats1 ? round((stats1.gcS - stats0.gcS) * 1000, 1) : null,
         errors,
