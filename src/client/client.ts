@@ -11,6 +11,16 @@
  * - With `failover` base URLs (several API instances, no load balancer), each retry goes to the
  *   next one; `onRetry` may stop the retries or set each wait itself.
  * - Any other answer outside 2xx is thrown as a SwitchboardError carrying the problem+json.
+ *
+ * Each method is named after its operation's `operationId` in the OpenAPI document (GET
+ * /openapi.json); a few have a shorter older name too (`stats` for `getStats`, `settings`,
+ * `events`, `stateAt`, `subscribe`, `wsTicket`), the same call. The pages and their files (the
+ * wallboard, the agent desktop, Swagger UI) have no method: they are for browsers.
+ *
+ * Not every caller in this project takes it: the bench's timed paths (src/cli/bench/e2e.ts,
+ * fanout.ts, ingest.ts) send bare keep-alive requests and read bare sockets, because on a 2-core
+ * load generator the client's CPU per request moved the figures they measure (docs/API.md, "The
+ * client").
  */
 import { SwitchboardError } from './errors.ts';
 import { type SubscribeOptions, type Subscription, subscribe } from './live.ts';
@@ -25,6 +35,7 @@ import type {
   EventEnvelope,
   EventPage,
   EventType,
+  OpenApiDocument,
   Position,
   QueryOptions,
   QueueContact,
@@ -34,6 +45,7 @@ import type {
   SettingsChange,
   StateAt,
   Stats,
+  StatsIntervals,
   Status,
   Transfer,
   UpdateAgent,
@@ -204,14 +216,46 @@ export class SwitchboardClient {
     return this.query(`/contacts/${enc(id)}`, o);
   }
   /** Queues, waits, agents by state, counters, and the last minutes' service level (threshold `serviceLevelMs`, default 20 s). */
-  stats(o?: QueryOptions & { serviceLevelMs?: number }): Promise<Stats> {
+  getStats(o?: QueryOptions & { serviceLevelMs?: number }): Promise<Stats> {
     return this.query('/stats', o, { serviceLevelMs: o?.serviceLevelMs });
   }
-  settings(o?: QueryOptions): Promise<Settings> {
+  /** `getStats`. */
+  stats(o?: QueryOptions & { serviceLevelMs?: number }): Promise<Stats> {
+    return this.getStats(o);
+  }
+  /**
+   * The log's figures in 15-minute intervals over `[from, to)` (at most 24 hours; the first interval
+   * starts at or before `from`): per interval and per queue, contacts queued, first decisions,
+   * abandons, expiries, completions, transfers, mean wait, service level (within `serviceLevelMs`,
+   * default 20 s) and mean handle time. `source: 'log'` reads the log even where the live
+   * projection has the range; the answer's `source` says which gave it (docs/API.md "Historical
+   * intervals"). A busier range than the server reads at once is a 422 `range-too-large`.
+   */
+  getStatsIntervals(
+    range: {
+      from: string | Date;
+      to: string | Date;
+      serviceLevelMs?: number;
+      source?: 'log';
+    },
+    o: { signal?: AbortSignal } = {},
+  ): Promise<StatsIntervals> {
+    return this.query('/stats/intervals', o, {
+      from: isoTime(range.from),
+      to: isoTime(range.to),
+      serviceLevelMs: range.serviceLevelMs,
+      source: range.source,
+    });
+  }
+  getSettings(o?: QueryOptions): Promise<Settings> {
     return this.query('/settings', o);
   }
+  /** `getSettings`. */
+  settings(o?: QueryOptions): Promise<Settings> {
+    return this.getSettings(o);
+  }
   /** One page of the history: the events after `after` (all types, or `types`). */
-  events(
+  listEvents(
     page: { after?: Position; limit?: number; types?: readonly EventType[] } = {},
     o?: QueryOptions,
   ): Promise<EventPage> {
@@ -220,6 +264,13 @@ export class SwitchboardClient {
       limit: page.limit,
       type: page.types?.length ? page.types.join(',') : undefined,
     });
+  }
+  /** `listEvents`. */
+  events(
+    page: { after?: Position; limit?: number; types?: readonly EventType[] } = {},
+    o?: QueryOptions,
+  ): Promise<EventPage> {
+    return this.listEvents(page, o);
   }
   /** Every event after `after`, page by page, to the end of the log so far. */
   async *allEvents(
@@ -235,8 +286,12 @@ export class SwitchboardClient {
     }
   }
   /** The workspace as it was right after the event at `at` (a 409 `position-ahead` past the last). */
-  stateAt(at: Position, o?: QueryOptions): Promise<StateAt> {
+  getStateAt(at: Position, o?: QueryOptions): Promise<StateAt> {
     return this.query('/state', o, { at });
+  }
+  /** `getStateAt`. */
+  stateAt(at: Position, o?: QueryOptions): Promise<StateAt> {
+    return this.getStateAt(at, o);
   }
 
   // ---- Keys and tickets --------------------------------------------------------------------
@@ -265,8 +320,12 @@ export class SwitchboardClient {
     ).body;
   }
   /** A one-time ticket (30 s) for the live feed, for WebSockets that cannot send a header. */
-  async wsTicket(): Promise<WsTicket> {
+  async createWsTicket(): Promise<WsTicket> {
     return (await this.request<WsTicket>('POST', `${this.workspacePath}/ws-tickets`)).body;
+  }
+  /** `createWsTicket`. */
+  wsTicket(): Promise<WsTicket> {
+    return this.createWsTicket();
   }
 
   // ---- Operations --------------------------------------------------------------------------
@@ -277,6 +336,15 @@ export class SwitchboardClient {
   async status(): Promise<Status> {
     return (await this.request<Status>('GET', '/status')).body;
   }
+  /** The Prometheus exposition text of the instance that answers (docs/METRICS.md). */
+  async metrics(): Promise<string> {
+    const a = await this.request<unknown>('GET', '/metrics', { headers: { accept: 'text/plain' } });
+    return typeof a.body === 'string' ? a.body : JSON.stringify(a.body);
+  }
+  /** The OpenAPI 3.1 document of the API (the operationIds are this client's method names). */
+  async openapiDocument(): Promise<OpenApiDocument> {
+    return (await this.request<OpenApiDocument>('GET', '/openapi.json')).body;
+  }
 
   // ---- Live --------------------------------------------------------------------------------
 
@@ -285,6 +353,10 @@ export class SwitchboardClient {
    * socket closes or fails, it opens again from the last position it is done with (backoff 250 ms
    * doubling to 5 s), so nothing is lost or repeated. `close()` ends it.
    */
+  subscribeLive(options: SubscribeOptions, onEvent: (e: EventEnvelope) => void): Subscription {
+    return subscribe(this, options, onEvent);
+  }
+  /** `subscribeLive`. */
   subscribe(options: SubscribeOptions, onEvent: (e: EventEnvelope) => void): Subscription {
     return subscribe(this, options, onEvent);
   }
@@ -469,6 +541,9 @@ export class SwitchboardClient {
 }
 
 const enc = encodeURIComponent;
+
+/** A time as the API reads it: ISO 8601 (a Date as its UTC ISO string, a string as given). */
+const isoTime = (t: string | Date): string => (typeof t === 'string' ? t : t.toISOString());
 
 function queryString(q: SendOptions['query']): string {
   if (!q) return '';

@@ -13,9 +13,10 @@ import type {
   UpdateAgentBody,
 } from '../domain/commands.ts';
 import type { EventType } from '../domain/events.ts';
+import type { Interval, IntervalFigures } from '../domain/intervals.ts';
 import type { AgentDocument, AgentStateName, ContactDocument } from '../domain/views.ts';
 
-export type { AgentDocument, AgentStateName, ContactDocument, EventType };
+export type { AgentDocument, AgentStateName, ContactDocument, EventType, Interval, IntervalFigures };
 /** An agent's skill as clients write it: a name (level 1), or a name with a proficiency 1..5. */
 export type AgentSkill = string | { readonly name: string; readonly level: number };
 /** A contact's requirement as clients write it: a name (any level), or a name with a minimum level. */
@@ -50,6 +51,10 @@ export interface Settings {
   readonly missedOfferPresence: AgentPresence;
   readonly maxWaitMs: number | null;
   readonly channels: readonly string[];
+  /** Priority aging: what one priority point is worth in waiting time (only when set). */
+  readonly priorityWeightMs?: number | null;
+  /** How an agent is chosen among those who can take a contact (only when set). */
+  readonly agentSelection?: SettingsChange['agentSelection'];
 }
 
 export interface Stats {
@@ -76,6 +81,27 @@ export interface Stats {
   /** Contacts held over the capacity of the agents present as available (null: none present). */
   readonly occupancy: number | null;
   readonly position: Position;
+}
+
+/** GET /stats/intervals: the log's figures in 15-minute intervals (docs/API.md "Historical intervals"). */
+export interface StatsIntervals {
+  /** The start of the first interval (at or before the `from` asked for). */
+  readonly from: string;
+  readonly to: string;
+  /** In time order; each with the same figures per queue (`"<channel> <skills as JSON>"`). */
+  readonly intervals: readonly Interval[];
+  /** live: the live interval projection (current to `position`); log: read from the log for this request. */
+  readonly source: 'live' | 'log';
+  /** With `live`: the last event its figures include. */
+  readonly position?: Position;
+}
+
+/** The OpenAPI 3.1 document (GET /openapi.json). */
+export interface OpenApiDocument {
+  readonly openapi: string;
+  readonly info: { readonly title: string; readonly version: string; readonly [more: string]: unknown };
+  readonly paths: Record<string, Record<string, unknown>>;
+  readonly [more: string]: unknown;
 }
 
 export interface WindowStats {

@@ -4,7 +4,8 @@
  * (Redis paused for real) retried with the same Idempotency-Key and applied once, failover base
  * URLs taken in turn with the wait onRetry sets, and the live subscription resuming after its
  * sockets are killed and after its API instance is stopped and started again, with no gap and no
- * duplicate. Also /docs (Swagger UI) and the workspace metrics.
+ * duplicate. Also /docs (Swagger UI) and the workspace metrics; a method for every operation of
+ * the OpenAPI document (named by its operationId), each called; GET /stats/intervals typed.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { pino } from 'pino';
 import {
   comparePositions,
   type EventEnvelope,
+  type StatsIntervals,
   SwitchboardClient,
   SwitchboardError,
 } from 'switchboard/client';
@@ -30,6 +32,7 @@ const WS = {
   retry: 'client-c',
   live: 'client-d',
   metrics: 'client-e',
+  intervals: 'client-f',
 } as const;
 const POSITION = /^\d+-\d+$/;
 /** Prometheus' checker (Debian's prometheus package), where installed. */
@@ -311,6 +314,142 @@ describe('commands and queries', () => {
       await replicated.stop();
     }
   }, 20_000);
+});
+
+/** The operations that are pages and their files, for browsers: no client method. */
+const PAGE_OPERATIONS = [
+  'wallboardPage',
+  'agentDesktopPage',
+  'pagesCommonScript',
+  'wallboardScript',
+  'agentDesktopScript',
+  'pagesStyleSheet',
+  'uplotScript',
+  'uplotStyleSheet',
+  'swaggerUiPage',
+  'swaggerUiInitScript',
+  'swaggerUiScript',
+  'swaggerUiStyleSheet',
+];
+
+describe('every operation', () => {
+  it("has a method named by its operationId (pages and their files aside), each answering with the document's types", async () => {
+    const c = client(WS.intervals);
+    const doc = await c.openapiDocument();
+    expect(doc.openapi).toMatch(/^3\.1/);
+    const ops: { id: string; path: string; content: string[] }[] = [];
+    for (const [path, item] of Object.entries(doc.paths))
+      for (const op of Object.values(item)) {
+        const o = op as { operationId?: string; responses?: Record<string, { content?: object }> };
+        if (o.operationId)
+          ops.push({ id: o.operationId, path, content: Object.keys(o.responses?.['200']?.content ?? {}) });
+      }
+    expect(ops.length).toBeGreaterThan(30);
+    const methods = ops.filter((o) => !PAGE_OPERATIONS.includes(o.id));
+    const missing = methods.filter(
+      (o) => typeof (SwitchboardClient.prototype as unknown as Record<string, unknown>)[o.id] !== 'function',
+    );
+    expect(missing.map((o) => o.id)).toEqual([]);
+    // The pages left out are what they say: there, outside /v1, served as HTML, script or style.
+    const pages = ops.filter((o) => PAGE_OPERATIONS.includes(o.id));
+    expect(pages.map((o) => o.id).sort()).toEqual([...PAGE_OPERATIONS].sort());
+    for (const p of pages) {
+      expect(p.path.startsWith('/v1/')).toBe(false);
+      expect(p.content.length).toBeGreaterThan(0);
+      for (const type of p.content) expect(type).toMatch(/html|javascript|css/);
+    }
+
+    // The methods under their operationIds (the older names are the same calls).
+    const reg = await c.registerAgent({ id: 'op-agent', skills: ['op'] });
+    if (!reg.applied) throw new Error('not applied in time');
+    const got: EventEnvelope[] = [];
+    const sub = c.subscribeLive({ after: '0-0', types: ['AgentRegistered'] }, (e) => got.push(e));
+    try {
+      await sub.ready;
+      await waitFor('the registration on the live feed', () => got.length >= 1);
+      expect(got[0]).toMatchObject({ type: 'AgentRegistered', data: { id: 'op-agent' } });
+    } finally {
+      sub.close();
+    }
+    expect(await c.getSettings()).toEqual(await c.settings());
+    expect((await c.getStats({ minPosition: reg.position })).agentsByState.offline).toBe(1);
+    const page = await c.listEvents({ types: ['AgentRegistered'] });
+    expect(page.events.map((e) => e.data.id)).toEqual(['op-agent']);
+    const state = await c.getStateAt(page.events[0]!.position);
+    expect(state.agents.map((a) => a.id)).toEqual(['op-agent']);
+    expect((await c.createWsTicket()).expiresAt).toMatch(/^\d{4}-/);
+    const metrics = await c.metrics();
+    expect(metrics).toMatch(/^# HELP /m);
+    expect(metrics).toContain(`switchboard_workspace_up{workspace="${WS.intervals}"} 1`);
+  });
+
+  it('getStatsIntervals: the 15-minute intervals of the log, typed, with its query parameters', async () => {
+    const c = client(WS.intervals);
+    const from = new Date(Date.now() - 60_000);
+    await c.putSettings({ channels: ['voice'] });
+    await c.registerAgent({ id: 'iv-agent', skills: ['iv'], capacity: 5 });
+    await c.setAgentState('iv-agent', 'available');
+    await c.queueContact({ id: 'iv-1', skills: ['iv'] });
+    await c.queueContact({ id: 'iv-2', skills: ['iv'] });
+    await c.queueContact({ id: 'iv-3', skills: ['nobody'] });
+    await waitFor('iv-1 and iv-2 assigned', async () => {
+      const docs = await Promise.all(['iv-1', 'iv-2'].map((id) => c.getContact(id)));
+      return docs.every((d) => d.state === 'assigned');
+    });
+    await c.completeContact('iv-1');
+    const last = await c.abandonContact('iv-3');
+    await c.getContact('iv-3', { minPosition: last.position });
+    const to = new Date(Date.now() + 60_000);
+    const sum = (r: StatsIntervals, k: 'queued' | 'assigned' | 'completed' | 'abandoned' | 'expired') =>
+      r.intervals.reduce((n, i) => n + i[k], 0);
+    const expected = { queued: 3, assigned: 2, completed: 1, abandoned: 1, expired: 0 };
+    const totals = (r: StatsIntervals) =>
+      Object.fromEntries(Object.keys(expected).map((k) => [k, sum(r, k as keyof typeof expected)]));
+
+    // From the log, asked for by name, and with a threshold of its own (Date and string times alike).
+    const log = await c.getStatsIntervals({
+      from,
+      to: to.toISOString(),
+      serviceLevelMs: 60_000,
+      source: 'log',
+    });
+    expect(log.source).toBe('log');
+    expect(Date.parse(log.from)).toBeLessThanOrEqual(from.getTime());
+    expect(Date.parse(log.from) % (15 * 60_000)).toBe(0);
+    expect(log.to).toBe(to.toISOString());
+    expect(log.intervals.length).toBeGreaterThanOrEqual(1);
+    for (const i of log.intervals) expect(Date.parse(i.to) - Date.parse(i.from)).toBe(15 * 60_000);
+    expect(totals(log)).toEqual(expected);
+    const withDecisions = log.intervals.filter((i) => i.assigned > 0);
+    for (const i of withDecisions) {
+      expect(i.serviceLevel).toBe(1); // both assigned at once: well within 60 s
+      expect(i.meanWaitMs).toBeGreaterThanOrEqual(0);
+    }
+    const queues = Object.assign({}, ...log.intervals.map((i) => i.queues)) as Record<string, unknown>;
+    expect(Object.keys(queues).sort()).toEqual(['voice ["iv"]', 'voice ["nobody"]']);
+
+    // The default, on a range reaching past now: the live projection once it has caught up (the log
+    // until then), the same figures, with the last event they include.
+    const live = await waitFor(
+      'the live projection to give the same figures',
+      async () => {
+        const r = await c.getStatsIntervals({ from: from.toISOString(), to });
+        return r.source === 'live' && JSON.stringify(totals(r)) === JSON.stringify(expected) && r;
+      },
+      { timeoutMs: 15_000 },
+    );
+    expect(live.position).toMatch(POSITION);
+    const abandoned = (await c.listEvents({ types: ['ContactAbandoned'] })).events.at(-1)!;
+    expect(comparePositions(live.position!, abandoned.position)).toBeGreaterThanOrEqual(0);
+
+    // A range the API refuses: a typed 400 naming the field.
+    const bad = await failure(c.getStatsIntervals({ from: to, to: from }));
+    expect(bad).toMatchObject({ status: 400, type: '/problems/invalid-request' });
+    expect(bad.errors.map((e) => e.path)).toEqual(['to']);
+    const unknownSource = await failure(c.getStatsIntervals({ from, to, source: 'cache' as 'log' }));
+    expect(unknownSource).toMatchObject({ status: 400 });
+    expect(unknownSource.errors.map((e) => e.path)).toEqual(['source']);
+  });
 });
 
 describe('the live subscription', () => {
