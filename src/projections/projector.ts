@@ -6,7 +6,7 @@ import { luaScript, type RedisClient, runLua } from '../adapters/redis/scripts.t
 import { MAX_SKILL_SETS_PER_SKILL } from '../domain/model.ts';
 
 /** The projector's one Lua step (its file documents its keys and arguments). */
-const PROJECT = luaScript('project', new URL('./lua/project-20.lua', import.meta.url));
+const PROJECT = luaScript('project', new URL('./lua/project-21.lua', import.meta.url));
 
 export interface ProjectorOptions {
   /** Most commands applied by one Lua step. */
@@ -86,6 +86,7 @@ export async function projectPending(
         k.idempotencyOutcomes,
         k.finished,
         k.timers,
+        k.ended,
       ],
       [
         k.prefix,

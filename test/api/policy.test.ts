@@ -241,6 +241,8 @@ describe('statistics', () => {
       assignments: 3,
       meanWaitMs: Math.round((waits[0]! + waits[1]! + waits[2]!) / 3),
       serviceLevel: Math.round((within / 3) * 1000) / 1000,
+      abandons: 0,
+      expirations: 0,
     });
     const nobody = { available: 0, away: 0, busy: 0, offline: 0, reserved: 0, wrapup: 0 };
     expect(stats.queues).toEqual([
@@ -250,9 +252,13 @@ describe('statistics', () => {
         queued: 1,
         longestWaitMs: expect.any(Number),
         agents: nobody,
+        // Nobody may take it: no capacity to measure.
+        occupancy: null,
         assignments: 0,
         meanWaitMs: null,
         serviceLevel: null,
+        abandons: 0,
+        expirations: 0,
       },
       {
         channel: 'voice',
@@ -261,6 +267,7 @@ describe('statistics', () => {
         longestWaitMs: 0,
         // s1 holds Sales and is full.
         agents: { ...nobody, busy: 1 },
+        occupancy: 1,
         ...(({ ms: _m, serviceLevelMs: _s, ...w }) => w)(stats.window as Json),
       },
     ]);

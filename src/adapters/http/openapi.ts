@@ -182,7 +182,17 @@ function statsSchema() {
       maximum: 1,
       description: 'the share of them made within serviceLevelMs of arrival; null: none',
     },
+    abandons: {
+      ...count,
+      description: 'queued or offered contacts abandoned in the window (the latest 64 of each queue)',
+    },
+    expirations: {
+      ...count,
+      description:
+        'queued or offered contacts that left after their maximum wait in the window (the latest 64 of each queue)',
+    },
   };
+  const windowFields = Object.keys(window);
   return {
     type: 'object',
     required: [
@@ -226,25 +236,17 @@ function statsSchema() {
       contactsQueuedSoFar: count,
       window: {
         type: 'object',
-        required: ['ms', 'serviceLevelMs', 'assignments', 'meanWaitMs', 'serviceLevel'],
+        required: ['ms', 'serviceLevelMs', ...windowFields],
         properties: { ms: count, serviceLevelMs: count, ...window },
-        description: 'the last 5 minutes of decisions',
+        description: 'the last 5 minutes of decisions, abandons and expirations',
       },
       queues: {
         type: 'array',
-        description: 'each queue (channel and skill set) with contacts waiting or decisions in the window',
+        description:
+          'each queue (channel and skill set) with contacts waiting, or decisions, abandons or expirations in the window',
         items: {
           type: 'object',
-          required: [
-            'channel',
-            'skills',
-            'queued',
-            'longestWaitMs',
-            'agents',
-            'assignments',
-            'meanWaitMs',
-            'serviceLevel',
-          ],
+          required: ['channel', 'skills', 'queued', 'longestWaitMs', 'agents', 'occupancy', ...windowFields],
           properties: {
             channel: { type: 'string' },
             skills: { type: 'string', description: 'routing strings, comma-separated: "English#2,Sales"' },
@@ -259,6 +261,12 @@ function statsSchema() {
               ...byState,
               description:
                 'the agents who may take its contacts (its skills at their levels, its channel), by state',
+            },
+            occupancy: {
+              type: ['number', 'null'],
+              minimum: 0,
+              description:
+                'contacts held over the capacity (every channel together) of its agents present as available; null: none present',
             },
             ...window,
           },

@@ -51,6 +51,12 @@ export interface WorkspaceKeys {
    * mean wait and service level (/stats).
    */
   readonly served: string;
+  /**
+   * Zset of members `<skill-set queue>|<time, 15 digits>|<abandoned|expired>|<contact>` (score 0):
+   * each queue's contacts that left while waiting in the last few minutes (/stats), written by the
+   * projector.
+   */
+  readonly ended: string;
   /** Hash: Idempotency-Key records; and the zset of when each may be forgotten. */
   readonly idempotency: string;
   readonly idempotencyExpiry: string;
@@ -105,6 +111,7 @@ export function workspaceKeys(workspace: string): WorkspaceKeys {
     timers: `${prefix}timers`,
     stats: `${prefix}stats`,
     served: `${prefix}served`,
+    ended: `${prefix}ended`,
     idempotency: `${prefix}idem`,
     idempotencyExpiry: `${prefix}idem:expiry`,
     idempotencyOutcomes: `${prefix}idem:outcomes`,

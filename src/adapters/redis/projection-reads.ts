@@ -1,7 +1,14 @@
 import { publicSkills } from '../../domain/values.ts';
 import type { AgentDocument, ContactDocument } from '../../domain/views.ts';
 import { lexRange, workspaceKeys } from './keys.ts';
-import { poolMember, readServed, SERVED_WINDOW_MS, type Served } from './routing-index.ts';
+import {
+  type Ended,
+  poolMember,
+  readEnded,
+  readServed,
+  SERVED_WINDOW_MS,
+  type Served,
+} from './routing-index.ts';
 
 /** The service level's default threshold: the classic "80 % answered within 20 s" counts 20 s. */
 export const DEFAULT_SERVICE_LEVEL_MS = 20_000;
@@ -147,10 +154,11 @@ export interface WorkspaceStats {
   readonly contactsQueuedSoFar: number;
   /**
    * The last SERVED_WINDOW_MS of decisions (the latest SERVED_KEEP of each queue): how many, their
-   * mean wait, and the service level: the share of them made within `serviceLevelMs` of arrival.
+   * mean wait, and the service level: the share of them made within `serviceLevelMs` of arrival;
+   * and of contacts that left while waiting (abandoned, expired; the latest SERVED_KEEP of each queue).
    */
   readonly window: WindowStats & { readonly ms: number; readonly serviceLevelMs: number };
-  /** Each queue (channel and skills) that has contacts waiting or decisions in the window. */
+  /** Each queue (channel and skills) with contacts waiting, or decisions, abandons or expirations in the window. */
   readonly queues: readonly QueueStats[];
   /** Contacts held over the capacity of the agents present as available (null: none present). */
   readonly occupancy: number | null;
@@ -161,6 +169,10 @@ export interface WindowStats {
   readonly assignments: number;
   readonly meanWaitMs: number | null;
   readonly serviceLevel: number | null;
+  /** Queued or offered contacts abandoned in the window (at most SERVED_KEEP per queue). */
+  readonly abandons: number;
+  /** Queued or offered contacts that left after their maximum wait in the window (same bound). */
+  readonly expirations: number;
 }
 
 export interface QueueStats extends WindowStats {
@@ -174,6 +186,12 @@ export interface QueueStats extends WindowStats {
   readonly longestWaitMs: number | null;
   /** The agents who may take the queue's contacts (its skills at their levels, its channel), by state. */
   readonly agents: Record<string, number>;
+  /**
+   * Among those agents present as available (states available, reserved, busy, wrapup): contacts
+   * they hold over their capacity, every channel together (null: none present). The workspace's
+   * `occupancy` restricted to the queue's agents.
+   */
+  readonly occupancy: number | null;
 }
 
 /** Queued contacts read, oldest first, to find each queue's oldest: the bound of that read. */
@@ -233,9 +251,12 @@ async function oldestPerRoute(
   return found;
 }
 
-/** Decisions' mean wait and the share made within `serviceLevelMs`. */
-function windowOf(served: readonly Served[], serviceLevelMs: number): WindowStats {
-  if (served.length === 0) return { assignments: 0, meanWaitMs: null, serviceLevel: null };
+/** Decisions' mean wait and the share made within `serviceLevelMs`; abandons and expirations. */
+function windowOf(served: readonly Served[], ended: readonly Ended[], serviceLevelMs: number): WindowStats {
+  let abandons = 0;
+  for (const e of ended) if (e.kind === 'abandoned') abandons++;
+  const left = { abandons, expirations: ended.length - abandons };
+  if (served.length === 0) return { assignments: 0, meanWaitMs: null, serviceLevel: null, ...left };
   let sum = 0;
   let within = 0;
   for (const s of served) {
@@ -246,8 +267,12 @@ function windowOf(served: readonly Served[], serviceLevelMs: number): WindowStat
     assignments: served.length,
     meanWaitMs: Math.round(sum / served.length),
     serviceLevel: Math.round((within / served.length) * 1000) / 1000,
+    ...left,
   };
 }
+
+/** Contacts held over capacity, to three decimals (null: no capacity). */
+const share = (held: number, room: number) => (room > 0 ? Math.round((held / room) * 1000) / 1000 : null);
 
 /** "voice/Billing,voice/English" → its channel and bare skills. */
 function queueName(route: string): { channel: string; skills: string } {
@@ -267,13 +292,14 @@ export async function readStats(
   serviceLevelMs = DEFAULT_SERVICE_LEVEL_MS,
 ): Promise<WorkspaceStats> {
   const k = workspaceKeys(workspace);
-  const [sets, queued, oldest, counters, position, served] = await Promise.all([
+  const [sets, queued, oldest, counters, position, served, ended] = await Promise.all([
     redis.zrange(k.skillSets, 0, -1),
     redis.zcard(k.queue),
     redis.zrange(k.queue, 0, 0),
     redis.hgetall(k.stats),
     appliedPosition(redis, workspace),
     readServed(redis, workspace, now),
+    readEnded(redis, workspace, now),
   ]);
   const depths = await Promise.all(sets.map((s) => redis.zlexcount(k.skillSetQueues, ...lexRange(s))));
   const queueBySkills: Record<string, number> = {};
@@ -309,25 +335,41 @@ export async function readStats(
   let room = 0;
   // Agents grouped by what decides which queues they serve (skills, channels) and their state: the
   // per-queue counts below cost the number of groups, not of agents.
+  // Each group also sums, over its agents present as available, the contacts held and the capacity.
   const groups = new Map<
     string,
-    { held: Set<string>; channels: string[] | null; state: string; n: number }
+    {
+      skills: Set<string>;
+      channels: string[] | null;
+      state: string;
+      n: number;
+      held: number;
+      room: number;
+    }
   >();
   for (const a of await listAgents(redis, workspace, { limit: Number.MAX_SAFE_INTEGER })) {
     agentsByState[a.state] = (agentsByState[a.state] ?? 0) + 1;
     const channels = typeof a.capacity === 'object' ? Object.keys(a.capacity).sort() : null;
     const key = JSON.stringify([a.skills, channels, a.state]);
-    const g = groups.get(key);
+    let g = groups.get(key);
     if (g) g.n++;
-    else groups.set(key, { held: heldSkills(a.skills), channels, state: a.state, n: 1 });
+    else {
+      g = { skills: heldSkills(a.skills), channels, state: a.state, n: 1, held: 0, room: 0 };
+      groups.set(key, g);
+    }
     if (a.presence !== 'available') continue;
-    held += a.activeContacts.length;
-    room +=
+    const capacity =
       typeof a.capacity === 'number' ? a.capacity : Object.values(a.capacity).reduce((x, y) => x + y, 0);
+    held += a.activeContacts.length;
+    room += capacity;
+    g.held += a.activeContacts.length;
+    g.room += capacity;
   }
   const byQueue = new Map<string, Served[]>();
   for (const s of served) byQueue.set(s.queue, [...(byQueue.get(s.queue) ?? []), s]);
-  const routes = [...new Set([...sets, ...byQueue.keys()])].sort();
+  const endedBy = new Map<string, Ended[]>();
+  for (const e of ended) endedBy.set(e.queue, [...(endedBy.get(e.queue) ?? []), e]);
+  const routes = [...new Set([...sets, ...byQueue.keys(), ...endedBy.keys()])].sort();
   const depthOf = new Map(sets.map((s, i) => [s, depths[i] ?? 0]));
   const waiting = new Set(sets.filter((s) => (depthOf.get(s) ?? 0) > 0));
   const oldestOf = waiting.size > 0 ? await oldestPerRoute(redis, workspace, waiting) : new Map();
@@ -336,12 +378,17 @@ export async function readStats(
     const agents: Record<string, number> = Object.fromEntries(
       Object.keys(agentsByState).map((st) => [st, 0]),
     );
+    let qHeld = 0;
+    let qRoom = 0;
     for (const g of groups.values())
       if (
         (g.channels === null || g.channels.includes(need.channel)) &&
-        need.skills.every((x) => g.held.has(x))
-      )
+        need.skills.every((x) => g.skills.has(x))
+      ) {
         agents[g.state] = (agents[g.state] ?? 0) + g.n;
+        qHeld += g.held;
+        qRoom += g.room;
+      }
     const oldest = oldestOf.get(route);
     return {
       ...queueName(route),
@@ -352,7 +399,8 @@ export async function readStats(
           ? Math.max(0, now - oldest.queuedAtMs)
           : null,
       agents,
-      ...windowOf(byQueue.get(route) ?? [], serviceLevelMs),
+      occupancy: share(qHeld, qRoom),
+      ...windowOf(byQueue.get(route) ?? [], endedBy.get(route) ?? [], serviceLevelMs),
     };
   });
   const n = (key: string) => Number(counters[key] ?? 0);
@@ -369,9 +417,9 @@ export async function readStats(
     expired: n('expired'),
     transferred: n('transferred'),
     contactsQueuedSoFar: n('queued'),
-    window: { ms: SERVED_WINDOW_MS, serviceLevelMs, ...windowOf(served, serviceLevelMs) },
+    window: { ms: SERVED_WINDOW_MS, serviceLevelMs, ...windowOf(served, ended, serviceLevelMs) },
     queues,
-    occupancy: room > 0 ? Math.round((held / room) * 1000) / 1000 : null,
+    occupancy: share(held, room),
     position,
   };
 }

@@ -148,3 +148,28 @@ export async function readServed(redis: RedisClient, workspace: string, now: num
   }
   return out;
 }
+
+/** A contact that left its queue while waiting (abandoned or expired), and when. */
+export interface Ended {
+  readonly queue: string;
+  readonly at: number;
+  readonly kind: 'abandoned' | 'expired';
+}
+
+/**
+ * Every queue's recent abandons and expirations (at most SERVED_KEEP each, the projector's
+ * ENDED_KEEP), from `now - SERVED_WINDOW_MS` on: the projector's ended set, the same window as
+ * the served one.
+ */
+export async function readEnded(redis: RedisClient, workspace: string, now: number): Promise<Ended[]> {
+  const members = await redis.zrangebylex(workspaceKeys(workspace).ended, '-', '+');
+  const out: Ended[] = [];
+  for (const m of members) {
+    // "<queue>|<ms, 15 digits>|<abandoned|expired>|<contact>": the queue name holds no "|".
+    const [queue = '', at = '', kind = ''] = m.split('|');
+    const t = Number(at);
+    if (t >= now - SERVED_WINDOW_MS && (kind === 'abandoned' || kind === 'expired'))
+      out.push({ queue, at: t, kind });
+  }
+  return out;
+}

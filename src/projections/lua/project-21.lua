@@ -16,6 +16,8 @@
   KEYS[9]  stats                   KEYS[18] idempotency outcomes (hash)
                                    KEYS[19] finished contacts (zset: finish ms, id)
                                    KEYS[20] timers (zset: due ms, member; includes/documents.lua)
+                                   KEYS[21] ended (each queue's recent abandons and expirations:
+                                            "<queue>|<ms, 15 digits>|<abandoned|expired>|<contact>")
 
   Every key the step touches is one of these.
 
@@ -36,7 +38,7 @@ local K_COMMANDS, K_EVENTS, K_OUTCOMES, K_META = KEYS[1], KEYS[2], KEYS[3], KEYS
 local K_QUEUE, K_SKILLSETS, K_CAND, K_WAKE = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local K_STATS, K_AGENTS, K_CONTACTS, K_POOLS = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 local K_PHEADS, K_QINDEX, K_QHEADS, K_IDEM, K_ASETS = KEYS[13], KEYS[14], KEYS[15], KEYS[16], KEYS[17]
-local K_IDEM_OUTCOMES, K_FINISHED, K_TIMERS = KEYS[18], KEYS[19], KEYS[20]
+local K_IDEM_OUTCOMES, K_FINISHED, K_TIMERS, K_ENDED = KEYS[18], KEYS[19], KEYS[20], KEYS[21]
 local WORKSPACE, GROUP = ARGV[2], ARGV[3]
 local MAX, OUTCOME_KEEP, SKILL_SET_LIMIT = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
 local OUTCOME_KEEP_MS = tonumber(ARGV[7])
@@ -438,10 +440,41 @@ local function leave(d, at, pos)
   redis.call('ZADD', K_FINISHED, int(at), d.id)
 end
 
+-- How long an abandon or expiration counts in its queue's window (/stats), ms, and the most
+-- recent kept per queue within it: the dispatcher's served window (dispatch-14.lua) and its cap.
+local ENDED_WINDOW = 300000
+local ENDED_KEEP = 64
+-- The queues this step wrote ended members for, in the order of their first (ended_trim).
+local ended_queues, ended_order = {}, {}
+
+-- A waiting contact (queued or offered) left its queue `queue` at `at`, `kind` abandoned or expired.
+local function ended_add(queue, at, kind, id)
+  redis.call('ZADD', K_ENDED, 0, queue .. '|' .. string.format('%015d', at) .. '|' .. kind .. '|' .. id)
+  if not ended_queues[queue] then
+    ended_queues[queue] = true
+    ended_order[#ended_order + 1] = queue
+  end
+end
+
+-- Each queue this step wrote to keeps its members of the last ENDED_WINDOW ms before `now`, at
+-- most ENDED_KEEP (the newest): once per queue at the end of the step, as the dispatcher trims
+-- its served window, so a step's cost grows with its own commands, not with the set.
+local function ended_trim(now)
+  for i = 1, #ended_order do
+    local queue = ended_order[i]
+    local lo, hi = '[' .. queue .. '|', '(' .. queue .. '|\255'
+    redis.call('ZREMRANGEBYLEX', K_ENDED, lo, '(' .. queue .. '|' .. string.format('%015d', now - ENDED_WINDOW))
+    local over = redis.call('ZLEXCOUNT', K_ENDED, lo, hi) - ENDED_KEEP
+    if over > 0 then redis.call('ZREM', K_ENDED, unpack(redis.call('ZRANGEBYLEX', K_ENDED, lo, hi, 'LIMIT', 0, over))) end
+  end
+end
+
 -- The contact leaves (leave) and ends in `state` at `at` (its `field`), with the fact `fact`
--- {contactId, <field>, waitedMs}; the outcome is its document.
+-- {contactId, <field>, waitedMs}; the outcome is its document. It counts in its queue's window
+-- (its requirements now, on its channel: the queue it waited in last).
 local function left(d, at, pos, state, field, fact)
   leave(d, at, pos)
+  ended_add(route_name(d), at, state, d.id)
   d.state = state
   d[field] = iso(at)
   doc_put(K_CONTACTS, d)
@@ -898,6 +931,7 @@ for i = 1, #entries do
   checkpoint = pos
 end
 deferred_flush()
+if #ended_order > 0 then ended_trim(position_ms(checkpoint)) end
 if last_outcome then
   -- Outcomes older than the time anyone waits for one go (the stream's own clock: entry ids).
   redis.call('XTRIM', K_OUTCOMES, 'MINID', '~', int(position_ms(last_outcome) - OUTCOME_KEEP_MS))
