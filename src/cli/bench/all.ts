@@ -99,16 +99,32 @@ export const ALL_RUNS: Record<string, Record<Preset, string[][]>> = {
     quick: [['--duration', '3']],
     full: [[]],
   },
-  split: { tiny: [['--sizes', '50,200', '--decisions', '5']], quick: [['--sizes', '2000,8000']], full: [[]] },
+  split: {
+    tiny: [
+      ['--sizes', '50,200', '--decisions', '5'],
+      ['--sizes', '50,200', '--decisions', '5', '--levels'],
+    ],
+    quick: [
+      ['--sizes', '2000,8000'],
+      ['--sizes', '2000,8000', '--levels'],
+    ],
+    full: [[], ['--levels']],
+  },
   wide: {
     tiny: [['--sizes', '100,400', '--decisions', '5']],
     quick: [['--sizes', '2000,10000']],
     full: [[]],
   },
   large: {
-    tiny: [['--sizes', '50,200', '--decisions', '5', '--agents', '300']],
-    quick: [['--sizes', '1000,100000']],
-    full: [[]],
+    tiny: [
+      ['--sizes', '50,200', '--decisions', '5', '--agents', '300'],
+      ['--sizes', '50,200', '--decisions', '5', '--agents', '300', '--levels'],
+    ],
+    quick: [
+      ['--sizes', '1000,100000'],
+      ['--sizes', '1000,100000', '--levels'],
+    ],
+    full: [[], ['--levels']],
   },
   policy: {
     tiny: [['--sizes', '50,200,16', '--decisions', '5']],

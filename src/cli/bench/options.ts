@@ -23,6 +23,8 @@ Workloads (BENCH.md):
               it completes and takes work --decisions times
   large       50 skills, --agents (default 10000) with 3..8, contacts needing 1..3, priorities 0..9:
               agents made available against queues of --sizes; then contacts against a full pool
+              (split, wide, large with --levels: agents' skills at levels 1..5, each contact's at
+              minimum levels 1..5; wide's agent at level 5 in all 32)
   policy      each routing policy (longest-available, aged priority, most-skilled, least-occupied)
               on split, wide with levels and most-skilled's walk over many skill sets; --sizes
               n,contacts,sets (default 4000,30000,1024): worst and median dispatch step of each
@@ -65,6 +67,7 @@ Options:
   --dispatch-batch <n>   decisions per dispatch step (default ${defaultDispatcherOptions.batch}, as DISPATCH_BATCH)
   --project-batch <n>    commands per projector step (default ${defaultProjectorOptions.batch}, as PROJECT_BATCH)
   --sizes <a,b,...>      split, wide, large: sizes to compare (split ${DEFAULT_SIZES.split.join(',')}; wide ${DEFAULT_SIZES.wide.join(',')}; large ${DEFAULT_SIZES.large.join(',')})
+  --levels               split, wide, large: the variant with proficiency levels (see above)
   --seed <n>             seed of the skills (default 42)
   --redis-url <url>      use this Redis instead of starting a private redis-server
   --json                 one JSON line per run instead of a table
@@ -130,6 +133,8 @@ export interface BenchOptions {
   readonly timers: number;
   /** seed: offers on, each accepted before its completion. */
   readonly offers: boolean;
+  /** split, wide, large: the variant with proficiency levels. */
+  readonly levels: boolean;
 }
 
 export function parseBenchArgs(argv: readonly string[]): BenchOptions {
@@ -156,6 +161,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     'redis-url': { type: 'string' },
     timers: { type: 'string' },
     offers: { type: 'boolean', default: false },
+    levels: { type: 'boolean', default: false },
   });
   const named = values.workload ?? positionals[0] ?? 'seed';
   const workloadPositionals = values.workload === undefined ? 1 : 0;
@@ -220,6 +226,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     protocols: ['redis:', 'rediss:'],
     expected: 'a redis:// or rediss:// URL such as redis://127.0.0.1:6379',
   });
+  check.check(!values.levels || isShape(workload), '--levels: only for split, wide and large');
   if (workload === 'decision')
     check.check(
       decisions + DECISION_WARMUP <= Math.min(...queues),
@@ -249,5 +256,6 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     json: values.json ?? false,
     timers,
     offers: values.offers ?? false,
+    levels: values.levels ?? false,
   };
 }

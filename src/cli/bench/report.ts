@@ -312,9 +312,10 @@ const shapeRows: RowMaker = (run) => {
   const small = sizes[0];
   const large = sizes[sizes.length - 1];
   const worst = at(run.figures, 'worstRedisStepUs');
+  const name = run.parameters.levels ? `${run.workload} with levels` : run.workload;
   const rows = [
     row(
-      `${run.workload}: worst step, up to ${large?.toLocaleString('en-US')}`,
+      `${name}: worst step, up to ${large?.toLocaleString('en-US')}`,
       worst === null ? null : worst / 1000,
       'ms',
       {
@@ -328,7 +329,7 @@ const shapeRows: RowMaker = (run) => {
   if (run.workload === 'large')
     rows.push(
       row(
-        `large: median step, ${large?.toLocaleString('en-US')} queued`,
+        `${name}: median step, ${large?.toLocaleString('en-US')} queued`,
         at(run.figures, `runs.${large}.medianRedisStepUs`),
         'µs',
         {

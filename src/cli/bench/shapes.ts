@@ -26,6 +26,8 @@ export interface StepFigures {
   readonly worstRedisStepUs: number | null;
   readonly medianRedisStepUs: number | null;
   readonly assignments: number;
+  /** Each dispatch Lua step as Redis timed it, µs, in the order they ran (only when asked: `steps`). */
+  readonly redisStepsUs?: readonly number[];
 }
 
 /** Appends commands in pipelined chunks, projecting after each. */
@@ -56,11 +58,13 @@ export class StepClock {
     return made;
   }
 
-  async figures(): Promise<StepFigures> {
+  /** The figures; with `steps`, every dispatch step's µs too (oldest first). */
+  async figures(steps = false): Promise<StepFigures> {
     const events = workspaceKeys(this.workspace).events;
     const redisSteps = (await scriptCalls(this.redis))
       .filter((c) => c.name === 'dispatch' && c.firstKey === events)
-      .map((c) => c.us);
+      .map((c) => c.us)
+      .reverse();
     return {
       steps: this.times.length,
       medianStepMs: round(median(this.times), 3),
@@ -69,9 +73,14 @@ export class StepClock {
       worstRedisStepUs: redisSteps.length ? Math.max(...redisSteps) : null,
       medianRedisStepUs: median(redisSteps),
       assignments: this.assignments,
+      ...(steps ? { redisStepsUs: redisSteps } : {}),
     };
   }
 }
+
+/** The routing skills of `name` at `level`: the name and each level up to it (as the API expands them). */
+const atLevel = (name: string, level: number): string[] =>
+  Array.from({ length: level }, (_, i) => routingSkill(name, i + 1));
 
 const register = (agentId: string, skills: string[], capacity = 1): Command => ({
   type: 'RegisterAgent',
@@ -113,17 +122,25 @@ const settingsFor = (policy: Policy | undefined): Command[] =>
  * Multi-skill contacts against a split pool: n agents holding only A, n only B, one holding both
  * (made available last); `contacts` contacts needing [A, B] (the first goes to the AB agent, the
  * others find nobody); then `arrivals` agents holding only A become available one by one.
+ * With `levels`, the i-th agent of each side (and the i-th arrival) holds its skill at level
+ * 1 + i mod 5, the AB agent both at 5, and the i-th contact needs A at minimum level 1 + i mod 5
+ * and B at 1 + (i + 2) mod 5: the level check leaves a contact some of each side's pools, none
+ * holding both skills. With `steps`, the figures list every dispatch step's µs.
  */
 export async function splitShape(
   redis: RedisClient,
   workspace: string,
-  o: { n: number; contacts: number; arrivals: number; policy?: Policy },
+  o: { n: number; contacts: number; arrivals: number; levels?: boolean; policy?: Policy; steps?: boolean },
 ): Promise<StepFigures> {
   await ensureGroup(redis, workspace);
+  const level = (i: number) => (o.levels ? (i % 5) + 1 : 1);
+  const needs = (i: number) =>
+    o.levels ? [routingSkill('A', level(i)), routingSkill('B', level(i + 2))] : ['A', 'B'];
   const setup: Command[] = [...settingsFor(o.policy)];
-  for (let i = 0; i < o.n; i++) setup.push(register(`a${i}`, ['A']), register(`b${i}`, ['B']));
-  setup.push(register('ab', ['A', 'B']));
-  for (let i = 0; i < o.arrivals; i++) setup.push(register(`late${i}`, ['A']));
+  for (let i = 0; i < o.n; i++)
+    setup.push(register(`a${i}`, atLevel('A', level(i))), register(`b${i}`, atLevel('B', level(i))));
+  setup.push(register('ab', o.levels ? [...atLevel('A', 5), ...atLevel('B', 5)] : ['A', 'B']));
+  for (let i = 0; i < o.arrivals; i++) setup.push(register(`late${i}`, atLevel('A', level(i))));
   for (let i = 0; i < o.n; i++) setup.push(available(`a${i}`), available(`b${i}`));
   setup.push(available('ab'));
   await sendAll(redis, workspace, setup);
@@ -131,14 +148,14 @@ export async function splitShape(
   const clock = new StepClock(redis, workspace);
   await clock.start();
   for (let i = 0; i < o.contacts; i++) {
-    await sendAll(redis, workspace, [queue(`c${i}`, ['A', 'B'])]);
+    await sendAll(redis, workspace, [queue(`c${i}`, needs(i))]);
     await clock.dispatch();
   }
   for (let i = 0; i < o.arrivals; i++) {
     await sendAll(redis, workspace, [available(`late${i}`)]);
     await clock.dispatch();
   }
-  return clock.figures();
+  return clock.figures(o.steps);
 }
 
 /** Every k-subset of `items`, in order, stopping after `limit`. */
@@ -178,9 +195,7 @@ export async function wideShape(
   const skills = Array.from({ length: 32 }, (_, i) => `s${String(i).padStart(2, '0')}`);
   const sets = subsets(skills, 4, o.contacts);
   const channels = channelsOf(o.channels ?? 1);
-  const agentSkills = o.levels
-    ? skills.flatMap((s) => [1, 2, 3, 4, 5].map((l) => routingSkill(s, l)))
-    : skills;
+  const agentSkills = o.levels ? skills.flatMap((s) => atLevel(s, 5)) : skills;
   const needs = (set: string[], i: number) =>
     o.levels ? set.map((s, k) => routingSkill(s, ((i + k) % 5) + 1)) : set;
   await sendAll(redis, workspace, [
@@ -217,18 +232,29 @@ function draw(rng: Rng, min: number, max: number): string[] {
   return out;
 }
 
+/** `large`'s skills of an agent: with levels, each at a level 1..5 (its routing skills up to it). */
+const agentDraw = (rng: Rng, levels: boolean | undefined): string[] =>
+  levels ? draw(rng, 3, 8).flatMap((s) => atLevel(s, 1 + Math.floor(rng() * 5))) : draw(rng, 3, 8);
+/** `large`'s requirements of a contact: with levels, each at a minimum level 1..5. */
+const contactDraw = (rng: Rng, levels: boolean | undefined): string[] =>
+  levels ? draw(rng, 1, 3).map((s) => routingSkill(s, 1 + Math.floor(rng() * 5))) : draw(rng, 1, 3);
+
 /**
  * BENCH.md's `large` workload at one queue length: 50 skills, `agents` agents with 3..8 of them,
  * `queued` contacts needing 1..3 with priorities 0..9; agents become available one at a time
- * against the queue and each takes the first contact it can serve.
+ * against the queue and each takes the first contact it can serve. With `levels`, each agent
+ * skill is at a level 1..5 and each requirement at a minimum level 1..5.
  */
 export async function largeQueue(
   redis: RedisClient,
   workspace: string,
-  o: { agents: number; queued: number; decisions: number; rng: Rng },
+  o: { agents: number; queued: number; decisions: number; rng: Rng; levels?: boolean },
 ): Promise<StepFigures> {
   await ensureGroup(redis, workspace);
-  const agents = Array.from({ length: o.agents }, (_, i) => ({ id: `g${i}`, skills: draw(o.rng, 3, 8) }));
+  const agents = Array.from({ length: o.agents }, (_, i) => ({
+    id: `g${i}`,
+    skills: agentDraw(o.rng, o.levels),
+  }));
   await sendAll(
     redis,
     workspace,
@@ -236,7 +262,7 @@ export async function largeQueue(
   );
   const contacts: Command[] = [];
   for (let i = 0; i < o.queued; i++)
-    contacts.push(queue(`q${i}`, draw(o.rng, 1, 3), Math.floor(o.rng() * 10)));
+    contacts.push(queue(`q${i}`, contactDraw(o.rng, o.levels), Math.floor(o.rng() * 10)));
   await sendAll(redis, workspace, contacts);
   await dispatchPending(redis, workspace);
   const clock = new StepClock(redis, workspace);
@@ -250,15 +276,18 @@ export async function largeQueue(
 
 /**
  * The `large` pool: every one of `agents` agents (3..8 of 50 skills) available and nobody
- * waiting; contacts needing 1..3 skills arrive one at a time.
+ * waiting; contacts needing 1..3 skills arrive one at a time. With `levels`, as largeQueue's.
  */
 export async function largePool(
   redis: RedisClient,
   workspace: string,
-  o: { agents: number; decisions: number; rng: Rng },
+  o: { agents: number; decisions: number; rng: Rng; levels?: boolean },
 ): Promise<StepFigures> {
   await ensureGroup(redis, workspace);
-  const agents = Array.from({ length: o.agents }, (_, i) => ({ id: `g${i}`, skills: draw(o.rng, 3, 8) }));
+  const agents = Array.from({ length: o.agents }, (_, i) => ({
+    id: `g${i}`,
+    skills: agentDraw(o.rng, o.levels),
+  }));
   await sendAll(redis, workspace, [
     ...agents.map((a) => register(a.id, a.skills)),
     ...agents.map((a) => available(a.id)),
@@ -267,7 +296,7 @@ export async function largePool(
   const clock = new StepClock(redis, workspace);
   await clock.start();
   for (let i = 0; i < o.decisions; i++) {
-    await sendAll(redis, workspace, [queue(`p${i}`, draw(o.rng, 1, 3), Math.floor(o.rng() * 10))]);
+    await sendAll(redis, workspace, [queue(`p${i}`, contactDraw(o.rng, o.levels), Math.floor(o.rng() * 10))]);
     await clock.dispatch();
   }
   return clock.figures();
@@ -349,6 +378,8 @@ export interface ShapeOptions {
   readonly agents: number;
   readonly decisions: number;
   readonly seed: number;
+  /** Agents' skills at levels 1..5, contacts needing minimum levels 1..5. */
+  readonly levels?: boolean;
 }
 
 /** The sizes each shape compares when none are given: today's code took over 20 ms a step at the larger. */
@@ -370,15 +401,21 @@ export async function shapeWorkload(
   for (const size of o.sizes) {
     const ws = `${base}-${workload}-${size}`;
     if (workload === 'split')
-      runs[size] = await splitShape(redis, ws, { n: size, contacts: 20, arrivals: o.decisions });
+      runs[size] = await splitShape(redis, ws, {
+        n: size,
+        contacts: 20,
+        arrivals: o.decisions,
+        levels: o.levels,
+      });
     else if (workload === 'wide')
-      runs[size] = await wideShape(redis, ws, { contacts: size, cycles: o.decisions });
+      runs[size] = await wideShape(redis, ws, { contacts: size, cycles: o.decisions, levels: o.levels });
     else
       runs[size] = await largeQueue(redis, ws, {
         agents: o.agents,
         queued: size,
         decisions: o.decisions,
         rng: rng(o.seed),
+        levels: o.levels,
       });
   }
   const pool =
@@ -387,6 +424,7 @@ export async function shapeWorkload(
           agents: o.agents,
           decisions: o.decisions,
           rng: rng(o.seed + 1),
+          levels: o.levels,
         })
       : undefined;
   const all = [...Object.values(runs), ...(pool ? [pool] : [])];

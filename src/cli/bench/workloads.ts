@@ -50,7 +50,13 @@ async function withClient<T>(
 }
 
 const shape = (workload: ShapeWorkload): WorkloadSpec => ({
-  parameters: (o) => ({ sizes: o.sizes, agents: o.agents, decisions: o.decisions, seed: o.seed }),
+  parameters: (o) => ({
+    sizes: o.sizes,
+    agents: o.agents,
+    decisions: o.decisions,
+    seed: o.seed,
+    ...(o.levels ? { levels: true } : {}),
+  }),
   run: ({ url, workspace, o }) =>
     withClient(url, undefined, (redis) => shapeWorkload(redis, workspace, workload, o, seededRandom)),
 });
