@@ -17,9 +17,10 @@
  * `events`, `stateAt`, `subscribe`, `wsTicket`), the same call. The pages and their files (the
  * wallboard, the agent desktop, Swagger UI) have no method: they are for browsers.
  *
- * Not every caller in this project takes it: the bench's timed paths (src/cli/bench/e2e.ts,
- * fanout.ts, ingest.ts) send bare keep-alive requests and read bare sockets, because on a 2-core
- * load generator the client's CPU per request moved the figures they measure (docs/API.md, "The
+ * The bench's timed paths do not take it: `bench e2e` and `bench fanout` send bare keep-alive
+ * requests and read bare sockets (src/cli/bench/e2e.ts, fanout.ts), because on a 2-core load
+ * generator the client's CPU per request moved the figures they measure; `bench ingest` sends the
+ * same bare requests to Switchboard and to the bare handler it compares it with (docs/API.md, "The
  * client").
  */
 import { SwitchboardError } from './errors.ts';
