@@ -83,8 +83,7 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
   if (config.roles.includes('dispatcher')) {
     const dlog = log.child({ role: 'dispatcher' });
     dispatcher = new Dispatcher(redis, dlog, { ...defaultDispatcherOptions, batch: config.dispatchBatch });
-    const steps = metrics.dispatchStep;
-    dispatcher.observeStep = (s) => steps.observe(s);
+    dispatcher.observeStep = (s, ws) => metrics.observeStep(s, ws);
     // One dispatcher per workspace at a time: a lease per workspace, renewed every third of its life.
     const leases = config.dispatchLeases ? leaseKeeper(redis, config, dlog) : undefined;
     // With leases, the runner looks at the registry and renews them at the renewal rate.
@@ -159,14 +158,14 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
   const metricsServer =
     config.metricsPort === undefined
       ? undefined
-      : await serveMetrics(config.host, config.metricsPort, metrics, () => {
-          if (tails) metrics.subscribers.set(tails.subscribers);
-          return metricsText(metrics, redis, {
+      : await serveMetrics(config.host, config.metricsPort, metrics, () =>
+          metricsText(metrics, redis, {
             workspaces: [...new Set(runners.flatMap((r) => r.workspaces()))],
             ...(projector ? { projectorApplied: projector.applied } : {}),
             ...(dispatcher ? { dispatcherAssignments: dispatcher.assignments } : {}),
-          });
-        });
+            ...(tails ? { subscribers: tails.subscribersByWorkspace() } : {}),
+          }),
+        );
   if (metricsServer) log.info({ url: `${metricsServer.url}/metrics` }, 'serving /metrics');
 
   let stopping: Promise<void> | undefined;

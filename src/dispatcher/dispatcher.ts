@@ -100,19 +100,19 @@ export async function fireTimers(
 
 /**
  * Runs routing decisions until no work is left; returns the assignments made. `observe` is told
- * each step's duration (seconds): the dispatcher's step-duration metric.
+ * each step's duration (seconds) and workspace: the dispatcher's step-duration metric.
  */
 export async function dispatchPending(
   redis: RedisClient,
   workspace: string,
   opts: DispatcherOptions = defaultDispatcherOptions,
-  observe?: (seconds: number) => void,
+  observe?: (seconds: number, workspace: string) => void,
 ): Promise<number> {
   let total = 0;
   for (;;) {
     const started = performance.now();
     const [made, more] = await dispatchStep(redis, workspace, opts);
-    observe?.((performance.now() - started) / 1000);
+    observe?.((performance.now() - started) / 1000, workspace);
     total += made;
     if (!more) return total;
   }
@@ -123,8 +123,8 @@ export class Dispatcher {
   private readonly loops: BlockingLoops;
   assignments = 0;
   timersFired = 0;
-  /** Told each dispatch step's duration, seconds (the /metrics histogram). */
-  observeStep: ((seconds: number) => void) | undefined;
+  /** Told each dispatch step's duration, seconds, and its workspace (the /metrics histogram). */
+  observeStep: ((seconds: number, workspace: string) => void) | undefined;
 
   constructor(
     private readonly redis: RedisClient,

@@ -855,7 +855,11 @@ describe('operations', () => {
     expect(res.statusCode).toBe(200);
     expect(String(res.headers['content-type'])).toMatch(/^text\/plain/);
     expect(res.body).toContain('# TYPE switchboard_commands_total counter');
-    expect(res.body).toMatch(/switchboard_commands_total\{type="RegisterAgent",status="201"\} \d+/);
+    expect(res.body).toMatch(
+      new RegExp(
+        `switchboard_commands_total\\{workspace="${WS.ops}",type="RegisterAgent",status="201"\\} \\d+`,
+      ),
+    );
     expect(res.body).toContain('switchboard_http_request_duration_seconds');
   });
 });

@@ -3,16 +3,19 @@
  * instances (one with the projector, one API only) and a dispatcher-only process serving its
  * /metrics on METRICS_PORT. It checks the wait-time histogram (each decision counted once, the same
  * on both API instances scraped at once and on an instance started afterwards), the dispatcher's
- * step durations where the dispatcher runs, queue depth and longest wait, assignments, abandons
- * and expirations as counters, the projector's lag in commands and seconds, the WebSocket
- * subscribers, the 202 answers (outcome not known in time), and `promtool check metrics` on the
- * text of all three processes.
+ * step durations where the dispatcher runs, by workspace, queue depth and longest wait, each
+ * queue's longest wait, service level, mean wait and agents by state against a known state,
+ * assignments, abandons and expirations as counters, the projector's lag in commands and seconds,
+ * the WebSocket subscribers by workspace, the 202 answers (outcome not known in time) by workspace,
+ * the bound on the process counts' workspace label, and `promtool check metrics` on the text of all
+ * three processes (promtool missing is a failure: scripts/ensure.sh installs it).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { createMetrics, OTHER_WORKSPACES, setSubscribers } from '../../src/adapters/http/metrics.ts';
 import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
 import { loadConfig } from '../../src/app/config.ts';
 import { projectorReady } from '../support/projector.ts';
@@ -22,9 +25,9 @@ import { sleep, waitFor } from '../support/wait.ts';
 const WS = 'metrics-a';
 /** A workspace no projector serves: its commands stay unapplied and answer 202. */
 const UNSERVED = 'metrics-unserved';
+/** Every process also serves the default workspace: no work there, its steps find nothing. */
+const IDLE = 'default';
 const PROMTOOL = ['/usr/bin/promtool', '/usr/local/bin/promtool'].find((p) => existsSync(p));
-if (!PROMTOOL)
-  console.warn('promtool is not installed (apt-get install prometheus): the metrics lint is skipped');
 
 const log = pino({ level: 'silent' });
 let redis: TestRedis;
@@ -68,8 +71,22 @@ async function contact(id: string): Promise<Record<string, unknown>> {
   >;
 }
 
-/** One scrape, as series → value (the series as written, labels and all). */
-async function scrape(url: string): Promise<{ text: string; value(series: string): number | undefined }> {
+/** A series with its labels in name order (`a{y="1",x="2"}` → `a{x="2",y="1"}`): as written or as asked. */
+function canonical(series: string): string {
+  const open = series.indexOf('{');
+  if (open < 0) return series;
+  const labels = [...series.slice(open + 1, -1).matchAll(/([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"/g)]
+    .map((m) => `${m[1]}="${m[2]}"`)
+    .sort();
+  return `${series.slice(0, open)}{${labels.join(',')}}`;
+}
+
+/** One scrape, as series → value (labels in any order). */
+async function scrape(url: string): Promise<{
+  text: string;
+  value(series: string): number | undefined;
+  series(name: string): string[];
+}> {
   const res = await fetch(`${url}/metrics`);
   expect(res.status).toBe(200);
   expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
@@ -78,9 +95,13 @@ async function scrape(url: string): Promise<{ text: string; value(series: string
   for (const line of text.split('\n')) {
     if (line.startsWith('#') || line === '') continue;
     const at = line.lastIndexOf(' ');
-    values.set(line.slice(0, at), Number(line.slice(at + 1)));
+    values.set(canonical(line.slice(0, at)), Number(line.slice(at + 1)));
   }
-  return { text, value: (series) => values.get(series) };
+  return {
+    text,
+    value: (series) => values.get(canonical(series)),
+    series: (name) => [...values.keys()].filter((k) => k === name || k.startsWith(`${name}{`)),
+  };
 }
 
 const w = `workspace="${WS}"`;
@@ -150,17 +171,34 @@ describe('the wait-time histogram', () => {
 });
 
 describe('the dispatcher on METRICS_PORT', () => {
-  it('serves its step durations and assignments where it runs, and a 404 problem elsewhere', async () => {
+  it('serves its step durations by workspace and assignments where it runs, and a 404 problem elsewhere', async () => {
     expect(d.url).toBeUndefined();
     expect(d.metricsUrl).toBeDefined();
+    const steps = (ws: string) => `switchboard_dispatcher_step_duration_seconds_count{workspace="${ws}"}`;
+    const before = await scrape(d.metricsUrl!);
+    // Each workspace the dispatcher serves has its own series (the idle one's steps found nothing),
+    // and there is no series without the label.
+    expect(before.value(steps(WS))).toBeGreaterThan(0);
+    expect(before.value(steps(IDLE))).toBeGreaterThan(0);
+    expect(before.series('switchboard_dispatcher_step_duration_seconds_count').sort()).toEqual(
+      [steps(WS), steps(IDLE)].sort(),
+    );
+    expect(before.value(`switchboard_dispatcher_step_duration_seconds_sum{${w}}`)).toBeGreaterThan(0);
+    expect(before.value(`switchboard_dispatcher_step_duration_seconds_bucket{${w},le="+Inf"}`)).toBe(
+      before.value(steps(WS)),
+    );
+    // A decision in WS is a step of WS.
+    await ok('/agents', { id: 'stepper', skills: ['step'] });
+    await ok('/agents/stepper/state', { state: 'available' });
+    await ok('/contacts', { id: 'step-1', skills: ['step'] });
+    await waitFor('step-1 assigned', async () => (await contact('step-1')).state === 'assigned');
     const s = await scrape(d.metricsUrl!);
-    expect(s.value('switchboard_dispatcher_step_duration_seconds_count')).toBeGreaterThan(0);
-    expect(s.value('switchboard_dispatcher_step_duration_seconds_sum')).toBeGreaterThan(0);
-    expect(s.value('switchboard_dispatcher_assignments_total')).toBeGreaterThanOrEqual(2);
+    expect(s.value(steps(WS))).toBeGreaterThan(before.value(steps(WS))!);
+    expect(s.value('switchboard_dispatcher_assignments_total')).toBeGreaterThanOrEqual(3);
     expect(s.value(`switchboard_workspace_up{${w}}`)).toBe(1);
     expect(s.text).toMatch(/# TYPE switchboard_dispatcher_step_duration_seconds histogram/);
     // The API instance without a dispatcher observes no step.
-    expect((await scrape(a.url!)).value('switchboard_dispatcher_step_duration_seconds_count')).toBe(0);
+    expect((await scrape(a.url!)).series('switchboard_dispatcher_step_duration_seconds_count')).toEqual([]);
     const other = await fetch(`${d.metricsUrl}/health`);
     expect(other.status).toBe(404);
     expect(other.headers.get('content-type')).toBe('application/problem+json');
@@ -182,7 +220,7 @@ describe('queues, counters, lag, subscribers and 202s', () => {
     expect(s.value(`switchboard_longest_wait_seconds{${w}}`)).toBeGreaterThanOrEqual(0.3);
     expect(s.value(`switchboard_workspace_contacts_abandoned_total{${w}}`)).toBe(1);
     expect(s.value(`switchboard_workspace_contacts_expired_total{${w}}`)).toBe(1);
-    expect(s.value(`switchboard_agents{${w},state="busy"}`)).toBe(2);
+    expect(s.value(`switchboard_agents{${w},state="busy"}`)).toBe(3);
     for (const name of [
       'switchboard_workspace_contacts_abandoned_total',
       'switchboard_workspace_contacts_expired_total',
@@ -205,32 +243,144 @@ describe('queues, counters, lag, subscribers and 202s', () => {
     await sleep(300);
     // The API-only instance reports the recently active workspaces, this one among them.
     const s = await scrape(b.url!);
-    expect(s.value('switchboard_commands_total{type="QueueContact",status="202"}')).toBe(1);
+    expect(
+      s.value(`switchboard_commands_total{workspace="${UNSERVED}",type="QueueContact",status="202"}`),
+    ).toBe(1);
+    expect(s.series('switchboard_commands_total').filter((x) => x.includes('status="202"'))).toEqual([
+      canonical(`switchboard_commands_total{workspace="${UNSERVED}",type="QueueContact",status="202"}`),
+    ]);
     expect(s.value(`switchboard_projector_lag_commands{workspace="${UNSERVED}"}`)).toBe(1);
     expect(s.value(`switchboard_projector_lag_seconds{workspace="${UNSERVED}"}`)).toBeGreaterThanOrEqual(0.3);
     expect(s.value(`switchboard_projector_lag_commands{${w}}`)).toBe(0);
     expect(s.value(`switchboard_projector_lag_seconds{${w}}`)).toBe(0);
-    // The instance with the projector answered its commands with outcomes: no 202.
-    expect((await scrape(a.url!)).text).not.toContain('status="202"');
+    // The instance with the projector answered its commands with outcomes, counted in their workspace: no 202.
+    const sa = await scrape(a.url!);
+    expect(sa.text).not.toContain('status="202"');
+    expect(sa.value(`switchboard_commands_total{${w},type="QueueContact",status="201"}`)).toBeGreaterThan(0);
   });
 
-  it('WebSocket subscribers of this instance, up and down', async () => {
-    const url = `${a.url!.replace(/^http/, 'ws')}/v1/workspaces/${WS}/events/live`;
-    const sockets = [new WebSocket(url), new WebSocket(url)];
+  it('WebSocket subscribers of this instance by workspace, up and down', async () => {
+    const live = (ws: string) => `${a.url!.replace(/^http/, 'ws')}/v1/workspaces/${ws}/events/live`;
+    const sockets = [new WebSocket(live(WS)), new WebSocket(live(WS)), new WebSocket(live(UNSERVED))];
     await Promise.all(sockets.map((s) => new Promise((r, j) => s.once('open', r).once('error', j))));
-    await waitFor(
-      'two subscribers',
-      async () => (await scrape(a.url!)).value('switchboard_websocket_subscribers') === 2,
-    );
-    expect((await scrape(b.url!)).value('switchboard_websocket_subscribers')).toBe(0);
+    const subs = (ws: string) => `switchboard_websocket_subscribers{workspace="${ws}"}`;
+    await waitFor('two subscribers of one workspace, one of another', async () => {
+      const s = await scrape(a.url!);
+      return s.value(subs(WS)) === 2 && s.value(subs(UNSERVED)) === 1;
+    });
+    // The other instance has none of them (its UNSERVED tail has a command waiter, not a subscriber).
+    const sb = await scrape(b.url!);
+    for (const series of sb.series('switchboard_websocket_subscribers')) expect(sb.value(series)).toBe(0);
+    sockets[2]!.close();
+    await waitFor('the other workspace has none', async () => {
+      const s = await scrape(a.url!);
+      return s.value(subs(WS)) === 2 && s.value(subs(UNSERVED)) === 0;
+    });
     for (const s of sockets) s.close();
-    await waitFor(
-      'no subscriber',
-      async () => (await scrape(a.url!)).value('switchboard_websocket_subscribers') === 0,
+    await waitFor('no subscriber', async () => (await scrape(a.url!)).value(subs(WS)) === 0);
+  });
+
+  it('each queue: longest wait, service level, mean wait, and agents by state who may serve it', async () => {
+    // Two agents may serve "pq": one takes the first contact (busy), one is away; an available
+    // agent with other skills serves none of it. The first contact waits 300 ms, the second waits on.
+    await ok('/agents', { id: 'pq-1', skills: ['pq'] });
+    await ok('/agents', { id: 'pq-2', skills: ['pq'] });
+    await ok('/agents', { id: 'pq-other', skills: ['pq-not'] });
+    await ok('/agents/pq-2/state', { state: 'away' });
+    await ok('/agents/pq-other/state', { state: 'available' });
+    await ok('/contacts', { id: 'pq-a', skills: ['pq'] });
+    await sleep(300);
+    await ok('/agents/pq-1/state', { state: 'available' });
+    await waitFor('pq-a assigned', async () => (await contact('pq-a')).state === 'assigned');
+    await ok('/contacts', { id: 'pq-b', skills: ['pq'] });
+    const queuedAt = Date.parse((await contact('pq-b')).queuedAt as string);
+    await sleep(400);
+    const events = (await (
+      await fetch(`${a.url}/v1/workspaces/${WS}/events?type=AssignmentMade`)
+    ).json()) as { events: { data: { contactId: string; waitedMs: number } }[] };
+    const waitedMs = events.events.find((e) => e.data.contactId === 'pq-a')!.data.waitedMs;
+    expect(waitedMs).toBeGreaterThanOrEqual(250);
+    const from = Date.now();
+    const s = await scrape(a.url!);
+    const to = Date.now();
+    const q = `${w},channel="voice",skills="pq"`;
+    expect(s.value(`switchboard_queue_depth{${q}}`)).toBe(1);
+    const longest = s.value(`switchboard_queue_longest_wait_seconds{${q}}`)!;
+    expect(longest * 1000).toBeGreaterThanOrEqual(from - queuedAt);
+    expect(longest * 1000).toBeLessThanOrEqual(to - queuedAt);
+    expect(s.value(`switchboard_queue_service_level_ratio{${q}}`)).toBe(1);
+    expect(s.value(`switchboard_queue_recent_mean_wait_seconds{${q}}`)).toBe(waitedMs / 1000);
+    const agents = { offline: 0, available: 0, away: 1, busy: 1, wrapup: 0, reserved: 0 };
+    for (const [state, n] of Object.entries(agents))
+      expect(s.value(`switchboard_queue_agents{${q},state="${state}"}`), state).toBe(n);
+    // A queue with contacts waiting and no decision: its longest wait, no service level or mean wait.
+    const nobody = `${w},channel="voice",skills="nobody"`;
+    expect(s.value(`switchboard_queue_longest_wait_seconds{${nobody}}`)).toBeGreaterThan(0.3);
+    expect(s.value(`switchboard_queue_service_level_ratio{${nobody}}`)).toBeUndefined();
+    expect(s.value(`switchboard_queue_recent_mean_wait_seconds{${nobody}}`)).toBeUndefined();
+    expect(s.value(`switchboard_queue_agents{${nobody},state="available"}`)).toBe(0);
+    // What GET /stats answers for the queue (the same read).
+    const stats = (await (await fetch(`${a.url}/v1/workspaces/${WS}/stats`)).json()) as {
+      queues: { channel: string; skills: string; agents: Record<string, number>; meanWaitMs: number }[];
+    };
+    const pq = stats.queues.find((x) => x.channel === 'voice' && x.skills === 'pq')!;
+    expect(pq.agents).toEqual(agents);
+    expect(pq.meanWaitMs).toBe(waitedMs);
+    for (const name of [
+      'switchboard_queue_longest_wait_seconds',
+      'switchboard_queue_service_level_ratio',
+      'switchboard_queue_recent_mean_wait_seconds',
+      'switchboard_queue_agents',
+    ])
+      expect(s.text).toContain(`# TYPE ${name} gauge`);
+  });
+
+  it('the process counts name at most MAX_WORKSPACES workspaces, the rest as one', async () => {
+    const m = createMetrics(2);
+    for (const ws of ['w1', 'w2', 'w3', 'w4', 'w1']) {
+      m.countCommand(ws, 'QueueContact', 202);
+      m.observeStep(0.001, ws);
+    }
+    const byWorkspace = async (metric: {
+      get(): Promise<{ values: { labels: object; value: number; metricName?: string }[] }>;
+    }) =>
+      new Map(
+        (await metric.get()).values
+          .filter((v) => !v.metricName || v.metricName.endsWith('_count'))
+          .map((v) => [(v.labels as { workspace: string }).workspace, v.value]),
+      );
+    const expected = new Map([
+      ['w1', 2],
+      ['w2', 1],
+      [OTHER_WORKSPACES, 2],
+    ]);
+    expect(await byWorkspace(m.commands)).toEqual(expected);
+    expect(await byWorkspace(m.dispatchStep)).toEqual(expected);
+    // Subscribers: the first by name, the rest summed.
+    setSubscribers(
+      m.subscribers,
+      new Map([
+        ['b', 1],
+        ['a', 2],
+        ['c', 3],
+        ['d', 4],
+      ]),
+      2,
+    );
+    expect(await byWorkspace(m.subscribers)).toEqual(
+      new Map([
+        ['a', 2],
+        ['b', 1],
+        [OTHER_WORKSPACES, 7],
+      ]),
     );
   });
 
-  it.skipIf(!PROMTOOL)('promtool check metrics finds nothing in any process text', async () => {
+  it('promtool check metrics finds nothing in any process text', async () => {
+    if (!PROMTOOL)
+      throw new Error(
+        'promtool is not installed, so the metrics lint cannot run: install it with `bash scripts/ensure.sh` as root (npm test does) or `apt-get install prometheus`.',
+      );
     for (const url of [a.url!, b.url!, d.metricsUrl!]) {
       const { text } = await scrape(url);
       expect(text).toContain('switchboard_wait_seconds_bucket');

@@ -318,8 +318,8 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
           ),
         );
       case 'NotReplicated': {
-        const { command, appended } = failure.submitted;
-        metrics.commands.inc({ type: command.type, status: '503' });
+        const { ws, command, appended } = failure.submitted;
+        metrics.countCommand(ws, command.type, 503);
         req.log.warn(
           { type: command.type, position: appended.position, replicaWaitMs: config.replicaWaitMs },
           'no replica confirmed the command; answered 503 not-replicated (it may still apply)',
@@ -341,8 +341,8 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
         );
       }
       case 'TimedOut': {
-        const { command, appended } = failure.submitted;
-        metrics.commands.inc({ type: command.type, status: '202' });
+        const { ws, command, appended } = failure.submitted;
+        metrics.countCommand(ws, command.type, 202);
         req.log.info(
           { type: command.type, position: appended.position, waitedMs: config.commandTimeoutMs },
           'no outcome in time; answered 202 (the command is appended and will be applied)',
@@ -350,10 +350,7 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
         return reply.code(202).send({ position: appended.position, commandId: appended.commandId });
       }
       case 'Refused':
-        metrics.commands.inc({
-          type: failure.submitted.command.type,
-          status: String(failure.outcome.status),
-        });
+        metrics.countCommand(failure.submitted.ws, failure.submitted.command.type, failure.outcome.status);
         return sendProblem(reply, failure.outcome.body as never);
     }
   }
@@ -364,7 +361,7 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
     { submitted, outcome }: Applied,
   ): FastifyReply {
     if (submitted.appended.repeated) reply.header('idempotent-replayed', 'true');
-    metrics.commands.inc({ type: submitted.command.type, status: String(outcome.status) });
+    metrics.countCommand(submitted.ws, submitted.command.type, outcome.status);
     if (outcome.status === 201) {
       const id = (outcome.body as { id?: string }).id;
       if (id)

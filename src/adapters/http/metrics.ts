@@ -3,16 +3,59 @@ import type { AddressInfo } from 'node:net';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { RedisClient } from '../redis/scripts.ts';
 import { PROBLEM_TYPE, problem } from './problem.ts';
-import { createWorkspaceMetrics, refreshWorkspaceMetrics } from './workspace-metrics.ts';
+import { createWorkspaceMetrics, MAX_WORKSPACES, refreshWorkspaceMetrics } from './workspace-metrics.ts';
+
+/**
+ * The `workspace` label of a process's own counts (commands, dispatcher steps, subscribers) for
+ * workspaces past MAX_WORKSPACES: not a workspace name (those are [A-Za-z0-9_-]), so never one's.
+ */
+export const OTHER_WORKSPACES = '~other';
+
+/**
+ * Bounds the `workspace` label of a process's counters and histograms: the first MAX_WORKSPACES
+ * workspaces it counts keep their name for the life of the process (a counter's series must not
+ * move), later ones are counted under OTHER_WORKSPACES.
+ */
+export class WorkspaceLabels {
+  private readonly named = new Set<string>();
+  constructor(private readonly max = MAX_WORKSPACES) {}
+
+  of(workspace: string): string {
+    if (this.named.has(workspace)) return workspace;
+    if (this.named.size >= this.max) return OTHER_WORKSPACES;
+    this.named.add(workspace);
+    return workspace;
+  }
+}
 
 /** Prometheus metrics of one process, served at /metrics. */
-export function createMetrics() {
+export function createMetrics(maxWorkspaces = MAX_WORKSPACES) {
   const registry = new Registry();
+  const labels = new WorkspaceLabels(maxWorkspaces);
   collectDefaultMetrics({ register: registry, prefix: 'switchboard_' });
   // Gauges named _total, which Prometheus keeps for counters (promtool check metrics flags them):
   // their values are the sums of the per-type gauges of the same name without _total.
   for (const name of ['active_handles', 'active_requests', 'active_resources'])
     registry.removeSingleMetric(`switchboard_nodejs_${name}_total`);
+  const commands = new Counter({
+    name: 'switchboard_commands_total',
+    help: 'Commands by workspace, type and outcome status (202: not known in time)',
+    labelNames: ['workspace', 'type', 'status'],
+    registers: [registry],
+  });
+  const dispatchStep = new Histogram({
+    name: 'switchboard_dispatcher_step_duration_seconds',
+    help: "Duration of this process's dispatcher steps (one dispatch Lua call each), by workspace",
+    labelNames: ['workspace'],
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [registry],
+  });
+  const subscribers = new Gauge({
+    name: 'switchboard_websocket_subscribers',
+    help: 'WebSocket subscribers connected to this instance, by workspace (those with a live tail here)',
+    labelNames: ['workspace'],
+    registers: [registry],
+  });
   return {
     registry,
     httpRequests: new Histogram({
@@ -22,17 +65,17 @@ export function createMetrics() {
       buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [registry],
     }),
-    commands: new Counter({
-      name: 'switchboard_commands_total',
-      help: 'Commands by type and outcome status (202: not known in time)',
-      labelNames: ['type', 'status'],
-      registers: [registry],
-    }),
-    subscribers: new Gauge({
-      name: 'switchboard_websocket_subscribers',
-      help: 'WebSocket subscribers connected to this instance',
-      registers: [registry],
-    }),
+    commands,
+    /** Counts a command's answer (`status`: its HTTP status) in its workspace. */
+    countCommand(workspace: string, type: string, status: number | string): void {
+      commands.inc({ workspace: labels.of(workspace), type, status: String(status) });
+    },
+    dispatchStep,
+    /** Observes one dispatcher step of `workspace` (the dispatcher's `observeStep`). */
+    observeStep(seconds: number, workspace: string): void {
+      dispatchStep.observe({ workspace: labels.of(workspace) }, seconds);
+    },
+    subscribers,
     projected: new Counter({
       name: 'switchboard_projector_commands_applied_total',
       help: 'Commands applied by this process since start',
@@ -41,12 +84,6 @@ export function createMetrics() {
     assignments: new Counter({
       name: 'switchboard_dispatcher_assignments_total',
       help: 'Assignments made by this process since start',
-      registers: [registry],
-    }),
-    dispatchStep: new Histogram({
-      name: 'switchboard_dispatcher_step_duration_seconds',
-      help: "Duration of this process's dispatcher steps (one dispatch Lua call each), every workspace",
-      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
       registers: [registry],
     }),
     /** Each workspace's queues, waits, agents and counters, read from Redis at scrape time. */
@@ -62,17 +99,39 @@ export function setCounter(counter: Counter, value: number): void {
   if (value > 0) counter.inc(value);
 }
 
-/** What a process without the API reports: its workers' running counts and workspaces. */
+/**
+ * The subscribers of each workspace with a live tail here (0 included), set anew at each scrape:
+ * the MAX_WORKSPACES first by name, the rest summed under OTHER_WORKSPACES.
+ */
+export function setSubscribers(
+  gauge: Gauge,
+  perWorkspace: ReadonlyMap<string, number>,
+  max = MAX_WORKSPACES,
+): void {
+  gauge.reset();
+  const names = [...perWorkspace.keys()].sort();
+  for (const ws of names.slice(0, max)) gauge.set({ workspace: ws }, perWorkspace.get(ws) ?? 0);
+  if (names.length > max)
+    gauge.set(
+      { workspace: OTHER_WORKSPACES },
+      names.slice(max).reduce((n, ws) => n + (perWorkspace.get(ws) ?? 0), 0),
+    );
+}
+
+/** What a process reports besides its metrics: its workers' running counts and workspaces. */
 export interface WorkerReport {
   readonly workspaces: readonly string[];
   readonly projectorApplied?: number;
   readonly dispatcherAssignments?: number;
+  /** With the api role: each workspace tail's WebSocket subscribers. */
+  readonly subscribers?: ReadonlyMap<string, number>;
 }
 
 /** The /metrics text of a process, its workspaces' figures read first (within their budget). */
 export async function metricsText(m: Metrics, redis: RedisClient, r: WorkerReport): Promise<string> {
   if (r.projectorApplied !== undefined) setCounter(m.projected, r.projectorApplied);
   if (r.dispatcherAssignments !== undefined) setCounter(m.assignments, r.dispatcherAssignments);
+  if (r.subscribers) setSubscribers(m.subscribers, r.subscribers);
   await refreshWorkspaceMetrics(m.workspaces, redis, r.workspaces);
   return m.registry.metrics();
 }

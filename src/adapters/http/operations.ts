@@ -1,8 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { docsRoutes } from './docs-ui.ts';
-import { setCounter } from './metrics.ts';
+import { metricsText } from './metrics.ts';
 import { problem, sendProblem } from './problem.ts';
-import { refreshWorkspaceMetrics } from './workspace-metrics.ts';
 
 export interface RoleReport {
   readonly roles: readonly string[];
@@ -49,14 +48,13 @@ export async function operationRoutes(app: FastifyInstance): Promise<void> {
   });
 
   app.get('/metrics', async (_req, reply) => {
-    const r = roles();
-    metrics.subscribers.set(tails.subscribers);
-    if (r.projectorApplied !== undefined) setCounter(metrics.projected, r.projectorApplied);
-    if (r.dispatcherAssignments !== undefined) setCounter(metrics.assignments, r.dispatcherAssignments);
     // Bounded (workspace-metrics.ts): a Redis too slow to answer leaves workspace_up 0, not a hung scrape.
-    await refreshWorkspaceMetrics(metrics.workspaces, redis, r.workspaces);
+    const text = await metricsText(metrics, redis, {
+      ...roles(),
+      subscribers: tails.subscribersByWorkspace(),
+    });
     reply.type(metrics.registry.contentType);
-    return metrics.registry.metrics();
+    return text;
   });
 
   await app.register(docsRoutes);

@@ -1,18 +1,19 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { globalKeys, workspaceKeys } from '../redis/keys.ts';
-import { readStats, type WorkspaceStats } from '../redis/projection-reads.ts';
+import { type QueueStats, readStats, type WorkspaceStats } from '../redis/projection-reads.ts';
 import type { RedisClient } from '../redis/scripts.ts';
 import { foldWaits, type WaitCounts, WaitHistogramMetric } from './wait-histogram.ts';
 
 /**
- * The workspaces' own figures on /metrics (docs/METRICS.md): queue depth by skill set, longest wait,
+ * The workspaces' own figures on /metrics (docs/METRICS.md): queue depth by skill set, each queue's
+ * longest wait, service level, mean wait and agents able to serve it, the workspace's longest wait,
  * agents by state and the contact counters, read from Redis (`readStats`, what GET /stats answers)
  * when Prometheus scrapes, for the workspaces this instance serves. The reads share a time budget:
  * a workspace not read within it is reported `switchboard_workspace_up 0` and its other series are
  * left out of that scrape, so a slow or unreachable Redis cannot hang a scrape.
  */
 
-/** Skill sets per workspace given their own queue-depth series; the rest are summed under `_other`. */
+/** Queues (skill sets) per workspace given their own series; the rest are summed under `_other`. */
 export const MAX_SKILL_SET_SERIES = 50;
 /** Workspaces reported per scrape (by name); more are left out and counted. */
 export const MAX_WORKSPACES = 100;
@@ -84,6 +85,30 @@ export function createWorkspaceMetrics(registry: Registry) {
       name: 'switchboard_recent_mean_wait_seconds',
       help: "Mean wait to the decision of the last minutes' decisions (absent: no decision)",
       labelNames: ['workspace'],
+      registers,
+    }),
+    queueLongestWait: new Gauge({
+      name: 'switchboard_queue_longest_wait_seconds',
+      help: `How long each queue's oldest waiting contact has waited (0: none waits; the ${MAX_SKILL_SET_SERIES} queues of switchboard_queue_depth, the rest as _other: their longest)`,
+      labelNames: ['workspace', 'channel', 'skills'],
+      registers,
+    }),
+    queueServiceLevel: new Gauge({
+      name: 'switchboard_queue_service_level_ratio',
+      help: "Share of each queue's last minutes' decisions made within 20 s of the contact's arrival (absent: no decision)",
+      labelNames: ['workspace', 'channel', 'skills'],
+      registers,
+    }),
+    queueRecentWait: new Gauge({
+      name: 'switchboard_queue_recent_mean_wait_seconds',
+      help: "Mean wait to the decision of each queue's last minutes' decisions (absent: no decision)",
+      labelNames: ['workspace', 'channel', 'skills'],
+      registers,
+    }),
+    queueAgents: new Gauge({
+      name: 'switchboard_queue_agents',
+      help: "Agents who may take each queue's contacts (its skills at their levels, its channel), by state",
+      labelNames: ['workspace', 'channel', 'skills', 'state'],
       registers,
     }),
     agents: new Gauge({
@@ -199,6 +224,10 @@ export async function refreshWorkspaceMetrics(
   m.serviceLevel.reset();
   m.recentWait.reset();
   m.agents.reset();
+  m.queueLongestWait.reset();
+  m.queueServiceLevel.reset();
+  m.queueRecentWait.reset();
+  m.queueAgents.reset();
   for (const [, c] of m.counters) c.reset();
   for (const ws of workspaces) {
     const r = read.get(ws);
@@ -227,6 +256,7 @@ export async function refreshWorkspaceMetrics(
         { workspace: ws, channel: '_other', skills: '_other' },
         queues.slice(MAX_SKILL_SET_SERIES).reduce((n, q) => n + q.depth, 0),
       );
+    setQueueFigures(m, ws, s.queues);
     for (const [field, c] of m.counters) {
       const n = s[field];
       if (typeof n === 'number' && n > 0) c.inc({ workspace: ws }, n);
@@ -235,6 +265,50 @@ export async function refreshWorkspaceMetrics(
   }
   m.readSeconds.set((Date.now() - started) / 1000);
 }
+
+/**
+ * Each queue's longest wait, window figures and agents, from the queues `/stats` lists (those with
+ * contacts waiting or decisions in the window): the same MAX_SKILL_SET_SERIES as the queue depth
+ * (the deepest, then the busiest in the window), the rest as `_other`: their longest wait, and their
+ * service level and mean wait over all their decisions (no agents: they would be counted once per queue).
+ */
+function setQueueFigures(m: WorkspaceMetrics, workspace: string, all: readonly QueueStats[]): void {
+  const queues = [...all].sort(
+    (a, b) =>
+      b.queued - a.queued ||
+      b.assignments - a.assignments ||
+      (a.channel + a.skills < b.channel + b.skills ? -1 : 1),
+  );
+  const set = (labels: { workspace: string; channel: string; skills: string }, q: QueueFigures) => {
+    if (q.longestWaitMs !== null) m.queueLongestWait.set(labels, q.longestWaitMs / 1000);
+    if (q.serviceLevel !== null) m.queueServiceLevel.set(labels, q.serviceLevel);
+    if (q.meanWaitMs !== null) m.queueRecentWait.set(labels, q.meanWaitMs / 1000);
+  };
+  for (const q of queues.slice(0, MAX_SKILL_SET_SERIES)) {
+    const labels = { workspace, channel: q.channel, skills: q.skills };
+    set(labels, q);
+    for (const [state, n] of Object.entries(q.agents)) m.queueAgents.set({ ...labels, state }, n);
+  }
+  const rest = queues.slice(MAX_SKILL_SET_SERIES);
+  if (rest.length === 0) return;
+  const decided = rest.reduce((n, q) => n + q.assignments, 0);
+  const weighted = (f: (q: QueueStats) => number | null) =>
+    decided === 0 ? null : rest.reduce((x, q) => x + (f(q) ?? 0) * q.assignments, 0) / decided;
+  // A queue whose oldest is not among the oldest read (null) waited less than any found there: the
+  // longest found stands, and with none found the longest is not known (absent).
+  const found = rest.flatMap((q) => (q.longestWaitMs ? [q.longestWaitMs] : []));
+  const unknown = rest.some((q) => q.longestWaitMs === null);
+  set(
+    { workspace, channel: '_other', skills: '_other' },
+    {
+      longestWaitMs: found.length > 0 ? Math.max(...found) : unknown ? null : 0,
+      serviceLevel: weighted((q) => q.serviceLevel),
+      meanWaitMs: weighted((q) => q.meanWaitMs),
+    },
+  );
+}
+
+type QueueFigures = Pick<QueueStats, 'longestWaitMs' | 'serviceLevel' | 'meanWaitMs'>;
 
 function withinBudget<T>(p: Promise<T>, deadline: number): Promise<T> {
   p.catch(() => {}); // a read that ends after the budget is let go

@@ -362,6 +362,11 @@ export class TailHub {
     return n;
   }
 
+  /** Each running tail's subscribers, by workspace (0 for a tail only commands wait on). */
+  subscribersByWorkspace(): Map<string, number> {
+    return new Map([...this.tails].map(([ws, t]) => [ws, t.subscribers]));
+  }
+
   stop(): void {
     clearInterval(this.sweeper);
     for (const t of this.tails.values()) t.stop();
