@@ -1,8 +1,17 @@
+import { IntervalStats, loggedEventOf } from '../domain/intervals.ts';
 import type { Fact } from '../domain/model.ts';
 import { POSITION_PATTERN } from '../domain/values.ts';
 import { checkDecision, replayAssignment, showPair } from './assignments.ts';
 import { type Expected, expectedOf } from './command-replay.ts';
-import { type CommandEntry, commandEntry, describe, type Entry, type Envelope, envelope } from './entries.ts';
+import {
+  type CommandEntry,
+  commandEntry,
+  describe,
+  type Entry,
+  type Envelope,
+  envelope,
+  positionMs,
+} from './entries.ts';
 import { type ContactMeta, differences, factData, iso, jsonEqual } from './expected.ts';
 import { IdempotencyKeys, Outcomes } from './ledgers.ts';
 import { ReplayState } from './replay-state.ts';
@@ -30,6 +39,12 @@ export interface AuditOptions {
   readonly keep?: number;
   /** An Idempotency-Key appended twice within this long (ms) is a violation. Default 24 h. */
   readonly idempotencyTtlMs?: number;
+  /**
+   * Count the events replayed into 15-minute intervals (`intervals`, src/domain/intervals.ts),
+   * decisions within this service-level threshold (ms), to compare with the live interval
+   * projection (src/audit/intervals-check.ts). Absent: not counted.
+   */
+  readonly intervalServiceLevelMs?: number;
 }
 
 interface Pending {
@@ -71,6 +86,8 @@ export class Auditor {
   checkpoint: string | undefined;
   /** The last command replayed (decided and its facts applied), met or passed over. */
   lastCommandReplayed: string | undefined;
+  /** The events replayed, counted in intervals (with `intervalServiceLevelMs`). */
+  readonly intervals: IntervalStats | undefined;
 
   // Commands read and not yet replayed: `buffer[i - base]` is the command at index i.
   private buffer: CommandEntry[] = [];
@@ -96,6 +113,8 @@ export class Auditor {
   ) {
     this.violations = new Violations(opts.after, opts.keep ?? 1000);
     this.keys = new IdempotencyKeys((...v) => this.flag(...v), opts.idempotencyTtlMs ?? 86_400_000);
+    this.intervals =
+      opts.intervalServiceLevelMs === undefined ? undefined : new IntervalStats(opts.intervalServiceLevelMs);
   }
 
   addCommands(entries: readonly Entry[]): void {
@@ -135,6 +154,7 @@ export class Auditor {
       const e = envelope(fields);
       if (typeof e === 'string') {
         this.flag('event', 'events', position, `unreadable event: ${e}`);
+        this.tally(position, fields, undefined);
         this.counted(position);
         return true;
       }
@@ -143,8 +163,33 @@ export class Auditor {
     }
     const done =
       env.type === 'AssignmentMade' ? this.onAssignment(position, env) : this.onFact(position, env);
-    if (done) this.counted(position);
+    if (done) {
+      this.tally(position, fields, env);
+      this.counted(position);
+    }
     return done;
+  }
+
+  /**
+   * Counts an event into the intervals as the live projection reads it (`loggedEventOf`: the
+   * entry's `type` field and its envelope's data), without parsing a readable envelope again.
+   */
+  private tally(position: string, fields: readonly string[], env: Envelope | undefined): void {
+    const stats = this.intervals;
+    if (!stats) return;
+    let type: string | undefined;
+    let text: string | undefined;
+    for (let i = 0; i + 1 < fields.length; i += 2) {
+      if (fields[i] === 'type') type = fields[i + 1];
+      else if (fields[i] === 'event') text = fields[i + 1];
+    }
+    // A readable envelope's type is its `type` field's, when the entry has one.
+    if (env) {
+      if (type) stats.add({ ms: positionMs(position), type, data: env.data });
+      return;
+    }
+    const e = loggedEventOf(position, type, text);
+    if (e) stats.add(e);
   }
 
   /**

@@ -7,6 +7,7 @@ import type { LogStream } from '../archive/segment.ts';
 import type { ArchiveStore } from '../archive/store.ts';
 import { type AuditOptions, Auditor } from './auditor.ts';
 import type { Entry } from './entries.ts';
+import { checkIntervals } from './intervals-check.ts';
 import { type AuditReport, buildReport } from './report.ts';
 import { StateCheck } from './state-check.ts';
 import { positionBefore, type Violation } from './violations.ts';
@@ -31,7 +32,10 @@ import { positionBefore, type Violation } from './violations.ts';
 export interface ReadOptions extends AuditOptions {
   /** Stream entries per read (default 5000). */
   readonly pageSize?: number;
-  /** Compare the documents and the routing index with the replay (default true). */
+  /**
+   * Compare the documents and the routing index with the replay, and the live interval
+   * projection's tallies with the log's (default true).
+   */
   readonly compareState?: boolean;
   readonly onProgress?: (p: Progress) => void;
   /**
@@ -242,7 +246,9 @@ export async function auditWorkspace(
 ): Promise<AuditReport> {
   const started = performance.now();
   const k = workspaceKeys(workspace);
-  const a = new Auditor(workspace, opts);
+  // The interval tallies are counted within the threshold the live projection counts within.
+  const threshold = opts.compareState !== false ? await redis.hget(k.intervals, 'serviceLevelMs') : null;
+  const a = new Auditor(workspace, threshold ? { ...opts, intervalServiceLevelMs: Number(threshold) } : opts);
   let at = await cut(redis, k);
   const total = at.eventCount;
   const report = (phase: Progress['phase']) =>
@@ -268,10 +274,20 @@ export async function auditWorkspace(
       }
     }
   }
+  let intervals = 'not compared (not asked)';
+  if (opts.compareState !== false) {
+    if (!a.intervals || threshold === null) intervals = 'not compared (no live interval projection)';
+    else {
+      const found = await checkIntervals(redis, k, a.intervals, Number(threshold), a.lastEvent);
+      for (const v of found.violations) a.violations.add(v);
+      intervals = found.status;
+    }
+  }
   a.finish();
   return buildReport(a, {
     pendingCommands: at.commandCount - a.commands,
     state,
+    intervals,
     seconds: (performance.now() - started) / 1000,
   });
 }

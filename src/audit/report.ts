@@ -31,6 +31,8 @@ export interface AuditSummary {
   readonly lastEvent: string | null;
   /** Whether the documents and routing index were compared, or why not. */
   readonly state: string;
+  /** Whether the live interval projection's tallies were compared with the log's, how many, or why not. */
+  readonly intervals: string;
   readonly violationCount: number;
   readonly violationsByKind: Partial<Record<ViolationKind, number>>;
   /** Violations at or before `--after`, counted and not reported. */
@@ -51,7 +53,7 @@ export interface AuditReport extends AuditSummary {
 
 export function buildReport(
   a: Auditor,
-  extra: { pendingCommands: number; state: string; seconds: number },
+  extra: { pendingCommands: number; state: string; intervals?: string; seconds: number },
 ): AuditReport {
   const v = a.violations;
   return {
@@ -70,6 +72,7 @@ export function buildReport(
     checkpoint: a.checkpoint ?? null,
     lastEvent: a.lastEvent ?? null,
     state: extra.state,
+    intervals: extra.intervals ?? 'not compared (not asked)',
     violationCount: v.count,
     violationsByKind: v.byKind,
     violationsBeforeAfter: v.before,
@@ -132,6 +135,7 @@ export function auditEntries(workspace: string, log: LogEntries, opts: AuditOpti
   return buildReport(a, {
     pendingCommands: log.commands.length - applied.length,
     state,
+    intervals: 'not compared (no live interval projection)',
     seconds: (performance.now() - started) / 1000,
   });
 }

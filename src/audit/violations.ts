@@ -13,6 +13,8 @@
  * - `event`: an event that cannot be read or belongs to no command;
  * - `state`, `index`: the live documents or routing index differ from the replayed state;
  * - `idle`: the dispatcher is said to be idle, yet a queued contact has an eligible agent;
+ * - `interval`: the live interval projection's tallies of an interval it covers differ from those
+ *   the log gives (src/audit/intervals-check.ts);
  * - `archive`: the archive's chain is broken (a segment altered, an entry removed or reordered,
  *   a segment removed or replaced), at the first position it affects (src/archive/chain.ts).
  */
@@ -30,6 +32,7 @@ export type ViolationKind =
   | 'state'
   | 'index'
   | 'idle'
+  | 'interval'
   | 'archive';
 
 export interface Violation {
@@ -48,8 +51,8 @@ export { positionBefore };
 /**
  * Counts every violation and keeps the first `keep` of them. With `after`, violations at or
  * before that position are counted apart and not reported (the replay still starts at the
- * beginning, since every check needs the state the whole history built); `state`, `index` and
- * `idle` are about the end of the log and always reported.
+ * beginning, since every check needs the state the whole history built); `state`, `index`,
+ * `idle` and `interval` are about the end of the log and always reported.
  */
 export class Violations {
   count = 0;

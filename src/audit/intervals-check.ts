@@ -1,0 +1,172 @@
+import type { WorkspaceKeys } from '../adapters/redis/keys.ts';
+import type { RedisClient } from '../adapters/redis/scripts.ts';
+import {
+  emptyTally,
+  INTERVAL_MS,
+  INTERVALS_KEPT_MS,
+  type IntervalStats,
+  TALLY_FIELDS,
+  type Tally,
+} from '../domain/intervals.ts';
+import { positionMs } from './entries.ts';
+import type { Violation } from './violations.ts';
+
+/**
+ * The live interval projection (src/projections/intervals.ts) held to the log: the auditor counts
+ * every event it replays into an IntervalStats (src/domain/intervals.ts, the rule the projection
+ * follows too), with the service-level threshold the projection counts within; then the
+ * projection's tallies in Redis must be those counts, field by field (the workspace's and each
+ * queue's), for every interval both have counted whole:
+ * - the projection's checkpoint P covers an interval whose end is at or before P's time (every
+ *   later event has a later time), and the replay's last event L likewise; so an interval is
+ *   compared when its end is at or before the earlier of the two times, and every interval when P
+ *   is L (both counted the same events);
+ * - an interval past the projection's retention (ended more than INTERVALS_KEPT_MS ago, less a
+ *   minute for the clocks) is not compared: the projection no longer keeps it.
+ * A difference is an `interval` violation (one per interval, its first few fields).
+ */
+
+/** How many intervals' hashes one transaction reads. */
+const CHUNK = 200;
+/** Clock slack, ms, at the retention edge (the projection's Lua reads Redis's clock). */
+const RETENTION_SLACK_MS = 60_000;
+
+export interface IntervalCheck {
+  /** `compared N intervals ...`, or why not. */
+  readonly status: string;
+  readonly violations: readonly Violation[];
+}
+
+/** A live interval hash (`<tally>`, `<tally> <queue>` → integer) as the workspace's and each queue's tallies. */
+export function liveTallies(hash: Record<string, string>): { all: Tally; queues: Map<string, Tally> } {
+  const all = emptyTally();
+  const queues = new Map<string, Tally>();
+  for (const [field, value] of Object.entries(hash)) {
+    const space = field.indexOf(' ');
+    const name = (space < 0 ? field : field.slice(0, space)) as keyof Tally;
+    if (!(name in all)) continue;
+    if (space < 0) {
+      all[name] = Number(value);
+      continue;
+    }
+    const queue = field.slice(space + 1);
+    let t = queues.get(queue);
+    if (!t) {
+      t = emptyTally();
+      queues.set(queue, t);
+    }
+    t[name] = Number(value);
+  }
+  return { all, queues };
+}
+
+/** The fields where `live` and `log` differ, as "<field>[ <queue>]: live X, log Y". */
+export function tallyDifferences(
+  live: { all: Tally; queues: ReadonlyMap<string, Tally> } | undefined,
+  log: { all: Tally; queues: ReadonlyMap<string, Tally> } | undefined,
+): string[] {
+  const out: string[] = [];
+  const compare = (name: string, a: Tally | undefined, b: Tally | undefined) => {
+    for (const f of TALLY_FIELDS) {
+      const x = a?.[f] ?? 0;
+      const y = b?.[f] ?? 0;
+      if (x !== y) out.push(`${name ? `${f} ${name}` : f}: live ${x}, log ${y}`);
+    }
+  };
+  compare('', live?.all, log?.all);
+  const queues = new Set([...(live?.queues.keys() ?? []), ...(log?.queues.keys() ?? [])]);
+  for (const q of [...queues].sort()) compare(q, live?.queues.get(q), log?.queues.get(q));
+  return out;
+}
+
+/**
+ * Which intervals (by start) the projection at `checkpoint` and the replay up to `lastEvent` have
+ * both counted whole, among `starts`, and still kept at `now`.
+ */
+export function comparable(
+  starts: Iterable<number>,
+  checkpoint: string,
+  lastEvent: string,
+  now: number,
+  keptMs: number = INTERVALS_KEPT_MS,
+): number[] {
+  const limit =
+    checkpoint === lastEvent
+      ? Number.POSITIVE_INFINITY
+      : Math.min(positionMs(checkpoint), positionMs(lastEvent));
+  const out = new Set<number>();
+  for (const s of starts)
+    if (s + INTERVAL_MS <= limit && s + INTERVAL_MS + keptMs > now + RETENTION_SLACK_MS) out.add(s);
+  return [...out].sort((a, b) => a - b);
+}
+
+/**
+ * Reads the live projection's tallies and compares them with `stats` (the replay's counts up to
+ * `lastEvent`, within `serviceLevelMs`). Each transaction reads the checkpoint with the hashes it
+ * reads, so each interval is compared at a checkpoint that covers it, however the projection moves.
+ */
+export async function checkIntervals(
+  redis: RedisClient,
+  k: WorkspaceKeys,
+  stats: IntervalStats,
+  serviceLevelMs: number,
+  lastEvent: string | undefined,
+  now: number = Date.now(),
+): Promise<IntervalCheck> {
+  const head = await redis
+    .multi()
+    .hmget(k.intervals, 'checkpoint', 'serviceLevelMs')
+    .zrange(k.intervalIndex, 0, -1)
+    .exec();
+  if (!head) throw new Error('the read of the interval projection was aborted');
+  for (const [err] of head) if (err) throw err;
+  const [checkpoint, threshold] = head[0]![1] as (string | null)[];
+  if (!checkpoint || lastEvent === undefined)
+    return { status: 'not compared (no live interval projection)', violations: [] };
+  if (Number(threshold) !== serviceLevelMs)
+    return {
+      status: `not compared: the projection counts within ${String(threshold)} ms, the replay within ${serviceLevelMs} ms (rebuilt during the audit)`,
+      violations: [],
+    };
+  // Every interval either counted and still kept; each read below says which it covers.
+  const candidates = comparable(
+    [...stats.starts(), ...(head[1]![1] as string[]).map(Number)],
+    lastEvent,
+    lastEvent,
+    now,
+  );
+  const violations: Violation[] = [];
+  let compared = 0;
+  let upTo = checkpoint;
+  for (let i = 0; i < candidates.length; i += CHUNK) {
+    const chunk = candidates.slice(i, i + CHUNK);
+    const tx = redis.multi().hget(k.intervals, 'checkpoint');
+    for (const s of chunk) tx.hgetall(`${k.intervalPrefix}${s}`);
+    const replies = await tx.exec();
+    if (!replies) throw new Error('the read of the interval tallies was aborted');
+    for (const [err] of replies) if (err) throw err;
+    const at = (replies[0]![1] as string | null) ?? checkpoint;
+    upTo = at;
+    const covered = new Set(comparable(chunk, at, lastEvent, now));
+    chunk.forEach((s, j) => {
+      if (!covered.has(s)) return;
+      compared++;
+      const diff = tallyDifferences(
+        liveTallies(replies[j + 1]![1] as Record<string, string>),
+        stats.tallies(s),
+      );
+      if (diff.length === 0) return;
+      const shown = diff.length > 4 ? [...diff.slice(0, 4), `and ${diff.length - 4} more`] : diff;
+      violations.push({
+        kind: 'interval',
+        stream: 'state',
+        position: lastEvent,
+        message: `interval ${new Date(s).toISOString()}: the live projection (at ${at}) differs from the log: ${shown.join('; ')}`,
+      });
+    });
+  }
+  return {
+    status: `compared ${compared} interval${compared === 1 ? '' : 's'} (the projection at ${upTo}, within ${serviceLevelMs} ms)`,
+    violations,
+  };
+}
