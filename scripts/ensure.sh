@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Switchboard needs and is missing: Debian's redis-server (built with TLS), openssl
 # (certificates for HAProxy and the Redis TLS tests), haproxy and keepalived for the topology, the
-# npm packages, and with SWITCHBOARD_BROWSER=1 Debian's chromium for the browser tests. Safe to run
-# again: it only acts on what is absent.
+# npm packages, and with SWITCHBOARD_BROWSER=1 (the test command) Debian's chromium for the browser
+# tests and prometheus for promtool (the metrics and dashboard checks). Safe to run again: it only
+# acts on what is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,8 @@ fi
 # (npm test sets SWITCHBOARD_BROWSER=1), so `npm start` never waits for a browser install.
 if [ "${SWITCHBOARD_BROWSER:-0}" = 1 ]; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  # promtool, which checks the /metrics text and the Grafana dashboard's PromQL in the tests.
+  command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
@@ -27,8 +30,12 @@ if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  # The package starts a system redis on 6379; Switchboard runs its own, so leave that one off.
-  if command -v systemctl >/dev/null 2>&1; then systemctl disable --now redis-server >/dev/null 2>&1 || true; fi
+  # The packages start a system redis on 6379 and a Prometheus server on 9090; Switchboard runs its
+  # own Redis and needs only promtool, so leave both off.
+  if command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now redis-server >/dev/null 2>&1 || true
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
 fi
 
 # `npm ci`: exactly the committed lock, which it never rewrites, so a fresh clone stays clean. The

@@ -16,6 +16,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { createMetrics, OTHER_WORKSPACES, setSubscribers } from '../../src/adapters/http/metrics.ts';
+import { MAX_SKILL_SET_SERIES } from '../../src/adapters/http/workspace-metrics.ts';
 import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
 import { loadConfig } from '../../src/app/config.ts';
 import { projectorReady } from '../support/projector.ts';
@@ -333,6 +334,67 @@ describe('queues, counters, lag, subscribers and 202s', () => {
       'switchboard_queue_agents',
     ])
       expect(s.text).toContain(`# TYPE ${name} gauge`);
+  });
+
+  it('more queues than MAX_SKILL_SET_SERIES: the deepest named, the rest as _other (summed, longest, pooled window)', async () => {
+    // 51 queues more with a contact waiting each: with those of the tests above, more than 50.
+    for (let i = 0; i <= MAX_SKILL_SET_SERIES; i++)
+      await ok('/contacts', { id: `many-${i}`, skills: [`many-${i}`] });
+    await waitFor(
+      '51 queues more',
+      async () => (await contact(`many-${MAX_SKILL_SET_SERIES}`)).state === 'queued',
+    );
+    type Q = {
+      channel: string;
+      skills: string;
+      queued: number;
+      assignments: number;
+      longestWaitMs: number | null;
+      serviceLevel: number | null;
+      meanWaitMs: number | null;
+    };
+    const stats = (await (await fetch(`${a.url}/v1/workspaces/${WS}/stats`)).json()) as { queues: Q[] };
+    const s = await scrape(a.url!);
+    // The order docs/METRICS.md gives: deepest first (equal depths by name), then those with none
+    // waiting by their decisions in the window.
+    const name = (q: Q) => `${q.channel}${q.skills}`;
+    const ordered = [...stats.queues].sort(
+      (x, y) =>
+        y.queued - x.queued ||
+        (x.queued === 0 ? y.assignments - x.assignments : 0) ||
+        (name(x) < name(y) ? -1 : 1),
+    );
+    const named = ordered.slice(0, MAX_SKILL_SET_SERIES);
+    const rest = ordered.slice(MAX_SKILL_SET_SERIES);
+    expect(rest.length).toBeGreaterThan(0);
+    const other = `${w},channel="_other",skills="_other"`;
+    for (const gauge of ['switchboard_queue_longest_wait_seconds', 'switchboard_queue_agents']) {
+      const labelled = new Set(
+        s
+          .series(gauge)
+          .filter((x) => x.includes(w) && !x.includes('"_other"'))
+          .map((x) => /skills="([^"]*)"/.exec(x)![1]),
+      );
+      expect(labelled, gauge).toEqual(new Set(named.map((q) => q.skills)));
+    }
+    expect(s.series('switchboard_queue_agents').filter((x) => x.includes('"_other"'))).toEqual([]);
+    expect(s.value(`switchboard_queue_depth{${other}}`)).toBe(rest.reduce((n, q) => n + q.queued, 0));
+    // The rest's longest wait: the longest of theirs (it grew by the time between the two reads).
+    const longest = Math.max(...rest.map((q) => q.longestWaitMs ?? 0)) / 1000;
+    expect(s.value(`switchboard_queue_longest_wait_seconds{${other}}`)).toBeGreaterThanOrEqual(longest);
+    expect(s.value(`switchboard_queue_longest_wait_seconds{${other}}`)).toBeLessThan(longest + 5);
+    // Their decisions pooled: the service level and mean wait over all of them.
+    const decided = rest.reduce((n, q) => n + q.assignments, 0);
+    expect(decided).toBeGreaterThan(0);
+    const pooled = (f: (q: Q) => number) => rest.reduce((x, q) => x + f(q) * q.assignments, 0) / decided;
+    expect(s.value(`switchboard_queue_service_level_ratio{${other}}`)).toBeCloseTo(
+      pooled((q) => q.serviceLevel ?? 0),
+      6,
+    );
+    expect(s.value(`switchboard_queue_recent_mean_wait_seconds{${other}}`)).toBeCloseTo(
+      pooled((q) => q.meanWaitMs ?? 0) / 1000,
+      6,
+    );
   });
 
   it('the process counts name at most MAX_WORKSPACES workspaces, the rest as one', async () => {

@@ -273,10 +273,12 @@ export async function refreshWorkspaceMetrics(
  * service level and mean wait over all their decisions (no agents: they would be counted once per queue).
  */
 function setQueueFigures(m: WorkspaceMetrics, workspace: string, all: readonly QueueStats[]): void {
+  // Ordered as the queue depth's series (deepest, then by name), so both name the same queues; those
+  // with none waiting by their decisions in the window.
   const queues = [...all].sort(
     (a, b) =>
       b.queued - a.queued ||
-      b.assignments - a.assignments ||
+      (a.queued === 0 ? b.assignments - a.assignments : 0) ||
       (a.channel + a.skills < b.channel + b.skills ? -1 : 1),
   );
   const set = (labels: { workspace: string; channel: string; skills: string }, q: QueueFigures) => {
