@@ -72,11 +72,13 @@ export interface Stats {
   readonly contactsQueuedSoFar: number;
   /** The decisions of the last minutes: how many, their mean wait, the service level (share within `serviceLevelMs`). */
   readonly window: WindowStats & { readonly ms: number; readonly serviceLevelMs: number };
-  /** Each queue (channel and skills) with contacts waiting or decisions in the window. */
+  /** Each queue (channel and skills) with contacts waiting, or decisions, abandons or expirations in the window. */
   readonly queues: readonly (WindowStats & {
     readonly channel: string;
     readonly skills: string;
     readonly queued: number;
+    /** Its agents present as available: contacts held over their capacity (null: none present). */
+    readonly occupancy: number | null;
   })[];
   /** Contacts held over the capacity of the agents present as available (null: none present). */
   readonly occupancy: number | null;
@@ -108,6 +110,10 @@ export interface WindowStats {
   readonly assignments: number;
   readonly meanWaitMs: number | null;
   readonly serviceLevel: number | null;
+  /** Queued or offered contacts abandoned in the window (the latest 64 of each queue). */
+  readonly abandons: number;
+  /** Queued or offered contacts that left after their maximum wait in the window (the latest 64 of each queue). */
+  readonly expirations: number;
 }
 
 /** The event envelope, the same on GET /events and the live feed. */
