@@ -5,8 +5,12 @@
  * - `RoutingGroups.next()` (incremental, kept in step by `apply`, or built at once from a state)
  *   gives exactly `nextAssignment`'s pair in every state reached.
  * The sequences mix rule 1's assignments with arbitrary ones (any existing contact to any existing
- * agent), so states the dispatcher would never reach are covered too. And `iso` (the auditor's
- * fast time formatting) writes what `toISOString` writes.
+ * agent), so states the dispatcher would never reach are covered too. The routing policy is part of
+ * the generated input: the workspace's agent selection (longest-available, most-skilled,
+ * least-occupied) and priority aging (a weight or none), agents' skill levels and contacts' minimum
+ * levels, contacts' routing steps and preferred agents, and their timers (AdvanceStep,
+ * EndPreference) fired as time passes. And `iso` (the auditor's fast time formatting) writes what
+ * `toISOString` writes.
  */
 import fc from 'fast-check';
 import { isRight } from 'fp-ts/lib/Either.js';
@@ -17,11 +21,26 @@ import type { Command } from '../../src/domain/commands.ts';
 import { decide, emptyWorkspace, evolve, type Fact, type Workspace } from '../../src/domain/model.ts';
 import { nextAssignment } from '../../src/domain/routing.ts';
 import { RoutingGroups } from '../../src/domain/routing-groups.ts';
-import { canonicalSkills } from '../../src/domain/values.ts';
+import { canonicalSkills, routingSkill } from '../../src/domain/values.ts';
 
 /** Ids whose byte order differs from a naive order ('B' < 'a', 'a10' < 'a2'). */
 const AGENTS = ['a2', 'a10', 'B', 'a', 'Z.9'] as const;
 const skills = fc.uniqueArray(fc.constantFrom('a', 'b', 'c', 'd'), { minLength: 1, maxLength: 3 });
+/** Skill names with a level 1..3 each (a level is often 1: plain skills stay common). */
+const leveled = fc.uniqueArray(
+  fc.record({ name: fc.constantFrom('a', 'b', 'c', 'd'), level: fc.constantFrom(1, 1, 2, 3) }),
+  { minLength: 1, maxLength: 3, selector: (x) => x.name },
+);
+/** An agent's routing skills: each name at every level up to its own. */
+const agentSkills = leveled.map((xs) =>
+  canonicalSkills(
+    xs.flatMap(({ name, level }) => Array.from({ length: level }, (_, i) => routingSkill(name, i + 1))),
+  ),
+);
+/** A contact's (or a step's) requirements: each name at its minimum level. */
+const requirements = leveled.map((xs) =>
+  canonicalSkills(xs.map(({ name, level }) => routingSkill(name, level))),
+);
 
 type Step =
   | { kind: 'command'; command: Command; dt: number }
@@ -39,9 +58,45 @@ const dt = fc.constantFrom(0, 0, 1, 5);
 const register = fc.record({
   type: fc.constant('RegisterAgent' as const),
   agentId,
-  skills: skills.map(canonicalSkills),
-  capacity: fc.integer({ min: 1, max: 2 }),
+  skills: fc.oneof(skills.map(canonicalSkills), agentSkills),
+  capacity: fc.integer({ min: 1, max: 3 }),
 });
+/** 1..2 routing steps, a few ms apart (the generated time moves 0..5 ms a step). */
+const steps = fc
+  .array(
+    fc.record(
+      { gap: fc.integer({ min: 1, max: 8 }), skills: requirements, priority: fc.integer({ min: 0, max: 3 }) },
+      { requiredKeys: ['gap', 'skills'] },
+    ),
+    { minLength: 1, maxLength: 2 },
+  )
+  .map((xs) => {
+    let afterMs = 0;
+    return xs.map(({ gap, ...st }) => {
+      afterMs += gap;
+      return { afterMs, ...st };
+    });
+  });
+const queue = fc
+  .record(
+    {
+      type: fc.constant('QueueContact' as const),
+      contactId,
+      skills: fc.oneof(skills.map(canonicalSkills), requirements),
+      priority: fc.integer({ min: 0, max: 3 }),
+      steps,
+      // One contact in three names preferred agents.
+      preferred: fc.option(
+        fc.record({
+          preferredAgents: fc.uniqueArray(agentId, { minLength: 1, maxLength: 2 }),
+          preferredForMs: fc.constantFrom(1, 5, 20),
+        }),
+        { freq: 2, nil: undefined },
+      ),
+    },
+    { requiredKeys: ['type', 'contactId', 'skills', 'priority', 'preferred'] },
+  )
+  .map(({ preferred, ...c }): Command => ({ ...c, ...(preferred ?? {}) }));
 const command: fc.Arbitrary<Command> = fc.oneof(
   { weight: 1, arbitrary: register },
   {
@@ -50,8 +105,8 @@ const command: fc.Arbitrary<Command> = fc.oneof(
       {
         type: fc.constant('UpdateAgent' as const),
         agentId,
-        skills: skills.map(canonicalSkills),
-        capacity: fc.integer({ min: 1, max: 2 }),
+        skills: fc.oneof(skills.map(canonicalSkills), agentSkills),
+        capacity: fc.integer({ min: 1, max: 3 }),
       },
       { requiredKeys: ['type', 'agentId'] },
     ),
@@ -65,15 +120,7 @@ const command: fc.Arbitrary<Command> = fc.oneof(
     }),
   },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('RemoveAgent' as const), agentId }) },
-  {
-    weight: 5,
-    arbitrary: fc.record({
-      type: fc.constant('QueueContact' as const),
-      contactId,
-      skills: skills.map(canonicalSkills),
-      priority: fc.integer({ min: 0, max: 3 }),
-    }),
-  },
+  { weight: 5, arbitrary: queue },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('AbandonContact' as const), contactId }) },
   { weight: 3, arbitrary: fc.record({ type: fc.constant('CompleteContact' as const), contactId }) },
   {
@@ -86,13 +133,29 @@ const command: fc.Arbitrary<Command> = fc.oneof(
   },
 );
 
-const settings = fc.record({
-  type: fc.constant('ChangeSettings' as const),
-  offerTimeoutMs: fc.constantFrom(0, 5, 20),
-  wrapUpMs: fc.constantFrom(0, 3, 10),
-  missedOfferPresence: fc.constantFrom('away' as const, 'available' as const, 'offline' as const),
-  maxWaitMs: fc.constantFrom(null, 1000),
-});
+/**
+ * Settings, the routing policy included. Aging can be set or removed only with no contact queued,
+ * and least-occupied entered or left only with no agent available: later changes of them are
+ * mostly refused, so the first settings (before any agent is available) set the policy of a run.
+ */
+const settings = fc.record(
+  {
+    type: fc.constant('ChangeSettings' as const),
+    offerTimeoutMs: fc.constantFrom(0, 5, 20),
+    wrapUpMs: fc.constantFrom(0, 3, 10),
+    missedOfferPresence: fc.constantFrom('away' as const, 'available' as const, 'offline' as const),
+    maxWaitMs: fc.constantFrom(null, 1000),
+    priorityWeightMs: fc.constantFrom(1, 3, 50),
+    agentSelection: fc.constantFrom(
+      'longest-available' as const,
+      'most-skilled' as const,
+      'least-occupied' as const,
+    ),
+  },
+  {
+    requiredKeys: ['type', 'offerTimeoutMs', 'wrapUpMs', 'missedOfferPresence', 'maxWaitMs'],
+  },
+);
 
 const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('command' as const), command: settings, dt }) },
@@ -117,6 +180,14 @@ function timers(model: Workspace): [Command, number][] {
     if (c.offer) out.push([{ type: 'ExpireOffer', contactId: c.id, offer: c.offer.id }, c.offer.expiresAt]);
     if (c.deadline !== undefined && (c.state === 'queued' || c.state === 'offered'))
       out.push([{ type: 'ExpireContact', contactId: c.id, seq: c.seq }, c.deadline]);
+    if (c.preferred && (c.state === 'queued' || c.state === 'offered'))
+      out.push([{ type: 'EndPreference', contactId: c.id, seq: c.seq }, c.preferred.until]);
+    const next = c.steps?.[c.step ?? 0];
+    if (next && (c.state === 'queued' || c.state === 'offered'))
+      out.push([
+        { type: 'AdvanceStep', contactId: c.id, seq: c.seq, step: (c.step ?? 0) + 1 },
+        c.queuedAt + next.afterMs,
+      ]);
   }
   for (const a of model.agents.values())
     if (a.wrapUp) out.push([{ type: 'EndWrapUp', agentId: a.id, wrapUp: a.wrapUp.n }, a.wrapUp.until]);
@@ -170,12 +241,40 @@ function factsOf(s: Step, model: Workspace, at: number): Fact[] {
   ];
 }
 
+/**
+ * The workspace as if it had no policy: longest-available, strict priority, no preferred agents,
+ * levels ignored (each routing skill by its name alone).
+ */
+function withoutPolicy(ws: Workspace): Workspace {
+  const plain = (xs: readonly string[]) => canonicalSkills(xs.map((x) => x.replace(/#\d$/, '')));
+  const { agentSelection: _s, priorityWeightMs: _w, ...settings } = ws.settings;
+  return {
+    ...ws,
+    settings,
+    agents: new Map([...ws.agents].map(([id, a]) => [id, { ...a, skills: plain(a.skills) }])),
+    contacts: new Map(
+      [...ws.contacts].map(([id, c]) => {
+        const { key: _k, preferred: _p, ...rest } = c;
+        return [id, { ...rest, skills: plain(c.skills) }];
+      }),
+    ),
+  };
+}
+
 describe('the auditor replays like the model', () => {
   it('apply equals evolve, and the routing groups equal nextAssignment, in every state', () => {
     let states = 0;
     let decisions = 0;
     let turnedDown = 0;
     let wrapping = 0;
+    /** Decisions by the policy in force: each selection, and under aging. */
+    const bySelection: Record<string, number> = {};
+    let aged = 0;
+    /** Decisions the policy changed (another pair than with no policy, no levels, no preference). */
+    let policyMatters = 0;
+    let preferredWaiting = 0;
+    let stepped = 0;
+    let leveled = 0;
     // Every agent is registered first, so the steps find agents to work with.
     const setup = fc.tuple(...AGENTS.map((id) => register.map((r) => ({ ...r, agentId: id }))));
     fc.assert(
@@ -205,7 +304,26 @@ describe('the auditor replays like the model', () => {
             expect(replay.routing.next()).toEqual(expected);
             expect(RoutingGroups.of(model).next()).toEqual(expected);
             states++;
-            if (expected) decisions++;
+            if (expected) {
+              decisions++;
+              const selection = model.settings.agentSelection ?? 'longest-available';
+              bySelection[selection] = (bySelection[selection] ?? 0) + 1;
+              if (model.settings.priorityWeightMs !== undefined) aged++;
+              const levels = (xs: readonly string[]) => xs.some((x) => x.includes('#'));
+              if (
+                levels(model.contacts.get(expected.contactId)!.skills) ||
+                levels(model.agents.get(expected.agentId)!.skills)
+              )
+                leveled++;
+              const plain = nextAssignment(withoutPolicy(model));
+              if (plain?.contactId !== expected.contactId || plain.agentId !== expected.agentId)
+                policyMatters++;
+            }
+            for (const c of model.contacts.values()) {
+              if (c.state !== 'queued') continue;
+              if (c.preferred) preferredWaiting++;
+              if ((c.step ?? 0) > 0) stepped++;
+            }
             for (const c of model.contacts.values())
               if (c.state === 'queued' && c.excluded?.length) {
                 turnedDown++;
@@ -219,6 +337,15 @@ describe('the auditor replays like the model', () => {
     );
     // The sequences do reach states with a decision due, not only idle ones.
     expect(decisions).toBeGreaterThan(states / 20);
+    // Under each selection and under aging, with levels, preferences and steps taken; and often
+    // the policy decides (the pair differs from the one with no policy at all).
+    for (const selection of ['longest-available', 'most-skilled', 'least-occupied'])
+      expect(bySelection[selection] ?? 0, selection).toBeGreaterThan(decisions / 10);
+    expect(aged).toBeGreaterThan(decisions / 5);
+    expect(leveled).toBeGreaterThan(decisions / 5);
+    expect(policyMatters).toBeGreaterThan(decisions / 20);
+    expect(preferredWaiting).toBeGreaterThan(states / 20);
+    expect(stepped).toBeGreaterThan(states / 50);
     // And states with contacts queued again after an agent turned them down, and wrap-ups.
     expect(turnedDown).toBeGreaterThan(states / 100);
     expect(wrapping).toBeGreaterThan(states / 100);
