@@ -4,7 +4,8 @@
  * stats, Redis TCP with its layer-7 check), 3 API, 2 projector and 2 dispatcher processes. API
  * instances register with a heartbeat and the launcher keeps HAProxy's backend in step through
  * its runtime API. Every process it starts is supervised: Switchboard processes, Redis nodes,
- * HAProxy and keepalived are restarted when they die (src/topology/supervisor.ts). The cluster's
+ * HAProxy and keepalived are restarted when they die (src/topology/supervisor.ts), and counted in
+ * the launcher's GET /status (127.0.0.1:8099 by default, src/topology/status.ts). The cluster's
  * data is kept in the data directory across launches (--fresh deletes it). Ctrl-C stops
  * everything cleanly.
  *
@@ -27,7 +28,7 @@ import { probeNetns } from '../topology/netns.ts';
 
 const usage = `usage: npm run topology -- [--api 3] [--projectors 2] [--dispatchers 2] [--data-dir ./data/topology]
        [--http-port 8000] [--tls-port 8443] [--stats-port 8404] [--redis-port 12000] [--check]
-       [--vrrp | --no-vrrp] [--fresh] [--haproxy-restart-delay 1000]
+       [--vrrp | --no-vrrp] [--fresh] [--haproxy-restart-delay 1000] [--status-port 8099]
   --check    start everything, send one command through HAProxy, print the URLs as JSON, stop.
   --fresh    delete the Redis Cluster kept in the data directory (every workspace's data, its
              passwords and the admin key) and start a new one. Without it, a launch starts the
@@ -35,6 +36,9 @@ const usage = `usage: npm run topology -- [--api 3] [--projectors 2] [--dispatch
   --haproxy-restart-delay  milliseconds a dead HAProxy waits before it is started again (then
              2x, 4x ... at most 30 s). Above about 6000 (with --vrrp), the VIP moves to the other
              HAProxy first and comes back once the restarted one passes keepalived's check.
+  --status-port  the launcher's own GET /status on 127.0.0.1 (every supervised process: pid,
+             state, restarts, last restart; also written to <data dir>/status.json). Default 8099,
+             or the next free port up to 8119; 0: any free port.
   --vrrp     HAProxy pair with keepalived (VIP failover) in network namespaces; the ports above
              are forwarded from 127.0.0.1 to the VIP. Needs root and \`ip netns\`.
   --no-vrrp  a single HAProxy on loopback.
@@ -68,6 +72,7 @@ try {
       check: { type: 'boolean' },
       fresh: { type: 'boolean' },
       'haproxy-restart-delay': { type: 'string' },
+      'status-port': { type: 'string' },
       vrrp: { type: 'boolean' },
       'no-vrrp': { type: 'boolean' },
       // Internal: the part of the VRRP topology that runs inside the app namespace (run id).
@@ -95,6 +100,9 @@ const ctx = new LaunchContext({
   check: args.check === true,
   fresh: args.fresh === true,
   haproxyRestartDelayMs: count(str('haproxy-restart-delay'), 'haproxy-restart-delay', 1000, 100, 60_000),
+  ...(str('status-port') !== undefined
+    ? { statusPort: count(str('status-port'), 'status-port', 0, 0, 65535) }
+    : {}),
 });
 
 function chooseMode(): 'single' | 'vrrp' {

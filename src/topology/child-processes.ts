@@ -22,6 +22,24 @@ export function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   }
 }
 
+/**
+ * Resolves true once no process is left in the process group `pgid` (a detached child's pid),
+ * false if one still is after `timeoutMs`.
+ */
+export async function groupGone(pgid: number | undefined, timeoutMs: number): Promise<boolean> {
+  if (pgid === undefined) return true;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      process.kill(-pgid, 0);
+    } catch {
+      return true;
+    }
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
 /** Resolves true once the child has exited, false after `timeoutMs`. */
 export function waitExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
   if (hasExited(child)) return Promise.resolve(true);

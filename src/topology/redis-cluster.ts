@@ -59,8 +59,13 @@ export interface ClusterOptions {
   args?: string[];
   /** Milliseconds to wait for `cluster_state:ok` everywhere. Default 30 000. */
   readyTimeoutMs?: number;
-  /** Each node's log (its stdout and stderr) in `<logsDir>/redis-<port>.log`, capped by size. */
+  /**
+   * Each node's log (its stdout and stderr) in `<logsDir>/redis-<port>.log`, capped by size, each
+   * start of the node preceded by its command line (`[launcher] command line: redis-server ...`).
+   */
   logsDir?: string;
+  /** With logsDir: what the logged command lines start with (`ip netns exec <ns>` in a namespace). */
+  shownPrefix?: readonly string[];
   /**
    * Restart a node that dies, on its port with its directory (nodes.conf, AOF): a dead master
    * comes back as a replica of the replica promoted in its place (src/topology/supervisor.ts).
@@ -222,6 +227,7 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
     // A replica logs in to its master as the replication user.
     secretConfig: { masteruser: credentials.replica.user, masterauth: credentials.replica.password },
     ...(opts.logsDir ? { logFile: path.join(opts.logsDir, `redis-${port}.log`) } : {}),
+    ...(opts.shownPrefix ? { shownPrefix: opts.shownPrefix } : {}),
   });
   try {
     if (opts.logsDir) mkdirSync(opts.logsDir, { recursive: true });
@@ -248,6 +254,7 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
         supervisors.push(
           new Supervisor(first, {
             name: `redis-server ${first.host}:${first.port}`,
+            kind: 'redis',
             say: sup.say,
             stopping: sup.stopping,
             restart: async () => {

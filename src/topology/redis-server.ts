@@ -70,8 +70,23 @@ export interface RedisServerOptions {
   tls?: RedisServerTls;
   /** This port rather than a free one (a node restarted where it was). */
   port?: number;
-  /** Append the server's log (its stdout and stderr) to this file, capped by size (log-file.ts). */
+  /**
+   * Append the server's log (its stdout and stderr) to this file, capped by size (log-file.ts),
+   * after a line with the exact command line it was started with (`[launcher] command line: ...`),
+   * so it can be started again by hand the same way.
+   */
   logFile?: string;
+  /**
+   * What that logged command line starts with, when this process runs in a network namespace,
+   * e.g. `['ip', 'netns', 'exec', 'sb-x-app']` (the server inherits the namespace; a command run by
+   * hand from the host must enter it).
+   */
+  shownPrefix?: readonly string[];
+}
+
+/** `words` as one line a POSIX shell runs as the same argument vector. */
+export function shellLine(words: readonly string[]): string {
+  return words.map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`)).join(' ');
 }
 
 export interface RedisServerTls {
@@ -246,7 +261,10 @@ async function startOnce(
     'notice',
     ...(opts.args ?? []),
   ];
-  const child = spawn(opts.binary ?? 'redis-server', args, {
+  const binary = opts.binary ?? 'redis-server';
+  if (opts.logFile)
+    logFile(opts.logFile).note(`command line: ${shellLine([...(opts.shownPrefix ?? []), binary, ...args])}`);
+  const child = spawn(binary, args, {
     cwd: dataDir,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],

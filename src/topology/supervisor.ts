@@ -2,7 +2,9 @@
  * Supervision of the servers the launcher starts (redis-server nodes, HAProxy, keepalived): a
  * process that exits while the launcher is not stopping is started again, after 1 s, then 2 s,
  * 4 s, ... at most 30 s between attempts; the back-off starts over once a process has run for a
- * minute. Every exit and restart is said to the user and noted in the process's log file.
+ * minute. Every exit and restart is said to the user and noted in the process's log file, and each
+ * supervisor's state (pid, running or restarting, restarts, last restart) is what the launcher's
+ * `/status` reports (src/topology/status.ts).
  */
 import type { ChildProcess } from 'node:child_process';
 import { hasExited } from './child-processes.ts';
@@ -13,9 +15,29 @@ export interface SupervisedHandle {
   stop(): Promise<void>;
 }
 
+/** What a supervised process is, for `/status`. */
+export type ComponentKind = 'redis' | 'haproxy' | 'keepalived' | 'switchboard';
+
+/** One supervised process as the launcher's `/status` reports it. */
+export interface ComponentStatus {
+  readonly name: string;
+  readonly kind: ComponentKind;
+  /** The running process's pid; null while it is being restarted or once stopped. */
+  readonly pid: number | null;
+  readonly state: 'running' | 'restarting' | 'stopped';
+  /** Restarts that came up. */
+  readonly restarts: number;
+  /** When the last restart came up (ISO 8601), null if never. */
+  readonly lastRestartAt: string | null;
+  /** How the last unexpected exit ended (`SIGKILL`, `1`), and when; null if none. */
+  readonly lastExit: string | null;
+  readonly lastExitAt: string | null;
+}
+
 export interface SupervisorOptions<H extends SupervisedHandle> {
   /** How the user reads it, e.g. `redis-server 127.0.0.1:7001`. */
   readonly name: string;
+  readonly kind: ComponentKind;
   /** Starts the process again (same command line); rejects if it did not come up. */
   readonly restart: () => Promise<H>;
   readonly say: (line: string) => void;
@@ -28,14 +50,37 @@ export interface SupervisorOptions<H extends SupervisedHandle> {
   readonly firstDelayMs?: number;
   /** Longest delay, ms. Default 30 000. */
   readonly maxDelayMs?: number;
+  /** A process that ran this long before it exited starts the back-off over, ms. Default 60 000. */
+  readonly resetAfterMs?: number;
 }
 
 /** Every supervisor of this process, for the counts the launcher reports. */
 export const supervisors: Supervisor<SupervisedHandle>[] = [];
 
+const listeners = new Set<() => void>();
+
+/** Calls `fn` after every change of any supervisor's state (start, exit, restart, stop). */
+export function onSupervisorChange(fn: () => void): () => void {
+  listeners.add(fn);
+  return () => listeners.delete(fn);
+}
+
+function changed(): void {
+  for (const fn of listeners) {
+    try {
+      fn();
+    } catch {
+      /* a listener's failure must not stop supervision */
+    }
+  }
+}
+
 export class Supervisor<H extends SupervisedHandle> {
   /** Restarts that came up. */
   restarts = 0;
+  state: ComponentStatus['state'] = 'running';
+  private lastRestartAt: number | undefined;
+  private lastExit: { how: string; at: number } | undefined;
   private failures = 0;
   private startedAt = Date.now();
   private timer: NodeJS.Timeout | undefined;
@@ -47,17 +92,44 @@ export class Supervisor<H extends SupervisedHandle> {
   ) {
     this.watch(current);
     supervisors.push(this as unknown as Supervisor<SupervisedHandle>);
+    changed();
   }
 
   get name(): string {
     return this.opts.name;
   }
 
+  status(): ComponentStatus {
+    const iso = (t: number | undefined) => (t === undefined ? null : new Date(t).toISOString());
+    return {
+      name: this.opts.name,
+      kind: this.opts.kind,
+      pid:
+        this.state === 'running' && !hasExited(this.current.process)
+          ? (this.current.process.pid ?? null)
+          : null,
+      state: this.state,
+      restarts: this.restarts,
+      lastRestartAt: iso(this.lastRestartAt),
+      lastExit: this.lastExit?.how ?? null,
+      lastExitAt: iso(this.lastExit?.at),
+    };
+  }
+
   private watch(handle: H): void {
     this.startedAt = Date.now();
     const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
-      if (this.stopped || this.opts.stopping() || handle !== this.current) return;
-      this.schedule(`exited (${signal ?? code})`);
+      if (handle !== this.current) return;
+      if (this.stopped || this.opts.stopping()) {
+        this.state = 'stopped';
+        changed();
+        return;
+      }
+      const how = String(signal ?? code);
+      this.lastExit = { how, at: Date.now() };
+      // A process that ran long enough starts the back-off over; a restart that failed does not.
+      if (Date.now() - this.startedAt > (this.opts.resetAfterMs ?? 60_000)) this.failures = 0;
+      this.schedule(`exited (${how})`);
     };
     if (hasExited(handle.process))
       queueMicrotask(() => onExit(handle.process.exitCode, handle.process.signalCode));
@@ -65,8 +137,7 @@ export class Supervisor<H extends SupervisedHandle> {
   }
 
   private schedule(why: string): void {
-    // A process that ran for a minute starts the back-off over.
-    if (Date.now() - this.startedAt > 60_000) this.failures = 0;
+    this.state = 'restarting';
     this.failures++;
     const delay = Math.min(
       (this.opts.firstDelayMs ?? 1000) * 2 ** (this.failures - 1),
@@ -76,6 +147,7 @@ export class Supervisor<H extends SupervisedHandle> {
     this.opts.say(line);
     this.opts.log?.note(line);
     this.timer = setTimeout(() => void this.attempt(), delay);
+    changed();
   }
 
   private async attempt(): Promise<void> {
@@ -95,10 +167,13 @@ export class Supervisor<H extends SupervisedHandle> {
     }
     this.current = handle;
     this.restarts++;
+    this.lastRestartAt = Date.now();
+    this.state = 'running';
     const line = `${this.opts.name} restarted (restart ${this.restarts})`;
     this.opts.say(line);
     this.opts.log?.note(line);
     this.watch(handle);
+    changed();
     this.opts.onRestarted?.(handle);
   }
 
@@ -108,5 +183,7 @@ export class Supervisor<H extends SupervisedHandle> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     await this.current.stop();
+    this.state = 'stopped';
+    changed();
   }
 }

@@ -33,7 +33,7 @@ import { deleteNamespaceSync, probeNetns } from '../../src/topology/netns.ts';
 import { LoadDriver, trafficGap } from '../support/audit.ts';
 import { PROJECT_ROOT } from '../support/processes.ts';
 import { sleep, waitFor } from '../support/wait.ts';
-import { httpGet, stopLaunchers } from './helpers.ts';
+import { execFileP, httpGet, stopLaunchers } from './helpers.ts';
 
 const launcher = new URL('../../src/cli/launch.ts', import.meta.url).pathname;
 const auditCli = new URL('../support/audit-cli.ts', import.meta.url).pathname;
@@ -173,6 +173,23 @@ describe('the topology launcher', () => {
     });
     expect(created.status).toBe(201);
     expect((await fetch(stats!)).status).toBe(200);
+    // The banner's example request, run as printed (a shell, the admin key read from its file).
+    const example = /Try it\s+(curl .+)$/m.exec(out)?.[1];
+    expect(example, out).toContain(`${api}/v1/workspaces/default/agents`);
+    const tried = await execFileP('bash', ['-c', `${example} -s -o /dev/null -w '%{http_code}'`]);
+    expect(tried.stdout).toBe('201');
+    // The launcher's /status: every supervised process, running.
+    // On the default port (8099, or the next free one up to 8119: other launchers may run).
+    const statusUrl = /Launcher status\s+(http:\/\/127\.0\.0\.1:\d+\/status)/.exec(out)?.[1];
+    expect(Number(new URL(statusUrl!).port)).toBeGreaterThanOrEqual(8099);
+    expect(Number(new URL(statusUrl!).port)).toBeLessThanOrEqual(8119);
+    const launcherStatus = (await (await fetch(statusUrl!)).json()) as {
+      components: { name: string; state: string; pid: number }[];
+    };
+    expect(launcherStatus.components.map((c) => c.name)).toEqual(
+      expect.arrayContaining(['api-1', 'api-2', 'api-3', 'projector-1', 'dispatcher-2', 'HAProxy']),
+    );
+    expect(launcherStatus.components.every((c) => c.state === 'running' && c.pid > 0)).toBe(true);
 
     l.child.kill('SIGINT');
     expect(await l.exited).toBe(0);
@@ -542,6 +559,57 @@ describe('the topology launcher', () => {
       );
       expect(vipOn(backup.ns, vip!)).toBe(false);
       expect((await httpGet('127.0.0.1', port, '/health')).status).toBe(200);
+
+      // The launcher's /status, served in the root namespace from what the app namespace's
+      // process reports: each restart above counted, every component running.
+      const statusUrl = /Launcher status\s+(http:\/\/127\.0\.0\.1:\d+\/status)/.exec(out)?.[1];
+      expect(statusUrl, out).toBeDefined();
+      const launcherStatus = (await (await fetch(statusUrl!)).json()) as {
+        launcher: { pid: number; appNamespacePid: number; mode: string };
+        components: {
+          name: string;
+          kind: string;
+          state: string;
+          pid: number;
+          restarts: number;
+          lastExit: string;
+        }[];
+      };
+      expect(launcherStatus.launcher).toMatchObject({ pid: l.child.pid, mode: 'vrrp' });
+      const byName = new Map(launcherStatus.components.map((c) => [c.name, c]));
+      const kaLines = l
+        .output()
+        .split('\n')
+        .filter((x) => /^keepalived lb\d (exited|restarted|did not)/.test(x))
+        .join('\n');
+      expect(byName.get('HAProxy lb1')).toMatchObject({ kind: 'haproxy', restarts: 1, lastExit: 'SIGKILL' });
+      expect(byName.get('HAProxy lb1')?.pid).toBe(Number(readFileSync(master.pidfile, 'utf8').trim()));
+      expect(byName.get('HAProxy lb2')).toMatchObject({ restarts: 0 });
+      expect(byName.get('keepalived lb2'), kaLines).toMatchObject({
+        kind: 'keepalived',
+        restarts: 1,
+        lastExit: 'SIGKILL',
+      });
+      expect(byName.get('keepalived lb1'), kaLines).toMatchObject({
+        kind: 'keepalived',
+        restarts: 2,
+        lastExit: 'SIGKILL',
+      });
+      expect([...byName.keys()].filter((n) => n.startsWith('redis-server '))).toHaveLength(6);
+      expect(launcherStatus.components.every((c) => c.state === 'running' && c.pid > 0)).toBe(true);
+      // The banner's example request, run as printed, through the VIP.
+      const example = /Try it\s+(curl .+)$/m.exec(out)?.[1];
+      expect(example, out).toContain(`${api.origin}/v1/workspaces/default/agents`);
+      const tried = await execFileP('bash', ['-c', `${example} -s -o /dev/null -w '%{http_code}'`]);
+      expect(tried.stdout).toBe('201');
+      // Each Redis node's log begins with its command line, entering the app namespace.
+      const node = /master redis:\/\/[\d.]+:(\d+)/.exec(out)?.[1];
+      const nodeLog = readFileSync(path.join(dataDir, 'logs', `redis-${node}.log`), 'utf8');
+      expect(nodeLog.split('\n')[0]).toMatch(
+        new RegExp(
+          `^\\S+ \\[launcher\\] command line: ip netns exec sb-${id}-app redis-server .*--port ${node} `,
+        ),
+      );
       console.log(
         JSON.stringify({
           test: 'launcher-vrrp-supervision',

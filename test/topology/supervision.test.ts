@@ -14,12 +14,17 @@
  *   both projectors, both dispatchers; each is restarted and serves again, no request fails after
  *   its retries and the auditor finds nothing wrong. The time from each kill to the role serving
  *   again is reported.
+ * - After each kill, the launcher's own GET /status (--status-port) counts the restart of that
+ *   component (its new pid, running, the time of the restart), and <data dir>/status.json says
+ *   the same; once the launcher stopped, status.json has every component stopped.
  * - Ctrl-C, then the launcher again on the same data directory: the cluster comes back with its
- *   data (every agent and contact written before, the failover's included); Redis and HAProxy
- *   logs are in files under <data dir>/logs.
+ *   data (every agent and contact written before, the failover's included, and every workspace's
+ *   command and event streams entry for entry up to their last position before); Redis and
+ *   HAProxy logs are in files under <data dir>/logs, each Redis node's beginning with the command
+ *   line it was started with, which started by hand brings the node up on its port with its data.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -30,7 +35,10 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { connectRedis } from '../../src/adapters/redis/client.ts';
 import { globalKeys, workspaceKeys } from '../../src/adapters/redis/keys.ts';
+import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
 import { haproxyRuntime } from '../../src/topology/haproxy/runtime.ts';
+import type { LauncherStatus } from '../../src/topology/status.ts';
+import type { ComponentStatus } from '../../src/topology/supervisor.ts';
 import { AREAS, auditWorkspace, LANGUAGES, LoadDriver, positionMs } from '../support/audit.ts';
 import { sleep, waitFor } from '../support/wait.ts';
 import { stopLaunchers } from './helpers.ts';
@@ -58,6 +66,7 @@ function startLauncher(dataDir: string) {
       '--data-dir',
       dataDir,
       ...['--http-port', '0', '--tls-port', '0', '--stats-port', '0', '--redis-port', '0'],
+      ...['--status-port', '0'],
     ],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, AUTH: 'off' } },
   );
@@ -89,6 +98,70 @@ async function banner(l: ReturnType<typeof startLauncher>): Promise<string> {
 async function stopLauncher(l: ReturnType<typeof startLauncher>): Promise<void> {
   l.child.kill('SIGINT');
   expect(await l.exited, l.output().slice(-3000)).toBe(0);
+}
+
+/** The launcher's GET /status (its URL is in the banner), by component name. */
+async function launcherStatus(statusUrl: string): Promise<Map<string, ComponentStatus>> {
+  const r = await fetch(statusUrl, { signal: AbortSignal.timeout(4000) });
+  expect(r.status).toBe(200);
+  const body = (await r.json()) as LauncherStatus;
+  return new Map(body.components.map((c) => [c.name, c]));
+}
+
+/**
+ * The launcher's count of `name`'s restarts says one more since `since` (ms), the process running
+ * with a new pid (`pid` if given), the restart timed after `since`.
+ */
+async function expectRestartCounted(
+  statusUrl: string,
+  name: string,
+  restarts: number,
+  since: number,
+  pid?: number,
+): Promise<ComponentStatus> {
+  const c = await waitFor(
+    `${name} running again in the launcher's /status`,
+    async () => {
+      const now = (await launcherStatus(statusUrl)).get(name);
+      return now?.state === 'running' && now.restarts === restarts ? now : undefined;
+    },
+    { timeoutMs: 10_000, everyMs: 50 },
+  );
+  expect(c, name).toMatchObject({ restarts, state: 'running', lastExit: 'SIGKILL' });
+  if (pid !== undefined) expect(c.pid, name).toBe(pid);
+  expect(Date.parse(c.lastRestartAt ?? ''), name).toBeGreaterThanOrEqual(since - 5);
+  expect(Date.parse(c.lastExitAt ?? ''), name).toBeGreaterThanOrEqual(since - 5);
+  return c;
+}
+
+/**
+ * Every workspace's command and event streams: their length, last position, and a digest of every
+ * entry up to it. After a restart `upTo` reads the same streams only up to those positions (a
+ * restarted worker may append more).
+ */
+async function streamsOf(
+  redis: RedisClient,
+  upTo?: Record<string, { length: number; last: string }>,
+): Promise<Record<string, { length: number; last: string; digest: string }>> {
+  const out: Record<string, { length: number; last: string; digest: string }> = {};
+  const workspaces = (await redis.smembers(globalKeys.workspaces)).sort();
+  for (const ws of upTo ? new Set(Object.keys(upTo).map((k) => k.split(' ')[0]!)) : workspaces) {
+    const k = workspaceKeys(ws);
+    for (const [name, key] of [
+      ['commands', k.commands],
+      ['events', k.events],
+    ] as const) {
+      const id = `${ws} ${name}`;
+      if (upTo && !upTo[id]) continue;
+      const entries = (await redis.xrange(key, '-', upTo?.[id]?.last ?? '+')) as [string, string[]][];
+      out[id] = {
+        length: entries.length,
+        last: entries.at(-1)?.[0] ?? '0-0',
+        digest: createHash('sha256').update(JSON.stringify(entries)).digest('hex'),
+      };
+    }
+  }
+  return out;
 }
 
 /** Commands and answers of this test: HTTP through HAProxy with a bound. */
@@ -129,6 +202,26 @@ describe('the topology launcher supervises what it starts and keeps the data', (
     const out = await banner(l);
     const api = /API through HAProxy\s+(http:\/\/\S+)/.exec(out)?.[1];
     expect(api, out).toBeDefined();
+    const statusUrl = /Launcher status\s+(http:\/\/127\.0\.0\.1:\d+\/status)/.exec(out)?.[1];
+    expect(statusUrl, out).toBeDefined();
+    expect(out).toContain(`also ${path.join(dataDir, 'status.json')}`);
+    // Every supervised process, running, none restarted yet.
+    const atStart = await launcherStatus(statusUrl!);
+    expect([...atStart.keys()].filter((n) => /^(api|projector|dispatcher)-\d$/.test(n))).toEqual([
+      'api-1',
+      'api-2',
+      'api-3',
+      'projector-1',
+      'projector-2',
+      'dispatcher-1',
+      'dispatcher-2',
+    ]);
+    expect([...atStart.keys()].filter((n) => n.startsWith('redis-server '))).toHaveLength(6);
+    expect(atStart.get('HAProxy')).toMatchObject({ kind: 'haproxy', state: 'running', restarts: 0 });
+    for (const c of atStart.values()) {
+      expect(c, c.name).toMatchObject({ state: 'running', restarts: 0, lastRestartAt: null });
+      expect(c.pid, c.name).toBeGreaterThan(0);
+    }
     const masters = [...out.matchAll(/master redis:\/\/127\.0\.0\.1:(\d+)/g)].map((m) => Number(m[1]));
     expect(masters, out).toHaveLength(3);
     const { admin } = JSON.parse(readFileSync(path.join(dataDir, 'redis-credentials.json'), 'utf8')) as {
@@ -201,6 +294,9 @@ describe('the topology launcher supervises what it starts and keeps the data', (
     expect(l.output()).toMatch(
       new RegExp(`redis-server 127\\.0\\.0\\.1:${victimPort} restarted \\(restart 1\\)`),
     );
+    // Counted in the launcher's /status, with the pid of the node now running.
+    const restartedPid = Number(/process_id:(\d+)/.exec(await cli(victimPort, 'INFO', 'server'))?.[1]);
+    await expectRestartCounted(statusUrl!, `redis-server 127.0.0.1:${victimPort}`, 1, killedAt, restartedPid);
 
     // No replica confirms (the slot's replica, the node just restarted, frozen with SIGSTOP): 503
     // not-replicated, which says the command was appended and may still apply. Once the replica
@@ -284,12 +380,34 @@ describe('the topology launcher supervises what it starts and keeps the data', (
       },
     );
     const haproxyBackMs = Date.now() - haproxyKilledAt;
+    const haproxyStatus = await expectRestartCounted(statusUrl!, 'HAProxy', 1, haproxyKilledAt);
+    expect(haproxyStatus.pid).not.toBe(haproxyPid);
 
-    // Each Switchboard role SIGKILLed under a small load: restarted, serving again, audited.
-    const roles = await killEachRole(l, out, dataDir, api!);
+    // Each Switchboard role SIGKILLed under a small load: restarted, serving again, audited, and
+    // each restart counted in /status.
+    const roles = await killEachRole(l, out, dataDir, api!, statusUrl!);
+
+    // Every workspace's streams as they are before the restart, and the counts the launcher gives.
+    const { app } = JSON.parse(readFileSync(path.join(dataDir, 'redis-credentials.json'), 'utf8')) as {
+      app: { user: string; password: string };
+    };
+    const nodeList = (text: string) =>
+      [...text.matchAll(/(?:master|replica) redis:\/\/(127\.0\.0\.1:\d+)/g)].map((m) => m[1]!);
+    const before = connectRedis({ clusterNodes: nodeList(out), username: app.user, password: app.password });
+    const streamsBefore = await streamsOf(before).finally(() => before.disconnect());
+    expect(Object.keys(streamsBefore)).toEqual(expect.arrayContaining([`${ws} commands`, `${ws} events`]));
+    expect(Object.keys(streamsBefore).length).toBeGreaterThanOrEqual(4); // ws and the roles' workspace
+    const counted = await launcherStatus(statusUrl!);
 
     const acknowledged = sent.map((s) => s.id);
     await stopLauncher(l);
+    // status.json after the stop: every component stopped, with the counts /status gave.
+    const final = JSON.parse(readFileSync(path.join(dataDir, 'status.json'), 'utf8')) as LauncherStatus;
+    expect(final.launcher.pid).toBe(l.child.pid);
+    expect(final.components.map((c) => [c.name, c.restarts])).toEqual(
+      [...counted.values()].map((c) => [c.name, c.restarts]),
+    );
+    for (const c of final.components) expect(c, c.name).toMatchObject({ state: 'stopped', pid: null });
     expect(l.output()).toMatch(
       new RegExp(
         `restarts during this run: api-1 1, projector-1 1, projector-2 1, dispatcher-1 1, dispatcher-2 1, .*redis-server 127\\.0\\.0\\.1:${victimPort} 1.*HAProxy 1`,
@@ -308,6 +426,10 @@ describe('the topology launcher supervises what it starts and keeps the data', (
     expect((await call(`${base2}/agents/kept-agent`, 'GET')).status).toBe(200);
     for (const id of acknowledged)
       expect((await call(`${base2}/contacts/${id}`, 'GET')).status, id).toBe(200);
+    // Every workspace's command and event streams, entry for entry, up to their last position before.
+    const after = connectRedis({ clusterNodes: nodeList(out2), username: app.user, password: app.password });
+    const streamsAfter = await streamsOf(after, streamsBefore).finally(() => after.disconnect());
+    expect(streamsAfter).toEqual(streamsBefore);
     expect(
       (await call(`${base2}/contacts`, 'POST', { id: 'after-restart', skills: ['English'] }, 'after')).status,
     ).toBe(201);
@@ -318,6 +440,34 @@ describe('the topology launcher supervises what it starts and keeps the data', (
     const victimLog = readFileSync(path.join(logs, `redis-${victimPort}.log`), 'utf8');
     expect(victimLog).toMatch(/\[launcher\] redis-server 127\.0\.0\.1:\d+ restarted/);
     expect(victimLog).toMatch(/Ready to accept connections/);
+    // Each start of the node (first launch, its restart, second launch) begins with its command
+    // line, the first line of the file; the same each time.
+    const commandLines = victimLog
+      .split('\n')
+      .flatMap((line) => /^\S+ \[launcher\] command line: (.*)$/.exec(line)?.[1] ?? []);
+    expect(victimLog.split('\n')[0]).toMatch(/^\S+ \[launcher\] command line: redis-server /);
+    expect(commandLines).toHaveLength(3);
+    expect(new Set(commandLines).size).toBe(1);
+    const commandLine = commandLines[0]!;
+    expect(commandLine).toContain(`--port ${victimPort} `);
+    expect(commandLine).not.toContain(admin.password);
+    // Started by hand as logged, the node comes up on its port with its directory and ACL users.
+    const byHand = spawn('bash', ['-c', `exec ${commandLine}`], { stdio: 'ignore' });
+    try {
+      await waitFor(
+        'the node started by hand',
+        async () => /PONG/.test(await cli(victimPort, 'PING').catch(() => '')),
+        {
+          timeoutMs: 15_000,
+          everyMs: 100,
+        },
+      );
+      expect(await cli(victimPort, 'CONFIG', 'GET', 'dir')).toContain(path.join(dataDir, 'cluster', 'node-'));
+      expect(await cli(victimPort, 'CLUSTER', 'MYID')).toMatch(/^[0-9a-f]{40}/);
+    } finally {
+      byHand.kill('SIGTERM');
+      await new Promise((r) => (byHand.exitCode !== null ? r(null) : byHand.once('exit', r)));
+    }
     expect(readFileSync(path.join(logs, 'haproxy.log'), 'utf8')).toMatch(/\[launcher\] HAProxy restarted/);
     expect(existsSync(path.join(logs, 'api-1.log'))).toBe(true);
 
@@ -389,6 +539,7 @@ async function killEachRole(
   banner: string,
   dataDir: string,
   api: string,
+  statusUrl: string,
 ): Promise<Record<string, unknown>> {
   const partStarted = Date.now();
   const launcherPid = l.child.pid!;
@@ -487,8 +638,9 @@ async function killEachRole(
         everyMs: 100,
       },
     );
-    expect(l.output()).toMatch(/api-1 exited \(SIGKILL\); restarting \(restart 1\)/);
+    expect(l.output()).toMatch(/api-1 exited \(SIGKILL\); restarting in [\d.]+ s \(attempt 1\)/);
     expect(memberPids(launcherPid, 'api')).toContain(newApiPid);
+    await expectRestartCounted(statusUrl, 'api-1', 1, apiKilledAt, newApiPid);
 
     // Both projectors: nothing applies commands until the launcher's restarts do (202 meanwhile,
     // retried with the same key). Timed to the checkpoint moving on, and to the first command sent
@@ -520,7 +672,7 @@ async function killEachRole(
     const projectorFirst201Ms = firstApplied.answeredAt! - projectorsKilledAt;
     for (const n of [1, 2])
       expect(l.output()).toMatch(
-        new RegExp(`projector-${n} exited \\(SIGKILL\\); restarting \\(restart 1\\)`),
+        new RegExp(`projector-${n} exited \\(SIGKILL\\); restarting in [\\d.]+ s \\(attempt 1\\)`),
       );
     const newProjectors = await waitFor(
       'both projectors restarted',
@@ -531,6 +683,10 @@ async function killEachRole(
       { timeoutMs: 20_000, everyMs: 100 },
     );
     expect(newProjectors).toHaveLength(2);
+    const projectorsCounted = await Promise.all(
+      [1, 2].map((n) => expectRestartCounted(statusUrl, `projector-${n}`, 1, projectorsKilledAt)),
+    );
+    expect(projectorsCounted.map((c) => c.pid).sort((a, b) => a! - b!)).toEqual(newProjectors);
 
     // Both dispatchers: no contact is assigned until a restarted one takes the workspace's lease
     // (the killed holder's expires first). Timed to the first assignment after the kill, as the
@@ -557,7 +713,7 @@ async function killEachRole(
     const dispatcherPositionMs = positionMs(firstAssignment.position) - dispatchersKilledAt;
     for (const n of [1, 2])
       expect(l.output()).toMatch(
-        new RegExp(`dispatcher-${n} exited \\(SIGKILL\\); restarting \\(restart 1\\)`),
+        new RegExp(`dispatcher-${n} exited \\(SIGKILL\\); restarting in [\\d.]+ s \\(attempt 1\\)`),
       );
     const newDispatchers = memberPids(launcherPid, 'dispatcher');
     const leaseHolder = String(await redis.get(k.lease));
@@ -566,6 +722,10 @@ async function killEachRole(
       `lease holder ${leaseHolder}, dispatchers ${newDispatchers}`,
     ).toBe(true);
     expect(newDispatchers.some((p) => dispatcherPids.includes(p))).toBe(false);
+    const dispatchersCounted = await Promise.all(
+      [1, 2].map((n) => expectRestartCounted(statusUrl, `dispatcher-${n}`, 1, dispatchersKilledAt)),
+    );
+    expect(dispatchersCounted.map((c) => c.pid).sort((a, b) => a! - b!)).toEqual(newDispatchers);
 
     // A little more load on the restarted processes, then quiet, then the audit.
     await sleep(500);

@@ -1,7 +1,10 @@
 /**
  * The launcher's supervisor and log files (src/topology/supervisor.ts, src/topology/log-file.ts):
  * a process that exits is started again with a doubling back-off, each exit and restart said and
- * noted in its log; none after stop(); a log file past its cap is renamed `.1` and begun again.
+ * noted in its log; none after stop(); the back-off starts over after a process ran long enough,
+ * not after a restart that failed; its state (pid, running/restarting/stopped, restarts) is what
+ * the launcher's /status serves and writes to status.json; a log file past its cap is renamed
+ * `.1` and begun again.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
@@ -9,7 +12,13 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stopChild } from '../../src/topology/child-processes.ts';
 import { RotatingLog } from '../../src/topology/log-file.ts';
-import { type SupervisedHandle, Supervisor } from '../../src/topology/supervisor.ts';
+import { serveStatus, statusFile, trackStatus } from '../../src/topology/status.ts';
+import {
+  type ComponentStatus,
+  onSupervisorChange,
+  type SupervisedHandle,
+  Supervisor,
+} from '../../src/topology/supervisor.ts';
 import { waitFor } from '../support/wait.ts';
 import { tempDir } from './helpers.ts';
 
@@ -33,6 +42,7 @@ describe('the supervisor', () => {
     const starts: number[] = [];
     const sup = new Supervisor(child(0), {
       name: 'sleeper',
+      kind: 'redis',
       say: (line) => said.push({ t: Date.now(), line }),
       stopping: () => false,
       log,
@@ -57,6 +67,76 @@ describe('the supervisor', () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(sup.restarts).toBe(3);
     expect(readFileSync(log.file, 'utf8')).toMatch(/\[launcher\] sleeper restarted \(restart 3\)/);
+  });
+});
+
+describe('the supervisor back-off and status', () => {
+  it('starts the back-off over after a process ran past resetAfterMs (not after a failed start), and reports each state', async () => {
+    const d = await tempDir('supervisor-reset');
+    dirs.push(d);
+    const said: string[] = [];
+    const seen: ComponentStatus[] = [];
+    // Ran 600 ms (past 300): attempt 1; the restart fails: attempt 2 (no reset); crashes at once:
+    // attempt 3; runs 600 ms again: attempt 1; then stays up.
+    const plan: (number | 'fail')[] = ['fail', 0, 0.6, 30];
+    let attempts = 0;
+    const current = trackStatus({ pid: process.pid, mode: 'single', startedAt: 'now', dataDir: d.dir });
+    const served = await serveStatus(current, 0);
+    const sup = new Supervisor(child(0.6), {
+      name: 'reset-sleeper',
+      kind: 'switchboard',
+      say: (line) => said.push(line),
+      stopping: () => false,
+      firstDelayMs: 50,
+      resetAfterMs: 300,
+      restart: async () => {
+        const next = plan[attempts++];
+        if (next === 'fail' || next === undefined) throw new Error('boom');
+        return child(next);
+      },
+    });
+    const off = onSupervisorChange(() => {
+      const s = sup.status();
+      if (s.name === 'reset-sleeper') seen.push(s);
+    });
+    try {
+      await waitFor('three restarts up', () => sup.restarts === 3, { timeoutMs: 8000, everyMs: 20 });
+      expect(said.filter((l) => /restarting in/.test(l))).toEqual([
+        'reset-sleeper exited (0); restarting in 0.1 s (attempt 1)',
+        'reset-sleeper did not start (boom); restarting in 0.1 s (attempt 2)',
+        'reset-sleeper exited (0); restarting in 0.2 s (attempt 3)',
+        'reset-sleeper exited (0); restarting in 0.1 s (attempt 1)',
+      ]);
+      const restarting = seen.filter((s) => s.state === 'restarting');
+      expect(restarting.length).toBeGreaterThanOrEqual(3);
+      expect(restarting.every((s) => s.pid === null && s.lastExit === '0')).toBe(true);
+      const now = sup.status();
+      expect(now).toMatchObject({
+        name: 'reset-sleeper',
+        kind: 'switchboard',
+        state: 'running',
+        pid: sup.current.process.pid,
+        restarts: 3,
+        lastExit: '0',
+      });
+      expect(Date.now() - Date.parse(now.lastRestartAt ?? '')).toBeLessThan(5000);
+      // Served over HTTP and written to status.json, the same.
+      const r = await fetch(`http://127.0.0.1:${served.port}/status`);
+      expect(r.status).toBe(200);
+      const body = (await r.json()) as { launcher: { pid: number }; components: ComponentStatus[] };
+      expect(body.launcher.pid).toBe(process.pid);
+      expect(body.components.find((c) => c.name === 'reset-sleeper')).toEqual(now);
+      const file = JSON.parse(readFileSync(statusFile(d.dir), 'utf8')) as { components: ComponentStatus[] };
+      expect(file.components.find((c) => c.name === 'reset-sleeper')).toEqual(now);
+      await sup.stop();
+      expect(sup.status()).toMatchObject({ state: 'stopped', pid: null, restarts: 3 });
+      const after = JSON.parse(readFileSync(statusFile(d.dir), 'utf8')) as { components: ComponentStatus[] };
+      expect(after.components.find((c) => c.name === 'reset-sleeper')?.state).toBe('stopped');
+    } finally {
+      off();
+      await sup.stop();
+      await served.close();
+    }
   });
 });
 

@@ -13,8 +13,9 @@ import { connectRedis } from '../../adapters/redis/client.ts';
 import { ensureSelfSignedCert } from '../haproxy/config.ts';
 import { haproxyRuntime } from '../haproxy/runtime.ts';
 import { loadOrCreateVrrpPassword } from '../keepalived/config.ts';
-import { ip, type NetnsStar } from '../netns.ts';
+import { ip, type NetnsStar, netnsExec } from '../netns.ts';
 import { freePort } from '../redis-server.ts';
+import { trackStatus } from '../status.ts';
 import { Aborted, type LaunchContext } from './context.ts';
 import { forwardTo } from './forwarder.ts';
 import {
@@ -52,15 +53,10 @@ async function startUp(
   // Also on the namespace's address, announced to cluster clients, so HAProxy's Redis frontend
   // (in the lb namespaces) reaches the masters. Protected mode would refuse non-loopback
   // clients; the address exists only inside this run's namespaces.
-  const cluster = await ctx.startCluster([
-    '--bind',
-    '127.0.0.1',
-    app.address,
-    '--cluster-announce-ip',
-    app.address,
-    '--protected-mode',
-    'no',
-  ]);
+  const cluster = await ctx.startCluster(
+    ['--bind', '127.0.0.1', app.address, '--cluster-announce-ip', app.address, '--protected-mode', 'no'],
+    netnsExec(app.ns),
+  );
   await register('the Redis Cluster', () => cluster.stop());
   const masters = cluster.nodes.filter((n) => n.role === 'master');
   const seeds = masters.map((n) => `${app.address}:${n.port}`).join(',');
@@ -94,7 +90,7 @@ async function startUp(
   await register('the Switchboard processes', () => stopMembers(members));
   // Run first on stop: what was restarted during the run.
   await register('the restart counts', async () => {
-    const restarts = restartSummary(members);
+    const restarts = restartSummary();
     if (restarts) ctx.say(restarts);
   });
   for (const m of members) startMember(ctx, m, seeds, login, app.address, `${app.address}:${m.port}`);
@@ -189,6 +185,19 @@ export async function runAppNamespace(ctx: LaunchContext, id: string): Promise<v
   });
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void stop(0));
   send({ type: 'hello' });
+  // Every supervised process runs here: their status goes to <data dir>/status.json and to the
+  // launcher, which serves it as /status on the host's loopback (ip netns exec execs: the
+  // launcher is this process's parent).
+  trackStatus(
+    {
+      pid: process.ppid,
+      appNamespacePid: process.pid,
+      mode: 'vrrp',
+      startedAt: new Date().toISOString(),
+      dataDir: ctx.opts.dataDir,
+    },
+    (status) => send({ type: 'status', status }),
+  );
 
   startup = startUp(ctx, star, lbs, register, send);
   await startup.catch((err: unknown) => {

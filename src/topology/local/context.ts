@@ -7,6 +7,7 @@
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { keptCluster, type RedisClusterHandle, startRedisCluster } from '../redis-cluster.ts';
+import { shellLine } from '../redis-server.ts';
 import { loadOrCreateCredentials } from '../redis-users.ts';
 
 export interface LocalTopologyOptions {
@@ -25,6 +26,8 @@ export interface LocalTopologyOptions {
   readonly fresh?: boolean;
   /** First delay before a dead HAProxy is started again (ms; then doubled, at most 30 s). */
   readonly haproxyRestartDelayMs?: number;
+  /** The launcher's `/status` port on 127.0.0.1; undefined: 8099 or the next free one (status.ts). */
+  readonly statusPort?: number;
 }
 
 /** Thrown by start-up steps once a stop was asked for. */
@@ -99,9 +102,11 @@ export class LaunchContext {
    * The Redis Cluster under <data dir>/cluster (3 masters, 3 replicas, AOF on): the one kept
    * there by an earlier launch, started again with its data (nodes.conf, AOF) and passwords, or
    * a new one. `--fresh` deletes the kept cluster, its passwords and the admin key first. Every
-   * node is supervised: one that dies is started again on its port with its data.
+   * node is supervised: one that dies is started again on its port with its data. Each node's
+   * log begins each start with its command line, after `shownPrefix` (`ip netns exec <ns>`, when
+   * this process runs in a namespace).
    */
-  async startCluster(args?: string[]): Promise<RedisClusterHandle> {
+  async startCluster(args?: string[], shownPrefix?: readonly string[]): Promise<RedisClusterHandle> {
     const dataDir = path.join(this.opts.dataDir, 'cluster');
     this.wipeIfFresh();
     mkdirSync(this.logsDir, { recursive: true });
@@ -118,8 +123,19 @@ export class LaunchContext {
       supervise: { say: this.say, stopping: () => this.stopping },
       ...(kept ? { readyTimeoutMs: 60_000 } : {}),
       ...(args ? { args } : {}),
+      ...(shownPrefix ? { shownPrefix } : {}),
     });
   }
+}
+
+/**
+ * A complete request the banner shows, runnable as printed: an agent created in workspace
+ * `default` through `apiUrl`, with the admin API key the first API instance stored in the data
+ * directory (ignored with AUTH=off).
+ */
+export function exampleRequest(apiUrl: string, dataDir: string): string {
+  const keyFile = shellLine([path.join(dataDir, 'admin-key')]);
+  return `curl -X POST ${apiUrl}/v1/workspaces/default/agents -H "Authorization: Bearer $(cat ${keyFile})" -H 'content-type: application/json' -d '{"id":"a1","skills":["English"]}'`;
 }
 
 /** A topology that is up: where it answers, what it tells the user, how it stops. */

@@ -9,7 +9,7 @@ import { chmodSync, copyFileSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { RedisClient } from '../../adapters/redis/scripts.ts';
-import { killOnExit, signalGroup, stopChild } from '../child-processes.ts';
+import { groupGone, killOnExit, signalGroup, stopChild } from '../child-processes.ts';
 import { syncBackends } from '../haproxy/backend-sync.ts';
 import { writeHaproxyConfig } from '../haproxy/config.ts';
 import { startHaproxy } from '../haproxy/process.ts';
@@ -167,6 +167,7 @@ export async function startLoadBalancer(
     });
   const haproxy = new Supervisor(await start(), {
     name: `HAProxy ${lb.name}`,
+    kind: 'haproxy',
     say: ctx.say,
     stopping: () => ctx.stopping,
     firstDelayMs: ctx.opts.haproxyRestartDelayMs ?? 1000,
@@ -207,12 +208,15 @@ export async function startLoadBalancer(
   );
   const ka = new Supervisor(startKeepalived(ctx, lb, kaConf), {
     name: `keepalived ${lb.name}`,
+    kind: 'keepalived',
     say: ctx.say,
     stopping: () => ctx.stopping,
     log: logFile(lb.keepalivedLog),
     restart: async () => {
-      // Its VRRP child too, should it outlive the parent.
+      // Its VRRP child too, should it outlive the parent; and gone before the new one starts,
+      // which would otherwise find it in vrrp.pid, say it is already running and exit 0.
       signalGroup(ka.current.process, 'SIGKILL');
+      await groupGone(ka.current.process.pid, 3000);
       return startKeepalived(ctx, lb, kaConf);
     },
   });

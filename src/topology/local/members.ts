@@ -1,16 +1,19 @@
 /**
  * The Switchboard processes of the local topology (both shapes): `--api` API instances, each on
  * its own port and registered for HAProxy, and `--projectors` / `--dispatchers` worker processes.
- * Each logs to <data dir>/logs/<name>.log; one that exits is restarted (after 1 s, 2 s, ... at
- * most 5 s) until the launcher stops.
+ * Each logs to <data dir>/logs/<name>.log; one that exits is restarted by a supervisor
+ * (src/topology/supervisor.ts: after 1 s, 2 s, 4 s, at most 5 s; the back-off starts over once
+ * the process has run for a minute) until the launcher stops, and counted in the launcher's
+ * `/status`.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stopChild } from '../child-processes.ts';
 import { logFile } from '../log-file.ts';
 import type { RedisLogin } from '../redis-users.ts';
-import { supervisors } from '../supervisor.ts';
+import { componentStatuses } from '../status.ts';
+import { type SupervisedHandle, Supervisor } from '../supervisor.ts';
 import type { LaunchContext } from './context.ts';
 
 /** The process entry every member runs. */
@@ -20,19 +23,15 @@ export interface Member {
   readonly name: string;
   readonly roles: string;
   readonly port?: number;
-  child?: ChildProcess;
-  restarts: number;
+  supervisor?: Supervisor<SupervisedHandle>;
 }
 
 export async function makeMembers(ctx: LaunchContext, apiPort: () => Promise<number>): Promise<Member[]> {
   const { opts } = ctx;
   const members: Member[] = [];
-  for (let i = 1; i <= opts.api; i++)
-    members.push({ name: `api-${i}`, roles: 'api', port: await apiPort(), restarts: 0 });
-  for (let i = 1; i <= opts.projectors; i++)
-    members.push({ name: `projector-${i}`, roles: 'projector', restarts: 0 });
-  for (let i = 1; i <= opts.dispatchers; i++)
-    members.push({ name: `dispatcher-${i}`, roles: 'dispatcher', restarts: 0 });
+  for (let i = 1; i <= opts.api; i++) members.push({ name: `api-${i}`, roles: 'api', port: await apiPort() });
+  for (let i = 1; i <= opts.projectors; i++) members.push({ name: `projector-${i}`, roles: 'projector' });
+  for (let i = 1; i <= opts.dispatchers; i++) members.push({ name: `dispatcher-${i}`, roles: 'dispatcher' });
   return members;
 }
 
@@ -48,6 +47,28 @@ export function startMember(
   host: string,
   advertise?: string,
 ): void {
+  const log = logFile(path.join(ctx.logsDir, `${m.name}.log`));
+  const start = () => spawnMember(ctx, m, seeds, login, host, advertise);
+  m.supervisor = new Supervisor(start(), {
+    name: m.name,
+    kind: 'switchboard',
+    say: ctx.say,
+    stopping: () => ctx.stopping,
+    log,
+    firstDelayMs: 1000,
+    maxDelayMs: 5000,
+    restart: async () => start(),
+  });
+}
+
+function spawnMember(
+  ctx: LaunchContext,
+  m: Member,
+  seeds: string,
+  login: RedisLogin,
+  host: string,
+  advertise?: string,
+): SupervisedHandle {
   const log = logFile(path.join(ctx.logsDir, `${m.name}.log`));
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
     env: {
@@ -70,31 +91,21 @@ export function startMember(
   });
   log.follow(child.stdout);
   log.follow(child.stderr);
-  m.child = child;
-  child.on('exit', (code, signal) => {
-    if (ctx.stopping) return;
-    m.restarts++;
-    const line = `${m.name} exited (${signal ?? code}); restarting (restart ${m.restarts})`;
-    ctx.say(line);
-    log.note(line);
-    setTimeout(() => startMember(ctx, m, seeds, login, host, advertise), Math.min(1000 * m.restarts, 5000));
-  });
+  return {
+    process: child,
+    stop: async () => void (await stopChild(child, { graceMs: 10_000, group: false })),
+  };
 }
 
 /** SIGTERM every member, SIGKILL after 10 s; resolves when all have exited. */
 export async function stopMembers(members: readonly Member[]): Promise<void> {
-  await Promise.all(
-    members.map((m) => (m.child ? stopChild(m.child, { graceMs: 10_000, group: false }) : true)),
-  );
+  await Promise.all(members.map((m) => m.supervisor?.stop()));
 }
 
 /** What was restarted during this run (Switchboard processes and supervised servers), if anything. */
-export function restartSummary(members: readonly Member[]): string | undefined {
-  const counts = [
-    ...members.map((m) => [m.name, m.restarts] as const),
-    ...supervisors.map((s) => [s.name, s.restarts] as const),
-  ].filter(([, n]) => n > 0);
+export function restartSummary(): string | undefined {
+  const counts = componentStatuses().filter((c) => c.restarts > 0);
   return counts.length === 0
     ? undefined
-    : `restarts during this run: ${counts.map(([name, n]) => `${name} ${n}`).join(', ')}`;
+    : `restarts during this run: ${counts.map((c) => `${c.name} ${c.restarts}`).join(', ')}`;
 }

@@ -14,8 +14,9 @@ import { haproxyRuntime } from '../haproxy/runtime.ts';
 import { logFile } from '../log-file.ts';
 import type { RedisClusterHandle } from '../redis-cluster.ts';
 import { freePort } from '../redis-server.ts';
+import { serveStatus, statusFile, trackStatus } from '../status.ts';
 import { Supervisor } from '../supervisor.ts';
-import type { LaunchContext, LaunchedTopology } from './context.ts';
+import { exampleRequest, type LaunchContext, type LaunchedTopology } from './context.ts';
 import { makeMembers, restartSummary, startMember, stopMembers } from './members.ts';
 
 const PORTS = ['httpPort', 'tlsPort', 'statsPort', 'redisPort'] as const;
@@ -60,6 +61,14 @@ const haproxyLogOf = (ctx: LaunchContext) => path.join(ctx.logsDir, 'haproxy.log
 
 export async function launchSingle(ctx: LaunchContext): Promise<LaunchedTopology> {
   const { opts, say } = ctx;
+  // First: an explicit --status-port that is taken fails the launch before anything runs.
+  const status = trackStatus({
+    pid: process.pid,
+    mode: 'single',
+    startedAt: new Date().toISOString(),
+    dataDir: opts.dataDir,
+  });
+  const statusServer = await serveStatus(status, opts.statusPort);
   say('starting a Redis Cluster: 3 masters, 3 replicas, AOF on ...');
   const cluster = await ctx.startCluster();
   const masters = cluster.nodes.filter((n) => n.role === 'master');
@@ -74,6 +83,7 @@ export async function launchSingle(ctx: LaunchContext): Promise<LaunchedTopology
   // Supervised: started again with the same configuration (ports) when it dies.
   const haproxy: Supervisor<HaproxyHandle> = new Supervisor(first.handle, {
     name: 'HAProxy',
+    kind: 'haproxy',
     say,
     stopping: () => ctx.stopping,
     firstDelayMs: ctx.opts.haproxyRestartDelayMs ?? 1000,
@@ -112,6 +122,7 @@ export async function launchSingle(ctx: LaunchContext): Promise<LaunchedTopology
     cluster: cluster.nodes.map((n) => `${n.role} redis://${n.host}:${n.port}`),
     logs: ctx.logsDir,
     redisCredentials: ctx.credentialsFile,
+    status: `http://127.0.0.1:${statusServer.port}/status`,
   };
 
   let stopping: Promise<void> | undefined;
@@ -119,13 +130,14 @@ export async function launchSingle(ctx: LaunchContext): Promise<LaunchedTopology
     (stopping ??= (async () => {
       ctx.stopping = true;
       say('stopping ...');
-      const restarts = restartSummary(members);
+      const restarts = restartSummary();
       if (restarts) say(restarts);
       await sync.stop();
       await stopMembers(members);
       await haproxy.stop();
       redis.disconnect();
       await cluster.stop();
+      await statusServer.close();
     })());
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.on(sig, () => {
@@ -157,6 +169,8 @@ export async function launchSingle(ctx: LaunchContext): Promise<LaunchedTopology
       `  Logs                  ${urls.logs}`,
       `  Data                  ${opts.dataDir}   (kept: a later launch starts this cluster again; --fresh deletes it)`,
       '  Supervised            Redis nodes, HAProxy and Switchboard processes are restarted when they die',
+      `  Launcher status       ${urls.status}   (each supervised process: pid, state, restarts; also ${statusFile(opts.dataDir)})`,
+      `  Try it                ${exampleRequest(urls.api, opts.dataDir)}`,
       'Ctrl-C stops everything.',
     ],
   };

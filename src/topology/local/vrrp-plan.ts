@@ -12,6 +12,7 @@
  */
 import { HAPROXY_DEFAULTS } from '../haproxy/config.ts';
 import { NetnsStar } from '../netns.ts';
+import type { LauncherStatus } from '../status.ts';
 
 /** Private /24 that exists only inside this run's namespaces (each run has its own bridge). */
 export const VRRP_SUBNET = '10.231.1';
@@ -68,4 +69,6 @@ export type FromApp =
   | { type: 'hello' }
   | { type: 'forwarding'; name: Forwarded }
   | { type: 'ready'; info: VrrpInfo }
+  /** The supervised processes, on every change (the launcher serves it as /status). */
+  | { type: 'status'; status: LauncherStatus }
   | { type: 'failed'; message: string };

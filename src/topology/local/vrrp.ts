@@ -19,7 +19,8 @@ import { rmSync } from 'node:fs';
 import type net from 'node:net';
 import { hasExited, signalGroup, waitExit } from '../child-processes.ts';
 import { type NetnsStar, netnsExec } from '../netns.ts';
-import { Aborted, type LaunchContext, type LaunchedTopology } from './context.ts';
+import { type LauncherStatus, serveStatus, statusFile } from '../status.ts';
+import { Aborted, exampleRequest, type LaunchContext, type LaunchedTopology } from './context.ts';
 import { boundPort, listenLoopback } from './forwarder.ts';
 import {
   type Forwarded,
@@ -61,6 +62,7 @@ function startAppNamespace(
   entry: string,
   servers: Map<Forwarded, net.Server>,
   lost: (why: string) => void,
+  onStatus: (status: LauncherStatus) => void,
 ): { child: ChildProcess; info: Promise<VrrpInfo> } {
   const { opts } = ctx;
   const [ipCmd = 'ip', ...inApp] = netnsExec(star.host('app').ns);
@@ -112,6 +114,8 @@ function startAppNamespace(
         // The child accepts on its copy of the socket; this process must not accept any more.
         servers.get(msg.name)?.close();
         servers.delete(msg.name);
+      } else if (msg.type === 'status') {
+        onStatus(msg.status);
       } else if (msg.type === 'ready') {
         clearTimeout(timer);
         up = true;
@@ -155,12 +159,21 @@ function bannerOf(
     `  Logs                  ${urls.logs}`,
     `  Data                  ${ctx.opts.dataDir}   (kept: a later launch starts this cluster again; --fresh deletes it)`,
     '  Supervised            Redis nodes, HAProxy, keepalived and Switchboard processes are restarted when they die',
+    `  Launcher status       ${urls.status}   (each supervised process: pid, state, restarts; also ${statusFile(ctx.opts.dataDir)})`,
+    `  Try it                ${exampleRequest(urls.api, ctx.opts.dataDir)}`,
     'Ctrl-C stops everything.',
   ];
 }
 
-function urlsOf(ctx: LaunchContext, star: NetnsStar, info: VrrpInfo, ports: Record<Forwarded, number>) {
+function urlsOf(
+  ctx: LaunchContext,
+  star: NetnsStar,
+  info: VrrpInfo,
+  ports: Record<Forwarded, number>,
+  statusPort: number,
+) {
   return {
+    status: `http://127.0.0.1:${statusPort}/status`,
     api: `http://127.0.0.1:${ports.http}`,
     tls: `https://127.0.0.1:${ports.tls}`,
     stats: `http://127.0.0.1:${ports.stats}/stats`,
@@ -192,6 +205,9 @@ export async function launchVrrp(ctx: LaunchContext, entry: string): Promise<Lau
   const servers = new Map<Forwarded, net.Server>();
   let child: ChildProcess | undefined;
   let stopPromise: Promise<void> | undefined;
+  // What the app namespace's process last reported of the processes it supervises.
+  let status: LauncherStatus | undefined;
+  let statusServer: Awaited<ReturnType<typeof serveStatus>> | undefined;
 
   const stop = (): Promise<void> =>
     (stopPromise ??= (async () => {
@@ -211,6 +227,7 @@ export async function launchVrrp(ctx: LaunchContext, entry: string): Promise<Lau
       // Whatever still runs in the namespaces (nothing, after a clean stop) is killed here.
       const left = await star.destroy();
       rmSync(scriptDir(star.id), { recursive: true, force: true });
+      await statusServer?.close();
       if (left.length > 0) throw new Error(`could not delete network namespaces ${left.join(' ')}`);
     })());
   const shutdown = (code: number) => {
@@ -232,6 +249,7 @@ export async function launchVrrp(ctx: LaunchContext, entry: string): Promise<Lau
   process.once('exit', () => rmSync(scriptDir(star.id), { recursive: true, force: true }));
 
   try {
+    statusServer = await serveStatus(() => status, ctx.opts.statusPort);
     await openForwarders(ctx, servers);
     const ports = Object.fromEntries([...servers].map(([k, s]) => [k, boundPort(s)])) as Record<
       Forwarded,
@@ -241,14 +259,23 @@ export async function launchVrrp(ctx: LaunchContext, entry: string): Promise<Lau
     await star.create();
     ctx.checkpoint();
 
-    const app = startAppNamespace(ctx, star, entry, servers, (why) => {
-      process.stderr.write(`topology: ${why}; stopping\n`);
-      shutdown(1);
-    });
+    const app = startAppNamespace(
+      ctx,
+      star,
+      entry,
+      servers,
+      (why) => {
+        process.stderr.write(`topology: ${why}; stopping\n`);
+        shutdown(1);
+      },
+      (s) => {
+        status = s;
+      },
+    );
     child = app.child;
     const info = await app.info;
 
-    const urls = urlsOf(ctx, star, info, ports);
+    const urls = urlsOf(ctx, star, info, ports, statusServer.port);
     const through = await ctx.waitUntil(async () => {
       ctx.checkpoint();
       const r = await fetch(`${urls.api}/health`, { signal: AbortSignal.timeout(2000) });
