@@ -37,16 +37,17 @@ export const defaultDispatcherOptions: DispatcherOptions = {
 
 /**
  * One dispatch step: at most `opts.batch` decisions and `opts.maxReads` reads. Returns [made, more
- * work left]. `atMs` dates the decisions instead of Redis's clock (a rebuild replaying them).
+ * work left, the earliest timer's due time (ms since the epoch) or undefined when there is none].
+ * `atMs` dates the decisions instead of Redis's clock (a rebuild replaying them).
  */
 export async function dispatchStep(
   redis: RedisClient,
   workspace: string,
   opts: DispatcherOptions = defaultDispatcherOptions,
   atMs?: number,
-): Promise<[made: number, more: boolean]> {
+): Promise<[made: number, more: boolean, nextDue: number | undefined]> {
   const k = workspaceKeys(workspace);
-  const [made, more] = (await runLua(
+  const [made, more, nextDue] = (await runLua(
     redis,
     DISPATCH,
     [
@@ -68,8 +69,8 @@ export async function dispatchStep(
       opts.enumerateMax,
       ...(atMs === undefined ? [] : [atMs]),
     ],
-  )) as [number, number];
-  return [made, more === 1];
+  )) as [number, number, number];
+  return [made, more === 1, nextDue >= 0 ? nextDue : undefined];
 }
 
 /** Most timers one clock step fires. */
@@ -108,13 +109,23 @@ export async function dispatchPending(
   opts: DispatcherOptions = defaultDispatcherOptions,
   observe?: (seconds: number, workspace: string) => void,
 ): Promise<number> {
+  return (await dispatchUntilDone(redis, workspace, opts, observe)).made;
+}
+
+/** dispatchPending, and when the earliest timer is due after the last step (undefined: none). */
+export async function dispatchUntilDone(
+  redis: RedisClient,
+  workspace: string,
+  opts: DispatcherOptions = defaultDispatcherOptions,
+  observe?: (seconds: number, workspace: string) => void,
+): Promise<{ made: number; nextDue: number | undefined }> {
   let total = 0;
   for (;;) {
     const started = performance.now();
-    const [made, more] = await dispatchStep(redis, workspace, opts);
+    const [made, more, nextDue] = await dispatchStep(redis, workspace, opts);
     observe?.((performance.now() - started) / 1000, workspace);
     total += made;
-    if (!more) return total;
+    if (!more) return { made: total, nextDue };
   }
 }
 
@@ -142,8 +153,7 @@ export class Dispatcher {
       // tick, up to 100 ms late at the default hz). It runs beside the next BZPOPMIN, off the
       // path from a wake-up to its decisions; the projector wakes this loop when it adds a timer.
       let alarm: NodeJS.Timeout | undefined;
-      const clock = async (): Promise<void> => {
-        const { nextDue } = await this.tick(workspace);
+      const setAlarm = (nextDue: number | undefined): void => {
         clearTimeout(alarm);
         alarm = undefined;
         const untilDue = nextDue === undefined ? Number.POSITIVE_INFINITY : nextDue - Date.now();
@@ -155,15 +165,26 @@ export class Dispatcher {
             Math.max(0, untilDue),
           );
       };
+      const clock = async (): Promise<void> => {
+        setAlarm((await this.tick(workspace)).nextDue);
+      };
       const clockAside = (): void => {
         clock().catch((err: Error) =>
           this.log.warn({ workspace, err: err.message }, 'the clock step failed'),
         );
       };
+      // After the decisions of a wake-up: the clock step only when a timer is due (the last
+      // dispatch step read the earliest), else the alarm for the earliest, which wakes this loop
+      // then. A wake-up without a timer due (most: a contact queued, an agent freed) costs no step.
+      const timersAfter = (nextDue: number | undefined): void => {
+        if (nextDue !== undefined && nextDue <= Date.now()) clockAside();
+        else setAlarm(nextDue);
+      };
       try {
         await clock();
-        this.assignments += await dispatchPending(this.redis, workspace, this.opts, this.observeStep);
-        clockAside();
+        const first = await dispatchUntilDone(this.redis, workspace, this.opts, this.observeStep);
+        this.assignments += first.made;
+        timersAfter(first.nextDue);
         while (running()) {
           // Wakes for work (the projector and API write the wake set), at the clock's alarm, and
           // at least every wakeTimeoutS. A command queued while the connection is down is never
@@ -174,11 +195,16 @@ export class Dispatcher {
             this.opts.wakeTimeoutS * 1000 + 5000,
           );
           if (woke === STOPPED) return;
-          const made = await dispatchPending(this.redis, workspace, this.opts, this.observeStep);
+          const { made, nextDue } = await dispatchUntilDone(
+            this.redis,
+            workspace,
+            this.opts,
+            this.observeStep,
+          );
           this.assignments += made;
           if (made > 0) this.log.debug({ workspace, made }, 'assignments made');
-          // Timers due now, and those of the offers just made.
-          clockAside();
+          // Timers due now, and the alarm for those of the offers just made.
+          timersAfter(nextDue);
         }
       } finally {
         clearTimeout(alarm);

@@ -53,7 +53,8 @@
   ARGV[6] optional: the time of the decisions (ms), instead of Redis's clock (a rebuild replays a
           decision at the time it was made)
 
-  Returns {assignments made, more work left (0|1)}.
+  Returns {assignments made, more work left (0|1), the earliest timer's due time (ms; -1: none)}:
+  the dispatcher runs its clock step only when a timer is due, and sets its alarm by it otherwise.
 ]]
 local K_EVENTS, K_META, K_QUEUE, K_SKILLSETS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_CAND, K_STATS, K_AGENTS, K_CONTACTS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -760,4 +761,5 @@ served_trim(now)
 deferred_flush()
 local more = 0
 if redis.call('EXISTS', K_CAND) == 1 then more = 1 end
-return { made, more }
+local first_timer = redis.call('ZRANGE', K_TIMERS, 0, 0, 'WITHSCORES')[2]
+return { made, more, first_timer and tonumber(first_timer) or -1 }
