@@ -100,6 +100,9 @@ async function stopLauncher(l: ReturnType<typeof startLauncher>): Promise<void> 
   expect(await l.exited, l.output().slice(-3000)).toBe(0);
 }
 
+/** Wall time of the checks of the launcher's /status, the streams and the by-hand start (reported). */
+const checksMs = { status: 0, streams: 0, byHand: 0 };
+
 /** The launcher's GET /status (its URL is in the banner), by component name. */
 async function launcherStatus(statusUrl: string): Promise<Map<string, ComponentStatus>> {
   const r = await fetch(statusUrl, { signal: AbortSignal.timeout(4000) });
@@ -119,6 +122,7 @@ async function expectRestartCounted(
   since: number,
   pid?: number,
 ): Promise<ComponentStatus> {
+  const t = Date.now();
   const c = await waitFor(
     `${name} running again in the launcher's /status`,
     async () => {
@@ -131,6 +135,7 @@ async function expectRestartCounted(
   if (pid !== undefined) expect(c.pid, name).toBe(pid);
   expect(Date.parse(c.lastRestartAt ?? ''), name).toBeGreaterThanOrEqual(since - 5);
   expect(Date.parse(c.lastExitAt ?? ''), name).toBeGreaterThanOrEqual(since - 5);
+  checksMs.status += Date.now() - t;
   return c;
 }
 
@@ -143,6 +148,7 @@ async function streamsOf(
   redis: RedisClient,
   upTo?: Record<string, { length: number; last: string }>,
 ): Promise<Record<string, { length: number; last: string; digest: string }>> {
+  const t = Date.now();
   const out: Record<string, { length: number; last: string; digest: string }> = {};
   const workspaces = (await redis.smembers(globalKeys.workspaces)).sort();
   for (const ws of upTo ? new Set(Object.keys(upTo).map((k) => k.split(' ')[0]!)) : workspaces) {
@@ -161,6 +167,7 @@ async function streamsOf(
       };
     }
   }
+  checksMs.streams += Date.now() - t;
   return out;
 }
 
@@ -397,6 +404,8 @@ describe('the topology launcher supervises what it starts and keeps the data', (
     const streamsBefore = await streamsOf(before).finally(() => before.disconnect());
     expect(Object.keys(streamsBefore)).toEqual(expect.arrayContaining([`${ws} commands`, `${ws} events`]));
     expect(Object.keys(streamsBefore).length).toBeGreaterThanOrEqual(4); // ws and the roles' workspace
+    expect(streamsBefore[`${ws} commands`]!.length).toBeGreaterThan(10);
+    expect(streamsBefore[`${ws} events`]!.length).toBeGreaterThan(10);
     const counted = await launcherStatus(statusUrl!);
 
     const acknowledged = sent.map((s) => s.id);
@@ -452,6 +461,7 @@ describe('the topology launcher supervises what it starts and keeps the data', (
     expect(commandLine).toContain(`--port ${victimPort} `);
     expect(commandLine).not.toContain(admin.password);
     // Started by hand as logged, the node comes up on its port with its directory and ACL users.
+    const byHandAt = Date.now();
     const byHand = spawn('bash', ['-c', `exec ${commandLine}`], { stdio: 'ignore' });
     try {
       await waitFor(
@@ -468,6 +478,7 @@ describe('the topology launcher supervises what it starts and keeps the data', (
       byHand.kill('SIGTERM');
       await new Promise((r) => (byHand.exitCode !== null ? r(null) : byHand.once('exit', r)));
     }
+    checksMs.byHand = Date.now() - byHandAt;
     expect(readFileSync(path.join(logs, 'haproxy.log'), 'utf8')).toMatch(/\[launcher\] HAProxy restarted/);
     expect(existsSync(path.join(logs, 'api-1.log'))).toBe(true);
 
@@ -486,6 +497,7 @@ describe('the topology launcher supervises what it starts and keeps the data', (
           }, {}),
         haproxyKillToServingMs: haproxyBackMs,
         ...roles,
+        addedChecksMs: checksMs,
       }),
     );
   }, 120_000);
