@@ -140,12 +140,18 @@ export async function checkIntervals(
   let upTo = checkpoint;
   for (let i = 0; i < candidates.length; i += CHUNK) {
     const chunk = candidates.slice(i, i + CHUNK);
-    const tx = redis.multi().hget(k.intervals, 'checkpoint');
+    const tx = redis.multi().hmget(k.intervals, 'checkpoint', 'serviceLevelMs');
     for (const s of chunk) tx.hgetall(`${k.intervalPrefix}${s}`);
     const replies = await tx.exec();
     if (!replies) throw new Error('the read of the interval tallies was aborted');
     for (const [err] of replies) if (err) throw err;
-    const at = (replies[0]![1] as string | null) ?? checkpoint;
+    // Dropped, or rebuilt with another threshold, since the first read: nothing more to compare with.
+    const [at, within] = replies[0]![1] as (string | null)[];
+    if (!at || Number(within) !== serviceLevelMs)
+      return {
+        status: `not compared past ${compared} intervals: the projection was dropped or rebuilt during the audit`,
+        violations,
+      };
     upTo = at;
     const covered = new Set(comparable(chunk, at, lastEvent, now));
     chunk.forEach((s, j) => {

@@ -6,7 +6,8 @@
  * its interval compared; a tally changed by HINCRBY (the workspace's, or a queue's) is an `interval`
  * violation naming the interval and the field, by the function and by the command (exit 1); an
  * interval the log never counted is one too; and a projection behind the log is not held to
- * events it has not read (its current interval is left out, nothing reported).
+ * events it has not read (its current interval is left out, nothing reported); dropped, it is not
+ * compared, and rebuilt from the log it agrees again.
  */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -18,7 +19,7 @@ import { auditWorkspace } from '../../src/audit/read.ts';
 import type { AuditSummary } from '../../src/audit/report.ts';
 import { writeLog } from '../../src/cli/bench/audit-log.ts';
 import { INTERVAL_MS, intervalStart } from '../../src/domain/intervals.ts';
-import { IntervalProjection } from '../../src/projections/intervals.ts';
+import { dropIntervals, IntervalProjection } from '../../src/projections/intervals.ts';
 import { projectPending } from '../../src/projections/projector.ts';
 import { suiteRedis } from '../support/redis.ts';
 
@@ -142,5 +143,17 @@ describe('the auditor and the live interval projection', () => {
         message: expect.stringMatching(/queued: live (\d+), log \d+$/),
       }),
     ]);
+
+    // Dropped, there is nothing to compare; rebuilt from the whole log, it agrees again.
+    await dropIntervals(suite.redis, ws);
+    const none = await auditWorkspace(suite.redis, ws);
+    expect(none).toMatchObject({
+      violationCount: 0,
+      intervals: 'not compared (no live interval projection)',
+    });
+    await new IntervalProjection(suite.redis, pino({ level: 'silent' })).applyPending(ws);
+    const rebuilt = await auditWorkspace(suite.redis, ws);
+    expect(rebuilt.violations).toEqual([]);
+    expect(rebuilt.intervals).toMatch(/^compared [1-9]\d* intervals? /);
   });
 });
