@@ -39,7 +39,8 @@ meta.basedOn) and, at the end, the documents and routing index against the repla
                            streams is read from there first, and its hash chain checked
   --idle                   the dispatcher is idle: also check that no queued contact has an
                            eligible available agent at the end
-  --no-state               do not compare the documents and the routing index
+  --no-state               do not compare the documents and the routing index, nor the live
+                           interval projection's tallies
   --page-size <n>          stream entries per read (default 5000)
   --json                   print one JSON object (the summary and the first ${SHOWN} violations)
   --help                   this text
@@ -127,6 +128,7 @@ function formatReport(r: AuditReport, o: CliOptions): string {
     `  decisions   ${n(r.decisionsChecked)} re-checked against rule 1, ${n(r.decisionsUnverifiable)} could not be`,
     `  who         ${whoDidWhat(r.commandsByKey)}`,
     `  state       documents and routing index ${r.state}`,
+    `  intervals   live interval tallies ${r.intervals}`,
     `  violations  ${n(r.violationCount)}${o.after ? ` after ${o.after} (${n(r.violationsBeforeAfter)} at or before it, not reported)` : ''}`,
     `  speed       ${n(r.eventsPerS)} events/s (${r.seconds.toFixed(2)} s)`,
   ];
