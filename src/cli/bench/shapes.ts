@@ -243,12 +243,13 @@ const contactDraw = (rng: Rng, levels: boolean | undefined): string[] =>
  * BENCH.md's `large` workload at one queue length: 50 skills, `agents` agents with 3..8 of them,
  * `queued` contacts needing 1..3 with priorities 0..9; agents become available one at a time
  * against the queue and each takes the first contact it can serve. With `levels`, each agent
- * skill is at a level 1..5 and each requirement at a minimum level 1..5.
+ * skill is at a level 1..5 and each requirement at a minimum level 1..5. With `steps`, the
+ * figures list every dispatch step's µs (to compare two runs step by step).
  */
 export async function largeQueue(
   redis: RedisClient,
   workspace: string,
-  o: { agents: number; queued: number; decisions: number; rng: Rng; levels?: boolean },
+  o: { agents: number; queued: number; decisions: number; rng: Rng; levels?: boolean; steps?: boolean },
 ): Promise<StepFigures> {
   await ensureGroup(redis, workspace);
   const agents = Array.from({ length: o.agents }, (_, i) => ({
@@ -271,7 +272,7 @@ export async function largeQueue(
     await sendAll(redis, workspace, [available(agents[i]!.id)]);
     await clock.dispatch();
   }
-  return clock.figures();
+  return clock.figures(o.steps);
 }
 
 /**
