@@ -327,11 +327,30 @@ describe('queues, counters, lag, subscribers and 202s', () => {
     const pq = stats.queues.find((x) => x.channel === 'voice' && x.skills === 'pq')!;
     expect(pq.agents).toEqual(agents);
     expect(pq.meanWaitMs).toBe(waitedMs);
+    // Occupancy: of pq's agents only pq-1 is present, holding 1 of its 1; the window's decision.
+    expect(s.value(`switchboard_queue_occupancy_ratio{${q}}`)).toBe(1);
+    expect(s.value(`switchboard_queue_occupancy_ratio{${nobody}}`)).toBeUndefined();
+    expect(s.value(`switchboard_queue_recent_contacts{${q},what="assigned"}`)).toBe(1);
+    expect(s.value(`switchboard_queue_recent_contacts{${q},what="abandoned"}`)).toBe(0);
+    const occupancy = s.value(`switchboard_occupancy_ratio{${w}}`)!;
+    expect(occupancy).toBeGreaterThan(0);
+    expect(occupancy).toBeLessThanOrEqual(1);
+    // pq-b gives up: counted in its queue's window and the workspace's.
+    const endedBefore = s.value(`switchboard_recent_contacts_ended{${w},how="abandoned"}`) ?? 0;
+    await ok('/contacts/pq-b/abandon', {});
+    const after = await scrape(a.url!);
+    expect(after.value(`switchboard_queue_recent_contacts{${q},what="abandoned"}`)).toBe(1);
+    expect(after.value(`switchboard_queue_recent_contacts{${q},what="expired"}`)).toBe(0);
+    expect(after.value(`switchboard_recent_contacts_ended{${w},how="abandoned"}`)).toBe(endedBefore + 1);
     for (const name of [
       'switchboard_queue_longest_wait_seconds',
       'switchboard_queue_service_level_ratio',
       'switchboard_queue_recent_mean_wait_seconds',
       'switchboard_queue_agents',
+      'switchboard_queue_occupancy_ratio',
+      'switchboard_queue_recent_contacts',
+      'switchboard_occupancy_ratio',
+      'switchboard_recent_contacts_ended',
     ])
       expect(s.text).toContain(`# TYPE ${name} gauge`);
   });

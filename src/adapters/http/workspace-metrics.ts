@@ -105,6 +105,30 @@ export function createWorkspaceMetrics(registry: Registry) {
       labelNames: ['workspace', 'channel', 'skills'],
       registers,
     }),
+    occupancy: new Gauge({
+      name: 'switchboard_occupancy_ratio',
+      help: 'Contacts held (offers included) over the capacity of the agents present (absent: none present)',
+      labelNames: ['workspace'],
+      registers,
+    }),
+    recentEnded: new Gauge({
+      name: 'switchboard_recent_contacts_ended',
+      help: "Contacts abandoned (how=abandoned) or expired (how=expired) in the last minutes' window, every queue's (at most 64 a queue)",
+      labelNames: ['workspace', 'how'],
+      registers,
+    }),
+    queueOccupancy: new Gauge({
+      name: 'switchboard_queue_occupancy_ratio',
+      help: "Contacts held over the capacity of each queue's agents present (absent: none present; not for _other)",
+      labelNames: ['workspace', 'channel', 'skills'],
+      registers,
+    }),
+    queueRecent: new Gauge({
+      name: 'switchboard_queue_recent_contacts',
+      help: "Each queue's decisions (what=assigned), abandons (abandoned) and expirations (expired) in the last minutes' window (at most 64 each)",
+      labelNames: ['workspace', 'channel', 'skills', 'what'],
+      registers,
+    }),
     queueAgents: new Gauge({
       name: 'switchboard_queue_agents',
       help: "Agents who may take each queue's contacts (its skills at their levels, its channel), by state",
@@ -228,6 +252,10 @@ export async function refreshWorkspaceMetrics(
   m.queueServiceLevel.reset();
   m.queueRecentWait.reset();
   m.queueAgents.reset();
+  m.occupancy.reset();
+  m.recentEnded.reset();
+  m.queueOccupancy.reset();
+  m.queueRecent.reset();
   for (const [, c] of m.counters) c.reset();
   for (const ws of workspaces) {
     const r = read.get(ws);
@@ -242,6 +270,11 @@ export async function refreshWorkspaceMetrics(
     if (s.window?.serviceLevel != null) m.serviceLevel.set({ workspace: ws }, s.window.serviceLevel);
     if (s.window?.meanWaitMs != null) m.recentWait.set({ workspace: ws }, s.window.meanWaitMs / 1000);
     for (const [state, n] of Object.entries(s.agentsByState)) m.agents.set({ workspace: ws, state }, n);
+    if (s.occupancy != null) m.occupancy.set({ workspace: ws }, s.occupancy);
+    if (s.window) {
+      m.recentEnded.set({ workspace: ws, how: 'abandoned' }, s.window.abandons ?? 0);
+      m.recentEnded.set({ workspace: ws, how: 'expired' }, s.window.expirations ?? 0);
+    }
     const queues = Object.entries(s.queueByChannel)
       .flatMap(([channel, sets]) =>
         Object.entries(sets).map(([skills, depth]) => ({ channel, skills, depth })),
@@ -285,11 +318,15 @@ function setQueueFigures(m: WorkspaceMetrics, workspace: string, all: readonly Q
     if (q.longestWaitMs !== null) m.queueLongestWait.set(labels, q.longestWaitMs / 1000);
     if (q.serviceLevel !== null) m.queueServiceLevel.set(labels, q.serviceLevel);
     if (q.meanWaitMs !== null) m.queueRecentWait.set(labels, q.meanWaitMs / 1000);
+    m.queueRecent.set({ ...labels, what: 'assigned' }, q.assignments);
+    m.queueRecent.set({ ...labels, what: 'abandoned' }, q.abandons);
+    m.queueRecent.set({ ...labels, what: 'expired' }, q.expirations);
   };
   for (const q of queues.slice(0, MAX_SKILL_SET_SERIES)) {
     const labels = { workspace, channel: q.channel, skills: q.skills };
     set(labels, q);
     for (const [state, n] of Object.entries(q.agents)) m.queueAgents.set({ ...labels, state }, n);
+    if (q.occupancy !== null) m.queueOccupancy.set(labels, q.occupancy);
   }
   const rest = queues.slice(MAX_SKILL_SET_SERIES);
   if (rest.length === 0) return;
@@ -306,11 +343,17 @@ function setQueueFigures(m: WorkspaceMetrics, workspace: string, all: readonly Q
       longestWaitMs: found.length > 0 ? Math.max(...found) : unknown ? null : 0,
       serviceLevel: weighted((q) => q.serviceLevel),
       meanWaitMs: weighted((q) => q.meanWaitMs),
+      assignments: decided,
+      abandons: rest.reduce((n, q) => n + q.abandons, 0),
+      expirations: rest.reduce((n, q) => n + q.expirations, 0),
     },
   );
 }
 
-type QueueFigures = Pick<QueueStats, 'longestWaitMs' | 'serviceLevel' | 'meanWaitMs'>;
+type QueueFigures = Pick<
+  QueueStats,
+  'longestWaitMs' | 'serviceLevel' | 'meanWaitMs' | 'assignments' | 'abandons' | 'expirations'
+>;
 
 function withinBudget<T>(p: Promise<T>, deadline: number): Promise<T> {
   p.catch(() => {}); // a read that ends after the budget is let go
