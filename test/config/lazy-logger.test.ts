@@ -5,7 +5,7 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { lazyChild } from '../../src/app/lazy-logger.ts';
+import { lazyChild } from '../../src/adapters/http/lazy-logger.ts';
 
 function capture(level: string) {
   const lines: Record<string, unknown>[] = [];

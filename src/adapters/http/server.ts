@@ -8,7 +8,6 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import type { Logger } from 'pino';
-import { lazyChild } from '../../app/lazy-logger.ts';
 import type { EventHistory } from '../redis/event-log.ts';
 import type { RedisWatch } from '../redis/health-watch.ts';
 import type { RedisClient } from '../redis/scripts.ts';
@@ -25,6 +24,7 @@ import {
 } from './edge.ts';
 import { intervalRoutes } from './intervals.ts';
 import { keyRoutes } from './keys.ts';
+import { lazyChild } from './lazy-logger.ts';
 import { installLimits, type LimitSettings, serverLimitOptions } from './limits.ts';
 import { liveRoutes, resumeAfter } from './live.ts';
 import type { Metrics } from './metrics.ts';
