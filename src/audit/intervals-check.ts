@@ -1,12 +1,12 @@
 import type { WorkspaceKeys } from '../adapters/redis/keys.ts';
 import type { RedisClient } from '../adapters/redis/scripts.ts';
 import {
-  emptyTally,
   INTERVAL_MS,
   INTERVALS_KEPT_MS,
   type IntervalStats,
   TALLY_FIELDS,
   type Tally,
+  talliesOfHash,
 } from '../domain/intervals.ts';
 import { positionMs } from './entries.ts';
 import type { Violation } from './violations.ts';
@@ -35,29 +35,6 @@ export interface IntervalCheck {
   /** `compared N intervals ...`, or why not. */
   readonly status: string;
   readonly violations: readonly Violation[];
-}
-
-/** A live interval hash (`<tally>`, `<tally> <queue>` → integer) as the workspace's and each queue's tallies. */
-export function liveTallies(hash: Record<string, string>): { all: Tally; queues: Map<string, Tally> } {
-  const all = emptyTally();
-  const queues = new Map<string, Tally>();
-  for (const [field, value] of Object.entries(hash)) {
-    const space = field.indexOf(' ');
-    const name = (space < 0 ? field : field.slice(0, space)) as keyof Tally;
-    if (!(name in all)) continue;
-    if (space < 0) {
-      all[name] = Number(value);
-      continue;
-    }
-    const queue = field.slice(space + 1);
-    let t = queues.get(queue);
-    if (!t) {
-      t = emptyTally();
-      queues.set(queue, t);
-    }
-    t[name] = Number(value);
-  }
-  return { all, queues };
 }
 
 /** The fields where `live` and `log` differ, as "<field>[ <queue>]: live X, log Y". */
@@ -158,7 +135,7 @@ export async function checkIntervals(
       if (!covered.has(s)) return;
       compared++;
       const diff = tallyDifferences(
-        liveTallies(replies[j + 1]![1] as Record<string, string>),
+        talliesOfHash(replies[j + 1]![1] as Record<string, string>),
         stats.tallies(s),
       );
       if (diff.length === 0) return;

@@ -100,6 +100,34 @@ export interface IntervalTallies {
   readonly queues: ReadonlyMap<string, Tally>;
 }
 
+/**
+ * A live interval hash (`<tally>`, `<tally> <queue>` → integer, as the live projection keeps it) as
+ * the workspace's and each queue's tallies; fields of no tally are left out.
+ */
+export function talliesOfHash(
+  hash: Record<string, string>,
+): IntervalTallies & { queues: Map<string, Tally> } {
+  const all = emptyTally();
+  const queues = new Map<string, Tally>();
+  for (const [field, value] of Object.entries(hash)) {
+    const space = field.indexOf(' ');
+    const name = (space < 0 ? field : field.slice(0, space)) as keyof Tally;
+    if (!(name in all)) continue;
+    if (space < 0) {
+      all[name] = Number(value);
+      continue;
+    }
+    const queue = field.slice(space + 1);
+    let t = queues.get(queue);
+    if (!t) {
+      t = emptyTally();
+      queues.set(queue, t);
+    }
+    t[name] = Number(value);
+  }
+  return { all, queues };
+}
+
 /** The start of the interval holding `ms`. */
 export const intervalStart = (ms: number): number => Math.floor(ms / INTERVAL_MS) * INTERVAL_MS;
 

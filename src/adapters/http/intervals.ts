@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import * as t from 'io-ts';
 import {
-  emptyTally,
   INTERVAL_MS,
   INTERVALS_KEPT_MS,
   type Interval,
@@ -10,7 +9,7 @@ import {
   intervalStart,
   intervalsOf,
   loggedEventOf,
-  type Tally,
+  talliesOfHash,
 } from '../../domain/intervals.ts';
 import { strict } from '../../domain/strict.ts';
 import { MAX_POSITION_PART, withMessage } from '../../domain/values.ts';
@@ -135,32 +134,9 @@ async function fromLive(
   if (!exact && !current) return undefined;
   const tallies = new Map<number, IntervalTallies>();
   starts.forEach((s, i) => {
-    tallies.set(s, talliesOf(replies[i + 2]![1] as Record<string, string>));
+    tallies.set(s, talliesOfHash(replies[i + 2]![1] as Record<string, string>));
   });
   return { intervals: intervalsOf(from, to, (s) => tallies.get(s)), position: checkpoint };
-}
-
-/** An interval hash of the live projection (`<tally>`, `<tally> <queue>` → integer) as tallies. */
-function talliesOf(hash: Record<string, string>): IntervalTallies {
-  const all = emptyTally();
-  const queues = new Map<string, Tally>();
-  for (const [field, value] of Object.entries(hash)) {
-    const space = field.indexOf(' ');
-    const name = (space < 0 ? field : field.slice(0, space)) as keyof Tally;
-    if (!(name in all)) continue;
-    if (space < 0) {
-      all[name] = Number(value);
-      continue;
-    }
-    const queue = field.slice(space + 1);
-    let t = queues.get(queue);
-    if (!t) {
-      t = emptyTally();
-      queues.set(queue, t);
-    }
-    t[name] = Number(value);
-  }
-  return { all, queues };
 }
 
 /** The intervals computed from the history, reading the range (and LOOKBACK_MS before it) now. */
