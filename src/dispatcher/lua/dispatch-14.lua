@@ -468,22 +468,9 @@ local function first_servable(skills, from)
 end
 
 local made = 0
--- The queues this step made decisions for, in the order of their first (served_trim).
+-- The queues this step made decisions for, in the order of their first (window_trim at the end).
 local served_queues, served_order = {}, {}
 
--- Each queue this step served keeps its decisions of the last SERVED_WINDOW ms, at most SERVED_KEEP
--- (the newest; memory stays bounded by the number of queues). Done once per queue at the end of
--- the step, not per decision: nobody reads the set within a step, so between steps it holds what
--- trimming after every decision would leave.
-local function served_trim(now)
-  for i = 1, #served_order do
-    local queue = served_order[i]
-    local lo, hi = '[' .. queue .. '|', '(' .. queue .. '|\255'
-    redis.call('ZREMRANGEBYLEX', K_SERVED, lo, '(' .. queue .. '|' .. string.format('%015d', now - SERVED_WINDOW))
-    local over = redis.call('ZLEXCOUNT', K_SERVED, lo, hi) - SERVED_KEEP
-    if over > 0 then redis.call('ZREM', K_SERVED, unpack(redis.call('ZRANGEBYLEX', K_SERVED, lo, hi, 'LIMIT', 0, over))) end
-  end
-end
 local now = tonumber(ARGV[6]) or now_ms()
 local based_on = redis.call('HGET', K_META, 'applied') or '0-0'
 local offer_timeout = 0
@@ -571,7 +558,7 @@ local function assign(c, a, at_head, after)
   doc_put(K_AGENTS, a)
   stat_add('assignments')
   -- The queue's service rate: this decision counts for the window (its older ones go at the end
-  -- of the step, once per queue: served_trim).
+  -- of the step, once per queue: window_trim).
   local queue = route_name(c)
   redis.call('ZADD', K_SERVED, 0, queue .. '|' .. string.format('%015d', now) .. '|' .. c.waitedMs .. '|' .. c.id)
   if not served_queues[queue] then
@@ -757,7 +744,8 @@ while made < MAX_DECISIONS and work < MAX_WORK do
     end
   end
 end
-served_trim(now)
+-- Each queue this step served keeps its decisions of the last SERVED_WINDOW ms, at most SERVED_KEEP.
+window_trim(K_SERVED, served_order, now, SERVED_WINDOW, SERVED_KEEP)
 deferred_flush()
 local more = 0
 if redis.call('EXISTS', K_CAND) == 1 then more = 1 end

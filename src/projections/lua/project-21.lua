@@ -444,7 +444,7 @@ end
 -- recent kept per queue within it: the dispatcher's served window (dispatch-14.lua) and its cap.
 local ENDED_WINDOW = 300000
 local ENDED_KEEP = 64
--- The queues this step wrote ended members for, in the order of their first (ended_trim).
+-- The queues this step wrote ended members for, in the order of their first (window_trim at the end).
 local ended_queues, ended_order = {}, {}
 
 -- A waiting contact (queued or offered) left its queue `queue` at `at`, `kind` abandoned or expired.
@@ -456,18 +456,6 @@ local function ended_add(queue, at, kind, id)
   end
 end
 
--- Each queue this step wrote to keeps its members of the last ENDED_WINDOW ms before `now`, at
--- most ENDED_KEEP (the newest): once per queue at the end of the step, as the dispatcher trims
--- its served window, so a step's cost grows with its own commands, not with the set.
-local function ended_trim(now)
-  for i = 1, #ended_order do
-    local queue = ended_order[i]
-    local lo, hi = '[' .. queue .. '|', '(' .. queue .. '|\255'
-    redis.call('ZREMRANGEBYLEX', K_ENDED, lo, '(' .. queue .. '|' .. string.format('%015d', now - ENDED_WINDOW))
-    local over = redis.call('ZLEXCOUNT', K_ENDED, lo, hi) - ENDED_KEEP
-    if over > 0 then redis.call('ZREM', K_ENDED, unpack(redis.call('ZRANGEBYLEX', K_ENDED, lo, hi, 'LIMIT', 0, over))) end
-  end
-end
 
 -- The contact leaves (leave) and ends in `state` at `at` (its `field`), with the fact `fact`
 -- {contactId, <field>, waitedMs}; the outcome is its document. It counts in its queue's window
@@ -931,7 +919,8 @@ for i = 1, #entries do
   checkpoint = pos
 end
 deferred_flush()
-if #ended_order > 0 then ended_trim(position_ms(checkpoint)) end
+-- Each queue this step wrote to keeps its members of the last ENDED_WINDOW ms, at most ENDED_KEEP.
+if #ended_order > 0 then window_trim(K_ENDED, ended_order, position_ms(checkpoint), ENDED_WINDOW, ENDED_KEEP) end
 if last_outcome then
   -- Outcomes older than the time anyone waits for one go (the stream's own clock: entry ids).
   redis.call('XTRIM', K_OUTCOMES, 'MINID', '~', int(position_ms(last_outcome) - OUTCOME_KEEP_MS))

@@ -34,3 +34,18 @@ local function deferred_flush()
     redis.call('ZADD', K_WAKE, 0, 'w')
   end
 end
+
+-- A window set ("<queue>|<ms, 15 digits>|...", lexicographic): each of `queues` keeps its members
+-- of the last `window_ms` before `now`, at most `keep` (the newest). A step calls it once at its
+-- end for the queues it wrote, not per member: nobody reads the set within a step, so between
+-- steps it holds what trimming after each member would leave, and a step's cost grows with its
+-- own writes, not with the set.
+local function window_trim(key, queues, now, window_ms, keep)
+  for i = 1, #queues do
+    local queue = queues[i]
+    local lo, hi = '[' .. queue .. '|', '(' .. queue .. '|\255'
+    redis.call('ZREMRANGEBYLEX', key, lo, '(' .. queue .. '|' .. string.format('%015d', now - window_ms))
+    local over = redis.call('ZLEXCOUNT', key, lo, hi) - keep
+    if over > 0 then redis.call('ZREM', key, unpack(redis.call('ZRANGEBYLEX', key, lo, hi, 'LIMIT', 0, over))) end
+  end
+end
