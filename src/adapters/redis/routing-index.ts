@@ -136,17 +136,28 @@ export interface Served {
   readonly waitedMs: number;
 }
 
-/** Every queue's recent decisions (at most SERVED_KEEP each), from `now - SERVED_WINDOW_MS` on. */
-export async function readServed(redis: RedisClient, workspace: string, now: number): Promise<Served[]> {
-  const members = await redis.zrangebylex(workspaceKeys(workspace).served, '-', '+');
-  const out: Served[] = [];
-  for (const m of members) {
-    // "<queue>|<ms, 15 digits>|<waited>|<contact>": the queue name holds no "|".
-    const [queue = '', at = '', waited = ''] = m.split('|');
+/**
+ * The members of a window set ("<queue>|<ms, 15 digits>|<what>|<contact>", the queue name holding
+ * no "|") from `now - SERVED_WINDOW_MS` on, as [queue, ms, what].
+ */
+async function inWindow(redis: RedisClient, key: string, now: number): Promise<[string, number, string][]> {
+  const out: [string, number, string][] = [];
+  for (const m of await redis.zrangebylex(key, '-', '+')) {
+    const [queue = '', at = '', what = ''] = m.split('|');
     const t = Number(at);
-    if (t >= now - SERVED_WINDOW_MS) out.push({ queue, at: t, waitedMs: Number(waited) });
+    if (t >= now - SERVED_WINDOW_MS) out.push([queue, t, what]);
   }
   return out;
+}
+
+/** Every queue's recent decisions (at most SERVED_KEEP each), from `now - SERVED_WINDOW_MS` on. */
+export async function readServed(redis: RedisClient, workspace: string, now: number): Promise<Served[]> {
+  // The third part of a decision is its contact's wait (ms).
+  return (await inWindow(redis, workspaceKeys(workspace).served, now)).map(([queue, at, waited]) => ({
+    queue,
+    at,
+    waitedMs: Number(waited),
+  }));
 }
 
 /** A contact that left its queue while waiting (abandoned or expired), and when. */
@@ -162,14 +173,8 @@ export interface Ended {
  * the served one.
  */
 export async function readEnded(redis: RedisClient, workspace: string, now: number): Promise<Ended[]> {
-  const members = await redis.zrangebylex(workspaceKeys(workspace).ended, '-', '+');
   const out: Ended[] = [];
-  for (const m of members) {
-    // "<queue>|<ms, 15 digits>|<abandoned|expired>|<contact>": the queue name holds no "|".
-    const [queue = '', at = '', kind = ''] = m.split('|');
-    const t = Number(at);
-    if (t >= now - SERVED_WINDOW_MS && (kind === 'abandoned' || kind === 'expired'))
-      out.push({ queue, at: t, kind });
-  }
+  for (const [queue, at, kind] of await inWindow(redis, workspaceKeys(workspace).ended, now))
+    if (kind === 'abandoned' || kind === 'expired') out.push({ queue, at, kind });
   return out;
 }
