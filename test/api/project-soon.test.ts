@@ -4,48 +4,20 @@
  * projector; and only for the workspaces this process's projector serves, so another workspace's
  * commands stay unapplied until a projector serves it. A real Switchboard on a real Redis.
  */
-import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { PROJECTOR_GROUP, workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { appliedPosition } from '../../src/adapters/redis/projection-reads.ts';
-import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
-import { loadConfig } from '../../src/app/config.ts';
 import { scriptCalls, startScriptTiming } from '../../src/cli/bench/redis-time.ts';
-import { projectorReady } from '../support/projector.ts';
-import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { inProcessApi } from '../support/api.ts';
 import { sleep } from '../support/wait.ts';
 
 const SERVED = 'api-soon-served';
 const OTHER = 'api-soon-other';
-const log = pino({ level: 'silent' });
-let redis: TestRedis;
-let running: Running;
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-  running = await startSwitchboard(
-    loadConfig({
-      AUTH: 'off',
-      ...redis.env,
-      PORT: '0',
-      LOG_LEVEL: 'silent',
-      ROLES: 'api,projector',
-      WORKSPACES: SERVED,
-      DISCOVER_WORKSPACES: 'false',
-      COMMAND_TIMEOUT_MS: '400',
-    }),
-    log,
-  );
-  await projectorReady(running.redis, [SERVED]);
-});
-
-afterAll(async () => {
-  await running?.stop();
-  await redis?.stop();
-});
+// The api and projector roles only: the projector serves SERVED, nothing serves OTHER.
+const api = inProcessApi([SERVED], { env: { ROLES: 'api,projector', COMMAND_TIMEOUT_MS: '400' } });
 
 const post = (ws: string, id: string) =>
-  running.api!.inject({
+  api.running.api!.inject({
     method: 'POST',
     url: `/v1/workspaces/${ws}/contacts`,
     payload: { id, skills: ['k'] },
@@ -58,14 +30,14 @@ describe('the projector step behind the appends', () => {
     expect(new Set(answers.map((a) => (a.json() as { position: string }).position)).size).toBe(30);
     const again = await post(SERVED, 'c0');
     expect(again.statusCode).toBe(409);
-    const status = (await running.api!.inject({ method: 'GET', url: '/status' })).json() as {
+    const status = (await api.running.api!.inject({ method: 'GET', url: '/status' })).json() as {
       projectorApplied: number;
     };
     expect(status.projectorApplied).toBe(31);
   });
 
   it("one step per command at a slow pace: the loop's wake-up for an entry already applied only acknowledges it", async () => {
-    const admin = redis.adminClient();
+    const admin = api.server.adminClient();
     try {
       await admin.ping(); // a cluster client knows its masters once connected
       await startScriptTiming(admin);
@@ -77,9 +49,10 @@ describe('the projector step behind the appends', () => {
       const steps = (await scriptCalls(admin)).filter((c) => c.name === 'project');
       // Each command's own step; the loop's wake-ups added none (they doubled the steps before).
       expect(steps.length).toBe(10);
-      const [pending] = (await running.redis.xpending(workspaceKeys(SERVED).commands, PROJECTOR_GROUP)) as [
-        number,
-      ];
+      const [pending] = (await api.running.redis.xpending(
+        workspaceKeys(SERVED).commands,
+        PROJECTOR_GROUP,
+      )) as [number];
       expect(pending).toBe(0);
     } finally {
       admin.disconnect();
@@ -89,6 +62,6 @@ describe('the projector step behind the appends', () => {
   it('leaves the commands of a workspace no projector here serves to the one that serves it', async () => {
     const answer = await post(OTHER, 'x1');
     expect(answer.statusCode).toBe(202);
-    expect(await appliedPosition(running.redis, OTHER)).toBe('0-0');
+    expect(await appliedPosition(api.running.redis, OTHER)).toBe('0-0');
   });
 });

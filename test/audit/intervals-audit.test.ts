@@ -9,39 +9,17 @@
  * events it has not read (its current interval is left out, nothing reported); dropped, it is not
  * compared, and rebuilt from the log it agrees again.
  */
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { auditWorkspace } from '../../src/audit/read.ts';
-import type { AuditSummary } from '../../src/audit/report.ts';
 import { writeLog } from '../../src/cli/bench/audit-log.ts';
 import { INTERVAL_MS, intervalStart } from '../../src/domain/intervals.ts';
 import { dropIntervals, IntervalProjection } from '../../src/projections/intervals.ts';
 import { projectPending } from '../../src/projections/projector.ts';
 import { suiteRedis } from '../support/redis.ts';
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-function cli(
-  args: readonly string[],
-): Promise<{ code: number | null; summary: AuditSummary | undefined; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', 'src/cli/audit.ts', ...args],
-      { cwd: ROOT, timeout: 60_000, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, REDIS_URL: '' } },
-      (err, stdout, stderr) =>
-        resolve({
-          code: err ? (typeof err.code === 'number' ? err.code : null) : 0,
-          summary: stdout ? (JSON.parse(stdout) as AuditSummary) : undefined,
-          stderr,
-        }),
-    );
-  });
-}
+import { auditCli as cli } from '../support/tamper.ts';
 
 describe('the auditor and the live interval projection', () => {
   const suite = suiteRedis();

@@ -21,6 +21,7 @@ import { dispatchPending } from '../../src/dispatcher/dispatcher.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { ensureGroup, projectPending } from '../../src/projections/projector.ts';
 import { suiteRedis } from '../support/redis.ts';
+import { forgeAssignment } from '../support/tamper.ts';
 import { sleep } from '../support/wait.ts';
 
 const settings = (more: Partial<Extract<Command, { type: 'ChangeSettings' }>>): Command => ({
@@ -50,31 +51,8 @@ describe('the auditor holds decisions to the routing policy', () => {
     await projectPending(suite.redis, ws);
   }
 
-  /** An AssignmentMade of contact → agent, with the data a dispatcher writes, based on the checkpoint. */
-  async function forge(ws: string, contactId: string, agentId: string): Promise<string> {
-    const k = workspaceKeys(ws);
-    const contact = JSON.parse((await suite.redis.hget(k.contacts, contactId))!) as Record<string, unknown>;
-    const now = Date.now();
-    const data = {
-      contactId,
-      agentId,
-      skills: contact.skills,
-      channel: contact.channel,
-      priority: contact.priority,
-      queuedAt: contact.queuedAt,
-      assignedAt: new Date(now).toISOString(),
-      waitedMs: now - Date.parse(String(contact.queuedAt)),
-    };
-    const basedOn = (await suite.redis.hget(k.meta, 'applied'))!;
-    const env = {
-      type: 'AssignmentMade',
-      workspace: ws,
-      at: data.assignedAt,
-      data,
-      meta: { causationId: contact._cmd, basedOn },
-    };
-    return (await suite.redis.xadd(k.events, '*', 'type', 'AssignmentMade', 'event', JSON.stringify(env)))!;
-  }
+  const forge = (ws: string, contactId: string, agentId: string) =>
+    forgeAssignment(suite.redis, ws, contactId, agentId);
 
   /** The audit's violations as "kind message", the documents left out (Redis never made the forgery). */
   async function violations(ws: string): Promise<{ kind: string; position: string; message: string }[]> {

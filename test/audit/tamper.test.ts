@@ -4,38 +4,16 @@
  * command (`src/cli/audit.ts`, spawned as a user runs it: exit 1, the violation in its output).
  * The untouched log passes (exit 0), `--after` hides what comes before it, bad arguments exit 2.
  */
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { auditWorkspace } from '../../src/audit/read.ts';
-import type { AuditSummary } from '../../src/audit/report.ts';
 import { writeLog } from '../../src/cli/bench/audit-log.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { projectPending } from '../../src/projections/projector.ts';
 import { suiteRedis } from '../support/redis.ts';
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: readonly string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', 'src/cli/audit.ts', ...args],
-      { cwd: ROOT, timeout: 60_000, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, REDIS_URL: '' } },
-      (err, stdout, stderr) =>
-        resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr }),
-    );
-  });
-}
+import { auditCli as cli, forgeAssignment } from '../support/tamper.ts';
 
 describe('tampered logs', () => {
   const suite = suiteRedis();
@@ -43,10 +21,7 @@ describe('tampered logs', () => {
   let n = 0;
 
   const audit = (ws: string, ...more: string[]) =>
-    cli(['--workspace', ws, '--redis-url', suite.server.url, '--json', ...more]).then((r) => ({
-      ...r,
-      summary: r.stdout ? (JSON.parse(r.stdout) as AuditSummary) : undefined,
-    }));
+    cli(['--workspace', ws, '--redis-url', suite.server.url, '--json', ...more]);
 
   /** A fresh workspace with a real log of about 600 events. */
   async function log(): Promise<{ ws: string; events: StreamEntry[] }> {
@@ -89,7 +64,6 @@ describe('tampered logs', () => {
 
   it('reports an AssignmentMade to the wrong agent appended with XADD', async () => {
     const { ws } = await log();
-    const k = workspaceKeys(ws);
     // Two agents able to take "Zulu", the first longest available; a Zulu contact waits, undispatched.
     const commands: Command[] = [
       { type: 'RegisterAgent', agentId: 'z1', skills: ['Zulu'], capacity: 1 },
@@ -100,33 +74,7 @@ describe('tampered logs', () => {
     ];
     for (const command of commands) await appendCommand(suite.redis, { workspace: ws, command });
     await projectPending(suite.redis, ws);
-    const contact = JSON.parse((await suite.redis.hget(k.contacts, 'cz'))!) as Record<string, unknown>;
-    const now = Date.now();
-    const data = {
-      contactId: 'cz',
-      agentId: 'z2',
-      skills: ['Zulu'],
-      priority: 0,
-      queuedAt: contact.queuedAt,
-      assignedAt: new Date(now).toISOString(),
-      waitedMs: now - Date.parse(String(contact.queuedAt)),
-    };
-    const basedOn = (await suite.redis.hget(k.meta, 'applied'))!;
-    const env = {
-      type: 'AssignmentMade',
-      workspace: ws,
-      at: data.assignedAt,
-      data,
-      meta: { causationId: contact._cmd, basedOn },
-    };
-    const position = (await suite.redis.xadd(
-      k.events,
-      '*',
-      'type',
-      'AssignmentMade',
-      'event',
-      JSON.stringify(env),
-    ))!;
+    const position = await forgeAssignment(suite.redis, ws, 'cz', 'z2');
 
     const report = await auditWorkspace(suite.redis, ws);
     expect(report.violations[0]).toMatchObject({ kind: 'decision', stream: 'events', position });

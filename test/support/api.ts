@@ -24,6 +24,8 @@ export interface Answer {
 export interface InProcessApi {
   /** The running instance (its Redis client is `running.redis`). */
   readonly running: Running;
+  /** Its Redis (for an admin client: `server.adminClient()`). */
+  readonly server: TestRedis;
   /** Any request, its answer as it came. */
   call(method: Method, url: string, payload?: unknown): Promise<Answer>;
   /** A request under `/v1/workspaces/{ws}` that must succeed: its body. */
@@ -41,7 +43,11 @@ export interface InProcessApi {
   until(ws: string, path: string, good: (v: Json) => boolean, timeoutMs?: number): Promise<Json>;
 }
 
-export function inProcessApi(workspaces: readonly string[]): InProcessApi {
+/** `env`: settings on top of the suite's (e.g. ROLES, COMMAND_TIMEOUT_MS). */
+export function inProcessApi(
+  workspaces: readonly string[],
+  opts: { readonly env?: Readonly<Record<string, string>> } = {},
+): InProcessApi {
   let redis: TestRedis;
   let running: Running;
   beforeAll(async () => {
@@ -55,6 +61,7 @@ export function inProcessApi(workspaces: readonly string[]): InProcessApi {
         COMMAND_TIMEOUT_MS: '2000',
         WORKSPACES: workspaces.join(','),
         DISCOVER_WORKSPACES: 'false',
+        ...opts.env,
       }),
       pino({ level: 'silent' }),
     );
@@ -83,6 +90,9 @@ export function inProcessApi(workspaces: readonly string[]): InProcessApi {
   return {
     get running() {
       return running;
+    },
+    get server() {
+      return redis;
     },
     call,
     ok,
