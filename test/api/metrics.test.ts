@@ -13,6 +13,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { pino } from 'pino';
+import { SwitchboardClient } from 'switchboard/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { createMetrics, OTHER_WORKSPACES, setSubscribers } from '../../src/adapters/http/metrics.ts';
@@ -51,25 +52,16 @@ const env = (more: Record<string, string>) =>
     ...more,
   });
 
-async function post(url: string, path: string, body: unknown, ws = WS): Promise<Response> {
-  return fetch(`${url}/v1/workspaces/${ws}${path}`, {
-    method: 'POST',
-    ...(body === undefined
-      ? {}
-      : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
-  });
-}
+/** The typed client of an instance, for `ws`; no retries, so each answer asserted is the first. */
+const client = (url: string, ws = WS) => new SwitchboardClient({ url, workspace: ws, retries: 0 });
 
+/** A POST under the workspace on instance `a` that must succeed. */
 async function ok(path: string, body: unknown): Promise<void> {
-  const res = await post(a.url!, path, body);
-  if (res.status >= 300) throw new Error(`${path}: ${res.status} ${await res.text()}`);
+  await client(a.url!).request('POST', `/v1/workspaces/${WS}${path}`, body === undefined ? {} : { body });
 }
 
 async function contact(id: string): Promise<Record<string, unknown>> {
-  return (await (await fetch(`${a.url}/v1/workspaces/${WS}/contacts/${id}`)).json()) as Record<
-    string,
-    unknown
-  >;
+  return (await client(a.url!).getContact(id)) as unknown as Record<string, unknown>;
 }
 
 /** A series with its labels in name order (`a{y="1",x="2"}` → `a{x="2",y="1"}`): as written or as asked. */
@@ -136,9 +128,9 @@ describe('the wait-time histogram', () => {
     await ok('/contacts', { id: 'c2', skills: ['hist'] });
     await waitFor('c2 assigned', async () => (await contact('c2')).state === 'assigned');
     // What each decision's event says it waited: the buckets must hold exactly these.
-    const events = (await (
-      await fetch(`${a.url}/v1/workspaces/${WS}/events?type=AssignmentMade`)
-    ).json()) as { events: { data: { contactId: string; waitedMs: number } }[] };
+    const events = (await client(a.url!).listEvents({ types: ['AssignmentMade'] })) as unknown as {
+      events: { data: { contactId: string; waitedMs: number } }[];
+    };
     const waited = new Map(events.events.map((e) => [e.data.contactId, e.data.waitedMs]));
     expect(waited.get('c1')).toBeGreaterThanOrEqual(1_400);
     expect(waited.get('c2')).toBeLessThan(1_000);
@@ -239,7 +231,9 @@ describe('queues, counters, lag, subscribers and 202s', () => {
   });
 
   it('a command no projector applies: a 202 counted, and the lag in commands and seconds', async () => {
-    const res = await post(b.url!, '/contacts', { id: 'u1', skills: ['x'] }, UNSERVED);
+    const res = await client(b.url!, UNSERVED).send('POST', `/v1/workspaces/${UNSERVED}/contacts`, {
+      body: { id: 'u1', skills: ['x'] },
+    });
     expect(res.status).toBe(202);
     await sleep(300);
     // The API-only instance reports the recently active workspaces, this one among them.
@@ -296,9 +290,9 @@ describe('queues, counters, lag, subscribers and 202s', () => {
     await ok('/contacts', { id: 'pq-b', skills: ['pq'] });
     const queuedAt = Date.parse((await contact('pq-b')).queuedAt as string);
     await sleep(400);
-    const events = (await (
-      await fetch(`${a.url}/v1/workspaces/${WS}/events?type=AssignmentMade`)
-    ).json()) as { events: { data: { contactId: string; waitedMs: number } }[] };
+    const events = (await client(a.url!).listEvents({ types: ['AssignmentMade'] })) as unknown as {
+      events: { data: { contactId: string; waitedMs: number } }[];
+    };
     const waitedMs = events.events.find((e) => e.data.contactId === 'pq-a')!.data.waitedMs;
     expect(waitedMs).toBeGreaterThanOrEqual(250);
     const from = Date.now();
@@ -321,7 +315,7 @@ describe('queues, counters, lag, subscribers and 202s', () => {
     expect(s.value(`switchboard_queue_recent_mean_wait_seconds{${nobody}}`)).toBeUndefined();
     expect(s.value(`switchboard_queue_agents{${nobody},state="available"}`)).toBe(0);
     // What GET /stats answers for the queue (the same read).
-    const stats = (await (await fetch(`${a.url}/v1/workspaces/${WS}/stats`)).json()) as {
+    const stats = (await client(a.url!).getStats()) as unknown as {
       queues: { channel: string; skills: string; agents: Record<string, number>; meanWaitMs: number }[];
     };
     const pq = stats.queues.find((x) => x.channel === 'voice' && x.skills === 'pq')!;
@@ -372,7 +366,7 @@ describe('queues, counters, lag, subscribers and 202s', () => {
       serviceLevel: number | null;
       meanWaitMs: number | null;
     };
-    const stats = (await (await fetch(`${a.url}/v1/workspaces/${WS}/stats`)).json()) as { queues: Q[] };
+    const stats = (await client(a.url!).getStats()) as unknown as { queues: Q[] };
     const s = await scrape(a.url!);
     // The order docs/METRICS.md gives: deepest first (equal depths by name), then those with none
     // waiting by their decisions in the window.

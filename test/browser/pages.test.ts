@@ -13,6 +13,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { pino } from 'pino';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { SwitchboardClient } from 'switchboard/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey } from '../../src/adapters/redis/api-keys.ts';
 import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
@@ -76,7 +77,7 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** An API call as a client (not the page) makes it: `key` one of `keys`. */
+/** An API call as a client (not the page) makes it, through the typed client: `key` one of `keys`. */
 async function call(
   url: string,
   key: string,
@@ -84,15 +85,9 @@ async function call(
   path: string,
   body?: unknown,
 ): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${url}/v1/workspaces/${WS}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${key}`,
-      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-    },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  const client = new SwitchboardClient({ url, workspace: WS, key, retries: 0 });
+  const r = await client.send(method, `/v1/workspaces/${WS}${path}`, body !== undefined ? { body } : {});
+  return { status: r.status, body: r.body as Record<string, unknown> };
 }
 const api = (key: string, method: string, path: string, body?: unknown) =>
   call(base, key, method, path, body);

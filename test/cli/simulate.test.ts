@@ -3,6 +3,7 @@
  * user runs it, and its JSON summary must agree with the workspace's event log.
  */
 import { pino } from 'pino';
+import { type EventType, SwitchboardClient } from 'switchboard/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
 import { loadConfig } from '../../src/app/config.ts';
@@ -79,19 +80,11 @@ async function countEvents(
   where: (data: Record<string, unknown>) => boolean = () => true,
 ): Promise<number> {
   let n = 0;
-  let after: string | null = null;
-  for (;;) {
-    const q: string = after === null ? '' : `&after=${after}`;
-    const res = await fetch(`${url}/v1/workspaces/${ws}/events?type=${type}&limit=1000${q}`);
-    expect(res.status).toBe(200);
-    const page = (await res.json()) as {
-      events: { type: string; data: Record<string, unknown> }[];
-      next: string | null;
-    };
-    n += page.events.filter((e) => e.type === type && where(e.data)).length;
-    if (page.next === null) return n;
-    after = page.next;
-  }
+  // Every page of the log, through the typed client.
+  const client = new SwitchboardClient({ url, workspace: ws, retries: 0 });
+  for await (const e of client.allEvents({ types: [type as EventType] }))
+    if (e.type === type && where(e.data as Record<string, unknown>)) n++;
+  return n;
 }
 
 describe('simulate', () => {

@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pino } from 'pino';
+import { SwitchboardClient } from 'switchboard/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
 import { loadConfig } from '../../src/app/config.ts';
@@ -90,14 +91,12 @@ let sb: Running;
 /** Sample name → the label sets of its series, from the instance's /metrics. */
 let samples: Map<string, string[]>;
 
+/** The instance's typed client (no retries: each answer is the first). */
+const client = () => new SwitchboardClient({ url: sb.url!, workspace: WS, retries: 0 });
+
+/** A POST under the workspace that must succeed. */
 async function post(p: string, body?: unknown): Promise<void> {
-  const res = await fetch(`${sb.url}/v1/workspaces/${WS}${p}`, {
-    method: 'POST',
-    ...(body === undefined
-      ? {}
-      : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
-  });
-  if (res.status >= 300) throw new Error(`${p}: ${res.status} ${await res.text()}`);
+  await client().request('POST', `/v1/workspaces/${WS}${p}`, body !== undefined ? { body } : {});
 }
 
 beforeAll(async () => {
@@ -116,7 +115,7 @@ beforeAll(async () => {
   await projectorReady(sb.redis, [WS]);
   // The first scrape starts the wait histogram's count; then a contact waits and is assigned, one
   // waits on, one is abandoned.
-  await fetch(`${sb.url}/metrics`);
+  await client().metrics();
   await post('/agents', { id: 'g1', skills: ['Grafana'] });
   await post('/contacts', { id: 'waited', skills: ['Grafana'] });
   await sleep(200);
@@ -125,12 +124,9 @@ beforeAll(async () => {
   await post('/contacts', { id: 'gone', skills: ['Nobody'] });
   await post('/contacts/gone/abandon');
   await waitFor('waited assigned', async () => {
-    const c = (await (await fetch(`${sb.url}/v1/workspaces/${WS}/contacts/waited`)).json()) as {
-      state: string;
-    };
-    return c.state === 'assigned';
+    return (await client().getContact('waited')).state === 'assigned';
   });
-  const text = await (await fetch(`${sb.url}/metrics`)).text();
+  const text = await client().metrics();
   samples = new Map();
   for (const line of text.split('\n')) {
     if (line.startsWith('#') || line.trim() === '') continue;
