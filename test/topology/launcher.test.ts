@@ -28,6 +28,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { SwitchboardClient } from 'switchboard/client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { deleteNamespaceSync, probeNetns } from '../../src/topology/netns.ts';
 import { LoadDriver, trafficGap } from '../support/audit.ts';
@@ -166,10 +167,14 @@ describe('the topology launcher', () => {
     const key = readFileSync(keyFile, 'utf8').trim();
     const refused = await fetch(`${api}/v1/workspaces/default/stats`);
     expect(refused.status).toBe(401);
-    const created = await fetch(`${api}/v1/workspaces/default/agents`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
-      body: JSON.stringify({ id: 'launcher-test', skills: ['English'] }),
+    const created = await new SwitchboardClient({
+      url: api!,
+      workspace: 'default',
+      key,
+      retries: 0,
+    }).registerAgent({
+      id: 'launcher-test',
+      skills: ['English'],
     });
     expect(created.status).toBe(201);
     expect((await fetch(stats!)).status).toBe(200);
@@ -253,11 +258,11 @@ describe('the topology launcher', () => {
         pids.add((JSON.parse(r.body) as { pid: number }).pid);
       }
       expect(pids.size).toBe(3);
-      const created = await fetch(`${api.origin}/v1/workspaces/default/agents`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ id: 'launcher-vrrp-test', skills: ['English'] }),
-      });
+      const created = await new SwitchboardClient({
+        url: api.origin,
+        workspace: 'default',
+        retries: 0,
+      }).registerAgent({ id: 'launcher-vrrp-test', skills: ['English'] });
       expect(created.status).toBe(201);
 
       // The load, through the forwarded port: agents cycling and contacts queued at a bounded rate,
