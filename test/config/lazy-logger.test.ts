@@ -59,3 +59,20 @@ describe('the lazy request logger', () => {
     expect(w.lines).toEqual([{ level: 40, pid: 1, reqId: 'r2', commandId: 'c2', msg: 'yes' }]);
   });
 });
+
+describe('the lazy request logger, read as fastify reads it', () => {
+  it('makes no child when its enabled level methods are only read, one when one is called', () => {
+    const w = capture('info');
+    const l = lazyChild(w.root, { reqId: 'r3' });
+    // fastify checks each request's logger has these methods before the handler runs.
+    for (const m of ['info', 'error', 'debug', 'fatal', 'warn', 'trace', 'child'] as const)
+      expect(typeof l[m]).toBe('function');
+    const c = l.child({ commandId: 'c3' });
+    expect(w.children()).toBe(0);
+    c.info({ status: 201 }, 'request');
+    expect(w.children()).toBe(1);
+    expect(w.lines).toEqual([
+      { level: 30, pid: 1, reqId: 'r3', commandId: 'c3', status: 201, msg: 'request' },
+    ]);
+  });
+});

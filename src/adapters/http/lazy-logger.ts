@@ -15,12 +15,25 @@ export function lazyChild(root: Logger, bindings: Bindings): Logger {
     real ??= root.child(bindings);
     return real;
   };
+  // An enabled level's method makes the child only when it is called: fastify reads every level
+  // method of each request's logger (to check it is a logger) without writing a line.
+  const writers = new Map<string, (...args: unknown[]) => void>();
+  const writer = (level: string) => {
+    let w = writers.get(level);
+    if (!w) {
+      w = (...args: unknown[]) => {
+        const l = made();
+        (l[level as 'info'] as (...a: unknown[]) => void).apply(l, args);
+      };
+      writers.set(level, w);
+    }
+    return w;
+  };
   return new Proxy(root, {
     get(_target, prop) {
       if (typeof prop === 'string' && LEVELS.has(prop)) {
         if (real === undefined && !root.isLevelEnabled(prop)) return noop;
-        const l = made();
-        return (l[prop as 'info'] as (...args: unknown[]) => void).bind(l);
+        return writer(prop);
       }
       if (prop === 'child')
         return (more: Bindings, options?: ChildLoggerOptions): Logger =>
