@@ -10,7 +10,7 @@ import type { EventHistory } from '../adapters/redis/event-log.ts';
 import { RedisWatch } from '../adapters/redis/health-watch.ts';
 import { type Registration, registerInstance } from '../adapters/redis/instance-registry.ts';
 import { globalKeys, workspaceKeys } from '../adapters/redis/keys.ts';
-import type { RedisClient } from '../adapters/redis/scripts.ts';
+import { type RedisClient, useLuaFunctions } from '../adapters/redis/scripts.ts';
 import { TailHub } from '../adapters/redis/tail.ts';
 import { Archiver } from '../archive/archiver.ts';
 import { LogReader } from '../archive/log-reader.ts';
@@ -57,6 +57,7 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
     );
   }
   const target = url ?? config.redisClusterNodes.join(',');
+  useLuaFunctions(config.luaFunctions);
   const redis = connectRedis(redisTargetOf(config, url));
   const watch = new RedisWatch(redis, mask(target));
   watch.start();

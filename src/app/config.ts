@@ -57,6 +57,8 @@ export interface Config {
   readonly durability: 'local' | 'replicated';
   readonly replicaWaitMs: number;
   readonly dispatchLeases: boolean;
+  /** Run the projector's and dispatcher's steps as Redis Functions where Redis allows it. */
+  readonly luaFunctions: boolean;
   readonly leaseTtlMs: number;
   readonly advertise: { host: string; port: number } | undefined;
   readonly archiveDir: string;
@@ -216,6 +218,12 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     name: 'DISPATCH_LEASES',
     default: 'true',
     description: 'One dispatcher per workspace at a time, by lease (true/false).',
+  },
+  {
+    name: 'LUA_FUNCTIONS',
+    default: 'true',
+    description:
+      "Run the projector's and dispatcher's steps as Redis Functions (FUNCTION LOAD once, FCALL), which define their code once instead of on every call; false, or a Redis without functions (before 7.0, or an ACL without FUNCTION LOAD): scripts (EVALSHA) only (true/false).",
   },
   {
     name: 'LEASE_TTL_MS',
@@ -552,6 +560,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
       ),
       replicaWaitMs: v.int('REPLICA_WAIT_MS', 1000, 10, 1500),
       dispatchLeases: v.bool('DISPATCH_LEASES', true),
+      luaFunctions: v.bool('LUA_FUNCTIONS', true),
       leaseTtlMs: v.int('LEASE_TTL_MS', 3000, 500, 60_000),
       advertise: v.optional('ADVERTISE_ADDRESS', (a) =>
         a === 'auto' || /^[A-Za-z0-9_.-]+:\d{1,5}$/.test(a)

@@ -74,6 +74,9 @@ describe('the Switchboard ACL user', () => {
         ['CLIENT', 'KILL', 'TYPE', 'normal'],
         ['SCRIPT', 'FLUSH'],
         ['FUNCTION', 'FLUSH'],
+        ['FUNCTION', 'DELETE', 'anything'],
+        ['FUNCTION', 'DUMP'],
+        ['FUNCTION', 'LIST'],
         ['REPLICAOF', '127.0.0.1', 1],
         ['BGSAVE'],
         ['MIGRATE', '127.0.0.1', 1, 'sb:{x}:k', 0, 1000],
@@ -157,10 +160,12 @@ describe('the ACL list', () => {
 
   it('grants no administrative or keyspace-wide command, and no channel', () => {
     const never = ['flushall', 'flushdb', 'config', 'keys', 'scan', 'debug', 'shutdown', 'acl', 'monitor'];
-    const more = ['slowlog', 'script', 'function', 'module', 'replicaof', 'slaveof', 'migrate', 'restore'];
+    const more = ['slowlog', 'script', 'module', 'replicaof', 'slaveof', 'migrate', 'restore'];
     const granted = APP_COMMANDS.map((c) => c.split('|')[0]);
     expect(granted.filter((c) => [...never, ...more].includes(c!))).toEqual([]);
     expect(APP_COMMANDS.filter((c) => c.startsWith('client|'))).toEqual(['client|setname']);
+    // Of FUNCTION, only LOAD (Switchboard's own libraries): no DELETE, FLUSH, RESTORE, DUMP, LIST.
+    expect(APP_COMMANDS.filter((c) => c.startsWith('function'))).toEqual(['function|load']);
     expect(APP_ACL_RULES.slice(0, 4)).toEqual(['resetkeys', '~sb:*', 'resetchannels', '-@all']);
   });
 

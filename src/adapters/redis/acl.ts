@@ -6,9 +6,10 @@
  * added here, in its group, or it fails with NOPERM.
  *
  * Left out on purpose: everything administrative or dangerous (FLUSHALL, FLUSHDB, CONFIG, KEYS,
- * SCAN, DEBUG, SHUTDOWN, ACL, MONITOR, SLOWLOG, CLIENT KILL/LIST/PAUSE, SCRIPT, FUNCTION, MODULE,
- * REPLICAOF, MIGRATE, RESTORE, SAVE, MEMORY, OBJECT, RENAME, pub/sub). Tools that need them (the
- * benches' SLOWLOG and CONFIG SET, redis-cli --cluster) use an admin user.
+ * SCAN, DEBUG, SHUTDOWN, ACL, MONITOR, SLOWLOG, CLIENT KILL/LIST/PAUSE, SCRIPT, FUNCTION except
+ * LOAD (no DELETE, FLUSH, RESTORE, DUMP), MODULE, REPLICAOF, MIGRATE, RESTORE, SAVE, MEMORY,
+ * OBJECT, RENAME, pub/sub). Tools that need them (the benches' SLOWLOG and CONFIG SET,
+ * redis-cli --cluster) use an admin user.
  */
 import { KEY_ROOT } from './keys.ts';
 
@@ -30,8 +31,8 @@ export const APP_COMMAND_GROUPS: readonly { readonly why: string; readonly comma
     commands: ['wait', 'time', 'multi', 'exec', 'discard'],
   },
   {
-    why: 'Lua steps (EVALSHA, EVAL when the script is not cached yet); the commands inside a script are checked against this same list',
-    commands: ['evalsha', 'eval'],
+    why: "Lua steps (EVALSHA, EVAL when the script is not cached yet); the projector's and dispatcher's steps as Redis Functions (FUNCTION LOAD of Switchboard's own libraries, FCALL); the commands inside a script or function are checked against this same list",
+    commands: ['evalsha', 'eval', 'function|load', 'fcall'],
   },
   {
     why: 'the command, event and outcome streams; the projector consumer group',

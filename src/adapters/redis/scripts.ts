@@ -9,6 +9,15 @@ import type { Cluster, Redis } from 'ioredis';
  * file with `luaScript`, and this module only loads, includes and defines it. The command name
  * carries a hash of the full text, so two versions of Switchboard never run each other's scripts
  * and nobody bumps a version by hand.
+ *
+ * A step whose last line is `return step(KEYS, ARGV)` (its whole work in the function `step`, the
+ * rest of the file only defining what `step` uses) also runs as a Redis Function: the library
+ * (`FUNCTION LOAD`) defines its functions once, where a script (`EVALSHA`) defines them again on
+ * every call, which for the projector's and the dispatcher's ~1,000 lines costs more than a step
+ * with one command does. Such a file keeps every value of a call in `step` (or resets it there):
+ * what the top level defines outlives the call. Each client loads the library once and runs the
+ * step with `EVALSHA` until Redis has it, so no call waits and calls keep their order; where
+ * Redis has no functions (before 7.0, or an ACL without `FUNCTION LOAD`) steps stay scripts.
  */
 export type RedisClient = Redis | Cluster;
 
@@ -32,7 +41,15 @@ export interface LuaScript {
   readonly lua: string;
   /** The client command it is defined as: `sb_<name>_<hash of the text>`. */
   readonly command: string;
+  /**
+   * The Redis Function library of a step written as one (`return step(KEYS, ARGV)` last), named
+   * as the command, which is also its one function's name.
+   */
+  readonly library: string | undefined;
 }
+
+/** The last line of a step that can run as a Redis Function. */
+const STEP_CALL = /\nreturn step\(KEYS, ARGV\)\s*$/;
 
 /** Every step declared so far, for the tests that check what each declares. */
 export const declaredScripts: LuaScript[] = [];
@@ -45,11 +62,15 @@ export function luaScript(name: string, file: URL): LuaScript {
     );
   const lua = loadLua(file);
   const hash = createHash('sha1').update(lua).digest('hex').slice(0, 12);
+  const command = `sb_${name}_${hash}`;
   const script: LuaScript = {
     file,
     keys: m[1] === 'any' ? 'any' : Number(m[1]),
     lua,
-    command: `sb_${name}_${hash}`,
+    command,
+    library: STEP_CALL.test(lua)
+      ? `#!lua name=${command}\n${lua.replace(STEP_CALL, `\nredis.register_function('${command}', step)\n`)}`
+      : undefined,
   };
   declaredScripts.push(script);
   return script;
@@ -95,7 +116,79 @@ export function runLua(
   define(redis, s);
   if (s.keys !== 'any' && keys.length !== s.keys)
     return Promise.reject(new Error(`${s.file.pathname} takes ${s.keys} keys, got ${keys.length}`));
+  if (s.library !== undefined && s.keys !== 'any' && functionLoaded(redis, s))
+    return redis.fcall(s.command, keys.length, ...keys, ...args).catch((err: Error) => {
+      // Not there (a Redis restarted without its data, a master added since): this call ran
+      // nothing, so it runs as a script, and the library is loaded again for the next ones.
+      if (!/Function not found/i.test(err.message)) throw err;
+      forgetLibrary(redis, s);
+      return runScript(redis, s, keys, args);
+    });
+  return runScript(redis, s, keys, args);
+}
+
+function runScript(
+  redis: RedisClient,
+  s: LuaScript,
+  keys: readonly string[],
+  args: readonly (string | number)[],
+): Promise<unknown> {
   const fn = (redis as unknown as Record<string, (...a: (string | number)[]) => Promise<unknown>>)[s.command];
   if (!fn) return Promise.reject(new Error(`script ${s.command} is not defined on this client`));
   return s.keys === 'any' ? fn.call(redis, keys.length, ...keys, ...args) : fn.call(redis, ...keys, ...args);
+}
+
+/** Per client: each library's state: loading (its promise), loaded, or not to be tried again. */
+type LibraryState = Promise<void> | 'loaded' | 'unavailable';
+const libraries = new WeakMap<object, Map<string, LibraryState>>();
+
+let functionsWanted = true;
+
+/** Whether steps written as functions run as ones (LUA_FUNCTIONS); off, every step is a script. */
+export function useLuaFunctions(on: boolean): void {
+  functionsWanted = on;
+}
+
+/**
+ * Whether `s` runs as a function on this client now; the first time, its library starts loading
+ * (on every master of a cluster) and the step runs as a script meanwhile.
+ */
+function functionLoaded(redis: RedisClient, s: LuaScript): boolean {
+  if (!functionsWanted) return false;
+  let known = libraries.get(redis);
+  if (!known) {
+    known = new Map();
+    libraries.set(redis, known);
+  }
+  const state = known.get(s.command);
+  if (state === 'loaded') return true;
+  if (state === undefined) {
+    const loading = loadLibrary(redis, s).then(
+      () => {
+        if (known.get(s.command) === loading) known.set(s.command, 'loaded');
+      },
+      (err: Error) => {
+        if (known.get(s.command) !== loading) return;
+        // No FUNCTION command (Redis before 7.0) or not allowed to load (the ACL): scripts only.
+        // Anything else (a connection lost meanwhile) is tried again by a later call.
+        if (/unknown command|NOPERM|no permissions/i.test(err.message)) known.set(s.command, 'unavailable');
+        else known.delete(s.command);
+      },
+    );
+    known.set(s.command, loading);
+  }
+  return false;
+}
+
+function forgetLibrary(redis: RedisClient, s: LuaScript): void {
+  const known = libraries.get(redis);
+  if (known?.get(s.command) === 'loaded') known.delete(s.command);
+}
+
+/** Loads `s`'s library where its steps run: the one Redis, or every master of a cluster. */
+async function loadLibrary(redis: RedisClient, s: LuaScript): Promise<void> {
+  const nodes: Redis[] = redis.isCluster ? (redis as Cluster).nodes('master') : [redis as Redis];
+  if (nodes.length === 0) throw new Error('no master to load the library on yet');
+  // REPLACE: several processes load the same library (the same text under the same name).
+  await Promise.all(nodes.map((n) => n.call('FUNCTION', 'LOAD', 'REPLACE', s.library!)));
 }

@@ -279,13 +279,13 @@ interface RedisStats {
   readonly cpuUs: number;
 }
 
-/** EVAL/EVALSHA calls and µs (commandstats) and main-thread CPU µs, so far. */
+/** EVAL/EVALSHA/FCALL calls and µs (commandstats) and main-thread CPU µs, so far. */
 async function redisStats(redis: RedisClient): Promise<RedisStats> {
   const stats = (await redis.info('commandstats')) as string;
   const cpu = (await redis.info('cpu')) as string;
   let evalCalls = 0;
   let evalUs = 0;
-  for (const [, calls, usec] of stats.matchAll(/cmdstat_eval(?:sha)?:calls=(\d+),usec=(\d+)/g)) {
+  for (const [, calls, usec] of stats.matchAll(/cmdstat_(?:eval|evalsha|fcall):calls=(\d+),usec=(\d+)/g)) {
     evalCalls += Number(calls);
     evalUs += Number(usec);
   }

@@ -23,17 +23,21 @@ export interface ScriptCall {
 
 /** Every Lua step Redis ran since startScriptTiming, oldest last; the timing is then stopped. */
 export async function scriptCalls(redis: RedisClient): Promise<ScriptCall[]> {
+  // A step runs as EVALSHA <sha> or, written as a Redis Function, FCALL <command name>.
   const names = new Map<string, string>();
-  for (const s of declaredScripts)
-    names.set(createHash('sha1').update(s.lua).digest('hex'), s.command.replace(/^sb_(.*)_[0-9a-f]+$/, '$1'));
+  for (const s of declaredScripts) {
+    const name = s.command.replace(/^sb_(.*)_[0-9a-f]+$/, '$1');
+    names.set(createHash('sha1').update(s.lua).digest('hex'), name);
+    if (s.library !== undefined) names.set(s.command, name);
+  }
   const out: ScriptCall[] = [];
   for (const node of masters(redis)) {
     const entries = (await node.slowlog('GET', 1_000_000)) as [number, number, number, string[]][];
     for (const [, , us, args] of entries) {
-      // EVALSHA <sha> <numkeys> <first key> ...; a command appended without an Idempotency-Key
-      // is a plain XADD <command stream> (the append step's work without the step).
+      // EVALSHA <sha> | FCALL <name>, <numkeys> <first key> ...; a command appended without an
+      // Idempotency-Key is a plain XADD <command stream> (the append step's work without the step).
       const command = args[0]?.toLowerCase();
-      const name = command === 'evalsha' ? names.get(args[1] ?? '') : undefined;
+      const name = command === 'evalsha' || command === 'fcall' ? names.get(args[1] ?? '') : undefined;
       if (name) out.push({ name, firstKey: args[3] ?? '', us });
       else if (command === 'xadd' && args[1]?.endsWith(':commands'))
         out.push({ name: 'append', firstKey: args[1], us });

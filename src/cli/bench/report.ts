@@ -57,7 +57,7 @@ export interface WorkloadRun {
   readonly parameters: Record<string, unknown>;
   readonly figures: object | null;
   /**
-   * Redis's own statistics over the run, on the single Redis the bench owns: EVAL/EVALSHA calls
+   * Redis's own statistics over the run, on the single Redis the bench owns: EVAL/EVALSHA/FCALL calls
    * and their µs (INFO commandstats, the clock SLOWLOG uses) and main-thread CPU µs (INFO cpu).
    */
   readonly redisStats?: { readonly evalCalls: number; readonly evalUs: number; readonly cpuUs: number };
@@ -155,7 +155,7 @@ export function find(
 
 const PUBLISHED_REFERENCE: Record<number, number> = { 40: 480, 1000: 430 };
 
-/** µs per EVAL/EVALSHA over a run, from Redis's commandstats. */
+/** µs per EVAL/EVALSHA/FCALL over a run, from Redis's commandstats. */
 const evalUs = (r: WorkloadRun | undefined) =>
   r?.redisStats && r.redisStats.evalCalls > 0 ? r.redisStats.evalUs / r.redisStats.evalCalls : null;
 const cpuUsPerOp = (r: WorkloadRun | undefined, ops: number | null) =>

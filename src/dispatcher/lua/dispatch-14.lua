@@ -56,16 +56,18 @@
   Returns {assignments made, more work left (0|1), the earliest timer's due time (ms; -1: none)}:
   the dispatcher runs its clock step only when a timer is due, and sets its alarm by it otherwise.
 ]]
-local K_EVENTS, K_META, K_QUEUE, K_SKILLSETS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local K_CAND, K_STATS, K_AGENTS, K_CONTACTS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local K_POOLS, K_PHEADS, K_QINDEX, K_QHEADS = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
-local K_TIMERS, K_SERVED = KEYS[13], KEYS[14]
+-- The file runs as a Redis Function too (src/adapters/redis/scripts.ts): the top level only
+-- defines; each call's keys, arguments and state are set in `step`, at the end.
+local K_EVENTS, K_META, K_QUEUE, K_SKILLSETS
+local K_CAND, K_STATS, K_AGENTS, K_CONTACTS
+local K_POOLS, K_PHEADS, K_QINDEX, K_QHEADS
+local K_TIMERS, K_SERVED
 -- How long a decision counts in its queue's service rate (the estimated wait's window), ms.
 local SERVED_WINDOW = 300000
 -- The most recent decisions kept per queue (the window holds fewer when its queue is busier).
 local SERVED_KEEP = 64
-local WORKSPACE, MAX_DECISIONS, MAX_WORK = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local ENUMERATE_MAX = tonumber(ARGV[5])
+local WORKSPACE, MAX_DECISIONS, MAX_WORK
+local ENUMERATE_MAX
 
 --@include "json"
 --@include "time"
@@ -73,9 +75,9 @@ local ENUMERATE_MAX = tonumber(ARGV[5])
 --@include "deferred"
 --@include "routing"
 
-local WALK = math.min(64, MAX_WORK) -- members read at a time in a walk
+local WALK -- members read at a time in a walk: 64, or MAX_WORK when less
 local FIRST_TRY = 8 -- pool heads read under a contact's first skill before looking for its rarest
-local work = 0
+local work
 -- The workspace's settings, read once a step: its channels, whether priority aging is in force,
 -- and its agent selection.
 local channels, aging, strategy
@@ -192,7 +194,7 @@ end
 
 -- A queue's skills (each "<channel>/<skill>") without their channel: the names the pools of agents
 -- who take any channel use. Kept for the step.
-local bare_of = {}
+local bare_of
 local function bare(skills)
   local key = table.concat(skills, ',')
   local out = bare_of[key]
@@ -213,7 +215,7 @@ end
 
 -- Most-skilled: a skill set's level on each skill name ("Billing#3": Billing at 3; a plain name:
 -- 1), kept for the step.
-local levels_of = {}
+local levels_of
 local function levels(set)
   local l = levels_of[set]
   if not l then
@@ -359,7 +361,7 @@ end
 
 -- The skill subsets (names) of a pool's skills up to `widest` skills, or nil when there are more
 -- than ENUMERATE_MAX; kept for the step (a step looks at the same pools again and again).
-local subsets_of = {}
+local subsets_of
 local function subset_names(skills, widest)
   local key = widest .. '#' .. table.concat(skills, ',')
   local known = subsets_of[key]
@@ -384,7 +386,7 @@ local function subset_names(skills, widest)
 end
 
 -- The skills of a skill set's name, kept for the step.
-local skills_of = {}
+local skills_of
 local function split_skills(name)
   local skills = skills_of[name]
   if not skills then
@@ -398,7 +400,7 @@ end
 
 -- The queue names a pool of agents who take any channel looks up: each subset on each channel;
 -- nil when there are more than ENUMERATE_MAX. Kept for the step.
-local anywhere_of = {}
+local anywhere_of
 local function on_every_channel(subsets)
   local key = table.concat(subsets, ' ')
   local known = anywhere_of[key]
@@ -467,19 +469,24 @@ local function first_servable(skills, from)
   end
 end
 
-local made = 0
+local made
 -- The queues this step made decisions for, in the order of their first (window_trim at the end).
-local served_queues, served_order = {}, {}
+local served_queues, served_order
 
-local now = tonumber(ARGV[6]) or now_ms()
-local based_on = redis.call('HGET', K_META, 'applied') or '0-0'
-local offer_timeout = 0
-channels = { 'voice' }
--- Priority aging in force: every queue member is keyed (see routing.lua).
-aging = false
-strategy = 'longest-available'
+local now, based_on, offer_timeout
 selection = function() return strategy end
-do
+
+-- A step's start: the time, the checkpoint it decides on, and the workspace's settings.
+local function begin(ARGV)
+  made = 0
+  served_queues, served_order = {}, {}
+  now = tonumber(ARGV[6]) or now_ms()
+  based_on = redis.call('HGET', K_META, 'applied') or '0-0'
+  offer_timeout = 0
+  channels = { 'voice' }
+  -- Priority aging in force: every queue member is keyed (see routing.lua).
+  aging = false
+  strategy = 'longest-available'
   local st = redis.call('HGET', K_META, 'settings')
   if st then
     local decoded = cjson.decode(st)
@@ -624,130 +631,154 @@ local function first_assignable(name, plain, from)
   end
 end
 
-while made < MAX_DECISIONS and work < MAX_WORK do
-  -- The lowest candidate, and the score of the next one.
-  local top = redis.call('ZRANGE', K_CAND, 0, 1, 'WITHSCORES')
-  work = work + 1
-  if not top[1] then break end
-  local member, next_score = top[1], tonumber(top[4])
-  local kind, id = string.sub(member, 1, 1), string.sub(member, 3)
-  if kind == 'q' then
-    -- A skill-set queue: its head is the first of its contacts, and they all need the same skills.
-    local head_score = tonumber(redis.call('ZSCORE', K_QHEADS, id))
+-- Makes the step's decisions (see the header for what it returns).
+local function run()
+  while made < MAX_DECISIONS and work < MAX_WORK do
+    -- The lowest candidate, and the score of the next one.
+    local top = redis.call('ZRANGE', K_CAND, 0, 1, 'WITHSCORES')
     work = work + 1
-    if not head_score then
-      redis.call('ZREM', K_CAND, member)
-    elseif next_score and next_score < head_score then
-      -- Lazily re-scored: a lower candidate comes first.
-      redis.call('ZADD', K_CAND, int(head_score), member)
-    else
-      local agent = longest_available(split_skills(id))
-      -- Assigning the head re-scores the candidate by the next head (or drops it with the queue).
-      -- No agent for the head: none for any contact of the queue until some agent changes, and
-      -- that agent's pool becomes a candidate.
-      if not agent then
+    if not top[1] then break end
+    local member, next_score = top[1], tonumber(top[4])
+    local kind, id = string.sub(member, 1, 1), string.sub(member, 3)
+    if kind == 'q' then
+      -- A skill-set queue: its head is the first of its contacts, and they all need the same skills.
+      local head_score = tonumber(redis.call('ZSCORE', K_QHEADS, id))
+      work = work + 1
+      if not head_score then
         redis.call('ZREM', K_CAND, member)
+      elseif next_score and next_score < head_score then
+        -- Lazily re-scored: a lower candidate comes first.
+        redis.call('ZADD', K_CAND, int(head_score), member)
       else
-        -- From the candidate's own score when a walk past blocked contacts moved it on.
-        local from = tonumber(top[2])
-        local c, chosen, order, after = first_assignable(id, agent, from > head_score and from or nil)
-        if c == nil then
-          -- Every contact of the queue is blocked (turned down by the agents there are).
+        local agent = longest_available(split_skills(id))
+        -- Assigning the head re-scores the candidate by the next head (or drops it with the queue).
+        -- No agent for the head: none for any contact of the queue until some agent changes, and
+        -- that agent's pool becomes a candidate.
+        if not agent then
           redis.call('ZREM', K_CAND, member)
-        elseif c == false then
-          -- Blocked up to here: resume after them.
-          redis.call('ZADD', K_CAND, int(chosen), member)
-        elseif order ~= head_score and next_score and next_score < order then
-          -- Blocked contacts first: a lower candidate may come before the one found.
-          redis.call('ZADD', K_CAND, int(order), member)
         else
-          local at_head = order == head_score
-          assign(c, doc_get(K_AGENTS, chosen), at_head, at_head and after or nil)
+          -- From the candidate's own score when a walk past blocked contacts moved it on.
+          local from = tonumber(top[2])
+          local c, chosen, order, after = first_assignable(id, agent, from > head_score and from or nil)
+          if c == nil then
+            -- Every contact of the queue is blocked (turned down by the agents there are).
+            redis.call('ZREM', K_CAND, member)
+          elseif c == false then
+            -- Blocked up to here: resume after them.
+            redis.call('ZADD', K_CAND, int(chosen), member)
+          elseif order ~= head_score and next_score and next_score < order then
+            -- Blocked contacts first: a lower candidate may come before the one found.
+            redis.call('ZADD', K_CAND, int(order), member)
+          else
+            local at_head = order == head_score
+            assign(c, doc_get(K_AGENTS, chosen), at_head, at_head and after or nil)
+          end
         end
       end
-    end
-  elseif kind == 'c' then
-    -- One contact (data written before queues were candidates).
-    redis.call('ZREM', K_CAND, member)
-    local c = doc_get(K_CONTACTS, id)
-    if c and c.state == 'queued' then
-      local excluded, n = exclusions(c)
-      local agent
-      local skills = on_channel(c.skills, channel_of(c))
-      if c.preferredAgents then
-        agent = preferred_agent(c, excluded)
-      elseif excluded then
-        agent = longest_available_except(skills, excluded, n)
-      else
-        agent = longest_available(skills)
-      end
-      if agent then assign(c, doc_get(K_AGENTS, agent)) end
-    end
-  else
-    -- A pool: every agent in it holds the skill set `id`, so they all serve the same contacts.
-    -- Its queues are looked at in routing order of their heads; one whose contacts are all
-    -- blocked is passed over.
-    local skills = split_skills(id)
-    local from = tonumber(top[2])
-    local outcome
-    while true do
-      local score, name, resume = first_servable(skills, from)
-      if not score then
-        outcome = resume and { 'rescore', resume } or { 'drop' }
-        break
-      end
-      if next_score and next_score < score then
-        -- Lazily re-scored: a lower candidate comes first.
-        outcome = { 'rescore', score }
-        break
-      end
-      -- No lower candidate: the first contact of this queue with an eligible agent is the one. If
-      -- the queue's head has none, this pool is empty (its agents would be eligible).
-      local plain = longest_available(split_skills(name))
-      if not plain then
-        outcome = { 'drop' }
-        break
-      end
-      local c, chosen, order, after = first_assignable(name, plain)
-      if c == false then
-        -- Blocked up to here: the queue's own candidate resumes after them, and this pool looks
-        -- at its next queue (blocked contacts wait for an agent to change).
-        redis.call('ZADD', K_CAND, 'LT', int(chosen), queue_candidate(name))
-        outcome = { 'rescore', score + 1 }
-        break
-      elseif c ~= nil and order == score then
-        outcome = { 'assign', score, c, chosen, true, after }
-        break
-      elseif c ~= nil then
-        -- Past blocked contacts: another queue of this pool may have an earlier head. The queue's
-        -- own candidate takes this contact, and this pool looks at its next queue.
-        redis.call('ZADD', K_CAND, 'LT', int(order), queue_candidate(name))
-        if not next_score or order < next_score then next_score = order end
-      end
-      -- The next queue this pool serves, after this one's head.
-      from = score + 1
-      if work >= MAX_WORK then
-        outcome = { 'rescore', from }
-        break
-      end
-    end
-    local what = outcome[1]
-    if what == 'rescore' then
-      redis.call('ZADD', K_CAND, int(outcome[2]), member)
-    elseif what == 'assign' then
-      redis.call('ZADD', K_CAND, int(outcome[2]), member)
-      assign(outcome[3], doc_get(K_AGENTS, outcome[4]), outcome[5], outcome[6])
-    elseif what == 'drop' then
+    elseif kind == 'c' then
+      -- One contact (data written before queues were candidates).
       redis.call('ZREM', K_CAND, member)
+      local c = doc_get(K_CONTACTS, id)
+      if c and c.state == 'queued' then
+        local excluded, n = exclusions(c)
+        local agent
+        local skills = on_channel(c.skills, channel_of(c))
+        if c.preferredAgents then
+          agent = preferred_agent(c, excluded)
+        elseif excluded then
+          agent = longest_available_except(skills, excluded, n)
+        else
+          agent = longest_available(skills)
+        end
+        if agent then assign(c, doc_get(K_AGENTS, agent)) end
+      end
     else
-      break
+      -- A pool: every agent in it holds the skill set `id`, so they all serve the same contacts.
+      -- Its queues are looked at in routing order of their heads; one whose contacts are all
+      -- blocked is passed over.
+      local skills = split_skills(id)
+      local from = tonumber(top[2])
+      local outcome
+      while true do
+        local score, name, resume = first_servable(skills, from)
+        if not score then
+          outcome = resume and { 'rescore', resume } or { 'drop' }
+          break
+        end
+        if next_score and next_score < score then
+          -- Lazily re-scored: a lower candidate comes first.
+          outcome = { 'rescore', score }
+          break
+        end
+        -- No lower candidate: the first contact of this queue with an eligible agent is the one. If
+        -- the queue's head has none, this pool is empty (its agents would be eligible).
+        local plain = longest_available(split_skills(name))
+        if not plain then
+          outcome = { 'drop' }
+          break
+        end
+        local c, chosen, order, after = first_assignable(name, plain)
+        if c == false then
+          -- Blocked up to here: the queue's own candidate resumes after them, and this pool looks
+          -- at its next queue (blocked contacts wait for an agent to change).
+          redis.call('ZADD', K_CAND, 'LT', int(chosen), queue_candidate(name))
+          outcome = { 'rescore', score + 1 }
+          break
+        elseif c ~= nil and order == score then
+          outcome = { 'assign', score, c, chosen, true, after }
+          break
+        elseif c ~= nil then
+          -- Past blocked contacts: another queue of this pool may have an earlier head. The queue's
+          -- own candidate takes this contact, and this pool looks at its next queue.
+          redis.call('ZADD', K_CAND, 'LT', int(order), queue_candidate(name))
+          if not next_score or order < next_score then next_score = order end
+        end
+        -- The next queue this pool serves, after this one's head.
+        from = score + 1
+        if work >= MAX_WORK then
+          outcome = { 'rescore', from }
+          break
+        end
+      end
+      local what = outcome[1]
+      if what == 'rescore' then
+        redis.call('ZADD', K_CAND, int(outcome[2]), member)
+      elseif what == 'assign' then
+        redis.call('ZADD', K_CAND, int(outcome[2]), member)
+        assign(outcome[3], doc_get(K_AGENTS, outcome[4]), outcome[5], outcome[6])
+      elseif what == 'drop' then
+        redis.call('ZREM', K_CAND, member)
+      else
+        break
+      end
     end
   end
+  -- Each queue this step served keeps its decisions of the last SERVED_WINDOW ms, at most SERVED_KEEP.
+  window_trim(K_SERVED, served_order, now, SERVED_WINDOW, SERVED_KEEP)
+  deferred_flush()
+  local more = 0
+  if redis.call('EXISTS', K_CAND) == 1 then more = 1 end
+  local first_timer = redis.call('ZRANGE', K_TIMERS, 0, 0, 'WITHSCORES')[2]
+  return { made, more, first_timer and tonumber(first_timer) or -1 }
 end
--- Each queue this step served keeps its decisions of the last SERVED_WINDOW ms, at most SERVED_KEEP.
-window_trim(K_SERVED, served_order, now, SERVED_WINDOW, SERVED_KEEP)
-deferred_flush()
-local more = 0
-if redis.call('EXISTS', K_CAND) == 1 then more = 1 end
-local first_timer = redis.call('ZRANGE', K_TIMERS, 0, 0, 'WITHSCORES')[2]
-return { made, more, first_timer and tonumber(first_timer) or -1 }
+
+local function step(KEYS, ARGV)
+  K_EVENTS, K_META, K_QUEUE, K_SKILLSETS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+  K_CAND, K_STATS, K_AGENTS, K_CONTACTS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+  K_POOLS, K_PHEADS, K_QINDEX, K_QHEADS = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+  K_TIMERS, K_SERVED = KEYS[13], KEYS[14]
+  WORKSPACE, MAX_DECISIONS, MAX_WORK = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+  ENUMERATE_MAX = tonumber(ARGV[5])
+  WALK = math.min(64, MAX_WORK)
+  work = 0
+  -- What a step keeps once computed lasts the step only (the workspace's skill sets and
+  -- channels are another step's, or another workspace's, next time).
+  bare_of, levels_of, subsets_of, skills_of, anywhere_of = {}, {}, {}, {}, {}
+  widest_queued = nil
+  deferred_reset()
+  routing_reset()
+  begin(ARGV)
+  return run()
+end
+
+return step(KEYS, ARGV)

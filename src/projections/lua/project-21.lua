@@ -34,14 +34,16 @@
 
   Returns {applied count, checkpoint, more (0|1), refused: {position, status, problem type, title, ...}}.
 ]]
-local K_COMMANDS, K_EVENTS, K_OUTCOMES, K_META = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local K_QUEUE, K_SKILLSETS, K_CAND, K_WAKE = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local K_STATS, K_AGENTS, K_CONTACTS, K_POOLS = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
-local K_PHEADS, K_QINDEX, K_QHEADS, K_IDEM, K_ASETS = KEYS[13], KEYS[14], KEYS[15], KEYS[16], KEYS[17]
-local K_IDEM_OUTCOMES, K_FINISHED, K_TIMERS, K_ENDED = KEYS[18], KEYS[19], KEYS[20], KEYS[21]
-local WORKSPACE, GROUP = ARGV[2], ARGV[3]
-local MAX, OUTCOME_KEEP, SKILL_SET_LIMIT = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
-local OUTCOME_KEEP_MS = tonumber(ARGV[7])
+-- The file runs as a Redis Function too (src/adapters/redis/scripts.ts): the top level only
+-- defines; each call's keys, arguments and state are set in `step`, at the end.
+local K_COMMANDS, K_EVENTS, K_OUTCOMES, K_META
+local K_QUEUE, K_SKILLSETS, K_CAND, K_WAKE
+local K_STATS, K_AGENTS, K_CONTACTS, K_POOLS
+local K_PHEADS, K_QINDEX, K_QHEADS, K_IDEM, K_ASETS
+local K_IDEM_OUTCOMES, K_FINISHED, K_TIMERS, K_ENDED
+local WORKSPACE, GROUP
+local MAX, OUTCOME_KEEP, SKILL_SET_LIMIT
+local OUTCOME_KEEP_MS
 
 --@include "json"
 --@include "time"
@@ -56,7 +58,7 @@ local function encode_around(v, inner)
   return cjson.encode(v)
 end
 
-local WORKSPACE_JSON = cjson.encode(WORKSPACE)
+local WORKSPACE_JSON
 -- The command being applied: its meta as JSON, encoded once for every fact it makes.
 local meta_json
 
@@ -146,9 +148,13 @@ local function skill_sets_remove(skills)
 end
 
 -- The workspace settings (the meta hash's "settings", defaults when absent), read once a step.
-local DEFAULT_SETTINGS = {
-  offerTimeoutMs = 0, wrapUpMs = 0, missedOfferPresence = 'away', maxWaitMs = cjson.null, channels = { 'voice' },
-}
+-- Made by each step (cjson is there only when a function runs, not when its library loads).
+local DEFAULT_SETTINGS
+local function default_settings()
+  return {
+    offerTimeoutMs = 0, wrapUpMs = 0, missedOfferPresence = 'away', maxWaitMs = cjson.null, channels = { 'voice' },
+  }
+end
 local settings_cache
 local function settings()
   if not settings_cache then
@@ -445,7 +451,7 @@ end
 local ENDED_WINDOW = 300000
 local ENDED_KEEP = 64
 -- The queues this step wrote ended members for, in the order of their first (window_trim at the end).
-local ended_queues, ended_order = {}, {}
+local ended_queues, ended_order
 
 -- A waiting contact (queued or offered) left its queue `queue` at `at`, `kind` abandoned or expired.
 local function ended_add(queue, at, kind, id)
@@ -873,68 +879,92 @@ local function apply(f, at, pos, meta)
   return outcome, c
 end
 
-local checkpoint = redis.call('HGET', K_META, 'applied') or '0-0'
-local last_outcome
-local entries = redis.call('XRANGE', K_COMMANDS, '(' .. checkpoint, '+', 'COUNT', MAX)
-local applied = {}
--- The commands refused in this step, for the projector's log: position, status, problem type, title.
-local refused = {}
-for i = 1, #entries do
-  local pos = entries[i][1]
-  local f = {}
-  local raw = entries[i][2]
-  for j = 1, #raw, 2 do f[raw[j]] = raw[j + 1] end
-  local at = position_ms(pos)
-  -- Who sent the command (the API key's id and role) rides along when the command names it.
-  local meta = {
-    commandId = f.commandId, idempotencyKey = f.idempotencyKey, requestId = f.requestId,
-    keyId = f.keyId, role = f.role,
-  }
-  meta_json = cjson.encode(meta)
-  local outcome, c = apply(f, at, pos, meta)
-  if outcome.status >= 400 then
-    refused[#refused + 1] = pos
-    refused[#refused + 1] = outcome.status
-    refused[#refused + 1] = outcome.body.type or ''
-    refused[#refused + 1] = outcome.body.title or ''
-    outcome.body.commandId = f.commandId
-    emit('CommandRejected', at, {
-      commandId = f.commandId, command = f.type, target = c and (c.contactId or c.agentId) or nil,
-      status = outcome.status, title = outcome.body.title, detail = outcome.body.detail,
-    })
+-- Applies the commands after the checkpoint (see the header for what it returns).
+local function run(ARGV)
+  local checkpoint = redis.call('HGET', K_META, 'applied') or '0-0'
+  local last_outcome
+  local entries = redis.call('XRANGE', K_COMMANDS, '(' .. checkpoint, '+', 'COUNT', MAX)
+  local applied = {}
+  -- The commands refused in this step, for the projector's log: position, status, problem type, title.
+  local refused = {}
+  for i = 1, #entries do
+    local pos = entries[i][1]
+    local f = {}
+    local raw = entries[i][2]
+    for j = 1, #raw, 2 do f[raw[j]] = raw[j + 1] end
+    local at = position_ms(pos)
+    -- Who sent the command (the API key's id and role) rides along when the command names it.
+    local meta = {
+      commandId = f.commandId, idempotencyKey = f.idempotencyKey, requestId = f.requestId,
+      keyId = f.keyId, role = f.role,
+    }
+    meta_json = cjson.encode(meta)
+    local outcome, c = apply(f, at, pos, meta)
+    if outcome.status >= 400 then
+      refused[#refused + 1] = pos
+      refused[#refused + 1] = outcome.status
+      refused[#refused + 1] = outcome.body.type or ''
+      refused[#refused + 1] = outcome.body.title or ''
+      outcome.body.commandId = f.commandId
+      emit('CommandRejected', at, {
+        commandId = f.commandId, command = f.type, target = c and (c.contactId or c.agentId) or nil,
+        status = outcome.status, title = outcome.body.title, detail = outcome.body.detail,
+      })
+    end
+    local text
+    if outcome.json then
+      text = '{"status":' .. outcome.status .. ',"body":' .. outcome.json .. '}'
+    else
+      text = encode_around({ status = outcome.status, body = outcome.body }, outcome.body)
+    end
+    last_outcome = redis.call('XADD', K_OUTCOMES, 'MAXLEN', '~', OUTCOME_KEEP, '*', 'commandId', f.commandId or '',
+      'position', pos, 'outcome', text)
+    local rec = f.idempotencyKey and redis.call('HGET', K_IDEM, f.idempotencyKey)
+    local r = rec and cjson.decode(rec)
+    -- An expired key reused before this entry applied names a newer command: leave that record be.
+    if r and r.commandId == f.commandId then redis.call('HSET', K_IDEM_OUTCOMES, f.idempotencyKey, text) end
+    applied[#applied + 1] = pos
+    checkpoint = pos
   end
-  local text
-  if outcome.json then
-    text = '{"status":' .. outcome.status .. ',"body":' .. outcome.json .. '}'
-  else
-    text = encode_around({ status = outcome.status, body = outcome.body }, outcome.body)
+  deferred_flush()
+  -- Each queue this step wrote to keeps its members of the last ENDED_WINDOW ms, at most ENDED_KEEP.
+  if #ended_order > 0 then window_trim(K_ENDED, ended_order, position_ms(checkpoint), ENDED_WINDOW, ENDED_KEEP) end
+  if last_outcome then
+    -- Outcomes older than the time anyone waits for one go (the stream's own clock: entry ids).
+    redis.call('XTRIM', K_OUTCOMES, 'MINID', '~', int(position_ms(last_outcome) - OUTCOME_KEEP_MS))
   end
-  last_outcome = redis.call('XADD', K_OUTCOMES, 'MAXLEN', '~', OUTCOME_KEEP, '*', 'commandId', f.commandId or '',
-    'position', pos, 'outcome', text)
-  local rec = f.idempotencyKey and redis.call('HGET', K_IDEM, f.idempotencyKey)
-  local r = rec and cjson.decode(rec)
-  -- An expired key reused before this entry applied names a newer command: leave that record be.
-  if r and r.commandId == f.commandId then redis.call('HSET', K_IDEM_OUTCOMES, f.idempotencyKey, text) end
-  applied[#applied + 1] = pos
-  checkpoint = pos
+  if #applied > 0 then
+    redis.call('HSET', K_META, 'applied', checkpoint)
+    redis.call('XACK', K_COMMANDS, GROUP, unpack(applied))
+    -- The group delivers from the checkpoint on: projectors wake on the next unapplied entry and
+    -- never receive (read) entries this step already read.
+    redis.call('XGROUP', 'SETID', K_COMMANDS, GROUP, checkpoint)
+  end
+  local delivered = {}
+  for i = 8, #ARGV do delivered[#delivered + 1] = ARGV[i] end
+  if #delivered > 0 then redis.call('XACK', K_COMMANDS, GROUP, unpack(delivered)) end
+  local more = 0
+  if #entries == MAX then more = 1 end
+  return { #applied, checkpoint, more, refused }
 end
-deferred_flush()
--- Each queue this step wrote to keeps its members of the last ENDED_WINDOW ms, at most ENDED_KEEP.
-if #ended_order > 0 then window_trim(K_ENDED, ended_order, position_ms(checkpoint), ENDED_WINDOW, ENDED_KEEP) end
-if last_outcome then
-  -- Outcomes older than the time anyone waits for one go (the stream's own clock: entry ids).
-  redis.call('XTRIM', K_OUTCOMES, 'MINID', '~', int(position_ms(last_outcome) - OUTCOME_KEEP_MS))
+
+local function step(KEYS, ARGV)
+  K_COMMANDS, K_EVENTS, K_OUTCOMES, K_META = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+  K_QUEUE, K_SKILLSETS, K_CAND, K_WAKE = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+  K_STATS, K_AGENTS, K_CONTACTS, K_POOLS = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+  K_PHEADS, K_QINDEX, K_QHEADS, K_IDEM, K_ASETS = KEYS[13], KEYS[14], KEYS[15], KEYS[16], KEYS[17]
+  K_IDEM_OUTCOMES, K_FINISHED, K_TIMERS, K_ENDED = KEYS[18], KEYS[19], KEYS[20], KEYS[21]
+  WORKSPACE, GROUP = ARGV[2], ARGV[3]
+  MAX, OUTCOME_KEEP, SKILL_SET_LIMIT = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+  OUTCOME_KEEP_MS = tonumber(ARGV[7])
+  WORKSPACE_JSON = cjson.encode(WORKSPACE)
+  meta_json = nil
+  settings_cache = nil
+  DEFAULT_SETTINGS = default_settings()
+  ended_queues, ended_order = {}, {}
+  deferred_reset()
+  routing_reset()
+  return run(ARGV)
 end
-if #applied > 0 then
-  redis.call('HSET', K_META, 'applied', checkpoint)
-  redis.call('XACK', K_COMMANDS, GROUP, unpack(applied))
-  -- The group delivers from the checkpoint on: projectors wake on the next unapplied entry and
-  -- never receive (read) entries this step already read.
-  redis.call('XGROUP', 'SETID', K_COMMANDS, GROUP, checkpoint)
-end
-local delivered = {}
-for i = 8, #ARGV do delivered[#delivered + 1] = ARGV[i] end
-if #delivered > 0 then redis.call('XACK', K_COMMANDS, GROUP, unpack(delivered)) end
-local more = 0
-if #entries == MAX then more = 1 end
-return { #applied, checkpoint, more, refused }
+
+return step(KEYS, ARGV)

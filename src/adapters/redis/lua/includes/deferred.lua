@@ -6,6 +6,11 @@ local wake_if_queued_due = false
 local stat_counts = {}
 local stat_fields = {}
 
+-- A step starts with nothing deferred (a Redis Function's top level outlives its calls).
+local function deferred_reset()
+  wake_due, wake_if_queued_due, stat_counts, stat_fields = false, false, {}, {}
+end
+
 local function wake()
   wake_due = true
 end

@@ -153,6 +153,10 @@ local function turned_down()
   if not excluded_count then excluded_count = tonumber(redis.call('HGET', K_META, 'excluded') or '0') end
   return excluded_count > 0
 end
+-- A step reads it afresh (a Redis Function's top level outlives its calls).
+local function routing_reset()
+  excluded_count = nil
+end
 local function excluded_add(n)
   turned_down()
   excluded_count = excluded_count + n
