@@ -15,10 +15,12 @@
  */
 import http from 'node:http';
 import WebSocket from 'ws';
+import { connectRedis } from '../../adapters/redis/client.ts';
 import { SwitchboardClient } from '../../client/index.ts';
 import { pool } from '../sim/http.ts';
 import { percentile, round } from '../sim/stats.ts';
 import { type ChildServer, request, sleep, startChild } from './http.ts';
+import { mainThreadCpuUs } from './redis-time.ts';
 import type { Note } from './workspace.ts';
 
 export interface E2eOptions {
@@ -48,6 +50,11 @@ export interface E2eRateFigures {
   readonly decisionToReceiptP99Ms: number | null;
   /** CPU time (user + system) of the Switchboard process per contact sent, µs, from its /metrics. */
   readonly apiCpuUsPerContact: number | null;
+  /**
+   * Redis's main-thread CPU time per contact sent, µs (INFO cpu): every step, append, read and
+   * reply of the contact's way (queued, assigned, completed), and Switchboard's background work.
+   */
+  readonly redisCpuUsPerContact: number | null;
   /**
    * The Switchboard process's event-loop delay over the run, p99 and max, ms: how long a timer
    * already due waited for the loop (a long synchronous task, a GC pause). From perf_hooks' monitor
@@ -148,6 +155,8 @@ export async function e2eWorkload(
 ): Promise<E2eFigures> {
   note('starting Switchboard (node --import tsx src/main.ts, all roles)');
   const sb = await startSwitchboardProcess(redisUrl, workspace);
+  // Reads Redis's own CPU time (INFO), nothing else.
+  const observer = connectRedis({ url: redisUrl });
   const api = `${sb.base}/v1/workspaces/${encodeURIComponent(workspace)}`;
   const postAgent = new http.Agent({ keepAlive: true, maxSockets: o.inFlight });
   const completeAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
@@ -217,6 +226,7 @@ export async function e2eWorkload(
       let maxLag = 0;
       let i = 0;
       const stats0 = await processStats(completeAgent, sb.base);
+      const redis0 = await mainThreadCpuUs(observer).catch(() => null);
       const t0 = performance.now();
       while (i < total) {
         const now = performance.now();
@@ -256,6 +266,7 @@ export async function e2eWorkload(
       while (performance.now() < deadline && (inFlight > 0 || open() > 0)) await sleep(10);
       const unassigned = open();
       const stats1 = await processStats(completeAgent, sb.base);
+      const redis1 = await mainThreadCpuUs(observer).catch(() => null);
       for (const id of mine) sentAt.delete(id); // late arrivals are completed but not timed
       const assigned = latencies.length;
       const sorted = [...latencies].sort((a, b) => a - b);
@@ -273,6 +284,10 @@ export async function e2eWorkload(
         apiCpuUsPerContact:
           stats0 && stats1 && mine.length > 0
             ? round(((stats1.cpuS - stats0.cpuS) * 1e6) / mine.length, 0)
+            : null,
+        redisCpuUsPerContact:
+          redis0 !== null && redis1 !== null && mine.length > 0
+            ? round((redis1 - redis0) / mine.length, 1)
             : null,
         apiLoopDelayP99Ms: stats1 ? round(Math.max(0, stats1.lagP99S * 1000 - LOOP_SAMPLE_MS), 1) : null,
         apiLoopDelayMaxMs: stats1 ? round(Math.max(0, stats1.lagMaxS * 1000 - LOOP_SAMPLE_MS), 1) : null,
@@ -310,6 +325,7 @@ export async function e2eWorkload(
     socket?.terminate();
     postAgent.destroy();
     completeAgent.destroy();
+    observer.disconnect();
     await sb.stop();
   }
 }
