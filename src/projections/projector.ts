@@ -383,7 +383,9 @@ export class Projector {
         const known = this.checkpoints.get(workspace);
         let n = 0;
         if (ids.length > 0 && known !== undefined && ids.every((id) => comparePositions(id, known) <= 0)) {
-          await this.redis.xack(k.commands, PROJECTOR_GROUP, ...ids);
+          // Applied already, and so acknowledged already: the step that applied an entry
+          // acknowledges it whoever it was delivered to, and moves the group's delivery point past
+          // it (an entry is never delivered after the step that applied it). Nothing to send.
         } else {
           // With nothing delivered, still look: a projector that died may hold commands unapplied.
           n = await this.project(workspace, ids);

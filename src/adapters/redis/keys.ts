@@ -87,7 +87,24 @@ export interface WorkspaceKeys {
   readonly intervalsLease: string;
 }
 
+/**
+ * The keys of each workspace asked for, made once: every request and step asks again. Workspace
+ * names come from requests too, so the cache is dropped whole when it holds this many.
+ */
+const KEYS_CACHED = 4096;
+const keysOf = new Map<string, WorkspaceKeys>();
+
 export function workspaceKeys(workspace: string): WorkspaceKeys {
+  let k = keysOf.get(workspace);
+  if (!k) {
+    if (keysOf.size >= KEYS_CACHED) keysOf.clear();
+    k = Object.freeze(makeKeys(workspace));
+    keysOf.set(workspace, k);
+  }
+  return k;
+}
+
+function makeKeys(workspace: string): WorkspaceKeys {
   const prefix = `${KEY_ROOT}:{${workspace}}:`;
   return {
     workspace,
