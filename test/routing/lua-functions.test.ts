@@ -226,7 +226,11 @@ describe('steps as Redis Functions', () => {
       'sb_project',
     ]);
     for (const s of functions) {
-      const text = s.lua.replace(/--\[\[[\s\S]*?\]\]/g, '').replace(/--[^\n]*/g, '');
+      // Comments out; a list that goes on over lines (after a comma) read as one line.
+      const text = s.lua
+        .replace(/--\[\[[\s\S]*?\]\]/g, '')
+        .replace(/--[^\n]*/g, '')
+        .replace(/,[ \t]*\n\s*/g, ', ');
       const lines = text.split('\n');
       const topLevel = new Set<string>();
       for (const l of lines) {

@@ -56,6 +56,7 @@
   Returns {assignments made, more work left (0|1), the earliest timer's due time (ms; -1: none)}:
   the dispatcher runs its clock step only when a timer is due, and sets its alarm by it otherwise.
 ]]
+--@include "globals"
 -- The file runs as a Redis Function too (src/adapters/redis/scripts.ts): the top level only
 -- defines; each call's keys, arguments and state are set in `step`, at the end.
 local K_EVENTS, K_META, K_QUEUE, K_SKILLSETS
@@ -763,6 +764,7 @@ local function run()
 end
 
 local function step(KEYS, ARGV)
+  globals_reset()
   K_EVENTS, K_META, K_QUEUE, K_SKILLSETS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
   K_CAND, K_STATS, K_AGENTS, K_CONTACTS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
   K_POOLS, K_PHEADS, K_QINDEX, K_QHEADS = KEYS[9], KEYS[10], KEYS[11], KEYS[12]

@@ -34,6 +34,7 @@
 
   Returns {applied count, checkpoint, more (0|1), refused: {position, status, problem type, title, ...}}.
 ]]
+--@include "globals"
 -- The file runs as a Redis Function too (src/adapters/redis/scripts.ts): the top level only
 -- defines; each call's keys, arguments and state are set in `step`, at the end.
 local K_COMMANDS, K_EVENTS, K_OUTCOMES, K_META
@@ -949,6 +950,7 @@ local function run(ARGV)
 end
 
 local function step(KEYS, ARGV)
+  globals_reset()
   K_COMMANDS, K_EVENTS, K_OUTCOMES, K_META = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
   K_QUEUE, K_SKILLSETS, K_CAND, K_WAKE = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
   K_STATS, K_AGENTS, K_CONTACTS, K_POOLS = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
