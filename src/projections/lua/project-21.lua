@@ -657,6 +657,14 @@ local function stale(pos)
   return { status = 200, body = { current = false, position = pos } }
 end
 
+-- The contact a timer of its wait names (`c.contactId`, arrival `c.seq`), if it still waits in
+-- that arrival (queued or offered); nil when the timer is stale.
+local function still_waiting(c)
+  local d = doc_get(K_CONTACTS, c.contactId)
+  if d and d._seq == c.seq and (d.state == 'queued' or d.state == 'offered') then return d end
+  return nil
+end
+
 handlers.ExpireOffer = function(c, at, pos, meta)
   local d = doc_get(K_CONTACTS, c.contactId)
   if not d or d.state ~= 'offered' or d._offer ~= c.offer or at < d._expiresMs then return stale(pos) end
@@ -689,12 +697,9 @@ handlers.EndWrapUp = function(c, at, pos, meta)
 end
 
 handlers.AdvanceStep = function(c, at, pos, meta)
-  local d = doc_get(K_CONTACTS, c.contactId)
+  local d = still_waiting(c)
   local next_step = d and d.steps and d.steps[c.step]
-  if not next_step or d._seq ~= c.seq or (d.state ~= 'queued' and d.state ~= 'offered') or d.step ~= c.step - 1
-    or at < queued_ms(d) + next_step.afterMs then
-    return stale(pos)
-  end
+  if not next_step or d.step ~= c.step - 1 or at < queued_ms(d) + next_step.afterMs then return stale(pos) end
   -- Its arrival stays (it keeps its place); the position moves, so the arrival is kept apart.
   d._queuedAt = queued_ms(d)
   -- A queued contact moves to the queue of its new requirements, at its place there; an offered
@@ -715,11 +720,8 @@ handlers.AdvanceStep = function(c, at, pos, meta)
 end
 
 handlers.EndPreference = function(c, at, pos, meta)
-  local d = doc_get(K_CONTACTS, c.contactId)
-  if not d or d._seq ~= c.seq or (d.state ~= 'queued' and d.state ~= 'offered') or not d._preferUntil
-    or at < d._preferUntil then
-    return stale(pos)
-  end
+  local d = still_waiting(c)
+  if not d or not d._preferUntil or at < d._preferUntil then return stale(pos) end
   d._queuedAt = queued_ms(d)
   -- Out of its queue and back at its place, now for anyone eligible.
   if d.state == 'queued' then queue_remove(d) end
@@ -732,11 +734,8 @@ handlers.EndPreference = function(c, at, pos, meta)
 end
 
 handlers.ExpireContact = function(c, at, pos, meta)
-  local d = doc_get(K_CONTACTS, c.contactId)
-  if not d or d._seq ~= c.seq or (d.state ~= 'queued' and d.state ~= 'offered') or not d._deadline
-    or at < d._deadline then
-    return stale(pos)
-  end
+  local d = still_waiting(c)
+  if not d or not d._deadline or at < d._deadline then return stale(pos) end
   return left(d, at, pos, 'expired', 'expiredAt', 'ContactExpired')
 end
 
