@@ -8,7 +8,6 @@
  * itself, must deliver exactly the history of GET /events: the same positions, in order, no gap,
  * no duplicate, the events of the outage included.
  */
-import { pino } from 'pino';
 import {
   comparePositions,
   type EventEnvelope,
@@ -17,53 +16,34 @@ import {
 } from 'switchboard/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey } from '../../src/adapters/redis/api-keys.ts';
-import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
-import { loadConfig } from '../../src/app/config.ts';
+import { inProcessApi } from '../support/api.ts';
 import { type SwitchboardProcess, startProcess } from '../support/processes.ts';
-import { projectorReady } from '../support/projector.ts';
-import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { sleep, waitFor } from '../support/wait.ts';
 
 const WS = 'client-kill';
-const log = pino({ level: 'silent' });
-let redis: TestRedis;
-let main: Running;
+// Every role, in this process, with keys: the writer's and the subscriber's.
+const sb = inProcessApi([WS], { env: { AUTH: 'on' } });
 let api: SwitchboardProcess | undefined;
 let writerKey: string;
 let readerKey: string;
 
 beforeAll(async () => {
-  redis = await startTestRedis();
-  main = await startSwitchboard(
-    loadConfig({
-      ...redis.env,
-      AUTH: 'on',
-      PORT: '0',
-      LOG_LEVEL: 'silent',
-      WORKSPACES: WS,
-      DISCOVER_WORKSPACES: 'false',
-    }),
-    log,
-  );
-  await projectorReady(main.redis, [WS]);
-  writerKey = (await createApiKey(main.redis, { workspace: WS, role: 'admin' })).key;
-  readerKey = (await createApiKey(main.redis, { workspace: WS, role: 'supervisor' })).key;
-}, 30_000);
+  writerKey = (await createApiKey(sb.running.redis, { workspace: WS, role: 'admin' })).key;
+  readerKey = (await createApiKey(sb.running.redis, { workspace: WS, role: 'supervisor' })).key;
+});
 
 afterAll(async () => {
   if (api?.running) {
     api.kill('SIGKILL');
     await api.exited;
   }
-  await main?.stop();
-  await redis?.stop();
 });
 
 /** The API alone, as its own process, on `port` (a free one when omitted). */
 const startApi = (port?: number) =>
   startProcess({
     roles: ['api'],
-    redis,
+    redis: sb.server,
     name: 'api',
     ...(port !== undefined ? { port } : {}),
     env: { AUTH: 'on', WORKSPACES: WS, DISCOVER_WORKSPACES: 'false', LOG_LEVEL: 'warn' },
@@ -72,7 +52,7 @@ const startApi = (port?: number) =>
 
 describe('the live subscription when its API process is SIGKILLed', () => {
   it('resumes on the restarted process with exactly the history: same positions, in order, no gap, no duplicate', async () => {
-    const writer = new SwitchboardClient({ url: main.url!, workspace: WS, key: writerKey });
+    const writer = new SwitchboardClient({ url: sb.running.url!, workspace: WS, key: writerKey });
     await writer.putSettings({ wrapUpMs: 0, offerTimeoutMs: 0 });
     for (const id of ['k-ann', 'k-bob']) {
       await writer.registerAgent({ id, skills: ['kill'], capacity: 20, wrapUpMs: 0 });

@@ -1,7 +1,8 @@
 /**
- * One Switchboard in process for a suite, against its own Redis, with authentication off (the
- * suites using it test routing through the API, not keys): `inProcessApi(workspaces)` in the body
- * of a file or `describe`, and its `call`/`ok`/`problem`/`until` helpers.
+ * One Switchboard in process for a suite, against its own Redis, with authentication off unless
+ * its `env` turns it on (most suites using it test routing through the API, not keys):
+ * `inProcessApi(workspaces)` in the body of a file or `describe`, and its `call`/`ok`/`problem`/
+ * `until` helpers (which send no key).
  */
 import { pino } from 'pino';
 import { afterAll, beforeAll, expect } from 'vitest';
