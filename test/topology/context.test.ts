@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LaunchContext } from '../../src/topology/local/context.ts';
 import { keptCluster } from '../../src/topology/redis-cluster.ts';
-import { tempDir } from './helpers.ts';
+import { launchOptions, tempDir } from './helpers.ts';
 
 const dirs: { remove(): Promise<void> }[] = [];
 afterAll(async () => {
@@ -37,18 +37,7 @@ function keptDataDir(dir: string) {
 }
 
 function context(dataDir: string, fresh: boolean, said: string[]): LaunchContext {
-  const ctx = new LaunchContext({
-    api: 1,
-    projectors: 1,
-    dispatchers: 1,
-    httpPort: 0,
-    tlsPort: 0,
-    statsPort: 0,
-    redisPort: 0,
-    dataDir,
-    check: false,
-    fresh,
-  });
+  const ctx = new LaunchContext(launchOptions(dataDir, fresh, false));
   Object.defineProperty(ctx, 'say', { value: (line: string) => said.push(line) });
   return ctx;
 }

@@ -40,7 +40,7 @@ import { LaunchContext } from '../../src/topology/local/context.ts';
 import { freePort } from '../../src/topology/redis-server.ts';
 import { PROJECT_ROOT } from '../support/processes.ts';
 import { sleep, waitFor } from '../support/wait.ts';
-import { execFileP, tempDir } from './helpers.ts';
+import { execFileP, launchOptions, tempDir } from './helpers.ts';
 
 let tmp: { dir: string; remove(): Promise<void> };
 let pem: string;
@@ -66,21 +66,6 @@ async function startLocalHaproxy(runDir: string) {
   const hp = await startHaproxy({ configPath: file, socket: path.join(runDir, 'haproxy.sock') });
   started.push(hp);
   return { hp, httpPort, tlsPort, statsPort, redisPort };
-}
-
-function launchOptions(dataDir: string, fresh: boolean): ConstructorParameters<typeof LaunchContext>[0] {
-  return {
-    api: 1,
-    projectors: 1,
-    dispatchers: 1,
-    httpPort: 0,
-    tlsPort: 0,
-    statsPort: 0,
-    redisPort: 0,
-    dataDir,
-    check: true,
-    fresh,
-  };
 }
 
 /** keepalived -t checks that the interface exists: use one this machine has. */

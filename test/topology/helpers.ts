@@ -5,8 +5,29 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import type { LaunchContext } from '../../src/topology/local/context.ts';
 
 export const execFileP = promisify(execFile);
+
+/** A one-of-each topology's launch options on `dataDir`, with no fixed port. */
+export function launchOptions(
+  dataDir: string,
+  fresh: boolean,
+  check = true,
+): ConstructorParameters<typeof LaunchContext>[0] {
+  return {
+    api: 1,
+    projectors: 1,
+    dispatchers: 1,
+    httpPort: 0,
+    tlsPort: 0,
+    statsPort: 0,
+    redisPort: 0,
+    dataDir,
+    check,
+    fresh,
+  };
+}
 
 export async function tempDir(prefix: string): Promise<{ dir: string; remove(): Promise<void> }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), `sb-${prefix}-`));
