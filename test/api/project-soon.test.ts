@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { PROJECTOR_GROUP, workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { appliedPosition } from '../../src/adapters/redis/projection-reads.ts';
-import { scriptCalls, startScriptTiming } from '../../src/cli/bench/redis-time.ts';
+import { commandCalls, scriptCalls, startScriptTiming } from '../../src/cli/bench/redis-time.ts';
 import { inProcessApi } from '../support/api.ts';
 import { sleep } from '../support/wait.ts';
 
@@ -38,16 +38,8 @@ describe('the projector step behind the appends', () => {
 
   it("one step per command at a slow pace: the loop's wake-up for an entry already applied sends nothing", async () => {
     const admin = api.server.adminClient();
-    // XACKs Redis ran, the steps' own included (INFO commandstats, every master).
-    const xacks = async () => {
-      let n = 0;
-      const nodes = admin.isCluster
-        ? (admin as unknown as { nodes(r: string): (typeof admin)[] }).nodes('master')
-        : [admin];
-      for (const node of nodes)
-        n += Number(/cmdstat_xack:calls=(\d+)/.exec((await node.info('commandstats')) as string)?.[1] ?? 0);
-      return n;
-    };
+    // XACKs Redis ran, the steps' own included.
+    const xacks = () => commandCalls(admin, 'xack');
     try {
       await admin.ping(); // a cluster client knows its masters once connected
       await startScriptTiming(admin);

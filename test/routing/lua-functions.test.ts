@@ -7,24 +7,17 @@
  * scripts. A real Redis (or cluster) and the real steps.
  */
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { APP_ACL_RULES } from '../../src/adapters/redis/acl.ts';
 import { connectRedis } from '../../src/adapters/redis/client.ts';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { declaredScripts, type RedisClient, useLuaFunctions } from '../../src/adapters/redis/scripts.ts';
+import { commandCalls, masters } from '../../src/cli/bench/redis-time.ts';
 import { dispatchPending } from '../../src/dispatcher/dispatcher.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { ensureGroup, projectPending } from '../../src/projections/projector.ts';
 import { suiteRedis } from '../support/redis.ts';
-
-/** The masters of a client's target (the one server, or each master of a cluster). */
-function masters(redis: RedisClient): Redis[] {
-  return redis.isCluster
-    ? (redis as unknown as { nodes(r: string): Redis[] }).nodes('master')
-    : [redis as Redis];
-}
 
 async function libraries(admin: RedisClient): Promise<string[][]> {
   return Promise.all(
@@ -35,14 +28,7 @@ async function libraries(admin: RedisClient): Promise<string[][]> {
   );
 }
 
-async function fcalls(admin: RedisClient): Promise<number> {
-  let n = 0;
-  for (const m of masters(admin)) {
-    const info = (await m.info('commandstats')) as string;
-    n += Number(/cmdstat_fcall:calls=(\d+)/.exec(info)?.[1] ?? 0);
-  }
-  return n;
-}
+const fcalls = (admin: RedisClient) => commandCalls(admin, 'fcall');
 
 /** Commands that go through most of the projector's handlers and the dispatcher's paths. */
 function scenario(): Command[][] {

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
 import { declaredScripts, type RedisClient } from '../../adapters/redis/scripts.ts';
 
 /**
@@ -92,6 +93,17 @@ export async function mainThreadCpuUs(redis: RedisClient): Promise<number> {
   return us;
 }
 
-function masters(redis: RedisClient): RedisClient[] {
+/** The masters of a client's target: the one server, or each master of a cluster. */
+export function masters(redis: RedisClient): Redis[] {
   return 'nodes' in redis ? redis.nodes('master') : [redis];
+}
+
+/** How many times Redis ran `command` (INFO commandstats, every master; calls inside Lua included). */
+export async function commandCalls(redis: RedisClient, command: string): Promise<number> {
+  let n = 0;
+  for (const node of masters(redis)) {
+    const info = (await node.info('commandstats')) as string;
+    n += Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(info)?.[1] ?? 0);
+  }
+  return n;
 }
