@@ -104,8 +104,10 @@ export function defineDeclared(redis: RedisClient): void {
 }
 
 /**
- * Runs a step (ioredis sends EVALSHA and falls back to EVAL), in the calling tick, so calls issued
- * in order reach Redis in order.
+ * Runs a step, in the calling tick, so calls issued in order reach Redis in order: as FCALL once
+ * its library is loaded on this client, else as a script (ioredis sends EVALSHA and falls back to
+ * EVAL). The one exception to the order: a FCALL that finds no function is sent again as a
+ * script when its error is back (it ran nothing; every step is safe to run late).
  */
 export function runLua(
   redis: RedisClient,
