@@ -64,9 +64,14 @@ function agentBefore(a: AgentSlot, b: AgentSlot, leastOccupied: boolean): boolea
   return a.since < b.since || (a.since === b.since && a.id < b.id);
 }
 
+/** Within a priority: arrival, or the routing key, ties (keys only) by id (as `contactOrder`). */
+function seqBefore(a: ContactSlot, b: ContactSlot): boolean {
+  return a.seq < b.seq || (a.seq === b.seq && a.id < b.id);
+}
+
 /** Routing order: priority descending, then arrival (as `contactOrder`). */
 function contactBefore(a: ContactSlot, b: ContactSlot): boolean {
-  return a.priority > b.priority || (a.priority === b.priority && a.seq < b.seq);
+  return a.priority > b.priority || (a.priority === b.priority && seqBefore(a, b));
 }
 
 class AgentGroup {
@@ -142,7 +147,7 @@ class ContactGroup {
     }
     const items = b.items;
     // Arrival numbers only grow, so a new contact goes last; a rebuilt index may come unsorted.
-    if (items.length === b.head || items[items.length - 1]!.seq < slot.seq) {
+    if (items.length === b.head || seqBefore(items[items.length - 1]!, slot)) {
       items.push(slot);
       return;
     }
@@ -150,7 +155,7 @@ class ContactGroup {
     let hi = items.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (items[mid]!.seq < slot.seq) lo = mid + 1;
+      if (seqBefore(items[mid]!, slot)) lo = mid + 1;
       else hi = mid;
     }
     items.splice(lo, 0, slot);

@@ -31,7 +31,10 @@ export interface Assignment {
  * switch while contacts are queued).
  */
 export function contactOrder(a: Contact, b: Contact): number {
-  if (a.key !== undefined && b.key !== undefined) return a.key - b.key;
+  // Routing keys tie when the weight changed between two arrivals: the lower contact id first
+  // (the order of the queue's members in Redis, "<skill set>|A|<key>|<contact>").
+  if (a.key !== undefined && b.key !== undefined)
+    return a.key - b.key || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
   return b.priority - a.priority || a.seq - b.seq;
 }
 

@@ -143,3 +143,16 @@ describe('routing oracle', () => {
     expect(r.workspace).toBe(ws);
   });
 });
+
+describe('routing order under priority aging', () => {
+  it('breaks an exact tie of routing keys (weights changed between arrivals) by contact id, as Redis orders a queue', () => {
+    // c4 arrived first under weight 20, c10 171 ms later under weight 1: (9 × 20 − 9 × 1) × 128 =
+    // 171 × 128 ticks, so both keys are the same. Redis lists "<set>|A|<key>|c10" before "...|c4".
+    const tick = 1_000_000;
+    const c4 = { id: 'c4', priority: 0, seq: 4, key: (tick + 9 * 20 * 128) * 10 + 9 } as never;
+    const c10 = { id: 'c10', priority: 0, seq: 10, key: (tick + 171 * 128 + 9 * 1 * 128) * 10 + 9 } as never;
+    expect((c4 as { key: number }).key).toBe((c10 as { key: number }).key);
+    expect([c4, c10].sort(contactOrder).map((c: { id: string }) => c.id)).toEqual(['c10', 'c4']);
+    expect(['sb|A|1|c4', 'sb|A|1|c10'].sort()).toEqual(['sb|A|1|c10', 'sb|A|1|c4']);
+  });
+});
