@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createMetrics, metricsText, serveMetrics } from '../adapters/http/metrics.ts';
-import { buildApi } from '../adapters/http/server.ts';
+import { buildApi, type ProjectSoon } from '../adapters/http/server.ts';
 import { connectRedis, mask } from '../adapters/redis/client.ts';
 import type { EventHistory } from '../adapters/redis/event-log.ts';
 import { RedisWatch } from '../adapters/redis/health-watch.ts';
@@ -20,7 +20,7 @@ import { stateAt } from '../audit/state-at.ts';
 import { Dispatcher, defaultDispatcherOptions } from '../dispatcher/dispatcher.ts';
 import { type LeaseHolder, LeaseKeeper } from '../dispatcher/leases.ts';
 import { IntervalProjection } from '../projections/intervals.ts';
-import { Projector } from '../projections/projector.ts';
+import { type PendingAppend, Projector } from '../projections/projector.ts';
 import { type RedisServerHandle, startPrivateRedis } from '../topology/redis-server.ts';
 import { type Config, redisTargetOf } from './config.ts';
 import { DEFAULT_IDLE_AFTER_MS, WorkspaceRunner } from './workspace-runner.ts';
@@ -122,7 +122,9 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
       tails,
       history,
       stateAt: state,
-      ...(projector && projecting ? { projectSoon: projectSoon(projector, projecting) } : {}),
+      ...(projector && projecting
+        ? { projectSoon: projectSoon(projector, projecting, projectorOptions.batch) }
+        : {}),
       config,
       watch,
       metrics,
@@ -272,25 +274,49 @@ function intervalsRunner(redis: RedisClient, config: Config, log: Logger): Works
 
 /**
  * With the projector role in the API's process: the commands a tick appends are applied by a
- * projector step sent right behind them (the same pipeline when nothing else went first), instead
- * of after the projector loop's read wakes up and sends its step: the hop from Redis to this process
- * and back (its read's answer, then its step) is gone from between a command and its outcome. The
- * step is the projector's own (any number may run at once, each applies only what follows the
- * checkpoint); the loop still wakes, waits for that step and only
- * acknowledges what it applied.
- * A step that fails is left to the loop, and so is a workspace the loop does not serve.
+ * projector step sent right behind them, instead of after the projector loop's read wakes up and
+ * sends its step: the hop from Redis to this process and back (its read's answer, then its step) is
+ * gone from between a command and its outcome. A command without an Idempotency-Key is not even
+ * appended on its own: the tick's such commands of a workspace go to Redis in that step, which
+ * appends them (in order) and applies them, so it is one call where it was one per command plus
+ * the step, and no projector's read wakes for them. The step is the projector's own (any number
+ * may run at once, each applies only what follows the checkpoint); the loop still wakes for the
+ * commands appended apart (with an Idempotency-Key), waits for that step and only acknowledges what
+ * it applied. A step that fails is left to the loop, and so is a workspace the loop does not serve.
  */
-function projectSoon(projector: Projector, runner: WorkspaceRunner): (workspace: string) => void {
+function projectSoon(projector: Projector, runner: WorkspaceRunner, most: number): ProjectSoon {
   const scheduled = new Set<string>();
-  return (workspace) => {
-    // Only the workspaces this process's projector serves: the others are another process's work.
-    if (scheduled.has(workspace) || !runner.serves(workspace)) return;
+  const pending = new Map<string, PendingAppend[]>();
+  const schedule = (workspace: string) => {
+    if (scheduled.has(workspace)) return;
     scheduled.add(workspace);
     // Before the tick's first Redis command, this immediate runs before the client sends its
     // pipeline: the step joins the appends made meanwhile, behind them.
     setImmediate(() => {
       scheduled.delete(workspace);
-      projector.stepNow(workspace).catch(() => {});
+      const waiting = pending.get(workspace) ?? [];
+      // At most one step's worth at once; the rest go in the next step, sent right behind.
+      const appends = waiting.length > most ? waiting.splice(0, most) : waiting;
+      if (appends === waiting) pending.delete(workspace);
+      else schedule(workspace);
+      projector.stepNow(workspace, appends).catch(() => {});
     });
+  };
+  return {
+    // Only the workspaces this process's projector serves: the others are another process's work.
+    serves: (workspace) => runner.serves(workspace),
+    schedule: (workspace) => {
+      if (runner.serves(workspace)) schedule(workspace);
+    },
+    append: (workspace, entry) =>
+      new Promise<string>((resolve, reject) => {
+        let waiting = pending.get(workspace);
+        if (!waiting) {
+          waiting = [];
+          pending.set(workspace, waiting);
+        }
+        waiting.push({ entry, resolve, reject });
+        schedule(workspace);
+      }),
   };
 }

@@ -62,12 +62,23 @@ export async function projectPending(
    * it refused (logging).
    */
   onStep?: StepLog,
+  /**
+   * Commands to append first, in the same step (each an entry's field, value pairs): the step
+   * appends them and applies them, so no projector's read wakes for them. `onAppended` gets their
+   * positions as soon as the step answers, before any further step; when the step cannot apply
+   * them, after `onAppended` the call fails as a failed step does, and the commands stay for the next.
+   */
+  appends?: {
+    readonly entries: readonly (readonly string[])[];
+    readonly onAppended: (positions: readonly string[]) => void;
+  },
 ): Promise<number> {
   const k = workspaceKeys(workspace);
   let total = 0;
   let ack = delivered;
+  let appending: readonly (string | number)[] = appendArgs(appends?.entries ?? []);
   for (;;) {
-    const [applied, checkpoint, more, refused] = (await runLua(
+    const [applied, checkpoint, more, refused, positions, failure] = (await runLua(
       redis,
       PROJECT,
       [
@@ -96,14 +107,32 @@ export async function projectPending(
         opts.outcomesKept,
         MAX_SKILL_SETS_PER_SKILL,
         opts.outcomesKeptMs ?? OUTCOMES_KEPT_MS,
+        ...appending,
         ...ack,
       ],
-    )) as [number, string, number, (string | number)[]?];
+    )) as [number, string, number, (string | number)[]?, string[]?, string?];
+    if (appending.length > 1) {
+      appending = NO_APPENDS;
+      appends?.onAppended(positions ?? []);
+    }
+    if (applied < 0)
+      throw new Error(`the projector step failed after appending: ${failure ?? 'unknown error'}`);
     if (applied > 0 && onStep) await onStep(applied, checkpoint, refusalsOf(refused ?? []));
     total += applied;
     ack = [];
     if (more !== 1) return total;
   }
+}
+
+const NO_APPENDS = ['0'] as const;
+
+/** The step's append arguments: their count, then each entry as its length and its field, value pairs. */
+function appendArgs(entries: readonly (readonly string[])[]): readonly (string | number)[] {
+  if (entries.length === 0) return NO_APPENDS;
+  const args: (string | number)[] = [0];
+  for (const e of entries) args.push(e.length, ...e);
+  args[0] = args.length - 1;
+  return args;
 }
 
 /** A command a step refused, as the step returns it. */
@@ -212,6 +241,13 @@ function comparePositions(a: string, b: string): number {
   return d < 0n ? -1 : d > 0n ? 1 : 0;
 }
 
+/** A command waiting to be appended by the next step `stepNow` sends: its entry's field, value pairs. */
+export interface PendingAppend {
+  readonly entry: readonly string[];
+  resolve(position: string): void;
+  reject(err: unknown): void;
+}
+
 /** The projector role: one consumer of the workspace's command stream group. */
 export class Projector {
   readonly consumer = `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
@@ -313,14 +349,42 @@ export class Projector {
   }
 
   /**
-   * A step for `workspace` now, outside the loop (an API request's command, appended just before):
-   * the loop's own wake-up for the same entries then waits for it and only acknowledges them.
+   * A step for `workspace` now, outside the loop: for the commands API requests appended just
+   * before (the loop's own wake-up for those entries then waits for it and sends nothing), and for
+   * `appends`, which the step appends itself (no projector's read wakes for those; each gets its
+   * position, or fails as its XADD would have).
    */
-  stepNow(workspace: string): Promise<number> {
-    const step = projectPending(this.redis, workspace, [], this.opts, this.stepLogger(workspace)).then(
+  stepNow(workspace: string, appends: readonly PendingAppend[] = []): Promise<number> {
+    let answered = appends.length === 0;
+    const step = projectPending(
+      this.redis,
+      workspace,
+      [],
+      this.opts,
+      this.stepLogger(workspace),
+      answered
+        ? undefined
+        : {
+            entries: appends.map((a) => a.entry),
+            onAppended: (positions) => {
+              answered = true;
+              appends.forEach((a, i) => {
+                const position = positions[i];
+                if (position) a.resolve(position);
+                else a.reject(new Error('the projector step did not append the command'));
+              });
+            },
+          },
+    ).then(
       (n) => {
         this.applied += n;
         return n;
+      },
+      (err: unknown) => {
+        // Not appended, or not known to be (the step's answer was lost): each append fails as an
+        // XADD would.
+        if (!answered) for (const a of appends) a.reject(err);
+        throw err;
       },
     );
     this.stepping.set(workspace, step);

@@ -8,8 +8,9 @@ import { describe, expect, it } from 'vitest';
 import { PROJECTOR_GROUP, workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { appliedPosition } from '../../src/adapters/redis/projection-reads.ts';
 import { commandCalls, scriptCalls, startScriptTiming } from '../../src/cli/bench/redis-time.ts';
+import { comparePositions } from '../../src/domain/values.ts';
 import { inProcessApi } from '../support/api.ts';
-import { sleep } from '../support/wait.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 
 const SERVED = 'api-soon-served';
 const OTHER = 'api-soon-other';
@@ -48,6 +49,7 @@ describe('the projector step behind the appends', () => {
       expect((await post(SERVED, 'slow-warm-up')).statusCode).toBe(201);
       await startScriptTiming(admin);
       const xacksBefore = await xacks();
+      const readsBefore = await commandCalls(admin, 'xreadgroup');
       for (let i = 0; i < 10; i++) {
         expect((await post(SERVED, `slow-${i}`)).statusCode).toBe(201);
         await sleep(30); // the loop's read wakes for the entry meanwhile
@@ -63,9 +65,84 @@ describe('the projector step behind the appends', () => {
       expect(pending).toBe(0);
       // Each step acknowledged its command; the loop acknowledged nothing again (it sent 10 more before).
       expect((await xacks()) - xacksBefore).toBe(10);
+      // Each command was appended by the step that applied it, which moved the group's delivery
+      // point past it: the loop's blocked read never woke for one (it woke 10 times before).
+      expect((await commandCalls(admin, 'xreadgroup')) - readsBefore).toBe(0);
     } finally {
       admin.disconnect();
     }
+  });
+
+  it('appends the commands without an Idempotency-Key of a tick in one step, and applies them', async () => {
+    const admin = api.server.adminClient();
+    try {
+      await admin.ping();
+      await startScriptTiming(admin);
+      const app = api.running.api!;
+      // Sent in one tick: one step takes them all (the step that applies them appends them).
+      const answers = await Promise.all(
+        Array.from({ length: 12 }, (_, i) =>
+          app.inject({
+            method: 'POST',
+            url: `/v1/workspaces/${SERVED}/contacts`,
+            payload: { id: `tick-${i}`, skills: ['k'] },
+          }),
+        ),
+      );
+      expect(answers.map((a) => a.statusCode)).toEqual(Array(12).fill(201));
+      const steps = (await scriptCalls(admin)).filter((c) => c.name === 'project');
+      expect(steps.length).toBeLessThan(12);
+      // Each at its own position, its entry as an append writes it.
+      const entries = (await api.running.redis.xrange(workspaceKeys(SERVED).commands, '-', '+')) as [
+        string,
+        string[],
+      ][];
+      const positions = answers.map((a) => (a.json() as { position: string }).position);
+      for (const [i, position] of positions.entries()) {
+        const entry = entries.find(([id]) => id === position);
+        expect(entry?.[1]).toContain('QueueContact');
+        expect(JSON.parse(entry![1][entry![1].indexOf('command') + 1]!)).toMatchObject({
+          contactId: `tick-${i}`,
+        });
+      }
+    } finally {
+      admin.disconnect();
+    }
+  });
+
+  it('answers a command whose step failed after appending it with its position, and applies it once the fault is gone', async () => {
+    const ws = SERVED;
+    const k = workspaceKeys(ws);
+    const redis = api.running.redis;
+    // The meta key (the checkpoint's hash) holds a string: every step fails on it (WRONGTYPE) after
+    // the append, outside any command's handler.
+    const admin = api.server.adminClient();
+    const aside = `${k.meta}:aside`;
+    let answer: Awaited<ReturnType<typeof post>>;
+    try {
+      await admin.rename(k.meta, aside);
+      await admin.set(k.meta, 'not a hash');
+      answer = await post(ws, 'after-fault');
+      // Appended (so not 503, and with its position) but not applied in time: 202.
+      expect(answer.statusCode).toBe(202);
+    } finally {
+      await admin.del(k.meta);
+      await admin.rename(aside, k.meta);
+      admin.disconnect();
+    }
+    const position = (answer.json() as { position: string }).position;
+    expect(position).toMatch(/^\d+-\d+$/);
+    // The loop's read woke for it (the failed step did not move the delivery point) and a later step applies it.
+    await waitFor(
+      'the command applied',
+      async () => comparePositions(await appliedPosition(redis, ws), position) >= 0,
+      {
+        timeoutMs: 15_000,
+      },
+    );
+    const outcomes = (await redis.xrange(k.outcomes, '-', '+')) as [string, string[]][];
+    expect(outcomes.filter(([, f]) => f[f.indexOf('position') + 1] === position)).toHaveLength(1);
+    expect(await redis.hexists(k.contacts, 'after-fault')).toBe(1);
   });
 
   it('leaves the commands of a workspace no projector here serves to the one that serves it', async () => {

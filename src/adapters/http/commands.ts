@@ -17,7 +17,13 @@ import {
 import { DEFAULT_PREFERRED_FOR_MS, DEFAULT_SETTINGS } from '../../domain/model.ts';
 import { DEFAULT_CHANNEL } from '../../domain/values.ts';
 import { waitForReplicas } from '../redis/client.ts';
-import { type Appended, appendCommand, type CommandOutcome, fingerprintOf } from '../redis/command-log.ts';
+import {
+  type Appended,
+  type AppendSoon,
+  appendCommand,
+  type CommandOutcome,
+  fingerprintOf,
+} from '../redis/command-log.ts';
 import { workspaceKeys } from '../redis/keys.ts';
 import { AgentParams, ContactParams, IdempotencyKey, WorkspaceParams } from './params.ts';
 import {
@@ -216,24 +222,34 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
     // record its outcome before the append's reply is back here, and the tail hands an outcome
     // only to the waiters it has when it reads that outcome.
     const waiting = tail.waitOutcome(commandId, config.commandTimeoutMs);
-    projectSoon?.(s.ws);
+    // With this process's projector serving the workspace, a command without an Idempotency-Key
+    // is appended by the step that applies it; any other is appended here, that step behind it.
+    let soon: AppendSoon | undefined;
+    if (projectSoon?.serves(s.ws)) {
+      if (s.idempotencyKey === undefined) soon = (entry) => projectSoon.append(s.ws, entry);
+      else projectSoon.schedule(s.ws);
+    }
     let appended: Appended;
     try {
-      appended = await appendCommand(redis, {
-        workspace: s.ws,
-        command: s.command,
-        commandId,
-        ...(s.idempotencyKey !== undefined
-          ? {
-              idempotencyKey: s.idempotencyKey,
-              fingerprint: fingerprintOf(req.method, req.routeOptions.url, req.params, req.body ?? null),
-            }
-          : {}),
-        requestId: req.id,
-        // Who sent it (src/adapters/http/auth.ts): the projector puts both into every fact's meta.
-        ...(req.principal ? { keyId: req.principal.keyId, role: req.principal.role } : {}),
-        idempotencyTtlS: config.idempotencyTtlS,
-      });
+      appended = await appendCommand(
+        redis,
+        {
+          workspace: s.ws,
+          command: s.command,
+          commandId,
+          ...(s.idempotencyKey !== undefined
+            ? {
+                idempotencyKey: s.idempotencyKey,
+                fingerprint: fingerprintOf(req.method, req.routeOptions.url, req.params, req.body ?? null),
+              }
+            : {}),
+          requestId: req.id,
+          // Who sent it (src/adapters/http/auth.ts): the projector puts both into every fact's meta.
+          ...(req.principal ? { keyId: req.principal.keyId, role: req.principal.role } : {}),
+          idempotencyTtlS: config.idempotencyTtlS,
+        },
+        soon,
+      );
     } catch (err) {
       waiting.cancel();
       // Appended or not (the reply was lost): the failure's line names the id it was sent with.

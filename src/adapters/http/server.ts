@@ -43,6 +43,16 @@ import { queryRoutes } from './queries.ts';
 import { installRequestLog } from './request-log.ts';
 import { type StateAt, stateRoutes } from './state.ts';
 
+/** A step of this process's projector right behind a tick's appends (src/app/composition-root.ts). */
+export interface ProjectSoon {
+  /** Whether this process's projector serves the workspace: only then are `append` and `schedule` of use. */
+  serves(workspace: string): boolean;
+  /** A step for the workspace's commands appended in this tick, sent right behind them. */
+  schedule(workspace: string): void;
+  /** Appends the entry (field, value pairs) in that step, which applies it: resolves with its position. */
+  append(workspace: string, entry: readonly string[]): Promise<string>;
+}
+
 /** The part of the configuration the API reads (src/app/config.ts documents each). */
 export interface ApiSettings extends LimitSettings {
   readonly commandTimeoutMs: number;
@@ -73,10 +83,10 @@ export interface ApiDeps {
   readonly roles: () => RoleReport;
   readonly version: string;
   /**
-   * With the projector role in this process: asks for the workspace's new commands to be applied
-   * right behind this tick's appends (src/app/composition-root.ts), so the outcome comes sooner.
+   * With the projector role in this process: the workspace's new commands applied right behind
+   * this tick's appends (src/app/composition-root.ts), so the outcome comes sooner.
    */
-  readonly projectSoon?: (workspace: string) => void;
+  readonly projectSoon?: ProjectSoon;
   /** The event history (GET /events, a live feed's replay): across the archive when there is one. */
   readonly history?: EventHistory;
   /** The state at an event position (GET /state?at=): the composition root's replay (src/audit/state-at.ts). */

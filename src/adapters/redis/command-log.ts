@@ -47,21 +47,47 @@ function plainAppend(
   commandId: string,
   command: object,
   attributes: unknown,
+  soon: AppendSoon | undefined,
 ): Promise<unknown[]> {
+  const fields = entryFields(req, commandId, command, attributes);
+  const appended = soon ? soon(fields) : redis.xadd(stream, '*', ...fields);
+  return appended.then((position) => [position, commandId, 0, '', '']);
+}
+
+function entryFields(req: AppendRequest, commandId: string, command: object, attributes: unknown): string[] {
   const fields = ['type', req.command.type, 'commandId', commandId, 'command', JSON.stringify(command)];
   if (attributes !== undefined) fields.push('attributes', JSON.stringify(attributes));
   if (req.requestId) fields.push('requestId', req.requestId);
   if (req.keyId) fields.push('keyId', req.keyId);
   if (req.role) fields.push('role', req.role);
-  return redis.xadd(stream, '*', ...fields).then((position) => [position, commandId, 0, '', '']);
+  return fields;
 }
+
+/**
+ * A command's entry as an append without an Idempotency-Key writes it (field, value pairs), for a
+ * projector step to append (projectPending's `appends`).
+ */
+export function commandEntry(req: Omit<AppendRequest, 'idempotencyKey' | 'fingerprint'>): string[] {
+  const { attributes, ...rest } = req.command as Command & { attributes?: unknown };
+  return entryFields(req, req.commandId ?? randomUUID(), rest, attributes);
+}
+
+/**
+ * Appends a command's entry (field, value pairs) some other way than an XADD of its own: the
+ * projector step that applies it appends it (src/app/composition-root.ts). Resolves with its position.
+ */
+export type AppendSoon = (entry: readonly string[]) => Promise<string>;
 
 /** When this process last marked each workspace active: at most once a second each. */
 const markedActive = new Map<string, number>();
 const knownWorkspaces = new Set<string>();
 
 /** Appends a command to its workspace's stream; with an Idempotency-Key, a repeat appends nothing. */
-export async function appendCommand(redis: RedisClient, req: AppendRequest): Promise<Appended> {
+export async function appendCommand(
+  redis: RedisClient,
+  req: AppendRequest,
+  soon?: AppendSoon,
+): Promise<Appended> {
   const keys = workspaceKeys(req.workspace);
   const commandId = req.commandId ?? randomUUID();
   const { attributes, ...rest } = req.command as Command & { attributes?: unknown };
@@ -80,10 +106,10 @@ export async function appendCommand(redis: RedisClient, req: AppendRequest): Pro
     marks.push(redis.zadd(globalKeys.activeWorkspaces, now, req.workspace));
   }
   // Without an Idempotency-Key there is nothing to look up: one XADD, with the same fields the
-  // append step writes (a Lua step costs Redis several times what the XADD does).
+  // append step writes (a Lua step costs Redis several times what the XADD does), or `soon`.
   const appended =
     idem === ''
-      ? plainAppend(redis, keys.commands, req, commandId, rest, attributes)
+      ? plainAppend(redis, keys.commands, req, commandId, rest, attributes, soon)
       : runLua(
           redis,
           APPEND,

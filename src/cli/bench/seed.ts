@@ -9,7 +9,7 @@
  */
 
 import { connectRedis } from '../../adapters/redis/client.ts';
-import { appendCommand } from '../../adapters/redis/command-log.ts';
+import { commandEntry } from '../../adapters/redis/command-log.ts';
 import { workspaceKeys } from '../../adapters/redis/keys.ts';
 import type { RedisClient } from '../../adapters/redis/scripts.ts';
 import { defaultDispatcherOptions, dispatchPending } from '../../dispatcher/dispatcher.ts';
@@ -197,16 +197,22 @@ async function seedRun(
         // Zero handle time: every assigned contact completes at once (an offer is accepted
         // first: both are sent in this order on one connection); projecting the completions
         // puts the agents back in the availability sets (and on the work list).
+        // The step appends them itself, as the API's step does for commands without an Idempotency-Key.
         const done = await takeAssigned(conn);
-        await Promise.all(
-          done.flatMap(({ contactId, agentId }) => [
-            ...(o.offers
-              ? [appendCommand(conn, { workspace, command: { type: 'AcceptOffer', contactId, agentId } })]
-              : []),
-            appendCommand(conn, { workspace, command: { type: 'CompleteContact', contactId } }),
-          ]),
+        const entries = done.flatMap(({ contactId, agentId }) => [
+          ...(o.offers
+            ? [commandEntry({ workspace, command: { type: 'AcceptOffer', contactId, agentId } })]
+            : []),
+          commandEntry({ workspace, command: { type: 'CompleteContact', contactId } }),
+        ]);
+        const applied = await projectPending(
+          conn,
+          workspace,
+          [],
+          projectOpts,
+          undefined,
+          entries.length > 0 ? { entries, onAppended: () => {} } : undefined,
         );
-        const applied = await projectPending(conn, workspace, [], projectOpts);
         idleStreak = made === 0 && done.length === 0 && applied === 0 ? idleStreak + 1 : 0;
       }
     };

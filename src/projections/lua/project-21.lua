@@ -26,13 +26,20 @@
   ARGV[3] consumer group                ARGV[7] ms an outcome is kept (approximate; it only serves
   ARGV[4] most commands to apply                requests waiting for it, and repeats of an
                                                 Idempotency-Key read the copy in KEYS[18])
-  ARGV[8..] entries delivered to the caller, to acknowledge
+  ARGV[8]  n: how many of the arguments after it are commands to append before applying (0: none)
+  ARGV[9..8+n] those commands, each as its number of arguments k and then k of them (the entry's
+           field, value pairs, as an append writes them): one step appends them, in this order, and
+           applies them, so the group never delivers them (the step moves its delivery point past
+           them) and no projector wakes for them
+  ARGV[9+n..] entries delivered to the caller, to acknowledge
 
   A command that cannot be applied (unknown type, a body of the wrong shape) becomes a
   CommandRejected fact with nothing else written, and the checkpoint moves past it: one entry
   never stops the stream. Handlers check everything they need before their first write.
 
-  Returns {applied count, checkpoint, more (0|1), refused: {position, status, problem type, title, ...}}.
+  Returns {applied count, checkpoint, more (0|1), refused: {position, status, problem type, title, ...},
+  appended: {position, ...}}; when applying fails after the appends (they stay: they are the
+  stream's), {-1, '', 0, {}, appended, error}, and the next step applies them.
 ]]
 --@include "globals"
 -- The file runs as a Redis Function too (src/adapters/redis/scripts.ts): the top level only
@@ -879,8 +886,22 @@ local function apply(f, at, pos, meta)
   return outcome, c
 end
 
+-- The commands ARGV[8] announces, appended in order; returns their positions and the index of the
+-- first delivered entry.
+local function append_commands(ARGV)
+  local last = 8 + (tonumber(ARGV[8]) or 0)
+  local positions = {}
+  local i = 9
+  while i <= last do
+    local k = tonumber(ARGV[i])
+    positions[#positions + 1] = redis.call('XADD', K_COMMANDS, '*', unpack(ARGV, i + 1, i + k))
+    i = i + 1 + k
+  end
+  return positions, last + 1
+end
+
 -- Applies the commands after the checkpoint (see the header for what it returns).
-local function run(ARGV)
+local function run(ARGV, first_delivered)
   local checkpoint = redis.call('HGET', K_META, 'applied') or '0-0'
   local last_outcome
   local entries = redis.call('XRANGE', K_COMMANDS, '(' .. checkpoint, '+', 'COUNT', MAX)
@@ -941,7 +962,7 @@ local function run(ARGV)
     redis.call('XGROUP', 'SETID', K_COMMANDS, GROUP, checkpoint)
   end
   local delivered = {}
-  for i = 8, #ARGV do delivered[#delivered + 1] = ARGV[i] end
+  for i = first_delivered, #ARGV do delivered[#delivered + 1] = ARGV[i] end
   if #delivered > 0 then redis.call('XACK', K_COMMANDS, GROUP, unpack(delivered)) end
   local more = 0
   if #entries == MAX then more = 1 end
@@ -965,7 +986,16 @@ local function step(KEYS, ARGV)
   ended_queues, ended_order = {}, {}
   deferred_reset()
   routing_reset()
-  return run(ARGV)
+  local appended, first_delivered = append_commands(ARGV)
+  if #appended == 0 then return run(ARGV, first_delivered) end
+  -- The appended commands are the caller's to name whatever happens next: a failure to apply
+  -- them is answered, not raised (handlers write nothing before their checks pass).
+  local ok, result = pcall(run, ARGV, first_delivered)
+  if not ok then
+    return { -1, '', 0, {}, appended, type(result) == 'table' and (result.err or '?') or tostring(result) }
+  end
+  result[5] = appended
+  return result
 end
 
 return step(KEYS, ARGV)
