@@ -273,16 +273,14 @@ function intervalsRunner(redis: RedisClient, config: Config, log: Logger): Works
 }
 
 /**
- * With the projector role in the API's process: the commands a tick appends are applied by a
- * projector step sent right behind them, instead of after the projector loop's read wakes up and
- * sends its step: the hop from Redis to this process and back (its read's answer, then its step) is
- * gone from between a command and its outcome. A command without an Idempotency-Key is not even
- * appended on its own: the tick's such commands of a workspace go to Redis in that step, which
- * appends them (in order) and applies them, so it is one call where it was one per command plus
- * the step, and no projector's read wakes for them. The step is the projector's own (any number
- * may run at once, each applies only what follows the checkpoint); the loop still wakes for the
- * commands appended apart (with an Idempotency-Key), waits for that step and only acknowledges what
- * it applied. A step that fails is left to the loop, and so is a workspace the loop does not serve.
+ * With the projector role in the API's process, the commands of a workspace this process's
+ * projector serves are not appended on their own: a tick's commands go to Redis together, in one
+ * projector step sent at the end of the tick, which appends them in order (looking their
+ * Idempotency-Keys up as an append does) and applies them. That is one call where there was an
+ * append per command and then the step, the outcomes come one hop sooner than from the projector
+ * loop's read, and no projector's read wakes for them. The step is the projector's own (any number
+ * may run at once, each applies only what follows the checkpoint). A step that fails after
+ * appending is left to the loop, and a workspace the loop does not serve to the process that does.
  */
 function projectSoon(projector: Projector, runner: WorkspaceRunner, most: number): ProjectSoon {
   const scheduled = new Set<string>();
@@ -290,8 +288,7 @@ function projectSoon(projector: Projector, runner: WorkspaceRunner, most: number
   const schedule = (workspace: string) => {
     if (scheduled.has(workspace)) return;
     scheduled.add(workspace);
-    // Before the tick's first Redis command, this immediate runs before the client sends its
-    // pipeline: the step joins the appends made meanwhile, behind them.
+    // An immediate runs after the tick's requests have asked for their appends.
     setImmediate(() => {
       scheduled.delete(workspace);
       const waiting = pending.get(workspace) ?? [];
@@ -305,17 +302,14 @@ function projectSoon(projector: Projector, runner: WorkspaceRunner, most: number
   return {
     // Only the workspaces this process's projector serves: the others are another process's work.
     serves: (workspace) => runner.serves(workspace),
-    schedule: (workspace) => {
-      if (runner.serves(workspace)) schedule(workspace);
-    },
-    append: (workspace, entry) =>
-      new Promise<string>((resolve, reject) => {
+    append: (workspace, append) =>
+      new Promise<unknown[]>((resolve, reject) => {
         let waiting = pending.get(workspace);
         if (!waiting) {
           waiting = [];
           pending.set(workspace, waiting);
         }
-        waiting.push({ entry, resolve, reject });
+        waiting.push({ append, resolve, reject });
         schedule(workspace);
       }),
   };

@@ -1,12 +1,13 @@
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { BlockingLoops, raceBlocking, STOPPED } from '../adapters/redis/client.ts';
+import type { StepAppend } from '../adapters/redis/command-log.ts';
 import { PROJECTOR_GROUP, routingIndexKeys, workspaceKeys } from '../adapters/redis/keys.ts';
 import { luaScript, type RedisClient, runLua } from '../adapters/redis/scripts.ts';
 import { MAX_SKILL_SETS_PER_SKILL } from '../domain/model.ts';
 
 /** The projector's one Lua step (its file documents its keys and arguments). */
-const PROJECT = luaScript('project', new URL('./lua/project-21.lua', import.meta.url));
+const PROJECT = luaScript('project', new URL('./lua/project-22.lua', import.meta.url));
 
 export interface ProjectorOptions {
   /** Most commands applied by one Lua step. */
@@ -63,14 +64,15 @@ export async function projectPending(
    */
   onStep?: StepLog,
   /**
-   * Commands to append first, in the same step (each an entry's field, value pairs): the step
-   * appends them and applies them, so no projector's read wakes for them. `onAppended` gets their
-   * positions as soon as the step answers, before any further step; when the step cannot apply
-   * them, after `onAppended` the call fails as a failed step does, and the commands stay for the next.
+   * Commands to append first, in the same step: the step appends them (a repeated Idempotency-Key
+   * appends nothing) and applies them, so no projector's read wakes for them. `onAppended` gets
+   * their answers (as append-command-4.lua's) as soon as the step answers, before any further
+   * step; when the step cannot apply them, after `onAppended` the call fails as a failed step
+   * does, and the commands stay for the next.
    */
   appends?: {
-    readonly entries: readonly (readonly string[])[];
-    readonly onAppended: (positions: readonly string[]) => void;
+    readonly entries: readonly StepAppend[];
+    readonly onAppended: (answers: readonly unknown[][]) => void;
   },
 ): Promise<number> {
   const k = workspaceKeys(workspace);
@@ -78,7 +80,7 @@ export async function projectPending(
   let ack = delivered;
   let appending: readonly (string | number)[] = appendArgs(appends?.entries ?? []);
   for (;;) {
-    const [applied, checkpoint, more, refused, positions, failure] = (await runLua(
+    const [applied, checkpoint, more, refused, answers, failure] = (await runLua(
       redis,
       PROJECT,
       [
@@ -98,6 +100,7 @@ export async function projectPending(
         k.finished,
         k.timers,
         k.ended,
+        k.idempotencyExpiry,
       ],
       [
         k.prefix,
@@ -110,10 +113,10 @@ export async function projectPending(
         ...appending,
         ...ack,
       ],
-    )) as [number, string, number, (string | number)[]?, string[]?, string?];
+    )) as [number, string, number, (string | number)[]?, unknown[][]?, string?];
     if (appending.length > 1) {
       appending = NO_APPENDS;
-      appends?.onAppended(positions ?? []);
+      appends?.onAppended(answers ?? []);
     }
     if (applied < 0)
       throw new Error(`the projector step failed after appending: ${failure ?? 'unknown error'}`);
@@ -126,11 +129,12 @@ export async function projectPending(
 
 const NO_APPENDS = ['0'] as const;
 
-/** The step's append arguments: their count, then each entry as its length and its field, value pairs. */
-function appendArgs(entries: readonly (readonly string[])[]): readonly (string | number)[] {
-  if (entries.length === 0) return NO_APPENDS;
+/** The step's append arguments (project-22.lua ARGV[8]): their count, then each command's. */
+function appendArgs(appends: readonly StepAppend[]): readonly (string | number)[] {
+  if (appends.length === 0) return NO_APPENDS;
   const args: (string | number)[] = [0];
-  for (const e of entries) args.push(e.length, ...e);
+  for (const a of appends)
+    args.push(a.entry.length, a.idempotencyKey, a.fingerprint, a.idempotencyTtlS, a.commandId, ...a.entry);
   args[0] = args.length - 1;
   return args;
 }
@@ -241,10 +245,11 @@ function comparePositions(a: string, b: string): number {
   return d < 0n ? -1 : d > 0n ? 1 : 0;
 }
 
-/** A command waiting to be appended by the next step `stepNow` sends: its entry's field, value pairs. */
+/** A command waiting to be appended by the next step `stepNow` sends. */
 export interface PendingAppend {
-  readonly entry: readonly string[];
-  resolve(position: string): void;
+  readonly append: StepAppend;
+  /** With append-command-4.lua's answer. */
+  resolve(answer: unknown[]): void;
   reject(err: unknown): void;
 }
 
@@ -365,12 +370,12 @@ export class Projector {
       answered
         ? undefined
         : {
-            entries: appends.map((a) => a.entry),
-            onAppended: (positions) => {
+            entries: appends.map((a) => a.append),
+            onAppended: (answers) => {
               answered = true;
               appends.forEach((a, i) => {
-                const position = positions[i];
-                if (position) a.resolve(position);
+                const answer = answers[i];
+                if (answer) a.resolve(answer);
                 else a.reject(new Error('the projector step did not append the command'));
               });
             },

@@ -73,38 +73,53 @@ describe('the projector step behind the appends', () => {
     }
   });
 
-  it('appends the commands without an Idempotency-Key of a tick in one step, and applies them', async () => {
+  it("appends a tick's commands in one step, Idempotency-Keys looked up there, and applies them", async () => {
     const admin = api.server.adminClient();
     try {
       await admin.ping();
       await startScriptTiming(admin);
       const app = api.running.api!;
-      // Sent in one tick: one step takes them all (the step that applies them appends them).
-      const answers = await Promise.all(
-        Array.from({ length: 12 }, (_, i) =>
-          app.inject({
-            method: 'POST',
-            url: `/v1/workspaces/${SERVED}/contacts`,
-            payload: { id: `tick-${i}`, skills: ['k'] },
-          }),
-        ),
-      );
-      expect(answers.map((a) => a.statusCode)).toEqual(Array(12).fill(201));
-      const steps = (await scriptCalls(admin)).filter((c) => c.name === 'project');
-      expect(steps.length).toBeLessThan(12);
-      // Each at its own position, its entry as an append writes it.
+      const send = (i: number, key?: string) =>
+        app.inject({
+          method: 'POST',
+          url: `/v1/workspaces/${SERVED}/contacts`,
+          payload: { id: `tick-${i}`, skills: ['k'] },
+          ...(key ? { headers: { 'idempotency-key': key } } : {}),
+        });
+      // Sent in one tick: one step takes them all (the step that applies them appends them); half
+      // carry an Idempotency-Key, and the last repeats the first key.
+      const answers = await Promise.all([
+        ...Array.from({ length: 12 }, (_, i) => send(i, i % 2 === 0 ? `tick-key-${i}` : undefined)),
+        send(0, 'tick-key-0'),
+      ]);
+      expect(answers.map((a) => a.statusCode)).toEqual(Array(13).fill(201));
+      const calls = await scriptCalls(admin);
+      expect(calls.filter((c) => c.name === 'project').length).toBeLessThan(12);
+      // No append of its own for any of them, keyed or not.
+      expect(calls.filter((c) => c.name === 'append')).toEqual([]);
+      // Each at its own position, its entry as an append writes it; the repeat at the first's.
       const entries = (await api.running.redis.xrange(workspaceKeys(SERVED).commands, '-', '+')) as [
         string,
         string[],
       ][];
       const positions = answers.map((a) => (a.json() as { position: string }).position);
-      for (const [i, position] of positions.entries()) {
-        const entry = entries.find(([id]) => id === position);
-        expect(entry?.[1]).toContain('QueueContact');
-        expect(JSON.parse(entry![1][entry![1].indexOf('command') + 1]!)).toMatchObject({
-          contactId: `tick-${i}`,
-        });
+      expect(positions[12]).toBe(positions[0]);
+      expect(new Set(positions).size).toBe(12);
+      for (const [i, position] of positions.slice(0, 12).entries()) {
+        const [, fields] = entries.find(([id]) => id === position)!;
+        expect(fields.slice(0, 2)).toEqual(['type', 'QueueContact']);
+        expect(JSON.parse(fields[fields.indexOf('command') + 1]!)).toMatchObject({ contactId: `tick-${i}` });
+        const key = fields.indexOf('idempotencyKey');
+        expect(key < 0 ? undefined : fields[key + 1]).toBe(i % 2 === 0 ? `tick-key-${i}` : undefined);
       }
+      // The key's record names the first command, as an append's does.
+      const record = JSON.parse(
+        (await api.running.redis.hget(workspaceKeys(SERVED).idempotency, 'tick-key-0'))!,
+      );
+      expect(record.position).toBe(positions[0]);
+      expect(
+        await api.running.redis.zscore(workspaceKeys(SERVED).idempotencyExpiry, 'tick-key-0'),
+      ).not.toBeNull();
     } finally {
       admin.disconnect();
     }

@@ -222,13 +222,11 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
     // record its outcome before the append's reply is back here, and the tail hands an outcome
     // only to the waiters it has when it reads that outcome.
     const waiting = tail.waitOutcome(commandId, config.commandTimeoutMs);
-    // With this process's projector serving the workspace, a command without an Idempotency-Key
-    // is appended by the step that applies it; any other is appended here, that step behind it.
-    let soon: AppendSoon | undefined;
-    if (projectSoon?.serves(s.ws)) {
-      if (s.idempotencyKey === undefined) soon = (entry) => projectSoon.append(s.ws, entry);
-      else projectSoon.schedule(s.ws);
-    }
+    // With this process's projector serving the workspace, the step that applies the command
+    // appends it (and looks its Idempotency-Key up).
+    const soon: AppendSoon | undefined = projectSoon?.serves(s.ws)
+      ? (append) => projectSoon.append(s.ws, append)
+      : undefined;
     let appended: Appended;
     try {
       appended = await appendCommand(

@@ -8,6 +8,7 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import type { Logger } from 'pino';
+import type { StepAppend } from '../redis/command-log.ts';
 import type { EventHistory } from '../redis/event-log.ts';
 import type { RedisWatch } from '../redis/health-watch.ts';
 import type { RedisClient } from '../redis/scripts.ts';
@@ -45,12 +46,13 @@ import { type StateAt, stateRoutes } from './state.ts';
 
 /** A step of this process's projector right behind a tick's appends (src/app/composition-root.ts). */
 export interface ProjectSoon {
-  /** Whether this process's projector serves the workspace: only then are `append` and `schedule` of use. */
+  /** Whether this process's projector serves the workspace: only then is `append` of use. */
   serves(workspace: string): boolean;
-  /** A step for the workspace's commands appended in this tick, sent right behind them. */
-  schedule(workspace: string): void;
-  /** Appends the entry (field, value pairs) in that step, which applies it: resolves with its position. */
-  append(workspace: string, entry: readonly string[]): Promise<string>;
+  /**
+   * Appends the command in the workspace's next projector step, sent at the end of this tick with
+   * the tick's other commands, which applies it: resolves as append-command-4.lua answers.
+   */
+  append(workspace: string, append: StepAppend): Promise<unknown[]>;
 }
 
 /** The part of the configuration the API reads (src/app/config.ts documents each). */

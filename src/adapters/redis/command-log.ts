@@ -40,43 +40,44 @@ export function fingerprintOf(...parts: readonly unknown[]): string {
   return createHash('sha256').update(JSON.stringify(parts)).digest('base64url').slice(0, 22);
 }
 
-function plainAppend(
-  redis: RedisClient,
-  stream: string,
-  req: AppendRequest,
-  commandId: string,
-  command: object,
-  attributes: unknown,
-  soon: AppendSoon | undefined,
-): Promise<unknown[]> {
-  const fields = entryFields(req, commandId, command, attributes);
-  const appended = soon ? soon(fields) : redis.xadd(stream, '*', ...fields);
-  return appended.then((position) => [position, commandId, 0, '', '']);
-}
-
-function entryFields(req: AppendRequest, commandId: string, command: object, attributes: unknown): string[] {
-  const fields = ['type', req.command.type, 'commandId', commandId, 'command', JSON.stringify(command)];
-  if (attributes !== undefined) fields.push('attributes', JSON.stringify(attributes));
-  if (req.requestId) fields.push('requestId', req.requestId);
-  if (req.keyId) fields.push('keyId', req.keyId);
-  if (req.role) fields.push('role', req.role);
-  return fields;
+/**
+ * A command as a projector step appends it (projectPending's `appends`; project-22.lua ARGV[8]):
+ * its entry's field, value pairs, as append-command-4.lua writes them, and what that script is
+ * given besides for an Idempotency-Key.
+ */
+export interface StepAppend {
+  readonly entry: readonly string[];
+  readonly commandId: string;
+  /** '' for none. */
+  readonly idempotencyKey: string;
+  readonly fingerprint: string;
+  readonly idempotencyTtlS: number;
 }
 
 /**
- * A command's entry as an append without an Idempotency-Key writes it (field, value pairs), for a
- * projector step to append (projectPending's `appends`).
+ * Appends a command some other way than on its own: the projector step that applies it appends it
+ * (src/app/composition-root.ts). Resolves as append-command-4.lua answers: position, command id,
+ * repeated (0|1), the first request's fingerprint, its outcome or ''.
  */
-export function commandEntry(req: Omit<AppendRequest, 'idempotencyKey' | 'fingerprint'>): string[] {
+export type AppendSoon = (append: StepAppend) => Promise<unknown[]>;
+
+/** The command's entry, fields in the order append-command-4.lua writes them. */
+export function stepAppend(req: AppendRequest, commandId = req.commandId ?? randomUUID()): StepAppend {
   const { attributes, ...rest } = req.command as Command & { attributes?: unknown };
-  return entryFields(req, req.commandId ?? randomUUID(), rest, attributes);
+  const entry = ['type', req.command.type, 'commandId', commandId, 'command', JSON.stringify(rest)];
+  if (req.idempotencyKey) entry.push('idempotencyKey', req.idempotencyKey);
+  if (attributes !== undefined) entry.push('attributes', JSON.stringify(attributes));
+  if (req.requestId) entry.push('requestId', req.requestId);
+  if (req.keyId) entry.push('keyId', req.keyId);
+  if (req.role) entry.push('role', req.role);
+  return {
+    entry,
+    commandId,
+    idempotencyKey: req.idempotencyKey ?? '',
+    fingerprint: req.fingerprint ?? '',
+    idempotencyTtlS: req.idempotencyTtlS ?? 86_400,
+  };
 }
-
-/**
- * Appends a command's entry (field, value pairs) some other way than an XADD of its own: the
- * projector step that applies it appends it (src/app/composition-root.ts). Resolves with its position.
- */
-export type AppendSoon = (entry: readonly string[]) => Promise<string>;
 
 /** When this process last marked each workspace active: at most once a second each. */
 const markedActive = new Map<string, number>();
@@ -90,7 +91,6 @@ export async function appendCommand(
 ): Promise<Appended> {
   const keys = workspaceKeys(req.workspace);
   const commandId = req.commandId ?? randomUUID();
-  const { attributes, ...rest } = req.command as Command & { attributes?: unknown };
   const fingerprint = req.fingerprint ?? '';
   const idem = req.idempotencyKey ?? '';
   // Registry marks are sent without waiting, so concurrent appends from one client reach Redis
@@ -105,29 +105,35 @@ export async function appendCommand(
     markedActive.set(req.workspace, now);
     marks.push(redis.zadd(globalKeys.activeWorkspaces, now, req.workspace));
   }
-  // Without an Idempotency-Key there is nothing to look up: one XADD, with the same fields the
-  // append step writes (a Lua step costs Redis several times what the XADD does), or `soon`.
-  const appended =
-    idem === ''
-      ? plainAppend(redis, keys.commands, req, commandId, rest, attributes, soon)
-      : runLua(
-          redis,
-          APPEND,
-          [keys.commands, keys.idempotency, keys.idempotencyExpiry, keys.idempotencyOutcomes],
-          [
-            keys.prefix,
-            req.command.type,
-            commandId,
-            JSON.stringify(rest),
-            idem,
-            fingerprint,
-            req.idempotencyTtlS ?? 86_400,
-            req.requestId ?? '',
-            attributes === undefined ? '' : JSON.stringify(attributes),
-            req.keyId ?? '',
-            req.role ?? '',
-          ],
-        );
+  // `soon`: the projector step that applies it appends it. Otherwise, without an Idempotency-Key
+  // there is nothing to look up: one XADD, with the fields the append step writes (a Lua step
+  // costs Redis several times what the XADD does).
+  let appended: Promise<unknown[]>;
+  if (soon) appended = soon(stepAppend(req, commandId));
+  else if (idem === '') {
+    const { entry } = stepAppend(req, commandId);
+    appended = redis.xadd(keys.commands, '*', ...entry).then((position) => [position, commandId, 0, '', '']);
+  } else {
+    const { attributes, ...rest } = req.command as Command & { attributes?: unknown };
+    appended = runLua(
+      redis,
+      APPEND,
+      [keys.commands, keys.idempotency, keys.idempotencyExpiry, keys.idempotencyOutcomes],
+      [
+        keys.prefix,
+        req.command.type,
+        commandId,
+        JSON.stringify(rest),
+        idem,
+        fingerprint,
+        req.idempotencyTtlS ?? 86_400,
+        req.requestId ?? '',
+        attributes === undefined ? '' : JSON.stringify(attributes),
+        req.keyId ?? '',
+        req.role ?? '',
+      ],
+    ) as Promise<unknown[]>;
+  }
   // The marks are best effort (they only tell workers which workspaces to serve): a failing
   // one is tried again with the next command and never fails the request.
   for (const m of marks) {

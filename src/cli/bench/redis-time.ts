@@ -33,14 +33,15 @@ export async function scriptCalls(redis: RedisClient): Promise<ScriptCall[]> {
   }
   const out: ScriptCall[] = [];
   for (const node of masters(redis)) {
-    const entries = (await node.slowlog('GET', 1_000_000)) as [number, number, number, string[]][];
-    for (const [, , us, args] of entries) {
+    const entries = (await node.slowlog('GET', 1_000_000)) as [number, number, number, string[], string][];
+    for (const [, , us, args, client] of entries) {
       // EVALSHA <sha> | FCALL <name>, <numkeys> <first key> ...; a command appended without an
       // Idempotency-Key is a plain XADD <command stream> (the append step's work without the step).
+      // The commands a step runs are logged too, from client "?:0": they are the step's time.
       const command = args[0]?.toLowerCase();
       const name = command === 'evalsha' || command === 'fcall' ? names.get(args[1] ?? '') : undefined;
       if (name) out.push({ name, firstKey: args[3] ?? '', us });
-      else if (command === 'xadd' && args[1]?.endsWith(':commands'))
+      else if (command === 'xadd' && client !== '?:0' && args[1]?.endsWith(':commands'))
         out.push({ name: 'append', firstKey: args[1], us });
     }
     await node.config('SET', 'slowlog-log-slower-than', '10000');

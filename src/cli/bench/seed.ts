@@ -9,7 +9,7 @@
  */
 
 import { connectRedis } from '../../adapters/redis/client.ts';
-import { commandEntry } from '../../adapters/redis/command-log.ts';
+import { stepAppend } from '../../adapters/redis/command-log.ts';
 import { workspaceKeys } from '../../adapters/redis/keys.ts';
 import type { RedisClient } from '../../adapters/redis/scripts.ts';
 import { defaultDispatcherOptions, dispatchPending } from '../../dispatcher/dispatcher.ts';
@@ -201,9 +201,9 @@ async function seedRun(
         const done = await takeAssigned(conn);
         const entries = done.flatMap(({ contactId, agentId }) => [
           ...(o.offers
-            ? [commandEntry({ workspace, command: { type: 'AcceptOffer', contactId, agentId } })]
+            ? [stepAppend({ workspace, command: { type: 'AcceptOffer', contactId, agentId } })]
             : []),
-          commandEntry({ workspace, command: { type: 'CompleteContact', contactId } }),
+          stepAppend({ workspace, command: { type: 'CompleteContact', contactId } }),
         ]);
         const applied = await projectPending(
           conn,

@@ -24,28 +24,14 @@ local K_COMMANDS, K_IDEM, K_IDEM_EXPIRY, K_IDEM_OUTCOMES = KEYS[1], KEYS[2], KEY
 local idem = ARGV[5]
 
 --@include "time"
+--@include "idempotency"
 
 local now = now_ms()
 
--- Forget a few expired records on every append, so the hash stays bounded by the key lifetime.
--- This only bounds the hash: a record past its lifetime is already forgotten when read (below).
-local expired = redis.call('ZRANGEBYSCORE', K_IDEM_EXPIRY, '-inf', string.format('%d', now), 'LIMIT', 0, 16)
-if #expired > 0 then
-  redis.call('HDEL', K_IDEM, unpack(expired))
-  redis.call('HDEL', K_IDEM_OUTCOMES, unpack(expired))
-  redis.call('ZREM', K_IDEM_EXPIRY, unpack(expired))
-end
-
+idem_purge(now)
 if idem ~= '' then
-  local rec = redis.call('HGET', K_IDEM, idem)
-  -- A record past its lifetime but not purged yet is forgotten: the key is new again, and the
-  -- record is replaced below.
-  local expires = rec and tonumber(redis.call('ZSCORE', K_IDEM_EXPIRY, idem))
-  if expires and expires <= now then rec = false end
-  if rec then
-    local r = cjson.decode(rec)
-    return { r.position, r.commandId, 1, r.fingerprint or '', redis.call('HGET', K_IDEM_OUTCOMES, idem) or '' }
-  end
+  local first = idem_first(idem, now)
+  if first then return first end
 end
 local fields = { 'type', ARGV[2], 'commandId', ARGV[3], 'command', ARGV[4] }
 if idem ~= '' then
@@ -69,9 +55,5 @@ if (ARGV[11] or '') ~= '' then
   fields[#fields + 1] = ARGV[11]
 end
 local position = redis.call('XADD', K_COMMANDS, '*', unpack(fields))
-if idem ~= '' then
-  redis.call('HSET', K_IDEM, idem, cjson.encode({ position = position, commandId = ARGV[3], fingerprint = ARGV[6] }))
-  redis.call('HDEL', K_IDEM_OUTCOMES, idem)
-  redis.call('ZADD', K_IDEM_EXPIRY, string.format('%d', now + tonumber(ARGV[7]) * 1000), idem)
-end
+if idem ~= '' then idem_record(idem, position, ARGV[3], ARGV[6], ARGV[7], now) end
 return { position, ARGV[3], 0, ARGV[6], '' }

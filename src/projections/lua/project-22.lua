@@ -18,6 +18,8 @@
                                    KEYS[20] timers (zset: due ms, member; includes/documents.lua)
                                    KEYS[21] ended (each queue's recent abandons and expirations:
                                             "<queue>|<ms, 15 digits>|<abandoned|expired>|<contact>")
+                                   KEYS[22] idempotency expiry (zset: key scored by the time its
+                                            record may be forgotten)
 
   Every key the step touches is one of these.
 
@@ -27,10 +29,12 @@
   ARGV[4] most commands to apply                requests waiting for it, and repeats of an
                                                 Idempotency-Key read the copy in KEYS[18])
   ARGV[8]  n: how many of the arguments after it are commands to append before applying (0: none)
-  ARGV[9..8+n] those commands, each as its number of arguments k and then k of them (the entry's
-           field, value pairs, as an append writes them): one step appends them, in this order, and
-           applies them, so the group never delivers them (the step moves its delivery point past
-           them) and no projector wakes for them
+  ARGV[9..8+n] those commands, each as k (how many field, value arguments it has), its
+           Idempotency-Key ('' for none), the request's fingerprint, the key's lifetime (seconds),
+           its command id, and then the k field, value arguments of its entry, as an append writes
+           them. One step appends them, in this order, as append-command-4.lua would (a key seen
+           before appends nothing), and applies them, so the group never delivers them (the step
+           moves its delivery point past them) and no projector wakes for them
   ARGV[9+n..] entries delivered to the caller, to acknowledge
 
   A command that cannot be applied (unknown type, a body of the wrong shape) becomes a
@@ -38,8 +42,9 @@
   never stops the stream. Handlers check everything they need before their first write.
 
   Returns {applied count, checkpoint, more (0|1), refused: {position, status, problem type, title, ...},
-  appended: {position, ...}}; when applying fails after the appends (they stay: they are the
-  stream's), {-1, '', 0, {}, appended, error}, and the next step applies them.
+  appended: {answer, ...}}, an answer per command to append as append-command-4.lua gives it; when
+  applying fails after the appends (they stay: they are the stream's), {-1, '', 0, {}, appended,
+  error}, and the next step applies them.
 ]]
 --@include "globals"
 -- The file runs as a Redis Function too (src/adapters/redis/scripts.ts): the top level only
@@ -48,7 +53,7 @@ local K_COMMANDS, K_EVENTS, K_OUTCOMES, K_META
 local K_QUEUE, K_SKILLSETS, K_CAND, K_WAKE
 local K_STATS, K_AGENTS, K_CONTACTS, K_POOLS
 local K_PHEADS, K_QINDEX, K_QHEADS, K_IDEM, K_ASETS
-local K_IDEM_OUTCOMES, K_FINISHED, K_TIMERS, K_ENDED
+local K_IDEM_OUTCOMES, K_FINISHED, K_TIMERS, K_ENDED, K_IDEM_EXPIRY
 local WORKSPACE, GROUP
 local MAX, OUTCOME_KEEP, SKILL_SET_LIMIT
 local OUTCOME_KEEP_MS
@@ -58,6 +63,7 @@ local OUTCOME_KEEP_MS
 --@include "documents"
 --@include "deferred"
 --@include "routing"
+--@include "idempotency"
 
 -- Encodes `v`, whose only table that may hold raw JSON (attributes) or an empty list
 -- (activeContacts) is `inner`: with Redis's own encoder (C) when neither is there.
@@ -890,14 +896,26 @@ end
 -- first delivered entry.
 local function append_commands(ARGV)
   local last = 8 + (tonumber(ARGV[8]) or 0)
-  local positions = {}
+  local answers = {}
   local i = 9
+  local now
   while i <= last do
-    local k = tonumber(ARGV[i])
-    positions[#positions + 1] = redis.call('XADD', K_COMMANDS, '*', unpack(ARGV, i + 1, i + k))
-    i = i + 1 + k
+    local k, idem, fingerprint, ttl_s, command_id = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+    local answer
+    if idem ~= '' then
+      now = now or now_ms()
+      idem_purge(now)
+      answer = idem_first(idem, now)
+    end
+    if not answer then
+      local position = redis.call('XADD', K_COMMANDS, '*', unpack(ARGV, i + 5, i + 4 + k))
+      if idem ~= '' then idem_record(idem, position, command_id, fingerprint, ttl_s, now) end
+      answer = { position, command_id, 0, fingerprint, '' }
+    end
+    answers[#answers + 1] = answer
+    i = i + 5 + k
   end
-  return positions, last + 1
+  return answers, last + 1
 end
 
 -- Applies the commands after the checkpoint (see the header for what it returns).
@@ -975,7 +993,7 @@ local function step(KEYS, ARGV)
   K_QUEUE, K_SKILLSETS, K_CAND, K_WAKE = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
   K_STATS, K_AGENTS, K_CONTACTS, K_POOLS = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
   K_PHEADS, K_QINDEX, K_QHEADS, K_IDEM, K_ASETS = KEYS[13], KEYS[14], KEYS[15], KEYS[16], KEYS[17]
-  K_IDEM_OUTCOMES, K_FINISHED, K_TIMERS, K_ENDED = KEYS[18], KEYS[19], KEYS[20], KEYS[21]
+  K_IDEM_OUTCOMES, K_FINISHED, K_TIMERS, K_ENDED, K_IDEM_EXPIRY = KEYS[18], KEYS[19], KEYS[20], KEYS[21], KEYS[22]
   WORKSPACE, GROUP = ARGV[2], ARGV[3]
   MAX, OUTCOME_KEEP, SKILL_SET_LIMIT = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
   OUTCOME_KEEP_MS = tonumber(ARGV[7])
