@@ -632,6 +632,42 @@ local function first_assignable(name, plain, from)
   end
 end
 
+-- The most queues a decision looks at for priority aging's exact tie (tie_break).
+local TIE_MAX = 64
+
+-- Priority aging's one exact tie: keys set under different weights can be equal across queues
+-- (docs/ROUTING.md), and rule 1 then takes the lower contact id, as a queue's members sort within
+-- one queue. `c`, found by routing order at key `order` with agent `agent` (at the head of its
+-- queue or not, and the member behind it), gives way to a contact of another queue keyed `order`
+-- too, with a lower id and an eligible agent. Without aging keys never tie: nothing is read.
+-- Returns the contact, agent, at-head and member behind to assign.
+local function tie_break(c, agent, order, at_head, after)
+  if not aging then return c, agent, at_head, after end
+  local tied = redis.call('ZRANGEBYSCORE', K_QHEADS, int(order), int(order), 'LIMIT', 0, TIE_MAX)
+  work = work + 1 + #tied
+  if #tied < 2 then return c, agent, at_head, after end
+  local own = route_name(c)
+  for i = 1, #tied do
+    local name = tied[i]
+    if name ~= own then
+      local plain = longest_available(split_skills(name))
+      if plain then
+        local h, chosen, h_order, h_after = first_assignable(name, plain)
+        if h and h_order == order and h.id < c.id then
+          -- The head's key is `order` (it is the queue's head score): h is the head when it is the
+          -- first member.
+          local lo, hi = lex_bounds(name)
+          local head = redis.call('ZRANGEBYLEX', K_QINDEX, lo, hi, 'LIMIT', 0, 1)[1]
+          work = work + 2
+          local first = head and string.match(head, '|([^|]*)$') == h.id
+          c, agent, at_head, after = h, chosen, first, first and h_after or nil
+        end
+      end
+    end
+  end
+  return c, agent, at_head, after
+end
+
 -- Makes the step's decisions (see the header for what it returns).
 local function run()
   while made < MAX_DECISIONS and work < MAX_WORK do
@@ -672,7 +708,9 @@ local function run()
             redis.call('ZADD', K_CAND, int(order), member)
           else
             local at_head = order == head_score
-            assign(c, doc_get(K_AGENTS, chosen), at_head, at_head and after or nil)
+            local agent_id
+            c, agent_id, at_head, after = tie_break(c, chosen, order, at_head, at_head and after or nil)
+            assign(c, doc_get(K_AGENTS, agent_id), at_head, after)
           end
         end
       end
@@ -746,7 +784,8 @@ local function run()
         redis.call('ZADD', K_CAND, int(outcome[2]), member)
       elseif what == 'assign' then
         redis.call('ZADD', K_CAND, int(outcome[2]), member)
-        assign(outcome[3], doc_get(K_AGENTS, outcome[4]), outcome[5], outcome[6])
+        local c, agent_id, at_head, after = tie_break(outcome[3], outcome[4], outcome[2], outcome[5], outcome[6])
+        assign(c, doc_get(K_AGENTS, agent_id), at_head, after)
       elseif what == 'drop' then
         redis.call('ZREM', K_CAND, member)
       else

@@ -1,0 +1,85 @@
+/**
+ * Priority aging's one exact tie: keys set under different weights. Two contacts in different
+ * skill-set queues whose keys are equal, and one agent who can take either: rule 1 gives the agent
+ * the lower contact id (docs/ROUTING.md), whichever queue it is in, and the auditor agrees. The
+ * commands are written at chosen stream positions, so the arrival ticks (and so the keys) are exact.
+ */
+import { describe, expect, it } from 'vitest';
+import { stepAppend } from '../../src/adapters/redis/command-log.ts';
+import { readEvents } from '../../src/adapters/redis/event-log.ts';
+import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
+import { auditWorkspace } from '../../src/audit/read.ts';
+import { dispatchPending } from '../../src/dispatcher/dispatcher.ts';
+import type { Command } from '../../src/domain/commands.ts';
+import { agedKey, TICK_EPOCH, TICKS_PER_MS } from '../../src/domain/model.ts';
+import { ensureGroup, projectPending } from '../../src/projections/projector.ts';
+import { suiteRedis } from '../support/redis.ts';
+
+describe('priority aging: an exact tie across queues', () => {
+  const suite = suiteRedis();
+  let n = 0;
+
+  const settings = (priorityWeightMs: number): Command =>
+    ({
+      type: 'ChangeSettings',
+      offerTimeoutMs: 0,
+      wrapUpMs: 0,
+      missedOfferPresence: 'away',
+      maxWaitMs: null,
+      priorityWeightMs,
+    }) as Command;
+
+  /** Appends each command at its own millisecond (`[ms, command]`), then projects them all. */
+  async function at(workspace: string, entries: [number, Command][]): Promise<void> {
+    const stream = workspaceKeys(workspace).commands;
+    for (const [ms, command] of entries)
+      await suite.redis.xadd(stream, `${ms}-0`, ...stepAppend({ workspace, command }).entry);
+    await projectPending(suite.redis, workspace);
+  }
+
+  async function assigned(workspace: string): Promise<string[]> {
+    const page = await readEvents(suite.redis, workspace, { limit: 100, types: new Set(['AssignmentMade']) });
+    return page.events.map((e) => `${e.data.contactId as string}->${e.data.agentId as string}`);
+  }
+
+  // Queue names in one order, contact ids in the other ("voice/x" < "voice/y", "a" < "b"), and
+  // the agent made available after the contacts queued (its pool finds their queues) or, in the
+  // same projector batch, before them (their queues are candidates too).
+  const cases = [
+    ['the lower id in the later-named queue', 'b', 'a', false],
+    ['the lower id in the earlier-named queue', 'a', 'b', false],
+    ['the lower id in the later-named queue, the agent available first', 'b', 'a', true],
+    ['the lower id in the earlier-named queue, the agent available first', 'a', 'b', true],
+  ] as const;
+  for (const [label, inX, inY, availableFirst] of cases) {
+    it(`${label}: the agent takes contact "a", and the auditor finds every decision rule 1's`, async () => {
+      const ws = `aged-tie-${++n}-${Date.now().toString(36)}`;
+      await ensureGroup(suite.redis, ws);
+      const t0 = Date.now() - 60_000;
+      const available = { type: 'ChangeAgentState', agentId: 'agent', state: 'available' } as Command;
+      // Weight 2 ms when the first arrives, 1 ms when the second does, 9 ms later: at priority 0,
+      // tick1 + 9 × 2 ms = tick2 + 9 × 1 ms (in ticks of 1/128 ms), so the keys are equal.
+      await at(ws, [
+        [t0, settings(2)],
+        [t0 + 1, { type: 'RegisterAgent', agentId: 'agent', skills: ['x', 'y'], capacity: 1 } as Command],
+        ...(availableFirst ? ([[t0 + 2, available]] as [number, Command][]) : []),
+        [t0 + 10, { type: 'QueueContact', contactId: inX, skills: ['x'], priority: 0 } as Command],
+        [t0 + 11, settings(1)],
+        [t0 + 19, { type: 'QueueContact', contactId: inY, skills: ['y'], priority: 0 } as Command],
+      ]);
+      if (!availableFirst) {
+        expect(await dispatchPending(suite.redis, ws)).toBe(0);
+        await at(ws, [[t0 + 30, available]]);
+      }
+      const [x, y] = (await suite.redis.hmget(workspaceKeys(ws).contacts, inX, inY)).map((d) =>
+        Number((JSON.parse(d!) as { _key: string | number })._key),
+      );
+      expect(x).toBe(agedKey((t0 + 10 - TICK_EPOCH) * TICKS_PER_MS, 0, 2));
+      expect(y).toBe(x);
+      expect(await dispatchPending(suite.redis, ws)).toBe(1);
+      expect(await assigned(ws)).toEqual(['a->agent']);
+      const audit = await auditWorkspace(suite.redis, ws, { idle: true });
+      expect(audit.violations).toEqual([]);
+    });
+  }
+});
