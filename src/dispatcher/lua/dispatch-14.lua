@@ -650,16 +650,17 @@ local function tie_break(c, agent, order, at_head, after)
   for i = 1, #tied do
     local name = tied[i]
     if name ~= own then
-      local plain = longest_available(split_skills(name))
+      -- A queue's members at one key sort by contact id: a head with no lower id than c's means
+      -- none behind it at this key has one either. Only then is its agent looked for.
+      local lo, hi = lex_bounds(name)
+      local head = redis.call('ZRANGEBYLEX', K_QINDEX, lo, hi, 'LIMIT', 0, 1)[1]
+      work = work + 2
+      local head_id = head and string.match(head, '|([^|]*)$')
+      local plain = head_id and head_id < c.id and longest_available(split_skills(name))
       if plain then
         local h, chosen, h_order, h_after = first_assignable(name, plain)
         if h and h_order == order and h.id < c.id then
-          -- The head's key is `order` (it is the queue's head score): h is the head when it is the
-          -- first member.
-          local lo, hi = lex_bounds(name)
-          local head = redis.call('ZRANGEBYLEX', K_QINDEX, lo, hi, 'LIMIT', 0, 1)[1]
-          work = work + 2
-          local first = head and string.match(head, '|([^|]*)$') == h.id
+          local first = h.id == head_id
           c, agent, at_head, after = h, chosen, first, first and h_after or nil
         end
       end
