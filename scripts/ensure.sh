@@ -2,7 +2,8 @@
 # Installs what Switchboard needs and is missing: Debian's redis-server (built with TLS), openssl
 # (certificates for HAProxy and the Redis TLS tests), haproxy and keepalived for the topology, the
 # npm packages, and with SWITCHBOARD_BROWSER=1 (the test command) Debian's chromium for the browser
-# tests and prometheus for promtool (the metrics and dashboard checks). Safe to run again: it only
+# tests, prometheus for promtool (the metrics and dashboard checks) and the locales' sources (the
+# collation test). Safe to run again: it only
 # acts on what is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,9 @@ if [ "${SWITCHBOARD_BROWSER:-0}" = 1 ]; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
   # promtool, which checks the /metrics text and the Grafana dashboard's PromQL in the tests.
   command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+  # A locale whose collation is not byte order (test/routing/collation.test.ts builds en_US.UTF-8
+  # with localedef from these sources).
+  [ -f /usr/share/i18n/locales/en_US ] || need+=(locales)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

@@ -55,6 +55,8 @@ export interface RedisServerOptions {
   args?: string[];
   /** redis-server binary. Default `redis-server` from PATH. */
   binary?: string;
+  /** Environment variables on top of this process's (e.g. a locale: LC_ALL, LOCPATH). */
+  env?: Readonly<Record<string, string>>;
   /** Milliseconds to wait for the server to answer. Default 10 000. */
   startTimeoutMs?: number;
   /** ACL users, written to `<dataDir>/users.acl` (SHA-256 hashes, 0600) and loaded with --aclfile. */
@@ -266,6 +268,7 @@ async function startOnce(
     logFile(opts.logFile).note(`command line: ${shellLine([...(opts.shownPrefix ?? []), binary, ...args])}`);
   const child = spawn(binary, args, {
     cwd: dataDir,
+    ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}),
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -181,10 +181,10 @@ local function longest_available_except_in(skills, excluded, n_excluded)
     for j = 1, #batch do
       local m = batch[j]
       local tail = head_tail(m)
-      if best and tail > best then return best end
+      if best and sorts_before(best, tail) then return best end
       if fits_one(m, skills, under) then
         local t = first_not_excluded(string.sub(m, string.find(m, ' ', 1, true) + 1), excluded, n_excluded)
-        if t and (not best or t < best) then best = t end
+        if t and (not best or sorts_before(t, best)) then best = t end
       end
     end
     if #batch < WALK then break end
@@ -210,7 +210,7 @@ end
 -- The earlier of two "<since>|<agent>" heads, as the agent's id.
 local function earlier(x, y)
   local t = x
-  if not t or (y and y < t) then t = y end
+  if not t or (y and sorts_before(y, t)) then t = y end
   return t and string.match(t, '|(.*)$')
 end
 
@@ -242,7 +242,7 @@ end
 
 -- Whether (score, tail) beats the best so far: a higher score, then the earlier tail.
 local function better(score, tail, best_score, best_tail)
-  return not best_tail or score > best_score or (score == best_score and tail < best_tail)
+  return not best_tail or score > best_score or (score == best_score and sorts_before(tail, best_tail))
 end
 
 -- Most-skilled: the agent holding every skill (and not in `excluded`, a set, when given) with the
@@ -645,7 +645,6 @@ local function tie_break(c, agent, order, at_head, after)
   if not aging then return c, agent, at_head, after end
   local tied = redis.call('ZRANGEBYSCORE', K_QHEADS, int(order), int(order), 'LIMIT', 0, TIE_MAX)
   work = work + 1 + #tied
-  if #tied < 2 then return c, agent, at_head, after end
   local own = route_name(c)
   for i = 1, #tied do
     local name = tied[i]
@@ -656,10 +655,10 @@ local function tie_break(c, agent, order, at_head, after)
       local head = redis.call('ZRANGEBYLEX', K_QINDEX, lo, hi, 'LIMIT', 0, 1)[1]
       work = work + 2
       local head_id = head and string.match(head, '|([^|]*)$')
-      local plain = head_id and head_id < c.id and longest_available(split_skills(name))
+      local plain = head_id and sorts_before(head_id, c.id) and longest_available(split_skills(name))
       if plain then
         local h, chosen, h_order, h_after = first_assignable(name, plain)
-        if h and h_order == order and h.id < c.id then
+        if h and h_order == order and sorts_before(h.id, c.id) then
           local first = h.id == head_id
           c, agent, at_head, after = h, chosen, first, first and h_after or nil
         end

@@ -204,7 +204,7 @@ local function capacity_refused(capacity)
     if not declared(ch) then unknown[#unknown + 1] = '"' .. ch .. '"' end
   end
   if #unknown == 0 then return nil end
-  table.sort(unknown)
+  table.sort(unknown, sorts_before)
   return not_declared('capacity names ' .. table.concat(unknown, ', ') .. ',')
 end
 

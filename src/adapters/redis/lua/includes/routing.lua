@@ -126,21 +126,21 @@ end
 
 local function pool_join(skills, key, id)
   local name = skillset_name(skills)
-  local before = pool_head(name)
+  local head = pool_head(name)
   local tail = pool_tail(key, id)
   redis.call('ZADD', K_POOLS, 0, name .. '|' .. tail)
-  if not before or tail < before then pool_heads_move(skills, name, before, tail) end
+  if not head or sorts_before(tail, head) then pool_heads_move(skills, name, head, tail) end
 end
 
 -- `at_head`: the caller knows the agent heads its pool (the dispatcher takes pool heads).
 local function pool_leave(skills, key, id, at_head)
   local name = skillset_name(skills)
   local tail = pool_tail(key, id)
-  local before = at_head and tail or pool_head(name)
+  local head = at_head and tail or pool_head(name)
   redis.call('ZREM', K_POOLS, name .. '|' .. tail)
-  if before == tail then
+  if head == tail then
     local after = pool_head(name)
-    pool_heads_move(skills, name, before, after)
+    pool_heads_move(skills, name, head, after)
     -- An empty pool serves nobody: it is no candidate.
     if not after then redis.call('ZREM', K_CAND, 'p:' .. name) end
   end
