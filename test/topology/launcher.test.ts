@@ -152,7 +152,26 @@ describe('the topology launcher', () => {
     expect(instances).toHaveLength(3);
     expect(out).not.toContain('namespace');
 
-    // Round-robin: requests through HAProxy reach all three instances (each reports its pid).
+    // Round-robin: requests through HAProxy reach all three instances (each reports its pid), and
+    // each reports `running`. An instance reports `paused` while its once-a-second PING of Redis
+    // has not answered within 1 s (or has not answered yet, just after start): on a loaded machine
+    // that can happen in the first seconds, so each instance is given until it reports running.
+    const running = new Set<number>();
+    const seen: string[] = [];
+    await waitFor(
+      () => `three instances running through HAProxy (seen: ${seen.slice(-6).join('; ')})`,
+      async () => {
+        const s = (await (await fetch(`${api}/status`)).json()) as {
+          pid: number;
+          state: string;
+          reason?: string;
+        };
+        seen.push(`${s.pid} ${s.state}${s.reason ? ` (${s.reason})` : ''}`);
+        if (s.state === 'running') running.add(s.pid);
+        return running.size === 3;
+      },
+      { timeoutMs: 20_000, everyMs: 50 },
+    );
     const pids = new Set<number>();
     for (let i = 0; i < 9; i++) {
       const s = (await (await fetch(`${api}/status`)).json()) as { pid: number; state: string };
