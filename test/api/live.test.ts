@@ -625,7 +625,9 @@ describe('live feed', () => {
 
       // The replay queues behind these reads on the instance's connection, while its tail (a
       // connection of its own) keeps delivering the events produced meanwhile: they are held.
-      const busy = Promise.all(Array.from({ length: 8 }, () => own.redis.xrange(key, '-', '+')));
+      // (16 reads of the 1.8 MB history: on a loaded machine 8 sometimes ended before the tail
+      // had delivered more than the cap.)
+      const busy = Promise.all(Array.from({ length: 16 }, () => own.redis.xrange(key, '-', '+')));
       const sub = new Sub(new WebSocket(liveUrl(own, ws, 'after=0-0')));
       opened.push(sub);
       await sub.open;
@@ -633,7 +635,7 @@ describe('live feed', () => {
       void sub.closed.then(() => {
         closed = true;
       });
-      await produceUntil(ws, 'live', () => closed, { parallel: 8, most: 400, bytes: 10 });
+      await produceUntil(ws, 'live', () => closed, { parallel: 8, most: 1200, bytes: 10 });
       await busy;
       const after = resumeFrom(await sub.closed);
       // Nothing past the advertised position was sent: it is the last event sent, or the
