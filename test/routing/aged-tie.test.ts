@@ -5,42 +5,28 @@
  * commands are written at chosen stream positions, so the arrival ticks (and so the keys) are exact.
  */
 import { describe, expect, it } from 'vitest';
-import { stepAppend } from '../../src/adapters/redis/command-log.ts';
-import { readEvents } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { auditWorkspace } from '../../src/audit/read.ts';
 import { dispatchPending } from '../../src/dispatcher/dispatcher.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { agedKey, TICK_EPOCH, TICKS_PER_MS } from '../../src/domain/model.ts';
-import { ensureGroup, projectPending } from '../../src/projections/projector.ts';
+import { ensureGroup } from '../../src/projections/projector.ts';
+import { agingSettings, appendAt, assignedPairs } from '../support/positions.ts';
 import { suiteRedis } from '../support/redis.ts';
 
 describe('priority aging: an exact tie across queues', () => {
   const suite = suiteRedis();
   let n = 0;
 
-  const settings = (priorityWeightMs: number): Command =>
-    ({
-      type: 'ChangeSettings',
-      offerTimeoutMs: 0,
-      wrapUpMs: 0,
-      missedOfferPresence: 'away',
-      maxWaitMs: null,
-      priorityWeightMs,
-    }) as Command;
-
+  const settings = agingSettings;
   /** Appends each command at its own millisecond (`[ms, command]`), then projects them all. */
-  async function at(workspace: string, entries: [number, Command][]): Promise<void> {
-    const stream = workspaceKeys(workspace).commands;
-    for (const [ms, command] of entries)
-      await suite.redis.xadd(stream, `${ms}-0`, ...stepAppend({ workspace, command }).entry);
-    await projectPending(suite.redis, workspace);
-  }
-
-  async function assigned(workspace: string): Promise<string[]> {
-    const page = await readEvents(suite.redis, workspace, { limit: 100, types: new Set(['AssignmentMade']) });
-    return page.events.map((e) => `${e.data.contactId as string}->${e.data.agentId as string}`);
-  }
+  const at = (workspace: string, entries: [number, Command][]) =>
+    appendAt(
+      suite.redis,
+      workspace,
+      entries.map(([ms, command]) => [`${ms}-0`, command] as const),
+    );
+  const assigned = (workspace: string) => assignedPairs(suite.redis, workspace);
 
   // Queue names in one order, contact ids in the other ("voice/x" < "voice/y", "a" < "b"), and
   // the agent made available after the contacts queued (its pool finds their queues) or, in the

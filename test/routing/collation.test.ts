@@ -11,15 +11,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectRedis } from '../../src/adapters/redis/client.ts';
-import { stepAppend } from '../../src/adapters/redis/command-log.ts';
-import { readEvents } from '../../src/adapters/redis/event-log.ts';
-import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
 import { auditWorkspace } from '../../src/audit/read.ts';
 import { dispatchPending } from '../../src/dispatcher/dispatcher.ts';
 import type { Command } from '../../src/domain/commands.ts';
-import { ensureGroup, projectPending } from '../../src/projections/projector.ts';
+import { ensureGroup } from '../../src/projections/projector.ts';
 import { type RedisServerHandle, startRedisServer } from '../../src/topology/redis-server.ts';
+import { agingSettings, appendAt, assignedPairs } from '../support/positions.ts';
 
 const SOURCES = '/usr/share/i18n/locales/en_US';
 
@@ -45,18 +43,8 @@ describe('routing under a redis-server whose locale does not collate by bytes', 
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  /** Appends each command at its stream position (`[id, command]`), then projects them all. */
-  async function at(workspace: string, entries: [string, Command][]): Promise<void> {
-    const stream = workspaceKeys(workspace).commands;
-    for (const [id, command] of entries)
-      await redis.xadd(stream, id, ...stepAppend({ workspace, command }).entry);
-    await projectPending(redis, workspace);
-  }
-
-  async function assigned(workspace: string): Promise<string[]> {
-    const page = await readEvents(redis, workspace, { limit: 100, types: new Set(['AssignmentMade']) });
-    return page.events.map((e) => `${e.data.contactId as string}->${e.data.agentId as string}`);
-  }
+  const at = (workspace: string, entries: [string, Command][]) => appendAt(redis, workspace, entries);
+  const assigned = (workspace: string) => assignedPairs(redis, workspace);
 
   it("the server's Lua collates by the locale (else this suite would prove nothing)", async () => {
     expect(await redis.eval("return ('B' < 'a') and 1 or 0", 0)).toBe(0);
@@ -83,15 +71,7 @@ describe('routing under a redis-server whose locale does not collate by bytes', 
     const ws = `collation-${++n}-${Date.now().toString(36)}`;
     await ensureGroup(redis, ws);
     const t0 = Date.now() - 60_000;
-    const settings = (priorityWeightMs: number): Command =>
-      ({
-        type: 'ChangeSettings',
-        offerTimeoutMs: 0,
-        wrapUpMs: 0,
-        missedOfferPresence: 'away',
-        maxWaitMs: null,
-        priorityWeightMs,
-      }) as Command;
+    const settings = agingSettings;
     // As in aged-tie.test.ts: weight 2 ms, then 1 ms 9 ms later, so the two keys are equal.
     await at(ws, [
       [`${t0}-0`, settings(2)],
