@@ -83,6 +83,15 @@ describe('bench', () => {
     expect(f.errors).toBe(0);
     expect(f.completeErrors).toBe(0);
     expect(f.unassigned).toBe(0);
+    // The bare feed took the same rate right after: every contact through, its latencies and the ratios.
+    const bare = (r.figures as unknown as { bare: Record<string, number> }).bare;
+    expect(bare.achievedPerS).toBeGreaterThan(0);
+    expect(bare.errors).toBe(0);
+    expect(bare.unassigned).toBe(0);
+    expect(bare.p50Ms).toBeGreaterThan(0);
+    expect(bare.p99Ms).toBeGreaterThanOrEqual(bare.p50Ms!);
+    expect(bare.p50Ratio).toBeCloseTo(f.p50Ms! / bare.p50Ms!, 1);
+    expect(bare.p99Ratio).toBeCloseTo(f.p99Ms! / bare.p99Ms!, 1);
   });
 
   it('split, wide and large report the worst and median dispatch step per size', async () => {

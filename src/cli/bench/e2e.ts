@@ -5,6 +5,10 @@
  * `AssignmentMade` on a WebSocket subscriber. Each assignment is completed as soon as it is seen
  * (not timed), so the agents cycle.
  *
+ * Each rate is then offered, for as long, to the bare feed (bare-feed.ts: one XADD per request and
+ * a reader blocked on the stream that sends each entry to the WebSocket), with the same load
+ * generator: the least those hops cost on this machine, the anchor of Switchboard's latencies.
+ *
  * The agents are set up through the typed client (src/client), as an integrator would. The timed
  * path (each POST /contacts, each complete, the WebSocket) stays on bare keep-alive requests and a
  * bare socket: measured on this 2-core machine, the client's fetch-based requests cost the load
@@ -16,6 +20,7 @@
 import http from 'node:http';
 import WebSocket from 'ws';
 import { connectRedis } from '../../adapters/redis/client.ts';
+import { KEY_ROOT } from '../../adapters/redis/keys.ts';
 import { SwitchboardClient } from '../../client/index.ts';
 import { pool } from '../sim/http.ts';
 import { percentile, round } from '../sim/stats.ts';
@@ -76,6 +81,27 @@ export interface E2eRateFigures {
   readonly unassigned: number;
   /** Completes (not timed) that failed. */
   readonly completeErrors: number;
+  /**
+   * The same rate and duration, right after, against the bare feed (bare-feed.ts: one XADD per
+   * request, a reader blocked on the stream sending each entry to the WebSocket): the hops alone, on
+   * this machine, with this load generator. Absent when not run.
+   */
+  readonly bare?: E2eBareFigures;
+}
+
+/** The bare feed's run: its latencies, and Switchboard's over them (times the floor). */
+export interface E2eBareFigures {
+  readonly achievedPerS: number;
+  readonly p50Ms: number | null;
+  readonly p99Ms: number | null;
+  readonly p999Ms: number | null;
+  readonly maxMs: number | null;
+  readonly errors: number;
+  readonly unassigned: number;
+  /** Switchboard's p50 over the bare feed's. */
+  readonly p50Ratio: number | null;
+  /** Switchboard's p99 over the bare feed's. */
+  readonly p99Ratio: number | null;
 }
 
 export interface E2eFigures {
@@ -153,15 +179,23 @@ export async function e2eWorkload(
   o: E2eOptions,
   note: Note,
 ): Promise<E2eFigures> {
-  note('starting Switchboard (node --import tsx src/main.ts, all roles)');
-  const sb = await startSwitchboardProcess(redisUrl, workspace);
+  note('starting Switchboard (node --import tsx src/main.ts, all roles) and the bare feed (bare-feed.ts)');
+  const servers: ChildServer[] = [];
   // Reads Redis's own CPU time (INFO), nothing else.
   const observer = connectRedis({ url: redisUrl });
-  const api = `${sb.base}/v1/workspaces/${encodeURIComponent(workspace)}`;
   const postAgent = new http.Agent({ keepAlive: true, maxSockets: o.inFlight });
   const completeAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-  let socket: WebSocket | undefined;
+  const sockets: WebSocket[] = [];
   try {
+    const sb = await startSwitchboardProcess(redisUrl, workspace);
+    servers.push(sb);
+    const bareServer = await startChild(
+      'src/cli/bench/bare-feed.ts',
+      { REDIS_URL: redisUrl, BARE_KEY: `${KEY_ROOT}:{${workspace}}:bare-feed` },
+      '/health',
+    );
+    servers.push(bareServer);
+    const apiOf = (server: ChildServer) => `${server.base}/v1/workspaces/${encodeURIComponent(workspace)}`;
     note(`registering ${o.agents} agents (skill s), all available`);
     const ids = Array.from({ length: o.agents }, (_, i) => `agent-${i + 1}`);
     const client = new SwitchboardClient({ url: sb.base, workspace });
@@ -177,42 +211,58 @@ export async function e2eWorkload(
     let latencies: number[] = [];
     let afterDecision: number[] = [];
     let completeErrors = 0;
-    const ws = new WebSocket(`${api.replace(/^http/, 'ws')}/events/live?type=AssignmentMade`);
-    socket = ws;
-    ws.on('message', (raw) => {
-      const at = performance.now();
-      let contactId: string | undefined;
-      let decidedAt: string | undefined;
-      try {
-        const e = JSON.parse(raw.toString()) as { at?: string; data?: { contactId?: string } };
-        contactId = e.data?.contactId;
-        decidedAt = e.at;
-      } catch {
-        return;
-      }
-      if (!contactId) return;
-      const t = sentAt.get(contactId);
-      if (t !== undefined) {
-        sentAt.delete(contactId);
-        latencies.push(at - t);
-        if (decidedAt !== undefined) afterDecision.push(performance.timeOrigin + at - Date.parse(decidedAt));
-      }
-      request(completeAgent, 'POST', `${api}/contacts/${encodeURIComponent(contactId)}/complete`).then(
-        (r) => {
-          if (r.status < 200 || r.status >= 300) completeErrors++;
-        },
-        () => {
-          completeErrors++;
-        },
-      );
-    });
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve());
-      ws.once('error', reject);
-    });
+    /** A subscriber of `api`'s AssignmentMade: times each contact, and completes it there. */
+    const subscribe = async (api: string): Promise<void> => {
+      const ws = new WebSocket(`${api.replace(/^http/, 'ws')}/events/live?type=AssignmentMade`);
+      sockets.push(ws);
+      ws.on('message', (raw) => {
+        const at = performance.now();
+        let contactId: string | undefined;
+        let decidedAt: string | undefined;
+        try {
+          const e = JSON.parse(raw.toString()) as { at?: string; data?: { contactId?: string } };
+          contactId = e.data?.contactId;
+          decidedAt = e.at;
+        } catch {
+          return;
+        }
+        if (!contactId) return;
+        const t = sentAt.get(contactId);
+        if (t !== undefined) {
+          sentAt.delete(contactId);
+          latencies.push(at - t);
+          if (decidedAt !== undefined)
+            afterDecision.push(performance.timeOrigin + at - Date.parse(decidedAt));
+        }
+        request(completeAgent, 'POST', `${api}/contacts/${encodeURIComponent(contactId)}/complete`).then(
+          (r) => {
+            if (r.status < 200 || r.status >= 300) completeErrors++;
+          },
+          () => {
+            completeErrors++;
+          },
+        );
+      });
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve());
+        ws.once('error', reject);
+      });
+    };
+    await subscribe(apiOf(sb));
+    await subscribe(apiOf(bareServer));
 
-    /** One open-loop run at `rate` for `seconds`; contact ids start with `prefix`. */
-    const run = async (rate: number, seconds: number, prefix: string): Promise<E2eRateFigures> => {
+    /**
+     * One open-loop run at `rate` for `seconds` against `server`; contact ids start with `prefix`.
+     * Switchboard's process and Redis's CPU are read around it when `stats` (not for the bare feed).
+     */
+    const run = async (
+      server: ChildServer,
+      rate: number,
+      seconds: number,
+      prefix: string,
+      stats: boolean,
+    ): Promise<E2eRateFigures> => {
+      const api = apiOf(server);
       latencies = [];
       afterDecision = [];
       completeErrors = 0;
@@ -225,8 +275,8 @@ export async function e2eWorkload(
       let dropped = 0;
       let maxLag = 0;
       let i = 0;
-      const stats0 = await processStats(completeAgent, sb.base);
-      const redis0 = await mainThreadCpuUs(observer).catch(() => null);
+      const stats0 = stats ? await processStats(completeAgent, server.base) : null;
+      const redis0 = stats ? await mainThreadCpuUs(observer).catch(() => null) : null;
       const t0 = performance.now();
       while (i < total) {
         const now = performance.now();
@@ -265,8 +315,8 @@ export async function e2eWorkload(
       const open = () => mine.filter((id) => sentAt.has(id)).length;
       while (performance.now() < deadline && (inFlight > 0 || open() > 0)) await sleep(10);
       const unassigned = open();
-      const stats1 = await processStats(completeAgent, sb.base);
-      const redis1 = await mainThreadCpuUs(observer).catch(() => null);
+      const stats1 = stats ? await processStats(completeAgent, server.base) : null;
+      const redis1 = stats ? await mainThreadCpuUs(observer).catch(() => null) : null;
       for (const id of mine) sentAt.delete(id); // late arrivals are completed but not timed
       const assigned = latencies.length;
       const sorted = [...latencies].sort((a, b) => a - b);
@@ -303,15 +353,18 @@ export async function e2eWorkload(
 
     const first = o.rates[0]!;
     if (o.warmup > 0) {
-      note(`warming up: ${first} contacts/s for ${o.warmup} s (not reported)`);
-      await run(first, o.warmup, 'warmup');
+      note(`warming up: ${first} contacts/s for ${o.warmup} s each (not reported)`);
+      await run(sb, first, o.warmup, 'warmup', false);
+      await run(bareServer, first, o.warmup, 'bare-warmup', false);
     }
     const runs: E2eRateFigures[] = [];
     for (const [n, rate] of o.rates.entries()) {
-      note(`offering ${rate} contacts/s for ${o.duration} s`);
-      const r = await run(rate, o.duration, `c${n + 1}`);
-      runs.push(r);
+      note(`offering ${rate} contacts/s for ${o.duration} s to Switchboard, then to the bare feed`);
+      const r = await run(sb, rate, o.duration, `c${n + 1}`, true);
       await sleep(250); // let the completes of this run settle before the next
+      const b = await run(bareServer, rate, o.duration, `bare${n + 1}`, false);
+      await sleep(250);
+      runs.push({ ...r, bare: bareFigures(r, b) });
     }
     const held = runs.filter(
       (r) =>
@@ -322,10 +375,26 @@ export async function e2eWorkload(
       highestRateP99Under10ms: held.length > 0 ? Math.max(...held.map((r) => r.offeredPerS)) : null,
     };
   } finally {
-    socket?.terminate();
+    for (const s of sockets) s.terminate();
     postAgent.destroy();
     completeAgent.destroy();
     observer.disconnect();
-    await sb.stop();
+    await Promise.all(servers.map((s) => s.stop()));
   }
+}
+
+function bareFigures(sb: E2eRateFigures, bare: E2eRateFigures): E2eBareFigures {
+  const ratio = (a: number | null, b: number | null) =>
+    a !== null && b !== null && b > 0 ? round(a / b, 2) : null;
+  return {
+    achievedPerS: bare.achievedPerS,
+    p50Ms: bare.p50Ms,
+    p99Ms: bare.p99Ms,
+    p999Ms: bare.p999Ms,
+    maxMs: bare.maxMs,
+    errors: bare.errors + bare.completeErrors,
+    unassigned: bare.unassigned,
+    p50Ratio: ratio(sb.p50Ms, bare.p50Ms),
+    p99Ratio: ratio(sb.p99Ms, bare.p99Ms),
+  };
 }

@@ -12,7 +12,8 @@ Workloads (BENCH.md):
   floor       the hardware floor: one hand-written Lua assignment step from --clients connections
   decision    median time of one routing decision with 1,000 and 100,000 contacts waiting
   e2e         one Switchboard process: POST /contacts at --rate (open loop) to AssignmentMade
-              on a WebSocket; latency percentiles (each assignment completed, not timed)
+              on a WebSocket; latency percentiles (each assignment completed, not timed), then
+              the same rate against a bare feed (XADD, XREAD, WebSocket) as the anchor
   ingest      POST /contacts requests/s from --connections: Switchboard vs a bare fastify XADD
   fanout      one Switchboard process, --subscribers WebSockets on its live feed (a process of
               their own), contacts at --rate (default 50/s, two events each): deliveries/s,
