@@ -51,6 +51,7 @@ describe('bench all', () => {
         'Redis µs per assignment cycle (SLOWLOG), 40 agents',
         'reference ACD loop, 40 agents',
         'ingestion, Switchboard POST /contacts',
+        'ingestion through HAProxy, Switchboard POST /contacts',
         'split with levels: worst step',
         'large with levels: worst step',
         'large with levels: median step',

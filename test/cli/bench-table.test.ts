@@ -73,6 +73,11 @@ describe('benchRows', () => {
     ),
     run('floor', { agents: 1000, clients: 50 }, { opsPerS: 10_000, ops: 1000 }),
     run('ingest', {}, { switchboard: { requestsPerS: 6000 }, bareXadd: { requestsPerS: 12_000 } }),
+    run(
+      'ingest',
+      { via: 'haproxy' },
+      { switchboard: { requestsPerS: 2000 }, bareXadd: { requestsPerS: 5000 } },
+    ),
     run('decision', { queues: [1000, 100_000] }, { medianUs: { 1000: 150, 100000: 160 } }),
     run(
       'e2e',
@@ -127,6 +132,11 @@ describe('benchRows', () => {
 
   it('gives ingestion, decision, e2e, shapes and audit their targets', () => {
     expect(find('ingestion, Switchboard POST /contacts')).toMatchObject({ ratio: 0.5, met: true });
+    expect(find('ingestion through HAProxy, Switchboard POST /contacts')).toMatchObject({
+      anchor: 'bare fastify + XADD through HAProxy',
+      ratio: 0.4,
+      met: false,
+    });
     expect(find('decision median, 100,000 queued')).toMatchObject({
       anchorValue: 150,
       ratio: 1.067,

@@ -133,5 +133,8 @@ describe('bench', () => {
       /workload: must be one of seed, floor, decision, e2e, ingest, fanout, split, wide, large[a-z, ]* \(got "sprint"\)/,
     );
     expect(run.stderr).toMatch(/--agents: must be an integer from 1/);
+    const misplaced = await bench(['seed', '--haproxy']);
+    expect(misplaced.code).toBe(2);
+    expect(misplaced.stderr).toMatch(/--haproxy: only for ingest/);
   });
 });

@@ -90,9 +90,15 @@ export const ALL_RUNS: Record<string, Record<Preset, string[][]>> = {
     full: [['--rate', '1000']],
   },
   ingest: {
-    tiny: [['--duration', '1', '--warmup', '0.3', '--connections', '10']],
-    quick: [['--duration', '3']],
-    full: [[]],
+    tiny: [
+      ['--duration', '1', '--warmup', '0.3', '--connections', '10'],
+      ['--duration', '1', '--warmup', '0.3', '--connections', '10', '--haproxy'],
+    ],
+    quick: [
+      ['--duration', '3'],
+      ['--duration', '3', '--haproxy'],
+    ],
+    full: [[], ['--haproxy']],
   },
   fanout: {
     tiny: [['--subscribers', '100', '--duration', '1', '--warmup', '0.5']],

@@ -5,6 +5,9 @@
  * handler doing one XADD per request on the same Redis. Both run as their own process, side by
  * side, and take the load in alternating slices, so a drift in the machine's other load falls on both.
  *
+ * With `haproxy`, each side is behind an HAProxy of its own, rendered from the deployment's
+ * template (haproxy-front.ts), and the load goes through it.
+ *
  * Both sides take the same bare keep-alive requests (./http.ts), not the typed client (src/client):
  * the bare handler is no Switchboard API, and a client on one side only (its Idempotency-Key, which
  * Switchboard then stores, its fetch) would make the ratio measure the clients, not the servers.
@@ -12,6 +15,7 @@
 import { KEY_ROOT } from '../../adapters/redis/keys.ts';
 import { percentile, round } from '../sim/stats.ts';
 import { startSwitchboardProcess } from './e2e.ts';
+import { haproxyInFront } from './haproxy-front.ts';
 import { type ChildServer, closedLoop, type LoadResult, request, startChild } from './http.ts';
 import type { Note } from './workspace.ts';
 
@@ -19,6 +23,8 @@ export interface IngestOptions {
   readonly connections: number;
   readonly duration: number;
   readonly warmup: number;
+  /** Both sides behind an HAProxy each (haproxy-front.ts), as deployed. */
+  readonly haproxy: boolean;
 }
 
 export interface IngestSide {
@@ -68,14 +74,23 @@ export async function ingestWorkload(
   note('starting Switchboard (node --import tsx src/main.ts, all roles) and the bare fastify XADD handler');
   const servers: ChildServer[] = [];
   try {
-    const sb = await startSwitchboardProcess(redisUrl, workspace);
-    servers.push(sb);
-    const bare = await startChild(
+    const sbServer = await startSwitchboardProcess(redisUrl, workspace);
+    servers.push(sbServer);
+    const bareServer = await startChild(
       'src/cli/bench/bare-xadd.ts',
       { REDIS_URL: redisUrl, BARE_KEY: `${KEY_ROOT}:{${workspace}}:bare-commands` },
       '/health',
     );
-    servers.push(bare);
+    servers.push(bareServer);
+    let sb = sbServer;
+    let bare = bareServer;
+    if (o.haproxy) {
+      note('starting an HAProxy in front of each (infra/haproxy/haproxy.cfg.tmpl)');
+      sb = await haproxyInFront(sbServer);
+      servers.push(sb);
+      bare = await haproxyInFront(bareServer);
+      servers.push(bare);
+    }
     const post = (server: ChildServer) => {
       const url = `${server.base}/v1/workspaces/${encodeURIComponent(workspace)}/contacts`;
       return (agent: Parameters<typeof request>[0]) => request(agent, 'POST', url, { skills: ['s'] });
@@ -101,6 +116,7 @@ export async function ingestWorkload(
       ratio: b.requestsPerS > 0 ? round(a.requestsPerS / b.requestsPerS, 3) : null,
     };
   } finally {
-    await Promise.all(servers.map((s) => s.stop()));
+    // The HAProxies (pushed last) go first.
+    for (const s of servers.reverse()) await s.stop();
   }
 }

@@ -64,6 +64,7 @@ Options:
   --warmup <s>           e2e, ingest: seconds of load before measuring, not reported (default 1)
   --in-flight <n>        e2e: most unanswered POSTs; later sends are dropped and counted (default 256)
   --connections <n>      ingest: concurrent keep-alive connections (default 50)
+  --haproxy              ingest: both sides behind an HAProxy of their own (infra/haproxy's template)
   --subscribers <n>      fanout: WebSocket subscribers on the live feed (default 1000)
   --dispatch-batch <n>   decisions per dispatch step (default ${defaultDispatcherOptions.batch}, as DISPATCH_BATCH)
   --project-batch <n>    commands per projector step (default ${defaultProjectorOptions.batch}, as PROJECT_BATCH)
@@ -136,6 +137,8 @@ export interface BenchOptions {
   readonly offers: boolean;
   /** split, wide, large: the variant with proficiency levels. */
   readonly levels: boolean;
+  /** ingest: both sides behind an HAProxy each (infra/haproxy's template), as deployed. */
+  readonly haproxy: boolean;
 }
 
 export function parseBenchArgs(argv: readonly string[]): BenchOptions {
@@ -163,6 +166,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     timers: { type: 'string' },
     offers: { type: 'boolean', default: false },
     levels: { type: 'boolean', default: false },
+    haproxy: { type: 'boolean', default: false },
   });
   const named = values.workload ?? positionals[0] ?? 'seed';
   const workloadPositionals = values.workload === undefined ? 1 : 0;
@@ -228,6 +232,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     expected: 'a redis:// or rediss:// URL such as redis://127.0.0.1:6379',
   });
   check.check(!values.levels || isShape(workload), '--levels: only for split, wide and large');
+  check.check(!values.haproxy || workload === 'ingest', '--haproxy: only for ingest');
   if (workload === 'decision')
     check.check(
       decisions + DECISION_WARMUP <= Math.min(...queues),
@@ -258,5 +263,6 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     timers,
     offers: values.offers ?? false,
     levels: values.levels ?? false,
+    haproxy: values.haproxy ?? false,
   };
 }

@@ -104,7 +104,12 @@ const WORKLOADS: Record<Workload, WorkloadSpec> = {
     ownsWorkspace: true,
   },
   ingest: {
-    parameters: (o) => ({ connections: o.connections, duration: o.duration, warmup: o.warmup }),
+    parameters: (o) => ({
+      connections: o.connections,
+      duration: o.duration,
+      warmup: o.warmup,
+      via: o.haproxy ? 'haproxy' : 'direct',
+    }),
     run: ({ url, workspace, o, note }) => ingestWorkload(url, workspace, o, note),
     ownsWorkspace: true,
   },

@@ -1,0 +1,48 @@
+/**
+ * An HAProxy in front of a bench's child server, rendered from the template the deployment runs
+ * (infra/haproxy/haproxy.cfg.tmpl, src/topology/haproxy/config.ts) with that server as the `api`
+ * backend's one static server: what a request to Switchboard goes through in the topology.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { ensureSelfSignedCert, writeHaproxyConfig } from '../../topology/haproxy/config.ts';
+import { startHaproxy } from '../../topology/haproxy/process.ts';
+import { freePort } from '../../topology/redis-server.ts';
+import { type ChildServer, request, sleep } from './http.ts';
+
+/** Starts the HAProxy and waits until the server answers GET /health through it (at most 20 s). */
+export async function haproxyInFront(server: ChildServer): Promise<ChildServer> {
+  const runDir = await mkdtemp(path.join(os.tmpdir(), 'sb-bench-haproxy-'));
+  const port = await freePort();
+  const configPath = await writeHaproxyConfig({
+    runDir,
+    tlsPem: await ensureSelfSignedCert(runDir),
+    // No Redis behind its Redis frontend: the check user is never used.
+    redisCheckPassword: 'unused',
+    httpPort: port,
+    tlsPort: await freePort(),
+    statsPort: await freePort(),
+    redisPort: await freePort(),
+    apiServers: [{ host: '127.0.0.1', port: server.port }],
+  });
+  const handle = await startHaproxy({ configPath, socket: path.join(runDir, 'haproxy.sock') });
+  const stop = async () => {
+    await handle.stop();
+    await rm(runDir, { recursive: true, force: true });
+  };
+  const base = `http://127.0.0.1:${port}`;
+  const probe = new http.Agent({ keepAlive: false });
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const r = await request(probe, 'GET', `${base}/health`).catch(() => undefined);
+    if (r?.status === 200) break;
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`${server.base} did not answer GET /health through HAProxy within 20 s`);
+    }
+    await sleep(100);
+  }
+  return { base, port, stop };
+}
