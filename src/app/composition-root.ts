@@ -182,6 +182,10 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
         // Leave the load balancer first, then close WebSockets (preClose) and drain requests;
         // workers end after their current step.
         await registration?.stop().catch(() => {});
+        // Still serving while the load balancer's sync takes this instance out of its backend
+        // (it stops sending new requests, lets those in progress finish): closing at once would
+        // answer requests already on their way over its kept-alive connections 503, or cut them.
+        if (registration && config.lbDrainMs > 0) await new Promise((r) => setTimeout(r, config.lbDrainMs));
         if (api) {
           // Requests get half the shutdown time to finish; a connection still open then (a client
           // that keeps sending on it, or never finishes a request) is cut, so a stop always ends

@@ -48,6 +48,11 @@ export interface Config {
   readonly projectBatch: number;
   readonly dispatchBatch: number;
   readonly shutdownTimeoutMs: number;
+  /**
+   * On a stop, how long an instance registered for the load balancer keeps serving after leaving
+   * the registry, so the load balancer takes it out before it closes its connections.
+   */
+  readonly lbDrainMs: number;
   readonly idempotencyTtlS: number;
   readonly deadConsumerIdleMs: number;
   readonly liveMaxBufferedBytes: number;
@@ -201,6 +206,12 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     default: '10000',
     description:
       'How long SIGTERM waits for in-flight work before forcing exit; requests get the first half, then connections still open are closed.',
+  },
+  {
+    name: 'LB_DRAIN_MS',
+    default: '1500',
+    description:
+      'On SIGTERM, an instance registered for the load balancer (ADVERTISE_ADDRESS) leaves the registry and keeps serving this long, so HAProxy (its backend sync runs every second) stops sending it requests before it closes its connections; then SHUTDOWN_TIMEOUT_MS applies. 0: close at once.',
   },
   {
     name: 'DURABILITY',
@@ -554,6 +565,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
       projectBatch: v.int('PROJECT_BATCH', 200, 1, 5000),
       dispatchBatch: v.int('DISPATCH_BATCH', 64, 1, 5000),
       shutdownTimeoutMs: v.int('SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
+      lbDrainMs: v.int('LB_DRAIN_MS', 1500, 0, 60_000),
       slowRequestMs: v.int('SLOW_REQUEST_MS', 1000, 0, 3_600_000),
       durability: v.optional('DURABILITY', (d) =>
         d === 'local' || d === 'replicated' ? undefined : `must be local or replicated (got "${d}")`,

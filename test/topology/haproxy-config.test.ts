@@ -112,7 +112,6 @@ describe('haproxy.cfg (local template)', () => {
       'balance roundrobin',
       'option httpchk GET /health',
       'timeout tunnel 1h',
-      'option http-server-close',
       'retries 3',
       'option redispatch',
       'retry-on conn-failure empty-response response-timeout',
@@ -198,7 +197,102 @@ describe('haproxy.cfg (local template)', () => {
     await hp.stop();
   });
 
-  it('passes WebSocket upgrades through the HTTP and TLS frontends (http-server-close keeps them)', async () => {
+  it('reuses its connections to an API server: one for a client keep-alive connection, not one per request', async () => {
+    // Backend: counts the connections that carried a request other than the health check.
+    const carrying = new Set<object>();
+    const backend = http.createServer((req, res) => {
+      if (req.url !== '/health') carrying.add(req.socket);
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+    await new Promise<void>((r) => backend.listen(0, '127.0.0.1', () => r()));
+    const backendPort = (backend.address() as { port: number }).port;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const runDir = path.join(tmp.dir, 'run-reuse');
+      const httpPort = await freePort();
+      const file = await writeHaproxyConfig({
+        runDir,
+        tlsPem: pem,
+        redisCheckPassword: 'x',
+        httpPort,
+        tlsPort: await freePort(),
+        statsPort: await freePort(),
+        redisPort: await freePort(),
+        apiServers: [{ host: '127.0.0.1', port: backendPort }],
+        apiCheckInter: '200ms',
+      });
+      const hp = await startHaproxy({ configPath: file, socket: path.join(runDir, 'haproxy.sock') });
+      started.push(hp);
+      const rt = haproxyRuntime(hp.socket);
+      await waitFor('api1 UP', async () => (await rt.serverState('api', 'api1'))?.checkStatus === 'L7OK');
+      const post = () =>
+        new Promise<number>((resolve, reject) => {
+          const req = http.request(
+            { host: '127.0.0.1', port: httpPort, path: '/v1/workspaces/w/contacts', method: 'POST', agent },
+            (res) => {
+              res.resume();
+              res.on('end', () => resolve(res.statusCode ?? 0));
+            },
+          );
+          req.on('error', reject);
+          req.end('{}');
+        });
+      for (let i = 0; i < 30; i++) expect(await post()).toBe(200);
+      // With `option http-server-close` (the template before) each of the 30 had a connection of its own.
+      expect(carrying.size).toBeLessThanOrEqual(2);
+      expect(await readFile(file, 'utf8')).not.toContain('http-server-close');
+      await hp.stop();
+    } finally {
+      agent.destroy();
+      backend.closeAllConnections();
+      await new Promise<void>((r) => backend.close(() => r()));
+    }
+  });
+
+  it('removes a server only once the request it is serving has been answered', async () => {
+    // Backend: answers /slow after 800 ms (a request in progress when the server is removed).
+    const backend = http.createServer((req, res) => {
+      if (req.url === '/slow') setTimeout(() => res.writeHead(200).end('done'), 800);
+      else res.writeHead(200).end();
+    });
+    await new Promise<void>((r) => backend.listen(0, '127.0.0.1', () => r()));
+    const backendPort = (backend.address() as { port: number }).port;
+    try {
+      const runDir = path.join(tmp.dir, 'run-drain');
+      const httpPort = await freePort();
+      const file = await writeHaproxyConfig({
+        runDir,
+        tlsPem: pem,
+        redisCheckPassword: 'x',
+        httpPort,
+        tlsPort: await freePort(),
+        statsPort: await freePort(),
+        redisPort: await freePort(),
+      });
+      const hp = await startHaproxy({ configPath: file, socket: path.join(runDir, 'haproxy.sock') });
+      started.push(hp);
+      const rt = haproxyRuntime(hp.socket);
+      await rt.addServer('api', 'slow1', '127.0.0.1', backendPort, { inter: '200ms' });
+      await waitFor('slow1 UP', async () => (await rt.serverState('api', 'slow1'))?.status === 'UP');
+      const answer = fetch(`http://127.0.0.1:${httpPort}/slow`).then(
+        async (r) => `${r.status} ${await r.text()}`,
+        (err: Error) => `failed: ${err.message}`,
+      );
+      await sleep(200);
+      const t0 = Date.now();
+      await rt.removeServer('api', 'slow1');
+      // Before, its session was cut at once (`shutdown sessions`): the client got no answer.
+      expect(await answer).toBe('200 done');
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(400);
+      expect(await rt.listServers('api')).toEqual([]);
+      await hp.stop();
+    } finally {
+      backend.closeAllConnections();
+      await new Promise<void>((r) => backend.close(() => r()));
+    }
+  });
+
+  it('passes WebSocket upgrades through the HTTP and TLS frontends', async () => {
     // Backend: /health 200 and a WebSocket echo.
     const backend = http.createServer((req, res) => {
       res.writeHead(req.url === '/health' ? 200 : 404).end();

@@ -48,6 +48,11 @@ export interface AddServerOptions {
 export interface RemoveServerOptions {
   /** How long to keep retrying `del server` while connections drain. Default 5000 ms. */
   timeoutMs?: number;
+  /**
+   * How long the requests in progress on the server (in maintenance, it takes no new ones) are
+   * given to finish before its sessions are cut. Default 2000 ms.
+   */
+  drainMs?: number;
 }
 
 export interface HaproxyRuntime {
@@ -61,7 +66,11 @@ export interface HaproxyRuntime {
     port: number,
     opts?: AddServerOptions,
   ): Promise<void>;
-  /** Maintenance mode, kill its sessions, then `del server` (retried until connections are gone). */
+  /**
+   * Maintenance mode, the requests in progress given `drainMs` to finish, its sessions (those
+   * left: a WebSocket tunnel, a request still running) cut, then `del server` (retried until
+   * connections are gone).
+   */
   removeServer(backend: string, name: string, opts?: RemoveServerOptions): Promise<void>;
   listServers(backend: string): Promise<ServerInfo[]>;
   serverState(backend: string, name: string): Promise<ServerInfo | undefined>;
@@ -207,6 +216,17 @@ export function haproxyRuntime(socketPath: string, opts: { timeoutMs?: number } 
       checkName('server', name);
       const id = `${backend}/${name}`;
       await quiet(`set server ${id} state maint`);
+      // In maintenance the server gets no new request; those it is serving finish first (an
+      // instance that leaves gracefully answers them), so no client sees its request cut.
+      const drainUntil = Date.now() + (o.drainMs ?? 2000);
+      while (Date.now() < drainUntil) {
+        const state = await listServers(backend).then(
+          (list) => list.find((x) => x.name === name),
+          () => undefined,
+        );
+        if (!state || state.sessions === 0) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
       await quiet(`shutdown sessions server ${id}`);
       // `del server` refuses while the server still has active or idle connections or a queue.
       const deadline = Date.now() + (o.timeoutMs ?? 5000);
