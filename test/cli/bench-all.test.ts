@@ -52,6 +52,8 @@ describe('bench all', () => {
         'reference ACD loop, 40 agents',
         'ingestion, Switchboard POST /contacts',
         'ingestion through HAProxy, Switchboard POST /contacts',
+        'fan-out, 100 subscribers: deliveries',
+        'fan-out through HAProxy, 100 subscribers: deliveries',
         'split with levels: worst step',
         'large with levels: worst step',
         'large with levels: median step',

@@ -135,6 +135,6 @@ describe('bench', () => {
     expect(run.stderr).toMatch(/--agents: must be an integer from 1/);
     const misplaced = await bench(['seed', '--haproxy']);
     expect(misplaced.code).toBe(2);
-    expect(misplaced.stderr).toMatch(/--haproxy: only for ingest/);
+    expect(misplaced.stderr).toMatch(/--haproxy: only for ingest and fanout/);
   });
 });

@@ -101,9 +101,15 @@ export const ALL_RUNS: Record<string, Record<Preset, string[][]>> = {
     full: [[], ['--haproxy']],
   },
   fanout: {
-    tiny: [['--subscribers', '100', '--duration', '1', '--warmup', '0.5']],
-    quick: [['--duration', '3']],
-    full: [[]],
+    tiny: [
+      ['--subscribers', '100', '--duration', '1', '--warmup', '0.5'],
+      ['--subscribers', '100', '--duration', '1', '--warmup', '0.5', '--haproxy'],
+    ],
+    quick: [
+      ['--duration', '3'],
+      ['--duration', '3', '--haproxy'],
+    ],
+    full: [[], ['--haproxy']],
   },
   split: {
     tiny: [

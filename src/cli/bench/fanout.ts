@@ -27,7 +27,8 @@ import { pool } from '../sim/http.ts';
 import { round } from '../sim/stats.ts';
 import { startSwitchboardProcess } from './e2e.ts';
 import { openFeed } from './fanout-feed.ts';
-import { request, sleep } from './http.ts';
+import { haproxyInFront } from './haproxy-front.ts';
+import { type ChildServer, request, sleep } from './http.ts';
 import type { Note } from './workspace.ts';
 
 export interface FanoutOptions {
@@ -38,6 +39,8 @@ export interface FanoutOptions {
   /** Seconds of contacts before the subscribers open (the command path warms up). */
   readonly warmup: number;
   readonly agents: number;
+  /** Subscribers and commands through an HAProxy in front of Switchboard (haproxy-front.ts), as deployed. */
+  readonly haproxy: boolean;
 }
 
 export interface FanoutFigures {
@@ -310,11 +313,18 @@ export async function fanoutWorkload(
 ): Promise<FanoutFigures> {
   note('starting Switchboard (node --import tsx src/main.ts, all roles)');
   const sb = await startSwitchboardProcess(redisUrl, workspace);
-  const api = `${sb.base}/v1/workspaces/${encodeURIComponent(workspace)}`;
+  let front: ChildServer | undefined;
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   const redis = connectRedis({ url: redisUrl });
   let subs: ReturnType<typeof startSubscribers> | undefined;
   try {
+    if (o.haproxy) {
+      note(
+        'starting an HAProxy in front of it (infra/haproxy/haproxy.cfg.tmpl): subscribers and commands go through it',
+      );
+      front = await haproxyInFront(sb);
+    }
+    const api = `${(front ?? sb).base}/v1/workspaces/${encodeURIComponent(workspace)}`;
     // Capacity 100 each, enough agents for every contact of the run: no contact waits.
     const contacts = Math.ceil(o.rate * (o.duration + o.warmup)) + 1;
     const agents = Math.max(o.agents, Math.ceil(contacts / 100));
@@ -382,6 +392,7 @@ export async function fanoutWorkload(
     subs?.child.kill('SIGTERM');
     agent.destroy();
     redis.disconnect();
+    await front?.stop();
     await sb.stop();
   }
 }

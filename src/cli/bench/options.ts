@@ -64,7 +64,8 @@ Options:
   --warmup <s>           e2e, ingest: seconds of load before measuring, not reported (default 1)
   --in-flight <n>        e2e: most unanswered POSTs; later sends are dropped and counted (default 256)
   --connections <n>      ingest: concurrent keep-alive connections (default 50)
-  --haproxy              ingest: both sides behind an HAProxy of their own (infra/haproxy's template)
+  --haproxy              ingest: both sides behind an HAProxy of their own (infra/haproxy's template);
+                         fanout: the subscribers and commands through an HAProxy in front of Switchboard
   --subscribers <n>      fanout: WebSocket subscribers on the live feed (default 1000)
   --dispatch-batch <n>   decisions per dispatch step (default ${defaultDispatcherOptions.batch}, as DISPATCH_BATCH)
   --project-batch <n>    commands per projector step (default ${defaultProjectorOptions.batch}, as PROJECT_BATCH)
@@ -137,7 +138,7 @@ export interface BenchOptions {
   readonly offers: boolean;
   /** split, wide, large: the variant with proficiency levels. */
   readonly levels: boolean;
-  /** ingest: both sides behind an HAProxy each (infra/haproxy's template), as deployed. */
+  /** ingest: both sides behind an HAProxy each; fanout: Switchboard behind one (infra/haproxy's template). */
   readonly haproxy: boolean;
 }
 
@@ -232,7 +233,10 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     expected: 'a redis:// or rediss:// URL such as redis://127.0.0.1:6379',
   });
   check.check(!values.levels || isShape(workload), '--levels: only for split, wide and large');
-  check.check(!values.haproxy || workload === 'ingest', '--haproxy: only for ingest');
+  check.check(
+    !values.haproxy || workload === 'ingest' || workload === 'fanout',
+    '--haproxy: only for ingest and fanout',
+  );
   if (workload === 'decision')
     check.check(
       decisions + DECISION_WARMUP <= Math.min(...queues),

@@ -296,7 +296,8 @@ const fanoutRows: RowMaker = (run) => {
   const f = run.figures;
   const subs = at(run.parameters, 'subscribers');
   const rate = at(run.parameters, 'rate');
-  const n = `fan-out, ${subs?.toLocaleString('en-US')} subscribers`;
+  const via = (run.parameters as { via?: string }).via === 'haproxy' ? ' through HAProxy' : '';
+  const n = `fan-out${via}, ${subs?.toLocaleString('en-US')} subscribers`;
   return [
     row(
       `${n}: deliveries`,

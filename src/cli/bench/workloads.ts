@@ -120,6 +120,7 @@ const WORKLOADS: Record<Workload, WorkloadSpec> = {
       duration: o.duration,
       warmup: o.warmup,
       agents: o.agents,
+      via: o.haproxy ? 'haproxy' : 'direct',
     }),
     run: ({ url, workspace, o, note }) =>
       fanoutWorkload(url, workspace, { ...o, rate: o.rates[0] ?? 50 }, note),
