@@ -12,18 +12,12 @@
  * after the kill, and the longest gap between 2xx answers), failed and retried requests.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
-import { type BackendSync, serverName, syncBackends } from '../../src/topology/haproxy/backend-sync.ts';
-import { ensureSelfSignedCert, writeHaproxyConfig } from '../../src/topology/haproxy/config.ts';
-import { type HaproxyHandle, startHaproxy } from '../../src/topology/haproxy/process.ts';
-import { type HaproxyRuntime, haproxyRuntime } from '../../src/topology/haproxy/runtime.ts';
-import { freePort } from '../../src/topology/redis-server.ts';
+import type { HaproxyRuntime } from '../../src/topology/haproxy/runtime.ts';
 import { auditWorkspace, LoadDriver, trafficGap, waitProjectorSettled } from '../support/audit.ts';
-import { Fleet } from '../support/fleet.ts';
+import type { Fleet } from '../support/fleet.ts';
+import { type FleetBehindHaproxy, startFleetBehindHaproxy } from '../support/fleet-behind-haproxy.ts';
 import { sleep, waitFor } from '../support/wait.ts';
 
 const CONTACTS = 600;
@@ -33,69 +27,26 @@ const LOAD_DEADLINE_MS = 25_000;
 const KILL_AT_MS = 5_000;
 
 describe('an API instance SIGKILLed behind HAProxy', () => {
+  let lb: FleetBehindHaproxy;
   let fleet: Fleet;
   let redis: RedisClient;
-  let tmpDir: string | undefined;
-  let haproxy: HaproxyHandle | undefined;
   let runtime: HaproxyRuntime;
-  let sync: BackendSync | undefined;
   let frontend: string;
-  const syncErrors: string[] = [];
+  let syncErrors: string[];
   const ws = `lb-${randomUUID().slice(0, 8)}`;
 
   beforeAll(async () => {
-    tmpDir = await mkdtemp(path.join(os.tmpdir(), 'sb-failover-lb-'));
-    fleet = await Fleet.start({
-      api: 3,
-      projector: 2,
-      dispatcher: 2,
-      env: { WORKSPACES: ws },
-      apiEnv: { ADVERTISE_ADDRESS: 'auto' },
+    lb = await startFleetBehindHaproxy({
+      fleet: { api: 3, projector: 2, dispatcher: 2, env: { WORKSPACES: ws } },
+      haproxy: { apiCheckInter: '500ms', checkTimeout: '1s' },
+      sync: { intervalMs: 250, server: { inter: '500ms', fall: 2, rise: 2 } },
     });
+    ({ fleet, runtime, frontend, syncErrors } = lb);
     redis = fleet.client;
-
-    // HAProxy with an empty `api` backend: the registry fills it.
-    const runDir = path.join(tmpDir, 'run');
-    const httpPort = await freePort();
-    const configPath = await writeHaproxyConfig({
-      runDir,
-      tlsPem: await ensureSelfSignedCert(path.join(tmpDir, 'certs')),
-      redisCheckPassword: 'unused',
-      httpPort,
-      tlsPort: await freePort(),
-      statsPort: await freePort(),
-      redisPort: await freePort(),
-      apiCheckInter: '500ms',
-      checkTimeout: '1s',
-    });
-    haproxy = await startHaproxy({ configPath, socket: path.join(runDir, 'haproxy.sock') });
-    runtime = haproxyRuntime(haproxy.socket);
-    expect(await runtime.listServers('api'), 'the api backend starts empty').toEqual([]);
-    frontend = `http://127.0.0.1:${httpPort}`;
-    sync = syncBackends(redis, runtime, {
-      intervalMs: 250,
-      server: { inter: '500ms', fall: 2, rise: 2 },
-      onError: (err) => syncErrors.push(String(err)),
-    });
-    const wanted = fleet.api.map((a) => serverName({ host: '127.0.0.1', port: a.port! })).sort();
-    await waitFor(
-      'the three API instances UP in the api backend',
-      async () => {
-        const list = await runtime.listServers('api');
-        return (
-          JSON.stringify(list.map((s) => s.name).sort()) === JSON.stringify(wanted) &&
-          list.every((s) => s.status === 'UP')
-        );
-      },
-      { timeoutMs: 15_000, everyMs: 100 },
-    );
   }, 60_000);
 
   afterAll(async () => {
-    await sync?.stop().catch(() => undefined);
-    await haproxy?.stop().catch(() => undefined);
-    await fleet?.stop();
-    if (tmpDir) await rm(tmpDir, { recursive: true, force: true });
+    await lb?.stop();
   }, 60_000);
 
   it('keeps every guarantee and every request succeeds through HAProxy', async () => {
@@ -114,7 +65,7 @@ describe('an API instance SIGKILLed behind HAProxy', () => {
     // Mid-run: SIGKILL one API instance, never restarted. Then: how soon 2xx answers flow again,
     // an assignment made after the kill reaches the feed, and the registry drops the instance.
     const victim = fleet.api[0]!;
-    const victimServer = serverName({ host: '127.0.0.1', port: victim.port! });
+    const victimServer = lb.serverOf(victim.port!);
     const measured: Record<string, number | null> = {};
     let killedAt = 0;
     const killing = sleep(KILL_AT_MS).then(async () => {
@@ -158,7 +109,7 @@ describe('an API instance SIGKILLed behind HAProxy', () => {
     expect(servers.map((s) => s.name).sort()).toEqual(
       fleet.api
         .slice(1)
-        .map((a) => serverName({ host: '127.0.0.1', port: a.port! }))
+        .map((a) => lb.serverOf(a.port!))
         .sort(),
     );
     expect(client.failures, 'requests that failed or were refused').toEqual([]);

@@ -10,76 +10,27 @@
  * then closes its connections. The instance exits 0 and the other takes the whole load.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type BackendSync, serverName, syncBackends } from '../../src/topology/haproxy/backend-sync.ts';
-import { ensureSelfSignedCert, writeHaproxyConfig } from '../../src/topology/haproxy/config.ts';
-import { type HaproxyHandle, startHaproxy } from '../../src/topology/haproxy/process.ts';
-import { type HaproxyRuntime, haproxyRuntime } from '../../src/topology/haproxy/runtime.ts';
-import { freePort } from '../../src/topology/redis-server.ts';
-import { Fleet } from '../support/fleet.ts';
-import { sleep, waitFor } from '../support/wait.ts';
+import { type FleetBehindHaproxy, startFleetBehindHaproxy } from '../support/fleet-behind-haproxy.ts';
 
 const CLIENTS = 8;
 const LOAD_MS = 6000;
 const STOP_AT_MS = 2000;
 
 describe('an API instance stopped behind HAProxy under load', () => {
-  let fleet: Fleet;
-  let tmpDir: string | undefined;
-  let haproxy: HaproxyHandle | undefined;
-  let runtime: HaproxyRuntime;
-  let sync: BackendSync | undefined;
-  let httpPort: number;
-  const syncErrors: string[] = [];
+  let lb: FleetBehindHaproxy;
   const ws = `stop-${randomUUID().slice(0, 8)}`;
 
   beforeAll(async () => {
-    tmpDir = await mkdtemp(path.join(os.tmpdir(), 'sb-stop-lb-'));
-    fleet = await Fleet.start({
-      api: 2,
-      projector: 1,
-      dispatcher: 1,
-      env: { WORKSPACES: ws },
-      apiEnv: { ADVERTISE_ADDRESS: 'auto' },
+    // The sync at the deployment's interval (every second, as src/topology/local/single.ts runs it).
+    lb = await startFleetBehindHaproxy({
+      fleet: { api: 2, projector: 1, dispatcher: 1, env: { WORKSPACES: ws } },
     });
-    const runDir = path.join(tmpDir, 'run');
-    httpPort = await freePort();
-    const configPath = await writeHaproxyConfig({
-      runDir,
-      tlsPem: await ensureSelfSignedCert(path.join(tmpDir, 'certs')),
-      redisCheckPassword: 'unused',
-      httpPort,
-      tlsPort: await freePort(),
-      statsPort: await freePort(),
-      redisPort: await freePort(),
-    });
-    haproxy = await startHaproxy({ configPath, socket: path.join(runDir, 'haproxy.sock') });
-    runtime = haproxyRuntime(haproxy.socket);
-    // The deployment's sync: every second (src/topology/local/single.ts runs it with its defaults).
-    sync = syncBackends(fleet.client, runtime, { onError: (err) => syncErrors.push(String(err)) });
-    const wanted = fleet.api.map((a) => serverName({ host: '127.0.0.1', port: a.port! })).sort();
-    await waitFor(
-      'both API instances UP in the api backend',
-      async () => {
-        const list = await runtime.listServers('api');
-        return (
-          JSON.stringify(list.map((s) => s.name).sort()) === JSON.stringify(wanted) &&
-          list.every((s) => s.status === 'UP')
-        );
-      },
-      { timeoutMs: 15_000, everyMs: 100 },
-    );
   }, 60_000);
 
   afterAll(async () => {
-    await sync?.stop().catch(() => undefined);
-    await haproxy?.stop().catch(() => undefined);
-    await fleet?.stop();
-    if (tmpDir) await rm(tmpDir, { recursive: true, force: true });
+    await lb?.stop();
   }, 60_000);
 
   it('answers every command 201 or 202 while the instance leaves, and the instance exits 0', async () => {
@@ -92,7 +43,7 @@ describe('an API instance stopped behind HAProxy under load', () => {
         const req = http.request(
           {
             host: '127.0.0.1',
-            port: httpPort,
+            port: Number(new URL(lb.frontend).port),
             path: `/v1/workspaces/${ws}/contacts`,
             method: 'POST',
             agent,
@@ -107,7 +58,7 @@ describe('an API instance stopped behind HAProxy under load', () => {
         req.on('error', reject);
         req.end(body);
       });
-    const victim = fleet.api[0]!;
+    const victim = lb.fleet.api[0]!;
     const t0 = Date.now();
     let stopped: Promise<unknown> | undefined;
     let n = 0;
@@ -131,10 +82,9 @@ describe('an API instance stopped behind HAProxy under load', () => {
       expect(['201', '202'], `${what}: ${JSON.stringify(answered)}`).toContain(what);
     expect(statuses.get('201') ?? 0).toBeGreaterThan(100);
     expect(
-      (await runtime.listServers('api')).map((s) => s.name),
+      (await lb.runtime.listServers('api')).map((s) => s.name),
       'the stopped instance left the backend',
-    ).toEqual([serverName({ host: '127.0.0.1', port: fleet.api[1]!.port! })]);
-    expect(syncErrors).toEqual([]);
-    await sleep(0);
+    ).toEqual([lb.serverOf(lb.fleet.api[1]!.port!)]);
+    expect(lb.syncErrors).toEqual([]);
   }, 60_000);
 });

@@ -21,6 +21,7 @@ import {
   checkHaproxyConfig,
   ensureSelfSignedCert,
   HAPROXY_DOCKER_CONFIG,
+  type HaproxyConfigOptions,
   INFRA_DIR,
   renderHaproxyConfig,
   writeHaproxyConfig,
@@ -46,8 +47,14 @@ let tmp: { dir: string; remove(): Promise<void> };
 let pem: string;
 const started: HaproxyHandle[] = [];
 
-/** A real haproxy on free loopback ports with the local template, stopped after the suite. */
-async function startLocalHaproxy(runDir: string) {
+/**
+ * A real haproxy on free loopback ports with the local template (and `extra` renderer options:
+ * static API servers, check interval), stopped after the suite.
+ */
+async function startLocalHaproxy(
+  runDir: string,
+  extra: Pick<HaproxyConfigOptions, 'apiServers' | 'apiCheckInter'> = {},
+) {
   const [httpPort, tlsPort, statsPort, redisPort] = [
     await freePort(),
     await freePort(),
@@ -62,10 +69,11 @@ async function startLocalHaproxy(runDir: string) {
     tlsPort,
     statsPort,
     redisPort,
+    ...extra,
   });
   const hp = await startHaproxy({ configPath: file, socket: path.join(runDir, 'haproxy.sock') });
   started.push(hp);
-  return { hp, httpPort, tlsPort, statsPort, redisPort };
+  return { hp, rt: haproxyRuntime(hp.socket), file, httpPort, tlsPort, statsPort, redisPort };
 }
 
 /** keepalived -t checks that the interface exists: use one this machine has. */
@@ -208,22 +216,10 @@ describe('haproxy.cfg (local template)', () => {
     const backendPort = (backend.address() as { port: number }).port;
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     try {
-      const runDir = path.join(tmp.dir, 'run-reuse');
-      const httpPort = await freePort();
-      const file = await writeHaproxyConfig({
-        runDir,
-        tlsPem: pem,
-        redisCheckPassword: 'x',
-        httpPort,
-        tlsPort: await freePort(),
-        statsPort: await freePort(),
-        redisPort: await freePort(),
+      const { hp, rt, file, httpPort } = await startLocalHaproxy(path.join(tmp.dir, 'run-reuse'), {
         apiServers: [{ host: '127.0.0.1', port: backendPort }],
         apiCheckInter: '200ms',
       });
-      const hp = await startHaproxy({ configPath: file, socket: path.join(runDir, 'haproxy.sock') });
-      started.push(hp);
-      const rt = haproxyRuntime(hp.socket);
       await waitFor('api1 UP', async () => (await rt.serverState('api', 'api1'))?.checkStatus === 'L7OK');
       const post = () =>
         new Promise<number>((resolve, reject) => {
@@ -258,20 +254,7 @@ describe('haproxy.cfg (local template)', () => {
     await new Promise<void>((r) => backend.listen(0, '127.0.0.1', () => r()));
     const backendPort = (backend.address() as { port: number }).port;
     try {
-      const runDir = path.join(tmp.dir, 'run-drain');
-      const httpPort = await freePort();
-      const file = await writeHaproxyConfig({
-        runDir,
-        tlsPem: pem,
-        redisCheckPassword: 'x',
-        httpPort,
-        tlsPort: await freePort(),
-        statsPort: await freePort(),
-        redisPort: await freePort(),
-      });
-      const hp = await startHaproxy({ configPath: file, socket: path.join(runDir, 'haproxy.sock') });
-      started.push(hp);
-      const rt = haproxyRuntime(hp.socket);
+      const { hp, rt, httpPort } = await startLocalHaproxy(path.join(tmp.dir, 'run-drain'));
       await rt.addServer('api', 'slow1', '127.0.0.1', backendPort, { inter: '200ms' });
       await waitFor('slow1 UP', async () => (await rt.serverState('api', 'slow1'))?.status === 'UP');
       const answer = fetch(`http://127.0.0.1:${httpPort}/slow`).then(
@@ -302,22 +285,10 @@ describe('haproxy.cfg (local template)', () => {
     await new Promise<void>((r) => backend.listen(0, '127.0.0.1', () => r()));
     const backendPort = (backend.address() as { port: number }).port;
     try {
-      const runDir = path.join(tmp.dir, 'run-ws');
-      const [httpPort, tlsPort] = [await freePort(), await freePort()];
-      const file = await writeHaproxyConfig({
-        runDir,
-        tlsPem: pem,
-        redisCheckPassword: 'x',
-        httpPort,
-        tlsPort,
-        statsPort: await freePort(),
-        redisPort: await freePort(),
+      const { hp, rt, httpPort, tlsPort } = await startLocalHaproxy(path.join(tmp.dir, 'run-ws'), {
         apiServers: [{ host: '127.0.0.1', port: backendPort }],
         apiCheckInter: '200ms',
       });
-      const hp = await startHaproxy({ configPath: file, socket: path.join(runDir, 'haproxy.sock') });
-      started.push(hp);
-      const rt = haproxyRuntime(hp.socket);
       await waitFor('api1 UP', async () => (await rt.serverState('api', 'api1'))?.checkStatus === 'L7OK');
       for (const url of [`ws://127.0.0.1:${httpPort}/feed`, `wss://127.0.0.1:${tlsPort}/feed`]) {
         const ws = new WebSocket(url, { rejectUnauthorized: false });
