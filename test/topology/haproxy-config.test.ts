@@ -168,7 +168,58 @@ describe('haproxy.cfg (local template)', () => {
     expect(() => renderHaproxyConfig({ ...base, httpPort: 70000 })).toThrow();
     expect(() => renderHaproxyConfig({ ...base, apiCheckInter: '1 s' })).toThrow();
     expect(() => renderHaproxyConfig({ ...base, apiServers: [{ host: 'a b', port: 1 }] })).toThrow();
+    expect(() => renderHaproxyConfig({ ...base, maxconn: 0 })).toThrow();
   });
+
+  it('leaves maxconn to HAProxy (its file-descriptor limit) unless one is given', () => {
+    const base = { runDir: '/run/sb', tlsPem: pem, redisCheckPassword: 'ok' };
+    expect(renderHaproxyConfig(base)).not.toMatch(/^\s*maxconn /m);
+    expect(renderHaproxyConfig({ ...base, maxconn: 20_000 })).toMatch(/^ {4}maxconn 20000$/m);
+  });
+
+  it('holds more live-feed WebSockets than the 4,096 connections the template used to allow', async () => {
+    // Backend: a WebSocket server that says hello; 4,500 sockets open through HAProxy at once.
+    const backend = http.createServer((req, res) => {
+      res.writeHead(req.url === '/health' ? 200 : 404).end();
+    });
+    const wss = new WebSocketServer({ server: backend });
+    wss.on('connection', (ws) => ws.send('hello'));
+    await new Promise<void>((r) => backend.listen(0, '127.0.0.1', () => r()));
+    const backendPort = (backend.address() as { port: number }).port;
+    const sockets: WebSocket[] = [];
+    try {
+      const { hp, rt, httpPort } = await startLocalHaproxy(path.join(tmp.dir, 'run-many'), {
+        apiServers: [{ host: '127.0.0.1', port: backendPort }],
+        apiCheckInter: '200ms',
+      });
+      await waitFor('api1 UP', async () => (await rt.serverState('api', 'api1'))?.checkStatus === 'L7OK');
+      const info = await rt.command('show info');
+      const maxconn = Number(/^Maxconn: (\d+)$/m.exec(info)?.[1]);
+      // Derived from the descriptor limit (about half of it): this machine allows more than 4,500.
+      expect(maxconn, info).toBeGreaterThan(4500);
+      const greeted = await Promise.all(
+        Array.from({ length: 4500 }, async () => {
+          const ws = new WebSocket(`ws://127.0.0.1:${httpPort}/feed`);
+          sockets.push(ws);
+          return new Promise<boolean>((resolve) => {
+            const timer = setTimeout(() => resolve(false), 30_000);
+            ws.once('message', () => {
+              clearTimeout(timer);
+              resolve(true);
+            });
+            ws.once('error', () => resolve(false));
+          });
+        }),
+      );
+      expect(greeted.filter((g) => !g).length).toBe(0);
+      await hp.stop();
+    } finally {
+      for (const ws of sockets) ws.terminate();
+      for (const c of wss.clients) c.terminate();
+      wss.close();
+      await new Promise<void>((r) => backend.close(() => r()));
+    }
+  }, 60_000);
 
   it('haproxy -c fails on a broken config (the check is meaningful)', async () => {
     const cfg = renderHaproxyConfig({ runDir: '/run/sb', tlsPem: pem, redisCheckPassword: 'x' }).replace(

@@ -47,6 +47,10 @@ export interface HaproxyConfigOptions {
   redisCheckInter?: string;
   /** Read timeout of a health check once connected (`timeout check`). Default `2s`. */
   checkTimeout?: string;
+  /**
+   * Most client connections at once (every live-feed WebSocket is one for its life). Default: not
+   * set, so HAProxy derives it from its file-descriptor limit (about half the hard limit).
+   */
   maxconn?: number;
   /** Argument of the global `log` line. Default `stderr format raw local0 notice`. */
   logTarget?: string;
@@ -70,6 +74,11 @@ function port(value: number | undefined, fallback: number, what: string): string
   const p = value ?? fallback;
   if (!Number.isInteger(p) || p < 1 || p > 65535) throw new Error(`haproxy config: invalid ${what} ${p}`);
   return String(p);
+}
+
+function positiveInt(value: number, what: string): string {
+  if (!Number.isInteger(value) || value < 1) throw new Error(`haproxy config: invalid ${what} ${value}`);
+  return String(value);
 }
 
 function time(value: string | undefined, fallback: string, what: string): string {
@@ -106,7 +115,10 @@ export function renderHaproxyConfig(opts: HaproxyConfigOptions, template?: strin
     LOG_TARGET: opts.logTarget ?? 'stderr format raw local0 notice',
     RUN_DIR: opts.runDir.replace(/\/+$/, ''),
     TLS_PEM: opts.tlsPem,
-    MAXCONN: String(opts.maxconn ?? 4096),
+    MAXCONN_LINE:
+      opts.maxconn === undefined
+        ? '    # maxconn: not set, so HAProxy derives it from its file-descriptor limit (about half of it).'
+        : `    maxconn ${positiveInt(opts.maxconn, 'maxconn')}`,
     BIND_ADDRESS: bind,
     STATS_BIND_ADDRESS: opts.statsBindAddress ?? bind,
     HTTP_PORT: port(opts.httpPort, HAPROXY_DEFAULTS.httpPort, 'httpPort'),
