@@ -5,7 +5,7 @@
  * `AssignmentMade` on a WebSocket subscriber. Each assignment is completed as soon as it is seen
  * (not timed), so the agents cycle.
  *
- * Each rate is then offered, for as long, to the bare feed (bare-feed.ts: one XADD per request and
+ * Each rate is then offered, for as long, to the bare feed (bare-xadd.ts with BARE_FEED=1: one XADD per request and
  * a reader blocked on the stream that sends each entry to the WebSocket), with the same load
  * generator: the least those hops cost on this machine, the anchor of Switchboard's latencies.
  *
@@ -82,7 +82,7 @@ export interface E2eRateFigures {
   /** Completes (not timed) that failed. */
   readonly completeErrors: number;
   /**
-   * The same rate and duration, right after, against the bare feed (bare-feed.ts: one XADD per
+   * The same rate and duration, right after, against the bare feed (bare-xadd.ts with BARE_FEED=1: one XADD per
    * request, a reader blocked on the stream sending each entry to the WebSocket): the hops alone, on
    * this machine, with this load generator. Absent when not run.
    */
@@ -173,13 +173,31 @@ export function startSwitchboardProcess(redisUrl: string, workspace: string): Pr
   );
 }
 
+/**
+ * Starts the bare anchor (bare-xadd.ts: one XADD per POST /contacts) in its own process on a key
+ * of `workspace`'s hash tag; with `feed`, also its reader and WebSocket feed (e2e's anchor).
+ */
+export function startBareHandler(redisUrl: string, workspace: string, feed: boolean): Promise<ChildServer> {
+  return startChild(
+    'src/cli/bench/bare-xadd.ts',
+    {
+      REDIS_URL: redisUrl,
+      BARE_KEY: `${KEY_ROOT}:{${workspace}}:${feed ? 'bare-feed' : 'bare-commands'}`,
+      ...(feed ? { BARE_FEED: '1' } : {}),
+    },
+    '/health',
+  );
+}
+
 export async function e2eWorkload(
   redisUrl: string,
   workspace: string,
   o: E2eOptions,
   note: Note,
 ): Promise<E2eFigures> {
-  note('starting Switchboard (node --import tsx src/main.ts, all roles) and the bare feed (bare-feed.ts)');
+  note(
+    'starting Switchboard (node --import tsx src/main.ts, all roles) and the bare feed (bare-xadd.ts, BARE_FEED=1)',
+  );
   const servers: ChildServer[] = [];
   // Reads Redis's own CPU time (INFO), nothing else.
   const observer = connectRedis({ url: redisUrl });
@@ -189,11 +207,7 @@ export async function e2eWorkload(
   try {
     const sb = await startSwitchboardProcess(redisUrl, workspace);
     servers.push(sb);
-    const bareServer = await startChild(
-      'src/cli/bench/bare-feed.ts',
-      { REDIS_URL: redisUrl, BARE_KEY: `${KEY_ROOT}:{${workspace}}:bare-feed` },
-      '/health',
-    );
+    const bareServer = await startBareHandler(redisUrl, workspace, true);
     servers.push(bareServer);
     const apiOf = (server: ChildServer) => `${server.base}/v1/workspaces/${encodeURIComponent(workspace)}`;
     note(`registering ${o.agents} agents (skill s), all available`);

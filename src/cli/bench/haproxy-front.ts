@@ -4,13 +4,12 @@
  * backend's one static server: what a request to Switchboard goes through in the topology.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { ensureSelfSignedCert, writeHaproxyConfig } from '../../topology/haproxy/config.ts';
 import { startHaproxy } from '../../topology/haproxy/process.ts';
 import { freePort } from '../../topology/redis-server.ts';
-import { type ChildServer, request, sleep } from './http.ts';
+import { type ChildServer, waitAnswering } from './http.ts';
 
 /** Starts the HAProxy and waits until the server answers GET /health through it (at most 20 s). */
 export async function haproxyInFront(server: ChildServer): Promise<ChildServer> {
@@ -33,16 +32,15 @@ export async function haproxyInFront(server: ChildServer): Promise<ChildServer> 
     await rm(runDir, { recursive: true, force: true });
   };
   const base = `http://127.0.0.1:${port}`;
-  const probe = new http.Agent({ keepAlive: false });
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const r = await request(probe, 'GET', `${base}/health`).catch(() => undefined);
-    if (r?.status === 200) break;
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`${server.base} did not answer GET /health through HAProxy within 20 s`);
-    }
-    await sleep(100);
+  try {
+    await waitAnswering(
+      `${base}/health`,
+      20_000,
+      () => `${server.base} did not answer GET /health through HAProxy within 20 s`,
+    );
+  } catch (err) {
+    await stop();
+    throw err;
   }
   return { base, port, stop };
 }

@@ -54,22 +54,40 @@ export async function startChild(
     clearTimeout(timer);
   };
   const base = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + timeoutMs;
-  const probe = new http.Agent({ keepAlive: false });
   try {
-    for (;;) {
-      if (exited) throw new Error(`${script} exited before it was ready:\n${stderr}`);
-      const r = await request(probe, 'GET', `${base}${readyPath}`).catch(() => undefined);
-      if (r?.status === 200) break;
-      if (Date.now() > deadline)
-        throw new Error(`${script} was not ready within ${timeoutMs} ms:\n${stderr}`);
-      await sleep(100);
-    }
+    await waitAnswering(
+      `${base}${readyPath}`,
+      timeoutMs,
+      () => `${script} was not ready within ${timeoutMs} ms:\n${stderr}`,
+      () => (exited ? `${script} exited before it was ready:\n${stderr}` : undefined),
+    );
   } catch (err) {
     await stop();
     throw err;
   }
   return { base, port, stop };
+}
+
+/**
+ * Waits until `GET url` answers 200, every 100 ms; throws `late()` after `timeoutMs`, or at once
+ * the reason `gaveUp()` names (a process that exited).
+ */
+export async function waitAnswering(
+  url: string,
+  timeoutMs: number,
+  late: () => string,
+  gaveUp: () => string | undefined = () => undefined,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const probe = new http.Agent({ keepAlive: false });
+  for (;;) {
+    const why = gaveUp();
+    if (why !== undefined) throw new Error(why);
+    const r = await request(probe, 'GET', url).catch(() => undefined);
+    if (r?.status === 200) return;
+    if (Date.now() > deadline) throw new Error(late());
+    await sleep(100);
+  }
 }
 
 export interface Answer {

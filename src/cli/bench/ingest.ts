@@ -12,11 +12,10 @@
  * the bare handler is no Switchboard API, and a client on one side only (its Idempotency-Key, which
  * Switchboard then stores, its fetch) would make the ratio measure the clients, not the servers.
  */
-import { KEY_ROOT } from '../../adapters/redis/keys.ts';
 import { percentile, round } from '../sim/stats.ts';
-import { startSwitchboardProcess } from './e2e.ts';
+import { startBareHandler, startSwitchboardProcess } from './e2e.ts';
 import { haproxyInFront } from './haproxy-front.ts';
-import { type ChildServer, closedLoop, type LoadResult, request, startChild } from './http.ts';
+import { type ChildServer, closedLoop, type LoadResult, request } from './http.ts';
 import type { Note } from './workspace.ts';
 
 export interface IngestOptions {
@@ -76,11 +75,7 @@ export async function ingestWorkload(
   try {
     const sbServer = await startSwitchboardProcess(redisUrl, workspace);
     servers.push(sbServer);
-    const bareServer = await startChild(
-      'src/cli/bench/bare-xadd.ts',
-      { REDIS_URL: redisUrl, BARE_KEY: `${KEY_ROOT}:{${workspace}}:bare-commands` },
-      '/health',
-    );
+    const bareServer = await startBareHandler(redisUrl, workspace, false);
     servers.push(bareServer);
     let sb = sbServer;
     let bare = bareServer;

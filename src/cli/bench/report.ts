@@ -258,7 +258,7 @@ const e2eRows: RowMaker = (run) => {
   const f = runs ? (runs.find((r) => at(r, 'offeredPerS') === 1000) ?? runs[0]) : run.figures;
   const rate = at(f, 'offeredPerS');
   const at1k = `e2e at ${rate?.toLocaleString('en-US')}/s`;
-  // The bare feed at the same rate, right after (bare-feed.ts): the hops alone on this machine.
+  // The bare feed at the same rate, right after (bare-xadd.ts with BARE_FEED=1): the hops alone on this machine.
   const bare = (p: string) =>
     at(f, `bare.${p}`) === null
       ? undefined
@@ -274,16 +274,18 @@ const e2eRows: RowMaker = (run) => {
   ];
 };
 
+/** ' through HAProxy' for a run with --haproxy (its parameters' `via`), else ''. */
+const via = (run: WorkloadRun): string =>
+  (run.parameters as { via?: string }).via === 'haproxy' ? ' through HAProxy' : '';
+
 const ingestRows: RowMaker = (run) => {
-  // Through HAProxy (--haproxy): each side behind an HAProxy of its own, as deployed.
-  const via = (run.parameters as { via?: string }).via === 'haproxy' ? ' through HAProxy' : '';
   return [
     row(
-      `ingestion${via}, Switchboard POST /contacts`,
+      `ingestion${via(run)}, Switchboard POST /contacts`,
       at(run.figures, 'switchboard.requestsPerS'),
       'requests/s',
       {
-        name: `bare fastify + XADD${via}`,
+        name: `bare fastify + XADD${via(run)}`,
         value: at(run.figures, 'bareXadd.requestsPerS'),
         unit: 'requests/s',
       },
@@ -296,8 +298,7 @@ const fanoutRows: RowMaker = (run) => {
   const f = run.figures;
   const subs = at(run.parameters, 'subscribers');
   const rate = at(run.parameters, 'rate');
-  const via = (run.parameters as { via?: string }).via === 'haproxy' ? ' through HAProxy' : '';
-  const n = `fan-out${via}, ${subs?.toLocaleString('en-US')} subscribers`;
+  const n = `fan-out${via(run)}, ${subs?.toLocaleString('en-US')} subscribers`;
   return [
     row(
       `${n}: deliveries`,
