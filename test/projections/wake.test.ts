@@ -66,4 +66,66 @@ describe('the wake signal', () => {
     expect(audit.violations).toEqual([]);
     expect(audit.assignments).toBe(2);
   });
+
+  it('is not written for a contact queued behind a head no agent can take, unless someone is blocked', async () => {
+    const ws = `wake-busy-${Date.now().toString(36)}`;
+    const k = workspaceKeys(ws);
+    await ensureGroup(suite.redis, ws);
+    const woken = async () => (await suite.redis.zcard(k.wake)) > 0;
+    const candidates = () => suite.redis.zrange(k.candidates, 0, -1);
+
+    // ana is busy with c1; c2 arrives and heads the queue: woken, and the step finds nobody, so
+    // the queue is no candidate any more.
+    await send(
+      ws,
+      { type: 'RegisterAgent', agentId: 'ana', skills: ['A'], capacity: 1 },
+      { type: 'ChangeAgentState', agentId: 'ana', state: 'available' },
+      { type: 'QueueContact', contactId: 'c1', skills: ['A'], priority: 0 },
+    );
+    expect(await dispatchPending(suite.redis, ws)).toBe(1);
+    await suite.redis.del(k.wake);
+    await send(ws, { type: 'QueueContact', contactId: 'c2', skills: ['A'], priority: 0 });
+    expect(await woken()).toBe(true);
+    await suite.redis.del(k.wake);
+    expect(await dispatchPending(suite.redis, ws)).toBe(0);
+    expect(await candidates()).toEqual([]);
+
+    // The queue builds behind c2 while every agent is busy: no wake-up, no candidate, no step.
+    await send(
+      ws,
+      { type: 'QueueContact', contactId: 'c3', skills: ['A'], priority: 0 },
+      { type: 'QueueContact', contactId: 'c4', skills: ['A'], priority: 0 },
+    );
+    expect(await woken()).toBe(false);
+    expect(await candidates()).toEqual([]);
+
+    // ana frees up: woken, and her pool takes the head of the queue, then the next.
+    await send(ws, { type: 'CompleteContact', contactId: 'c1' });
+    expect(await woken()).toBe(true);
+    await suite.redis.del(k.wake);
+    expect(await dispatchPending(suite.redis, ws)).toBe(1);
+    expect(JSON.parse((await suite.redis.hget(k.contacts, 'c2'))!).agentId).toBe('ana');
+    await send(ws, { type: 'CompleteContact', contactId: 'c2' });
+    await suite.redis.del(k.wake);
+    expect(await dispatchPending(suite.redis, ws)).toBe(1);
+    expect(JSON.parse((await suite.redis.hget(k.contacts, 'c3'))!).agentId).toBe('ana');
+
+    // A contact waiting for a preferred agent may be passed over: with one queued, a contact
+    // behind the head wakes the dispatcher as before, and is looked at.
+    await send(ws, {
+      type: 'QueueContact',
+      contactId: 'c5',
+      skills: ['A'],
+      priority: 0,
+      preferredAgents: ['ana'],
+      preferredForMs: 60_000,
+    });
+    await suite.redis.del(k.wake);
+    await send(ws, { type: 'QueueContact', contactId: 'c6', skills: ['A'], priority: 0 });
+    expect(await woken()).toBe(true);
+
+    const audit = await auditWorkspace(suite.redis, ws);
+    expect(audit.violations).toEqual([]);
+    expect(audit.assignments).toBe(3);
+  });
 });

@@ -291,15 +291,23 @@ local function queue_add(c)
     -- is scored at most by the contact's order.
     redis.call('ZADD', K_SKILLSETS, #c.skills, name)
     redis.call('ZADD', K_CAND, 'LT', score, queue_candidate(name))
-  else
-    -- Behind an earlier head: the queue's candidate, if it was dropped (no agent for the head
-    -- then), comes back to look again, scored 0 (unknown) until the dispatcher reads the head.
-    -- One moved past contacts blocked by exclusions (dispatch step) comes back to this one.
-    if redis.call('ZADD', K_CAND, 'NX', 0, queue_candidate(name)) == 0 and turned_down() then
+    wake()
+  elseif turned_down() then
+    -- Behind an earlier head, with contacts some agent turned down (or waiting for preferred
+    -- agents) queued: the queue's candidate, if it was dropped (every contact blocked, or no agent
+    -- for the head then), comes back to look again, scored 0 (unknown) until the dispatcher reads
+    -- the head. One moved past blocked contacts (dispatch step) comes back to this one.
+    if redis.call('ZADD', K_CAND, 'NX', 0, queue_candidate(name)) == 0 then
       redis.call('ZADD', K_CAND, 'XX', 'LT', score, queue_candidate(name))
     end
+    wake()
   end
-  wake()
+  -- Behind an earlier head with nobody blocked, the contact has its head's eligible agents (same
+  -- skills, channel and queue): the queue's candidate is either there (the dispatcher was woken for
+  -- it and reaches this contact through it) or was dropped because no agent can take the head, so
+  -- none can take this one until some agent changes, whose pool then becomes a candidate. Neither
+  -- needs a candidate or a wake-up: a queue that builds while every agent is busy costs no
+  -- dispatch step per arrival.
 end
 
 -- `at_head`: the caller knows the contact heads its skill set's queue; `after` (with at_head) is
