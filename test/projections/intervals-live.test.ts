@@ -199,11 +199,16 @@ describe('the live interval projection', () => {
   it('keeps an interval for its retention after its end: older ones are not written, the others expire on time, and older ranges come from the log', async () => {
     const redis = api.running.redis;
     const k = workspaceKeys(KEPT);
-    // The run re-timed over 40 minutes ending 2 h 30 min ago, kept 2 h 40 min: its first intervals
-    // are past their retention, its last ones are not.
+    // The run re-timed over 40 minutes about three hours ago, kept long enough that its first
+    // intervals are past their retention and its last ones are not: the retention's bound is put
+    // halfway between the first and the last interval the log gives (at least 15 minutes apart),
+    // so the split does not depend on where the clock stands within an interval, nor on how the
+    // run's events spread over its span.
     const start = intervalStart(Date.now() - 3 * 3600_000) + 5 * 60_000;
     await copyRetimed(redis, LIVE, KEPT, start, 40 * 60_000);
-    const keptMs = 2 * 3600_000 + 40 * 60_000;
+    const logged = (await intervalsFromLog(redis, KEPT, THRESHOLD)).stats.starts();
+    expect(logged.length).toBeGreaterThan(1);
+    const keptMs = Math.round(Date.now() - INTERVAL_MS - (logged[0]! + logged.at(-1)!) / 2);
     const p = new IntervalProjection(redis, pino({ level: 'silent' }), undefined, {
       batch: 50,
       blockMs: 100,

