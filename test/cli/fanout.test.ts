@@ -3,6 +3,7 @@
  * a load-generator process of their own, contacts at a fixed rate; every subscriber gets every
  * event once and in order, and the figures come out.
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { runCli } from './run-cli.ts';
 
@@ -63,6 +64,26 @@ describe('bench fanout', () => {
     expect(Math.abs(f.apiCpuUsPerDelivery! - (f.apiCpuMs! * 1000) / f.deliveries)).toBeLessThanOrEqual(
       500 / f.deliveries + 0.01,
     );
+  });
+
+  it('through HAProxy, refuses more subscribers than HAProxy can hold instead of waiting for them', async () => {
+    // As many subscribers as this machine lets a process open files: HAProxy, at two descriptors
+    // per proxied connection, holds at most about half (on a machine with a limit above 100,000,
+    // the most the bench takes is asked for). The run opened none and waited for nothing.
+    const limit = Number(
+      /^Max open files\s+\d+\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1],
+    );
+    const asked = Math.min(Number.isFinite(limit) ? limit : 100_000, 100_000);
+    const started = Date.now();
+    const run = await runCli('bench', ['fanout', '--haproxy', '--subscribers', String(asked), '--json']);
+    expect(run.code, run.stderr).not.toBe(0);
+    expect(run.stderr).toMatch(
+      new RegExp(
+        `HAProxy holds at most \\d+ connections here .*: ${asked} subscribers and the commands need`,
+      ),
+    );
+    expect(run.stderr).not.toMatch(/opening \d+ subscribers/);
+    expect(Date.now() - started).toBeLessThan(45_000);
   });
 
   it('names a bad subscriber count', async () => {

@@ -7,9 +7,20 @@ import { connect, type Socket } from 'node:net';
  * generator takes as little of the machine's CPU as it can: the handshake, then unmasked server
  * frames (each message is one final text frame); pings are answered, a close ends the socket.
  */
-export function openFeed(url: URL, onMessage: (payload: Buffer) => void): Promise<Socket> {
+export function openFeed(
+  url: URL,
+  onMessage: (payload: Buffer) => void,
+  handshakeMs = 30_000,
+): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const sock = connect(Number(url.port), url.hostname);
+    // A connection no server accepts (a proxy past its connection limit keeps it waiting in the
+    // kernel) fails instead of holding the run for good.
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`no WebSocket handshake from ${url.host} within ${handshakeMs / 1000} s`));
+    }, handshakeMs);
+    sock.once('close', () => clearTimeout(timer));
     sock.setNoDelay(true);
     const key = randomBytes(16).toString('base64');
     sock.write(
@@ -28,6 +39,7 @@ export function openFeed(url: URL, onMessage: (payload: Buffer) => void): Promis
           return reject(new Error(`upgrade refused: ${buf.toString('latin1', 0, end)}`));
         }
         open = true;
+        clearTimeout(timer);
         resolve(sock);
         buf = buf.subarray(end + 4);
       }

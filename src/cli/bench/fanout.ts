@@ -322,7 +322,15 @@ export async function fanoutWorkload(
       note(
         'starting an HAProxy in front of it (infra/haproxy/haproxy.cfg.tmpl): subscribers and commands go through it',
       );
-      front = await haproxyInFront(sb);
+      const hp = await haproxyInFront(sb);
+      front = hp;
+      // Past its maxconn HAProxy leaves connections waiting in the kernel, and they would wait
+      // for good (a subscriber stays): say so before opening any. The commands take up to 64 more.
+      const needed = o.subscribers + 64;
+      if (!(hp.maxconn >= needed))
+        throw new Error(
+          `HAProxy holds at most ${hp.maxconn} connections here (its maxconn, derived from its limit of ${hp.ulimitN} open files: two per proxied connection): ${o.subscribers} subscribers and the commands need ${needed}. Raise the hard limit of open files (ulimit -Hn) for HAProxy, or ask for fewer subscribers.`,
+        );
     }
     const api = `${(front ?? sb).base}/v1/workspaces/${encodeURIComponent(workspace)}`;
     // Capacity 100 each, enough agents for every contact of the run: no contact waits.

@@ -8,11 +8,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { ensureSelfSignedCert, writeHaproxyConfig } from '../../topology/haproxy/config.ts';
 import { startHaproxy } from '../../topology/haproxy/process.ts';
+import { runtimeCommand } from '../../topology/haproxy/runtime.ts';
 import { freePort } from '../../topology/redis-server.ts';
 import { type ChildServer, waitAnswering } from './http.ts';
 
+/** The HAProxy in front: a child server, with the connections it holds at most. */
+export interface HaproxyFront extends ChildServer {
+  /** HAProxy's `Maxconn` (from `show info`): derived from its descriptor limit, `Ulimit-n`. */
+  readonly maxconn: number;
+  readonly ulimitN: number;
+}
+
 /** Starts the HAProxy and waits until the server answers GET /health through it (at most 20 s). */
-export async function haproxyInFront(server: ChildServer): Promise<ChildServer> {
+export async function haproxyInFront(server: ChildServer): Promise<HaproxyFront> {
   const runDir = await mkdtemp(path.join(os.tmpdir(), 'sb-bench-haproxy-'));
   const port = await freePort();
   const configPath = await writeHaproxyConfig({
@@ -26,7 +34,8 @@ export async function haproxyInFront(server: ChildServer): Promise<ChildServer> 
     redisPort: await freePort(),
     apiServers: [{ host: '127.0.0.1', port: server.port }],
   });
-  const handle = await startHaproxy({ configPath, socket: path.join(runDir, 'haproxy.sock') });
+  const socket = path.join(runDir, 'haproxy.sock');
+  const handle = await startHaproxy({ configPath, socket });
   const stop = async () => {
     await handle.stop();
     await rm(runDir, { recursive: true, force: true });
@@ -38,9 +47,12 @@ export async function haproxyInFront(server: ChildServer): Promise<ChildServer> 
       20_000,
       () => `${server.base} did not answer GET /health through HAProxy within 20 s`,
     );
+    const info = await runtimeCommand(socket, 'show info');
+    const field = (name: string) =>
+      Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(info)?.[1] ?? Number.NaN);
+    return { base, port, stop, maxconn: field('Maxconn'), ulimitN: field('Ulimit-n') };
   } catch (err) {
     await stop();
     throw err;
   }
-  return { base, port, stop };
 }
