@@ -67,6 +67,82 @@ describe('the wake signal', () => {
     expect(audit.assignments).toBe(2);
   });
 
+  it('is not written for an agent who joins available agents of the same skills, unless someone is blocked', async () => {
+    const ws = `wake-same-${Date.now().toString(36)}`;
+    const k = workspaceKeys(ws);
+    await ensureGroup(suite.redis, ws);
+    const woken = async () => (await suite.redis.zcard(k.wake)) > 0;
+    const candidates = () => suite.redis.zrange(k.candidates, 0, -1);
+
+    // ana (A) is available; c1 needs A and B: the step it wakes finds nobody, and leaves no
+    // candidate behind.
+    await send(
+      ws,
+      {
+        type: 'ChangeSettings',
+        offerTimeoutMs: 60_000,
+        wrapUpMs: 0,
+        missedOfferPresence: 'available',
+        maxWaitMs: null,
+      },
+      { type: 'RegisterAgent', agentId: 'ana', skills: ['A'], capacity: 1 },
+      { type: 'ChangeAgentState', agentId: 'ana', state: 'available' },
+      { type: 'QueueContact', contactId: 'c1', skills: ['A', 'B'], priority: 0 },
+    );
+    expect(await woken()).toBe(true);
+    await suite.redis.del(k.wake);
+    expect(await dispatchPending(suite.redis, ws)).toBe(0);
+    expect(await candidates()).toEqual([]);
+
+    // bo (A too) becomes available while ana still is: whatever bo can serve, ana could, and is
+    // covered already; no wake-up, no candidate, no step. Nor when ana goes and comes back.
+    await send(
+      ws,
+      { type: 'RegisterAgent', agentId: 'bo', skills: ['A'], capacity: 1 },
+      { type: 'ChangeAgentState', agentId: 'bo', state: 'available' },
+      { type: 'ChangeAgentState', agentId: 'ana', state: 'away' },
+      { type: 'ChangeAgentState', agentId: 'ana', state: 'available' },
+    );
+    expect(await woken()).toBe(false);
+    expect(await candidates()).toEqual([]);
+
+    // cy (A and B) becomes available: woken, and takes c1.
+    await send(
+      ws,
+      { type: 'RegisterAgent', agentId: 'cy', skills: ['A', 'B'], capacity: 1 },
+      { type: 'ChangeAgentState', agentId: 'cy', state: 'available' },
+    );
+    expect(await woken()).toBe(true);
+    await suite.redis.del(k.wake);
+    expect(await dispatchPending(suite.redis, ws)).toBe(1);
+    expect(JSON.parse((await suite.redis.hget(k.contacts, 'c1'))!).agentId).toBe('cy');
+
+    // Blocked: c2 (A) is offered to bo (available longest: ana came back later), who turns it
+    // down; ana takes it. With c2 then turned down by both, dan (A) joining them is woken for:
+    // they may not take c2, dan may.
+    await send(ws, { type: 'QueueContact', contactId: 'c2', skills: ['A'], priority: 0 });
+    expect(await dispatchPending(suite.redis, ws)).toBe(1);
+    expect(JSON.parse((await suite.redis.hget(k.contacts, 'c2'))!).agentId).toBe('bo');
+    await send(ws, { type: 'RejectOffer', contactId: 'c2', agentId: 'bo' });
+    expect(await dispatchPending(suite.redis, ws)).toBe(1);
+    expect(JSON.parse((await suite.redis.hget(k.contacts, 'c2'))!).agentId).toBe('ana');
+    await send(
+      ws,
+      { type: 'RejectOffer', contactId: 'c2', agentId: 'ana' },
+      { type: 'RegisterAgent', agentId: 'dan', skills: ['A'], capacity: 1 },
+    );
+    expect(await dispatchPending(suite.redis, ws)).toBe(0);
+    await suite.redis.del(k.wake);
+    await send(ws, { type: 'ChangeAgentState', agentId: 'dan', state: 'available' });
+    expect(await woken()).toBe(true);
+    expect(await dispatchPending(suite.redis, ws)).toBe(1);
+    expect(JSON.parse((await suite.redis.hget(k.contacts, 'c2'))!).agentId).toBe('dan');
+
+    const audit = await auditWorkspace(suite.redis, ws);
+    expect(audit.violations).toEqual([]);
+    expect(audit.assignments).toBe(4);
+  });
+
   it('is not written for a contact queued behind a head no agent can take, unless someone is blocked', async () => {
     const ws = `wake-busy-${Date.now().toString(36)}`;
     const k = workspaceKeys(ws);

@@ -19,7 +19,8 @@ Workloads (BENCH.md):
               their own), contacts at --rate (default 50/s, two events each): deliveries/s,
               decision-to-receipt percentiles, lost and out-of-order events
   split       n agents with only A, n with only B, one with both; contacts needing [A,B], then
-              --decisions agents with only A arriving; worst and median dispatch step per --sizes n
+              --decisions agents with A (and a skill of their own, each a pool of its own) arriving;
+              worst and median dispatch step per --sizes n
   wide        one agent with 32 skills against --sizes contacts each needing a distinct 4 of them;
               it completes and takes work --decisions times
   large       50 skills, --agents (default 10000) with 3..8, contacts needing 1..3, priorities 0..9:

@@ -121,7 +121,10 @@ const settingsFor = (policy: Policy | undefined): Command[] =>
 /**
  * Multi-skill contacts against a split pool: n agents holding only A, n only B, one holding both
  * (made available last); `contacts` contacts needing [A, B] (the first goes to the AB agent, the
- * others find nobody); then `arrivals` agents holding only A become available one by one.
+ * others find nobody); then `arrivals` agents holding A become available one by one, each with a
+ * skill of its own besides (no contact needs it): each comes to a pool of its own, which looks
+ * for work (an agent joining available agents of the same skills wakes no step: they serve the
+ * same contacts).
  * With `levels`, the i-th agent of each side (and the i-th arrival) holds its skill at level
  * 1 + i mod 5, the AB agent both at 5, and the i-th contact needs A at minimum level 1 + i mod 5
  * and B at 1 + (i + 2) mod 5: the level check leaves a contact some of each side's pools, none
@@ -140,7 +143,8 @@ export async function splitShape(
   for (let i = 0; i < o.n; i++)
     setup.push(register(`a${i}`, atLevel('A', level(i))), register(`b${i}`, atLevel('B', level(i))));
   setup.push(register('ab', o.levels ? [...atLevel('A', 5), ...atLevel('B', 5)] : ['A', 'B']));
-  for (let i = 0; i < o.arrivals; i++) setup.push(register(`late${i}`, atLevel('A', level(i))));
+  for (let i = 0; i < o.arrivals; i++)
+    setup.push(register(`late${i}`, [...atLevel('A', level(i)), `own${String(i).padStart(5, '0')}`]));
   for (let i = 0; i < o.n; i++) setup.push(available(`a${i}`), available(`b${i}`));
   setup.push(available('ab'));
   await sendAll(redis, workspace, setup);

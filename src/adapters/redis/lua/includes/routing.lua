@@ -124,12 +124,14 @@ local function pool_heads_move(skills, name, old, new)
   if new then redis.call('ZADD', K_PHEADS, unpack(added)) end
 end
 
+-- Returns whether the pool held other agents already.
 local function pool_join(skills, key, id)
   local name = skillset_name(skills)
   local head = pool_head(name)
   local tail = pool_tail(key, id)
   redis.call('ZADD', K_POOLS, 0, name .. '|' .. tail)
   if not head or sorts_before(tail, head) then pool_heads_move(skills, name, head, tail) end
+  return head ~= nil
 end
 
 -- `at_head`: the caller knows the agent heads its pool (the dispatcher takes pool heads).
@@ -228,15 +230,29 @@ local function availability_sync(before, a, at)
   for ch, seat in pairs(new) do
     local o = old[ch]
     local moved = not o or o[2] ~= seat[2] or skillset_name(o[1]) ~= skillset_name(seat[1])
-    if moved then pool_join(seat[1], seat[2], a.id) end
+    -- Whether the agent's pool held available agents before it came (itself included, when it
+    -- stays there and only gains room).
+    local others = not moved
+    if moved then others = pool_join(seat[1], seat[2], a.id) end
     if moved or free_on(a, ch) > free_on(before, ch) then
-      -- A pool already a candidate keeps its score: a lower bound of the first contact it can
-      -- serve, whichever of its agents serves it (contacts queued since are their queues'
-      -- candidates). Not while some queued contact was turned down by an agent: such a contact
-      -- may be blocked while its queue has other agents, so no candidate covers it; this agent
-      -- may serve it, and its pool looks again from the start.
-      redis.call('ZADD', K_CAND, turned_down() and 'LT' or 'NX', 0, 'p:' .. skillset_name(seat[1]))
-      woke = true
+      if turned_down() then
+        -- Some queued contact was turned down by an agent (or waits for its preferred agents):
+        -- such a contact may be blocked while its queue has other agents, so no candidate
+        -- covers it; this agent may serve it, and its pool looks again from the start.
+        redis.call('ZADD', K_CAND, 'LT', 0, 'p:' .. skillset_name(seat[1]))
+        woke = true
+      elseif not others then
+        -- The pool was empty: the agent may serve contacts nobody could. A pool already a
+        -- candidate keeps its score (a lower bound of the first contact it can serve, whichever
+        -- of its agents serves it; contacts queued since are their queues' candidates).
+        redis.call('ZADD', K_CAND, 'NX', 0, 'p:' .. skillset_name(seat[1]))
+        woke = true
+      end
+      -- Otherwise the pool's agents, with the same skills on the same channel and nobody
+      -- blocked, serve the same contacts as this one: every contact it could serve had an
+      -- eligible agent already, so a candidate covers it (or it is being served). No candidate
+      -- and no dispatch step: an agent freeing up beside idle colleagues while only contacts
+      -- they cannot serve wait wakes nobody.
     end
   end
   if woke then wake_if_queued() end
