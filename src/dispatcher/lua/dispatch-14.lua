@@ -78,6 +78,10 @@ local ENUMERATE_MAX
 
 local WALK -- members read at a time in a walk: 64, or MAX_WORK when less
 local FIRST_TRY = 8 -- pool heads read under a contact's first skill before looking for its rarest
+-- Numbers given to redis.call as strings: Redis 7.0 formats a Lua number argument with
+-- snprintf("%.17g"), about 0.3 us each.
+local FIRST_TRY_ARG = '8'
+local WALK_ARG
 local work
 -- The workspace's settings, read once a step: its channels, whether priority aging is in force,
 -- and its agent selection.
@@ -114,14 +118,14 @@ end
 local function longest_available_in(skills)
   if #skills == 1 then
     local lo, hi = lex_bounds(skills[1])
-    local m = redis.call('ZRANGEBYLEX', K_PHEADS, lo, hi, 'LIMIT', 0, 1)[1]
+    local m = redis.call('ZRANGEBYLEX', K_PHEADS, lo, hi, 'LIMIT', '0', '1')[1]
     work = work + 1
     return m and head_tail(m)
   end
   -- Any skill's range finds the same agent; the first skill's is tried briefly, then the rarest.
   local rarest = skills[1]
   local lo, hi = lex_bounds(rarest)
-  local first = redis.call('ZRANGEBYLEX', K_PHEADS, lo, hi, 'LIMIT', 0, FIRST_TRY)
+  local first = redis.call('ZRANGEBYLEX', K_PHEADS, lo, hi, 'LIMIT', '0', FIRST_TRY_ARG)
   work = work + 1 + #first
   local found = fits(first, skills, rarest)
   if found or #first < FIRST_TRY then return found end
@@ -135,7 +139,7 @@ local function longest_available_in(skills)
   end
   lo, hi = lex_bounds(rarest)
   while true do
-    local batch = redis.call('ZRANGEBYLEX', K_PHEADS, lo, hi, 'LIMIT', 0, WALK)
+    local batch = redis.call('ZRANGEBYLEX', K_PHEADS, lo, hi, 'LIMIT', '0', WALK_ARG)
     work = work + 1 + #batch
     found = fits(batch, skills, rarest)
     if found then return found end
@@ -158,7 +162,7 @@ end
 -- when they are all excluded. At most n_excluded + 1 members are read.
 local function first_not_excluded(name, excluded, n_excluded)
   local plo, phi = lex_bounds(name)
-  local members = redis.call('ZRANGEBYLEX', K_POOLS, plo, phi, 'LIMIT', 0, n_excluded + 1)
+  local members = redis.call('ZRANGEBYLEX', K_POOLS, plo, phi, 'LIMIT', '0', int(n_excluded + 1))
   work = work + 1 + #members
   for k = 1, #members do
     local t = string.sub(members[k], #name + 2)
@@ -176,7 +180,7 @@ local function longest_available_except_in(skills, excluded, n_excluded)
   local lo, hi = lex_bounds(under)
   local best
   while true do
-    local batch = redis.call('ZRANGEBYLEX', K_PHEADS, lo, hi, 'LIMIT', 0, WALK)
+    local batch = redis.call('ZRANGEBYLEX', K_PHEADS, lo, hi, 'LIMIT', '0', WALK_ARG)
     work = work + 1 + #batch
     for j = 1, #batch do
       local m = batch[j]
@@ -266,7 +270,7 @@ local function most_skilled_in(skills, excluded, n_excluded)
   local lo, hi = lex_bounds(under)
   local best_score, best
   while true do
-    local batch = redis.call('ZRANGEBYLEX', K_PHEADS, lo, hi, 'LIMIT', 0, WALK)
+    local batch = redis.call('ZRANGEBYLEX', K_PHEADS, lo, hi, 'LIMIT', '0', WALK_ARG)
     work = work + 1 + #batch
     for j = 1, #batch do
       local m = batch[j]
@@ -427,7 +431,7 @@ end
 -- and the score to resume from when the walk used its share of the call; or nil when there is none.
 local function first_servable(skills, from)
   if not widest_queued then
-    local top = redis.call('ZRANGE', K_SKILLSETS, -1, -1, 'WITHSCORES')
+    local top = redis.call('ZRANGE', K_SKILLSETS, '-1', '-1', 'WITHSCORES')
     work = work + 1
     widest_queued = tonumber(top[2]) or 0
   end
@@ -450,7 +454,7 @@ local function first_servable(skills, from)
   local lo, share = int(from), math.max(WALK, MAX_WORK - work)
   local seen = 0
   while true do
-    local batch = redis.call('ZRANGEBYSCORE', K_QHEADS, lo, '+inf', 'WITHSCORES', 'LIMIT', 0, WALK)
+    local batch = redis.call('ZRANGEBYSCORE', K_QHEADS, lo, '+inf', 'WITHSCORES', 'LIMIT', '0', WALK_ARG)
     work = work + 1 + #batch / 2
     for j = 1, #batch, 2 do
       local ok = true
@@ -474,7 +478,7 @@ local made
 -- The queues this step made decisions for, in the order of their first (window_trim at the end).
 local served_queues, served_order
 
-local now, based_on, offer_timeout
+local now, now_015, based_on, offer_timeout
 selection = function() return strategy end
 
 -- A step's start: the time, the checkpoint it decides on, and the workspace's settings.
@@ -482,6 +486,7 @@ local function begin(ARGV)
   made = 0
   served_queues, served_order = {}, {}
   now = tonumber(ARGV[6]) or now_ms()
+  now_015 = string.format('%015d', now)
   based_on = redis.call('HGET', K_META, 'applied') or '0-0'
   offer_timeout = 0
   channels = { 'voice' }
@@ -568,7 +573,7 @@ local function assign(c, a, at_head, after)
   -- The queue's service rate: this decision counts for the window (its older ones go at the end
   -- of the step, once per queue: window_trim).
   local queue = route_name(c)
-  redis.call('ZADD', K_SERVED, 0, queue .. '|' .. string.format('%015d', now) .. '|' .. c.waitedMs .. '|' .. c.id)
+  redis.call('ZADD', K_SERVED, '0', queue .. '|' .. now_015 .. '|' .. c.waitedMs .. '|' .. c.id)
   if not served_queues[queue] then
     served_queues[queue] = true
     served_order[#served_order + 1] = queue
@@ -588,7 +593,7 @@ end
 -- The contact at the head of a skill-set queue, and the member behind it (false: none).
 local function queue_head(name)
   local lo, hi = lex_bounds(name)
-  local m = redis.call('ZRANGEBYLEX', K_QINDEX, lo, hi, 'LIMIT', 0, 2)
+  local m = redis.call('ZRANGEBYLEX', K_QINDEX, lo, hi, 'LIMIT', '0', '2')
   return doc_get(K_CONTACTS, string.match(m[1], '|([^|]*)$')), m[2] or false
 end
 
@@ -609,7 +614,7 @@ local function first_assignable(name, plain, from)
   -- The head and the one behind it first (the head is rarely blocked); then longer batches.
   local size = 1
   while true do
-    local batch = redis.call('ZRANGEBYLEX', K_QINDEX, lo, hi, 'LIMIT', 0, size + 1)
+    local batch = redis.call('ZRANGEBYLEX', K_QINDEX, lo, hi, 'LIMIT', '0', int(size + 1))
     work = work + 1 + #batch
     local n = math.min(#batch, size)
     for j = 1, n do
@@ -652,7 +657,7 @@ local function tie_break(c, agent, order, at_head, after)
       -- A queue's members at one key sort by contact id: a head with no lower id than c's means
       -- none behind it at this key has one either. Only then is its agent looked for.
       local lo, hi = lex_bounds(name)
-      local head = redis.call('ZRANGEBYLEX', K_QINDEX, lo, hi, 'LIMIT', 0, 1)[1]
+      local head = redis.call('ZRANGEBYLEX', K_QINDEX, lo, hi, 'LIMIT', '0', '1')[1]
       work = work + 2
       local head_id = head and string.match(head, '|([^|]*)$')
       local plain = head_id and sorts_before(head_id, c.id) and longest_available(split_skills(name))
@@ -672,7 +677,7 @@ end
 local function run()
   while made < MAX_DECISIONS and work < MAX_WORK do
     -- The lowest candidate, and the score of the next one.
-    local top = redis.call('ZRANGE', K_CAND, 0, 1, 'WITHSCORES')
+    local top = redis.call('ZRANGE', K_CAND, '0', '1', 'WITHSCORES')
     work = work + 1
     if not top[1] then break end
     local member, next_score = top[1], tonumber(top[4])
@@ -798,7 +803,7 @@ local function run()
   deferred_flush()
   local more = 0
   if redis.call('EXISTS', K_CAND) == 1 then more = 1 end
-  local first_timer = redis.call('ZRANGE', K_TIMERS, 0, 0, 'WITHSCORES')[2]
+  local first_timer = redis.call('ZRANGE', K_TIMERS, '0', '0', 'WITHSCORES')[2]
   return { made, more, first_timer and tonumber(first_timer) or -1 }
 end
 
@@ -811,6 +816,7 @@ local function step(KEYS, ARGV)
   WORKSPACE, MAX_DECISIONS, MAX_WORK = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
   ENUMERATE_MAX = tonumber(ARGV[5])
   WALK = math.min(64, MAX_WORK)
+  WALK_ARG = int(WALK)
   work = 0
   -- What a step keeps once computed lasts the step only (the workspace's skill sets and
   -- channels are another step's, or another workspace's, next time).

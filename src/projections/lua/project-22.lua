@@ -146,17 +146,17 @@ end
 
 local function skill_sets_add(skills)
   local name = skillset_name(skills)
-  if redis.call('HINCRBY', K_ASETS, 's:' .. name, 1) == 1 then
-    for i = 1, #skills do redis.call('HINCRBY', K_ASETS, 'k:' .. skills[i], 1) end
+  if redis.call('HINCRBY', K_ASETS, 's:' .. name, '1') == 1 then
+    for i = 1, #skills do redis.call('HINCRBY', K_ASETS, 'k:' .. skills[i], '1') end
   end
 end
 
 local function skill_sets_remove(skills)
   local name = skillset_name(skills)
-  if redis.call('HINCRBY', K_ASETS, 's:' .. name, -1) <= 0 then
+  if redis.call('HINCRBY', K_ASETS, 's:' .. name, '-1') <= 0 then
     redis.call('HDEL', K_ASETS, 's:' .. name)
     for i = 1, #skills do
-      if redis.call('HINCRBY', K_ASETS, 'k:' .. skills[i], -1) <= 0 then redis.call('HDEL', K_ASETS, 'k:' .. skills[i]) end
+      if redis.call('HINCRBY', K_ASETS, 'k:' .. skills[i], '-1') <= 0 then redis.call('HDEL', K_ASETS, 'k:' .. skills[i]) end
     end
   end
 end
@@ -393,7 +393,7 @@ handlers.QueueContact = function(c, at, pos, meta)
   end
   local channel = c.channel or 'voice'
   if not declared(channel) then return not_declared('channel "' .. channel .. '" is') end
-  local seq = redis.call('HINCRBY', K_META, 'seq', 1)
+  local seq = redis.call('HINCRBY', K_META, 'seq', '1')
   -- Its arrival tick (routing.lua): strictly increasing, so aged routing orders never tie.
   local tick = math.max((at - TICK_EPOCH) * TICKS_PER_MS, tonumber(redis.call('HGET', K_META, 'tick') or '0') + 1)
   redis.call('HSET', K_META, 'tick', int(tick))
@@ -469,7 +469,7 @@ local ended_queues, ended_order
 
 -- A waiting contact (queued or offered) left its queue `queue` at `at`, `kind` abandoned or expired.
 local function ended_add(queue, at, kind, id)
-  redis.call('ZADD', K_ENDED, 0, queue .. '|' .. string.format('%015d', at) .. '|' .. kind .. '|' .. id)
+  redis.call('ZADD', K_ENDED, '0', queue .. '|' .. string.format('%015d', at) .. '|' .. kind .. '|' .. id)
   if not ended_queues[queue] then
     ended_queues[queue] = true
     ended_order[#ended_order + 1] = queue

@@ -33,10 +33,10 @@ end
 
 local function deferred_flush()
   for i = 1, #stat_fields do
-    redis.call('HINCRBY', K_STATS, stat_fields[i], stat_counts[stat_fields[i]])
+    redis.call('HINCRBY', K_STATS, stat_fields[i], int(stat_counts[stat_fields[i]]))
   end
   if wake_due or (wake_if_queued_due and redis.call('EXISTS', K_QUEUE) == 1) then
-    redis.call('ZADD', K_WAKE, 0, 'w')
+    redis.call('ZADD', K_WAKE, '0', 'w')
   end
 end
 

@@ -7,7 +7,7 @@
 -- Forgets a few expired records on every append, so the hash stays bounded by the key lifetime.
 -- This only bounds the hash: a record past its lifetime is already forgotten when read (idem_first).
 local function idem_purge(now)
-  local expired = redis.call('ZRANGEBYSCORE', K_IDEM_EXPIRY, '-inf', string.format('%d', now), 'LIMIT', 0, 16)
+  local expired = redis.call('ZRANGEBYSCORE', K_IDEM_EXPIRY, '-inf', string.format('%d', now), 'LIMIT', '0', '16')
   if #expired > 0 then
     redis.call('HDEL', K_IDEM, unpack(expired))
     redis.call('HDEL', K_IDEM_OUTCOMES, unpack(expired))

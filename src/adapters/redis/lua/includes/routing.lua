@@ -106,7 +106,7 @@ end
 -- The head of a pool as "<since15>|<agent>", or nil when the pool is empty.
 local function pool_head(name)
   local lo, hi = lex_bounds(name)
-  local m = redis.call('ZRANGEBYLEX', K_POOLS, lo, hi, 'LIMIT', 0, 1)[1]
+  local m = redis.call('ZRANGEBYLEX', K_POOLS, lo, hi, 'LIMIT', '0', '1')[1]
   return m and string.sub(m, #name + 2)
 end
 
@@ -116,7 +116,7 @@ local function pool_heads_move(skills, name, old, new)
   for i = 1, #skills do
     if old then gone[#gone + 1] = skills[i] .. '|' .. old .. ' ' .. name end
     if new then
-      added[#added + 1] = 0
+      added[#added + 1] = '0'
       added[#added + 1] = skills[i] .. '|' .. new .. ' ' .. name
     end
   end
@@ -129,7 +129,7 @@ local function pool_join(skills, key, id)
   local name = skillset_name(skills)
   local head = pool_head(name)
   local tail = pool_tail(key, id)
-  redis.call('ZADD', K_POOLS, 0, name .. '|' .. tail)
+  redis.call('ZADD', K_POOLS, '0', name .. '|' .. tail)
   if not head or sorts_before(tail, head) then pool_heads_move(skills, name, head, tail) end
   return head ~= nil
 end
@@ -239,13 +239,13 @@ local function availability_sync(before, a, at)
         -- Some queued contact was turned down by an agent (or waits for its preferred agents):
         -- such a contact may be blocked while its queue has other agents, so no candidate
         -- covers it; this agent may serve it, and its pool looks again from the start.
-        redis.call('ZADD', K_CAND, 'LT', 0, 'p:' .. skillset_name(seat[1]))
+        redis.call('ZADD', K_CAND, 'LT', '0', 'p:' .. skillset_name(seat[1]))
         woke = true
       elseif not others then
         -- The pool was empty: the agent may serve contacts nobody could. A pool already a
         -- candidate keeps its score (a lower bound of the first contact it can serve, whichever
         -- of its agents serves it; contacts queued since are their queues' candidates).
-        redis.call('ZADD', K_CAND, 'NX', 0, 'p:' .. skillset_name(seat[1]))
+        redis.call('ZADD', K_CAND, 'NX', '0', 'p:' .. skillset_name(seat[1]))
         woke = true
       end
       -- Otherwise the pool's agents, with the same skills on the same channel and nobody
@@ -301,11 +301,11 @@ local function queue_add(c)
   if c.excludedAgents or c.preferredAgents then excluded_add(1) end
   local score = int(order_of(c))
   redis.call('ZADD', K_QUEUE, int(c._seq), c.id)
-  redis.call('ZADD', K_QINDEX, 0, queue_member(c))
+  redis.call('ZADD', K_QINDEX, '0', queue_member(c))
   if redis.call('ZADD', K_QHEADS, 'LT', 'CH', score, name) == 1 then
     -- The contact heads its queue (perhaps a new one): the queue is listed, and its candidate
     -- is scored at most by the contact's order.
-    redis.call('ZADD', K_SKILLSETS, #c.skills, name)
+    redis.call('ZADD', K_SKILLSETS, int(#c.skills), name)
     redis.call('ZADD', K_CAND, 'LT', score, queue_candidate(name))
     wake()
   elseif turned_down() then
@@ -313,7 +313,7 @@ local function queue_add(c)
     -- agents) queued: the queue's candidate, if it was dropped (every contact blocked, or no agent
     -- for the head then), comes back to look again, scored 0 (unknown) until the dispatcher reads
     -- the head. One moved past blocked contacts (dispatch step) comes back to this one.
-    if redis.call('ZADD', K_CAND, 'NX', 0, queue_candidate(name)) == 0 then
+    if redis.call('ZADD', K_CAND, 'NX', '0', queue_candidate(name)) == 0 then
       redis.call('ZADD', K_CAND, 'XX', 'LT', score, queue_candidate(name))
     end
     wake()
@@ -337,7 +337,7 @@ local function queue_remove(c, at_head, after)
   local head = after
   if head == nil then
     local lo, hi = lex_bounds(name)
-    head = redis.call('ZRANGEBYLEX', K_QINDEX, lo, hi, 'LIMIT', 0, 1)[1]
+    head = redis.call('ZRANGEBYLEX', K_QINDEX, lo, hi, 'LIMIT', '0', '1')[1]
   end
   if head then
     local score = int(member_score(name, head))
