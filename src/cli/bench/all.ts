@@ -105,11 +105,17 @@ export const ALL_RUNS: Record<string, Record<Preset, string[][]>> = {
       ['--subscribers', '100', '--duration', '1', '--warmup', '0.5'],
       ['--subscribers', '100', '--duration', '1', '--warmup', '0.5', '--haproxy'],
     ],
+    // 120,000 deliveries/s offered: a target of at least 100,000/s is only shown by offering more
+    // (the figure counts from the first contact sent to the last delivery, so an offer of exactly
+    // 100,000/s reads a little under it however fast the feed is).
     quick: [
-      ['--duration', '3'],
-      ['--duration', '3', '--haproxy'],
+      ['--duration', '3', '--rate', '60'],
+      ['--duration', '3', '--rate', '60', '--haproxy'],
     ],
-    full: [[], ['--haproxy']],
+    full: [
+      ['--rate', '60'],
+      ['--rate', '60', '--haproxy'],
+    ],
   },
   split: {
     tiny: [
