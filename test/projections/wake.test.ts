@@ -12,6 +12,7 @@ import { dispatchPending } from '../../src/dispatcher/dispatcher.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { ensureGroup, projectPending } from '../../src/projections/projector.ts';
 import { suiteRedis } from '../support/redis.ts';
+import { sleep } from '../support/wait.ts';
 
 describe('the wake signal', () => {
   const suite = suiteRedis();
@@ -21,11 +22,32 @@ describe('the wake signal', () => {
     await projectPending(suite.redis, ws);
   }
 
-  it('is written for a queued contact, and for an agent made available only while someone waits', async () => {
-    const ws = `wake-${Date.now().toString(36)}`;
+  /** A fresh workspace: its keys, whether the wake signal is written, and the candidates. */
+  async function workspace(prefix: string) {
+    const ws = `${prefix}-${Date.now().toString(36)}`;
     const k = workspaceKeys(ws);
     await ensureGroup(suite.redis, ws);
     const woken = async () => (await suite.redis.zcard(k.wake)) > 0;
+    const candidates = () => suite.redis.zrange(k.candidates, 0, -1);
+    /** The dispatcher was woken, and the step finds nothing to do and leaves no candidate. */
+    const wokenForNothing = async () => {
+      expect(await woken()).toBe(true);
+      await suite.redis.del(k.wake);
+      expect(await dispatchPending(suite.redis, ws)).toBe(0);
+      expect(await candidates()).toEqual([]);
+    };
+    return { ws, k, woken, candidates, wokenForNothing };
+  }
+
+  /** Every decision followed the rule, and there were `n`. */
+  async function expectAudited(ws: string, n: number): Promise<void> {
+    const audit = await auditWorkspace(suite.redis, ws);
+    expect(audit.violations).toEqual([]);
+    expect(audit.assignments).toBe(n);
+  }
+
+  it('is written for a queued contact, and for an agent made available only while someone waits', async () => {
+    const { ws, k, woken } = await workspace('wake');
 
     // Nobody waits: registering and making agents available leaves the dispatcher asleep.
     await send(
@@ -62,17 +84,11 @@ describe('the wake signal', () => {
     expect(await dispatchPending(suite.redis, ws)).toBe(1);
 
     // Every decision still follows the rule: ana, available longest, took c1, and cy took c2.
-    const audit = await auditWorkspace(suite.redis, ws);
-    expect(audit.violations).toEqual([]);
-    expect(audit.assignments).toBe(2);
+    await expectAudited(ws, 2);
   });
 
   it('is not written for an agent who joins available agents of the same skills, unless someone is blocked', async () => {
-    const ws = `wake-same-${Date.now().toString(36)}`;
-    const k = workspaceKeys(ws);
-    await ensureGroup(suite.redis, ws);
-    const woken = async () => (await suite.redis.zcard(k.wake)) > 0;
-    const candidates = () => suite.redis.zrange(k.candidates, 0, -1);
+    const { ws, k, woken, candidates, wokenForNothing } = await workspace('wake-same');
 
     // ana (A) is available; c1 needs A and B: the step it wakes finds nobody, and leaves no
     // candidate behind.
@@ -89,10 +105,7 @@ describe('the wake signal', () => {
       { type: 'ChangeAgentState', agentId: 'ana', state: 'available' },
       { type: 'QueueContact', contactId: 'c1', skills: ['A', 'B'], priority: 0 },
     );
-    expect(await woken()).toBe(true);
-    await suite.redis.del(k.wake);
-    expect(await dispatchPending(suite.redis, ws)).toBe(0);
-    expect(await candidates()).toEqual([]);
+    await wokenForNothing();
 
     // bo (A too) becomes available while ana still is: whatever bo can serve, ana could, and is
     // covered already; no wake-up, no candidate, no step. Nor when ana goes and comes back.
@@ -100,6 +113,11 @@ describe('the wake signal', () => {
       ws,
       { type: 'RegisterAgent', agentId: 'bo', skills: ['A'], capacity: 1 },
       { type: 'ChangeAgentState', agentId: 'bo', state: 'available' },
+    );
+    // A later millisecond than bo's: ana comes back after bo (ties go by id, and 'ana' < 'bo').
+    await sleep(5);
+    await send(
+      ws,
       { type: 'ChangeAgentState', agentId: 'ana', state: 'away' },
       { type: 'ChangeAgentState', agentId: 'ana', state: 'available' },
     );
@@ -138,17 +156,11 @@ describe('the wake signal', () => {
     expect(await dispatchPending(suite.redis, ws)).toBe(1);
     expect(JSON.parse((await suite.redis.hget(k.contacts, 'c2'))!).agentId).toBe('dan');
 
-    const audit = await auditWorkspace(suite.redis, ws);
-    expect(audit.violations).toEqual([]);
-    expect(audit.assignments).toBe(4);
+    await expectAudited(ws, 4);
   });
 
   it('is not written for a contact queued behind a head no agent can take, unless someone is blocked', async () => {
-    const ws = `wake-busy-${Date.now().toString(36)}`;
-    const k = workspaceKeys(ws);
-    await ensureGroup(suite.redis, ws);
-    const woken = async () => (await suite.redis.zcard(k.wake)) > 0;
-    const candidates = () => suite.redis.zrange(k.candidates, 0, -1);
+    const { ws, k, woken, candidates, wokenForNothing } = await workspace('wake-busy');
 
     // ana is busy with c1; c2 arrives and heads the queue: woken, and the step finds nobody, so
     // the queue is no candidate any more.
@@ -161,10 +173,7 @@ describe('the wake signal', () => {
     expect(await dispatchPending(suite.redis, ws)).toBe(1);
     await suite.redis.del(k.wake);
     await send(ws, { type: 'QueueContact', contactId: 'c2', skills: ['A'], priority: 0 });
-    expect(await woken()).toBe(true);
-    await suite.redis.del(k.wake);
-    expect(await dispatchPending(suite.redis, ws)).toBe(0);
-    expect(await candidates()).toEqual([]);
+    await wokenForNothing();
 
     // The queue builds behind c2 while every agent is busy: no wake-up, no candidate, no step.
     await send(
@@ -200,8 +209,6 @@ describe('the wake signal', () => {
     await send(ws, { type: 'QueueContact', contactId: 'c6', skills: ['A'], priority: 0 });
     expect(await woken()).toBe(true);
 
-    const audit = await auditWorkspace(suite.redis, ws);
-    expect(audit.violations).toEqual([]);
-    expect(audit.assignments).toBe(3);
+    await expectAudited(ws, 3);
   });
 });
