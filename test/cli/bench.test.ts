@@ -1,8 +1,8 @@
 /**
  * The bench CLI as a user runs it: it starts its own redis-server, runs a workload at a small size
  * (the seed dispatch drain, the hardware floor, the decision cost, briefly the end-to-end workload
- * against a Switchboard process, the routing shapes and the audit) and prints one JSON line with
- * positive figures.
+ * against a Switchboard process, the routing shapes, the audit and agents freeing up beside idle
+ * colleagues) and prints one JSON line with positive figures.
  */
 import { describe, expect, it } from 'vitest';
 import { runCli } from './run-cli.ts';
@@ -51,6 +51,19 @@ describe('bench', () => {
     expect(f.assigned).toBe(2000);
     expect(f.opsPerS).toBeGreaterThan(0);
     expect(f.p99LatencyUs).toBeGreaterThan(0);
+  });
+
+  it('idle: agents freeing up beside idle colleagues wake the dispatcher once a cycle (the arrival), never for nobody', async () => {
+    const run = await bench(['idle', '--agents', '8', '--decisions', '50', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const r = JSON.parse(run.stdout) as Omit<Result, 'figures'> & { figures: Record<string, number> };
+    expect(r.parameters).toMatchObject({ agents: 8, cycles: 50 });
+    // Each contact taken and completed; the 8 nobody can serve still wait. One wake-up and one
+    // dispatch step a cycle: the agent freed joins idle agents of its skills and wakes nobody.
+    expect(r.figures).toMatchObject({ cycles: 50, assignments: 50, unservableQueued: 8, wakeUpsPerCycle: 1 });
+    // The two projections and the dispatch step.
+    expect(r.figures.stepsPerCycle).toBe(3);
+    expect(r.figures.redisCpuUsPerCycle).toBeGreaterThan(0);
   });
 
   it('decision: times each decision against two queue lengths and reports their ratio', async () => {

@@ -13,6 +13,7 @@ import type { RedisClient } from '../../adapters/redis/scripts.ts';
 import { type RedisServerHandle, startRedisServer } from '../../topology/redis-server.ts';
 import { nowNs, round, seconds } from '../sim/stats.ts';
 import { type ClusterFigures, MASTERS } from './cluster.ts';
+import { idleRows } from './idle.ts';
 import { parseBenchArgs, WORKLOADS } from './options.ts';
 import { replayRows } from './replay.ts';
 import {
@@ -160,6 +161,11 @@ export const ALL_RUNS: Record<string, Record<Preset, string[][]>> = {
     full: [['--events', '1000000']],
   },
   cluster: { tiny: [['--contacts', '200']], quick: [['--contacts', '2000']], full: [['--contacts', '5000']] },
+  idle: {
+    tiny: [['--agents', '10', '--decisions', '100']],
+    quick: [['--decisions', '2000']],
+    full: [['--decisions', '20000']],
+  },
 };
 
 /**
@@ -225,6 +231,7 @@ export const ROW_MAKERS: Record<string, RowMaker> = {
   ...STANDARD_ROWS,
   cluster: clusterRows,
   replay: replayRows,
+  idle: idleRows,
 };
 
 /** The registered workloads in the table's order: seed and its anchors first, then as registered. */

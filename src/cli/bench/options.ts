@@ -5,7 +5,7 @@ import { parseCommandLine } from '../sim/options.ts';
 import { DECISION_WARMUP } from './decision.ts';
 import { DEFAULT_SIZES, type ShapeWorkload } from './shapes.ts';
 
-export const USAGE = `Usage: npm run bench -- [seed|floor|decision|e2e|ingest|split|wide|large|policy|audit|replay|reference|cluster|timers|all] [options]
+export const USAGE = `Usage: npm run bench -- [seed|floor|decision|e2e|ingest|split|wide|large|policy|audit|replay|reference|cluster|timers|idle|all] [options]
 
 Workloads (BENCH.md):
   seed        dispatch drain: --contacts queued up front, --agents all available, zero handle time
@@ -43,6 +43,10 @@ Workloads (BENCH.md):
   timers      the clock's lag: --timers offers nobody answers, made over --duration s (default 2),
               expire; (time the clock appended each ExpireOffer) - (its due time), median and
               p99, idle and while the seed workload (--agents) drains another workspace
+  idle        agents freeing up beside idle colleagues: --agents holding A available, as many
+              contacts needing A and Z (nobody holds Z) queued, then --decisions cycles of a
+              contact needing A arriving, taken and completed; the dispatcher runs when woken:
+              wake-ups, Lua steps and Redis CPU per cycle
   all         every workload above in one run, then one table of figures, anchors, ratios and
               targets (npm run bench -- all --help)
 
@@ -57,7 +61,8 @@ Options:
   --clients <n>          seed: concurrent dispatch loops (default 1); floor: connections (default 50)
   --count <n>            floor: assignment steps to run (default 200000)
   --queues <a,b,...>     decision: queue lengths to compare (default 1000,100000)
-  --decisions <n>        decision: agents made available one at a time (default 200)
+  --decisions <n>        decision: agents made available one at a time (default 200); idle:
+                         cycles (default 2000)
   --rate <n>             e2e: offered contacts/s (default 1000); fanout: contacts/s (default 50)
   --rates <a,b,...>      e2e: several offered rates in one go (instead of --rate)
   --duration <s>         e2e, ingest: seconds of each measured run (default 5); timers: seconds
@@ -90,6 +95,7 @@ export type Workload =
   | 'reference'
   | 'cluster'
   | 'timers'
+  | 'idle'
   | 'policy'
   | ShapeWorkload;
 export const WORKLOADS: readonly Workload[] = [
@@ -108,6 +114,7 @@ export const WORKLOADS: readonly Workload[] = [
   'reference',
   'cluster',
   'timers',
+  'idle',
 ];
 
 export const isShape = (w: Workload): w is ShapeWorkload => w === 'split' || w === 'wide' || w === 'large';
@@ -198,7 +205,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     min: 1,
     max: 10_000_000,
   });
-  const decisions = count('decisions', values.decisions, 200, 100_000);
+  const decisions = count('decisions', values.decisions, workload === 'idle' ? 2000 : 200, 100_000);
   const defaultSizes = isShape(workload)
     ? DEFAULT_SIZES[workload]
     : workload === 'policy'

@@ -11,6 +11,7 @@ import { decisionWorkload } from './decision.ts';
 import { e2eWorkload } from './e2e.ts';
 import { fanoutWorkload } from './fanout.ts';
 import { floorWorkload } from './floor.ts';
+import { idleWorkload } from './idle.ts';
 import { ingestWorkload } from './ingest.ts';
 import type { BenchOptions, Workload } from './options.ts';
 import { referenceWorkload } from './reference.ts';
@@ -157,6 +158,14 @@ const WORKLOADS: Record<Workload, WorkloadSpec> = {
     parameters: (o) => ({ timers: o.timers, duration: o.duration, agents: o.agents, seed: o.seed }),
     // Its workspaces (and the seed load's) are its own; on a shared Redis they stay behind.
     run: ({ url, workspace, o, note }) => timersWorkload(url, workspace, o, note),
+  },
+  idle: {
+    parameters: (o) => ({ agents: o.agents, cycles: o.decisions }),
+    run: ({ url, workspace, o, note }) =>
+      withClient(url, undefined, (redis) =>
+        idleWorkload(redis, workspace, { agents: o.agents, cycles: o.decisions }, note),
+      ),
+    ownsWorkspace: true,
   },
   split: shape('split'),
   wide: shape('wide'),
