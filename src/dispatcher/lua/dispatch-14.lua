@@ -78,10 +78,9 @@ local ENUMERATE_MAX
 
 local WALK -- members read at a time in a walk: 64, or MAX_WORK when less
 local FIRST_TRY = 8 -- pool heads read under a contact's first skill before looking for its rarest
--- Numbers given to redis.call as strings: Redis 7.0 formats a Lua number argument with
--- snprintf("%.17g"), about 0.3 us each.
-local FIRST_TRY_ARG = '8'
-local WALK_ARG
+-- FIRST_TRY and WALK as redis.call arguments, set by each step: Redis 7.0 formats a Lua number
+-- argument with snprintf("%.17g"), about 0.3 us each, so steps give strings.
+local FIRST_TRY_ARG, WALK_ARG
 local work
 -- The workspace's settings, read once a step: its channels, whether priority aging is in force,
 -- and its agent selection.
@@ -816,7 +815,7 @@ local function step(KEYS, ARGV)
   WORKSPACE, MAX_DECISIONS, MAX_WORK = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
   ENUMERATE_MAX = tonumber(ARGV[5])
   WALK = math.min(64, MAX_WORK)
-  WALK_ARG = int(WALK)
+  FIRST_TRY_ARG, WALK_ARG = int(FIRST_TRY), int(WALK)
   work = 0
   -- What a step keeps once computed lasts the step only (the workspace's skill sets and
   -- channels are another step's, or another workspace's, next time).

@@ -230,9 +230,9 @@ local function availability_sync(before, a, at)
   for ch, seat in pairs(new) do
     local o = old[ch]
     local moved = not o or o[2] ~= seat[2] or skillset_name(o[1]) ~= skillset_name(seat[1])
-    -- Whether the agent's pool held available agents before it came (itself included, when it
-    -- stays there and only gains room).
-    local others = not moved
+    -- Whether the agent's pool held available agents before it came (itself, when it stays there
+    -- and only gains room).
+    local others = true
     if moved then others = pool_join(seat[1], seat[2], a.id) end
     if moved or free_on(a, ch) > free_on(before, ch) then
       if turned_down() then
