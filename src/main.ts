@@ -1,4 +1,5 @@
-import { ensureAdminKey, reportAdminKey } from './app/admin-key.ts';
+import type { RedisClient } from './adapters/redis/scripts.ts';
+import { type AdminKeyOutcome, ensureAdminKey, logAdminKey, printAdminKey } from './app/admin-key.ts';
 import { startSwitchboard } from './app/composition-root.ts';
 import { ConfigError, loadConfig } from './app/config.ts';
 import { createLogger } from './app/logger.ts';
@@ -17,15 +18,20 @@ async function main(): Promise<void> {
   }
   const log = createLogger(config.logLevel, { roles: config.roles.join(',') });
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection; continuing'));
-  const running = await startSwitchboard(config, log);
-  // The first start makes the admin key of workspace default, so the API is usable at once.
-  if (config.auth === 'on' && config.roles.includes('api')) {
+  // The first start makes the admin key of workspace default before the API listens, so the
+  // key file is there as soon as the port answers (the guide reads it right after npm start).
+  let adminKey: AdminKeyOutcome | undefined;
+  const beforeListen = async (redis: RedisClient) => {
     try {
-      reportAdminKey(await ensureAdminKey(running.redis, config.dataDir), running.url, log);
+      adminKey = await ensureAdminKey(redis, config.dataDir);
+      logAdminKey(adminKey, log);
     } catch (err) {
       log.error({ err }, 'could not make or read the admin key; make one with npm run keys -- create');
     }
-  }
+  };
+  const withKey = config.auth === 'on' && config.roles.includes('api');
+  const running = await startSwitchboard(config, log, withKey ? { beforeListen } : {});
+  if (adminKey) printAdminKey(adminKey, running.url);
   let signalled = false;
   const shutdown = (signal: string) => {
     if (signalled) return;

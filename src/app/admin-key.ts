@@ -57,8 +57,8 @@ function readKey(file: string): string | undefined {
   }
 }
 
-/** Says what `ensureAdminKey` did: the new key once, plainly, on stderr; otherwise a log line. */
-export function reportAdminKey(outcome: AdminKeyOutcome, url: string | undefined, log: Logger): void {
+/** Logs what the start found or made (before the API listens: the file is there by then). */
+export function logAdminKey(outcome: AdminKeyOutcome, log: Logger): void {
   if (!outcome.created) {
     if (outcome.valid) log.info({ file: outcome.file }, 'the admin key of workspace default is in this file');
     else
@@ -69,6 +69,11 @@ export function reportAdminKey(outcome: AdminKeyOutcome, url: string | undefined
     return;
   }
   log.info({ file: outcome.file }, 'created an admin API key for workspace default (printed once on stderr)');
+}
+
+/** Prints a key the start made, once, on stderr, with an example call to the address it listens on. */
+export function printAdminKey(outcome: AdminKeyOutcome, url: string | undefined): void {
+  if (!outcome.created) return;
   const base = url ?? 'http://127.0.0.1:8080';
   process.stderr.write(
     [

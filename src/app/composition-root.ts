@@ -43,7 +43,19 @@ export interface Running {
  * dispatcher. Without a Redis configured it starts a private redis-server with AOF under
  * DATA_DIR and stops it on exit.
  */
-export async function startSwitchboard(config: Config, log: Logger): Promise<Running> {
+export interface StartHooks {
+  /**
+   * Runs once Redis is reached and before the API listens: what a client may rely on as soon as
+   * the port answers (the main command makes the first admin key here).
+   */
+  readonly beforeListen?: (redis: RedisClient) => Promise<void>;
+}
+
+export async function startSwitchboard(
+  config: Config,
+  log: Logger,
+  hooks: StartHooks = {},
+): Promise<Running> {
   let privateRedis: RedisServerHandle | undefined;
   let url = config.redisUrl;
   if (!url && config.redisClusterNodes.length === 0) {
@@ -142,6 +154,7 @@ export async function startSwitchboard(config: Config, log: Logger): Promise<Run
         { auth: 'off' },
         'AUTH=off: NO API KEYS ARE CHECKED. Anyone who reaches this port can read and change every workspace. Use it for local experiments only.',
       );
+    await hooks.beforeListen?.(redis);
     listening = await api.listen({ host: config.host, port: config.port });
     log.info({ url: listening, roles: config.roles }, 'switchboard is listening');
     if (config.advertise) {

@@ -77,15 +77,32 @@ describe('the main command', () => {
     const relative = path.relative(PROJECT_ROOT, dataDir);
     expect(path.isAbsolute(relative)).toBe(false);
     // API keys on, as a user runs it: the first start makes the admin key of default.
-    const sb = await startProcess({ roles: ALL_ROLES, env: { DATA_DIR: relative, AUTH: 'on' } });
+    // Info lines: the order of the key's and the listener's lines is asserted.
+    const sb = await startProcess({
+      roles: ALL_ROLES,
+      env: { DATA_DIR: relative, AUTH: 'on', LOG_LEVEL: 'info' },
+    });
     // No retries: each call here is one request, its answer the one asserted.
     const anonymous = new SwitchboardClient({ url: sb.url!, retries: 0 });
 
     const status = (await anonymous.status()) as Status & StatusMore;
     expect(status.state).toBe('running');
     expect(status.auth).toBe('on');
+    // The key is stored before the API listens: whoever reads it once the port answers (as the
+    // guide does right after npm start) finds it.
     const keyFile = path.join(dataDir, 'admin-key');
-    await waitFor('the admin key to be stored', () => existsSync(keyFile), { timeoutMs: 5_000 });
+    expect(existsSync(keyFile)).toBe(true);
+    await waitFor('the listening line', () => sb.logText().includes('switchboard is listening'), {
+      timeoutMs: 5_000,
+    });
+    const stdout = sb
+      .logText()
+      .split('\n')
+      .filter((l) => l.includes(' out] '));
+    const stored = stdout.findIndex((l) => l.includes('created an admin API key'));
+    const listening = stdout.findIndex((l) => l.includes('switchboard is listening'));
+    expect(stored, stdout.join('\n')).toBeGreaterThanOrEqual(0);
+    expect(stored, stdout.join('\n')).toBeLessThan(listening);
     expect(statSync(keyFile).mode & 0o777).toBe(0o600);
     const adminKey = readFileSync(keyFile, 'utf8').trim();
     expect(adminKey).toMatch(/^sb_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$/);
