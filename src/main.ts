@@ -1,6 +1,5 @@
-import type { RedisClient } from './adapters/redis/scripts.ts';
 import { type AdminKeyOutcome, ensureAdminKey, logAdminKey, printAdminKey } from './app/admin-key.ts';
-import { startSwitchboard } from './app/composition-root.ts';
+import { type StartHooks, startSwitchboard } from './app/composition-root.ts';
 import { ConfigError, loadConfig } from './app/config.ts';
 import { createLogger } from './app/logger.ts';
 
@@ -21,7 +20,7 @@ async function main(): Promise<void> {
   // The first start makes the admin key of workspace default before the API listens, so the
   // key file is there as soon as the port answers (the guide reads it right after npm start).
   let adminKey: AdminKeyOutcome | undefined;
-  const beforeListen = async (redis: RedisClient) => {
+  const beforeListen: StartHooks['beforeListen'] = async (redis) => {
     try {
       adminKey = await ensureAdminKey(redis, config.dataDir);
       logAdminKey(adminKey, log);
