@@ -9,6 +9,8 @@ export default defineConfig({
     pool: 'forks',
     // Two cores: suites that spawn processes run at most two at a time.
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
+    // src/main.ts built once for the Switchboard processes the suites start (test/support/main-build.ts).
+    globalSetup: ['test/support/main-build.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     projects: [

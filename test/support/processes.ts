@@ -1,6 +1,7 @@
 /**
  * Switchboard as real OS processes, for end-to-end suites: `startProcess({ roles, redisUrl })` runs
- * `node --import tsx src/main.ts` with the roles in the environment and resolves once it serves.
+ * `node --import tsx src/main.ts` (or the run's build of it, main-build.ts) with the roles in the
+ * environment and resolves once it serves.
  *
  * - API roles get a free port and are ready when `GET /health` answers 200.
  * - Worker-only processes are ready when they log 'switchboard is running' (they run at LOG_LEVEL
@@ -10,9 +11,10 @@
  * - Every process still running when the test process exits is SIGKILLed, so nothing leaks.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../src/topology/redis-server.ts';
+import { MAIN_BUNDLE } from './main-build.ts';
 import { sleep } from './wait.ts';
 
 export const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -111,7 +113,9 @@ export async function startProcess(opts: StartProcessOptions): Promise<Switchboa
     else env[k] = v;
   }
 
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  // The run's build of src/main.ts when the global setup made one (main-build.ts), else tsx.
+  const main = existsSync(MAIN_BUNDLE) ? [MAIN_BUNDLE] : ['--import', 'tsx', 'src/main.ts'];
+  const child = spawn(process.execPath, main, {
     cwd: PROJECT_ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
