@@ -12,7 +12,7 @@
  *
  * SWITCHBOARD_TEST_MAIN=tsx makes `startProcess` use tsx instead (no build).
  */
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -21,13 +21,18 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** Where the bundle is written; `startProcess` runs it when it is there. */
 export const MAIN_BUNDLE = path.join(ROOT, 'node_modules', '.cache', 'switchboard-test', 'main.mjs');
 
+/** The bundle this run wrote (its inode), so teardown removes only its own. */
+let written: number | undefined;
+
 export async function setup(): Promise<void> {
-  await rm(MAIN_BUNDLE, { force: true });
-  if (process.env.SWITCHBOARD_TEST_MAIN === 'tsx') return;
+  if (process.env.SWITCHBOARD_TEST_MAIN === 'tsx') {
+    await rm(MAIN_BUNDLE, { force: true });
+    return;
+  }
   await mkdir(path.dirname(MAIN_BUNDLE), { recursive: true });
   // Imported here: the suites import this file for MAIN_BUNDLE alone.
   const { build } = await import('esbuild');
-  await build({
+  const out = await build({
     entryPoints: [path.join(ROOT, 'src', 'main.ts')],
     bundle: true,
     platform: 'node',
@@ -35,6 +40,7 @@ export async function setup(): Promise<void> {
     target: 'node20',
     packages: 'external',
     outfile: MAIN_BUNDLE,
+    write: false,
     logLevel: 'warning',
     plugins: [
       {
@@ -49,8 +55,15 @@ export async function setup(): Promise<void> {
       },
     ],
   });
+  // Written aside and renamed into place: another run starting a process meanwhile reads the old
+  // bundle or the new one, never half of one.
+  const aside = `${MAIN_BUNDLE}.${process.pid}`;
+  await writeFile(aside, out.outputFiles[0]!.contents);
+  await rename(aside, MAIN_BUNDLE);
+  written = (await stat(MAIN_BUNDLE)).ino;
 }
 
 export async function teardown(): Promise<void> {
-  await rm(MAIN_BUNDLE, { force: true });
+  const now = await stat(MAIN_BUNDLE).catch(() => undefined);
+  if (now && now.ino === written) await rm(MAIN_BUNDLE, { force: true });
 }
