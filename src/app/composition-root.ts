@@ -38,19 +38,20 @@ export interface Running {
   stop(): Promise<void>;
 }
 
-/**
- * Starts the roles the configuration names, in one process: the API, the projector and the
- * dispatcher. Without a Redis configured it starts a private redis-server with AOF under
- * DATA_DIR and stops it on exit.
- */
 export interface StartHooks {
   /**
-   * Runs once Redis is reached and before the API listens: what a client may rely on as soon as
+   * Runs after the roles start and before the API listens (a Redis that does not answer fails
+   * its commands within a few seconds, as at any time): what a client may rely on as soon as
    * the port answers (the main command makes the first admin key here).
    */
   readonly beforeListen?: (redis: RedisClient) => Promise<void>;
 }
 
+/**
+ * Starts the roles the configuration names, in one process: the API, the projector and the
+ * dispatcher. Without a Redis configured it starts a private redis-server with AOF under
+ * DATA_DIR and stops it on exit.
+ */
 export async function startSwitchboard(
   config: Config,
   log: Logger,
