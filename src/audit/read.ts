@@ -239,55 +239,90 @@ async function readState(redis: RedisClient, k: WorkspaceKeys, a: Auditor): Prom
   return check.violations();
 }
 
-export async function auditWorkspace(
+/**
+ * An audit that can be run again as the workspace grows: each run reads the log from where the
+ * last one stopped (the replayed state is kept) and compares the documents and routing index at
+ * the new cut. Violations add up over the runs; each run's report covers the log from the start.
+ * A follower, or a test auditing after every step, pays for what is new, not the whole log again.
+ */
+export class WorkspaceAudit {
+  private readonly k: WorkspaceKeys;
+  private auditor: Auditor | undefined;
+  private replayer: Replayer | undefined;
+  private threshold: string | null = null;
+
+  constructor(
+    private readonly redis: RedisClient,
+    readonly workspace: string,
+    private readonly opts: ReadOptions = {},
+  ) {
+    this.k = workspaceKeys(workspace);
+  }
+
+  async run(): Promise<AuditReport> {
+    const { redis, k, opts } = this;
+    const started = performance.now();
+    if (!this.auditor) {
+      // The interval tallies are counted within the threshold the live projection counts within.
+      this.threshold = opts.compareState !== false ? await redis.hget(k.intervals, 'serviceLevelMs') : null;
+      const threshold = this.threshold;
+      this.auditor = new Auditor(
+        this.workspace,
+        threshold ? { ...opts, intervalServiceLevelMs: Number(threshold) } : opts,
+      );
+    }
+    const a = this.auditor;
+    const threshold = this.threshold;
+    let at = await cut(redis, k);
+    const total = at.eventCount;
+    const report = (phase: Progress['phase']) =>
+      opts.onProgress?.({ phase, events: a.events, totalEvents: total });
+    this.replayer ??= new Replayer(redis, k, a, () => report('events'), opts.pageSize ?? 5000, opts.archive);
+    const replayer = this.replayer;
+    await replayer.to(at);
+    let state = 'not compared (not asked)';
+    if (opts.compareState !== false) {
+      report('state');
+      for (let attempt = 1; ; attempt++) {
+        const found = await readState(redis, k, a);
+        const again = await cut(redis, k);
+        if (again.checkpoint === at.checkpoint && again.lastEvent === at.lastEvent) {
+          for (const v of found) a.violations.add(v);
+          state = 'compared';
+          break;
+        }
+        at = again;
+        await replayer.to(at);
+        if (attempt === 3) {
+          state = 'not compared: the workspace kept changing while its documents were read';
+          break;
+        }
+      }
+    }
+    let intervals = 'not compared (not asked)';
+    if (opts.compareState !== false) {
+      if (!a.intervals || threshold === null) intervals = 'not compared (no live interval projection)';
+      else {
+        const found = await checkIntervals(redis, k, a.intervals, Number(threshold), a.lastEvent);
+        for (const v of found.violations) a.violations.add(v);
+        intervals = found.status;
+      }
+    }
+    a.finish();
+    return buildReport(a, {
+      pendingCommands: at.commandCount - a.commands,
+      state,
+      intervals,
+      seconds: (performance.now() - started) / 1000,
+    });
+  }
+}
+
+/** Audits a workspace's whole log once (see WorkspaceAudit). */
+export function auditWorkspace(
   redis: RedisClient,
   workspace: string,
   opts: ReadOptions = {},
 ): Promise<AuditReport> {
-  const started = performance.now();
-  const k = workspaceKeys(workspace);
-  // The interval tallies are counted within the threshold the live projection counts within.
-  const threshold = opts.compareState !== false ? await redis.hget(k.intervals, 'serviceLevelMs') : null;
-  const a = new Auditor(workspace, threshold ? { ...opts, intervalServiceLevelMs: Number(threshold) } : opts);
-  let at = await cut(redis, k);
-  const total = at.eventCount;
-  const report = (phase: Progress['phase']) =>
-    opts.onProgress?.({ phase, events: a.events, totalEvents: total });
-  const replayer = new Replayer(redis, k, a, () => report('events'), opts.pageSize ?? 5000, opts.archive);
-  await replayer.to(at);
-  let state = 'not compared (not asked)';
-  if (opts.compareState !== false) {
-    report('state');
-    for (let attempt = 1; ; attempt++) {
-      const found = await readState(redis, k, a);
-      const again = await cut(redis, k);
-      if (again.checkpoint === at.checkpoint && again.lastEvent === at.lastEvent) {
-        for (const v of found) a.violations.add(v);
-        state = 'compared';
-        break;
-      }
-      at = again;
-      await replayer.to(at);
-      if (attempt === 3) {
-        state = 'not compared: the workspace kept changing while its documents were read';
-        break;
-      }
-    }
-  }
-  let intervals = 'not compared (not asked)';
-  if (opts.compareState !== false) {
-    if (!a.intervals || threshold === null) intervals = 'not compared (no live interval projection)';
-    else {
-      const found = await checkIntervals(redis, k, a.intervals, Number(threshold), a.lastEvent);
-      for (const v of found.violations) a.violations.add(v);
-      intervals = found.status;
-    }
-  }
-  a.finish();
-  return buildReport(a, {
-    pendingCommands: at.commandCount - a.commands,
-    state,
-    intervals,
-    seconds: (performance.now() - started) / 1000,
-  });
+  return new WorkspaceAudit(redis, workspace, opts).run();
 }

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
-import { auditWorkspace } from '../../src/audit/read.ts';
+import { auditWorkspace, WorkspaceAudit } from '../../src/audit/read.ts';
 import { writeLog } from '../../src/cli/bench/audit-log.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { projectPending } from '../../src/projections/projector.ts';
@@ -60,6 +60,42 @@ describe('tampered logs', () => {
     const unknown = await cli(['--workspace', 'nobody-here', '--redis-url', suite.server.url]);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/no workspace "nobody-here"/);
+  });
+
+  it('an audit run again reads only what is new, and still finds a forged assignment appended since', async () => {
+    const { ws } = await log();
+    const follower = new WorkspaceAudit(suite.redis, ws, { idle: true });
+    const first = await follower.run();
+    expect(first).toMatchObject({ ok: true, state: 'compared' });
+    const commands: Command[] = [
+      { type: 'RegisterAgent', agentId: 'f1', skills: ['Foxtrot'], capacity: 1 },
+      { type: 'RegisterAgent', agentId: 'f2', skills: ['Foxtrot'], capacity: 1 },
+      { type: 'ChangeAgentState', agentId: 'f1', state: 'available' },
+      { type: 'ChangeAgentState', agentId: 'f2', state: 'available' },
+    ];
+    for (const command of commands) await appendCommand(suite.redis, { workspace: ws, command });
+    await projectPending(suite.redis, ws);
+    const second = await follower.run();
+    expect(second).toMatchObject({ ok: true, state: 'compared', commands: first.commands + 4 });
+    // Each event is replayed once over the runs: the log read again would count its events twice
+    // and flag every command as appended again.
+    expect(second.events).toBe(first.events + 4);
+
+    await appendCommand(suite.redis, {
+      workspace: ws,
+      command: { type: 'QueueContact', contactId: 'cf', skills: ['Foxtrot'], priority: 0 },
+    });
+    await projectPending(suite.redis, ws);
+    const position = await forgeAssignment(suite.redis, ws, 'cf', 'f2');
+    const third = await follower.run();
+    const whole = await auditWorkspace(suite.redis, ws, { idle: true });
+    expect(third.violations[0]).toMatchObject({ kind: 'decision', stream: 'events', position });
+    expect(third.violations).toEqual(whole.violations);
+    expect([third.commands, third.events, third.decisionsChecked]).toEqual([
+      whole.commands,
+      whole.events,
+      whole.decisionsChecked,
+    ]);
   });
 
   it('reports an AssignmentMade to the wrong agent appended with XADD', async () => {
