@@ -218,15 +218,27 @@ describe('the topology launcher', () => {
     expect(Number(new URL(statusUrl!).port)).toBeGreaterThanOrEqual(8099);
     expect(Number(new URL(statusUrl!).port)).toBeLessThanOrEqual(8119);
     const launcherStatus = (await (await fetch(statusUrl!)).json()) as {
-      components: { name: string; state: string; pid: number }[];
+      components: { name: string; kind: string; state: string; pid: number }[];
     };
     expect(launcherStatus.components.map((c) => c.name)).toEqual(
       expect.arrayContaining(['api-1', 'api-2', 'api-3', 'projector-1', 'dispatcher-2', 'HAProxy']),
     );
     expect(launcherStatus.components.every((c) => c.state === 'running' && c.pid > 0)).toBe(true);
+    // The members run src/main.ts as the launcher built it once (main-build.ts), not through tsx.
+    const builds = new Set(
+      launcherStatus.components
+        .filter((c) => c.kind === 'switchboard')
+        .map((c) => readFileSync(`/proc/${c.pid}/cmdline`, 'utf8').split('\0')[1] ?? ''),
+    );
+    expect([...builds]).toEqual([
+      path.join(PROJECT_ROOT, 'node_modules', '.cache', 'switchboard', `main-${l.child.pid}.mjs`),
+    ]);
+    expect(existsSync([...builds][0]!)).toBe(true);
 
     l.child.kill('SIGINT');
     expect(await l.exited).toBe(0);
+    // Its build goes with it.
+    expect(existsSync([...builds][0]!)).toBe(false);
     const apiPort = Number(new URL(api!).port);
     for (const port of [apiPort, ...instances.map((u) => Number(new URL(u).port)), ...cluster]) {
       expect(await portOpen(port), `port ${port} still open`).toBe(false);

@@ -87,7 +87,7 @@ async function startUp(
   // HAProxy reaches the API instances from its lb namespace's address.
   ctx.trustProxy = lbs.map((lb) => lb.host.address).join(',');
   const members = await makeMembers(ctx, () => freePort(app.address));
-  await register('the Switchboard processes', () => stopMembers(members));
+  await register('the Switchboard processes', () => stopMembers(ctx, members));
   // Run first on stop: what was restarted during the run.
   await register('the restart counts', async () => {
     const restarts = restartSummary();

@@ -8,16 +8,16 @@
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { stopChild } from '../child-processes.ts';
 import { logFile } from '../log-file.ts';
 import type { RedisLogin } from '../redis-users.ts';
 import { componentStatuses } from '../status.ts';
 import { type SupervisedHandle, Supervisor } from '../supervisor.ts';
 import type { LaunchContext } from './context.ts';
+import { type MainCommand, mainCommand } from './main-build.ts';
 
-/** The process entry every member runs. */
-const MAIN = fileURLToPath(new URL('../../main.ts', import.meta.url));
+/** How every member starts: src/main.ts built once per launcher (main-build.ts). */
+const commands = new WeakMap<LaunchContext, MainCommand>();
 
 export interface Member {
   readonly name: string;
@@ -28,6 +28,13 @@ export interface Member {
 
 export async function makeMembers(ctx: LaunchContext, apiPort: () => Promise<number>): Promise<Member[]> {
   const { opts } = ctx;
+  if (!commands.has(ctx))
+    commands.set(
+      ctx,
+      await mainCommand((err) =>
+        ctx.say(`could not build src/main.ts (${err.message}); the members run it through tsx`),
+      ),
+    );
   const members: Member[] = [];
   for (let i = 1; i <= opts.api; i++) members.push({ name: `api-${i}`, roles: 'api', port: await apiPort() });
   for (let i = 1; i <= opts.projectors; i++) members.push({ name: `projector-${i}`, roles: 'projector' });
@@ -70,7 +77,9 @@ function spawnMember(
   advertise?: string,
 ): SupervisedHandle {
   const log = logFile(path.join(ctx.logsDir, `${m.name}.log`));
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
+  const main = commands.get(ctx);
+  if (!main) throw new Error('makeMembers first: it builds what the members run');
+  const child = spawn(process.execPath, [...main.args], {
     env: {
       ...process.env,
       ROLES: m.roles,
@@ -97,9 +106,10 @@ function spawnMember(
   };
 }
 
-/** SIGTERM every member, SIGKILL after 10 s; resolves when all have exited. */
-export async function stopMembers(members: readonly Member[]): Promise<void> {
+/** SIGTERM every member, SIGKILL after 10 s; resolves when all have exited (and removes their build). */
+export async function stopMembers(ctx: LaunchContext, members: readonly Member[]): Promise<void> {
   await Promise.all(members.map((m) => m.supervisor?.stop()));
+  await commands.get(ctx)?.dispose();
 }
 
 /** What was restarted during this run (Switchboard processes and supervised servers), if anything. */

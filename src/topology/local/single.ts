@@ -133,7 +133,7 @@ export async function launchSingle(ctx: LaunchContext): Promise<LaunchedTopology
       const restarts = restartSummary();
       if (restarts) say(restarts);
       await sync.stop();
-      await stopMembers(members);
+      await stopMembers(ctx, members);
       await haproxy.stop();
       redis.disconnect();
       await cluster.stop();

@@ -1,0 +1,83 @@
+/**
+ * src/main.ts built into one ES module, for the Switchboard processes the launcher starts (and
+ * starts again when one dies).
+ *
+ * Through tsx, a process spends about 1.7 s of CPU before it serves: tsx compiles and loads the
+ * TypeScript modules one at a time through its loader thread. Built once by esbuild (the compiler
+ * tsx itself uses), the same code starts in about 0.8 s: on 2 cores, seven members come up sooner,
+ * and a member the supervisor restarts serves again sooner.
+ *
+ * Packages stay external, so the module must lie inside the project, where node_modules resolves
+ * them. Each source file keeps its own `import.meta.url`, so what a module reads beside itself
+ * (the Lua steps, the pages) is read from src/ as under tsx.
+ */
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const MAIN = path.join(ROOT, 'src', 'main.ts');
+
+/** A directory for built modules, inside the project (ignored by git with node_modules/). */
+export const BUILD_DIR = path.join(ROOT, 'node_modules', '.cache', 'switchboard');
+
+/**
+ * Bundles src/main.ts into `outfile` (under the project root). Written aside and renamed into
+ * place: a process started meanwhile reads the old module or the new one, never half of one.
+ */
+export async function buildMain(outfile: string): Promise<void> {
+  await mkdir(path.dirname(outfile), { recursive: true });
+  // Loaded only when a build is asked for.
+  const { build } = await import('esbuild');
+  const out = await build({
+    entryPoints: [MAIN],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    packages: 'external',
+    outfile,
+    write: false,
+    logLevel: 'silent',
+    plugins: [
+      {
+        name: 'own-import-meta-url',
+        setup(b) {
+          b.onLoad({ filter: /\.ts$/ }, async (args) => {
+            const source = await readFile(args.path, 'utf8');
+            const own = JSON.stringify(pathToFileURL(args.path).href);
+            return { contents: source.replaceAll('import.meta.url', own), loader: 'ts' };
+          });
+        },
+      },
+    ],
+  });
+  const aside = `${outfile}.${process.pid}`;
+  await writeFile(aside, out.outputFiles[0]!.contents);
+  await rename(aside, outfile);
+}
+
+/** How to start src/main.ts: `node <args>`, and what to do when no more starts are coming. */
+export interface MainCommand {
+  readonly args: readonly string[];
+  /** Whether `args` run a build (false: the sources through tsx). */
+  readonly built: boolean;
+  dispose(): Promise<void>;
+}
+
+const THROUGH_TSX: MainCommand = { args: ['--import', 'tsx', MAIN], built: false, dispose: async () => {} };
+
+/**
+ * A build of src/main.ts of this process's own (removed by `dispose`), or, when it cannot be
+ * made, the sources through tsx; `onError` hears why.
+ */
+export async function mainCommand(onError: (err: Error) => void): Promise<MainCommand> {
+  const outfile = path.join(BUILD_DIR, `main-${process.pid}.mjs`);
+  try {
+    await buildMain(outfile);
+  } catch (err) {
+    onError(err as Error);
+    return THROUGH_TSX;
+  }
+  return { args: [outfile], built: true, dispose: () => rm(outfile, { force: true }) };
+}
