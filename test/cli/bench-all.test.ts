@@ -1,7 +1,9 @@
 /**
  * `npm run bench -- all --tiny --out <dir>` as a user runs it: every registered workload at its
  * smallest sizes, each on a private redis-server it starts (and a private Redis Cluster for
- * `cluster`), then bench-all.md and bench-all.json with a row per figure and no failed run.
+ * `cluster`), then bench-all.md and bench-all.json with a row per figure and no failed run. The
+ * tests after the first check the figures of some of its runs (the end-to-end workload, the routing
+ * shapes, the audit), as a run of that workload alone would print them.
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -26,7 +28,21 @@ function bench(args: readonly string[]): Promise<{ code: number | null; stdout: 
   });
 }
 
+interface Run {
+  readonly workload: string;
+  readonly parameters: Record<string, unknown>;
+  readonly figures: Record<string, unknown>;
+}
+
 describe('bench all', () => {
+  /** The runs the first test's `bench all --tiny` made; the tests after it check them. */
+  let runs: readonly Run[] = [];
+  const runOf = (workload: string, levels = false): Run => {
+    const r = runs.find((x) => x.workload === workload && Boolean(x.parameters.levels) === levels);
+    expect(r, `a ${workload} run${levels ? ' with --levels' : ''}`).toBeDefined();
+    return r!;
+  };
+
   it('runs every workload at tiny sizes and writes one table, markdown and JSON', {
     timeout: 180_000,
   }, async () => {
@@ -43,6 +59,7 @@ describe('bench all', () => {
       // Every registered workload ran, none failed.
       expect(new Set(written.runs.map((r) => r.workload))).toEqual(new Set(WORKLOADS));
       expect(written.runs.filter((r) => r.error)).toEqual([]);
+      runs = written.runs as unknown as Run[];
 
       const figures = written.rows.map((r) => r.figure);
       for (const expected of [
@@ -83,5 +100,61 @@ describe('bench all', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it('e2e: POST /contacts to AssignmentMade on a WebSocket at 200 contacts/s for 1 s', () => {
+    const r = runOf('e2e');
+    expect(r.parameters).toMatchObject({ agents: 200, rate: 200, duration: 1 });
+    const f = r.figures as Record<string, number>;
+    expect(f.offeredPerS).toBe(200);
+    expect(f.sent).toBeGreaterThan(0);
+    expect(f.achievedPerS).toBeGreaterThan(0);
+    expect(f.p50Ms).toBeGreaterThan(0);
+    expect(f.p99Ms).toBeGreaterThanOrEqual(f.p50Ms!);
+    expect(f.p999Ms).toBeGreaterThanOrEqual(f.p99Ms!);
+    expect(f.maxMs).toBeGreaterThanOrEqual(f.p999Ms!);
+    expect(f.errors).toBe(0);
+    expect(f.completeErrors).toBe(0);
+    expect(f.unassigned).toBe(0);
+    // The bare feed took the same rate right after: every contact through, its latencies and the ratios.
+    const bare = (r.figures as unknown as { bare: Record<string, number> }).bare;
+    expect(bare.achievedPerS).toBeGreaterThan(0);
+    expect(bare.errors).toBe(0);
+    expect(bare.unassigned).toBe(0);
+    expect(bare.p50Ms).toBeGreaterThan(0);
+    expect(bare.p99Ms).toBeGreaterThanOrEqual(bare.p50Ms!);
+    expect(bare.p50Ratio).toBeCloseTo(f.p50Ms! / bare.p50Ms!, 1);
+    expect(bare.p99Ratio).toBeCloseTo(f.p99Ms! / bare.p99Ms!, 1);
+  });
+
+  it('split, wide and large report the worst and median dispatch step per size', () => {
+    for (const [workload, sizes] of [
+      ['split', [50, 200]],
+      ['wide', [100, 400]],
+      ['large', [50, 200]],
+    ] as const) {
+      const r = runOf(workload);
+      expect(r.parameters.sizes).toEqual(sizes);
+      const f = r.figures as {
+        runs: Record<string, { steps: number; worstRedisStepUs: number; medianStepMs: number }>;
+      };
+      expect(Object.keys(f.runs).sort()).toEqual(sizes.map(String).sort());
+      for (const size of Object.values(f.runs)) {
+        expect(size.steps).toBeGreaterThan(0);
+        expect(size.worstRedisStepUs).toBeGreaterThan(0);
+        expect(size.medianStepMs).toBeGreaterThan(0);
+      }
+    }
+  });
+
+  it('audit: makes a log through the Lua steps and reports the events/s of the auditor on it', () => {
+    const r = runOf('audit');
+    expect(r.parameters).toMatchObject({ events: 3000, agents: 30 });
+    const f = r.figures as Record<string, number>;
+    expect(f.events).toBeGreaterThanOrEqual(3000);
+    expect(f.violations).toBe(0);
+    expect(f.decisionsChecked).toBe(f.assignments);
+    expect(f.eventsPerS).toBeGreaterThan(0);
+    expect(f.replayEventsPerS).toBeGreaterThan(0);
   });
 });

@@ -1,8 +1,9 @@
 /**
  * The bench CLI as a user runs it: it starts its own redis-server, runs a workload at a small size
- * (the seed dispatch drain, the hardware floor, the decision cost, briefly the end-to-end workload
- * against a Switchboard process, the routing shapes, the audit and agents freeing up beside idle
- * colleagues) and prints one JSON line with positive figures.
+ * (the seed dispatch drain, the hardware floor, the decision cost and agents freeing up beside idle
+ * colleagues) and prints one JSON line with positive figures. The end-to-end workload, the routing
+ * shapes and the audit are checked on the runs of `bench all --tiny` (bench-all.test.ts), which
+ * runs them with the same options.
  */
 import { describe, expect, it } from 'vitest';
 import { runCli } from './run-cli.ts';
@@ -75,68 +76,6 @@ describe('bench', () => {
     expect(Object.keys(r.figures.medianUs).sort()).toEqual(['300', '600']);
     for (const us of Object.values(r.figures.medianUs)) expect(us).toBeGreaterThan(0);
     expect(r.figures.ratio).toBeGreaterThan(0);
-  });
-
-  it('e2e: POST /contacts to AssignmentMade on a WebSocket at 200 contacts/s for 1 s', async () => {
-    const run = await bench(['e2e', '--rate', '200', '--duration', '1', '--warmup', '0.5', '--json']);
-    expect(run.code, run.stderr).toBe(0);
-    const lines = run.stdout.trim().split('\n');
-    expect(lines).toHaveLength(1);
-    const r = JSON.parse(lines[0]!) as Omit<Result, 'figures'> & { figures: Record<string, number> };
-    expect(r.workload).toBe('e2e');
-    expect(r.parameters).toMatchObject({ agents: 200, rate: 200, duration: 1 });
-    const f = r.figures;
-    expect(f.offeredPerS).toBe(200);
-    expect(f.sent).toBeGreaterThan(0);
-    expect(f.achievedPerS).toBeGreaterThan(0);
-    expect(f.p50Ms).toBeGreaterThan(0);
-    expect(f.p99Ms).toBeGreaterThanOrEqual(f.p50Ms!);
-    expect(f.p999Ms).toBeGreaterThanOrEqual(f.p99Ms!);
-    expect(f.maxMs).toBeGreaterThanOrEqual(f.p999Ms!);
-    expect(f.errors).toBe(0);
-    expect(f.completeErrors).toBe(0);
-    expect(f.unassigned).toBe(0);
-    // The bare feed took the same rate right after: every contact through, its latencies and the ratios.
-    const bare = (r.figures as unknown as { bare: Record<string, number> }).bare;
-    expect(bare.achievedPerS).toBeGreaterThan(0);
-    expect(bare.errors).toBe(0);
-    expect(bare.unassigned).toBe(0);
-    expect(bare.p50Ms).toBeGreaterThan(0);
-    expect(bare.p99Ms).toBeGreaterThanOrEqual(bare.p50Ms!);
-    expect(bare.p50Ratio).toBeCloseTo(f.p50Ms! / bare.p50Ms!, 1);
-    expect(bare.p99Ratio).toBeCloseTo(f.p99Ms! / bare.p99Ms!, 1);
-  });
-
-  it('split, wide and large report the worst and median dispatch step per size', async () => {
-    for (const [workload, sizes] of [
-      ['split', '50,200'],
-      ['wide', '100,400'],
-      ['large', '50,200'],
-    ] as const) {
-      const run = await bench([workload, '--sizes', sizes, '--decisions', '5', '--agents', '300', '--json']);
-      expect(run.code, run.stderr).toBe(0);
-      const r = JSON.parse(run.stdout) as {
-        figures: { runs: Record<string, { steps: number; worstRedisStepUs: number; medianStepMs: number }> };
-      };
-      expect(Object.keys(r.figures.runs).sort()).toEqual(sizes.split(',').sort());
-      for (const f of Object.values(r.figures.runs)) {
-        expect(f.steps).toBeGreaterThan(0);
-        expect(f.worstRedisStepUs).toBeGreaterThan(0);
-        expect(f.medianStepMs).toBeGreaterThan(0);
-      }
-    }
-  });
-
-  it('audit: makes a log through the Lua steps and reports the events/s of the auditor on it', async () => {
-    const run = await bench(['audit', '--events', '3000', '--agents', '30', '--json']);
-    expect(run.code, run.stderr).toBe(0);
-    const r = JSON.parse(run.stdout) as { figures: Record<string, number> };
-    const f = r.figures;
-    expect(f.events).toBeGreaterThanOrEqual(3000);
-    expect(f.violations).toBe(0);
-    expect(f.decisionsChecked).toBe(f.assignments);
-    expect(f.eventsPerS).toBeGreaterThan(0);
-    expect(f.replayEventsPerS).toBeGreaterThan(0);
   });
 
   it('names bad options and exits 2', async () => {

@@ -161,6 +161,8 @@ export const ALL_RUNS: Record<string, Record<Preset, string[][]>> = {
     full: [['--events', '1000000']],
   },
   cluster: { tiny: [['--contacts', '200']], quick: [['--contacts', '2000']], full: [['--contacts', '5000']] },
+  // 500 offers expiring over 2 s, idle and beside seed (the defaults); the smoke test, 100 over 1 s.
+  timers: { tiny: [['--timers', '100', '--duration', '1']], quick: [[]], full: [[]] },
   idle: {
     tiny: [['--agents', '10', '--decisions', '100']],
     quick: [['--decisions', '2000']],
