@@ -269,10 +269,9 @@ export class WorkspaceAudit {
     if (!this.auditor) {
       // The interval tallies are counted within the threshold the live projection counts within.
       this.threshold = opts.compareState !== false ? await redis.hget(k.intervals, 'serviceLevelMs') : null;
-      const threshold = this.threshold;
       this.auditor = new Auditor(
         this.workspace,
-        threshold ? { ...opts, intervalServiceLevelMs: Number(threshold) } : opts,
+        this.threshold ? { ...opts, intervalServiceLevelMs: Number(this.threshold) } : opts,
       );
     }
     const a = this.auditor;

@@ -12,13 +12,10 @@
  */
 import { rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { buildMain } from '../../src/topology/local/main-build.ts';
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+import { BUILD_DIR, buildMain } from '../../src/topology/local/main-build.ts';
 
 /** Where the bundle is written; `startProcess` runs it when it is there. */
-export const MAIN_BUNDLE = path.join(ROOT, 'node_modules', '.cache', 'switchboard-test', 'main.mjs');
+export const MAIN_BUNDLE = path.join(BUILD_DIR, 'test', 'main.mjs');
 
 /** The bundle this run wrote (its inode), so teardown removes only its own. */
 let written: number | undefined;

@@ -30,6 +30,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { SwitchboardClient } from 'switchboard/client';
 import { afterAll, describe, expect, it } from 'vitest';
+import { BUILD_DIR } from '../../src/topology/local/main-build.ts';
 import { deleteNamespaceSync, probeNetns } from '../../src/topology/netns.ts';
 import { LoadDriver, trafficGap } from '../support/audit.ts';
 import { PROJECT_ROOT } from '../support/processes.ts';
@@ -230,9 +231,7 @@ describe('the topology launcher', () => {
         .filter((c) => c.kind === 'switchboard')
         .map((c) => readFileSync(`/proc/${c.pid}/cmdline`, 'utf8').split('\0')[1] ?? ''),
     );
-    expect([...builds]).toEqual([
-      path.join(PROJECT_ROOT, 'node_modules', '.cache', 'switchboard', `main-${l.child.pid}.mjs`),
-    ]);
+    expect([...builds]).toEqual([path.join(BUILD_DIR, `main-${l.child.pid}.mjs`)]);
     expect(existsSync([...builds][0]!)).toBe(true);
 
     l.child.kill('SIGINT');

@@ -18,7 +18,10 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const MAIN = path.join(ROOT, 'src', 'main.ts');
 
-/** A directory for built modules, inside the project (ignored by git with node_modules/). */
+/**
+ * A directory for built modules, inside the project (ignored by git with node_modules/): the
+ * launcher's builds, `main-<its pid>.mjs`, and the test run's, under `test/`.
+ */
 export const BUILD_DIR = path.join(ROOT, 'node_modules', '.cache', 'switchboard');
 
 /**
@@ -60,12 +63,10 @@ export async function buildMain(outfile: string): Promise<void> {
 /** How to start src/main.ts: `node <args>`, and what to do when no more starts are coming. */
 export interface MainCommand {
   readonly args: readonly string[];
-  /** Whether `args` run a build (false: the sources through tsx). */
-  readonly built: boolean;
   dispose(): Promise<void>;
 }
 
-const THROUGH_TSX: MainCommand = { args: ['--import', 'tsx', MAIN], built: false, dispose: async () => {} };
+const THROUGH_TSX: MainCommand = { args: ['--import', 'tsx', MAIN], dispose: async () => {} };
 
 /**
  * A build of src/main.ts of this process's own (removed by `dispose`), or, when it cannot be
@@ -79,5 +80,5 @@ export async function mainCommand(onError: (err: Error) => void): Promise<MainCo
     onError(err as Error);
     return THROUGH_TSX;
   }
-  return { args: [outfile], built: true, dispose: () => rm(outfile, { force: true }) };
+  return { args: [outfile], dispose: () => rm(outfile, { force: true }) };
 }
