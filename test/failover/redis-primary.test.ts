@@ -220,6 +220,12 @@ describe('the Redis master of a workspace SIGKILLed (cluster, replicated durabil
         { timeoutMs: 30_000, everyMs: 100 },
       );
       measured.rejoinedAfterKillMs = Date.now() - killedAt;
+      // The supervisor takes the new process as its handle once its start resolves, which can be
+      // a moment after the node already answers as a replica (seen once in a fresh-clone run).
+      await waitFor('the supervisor holding the restarted process', () => victim.process !== killed, {
+        timeoutMs: 5_000,
+        everyMs: 20,
+      }).catch(() => undefined);
       expect(victim.process, 'a new redis-server process').not.toBe(killed);
       await Promise.all([applied, assigned]);
     });
