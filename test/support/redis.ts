@@ -16,7 +16,8 @@
  *    the directory. `SWITCHBOARD_TEST_REDIS=local` forces this mode even where Docker answers.
  *
  * `SWITCHBOARD_TEST_TARGET=cluster` runs the same suites against a local Redis Cluster of 3
- * masters with a replica each (src/topology/redis-cluster.ts). Suites reach the target
+ * masters with a replica each (src/topology/redis-cluster.ts), a fresh one per suite (made ahead by
+ * test/support/cluster-pool.ts in the `cluster` project). Suites reach the target
  * only through `env` (the configuration Switchboard is started with) and `client()`, so one suite
  * serves both targets; `url` is then one master's address, for suites that need a plain server.
  *
@@ -29,11 +30,11 @@
  */
 import { execFile } from 'node:child_process';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { APP_ACL_RULES, APP_USER } from '../../src/adapters/redis/acl.ts';
 import { connectRedis } from '../../src/adapters/redis/client.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
-import { startRedisCluster } from '../../src/topology/redis-cluster.ts';
+import { type RedisClusterHandle, startRedisCluster } from '../../src/topology/redis-cluster.ts';
 import { startRedisServer } from '../../src/topology/redis-server.ts';
 import {
   loginUrl,
@@ -42,6 +43,7 @@ import {
   type RedisLogin,
   switchboardUsers,
 } from '../../src/topology/redis-users.ts';
+import type { PooledCluster } from './cluster-pool.ts';
 
 interface ServerAddress {
   /** Logged in as the Switchboard ACL user. */
@@ -120,8 +122,27 @@ function loginOf(url: string): RedisLogin {
   return { user: decodeURIComponent(u.username), password: decodeURIComponent(u.password) };
 }
 
+/**
+ * A fresh cluster: from the pool of clusters made ahead (test/support/cluster-pool.ts) in a run of
+ * the `cluster` project, or started here otherwise.
+ */
+async function freshCluster(): Promise<Pick<RedisClusterHandle, 'nodes' | 'credentials' | 'stop'>> {
+  const pool = inject('clusterPool');
+  if (!pool) return startRedisCluster({});
+  const res = await fetch(`${pool}/clusters`, { method: 'POST' });
+  if (!res.ok) throw new Error(`the cluster pool could not make a cluster: ${await res.text()}`);
+  const cluster = (await res.json()) as PooledCluster;
+  return {
+    ...cluster,
+    stop: async () => {
+      const back = await fetch(`${pool}/clusters/${cluster.id}`, { method: 'DELETE' });
+      if (back.status !== 204) throw new Error(`the cluster pool could not stop cluster ${cluster.id}: ${back.status}`);
+    },
+  };
+}
+
 async function startCluster(): Promise<TestRedis> {
-  const cluster = await startRedisCluster({});
+  const cluster = await freshCluster();
   const { app, admin } = cluster.credentials;
   const masters = cluster.nodes.filter((n) => n.role === 'master');
   const first = masters[0]!;

@@ -1,0 +1,126 @@
+/**
+ * Redis Clusters made ahead for the cluster target's suites (global setup of the `cluster` project).
+ *
+ * Each suite of that target starts a fresh cluster of its own (test/support/redis.ts): six
+ * redis-server processes, `redis-cli --cluster create`, and then Redis's own wait of 2 s before a new
+ * master reports `cluster_state:ok`. That is about 3 s per suite, mostly idle, 27 suites in a row.
+ * This pool makes the next cluster while a suite runs, so the suite after it takes one ready.
+ *
+ * Every suite still gets a cluster nobody used before: a cluster handed out is never handed out
+ * again, and is stopped when its suite gives it back (or at the end of the run). The pool runs in
+ * vitest's main process; the suites' forks reach it over HTTP on loopback (its address is provided
+ * as `clusterPool`):
+ *
+ *   POST   /clusters        → 200 {id, nodes, credentials}: a fresh cluster (one made ahead if ready)
+ *   DELETE /clusters/<id>   → 204 once its processes are stopped
+ *
+ * At most SPARES clusters wait made ahead. When no suite has taken one for IDLE_MS (the cluster
+ * suites are done, or none ran), the spares are stopped, and the next request makes one then.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { TestProject } from 'vitest/node';
+import { type ClusterNode, type RedisClusterHandle, startRedisCluster } from '../../src/topology/redis-cluster.ts';
+import type { RedisCredentials } from '../../src/topology/redis-users.ts';
+
+/** What a suite receives: enough to reach the cluster as each of its users. */
+export interface PooledCluster {
+  readonly id: string;
+  readonly nodes: ClusterNode[];
+  readonly credentials: RedisCredentials;
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** The pool's base URL (http://127.0.0.1:<port>), on the cluster target only. */
+    clusterPool?: string;
+  }
+}
+
+const SPARES = 2;
+const IDLE_MS = 30_000;
+
+let server: http.Server | undefined;
+let made = 0;
+/** Clusters made ahead (or being made), oldest first. */
+const spares: Promise<RedisClusterHandle>[] = [];
+/** Clusters handed out and not given back. */
+const out = new Map<string, RedisClusterHandle>();
+let idleTimer: NodeJS.Timeout | undefined;
+
+function makeSpare(): void {
+  const p = startRedisCluster({});
+  // A failed make is reported to the suite that takes it; nothing else waits on it.
+  p.catch(() => undefined);
+  spares.push(p);
+}
+
+function refill(): void {
+  while (spares.length < SPARES) makeSpare();
+}
+
+async function stopSpares(): Promise<void> {
+  const all = spares.splice(0);
+  await Promise.all(all.map((p) => p.then((c) => c.stop()).catch(() => undefined)));
+}
+
+async function take(): Promise<PooledCluster> {
+  if (spares.length === 0) makeSpare();
+  const next = spares.shift() as Promise<RedisClusterHandle>;
+  refill();
+  clearTimeout(idleTimer);
+  idleTimer = setTimeout(() => void stopSpares(), IDLE_MS);
+  idleTimer.unref();
+  const cluster = await next;
+  const id = String(++made);
+  out.set(id, cluster);
+  return { id, nodes: cluster.nodes, credentials: cluster.credentials };
+}
+
+async function giveBack(id: string): Promise<boolean> {
+  const cluster = out.get(id);
+  if (!cluster) return false;
+  out.delete(id);
+  await cluster.stop();
+  return true;
+}
+
+function handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+  const answer = (status: number, body?: unknown) => {
+    res.writeHead(status, body === undefined ? {} : { 'content-type': 'application/json' });
+    res.end(body === undefined ? undefined : JSON.stringify(body));
+  };
+  const failed = (err: unknown) => answer(500, { error: (err as Error).stack ?? String(err) });
+  req.resume();
+  if (req.method === 'POST' && req.url === '/clusters') {
+    take().then((c) => answer(200, c), failed);
+    return;
+  }
+  const m = /^\/clusters\/(\d+)$/.exec(req.url ?? '');
+  if (req.method === 'DELETE' && m) {
+    giveBack(m[1] as string).then((found) => answer(found ? 204 : 404), failed);
+    return;
+  }
+  answer(404);
+}
+
+export async function setup(project: TestProject): Promise<void> {
+  if (project.config.env?.SWITCHBOARD_TEST_TARGET !== 'cluster' || server) return;
+  server = http.createServer(handle);
+  await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  project.provide('clusterPool', `http://127.0.0.1:${port}`);
+  refill();
+}
+
+export async function teardown(): Promise<void> {
+  if (!server) return;
+  const s = server;
+  server = undefined;
+  clearTimeout(idleTimer);
+  s.closeAllConnections();
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  const handedOut = [...out.values()];
+  out.clear();
+  await Promise.all([stopSpares(), ...handedOut.map((c) => c.stop().catch(() => undefined))]);
+}
