@@ -20,7 +20,11 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TestProject } from 'vitest/node';
-import { type ClusterNode, type RedisClusterHandle, startRedisCluster } from '../../src/topology/redis-cluster.ts';
+import {
+  type ClusterNode,
+  type RedisClusterHandle,
+  startRedisCluster,
+} from '../../src/topology/redis-cluster.ts';
 import type { RedisCredentials } from '../../src/topology/redis-users.ts';
 
 /** What a suite receives: enough to reach the cluster as each of its users. */

@@ -136,7 +136,8 @@ async function freshCluster(): Promise<Pick<RedisClusterHandle, 'nodes' | 'crede
     ...cluster,
     stop: async () => {
       const back = await fetch(`${pool}/clusters/${cluster.id}`, { method: 'DELETE' });
-      if (back.status !== 204) throw new Error(`the cluster pool could not stop cluster ${cluster.id}: ${back.status}`);
+      if (back.status !== 204)
+        throw new Error(`the cluster pool could not stop cluster ${cluster.id}: ${back.status}`);
     },
   };
 }
