@@ -28,12 +28,17 @@ export const BUILD_DIR = path.join(ROOT, 'node_modules', '.cache', 'switchboard'
  * Bundles src/main.ts into `outfile` (under the project root). Written aside and renamed into
  * place: a process started meanwhile reads the old module or the new one, never half of one.
  */
-export async function buildMain(outfile: string): Promise<void> {
+export function buildMain(outfile: string): Promise<void> {
+  return buildEntry(MAIN, outfile);
+}
+
+/** Bundles the module `entry` (a path under src/) into `outfile`, as buildMain does src/main.ts. */
+export async function buildEntry(entry: string, outfile: string): Promise<void> {
   await mkdir(path.dirname(outfile), { recursive: true });
   // Loaded only when a build is asked for.
   const { build } = await import('esbuild');
   const out = await build({
-    entryPoints: [MAIN],
+    entryPoints: [entry],
     bundle: true,
     platform: 'node',
     format: 'esm',
