@@ -58,6 +58,11 @@ describe('the projector step behind the appends', () => {
       const steps = (await scriptCalls(admin)).filter((c) => c.name === 'project');
       // Each command's own step; the loop's wake-ups added none (they doubled the steps before).
       expect(steps.length).toBe(10);
+      // Each step's time holds the commands it ran (XADD, XRANGE, HSET, ...) and its Lua around them.
+      for (const s of steps) {
+        expect(s.commandsUs).toBeGreaterThan(0);
+        expect(s.commandsUs).toBeLessThanOrEqual(s.us);
+      }
       const [pending] = (await api.running.redis.xpending(
         workspaceKeys(SERVED).commands,
         PROJECTOR_GROUP,

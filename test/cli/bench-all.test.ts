@@ -94,6 +94,15 @@ describe('bench all', () => {
       expect(reference.assignments).toBe(300);
       expect(reference.assignmentsPerS).toBeGreaterThan(0);
 
+      // Redis's time per cycle splits into the commands the steps ran and their Lua: both take some.
+      const seed = written.runs.find((r) => r.workload === 'seed')!.figures as Record<string, number>;
+      expect(seed.redisCommandsShare).toBeGreaterThan(0);
+      expect(seed.redisCommandsShare).toBeLessThan(1);
+      const inside = written.rows.find((r) =>
+        r.figure.startsWith("Redis µs per assignment cycle inside the steps' commands"),
+      );
+      expect(inside?.value).toBeCloseTo((inside?.anchorValue ?? 0) * (seed.redisCommandsShare ?? 0), 0);
+
       const md = await readFile(path.join(dir, 'bench-all.md'), 'utf8');
       expect(md).toMatch(/^Measured \d{4}-\d\d-\d\d \d\d:\d\d UTC with `npm run bench -- all --tiny/);
       expect(md.split('\n').filter((l) => l.startsWith('| ')).length).toBe(written.rows.length + 2);

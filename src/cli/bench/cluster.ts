@@ -296,12 +296,13 @@ async function timedDrain(
   const { assignments } = await drainAll(redis, workspaces, o);
   const cpuUs = (await redisCpu(node, true)) - cpu0;
   const tags = workspaces.map((w) => `{${w}}`);
-  const times: Record<string, { calls: number; us: number }> = {};
+  const times: Record<string, { calls: number; us: number; commandsUs: number }> = {};
   for (const c of await scriptCalls(redis)) {
     if (!tags.some((t) => c.firstKey.includes(t))) continue;
-    const t = times[c.name] ?? { calls: 0, us: 0 };
+    const t = times[c.name] ?? { calls: 0, us: 0, commandsUs: 0 };
     t.calls++;
     t.us += c.us;
+    t.commandsUs += c.commandsUs;
     times[c.name] = t;
   }
   return { us: perAssignment(times, assignments), cpuUs: cpuUs / assignments };

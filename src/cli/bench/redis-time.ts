@@ -20,6 +20,11 @@ export interface ScriptCall {
   /** Its first key, which names the workspace. */
   readonly firstKey: string;
   readonly us: number;
+  /**
+   * Of `us`, the time inside the Redis commands the step ran (their own SLOWLOG entries); the rest
+   * is the step's Lua around them. 0 for a plain append.
+   */
+  readonly commandsUs: number;
 }
 
 /** Every Lua step Redis ran since startScriptTiming, oldest last; the timing is then stopped. */
@@ -31,18 +36,28 @@ export async function scriptCalls(redis: RedisClient): Promise<ScriptCall[]> {
     names.set(createHash('sha1').update(s.lua).digest('hex'), name);
     if (s.library !== undefined) names.set(s.command, name);
   }
-  const out: ScriptCall[] = [];
+  const out: { name: string; firstKey: string; us: number; commandsUs: number }[] = [];
   for (const node of masters(redis)) {
     const entries = (await node.slowlog('GET', 1_000_000)) as [number, number, number, string[], string][];
+    // Newest first: the commands a step ran are logged before it (older), from client "?:0", so
+    // they follow its entry here, up to the next entry of a client.
+    let running: (typeof out)[number] | undefined;
     for (const [, , us, args, client] of entries) {
+      if (client === '?:0') {
+        if (running) running.commandsUs += us;
+        continue;
+      }
+      running = undefined;
       // EVALSHA <sha> | FCALL <name>, <numkeys> <first key> ...; a command appended without an
       // Idempotency-Key is a plain XADD <command stream> (the append step's work without the step).
-      // The commands a step runs are logged too, from client "?:0": they are the step's time.
+      // The commands a step runs are logged too: they are the step's time.
       const command = args[0]?.toLowerCase();
       const name = command === 'evalsha' || command === 'fcall' ? names.get(args[1] ?? '') : undefined;
-      if (name) out.push({ name, firstKey: args[3] ?? '', us });
-      else if (command === 'xadd' && client !== '?:0' && args[1]?.endsWith(':commands'))
-        out.push({ name: 'append', firstKey: args[1], us });
+      if (name) {
+        running = { name, firstKey: args[3] ?? '', us, commandsUs: 0 };
+        out.push(running);
+      } else if (command === 'xadd' && args[1]?.endsWith(':commands'))
+        out.push({ name: 'append', firstKey: args[1], us, commandsUs: 0 });
     }
     await node.config('SET', 'slowlog-log-slower-than', '10000');
     await node.slowlog('RESET');
@@ -53,18 +68,32 @@ export async function scriptCalls(redis: RedisClient): Promise<ScriptCall[]> {
 export interface ScriptTime {
   readonly calls: number;
   readonly us: number;
+  /** Of `us`, the time inside the commands the steps ran. */
+  readonly commandsUs: number;
 }
 
 /** µs and calls per Lua step since startScriptTiming; the timing is then stopped. */
 export async function scriptTimes(redis: RedisClient): Promise<Record<string, ScriptTime>> {
-  const out: Record<string, { calls: number; us: number }> = {};
+  const out: Record<string, { calls: number; us: number; commandsUs: number }> = {};
   for (const c of await scriptCalls(redis)) {
-    const t = out[c.name] ?? { calls: 0, us: 0 };
+    const t = out[c.name] ?? { calls: 0, us: 0, commandsUs: 0 };
     t.calls++;
     t.us += c.us;
+    t.commandsUs += c.commandsUs;
     out[c.name] = t;
   }
   return out;
+}
+
+/** The share of the steps' time spent inside the commands they ran (the rest is their Lua). */
+export function commandsShare(times: Record<string, ScriptTime>): number {
+  let us = 0;
+  let commandsUs = 0;
+  for (const t of Object.values(times)) {
+    us += t.us;
+    commandsUs += t.commandsUs;
+  }
+  return us > 0 ? Math.round((commandsUs / us) * 1000) / 1000 : 0;
 }
 
 /** Each step's µs divided by `n` (assignments), and their total. */

@@ -207,6 +207,17 @@ const seedRows: RowMaker = (run, runs) => {
             value: 2,
           }),
         ]),
+    // How much of that time is inside the Redis commands the steps run; the rest is their Lua.
+    ...(at(f, 'redisCommandsShare') === null || redisUs === null
+      ? []
+      : [
+          row(
+            `Redis µs per assignment cycle inside the steps' commands, ${n}`,
+            roundTo(redisUs * (at(f, 'redisCommandsShare') as number), 1),
+            'µs',
+            { name: 'the whole cycle (SLOWLOG)', value: redisUs, unit: 'µs' },
+          ),
+        ]),
     ...(cpuUs === null
       ? []
       : [

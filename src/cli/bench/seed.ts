@@ -16,7 +16,13 @@ import { defaultDispatcherOptions, dispatchPending } from '../../dispatcher/disp
 import { defaultProjectorOptions, ensureGroup, projectPending } from '../../projections/projector.ts';
 import { seededRandom } from '../sim/random.ts';
 import { nowNs, round, seconds } from '../sim/stats.ts';
-import { mainThreadCpuUs, perAssignment, scriptTimes, startScriptTiming } from './redis-time.ts';
+import {
+  commandsShare,
+  mainThreadCpuUs,
+  perAssignment,
+  scriptTimes,
+  startScriptTiming,
+} from './redis-time.ts';
 import {
   appendAndProject,
   availableCommands,
@@ -61,6 +67,12 @@ export interface SeedFigures {
    * appended and projected, the dispatch, the completion appended and projected).
    */
   readonly redisUsPerAssignment?: Record<string, number>;
+  /**
+   * Of redisUsPerAssignment's total, the share spent inside the Redis commands the steps ran (each
+   * logged by SLOWLOG too); the rest is the steps' Lua: decoding and encoding documents, building
+   * events and views, routing keys.
+   */
+  readonly redisCommandsShare?: number;
   /**
    * Redis main-thread CPU µs per assignment over the same cycle (INFO cpu), in the run without
    * SLOWLOG timing: everything the server did, the bench's own reads of the events included.
@@ -116,6 +128,7 @@ export async function seedWorkload(
   return {
     ...figures,
     ...(timed.redisUsPerAssignment ? { redisUsPerAssignment: timed.redisUsPerAssignment } : {}),
+    ...(timed.redisCommandsShare !== undefined ? { redisCommandsShare: timed.redisCommandsShare } : {}),
   };
 }
 
@@ -227,7 +240,8 @@ async function seedRun(
     if (assignments < target)
       throw new Error(`the drain stalled after ${assignments} of ${target} assignments`);
     const cpuUs = timed ? undefined : (await mainThreadCpuUs(redis)) - cpuStart;
-    const redisUs = timed ? perAssignment(await scriptTimes(redis), assignments) : undefined;
+    const times = timed ? await scriptTimes(redis) : undefined;
+    const redisUs = times ? perAssignment(times, assignments) : undefined;
     return {
       assignments,
       routingPerS: Math.round(assignments / seconds(routingNs)),
@@ -238,6 +252,7 @@ async function seedRun(
       unassignable,
       setupSeconds: round(setupSeconds, 2) ?? 0,
       ...(redisUs ? { redisUsPerAssignment: redisUs } : {}),
+      ...(times ? { redisCommandsShare: commandsShare(times) } : {}),
       ...(cpuUs !== undefined && Number.isFinite(cpuUs)
         ? { redisCpuUsPerAssignment: Math.round((cpuUs / assignments) * 10) / 10 }
         : {}),
