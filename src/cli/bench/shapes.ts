@@ -13,7 +13,7 @@ import { routingSkill } from '../../domain/values.ts';
 import { ensureGroup } from '../../projections/projector.ts';
 import type { Rng } from '../sim/random.ts';
 import { median, percentile, round } from '../sim/stats.ts';
-import { scriptCalls, startScriptTiming } from './redis-time.ts';
+import { type ScriptCall, scriptCalls, startScriptTiming } from './redis-time.ts';
 import { appendAndProject } from './workspace.ts';
 
 export interface StepFigures {
@@ -60,8 +60,13 @@ export class StepClock {
 
   /** The figures; with `steps`, every dispatch step's µs too (oldest first). */
   async figures(steps = false): Promise<StepFigures> {
+    return this.figuresFrom(await scriptCalls(this.redis), steps);
+  }
+
+  /** The figures from the steps SLOWLOG logged (scriptCalls), read once for several clocks. */
+  figuresFrom(calls: readonly ScriptCall[], steps = false): StepFigures {
     const events = workspaceKeys(this.workspace).events;
-    const redisSteps = (await scriptCalls(this.redis))
+    const redisSteps = calls
       .filter((c) => c.name === 'dispatch' && c.firstKey === events)
       .map((c) => c.us)
       .reverse();
@@ -244,17 +249,23 @@ const contactDraw = (rng: Rng, levels: boolean | undefined): string[] =>
   levels ? draw(rng, 1, 3).map((s) => routingSkill(s, 1 + Math.floor(rng() * 5))) : draw(rng, 1, 3);
 
 /**
- * BENCH.md's `large` workload at one queue length: 50 skills, `agents` agents with 3..8 of them,
- * `queued` contacts needing 1..3 with priorities 0..9; agents become available one at a time
- * against the queue and each takes the first contact it can serve. With `levels`, each agent
- * skill is at a level 1..5 and each requirement at a minimum level 1..5. With `steps`, the
- * figures list every dispatch step's µs (to compare two runs step by step).
+ * BENCH.md's `large` workload at one queue length, set up: 50 skills, `agents` agents with 3..8 of
+ * them, `queued` contacts needing 1..3 with priorities 0..9; each decision makes the next agent
+ * available against the queue, and it takes the first contact it can serve. With `levels`, each
+ * agent skill is at a level 1..5 and each requirement at a minimum level 1..5.
  */
-export async function largeQueue(
+interface LargeQueueRun {
+  readonly clock: StepClock;
+  readonly decisions: number;
+  /** Makes agent `i` available and runs the dispatcher. */
+  decide(i: number): Promise<void>;
+}
+
+async function largeQueueSetUp(
   redis: RedisClient,
   workspace: string,
-  o: { agents: number; queued: number; decisions: number; rng: Rng; levels?: boolean; steps?: boolean },
-): Promise<StepFigures> {
+  o: { agents: number; queued: number; decisions: number; rng: Rng; levels?: boolean },
+): Promise<LargeQueueRun> {
   await ensureGroup(redis, workspace);
   const agents = Array.from({ length: o.agents }, (_, i) => ({
     id: `g${i}`,
@@ -271,12 +282,44 @@ export async function largeQueue(
   await sendAll(redis, workspace, contacts);
   await dispatchPending(redis, workspace);
   const clock = new StepClock(redis, workspace);
-  await clock.start();
-  for (let i = 0; i < Math.min(o.decisions, o.agents); i++) {
-    await sendAll(redis, workspace, [available(agents[i]!.id)]);
-    await clock.dispatch();
-  }
-  return clock.figures(o.steps);
+  return {
+    clock,
+    decisions: Math.min(o.decisions, o.agents),
+    decide: async (i) => {
+      await sendAll(redis, workspace, [available(agents[i]!.id)]);
+      await clock.dispatch();
+    },
+  };
+}
+
+/**
+ * `large` at every queue length: each set up first, then their decisions taken in turn (one at
+ * each length, again and again), so a change in the machine's speed during the run (a 2-core
+ * machine's speed moves within minutes) weighs on every length alike and their ratio stays fair.
+ */
+async function largeQueues(
+  redis: RedisClient,
+  base: string,
+  o: ShapeOptions,
+  rng: (seed: number) => Rng,
+): Promise<Record<string, StepFigures>> {
+  const set: [number, LargeQueueRun][] = [];
+  for (const size of o.sizes)
+    set.push([
+      size,
+      await largeQueueSetUp(redis, `${base}-large-${size}`, {
+        agents: o.agents,
+        queued: size,
+        decisions: o.decisions,
+        rng: rng(o.seed),
+        levels: o.levels,
+      }),
+    ]);
+  await startScriptTiming(redis);
+  const most = Math.max(...set.map(([, r]) => r.decisions));
+  for (let i = 0; i < most; i++) for (const [, r] of set) if (i < r.decisions) await r.decide(i);
+  const calls = await scriptCalls(redis);
+  return Object.fromEntries(set.map(([size, r]) => [size, r.clock.figuresFrom(calls)]));
 }
 
 /**
@@ -402,8 +445,9 @@ export async function shapeWorkload(
   o: ShapeOptions,
   rng: (seed: number) => Rng,
 ): Promise<object> {
-  const runs: Record<string, StepFigures> = {};
-  for (const size of o.sizes) {
+  const runs: Record<string, StepFigures> =
+    workload === 'large' ? await largeQueues(redis, base, o, rng) : {};
+  for (const size of workload === 'large' ? [] : o.sizes) {
     const ws = `${base}-${workload}-${size}`;
     if (workload === 'split')
       runs[size] = await splitShape(redis, ws, {
@@ -412,16 +456,7 @@ export async function shapeWorkload(
         arrivals: o.decisions,
         levels: o.levels,
       });
-    else if (workload === 'wide')
-      runs[size] = await wideShape(redis, ws, { contacts: size, cycles: o.decisions, levels: o.levels });
-    else
-      runs[size] = await largeQueue(redis, ws, {
-        agents: o.agents,
-        queued: size,
-        decisions: o.decisions,
-        rng: rng(o.seed),
-        levels: o.levels,
-      });
+    else runs[size] = await wideShape(redis, ws, { contacts: size, cycles: o.decisions, levels: o.levels });
   }
   const pool =
     workload === 'large'
