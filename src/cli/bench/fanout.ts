@@ -19,7 +19,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import http from 'node:http';
 import type { Socket } from 'node:net';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { connectRedis } from '../../adapters/redis/client.ts';
 import { workspaceKeys } from '../../adapters/redis/keys.ts';
 import { SwitchboardClient } from '../../client/index.ts';
@@ -28,8 +28,10 @@ import { round } from '../sim/stats.ts';
 import { startSwitchboardProcess } from './e2e.ts';
 import { openFeed } from './fanout-feed.ts';
 import { haproxyInFront } from './haproxy-front.ts';
-import { type ChildServer, request, sleep } from './http.ts';
+import { type ChildServer, childCommand, request, sleep } from './http.ts';
 import type { Note } from './workspace.ts';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 export interface FanoutOptions {
   readonly subscribers: number;
@@ -135,8 +137,11 @@ function histogramPercentile(
   return overflowMs;
 }
 
-/** The subscriber process: opens the sockets, counts, checks order, times AssignmentMade. */
-async function subscriberProcess(): Promise<void> {
+/**
+ * The subscriber process (its entry: fanout-subscribers.ts): opens the sockets, counts, checks
+ * order, times AssignmentMade.
+ */
+export async function subscriberProcess(): Promise<void> {
   const url = process.env.FANOUT_URL!;
   const n = Number(process.env.FANOUT_SUBSCRIBERS);
   const send = (m: FromChild, then?: () => void) => process.send!(m, undefined, {}, () => then?.());
@@ -241,11 +246,15 @@ function after(a: string, b: string): boolean {
   return as.length !== bs.length ? as.length > bs.length : as > bs;
 }
 
-function startSubscribers(url: string, n: number): { child: ChildProcess; next: () => Promise<FromChild> } {
-  const script = fileURLToPath(import.meta.url);
+async function startSubscribers(
+  url: string,
+  n: number,
+): Promise<{ child: ChildProcess; next: () => Promise<FromChild> }> {
   const prof = process.env.BENCH_CPU_PROF; // as startChild: a CPU profile per child process
   const nodeArgs = prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : [];
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script], {
+  const command = await childCommand('src/cli/bench/fanout-subscribers.ts');
+  const child = spawn(process.execPath, [...nodeArgs, ...command], {
+    cwd: ROOT,
     env: { ...process.env, FANOUT_URL: url, FANOUT_SUBSCRIBERS: String(n) },
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
@@ -316,7 +325,7 @@ export async function fanoutWorkload(
   let front: ChildServer | undefined;
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   const redis = connectRedis({ url: redisUrl });
-  let subs: ReturnType<typeof startSubscribers> | undefined;
+  let subs: Awaited<ReturnType<typeof startSubscribers>> | undefined;
   try {
     if (o.haproxy) {
       note(
@@ -354,7 +363,7 @@ export async function fanoutWorkload(
     const events = workspaceKeys(workspace).events;
     const start = (await redis.xrevrange(events, '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0';
     note(`opening ${o.subscribers} subscribers in a process of their own (after=${start})`);
-    subs = startSubscribers(`${api.replace(/^http/, 'ws')}/events/live?after=${start}`, o.subscribers);
+    subs = await startSubscribers(`${api.replace(/^http/, 'ws')}/events/live?after=${start}`, o.subscribers);
     const ready = await subs.next();
     if (ready.op !== 'ready')
       throw new Error(`subscribers: ${ready.op === 'failed' ? ready.error : ready.op}`);
@@ -404,6 +413,3 @@ export async function fanoutWorkload(
     await sb.stop();
   }
 }
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href && process.send)
-  void subscriberProcess();
