@@ -1,4 +1,4 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 /**
  * Two targets: every suite against a single redis-server, and the API, routing and archive suites
@@ -22,7 +22,12 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: 'single', include: ['test/**/*.test.ts'] },
+        test: {
+          name: 'single',
+          include: ['test/**/*.test.ts'],
+          // The pool of clusters exists in the cluster project only.
+          exclude: [...configDefaults.exclude, 'test/support/cluster-pool.test.ts'],
+        },
       },
       {
         extends: true,
@@ -36,6 +41,7 @@ export default defineConfig({
             'test/e2e/multiprocess.test.ts',
             'test/e2e/crash.test.ts',
             'test/archive/archive.test.ts',
+            'test/support/cluster-pool.test.ts',
           ],
           env: { SWITCHBOARD_TEST_TARGET: 'cluster' },
         },
