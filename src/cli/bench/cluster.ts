@@ -24,7 +24,7 @@ import { type RedisClusterHandle, startRedisCluster } from '../../topology/redis
 import { startRedisServer } from '../../topology/redis-server.ts';
 import { seededRandom } from '../sim/random.ts';
 import { median, nowNs, round, seconds } from '../sim/stats.ts';
-import { perAssignment, scriptCalls, startScriptTiming } from './redis-time.ts';
+import { perAssignment, scriptTimes, startScriptTiming } from './redis-time.ts';
 import { assignmentReader } from './seed.ts';
 import {
   type Agent,
@@ -296,15 +296,7 @@ async function timedDrain(
   const { assignments } = await drainAll(redis, workspaces, o);
   const cpuUs = (await redisCpu(node, true)) - cpu0;
   const tags = workspaces.map((w) => `{${w}}`);
-  const times: Record<string, { calls: number; us: number; commandsUs: number }> = {};
-  for (const c of await scriptCalls(redis)) {
-    if (!tags.some((t) => c.firstKey.includes(t))) continue;
-    const t = times[c.name] ?? { calls: 0, us: 0, commandsUs: 0 };
-    t.calls++;
-    t.us += c.us;
-    t.commandsUs += c.commandsUs;
-    times[c.name] = t;
-  }
+  const times = await scriptTimes(redis, (c) => tags.some((t) => c.firstKey.includes(t)));
   return { us: perAssignment(times, assignments), cpuUs: cpuUs / assignments };
 }
 

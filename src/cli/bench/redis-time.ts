@@ -72,10 +72,17 @@ export interface ScriptTime {
   readonly commandsUs: number;
 }
 
-/** µs and calls per Lua step since startScriptTiming; the timing is then stopped. */
-export async function scriptTimes(redis: RedisClient): Promise<Record<string, ScriptTime>> {
+/**
+ * µs and calls per Lua step since startScriptTiming, of the steps `keep` keeps (all by default);
+ * the timing is then stopped.
+ */
+export async function scriptTimes(
+  redis: RedisClient,
+  keep: (c: ScriptCall) => boolean = () => true,
+): Promise<Record<string, ScriptTime>> {
   const out: Record<string, { calls: number; us: number; commandsUs: number }> = {};
   for (const c of await scriptCalls(redis)) {
+    if (!keep(c)) continue;
     const t = out[c.name] ?? { calls: 0, us: 0, commandsUs: 0 };
     t.calls++;
     t.us += c.us;

@@ -248,12 +248,7 @@ const agentDraw = (rng: Rng, levels: boolean | undefined): string[] =>
 const contactDraw = (rng: Rng, levels: boolean | undefined): string[] =>
   levels ? draw(rng, 1, 3).map((s) => routingSkill(s, 1 + Math.floor(rng() * 5))) : draw(rng, 1, 3);
 
-/**
- * BENCH.md's `large` workload at one queue length, set up: 50 skills, `agents` agents with 3..8 of
- * them, `queued` contacts needing 1..3 with priorities 0..9; each decision makes the next agent
- * available against the queue, and it takes the first contact it can serve. With `levels`, each
- * agent skill is at a level 1..5 and each requirement at a minimum level 1..5.
- */
+/** A `large` queue set up, and its decisions, each timed by its clock. */
 interface LargeQueueRun {
   readonly clock: StepClock;
   readonly decisions: number;
@@ -261,6 +256,12 @@ interface LargeQueueRun {
   decide(i: number): Promise<void>;
 }
 
+/**
+ * BENCH.md's `large` workload at one queue length, set up: 50 skills, `agents` agents with 3..8 of
+ * them, `queued` contacts needing 1..3 with priorities 0..9; each decision makes the next agent
+ * available against the queue, and it takes the first contact it can serve. With `levels`, each
+ * agent skill is at a level 1..5 and each requirement at a minimum level 1..5.
+ */
 async function largeQueueSetUp(
   redis: RedisClient,
   workspace: string,
@@ -445,19 +446,16 @@ export async function shapeWorkload(
   o: ShapeOptions,
   rng: (seed: number) => Rng,
 ): Promise<object> {
-  const runs: Record<string, StepFigures> =
-    workload === 'large' ? await largeQueues(redis, base, o, rng) : {};
-  for (const size of workload === 'large' ? [] : o.sizes) {
-    const ws = `${base}-${workload}-${size}`;
-    if (workload === 'split')
-      runs[size] = await splitShape(redis, ws, {
-        n: size,
-        contacts: 20,
-        arrivals: o.decisions,
-        levels: o.levels,
-      });
-    else runs[size] = await wideShape(redis, ws, { contacts: size, cycles: o.decisions, levels: o.levels });
-  }
+  let runs: Record<string, StepFigures> = {};
+  if (workload === 'large') runs = await largeQueues(redis, base, o, rng);
+  else
+    for (const size of o.sizes) {
+      const ws = `${base}-${workload}-${size}`;
+      runs[size] =
+        workload === 'split'
+          ? await splitShape(redis, ws, { n: size, contacts: 20, arrivals: o.decisions, levels: o.levels })
+          : await wideShape(redis, ws, { contacts: size, cycles: o.decisions, levels: o.levels });
+    }
   const pool =
     workload === 'large'
       ? await largePool(redis, `${base}-large-pool`, {
