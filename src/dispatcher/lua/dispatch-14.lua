@@ -438,6 +438,28 @@ local function on_every_channel(subsets)
   return names
 end
 
+-- A pool's skills as queue names spell them ("<channel>/<skill>"), as a set: those of a pool of
+-- agents who take any channel on every channel (its skills are bare). A walk over the queue heads
+-- looks each queue's skills up in it as they are, with no string made per skill but the skill
+-- itself. Kept for the step (channels are added, never removed, so every queue's is among them).
+local held_of
+local function held_set(skills, anywhere)
+  local key = table.concat(skills, ',')
+  local held = held_of[key]
+  if not held then
+    held = {}
+    for i = 1, #skills do
+      if anywhere then
+        for c = 1, #channels do held[channels[c] .. '/' .. skills[i]] = true end
+      else
+        held[skills[i]] = true
+      end
+    end
+    held_of[key] = held
+  end
+  return held
+end
+
 -- The first non-empty skill-set queue, in routing order of its head and from score `from` on,
 -- whose skills are all among `skills` (a pool's: on one channel, or bare for agents who take any
 -- channel, who serve the queues of every channel). Returns its head's score and its name; or nil
@@ -462,23 +484,25 @@ local function first_servable(skills, from)
     end
     return best_score, best_name
   end
-  local held = {}
-  for i = 1, #skills do held[skills[i]] = true end
+  local held = held_set(skills, anywhere)
   local lo, share = int(from), math.max(WALK, MAX_WORK - work)
   local seen = 0
   while true do
     local batch = redis.call('ZRANGEBYSCORE', K_QHEADS, lo, '+inf', 'WITHSCORES', 'LIMIT', '0', WALK_ARG)
     work = work + 1 + #batch / 2
     for j = 1, #batch, 2 do
-      local ok = true
-      for s in string.gmatch(batch[j], '[^,]+') do
-        if anywhere then s = string.match(s, '/(.*)$') end
-        if not held[s] then
+      -- Each of the queue's skills, between commas, looked up as it is spelled.
+      local name, at, ok = batch[j], 1, true
+      while true do
+        local comma = string.find(name, ',', at, true)
+        if not held[string.sub(name, at, comma and comma - 1)] then
           ok = false
           break
         end
+        if not comma then break end
+        at = comma + 1
       end
-      if ok then return tonumber(batch[j + 1]), batch[j] end
+      if ok then return tonumber(batch[j + 1]), name end
     end
     if #batch < 2 * WALK then return nil end
     seen = seen + WALK
@@ -833,7 +857,7 @@ local function step(KEYS, ARGV)
   work = 0
   -- What a step keeps once computed lasts the step only (the workspace's skill sets and
   -- channels are another step's, or another workspace's, next time).
-  bare_of, levels_of, subsets_of, skills_of, anywhere_of = {}, {}, {}, {}, {}
+  bare_of, levels_of, subsets_of, skills_of, anywhere_of, held_of = {}, {}, {}, {}, {}, {}
   widest_queued = nil
   deferred_reset()
   routing_reset()
