@@ -487,10 +487,12 @@ local function first_servable(skills, from)
   local held = held_set(skills, anywhere)
   local lo, share = int(from), math.max(WALK, MAX_WORK - work)
   local seen = 0
+  -- Names only: Redis formats every score it sends (WITHSCORES: about 26 us a batch of 64 here,
+  -- against 5.5 us without), and the walk needs two, the head's it finds and where it stops.
   while true do
-    local batch = redis.call('ZRANGEBYSCORE', K_QHEADS, lo, '+inf', 'WITHSCORES', 'LIMIT', '0', WALK_ARG)
-    work = work + 1 + #batch / 2
-    for j = 1, #batch, 2 do
+    local batch = redis.call('ZRANGEBYSCORE', K_QHEADS, lo, '+inf', 'LIMIT', '0', WALK_ARG)
+    work = work + 1 + #batch
+    for j = 1, #batch do
       -- Each of the queue's skills, between commas, looked up as it is spelled.
       local name, at, ok = batch[j], 1, true
       while true do
@@ -502,12 +504,14 @@ local function first_servable(skills, from)
         if not comma then break end
         at = comma + 1
       end
-      if ok then return tonumber(batch[j + 1]), name end
+      if ok then return tonumber(redis.call('ZSCORE', K_QHEADS, name)), name end
     end
-    if #batch < 2 * WALK then return nil end
+    if #batch < WALK then return nil end
     seen = seen + WALK
-    lo = '(' .. batch[#batch]
-    if seen >= share then return nil, nil, tonumber(batch[#batch]) + 1 end
+    local last = redis.call('ZSCORE', K_QHEADS, batch[#batch])
+    work = work + 1
+    lo = '(' .. last
+    if seen >= share then return nil, nil, tonumber(last) + 1 end
   end
 end
 
