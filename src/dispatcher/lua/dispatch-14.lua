@@ -377,29 +377,35 @@ local function binomial(n, k)
   return r
 end
 
--- The skill subsets (names) of a pool's skills up to `widest` skills, or nil when there are more
--- than ENUMERATE_MAX; kept for the step (a step looks at the same pools again and again).
-local subsets_of
-local function subset_names(skills, widest)
+-- The queue names a pool looks up directly: each subset of its skills up to `widest` skills, as
+-- queues spell it (for a pool of agents who take any channel, whose skills are bare, on each
+-- channel, channel by channel); nil when there are more than ENUMERATE_MAX. Each name is joined
+-- from the skills as spelled, once. Kept for the step (a step looks at the same pools again and
+-- again).
+local names_of
+local function lookup_names(skills, widest, anywhere)
   local key = widest .. '#' .. table.concat(skills, ',')
-  local known = subsets_of[key]
+  local known = names_of[key]
   if known ~= nil then return known or nil end
   local subsets = 0
   for k = 1, widest do subsets = subsets + binomial(#skills, k) end
-  if subsets > ENUMERATE_MAX then
-    subsets_of[key] = false
+  if subsets * (anywhere and #channels or 1) > ENUMERATE_MAX then
+    names_of[key] = false
     return nil
   end
-  local chosen, names = {}, {}
+  local names, chosen, spelled = {}, {}, skills
   local function walk(first, depth)
-    for i = first, #skills do
-      chosen[depth] = skills[i]
+    for i = first, #spelled do
+      chosen[depth] = spelled[i]
       names[#names + 1] = table.concat(chosen, ',', 1, depth)
       if depth < widest then walk(i + 1, depth + 1) end
     end
   end
-  walk(1, 1)
-  subsets_of[key] = names
+  for c = 1, anywhere and #channels or 1 do
+    if anywhere then spelled = on_channel(skills, channels[c]) end
+    walk(1, 1)
+  end
+  names_of[key] = names
   return names
 end
 
@@ -415,28 +421,6 @@ local function split_skills(name)
   return skills
 end
 
-
--- The queue names a pool of agents who take any channel looks up: each subset on each channel;
--- nil when there are more than ENUMERATE_MAX. Kept for the step.
-local anywhere_of
-local function on_every_channel(subsets)
-  local key = table.concat(subsets, ' ')
-  local known = anywhere_of[key]
-  if known ~= nil then return known or nil end
-  if #subsets * #channels > ENUMERATE_MAX then
-    anywhere_of[key] = false
-    return nil
-  end
-  local names = {}
-  for c = 1, #channels do
-    local prefix = channels[c] .. '/'
-    for i = 1, #subsets do
-      names[#names + 1] = prefix .. string.gsub(subsets[i], ',', ',' .. prefix)
-    end
-  end
-  anywhere_of[key] = names
-  return names
-end
 
 -- A pool's skills as queue names spell them ("<channel>/<skill>"), as a set: those of a pool of
 -- agents who take any channel on every channel (its skills are bare). A walk over the queue heads
@@ -472,8 +456,7 @@ local function first_servable(skills, from)
   end
   if widest_queued == 0 then return nil end
   local anywhere = not string.find(skills[1], '/', 1, true)
-  local names = subset_names(skills, math.min(widest_queued, #skills))
-  if names and anywhere then names = on_every_channel(names) end
+  local names = lookup_names(skills, math.min(widest_queued, #skills), anywhere)
   if names then
     local scores = redis.call('ZMSCORE', K_QHEADS, unpack(names))
     work = work + 1 + #names
@@ -861,7 +844,7 @@ local function step(KEYS, ARGV)
   work = 0
   -- What a step keeps once computed lasts the step only (the workspace's skill sets and
   -- channels are another step's, or another workspace's, next time).
-  bare_of, levels_of, subsets_of, skills_of, anywhere_of, held_of = {}, {}, {}, {}, {}, {}
+  bare_of, levels_of, names_of, skills_of, held_of = {}, {}, {}, {}, {}
   widest_queued = nil
   deferred_reset()
   routing_reset()
