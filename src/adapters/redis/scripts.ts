@@ -54,6 +54,16 @@ const STEP_CALL = /\nreturn step\(KEYS, ARGV\)\s*$/;
 /** Every step declared so far, for the tests that check what each declares. */
 export const declaredScripts: LuaScript[] = [];
 
+/**
+ * The Redis Function library of a step's text (includes inlined) under `command`, or undefined
+ * when the step is not written as one. The bench's `twin` loads another version of a step this way.
+ */
+export function libraryOf(lua: string, command: string): string | undefined {
+  return STEP_CALL.test(lua)
+    ? `#!lua name=${command}\n${lua.replace(STEP_CALL, `\nredis.register_function('${command}', step)\n`)}`
+    : undefined;
+}
+
 export function luaScript(name: string, file: URL): LuaScript {
   const m = /-(\d+|any)\.lua$/.exec(file.pathname);
   if (!m?.[1])
@@ -68,9 +78,7 @@ export function luaScript(name: string, file: URL): LuaScript {
     keys: m[1] === 'any' ? 'any' : Number(m[1]),
     lua,
     command,
-    library: STEP_CALL.test(lua)
-      ? `#!lua name=${command}\n${lua.replace(STEP_CALL, `\nredis.register_function('${command}', step)\n`)}`
-      : undefined,
+    library: libraryOf(lua, command),
   };
   declaredScripts.push(script);
   return script;

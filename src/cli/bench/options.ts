@@ -1,11 +1,12 @@
 /** `npm run bench` arguments: the workload and its options, every bad value named at once. */
+import { existsSync } from 'node:fs';
 import { defaultDispatcherOptions } from '../../dispatcher/dispatcher.ts';
 import { defaultProjectorOptions } from '../../projections/projector.ts';
 import { parseCommandLine } from '../sim/options.ts';
 import { DECISION_WARMUP } from './decision.ts';
 import { DEFAULT_SIZES, type ShapeWorkload } from './shapes.ts';
 
-export const USAGE = `Usage: npm run bench -- [seed|floor|decision|e2e|ingest|split|wide|large|policy|audit|replay|reference|cluster|timers|idle|all] [options]
+export const USAGE = `Usage: npm run bench -- [seed|floor|decision|e2e|ingest|split|wide|large|policy|twin|audit|replay|reference|cluster|timers|idle|all] [options]
 
 Workloads (BENCH.md):
   seed        dispatch drain: --contacts queued up front, --agents all available, zero handle time
@@ -30,6 +31,11 @@ Workloads (BENCH.md):
   policy      each routing policy (longest-available, aged priority, most-skilled, least-occupied)
               on split, wide with levels and most-skilled's walk over many skill sets; --sizes
               n,contacts,sets (default 4000,30000,1024): worst and median dispatch step of each
+  twin        (not in all) this version's dispatch step against another (--against <file>, e.g. one saved by
+              git show <rev>:src/dispatcher/lua/dispatch-14.lua) on twin workspaces of large's
+              queue (--sizes queued, default 1000; --agents; --decisions; --levels), each
+              decision taken by both in turn; Redis time per step of each, and their ratio
+              (private redis-server only: it loads the other version under this one's name)
   audit       a log of --events events made through the Lua steps (--agents, default 200), then
               audited as npm run audit does, and replayed again from memory: events/s of each
   replay      a log of --events events (--agents, default 200) read back in order from the stream and
@@ -47,8 +53,8 @@ Workloads (BENCH.md):
               contacts needing A and Z (nobody holds Z) queued, then --decisions cycles of a
               contact needing A arriving, taken and completed; the dispatcher runs when woken:
               wake-ups, Lua steps and Redis CPU per cycle
-  all         every workload above in one run, then one table of figures, anchors, ratios and
-              targets (npm run bench -- all --help)
+  all         every workload above but twin in one run, then one table of figures, anchors,
+              ratios and targets (npm run bench -- all --help)
 
 Options:
   --workload <name>      the workload (or give it as the first argument; default seed)
@@ -76,7 +82,8 @@ Options:
   --dispatch-batch <n>   decisions per dispatch step (default ${defaultDispatcherOptions.batch}, as DISPATCH_BATCH)
   --project-batch <n>    commands per projector step (default ${defaultProjectorOptions.batch}, as PROJECT_BATCH)
   --sizes <a,b,...>      split, wide, large: sizes to compare (split ${DEFAULT_SIZES.split.join(',')}; wide ${DEFAULT_SIZES.wide.join(',')}; large ${DEFAULT_SIZES.large.join(',')})
-  --levels               split, wide, large: the variant with proficiency levels (see above)
+  --levels               split, wide, large, twin: the variant with proficiency levels (see above)
+  --against <file>       twin: the other version of the dispatch step (a Lua file)
   --seed <n>             seed of the skills (default 42)
   --redis-url <url>      use this Redis instead of starting a private redis-server
   --json                 one JSON line per run instead of a table
@@ -97,6 +104,7 @@ export type Workload =
   | 'timers'
   | 'idle'
   | 'policy'
+  | 'twin'
   | ShapeWorkload;
 export const WORKLOADS: readonly Workload[] = [
   'seed',
@@ -116,6 +124,9 @@ export const WORKLOADS: readonly Workload[] = [
   'timers',
   'idle',
 ];
+
+/** Workloads that compare versions of Switchboard, not figures of this one: not in `all`. */
+export const COMPARISONS: readonly Workload[] = ['twin'];
 
 export const isShape = (w: Workload): w is ShapeWorkload => w === 'split' || w === 'wide' || w === 'large';
 
@@ -148,6 +159,8 @@ export interface BenchOptions {
   readonly levels: boolean;
   /** ingest: both sides behind an HAProxy each; fanout: Switchboard behind one (infra/haproxy's template). */
   readonly haproxy: boolean;
+  /** twin: the other version's dispatch step file. */
+  readonly against: string | undefined;
 }
 
 export function parseBenchArgs(argv: readonly string[]): BenchOptions {
@@ -176,6 +189,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     offers: { type: 'boolean', default: false },
     levels: { type: 'boolean', default: false },
     haproxy: { type: 'boolean', default: false },
+    against: { type: 'string' },
   });
   const named = values.workload ?? positionals[0] ?? 'seed';
   const workloadPositionals = values.workload === undefined ? 1 : 0;
@@ -184,8 +198,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     `unexpected argument(s): ${positionals.slice(workloadPositionals).join(' ')}`,
   );
   check.check(
-    WORKLOADS.includes(named as Workload),
-    `workload: must be one of ${WORKLOADS.join(', ')} (got "${named}")`,
+    WORKLOADS.includes(named as Workload) || COMPARISONS.includes(named as Workload),
+    `workload: must be one of ${[...WORKLOADS, ...COMPARISONS].join(', ')} (got "${named}")`,
   );
   const workload = named as Workload;
   const count = (name: string, raw: string | undefined, def: number, max: number) =>
@@ -193,7 +207,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   const defaultAgents =
     workload === 'e2e' || workload === 'audit' || workload === 'replay'
       ? 200
-      : workload === 'large'
+      : workload === 'large' || workload === 'twin'
         ? 10_000
         : 40;
   const agents = count('agents', values.agents, defaultAgents, 1_000_000);
@@ -240,7 +254,23 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     protocols: ['redis:', 'rediss:'],
     expected: 'a redis:// or rediss:// URL such as redis://127.0.0.1:6379',
   });
-  check.check(!values.levels || isShape(workload), '--levels: only for split, wide and large');
+  check.check(
+    !values.levels || isShape(workload) || workload === 'twin',
+    '--levels: only for split, wide, large and twin',
+  );
+  check.check(
+    workload !== 'twin' || (values.against !== undefined && values.against.trim() !== ''),
+    '--against: twin needs the other version of the dispatch step, a Lua file',
+  );
+  check.check(values.against === undefined || workload === 'twin', '--against: only for twin');
+  check.check(
+    values.against === undefined || values.against.trim() === '' || existsSync(values.against),
+    `--against: no file ${values.against} (save the other version first, e.g. git show <rev>:src/dispatcher/lua/dispatch-14.lua > /tmp/dispatch.lua)`,
+  );
+  check.check(
+    workload !== 'twin' || redisUrl === undefined,
+    "--redis-url: twin loads another dispatch library under this version's name; it runs on its own private redis-server only",
+  );
   check.check(
     !values.haproxy || workload === 'ingest' || workload === 'fanout',
     '--haproxy: only for ingest and fanout',
@@ -276,5 +306,6 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     offers: values.offers ?? false,
     levels: values.levels ?? false,
     haproxy: values.haproxy ?? false,
+    against: values.against,
   };
 }

@@ -249,11 +249,11 @@ const contactDraw = (rng: Rng, levels: boolean | undefined): string[] =>
   levels ? draw(rng, 1, 3).map((s) => routingSkill(s, 1 + Math.floor(rng() * 5))) : draw(rng, 1, 3);
 
 /** A `large` queue set up, and its decisions, each timed by its clock. */
-interface LargeQueueRun {
+export interface LargeQueueRun {
   readonly clock: StepClock;
   readonly decisions: number;
-  /** Makes agent `i` available and runs the dispatcher. */
-  decide(i: number): Promise<void>;
+  /** Makes agent `i` available and runs the dispatcher; the assignments it made. */
+  decide(i: number): Promise<number>;
 }
 
 /**
@@ -262,7 +262,7 @@ interface LargeQueueRun {
  * available against the queue, and it takes the first contact it can serve. With `levels`, each
  * agent skill is at a level 1..5 and each requirement at a minimum level 1..5.
  */
-async function largeQueueSetUp(
+export async function largeQueueSetUp(
   redis: RedisClient,
   workspace: string,
   o: { agents: number; queued: number; decisions: number; rng: Rng; levels?: boolean },
@@ -288,7 +288,7 @@ async function largeQueueSetUp(
     decisions: Math.min(o.decisions, o.agents),
     decide: async (i) => {
       await sendAll(redis, workspace, [available(agents[i]!.id)]);
-      await clock.dispatch();
+      return clock.dispatch();
     },
   };
 }

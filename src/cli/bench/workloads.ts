@@ -19,6 +19,7 @@ import { replayWorkload } from './replay.ts';
 import { seedWorkload } from './seed.ts';
 import { policyWorkload, type ShapeWorkload, shapeWorkload } from './shapes.ts';
 import { timersWorkload } from './timers.ts';
+import { twinWorkload } from './twin.ts';
 import { dropWorkspace, type Note } from './workspace.ts';
 
 interface Run {
@@ -170,6 +171,33 @@ const WORKLOADS: Record<Workload, WorkloadSpec> = {
   split: shape('split'),
   wide: shape('wide'),
   large: shape('large'),
+  twin: {
+    parameters: (o) => ({
+      against: o.against,
+      queued: o.sizes[0],
+      agents: o.agents,
+      decisions: o.decisions,
+      seed: o.seed,
+      ...(o.levels ? { levels: true } : {}),
+    }),
+    run: ({ url, workspace, o, note }) =>
+      withClient(url, undefined, (redis) =>
+        twinWorkload(
+          redis,
+          workspace,
+          {
+            against: o.against ?? '',
+            agents: o.agents,
+            queued: o.sizes[0] ?? 1000,
+            decisions: o.decisions,
+            seed: o.seed,
+            levels: o.levels,
+          },
+          seededRandom,
+          note,
+        ),
+      ),
+  },
   policy: {
     parameters: (o) => ({ sizes: o.sizes, decisions: o.decisions }),
     run: ({ url, workspace, o }) =>
