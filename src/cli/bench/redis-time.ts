@@ -25,6 +25,8 @@ export interface ScriptCall {
    * is the step's Lua around them. 0 for a plain append.
    */
   readonly commandsUs: number;
+  /** It ran as a script (EVALSHA: the text this version declares), not as a Redis Function. */
+  readonly asScript: boolean;
 }
 
 /** Every Lua step Redis ran since startScriptTiming, oldest last; the timing is then stopped. */
@@ -36,7 +38,7 @@ export async function scriptCalls(redis: RedisClient): Promise<ScriptCall[]> {
     names.set(createHash('sha1').update(s.lua).digest('hex'), name);
     if (s.library !== undefined) names.set(s.command, name);
   }
-  const out: { name: string; firstKey: string; us: number; commandsUs: number }[] = [];
+  const out: { name: string; firstKey: string; us: number; commandsUs: number; asScript: boolean }[] = [];
   for (const node of masters(redis)) {
     const entries = (await node.slowlog('GET', 1_000_000)) as [number, number, number, string[], string][];
     // Newest first: the commands a step ran are logged before it (older), from client "?:0", so
@@ -54,10 +56,10 @@ export async function scriptCalls(redis: RedisClient): Promise<ScriptCall[]> {
       const command = args[0]?.toLowerCase();
       const name = command === 'evalsha' || command === 'fcall' ? names.get(args[1] ?? '') : undefined;
       if (name) {
-        running = { name, firstKey: args[3] ?? '', us, commandsUs: 0 };
+        running = { name, firstKey: args[3] ?? '', us, commandsUs: 0, asScript: command === 'evalsha' };
         out.push(running);
       } else if (command === 'xadd' && args[1]?.endsWith(':commands'))
-        out.push({ name: 'append', firstKey: args[1], us, commandsUs: 0 });
+        out.push({ name: 'append', firstKey: args[1], us, commandsUs: 0, asScript: false });
     }
     await node.config('SET', 'slowlog-log-slower-than', '10000');
     await node.slowlog('RESET');

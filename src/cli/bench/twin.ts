@@ -11,14 +11,13 @@
  * The other version is loaded under this version's function name (FUNCTION LOAD REPLACE) before
  * each of its steps, and this version's after: only on the bench's private redis-server.
  */
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { workspaceKeys } from '../../adapters/redis/keys.ts';
 import { declaredScripts, libraryOf, loadLua, type RedisClient } from '../../adapters/redis/scripts.ts';
 import type { Rng } from '../sim/random.ts';
 import { median, percentile, round } from '../sim/stats.ts';
-import { startScriptTiming } from './redis-time.ts';
+import { scriptCalls, startScriptTiming } from './redis-time.ts';
 import { largeQueueSetUp } from './shapes.ts';
 import type { Note } from './workspace.ts';
 
@@ -84,7 +83,6 @@ export async function twinWorkload(
   const dispatch = declaredScripts.find((s) => s.command.startsWith('sb_dispatch_'));
   if (!dispatch?.library) throw new Error('the dispatch step is not written as a Redis Function');
   const libraries = [dispatch.library, againstLibrary(o.against, dispatch.command)];
-  const sha = createHash('sha1').update(dispatch.lua).digest('hex');
   note(`setting up twin workspaces: ${o.agents} agents, ${o.queued} queued${o.levels ? ', levels' : ''}`);
   const names = [`${base}-twin-a`, `${base}-twin-b`];
   const twins = [];
@@ -108,16 +106,14 @@ export async function twinWorkload(
       await redis.call('FUNCTION', 'LOAD', 'REPLACE', libraries[k]!);
       await startScriptTiming(redis);
       made[k]! += await twins[k]!.decide(i);
-      await redis.config('SET', 'slowlog-log-slower-than', '10000');
-      const entries = (await redis.slowlog('GET', 1_000_000)) as [number, number, number, string[], string][];
-      for (const [, , t, args] of entries) {
-        const command = args[0]?.toLowerCase();
+      for (const c of await scriptCalls(redis)) {
+        if (c.name !== 'dispatch') continue;
         // A step run as a script ran this version's text whichever twin it was: the pair is void.
-        if (command === 'evalsha' && args[1] === sha)
+        if (c.asScript)
           throw new Error(
             'a dispatch step ran as a script, not as the library loaded for it; run twin again',
           );
-        if (command === 'fcall' && args[1] === dispatch.command && args[3] === events[k]) us[k]!.push(t);
+        if (c.firstKey === events[k]) us[k]!.push(c.us);
       }
     }
   }

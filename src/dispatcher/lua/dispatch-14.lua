@@ -166,7 +166,6 @@ local function longest_available_in(skills)
   end
 end
 
-
 -- The first agent of pool `name` not in `excluded` (a set of `n_excluded`), as "<key>|<agent>"; nil
 -- when they are all excluded. At most n_excluded + 1 members are read.
 local function first_not_excluded(name, excluded, n_excluded)
