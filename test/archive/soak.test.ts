@@ -1,5 +1,5 @@
 /**
- * A soak of the archive at CI size: 20,000 commands (SOAK_COMMANDS=1000000 for the full size,
+ * A soak of the archive at CI size: 10,000 commands (SOAK_COMMANDS=1000000 for the full size,
  * documented in docs/ARCHIVE.md) through the real append, projector and dispatcher steps, with a
  * tiny retention (the newest 1,000 entries), the archiver draining after each round and finished
  * contacts forgotten at once (CONTACT_RETENTION 0). The streams stay bounded in Redis (length and
@@ -27,7 +27,7 @@ import { comparePositions } from '../../src/domain/values.ts';
 import { defaultProjectorOptions, ensureGroup, projectPending } from '../../src/projections/projector.ts';
 import { suiteRedis } from '../support/redis.ts';
 
-const TOTAL = Number(process.env.SOAK_COMMANDS ?? 20_000);
+const TOTAL = Number(process.env.SOAK_COMMANDS ?? 10_000);
 const KEEP = 1000;
 const AGENTS = 50;
 
