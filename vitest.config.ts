@@ -31,12 +31,13 @@ export default defineConfig({
       },
       {
         extends: true,
+        // The cost bounds (decision-cost, shape-cost) run on the single target only: a step runs on
+        // the one master of its workspace's slot, the same Lua either way.
         test: {
           name: 'cluster',
           include: [
             'test/api/**/*.test.ts',
             'test/routing/property.test.ts',
-            'test/routing/decision-cost.test.ts',
             'test/workers/**/*.test.ts',
             'test/e2e/multiprocess.test.ts',
             'test/e2e/crash.test.ts',

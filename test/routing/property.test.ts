@@ -987,7 +987,7 @@ describe('Redis routing agrees with the model and the oracle', () => {
   const cluster = testTarget() === 'cluster';
   const runsOf = (name: string, single: number, onCluster: number) =>
     Number(process.env[name] ?? (full ? Math.max(single, 100) : cluster ? onCluster : single));
-  const smallRuns = Number(process.env.PROPERTY_SMALL_RUNS ?? (full ? 600 : cluster ? 80 : 240));
+  const smallRuns = Number(process.env.PROPERTY_SMALL_RUNS ?? (full ? 600 : cluster ? 80 : 200));
   const backlogRuns = runsOf('BACKLOG_RUNS', 60, 30);
   const largeRuns = runsOf('LARGE_RUNS', 20, 10);
   it(`${smallRuns} random small scenarios, ${backlogRuns} with a backlog and ${largeRuns} with over a hundred agents`, async () => {
