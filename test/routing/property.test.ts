@@ -987,89 +987,107 @@ describe('Redis routing agrees with the model and the oracle', () => {
   const cluster = testTarget() === 'cluster';
   const runsOf = (name: string, single: number, onCluster: number) =>
     Number(process.env[name] ?? (full ? Math.max(single, 100) : cluster ? onCluster : single));
+  // A full run takes several times the CI size's time.
+  const timeoutMs = (ci: number) => (full ? 10 * ci : ci);
   const smallRuns = Number(process.env.PROPERTY_SMALL_RUNS ?? (full ? 600 : cluster ? 80 : 200));
   const backlogRuns = runsOf('BACKLOG_RUNS', 60, 30);
   const largeRuns = runsOf('LARGE_RUNS', 20, 10);
-  it(`${smallRuns} random small scenarios, ${backlogRuns} with a backlog and ${largeRuns} with over a hundred agents`, async () => {
-    await fc.assert(fc.asyncProperty(smallArb, runScenario), { numRuns: smallRuns });
-    await fc.assert(fc.asyncProperty(backlogArb, runScenario), { numRuns: backlogRuns });
-    await fc.assert(fc.asyncProperty(largeArb, runScenario), { numRuns: largeRuns });
-    console.log(
-      JSON.stringify({
-        scenarios: counter,
-        commands: commandsRun,
-        assignments: assignmentsSeen,
-        rejections: rejectionsSeen,
-        audits,
-        timersFired,
-      }),
-    );
-    // The scenarios do exercise both paths.
-    expect(assignmentsSeen).toBeGreaterThan(200);
-    expect(rejectionsSeen).toBeGreaterThan(50);
-    // 30 - 50 s on the 2-core machine (the cluster target is the slower): room for a busier one.
-  }, 180_000);
+  it(
+    `${smallRuns} random small scenarios, ${backlogRuns} with a backlog and ${largeRuns} with over a hundred agents`,
+    async () => {
+      await fc.assert(fc.asyncProperty(smallArb, runScenario), { numRuns: smallRuns });
+      await fc.assert(fc.asyncProperty(backlogArb, runScenario), { numRuns: backlogRuns });
+      await fc.assert(fc.asyncProperty(largeArb, runScenario), { numRuns: largeRuns });
+      console.log(
+        JSON.stringify({
+          scenarios: counter,
+          commands: commandsRun,
+          assignments: assignmentsSeen,
+          rejections: rejectionsSeen,
+          audits,
+          timersFired,
+        }),
+      );
+      // The scenarios do exercise both paths.
+      expect(assignmentsSeen).toBeGreaterThan(200);
+      expect(rejectionsSeen).toBeGreaterThan(50);
+      // 30 - 50 s on the 2-core machine (the cluster target is the slower): room for a busier one.
+    },
+    timeoutMs(180_000),
+  );
 
   const channelRuns = runsOf('CHANNEL_RUNS', 40, 20);
-  it(`${channelRuns} scenarios of channels and proficiency: contacts on several channels needing minimum levels, agents with room per channel and levels, with the lifecycle`, async () => {
-    const before = { assignmentsSeen, rejectionsSeen };
-    channelStats.perChannelAssignments = 0;
-    await fc.assert(fc.asyncProperty(channelsArb, runScenario), {
-      numRuns: channelRuns,
-      ...(process.env.CHANNEL_SEED ? { seed: Number(process.env.CHANNEL_SEED) } : {}),
-      ...(process.env.CHANNEL_NO_SHRINK ? { endOnFailure: true } : {}),
-    });
-    console.log(
-      JSON.stringify({
-        channels: { ...channelStats, assignments: assignmentsSeen - before.assignmentsSeen },
-      }),
-    );
-    // The floors below are for 40 scenarios, scaled to the count run.
-    expect(assignmentsSeen - before.assignmentsSeen).toBeGreaterThan(channelRuns);
-    // Agents with room per channel were given contacts; undeclared channels were refused.
-    expect(channelStats.perChannelAssignments).toBeGreaterThan(channelRuns / 4);
-    expect(channelStats.undeclared).toBeGreaterThan(0);
-  }, 180_000);
+  it(
+    `${channelRuns} scenarios of channels and proficiency: contacts on several channels needing minimum levels, agents with room per channel and levels, with the lifecycle`,
+    async () => {
+      const before = { assignmentsSeen, rejectionsSeen };
+      channelStats.perChannelAssignments = 0;
+      await fc.assert(fc.asyncProperty(channelsArb, runScenario), {
+        numRuns: channelRuns,
+        ...(process.env.CHANNEL_SEED ? { seed: Number(process.env.CHANNEL_SEED) } : {}),
+        ...(process.env.CHANNEL_NO_SHRINK ? { endOnFailure: true } : {}),
+      });
+      console.log(
+        JSON.stringify({
+          channels: { ...channelStats, assignments: assignmentsSeen - before.assignmentsSeen },
+        }),
+      );
+      // The floors below are for 40 scenarios, scaled to the count run.
+      expect(assignmentsSeen - before.assignmentsSeen).toBeGreaterThan(channelRuns);
+      // Agents with room per channel were given contacts; undeclared channels were refused.
+      expect(channelStats.perChannelAssignments).toBeGreaterThan(channelRuns / 4);
+      expect(channelStats.undeclared).toBeGreaterThan(0);
+    },
+    timeoutMs(180_000),
+  );
 
   const policyRuns = runsOf('POLICY_RUNS', 40, 20);
-  it(`${policyRuns} scenarios of routing policy: priority aging, most-skilled and least-occupied selection, changed as they run, with levels, channels and the lifecycle`, async () => {
-    const before = { assignmentsSeen };
-    policyStats.aged = 0;
-    policyStats.bySelection = {};
-    await fc.assert(fc.asyncProperty(policyArb, runScenario), {
-      numRuns: policyRuns,
-      ...(process.env.POLICY_SEED ? { seed: Number(process.env.POLICY_SEED) } : {}),
-      ...(process.env.POLICY_NO_SHRINK ? { endOnFailure: true } : {}),
-    });
-    console.log(
-      JSON.stringify({ policy: { ...policyStats, assignments: assignmentsSeen - before.assignmentsSeen } }),
-    );
-    expect(assignmentsSeen - before.assignmentsSeen).toBeGreaterThan(policyRuns);
-    // Each policy decided something: aged contacts assigned, and decisions under each selection.
-    expect(policyStats.aged).toBeGreaterThan(policyRuns / 4);
-    for (const sel of ['longest-available', 'most-skilled', 'least-occupied'])
-      expect(policyStats.bySelection[sel] ?? 0, sel).toBeGreaterThan(policyRuns / 8);
-  }, 240_000);
+  it(
+    `${policyRuns} scenarios of routing policy: priority aging, most-skilled and least-occupied selection, changed as they run, with levels, channels and the lifecycle`,
+    async () => {
+      const before = { assignmentsSeen };
+      policyStats.aged = 0;
+      policyStats.bySelection = {};
+      await fc.assert(fc.asyncProperty(policyArb, runScenario), {
+        numRuns: policyRuns,
+        ...(process.env.POLICY_SEED ? { seed: Number(process.env.POLICY_SEED) } : {}),
+        ...(process.env.POLICY_NO_SHRINK ? { endOnFailure: true } : {}),
+      });
+      console.log(
+        JSON.stringify({ policy: { ...policyStats, assignments: assignmentsSeen - before.assignmentsSeen } }),
+      );
+      expect(assignmentsSeen - before.assignmentsSeen).toBeGreaterThan(policyRuns);
+      // Each policy decided something: aged contacts assigned, and decisions under each selection.
+      expect(policyStats.aged).toBeGreaterThan(policyRuns / 4);
+      for (const sel of ['longest-available', 'most-skilled', 'least-occupied'])
+        expect(policyStats.bySelection[sel] ?? 0, sel).toBeGreaterThan(policyRuns / 8);
+    },
+    timeoutMs(240_000),
+  );
 
   const lifecycleRuns = runsOf('LIFECYCLE_RUNS', 40, 20);
-  it(`${lifecycleRuns} scenarios of the work lifecycle: offers answered, rejected and expired, wrap-ups, maximum waits`, async () => {
-    const before = { assignmentsSeen, timersFired };
-    await fc.assert(fc.asyncProperty(lifecycleArb, runScenario), {
-      numRuns: lifecycleRuns,
-      ...(process.env.LIFECYCLE_SEED ? { seed: Number(process.env.LIFECYCLE_SEED) } : {}),
-      ...(process.env.LIFECYCLE_NO_SHRINK ? { endOnFailure: true } : {}),
-    });
-    console.log(
-      JSON.stringify({
-        assignments: assignmentsSeen - before.assignmentsSeen,
-        timersFired,
-        facts: Object.fromEntries(factsSeen),
-      }),
-    );
-    expect(assignmentsSeen - before.assignmentsSeen).toBeGreaterThan(lifecycleRuns);
-    expect(timersFired - before.timersFired).toBeGreaterThan(lifecycleRuns / 2);
-    // Every part of the lifecycle happened: offers accepted, rejected and expired, wrap-ups begun
-    // and ended, contacts expired and transferred.
-    for (const fact of LIFECYCLE_FACTS) expect(factsSeen.get(fact) ?? 0, fact).toBeGreaterThan(0);
-  }, 180_000);
+  it(
+    `${lifecycleRuns} scenarios of the work lifecycle: offers answered, rejected and expired, wrap-ups, maximum waits`,
+    async () => {
+      const before = { assignmentsSeen, timersFired };
+      await fc.assert(fc.asyncProperty(lifecycleArb, runScenario), {
+        numRuns: lifecycleRuns,
+        ...(process.env.LIFECYCLE_SEED ? { seed: Number(process.env.LIFECYCLE_SEED) } : {}),
+        ...(process.env.LIFECYCLE_NO_SHRINK ? { endOnFailure: true } : {}),
+      });
+      console.log(
+        JSON.stringify({
+          assignments: assignmentsSeen - before.assignmentsSeen,
+          timersFired,
+          facts: Object.fromEntries(factsSeen),
+        }),
+      );
+      expect(assignmentsSeen - before.assignmentsSeen).toBeGreaterThan(lifecycleRuns);
+      expect(timersFired - before.timersFired).toBeGreaterThan(lifecycleRuns / 2);
+      // Every part of the lifecycle happened: offers accepted, rejected and expired, wrap-ups begun
+      // and ended, contacts expired and transferred.
+      for (const fact of LIFECYCLE_FACTS) expect(factsSeen.get(fact) ?? 0, fact).toBeGreaterThan(0);
+    },
+    timeoutMs(180_000),
+  );
 });
