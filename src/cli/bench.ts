@@ -3,9 +3,9 @@
  * redis-server this command starts (appendonly off) or the one `--redis-url` names. Each run
  * prints one JSON line `{workload, parameters, machine, figures, at}` with `--json`, a table
  * otherwise. The workloads are in src/cli/bench/ (workloads.ts lists them; `--help` describes
- * them): seed, floor, decision, e2e, ingest, the routing shapes split/wide/large, twin (one
- * dispatch step against another on twin workspaces), audit, the
- * reference ACD's loop and the cluster scale-out. `all` runs every one of them and prints one
+ * them): seed, floor, contract (the writes users see of a cycle, alone), decision, e2e, ingest,
+ * the routing shapes split/wide/large, twin (one dispatch step against another on twin
+ * workspaces), audit, the reference ACD's loop and the cluster scale-out. `all` runs every one of them and prints one
  * table of figures, anchors, ratios and targets (src/cli/bench/all.ts).
  */
 import { connectRedis } from '../adapters/redis/client.ts';

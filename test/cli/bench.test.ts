@@ -82,7 +82,7 @@ describe('bench', () => {
     const run = await bench(['sprint', '--agents', '0', '--json']);
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(
-      /workload: must be one of seed, floor, decision, e2e, ingest, fanout, split, wide, large[a-z, ]* \(got "sprint"\)/,
+      /workload: must be one of seed, floor, contract, decision, e2e, ingest, fanout, split, wide, large[a-z, ]* \(got "sprint"\)/,
     );
     expect(run.stderr).toMatch(/--agents: must be an integer from 1/);
     const misplaced = await bench(['seed', '--haproxy']);

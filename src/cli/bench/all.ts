@@ -15,6 +15,7 @@ import { nowNs, round, seconds } from '../sim/stats.ts';
 import { type ClusterFigures, MASTERS } from './cluster.ts';
 import { idleRows } from './idle.ts';
 import { parseBenchArgs, WORKLOADS } from './options.ts';
+import { redisStats } from './redis-time.ts';
 import { replayRows } from './replay.ts';
 import {
   at,
@@ -79,6 +80,11 @@ export const ALL_RUNS: Record<string, Record<Preset, string[][]>> = {
       ['--agents', '40'],
       ['--agents', '1000'],
     ],
+  },
+  contract: {
+    tiny: [['--contacts', '200']],
+    quick: [[]],
+    full: [['--contacts', '10000']],
   },
   decision: {
     tiny: [['--queues', '300,600', '--decisions', '10']],
@@ -297,30 +303,6 @@ export async function runAll(o: AllOptions, note: Note, command: string): Promis
     rows,
     runs,
     notes,
-  };
-}
-
-interface RedisStats {
-  readonly evalCalls: number;
-  readonly evalUs: number;
-  readonly cpuUs: number;
-}
-
-/** EVAL/EVALSHA/FCALL calls and µs (commandstats) and main-thread CPU µs, so far. */
-async function redisStats(redis: RedisClient): Promise<RedisStats> {
-  const stats = (await redis.info('commandstats')) as string;
-  const cpu = (await redis.info('cpu')) as string;
-  let evalCalls = 0;
-  let evalUs = 0;
-  for (const [, calls, usec] of stats.matchAll(/cmdstat_(?:eval|evalsha|fcall):calls=(\d+),usec=(\d+)/g)) {
-    evalCalls += Number(calls);
-    evalUs += Number(usec);
-  }
-  const read = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(cpu)?.[1] ?? 0);
-  return {
-    evalCalls,
-    evalUs,
-    cpuUs: (read('used_cpu_user_main_thread') + read('used_cpu_sys_main_thread')) * 1e6,
   };
 }
 

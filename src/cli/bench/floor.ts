@@ -31,7 +31,18 @@ export interface FloorFigures {
   readonly seconds: number;
 }
 
-export async function floorWorkload(url: string, o: FloorOptions, note: Note): Promise<FloorFigures> {
+/** The floor step's keys (a hash tag of their own) and its arguments, filled; `drop` removes them. */
+export interface FloorKeys {
+  readonly keys: readonly string[];
+  readonly skills: readonly string[];
+  drop(): Promise<void>;
+}
+
+/** Makes `agents` agents available and queues `count` contacts for the floor step on `admin`'s Redis. */
+export async function floorSetUp(
+  admin: Redis,
+  o: { readonly agents: number; readonly count: number; readonly seed: number },
+): Promise<FloorKeys> {
   const tag = `{bench-floor-${Date.now()}}`;
   const queue = `${KEY_ROOT}:${tag}:queue`;
   const assignments = `${KEY_ROOT}:${tag}:assignments`;
@@ -39,12 +50,12 @@ export async function floorWorkload(url: string, o: FloorOptions, note: Note): P
   const skills = [...LANGUAGES, ...EXPERTISE].sort();
   const availability = new Map<string, string>(skills.map((s) => [s, `${KEY_ROOT}:${tag}:avail:${s}`]));
   const availKeys = [...availability.values()];
-  const admin = new Redis(url, { maxRetriesPerRequest: 2 });
-  const clients: Redis[] = [];
+  const drop = async () => {
+    await admin.unlink(queue, assignments, stream, ...availKeys).catch(() => {});
+  };
   try {
     const rng = seededRandom(o.seed);
     const agents = seedAgents(o.agents, rng);
-    note(`setting up ${o.agents} agents and ${o.count} contacts`);
     const setup = admin.pipeline();
     agents.forEach((a, i) => {
       for (const s of a.skills) setup.zadd(availability.get(s)!, i, a.id);
@@ -58,11 +69,25 @@ export async function floorWorkload(url: string, o: FloorOptions, note: Note): P
       }
       await admin.zadd(queue, ...args);
     }
+    await admin.script('LOAD', FLOOR.lua); // so no client's first call falls back to EVAL
+  } catch (err) {
+    await drop();
+    throw err;
+  }
+  return { keys: [queue, assignments, stream, ...availKeys], skills, drop };
+}
+
+export async function floorWorkload(url: string, o: FloorOptions, note: Note): Promise<FloorFigures> {
+  const admin = new Redis(url, { maxRetriesPerRequest: 2 });
+  const clients: Redis[] = [];
+  let floor: FloorKeys | undefined;
+  try {
+    note(`setting up ${o.agents} agents and ${o.count} contacts`);
+    floor = await floorSetUp(admin, o);
+    const { keys, skills } = floor;
     for (let i = 0; i < o.clients; i++)
       clients.push(new Redis(url, { maxRetriesPerRequest: 2, enableAutoPipelining: false }));
     await Promise.all(clients.map((c) => c.ping()));
-    const keys = [queue, assignments, stream, ...availKeys];
-    await admin.script('LOAD', FLOOR.lua); // so no client's first call falls back to EVAL
 
     note(`running ${o.count} steps from ${o.clients} clients`);
     let started = 0;
@@ -90,7 +115,7 @@ export async function floorWorkload(url: string, o: FloorOptions, note: Note): P
       seconds: round(elapsed, 3) ?? 0,
     };
   } finally {
-    await admin.unlink(queue, assignments, stream, ...availKeys).catch(() => {});
+    await floor?.drop();
     admin.disconnect();
     for (const c of clients) c.disconnect();
   }

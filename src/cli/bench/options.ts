@@ -6,11 +6,16 @@ import { parseCommandLine } from '../sim/options.ts';
 import { DECISION_WARMUP } from './decision.ts';
 import { DEFAULT_SIZES, type ShapeWorkload } from './shapes.ts';
 
-export const USAGE = `Usage: npm run bench -- [seed|floor|decision|e2e|ingest|split|wide|large|policy|twin|audit|replay|reference|cluster|timers|idle|all] [options]
+export const USAGE = `Usage: npm run bench -- [seed|floor|contract|decision|e2e|ingest|split|wide|large|policy|twin|audit|replay|reference|cluster|timers|idle|all] [options]
 
 Workloads (BENCH.md):
   seed        dispatch drain: --contacts queued up front, --agents all available, zero handle time
   floor       the hardware floor: one hand-written Lua assignment step from --clients connections
+  contract    what the writes users see cost alone: --contacts seed cycles (default 2000, --agents)
+              run through the real steps, then the stream entries and documents they wrote
+              written again by one plain Lua step with no routing keys (as texts, and with the
+              documents decoded and encoded), beside the floor step: Redis µs per cycle, in floor
+              steps (private redis-server only: it resets Redis's statistics)
   decision    median time of one routing decision with 1,000 and 100,000 contacts waiting
   e2e         one Switchboard process: POST /contacts at --rate (open loop) to AssignmentMade
               on a WebSocket; latency percentiles (each assignment completed, not timed), then
@@ -59,7 +64,7 @@ Workloads (BENCH.md):
 Options:
   --workload <name>      the workload (or give it as the first argument; default seed)
   --agents <n>           agents (default 40; e2e 200)
-  --contacts <n>         seed: contacts queued up front (default 5000)
+  --contacts <n>         seed: contacts queued up front (default 5000); contract: cycles (default 2000)
   --offers               seed: offers on (offerTimeoutMs 60 s): each decision is accepted
                          (AcceptOffer) before its completion
   --timers <n>           timers: offers left to expire per phase (default 500)
@@ -93,6 +98,7 @@ Options:
 export type Workload =
   | 'seed'
   | 'floor'
+  | 'contract'
   | 'decision'
   | 'e2e'
   | 'ingest'
@@ -109,6 +115,7 @@ export type Workload =
 export const WORKLOADS: readonly Workload[] = [
   'seed',
   'floor',
+  'contract',
   'decision',
   'e2e',
   'ingest',
@@ -211,7 +218,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
         ? 10_000
         : 40;
   const agents = count('agents', values.agents, defaultAgents, 1_000_000);
-  const contacts = count('contacts', values.contacts, 5000, 10_000_000);
+  const contacts = count('contacts', values.contacts, workload === 'contract' ? 2000 : 5000, 10_000_000);
   const events = count('events', values.events, 100_000, 100_000_000);
   const clients = count('clients', values.clients, workload === 'floor' ? 50 : 1, 1000);
   const steps = count('count', values.count, 200_000, 100_000_000);
@@ -270,6 +277,10 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   check.check(
     workload !== 'twin' || redisUrl === undefined,
     "--redis-url: twin loads another dispatch library under this version's name; it runs on its own private redis-server only",
+  );
+  check.check(
+    workload !== 'contract' || redisUrl === undefined,
+    "--redis-url: contract times its steps by resetting Redis's statistics (CONFIG RESETSTAT); it runs on its own private redis-server only",
   );
   check.check(
     !values.haproxy || workload === 'ingest' || workload === 'fanout',

@@ -146,3 +146,27 @@ export async function commandCalls(redis: RedisClient, command: string): Promise
   }
   return n;
 }
+
+export interface RedisStats {
+  readonly evalCalls: number;
+  readonly evalUs: number;
+  readonly cpuUs: number;
+}
+
+/** EVAL/EVALSHA/FCALL calls and µs (commandstats) and main-thread CPU µs, so far. */
+export async function redisStats(redis: RedisClient): Promise<RedisStats> {
+  const stats = (await redis.info('commandstats')) as string;
+  const cpu = (await redis.info('cpu')) as string;
+  let evalCalls = 0;
+  let evalUs = 0;
+  for (const [, calls, usec] of stats.matchAll(/cmdstat_(?:eval|evalsha|fcall):calls=(\d+),usec=(\d+)/g)) {
+    evalCalls += Number(calls);
+    evalUs += Number(usec);
+  }
+  const read = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(cpu)?.[1] ?? 0);
+  return {
+    evalCalls,
+    evalUs,
+    cpuUs: (read('used_cpu_user_main_thread') + read('used_cpu_sys_main_thread')) * 1e6,
+  };
+}

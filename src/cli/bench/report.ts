@@ -401,12 +401,35 @@ const auditRows: RowMaker = (run) => [
   ),
 ];
 
+/**
+ * What the writes users see cost alone, against the floor step timed the same way in the same
+ * rounds: the seed cycle's targets (60 µs, 2 floor steps) read against it.
+ */
+const contractRows: RowMaker = (run) => {
+  const f = run.figures;
+  const floorStep = {
+    name: 'floor step, same rounds (Redis commandstats)',
+    value: at(f, 'floorUsPerStep'),
+    unit: 'µs/step',
+  };
+  return [
+    row("Redis µs per cycle, the contract's writes alone (texts)", at(f, 'textsUsPerCycle'), 'µs', floorStep),
+    row(
+      "Redis µs per cycle, the contract's writes alone (documents decoded and encoded)",
+      at(f, 'encodedUsPerCycle'),
+      'µs',
+      floorStep,
+    ),
+  ];
+};
+
 /** Rows of the workloads whose figures have a target or anchor of their own (cluster adds its). */
 export const STANDARD_ROWS: Record<string, RowMaker> = {
   // An anchor only: the seed rows compare with it.
   floor: () => [],
   reference: referenceRows,
   seed: seedRows,
+  contract: contractRows,
   decision: decisionRows,
   e2e: e2eRows,
   ingest: ingestRows,

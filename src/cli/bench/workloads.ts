@@ -7,6 +7,7 @@ import type { RedisClient } from '../../adapters/redis/scripts.ts';
 import { seededRandom } from '../sim/random.ts';
 import { auditWorkload } from './audit.ts';
 import { clusterWorkload } from './cluster.ts';
+import { contractWorkload } from './contract.ts';
 import { decisionWorkload } from './decision.ts';
 import { e2eWorkload } from './e2e.ts';
 import { fanoutWorkload } from './fanout.ts';
@@ -80,6 +81,10 @@ const WORKLOADS: Record<Workload, WorkloadSpec> = {
   floor: {
     parameters: (o) => ({ agents: o.agents, clients: o.clients, count: o.count, seed: o.seed }),
     run: ({ url, o, note }) => floorWorkload(url, o, note),
+  },
+  contract: {
+    parameters: (o) => ({ agents: o.agents, contacts: o.contacts, seed: o.seed }),
+    run: ({ url, workspace, o, note }) => contractWorkload(url, workspace, o, note),
   },
   decision: {
     parameters: (o) => ({

@@ -60,8 +60,13 @@ export function queueCommands(n: number, rng: Rng, prefix = 'contact'): Command[
 
 /** Skill pairs some contact needs and no agent holds: those contacts can never be assigned. */
 export function uncovered(agents: readonly Agent[], commands: readonly Command[]): number {
+  return commands.length - assignable(agents, commands).length;
+}
+
+/** The commands but the QueueContacts of skill pairs no agent holds (contacts nobody can take). */
+export function assignable(agents: readonly Agent[], commands: readonly Command[]): Command[] {
   const held = new Set(agents.map((a) => a.skills.join(',')));
-  return commands.filter((c) => c.type === 'QueueContact' && !held.has(c.skills.join(','))).length;
+  return commands.filter((c) => c.type !== 'QueueContact' || held.has(c.skills.join(',')));
 }
 
 /** Removes a workspace's keys (on a shared Redis). */
