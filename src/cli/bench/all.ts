@@ -273,7 +273,7 @@ export async function runAll(o: AllOptions, note: Note, command: string): Promis
         ...args,
         '--seed',
         String(o.seed),
-        ...(o.redisUrl ? ['--redis-url', o.redisUrl] : []),
+        ...(o.redisUrl && !PRIVATE_ONLY.includes(workload) ? ['--redis-url', o.redisUrl] : []),
       ];
       note(`${workload} ${args.join(' ')}`);
       const run = await runOne(argv, o.redisUrl, (text) => note(`  [${workload}] ${text}`));
@@ -306,13 +306,18 @@ export async function runAll(o: AllOptions, note: Note, command: string): Promis
   };
 }
 
+/** Workloads that run on a private redis-server only (`contract` resets Redis's statistics). */
+const PRIVATE_ONLY: readonly string[] = ['contract'];
+
 /** One workload run on a fresh private redis-server (or the shared one), failures recorded. */
 async function runOne(
   argv: string[],
-  redisUrl: string | undefined,
+  sharedUrl: string | undefined,
   note: Note,
 ): Promise<{ result: WorkloadRun; machine: Machine | null }> {
   const o = parseBenchArgs(argv);
+  // A workload that resets Redis's statistics runs on a private redis-server whatever --redis-url says.
+  const redisUrl = PRIVATE_ONLY.includes(o.workload) ? undefined : sharedUrl;
   const t0 = nowNs();
   let server: RedisServerHandle | undefined;
   let admin: RedisClient | undefined;

@@ -2,12 +2,21 @@ import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { declaredScripts, type RedisClient } from '../../adapters/redis/scripts.ts';
 
+/** Each server's SLOWLOG settings before startScriptTiming changed them, put back by scriptCalls. */
+const slowlogSettings = new WeakMap<Redis, [threshold: string, maxLen: string]>();
+
 /**
  * Redis's own time for each Lua step, from SLOWLOG with a 0 threshold: what a workload costs the
- * shard, whatever the client saw. Only for a Redis the bench owns (it changes the SLOWLOG settings).
+ * shard, whatever the client saw. It clears the server's SLOWLOG (before and after) and changes
+ * its settings until scriptCalls puts them back: best on a Redis the bench owns.
  */
 export async function startScriptTiming(redis: RedisClient): Promise<void> {
   for (const node of masters(redis)) {
+    if (!slowlogSettings.has(node)) {
+      const [, threshold = '10000'] = (await node.config('GET', 'slowlog-log-slower-than')) as string[];
+      const [, maxLen = '128'] = (await node.config('GET', 'slowlog-max-len')) as string[];
+      slowlogSettings.set(node, [threshold, maxLen]);
+    }
     await node.config('SET', 'slowlog-log-slower-than', '0');
     await node.config('SET', 'slowlog-max-len', '1000000');
     await node.slowlog('RESET');
@@ -61,8 +70,12 @@ export async function scriptCalls(redis: RedisClient): Promise<ScriptCall[]> {
       } else if (command === 'xadd' && args[1]?.endsWith(':commands'))
         out.push({ name: 'append', firstKey: args[1], us, commandsUs: 0, asScript: false });
     }
-    await node.config('SET', 'slowlog-log-slower-than', '10000');
+    // The settings the server had before the timing began (the defaults when it was not begun here).
+    const [threshold, maxLen] = slowlogSettings.get(node) ?? ['10000', '128'];
+    slowlogSettings.delete(node);
+    await node.config('SET', 'slowlog-log-slower-than', threshold);
     await node.slowlog('RESET');
+    await node.config('SET', 'slowlog-max-len', maxLen);
   }
   return out;
 }
