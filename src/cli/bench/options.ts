@@ -90,7 +90,9 @@ Options:
   --levels               split, wide, large, twin: the variant with proficiency levels (see above)
   --against <file>       twin: the other version of the dispatch step (a Lua file)
   --seed <n>             seed of the skills (default 42)
-  --redis-url <url>      use this Redis instead of starting a private redis-server
+  --redis-url <url>      use this Redis instead of starting a private redis-server (split, wide,
+                         large and policy time their steps with its SLOWLOG: they clear it and
+                         put its settings back; contract and twin run on a private one only)
   --json                 one JSON line per run instead of a table
   --help                 this text
 `;
