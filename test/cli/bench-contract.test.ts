@@ -18,7 +18,8 @@ interface ContractResult {
     floorUsPerStep: number;
     textsInFloorSteps: number;
     encodedInFloorSteps: number;
-    rounds: { texts: number; encoded: number; floor: number }[];
+    withoutOutcomesUsPerCycle: number;
+    rounds: { texts: number; withoutOutcomes: number; encoded: number; floor: number }[];
   };
 }
 
@@ -44,8 +45,10 @@ describe('bench contract', () => {
     expect(f.rounds).toHaveLength(5);
     for (const round of f.rounds) {
       expect(round.texts).toBeGreaterThan(0);
+      expect(round.withoutOutcomes).toBeGreaterThan(0);
       expect(round.floor).toBeGreaterThan(0);
     }
+    expect(f.withoutOutcomesUsPerCycle).toBeGreaterThan(0);
     // Decoding and encoding each document (about 400 bytes) adds to the same commands.
     expect(f.encodedUsPerCycle).toBeGreaterThan(f.textsUsPerCycle);
     expect(f.textsInFloorSteps).toBeCloseTo(f.textsUsPerCycle / f.floorUsPerStep, 1);

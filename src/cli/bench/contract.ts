@@ -69,7 +69,18 @@ export interface ContractFigures {
   readonly floorUsPerStep: number | null;
   readonly textsInFloorSteps: number | null;
   readonly encodedInFloorSteps: number | null;
-  readonly rounds: readonly { texts: number; encoded: number; floor: number }[];
+  /** As texts, without the outcome entries: users do not read that stream (requests wait on it). */
+  readonly withoutOutcomesUsPerCycle: number | null;
+  readonly withoutOutcomesInFloorSteps: number | null;
+  readonly rounds: readonly Round[];
+}
+
+/** One round's Redis µs per cycle of each phase (per step for the floor). */
+interface Round {
+  floor: number;
+  texts: number;
+  withoutOutcomes: number;
+  encoded: number;
 }
 
 export async function contractWorkload(
@@ -107,16 +118,17 @@ export async function contractWorkload(
       await run();
       return (await redisStats(redis)).evalUs / cycles;
     };
-    const writes = (mode: 'texts' | 'encoded') => async () => {
+    const writes = (mode: 'texts' | 'encoded' | 'no-outcomes') => async () => {
       for (const args of batches) await runLua(redis, CONTRACT, scratch, [mode, ...args]);
-      // Everything recorded was written again, and nothing else.
+      // Everything recorded was written again (but the outcomes, without them), and nothing else.
       const lengths = await Promise.all(scratch.slice(0, 3).map((key) => redis.xlen(key)));
-      if (lengths.join() !== recorded.entries.join())
+      const wanted = mode === 'no-outcomes' ? [...recorded.entries.slice(0, 2), 0] : recorded.entries;
+      if (lengths.join() !== wanted.join())
         throw new Error(
-          `wrote ${lengths.join(', ')} stream entries again, recorded ${recorded.entries.join(', ')}`,
+          `${mode}: wrote ${lengths.join(', ')} stream entries again, expected ${wanted.join(', ')}`,
         );
     };
-    const rounds: { texts: number; encoded: number; floor: number }[] = [];
+    const rounds: Round[] = [];
     for (let r = 0; r < CONTRACT_ROUNDS; r++) {
       const phases = {
         // From several connections, as `floor` runs it: Redis runs the steps back to back.
@@ -131,19 +143,15 @@ export async function contractWorkload(
           }),
         texts: () => timed(writes('texts')),
         encoded: () => timed(writes('encoded')),
+        withoutOutcomes: () => timed(writes('no-outcomes')),
       };
-      const order = (
-        r % 2 === 0 ? ['floor', 'texts', 'encoded'] : ['encoded', 'texts', 'floor']
-      ) as (keyof typeof phases)[];
-      const got: Record<string, number> = {};
-      for (const p of order) got[p] = await phases[p]();
-      rounds.push({
-        texts: round(got.texts!, 1)!,
-        encoded: round(got.encoded!, 1)!,
-        floor: round(got.floor!, 1)!,
-      });
+      const order: (keyof Round)[] = ['floor', 'texts', 'withoutOutcomes', 'encoded'];
+      if (r % 2 === 1) order.reverse();
+      const got = {} as Record<keyof Round, number>;
+      for (const p of order) got[p] = round(await phases[p](), 1)!;
+      rounds.push(got);
     }
-    const med = (k: 'texts' | 'encoded' | 'floor') => median(rounds.map((x) => x[k]));
+    const med = (k: keyof Round) => median(rounds.map((x) => x[k]));
     const floorUs = med('floor');
     const inFloor = (v: number | null) => (v === null || !floorUs ? null : round(v / floorUs, 2));
     return {
@@ -153,6 +161,8 @@ export async function contractWorkload(
       encodedUsPerCycle: round(med('encoded'), 1),
       floorUsPerStep: round(floorUs, 1),
       textsInFloorSteps: inFloor(med('texts')),
+      withoutOutcomesUsPerCycle: round(med('withoutOutcomes'), 1),
+      withoutOutcomesInFloorSteps: inFloor(med('withoutOutcomes')),
       encodedInFloorSteps: inFloor(med('encoded')),
       rounds,
     };

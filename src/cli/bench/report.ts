@@ -415,6 +415,12 @@ const contractRows: RowMaker = (run) => {
   return [
     row("Redis µs per cycle, the contract's writes alone (texts)", at(f, 'textsUsPerCycle'), 'µs', floorStep),
     row(
+      "Redis µs per cycle, the contract's writes alone (texts, no outcome entries)",
+      at(f, 'withoutOutcomesUsPerCycle'),
+      'µs',
+      floorStep,
+    ),
+    row(
       "Redis µs per cycle, the contract's writes alone (documents decoded and encoded)",
       at(f, 'encodedUsPerCycle'),
       'µs',

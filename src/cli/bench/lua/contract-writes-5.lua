@@ -9,22 +9,24 @@
 
   ARGV[1] 'texts': each document read is read, each written is written as recorded;
           'encoded': each document read is decoded, each written is encoded (from the table read
-          last for it, or from its recorded text), as a step holding documents as JSON does
+          last for it, or from its recorded text), as a step holding documents as JSON does;
+          'no-outcomes': as 'texts', without the outcome entries (stream 3)
   ARGV[2] the number of stream entries; each: the stream (1..3), its number of fields and values,
           then those (as recorded)
   then    the number of document operations; each: 'r' or 'w', the hash (4|5), the id, and for a
           write its text
 
-  Every key the step touches is one of these. Returns the number of stream entries written.
+  Every key the step touches is one of these. Returns the number of stream entries read from ARGV.
 ]]
 local encoded = ARGV[1] == 'encoded'
+local outcomes = ARGV[1] ~= 'no-outcomes'
 local i = 2
 local entries = tonumber(ARGV[i])
 i = i + 1
 for _ = 1, entries do
-  local stream, n = KEYS[tonumber(ARGV[i])], tonumber(ARGV[i + 1])
+  local s, n = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
   i = i + 2
-  redis.call('XADD', stream, '*', unpack(ARGV, i, i + n - 1))
+  if s ~= 3 or outcomes then redis.call('XADD', KEYS[s], '*', unpack(ARGV, i, i + n - 1)) end
   i = i + n
 end
 local held = {}
