@@ -990,6 +990,12 @@ describe('Redis routing agrees with the model and the oracle', () => {
   // A full run takes several times the CI size's time.
   const timeoutMs = (ci: number) => (full ? 10 * ci : ci);
   const smallRuns = Number(process.env.PROPERTY_SMALL_RUNS ?? (full ? 600 : cluster ? 80 : 200));
+  /** A family's fast-check options: its count, and <NAME>_SEED and <NAME>_NO_SHRINK to replay a failure. */
+  const familyRun = (name: string, numRuns: number) => ({
+    numRuns,
+    ...(process.env[`${name}_SEED`] ? { seed: Number(process.env[`${name}_SEED`]) } : {}),
+    ...(process.env[`${name}_NO_SHRINK`] ? { endOnFailure: true } : {}),
+  });
   const backlogRuns = runsOf('BACKLOG_RUNS', 60, 30);
   const largeRuns = runsOf('LARGE_RUNS', 20, 10);
   it(
@@ -1022,11 +1028,7 @@ describe('Redis routing agrees with the model and the oracle', () => {
     async () => {
       const before = { assignmentsSeen, rejectionsSeen };
       channelStats.perChannelAssignments = 0;
-      await fc.assert(fc.asyncProperty(channelsArb, runScenario), {
-        numRuns: channelRuns,
-        ...(process.env.CHANNEL_SEED ? { seed: Number(process.env.CHANNEL_SEED) } : {}),
-        ...(process.env.CHANNEL_NO_SHRINK ? { endOnFailure: true } : {}),
-      });
+      await fc.assert(fc.asyncProperty(channelsArb, runScenario), familyRun('CHANNEL', channelRuns));
       console.log(
         JSON.stringify({
           channels: { ...channelStats, assignments: assignmentsSeen - before.assignmentsSeen },
@@ -1048,11 +1050,7 @@ describe('Redis routing agrees with the model and the oracle', () => {
       const before = { assignmentsSeen };
       policyStats.aged = 0;
       policyStats.bySelection = {};
-      await fc.assert(fc.asyncProperty(policyArb, runScenario), {
-        numRuns: policyRuns,
-        ...(process.env.POLICY_SEED ? { seed: Number(process.env.POLICY_SEED) } : {}),
-        ...(process.env.POLICY_NO_SHRINK ? { endOnFailure: true } : {}),
-      });
+      await fc.assert(fc.asyncProperty(policyArb, runScenario), familyRun('POLICY', policyRuns));
       console.log(
         JSON.stringify({ policy: { ...policyStats, assignments: assignmentsSeen - before.assignmentsSeen } }),
       );
@@ -1070,11 +1068,7 @@ describe('Redis routing agrees with the model and the oracle', () => {
     `${lifecycleRuns} scenarios of the work lifecycle: offers answered, rejected and expired, wrap-ups, maximum waits`,
     async () => {
       const before = { assignmentsSeen, timersFired };
-      await fc.assert(fc.asyncProperty(lifecycleArb, runScenario), {
-        numRuns: lifecycleRuns,
-        ...(process.env.LIFECYCLE_SEED ? { seed: Number(process.env.LIFECYCLE_SEED) } : {}),
-        ...(process.env.LIFECYCLE_NO_SHRINK ? { endOnFailure: true } : {}),
-      });
+      await fc.assert(fc.asyncProperty(lifecycleArb, runScenario), familyRun('LIFECYCLE', lifecycleRuns));
       console.log(
         JSON.stringify({
           assignments: assignmentsSeen - before.assignmentsSeen,

@@ -14,7 +14,7 @@ import { type RedisServerHandle, startRedisServer } from '../../topology/redis-s
 import { nowNs, round, seconds } from '../sim/stats.ts';
 import { type ClusterFigures, MASTERS } from './cluster.ts';
 import { idleRows } from './idle.ts';
-import { parseBenchArgs, WORKLOADS } from './options.ts';
+import { PRIVATE_ONLY, parseBenchArgs, WORKLOADS, type Workload } from './options.ts';
 import { redisStats } from './redis-time.ts';
 import { replayRows } from './replay.ts';
 import {
@@ -273,7 +273,7 @@ export async function runAll(o: AllOptions, note: Note, command: string): Promis
         ...args,
         '--seed',
         String(o.seed),
-        ...(o.redisUrl && !PRIVATE_ONLY.includes(workload) ? ['--redis-url', o.redisUrl] : []),
+        ...(o.redisUrl && !PRIVATE_ONLY.includes(workload as Workload) ? ['--redis-url', o.redisUrl] : []),
       ];
       note(`${workload} ${args.join(' ')}`);
       const run = await runOne(argv, o.redisUrl, (text) => note(`  [${workload}] ${text}`));
@@ -306,9 +306,6 @@ export async function runAll(o: AllOptions, note: Note, command: string): Promis
   };
 }
 
-/** Workloads that run on a private redis-server only (`contract` resets Redis's statistics). */
-const PRIVATE_ONLY: readonly string[] = ['contract'];
-
 /** One workload run on a fresh private redis-server (or the shared one), failures recorded. */
 async function runOne(
   argv: string[],
@@ -316,7 +313,7 @@ async function runOne(
   note: Note,
 ): Promise<{ result: WorkloadRun; machine: Machine | null }> {
   const o = parseBenchArgs(argv);
-  // A workload that resets Redis's statistics runs on a private redis-server whatever --redis-url says.
+  // Some workloads run on a private redis-server whatever --redis-url says (options.ts).
   const redisUrl = PRIVATE_ONLY.includes(o.workload) ? undefined : sharedUrl;
   const t0 = nowNs();
   let server: RedisServerHandle | undefined;

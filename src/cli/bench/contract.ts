@@ -128,23 +128,23 @@ export async function contractWorkload(
           `${mode}: wrote ${lengths.join(', ')} stream entries again, expected ${wanted.join(', ')}`,
         );
     };
+    const phases = {
+      // From several connections, as `floor` runs it: Redis runs the steps back to back.
+      floor: () =>
+        timed(async () => {
+          let left = cycles;
+          await Promise.all(
+            floorClients.map(async (c) => {
+              while (left-- > 0) await runLua(c, FLOOR, floorKeys, skills);
+            }),
+          );
+        }),
+      texts: () => timed(writes('texts')),
+      encoded: () => timed(writes('encoded')),
+      withoutOutcomes: () => timed(writes('no-outcomes')),
+    };
     const rounds: Round[] = [];
     for (let r = 0; r < CONTRACT_ROUNDS; r++) {
-      const phases = {
-        // From several connections, as `floor` runs it: Redis runs the steps back to back.
-        floor: () =>
-          timed(async () => {
-            let left = cycles;
-            await Promise.all(
-              floorClients.map(async (c) => {
-                while (left-- > 0) await runLua(c, FLOOR, floorKeys, skills);
-              }),
-            );
-          }),
-        texts: () => timed(writes('texts')),
-        encoded: () => timed(writes('encoded')),
-        withoutOutcomes: () => timed(writes('no-outcomes')),
-      };
       const order: (keyof Round)[] = ['floor', 'texts', 'withoutOutcomes', 'encoded'];
       if (r % 2 === 1) order.reverse();
       const got = {} as Record<keyof Round, number>;

@@ -137,6 +137,13 @@ export const WORKLOADS: readonly Workload[] = [
 /** Workloads that compare versions of Switchboard, not figures of this one: not in `all`. */
 export const COMPARISONS: readonly Workload[] = ['twin'];
 
+/**
+ * Workloads that run on a private redis-server only: twin loads another library under this
+ * version's name, contract resets Redis's statistics. They refuse --redis-url; `all` starts a
+ * private server for them whatever its --redis-url says.
+ */
+export const PRIVATE_ONLY: readonly Workload[] = ['twin', 'contract'];
+
 export const isShape = (w: Workload): w is ShapeWorkload => w === 'split' || w === 'wide' || w === 'large';
 
 export interface BenchOptions {
@@ -277,12 +284,10 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     `--against: no file ${values.against} (save the other version first, e.g. git show <rev>:src/dispatcher/lua/dispatch-14.lua > /tmp/dispatch.lua)`,
   );
   check.check(
-    workload !== 'twin' || redisUrl === undefined,
-    "--redis-url: twin loads another dispatch library under this version's name; it runs on its own private redis-server only",
-  );
-  check.check(
-    workload !== 'contract' || redisUrl === undefined,
-    "--redis-url: contract times its steps by resetting Redis's statistics (CONFIG RESETSTAT); it runs on its own private redis-server only",
+    !PRIVATE_ONLY.includes(workload) || redisUrl === undefined,
+    workload === 'twin'
+      ? "--redis-url: twin loads another dispatch library under this version's name; it runs on its own private redis-server only"
+      : "--redis-url: contract times its steps by resetting Redis's statistics (CONFIG RESETSTAT); it runs on its own private redis-server only",
   );
   check.check(
     !values.haproxy || workload === 'ingest' || workload === 'fanout',
