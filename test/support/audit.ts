@@ -245,13 +245,23 @@ export function trafficGap(
 /**
  * Follows AssignmentMade over a WebSocket; when the socket closes it reconnects to the next base
  * URL with `after=<last position>`, so the feed must resume with no gap and no duplicate.
+ *
+ * It keeps the client's rule of docs/API.md: a socket that has heard nothing (no event, no
+ * heartbeat) for twice the server's heartbeat interval is on a dead path (the VIP moved away from
+ * the HAProxy it went through: no close will ever come), so it is dropped and opened again from
+ * the last event's position (`deadPaths` counts these). Unlike the typed client, it counts the
+ * duplicates the server sends instead of passing over them.
  */
 export class AssignmentFollower {
   last = '0-0';
   readonly seen: EventEnvelope[] = [];
   duplicates = 0;
   reconnects = 0;
+  /** Sockets dropped for silence (the heartbeat rule). */
+  deadPaths = 0;
   readonly gapsMs: number[] = [];
+  /** The server's heartbeat interval: its default until a heartbeat names it. */
+  private heartbeatEvery = 10_000;
   private socket: WebSocket | undefined;
   private stopped = false;
   private closedAt: number | undefined;
@@ -279,14 +289,30 @@ export class AssignmentFollower {
       `${base}/v1/workspaces/${this.ws}/events/live?type=AssignmentMade&after=${this.last}`,
     );
     this.socket = socket;
+    // The watchdog: anything heard moves `heardAt`; silence past two intervals drops the socket
+    // (terminate: no closing handshake can pass a dead path), and its close reconnects.
+    let heardAt = Date.now();
+    const watch = setInterval(() => {
+      if (Date.now() - heardAt <= 2 * this.heartbeatEvery) return;
+      clearInterval(watch);
+      this.deadPaths++;
+      socket.terminate();
+    }, 250);
     socket.on('open', () => {
+      heardAt = Date.now();
       if (this.closedAt !== undefined) this.gapsMs.push(Date.now() - this.closedAt);
       this.closedAt = undefined;
       opened?.();
     });
     socket.on('message', (data) => {
-      const e = JSON.parse(String(data)) as EventEnvelope;
-      if ('heartbeat' in e) return; // the feed's heartbeat (docs/API.md): no event
+      heardAt = Date.now();
+      const e = JSON.parse(String(data)) as EventEnvelope | { heartbeat: { everyMs?: unknown } };
+      if ('heartbeat' in e) {
+        // The feed's heartbeat (docs/API.md): no event; it names the interval.
+        const every = e.heartbeat.everyMs;
+        if (typeof every === 'number' && every > 0) this.heartbeatEvery = every;
+        return;
+      }
       if (comparePositions(e.position, this.last) <= 0) {
         this.duplicates++;
         return;
@@ -297,6 +323,7 @@ export class AssignmentFollower {
     });
     socket.on('error', () => {});
     socket.on('close', () => {
+      clearInterval(watch);
       if (this.stopped) return;
       this.closedAt ??= Date.now();
       this.reconnects++;

@@ -12,7 +12,9 @@
  *   retries, and the event-log audit (nothing lost, nothing doubled, every acknowledged command
  *   applied exactly once) must pass; it runs inside the app namespace, where the Redis Cluster
  *   is, through test/support/audit-cli.ts. Failover time, failed and retried requests and the
- *   audit summary are printed as one JSON line. Then supervision: the killed HAProxy is started
+ *   audit summary are printed as one JSON line. The feed keeps the client's heartbeat rule
+ *   (LIVE_HEARTBEAT_MS=1000): when the VIP moves back to the restarted MASTER while the load still
+ *   runs, its connection through the BACKUP goes silent with no close. Then supervision: the killed HAProxy is started
  *   again and the VIP comes back to the MASTER; the BACKUP's keepalived SIGKILLed comes back
  *   BACKUP with the VIP untouched; the MASTER's keepalived SIGKILLed: the VIP moves to the BACKUP,
  *   keepalived is started again and the VIP comes back to the MASTER (redundant again); the same
@@ -253,7 +255,12 @@ describe('the topology launcher', () => {
       // The load below uses a workspace of its own, with no key: this test is about the failover.
       // A dead HAProxy is started again after 8 s: the VIP moves to the BACKUP first (5-7 s), then
       // back once the restarted MASTER passes keepalived's check (both paths are exercised).
-      const l = startLauncher(dataDir, ['--vrrp', '--haproxy-restart-delay', '8000'], { AUTH: 'off' });
+      const l = startLauncher(dataDir, ['--vrrp', '--haproxy-restart-delay', '8000'], {
+        AUTH: 'off',
+        // The VIP's move back to the restarted MASTER leaves the feed's connection through lb2
+        // silent with no close: the follower tells by the heartbeat, within two intervals.
+        LIVE_HEARTBEAT_MS: '1000',
+      });
       const out = await waitForBanner(l, 100_000);
       const startupMs = Date.now() - started;
       const id = /run ([0-9a-z]+):/.exec(out)?.[1];
@@ -472,6 +479,7 @@ describe('the topology launcher', () => {
           acknowledged: load.acknowledged.size,
           completed: load.completedOk.size,
           wsReconnects: follower.reconnects,
+          wsDeadPaths: follower.deadPaths,
           wsGapsMs: follower.gapsMs,
           wsDuplicates: follower.duplicates,
           auditOk: audit.ok,
