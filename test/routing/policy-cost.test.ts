@@ -2,17 +2,21 @@
  * What each routing policy costs a decision at the shapes that cost it most (docs/ROUTING.md, "The
  * policy the rule takes"): priority aging and least-occupied keep the split and wide shapes' step
  * what longest-available's is, and most-skilled's walk over every skill set holding a skill stays
- * bounded at the limit of 1,024 sets. Redis times each step. Each policy is measured once, and
- * again (alternately, the faster kept) only when the figures miss: another process can slow a
- * measurement, never speed it up.
+ * bounded at the limit of 1,024 sets. Redis times each step. On split and wide every policy's
+ * workspace is set up first, then their decisions taken in turn (src/cli/bench/shapes.ts,
+ * `inTurn`), so whatever else takes the 2 cores meanwhile weighs on every policy alike. The
+ * policies are measured again (the faster kept) only when the figures miss: another process can
+ * slow a measurement, never speed it up.
  */
 import { describe, expect, it } from 'vitest';
 import {
+  inTurn,
   POLICIES,
+  type ShapeRun,
   type StepFigures,
   skilledShape,
-  splitShape,
-  wideShape,
+  splitSetUp,
+  wideSetUp,
 } from '../../src/cli/bench/shapes.ts';
 import { suiteRedis } from '../support/redis.ts';
 
@@ -22,17 +26,18 @@ describe('decision cost under each routing policy', () => {
   const policies = Object.keys(POLICIES);
 
   /**
-   * Each policy measured once; while `holds` says the figures miss (at most twice more), every
-   * policy again, alternately, keeping the run with the lower median of each.
+   * Every policy measured (`measure`: all of them, one attempt); while `holds` says the figures
+   * miss (at most twice more), all again, keeping the run with the lower median of each.
    */
   async function perPolicy(
-    measure: (policy: string, attempt: number) => Promise<StepFigures>,
+    measure: (attempt: number) => Promise<Record<string, StepFigures>>,
     holds: (r: Record<string, StepFigures>) => boolean = (r) =>
       policies.every((p) => r[p]!.medianRedisStepUs! / r['longest-available']!.medianRedisStepUs! < 2),
   ): Promise<Record<string, StepFigures>> {
     const got: Record<string, StepFigures[]> = {};
     for (let attempt = 1; ; attempt++) {
-      for (const p of policies) got[p] = [...(got[p] ?? []), await measure(p, attempt)];
+      const measured = await measure(attempt);
+      for (const p of policies) got[p] = [...(got[p] ?? []), measured[p]!];
       const best = Object.fromEntries(
         Object.entries(got).map(([p, xs]) => [
           p,
@@ -43,14 +48,26 @@ describe('decision cost under each routing policy', () => {
     }
   }
 
+  /** Every policy's workspace set up by `setUp`, then their decisions in turn. */
+  const inTurnPerPolicy =
+    (setUp: (policy: string, attempt: number) => Promise<ShapeRun>) =>
+    async (attempt: number): Promise<Record<string, StepFigures>> => {
+      const runs: ShapeRun[] = [];
+      for (const p of policies) runs.push(await setUp(p, attempt));
+      const figures = await inTurn(suite.admin, runs);
+      return Object.fromEntries(policies.map((p, i) => [p, figures[i]!]));
+    };
+
   it('split pool (2,000 + 2,000 agents): every policy decides at longest-available’s cost', async () => {
-    const r = await perPolicy((p, attempt) =>
-      splitShape(suite.admin, `pol-split-${p}-${attempt}-${run}`, {
-        n: 2000,
-        contacts: 20,
-        arrivals: 20,
-        policy: POLICIES[p],
-      }),
+    const r = await perPolicy(
+      inTurnPerPolicy((p, attempt) =>
+        splitSetUp(suite.admin, `pol-split-${p}-${attempt}-${run}`, {
+          n: 2000,
+          contacts: 20,
+          arrivals: 20,
+          policy: POLICIES[p],
+        }),
+      ),
     );
     console.log(JSON.stringify({ shape: 'split', r }));
     const base = r['longest-available']!.medianRedisStepUs!;
@@ -61,13 +78,15 @@ describe('decision cost under each routing policy', () => {
   });
 
   it('a 32-skill agent with levels against 5,000 distinct sets: every policy decides at longest-available’s cost', async () => {
-    const r = await perPolicy((p, attempt) =>
-      wideShape(suite.admin, `pol-wide-${p}-${attempt}-${run}`, {
-        contacts: 5000,
-        cycles: 20,
-        levels: true,
-        policy: POLICIES[p],
-      }),
+    const r = await perPolicy(
+      inTurnPerPolicy((p, attempt) =>
+        wideSetUp(suite.admin, `pol-wide-${p}-${attempt}-${run}`, {
+          contacts: 5000,
+          cycles: 20,
+          levels: true,
+          policy: POLICIES[p],
+        }),
+      ),
     );
     console.log(JSON.stringify({ shape: 'wide, levels', r }));
     const base = r['longest-available']!.medianRedisStepUs!;
@@ -79,14 +98,19 @@ describe('decision cost under each routing policy', () => {
 
   it('most-skilled over 1,024 skill sets holding the skill (the limit): the walk stays well under 5 ms', async () => {
     const r = await perPolicy(
-      (p, attempt) =>
-        p === 'most-skilled' || p === 'longest-available'
-          ? skilledShape(suite.admin, `pol-skilled-${p}-${attempt}-${run}`, {
-              sets: 1024,
-              decisions: 30,
-              policy: POLICIES[p],
-            })
-          : Promise.resolve({ medianRedisStepUs: 0 } as StepFigures),
+      async (attempt) => {
+        const out: Record<string, StepFigures> = {};
+        for (const p of policies)
+          out[p] =
+            p === 'most-skilled' || p === 'longest-available'
+              ? await skilledShape(suite.admin, `pol-skilled-${p}-${attempt}-${run}`, {
+                  sets: 1024,
+                  decisions: 30,
+                  policy: POLICIES[p],
+                })
+              : ({ medianRedisStepUs: 0 } as StepFigures);
+        return out;
+      },
       (r) => r['most-skilled']!.medianRedisStepUs! < 2500,
     );
     console.log(JSON.stringify({ shape: 'skilled', r }));

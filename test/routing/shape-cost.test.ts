@@ -1,13 +1,21 @@
 /**
  * The two pool shapes whose decisions used to grow with the pool (BENCH.md), and their variants
  * with proficiency levels: at sizes where a step took over 20 ms before, the median dispatch step,
- * as Redis times it, stays flat. Each size is measured once; when the figures miss the bound, both
- * sizes are measured again and the faster of the two measurements of each kept: on 2 cores shared
- * with other suites, another process can slow every step of one measurement (Redis times a step by
- * the clock, descheduled or not), never speed one up.
+ * as Redis times it, stays flat. Both sizes are set up first, then their decisions taken in turn
+ * (one at each size, again and again: src/cli/bench/shapes.ts, `inTurn`), so whatever else takes
+ * the 2 cores meanwhile weighs on both sizes alike. When the figures miss the bound all the same,
+ * both are set up and measured in turn again and the faster of the measurements of each kept:
+ * another process can slow a step (Redis times a step by the clock, descheduled or not), never
+ * speed one up.
  */
 import { describe, expect, it } from 'vitest';
-import { type StepFigures, splitShape, wideShape } from '../../src/cli/bench/shapes.ts';
+import {
+  inTurn,
+  type ShapeRun,
+  type StepFigures,
+  splitSetUp,
+  wideSetUp,
+} from '../../src/cli/bench/shapes.ts';
 import { suiteRedis } from '../support/redis.ts';
 
 describe('decision cost at adversarial pool shapes', () => {
@@ -15,19 +23,29 @@ describe('decision cost at adversarial pool shapes', () => {
   const run = Date.now().toString(36);
 
   /**
-   * Each size measured once; while `holds` says the figures miss (at most twice more), both again,
-   * alternately, keeping the faster measurement of each. Every measurement is returned too.
+   * Both sizes set up and measured in turn; while `holds` says the figures miss (at most twice
+   * more), both again, keeping the faster measurement of each. Every measurement is returned too.
    */
-  async function faster<T extends { medianRedisStepUs?: number | null }>(
-    measure: (size: 'small' | 'large', attempt: number) => Promise<T>,
-    holds: (best: { small: T; large: T }, all: { small: T[]; large: T[] }) => boolean = ({ small, large }) =>
-      large.medianRedisStepUs! / small.medianRedisStepUs! < 2,
-  ): Promise<{ small: T; large: T; all: { small: T[]; large: T[] } }> {
-    const all: Record<'small' | 'large', T[]> = { small: [], large: [] };
-    const best = (xs: T[]) =>
+  async function faster(
+    setUp: (size: 'small' | 'large', attempt: number) => Promise<ShapeRun>,
+    holds: (
+      best: { small: StepFigures; large: StepFigures },
+      all: { small: StepFigures[]; large: StepFigures[] },
+    ) => boolean = ({ small, large }) => large.medianRedisStepUs! / small.medianRedisStepUs! < 2,
+    steps = false,
+  ): Promise<{
+    small: StepFigures;
+    large: StepFigures;
+    all: { small: StepFigures[]; large: StepFigures[] };
+  }> {
+    const all: Record<'small' | 'large', StepFigures[]> = { small: [], large: [] };
+    const best = (xs: StepFigures[]) =>
       xs.reduce((a, b) => ((b.medianRedisStepUs ?? 0) < (a.medianRedisStepUs ?? 0) ? b : a));
     for (let attempt = 1; ; attempt++) {
-      for (const size of ['small', 'large'] as const) all[size].push(await measure(size, attempt));
+      const runs = [await setUp('small', attempt), await setUp('large', attempt)];
+      const [small, large] = await inTurn(suite.admin, runs, steps);
+      all.small.push(small!);
+      all.large.push(large!);
       const got = { small: best(all.small), large: best(all.large) };
       if (attempt === 3 || holds(got, all)) return { ...got, all };
     }
@@ -35,7 +53,7 @@ describe('decision cost at adversarial pool shapes', () => {
 
   it('multi-skill contacts against a split pool: 4,000 + 4,000 agents cost what 250 + 250 do', async () => {
     const { small, large } = await faster((size, attempt) =>
-      splitShape(suite.admin, `split-${size}-${attempt}-${run}`, {
+      splitSetUp(suite.admin, `split-${size}-${attempt}-${run}`, {
         n: size === 'small' ? 250 : 4000,
         contacts: 30,
         arrivals: 30,
@@ -56,15 +74,15 @@ describe('decision cost at adversarial pool shapes', () => {
     };
     const { small, large, all } = await faster(
       (size, attempt) =>
-        splitShape(suite.admin, `split-levels-${size}-${attempt}-${run}`, {
+        splitSetUp(suite.admin, `split-levels-${size}-${attempt}-${run}`, {
           n: size === 'small' ? 250 : 4000,
           contacts: 30,
           arrivals: 30,
           levels: true,
-          steps: true,
         }),
       (best, runs) =>
         best.large.medianRedisStepUs! / best.small.medianRedisStepUs! < 2 && worstOf(runs.large) <= 5000,
+      true,
     );
     const worstUs = worstOf(all.large);
     const brief = ({ redisStepsUs: _, ...f }: StepFigures) => f;
@@ -85,7 +103,7 @@ describe('decision cost at adversarial pool shapes', () => {
 
   it('a 32-skill agent against 30,000 distinct 4-skill sets costs what 1,000 do', async () => {
     const { small, large } = await faster((size, attempt) =>
-      wideShape(suite.admin, `wide-${size}-${attempt}-${run}`, {
+      wideSetUp(suite.admin, `wide-${size}-${attempt}-${run}`, {
         contacts: size === 'small' ? 1000 : 30_000,
         cycles: 40,
       }),
@@ -97,7 +115,7 @@ describe('decision cost at adversarial pool shapes', () => {
 
   it('the same agent, taking any channel, against contacts spread over 16 channels: 30,000 cost what 1,000 do', async () => {
     const { small, large } = await faster((size, attempt) =>
-      wideShape(suite.admin, `wide16-${size}-${attempt}-${run}`, {
+      wideSetUp(suite.admin, `wide16-${size}-${attempt}-${run}`, {
         contacts: size === 'small' ? 1000 : 30_000,
         cycles: 40,
         channels: 16,
@@ -110,7 +128,7 @@ describe('decision cost at adversarial pool shapes', () => {
 
   it('the same agent at level 5 in every skill (160 routing skills) against contacts needing levels 1..5: 30,000 cost what 1,000 do', async () => {
     const { small, large } = await faster((size, attempt) =>
-      wideShape(suite.admin, `wide-levels-${size}-${attempt}-${run}`, {
+      wideSetUp(suite.admin, `wide-levels-${size}-${attempt}-${run}`, {
         contacts: size === 'small' ? 1000 : 30_000,
         cycles: 40,
         levels: true,

@@ -83,6 +83,35 @@ export class StepClock {
   }
 }
 
+/**
+ * A shape set up, its measured changes still to make: `decide(i)` makes the i-th (a contact queued,
+ * an agent made available, a completion) and runs the dispatcher, timed by `clock`; the
+ * assignments it made.
+ */
+export interface ShapeRun {
+  readonly clock: StepClock;
+  readonly decisions: number;
+  decide(i: number): Promise<number>;
+}
+
+/**
+ * Shapes set up in workspaces of their own, their decisions then taken in turn (one of each, again
+ * and again), each step timed by Redis: a change in the machine's speed during the run (a 2-core
+ * machine's speed moves within minutes, and other processes take its cores) weighs on every shape
+ * alike, so their ratio stays fair. With one shape, its decisions in order. `steps`: every step's µs.
+ */
+export async function inTurn(
+  redis: RedisClient,
+  runs: readonly ShapeRun[],
+  steps = false,
+): Promise<StepFigures[]> {
+  await startScriptTiming(redis);
+  const most = Math.max(...runs.map((r) => r.decisions));
+  for (let i = 0; i < most; i++) for (const r of runs) if (i < r.decisions) await r.decide(i);
+  const calls = await scriptCalls(redis);
+  return runs.map((r) => r.clock.figuresFrom(calls, steps));
+}
+
 /** The routing skills of `name` at `level`: the name and each level up to it (as the API expands them). */
 const atLevel = (name: string, level: number): string[] =>
   Array.from({ length: level }, (_, i) => routingSkill(name, i + 1));
@@ -135,11 +164,11 @@ const settingsFor = (policy: Policy | undefined): Command[] =>
  * and B at 1 + (i + 2) mod 5: the level check leaves a contact some of each side's pools, none
  * holding both skills. With `steps`, the figures list every dispatch step's µs.
  */
-export async function splitShape(
+export async function splitSetUp(
   redis: RedisClient,
   workspace: string,
-  o: { n: number; contacts: number; arrivals: number; levels?: boolean; policy?: Policy; steps?: boolean },
-): Promise<StepFigures> {
+  o: { n: number; contacts: number; arrivals: number; levels?: boolean; policy?: Policy },
+): Promise<ShapeRun> {
   await ensureGroup(redis, workspace);
   const level = (i: number) => (o.levels ? (i % 5) + 1 : 1);
   const needs = (i: number) =>
@@ -155,16 +184,25 @@ export async function splitShape(
   await sendAll(redis, workspace, setup);
   await dispatchPending(redis, workspace);
   const clock = new StepClock(redis, workspace);
-  await clock.start();
-  for (let i = 0; i < o.contacts; i++) {
-    await sendAll(redis, workspace, [queue(`c${i}`, needs(i))]);
-    await clock.dispatch();
-  }
-  for (let i = 0; i < o.arrivals; i++) {
-    await sendAll(redis, workspace, [available(`late${i}`)]);
-    await clock.dispatch();
-  }
-  return clock.figures(o.steps);
+  return {
+    clock,
+    decisions: o.contacts + o.arrivals,
+    decide: async (i) => {
+      await sendAll(redis, workspace, [
+        i < o.contacts ? queue(`c${i}`, needs(i)) : available(`late${i - o.contacts}`),
+      ]);
+      return clock.dispatch();
+    },
+  };
+}
+
+/** The split shape set up, then its steps taken and timed (`steps`: every step's µs too). */
+export async function splitShape(
+  redis: RedisClient,
+  workspace: string,
+  o: Parameters<typeof splitSetUp>[2] & { steps?: boolean },
+): Promise<StepFigures> {
+  return (await inTurn(redis, [await splitSetUp(redis, workspace, o)], o.steps))[0]!;
 }
 
 /** Every k-subset of `items`, in order, stopping after `limit`. */
@@ -195,11 +233,11 @@ function subsets(items: readonly string[], k: number, limit: number): string[][]
  * holds every skill at level 5 (160 routing skills) and each contact needs its skills at minimum
  * levels 1..5.
  */
-export async function wideShape(
+export async function wideSetUp(
   redis: RedisClient,
   workspace: string,
   o: { contacts: number; cycles: number; channels?: number; levels?: boolean; policy?: Policy },
-): Promise<StepFigures> {
+): Promise<ShapeRun> {
   await ensureGroup(redis, workspace);
   const skills = Array.from({ length: 32 }, (_, i) => `s${String(i).padStart(2, '0')}`);
   const sets = subsets(skills, 4, o.contacts);
@@ -216,19 +254,33 @@ export async function wideShape(
   ]);
   await dispatchPending(redis, workspace);
   const clock = new StepClock(redis, workspace);
-  await clock.start();
-  await sendAll(redis, workspace, [available('wide')]);
-  await clock.dispatch();
-  for (let i = 0; i < o.cycles; i++) {
-    const doc = JSON.parse((await redis.hget(workspaceKeys(workspace).agents, 'wide')) ?? '{}') as {
-      activeContacts?: string[];
-    };
-    const held = doc.activeContacts?.[0];
-    if (!held) break;
-    await sendAll(redis, workspace, [{ type: 'CompleteContact', contactId: held }]);
-    await clock.dispatch();
-  }
-  return clock.figures();
+  return {
+    clock,
+    // The agent made available, then each cycle: it completes what it holds and takes work again.
+    decisions: 1 + o.cycles,
+    decide: async (i) => {
+      if (i === 0) {
+        await sendAll(redis, workspace, [available('wide')]);
+        return clock.dispatch();
+      }
+      const doc = JSON.parse((await redis.hget(workspaceKeys(workspace).agents, 'wide')) ?? '{}') as {
+        activeContacts?: string[];
+      };
+      const held = doc.activeContacts?.[0];
+      if (!held) return 0;
+      await sendAll(redis, workspace, [{ type: 'CompleteContact', contactId: held }]);
+      return clock.dispatch();
+    },
+  };
+}
+
+/** The wide shape set up, then its steps taken and timed. */
+export async function wideShape(
+  redis: RedisClient,
+  workspace: string,
+  o: Parameters<typeof wideSetUp>[2],
+): Promise<StepFigures> {
+  return (await inTurn(redis, [await wideSetUp(redis, workspace, o)]))[0]!;
 }
 
 const LARGE_SKILLS = Array.from({ length: 50 }, (_, i) => `k${String(i).padStart(2, '0')}`);
@@ -248,14 +300,6 @@ const agentDraw = (rng: Rng, levels: boolean | undefined): string[] =>
 const contactDraw = (rng: Rng, levels: boolean | undefined): string[] =>
   levels ? draw(rng, 1, 3).map((s) => routingSkill(s, 1 + Math.floor(rng() * 5))) : draw(rng, 1, 3);
 
-/** A `large` queue set up, and its decisions, each timed by its clock. */
-export interface LargeQueueRun {
-  readonly clock: StepClock;
-  readonly decisions: number;
-  /** Makes agent `i` available and runs the dispatcher; the assignments it made. */
-  decide(i: number): Promise<number>;
-}
-
 /**
  * BENCH.md's `large` workload at one queue length, set up: 50 skills, `agents` agents with 3..8 of
  * them, `queued` contacts needing 1..3 with priorities 0..9; each decision makes the next agent
@@ -266,7 +310,7 @@ export async function largeQueueSetUp(
   redis: RedisClient,
   workspace: string,
   o: { agents: number; queued: number; decisions: number; rng: Rng; levels?: boolean },
-): Promise<LargeQueueRun> {
+): Promise<ShapeRun> {
   await ensureGroup(redis, workspace);
   const agents = Array.from({ length: o.agents }, (_, i) => ({
     id: `g${i}`,
@@ -304,10 +348,9 @@ async function largeQueues(
   o: ShapeOptions,
   rng: (seed: number) => Rng,
 ): Promise<Record<string, StepFigures>> {
-  const set: [number, LargeQueueRun][] = [];
+  const set: ShapeRun[] = [];
   for (const size of o.sizes)
-    set.push([
-      size,
+    set.push(
       await largeQueueSetUp(redis, `${base}-large-${size}`, {
         agents: o.agents,
         queued: size,
@@ -315,12 +358,9 @@ async function largeQueues(
         rng: rng(o.seed),
         levels: o.levels,
       }),
-    ]);
-  await startScriptTiming(redis);
-  const most = Math.max(...set.map(([, r]) => r.decisions));
-  for (let i = 0; i < most; i++) for (const [, r] of set) if (i < r.decisions) await r.decide(i);
-  const calls = await scriptCalls(redis);
-  return Object.fromEntries(set.map(([size, r]) => [size, r.clock.figuresFrom(calls)]));
+    );
+  const figures = await inTurn(redis, set);
+  return Object.fromEntries(o.sizes.map((size, i) => [size, figures[i]!]));
 }
 
 /**
@@ -400,19 +440,41 @@ export async function policyWorkload(
   base: string,
   o: { n: number; contacts: number; sets: number; decisions: number },
 ): Promise<object> {
-  const out: Record<string, Record<string, StepFigures>> = {};
-  let worst = 0;
-  for (const [name, policy] of Object.entries(POLICIES)) {
-    const ws = `${base}-${name}`;
-    const runs = {
-      split: await splitShape(redis, `${ws}-split`, { n: o.n, contacts: 20, arrivals: o.decisions, policy }),
-      wideLevels: await wideShape(redis, `${ws}-wide`, {
+  const names = Object.keys(POLICIES);
+  // Split and wide: every policy set up first, then their decisions in turn; skilled one by one.
+  const split: ShapeRun[] = [];
+  const wide: ShapeRun[] = [];
+  for (const name of names)
+    split.push(
+      await splitSetUp(redis, `${base}-${name}-split`, {
+        n: o.n,
+        contacts: 20,
+        arrivals: o.decisions,
+        policy: POLICIES[name],
+      }),
+    );
+  const splitFigures = await inTurn(redis, split);
+  for (const name of names)
+    wide.push(
+      await wideSetUp(redis, `${base}-${name}-wide`, {
         contacts: o.contacts,
         cycles: o.decisions,
         levels: true,
-        policy,
+        policy: POLICIES[name],
       }),
-      skilled: await skilledShape(redis, `${ws}-skilled`, { sets: o.sets, decisions: o.decisions, policy }),
+    );
+  const wideFigures = await inTurn(redis, wide);
+  const out: Record<string, Record<string, StepFigures>> = {};
+  let worst = 0;
+  for (const [i, name] of names.entries()) {
+    const runs = {
+      split: splitFigures[i]!,
+      wideLevels: wideFigures[i]!,
+      skilled: await skilledShape(redis, `${base}-${name}-skilled`, {
+        sets: o.sets,
+        decisions: o.decisions,
+        policy: POLICIES[name],
+      }),
     };
     out[name] = runs;
     for (const r of Object.values(runs)) worst = Math.max(worst, r.worstRedisStepUs ?? 0);
@@ -448,14 +510,20 @@ export async function shapeWorkload(
 ): Promise<object> {
   let runs: Record<string, StepFigures> = {};
   if (workload === 'large') runs = await largeQueues(redis, base, o, rng);
-  else
+  else {
+    // Every size set up first, then their decisions in turn (as `large`'s queue lengths).
+    const set: ShapeRun[] = [];
     for (const size of o.sizes) {
       const ws = `${base}-${workload}-${size}`;
-      runs[size] =
+      set.push(
         workload === 'split'
-          ? await splitShape(redis, ws, { n: size, contacts: 20, arrivals: o.decisions, levels: o.levels })
-          : await wideShape(redis, ws, { contacts: size, cycles: o.decisions, levels: o.levels });
+          ? await splitSetUp(redis, ws, { n: size, contacts: 20, arrivals: o.decisions, levels: o.levels })
+          : await wideSetUp(redis, ws, { contacts: size, cycles: o.decisions, levels: o.levels }),
+      );
     }
+    const figures = await inTurn(redis, set);
+    runs = Object.fromEntries(o.sizes.map((size, i) => [size, figures[i]!]));
+  }
   const pool =
     workload === 'large'
       ? await largePool(redis, `${base}-large-pool`, {
