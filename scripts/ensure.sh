@@ -46,9 +46,14 @@ fi
 # lock lists every platform's optional binaries (esbuild, rollup, biome), as npm writes it when it
 # resolves without a node_modules in place (npm/cli#4828: with one, it keeps only this platform's,
 # and `npm ci` then refuses the lock elsewhere). To change it: `rm -rf node_modules && npm install`.
+# The packages' own install scripts are not run, but esbuild's (which checks its platform binary):
+# the others compile optional native code for testcontainers' SSH transport (ssh2, cpu-features:
+# a C++ build, and a compiler the machine need not have), send a usage report (@scarf/scarf,
+# swagger-ui-dist's) or print a notice (protobufjs). Each works without.
 stamp=node_modules/.switchboard-lock
 if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
   echo "switchboard: installing npm packages" >&2
-  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
+  npm rebuild esbuild --loglevel=error >/dev/null
   cp package-lock.json "$stamp"
 fi
