@@ -98,7 +98,7 @@ export interface ShapeRun {
  * Shapes set up in workspaces of their own, their decisions then taken in turn (one of each, again
  * and again), each step timed by Redis: a change in the machine's speed during the run (a 2-core
  * machine's speed moves within minutes, and other processes take its cores) weighs on every shape
- * alike, so their ratio stays fair. With one shape, its decisions in order. `steps`: every step's µs.
+ * alike, so their ratio stays fair. `steps`: every step's µs too.
  */
 export async function inTurn(
   redis: RedisClient,
@@ -162,7 +162,7 @@ const settingsFor = (policy: Policy | undefined): Command[] =>
  * With `levels`, the i-th agent of each side (and the i-th arrival) holds its skill at level
  * 1 + i mod 5, the AB agent both at 5, and the i-th contact needs A at minimum level 1 + i mod 5
  * and B at 1 + (i + 2) mod 5: the level check leaves a contact some of each side's pools, none
- * holding both skills. With `steps`, the figures list every dispatch step's µs.
+ * holding both skills.
  */
 export async function splitSetUp(
   redis: RedisClient,
@@ -194,15 +194,6 @@ export async function splitSetUp(
       return clock.dispatch();
     },
   };
-}
-
-/** The split shape set up, then its steps taken and timed (`steps`: every step's µs too). */
-export async function splitShape(
-  redis: RedisClient,
-  workspace: string,
-  o: Parameters<typeof splitSetUp>[2] & { steps?: boolean },
-): Promise<StepFigures> {
-  return (await inTurn(redis, [await splitSetUp(redis, workspace, o)], o.steps))[0]!;
 }
 
 /** Every k-subset of `items`, in order, stopping after `limit`. */
@@ -272,15 +263,6 @@ export async function wideSetUp(
       return clock.dispatch();
     },
   };
-}
-
-/** The wide shape set up, then its steps taken and timed. */
-export async function wideShape(
-  redis: RedisClient,
-  workspace: string,
-  o: Parameters<typeof wideSetUp>[2],
-): Promise<StepFigures> {
-  return (await inTurn(redis, [await wideSetUp(redis, workspace, o)]))[0]!;
 }
 
 const LARGE_SKILLS = Array.from({ length: 50 }, (_, i) => `k${String(i).padStart(2, '0')}`);
