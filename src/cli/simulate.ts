@@ -236,7 +236,7 @@ function formatSummary(s: SimSummary): string {
     [
       'estimated wait',
       `${s.estimatedWait.checked} checked: mean absolute error ${ms(s.estimatedWait.meanAbsoluteErrorMs)} ` +
-        `against a mean wait of ${ms(s.estimatedWait.meanActualMs)}`,
+        `against a mean wait of ${ms(s.estimatedWait.meanActualMs)} (mean estimate ${ms(s.estimatedWait.meanEstimatedMs)})`,
     ],
     [
       'offers',

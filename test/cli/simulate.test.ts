@@ -30,7 +30,12 @@ interface Summary {
   errorsByStatus: Record<string, number>;
   meanWaitMs: number | null;
   p90WaitMs: number | null;
-  estimatedWait: { checked: number; meanAbsoluteErrorMs: number | null; meanActualMs: number | null };
+  estimatedWait: {
+    checked: number;
+    meanAbsoluteErrorMs: number | null;
+    meanActualMs: number | null;
+    meanEstimatedMs: number | null;
+  };
   settings: {
     offerTimeoutMs: number;
     wrapUpMs: number;
@@ -238,11 +243,18 @@ describe('simulate', () => {
       JSON.stringify({ estimatedWait: s.estimatedWait, meanWaitMs: s.meanWaitMs, assigned: s.assigned }),
     );
     // A queue builds (12 agents of 0.2 s each serve about 60 contacts/s; 100/s arrive): contacts
-    // queued behind others get an estimate of the right size (on a quiet machine the error is about
-    // half the wait: 362 ms against 818; on 2 cores shared with other suites the service rate
-    // swings, so the bound is looser). An estimate off by its order of magnitude fails.
-    expect(s.estimatedWait.checked).toBeGreaterThan(10);
-    expect(s.estimatedWait.meanAbsoluteErrorMs!).toBeLessThan(1.5 * s.estimatedWait.meanActualMs!);
+    // queued behind others get an estimate of the right size. On a quiet machine the error is about
+    // half the wait (362 ms against 818). On 2 cores shared with other suites the service rate the
+    // estimate is made from swings while the queue drains (the simulated agents' timers run late):
+    // over 18 CI runs the error read 0.46 - 1.19 times the wait, and 1.66 once with another suite
+    // beside. So what is held is the size: the mean estimate within a factor of 3 of the mean
+    // wait either way (estimates of 0, or ten times too small or too large, fail), and no error
+    // twice the wait.
+    const e = s.estimatedWait;
+    expect(e.checked).toBeGreaterThan(10);
+    expect(e.meanEstimatedMs!, JSON.stringify(e)).toBeGreaterThan(e.meanActualMs! / 3);
+    expect(e.meanEstimatedMs!, JSON.stringify(e)).toBeLessThan(e.meanActualMs! * 3);
+    expect(e.meanAbsoluteErrorMs!, JSON.stringify(e)).toBeLessThan(2 * e.meanActualMs!);
   });
 
   it('says clearly when Switchboard cannot be reached, and exits 1', async () => {

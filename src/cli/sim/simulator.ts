@@ -107,9 +107,10 @@ export class Simulator {
   private readonly contacts: SimContact[] = [];
   private readonly byId = new Map<string, SimContact>();
   private readonly waits: number[] = [];
-  /** The estimated waits' absolute errors, and the waits they were checked against (ms). */
+  /** The estimated waits' absolute errors, the waits they were checked against, and the estimates (ms). */
   private readonly estimateErrors: number[] = [];
   private readonly estimatedWaits: number[] = [];
+  private readonly estimates: number[] = [];
   private readonly errorsByStatus: Record<string, number> = {};
   private readonly errorSamples: string[] = [];
   private errors = 0;
@@ -470,6 +471,7 @@ export class Simulator {
     const actual = Math.max(0, at - c.estimate.readAt);
     this.estimateErrors.push(Math.abs(c.estimate.ms - actual));
     this.estimatedWaits.push(actual);
+    this.estimates.push(c.estimate.ms);
     c.estimate = undefined;
   }
 
@@ -636,6 +638,7 @@ export class Simulator {
         checked: this.estimateErrors.length,
         meanAbsoluteErrorMs: round(mean(this.estimateErrors)),
         meanActualMs: round(mean(this.estimatedWaits)),
+        meanEstimatedMs: round(mean(this.estimates)),
       },
       p90WaitMs: round(percentile(this.waits, 90)),
       maxWaitMs: round(percentile(this.waits, 100)),

@@ -66,12 +66,13 @@ export interface SimSummary {
   /**
    * GET /contacts/{id}'s estimatedWaitMs, read right after each contact was queued, against the
    * wait that followed until its first decision: how many contacts had an estimate and were then
-   * decided, the mean absolute error, and the mean of those waits.
+   * decided, the mean absolute error, the mean of those waits, and the mean of their estimates.
    */
   readonly estimatedWait: {
     readonly checked: number;
     readonly meanAbsoluteErrorMs: number | null;
     readonly meanActualMs: number | null;
+    readonly meanEstimatedMs: number | null;
   };
   readonly p90WaitMs: number | null;
   readonly maxWaitMs: number | null;
