@@ -295,8 +295,9 @@ function intervalsRunner(redis: RedisClient, config: Config, log: Logger): Works
  * projector serves are not appended on their own: a tick's commands go to Redis together, in one
  * projector step sent at the end of the tick, which appends them in order (looking their
  * Idempotency-Keys up as an append does) and applies them. That is one call where there was an
- * append per command and then the step, the outcomes come one hop sooner than from the projector
- * loop's read, and no projector's read wakes for them. The step is the projector's own (any number
+ * append per command and then the step, no projector's read wakes for them, and the step's reply
+ * carries the outcome of each command it applied: the request is answered from it, not from the
+ * tail's read of the outcome stream. The step is the projector's own (any number
  * may run at once, each applies only what follows the checkpoint). A step that fails after
  * appending is left to the loop, and a workspace the loop does not serve to the process that does.
  */

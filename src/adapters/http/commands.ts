@@ -262,7 +262,8 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
     const logged = { type: s.command.type, position: appended.position, repeated: appended.repeated };
     addLogFields(req, logged);
     if ((req.log as Logger).isLevelEnabled('debug')) req.log.debug(logged, 'command appended');
-    if (appended.repeated) waiting.cancel();
+    // A repeat appended nothing; a command its own step applied has its outcome already.
+    if (appended.repeated || appended.outcome) waiting.cancel();
     return { ...s, appended, ownOutcome: waiting.promise };
   }
 
@@ -282,9 +283,9 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
         : undefined;
     let outcome: CommandOutcome | null;
     try {
-      outcome = appended.repeated
-        ? (appended.outcome ?? (await waitRepeat(ws, idempotencyKey!, appended.commandId)))
-        : await ownOutcome;
+      outcome =
+        appended.outcome ??
+        (appended.repeated ? await waitRepeat(ws, idempotencyKey!, appended.commandId) : await ownOutcome);
     } catch (err) {
       return E.left(thrown(submitted)(err));
     }

@@ -27,7 +27,10 @@ export interface Appended {
   readonly repeated: boolean;
   /** For a repeat: whether it matches the first request. */
   readonly sameRequest: boolean;
-  /** For a repeat whose command was already applied: its outcome. */
+  /**
+   * For a repeat whose command was already applied: its outcome. For a command the projector
+   * step that appended it also applied (`AppendSoon`): its own, from that step's reply.
+   */
   readonly outcome?: CommandOutcome;
 }
 

@@ -42,9 +42,10 @@
   never stops the stream. Handlers check everything they need before their first write.
 
   Returns {applied count, checkpoint, more (0|1), refused: {position, status, problem type, title, ...},
-  appended: {answer, ...}}, an answer per command to append as append-command-4.lua gives it; when
+  appended: {answer, ...}}, an answer per command to append as append-command-4.lua gives it, with
+  the outcome of each command this step also applied (the text its outcome entry holds); when
   applying fails after the appends (they stay: they are the stream's), {-1, '', 0, {}, appended,
-  error}, and the next step applies them.
+  error} with no such outcome, and the next step applies them.
 ]]
 --@include "globals"
 -- The file runs as a Redis Function too (src/adapters/redis/scripts.ts): the top level only
@@ -892,11 +893,12 @@ local function apply(f, at, pos, meta)
   return outcome, c
 end
 
--- The commands ARGV[8] announces, appended in order; returns their positions and the index of the
--- first delivered entry.
+-- The commands ARGV[8] announces, appended in order; returns their answers, the index of the
+-- first delivered entry, and the answers still without an outcome by command id (run fills in
+-- the outcome of each it applies: the caller answers its request from the step's reply).
 local function append_commands(ARGV)
   local last = 8 + (tonumber(ARGV[8]) or 0)
-  local answers = {}
+  local answers, open = {}, {}
   local i = 9
   local now
   while i <= last do
@@ -913,13 +915,15 @@ local function append_commands(ARGV)
       answer = { position, command_id, 0, fingerprint, '' }
     end
     answers[#answers + 1] = answer
+    if answer[5] == '' then open[answer[2]] = answer end
     i = i + 5 + k
   end
-  return answers, last + 1
+  return answers, last + 1, open
 end
 
--- Applies the commands after the checkpoint (see the header for what it returns).
-local function run(ARGV, first_delivered)
+-- Applies the commands after the checkpoint (see the header for what it returns). `open`: the
+-- answers of the commands this step appended, by command id, whose outcome each takes here.
+local function run(ARGV, first_delivered, open)
   local checkpoint = redis.call('HGET', K_META, 'applied') or '0-0'
   local last_outcome
   local entries = redis.call('XRANGE', K_COMMANDS, '(' .. checkpoint, '+', 'COUNT', MAX)
@@ -958,6 +962,8 @@ local function run(ARGV, first_delivered)
     end
     last_outcome = redis.call('XADD', K_OUTCOMES, 'MAXLEN', '~', OUTCOME_KEEP, '*', 'commandId', f.commandId or '',
       'position', pos, 'outcome', text)
+    local answer = open and f.commandId and open[f.commandId]
+    if answer then answer[5] = text end
     local rec = f.idempotencyKey and redis.call('HGET', K_IDEM, f.idempotencyKey)
     local r = rec and cjson.decode(rec)
     -- An expired key reused before this entry applied names a newer command: leave that record be.
@@ -1004,12 +1010,14 @@ local function step(KEYS, ARGV)
   ended_queues, ended_order = {}, {}
   deferred_reset()
   routing_reset()
-  local appended, first_delivered = append_commands(ARGV)
+  local appended, first_delivered, open = append_commands(ARGV)
   if #appended == 0 then return run(ARGV, first_delivered) end
   -- The appended commands are the caller's to name whatever happens next: a failure to apply
   -- them is answered, not raised (handlers write nothing before their checks pass).
-  local ok, result = pcall(run, ARGV, first_delivered)
+  local ok, result = pcall(run, ARGV, first_delivered, open)
   if not ok then
+    -- Nothing of the failed run is an outcome: the loop applies the commands later.
+    for _, answer in pairs(open) do answer[5] = '' end
     return { -1, '', 0, {}, appended, type(result) == 'table' and (result.err or '?') or tostring(result) }
   end
   result[5] = appended
