@@ -273,10 +273,13 @@ export async function runAll(o: AllOptions, note: Note, command: string): Promis
         ...args,
         '--seed',
         String(o.seed),
-        ...(o.redisUrl && !PRIVATE_ONLY.includes(workload as Workload) ? ['--redis-url', o.redisUrl] : []),
+        // Some workloads run on a private redis-server whatever --redis-url says (options.ts).
+        ...(o.redisUrl && PRIVATE_ONLY[workload as Workload] === undefined
+          ? ['--redis-url', o.redisUrl]
+          : []),
       ];
       note(`${workload} ${args.join(' ')}`);
-      const run = await runOne(argv, o.redisUrl, (text) => note(`  [${workload}] ${text}`));
+      const run = await runOne(argv, (text) => note(`  [${workload}] ${text}`));
       m ??= run.machine;
       runs.push(run.result);
       if (run.result.error) note(`  [${workload}] failed: ${run.result.error}`);
@@ -306,15 +309,10 @@ export async function runAll(o: AllOptions, note: Note, command: string): Promis
   };
 }
 
-/** One workload run on a fresh private redis-server (or the shared one), failures recorded. */
-async function runOne(
-  argv: string[],
-  sharedUrl: string | undefined,
-  note: Note,
-): Promise<{ result: WorkloadRun; machine: Machine | null }> {
+/** One workload run on a fresh private redis-server (or the one its --redis-url names), failures recorded. */
+async function runOne(argv: string[], note: Note): Promise<{ result: WorkloadRun; machine: Machine | null }> {
   const o = parseBenchArgs(argv);
-  // Some workloads run on a private redis-server whatever --redis-url says (options.ts).
-  const redisUrl = PRIVATE_ONLY.includes(o.workload) ? undefined : sharedUrl;
+  const redisUrl = o.redisUrl;
   const t0 = nowNs();
   let server: RedisServerHandle | undefined;
   let admin: RedisClient | undefined;

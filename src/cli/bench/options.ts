@@ -138,11 +138,13 @@ export const WORKLOADS: readonly Workload[] = [
 export const COMPARISONS: readonly Workload[] = ['twin'];
 
 /**
- * Workloads that run on a private redis-server only: twin loads another library under this
- * version's name, contract resets Redis's statistics. They refuse --redis-url; `all` starts a
- * private server for them whatever its --redis-url says.
+ * Workloads that run on a private redis-server only, and why. They refuse --redis-url; `all`
+ * starts a private server for them whatever its --redis-url says.
  */
-export const PRIVATE_ONLY: readonly Workload[] = ['twin', 'contract'];
+export const PRIVATE_ONLY: Partial<Record<Workload, string>> = {
+  twin: "twin loads another dispatch library under this version's name",
+  contract: "contract times its steps by resetting Redis's statistics (CONFIG RESETSTAT)",
+};
 
 export const isShape = (w: Workload): w is ShapeWorkload => w === 'split' || w === 'wide' || w === 'large';
 
@@ -284,10 +286,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     `--against: no file ${values.against} (save the other version first, e.g. git show <rev>:src/dispatcher/lua/dispatch-14.lua > /tmp/dispatch.lua)`,
   );
   check.check(
-    !PRIVATE_ONLY.includes(workload) || redisUrl === undefined,
-    workload === 'twin'
-      ? "--redis-url: twin loads another dispatch library under this version's name; it runs on its own private redis-server only"
-      : "--redis-url: contract times its steps by resetting Redis's statistics (CONFIG RESETSTAT); it runs on its own private redis-server only",
+    PRIVATE_ONLY[workload] === undefined || redisUrl === undefined,
+    `--redis-url: ${PRIVATE_ONLY[workload]}; it runs on its own private redis-server only`,
   );
   check.check(
     !values.haproxy || workload === 'ingest' || workload === 'fanout',
