@@ -2,8 +2,9 @@
  * `npm run bench -- all --tiny --out <dir>` as a user runs it: every registered workload at its
  * smallest sizes, each on a private redis-server it starts (and a private Redis Cluster for
  * `cluster`), then bench-all.md and bench-all.json with a row per figure and no failed run. The
- * tests after the first check the figures of some of its runs (the end-to-end workload, the routing
- * shapes, the audit), as a run of that workload alone would print them.
+ * tests after the first check the figures of its runs (the routing loops, the floor, the decision
+ * cost, the timers, the end-to-end workload, the routing shapes, the fan-out, the audit), as a run
+ * of that workload alone would print them; bench.test.ts runs one workload alone.
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -111,6 +112,81 @@ describe('bench all', () => {
     }
   });
 
+  it('seed, floor, decision and idle: the routing loops, the hand-written floor, the decision cost, agents freeing up beside idle colleagues', () => {
+    const seed = runOf('seed');
+    expect(seed.parameters).toMatchObject({ agents: 40, contacts: 500 });
+    const s = seed.figures as Record<string, number>;
+    expect(s.assignments).toBe(500);
+    expect(s.loopPerS).toBeGreaterThan(0);
+    // The dispatch step is part of the loop, so it cannot be slower than the whole loop.
+    expect(s.routingPerS).toBeGreaterThanOrEqual(s.loopPerS!);
+
+    const floor = runOf('floor');
+    expect(floor.parameters).toMatchObject({ agents: 40, clients: 8, count: 3000, seed: 42 });
+    const f = floor.figures as Record<string, number>;
+    expect(f.ops).toBe(3000);
+    // Every skill pair is held by some of the 40 agents (seed 42), and each agent is back at once.
+    expect(f.assigned).toBe(3000);
+    expect(f.opsPerS).toBeGreaterThan(0);
+    expect(f.p99LatencyUs).toBeGreaterThan(0);
+
+    const decision = runOf('decision').figures as {
+      medianUs: Record<string, number>;
+      p90Us: Record<string, number>;
+      ratio: number;
+    };
+    expect(Object.keys(decision.medianUs).sort()).toEqual(['300', '600']);
+    for (const us of Object.values(decision.medianUs)) expect(us).toBeGreaterThan(0);
+    expect(decision.ratio).toBeGreaterThan(0);
+
+    const idle = runOf('idle');
+    expect(idle.parameters).toMatchObject({ agents: 10, cycles: 100 });
+    // Each contact taken and completed; the 10 nobody can serve still wait. One wake-up and one
+    // dispatch step a cycle: the agent freed joins idle agents of its skills and wakes nobody.
+    expect(idle.figures).toMatchObject({
+      cycles: 100,
+      assignments: 100,
+      unservableQueued: 10,
+      wakeUpsPerCycle: 1,
+    });
+    // The two projections and the dispatch step.
+    expect(idle.figures.stepsPerCycle).toBe(3);
+    expect(idle.figures.redisCpuUsPerCycle).toBeGreaterThan(0);
+  });
+
+  it('timers: the lag of every offer expiry, idle and while the seed workload loads the same Redis', () => {
+    const r = runOf('timers');
+    expect(r.parameters).toMatchObject({ timers: 100, duration: 1 });
+    interface Lag {
+      timers: number;
+      medianMs: number;
+      p90Ms: number;
+      p99Ms: number;
+      maxMs: number;
+      minMs: number;
+      seconds: number;
+    }
+    const figures = r.figures as { offerTimeoutMs: number; idle: Lag; loaded: Lag & { loadRuns: number } };
+    const { idle, loaded } = figures;
+    expect(figures.offerTimeoutMs).toBeGreaterThan(0);
+    for (const [phase, lag] of [
+      ['idle', idle],
+      ['loaded', loaded],
+    ] as const) {
+      expect(lag.timers, phase).toBe(100);
+      // The clock never fires a timer before it is due, and the percentiles are ordered.
+      expect(lag.minMs, phase).toBeGreaterThanOrEqual(0);
+      expect(lag.medianMs, phase).toBeGreaterThanOrEqual(lag.minMs);
+      expect(lag.p90Ms, phase).toBeGreaterThanOrEqual(lag.medianMs);
+      expect(lag.p99Ms, phase).toBeGreaterThanOrEqual(lag.p90Ms);
+      expect(lag.maxMs, phase).toBeGreaterThanOrEqual(lag.p99Ms);
+      expect(lag.seconds, phase).toBeGreaterThan(0);
+    }
+    expect(loaded.loadRuns).toBeGreaterThanOrEqual(1);
+    // The lifecycle issue's target: within 100 ms on an unloaded machine.
+    expect(idle.medianMs).toBeLessThan(100);
+  });
+
   it('e2e: POST /contacts to AssignmentMade on a WebSocket at 200 contacts/s for 1 s', () => {
     const r = runOf('e2e');
     expect(r.parameters).toMatchObject({ agents: 200, rate: 200, duration: 1 });
@@ -134,6 +210,32 @@ describe('bench all', () => {
     expect(bare.p99Ms).toBeGreaterThanOrEqual(bare.p50Ms!);
     expect(bare.p50Ratio).toBeCloseTo(f.p50Ms! / bare.p50Ms!, 1);
     expect(bare.p99Ratio).toBeCloseTo(f.p99Ms! / bare.p99Ms!, 1);
+  });
+
+  it('fan-out, direct and through HAProxy: every event to every subscriber once, in order', () => {
+    const fanouts = runs.filter((r) => r.workload === 'fanout');
+    expect(fanouts.map((r) => r.parameters.via).sort()).toEqual(['direct', 'haproxy']);
+    for (const r of fanouts) {
+      const via = String(r.parameters.via);
+      expect(r.parameters, via).toMatchObject({ subscribers: 100, rate: 50, duration: 1 });
+      const f = r.figures as Record<string, number>;
+      expect(f.subscribers, via).toBe(100);
+      // 50 contacts, each queued and assigned at once: two events each.
+      expect(f.events, via).toBe(100);
+      expect(f.deliveries, via).toBe(f.events! * 100);
+      expect([f.lost, f.outOfOrder, f.closedEarly, f.errors], via).toEqual([0, 0, 0, 0]);
+      expect(f.deliveriesPerS, via).toBeGreaterThan(0);
+      expect(f.p50Ms, via).toBeGreaterThanOrEqual(0);
+      expect(f.p99Ms, via).toBeGreaterThanOrEqual(f.p50Ms!);
+      expect(f.maxMs, via).toBeGreaterThanOrEqual(f.p99Ms!);
+      // The Switchboard process's own CPU over the run, from its /metrics; apiCpuMs is rounded to
+      // the ms: the quotient of the rounded figure is within half a ms of it.
+      expect(f.apiCpuMs, via).toBeGreaterThan(0);
+      expect(
+        Math.abs(f.apiCpuUsPerDelivery! - (f.apiCpuMs! * 1000) / f.deliveries!),
+        via,
+      ).toBeLessThanOrEqual(500 / f.deliveries! + 0.01);
+    }
   });
 
   it('split, wide and large report the worst and median dispatch step per size', () => {
