@@ -2,6 +2,9 @@
  * The topology launcher (src/cli/launch.ts), both shapes:
  *
  * - `--no-vrrp`: one HAProxy on loopback in front of the cluster and the 7 Switchboard processes.
+ *   Ctrl-C during start-up (SIGINT to the launcher's process group, as a terminal sends it), while
+ *   the cluster is being made and once the Switchboard processes run: the launcher exits 0 and
+ *   nothing it started is left running.
  * - `--vrrp`: the HAProxy pair with keepalived in network namespaces the launcher creates, reached
  *   from the host through the forwarded 127.0.0.1 port (forwarder -> VIP -> HAProxy holding it).
  *   The MASTER's HAProxy is SIGKILLed under load: a LoadDriver (test/support/audit.ts) queues
@@ -25,7 +28,7 @@
  */
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -71,7 +74,7 @@ function portOpen(port: number): Promise<boolean> {
 }
 
 /** Start the launcher with all four ports on 0 (free ports) and collect its output. */
-function startLauncher(dataDir: string, extra: string[], env: Record<string, string> = {}) {
+function startLauncher(dataDir: string, extra: string[], env: Record<string, string> = {}, detached = false) {
   const child = spawn(
     process.execPath,
     [
@@ -90,7 +93,8 @@ function startLauncher(dataDir: string, extra: string[], env: Record<string, str
       '0',
       ...extra,
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } },
+    // detached: a process group of its own, to be signalled as a terminal's Ctrl-C signals one.
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, detached },
   );
   running.push(child);
   let out = '';
@@ -150,6 +154,34 @@ afterAll(async () => {
 // CAP_NET_ADMIN and a working `ip netns add` (plus haproxy and keepalived): the VRRP test is
 // skipped without them, as the launcher itself then falls back to a single HAProxy.
 const netns = probeNetns({ binaries: ['haproxy', 'keepalived'] });
+
+/** The processes whose parent is `pid`: pid and command line. */
+function childrenOf(pid: number): { pid: number; cmd: string }[] {
+  const found: { pid: number; cmd: string }[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== pid) continue;
+      found.push({
+        pid: Number(entry),
+        cmd: readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' ').trim(),
+      });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 describe('the topology launcher', () => {
   it('starts the cluster, HAProxy and 7 Switchboard processes, serves through HAProxy, and stops everything on Ctrl-C', async () => {
@@ -243,6 +275,59 @@ describe('the topology launcher', () => {
     const apiPort = Number(new URL(api!).port);
     for (const port of [apiPort, ...instances.map((u) => Number(new URL(u).port)), ...cluster]) {
       expect(await portOpen(port), `port ${port} still open`).toBe(false);
+    }
+  }, 120_000);
+
+  it('Ctrl-C during start-up stops what was started: while the cluster is made, and once the Switchboard processes run', async () => {
+    for (const phase of ['the Redis Cluster being made', 'the Switchboard processes started'] as const) {
+      const dataDir = await mkdtemp(path.join(os.tmpdir(), 'sb-topology-ctrl-c-'));
+      dirs.push(dataDir);
+      const l = startLauncher(
+        dataDir,
+        ['--no-vrrp', '--api', '1', '--projectors', '1', '--dispatchers', '1'],
+        {},
+        true,
+      );
+      const pid = l.child.pid!;
+      // Every process the launcher starts, as it starts them (looked up every 20 ms in /proc).
+      const started = new Map<number, string>();
+      const ready = (c: { cmd: string }) =>
+        phase === 'the Redis Cluster being made'
+          ? c.cmd.startsWith('redis-server')
+          : /main-\d+\.mjs/.test(c.cmd);
+      await waitFor(
+        () => `${phase} (the launcher said: ${l.output().slice(-1000)})`,
+        () => {
+          const now = childrenOf(pid);
+          for (const c of now) started.set(c.pid, c.cmd);
+          return now.some(ready);
+        },
+        { timeoutMs: 30_000, everyMs: 20 },
+      );
+      expect(l.output(), phase).not.toContain('topology is up');
+      // As a terminal's Ctrl-C: SIGINT to the launcher's whole process group.
+      process.kill(-pid, 'SIGINT');
+      const watching = setInterval(() => {
+        for (const c of childrenOf(pid)) started.set(c.pid, c.cmd);
+      }, 20);
+      const code = await l.exited;
+      clearInterval(watching);
+      expect(code, `${phase}: ${l.output().slice(-2000)}`).toBe(0);
+      expect(l.output(), phase).toContain('stopping ...');
+      expect(l.output(), phase).not.toContain('topology is up');
+      await waitFor(
+        () =>
+          `${phase}: nothing the launcher started left running (still: ${[...started]
+            .filter(([p]) => alive(p))
+            .map(([p, cmd]) => `${p} ${cmd}`)
+            .join('; ')})`,
+        () => [...started.keys()].every((p) => !alive(p)),
+        { timeoutMs: 15_000, everyMs: 100 },
+      );
+      expect(
+        [...started.values()].some((cmd) => cmd.startsWith('redis-server')),
+        phase,
+      ).toBe(true);
     }
   }, 120_000);
 

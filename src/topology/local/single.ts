@@ -2,7 +2,7 @@
  * The local topology with a single HAProxy (`npm run topology -- --no-vrrp`): every process on
  * loopback. A Redis Cluster of 3 masters with a replica each, one HAProxy in front (HTTP API,
  * TLS, stats, Redis TCP with its layer-7 check) whose `api` backend follows the instance
- * registry, and the Switchboard processes. SIGINT/SIGTERM stop everything.
+ * registry, and the Switchboard processes. SIGINT/SIGTERM stop everything, during start-up too.
  */
 import { rmSync } from 'node:fs';
 import path from 'node:path';
@@ -16,7 +16,7 @@ import type { RedisClusterHandle } from '../redis-cluster.ts';
 import { freePort } from '../redis-server.ts';
 import { serveStatus, statusFile, trackStatus } from '../status.ts';
 import { Supervisor } from '../supervisor.ts';
-import { exampleRequest, type LaunchContext, type LaunchedTopology } from './context.ts';
+import { Aborted, exampleRequest, type LaunchContext, type LaunchedTopology } from './context.ts';
 import { makeMembers, restartSummary, startMember, stopMembers } from './members.ts';
 
 const PORTS = ['httpPort', 'tlsPort', 'statsPort', 'redisPort'] as const;
@@ -59,7 +59,62 @@ async function startLoopbackHaproxy(
 
 const haproxyLogOf = (ctx: LaunchContext) => path.join(ctx.logsDir, 'haproxy.log');
 
-export async function launchSingle(ctx: LaunchContext): Promise<LaunchedTopology> {
+/** How to undo a start-up step that succeeded; once a stop was asked for, it is undone at once. */
+type Undo = (what: string, run: () => Promise<void>) => Promise<void>;
+
+/**
+ * Starts the single shape. Resolves undefined when start-up failed or a stop was asked for
+ * meanwhile (what was started is then being stopped, and the process exits).
+ */
+export async function launchSingle(ctx: LaunchContext): Promise<LaunchedTopology | undefined> {
+  const { say } = ctx;
+  // Each step that succeeded, with how to undo it; stop() undoes them newest first.
+  const cleanups: { what: string; run: () => Promise<void> }[] = [];
+  const undo: Undo = async (what, run) => {
+    if (ctx.stopping) {
+      await run().catch(() => undefined);
+      throw new Aborted();
+    }
+    cleanups.push({ what, run });
+  };
+  let startup: Promise<LaunchedTopology> | undefined;
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      ctx.stopping = true;
+      say('stopping ...');
+      // The step in flight ends at its next checkpoint (a cluster being made, first).
+      await startup?.catch(() => undefined);
+      const restarts = restartSummary();
+      if (restarts) say(restarts);
+      for (const c of cleanups.reverse())
+        await c.run().catch((err: unknown) => say(`stopping ${c.what}: ${(err as Error).message}`));
+    })());
+  const shutdown = (code: number) => {
+    stop().then(
+      () => process.exit(code),
+      (err: unknown) => {
+        process.stderr.write(`topology: stop failed: ${(err as Error).message}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  // Installed before anything starts: Ctrl-C during start-up also stops what was started.
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => shutdown(0));
+
+  startup = startUp(ctx, undo, stop);
+  try {
+    return await startup;
+  } catch (err) {
+    if (ctx.stopping || err instanceof Aborted) return undefined; // a signal arrived; stop() is running
+    process.stderr.write(`topology: ${(err as Error).message}\n`);
+    say('start-up failed; stopping what was started ...');
+    shutdown(1);
+    return undefined;
+  }
+}
+
+async function startUp(ctx: LaunchContext, undo: Undo, stop: () => Promise<void>): Promise<LaunchedTopology> {
   const { opts, say } = ctx;
   // First: an explicit --status-port that is taken fails the launch before anything runs.
   const status = trackStatus({
@@ -69,17 +124,16 @@ export async function launchSingle(ctx: LaunchContext): Promise<LaunchedTopology
     dataDir: opts.dataDir,
   });
   const statusServer = await serveStatus(status, opts.statusPort);
+  await undo('the status server', () => statusServer.close());
   say('starting a Redis Cluster: 3 masters, 3 replicas, AOF on ...');
   const cluster = await ctx.startCluster();
+  await undo('the Redis Cluster', () => cluster.stop());
   const masters = cluster.nodes.filter((n) => n.role === 'master');
   const seeds = masters.map((n) => `${n.host}:${n.port}`).join(',');
 
   const runDir = path.join(opts.dataDir, 'haproxy');
   const socket = path.join(runDir, 'haproxy.sock');
-  const first = await startLoopbackHaproxy(ctx, cluster, runDir, socket).catch(async (err: unknown) => {
-    await cluster.stop();
-    throw err;
-  });
+  const first = await startLoopbackHaproxy(ctx, cluster, runDir, socket);
   // Supervised: started again with the same configuration (ports) when it dies.
   const haproxy: Supervisor<HaproxyHandle> = new Supervisor(first.handle, {
     name: 'HAProxy',
@@ -94,23 +148,29 @@ export async function launchSingle(ctx: LaunchContext): Promise<LaunchedTopology
       return startHaproxy({ configPath: first.configPath, socket, logFile: haproxyLogOf(ctx) });
     },
   });
+  await undo('HAProxy', () => haproxy.stop());
   const app = cluster.credentials.app;
   const redis = connectRedis({ clusterNodes: seeds.split(','), username: app.user, password: app.password });
+  await undo('the Redis connection', async () => redis.disconnect());
   const sync = syncBackends(redis, haproxyRuntime(socket), {
     onError: (err) => say(`haproxy sync: ${(err as Error).message}`),
   });
+  await undo('the HAProxy backend sync', () => sync.stop());
 
   const members = await makeMembers(ctx, () => freePort());
+  await undo('the Switchboard processes', () => stopMembers(ctx, members));
   for (const m of members) startMember(ctx, m, seeds, app, '127.0.0.1');
 
   const apiUrl = `http://127.0.0.1:${opts.httpPort}`;
   const ready = await ctx.waitUntil(async () => {
+    ctx.checkpoint();
     const r = await fetch(`${apiUrl}/health`).catch(() => undefined);
     const servers = await haproxyRuntime(socket)
       .listServers('api')
       .catch(() => []);
     return r?.status === 200 && servers.filter((s) => s.name.startsWith('sb_')).length === opts.api;
   }, 60_000);
+  ctx.checkpoint();
   if (!ready) throw new Error(`the API did not come up behind HAProxy within 60 s; see ${ctx.logsDir}`);
 
   const urls = {
@@ -124,32 +184,6 @@ export async function launchSingle(ctx: LaunchContext): Promise<LaunchedTopology
     redisCredentials: ctx.credentialsFile,
     status: `http://127.0.0.1:${statusServer.port}/status`,
   };
-
-  let stopping: Promise<void> | undefined;
-  const stop = () =>
-    (stopping ??= (async () => {
-      ctx.stopping = true;
-      say('stopping ...');
-      const restarts = restartSummary();
-      if (restarts) say(restarts);
-      await sync.stop();
-      await stopMembers(ctx, members);
-      await haproxy.stop();
-      redis.disconnect();
-      await cluster.stop();
-      await statusServer.close();
-    })());
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(sig, () => {
-      stop().then(
-        () => process.exit(0),
-        (err: unknown) => {
-          process.stderr.write(`topology: stop failed: ${(err as Error).message}\n`);
-          process.exit(1);
-        },
-      );
-    });
-  }
 
   return {
     apiUrl,
