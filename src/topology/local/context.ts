@@ -33,6 +33,17 @@ export interface LocalTopologyOptions {
 /** Thrown by start-up steps once a stop was asked for. */
 export class Aborted extends Error {}
 
+/** Exits with `code` once `stop` has stopped everything; with 1, saying why, when it failed. */
+export function exitAfter(stop: () => Promise<void>, code: number): void {
+  stop().then(
+    () => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`topology: stop failed: ${(err as Error).message}\n`);
+      process.exit(1);
+    },
+  );
+}
+
 export class LaunchContext {
   /** Set once a stop was asked for: start-up steps end, exits are expected, restarts stop. */
   stopping = false;

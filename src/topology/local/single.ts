@@ -16,7 +16,7 @@ import type { RedisClusterHandle } from '../redis-cluster.ts';
 import { freePort } from '../redis-server.ts';
 import { serveStatus, statusFile, trackStatus } from '../status.ts';
 import { Supervisor } from '../supervisor.ts';
-import { Aborted, exampleRequest, type LaunchContext, type LaunchedTopology } from './context.ts';
+import { Aborted, exampleRequest, exitAfter, type LaunchContext, type LaunchedTopology } from './context.ts';
 import { makeMembers, restartSummary, startMember, stopMembers } from './members.ts';
 
 const PORTS = ['httpPort', 'tlsPort', 'statsPort', 'redisPort'] as const;
@@ -90,15 +90,7 @@ export async function launchSingle(ctx: LaunchContext): Promise<LaunchedTopology
       for (const c of cleanups.reverse())
         await c.run().catch((err: unknown) => say(`stopping ${c.what}: ${(err as Error).message}`));
     })());
-  const shutdown = (code: number) => {
-    stop().then(
-      () => process.exit(code),
-      (err: unknown) => {
-        process.stderr.write(`topology: stop failed: ${(err as Error).message}\n`);
-        process.exit(1);
-      },
-    );
-  };
+  const shutdown = (code: number) => exitAfter(stop, code);
   // Installed before anything starts: Ctrl-C during start-up also stops what was started.
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => shutdown(0));
 

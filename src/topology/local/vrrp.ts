@@ -20,7 +20,7 @@ import type net from 'node:net';
 import { hasExited, signalGroup, waitExit } from '../child-processes.ts';
 import { type NetnsStar, netnsExec } from '../netns.ts';
 import { type LauncherStatus, serveStatus, statusFile } from '../status.ts';
-import { Aborted, exampleRequest, type LaunchContext, type LaunchedTopology } from './context.ts';
+import { Aborted, exampleRequest, exitAfter, type LaunchContext, type LaunchedTopology } from './context.ts';
 import { boundPort, listenLoopback } from './forwarder.ts';
 import {
   type Forwarded,
@@ -230,15 +230,7 @@ export async function launchVrrp(ctx: LaunchContext, entry: string): Promise<Lau
       await statusServer?.close();
       if (left.length > 0) throw new Error(`could not delete network namespaces ${left.join(' ')}`);
     })());
-  const shutdown = (code: number) => {
-    stop().then(
-      () => process.exit(code),
-      (err: unknown) => {
-        process.stderr.write(`topology: stop failed: ${(err as Error).message}\n`);
-        process.exit(1);
-      },
-    );
-  };
+  const shutdown = (code: number) => exitAfter(stop, code);
   // Installed before anything is created: Ctrl-C during start-up also removes everything.
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(sig, () => {
