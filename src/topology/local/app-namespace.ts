@@ -16,14 +16,13 @@ import { loadOrCreateVrrpPassword } from '../keepalived/config.ts';
 import { ip, type NetnsStar, netnsExec } from '../netns.ts';
 import { freePort } from '../redis-server.ts';
 import { trackStatus } from '../status.ts';
-import { Aborted, type LaunchContext } from './context.ts';
+import { Aborted, type LaunchContext, type Register, undoableSteps } from './context.ts';
 import { forwardTo } from './forwarder.ts';
 import {
   checkScriptFor,
   infoOf,
   type LoadBalancer,
   loadBalancersOf,
-  type Register,
   startLoadBalancer,
 } from './load-balancers.ts';
 import { makeMembers, restartSummary, startMember, stopMembers } from './members.ts';
@@ -130,14 +129,7 @@ export async function runAppNamespace(ctx: LaunchContext, id: string): Promise<v
   process.stdout.on('error', () => undefined);
   process.stderr.on('error', () => undefined);
 
-  const cleanups: { what: string; run: () => Promise<void> }[] = [];
-  const register: Register = async (what, run) => {
-    if (ctx.stopping) {
-      await run().catch(() => undefined);
-      throw new Aborted();
-    }
-    cleanups.push({ what, run });
-  };
+  const { register, undoAll } = undoableSteps(ctx);
   const forwarders = new Set<net.Server>();
   const sockets = new Set<net.Socket>();
   let orphan = false;
@@ -153,9 +145,7 @@ export async function runAppNamespace(ctx: LaunchContext, id: string): Promise<v
       for (const s of forwarders) s.close();
       for (const s of sockets) s.destroy();
       await startup.catch(() => undefined);
-      for (const c of cleanups.reverse()) {
-        await c.run().catch((err: unknown) => ctx.say(`stopping ${c.what}: ${(err as Error).message}`));
-      }
+      await undoAll();
       if (orphan) {
         // The launcher is gone: nobody else will delete the namespaces.
         star.adopt();

@@ -33,6 +33,27 @@ export interface LocalTopologyOptions {
 /** Thrown by start-up steps once a stop was asked for. */
 export class Aborted extends Error {}
 
+/** Registers how to undo a start-up step; once a stop was asked for, undoes it at once (Aborted). */
+export type Register = (what: string, run: () => Promise<void>) => Promise<void>;
+
+/** The start-up steps taken, each with how to undo it: `register` adds one, `undoAll` undoes them newest first. */
+export function undoableSteps(ctx: LaunchContext): { register: Register; undoAll(): Promise<void> } {
+  const steps: { what: string; run: () => Promise<void> }[] = [];
+  return {
+    register: async (what, run) => {
+      if (ctx.stopping) {
+        await run().catch(() => undefined);
+        throw new Aborted();
+      }
+      steps.push({ what, run });
+    },
+    undoAll: async () => {
+      for (const s of steps.splice(0).reverse())
+        await s.run().catch((err: unknown) => ctx.say(`stopping ${s.what}: ${(err as Error).message}`));
+    },
+  };
+}
+
 /** Exits with `code` once `stop` has stopped everything; with 1, saying why, when it failed. */
 export function exitAfter(stop: () => Promise<void>, code: number): void {
   stop().then(

@@ -18,7 +18,7 @@ import { CHECK_HAPROXY_SCRIPT, keepalivedArgs, writeKeepalivedConfig } from '../
 import { logFile } from '../log-file.ts';
 import { type NetnsStar, netnsExec, type StarHost } from '../netns.ts';
 import { type SupervisedHandle, Supervisor } from '../supervisor.ts';
-import type { LaunchContext } from './context.ts';
+import type { LaunchContext, Register } from './context.ts';
 import { LB_ROLES, type LbInfo, scriptDir, VIP, VIP_PORTS } from './vrrp-plan.ts';
 
 export interface LoadBalancer {
@@ -32,9 +32,6 @@ export interface LoadBalancer {
   readonly socket: string;
   readonly keepalivedLog: string;
 }
-
-/** Registers how to undo a step (run in reverse order on stop). */
-export type Register = (what: string, run: () => Promise<void>) => Promise<void>;
 
 export function loadBalancersOf(ctx: LaunchContext, star: NetnsStar): LoadBalancer[] {
   return LB_ROLES.map((r) => {

@@ -16,7 +16,15 @@ import type { RedisClusterHandle } from '../redis-cluster.ts';
 import { freePort } from '../redis-server.ts';
 import { serveStatus, statusFile, trackStatus } from '../status.ts';
 import { Supervisor } from '../supervisor.ts';
-import { Aborted, exampleRequest, exitAfter, type LaunchContext, type LaunchedTopology } from './context.ts';
+import {
+  Aborted,
+  exampleRequest,
+  exitAfter,
+  type LaunchContext,
+  type LaunchedTopology,
+  type Register,
+  undoableSteps,
+} from './context.ts';
 import { makeMembers, restartSummary, startMember, stopMembers } from './members.ts';
 
 const PORTS = ['httpPort', 'tlsPort', 'statsPort', 'redisPort'] as const;
@@ -59,9 +67,6 @@ async function startLoopbackHaproxy(
 
 const haproxyLogOf = (ctx: LaunchContext) => path.join(ctx.logsDir, 'haproxy.log');
 
-/** How to undo a start-up step that succeeded; once a stop was asked for, it is undone at once. */
-type Undo = (what: string, run: () => Promise<void>) => Promise<void>;
-
 /**
  * Starts the single shape. Resolves undefined when start-up failed or a stop was asked for
  * meanwhile (what was started is then being stopped, and the process exits).
@@ -69,14 +74,7 @@ type Undo = (what: string, run: () => Promise<void>) => Promise<void>;
 export async function launchSingle(ctx: LaunchContext): Promise<LaunchedTopology | undefined> {
   const { say } = ctx;
   // Each step that succeeded, with how to undo it; stop() undoes them newest first.
-  const cleanups: { what: string; run: () => Promise<void> }[] = [];
-  const undo: Undo = async (what, run) => {
-    if (ctx.stopping) {
-      await run().catch(() => undefined);
-      throw new Aborted();
-    }
-    cleanups.push({ what, run });
-  };
+  const { register, undoAll } = undoableSteps(ctx);
   let startup: Promise<LaunchedTopology> | undefined;
   let stopping: Promise<void> | undefined;
   const stop = () =>
@@ -87,14 +85,13 @@ export async function launchSingle(ctx: LaunchContext): Promise<LaunchedTopology
       await startup?.catch(() => undefined);
       const restarts = restartSummary();
       if (restarts) say(restarts);
-      for (const c of cleanups.reverse())
-        await c.run().catch((err: unknown) => say(`stopping ${c.what}: ${(err as Error).message}`));
+      await undoAll();
     })());
   const shutdown = (code: number) => exitAfter(stop, code);
   // Installed before anything starts: Ctrl-C during start-up also stops what was started.
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => shutdown(0));
 
-  startup = startUp(ctx, undo, stop);
+  startup = startUp(ctx, register, stop);
   try {
     return await startup;
   } catch (err) {
@@ -106,7 +103,11 @@ export async function launchSingle(ctx: LaunchContext): Promise<LaunchedTopology
   }
 }
 
-async function startUp(ctx: LaunchContext, undo: Undo, stop: () => Promise<void>): Promise<LaunchedTopology> {
+async function startUp(
+  ctx: LaunchContext,
+  register: Register,
+  stop: () => Promise<void>,
+): Promise<LaunchedTopology> {
   const { opts, say } = ctx;
   // First: an explicit --status-port that is taken fails the launch before anything runs.
   const status = trackStatus({
@@ -116,10 +117,10 @@ async function startUp(ctx: LaunchContext, undo: Undo, stop: () => Promise<void>
     dataDir: opts.dataDir,
   });
   const statusServer = await serveStatus(status, opts.statusPort);
-  await undo('the status server', () => statusServer.close());
+  await register('the status server', () => statusServer.close());
   say('starting a Redis Cluster: 3 masters, 3 replicas, AOF on ...');
   const cluster = await ctx.startCluster();
-  await undo('the Redis Cluster', () => cluster.stop());
+  await register('the Redis Cluster', () => cluster.stop());
   const masters = cluster.nodes.filter((n) => n.role === 'master');
   const seeds = masters.map((n) => `${n.host}:${n.port}`).join(',');
 
@@ -140,17 +141,17 @@ async function startUp(ctx: LaunchContext, undo: Undo, stop: () => Promise<void>
       return startHaproxy({ configPath: first.configPath, socket, logFile: haproxyLogOf(ctx) });
     },
   });
-  await undo('HAProxy', () => haproxy.stop());
+  await register('HAProxy', () => haproxy.stop());
   const app = cluster.credentials.app;
   const redis = connectRedis({ clusterNodes: seeds.split(','), username: app.user, password: app.password });
-  await undo('the Redis connection', async () => redis.disconnect());
+  await register('the Redis connection', async () => redis.disconnect());
   const sync = syncBackends(redis, haproxyRuntime(socket), {
     onError: (err) => say(`haproxy sync: ${(err as Error).message}`),
   });
-  await undo('the HAProxy backend sync', () => sync.stop());
+  await register('the HAProxy backend sync', () => sync.stop());
 
   const members = await makeMembers(ctx, () => freePort());
-  await undo('the Switchboard processes', () => stopMembers(ctx, members));
+  await register('the Switchboard processes', () => stopMembers(ctx, members));
   for (const m of members) startMember(ctx, m, seeds, app, '127.0.0.1');
 
   const apiUrl = `http://127.0.0.1:${opts.httpPort}`;
