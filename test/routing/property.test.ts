@@ -496,41 +496,53 @@ const policySettingsArb = fc.record(
   },
   { requiredKeys: ['kind', 'offerTimeoutMs', 'wrapUpMs', 'missed', 'maxWaitMs'] },
 );
-const policyArb: fc.Arbitrary<Scenario> = fc.integer({ min: 3, max: 6 }).chain((n) =>
-  fc.record({
-    agents: fc.array(fc.record({ skills: leveledAgentSkillsArb(SMALL, 1, 3), capacity: capacityArb }), {
-      minLength: n,
-      maxLength: n,
-    }),
-    actions: fc
-      .tuple(
-        policySettingsArb.map((st) => ({ ...st, channels: ['chat', 'email', 'voice'] })),
-        fc.array(
-          fc.oneof(
-            { weight: 10, arbitrary: channelActionArb(n) },
-            { weight: 2, arbitrary: policySettingsArb },
-            // Agents go away now and then, so least-occupied can be switched to.
-            {
-              weight: 2,
-              arbitrary: fc.record({
-                kind: fc.constant('state' as const),
-                agent: fc.nat({ max: n - 1 }),
-                state: fc.constant('away' as const),
-              }),
-            },
+type Selection = 'longest-available' | 'most-skilled' | 'least-occupied';
+const SELECTIONS: Selection[] = ['longest-available', 'most-skilled', 'least-occupied'];
+/**
+ * The policy family, starting under the given selection: the family runs a share of its scenarios
+ * under each, so every selection decides something whatever the count and the seed (a random first
+ * selection left least-occupied out of all 10 scenarios of a run about one time in ten).
+ */
+const policyArb = (first: Selection): fc.Arbitrary<Scenario> =>
+  fc.integer({ min: 3, max: 6 }).chain((n) =>
+    fc.record({
+      agents: fc.array(fc.record({ skills: leveledAgentSkillsArb(SMALL, 1, 3), capacity: capacityArb }), {
+        minLength: n,
+        maxLength: n,
+      }),
+      actions: fc
+        .tuple(
+          policySettingsArb.map((st) => ({
+            ...st,
+            agentSelection: first,
+            channels: ['chat', 'email', 'voice'],
+          })),
+          fc.array(
+            fc.oneof(
+              { weight: 10, arbitrary: channelActionArb(n) },
+              { weight: 2, arbitrary: policySettingsArb },
+              // Agents go away now and then, so least-occupied can be switched to.
+              {
+                weight: 2,
+                arbitrary: fc.record({
+                  kind: fc.constant('state' as const),
+                  agent: fc.nat({ max: n - 1 }),
+                  state: fc.constant('away' as const),
+                }),
+              },
+            ),
+            { minLength: 40, maxLength: 120 },
           ),
-          { minLength: 40, maxLength: 120 },
-        ),
-      )
-      .map(([first, rest]): Action[] => [
-        first,
-        ...Array.from({ length: n }, (_, agent): Action => ({ kind: 'state', agent, state: 'available' })),
-        ...rest,
-      ]),
-    pacing: pacingArb,
-    alphabet: fc.constant(SMALL),
-  }),
-);
+        )
+        .map(([first, rest]): Action[] => [
+          first,
+          ...Array.from({ length: n }, (_, agent): Action => ({ kind: 'state', agent, state: 'available' })),
+          ...rest,
+        ]),
+      pacing: pacingArb,
+      alphabet: fc.constant(SMALL),
+    }),
+  );
 
 /** A hundred agents or more over several skill sets, under load. */
 const largeArb: fc.Arbitrary<Scenario> = fc.integer({ min: 100, max: 130 }).chain((n) =>
@@ -1036,8 +1048,10 @@ describe('Redis routing agrees with the model and the oracle', () => {
           channels: { ...channelStats, assignments: assignmentsSeen - before.assignmentsSeen },
         }),
       );
-      // The floors below are for 40 scenarios, scaled to the count run.
-      expect(assignmentsSeen - before.assignmentsSeen).toBeGreaterThan(channelRuns);
+      // The floors below are for 40 scenarios, scaled to the count run. Many contacts here need a
+      // channel nobody declared, so 10 scenarios (the cluster target's count) give 17 – 61
+      // assignments: the floor is one for every two scenarios.
+      expect(assignmentsSeen - before.assignmentsSeen).toBeGreaterThan(channelRuns / 2);
       // Agents with room per channel were given contacts; undeclared channels were refused.
       expect(channelStats.perChannelAssignments).toBeGreaterThan(channelRuns / 4);
       expect(channelStats.undeclared).toBeGreaterThan(0);
@@ -1052,14 +1066,18 @@ describe('Redis routing agrees with the model and the oracle', () => {
       const before = { assignmentsSeen };
       policyStats.aged = 0;
       policyStats.bySelection = {};
-      await fc.assert(fc.asyncProperty(policyArb, runScenario), familyRun('POLICY', policyRuns));
+      for (const first of SELECTIONS)
+        await fc.assert(
+          fc.asyncProperty(policyArb(first), runScenario),
+          familyRun('POLICY', Math.ceil(policyRuns / SELECTIONS.length)),
+        );
       console.log(
         JSON.stringify({ policy: { ...policyStats, assignments: assignmentsSeen - before.assignmentsSeen } }),
       );
       expect(assignmentsSeen - before.assignmentsSeen).toBeGreaterThan(policyRuns);
       // Each policy decided something: aged contacts assigned, and decisions under each selection.
       expect(policyStats.aged).toBeGreaterThan(policyRuns / 4);
-      for (const sel of ['longest-available', 'most-skilled', 'least-occupied'])
+      for (const sel of SELECTIONS)
         expect(policyStats.bySelection[sel] ?? 0, sel).toBeGreaterThan(policyRuns / 8);
     },
     timeoutMs(240_000),
