@@ -5,8 +5,14 @@
  * workload's figures at tiny sizes are checked on the runs of `bench all --tiny`
  * (bench-all.test.ts), which runs each with the same options as alone.
  */
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { runCli } from './run-cli.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 const bench = (args: readonly string[]) => runCli('bench', args);
 
@@ -48,5 +54,45 @@ describe('bench', () => {
     const misplaced = await bench(['seed', '--haproxy']);
     expect(misplaced.code).toBe(2);
     expect(misplaced.stderr).toMatch(/--haproxy: only for ingest and fanout/);
+  });
+
+  it("--switchboard runs another checkout's src/main.ts as the Switchboard process, and names a checkout it cannot run", async () => {
+    const other = mkdtempSync(path.join(tmpdir(), 'sb-other-checkout-'));
+    try {
+      const noMain = await bench(['e2e', '--switchboard', other]);
+      expect(noMain.code).toBe(2);
+      expect(noMain.stderr).toContain(`--switchboard: no src/main.ts in ${other}`);
+      // A main that says where it comes from and exits: the bench must report that it ran it.
+      mkdirSync(path.join(other, 'src'));
+      writeFileSync(
+        path.join(other, 'src', 'main.ts'),
+        "process.stderr.write('the main of the other checkout\\n');\nprocess.exit(3);\n",
+      );
+      const noPackages = await bench(['e2e', '--switchboard', other]);
+      expect(noPackages.code).toBe(2);
+      expect(noPackages.stderr).toContain(`--switchboard: ${other} has no node_modules`);
+      expect((await bench(['seed', '--switchboard', other])).stderr).toMatch(
+        /--switchboard: only for e2e, ingest and fanout/,
+      );
+      symlinkSync(path.join(ROOT, 'node_modules'), path.join(other, 'node_modules'));
+      const run = await bench([
+        'e2e',
+        '--switchboard',
+        other,
+        '--rate',
+        '10',
+        '--duration',
+        '0.2',
+        '--warmup',
+        '0',
+      ]);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain(`starting the Switchboard of ${other}`);
+      expect(run.stderr).toMatch(
+        /src\/main\.ts exited before it was ready:\s+the main of the other checkout/,
+      );
+    } finally {
+      rmSync(other, { recursive: true, force: true });
+    }
   });
 });

@@ -30,6 +30,8 @@ import type { Note } from './workspace.ts';
 
 export interface E2eOptions {
   readonly agents: number;
+  /** The root of another checkout whose src/main.ts runs as the Switchboard process (--switchboard). */
+  readonly switchboard?: string;
   /** Offered rates, contacts/s, run one after the other against the same process. */
   readonly rates: readonly number[];
   readonly duration: number;
@@ -150,8 +152,15 @@ async function processStats(agent: http.Agent, base: string): Promise<ProcessSta
  */
 const switchboardNodeFlags = (): string => process.env.BENCH_SWITCHBOARD_NODE_FLAGS ?? '';
 
-/** Starts Switchboard (all roles) in its own process, serving `workspace` only. */
-export function startSwitchboardProcess(redisUrl: string, workspace: string): Promise<ChildServer> {
+/**
+ * Starts Switchboard (all roles) in its own process, serving `workspace` only: this checkout's, or
+ * that of the checkout at `root` (--switchboard).
+ */
+export function startSwitchboardProcess(
+  redisUrl: string,
+  workspace: string,
+  root?: string,
+): Promise<ChildServer> {
   return startChild(
     'src/main.ts',
     {
@@ -170,8 +179,16 @@ export function startSwitchboardProcess(redisUrl: string, workspace: string): Pr
       WS_MAX_PER_INSTANCE: 'off',
     },
     '/health',
+    30_000,
+    root,
   );
 }
+
+/** How the notes name the Switchboard process a workload starts. */
+export const switchboardName = (root: string | undefined): string =>
+  root === undefined
+    ? 'Switchboard (src/main.ts, all roles)'
+    : `the Switchboard of ${root} (its src/main.ts, all roles)`;
 
 /**
  * Starts the bare anchor (bare-xadd.ts: one XADD per POST /contacts) in its own process on a key
@@ -195,9 +212,7 @@ export async function e2eWorkload(
   o: E2eOptions,
   note: Note,
 ): Promise<E2eFigures> {
-  note(
-    'starting Switchboard (node --import tsx src/main.ts, all roles) and the bare feed (bare-xadd.ts, BARE_FEED=1)',
-  );
+  note(`starting ${switchboardName(o.switchboard)} and the bare feed (bare-xadd.ts, BARE_FEED=1)`);
   const servers: ChildServer[] = [];
   // Reads Redis's own CPU time (INFO), nothing else.
   const observer = connectRedis({ url: redisUrl });
@@ -205,7 +220,7 @@ export async function e2eWorkload(
   const completeAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   const sockets: WebSocket[] = [];
   try {
-    const sb = await startSwitchboardProcess(redisUrl, workspace);
+    const sb = await startSwitchboardProcess(redisUrl, workspace, o.switchboard);
     servers.push(sb);
     const bareServer = await startBareHandler(redisUrl, workspace, true);
     servers.push(bareServer);

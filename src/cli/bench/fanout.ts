@@ -25,7 +25,7 @@ import { workspaceKeys } from '../../adapters/redis/keys.ts';
 import { SwitchboardClient } from '../../client/index.ts';
 import { pool } from '../sim/http.ts';
 import { round } from '../sim/stats.ts';
-import { startSwitchboardProcess } from './e2e.ts';
+import { startSwitchboardProcess, switchboardName } from './e2e.ts';
 import { openFeed } from './fanout-feed.ts';
 import { haproxyInFront } from './haproxy-front.ts';
 import { type ChildServer, childCommand, request, sleep } from './http.ts';
@@ -43,6 +43,8 @@ export interface FanoutOptions {
   readonly agents: number;
   /** Subscribers and commands through an HAProxy in front of Switchboard (haproxy-front.ts), as deployed. */
   readonly haproxy: boolean;
+  /** The root of another checkout whose src/main.ts runs as the Switchboard process (--switchboard). */
+  readonly switchboard?: string;
 }
 
 export interface FanoutFigures {
@@ -320,8 +322,8 @@ export async function fanoutWorkload(
   o: FanoutOptions,
   note: Note,
 ): Promise<FanoutFigures> {
-  note('starting Switchboard (node --import tsx src/main.ts, all roles)');
-  const sb = await startSwitchboardProcess(redisUrl, workspace);
+  note(`starting ${switchboardName(o.switchboard)}`);
+  const sb = await startSwitchboardProcess(redisUrl, workspace, o.switchboard);
   let front: ChildServer | undefined;
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   const redis = connectRedis({ url: redisUrl });

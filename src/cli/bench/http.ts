@@ -19,7 +19,7 @@ export interface ChildServer {
   stop(): Promise<void>;
 }
 
-/** The bench's builds of its child scripts, by script: each made once per bench process. */
+/** The bench's builds of its child scripts, by root and script: each made once per bench process. */
 const builds = new Map<string, Promise<readonly string[]>>();
 
 /**
@@ -28,37 +28,47 @@ const builds = new Map<string, Promise<readonly string[]>>();
  * (src/topology/local/main-build.ts), and removed when the bench exits: through tsx a child spends
  * about 1.7 s of CPU before it serves, on the cores the workloads measure, and `bench all` starts a
  * dozen. Through tsx when the build fails.
+ *
+ * `root`: another checkout to take `script` from (`--switchboard`). Its build is written here, so
+ * it runs with this checkout's packages: two versions compared differ in their code only.
  */
-export function childCommand(script: string): Promise<readonly string[]> {
-  let args = builds.get(script);
+export function childCommand(script: string, root = ROOT): Promise<readonly string[]> {
+  const key = JSON.stringify([root, script]);
+  let args = builds.get(key);
   if (!args) {
-    const outfile = path.join(BUILD_DIR, 'bench', `${path.basename(script, '.ts')}-${process.pid}.mjs`);
+    const other = root === ROOT ? '' : `-other${builds.size}`;
+    const outfile = path.join(
+      BUILD_DIR,
+      'bench',
+      `${path.basename(script, '.ts')}-${process.pid}${other}.mjs`,
+    );
     // Only this process's own files: other benches may be running from the same directory.
     process.once('exit', () => rmSync(outfile, { force: true }));
-    args = buildEntry(path.join(ROOT, script), outfile).then(
+    args = buildEntry(path.join(root, script), outfile).then(
       () => [outfile],
-      () => ['--import', 'tsx', script],
+      () => ['--import', 'tsx', path.join(root, script)],
     );
-    builds.set(script, args);
+    builds.set(key, args);
   }
   return args;
 }
 
 /**
- * Spawns `script` (a path relative to the repository root; see childCommand) with PORT set to a
- * free port, and waits until `GET <readyPath>` answers 200 (at most `timeoutMs`).
+ * Spawns `script` (a path relative to the repository root, or to `root`; see childCommand) with
+ * PORT set to a free port, and waits until `GET <readyPath>` answers 200 (at most `timeoutMs`).
  */
 export async function startChild(
   script: string,
   env: Record<string, string>,
   readyPath: string,
   timeoutMs = 30_000,
+  root?: string,
 ): Promise<ChildServer> {
   const port = await freePort();
   // BENCH_CPU_PROF=<dir>: each child writes a V8 CPU profile there when it exits (node --cpu-prof).
   const prof = process.env.BENCH_CPU_PROF;
   const nodeArgs = prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : [];
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, ...(await childCommand(script))], {
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, ...(await childCommand(script, root))], {
     cwd: ROOT,
     env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'ignore', 'pipe'],

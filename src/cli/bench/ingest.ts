@@ -13,7 +13,7 @@
  * Switchboard then stores, its fetch) would make the ratio measure the clients, not the servers.
  */
 import { percentile, round } from '../sim/stats.ts';
-import { startBareHandler, startSwitchboardProcess } from './e2e.ts';
+import { startBareHandler, startSwitchboardProcess, switchboardName } from './e2e.ts';
 import { haproxyInFront } from './haproxy-front.ts';
 import { type ChildServer, closedLoop, type LoadResult, request } from './http.ts';
 import type { Note } from './workspace.ts';
@@ -24,6 +24,8 @@ export interface IngestOptions {
   readonly warmup: number;
   /** Both sides behind an HAProxy each (haproxy-front.ts), as deployed. */
   readonly haproxy: boolean;
+  /** The root of another checkout whose src/main.ts runs as the Switchboard process (--switchboard). */
+  readonly switchboard?: string;
 }
 
 export interface IngestSide {
@@ -70,10 +72,10 @@ export async function ingestWorkload(
   o: IngestOptions,
   note: Note,
 ): Promise<IngestFigures> {
-  note('starting Switchboard (node --import tsx src/main.ts, all roles) and the bare fastify XADD handler');
+  note(`starting ${switchboardName(o.switchboard)} and the bare fastify XADD handler`);
   const servers: ChildServer[] = [];
   try {
-    const sbServer = await startSwitchboardProcess(redisUrl, workspace);
+    const sbServer = await startSwitchboardProcess(redisUrl, workspace, o.switchboard);
     servers.push(sbServer);
     const bareServer = await startBareHandler(redisUrl, workspace, false);
     servers.push(bareServer);

@@ -1,5 +1,6 @@
 /** `npm run bench` arguments: the workload and its options, every bad value named at once. */
 import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { defaultDispatcherOptions } from '../../dispatcher/dispatcher.ts';
 import { defaultProjectorOptions } from '../../projections/projector.ts';
 import { parseCommandLine } from '../sim/options.ts';
@@ -89,6 +90,9 @@ Options:
   --sizes <a,b,...>      split, wide, large: sizes to compare (split ${DEFAULT_SIZES.split.join(',')}; wide ${DEFAULT_SIZES.wide.join(',')}; large ${DEFAULT_SIZES.large.join(',')})
   --levels               split, wide, large, twin: the variant with proficiency levels (see above)
   --against <file>       twin: the other version of the dispatch step (a Lua file)
+  --switchboard <dir>    e2e, ingest, fanout: run the Switchboard process of another checkout (its
+                         src/main.ts, e.g. made by git worktree add <dir> <rev>) under this bench,
+                         to compare versions with the same load generator and figures
   --seed <n>             seed of the skills (default 42)
   --redis-url <url>      use this Redis instead of starting a private redis-server (split, wide,
                          large and policy time their steps with its SLOWLOG: they clear it and
@@ -179,6 +183,8 @@ export interface BenchOptions {
   readonly haproxy: boolean;
   /** twin: the other version's dispatch step file. */
   readonly against: string | undefined;
+  /** e2e, ingest, fanout: the root of another checkout whose src/main.ts runs as the Switchboard process. */
+  readonly switchboard: string | undefined;
 }
 
 export function parseBenchArgs(argv: readonly string[]): BenchOptions {
@@ -208,6 +214,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     levels: { type: 'boolean', default: false },
     haproxy: { type: 'boolean', default: false },
     against: { type: 'string' },
+    switchboard: { type: 'string' },
   });
   const named = values.workload ?? positionals[0] ?? 'seed';
   const workloadPositionals = values.workload === undefined ? 1 : 0;
@@ -293,6 +300,22 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     !values.haproxy || workload === 'ingest' || workload === 'fanout',
     '--haproxy: only for ingest and fanout',
   );
+  const switchboard = values.switchboard === undefined ? undefined : path.resolve(values.switchboard);
+  check.check(
+    switchboard === undefined || workload === 'e2e' || workload === 'ingest' || workload === 'fanout',
+    '--switchboard: only for e2e, ingest and fanout',
+  );
+  check.check(
+    switchboard === undefined || existsSync(path.join(switchboard, 'src', 'main.ts')),
+    `--switchboard: no src/main.ts in ${switchboard} (give the root of another checkout, e.g. git worktree add /tmp/other <rev>)`,
+  );
+  // Its modules find some packages' files from where they lie (createRequire(import.meta.url)).
+  check.check(
+    switchboard === undefined ||
+      !existsSync(path.join(switchboard, 'src', 'main.ts')) ||
+      existsSync(path.join(switchboard, 'node_modules')),
+    `--switchboard: ${switchboard} has no node_modules (run npm ci there, or link this checkout's: ln -s "$PWD/node_modules" ${switchboard}/node_modules)`,
+  );
   if (workload === 'decision')
     check.check(
       decisions + DECISION_WARMUP <= Math.min(...queues),
@@ -325,5 +348,6 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     levels: values.levels ?? false,
     haproxy: values.haproxy ?? false,
     against: values.against,
+    switchboard,
   };
 }

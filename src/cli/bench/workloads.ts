@@ -52,6 +52,9 @@ async function withClient<T>(
   }
 }
 
+/** The other checkout whose Switchboard a workload ran (--switchboard), when one was given. */
+const other = (o: BenchOptions) => (o.switchboard === undefined ? {} : { switchboard: o.switchboard });
+
 const shape = (workload: ShapeWorkload): WorkloadSpec => ({
   parameters: (o) => ({
     sizes: o.sizes,
@@ -103,6 +106,7 @@ const WORKLOADS: Record<Workload, WorkloadSpec> = {
       duration: o.duration,
       warmup: o.warmup,
       inFlight: o.inFlight,
+      ...other(o),
     }),
     run: async ({ url, workspace, o, note }) => {
       const e2e = await e2eWorkload(url, workspace, o, note);
@@ -116,6 +120,7 @@ const WORKLOADS: Record<Workload, WorkloadSpec> = {
       duration: o.duration,
       warmup: o.warmup,
       via: o.haproxy ? 'haproxy' : 'direct',
+      ...other(o),
     }),
     run: ({ url, workspace, o, note }) => ingestWorkload(url, workspace, o, note),
     ownsWorkspace: true,
@@ -128,6 +133,7 @@ const WORKLOADS: Record<Workload, WorkloadSpec> = {
       warmup: o.warmup,
       agents: o.agents,
       via: o.haproxy ? 'haproxy' : 'direct',
+      ...other(o),
     }),
     run: ({ url, workspace, o, note }) =>
       fanoutWorkload(url, workspace, { ...o, rate: o.rates[0] ?? 50 }, note),
