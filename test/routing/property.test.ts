@@ -444,32 +444,42 @@ const channelActionArb = (n: number): fc.Arbitrary<Action> =>
     },
   );
 
-const channelsArb: fc.Arbitrary<Scenario> = fc.integer({ min: 3, max: 6 }).chain((n) =>
-  fc.record({
-    agents: fc.array(fc.record({ skills: leveledAgentSkillsArb(SMALL, 1, 3), capacity: capacityArb }), {
-      minLength: n,
-      maxLength: n,
+/**
+ * 3 - 6 agents with levels and room per channel, made available after `first` (the workspace's
+ * settings), then `rest(n)`: the channel and policy families' scenarios.
+ */
+const leveledScenario = (
+  first: fc.Arbitrary<Action>,
+  rest: (n: number) => fc.Arbitrary<Action[]>,
+): fc.Arbitrary<Scenario> =>
+  fc.integer({ min: 3, max: 6 }).chain((n) =>
+    fc.record({
+      agents: fc.array(fc.record({ skills: leveledAgentSkillsArb(SMALL, 1, 3), capacity: capacityArb }), {
+        minLength: n,
+        maxLength: n,
+      }),
+      actions: fc
+        .tuple(first, rest(n))
+        .map(([settings, later]): Action[] => [
+          settings,
+          ...Array.from({ length: n }, (_, agent): Action => ({ kind: 'state', agent, state: 'available' })),
+          ...later,
+        ]),
+      pacing: pacingArb,
+      alphabet: fc.constant(SMALL),
     }),
-    actions: fc
-      .tuple(
-        fc.record({
-          kind: fc.constant('settings' as const),
-          offerTimeoutMs: fc.constantFrom(0, 30),
-          wrapUpMs: fc.constantFrom(0, 15),
-          missed: fc.constant('available' as const),
-          maxWaitMs: fc.constant(null),
-          channels: fc.constant<string[]>(['chat', 'voice']),
-        }),
-        fc.array(channelActionArb(n), { minLength: 40, maxLength: 120 }),
-      )
-      .map(([first, rest]): Action[] => [
-        first,
-        ...Array.from({ length: n }, (_, agent): Action => ({ kind: 'state', agent, state: 'available' })),
-        ...rest,
-      ]),
-    pacing: pacingArb,
-    alphabet: fc.constant(SMALL),
+  );
+
+const channelsArb: fc.Arbitrary<Scenario> = leveledScenario(
+  fc.record({
+    kind: fc.constant('settings' as const),
+    offerTimeoutMs: fc.constantFrom(0, 30),
+    wrapUpMs: fc.constantFrom(0, 15),
+    missed: fc.constant('available' as const),
+    maxWaitMs: fc.constant(null),
+    channels: fc.constant<string[]>(['chat', 'voice']),
   }),
+  (n) => fc.array(channelActionArb(n), { minLength: 40, maxLength: 120 }),
 );
 
 /**
@@ -504,44 +514,25 @@ const SELECTIONS: Selection[] = ['longest-available', 'most-skilled', 'least-occ
  * selection left least-occupied out of all 10 scenarios of a run about one time in ten).
  */
 const policyArb = (first: Selection): fc.Arbitrary<Scenario> =>
-  fc.integer({ min: 3, max: 6 }).chain((n) =>
-    fc.record({
-      agents: fc.array(fc.record({ skills: leveledAgentSkillsArb(SMALL, 1, 3), capacity: capacityArb }), {
-        minLength: n,
-        maxLength: n,
-      }),
-      actions: fc
-        .tuple(
-          policySettingsArb.map((st) => ({
-            ...st,
-            agentSelection: first,
-            channels: ['chat', 'email', 'voice'],
-          })),
-          fc.array(
-            fc.oneof(
-              { weight: 10, arbitrary: channelActionArb(n) },
-              { weight: 2, arbitrary: policySettingsArb },
-              // Agents go away now and then, so least-occupied can be switched to.
-              {
-                weight: 2,
-                arbitrary: fc.record({
-                  kind: fc.constant('state' as const),
-                  agent: fc.nat({ max: n - 1 }),
-                  state: fc.constant('away' as const),
-                }),
-              },
-            ),
-            { minLength: 40, maxLength: 120 },
-          ),
-        )
-        .map(([first, rest]): Action[] => [
-          first,
-          ...Array.from({ length: n }, (_, agent): Action => ({ kind: 'state', agent, state: 'available' })),
-          ...rest,
-        ]),
-      pacing: pacingArb,
-      alphabet: fc.constant(SMALL),
-    }),
+  leveledScenario(
+    policySettingsArb.map((st) => ({ ...st, agentSelection: first, channels: ['chat', 'email', 'voice'] })),
+    (n) =>
+      fc.array(
+        fc.oneof(
+          { weight: 10, arbitrary: channelActionArb(n) },
+          { weight: 2, arbitrary: policySettingsArb },
+          // Agents go away now and then, so least-occupied can be switched to.
+          {
+            weight: 2,
+            arbitrary: fc.record({
+              kind: fc.constant('state' as const),
+              agent: fc.nat({ max: n - 1 }),
+              state: fc.constant('away' as const),
+            }),
+          },
+        ),
+        { minLength: 40, maxLength: 120 },
+      ),
   );
 
 /** A hundred agents or more over several skill sets, under load. */
