@@ -28,10 +28,14 @@ import { type ChildServer, request, sleep, startChild } from './http.ts';
 import { mainThreadCpuUs } from './redis-time.ts';
 import type { Note } from './workspace.ts';
 
-export interface E2eOptions {
-  readonly agents: number;
-  /** The root of another checkout whose src/main.ts runs as the Switchboard process (--switchboard). */
+/** The workloads that start a Switchboard process: which checkout's (--switchboard; this one's when absent). */
+export interface SwitchboardChoice {
+  /** The root of another checkout whose src/main.ts runs as the Switchboard process. */
   readonly switchboard?: string;
+}
+
+export interface E2eOptions extends SwitchboardChoice {
+  readonly agents: number;
   /** Offered rates, contacts/s, run one after the other against the same process. */
   readonly rates: readonly number[];
   readonly duration: number;

@@ -25,7 +25,7 @@ import { workspaceKeys } from '../../adapters/redis/keys.ts';
 import { SwitchboardClient } from '../../client/index.ts';
 import { pool } from '../sim/http.ts';
 import { round } from '../sim/stats.ts';
-import { startSwitchboardProcess, switchboardName } from './e2e.ts';
+import { type SwitchboardChoice, startSwitchboardProcess, switchboardName } from './e2e.ts';
 import { openFeed } from './fanout-feed.ts';
 import { haproxyInFront } from './haproxy-front.ts';
 import { type ChildServer, childCommand, request, sleep } from './http.ts';
@@ -33,7 +33,7 @@ import type { Note } from './workspace.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
-export interface FanoutOptions {
+export interface FanoutOptions extends SwitchboardChoice {
   readonly subscribers: number;
   /** Contacts/s; each makes a ContactQueued and an AssignmentMade. */
   readonly rate: number;
@@ -43,8 +43,6 @@ export interface FanoutOptions {
   readonly agents: number;
   /** Subscribers and commands through an HAProxy in front of Switchboard (haproxy-front.ts), as deployed. */
   readonly haproxy: boolean;
-  /** The root of another checkout whose src/main.ts runs as the Switchboard process (--switchboard). */
-  readonly switchboard?: string;
 }
 
 export interface FanoutFigures {

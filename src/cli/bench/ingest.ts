@@ -13,19 +13,17 @@
  * Switchboard then stores, its fetch) would make the ratio measure the clients, not the servers.
  */
 import { percentile, round } from '../sim/stats.ts';
-import { startBareHandler, startSwitchboardProcess, switchboardName } from './e2e.ts';
+import { type SwitchboardChoice, startBareHandler, startSwitchboardProcess, switchboardName } from './e2e.ts';
 import { haproxyInFront } from './haproxy-front.ts';
 import { type ChildServer, closedLoop, type LoadResult, request } from './http.ts';
 import type { Note } from './workspace.ts';
 
-export interface IngestOptions {
+export interface IngestOptions extends SwitchboardChoice {
   readonly connections: number;
   readonly duration: number;
   readonly warmup: number;
   /** Both sides behind an HAProxy each (haproxy-front.ts), as deployed. */
   readonly haproxy: boolean;
-  /** The root of another checkout whose src/main.ts runs as the Switchboard process (--switchboard). */
-  readonly switchboard?: string;
 }
 
 export interface IngestSide {

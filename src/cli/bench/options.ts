@@ -305,17 +305,18 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     switchboard === undefined || workload === 'e2e' || workload === 'ingest' || workload === 'fanout',
     '--switchboard: only for e2e, ingest and fanout',
   );
-  check.check(
-    switchboard === undefined || existsSync(path.join(switchboard, 'src', 'main.ts')),
-    `--switchboard: no src/main.ts in ${switchboard} (give the root of another checkout, e.g. git worktree add /tmp/other <rev>)`,
-  );
-  // Its modules find some packages' files from where they lie (createRequire(import.meta.url)).
-  check.check(
-    switchboard === undefined ||
-      !existsSync(path.join(switchboard, 'src', 'main.ts')) ||
-      existsSync(path.join(switchboard, 'node_modules')),
-    `--switchboard: ${switchboard} has no node_modules (run npm ci there, or link this checkout's: ln -s "$PWD/node_modules" ${switchboard}/node_modules)`,
-  );
+  if (switchboard !== undefined) {
+    const hasMain = existsSync(path.join(switchboard, 'src', 'main.ts'));
+    check.check(
+      hasMain,
+      `--switchboard: no src/main.ts in ${switchboard} (give the root of another checkout, e.g. git worktree add /tmp/other <rev>)`,
+    );
+    // Its modules find some packages' files from where they lie (createRequire(import.meta.url)).
+    check.check(
+      !hasMain || existsSync(path.join(switchboard, 'node_modules')),
+      `--switchboard: ${switchboard} has no node_modules (run npm ci there, or link this checkout's: ln -s "$PWD/node_modules" ${switchboard}/node_modules)`,
+    );
+  }
   if (workload === 'decision')
     check.check(
       decisions + DECISION_WARMUP <= Math.min(...queues),
