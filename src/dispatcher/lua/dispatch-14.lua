@@ -82,6 +82,12 @@ local FIRST_TRY = 8 -- pool heads read under a contact's first skill before look
 -- argument with snprintf("%.17g"), about 0.3 us each, so steps give strings.
 local FIRST_TRY_ARG, WALK_ARG
 local work
+-- Skills (each as a pool-heads range: a skill, or "<channel>/<skill>") no available agent's pool
+-- holds, as this step found them. A dispatch step only takes agents out of pools (least-occupied
+-- moves an agent within the pool it is in), so a range found empty stays empty until the step
+-- ends: the channel range of a workspace whose agents all take any channel is read once a step,
+-- not once a decision.
+local no_heads
 -- The workspace's settings, read once a step: its channels, whether priority aging is in force,
 -- and its agent selection.
 local channels, aging, strategy
@@ -133,10 +139,14 @@ end
 -- skill too. The walk reads at most the number of distinct agent skill sets holding that skill (a
 -- limit).
 local function longest_available_in(skills)
+  for i = 1, #skills do
+    if no_heads[skills[i]] then return nil end
+  end
   if #skills == 1 then
     local lo, hi = lex_bounds(skills[1])
     local m = redis.call('ZRANGEBYLEX', K_PHEADS, lo, hi, 'LIMIT', '0', '1')[1]
     work = work + 1
+    if not m then no_heads[skills[1]] = true end
     return m and head_tail(m)
   end
   -- Any skill's range finds the same agent; the first skill's is tried briefly, then the rarest.
@@ -144,6 +154,7 @@ local function longest_available_in(skills)
   local lo, hi = lex_bounds(rarest)
   local first = redis.call('ZRANGEBYLEX', K_PHEADS, lo, hi, 'LIMIT', '0', FIRST_TRY_ARG)
   work = work + 1 + #first
+  if #first == 0 then no_heads[rarest] = true end
   local found = fits(first, needles(skills, rarest))
   if found or #first < FIRST_TRY then return found end
   local n
@@ -151,7 +162,10 @@ local function longest_available_in(skills)
     lo, hi = lex_bounds(skills[i])
     local c = redis.call('ZLEXCOUNT', K_PHEADS, lo, hi)
     work = work + 1
-    if c == 0 then return nil end
+    if c == 0 then
+      no_heads[skills[i]] = true
+      return nil
+    end
     if not n or c < n then rarest, n = skills[i], c end
   end
   lo, hi = lex_bounds(rarest)
@@ -688,7 +702,9 @@ local function tie_break(c, agent, order, at_head, after)
         local h, chosen, h_order, h_after = first_assignable(name, plain)
         if h and h_order == order and sorts_before(h.id, c.id) then
           local first = h.id == head_id
-          c, agent, at_head, after = h, chosen, first, first and h_after or nil
+          -- The member behind h is known only when h heads its queue (false: none behind).
+          c, agent, at_head, after = h, chosen, first, nil
+          if first then after = h_after end
         end
       end
     end
@@ -737,7 +753,9 @@ local function run()
           else
             local at_head = order == head_score
             local agent_id
-            c, agent_id, at_head, after = tie_break(c, chosen, order, at_head, at_head and after or nil)
+            -- `after` is the member behind a head (false: none, so taking it empties the queue).
+            if not at_head then after = nil end
+            c, agent_id, at_head, after = tie_break(c, chosen, order, at_head, after)
             assign(c, doc_get(K_AGENTS, agent_id), at_head, after)
           end
         end
@@ -844,6 +862,7 @@ local function step(KEYS, ARGV)
   -- What a step keeps once computed lasts the step only (the workspace's skill sets and
   -- channels are another step's, or another workspace's, next time).
   bare_of, levels_of, names_of, skills_of, held_of = {}, {}, {}, {}, {}
+  no_heads = {}
   widest_queued = nil
   deferred_reset()
   routing_reset()

@@ -1,0 +1,77 @@
+/**
+ * What one dispatch step reads, counted from SLOWLOG (each command a Lua step runs is logged at a
+ * 0 threshold): a step of several decisions for agents who all take any channel reads the
+ * channel's pool-heads range once, not once a decision (a range found empty stays empty while the
+ * step only takes agents); and the decision that takes the last contact of its queue knows nobody
+ * is behind it, so it does not read the queue again. The choices themselves are checked too.
+ */
+import { describe, expect, it } from 'vitest';
+import { appendCommand } from '../../src/adapters/redis/command-log.ts';
+import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
+import { defaultDispatcherOptions, dispatchPending } from '../../src/dispatcher/dispatcher.ts';
+import type { Command } from '../../src/domain/commands.ts';
+import { defaultProjectorOptions, ensureGroup, projectPending } from '../../src/projections/projector.ts';
+import { suiteRedis } from '../support/redis.ts';
+
+type SlowlogEntry = [id: number, at: number, us: number, args: string[], client: string, name: string];
+
+describe('the reads of a dispatch step', () => {
+  const suite = suiteRedis();
+
+  async function commands(workspace: string, list: Command[]): Promise<void> {
+    for (const command of list) await appendCommand(suite.redis, { workspace, command });
+    await projectPending(suite.redis, workspace, [], defaultProjectorOptions);
+  }
+
+  /** The ZRANGEBYLEX commands the next dispatch step runs, each as its arguments, in order. */
+  async function stepReads(workspace: string): Promise<{ made: number; reads: string[][] }> {
+    const { admin } = suite;
+    await admin.config('SET', 'slowlog-log-slower-than', '0');
+    await admin.config('SET', 'slowlog-max-len', '100000');
+    await admin.slowlog('RESET');
+    const made = await dispatchPending(suite.redis, workspace, defaultDispatcherOptions);
+    const log = (await admin.slowlog('GET', '-1')) as SlowlogEntry[];
+    await admin.config('SET', 'slowlog-log-slower-than', '10000');
+    await admin.slowlog('RESET');
+    const reads = log
+      .reverse()
+      .map((e) => e[3])
+      .filter((args) => args[0] === 'ZRANGEBYLEX');
+    return { made, reads };
+  }
+
+  it('reads an empty channel range once a step and an emptied queue not again', async () => {
+    const ws = `reads-${Date.now().toString(36)}`;
+    const k = workspaceKeys(ws);
+    await ensureGroup(suite.redis, ws);
+    const agents = ['a1', 'a2', 'a3', 'a4'];
+    await commands(ws, [
+      ...agents.map((id): Command => ({ type: 'RegisterAgent', agentId: id, skills: ['s'], capacity: 1 })),
+      ...agents.map((id): Command => ({ type: 'ChangeAgentState', agentId: id, state: 'available' })),
+    ]);
+    // Nothing is queued yet: the step has nothing to decide.
+    expect(await dispatchPending(suite.redis, ws, defaultDispatcherOptions)).toBe(0);
+    const contacts = ['c1', 'c2', 'c3'];
+    await commands(
+      ws,
+      contacts.map((id): Command => ({ type: 'QueueContact', contactId: id, skills: ['s'], priority: 0 })),
+    );
+
+    const { made, reads } = await stepReads(ws);
+    expect(made).toBe(3);
+    // Longest available first, in arrival order: a1, a2 and a3 became available in that order.
+    for (const [i, id] of contacts.entries()) {
+      const c = JSON.parse((await suite.redis.hget(k.contacts, id)) ?? '{}') as { agentId?: string };
+      expect(c.agentId).toBe(agents[i]);
+    }
+    expect(await suite.redis.zcard(k.queue)).toBe(0);
+
+    const on = (key: string, lo: string) => reads.filter((r) => r[1] === key && r[2] === lo).length;
+    // Agents who take any channel sit in the bare pool "s"; the channel's pool "voice/s" is empty.
+    expect(on(k.poolHeads, '[voice/s|')).toBe(1);
+    expect(on(k.poolHeads, '[s|')).toBe(3);
+    // The queue "voice/s": its head and the one behind it, once a decision; none after the last.
+    expect(on(k.skillSetQueues, '[voice/s|')).toBe(3);
+    expect(reads.filter((r) => r[1] === k.skillSetQueues && r[4] === 'LIMIT' && r[6] === '1')).toEqual([]);
+  });
+});
