@@ -387,6 +387,9 @@ handlers.RemoveAgent = function(c, at, pos, meta)
   return { status = 200, body = { id = a.id, removed = true, position = pos } }
 end
 
+-- The workspace's last arrival number and tick (meta "seq" and "tick") as this step left them.
+local arrival
+
 handlers.QueueContact = function(c, at, pos, meta)
   if doc_exists(K_CONTACTS, c.contactId) then
     return problem(409, 'contact-exists', 'Contact already exists',
@@ -394,10 +397,16 @@ handlers.QueueContact = function(c, at, pos, meta)
   end
   local channel = c.channel or 'voice'
   if not declared(channel) then return not_declared('channel "' .. channel .. '" is') end
-  local seq = redis.call('HINCRBY', K_META, 'seq', '1')
-  -- Its arrival tick (routing.lua): strictly increasing, so aged routing orders never tie.
-  local tick = math.max((at - TICK_EPOCH) * TICKS_PER_MS, tonumber(redis.call('HGET', K_META, 'tick') or '0') + 1)
-  redis.call('HSET', K_META, 'tick', int(tick))
+  -- Its arrival number and its arrival tick (routing.lua): strictly increasing, so aged routing
+  -- orders never tie. Read once a step (only this handler moves them), written at each arrival.
+  if not arrival then
+    local m = redis.call('HMGET', K_META, 'seq', 'tick')
+    arrival = { seq = tonumber(m[1] or '0'), tick = tonumber(m[2] or '0') }
+  end
+  local seq = arrival.seq + 1
+  local tick = math.max((at - TICK_EPOCH) * TICKS_PER_MS, arrival.tick + 1)
+  arrival.seq, arrival.tick = seq, tick
+  redis.call('HSET', K_META, 'seq', int(seq), 'tick', int(tick))
   local d = {
     id = c.contactId, skills = json_array(c.skills), channel = channel, priority = c.priority, state = 'queued',
     queuedAt = iso(at), position = pos, _seq = seq, _tick = int(tick), _attrs = c._attrs,
@@ -1006,6 +1015,7 @@ local function step(KEYS, ARGV)
   WORKSPACE_JSON = cjson.encode(WORKSPACE)
   meta_json = nil
   settings_cache = nil
+  arrival = nil
   DEFAULT_SETTINGS = default_settings()
   ended_queues, ended_order = {}, {}
   deferred_reset()

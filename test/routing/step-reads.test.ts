@@ -1,9 +1,11 @@
 /**
- * What one dispatch step reads, counted from SLOWLOG (each command a Lua step runs is logged at a
- * 0 threshold): a step of several decisions for agents who all take any channel reads the
+ * What the routing steps read, counted from SLOWLOG (each command a Lua step runs is logged at a
+ * 0 threshold). A dispatch step of several decisions for agents who all take any channel reads the
  * channel's pool-heads range once, not once a decision (a range found empty stays empty while the
- * step only takes agents); and the decision that takes the last contact of its queue knows nobody
- * is behind it, so it does not read the queue again. The choices themselves are checked too.
+ * step only takes agents), and the decision that takes the last contact of its queue knows nobody
+ * is behind it, so it does not read the queue again. A projector step that queues several contacts
+ * reads the workspace's arrival number and tick once, and writes them with one call per contact.
+ * What the steps decide and record is checked too.
  */
 import { describe, expect, it } from 'vitest';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
@@ -15,7 +17,7 @@ import { suiteRedis } from '../support/redis.ts';
 
 type SlowlogEntry = [id: number, at: number, us: number, args: string[], client: string, name: string];
 
-describe('the reads of a dispatch step', () => {
+describe('what a routing step reads', () => {
   const suite = suiteRedis();
 
   async function commands(workspace: string, list: Command[]): Promise<void> {
@@ -23,21 +25,25 @@ describe('the reads of a dispatch step', () => {
     await projectPending(suite.redis, workspace, [], defaultProjectorOptions);
   }
 
-  /** The ZRANGEBYLEX commands the next dispatch step runs, each as its arguments, in order. */
-  async function stepReads(workspace: string): Promise<{ made: number; reads: string[][] }> {
+  /** What `run` returns, and every command Redis ran meanwhile (each as its arguments), in order. */
+  async function logged<T>(run: () => Promise<T>): Promise<{ result: T; calls: string[][] }> {
     const { admin } = suite;
     await admin.config('SET', 'slowlog-log-slower-than', '0');
     await admin.config('SET', 'slowlog-max-len', '100000');
     await admin.slowlog('RESET');
-    const made = await dispatchPending(suite.redis, workspace, defaultDispatcherOptions);
+    const result = await run();
     const log = (await admin.slowlog('GET', '-1')) as SlowlogEntry[];
     await admin.config('SET', 'slowlog-log-slower-than', '10000');
     await admin.slowlog('RESET');
-    const reads = log
-      .reverse()
-      .map((e) => e[3])
-      .filter((args) => args[0] === 'ZRANGEBYLEX');
-    return { made, reads };
+    return { result, calls: log.reverse().map((e) => e[3]) };
+  }
+
+  /** The ZRANGEBYLEX commands the next dispatch step runs. */
+  async function stepReads(workspace: string): Promise<{ made: number; reads: string[][] }> {
+    const { result, calls } = await logged(() =>
+      dispatchPending(suite.redis, workspace, defaultDispatcherOptions),
+    );
+    return { made: result, reads: calls.filter((args) => args[0] === 'ZRANGEBYLEX') };
   }
 
   it('reads an empty channel range once a step and an emptied queue not again', async () => {
@@ -73,5 +79,38 @@ describe('the reads of a dispatch step', () => {
     // The queue "voice/s": its head and the one behind it, once a decision; none after the last.
     expect(on(k.skillSetQueues, '[voice/s|')).toBe(3);
     expect(reads.filter((r) => r[1] === k.skillSetQueues && r[4] === 'LIMIT' && r[6] === '1')).toEqual([]);
+  });
+
+  it('reads the arrival number and tick once a projector step, and writes them once a contact', async () => {
+    const ws = `arrivals-${Date.now().toString(36)}`;
+    const k = workspaceKeys(ws);
+    await ensureGroup(suite.redis, ws);
+    const first = ['q1', 'q2'];
+    const rest = ['q3', 'q4', 'q5', 'q6'];
+    const queue = (id: string): Command => ({
+      type: 'QueueContact',
+      contactId: id,
+      skills: ['s'],
+      priority: 0,
+    });
+    await commands(ws, first.map(queue));
+    for (const id of rest) await appendCommand(suite.redis, { workspace: ws, command: queue(id) });
+    const { calls } = await logged(() => projectPending(suite.redis, ws, [], defaultProjectorOptions));
+    const onMeta = calls.filter(
+      (args) => args[1] === k.meta && (args.includes('seq') || args.includes('tick')),
+    );
+    // One step applied the four: one read of both counters, then one write of both per contact.
+    expect(onMeta).toEqual([
+      ['HMGET', k.meta, 'seq', 'tick'],
+      ...rest.map(() => ['HSET', k.meta, 'seq', expect.any(String), 'tick', expect.any(String)]),
+    ]);
+    // Numbers 1 to 6 in arrival order, across the two steps; ticks strictly increasing.
+    const docs = await Promise.all(
+      [...first, ...rest].map(async (id) => JSON.parse((await suite.redis.hget(k.contacts, id)) ?? '{}')),
+    );
+    expect(docs.map((d: { _seq: number }) => d._seq)).toEqual([1, 2, 3, 4, 5, 6]);
+    const ticks = docs.map((d: { _tick: string }) => BigInt(d._tick));
+    for (let i = 1; i < ticks.length; i++) expect(ticks[i]! > ticks[i - 1]!).toBe(true);
+    expect(await suite.redis.hmget(k.meta, 'seq', 'tick')).toEqual(['6', String(ticks.at(-1))]);
   });
 });
