@@ -4,8 +4,7 @@
  * channel's pool-heads range once, not once a decision (a range found empty stays empty while the
  * step only takes agents), and the decision that takes the last contact of its queue knows nobody
  * is behind it, so it does not read the queue again. A projector step that queues several contacts
- * reads the workspace's arrival number and tick once, and writes them with one call per contact;
- * a contact's document is written by a call that refuses an existing id, with no read before it.
+ * reads the workspace's arrival number and tick once, and writes them with one call per contact.
  * What the steps decide and record is checked too.
  */
 import { describe, expect, it } from 'vitest';
@@ -82,7 +81,7 @@ describe('what a routing step reads', () => {
     expect(reads.filter((r) => r[1] === k.skillSetQueues && r[4] === 'LIMIT' && r[6] === '1')).toEqual([]);
   });
 
-  it('reads the arrival number and tick once a projector step, writes them once a contact, and asks no existence first', async () => {
+  it('reads the arrival number and tick once a projector step, and writes them once a contact', async () => {
     const ws = `arrivals-${Date.now().toString(36)}`;
     const k = workspaceKeys(ws);
     await ensureGroup(suite.redis, ws);
@@ -113,9 +112,6 @@ describe('what a routing step reads', () => {
     const ticks = docs.map((d: { _tick: string }) => BigInt(d._tick));
     for (let i = 1; i < ticks.length; i++) expect(ticks[i]! > ticks[i - 1]!).toBe(true);
     expect(await suite.redis.hmget(k.meta, 'seq', 'tick')).toEqual(['6', String(ticks.at(-1))]);
-    // Nothing asks whether a contact exists: its document's write refuses an existing id.
-    expect(calls.filter((args) => args[0] === 'HEXISTS')).toEqual([]);
-    expect(calls.filter((args) => args[0] === 'HSETNX' && args[1] === k.contacts)).toHaveLength(4);
 
     // An id queued before is refused, and takes no arrival number; the next contact has the next.
     const q3 = await suite.redis.hget(k.contacts, 'q3');

@@ -391,17 +391,12 @@ end
 local arrival
 
 handlers.QueueContact = function(c, at, pos, meta)
-  local function exists()
+  if doc_exists(K_CONTACTS, c.contactId) then
     return problem(409, 'contact-exists', 'Contact already exists',
       'Contact "' .. c.contactId .. '" was queued before; use a new id.')
   end
   local channel = c.channel or 'voice'
-  if not declared(channel) then
-    -- A contact that exists is refused as such first (the document is written only once the rest
-    -- is settled, by a write that refuses an existing id: no other read on the way in).
-    if doc_exists(K_CONTACTS, c.contactId) then return exists() end
-    return not_declared('channel "' .. channel .. '" is')
-  end
+  if not declared(channel) then return not_declared('channel "' .. channel .. '" is') end
   -- Its arrival number and its arrival tick (routing.lua): strictly increasing, so aged routing
   -- orders never tie. Read once a step (only this handler moves them), written at each arrival.
   if not arrival then
@@ -410,35 +405,32 @@ handlers.QueueContact = function(c, at, pos, meta)
   end
   local seq = arrival.seq + 1
   local tick = math.max((at - TICK_EPOCH) * TICKS_PER_MS, arrival.tick + 1)
+  arrival.seq, arrival.tick = seq, tick
+  redis.call('HSET', K_META, 'seq', int(seq), 'tick', int(tick))
   local d = {
     id = c.contactId, skills = json_array(c.skills), channel = channel, priority = c.priority, state = 'queued',
     queuedAt = iso(at), position = pos, _seq = seq, _tick = int(tick), _attrs = c._attrs,
     _cmd = meta.commandId, maxWaitMs = c.maxWaitMs,
   }
   local wait = c.maxWaitMs or settings().maxWaitMs
-  local due = {}
   if wait ~= cjson.null then
     d._deadline = at + wait
     d.expiresAt = iso(d._deadline)
-    due[#due + 1] = { d._deadline, wait_timer(d) }
+    timer_add(d._deadline, wait_timer(d))
   end
   if c.steps then
     d.steps = steps_view(c.steps)
     d.step = 0
-    due[#due + 1] = { at + c.steps[1].afterMs, step_timer(d, 1) }
+    timer_add(at + c.steps[1].afterMs, step_timer(d, 1))
   end
   if c.preferredAgents then
     d.preferredAgents = json_array(c.preferredAgents)
     d._preferUntil = at + (c.preferredForMs or 30000)
     d.preferredUntil = iso(d._preferUntil)
-    due[#due + 1] = { d._preferUntil, preference_timer(d) }
+    timer_add(d._preferUntil, preference_timer(d))
   end
-  queue_key(d)
-  if not doc_create(K_CONTACTS, d) then return exists() end
-  arrival.seq, arrival.tick = seq, tick
-  redis.call('HSET', K_META, 'seq', int(seq), 'tick', int(tick))
-  for i = 1, #due do timer_add(due[i][1], due[i][2]) end
   queue_add(d)
+  doc_put(K_CONTACTS, d)
   stat_add('queued')
   local view = agent_body(d, pos)
   return reply(201, view, emit('ContactQueued', at, view))

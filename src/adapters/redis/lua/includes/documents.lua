@@ -14,21 +14,12 @@ end
 -- Documents hold no raw JSON and no number past 14 digits, so Redis's own encoder (C) writes them;
 -- it writes an empty list as {}, and activeContacts is the one list that can be empty (no string
 -- value can hold an unescaped quote, so the pattern matches only the field itself).
-local function doc_text(d)
+local function doc_put(hash, d)
   local s = cjson.encode(d)
   if d.activeContacts and #d.activeContacts == 0 then
     s = string.gsub(s, '"activeContacts":{}', '"activeContacts":[]', 1)
   end
-  return s
-end
-
-local function doc_put(hash, d)
-  redis.call('HSET', hash, d.id, doc_text(d))
-end
-
--- Writes a new document; false (nothing written) when one with its id exists.
-local function doc_create(hash, d)
-  return redis.call('HSETNX', hash, d.id, doc_text(d)) == 1
+  redis.call('HSET', hash, d.id, s)
 end
 
 local function doc_exists(hash, id)

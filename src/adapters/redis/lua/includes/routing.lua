@@ -287,8 +287,8 @@ local function queue_candidate(name)
   return 'q:' .. name
 end
 
--- Sets a contact's routing key for entering its queue now (`_key`: see priority aging above).
-local function queue_key(c)
+-- The contact enters its queue (the caller writes its document afterwards: its key is set here).
+local function queue_add(c)
   local w = priority_weight()
   if w then
     local p = 9 - c.priority
@@ -296,11 +296,6 @@ local function queue_key(c)
   else
     c._key = nil
   end
-end
-
--- The contact enters its queue (the caller writes its document afterwards: its key is set here).
-local function queue_add(c)
-  queue_key(c)
   local name = route_name(c)
   -- Contacts not every agent of their queue may take (turned down, or waiting for preferred agents).
   if c.excludedAgents or c.preferredAgents then excluded_add(1) end
