@@ -72,7 +72,7 @@ describe('bench', () => {
       expect(noPackages.code).toBe(2);
       expect(noPackages.stderr).toContain(`--switchboard: ${other} has no node_modules`);
       expect((await bench(['seed', '--switchboard', other])).stderr).toMatch(
-        /--switchboard: only for e2e, ingest and fanout/,
+        /--switchboard: only for e2e, ingest, fanout and steps/,
       );
       symlinkSync(path.join(ROOT, 'node_modules'), path.join(other, 'node_modules'));
       const run = await bench([
@@ -94,5 +94,47 @@ describe('bench', () => {
     } finally {
       rmSync(other, { recursive: true, force: true });
     }
+  });
+
+  it("steps times this checkout's steps against another's on one Redis, round by round, and needs the other", async () => {
+    const none = await bench(['steps', '--rounds', '3']);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain(
+      "--switchboard: steps compares this checkout's steps with another checkout's",
+    );
+    expect((await bench(['seed', '--rounds', '3'])).stderr).toContain('--rounds: only for steps');
+    const other = mkdtempSync(path.join(tmpdir(), 'sb-other-steps-'));
+    try {
+      const missing = await bench(['steps', '--switchboard', other]);
+      expect(missing.code).toBe(2);
+      expect(missing.stderr).toContain(`--switchboard: no src/projections/projector.ts in ${other}`);
+    } finally {
+      rmSync(other, { recursive: true, force: true });
+    }
+
+    // Against itself: the same steps on both sides, so the same decisions and costs of one order.
+    const run = await bench(['steps', '--switchboard', ROOT, '--rounds', '6', '--agents', '20', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const r = JSON.parse(run.stdout) as {
+      parameters: Record<string, unknown>;
+      figures: {
+        rounds: number;
+        this: Record<string, number>;
+        other: Record<string, number>;
+        ratio: Record<string, number>;
+      };
+    };
+    expect(r.parameters).toMatchObject({ agents: 20, rounds: 6, switchboard: path.resolve(ROOT) });
+    expect(r.figures.rounds).toBe(6);
+    expect(r.figures.this.decisions).toBeGreaterThan(0);
+    expect(r.figures.other.decisions).toBe(r.figures.this.decisions);
+    for (const side of [r.figures.this, r.figures.other])
+      for (const k of ['queueUs', 'dispatchUs', 'completeUs']) expect(side[k]).toBeGreaterThan(0);
+    expect(r.figures.this.cycleUs).toBeCloseTo(
+      r.figures.this.queueUs! + r.figures.this.dispatchUs! + r.figures.this.completeUs!,
+      0,
+    );
+    expect(r.figures.ratio.cycle).toBeGreaterThan(0.5);
+    expect(r.figures.ratio.cycle).toBeLessThan(2);
   });
 });

@@ -7,7 +7,7 @@ import { parseCommandLine } from '../sim/options.ts';
 import { DECISION_WARMUP } from './decision.ts';
 import { DEFAULT_SIZES, type ShapeWorkload } from './shapes.ts';
 
-export const USAGE = `Usage: npm run bench -- [seed|floor|contract|decision|e2e|ingest|split|wide|large|policy|twin|audit|replay|reference|cluster|timers|idle|all] [options]
+export const USAGE = `Usage: npm run bench -- [seed|floor|contract|decision|e2e|ingest|split|wide|large|policy|twin|steps|audit|replay|reference|cluster|timers|idle|all] [options]
 
 Workloads (BENCH.md):
   seed        dispatch drain: --contacts queued up front, --agents all available, zero handle time
@@ -42,6 +42,12 @@ Workloads (BENCH.md):
               queue (--sizes queued, default 1000; --agents; --decisions; --levels), each
               decision taken by both in turn; Redis time per step of each, and their ratio
               (private redis-server only: it loads the other version under this one's name)
+  steps       (not in all) this checkout's routing steps against another's (--switchboard <dir>) on
+              one Redis, in workspaces of their own with the same --agents (default 40),
+              --rounds rounds alternating between them (each: as many contacts as agents queued,
+              the agents made available, a dispatch step, the completions): Redis µs per queued
+              contact, decision and completion of each (commandstats), and this over the other
+              (private redis-server only: it resets Redis's statistics)
   audit       a log of --events events made through the Lua steps (--agents, default 200), then
               audited as npm run audit does, and replayed again from memory: events/s of each
   replay      a log of --events events (--agents, default 200) read back in order from the stream and
@@ -92,7 +98,9 @@ Options:
   --against <file>       twin: the other version of the dispatch step (a Lua file)
   --switchboard <dir>    e2e, ingest, fanout: run the Switchboard process of another checkout (its
                          src/main.ts, e.g. made by git worktree add <dir> <rev>) under this bench,
-                         to compare versions with the same load generator and figures
+                         to compare versions with the same load generator and figures; steps: the
+                         checkout whose steps this one's are compared with
+  --rounds <n>           steps: rounds of each checkout (default 300)
   --seed <n>             seed of the skills (default 42)
   --redis-url <url>      use this Redis instead of starting a private redis-server (split, wide,
                          large and policy time their steps with its SLOWLOG: they clear it and
@@ -117,6 +125,7 @@ export type Workload =
   | 'idle'
   | 'policy'
   | 'twin'
+  | 'steps'
   | ShapeWorkload;
 export const WORKLOADS: readonly Workload[] = [
   'seed',
@@ -139,7 +148,7 @@ export const WORKLOADS: readonly Workload[] = [
 ];
 
 /** Workloads that compare versions of Switchboard, not figures of this one: not in `all`. */
-export const COMPARISONS: readonly Workload[] = ['twin'];
+export const COMPARISONS: readonly Workload[] = ['twin', 'steps'];
 
 /**
  * Workloads that run on a private redis-server only, and why. They refuse --redis-url; `all`
@@ -148,6 +157,7 @@ export const COMPARISONS: readonly Workload[] = ['twin'];
 export const PRIVATE_ONLY: Partial<Record<Workload, string>> = {
   twin: "twin loads another dispatch library under this version's name",
   contract: "contract times its steps by resetting Redis's statistics (CONFIG RESETSTAT)",
+  steps: "steps times its steps by resetting Redis's statistics (CONFIG RESETSTAT)",
 };
 
 export const isShape = (w: Workload): w is ShapeWorkload => w === 'split' || w === 'wide' || w === 'large';
@@ -183,8 +193,13 @@ export interface BenchOptions {
   readonly haproxy: boolean;
   /** twin: the other version's dispatch step file. */
   readonly against: string | undefined;
-  /** e2e, ingest, fanout: the root of another checkout whose src/main.ts runs as the Switchboard process. */
+  /**
+   * e2e, ingest, fanout: the root of another checkout whose src/main.ts runs as the Switchboard
+   * process; steps: the checkout whose steps this one's are compared with.
+   */
   readonly switchboard: string | undefined;
+  /** steps: rounds of each checkout. */
+  readonly rounds: number;
 }
 
 export function parseBenchArgs(argv: readonly string[]): BenchOptions {
@@ -215,6 +230,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     haproxy: { type: 'boolean', default: false },
     against: { type: 'string' },
     switchboard: { type: 'string' },
+    rounds: { type: 'string' },
   });
   const named = values.workload ?? positionals[0] ?? 'seed';
   const workloadPositionals = values.workload === undefined ? 1 : 0;
@@ -301,22 +317,32 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     '--haproxy: only for ingest and fanout',
   );
   const switchboard = values.switchboard === undefined ? undefined : path.resolve(values.switchboard);
+  const runsOther = workload === 'e2e' || workload === 'ingest' || workload === 'fanout';
   check.check(
-    switchboard === undefined || workload === 'e2e' || workload === 'ingest' || workload === 'fanout',
-    '--switchboard: only for e2e, ingest and fanout',
+    switchboard === undefined || runsOther || workload === 'steps',
+    '--switchboard: only for e2e, ingest, fanout and steps',
+  );
+  check.check(
+    workload !== 'steps' || switchboard !== undefined,
+    "--switchboard: steps compares this checkout's steps with another checkout's; give its root (e.g. git worktree add /tmp/other <rev>)",
   );
   if (switchboard !== undefined) {
-    const hasMain = existsSync(path.join(switchboard, 'src', 'main.ts'));
+    // The Switchboard process (e2e, ingest, fanout), or the projector step's module (steps).
+    const needs =
+      workload === 'steps' ? path.join('src', 'projections', 'projector.ts') : path.join('src', 'main.ts');
+    const has = existsSync(path.join(switchboard, needs));
     check.check(
-      hasMain,
-      `--switchboard: no src/main.ts in ${switchboard} (give the root of another checkout, e.g. git worktree add /tmp/other <rev>)`,
+      has,
+      `--switchboard: no ${needs} in ${switchboard} (give the root of another checkout, e.g. git worktree add /tmp/other <rev>)`,
     );
     // Its modules find some packages' files from where they lie (createRequire(import.meta.url)).
     check.check(
-      !hasMain || existsSync(path.join(switchboard, 'node_modules')),
+      !has || existsSync(path.join(switchboard, 'node_modules')),
       `--switchboard: ${switchboard} has no node_modules (run npm ci there, or link this checkout's: ln -s "$PWD/node_modules" ${switchboard}/node_modules)`,
     );
   }
+  const rounds = count('rounds', values.rounds, 300, 100_000);
+  check.check(values.rounds === undefined || workload === 'steps', '--rounds: only for steps');
   if (workload === 'decision')
     check.check(
       decisions + DECISION_WARMUP <= Math.min(...queues),
@@ -350,5 +376,6 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     haproxy: values.haproxy ?? false,
     against: values.against,
     switchboard,
+    rounds,
   };
 }

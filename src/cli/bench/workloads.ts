@@ -19,6 +19,7 @@ import { referenceWorkload } from './reference.ts';
 import { replayWorkload } from './replay.ts';
 import { seedWorkload } from './seed.ts';
 import { policyWorkload, type ShapeWorkload, shapeWorkload } from './shapes.ts';
+import { stepsWorkload } from './steps.ts';
 import { timersWorkload } from './timers.ts';
 import { twinWorkload } from './twin.ts';
 import { dropWorkspace, type Note } from './workspace.ts';
@@ -204,6 +205,19 @@ const WORKLOADS: Record<Workload, WorkloadSpec> = {
             seed: o.seed,
             levels: o.levels,
           },
+          seededRandom,
+          note,
+        ),
+      ),
+  },
+  steps: {
+    parameters: (o) => ({ agents: o.agents, rounds: o.rounds, seed: o.seed, ...other(o) }),
+    run: ({ url, workspace, o, note }) =>
+      withClient(url, undefined, (redis) =>
+        stepsWorkload(
+          redis,
+          workspace,
+          { agents: o.agents, rounds: o.rounds, seed: o.seed, switchboard: o.switchboard ?? '' },
           seededRandom,
           note,
         ),

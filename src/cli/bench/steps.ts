@@ -1,0 +1,220 @@
+/**
+ * `steps`: this checkout's routing steps against another checkout's (`--switchboard <dir>`), by
+ * Redis's own clock. Both run on one Redis, each in a workspace of its own with the same agents,
+ * and the rounds alternate between them (which one goes first alternates too). In a round each
+ * queues the same contacts (as many as there are agents) and projects them, makes its agents
+ * available, runs a dispatch step and projects the completions of what it assigned. Each step is
+ * timed by Redis's commandstats (the µs of FCALL and EVALSHA, reset before the step), so both
+ * meet the machine's speed as it moves: two separate runs of `seed` differ by more than the few
+ * per cent a change to a step is worth, and the ratio of interleaved rounds does not.
+ */
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { type AppendRequest, appendCommand } from '../../adapters/redis/command-log.ts';
+import { workspaceKeys } from '../../adapters/redis/keys.ts';
+import type { RedisClient } from '../../adapters/redis/scripts.ts';
+import {
+  type DispatcherOptions,
+  defaultDispatcherOptions,
+  dispatchPending,
+} from '../../dispatcher/dispatcher.ts';
+import type { Command } from '../../domain/commands.ts';
+import {
+  defaultProjectorOptions,
+  ensureGroup,
+  type ProjectorOptions,
+  projectPending,
+} from '../../projections/projector.ts';
+import type { Rng } from '../sim/random.ts';
+import { availableCommands, type Note, queueCommands, registerCommands, seedAgents } from './workspace.ts';
+
+export interface StepsOptions {
+  readonly agents: number;
+  readonly rounds: number;
+  readonly seed: number;
+  /** The root of the other checkout. */
+  readonly switchboard: string;
+}
+
+/** Redis µs a step spends per command it applies or decision it makes. */
+export interface StepCosts {
+  readonly queueUs: number;
+  readonly dispatchUs: number;
+  readonly completeUs: number;
+  /** The three: one contact queued, assigned and completed. */
+  readonly cycleUs: number;
+  readonly decisions: number;
+}
+
+export interface StepsFigures {
+  readonly rounds: number;
+  readonly this: StepCosts;
+  readonly other: StepCosts;
+  /** This checkout's cost over the other's, per step and for the cycle (below 1: this is cheaper). */
+  readonly ratio: {
+    readonly queue: number;
+    readonly dispatch: number;
+    readonly complete: number;
+    readonly cycle: number;
+  };
+}
+
+/** What the workload calls of a checkout: its append, its steps and their default options. */
+interface Tree {
+  appendCommand(redis: RedisClient, req: AppendRequest): Promise<unknown>;
+  ensureGroup(redis: RedisClient, workspace: string): Promise<void>;
+  projectPending(
+    redis: RedisClient,
+    workspace: string,
+    delivered: string[],
+    opts: ProjectorOptions,
+  ): Promise<number>;
+  dispatchPending(redis: RedisClient, workspace: string, opts: DispatcherOptions): Promise<number>;
+  readonly defaultProjectorOptions: ProjectorOptions;
+  readonly defaultDispatcherOptions: DispatcherOptions;
+}
+
+const THIS: Tree = {
+  appendCommand,
+  ensureGroup,
+  projectPending,
+  dispatchPending,
+  defaultProjectorOptions,
+  defaultDispatcherOptions,
+};
+
+/** The other checkout's modules, loaded from its own files (they load its own Lua). */
+async function treeOf(root: string): Promise<Tree> {
+  const load = (file: string) => import(pathToFileURL(path.join(root, file)).href);
+  const [log, projector, dispatcher] = await Promise.all([
+    load('src/adapters/redis/command-log.ts'),
+    load('src/projections/projector.ts'),
+    load('src/dispatcher/dispatcher.ts'),
+  ]);
+  return {
+    appendCommand: log.appendCommand,
+    ensureGroup: projector.ensureGroup,
+    projectPending: projector.projectPending,
+    dispatchPending: dispatcher.dispatchPending,
+    defaultProjectorOptions: projector.defaultProjectorOptions,
+    defaultDispatcherOptions: dispatcher.defaultDispatcherOptions,
+  };
+}
+
+/** Redis µs inside Lua steps (Redis Functions, or scripts for a tree that runs them so) while `run` runs. */
+async function stepUs(redis: RedisClient, run: () => Promise<unknown>): Promise<number> {
+  await redis.config('RESETSTAT');
+  await run();
+  const info = await redis.info('commandstats');
+  let us = 0;
+  for (const m of info.matchAll(/^cmdstat_(?:fcall|evalsha|eval):calls=\d+,usec=(\d+)/gm)) us += Number(m[1]);
+  return us;
+}
+
+interface Side {
+  readonly tree: Tree;
+  readonly workspace: string;
+  lastEvent: string;
+  us: { queue: number; dispatch: number; complete: number };
+  counts: { queued: number; decisions: number; completed: number };
+}
+
+export async function stepsWorkload(
+  redis: RedisClient,
+  workspace: string,
+  o: StepsOptions,
+  random: (seed: number) => Rng,
+  note: Note,
+): Promise<StepsFigures> {
+  note(`loading the steps of ${o.switchboard}`);
+  const sides: Side[] = [
+    { tree: THIS, workspace: `${workspace}-this` },
+    { tree: await treeOf(o.switchboard), workspace: `${workspace}-other` },
+  ].map((s) => ({
+    ...s,
+    lastEvent: '0-0',
+    us: { queue: 0, dispatch: 0, complete: 0 },
+    counts: { queued: 0, decisions: 0, completed: 0 },
+  }));
+  const rng = random(o.seed);
+  const agents = seedAgents(o.agents, rng);
+  const append = (s: Side, commands: readonly Command[]) =>
+    Promise.all(commands.map((command) => s.tree.appendCommand(redis, { workspace: s.workspace, command })));
+  const project = (s: Side) =>
+    s.tree.projectPending(redis, s.workspace, [], { ...s.tree.defaultProjectorOptions, batch: 200 });
+  for (const s of sides) {
+    await s.tree.ensureGroup(redis, s.workspace);
+    await append(s, registerCommands(agents));
+    await project(s);
+  }
+
+  note(`${o.rounds} rounds of ${o.agents} contacts, alternating between this checkout and the other`);
+  for (let r = 0; r < o.rounds; r++) {
+    const contacts = queueCommands(o.agents, rng, `r${r + 1}`);
+    for (const s of r % 2 === 0 ? sides : [...sides].reverse()) {
+      await append(s, contacts);
+      s.us.queue += await stepUs(redis, () => project(s));
+      s.counts.queued += contacts.length;
+      await append(s, availableCommands(agents));
+      await project(s);
+      s.us.dispatch += await stepUs(redis, async () => {
+        s.counts.decisions += await s.tree.dispatchPending(redis, s.workspace, {
+          ...s.tree.defaultDispatcherOptions,
+          batch: 64,
+        });
+      });
+      // What it assigned, from its AssignmentMade events.
+      const events = (await redis.xrange(workspaceKeys(s.workspace).events, `(${s.lastEvent}`, '+')) as [
+        string,
+        string[],
+      ][];
+      s.lastEvent = events.at(-1)?.[0] ?? s.lastEvent;
+      const assigned = events
+        .filter(([, f]) => f[0] === 'type' && f[1] === 'AssignmentMade')
+        .map(([, f]) => (JSON.parse(f[3]!) as { data: { contactId: string } }).data.contactId);
+      await append(
+        s,
+        assigned.map((contactId): Command => ({ type: 'CompleteContact', contactId })),
+      );
+      s.us.complete += await stepUs(redis, () => project(s));
+      s.counts.completed += assigned.length;
+    }
+  }
+
+  const costs = (s: Side): StepCosts => {
+    const queueUs = s.us.queue / Math.max(1, s.counts.queued);
+    const dispatchUs = s.us.dispatch / Math.max(1, s.counts.decisions);
+    const completeUs = s.us.complete / Math.max(1, s.counts.completed);
+    return {
+      queueUs,
+      dispatchUs,
+      completeUs,
+      cycleUs: queueUs + dispatchUs + completeUs,
+      decisions: s.counts.decisions,
+    };
+  };
+  const [mine, theirs] = sides.map(costs) as [StepCosts, StepCosts];
+  if (mine.decisions !== theirs.decisions)
+    note(
+      `the two checkouts made different decisions (${mine.decisions} and ${theirs.decisions}): their rounds differ`,
+    );
+  const r1 = (c: StepCosts): StepCosts => ({
+    queueUs: Math.round(c.queueUs * 10) / 10,
+    dispatchUs: Math.round(c.dispatchUs * 10) / 10,
+    completeUs: Math.round(c.completeUs * 10) / 10,
+    cycleUs: Math.round(c.cycleUs * 10) / 10,
+    decisions: c.decisions,
+  });
+  const r3 = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
+  return {
+    rounds: o.rounds,
+    this: r1(mine),
+    other: r1(theirs),
+    ratio: {
+      queue: r3(mine.queueUs, theirs.queueUs),
+      dispatch: r3(mine.dispatchUs, theirs.dispatchUs),
+      complete: r3(mine.completeUs, theirs.completeUs),
+      cycle: r3(mine.cycleUs, theirs.cycleUs),
+    },
+  };
+}
