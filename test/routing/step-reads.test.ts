@@ -9,6 +9,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
+import { parseFields } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { defaultDispatcherOptions, dispatchPending } from '../../src/dispatcher/dispatcher.ts';
 import type { Command } from '../../src/domain/commands.ts';
@@ -121,7 +122,8 @@ describe('what a routing step reads', () => {
     const q7 = JSON.parse((await suite.redis.hget(k.contacts, 'q7')) ?? '{}') as { _seq: number };
     expect(q7._seq).toBe(7);
     const events = (await suite.redis.xrevrange(k.events, '+', '-', 'COUNT', 2)).map(
-      ([, f]) => JSON.parse(f[3]!) as { type: string; data: { status?: number; target?: string } },
+      ([, f]) =>
+        JSON.parse(parseFields(f).event!) as { type: string; data: { status?: number; target?: string } },
     );
     expect(events.map((e) => e.type)).toEqual(['ContactQueued', 'CommandRejected']);
     expect(events[1]!.data).toMatchObject({ status: 409, target: 'q3' });

@@ -11,6 +11,7 @@
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type AppendRequest, appendCommand } from '../../adapters/redis/command-log.ts';
+import { entryType, parseFields, type StreamEntry } from '../../adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../adapters/redis/keys.ts';
 import type { RedisClient } from '../../adapters/redis/scripts.ts';
 import {
@@ -26,6 +27,7 @@ import {
   projectPending,
 } from '../../projections/projector.ts';
 import type { Rng } from '../sim/random.ts';
+import { redisStats } from './redis-time.ts';
 import { availableCommands, type Note, queueCommands, registerCommands, seedAgents } from './workspace.ts';
 
 export interface StepsOptions {
@@ -105,10 +107,7 @@ async function treeOf(root: string): Promise<Tree> {
 async function stepUs(redis: RedisClient, run: () => Promise<unknown>): Promise<number> {
   await redis.config('RESETSTAT');
   await run();
-  const info = await redis.info('commandstats');
-  let us = 0;
-  for (const m of info.matchAll(/^cmdstat_(?:fcall|evalsha|eval):calls=\d+,usec=(\d+)/gm)) us += Number(m[1]);
-  return us;
+  return (await redisStats(redis)).evalUs;
 }
 
 interface Side {
@@ -164,14 +163,15 @@ export async function stepsWorkload(
         });
       });
       // What it assigned, from its AssignmentMade events.
-      const events = (await redis.xrange(workspaceKeys(s.workspace).events, `(${s.lastEvent}`, '+')) as [
-        string,
-        string[],
-      ][];
+      const events = (await redis.xrange(
+        workspaceKeys(s.workspace).events,
+        `(${s.lastEvent}`,
+        '+',
+      )) as StreamEntry[];
       s.lastEvent = events.at(-1)?.[0] ?? s.lastEvent;
       const assigned = events
-        .filter(([, f]) => f[0] === 'type' && f[1] === 'AssignmentMade')
-        .map(([, f]) => (JSON.parse(f[3]!) as { data: { contactId: string } }).data.contactId);
+        .filter((e) => entryType(e) === 'AssignmentMade')
+        .map((e) => (JSON.parse(parseFields(e[1]).event!) as { data: { contactId: string } }).data.contactId);
       await append(
         s,
         assigned.map((contactId): Command => ({ type: 'CompleteContact', contactId })),
