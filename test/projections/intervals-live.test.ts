@@ -78,24 +78,18 @@ async function realisticRun(ws: string): Promise<void> {
 }
 
 /**
- * Copies the event log of `from` to `to` in order, re-timed: the run's span is stretched over
- * `spanMs` from `startMs`, each entry keeping its fields (its data, waits and handle times as they
- * were measured).
+ * Copies the event log of `from` to `to` in order, re-timed: its entries spread evenly over `spanMs`
+ * from `startMs`, each keeping its fields (its data, waits and handle times as they were measured).
+ * Spread by their order, not by their times: a run whose time is mostly one pause (a slow machine
+ * waiting on an expiry) would otherwise put its entries in the first and last intervals only.
  */
 async function copyRetimed(redis: RedisClient, from: string, to: string, startMs: number, spanMs: number) {
   const entries = (await redis.xrange(workspaceKeys(from).events, '-', '+')) as StreamEntry[];
-  const first = Number(entries[0]![0].split('-')[0]);
-  const lastMs = Number(entries.at(-1)![0].split('-')[0]);
-  const scale = spanMs / Math.max(1, lastMs - first);
-  let prev = 0;
-  let seq = 0;
+  const gap = spanMs / Math.max(1, entries.length - 1);
   const batch = redis.pipeline();
-  for (const [id, fields] of entries) {
-    const ms = Math.max(prev, startMs + Math.round((Number(id.split('-')[0]) - first) * scale));
-    seq = ms === prev ? seq + 1 : 0;
-    prev = ms;
-    batch.xadd(workspaceKeys(to).events, `${ms}-${seq}`, ...fields);
-  }
+  entries.forEach(([, fields], i) => {
+    batch.xadd(workspaceKeys(to).events, `${startMs + Math.round(i * gap)}-0`, ...fields);
+  });
   await batch.exec();
   return entries.length;
 }
