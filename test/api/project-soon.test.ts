@@ -15,7 +15,9 @@ import { sleep, waitFor } from '../support/wait.ts';
 const SERVED = 'api-soon-served';
 const OTHER = 'api-soon-other';
 // The api and projector roles only: the projector serves SERVED, nothing serves OTHER.
-const api = inProcessApi([SERVED], { env: { ROLES: 'api,projector', COMMAND_TIMEOUT_MS: '400' } });
+// A command not applied within 1.5 s is answered 202 (two tests below wait for that): long enough
+// that a loaded machine does not turn the others' 201s into 202s.
+const api = inProcessApi([SERVED], { env: { ROLES: 'api,projector', COMMAND_TIMEOUT_MS: '1500' } });
 
 const post = (ws: string, id: string) =>
   api.running.api!.inject({
@@ -47,6 +49,7 @@ describe('the projector step behind the appends', () => {
       // A command just before the window restarts that wait, so none falls inside the window
       // (each command below restarts it again).
       expect((await post(SERVED, 'slow-warm-up')).statusCode).toBe(201);
+      const started = performance.now();
       await startScriptTiming(admin);
       const xacksBefore = await xacks();
       const readsBefore = await commandCalls(admin, 'xreadgroup');
@@ -55,9 +58,13 @@ describe('the projector step behind the appends', () => {
         await sleep(30); // the loop's read wakes for the entry meanwhile
       }
       await sleep(200);
+      // The window takes about 0.6 s; on a loaded machine it may outlast the loop's 2 s wait, and
+      // each wait that runs out adds a step of the loop's own and a read: those are allowed.
+      const waitsOut = Math.floor((performance.now() - started) / 2000);
       const steps = (await scriptCalls(admin)).filter((c) => c.name === 'project');
       // Each command's own step; the loop's wake-ups added none (they doubled the steps before).
-      expect(steps.length).toBe(10);
+      expect(steps.length).toBeGreaterThanOrEqual(10);
+      expect(steps.length).toBeLessThanOrEqual(10 + waitsOut);
       // Each step's time holds the commands it ran (XADD, XRANGE, HSET, ...) and its Lua around them.
       for (const s of steps) {
         expect(s.commandsUs).toBeGreaterThan(0);
@@ -72,7 +79,7 @@ describe('the projector step behind the appends', () => {
       expect((await xacks()) - xacksBefore).toBe(10);
       // Each command was appended by the step that applied it, which moved the group's delivery
       // point past it: the loop's blocked read never woke for one (it woke 10 times before).
-      expect((await commandCalls(admin, 'xreadgroup')) - readsBefore).toBe(0);
+      expect((await commandCalls(admin, 'xreadgroup')) - readsBefore).toBeLessThanOrEqual(waitsOut);
     } finally {
       admin.disconnect();
     }

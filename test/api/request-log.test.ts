@@ -246,7 +246,7 @@ describe("the command id in every line of a command's path", () => {
     };
     await start({ ROLES: 'projector' }, logs.projector, 'debug');
     await start({ ROLES: 'dispatcher' }, logs.dispatcher, 'debug');
-    api = await start({ ROLES: 'api', COMMAND_TIMEOUT_MS: '300' }, logs.api, 'info');
+    api = await start({ ROLES: 'api', COMMAND_TIMEOUT_MS: '1500' }, logs.api, 'info');
     // A standalone Redis has no replica: with replicated durability no command is confirmed.
     replicated = await start(
       { ROLES: 'api', DURABILITY: 'replicated', REPLICA_WAIT_MS: '50' },
@@ -360,7 +360,7 @@ describe("the command id in every line of a command's path", () => {
     for (const l of mine) expect(l).toMatchObject({ commandId, reqId: r.reqId });
     expect(mine[0]).toMatchObject({
       level: 30,
-      waitedMs: 300,
+      waitedMs: 1500,
       type: 'RegisterAgent',
       position: r.body.position,
     });

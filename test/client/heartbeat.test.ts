@@ -117,9 +117,11 @@ describe('the heartbeat on a raw feed', () => {
       expect(first.heartbeat.everyMs).toBe(EVERY_MS);
       expect(first.heartbeat.after).toMatch(/^\d+-\d+$/);
       expect(Number.isNaN(Date.parse(first.heartbeat.at))).toBe(false);
-      // Spaced by the interval (timers are never early; allow them to be late).
-      const gap = messages[1]!.at - messages[0]!.at;
-      expect(gap).toBeGreaterThanOrEqual(EVERY_MS - 50);
+      // Spaced by the interval (timers are never early; allow them to be late), by the server's
+      // clock: their arrival here may be delayed unevenly on a loaded machine.
+      const second = messages[1]!.body as { heartbeat: { at: string } };
+      const gap = Date.parse(second.heartbeat.at) - Date.parse(first.heartbeat.at);
+      expect(gap).toBeGreaterThanOrEqual(EVERY_MS - 5);
       expect(gap).toBeLessThan(EVERY_MS * 2);
 
       // An event, then the next heartbeat names its position; none comes while events flow.

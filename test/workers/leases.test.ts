@@ -16,7 +16,8 @@ describe('dispatcher leases', () => {
     const run = Date.now().toString(36);
     const mine = [1, 2, 3, 4].map((i) => `lease-${run}-${i}`);
     const theirs = [`lease-${run}-other`];
-    const opts = { ttlMs: 300, renewEveryMs: 100 };
+    // A lifetime ten ticks long: a tick delayed by a loaded machine does not let a lease lapse.
+    const opts = { ttlMs: 1000, renewEveryMs: 300 };
     const log = pino({ level: 'silent' });
     const a = new LeaseKeeper(suite.redis, `a-${run}`, log, opts);
     const b = new LeaseKeeper(suite.redis, `b-${run}`, log, opts);
