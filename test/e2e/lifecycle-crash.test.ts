@@ -151,10 +151,14 @@ describe('lifecycle timers through SIGKILLed dispatchers', () => {
         overdueFiredMs: Date.now() - at,
       });
     };
+    // The kills follow the load's progress, not the clock: a quarter and three fifths of the
+    // contacts queued, so a slow restart still leaves load (and timers) for the second.
+    const queuedAtLeast = (n: number) =>
+      waitFor(`${n} contacts queued`, () => load.queued >= n, { timeoutMs: 30_000, everyMs: 20 });
     const killing = (async () => {
-      await sleep(3_000);
+      await queuedAtLeast(80);
       await kill();
-      await sleep(3_000);
+      await queuedAtLeast(192);
       await kill();
     })();
 

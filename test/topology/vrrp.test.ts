@@ -71,9 +71,10 @@ const DOWN_TIMER_ADVERTS = process.env.SB_VRRP_DOWN_TIMER_ADVERTS
   ? Number(process.env.SB_VRRP_DOWN_TIMER_ADVERTS)
   : undefined;
 // Worst case from the configuration: detection fall x interval (2 x 2 s), then the backup's
-// master-down timer (3 adverts of 1 s + skew (256-100)/256 s), plus 0.7 s for GARP and polling.
+// master-down timer (3 adverts of 1 s + skew (256-100)/256 s), plus 1.2 s for GARP and polling
+// (each poll spawns `ip netns exec`, which a loaded machine can take a few hundred ms to run).
 const FAILOVER_BOUND_MS =
-  2 * 2000 + (DOWN_TIMER_ADVERTS ?? 3) * 1000 + Math.round(((256 - 100) / 256) * 1000) + 700;
+  2 * 2000 + (DOWN_TIMER_ADVERTS ?? 3) * 1000 + Math.round(((256 - 100) / 256) * 1000) + 1200;
 const ADDR = { lb1: '10.231.0.11', lb2: '10.231.0.12', cl: '10.231.0.50' } as const;
 
 let tmp: { dir: string; remove(): Promise<void> } | undefined;
