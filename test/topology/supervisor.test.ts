@@ -76,19 +76,20 @@ describe('the supervisor back-off and status', () => {
     dirs.push(d);
     const said: string[] = [];
     const seen: ComponentStatus[] = [];
-    // Ran 600 ms (past 300): attempt 1; the restart fails: attempt 2 (no reset); crashes at once:
-    // attempt 3; runs 600 ms again: attempt 1; then stays up.
-    const plan: (number | 'fail')[] = ['fail', 0, 0.6, 30];
+    // Ran 1.3 s (past 1 s): attempt 1; the restart fails: attempt 2 (no reset); crashes at once
+    // (well within 1 s, even on a loaded machine): attempt 3; runs 1.3 s again: attempt 1; then
+    // stays up.
+    const plan: (number | 'fail')[] = ['fail', 0, 1.3, 30];
     let attempts = 0;
     const current = trackStatus({ pid: process.pid, mode: 'single', startedAt: 'now', dataDir: d.dir });
     const served = await serveStatus(current, 0);
-    const sup = new Supervisor(child(0.6), {
+    const sup = new Supervisor(child(1.3), {
       name: 'reset-sleeper',
       kind: 'switchboard',
       say: (line) => said.push(line),
       stopping: () => false,
       firstDelayMs: 50,
-      resetAfterMs: 300,
+      resetAfterMs: 1000,
       restart: async () => {
         const next = plan[attempts++];
         if (next === 'fail' || next === undefined) throw new Error('boom');
