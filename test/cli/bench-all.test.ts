@@ -198,6 +198,9 @@ describe('bench all', () => {
     expect(f.p99Ms).toBeGreaterThanOrEqual(f.p50Ms!);
     expect(f.p999Ms).toBeGreaterThanOrEqual(f.p99Ms!);
     expect(f.maxMs).toBeGreaterThanOrEqual(f.p999Ms!);
+    // What the client waits for its 201 (the command applied), from the same send.
+    expect(f.answerP50Ms).toBeGreaterThan(0);
+    expect(f.answerP99Ms).toBeGreaterThanOrEqual(f.answerP50Ms!);
     expect(f.errors).toBe(0);
     expect(f.completeErrors).toBe(0);
     expect(f.unassigned).toBe(0);
@@ -208,6 +211,8 @@ describe('bench all', () => {
     expect(bare.unassigned).toBe(0);
     expect(bare.p50Ms).toBeGreaterThan(0);
     expect(bare.p99Ms).toBeGreaterThanOrEqual(bare.p50Ms!);
+    expect(bare.answerP50Ms).toBeGreaterThan(0);
+    expect(bare.answerP99Ms).toBeGreaterThanOrEqual(bare.answerP50Ms!);
     expect(bare.p50Ratio).toBeCloseTo(f.p50Ms! / bare.p50Ms!, 1);
     expect(bare.p99Ratio).toBeCloseTo(f.p99Ms! / bare.p99Ms!, 1);
   });

@@ -82,7 +82,14 @@ describe('benchRows', () => {
     run(
       'e2e',
       {},
-      { offeredPerS: 1000, achievedPerS: 990, p50Ms: 1.5, p99Ms: 7, bare: { p50Ms: 0.5, p99Ms: 3.5 } },
+      {
+        offeredPerS: 1000,
+        achievedPerS: 990,
+        p50Ms: 1.5,
+        p99Ms: 7,
+        answerP50Ms: 1.2,
+        bare: { p50Ms: 0.5, p99Ms: 3.5, answerP50Ms: 0.4 },
+      },
     ),
     run(
       'large',
@@ -149,6 +156,13 @@ describe('benchRows', () => {
       anchorValue: 3.5,
       ratio: 2,
       met: false,
+    });
+    expect(find("e2e at 1,000/s: the command's answer, p50")).toMatchObject({
+      value: 1.2,
+      anchor: 'bare feed: one XADD',
+      anchorValue: 0.4,
+      ratio: 3,
+      met: null,
     });
     expect(find('large: worst step, up to 100,000')).toMatchObject({
       value: 6,

@@ -54,6 +54,12 @@ export interface E2eRateFigures {
   readonly p999Ms: number | null;
   readonly maxMs: number | null;
   /**
+   * From just before a POST to its answer (the command applied: 201), p50 and p99: what the
+   * client sending contacts waits, where the latency above is what their agents wait.
+   */
+  readonly answerP50Ms: number | null;
+  readonly answerP99Ms: number | null;
+  /**
    * The part of the latency after the decision: from AssignmentMade's `at` (the dispatcher's
    * clock, ms precision) to its receipt, p50 and p99. The rest is the command's way to the decision.
    */
@@ -102,6 +108,9 @@ export interface E2eBareFigures {
   readonly p99Ms: number | null;
   readonly p999Ms: number | null;
   readonly maxMs: number | null;
+  /** From just before a POST to its answer (one XADD: 201), p50 and p99. */
+  readonly answerP50Ms: number | null;
+  readonly answerP99Ms: number | null;
   readonly errors: number;
   readonly unassigned: number;
   /** Switchboard's p50 over the bare feed's. */
@@ -298,6 +307,8 @@ export async function e2eWorkload(
       const api = apiOf(server);
       latencies = [];
       afterDecision = [];
+      // This run's POSTs only (an answer that comes after the run is in no run's figures).
+      const answered: number[] = [];
       completeErrors = 0;
       const total = Math.max(1, Math.round(rate * seconds));
       const interval = 1000 / rate;
@@ -327,7 +338,10 @@ export async function e2eWorkload(
           sentAt.set(id, s);
           request(postAgent, 'POST', `${api}/contacts`, { id, skills: ['s'] })
             .then(
-              (r) => r.status >= 200 && r.status < 300,
+              (r) => {
+                answered.push(performance.now() - s);
+                return r.status >= 200 && r.status < 300;
+              },
               () => false,
             )
             .then((good) => {
@@ -354,6 +368,7 @@ export async function e2eWorkload(
       const assigned = latencies.length;
       const sorted = [...latencies].sort((a, b) => a - b);
       const decided = [...afterDecision].sort((a, b) => a - b);
+      const answers = [...answered].sort((a, b) => a - b);
       return {
         offeredPerS: rate,
         sent: mine.length - failed.size,
@@ -362,6 +377,8 @@ export async function e2eWorkload(
         p99Ms: round(percentile(sorted, 99), 2),
         p999Ms: round(percentile(sorted, 99.9), 2),
         maxMs: round(sorted[sorted.length - 1] ?? null, 2),
+        answerP50Ms: round(percentile(answers, 50), 2),
+        answerP99Ms: round(percentile(answers, 99), 2),
         decisionToReceiptP50Ms: round(percentile(decided, 50), 2),
         decisionToReceiptP99Ms: round(percentile(decided, 99), 2),
         apiCpuUsPerContact:
@@ -425,6 +442,8 @@ function bareFigures(sb: E2eRateFigures, bare: E2eRateFigures): E2eBareFigures {
     p99Ms: bare.p99Ms,
     p999Ms: bare.p999Ms,
     maxMs: bare.maxMs,
+    answerP50Ms: bare.answerP50Ms,
+    answerP99Ms: bare.answerP99Ms,
     errors: bare.errors + bare.completeErrors,
     unassigned: bare.unassigned,
     p50Ratio: ratio(sb.p50Ms, bare.p50Ms),

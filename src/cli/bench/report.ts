@@ -277,6 +277,15 @@ const e2eRows: RowMaker = (run) => {
   return [
     row(`${at1k}: p50`, at(f, 'p50Ms'), 'ms', bare('p50Ms'), { on: 'figure', op: '<=', value: 2 }),
     row(`${at1k}: p99`, at(f, 'p99Ms'), 'ms', bare('p99Ms'), { on: 'figure', op: '<=', value: 5 }),
+    // What the client sending a contact waits for its 201 (the command applied); no target.
+    row(
+      `${at1k}: the command's answer, p50`,
+      at(f, 'answerP50Ms'),
+      'ms',
+      at(f, 'bare.answerP50Ms') === null
+        ? undefined
+        : { name: 'bare feed: one XADD', value: at(f, 'bare.answerP50Ms'), unit: 'ms' },
+    ),
     row(`${at1k}: achieved`, at(f, 'achievedPerS'), 'contacts/s', {
       name: 'offered',
       value: rate,
