@@ -115,8 +115,12 @@ describe('GET /state?at=', () => {
       })),
     );
     let contact = 0;
+    const hasOffer = (s: Sample) => s.contacts.some((c) => c.state === 'offered');
     for (let round = 0; round < 40; round++) {
       const live = await sample(r).catch(() => undefined);
+      // An offer lasts 150 ms at most: on a loaded machine the periodic samples below may all
+      // fall between offers, so the first round-start sample that holds one is kept as well.
+      if (live && hasOffer(live) && !samples.some(hasOffer)) samples.push(live);
       const commands: Command[] = [];
       // From round 8 on, contacts are offered first, agents wrap up, and contacts wait at most 1.5 s.
       if (round === 8)
@@ -160,7 +164,9 @@ describe('GET /state?at=', () => {
       if (round % 5 === 2) samples.push(await sample(r));
       await new Promise((resolve) => setTimeout(resolve, Math.floor(rng() * 15)));
     }
-    expect(samples.length).toBe(8);
+    // The 8 periodic samples, and perhaps the one holding an offer.
+    expect(samples.length).toBeGreaterThanOrEqual(8);
+    expect(samples.length).toBeLessThanOrEqual(9);
     // The samples saw contacts in the states of the lifecycle (expired ones at rest, below).
     const states = new Set(samples.flatMap((s) => s.contacts.map((c) => c.state)));
     for (const state of ['abandoned', 'assigned', 'completed', 'queued', 'offered'])
