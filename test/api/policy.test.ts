@@ -101,17 +101,22 @@ describe('routing steps', () => {
     const done = await until(ws, '/contacts/late', (c) => c.step === 2, 3000);
     expect(done).toMatchObject({ skills: ['General'], priority: 5 });
     await ok('POST', ws, '/agents', { id: 'gen', skills: ['General'] });
+    // Its step is due 1.5 s after it arrives: time enough, even on a loaded machine, for the
+    // requests below and its assignment to come first.
+    const STEP_MS = 1500;
     await ok('POST', ws, '/contacts', {
       id: 'quick',
       skills: ['General'],
-      steps: [{ afterMs: 150, skills: ['Other'] }],
+      steps: [{ afterMs: STEP_MS, skills: ['Other'] }],
     });
     await ok('POST', ws, '/agents/gen/state', { state: 'available' });
     expect((await until(ws, '/contacts/late', (c) => c.state === 'assigned')).agentId).toBe('gen');
     await ok('PATCH', ws, '/agents/gen', { capacity: 2 });
-    expect((await until(ws, '/contacts/quick', (c) => c.state === 'assigned')).agentId).toBe('gen');
+    const quick = await until(ws, '/contacts/quick', (c) => c.state === 'assigned');
+    expect(quick.agentId).toBe('gen');
     // Its step comes while it is assigned: nothing changes.
-    await new Promise((r) => setTimeout(r, 250));
+    const due = Date.parse(quick.queuedAt as string) + STEP_MS;
+    await new Promise((r) => setTimeout(r, Math.max(0, due - Date.now()) + 250));
     expect(await ok('GET', ws, '/contacts/quick')).toMatchObject({
       skills: ['General'],
       step: 0,
@@ -340,7 +345,8 @@ describe('preferred agents', () => {
       id: 'back',
       skills: ['Support'],
       preferredAgents: ['mine'],
-      preferredForMs: 400,
+      // Long enough for what follows to happen within it, even on a loaded machine.
+      preferredForMs: 2000,
     });
     expect(c).toMatchObject({ preferredAgents: ['mine'], state: 'queued' });
     await new Promise((r) => setTimeout(r, 100));
@@ -350,7 +356,7 @@ describe('preferred agents', () => {
     expect((await until(ws, '/contacts/next', (x) => x.state === 'assigned')).agentId).toBe('long');
     await ok('POST', ws, '/contacts/next/complete');
     // The preference ends: anyone eligible, so "long".
-    const ended = await until(ws, '/contacts/back', (x) => x.state === 'assigned', 3000);
+    const ended = await until(ws, '/contacts/back', (x) => x.state === 'assigned', 10_000);
     expect(ended.agentId).toBe('long');
     expect(ended.preferredAgents).toBeUndefined();
     const { events } = await ok('GET', ws, '/events?limit=1000&type=PreferenceEnded,AssignmentMade');

@@ -135,8 +135,9 @@ describe('HAProxy layer-7 Redis check', () => {
   });
 
   it('goes DOWN while the server is frozen (CLIENT PAUSE: port open, no reply) and UP after', async () => {
-    // The pause ends by itself after 2.5 s (no command needed to lift it).
-    await admin.call('CLIENT', 'PAUSE', '2500', 'ALL');
+    // The pause ends by itself after 4 s (no command needed to lift it); HAProxy marks the server
+    // DOWN after about 1.4 s, so DOWN lasts long enough to be seen on a loaded machine.
+    await admin.call('CLIENT', 'PAUSE', '4000', 'ALL');
     const t0 = Date.now();
     await until('DOWN', 'paused_down');
     const { elapsedMs } = await timed(
@@ -145,7 +146,7 @@ describe('HAProxy layer-7 Redis check', () => {
         everyMs: 25,
       }),
     );
-    timings.paused_upAfterPauseEnd = Date.now() - t0 - 2500;
+    timings.paused_upAfterPauseEnd = Date.now() - t0 - 4000;
     expect(elapsedMs).toBeGreaterThan(0);
   });
 
