@@ -270,10 +270,8 @@ const e2eRows: RowMaker = (run) => {
   const rate = at(f, 'offeredPerS');
   const at1k = `e2e at ${rate?.toLocaleString('en-US')}/s`;
   // The bare feed at the same rate, right after (bare-xadd.ts with BARE_FEED=1): the hops alone on this machine.
-  const bare = (p: string) =>
-    at(f, `bare.${p}`) === null
-      ? undefined
-      : { name: 'bare feed: XADD, XREAD, WebSocket', value: at(f, `bare.${p}`), unit: 'ms' };
+  const bare = (p: string, name = 'bare feed: XADD, XREAD, WebSocket') =>
+    at(f, `bare.${p}`) === null ? undefined : { name, value: at(f, `bare.${p}`), unit: 'ms' };
   return [
     row(`${at1k}: p50`, at(f, 'p50Ms'), 'ms', bare('p50Ms'), { on: 'figure', op: '<=', value: 2 }),
     row(`${at1k}: p99`, at(f, 'p99Ms'), 'ms', bare('p99Ms'), { on: 'figure', op: '<=', value: 5 }),
@@ -282,9 +280,7 @@ const e2eRows: RowMaker = (run) => {
       `${at1k}: the command's answer, p50`,
       at(f, 'answerP50Ms'),
       'ms',
-      at(f, 'bare.answerP50Ms') === null
-        ? undefined
-        : { name: 'bare feed: one XADD', value: at(f, 'bare.answerP50Ms'), unit: 'ms' },
+      bare('answerP50Ms', 'bare feed: one XADD'),
     ),
     row(`${at1k}: achieved`, at(f, 'achievedPerS'), 'contacts/s', {
       name: 'offered',
