@@ -1,9 +1,10 @@
 /**
  * A Lua step taking any number of keys (`<name>-any.lua`, such as the interval projection's) on a
  * Redis Cluster, called in the same tick as other commands for other slots: each reaches its own
- * node. Auto-pipelining would group the step by its first argument (the number of keys), so it is
- * sent alone (src/adapters/redis/scripts.ts); grouped, some pipelines mixed nodes and failed with
- * "All keys in the pipeline should belong to the same slots allocation group".
+ * node. The clients write each command when it is issued (src/adapters/redis/client.ts); under
+ * ioredis's auto-pipelining, which groups a step by its first argument (the number of keys), some
+ * pipelines mixed nodes and failed with "All keys in the pipeline should belong to the same slots
+ * allocation group".
  */
 import { describe, expect, it } from 'vitest';
 import { luaScript, runLua } from '../../src/adapters/redis/scripts.ts';

@@ -54,6 +54,35 @@ describe('bench', () => {
     const misplaced = await bench(['seed', '--haproxy']);
     expect(misplaced.code).toBe(2);
     expect(misplaced.stderr).toMatch(/--haproxy: only for ingest and fanout/);
+    const notE2e = await bench(['seed', '--cluster']);
+    expect(notE2e.code).toBe(2);
+    expect(notE2e.stderr).toMatch(/--cluster: only for e2e/);
+  });
+
+  it('e2e --cluster runs Switchboard on a private Redis Cluster and times it as on one Redis', async () => {
+    const run = await bench([
+      'e2e',
+      '--cluster',
+      '--rate',
+      '100',
+      '--duration',
+      '0.5',
+      '--warmup',
+      '0',
+      '--json',
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    const r = JSON.parse(run.stdout.trim()) as Result;
+    expect(r.parameters).toMatchObject({
+      rate: 100,
+      redis: 'private 3-master Redis Cluster, appendonly off',
+    });
+    const f = r.figures as unknown as Record<string, unknown>;
+    expect(f).toMatchObject({ sent: 50, errors: 0, unassigned: 0, completeErrors: 0 });
+    expect(f.p50Ms as number).toBeGreaterThan(0);
+    // Redis's CPU is read on the master holding the workspace: the contacts' steps ran there.
+    expect(f.redisCpuUsPerContact as number).toBeGreaterThan(0);
+    expect(f.bare).toMatchObject({ errors: 0, unassigned: 0 });
   });
 
   it("--switchboard runs another checkout's src/main.ts as the Switchboard process, and names a checkout it cannot run", async () => {

@@ -94,19 +94,10 @@ function define(redis: RedisClient, s: LuaScript): void {
   }
   if (known.has(s.command)) return;
   redis.defineCommand(s.command, s.keys === 'any' ? { lua: s.lua } : { numberOfKeys: s.keys, lua: s.lua });
-  // Auto-pipelining groups a command by its first argument, which for a step taking any number of
-  // keys is that number: on a cluster it could share a pipeline with another node's commands
-  // ("All keys in the pipeline should belong to the same slots allocation group"). Sent alone.
-  const ignored = (redis.options as { autoPipeliningIgnoredCommands?: string[] })
-    .autoPipeliningIgnoredCommands;
-  if (s.keys === 'any' && ignored && !ignored.includes(s.command)) ignored.push(s.command);
   known.add(s.command);
 }
 
-/**
- * Defines every step declared so far on a new client, before its first command: an auto-pipeline
- * made earlier in a tick would not know a command defined later in that tick.
- */
+/** Defines every step declared so far on a new client, before its first command. */
 export function defineDeclared(redis: RedisClient): void {
   for (const s of declaredScripts) define(redis, s);
 }

@@ -93,8 +93,14 @@ export const ALL_RUNS: Record<string, Record<Preset, string[][]>> = {
   },
   e2e: {
     tiny: [['--rate', '200', '--duration', '1', '--warmup', '0.5']],
-    quick: [['--rate', '1000', '--duration', '3']],
-    full: [['--rate', '1000']],
+    quick: [
+      ['--rate', '1000', '--duration', '3'],
+      ['--rate', '1000', '--duration', '3', '--cluster'],
+    ],
+    full: [
+      ['--rate', '1000'],
+      ['--rate', '1000', '--cluster'],
+    ],
   },
   ingest: {
     tiny: [

@@ -20,8 +20,9 @@
 import http from 'node:http';
 import WebSocket from 'ws';
 import { connectRedis } from '../../adapters/redis/client.ts';
-import { KEY_ROOT } from '../../adapters/redis/keys.ts';
+import { KEY_ROOT, workspaceKeys } from '../../adapters/redis/keys.ts';
 import { SwitchboardClient } from '../../client/index.ts';
+import { startRedisCluster } from '../../topology/redis-cluster.ts';
 import { pool } from '../sim/http.ts';
 import { percentile, round } from '../sim/stats.ts';
 import { type ChildServer, request, sleep, startChild } from './http.ts';
@@ -41,6 +42,11 @@ export interface E2eOptions extends SwitchboardChoice {
   readonly duration: number;
   readonly warmup: number;
   readonly inFlight: number;
+  /**
+   * Switchboard on a private 3-master Redis Cluster (no replicas, AOF off) instead of the
+   * workload's Redis; the bare feed and Redis's CPU figure on the master holding the workspace.
+   */
+  readonly cluster?: boolean;
 }
 
 export interface E2eRateFigures {
@@ -173,6 +179,7 @@ export function startSwitchboardProcess(
   redisUrl: string,
   workspace: string,
   root?: string,
+  clusterNodes?: readonly string[],
 ): Promise<ChildServer> {
   return startChild(
     'src/main.ts',
@@ -180,7 +187,10 @@ export function startSwitchboardProcess(
       ...(switchboardNodeFlags()
         ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${switchboardNodeFlags()}`.trim() }
         : {}),
-      REDIS_URL: redisUrl,
+      // A cluster without replicas (--cluster): acknowledged once the master has it, as on one Redis.
+      ...(clusterNodes
+        ? { REDIS_CLUSTER_NODES: clusterNodes.join(','), DURABILITY: 'local' }
+        : { REDIS_URL: redisUrl }),
       LOG_LEVEL: 'warn',
       WORKSPACES: workspace,
       DISCOVER_WORKSPACES: 'false',
@@ -225,17 +235,20 @@ export async function e2eWorkload(
   o: E2eOptions,
   note: Note,
 ): Promise<E2eFigures> {
+  const cluster = o.cluster ? await privateCluster(workspace, note) : undefined;
+  // On a cluster: the master holding the workspace's slot, where its keys and the bare feed's are.
+  const url = cluster?.masterUrl ?? redisUrl;
   note(`starting ${switchboardName(o.switchboard)} and the bare feed (bare-xadd.ts, BARE_FEED=1)`);
   const servers: ChildServer[] = [];
   // Reads Redis's own CPU time (INFO), nothing else.
-  const observer = connectRedis({ url: redisUrl });
+  const observer = connectRedis({ url });
   const postAgent = new http.Agent({ keepAlive: true, maxSockets: o.inFlight });
   const completeAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   const sockets: WebSocket[] = [];
   try {
-    const sb = await startSwitchboardProcess(redisUrl, workspace, o.switchboard);
+    const sb = await startSwitchboardProcess(url, workspace, o.switchboard, cluster?.seeds);
     servers.push(sb);
-    const bareServer = await startBareHandler(redisUrl, workspace, true);
+    const bareServer = await startBareHandler(url, workspace, true);
     servers.push(bareServer);
     const apiOf = (server: ChildServer) => `${server.base}/v1/workspaces/${encodeURIComponent(workspace)}`;
     note(`registering ${o.agents} agents (skill s), all available`);
@@ -431,6 +444,38 @@ export async function e2eWorkload(
     completeAgent.destroy();
     observer.disconnect();
     await Promise.all(servers.map((s) => s.stop()));
+    await cluster?.stop();
+  }
+}
+
+/**
+ * `--cluster`: a private Redis Cluster of 3 masters (no replicas, AOF off, the admin open, on
+ * loopback); its seeds, and the URL of the master holding `workspace`'s slot.
+ */
+async function privateCluster(
+  workspace: string,
+  note: Note,
+): Promise<{ seeds: string[]; masterUrl: string; stop(): Promise<void> }> {
+  note('starting a Redis Cluster of 3 masters (no replicas, AOF off)');
+  const cluster = await startRedisCluster({
+    masters: 3,
+    replicasPerMaster: 0,
+    args: ['--appendonly', 'no'],
+    openAdmin: true,
+  });
+  const seeds = cluster.nodes.map((n) => `${n.host}:${n.port}`);
+  const admin = connectRedis({ clusterNodes: seeds });
+  try {
+    const slot = (await admin.cluster('KEYSLOT', workspaceKeys(workspace).commands)) as number;
+    const ranges = await admin.cluster('SLOTS');
+    const owner = ranges.find(([from, to]) => slot >= from && slot <= to)?.[2];
+    if (!owner) throw new Error(`no master holds slot ${slot}`);
+    return { seeds, masterUrl: `redis://${owner[0]}:${owner[1]}`, stop: () => cluster.stop() };
+  } catch (err) {
+    await cluster.stop();
+    throw err;
+  } finally {
+    admin.disconnect();
   }
 }
 

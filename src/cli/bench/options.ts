@@ -90,6 +90,8 @@ Options:
   --connections <n>      ingest: concurrent keep-alive connections (default 50)
   --haproxy              ingest: both sides behind an HAProxy of their own (infra/haproxy's template);
                          fanout: the subscribers and commands through an HAProxy in front of Switchboard
+  --cluster              e2e: Switchboard on a private 3-master Redis Cluster (no replicas, AOF off);
+                         the bare feed and Redis's CPU figure on the master holding the workspace
   --subscribers <n>      fanout: WebSocket subscribers on the live feed (default 1000)
   --dispatch-batch <n>   decisions per dispatch step (default ${defaultDispatcherOptions.batch}, as DISPATCH_BATCH)
   --project-batch <n>    commands per projector step (default ${defaultProjectorOptions.batch}, as PROJECT_BATCH)
@@ -191,6 +193,8 @@ export interface BenchOptions {
   readonly levels: boolean;
   /** ingest: both sides behind an HAProxy each; fanout: Switchboard behind one (infra/haproxy's template). */
   readonly haproxy: boolean;
+  /** e2e: Switchboard on a private 3-master Redis Cluster. */
+  readonly cluster: boolean;
   /** twin: the other version's dispatch step file. */
   readonly against: string | undefined;
   /**
@@ -228,6 +232,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     offers: { type: 'boolean', default: false },
     levels: { type: 'boolean', default: false },
     haproxy: { type: 'boolean', default: false },
+    cluster: { type: 'boolean', default: false },
     against: { type: 'string' },
     switchboard: { type: 'string' },
     rounds: { type: 'string' },
@@ -316,6 +321,11 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     !values.haproxy || workload === 'ingest' || workload === 'fanout',
     '--haproxy: only for ingest and fanout',
   );
+  check.check(!values.cluster || workload === 'e2e', '--cluster: only for e2e');
+  check.check(
+    !values.cluster || redisUrl === undefined,
+    '--cluster: e2e starts its own Redis Cluster; leave out --redis-url',
+  );
   const switchboard = values.switchboard === undefined ? undefined : path.resolve(values.switchboard);
   const runsOther = workload === 'e2e' || workload === 'ingest' || workload === 'fanout';
   check.check(
@@ -374,6 +384,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     offers: values.offers ?? false,
     levels: values.levels ?? false,
     haproxy: values.haproxy ?? false,
+    cluster: values.cluster ?? false,
     against: values.against,
     switchboard,
     rounds,

@@ -268,7 +268,11 @@ const e2eRows: RowMaker = (run) => {
   const runs = (run.figures as { runs?: object[] } | null)?.runs;
   const f = runs ? (runs.find((r) => at(r, 'offeredPerS') === 1000) ?? runs[0]) : run.figures;
   const rate = at(f, 'offeredPerS');
-  const at1k = `e2e at ${rate?.toLocaleString('en-US')}/s`;
+  // A run with --cluster: Switchboard on a 3-master Redis Cluster (its parameters' `redis`).
+  const on = /Cluster/.test((run.parameters as { redis?: string }).redis ?? '')
+    ? ' on a 3-master cluster'
+    : '';
+  const at1k = `e2e${on} at ${rate?.toLocaleString('en-US')}/s`;
   // The bare feed at the same rate, right after (bare-xadd.ts with BARE_FEED=1): the hops alone on this machine.
   const bare = (p: string, name = 'bare feed: XADD, XREAD, WebSocket') =>
     at(f, `bare.${p}`) === null ? undefined : { name, value: at(f, `bare.${p}`), unit: 'ms' };

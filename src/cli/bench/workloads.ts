@@ -247,7 +247,12 @@ export async function runWorkload(
   const spec = WORKLOADS[o.workload];
   // A private server is empty; on a shared one, a workspace of our own, removed afterwards.
   const workspace = o.redisUrl ? `bench-${Date.now()}` : 'bench';
-  const parameters = { ...spec.parameters(o), redis: o.redisUrl ? 'external' : 'private, appendonly off' };
+  const redis = o.cluster
+    ? 'private 3-master Redis Cluster, appendonly off'
+    : o.redisUrl
+      ? 'external'
+      : 'private, appendonly off';
+  const parameters = { ...spec.parameters(o), redis };
   try {
     return { parameters, figures: await spec.run({ url, workspace, o, note }) };
   } finally {
