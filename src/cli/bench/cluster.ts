@@ -228,7 +228,7 @@ async function redisCpu(redis: RedisClient, mainThread = false): Promise<number>
 }
 
 /** The port of the master serving each slot, from CLUSTER SLOTS. */
-async function slotOwner(redis: RedisClient): Promise<(slot: number) => number | undefined> {
+export async function slotOwner(redis: RedisClient): Promise<(slot: number) => number | undefined> {
   const slots = await redis.cluster('SLOTS');
   return (slot) => {
     const range = slots.find(([from, to]) => slot >= from && slot <= to);

@@ -25,6 +25,7 @@ import { SwitchboardClient } from '../../client/index.ts';
 import { startRedisCluster } from '../../topology/redis-cluster.ts';
 import { pool } from '../sim/http.ts';
 import { percentile, round } from '../sim/stats.ts';
+import { slotOwner } from './cluster.ts';
 import { type ChildServer, request, sleep, startChild } from './http.ts';
 import { mainThreadCpuUs } from './redis-time.ts';
 import type { Note } from './workspace.ts';
@@ -467,10 +468,10 @@ async function privateCluster(
   const admin = connectRedis({ clusterNodes: seeds });
   try {
     const slot = (await admin.cluster('KEYSLOT', workspaceKeys(workspace).commands)) as number;
-    const ranges = await admin.cluster('SLOTS');
-    const owner = ranges.find(([from, to]) => slot >= from && slot <= to)?.[2];
-    if (!owner) throw new Error(`no master holds slot ${slot}`);
-    return { seeds, masterUrl: `redis://${owner[0]}:${owner[1]}`, stop: () => cluster.stop() };
+    const port = (await slotOwner(admin))(slot);
+    const master = cluster.nodes.find((n) => n.port === port);
+    if (!master) throw new Error(`no master holds slot ${slot}`);
+    return { seeds, masterUrl: `redis://${master.host}:${master.port}`, stop: () => cluster.stop() };
   } catch (err) {
     await cluster.stop();
     throw err;
