@@ -58,8 +58,9 @@ const start = (p: number) =>
       WORKSPACES: WS,
       DISCOVER_WORKSPACES: 'false',
       // The limits count over a connection of their own, which an instance stopping closes while
-      // requests may still be counting on it (ioredis then throws out of an auto-pipeline: "results[i]
-      // is not iterable"); this suite stops an instance under a page's polling, and tests no limit.
+      // requests may still be counting on it (under the auto-pipelining the clients used before,
+      // ioredis threw "results[i] is not iterable"); this suite stops an instance under a page's
+      // polling, and tests no limit.
       RATE_LIMIT: 'off',
       WS_MAX_PER_KEY: 'off',
     }),

@@ -131,8 +131,8 @@ export function installLimits(app: FastifyInstance, deps: LimitDeps): void {
   };
   if (counting) {
     redis.on('error', () => {}); // failures surface on the counts, which let the request through
-    // QUIT lets counts in flight get their replies: cutting the connection under the client's
-    // auto-pipelining can throw from inside ioredis, outside any request.
+    // QUIT lets counts in flight get their replies rather than failing them (under ioredis's
+    // auto-pipelining, which the clients no longer use, a cut even threw outside any request).
     app.addHook('onClose', (_app, done) => {
       redis
         .quit()
