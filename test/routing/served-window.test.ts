@@ -26,6 +26,17 @@ describe('the served window', () => {
     const k = workspaceKeys(ws);
     await ensureGroup(suite.redis, ws);
     const ids = Array.from({ length: 110 }, (_, i) => String(i).padStart(3, '0'));
+    const t0 = Date.now() + 1000;
+    const all = () => suite.redis.zrangebylex(k.served, '-', '+');
+    // Another queue's decision first: trimming A's window below leaves it be.
+    await send(ws, [
+      { type: 'RegisterAgent', agentId: 'z1', skills: ['B'], capacity: 1 },
+      { type: 'ChangeAgentState', agentId: 'z1', state: 'available' },
+      { type: 'QueueContact', contactId: 'b0', skills: ['B'], priority: 0 },
+    ]);
+    expect((await dispatchStep(suite.redis, ws, defaultDispatcherOptions, t0 - 1))[0]).toBe(1);
+    const [other] = await all();
+    expect(other).toMatch(/^voice\/B\|.*\|b0$/);
     await send(ws, [
       ...ids.map((i) => ({ type: 'RegisterAgent', agentId: `a${i}`, skills: ['A'], capacity: 1 }) as Command),
       ...ids.map((i) => ({ type: 'ChangeAgentState', agentId: `a${i}`, state: 'available' }) as Command),
@@ -35,8 +46,7 @@ describe('the served window', () => {
       { type: 'QueueContact', contactId: 'b1', skills: ['B'], priority: 0 },
     ]);
     const opts = { ...defaultDispatcherOptions, batch: 100 };
-    const t0 = Date.now() + 1000;
-    const members = () => suite.redis.zrangebylex(k.served, '-', '+');
+    const members = async () => (await all()).filter((m) => m.startsWith('voice/A|'));
     const of = (ms: string[], contact: string) => ms.some((m) => m.endsWith(`|${contact}`));
 
     // One step of 100 decisions: 64 stay, those trimming after each decision leaves (the last
@@ -44,7 +54,7 @@ describe('the served window', () => {
     expect((await dispatchStep(suite.redis, ws, opts, t0))[0]).toBe(100);
     const made = (await suite.redis.xrange(k.events, '-', '+'))
       .map(([, f]) => JSON.parse(f[3]!) as { type: string; data: { contactId: string; waitedMs: number } })
-      .filter((e) => e.type === 'AssignmentMade')
+      .filter((e) => e.type === 'AssignmentMade' && e.data.contactId !== 'b0')
       .map((e) => `voice/A|${String(t0).padStart(15, '0')}|${e.data.waitedMs}|${e.data.contactId}`);
     expect(made).toHaveLength(100);
     let now = await members();
@@ -57,5 +67,7 @@ describe('the served window', () => {
     expect((await readServed(suite.redis, ws, t0 + 360_000)).map((s) => s.queue)).toEqual(
       Array(10).fill('voice/A'),
     );
+    // B's decision was trimmed by none of A's steps (only a step deciding for B takes it out).
+    expect((await all()).filter((m) => !m.startsWith('voice/A|'))).toEqual([other]);
   });
 });

@@ -44,13 +44,16 @@ end
 -- of the last `window_ms` before `now`, at most `keep` (the newest). A step calls it once at its
 -- end for the queues it wrote, not per member: nobody reads the set within a step, so between
 -- steps it holds what trimming after each member would leave, and a step's cost grows with its
--- own writes, not with the set.
+-- own writes, not with the set. Past `keep`, the newest member beyond them is read (walking back
+-- `keep` members from the range's end) and the range is cut up to it: no count of the range and no
+-- member sent back one by one.
 local function window_trim(key, queues, now, window_ms, keep)
+  local skip = int(keep)
   for i = 1, #queues do
     local queue = queues[i]
     local lo, hi = '[' .. queue .. '|', '(' .. queue .. '|\255'
     redis.call('ZREMRANGEBYLEX', key, lo, '(' .. queue .. '|' .. string.format('%015d', now - window_ms))
-    local over = redis.call('ZLEXCOUNT', key, lo, hi) - keep
-    if over > 0 then redis.call('ZREM', key, unpack(redis.call('ZRANGEBYLEX', key, lo, hi, 'LIMIT', 0, over))) end
+    local past = redis.call('ZRANGE', key, hi, lo, 'BYLEX', 'REV', 'LIMIT', skip, '1')[1]
+    if past then redis.call('ZREMRANGEBYLEX', key, lo, '[' .. past) end
   end
 end
