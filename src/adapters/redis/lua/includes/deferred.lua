@@ -44,9 +44,9 @@ end
 -- of the last `window_ms` before `now`, at most `keep` (the newest). A step calls it once at its
 -- end for the queues it wrote, not per member: nobody reads the set within a step, so between
 -- steps it holds what trimming after each member would leave, and a step's cost grows with its
--- own writes, not with the set. Past `keep`, the newest member beyond them is read (walking back
--- `keep` members from the range's end) and the range is cut up to it: no count of the range and no
--- member sent back one by one.
+-- own writes, not with the set. The newest member older than the `keep` newest is read (Redis
+-- walks back `keep` members from the range's end) and, when there is one, the range is cut up to
+-- it: one call each, with no count of the range and no members sent back to be removed.
 local function window_trim(key, queues, now, window_ms, keep)
   local skip = int(keep)
   for i = 1, #queues do
