@@ -39,6 +39,9 @@ export interface ArchiverOptions {
 /** Temporary files older than this are leftovers of a killed writer (src/archive/store.ts `sweep`). */
 export const LEFTOVER_AGE_MS = 600_000;
 
+/** Most entries one read of a stream returns (a segment is read in as many reads as it needs). */
+export const READ_PAGE = 1000;
+
 /** The archive is behind Redis or damaged: this stream is not archived until someone looks. */
 export class ArchiveMismatchError extends Error {}
 
@@ -131,8 +134,7 @@ export class Archiver {
     const nowMs = Number(now[0]) * 1000 + Math.floor(Number(now[1]) / 1000);
     const checkpoint = stream === 'commands' ? await this.redis.hget(k.meta, 'applied') : '+';
     if (checkpoint === null) return 0;
-    const [len, page] = await this.read(key, tip ? `(${tip.last}` : '-', checkpoint);
-    const entries = page.slice(0, this.due(page, len, nowMs));
+    const entries = await this.dueEntries(key, tip ? `(${tip.last}` : '-', checkpoint, nowMs);
     if (entries.length === 0) return 0;
 
     const seg = encodeSegment({
@@ -170,34 +172,52 @@ export class Archiver {
   }
 
   /**
-   * How many of the first entries after the tip are past the retention (either limit). The stream
-   * holds no entry up to the tip here (it was just trimmed), so its length counts those after it.
+   * The first entries after the tip (`from`) that are past the retention, up to `checkpoint`
+   * (commands: the projector's; events: `+`), at most a segment of them. Only those are read:
+   * the count limit is known from the stream's length (the stream holds no entry up to the tip
+   * here, it was just trimmed, so its length counts those after it), the age limit is a position
+   * (entries before `now - age`), so a pass with nothing due reads no entry at all, and what is due
+   * comes in reads of at most READ_PAGE entries (each read holds Redis for its length only).
    */
-  private due(page: readonly StreamEntry[], len: number, nowMs: number): number {
+  private async dueEntries(
+    key: string,
+    from: string,
+    checkpoint: string,
+    nowMs: number,
+  ): Promise<StreamEntry[]> {
     const { ageMs, count } = this.opts.retention;
-    let n = 0;
-    if (count !== undefined) n = Math.max(0, Math.min(page.length, len - count));
-    if (ageMs !== undefined) {
-      // Positions are Redis' clock in ms: older than the age is a position before `now - age`.
-      const cut = `${nowMs - ageMs}-0`;
-      let aged = n;
-      while (aged < page.length && before(page[aged]![0], cut)) aged++;
-      n = aged;
-    }
+    const len = await this.redis.xlen(key);
     // The newest entry always stays, so the stream's last position is read from Redis alone.
-    return Math.max(0, Math.min(n, len - 1));
-  }
-
-  /** The stream's length and the entries after `from`, up to `to`, at most a segment of them. */
-  private async read(key: string, from: string, to: string): Promise<[number, StreamEntry[]]> {
-    const r = await this.redis
-      .multi()
-      .xlen(key)
-      .xrange(key, from, to, 'COUNT', this.opts.segmentEntries)
-      .exec();
-    if (!r) throw new Error(`the read of ${key} was aborted`);
-    for (const [err] of r) if (err) throw err;
-    return [Number(r[0]![1]), r[1]![1] as StreamEntry[]];
+    const most = Math.min(this.opts.segmentEntries, len - 1);
+    // Past the count: all but the newest `count` (entries appended since only come after them).
+    const byCount = count === undefined ? 0 : Math.min(most, Math.max(0, len - count));
+    // Past the age: positions are Redis' clock in ms, so older than the age is before `now - age`.
+    const cutMs = ageMs === undefined ? -1 : nowMs - ageMs;
+    const aged = cutMs > 0 ? `${cutMs}-0` : undefined;
+    const agedEnd =
+      aged === undefined
+        ? undefined
+        : checkpoint !== '+' && before(checkpoint, aged)
+          ? checkpoint
+          : `(${aged}`;
+    const out: StreamEntry[] = [];
+    let after = from;
+    // Reads up to `end`, until `upTo` entries are out; false once the range ran out first.
+    const readTo = async (end: string, upTo: number): Promise<boolean> => {
+      while (out.length < upTo) {
+        const want = Math.min(READ_PAGE, upTo - out.length);
+        const page = (await this.redis.xrange(key, after, end, 'COUNT', want)) as StreamEntry[];
+        out.push(...page);
+        if (page.length < want) return false;
+        after = `(${page.at(-1)![0]}`;
+      }
+      return true;
+    };
+    // Past the count first (a prefix, up to the checkpoint); then on, while before the cut. When the
+    // counted ones run into the checkpoint, nothing more is due (the aged ones are before it too).
+    if (!(await readTo(checkpoint, byCount))) return out;
+    if (agedEnd !== undefined) await readTo(agedEnd, most);
+    return out;
   }
 
   /** Trims the stream up to a durable segment's last entry, and marks it, in one step. */

@@ -1,0 +1,223 @@
+/**
+ * What an archiver's pass reads (docs/ARCHIVE.md, "What a pass costs"). With the default
+ * retention (24h) a busy stream holds a day of entries, nothing of it due: a pass reads no entry
+ * of it (the tree before read a whole segment, 10,000 entries a stream, every 10 s, only to find
+ * none due). What is due is read in reads of at most READ_PAGE entries, and it is exactly what a
+ * full read of the stream would have picked: past the count (all but the newest `count`), or past
+ * the age (before now − age), whichever reaches further; commands only up to the projector's
+ * checkpoint; the newest entry never; at most a segment.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { afterAll, describe, expect, it } from 'vitest';
+import { appendCommand } from '../../src/adapters/redis/command-log.ts';
+import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
+import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
+import { Archiver, READ_PAGE } from '../../src/archive/archiver.ts';
+import type { Retention } from '../../src/archive/retention.ts';
+import { before, decodeSegment, type LogStream } from '../../src/archive/segment.ts';
+import { DiskArchive } from '../../src/archive/store.ts';
+import { writeLog } from '../../src/cli/bench/audit-log.ts';
+import { defaultProjectorOptions, projectPending } from '../../src/projections/projector.ts';
+import { suiteRedis } from '../support/redis.ts';
+
+type SlowlogEntry = [id: number, at: number, us: number, args: string[], client: string, name: string];
+
+const log = pino({ level: 'silent' });
+const msOf = (id: string) => Number(id.split('-')[0]);
+const run = Date.now().toString(36);
+
+describe("an archiver's pass", () => {
+  const suite = suiteRedis();
+  const dirs: string[] = [];
+  let n = 0;
+  afterAll(async () => {
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+
+  async function store(): Promise<DiskArchive> {
+    const d = await mkdtemp(path.join(tmpdir(), 'sb-pass-'));
+    dirs.push(d);
+    return new DiskArchive(d);
+  }
+
+  const entries = async (key: string) => (await suite.redis.xrange(key, '-', '+')) as StreamEntry[];
+
+  /** Bytes Redis sent while `f` ran, less what asking costs (INFO's own reply, measured alike). */
+  async function bytesSent(f: () => Promise<unknown>): Promise<number> {
+    const sent = async () =>
+      Number(/total_net_output_bytes:(\d+)/.exec((await suite.admin.info('stats')) as string)![1]);
+    const a = await sent();
+    const b = await sent();
+    await f();
+    const c = await sent();
+    return c - b - (b - a);
+  }
+
+  it('with nothing due reads no entry of a long stream', async () => {
+    const ws = `pass-${run}-${++n}`;
+    const k = workspaceKeys(ws);
+    await writeLog(suite.redis, ws, { events: 3000, agents: 20, seed: 7 });
+    const streamBytes = await bytesSent(() => entries(k.events));
+    expect(streamBytes).toBeGreaterThan(300_000);
+    const archiver = new Archiver(suite.redis, await store(), log, {
+      retention: { ageMs: 86_400_000 },
+      segmentEntries: 10_000,
+      everyMs: 10_000,
+    });
+    let moved = -1;
+    const sent = await bytesSent(async () => {
+      moved = (await archiver.step(ws, 'commands')) + (await archiver.step(ws, 'events'));
+    });
+    expect(moved).toBe(0);
+    // The tree before read both streams whole here (the events alone: streamBytes).
+    expect(sent).toBeLessThan(2_000);
+
+    // Past a count of the newest 100, the rest is due: exactly that is read (and no more).
+    const byCount = new Archiver(suite.redis, await store(), log, {
+      retention: { count: 100, ageMs: 86_400_000 },
+      segmentEntries: 10_000,
+      everyMs: 10_000,
+    });
+    const before = await entries(k.events);
+    const moving = await bytesSent(async () =>
+      expect(await byCount.step(ws, 'events')).toBe(before.length - 100),
+    );
+    expect(moving).toBeLessThan(streamBytes);
+    expect(await entries(k.events)).toEqual(before.slice(-100));
+  });
+
+  /**
+   * A log with a gap of GAP_MS in its positions: the older part, then (after the gap) commands
+   * that queue contacts, some of them applied and the last few not. Copied into a fresh workspace
+   * (same positions, same checkpoint) for each retention tried.
+   */
+  const GAP_MS = 3000;
+  const AGE_MS = 1500;
+  async function gapped(): Promise<{ commands: StreamEntry[]; events: StreamEntry[]; applied: string }> {
+    const ws = `pass-${run}-${++n}`;
+    const k = workspaceKeys(ws);
+    await writeLog(suite.redis, ws, { events: 400, agents: 8, seed: 11 });
+    await new Promise((r) => setTimeout(r, GAP_MS));
+    for (let i = 0; i < 12; i++)
+      await appendCommand(suite.redis, {
+        workspace: ws,
+        command: { type: 'QueueContact', contactId: `after-gap-${i}`, skills: ['English'], priority: 1 },
+      });
+    await projectPending(suite.redis, ws, [], defaultProjectorOptions);
+    for (let i = 0; i < 3; i++)
+      await appendCommand(suite.redis, {
+        workspace: ws,
+        command: { type: 'QueueContact', contactId: `unapplied-${i}`, skills: ['English'], priority: 1 },
+      });
+    return {
+      commands: await entries(k.commands),
+      events: await entries(k.events),
+      applied: (await suite.redis.hget(k.meta, 'applied'))!,
+    };
+  }
+
+  async function copyOf(g: Awaited<ReturnType<typeof gapped>>): Promise<string> {
+    const ws = `pass-${run}-${++n}`;
+    const k = workspaceKeys(ws);
+    for (const [key, list] of [
+      [k.commands, g.commands],
+      [k.events, g.events],
+    ] as const)
+      for (const [id, fields] of list) await suite.redis.xadd(key, id, ...fields);
+    await suite.redis.hset(k.meta, 'applied', g.applied);
+    return ws;
+  }
+
+  /** What a full read of the stream picks (the rule as the tree before applied it to a whole page). */
+  function reference(
+    list: StreamEntry[],
+    upTo: string | undefined,
+    r: Retention,
+    segment: number,
+    nowMs: number,
+  ): StreamEntry[] {
+    const page = list.filter(([id]) => upTo === undefined || !before(upTo, id)).slice(0, segment);
+    let due = r.count === undefined ? 0 : Math.max(0, Math.min(page.length, list.length - r.count));
+    if (r.ageMs !== undefined) while (due < page.length && msOf(page[due]![0]) < nowMs - r.ageMs) due++;
+    return page.slice(0, Math.max(0, Math.min(due, list.length - 1)));
+  }
+
+  it('reads exactly what is due: past the count or the age, up to the checkpoint, a segment at most', async () => {
+    const g = await gapped();
+    const applied = g.commands.findIndex(([id]) => id === g.applied);
+    expect(applied).toBe(g.commands.length - 4);
+    const retentions: Retention[] = [
+      { ageMs: AGE_MS },
+      { count: 0 },
+      { count: 5 },
+      { count: 30, ageMs: AGE_MS },
+      { count: g.events.length - 2, ageMs: AGE_MS },
+      { ageMs: 86_400_000 },
+      { ageMs: 0 },
+    ];
+    for (const retention of retentions)
+      for (const segment of [10_000, 150])
+        for (const stream of ['commands', 'events'] as LogStream[]) {
+          const ws = await copyOf(g);
+          const archive = await store();
+          const archiver = new Archiver(suite.redis, archive, log, {
+            retention,
+            segmentEntries: segment,
+            everyMs: 10_000,
+          });
+          const time = async () => {
+            const [s, us] = await suite.redis.time();
+            return Number(s) * 1000 + Math.floor(Number(us) / 1000);
+          };
+          const t0 = await time();
+          const moved = await archiver.step(ws, stream);
+          const t1 = await time();
+          const list = stream === 'commands' ? g.commands : g.events;
+          const upTo = stream === 'commands' ? g.applied : undefined;
+          const names = await archive.list(ws, stream);
+          const written =
+            names.length === 0 ? [] : decodeSegment(await archive.read(ws, stream, names[0]!)).entries;
+          const what = `${stream}, ${JSON.stringify(retention)}, segment ${segment}`;
+          expect(written.length, what).toBe(moved);
+          // The rule at the pass's clock, which lies between t0 and t1 (the gap keeps them alike).
+          const early = reference(list, upTo, retention, segment, t0);
+          const late = reference(list, upTo, retention, segment, t1);
+          expect(
+            early.map(([id]) => id),
+            what,
+          ).toEqual(late.map(([id]) => id));
+          expect(
+            written.map(([id]) => id),
+            what,
+          ).toEqual(early.map(([id]) => id));
+        }
+  });
+
+  it(`reads a segment in reads of at most ${READ_PAGE} entries`, async () => {
+    const ws = `pass-${run}-${++n}`;
+    const k = workspaceKeys(ws);
+    await writeLog(suite.redis, ws, { events: 2600, agents: 20, seed: 3 });
+    const all = await entries(k.events);
+    const archiver = new Archiver(suite.redis, await store(), log, {
+      retention: { count: 0 },
+      segmentEntries: 2500,
+      everyMs: 10_000,
+    });
+    const { admin } = suite;
+    await admin.config('SET', 'slowlog-log-slower-than', '0');
+    await admin.config('SET', 'slowlog-max-len', '10000');
+    await admin.slowlog('RESET');
+    const moved = await archiver.step(ws, 'events');
+    const logged = (await admin.slowlog('GET', '-1')) as SlowlogEntry[];
+    await admin.config('SET', 'slowlog-log-slower-than', '10000');
+    await admin.slowlog('RESET');
+    expect(moved).toBe(2500);
+    const reads = logged.filter((e) => e[3][0]?.toUpperCase() === 'XRANGE').map((e) => Number(e[3][5]));
+    expect(reads.length).toBe(3);
+    expect(Math.max(...reads)).toBe(READ_PAGE);
+    expect(await entries(k.events)).toEqual(all.slice(2500));
+  });
+});
