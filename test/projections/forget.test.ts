@@ -1,7 +1,8 @@
 /**
  * Finished contacts' documents are forgotten once older than CONTACT_RETENTION: the archiver
  * appends ForgetContacts commands, the projector removes at most 500 documents per command, oldest
- * first (ties by id), and says which in a ContactsForgotten fact. The model decides the same
+ * first (ties by id), and says which in a ContactsForgotten fact; a backlog of them is applied a
+ * command a step, so no step removes more than 500. The model decides the same
  * commands the same way, so the auditor and the rebuild find nothing wrong, and an id forgotten
  * can be used again.
  */
@@ -15,7 +16,7 @@ import { rebuildWorkspace } from '../../src/cli/rebuild/rebuild.ts';
 import { dispatchPending } from '../../src/dispatcher/dispatcher.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { contactsToForget } from '../../src/domain/model.ts';
-import { ensureGroup, projectPending } from '../../src/projections/projector.ts';
+import { defaultProjectorOptions, ensureGroup, projectPending } from '../../src/projections/projector.ts';
 import { suiteRedis } from '../support/redis.ts';
 import { sleep } from '../support/wait.ts';
 
@@ -97,7 +98,12 @@ describe('finished contacts are forgotten after CONTACT_RETENTION', () => {
     }
     await sleep(5);
     expect(await forgetFinishedContacts(suite.redis, ws, 0)).toBe(3);
-    await projectPending(suite.redis, ws);
+    // A command a step: no step removes more than 500 documents (the next step follows at once).
+    const steps: number[] = [];
+    await projectPending(suite.redis, ws, [], defaultProjectorOptions, (applied) => {
+      steps.push(applied);
+    });
+    expect(steps).toEqual([1, 1, 1]);
     const { events } = await readEvents(suite.redis, ws, {
       limit: 1000,
       types: new Set(['ContactsForgotten']),

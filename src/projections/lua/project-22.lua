@@ -41,6 +41,10 @@
   CommandRejected fact with nothing else written, and the checkpoint moves past it: one entry
   never stops the stream. Handlers check everything they need before their first write.
 
+  A step ends early (more: 1) after a command that removed FORGET_BUDGET documents or more
+  (ForgetContacts): a backlog of them is applied a command a step, so no step holds Redis for
+  thousands of removals.
+
   Returns {applied count, checkpoint, more (0|1), refused: {position, status, problem type, title, ...},
   appended: {answer, ...}}, an answer per command to append as append-command-4.lua gives it, with
   the outcome of each command this step also applied (the text its outcome entry holds); when
@@ -762,6 +766,11 @@ handlers.ExpireContact = function(c, at, pos, meta)
   return left(d, at, pos, 'expired', 'expiredAt', 'ContactExpired')
 end
 
+-- Documents removed by this step's ForgetContacts; past FORGET_BUDGET, the step ends after the
+-- command (run), and the next step goes on.
+local FORGET_BUDGET = 500
+local forgotten
+
 -- Finished contacts' documents go once they are older than the retention (the archiver appends
 -- this command); at most `max` per command, oldest first, ties by id: the model's order.
 handlers.ForgetContacts = function(c, at, pos, meta)
@@ -770,6 +779,7 @@ handlers.ForgetContacts = function(c, at, pos, meta)
   if #ids > 0 then
     redis.call('HDEL', K_CONTACTS, unpack(ids))
     redis.call('ZREM', K_FINISHED, unpack(ids))
+    forgotten = forgotten + #ids
     emit('ContactsForgotten', at, { contactIds = ids, before = iso(before) })
   end
   return { status = 200, body = { forgotten = #ids, position = pos } }
@@ -979,6 +989,7 @@ local function run(ARGV, first_delivered, open)
     if r and r.commandId == f.commandId then redis.call('HSET', K_IDEM_OUTCOMES, f.idempotencyKey, text) end
     applied[#applied + 1] = pos
     checkpoint = pos
+    if forgotten >= FORGET_BUDGET then break end
   end
   deferred_flush()
   -- Each queue this step wrote to keeps its members of the last ENDED_WINDOW ms, at most ENDED_KEEP.
@@ -998,7 +1009,7 @@ local function run(ARGV, first_delivered, open)
   for i = first_delivered, #ARGV do delivered[#delivered + 1] = ARGV[i] end
   if #delivered > 0 then redis.call('XACK', K_COMMANDS, GROUP, unpack(delivered)) end
   local more = 0
-  if #entries == MAX then more = 1 end
+  if #entries == MAX or #applied < #entries then more = 1 end
   return { #applied, checkpoint, more, refused }
 end
 
@@ -1016,6 +1027,7 @@ local function step(KEYS, ARGV)
   meta_json = nil
   settings_cache = nil
   arrival = nil
+  forgotten = 0
   DEFAULT_SETTINGS = default_settings()
   ended_queues, ended_order = {}, {}
   deferred_reset()
