@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { StreamEntry } from '../adapters/redis/event-log.ts';
+import { READ_PAGE, type StreamEntry } from '../adapters/redis/event-log.ts';
 import { workspaceKeys } from '../adapters/redis/keys.ts';
 import { luaScript, type RedisClient, runLua } from '../adapters/redis/scripts.ts';
 import { type Anchor, parseAnchor } from './chain.ts';
@@ -38,9 +38,6 @@ export interface ArchiverOptions {
 
 /** Temporary files older than this are leftovers of a killed writer (src/archive/store.ts `sweep`). */
 export const LEFTOVER_AGE_MS = 600_000;
-
-/** Most entries one read of a stream returns (a segment is read in as many reads as it needs). */
-export const READ_PAGE = 1000;
 
 /** The archive is behind Redis or damaged: this stream is not archived until someone looks. */
 export class ArchiveMismatchError extends Error {}

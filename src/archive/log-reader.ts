@@ -1,4 +1,4 @@
-import type { StreamEntry } from '../adapters/redis/event-log.ts';
+import { READ_PAGE, type StreamEntry } from '../adapters/redis/event-log.ts';
 import { workspaceKeys } from '../adapters/redis/keys.ts';
 import type { RedisClient } from '../adapters/redis/scripts.ts';
 import { type Anchor, type ChainBreak, ChainCheck, parseAnchor } from './chain.ts';
@@ -82,11 +82,13 @@ export class LogReader {
         continue;
       }
       const from = this.cursor === undefined ? '-' : `(${this.cursor}`;
+      // A page larger than READ_PAGE is read in parts, each in a MULTI of its own.
+      const want = Math.min(READ_PAGE, this.size - out.length);
       const r = await this.redis
         .multi()
         .hget(this.anchorKey, this.stream)
         .xrange(this.key, '-', '+', 'COUNT', 1)
-        .xrange(this.key, from, upTo, 'COUNT', this.size - out.length)
+        .xrange(this.key, from, upTo, 'COUNT', want)
         .exec();
       if (!r) throw new Error(`the read of ${this.key} was aborted`);
       for (const [err] of r) if (err) throw err;
@@ -119,7 +121,10 @@ export class LogReader {
       for (const e of page) out.push(e);
       this.fromStream += page.length;
       if (page.length > 0) this.cursor = page[page.length - 1]![0];
-      return out;
+      // A short read is the end of the stream (up to `upTo`); after a full one the next part is read
+      // as a page of its own (an archiver may have trimmed meanwhile: the archive is listed again).
+      if (page.length < want) return out;
+      relisted = false;
     }
     return out;
   }

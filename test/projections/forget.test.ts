@@ -100,7 +100,7 @@ describe('finished contacts are forgotten after CONTACT_RETENTION', () => {
     expect(await forgetFinishedContacts(suite.redis, ws, 0)).toBe(3);
     // A command a step: no step removes more than 500 documents (the next step follows at once).
     const steps: number[] = [];
-    await projectPending(suite.redis, ws, [], defaultProjectorOptions, (applied) => {
+    await projectPending(suite.redis, ws, [], defaultProjectorOptions, async (applied) => {
       steps.push(applied);
     });
     expect(steps).toEqual([1, 1, 1]);

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Metric, MetricObjectWithValues, MetricValueWithName, Registry } from 'prom-client';
+import { READ_PAGE } from '../redis/event-log.ts';
 import { workspaceKeys } from '../redis/keys.ts';
 import { luaScript, type RedisClient, runLua } from '../redis/scripts.ts';
 
@@ -23,7 +24,7 @@ export const FOLD = luaScript('waitFold', new URL('../redis/lua/wait-fold-1.lua'
 export const WAIT_BUCKETS_S = [1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600] as const;
 export const WAIT_HISTOGRAM = 'switchboard_wait_seconds';
 /** Events read per round trip of a fold. */
-const PAGE = 2_000;
+const PAGE = READ_PAGE;
 /** The fold's lock lives this long: a fold ends well within the scrape's budget (1 s). */
 const LOCK_MS = 10_000;
 /** How often a scrape looks whether another's fold is over. */

@@ -4,6 +4,14 @@ import type { RedisClient } from './scripts.ts';
 
 export type StreamEntry = [id: string, fields: string[]];
 
+/**
+ * The most entries one read of a stream asks Redis for. Redis runs one command at a time, and a
+ * read costs it about 1 - 2.5 µs an entry: a read of 10,000 held every other client of the server
+ * back for 17 - 25 ms, one of 1,000 does for 0.5 - 2.5 ms (docs/BENCHMARKS.md, "Background work
+ * that held Redis and the API"). Readers wanting more read several times.
+ */
+export const READ_PAGE = 1000;
+
 function field(fields: readonly string[], name: string): string | undefined {
   for (let i = 0; i < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
   return undefined;
@@ -59,8 +67,19 @@ export type EventHistory = (workspace: string, after: string, limit: number) => 
 
 /** The event stream in Redis only. */
 export function streamHistory(redis: RedisClient): EventHistory {
-  return async (workspace, after, limit) =>
-    (await redis.xrange(workspaceKeys(workspace).events, `(${after}`, '+', 'COUNT', limit)) as StreamEntry[];
+  return async (workspace, after, limit) => {
+    const key = workspaceKeys(workspace).events;
+    const out: StreamEntry[] = [];
+    let from = `(${after}`;
+    while (out.length < limit) {
+      const want = Math.min(READ_PAGE, limit - out.length);
+      const page = (await redis.xrange(key, from, '+', 'COUNT', want)) as StreamEntry[];
+      out.push(...page);
+      if (page.length < want) break;
+      from = `(${page[page.length - 1]![0]}`;
+    }
+    return out;
+  };
 }
 
 export interface EventPage {

@@ -1,21 +1,27 @@
 /**
- * What an archiver's pass reads (docs/ARCHIVE.md, "What a pass costs"). With the default
- * retention (24h) a busy stream holds a day of entries, nothing of it due: a pass reads no entry
- * of it (the tree before read a whole segment, 10,000 entries a stream, every 10 s, only to find
- * none due). What is due is read in reads of at most READ_PAGE entries, and it is exactly what a
- * full read of the stream would have picked: past the count (all but the newest `count`), or past
- * the age (before now − age), whichever reaches further; commands only up to the projector's
- * checkpoint; the newest entry never; at most a segment.
+ * What reads of the streams cost Redis (docs/ARCHIVE.md, "What a pass costs"; docs/BENCHMARKS.md,
+ * "Background work that held Redis and the API"). With the default retention (24h) a busy stream
+ * holds a day of entries, nothing of it due: an archiver's pass reads no entry of it (the tree
+ * before read a whole segment, 10,000 entries a stream, every 10 s, only to find none due). What
+ * is due is exactly what a full read of the stream would have picked: past the count (all but the
+ * newest `count`), or past the age (before now − age), whichever reaches further; commands only up
+ * to the projector's checkpoint; the newest entry never; at most a segment. And no reader asks
+ * Redis for more than READ_PAGE entries at once (a read holds every other client back for as long
+ * as it takes): the archiver, the log reader across archive and stream (the auditor, the
+ * snapshots, the event history, the intervals from the log), the stream-only history and the
+ * wait histogram's fold, each still handing on every entry once and in order.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
+import { foldWaits } from '../../src/adapters/http/wait-histogram.ts';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
-import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
+import { READ_PAGE, type StreamEntry, streamHistory } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
-import { Archiver, READ_PAGE } from '../../src/archive/archiver.ts';
+import { Archiver } from '../../src/archive/archiver.ts';
+import { LogReader } from '../../src/archive/log-reader.ts';
 import type { Retention } from '../../src/archive/retention.ts';
 import { before, decodeSegment, type LogStream } from '../../src/archive/segment.ts';
 import { DiskArchive } from '../../src/archive/store.ts';
@@ -29,7 +35,7 @@ const log = pino({ level: 'silent' });
 const msOf = (id: string) => Number(id.split('-')[0]);
 const run = Date.now().toString(36);
 
-describe("an archiver's pass", () => {
+describe('reads of the streams', () => {
   const suite = suiteRedis();
   const dirs: string[] = [];
   let n = 0;
@@ -196,6 +202,28 @@ describe("an archiver's pass", () => {
         }
   });
 
+  /** What `f` returns, and the COUNT of each XRANGE Redis ran meanwhile (SLOWLOG at 0). */
+  async function xrangeCounts<T>(f: () => Promise<T>): Promise<{ result: T; counts: number[] }> {
+    const { admin } = suite;
+    await admin.config('SET', 'slowlog-log-slower-than', '0');
+    await admin.config('SET', 'slowlog-max-len', '10000');
+    await admin.slowlog('RESET');
+    try {
+      const result = await f();
+      const logged = (await admin.slowlog('GET', '-1')) as SlowlogEntry[];
+      const counts = logged
+        .filter((e) => e[3][0]?.toUpperCase() === 'XRANGE')
+        .map((e) => {
+          const at = e[3].findIndex((a) => a.toUpperCase() === 'COUNT');
+          return at < 0 ? Number.POSITIVE_INFINITY : Number(e[3][at + 1]);
+        });
+      return { result, counts };
+    } finally {
+      await admin.config('SET', 'slowlog-log-slower-than', '10000');
+      await admin.slowlog('RESET');
+    }
+  }
+
   it(`reads a segment in reads of at most ${READ_PAGE} entries`, async () => {
     const ws = `pass-${run}-${++n}`;
     const k = workspaceKeys(ws);
@@ -206,18 +234,47 @@ describe("an archiver's pass", () => {
       segmentEntries: 2500,
       everyMs: 10_000,
     });
-    const { admin } = suite;
-    await admin.config('SET', 'slowlog-log-slower-than', '0');
-    await admin.config('SET', 'slowlog-max-len', '10000');
-    await admin.slowlog('RESET');
-    const moved = await archiver.step(ws, 'events');
-    const logged = (await admin.slowlog('GET', '-1')) as SlowlogEntry[];
-    await admin.config('SET', 'slowlog-log-slower-than', '10000');
-    await admin.slowlog('RESET');
+    const { result: moved, counts } = await xrangeCounts(() => archiver.step(ws, 'events'));
     expect(moved).toBe(2500);
-    const reads = logged.filter((e) => e[3][0]?.toUpperCase() === 'XRANGE').map((e) => Number(e[3][5]));
-    expect(reads.length).toBe(3);
-    expect(Math.max(...reads)).toBe(READ_PAGE);
+    expect(counts.length).toBe(3);
+    expect(Math.max(...counts)).toBe(READ_PAGE);
     expect(await entries(k.events)).toEqual(all.slice(2500));
+  });
+
+  it(`reads pages of the log, the history and the wait fold in reads of at most ${READ_PAGE}`, async () => {
+    const ws = `pass-${run}-${++n}`;
+    const k = workspaceKeys(ws);
+    await writeLog(suite.redis, ws, { events: 3300, agents: 20, seed: 5 });
+    const all = await entries(k.events);
+    expect(all.length).toBeGreaterThan(3 * READ_PAGE);
+
+    // Across archive and stream: a page of 2,500 is read in three parts, and pages follow on.
+    const archive = await store();
+    await new Archiver(suite.redis, archive, log, {
+      retention: { count: 2000 },
+      segmentEntries: 700,
+      everyMs: 1,
+    }).drain(ws);
+    const reader = new LogReader(suite.redis, archive, ws, 'events', { pageSize: 2500 });
+    const read = await xrangeCounts(async () => [...(await reader.next()), ...(await reader.next())]);
+    expect(read.result.map(([id]) => id)).toEqual(all.map(([id]) => id));
+    expect(reader.archived.entries).toBe(all.length - 2000);
+    expect(read.counts.length).toBeGreaterThan(0);
+    expect(Math.max(...read.counts)).toBeLessThanOrEqual(READ_PAGE);
+
+    // The stream only: a history page of 2,500 after a position.
+    const after = all[all.length - 1900]![0];
+    const history = await xrangeCounts(() => streamHistory(suite.redis)(ws, after, 2500));
+    expect(history.result).toEqual(all.slice(all.length - 1899));
+    expect(history.counts).toEqual([READ_PAGE, READ_PAGE]);
+
+    // The wait histogram's fold over what the stream holds now (its cursor starts at the end).
+    await suite.redis.hset(`${k.prefix}metrics:wait`, 'cursor', '0-0');
+    const fold = await xrangeCounts(() => foldWaits(suite.redis, ws, Date.now() + 5000));
+    const assigned = all.slice(-2000).filter(([, f]) => f[1] === 'AssignmentMade').length;
+    expect(assigned).toBeGreaterThan(0);
+    expect(fold.result.count).toBe(assigned);
+    expect(fold.counts.length).toBeGreaterThan(2);
+    expect(Math.max(...fold.counts)).toBeLessThanOrEqual(READ_PAGE);
   });
 });
