@@ -1,3 +1,4 @@
+import { scanHash } from '../adapters/redis/hash-scan.ts';
 import { type WorkspaceKeys, workspaceKeys } from '../adapters/redis/keys.ts';
 import { readRoutingIndex } from '../adapters/redis/routing-index.ts';
 import type { RedisClient } from '../adapters/redis/scripts.ts';
@@ -213,21 +214,6 @@ class Replayer {
     }
     this.audit.addCommands(page);
     this.audit.commandsEnd(this.commands.done);
-  }
-}
-
-async function scanHash(
-  redis: RedisClient,
-  key: string,
-  each: (id: string, text: string) => void,
-): Promise<void> {
-  let reply = redis.hscan(key, '0', 'COUNT', 5000);
-  for (;;) {
-    const [cursor, flat] = await reply;
-    // The next page is asked for before this one is compared.
-    if (cursor !== '0') reply = redis.hscan(key, cursor, 'COUNT', 5000);
-    for (let i = 0; i + 1 < flat.length; i += 2) each(flat[i]!, flat[i + 1]!);
-    if (cursor === '0') return;
   }
 }
 

@@ -1,5 +1,6 @@
 import { publicSkills } from '../../domain/values.ts';
 import type { AgentDocument, ContactDocument } from '../../domain/views.ts';
+import { hashValues } from './hash-scan.ts';
 import { lexRange, workspaceKeys } from './keys.ts';
 import {
   type Ended,
@@ -83,7 +84,7 @@ export async function listAgents(
           k.agents,
           (await readAvailability(redis, workspace, f.skill, f.limit)).map((a) => a.agentId),
         )
-      : await redis.hvals(k.agents);
+      : await hashValues(redis, k.agents);
   const out: AgentDocument[] = [];
   for (const t of texts) {
     const a = publicDocument<AgentDocument>(t);
