@@ -28,8 +28,7 @@ import { DiskArchive } from '../../src/archive/store.ts';
 import { writeLog } from '../../src/cli/bench/audit-log.ts';
 import { defaultProjectorOptions, projectPending } from '../../src/projections/projector.ts';
 import { suiteRedis } from '../support/redis.ts';
-
-type SlowlogEntry = [id: number, at: number, us: number, args: string[], client: string, name: string];
+import { commandsDuring } from '../support/slowlog.ts';
 
 const log = pino({ level: 'silent' });
 const msOf = (id: string) => Number(id.split('-')[0]);
@@ -202,26 +201,16 @@ describe('reads of the streams', () => {
         }
   });
 
-  /** What `f` returns, and the COUNT of each XRANGE Redis ran meanwhile (SLOWLOG at 0). */
+  /** What `f` returns, and the COUNT of each XRANGE Redis ran meanwhile. */
   async function xrangeCounts<T>(f: () => Promise<T>): Promise<{ result: T; counts: number[] }> {
-    const { admin } = suite;
-    await admin.config('SET', 'slowlog-log-slower-than', '0');
-    await admin.config('SET', 'slowlog-max-len', '10000');
-    await admin.slowlog('RESET');
-    try {
-      const result = await f();
-      const logged = (await admin.slowlog('GET', '-1')) as SlowlogEntry[];
-      const counts = logged
-        .filter((e) => e[3][0]?.toUpperCase() === 'XRANGE')
-        .map((e) => {
-          const at = e[3].findIndex((a) => a.toUpperCase() === 'COUNT');
-          return at < 0 ? Number.POSITIVE_INFINITY : Number(e[3][at + 1]);
-        });
-      return { result, counts };
-    } finally {
-      await admin.config('SET', 'slowlog-log-slower-than', '10000');
-      await admin.slowlog('RESET');
-    }
+    const { result, calls } = await commandsDuring(suite.admin, f);
+    const counts = calls
+      .filter((args) => args[0]?.toUpperCase() === 'XRANGE')
+      .map((args) => {
+        const at = args.findIndex((a) => a.toUpperCase() === 'COUNT');
+        return at < 0 ? Number.POSITIVE_INFINITY : Number(args[at + 1]);
+      });
+    return { result, counts };
   }
 
   it(`reads a segment in reads of at most ${READ_PAGE} entries`, async () => {

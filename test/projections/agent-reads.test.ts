@@ -13,26 +13,15 @@ import { auditWorkspace } from '../../src/audit/read.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { defaultProjectorOptions, ensureGroup, projectPending } from '../../src/projections/projector.ts';
 import { suiteRedis } from '../support/redis.ts';
-
-type SlowlogEntry = [id: number, at: number, us: number, args: string[], client: string, name: string];
+import { commandsDuring } from '../support/slowlog.ts';
 
 describe('reads of every agent', () => {
   const suite = suiteRedis();
 
-  /** What `f` returns, and the commands Redis ran meanwhile on `key` (SLOWLOG at 0). */
+  /** What `f` returns, and the commands Redis ran meanwhile on `key`. */
   async function readsOf<T>(key: string, f: () => Promise<T>): Promise<{ result: T; calls: string[][] }> {
-    const { admin } = suite;
-    await admin.config('SET', 'slowlog-log-slower-than', '0');
-    await admin.config('SET', 'slowlog-max-len', '10000');
-    await admin.slowlog('RESET');
-    try {
-      const result = await f();
-      const logged = (await admin.slowlog('GET', '-1')) as SlowlogEntry[];
-      return { result, calls: logged.map((e) => e[3]).filter((args) => args[1] === key) };
-    } finally {
-      await admin.config('SET', 'slowlog-log-slower-than', '10000');
-      await admin.slowlog('RESET');
-    }
+    const { result, calls } = await commandsDuring(suite.admin, f);
+    return { result, calls: calls.filter((args) => args[1] === key) };
   }
 
   it(`lists 2,600 agents in reads of about ${READ_PAGE}, each once and by id`, async () => {

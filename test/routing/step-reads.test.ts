@@ -15,8 +15,7 @@ import { defaultDispatcherOptions, dispatchPending } from '../../src/dispatcher/
 import type { Command } from '../../src/domain/commands.ts';
 import { defaultProjectorOptions, ensureGroup, projectPending } from '../../src/projections/projector.ts';
 import { suiteRedis } from '../support/redis.ts';
-
-type SlowlogEntry = [id: number, at: number, us: number, args: string[], client: string, name: string];
+import { commandsDuring } from '../support/slowlog.ts';
 
 describe('what a routing step reads', () => {
   const suite = suiteRedis();
@@ -26,18 +25,7 @@ describe('what a routing step reads', () => {
     await projectPending(suite.redis, workspace, [], defaultProjectorOptions);
   }
 
-  /** What `run` returns, and every command Redis ran meanwhile (each as its arguments), in order. */
-  async function logged<T>(run: () => Promise<T>): Promise<{ result: T; calls: string[][] }> {
-    const { admin } = suite;
-    await admin.config('SET', 'slowlog-log-slower-than', '0');
-    await admin.config('SET', 'slowlog-max-len', '100000');
-    await admin.slowlog('RESET');
-    const result = await run();
-    const log = (await admin.slowlog('GET', '-1')) as SlowlogEntry[];
-    await admin.config('SET', 'slowlog-log-slower-than', '10000');
-    await admin.slowlog('RESET');
-    return { result, calls: log.reverse().map((e) => e[3]) };
-  }
+  const logged = <T>(run: () => Promise<T>) => commandsDuring(suite.admin, run);
 
   /** The ZRANGEBYLEX commands the next dispatch step runs. */
   async function stepReads(workspace: string): Promise<{ made: number; reads: string[][] }> {
