@@ -25,6 +25,7 @@ import { LogReader } from '../../src/archive/log-reader.ts';
 import type { Retention } from '../../src/archive/retention.ts';
 import { before, decodeSegment, type LogStream } from '../../src/archive/segment.ts';
 import { DiskArchive } from '../../src/archive/store.ts';
+import { auditWorkspace } from '../../src/audit/read.ts';
 import { writeLog } from '../../src/cli/bench/audit-log.ts';
 import { defaultProjectorOptions, projectPending } from '../../src/projections/projector.ts';
 import { suiteRedis } from '../support/redis.ts';
@@ -250,6 +251,12 @@ describe('reads of the streams', () => {
     expect(reader.archived.entries).toBe(all.length - 2000);
     expect(read.counts.length).toBeGreaterThan(0);
     expect(Math.max(...read.counts)).toBeLessThanOrEqual(READ_PAGE);
+
+    // The auditor's pages of 2,500 (commands and events through the log reader, outcomes on their own).
+    const audited = await xrangeCounts(() => auditWorkspace(suite.redis, ws, { pageSize: 2500, archive }));
+    expect(audited.result.violations).toEqual([]);
+    expect(audited.counts.length).toBeGreaterThan(3);
+    expect(Math.max(...audited.counts)).toBeLessThanOrEqual(READ_PAGE);
 
     // The stream only: a history page of 2,500 after a position.
     const after = all[all.length - 1900]![0];
