@@ -124,4 +124,51 @@ describe('the event tail hands batches to many subscribers', () => {
       client.disconnect();
     }
   });
+
+  it('after a pass of 1 ms or more, waits as long (at most a slice) so that what is read meanwhile goes out in one write', async () => {
+    const client = redis.client();
+    const hub = new TailHub(client, log);
+    const ws = `api-live-pause-${Date.now()}`;
+    const key = workspaceKeys(ws).events;
+    const append = (n: number) =>
+      client.xadd(
+        key,
+        '*',
+        'type',
+        'ContactQueued',
+        'event',
+        JSON.stringify({ type: 'ContactQueued', workspace: ws, at: '2026-01-01T00:00:00.000Z', data: { n } }),
+      );
+    try {
+      const tail = await hub.get(ws);
+      const N = 100;
+      /** The first subscriber's batches (their events' numbers) and when each pass began and ended. */
+      const batches: number[][] = [];
+      const passes: { began: number; ended: number }[] = [];
+      for (let i = 0; i < N; i++)
+        tail.subscribeBatches((batch) => {
+          if (i === 0) {
+            batches.push(batch.map((e) => (e.envelope.data as { n: number }).n));
+            passes.push({ began: performance.now(), ended: Number.NaN });
+            // Read while this pass goes on: handed after it, together.
+            if (batches.length === 1) void Promise.all([append(2), append(3)]);
+          }
+          busy(0.03); // 100 subscribers: a pass of 3 ms or more
+          if (i === N - 1) passes.at(-1)!.ended = performance.now();
+        });
+      await append(1);
+      await waitFor('the three events handed', () => batches.flat().length === 3, {
+        timeoutMs: 5000,
+        everyMs: 5,
+      });
+      expect(batches).toEqual([[1], [2, 3]]);
+      const [first, second] = passes;
+      expect(first!.ended - first!.began).toBeGreaterThanOrEqual(2.9);
+      // The next pass waited as long as the first took, at most 4 ms (the slice).
+      expect(second!.began - first!.ended).toBeGreaterThanOrEqual(2.5);
+    } finally {
+      hub.stop();
+      client.disconnect();
+    }
+  });
 });

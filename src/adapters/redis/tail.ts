@@ -52,7 +52,11 @@ export class WorkspaceTail {
   /** The events after a batch number, up to `to`, joined once and handed to every subscriber at it. */
   private readonly joined = new Map<number, { to: number; events: LiveEvent[] }>();
   /** The hand-out in progress: where it is among the subscribers and the batch number it started at. */
-  private handOut: { readonly at: Iterator<BatchSubscriber>; readonly from: number } | undefined;
+  private handOut:
+    | { readonly at: Iterator<BatchSubscriber>; readonly from: number; readonly started: number }
+    | undefined;
+  /** After a long pass, the next waits (this timer) as long as it took, at most SLICE_MS. */
+  private pause: NodeJS.Timeout | undefined;
   /** Requests waiting for a command's outcome, by command id: a repeat of an Idempotency-Key
    * waits for the same command as the first request, so one id may have several waiters. */
   private readonly outcomeWaiters = new Map<string, Set<Waiter<CommandOutcome>>>();
@@ -131,25 +135,39 @@ export class WorkspaceTail {
     this.recent.push(batch);
     this.batchNo++;
     // A hand-out in progress takes this batch along to the subscribers it has not reached yet.
-    if (this.handOut === undefined) this.handBatches();
+    if (this.handOut === undefined && this.pause === undefined) this.handBatches();
   }
 
   /**
    * Hands every batch subscriber the batches it has not been handed, joined, in slices of
    * `SLICE_MS`: the first at once, the rest after letting the event loop go. Passes repeat until
    * every subscriber is up to date (a batch arriving mid-pass reaches the subscribers passed
-   * before it on the next pass).
+   * before it on the next pass). After a pass of 1 ms or more (many subscribers), the next waits
+   * as long as it took, at most `SLICE_MS`: what is read meanwhile goes out joined, one socket
+   * write per subscriber where there would have been several. A quick pass (few subscribers) is
+   * followed at once.
    */
   private handBatches(): void {
     const until = performance.now() + SLICE_MS;
     let n = 0;
     while (!this.stopped) {
-      this.handOut ??= { at: this.batchListeners.values(), from: this.batchNo };
+      this.handOut ??= { at: this.batchListeners.values(), from: this.batchNo, started: performance.now() };
       const next = this.handOut.at.next();
       if (next.done) {
         // Every subscriber has been handed at least the batches up to the pass's start.
         this.forget(this.handOut.from);
+        const took = performance.now() - this.handOut.started;
         this.handOut = undefined;
+        if (took >= 1) {
+          this.pause = setTimeout(
+            () => {
+              this.pause = undefined;
+              if (this.recent.length > 0 && this.handOut === undefined) this.handBatches();
+            },
+            Math.min(took, SLICE_MS),
+          );
+          return;
+        }
         if (this.recent.length === 0) return;
         continue;
       }
@@ -291,6 +309,7 @@ export class WorkspaceTail {
 
   stop(): void {
     this.stopped = true;
+    clearTimeout(this.pause);
     this.conn.disconnect();
     for (const waiters of this.outcomeWaiters.values()) {
       for (const w of waiters) {
