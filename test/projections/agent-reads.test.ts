@@ -3,12 +3,14 @@
  * per-queue figures, the auditor's state check) scan the agents' hash in pages of about READ_PAGE
  * (HSCAN) instead of one HVALS: one read of 10,000 agents held Redis for 1.3 – 15 ms. The list is
  * still every agent once, sorted by id. A workspace of at most READ_PAGE agents is read in one HVALS.
+ * The auditor's read of the routing index goes by lex range, READ_PAGE members a read.
  */
 import { describe, expect, it } from 'vitest';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import { READ_PAGE } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { listAgents, readStats } from '../../src/adapters/redis/projection-reads.ts';
+import { readRoutingIndex } from '../../src/adapters/redis/routing-index.ts';
 import { auditWorkspace } from '../../src/audit/read.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { defaultProjectorOptions, ensureGroup, projectPending } from '../../src/projections/projector.ts';
@@ -65,6 +67,25 @@ describe('reads of every agent', () => {
     );
     expect(few.result.length).toBe(10);
     expect(few.calls.map((args) => args[0]!.toUpperCase()).sort()).toEqual(['HLEN', 'HVALS']);
+
+    // The routing index as the auditor reads it: 2,600 available agents, by lex range a page at a time.
+    await Promise.all(
+      ids.map((agentId) =>
+        appendCommand(suite.redis, {
+          workspace: ws,
+          command: { type: 'ChangeAgentState', agentId, state: 'available' },
+        }),
+      ),
+    );
+    await projectPending(suite.redis, ws, [], defaultProjectorOptions);
+    const index = await readsOf(k.pools, () => readRoutingIndex(suite.redis, ws));
+    expect(index.result.available.map((a) => a.agentId).sort()).toEqual([...ids].sort());
+    expect(index.calls.map((args) => args[0]!.toUpperCase())).toEqual([
+      'ZRANGEBYLEX',
+      'ZRANGEBYLEX',
+      'ZRANGEBYLEX',
+    ]);
+    expect(index.calls.every((args) => Number(args.at(-1)) === READ_PAGE)).toBe(true);
 
     const audit = await readsOf(k.agents, () => auditWorkspace(suite.redis, ws));
     expect(audit.result.violations).toEqual([]);

@@ -1,3 +1,4 @@
+import { READ_PAGE } from './event-log.ts';
 import { workspaceKeys } from './keys.ts';
 import type { RedisClient } from './scripts.ts';
 
@@ -41,15 +42,19 @@ export function poolMember(m: string): { name: string; key: string; since: numbe
   return { name, key, since: Number(key.slice(-15)), agentId };
 }
 
-/** Members read per round trip. */
-const PAGE = 10_000;
-
+/**
+ * Every member of a lexicographic sorted set (all scores 0: the pools, the skill-set queues), in
+ * member order, READ_PAGE a read: each read starts after the last member read, so members added or
+ * removed meanwhile never shift a page (as reading by rank would) and no read holds Redis long.
+ */
 async function members(redis: RedisClient, key: string): Promise<string[]> {
   const out: string[] = [];
-  for (let start = 0; ; start += PAGE) {
-    const page = await redis.zrange(key, start, start + PAGE - 1);
+  let from = '-';
+  for (;;) {
+    const page = await redis.zrangebylex(key, from, '+', 'LIMIT', 0, READ_PAGE);
     out.push(...page);
-    if (page.length < PAGE) return out;
+    if (page.length < READ_PAGE) return out;
+    from = `(${page[page.length - 1]!}`;
   }
 }
 
