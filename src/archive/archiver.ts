@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { READ_PAGE, type StreamEntry } from '../adapters/redis/event-log.ts';
+import { readRange, type StreamEntry } from '../adapters/redis/event-log.ts';
 import { workspaceKeys } from '../adapters/redis/keys.ts';
 import { luaScript, type RedisClient, runLua } from '../adapters/redis/scripts.ts';
 import { type Anchor, parseAnchor } from './chain.ts';
@@ -197,24 +197,19 @@ export class Archiver {
         : checkpoint !== '+' && before(checkpoint, aged)
           ? checkpoint
           : `(${aged}`;
-    const out: StreamEntry[] = [];
-    let after = from;
-    // Reads up to `end`, until `upTo` entries are out; false once the range ran out first.
-    const readTo = async (end: string, upTo: number): Promise<boolean> => {
-      while (out.length < upTo) {
-        const want = Math.min(READ_PAGE, upTo - out.length);
-        const page = (await this.redis.xrange(key, after, end, 'COUNT', want)) as StreamEntry[];
-        out.push(...page);
-        if (page.length < want) return false;
-        after = `(${page.at(-1)![0]}`;
-      }
-      return true;
-    };
     // Past the count first (a prefix, up to the checkpoint); then on, while before the cut. When the
     // counted ones run into the checkpoint, nothing more is due (the aged ones are before it too).
-    if (!(await readTo(checkpoint, byCount))) return out;
-    if (agedEnd !== undefined) await readTo(agedEnd, most);
-    return out;
+    const counted = await readRange(this.redis, key, from, checkpoint, byCount);
+    if (counted.length < byCount || agedEnd === undefined || counted.length >= most) return counted;
+    const last = counted.at(-1);
+    const older = await readRange(
+      this.redis,
+      key,
+      last ? `(${last[0]}` : from,
+      agedEnd,
+      most - counted.length,
+    );
+    return [...counted, ...older];
   }
 
   /** Trims the stream up to a durable segment's last entry, and marks it, in one step. */

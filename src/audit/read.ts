@@ -1,4 +1,4 @@
-import { READ_PAGE } from '../adapters/redis/event-log.ts';
+import { readRange } from '../adapters/redis/event-log.ts';
 import { scanHash } from '../adapters/redis/hash-scan.ts';
 import { type WorkspaceKeys, workspaceKeys } from '../adapters/redis/keys.ts';
 import { readRoutingIndex } from '../adapters/redis/routing-index.ts';
@@ -97,16 +97,10 @@ class Pager {
 
   /** A page of `size` entries, read in parts of at most READ_PAGE (a short page is the end). */
   async next(upTo: string): Promise<Entry[]> {
-    const out: Entry[] = [];
-    while (out.length < this.size) {
-      const from = this.cursor === null ? '-' : `(${this.cursor}`;
-      const want = Math.min(READ_PAGE, this.size - out.length);
-      const part = (await this.redis.xrange(this.key, from, upTo, 'COUNT', want)) as Entry[];
-      out.push(...part);
-      if (part.length > 0) this.cursor = part[part.length - 1]![0];
-      if (part.length < want) break;
-    }
-    return out;
+    const from = this.cursor === null ? '-' : `(${this.cursor}`;
+    const page = (await readRange(this.redis, this.key, from, upTo, this.size)) as Entry[];
+    if (page.length > 0) this.cursor = page[page.length - 1]![0];
+    return page;
   }
 }
 

@@ -30,21 +30,27 @@ function busy(ms: number): void {
   while (performance.now() < until) {}
 }
 
+/** A fresh workspace's tail hub on its own connection, and `append(n)`: a ContactQueued numbered n. */
+function feed(name: string) {
+  const client = redis.client();
+  const hub = new TailHub(client, log);
+  const ws = `${name}-${Date.now()}`;
+  const key = workspaceKeys(ws).events;
+  const append = (n: number) =>
+    client.xadd(
+      key,
+      '*',
+      'type',
+      'ContactQueued',
+      'event',
+      JSON.stringify({ type: 'ContactQueued', workspace: ws, at: '2026-01-01T00:00:00.000Z', data: { n } }),
+    );
+  return { client, hub, ws, append };
+}
+
 describe('the event tail hands batches to many subscribers', () => {
   it('in slices, joining what is read meanwhile, every event once and in order to every subscriber', async () => {
-    const client = redis.client();
-    const hub = new TailHub(client, log);
-    const ws = `api-live-tail-${Date.now()}`;
-    const key = workspaceKeys(ws).events;
-    const append = (n: number) =>
-      client.xadd(
-        key,
-        '*',
-        'type',
-        'ContactQueued',
-        'event',
-        JSON.stringify({ type: 'ContactQueued', workspace: ws, at: '2026-01-01T00:00:00.000Z', data: { n } }),
-      );
+    const { client, hub, ws, append } = feed('api-live-tail');
     try {
       const tail = await hub.get(ws);
       const N = 1500;
@@ -126,19 +132,7 @@ describe('the event tail hands batches to many subscribers', () => {
   });
 
   it('after a pass of 1 ms or more, waits as long (at most a slice) so that what is read meanwhile goes out in one write', async () => {
-    const client = redis.client();
-    const hub = new TailHub(client, log);
-    const ws = `api-live-pause-${Date.now()}`;
-    const key = workspaceKeys(ws).events;
-    const append = (n: number) =>
-      client.xadd(
-        key,
-        '*',
-        'type',
-        'ContactQueued',
-        'event',
-        JSON.stringify({ type: 'ContactQueued', workspace: ws, at: '2026-01-01T00:00:00.000Z', data: { n } }),
-      );
+    const { client, hub, ws, append } = feed('api-live-pause');
     try {
       const tail = await hub.get(ws);
       const N = 100;

@@ -12,6 +12,29 @@ export type StreamEntry = [id: string, fields: string[]];
  */
 export const READ_PAGE = 1000;
 
+/**
+ * The entries of stream `key` from `from` to `to` (XRANGE bounds, `(` for exclusive), at most
+ * `count`, in reads of at most READ_PAGE: fewer than `count` means the range ran out.
+ */
+export async function readRange(
+  redis: RedisClient,
+  key: string,
+  from: string,
+  to: string,
+  count: number,
+): Promise<StreamEntry[]> {
+  const out: StreamEntry[] = [];
+  let after = from;
+  while (out.length < count) {
+    const want = Math.min(READ_PAGE, count - out.length);
+    const page = (await redis.xrange(key, after, to, 'COUNT', want)) as StreamEntry[];
+    out.push(...page);
+    if (page.length < want) break;
+    after = `(${page[page.length - 1]![0]}`;
+  }
+  return out;
+}
+
 function field(fields: readonly string[], name: string): string | undefined {
   for (let i = 0; i < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
   return undefined;
@@ -67,19 +90,8 @@ export type EventHistory = (workspace: string, after: string, limit: number) => 
 
 /** The event stream in Redis only. */
 export function streamHistory(redis: RedisClient): EventHistory {
-  return async (workspace, after, limit) => {
-    const key = workspaceKeys(workspace).events;
-    const out: StreamEntry[] = [];
-    let from = `(${after}`;
-    while (out.length < limit) {
-      const want = Math.min(READ_PAGE, limit - out.length);
-      const page = (await redis.xrange(key, from, '+', 'COUNT', want)) as StreamEntry[];
-      out.push(...page);
-      if (page.length < want) break;
-      from = `(${page[page.length - 1]![0]}`;
-    }
-    return out;
-  };
+  return (workspace, after, limit) =>
+    readRange(redis, workspaceKeys(workspace).events, `(${after}`, '+', limit);
 }
 
 export interface EventPage {
