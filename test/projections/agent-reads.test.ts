@@ -3,9 +3,11 @@
  * per-queue figures, the auditor's state check) scan the agents' hash in pages of about READ_PAGE
  * (HSCAN) instead of one HVALS: one read of 10,000 agents held Redis for 1.3 – 15 ms. The list is
  * still every agent once, sorted by id. A workspace of at most READ_PAGE agents is read in one HVALS.
- * The auditor's read of the routing index goes by lex range, READ_PAGE members a read.
+ * The auditor's read of the routing index goes by lex range, READ_PAGE members a read. GET /stats
+ * and the metrics fold each page of agents as it comes, so a large workspace's agents are never
+ * all parsed in one turn of the event loop.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import { READ_PAGE } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
@@ -26,6 +28,16 @@ describe('reads of every agent', () => {
     return { result, calls: calls.filter((args) => args[1] === key) };
   }
 
+  /** Appends and projects `commands` in `ws`, 500 at a time. */
+  async function apply(ws: string, commands: readonly Command[]): Promise<void> {
+    for (let i = 0; i < commands.length; i += 500) {
+      await Promise.all(
+        commands.slice(i, i + 500).map((command) => appendCommand(suite.redis, { workspace: ws, command })),
+      );
+      await projectPending(suite.redis, ws, [], defaultProjectorOptions);
+    }
+  }
+
   it(`lists 2,600 agents in reads of about ${READ_PAGE}, each once and by id`, async () => {
     const ws = `agent-reads-${Date.now().toString(36)}`;
     const k = workspaceKeys(ws);
@@ -38,12 +50,7 @@ describe('reads of every agent', () => {
       skills: ['s'],
       capacity: 1,
     }));
-    for (let i = 0; i < commands.length; i += 500) {
-      await Promise.all(
-        commands.slice(i, i + 500).map((command) => appendCommand(suite.redis, { workspace: ws, command })),
-      );
-      await projectPending(suite.redis, ws, [], defaultProjectorOptions);
-    }
+    await apply(ws, commands);
     expect(await suite.redis.hlen(k.agents)).toBe(n);
 
     const listed = await readsOf(k.agents, () => listAgents(suite.redis, ws, { limit: 10_000 }));
@@ -92,5 +99,76 @@ describe('reads of every agent', () => {
     expect(
       audit.calls.every((args) => args[0]!.toUpperCase() === 'HSCAN' && Number(args[4]) <= READ_PAGE),
     ).toBe(true);
+  });
+
+  it('GET /stats folds the agents a page at a time, as each read comes back', async () => {
+    const ws = `agent-fold-${Date.now().toString(36)}`;
+    await ensureGroup(suite.redis, ws);
+    const n = 2600;
+    // Levels and capacity per channel too: the fold reads the stored documents, not their views.
+    await apply(ws, [
+      {
+        type: 'ChangeSettings',
+        offerTimeoutMs: 0,
+        wrapUpMs: 0,
+        missedOfferPresence: 'away',
+        maxWaitMs: null,
+        channels: ['chat', 'voice'],
+      },
+    ]);
+    await apply(
+      ws,
+      Array.from(
+        { length: n },
+        (_, i): Command => ({
+          type: 'RegisterAgent',
+          agentId: `agent-${i}`,
+          skills: i % 3 === 0 ? ['s', 's#2', 's#3'] : ['s'],
+          capacity: i % 2 === 0 ? 1 : { voice: 1, chat: 2 },
+        }),
+      ),
+    );
+    await apply(
+      ws,
+      Array.from(
+        { length: n / 2 },
+        (_, i): Command => ({ type: 'ChangeAgentState', agentId: `agent-${i}`, state: 'available' }),
+      ),
+    );
+
+    // A connection of its own, whose HSCAN replies are counted as they come back; and every agent
+    // document parsed, with how many replies had come back by then.
+    const conn = suite.server.client();
+    const scan = conn.hscan.bind(conn) as (...args: unknown[]) => Promise<unknown>;
+    let replies = 0;
+    Object.assign(conn, {
+      hscan: (...args: unknown[]) =>
+        scan(...args).then((reply) => {
+          replies++;
+          return reply;
+        }),
+    });
+    const parse = JSON.parse;
+    const parsedAfter: number[] = [];
+    const spy = vi.spyOn(JSON, 'parse').mockImplementation((text, reviver) => {
+      if (text.includes('"presence"')) parsedAfter.push(replies);
+      return parse(text, reviver);
+    });
+    let stats: Awaited<ReturnType<typeof readStats>>;
+    try {
+      stats = await readStats(conn, ws, Date.now());
+    } finally {
+      spy.mockRestore();
+      conn.disconnect();
+    }
+    expect(stats.agentsByState).toMatchObject({ available: n / 2, offline: n / 2 });
+    // What each queue's agents are is checked in test/api/stats-queues.test.ts, on the same fold.
+    // Each agent parsed once, page by page: at least three pages, none of them the whole workspace.
+    expect(parsedAfter.length).toBe(n);
+    expect(replies).toBeGreaterThan(2);
+    const perPage = new Map<number, number>();
+    for (const r of parsedAfter) perPage.set(r, (perPage.get(r) ?? 0) + 1);
+    expect(perPage.size).toBe(replies);
+    expect(Math.max(...perPage.values())).toBeLessThan(n / 2);
   });
 });

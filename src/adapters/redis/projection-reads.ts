@@ -1,6 +1,6 @@
 import { publicSkills } from '../../domain/values.ts';
 import type { AgentDocument, ContactDocument } from '../../domain/views.ts';
-import { hashValues } from './hash-scan.ts';
+import { eachValue, hashValues } from './hash-scan.ts';
 import { lexRange, workspaceKeys } from './keys.ts';
 import {
   type Ended,
@@ -206,17 +206,17 @@ function routeNeeds(route: string): { channel: string; skills: string[] } {
   };
 }
 
-/** An agent's skills as routing strings: a skill at level L is held at every level up to L. */
-function heldSkills(skills: AgentDocument['skills']): Set<string> {
-  const held = new Set<string>();
-  for (const s of skills as (string | { name: string; level?: number })[]) {
-    if (typeof s === 'string') held.add(s);
-    else {
-      held.add(s.name);
-      for (let l = 2; l <= (s.level ?? 1); l++) held.add(`${s.name}#${l}`);
-    }
-  }
-  return held;
+/**
+ * The fields of a stored agent document (lua/includes/documents.lua) that /stats counts. Its skills
+ * are routing strings: a skill at level L is held at every level up to L ("X", "X#2" .. "X#L"),
+ * the set a queue's needs are matched against.
+ */
+interface StoredAgent {
+  readonly state: string;
+  readonly presence: string;
+  readonly skills: readonly string[];
+  readonly capacity: number | Readonly<Record<string, number>>;
+  readonly activeContacts: readonly string[];
 }
 
 /**
@@ -348,24 +348,30 @@ export async function readStats(
       room: number;
     }
   >();
-  for (const a of await listAgents(redis, workspace, { limit: Number.MAX_SAFE_INTEGER })) {
+  // Each agent as stored, folded a page at a time as the pages come (eachValue): 10,000 agents
+  // parsed in one go, and copied into their public views, held the event loop for about 45 ms,
+  // each request in flight waiting behind it.
+  await eachValue(redis, workspaceKeys(workspace).agents, (text) => {
+    const a = JSON.parse(text) as StoredAgent;
     agentsByState[a.state] = (agentsByState[a.state] ?? 0) + 1;
     const channels = typeof a.capacity === 'object' ? Object.keys(a.capacity).sort() : null;
-    const key = JSON.stringify([a.skills, channels, a.state]);
+    // Skills and channels hold neither "|" nor ",".
+    const key = `${a.state}|${channels === null ? '*' : channels.join(',')}|${a.skills.join(',')}`;
     let g = groups.get(key);
     if (g) g.n++;
     else {
-      g = { skills: heldSkills(a.skills), channels, state: a.state, n: 1, held: 0, room: 0 };
+      g = { skills: new Set(a.skills), channels, state: a.state, n: 1, held: 0, room: 0 };
       groups.set(key, g);
     }
-    if (a.presence !== 'available') continue;
+    if (a.presence !== 'available') return;
     const capacity =
       typeof a.capacity === 'number' ? a.capacity : Object.values(a.capacity).reduce((x, y) => x + y, 0);
-    held += a.activeContacts.length;
+    const active = Array.isArray(a.activeContacts) ? a.activeContacts.length : 0;
+    held += active;
     room += capacity;
-    g.held += a.activeContacts.length;
+    g.held += active;
     g.room += capacity;
-  }
+  });
   const byQueue = new Map<string, Served[]>();
   for (const s of served) byQueue.set(s.queue, [...(byQueue.get(s.queue) ?? []), s]);
   const endedBy = new Map<string, Ended[]>();
