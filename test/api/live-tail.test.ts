@@ -6,12 +6,14 @@
  * throws does not stop the others.
  */
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { LiveEvent } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { TailHub } from '../../src/adapters/redis/tail.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { waitFor } from '../support/wait.ts';
+
+const realSetTimeout = globalThis.setTimeout;
 
 const log = pino({ level: 'silent' });
 let redis: TestRedis;
@@ -133,6 +135,13 @@ describe('the event tail hands batches to many subscribers', () => {
 
   it('after a pass of 1 ms or more, waits as long (at most a slice) so that what is read meanwhile goes out in one write', async () => {
     const { client, hub, ws, append } = feed('api-live-pause');
+    // The wait's duration, among every timer set meanwhile: in whole ms (see handBatches).
+    const delays: number[] = [];
+    const timer = vi.spyOn(globalThis, 'setTimeout');
+    timer.mockImplementation(((fn: () => void, ms?: number) => {
+      if (ms !== undefined && ms > 0) delays.push(ms);
+      return realSetTimeout(fn, ms);
+    }) as typeof setTimeout);
     try {
       const tail = await hub.get(ws);
       const N = 100;
@@ -160,7 +169,10 @@ describe('the event tail hands batches to many subscribers', () => {
       expect(first!.ended - first!.began).toBeGreaterThanOrEqual(2.9);
       // The next pass waited as long as the first took, at most 4 ms (the slice).
       expect(second!.began - first!.ended).toBeGreaterThanOrEqual(2.5);
+      expect(delays.filter((ms) => ms >= 1 && ms <= 4).length).toBeGreaterThan(0);
+      expect(delays.filter((ms) => !Number.isInteger(ms))).toEqual([]);
     } finally {
+      timer.mockRestore();
       hub.stop();
       client.disconnect();
     }

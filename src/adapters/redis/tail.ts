@@ -164,7 +164,9 @@ export class WorkspaceTail {
               this.pause = undefined;
               if (this.recent.length > 0 && this.handOut === undefined) this.handBatches();
             },
-            Math.min(took, SLICE_MS),
+            // Whole ms: Node keeps a list of timers per distinct duration, and a fractional one
+            // made (and dropped) a list at each pause, its timer code deoptimized (not a Smi).
+            Math.min(Math.round(took), SLICE_MS),
           );
           return;
         }
