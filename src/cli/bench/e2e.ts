@@ -26,7 +26,7 @@ import { startRedisCluster } from '../../topology/redis-cluster.ts';
 import { pool } from '../sim/http.ts';
 import { percentile, round } from '../sim/stats.ts';
 import { slotOwner } from './cluster.ts';
-import { type ChildServer, request, sleep, startChild } from './http.ts';
+import { asDeployed, type ChildServer, request, sleep, startChild } from './http.ts';
 import { mainThreadCpuUs } from './redis-time.ts';
 import type { Note } from './workspace.ts';
 
@@ -450,35 +450,6 @@ export async function e2eWorkload(
     observer.disconnect();
     await Promise.all(servers.map((s) => s.stop()));
     await cluster?.stop();
-  }
-}
-
-/**
- * Runs `load` while `server` is asked what a deployed instance is asked besides its traffic: GET
- * /health each second (HAProxy's check) and, with `scraped`, GET /metrics at once and each second
- * (Prometheus). A warm-up without them left the request path compiled for the workload's routes
- * only: the first /metrics (the scrape that reads the process's figures before a run) then
- * deoptimized about 40 of its functions (fastify's request and reply of another route context,
- * another kind of answer), and the first 1 - 3 s of the run were slower (p50 4 - 12 ms against
- * 1 - 2 ms after) while V8 compiled them again (docs/BENCHMARKS.md). A deployed instance is
- * health-checked from its start, before it takes traffic.
- */
-async function asDeployed<T>(
-  agent: http.Agent,
-  server: ChildServer,
-  scraped: boolean,
-  load: () => Promise<T>,
-): Promise<T> {
-  const ask = () => {
-    request(agent, 'GET', `${server.base}/health`).catch(() => {});
-    if (scraped) request(agent, 'GET', `${server.base}/metrics`).catch(() => {});
-  };
-  ask();
-  const timer = setInterval(ask, 1000);
-  try {
-    return await load();
-  } finally {
-    clearInterval(timer);
   }
 }
 

@@ -28,7 +28,7 @@ import { round } from '../sim/stats.ts';
 import { type SwitchboardChoice, startSwitchboardProcess, switchboardName } from './e2e.ts';
 import { openFeed } from './fanout-feed.ts';
 import { haproxyInFront } from './haproxy-front.ts';
-import { type ChildServer, childCommand, request, sleep } from './http.ts';
+import { asDeployed, type ChildServer, childCommand, request, sleep } from './http.ts';
 import type { Note } from './workspace.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -38,7 +38,11 @@ export interface FanoutOptions extends SwitchboardChoice {
   /** Contacts/s; each makes a ContactQueued and an AssignmentMade. */
   readonly rate: number;
   readonly duration: number;
-  /** Seconds of contacts before the subscribers open (the command path warms up). */
+  /**
+   * Seconds of contacts to the subscribers before the timed ones (not counted), while Switchboard
+   * is health-checked and scraped as a deployed instance is (http.ts asDeployed): the feed's code
+   * is compiled before it is timed.
+   */
   readonly warmup: number;
   readonly agents: number;
   /** Subscribers and commands through an HAProxy in front of Switchboard (haproxy-front.ts), as deployed. */
@@ -93,7 +97,8 @@ async function processCpuSeconds(agent: http.Agent, base: string): Promise<numbe
 
 /** What the parent tells the subscriber process, and what it answers. */
 type ToChild =
-  | { readonly op: 'start' }
+  /** Count and time the events after `from` (the ones up to it warm up). */
+  | { readonly op: 'start'; readonly from: string }
   | { readonly op: 'finish'; readonly last: string; readonly waitMs: number };
 type FromChild =
   | { readonly op: 'ready'; readonly opened: number }
@@ -155,6 +160,8 @@ export async function subscriberProcess(): Promise<void> {
   let outOfOrder = 0;
   let closedEarly = 0;
   let finishing = false;
+  /** The events up to this position are the warm-up's: checked for order, not counted or timed. */
+  let from: string | null = null;
   let firstAtMs: number | null = null;
   let lastAtMs: number | null = null;
   const now = () => performance.timeOrigin + performance.now();
@@ -173,8 +180,6 @@ export async function subscriberProcess(): Promise<void> {
     // The feed's heartbeat after a silence (docs/API.md) is no event.
     if (data.toString('latin1', 0, 13) === '{"heartbeat":') return;
     const t = now();
-    firstAtMs ??= t;
-    lastAtMs = t;
     // Envelopes start with {"position":"<id>": read it without parsing the whole event.
     const end = data.indexOf(34, 13);
     const position =
@@ -187,6 +192,9 @@ export async function subscriberProcess(): Promise<void> {
       return;
     }
     lastOf[i] = position;
+    if (from === null || !after(position, from)) return;
+    firstAtMs ??= t;
+    lastAtMs = t;
     received[i]!++;
     const at = decisionOf(data, position);
     if (at !== null) {
@@ -213,7 +221,10 @@ export async function subscriberProcess(): Promise<void> {
     return;
   }
   process.on('message', async (m: ToChild) => {
-    if (m.op === 'start') return;
+    if (m.op === 'start') {
+      from = m.from;
+      return;
+    }
     const deadline = Date.now() + m.waitMs;
     while (Date.now() < deadline && lastOf.some((p) => p !== m.last)) await sleep(20);
     finishing = true;
@@ -355,23 +366,30 @@ export async function fanoutWorkload(
       await client.setAgentState(id, 'available');
     });
     let errors = 0;
-    if (o.warmup > 0) {
-      note(`warming up: ${o.rate} contacts/s for ${o.warmup} s, no subscriber yet`);
-      errors += await produce(api, agent, o.rate, o.warmup, 'warmup');
-      await sleep(200);
-    }
     const events = workspaceKeys(workspace).events;
-    const start = (await redis.xrevrange(events, '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0';
-    note(`opening ${o.subscribers} subscribers in a process of their own (after=${start})`);
-    subs = await startSubscribers(`${api.replace(/^http/, 'ws')}/events/live?after=${start}`, o.subscribers);
+    const lastEvent = async () => (await redis.xrevrange(events, '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0';
+    const opened = await lastEvent();
+    note(`opening ${o.subscribers} subscribers in a process of their own (after=${opened})`);
+    subs = await startSubscribers(`${api.replace(/^http/, 'ws')}/events/live?after=${opened}`, o.subscribers);
     const ready = await subs.next();
     if (ready.op !== 'ready')
       throw new Error(`subscribers: ${ready.op === 'failed' ? ready.error : ready.op}`);
+    if (o.warmup > 0) {
+      note(
+        `warming up: ${o.rate} contacts/s for ${o.warmup} s to the subscribers, Switchboard health-checked and scraped each second (not timed)`,
+      );
+      // Its errors count: a warm-up that fails says the run cannot be trusted.
+      await asDeployed(agent, sb, true, async () => {
+        errors += await produce(api, agent, o.rate, o.warmup, 'warmup');
+      });
+      await sleep(200);
+    }
+    const start = await lastEvent();
     note(`offering ${o.rate} contacts/s for ${o.duration} s`);
-    subs.child.send({ op: 'start' } satisfies ToChild);
+    subs.child.send({ op: 'start', from: start } satisfies ToChild);
     const cpu0 = await processCpuSeconds(agent, sb.base);
     const t0 = performance.timeOrigin + performance.now();
-    errors = await produce(api, agent, o.rate, o.duration, 'c');
+    errors += await produce(api, agent, o.rate, o.duration, 'c');
     await sleep(200);
     const last = (await redis.xrevrange(events, '+', '-', 'COUNT', 1))[0]?.[0] ?? start;
     const total = (await redis.xrange(events, `(${start}`, last)).length;

@@ -162,6 +162,35 @@ export function request(agent: http.Agent, method: string, url: string, body?: u
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Runs `load` (a warm-up) while `server` is asked what a deployed instance is asked besides its
+ * traffic: GET /health each second (HAProxy's check) and, with `scraped`, GET /metrics at once and
+ * each second (Prometheus). A warm-up without them left the request path compiled for the
+ * workload's routes only: the first /metrics (the scrape that reads the process's figures before a
+ * run) then deoptimized about 40 of its functions (fastify's request and reply of another route
+ * context, another kind of answer), and the first 1 - 3 s of e2e's run were slower (p50 4 - 12 ms
+ * against 1 - 2 ms after) while V8 compiled them again (docs/BENCHMARKS.md). A deployed instance
+ * is health-checked from its start, before it takes traffic.
+ */
+export async function asDeployed<T>(
+  agent: http.Agent,
+  server: ChildServer,
+  scraped: boolean,
+  load: () => Promise<T>,
+): Promise<T> {
+  const ask = () => {
+    request(agent, 'GET', `${server.base}/health`).catch(() => {});
+    if (scraped) request(agent, 'GET', `${server.base}/metrics`).catch(() => {});
+  };
+  ask();
+  const timer = setInterval(ask, 1000);
+  try {
+    return await load();
+  } finally {
+    clearInterval(timer);
+  }
+}
+
 export interface LoadResult {
   readonly requests: number;
   readonly errors: number;

@@ -85,8 +85,9 @@ Options:
   --rates <a,b,...>      e2e: several offered rates in one go (instead of --rate)
   --duration <s>         e2e, ingest: seconds of each measured run (default 5); timers: seconds
                          over which the offers are made (default 2)
-  --warmup <s>           e2e, ingest: seconds of load before measuring, not reported (default: e2e 5,
-                         ingest 1); e2e's is health-checked and scraped as a deployed instance is
+  --warmup <s>           e2e, ingest, fanout: seconds of load before measuring, not reported (default:
+                         e2e 5, fanout 3, ingest 1); e2e's and fanout's (to the subscribers) with
+                         Switchboard health-checked and scraped as a deployed instance is
   --in-flight <n>        e2e: most unanswered POSTs; later sends are dropped and counted (default 256)
   --connections <n>      ingest: concurrent keep-alive connections (default 50)
   --haproxy              ingest: both sides behind an HAProxy of their own (infra/haproxy's template);
@@ -284,7 +285,12 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     max: 300,
   });
   const timers = count('timers', values.timers, 500, 100_000);
-  const warmup = check.number('warmup', values.warmup, workload === 'e2e' ? 5 : 1, { min: 0, max: 60 });
+  const warmup = check.number(
+    'warmup',
+    values.warmup,
+    workload === 'e2e' ? 5 : workload === 'fanout' ? 3 : 1,
+    { min: 0, max: 60 },
+  );
   const inFlight = count('in-flight', values['in-flight'], 256, 10_000);
   const connections = count('connections', values.connections, 50, 1000);
   const subscribers = count('subscribers', values.subscribers, 1000, 100_000);
