@@ -59,7 +59,7 @@ describe('bench', () => {
     expect(notE2e.stderr).toMatch(/--cluster: only for e2e/);
   });
 
-  it('e2e --cluster runs Switchboard on a private Redis Cluster and times it as on one Redis', async () => {
+  it('e2e --cluster runs Switchboard on a private Redis Cluster and times it as on one Redis, after a warm-up health-checked and scraped', async () => {
     const run = await bench([
       'e2e',
       '--cluster',
@@ -68,7 +68,7 @@ describe('bench', () => {
       '--duration',
       '0.5',
       '--warmup',
-      '0',
+      '1.5',
       '--json',
     ]);
     expect(run.code, run.stderr).toBe(0);
@@ -83,6 +83,11 @@ describe('bench', () => {
     // Redis's CPU is read on the master holding the workspace: the contacts' steps ran there.
     expect(f.redisCpuUsPerContact as number).toBeGreaterThan(0);
     expect(f.bare).toMatchObject({ errors: 0, unassigned: 0 });
+    // Asked as HAProxy and Prometheus ask a deployed instance: at once, then each second.
+    const asked = f.warmupAsked as { health: number; metrics: number; failed: number };
+    expect(asked.failed).toBe(0);
+    expect(asked.health).toBeGreaterThanOrEqual(2);
+    expect(asked.metrics).toBe(asked.health);
   });
 
   it("--switchboard runs another checkout's src/main.ts as the Switchboard process, and names a checkout it cannot run", async () => {

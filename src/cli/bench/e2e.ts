@@ -26,7 +26,7 @@ import { startRedisCluster } from '../../topology/redis-cluster.ts';
 import { pool } from '../sim/http.ts';
 import { percentile, round } from '../sim/stats.ts';
 import { slotOwner } from './cluster.ts';
-import { asDeployed, type ChildServer, request, sleep, startChild } from './http.ts';
+import { type Asked, asDeployed, type ChildServer, request, sleep, startChild } from './http.ts';
 import { mainThreadCpuUs } from './redis-time.ts';
 import type { Note } from './workspace.ts';
 
@@ -130,6 +130,8 @@ export interface E2eFigures {
   readonly runs: E2eRateFigures[];
   /** The highest offered rate with p99 under 10 ms, no error, nothing dropped or unassigned. */
   readonly highestRateP99Under10ms: number | null;
+  /** What Switchboard was asked besides contacts during the warm-up (http.ts asDeployed); null: none. */
+  readonly warmupAsked: Asked | null;
 }
 
 /** What the Switchboard process says of its own CPU and GC on GET /metrics (prom-client's defaults). */
@@ -417,11 +419,14 @@ export async function e2eWorkload(
     };
 
     const first = o.rates[0]!;
+    let warmupAsked: Asked | null = null;
     if (o.warmup > 0) {
       note(
         `warming up: ${first} contacts/s for ${o.warmup} s each, health-checked and scraped each second (not reported)`,
       );
-      await asDeployed(completeAgent, sb, true, () => run(sb, first, o.warmup, 'warmup', false));
+      warmupAsked = (
+        await asDeployed(completeAgent, sb, true, () => run(sb, first, o.warmup, 'warmup', false))
+      ).asked;
       await asDeployed(completeAgent, bareServer, false, () =>
         run(bareServer, first, o.warmup, 'bare-warmup', false),
       );
@@ -441,6 +446,7 @@ export async function e2eWorkload(
     );
     return {
       runs,
+      warmupAsked,
       highestRateP99Under10ms: held.length > 0 ? Math.max(...held.map((r) => r.offeredPerS)) : null,
     };
   } finally {

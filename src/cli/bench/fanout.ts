@@ -28,7 +28,7 @@ import { round } from '../sim/stats.ts';
 import { type SwitchboardChoice, startSwitchboardProcess, switchboardName } from './e2e.ts';
 import { openFeed } from './fanout-feed.ts';
 import { haproxyInFront } from './haproxy-front.ts';
-import { asDeployed, type ChildServer, childCommand, request, sleep } from './http.ts';
+import { type Asked, asDeployed, type ChildServer, childCommand, request, sleep } from './http.ts';
 import type { Note } from './workspace.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -77,6 +77,8 @@ export interface FanoutFigures {
   readonly apiCpuMs: number | null;
   /** `apiCpuMs` per delivery, µs (the commands and decisions of the run included). */
   readonly apiCpuUsPerDelivery: number | null;
+  /** What Switchboard was asked besides contacts during the warm-up (http.ts asDeployed); null: none. */
+  readonly warmupAsked: Asked | null;
 }
 
 /** CPU seconds (user + system) the Switchboard process reports on GET /metrics; null if it cannot. */
@@ -366,6 +368,7 @@ export async function fanoutWorkload(
       await client.setAgentState(id, 'available');
     });
     let errors = 0;
+    let warmupAsked: Asked | null = null;
     const events = workspaceKeys(workspace).events;
     const lastEvent = async () => (await redis.xrevrange(events, '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0';
     const opened = await lastEvent();
@@ -379,9 +382,11 @@ export async function fanoutWorkload(
         `warming up: ${o.rate} contacts/s for ${o.warmup} s to the subscribers, Switchboard health-checked and scraped each second (not timed)`,
       );
       // Its errors count: a warm-up that fails says the run cannot be trusted.
-      await asDeployed(agent, sb, true, async () => {
-        errors += await produce(api, agent, o.rate, o.warmup, 'warmup');
-      });
+      warmupAsked = (
+        await asDeployed(agent, sb, true, async () => {
+          errors += await produce(api, agent, o.rate, o.warmup, 'warmup');
+        })
+      ).asked;
       await sleep(200);
     }
     const start = await lastEvent();
@@ -421,6 +426,7 @@ export async function fanoutWorkload(
       apiCpuMs: round(apiCpuMs, 0),
       apiCpuUsPerDelivery:
         apiCpuMs !== null && deliveries > 0 ? round((apiCpuMs * 1000) / deliveries, 2) : null,
+      warmupAsked,
     };
   } finally {
     // SIGTERM lets a profiled child write its profile; it has nothing else to finish.

@@ -177,18 +177,45 @@ export async function asDeployed<T>(
   server: ChildServer,
   scraped: boolean,
   load: () => Promise<T>,
-): Promise<T> {
+): Promise<{ value: T; asked: Asked }> {
+  let health = 0;
+  let metrics = 0;
+  let failed = 0;
+  const pending = new Set<Promise<void>>();
+  const get = (path: string, counted: () => void) => {
+    const p = request(agent, 'GET', `${server.base}${path}`).then(
+      (r) => {
+        if (r.status === 200) counted();
+        else failed++;
+      },
+      () => {
+        failed++;
+      },
+    );
+    pending.add(p);
+    void p.finally(() => pending.delete(p));
+  };
   const ask = () => {
-    request(agent, 'GET', `${server.base}/health`).catch(() => {});
-    if (scraped) request(agent, 'GET', `${server.base}/metrics`).catch(() => {});
+    get('/health', () => health++);
+    if (scraped) get('/metrics', () => metrics++);
   };
   ask();
   const timer = setInterval(ask, 1000);
+  let value: T;
   try {
-    return await load();
+    value = await load();
   } finally {
     clearInterval(timer);
+    await Promise.allSettled([...pending]);
   }
+  return { value, asked: { health, metrics, failed } };
+}
+
+/** What asDeployed asked during a warm-up: answers 200 to each kind, and the rest. */
+export interface Asked {
+  readonly health: number;
+  readonly metrics: number;
+  readonly failed: number;
 }
 
 export interface LoadResult {

@@ -111,7 +111,7 @@ const WORKLOADS: Record<Workload, WorkloadSpec> = {
     }),
     run: async ({ url, workspace, o, note }) => {
       const e2e = await e2eWorkload(url, workspace, o, note);
-      return o.rates.length === 1 ? e2e.runs[0]! : e2e;
+      return o.rates.length === 1 ? { ...e2e.runs[0]!, warmupAsked: e2e.warmupAsked } : e2e;
     },
     ownsWorkspace: true,
   },
