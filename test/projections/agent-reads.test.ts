@@ -5,7 +5,7 @@
  * still every agent once, sorted by id. A workspace of at most READ_PAGE agents is read in one HVALS.
  * The auditor's read of the routing index goes by lex range, READ_PAGE members a read. GET /stats
  * and the metrics fold each page of agents as it comes, so a large workspace's agents are never
- * all parsed in one turn of the event loop.
+ * all parsed in one turn of the event loop; a list of agents by id parses only the documents it answers.
  */
 import { describe, expect, it, vi } from 'vitest';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
@@ -26,6 +26,21 @@ describe('reads of every agent', () => {
   async function readsOf<T>(key: string, f: () => Promise<T>): Promise<{ result: T; calls: string[][] }> {
     const { result, calls } = await commandsDuring(suite.admin, f);
     return { result, calls: calls.filter((args) => args[1] === key) };
+  }
+
+  /** What `f` returns, and how many agent documents were parsed meanwhile. */
+  async function parsedDuring<T>(f: () => Promise<T>): Promise<{ result: T; parsed: number }> {
+    const parse = JSON.parse;
+    let parsed = 0;
+    const spy = vi.spyOn(JSON, 'parse').mockImplementation((text, reviver) => {
+      if (text.includes('"presence"')) parsed++;
+      return parse(text, reviver);
+    });
+    try {
+      return { result: await f(), parsed };
+    } finally {
+      spy.mockRestore();
+    }
   }
 
   /** Appends and projects `commands` in `ws`, 500 at a time. */
@@ -73,7 +88,15 @@ describe('reads of every agent', () => {
       listAgents(suite.redis, small, { limit: 100 }),
     );
     expect(few.result.length).toBe(10);
-    expect(few.calls.map((args) => args[0]!.toUpperCase()).sort()).toEqual(['HLEN', 'HVALS']);
+    expect(few.calls.map((args) => args[0]!.toUpperCase()).sort()).toEqual(['HGETALL', 'HLEN']);
+
+    // A short list parses only what it answers: the documents in id order, until `limit` match.
+    const first = await parsedDuring(() => listAgents(suite.redis, ws, { limit: 10 }));
+    expect(first.result.map((a) => a.id)).toEqual([...ids].sort().slice(0, 10));
+    expect(first.parsed).toBe(10);
+    const offline = await parsedDuring(() => listAgents(suite.redis, ws, { state: 'offline', limit: 25 }));
+    expect(offline.result.length).toBe(25);
+    expect(offline.parsed).toBe(25);
 
     // The routing index as the auditor reads it: 2,600 available agents, by lex range a page at a time.
     await Promise.all(

@@ -49,9 +49,17 @@ export async function eachValue(
   await scanHash(redis, key, (_, value) => each(value));
 }
 
-/** Every value of a hash (eachValue), in one array. */
-export async function hashValues(redis: RedisClient, key: string): Promise<string[]> {
-  const out: string[] = [];
-  await eachValue(redis, key, (value) => out.push(value));
+/**
+ * Every field of a hash with its value, as [field, value] pairs: of a hash of at most READ_PAGE
+ * fields in one HGETALL, of a larger one by scanHash (the trade eachValue makes).
+ */
+export async function hashEntries(redis: RedisClient, key: string): Promise<[string, string][]> {
+  const out: [string, string][] = [];
+  if ((await redis.hlen(key)) <= READ_PAGE) {
+    const all = await redis.hgetall(key);
+    for (const field of Object.keys(all)) out.push([field, all[field]!]);
+    return out;
+  }
+  await scanHash(redis, key, (field, value) => out.push([field, value]));
   return out;
 }

@@ -1,6 +1,6 @@
 import { publicSkills } from '../../domain/values.ts';
 import type { AgentDocument, ContactDocument } from '../../domain/views.ts';
-import { eachValue, hashValues } from './hash-scan.ts';
+import { eachValue, hashEntries } from './hash-scan.ts';
 import { lexRange, workspaceKeys } from './keys.ts';
 import {
   type Ended,
@@ -77,25 +77,29 @@ export async function listAgents(
   f: AgentFilter,
 ): Promise<AgentDocument[]> {
   const k = workspaceKeys(workspace);
-  const texts =
-    f.state === 'available' && f.skill
-      ? await agentsByIds(
-          redis,
-          k.agents,
-          (await readAvailability(redis, workspace, f.skill, f.limit)).map((a) => a.agentId),
-        )
-      : await hashValues(redis, k.agents);
   const out: AgentDocument[] = [];
-  for (const t of texts) {
-    const a = publicDocument<AgentDocument>(t);
-    if (!a) continue;
-    if (f.state && a.state !== f.state) continue;
-    if (f.skill && !a.skills.includes(f.skill)) continue;
+  const take = (text: string | null): void => {
+    const a = publicDocument<AgentDocument>(text);
+    if (!a) return;
+    if (f.state && a.state !== f.state) return;
+    if (f.skill && !a.skills.includes(f.skill)) return;
     out.push(a);
+  };
+  if (f.state === 'available' && f.skill) {
+    // The availability order is the LAA order.
+    const ids = (await readAvailability(redis, workspace, f.skill, f.limit)).map((a) => a.agentId);
+    for (const text of await agentsByIds(redis, k.agents, ids)) take(text);
+    return out.slice(0, f.limit);
   }
-  // The availability order is the LAA order; otherwise list by id.
-  if (!(f.state === 'available' && f.skill)) out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  return out.slice(0, f.limit);
+  // By id: the documents are parsed in that order, only until `limit` of them match (10,000 agents
+  // parsed to answer the first 100 held the event loop for tens of ms).
+  const entries = await hashEntries(redis, k.agents);
+  entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  for (const [, text] of entries) {
+    if (out.length >= f.limit) break;
+    take(text);
+  }
+  return out;
 }
 
 async function agentsByIds(
