@@ -2,7 +2,7 @@
  * Reads of every agent (GET /agents without an availability filter, GET /stats and the metrics'
  * per-queue figures, the auditor's state check) scan the agents' hash in pages of about READ_PAGE
  * (HSCAN) instead of one HVALS: one read of 10,000 agents held Redis for 1.3 – 15 ms. The list is
- * still every agent once, sorted by id. A workspace of at most READ_PAGE agents is read in one HVALS.
+ * still every agent once, sorted by id. A workspace of at most READ_PAGE agents is read in one HGETALL.
  * The auditor's read of the routing index goes by lex range, READ_PAGE members a read. GET /stats
  * and the metrics fold each page of agents as it comes, so a large workspace's agents are never
  * all parsed in one turn of the event loop; a list of agents by id parses only the documents it answers.
@@ -78,7 +78,7 @@ describe('reads of every agent', () => {
     expect(stats.result.agentsByState.offline).toBe(n);
     expect(stats.calls.every((args) => ['HLEN', 'HSCAN'].includes(args[0]!.toUpperCase()))).toBe(true);
 
-    // A small workspace's agents: one HVALS (cheaper than scanning) after their count.
+    // A small workspace's agents: one HGETALL (cheaper than scanning) after their count.
     const small = `${ws}-small`;
     await ensureGroup(suite.redis, small);
     for (const command of commands.slice(0, 10))

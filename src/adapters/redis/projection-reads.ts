@@ -1,6 +1,6 @@
 import { publicSkills } from '../../domain/values.ts';
 import type { AgentDocument, ContactDocument } from '../../domain/views.ts';
-import { eachValue, hashEntries } from './hash-scan.ts';
+import { eachEntry, hashEntries } from './hash-scan.ts';
 import { lexRange, workspaceKeys } from './keys.ts';
 import {
   type Ended,
@@ -352,10 +352,10 @@ export async function readStats(
       room: number;
     }
   >();
-  // Each agent as stored, folded a page at a time as the pages come (eachValue): 10,000 agents
+  // Each agent as stored, folded a page at a time as the pages come (eachEntry): 10,000 agents
   // parsed in one go, and copied into their public views, held the event loop for about 45 ms,
   // each request in flight waiting behind it.
-  await eachValue(redis, workspaceKeys(workspace).agents, (text) => {
+  await eachEntry(redis, workspaceKeys(workspace).agents, (_, text) => {
     const a = JSON.parse(text) as StoredAgent;
     agentsByState[a.state] = (agentsByState[a.state] ?? 0) + 1;
     const channels = typeof a.capacity === 'object' ? Object.keys(a.capacity).sort() : null;

@@ -424,9 +424,9 @@ export async function e2eWorkload(
       note(
         `warming up: ${first} contacts/s for ${o.warmup} s each, health-checked and scraped each second (not reported)`,
       );
-      warmupAsked = (
-        await asDeployed(completeAgent, sb, true, () => run(sb, first, o.warmup, 'warmup', false))
-      ).asked;
+      warmupAsked = await asDeployed(completeAgent, sb, true, () =>
+        run(sb, first, o.warmup, 'warmup', false),
+      );
       await asDeployed(completeAgent, bareServer, false, () =>
         run(bareServer, first, o.warmup, 'bare-warmup', false),
       );

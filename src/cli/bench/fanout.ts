@@ -382,11 +382,9 @@ export async function fanoutWorkload(
         `warming up: ${o.rate} contacts/s for ${o.warmup} s to the subscribers, Switchboard health-checked and scraped each second (not timed)`,
       );
       // Its errors count: a warm-up that fails says the run cannot be trusted.
-      warmupAsked = (
-        await asDeployed(agent, sb, true, async () => {
-          errors += await produce(api, agent, o.rate, o.warmup, 'warmup');
-        })
-      ).asked;
+      warmupAsked = await asDeployed(agent, sb, true, async () => {
+        errors += await produce(api, agent, o.rate, o.warmup, 'warmup');
+      });
       await sleep(200);
     }
     const start = await lastEvent();

@@ -172,12 +172,12 @@ export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
  * against 1 - 2 ms after) while V8 compiled them again (docs/BENCHMARKS.md). A deployed instance
  * is health-checked from its start, before it takes traffic.
  */
-export async function asDeployed<T>(
+export async function asDeployed(
   agent: http.Agent,
   server: ChildServer,
   scraped: boolean,
-  load: () => Promise<T>,
-): Promise<{ value: T; asked: Asked }> {
+  load: () => Promise<unknown>,
+): Promise<Asked> {
   let health = 0;
   let metrics = 0;
   let failed = 0;
@@ -201,14 +201,13 @@ export async function asDeployed<T>(
   };
   ask();
   const timer = setInterval(ask, 1000);
-  let value: T;
   try {
-    value = await load();
+    await load();
   } finally {
     clearInterval(timer);
     await Promise.allSettled([...pending]);
   }
-  return { value, asked: { health, metrics, failed } };
+  return { health, metrics, failed };
 }
 
 /** What asDeployed asked during a warm-up: answers 200 to each kind, and the rest. */
