@@ -14,6 +14,7 @@ import { auditWorkspace } from '../../src/audit/read.ts';
 import { dispatchPending, fireTimers } from '../../src/dispatcher/dispatcher.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { ensureGroup, projectPending } from '../../src/projections/projector.ts';
+import { plainSettings } from '../support/positions.ts';
 import { suiteRedis } from '../support/redis.ts';
 import { sleep } from '../support/wait.ts';
 
@@ -192,14 +193,7 @@ describe('the auditor on the work lifecycle', () => {
     // mia takes a chat and a call, tom one chat; c4 (chat) waits: both chats are taken.
     await send(
       ws,
-      {
-        type: 'ChangeSettings',
-        offerTimeoutMs: 0,
-        wrapUpMs: 0,
-        missedOfferPresence: 'away',
-        maxWaitMs: null,
-        channels: ['chat', 'voice'],
-      },
+      plainSettings({ channels: ['chat', 'voice'] }),
       { type: 'RegisterAgent', agentId: 'mia', skills: ['A'], capacity: { chat: 1, voice: 1 } },
       { type: 'RegisterAgent', agentId: 'tom', skills: ['A'], capacity: { chat: 1 } },
       { type: 'ChangeAgentState', agentId: 'mia', state: 'available' },

@@ -16,6 +16,7 @@ import { readRoutingIndex } from '../../src/adapters/redis/routing-index.ts';
 import { auditWorkspace } from '../../src/audit/read.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { defaultProjectorOptions, ensureGroup, projectPending } from '../../src/projections/projector.ts';
+import { plainSettings } from '../support/positions.ts';
 import { suiteRedis } from '../support/redis.ts';
 import { commandsDuring } from '../support/slowlog.ts';
 
@@ -129,16 +130,7 @@ describe('reads of every agent', () => {
     await ensureGroup(suite.redis, ws);
     const n = 2600;
     // Levels and capacity per channel too: the fold reads the stored documents, not their views.
-    await apply(ws, [
-      {
-        type: 'ChangeSettings',
-        offerTimeoutMs: 0,
-        wrapUpMs: 0,
-        missedOfferPresence: 'away',
-        maxWaitMs: null,
-        channels: ['chat', 'voice'],
-      },
-    ]);
+    await apply(ws, [plainSettings({ channels: ['chat', 'voice'] })]);
     await apply(
       ws,
       Array.from(

@@ -11,6 +11,7 @@ import { readEvents } from '../../src/adapters/redis/event-log.ts';
 import { defaultDispatcherOptions, dispatchPending } from '../../src/dispatcher/dispatcher.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { ensureGroup, projectPending } from '../../src/projections/projector.ts';
+import { plainSettings } from '../support/positions.ts';
 import { suiteRedis } from '../support/redis.ts';
 
 describe('skill names that are prefixes of one another', () => {
@@ -65,14 +66,7 @@ describe('skill names that are prefixes of one another', () => {
 
   for (const enumerateMax of [0, defaultDispatcherOptions.enumerateMax])
     it(`an agent's pool finds only the queues whose whole skills it holds (${enumerateMax === 0 ? 'walking the queue heads' : 'looking its subsets up'}, two channels)`, async () => {
-      const ws = await workspace({
-        type: 'ChangeSettings',
-        offerTimeoutMs: 0,
-        wrapUpMs: 0,
-        missedOfferPresence: 'away',
-        maxWaitMs: null,
-        channels: ['chat', 'voice'],
-      });
+      const ws = await workspace(plainSettings({ channels: ['chat', 'voice'] }));
       // In routing order: the first three need a skill the agent holds only the prefix or a lower
       // level of; the fourth is the one it can serve, on the second channel.
       await send(

@@ -9,16 +9,19 @@ import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { projectPending } from '../../src/projections/projector.ts';
 
-/** Settings with priority aging at `priorityWeightMs`, direct assignment, no wrap-up, no maximum wait. */
-export const agingSettings = (priorityWeightMs: number): Command =>
+/** Settings with direct assignment, no wrap-up and no maximum wait; `extra` on top (channels, ...). */
+export const plainSettings = (extra: Record<string, unknown> = {}): Command =>
   ({
     type: 'ChangeSettings',
     offerTimeoutMs: 0,
     wrapUpMs: 0,
     missedOfferPresence: 'away',
     maxWaitMs: null,
-    priorityWeightMs,
+    ...extra,
   }) as Command;
+
+/** Settings with priority aging at `priorityWeightMs`, direct assignment, no wrap-up, no maximum wait. */
+export const agingSettings = (priorityWeightMs: number): Command => plainSettings({ priorityWeightMs });
 
 /** Appends each command at its stream id (`[id, command]`), then projects them all. */
 export async function appendAt(
