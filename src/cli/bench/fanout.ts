@@ -104,6 +104,8 @@ type ToChild =
   | { readonly op: 'finish'; readonly last: string; readonly waitMs: number };
 type FromChild =
   | { readonly op: 'ready'; readonly opened: number }
+  /** The start is taken: events after its position count from now on. */
+  | { readonly op: 'started' }
   | { readonly op: 'failed'; readonly error: string }
   | { readonly op: 'report'; readonly report: SubscriberReport };
 
@@ -225,6 +227,7 @@ export async function subscriberProcess(): Promise<void> {
   process.on('message', async (m: ToChild) => {
     if (m.op === 'start') {
       from = m.from;
+      send({ op: 'started' });
       return;
     }
     const deadline = Date.now() + m.waitMs;
@@ -389,7 +392,11 @@ export async function fanoutWorkload(
     }
     const start = await lastEvent();
     note(`offering ${o.rate} contacts/s for ${o.duration} s`);
+    // Taken before the first timed contact is sent: an event read before it would not be counted.
     subs.child.send({ op: 'start', from: start } satisfies ToChild);
+    const started = await subs.next();
+    if (started.op !== 'started')
+      throw new Error(`subscribers: ${started.op === 'failed' ? started.error : started.op}`);
     const cpu0 = await processCpuSeconds(agent, sb.base);
     const t0 = performance.timeOrigin + performance.now();
     errors += await produce(api, agent, o.rate, o.duration, 'c');
