@@ -183,6 +183,35 @@ describe('the live feed with keys', () => {
     expect(c.at - from).toBeLessThan(1500);
   });
 
+  it('the feeds of one key are checked as one, twice a second, and all closed when it is revoked', async () => {
+    const shared = await keyOf(sb.redis, WS, 'supervisor');
+    const api = sb.api!;
+    const check = api.apiKeyActive!;
+    const asked: string[] = [];
+    api.apiKeyActive = (keyId) => {
+      asked.push(keyId);
+      return check(keyId);
+    };
+    try {
+      const feeds = await Promise.all(Array.from({ length: 20 }, () => open('', bearer(shared.key))));
+      const closed = feeds.map(
+        (f) => new Promise<number>((resolve) => f.socket.once('close', (code) => resolve(code))),
+      );
+      asked.length = 0;
+      await sleep(1_600);
+      // A timer per feed asked 20 times a round; one for all asks once a round (3 rounds here).
+      const rounds = asked.filter((k) => k === shared.keyId).length;
+      expect(rounds).toBeGreaterThanOrEqual(2);
+      expect(rounds).toBeLessThanOrEqual(4);
+      const from = performance.now();
+      await revokeApiKey(sb.redis, WS, shared.keyId);
+      expect(await Promise.all(closed)).toEqual(feeds.map(() => 1008));
+      expect(performance.now() - from).toBeLessThan(1500);
+    } finally {
+      api.apiKeyActive = check;
+    }
+  });
+
   it("an agent key's feed never carries another agent's event, under load", async () => {
     const agents = Array.from({ length: 10 }, (_, i) => `ag${i}`);
     const me = 'ag3';

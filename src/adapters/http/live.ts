@@ -6,6 +6,7 @@ import { AfterPosition, comparePositions, Id } from '../../domain/values.ts';
 import { LiveEvent, streamHistory } from '../redis/event-log.ts';
 import type { WorkspaceTail } from '../redis/tail.ts';
 import { frameWriter, ownSelection, type Selection, sharedSelection, textWriter } from './frames.ts';
+import { KeyWatch } from './key-watch.ts';
 import { workspaceOf } from './params.ts';
 import { decodeOr400, ProblemError, problem, sendProblem } from './problem.ts';
 import { TypeList } from './queries.ts';
@@ -48,6 +49,10 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
   } = app.deps.config;
   /** What the check before the upgrade decoded and opened, for the handler that runs after it. */
   const accepted = new WeakMap<object, { ws: string; q: LiveQuery; tail: WorkspaceTail }>();
+  // One check a key, twice a second, for all the feeds it holds open.
+  const keys = app.apiKeyActive
+    ? new KeyWatch((keyId) => app.apiKeyActive!(keyId), KEY_CHECK_EVERY_MS)
+    : undefined;
 
   app.get(
     '/events/live',
@@ -204,26 +209,18 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
       });
       // The key is checked at the upgrade, and then twice a second: a socket of a key revoked
       // meanwhile is closed (1008) within about a second, as every request of it is refused.
-      const keyActive = app.apiKeyActive;
       const principal = req.principal;
-      const keyCheck =
-        keyActive && principal
-          ? setInterval(() => {
-              keyActive(principal.keyId).then(
-                (ok) => {
-                  if (!ok && socket.readyState === socket.OPEN) {
-                    log.info({ keyId: principal.keyId }, 'API key revoked; closing its live feed');
-                    socket.close(1008, 'API key revoked');
-                  }
-                },
-                () => {}, // Redis unreachable: the feed stalls anyway; checked again next time
-              );
-            }, KEY_CHECK_EVERY_MS)
-          : undefined;
+      const unwatch = principal
+        ? keys?.watch(principal.keyId, () => {
+            if (socket.readyState !== socket.OPEN) return;
+            log.info({ keyId: principal.keyId }, 'API key revoked; closing its live feed');
+            socket.close(1008, 'API key revoked');
+          })
+        : undefined;
       socket.on('close', () => {
         clearInterval(ping);
         clearTimeout(beat);
-        clearInterval(keyCheck);
+        unwatch?.();
         unsubscribe();
         log.debug('subscriber left');
       });
