@@ -29,19 +29,25 @@ describe('reads of every agent', () => {
     return { result, calls: calls.filter((args) => args[1] === key) };
   }
 
-  /** What `f` returns, and how many agent documents were parsed meanwhile. */
-  async function parsedDuring<T>(f: () => Promise<T>): Promise<{ result: T; parsed: number }> {
+  /** What `f` returns; `onAgent` is called at each agent document parsed meanwhile. */
+  async function whileParsing<T>(f: () => Promise<T>, onAgent: () => void): Promise<T> {
     const parse = JSON.parse;
-    let parsed = 0;
     const spy = vi.spyOn(JSON, 'parse').mockImplementation((text, reviver) => {
-      if (text.includes('"presence"')) parsed++;
+      if (text.includes('"presence"')) onAgent();
       return parse(text, reviver);
     });
     try {
-      return { result: await f(), parsed };
+      return await f();
     } finally {
       spy.mockRestore();
     }
+  }
+
+  /** What `f` returns, and how many agent documents were parsed meanwhile. */
+  async function parsedDuring<T>(f: () => Promise<T>): Promise<{ result: T; parsed: number }> {
+    let parsed = 0;
+    const result = await whileParsing(f, () => parsed++);
+    return { result, parsed };
   }
 
   /** Appends and projects `commands` in `ws`, 500 at a time. */
@@ -163,17 +169,14 @@ describe('reads of every agent', () => {
           return reply;
         }),
     });
-    const parse = JSON.parse;
     const parsedAfter: number[] = [];
-    const spy = vi.spyOn(JSON, 'parse').mockImplementation((text, reviver) => {
-      if (text.includes('"presence"')) parsedAfter.push(replies);
-      return parse(text, reviver);
-    });
     let stats: Awaited<ReturnType<typeof readStats>>;
     try {
-      stats = await readStats(conn, ws, Date.now());
+      stats = await whileParsing(
+        () => readStats(conn, ws, Date.now()),
+        () => parsedAfter.push(replies),
+      );
     } finally {
-      spy.mockRestore();
       conn.disconnect();
     }
     expect(stats.agentsByState).toMatchObject({ available: n / 2, offline: n / 2 });

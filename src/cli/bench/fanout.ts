@@ -401,7 +401,7 @@ export async function fanoutWorkload(
     const t0 = performance.timeOrigin + performance.now();
     errors += await produce(api, agent, o.rate, o.duration, 'c');
     await sleep(200);
-    const last = (await redis.xrevrange(events, '+', '-', 'COUNT', 1))[0]?.[0] ?? start;
+    const last = await lastEvent();
     const total = (await redis.xrange(events, `(${start}`, last)).length;
     subs.child.send({ op: 'finish', last, waitMs: 10_000 } satisfies ToChild);
     const m = await subs.next();
