@@ -276,7 +276,8 @@ export class Projector {
   }
 
   /**
-   * The lines about single commands, after a step: each command refused (info: its id, request
+   * After each step that applied commands (its loop's and stepNow's): they are counted, and the
+   * lines about single commands written: each command refused (info: its id, request
    * id, type, status and problem, from the step's own answer and the command's entry) and, at
    * debug, each command applied (from the outcome stream: one XREVRANGE per step, only then).
    */
@@ -286,6 +287,9 @@ export class Projector {
     checkpoint: string,
     refused: readonly Refusal[],
   ): Promise<void> => {
+    // Counted as the step answers, before the lines' reads: the answers it released to requests
+    // (stepNow's appends) must not reach a client before the count does.
+    this.applied += applied;
     const known = this.checkpoints.get(workspace);
     if (known === undefined || comparePositions(checkpoint, known) > 0)
       this.checkpoints.set(workspace, checkpoint);
@@ -380,18 +384,12 @@ export class Projector {
               });
             },
           },
-    ).then(
-      (n) => {
-        this.applied += n;
-        return n;
-      },
-      (err: unknown) => {
-        // Not appended, or not known to be (the step's answer was lost): each append fails as an
-        // XADD would.
-        if (!answered) for (const a of appends) a.reject(err);
-        throw err;
-      },
-    );
+    ).catch((err: unknown) => {
+      // Not appended, or not known to be (the step's answer was lost): each append fails as an
+      // XADD would.
+      if (!answered) for (const a of appends) a.reject(err);
+      throw err;
+    });
     this.stepping.set(workspace, step);
     const forget = () => {
       if (this.stepping.get(workspace) === step) this.stepping.delete(workspace);
@@ -423,7 +421,7 @@ export class Projector {
     const k = workspaceKeys(workspace);
     await ensureGroup(this.redis, workspace);
     await this.loops.run(workspace, async (conn, stopped) => {
-      this.applied += await this.project(workspace, []);
+      await this.project(workspace, []);
       let lastReclaim = Date.now();
       let lastPrune = Date.now();
       while (running()) {
@@ -459,7 +457,6 @@ export class Projector {
           // With nothing delivered, still look: a projector that died may hold commands unapplied.
           n = await this.project(workspace, ids);
         }
-        this.applied += n;
         if (n > 0) this.log.debug({ workspace, applied: n, delivered: ids.length }, 'commands applied');
         if (Date.now() - lastReclaim > this.opts.reclaimIdleMs) {
           lastReclaim = Date.now();
@@ -492,7 +489,7 @@ export class Projector {
       { workspace, entries: claimed.length, positions: claimed.slice(0, 20) },
       'reclaimed commands of a stopped projector',
     );
-    this.applied += await this.project(workspace, claimed);
+    await this.project(workspace, claimed);
     return claimed.length;
   }
 
