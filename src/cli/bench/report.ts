@@ -155,9 +155,6 @@ export function find(
 
 const PUBLISHED_REFERENCE: Record<number, number> = { 40: 480, 1000: 430 };
 
-/** µs per EVAL/EVALSHA/FCALL over a run, from Redis's commandstats. */
-const evalUs = (r: WorkloadRun | undefined) =>
-  r?.redisStats && r.redisStats.evalCalls > 0 ? r.redisStats.evalUs / r.redisStats.evalCalls : null;
 const cpuUsPerOp = (r: WorkloadRun | undefined, ops: number | null) =>
   r?.redisStats && ops ? r.redisStats.cpuUs / ops : null;
 
@@ -177,9 +174,9 @@ const seedRows: RowMaker = (run, runs) => {
     value: at(floor?.figures, 'opsPerS'),
     unit: 'steps/s',
   };
-  const floorUs = {
-    name: `floor step, ${floor?.parameters.agents} agents (Redis commandstats)`,
-    value: roundTo(evalUs(floor), 1),
+  const floorCpu = {
+    name: `floor step, ${floor?.parameters.agents} agents (INFO cpu)`,
+    value: roundTo(cpuUsPerOp(floor, at(floor?.figures, 'ops')), 1),
     unit: 'µs/step',
   };
   const redisUs = at(f, 'redisUsPerAssignment.total');
@@ -193,20 +190,10 @@ const seedRows: RowMaker = (run, runs) => {
     row(`seed routing, ${n}`, at(f, 'routingPerS'), 'assignments/s', refAnchor),
     row(`seed loop, ${n}`, at(f, 'loopPerS'), 'assignments/s', refAnchor),
     row(`seed loop, ${n}`, at(f, 'loopPerS'), 'assignments/s', floorAnchor),
-    ...(redisUs === null
-      ? []
-      : [
-          row(`Redis µs per assignment cycle (SLOWLOG), ${n}`, redisUs, 'µs', floorUs, {
-            on: 'figure',
-            op: '<=',
-            value: 60,
-          }),
-          row(`Redis µs per assignment cycle (SLOWLOG), ${n}`, redisUs, 'µs', floorUs, {
-            on: 'ratio',
-            op: '<=',
-            value: 2,
-          }),
-        ]),
+    // Each step's time as SLOWLOG logs it (a 0 threshold, in a run of its own): wall time inside
+    // the steps, each inner command's own logging included (about 0.8 µs a call). It splits the
+    // cycle by step; the targets are on Redis's CPU below.
+    ...(redisUs === null ? [] : [row(`Redis µs per assignment cycle (SLOWLOG), ${n}`, redisUs, 'µs')]),
     // How much of that time is inside the Redis commands the steps run; the rest is their Lua.
     ...(at(f, 'redisCommandsShare') === null || redisUs === null
       ? []
@@ -218,13 +205,20 @@ const seedRows: RowMaker = (run, runs) => {
             { name: 'the whole cycle (SLOWLOG)', value: redisUs, unit: 'µs' },
           ),
         ]),
+    // The targets (BENCH.md: Redis's own statistics, not wall time; about twice the floor step):
+    // the main-thread CPU of the drain without SLOWLOG, against the floor step's measured the same way.
     ...(cpuUs === null
       ? []
       : [
-          row(`Redis main-thread CPU per assignment cycle, ${n}`, cpuUs, 'µs', {
-            name: `floor step, ${floor?.parameters.agents} agents (INFO cpu)`,
-            value: roundTo(cpuUsPerOp(floor, at(floor?.figures, 'ops')), 1),
-            unit: 'µs/step',
+          row(`Redis main-thread CPU per assignment cycle, ${n}`, cpuUs, 'µs', floorCpu, {
+            on: 'figure',
+            op: '<=',
+            value: 60,
+          }),
+          row(`Redis main-thread CPU per assignment cycle, ${n}`, cpuUs, 'µs', floorCpu, {
+            on: 'ratio',
+            op: '<=',
+            value: 2,
           }),
         ]),
   ];
