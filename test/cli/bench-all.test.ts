@@ -76,7 +76,9 @@ describe('bench all', () => {
         'large with levels: worst step',
         'large with levels: median step',
         'audit, ',
-        'cluster: Redis µs per assignment, master 1',
+        'cluster: Redis main-thread CPU per assignment, master 1',
+        'cluster: Redis µs per assignment (SLOWLOG), master 1',
+        'Redis main-thread CPU per assignment cycle, 40 agents',
         'cluster: aggregate, 3 masters busy',
       ])
         expect(

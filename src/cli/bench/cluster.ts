@@ -75,8 +75,10 @@ export interface ClusterFigures {
   /** Redis main-thread CPU µs per assignment (INFO cpu) in the same timed runs. */
   readonly singleCpuUsPerAssignment: number | null;
   readonly masterCpuUsPerAssignment: Record<string, number | null>;
-  /** The worst master's total over the single Redis's total (target 1.2 at most). */
+  /** The worst master's SLOWLOG total over the single Redis's. */
   readonly worstMasterRatio: number | null;
+  /** The worst master's main-thread CPU per assignment over the single Redis's (target 1.2 at most). */
+  readonly worstMasterCpuRatio: number | null;
   /** Aggregate assignments/s of PER_MASTER workspaces on the single Redis, at once. */
   readonly singleAssignmentsPerS: number;
   readonly phases: ClusterPhase[];
@@ -167,6 +169,9 @@ export async function clusterWorkload(options: ClusterBenchOptions, note: Note):
     const totals = Object.values(masterUs).map((m) => m.total ?? 0);
     const meanUs = totals.reduce((a, b) => a + b, 0) / totals.length;
     const perMaster = meanUs > 0 ? Math.round(1e6 / meanUs) : null;
+    const singleCpu = round(median(singleRuns.map((t) => t.cpuUs)));
+    const masterCpu = ports.map((p) => [p, round(median(masterRuns.get(p)!.map((t) => t.cpuUs)))] as const);
+    const cpus = masterCpu.map(([, us]) => us).filter((us): us is number => us !== null);
     const cores = os.cpus().length;
     return {
       cores,
@@ -175,11 +180,10 @@ export async function clusterWorkload(options: ClusterBenchOptions, note: Note):
       rounds: ROUNDS,
       singleUsPerAssignment: singleUs,
       masterUsPerAssignment: masterUs,
-      singleCpuUsPerAssignment: round(median(singleRuns.map((t) => t.cpuUs))),
-      masterCpuUsPerAssignment: Object.fromEntries(
-        ports.map((p) => [p, round(median(masterRuns.get(p)!.map((t) => t.cpuUs)))]),
-      ),
+      singleCpuUsPerAssignment: singleCpu,
+      masterCpuUsPerAssignment: Object.fromEntries(masterCpu),
       worstMasterRatio: singleUs.total ? round(Math.max(...totals) / singleUs.total, 2) : null,
+      worstMasterCpuRatio: singleCpu && cpus.length > 0 ? round(Math.max(...cpus) / singleCpu, 2) : null,
       singleAssignmentsPerS: singlePerS,
       phases,
       modelPerMasterPerS: perMaster,
