@@ -131,6 +131,11 @@ describe('bench all', () => {
     expect(f.assigned).toBe(3000);
     expect(f.opsPerS).toBeGreaterThan(0);
     expect(f.p99LatencyUs).toBeGreaterThan(0);
+    // Redis's CPU per step over the steps alone: some, and no more than over the whole run with its set-up.
+    expect(f.redisCpuUsPerStep).toBeGreaterThan(0);
+    const whole = (floor as { redisStats?: { cpuUs: number } }).redisStats;
+    expect(whole).toBeDefined();
+    expect(f.redisCpuUsPerStep).toBeLessThanOrEqual(whole!.cpuUs / f.ops! + 0.1);
 
     const decision = runOf('decision').figures as {
       medianUs: Record<string, number>;

@@ -146,6 +146,16 @@ describe('benchRows', () => {
     expect(
       rows.filter((r) => r.figure.startsWith('Redis main-thread CPU per assignment cycle')),
     ).toHaveLength(2);
+    // The floor's own CPU per step over its steps alone, when its run has it, is the anchor.
+    const own = benchRows(
+      runs.map((r) =>
+        r.workload === 'floor' && r.parameters.agents === 40
+          ? { ...r, figures: { ...r.figures, redisCpuUsPerStep: 25 } }
+          : r,
+      ),
+      ROW_MAKERS,
+    ).find((r) => r.figure === 'Redis main-thread CPU per assignment cycle, 40 agents');
+    expect(own).toMatchObject({ value: 150, anchorValue: 25, ratio: 6, met: false });
     // SLOWLOG's wall time splits the cycle by step, with no target and no anchor of its own.
     expect(find('Redis µs per assignment cycle (SLOWLOG), 40 agents')).toMatchObject({
       value: 200,

@@ -8,6 +8,7 @@ import { KEY_ROOT } from '../../adapters/redis/keys.ts';
 import { luaScript, runLua } from '../../adapters/redis/scripts.ts';
 import { EXPERTISE, LANGUAGES, seededRandom, seedSkills } from '../sim/random.ts';
 import { mean, nowNs, percentile, round, seconds } from '../sim/stats.ts';
+import { mainThreadCpuUs } from './redis-time.ts';
 import { type Note, seedAgents } from './workspace.ts';
 
 /** The step itself, declared with the project's other Lua steps. */
@@ -29,6 +30,11 @@ export interface FloorFigures {
   readonly meanLatencyUs: number | null;
   readonly p99LatencyUs: number | null;
   readonly seconds: number;
+  /**
+   * Redis main-thread CPU µs per step (INFO cpu) over the steps alone: each step's script, and
+   * its connection's read and reply around it; not the set-up.
+   */
+  readonly redisCpuUsPerStep: number | null;
 }
 
 /** The floor step's keys (a hash tag of their own) and its arguments, filled; `drop` removes them. */
@@ -93,6 +99,7 @@ export async function floorWorkload(url: string, o: FloorOptions, note: Note): P
     let started = 0;
     let assigned = 0;
     const latencies: number[] = [];
+    const cpu0 = await mainThreadCpuUs(admin);
     const t0 = nowNs();
     await Promise.all(
       clients.map(async (c) => {
@@ -106,6 +113,7 @@ export async function floorWorkload(url: string, o: FloorOptions, note: Note): P
       }),
     );
     const elapsed = seconds(nowNs() - t0);
+    const cpuUs = (await mainThreadCpuUs(admin)) - cpu0;
     return {
       opsPerS: Math.round(o.count / elapsed),
       ops: o.count,
@@ -113,6 +121,7 @@ export async function floorWorkload(url: string, o: FloorOptions, note: Note): P
       meanLatencyUs: round(mean(latencies)),
       p99LatencyUs: round(percentile(latencies, 99)),
       seconds: round(elapsed, 3) ?? 0,
+      redisCpuUsPerStep: round(cpuUs / o.count, 1),
     };
   } finally {
     await floor?.drop();
