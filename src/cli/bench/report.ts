@@ -155,9 +155,6 @@ export function find(
 
 const PUBLISHED_REFERENCE: Record<number, number> = { 40: 480, 1000: 430 };
 
-const cpuUsPerOp = (r: WorkloadRun | undefined, ops: number | null) =>
-  r?.redisStats && ops ? r.redisStats.cpuUs / ops : null;
-
 const seedRows: RowMaker = (run, runs) => {
   const agents = run.parameters.agents;
   const n = `${agents} agents`;
@@ -174,12 +171,10 @@ const seedRows: RowMaker = (run, runs) => {
     value: at(floor?.figures, 'opsPerS'),
     unit: 'steps/s',
   };
-  // The floor's own figure, over its steps alone; a run without it (an older JSON), over the whole
-  // workload, set-up included.
+  // The floor's own figure, over its steps alone (not its set-up).
   const floorCpu = {
     name: `floor step, ${floor?.parameters.agents} agents (INFO cpu)`,
-    value:
-      at(floor?.figures, 'redisCpuUsPerStep') ?? roundTo(cpuUsPerOp(floor, at(floor?.figures, 'ops')), 1),
+    value: at(floor?.figures, 'redisCpuUsPerStep'),
     unit: 'µs/step',
   };
   const redisUs = at(f, 'redisUsPerAssignment.total');
