@@ -147,7 +147,7 @@ describe('bench', () => {
     }
 
     // Against itself: the same steps on both sides, so the same decisions and costs of one order.
-    const run = await bench(['steps', '--switchboard', ROOT, '--rounds', '6', '--agents', '20', '--json']);
+    const run = await bench(['steps', '--switchboard', ROOT, '--rounds', '7', '--agents', '20', '--json']);
     expect(run.code, run.stderr).toBe(0);
     const r = JSON.parse(run.stdout) as {
       parameters: Record<string, unknown>;
@@ -158,8 +158,8 @@ describe('bench', () => {
         ratio: Record<string, number>;
       };
     };
-    expect(r.parameters).toMatchObject({ agents: 20, rounds: 6, switchboard: path.resolve(ROOT) });
-    expect(r.figures.rounds).toBe(6);
+    expect(r.parameters).toMatchObject({ agents: 20, rounds: 7, switchboard: path.resolve(ROOT) });
+    expect(r.figures.rounds).toBe(7);
     expect(r.figures.this.decisions).toBeGreaterThan(0);
     expect(r.figures.other.decisions).toBe(r.figures.this.decisions);
     for (const side of [r.figures.this, r.figures.other])

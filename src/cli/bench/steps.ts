@@ -6,7 +6,9 @@
  * available, runs a dispatch step and projects the completions of what it assigned. Each step is
  * timed by Redis's commandstats (the µs of FCALL and EVALSHA, reset before the step), so both
  * meet the machine's speed as it moves: two separate runs of `seed` differ by more than the few
- * per cent a change to a step is worth, and the ratio of interleaved rounds does not.
+ * per cent a change to a step is worth, and the ratio of interleaved rounds does not. Each ratio is
+ * the median of the rounds' own ratios, so a round in which the machine stalled one side (Redis's
+ * µs are wall time inside the call) does not carry it; each side's µs are over all its rounds.
  */
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -27,6 +29,7 @@ import {
   projectPending,
 } from '../../projections/projector.ts';
 import type { Rng } from '../sim/random.ts';
+import { median } from '../sim/stats.ts';
 import { redisStats } from './redis-time.ts';
 import { availableCommands, type Note, queueCommands, registerCommands, seedAgents } from './workspace.ts';
 
@@ -52,7 +55,7 @@ export interface StepsFigures {
   readonly rounds: number;
   readonly this: StepCosts;
   readonly other: StepCosts;
-  /** This checkout's cost over the other's, per step and for the cycle (below 1: this is cheaper). */
+  /** This checkout's cost over the other's in a round, the median over rounds, per step and for the cycle (below 1: this is cheaper). */
   readonly ratio: {
     readonly queue: number;
     readonly dispatch: number;
@@ -114,9 +117,19 @@ interface Side {
   readonly tree: Tree;
   readonly workspace: string;
   lastEvent: string;
+  /** Each round's µs and counts, in order. */
+  readonly rounds: Tally[];
+}
+
+interface Tally {
   us: { queue: number; dispatch: number; complete: number };
   counts: { queued: number; decisions: number; completed: number };
 }
+
+const newTally = (): Tally => ({
+  us: { queue: 0, dispatch: 0, complete: 0 },
+  counts: { queued: 0, decisions: 0, completed: 0 },
+});
 
 export async function stepsWorkload(
   redis: RedisClient,
@@ -132,8 +145,7 @@ export async function stepsWorkload(
   ].map((s) => ({
     ...s,
     lastEvent: '0-0',
-    us: { queue: 0, dispatch: 0, complete: 0 },
-    counts: { queued: 0, decisions: 0, completed: 0 },
+    rounds: [],
   }));
   const rng = random(o.seed);
   const agents = seedAgents(o.agents, rng);
@@ -151,13 +163,15 @@ export async function stepsWorkload(
   for (let r = 0; r < o.rounds; r++) {
     const contacts = queueCommands(o.agents, rng, `r${r + 1}`);
     for (const s of r % 2 === 0 ? sides : [...sides].reverse()) {
+      const t = newTally();
+      s.rounds.push(t);
       await append(s, contacts);
-      s.us.queue += await stepUs(redis, () => project(s));
-      s.counts.queued += contacts.length;
+      t.us.queue = await stepUs(redis, () => project(s));
+      t.counts.queued = contacts.length;
       await append(s, availableCommands(agents));
       await project(s);
-      s.us.dispatch += await stepUs(redis, async () => {
-        s.counts.decisions += await s.tree.dispatchPending(redis, s.workspace, {
+      t.us.dispatch = await stepUs(redis, async () => {
+        t.counts.decisions = await s.tree.dispatchPending(redis, s.workspace, {
           ...s.tree.defaultDispatcherOptions,
           batch: 64,
         });
@@ -176,24 +190,30 @@ export async function stepsWorkload(
         s,
         assigned.map((contactId): Command => ({ type: 'CompleteContact', contactId })),
       );
-      s.us.complete += await stepUs(redis, () => project(s));
-      s.counts.completed += assigned.length;
+      t.us.complete = await stepUs(redis, () => project(s));
+      t.counts.completed = assigned.length;
     }
   }
 
-  const costs = (s: Side): StepCosts => {
-    const queueUs = s.us.queue / Math.max(1, s.counts.queued);
-    const dispatchUs = s.us.dispatch / Math.max(1, s.counts.decisions);
-    const completeUs = s.us.complete / Math.max(1, s.counts.completed);
+  const costs = ({ us, counts }: Tally): StepCosts => {
+    const queueUs = us.queue / Math.max(1, counts.queued);
+    const dispatchUs = us.dispatch / Math.max(1, counts.decisions);
+    const completeUs = us.complete / Math.max(1, counts.completed);
     return {
       queueUs,
       dispatchUs,
       completeUs,
       cycleUs: queueUs + dispatchUs + completeUs,
-      decisions: s.counts.decisions,
+      decisions: counts.decisions,
     };
   };
-  const [mine, theirs] = sides.map(costs) as [StepCosts, StepCosts];
+  const total = (rounds: readonly Tally[]): Tally =>
+    rounds.reduce((sum, { us, counts }) => {
+      for (const k of ['queue', 'dispatch', 'complete'] as const) sum.us[k] += us[k];
+      for (const k of ['queued', 'decisions', 'completed'] as const) sum.counts[k] += counts[k];
+      return sum;
+    }, newTally());
+  const [mine, theirs] = sides.map((s) => costs(total(s.rounds))) as [StepCosts, StepCosts];
   if (mine.decisions !== theirs.decisions)
     note(
       `the two checkouts made different decisions (${mine.decisions} and ${theirs.decisions}): their rounds differ`,
@@ -205,16 +225,19 @@ export async function stepsWorkload(
     cycleUs: Math.round(c.cycleUs * 10) / 10,
     decisions: c.decisions,
   });
-  const r3 = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
+  // The median over rounds of this side's cost over the other's in the same round.
+  const [myRounds, theirRounds] = sides.map((s) => s.rounds.map(costs)) as [StepCosts[], StepCosts[]];
+  const ratio = (k: 'queueUs' | 'dispatchUs' | 'completeUs' | 'cycleUs') =>
+    Math.round((median(myRounds.map((c, i) => c[k] / theirRounds[i]![k])) ?? Number.NaN) * 1000) / 1000;
   return {
     rounds: o.rounds,
     this: r1(mine),
     other: r1(theirs),
     ratio: {
-      queue: r3(mine.queueUs, theirs.queueUs),
-      dispatch: r3(mine.dispatchUs, theirs.dispatchUs),
-      complete: r3(mine.completeUs, theirs.completeUs),
-      cycle: r3(mine.cycleUs, theirs.cycleUs),
+      queue: ratio('queueUs'),
+      dispatch: ratio('dispatchUs'),
+      complete: ratio('completeUs'),
+      cycle: ratio('cycleUs'),
     },
   };
 }
