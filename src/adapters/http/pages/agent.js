@@ -3,15 +3,21 @@
 // its agent document and contacts again after each event; every button is one API command.
 import {
   apiClient,
-  banner,
+  authMode,
   clock,
   duration,
   explain,
   h,
   liveFeed,
   session,
+  showLive,
+  showProblems,
+  showSignedIn,
+  showSignInForm,
+  signInForm,
   skillText,
   soon,
+  statusProblem,
   watchStatus,
 } from './common.js';
 
@@ -27,66 +33,38 @@ const timers = [];
 
 const $ = (id) => document.getElementById(id);
 
-function updateBanner() {
-  const p = problems;
-  if (p.status) banner(p.status, 'error');
-  else if (p.action) banner(p.action, 'error');
-  else if (p.live) banner(p.live, 'warn');
-  else banner(null);
-}
+const updateBanner = () => showProblems(problems);
 
 async function main() {
   const params = new URLSearchParams(location.search);
   if (params.get('ws')) store.set('ws', params.get('ws'));
   if (params.get('agent')) store.set('agent', params.get('agent'));
-  $('signin').addEventListener('submit', (ev) => {
-    ev.preventDefault();
-    signIn(
-      $('signin-ws').value.trim() || 'default',
-      $('signin-key').value.trim(),
-      $('signin-agent').value.trim(),
-    );
-  });
-  $('signout').addEventListener('click', () => {
-    store.set('key', null);
-    stop();
-    showSignin('');
-  });
+  signInForm(
+    store,
+    (ws, key) => signIn(ws, key, $('signin-agent').value.trim()),
+    () => {
+      stop();
+      showSignin('');
+    },
+  );
   for (const state of ['available', 'away', 'offline'])
     $(`set-${state}`).addEventListener('click', () => setState(state));
   $('wrapup-done').addEventListener('click', () => setState('available'));
   setInterval(tick, 1000);
   watchStatus((s) => {
-    if (s === null) problems.status = 'Switchboard is not answering (restarting?); retrying…';
-    else if (s.state === 'paused')
-      problems.status = `Redis is unreachable: ${s.reason ?? 'paused'}. Wait a moment.`;
-    else problems.status = null;
+    problems.status = statusProblem(s, 'Wait a moment.');
     updateBanner();
   });
 
-  let auth = 'on';
-  try {
-    auth = (await (await fetch('/status', { cache: 'no-store' })).json()).auth ?? 'on';
-  } catch {
-    // Not answering yet: ask for a key as if authentication were on.
-  }
   const key = store.get('key');
-  if (key || (auth === 'off' && store.get('agent')))
+  if (key || ((await authMode()) === 'off' && store.get('agent')))
     signIn(store.get('ws') ?? 'default', key ?? '', store.get('agent') ?? '');
   else showSignin('');
 }
 
 function showSignin(message) {
-  $('desk').hidden = true;
-  $('signout').hidden = true;
-  $('signin').hidden = false;
-  $('signin-ws').value = store.get('ws') ?? 'default';
   $('signin-agent').value = store.get('agent') ?? '';
-  $('signin-key').value = '';
-  $('signin-message').textContent = message;
-  $('live').className = 'live off';
-  $('live').textContent = 'signed out';
-  $('signin-key').focus();
+  showSignInForm('desk', store.get('ws') ?? 'default', message);
 }
 
 async function signIn(ws, key, typedAgent) {
@@ -118,9 +96,7 @@ async function signIn(ws, key, typedAgent) {
 
 function start(client) {
   api = client;
-  $('signin').hidden = true;
-  $('desk').hidden = false;
-  $('signout').hidden = false;
+  showSignedIn('desk');
   $('agent-name').textContent = agent.name ? `${agent.name} (${agentId})` : agentId;
   const saved = store.get(`position.${api.ws}.${agentId}`);
   feed = liveFeed(api, {
@@ -142,21 +118,13 @@ function stop() {
 }
 
 function onLive(state, detail) {
-  const el = $('live');
-  if (state === 'live') {
-    el.className = 'live on';
-    el.textContent = 'live';
-    problems.live = null;
-  } else if (state === 'refused') {
+  if (state === 'refused') {
     store.set('key', null);
     stop();
     showSignin(explain(detail));
     return;
-  } else {
-    el.className = 'live off';
-    el.textContent = state === 'retrying' ? 'reconnecting' : 'connecting';
-    if (state === 'retrying') problems.live = `Live feed interrupted (${detail}); reconnecting…`;
   }
+  problems.live = showLive(state, detail, problems.live);
   updateBanner();
 }
 

@@ -277,3 +277,81 @@ export function explain(err, needs) {
   if (err?.status === 0) return `Switchboard is not answering (${detail}); retrying…`;
   return `${err?.problem?.title ?? 'Error'} (${err?.status ?? '?'}): ${detail}`;
 }
+
+// ---- what both pages' frames share: sign-in, banner, live badge -------------------------------
+
+const byId = (id) => document.getElementById(id);
+
+/** Shows the first problem that is set, in the order `problems` lists them: the live feed's as a warning. */
+export function showProblems(problems) {
+  for (const [what, text] of Object.entries(problems))
+    if (text) return banner(text, what === 'live' ? 'warn' : 'error');
+  banner(null);
+}
+
+/** The page's problem for a /status reading (watchStatus's `cb`): null while all is well. */
+export function statusProblem(s, whilePaused) {
+  if (s === null) return 'Switchboard is not answering (restarting?); retrying…';
+  if (s.state === 'paused') return `Redis is unreachable: ${s.reason ?? 'paused'}. ${whilePaused}`;
+  return null;
+}
+
+/** Whether Switchboard asks for keys ('on' or 'off', from /status); 'on' while it does not answer. */
+export async function authMode() {
+  try {
+    return (await (await fetch('/status', { cache: 'no-store' })).json()).auth ?? 'on';
+  } catch {
+    return 'on';
+  }
+}
+
+/**
+ * Wires the sign-in form (`signIn(ws, key)` on submit) and the sign-out button (the key forgotten,
+ * then `signOut()`).
+ */
+export function signInForm(store, signIn, signOut) {
+  byId('signin').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    signIn(byId('signin-ws').value.trim() || 'default', byId('signin-key').value.trim());
+  });
+  byId('signout').addEventListener('click', () => {
+    store.set('key', null);
+    signOut();
+  });
+}
+
+/** The sign-in form in place of the page's element `view`, saying `message`; the live badge off. */
+export function showSignInForm(view, ws, message) {
+  byId(view).hidden = true;
+  byId('signout').hidden = true;
+  byId('signin').hidden = false;
+  byId('signin-ws').value = ws;
+  byId('signin-key').value = '';
+  byId('signin-message').textContent = message;
+  byId('live').className = 'live off';
+  byId('live').textContent = 'signed out';
+  byId('signin-key').focus();
+}
+
+/** The page's element `view` in place of the sign-in form. */
+export function showSignedIn(view) {
+  byId('signin').hidden = true;
+  byId(view).hidden = false;
+  byId('signout').hidden = false;
+}
+
+/**
+ * The live badge for a state of liveFeed's `onStatus` other than 'refused', and the feed's problem
+ * after it: none when live, the interruption while it retries, `problem` as it was while it connects.
+ */
+export function showLive(state, detail, problem) {
+  const el = byId('live');
+  if (state === 'live') {
+    el.className = 'live on';
+    el.textContent = 'live';
+    return null;
+  }
+  el.className = 'live off';
+  el.textContent = state === 'retrying' ? 'reconnecting' : 'connecting';
+  return state === 'retrying' ? `Live feed interrupted (${detail}); reconnecting…` : problem;
+}

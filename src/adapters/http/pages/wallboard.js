@@ -5,15 +5,21 @@
 // resume from the last event received.
 import {
   apiClient,
-  banner,
+  authMode,
   clock,
   duration,
   explain,
   h,
   liveFeed,
   session,
+  showLive,
+  showProblems,
+  showSignedIn,
+  showSignInForm,
+  signInForm,
   skillText,
   soon,
+  statusProblem,
   watchStatus,
 } from './common.js';
 
@@ -61,26 +67,14 @@ const timers = [];
 
 const $ = (id) => document.getElementById(id);
 
-function updateBanner() {
-  const p = problems;
-  if (p.auth) banner(p.auth, 'error');
-  else if (p.status) banner(p.status, 'error');
-  else if (p.stats) banner(p.stats, 'error');
-  else if (p.live) banner(p.live, 'warn');
-  else banner(null);
-}
+const updateBanner = () => showProblems(problems);
 
 // ---- sign-in -------------------------------------------------------------------------------
 
 async function main() {
   const params = new URLSearchParams(location.search);
   if (params.get('ws')) store.set('ws', params.get('ws'));
-  $('signin').addEventListener('submit', (ev) => {
-    ev.preventDefault();
-    signIn($('signin-ws').value.trim() || 'default', $('signin-key').value.trim());
-  });
-  $('signout').addEventListener('click', () => {
-    store.set('key', null);
+  signInForm(store, signIn, () => {
     stop();
     showSignin('');
   });
@@ -92,30 +86,16 @@ async function main() {
   );
   watchStatus(onStatus);
 
-  let auth = 'on';
-  try {
-    auth = (await (await fetch('/status', { cache: 'no-store' })).json()).auth ?? 'on';
-  } catch {
-    // Not answering yet: ask for a key as if authentication were on.
-  }
   const ws = store.get('ws') ?? 'default';
   const key = store.get('key');
-  if (key || auth === 'off') signIn(ws, key ?? '');
+  if (key || (await authMode()) === 'off') signIn(ws, key ?? '');
   else showSignin('');
 }
 
 function showSignin(message) {
-  $('board').hidden = true;
-  $('signout').hidden = true;
-  $('signin').hidden = false;
-  $('signin-ws').value = store.get('ws') ?? 'default';
-  $('signin-key').value = '';
-  $('signin-message').textContent = message;
-  $('live').className = 'live off';
-  $('live').textContent = 'signed out';
   problems.auth = null;
   updateBanner();
-  $('signin-key').focus();
+  showSignInForm('board', store.get('ws') ?? 'default', message);
 }
 
 async function signIn(ws, key) {
@@ -154,9 +134,7 @@ function refused(err) {
 
 function start(client) {
   api = client;
-  $('signin').hidden = true;
-  $('board').hidden = false;
-  $('signout').hidden = false;
+  showSignedIn('board');
   $('ws-name').textContent = client.ws;
   restore();
   charts ??= makeCharts();
@@ -205,29 +183,13 @@ function save() {
 addEventListener('pagehide', save);
 
 function onLive(state, detail) {
-  const el = $('live');
-  if (state === 'live') {
-    el.className = 'live on';
-    el.textContent = 'live';
-    problems.live = null;
-  } else if (state === 'refused') {
-    el.className = 'live refused';
-    el.textContent = 'refused';
-    refused(detail);
-    return;
-  } else {
-    el.className = 'live off';
-    el.textContent = state === 'retrying' ? 'reconnecting' : 'connecting';
-    if (state === 'retrying') problems.live = `Live feed interrupted (${detail}); reconnecting…`;
-  }
+  if (state === 'refused') return refused(detail);
+  problems.live = showLive(state, detail, problems.live);
   updateBanner();
 }
 
 function onStatus(s) {
-  if (s === null) problems.status = 'Switchboard is not answering (restarting?); retrying…';
-  else if (s.state === 'paused')
-    problems.status = `Redis is unreachable: ${s.reason ?? 'paused'}. The figures are the last known; the wallboard resumes by itself.`;
-  else problems.status = null;
+  problems.status = statusProblem(s, 'The figures are the last known; the wallboard resumes by itself.');
   updateBanner();
 }
 
