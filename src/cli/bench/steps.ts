@@ -225,19 +225,23 @@ export async function stepsWorkload(
     cycleUs: Math.round(c.cycleUs * 10) / 10,
     decisions: c.decisions,
   });
-  // The median over rounds of this side's cost over the other's in the same round.
   const [myRounds, theirRounds] = sides.map((s) => s.rounds.map(costs)) as [StepCosts[], StepCosts[]];
-  const ratio = (k: 'queueUs' | 'dispatchUs' | 'completeUs' | 'cycleUs') =>
-    Math.round((median(myRounds.map((c, i) => c[k] / theirRounds[i]![k])) ?? Number.NaN) * 1000) / 1000;
   return {
     rounds: o.rounds,
     this: r1(mine),
     other: r1(theirs),
-    ratio: {
-      queue: ratio('queueUs'),
-      dispatch: ratio('dispatchUs'),
-      complete: ratio('completeUs'),
-      cycle: ratio('cycleUs'),
-    },
+    ratio: roundsRatio(myRounds, theirRounds),
+  };
+}
+
+/** The median over rounds of one side's cost over the other's in the same round, per step and for the cycle. */
+export function roundsRatio(mine: readonly StepCosts[], theirs: readonly StepCosts[]): StepsFigures['ratio'] {
+  const ratio = (k: 'queueUs' | 'dispatchUs' | 'completeUs' | 'cycleUs') =>
+    Math.round((median(mine.map((c, i) => c[k] / theirs[i]![k])) ?? Number.NaN) * 1000) / 1000;
+  return {
+    queue: ratio('queueUs'),
+    dispatch: ratio('dispatchUs'),
+    complete: ratio('completeUs'),
+    cycle: ratio('cycleUs'),
   };
 }
