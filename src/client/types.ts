@@ -14,9 +14,19 @@ import type {
 } from '../domain/commands.ts';
 import type { EventType } from '../domain/events.ts';
 import type { Interval, IntervalFigures } from '../domain/intervals.ts';
+import type { QueueStats, WindowStats, WorkspaceStats } from '../domain/stats.ts';
 import type { AgentDocument, AgentStateName, ContactDocument } from '../domain/views.ts';
 
-export type { AgentDocument, AgentStateName, ContactDocument, EventType, Interval, IntervalFigures };
+export type {
+  AgentDocument,
+  AgentStateName,
+  ContactDocument,
+  EventType,
+  Interval,
+  IntervalFigures,
+  QueueStats,
+  WindowStats,
+};
 /** An agent's skill as clients write it: a name (level 1), or a name with a proficiency 1..5. */
 export type AgentSkill = string | { readonly name: string; readonly level: number };
 /** A contact's requirement as clients write it: a name (any level), or a name with a minimum level. */
@@ -57,33 +67,8 @@ export interface Settings {
   readonly agentSelection?: SettingsChange['agentSelection'];
 }
 
-export interface Stats {
-  readonly queued: number;
-  readonly queueBySkills: Record<string, number>;
-  readonly queueByChannel: Record<string, Record<string, number>>;
-  readonly longestWaitMs: number;
-  readonly oldestContactId: string | null;
-  readonly agentsByState: Record<string, number>;
-  readonly assignments: number;
-  readonly completed: number;
-  readonly abandoned: number;
-  readonly expired: number;
-  readonly transferred: number;
-  readonly contactsQueuedSoFar: number;
-  /** The decisions of the last minutes: how many, their mean wait, the service level (share within `serviceLevelMs`). */
-  readonly window: WindowStats & { readonly ms: number; readonly serviceLevelMs: number };
-  /** Each queue (channel and skills) with contacts waiting, or decisions, abandons or expirations in the window. */
-  readonly queues: readonly (WindowStats & {
-    readonly channel: string;
-    readonly skills: string;
-    readonly queued: number;
-    /** Its agents present as available: contacts held over their capacity (null: none present). */
-    readonly occupancy: number | null;
-  })[];
-  /** Contacts held over the capacity of the agents present as available (null: none present). */
-  readonly occupancy: number | null;
-  readonly position: Position;
-}
+/** GET /stats. */
+export type Stats = WorkspaceStats;
 
 /** GET /stats/intervals: the log's figures in 15-minute intervals (docs/API.md "Historical intervals"). */
 export interface StatsIntervals {
@@ -104,16 +89,6 @@ export interface OpenApiDocument {
   readonly info: { readonly title: string; readonly version: string; readonly [more: string]: unknown };
   readonly paths: Record<string, Record<string, unknown>>;
   readonly [more: string]: unknown;
-}
-
-export interface WindowStats {
-  readonly assignments: number;
-  readonly meanWaitMs: number | null;
-  readonly serviceLevel: number | null;
-  /** Queued or offered contacts abandoned in the window (the latest 64 of each queue). */
-  readonly abandons: number;
-  /** Queued or offered contacts that left after their maximum wait in the window (the latest 64 of each queue). */
-  readonly expirations: number;
 }
 
 /** The event envelope, the same on GET /events and the live feed. */

@@ -133,6 +133,10 @@ describe('commands and queries', () => {
     const stats = await c.stats({ minPosition: done.position });
     expect(stats).toMatchObject({ assignments: 2, completed: 1, abandoned: 1, transferred: 1 });
     expect(stats.agentsByState.available).toBe(1);
+    // Each queue as the server sends it, typed whole: its longest wait and its agents by state.
+    const billing = stats.queues.find((q) => q.skills === 'billing');
+    expect(billing).toMatchObject({ queued: 0, longestWaitMs: 0, assignments: 2 });
+    expect(billing!.agents.available).toBe(1);
     expect((await c.stats({ serviceLevelMs: 60_000 })).window).toMatchObject({
       assignments: 2,
       serviceLevelMs: 60_000,

@@ -164,7 +164,7 @@ function pagePaths() {
   };
 }
 
-/** GET /stats (src/adapters/redis/projection-reads.ts `WorkspaceStats`). */
+/** GET /stats (src/domain/stats.ts `WorkspaceStats`). */
 function statsSchema() {
   const count = { type: 'integer', minimum: 0 };
   const byState = {

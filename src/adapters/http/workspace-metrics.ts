@@ -1,6 +1,7 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
+import type { QueueStats, WorkspaceStats } from '../../domain/stats.ts';
 import { globalKeys, workspaceKeys } from '../redis/keys.ts';
-import { type QueueStats, readStats, type WorkspaceStats } from '../redis/projection-reads.ts';
+import { readStats } from '../redis/projection-reads.ts';
 import type { RedisClient } from '../redis/scripts.ts';
 import { foldWaits, type WaitCounts, WaitHistogramMetric } from './wait-histogram.ts';
 
