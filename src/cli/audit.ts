@@ -9,13 +9,12 @@
  * 3 the audit could not run (Redis unreachable, or an error while reading).
  */
 import { Presets, SingleBar } from 'cli-progress';
-import { connectRedis, type RedisTarget } from '../adapters/redis/client.ts';
-import { workspaceKeys } from '../adapters/redis/keys.ts';
+import type { RedisTarget } from '../adapters/redis/client.ts';
 import { DiskArchive } from '../archive/store.ts';
 import { auditWorkspace } from '../audit/read.ts';
 import { type AuditReport, summaryOf } from '../audit/report.ts';
 import { POSITION_PATTERN } from '../domain/values.ts';
-import { archiveDirOf, parseRedisTarget, workspaceOption } from './redis-target.ts';
+import { archiveDirOf, parseRedisTarget, reachRedis, workspaceOption } from './redis-target.ts';
 import { OptionChecker, parseOrUsage, UsageError } from './sim/options.ts';
 
 const SHOWN = 20;
@@ -158,22 +157,10 @@ async function main(): Promise<number> {
     throw err;
   }
   // Pages of thousands of entries may take longer than a request of the API.
-  const redis = connectRedis(o.target, { commandTimeout: 60_000 });
+  const redis = await reachRedis('audit', o, 60_000, o.workspace);
+  if (typeof redis === 'number') return redis;
   let bar: SingleBar | undefined;
   try {
-    try {
-      await redis.ping();
-    } catch (err) {
-      process.stderr.write(`audit: cannot reach Redis at ${o.label}: ${(err as Error).message}\n`);
-      return 3;
-    }
-    const k = workspaceKeys(o.workspace);
-    if ((await redis.exists(k.commands, k.events)) === 0) {
-      process.stderr.write(
-        `audit: no workspace "${o.workspace}" at ${o.label} (neither ${k.commands} nor ${k.events})\n`,
-      );
-      return 2;
-    }
     if (!o.json && process.stderr.isTTY === true) {
       bar = new SingleBar(
         {

@@ -13,8 +13,7 @@ import {
   listApiKeys,
   revokeApiKey,
 } from '../adapters/redis/api-keys.ts';
-import { connectRedis } from '../adapters/redis/client.ts';
-import { parseRedisTarget, workspaceOption } from './redis-target.ts';
+import { parseRedisTarget, reachRedis, workspaceOption } from './redis-target.ts';
 import { OptionChecker, parseOrUsage, runCommand } from './sim/options.ts';
 
 const USAGE = `Usage: npm run keys -- <command> --workspace <ws> [options]
@@ -81,17 +80,12 @@ async function main(): Promise<number> {
       /^[0-9a-f]{16}$/.test(values['key-id'] ?? ''),
       '--key-id: required, the 16 hex digits `list` shows',
     );
-  const { target, label } = parseRedisTarget(values, process.env, check);
+  const parsed = parseRedisTarget(values, process.env, check);
   check.done();
 
-  const redis = connectRedis(target, { commandTimeout: 10_000 });
+  const redis = await reachRedis('keys', parsed, 10_000);
+  if (typeof redis === 'number') return redis;
   try {
-    try {
-      await redis.ping();
-    } catch (err) {
-      process.stderr.write(`keys: cannot reach Redis at ${label}: ${(err as Error).message}\n`);
-      return 3;
-    }
     if (command === 'create') {
       const { key, info } = await createApiKey(redis, {
         workspace,

@@ -1,17 +1,6 @@
-/**
- * `npm run rebuild -- --workspace <ws> [options]`: re-projects the workspace's whole command log
- * with the production Lua steps into a shadow keyspace (src/cli/rebuild/rebuild.ts), replaying
- * each routing decision where it was made, and compares the documents, the routing index's sorted
- * sets and the counters with the live state.
- *
- * Exit codes: 0 the same, 1 differences, 2 bad arguments (or no such workspace), 3 the rebuild
- * could not run (Redis unreachable, an error while reading, or a workspace that kept changing).
- */
-import { connectRedis } from '../adapters/redis/client.ts';
-import { workspaceKeys } from '../adapters/redis/keys.ts';
 import { DiskArchive } from '../archive/store.ts';
 import { type RebuildReport, rebuildWorkspace } from './rebuild/rebuild.ts';
-import { archiveDirOf, parseRedisTarget, workspaceOption } from './redis-target.ts';
+import { archiveDirOf, parseRedisTarget, reachRedis, workspaceOption } from './redis-target.ts';
 import { OptionChecker, parseOrUsage, runCommand } from './sim/options.ts';
 
 const SHOWN = 20;
@@ -74,24 +63,13 @@ async function main(): Promise<number> {
   const check = new OptionChecker();
   check.check(positionals.length === 0, `unexpected argument(s): ${positionals.join(' ')}`);
   const workspace = workspaceOption(values.workspace, check, 'rebuild');
-  const { target, label } = parseRedisTarget(values, process.env, check);
+  const parsed = parseRedisTarget(values, process.env, check);
+  const { label } = parsed;
   check.done();
 
-  const redis = connectRedis(target, { commandTimeout: 60_000 });
+  const redis = await reachRedis('rebuild', parsed, 60_000, workspace);
+  if (typeof redis === 'number') return redis;
   try {
-    try {
-      await redis.ping();
-    } catch (err) {
-      process.stderr.write(`rebuild: cannot reach Redis at ${label}: ${(err as Error).message}\n`);
-      return 3;
-    }
-    const k = workspaceKeys(workspace);
-    if ((await redis.exists(k.commands, k.events)) === 0) {
-      process.stderr.write(
-        `rebuild: no workspace "${workspace}" at ${label} (neither ${k.commands} nor ${k.events})\n`,
-      );
-      return 2;
-    }
     const report = await rebuildWorkspace(redis, workspace, {
       keepShadow: values['keep-shadow'] ?? false,
       archive: new DiskArchive(archiveDirOf(values['archive-dir'], process.env)),

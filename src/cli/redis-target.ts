@@ -2,7 +2,9 @@
  * What a command-line tool reads a workspace's log from: the Redis (`--redis-url` or
  * `--cluster-nodes`, else the environment) and the archive directory.
  */
-import { mask, parseSeed, type RedisTarget } from '../adapters/redis/client.ts';
+import { connectRedis, mask, parseSeed, type RedisTarget } from '../adapters/redis/client.ts';
+import { workspaceKeys } from '../adapters/redis/keys.ts';
+import type { RedisClient } from '../adapters/redis/scripts.ts';
 import { WorkspaceId } from '../domain/values.ts';
 import { privateRedisFile, runningPrivateRedis } from '../topology/redis-server.ts';
 import type { OptionChecker } from './sim/options.ts';
@@ -88,4 +90,35 @@ export function workspaceOption(value: string | undefined, check: OptionChecker,
     `--workspace: must be 1..64 characters of [A-Za-z0-9_-] (got "${workspace}")`,
   );
   return workspace;
+}
+
+/**
+ * A client of the tool's Redis once it answers, and with `workspace`, once that workspace's log is
+ * there; else the tool's exit code (3: Redis does not answer, 2: no such workspace) after saying
+ * why on stderr. The caller disconnects the client.
+ */
+export async function reachRedis(
+  tool: string,
+  { target, label }: ParsedTarget,
+  commandTimeout: number,
+  workspace?: string,
+): Promise<RedisClient | 2 | 3> {
+  const redis = connectRedis(target, { commandTimeout });
+  try {
+    await redis.ping();
+  } catch (err) {
+    redis.disconnect();
+    process.stderr.write(`${tool}: cannot reach Redis at ${label}: ${(err as Error).message}\n`);
+    return 3;
+  }
+  if (workspace === undefined) return redis;
+  const k = workspaceKeys(workspace);
+  if ((await redis.exists(k.commands, k.events)) === 0) {
+    redis.disconnect();
+    process.stderr.write(
+      `${tool}: no workspace "${workspace}" at ${label} (neither ${k.commands} nor ${k.events})\n`,
+    );
+    return 2;
+  }
+  return redis;
 }

@@ -1,0 +1,40 @@
+// The command-line tools that read a workspace from Redis (audit, rebuild, keys) say so and exit 3
+// when Redis does not answer, and exit 2 naming the workspace when its log is not there.
+import { describe, expect, it } from 'vitest';
+import { freePort } from '../../src/topology/redis-server.ts';
+import { suiteRedis } from '../support/redis.ts';
+import { runCli } from './run-cli.ts';
+
+describe('a tool whose Redis does not answer, or has no such workspace', () => {
+  const suite = suiteRedis();
+
+  it('audit, rebuild and keys: exit 3 naming the Redis they could not reach', async () => {
+    const url = `redis://127.0.0.1:${await freePort()}`;
+    const runs = await Promise.all([
+      runCli('audit', ['--workspace', 'w', '--redis-url', url]),
+      runCli('rebuild', ['--workspace', 'w', '--redis-url', url]),
+      runCli('keys', ['list', '--workspace', 'w', '--redis-url', url]),
+    ]);
+    for (const [tool, run] of [
+      ['audit', runs[0]!],
+      ['rebuild', runs[1]!],
+      ['keys', runs[2]!],
+    ] as const) {
+      expect(run.code, `${tool}: ${run.stderr}`).toBe(3);
+      expect(run.stderr).toMatch(
+        new RegExp(`^${tool}: cannot reach Redis at redis://127\\.0\\.0\\.1:\\d+: `, 'm'),
+      );
+    }
+  });
+
+  it('audit and rebuild: exit 2 naming a workspace with no log', async () => {
+    const url = suite.server.url;
+    for (const tool of ['audit', 'rebuild']) {
+      const run = await runCli(tool, ['--workspace', 'nobody-here', '--redis-url', url]);
+      expect(run.code, run.stderr).toBe(2);
+      expect(run.stderr).toMatch(
+        new RegExp(`^${tool}: no workspace "nobody-here" at .* \\(neither .* nor .*\\)$`, 'm'),
+      );
+    }
+  });
+});
