@@ -10,6 +10,7 @@ import { isNonEmpty } from 'fp-ts/lib/Array.js';
 import * as E from 'fp-ts/lib/Either.js';
 import { pipe } from 'fp-ts/lib/function.js';
 import * as NEA from 'fp-ts/lib/NonEmptyArray.js';
+import type { LimitSettings } from '../adapters/http/limits.ts';
 import { parseSeed, type RedisTarget } from '../adapters/redis/client.ts';
 import { ARCHIVE_PAUSE_POINTS, type ArchivePausePoint } from '../archive/archiver.ts';
 import {
@@ -23,7 +24,12 @@ import {
 export type Role = 'api' | 'projector' | 'dispatcher' | 'archiver';
 export const ROLES: readonly Role[] = ['api', 'projector', 'dispatcher', 'archiver'];
 
-export interface Config {
+/**
+ * Switchboard's settings, read from the environment (CONFIG_ENTRIES below). The limits (RATE_LIMIT,
+ * WS_MAX_PER_KEY, WS_MAX_PER_INSTANCE, the header, URL and timeout bounds, CORS_ORIGINS) are the
+ * fields of LimitSettings (src/adapters/http/limits.ts), described there once.
+ */
+export interface Config extends LimitSettings {
   readonly redisUrl: string | undefined;
   readonly redisClusterNodes: readonly string[];
   /** Login used where REDIS_URL or the seeds carry none (REDIS_USERNAME, REDIS_PASSWORD). */
@@ -77,18 +83,6 @@ export interface Config {
   readonly snapshotEveryEvents: number;
   /** API keys required on every workspace route (docs/SECURITY.md); off only for local experiments. */
   readonly auth: 'on' | 'off';
-  /** Requests per second per API key (or client address) and its burst; undefined: RATE_LIMIT=off. */
-  readonly rateLimit: { readonly perSecond: number; readonly burst: number } | undefined;
-  /** Open WebSockets per API key across instances, and per instance; undefined: off. */
-  readonly wsMaxPerKey: number | undefined;
-  readonly wsMaxPerInstance: number | undefined;
-  readonly maxHeaderBytes: number;
-  readonly maxUrlBytes: number;
-  readonly headersTimeoutMs: number;
-  readonly requestTimeoutMs: number;
-  readonly keepAliveTimeoutMs: number;
-  /** Browser origins allowed to call the API (CORS_ORIGINS); empty: CORS off. */
-  readonly corsOrigins: readonly string[];
   /** Proxies whose X-Forwarded-For is believed (TRUST_PROXY: addresses or CIDRs); empty: none. */
   readonly trustProxy: readonly string[];
 }
