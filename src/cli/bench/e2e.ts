@@ -50,22 +50,27 @@ export interface E2eOptions extends SwitchboardChoice {
   readonly cluster?: boolean;
 }
 
-export interface E2eRateFigures {
-  readonly offeredPerS: number;
-  /** Contacts POSTed (answered 2xx, or not answered at all). */
-  readonly sent: number;
+/** What a run at one rate measured, Switchboard's or the bare feed's. */
+export interface E2eLatencies {
   /** Contacts assigned within the run + 2 s, per second of the run. */
   readonly achievedPerS: number;
+  /** From just before a POST to its AssignmentMade on a WebSocket (the bare feed: its entry): what agents wait. */
   readonly p50Ms: number | null;
   readonly p99Ms: number | null;
   readonly p999Ms: number | null;
   readonly maxMs: number | null;
   /**
-   * From just before a POST to its answer (the command applied: 201), p50 and p99: what the
-   * client sending contacts waits, where the latency above is what their agents wait.
+   * From just before a POST to its answer, p50 and p99 (Switchboard: the command applied; the bare
+   * feed: one XADD; 201 either way): what the client sending contacts waits.
    */
   readonly answerP50Ms: number | null;
   readonly answerP99Ms: number | null;
+}
+
+export interface E2eRateFigures extends E2eLatencies {
+  readonly offeredPerS: number;
+  /** Contacts POSTed (answered 2xx, or not answered at all). */
+  readonly sent: number;
   /**
    * The part of the latency after the decision: from AssignmentMade's `at` (the dispatcher's
    * clock, ms precision) to its receipt, p50 and p99. The rest is the command's way to the decision.
@@ -109,15 +114,7 @@ export interface E2eRateFigures {
 }
 
 /** The bare feed's run: its latencies, and Switchboard's over them (times the floor). */
-export interface E2eBareFigures {
-  readonly achievedPerS: number;
-  readonly p50Ms: number | null;
-  readonly p99Ms: number | null;
-  readonly p999Ms: number | null;
-  readonly maxMs: number | null;
-  /** From just before a POST to its answer (one XADD: 201), p50 and p99. */
-  readonly answerP50Ms: number | null;
-  readonly answerP99Ms: number | null;
+export interface E2eBareFigures extends E2eLatencies {
   readonly errors: number;
   readonly unassigned: number;
   /** Switchboard's p50 over the bare feed's. */
