@@ -364,6 +364,20 @@ function withOperationIds<T extends { readonly paths: object }>(doc: T): T {
   return { ...doc, paths };
 }
 
+/** The workspace's settings as GET /settings answers them; PUT's answer (SettingsApplied) adds the position. */
+const settings = {
+  required: ['offerTimeoutMs', 'wrapUpMs', 'missedOfferPresence', 'maxWaitMs', 'channels'],
+  properties: {
+    offerTimeoutMs: { type: 'integer' },
+    wrapUpMs: { type: 'integer' },
+    missedOfferPresence: presence,
+    maxWaitMs: { type: ['integer', 'null'] },
+    channels: { type: 'array', items: channel },
+    priorityWeightMs: { type: ['integer', 'null'] },
+    agentSelection,
+  },
+};
+
 export const openapi = withOperationIds({
   openapi: '3.1.0',
   info: {
@@ -962,32 +976,11 @@ export const openapi = withOperationIds({
           },
         },
       },
-      Settings: {
-        type: 'object',
-        required: ['offerTimeoutMs', 'wrapUpMs', 'missedOfferPresence', 'maxWaitMs', 'channels'],
-        properties: {
-          offerTimeoutMs: { type: 'integer' },
-          wrapUpMs: { type: 'integer' },
-          missedOfferPresence: presence,
-          maxWaitMs: { type: ['integer', 'null'] },
-          channels: { type: 'array', items: channel },
-          priorityWeightMs: { type: ['integer', 'null'] },
-          agentSelection,
-        },
-      },
+      Settings: { type: 'object', required: settings.required, properties: settings.properties },
       SettingsApplied: {
         type: 'object',
-        required: ['offerTimeoutMs', 'wrapUpMs', 'missedOfferPresence', 'maxWaitMs', 'channels', 'position'],
-        properties: {
-          offerTimeoutMs: { type: 'integer' },
-          wrapUpMs: { type: 'integer' },
-          missedOfferPresence: presence,
-          maxWaitMs: { type: ['integer', 'null'] },
-          channels: { type: 'array', items: channel },
-          priorityWeightMs: { type: ['integer', 'null'] },
-          agentSelection,
-          position,
-        },
+        required: [...settings.required, 'position'],
+        properties: { ...settings.properties, position },
       },
       QueueContact: {
         type: 'object',
