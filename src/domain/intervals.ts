@@ -15,7 +15,8 @@ export const INTERVAL_MS = 15 * 60_000;
  */
 export const INTERVALS_KEPT_MS = 35 * 24 * 3600_000;
 
-export interface IntervalFigures {
+/** What an interval counts: its contacts' events. */
+export interface IntervalCounts {
   /** ContactQueued. */
   queued: number;
   /** First decisions (AssignmentMade of a contact's first offer, or its assignment). */
@@ -24,6 +25,9 @@ export interface IntervalFigures {
   expired: number;
   completed: number;
   transferred: number;
+}
+
+export interface IntervalFigures extends IntervalCounts {
   /** Mean wait to the first decision, ms (null: none). */
   meanWaitMs: number | null;
   /** Share of first decisions made within the threshold of arrival (null: none). */
@@ -44,13 +48,7 @@ export interface Interval extends IntervalFigures {
  * What an interval holds before its figures are made: counts and sums only, so tallies of the same
  * interval add up (the live projection keeps them in Redis and only adds to them).
  */
-export interface Tally {
-  queued: number;
-  assigned: number;
-  abandoned: number;
-  expired: number;
-  completed: number;
-  transferred: number;
+export interface Tally extends IntervalCounts {
   waitSum: number;
   within: number;
   handleSum: number;
