@@ -1,5 +1,6 @@
 // What the wallboard and the agent desktop share: the key kept for the tab, API calls that turn
-// problems into errors, the live feed (one-time ticket, resume from the last position), /status.
+// problems into errors, the live feed (one-time ticket, resume from the last position), /status,
+// and their frame: the sign-in form, the banner and the live badge.
 
 /** An API answer that is not 2xx: its status and problem+json (`type`, `title`, `detail`). */
 export class ApiError extends Error {
