@@ -94,8 +94,8 @@ export function workspaceOption(value: string | undefined, check: OptionChecker,
 
 /**
  * A client of the tool's Redis once it answers, and with `workspace`, once that workspace's log is
- * there; else the tool's exit code (3: Redis does not answer, 2: no such workspace) after saying
- * why on stderr. The caller disconnects the client.
+ * there; else the tool's exit code (3: Redis does not answer or refuses the read, 2: no such
+ * workspace) after saying why on stderr. The caller disconnects the client.
  */
 export async function reachRedis(
   tool: string,
@@ -113,7 +113,17 @@ export async function reachRedis(
   }
   if (workspace === undefined) return redis;
   const k = workspaceKeys(workspace);
-  if ((await redis.exists(k.commands, k.events)) === 0) {
+  let found: number;
+  try {
+    found = await redis.exists(k.commands, k.events);
+  } catch (err) {
+    redis.disconnect();
+    process.stderr.write(
+      `${tool}: cannot read workspace "${workspace}" at ${label}: ${(err as Error).message}\n`,
+    );
+    return 3;
+  }
+  if (found === 0) {
     redis.disconnect();
     process.stderr.write(
       `${tool}: no workspace "${workspace}" at ${label} (neither ${k.commands} nor ${k.events})\n`,

@@ -1,5 +1,6 @@
 // The command-line tools that read a workspace from Redis (audit, rebuild, keys) say so and exit 3
-// when Redis does not answer, and exit 2 naming the workspace when its log is not there.
+// when Redis does not answer or refuses the read, and exit 2 naming the workspace when its log is
+// not there.
 import { describe, expect, it } from 'vitest';
 import { freePort } from '../../src/topology/redis-server.ts';
 import { suiteRedis } from '../support/redis.ts';
@@ -24,6 +25,19 @@ describe('a tool whose Redis does not answer, or has no such workspace', () => {
       expect(run.stderr).toMatch(
         new RegExp(`^${tool}: cannot reach Redis at redis://127\\.0\\.0\\.1:\\d+: `, 'm'),
       );
+    }
+  });
+
+  it('audit and rebuild: exit 3 when Redis answers but refuses to read the workspace', async () => {
+    // A user who may PING and nothing else: the workspace's keys cannot be read.
+    await suite.admin.call('ACL', 'SETUSER', 'ping-only', 'on', '>ping-only-pw', '+ping', '+auth', '+hello');
+    const url = new URL(suite.server.url);
+    url.username = 'ping-only';
+    url.password = 'ping-only-pw';
+    for (const tool of ['audit', 'rebuild']) {
+      const run = await runCli(tool, ['--workspace', 'w', '--redis-url', url.toString()]);
+      expect(run.code, run.stderr).toBe(3);
+      expect(run.stderr).toMatch(new RegExp(`^${tool}: cannot read workspace "w" at .*NOPERM`, 'm'));
     }
   });
 
