@@ -34,10 +34,14 @@ describe('a tool whose Redis does not answer, or has no such workspace', () => {
     const url = new URL(suite.server.url);
     url.username = 'ping-only';
     url.password = 'ping-only-pw';
-    for (const tool of ['audit', 'rebuild']) {
-      const run = await runCli(tool, ['--workspace', 'w', '--redis-url', url.toString()]);
-      expect(run.code, run.stderr).toBe(3);
-      expect(run.stderr).toMatch(new RegExp(`^${tool}: cannot read workspace "w" at .*NOPERM`, 'm'));
+    try {
+      for (const tool of ['audit', 'rebuild']) {
+        const run = await runCli(tool, ['--workspace', 'w', '--redis-url', url.toString()]);
+        expect(run.code, run.stderr).toBe(3);
+        expect(run.stderr).toMatch(new RegExp(`^${tool}: cannot read workspace "w" at .*NOPERM`, 'm'));
+      }
+    } finally {
+      await suite.admin.call('ACL', 'DELUSER', 'ping-only');
     }
   });
 
