@@ -6,7 +6,7 @@
  * routing index in Redis are the replayed state. Prints a summary and the first violations.
  *
  * Exit codes: 0 no violation, 1 violations found, 2 bad arguments (or no such workspace),
- * 3 the audit could not run (Redis unreachable, or an error while reading).
+ * 3 the audit could not run (Redis unreachable or refusing the read, or an error while reading).
  */
 import { Presets, SingleBar } from 'cli-progress';
 import type { RedisTarget } from '../adapters/redis/client.ts';

@@ -1,3 +1,13 @@
+/**
+ * `npm run rebuild -- --workspace <ws> [options]`: re-projects the workspace's whole command log
+ * with the production Lua steps into a shadow keyspace (src/cli/rebuild/rebuild.ts), replaying
+ * each routing decision where it was made, and compares the documents, the routing index's sorted
+ * sets and the counters with the live state.
+ *
+ * Exit codes: 0 the same, 1 differences, 2 bad arguments (or no such workspace), 3 the rebuild
+ * could not run (Redis unreachable or refusing the read, an error while reading, or a workspace
+ * that kept changing).
+ */
 import { DiskArchive } from '../archive/store.ts';
 import { type RebuildReport, rebuildWorkspace } from './rebuild/rebuild.ts';
 import { archiveDirOf, parseRedisTarget, reachRedis, workspaceOption } from './redis-target.ts';
@@ -64,7 +74,6 @@ async function main(): Promise<number> {
   check.check(positionals.length === 0, `unexpected argument(s): ${positionals.join(' ')}`);
   const workspace = workspaceOption(values.workspace, check, 'rebuild');
   const parsed = parseRedisTarget(values, process.env, check);
-  const { label } = parsed;
   check.done();
 
   const redis = await reachRedis('rebuild', parsed, 60_000, workspace);
@@ -77,7 +86,7 @@ async function main(): Promise<number> {
     process.stdout.write(
       values.json
         ? `${JSON.stringify({ ...report, differences: report.differences.slice(0, SHOWN) })}\n`
-        : format(report, label),
+        : format(report, parsed.label),
     );
     if (report.differenceCount > 0) return 1;
     return report.compared ? 0 : 3;
