@@ -5,12 +5,16 @@
  * write) per batch. A subscriber's socket takes the bytes as they are when it runs no extension
  * (no permessage-deflate: the frames are the ones `ws` would make); otherwise, or without the
  * underlying socket, each event is sent through `ws` as text.
+ *
+ * What is made once is kept on the event and on the batch themselves, not in a WeakMap keyed by
+ * them: V8's young-generation collection holds every value of a WeakMap that has moved to the old
+ * generation as live, whether its key is or not, so the events, their texts and frames outlived
+ * the collections after their hand-out and were promoted (about a quarter of what the process
+ * promoted under `e2e`; docs/BENCHMARKS.md, "Events and requests in WeakMaps").
  */
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import type { LiveEvent } from '../redis/event-log.ts';
-
-const frameOf = new WeakMap<LiveEvent, Buffer>();
 
 /** A final, unmasked text frame (opcode 1) carrying `payload`: what a server sends. */
 export function textFrame(payload: Buffer): Buffer {
@@ -32,12 +36,8 @@ export function textFrame(payload: Buffer): Buffer {
 
 /** The event's text frame, made on first use and kept with the event. */
 export function eventFrame(e: LiveEvent): Buffer {
-  let f = frameOf.get(e);
-  if (f === undefined) {
-    f = textFrame(Buffer.from(e.text));
-    frameOf.set(e, f);
-  }
-  return f;
+  e.frame ??= textFrame(Buffer.from(e.text));
+  return e.frame;
 }
 
 /** The events of a batch one filter selects, with their frames joined into one buffer. */
@@ -49,7 +49,9 @@ export interface Selection {
   readonly frames: Buffer | null;
 }
 
-const selections = new WeakMap<readonly LiveEvent[], Map<string, Selection>>();
+const SELECTIONS = Symbol('selections');
+/** A batch the tail handed every subscriber, with what each filter selected of it. */
+type SharedBatch = readonly LiveEvent[] & { [SELECTIONS]?: Map<string, Selection> };
 
 /** The events of `batch` that `wanted` keeps, and their frames; `wanted` must be the same for one `key`. */
 function select(batch: readonly LiveEvent[], wanted: (e: LiveEvent) => boolean): Selection {
@@ -79,10 +81,11 @@ export function sharedSelection(
   key: string,
   wanted: (e: LiveEvent) => boolean,
 ): Selection {
-  let byKey = selections.get(batch);
+  const shared = batch as SharedBatch;
+  let byKey = shared[SELECTIONS];
   if (!byKey) {
     byKey = new Map();
-    selections.set(batch, byKey);
+    shared[SELECTIONS] = byKey;
   }
   let s = byKey.get(key);
   if (!s) {

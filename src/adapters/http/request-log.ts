@@ -8,11 +8,20 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 
-const fields = new WeakMap<FastifyRequest, Record<string, unknown>>();
+declare module 'fastify' {
+  interface FastifyRequest {
+    /**
+     * What the route adds to the request's one log line. On the request itself, not in a WeakMap
+     * keyed by it: V8's young-generation collection holds a long-lived WeakMap's values as live
+     * whatever their keys (src/adapters/http/frames.ts).
+     */
+    logFields?: Record<string, unknown>;
+  }
+}
 
 /** Adds fields to the request's one log line. */
 export function addLogFields(req: FastifyRequest, more: Record<string, unknown>): void {
-  fields.set(req, { ...fields.get(req), ...more });
+  req.logFields = { ...req.logFields, ...more };
 }
 
 /** Health checks and scrapes, polled by HAProxy and Prometheus: at debug whatever their time. */
@@ -43,7 +52,7 @@ export function installRequestLog(app: FastifyInstance, slowRequestMs: number): 
           status,
           ms: Math.round(ms * 10) / 10,
           ip: req.ip,
-          ...fields.get(req),
+          ...req.logFields,
         },
         'request',
       );

@@ -62,6 +62,8 @@ export class LiveEvent {
   readonly type: string | undefined;
   private parsed: EventEnvelope | undefined;
   private serialized: string | undefined;
+  /** The live feed's WebSocket frame of `text`, made on first use (src/adapters/http/frames.ts). */
+  frame: Buffer | undefined = undefined;
 
   constructor(private readonly entry: StreamEntry) {
     this.position = entry[0];
