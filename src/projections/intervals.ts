@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { BlockingLoops, raceBlocking, STOPPED } from '../adapters/redis/client.ts';
+import { BlockingLoops, pauseUnlessStopped, raceBlocking, STOPPED } from '../adapters/redis/client.ts';
 import { type EventHistory, entryType, parseFields, streamHistory } from '../adapters/redis/event-log.ts';
 import { workspaceKeys } from '../adapters/redis/keys.ts';
 import { DEFAULT_SERVICE_LEVEL_MS } from '../adapters/redis/projection-reads.ts';
@@ -184,17 +184,7 @@ export class IntervalProjection {
         );
         if (read === STOPPED) return;
         const gather = this.opts.gatherMs ?? 0;
-        if (read !== null && gather > 0) {
-          let timer: NodeJS.Timeout | undefined;
-          const waited = await Promise.race([
-            stopped,
-            new Promise<void>((r) => {
-              timer = setTimeout(r, gather);
-            }),
-          ]);
-          clearTimeout(timer);
-          if (waited === STOPPED) return;
-        }
+        if (read !== null && gather > 0 && (await pauseUnlessStopped(gather, stopped)) === STOPPED) return;
       }
     });
   }

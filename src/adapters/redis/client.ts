@@ -189,32 +189,26 @@ export async function waitForReplicas(
 
 export const STOPPED = Symbol('stopped');
 
-export function stopSignal(): { promise: Promise<typeof STOPPED>; fire: () => void } {
-  let fire!: () => void;
-  const promise = new Promise<typeof STOPPED>((r) => {
-    fire = () => r(STOPPED);
-  });
-  return { promise, fire };
-}
-
 /**
  * Per-workspace loops that block on Redis: each gets a connection of its own and a stop signal,
  * and `interrupt` ends one at once (disconnecting its connection ends its blocking read).
+ *
+ * The stop is an AbortSignal that a loop's reads and pauses listen to one at a time
+ * (`raceBlocking`, `pauseUnlessStopped`), not a promise they race: a promise that lives as long
+ * as the loop would keep a reaction of every race against it, and with it every read's reply,
+ * until the loop ends (test/workers/blocking-memory.test.ts).
  */
 export class BlockingLoops {
-  private readonly loops = new Map<string, { conn: RedisClient; stop: () => void }>();
+  private readonly loops = new Map<string, { conn: RedisClient; stop: AbortController }>();
 
   constructor(private readonly redis: RedisClient) {}
 
-  async run<T>(
-    workspace: string,
-    body: (conn: RedisClient, stopped: Promise<typeof STOPPED>) => Promise<T>,
-  ): Promise<T> {
+  async run<T>(workspace: string, body: (conn: RedisClient, stopped: AbortSignal) => Promise<T>): Promise<T> {
     const conn = blockingConnection(this.redis);
-    const stop = stopSignal();
-    this.loops.set(workspace, { conn, stop: stop.fire });
+    const stop = new AbortController();
+    this.loops.set(workspace, { conn, stop });
     try {
-      return await body(conn, stop.promise);
+      return await body(conn, stop.signal);
     } finally {
       conn.disconnect();
       if (this.loops.get(workspace)?.conn === conn) this.loops.delete(workspace);
@@ -223,29 +217,66 @@ export class BlockingLoops {
 
   interrupt(workspace: string): void {
     const b = this.loops.get(workspace);
-    b?.stop();
+    b?.stop.abort();
     b?.conn.disconnect();
     this.loops.delete(workspace);
   }
 }
 
-/** A blocking read raced with a stop signal and a deadline (the deadline rejects). */
-export async function raceBlocking<T>(
+/**
+ * What `settle` settles with (it starts a read or a timer and returns how to release it), or
+ * STOPPED when the loop is stopped first. The stop is listened to only until then.
+ */
+function untilStopped<T>(
+  stopped: AbortSignal,
+  settle: (resolve: (v: T | typeof STOPPED) => void, reject: (err: Error) => void) => () => void,
+): Promise<T | typeof STOPPED> {
+  if (stopped.aborted) return Promise.resolve(STOPPED);
+  return new Promise<T | typeof STOPPED>((resolve, reject) => {
+    let release = () => {};
+    const finish = () => {
+      stopped.removeEventListener('abort', onStop);
+      release();
+    };
+    const onStop = () => {
+      finish();
+      resolve(STOPPED);
+    };
+    stopped.addEventListener('abort', onStop);
+    release = settle(
+      (v) => {
+        finish();
+        resolve(v);
+      },
+      (err) => {
+        finish();
+        reject(err);
+      },
+    );
+  });
+}
+
+/** A blocking read raced with the loop's stop (STOPPED) and a deadline (the deadline rejects). */
+export function raceBlocking<T>(
   read: Promise<T>,
-  stopped: Promise<typeof STOPPED>,
+  stopped: AbortSignal,
   deadlineMs: number,
 ): Promise<T | typeof STOPPED> {
   read.catch(() => {});
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(
+  return untilStopped<T>(stopped, (resolve, reject) => {
+    const timer = setTimeout(
       () => reject(new Error(`blocking read gave no answer in ${deadlineMs} ms`)),
       deadlineMs,
     );
+    read.then(resolve, reject);
+    return () => clearTimeout(timer);
   });
-  try {
-    return await Promise.race([read, stopped, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
+}
+
+/** Waits `ms`, or less when the loop is stopped meanwhile: STOPPED then, undefined otherwise. */
+export function pauseUnlessStopped(ms: number, stopped: AbortSignal): Promise<undefined | typeof STOPPED> {
+  return untilStopped<undefined>(stopped, (resolve) => {
+    const timer = setTimeout(() => resolve(undefined), ms);
+    return () => clearTimeout(timer);
+  });
 }
