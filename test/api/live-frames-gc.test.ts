@@ -5,14 +5,11 @@
  * and batches, it was: V8's young-generation collection holds a long-lived WeakMap's values as
  * live whatever their keys, and a selection holds the events that key the frames.
  */
-import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
+import { getHeapSpaceStatistics } from 'node:v8';
 import { describe, expect, it } from 'vitest';
 import { eventFrame, sharedSelection } from '../../src/adapters/http/frames.ts';
 import { LiveEvent } from '../../src/adapters/redis/event-log.ts';
-
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as (options?: { type: 'minor' | 'major'; execution: 'sync' }) => void;
+import { gc } from '../support/gc.ts';
 
 /** Bytes in the old generation (its regular and large-object spaces). */
 const oldBytes = (): number =>

@@ -7,16 +7,12 @@
  * the loop still runs.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BlockingLoops, pauseUnlessStopped, raceBlocking, STOPPED } from '../../src/adapters/redis/client.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
+import { gc } from '../support/gc.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
-
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
 
 const KEY = workspaceKeys('blocking-memory').events;
 let redis: TestRedis;
