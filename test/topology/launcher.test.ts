@@ -291,6 +291,11 @@ describe('the topology launcher', () => {
       const pid = l.child.pid!;
       // Every process the launcher starts, as it starts them (looked up every 20 ms in /proc).
       const started = new Map<number, string>();
+      // A process that has exited but is not yet reaped reads an empty command line: keep the
+      // last one it had (a redis-server that ended on the SIGINT is still a redis-server).
+      const note = (c: { pid: number; cmd: string }) => {
+        if (c.cmd !== '' || !started.has(c.pid)) started.set(c.pid, c.cmd);
+      };
       const ready = (c: { cmd: string }) =>
         phase === 'the Redis Cluster being made'
           ? c.cmd.startsWith('redis-server')
@@ -299,7 +304,7 @@ describe('the topology launcher', () => {
         () => `${phase} (the launcher said: ${l.output().slice(-1000)})`,
         () => {
           const now = childrenOf(pid);
-          for (const c of now) started.set(c.pid, c.cmd);
+          for (const c of now) note(c);
           return now.some(ready);
         },
         { timeoutMs: 30_000, everyMs: 20 },
@@ -308,7 +313,7 @@ describe('the topology launcher', () => {
       // As a terminal's Ctrl-C: SIGINT to the launcher's whole process group.
       process.kill(-pid, 'SIGINT');
       const watching = setInterval(() => {
-        for (const c of childrenOf(pid)) started.set(c.pid, c.cmd);
+        for (const c of childrenOf(pid)) note(c);
       }, 20);
       const code = await l.exited;
       clearInterval(watching);
