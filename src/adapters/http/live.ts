@@ -4,6 +4,7 @@ import type { WebSocket } from 'ws';
 import { strict } from '../../domain/strict.ts';
 import { AfterPosition, comparePositions, Id } from '../../domain/values.ts';
 import { LiveEvent, streamHistory } from '../redis/event-log.ts';
+import { workspaceKeys } from '../redis/keys.ts';
 import type { WorkspaceTail } from '../redis/tail.ts';
 import { frameWriter, ownSelection, type Selection, sharedSelection, textWriter } from './frames.ts';
 import { KeyWatch } from './key-watch.ts';
@@ -48,7 +49,10 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
     liveHeartbeatMs,
   } = app.deps.config;
   /** What the check before the upgrade decoded and opened, for the handler that runs after it. */
-  const accepted = new WeakMap<object, { ws: string; q: LiveQuery; tail: WorkspaceTail }>();
+  const accepted = new WeakMap<
+    object,
+    { ws: string; q: LiveQuery; tail: WorkspaceTail; streamEnd: string | undefined }
+  >();
   // One check a key, twice a second, for all the feeds it holds open.
   const keys = app.apiKeyActive
     ? new KeyWatch((keyId) => app.apiKeyActive!(keyId), KEY_CHECK_EVERY_MS)
@@ -70,7 +74,18 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
           const q = own !== undefined ? { ...decoded, agent: own } : decoded;
           // The tail is ready before the upgrade, so the handler subscribes at once: a client that
           // sees the socket open misses nothing appended after that.
-          if (req.ws) accepted.set(req, { ws, q, tail: await tails.get(ws) });
+          if (req.ws) {
+            const tail = await tails.get(ws);
+            // Without `after`, the feed starts after the last event in the stream now. The tail can
+            // be behind it: it reads on a connection of its own (a new one may still be connecting),
+            // and Redis 7.0 answers a blocked XREAD with one stream, so a command's outcome can be
+            // read, and answered, before its events. Those events must not reach a later feed.
+            const streamEnd =
+              q.after === undefined
+                ? ((await redis.xrevrange(workspaceKeys(ws).events, '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0')
+                : undefined;
+            accepted.set(req, { ws, q, tail, streamEnd });
+          }
         } catch (err) {
           if (err instanceof ProblemError) return sendProblem(reply, err.problem);
           throw err;
@@ -88,12 +103,15 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (socket: WebSocket, req) => {
-      const { ws, q, tail } = accepted.get(req)!; // every upgrade passed the check above
+      const { ws, q, tail, streamEnd } = accepted.get(req)!; // every upgrade passed the check above
       accepted.delete(req);
       const log = req.log.child({ workspace: ws, subscriber: req.id });
       // The last position this subscriber is done with: sent, or passed over by its filters. It is
       // the only position a close may advertise: resuming after it loses nothing and repeats nothing.
-      let last = q.after ?? tail.eventPosition;
+      // Without `after`: the later of the stream's end at the upgrade and what the tail has read
+      // by now (what it read before this subscribes is never handed to it).
+      let last =
+        q.after ?? (comparePositions(streamEnd!, tail.eventPosition) > 0 ? streamEnd! : tail.eventPosition);
       resumeAfter.set(socket, () => last);
       let replaying = q.after !== undefined;
       const held: LiveEvent[] = [];
