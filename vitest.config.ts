@@ -44,6 +44,9 @@ export default defineConfig({
             'test/archive/archive.test.ts',
             'test/support/cluster-pool.test.ts',
           ],
+          // A cluster client learns the nodes' own addresses: the relay that suite holds
+          // connections with stands in front of a single Redis only.
+          exclude: [...configDefaults.exclude, 'test/api/live-start.test.ts'],
           env: { SWITCHBOARD_TEST_TARGET: 'cluster' },
         },
       },

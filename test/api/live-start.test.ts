@@ -6,7 +6,8 @@
  * have answered its blocked XREAD with the outcome stream alone, the events coming on the next
  * read. Shown here with a TCP relay in front of Redis that holds the connections made while it is
  * told to: the new tail's connection waits, the commands (on connections made before) are answered.
- * Single Redis only: a cluster client learns the nodes' own addresses and would go around a relay.
+ * Single Redis only (vitest.config.ts): a cluster client learns the nodes' own addresses and would
+ * go around a relay.
  */
 import net from 'node:net';
 import { pino } from 'pino';
@@ -16,7 +17,7 @@ import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
 import { loadConfig } from '../../src/app/config.ts';
 import { projectorReady } from '../support/projector.ts';
-import { startTestRedis, type TestRedis, testTarget } from '../support/redis.ts';
+import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { waitFor } from '../support/wait.ts';
 
 const WS = 'live-start-a';
@@ -82,7 +83,7 @@ async function holdingRelay(target: number): Promise<HoldingRelay> {
   };
 }
 
-describe.skipIf(testTarget() === 'cluster')('a live feed opened without after', () => {
+describe('a live feed opened without after', () => {
   let redis: TestRedis;
   let relay: HoldingRelay;
   let main: Running;
