@@ -99,7 +99,7 @@ describe('a live feed opened without after', () => {
         AUTH: 'off',
         PORT: '0',
         LOG_LEVEL: 'silent',
-        COMMAND_TIMEOUT_MS: '2000',
+        COMMAND_TIMEOUT_MS: '10000',
         LIVE_HEARTBEAT_MS: String(HEARTBEAT_MS),
         WORKSPACES: WS,
         DISCOVER_WORKSPACES: 'false',
@@ -156,7 +156,7 @@ describe('a live feed opened without after', () => {
       await command('POST', '/contacts', { id: 'call-1', skills: ['x'] });
       const events = () => messages.filter((m) => 'position' in m);
       await waitFor('AssignmentMade', () => events().some((m) => m.type === 'AssignmentMade'), {
-        timeoutMs: 5_000,
+        timeoutMs: 15_000,
         everyMs: 20,
       });
       expect(events().map((m) => m.position)).toEqual(await positionsAfter(before));
