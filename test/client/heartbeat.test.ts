@@ -1,7 +1,7 @@
 /**
- * The live feed's heartbeat (docs/API.md, "Heartbeat"): a feed that sent nothing for
- * LIVE_HEARTBEAT_MS sends `{"heartbeat": {after, at, everyMs}}`, a message no consumer can take
- * for an event; `heartbeat=0` turns it off. The typed client takes a socket silent for twice the
+ * The live feed's heartbeat (docs/API.md, "Heartbeat"): a feed sends `{"heartbeat": {after, at,
+ * everyMs}}` as it opens and after each LIVE_HEARTBEAT_MS it sent nothing, a message no consumer
+ * can take for an event; `heartbeat=0` turns it off. The typed client takes a socket silent for twice the
  * interval for a dead path: a TCP relay between the client and Switchboard that stops forwarding
  * (no close, no reset: what a VIP that moved to another HAProxy looks like to a client) is
  * noticed within that bound, and the subscription resumes through a fresh connection with no gap
@@ -57,7 +57,7 @@ async function rawFeed(ws: string, query = '') {
     socket.once('open', () => resolve());
     socket.once('error', reject);
   });
-  return { socket, messages };
+  return { socket, messages, openedAt: Date.now() };
 }
 
 interface Relay {
@@ -112,9 +112,9 @@ async function relay(target: number): Promise<Relay> {
 }
 
 describe('the heartbeat on a raw feed', () => {
-  it('comes after each silence of LIVE_HEARTBEAT_MS, names the last position, and is no event', async () => {
+  it('comes as the feed opens and after each silence of LIVE_HEARTBEAT_MS, names the last position, and is no event', async () => {
     const client = new SwitchboardClient({ url: main.url!, workspace: WS.raw });
-    const { socket, messages } = await rawFeed(WS.raw);
+    const { socket, messages, openedAt } = await rawFeed(WS.raw);
     const quiet = await rawFeed(WS.raw, 'heartbeat=0');
     try {
       await waitFor('two heartbeats', () => messages.length >= 2, { timeoutMs: 5_000, everyMs: 20 });
@@ -123,6 +123,8 @@ describe('the heartbeat on a raw feed', () => {
       expect(first.heartbeat.everyMs).toBe(EVERY_MS);
       expect(first.heartbeat.after).toMatch(/^\d+-\d+$/);
       expect(Number.isNaN(Date.parse(first.heartbeat.at))).toBe(false);
+      // The first as the feed opened (by the server's clock), not after a silence.
+      expect(Date.parse(first.heartbeat.at) - openedAt).toBeLessThan(EVERY_MS / 2);
       // Spaced by the interval (timers are never early; allow them to be late), by the server's
       // clock: their arrival here may be delayed unevenly on a loaded machine.
       const second = messages[1]!.body as { heartbeat: { at: string } };

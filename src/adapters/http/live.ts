@@ -200,19 +200,22 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
       const every = q.heartbeat === '0' ? undefined : liveHeartbeatMs;
       const writeText = textWriter(socket);
       let beat: ReturnType<typeof setTimeout> | undefined;
+      const sendHeartbeat = (everyMs: number): void => {
+        writeText(JSON.stringify({ heartbeat: { after: last, at: new Date().toISOString(), everyMs } }));
+        sentAt = Date.now();
+      };
       const heartbeat = (): void => {
         beat = undefined;
         if (every === undefined || socket.readyState !== socket.OPEN) return;
-        const silentMs = Date.now() - sentAt;
-        if (silentMs >= every) {
-          writeText(
-            JSON.stringify({ heartbeat: { after: last, at: new Date().toISOString(), everyMs: every } }),
-          );
-          sentAt = Date.now();
-        }
+        if (Date.now() - sentAt >= every) sendHeartbeat(every);
         beat = setTimeout(heartbeat, Math.max(1, every - (Date.now() - sentAt)));
       };
-      if (every !== undefined) beat = setTimeout(heartbeat, every);
+      if (every !== undefined) {
+        // One as the feed opens: where it starts (a client that gave no `after` has a position to
+        // resume from before any event comes) and the interval its watch should run on.
+        sendHeartbeat(every);
+        beat = setTimeout(heartbeat, every);
+      }
 
       const ping = setInterval(() => {
         if (!alive) {

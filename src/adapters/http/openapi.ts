@@ -693,7 +693,7 @@ export const openapi = withOperationIds({
             in: 'query',
             schema: { type: 'string', enum: ['0', '1'] },
             description:
-              '0: no heartbeat messages ({"heartbeat": {after, at, everyMs}}, sent after LIVE_HEARTBEAT_MS of silence) on this feed',
+              '0: no heartbeat messages ({"heartbeat": {after, at, everyMs}}, sent as the feed opens and after LIVE_HEARTBEAT_MS of silence) on this feed',
           },
         ],
         responses: { '101': { description: 'switching protocols' }, ...problems(400, 401, 403, 426) },

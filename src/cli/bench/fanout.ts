@@ -181,7 +181,7 @@ export async function subscriberProcess(): Promise<void> {
   };
   const sockets: Socket[] = [];
   const onMessage = (i: number, data: Buffer): void => {
-    // The feed's heartbeat after a silence (docs/API.md) is no event.
+    // The feed's heartbeats (as it opens and after a silence; docs/API.md) are no events.
     if (data.toString('latin1', 0, 13) === '{"heartbeat":') return;
     const t = now();
     // Envelopes start with {"position":"<id>": read it without parsing the whole event.
