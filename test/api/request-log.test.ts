@@ -11,11 +11,13 @@
  * contact's maxWaitMs): each line about the command, in each log, names its id (and the API's
  * request id where there is a request).
  */
+import http from 'node:http';
 import { Writable } from 'node:stream';
 import { type Cluster, Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requestLevel } from '../../src/adapters/http/request-log.ts';
+import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
 import { ConfigError, loadConfig } from '../../src/app/config.ts';
 import { projectorReady } from '../support/projector.ts';
@@ -193,6 +195,39 @@ describe('the request log', () => {
     });
     expect(requestLines(viaLb.reqId)).toMatchObject([{ ip: '198.51.100.4', status: 200, msg: 'request' }]);
     expect(requestLines(direct.reqId)).toMatchObject([{ ip: '192.0.2.9', status: 200, msg: 'request' }]);
+  });
+
+  it('answers with the request id it logs and records, whitespace around the one sent trimmed', async () => {
+    // Two X-Request-Id headers, the second empty: Node joins them into "dup-id, ". An HTTP header
+    // cannot carry trailing whitespace (every parser trims it), so the id answered, logged and
+    // recorded with the command is the trimmed one, the same in all three.
+    const body = JSON.stringify({ id: 'dup-req-agent', skills: ['English'] });
+    const answered = await new Promise<{ status: number; id: unknown }>((resolve, reject) => {
+      const req = http.request(
+        `${running.url}/v1/workspaces/${WS}/agents`,
+        {
+          method: 'POST',
+          // Headers as raw pairs (Node adds none of its own then: Host and the length are here).
+          headers: [
+            ...['host', new URL(running.url!).host, 'content-type', 'application/json'],
+            ...['content-length', String(Buffer.byteLength(body))],
+            ...['x-request-id', 'dup-id', 'x-request-id', ''],
+          ],
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode!, id: res.headers['x-request-id'] }));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+    expect(answered).toEqual({ status: 201, id: 'dup-id,' });
+    expect(requestLines('dup-id,')).toMatchObject([{ msg: 'request', status: 201 }]);
+    const recorded = (await running.redis.xrange(workspaceKeys(WS).commands, '-', '+'))
+      .map(([, f]) => Object.fromEntries(f.flatMap((v, i) => (i % 2 === 0 ? [[v, f[i + 1]]] : []))))
+      .filter((f) => String(f.command).includes('dup-req-agent'));
+    expect(recorded.map((f) => f.requestId)).toEqual(['dup-id,']);
   });
 
   it('does not log health checks at info', async () => {

@@ -832,7 +832,7 @@ describe('fuzz campaign', () => {
         for (let i = 0; i < flat.length; i += 2) f[flat[i]!] = flat[i + 1]!;
         if (f.commandId?.startsWith('timer:')) continue;
         appended++;
-        const what = `${stream} ${position} ${f.type} requestId=${f.requestId} keyId=${f.keyId} role=${f.role}`;
+        const what = `${stream} ${position} ${f.type} requestId=${JSON.stringify(f.requestId)} keyId=${f.keyId} role=${f.role}`;
         const requests = byRequestId.get(f.requestId ?? '') ?? [];
         if (requests.length === 0) {
           strays.push(`no request of the campaign: ${what}`);

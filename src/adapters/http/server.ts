@@ -113,8 +113,15 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
         ? parent.child(bindings, options)
         : lazyChild(parent as Logger, bindings)) as FastifyBaseLogger,
     bodyLimit: deps.config.bodyLimit,
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    // The client's X-Request-Id, trimmed (Node joins repeated ones with ", ", and an answer's
+    // header cannot carry the whitespace left at an end), so the id answered is the one logged and
+    // recorded with the command; a new one when none is given.
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      const id = typeof given === 'string' ? given.trim() : '';
+      return id === '' ? randomUUID() : id;
+    },
     // One line per request, after the answer (request-log.ts), rather than fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
     trustProxy: deps.config.trustProxy?.length ? [...deps.config.trustProxy] : false,
