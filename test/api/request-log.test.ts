@@ -17,6 +17,7 @@ import { type Cluster, Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requestLevel } from '../../src/adapters/http/request-log.ts';
+import { parseFields } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
 import { ConfigError, loadConfig } from '../../src/app/config.ts';
@@ -225,7 +226,7 @@ describe('the request log', () => {
     expect(answered).toEqual({ status: 201, id: 'dup-id,' });
     expect(requestLines('dup-id,')).toMatchObject([{ msg: 'request', status: 201 }]);
     const recorded = (await running.redis.xrange(workspaceKeys(WS).commands, '-', '+'))
-      .map(([, f]) => Object.fromEntries(f.flatMap((v, i) => (i % 2 === 0 ? [[v, f[i + 1]]] : []))))
+      .map(([, f]) => parseFields(f))
       .filter((f) => String(f.command).includes('dup-req-agent'));
     expect(recorded.map((f) => f.requestId)).toEqual(['dup-id,']);
   });
