@@ -144,6 +144,10 @@ describe('a live feed opened without after', () => {
       throw new Error(`${method} ${path}: ${res.statusCode} ${res.body}`);
   }
 
+  async function lastPosition(ws: string): Promise<string> {
+    return (await main.redis.xrevrange(workspaceKeys(ws).events, '+', '-', 'COUNT', 1))[0]![0];
+  }
+
   async function positionsAfter(after: string, ws: string = WS): Promise<string[]> {
     return (await main.redis.xrange(workspaceKeys(ws).events, `(${after}`, '+')).map((e) => e[0]);
   }
@@ -154,7 +158,7 @@ describe('a live feed opened without after', () => {
     relay.hold();
     await command('POST', '/agents', { id: 'ann', skills: ['x'] });
     await command('POST', '/agents/ann/state', { state: 'available' });
-    const before = (await main.redis.xrevrange(workspaceKeys(WS).events, '+', '-', 'COUNT', 1))[0]![0];
+    const before = await lastPosition(WS);
     expect(relay.held).toBeGreaterThan(0);
 
     const socket = new WebSocket(`${main.url!.replace(/^http/, 'ws')}/v1/workspaces/${WS}/events/live`);
@@ -197,8 +201,7 @@ describe('a live feed opened without after', () => {
         timeoutMs: 5_000,
         everyMs: 10,
       });
-      const end = (await main.redis.xrevrange(workspaceKeys(WS_QUIET).events, '+', '-', 'COUNT', 1))[0]![0];
-      expect(start).toBe(end);
+      expect(start).toBe(await lastPosition(WS_QUIET));
 
       // The path drops; while the client's next connection waits, contacts come.
       front.hold();

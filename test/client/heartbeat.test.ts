@@ -1,11 +1,11 @@
 /**
  * The live feed's heartbeat (docs/API.md, "Heartbeat"): a feed sends `{"heartbeat": {after, at,
  * everyMs}}` as it opens and after each LIVE_HEARTBEAT_MS it sent nothing, a message no consumer
- * can take for an event; `heartbeat=0` turns it off. The typed client takes a socket silent for twice the
- * interval for a dead path: a TCP relay between the client and Switchboard that stops forwarding
- * (no close, no reset: what a VIP that moved to another HAProxy looks like to a client) is
- * noticed within that bound, and the subscription resumes through a fresh connection with no gap
- * and no duplicate.
+ * can take for an event; `heartbeat=0` turns it off. The typed client takes a socket silent for
+ * twice the interval for a dead path: a TCP relay between the client and Switchboard that stops
+ * forwarding (no close, no reset: what a VIP that moved to another HAProxy looks like to a client)
+ * is noticed within that bound, and the subscription resumes through a fresh connection with no
+ * gap and no duplicate.
  */
 import net from 'node:net';
 import { pino } from 'pino';
