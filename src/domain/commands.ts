@@ -99,7 +99,10 @@ export const UpdateAgentBody = strict(
   { name: Name, skills: AgentSkills, capacity: Capacity, wrapUpMs: WrapUpMs },
   'UpdateAgentBody',
 );
-export const AgentPresence = t.keyof({ available: null, away: null, offline: null }, 'AgentPresence');
+export const AgentPresence = withMessage(
+  t.keyof({ available: null, away: null, offline: null }, 'AgentPresence'),
+  'one of "available", "away", "offline"',
+);
 export type AgentPresence = t.TypeOf<typeof AgentPresence>;
 
 /** Workspace settings (PUT /settings replaces them whole; a field left out takes its default). */

@@ -22,7 +22,8 @@ export function strict<R extends t.Props, O extends t.Props>(required: R, option
         if (!known.has(key)) {
           errors.push({
             value: (u as Record<string, unknown>)[key],
-            context: [...c, { key, type: t.never, actual: u }],
+            // An empty name is shown as "" (an empty key would not name the field at all).
+            context: [...c, { key: key === '' ? '""' : key, type: t.never, actual: u }],
             message: 'is not a known field',
           });
         }

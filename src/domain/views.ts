@@ -6,15 +6,22 @@
  */
 import * as t from 'io-ts';
 import { AgentPresence } from './commands.ts';
+import { withMessage } from './values.ts';
 
-export const AgentStateName = t.keyof(
-  { offline: null, available: null, away: null, busy: null, wrapup: null, reserved: null },
-  'AgentState',
+export const AgentStateName = withMessage(
+  t.keyof(
+    { offline: null, available: null, away: null, busy: null, wrapup: null, reserved: null },
+    'AgentState',
+  ),
+  'one of "offline", "available", "away", "busy", "wrapup", "reserved"',
 );
 export type AgentStateName = t.TypeOf<typeof AgentStateName>;
-export const ContactStateName = t.keyof(
-  { queued: null, offered: null, assigned: null, completed: null, abandoned: null, expired: null },
-  'ContactState',
+export const ContactStateName = withMessage(
+  t.keyof(
+    { queued: null, offered: null, assigned: null, completed: null, abandoned: null, expired: null },
+    'ContactState',
+  ),
+  'one of "queued", "offered", "assigned", "completed", "abandoned", "expired"',
 );
 export type ContactStateName = t.TypeOf<typeof ContactStateName>;
 

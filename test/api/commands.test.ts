@@ -7,6 +7,7 @@
  */
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { appendCommand, fingerprintOf, legacyFingerprintOf } from '../../src/adapters/redis/command-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { type Running, startSwitchboard, VERSION } from '../../src/app/composition-root.ts';
 import { loadConfig } from '../../src/app/config.ts';
@@ -484,6 +485,58 @@ describe('Idempotency-Key', () => {
     expectProblem(await call('PATCH', `${base(ws)}/agents/kim`, { name: 'Kim' }, h), 422);
     expect(await xlen(ws)).toBe(len);
     expect((await getAgent(ws, 'kim')).skills).toEqual(['x']);
+  });
+});
+
+describe("Idempotency-Key and the body's member order", () => {
+  const ws = WS.idem;
+
+  it('a repeat whose body has its members in another order is the same request', async () => {
+    const h = { 'idempotency-key': 'member-order' };
+    const body = { id: 'ordered', skills: ['x'], priority: 5, attributes: { a: 1, b: { c: 2, d: [3, 4] } } };
+    const first = expectJson(await call('POST', `${base(ws)}/contacts`, body, h), 201);
+    const len = await xlen(ws);
+    const reordered = {
+      attributes: { b: { d: [3, 4], c: 2 }, a: 1 },
+      priority: 5,
+      skills: ['x'],
+      id: 'ordered',
+    };
+    const again = await call('POST', `${base(ws)}/contacts`, reordered, h);
+    expect(expectJson(again, 201)).toEqual(first);
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    // Arrays keep their order, and a different value is a different request.
+    const swapped = { ...reordered, attributes: { a: 1, b: { c: 2, d: [4, 3] } } };
+    expectProblem(await call('POST', `${base(ws)}/contacts`, swapped, h), 422);
+    expectProblem(await call('POST', `${base(ws)}/contacts`, { ...body, priority: 4 }, h), 422);
+    expect(await xlen(ws)).toBe(len);
+  });
+
+  it('a key recorded with the fingerprint of earlier versions still matches its retry', async () => {
+    // What an instance of an earlier version recorded (members in the body's order), then the
+    // retry comes to this one: the same request, not 422.
+    const body = { skills: ['x'], id: 'legacy-fp', priority: 3 };
+    const parts = ['POST', '/v1/workspaces/:ws/contacts', { ws }, body] as const;
+    expect(fingerprintOf(...parts)).not.toBe(legacyFingerprintOf(...parts));
+    const first = await appendCommand(running.redis, {
+      workspace: ws,
+      command: { type: 'QueueContact', contactId: 'legacy-fp', skills: ['x'], priority: 3 },
+      idempotencyKey: 'legacy-fp-key',
+      fingerprint: legacyFingerprintOf(...parts),
+    });
+    const len = await xlen(ws);
+    const again = await call('POST', `${base(ws)}/contacts`, body, { 'idempotency-key': 'legacy-fp-key' });
+    expect(expectJson(again, 201)).toMatchObject({ id: 'legacy-fp', position: first.position });
+    expect(await xlen(ws)).toBe(len);
+    expectProblem(
+      await call(
+        'POST',
+        `${base(ws)}/contacts`,
+        { ...body, priority: 4 },
+        { 'idempotency-key': 'legacy-fp-key' },
+      ),
+      422,
+    );
   });
 });
 

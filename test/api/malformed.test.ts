@@ -670,6 +670,18 @@ const CASES: readonly Case[] = [
   query('/contacts/{space}', `${B}/contacts/%20`, ['id']),
   query('/contacts/{%2F}', `${B}/contacts/a%2Fb`, ['id']),
   query('/stats?x=1', `${B}/stats?x=1`, ['x']),
+  query('/stats?=x (a parameter without a name)', `${B}/stats?=x`, ['""']),
+  query('/agents?=x&limit=0', `${B}/agents?=x&limit=0`, ['""', 'limit']),
+  query(
+    '/stats/intervals?from=February 30',
+    `${B}/stats/intervals?from=2026-02-30T00:00:00Z&to=2026-03-02T01:00:00Z`,
+    ['from'],
+  ),
+  query(
+    '/stats/intervals?to=April 31',
+    `${B}/stats/intervals?from=2026-04-30T00:00:00Z&to=2026-04-31T00:00:00Z`,
+    ['to'],
+  ),
   query('/stats?minPosition=0', `${D}/stats?minPosition=0`, ['minPosition']),
   // Positions past Redis's 64-bit stream ids, and after= the largest id (nothing can follow it).
   query('/events?after=2^64-0', `${D}/events?after=${U64_OVER}-0`, ['after']),
@@ -834,9 +846,13 @@ describe('malformed requests', () => {
           failures.push(`no errors array: ${where}`);
           continue;
         }
-        for (const e of errors)
+        for (const e of errors) {
           if (typeof e.path !== 'string' || typeof e.message !== 'string')
             failures.push(`bad errors entry ${JSON.stringify(e)}: ${where}`);
+          // A message says what the field must be, not the name of the codec that refused it.
+          else if (/^must be (?!empty$)[A-Za-z]+$/.test(e.message))
+            failures.push(`a codec's name for a message (${e.path}: ${e.message}): ${where}`);
+        }
         const named = errors.map((e) => e.path);
         for (const path of c.paths)
           if (!named.includes(path))
@@ -1033,6 +1049,53 @@ const RAW_CASES: readonly RawCase[] = [
     bytes: post(`${B}/agents`, ['Idempotency-Key']),
     status: 400,
     type: '/problems/malformed-request',
+    closes: true,
+  },
+  {
+    name: 'an HTTP/1.1 request without Host',
+    bytes: request([`GET ${D}/stats HTTP/1.1`]),
+    status: 400,
+    type: '/problems/bad-request',
+    paths: ['Host'],
+    closes: true,
+  },
+  {
+    name: 'an HTTP/1.1 command without Host',
+    bytes: request(
+      [`POST ${B}/agents HTTP/1.1`, 'Content-Type: application/json', `Content-Length: ${agentBody.length}`],
+      agentBody,
+    ),
+    status: 400,
+    type: '/problems/bad-request',
+    paths: ['Host'],
+    closes: true,
+  },
+  {
+    name: 'a WebSocket upgrade without Host',
+    bytes: request([
+      `GET ${LIVE} HTTP/1.1`,
+      'Connection: Upgrade',
+      'Upgrade: websocket',
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+      'Sec-WebSocket-Version: 13',
+    ]),
+    status: 400,
+    type: '/problems/bad-request',
+    paths: ['Host'],
+    closes: true,
+  },
+  {
+    name: 'an Expect other than 100-continue',
+    bytes: get(`${D}/stats`, ['Expect: 200-ok']),
+    status: 417,
+    type: '/problems/expectation-failed',
+    closes: true,
+  },
+  {
+    name: 'an Expect other than 100-continue on a command',
+    bytes: post(`${B}/agents`, ['Expect: foo']),
+    status: 417,
+    type: '/problems/expectation-failed',
     closes: true,
   },
   {

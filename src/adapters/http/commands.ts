@@ -23,6 +23,7 @@ import {
   appendCommand,
   type CommandOutcome,
   fingerprintOf,
+  legacyFingerprintOf,
 } from '../redis/command-log.ts';
 import { workspaceKeys } from '../redis/keys.ts';
 import { AgentParams, ContactParams, IdempotencyKey, WorkspaceParams } from './params.ts';
@@ -239,6 +240,8 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
             ? {
                 idempotencyKey: s.idempotencyKey,
                 fingerprint: fingerprintOf(req.method, req.routeOptions.url, req.params, req.body ?? null),
+                legacyFingerprint: () =>
+                  legacyFingerprintOf(req.method, req.routeOptions.url, req.params, req.body ?? null),
               }
             : {}),
           requestId: req.id,

@@ -1,4 +1,4 @@
-import { type IncomingMessage, STATUS_CODES } from 'node:http';
+import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyBaseLogger, FastifyError } from 'fastify';
 import { PROBLEM_TYPE, type Problem, problem } from './problem.ts';
@@ -98,6 +98,46 @@ export function refuseConnect(log: FastifyBaseLogger) {
       ),
     );
   };
+}
+
+/**
+ * Node's `checkExpectation`: an `Expect` header other than `100-continue`. Without a listener Node
+ * answers a bare 417 itself; this answers it as problem+json, and no route runs.
+ */
+export function refuseExpectation(log: FastifyBaseLogger) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    log.debug({ url: req.url, expect: req.headers.expect }, 'expectation refused');
+    const p = problem(
+      417,
+      'expectation-failed',
+      'Expectation failed',
+      `This server meets no expectation but "100-continue" (the request's Expect is ${JSON.stringify(
+        String(req.headers.expect).slice(0, 100),
+      )}); send it without that header. Nothing was changed.`,
+    );
+    const body = JSON.stringify(p);
+    res.writeHead(p.status, {
+      'content-type': PROBLEM_TYPE,
+      'content-length': Buffer.byteLength(body),
+      connection: 'close',
+    });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  };
+}
+
+/**
+ * An HTTP/1.1 request without a Host header (RFC 9112 §3.2), which Node would answer with a bare
+ * 400 of its own (the server runs with `requireHostHeader: false` so that this answers instead).
+ */
+export function missingHost(req: IncomingMessage): Problem | undefined {
+  if (req.httpVersion !== '1.1' || req.headers.host !== undefined) return undefined;
+  return problem(
+    400,
+    'bad-request',
+    'Bad request',
+    'An HTTP/1.1 request must carry a Host header (RFC 9112, section 3.2); send one. Nothing was changed.',
+    { errors: [{ path: 'Host', message: 'is required in HTTP/1.1' }] },
+  );
 }
 
 /** Errors of fastify's router (the `frameworkErrors` option): bad percent-encoding, over-long parameters. */

@@ -38,17 +38,27 @@ const PAGE = 10_000;
  */
 const LIVE_LAG_MS = 10_000;
 
-const Time = withMessage(
-  t.refinement(t.string, (s) => /^\d{4}-\d\d-\d\dT/.test(s) && Number.isFinite(Date.parse(s)), 'Time'),
-  'an ISO 8601 time such as 2026-11-30T08:00:00Z',
-);
+/**
+ * An ISO 8601 time on a calendar day that exists: Date.parse reads 2026-02-30 as March 2 and
+ * April 31 as May 1, which would answer for a day not asked for.
+ */
+function isTime(s: string): boolean {
+  const m = /^(\d{4})-(\d\d)-(\d\d)T/.exec(s);
+  if (!m || !Number.isFinite(Date.parse(s))) return false;
+  const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  return day >= 1 && day <= new Date(Date.UTC(year, month, 0)).getUTCDate();
+}
+const Time = withMessage(t.refinement(t.string, isTime, 'Time'), 'an ISO 8601 time such as 2026-11-30T08:00:00Z');
 const IntervalsQuery = strict(
   { from: Time, to: Time },
   {
-    serviceLevelMs: t.refinement(
-      t.string,
-      (s) => /^\d{1,8}$/.test(s) && Number(s) >= 1 && Number(s) <= 86_400_000,
-      'serviceLevelMs',
+    serviceLevelMs: withMessage(
+      t.refinement(
+        t.string,
+        (s) => /^\d{1,8}$/.test(s) && Number(s) >= 1 && Number(s) <= 86_400_000,
+        'serviceLevelMs',
+      ),
+      'an integer number of milliseconds from 1 to 86400000',
     ),
     source: withMessage(
       t.literal('log'),

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import * as t from 'io-ts';
 import { strict } from '../../domain/strict.ts';
-import { Id, Name, WorkspaceId } from '../../domain/values.ts';
+import { Id, Name, WorkspaceId, withMessage } from '../../domain/values.ts';
 import {
   API_KEY_ROLES,
   type ApiKeyRole,
@@ -20,7 +20,10 @@ const Role = t.keyof(
 const NewKeyBody = strict({ role: Role }, { agentId: Id, name: Name }, 'NewKey');
 const KeyParams = t.type({
   ws: WorkspaceId,
-  keyId: t.refinement(t.string, (s) => /^[0-9a-f]{16}$/.test(s), 'KeyId'),
+  keyId: withMessage(
+    t.refinement(t.string, (s) => /^[0-9a-f]{16}$/.test(s), 'KeyId'),
+    '16 lowercase hexadecimal digits',
+  ),
 });
 
 /**

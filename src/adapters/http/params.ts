@@ -1,6 +1,6 @@
 import * as t from 'io-ts';
 import { strict } from '../../domain/strict.ts';
-import { Id, Position, WorkspaceId } from '../../domain/values.ts';
+import { Id, Position, WorkspaceId, withMessage } from '../../domain/values.ts';
 import { decodeOr400 } from './problem.ts';
 
 export const WorkspaceParams = t.type({ ws: WorkspaceId });
@@ -18,5 +18,8 @@ export function idParams(params: unknown): { ws: string; id: string } {
 /** `?minPosition=` on any query. */
 export const MinPositionQuery = strict({}, { minPosition: Position }, 'MinPositionQuery');
 
-/** Idempotency keys: printable ASCII, bounded, so they can be part of a Redis key. */
-export const IdempotencyKey = t.refinement(t.string, (s) => /^[\x21-\x7e]{1,200}$/.test(s), 'IdempotencyKey');
+/** Idempotency keys: visible ASCII (no spaces), bounded, so they can be part of a Redis key. */
+export const IdempotencyKey = withMessage(
+  t.refinement(t.string, (s) => /^[\x21-\x7e]{1,200}$/.test(s), 'IdempotencyKey'),
+  '1..200 visible ASCII characters (no spaces)',
+);

@@ -3,7 +3,7 @@ import * as t from 'io-ts';
 import { EVENT_TYPES } from '../../domain/events.ts';
 import { DEFAULT_SETTINGS, type Settings } from '../../domain/model.ts';
 import { strict } from '../../domain/strict.ts';
-import { AfterPosition, comparePositions, Position, Skill } from '../../domain/values.ts';
+import { AfterPosition, comparePositions, Position, Skill, withMessage } from '../../domain/values.ts';
 import { AgentStateName } from '../../domain/views.ts';
 import { readEvents, streamHistory } from '../redis/event-log.ts';
 import { workspaceKeys } from '../redis/keys.ts';
@@ -14,7 +14,10 @@ import { idParams, MinPositionQuery, workspaceOf } from './params.ts';
 import { decodeOr400, ProblemError, problem } from './problem.ts';
 
 const IntString = (name: string, min: number, max: number) =>
-  t.refinement(t.string, (s) => /^\d{1,9}$/.test(s) && Number(s) >= min && Number(s) <= max, name);
+  withMessage(
+    t.refinement(t.string, (s) => /^\d{1,9}$/.test(s) && Number(s) >= min && Number(s) <= max, name),
+    `an integer from ${min} to ${max}`,
+  );
 
 /** `type=A,B`: each must be a known event type. */
 export const TypeList = new t.Type<Set<string>, string, unknown>(

@@ -20,8 +20,10 @@ import {
   clientErrorHandler,
   frameworkProblem,
   handshakeProblem,
+  missingHost,
   onWebSocketClientError,
   refuseConnect,
+  refuseExpectation,
 } from './edge.ts';
 import { intervalRoutes } from './intervals.ts';
 import { keyRoutes } from './keys.ts';
@@ -105,6 +107,7 @@ declare module 'fastify' {
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const logger = deps.logger as FastifyBaseLogger;
   let closing = false;
+  const limits = serverLimitOptions(deps.config);
   const app = Fastify({
     loggerInstance: logger,
     // A request's logger is made when it first writes a line (most requests write none at warn).
@@ -129,7 +132,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     return503OnClosing: false,
     forceCloseConnections: 'idle',
     // Header size and the timeouts that cut slow clients off (src/adapters/http/limits.ts).
-    ...serverLimitOptions(deps.config),
+    ...limits,
+    // A request without Host is answered by the hook below (problem+json), not by Node's bare 400.
+    http: { ...limits.http, requireHostHeader: false },
     routerOptions: { maxParamLength: 200, ignoreTrailingSlash: true },
     clientErrorHandler: clientErrorHandler(logger),
     frameworkErrors: (err, req, reply) => {
@@ -176,12 +181,15 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   // Hooks that run for every request take a callback (no promise each time).
   app.addHook('onRequest', (req, reply, done) => {
     reply.header('x-request-id', req.id);
-    if (!closing) return done();
-    reply.header('connection', 'close').header('retry-after', '1');
+    const noHost = missingHost(req.raw);
+    if (!closing && !noHost) return done();
+    reply.header('connection', 'close');
     // An upgrade's socket belongs to no HTTP parser: answered alone, it would stay open, and the
     // server's close would wait for it for ever (as frameworkErrors above does).
     if ((req.raw as IncomingMessage & { upgrade?: boolean }).upgrade)
       reply.raw.once('finish', () => req.raw.socket.destroy());
+    if (noHost) return sendProblem(reply, noHost);
+    reply.header('retry-after', '1');
     sendProblem(
       reply,
       problem(
@@ -264,6 +272,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   });
   app.websocketServer.on('wsClientError', onWebSocketClientError(logger));
   app.server.on('connect', refuseConnect(logger));
+  app.server.on('checkExpectation', refuseExpectation(logger));
   // After the plugin's own hook, which marks upgrades (req.ws): a bad handshake is answered here,
   // before any route runs or any body is read.
   app.addHook('onRequest', (req, reply, done) => {

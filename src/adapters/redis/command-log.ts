@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { stringify as stableStringify } from 'safe-stable-stringify';
 import type { Command } from '../../domain/commands.ts';
 import { globalKeys, workspaceKeys } from './keys.ts';
 import { luaScript, type RedisClient, runLua } from './scripts.ts';
@@ -12,6 +13,8 @@ export interface AppendRequest {
   readonly idempotencyKey?: string;
   /** What makes two requests "the same" for an Idempotency-Key: method, route and body. */
   readonly fingerprint?: string;
+  /** The same request's fingerprint as earlier versions made it (asked only for a repeat). */
+  readonly legacyFingerprint?: () => string;
   readonly requestId?: string;
   /** Who sent it: the API key's id and role (the projector copies both into every fact's meta). */
   readonly keyId?: string;
@@ -39,9 +42,25 @@ export interface CommandOutcome {
   readonly body: Record<string, unknown>;
 }
 
+/**
+ * What makes two requests "the same" for an Idempotency-Key, hashed: the parts as JSON with every
+ * object's members in sorted order, so a retry whose client wrote its body's members in another
+ * order (JSON objects are unordered, RFC 8259) is the same request. Arrays keep their order.
+ */
 export function fingerprintOf(...parts: readonly unknown[]): string {
-  return createHash('sha256').update(JSON.stringify(parts)).digest('base64url').slice(0, 22);
+  return hash(stableStringify(parts) ?? '');
 }
+
+/**
+ * The fingerprint instances before 2026-12-04 recorded: the members in the order the body had
+ * them. A key such an instance recorded (it lives `IDEMPOTENCY_TTL_S`) still matches its retry
+ * sent to this one, during and after a rolling upgrade.
+ */
+export function legacyFingerprintOf(...parts: readonly unknown[]): string {
+  return hash(JSON.stringify(parts));
+}
+
+const hash = (text: string) => createHash('sha256').update(text).digest('base64url').slice(0, 22);
 
 /**
  * A command as a projector step appends it (projectPending's `appends`; project-22.lua ARGV[8]):
@@ -157,7 +176,10 @@ export async function appendCommand(
     position,
     commandId: firstCommandId,
     repeated: repeated === 1,
-    sameRequest: repeated !== 1 || firstFingerprint === fingerprint,
+    sameRequest:
+      repeated !== 1 ||
+      firstFingerprint === fingerprint ||
+      (req.legacyFingerprint !== undefined && firstFingerprint === req.legacyFingerprint()),
     ...(outcome ? { outcome: JSON.parse(outcome) as CommandOutcome } : {}),
   };
 }
