@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectRedis } from '../../src/adapters/redis/client.ts';
+import { readEvents } from '../../src/adapters/redis/event-log.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
 import { auditWorkspace } from '../../src/audit/read.ts';
 import { dispatchPending } from '../../src/dispatcher/dispatcher.ts';
@@ -64,6 +65,47 @@ describe('routing under a redis-server whose locale does not collate by bytes', 
     ]);
     expect(await dispatchPending(redis, ws)).toBe(1);
     expect(await assigned(ws)).toEqual(['c1->B']);
+    expect((await auditWorkspace(redis, ws, { idle: true })).violations).toEqual([]);
+  });
+
+  it('skills and channels in byte order that the locale orders otherwise are applied, and route', async () => {
+    const ws = `collation-${++n}-${Date.now().toString(36)}`;
+    await ensureGroup(redis, ws);
+    // The API sends them in byte order; this locale puts "alpha" before "Zeta" and "a_" before "a1".
+    expect(await redis.eval("return ('alpha' < 'Zeta' and 'a_' < 'a1') and 1 or 0", 0)).toBe(1);
+    const t0 = Date.now() - 60_000;
+    await at(ws, [
+      [
+        `${t0}-0`,
+        {
+          type: 'ChangeSettings',
+          offerTimeoutMs: 0,
+          wrapUpMs: 0,
+          missedOfferPresence: 'away',
+          maxWaitMs: null,
+          channels: ['a1', 'a_', 'voice'],
+        } as Command,
+      ],
+      [
+        `${t0 + 1}-0`,
+        { type: 'RegisterAgent', agentId: 'ag', skills: ['Zeta', 'alpha'], capacity: 1 } as Command,
+      ],
+      [`${t0 + 2}-0`, { type: 'ChangeAgentState', agentId: 'ag', state: 'available' } as Command],
+      [
+        `${t0 + 3}-0`,
+        {
+          type: 'QueueContact',
+          contactId: 'c1',
+          skills: ['Zeta', 'alpha'],
+          priority: 0,
+          channel: 'a_',
+        } as Command,
+      ],
+    ]);
+    const rejected = await readEvents(redis, ws, { limit: 10, types: new Set(['CommandRejected']) });
+    expect(rejected.events.map((e) => e.data)).toEqual([]);
+    expect(await dispatchPending(redis, ws)).toBe(1);
+    expect(await assigned(ws)).toEqual(['c1->ag']);
     expect((await auditWorkspace(redis, ws, { idle: true })).violations).toEqual([]);
   });
 

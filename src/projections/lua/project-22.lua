@@ -797,7 +797,8 @@ local function is_skills(v)
     if type(v[i]) ~= 'string' then return false end
     local base = string.match(v[i], '^(.*)#[2-5]$') or v[i]
     if #base == 0 or #base > 64 or string.find(base, '[^%w._-]') then return false end
-    if i > 1 and v[i - 1] >= v[i] then return false end
+    -- Byte order, as the API sorts them (Lua's `>=` follows the server's locale).
+    if i > 1 and not sorts_before(v[i - 1], v[i]) then return false end
   end
   return true
 end
@@ -831,7 +832,7 @@ local function is_channels(v)
   if v == nil then return true end
   if type(v) ~= 'table' or #v == 0 or #v > 16 then return false end
   for i = 1, #v do
-    if not is_channel(v[i]) or (i > 1 and v[i - 1] >= v[i]) then return false end
+    if not is_channel(v[i]) or (i > 1 and not sorts_before(v[i - 1], v[i])) then return false end
   end
   return true
 end
