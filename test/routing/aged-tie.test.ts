@@ -103,6 +103,44 @@ describe('priority aging: an exact tie across queues', () => {
     expect((await auditWorkspace(suite.redis, ws, { idle: true })).violations).toEqual([]);
   });
 
+  // One queue, two contacts at the same key: its head waits for its preferred agent ("other",
+  // offline), the one behind it (a later id) is taken. Taking it must leave the queue's head, and
+  // the queue, where they are: when "other" comes, it gets the head.
+  for (const joinsWith of [undefined, 'y'] as const) {
+    it(`a contact taken from behind its blocked head at the same key leaves the head queued${joinsWith ? ', with another queue waiting' : ''}`, async () => {
+      const ws = `aged-tie-${++n}-${Date.now().toString(36)}`;
+      await ensureGroup(suite.redis, ws);
+      const t0 = Date.now() - 60_000;
+      const skills = joinsWith ? ['x', joinsWith] : ['x'];
+      await at(ws, [
+        [t0, settings(2)],
+        [t0 + 1, { type: 'RegisterAgent', agentId: 'agent', skills: ['x'], capacity: 1 } as Command],
+        [t0 + 2, { type: 'RegisterAgent', agentId: 'other', skills, capacity: 1 } as Command],
+        [t0 + 3, { type: 'ChangeAgentState', agentId: 'agent', state: 'available' } as Command],
+        [t0 + 10, blocker('h', 'x')],
+      ]);
+      expect(await dispatchPending(suite.redis, ws)).toBe(0);
+      // "n" is keyed as "h" is: 9 ms later, at a weight 1 ms lower per point.
+      await at(ws, [
+        [t0 + 11, settings(1)],
+        [t0 + 19, { type: 'QueueContact', contactId: 'n', skills: ['x'], priority: 0 } as Command],
+      ]);
+      expect(await dispatchPending(suite.redis, ws)).toBe(1);
+      expect(await assigned(ws)).toEqual(['n->agent']);
+      const later: [number, Command][] = [];
+      if (joinsWith)
+        later.push([
+          t0 + 25,
+          { type: 'QueueContact', contactId: 'm', skills: [joinsWith], priority: 0 } as Command,
+        ]);
+      later.push([t0 + 30, { type: 'ChangeAgentState', agentId: 'other', state: 'available' } as Command]);
+      await at(ws, later);
+      await dispatchPending(suite.redis, ws);
+      expect(await assigned(ws)).toEqual(['n->agent', 'h->other']);
+      expect((await auditWorkspace(suite.redis, ws, { idle: true })).violations).toEqual([]);
+    });
+  }
+
   // Known limitation (docs/ROUTING.md): a tied contact behind another queue's blocked head is not
   // among the heads the dispatcher reads. Rule 1 gives the agent "a"; Redis gives "b", and the
   // auditor reports it. This case fails until the dispatcher finds such contacts.

@@ -34,7 +34,8 @@ function channelOfName(name: string): string | undefined {
 
 /**
  * A pool member: `<skill set>|<key>|<agent>`, the key being the agent's available-since (15
- * digits), or under least-occupied its share of capacity in use (8 digits) and then its since.
+ * digits), or under least-occupied its share of capacity in use (8 digits, or ":" and 12 over a
+ * share of 1) and then its since.
  * Members of a pool sort by key, then agent.
  */
 export function poolMember(m: string): { name: string; key: string; since: number; agentId: string } {

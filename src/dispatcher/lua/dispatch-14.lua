@@ -636,8 +636,10 @@ end
 
 -- The first contact of a skill-set queue, in routing order and from order `from` on, that has an
 -- eligible agent now. `plain` is the queue's LAA ignoring exclusions (the agent of every contact
--- that has none). Returns the contact, its agent's id, its routing order and the member behind it
--- (false: none; nil: not read). Returns nil when every contact from `from` on is blocked; false and
+-- that has none). Returns the contact, its agent's id, its routing order, the member behind it
+-- (false: none; nil: not read) and whether the contact heads the queue (its first member: under
+-- priority aging a contact behind a blocked head can have the head's very order, so the order
+-- does not say it). Returns nil when every contact from `from` on is blocked; false and
 -- the order just past the last contact looked at when the walk used its share of the call (blocked
 -- contacts stay blocked until an agent changes, so the caller's candidate may resume there).
 local function first_assignable(name, plain, from)
@@ -650,6 +652,7 @@ local function first_assignable(name, plain, from)
   end
   -- The head and the one behind it first (the head is rarely blocked); then longer batches.
   local size = 1
+  local first = not from
   while true do
     local batch = redis.call('ZRANGEBYLEX', K_QINDEX, lo, hi, 'LIMIT', '0', int(size + 1))
     work = work + 1 + #batch
@@ -665,10 +668,11 @@ local function first_assignable(name, plain, from)
         agent = longest_available_except(split_skills(name), excluded, count)
       end
       local order = order_of(c)
-      if agent then return c, agent, order, batch[j + 1] or false end
+      if agent then return c, agent, order, batch[j + 1] or false, first and j == 1 end
       if work >= MAX_WORK and (j < #batch) then return false, order + 1 end
     end
     if #batch <= size then return nil end
+    first = false
     lo = '(' .. batch[size]
     size = WALK
   end
@@ -699,9 +703,8 @@ local function tie_break(c, agent, order, at_head, after)
       local head_id = head and string.match(head, '|([^|]*)$')
       local plain = head_id and sorts_before(head_id, c.id) and longest_available(split_skills(name))
       if plain then
-        local h, chosen, h_order, h_after = first_assignable(name, plain)
+        local h, chosen, h_order, h_after, first = first_assignable(name, plain)
         if h and h_order == order and sorts_before(h.id, c.id) then
-          local first = h.id == head_id
           -- The member behind h is known only when h heads its queue (false: none behind).
           c, agent, at_head, after = h, chosen, first, nil
           if first then after = h_after end
@@ -740,7 +743,7 @@ local function run()
         else
           -- From the candidate's own score when a walk past blocked contacts moved it on.
           local from = tonumber(top[2])
-          local c, chosen, order, after = first_assignable(id, agent, from > head_score and from or nil)
+          local c, chosen, order, after, first = first_assignable(id, agent, from > head_score and from or nil)
           if c == nil then
             -- Every contact of the queue is blocked (turned down by the agents there are).
             redis.call('ZREM', K_CAND, member)
@@ -751,7 +754,7 @@ local function run()
             -- Blocked contacts first: a lower candidate may come before the one found.
             redis.call('ZADD', K_CAND, int(order), member)
           else
-            local at_head = order == head_score
+            local at_head = first
             local agent_id
             -- `after` is the member behind a head (false: none, so taking it empties the queue).
             if not at_head then after = nil end
@@ -802,7 +805,7 @@ local function run()
           outcome = { 'drop' }
           break
         end
-        local c, chosen, order, after = first_assignable(name, plain)
+        local c, chosen, order, after, first = first_assignable(name, plain)
         if c == false then
           -- Blocked up to here: the queue's own candidate resumes after them, and this pool looks
           -- at its next queue (blocked contacts wait for an agent to change).
@@ -810,7 +813,8 @@ local function run()
           outcome = { 'rescore', score + 1 }
           break
         elseif c ~= nil and order == score then
-          outcome = { 'assign', score, c, chosen, true, after }
+          -- `after` is known only for the queue's head (one behind it at the head's order is not it).
+          outcome = { 'assign', score, c, chosen, first, first and after or nil }
           break
         elseif c ~= nil then
           -- Past blocked contacts: another queue of this pool may have an earlier head. The queue's

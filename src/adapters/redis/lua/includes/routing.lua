@@ -78,7 +78,10 @@ end
 -- (contacts in hand over capacity, on every channel together, in 1/10^7, 8 digits), then
 -- available-since: an agent's key in a pool is "<share, 8 digits><since, 15 digits>" instead of
 -- "<since, 15 digits>", and it moves within its pool whenever its load changes. Capacities are at
--- most 100 per channel and 16 channels, so distinct shares never round to the same key.
+-- most 100 per channel and 16 channels, so distinct shares never round to the same key. A share
+-- is at most 1 (8 digits) while capacity holds what the agent has in hand; one lowered below it
+-- leaves a share of up to 1,600, written ":<share, 12 digits>" (':' sorts after every digit), so
+-- keys still sort as the shares do.
 local selection = function() return 'longest-available' end
 
 -- An agent's share of capacity in use under least-occupied; nil otherwise.
@@ -95,6 +98,7 @@ end
 
 -- An agent's key in a pool: its available-since, after its share of capacity in use if given.
 local function seat_key(occ, since)
+  if occ and occ >= 100000000 then return string.format(':%012d%015d', occ, since) end
   if occ then return string.format('%08d%015d', occ, since) end
   return string.format('%015d', since)
 end

@@ -1,0 +1,66 @@
+/**
+ * Least-occupied pools order agents by their share of capacity in use, written into each pool
+ * member's key. A share is at most 1 while capacity holds what an agent has in hand, but lowering
+ * an agent's capacity below its contacts (or moving it to another channel) leaves it over 1, up to
+ * 1,600 (16 channels of 100 contacts on a capacity of 1). Such an agent, with room on another
+ * channel, must still sort after every agent with a lower share, as rule 1 has it
+ * (`occupancy` in src/domain/routing.ts), and the auditor must find every decision rule 1's.
+ */
+import { describe, expect, it } from 'vitest';
+import { auditWorkspace } from '../../src/audit/read.ts';
+import { dispatchPending } from '../../src/dispatcher/dispatcher.ts';
+import type { Command } from '../../src/domain/commands.ts';
+import { ensureGroup } from '../../src/projections/projector.ts';
+import { appendAt, assignedPairs, plainSettings } from '../support/positions.ts';
+import { suiteRedis } from '../support/redis.ts';
+
+describe('least-occupied: an agent holding more than its capacity', () => {
+  const suite = suiteRedis();
+  let n = 0;
+
+  // X ends with a share of `x` (its contacts over a capacity of 1), Y with a share of `y`.
+  const cases = [
+    [10, 1],
+    [10, 2],
+    [15, 9],
+    [40, 3],
+  ] as const;
+  for (const [x, y] of cases) {
+    it(`a share of ${x} sorts after a share of ${y}`, async () => {
+      const ws = `occupancy-keys-${++n}-${Date.now().toString(36)}`;
+      await ensureGroup(suite.redis, ws);
+      let t = Date.now() - 600_000;
+      const at = (list: Command[]) =>
+        appendAt(
+          suite.redis,
+          ws,
+          list.map((c) => [`${++t}-0`, c] as const),
+        );
+      const queue = (id: string, channel: string) =>
+        ({ type: 'QueueContact', contactId: id, skills: ['s'], priority: 0, channel }) as Command;
+      const agent = (id: string, capacity: number | Record<string, number>): Command =>
+        ({ type: 'RegisterAgent', agentId: id, skills: ['s'], capacity }) as Command;
+      const available = (id: string): Command =>
+        ({ type: 'ChangeAgentState', agentId: id, state: 'available' }) as Command;
+      await at([
+        plainSettings({ channels: ['chat', 'voice'], agentSelection: 'least-occupied' }),
+        agent('X', x),
+        agent('Y', y),
+        available('X'),
+        ...Array.from({ length: x }, (_, i) => queue(`x${i}`, 'chat')),
+      ]);
+      expect(await dispatchPending(suite.redis, ws)).toBe(x);
+      await at([available('Y'), ...Array.from({ length: y }, (_, i) => queue(`y${i}`, 'chat'))]);
+      expect(await dispatchPending(suite.redis, ws)).toBe(y);
+      // Both keep their contacts and get room on voice only: X's share is `x`, Y's `y`.
+      await at([
+        { type: 'UpdateAgent', agentId: 'X', capacity: { voice: 1 } } as Command,
+        { type: 'UpdateAgent', agentId: 'Y', capacity: { voice: 1 } } as Command,
+        queue('v', 'voice'),
+      ]);
+      expect(await dispatchPending(suite.redis, ws)).toBe(1);
+      expect(await assignedPairs(suite.redis, ws)).toContain('v->Y');
+      expect((await auditWorkspace(suite.redis, ws, { idle: true })).violations).toEqual([]);
+    });
+  }
+});
