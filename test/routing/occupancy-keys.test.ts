@@ -7,6 +7,7 @@
  * (`occupancy` in src/domain/routing.ts), and the auditor must find every decision rule 1's.
  */
 import { describe, expect, it } from 'vitest';
+import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { auditWorkspace } from '../../src/audit/read.ts';
 import { dispatchPending } from '../../src/dispatcher/dispatcher.ts';
 import type { Command } from '../../src/domain/commands.ts';
@@ -63,4 +64,44 @@ describe('least-occupied: an agent holding more than its capacity', () => {
       expect((await auditWorkspace(suite.redis, ws, { idle: true })).violations).toEqual([]);
     });
   }
+
+  it('a member written before wide shares had their own form leaves its pool when the share changes', async () => {
+    const ws = `occupancy-keys-${++n}-${Date.now().toString(36)}`;
+    const k = workspaceKeys(ws);
+    await ensureGroup(suite.redis, ws);
+    let t = Date.now() - 600_000;
+    const at = (list: Command[]) =>
+      appendAt(
+        suite.redis,
+        ws,
+        list.map((c) => [`${++t}-0`, c] as const),
+      );
+    const queue = (id: string, channel: string) =>
+      ({ type: 'QueueContact', contactId: id, skills: ['s'], priority: 0, channel }) as Command;
+    await at([
+      plainSettings({ channels: ['chat', 'voice'], agentSelection: 'least-occupied' }),
+      { type: 'RegisterAgent', agentId: 'X', skills: ['s'], capacity: 10 } as Command,
+      { type: 'ChangeAgentState', agentId: 'X', state: 'available' } as Command,
+      ...Array.from({ length: 10 }, (_, i) => queue(`x${i}`, 'chat')),
+    ]);
+    expect(await dispatchPending(suite.redis, ws)).toBe(10);
+    await at([{ type: 'UpdateAgent', agentId: 'X', capacity: { voice: 1 } } as Command]);
+    // X (a share of 10) as an earlier version wrote it: 9 digits, in its pool and the pool heads.
+    const legacy = (m: string) => m.replace(':000100000000', '100000000');
+    for (const key of [k.pools, k.poolHeads]) {
+      const members = await suite.redis.zrange(key, 0, -1);
+      expect(members.some((m) => m.includes(':000100000000'))).toBe(true);
+      for (const m of members) {
+        await suite.redis.zrem(key, m);
+        await suite.redis.zadd(key, 0, legacy(m));
+      }
+    }
+    // A contact of X's completes: its share goes to 9 and it moves within its pool.
+    await at([{ type: 'CompleteContact', contactId: 'x0' } as Command]);
+    const members = await suite.redis.zrange(k.pools, 0, -1);
+    expect(members.filter((m) => m.endsWith('|X'))).toEqual([
+      expect.stringMatching(/^[^|]+\|90000000\d{15}\|X$/),
+    ]);
+    expect((await auditWorkspace(suite.redis, ws, { idle: true })).violations).toEqual([]);
+  });
 });

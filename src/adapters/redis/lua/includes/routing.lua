@@ -142,6 +142,11 @@ end
 local function pool_leave(skills, key, id, at_head)
   local name = skillset_name(skills)
   local tail = pool_tail(key, id)
+  if string.byte(key, 1) == 58 and not redis.call('ZSCORE', K_POOLS, name .. '|' .. tail) then
+    -- A share of 10 or more joined before such shares were written ":<12 digits>" (their 9 to 11
+    -- digits as they were): that member is the one that leaves.
+    tail = pool_tail(string.format('%d', tonumber(string.sub(key, 2, 13))) .. string.sub(key, 14), id)
+  end
   local head = at_head and tail or pool_head(name)
   redis.call('ZREM', K_POOLS, name .. '|' .. tail)
   if head == tail then
