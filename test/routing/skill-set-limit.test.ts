@@ -34,6 +34,9 @@ describe('distinct agent skill sets per skill', () => {
       { type: 'RegisterAgent', agentId: 'same', skills: ['X', 's00000'], capacity: 1 },
       { type: 'RegisterAgent', agentId: 'other', skills: ['Y', 'new'], capacity: 1 },
       { type: 'UpdateAgent', agentId: 'other', skills: ['X', 'new'] },
+      // Refused on two counts (a channel the workspace has not declared too): the skill sets are
+      // checked first, in Redis as in the model.
+      { type: 'UpdateAgent', agentId: 'other', skills: ['X', 'new'], capacity: { sms: 1 } },
       // a1 is the only agent with its set: moving it to a new set keeps the count.
       { type: 'UpdateAgent', agentId: 'a1', skills: ['X', 'fresh'] },
       { type: 'RemoveAgent', agentId: 'a2' },
@@ -45,6 +48,7 @@ describe('distinct agent skill sets per skill', () => {
     expect(rejected.map((e) => [e.data.command, e.data.status, e.data.title])).toEqual([
       ['RegisterAgent', 422, 'Too many distinct skill sets'],
       ['UpdateAgent', 422, 'Too many distinct skill sets'],
+      ['UpdateAgent', 422, 'Too many distinct skill sets'],
     ]);
     expect(String(rejected[0]?.data.detail)).toContain('Skill "X"');
 
@@ -53,8 +57,12 @@ describe('distinct agent skill sets per skill', () => {
     for (const c of [...sets, ...probe]) {
       const d = decide(model, c, 1);
       if (isRight(d)) for (const f of d.right) model = evolve(model, f);
-      else outcomes.push(`${c.type} ${d.left.status}`);
+      else outcomes.push(`${c.type} ${d.left.status} ${d.left.title}`);
     }
-    expect(outcomes).toEqual(['RegisterAgent 422', 'UpdateAgent 422']);
+    expect(outcomes).toEqual([
+      'RegisterAgent 422 Too many distinct skill sets',
+      'UpdateAgent 422 Too many distinct skill sets',
+      'UpdateAgent 422 Too many distinct skill sets',
+    ]);
   });
 });

@@ -316,11 +316,12 @@ end
 handlers.UpdateAgent = function(c, at, pos, meta)
   local before = doc_get(K_AGENTS, c.agentId)
   if not before then return no_agent(c.agentId) end
+  -- The model's order (and RegisterAgent's): the skill sets, then the channels.
+  local refused = c.skills and skill_sets_admit(c.skills, before.skills)
+  if refused then return refused end
   local no_channel = capacity_refused(c.capacity)
   if no_channel then return no_channel end
   if c.skills then
-    local refused = skill_sets_admit(c.skills, before.skills)
-    if refused then return refused end
     skill_sets_remove(before.skills)
     skill_sets_add(c.skills)
   end
