@@ -110,6 +110,11 @@ export function contactDocument(c: Contact, position: string): Record<string, un
   return d;
 }
 
+/** The agent a contact that leaves while offered was offered to (its offer is withdrawn). */
+function offeredTo(c: Contact | undefined): { agentId?: string } {
+  return c?.state === 'offered' && c.agentId !== undefined ? { agentId: c.agentId } : {};
+}
+
 /**
  * The `data` of the event a command's fact becomes. `contacts` is the state before the fact (a
  * completion reports how long the contact was held).
@@ -140,7 +145,12 @@ export function factData(
     }
     case 'ContactAbandoned': {
       const c = contacts.get(f.contactId);
-      return { contactId: f.contactId, abandonedAt: iso(f.at), waitedMs: f.at - (c?.queuedAt ?? f.at) };
+      return {
+        contactId: f.contactId,
+        abandonedAt: iso(f.at),
+        waitedMs: f.at - (c?.queuedAt ?? f.at),
+        ...offeredTo(c),
+      };
     }
     case 'ContactCompleted': {
       const c = contacts.get(f.contactId);
@@ -191,7 +201,12 @@ export function factData(
       };
     case 'ContactExpired': {
       const c = contacts.get(f.contactId);
-      return { contactId: f.contactId, expiredAt: iso(f.at), waitedMs: f.at - (c?.queuedAt ?? f.at) };
+      return {
+        contactId: f.contactId,
+        expiredAt: iso(f.at),
+        waitedMs: f.at - (c?.queuedAt ?? f.at),
+        ...offeredTo(c),
+      };
     }
     case 'PreferenceEnded':
       return { contactId: f.contactId, endedAt: iso(f.at) };

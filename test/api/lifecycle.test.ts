@@ -550,6 +550,9 @@ describe('offers through the API', () => {
     const gone = expectJson(await call('POST', `${base(ws)}/contacts/call-3/abandon`), 200) as Contact;
     expect(gone.state).toBe('abandoned');
     expect(await getAgent(ws, 'dan')).toMatchObject({ state: 'available', activeContacts: [] });
+    // The offer withdrawn: the event names the agent it was offered to (its agent= feed hears it).
+    const left = (await events(ws)).filter((e) => e.type === 'ContactAbandoned').at(-1);
+    expect(left?.data).toMatchObject({ contactId: 'call-3', agentId: 'dan' });
     expectProblem(await answer(ws, 'call-3', 'accept', 'dan'), 409, 'contact-not-offered');
   });
 });
@@ -644,6 +647,8 @@ describe('timers through the API', () => {
     expect(typeof expired.expiredAt).toBe('string');
     const fact = (await events(ws)).find((e) => e.type === 'ContactExpired');
     expect(fact?.data).toMatchObject({ contactId: 'patient' });
+    // Never offered: no agent to name.
+    expect(fact?.data.agentId).toBeUndefined();
     expect(fact?.data.waitedMs).toBeGreaterThanOrEqual(1000);
     expectProblem(await call('POST', `${base(ws)}/contacts/patient/abandon`), 409, 'contact-not-queued');
   });

@@ -48,7 +48,10 @@ function isTime(s: string): boolean {
   const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
   return day >= 1 && day <= new Date(Date.UTC(year, month, 0)).getUTCDate();
 }
-const Time = withMessage(t.refinement(t.string, isTime, 'Time'), 'an ISO 8601 time such as 2026-11-30T08:00:00Z');
+const Time = withMessage(
+  t.refinement(t.string, isTime, 'Time'),
+  'an ISO 8601 time such as 2026-11-30T08:00:00Z',
+);
 const IntervalsQuery = strict(
   { from: Time, to: Time },
   {

@@ -1115,7 +1115,7 @@ export const openapi = withOperationIds({
               'by type (docs/API.md, "Events"): AssignmentMade {contactId, agentId, skills, priority, queuedAt, assignedAt, waitedMs, offer?: {id, expiresAt}}; ' +
               'AssignmentAccepted {contactId, agentId, acceptedAt}; AssignmentRejected {contactId, agentId, rejectedAt, reason: rejected|presence|removed}; ' +
               'AssignmentExpired {contactId, agentId, expiredAt}; WrapUpStarted {agentId, wrapUp, until}; WrapUpEnded {agentId, wrapUp, early, endedAt}; ' +
-              'ContactExpired {contactId, expiredAt, waitedMs}; ContactTransferred {contactId, fromAgentId, skills, priority, transferredAt}; ' +
+              'ContactAbandoned {contactId, abandonedAt, waitedMs, agentId?}; ContactExpired {contactId, expiredAt, waitedMs, agentId?}; ContactTransferred {contactId, fromAgentId, skills, priority, transferredAt}; ' +
               'ContactStepped {contactId, step, skills, priority, steppedAt}; PreferenceEnded {contactId, endedAt}; ' +
               'SettingsChanged: the settings; ContactsForgotten {contactIds, before}',
           },

@@ -496,13 +496,15 @@ end
 -- {contactId, <field>, waitedMs}; the outcome is its document. It counts in its queue's window
 -- (its requirements now, on its channel: the queue it waited in last).
 local function left(d, at, pos, state, field, fact)
+  -- An offered contact's offer is withdrawn: the event names that agent (its feed hears of it).
+  local offered_to = d.state == 'offered' and d.agentId or nil
   leave(d, at, pos)
   ended_add(route_name(d), at, state, d.id)
   d.state = state
   d[field] = iso(at)
   doc_put(K_CONTACTS, d)
   stat_add(state)
-  local data = { contactId = d.id, waitedMs = d.waitedMs }
+  local data = { contactId = d.id, waitedMs = d.waitedMs, agentId = offered_to }
   data[field] = d[field]
   emit(fact, at, data)
   return { status = 200, body = agent_body(d, pos) }
