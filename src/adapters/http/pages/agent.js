@@ -284,6 +284,10 @@ function describe(e) {
         : `Offer of ${d.contactId} withdrawn (${d.reason})`;
     case 'AssignmentExpired':
       return `Offer of ${d.contactId} expired: not answered in time`;
+    case 'ContactAbandoned':
+      return `Offer of ${d.contactId} withdrawn: the customer left`;
+    case 'ContactExpired':
+      return `Offer of ${d.contactId} withdrawn: it waited its longest`;
     case 'ContactCompleted':
       return `Completed ${d.contactId} after ${duration(d.handledMs)}`;
     case 'ContactTransferred':
