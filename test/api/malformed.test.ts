@@ -17,6 +17,7 @@ import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
 import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
 import { loadConfig } from '../../src/app/config.ts';
 import { intervalsCaughtUp } from '../support/intervals.ts';
+import { unappliedPosition } from '../support/positions.ts';
 import { projectorReady } from '../support/projector.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { sleep } from '../support/wait.ts';
@@ -670,6 +671,21 @@ const CASES: readonly Case[] = [
   query('/contacts/{space}', `${B}/contacts/%20`, ['id']),
   query('/contacts/{%2F}', `${B}/contacts/a%2Fb`, ['id']),
   query('/stats?x=1', `${B}/stats?x=1`, ['x']),
+  // A position after the command stream's last entry names no command: refused at once.
+  {
+    name: 'GET /stats?minPosition= past the last command',
+    method: 'GET',
+    url: `${B}/stats?minPosition=99999999999999-0`,
+    status: 409,
+    type: '/problems/position-ahead',
+  },
+  {
+    name: 'GET /agents?minPosition= in a workspace with no command',
+    method: 'GET',
+    url: '/v1/workspaces/never-written/agents?minPosition=1-0',
+    status: 409,
+    type: '/problems/position-ahead',
+  },
   query('/stats?=x (a parameter without a name)', `${B}/stats?=x`, ['""']),
   query('/agents?=x&limit=0', `${B}/agents?=x&limit=0`, ['""', 'limit']),
   query(
@@ -1222,6 +1238,20 @@ const RAW_CASES: readonly RawCase[] = [
     closes: true,
   },
   {
+    name: 'a WebSocket upgrade with after= past the last event',
+    bytes: upgrade(`${LIVE}?after=99999999999999-0`, {}),
+    status: 409,
+    type: '/problems/position-ahead',
+    closes: true,
+  },
+  {
+    name: 'a WebSocket upgrade with after= in a workspace with no event',
+    bytes: upgrade('/v1/workspaces/never-written/events/live?after=1-0', {}),
+    status: 409,
+    type: '/problems/position-ahead',
+    closes: true,
+  },
+  {
     name: 'a WebSocket upgrade with bad percent-encoding in the path',
     bytes: upgrade('/v1/workspaces/%zz/events/live', {}),
     status: 400,
@@ -1346,7 +1376,13 @@ describe('the HTTP edge', () => {
       }
     });
     // It waits for a position not reached yet, keeping the connection busy while stop begins.
-    socket.write(request([`GET ${D}/stats?minPosition=99999999999999-0 HTTP/1.1`, 'Host: localhost']));
+    const waiting = await unappliedPosition(adminRedis, 'malformed-unserved');
+    socket.write(
+      request([
+        `GET /v1/workspaces/malformed-unserved/stats?minPosition=${waiting} HTTP/1.1`,
+        'Host: localhost',
+      ]),
+    );
     await sleep(300);
     await Promise.all([own.stop(), Promise.race([ended, sleep(10_000)])]);
     socket.destroy();

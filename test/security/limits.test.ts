@@ -14,6 +14,7 @@ import { createApiKey, revokeApiKey } from '../../src/adapters/redis/api-keys.ts
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
 import { loadConfig } from '../../src/app/config.ts';
+import { unappliedPosition } from '../support/positions.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { sleep, waitFor } from '../support/wait.ts';
 
@@ -404,7 +405,9 @@ describe('limits', () => {
     );
     const silent = raw(a.url!, []);
     // A request waiting for a position longer than REQUEST_TIMEOUT_MS arrived whole: it is not cut off.
-    const longPoll = fetch(`${a.url}${B}/stats?minPosition=99999999999999-0`);
+    const root = redis.adminClient();
+    const waiting = await unappliedPosition(root, 'limits-unserved').finally(() => root.disconnect());
+    const longPoll = fetch(`${a.url}/v1/workspaces/limits-unserved/stats?minPosition=${waiting}`);
     const served: number[] = [];
     // For 2 s, and (on a loaded machine, where a round may take long) until 6 were served.
     while ((Date.now() - began < 2000 || served.length < 6) && Date.now() - began < 10_000) {

@@ -23,6 +23,15 @@ export const plainSettings = (extra: Record<string, unknown> = {}): Command =>
 /** Settings with priority aging at `priorityWeightMs`, direct assignment, no wrap-up, no maximum wait. */
 export const agingSettings = (priorityWeightMs: number): Command => plainSettings({ priorityWeightMs });
 
+/**
+ * A command-stream position that exists but that no projector will apply: an entry appended
+ * straight to `workspace`'s stream, which no instance serves (it is not in the registry), so a
+ * query's `minPosition` at it waits its whole time (a position past the stream's end is refused).
+ */
+export async function unappliedPosition(redis: RedisClient, workspace: string): Promise<string> {
+  return (await redis.xadd(workspaceKeys(workspace).commands, '*', 'type', 'Unapplied')) as string;
+}
+
 /** Appends each command at its stream id (`[id, command]`), then projects them all. */
 export async function appendAt(
   redis: RedisClient,

@@ -82,6 +82,19 @@ export async function queryRoutes(app: FastifyInstance): Promise<void> {
   async function awaitPosition(ws: string, minPosition: string | undefined): Promise<void> {
     if (minPosition === undefined) return;
     if (comparePositions(await appliedPosition(redis, ws), minPosition) >= 0) return;
+    // A position after the command stream's last entry names no command yet (a command's position
+    // is answered once it is appended): no wait would reach it, so it is refused at once.
+    const last = (await redis.xrevrange(workspaceKeys(ws).commands, '+', '-', 'COUNT', 1))[0]?.[0] ?? null;
+    if (comparePositions(minPosition, last ?? '0-0') > 0)
+      throw new ProblemError(
+        problem(
+          409,
+          'position-ahead',
+          'Position not in the log yet',
+          `minPosition ${minPosition} is after the last command of workspace "${ws}" (${last ?? 'none yet'}): pass the position a command's answer gave.`,
+          { lastPosition: last },
+        ),
+      );
     const tail = await tails.get(ws);
     const reached = tail.waitPosition(minPosition, config.queryTimeoutMs);
     // Re-read after subscribing: the projector may have passed it in between.
