@@ -260,6 +260,15 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   );
 
   await app.register(websocket, {
+    // An open socket's errors are the client's (a frame the protocol forbids, one over maxPayload,
+    // a reset): logged as what they are, not as the server's errors; the socket is ended.
+    errorHandler(err, socket, req) {
+      const code = (err as Error & { code?: string }).code ?? '';
+      if (code.startsWith('WS_ERR_'))
+        req.log.info({ code, reason: err.message }, 'websocket closed: protocol error');
+      else req.log.debug({ code, reason: err.message }, 'websocket error');
+      socket.terminate();
+    },
     options: { maxPayload: 4096 },
     preClose(done) {
       // Upgraded sockets are not tracked by fastify: close them before the server drains.
