@@ -51,6 +51,28 @@ export function checkDecision(a: Auditor, position: string, pair: string, basedO
     );
 }
 
+/**
+ * How far a step's clock may read behind the milliseconds of the command positions it decides on:
+ * after a failover the new primary's clock may be behind the old one's, which made those positions.
+ */
+export const CLOCK_SKEW_MS = 5_000;
+
+/**
+ * The decision's time (`assignedAt`) against the log: a dispatch step reads Redis's clock, then
+ * appends the event in the same step, so the event's position is at or after it (a stream id is
+ * never below the clock); and it decides on the commands up to `basedOn`, appended before it.
+ */
+function timeProblems(at: number, position: string, basedOn: unknown): string[] {
+  const problems: string[] = [];
+  if (at > positionMs(position))
+    problems.push(`assignedAt ${new Date(at).toISOString()} is after the event was appended (${position})`);
+  if (typeof basedOn === 'string' && at < positionMs(basedOn) - CLOCK_SKEW_MS)
+    problems.push(
+      `assignedAt ${new Date(at).toISOString()} is before the command it is based on (${basedOn})`,
+    );
+  return problems;
+}
+
 /** Whether the assignment can happen at all; if so its data is checked and it is replayed. */
 export function replayAssignment(
   a: Auditor,
@@ -102,6 +124,10 @@ export function replayAssignment(
   if (env.workspace !== a.workspace) wrong.push(`workspace: ${String(env.workspace)}`);
   if (env.meta.causationId !== meta?.queuedBy)
     wrong.push('meta.causationId: not the command that queued the contact');
+  wrong.push(...timeProblems(at, position, env.meta.basedOn));
+  const extra = Object.keys(env.meta).filter((k) => k !== 'causationId' && k !== 'basedOn');
+  if (extra.length > 0)
+    wrong.push(`meta: ${extra.join(', ')} (a decision carries causationId and basedOn only)`);
   if (wrong.length > 0)
     a.flag(
       'fact',

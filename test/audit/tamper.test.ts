@@ -123,6 +123,64 @@ describe('tampered logs', () => {
     expect(r.summary!.violations[0]).toMatchObject({ kind: 'decision', position });
   });
 
+  it('reports an AssignmentMade whose time the log cannot have, or whose meta names more than the decision', async () => {
+    const HOUR = 3_600_000;
+    const forged: [
+      string,
+      (env: { data: Record<string, unknown>; meta: Record<string, unknown> }, position: string) => void,
+      RegExp,
+    ][] = [
+      [
+        'after its append',
+        (env, position) => {
+          const at = Number(position.split('-')[0]) + HOUR;
+          env.data.waitedMs =
+            (env.data.waitedMs as number) + (at - Date.parse(env.data.assignedAt as string));
+          env.data.assignedAt = new Date(at).toISOString();
+        },
+        /is after the event was appended/,
+      ],
+      [
+        'before the command it is based on',
+        (env) => {
+          const at = Number((env.meta.basedOn as string).split('-')[0]) - HOUR;
+          env.data.waitedMs =
+            (env.data.waitedMs as number) - (Date.parse(env.data.assignedAt as string) - at);
+          env.data.assignedAt = new Date(at).toISOString();
+        },
+        /is before the command it is based on/,
+      ],
+      [
+        'with an API key in its meta',
+        (env) => {
+          env.meta.keyId = '0123456789abcdef';
+          env.meta.role = 'admin';
+        },
+        /meta: keyId, role/,
+      ],
+    ];
+    for (const [what, change, says] of forged) {
+      const { ws, events } = await log();
+      const target = events.filter((e) => typeOf(e) === 'AssignmentMade').at(-1)!;
+      const env = envelopeOf(target) as {
+        at?: unknown;
+        data: Record<string, unknown>;
+        meta: Record<string, unknown>;
+      };
+      change(env, target[0]);
+      env.at = env.data.assignedAt;
+      await rewrite(workspaceKeys(ws).events, target[0], [
+        'type',
+        'AssignmentMade',
+        'event',
+        JSON.stringify(env),
+      ]);
+      const report = await auditWorkspace(suite.redis, ws);
+      const found = report.violations.find((v) => v.position === target[0] && v.kind === 'fact');
+      expect(found?.message, `${what}: ${JSON.stringify(report.violations.slice(0, 3))}`).toMatch(says);
+    }
+  });
+
   it('reports a fact changed in place, at its position', async () => {
     const { ws, events } = await log();
     const target = events.find((e) => typeOf(e) === 'ContactQueued' && envelopeOf(e).data.priority === 0)!;
