@@ -147,6 +147,11 @@ export class Auditor {
     this.outcomes.add(entries);
   }
 
+  /** The outcome stream was trimmed past what was read: the next outcome added starts it anew. */
+  outcomesTrimmed(): void {
+    this.outcomes.trimmed();
+  }
+
   /** Replays one event. False: more commands are needed first (add them and call again). */
   processEvent([position, fields]: Entry): boolean {
     let env = this.parsed?.position === position ? this.parsed.env : undefined;

@@ -42,6 +42,14 @@ export class Outcomes {
     }
   }
 
+  /**
+   * Outcomes were trimmed after those added: commands before the next one added have none, as
+   * commands before the stream's first entry have none.
+   */
+  trimmed(): void {
+    this.first = undefined;
+  }
+
   /** The command was replayed with this status. */
   check(e: CommandEntry, status: number): void {
     // Outcomes before this command belong to no command replayed (or repeat one).

@@ -86,7 +86,14 @@ async function cut(redis: RedisClient, k: WorkspaceKeys): Promise<Cut> {
   };
 }
 
-/** Pages of a stream after a cursor, up to a bound. */
+/** A page that does not follow the one before it: the stream was trimmed past its cursor. */
+type Page = Entry[] & { gap?: true };
+
+/**
+ * Pages of a stream after a cursor, up to a bound. The stream may be trimmed from its start while
+ * it is read (the outcome stream keeps its last two minutes): each page is read from the cursor's
+ * own entry, and a page that does not begin with it follows a gap (`gap`).
+ */
 class Pager {
   private cursor: string | null = null;
   constructor(
@@ -96,9 +103,15 @@ class Pager {
   ) {}
 
   /** A page of `size` entries, read in parts of at most READ_PAGE (a short page is the end). */
-  async next(upTo: string): Promise<Entry[]> {
-    const from = this.cursor === null ? '-' : `(${this.cursor}`;
-    const page = (await readRange(this.redis, this.key, from, upTo, this.size)) as Entry[];
+  async next(upTo: string): Promise<Page> {
+    const cursor = this.cursor;
+    let page: Page;
+    if (cursor === null) page = (await readRange(this.redis, this.key, '-', upTo, this.size)) as Entry[];
+    else {
+      page = (await readRange(this.redis, this.key, cursor, upTo, this.size + 1)) as Entry[];
+      if (page[0]?.[0] === cursor) page.shift();
+      else if (page.length > 0) page.gap = true;
+    }
     if (page.length > 0) this.cursor = page[page.length - 1]![0];
     return page;
   }
@@ -209,7 +222,10 @@ class Replayer {
       last !== undefined &&
       (this.outcomesUpTo === undefined || positionBefore(this.outcomesUpTo, last))
     ) {
-      const outcomes = await this.outcomes.take();
+      const outcomes: Page = await this.outcomes.take();
+      // Outcomes trimmed while the audit read (a live workspace): the commands before this page's
+      // first outcome have theirs no more, as before the stream's first entry.
+      if (outcomes.gap) this.audit.outcomesTrimmed();
       this.audit.addOutcomes(outcomes);
       const at = outcomes.at(-1);
       if (at) this.outcomesUpTo = fieldOf(at, 'position');

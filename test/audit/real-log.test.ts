@@ -5,6 +5,7 @@
  * memory.
  */
 import { describe, expect, it } from 'vitest';
+import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { readRoutingIndex } from '../../src/adapters/redis/routing-index.ts';
@@ -12,7 +13,7 @@ import { auditWorkspace } from '../../src/audit/read.ts';
 import { auditEntries } from '../../src/audit/report.ts';
 import { writeLog } from '../../src/cli/bench/audit-log.ts';
 import { dispatchPending } from '../../src/dispatcher/dispatcher.ts';
-import { projectPending } from '../../src/projections/projector.ts';
+import { defaultProjectorOptions, projectPending } from '../../src/projections/projector.ts';
 import { suiteRedis } from '../support/redis.ts';
 
 describe('the auditor on a real log', () => {
@@ -115,5 +116,33 @@ describe('the auditor on a real log', () => {
     const quiet = await auditWorkspace(suite.redis, ws, { idle: true });
     expect(quiet.violations).toEqual([]);
     expect(quiet.state).toBe('compared');
+  });
+
+  it('audits a live workspace whose outcome stream is trimmed past what it read, with nothing to report', async () => {
+    const ws = `audit-${run}-4`;
+    const k = workspaceKeys(ws);
+    await writeLog(suite.redis, ws, { events: 1200, agents: 12, seed: 6 });
+    expect(await suite.redis.xlen(k.outcomes)).toBeGreaterThan(200);
+    // While the audit replays (small pages), the workspace moves on: one more command, applied
+    // by a projector whose outcome window has passed (two minutes in production, 1 ms here), so
+    // the outcomes the audit has not read yet are trimmed.
+    let moved: Promise<unknown> | undefined;
+    const r = await auditWorkspace(suite.redis, ws, {
+      pageSize: 20,
+      onProgress: (p) => {
+        if (!moved && p.phase === 'events' && p.events >= 100)
+          moved = (async () => {
+            await appendCommand(suite.redis, {
+              workspace: ws,
+              command: { type: 'RegisterAgent', agentId: 'late', skills: ['Late'], capacity: 1 },
+            });
+            await projectPending(suite.redis, ws, [], { ...defaultProjectorOptions, outcomesKeptMs: 1 });
+          })();
+      },
+    });
+    await moved;
+    expect(await suite.redis.xlen(k.outcomes)).toBeLessThan(10);
+    expect(r.violations).toEqual([]);
+    expect((await auditWorkspace(suite.redis, ws, { idle: true })).violations).toEqual([]);
   });
 });
