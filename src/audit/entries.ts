@@ -89,6 +89,8 @@ export function envelope(fields: readonly string[]): Envelope | string {
     else if (fields[i] === 'type') type = fields[i + 1];
   }
   if (text === undefined) return 'no "event" field';
+  // Every writer sets it (readers filter by it: GET /events?type=, the interval statistics).
+  if (type === undefined) return 'no "type" field';
   let env: unknown;
   try {
     env = JSON.parse(text);
@@ -97,8 +99,7 @@ export function envelope(fields: readonly string[]): Envelope | string {
   }
   const e = env as Partial<Envelope> | null;
   if (typeof e !== 'object' || e === null || typeof e.type !== 'string') return 'its envelope has no type';
-  if (type !== undefined && type !== e.type)
-    return `its "type" field (${type}) is not its envelope's (${e.type})`;
+  if (type !== e.type) return `its "type" field (${type}) is not its envelope's (${e.type})`;
   if (typeof e.data !== 'object' || e.data === null) return 'its envelope has no data';
   return {
     ...e,

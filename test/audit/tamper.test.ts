@@ -181,6 +181,14 @@ describe('tampered logs', () => {
     }
   });
 
+  it('reports an event written without its type field', async () => {
+    const { ws, events } = await log();
+    const target = events.filter((e) => typeOf(e) === 'AssignmentMade').at(-1)!;
+    await rewrite(workspaceKeys(ws).events, target[0], ['event', target[1][3]!]);
+    const report = await auditWorkspace(suite.redis, ws);
+    expect(report.violations.find((v) => v.position === target[0])?.message).toMatch(/no "type" field/);
+  });
+
   it('reports a fact changed in place, at its position', async () => {
     const { ws, events } = await log();
     const target = events.find((e) => typeOf(e) === 'ContactQueued' && envelopeOf(e).data.priority === 0)!;
