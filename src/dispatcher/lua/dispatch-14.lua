@@ -461,7 +461,7 @@ end
 -- whose skills are all among `skills` (a pool's: on one channel, or bare for agents who take any
 -- channel, who serve the queues of every channel). Returns its head's score and its name; or nil
 -- and the score to resume from when the walk used its share of the call; or nil when there is none.
-local function first_servable(skills, from)
+local function first_servable(skills, from, skip)
   if not widest_queued then
     local top = redis.call('ZRANGE', K_SKILLSETS, '-1', '-1', 'WITHSCORES')
     work = work + 1
@@ -476,22 +476,30 @@ local function first_servable(skills, from)
     local best_score, best_name
     for i = 1, #names do
       local s = tonumber(scores[i])
-      if s and s >= from and (not best_score or s < best_score) then best_score, best_name = s, names[i] end
+      if s and s >= from and not skip[names[i]] and (not best_score or s < best_score) then
+        best_score, best_name = s, names[i]
+      end
     end
     return best_score, best_name
   end
   local held = held_set(skills, anywhere)
   local lo, share = int(from), math.max(WALK, MAX_WORK - work)
   local seen = 0
+  -- The batch before: under priority aging queue heads can tie, so the next batch starts at the
+  -- last head's score itself (its ties not passed by) and leaves out the names already read.
+  local before = {}
   -- Names only: Redis formats every score it sends (WITHSCORES: about 26 us a batch of 64 here,
   -- against 5.5 us without), and the walk needs two, the head's it finds and where it stops.
   while true do
     local batch = redis.call('ZRANGEBYSCORE', K_QHEADS, lo, '+inf', 'LIMIT', '0', WALK_ARG)
     work = work + 1 + #batch
+    local read = {}
     for j = 1, #batch do
       -- Each of the queue's skills, between commas, looked up as it is spelled.
-      local name, at, ok = batch[j], 1, true
-      while true do
+      local name, at = batch[j], 1
+      local ok = not before[name] and not skip[name]
+      read[name] = true
+      while ok do
         local comma = string.find(name, ',', at, true)
         if not held[string.sub(name, at, comma and comma - 1)] then
           ok = false
@@ -506,8 +514,13 @@ local function first_servable(skills, from)
     seen = seen + WALK
     local last = redis.call('ZSCORE', K_QHEADS, batch[#batch])
     work = work + 1
-    lo = '(' .. last
-    if seen >= share then return nil, nil, tonumber(last) + 1 end
+    -- A whole batch of one score already read (more ties than a batch): past that score.
+    local fresh = false
+    for j = 1, #batch do
+      if not before[batch[j]] then fresh = true end
+    end
+    if fresh then lo, before = last, read else lo, before = '(' .. last, {} end
+    if seen >= share then return nil, nil, tonumber(last) end
   end
 end
 
@@ -669,7 +682,14 @@ local function first_assignable(name, plain, from)
       end
       local order = order_of(c)
       if agent then return c, agent, order, batch[j + 1] or false, first and j == 1 end
-      if work >= MAX_WORK and (j < #batch) then return false, order + 1 end
+      -- Out of reads: resume at the next member's order. Never inside a run of one order (under
+      -- priority aging keys set under different weights can tie): resuming there would pass the
+      -- rest by, or read the run again for ever, so the run is read to its end first (its length
+      -- is at most the number of weights the workspace has had).
+      if work >= MAX_WORK and (j < #batch) then
+        local next_order = member_score(name, batch[j + 1])
+        if next_order ~= order then return false, next_order end
+      end
     end
     if #batch <= size then return nil end
     first = false
@@ -703,6 +723,8 @@ local function tie_break(c, agent, order, at_head, after)
       local head_id = head and string.match(head, '|([^|]*)$')
       local plain = head_id and sorts_before(head_id, c.id) and longest_available(split_skills(name))
       if plain then
+        -- The queue's head is at `order`: its walk reads that whole run before it may stop (false:
+        -- none of the run has an eligible agent).
         local h, chosen, h_order, h_after, first = first_assignable(name, plain)
         if h and h_order == order and sorts_before(h.id, c.id) then
           -- The member behind h is known only when h heads its queue (false: none behind).
@@ -787,8 +809,11 @@ local function run()
       local skills = split_skills(id)
       local from = tonumber(top[2])
       local outcome
+      -- Queues looked at in this walk: the next is looked for from the same head score (under
+      -- priority aging another queue's head can tie with it), these left out.
+      local skip = {}
       while true do
-        local score, name, resume = first_servable(skills, from)
+        local score, name, resume = first_servable(skills, from, skip)
         if not score then
           outcome = resume and { 'rescore', resume } or { 'drop' }
           break
@@ -822,10 +847,12 @@ local function run()
           redis.call('ZADD', K_CAND, 'LT', int(order), queue_candidate(name))
           if not next_score or order < next_score then next_score = order end
         end
-        -- The next queue this pool serves, after this one's head.
-        from = score + 1
+        -- The next queue this pool serves, after this one (at this head score or later).
+        skip[name] = true
+        from = score
         if work >= MAX_WORK then
-          outcome = { 'rescore', from }
+          -- The next step starts past this score (it cannot know which queues this one read).
+          outcome = { 'rescore', score + 1 }
           break
         end
       end
