@@ -240,4 +240,17 @@ describe('the OpenAPI document against real answers', () => {
       ]),
     );
   }, 30_000);
+
+  it('every operation under a workspace documents the 401 and 403 its key check answers', () => {
+    const missing: string[] = [];
+    for (const [path, item] of Object.entries(doc.paths)) {
+      if (!path.startsWith('/v1/workspaces/{ws}')) continue;
+      for (const [method, op] of Object.entries(item)) {
+        if (method === 'parameters') continue;
+        for (const status of ['401', '403'])
+          if (!op.responses[status]) missing.push(`${method} ${path} ${status}`);
+      }
+    }
+    expect(missing).toEqual([]);
+  });
 });

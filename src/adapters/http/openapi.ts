@@ -571,6 +571,7 @@ export const openapi = withOperationIds({
               },
             }),
           },
+          ...problems(400, 401, 403, 503),
           '422': { description: 'range-too-large: more than 2,000,000 events in the range' },
         },
       },

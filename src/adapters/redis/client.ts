@@ -57,6 +57,13 @@ export function parseSeed(text: string): RedisSeed | string {
 
 /** A URL or seed with its password replaced by ***, for logs and messages. */
 export function mask(target: string): string {
+  // One URL: its login runs to the last "@" (a URL need not encode ',' or ':' in a password).
+  const one = /^([a-z][a-z0-9+.-]*:\/\/)(.*)@/i.exec(target);
+  if (one && !target.slice(one[1]!.length).includes('://')) {
+    const login = one[2]!;
+    const colon = login.indexOf(':');
+    return colon < 0 ? target : `${one[1]}${login.slice(0, colon)}:***@${target.slice(one[0].length)}`;
+  }
   return target.replace(/(\/\/|^|,)([^@/,\s]*?):([^@/,\s]*)@/g, '$1$2:***@');
 }
 
