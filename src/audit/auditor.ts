@@ -1,6 +1,7 @@
 import { IntervalStats, loggedEventOf } from '../domain/intervals.ts';
 import type { Fact } from '../domain/model.ts';
 import { POSITION_PATTERN } from '../domain/values.ts';
+import { accessProblem } from './access.ts';
 import { checkDecision, replayAssignment, showPair } from './assignments.ts';
 import { type Expected, expectedOf } from './command-replay.ts';
 import {
@@ -374,6 +375,8 @@ export class Auditor {
     this.commands++;
     const who = e.keyId === undefined ? '-' : `${e.keyId} ${e.role ?? '-'}`;
     this.byKey.set(who, (this.byKey.get(who) ?? 0) + 1);
+    const refused = accessProblem(e);
+    if (refused) this.flag('command', 'commands', e.position, refused);
     if (this.cursor - this.base > 65_536) {
       this.buffer = this.buffer.slice(this.cursor - this.base);
       this.base = this.cursor;

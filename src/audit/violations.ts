@@ -1,6 +1,7 @@
 /**
  * What the auditor found wrong, each at the stream position where it shows. Kinds:
- * - `command`: a command entry that cannot be replayed (id appended twice, body not decodable);
+ * - `command`: a command entry that cannot be replayed (id appended twice, body not decodable), or
+ *   that names an API key whose role may not send it (the clock's and the archiver's name none);
  * - `missing`: a command with no fact/rejection in the event log, or a fact of it missing;
  * - `duplicate`: a command applied again (a second fact or rejection), or out of order;
  * - `fact`: a fact (or rejection) that differs from what the model decides;

@@ -181,6 +181,39 @@ describe('tampered logs', () => {
     }
   });
 
+  it("reports a command sent with a key whose role may not send it, and the clock's with a key", async () => {
+    const { ws } = await log();
+    const sent = async (command: Command, role: string) =>
+      (await appendCommand(suite.redis, { workspace: ws, command, keyId: '0123456789abcdef', role }))
+        .position;
+    const byAuditor = await sent(
+      { type: 'RegisterAgent', agentId: 'r1', skills: ['Romeo'], capacity: 1 },
+      'auditor',
+    );
+    const byAgent = await sent(
+      {
+        type: 'ChangeSettings',
+        offerTimeoutMs: 0,
+        wrapUpMs: 0,
+        missedOfferPresence: 'away',
+        maxWaitMs: null,
+      },
+      'agent',
+    );
+    const byIntegration = await sent({ type: 'EndWrapUp', agentId: 'r1', wrapUp: 1 }, 'integration');
+    const allowed = await sent(
+      { type: 'QueueContact', contactId: 'r-c', skills: ['Romeo'], priority: 0 },
+      'integration',
+    );
+    await projectPending(suite.redis, ws);
+    const report = await auditWorkspace(suite.redis, ws);
+    const at = (p: string) => report.violations.filter((v) => v.position === p && v.kind === 'command');
+    expect(at(byAuditor)[0]?.message).toMatch(/role auditor, which may not send it/);
+    expect(at(byAgent)[0]?.message).toMatch(/role agent, which may not send it/);
+    expect(at(byIntegration)[0]?.message).toMatch(/clock or the archiver only/);
+    expect(at(allowed)).toEqual([]);
+  });
+
   it('reports an event written without its type field', async () => {
     const { ws, events } = await log();
     const target = events.filter((e) => typeOf(e) === 'AssignmentMade').at(-1)!;
