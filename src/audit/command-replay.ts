@@ -7,7 +7,10 @@ import type { ReplayState } from './replay-state.ts';
 export interface Expected {
   readonly type: string;
   readonly data: Record<string, unknown>;
-  /** Only the type and status are known (a malformed entry: the projector's wording is its own). */
+  /**
+   * A malformed entry's rejection: `data` holds all but its detail (the projector's wording), and
+   * it names no target.
+   */
   readonly loose?: boolean;
 }
 
@@ -25,8 +28,16 @@ export function expectedOf(
     const detail = `Command type "${e.type}" cannot be applied by this version of Switchboard.`;
     return { events: [rejected(e, undefined, 422, 'Unknown command', detail)], status: 422 };
   }
-  if (d.kind === 'malformed')
-    return { events: [{ type: 'CommandRejected', data: { status: 422 }, loose: true }], status: 422 };
+  if (d.kind === 'malformed') {
+    // What names the entry and the refusal; the detail is the projector's own wording.
+    const data = {
+      ...(e.commandId !== '' ? { commandId: e.commandId } : {}),
+      command: e.type,
+      status: 422,
+      title: 'Malformed command',
+    };
+    return { events: [{ type: 'CommandRejected', data, loose: true }], status: 422 };
+  }
   const c = d.command;
   const decision = decide(state, c, e.at);
   if (isLeft(decision)) {

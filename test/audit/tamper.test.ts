@@ -214,6 +214,36 @@ describe('tampered logs', () => {
     expect(at(allowed)).toEqual([]);
   });
 
+  it("reports a malformed entry's rejection rewritten to name another command", async () => {
+    const { ws } = await log();
+    const k = workspaceKeys(ws);
+    const bad = await suite.redis.xadd(
+      k.commands,
+      '*',
+      'type',
+      'QueueContact',
+      'commandId',
+      'raw-1',
+      'command',
+      'no',
+    );
+    await projectPending(suite.redis, ws);
+    const events = (await suite.redis.xrange(k.events, '-', '+')) as StreamEntry[];
+    const rejection = events.filter((e) => typeOf(e) === 'CommandRejected').at(-1)!;
+    const env = envelopeOf(rejection);
+    expect(env.data).toMatchObject({
+      commandId: 'raw-1',
+      command: 'QueueContact',
+      title: 'Malformed command',
+    });
+    expect((await auditWorkspace(suite.redis, ws)).violations).toEqual([]);
+    env.data.commandId = 'another-command';
+    env.data.target = 'c1';
+    await rewrite(k.events, rejection[0], ['type', 'CommandRejected', 'event', JSON.stringify(env)]);
+    const report = await auditWorkspace(suite.redis, ws);
+    expect(report.violations.find((v) => v.position === rejection[0])?.kind, bad!).toBe('fact');
+  });
+
   it('reports an event written without its type field', async () => {
     const { ws, events } = await log();
     const target = events.filter((e) => typeOf(e) === 'AssignmentMade').at(-1)!;
