@@ -256,6 +256,8 @@ export class WorkspaceAudit {
   private auditor: Auditor | undefined;
   private replayer: Replayer | undefined;
   private threshold: string | null = null;
+  /** Whether a run has looked at the outcome stream's end (an empty one is reported once). */
+  private outcomesSeen = false;
   /** This run's progress report (the replayer, made by the first run, calls it). */
   private progress = (): void => {};
 
@@ -288,6 +290,16 @@ export class WorkspaceAudit {
     this.replayer ??= new Replayer(redis, k, a, () => this.progress(), opts.pageSize ?? 5000, opts.archive);
     const replayer = this.replayer;
     await replayer.to(at);
+    // Each projector step trims its outcome stream to the time before its last outcome, never past
+    // it: applied commands and no outcome at all is a stream emptied by something else.
+    if (!this.outcomesSeen && at.checkpoint !== null && at.lastOutcome === null)
+      a.flag(
+        'outcome',
+        'outcomes',
+        at.checkpoint,
+        `the outcome stream is empty, yet the commands up to ${at.checkpoint} were applied (a projector step keeps its last outcome)`,
+      );
+    this.outcomesSeen = true;
     let state = 'not compared (not asked)';
     if (opts.compareState !== false) {
       report('state');

@@ -244,6 +244,15 @@ describe('tampered logs', () => {
     expect(report.violations.find((v) => v.position === rejection[0])?.kind, bad!).toBe('fact');
   });
 
+  it('reports an outcome stream emptied', async () => {
+    const { ws } = await log();
+    await suite.redis.del(workspaceKeys(ws).outcomes);
+    const report = await auditWorkspace(suite.redis, ws);
+    expect(report.violations.filter((v) => v.kind === 'outcome').map((v) => v.message)).toEqual([
+      expect.stringMatching(/the outcome stream is empty, yet the commands up to \S+ were applied/),
+    ]);
+  });
+
   it('reports an event written without its type field', async () => {
     const { ws, events } = await log();
     const target = events.filter((e) => typeOf(e) === 'AssignmentMade').at(-1)!;
