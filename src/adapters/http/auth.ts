@@ -132,7 +132,9 @@ export function installAuth(app: FastifyInstance, opts: { cacheMs?: number } = {
         return refuse(
           req,
           reply,
-          unauthorized('The ticket is not known: expired, already used, or its key was revoked.'),
+          unauthorized(
+            'The ticket is not known: expired, already used, its key revoked, or made for another workspace (a ticket opens a feed of the workspace it was made in).',
+          ),
           true,
         );
       principal = {
