@@ -146,7 +146,11 @@ export class LogReader {
     // Only names after those already read: the archive only grows at its end.
     const seen = this.names.slice(0, this.nextName);
     this.names = [...seen, ...names.filter((n) => seen.length === 0 || n > seen[seen.length - 1]!)];
-    if (this.nextName === 0 && this.cursor !== undefined) this.nextName = this.startFor(this.cursor);
+    // A reader from the start reads every segment, even one whose entries it had from the stream
+    // before the archiver moved them (those are passed over by position): the chain is checked
+    // from its first segment. Another starts at the segment that may hold its position.
+    if (this.nextName === 0 && this.cursor !== undefined && !this.fromStart)
+      this.nextName = this.startFor(this.cursor);
     return this.nextName < this.names.length;
   }
 

@@ -296,4 +296,33 @@ describe('reads of the streams', () => {
     expect(fold.counts.length).toBeGreaterThan(2);
     expect(Math.max(...fold.counts)).toBeLessThanOrEqual(READ_PAGE);
   });
+
+  it('a reader from the start that read the stream before the archiver moved several segments past it: every entry once, no chain break', async () => {
+    const ws = `reads-${run}-${++n}-drained-under`;
+    await writeLog(suite.redis, ws, { events: 600, agents: 12, seed: n });
+    const whole = await entries(workspaceKeys(ws).events);
+    const archive = await store();
+    const breaks: unknown[] = [];
+    const reader = new LogReader(suite.redis, archive, ws, 'events', {
+      pageSize: 100,
+      onBreak: (b) => breaks.push(b),
+    });
+    const got: StreamEntry[] = [];
+    // Three pages from the stream while nothing is archived yet.
+    for (let i = 0; i < 3; i++) got.push(...(await reader.next()));
+    expect(got).toHaveLength(300);
+    // Then the archiver moves segments of 50 entries past the reader's position, all but the newest 20.
+    await new Archiver(suite.redis, archive, log, {
+      retention: { count: 20 },
+      segmentEntries: 50,
+      everyMs: 10,
+    }).drain(ws);
+    for (;;) {
+      const page = await reader.next();
+      got.push(...page);
+      if (page.length < reader.size) break;
+    }
+    expect(got.map((e) => e[0])).toEqual(whole.map((e) => e[0]));
+    expect(breaks).toEqual([]);
+  });
 });
