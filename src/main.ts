@@ -36,10 +36,13 @@ async function main(): Promise<void> {
     if (signalled) return;
     signalled = true;
     log.info({ signal }, 'shutting down: finishing in-flight work');
+    // An instance registered for the load balancer serves on for LB_DRAIN_MS first; then
+    // SHUTDOWN_TIMEOUT_MS applies (README, "Configuration").
+    const timeoutMs = config.shutdownTimeoutMs + (config.advertise !== undefined ? config.lbDrainMs : 0);
     const force = setTimeout(() => {
-      log.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown took too long; exiting');
+      log.error({ timeoutMs }, 'shutdown took too long; exiting');
       process.exit(1);
-    }, config.shutdownTimeoutMs);
+    }, timeoutMs);
     force.unref();
     running.stop().then(
       () => {

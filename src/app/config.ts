@@ -99,7 +99,7 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     name: 'REDIS_URL',
     default: '(unset)',
     description:
-      'Redis to use (redis:// or rediss://: TLS), with the login in it or in REDIS_USERNAME/REDIS_PASSWORD. Unset: a private redis-server is started with AOF under DATA_DIR, and Switchboard logs in to it as its least-privilege ACL user.',
+      'Redis to use (redis:// or rediss://: TLS; database 0, so no path or /0), with the login in it or in REDIS_USERNAME/REDIS_PASSWORD. Unset: a private redis-server is started with AOF under DATA_DIR, and Switchboard logs in to it as its least-privilege ACL user.',
   },
   {
     name: 'REDIS_CLUSTER_NODES',
@@ -410,7 +410,10 @@ function variables(env: NodeJS.ProcessEnv) {
     return checked(name, value, value === undefined ? [] : [check(value)]);
   };
   return {
-    text: (name: string, def: string): Checked<string> => E.right(raw(name) ?? def),
+    text: (name: string, def: string, check?: Check): Checked<string> => {
+      const value = raw(name) ?? def;
+      return checked(name, value, check ? [check(value)] : []);
+    },
     optional,
     int: (name: string, def: number, min: number, max: number): Checked<number> => {
       const value = raw(name);
@@ -446,13 +449,25 @@ function variables(env: NodeJS.ProcessEnv) {
 
 const isRedisUrl: Check = (value) => {
   try {
-    const { protocol } = new URL(value);
-    if (protocol === 'redis:' || protocol === 'rediss:') return undefined;
+    const { protocol, hostname, pathname } = new URL(value);
+    if (protocol === 'redis:' || protocol === 'rediss:') {
+      if (hostname === '') return `must name a host, such as redis://127.0.0.1:6379 (got "${value}")`;
+      // Switchboard's keys live in database 0, the only one a Redis Cluster has.
+      if (pathname !== '' && pathname !== '/' && pathname !== '/0')
+        return `must use database 0 (no path, or /0), as a Redis Cluster has only that one (got "${value}")`;
+      return undefined;
+    }
   } catch {
     /* not a URL */
   }
   return `must be a redis:// or rediss:// URL such as redis://127.0.0.1:6379 (got "${value}")`;
 };
+
+/** A host name or an IPv4 or IPv6 address to listen on. */
+const isHost: Check = (h) =>
+  /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(h) || (h.includes(':') && /^[0-9A-Fa-f:.]+$/.test(h))
+    ? undefined
+    : `must be a host name or an IP address to listen on, such as 127.0.0.1 or 0.0.0.0 (got "${h}")`;
 
 const readableFile: Check = (file) =>
   existsSync(file) && statSync(file).isFile() ? undefined : `no such file: "${file}"`;
@@ -530,7 +545,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
       redisTlsCa: v.optional('REDIS_TLS_CA', readableFile),
       redisTlsCert: v.optional('REDIS_TLS_CERT', readableFile),
       redisTlsKey: v.optional('REDIS_TLS_KEY', readableFile),
-      host: v.text('HOST', '127.0.0.1'),
+      host: v.text('HOST', '127.0.0.1', isHost),
       port: v.int('PORT', 8080, 0, 65535),
       metricsPort: v.optional('METRICS_PORT', offOr(0, 65535, false)),
       roles: v.list(
@@ -568,11 +583,12 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
       dispatchLeases: v.bool('DISPATCH_LEASES', true),
       luaFunctions: v.bool('LUA_FUNCTIONS', true),
       leaseTtlMs: v.int('LEASE_TTL_MS', 3000, 500, 60_000),
-      advertise: v.optional('ADVERTISE_ADDRESS', (a) =>
-        a === 'auto' || /^[A-Za-z0-9_.-]+:\d{1,5}$/.test(a)
+      advertise: v.optional('ADVERTISE_ADDRESS', (a) => {
+        const port = /^[A-Za-z0-9_.-]+:(\d{1,5})$/.exec(a)?.[1];
+        return a === 'auto' || (port !== undefined && Number(port) >= 1 && Number(port) <= 65535)
           ? undefined
-          : `must be host:port or auto (got "${a}")`,
-      ),
+          : `must be host:port (port 1..65535) or auto (got "${a}")`;
+      }),
       idempotencyTtlS: v.int('IDEMPOTENCY_TTL_S', 86_400, 60, 30 * 86_400),
       deadConsumerIdleMs: v.int('DEAD_CONSUMER_IDLE_MS', 600_000, 1000, 7 * 86_400_000),
       liveMaxBufferedBytes: v.int('LIVE_MAX_BUFFERED_BYTES', 8 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
@@ -611,6 +627,18 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
       ),
     }),
     E.chain(withRedisTls),
+    E.chain((c) =>
+      c.metricsPort !== undefined &&
+      Number(c.metricsPort) !== 0 &&
+      Number(c.metricsPort) === c.port &&
+      c.roles.includes('api')
+        ? E.left(
+            NEA.of(
+              `METRICS_PORT: must differ from PORT (${c.port}), where the API serves /metrics already; leave it unset to use that one`,
+            ),
+          )
+        : E.right(c),
+    ),
     E.chain((c) =>
       c.headersTimeoutMs > c.requestTimeoutMs
         ? E.left(

@@ -54,18 +54,41 @@ describe('configuration from the environment', () => {
     expect(text).toContain('"cook"');
   });
 
+  it('refuses at start what would fail after starting: a bad HOST, an advertised port out of range, METRICS_PORT on PORT, a Redis database other than 0', () => {
+    const problems = (env: Record<string, string>) => {
+      const parsed = parseConfig(env);
+      return isLeft(parsed) ? parsed.left.join('\n') : '';
+    };
+    expect(problems({ HOST: 'not a host' })).toMatch(/^HOST: must be a host name or an IP address/);
+    for (const host of ['0.0.0.0', '::', '::1', 'api-1.internal', 'localhost'])
+      expect(problems({ HOST: host })).toBe('');
+    expect(problems({ ADVERTISE_ADDRESS: 'api-1:99999' })).toMatch(
+      /^ADVERTISE_ADDRESS: must be host:port \(port 1\.\.65535\)/,
+    );
+    expect(problems({ ADVERTISE_ADDRESS: 'api-1:0' })).toMatch(/^ADVERTISE_ADDRESS:/);
+    expect(problems({ ADVERTISE_ADDRESS: 'api-1:8080' })).toBe('');
+    expect(problems({ PORT: '9000', METRICS_PORT: '9000' })).toMatch(/^METRICS_PORT: must differ from PORT/);
+    expect(problems({ PORT: '9000', METRICS_PORT: '9000', ROLES: 'dispatcher' })).toBe('');
+    expect(problems({ PORT: '0', METRICS_PORT: '0' })).toBe('');
+    expect(problems({ REDIS_URL: 'redis://127.0.0.1:6379/abc' })).toMatch(/^REDIS_URL: must use database 0/);
+    expect(problems({ REDIS_URL: 'redis://127.0.0.1:6379/3' })).toMatch(/^REDIS_URL: must use database 0/);
+    expect(problems({ REDIS_URL: 'redis://' })).toMatch(/^REDIS_URL: must name a host/);
+    for (const url of ['redis://127.0.0.1:6379', 'redis://127.0.0.1:6379/', 'rediss://u:p@h:6380/0'])
+      expect(problems({ REDIS_URL: url })).toBe('');
+  });
+
   it('always serves the default workspace', () => {
     expect(loadConfig({ WORKSPACES: 'east,west' }).workspaces).toEqual(['default', 'east', 'west']);
   });
 
   it('names every bad variable at once when all are bad, and only the bad ones', () => {
-    // Every variable set to something no check accepts; HOST, DATA_DIR, ARCHIVE_DIR and REDIS_PASSWORD take any text.
+    // Every variable set to something no check accepts; DATA_DIR, ARCHIVE_DIR and REDIS_PASSWORD take any text.
     const env = Object.fromEntries(CONFIG_ENTRIES.map((e) => [e.name, 'not valid!']));
     const parsed = parseConfig(env);
     expect(isLeft(parsed)).toBe(true);
     const problems = isLeft(parsed) ? parsed.left : [];
     const named = new Set(problems.map((p) => p.slice(0, p.indexOf(':'))));
-    const anyText = ['HOST', 'DATA_DIR', 'ARCHIVE_DIR', 'REDIS_PASSWORD'];
+    const anyText = ['DATA_DIR', 'ARCHIVE_DIR', 'REDIS_PASSWORD'];
     expect([...named].sort()).toEqual(
       CONFIG_ENTRIES.map((e) => e.name)
         .filter((n) => !anyText.includes(n))

@@ -183,6 +183,24 @@ describe('the main command', () => {
     }
   }, 30_000);
 
+  it('on SIGTERM, an instance registered for the load balancer drains, then has SHUTDOWN_TIMEOUT_MS: exit 0', async () => {
+    // The drain (LB_DRAIN_MS) is longer than SHUTDOWN_TIMEOUT_MS: the timeout counts after it.
+    const redis = await startTestRedis();
+    try {
+      const sb = await startProcess({
+        roles: ['api'],
+        redis,
+        env: { ADVERTISE_ADDRESS: 'auto', LB_DRAIN_MS: '1500', SHUTDOWN_TIMEOUT_MS: '1000' },
+      });
+      const began = Date.now();
+      expect(await sb.stop(), sb.logText()).toBe(0);
+      expect(Date.now() - began).toBeGreaterThanOrEqual(1400);
+      expect(sb.logText()).not.toContain('shutdown took too long');
+    } finally {
+      await redis.stop();
+    }
+  }, 30_000);
+
   it('exits 2 on bad configuration, naming every bad variable', async () => {
     const sb = await startProcess({
       roles: 'cook',
