@@ -11,7 +11,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import { pipe } from 'fp-ts/lib/function.js';
 import * as NEA from 'fp-ts/lib/NonEmptyArray.js';
 import type { LimitSettings } from '../adapters/http/limits.ts';
-import { parseSeed, type RedisTarget } from '../adapters/redis/client.ts';
+import { mask, parseSeed, type RedisTarget } from '../adapters/redis/client.ts';
 import { ARCHIVE_PAUSE_POINTS, type ArchivePausePoint } from '../archive/archiver.ts';
 import {
   DEFAULT_CONTACT_RETENTION,
@@ -447,20 +447,21 @@ function variables(env: NodeJS.ProcessEnv) {
   };
 }
 
-const isRedisUrl: Check = (value) => {
+/** REDIS_URL's check (the CLIs' --redis-url too); the value is shown with its password masked. */
+export const isRedisUrl: Check = (value) => {
   try {
     const { protocol, hostname, pathname } = new URL(value);
     if (protocol === 'redis:' || protocol === 'rediss:') {
-      if (hostname === '') return `must name a host, such as redis://127.0.0.1:6379 (got "${value}")`;
+      if (hostname === '') return `must name a host, such as redis://127.0.0.1:6379 (got "${mask(value)}")`;
       // Switchboard's keys live in database 0, the only one a Redis Cluster has.
       if (pathname !== '' && pathname !== '/' && pathname !== '/0')
-        return `must use database 0 (no path, or /0), as a Redis Cluster has only that one (got "${value}")`;
+        return `must use database 0 (no path, or /0), as a Redis Cluster has only that one (got "${mask(value)}")`;
       return undefined;
     }
   } catch {
     /* not a URL */
   }
-  return `must be a redis:// or rediss:// URL such as redis://127.0.0.1:6379 (got "${value}")`;
+  return `must be a redis:// or rediss:// URL such as redis://127.0.0.1:6379 (got "${mask(value)}")`;
 };
 
 /** A host name or an IPv4 or IPv6 address to listen on. */

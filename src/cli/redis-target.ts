@@ -5,6 +5,7 @@
 import { connectRedis, mask, parseSeed, type RedisTarget } from '../adapters/redis/client.ts';
 import { workspaceKeys } from '../adapters/redis/keys.ts';
 import type { RedisClient } from '../adapters/redis/scripts.ts';
+import { isRedisUrl } from '../app/config.ts';
 import { WorkspaceId } from '../domain/values.ts';
 import { privateRedisFile, runningPrivateRedis } from '../topology/redis-server.ts';
 import type { OptionChecker } from './sim/options.ts';
@@ -33,7 +34,7 @@ export function parseRedisTarget(
     .filter(Boolean);
   check.check(
     nodes.every((n) => typeof parseSeed(n) !== 'string'),
-    `--cluster-nodes: each seed must be host:port, user:password@host:port or a redis:// or rediss:// URL (got "${mask(nodesText ?? '')}")`,
+    `${values['cluster-nodes'] !== undefined ? '--cluster-nodes' : 'REDIS_CLUSTER_NODES'}: each seed must be host:port, user:password@host:port or a redis:// or rediss:// URL (got "${mask(nodesText ?? '')}")`,
   );
   const configured =
     nodes.length > 0 ? undefined : (values['redis-url'] ?? (env.REDIS_URL?.trim() || undefined));
@@ -41,12 +42,13 @@ export function parseRedisTarget(
   const dataDir = env.DATA_DIR?.trim() || './data';
   const own = nodes.length > 0 || configured !== undefined ? undefined : runningPrivateRedis(dataDir);
   const url = configured ?? own;
-  if (url !== undefined) {
-    let ok = false;
-    try {
-      ok = ['redis:', 'rediss:'].includes(new URL(url).protocol);
-    } catch {}
-    check.check(ok, `--redis-url: must be a redis:// or rediss:// URL (got "${url}")`);
+  if (configured !== undefined) {
+    // Named as the user gave it: the flag, or the environment's variable.
+    const problem = isRedisUrl(configured);
+    check.check(
+      problem === undefined,
+      `${values['redis-url'] !== undefined ? '--redis-url' : 'REDIS_URL'}: ${problem}`,
+    );
   }
   check.check(
     nodes.length > 0 || url !== undefined,

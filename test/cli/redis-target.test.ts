@@ -42,4 +42,22 @@ describe('the Redis a command-line tool reads', () => {
     rmSync(privateRedisFile(dir));
     expect(runningPrivateRedis(dir)).toBeUndefined();
   });
+
+  it('names a bad value as the user gave it (the flag, or the variable), its password masked', () => {
+    const problems = (values: Record<string, string>, env: Record<string, string>) => {
+      const check = new OptionChecker();
+      parseRedisTarget(values, { DATA_DIR: dir, ...env }, check);
+      return check.problems.join('\n');
+    };
+    expect(problems({}, { REDIS_URL: 'http://u:secret@x' })).toMatch(
+      /^REDIS_URL: must be a redis:\/\/ or rediss:\/\/ URL/,
+    );
+    expect(problems({ 'redis-url': 'http://u:secret@x' }, {})).toMatch(/^--redis-url: must be/);
+    expect(problems({}, { REDIS_URL: 'redis://u:secret@x:1/abc' })).toMatch(
+      /^REDIS_URL: must use database 0/,
+    );
+    expect(problems({}, { REDIS_URL: 'redis://u:secret@x:1/abc' })).not.toContain('secret');
+    expect(problems({}, { REDIS_CLUSTER_NODES: 'a,b:1' })).toMatch(/^REDIS_CLUSTER_NODES: each seed/);
+    expect(problems({ 'cluster-nodes': 'a,b:1' }, {})).toMatch(/^--cluster-nodes: each seed/);
+  });
 });
