@@ -95,6 +95,7 @@ function parseAuditArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliOpt
     min: 1,
     max: 100_000,
   });
+  const archiveDir = archiveDirOf(values['archive-dir'], env, check);
   check.done();
   return {
     workspace,
@@ -105,7 +106,7 @@ function parseAuditArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliOpt
     state: !values['no-state'],
     pageSize,
     json: values.json ?? false,
-    archiveDir: archiveDirOf(values['archive-dir'], env),
+    archiveDir,
   };
 }
 

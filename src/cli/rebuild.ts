@@ -74,6 +74,7 @@ async function main(): Promise<number> {
   check.check(positionals.length === 0, `unexpected argument(s): ${positionals.join(' ')}`);
   const workspace = workspaceOption(values.workspace, check, 'rebuild');
   const parsed = parseRedisTarget(values, process.env, check);
+  const archiveDir = archiveDirOf(values['archive-dir'], process.env, check);
   check.done();
 
   const redis = await reachRedis('rebuild', parsed, 60_000, workspace);
@@ -81,7 +82,7 @@ async function main(): Promise<number> {
   try {
     const report = await rebuildWorkspace(redis, workspace, {
       keepShadow: values['keep-shadow'] ?? false,
-      archive: new DiskArchive(archiveDirOf(values['archive-dir'], process.env)),
+      archive: new DiskArchive(archiveDir),
     });
     process.stdout.write(
       values.json

@@ -2,6 +2,7 @@
  * What a command-line tool reads a workspace's log from: the Redis (`--redis-url` or
  * `--cluster-nodes`, else the environment) and the archive directory.
  */
+import { existsSync, statSync } from 'node:fs';
 import { connectRedis, mask, parseSeed, type RedisTarget } from '../adapters/redis/client.ts';
 import { workspaceKeys } from '../adapters/redis/keys.ts';
 import type { RedisClient } from '../adapters/redis/scripts.ts';
@@ -78,9 +79,22 @@ export function parseRedisTarget(
     : { target: { url: url ?? '', ...security }, label: mask(url ?? '') };
 }
 
-/** The archive directory: `--archive-dir`, else $ARCHIVE_DIR, else <$DATA_DIR or ./data>/archive. */
-export function archiveDirOf(value: string | undefined, env: NodeJS.ProcessEnv): string {
-  return value ?? (env.ARCHIVE_DIR?.trim() || `${env.DATA_DIR?.trim() || './data'}/archive`);
+/**
+ * The archive directory: `--archive-dir`, else $ARCHIVE_DIR, else <$DATA_DIR or ./data>/archive.
+ * One that exists must be a directory (none yet is an empty archive).
+ */
+export function archiveDirOf(
+  value: string | undefined,
+  env: NodeJS.ProcessEnv,
+  check: OptionChecker,
+): string {
+  const dir = value ?? (env.ARCHIVE_DIR?.trim() || `${env.DATA_DIR?.trim() || './data'}/archive`);
+  const source = value !== undefined ? '--archive-dir' : env.ARCHIVE_DIR?.trim() ? 'ARCHIVE_DIR' : 'DATA_DIR';
+  check.check(
+    dir !== '' && (!existsSync(dir) || statSync(dir).isDirectory()),
+    `${source}: the archive must be a directory (got "${dir}")`,
+  );
+  return dir;
 }
 
 /** `--workspace`, required and a valid workspace id; `purpose` says what the tool does with it. */

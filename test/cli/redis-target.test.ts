@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseRedisTarget } from '../../src/cli/redis-target.ts';
+import { archiveDirOf, parseRedisTarget } from '../../src/cli/redis-target.ts';
 import { OptionChecker } from '../../src/cli/sim/options.ts';
 import { credentialsFile, privateRedisFile, runningPrivateRedis } from '../../src/topology/redis-server.ts';
 
@@ -59,5 +59,21 @@ describe('the Redis a command-line tool reads', () => {
     expect(problems({}, { REDIS_URL: 'redis://u:secret@x:1/abc' })).not.toContain('secret');
     expect(problems({}, { REDIS_CLUSTER_NODES: 'a,b:1' })).toMatch(/^REDIS_CLUSTER_NODES: each seed/);
     expect(problems({ 'cluster-nodes': 'a,b:1' }, {})).toMatch(/^--cluster-nodes: each seed/);
+  });
+
+  it('refuses an archive directory that is a file, named as given', () => {
+    const file = path.join(dir, 'a-file');
+    writeFileSync(file, 'x');
+    const problems = (value: string | undefined, env: Record<string, string>) => {
+      const check = new OptionChecker();
+      archiveDirOf(value, { DATA_DIR: dir, ...env }, check);
+      return check.problems.join('\n');
+    };
+    expect(problems(file, {})).toMatch(/^--archive-dir: the archive must be a directory/);
+    expect(problems(undefined, { ARCHIVE_DIR: file })).toMatch(
+      /^ARCHIVE_DIR: the archive must be a directory/,
+    );
+    expect(problems(path.join(dir, 'none-yet'), {})).toBe('');
+    expect(problems(dir, {})).toBe('');
   });
 });
