@@ -19,6 +19,22 @@ describe('least-occupied: an agent holding more than its capacity', () => {
   const suite = suiteRedis();
   let n = 0;
 
+  /** A fresh workspace whose commands go one millisecond apart, each batch then projected. */
+  async function workspace(): Promise<{ ws: string; at: (list: Command[]) => Promise<void> }> {
+    const ws = `occupancy-keys-${++n}-${Date.now().toString(36)}`;
+    await ensureGroup(suite.redis, ws);
+    let t = Date.now() - 600_000;
+    const at = (list: Command[]) =>
+      appendAt(
+        suite.redis,
+        ws,
+        list.map((c) => [`${++t}-0`, c] as const),
+      );
+    return { ws, at };
+  }
+  const queue = (id: string, channel: string) =>
+    ({ type: 'QueueContact', contactId: id, skills: ['s'], priority: 0, channel }) as Command;
+
   // X ends with a share of `x` (its contacts over a capacity of 1), Y with a share of `y`.
   const cases = [
     [10, 1],
@@ -28,17 +44,7 @@ describe('least-occupied: an agent holding more than its capacity', () => {
   ] as const;
   for (const [x, y] of cases) {
     it(`a share of ${x} sorts after a share of ${y}`, async () => {
-      const ws = `occupancy-keys-${++n}-${Date.now().toString(36)}`;
-      await ensureGroup(suite.redis, ws);
-      let t = Date.now() - 600_000;
-      const at = (list: Command[]) =>
-        appendAt(
-          suite.redis,
-          ws,
-          list.map((c) => [`${++t}-0`, c] as const),
-        );
-      const queue = (id: string, channel: string) =>
-        ({ type: 'QueueContact', contactId: id, skills: ['s'], priority: 0, channel }) as Command;
+      const { ws, at } = await workspace();
       const agent = (id: string, capacity: number | Record<string, number>): Command =>
         ({ type: 'RegisterAgent', agentId: id, skills: ['s'], capacity }) as Command;
       const available = (id: string): Command =>
@@ -66,18 +72,8 @@ describe('least-occupied: an agent holding more than its capacity', () => {
   }
 
   it('a member written before wide shares had their own form leaves its pool when the share changes', async () => {
-    const ws = `occupancy-keys-${++n}-${Date.now().toString(36)}`;
+    const { ws, at } = await workspace();
     const k = workspaceKeys(ws);
-    await ensureGroup(suite.redis, ws);
-    let t = Date.now() - 600_000;
-    const at = (list: Command[]) =>
-      appendAt(
-        suite.redis,
-        ws,
-        list.map((c) => [`${++t}-0`, c] as const),
-      );
-    const queue = (id: string, channel: string) =>
-      ({ type: 'QueueContact', contactId: id, skills: ['s'], priority: 0, channel }) as Command;
     await at([
       plainSettings({ channels: ['chat', 'voice'], agentSelection: 'least-occupied' }),
       { type: 'RegisterAgent', agentId: 'X', skills: ['s'], capacity: 10 } as Command,
