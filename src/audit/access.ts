@@ -1,37 +1,32 @@
-import { ROUTE_ACCESS } from '../adapters/http/auth.ts';
+import { accessOf } from '../adapters/http/auth.ts';
+import { COMMAND_TYPES } from '../domain/commands.ts';
 import type { CommandEntry } from './entries.ts';
 
 const WS = '/v1/workspaces/:ws';
 
 /** The route that appends each command type a client may send (src/adapters/http/commands.ts). */
-const ROUTE_OF: Readonly<Record<string, string>> = {
-  RegisterAgent: `POST ${WS}/agents`,
-  UpdateAgent: `PATCH ${WS}/agents/:id`,
-  RemoveAgent: `DELETE ${WS}/agents/:id`,
-  ChangeAgentState: `POST ${WS}/agents/:id/state`,
-  QueueContact: `POST ${WS}/contacts`,
-  AbandonContact: `POST ${WS}/contacts/:id/abandon`,
-  TransferContact: `POST ${WS}/contacts/:id/transfer`,
-  CompleteContact: `POST ${WS}/contacts/:id/complete`,
-  AcceptOffer: `POST ${WS}/contacts/:id/accept`,
-  RejectOffer: `POST ${WS}/contacts/:id/reject`,
-  ChangeSettings: `PUT ${WS}/settings`,
+const ROUTE_OF: Readonly<Record<string, readonly [method: string, url: string]>> = {
+  RegisterAgent: ['POST', `${WS}/agents`],
+  UpdateAgent: ['PATCH', `${WS}/agents/:id`],
+  RemoveAgent: ['DELETE', `${WS}/agents/:id`],
+  ChangeAgentState: ['POST', `${WS}/agents/:id/state`],
+  QueueContact: ['POST', `${WS}/contacts`],
+  AbandonContact: ['POST', `${WS}/contacts/:id/abandon`],
+  TransferContact: ['POST', `${WS}/contacts/:id/transfer`],
+  CompleteContact: ['POST', `${WS}/contacts/:id/complete`],
+  AcceptOffer: ['POST', `${WS}/contacts/:id/accept`],
+  RejectOffer: ['POST', `${WS}/contacts/:id/reject`],
+  ChangeSettings: ['PUT', `${WS}/settings`],
 };
 
-/** Commands only the clock (the dispatcher role) and the archiver append: never with a key. */
-const INTERNAL = new Set([
-  'ExpireOffer',
-  'EndWrapUp',
-  'ExpireContact',
-  'EndPreference',
-  'AdvanceStep',
-  'ForgetContacts',
-]);
+/** Every other command is the clock's (the dispatcher role) or the archiver's: never with a key. */
+const INTERNAL = new Set<string>(COMMAND_TYPES.filter((t) => ROUTE_OF[t] === undefined));
 
 /**
  * Why a command could not have been appended by whom it names (docs/SECURITY.md, "API keys and
- * roles"): a client's command sent with a key whose role may not send it, or the clock's or the
- * archiver's with a key at all. A command with no key (AUTH off) names nobody.
+ * roles", the table the API enforces): a client's command sent with a key whose role may not send
+ * it, or the clock's or the archiver's with a key at all. A command with no key (AUTH off) names
+ * nobody.
  */
 export function accessProblem(e: CommandEntry): string | undefined {
   if (INTERNAL.has(e.type))
@@ -40,8 +35,8 @@ export function accessProblem(e: CommandEntry): string | undefined {
       : undefined;
   const route = ROUTE_OF[e.type];
   if (route === undefined || e.role === undefined) return undefined;
-  const roles = ROUTE_ACCESS[route]?.roles ?? ['admin'];
-  return (roles as readonly string[]).includes(e.role)
+  const roles: readonly string[] = accessOf(...route)?.roles ?? [];
+  return roles.includes(e.role)
     ? undefined
     : `${e.type} names API key ${e.keyId ?? '?'} of role ${e.role}, which may not send it (${roles.join(', ')} may)`;
 }

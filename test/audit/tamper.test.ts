@@ -41,6 +41,10 @@ describe('tampered logs', () => {
     for (const [at, f] of entries) await suite.redis.xadd(key, at, ...(at === id ? fields : f));
   }
 
+  /** Rewrites the event at `id` as the envelope `env`, of type `type`. */
+  const rewriteEvent = (ws: string, id: string, type: string, env: object) =>
+    rewrite(workspaceKeys(ws).events, id, ['type', type, 'event', JSON.stringify(env)]);
+
   it('passes the untouched log, and refuses bad arguments with exit 2', async () => {
     const { ws } = await log();
     const clean = await audit(ws, '--idle');
@@ -169,12 +173,7 @@ describe('tampered logs', () => {
       };
       change(env, target[0]);
       env.at = env.data.assignedAt;
-      await rewrite(workspaceKeys(ws).events, target[0], [
-        'type',
-        'AssignmentMade',
-        'event',
-        JSON.stringify(env),
-      ]);
+      await rewriteEvent(ws, target[0], 'AssignmentMade', env);
       const report = await auditWorkspace(suite.redis, ws);
       const found = report.violations.find((v) => v.position === target[0] && v.kind === 'fact');
       expect(found?.message, `${what}: ${JSON.stringify(report.violations.slice(0, 3))}`).toMatch(says);
@@ -239,7 +238,7 @@ describe('tampered logs', () => {
     expect((await auditWorkspace(suite.redis, ws)).violations).toEqual([]);
     env.data.commandId = 'another-command';
     env.data.target = 'c1';
-    await rewrite(k.events, rejection[0], ['type', 'CommandRejected', 'event', JSON.stringify(env)]);
+    await rewriteEvent(ws, rejection[0], 'CommandRejected', env);
     const report = await auditWorkspace(suite.redis, ws);
     expect(report.violations.find((v) => v.position === rejection[0])?.kind, bad!).toBe('fact');
   });
@@ -266,12 +265,7 @@ describe('tampered logs', () => {
     const target = events.find((e) => typeOf(e) === 'ContactQueued' && envelopeOf(e).data.priority === 0)!;
     const env = envelopeOf(target);
     env.data.priority = 7;
-    await rewrite(workspaceKeys(ws).events, target[0], [
-      'type',
-      'ContactQueued',
-      'event',
-      JSON.stringify(env),
-    ]);
+    await rewriteEvent(ws, target[0], 'ContactQueued', env);
 
     const report = await auditWorkspace(suite.redis, ws);
     expect(report.violations).toEqual([

@@ -4,7 +4,7 @@
  * `inProcessApi(workspaces)` in the body of a file or `describe`, and its `call`/`ok`/`problem`/
  * `until` helpers (which send no key).
  */
-import { pino } from 'pino';
+import { type Logger, pino } from 'pino';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { PROBLEM_TYPES } from '../../src/adapters/http/problem.ts';
 import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
@@ -44,10 +44,10 @@ export interface InProcessApi {
   until(ws: string, path: string, good: (v: Json) => boolean, timeoutMs?: number): Promise<Json>;
 }
 
-/** `env`: settings on top of the suite's (e.g. ROLES, COMMAND_TIMEOUT_MS). */
+/** `env`: settings on top of the suite's (e.g. ROLES, COMMAND_TIMEOUT_MS); `logger`: silent unless given. */
 export function inProcessApi(
   workspaces: readonly string[],
-  opts: { readonly env?: Readonly<Record<string, string>> } = {},
+  opts: { readonly env?: Readonly<Record<string, string>>; readonly logger?: Logger } = {},
 ): InProcessApi {
   let redis: TestRedis;
   let running: Running;
@@ -64,7 +64,7 @@ export function inProcessApi(
         DISCOVER_WORKSPACES: 'false',
         ...opts.env,
       }),
-      pino({ level: 'silent' }),
+      opts.logger ?? pino({ level: 'silent' }),
     );
     await projectorReady(running.redis, workspaces);
   });

@@ -9,7 +9,7 @@ import type { WorkspaceTail } from '../redis/tail.ts';
 import { frameWriter, ownSelection, type Selection, sharedSelection, textWriter } from './frames.ts';
 import { KeyWatch } from './key-watch.ts';
 import { workspaceOf } from './params.ts';
-import { decodeOr400, ProblemError, problem, sendProblem } from './problem.ts';
+import { decodeOr400, ProblemError, positionAhead, problem, sendProblem } from './problem.ts';
 import { TypeList } from './queries.ts';
 
 // `ticket`: a one-time ticket from POST /ws-tickets, read by the authentication before the upgrade.
@@ -90,12 +90,9 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
             if (q.after !== undefined && comparePositions(q.after, end ?? '0-0') > 0)
               return sendProblem(
                 reply,
-                problem(
-                  409,
-                  'position-ahead',
-                  'Position not in the log yet',
+                positionAhead(
                   `after=${q.after} is after the last event of workspace "${ws}" (${end ?? 'none yet'}): resume from the last position your feed handed on.`,
-                  { lastPosition: end ?? null },
+                  end ?? null,
                 ),
               );
             const streamEnd = q.after === undefined ? (end ?? '0-0') : undefined;

@@ -80,6 +80,10 @@ export function problem(
   return { type: `/problems/${slug}`, title, status, detail, ...extra };
 }
 
+/** 409: a position after the last of the log it names; `lastPosition` says where that log ends. */
+export const positionAhead = (detail: string, lastPosition: string | null): Problem =>
+  problem(409, 'position-ahead', 'Position not in the log yet', detail, { lastPosition });
+
 export function sendProblem(reply: FastifyReply, p: Problem): FastifyReply {
   return reply.code(p.status).type(PROBLEM_TYPE).send(p);
 }

@@ -11,7 +11,7 @@ import { appliedPosition, listAgents, readAgent, readContact, readStats } from '
 import { queuePlace } from '../redis/routing-index.ts';
 import type { RedisClient } from '../redis/scripts.ts';
 import { idParams, MinPositionQuery, workspaceOf } from './params.ts';
-import { decodeOr400, ProblemError, problem } from './problem.ts';
+import { decodeOr400, ProblemError, positionAhead, problem } from './problem.ts';
 
 const IntString = (name: string, min: number, max: number) =>
   withMessage(
@@ -87,12 +87,9 @@ export async function queryRoutes(app: FastifyInstance): Promise<void> {
     const last = (await redis.xrevrange(workspaceKeys(ws).commands, '+', '-', 'COUNT', 1))[0]?.[0] ?? null;
     if (comparePositions(minPosition, last ?? '0-0') > 0)
       throw new ProblemError(
-        problem(
-          409,
-          'position-ahead',
-          'Position not in the log yet',
+        positionAhead(
           `minPosition ${minPosition} is after the last command of workspace "${ws}" (${last ?? 'none yet'}): pass the position a command's answer gave.`,
-          { lastPosition: last },
+          last,
         ),
       );
     const tail = await tails.get(ws);

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { strict } from '../../domain/strict.ts';
 import { Position } from '../../domain/values.ts';
 import { workspaceOf } from './params.ts';
-import { decodeOr400, ProblemError, problem } from './problem.ts';
+import { decodeOr400, ProblemError, positionAhead } from './problem.ts';
 
 /**
  * `GET /v1/workspaces/{ws}/state?at=<event position>`: the agents, contacts and queue as they
@@ -53,14 +53,11 @@ export async function stateRoutes(app: FastifyInstance): Promise<void> {
     const r = await stateAt(ws, at);
     if ('state' in r) return r.state;
     throw new ProblemError(
-      problem(
-        409,
-        'position-ahead',
-        'Position not in the log yet',
+      positionAhead(
         r.ahead === null
           ? `Workspace "${ws}" has no event yet, so there is no state at ${at}; wait or ask for an earlier position.`
           : `${at} is after the last event of workspace "${ws}" (${r.ahead}); wait or ask for an earlier position.`,
-        { lastPosition: r.ahead },
+        r.ahead,
       ),
     );
   });
