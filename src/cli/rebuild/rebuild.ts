@@ -7,7 +7,7 @@
  * Each AssignmentMade is replayed where it happened: the commands up to its `meta.basedOn` (the
  * checkpoint its dispatcher step read) are applied, then one decision of the dispatcher's step,
  * dated at the event's `assignedAt`, must be that same assignment. At the end the documents, the
- * routing index's sorted sets and the counters are compared, key by key. The shadow's name is not
+ * routing index's sorted sets, the counters and the lifecycle timers are compared, key by key. The shadow's name is not
  * a valid workspace id, so no API request can reach it, and it is never registered, so no
  * projector or dispatcher serves it.
  */
@@ -42,8 +42,8 @@ export function logSources(
 }
 
 export interface Difference {
-  /** What differs: a routing decision, a document, a sorted set's member, a counter. */
-  readonly kind: 'decision' | 'document' | 'index' | 'counter' | 'archive';
+  /** What differs: a routing decision, a document, a sorted set's member, a counter, a timer. */
+  readonly kind: 'decision' | 'document' | 'index' | 'counter' | 'timer' | 'archive';
   /** The key (its name after the workspace prefix) and the member or field. */
   readonly key: string;
   readonly member: string;
@@ -120,6 +120,9 @@ class Puller {
   }
 }
 
+/** The id of a command the clock appended: `timer:<member>:<due>` (src/dispatcher/lua/clock). */
+const TIMER = 'timer:';
+
 const field = (e: StreamEntry, name: string): string | undefined => {
   const i = e[1].indexOf(name);
   return i >= 0 && i % 2 === 0 ? e[1][i + 1] : undefined;
@@ -131,6 +134,8 @@ class Replay {
   private readonly events: Puller;
   commandCount = 0;
   assignmentCount = 0;
+  /** The ids of the timer commands applied (`timer:<member>:<due>`): timers the live clock fired. */
+  readonly fired = new Set<string>();
 
   constructor(
     private readonly redis: RedisClient,
@@ -160,8 +165,11 @@ class Replay {
     const k = workspaceKeys(this.shadow);
     let batch = this.redis.pipeline();
     let n = 0;
-    for await (const [id, fields] of this.commands.upTo(upTo)) {
+    for await (const e of this.commands.upTo(upTo)) {
+      const [id, fields] = e;
       batch.xadd(k.commands, id, ...fields);
+      const commandId = field(e, 'commandId');
+      if (commandId?.startsWith(TIMER)) this.fired.add(commandId);
       this.commandCount++;
       if (++n % 1000 === 0) {
         await batch.exec();
@@ -252,6 +260,7 @@ async function compareState(
   redis: RedisClient,
   workspace: string,
   shadow: string,
+  fired: ReadonlySet<string>,
   differ: (d: Difference) => void,
 ): Promise<void> {
   const live = workspaceKeys(workspace).prefix;
@@ -275,6 +284,45 @@ async function compareState(
   ]);
   if (liveSeq !== rebuiltSeq)
     differ({ kind: 'counter', key: 'meta', member: 'seq', live: liveSeq, rebuilt: rebuiltSeq });
+  await compareTimers(redis, workspace, shadow, fired, differ);
+}
+
+/**
+ * The lifecycle timers (offers, wrap-ups, maximum waits, preferences, routing steps): the live set
+ * and the shadow's must hold the same members at the same due times, but for the timers the live
+ * clock fired (it takes a timer out as it appends its command; no clock runs in the shadow). Those
+ * are accounted for by their commands: applied ones (`fired`, met in the replay) and those after
+ * the checkpoint, read after the live set so that none fired meanwhile is missed.
+ */
+async function compareTimers(
+  redis: RedisClient,
+  workspace: string,
+  shadow: string,
+  fired: ReadonlySet<string>,
+  differ: (d: Difference) => void,
+): Promise<void> {
+  const k = workspaceKeys(workspace);
+  const live = await readKey(redis, k.timers, 'zset');
+  const rebuilt = await readKey(redis, workspaceKeys(shadow).timers, 'zset');
+  const checkpoint = (await redis.hget(k.meta, 'applied')) ?? '0-0';
+  const pending = new Set(fired);
+  for (let from = `(${checkpoint}`; ; ) {
+    const page = (await redis.xrange(k.commands, from, '+', 'COUNT', 1000)) as StreamEntry[];
+    for (const e of page) {
+      const id = field(e, 'commandId');
+      if (id?.startsWith(TIMER)) pending.add(id);
+    }
+    if (page.length < 1000) break;
+    from = `(${page[page.length - 1]![0]}`;
+  }
+  const differs = (member: string, a: string | null, b: string | null) =>
+    differ({ kind: 'timer', key: 'timers', member, live: a, rebuilt: b });
+  for (const [member, due] of live) {
+    const other = rebuilt.get(member) ?? null;
+    if (other !== due) differs(member, due, other);
+  }
+  for (const [member, due] of rebuilt)
+    if (!live.has(member) && !pending.has(`${TIMER}${member}:${due}`)) differs(member, null, due);
 }
 
 class Collected {
@@ -324,7 +372,7 @@ export async function rebuildWorkspace(
     for (let attempt = 1; attempt <= 3 && !compared; attempt++) {
       await replay.to(cut);
       state = new Collected(shown);
-      await compareState(redis, workspace, shadow, (d) => state.add(d));
+      await compareState(redis, workspace, shadow, replay.fired, (d) => state.add(d));
       const again = await readCut(redis, workspace);
       // The workspace moved while its state was read: carry on to the new cut and read again.
       if (again.checkpoint === cut.checkpoint && again.lastEvent === cut.lastEvent) compared = true;
