@@ -35,7 +35,7 @@ export interface ReadOptions extends AuditOptions {
   /** Stream entries per read (default 5000). */
   readonly pageSize?: number;
   /**
-   * Compare the documents and the routing index with the replay, and the live interval
+   * Compare the documents, the routing index and the timers with the replay, and the live interval
    * projection's tallies with the log's (default true).
    */
   readonly compareState?: boolean;
@@ -240,7 +240,37 @@ async function readState(redis: RedisClient, k: WorkspaceKeys, a: Auditor): Prom
   await scanHash(redis, k.agents, (id, text) => check.agent(id, text));
   await scanHash(redis, k.contacts, (id, text) => check.contact(id, text));
   check.index(await readRoutingIndex(redis, k.workspace));
+  // The timers, then the commands after the checkpoint: a timer the clock fires in between is
+  // gone from the set and its command is read.
+  const timers = await readTimers(redis, k.timers);
+  check.timers(timers, await firedAfter(redis, k.commands, a.checkpoint ?? '0-0'));
   return check.violations();
+}
+
+/** A sorted set of timers in pages (ZSCAN: every member there throughout is returned). */
+async function readTimers(redis: RedisClient, key: string): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  let cursor = '0';
+  do {
+    const [next, flat] = await redis.zscan(key, cursor, 'COUNT', 5000);
+    cursor = next;
+    for (let i = 0; i + 1 < flat.length; i += 2) out.set(flat[i]!, Number(flat[i + 1]));
+  } while (cursor !== '0');
+  return out;
+}
+
+/** The ids of the timer commands (`timer:<member>:<due>`) appended after `position`. */
+async function firedAfter(redis: RedisClient, key: string, position: string): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (let from = `(${position}`; ; ) {
+    const page = (await readRange(redis, key, from, '+', 5000)) as Entry[];
+    for (const e of page) {
+      const id = fieldOf(e, 'commandId');
+      if (id?.startsWith('timer:')) out.add(id);
+    }
+    if (page.length < 5000) return out;
+    from = `(${page[page.length - 1]![0]}`;
+  }
 }
 
 /**

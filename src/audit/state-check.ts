@@ -1,8 +1,8 @@
 import { publicDocument, publicFields } from '../adapters/redis/projection-reads.ts';
 import type { RoutingIndex } from '../adapters/redis/routing-index.ts';
-import { canTakeWork, channelOf } from '../domain/model.ts';
+import { canTakeWork, channelOf, type Workspace } from '../domain/model.ts';
 import type { Auditor } from './auditor.ts';
-import { agentDocument, contactDocument, differences, jsonEqual } from './expected.ts';
+import { agentDocument, contactDocument, differences, iso, jsonEqual } from './expected.ts';
 import type { Violation } from './violations.ts';
 
 /**
@@ -21,7 +21,7 @@ export class StateCheck {
 
   constructor(private readonly audit: Auditor) {}
 
-  private flag(message: string, kind: 'state' | 'index' = 'state'): void {
+  private flag(message: string, kind: 'state' | 'index' | 'timer' = 'state'): void {
     this.found.push({ kind, stream: 'state', position: this.audit.lastEvent ?? '0-0', message });
   }
 
@@ -84,6 +84,35 @@ export class StateCheck {
     );
   }
 
+  /**
+   * The lifecycle timers in Redis (member → due ms) against those the replayed state needs
+   * (`timersNeeded`). A needed timer the clock already fired is gone from the set: its command,
+   * after the checkpoint, is in `fired` (`timer:<member>:<due>`). Offer, wrap-up and maximum-wait
+   * timers are taken out by the step that makes them moot, so one the state does not need is
+   * reported; preference and step timers are left to fire (their commands change nothing then).
+   */
+  timers(live: ReadonlyMap<string, number>, fired: ReadonlySet<string>): void {
+    const diffs: string[] = [];
+    const needed = timersNeeded(this.audit.state);
+    for (const [member, due] of needed) {
+      const got = live.get(member);
+      if (got === due || (got === undefined && fired.has(`timer:${member}:${due}`))) continue;
+      diffs.push(
+        got === undefined
+          ? `${member} (due ${iso(due)}) missing`
+          : `${member} due at ${iso(got)}, the replay's ${iso(due)}`,
+      );
+    }
+    for (const [member, due] of live)
+      if (!needed.has(member) && REMOVED_WHEN_MOOT.has(member.charAt(0)))
+        diffs.push(`${member} (due ${iso(due)}) should not be there: nothing the replay holds needs it`);
+    if (diffs.length > 0)
+      this.flag(
+        `timers: ${diffs.slice(0, 5).join('; ')}${diffs.length > 5 ? `; and ${diffs.length - 5} more` : ''}`,
+        'timer',
+      );
+  }
+
   /** The mismatches found, with documents the replay has and Redis lacks. */
   violations(): Violation[] {
     for (const id of this.audit.state.agents.keys())
@@ -118,6 +147,31 @@ export class StateCheck {
 }
 
 let checks = 0;
+
+/** Timer kinds (the member's first letter) the steps take out when they become moot. */
+const REMOVED_WHEN_MOOT = new Set(['o', 'w', 'm']);
+
+/**
+ * The lifecycle timers a workspace's state needs, member → due time (ms), named as the steps name
+ * them (src/adapters/redis/lua/includes/documents.lua): an outstanding offer's expiry
+ * (`o|<contact>|<offer>`), a running wrap-up's end (`w|<agent>|<wrap-up>`), and for a contact that
+ * waits (queued or offered) its maximum wait (`m|<contact>|<arrival>`), the end of its preference
+ * (`f|<contact>|<arrival>`) and its next routing step (`r|<contact>|<arrival>|<step>`).
+ */
+export function timersNeeded(ws: Workspace): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const a of ws.agents.values()) if (a.wrapUp) out.set(`w|${a.id}|${a.wrapUp.n}`, a.wrapUp.until);
+  for (const c of ws.contacts.values()) {
+    if (c.state !== 'queued' && c.state !== 'offered') continue;
+    if (c.state === 'offered' && c.offer) out.set(`o|${c.id}|${c.offer.id}`, c.offer.expiresAt);
+    if (c.deadline !== undefined) out.set(`m|${c.id}|${c.seq}`, c.deadline);
+    if (c.preferred) out.set(`f|${c.id}|${c.seq}`, c.preferred.until);
+    const step = c.step ?? 0;
+    const next = c.steps?.[step];
+    if (next) out.set(`r|${c.id}|${c.seq}|${step + 1}`, c.queuedAt + next.afterMs);
+  }
+  return out;
+}
 
 /**
  * `jsonEqual(publicDocument(raw), want)` without building the public document: the fields that

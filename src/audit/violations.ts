@@ -32,6 +32,7 @@ export type ViolationKind =
   | 'event'
   | 'state'
   | 'index'
+  | 'timer'
   | 'idle'
   | 'interval'
   | 'archive';
@@ -53,7 +54,7 @@ export { positionBefore };
  * Counts every violation and keeps the first `keep` of them. With `after`, violations at or
  * before that position are counted apart and not reported (the replay still starts at the
  * beginning, since every check needs the state the whole history built); `state`, `index`,
- * `idle` and `interval` are about the end of the log and always reported.
+ * `timer`, `idle` and `interval` are about the end of the log and always reported.
  */
 export class Violations {
   count = 0;

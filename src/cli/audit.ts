@@ -2,8 +2,8 @@
  * `npm run audit -- --workspace <ws> [options]`: audits a workspace's log in Redis (src/audit):
  * replays its command stream through the domain model and checks that every command was applied
  * once, in order, with the recorded outcome and facts; that every AssignmentMade is rule 1's
- * decision for the state it was based on and possible at all; and that the documents and
- * routing index in Redis are the replayed state. Prints a summary and the first violations.
+ * decision for the state it was based on and possible at all; and that the documents, the
+ * routing index and the lifecycle timers in Redis are the replayed state's. Prints a summary and the first violations.
  *
  * Exit codes: 0 no violation, 1 violations found, 2 bad arguments (or no such workspace),
  * 3 the audit could not run (Redis unreachable or refusing the read, or an error while reading).
@@ -23,7 +23,7 @@ const USAGE = `Usage: npm run audit -- --workspace <ws> [options]
 
 Replays the workspace's command stream (sb:{ws}:commands) through the domain model and checks
 the event stream (sb:{ws}:events), the outcome stream, every routing decision (rule 1 at its
-meta.basedOn) and, at the end, the documents and routing index against the replay.
+meta.basedOn) and, at the end, the documents, routing index and lifecycle timers against the replay.
 
   --workspace <ws>         the workspace to audit (required)
   --redis-url <url>        the Redis to read (default $REDIS_URL, else the private Redis npm start runs
@@ -38,8 +38,8 @@ meta.basedOn) and, at the end, the documents and routing index against the repla
                            streams is read from there first, and its hash chain checked
   --idle                   the dispatcher is idle: also check that no queued contact has an
                            eligible available agent at the end
-  --no-state               do not compare the documents and the routing index, nor the live
-                           interval projection's tallies
+  --no-state               do not compare the documents, the routing index and the timers, nor
+                           the live interval projection's tallies
   --page-size <n>          stream entries per read (default 5000)
   --json                   print one JSON object (the summary and the first ${SHOWN} violations)
   --help                   this text

@@ -74,7 +74,7 @@ export const APP_COMMAND_GROUPS: readonly { readonly why: string; readonly comma
     ],
   },
   {
-    why: 'sorted sets: pools, queues, candidates, timers, registries; BZPOPMIN is the dispatcher wake-up',
+    why: 'sorted sets: pools, queues, candidates, timers, registries; BZPOPMIN is the dispatcher wake-up; the auditor reads the timers in pages (ZSCAN)',
     commands: [
       'zadd',
       'zrem',
@@ -95,6 +95,7 @@ export const APP_COMMAND_GROUPS: readonly { readonly why: string; readonly comma
       'zinter',
       'zpopmin',
       'bzpopmin',
+      'zscan',
     ],
   },
   {
