@@ -64,6 +64,19 @@ export interface RejectedCommand {
   readonly detail: string;
 }
 
+/**
+ * The workspace's counters (sb:{ws}:stats, GET /stats) and the event each step counts in them:
+ * one for each of these events it appends.
+ */
+export const COUNTED_EVENTS: Readonly<Record<string, string>> = {
+  ContactQueued: 'queued',
+  AssignmentMade: 'assignments',
+  ContactCompleted: 'completed',
+  ContactAbandoned: 'abandoned',
+  ContactExpired: 'expired',
+  ContactTransferred: 'transferred',
+};
+
 export class Auditor {
   readonly state = new ReplayState();
   readonly agentPositions = new Map<string, string>();
@@ -89,6 +102,8 @@ export class Auditor {
   lastCommandReplayed: string | undefined;
   /** The events replayed, counted in intervals (with `intervalServiceLevelMs`). */
   readonly intervals: IntervalStats | undefined;
+  /** The counters of /stats (sb:{ws}:stats) as the events replayed give them (`COUNTED_EVENTS`). */
+  readonly counters = new Map<string, number>();
 
   // Commands read and not yet replayed: `buffer[i - base]` is the command at index i.
   private buffer: CommandEntry[] = [];
@@ -171,6 +186,8 @@ export class Auditor {
       env.type === 'AssignmentMade' ? this.onAssignment(position, env) : this.onFact(position, env);
     if (done) {
       this.tally(position, fields, env);
+      const counter = COUNTED_EVENTS[env.type];
+      if (counter) this.counters.set(counter, (this.counters.get(counter) ?? 0) + 1);
       this.counted(position);
     }
     return done;

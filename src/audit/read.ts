@@ -240,6 +240,7 @@ async function readState(redis: RedisClient, k: WorkspaceKeys, a: Auditor): Prom
   await scanHash(redis, k.agents, (id, text) => check.agent(id, text));
   await scanHash(redis, k.contacts, (id, text) => check.contact(id, text));
   check.index(await readRoutingIndex(redis, k.workspace));
+  check.counters(await redis.hgetall(k.stats));
   // The timers, then the commands after the checkpoint: a timer the clock fires in between is
   // gone from the set and its command is read.
   const timers = await readTimers(redis, k.timers);

@@ -1,7 +1,7 @@
 import { publicDocument, publicFields } from '../adapters/redis/projection-reads.ts';
 import type { RoutingIndex } from '../adapters/redis/routing-index.ts';
 import { canTakeWork, channelOf, type Workspace } from '../domain/model.ts';
-import type { Auditor } from './auditor.ts';
+import { type Auditor, COUNTED_EVENTS } from './auditor.ts';
 import { agentDocument, contactDocument, differences, iso, jsonEqual } from './expected.ts';
 import type { Violation } from './violations.ts';
 
@@ -111,6 +111,21 @@ export class StateCheck {
         `timers: ${diffs.slice(0, 5).join('; ')}${diffs.length > 5 ? `; and ${diffs.length - 5} more` : ''}`,
         'timer',
       );
+  }
+
+  /**
+   * The counters of /stats (the stats hash as stored) against the events replayed: each is the
+   * number of its events in the log, and the hash holds no other field.
+   */
+  counters(stored: Readonly<Record<string, string>>): void {
+    const diffs: string[] = [];
+    const fields = new Set([...Object.values(COUNTED_EVENTS), ...Object.keys(stored)]);
+    for (const field of fields) {
+      const got = Number(stored[field] ?? 0);
+      const want = this.audit.counters.get(field) ?? 0;
+      if (got !== want) diffs.push(`${field} ${stored[field] ?? 0}, the log ${want}`);
+    }
+    if (diffs.length > 0) this.flag(`counters (/stats): ${diffs.join('; ')}`);
   }
 
   /** The mismatches found, with documents the replay has and Redis lacks. */
