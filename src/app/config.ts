@@ -123,7 +123,7 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     name: 'REDIS_TLS_CA',
     default: '(unset)',
     description:
-      "PEM file of the CA that signed the Redis server's certificate, for rediss:// with a private CA (default: the system's CAs).",
+      "PEM file of the CA that signed the Redis server's certificate, for rediss:// with a private CA (default: the system's CAs). Set with a redis:// target or the private Redis, the REDIS_TLS_* variables are refused at start.",
   },
   {
     name: 'REDIS_TLS_CERT',
@@ -262,7 +262,8 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
   {
     name: 'RATE_LIMIT_BURST',
     default: '2 x RATE_LIMIT',
-    description: 'Requests a key may send at once after being idle (the bucket of the rate limit).',
+    description:
+      'Requests a key may send at once after being idle (the bucket of the rate limit); refused at start with RATE_LIMIT=off.',
   },
   {
     name: 'WS_MAX_PER_KEY',
@@ -492,6 +493,43 @@ type TlsVariables = {
   redisTlsKey: string | undefined;
 };
 
+/**
+ * REDIS_TLS_* apply to a rediss:// target only: set with redis://, or with the private Redis, they
+ * would be ignored and the connection made in clear.
+ */
+function tlsNeedsRediss<T extends TlsVariables & { redisUrl: string | undefined; redisClusterNodes: string[] }>(
+  c: T,
+): Checked<T> {
+  const set = (
+    [
+      ['REDIS_TLS_CA', c.redisTlsCa],
+      ['REDIS_TLS_CERT', c.redisTlsCert],
+      ['REDIS_TLS_KEY', c.redisTlsKey],
+    ] as const
+  )
+    .filter(([, v]) => v !== undefined)
+    .map(([name]) => name);
+  if (set.length === 0) return E.right(c);
+  const names = set.join(', ');
+  const applies = `${names}: ${set.length === 1 ? 'applies' : 'apply'} to rediss:// only`;
+  const unset = `unset ${set.join(' and ')}`;
+  if (c.redisUrl !== undefined)
+    return c.redisUrl.startsWith('rediss://')
+      ? E.right(c)
+      : E.left(NEA.of(`${applies}; REDIS_URL is redis:// (use rediss://, or ${unset})`));
+  if (c.redisClusterNodes.length > 0) {
+    const seed = parseSeed(c.redisClusterNodes[0]!);
+    return typeof seed !== 'string' && seed.tls
+      ? E.right(c)
+      : E.left(NEA.of(`${applies}; REDIS_CLUSTER_NODES is not rediss:// (use rediss:// seeds, or ${unset})`));
+  }
+  return E.left(
+    NEA.of(
+      `${applies}; no REDIS_URL or REDIS_CLUSTER_NODES is set, and the private Redis npm start runs takes no TLS (set a rediss:// target, or ${unset})`,
+    ),
+  );
+}
+
 /** REDIS_TLS_* as one setting; a client certificate goes with its key. */
 function withRedisTls<T extends TlsVariables>({
   redisTlsCa,
@@ -627,7 +665,17 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
           : `must be one of ${ARCHIVE_PAUSE_POINTS.join(', ')} (got "${p}")`,
       ),
     }),
+    E.chain(tlsNeedsRediss),
     E.chain(withRedisTls),
+    E.chain((c) =>
+      c.rateLimit === 'off' && c.rateLimitBurst !== undefined
+        ? E.left(
+            NEA.of(
+              `RATE_LIMIT_BURST: has no effect with RATE_LIMIT=off (got "${c.rateLimitBurst}"); unset it, or set RATE_LIMIT to turn the limit on`,
+            ),
+          )
+        : E.right(c),
+    ),
     E.chain((c) =>
       c.metricsPort !== undefined &&
       Number(c.metricsPort) !== 0 &&

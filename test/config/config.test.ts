@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { isLeft } from 'fp-ts/lib/Either.js';
 import { describe, expect, it } from 'vitest';
 import { CONFIG_ENTRIES, ConfigError, loadConfig, parseConfig } from '../../src/app/config.ts';
@@ -75,6 +76,30 @@ describe('configuration from the environment', () => {
     expect(problems({ REDIS_URL: 'redis://' })).toMatch(/^REDIS_URL: must name a host/);
     for (const url of ['redis://127.0.0.1:6379', 'redis://127.0.0.1:6379/', 'rediss://u:p@h:6380/0'])
       expect(problems({ REDIS_URL: url })).toBe('');
+  });
+
+  it('refuses settings that would be silently ignored: TLS files without rediss://, a burst with the rate limit off', () => {
+    const problems = (env: Record<string, string>) => {
+      const parsed = parseConfig(env);
+      return isLeft(parsed) ? parsed.left.join('\n') : '';
+    };
+    const ca = fileURLToPath(import.meta.url);
+    expect(problems({ REDIS_URL: 'redis://127.0.0.1:6379', REDIS_TLS_CA: ca })).toMatch(
+      /^REDIS_TLS_CA: applies to rediss:\/\/ only; REDIS_URL is redis:\/\/ \(use rediss:\/\/, or unset REDIS_TLS_CA\)/,
+    );
+    expect(problems({ REDIS_TLS_CERT: ca, REDIS_TLS_KEY: ca })).toMatch(
+      /^REDIS_TLS_CERT, REDIS_TLS_KEY: apply to rediss:\/\/ only; no REDIS_URL or REDIS_CLUSTER_NODES is set/,
+    );
+    expect(problems({ REDIS_CLUSTER_NODES: '127.0.0.1:7000', REDIS_TLS_CA: ca })).toMatch(
+      /^REDIS_TLS_CA: applies to rediss:\/\/ only; REDIS_CLUSTER_NODES is not rediss:\/\//,
+    );
+    expect(problems({ REDIS_URL: 'rediss://127.0.0.1:6380', REDIS_TLS_CA: ca })).toBe('');
+    expect(problems({ REDIS_CLUSTER_NODES: 'rediss://127.0.0.1:7000', REDIS_TLS_CA: ca })).toBe('');
+    expect(problems({ RATE_LIMIT: 'off', RATE_LIMIT_BURST: '50' })).toMatch(
+      /^RATE_LIMIT_BURST: has no effect with RATE_LIMIT=off/,
+    );
+    expect(problems({ RATE_LIMIT: '10', RATE_LIMIT_BURST: '50' })).toBe('');
+    expect(problems({ RATE_LIMIT_BURST: '50' })).toBe('');
   });
 
   it('always serves the default workspace', () => {
