@@ -497,9 +497,9 @@ type TlsVariables = {
  * REDIS_TLS_* apply to a rediss:// target only: set with redis://, or with the private Redis, they
  * would be ignored and the connection made in clear.
  */
-function tlsNeedsRediss<T extends TlsVariables & { redisUrl: string | undefined; redisClusterNodes: string[] }>(
-  c: T,
-): Checked<T> {
+function tlsNeedsRediss<
+  T extends TlsVariables & { redisUrl: string | undefined; redisClusterNodes: string[] },
+>(c: T): Checked<T> {
   const set = (
     [
       ['REDIS_TLS_CA', c.redisTlsCa],
