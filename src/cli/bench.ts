@@ -8,10 +8,11 @@
  * workspaces), audit, the reference ACD's loop and the cluster scale-out. `all` runs every one of them and prints one
  * table of figures, anchors, ratios and targets (src/cli/bench/all.ts).
  */
+import { parseArgs } from 'node:util';
 import { connectRedis } from '../adapters/redis/client.ts';
 import { type RedisServerHandle, startRedisServer } from '../topology/redis-server.ts';
 import { type AllOptions, allMain } from './bench/all.ts';
-import { parseBenchArgs } from './bench/options.ts';
+import { BENCH_OPTIONS, parseBenchArgs } from './bench/options.ts';
 import { formatResult, machine } from './bench/report.ts';
 import { runWorkload } from './bench/workloads.ts';
 import { parseCommandLine, runCommand } from './sim/options.ts';
@@ -33,20 +34,31 @@ Options:
   --help              this text
 `;
 
-/** Whether a bench command line asks for `all`. */
-const isAll = (argv: readonly string[]): boolean =>
-  argv[0] === 'all' ||
-  argv.some((a, i) => a === '--workload=all' || (a === '--workload' && argv[i + 1] === 'all'));
+const ALL_OPTIONS = {
+  workload: { type: 'string' },
+  out: { type: 'string' },
+  full: { type: 'boolean', default: false },
+  tiny: { type: 'boolean', default: false },
+  seed: { type: 'string' },
+  'redis-url': { type: 'string' },
+} as const;
+
+/**
+ * Whether a bench command line asks for `all`: its first argument that is not an option or an
+ * option's value is `all` (options may come before it: `--json all`), or `--workload all`.
+ */
+const isAll = (argv: readonly string[]): boolean => {
+  const { values, positionals } = parseArgs({
+    args: [...argv],
+    options: { ...BENCH_OPTIONS, ...ALL_OPTIONS },
+    strict: false,
+    allowPositionals: true,
+  });
+  return positionals[0] === 'all' || values.workload === 'all';
+};
 
 function parseAllArgs(argv: readonly string[]): AllOptions {
-  const { values, positionals, check } = parseCommandLine(argv, ALL_USAGE, {
-    workload: { type: 'string' },
-    out: { type: 'string' },
-    full: { type: 'boolean', default: false },
-    tiny: { type: 'boolean', default: false },
-    seed: { type: 'string' },
-    'redis-url': { type: 'string' },
-  });
+  const { values, positionals, check } = parseCommandLine(argv, ALL_USAGE, ALL_OPTIONS);
   const extra = positionals.filter((p, i) => !(i === 0 && p === 'all'));
   check.check(extra.length === 0, `unexpected argument(s): ${extra.join(' ')}`);
   check.check(!(values.full && values.tiny), '--full and --tiny: give one or the other');

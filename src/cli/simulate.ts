@@ -51,7 +51,8 @@ const USAGE = `Usage: npm run simulate -- [options]
   --levels               agents hold their skills at levels 1..5 (drawn) instead of plain
   --capacity <n>         each agent's capacity, contacts at once (default 1)
   --seed <n>             seed of every random choice (default: random, printed in the summary)
-  --max-seconds <s>      hard limit of the run (default contacts/rate + handle-max + patience + 30)
+  --max-seconds <s>      hard limit of the run (default contacts/rate + handle-max + patience + 30,
+                         at most 7 days)
   --json                 print the summary as one JSON object
   --help                 this text
 `;
@@ -110,8 +111,18 @@ function parseSimulateArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Sim
   );
   const patienceS = check.number('patience', values.patience, 60, { minExclusive: 0, max: 86_400 });
   // Workspace settings, in seconds here and ms on the wire (docs/API.md bounds them).
-  const seconds = (name: string, raw: string | undefined, min: number, max: number) =>
-    raw === undefined ? undefined : Math.round(check.number(name, raw, 0, { min, max }) * 1000);
+  // A positive value that rounds to 0 ms would read as "none" (direct assignment, no wrap-up, no
+  // aging): refused instead.
+  const seconds = (name: string, raw: string | undefined, min: number, max: number) => {
+    if (raw === undefined) return undefined;
+    const s = check.number(name, raw, 0, { min, max });
+    const ms = Math.round(s * 1000);
+    check.check(
+      !(s > 0 && ms === 0) || name === 'max-wait',
+      `--${name}: must be 0 or at least 0.0005 s, which is 1 ms (got "${raw}")`,
+    );
+    return s > 0 && ms === 0 ? 1 : ms;
+  };
   const offerTimeoutMs = seconds('offer-timeout', values['offer-timeout'], 0, 3600);
   const wrapUpMs = seconds('wrap-up', values['wrap-up'], 0, 86_400);
   const maxWait = seconds('max-wait', values['max-wait'], 0, 7 * 86_400);
@@ -150,10 +161,12 @@ function parseSimulateArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Sim
   );
   const missBreakS = check.number('miss-break', values['miss-break'], 2, { min: 0, max: 86_400 });
   const seed = check.number('seed', values.seed, randomSeed(), { integer: true, min: 0, max: 2 ** 32 - 1 });
-  const defaultMax = Math.ceil(contacts / rate + handleMaxS + patienceS + 30);
+  // At most the option's own bound (7 days, within what a timer can wait) when contacts/rate is longer.
+  const longest = 7 * 86_400;
+  const defaultMax = Math.min(longest, Math.ceil(contacts / rate + handleMaxS + patienceS + 30));
   const maxSeconds = check.number('max-seconds', values['max-seconds'], defaultMax, {
     minExclusive: 0,
-    max: 7 * 86_400,
+    max: longest,
   });
   check.done();
   return {

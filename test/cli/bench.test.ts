@@ -57,6 +57,15 @@ describe('bench', () => {
     const notE2e = await bench(['seed', '--cluster']);
     expect(notE2e.code).toBe(2);
     expect(notE2e.stderr).toMatch(/--cluster: only for e2e/);
+    // `all` after options is still `all` (its own options checked), not an unknown workload.
+    for (const args of [
+      ['--json', 'all', '--tiny', '--full'],
+      ['--seed', '7', 'all', '--full', '--tiny'],
+    ]) {
+      const all = await bench(args);
+      expect(all.code, args.join(' ')).toBe(2);
+      expect(all.stderr).toMatch(/--full and --tiny: give one or the other/);
+    }
   });
 
   it('e2e --cluster runs Switchboard on a private Redis Cluster and times it as on one Redis, after a warm-up health-checked and scraped', async () => {

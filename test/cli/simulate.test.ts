@@ -14,6 +14,8 @@ import { runCli } from './run-cli.ts';
 const WS = `sim-test-${Date.now()}`;
 /** A workspace of its own for the run with offers, wrap-ups and a maximum wait. */
 const OFFERS = `sim-offers-${Date.now()}`;
+/** A workspace of its own for a run whose default time limit is past what a timer can hold. */
+const SLOW = `sim-slow-${Date.now()}`;
 
 const simulate = (args: readonly string[], env?: NodeJS.ProcessEnv) => runCli('simulate', args, env);
 
@@ -68,7 +70,7 @@ beforeAll(async () => {
     REDIS_URL: redis.url,
     PORT: '0',
     LOG_LEVEL: 'silent',
-    WORKSPACES: `${WS},${OFFERS}`,
+    WORKSPACES: `${WS},${OFFERS},${SLOW}`,
   });
   sb = await startSwitchboard(config, pino({ level: 'silent' }));
   url = sb.url!;
@@ -265,6 +267,54 @@ describe('simulate', () => {
       `cannot reach Switchboard at http://127.0.0.1:${port} (connect ECONNREFUSED`,
     );
     expect(run.stdout).toBe('');
+  });
+
+  it('holds a default time limit longer than a timer can wait (contacts/rate of days) to at most 7 days', async () => {
+    // 1 contact at 1 per 115 days: a default limit of 10,000,030 s, past setTimeout's 24.8 days.
+    const run = await simulate([
+      '--url',
+      url,
+      '--workspace',
+      SLOW,
+      '--agents',
+      '1',
+      '--contacts',
+      '1',
+      '--rate',
+      '0.0000001',
+      '--handle-min',
+      '0',
+      '--handle-max',
+      '0',
+      '--patience',
+      '1',
+      '--seed',
+      '1',
+      '--json',
+    ]);
+    expect(run.stderr).not.toMatch(/TimeoutOverflowWarning/);
+    expect(run.code, `${run.stderr}\n${run.stdout}`).toBe(0);
+    const s = JSON.parse(run.stdout) as Summary & { parameters: { maxSeconds: number } };
+    expect(s.endedBy).toBe('done');
+    expect(s.assigned + s.abandoned).toBe(1);
+    expect(s.parameters.maxSeconds).toBe(7 * 86_400);
+  });
+
+  it('refuses a setting that rounds to 0 ms, which would mean "none"', async () => {
+    const run = await simulate([
+      '--max-wait',
+      '0.0001',
+      '--priority-weight',
+      '0.0004',
+      '--offer-timeout',
+      '0.0001',
+      '--wrap-up',
+      '0.0002',
+    ]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/--max-wait: must be 0 \(no limit\) or at least 1 second \(got "0.0001"\)/);
+    for (const name of ['priority-weight', 'offer-timeout', 'wrap-up'])
+      expect(run.stderr).toMatch(new RegExp(`--${name}: must be 0 or at least 0.0005 s, which is 1 ms`));
   });
 
   it('names every bad option and exits 2', async () => {

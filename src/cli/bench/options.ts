@@ -208,37 +208,40 @@ export interface BenchOptions {
   readonly rounds: number;
 }
 
+/** The options of a single workload's command line. */
+export const BENCH_OPTIONS = {
+  workload: { type: 'string' },
+  agents: { type: 'string' },
+  contacts: { type: 'string' },
+  events: { type: 'string' },
+  clients: { type: 'string' },
+  count: { type: 'string' },
+  queues: { type: 'string' },
+  sizes: { type: 'string' },
+  decisions: { type: 'string' },
+  rate: { type: 'string' },
+  rates: { type: 'string' },
+  duration: { type: 'string' },
+  warmup: { type: 'string' },
+  'in-flight': { type: 'string' },
+  connections: { type: 'string' },
+  subscribers: { type: 'string' },
+  'dispatch-batch': { type: 'string' },
+  'project-batch': { type: 'string' },
+  seed: { type: 'string' },
+  'redis-url': { type: 'string' },
+  timers: { type: 'string' },
+  offers: { type: 'boolean', default: false },
+  levels: { type: 'boolean', default: false },
+  haproxy: { type: 'boolean', default: false },
+  cluster: { type: 'boolean', default: false },
+  against: { type: 'string' },
+  switchboard: { type: 'string' },
+  rounds: { type: 'string' },
+} as const satisfies Record<string, { type: 'string' | 'boolean'; default?: boolean }>;
+
 export function parseBenchArgs(argv: readonly string[]): BenchOptions {
-  const { values, positionals, check } = parseCommandLine(argv, USAGE, {
-    workload: { type: 'string' },
-    agents: { type: 'string' },
-    contacts: { type: 'string' },
-    events: { type: 'string' },
-    clients: { type: 'string' },
-    count: { type: 'string' },
-    queues: { type: 'string' },
-    sizes: { type: 'string' },
-    decisions: { type: 'string' },
-    rate: { type: 'string' },
-    rates: { type: 'string' },
-    duration: { type: 'string' },
-    warmup: { type: 'string' },
-    'in-flight': { type: 'string' },
-    connections: { type: 'string' },
-    subscribers: { type: 'string' },
-    'dispatch-batch': { type: 'string' },
-    'project-batch': { type: 'string' },
-    seed: { type: 'string' },
-    'redis-url': { type: 'string' },
-    timers: { type: 'string' },
-    offers: { type: 'boolean', default: false },
-    levels: { type: 'boolean', default: false },
-    haproxy: { type: 'boolean', default: false },
-    cluster: { type: 'boolean', default: false },
-    against: { type: 'string' },
-    switchboard: { type: 'string' },
-    rounds: { type: 'string' },
-  });
+  const { values, positionals, check } = parseCommandLine(argv, USAGE, BENCH_OPTIONS);
   const named = values.workload ?? positionals[0] ?? 'seed';
   const workloadPositionals = values.workload === undefined ? 1 : 0;
   check.check(
