@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createMetrics, metricsText, serveMetrics } from '../adapters/http/metrics.ts';
 import { buildApi, type ProjectSoon } from '../adapters/http/server.ts';
-import { connectRedis, mask } from '../adapters/redis/client.ts';
+import { connectedReplicas, connectRedis, mask } from '../adapters/redis/client.ts';
 import type { EventHistory } from '../adapters/redis/event-log.ts';
 import { RedisWatch } from '../adapters/redis/health-watch.ts';
 import { type Registration, registerInstance } from '../adapters/redis/instance-registry.ts';
@@ -45,6 +45,23 @@ export interface StartHooks {
    * the port answers (the main command makes the first admin key here).
    */
   readonly beforeListen?: (redis: RedisClient) => Promise<void>;
+}
+
+/**
+ * With replicated durability a command is confirmed only once a replica has it: a Redis master
+ * without replicas makes every command answer 503 not-replicated. Said once, at start.
+ */
+async function warnWithoutReplicas(redis: RedisClient, log: Logger): Promise<void> {
+  try {
+    const replicas = await connectedReplicas(redis);
+    if (replicas.some((n) => n === 0))
+      log.warn(
+        { durability: 'replicated', replicas },
+        'DURABILITY=replicated, but a Redis master has no replica connected: until one connects, every command to its workspaces answers 503 not-replicated. Give each master a replica, or set DURABILITY=local for a Redis without replicas.',
+      );
+  } catch (err) {
+    log.debug({ err: (err as Error).message }, 'could not read the replicas of the Redis masters');
+  }
 }
 
 /**
@@ -156,6 +173,7 @@ export async function startSwitchboard(
         'AUTH=off: NO API KEYS ARE CHECKED. Anyone who reaches this port can read and change every workspace. Use it for local experiments only.',
       );
     await hooks.beforeListen?.(redis);
+    if (config.durability === 'replicated') void warnWithoutReplicas(redis, log);
     listening = await api.listen({ host: config.host, port: config.port });
     log.info({ url: listening, roles: config.roles }, 'switchboard is listening');
     if (config.advertise) {

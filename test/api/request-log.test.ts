@@ -422,6 +422,21 @@ describe("the command id in every line of a command's path", () => {
     ]);
     for (const l of mine) expect(l).toMatchObject({ commandId, reqId: r.reqId });
     expect(mine[0]).toMatchObject({ level: 40, position: r.body.position, type: 'RegisterAgent' });
+    // Said once at start when a master has no replica to confirm a command (the standalone
+    // Redis); not on the cluster, whose masters each have one.
+    expect(logs.replicated.filter((l) => l.durability === 'replicated')).toEqual(
+      redis.target === 'cluster'
+        ? []
+        : [
+            expect.objectContaining({
+              level: 40,
+              replicas: [0],
+              msg: expect.stringMatching(
+                /^DURABILITY=replicated, but a Redis master has no replica connected/,
+              ),
+            }),
+          ],
+    );
   });
 
   it("a timer's command: the dispatcher's line that fires it and the projector's line that applies it name it", async () => {

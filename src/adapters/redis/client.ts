@@ -178,6 +178,20 @@ export function isCluster(redis: RedisClient): redis is Cluster {
 }
 
 /**
+ * The replicas connected to each master (`INFO replication`, `connected_slaves`): one count for a
+ * single Redis, one per master of a cluster (once the client knows them).
+ */
+export async function connectedReplicas(redis: RedisClient): Promise<number[]> {
+  if (isCluster(redis) && redis.status !== 'ready') await new Promise((ready) => redis.once('ready', ready));
+  const nodes: Redis[] = isCluster(redis) ? redis.nodes('master') : [redis];
+  return Promise.all(
+    nodes.map(async (node) =>
+      Number(/connected_slaves:(\d+)/.exec(await node.info('replication'))?.[1] ?? 0),
+    ),
+  );
+}
+
+/**
  * Waits until `replicas` replicas of the node that holds `key` have every write made so far on
  * that connection (WAIT). On a cluster the WAIT goes to the key's node: it is pipelined behind a
  * command on that key, so both take the same connection. Returns the replicas reached.
