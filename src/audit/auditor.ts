@@ -104,6 +104,12 @@ export class Auditor {
   readonly intervals: IntervalStats | undefined;
   /** The counters of /stats (sb:{ws}:stats) as the events replayed give them (`COUNTED_EVENTS`). */
   readonly counters = new Map<string, number>();
+  /**
+   * How late each timer command replayed was appended: its position's time less the due time its
+   * id names (`timer:<member>:<due>`), ms; and the latest of them.
+   */
+  readonly timerLags: number[] = [];
+  latestTimer: { readonly commandId: string; readonly lagMs: number } | undefined;
 
   // Commands read and not yet replayed: `buffer[i - base]` is the command at index i.
   private buffer: CommandEntry[] = [];
@@ -399,9 +405,19 @@ export class Auditor {
       this.base = this.cursor;
     }
     this.keys.check(e);
+    if (e.commandId.startsWith('timer:')) this.timerFired(e);
     const { events, status } = expectedOf(e, this.state, (f) => this.apply(f, e));
     this.outcomes.check(e, status);
     return events;
+  }
+
+  private timerFired(e: CommandEntry): void {
+    const due = Number(e.commandId.slice(e.commandId.lastIndexOf(':') + 1));
+    if (!Number.isSafeInteger(due)) return;
+    const lagMs = e.at - due;
+    this.timerLags.push(lagMs);
+    if (!this.latestTimer || lagMs > this.latestTimer.lagMs)
+      this.latestTimer = { commandId: e.commandId, lagMs };
   }
 
   private apply(f: Fact, e: CommandEntry): Expected {

@@ -29,6 +29,18 @@ export interface AuditSummary {
   readonly commandsByKey: Readonly<Record<string, number>>;
   readonly checkpoint: string | null;
   readonly lastEvent: string | null;
+  /**
+   * The timer commands replayed (offers expired, wrap-ups ended, maximum waits, preferences, steps)
+   * and how late the clock appended them after their due time, ms: a late timer is a contact that
+   * waited past its limit or an offer held past its time. `latest`: the command id of the latest.
+   */
+  readonly timers: {
+    readonly fired: number;
+    readonly lagP50Ms: number | null;
+    readonly lagP99Ms: number | null;
+    readonly lagMaxMs: number | null;
+    readonly latest: string | null;
+  };
   /** Whether the documents and routing index were compared, or why not. */
   readonly state: string;
   /** Whether the live interval projection's tallies were compared with the log's, how many, or why not. */
@@ -51,6 +63,19 @@ export interface AuditReport extends AuditSummary {
   readonly rejected: readonly RejectedCommand[];
 }
 
+function timerFigures(a: Auditor): AuditSummary['timers'] {
+  const lags = [...a.timerLags].sort((x, y) => x - y);
+  const at = (q: number) =>
+    lags.length === 0 ? null : lags[Math.min(lags.length - 1, Math.floor(q * lags.length))]!;
+  return {
+    fired: lags.length,
+    lagP50Ms: at(0.5),
+    lagP99Ms: at(0.99),
+    lagMaxMs: a.latestTimer?.lagMs ?? null,
+    latest: a.latestTimer?.commandId ?? null,
+  };
+}
+
 export function buildReport(
   a: Auditor,
   extra: { pendingCommands: number; state: string; intervals?: string; seconds: number },
@@ -71,6 +96,7 @@ export function buildReport(
     commandsByKey: Object.fromEntries([...a.byKey].sort((x, y) => y[1] - x[1] || x[0].localeCompare(y[0]))),
     checkpoint: a.checkpoint ?? null,
     lastEvent: a.lastEvent ?? null,
+    timers: timerFigures(a),
     state: extra.state,
     intervals: extra.intervals ?? 'not compared (not asked)',
     violationCount: v.count,

@@ -120,6 +120,12 @@ function whoDidWhat(byKey: Readonly<Record<string, number>>): string {
   return `${shown.join(', ')}${all.length > 5 ? `, and ${all.length - 5} more keys` : ''}`;
 }
 
+/** The timer commands replayed and how late the clock appended them. */
+function timerLine(t: AuditReport['timers']): string {
+  if (t.fired === 0) return 'none fired';
+  return `${n(t.fired)} fired; appended after their due time by ${n(t.lagP50Ms!)} ms (median), ${n(t.lagP99Ms!)} ms (p99), at most ${n(t.lagMaxMs!)} ms (${t.latest})`;
+}
+
 function formatReport(r: AuditReport, o: CliOptions): string {
   const lines = [
     `Audit of workspace "${r.workspace}" (${o.label})`,
@@ -127,7 +133,8 @@ function formatReport(r: AuditReport, o: CliOptions): string {
     `  events      ${n(r.events)}: ${n(r.facts)} facts, ${n(r.rejections)} rejections, ${n(r.assignments)} assignments`,
     `  decisions   ${n(r.decisionsChecked)} re-checked against rule 1, ${n(r.decisionsUnverifiable)} could not be`,
     `  who         ${whoDidWhat(r.commandsByKey)}`,
-    `  state       documents and routing index ${r.state}`,
+    `  timers      ${timerLine(r.timers)}`,
+    `  state       documents, routing index, counters and timers ${r.state}`,
     `  intervals   live interval tallies ${r.intervals}`,
     `  violations  ${n(r.violationCount)}${o.after ? ` after ${o.after} (${n(r.violationsBeforeAfter)} at or before it, not reported)` : ''}`,
     `  speed       ${n(r.eventsPerS)} events/s (${r.seconds.toFixed(2)} s)`,

@@ -38,6 +38,37 @@ describe('the auditor on the lifecycle timers', () => {
     expect(report.pendingCommands).toBe(1);
   });
 
+  it('says how late the clock appended each timer it fired', async () => {
+    const ws = await lifecycle();
+    const k = workspaceKeys(ws);
+    // The three timers of the lifecycle's first part were fired 80 ms after their commands, past
+    // their 60, 30 and 40 ms: each at least 20 ms late (c6's, after the checkpoint, is pending).
+    const { timers } = await auditWorkspace(suite.redis, ws);
+    expect(timers.fired).toBe(3);
+    expect(timers.lagP50Ms).toBeGreaterThanOrEqual(20);
+    expect(timers.lagMaxMs).toBeGreaterThanOrEqual(timers.lagP99Ms!);
+    expect(timers.latest).toMatch(/^timer:[omw]\|/);
+    // A clock that fired c5's preference two minutes late.
+    const [member] = timerNamed(await timersOf(suite.redis, ws), 'f|c5|');
+    const due = Date.now() - 120_000;
+    await suite.redis.zrem(k.timers, member);
+    await suite.redis.xadd(
+      k.commands,
+      '*',
+      'type',
+      'EndPreference',
+      'commandId',
+      `timer:${member}:${due}`,
+      'command',
+      JSON.stringify({ contactId: 'c5', seq: Number(member.split('|')[2]) }),
+    );
+    await projectPending(suite.redis, ws);
+    const late = await auditWorkspace(suite.redis, ws);
+    expect(late.timers.fired).toBe(5);
+    expect(late.timers.latest).toBe(`timer:${member}:${due}`);
+    expect(late.timers.lagMaxMs).toBeGreaterThanOrEqual(120_000);
+  });
+
   for (const [what, prefix] of [
     ["an outstanding offer's", 'o|c4|'],
     ["a waiting contact's maximum wait", 'm|c5|'],
