@@ -97,9 +97,10 @@ describe('the log archive', () => {
       );
 
     // A reader of recent entries opens no segment; one reaching back opens only those it needs.
+    // (Another name for the same directory: the segments decoded above are kept under the first.)
     let opened = 0;
     const counting = {
-      where: store.where,
+      where: `${store.where} (counted)`,
       put: store.put.bind(store),
       list: store.list.bind(store),
       putSnapshot: store.putSnapshot.bind(store),
