@@ -6,13 +6,13 @@
  * does not give.
  */
 import { describe, expect, it } from 'vitest';
-import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { auditWorkspace } from '../../src/audit/read.ts';
 import { dispatchPending, fireTimers } from '../../src/dispatcher/dispatcher.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { ensureGroup, projectPending } from '../../src/projections/projector.ts';
 import { plainSettings } from '../support/positions.ts';
+import { sendAndSettle } from '../support/projector.ts';
 import { suiteRedis } from '../support/redis.ts';
 import { sleep } from '../support/wait.ts';
 
@@ -21,11 +21,7 @@ describe('the auditor on the counters of /stats', () => {
   const run = Date.now().toString(36);
   let n = 0;
 
-  async function send(ws: string, ...commands: Command[]): Promise<void> {
-    for (const command of commands) await appendCommand(suite.redis, { workspace: ws, command });
-    await projectPending(suite.redis, ws);
-    await dispatchPending(suite.redis, ws);
-  }
+  const send = (ws: string, ...commands: Command[]) => sendAndSettle(suite.redis, ws, ...commands);
 
   /** Every counter moved: queued, assigned, completed, abandoned, expired, transferred. */
   async function history(): Promise<string> {

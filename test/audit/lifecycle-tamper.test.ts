@@ -15,6 +15,7 @@ import { dispatchPending, fireTimers } from '../../src/dispatcher/dispatcher.ts'
 import type { Command } from '../../src/domain/commands.ts';
 import { ensureGroup, projectPending } from '../../src/projections/projector.ts';
 import { plainSettings } from '../support/positions.ts';
+import { sendAndSettle } from '../support/projector.ts';
 import { suiteRedis } from '../support/redis.ts';
 import { sleep } from '../support/wait.ts';
 
@@ -23,11 +24,7 @@ describe('the auditor on the work lifecycle', () => {
   const run = Date.now().toString(36);
   let n = 0;
 
-  async function send(ws: string, ...commands: Command[]): Promise<void> {
-    for (const command of commands) await appendCommand(suite.redis, { workspace: ws, command });
-    await projectPending(suite.redis, ws);
-    await dispatchPending(suite.redis, ws);
-  }
+  const send = (ws: string, ...commands: Command[]) => sendAndSettle(suite.redis, ws, ...commands);
 
   const events = async (ws: string) =>
     (await suite.redis.xrange(workspaceKeys(ws).events, '-', '+')) as StreamEntry[];

@@ -9,9 +9,10 @@ import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import { readEvents } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { auditWorkspace } from '../../src/audit/read.ts';
-import { dispatchPending, fireTimers } from '../../src/dispatcher/dispatcher.ts';
+import { fireTimers } from '../../src/dispatcher/dispatcher.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { ensureGroup, projectPending } from '../../src/projections/projector.ts';
+import { sendAndSettle } from '../support/projector.ts';
 import { suiteRedis } from '../support/redis.ts';
 import { sleep } from '../support/wait.ts';
 
@@ -21,11 +22,7 @@ const TRIALS = 40;
 describe('offers settled once', () => {
   const suite = suiteRedis();
 
-  async function send(ws: string, ...commands: Command[]): Promise<void> {
-    for (const command of commands) await appendCommand(suite.redis, { workspace: ws, command });
-    await projectPending(suite.redis, ws);
-    await dispatchPending(suite.redis, ws);
-  }
+  const send = (ws: string, ...commands: Command[]) => sendAndSettle(suite.redis, ws, ...commands);
 
   async function all(ws: string, type: string) {
     const out = [];

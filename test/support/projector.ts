@@ -1,6 +1,20 @@
+import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
+import { dispatchPending } from '../../src/dispatcher/dispatcher.ts';
+import type { Command } from '../../src/domain/commands.ts';
+import { projectPending } from '../../src/projections/projector.ts';
 import { waitFor } from './wait.ts';
+
+/**
+ * Appends commands as the API does, then runs the production steps until nothing is left: the
+ * projector's on the commands, the dispatcher's on what they queued (no workers running).
+ */
+export async function sendAndSettle(redis: RedisClient, ws: string, ...commands: Command[]): Promise<void> {
+  for (const command of commands) await appendCommand(redis, { workspace: ws, command });
+  await projectPending(redis, ws);
+  await dispatchPending(redis, ws);
+}
 
 /**
  * Waits until a projector has created its consumer group on each workspace's command stream,

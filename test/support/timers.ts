@@ -1,22 +1,11 @@
-/**
- * A workspace with lifecycle timers of every kind (sb:{ws}:timers), for the checks that hold the
- * timers to the log (the rebuild, the auditor): some fired and applied (an offer's expiry, a
- * maximum wait, a wrap-up), one fired and not applied yet (its command after the checkpoint), and
- * some still due (a long offer, a maximum wait, a preference, a routing step).
- */
-import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
 import { dispatchPending, fireTimers } from '../../src/dispatcher/dispatcher.ts';
-import type { Command } from '../../src/domain/commands.ts';
 import { ensureGroup, projectPending } from '../../src/projections/projector.ts';
+import { sendAndSettle } from './projector.ts';
 import { sleep } from './wait.ts';
 
-async function send(redis: RedisClient, ws: string, ...commands: Command[]): Promise<void> {
-  for (const command of commands) await appendCommand(redis, { workspace: ws, command });
-  await projectPending(redis, ws);
-  await dispatchPending(redis, ws);
-}
+const send = sendAndSettle;
 
 /**
  * c4 offered to ana for an hour (`o|c4|1`); c5 waiting with a maximum wait, a preference and a
