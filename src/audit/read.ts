@@ -260,18 +260,28 @@ async function readTimers(redis: RedisClient, key: string): Promise<Map<string, 
   return out;
 }
 
-/** The ids of the timer commands (`timer:<member>:<due>`) appended after `position`. */
+/**
+ * The ids of the timer commands (`timer:<member>:<due>`) appended after `position`, at or after
+ * their due time. One appended before it (a clock running fast) is applied as stale: its timer is
+ * lost, not fired, and it accounts for nothing.
+ */
 async function firedAfter(redis: RedisClient, key: string, position: string): Promise<Set<string>> {
   const out = new Set<string>();
   for (let from = `(${position}`; ; ) {
     const page = (await readRange(redis, key, from, '+', 5000)) as Entry[];
     for (const e of page) {
       const id = fieldOf(e, 'commandId');
-      if (id?.startsWith('timer:')) out.add(id);
+      if (id?.startsWith('timer:') && firedWhenDue(e[0], id)) out.add(id);
     }
     if (page.length < 5000) return out;
     from = `(${page[page.length - 1]![0]}`;
   }
+}
+
+/** Whether a timer command (`timer:<member>:<due>`) at `position` is at or after its due time. */
+export function firedWhenDue(position: string, commandId: string): boolean {
+  const due = Number(commandId.slice(commandId.lastIndexOf(':') + 1));
+  return Number(position.slice(0, position.indexOf('-'))) >= due;
 }
 
 /**

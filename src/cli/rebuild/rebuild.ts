@@ -19,6 +19,7 @@ import type { ChainBreak } from '../../archive/chain.ts';
 import { LogReader } from '../../archive/log-reader.ts';
 import { before, type LogStream } from '../../archive/segment.ts';
 import type { ArchiveStore } from '../../archive/store.ts';
+import { firedWhenDue } from '../../audit/read.ts';
 import { defaultDispatcherOptions, dispatchStep } from '../../dispatcher/dispatcher.ts';
 import { ensureGroup, projectPending } from '../../projections/projector.ts';
 
@@ -134,7 +135,10 @@ class Replay {
   private readonly events: Puller;
   commandCount = 0;
   assignmentCount = 0;
-  /** The ids of the timer commands applied (`timer:<member>:<due>`): timers the live clock fired. */
+  /**
+   * The ids of the timer commands applied (`timer:<member>:<due>`): timers the live clock fired. One
+   * positioned before its due time was applied as stale: its timer was lost, not fired.
+   */
   readonly fired = new Set<string>();
 
   constructor(
@@ -169,7 +173,7 @@ class Replay {
       const [id, fields] = e;
       batch.xadd(k.commands, id, ...fields);
       const commandId = field(e, 'commandId');
-      if (commandId?.startsWith(TIMER)) this.fired.add(commandId);
+      if (commandId?.startsWith(TIMER) && firedWhenDue(id, commandId)) this.fired.add(commandId);
       this.commandCount++;
       if (++n % 1000 === 0) {
         await batch.exec();
@@ -310,7 +314,7 @@ async function compareTimers(
     const page = (await redis.xrange(k.commands, from, '+', 'COUNT', 1000)) as StreamEntry[];
     for (const e of page) {
       const id = field(e, 'commandId');
-      if (id?.startsWith(TIMER)) pending.add(id);
+      if (id?.startsWith(TIMER) && firedWhenDue(e[0], id)) pending.add(id);
     }
     if (page.length < 1000) break;
     from = `(${page[page.length - 1]![0]}`;
