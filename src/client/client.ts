@@ -433,6 +433,15 @@ export class SwitchboardClient {
     const configured = this.options.retryOn ?? defaultRetryOn;
     const retryOn = (s: Failure) => configured(s) && (repeatable || s === 429);
     for (let attempt = 1; ; attempt++) {
+      // An aborted call sends nothing more: not its first try, not a retry after the wait it cut short.
+      if (o.signal?.aborted)
+        throw new SwitchboardError({
+          status: 'network',
+          method,
+          path,
+          detail: 'aborted',
+          attempts: attempt - 1,
+        });
       let answer: Answer | undefined;
       let failure: SwitchboardError | undefined;
       const base = this.bases[(attempt - 1) % this.bases.length]!;
@@ -441,7 +450,14 @@ export class SwitchboardClient {
       } catch (err) {
         if (!(err instanceof SwitchboardError)) throw err;
         failure = err;
-        if (o.signal?.aborted) throw err;
+        if (o.signal?.aborted)
+          throw new SwitchboardError({
+            status: 'network',
+            method,
+            path,
+            detail: 'aborted',
+            attempts: attempt,
+          });
       }
       const status: Failure = answer ? answer.status : failure!.status;
       // No more tries: the last answer, or the failure as an error.
