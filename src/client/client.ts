@@ -422,6 +422,14 @@ export class SwitchboardClient {
    * not); only a call that never got one (network, timeout, aborted) throws a SwitchboardError.
    */
   async send(method: string, path: string, o: SendOptions = {}): Promise<Answer> {
+    // An id "." or ".." (valid ids: 1..128 of [A-Za-z0-9._:-]) is a dot segment to every URL parser:
+    // fetch would drop it (or the segment before it) and call another route, such as GET /agents
+    // for getAgent('.'). No encoding survives it (%2E is a dot segment too), so it is refused here.
+    const dot = path.split('/').find((s) => s === '.' || s === '..');
+    if (dot !== undefined)
+      throw new TypeError(
+        `${method} ${path}: an id "${dot}" cannot be sent in a URL path (a dot segment, removed by URL parsing)`,
+      );
     const retries = o.retries ?? this.options.retries ?? 4;
     // A write without an Idempotency-Key (POST /keys) may have landed before its answer was lost:
     // it is tried again only after a 429, which changed nothing.

@@ -1,0 +1,67 @@
+/**
+ * Probe: ids with `.`, `:` and the dot segments `.` / `..` in paths. Ids are 1..128 of
+ * [A-Za-z0-9._:-], so "." and ".." are valid ids the server registers; in a URL path they are dot
+ * segments, which fetch resolves away (getAgent('.') became GET /agents, the list).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { failure, type Probe, startProbe } from './probe-setup.ts';
+
+const WS = 'probe-ids';
+let p: Probe;
+beforeAll(async () => {
+  p = await startProbe([WS]);
+}, 30_000);
+afterAll(async () => p?.stop());
+
+describe('ids in paths', () => {
+  for (const id of ['a.b', 'a:b', 'x-_.:y', '...', 'a..b', '.a', 'b.']) {
+    it(`agent "${id}": register, get, set state, update, remove`, async () => {
+      const c = p.client(WS);
+      const reg = await c.registerAgent({ id, skills: ['s'] });
+      expect(reg.applied).toBe(true);
+      expect((await c.getAgent(id)).id).toBe(id);
+      const st = await c.setAgentState(id, 'away');
+      expect(st.applied && st.value.id).toBe(id);
+      const up = await c.updateAgent(id, { name: 'n' });
+      expect(up.applied && up.value.id).toBe(id);
+      const rm = await c.removeAgent(id);
+      expect(rm.applied && rm.value.id).toBe(id);
+      const gone = await failure(c.getAgent(id));
+      expect(gone.type).toBe('/problems/agent-not-found');
+    });
+  }
+
+  it('"." and "..": refused by the client, never sent to another route', async () => {
+    const sent: string[] = [];
+    const c = p.client(WS, {
+      fetch: (url, init) => {
+        sent.push(`${init?.method} ${url}`);
+        return fetch(url, init);
+      },
+    });
+    await c.registerAgent({ id: 'other', skills: ['s'] });
+    sent.length = 0;
+    for (const id of ['.', '..']) {
+      // getAgent('.') answered GET /agents (the list) as if it were the agent's document.
+      const got = await c.getAgent(id).then(
+        (a) => a,
+        (e: unknown) => e,
+      );
+      expect(got).toBeInstanceOf(TypeError);
+      for (const call of [
+        c.getContact(id),
+        c.setAgentState(id, 'away'),
+        c.removeAgent(id),
+        c.completeContact(id),
+        c.revokeKey(id),
+      ])
+        expect(
+          await call.then(
+            () => 'sent',
+            (e: unknown) => e,
+          ),
+        ).toBeInstanceOf(TypeError);
+    }
+    expect(sent).toEqual([]);
+  });
+});
