@@ -50,7 +50,10 @@ export interface SubscribeOptions {
     readonly reason: string;
     readonly retryInMs: number | null;
   }) => void;
-  /** A failure: a socket error, a refused handshake, a ticket refused, an exception of `onEvent`. */
+  /**
+   * A failure: a socket error, a refused handshake (a SwitchboardError; in Node with the problem the
+   * server answered), a ticket refused, an exception of `onEvent`; those it tries again after too.
+   */
   readonly onError?: (err: Error) => void;
 }
 
@@ -186,8 +189,11 @@ export function subscribe(
     if (closed) return;
     let url: string;
     let s: SocketLike;
+    let headers: boolean;
     try {
-      const { cls, headers } = await socketClass(client);
+      const found = await socketClass(client);
+      const cls = found.cls;
+      headers = found.headers;
       const byTicket = client.options.key !== undefined && (o.auth === 'ticket' || !headers);
       const q: string[] = [];
       if (o.types?.length) q.push(`type=${o.types.join(',')}`);
@@ -214,7 +220,37 @@ export function subscribe(
     }
     socket = s;
     let refused: number | undefined;
+    /** The refusal's problem+json (what `ws` lets us read of a refused upgrade), when there was one. */
+    let refusal: unknown;
     let failure: Error | undefined;
+    // `ws`: a refused upgrade's answer is read (its problem: type, detail, lastPosition, ...), then
+    // the handshake is dropped, as `ws` does by itself when nobody listens for it. Browsers show a
+    // page nothing of it.
+    const emitter = s as unknown as {
+      on?: (
+        event: 'unexpected-response',
+        listener: (req: unknown, res: NodeJS.ReadableStream & { statusCode?: number }) => void,
+      ) => void;
+    };
+    if (headers && typeof emitter.on === 'function')
+      emitter.on('unexpected-response', (_req, res) => {
+        refused = res.statusCode;
+        let text = '';
+        const done = () => {
+          try {
+            refusal = JSON.parse(text);
+          } catch {
+            refusal = text || undefined;
+          }
+          s.terminate?.();
+        };
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          if (text.length < 65_536) text += chunk;
+        });
+        res.on('end', done);
+        res.on('error', done);
+      });
     // The watchdog: anything heard (the open, an event, a heartbeat) moves `heardAt`; a timer
     // looks at it when the silence could have run out, so a busy feed costs no timer per message.
     let heardAt = Date.now();
@@ -300,7 +336,7 @@ export function subscribe(
       const message = e.message ?? (e.error as Error | undefined)?.message ?? 'WebSocket error';
       // ws: "Unexpected server response: 401" when the handshake is answered with a refusal.
       const m = /Unexpected server response: (\d+)/.exec(message);
-      if (m) refused = Number(m[1]);
+      if (m) refused ??= Number(m[1]);
       const path = url.replace(/^wss?:\/\/[^/]+/, '').replace(/ticket=[^&]+/, 'ticket=…');
       failure =
         refused !== undefined
@@ -308,7 +344,8 @@ export function subscribe(
               status: refused,
               method: 'GET',
               path,
-              detail: `the upgrade was refused: ${message}`,
+              ...(refusal !== undefined ? { body: refusal } : {}),
+              detail: `the upgrade was refused: ${refused}`,
             })
           : new Error(`live feed ${path}: ${message}`);
     };
@@ -322,7 +359,9 @@ export function subscribe(
       if (advertised && (position === undefined || comparePositions(advertised, position) > 0))
         position = advertised;
       const final = refused !== undefined && FINAL_STATUSES.has(refused);
-      const retryInMs = closed ? null : retry(final ? failure : undefined, final);
+      // Every failure is told to onError (a refusal another try may get past, a socket error), not
+      // only the final ones; a close with no failure (the server's 1001, a 1013) is not one.
+      const retryInMs = closed ? null : retry(failure, final);
       o.onClose?.({ code: c.code, reason: c.reason ?? '', retryInMs });
       if (closed) endedResolve();
     };

@@ -1,0 +1,99 @@
+/**
+ * Probe: the live subscription's refusals and failures as a user meets them: a refused upgrade
+ * typed like any other problem (position-ahead with lastPosition, forbidden), and failures after
+ * the first open told to onError (the subscription's documented failure channel).
+ */
+import { type EventEnvelope, SwitchboardError } from 'switchboard/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
+import { startSwitchboard } from '../../src/app/composition-root.ts';
+import { loadConfig } from '../../src/app/config.ts';
+import { freePort } from '../../src/topology/redis-server.ts';
+import { sleep, waitFor } from '../support/wait.ts';
+import { log, type Probe, startProbe } from './probe-setup.ts';
+
+const WS = { ahead: 'probe-live-a', lost: 'probe-live-b', down: 'probe-live-c', agent: 'probe-live-d' };
+let p: Probe;
+beforeAll(async () => {
+  p = await startProbe(Object.values(WS));
+}, 30_000);
+afterAll(async () => p?.stop());
+
+describe('the live subscription', () => {
+  it('an after= past the last event: ready rejects with the typed position-ahead problem and its lastPosition', async () => {
+    const c = p.client(WS.ahead);
+    await c.registerAgent({ id: 'a1', skills: ['s'] });
+    const last = (await c.listEvents()).events.at(-1)!.position;
+    const errors: Error[] = [];
+    const sub = c.subscribe({ after: '99999999999999-0', onError: (e) => errors.push(e) }, () => {});
+    const err = await sub.ready.then(
+      () => undefined,
+      (e: unknown) => e as SwitchboardError,
+    );
+    await sub.ended;
+    expect(err).toBeInstanceOf(SwitchboardError);
+    expect(err).toMatchObject({ status: 409, type: '/problems/position-ahead' });
+    expect(err!.problem?.lastPosition).toBe(last);
+    expect(errors).toHaveLength(1);
+  });
+
+  it("an agent key's feed for another agent: a typed 403 forbidden", async () => {
+    const c = p.client(WS.agent);
+    await c.registerAgent({ id: 'me', skills: ['s'] });
+    const key = (await c.createKey({ role: 'agent', agentId: 'me' })).key;
+    const sub = c.with({ key }).subscribe({ agent: 'someone-else' }, () => {});
+    const err = await sub.ready.then(
+      () => undefined,
+      (e: unknown) => e as SwitchboardError,
+    );
+    expect(err).toMatchObject({ status: 403, type: '/problems/forbidden' });
+  });
+
+  it('a refusal met on a reconnect (position-ahead: the events it had were lost) is told to onError', async () => {
+    const c = p.client(WS.lost);
+    await c.registerAgent({ id: 'l1', skills: ['s'] });
+    const errors: Error[] = [];
+    const got: EventEnvelope[] = [];
+    const sub = c.subscribe({ after: '0-0', onError: (e) => errors.push(e) }, (e) => got.push(e));
+    try {
+      await sub.ready;
+      await waitFor('the registration', () => got.length >= 1);
+      // Redis loses the event stream (a failover to a replica that had not got it), then the socket drops.
+      await p.main.redis.del(workspaceKeys(WS.lost).events);
+      for (const s of p.main.api!.websocketServer.clients) s.terminate();
+      await waitFor('the refusal told to onError', () => errors.length >= 1, { timeoutMs: 5_000 });
+      expect(errors[0]).toBeInstanceOf(SwitchboardError);
+      expect(errors[0]).toMatchObject({ status: 409, type: '/problems/position-ahead' });
+    } finally {
+      sub.close();
+    }
+  });
+
+  it('the socket failures of reconnects while the instance is down are told to onError', async () => {
+    const port = await freePort();
+    const apiEnv = p.env({ ROLES: 'api', PORT: String(port) });
+    let api = await startSwitchboard(loadConfig(apiEnv), log);
+    const c = p.client(WS.down, { url: api.url! });
+    const errors: Error[] = [];
+    const closes: { code: number; retryInMs: number | null }[] = [];
+    const sub = c.subscribe(
+      { onError: (e) => errors.push(e), onClose: (i) => closes.push(i), maxBackoffMs: 300 },
+      () => {},
+    );
+    try {
+      await sub.ready;
+      await api.stop();
+      await waitFor('two reconnects failed', () => closes.length >= 3, { timeoutMs: 5_000 });
+      expect(errors.length).toBeGreaterThanOrEqual(1);
+      expect(errors.map((e) => e.message).join('\n')).toMatch(/ECONNREFUSED/);
+      api = await startSwitchboard(loadConfig(apiEnv), log);
+      await waitFor('open again', async () => {
+        await sleep(50);
+        return closes.length > 0 && sub.reconnects > 0 && p.main !== undefined;
+      });
+    } finally {
+      sub.close();
+      await api.stop();
+    }
+  });
+});
