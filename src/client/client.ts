@@ -413,7 +413,14 @@ export class SwitchboardClient {
   async request<T = unknown>(method: string, path: string, o: SendOptions = {}): Promise<Answer<T>> {
     const a = await this.send(method, path, o);
     if (a.status < 200 || a.status >= 300)
-      throw new SwitchboardError({ status: a.status, method, path, body: a.body, attempts: a.attempts });
+      throw new SwitchboardError({
+        status: a.status,
+        method,
+        path,
+        body: a.body,
+        attempts: a.attempts,
+        idempotencyKey: o.idempotencyKey,
+      });
     return a as Answer<T>;
   }
 
@@ -449,6 +456,7 @@ export class SwitchboardClient {
           path,
           detail: 'aborted',
           attempts: attempt - 1,
+          idempotencyKey: o.idempotencyKey,
         });
       let answer: Answer | undefined;
       let failure: SwitchboardError | undefined;
@@ -465,6 +473,7 @@ export class SwitchboardClient {
             path,
             detail: 'aborted',
             attempts: attempt,
+            idempotencyKey: o.idempotencyKey,
           });
       }
       const status: Failure = answer ? answer.status : failure!.status;
@@ -477,6 +486,7 @@ export class SwitchboardClient {
           path,
           detail: failure!.detail,
           attempts: attempt,
+          idempotencyKey: o.idempotencyKey,
         });
       };
       if (attempt > retries || !retryOn(status)) return lastOf();

@@ -29,6 +29,12 @@ export class SwitchboardError extends Error {
   readonly path: string;
   /** Tries made, the first included. */
   readonly attempts: number;
+  /**
+   * The Idempotency-Key of a command (the one given, or the one the client made for the call):
+   * a command that may have landed (no answer, a timeout, a 503 `not-replicated`) is sent again
+   * safely with `{idempotencyKey: err.idempotencyKey}`, never with a new key.
+   */
+  readonly idempotencyKey: string | undefined;
 
   constructor(init: {
     status: number | 'network' | 'timeout';
@@ -37,6 +43,7 @@ export class SwitchboardError extends Error {
     body?: unknown;
     detail?: string;
     attempts?: number;
+    idempotencyKey?: string | undefined;
   }) {
     const p = asProblem(init.body);
     const detail = p?.detail ?? init.detail ?? (typeof init.body === 'string' ? init.body.slice(0, 200) : '');
@@ -53,6 +60,7 @@ export class SwitchboardError extends Error {
     this.method = init.method;
     this.path = init.path;
     this.attempts = init.attempts ?? 1;
+    this.idempotencyKey = init.idempotencyKey;
   }
 
   /** The problem type's last segment: "agent-not-found" for `/problems/agent-not-found`. */
