@@ -1,11 +1,11 @@
-/** Probe: the README's and docs/API.md's client examples, run as written (a key and URL of a real instance). */
+/** ClientFixture: the README's and docs/API.md's client examples, run as written (a key and URL of a real instance). */
 import { type EventEnvelope, SwitchboardClient, SwitchboardError } from 'switchboard/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Probe, startProbe } from './probe-setup.ts';
+import { type ClientFixture, startClientFixture } from './fixture.ts';
 
-let p: Probe;
+let p: ClientFixture;
 beforeAll(async () => {
-  p = await startProbe(['default']);
+  p = await startClientFixture(['default']);
 }, 30_000);
 afterAll(async () => p?.stop());
 

@@ -1,11 +1,11 @@
-/** Probe: the problem types a client user can meet arrive typed (type, title, status, detail and extra members). */
+/** ClientFixture: the problem types a client user can meet arrive typed (type, title, status, detail and extra members). */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { failure, type Probe, startProbe } from './probe-setup.ts';
+import { type ClientFixture, failure, startClientFixture } from './fixture.ts';
 
-const WS = 'probe-problems';
-let p: Probe;
+const WS = 'client-problems';
+let p: ClientFixture;
 beforeAll(async () => {
-  p = await startProbe([WS], { BODY_LIMIT: '65536' });
+  p = await startClientFixture([WS], { BODY_LIMIT: '65536' });
 }, 30_000);
 afterAll(async () => p?.stop());
 

@@ -1,15 +1,15 @@
 /**
- * Probe: ids with `.`, `:` and the dot segments `.` / `..` in paths. Ids are 1..128 of
+ * ClientFixture: ids with `.`, `:` and the dot segments `.` / `..` in paths. Ids are 1..128 of
  * [A-Za-z0-9._:-], so "." and ".." are valid ids the server registers; in a URL path they are dot
  * segments, which fetch resolves away (getAgent('.') became GET /agents, the list).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { failure, type Probe, startProbe } from './probe-setup.ts';
+import { type ClientFixture, failure, startClientFixture } from './fixture.ts';
 
-const WS = 'probe-ids';
-let p: Probe;
+const WS = 'client-ids';
+let p: ClientFixture;
 beforeAll(async () => {
-  p = await startProbe([WS]);
+  p = await startClientFixture([WS]);
 }, 30_000);
 afterAll(async () => p?.stop());
 

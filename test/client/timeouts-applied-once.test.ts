@@ -1,15 +1,15 @@
 /**
- * Probe: tries cut short by the client's timeout while Redis stalls, and 429s of the rate limit:
+ * ClientFixture: tries cut short by the client's timeout while Redis stalls, and 429s of the rate limit:
  * every call applied once (one ContactQueued per call), its key the same on every try.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sleep } from '../support/wait.ts';
-import { type Probe, startProbe } from './probe-setup.ts';
+import { type ClientFixture, startClientFixture } from './fixture.ts';
 
-const WS = 'probe-timeout';
-let p: Probe;
+const WS = 'client-timeout';
+let p: ClientFixture;
 beforeAll(async () => {
-  p = await startProbe([WS], { RATE_LIMIT: '20', RATE_LIMIT_BURST: '20' });
+  p = await startClientFixture([WS], { RATE_LIMIT: '20', RATE_LIMIT_BURST: '20' });
 }, 30_000);
 afterAll(async () => p?.stop());
 

@@ -1,5 +1,5 @@
 /**
- * Probe: the live subscription's refusals and failures as a user meets them: a refused upgrade
+ * The live subscription's refusals and failures as a user meets them: a refused upgrade
  * typed like any other problem (position-ahead with lastPosition, forbidden), and failures after
  * the first open told to onError (the subscription's documented failure channel).
  */
@@ -10,12 +10,12 @@ import { startSwitchboard } from '../../src/app/composition-root.ts';
 import { loadConfig } from '../../src/app/config.ts';
 import { freePort } from '../../src/topology/redis-server.ts';
 import { sleep, waitFor } from '../support/wait.ts';
-import { log, type Probe, startProbe } from './probe-setup.ts';
+import { type ClientFixture, log, startClientFixture } from './fixture.ts';
 
-const WS = { ahead: 'probe-live-a', lost: 'probe-live-b', down: 'probe-live-c', agent: 'probe-live-d' };
-let p: Probe;
+const WS = { ahead: 'client-live-a', lost: 'client-live-b', down: 'client-live-c', agent: 'client-live-d' };
+let p: ClientFixture;
 beforeAll(async () => {
-  p = await startProbe(Object.values(WS));
+  p = await startClientFixture(Object.values(WS));
 }, 30_000);
 afterAll(async () => p?.stop());
 

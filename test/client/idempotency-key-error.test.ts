@@ -1,17 +1,17 @@
 /**
- * Probe: a command whose tries ran out (503 not-replicated: appended, outcome unknown) must be
+ * ClientFixture: a command whose tries ran out (503 not-replicated: appended, outcome unknown) must be
  * retried by the caller with the same Idempotency-Key (docs/API.md, "Problem types"); the key the
  * client made for the call has to reach the caller for that.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSwitchboard } from '../../src/app/composition-root.ts';
 import { loadConfig } from '../../src/app/config.ts';
-import { failure, log, type Probe, startProbe } from './probe-setup.ts';
+import { type ClientFixture, failure, log, startClientFixture } from './fixture.ts';
 
-const WS = 'probe-retry';
-let p: Probe;
+const WS = 'client-retry';
+let p: ClientFixture;
 beforeAll(async () => {
-  p = await startProbe([WS]);
+  p = await startClientFixture([WS]);
 }, 30_000);
 afterAll(async () => p?.stop());
 

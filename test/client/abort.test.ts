@@ -1,15 +1,15 @@
-/** Probe: an AbortSignal stops a call: nothing sent once it is aborted, no retry after it. */
+/** ClientFixture: an AbortSignal stops a call: nothing sent once it is aborted, no retry after it. */
 import { SwitchboardError } from 'switchboard/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSwitchboard } from '../../src/app/composition-root.ts';
 import { loadConfig } from '../../src/app/config.ts';
 import { sleep } from '../support/wait.ts';
-import { failure, log, type Probe, startProbe } from './probe-setup.ts';
+import { type ClientFixture, failure, log, startClientFixture } from './fixture.ts';
 
-const WS = 'probe-abort';
-let p: Probe;
+const WS = 'client-abort';
+let p: ClientFixture;
 beforeAll(async () => {
-  p = await startProbe([WS]);
+  p = await startClientFixture([WS]);
 }, 30_000);
 afterAll(async () => p?.stop());
 

@@ -1,4 +1,4 @@
-/** Shared start-up of the client probes: a real redis-server and a Switchboard in this process. */
+/** Shared start-up of the client tests: a real redis-server and a Switchboard in this process. */
 import { pino } from 'pino';
 import { SwitchboardClient } from 'switchboard/client';
 import { createApiKey } from '../../src/adapters/redis/api-keys.ts';
@@ -9,7 +9,7 @@ import { startTestRedis, type TestRedis } from '../support/redis.ts';
 
 export const log = pino({ level: 'silent' });
 
-export interface Probe {
+export interface ClientFixture {
   redis: TestRedis;
   main: Running;
   keys: Record<string, string>;
@@ -18,7 +18,10 @@ export interface Probe {
   stop(): Promise<void>;
 }
 
-export async function startProbe(workspaces: string[], more: Record<string, string> = {}): Promise<Probe> {
+export async function startClientFixture(
+  workspaces: string[],
+  more: Record<string, string> = {},
+): Promise<ClientFixture> {
   const redis = await startTestRedis();
   const env = (m: Record<string, string> = {}): NodeJS.ProcessEnv => ({
     ...redis.env,

@@ -1,11 +1,11 @@
-/** Probe: answers of commands that change nothing, and 202s: the result's position is a real position. */
+/** ClientFixture: answers of commands that change nothing, and 202s: the result's position is a real position. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Probe, startProbe } from './probe-setup.ts';
+import { type ClientFixture, startClientFixture } from './fixture.ts';
 
-const WS = 'probe-noop';
-let p: Probe;
+const WS = 'client-noop';
+let p: ClientFixture;
 beforeAll(async () => {
-  p = await startProbe([WS]);
+  p = await startClientFixture([WS]);
 }, 30_000);
 afterAll(async () => p?.stop());
 
