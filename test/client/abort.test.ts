@@ -1,4 +1,4 @@
-/** ClientFixture: an AbortSignal stops a call: nothing sent once it is aborted, no retry after it. */
+/** an AbortSignal stops a call: nothing sent once it is aborted, no retry after it. */
 import { SwitchboardError } from 'switchboard/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSwitchboard } from '../../src/app/composition-root.ts';

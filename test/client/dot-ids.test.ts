@@ -1,5 +1,5 @@
 /**
- * ClientFixture: ids with `.`, `:` and the dot segments `.` / `..` in paths. Ids are 1..128 of
+ * ids with `.`, `:` and the dot segments `.` / `..` in paths. Ids are 1..128 of
  * [A-Za-z0-9._:-], so "." and ".." are valid ids the server registers; in a URL path they are dot
  * segments, which fetch resolves away (getAgent('.') became GET /agents, the list).
  */

@@ -1,4 +1,4 @@
-/** ClientFixture: the README's and docs/API.md's client examples, run as written (a key and URL of a real instance). */
+/** the README's and docs/API.md's client examples, run as written (a key and URL of a real instance). */
 import { type EventEnvelope, SwitchboardClient, SwitchboardError } from 'switchboard/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ClientFixture, startClientFixture } from './fixture.ts';

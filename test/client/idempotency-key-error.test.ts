@@ -1,5 +1,5 @@
 /**
- * ClientFixture: a command whose tries ran out (503 not-replicated: appended, outcome unknown) must be
+ * a command whose tries ran out (503 not-replicated: appended, outcome unknown) must be
  * retried by the caller with the same Idempotency-Key (docs/API.md, "Problem types"); the key the
  * client made for the call has to reach the caller for that.
  */

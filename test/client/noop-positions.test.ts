@@ -1,4 +1,4 @@
-/** ClientFixture: answers of commands that change nothing, and 202s: the result's position is a real position. */
+/** answers of commands that change nothing, and 202s: the result's position is a real position. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ClientFixture, startClientFixture } from './fixture.ts';
 

@@ -1,4 +1,4 @@
-/** ClientFixture: the problem types a client user can meet arrive typed (type, title, status, detail and extra members). */
+/** the problem types a client user can meet arrive typed (type, title, status, detail and extra members). */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ClientFixture, failure, startClientFixture } from './fixture.ts';
 

@@ -1,5 +1,5 @@
 /**
- * ClientFixture: tries cut short by the client's timeout while Redis stalls, and 429s of the rate limit:
+ * tries cut short by the client's timeout while Redis stalls, and 429s of the rate limit:
  * every call applied once (one ContactQueued per call), its key the same on every try.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
