@@ -33,6 +33,7 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { type EventEnvelope, SwitchboardClient } from 'switchboard/client';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -311,6 +312,11 @@ describe('a live feed through the keepalived VIP', () => {
         });
 
         // Move 2: HAProxy lb1 is started again, passes keepalived's check, and lb1 takes the VIP back.
+        // How late this process's timers ran until the feed notices it (the client's watchdog is one
+        // of them): on a loaded machine (a CI run with a browser suite beside it) a timer once ran
+        // 1.2 s late, and the feed's silence was read that much after it passed two heartbeats.
+        const loopDelay = monitorEventLoopDelay({ resolution: 20 });
+        loopDelay.enable();
         const onlyLb2 = await waitFor('the VIP on lb2 only', () => vipWatch.aloneOn('lb2', killedAt), {
           timeoutMs: 5_000,
           everyMs: 20,
@@ -339,6 +345,8 @@ describe('a live feed through the keepalived VIP', () => {
             everyMs: 10,
           },
         );
+        loopDelay.disable();
+        const timersLateMs = Math.round(loopDelay.max / 1e6);
         const resumed2 = await waitFor(
           () => `the feed open again (since move 2: ${JSON.stringify(since(move2))})`,
           () => opens.find((t) => t >= close2.at),
@@ -421,6 +429,7 @@ describe('a live feed through the keepalived VIP', () => {
             killToVipBackOnLb1Ms: move2 - killedAt,
             move2: {
               detectionMs: detection2Ms,
+              timersLateMs,
               reason: close2.reason || `code ${close2.code}`,
               resumedAfterMoveMs: resumed2 - move2,
             },
@@ -437,7 +446,7 @@ describe('a live feed through the keepalived VIP', () => {
         );
         // Within two heartbeat intervals of each move (move 1: the close comes before the VIP moves).
         expect(detection1Ms).toBeLessThanOrEqual(2 * EVERY_MS + SLACK_MS);
-        expect(detection2Ms).toBeLessThanOrEqual(2 * EVERY_MS + SLACK_MS);
+        expect(detection2Ms).toBeLessThanOrEqual(2 * EVERY_MS + SLACK_MS + timersLateMs);
         expect(client.failures, 'requests that failed after their retries').toEqual([]);
         expect(acknowledged.size).toBe(queued);
         // lb2 took the VIP, then went back to BACKUP when lb1 took it back.
