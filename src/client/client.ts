@@ -447,17 +447,18 @@ export class SwitchboardClient {
       Object.keys(o.headers ?? {}).some((h) => h.toLowerCase() === 'idempotency-key');
     const configured = this.options.retryOn ?? defaultRetryOn;
     const retryOn = (s: Failure) => configured(s) && (repeatable || s === 429);
+    const aborted = (attempts: number) =>
+      new SwitchboardError({
+        status: 'network',
+        method,
+        path,
+        detail: 'aborted',
+        attempts,
+        idempotencyKey: o.idempotencyKey,
+      });
     for (let attempt = 1; ; attempt++) {
       // An aborted call sends nothing more: not its first try, not a retry after the wait it cut short.
-      if (o.signal?.aborted)
-        throw new SwitchboardError({
-          status: 'network',
-          method,
-          path,
-          detail: 'aborted',
-          attempts: attempt - 1,
-          idempotencyKey: o.idempotencyKey,
-        });
+      if (o.signal?.aborted) throw aborted(attempt - 1);
       let answer: Answer | undefined;
       let failure: SwitchboardError | undefined;
       const base = this.bases[(attempt - 1) % this.bases.length]!;
@@ -466,15 +467,7 @@ export class SwitchboardClient {
       } catch (err) {
         if (!(err instanceof SwitchboardError)) throw err;
         failure = err;
-        if (o.signal?.aborted)
-          throw new SwitchboardError({
-            status: 'network',
-            method,
-            path,
-            detail: 'aborted',
-            attempts: attempt,
-            idempotencyKey: o.idempotencyKey,
-          });
+        if (o.signal?.aborted) throw aborted(attempt);
       }
       const status: Failure = answer ? answer.status : failure!.status;
       // No more tries: the last answer, or the failure as an error.
