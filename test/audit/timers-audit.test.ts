@@ -12,6 +12,7 @@ import { auditWorkspace } from '../../src/audit/read.ts';
 import { dispatchPending, fireTimers } from '../../src/dispatcher/dispatcher.ts';
 import { projectPending } from '../../src/projections/projector.ts';
 import { suiteRedis } from '../support/redis.ts';
+import { auditCli } from '../support/tamper.ts';
 import { timerNamed, timersLifecycle, timersOf } from '../support/timers.ts';
 
 describe('the auditor on the lifecycle timers', () => {
@@ -48,6 +49,13 @@ describe('the auditor on the lifecycle timers', () => {
     expect(timers.lagP50Ms).toBeGreaterThanOrEqual(20);
     expect(timers.lagMaxMs).toBeGreaterThanOrEqual(timers.lagP99Ms!);
     expect(timers.latest).toMatch(/^timer:[omw]\|/);
+    // As `npm run audit` prints it: a line of its own.
+    const printed = await auditCli(['--workspace', ws, '--redis-url', suite.server.url]);
+    expect(printed.code, printed.stderr).toBe(0);
+    expect(printed.stdout).toMatch(
+      /\n {2}timers {6}3 fired; appended after their due time by \d+ ms \(median\), \d+ ms \(p99\), at most \d+ ms \(timer:[omw]\|/,
+    );
+    expect(printed.stdout).toContain('documents, routing index, counters and timers compared');
     // A clock that fired c5's preference two minutes late.
     const [member] = timerNamed(await timersOf(suite.redis, ws), 'f|c5|');
     const due = Date.now() - 120_000;
