@@ -265,7 +265,7 @@ async function readTimers(redis: RedisClient, key: string): Promise<Map<string, 
  * their due time. One appended before it (a clock running fast) is applied as stale: its timer is
  * lost, not fired, and it accounts for nothing.
  */
-async function firedAfter(redis: RedisClient, key: string, position: string): Promise<Set<string>> {
+export async function firedAfter(redis: RedisClient, key: string, position: string): Promise<Set<string>> {
   const out = new Set<string>();
   for (let from = `(${position}`; ; ) {
     const page = (await readRange(redis, key, from, '+', 5000)) as Entry[];

@@ -19,7 +19,7 @@ import type { ChainBreak } from '../../archive/chain.ts';
 import { LogReader } from '../../archive/log-reader.ts';
 import { before, type LogStream } from '../../archive/segment.ts';
 import type { ArchiveStore } from '../../archive/store.ts';
-import { firedWhenDue } from '../../audit/read.ts';
+import { firedAfter, firedWhenDue } from '../../audit/read.ts';
 import { defaultDispatcherOptions, dispatchStep } from '../../dispatcher/dispatcher.ts';
 import { ensureGroup, projectPending } from '../../projections/projector.ts';
 
@@ -309,16 +309,7 @@ async function compareTimers(
   const live = await readKey(redis, k.timers, 'zset');
   const rebuilt = await readKey(redis, workspaceKeys(shadow).timers, 'zset');
   const checkpoint = (await redis.hget(k.meta, 'applied')) ?? '0-0';
-  const pending = new Set(fired);
-  for (let from = `(${checkpoint}`; ; ) {
-    const page = (await redis.xrange(k.commands, from, '+', 'COUNT', 1000)) as StreamEntry[];
-    for (const e of page) {
-      const id = field(e, 'commandId');
-      if (id?.startsWith(TIMER) && firedWhenDue(e[0], id)) pending.add(id);
-    }
-    if (page.length < 1000) break;
-    from = `(${page[page.length - 1]![0]}`;
-  }
+  const pending = new Set([...fired, ...(await firedAfter(redis, k.commands, checkpoint))]);
   const differs = (member: string, a: string | null, b: string | null) =>
     differ({ kind: 'timer', key: 'timers', member, live: a, rebuilt: b });
   for (const [member, due] of live) {
