@@ -15,6 +15,7 @@ import {
 } from './entries.ts';
 import { type ContactMeta, differences, factData, iso, jsonEqual } from './expected.ts';
 import { IdempotencyKeys, Outcomes } from './ledgers.ts';
+import { bodyWant } from './outcome-body.ts';
 import { ReplayState } from './replay-state.ts';
 import { positionBefore, type Violation, type ViolationKind, Violations } from './violations.ts';
 
@@ -406,8 +407,8 @@ export class Auditor {
     }
     this.keys.check(e);
     if (e.commandId.startsWith('timer:')) this.timerFired(e);
-    const { events, status } = expectedOf(e, this.state, (f) => this.apply(f, e));
-    this.outcomes.check(e, status);
+    const { events, status, command } = expectedOf(e, this.state, (f) => this.apply(f, e));
+    this.outcomes.check(e, status, () => bodyWant(this, e.position, command, events, status));
     return events;
   }
 

@@ -1,4 +1,5 @@
 import { isLeft } from 'fp-ts/lib/Either.js';
+import type { Command } from '../domain/commands.ts';
 import { decide, type Fact } from '../domain/model.ts';
 import { type CommandEntry, decodeCommand, targetOf } from './entries.ts';
 import type { ReplayState } from './replay-state.ts';
@@ -16,13 +17,14 @@ export interface Expected {
 
 /**
  * What one command entry must have produced: the model decides it (`decide`, at its position's
- * milliseconds) and `apply` applies each fact; the events and the outcome status it implies.
+ * milliseconds) and `apply` applies each fact; the events and the outcome status it implies, and
+ * the command decoded (none when the entry is not one this version applies).
  */
 export function expectedOf(
   e: CommandEntry,
   state: ReplayState,
   apply: (f: Fact) => Expected,
-): { events: Expected[]; status: number } {
+): { events: Expected[]; status: number; command?: Command } {
   const d = decodeCommand(e);
   if (d.kind === 'unknown') {
     const detail = `Command type "${e.type}" cannot be applied by this version of Switchboard.`;
@@ -42,10 +44,10 @@ export function expectedOf(
   const decision = decide(state, c, e.at);
   if (isLeft(decision)) {
     const r = decision.left;
-    return { events: [rejected(e, targetOf(c), r.status, r.title, r.detail)], status: r.status };
+    return { events: [rejected(e, targetOf(c), r.status, r.title, r.detail)], status: r.status, command: c };
   }
   const events = decision.right.map(apply);
-  return { events, status: c.type === 'RegisterAgent' || c.type === 'QueueContact' ? 201 : 200 };
+  return { events, status: c.type === 'RegisterAgent' || c.type === 'QueueContact' ? 201 : 200, command: c };
 }
 
 function rejected(

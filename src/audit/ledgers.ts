@@ -1,4 +1,5 @@
 import { type CommandEntry, describe, type Entry, positionMs } from './entries.ts';
+import { type BodyWant, bodyDifference } from './outcome-body.ts';
 import { positionBefore, type Violation, type ViolationKind } from './violations.ts';
 
 type Flag = (kind: ViolationKind, stream: Violation['stream'], position: string, message: string) => void;
@@ -8,6 +9,8 @@ interface Outcome {
   readonly position: string;
   readonly commandId: string;
   readonly status: number;
+  /** The outcome as recorded (`{status, body}`), its body parsed only when its command is met. */
+  readonly text: string;
 }
 
 /**
@@ -15,7 +18,8 @@ interface Outcome {
  * per command it applies, in the same Lua step, so outcomes come in command order. The stream is
  * trimmed from the front, so what is read is a suffix: from its first command on, every command
  * has exactly one outcome, and its status is the model's (201 for a registration or a queued
- * contact, 200 otherwise, the rejection's status for a rejected command).
+ * contact, 200 otherwise, the rejection's status for a rejected command) and its body the answer
+ * the replay gives (src/audit/outcome-body.ts).
  */
 export class Outcomes {
   /** Outcomes read and not yet met by their command, in order, from `head`. */
@@ -31,14 +35,18 @@ export class Outcomes {
       let position = '';
       let commandId = '';
       let status = Number.NaN;
+      let text = '';
       for (let i = 0; i + 1 < fields.length; i += 2) {
         const v = fields[i + 1]!;
         if (fields[i] === 'position') position = v;
         else if (fields[i] === 'commandId') commandId = v;
-        else if (fields[i] === 'outcome') status = statusOf(v);
+        else if (fields[i] === 'outcome') {
+          text = v;
+          status = statusOf(v);
+        }
       }
       this.first ??= position;
-      this.queue.push({ at, position, commandId, status });
+      this.queue.push({ at, position, commandId, status, text });
     }
   }
 
@@ -50,8 +58,8 @@ export class Outcomes {
     this.first = undefined;
   }
 
-  /** The command was replayed with this status. */
-  check(e: CommandEntry, status: number): void {
+  /** The command was replayed with this status; `want` gives the body its outcome must have. */
+  check(e: CommandEntry, status: number, want: () => BodyWant): void {
     // Outcomes before this command belong to no command replayed (or repeat one).
     let o = this.queue[this.head];
     while (o && positionBefore(o.position, e.position)) {
@@ -70,6 +78,10 @@ export class Outcomes {
         );
       else if (o.status !== status)
         this.flag('outcome', 'outcomes', o.at, `${describe(e)}: outcome ${o.status}, the model ${status}`);
+      else {
+        const wrong = bodyDifference(o.text, want());
+        if (wrong !== undefined) this.flag('outcome', 'outcomes', o.at, `${describe(e)}: outcome ${wrong}`);
+      }
     } else if (this.first !== undefined && !positionBefore(e.position, this.first)) {
       this.flag('outcome', 'commands', e.position, `${describe(e)}: no outcome recorded`);
     }

@@ -5,7 +5,7 @@
  * - `missing`: a command with no fact/rejection in the event log, or a fact of it missing;
  * - `duplicate`: a command applied again (a second fact or rejection), or out of order;
  * - `fact`: a fact (or rejection) that differs from what the model decides;
- * - `outcome`: the outcome stream disagrees (none, two, another status, an unknown command);
+ * - `outcome`: the outcome stream disagrees (none, two, another status or body, an unknown command);
  * - `unverifiable`: an AssignmentMade whose basis cannot be re-checked (no or inconsistent basedOn);
  * - `decision`: an AssignmentMade that is not rule 1's decision for the state it was based on;
  * - `assignment`: an impossible assignment (contact not queued: twice, after abandon/complete;
