@@ -8,8 +8,7 @@ interface Outcome {
   readonly at: string;
   readonly position: string;
   readonly commandId: string;
-  readonly status: number;
-  /** The outcome as recorded (`{status, body}`), its body parsed only when its command is met. */
+  /** The outcome as recorded (`{status, body}`), parsed only when its command is met. */
   readonly text: string;
 }
 
@@ -34,19 +33,15 @@ export class Outcomes {
     for (const [at, fields] of entries) {
       let position = '';
       let commandId = '';
-      let status = Number.NaN;
       let text = '';
       for (let i = 0; i + 1 < fields.length; i += 2) {
         const v = fields[i + 1]!;
         if (fields[i] === 'position') position = v;
         else if (fields[i] === 'commandId') commandId = v;
-        else if (fields[i] === 'outcome') {
-          text = v;
-          status = statusOf(v);
-        }
+        else if (fields[i] === 'outcome') text = v;
       }
       this.first ??= position;
-      this.queue.push({ at, position, commandId, status, text });
+      this.queue.push({ at, position, commandId, text });
     }
   }
 
@@ -76,10 +71,14 @@ export class Outcomes {
           o.at,
           `outcome of ${e.position} names command ${o.commandId}, not ${e.commandId}`,
         );
-      else if (o.status !== status)
-        this.flag('outcome', 'outcomes', o.at, `${describe(e)}: outcome ${o.status}, the model ${status}`);
       else {
-        const wrong = bodyDifference(o.text, want());
+        const got = parseOutcome(o.text);
+        const wrong =
+          got === undefined
+            ? 'is not {status, body}'
+            : got.status !== status
+              ? `${String(got.status)}, the model ${status}`
+              : bodyDifference(got.body, want());
         if (wrong !== undefined) this.flag('outcome', 'outcomes', o.at, `${describe(e)}: outcome ${wrong}`);
       }
     } else if (this.first !== undefined && !positionBefore(e.position, this.first)) {
@@ -113,18 +112,12 @@ export class Outcomes {
   }
 }
 
-/**
- * An outcome's status without parsing its body (a whole document): the projector encodes
- * `{status, body}` with its two keys in either order, and a body's own `status` is nested, so a
- * top-level one opens the text or closes it.
- */
-function statusOf(text: string): number {
-  const m = /^\{"status":(\d+),/.exec(text) ?? /,"status":(\d+)\}$/.exec(text);
-  if (m) return Number(m[1]);
+function parseOutcome(text: string): { status: unknown; body: unknown } | undefined {
   try {
-    return Number((JSON.parse(text) as { status?: unknown }).status);
+    const o = JSON.parse(text) as unknown;
+    return typeof o === 'object' && o !== null ? (o as { status: unknown; body: unknown }) : undefined;
   } catch {
-    return Number.NaN;
+    return undefined;
   }
 }
 

@@ -83,14 +83,8 @@ export function bodyWant(
 
 const PROBLEM_TYPE = /^\/problems\/[a-z0-9-]+$/;
 
-/** How an outcome's body (`{status, body}` as recorded) differs from what it must be, if it does. */
-export function bodyDifference(text: string, want: BodyWant): string | undefined {
-  let body: unknown;
-  try {
-    body = (JSON.parse(text) as { body?: unknown }).body;
-  } catch {
-    return 'its outcome is not JSON';
-  }
+/** How an outcome's body differs from what it must be, if it does. */
+export function bodyDifference(body: unknown, want: BodyWant): string | undefined {
   if ('view' in want) {
     if (want.view === undefined) return 'a success, where the replay has no document to answer with';
     return jsonEqual(body, want.view) ? undefined : `body differs: ${differences(body, want.view)}`;
