@@ -250,8 +250,10 @@ export async function readStats(
     readEnded(redis, workspace, now),
   ]);
   const depths = await Promise.all(sets.map((s) => redis.zlexcount(k.skillSetQueues, ...lexRange(s))));
-  const queueBySkills: Record<string, number> = {};
-  const queueByChannel: Record<string, Record<string, number>> = {};
+  // Counted in maps, not objects: skills and channels are the clients' names, and one such as
+  // "constructor", "toString" or "__proto__" would read (and write) Object.prototype's members.
+  const bySkills = new Map<string, number>();
+  const byChannel = new Map<string, Map<string, number>>();
   sets.forEach((s, i) => {
     // Queues are named by their skills on their channel: "voice/Billing,voice/English".
     const channel = s.slice(0, s.indexOf('/'));
@@ -260,11 +262,16 @@ export async function readStats(
       .map((q) => q.slice(q.indexOf('/') + 1))
       .join(',');
     const depth = depths[i] ?? 0;
-    queueBySkills[bare] = (queueBySkills[bare] ?? 0) + depth;
-    const on = queueByChannel[channel] ?? {};
-    on[bare] = depth;
-    queueByChannel[channel] = on;
+    bySkills.set(bare, (bySkills.get(bare) ?? 0) + depth);
+    const on = byChannel.get(channel) ?? new Map<string, number>();
+    on.set(bare, depth);
+    byChannel.set(channel, on);
   });
+  // Object.fromEntries defines each name as an own property, "__proto__" too.
+  const queueBySkills: Record<string, number> = Object.fromEntries(bySkills);
+  const queueByChannel: Record<string, Record<string, number>> = Object.fromEntries(
+    [...byChannel].map(([channel, on]) => [channel, Object.fromEntries(on)]),
+  );
   let longestWaitMs = 0;
   const oldestId = oldest[0] ?? null;
   if (oldestId) {
