@@ -29,15 +29,32 @@ function isPosition(s: string): boolean {
   return BigInt(ms) <= MAX_POSITION_PART && BigInt(seq) <= MAX_POSITION_PART;
 }
 
+/**
+ * A position as Redis writes it, without leading zeros ("007-01" is "7-1"): what every reader
+ * compares, some digit by digit (positionBefore), so a position a client gives is decoded to it.
+ */
+function positionCodec(name: string, valid: (s: string) => boolean): t.Type<string, string, unknown> {
+  return new t.Type<string, string, unknown>(
+    name,
+    (u): u is string => typeof u === 'string' && valid(u),
+    (u, c) => {
+      if (typeof u !== 'string' || !valid(u)) return t.failure(u, c);
+      const [ms = '', seq = ''] = u.split('-');
+      return t.success(`${BigInt(ms)}-${BigInt(seq)}`);
+    },
+    (a) => a,
+  );
+}
+
 // Redis refuses ids past 64 bits: a position it cannot parse must be a 400 here, not a failed read.
 export const Position = withMessage(
-  t.refinement(t.string, isPosition, 'Position'),
+  positionCodec('Position', isPosition),
   `a stream position "<ms>-<seq>" such as "1732200000000-0", each part an integer of at most ${MAX_POSITION_PART}`,
 );
 
 /** A position to read after: nothing can follow the largest id, and Redis refuses to range after it. */
 export const AfterPosition = withMessage(
-  t.refinement(t.string, (s) => isPosition(s) && comparePositions(s, MAX_POSITION) < 0, 'AfterPosition'),
+  positionCodec('AfterPosition', (s) => isPosition(s) && comparePositions(s, MAX_POSITION) < 0),
   `a stream position "<ms>-<seq>" such as "1732200000000-0", each part an integer of at most ${MAX_POSITION_PART}, below ${MAX_POSITION}`,
 );
 
