@@ -1,4 +1,4 @@
-import { type Agent, channelOf, hasRoomOn } from '../domain/model.ts';
+import { type Agent, channelOf, hasRoomOn, onChannel } from '../domain/model.ts';
 import { type Assignment, holdsEvery } from '../domain/routing.ts';
 import type { Auditor } from './auditor.ts';
 import type { Envelope } from './entries.ts';
@@ -18,10 +18,10 @@ export const showPair = (a: Assignment | undefined): string => (a ? `${a.contact
 function noRoom(agent: Agent, channel: string): string {
   if (typeof agent.capacity === 'number')
     return `the agent is at capacity (${agent.activeContacts.length} of ${agent.capacity})`;
-  const cap = agent.capacity[channel];
+  const cap = onChannel(agent.capacity, channel);
   if (cap === undefined)
     return `the agent takes no ${channel} contacts (its capacity is for ${Object.keys(agent.capacity).join(', ')})`;
-  return `the agent is at capacity on ${channel} (${agent.busyOn?.[channel] ?? 0} of ${cap})`;
+  return `the agent is at capacity on ${channel} (${onChannel(agent.busyOn, channel) ?? 0} of ${cap})`;
 }
 
 /** Rule 1 for the state reached: every command up to `basedOn` and every earlier assignment. */

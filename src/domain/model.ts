@@ -335,11 +335,20 @@ function atWork(a: Availability): boolean {
   return a.presence === 'available' && a.wrapUp === undefined;
 }
 
+/**
+ * A per-channel figure of an agent (capacity, contacts held, available-since): the object's own
+ * entry only. Channels are clients' names, and a plain object answers `constructor` (a channel
+ * name like any other) from Object.prototype.
+ */
+export function onChannel<T>(by: Readonly<Record<string, T>> | undefined, channel: string): T | undefined {
+  return by !== undefined && Object.hasOwn(by, channel) ? by[channel] : undefined;
+}
+
 /** Whether an agent has room for a contact on `channel` (one number: room on any channel). */
 export function hasRoomOn(a: Availability, channel: string): boolean {
   if (typeof a.capacity === 'number') return a.activeContacts.length < a.capacity;
-  const cap = a.capacity[channel];
-  return cap !== undefined && (a.busyOn?.[channel] ?? 0) < cap;
+  const cap = onChannel(a.capacity, channel);
+  return cap !== undefined && (onChannel(a.busyOn, channel) ?? 0) < cap;
 }
 
 function hasRoom(a: Availability): boolean {
@@ -364,7 +373,7 @@ export function canTakeOn(a: Availability, channel: string): boolean {
 /** An agent's place in the LAA order for contacts of `channel`, or undefined when it takes none now. */
 export function sinceOn(a: Agent, channel: string): number | undefined {
   if (typeof a.capacity === 'number') return canTakeWork(a) ? (a.availableSince ?? undefined) : undefined;
-  return a.channelSince?.[channel];
+  return onChannel(a.channelSince, channel);
 }
 
 export function agentState(a: Availability & Pick<Agent, 'offers'>): AgentStateName {
@@ -414,7 +423,7 @@ export function busyOnOf(ws: Workspace, contactIds: readonly string[]): ChannelC
   for (const id of contactIds) {
     const c = ws.contacts.get(id);
     const ch = c ? channelOf(c) : DEFAULT_CHANNEL;
-    out[ch] = (out[ch] ?? 0) + 1;
+    out[ch] = (onChannel(out, ch) ?? 0) + 1;
   }
   return out;
 }
@@ -423,7 +432,7 @@ export function busyOnOf(ws: Workspace, contactIds: readonly string[]): ChannelC
 function busyAfter(a: Agent, channel: string, by: number): Pick<Agent, 'busyOn'> {
   if (typeof a.capacity === 'number') return {};
   const out: Record<string, number> = { ...a.busyOn };
-  const n = (out[channel] ?? 0) + by;
+  const n = (onChannel(out, channel) ?? 0) + by;
   if (n > 0) out[channel] = n;
   else delete out[channel];
   return { busyOn: out };
