@@ -83,7 +83,8 @@ export async function listAgents(
     const a = publicDocument<AgentDocument>(text);
     if (!a) return;
     if (f.state && a.state !== f.state) return;
-    if (f.skill && !a.skills.includes(f.skill)) return;
+    // A skill held at a level above 1 is shown as {name, level}: held all the same.
+    if (f.skill && !a.skills.some((s) => (typeof s === 'string' ? s : s.name) === f.skill)) return;
     out.push(a);
   };
   if (f.state === 'available' && f.skill) {
