@@ -123,10 +123,12 @@ export async function queryRoutes(app: FastifyInstance): Promise<void> {
     const ws = workspaceOf(req.params);
     const q = decodeOr400(AgentListQuery, req.query, 'query');
     await awaitPosition(ws, q.minPosition);
+    const byAvailability = q.state === 'available' && q.skill !== undefined;
     const agents = await listAgents(redis, ws, {
       ...(q.state !== undefined ? { state: q.state } : {}),
       ...(q.skill !== undefined ? { skill: q.skill } : {}),
       limit: q.limit ? Number(q.limit) : 1000,
+      ...(byAvailability ? { channels: (await readSettings(redis, ws)).channels } : {}),
     });
     return { agents };
   });

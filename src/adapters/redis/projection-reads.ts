@@ -66,6 +66,8 @@ export interface AgentFilter {
   readonly state?: string;
   readonly skill?: string;
   readonly limit: number;
+  /** The workspace's channels: agents with a capacity per channel are available on each of them. */
+  readonly channels?: readonly string[];
 }
 
 /**
@@ -89,7 +91,9 @@ export async function listAgents(
   };
   if (f.state === 'available' && f.skill) {
     // The availability order is the LAA order.
-    const ids = (await readAvailability(redis, workspace, f.skill, f.limit)).map((a) => a.agentId);
+    const ids = (await readAvailability(redis, workspace, f.skill, f.limit, f.channels)).map(
+      (a) => a.agentId,
+    );
     for (const text of await agentsByIds(redis, k.agents, ids)) take(text);
     return out.slice(0, f.limit);
   }
@@ -121,19 +125,30 @@ export async function readAvailability(
   workspace: string,
   skill: string,
   limit = 1_000_000,
+  channels: readonly string[] = [],
 ): Promise<{ agentId: string; since: number }[]> {
   const k = workspaceKeys(workspace);
-  const heads = await redis.zrangebylex(k.poolHeads, ...lexRange(skill));
-  const pools = heads.map((m) => m.slice(m.indexOf(' ') + 1));
+  // Agents with one capacity are in the skill's pools; those with a capacity per channel in the
+  // pools of each channel they have room on ("chat/Sales").
+  const heads = (
+    await Promise.all(
+      [skill, ...channels.map((ch) => `${ch}/${skill}`)].map((s) =>
+        redis.zrangebylex(k.poolHeads, ...lexRange(s)),
+      ),
+    )
+  ).flat();
+  const pools = [...new Set(heads.map((m) => m.slice(m.indexOf(' ') + 1)))];
   const members = await Promise.all(
     pools.map((p) => redis.zrangebylex(k.pools, ...lexRange(p), 'LIMIT', 0, limit)),
   );
   // Pool keys sort as routing takes agents (available-since; under least-occupied, share in use first).
   const byte = (x: string, y: string) => (x < y ? -1 : x > y ? 1 : 0);
+  const seen = new Set<string>();
   return members
     .flat()
     .map(poolMember)
     .sort((a, b) => byte(a.key, b.key) || byte(a.agentId, b.agentId))
+    .filter((m) => !seen.has(m.agentId) && seen.add(m.agentId) !== undefined)
     .slice(0, limit)
     .map(({ agentId, since }) => ({ agentId, since }));
 }
