@@ -271,6 +271,11 @@ function isAttributes(u: unknown): boolean {
       if (!isWellFormed(value)) return false;
       continue;
     }
+    // 1e309 parses as Infinity, which JSON writes as null: a value the client never sent.
+    if (typeof value === 'number') {
+      if (!Number.isFinite(value)) return false;
+      continue;
+    }
     if (typeof value !== 'object' || value === null) continue;
     if (depth > MAX_ATTRIBUTES_DEPTH) return false;
     for (const [key, child] of Object.entries(value)) {
@@ -283,7 +288,7 @@ function isAttributes(u: unknown): boolean {
 
 export const Attributes = withMessage(
   t.refinement(t.UnknownRecord, isAttributes, 'Attributes'),
-  `a JSON object of at most 16 KiB, nested at most ${MAX_ATTRIBUTES_DEPTH} levels, with well-formed Unicode strings`,
+  `a JSON object of at most 16 KiB, nested at most ${MAX_ATTRIBUTES_DEPTH} levels, with well-formed Unicode strings and numbers a double holds`,
 );
 
 /** Byte order, the order Redis uses for members and the Lua steps assume. */

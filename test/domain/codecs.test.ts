@@ -167,7 +167,7 @@ describe('request bodies', () => {
     expect(errors.map(fieldOf).sort()).toEqual(['attributes', 'priority', 'skills']);
     expect(errors.find((e) => fieldOf(e) === 'priority')?.message).toBe('an integer from 0 to 9');
     expect(errors.find((e) => fieldOf(e) === 'attributes')?.message).toBe(
-      'a JSON object of at most 16 KiB, nested at most 32 levels, with well-formed Unicode strings',
+      'a JSON object of at most 16 KiB, nested at most 32 levels, with well-formed Unicode strings and numbers a double holds',
     );
   });
 
