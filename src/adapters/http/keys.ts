@@ -26,6 +26,18 @@ const KeyParams = t.type({
   ),
 });
 
+/** These routes read no query, and only POST /keys a body: anything else is named in a 400. */
+const NoQuery = strict({}, {}, 'NoQuery');
+function noBody(body: unknown): void {
+  if (body === undefined || body === null) return;
+  if (typeof body === 'object' && !Array.isArray(body) && Object.keys(body).length === 0) return;
+  throw new ProblemError(
+    problem(400, 'invalid-request', 'Invalid request', 'This route takes no body; send none (or {}).', {
+      errors: [{ path: '(body)', message: 'must be empty' }],
+    }),
+  );
+}
+
 /**
  * The workspace's API keys (admins only: src/adapters/http/auth.ts) and the one-time tickets that
  * let a browser open the live feed. A key's secret is in the answer of its creation, and nowhere else.
@@ -35,6 +47,7 @@ export async function keyRoutes(app: FastifyInstance): Promise<void> {
 
   app.post('/keys', async (req, reply) => {
     const ws = workspaceOf(req.params);
+    decodeOr400(NoQuery, req.query, 'query');
     const body = decodeOr400(NewKeyBody, req.body ?? {}, 'body');
     if (body.role === 'agent' && body.agentId === undefined)
       throw new ProblemError(
@@ -63,10 +76,16 @@ export async function keyRoutes(app: FastifyInstance): Promise<void> {
       .send({ ...info, key });
   });
 
-  app.get('/keys', async (req) => ({ keys: await listApiKeys(redis, workspaceOf(req.params)) }));
+  app.get('/keys', async (req) => {
+    const ws = workspaceOf(req.params);
+    decodeOr400(NoQuery, req.query, 'query');
+    return { keys: await listApiKeys(redis, ws) };
+  });
 
   app.delete('/keys/:keyId', async (req) => {
     const { ws, keyId } = decodeOr400(KeyParams, req.params, 'path');
+    decodeOr400(NoQuery, req.query, 'query');
+    noBody(req.body);
     const revoked = await revokeApiKey(redis, ws, keyId);
     if (!revoked)
       throw new ProblemError(
@@ -80,6 +99,7 @@ export async function keyRoutes(app: FastifyInstance): Promise<void> {
   // for an agent key, the agent it acts for. With authentication off, the anonymous admin.
   app.get('/keys/me', async (req) => {
     const ws = workspaceOf(req.params);
+    decodeOr400(NoQuery, req.query, 'query');
     const p = req.principal;
     if (!p) return { keyId: 'anonymous', workspace: ws, role: 'admin' };
     return {
@@ -93,6 +113,8 @@ export async function keyRoutes(app: FastifyInstance): Promise<void> {
   // A ticket carries the caller's key: its role and agent, in this workspace, for 30 s and one use.
   app.post('/ws-tickets', async (req, reply) => {
     const ws = workspaceOf(req.params);
+    decodeOr400(NoQuery, req.query, 'query');
+    noBody(req.body);
     const p = req.principal;
     const issued = await issueWsTicket(
       redis,
