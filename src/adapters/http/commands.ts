@@ -15,6 +15,7 @@ import {
   UpdateAgentBody,
 } from '../../domain/commands.ts';
 import { DEFAULT_PREFERRED_FOR_MS, DEFAULT_SETTINGS } from '../../domain/model.ts';
+import { strict } from '../../domain/strict.ts';
 import { DEFAULT_CHANNEL } from '../../domain/values.ts';
 import { waitForReplicas } from '../redis/client.ts';
 import {
@@ -155,7 +156,12 @@ const queueBody: BodyDecoder<t.TypeOf<typeof QueueContactBody>> = (body) =>
     ),
   );
 
-/** The path parameters first (a bad path is the one answered), then the body; `make` makes the command. */
+const NoQuery = strict({}, {}, 'NoQuery');
+
+/**
+ * The path parameters first (a bad path is the one answered), then the query (none), then the
+ * body; `make` makes the command.
+ */
 function decodeRequest<P extends { readonly ws: string }, B>(
   req: FastifyRequest,
   params: t.Type<P, unknown, unknown>,
@@ -164,6 +170,9 @@ function decodeRequest<P extends { readonly ws: string }, B>(
 ): E.Either<CommandFailure, CommandRequest> {
   const p = decodeOrProblem(params, req.params, 'path');
   if (E.isLeft(p)) return E.left(invalidRequest(p.left));
+  // A command is all in its path and body: a field given as a query parameter is not read.
+  const q = decodeOrProblem(NoQuery, req.query, 'query');
+  if (E.isLeft(q)) return E.left(invalidRequest(q.left));
   const b = body(req.body);
   if (E.isLeft(b)) return E.left(invalidRequest(b.left));
   return E.right({ ws: p.right.ws, command: make(p.right, b.right) });
