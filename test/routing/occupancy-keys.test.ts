@@ -71,6 +71,28 @@ describe('least-occupied: an agent holding more than its capacity', () => {
     });
   }
 
+  // The share leads the pool key, and the dispatcher reads the agent back from the pool heads.
+  for (const skills of [['s'], ['s', 't']])
+    it(`an agent with a share of 10 is found when it is the only one eligible (${skills.join(', ')})`, async () => {
+      const { ws, at } = await workspace();
+      const queueOf = (id: string, channel: string) =>
+        ({ type: 'QueueContact', contactId: id, skills, priority: 0, channel }) as Command;
+      await at([
+        plainSettings({ channels: ['chat', 'voice'], agentSelection: 'least-occupied' }),
+        { type: 'RegisterAgent', agentId: 'X', skills, capacity: 10 } as Command,
+        { type: 'ChangeAgentState', agentId: 'X', state: 'available' } as Command,
+        ...Array.from({ length: 10 }, (_, i) => queueOf(`x${i}`, 'chat')),
+      ]);
+      expect(await dispatchPending(suite.redis, ws)).toBe(10);
+      await at([
+        { type: 'UpdateAgent', agentId: 'X', capacity: { voice: 1 } } as Command,
+        queueOf('v', 'voice'),
+      ]);
+      expect(await dispatchPending(suite.redis, ws)).toBe(1);
+      expect(await assignedPairs(suite.redis, ws)).toContain('v->X');
+      expect((await auditWorkspace(suite.redis, ws, { idle: true })).violations).toEqual([]);
+    });
+
   it('a member written before wide shares had their own form leaves its pool when the share changes', async () => {
     const { ws, at } = await workspace();
     const k = workspaceKeys(ws);

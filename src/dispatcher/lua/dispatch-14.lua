@@ -92,9 +92,11 @@ local no_heads
 -- and its agent selection.
 local channels, aging, strategy
 
--- The pool-heads member's "<since>|<agent>" (the order of agents: LAA first, ties by id).
+-- The pool-heads member's "<key>|<agent>" (the order of agents: LAA first, ties by id). The key is
+-- the available-since, after the share in use under least-occupied: ":<12 digits>" for a share of
+-- 10 or more (routing.lua `seat_key`).
 local function head_tail(m)
-  return string.match(m, '^[^|]*|(%d+|[^ ]*) ')
+  return string.match(m, '^[^|]*|(:?%d+|[^ ]*) ')
 end
 
 -- What `holds` looks for, made once per lookup: each skill of `skills` but `under` (the members
