@@ -548,6 +548,110 @@ const policyArb = (first: Selection): fc.Arbitrary<Scenario> =>
       ),
   );
 
+/**
+ * Extremes: priorities 0 and 9 under the narrowest and widest aging weights, agents of capacity 10
+ * filled by bursts of chat contacts and then given less room than they hold (under least-occupied,
+ * shares in use of 10 and more), besides the policy family's actions.
+ */
+const PAIR = ['a', 'b'] as const;
+const extremeQueueArb = fc.record({
+  kind: fc.constant('queue' as const),
+  reuse: fc.constant(null),
+  skills: requirementsArb(PAIR, 1, 1),
+  priority: fc.constantFrom(0, 0, 9, 9, 4),
+  channel: fc.constantFrom('chat', 'chat', 'chat', 'voice'),
+});
+const extremeCapacityArb: fc.Arbitrary<Capacity> = fc.constantFrom<Capacity>(
+  1,
+  10,
+  12,
+  { chat: 10, voice: 1 },
+  { chat: 12 },
+  { voice: 1 },
+  { chat: 1, voice: 1 },
+);
+const extremeSettingsArb = policySettingsArb.map((st) => ({
+  ...st,
+  priorityWeightMs: st.priorityWeightMs === undefined ? undefined : st.priorityWeightMs < 20 ? 1 : 3_600_000,
+  channels: ['chat', 'email', 'voice'],
+}));
+const extremesArb = (first: Selection): fc.Arbitrary<Scenario> =>
+  fc.integer({ min: 1, max: 4 }).chain((n) =>
+    fc.record({
+      agents: fc
+        .tuple(
+          // The first serves every contact of the bursts.
+          fc.record({
+            skills: fc.constant<string[]>(['a', 'a#2', 'a#3', 'b', 'b#2', 'b#3']),
+            capacity: fc.constantFrom<Capacity>(10, 12, { chat: 10, voice: 1 }),
+          }),
+          fc.array(fc.record({ skills: leveledAgentSkillsArb(PAIR, 1, 2), capacity: extremeCapacityArb }), {
+            minLength: n - 1,
+            maxLength: n - 1,
+          }),
+        )
+        .map(([a, others]) => [a, ...others]),
+      actions: fc
+        .tuple(
+          extremeSettingsArb.map((st) => ({ ...st, agentSelection: first })),
+          fc.array(
+            fc.oneof(
+              { weight: 2, arbitrary: channelActionArb(n).map((a) => [a]) },
+              { weight: 4, arbitrary: extremeQueueArb.map((a) => [a]) },
+              { weight: 2, arbitrary: fc.array(extremeQueueArb, { minLength: 10, maxLength: 16 }) },
+              {
+                weight: 3,
+                arbitrary: fc
+                  .record({
+                    kind: fc.constant('update' as const),
+                    agent: fc.oneof(fc.constant(0), agentArb(n)),
+                    capacity: extremeCapacityArb,
+                  })
+                  .map((a) => [a]),
+              },
+              {
+                // The first agent filled, then left room on voice only: its share in use passes 10.
+                weight: 1,
+                arbitrary: fc.integer({ min: 10, max: 13 }).map((k): Action[] => [
+                  ...Array.from(
+                    { length: k },
+                    (): Action => ({
+                      kind: 'queue',
+                      reuse: null,
+                      skills: ['a'],
+                      priority: 9,
+                      channel: 'chat',
+                    }),
+                  ),
+                  { kind: 'update', agent: 0, capacity: { voice: 1 } },
+                  { kind: 'queue', reuse: null, skills: ['a'], priority: 0, channel: 'voice' },
+                ]),
+              },
+              { weight: 1, arbitrary: extremeSettingsArb.map((a) => [a]) },
+              {
+                weight: 1,
+                arbitrary: fc
+                  .record({
+                    kind: fc.constant('state' as const),
+                    agent: fc.nat({ max: n - 1 }),
+                    state: fc.constant('away' as const),
+                  })
+                  .map((a) => [a]),
+              },
+            ),
+            { minLength: 20, maxLength: 50 },
+          ),
+        )
+        .map(([settings, later]): Action[] => [
+          settings,
+          ...Array.from({ length: n }, (_, agent): Action => ({ kind: 'state', agent, state: 'available' })),
+          ...later.flat(),
+        ]),
+      pacing: pacingArb,
+      alphabet: fc.constant(SMALL),
+    }),
+  );
+
 /** A hundred agents or more over several skill sets, under load. */
 const largeArb: fc.Arbitrary<Scenario> = fc.integer({ min: 100, max: 130 }).chain((n) =>
   fc.record({
@@ -684,6 +788,8 @@ describe('Redis routing agrees with the model and the oracle', () => {
   const factsSeen = new Map<string, number>();
   const channelStats = { perChannelAssignments: 0, undeclared: 0 };
   const policyStats = { aged: 0, bySelection: {} as Record<string, number> };
+  /** Extremes: decisions for a contact of priority 0 or 9, and for an agent holding 10 times its capacity or more. */
+  const extremeStats = { extremePriority: 0, wideShare: 0 };
 
   let raceClient: RedisClient;
 
@@ -770,6 +876,10 @@ describe('Redis routing agrees with the model and the oracle', () => {
           if (typeof model.agents.get(e.data.agentId as string)?.capacity === 'object')
             channelStats.perChannelAssignments++;
           if (model.contacts.get(e.data.contactId as string)?.key !== undefined) policyStats.aged++;
+          const p = model.contacts.get(e.data.contactId as string)?.priority;
+          if (p === 0 || p === 9) extremeStats.extremePriority++;
+          const taker = model.agents.get(e.data.agentId as string);
+          if (taker && occupancy(taker) >= 100_000_000) extremeStats.wideShare++;
           const sel = model.settings.agentSelection ?? 'longest-available';
           policyStats.bySelection[sel] = (policyStats.bySelection[sel] ?? 0) + 1;
           model = evolve(model, {
@@ -1085,6 +1195,20 @@ describe('Redis routing agrees with the model and the oracle', () => {
         expect(policyStats.bySelection[sel] ?? 0, sel).toBeGreaterThan(policyRuns / 8);
     },
     timeoutMs(240_000),
+  );
+
+  const extremeRuns = runsOf('EXTREME_RUNS', 12, 6);
+  it(
+    `${extremeRuns} scenarios of extremes: priorities 0 and 9, the narrowest and widest aging weights, capacities lowered below what agents hold`,
+    async () => {
+      for (const first of SELECTIONS)
+        await fc.assert(
+          fc.asyncProperty(extremesArb(first), runScenario),
+          familyRun('EXTREME', Math.ceil(extremeRuns / SELECTIONS.length)),
+        );
+      console.log(JSON.stringify({ extremes: extremeStats }));
+    },
+    timeoutMs(120_000),
   );
 
   const lifecycleRuns = runsOf('LIFECYCLE_RUNS', 40, 10);
