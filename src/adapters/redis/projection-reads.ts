@@ -90,12 +90,16 @@ export async function listAgents(
     out.push(a);
   };
   if (f.state === 'available' && f.skill) {
-    // The availability order is the LAA order.
-    const ids = (await readAvailability(redis, workspace, f.skill, f.limit, f.channels)).map(
-      (a) => a.agentId,
-    );
-    for (const text of await agentsByIds(redis, k.agents, ids)) take(text);
-    return out.slice(0, f.limit);
+    // The availability order is the LAA order. It holds `reserved` agents too (an offer out, room
+    // left), which the state leaves out: read further until `limit` are found or none are left.
+    for (let read = f.limit; ; read *= 2) {
+      const ids = (await readAvailability(redis, workspace, f.skill, read, f.channels)).map(
+        (a) => a.agentId,
+      );
+      out.length = 0;
+      for (const text of await agentsByIds(redis, k.agents, ids)) take(text);
+      if (out.length >= f.limit || ids.length < read) return out.slice(0, f.limit);
+    }
   }
   // By id: the documents are parsed in that order, only until `limit` of them match (10,000 agents
   // parsed to answer the first 100 held the event loop for tens of ms).
