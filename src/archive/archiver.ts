@@ -133,6 +133,21 @@ export class Archiver {
     if (checkpoint === null) return 0;
     const entries = await this.dueEntries(key, tip ? `(${tip.last}` : '-', checkpoint, nowMs);
     if (entries.length === 0) return 0;
+    // Another archiver (this one paused, or its lease lapsed mid-step) may have archived past the
+    // tip and trimmed since the mark was read: then these entries are what its trim left, and a
+    // segment of them would be a second one of the same index under another name (its first
+    // entry). The mark is read again after the entries: unmoved, they were read before any such
+    // trim, so a segment of the same index written meanwhile has the same name and the store
+    // refuses this one.
+    const markNow = parseAnchor(await this.redis.hget(k.archive, stream));
+    if (markNow && markNow.index > (tip?.index ?? -1)) {
+      this.tips.delete(`${workspace}/${stream}`);
+      this.log.info(
+        { workspace, stream, mark: markNow.index },
+        'another archiver archived this stream further; reading the archive again',
+      );
+      return 0;
+    }
 
     const seg = encodeSegment({
       workspace,

@@ -1,0 +1,100 @@
+/**
+ * An archiver that stops between reading the archive's mark and reading the entries to archive (a
+ * process paused, SIGSTOP, or one whose lease lapsed mid-step) while another archiver writes the
+ * next segment and trims the stream: when it goes on, it must not write a second segment of the
+ * same index (from what is left of the trimmed stream, under another name, so the store's
+ * no-replace rule does not stop it). The archive stays one chain and the log reads whole.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
+import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
+import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
+import { Archiver } from '../../src/archive/archiver.ts';
+import { parseAnchor } from '../../src/archive/chain.ts';
+import { readLogAfter } from '../../src/archive/log-reader.ts';
+import { parseRetention, type Retention } from '../../src/archive/retention.ts';
+import { parseSegmentName } from '../../src/archive/segment.ts';
+import { DiskArchive } from '../../src/archive/store.ts';
+import { auditWorkspace } from '../../src/audit/read.ts';
+import { writeLog } from '../../src/cli/bench/audit-log.ts';
+import { suiteRedis } from '../support/redis.ts';
+
+const log = pino({ level: 'silent' });
+
+/** `redis` whose next TIME waits for `gate`: the archiver's step reads it after the mark, before the entries. */
+function pausedAtTime(redis: RedisClient, gate: Promise<void>, reached: () => void): RedisClient {
+  let paused = false;
+  return new Proxy(redis, {
+    get(target, prop) {
+      if (prop === 'time' && !paused) {
+        paused = true;
+        return async () => {
+          reached();
+          await gate;
+          return target.time();
+        };
+      }
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
+describe('an archiver that goes on after another archived past it', () => {
+  const suite = suiteRedis();
+  const dirs: string[] = [];
+  afterAll(async () => {
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+
+  it('writes no second segment of the same index: one chain, every entry once', async () => {
+    const ws = `stale-archiver-${Date.now().toString(36)}`;
+    const k = workspaceKeys(ws);
+    await writeLog(suite.redis, ws, { events: 450, agents: 10, seed: 7 });
+    const commands = (await suite.redis.xrange(k.commands, '-', '+')) as StreamEntry[];
+    expect(commands.length).toBeGreaterThan(300);
+    const dir = await mkdtemp(path.join(tmpdir(), 'sb-stale-archiver-'));
+    dirs.push(dir);
+    const store = new DiskArchive(dir);
+    const opts = { retention: parseRetention('10') as Retention, segmentEntries: 100, everyMs: 50 };
+
+    const a = new Archiver(suite.redis, store, log, opts);
+    expect(await a.step(ws, 'commands')).toBe(100);
+
+    // B reads the archive's end (segment 0) and the mark, then stops.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    let reached!: () => void;
+    const atPause = new Promise<void>((r) => {
+      reached = r;
+    });
+    const b = new Archiver(pausedAtTime(suite.redis, gate, reached), store, log, opts);
+    const late = b.step(ws, 'commands').then(
+      (n) => n,
+      (err: Error) => err,
+    );
+    await atPause;
+    // Meanwhile A archives segment 1 and trims the stream past it.
+    expect(await a.step(ws, 'commands')).toBe(100);
+    expect(parseAnchor(await suite.redis.hget(k.archive, 'commands'))).toMatchObject({ index: 1 });
+    release();
+    expect(await late, 'the late step archives nothing').toBe(0);
+
+    const indexes = (await store.list(ws, 'commands')).map((n) => parseSegmentName(n)?.index);
+    expect(indexes, 'one segment per index').toEqual([0, 1]);
+
+    // A finishes the work: the log reads every command once, in order, and the chain is whole.
+    await a.drain(ws);
+    const read: StreamEntry[] = [];
+    for await (const page of readLogAfter(suite.redis, store, ws, 'commands', '0-0')) read.push(...page);
+    expect(read).toEqual(commands);
+    const audit = await auditWorkspace(suite.redis, ws, { archive: store });
+    expect(audit.violations).toEqual([]);
+  }, 30_000);
+});
