@@ -125,7 +125,22 @@ export class Archiver {
     const tip = await this.tip(workspace, stream);
     const anchor = parseAnchor(await this.redis.hget(k.archive, stream));
     this.check(workspace, stream, tip, anchor);
-    if (tip && (!anchor || anchor.index < tip.index)) await this.trim(workspace, stream, tip);
+    if (tip && (!anchor || anchor.index < tip.index)) {
+      // Trimmed only up to the mark, so the tip's entries are still in the stream, its last one
+      // too; unless Redis lost them (back without its data, or from an older copy): the archive
+      // is then ahead of Redis, and chaining what Redis holds now onto it would make one log of
+      // two histories.
+      if ((await this.redis.xrange(key, tip.last, tip.last)).length === 0) {
+        const markNow = parseAnchor(await this.redis.hget(k.archive, stream));
+        this.tips.delete(`${workspace}/${stream}`);
+        // Another archiver trimmed past it meanwhile: read the archive again.
+        if (markNow && markNow.index >= tip.index) return 0;
+        throw new ArchiveMismatchError(
+          `the ${stream} archive of ${workspace} in ${this.store.where} ends at segment ${tip.index} (last ${tip.last}), which Redis was never marked as trimmed for, and its last entry is not in Redis: Redis lost entries the archive holds (restarted without its data, or from an older copy), or this is another workspace's archive. Nothing more is archived for it until one of them is restored (or the archive moved aside)`,
+        );
+      }
+      await this.trim(workspace, stream, tip);
+    }
 
     const now = await this.redis.time();
     const nowMs = Number(now[0]) * 1000 + Math.floor(Number(now[1]) / 1000);
