@@ -117,6 +117,11 @@ export function connectRedis(target: RedisTarget, options: RedisOptions = {}): R
       enableAutoPipelining: false,
       scaleReads: 'master',
       slotsRefreshTimeout: 2000,
+      // The slot map read again every few seconds, not only on MOVED or a connection error: a
+      // master that stops answering without closing its connections (a frozen or cut-off host)
+      // gives neither, and its slots' commands would time out (503) long after its replica took
+      // them over.
+      slotsRefreshInterval: 3000,
       retryDelayOnFailover: 200,
       retryDelayOnClusterDown: 300,
       retryDelayOnTryAgain: 200,
