@@ -122,8 +122,15 @@ export class Archiver {
   async step(workspace: string, stream: LogStream): Promise<number> {
     const k = workspaceKeys(workspace);
     const key = k[stream];
-    const tip = await this.tip(workspace, stream);
+    const known = this.tips.has(`${workspace}/${stream}`);
+    let tip = await this.tip(workspace, stream);
     const anchor = parseAnchor(await this.redis.hget(k.archive, stream));
+    // A mark past the tip this archiver kept: another archiver went on meanwhile (this one paused,
+    // or its lease lapsed unnoticed). The archive is listed again before it is judged.
+    if (known && anchor && anchor.index > (tip?.index ?? -1)) {
+      this.tips.delete(`${workspace}/${stream}`);
+      tip = await this.tip(workspace, stream);
+    }
     this.check(workspace, stream, tip, anchor);
     if (tip && (!anchor || anchor.index < tip.index)) {
       // Trimmed only up to the mark, so the tip's entries are still in the stream, its last one

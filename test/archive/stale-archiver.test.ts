@@ -3,7 +3,9 @@
  * process paused, SIGSTOP, or one whose lease lapsed mid-step) while another archiver writes the
  * next segment and trims the stream: when it goes on, it must not write a second segment of the
  * same index (from what is left of the trimmed stream, under another name, so the store's
- * no-replace rule does not stop it). The archive stays one chain and the log reads whole.
+ * no-replace rule does not stop it). The archive stays one chain and the log reads whole. And one
+ * that goes on after another archived past the tip it kept lists the archive again, rather than
+ * refuse it as another workspace's.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -94,6 +96,26 @@ describe('an archiver that goes on after another archived past it', () => {
     const read: StreamEntry[] = [];
     for await (const page of readLogAfter(suite.redis, store, ws, 'commands', '0-0')) read.push(...page);
     expect(read).toEqual(commands);
+    const audit = await auditWorkspace(suite.redis, ws, { archive: store });
+    expect(audit.violations).toEqual([]);
+  }, 30_000);
+
+  it('takes a mark past what it knew of the archive for news, not for a foreign archive', async () => {
+    const ws = `stale-tip-${Date.now().toString(36)}`;
+    await writeLog(suite.redis, ws, { events: 450, agents: 10, seed: 8 });
+    const dir = await mkdtemp(path.join(tmpdir(), 'sb-stale-archiver-'));
+    dirs.push(dir);
+    const store = new DiskArchive(dir);
+    const opts = { retention: parseRetention('10') as Retention, segmentEntries: 100, everyMs: 50 };
+    const a = new Archiver(suite.redis, store, log, opts);
+    const b = new Archiver(suite.redis, store, log, opts);
+    // B archives segment 0 and knows the archive ends there; A (the lease moved) goes on past it.
+    expect(await b.step(ws, 'commands')).toBe(100);
+    expect(await a.step(ws, 'commands')).toBe(100);
+    // B, going on before it heard its lease was lost, reads the archive again: no refusal.
+    expect(await b.step(ws, 'commands')).toBe(100);
+    const indexes = (await store.list(ws, 'commands')).map((n) => parseSegmentName(n)?.index);
+    expect(indexes).toEqual([0, 1, 2]);
     const audit = await auditWorkspace(suite.redis, ws, { archive: store });
     expect(audit.violations).toEqual([]);
   }, 30_000);
