@@ -4,8 +4,8 @@
  * masters + 3 replicas, cluster-node-timeout 2000) promotes its replica within seconds; the
  * Switchboard processes (an API, a projector, a dispatcher; DURABILITY=local, as the promoted
  * replica has no replica of its own while the old master is frozen) must find the new master by
- * themselves: a command on the workspace answers 201 again, and the live feed (open on the API
- * before the freeze) carries its event. Without a periodic read of the slot map the clients never
+ * themselves: a command on the workspace answers 201 again, the live feed (open on the API
+ * before the freeze) carries its event, and a contact queued then is assigned. Without a periodic read of the slot map the clients never
  * heard of the failover (no MOVED, no connection error) and every command of the workspace
  * answered 503 for as long as the old master stayed frozen.
  */
@@ -40,7 +40,7 @@ describe('the Redis master of a workspace frozen (SIGSTOP), its replica promoted
     await cluster?.stop();
   }, 60_000);
 
-  it('serves the workspace again from the promoted replica, commands and live feed', async () => {
+  it('serves the workspace again from the promoted replica: commands, live feed and routing', async () => {
     cluster = await startRedisCluster({});
     const role = async (port: number) =>
       (
@@ -120,6 +120,22 @@ describe('the Redis master of a workspace frozen (SIGSTOP), its replica promoted
     expect(answer, `answers after the promotion: ${answers.join(' ')}\n${api!.logText()}`).toBe(201);
     await waitFor('the live feed to carry its event', () => seen.includes('after'), { timeoutMs: 5_000 });
     socket.close();
+    // Routing resumes too: the dispatcher's blocking connection moved with the others.
+    const send = (path: string, body: unknown, key: string) =>
+      fetch(`${base}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'idempotency-key': key },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(8_000),
+      }).then((r) => r.status);
+    expect(await send('/agents/after/state', { state: 'available' }, 'available-after')).toBe(200);
+    expect(await send('/contacts', { id: 'c-after', skills: ['English'] }, 'queue-c-after')).toBe(201);
+    await waitFor(
+      'the contact queued after the promotion to be assigned',
+      async () =>
+        ((await (await fetch(`${base}/contacts/c-after`)).json()) as { state?: string }).state === 'assigned',
+      { timeoutMs: 10_000, everyMs: 100 },
+    );
     console.log(
       JSON.stringify({ suite: 'redis-master-frozen', recoveredMs: Date.now() - promotedAt, answers }),
     );
