@@ -239,7 +239,7 @@ export class SwitchboardClient {
       serviceLevelMs?: number;
       source?: 'log';
     },
-    o: { signal?: AbortSignal } = {},
+    o?: QueryOptions,
   ): Promise<StatsIntervals> {
     return this.query('/stats/intervals', o, {
       from: isoTime(range.from),

@@ -12,7 +12,7 @@ import {
   talliesOfHash,
 } from '../../domain/intervals.ts';
 import { strict } from '../../domain/strict.ts';
-import { MAX_POSITION_PART, withMessage } from '../../domain/values.ts';
+import { MAX_POSITION_PART, Position, withMessage } from '../../domain/values.ts';
 import {
   type EventHistory,
   entryType,
@@ -23,6 +23,7 @@ import {
 import { workspaceKeys } from '../redis/keys.ts';
 import { DEFAULT_SERVICE_LEVEL_MS } from '../redis/projection-reads.ts';
 import type { RedisClient } from '../redis/scripts.ts';
+import { positionWaiter } from './min-position.ts';
 import { workspaceOf } from './params.ts';
 import { decodeOr400, ProblemError, problem } from './problem.ts';
 
@@ -67,6 +68,7 @@ const IntervalsQuery = strict(
       t.literal('log'),
       '"log" (computed from the log even when the live projection covers the range)',
     ),
+    minPosition: Position,
   },
   'IntervalsQuery',
 );
@@ -79,6 +81,7 @@ const IntervalsQuery = strict(
  */
 export async function intervalRoutes(app: FastifyInstance): Promise<void> {
   const history = app.deps.history ?? streamHistory(app.deps.redis);
+  const awaitPosition = positionWaiter(app);
   app.get('/stats/intervals', async (req) => {
     const ws = workspaceOf(req.params);
     const q = decodeOr400(IntervalsQuery, req.query, 'query');
@@ -98,9 +101,11 @@ export async function intervalRoutes(app: FastifyInstance): Promise<void> {
       );
     const serviceLevelMs =
       q.serviceLevelMs !== undefined ? Number(q.serviceLevelMs) : DEFAULT_SERVICE_LEVEL_MS;
+    await awaitPosition(ws, q.minPosition);
     const head = { from: new Date(intervalStart(from)).toISOString(), to: q.to };
     if (q.source !== 'log') {
-      const live = await fromLive(app.deps.redis, ws, from, to, serviceLevelMs);
+      // With minPosition, the live figures only when they hold every event so far (else the log's).
+      const live = await fromLive(app.deps.redis, ws, from, to, serviceLevelMs, q.minPosition !== undefined);
       if (live) return { ...head, intervals: live.intervals, source: 'live', position: live.position };
     }
     return { ...head, intervals: await fromLog(history, ws, from, to, serviceLevelMs), source: 'log' };
@@ -115,7 +120,8 @@ const msOf = (position: string): number => Number(position.slice(0, position.ind
  * range: they were counted with this threshold and are still kept, every event before `to` is in
  * them (the checkpoint is at or past `to`, or at the log's last event) and none at or after `to`
  * is (`to` is an interval bound, or the checkpoint is before it). A range reaching past now is
- * answered while the projection is at most LIVE_LAG_MS behind: current up to `position`.
+ * answered while the projection is at most LIVE_LAG_MS behind: current up to `position`, unless
+ * `exactOnly` (a query with minPosition: its own writes must be in the figures).
  */
 async function fromLive(
   redis: RedisClient,
@@ -123,6 +129,7 @@ async function fromLive(
   from: number,
   to: number,
   serviceLevelMs: number,
+  exactOnly = false,
 ): Promise<{ intervals: Interval[]; position: string } | undefined> {
   const k = workspaceKeys(ws);
   const starts: number[] = [];
@@ -143,7 +150,7 @@ async function fromLive(
   if (!checkpoint || !last || Number(threshold) !== serviceLevelMs) return undefined;
   const at = msOf(checkpoint);
   const exact = (at >= to || checkpoint === last) && (to % INTERVAL_MS === 0 || at < to);
-  const current = to > now && msOf(last) - at <= LIVE_LAG_MS;
+  const current = !exactOnly && to > now && msOf(last) - at <= LIVE_LAG_MS;
   if (!exact && !current) return undefined;
   const tallies = new Map<number, IntervalTallies>();
   starts.forEach((s, i) => {

@@ -540,6 +540,7 @@ export const openapi = withOperationIds({
               description: 'log: computed from the log even when the live projection covers the range',
             },
           },
+          minPosition,
         ],
         responses: {
           '200': {
@@ -571,7 +572,7 @@ export const openapi = withOperationIds({
               },
             }),
           },
-          ...problems(400, 401, 403, 503),
+          ...problems(400, 401, 403, 409, 503),
           '422': { description: 'range-too-large: more than 2,000,000 events in the range' },
         },
       },
@@ -620,6 +621,7 @@ export const openapi = withOperationIds({
               description: `an event position (GET /events, the live feed); between two events: the earlier. ${position.description}`,
             },
           },
+          minPosition,
         ],
         responses: {
           '200': {

@@ -3,15 +3,16 @@ import * as t from 'io-ts';
 import { EVENT_TYPES } from '../../domain/events.ts';
 import { DEFAULT_SETTINGS, type Settings } from '../../domain/model.ts';
 import { strict } from '../../domain/strict.ts';
-import { AfterPosition, comparePositions, Position, Skill, withMessage } from '../../domain/values.ts';
+import { AfterPosition, Position, Skill, withMessage } from '../../domain/values.ts';
 import { AgentStateName } from '../../domain/views.ts';
 import { readEvents, streamHistory } from '../redis/event-log.ts';
 import { workspaceKeys } from '../redis/keys.ts';
-import { appliedPosition, listAgents, readAgent, readContact, readStats } from '../redis/projection-reads.ts';
+import { listAgents, readAgent, readContact, readStats } from '../redis/projection-reads.ts';
 import { queuePlace } from '../redis/routing-index.ts';
 import type { RedisClient } from '../redis/scripts.ts';
+import { positionWaiter } from './min-position.ts';
 import { idParams, MinPositionQuery, workspaceOf } from './params.ts';
-import { decodeOr400, ProblemError, positionAhead, problem } from './problem.ts';
+import { decodeOr400, ProblemError, problem } from './problem.ts';
 
 const IntString = (name: string, min: number, max: number) =>
   withMessage(
@@ -76,36 +77,10 @@ export async function readSettings(redis: RedisClient, ws: string): Promise<Sett
 
 /** Queries read the projections; `minPosition` makes them wait (bounded) for a client's own writes. */
 export async function queryRoutes(app: FastifyInstance): Promise<void> {
-  const { redis, tails, config } = app.deps;
+  const { redis } = app.deps;
   const history = app.deps.history ?? streamHistory(redis);
 
-  async function awaitPosition(ws: string, minPosition: string | undefined): Promise<void> {
-    if (minPosition === undefined) return;
-    if (comparePositions(await appliedPosition(redis, ws), minPosition) >= 0) return;
-    // A position after the command stream's last entry names no command yet (a command's position
-    // is answered once it is appended): no wait would reach it, so it is refused at once.
-    const last = (await redis.xrevrange(workspaceKeys(ws).commands, '+', '-', 'COUNT', 1))[0]?.[0] ?? null;
-    if (comparePositions(minPosition, last ?? '0-0') > 0)
-      throw new ProblemError(
-        positionAhead(
-          `minPosition ${minPosition} is after the last command of workspace "${ws}" (${last ?? 'none yet'}): pass the position a command's answer gave.`,
-          last,
-        ),
-      );
-    const tail = await tails.get(ws);
-    const reached = tail.waitPosition(minPosition, config.queryTimeoutMs);
-    // Re-read after subscribing: the projector may have passed it in between.
-    if (comparePositions(await appliedPosition(redis, ws), minPosition) >= 0) return;
-    if (await reached) return;
-    throw new ProblemError(
-      problem(
-        503,
-        'position-not-reached',
-        'Projections behind',
-        `The projections have not applied ${minPosition} within ${config.queryTimeoutMs} ms; retry shortly.`,
-      ),
-    );
-  }
+  const awaitPosition = positionWaiter(app);
 
   app.get('/agents/:id', async (req) => {
     const { ws, id } = idParams(req.params);

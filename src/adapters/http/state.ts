@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { strict } from '../../domain/strict.ts';
 import { Position } from '../../domain/values.ts';
+import { positionWaiter } from './min-position.ts';
 import { workspaceOf } from './params.ts';
 import { decodeOr400, ProblemError, positionAhead } from './problem.ts';
 
@@ -42,14 +43,16 @@ export type StateAt = (
   at: string,
 ) => Promise<{ readonly state: StateAtAnswer } | { readonly ahead: string | null }>;
 
-const StateQuery = strict({ at: Position }, {}, 'StateQuery');
+const StateQuery = strict({ at: Position }, { minPosition: Position }, 'StateQuery');
 
 export async function stateRoutes(app: FastifyInstance): Promise<void> {
   const stateAt = app.deps.stateAt;
   if (!stateAt) return;
+  const awaitPosition = positionWaiter(app);
   app.get('/state', async (req) => {
     const ws = workspaceOf(req.params);
-    const { at } = decodeOr400(StateQuery, req.query, 'query');
+    const { at, minPosition } = decodeOr400(StateQuery, req.query, 'query');
+    await awaitPosition(ws, minPosition);
     const r = await stateAt(ws, at);
     if ('state' in r) return r.state;
     throw new ProblemError(
