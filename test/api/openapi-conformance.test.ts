@@ -6,7 +6,8 @@
  * missing documents, a conflict, no upgrade). Each answer's status must be one the document lists
  * for that operation, its media type the listed one, and its body valid against the listed schema
  * (problem+json against Problem, its `type` one the document names). Every operation is answered
- * at least once with a success.
+ * at least once with a success. Every query taking minPosition is asked for a position after the
+ * last command, whose 409 must be documented too.
  */
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { FastifyInstance } from 'fastify';
@@ -240,6 +241,31 @@ describe('the OpenAPI document against real answers', () => {
       ]),
     );
   }, 30_000);
+
+  it('every query taking minPosition documents the 409 a position after the last command answers', async () => {
+    const ahead = '99999999999999-0';
+    const from = new Date(Date.now() - 3_600_000).toISOString();
+    const concrete: Record<string, string> = {
+      '/v1/workspaces/{ws}/agents/{id}': at('/agents/a1'),
+      '/v1/workspaces/{ws}/contacts/{id}': at('/contacts/c1'),
+      '/v1/workspaces/{ws}/state': at('/state?at=0-0'),
+      '/v1/workspaces/{ws}/stats/intervals': at(
+        `/stats/intervals?from=${from}&to=${new Date().toISOString()}`,
+      ),
+    };
+    const taking = Object.entries(doc.paths).filter(([, item]) =>
+      (item.get as { parameters?: { name: string }[] } | undefined)?.parameters?.some(
+        (p) => p.name === 'minPosition',
+      ),
+    );
+    expect(taking.length).toBeGreaterThanOrEqual(8);
+    for (const [template] of taking) {
+      const base = concrete[template] ?? template.replace('{ws}', WS);
+      const r = await call('get', `${base}${base.includes('?') ? '&' : '?'}minPosition=${ahead}`);
+      expect(r.status, template).toBe(409);
+      expect((r.body as { type: string }).type).toBe('/problems/position-ahead');
+    }
+  });
 
   it('every operation under a workspace documents the 401 and 403 its key check answers', () => {
     const missing: string[] = [];

@@ -409,7 +409,7 @@ export const openapi = withOperationIds({
             description: 'agents',
             content: json({ type: 'object', properties: { agents: { type: 'array', items: ref('Agent') } } }),
           },
-          ...problems(400, 401, 403, 503),
+          ...problems(400, 401, 403, 409, 503),
         },
       },
     },
@@ -420,7 +420,7 @@ export const openapi = withOperationIds({
         parameters: [minPosition],
         responses: {
           '200': { description: 'agent', content: json(ref('Agent')) },
-          ...problems(400, 401, 403, 404, 503),
+          ...problems(400, 401, 403, 404, 409, 503),
         },
       },
       patch: command('Change an agent', ref('UpdateAgent'), 'Agent', 200),
@@ -441,7 +441,7 @@ export const openapi = withOperationIds({
         parameters: [minPosition],
         responses: {
           '200': { description: 'contact', content: json(ref('Contact')) },
-          ...problems(400, 401, 403, 404, 503),
+          ...problems(400, 401, 403, 404, 409, 503),
         },
       },
     },
@@ -492,7 +492,7 @@ export const openapi = withOperationIds({
         parameters: [minPosition],
         responses: {
           '200': { description: 'settings', content: json(ref('Settings')) },
-          ...problems(400, 401, 403, 503),
+          ...problems(400, 401, 403, 409, 503),
         },
       },
       put: command(
@@ -510,7 +510,7 @@ export const openapi = withOperationIds({
         parameters: [minPosition, serviceLevelMs],
         responses: {
           '200': { description: 'stats', content: json(ref('Stats')) },
-          ...problems(400, 401, 403, 503),
+          ...problems(400, 401, 403, 409, 503),
         },
       },
     },
@@ -602,7 +602,7 @@ export const openapi = withOperationIds({
               },
             }),
           },
-          ...problems(400, 401, 403, 503),
+          ...problems(400, 401, 403, 409, 503),
         },
       },
     },
