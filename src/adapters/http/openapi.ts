@@ -1115,14 +1115,20 @@ export const openapi = withOperationIds({
           data: {
             type: 'object',
             description:
-              'by type (docs/API.md, "Events"): AssignmentMade {contactId, agentId, skills, priority, queuedAt, assignedAt, waitedMs, offer?: {id, expiresAt}}; ' +
+              'by type (docs/API.md, "Events"): AgentRegistered, AgentUpdated: the agent; AgentStateChanged {agentId, from, to, presence, availableSince}; AgentRemoved {agentId}; ' +
+              'ContactQueued: the contact; ContactCompleted {contactId, agentId, completedAt, handledMs}; CommandRejected {commandId, command, target, status, title, detail}; ' +
+              'AssignmentMade {contactId, agentId, skills, channel, priority, queuedAt, assignedAt, waitedMs, offer?: {id, expiresAt}}; ' +
               'AssignmentAccepted {contactId, agentId, acceptedAt}; AssignmentRejected {contactId, agentId, rejectedAt, reason: rejected|presence|removed}; ' +
               'AssignmentExpired {contactId, agentId, expiredAt}; WrapUpStarted {agentId, wrapUp, until}; WrapUpEnded {agentId, wrapUp, early, endedAt}; ' +
               'ContactAbandoned {contactId, abandonedAt, waitedMs, agentId?}; ContactExpired {contactId, expiredAt, waitedMs, agentId?}; ContactTransferred {contactId, fromAgentId, skills, priority, transferredAt}; ' +
               'ContactStepped {contactId, step, skills, priority, steppedAt}; PreferenceEnded {contactId, endedAt}; ' +
               'SettingsChanged: the settings; ContactsForgotten {contactIds, before}',
           },
-          meta: { type: 'object' },
+          meta: {
+            type: 'object',
+            description:
+              'commandId?, idempotencyKey?, causationId?, basedOn? (AssignmentMade), requestId?, keyId?, role?',
+          },
         },
       },
       Problem: {
