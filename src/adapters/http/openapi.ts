@@ -401,7 +401,11 @@ export const openapi = withOperationIds({
             schema: { enum: agentStates },
           },
           { name: 'skill', in: 'query', schema: { type: 'string' } },
-          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 10000 } },
+          {
+            name: 'limit',
+            in: 'query',
+            schema: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 },
+          },
           minPosition,
         ],
         responses: {
@@ -583,7 +587,11 @@ export const openapi = withOperationIds({
         summary: 'Page the event history in order',
         parameters: [
           after,
-          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000 } },
+          {
+            name: 'limit',
+            in: 'query',
+            schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+          },
           {
             name: 'type',
             in: 'query',
