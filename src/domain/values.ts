@@ -249,8 +249,22 @@ export function isWellFormed(s: string): boolean {
   return !LONE_SURROGATE.test(s);
 }
 
+const MAX_NAME_CHARS = 200;
+
+/**
+ * 1..200 characters, counted as code points (as JSON Schema's maxLength in the OpenAPI document
+ * counts them): an emoji or a CJK extension character is one, though two UTF-16 units.
+ */
+function isNameLength(s: string): boolean {
+  if (s.length <= MAX_NAME_CHARS) return s.length >= 1;
+  if (s.length > 2 * MAX_NAME_CHARS) return false;
+  let chars = 0;
+  for (const _ of s) chars++;
+  return chars <= MAX_NAME_CHARS;
+}
+
 export const Name = withMessage(
-  t.refinement(t.string, (s) => s.length >= 1 && s.length <= 200 && isWellFormed(s), 'Name'),
+  t.refinement(t.string, (s) => isNameLength(s) && isWellFormed(s), 'Name'),
   'a string of 1..200 characters of well-formed Unicode',
 );
 

@@ -118,6 +118,14 @@ describe('value codecs', () => {
     expect(Attributes.decode({ a: [{ b: ['ok', '\udbff'] }] })._tag).toBe('Left');
   });
 
+  it('a name is 1..200 characters (code points, as the OpenAPI maxLength counts them), not UTF-16 units', () => {
+    // 200 emoji are 400 UTF-16 units: still 200 characters.
+    expect(decoded(Name, '😀'.repeat(200))).toBe('😀'.repeat(200));
+    expect(decoded(Name, `${'𠀀'.repeat(199)}a`)).toHaveLength(399);
+    for (const bad of ['', '😀'.repeat(201), 'a'.repeat(201)])
+      expect(Name.decode(bad)._tag, `${bad.length} units`).toBe('Left');
+  });
+
   it('positions order by milliseconds, then sequence, beyond 2^53', () => {
     expect(Position.decode('1732200000000-0')._tag).toBe('Right');
     expect(Position.decode('1732200000000')._tag).toBe('Left');
