@@ -206,6 +206,13 @@ describe('the OpenAPI document against real answers', () => {
     expect((await call('get', at('/agents'), { key: null })).status).toBe(401);
     expect((await call('post', at('/contacts'), { body: { skills: 5 } })).status).toBe(400);
     expect((await call('get', at('/stats?serviceLevelMs=0'))).status).toBe(400);
+    for (const [method, path] of [
+      ['get', '/keys?x=1'],
+      ['get', '/keys/me?x=1'],
+      ['post', '/ws-tickets?x=1'],
+      ['delete', '/agents/a1?x=1'],
+    ] as const)
+      expect((await call(method, at(path))).status, path).toBe(400);
     // Open routes, the pages and the docs.
     for (const path of Object.keys(doc.paths).filter((p) => !p.startsWith('/v1/'))) {
       const r = await call('get', path, { key: null });
