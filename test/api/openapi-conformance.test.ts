@@ -274,16 +274,21 @@ describe('the OpenAPI document against real answers', () => {
     }
   });
 
-  it('every operation under a workspace documents the 401 and 403 its key check answers', () => {
+  it('every operation under a workspace documents the 401 and 403 its key check answers, and the edge refusals', () => {
     const missing: string[] = [];
     for (const [path, item] of Object.entries(doc.paths)) {
       if (!path.startsWith('/v1/workspaces/{ws}')) continue;
       for (const [method, op] of Object.entries(item)) {
         if (method === 'parameters') continue;
-        for (const status of ['401', '403'])
+        // The key check; a target too long, past the rate limit, headers too large (every route).
+        for (const status of ['401', '403', '414', '429', '431'])
           if (!op.responses[status]) missing.push(`${method} ${path} ${status}`);
       }
     }
+    // The live feed's refusals before the upgrade (docs/API.md): after= past the last event, the
+    // key's WebSockets (429 too-many-websockets), the instance's (503 too-many-connections).
+    const live = doc.paths['/v1/workspaces/{ws}/events/live']!.get!.responses;
+    for (const status of ['409', '429', '503']) if (!live[status]) missing.push(`live ${status}`);
     expect(missing).toEqual([]);
   });
 });

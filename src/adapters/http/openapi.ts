@@ -378,795 +378,851 @@ const settings = {
   },
 };
 
-export const openapi = withOperationIds({
-  openapi: '3.1.0',
-  info: {
-    title: 'Switchboard',
-    version: '1',
-    description: 'Contact-center router: see docs/API.md',
-    license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
-  },
-  // Relative: the server that serves this document (Swagger UI at /docs tries requests there).
-  servers: [{ url: '/', description: 'the Switchboard serving this document' }],
-  paths: {
-    '/v1/workspaces/{ws}/agents': {
-      parameters: [wsParam],
-      post: command('Register an agent', ref('RegisterAgent'), 'Agent', 201),
-      get: {
-        summary: 'List agents',
-        parameters: [
-          {
-            name: 'state',
-            in: 'query',
-            schema: { enum: agentStates },
-          },
-          { name: 'skill', in: 'query', schema: { type: 'string' } },
-          {
-            name: 'limit',
-            in: 'query',
-            schema: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 },
-          },
-          minPosition,
-        ],
-        responses: {
-          '200': {
-            description: 'agents',
-            content: json({ type: 'object', properties: { agents: { type: 'array', items: ref('Agent') } } }),
-          },
-          ...problems(400, 401, 403, 409, 503),
-        },
-      },
+/**
+ * Every route under /v1/workspaces/{ws} also answers the edge's refusals (EDGE_PROBLEMS: a target
+ * too long, past the rate limit, headers too large), whatever its own answers.
+ */
+function withEdgeProblems<T extends { readonly paths: object }>(doc: T): T {
+  const paths = Object.fromEntries(
+    Object.entries(doc.paths).map(([path, item]) => [
+      path,
+      !path.startsWith('/v1/')
+        ? item
+        : Object.fromEntries(
+            Object.entries(item as Record<string, { responses?: object }>).map(([method, op]) =>
+              METHODS.includes(method)
+                ? [method, { ...op, responses: { ...op.responses, ...EDGE_PROBLEMS } }]
+                : [method, op],
+            ),
+          ),
+    ]),
+  );
+  return { ...doc, paths };
+}
+
+export const openapi = withEdgeProblems(
+  withOperationIds({
+    openapi: '3.1.0',
+    info: {
+      title: 'Switchboard',
+      version: '1',
+      description: 'Contact-center router: see docs/API.md',
+      license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
     },
-    '/v1/workspaces/{ws}/agents/{id}': {
-      parameters: [wsParam, idParam],
-      get: {
-        summary: 'An agent',
-        parameters: [minPosition],
-        responses: {
-          '200': { description: 'agent', content: json(ref('Agent')) },
-          ...problems(400, 401, 403, 404, 409, 503),
-        },
-      },
-      patch: command('Change an agent', ref('UpdateAgent'), 'Agent', 200),
-      delete: command('Remove an agent', undefined, 'Removed', 200),
-    },
-    '/v1/workspaces/{ws}/agents/{id}/state': {
-      parameters: [wsParam, idParam],
-      post: command('Set an agent available, away or offline', ref('AgentState'), 'Agent', 200),
-    },
-    '/v1/workspaces/{ws}/contacts': {
-      parameters: [wsParam],
-      post: command('Queue a contact', ref('QueueContact'), 'Contact', 201),
-    },
-    '/v1/workspaces/{ws}/contacts/{id}': {
-      parameters: [wsParam, idParam],
-      get: {
-        summary: 'A contact',
-        parameters: [minPosition],
-        responses: {
-          '200': { description: 'contact', content: json(ref('Contact')) },
-          ...problems(400, 401, 403, 404, 409, 503),
-        },
-      },
-    },
-    '/v1/workspaces/{ws}/contacts/{id}/abandon': {
-      parameters: [wsParam, idParam],
-      post: command('The customer left', undefined, 'Contact', 200),
-    },
-    '/v1/workspaces/{ws}/contacts/{id}/complete': {
-      parameters: [wsParam, idParam],
-      post: command(
-        'The agent finished; it wraps up for its wrap-up time, if any',
-        undefined,
-        'Contact',
-        200,
-      ),
-    },
-    '/v1/workspaces/{ws}/contacts/{id}/transfer': {
-      parameters: [wsParam, idParam],
-      post: command(
-        'An assigned contact goes back to the queue with new skills (and priority), keeping its arrival for ordering; the agent wraps up (409 contact-not-assigned)',
-        ref('Transfer'),
-        'Contact',
-        200,
-      ),
-    },
-    '/v1/workspaces/{ws}/contacts/{id}/accept': {
-      parameters: [wsParam, idParam],
-      post: command(
-        'The agent offered the contact takes it (409 contact-not-offered, 409 offer-not-yours)',
-        ref('OfferAnswer'),
-        'Contact',
-        200,
-      ),
-    },
-    '/v1/workspaces/{ws}/contacts/{id}/reject': {
-      parameters: [wsParam, idParam],
-      post: command(
-        'The agent offered the contact declines it: back to the queue at its place, never offered to that agent again',
-        ref('OfferAnswer'),
-        'Contact',
-        200,
-      ),
-    },
-    '/v1/workspaces/{ws}/settings': {
-      parameters: [wsParam],
-      get: {
-        summary: 'The workspace settings (defaults when never set)',
-        parameters: [minPosition],
-        responses: {
-          '200': { description: 'settings', content: json(ref('Settings')) },
-          ...problems(400, 401, 403, 409, 503),
-        },
-      },
-      put: command(
-        'Replace the workspace settings (a field left out takes its default)',
-        ref('SettingsBody'),
-        'SettingsApplied',
-        200,
-      ),
-    },
-    '/v1/workspaces/{ws}/stats': {
-      parameters: [wsParam],
-      get: {
-        summary:
-          'Queue depth, longest wait, agents per state, counters; the last 5 minutes: service level, mean wait, per queue',
-        parameters: [minPosition, serviceLevelMs],
-        responses: {
-          '200': { description: 'stats', content: json(ref('Stats')) },
-          ...problems(400, 401, 403, 409, 503),
-        },
-      },
-    },
-    '/v1/workspaces/{ws}/stats/intervals': {
-      parameters: [wsParam],
-      get: {
-        summary:
-          'The event log in 15-minute intervals: queued, first decisions, abandons, expiries, completions, mean wait, service level, mean handle time; per queue too',
-        parameters: [
-          { name: 'from', in: 'query', required: true, schema: { type: 'string', format: 'date-time' } },
-          {
-            name: 'to',
-            in: 'query',
-            required: true,
-            schema: {
-              type: 'string',
-              format: 'date-time',
-              description: 'after from, at most 24 hours later',
+    // Relative: the server that serves this document (Swagger UI at /docs tries requests there).
+    servers: [{ url: '/', description: 'the Switchboard serving this document' }],
+    paths: {
+      '/v1/workspaces/{ws}/agents': {
+        parameters: [wsParam],
+        post: command('Register an agent', ref('RegisterAgent'), 'Agent', 201),
+        get: {
+          summary: 'List agents',
+          parameters: [
+            {
+              name: 'state',
+              in: 'query',
+              schema: { enum: agentStates },
             },
-          },
-          serviceLevelMs,
-          {
-            name: 'source',
-            in: 'query',
-            schema: {
-              enum: ['log'],
-              description: 'log: computed from the log even when the live projection covers the range',
+            { name: 'skill', in: 'query', schema: { type: 'string' } },
+            {
+              name: 'limit',
+              in: 'query',
+              schema: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 },
             },
+            minPosition,
+          ],
+          responses: {
+            '200': {
+              description: 'agents',
+              content: json({
+                type: 'object',
+                properties: { agents: { type: 'array', items: ref('Agent') } },
+              }),
+            },
+            ...problems(400, 401, 403, 409, 503),
           },
-          minPosition,
-        ],
-        responses: {
-          '200': {
-            description:
-              '{from, to, intervals: [{from, to, queued, assigned, ..., queues}], source: "live" | "log", position?}: source live (the live interval projection; position: the last event its figures include) or log (read from the log for this request)',
-            content: json({
-              type: 'object',
-              required: ['from', 'to', 'intervals', 'source'],
-              properties: {
-                from: { type: 'string', format: 'date-time' },
-                to: { type: 'string', format: 'date-time' },
-                intervals: {
-                  type: 'array',
-                  items: {
-                    type: 'object',
-                    required: ['from', 'to', 'queues'],
-                    properties: {
-                      from: { type: 'string', format: 'date-time' },
-                      to: { type: 'string', format: 'date-time' },
-                      queues: {
-                        type: 'object',
-                        description: 'per queue ("<channel> <skills as JSON>"): the same figures',
+        },
+      },
+      '/v1/workspaces/{ws}/agents/{id}': {
+        parameters: [wsParam, idParam],
+        get: {
+          summary: 'An agent',
+          parameters: [minPosition],
+          responses: {
+            '200': { description: 'agent', content: json(ref('Agent')) },
+            ...problems(400, 401, 403, 404, 409, 503),
+          },
+        },
+        patch: command('Change an agent', ref('UpdateAgent'), 'Agent', 200),
+        delete: command('Remove an agent', undefined, 'Removed', 200),
+      },
+      '/v1/workspaces/{ws}/agents/{id}/state': {
+        parameters: [wsParam, idParam],
+        post: command('Set an agent available, away or offline', ref('AgentState'), 'Agent', 200),
+      },
+      '/v1/workspaces/{ws}/contacts': {
+        parameters: [wsParam],
+        post: command('Queue a contact', ref('QueueContact'), 'Contact', 201),
+      },
+      '/v1/workspaces/{ws}/contacts/{id}': {
+        parameters: [wsParam, idParam],
+        get: {
+          summary: 'A contact',
+          parameters: [minPosition],
+          responses: {
+            '200': { description: 'contact', content: json(ref('Contact')) },
+            ...problems(400, 401, 403, 404, 409, 503),
+          },
+        },
+      },
+      '/v1/workspaces/{ws}/contacts/{id}/abandon': {
+        parameters: [wsParam, idParam],
+        post: command('The customer left', undefined, 'Contact', 200),
+      },
+      '/v1/workspaces/{ws}/contacts/{id}/complete': {
+        parameters: [wsParam, idParam],
+        post: command(
+          'The agent finished; it wraps up for its wrap-up time, if any',
+          undefined,
+          'Contact',
+          200,
+        ),
+      },
+      '/v1/workspaces/{ws}/contacts/{id}/transfer': {
+        parameters: [wsParam, idParam],
+        post: command(
+          'An assigned contact goes back to the queue with new skills (and priority), keeping its arrival for ordering; the agent wraps up (409 contact-not-assigned)',
+          ref('Transfer'),
+          'Contact',
+          200,
+        ),
+      },
+      '/v1/workspaces/{ws}/contacts/{id}/accept': {
+        parameters: [wsParam, idParam],
+        post: command(
+          'The agent offered the contact takes it (409 contact-not-offered, 409 offer-not-yours)',
+          ref('OfferAnswer'),
+          'Contact',
+          200,
+        ),
+      },
+      '/v1/workspaces/{ws}/contacts/{id}/reject': {
+        parameters: [wsParam, idParam],
+        post: command(
+          'The agent offered the contact declines it: back to the queue at its place, never offered to that agent again',
+          ref('OfferAnswer'),
+          'Contact',
+          200,
+        ),
+      },
+      '/v1/workspaces/{ws}/settings': {
+        parameters: [wsParam],
+        get: {
+          summary: 'The workspace settings (defaults when never set)',
+          parameters: [minPosition],
+          responses: {
+            '200': { description: 'settings', content: json(ref('Settings')) },
+            ...problems(400, 401, 403, 409, 503),
+          },
+        },
+        put: command(
+          'Replace the workspace settings (a field left out takes its default)',
+          ref('SettingsBody'),
+          'SettingsApplied',
+          200,
+        ),
+      },
+      '/v1/workspaces/{ws}/stats': {
+        parameters: [wsParam],
+        get: {
+          summary:
+            'Queue depth, longest wait, agents per state, counters; the last 5 minutes: service level, mean wait, per queue',
+          parameters: [minPosition, serviceLevelMs],
+          responses: {
+            '200': { description: 'stats', content: json(ref('Stats')) },
+            ...problems(400, 401, 403, 409, 503),
+          },
+        },
+      },
+      '/v1/workspaces/{ws}/stats/intervals': {
+        parameters: [wsParam],
+        get: {
+          summary:
+            'The event log in 15-minute intervals: queued, first decisions, abandons, expiries, completions, mean wait, service level, mean handle time; per queue too',
+          parameters: [
+            { name: 'from', in: 'query', required: true, schema: { type: 'string', format: 'date-time' } },
+            {
+              name: 'to',
+              in: 'query',
+              required: true,
+              schema: {
+                type: 'string',
+                format: 'date-time',
+                description: 'after from, at most 24 hours later',
+              },
+            },
+            serviceLevelMs,
+            {
+              name: 'source',
+              in: 'query',
+              schema: {
+                enum: ['log'],
+                description: 'log: computed from the log even when the live projection covers the range',
+              },
+            },
+            minPosition,
+          ],
+          responses: {
+            '200': {
+              description:
+                '{from, to, intervals: [{from, to, queued, assigned, ..., queues}], source: "live" | "log", position?}: source live (the live interval projection; position: the last event its figures include) or log (read from the log for this request)',
+              content: json({
+                type: 'object',
+                required: ['from', 'to', 'intervals', 'source'],
+                properties: {
+                  from: { type: 'string', format: 'date-time' },
+                  to: { type: 'string', format: 'date-time' },
+                  intervals: {
+                    type: 'array',
+                    items: {
+                      type: 'object',
+                      required: ['from', 'to', 'queues'],
+                      properties: {
+                        from: { type: 'string', format: 'date-time' },
+                        to: { type: 'string', format: 'date-time' },
+                        queues: {
+                          type: 'object',
+                          description: 'per queue ("<channel> <skills as JSON>"): the same figures',
+                        },
                       },
                     },
                   },
+                  source: { enum: ['live', 'log'] },
+                  position,
                 },
-                source: { enum: ['live', 'log'] },
-                position,
-              },
-            }),
-          },
-          ...problems(400, 401, 403, 409, 503),
-          '422': { description: 'range-too-large: more than 2,000,000 events in the range' },
-        },
-      },
-    },
-    '/v1/workspaces/{ws}/events': {
-      parameters: [wsParam],
-      get: {
-        summary: 'Page the event history in order',
-        parameters: [
-          after,
-          {
-            name: 'limit',
-            in: 'query',
-            schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
-          },
-          {
-            name: 'type',
-            in: 'query',
-            schema: { type: 'string', description: `comma-separated: ${EVENT_TYPES.join(', ')}` },
-          },
-          minPosition,
-        ],
-        responses: {
-          '200': {
-            description: 'a page',
-            content: json({
-              type: 'object',
-              properties: {
-                events: { type: 'array', items: ref('Event') },
-                next: { oneOf: [position, { type: 'null' }] },
-              },
-            }),
-          },
-          ...problems(400, 401, 403, 409, 503),
-        },
-      },
-    },
-    '/v1/workspaces/{ws}/state': {
-      parameters: [wsParam],
-      get: {
-        summary:
-          'The agents, contacts and queue right after an event, computed from the log by the domain model (from the latest archived snapshot at or before it)',
-        parameters: [
-          {
-            name: 'at',
-            in: 'query',
-            required: true,
-            schema: {
-              ...position,
-              description: `an event position (GET /events, the live feed); between two events: the earlier. ${position.description}`,
+              }),
             },
+            ...problems(400, 401, 403, 409, 503),
+            '422': { description: 'range-too-large: more than 2,000,000 events in the range' },
           },
-          minPosition,
-        ],
-        responses: {
-          '200': {
-            description: 'the state right after the last event at or before `at`',
-            content: json({
-              type: 'object',
-              required: [
-                'workspace',
-                'at',
-                'position',
-                'checkpoint',
-                'agents',
-                'contacts',
-                'queue',
-                'snapshot',
-                'replayed',
-              ],
-              properties: {
-                workspace: { type: 'string' },
-                at: position,
-                position: { oneOf: [position, { type: 'null' }], description: 'the last event replayed' },
-                checkpoint: {
-                  oneOf: [position, { type: 'null' }],
-                  description: 'the command position of the last command replayed',
+        },
+      },
+      '/v1/workspaces/{ws}/events': {
+        parameters: [wsParam],
+        get: {
+          summary: 'Page the event history in order',
+          parameters: [
+            after,
+            {
+              name: 'limit',
+              in: 'query',
+              schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+            },
+            {
+              name: 'type',
+              in: 'query',
+              schema: { type: 'string', description: `comma-separated: ${EVENT_TYPES.join(', ')}` },
+            },
+            minPosition,
+          ],
+          responses: {
+            '200': {
+              description: 'a page',
+              content: json({
+                type: 'object',
+                properties: {
+                  events: { type: 'array', items: ref('Event') },
+                  next: { oneOf: [position, { type: 'null' }] },
                 },
-                agents: { type: 'array', items: ref('Agent'), description: 'sorted by id' },
-                contacts: { type: 'array', items: ref('Contact'), description: 'sorted by id' },
-                queue: {
-                  type: 'array',
-                  description: 'queued contacts in routing order: priority descending, then arrival',
-                  items: {
-                    type: 'object',
-                    properties: {
-                      contactId: id,
-                      skills,
-                      priority: { type: 'integer' },
-                      queuedAt: { type: 'string' },
+              }),
+            },
+            ...problems(400, 401, 403, 409, 503),
+          },
+        },
+      },
+      '/v1/workspaces/{ws}/state': {
+        parameters: [wsParam],
+        get: {
+          summary:
+            'The agents, contacts and queue right after an event, computed from the log by the domain model (from the latest archived snapshot at or before it)',
+          parameters: [
+            {
+              name: 'at',
+              in: 'query',
+              required: true,
+              schema: {
+                ...position,
+                description: `an event position (GET /events, the live feed); between two events: the earlier. ${position.description}`,
+              },
+            },
+            minPosition,
+          ],
+          responses: {
+            '200': {
+              description: 'the state right after the last event at or before `at`',
+              content: json({
+                type: 'object',
+                required: [
+                  'workspace',
+                  'at',
+                  'position',
+                  'checkpoint',
+                  'agents',
+                  'contacts',
+                  'queue',
+                  'snapshot',
+                  'replayed',
+                ],
+                properties: {
+                  workspace: { type: 'string' },
+                  at: position,
+                  position: { oneOf: [position, { type: 'null' }], description: 'the last event replayed' },
+                  checkpoint: {
+                    oneOf: [position, { type: 'null' }],
+                    description: 'the command position of the last command replayed',
+                  },
+                  agents: { type: 'array', items: ref('Agent'), description: 'sorted by id' },
+                  contacts: { type: 'array', items: ref('Contact'), description: 'sorted by id' },
+                  queue: {
+                    type: 'array',
+                    description: 'queued contacts in routing order: priority descending, then arrival',
+                    items: {
+                      type: 'object',
+                      properties: {
+                        contactId: id,
+                        skills,
+                        priority: { type: 'integer' },
+                        queuedAt: { type: 'string' },
+                      },
                     },
                   },
+                  snapshot: {
+                    oneOf: [position, { type: 'null' }],
+                    description:
+                      'event position of the snapshot the replay started from; null: the beginning',
+                  },
+                  replayed: {
+                    type: 'object',
+                    properties: { events: { type: 'integer' }, commands: { type: 'integer' } },
+                  },
                 },
-                snapshot: {
-                  oneOf: [position, { type: 'null' }],
-                  description: 'event position of the snapshot the replay started from; null: the beginning',
-                },
-                replayed: {
-                  type: 'object',
-                  properties: { events: { type: 'integer' }, commands: { type: 'integer' } },
-                },
-              },
-            }),
+              }),
+            },
+            ...problems(400, 401, 403, 409, 503),
           },
-          ...problems(400, 401, 403, 409, 503),
         },
       },
-    },
-    '/v1/workspaces/{ws}/events/live': {
-      parameters: [wsParam],
-      get: {
-        summary: 'WebSocket: replay after a position, then live events (one JSON envelope per message)',
+      '/v1/workspaces/{ws}/events/live': {
+        parameters: [wsParam],
+        get: {
+          summary: 'WebSocket: replay after a position, then live events (one JSON envelope per message)',
+          parameters: [
+            after,
+            { name: 'type', in: 'query', schema: { type: 'string' } },
+            { name: 'agent', in: 'query', schema: id },
+            {
+              name: 'ticket',
+              in: 'query',
+              schema: { type: 'string' },
+              description: 'a one-time ticket from POST /ws-tickets, instead of the Authorization header',
+            },
+            {
+              name: 'heartbeat',
+              in: 'query',
+              schema: { type: 'string', enum: ['0', '1'] },
+              description:
+                '0: no heartbeat messages ({"heartbeat": {after, at, everyMs}}, sent as the feed opens and after LIVE_HEARTBEAT_MS of silence) on this feed',
+            },
+          ],
+          responses: {
+            '101': { description: 'switching protocols' },
+            // 409: after= past the last event; 429: the key's WebSockets; 503: the instance's, or Redis.
+            ...problems(400, 401, 403, 409, 426, 429, 503),
+          },
+        },
+      },
+      '/v1/workspaces/{ws}/keys': {
+        parameters: [wsParam],
+        post: {
+          summary: 'Make an API key (admin): the secret is in this answer only',
+          requestBody: { required: true, content: json(ref('NewApiKey')) },
+          responses: {
+            '201': { description: 'the key, with its secret `key`', content: json(ref('NewApiKeyAnswer')) },
+            ...problems(400, 401, 403, 503),
+          },
+        },
+        get: {
+          summary: "The workspace's API keys (admin); never a secret",
+          responses: {
+            '200': {
+              description: 'keys',
+              content: json({
+                type: 'object',
+                properties: { keys: { type: 'array', items: ref('ApiKey') } },
+              }),
+            },
+            ...problems(400, 401, 403, 503),
+          },
+        },
+      },
+      '/v1/workspaces/{ws}/keys/me': {
+        parameters: [wsParam],
+        get: {
+          summary: "The caller's own key (every role): its id, role and, for an agent key, its agent",
+          responses: {
+            '200': {
+              description: 'the key (with authentication off: keyId "anonymous", role admin)',
+              content: json({
+                type: 'object',
+                required: ['keyId', 'workspace', 'role'],
+                properties: {
+                  keyId: { type: 'string' },
+                  workspace: { type: 'string' },
+                  role: { type: 'string', enum: ['admin', 'integration', 'supervisor', 'auditor', 'agent'] },
+                  agentId: id,
+                },
+              }),
+            },
+            ...problems(400, 401, 403, 503),
+          },
+        },
+      },
+      '/v1/workspaces/{ws}/keys/{keyId}': {
         parameters: [
-          after,
-          { name: 'type', in: 'query', schema: { type: 'string' } },
-          { name: 'agent', in: 'query', schema: id },
+          wsParam,
           {
-            name: 'ticket',
-            in: 'query',
-            schema: { type: 'string' },
-            description: 'a one-time ticket from POST /ws-tickets, instead of the Authorization header',
-          },
-          {
-            name: 'heartbeat',
-            in: 'query',
-            schema: { type: 'string', enum: ['0', '1'] },
-            description:
-              '0: no heartbeat messages ({"heartbeat": {after, at, everyMs}}, sent as the feed opens and after LIVE_HEARTBEAT_MS of silence) on this feed',
+            name: 'keyId',
+            in: 'path',
+            required: true,
+            schema: { type: 'string', pattern: '^[0-9a-f]{16}$' },
           },
         ],
-        responses: { '101': { description: 'switching protocols' }, ...problems(400, 401, 403, 426) },
-      },
-    },
-    '/v1/workspaces/{ws}/keys': {
-      parameters: [wsParam],
-      post: {
-        summary: 'Make an API key (admin): the secret is in this answer only',
-        requestBody: { required: true, content: json(ref('NewApiKey')) },
-        responses: {
-          '201': { description: 'the key, with its secret `key`', content: json(ref('NewApiKeyAnswer')) },
-          ...problems(400, 401, 403, 503),
-        },
-      },
-      get: {
-        summary: "The workspace's API keys (admin); never a secret",
-        responses: {
-          '200': {
-            description: 'keys',
-            content: json({ type: 'object', properties: { keys: { type: 'array', items: ref('ApiKey') } } }),
+        delete: {
+          summary: 'Revoke an API key (admin): refused on every instance within a second',
+          responses: {
+            '200': { description: 'the revoked key', content: json(ref('ApiKey')) },
+            ...problems(400, 401, 403, 404, 503),
           },
-          ...problems(400, 401, 403, 503),
         },
       },
+      '/v1/workspaces/{ws}/ws-tickets': {
+        parameters: [wsParam],
+        post: {
+          summary: 'A one-time ticket (30 s) to open the live feed with ?ticket= (for browsers)',
+          responses: {
+            '201': {
+              description: 'ticket',
+              content: json({
+                type: 'object',
+                properties: { ticket: { type: 'string' }, expiresAt: { type: 'string' } },
+              }),
+            },
+            ...problems(400, 401, 403, 503),
+          },
+        },
+      },
+      '/health': {
+        get: {
+          security: [],
+          summary: 'Load balancer check',
+          responses: {
+            '200': {
+              description: 'serving',
+              content: json({
+                type: 'object',
+                required: ['status'],
+                properties: { status: { const: 'ok' } },
+              }),
+            },
+            ...problems(414, 431, 503),
+          },
+        },
+      },
+      '/status': {
+        get: {
+          security: [],
+          summary: 'State, roles, Redis',
+          responses: {
+            '200': {
+              description: 'status',
+              content: json({
+                type: 'object',
+                required: [
+                  'version',
+                  'state',
+                  'roles',
+                  'workspaces',
+                  'auth',
+                  'uptimeS',
+                  'pid',
+                  'subscribers',
+                ],
+                properties: {
+                  version: { type: 'string' },
+                  state: { enum: ['running', 'paused'] },
+                  reason: { type: 'string', description: 'why paused' },
+                  roles: { type: 'array', items: { enum: ['api', 'projector', 'dispatcher', 'archiver'] } },
+                  workspaces: { type: 'array', items: { type: 'string' } },
+                  redis: { type: 'object' },
+                  auth: { enum: ['on', 'off'] },
+                  uptimeS: { type: 'integer', minimum: 0 },
+                  pid: { type: 'integer' },
+                  subscribers: { type: 'integer', minimum: 0 },
+                  projectorApplied: { type: 'integer', minimum: 0 },
+                  dispatcherAssignments: { type: 'integer', minimum: 0 },
+                },
+              }),
+            },
+            ...EDGE_PROBLEMS,
+          },
+        },
+      },
+      '/metrics': {
+        get: {
+          security: [],
+          summary: 'Prometheus metrics',
+          responses: {
+            '200': {
+              description: 'Prometheus text exposition format (docs/METRICS.md)',
+              content: { 'text/plain': { schema: { type: 'string' } } },
+            },
+            ...problems(414, 431),
+          },
+        },
+      },
+      // The pages (docs/API.md "Pages"): open, like /status; every API call they make carries the
+      // key typed in. Each answers 304 to an If-None-Match naming its ETag.
+      ...pagePaths(),
     },
-    '/v1/workspaces/{ws}/keys/me': {
-      parameters: [wsParam],
-      get: {
-        summary: "The caller's own key (every role): its id, role and, for an agent key, its agent",
-        responses: {
-          '200': {
-            description: 'the key (with authentication off: keyId "anonymous", role admin)',
-            content: json({
+    // Every /v1/workspaces route takes an API key (docs/SECURITY.md); /health, /status, /metrics
+    // and /openapi.json are open (their `security: []`).
+    security: [{ apiKey: [] }],
+    components: {
+      securitySchemes: {
+        apiKey: {
+          type: 'http',
+          scheme: 'bearer',
+          description:
+            'Authorization: Bearer sb_<keyId>_<secret>: an API key of the workspace, with a role (admin, integration, supervisor, auditor, agent); 401 without a valid key, 403 for a role or workspace it does not cover',
+        },
+      },
+      schemas: {
+        Stats: statsSchema(),
+        NewApiKey: {
+          type: 'object',
+          required: ['role'],
+          additionalProperties: false,
+          properties: {
+            role: { enum: ['admin', 'integration', 'supervisor', 'auditor', 'agent'] },
+            agentId: {
+              ...id,
+              description: 'the agent a key of role agent acts for (required for it, refused otherwise)',
+            },
+            name,
+          },
+        },
+        ApiKey: {
+          type: 'object',
+          properties: {
+            keyId: { type: 'string' },
+            workspace: { type: 'string' },
+            role: { type: 'string' },
+            agentId: { type: 'string' },
+            name: { type: 'string' },
+            createdAt: { type: 'string' },
+            revokedAt: { type: 'string' },
+          },
+        },
+        NewApiKeyAnswer: {
+          allOf: [
+            ref('ApiKey'),
+            {
               type: 'object',
-              required: ['keyId', 'workspace', 'role'],
-              properties: {
-                keyId: { type: 'string' },
-                workspace: { type: 'string' },
-                role: { type: 'string', enum: ['admin', 'integration', 'supervisor', 'auditor', 'agent'] },
-                agentId: id,
-              },
-            }),
-          },
-          ...problems(400, 401, 403, 503),
+              properties: { key: { type: 'string', description: 'the key, shown this once' } },
+            },
+          ],
         },
-      },
-    },
-    '/v1/workspaces/{ws}/keys/{keyId}': {
-      parameters: [
-        wsParam,
-        { name: 'keyId', in: 'path', required: true, schema: { type: 'string', pattern: '^[0-9a-f]{16}$' } },
-      ],
-      delete: {
-        summary: 'Revoke an API key (admin): refused on every instance within a second',
-        responses: {
-          '200': { description: 'the revoked key', content: json(ref('ApiKey')) },
-          ...problems(400, 401, 403, 404, 503),
-        },
-      },
-    },
-    '/v1/workspaces/{ws}/ws-tickets': {
-      parameters: [wsParam],
-      post: {
-        summary: 'A one-time ticket (30 s) to open the live feed with ?ticket= (for browsers)',
-        responses: {
-          '201': {
-            description: 'ticket',
-            content: json({
-              type: 'object',
-              properties: { ticket: { type: 'string' }, expiresAt: { type: 'string' } },
-            }),
-          },
-          ...problems(400, 401, 403, 503),
-        },
-      },
-    },
-    '/health': {
-      get: {
-        security: [],
-        summary: 'Load balancer check',
-        responses: {
-          '200': {
-            description: 'serving',
-            content: json({ type: 'object', required: ['status'], properties: { status: { const: 'ok' } } }),
-          },
-          ...problems(414, 431, 503),
-        },
-      },
-    },
-    '/status': {
-      get: {
-        security: [],
-        summary: 'State, roles, Redis',
-        responses: {
-          '200': {
-            description: 'status',
-            content: json({
-              type: 'object',
-              required: ['version', 'state', 'roles', 'workspaces', 'auth', 'uptimeS', 'pid', 'subscribers'],
-              properties: {
-                version: { type: 'string' },
-                state: { enum: ['running', 'paused'] },
-                reason: { type: 'string', description: 'why paused' },
-                roles: { type: 'array', items: { enum: ['api', 'projector', 'dispatcher', 'archiver'] } },
-                workspaces: { type: 'array', items: { type: 'string' } },
-                redis: { type: 'object' },
-                auth: { enum: ['on', 'off'] },
-                uptimeS: { type: 'integer', minimum: 0 },
-                pid: { type: 'integer' },
-                subscribers: { type: 'integer', minimum: 0 },
-                projectorApplied: { type: 'integer', minimum: 0 },
-                dispatcherAssignments: { type: 'integer', minimum: 0 },
-              },
-            }),
-          },
-          ...EDGE_PROBLEMS,
-        },
-      },
-    },
-    '/metrics': {
-      get: {
-        security: [],
-        summary: 'Prometheus metrics',
-        responses: {
-          '200': {
-            description: 'Prometheus text exposition format (docs/METRICS.md)',
-            content: { 'text/plain': { schema: { type: 'string' } } },
-          },
-          ...problems(414, 431),
-        },
-      },
-    },
-    // The pages (docs/API.md "Pages"): open, like /status; every API call they make carries the
-    // key typed in. Each answers 304 to an If-None-Match naming its ETag.
-    ...pagePaths(),
-  },
-  // Every /v1/workspaces route takes an API key (docs/SECURITY.md); /health, /status, /metrics
-  // and /openapi.json are open (their `security: []`).
-  security: [{ apiKey: [] }],
-  components: {
-    securitySchemes: {
-      apiKey: {
-        type: 'http',
-        scheme: 'bearer',
-        description:
-          'Authorization: Bearer sb_<keyId>_<secret>: an API key of the workspace, with a role (admin, integration, supervisor, auditor, agent); 401 without a valid key, 403 for a role or workspace it does not cover',
-      },
-    },
-    schemas: {
-      Stats: statsSchema(),
-      NewApiKey: {
-        type: 'object',
-        required: ['role'],
-        additionalProperties: false,
-        properties: {
-          role: { enum: ['admin', 'integration', 'supervisor', 'auditor', 'agent'] },
-          agentId: {
-            ...id,
-            description: 'the agent a key of role agent acts for (required for it, refused otherwise)',
-          },
-          name,
-        },
-      },
-      ApiKey: {
-        type: 'object',
-        properties: {
-          keyId: { type: 'string' },
-          workspace: { type: 'string' },
-          role: { type: 'string' },
-          agentId: { type: 'string' },
-          name: { type: 'string' },
-          createdAt: { type: 'string' },
-          revokedAt: { type: 'string' },
-        },
-      },
-      NewApiKeyAnswer: {
-        allOf: [
-          ref('ApiKey'),
-          {
-            type: 'object',
-            properties: { key: { type: 'string', description: 'the key, shown this once' } },
-          },
-        ],
-      },
-      RegisterAgent: {
-        type: 'object',
-        required: ['id', 'skills'],
-        additionalProperties: false,
-        properties: {
-          id,
-          name,
-          skills: agentSkills,
-          capacity,
-          wrapUpMs: { ...wrapUpMs, description: `${wrapUpMs.description}; instead of the workspace's` },
-        },
-      },
-      UpdateAgent: {
-        type: 'object',
-        minProperties: 1,
-        additionalProperties: false,
-        properties: {
-          name,
-          skills: agentSkills,
-          capacity,
-          wrapUpMs: { ...wrapUpMs, description: `${wrapUpMs.description}; instead of the workspace's` },
-        },
-      },
-      AgentState: {
-        type: 'object',
-        required: ['state'],
-        additionalProperties: false,
-        properties: {
-          state: {
-            ...presence,
-            description:
-              '`available` while wrapping up ends the wrap-up early; `away`/`offline` withdraws offers held',
+        RegisterAgent: {
+          type: 'object',
+          required: ['id', 'skills'],
+          additionalProperties: false,
+          properties: {
+            id,
+            name,
+            skills: agentSkills,
+            capacity,
+            wrapUpMs: { ...wrapUpMs, description: `${wrapUpMs.description}; instead of the workspace's` },
           },
         },
-      },
-      Transfer: {
-        type: 'object',
-        required: ['skills'],
-        additionalProperties: false,
-        properties: {
-          skills: { ...requirements, description: 'the skills it needs now (a name, or {name, minLevel})' },
-          priority: {
-            type: 'integer',
-            minimum: 0,
-            maximum: 9,
-            description: 'its priority now (default: unchanged)',
+        UpdateAgent: {
+          type: 'object',
+          minProperties: 1,
+          additionalProperties: false,
+          properties: {
+            name,
+            skills: agentSkills,
+            capacity,
+            wrapUpMs: { ...wrapUpMs, description: `${wrapUpMs.description}; instead of the workspace's` },
           },
         },
-      },
-      OfferAnswer: {
-        type: 'object',
-        required: ['agentId'],
-        additionalProperties: false,
-        properties: {
-          agentId: { ...id, description: 'the agent answering: the one the contact is offered to' },
-        },
-      },
-      SettingsBody: {
-        type: 'object',
-        additionalProperties: false,
-        description: 'PUT replaces the settings whole: a field left out takes its default',
-        properties: {
-          offerTimeoutMs: ms(
-            0,
-            3_600_000,
-            'how long an offer waits for the agent to accept, ms; 0 (default): contacts are assigned directly',
-          ),
-          wrapUpMs: { ...wrapUpMs, description: `${wrapUpMs.description}; default 0` },
-          missedOfferPresence: {
-            ...presence,
-            description: 'the presence an agent is set to when it lets an offer expire (default away)',
-          },
-          maxWaitMs: {
-            oneOf: [maxWaitMs, { type: 'null' }],
-            description: `${maxWaitMs.description}; null (default): no limit`,
-          },
-          channels: {
-            type: 'array',
-            items: channel,
-            minItems: 1,
-            maxItems: 16,
-            uniqueItems: true,
-            description:
-              'the channels contacts may come on (default ["voice"]); left out: the channels in force stay; channels are added, never removed',
-          },
-          priorityWeightMs: {
-            oneOf: [ms(1, 3_600_000, 'ms'), { type: 'null' }],
-            description:
-              'priority aging: each priority point counts as this much earlier arrival (routing order is arrival − priority × weight); null (default): strict priority, then arrival. Set or removed only while no contact is queued (409 settings-conflict)',
-          },
-          agentSelection: {
-            ...agentSelection,
-            description:
-              "how the agent is chosen among the eligible ones: longest-available (default), most-skilled (highest level summed over the contact's required skills, then longest available), least-occupied (lowest share of capacity in use, then longest available). Changed to or from least-occupied only while no agent can take work (409 settings-conflict)",
-          },
-        },
-      },
-      Settings: { type: 'object', required: settings.required, properties: settings.properties },
-      SettingsApplied: {
-        type: 'object',
-        required: [...settings.required, 'position'],
-        properties: { ...settings.properties, position },
-      },
-      QueueContact: {
-        type: 'object',
-        required: ['skills'],
-        additionalProperties: false,
-        properties: {
-          id,
-          skills: requirements,
-          channel: {
-            ...channel,
-            description: 'the channel it comes on (default voice), one the workspace declares',
-          },
-          preferredAgents: {
-            type: 'array',
-            items: id,
-            minItems: 1,
-            maxItems: 10,
-            uniqueItems: true,
-            description: 'the only agents who may take it for preferredForMs (then anyone eligible)',
-          },
-          preferredForMs: ms(1, 7 * DAY_MS, 'how long it waits for its preferred agents (default 30,000)'),
-          steps: {
-            type: 'array',
-            minItems: 1,
-            maxItems: 8,
-            description:
-              "routing steps: afterMs after its arrival (each later than the one before), its requirements become the step's; it keeps its arrival",
-            items: {
-              type: 'object',
-              required: ['afterMs', 'skills'],
-              additionalProperties: false,
-              properties: {
-                afterMs: ms(1, 7 * DAY_MS, 'ms after the contact arrived'),
-                skills: requirements,
-                priority: { type: 'integer', minimum: 0, maximum: 9 },
-              },
+        AgentState: {
+          type: 'object',
+          required: ['state'],
+          additionalProperties: false,
+          properties: {
+            state: {
+              ...presence,
+              description:
+                '`available` while wrapping up ends the wrap-up early; `away`/`offline` withdraws offers held',
             },
           },
-          priority: { type: 'integer', minimum: 0, maximum: 9 },
-          maxWaitMs: { ...maxWaitMs, description: `${maxWaitMs.description}; instead of the workspace's` },
-          attributes: {
-            type: 'object',
-            description: `at most 16 KiB as JSON, nested at most ${MAX_ATTRIBUTES_DEPTH} levels (this object is the first), strings well-formed Unicode (no lone surrogates)`,
+        },
+        Transfer: {
+          type: 'object',
+          required: ['skills'],
+          additionalProperties: false,
+          properties: {
+            skills: { ...requirements, description: 'the skills it needs now (a name, or {name, minLevel})' },
+            priority: {
+              type: 'integer',
+              minimum: 0,
+              maximum: 9,
+              description: 'its priority now (default: unchanged)',
+            },
           },
         },
-      },
-      Agent: {
-        type: 'object',
-        properties: {
-          id,
-          name: { type: 'string' },
-          skills: agentSkills,
-          capacity,
-          presence,
-          state: {
-            enum: agentStates,
-            description:
-              'derived: presence when not available; available agents are wrapup, reserved (holding an offer), busy (at capacity) or available',
-          },
-          activeContacts: { type: 'array', items: id, description: 'offered and assigned contacts' },
-          availableSince: { type: ['string', 'null'] },
-          availableSinceByChannel: {
-            type: 'object',
-            additionalProperties: { type: 'string' },
-            description: 'with capacity per channel: each channel it has room on, and since when',
-          },
-          registeredAt: { type: 'string' },
-          wrapUpMs: { type: 'integer', description: "the agent's own wrap-up time, when set" },
-          wrapUpUntil: { type: 'string', description: 'while wrapping up: when the wrap-up ends' },
-          position,
-        },
-      },
-      Contact: {
-        type: 'object',
-        properties: {
-          id,
-          skills: requirements,
-          channel,
-          priority: { type: 'integer' },
-          attributes: { type: 'object' },
-          steps: { type: 'array', items: { type: 'object' }, description: 'its routing steps, when given' },
-          step: { type: 'integer', description: 'with steps: how many have been taken' },
-          preferredAgents: {
-            type: 'array',
-            items: id,
-            description: 'while it waits for its preferred agents',
-          },
-          preferredUntil: { type: 'string', description: 'when anyone eligible may take it' },
-          queuePosition: {
-            type: 'integer',
-            description:
-              'while queued: queued contacts ahead of it in its own queue (its channel and skills), in routing order',
-          },
-          estimatedWaitMs: {
-            type: ['integer', 'null'],
-            description:
-              "while queued: (queuePosition + 1) / its queue's service rate over the last 5 minutes; null before any decision there",
-          },
-          state: { enum: contactStates },
-          queuedAt: { type: 'string' },
-          agentId: { ...id, description: 'offered or assigned to' },
-          assignedAt: { type: 'string', description: 'when offered or assigned' },
-          waitedMs: { type: 'integer' },
-          offerExpiresAt: { type: 'string', description: 'while offered: when the offer expires' },
-          acceptedAt: { type: 'string' },
-          excludedAgents: {
-            type: 'array',
-            items: id,
-            description: 'agents that rejected it or let its offer expire: never offered to them again',
-          },
-          maxWaitMs: { type: 'integer', description: 'its own maximum wait, when given' },
-          expiresAt: { type: 'string', description: 'while waiting: when it leaves as expired' },
-          expiredAt: { type: 'string' },
-          completedAt: { type: 'string' },
-          abandonedAt: { type: 'string' },
-          position,
-        },
-      },
-      Removed: { type: 'object', properties: { id, removed: { const: true }, position } },
-      Accepted: { type: 'object', properties: { position, commandId: { type: 'string' } } },
-      Event: {
-        type: 'object',
-        required: ['position', 'type', 'workspace', 'at', 'data', 'meta'],
-        properties: {
-          position,
-          type: { enum: [...EVENT_TYPES] },
-          workspace: { type: 'string' },
-          at: { type: 'string' },
-          data: {
-            type: 'object',
-            description:
-              'by type (docs/API.md, "Events"): AgentRegistered, AgentUpdated: the agent; AgentStateChanged {agentId, from, to, presence, availableSince}; AgentRemoved {agentId}; ' +
-              'ContactQueued: the contact; ContactCompleted {contactId, agentId, completedAt, handledMs}; CommandRejected {commandId, command, target, status, title, detail}; ' +
-              'AssignmentMade {contactId, agentId, skills, channel, priority, queuedAt, assignedAt, waitedMs, offer?: {id, expiresAt}}; ' +
-              'AssignmentAccepted {contactId, agentId, acceptedAt}; AssignmentRejected {contactId, agentId, rejectedAt, reason: rejected|presence|removed}; ' +
-              'AssignmentExpired {contactId, agentId, expiredAt}; WrapUpStarted {agentId, wrapUp, until}; WrapUpEnded {agentId, wrapUp, early, endedAt}; ' +
-              'ContactAbandoned {contactId, abandonedAt, waitedMs, agentId?}; ContactExpired {contactId, expiredAt, waitedMs, agentId?}; ContactTransferred {contactId, fromAgentId, skills, priority, transferredAt}; ' +
-              'ContactStepped {contactId, step, skills, priority, steppedAt}; PreferenceEnded {contactId, endedAt}; ' +
-              'SettingsChanged: the settings; ContactsForgotten {contactIds, before}',
-          },
-          meta: {
-            type: 'object',
-            description:
-              'commandId?, idempotencyKey?, causationId?, basedOn? (AssignmentMade), requestId?, keyId?, role?',
+        OfferAnswer: {
+          type: 'object',
+          required: ['agentId'],
+          additionalProperties: false,
+          properties: {
+            agentId: { ...id, description: 'the agent answering: the one the contact is offered to' },
           },
         },
-      },
-      Problem: {
-        type: 'object',
-        required: ['type', 'title', 'status', 'detail'],
-        properties: {
-          type: {
-            enum: Object.keys(PROBLEM_TYPES).map((slug) => `/problems/${slug}`),
-            description: 'see "Problem types" in docs/API.md',
+        SettingsBody: {
+          type: 'object',
+          additionalProperties: false,
+          description: 'PUT replaces the settings whole: a field left out takes its default',
+          properties: {
+            offerTimeoutMs: ms(
+              0,
+              3_600_000,
+              'how long an offer waits for the agent to accept, ms; 0 (default): contacts are assigned directly',
+            ),
+            wrapUpMs: { ...wrapUpMs, description: `${wrapUpMs.description}; default 0` },
+            missedOfferPresence: {
+              ...presence,
+              description: 'the presence an agent is set to when it lets an offer expire (default away)',
+            },
+            maxWaitMs: {
+              oneOf: [maxWaitMs, { type: 'null' }],
+              description: `${maxWaitMs.description}; null (default): no limit`,
+            },
+            channels: {
+              type: 'array',
+              items: channel,
+              minItems: 1,
+              maxItems: 16,
+              uniqueItems: true,
+              description:
+                'the channels contacts may come on (default ["voice"]); left out: the channels in force stay; channels are added, never removed',
+            },
+            priorityWeightMs: {
+              oneOf: [ms(1, 3_600_000, 'ms'), { type: 'null' }],
+              description:
+                'priority aging: each priority point counts as this much earlier arrival (routing order is arrival − priority × weight); null (default): strict priority, then arrival. Set or removed only while no contact is queued (409 settings-conflict)',
+            },
+            agentSelection: {
+              ...agentSelection,
+              description:
+                "how the agent is chosen among the eligible ones: longest-available (default), most-skilled (highest level summed over the contact's required skills, then longest available), least-occupied (lowest share of capacity in use, then longest available). Changed to or from least-occupied only while no agent can take work (409 settings-conflict)",
+            },
           },
-          title: { type: 'string' },
-          status: { type: 'integer' },
-          detail: { type: 'string' },
-          errors: {
-            type: 'array',
-            items: { type: 'object', properties: { path: { type: 'string' }, message: { type: 'string' } } },
+        },
+        Settings: { type: 'object', required: settings.required, properties: settings.properties },
+        SettingsApplied: {
+          type: 'object',
+          required: [...settings.required, 'position'],
+          properties: { ...settings.properties, position },
+        },
+        QueueContact: {
+          type: 'object',
+          required: ['skills'],
+          additionalProperties: false,
+          properties: {
+            id,
+            skills: requirements,
+            channel: {
+              ...channel,
+              description: 'the channel it comes on (default voice), one the workspace declares',
+            },
+            preferredAgents: {
+              type: 'array',
+              items: id,
+              minItems: 1,
+              maxItems: 10,
+              uniqueItems: true,
+              description: 'the only agents who may take it for preferredForMs (then anyone eligible)',
+            },
+            preferredForMs: ms(1, 7 * DAY_MS, 'how long it waits for its preferred agents (default 30,000)'),
+            steps: {
+              type: 'array',
+              minItems: 1,
+              maxItems: 8,
+              description:
+                "routing steps: afterMs after its arrival (each later than the one before), its requirements become the step's; it keeps its arrival",
+              items: {
+                type: 'object',
+                required: ['afterMs', 'skills'],
+                additionalProperties: false,
+                properties: {
+                  afterMs: ms(1, 7 * DAY_MS, 'ms after the contact arrived'),
+                  skills: requirements,
+                  priority: { type: 'integer', minimum: 0, maximum: 9 },
+                },
+              },
+            },
+            priority: { type: 'integer', minimum: 0, maximum: 9 },
+            maxWaitMs: { ...maxWaitMs, description: `${maxWaitMs.description}; instead of the workspace's` },
+            attributes: {
+              type: 'object',
+              description: `at most 16 KiB as JSON, nested at most ${MAX_ATTRIBUTES_DEPTH} levels (this object is the first), strings well-formed Unicode (no lone surrogates)`,
+            },
           },
-          applied: {
-            enum: ['unknown'],
-            description:
-              'not-replicated: the command was appended and may still be applied; retry with the same Idempotency-Key to learn its outcome',
+        },
+        Agent: {
+          type: 'object',
+          properties: {
+            id,
+            name: { type: 'string' },
+            skills: agentSkills,
+            capacity,
+            presence,
+            state: {
+              enum: agentStates,
+              description:
+                'derived: presence when not available; available agents are wrapup, reserved (holding an offer), busy (at capacity) or available',
+            },
+            activeContacts: { type: 'array', items: id, description: 'offered and assigned contacts' },
+            availableSince: { type: ['string', 'null'] },
+            availableSinceByChannel: {
+              type: 'object',
+              additionalProperties: { type: 'string' },
+              description: 'with capacity per channel: each channel it has room on, and since when',
+            },
+            registeredAt: { type: 'string' },
+            wrapUpMs: { type: 'integer', description: "the agent's own wrap-up time, when set" },
+            wrapUpUntil: { type: 'string', description: 'while wrapping up: when the wrap-up ends' },
+            position,
           },
-          appended: { type: 'boolean', description: 'not-replicated: true, the command is in the stream' },
-          commandId: { type: 'string', description: 'not-replicated: the id of the command appended' },
-          position: { type: 'string', description: 'not-replicated: its position in the command stream' },
+        },
+        Contact: {
+          type: 'object',
+          properties: {
+            id,
+            skills: requirements,
+            channel,
+            priority: { type: 'integer' },
+            attributes: { type: 'object' },
+            steps: { type: 'array', items: { type: 'object' }, description: 'its routing steps, when given' },
+            step: { type: 'integer', description: 'with steps: how many have been taken' },
+            preferredAgents: {
+              type: 'array',
+              items: id,
+              description: 'while it waits for its preferred agents',
+            },
+            preferredUntil: { type: 'string', description: 'when anyone eligible may take it' },
+            queuePosition: {
+              type: 'integer',
+              description:
+                'while queued: queued contacts ahead of it in its own queue (its channel and skills), in routing order',
+            },
+            estimatedWaitMs: {
+              type: ['integer', 'null'],
+              description:
+                "while queued: (queuePosition + 1) / its queue's service rate over the last 5 minutes; null before any decision there",
+            },
+            state: { enum: contactStates },
+            queuedAt: { type: 'string' },
+            agentId: { ...id, description: 'offered or assigned to' },
+            assignedAt: { type: 'string', description: 'when offered or assigned' },
+            waitedMs: { type: 'integer' },
+            offerExpiresAt: { type: 'string', description: 'while offered: when the offer expires' },
+            acceptedAt: { type: 'string' },
+            excludedAgents: {
+              type: 'array',
+              items: id,
+              description: 'agents that rejected it or let its offer expire: never offered to them again',
+            },
+            maxWaitMs: { type: 'integer', description: 'its own maximum wait, when given' },
+            expiresAt: { type: 'string', description: 'while waiting: when it leaves as expired' },
+            expiredAt: { type: 'string' },
+            completedAt: { type: 'string' },
+            abandonedAt: { type: 'string' },
+            position,
+          },
+        },
+        Removed: { type: 'object', properties: { id, removed: { const: true }, position } },
+        Accepted: { type: 'object', properties: { position, commandId: { type: 'string' } } },
+        Event: {
+          type: 'object',
+          required: ['position', 'type', 'workspace', 'at', 'data', 'meta'],
+          properties: {
+            position,
+            type: { enum: [...EVENT_TYPES] },
+            workspace: { type: 'string' },
+            at: { type: 'string' },
+            data: {
+              type: 'object',
+              description:
+                'by type (docs/API.md, "Events"): AgentRegistered, AgentUpdated: the agent; AgentStateChanged {agentId, from, to, presence, availableSince}; AgentRemoved {agentId}; ' +
+                'ContactQueued: the contact; ContactCompleted {contactId, agentId, completedAt, handledMs}; CommandRejected {commandId, command, target, status, title, detail}; ' +
+                'AssignmentMade {contactId, agentId, skills, channel, priority, queuedAt, assignedAt, waitedMs, offer?: {id, expiresAt}}; ' +
+                'AssignmentAccepted {contactId, agentId, acceptedAt}; AssignmentRejected {contactId, agentId, rejectedAt, reason: rejected|presence|removed}; ' +
+                'AssignmentExpired {contactId, agentId, expiredAt}; WrapUpStarted {agentId, wrapUp, until}; WrapUpEnded {agentId, wrapUp, early, endedAt}; ' +
+                'ContactAbandoned {contactId, abandonedAt, waitedMs, agentId?}; ContactExpired {contactId, expiredAt, waitedMs, agentId?}; ContactTransferred {contactId, fromAgentId, skills, priority, transferredAt}; ' +
+                'ContactStepped {contactId, step, skills, priority, steppedAt}; PreferenceEnded {contactId, endedAt}; ' +
+                'SettingsChanged: the settings; ContactsForgotten {contactIds, before}',
+            },
+            meta: {
+              type: 'object',
+              description:
+                'commandId?, idempotencyKey?, causationId?, basedOn? (AssignmentMade), requestId?, keyId?, role?',
+            },
+          },
+        },
+        Problem: {
+          type: 'object',
+          required: ['type', 'title', 'status', 'detail'],
+          properties: {
+            type: {
+              enum: Object.keys(PROBLEM_TYPES).map((slug) => `/problems/${slug}`),
+              description: 'see "Problem types" in docs/API.md',
+            },
+            title: { type: 'string' },
+            status: { type: 'integer' },
+            detail: { type: 'string' },
+            errors: {
+              type: 'array',
+              items: {
+                type: 'object',
+                properties: { path: { type: 'string' }, message: { type: 'string' } },
+              },
+            },
+            applied: {
+              enum: ['unknown'],
+              description:
+                'not-replicated: the command was appended and may still be applied; retry with the same Idempotency-Key to learn its outcome',
+            },
+            appended: { type: 'boolean', description: 'not-replicated: true, the command is in the stream' },
+            commandId: { type: 'string', description: 'not-replicated: the id of the command appended' },
+            position: { type: 'string', description: 'not-replicated: its position in the command stream' },
+          },
         },
       },
     },
-  },
-} as const);
+  } as const),
+);
 
 export async function openapiRoute(app: FastifyInstance): Promise<void> {
   app.get('/openapi.json', async () => openapi);
