@@ -274,6 +274,16 @@ describe('the OpenAPI document against real answers', () => {
     }
   });
 
+  it("a request body the server takes is valid against the operation's schema: a channel given twice", async () => {
+    const body = { channels: ['voice', 'chat', 'voice'] };
+    const op = doc.paths['/v1/workspaces/{ws}/settings']!.put as unknown as {
+      requestBody: { content: { 'application/json': { schema: Schema } } };
+    };
+    const v = validate(op.requestBody.content['application/json'].schema);
+    expect(v(body), JSON.stringify(v.errors)).toBe(true);
+    expect((await ok('put', '/settings', body)).body).toMatchObject({ channels: ['chat', 'voice'] });
+  });
+
   it('every operation under a workspace documents the 401 and 403 its key check answers, and the edge refusals', () => {
     const missing: string[] = [];
     for (const [path, item] of Object.entries(doc.paths)) {

@@ -1023,9 +1023,8 @@ export const openapi = withEdgeProblems(
               items: channel,
               minItems: 1,
               maxItems: 16,
-              uniqueItems: true,
               description:
-                'the channels contacts may come on (default ["voice"]); left out: the channels in force stay; channels are added, never removed',
+                'the channels contacts may come on (default ["voice"]), a set: a name given twice counts once; left out: the channels in force stay; channels are added, never removed',
             },
             priorityWeightMs: {
               oneOf: [ms(1, 3_600_000, 'ms'), { type: 'null' }],
