@@ -93,9 +93,7 @@ export async function listAgents(
     // The availability order is the LAA order. It holds `reserved` agents too (an offer out, room
     // left), which the state leaves out: read further until `limit` are found or none are left.
     for (let read = f.limit; ; read *= 2) {
-      const ids = (await readAvailability(redis, workspace, f.skill, read, f.channels)).map(
-        (a) => a.agentId,
-      );
+      const ids = (await readAvailability(redis, workspace, f.skill, read, f.channels)).map((a) => a.agentId);
       out.length = 0;
       for (const text of await agentsByIds(redis, k.agents, ids)) take(text);
       if (out.length >= f.limit || ids.length < read) return out.slice(0, f.limit);
