@@ -330,7 +330,7 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
         return sendProblem(reply, failure.problem);
       case 'RedisUnavailable':
         req.log.warn({ err: failure.error.message }, 'redis unavailable');
-        return sendProblem(reply.header('retry-after', '1'), redisUnavailable());
+        return sendProblem(reply.header('retry-after', '1'), redisUnavailable(failure.error));
       case 'Failed':
         req.log.error({ err: failure.error }, 'request failed');
         return sendProblem(reply, internalError(req.id));

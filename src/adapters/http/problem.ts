@@ -166,20 +166,25 @@ export function isRedisUnavailable(err: unknown): boolean {
     e.name === 'MaxRetriesPerRequestError' ||
     e.name === 'ClusterAllFailedError' ||
     // A cluster moving its slots (a failover): the client's redirections can run out first.
-    /Command timed out|Connection is closed|^WRONGPASS|^NOAUTH|ECONNREFUSED|ECONNRESET|Stream isn't writeable|CLUSTERDOWN|TRYAGAIN|LOADING|READONLY|MASTERDOWN|^MOVED \d+ |^ASK \d+ |Too many Cluster redirections|Failed to refresh slots cache|None of startup nodes is available/i.test(
+    /Command timed out|Connection is closed|^WRONGPASS|^NOAUTH|ECONNREFUSED|ECONNRESET|Stream isn't writeable|CLUSTERDOWN|TRYAGAIN|LOADING|READONLY|MASTERDOWN|^MOVED \d+ |^ASK \d+ |Too many Cluster redirections|Failed to refresh slots cache|None of startup nodes is available|^OOM |^MISCONF /i.test(
       e.message ?? '',
     )
   );
 }
 
-/** 503 while Redis cannot be reached: sent with `retry-after: 1`. */
-export const redisUnavailable = (): Problem =>
-  problem(
-    503,
-    'redis-unavailable',
-    'Storage unavailable',
-    'Redis is not reachable right now; retry with the same Idempotency-Key.',
-  );
+/**
+ * 503 while Redis cannot be reached, or refuses writes (at its memory limit, or failing to
+ * persist): sent with `retry-after: 1`. The detail says which, when the error tells.
+ */
+export const redisUnavailable = (err?: unknown): Problem => {
+  const message = String((err as { message?: unknown } | undefined)?.message ?? '');
+  const detail = message.startsWith('OOM ')
+    ? 'Redis is at its memory limit (maxmemory) and refuses writes; raise maxmemory or free memory (shorter LOG_RETENTION or CONTACT_RETENTION, the archiver running), then retry with the same Idempotency-Key.'
+    : message.startsWith('MISCONF ')
+      ? 'Redis refuses writes because it cannot persist its data (see its log: disk full or not writable); fix that, then retry with the same Idempotency-Key.'
+      : 'Redis is not reachable right now; retry with the same Idempotency-Key.';
+  return problem(503, 'redis-unavailable', 'Storage unavailable', detail);
+};
 
 /** 500 for a failure no route foresaw; the error is logged under the request id. */
 export const internalError = (requestId: string): Problem =>
