@@ -282,7 +282,9 @@ export class SwitchboardClient {
     for (;;) {
       const p = await this.events({ ...page, ...(after !== undefined ? { after } : {}) }, o);
       yield* p.events;
-      if (p.next === null || p.events.length === 0) return;
+      // A filtered page may hold nothing and still have a next (the server reads a bounded stretch
+      // of the log per page): only a null next, or one that does not move, ends the log.
+      if (p.next === null || p.next === after) return;
       after = p.next;
     }
   }

@@ -627,7 +627,8 @@ export const openapi = withEdgeProblems(
           ],
           responses: {
             '200': {
-              description: 'a page',
+              description:
+                'a page; with type, it reads at most 10,000 events of the log, so it may hold fewer than limit (or none) with a next: page until next is null',
               content: json({
                 type: 'object',
                 properties: {

@@ -102,32 +102,49 @@ export interface EventPage {
 }
 
 /**
+ * The most events of the log one filtered page reads: a type found rarely (or not at all) would
+ * otherwise have one request read the whole history, archive included.
+ */
+export const EVENTS_SCAN_BUDGET = 10_000;
+
+/**
  * One page of the audit log after `after` (exclusive), filtered by type. `next` is the
- * position to ask from for the following page, or null at the end of the log so far.
+ * position to ask from for the following page, or null at the end of the log so far. A filtered
+ * page reads at most `scanBudget` events of the log: past it, the page holds what it found (perhaps
+ * nothing) and `next` is where it stopped.
  */
 export async function readEvents(
   redis: RedisClient,
   workspace: string,
-  opts: { after?: string; limit: number; types?: ReadonlySet<string>; history?: EventHistory },
+  opts: {
+    after?: string;
+    limit: number;
+    types?: ReadonlySet<string>;
+    history?: EventHistory;
+    scanBudget?: number;
+  },
 ): Promise<EventPage> {
   const history = opts.history ?? streamHistory(redis);
   const events: EventEnvelope[] = [];
   let cursor = opts.after ?? '0-0';
-  // With a type filter, scan forward in chunks until the page is full or the log ends.
-  const chunk = opts.types ? Math.max(opts.limit * 4, 256) : opts.limit;
+  // With a type filter, scan forward in chunks until the page is full, the budget spent or the log ends.
+  let budget = opts.types ? (opts.scanBudget ?? EVENTS_SCAN_BUDGET) : Number.POSITIVE_INFINITY;
   for (;;) {
+    const chunk = opts.types ? Math.max(1, Math.min(Math.max(opts.limit * 4, 256), budget)) : opts.limit;
     const entries = await history(workspace, cursor, chunk);
     for (const e of entries) {
       cursor = e[0];
       const type = entryType(e);
       if (opts.types && (!type || !opts.types.has(type))) continue;
       events.push(toEnvelope(e));
-      if (events.length === opts.limit) {
-        const more = await history(workspace, cursor, 1);
-        return { events, next: more.length > 0 ? cursor : null };
-      }
+      if (events.length === opts.limit) break;
     }
-    if (entries.length < chunk) return { events, next: null };
+    budget -= entries.length;
+    if (entries.length < chunk && events.length < opts.limit) return { events, next: null };
+    if (events.length === opts.limit || budget <= 0) {
+      const more = await history(workspace, cursor, 1);
+      return { events, next: more.length > 0 ? cursor : null };
+    }
   }
 }
 
