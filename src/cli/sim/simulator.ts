@@ -584,7 +584,8 @@ export class Simulator {
         if (!r.ok) return;
         const page = r.body as { events: Envelope[]; next: string | null };
         for (const e of page.events) this.onEvent(e);
-        if (page.next === null || page.events.length === 0) return;
+        // A filtered page may hold nothing and still have a next (a bounded stretch read per page).
+        if (page.next === null || page.next === after) return;
         after = page.next;
       }
     } finally {
