@@ -567,11 +567,11 @@ describe('Idempotency-Key past its lifetime', () => {
       expectJson(res, 201);
     }
     const h = { 'idempotency-key': 'k20' };
-    const p = expectProblem(
-      await call('POST', `${base(ws)}/agents`, { id: 'b20', skills: ['x'] }, h, short),
-      422,
-    );
+    const refused = await call('POST', `${base(ws)}/agents`, { id: 'b20', skills: ['x'] }, h, short);
+    const p = expectProblem(refused, 422);
     expect(p.type).toBe('/problems/idempotency-key-reused');
+    // A refusal, not the first outcome replayed.
+    expect(refused.headers['idempotent-replayed']).toBeUndefined();
     await sleep(1200);
     const len = await xlen(ws);
     // A different request under the expired key: a new command, not 422. Sent through the main

@@ -323,7 +323,12 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
 
   /** The one mapping from the ways the command path fails to their answers (problem+json, or 202). */
   function answerFailure(req: FastifyRequest, reply: FastifyReply, failure: CommandFailure): FastifyReply {
-    if ('submitted' in failure && failure.submitted?.appended.repeated)
+    // A repeat's first outcome is replayed; a key reused for another request is refused, not replayed.
+    if (
+      failure._tag !== 'IdempotencyKeyReused' &&
+      'submitted' in failure &&
+      failure.submitted?.appended.repeated
+    )
       reply.header('idempotent-replayed', 'true');
     switch (failure._tag) {
       case 'InvalidRequest':
