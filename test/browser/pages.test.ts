@@ -380,6 +380,19 @@ describe('the wallboard and the agent desktop in Chromium', () => {
     );
   });
 
+  it('a wallboard opened when nothing happened for its replay window goes live all the same', async () => {
+    // The browser's clock 10 minutes ahead: the wallboard's 5-minute replay starts after the last
+    // event, as on a workspace quiet for that long (or one with no event yet).
+    const page = await newPage();
+    await page.addInitScript(() => {
+      const real = Date.now;
+      Date.now = () => real() + 10 * 60_000;
+    });
+    await signIn(page, '/', keys.supervisor);
+    await textOf(page, '#live', 'live');
+    await page.close();
+  });
+
   it('after the instance restarts, the wallboard resumes from its last event: what happened meanwhile, nothing twice', async () => {
     await stopWithin(sb, 20_000);
     await textOf(wallboard, '#live', 'reconnecting');

@@ -141,16 +141,36 @@ function start(client) {
   updateCharts();
   renderFeed();
 
-  const saved = store.getJson(`state.${api.ws}`);
-  const after = saved?.position ?? `${since}-0`;
+  timers.push(setInterval(refreshStats, 2000), setInterval(save, 2000));
+  refreshStats();
+  openFeed(client);
+}
+
+/**
+ * The live feed, from the tab's last event, or else replaying the events since `since`. A time is
+ * no event: past the log's last one (nothing happened in the replay window, or this clock is ahead
+ * of Redis's) the feed refuses it (409, which a browser sees as a failed socket, again and again),
+ * so the replay starts there only when an event follows it; with none, there is nothing to replay
+ * and the feed starts at the log's end.
+ */
+async function openFeed(client) {
+  let after = store.getJson(`state.${client.ws}`)?.position;
+  if (after === undefined || after === null) {
+    after = `${since}-0`;
+    try {
+      const page = (await client.get(`/events?after=${after}&limit=1`)).data;
+      if (page.events.length === 0) after = undefined;
+    } catch {
+      // Unanswered: the feed tries the time, and says what it meets.
+    }
+  }
+  if (api !== client) return; // signed out meanwhile
   feed = liveFeed(api, {
     query: { type: LIVE_TYPES.join(',') },
     after,
     onEvent,
     onStatus: onLive,
   });
-  timers.push(setInterval(refreshStats, 2000), setInterval(save, 2000));
-  refreshStats();
 }
 
 function stop() {
