@@ -166,6 +166,22 @@ describe('the live feed with keys', () => {
     expect(events.statusCode).toBe(401);
   });
 
+  it('a ticket is spent by the upgrade that presents it, whatever its answer: a refusal too', async () => {
+    const supervisor = (await keyOf(sb.redis, WS, 'supervisor')).key;
+    // Refused after the key was checked: a bad query (400), a position past the last event (409).
+    for (const [query, status] of [
+      ['type=NoSuchType', 400],
+      ['after=99999999999999-0', 409],
+    ] as const) {
+      const ticket = await ticketFor(supervisor);
+      expect((await refused(`?${query}&ticket=${ticket}`)).status).toBe(status);
+      // The URL that reached a log opens nothing: a retry takes a new ticket.
+      expect((await refused(`?ticket=${ticket}`)).status).toBe(401);
+      const fresh = await open(`?ticket=${await ticketFor(supervisor)}`);
+      fresh.socket.close();
+    }
+  });
+
   it('an open feed of a key revoked meanwhile is closed with 1008 within about a second', async () => {
     const victim = await keyOf(sb.redis, WS, 'supervisor');
     const feed = await open('', bearer(victim.key));
