@@ -23,12 +23,21 @@ const ROUTE_OF: Readonly<Record<string, readonly [method: string, url: string]>>
 const INTERNAL = new Set<string>(COMMAND_TYPES.filter((t) => ROUTE_OF[t] === undefined));
 
 /**
+ * The commands an `agent` key sends for the agent the command names, which must be its own (the
+ * API refuses another with 403). `CompleteContact` is left out: the API checks it against the
+ * contact document when the request arrives, and a transfer may reassign the contact before the
+ * command's turn (docs/SECURITY.md), so the log cannot tell a forged one from that race.
+ */
+const FOR_ITS_AGENT = new Set(['ChangeAgentState', 'AcceptOffer', 'RejectOffer']);
+
+/**
  * Why a command could not have been appended by whom it names (docs/SECURITY.md, "API keys and
  * roles", the table the API enforces): a client's command sent with a key whose role may not send
  * it, or the clock's or the archiver's with a key at all. A command with no key (AUTH off) names
- * nobody.
+ * nobody. `keyAgents`: the agent each `agent` key of the workspace is bound to (key id → agent id);
+ * a command of such a key naming another agent is reported too.
  */
-export function accessProblem(e: CommandEntry): string | undefined {
+export function accessProblem(e: CommandEntry, keyAgents?: ReadonlyMap<string, string>): string | undefined {
   if (INTERNAL.has(e.type))
     return e.keyId !== undefined || e.role !== undefined
       ? `${e.type} is appended by the clock or the archiver only, yet names API key ${e.keyId ?? '?'} (${e.role ?? '?'})`
@@ -36,7 +45,20 @@ export function accessProblem(e: CommandEntry): string | undefined {
   const route = ROUTE_OF[e.type];
   if (route === undefined || e.role === undefined) return undefined;
   const roles: readonly string[] = accessOf(...route)?.roles ?? [];
-  return roles.includes(e.role)
+  if (!roles.includes(e.role))
+    return `${e.type} names API key ${e.keyId ?? '?'} of role ${e.role}, which may not send it (${roles.join(', ')} may)`;
+  const bound = e.role === 'agent' && e.keyId !== undefined ? keyAgents?.get(e.keyId) : undefined;
+  if (bound === undefined || !FOR_ITS_AGENT.has(e.type)) return undefined;
+  const named = commandAgent(e.command);
+  return named === bound
     ? undefined
-    : `${e.type} names API key ${e.keyId ?? '?'} of role ${e.role}, which may not send it (${roles.join(', ')} may)`;
+    : `${e.type} for agent "${String(named)}" names API key ${e.keyId} of role agent, bound to agent "${bound}": it acts for its own agent only`;
+}
+
+function commandAgent(text: string | undefined): unknown {
+  try {
+    return (JSON.parse(text ?? '{}') as { agentId?: unknown }).agentId;
+  } catch {
+    return undefined; // a malformed entry is reported as such
+  }
 }

@@ -47,6 +47,11 @@ export interface AuditOptions {
    * projection (src/audit/intervals-check.ts). Absent: not counted.
    */
   readonly intervalServiceLevelMs?: number;
+  /**
+   * The agent each `agent` API key of the workspace is bound to (key id → agent id): a command of
+   * such a key naming another agent is a violation (src/audit/access.ts). Absent: not checked.
+   */
+  readonly keyAgents?: ReadonlyMap<string, string>;
 }
 
 interface Pending {
@@ -399,7 +404,7 @@ export class Auditor {
     this.commands++;
     const who = e.keyId === undefined ? '-' : `${e.keyId} ${e.role ?? '-'}`;
     this.byKey.set(who, (this.byKey.get(who) ?? 0) + 1);
-    const refused = accessProblem(e);
+    const refused = accessProblem(e, this.opts.keyAgents);
     if (refused) this.flag('command', 'commands', e.position, refused);
     if (this.cursor - this.base > 65_536) {
       this.buffer = this.buffer.slice(this.cursor - this.base);

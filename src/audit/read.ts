@@ -1,3 +1,4 @@
+import { listApiKeys } from '../adapters/redis/api-keys.ts';
 import { readRange } from '../adapters/redis/event-log.ts';
 import { scanHash } from '../adapters/redis/hash-scan.ts';
 import { type WorkspaceKeys, workspaceKeys } from '../adapters/redis/keys.ts';
@@ -302,6 +303,9 @@ export class WorkspaceAudit {
   /** This run's progress report (the replayer, made by the first run, calls it). */
   private progress = (): void => {};
 
+  /** The workspace's agent keys and their agents, for the audit of who sent what. */
+  private readonly keyAgents = new Map<string, string>();
+
   constructor(
     private readonly redis: RedisClient,
     readonly workspace: string,
@@ -313,12 +317,17 @@ export class WorkspaceAudit {
   async run(): Promise<AuditReport> {
     const { redis, k, opts } = this;
     const started = performance.now();
+    // The agent keys' bindings, read again each run (a key made since is known from then on).
+    if (!opts.keyAgents)
+      for (const key of await listApiKeys(redis, this.workspace))
+        if (key.agentId !== undefined) this.keyAgents.set(key.keyId, key.agentId);
     if (!this.auditor) {
       // The interval tallies are counted within the threshold the live projection counts within.
       this.threshold = opts.compareState !== false ? await redis.hget(k.intervals, 'serviceLevelMs') : null;
+      const withKeys = opts.keyAgents ? opts : { ...opts, keyAgents: this.keyAgents };
       this.auditor = new Auditor(
         this.workspace,
-        this.threshold ? { ...opts, intervalServiceLevelMs: Number(this.threshold) } : opts,
+        this.threshold ? { ...withKeys, intervalServiceLevelMs: Number(this.threshold) } : withKeys,
       );
     }
     const a = this.auditor;

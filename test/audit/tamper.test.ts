@@ -5,6 +5,7 @@
  * The untouched log passes (exit 0), `--after` hides what comes before it, bad arguments exit 2.
  */
 import { describe, expect, it } from 'vitest';
+import { createApiKey } from '../../src/adapters/redis/api-keys.ts';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
@@ -211,6 +212,31 @@ describe('tampered logs', () => {
     expect(at(byAgent)[0]?.message).toMatch(/role agent, which may not send it/);
     expect(at(byIntegration)[0]?.message).toMatch(/clock or the archiver only/);
     expect(at(allowed)).toEqual([]);
+  });
+
+  it("reports an agent key's command for another agent than the key's own", async () => {
+    const { ws } = await log();
+    const { info } = await createApiKey(suite.redis, { workspace: ws, role: 'agent', agentId: 'r1' });
+    const sent = async (command: Command) =>
+      (await appendCommand(suite.redis, { workspace: ws, command, keyId: info.keyId, role: 'agent' }))
+        .position;
+    await appendCommand(suite.redis, {
+      workspace: ws,
+      command: { type: 'RegisterAgent', agentId: 'r1', skills: ['Romeo'], capacity: 1 },
+    });
+    await appendCommand(suite.redis, {
+      workspace: ws,
+      command: { type: 'RegisterAgent', agentId: 'r2', skills: ['Romeo'], capacity: 1 },
+    });
+    const own = await sent({ type: 'ChangeAgentState', agentId: 'r1', state: 'available' });
+    const another = await sent({ type: 'ChangeAgentState', agentId: 'r2', state: 'available' });
+    const accept = await sent({ type: 'AcceptOffer', contactId: 'nope', agentId: 'r2' });
+    const reject = await sent({ type: 'RejectOffer', contactId: 'nope', agentId: 'r2' });
+    await projectPending(suite.redis, ws);
+    const report = await auditWorkspace(suite.redis, ws);
+    const at = (p: string) => report.violations.filter((v) => v.position === p && v.kind === 'command');
+    expect(at(own)).toEqual([]);
+    for (const p of [another, accept, reject]) expect(at(p)[0]?.message, p).toMatch(/bound to agent "r1"/);
   });
 
   it("reports a malformed entry's rejection rewritten to name another command", async () => {

@@ -11,6 +11,7 @@ import { ROUTE_ACCESS } from '../../src/adapters/http/auth.ts';
 import { openapi } from '../../src/adapters/http/openapi.ts';
 import { API_KEY_ROLES, type ApiKeyRole, revokeApiKey } from '../../src/adapters/redis/api-keys.ts';
 import type { Running } from '../../src/app/composition-root.ts';
+import { auditWorkspace } from '../../src/audit/read.ts';
 import { projectorReady } from '../support/projector.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { waitFor } from '../support/wait.ts';
@@ -340,6 +341,9 @@ describe('every route × every role', () => {
       expect.objectContaining({ keyId: desk.keyId, role: 'agent' }),
       expect.objectContaining({ keyId: desk.keyId, role: 'agent' }),
     ]);
+    // The audit knows the key's agent: what the desk sent for its own agent is no violation.
+    const report = await auditWorkspace(sb.redis, ws);
+    expect(report.violations.filter((v) => v.kind === 'command')).toEqual([]);
   });
 
   it("records who did what: the key id and role are in the command entry and every fact's meta", async () => {
