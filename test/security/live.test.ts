@@ -139,6 +139,11 @@ describe('the live feed with keys', () => {
   it('a ticket opens the feed once, for 30 s at most, in its workspace only, while its key is valid', async () => {
     const supervisor = await keyOf(sb.redis, WS, 'supervisor');
     const ticket = await ticketFor(supervisor.key);
+    // A plain GET (no upgrade: a link preview, a proxy that drops Upgrade) is told to upgrade and
+    // does not use the ticket up: only the upgrade consumes it.
+    const plain = await sb.api!.inject({ url: `/v1/workspaces/${WS}/events/live?ticket=${ticket}` });
+    expect(plain.statusCode, plain.body).toBe(426);
+    expect(plain.json()).toMatchObject({ type: '/problems/upgrade-required' });
     const first = await open(`?ticket=${ticket}`);
     first.socket.close();
     const again = await refused(`?ticket=${ticket}`);

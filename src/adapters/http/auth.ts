@@ -126,6 +126,18 @@ export function installAuth(app: FastifyInstance, opts: { cacheMs?: number } = {
       const ticket = (req.query as { ticket?: unknown }).ticket;
       if (access.own !== 'live' || typeof ticket !== 'string')
         return refuse(req, reply, unauthorized('No API key was given.'));
+      // A ticket opens an upgrade only: a plain GET (a link preview, a proxy that dropped the
+      // Upgrade header) is told so and leaves the ticket unused, for the upgrade it was bought for.
+      if (!req.ws)
+        return sendProblem(
+          reply.header('upgrade', 'websocket'),
+          problem(
+            426,
+            'upgrade-required',
+            'Upgrade required',
+            'Open this route as a WebSocket (Upgrade: websocket); a ticket is used by the upgrade only.',
+          ),
+        );
       const holder = await consumeWsTicket(redis, ws, ticket);
       const key = holder && (await verifier.active(holder.keyId));
       if (!holder || !key)
