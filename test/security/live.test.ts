@@ -2,7 +2,9 @@
  * The live feed with keys: authenticated before the upgrade (a header, or a one-time ticket from
  * POST /ws-tickets), refusals are the handshake's problem+json, and an agent key's feed never
  * carries another agent's event, checked under load (10 agents, 300 contacts routed and completed,
- * presence changes) on three sockets of the agent's: by header, by ticket, and replaying from 0-0.
+ * presence changes) on three sockets of the agent's: by header, by ticket, and replaying from 0-0;
+ * and events that name two agents (offers withdrawn, transfers from one to the other, a removal)
+ * or none (settings) reach only the feeds they are about.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -95,7 +97,7 @@ async function ticketFor(key: string, ws = WS): Promise<string> {
   return body.ticket;
 }
 
-async function send(method: 'POST', path: string, payload?: unknown, key = admin) {
+async function send(method: 'POST' | 'PUT' | 'DELETE', path: string, payload?: unknown, key = admin) {
   const r = await sb.api!.inject({
     method,
     url: `/v1/workspaces/${WS}${path}`,
@@ -314,6 +316,99 @@ describe('the live feed with keys', () => {
         name,
       ).toEqual([]);
     }
+    for (const s of [byHeader, byTicket, replay, supervisor]) s.socket.close();
+  });
+  it("an agent key's feed: events naming two agents (offers withdrawn, transfers, a removal) and workspace events", async () => {
+    const me = 'mx';
+    const other = 'my';
+    const key = (await keyOf(sb.redis, WS, 'agent', me)).key;
+    const otherKey = (await keyOf(sb.redis, WS, 'agent', other)).key;
+    const byHeader = await open('', bearer(key));
+    const byTicket = await open(`?ticket=${await ticketFor(key)}`);
+    const supervisor = await open('', bearer((await keyOf(sb.redis, WS, 'supervisor')).key));
+    const contact = async (id: string) =>
+      (
+        await sb.api!.inject({ url: `/v1/workspaces/${WS}/contacts/${id}`, headers: bearer(admin) })
+      ).json() as { agentId?: string; state?: string };
+    const asKey = (k: string, method: 'GET' | 'POST', path: string, payload?: unknown) =>
+      sb.api!.inject({
+        method,
+        url: `/v1/workspaces/${WS}${path}`,
+        headers: { ...bearer(k), ...(payload !== undefined ? { 'content-type': 'application/json' } : {}) },
+        ...(payload !== undefined ? { payload: JSON.stringify(payload) } : {}),
+      });
+
+    // Offers: skills only one of the two has (the agents of the test above have neither).
+    await send('PUT', '/settings', { offerTimeoutMs: 60_000 });
+    await send('POST', '/agents', { id: me, skills: ['m-own', 'm-to'], capacity: 3 });
+    await send('POST', '/agents', { id: other, skills: ['m-other'], capacity: 3 });
+    for (const id of [me, other]) await send('POST', `/agents/${id}/state`, { state: 'available' });
+    // An offer of each withdrawn as its contact leaves (ContactAbandoned with the agent's id).
+    await send('POST', '/contacts', { id: 'm1', skills: ['m-own'] });
+    await send('POST', '/contacts', { id: 'm2', skills: ['m-other'] });
+    await waitFor(
+      'm1, m2 offered',
+      async () => (await contact('m1')).agentId === me && (await contact('m2')).agentId === other,
+    );
+    await send('POST', '/contacts/m1/abandon');
+    await send('POST', '/contacts/m2/abandon');
+    // The other agent's contact transferred to a skill only `me` has (ContactTransferred names the other).
+    await send('POST', '/contacts', { id: 'm3', skills: ['m-other'] });
+    await waitFor('m3 offered', async () => (await contact('m3')).agentId === other);
+    expect((await asKey(otherKey, 'POST', '/contacts/m3/accept', { agentId: other })).statusCode).toBe(200);
+    expect((await asKey(key, 'GET', '/contacts/m3')).statusCode).toBe(403);
+    await send('POST', '/contacts/m3/transfer', { skills: ['m-to'] });
+    await waitFor('m3 offered to me', async () => (await contact('m3')).agentId === me);
+    // Now it is mine: the other agent reads and completes it no more.
+    expect((await asKey(otherKey, 'GET', '/contacts/m3')).statusCode).toBe(403);
+    expect((await asKey(otherKey, 'POST', '/contacts/m3/complete')).statusCode).toBe(403);
+    expect((await asKey(key, 'POST', '/contacts/m3/accept', { agentId: me })).statusCode).toBe(200);
+    // And back to the other agent (ContactTransferred names me), whose offer is withdrawn as it is removed.
+    await send('POST', '/contacts/m3/transfer', { skills: ['m-other'] });
+    await waitFor('m3 offered to the other', async () => (await contact('m3')).agentId === other);
+    expect((await asKey(key, 'GET', '/contacts/m3')).statusCode).toBe(403);
+    await send('DELETE', `/agents/${other}`);
+    await send('PUT', '/settings', { offerTimeoutMs: 0 });
+    await send('POST', `/agents/${me}/state`, { state: 'away' }, key);
+
+    const lastOwn = (
+      (
+        await sb.api!.inject({
+          url: `/v1/workspaces/${WS}/events?limit=1000&type=AgentStateChanged`,
+          headers: bearer(admin),
+        })
+      ).json() as { events: Envelope[] }
+    ).events
+      .filter((e) => e.data.agentId === me)
+      .at(-1)!;
+    const replay = await open('?after=0-0', bearer(key));
+    for (const s of [byHeader, byTicket, replay, supervisor])
+      await waitFor('the own last event', () => s.events.some((e) => e.position === lastOwn.position), {
+        timeoutMs: 10_000,
+      });
+    const everyOne = supervisor.events;
+    const types = (es: Envelope[]) => es.map((e) => `${e.type} ${JSON.stringify(e.data)}`);
+    // The load had what this is about: both agents' offers withdrawn, transfers from each, the removal.
+    for (const [type, field, agent] of [
+      ['ContactAbandoned', 'agentId', me],
+      ['ContactAbandoned', 'agentId', other],
+      ['ContactTransferred', 'fromAgentId', me],
+      ['ContactTransferred', 'fromAgentId', other],
+      ['AssignmentRejected', 'agentId', other],
+      ['AgentRemoved', 'agentId', other],
+      ['SettingsChanged', undefined, undefined],
+    ] as const)
+      expect(
+        everyOne.some((e) => e.type === type && (field === undefined || e.data[field] === agent)),
+        `${type} ${agent ?? ''}`,
+      ).toBe(true);
+    const mine = everyOne.filter((e) => about(e) === me);
+    for (const [name, s] of [
+      ['by header', byHeader],
+      ['by ticket', byTicket],
+      ['replay', replay],
+    ] as const)
+      expect(types(s.events), name).toEqual(types(mine));
     for (const s of [byHeader, byTicket, replay, supervisor]) s.socket.close();
   });
 });
