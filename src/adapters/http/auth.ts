@@ -3,7 +3,7 @@ import { ID_PATTERN } from '../../domain/values.ts';
 import { ApiKeyVerifier, consumeWsTicket } from '../redis/api-keys.ts';
 import { readContact } from '../redis/projection-reads.ts';
 import type { Principal, Role } from './principal.ts';
-import { type Problem, problem, sendProblem } from './problem.ts';
+import { type Problem, problem, sendProblem, sendUpgradeRequired } from './problem.ts';
 
 /**
  * Who may call what: the one table of docs/SECURITY.md ("API keys and roles"), enforced by the
@@ -129,14 +129,9 @@ export function installAuth(app: FastifyInstance, opts: { cacheMs?: number } = {
       // A ticket opens an upgrade only: a plain GET (a link preview, a proxy that dropped the
       // Upgrade header) is told so and leaves the ticket unused, for the upgrade it was bought for.
       if (!req.ws)
-        return sendProblem(
-          reply.header('upgrade', 'websocket'),
-          problem(
-            426,
-            'upgrade-required',
-            'Upgrade required',
-            'Open this route as a WebSocket (Upgrade: websocket); a ticket is used by the upgrade only.',
-          ),
+        return sendUpgradeRequired(
+          reply,
+          'Open this route as a WebSocket (Upgrade: websocket); a ticket is used by the upgrade only.',
         );
       const holder = await consumeWsTicket(redis, ws, ticket);
       const key = holder && (await verifier.active(holder.keyId));

@@ -9,7 +9,7 @@ import type { WorkspaceTail } from '../redis/tail.ts';
 import { frameWriter, ownSelection, type Selection, sharedSelection, textWriter } from './frames.ts';
 import { KeyWatch } from './key-watch.ts';
 import { workspaceOf } from './params.ts';
-import { decodeOr400, ProblemError, positionAhead, problem, sendProblem } from './problem.ts';
+import { decodeOr400, ProblemError, positionAhead, sendProblem, sendUpgradeRequired } from './problem.ts';
 import { TypeList } from './queries.ts';
 
 // `ticket`: a one-time ticket from POST /ws-tickets, read by the authentication before the upgrade.
@@ -103,15 +103,7 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
           throw err;
         }
         if (!req.ws)
-          return sendProblem(
-            reply.header('upgrade', 'websocket'),
-            problem(
-              426,
-              'upgrade-required',
-              'Upgrade required',
-              'Open this route as a WebSocket (Upgrade: websocket).',
-            ),
-          );
+          return sendUpgradeRequired(reply, 'Open this route as a WebSocket (Upgrade: websocket).');
       },
     },
     async (socket: WebSocket, req) => {

@@ -172,6 +172,14 @@ export function isRedisUnavailable(err: unknown): boolean {
   );
 }
 
+/** 426 for a plain request to a WebSocket route, with the header that names the upgrade. */
+export function sendUpgradeRequired(reply: FastifyReply, detail: string): FastifyReply {
+  return sendProblem(
+    reply.header('upgrade', 'websocket'),
+    problem(426, 'upgrade-required', 'Upgrade required', detail),
+  );
+}
+
 /**
  * 503 while Redis cannot be reached, or refuses writes (at its memory limit, or failing to
  * persist): sent with `retry-after: 1`. The detail says which, when the error tells.
