@@ -15,7 +15,6 @@ import {
   UpdateAgentBody,
 } from '../../domain/commands.ts';
 import { DEFAULT_PREFERRED_FOR_MS, DEFAULT_SETTINGS } from '../../domain/model.ts';
-import { strict } from '../../domain/strict.ts';
 import { DEFAULT_CHANNEL } from '../../domain/values.ts';
 import { waitForReplicas } from '../redis/client.ts';
 import {
@@ -27,7 +26,7 @@ import {
   legacyFingerprintOf,
 } from '../redis/command-log.ts';
 import { workspaceKeys } from '../redis/keys.ts';
-import { AgentParams, ContactParams, IdempotencyKey, WorkspaceParams } from './params.ts';
+import { AgentParams, ContactParams, IdempotencyKey, NoQuery, WorkspaceParams } from './params.ts';
 import {
   decodeOrProblem,
   internalError,
@@ -155,8 +154,6 @@ const queueBody: BodyDecoder<t.TypeOf<typeof QueueContactBody>> = (body) =>
         ),
     ),
   );
-
-const NoQuery = strict({}, {}, 'NoQuery');
 
 /**
  * The path parameters first (a bad path is the one answered), then the query (none), then the

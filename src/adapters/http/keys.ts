@@ -10,7 +10,7 @@ import {
   listApiKeys,
   revokeApiKey,
 } from '../redis/api-keys.ts';
-import { workspaceOf } from './params.ts';
+import { NoQuery, workspaceOf } from './params.ts';
 import { decodeOr400, ProblemError, problem } from './problem.ts';
 
 const Role = t.keyof(
@@ -27,7 +27,6 @@ const KeyParams = t.type({
 });
 
 /** These routes read no query, and only POST /keys a body: anything else is named in a 400. */
-const NoQuery = strict({}, {}, 'NoQuery');
 function noBody(body: unknown): void {
   if (body === undefined || body === null) return;
   if (typeof body === 'object' && !Array.isArray(body) && Object.keys(body).length === 0) return;

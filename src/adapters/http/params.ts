@@ -15,6 +15,9 @@ export function idParams(params: unknown): { ws: string; id: string } {
   return decodeOr400(AgentParams, params, 'path');
 }
 
+/** No query parameter at all: the routes that read none (commands, keys, tickets) name any given in a 400. */
+export const NoQuery = strict({}, {}, 'NoQuery');
+
 /** `?minPosition=` on any query. */
 export const MinPositionQuery = strict({}, { minPosition: Position }, 'MinPositionQuery');
 
