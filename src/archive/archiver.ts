@@ -73,7 +73,7 @@ export class Archiver {
 
   async run(workspace: string, running: () => boolean): Promise<void> {
     // What this process knew of the archive may be stale once another process held the lease.
-    for (const s of LOG_STREAMS) this.tips.delete(`${workspace}/${s}`);
+    for (const s of LOG_STREAMS) this.forgetTip(workspace, s);
     // Leftovers of a writer killed mid-put (best effort: they only take room).
     const swept = await this.store.sweep?.(workspace, LEFTOVER_AGE_MS).catch((err: Error) => {
       this.log.warn(
@@ -124,11 +124,11 @@ export class Archiver {
     const key = k[stream];
     const known = this.tips.has(`${workspace}/${stream}`);
     let tip = await this.tip(workspace, stream);
-    const anchor = parseAnchor(await this.redis.hget(k.archive, stream));
+    const anchor = await this.mark(workspace, stream);
     // A mark past the tip this archiver kept: another archiver went on meanwhile (this one paused,
     // or its lease lapsed unnoticed). The archive is listed again before it is judged.
     if (known && anchor && anchor.index > (tip?.index ?? -1)) {
-      this.tips.delete(`${workspace}/${stream}`);
+      this.forgetTip(workspace, stream);
       tip = await this.tip(workspace, stream);
     }
     this.check(workspace, stream, tip, anchor);
@@ -138,8 +138,8 @@ export class Archiver {
       // is then ahead of Redis, and chaining what Redis holds now onto it would make one log of
       // two histories.
       if ((await this.redis.xrange(key, tip.last, tip.last)).length === 0) {
-        const markNow = parseAnchor(await this.redis.hget(k.archive, stream));
-        this.tips.delete(`${workspace}/${stream}`);
+        const markNow = await this.mark(workspace, stream);
+        this.forgetTip(workspace, stream);
         // Another archiver trimmed past it meanwhile: read the archive again.
         if (markNow && markNow.index >= tip.index) return 0;
         throw new ArchiveMismatchError(
@@ -161,9 +161,9 @@ export class Archiver {
     // entry). The mark is read again after the entries: unmoved, they were read before any such
     // trim, so a segment of the same index written meanwhile has the same name and the store
     // refuses this one.
-    const markNow = parseAnchor(await this.redis.hget(k.archive, stream));
+    const markNow = await this.mark(workspace, stream);
     if (markNow && markNow.index > (tip?.index ?? -1)) {
-      this.tips.delete(`${workspace}/${stream}`);
+      this.forgetTip(workspace, stream);
       this.log.info(
         { workspace, stream, mark: markNow.index },
         'another archiver archived this stream further; reading the archive again',
@@ -269,10 +269,20 @@ export class Archiver {
           ? `holds a segment ${a.index} other than the one Redis was trimmed for`
           : undefined;
     if (why === undefined) return;
-    this.tips.delete(`${workspace}/${stream}`);
+    this.forgetTip(workspace, stream);
     throw new ArchiveMismatchError(
       `the ${stream} archive of ${workspace} in ${this.store.where} ${why}: it is not the archive this workspace was archived to (ARCHIVE_DIR must be one shared place for every archiver), or segments were removed. Nothing more is archived for it until the archive is restored`,
     );
+  }
+
+  /** The mark in Redis: the last segment the stream was trimmed for (none before the first trim). */
+  private async mark(workspace: string, stream: LogStream): Promise<ReturnType<typeof parseAnchor>> {
+    return parseAnchor(await this.redis.hget(workspaceKeys(workspace).archive, stream));
+  }
+
+  /** What this archiver kept of the archive's tip is stale: the next step lists the archive again. */
+  private forgetTip(workspace: string, stream: LogStream): void {
+    this.tips.delete(`${workspace}/${stream}`);
   }
 
   /** The last segment's header (read once per lease, then kept as segments are written). */
