@@ -5,11 +5,8 @@
  * old archive no longer separable from the new); it refuses the stream, trims nothing and logs
  * why, as it does for an archive behind Redis.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import pino from 'pino';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { Archiver } from '../../src/archive/archiver.ts';
 import { parseAnchor } from '../../src/archive/chain.ts';
@@ -18,21 +15,18 @@ import { LOG_STREAMS } from '../../src/archive/segment.ts';
 import { DiskArchive } from '../../src/archive/store.ts';
 import { writeLog } from '../../src/cli/bench/audit-log.ts';
 import { suiteRedis } from '../support/redis.ts';
+import { suiteTempDirs } from '../support/temp-dirs.ts';
 
 const log = pino({ level: 'silent' });
 
 describe('an archive ahead of Redis', () => {
   const suite = suiteRedis();
-  const dirs: string[] = [];
-  afterAll(async () => {
-    for (const d of dirs) await rm(d, { recursive: true, force: true });
-  });
+  const tempDir = suiteTempDirs();
 
   it('is refused when Redis lost the workspace: nothing trimmed, no segment chained on', async () => {
     const ws = `redis-lost-${Date.now().toString(36)}`;
     const k = workspaceKeys(ws);
-    const dir = await mkdtemp(path.join(tmpdir(), 'sb-redis-lost-'));
-    dirs.push(dir);
+    const dir = await tempDir('sb-redis-lost-');
     const store = new DiskArchive(dir);
     const opts = { retention: { count: 10 } as Retention, segmentEntries: 100, everyMs: 50 };
     await writeLog(suite.redis, ws, { events: 300, agents: 8, seed: 3 });

@@ -5,11 +5,8 @@
  * segment is read and decoded once while pages move through it, not once per page: the readers
  * share a small cache of decoded segments, bounded in bytes.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import pino from 'pino';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
@@ -20,6 +17,7 @@ import { DiskArchive } from '../../src/archive/store.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { ensureGroup, projectPending } from '../../src/projections/projector.ts';
 import { suiteRedis } from '../support/redis.ts';
+import { suiteTempDirs } from '../support/temp-dirs.ts';
 
 /** A disk archive that counts the segments read from it. */
 class CountingArchive extends DiskArchive {
@@ -32,10 +30,7 @@ class CountingArchive extends DiskArchive {
 
 describe('archived history read in pages', () => {
   const suite = suiteRedis();
-  const dirs: string[] = [];
-  afterAll(async () => {
-    for (const d of dirs) await rm(d, { recursive: true, force: true });
-  });
+  const tempDir = suiteTempDirs();
 
   it('reads and decodes each segment once while pages move through it', async () => {
     const ws = `seg-cache-${Date.now().toString(36)}`;
@@ -51,8 +46,7 @@ describe('archived history read in pages', () => {
     await projectPending(r, ws);
     const k = workspaceKeys(ws);
     const all = ((await r.xrange(k.events, '-', '+')) as StreamEntry[]).map((e) => e[0]);
-    const dir = await mkdtemp(path.join(tmpdir(), 'sb-segcache-'));
-    dirs.push(dir);
+    const dir = await tempDir('sb-segcache-');
     const archive = new CountingArchive(dir);
     await new Archiver(r, archive, pino({ level: 'silent' }), {
       retention: { count: 20 },

@@ -7,11 +7,8 @@
  * that goes on after another archived past the tip it kept lists the archive again, rather than
  * refuse it as another workspace's.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import pino from 'pino';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
@@ -24,6 +21,7 @@ import { DiskArchive } from '../../src/archive/store.ts';
 import { auditWorkspace } from '../../src/audit/read.ts';
 import { writeLog } from '../../src/cli/bench/audit-log.ts';
 import { suiteRedis } from '../support/redis.ts';
+import { suiteTempDirs } from '../support/temp-dirs.ts';
 
 const log = pino({ level: 'silent' });
 
@@ -48,10 +46,7 @@ function pausedAtTime(redis: RedisClient, gate: Promise<void>, reached: () => vo
 
 describe('an archiver that goes on after another archived past it', () => {
   const suite = suiteRedis();
-  const dirs: string[] = [];
-  afterAll(async () => {
-    for (const d of dirs) await rm(d, { recursive: true, force: true });
-  });
+  const tempDir = suiteTempDirs();
 
   it('writes no second segment of the same index: one chain, every entry once', async () => {
     const ws = `stale-archiver-${Date.now().toString(36)}`;
@@ -59,8 +54,7 @@ describe('an archiver that goes on after another archived past it', () => {
     await writeLog(suite.redis, ws, { events: 450, agents: 10, seed: 7 });
     const commands = (await suite.redis.xrange(k.commands, '-', '+')) as StreamEntry[];
     expect(commands.length).toBeGreaterThan(300);
-    const dir = await mkdtemp(path.join(tmpdir(), 'sb-stale-archiver-'));
-    dirs.push(dir);
+    const dir = await tempDir('sb-stale-archiver-');
     const store = new DiskArchive(dir);
     const opts = { retention: parseRetention('10') as Retention, segmentEntries: 100, everyMs: 50 };
 
@@ -103,8 +97,7 @@ describe('an archiver that goes on after another archived past it', () => {
   it('takes a mark past what it knew of the archive for news, not for a foreign archive', async () => {
     const ws = `stale-tip-${Date.now().toString(36)}`;
     await writeLog(suite.redis, ws, { events: 450, agents: 10, seed: 8 });
-    const dir = await mkdtemp(path.join(tmpdir(), 'sb-stale-archiver-'));
-    dirs.push(dir);
+    const dir = await tempDir('sb-stale-archiver-');
     const store = new DiskArchive(dir);
     const opts = { retention: parseRetention('10') as Retention, segmentEntries: 100, everyMs: 50 };
     const a = new Archiver(suite.redis, store, log, opts);
