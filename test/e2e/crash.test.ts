@@ -26,7 +26,10 @@ const CONTACTS = 1_000;
 const AGENTS = 50;
 const RATE_PER_S = 70;
 const MAX_IN_FLIGHT = 64;
-const LOAD_DEADLINE_MS = 45_000;
+// The load takes about 15 s on a quiet machine. The kills' restarts are what a loaded machine
+// slows (a restarted process took 10 - 13 s to be ready at a load average of 11), and the load
+// waits on them, so the bound leaves room for that and still ends a stuck run.
+const LOAD_DEADLINE_MS = 90_000;
 const MAX_ATTEMPTS = 10;
 
 describe('crash safety under load', () => {
@@ -170,5 +173,5 @@ describe('crash safety under load', () => {
         totalMs: Date.now() - started,
       }),
     );
-  }, 150_000);
+  }, 200_000);
 });
