@@ -51,9 +51,14 @@ const spares: Promise<RedisClusterHandle>[] = [];
 /** Clusters handed out and not given back. */
 const out = new Map<string, RedisClusterHandle>();
 let idleTimer: NodeJS.Timeout | undefined;
+/** What the run's report says at teardown: how long suites waited for a cluster, and how long one took to make. */
+const waits: number[] = [];
+const makes: number[] = [];
 
 function makeSpare(): void {
+  const started = Date.now();
   const p = startRedisCluster({});
+  p.then(() => makes.push(Date.now() - started)).catch(() => undefined);
   // A failed make is reported to the suite that takes it; nothing else waits on it.
   p.catch(() => undefined);
   spares.push(p);
@@ -75,7 +80,9 @@ async function take(): Promise<PooledCluster> {
   clearTimeout(idleTimer);
   idleTimer = setTimeout(() => void stopSpares(), IDLE_MS);
   idleTimer.unref();
+  const asked = Date.now();
   const cluster = await next;
+  waits.push(Date.now() - asked);
   const id = String(++made);
   out.set(id, cluster);
   return { id, nodes: cluster.nodes, credentials: cluster.credentials };
@@ -124,6 +131,14 @@ export async function teardown(): Promise<void> {
   clearTimeout(idleTimer);
   s.closeAllConnections();
   await new Promise<void>((resolve) => s.close(() => resolve()));
+  if (waits.length > 0) {
+    const sec = (ms: number) => (ms / 1000).toFixed(1);
+    const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+    console.log(
+      `cluster pool: ${waits.length} clusters handed out; the suites waited ${sec(sum(waits))} s for them ` +
+        `(longest ${sec(Math.max(...waits))} s); a cluster took ${sec(sum(makes) / Math.max(1, makes.length))} s to make on average`,
+    );
+  }
   const handedOut = [...out.values()];
   out.clear();
   await Promise.all([stopSpares(), ...handedOut.map((c) => c.stop().catch(() => undefined))]);
