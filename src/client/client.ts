@@ -310,6 +310,10 @@ export class SwitchboardClient {
   async listKeys(): Promise<ApiKeyInfo[]> {
     return (await this.request<{ keys: ApiKeyInfo[] }>('GET', `${this.workspacePath}/keys`)).body.keys;
   }
+  /** One key of the workspace, revoked or not (admin); never its secret. */
+  async getKey(keyId: string): Promise<ApiKeyInfo> {
+    return (await this.request<ApiKeyInfo>('GET', `${this.workspacePath}/keys/${enc(keyId)}`)).body;
+  }
   async revokeKey(keyId: string): Promise<ApiKeyInfo> {
     return (await this.request<ApiKeyInfo>('DELETE', `${this.workspacePath}/keys/${enc(keyId)}`)).body;
   }

@@ -200,8 +200,10 @@ describe('the OpenAPI document against real answers', () => {
     const made = (await ok('post', '/keys', { role: 'auditor', name: 'conformance' })).body as {
       keyId: string;
     };
+    await ok('get', `/keys/${made.keyId}`);
     await ok('delete', `/keys/${made.keyId}`);
     expect((await call('delete', at('/keys/0000000000000000'))).status).toBe(404);
+    expect((await call('get', at('/keys/0000000000000000'))).status).toBe(404);
     // Refusals.
     expect((await call('get', at('/agents'), { key: null })).status).toBe(401);
     expect((await call('post', at('/contacts'), { body: { skills: 5 } })).status).toBe(400);

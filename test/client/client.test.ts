@@ -162,7 +162,9 @@ describe('commands and queries', () => {
     const made = await c.createKey({ role: 'agent', agentId: 'ann', name: 'desk' });
     expect(made.key).toMatch(/^sb_/);
     expect((await c.listKeys()).map((k) => k.keyId)).toContain(made.keyId);
+    expect(await c.getKey(made.keyId)).toMatchObject({ keyId: made.keyId, role: 'agent', agentId: 'ann' });
     expect((await c.revokeKey(made.keyId)).revokedAt).toBeDefined();
+    expect((await c.getKey(made.keyId)).revokedAt).toBeDefined();
     expect(await c.whoami()).toMatchObject({ workspace: WS.main, role: 'admin' });
     const ticket = await c.wsTicket();
     expect(ticket.ticket.length).toBeGreaterThan(10);

@@ -45,6 +45,7 @@ describe('problems', () => {
         '/problems/invalid-request',
       ],
       ['404 key-not-found', () => c.revokeKey('0000000000000000'), 404, '/problems/key-not-found'],
+      ['404 key-not-found (GET)', () => c.getKey('0000000000000000'), 404, '/problems/key-not-found'],
       [
         '422 channel-not-declared',
         () => c.queueContact({ skills: ['a'], channel: 'chat' }),

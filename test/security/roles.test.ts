@@ -123,6 +123,7 @@ const SAMPLES: readonly Sample[] = [
   { method: 'GET', path: '/keys/me', allowed: ALL, route: 'GET /keys/me' },
   { method: 'POST', path: '/keys', body: { role: 'auditor' }, allowed: ['admin'], route: 'POST /keys' },
   { method: 'GET', path: '/keys', allowed: ['admin'], route: 'GET /keys' },
+  { method: 'GET', path: '/keys/0000000000000000', allowed: ['admin'], route: 'GET /keys/:keyId' },
   { method: 'DELETE', path: '/keys/0000000000000000', allowed: ['admin'], route: 'DELETE /keys/:keyId' },
 ];
 

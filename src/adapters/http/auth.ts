@@ -56,6 +56,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   [`GET ${WS}/keys/me`]: { roles: ALL },
   [`POST ${WS}/keys`]: { roles: ['admin'] },
   [`GET ${WS}/keys`]: { roles: ['admin'] },
+  [`GET ${WS}/keys/:keyId`]: { roles: ['admin'] },
   [`DELETE ${WS}/keys/:keyId`]: { roles: ['admin'] },
 };
 

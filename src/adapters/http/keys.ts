@@ -6,6 +6,7 @@ import {
   API_KEY_ROLES,
   type ApiKeyRole,
   createApiKey,
+  getApiKey,
   issueWsTicket,
   listApiKeys,
   revokeApiKey,
@@ -81,15 +82,26 @@ export async function keyRoutes(app: FastifyInstance): Promise<void> {
     return { keys: await listApiKeys(redis, ws) };
   });
 
+  const notFound = (ws: string, keyId: string) =>
+    new ProblemError(
+      problem(404, 'key-not-found', 'API key not found', `No API key "${keyId}" in workspace "${ws}".`),
+    );
+
+  // The key POST /keys names in its Location, revoked or not; never its secret.
+  app.get('/keys/:keyId', async (req, reply) => {
+    const { ws, keyId } = decodeOr400(KeyParams, req.params, 'path');
+    decodeOr400(NoQuery, req.query, 'query');
+    const info = await getApiKey(redis, ws, keyId);
+    if (!info) throw notFound(ws, keyId);
+    return reply.header('cache-control', 'no-store').send(info);
+  });
+
   app.delete('/keys/:keyId', async (req) => {
     const { ws, keyId } = decodeOr400(KeyParams, req.params, 'path');
     decodeOr400(NoQuery, req.query, 'query');
     noBody(req.body);
     const revoked = await revokeApiKey(redis, ws, keyId);
-    if (!revoked)
-      throw new ProblemError(
-        problem(404, 'key-not-found', 'API key not found', `No API key "${keyId}" in workspace "${ws}".`),
-      );
+    if (!revoked) throw notFound(ws, keyId);
     req.log.info({ keyId, by: req.principal?.keyId ?? null }, 'API key revoked');
     return revoked;
   });

@@ -324,6 +324,7 @@ const OPERATION_IDS: Readonly<Record<string, string>> = {
   'GET /v1/workspaces/{ws}/keys': 'listKeys',
   'POST /v1/workspaces/{ws}/keys': 'createKey',
   'GET /v1/workspaces/{ws}/keys/me': 'whoami',
+  'GET /v1/workspaces/{ws}/keys/{keyId}': 'getKey',
   'DELETE /v1/workspaces/{ws}/keys/{keyId}': 'revokeKey',
   'POST /v1/workspaces/{ws}/ws-tickets': 'createWsTicket',
   'GET /health': 'health',
@@ -798,6 +799,13 @@ export const openapi = withEdgeProblems(
             schema: { type: 'string', pattern: '^[0-9a-f]{16}$' },
           },
         ],
+        get: {
+          summary: 'One API key (admin), revoked or not: where POST /keys points; never a secret',
+          responses: {
+            '200': { description: 'the key', content: json(ref('ApiKey')) },
+            ...problems(400, 401, 403, 404, 503),
+          },
+        },
         delete: {
           summary: 'Revoke an API key (admin): refused on every instance within a second',
           responses: {

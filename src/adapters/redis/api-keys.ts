@@ -109,6 +109,16 @@ export async function listApiKeys(redis: RedisClient, workspace: string): Promis
     .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.keyId.localeCompare(b.keyId));
 }
 
+/** One key of the workspace as `listApiKeys` shows it (never a secret); undefined when it has no such key. */
+export async function getApiKey(
+  redis: RedisClient,
+  workspace: string,
+  keyId: string,
+): Promise<ApiKeyInfo | undefined> {
+  const text = await redis.hget(workspaceKeys(workspace).apiKeys, keyId);
+  return text === null ? undefined : infoOf(JSON.parse(text) as ApiKeyRecord);
+}
+
 /**
  * Revokes a key of the workspace: its record stays (the audit log names its id) with `revokedAt`.
  * Undefined when the workspace has no such key. Revoking twice keeps the first time.
