@@ -75,6 +75,18 @@ function tlsOptions(files: RedisTlsFiles | undefined): NonNullable<RedisOptions[
   };
 }
 
+/**
+ * How long a connection may hear nothing while it waits for replies before it is taken for dead:
+ * its socket is closed and the client connects again (ioredis's `socketTimeout`, counted only while
+ * a command waits). A path that goes silent without closing (a NAT or firewall that forgot the
+ * connection, a moved VM) would otherwise hold every connection until the kernel gives up on it,
+ * about a quarter of an hour: commands 503, the dispatcher and the live feed stopped. Longer than
+ * any command's own timeout, so a slow reply fails as that command's timeout first.
+ */
+export const SILENT_PATH_MS = 5000;
+/** The same for a blocking connection: its longest blocking read (5 s) and as much again. */
+export const SILENT_BLOCKING_PATH_MS = 10_000;
+
 const commonOptions: RedisOptions = {
   maxRetriesPerRequest: 2,
   // A Redis that hangs (frozen, partitioned) fails requests instead of holding them: 503, retry.
@@ -90,7 +102,12 @@ const commonOptions: RedisOptions = {
  * and the client reconnects by itself with a capped backoff. On a cluster it follows MOVED/ASK
  * and refreshes its slot map after a failover.
  */
-export function connectRedis(target: RedisTarget, options: RedisOptions = {}): RedisClient {
+export function connectRedis(target: RedisTarget, given: RedisOptions = {}): RedisClient {
+  const timeout = given.commandTimeout === undefined ? commonOptions.commandTimeout : given.commandTimeout;
+  const options: RedisOptions = {
+    socketTimeout: Math.max(SILENT_PATH_MS, (timeout ?? 0) + 3000),
+    ...given,
+  };
   let redis: RedisClient;
   if (target.clusterNodes && target.clusterNodes.length > 0) {
     const seeds = target.clusterNodes.map((n) => {
@@ -164,6 +181,7 @@ export function blockingConnection(redis: RedisClient): RedisClient {
     enableAutoPipelining: false,
     maxRetriesPerRequest: null,
     commandTimeout: undefined,
+    socketTimeout: SILENT_BLOCKING_PATH_MS,
   };
   const dup: RedisClient =
     redis instanceof Redis
