@@ -74,10 +74,14 @@ describe('a silent path to Redis', () => {
     try {
       expect((await post('/agents/ann/state', { state: 'available' })).statusCode).toBe(200);
       expect((await post('/contacts', { id: 'before', skills: ['x'] })).statusCode).toBe(201);
-      await waitFor('the first assignment on the feed', () => events.some((e) => e.type === 'AssignmentMade'), {
-        timeoutMs: 10_000,
-        everyMs: 20,
-      });
+      await waitFor(
+        'the first assignment on the feed',
+        () => events.some((e) => e.type === 'AssignmentMade'),
+        {
+          timeoutMs: 10_000,
+          everyMs: 20,
+        },
+      );
       expect((await post('/contacts/before/complete', {})).statusCode).toBe(200);
       await waitFor('the completion on the feed', () => events.some((e) => e.type === 'ContactCompleted'), {
         timeoutMs: 10_000,
@@ -106,7 +110,9 @@ describe('a silent path to Redis', () => {
         { timeoutMs: 40_000, everyMs: 20 },
       );
       const feedBackMs = Date.now() - silencedAt;
-      console.log(JSON.stringify({ suite: 'redis-path-silent', connections: open, commandsBackMs, feedBackMs }));
+      console.log(
+        JSON.stringify({ suite: 'redis-path-silent', connections: open, commandsBackMs, feedBackMs }),
+      );
       expect(commandsBackMs).toBeLessThan(20_000);
       expect(feedBackMs).toBeLessThan(25_000);
     } finally {
