@@ -438,10 +438,18 @@ export class SwitchboardClient {
     // An id "." or ".." (valid ids: 1..128 of [A-Za-z0-9._:-]) is a dot segment to every URL parser:
     // fetch would drop it (or the segment before it) and call another route, such as GET /agents
     // for getAgent('.'). No encoding survives it (%2E is a dot segment too), so it is refused here.
-    const dot = path.split('/').find((s) => s === '.' || s === '..');
+    // An empty id (or workspace) is no segment at all: getAgent('') is GET /agents/, the list,
+    // answered as if it were an agent's document. Refused the same way in the API's paths (/v1/...;
+    // the pages' paths are left as given).
+    const segments = path.split('?')[0]!.split('/').slice(1);
+    const dot = segments.find((s) => s === '.' || s === '..');
     if (dot !== undefined)
       throw new TypeError(
         `${method} ${path}: an id "${dot}" cannot be sent in a URL path (a dot segment, removed by URL parsing)`,
+      );
+    if (path.startsWith('/v1/') && segments.includes(''))
+      throw new TypeError(
+        `${method} ${path}: an empty id cannot be sent in a URL path (ids are 1..128 characters)`,
       );
     const retries = o.retries ?? this.options.retries ?? 4;
     // A write without an Idempotency-Key (POST /keys) may have landed before its answer was lost:

@@ -1,7 +1,8 @@
 /**
  * ids with `.`, `:` and the dot segments `.` / `..` in paths. Ids are 1..128 of
  * [A-Za-z0-9._:-], so "." and ".." are valid ids the server registers; in a URL path they are dot
- * segments, which fetch resolves away (getAgent('.') became GET /agents, the list).
+ * segments, which fetch resolves away (getAgent('.') became GET /agents, the list). An empty id
+ * is no segment at all (getAgent('') was GET /agents/, the list too).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ClientFixture, failure, startClientFixture } from './fixture.ts';
@@ -63,5 +64,41 @@ describe('ids in paths', () => {
         ).toBeInstanceOf(TypeError);
     }
     expect(sent).toEqual([]);
+  });
+
+  it('an empty id: refused by the client, never sent to another route', async () => {
+    const sent: string[] = [];
+    const c = p.client(WS, {
+      fetch: (url, init) => {
+        sent.push(`${init?.method} ${url}`);
+        return fetch(url, init);
+      },
+    });
+    await c.registerAgent({ id: 'listed', skills: ['s'] });
+    sent.length = 0;
+    // getAgent('') was GET /agents/, the list, answered as if it were an agent's document.
+    const got = await c.getAgent('').then(
+      (a) => a,
+      (e: unknown) => e,
+    );
+    expect(got).toBeInstanceOf(TypeError);
+    for (const call of [
+      c.getContact(''),
+      c.updateAgent('', { name: 'x' }),
+      c.setAgentState('', 'away'),
+      c.removeAgent(''),
+      c.completeContact(''),
+      c.revokeKey(''),
+      p.client('').getSettings(),
+    ])
+      expect(
+        await call.then(
+          () => 'sent',
+          (e: unknown) => e,
+        ),
+      ).toBeInstanceOf(TypeError);
+    expect(sent).toEqual([]);
+    // The root path is no id: the wallboard page is still reachable.
+    expect((await c.send('GET', '/')).status).toBe(200);
   });
 });
