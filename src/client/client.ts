@@ -451,6 +451,7 @@ export class SwitchboardClient {
       throw new TypeError(
         `${method} ${path}: an empty id cannot be sent in a URL path (ids are 1..128 characters)`,
       );
+    const prepared = this.prepare(method, path, o);
     const retries = o.retries ?? this.options.retries ?? 4;
     // A write without an Idempotency-Key (POST /keys) may have landed before its answer was lost:
     // it is tried again only after a 429, which changed nothing.
@@ -477,7 +478,7 @@ export class SwitchboardClient {
       let failure: SwitchboardError | undefined;
       const base = this.bases[(attempt - 1) % this.bases.length]!;
       try {
-        answer = { ...(await this.once(base, method, path, o)), attempts: attempt };
+        answer = { ...(await this.once(base, method, path, o, prepared)), attempts: attempt };
       } catch (err) {
         if (!(err instanceof SwitchboardError)) throw err;
         failure = err;
@@ -517,17 +518,50 @@ export class SwitchboardClient {
     }
   }
 
+  /**
+   * A call's headers and body, made once for all its tries. What cannot be sent at all is the
+   * caller's mistake, not a failure of the network: a body JSON cannot write (a BigInt, a cycle),
+   * a header value fetch refuses (a line break in an Idempotency-Key or an API key). It is thrown
+   * as a TypeError before anything is sent, and never tried again; the value (perhaps the API key)
+   * is not repeated in the message.
+   */
+  private prepare(
+    method: string,
+    path: string,
+    o: SendOptions,
+  ): { headers: Record<string, string>; body?: string } {
+    const headers: Record<string, string> = { accept: 'application/json', ...o.headers };
+    if (this.options.key !== undefined) headers.authorization = `Bearer ${this.options.key}`;
+    if (o.idempotencyKey !== undefined) headers['idempotency-key'] = o.idempotencyKey;
+    if (o.body !== undefined) headers['content-type'] = 'application/json';
+    const checked = new Headers();
+    for (const [name, value] of Object.entries(headers)) {
+      try {
+        checked.set(name, value); // as fetch would, which throws the same for a value it cannot send
+      } catch {
+        throw new TypeError(
+          `${method} ${path}: the ${name} header cannot be sent (its value has a line break, a control character or a character outside Latin-1)`,
+        );
+      }
+    }
+    if (o.body === undefined) return { headers };
+    let body: string;
+    try {
+      body = JSON.stringify(o.body);
+    } catch (err) {
+      throw new TypeError(`${method} ${path}: the body cannot be sent as JSON (${(err as Error).message})`);
+    }
+    return { headers, body };
+  }
+
   /** One try: no retry. Throws a SwitchboardError when no answer came. */
   private async once(
     base: string,
     method: string,
     path: string,
     o: SendOptions,
+    prepared: { headers: Record<string, string>; body?: string },
   ): Promise<Omit<Answer, 'attempts'>> {
-    const headers: Record<string, string> = { accept: 'application/json', ...o.headers };
-    if (this.options.key !== undefined) headers.authorization = `Bearer ${this.options.key}`;
-    if (o.idempotencyKey !== undefined) headers['idempotency-key'] = o.idempotencyKey;
-    if (o.body !== undefined) headers['content-type'] = 'application/json';
     const timeoutMs = o.timeoutMs ?? this.options.timeoutMs ?? 15_000;
     const timeout = new AbortController();
     const timer = setTimeout(() => timeout.abort(), timeoutMs);
@@ -539,8 +573,8 @@ export class SwitchboardClient {
       try {
         res = await doFetch(`${base}${path}${queryString(o.query)}`, {
           method,
-          headers,
-          ...(o.body !== undefined ? { body: JSON.stringify(o.body) } : {}),
+          headers: prepared.headers,
+          ...(prepared.body !== undefined ? { body: prepared.body } : {}),
           signal: timeout.signal,
         });
       } catch (err) {
