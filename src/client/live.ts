@@ -75,6 +75,9 @@ interface Heartbeat {
   readonly heartbeat: { readonly after?: unknown; readonly everyMs?: unknown };
 }
 
+/** How long close() waits for the server's answer to its close before dropping the socket. */
+const CLOSE_GRACE_MS = 1_000;
+
 /** Silence longer than this many heartbeat intervals is a dead path. */
 const DEAD_AFTER_INTERVALS = 2;
 
@@ -373,7 +376,15 @@ export function subscribe(
       if (closed) return;
       end();
       const s = socket;
-      if (s && s.readyState <= 1) s.close(1000, 'client closed');
+      if (!s || s.readyState > 1) return;
+      s.close(1000, 'client closed');
+      // A server that does not answer the close (stopped, or on a dead path) would hold the socket,
+      // and a Node process with it, for the closing handshake's own timeout (30 s in `ws`): after a
+      // short grace the socket is dropped. The timer itself keeps no process alive.
+      if (s.terminate) {
+        const grace = setTimeout(() => s.terminate?.(), CLOSE_GRACE_MS);
+        (grace as { unref?: () => void }).unref?.();
+      }
     },
     get position() {
       return position;

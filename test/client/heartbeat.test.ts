@@ -5,7 +5,8 @@
  * twice the interval for a dead path: a TCP relay between the client and Switchboard that stops
  * forwarding (no close, no reset: what a VIP that moved to another HAProxy looks like to a client)
  * is noticed within that bound, and the subscription resumes through a fresh connection with no
- * gap and no duplicate.
+ * gap and no duplicate. Closing a subscription on such a path drops its socket after a short
+ * grace rather than waiting out the closing handshake.
  */
 import net from 'node:net';
 import { pino } from 'pino';
@@ -226,4 +227,24 @@ describe('the typed client on a path that dies without a close', () => {
       await path.close();
     }
   }, 20_000);
+
+  it('close() on a path that went dead lets the socket go within a second or so, not after a 30 s closing handshake', async () => {
+    // A server that never answers the close frame (stopped, or on a dead path) held the socket,
+    // and a Node process that was done with the feed, for `ws`'s 30 s closing timeout.
+    const path = await relay(Number(new URL(main.url!).port));
+    const reader = new SwitchboardClient({ url: `http://127.0.0.1:${path.port}`, workspace: WS.dead });
+    const closed: number[] = [];
+    const sub = reader.subscribe({ onClose: () => closed.push(Date.now()) }, () => {});
+    try {
+      await sub.ready;
+      path.freeze();
+      const closingAt = Date.now();
+      sub.close();
+      await sub.ended;
+      await waitFor('the socket closed', () => closed.length > 0, { timeoutMs: 5_000, everyMs: 20 });
+      expect(closed[0]! - closingAt).toBeLessThan(3_000);
+    } finally {
+      await path.close();
+    }
+  }, 15_000);
 });
