@@ -97,6 +97,15 @@ type SocketClass = new (url: string, options?: unknown) => SocketLike;
 /** Handshake refusals that another try will not get past (401/403 of the key, 400 of the query, ...). */
 const FINAL_STATUSES = new Set([400, 401, 403, 404, 414, 426, 431]);
 
+/** A Retry-After header (seconds or an HTTP date) in ms, at most a minute; 0 when absent or unreadable. */
+function retryAfterMs(h: string | string[] | undefined): number {
+  const v = Array.isArray(h) ? h[0] : h;
+  if (!v) return 0;
+  const s = Number(v);
+  const ms = Number.isFinite(s) ? s * 1000 : Date.parse(v) - Date.now();
+  return Number.isFinite(ms) ? Math.min(Math.max(0, ms), 60_000) : 0;
+}
+
 export function comparePositions(a: string, b: string): number {
   const [am = '0', as = '0'] = a.split('-');
   const [bm = '0', bs = '0'] = b.split('-');
@@ -170,7 +179,8 @@ export function subscribe(
     endedResolve();
   };
 
-  const retry = (err: Error | undefined, final: boolean): number | null => {
+  /** `waitMs`: what a refusal asked to wait (its Retry-After), the least the next try waits. */
+  const retry = (err: Error | undefined, final: boolean, waitMs = 0): number | null => {
     if (closed) return null;
     if (final || (!opened && !o.retryFirst)) {
       if (err) report(err);
@@ -179,7 +189,10 @@ export function subscribe(
     }
     if (err) report(err);
     failures++;
-    const delay = Math.min(o.maxBackoffMs ?? 5_000, (o.backoffMs ?? 250) * 2 ** (failures - 1));
+    const delay = Math.max(
+      waitMs,
+      Math.min(o.maxBackoffMs ?? 5_000, (o.backoffMs ?? 250) * 2 ** (failures - 1)),
+    );
     timer = setTimeout(() => {
       timer = undefined;
       reconnects++;
@@ -223,6 +236,8 @@ export function subscribe(
     }
     socket = s;
     let refused: number | undefined;
+    /** What the refusal asked to wait before another try (its Retry-After, or `retryAfterMs`). */
+    let refusalWaitMs = 0;
     /** The refusal's problem+json (what `ws` lets us read of a refused upgrade), when there was one. */
     let refusal: unknown;
     let failure: Error | undefined;
@@ -238,10 +253,17 @@ export function subscribe(
     if (headers && typeof emitter.on === 'function')
       emitter.on('unexpected-response', (_req, res) => {
         refused = res.statusCode;
+        refusalWaitMs = retryAfterMs(
+          (res as unknown as { headers?: Record<string, string | string[] | undefined> }).headers?.[
+            'retry-after'
+          ],
+        );
         let text = '';
         const done = () => {
           try {
             refusal = JSON.parse(text);
+            const ms = (refusal as { retryAfterMs?: unknown } | null)?.retryAfterMs;
+            if (typeof ms === 'number' && ms >= 0) refusalWaitMs = Math.min(ms, 60_000);
           } catch {
             refusal = text || undefined;
           }
@@ -364,7 +386,7 @@ export function subscribe(
       const final = refused !== undefined && FINAL_STATUSES.has(refused);
       // Every failure is told to onError (a refusal another try may get past, a socket error), not
       // only the final ones; a close with no failure (the server's 1001, a 1013) is not one.
-      const retryInMs = closed ? null : retry(failure, final);
+      const retryInMs = closed ? null : retry(failure, final, refusalWaitMs);
       o.onClose?.({ code: c.code, reason: c.reason ?? '', retryInMs });
       if (closed) endedResolve();
     };

@@ -1,7 +1,8 @@
 /**
  * The live subscription's refusals and failures as a user meets them: a refused upgrade
  * typed like any other problem (position-ahead with lastPosition, forbidden), and failures after
- * the first open told to onError (the subscription's documented failure channel).
+ * the first open told to onError (the subscription's documented failure channel), and the wait a
+ * refusal asks for (Retry-After) kept before the next try.
  */
 import { type EventEnvelope, SwitchboardError } from 'switchboard/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +13,13 @@ import { freePort } from '../../src/topology/redis-server.ts';
 import { sleep, waitFor } from '../support/wait.ts';
 import { type ClientFixture, log, startClientFixture } from './fixture.ts';
 
-const WS = { ahead: 'client-live-a', lost: 'client-live-b', down: 'client-live-c', agent: 'client-live-d' };
+const WS = {
+  ahead: 'client-live-a',
+  lost: 'client-live-b',
+  down: 'client-live-c',
+  agent: 'client-live-d',
+  capped: 'client-live-e',
+};
 let p: ClientFixture;
 beforeAll(async () => {
   p = await startClientFixture(Object.values(WS));
@@ -93,6 +100,30 @@ describe('the live subscription', () => {
       });
     } finally {
       sub.close();
+      await api.stop();
+    }
+  });
+
+  it("a refusal's Retry-After is the least wait before the next try (too-many-websockets: 5 s)", async () => {
+    // One WebSocket per key: a second subscription of the key is refused with 429 and Retry-After: 5.
+    const api = await startSwitchboard(loadConfig(p.env({ ROLES: 'api', WS_MAX_PER_KEY: '1' })), log);
+    const c = p.client(WS.capped, { url: api.url! });
+    const first = c.subscribe({}, () => {});
+    const errors: Error[] = [];
+    const closes: { retryInMs: number | null }[] = [];
+    const second = c.subscribe(
+      { retryFirst: true, onError: (e) => errors.push(e), onClose: (i) => closes.push(i) },
+      () => {},
+    );
+    try {
+      await first.ready;
+      await waitFor('the refusal', () => closes.length >= 1, { timeoutMs: 5_000 });
+      expect(errors[0]).toMatchObject({ status: 429, type: '/problems/too-many-websockets' });
+      // It tried again after 250 ms, 500 ms, 1 s, ...: each try refused again.
+      expect(closes[0]!.retryInMs).toBeGreaterThanOrEqual(5_000);
+    } finally {
+      second.close();
+      first.close();
       await api.stop();
     }
   });
