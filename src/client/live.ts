@@ -52,7 +52,8 @@ export interface SubscribeOptions {
   }) => void;
   /**
    * A failure: a socket error, a refused handshake (a SwitchboardError; in Node with the problem the
-   * server answered), a ticket refused, an exception of `onEvent`; those it tries again after too.
+   * server answered), a ticket refused, an exception of `onEvent` (or the rejection of an async
+   * one); those it tries again after too.
    */
   readonly onError?: (err: Error) => void;
 }
@@ -352,7 +353,11 @@ export function subscribe(
       if (position !== undefined && comparePositions(e.position, position) <= 0) return; // seen
       position = e.position;
       try {
-        onEvent(e);
+        // An async handler's rejection is its exception too: told to onError, never left unhandled
+        // (which would end a Node process).
+        const done = onEvent(e) as unknown;
+        if (typeof (done as PromiseLike<unknown> | undefined)?.then === 'function')
+          (done as PromiseLike<unknown>).then(undefined, (err: unknown) => report(err as Error));
       } catch (err) {
         report(err as Error);
       }

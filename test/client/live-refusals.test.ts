@@ -2,7 +2,8 @@
  * The live subscription's refusals and failures as a user meets them: a refused upgrade
  * typed like any other problem (position-ahead with lastPosition, forbidden), and failures after
  * the first open told to onError (the subscription's documented failure channel), and the wait a
- * refusal asks for (Retry-After) kept before the next try.
+ * refusal asks for (Retry-After) kept before the next try. A failing handler, async ones too, is
+ * told to onError as well.
  */
 import { type EventEnvelope, SwitchboardError } from 'switchboard/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +20,7 @@ const WS = {
   down: 'client-live-c',
   agent: 'client-live-d',
   capped: 'client-live-e',
+  handler: 'client-live-f',
 };
 let p: ClientFixture;
 beforeAll(async () => {
@@ -125,6 +127,29 @@ describe('the live subscription', () => {
       second.close();
       first.close();
       await api.stop();
+    }
+  });
+
+  it("an async handler's rejection is told to onError, not left unhandled (which ends a Node process)", async () => {
+    const c = p.client(WS.handler);
+    await c.registerAgent({ id: 'h1', skills: ['s'] });
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    const errors: Error[] = [];
+    const sub = c.subscribe({ after: '0-0', onError: (e) => errors.push(e) }, async (e) => {
+      await sleep(1);
+      throw new Error(`could not store ${e.position}`);
+    });
+    try {
+      await sub.ready;
+      await waitFor('the failure told to onError', () => errors.length >= 1, { timeoutMs: 5_000 });
+      expect(errors[0]!.message).toMatch(/^could not store \d+-\d+$/);
+      await sleep(50);
+      expect(unhandled).toEqual([]);
+    } finally {
+      sub.close();
+      process.off('unhandledRejection', onUnhandled);
     }
   });
 });
