@@ -12,7 +12,7 @@
  */
 import type { SwitchboardClient } from './client.ts';
 import { SwitchboardError } from './errors.ts';
-import type { EventEnvelope, EventType, Position } from './types.ts';
+import type { EventEnvelope, EventType, Position, WsTicket } from './types.ts';
 
 export interface SubscribeOptions {
   /** Only these event types (the server filters). */
@@ -152,6 +152,8 @@ export function subscribe(
   /** The heartbeat interval the server last named; until then `heartbeatMs`. */
   let heartbeatEvery = o.heartbeatMs ?? 10_000;
   let watchdog: ReturnType<typeof setTimeout> | undefined;
+  /** Aborted by close(): a ticket request still waiting for its answer is given up. */
+  const closing = new AbortController();
   let readyResolve!: () => void;
   let readyReject!: (e: Error) => void;
   let endedResolve!: () => void;
@@ -216,7 +218,12 @@ export function subscribe(
       if (o.types?.length) q.push(`type=${o.types.join(',')}`);
       if (o.agent !== undefined) q.push(`agent=${encodeURIComponent(o.agent)}`);
       if (position !== undefined) q.push(`after=${position}`);
-      if (byTicket) q.push(`ticket=${encodeURIComponent((await client.wsTicket()).ticket)}`);
+      if (byTicket) {
+        const ticket = await client.request<WsTicket>('POST', `${client.workspacePath}/ws-tickets`, {
+          signal: closing.signal,
+        });
+        q.push(`ticket=${encodeURIComponent(ticket.body.ticket)}`);
+      }
       if (closed) return;
       url = `${wsBase(client.url)}${client.workspacePath}/events/live${q.length ? `?${q.join('&')}` : ''}`;
       s =
@@ -402,6 +409,7 @@ export function subscribe(
     close() {
       if (closed) return;
       end();
+      closing.abort();
       const s = socket;
       if (!s || s.readyState > 1) return;
       s.close(1000, 'client closed');

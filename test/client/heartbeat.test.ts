@@ -247,4 +247,49 @@ describe('the typed client on a path that dies without a close', () => {
       await path.close();
     }
   }, 15_000);
+
+  it('close() gives up a ticket request the server has not answered: nothing is left holding the process', async () => {
+    // A server that accepts connections and answers nothing (stopped): the ticket request before a
+    // connection went on waiting for its 15 s timeout after close(), holding a Node process that
+    // was done with the feed.
+    const held = new Set<net.Socket>();
+    const server = net.createServer((s) => {
+      held.add(s);
+      s.on('close', () => held.delete(s));
+      s.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    const requests: { url: string; settled?: number }[] = [];
+    const sub = new SwitchboardClient({
+      url,
+      workspace: WS.dead,
+      key: 'sb_0123456789abcdef_x',
+      fetch: (u, init) => {
+        const r: { url: string; settled?: number } = { url: String(u) };
+        requests.push(r);
+        const answer = fetch(u, init);
+        const settle = () => {
+          r.settled = Date.now();
+        };
+        answer.then(settle, settle);
+        return answer;
+      },
+    }).subscribe({ auth: 'ticket', retryFirst: true }, () => {});
+    try {
+      await waitFor('the ticket request sent', () => held.size === 1, { everyMs: 10 });
+      const closedAt = Date.now();
+      sub.close();
+      await sub.ended;
+      await waitFor('the ticket request given up', () => requests[0]?.settled !== undefined, {
+        timeoutMs: 3_000,
+        everyMs: 10,
+      });
+      expect(requests.map((r) => r.url)).toEqual([`${url}/v1/workspaces/${WS.dead}/ws-tickets`]);
+      expect(requests[0]!.settled! - closedAt).toBeLessThan(1_000);
+    } finally {
+      for (const s of held) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
 });
