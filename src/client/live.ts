@@ -53,7 +53,7 @@ export interface SubscribeOptions {
   /**
    * A failure: a socket error, a refused handshake (a SwitchboardError; in Node with the problem the
    * server answered), a ticket refused, an exception of `onEvent` (or the rejection of an async
-   * one); those it tries again after too.
+   * one), and so of `onOpen` and `onClose`; those it tries again after too.
    */
   readonly onError?: (err: Error) => void;
 }
@@ -170,6 +170,17 @@ export function subscribe(
       o.onError?.(err);
     } catch {
       /* the caller's handler failed: nothing to tell */
+    }
+  };
+  /**
+   * The caller's onOpen or onClose: one that throws is told to onError, like onEvent. Thrown from a
+   * socket's event, it would be an uncaught exception (the end of a Node process).
+   */
+  const tell = (f: (() => void) | undefined) => {
+    try {
+      f?.();
+    } catch (err) {
+      report(err as Error);
     }
   };
 
@@ -316,7 +327,7 @@ export function subscribe(
       }
       const reason = `nothing received for ${silentMs} ms (heartbeat every ${heartbeatEvery} ms): the path is taken for dead`;
       const retryInMs = retry(new Error(`live feed: ${reason}`), false);
-      o.onClose?.({ code: 1006, reason, retryInMs });
+      tell(() => o.onClose?.({ code: 1006, reason, retryInMs }));
     };
     if (watchdog) clearTimeout(watchdog);
     if (heartbeatEvery > 0) watchdog = setTimeout(watch, deadAfterMs());
@@ -328,7 +339,7 @@ export function subscribe(
       opened = true;
       failures = 0;
       if (first) readyResolve();
-      o.onOpen?.({ after: position, reconnects });
+      tell(() => o.onOpen?.({ after: position, reconnects }));
     };
     s.onmessage = (m) => {
       if (closed || socket !== s) return;
@@ -399,7 +410,7 @@ export function subscribe(
       // Every failure is told to onError (a refusal another try may get past, a socket error), not
       // only the final ones; a close with no failure (the server's 1001, a 1013) is not one.
       const retryInMs = closed ? null : retry(failure, final, refusalWaitMs);
-      o.onClose?.({ code: c.code, reason: c.reason ?? '', retryInMs });
+      tell(() => o.onClose?.({ code: c.code, reason: c.reason ?? '', retryInMs }));
       if (closed) endedResolve();
     };
   };

@@ -2,8 +2,8 @@
  * The live subscription's refusals and failures as a user meets them: a refused upgrade
  * typed like any other problem (position-ahead with lastPosition, forbidden), and failures after
  * the first open told to onError (the subscription's documented failure channel), and the wait a
- * refusal asks for (Retry-After) kept before the next try. A failing handler, async ones too, is
- * told to onError as well.
+ * refusal asks for (Retry-After) kept before the next try. A failing handler, async ones too, and
+ * a failing onOpen or onClose, is told to onError as well.
  */
 import { type EventEnvelope, SwitchboardError } from 'switchboard/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,6 +21,7 @@ const WS = {
   agent: 'client-live-d',
   capped: 'client-live-e',
   handler: 'client-live-f',
+  callbacks: 'client-live-g',
 };
 let p: ClientFixture;
 beforeAll(async () => {
@@ -150,6 +151,43 @@ describe('the live subscription', () => {
     } finally {
       sub.close();
       process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
+  it('an onOpen or onClose that throws is told to onError; the subscription goes on', async () => {
+    const c = p.client(WS.callbacks);
+    await c.registerAgent({ id: 'g1', skills: ['s'] });
+    const uncaught: unknown[] = [];
+    const onUncaught = (err: unknown) => uncaught.push(err);
+    process.on('uncaughtException', onUncaught);
+    const errors: Error[] = [];
+    const got: EventEnvelope[] = [];
+    const sub = c.subscribe(
+      {
+        after: '0-0',
+        onError: (e) => errors.push(e),
+        onOpen: () => {
+          throw new Error('onOpen failed');
+        },
+        onClose: () => {
+          throw new Error('onClose failed');
+        },
+      },
+      (e) => got.push(e),
+    );
+    try {
+      await sub.ready;
+      await waitFor('the registration', () => got.length >= 1);
+      for (const s of p.main.api!.websocketServer.clients) s.terminate();
+      await waitFor('open again', () => sub.reconnects >= 1 && errors.length >= 3, { timeoutMs: 5_000 });
+      await c.registerAgent({ id: 'g2', skills: ['s'] });
+      await waitFor('the next event', () => got.length >= 2, { timeoutMs: 5_000 });
+      const told = errors.map((e) => e.message).filter((m) => /^on(Open|Close) failed$/.test(m));
+      expect(told).toEqual(['onOpen failed', 'onClose failed', 'onOpen failed']);
+      expect(uncaught).toEqual([]);
+    } finally {
+      sub.close();
+      process.off('uncaughtException', onUncaught);
     }
   });
 });
