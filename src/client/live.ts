@@ -350,6 +350,9 @@ export function subscribe(
       } catch {
         return;
       }
+      // Switchboard sends objects only; anything else (a proxy's or a foreign server's) is skipped:
+      // `in` on a number, a string or null would throw from the socket's event.
+      if (e === null || typeof e !== 'object') return;
       if ('heartbeat' in e && e.heartbeat !== null && typeof e.heartbeat === 'object') {
         // Everything up to `after` was sent before it: resuming after it loses nothing.
         const { after, everyMs } = e.heartbeat;
