@@ -247,9 +247,11 @@ export function subscribe(
             ? new cls(url, { handshakeTimeout: 10_000 })
             : new cls(url);
     } catch (err) {
-      // A ticket refused (401/403: the key is no good) will not be given on another try either.
+      // A ticket refused (401/403: the key is no good) will not be given on another try either, nor
+      // is a request that cannot be sent at all (a TypeError: a key with a line break) ever sent.
       const final =
-        err instanceof SwitchboardError && typeof err.status === 'number' && FINAL_STATUSES.has(err.status);
+        err instanceof TypeError ||
+        (err instanceof SwitchboardError && typeof err.status === 'number' && FINAL_STATUSES.has(err.status));
       retry(err as Error, final);
       return;
     }

@@ -58,4 +58,26 @@ describe('a request that cannot be sent', () => {
     const queued = (await p.client(WS).listEvents({ types: ['ContactQueued'] })).events;
     expect(queued).toEqual([]);
   });
+
+  it('a live subscription with such a key ends at once with the TypeError, retryFirst or not', async () => {
+    for (const auth of ['header', 'ticket'] as const)
+      for (const retryFirst of [false, true]) {
+        const what = `${auth}, retryFirst ${retryFirst}`;
+        const errors: Error[] = [];
+        const started = Date.now();
+        const sub = p
+          .client(WS, { key: 'sb_line\nbreak', retries: 0 })
+          .subscribe({ auth, retryFirst, backoffMs: 50, onError: (e) => errors.push(e) }, () => {});
+        const err = await sub.ready.then(
+          () => new Error(`${what}: opened`),
+          (e: unknown) => e as Error,
+        );
+        await sub.ended;
+        expect(err, what).toBeInstanceOf(TypeError);
+        expect(err.message, what).not.toContain('line\nbreak');
+        expect(errors, what).toHaveLength(1);
+        expect(sub.reconnects, what).toBe(0);
+        expect(Date.now() - started, what).toBeLessThan(1000);
+      }
+  });
 });
