@@ -99,7 +99,7 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     name: 'REDIS_URL',
     default: '(unset)',
     description:
-      'Redis to use (redis:// or rediss://: TLS; database 0, so no path or /0), with the login in it or in REDIS_USERNAME/REDIS_PASSWORD. Unset: a private redis-server is started with AOF under DATA_DIR, and Switchboard logs in to it as its least-privilege ACL user.',
+      'Redis to use (redis:// or rediss://: TLS; database 0, so no path or /0, and no query), with the login in it or in REDIS_USERNAME/REDIS_PASSWORD. Unset: a private redis-server is started with AOF under DATA_DIR, and Switchboard logs in to it as its least-privilege ACL user.',
   },
   {
     name: 'REDIS_CLUSTER_NODES',
@@ -451,12 +451,15 @@ function variables(env: NodeJS.ProcessEnv) {
 /** REDIS_URL's check (the CLIs' --redis-url too); the value is shown with its password masked. */
 export const isRedisUrl: Check = (value) => {
   try {
-    const { protocol, hostname, pathname } = new URL(value);
+    const { protocol, hostname, pathname, search } = new URL(value);
     if (protocol === 'redis:' || protocol === 'rediss:') {
       if (hostname === '') return `must name a host, such as redis://127.0.0.1:6379 (got "${mask(value)}")`;
       // Switchboard's keys live in database 0, the only one a Redis Cluster has.
       if (pathname !== '' && pathname !== '/' && pathname !== '/0')
         return `must use database 0 (no path, or /0), as a Redis Cluster has only that one (got "${mask(value)}")`;
+      // The client would take a query's parameters as connection options (?db=3 selects database 3).
+      if (search !== '')
+        return `must have no query (?...): the database is 0 and the login and TLS come from the REDIS_* variables (got "${mask(value)}")`;
       return undefined;
     }
   } catch {

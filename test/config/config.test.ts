@@ -74,6 +74,13 @@ describe('configuration from the environment', () => {
     expect(problems({ REDIS_URL: 'redis://127.0.0.1:6379/abc' })).toMatch(/^REDIS_URL: must use database 0/);
     expect(problems({ REDIS_URL: 'redis://127.0.0.1:6379/3' })).toMatch(/^REDIS_URL: must use database 0/);
     expect(problems({ REDIS_URL: 'redis://' })).toMatch(/^REDIS_URL: must name a host/);
+    // The client reads a query as connection options: ?db=3 would select database 3.
+    for (const url of [
+      'redis://127.0.0.1:6379?db=3',
+      'redis://127.0.0.1:6379/0?keyPrefix=x',
+      'rediss://u:p@h/?tls=',
+    ])
+      expect(problems({ REDIS_URL: url })).toMatch(/^REDIS_URL: must have no query/);
     for (const url of ['redis://127.0.0.1:6379', 'redis://127.0.0.1:6379/', 'rediss://u:p@h:6380/0'])
       expect(problems({ REDIS_URL: url })).toBe('');
   });
