@@ -240,7 +240,7 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     name: 'ADVERTISE_ADDRESS',
     default: '(unset)',
     description:
-      'host:port this API instance registers under (a heartbeat in Redis) so HAProxy adds it at run time; auto: HOST:PORT.',
+      'host:port this API instance registers under (a heartbeat in Redis) so HAProxy adds it at run time; auto: HOST:PORT. A wildcard address (0.0.0.0, ::) is refused: it is where to listen, not where to be reached.',
   },
   {
     name: 'IDEMPOTENCY_TTL_S',
@@ -691,6 +691,17 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
           )
         : E.right(c),
     ),
+    E.chain((c) => {
+      // A wildcard address is where to listen, not where to be reached: HAProxy would add it as is.
+      const host = c.advertise === 'auto' ? c.host : c.advertise?.slice(0, c.advertise.lastIndexOf(':'));
+      return host !== undefined && isIP(host) !== 0 && /^[0:.]+$/.test(host)
+        ? E.left(
+            NEA.of(
+              `ADVERTISE_ADDRESS: ${c.advertise === 'auto' ? `auto would advertise HOST (${host})` : `"${host}" is`}, an address that listens everywhere and that no load balancer can reach this instance at; give the instance's own host:port`,
+            ),
+          )
+        : E.right(c);
+    }),
     E.chain((c) =>
       c.headersTimeoutMs > c.requestTimeoutMs
         ? E.left(

@@ -68,6 +68,14 @@ describe('configuration from the environment', () => {
     );
     expect(problems({ ADVERTISE_ADDRESS: 'api-1:0' })).toMatch(/^ADVERTISE_ADDRESS:/);
     expect(problems({ ADVERTISE_ADDRESS: 'api-1:8080' })).toBe('');
+    // A wildcard listening address is no address to reach the instance at.
+    for (const host of ['0.0.0.0', '::', '0:0::0'])
+      expect(problems({ ADVERTISE_ADDRESS: 'auto', HOST: host })).toMatch(
+        new RegExp(`^ADVERTISE_ADDRESS: auto would advertise HOST \\(${host}\\)`),
+      );
+    expect(problems({ ADVERTISE_ADDRESS: '0.0.0.0:8080' })).toMatch(/^ADVERTISE_ADDRESS: "0\.0\.0\.0" is/);
+    expect(problems({ ADVERTISE_ADDRESS: 'auto', HOST: '10.0.0.5' })).toBe('');
+    expect(problems({ ADVERTISE_ADDRESS: '10.0.0.5:8080', HOST: '0.0.0.0' })).toBe('');
     expect(problems({ PORT: '9000', METRICS_PORT: '9000' })).toMatch(/^METRICS_PORT: must differ from PORT/);
     expect(problems({ PORT: '9000', METRICS_PORT: '9000', ROLES: 'dispatcher' })).toBe('');
     expect(problems({ PORT: '0', METRICS_PORT: '0' })).toBe('');
