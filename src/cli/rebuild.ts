@@ -2,7 +2,7 @@
  * `npm run rebuild -- --workspace <ws> [options]`: re-projects the workspace's whole command log
  * with the production Lua steps into a shadow keyspace (src/cli/rebuild/rebuild.ts), replaying
  * each routing decision where it was made, and compares the documents, the routing index's sorted
- * sets, the counters and the lifecycle timers with the live state.
+ * sets, the counters, the settings and the lifecycle timers with the live state.
  *
  * Exit codes: 0 the same, 1 differences, 2 bad arguments (or no such workspace), 3 the rebuild
  * could not run (Redis unreachable or refusing the read, an error while reading, or a workspace
@@ -20,8 +20,8 @@ const USAGE = `Usage: npm run rebuild -- --workspace <ws> [options]
 Reads the workspace's log across the archive and the streams, copies its commands into a shadow
 keyspace (sb:{<ws>.rebuild}:*) with the same positions, applies them with the projector's Lua step,
 replays each AssignmentMade with one decision of the dispatcher's Lua step at the checkpoint it was
-based on (it must be the same assignment), then compares the documents, sorted sets, counters and
-lifecycle timers with the live ones (a timer the live clock fired is accounted for by its command).
+based on (it must be the same assignment), then compares the documents, sorted sets, counters,
+settings and lifecycle timers with the live ones (a timer the live clock fired is accounted for by its command).
 The shadow is removed afterwards.
 
   --workspace <ws>         the workspace to rebuild (required)

@@ -7,7 +7,7 @@
  * Each AssignmentMade is replayed where it happened: the commands up to its `meta.basedOn` (the
  * checkpoint its dispatcher step read) are applied, then one decision of the dispatcher's step,
  * dated at the event's `assignedAt`, must be that same assignment. At the end the documents, the
- * routing index's sorted sets, the counters and the lifecycle timers are compared, key by key. The shadow's name is not
+ * routing index's sorted sets, the counters, the settings and the lifecycle timers are compared, key by key. The shadow's name is not
  * a valid workspace id, so no API request can reach it, and it is never registered, so no
  * projector or dispatcher serves it.
  */
@@ -43,8 +43,8 @@ export function logSources(
 }
 
 export interface Difference {
-  /** What differs: a routing decision, a document, a sorted set's member, a counter, a timer. */
-  readonly kind: 'decision' | 'document' | 'index' | 'counter' | 'timer' | 'archive';
+  /** What differs: a routing decision, a document, a sorted set's member, a counter, the settings, a timer. */
+  readonly kind: 'decision' | 'document' | 'index' | 'counter' | 'settings' | 'timer' | 'archive';
   /** The key (its name after the workspace prefix) and the member or field. */
   readonly key: string;
   readonly member: string;
@@ -281,13 +281,27 @@ async function compareState(
     for (const [member, text] of b)
       if (!a.has(member)) differ({ kind, key: name, member, live: null, rebuilt: text });
   }
-  // The arrival counter gives the next contact's place in its queue.
-  const [liveSeq, rebuiltSeq] = await Promise.all([
-    redis.hget(workspaceKeys(workspace).meta, 'seq'),
-    redis.hget(workspaceKeys(shadow).meta, 'seq'),
+  // The arrival counter and tick give the next contact's place in its queue; the settings decide
+  // every later offer, wrap-up, wait limit and routing order.
+  const fields = ['seq', 'tick', 'settings'] as const;
+  const [liveMeta, rebuiltMeta] = await Promise.all([
+    redis.hmget(workspaceKeys(workspace).meta, ...fields),
+    redis.hmget(workspaceKeys(shadow).meta, ...fields),
   ]);
-  if (liveSeq !== rebuiltSeq)
-    differ({ kind: 'counter', key: 'meta', member: 'seq', live: liveSeq, rebuilt: rebuiltSeq });
+  fields.forEach((member, i) => {
+    const [a, b] = [liveMeta[i] ?? null, rebuiltMeta[i] ?? null];
+    const same =
+      a === b ||
+      (member === 'settings' && a !== null && b !== null && isDeepStrictEqual(JSON.parse(a), JSON.parse(b)));
+    if (!same)
+      differ({
+        kind: member === 'settings' ? 'settings' : 'counter',
+        key: 'meta',
+        member,
+        live: a,
+        rebuilt: b,
+      });
+  });
   await compareTimers(redis, workspace, shadow, fired, differ);
 }
 
