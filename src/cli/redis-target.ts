@@ -108,6 +108,9 @@ export function workspaceOption(value: string | undefined, check: OptionChecker,
   return workspace;
 }
 
+/** How long a tool waits for its Redis to answer at all. */
+const REACH_TIMEOUT_MS = 10_000;
+
 /**
  * A client of the tool's Redis once it answers, and with `workspace`, once that workspace's log is
  * there; else the tool's exit code (3: Redis does not answer or refuses the read, 2: no such
@@ -120,12 +123,36 @@ export async function reachRedis(
   workspace?: string,
 ): Promise<RedisClient | 2 | 3> {
   const redis = connectRedis(target, { commandTimeout });
+  // A cluster client retries its seeds for ever and holds the commands meanwhile: the first answer
+  // is awaited for a bounded time, and the last connection error named.
+  let lastError: string | undefined;
+  const noted = (err: Error & { lastNodeError?: Error }) => {
+    lastError = err.lastNodeError ? `${err.message} ${err.lastNodeError.message}` : err.message;
+  };
+  redis.on('error', noted);
+  redis.on('node error', noted);
+  let timer: NodeJS.Timeout | undefined;
   try {
-    await redis.ping();
+    await Promise.race([
+      redis.ping(),
+      new Promise((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(
+              new Error(`no answer within ${REACH_TIMEOUT_MS / 1000} s${lastError ? ` (${lastError})` : ''}`),
+            ),
+          REACH_TIMEOUT_MS,
+        );
+      }),
+    ]);
   } catch (err) {
     redis.disconnect();
     process.stderr.write(`${tool}: cannot reach Redis at ${label}: ${(err as Error).message}\n`);
     return 3;
+  } finally {
+    clearTimeout(timer);
+    redis.off('error', noted);
+    redis.off('node error', noted);
   }
   if (workspace === undefined) return redis;
   const k = workspaceKeys(workspace);

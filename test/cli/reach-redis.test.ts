@@ -28,6 +28,30 @@ describe('a tool whose Redis does not answer, or has no such workspace', () => {
     }
   });
 
+  it('audit, rebuild and keys: exit 3 when no seed of a cluster answers as one, instead of waiting for ever', async () => {
+    // One seed where nothing listens, one a Redis that is no cluster (and asks for a login).
+    const seeds = [`127.0.0.1:${await freePort()}`, `127.0.0.1:${suite.server.port}`];
+    const runs = await Promise.all(
+      seeds.flatMap((seed) => [
+        runCli('audit', ['--workspace', 'w', '--cluster-nodes', seed]),
+        runCli('rebuild', ['--workspace', 'w', '--cluster-nodes', seed]),
+        runCli('keys', ['list', '--workspace', 'w', '--cluster-nodes', seed]),
+      ]),
+    );
+    for (const [i, run] of runs.entries()) {
+      const tool = ['audit', 'rebuild', 'keys'][i % 3]!;
+      expect(run.code, `${tool}: ${run.stderr}`).toBe(3);
+      expect(run.stderr).toMatch(
+        new RegExp(
+          `^${tool}: cannot reach Redis at cluster 127\\.0\\.0\\.1:\\d+: no answer within 10 s`,
+          'm',
+        ),
+      );
+    }
+    // The last connection error says why.
+    for (const run of runs) expect(run.stderr).toMatch(/no answer within 10 s \(.+\)/);
+  }, 45_000);
+
   it('audit and rebuild: exit 3 when Redis answers but refuses to read the workspace', async () => {
     // A user who may PING and nothing else: the workspace's keys cannot be read.
     await suite.admin.call('ACL', 'SETUSER', 'ping-only', 'on', '>ping-only-pw', '+ping', '+auth', '+hello');
