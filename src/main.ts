@@ -1,6 +1,6 @@
 import { type AdminKeyOutcome, ensureAdminKey, logAdminKey, printAdminKey } from './app/admin-key.ts';
 import { type StartHooks, startSwitchboard } from './app/composition-root.ts';
-import { ConfigError, loadConfig } from './app/config.ts';
+import { type Config, ConfigError, loadConfig } from './app/config.ts';
 import { createLogger } from './app/logger.ts';
 
 /** The main command: every role in one process unless ROLES says otherwise. */
@@ -29,7 +29,15 @@ async function main(): Promise<void> {
     }
   };
   const withKey = config.auth === 'on' && config.roles.includes('api');
-  const running = await startSwitchboard(config, log, withKey ? { beforeListen } : {});
+  let running: Awaited<ReturnType<typeof startSwitchboard>>;
+  try {
+    running = await startSwitchboard(config, log, withKey ? { beforeListen } : {});
+  } catch (err) {
+    const problem = listenProblem(err, config);
+    if (problem === undefined) throw err;
+    process.stderr.write(`switchboard: could not start: ${problem}\n`);
+    process.exit(1);
+  }
   if (adminKey) printAdminKey(adminKey, running.url);
   let signalled = false;
   const shutdown = (signal: string) => {
@@ -57,6 +65,28 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+/**
+ * Why the API or metrics port could not be opened, naming the variable to change; undefined for
+ * any other error.
+ */
+function listenProblem(err: unknown, config: Config): string | undefined {
+  const e = err as NodeJS.ErrnoException & { address?: string; port?: number; hostname?: string };
+  if (e?.syscall === 'getaddrinfo' && e.hostname === config.host)
+    return `HOST: "${config.host}" is not a name this machine can resolve (${e.code}); use one of its addresses, such as 127.0.0.1 or 0.0.0.0`;
+  if (e?.syscall !== 'listen') return undefined;
+  const variable =
+    config.metricsPort !== undefined && e.port === config.metricsPort && e.port !== config.port
+      ? 'METRICS_PORT'
+      : 'PORT';
+  const where = `${e.address}:${e.port}`;
+  if (e.code === 'EADDRINUSE')
+    return `${variable}: ${where} is in use by another process; choose a free port`;
+  if (e.code === 'EADDRNOTAVAIL') return `HOST: ${e.address} is not an address of this machine (${where})`;
+  if (e.code === 'EACCES')
+    return `${variable}: ${where} needs privileges this process lacks; use a port above 1023`;
+  return `${variable}, HOST: cannot listen on ${where} (${e.code}: ${e.message})`;
 }
 
 main().catch((err: unknown) => {
