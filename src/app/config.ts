@@ -474,6 +474,12 @@ const isHost: Check = (h) =>
     ? undefined
     : `must be a host name or an IP address to listen on, such as 127.0.0.1 or 0.0.0.0 (got "${h}")`;
 
+/** A directory, or a path where none is yet (it is made at start). */
+const directoryOrNone: Check = (dir) =>
+  !existsSync(dir) || statSync(dir).isDirectory()
+    ? undefined
+    : `must be a directory, or a path where none is yet (got "${dir}", which is not a directory)`;
+
 const readableFile: Check = (file) =>
   existsSync(file) && statSync(file).isFile() ? undefined : `no such file: "${file}"`;
 
@@ -612,7 +618,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
         ),
         E.map((l) => l ?? 'info'),
       ),
-      dataDir: v.text('DATA_DIR', './data'),
+      dataDir: v.text('DATA_DIR', './data', directoryOrNone),
       projectBatch: v.int('PROJECT_BATCH', 200, 1, 5000),
       dispatchBatch: v.int('DISPATCH_BATCH', 64, 1, 5000),
       shutdownTimeoutMs: v.int('SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
@@ -647,7 +653,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
       keepAliveTimeoutMs: v.int('KEEP_ALIVE_TIMEOUT_MS', 72_000, 100, 3_600_000),
       corsOrigins: v.list('CORS_ORIGINS', '', isOrigin),
       trustProxy: v.list('TRUST_PROXY', '', isAddressOrCidr),
-      archiveDir: v.optional('ARCHIVE_DIR', () => undefined),
+      archiveDir: v.optional('ARCHIVE_DIR', directoryOrNone),
       logRetention: v.optional('LOG_RETENTION', (r) => {
         const parsed = parseRetention(r);
         return typeof parsed === 'string' ? parsed : undefined;

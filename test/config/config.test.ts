@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isLeft } from 'fp-ts/lib/Either.js';
 import { describe, expect, it } from 'vitest';
@@ -115,6 +116,22 @@ describe('configuration from the environment', () => {
     );
     expect(problems({ RATE_LIMIT: '10', RATE_LIMIT_BURST: '50' })).toBe('');
     expect(problems({ RATE_LIMIT_BURST: '50' })).toBe('');
+  });
+
+  it('refuses a DATA_DIR or an ARCHIVE_DIR that is a file (the private Redis and the archiver would fail on it)', () => {
+    const file = fileURLToPath(import.meta.url);
+    const problems = (env: Record<string, string>) => {
+      const parsed = parseConfig(env);
+      return isLeft(parsed) ? parsed.left.join('\n') : '';
+    };
+    expect(problems({ DATA_DIR: file })).toMatch(
+      /^DATA_DIR: must be a directory, or a path where none is yet/,
+    );
+    expect(problems({ ARCHIVE_DIR: file })).toMatch(
+      /^ARCHIVE_DIR: must be a directory, or a path where none is yet/,
+    );
+    const dir = path.dirname(file);
+    expect(problems({ DATA_DIR: dir, ARCHIVE_DIR: path.join(dir, 'not-there-yet') })).toBe('');
   });
 
   it('always serves the default workspace', () => {
