@@ -105,7 +105,7 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     name: 'REDIS_CLUSTER_NODES',
     default: '(unset)',
     description:
-      'Comma-separated seeds of a Redis Cluster, used instead of REDIS_URL when set: host:port, user:password@host:port, or redis:// / rediss:// URLs (rediss: TLS); one login for every node.',
+      'Comma-separated seeds of a Redis Cluster, instead of REDIS_URL (set one or the other): host:port, user:password@host:port, or redis:// / rediss:// URLs (rediss: TLS); one login for every node.',
   },
   {
     name: 'REDIS_USERNAME',
@@ -674,6 +674,16 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
           : `must be one of ${ARCHIVE_PAUSE_POINTS.join(', ')} (got "${p}")`,
       ),
     }),
+    // The tools read REDIS_CLUSTER_NODES first: with both, they and npm start would use different Redis.
+    E.chain((c) =>
+      c.redisUrl !== undefined && c.redisClusterNodes.length > 0
+        ? E.left(
+            NEA.of(
+              'REDIS_URL, REDIS_CLUSTER_NODES: set one or the other (a single Redis, or the seeds of a cluster), not both',
+            ),
+          )
+        : E.right(c),
+    ),
     E.chain(tlsNeedsRediss),
     E.chain(withRedisTls),
     E.chain((c) =>

@@ -26,6 +26,13 @@ export function parseRedisTarget(
     values['redis-url'] === undefined || values['cluster-nodes'] === undefined,
     '--redis-url and --cluster-nodes: give one or the other',
   );
+  check.check(
+    values['redis-url'] !== undefined ||
+      values['cluster-nodes'] !== undefined ||
+      !env.REDIS_URL?.trim() ||
+      !env.REDIS_CLUSTER_NODES?.trim(),
+    'REDIS_URL and REDIS_CLUSTER_NODES are both set: unset one (npm start refuses both), or give --redis-url or --cluster-nodes',
+  );
   const nodesText =
     values['cluster-nodes'] ??
     (values['redis-url'] ? undefined : env.REDIS_CLUSTER_NODES?.trim() || undefined);

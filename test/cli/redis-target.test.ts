@@ -59,6 +59,11 @@ describe('the Redis a command-line tool reads', () => {
     expect(problems({}, { REDIS_URL: 'redis://u:secret@x:1/abc' })).not.toContain('secret');
     expect(problems({}, { REDIS_CLUSTER_NODES: 'a,b:1' })).toMatch(/^REDIS_CLUSTER_NODES: each seed/);
     expect(problems({ 'cluster-nodes': 'a,b:1' }, {})).toMatch(/^--cluster-nodes: each seed/);
+    // Both in the environment: npm start refuses them, and a tool does not pick one.
+    const both = { REDIS_URL: 'redis://127.0.0.1:1', REDIS_CLUSTER_NODES: '127.0.0.1:7000' };
+    expect(problems({}, both)).toMatch(/^REDIS_URL and REDIS_CLUSTER_NODES are both set/);
+    expect(problems({ 'redis-url': 'redis://127.0.0.1:2' }, both)).toBe('');
+    expect(problems({ 'cluster-nodes': '127.0.0.1:7001' }, both)).toBe('');
   });
 
   it('refuses an archive directory that is a file, named as given', () => {

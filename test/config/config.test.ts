@@ -134,6 +134,16 @@ describe('configuration from the environment', () => {
     expect(problems({ DATA_DIR: dir, ARCHIVE_DIR: path.join(dir, 'not-there-yet') })).toBe('');
   });
 
+  it('refuses REDIS_URL and REDIS_CLUSTER_NODES together (npm start used one, the tools the other)', () => {
+    const parsed = parseConfig({
+      REDIS_URL: 'redis://127.0.0.1:6379',
+      REDIS_CLUSTER_NODES: '127.0.0.1:7000',
+    });
+    expect(isLeft(parsed) ? parsed.left : []).toEqual([
+      'REDIS_URL, REDIS_CLUSTER_NODES: set one or the other (a single Redis, or the seeds of a cluster), not both',
+    ]);
+  });
+
   it('always serves the default workspace', () => {
     expect(loadConfig({ WORKSPACES: 'east,west' }).workspaces).toEqual(['default', 'east', 'west']);
   });

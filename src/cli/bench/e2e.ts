@@ -189,8 +189,8 @@ export function startSwitchboardProcess(
         : {}),
       // A cluster without replicas (--cluster): acknowledged once the master has it, as on one Redis.
       ...(clusterNodes
-        ? { REDIS_CLUSTER_NODES: clusterNodes.join(','), DURABILITY: 'local' }
-        : { REDIS_URL: redisUrl }),
+        ? { REDIS_CLUSTER_NODES: clusterNodes.join(','), REDIS_URL: '', DURABILITY: 'local' }
+        : { REDIS_URL: redisUrl, REDIS_CLUSTER_NODES: '' }),
       LOG_LEVEL: 'warn',
       WORKSPACES: workspace,
       DISCOVER_WORKSPACES: 'false',
