@@ -64,6 +64,18 @@ async function main(): Promise<number> {
   );
   check.check(rest.length === 0, `unexpected argument(s): ${rest.join(' ')}`);
   const workspace = workspaceOption(values.workspace, check, 'manage keys of');
+  // An option of another command would be ignored (list --role filters nothing): named instead.
+  const belongs: Record<string, readonly string[]> = {
+    create: ['role', 'agent', 'name'],
+    list: [],
+    revoke: ['key-id'],
+  };
+  if (command !== undefined && command in belongs)
+    for (const option of ['role', 'agent', 'name', 'key-id'] as const)
+      check.check(
+        values[option] === undefined || belongs[command]!.includes(option),
+        `--${option}: not an option of ${command}`,
+      );
   if (command === 'create') {
     check.check(
       (API_KEY_ROLES as readonly string[]).includes(values.role ?? ''),

@@ -87,6 +87,13 @@ describe('npm run keys', () => {
     expect(agentless.code).toBe(2);
     expect(agentless.stderr).toContain('--agent');
     expect((await keys('rotate', '--workspace', WS)).code).toBe(2);
+    // An option of another command is named, not ignored.
+    const filtered = await keys('list', '--workspace', WS, '--role', 'agent');
+    expect(filtered.code).toBe(2);
+    expect(filtered.stderr).toContain('--role: not an option of list');
+    const named = await keys('revoke', '--workspace', WS, '--key-id', '0123456789abcdef', '--name', 'x');
+    expect(named.code).toBe(2);
+    expect(named.stderr).toContain('--name: not an option of revoke');
     expect((await keys('revoke', '--workspace', WS, '--key-id', 'nope')).code).toBe(2);
     const missing = await keys('revoke', '--workspace', WS, '--key-id', '0123456789abcdef');
     expect(missing.code).toBe(1);
