@@ -14,7 +14,7 @@ import { DiskArchive } from '../archive/store.ts';
 import { auditWorkspace } from '../audit/read.ts';
 import { type AuditReport, summaryOf } from '../audit/report.ts';
 import { POSITION_PATTERN } from '../domain/values.ts';
-import { archiveDirOf, parseRedisTarget, reachRedis, workspaceOption } from './redis-target.ts';
+import { archiveDirOf, failureOf, parseRedisTarget, reachRedis, workspaceOption } from './redis-target.ts';
 import { OptionChecker, parseOrUsage, UsageError } from './sim/options.ts';
 
 const SHOWN = 20;
@@ -202,7 +202,7 @@ async function main(): Promise<number> {
     return report.violationCount > 0 ? 1 : 0;
   } catch (err) {
     bar?.stop();
-    process.stderr.write(`audit: the audit could not run: ${(err as Error).stack ?? String(err)}\n`);
+    process.stderr.write(`audit: the audit could not run: ${failureOf(err)}\n`);
     return 3;
   } finally {
     redis.disconnect();

@@ -13,7 +13,7 @@ import {
   listApiKeys,
   revokeApiKey,
 } from '../adapters/redis/api-keys.ts';
-import { parseRedisTarget, reachRedis, workspaceOption } from './redis-target.ts';
+import { failureOf, parseRedisTarget, reachRedis, workspaceOption } from './redis-target.ts';
 import { OptionChecker, parseOrUsage, runCommand } from './sim/options.ts';
 
 const USAGE = `Usage: npm run keys -- <command> --workspace <ws> [options]
@@ -141,7 +141,7 @@ async function main(): Promise<number> {
       process.stderr.write(`keys: --${err.path === 'agentId' ? 'agent' : err.path}: ${err.message}\n`);
       return 2;
     }
-    process.stderr.write(`keys: could not run: ${(err as Error).stack ?? String(err)}\n`);
+    process.stderr.write(`keys: could not run: ${failureOf(err)}\n`);
     return 3;
   } finally {
     redis.disconnect();

@@ -10,7 +10,7 @@
  */
 import { DiskArchive } from '../archive/store.ts';
 import { type RebuildReport, rebuildWorkspace } from './rebuild/rebuild.ts';
-import { archiveDirOf, parseRedisTarget, reachRedis, workspaceOption } from './redis-target.ts';
+import { archiveDirOf, failureOf, parseRedisTarget, reachRedis, workspaceOption } from './redis-target.ts';
 import { OptionChecker, parseOrUsage, runCommand } from './sim/options.ts';
 
 const SHOWN = 20;
@@ -93,7 +93,7 @@ async function main(): Promise<number> {
     if (report.differenceCount > 0) return 1;
     return report.compared ? 0 : 3;
   } catch (err) {
-    process.stderr.write(`rebuild: the rebuild could not run: ${(err as Error).stack ?? String(err)}\n`);
+    process.stderr.write(`rebuild: the rebuild could not run: ${failureOf(err)}\n`);
     return 3;
   } finally {
     redis.disconnect();

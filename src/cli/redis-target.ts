@@ -3,6 +3,7 @@
  * `--cluster-nodes`, else the environment) and the archive directory.
  */
 import { existsSync, statSync } from 'node:fs';
+import { ReplyError } from 'ioredis';
 import { connectRedis, mask, parseSeed, type RedisTarget } from '../adapters/redis/client.ts';
 import { workspaceKeys } from '../adapters/redis/keys.ts';
 import type { RedisClient } from '../adapters/redis/scripts.ts';
@@ -181,4 +182,16 @@ export async function reachRedis(
     return 2;
   }
   return redis;
+}
+
+/**
+ * Why a tool's work failed, for its stderr: a command Redis refused as Redis said it (a missing
+ * permission with the user to run as), any other error with its stack.
+ */
+export function failureOf(err: unknown): string {
+  const { message, stack } = err as Error;
+  if (!(err instanceof ReplyError)) return stack ?? String(err);
+  return message.includes('NOPERM')
+    ? `Redis refused a command: ${message} (run it as the Switchboard ACL user, docs/SECURITY.md)`
+    : `Redis refused a command: ${message}`;
 }

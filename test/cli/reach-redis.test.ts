@@ -69,6 +69,45 @@ describe('a tool whose Redis does not answer, or has no such workspace', () => {
     }
   });
 
+  it('audit, rebuild and keys: a command Redis refuses later is named as Redis said it, without a stack trace', async () => {
+    // A user who may read the workspace (so it is found) and nothing else.
+    await suite.admin.call(
+      'ACL',
+      'SETUSER',
+      'read-only',
+      'on',
+      '>read-only-pw',
+      '~*',
+      '+@read',
+      '+ping',
+      '+info',
+    );
+    await suite.admin.xadd('sb:{ro}:commands', '*', 'type', 'x');
+    const url = new URL(suite.server.url);
+    url.username = 'read-only';
+    url.password = 'read-only-pw';
+    try {
+      const runs = await Promise.all([
+        runCli('audit', ['--workspace', 'ro', '--redis-url', url.toString()]),
+        runCli('rebuild', ['--workspace', 'ro', '--redis-url', url.toString()]),
+        runCli('keys', ['create', '--workspace', 'ro', '--role', 'admin', '--redis-url', url.toString()]),
+      ]);
+      for (const [i, run] of runs.entries()) {
+        const tool = ['audit', 'rebuild', 'keys'][i]!;
+        expect(run.code, run.stderr).toBe(3);
+        expect(run.stderr).toMatch(
+          new RegExp(
+            `^${tool}: .*could not run: Redis refused a command: .*NOPERM.* \\(run it as the Switchboard ACL user`,
+            'm',
+          ),
+        );
+        expect(run.stderr).not.toMatch(/^\s+at /m);
+      }
+    } finally {
+      await suite.admin.call('ACL', 'DELUSER', 'read-only');
+    }
+  });
+
   it('audit and rebuild: exit 2 naming a workspace with no log', async () => {
     const url = suite.server.url;
     for (const tool of ['audit', 'rebuild']) {
