@@ -9,7 +9,7 @@
  * that kept changing).
  */
 import { DiskArchive } from '../archive/store.ts';
-import { type RebuildReport, rebuildWorkspace } from './rebuild/rebuild.ts';
+import { RebuildBusyError, type RebuildReport, rebuildWorkspace } from './rebuild/rebuild.ts';
 import { archiveDirOf, failureOf, parseRedisTarget, reachRedis, workspaceOption } from './redis-target.ts';
 import { OptionChecker, parseOrUsage, runCommand } from './sim/options.ts';
 
@@ -93,7 +93,8 @@ async function main(): Promise<number> {
     if (report.differenceCount > 0) return 1;
     return report.compared ? 0 : 3;
   } catch (err) {
-    process.stderr.write(`rebuild: the rebuild could not run: ${failureOf(err)}\n`);
+    const why = err instanceof RebuildBusyError ? err.message : failureOf(err);
+    process.stderr.write(`rebuild: the rebuild could not run: ${why}\n`);
     return 3;
   } finally {
     redis.disconnect();

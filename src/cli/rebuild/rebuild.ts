@@ -11,10 +11,11 @@
  * a valid workspace id, so no API request can reach it, and it is never registered, so no
  * projector or dispatcher serves it.
  */
+import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { StreamEntry } from '../../adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../adapters/redis/keys.ts';
-import type { RedisClient } from '../../adapters/redis/scripts.ts';
+import { luaScript, type RedisClient, runLua } from '../../adapters/redis/scripts.ts';
 import type { ChainBreak } from '../../archive/chain.ts';
 import { LogReader } from '../../archive/log-reader.ts';
 import { before, type LogStream } from '../../archive/segment.ts';
@@ -357,10 +358,55 @@ export function shadowOf(workspace: string): string {
   return `${workspace}.rebuild`;
 }
 
-export async function rebuildWorkspace(
+/** Another rebuild of the workspace holds its shadow: this one would drop and mix its keys. */
+export class RebuildBusyError extends Error {}
+
+/** The key a rebuild holds its shadow by (not one of the shadow's keys, which a rebuild drops). */
+export const shadowLock = (workspace: string): string => `${workspaceKeys(shadowOf(workspace)).prefix}lock`;
+
+/** The shadow's hold lapses this long after its rebuild last renewed it (a rebuild killed). */
+const LOCK_TTL_MS = 30_000;
+const RENEW = luaScript('leaseRenew', new URL('../../dispatcher/lua/lease-renew-1.lua', import.meta.url));
+const RELEASE = luaScript(
+  'leaseRelease',
+  new URL('../../dispatcher/lua/lease-release-1.lua', import.meta.url),
+);
+
+/**
+ * Holds the workspace's shadow for `work`: two rebuilds at once would drop and fill the same
+ * keys and report differences that are not there.
+ */
+async function holdingShadow<T>(redis: RedisClient, workspace: string, work: () => Promise<T>): Promise<T> {
+  const lock = shadowLock(workspace);
+  const token = randomUUID();
+  if ((await redis.set(lock, token, 'PX', LOCK_TTL_MS, 'NX')) === null)
+    throw new RebuildBusyError(
+      `another rebuild of workspace "${workspace}" is running (it holds ${lock}, for up to ${LOCK_TTL_MS / 1000} s after it stops); run this one once it has ended`,
+    );
+  const renewal = setInterval(
+    () => void runLua(redis, RENEW, [lock], [token, LOCK_TTL_MS]).catch(() => {}),
+    LOCK_TTL_MS / 3,
+  );
+  try {
+    return await work();
+  } finally {
+    clearInterval(renewal);
+    await runLua(redis, RELEASE, [lock], [token]).catch(() => {});
+  }
+}
+
+export function rebuildWorkspace(
   redis: RedisClient,
   workspace: string,
   opts: RebuildOptions = {},
+): Promise<RebuildReport> {
+  return holdingShadow(redis, workspace, () => rebuildHeld(redis, workspace, opts));
+}
+
+async function rebuildHeld(
+  redis: RedisClient,
+  workspace: string,
+  opts: RebuildOptions,
 ): Promise<RebuildReport> {
   const started = performance.now();
   const shadow = shadowOf(workspace);
