@@ -2,6 +2,8 @@
 // when Redis does not answer or refuses the read, and exit 2 naming the workspace when its log is
 // not there.
 import { describe, expect, it } from 'vitest';
+import { appendCommand } from '../../src/adapters/redis/command-log.ts';
+import { ensureGroup, projectPending } from '../../src/projections/projector.ts';
 import { freePort } from '../../src/topology/redis-server.ts';
 import { suiteRedis } from '../support/redis.ts';
 import { runCli } from './run-cli.ts';
@@ -105,6 +107,29 @@ describe('a tool whose Redis does not answer, or has no such workspace', () => {
       }
     } finally {
       await suite.admin.call('ACL', 'DELUSER', 'read-only');
+    }
+  });
+
+  it('rebuild: exits 3 when Redis refuses part of the copy into the shadow, not a comparison of a short one', async () => {
+    // A user who may do everything but append to a stream: the shadow gets no command.
+    await suite.admin.call('ACL', 'SETUSER', 'no-xadd', 'on', '>no-xadd-pw', '~*', '+@all', '-xadd');
+    await ensureGroup(suite.redis, 'short');
+    await appendCommand(suite.redis, {
+      workspace: 'short',
+      command: { type: 'RegisterAgent', agentId: 'a', skills: ['A'], capacity: 1 },
+    });
+    await projectPending(suite.redis, 'short');
+    const url = new URL(suite.server.url);
+    url.username = 'no-xadd';
+    url.password = 'no-xadd-pw';
+    try {
+      const run = await runCli('rebuild', ['--workspace', 'short', '--redis-url', url.toString()]);
+      expect(run.code, run.stdout).toBe(3);
+      expect(run.stderr).toMatch(
+        /^rebuild: the rebuild could not run: Redis refused a command: NOPERM.*'xadd'/m,
+      );
+    } finally {
+      await suite.admin.call('ACL', 'DELUSER', 'no-xadd');
     }
   });
 

@@ -130,6 +130,15 @@ const field = (e: StreamEntry, name: string): string | undefined => {
   return i >= 0 && i % 2 === 0 ? e[1][i + 1] : undefined;
 };
 
+/**
+ * A pipeline's copy into the shadow, every command of it done: one Redis refused (out of memory,
+ * no permission) would leave the shadow short of commands and report differences the live state
+ * does not have, so it fails the rebuild instead.
+ */
+async function copied(results: Promise<[Error | null, unknown][] | null>): Promise<void> {
+  for (const [err] of (await results) ?? []) if (err) throw err;
+}
+
 /** Replays the log into the shadow, up to successive cuts. */
 class Replay {
   private readonly commands: Puller;
@@ -177,11 +186,11 @@ class Replay {
       if (commandId?.startsWith(TIMER) && firedWhenDue(id, commandId)) this.fired.add(commandId);
       this.commandCount++;
       if (++n % 1000 === 0) {
-        await batch.exec();
+        await copied(batch.exec());
         batch = this.redis.pipeline();
       }
     }
-    if (n % 1000 !== 0) await batch.exec();
+    if (n % 1000 !== 0) await copied(batch.exec());
     if (n > 0) await projectPending(this.redis, this.shadow);
   }
 
