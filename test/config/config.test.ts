@@ -90,6 +90,10 @@ describe('configuration from the environment', () => {
       'rediss://u:p@h/?tls=',
     ])
       expect(problems({ REDIS_URL: url })).toMatch(/^REDIS_URL: must have no query/);
+    // A seed's query would be dropped without a word (only its host, port and login are used).
+    expect(problems({ REDIS_CLUSTER_NODES: '127.0.0.1:7000,redis://127.0.0.1:7001?db=3' })).toMatch(
+      /^REDIS_CLUSTER_NODES: each seed must be .*\(got "redis:\/\/127\.0\.0\.1:7001\?db=3"\)/,
+    );
     for (const url of ['redis://127.0.0.1:6379', 'redis://127.0.0.1:6379/', 'rediss://u:p@h:6380/0'])
       expect(problems({ REDIS_URL: url })).toBe('');
   });

@@ -45,7 +45,13 @@ export function parseSeed(text: string): RedisSeed | string {
     return bad;
   }
   if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') return bad;
-  if (u.hostname === '' || !/^\d{1,5}$/.test(u.port) || (u.pathname !== '' && u.pathname !== '/')) return bad;
+  if (
+    u.hostname === '' ||
+    !/^\d{1,5}$/.test(u.port) ||
+    (u.pathname !== '' && u.pathname !== '/') ||
+    u.search !== ''
+  )
+    return bad;
   return {
     host: u.hostname.replace(/^\[|\]$/g, ''),
     port: Number(u.port),
