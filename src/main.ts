@@ -29,16 +29,15 @@ async function main(): Promise<void> {
     }
   };
   const withKey = config.auth === 'on' && config.roles.includes('api');
-  let running: Awaited<ReturnType<typeof startSwitchboard>>;
-  try {
-    running = await startSwitchboard(config, log, withKey ? { beforeListen } : {});
-  } catch (err) {
+  // The signals are heard from the start: one during the start (a private redis-server may run
+  // already) stops what has started once the start ends, rather than killing this process and
+  // leaving that redis-server running on DATA_DIR.
+  const starting = startSwitchboard(config, log, withKey ? { beforeListen } : {}).catch((err: unknown) => {
     const problem = listenProblem(err, config);
     if (problem === undefined) throw err;
     process.stderr.write(`switchboard: could not start: ${problem}\n`);
     process.exit(1);
-  }
-  if (adminKey) printAdminKey(adminKey, running.url);
+  });
   let signalled = false;
   const shutdown = (signal: string) => {
     if (signalled) return;
@@ -52,19 +51,23 @@ async function main(): Promise<void> {
       process.exit(1);
     }, timeoutMs);
     force.unref();
-    running.stop().then(
-      () => {
-        log.info('stopped cleanly');
-        process.exit(0);
-      },
-      (err: unknown) => {
-        log.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
+    starting
+      .then((running) => running.stop())
+      .then(
+        () => {
+          log.info('stopped cleanly');
+          process.exit(0);
+        },
+        (err: unknown) => {
+          log.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  const running = await starting;
+  if (adminKey) printAdminKey(adminKey, running.url);
 }
 
 /**

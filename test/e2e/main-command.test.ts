@@ -155,6 +155,28 @@ describe('the main command', () => {
       await waitFor('the second redis-server to end', () => !pidAlive(againRedis.pid), { timeoutMs: 5_000 });
   }, 60_000);
 
+  it('a SIGTERM during the start (the private redis-server spawned) still stops it and exits 0', async () => {
+    // Ctrl-C or a service manager's stop right after `npm start`: the private redis-server runs
+    // before the API listens. Killed by the signal, the process would leave it running on
+    // DATA_DIR, where the next start would run a second one on the same AOF.
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'sb-main-early-'));
+    dirs.push(dataDir);
+    const sb = await startProcess({ roles: ALL_ROLES, env: { DATA_DIR: dataDir }, waitReady: false });
+    let redisChild: { pid: number } | undefined;
+    await waitFor(
+      'the private redis-server to be spawned',
+      () => {
+        redisChild = childProcesses(sb.pid).find((c) => c.comm.startsWith('redis-server'));
+        return redisChild !== undefined;
+      },
+      { timeoutMs: 20_000, everyMs: 5 },
+    );
+    strays.push(redisChild!.pid);
+    sb.kill('SIGTERM');
+    expect(await sb.exited, sb.logText()).toBe(0);
+    await waitFor('the private redis-server to end', () => !pidAlive(redisChild!.pid), { timeoutMs: 5_000 });
+  }, 40_000);
+
   it('on SIGTERM closes live WebSockets with 1001 and still exits 0', async () => {
     const redis = await startTestRedis();
     try {
