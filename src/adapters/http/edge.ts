@@ -2,6 +2,7 @@ import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:ht
 import type { Duplex } from 'node:stream';
 import type { FastifyBaseLogger, FastifyError } from 'fastify';
 import { PROBLEM_TYPE, type Problem, problem } from './problem.ts';
+import { loggedUrl } from './request-log.ts';
 
 /**
  * Errors met before a request reaches a route: the HTTP parser's, the router's and the WebSocket
@@ -84,7 +85,7 @@ export function clientErrorHandler(log: FastifyBaseLogger) {
  */
 export function refuseConnect(log: FastifyBaseLogger) {
   return (req: IncomingMessage, socket: Duplex): void => {
-    log.debug({ url: req.url }, 'CONNECT refused');
+    log.debug({ url: loggedUrl(req.url ?? '') }, 'CONNECT refused');
     socket.on('error', () => socket.destroy());
     writeAndClose(
       socket,
@@ -106,7 +107,7 @@ export function refuseConnect(log: FastifyBaseLogger) {
  */
 export function refuseExpectation(log: FastifyBaseLogger) {
   return (req: IncomingMessage, res: ServerResponse): void => {
-    log.debug({ url: req.url, expect: req.headers.expect }, 'expectation refused');
+    log.debug({ url: loggedUrl(req.url ?? ''), expect: req.headers.expect }, 'expectation refused');
     const p = problem(
       417,
       'expectation-failed',

@@ -24,6 +24,31 @@ export function addLogFields(req: FastifyRequest, more: Record<string, unknown>)
   req.logFields = { ...req.logFields, ...more };
 }
 
+/**
+ * The URL as logged: the value of a `ticket` query parameter (a live feed's one-time WebSocket
+ * ticket) replaced, so a ticket a request left unused (a plain GET of the feed, a try on another
+ * workspace) cannot be read from the log and spent.
+ */
+export function loggedUrl(url: string): string {
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const params = url
+    .slice(q + 1)
+    .split('&')
+    .map((p) => {
+      const eq = p.indexOf('=');
+      const name = eq < 0 ? p : p.slice(0, eq);
+      let decoded = name;
+      try {
+        decoded = decodeURIComponent(name.replace(/\+/g, ' '));
+      } catch {
+        // Not decodable: compared as it is.
+      }
+      return decoded === 'ticket' ? `${name}=[redacted]` : p;
+    });
+  return `${url.slice(0, q)}?${params.join('&')}`;
+}
+
 /** Health checks and scrapes, polled by HAProxy and Prometheus: at debug whatever their time. */
 const QUIET_ROUTES = new Set(['/health', '/status', '/metrics']);
 
@@ -48,7 +73,7 @@ export function installRequestLog(app: FastifyInstance, slowRequestMs: number): 
       req.log[level](
         {
           method: req.method,
-          url: req.url,
+          url: loggedUrl(req.url),
           status,
           ms: Math.round(ms * 10) / 10,
           ip: req.ip,
