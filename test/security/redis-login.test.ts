@@ -66,6 +66,22 @@ describe("Redis's password", () => {
     expect(mask('redis://h:6379')).toBe('redis://h:6379');
     expect(mask('u:p@h1:1,u:q@h2:2')).toBe('u:***@h1:1,u:***@h2:2');
     expect(mask('redis://a:b@h1:1,redis://c:d@h2:2')).toBe('redis://a:***@h1:1,redis://c:***@h2:2');
+    // Seeds whose password holds an "@", a space or a "/" (base64): not a character of it shown,
+    // in /status (REDIS_CLUSTER_NODES accepts the first two) nor in the refusal of the third.
+    expect(mask('u:pa@ss@h1:1,u:pa@ss@h2:2')).toBe('u:***@h1:1,u:***@h2:2');
+    expect(mask('redis://u:pa@ss@h1:1,redis://u:pa@ss@h2:2')).toBe('redis://u:***@h1:1,redis://u:***@h2:2');
+    expect(mask('u:p w@h1:1,u:p w@h2:2')).toBe('u:***@h1:1,u:***@h2:2');
+    expect(mask('u@h1:1,h2:2')).toBe('u@h1:1,h2:2');
+    const refused = (() => {
+      try {
+        loadConfig({ REDIS_CLUSTER_NODES: 'u:ab/Zq9+x@127.0.0.1:7000,u:ab/Zq9+x@127.0.0.1:7001' });
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return 'accepted';
+    })();
+    expect(refused).toContain('REDIS_CLUSTER_NODES');
+    expect(refused).not.toContain('Zq9');
     const status = await sb.api!.inject({ url: '/status' });
     expect(status.body).not.toContain(PASSWORD);
     expect(status.body).toContain(`redis://${USER}:***@`);

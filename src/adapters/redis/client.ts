@@ -70,7 +70,16 @@ export function mask(target: string): string {
     const colon = login.indexOf(':');
     return colon < 0 ? target : `${one[1]}${login.slice(0, colon)}:***@${target.slice(one[0].length)}`;
   }
-  return target.replace(/(\/\/|^|,)([^@/,\s]*?):([^@/,\s]*)@/g, '$1$2:***@');
+  // Seeds, comma-separated (a seed's password cannot hold one): each seed's login runs to its last
+  // "@", whatever the password holds besides ("@", "/", a space).
+  return target
+    .split(',')
+    .map((seed) => {
+      const m = /^((?:[a-z][a-z0-9+.-]*:\/\/)?)(.*)@/i.exec(seed);
+      const colon = m ? m[2]!.indexOf(':') : -1;
+      return m && colon >= 0 ? `${m[1]}${m[2]!.slice(0, colon)}:***@${seed.slice(m[0].length)}` : seed;
+    })
+    .join(',');
 }
 
 function tlsOptions(files: RedisTlsFiles | undefined): NonNullable<RedisOptions['tls']> {
