@@ -156,13 +156,19 @@ export class LeaseKeeper {
     return { gained, lost };
   }
 
+  /**
+   * Hands every lease back, and leaves the registry, at once: on a stop while Redis does not
+   * answer, each call waits out its command timeout, and one after the other they would outlast
+   * SHUTDOWN_TIMEOUT_MS with a few workspaces.
+   */
   async releaseAll(): Promise<void> {
-    for (const ws of this.held) {
-      await runLua(this.redis, RELEASE, [this.holder.key(ws)], [this.owner]).catch(() => {});
-    }
+    const held = [...this.held];
     this.held.clear();
     this.adopted.clear();
     this.freeSince.clear();
-    await this.redis.zrem(this.holder.registry, this.owner).catch(() => {});
+    await Promise.all([
+      ...held.map((ws) => runLua(this.redis, RELEASE, [this.holder.key(ws)], [this.owner]).catch(() => {})),
+      this.redis.zrem(this.holder.registry, this.owner).catch(() => {}),
+    ]);
   }
 }

@@ -2,7 +2,8 @@
  * The main command as an operator runs it: `node src/main.ts` with configuration from the
  * environment. Proves that without REDIS_URL it runs a private redis-server with AOF under
  * DATA_DIR (and keeps data across restarts), that SIGTERM is a clean exit that takes the private
- * Redis along and closes WebSockets with 1001, that bad configuration exits 2 naming each bad
+ * Redis along and closes WebSockets with 1001 (and is clean too when the signal comes during the
+ * start, or while Redis does not answer), that bad configuration exits 2 naming each bad
  * variable, and that /status reports `paused` while Redis does not answer and `running` again
  * by itself once it does.
  */
@@ -222,6 +223,38 @@ describe('the main command', () => {
       await redis.stop();
     }
   }, 30_000);
+
+  it('on SIGTERM while Redis does not answer, hands its leases back within SHUTDOWN_TIMEOUT_MS: exit 0', async () => {
+    // Six workspaces, each with a dispatcher, an interval projection and an archiver lease: the
+    // lease releases must not each wait out Redis's command timeout in turn.
+    const redis = await startRedisServer({ appendonly: false });
+    try {
+      const workspaces = ['s1', 's2', 's3', 's4', 's5', 's6'];
+      const sb = await startProcess({
+        roles: 'projector,dispatcher,archiver',
+        redisUrl: redis.url,
+        env: { WORKSPACES: workspaces.join(','), DISCOVER_WORKSPACES: 'false', LOG_LEVEL: 'info' },
+      });
+      await waitFor(
+        'every lease taken',
+        () =>
+          sb
+            .logText()
+            .split('\n')
+            .filter((l) => l.includes('lease taken')).length >= 18,
+        { timeoutMs: 15_000 },
+      );
+      redis.kill('SIGSTOP');
+      try {
+        expect(await sb.stop(20_000), sb.logText()).toBe(0);
+        expect(sb.logText()).not.toContain('shutdown took too long');
+      } finally {
+        redis.kill('SIGCONT');
+      }
+    } finally {
+      await redis.stop();
+    }
+  }, 60_000);
 
   it('exits 2 on bad configuration, naming every bad variable', async () => {
     const sb = await startProcess({
