@@ -160,10 +160,12 @@ export function connectRedis(target: RedisTarget, given: RedisOptions = {}): Red
       clusterRetryStrategy: (times) => Math.min(100 * times, 2000),
       redisOptions: nodeOptions,
     };
-    redis = new Cluster(
+    const cluster = new Cluster(
       seeds.map(({ host, port }) => ({ host, port })),
       clusterOptions,
     );
+    boundOfflineQueue(cluster);
+    redis = cluster;
   } else {
     const url = target.url ?? 'redis://127.0.0.1:6379';
     const u = new URL(url);
@@ -188,6 +190,38 @@ export function connectRedis(target: RedisTarget, given: RedisOptions = {}): Red
   redis.on('error', () => {});
   defineDeclared(redis);
   return redis;
+}
+
+/**
+ * A cluster client holds the commands sent while it is not connected (at start, or once it has
+ * lost every node: the nodes down, unreachable, or refusing the login) until it connects, with no
+ * time limit, where a single Redis's client gives up after `maxRetriesPerRequest`: a request
+ * would wait for ever. Each command sent then fails after the nodes' command timeout instead, as
+ * one sent to a node that does not answer does (a 503, redis-unavailable). Its duplicates (the
+ * rate limit's connection) too; those without a command timeout (blocking reads) wait.
+ */
+function boundOfflineQueue(cluster: Cluster): void {
+  const duplicate = cluster.duplicate.bind(cluster);
+  cluster.duplicate = ((...args: Parameters<Cluster['duplicate']>) => {
+    const copy = duplicate(...args);
+    boundOfflineQueue(copy);
+    return copy;
+  }) as Cluster['duplicate'];
+  const timeoutMs = cluster.options.redisOptions?.commandTimeout;
+  if (timeoutMs === undefined) return;
+  const send = cluster.sendCommand.bind(cluster);
+  cluster.sendCommand = ((...args: Parameters<Cluster['sendCommand']>) => {
+    const [command] = args;
+    if (cluster.status !== 'ready') {
+      const timer = setTimeout(
+        () => command.reject(new Error('Command timed out: the Redis Cluster is not connected')),
+        timeoutMs,
+      );
+      const clear = () => clearTimeout(timer);
+      command.promise.then(clear, clear);
+    }
+    return send(...args);
+  }) as Cluster['sendCommand'];
 }
 
 /** A connection of its own for blocking reads (BZPOPMIN, XREAD BLOCK), which hold it while they wait. */
