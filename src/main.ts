@@ -64,8 +64,9 @@ async function main(): Promise<void> {
         },
       );
   };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+  // SIGHUP too: the terminal `npm start` runs in closed (a window, an SSH session). Killed by
+  // it, the process would leave its private redis-server (a process group of its own) running.
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => shutdown(signal));
   const running = await starting;
   if (adminKey) printAdminKey(adminKey, running.url);
 }

@@ -178,6 +178,18 @@ describe('the main command', () => {
     await waitFor('the private redis-server to end', () => !pidAlive(redisChild!.pid), { timeoutMs: 5_000 });
   }, 40_000);
 
+  it('on SIGHUP (its terminal closed) stops as on SIGTERM: exit 0, the private redis-server stopped', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'sb-main-hup-'));
+    dirs.push(dataDir);
+    const sb = await startProcess({ roles: ALL_ROLES, env: { DATA_DIR: dataDir } });
+    const redisChild = childProcesses(sb.pid).find((c) => c.comm.startsWith('redis-server'));
+    expect(redisChild, `a redis-server child of ${sb.pid}`).toBeDefined();
+    strays.push(redisChild!.pid);
+    sb.kill('SIGHUP');
+    expect(await sb.exited, sb.logText()).toBe(0);
+    await waitFor('the private redis-server to end', () => !pidAlive(redisChild!.pid), { timeoutMs: 5_000 });
+  }, 40_000);
+
   it('on SIGTERM closes live WebSockets with 1001 and still exits 0', async () => {
     const redis = await startTestRedis();
     try {
