@@ -46,6 +46,8 @@ export class WorkspaceRunner {
   private readonly loops = new Map<string, Promise<void>>();
   private running = false;
   private timer: NodeJS.Timeout | undefined;
+  /** The registry and lease round under way, if any: a stop waits for it before handing leases back. */
+  private ticking: Promise<void> | undefined;
   /** The workspaces this runner should serve, as of the last discovery. */
   private wanted = new Set<string>();
 
@@ -85,9 +87,12 @@ export class WorkspaceRunner {
           'cannot read the workspace registry or leases; retrying',
         );
       }
-      if (this.running) this.timer = setTimeout(tick, every);
+      if (this.running) this.timer = setTimeout(round, every);
     };
-    void tick();
+    const round = () => {
+      this.ticking = tick();
+    };
+    round();
   }
 
   workspaces(): string[] {
@@ -134,6 +139,8 @@ export class WorkspaceRunner {
     if (this.timer) clearTimeout(this.timer);
     for (const ws of this.loops.keys()) this.loop.interrupt?.(ws);
     await Promise.allSettled(this.loops.values());
+    // A round under way may still take a lease (its SET was not sent yet): after it, none is.
+    await this.ticking;
     await this.opts.leases?.releaseAll();
   }
 }

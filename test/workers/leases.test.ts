@@ -1,10 +1,12 @@
 /**
  * Dispatcher leases when dispatchers serve different workspaces: a dispatcher that hands leases
- * back to reach its fair share must not leave a workspace that no other dispatcher serves.
+ * back to reach its fair share must not leave a workspace that no other dispatcher serves. And a
+ * runner's stop that meets a lease round under way holds no lease once it has ended.
  */
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
+import { WorkspaceRunner } from '../../src/app/workspace-runner.ts';
 import { LeaseKeeper } from '../../src/dispatcher/leases.ts';
 import { suiteRedis } from '../support/redis.ts';
 import { sleep } from '../support/wait.ts';
@@ -52,4 +54,41 @@ describe('dispatcher leases', () => {
     await a.releaseAll();
     await b.releaseAll();
   });
+
+  it('a stop during a lease round under way leaves no lease held', async () => {
+    const run = Date.now().toString(36);
+    const workspaces = [1, 2, 3].map((i) => `stop-${run}-${i}`);
+    const log = pino({ level: 'silent' });
+    // The round's reads are slow (a loaded Redis, many workspaces): the stop comes between them.
+    let open!: () => void;
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    class SlowRound extends LeaseKeeper {
+      override async tick(ws: readonly string[]) {
+        await gate;
+        return super.tick(ws);
+      }
+    }
+    const keeper = new SlowRound(suite.redis, `stop-${run}`, log, { ttlMs: 10_000, renewEveryMs: 3_000 });
+    const runner = new WorkspaceRunner(
+      suite.redis,
+      { run: async (_ws, running) => void (await waitUntilStopped(running)) },
+      log,
+      { workspaces, discover: false, leases: keeper, discoverEveryMs: 3_000 },
+    );
+    runner.start();
+    await sleep(50);
+    const stopped = runner.stop();
+    await sleep(50);
+    open();
+    await stopped;
+    await sleep(300); // what the round under way still does
+    const held = await Promise.all(workspaces.map((ws) => suite.redis.get(workspaceKeys(ws).lease)));
+    expect(held, 'no lease held by the stopped runner').toEqual([null, null, null]);
+  });
 });
+
+async function waitUntilStopped(running: () => boolean): Promise<void> {
+  while (running()) await sleep(20);
+}
