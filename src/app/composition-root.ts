@@ -221,9 +221,13 @@ export async function startSwitchboard(
         if (api) {
           // Requests get half the shutdown time to finish; a connection still open then (a client
           // that keeps sending on it, or never finishes a request) is cut, so a stop always ends
-          // and the workers keep the other half.
+          // and the workers keep the other half. A WebSocket too: one whose client never answers
+          // the 1001 close (a dead path, a frozen client) would hold the server open.
           const closed = api.close();
-          const cut = setTimeout(() => api.server.closeAllConnections(), config.shutdownTimeoutMs / 2);
+          const cut = setTimeout(() => {
+            api.server.closeAllConnections();
+            for (const client of api.websocketServer.clients) client.terminate();
+          }, config.shutdownTimeoutMs / 2);
           await closed.finally(() => clearTimeout(cut));
         }
         await metricsServer?.close();
