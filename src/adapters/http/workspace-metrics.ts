@@ -170,6 +170,11 @@ export function createWorkspaceMetrics(registry: Registry) {
       help: `Workspaces not reported in the last scrape: more than ${MAX_WORKSPACES}`,
       registers,
     }),
+    /**
+     * The workspaces the last scrape reported: when the registry cannot be read in time (Redis
+     * does not answer), an instance without worker roles reports them again, as not up.
+     */
+    reported: [] as string[],
   };
 }
 
@@ -200,13 +205,15 @@ export async function refreshWorkspaceMetrics(
     { stats: WorkspaceStats; lagS: number; lagCommands: number; waits: WaitCounts }
   >();
   try {
-    workspaces = await withinBudget(metricWorkspaces(redis, served, started), deadline);
+    const all = await withinBudget(metricWorkspaces(redis, served, started), deadline);
+    m.leftOut.set(Math.max(0, all.length - MAX_WORKSPACES));
+    workspaces = all.slice(0, MAX_WORKSPACES);
   } catch {
-    // The registry cannot be read in time: only the workers' workspaces are known.
-    workspaces = [...new Set(served)].sort();
+    // The registry cannot be read in time (it is not read when workers serve workspaces): those
+    // of the last scrape, reported as not up rather than left out, and as many left out.
+    workspaces = m.reported;
   }
-  m.leftOut.set(Math.max(0, workspaces.length - MAX_WORKSPACES));
-  workspaces = workspaces.slice(0, MAX_WORKSPACES);
+  m.reported = workspaces;
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(CONCURRENCY, workspaces.length) }, async () => {

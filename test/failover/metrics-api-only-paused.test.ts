@@ -1,0 +1,58 @@
+/**
+ * An API instance without worker roles reports the workspaces of the registry (those with a
+ * command in the last hour). While Redis does not answer, that registry cannot be read either: the
+ * scrape still names the workspaces it reported before, as `switchboard_workspace_up 0`, rather
+ * than dropping every workspace series (the "Redis does not answer the scrapes" alert and the
+ * dashboard's workspace list read that series). Redis paused with CLIENT PAUSE: single target.
+ */
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
+import { loadConfig } from '../../src/app/config.ts';
+import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { waitFor } from '../support/wait.ts';
+
+const WS = 'metrics-api-only-paused';
+let redis: TestRedis;
+let sb: Running;
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+  sb = await startSwitchboard(
+    loadConfig({ ...redis.env, ROLES: 'api', AUTH: 'off', PORT: '0', COMMAND_TIMEOUT_MS: '200' }),
+    pino({ level: 'silent' }),
+  );
+});
+
+afterAll(async () => {
+  await sb?.stop();
+  await redis?.stop();
+});
+
+const upLines = async () =>
+  (await sb.api!.inject({ url: '/metrics' })).body
+    .split('\n')
+    .filter((l) => l.startsWith('switchboard_workspace_up{'));
+
+describe('an API-only instance scraped while Redis does not answer', () => {
+  it('reports the workspaces it reported before as not up', async () => {
+    // A command registers the workspace (no projector here: answered 202).
+    const sent = await sb.api!.inject({
+      method: 'POST',
+      url: `/v1/workspaces/${WS}/agents`,
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify({ id: 'a1', skills: ['English'] }),
+    });
+    expect(sent.statusCode).toBe(202);
+    expect(await upLines()).toEqual([`switchboard_workspace_up{workspace="${WS}"} 1`]);
+    const admin = redis.adminClient();
+    try {
+      await admin.call('CLIENT', 'PAUSE', '4000', 'ALL');
+      expect(await upLines()).toEqual([`switchboard_workspace_up{workspace="${WS}"} 0`]);
+    } finally {
+      await admin.call('CLIENT', 'UNPAUSE').catch(() => {});
+      admin.disconnect();
+    }
+    await waitFor('the workspace up again', async () => (await upLines())[0]?.endsWith(' 1'));
+  });
+});
