@@ -140,22 +140,20 @@ export async function reachRedis(
   redis.on('error', noted);
   redis.on('node error', noted);
   let timer: NodeJS.Timeout | undefined;
+  const noAnswer = () => `no answer within ${REACH_TIMEOUT_MS / 1000} s${lastError ? ` (${lastError})` : ''}`;
   try {
     await Promise.race([
       redis.ping(),
       new Promise((_, reject) => {
-        timer = setTimeout(
-          () =>
-            reject(
-              new Error(`no answer within ${REACH_TIMEOUT_MS / 1000} s${lastError ? ` (${lastError})` : ''}`),
-            ),
-          REACH_TIMEOUT_MS,
-        );
+        timer = setTimeout(() => reject(new Error(noAnswer())), REACH_TIMEOUT_MS);
       }),
     ]);
   } catch (err) {
     redis.disconnect();
-    process.stderr.write(`${tool}: cannot reach Redis at ${label}: ${(err as Error).message}\n`);
+    // The PING's own timeout (a command timeout as long as the bound, or the cluster client's
+    // while it has no connection) says the same as the bound, with the same reason.
+    const message = /^Command timed out/.test((err as Error).message) ? noAnswer() : (err as Error).message;
+    process.stderr.write(`${tool}: cannot reach Redis at ${label}: ${message}\n`);
     return 3;
   } finally {
     clearTimeout(timer);
