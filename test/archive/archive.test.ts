@@ -21,6 +21,7 @@ import { decodeSegment, encodeSegment, type LogStream } from '../../src/archive/
 import { type ArchiveStore, DiskArchive } from '../../src/archive/store.ts';
 import { auditWorkspace } from '../../src/audit/read.ts';
 import { writeLog } from '../../src/cli/bench/audit-log.ts';
+import { cliEntry } from '../support/main-build.ts';
 import { PROJECT_ROOT } from '../support/processes.ts';
 import { suiteRedis } from '../support/redis.ts';
 
@@ -243,7 +244,7 @@ describe('the log archive', () => {
       new Promise<{ code: number; stdout: string }>((resolve) =>
         execFile(
           process.execPath,
-          ['--import', 'tsx', 'src/cli/audit.ts', '--workspace', log0.ws, ...target, ...args],
+          [...cliEntry('audit'), '--workspace', log0.ws, ...target, ...args],
           { cwd: PROJECT_ROOT, timeout: 60_000, env: { ...process.env, REDIS_URL: '', ARCHIVE_DIR: '' } },
           (err, stdout) => resolve({ code: err ? Number(err.code) : 0, stdout }),
         ),

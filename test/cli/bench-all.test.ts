@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { AllResult } from '../../src/cli/bench/all.ts';
 import { WORKLOADS } from '../../src/cli/bench/options.ts';
+import { cliEntry } from '../support/main-build.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -21,7 +22,7 @@ function bench(args: readonly string[]): Promise<{ code: number | null; stdout: 
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ['--import', 'tsx', 'src/cli/bench.ts', ...args],
+      [...cliEntry('bench'), ...args],
       { cwd: ROOT, timeout: 170_000, maxBuffer: 64 * 1024 * 1024 },
       (err, stdout, stderr) =>
         resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr }),

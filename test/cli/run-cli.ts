@@ -1,6 +1,10 @@
-/** Runs a command of src/cli as a user runs it (`node --import tsx src/cli/<name>.ts`), from the repository root. */
+/**
+ * Runs a command of src/cli as a user runs it (`node --import tsx src/cli/<name>.ts`, or the run's
+ * build of it: test/support/main-build.ts), from the repository root.
+ */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { type CliTool, cliEntry } from '../support/main-build.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -12,14 +16,14 @@ export interface CliRun {
 }
 
 export function runCli(
-  name: string,
+  name: CliTool,
   args: readonly string[],
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<CliRun> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ['--import', 'tsx', `src/cli/${name}.ts`, ...args],
+      [...cliEntry(name), ...args],
       { cwd: ROOT, env, timeout: 50_000, maxBuffer: 16 * 1024 * 1024 },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;

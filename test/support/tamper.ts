@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
 import type { AuditSummary } from '../../src/audit/report.ts';
+import { cliEntry } from './main-build.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -23,7 +24,7 @@ export function auditCli(args: readonly string[]): Promise<AuditRun> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ['--import', 'tsx', 'src/cli/audit.ts', ...args],
+      [...cliEntry('audit'), ...args],
       { cwd: ROOT, timeout: 60_000, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, REDIS_URL: '' } },
       (err, stdout, stderr) => {
         let summary: AuditSummary | undefined;
