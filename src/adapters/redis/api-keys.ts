@@ -93,9 +93,17 @@ export async function createApiKey(
     createdAt: new Date().toISOString(),
   };
   const record: ApiKeyRecord = { ...info, hash: digest(secret) };
-  // The record first: an index entry always names a workspace that holds the record.
-  await redis.hset(workspaceKeys(input.workspace).apiKeys, keyId, JSON.stringify(record));
-  await redis.hset(API_KEY_INDEX, keyId, input.workspace);
+  // The record first: an index entry always names a workspace that holds the record. The two are
+  // in different slots of a cluster, so no MULTI holds both: when the index entry is refused, the
+  // record is taken back, or it would be listed as a key that never authenticates.
+  const records = workspaceKeys(input.workspace).apiKeys;
+  await redis.hset(records, keyId, JSON.stringify(record));
+  try {
+    await redis.hset(API_KEY_INDEX, keyId, input.workspace);
+  } catch (err) {
+    await redis.hdel(records, keyId).catch(() => {});
+    throw err;
+  }
   return { key: `sb_${keyId}_${secret}`, info };
 }
 
