@@ -132,113 +132,124 @@ export async function startSwitchboard(
   let tails: TailHub | undefined;
   let listening: string | undefined;
   let registration: Registration | undefined;
-  if (config.roles.includes('api')) {
-    tails = new TailHub(redis, log.child({ role: 'api' }));
-    // The event history reads the archived part first: any process may serve a replay from a
-    // position the archiver has moved out of Redis (ARCHIVE_DIR is one place all of them see).
-    const archive = new DiskArchive(config.archiveDir);
-    const history: EventHistory = (ws, after, limit) =>
-      new LogReader(redis, archive, ws, 'events', { after, pageSize: limit }).next('+');
-    // The state at a position: the auditor's replay from the latest snapshot at or before it.
-    const alog = log.child({ role: 'api' });
-    const state = (ws: string, at: string) =>
-      stateAt(redis, ws, at, {
-        archive,
-        onBadSnapshot: (snapshot, why) =>
-          alog.warn({ workspace: ws, snapshot, why }, 'a state snapshot is damaged; using an earlier one'),
+  let metricsServer: Awaited<ReturnType<typeof serveMetrics>> | undefined;
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      // Leave the load balancer first, then close WebSockets (preClose) and drain requests;
+      // workers end after their current step.
+      await registration?.stop().catch(() => {});
+      // Still serving while the load balancer's sync takes this instance out of its backend
+      // (it stops sending new requests, lets those in progress finish): closing at once would
+      // answer requests already on their way over its kept-alive connections 503, or cut them.
+      if (registration && config.lbDrainMs > 0) await new Promise((r) => setTimeout(r, config.lbDrainMs));
+      if (api) {
+        const server = api;
+        // Requests get half the shutdown time to finish; a connection still open then (a client
+        // that keeps sending on it, or never finishes a request) is cut, so a stop always ends
+        // and the workers keep the other half. A WebSocket too: one whose client never answers
+        // the 1001 close (a dead path, a frozen client) would hold the server open.
+        const closed = server.close();
+        const cut = setTimeout(() => {
+          server.server.closeAllConnections();
+          for (const client of server.websocketServer?.clients ?? []) client.terminate();
+        }, config.shutdownTimeoutMs / 2);
+        await closed.finally(() => clearTimeout(cut));
+      }
+      await metricsServer?.close();
+      await Promise.all(runners.map((r) => r.stop()));
+      tails?.stop();
+      watch.stop();
+      await redis.quit().catch(() => redis.disconnect());
+      if (privateRedis) await privateRedis.stop();
+    })();
+    return stopping;
+  };
+  // The workers run from here: a start that fails past this point (a port taken, the admin key)
+  // stops them, handing their leases back and leaving the registry, rather than leaving both to
+  // expire as a crash's would.
+  try {
+    if (config.roles.includes('api')) {
+      tails = new TailHub(redis, log.child({ role: 'api' }));
+      // The event history reads the archived part first: any process may serve a replay from a
+      // position the archiver has moved out of Redis (ARCHIVE_DIR is one place all of them see).
+      const archive = new DiskArchive(config.archiveDir);
+      const history: EventHistory = (ws, after, limit) =>
+        new LogReader(redis, archive, ws, 'events', { after, pageSize: limit }).next('+');
+      // The state at a position: the auditor's replay from the latest snapshot at or before it.
+      const alog = log.child({ role: 'api' });
+      const state = (ws: string, at: string) =>
+        stateAt(redis, ws, at, {
+          archive,
+          onBadSnapshot: (snapshot, why) =>
+            alog.warn({ workspace: ws, snapshot, why }, 'a state snapshot is damaged; using an earlier one'),
+        });
+      api = await buildApi({
+        redis,
+        tails,
+        history,
+        stateAt: state,
+        ...(projector && projecting
+          ? { projectSoon: projectSoon(projector, projecting, projectorOptions.batch) }
+          : {}),
+        config,
+        watch,
+        metrics,
+        logger: log.child({ role: 'api' }),
+        version: VERSION,
+        roles: () => ({
+          roles: config.roles,
+          workspaces: [...new Set(runners.flatMap((r) => r.workspaces()))],
+          ...(projector ? { projectorApplied: projector.applied } : {}),
+          ...(dispatcher ? { dispatcherAssignments: dispatcher.assignments } : {}),
+        }),
       });
-    api = await buildApi({
-      redis,
-      tails,
-      history,
-      stateAt: state,
-      ...(projector && projecting
-        ? { projectSoon: projectSoon(projector, projecting, projectorOptions.batch) }
-        : {}),
-      config,
-      watch,
-      metrics,
-      logger: log.child({ role: 'api' }),
-      version: VERSION,
-      roles: () => ({
-        roles: config.roles,
-        workspaces: [...new Set(runners.flatMap((r) => r.workspaces()))],
-        ...(projector ? { projectorApplied: projector.applied } : {}),
-        ...(dispatcher ? { dispatcherAssignments: dispatcher.assignments } : {}),
-      }),
-    });
-    if (config.auth === 'off')
-      log.warn(
-        { auth: 'off' },
-        'AUTH=off: NO API KEYS ARE CHECKED. Anyone who reaches this port can read and change every workspace. Use it for local experiments only.',
-      );
-    await hooks.beforeListen?.(redis);
-    if (config.durability === 'replicated') void warnWithoutReplicas(redis, log);
-    listening = await api.listen({ host: config.host, port: config.port });
-    log.info({ url: listening, roles: config.roles }, 'switchboard is listening');
-    if (config.advertise) {
-      // PORT=0 picks a free port: advertise the one actually bound.
-      const bound = new URL(listening).port;
-      const instance = { host: config.advertise.host, port: config.advertise.port || Number(bound) };
-      registration = await registerInstance(redis, instance, {
-        onError: (err) => log.warn({ err: (err as Error).message }, 'instance heartbeat failed; retrying'),
-      });
-      log.info({ instance }, 'registered for the load balancer');
+      if (config.auth === 'off')
+        log.warn(
+          { auth: 'off' },
+          'AUTH=off: NO API KEYS ARE CHECKED. Anyone who reaches this port can read and change every workspace. Use it for local experiments only.',
+        );
+      await hooks.beforeListen?.(redis);
+      if (config.durability === 'replicated') void warnWithoutReplicas(redis, log);
+      listening = await api.listen({ host: config.host, port: config.port });
+      log.info({ url: listening, roles: config.roles }, 'switchboard is listening');
+      if (config.advertise) {
+        // PORT=0 picks a free port: advertise the one actually bound.
+        const bound = new URL(listening).port;
+        const instance = { host: config.advertise.host, port: config.advertise.port || Number(bound) };
+        registration = await registerInstance(redis, instance, {
+          onError: (err) => log.warn({ err: (err as Error).message }, 'instance heartbeat failed; retrying'),
+        });
+        log.info({ instance }, 'registered for the load balancer');
+      }
+    } else {
+      log.info({ roles: config.roles }, 'switchboard is running');
     }
-  } else {
-    log.info({ roles: config.roles }, 'switchboard is running');
+
+    // METRICS_PORT: /metrics on a port of its own, the only one of a process without the API.
+    metricsServer =
+      config.metricsPort === undefined
+        ? undefined
+        : await serveMetrics(config.host, config.metricsPort, metrics, () =>
+            metricsText(metrics, redis, {
+              workspaces: [...new Set(runners.flatMap((r) => r.workspaces()))],
+              ...(projector ? { projectorApplied: projector.applied } : {}),
+              ...(dispatcher ? { dispatcherAssignments: dispatcher.assignments } : {}),
+              ...(tails ? { subscribers: tails.subscribersByWorkspace() } : {}),
+            }),
+          );
+    if (metricsServer) log.info({ url: `${metricsServer.url}/metrics` }, 'serving /metrics');
+  } catch (err) {
+    await stop().catch(() => {});
+    throw err;
   }
 
-  // METRICS_PORT: /metrics on a port of its own, the only one of a process without the API.
-  const metricsServer =
-    config.metricsPort === undefined
-      ? undefined
-      : await serveMetrics(config.host, config.metricsPort, metrics, () =>
-          metricsText(metrics, redis, {
-            workspaces: [...new Set(runners.flatMap((r) => r.workspaces()))],
-            ...(projector ? { projectorApplied: projector.applied } : {}),
-            ...(dispatcher ? { dispatcherAssignments: dispatcher.assignments } : {}),
-            ...(tails ? { subscribers: tails.subscribersByWorkspace() } : {}),
-          }),
-        );
-  if (metricsServer) log.info({ url: `${metricsServer.url}/metrics` }, 'serving /metrics');
-
-  let stopping: Promise<void> | undefined;
   return {
     redis,
     ...(api ? { api } : {}),
     ...(listening ? { url: listening } : {}),
     ...(metricsServer ? { metricsUrl: metricsServer.url } : {}),
-    stop: () => {
-      stopping ??= (async () => {
-        // Leave the load balancer first, then close WebSockets (preClose) and drain requests;
-        // workers end after their current step.
-        await registration?.stop().catch(() => {});
-        // Still serving while the load balancer's sync takes this instance out of its backend
-        // (it stops sending new requests, lets those in progress finish): closing at once would
-        // answer requests already on their way over its kept-alive connections 503, or cut them.
-        if (registration && config.lbDrainMs > 0) await new Promise((r) => setTimeout(r, config.lbDrainMs));
-        if (api) {
-          // Requests get half the shutdown time to finish; a connection still open then (a client
-          // that keeps sending on it, or never finishes a request) is cut, so a stop always ends
-          // and the workers keep the other half. A WebSocket too: one whose client never answers
-          // the 1001 close (a dead path, a frozen client) would hold the server open.
-          const closed = api.close();
-          const cut = setTimeout(() => {
-            api.server.closeAllConnections();
-            for (const client of api.websocketServer.clients) client.terminate();
-          }, config.shutdownTimeoutMs / 2);
-          await closed.finally(() => clearTimeout(cut));
-        }
-        await metricsServer?.close();
-        await Promise.all(runners.map((r) => r.stop()));
-        tails?.stop();
-        watch.stop();
-        await redis.quit().catch(() => redis.disconnect());
-        if (privateRedis) await privateRedis.stop();
-      })();
-      return stopping;
-    },
+    stop,
   };
 }
 
