@@ -23,7 +23,7 @@
  * same bare requests to Switchboard and to the bare handler it compares it with (docs/API.md, "The
  * client").
  */
-import { SwitchboardError } from './errors.ts';
+import { retryAfterMsOf, SwitchboardError } from './errors.ts';
 import { type SubscribeOptions, type Subscription, subscribe } from './live.ts';
 import type {
   AgentDocument,
@@ -634,13 +634,7 @@ function queryString(q: SendOptions['query']): string {
 
 /** What the server asked to wait: `Retry-After` (seconds or a date), or a problem's `retryAfterMs`. */
 function retryAfterMs(a: Omit<Answer, 'attempts'>): number {
-  const fromBody = (a.body as { retryAfterMs?: unknown } | null)?.retryAfterMs;
-  if (typeof fromBody === 'number' && fromBody >= 0) return Math.min(fromBody, 60_000);
-  const h = a.headers.get('retry-after');
-  if (!h) return 0;
-  const s = Number(h);
-  const ms = Number.isFinite(s) ? s * 1000 : Date.parse(h) - Date.now();
-  return Number.isFinite(ms) ? Math.min(Math.max(0, ms), 60_000) : 0;
+  return retryAfterMsOf(a.headers.get('retry-after'), a.body);
 }
 
 /** The useful part of a fetch failure: "connect ECONNREFUSED 127.0.0.1:8080" rather than "fetch failed". */

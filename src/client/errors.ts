@@ -76,3 +76,16 @@ function asProblem(body: unknown): ProblemDetails | undefined {
     ? (b as unknown as ProblemDetails)
     : undefined;
 }
+
+/**
+ * What a refusal asked to wait, in ms (at most a minute): a problem's `retryAfterMs`, else its
+ * `Retry-After` header (seconds or an HTTP date); 0 when neither says.
+ */
+export function retryAfterMsOf(header: string | null | undefined, body: unknown): number {
+  const fromBody = (body as { retryAfterMs?: unknown } | null | undefined)?.retryAfterMs;
+  if (typeof fromBody === 'number' && fromBody >= 0) return Math.min(fromBody, 60_000);
+  if (!header) return 0;
+  const s = Number(header);
+  const ms = Number.isFinite(s) ? s * 1000 : Date.parse(header) - Date.now();
+  return Number.isFinite(ms) ? Math.min(Math.max(0, ms), 60_000) : 0;
+}

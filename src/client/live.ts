@@ -11,7 +11,7 @@
  * opened again from the last position like any other close.
  */
 import type { SwitchboardClient } from './client.ts';
-import { SwitchboardError } from './errors.ts';
+import { retryAfterMsOf, SwitchboardError } from './errors.ts';
 import type { EventEnvelope, EventType, Position, WsTicket } from './types.ts';
 
 export interface SubscribeOptions {
@@ -97,15 +97,6 @@ type SocketClass = new (url: string, options?: unknown) => SocketLike;
 
 /** Handshake refusals that another try will not get past (401/403 of the key, 400 of the query, ...). */
 const FINAL_STATUSES = new Set([400, 401, 403, 404, 414, 426, 431]);
-
-/** A Retry-After header (seconds or an HTTP date) in ms, at most a minute; 0 when absent or unreadable. */
-function retryAfterMs(h: string | string[] | undefined): number {
-  const v = Array.isArray(h) ? h[0] : h;
-  if (!v) return 0;
-  const s = Number(v);
-  const ms = Number.isFinite(s) ? s * 1000 : Date.parse(v) - Date.now();
-  return Number.isFinite(ms) ? Math.min(Math.max(0, ms), 60_000) : 0;
-}
 
 export function comparePositions(a: string, b: string): number {
   const [am = '0', as = '0'] = a.split('-');
@@ -274,20 +265,19 @@ export function subscribe(
     if (headers && typeof emitter.on === 'function')
       emitter.on('unexpected-response', (_req, res) => {
         refused = res.statusCode;
-        refusalWaitMs = retryAfterMs(
-          (res as unknown as { headers?: Record<string, string | string[] | undefined> }).headers?.[
-            'retry-after'
-          ],
-        );
+        const h = (res as unknown as { headers?: Record<string, string | string[] | undefined> }).headers?.[
+          'retry-after'
+        ];
+        const header = Array.isArray(h) ? h[0] : h;
+        refusalWaitMs = retryAfterMsOf(header, undefined);
         let text = '';
         const done = () => {
           try {
             refusal = JSON.parse(text);
-            const ms = (refusal as { retryAfterMs?: unknown } | null)?.retryAfterMs;
-            if (typeof ms === 'number' && ms >= 0) refusalWaitMs = Math.min(ms, 60_000);
           } catch {
             refusal = text || undefined;
           }
+          refusalWaitMs = retryAfterMsOf(header, refusal);
           s.terminate?.();
         };
         res.setEncoding('utf8');
