@@ -14,6 +14,18 @@ beforeAll(async () => {
 }, 30_000);
 afterAll(async () => p?.stop());
 
+/** A client of the workspace that notes each request it sends. */
+function recording() {
+  const sent: string[] = [];
+  const c = p.client(WS, {
+    fetch: (url, init) => {
+      sent.push(`${init?.method} ${url}`);
+      return fetch(url, init);
+    },
+  });
+  return { c, sent };
+}
+
 describe('ids in paths', () => {
   for (const id of ['a.b', 'a:b', 'x-_.:y', '...', 'a..b', '.a', 'b.']) {
     it(`agent "${id}": register, get, set state, update, remove`, async () => {
@@ -33,13 +45,7 @@ describe('ids in paths', () => {
   }
 
   it('"." and "..": refused by the client, never sent to another route', async () => {
-    const sent: string[] = [];
-    const c = p.client(WS, {
-      fetch: (url, init) => {
-        sent.push(`${init?.method} ${url}`);
-        return fetch(url, init);
-      },
-    });
+    const { c, sent } = recording();
     await c.registerAgent({ id: 'other', skills: ['s'] });
     sent.length = 0;
     for (const id of ['.', '..']) {
@@ -67,13 +73,7 @@ describe('ids in paths', () => {
   });
 
   it('an empty id: refused by the client, never sent to another route', async () => {
-    const sent: string[] = [];
-    const c = p.client(WS, {
-      fetch: (url, init) => {
-        sent.push(`${init?.method} ${url}`);
-        return fetch(url, init);
-      },
-    });
+    const { c, sent } = recording();
     await c.registerAgent({ id: 'listed', skills: ['s'] });
     sent.length = 0;
     // getAgent('') was GET /agents/, the list, answered as if it were an agent's document.

@@ -22,22 +22,25 @@ afterAll(async () => {
   await redis?.stop();
 });
 
+/** An API-only instance with a 6 s shutdown time (3 s of it for the drain), and `more`. */
+const startApi = (more: Record<string, string> = {}) =>
+  startSwitchboard(
+    loadConfig({
+      AUTH: 'off',
+      ...redis.env,
+      PORT: '0',
+      LOG_LEVEL: 'silent',
+      ROLES: 'api',
+      SHUTDOWN_TIMEOUT_MS: '6000',
+      ...more,
+    }),
+    pino({ level: 'silent' }),
+  );
+
 describe('an instance that stops', () => {
   it('cuts a connection still busy after the drain time (a request never finished), and the stop ends', async () => {
     // The headers timeout (60 s here) would end the connection only long after the drain time.
-    const own = await startSwitchboard(
-      loadConfig({
-        AUTH: 'off',
-        ...redis.env,
-        PORT: '0',
-        LOG_LEVEL: 'silent',
-        ROLES: 'api',
-        HEADERS_TIMEOUT_MS: '60000',
-        REQUEST_TIMEOUT_MS: '60000',
-        SHUTDOWN_TIMEOUT_MS: '6000',
-      }),
-      pino({ level: 'silent' }),
-    );
+    const own = await startApi({ HEADERS_TIMEOUT_MS: '60000', REQUEST_TIMEOUT_MS: '60000' });
     const { hostname, port } = new URL(own.url!);
     const socket = connect(Number(port), hostname);
     await new Promise((resolve) => socket.once('connect', resolve));
@@ -59,17 +62,7 @@ describe('an instance that stops', () => {
   }, 30_000);
 
   it('cuts a live feed whose client never answers the close after the drain time, and the stop ends', async () => {
-    const own = await startSwitchboard(
-      loadConfig({
-        AUTH: 'off',
-        ...redis.env,
-        PORT: '0',
-        LOG_LEVEL: 'silent',
-        ROLES: 'api',
-        SHUTDOWN_TIMEOUT_MS: '6000',
-      }),
-      pino({ level: 'silent' }),
-    );
+    const own = await startApi();
     const { hostname, port } = new URL(own.url!);
     // A client on a dead path: the upgrade done, then nothing read or answered.
     const socket = connect(Number(port), hostname);
