@@ -7,6 +7,7 @@
  * queue's longest wait, service level, mean wait and agents by state against a known state,
  * assignments, abandons and expirations as counters, the projector's lag in commands and seconds,
  * the WebSocket subscribers by workspace, the 202 answers (outcome not known in time) by workspace,
+ * the answers without an outcome (400, 422, 503) counted as commands too,
  * the bound on the process counts' workspace label, and `promtool check metrics` on the text of all
  * three processes (promtool missing is a failure: scripts/ensure.sh installs it).
  */
@@ -254,6 +255,56 @@ describe('queues, counters, lag, subscribers and 202s', () => {
     const sa = await scrape(a.url!);
     expect(sa.text).not.toContain('status="202"');
     expect(sa.value(`switchboard_commands_total{${w},type="QueueContact",status="201"}`)).toBeGreaterThan(0);
+  });
+
+  it('every answer to a command is counted: a reused Idempotency-Key (422), a bad one (400), Redis away (503)', async () => {
+    const typed = (status: number) =>
+      `switchboard_commands_total{${w},type="RegisterAgent",status="${status}"}`;
+    const before = await scrape(a.url!);
+    const post = (id: string, headers: Record<string, string>) =>
+      fetch(`${a.url}/v1/workspaces/${WS}/agents`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify({ id, skills: ['x'] }),
+      });
+    expect((await post('counted-1', { 'idempotency-key': 'counted-key' })).status).toBe(201);
+    expect((await post('counted-2', { 'idempotency-key': 'counted-key' })).status).toBe(422);
+    expect((await post('counted-3', { 'idempotency-key': '' })).status).toBe(400);
+    const after = await scrape(a.url!);
+    for (const status of [201, 422, 400])
+      expect((after.value(typed(status)) ?? 0) - (before.value(typed(status)) ?? 0), String(status)).toBe(1);
+
+    // An instance whose Redis is gone answers 503 redis-unavailable, and counts it. (On the single
+    // target: the counting is the same code on both, and a cluster of its own would cost the run a
+    // cluster from the pool.)
+    if (redis.target !== 'single') return;
+    const gone = await startTestRedis();
+    const e = await startSwitchboard(
+      loadConfig({
+        AUTH: 'off',
+        ...gone.env,
+        PORT: '0',
+        LOG_LEVEL: 'silent',
+        ROLES: 'api',
+        WORKSPACES: WS,
+        DISCOVER_WORKSPACES: 'false',
+      }),
+      log,
+    );
+    try {
+      await gone.stop();
+      const res = await fetch(`${e.url}/v1/workspaces/${WS}/contacts`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ id: 'counted-c', skills: ['x'] }),
+      });
+      expect(res.status).toBe(503);
+      expect(((await res.json()) as { type: string }).type).toMatch(/redis-unavailable$/);
+      const s = await scrape(e.url!);
+      expect(s.value(`switchboard_commands_total{${w},type="QueueContact",status="503"}`)).toBe(1);
+    } finally {
+      await e.stop();
+    }
   });
 
   it('WebSocket subscribers of this instance by workspace, up and down', async () => {

@@ -195,23 +195,36 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
     return async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
       const decoded = decodeRequest(req, params, body, make); // 400
       if (E.isLeft(decoded)) return answerFailure(req, reply, decoded.left);
-      const submission = withIdempotencyKey(req, decoded.right); // 400
-      if (E.isLeft(submission)) return answerFailure(req, reply, submission.left);
-      let appending: Appending;
-      try {
-        appending = await append(req, submission.right);
-      } catch (err) {
-        return answerFailure(req, reply, thrown()(err)); // 503 when Redis is unavailable
-      }
-      const { appended } = appending;
-      if (appended.repeated && !appended.sameRequest)
-        return answerFailure(req, reply, { _tag: 'IdempotencyKeyReused', submitted: appending }); // 422
-      // 202 when late, 503 when not replicated, 4xx when refused
-      const result = await awaitOutcome(appending);
-      return E.isLeft(result)
-        ? answerFailure(req, reply, result.left)
-        : answerApplied(req, reply, result.right);
+      // Every answer to a decoded command is counted, by its workspace, type and status: the
+      // refusals and failures too (a 503 while Redis is away, a 422 reused key), not only outcomes.
+      const answered = await answerCommand(req, reply, decoded.right);
+      metrics.countCommand(decoded.right.ws, decoded.right.command.type, reply.statusCode);
+      return answered;
     };
+  }
+
+  /** The path of a decoded command, to its one answer. */
+  async function answerCommand(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    request: CommandRequest,
+  ): Promise<FastifyReply> {
+    const submission = withIdempotencyKey(req, request); // 400
+    if (E.isLeft(submission)) return answerFailure(req, reply, submission.left);
+    let appending: Appending;
+    try {
+      appending = await append(req, submission.right);
+    } catch (err) {
+      return answerFailure(req, reply, thrown()(err)); // 503 when Redis is unavailable
+    }
+    const { appended } = appending;
+    if (appended.repeated && !appended.sameRequest)
+      return answerFailure(req, reply, { _tag: 'IdempotencyKeyReused', submitted: appending }); // 422
+    // 202 when late, 503 when not replicated, 4xx when refused
+    const result = await awaitOutcome(appending);
+    return E.isLeft(result)
+      ? answerFailure(req, reply, result.left)
+      : answerApplied(req, reply, result.right);
   }
 
   function withIdempotencyKey(req: FastifyRequest, s: CommandRequest): E.Either<CommandFailure, Submission> {
@@ -347,8 +360,7 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
           ),
         );
       case 'NotReplicated': {
-        const { ws, command, appended } = failure.submitted;
-        metrics.countCommand(ws, command.type, 503);
+        const { command, appended } = failure.submitted;
         req.log.warn(
           { type: command.type, position: appended.position, replicaWaitMs: config.replicaWaitMs },
           'no replica confirmed the command; answered 503 not-replicated (it may still apply)',
@@ -370,8 +382,7 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
         );
       }
       case 'TimedOut': {
-        const { ws, command, appended } = failure.submitted;
-        metrics.countCommand(ws, command.type, 202);
+        const { command, appended } = failure.submitted;
         req.log.info(
           { type: command.type, position: appended.position, waitedMs: config.commandTimeoutMs },
           'no outcome in time; answered 202 (the command is appended and will be applied)',
@@ -379,7 +390,6 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
         return reply.code(202).send({ position: appended.position, commandId: appended.commandId });
       }
       case 'Refused':
-        metrics.countCommand(failure.submitted.ws, failure.submitted.command.type, failure.outcome.status);
         return sendProblem(reply, failure.outcome.body as never);
     }
   }
@@ -390,7 +400,6 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
     { submitted, outcome }: Applied,
   ): FastifyReply {
     if (submitted.appended.repeated) reply.header('idempotent-replayed', 'true');
-    metrics.countCommand(submitted.ws, submitted.command.type, outcome.status);
     if (outcome.status === 201) {
       const id = (outcome.body as { id?: string }).id;
       if (id)
