@@ -36,7 +36,7 @@ export function parseRedisTarget(
   );
   const nodesText =
     values['cluster-nodes'] ??
-    (values['redis-url'] ? undefined : env.REDIS_CLUSTER_NODES?.trim() || undefined);
+    (values['redis-url'] !== undefined ? undefined : env.REDIS_CLUSTER_NODES?.trim() || undefined);
   const nodes = (nodesText ?? '')
     .split(',')
     .map((n) => n.trim())
@@ -68,6 +68,43 @@ export function parseRedisTarget(
   const username = text('REDIS_USERNAME');
   const password = text('REDIS_PASSWORD');
   const [caFile, certFile, keyFile] = ['REDIS_TLS_CA', 'REDIS_TLS_CERT', 'REDIS_TLS_KEY'].map(text);
+  // As npm start: the TLS files apply to a rediss:// target only (else they would be ignored and
+  // the connection made in clear), and a client certificate goes with its key.
+  const tlsSet = (
+    [
+      ['REDIS_TLS_CA', caFile],
+      ['REDIS_TLS_CERT', certFile],
+      ['REDIS_TLS_KEY', keyFile],
+    ] as const
+  )
+    .filter(([, v]) => v !== undefined)
+    .map(([name]) => name);
+  if (tlsSet.length > 0) {
+    const applies = `${tlsSet.join(', ')}: ${tlsSet.length === 1 ? 'applies' : 'apply'} to rediss:// only`;
+    const unset = `unset ${tlsSet.join(' and ')}`;
+    const seedsName = values['cluster-nodes'] !== undefined ? '--cluster-nodes' : 'REDIS_CLUSTER_NODES';
+    const urlName = values['redis-url'] !== undefined ? '--redis-url' : 'REDIS_URL';
+    const seed = nodes.length > 0 ? parseSeed(nodes[0]!) : undefined;
+    if (nodes.length > 0)
+      check.check(
+        typeof seed !== 'string' && seed?.tls === true,
+        `${applies}; ${seedsName} is not rediss:// (use rediss:// seeds, or ${unset})`,
+      );
+    else if (configured !== undefined)
+      check.check(
+        configured.startsWith('rediss://'),
+        `${applies}; ${urlName} is redis:// (use rediss://, or ${unset})`,
+      );
+    else
+      check.check(
+        false,
+        `${applies}; the private Redis npm start runs takes no TLS (give a rediss:// target, or ${unset})`,
+      );
+  }
+  check.check(
+    (certFile === undefined) === (keyFile === undefined),
+    'REDIS_TLS_CERT, REDIS_TLS_KEY: give both or neither',
+  );
   const security = {
     ...(username ? { username } : {}),
     ...(password ? { password } : {}),

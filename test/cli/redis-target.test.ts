@@ -66,6 +66,38 @@ describe('the Redis a command-line tool reads', () => {
     expect(problems({ 'cluster-nodes': '127.0.0.1:7001' }, both)).toBe('');
   });
 
+  it('an empty --redis-url is refused, not read as no flag (the cluster of the environment)', () => {
+    const check = new OptionChecker();
+    parseRedisTarget({ 'redis-url': '' }, { DATA_DIR: dir, REDIS_CLUSTER_NODES: '127.0.0.1:7000' }, check);
+    expect(check.problems.join('\n')).toMatch(/^--redis-url: /);
+  });
+
+  it('refuses REDIS_TLS_* with a target that is not rediss://, as npm start does, and a certificate without its key', () => {
+    const pem = path.join(dir, 'x.pem');
+    writeFileSync(pem, 'x');
+    const problems = (values: Record<string, string>, env: Record<string, string>) => {
+      const check = new OptionChecker();
+      parseRedisTarget(values, { DATA_DIR: dir, ...env }, check);
+      return check.problems.join('\n');
+    };
+    expect(problems({}, { REDIS_URL: 'redis://127.0.0.1:1', REDIS_TLS_CA: pem })).toMatch(
+      /^REDIS_TLS_CA: applies to rediss:\/\/ only; REDIS_URL is redis:\/\//,
+    );
+    expect(problems({ 'redis-url': 'redis://127.0.0.1:1' }, { REDIS_TLS_CA: pem })).toMatch(
+      /^REDIS_TLS_CA: applies to rediss:\/\/ only; --redis-url is redis:\/\//,
+    );
+    expect(problems({ 'cluster-nodes': '127.0.0.1:7000' }, { REDIS_TLS_CA: pem })).toMatch(
+      /^REDIS_TLS_CA: applies to rediss:\/\/ only; --cluster-nodes is not rediss:\/\//,
+    );
+    expect(problems({}, { REDIS_URL: 'rediss://127.0.0.1:1', REDIS_TLS_CERT: pem, REDIS_TLS_KEY: pem })).toBe(
+      '',
+    );
+    expect(problems({}, { REDIS_URL: 'rediss://127.0.0.1:1', REDIS_TLS_CERT: pem })).toMatch(
+      /^REDIS_TLS_CERT, REDIS_TLS_KEY: give both or neither/,
+    );
+    expect(problems({ 'cluster-nodes': 'rediss://127.0.0.1:7000' }, { REDIS_TLS_CA: pem })).toBe('');
+  });
+
   it('refuses an archive directory that is a file, named as given', () => {
     const file = path.join(dir, 'a-file');
     writeFileSync(file, 'x');
