@@ -22,7 +22,9 @@ import { sleep, waitFor } from '../support/wait.ts';
 const CONTACTS_PER_WS = 240;
 const AGENTS_PER_WS = 12;
 const RATE_PER_S_PER_WS = 16;
-const LOAD_DEADLINE_MS = 25_000;
+// The load takes about 15 s on a quiet machine; the bound leaves room for a loaded one (it stopped
+// short of every contact at 25 s with a load average of 14) and still ends a stuck run.
+const LOAD_DEADLINE_MS = 50_000;
 const KILL_AT_MS = 5_000;
 const LEASE_MOVE_LIMIT_MS = 5_000;
 
@@ -177,5 +179,5 @@ describe('a dispatcher holding workspace leases SIGKILLed', () => {
         loadMs: Math.max(...results.map((r) => r.loadMs)),
       }),
     );
-  }, 90_000);
+  }, 150_000);
 });

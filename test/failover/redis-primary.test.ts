@@ -47,7 +47,9 @@ const keySlot = createRequire(import.meta.url)('cluster-key-slot') as (key: stri
 const CONTACTS_PER_WS = 300;
 const AGENTS_PER_WS = 15;
 const RATE_PER_S_PER_WS = 20;
-const LOAD_DEADLINE_MS = 25_000;
+// The load takes about 15 s on a quiet machine; the bound leaves room for a loaded one (it stopped
+// short of every contact at 25 s with a load average of 14) and still ends a stuck run.
+const LOAD_DEADLINE_MS = 50_000;
 const KILL_AT_MS = 5_000;
 
 type SlotNode = [host: string, port: number, id: string, ...rest: unknown[]];
@@ -310,5 +312,5 @@ describe('the Redis master of a workspace SIGKILLed (cluster, replicated durabil
         controlLoad: { ...controlLoad.summary(), loadMs: controlRun.loadMs },
       }),
     );
-  }, 90_000);
+  }, 150_000);
 });
