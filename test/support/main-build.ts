@@ -31,10 +31,10 @@ export const MAIN_BUNDLE = path.join(BUILD_DIR, 'test', 'main.mjs');
 export const CLI_TOOLS = ['audit', 'rebuild', 'keys', 'simulate', 'bench'] as const;
 export type CliTool = (typeof CLI_TOOLS)[number];
 /**
- * The tools built. Not bench: it starts its own processes with its own node arguments (tsx's
- * loader among them) and builds what it starts itself (src/cli/bench/http.ts).
+ * The tools built: all of them. bench builds the processes it starts itself
+ * (src/cli/bench/http.ts), and loads another checkout's TypeScript through tsx's loader (steps).
  */
-const BUILT: readonly CliTool[] = ['audit', 'rebuild', 'keys', 'simulate'];
+const BUILT: readonly CliTool[] = CLI_TOOLS;
 const cliBundle = (name: CliTool) => path.join(BUILD_DIR, 'test', 'cli', `${name}.mjs`);
 
 /**

@@ -88,9 +88,13 @@ const THIS: Tree = {
   defaultDispatcherOptions,
 };
 
-/** The other checkout's modules, loaded from its own files (they load its own Lua). */
+/**
+ * The other checkout's modules, loaded from its own files (they load its own Lua). Through tsx's
+ * own loader, asked for here: the bench may run from a build, without tsx registered.
+ */
 async function treeOf(root: string): Promise<Tree> {
-  const load = (file: string) => import(pathToFileURL(path.join(root, file)).href);
+  const { tsImport } = await import('tsx/esm/api');
+  const load = (file: string) => tsImport(pathToFileURL(path.join(root, file)).href, import.meta.url);
   const [log, projector, dispatcher] = await Promise.all([
     load('src/adapters/redis/command-log.ts'),
     load('src/projections/projector.ts'),

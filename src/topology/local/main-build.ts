@@ -54,7 +54,10 @@ export async function buildEntry(entry: string, outfile: string): Promise<void> 
           b.onLoad({ filter: /\.ts$/ }, async (args) => {
             const source = await readFile(args.path, 'utf8');
             const own = JSON.stringify(pathToFileURL(args.path).href);
-            return { contents: source.replaceAll('import.meta.url', own), loader: 'ts' };
+            // A pattern, not the plain text: this file's own text is rewritten too when it is
+            // built (bench builds what it starts), and a plain 'import.meta.url' here would become
+            // this file's URL, leaving the modules of that nested build with the bundle's.
+            return { contents: source.replace(/import\.meta\.url/g, own), loader: 'ts' };
           });
         },
       },
