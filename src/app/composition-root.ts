@@ -13,7 +13,7 @@ import { globalKeys, workspaceKeys } from '../adapters/redis/keys.ts';
 import { type RedisClient, useLuaFunctions } from '../adapters/redis/scripts.ts';
 import { TailHub } from '../adapters/redis/tail.ts';
 import { Archiver } from '../archive/archiver.ts';
-import { LogReader } from '../archive/log-reader.ts';
+import { LogReader, refuseBreaks } from '../archive/log-reader.ts';
 import { DiskArchive } from '../archive/store.ts';
 import { SnapshotWriter } from '../audit/snapshot-writer.ts';
 import { stateAt } from '../audit/state-at.ts';
@@ -174,13 +174,20 @@ export async function startSwitchboard(
       // The event history reads the archived part first: any process may serve a replay from a
       // position the archiver has moved out of Redis (ARCHIVE_DIR is one place all of them see).
       const archive = new DiskArchive(config.archiveDir);
+      // A history the archive cannot give whole fails the request (logged with what to do), never
+      // answered with a hole in it.
       const history: EventHistory = (ws, after, limit) =>
-        new LogReader(redis, archive, ws, 'events', { after, pageSize: limit }).next('+');
+        new LogReader(redis, archive, ws, 'events', {
+          after,
+          pageSize: limit,
+          onBreak: refuseBreaks(archive, ws),
+        }).next('+');
       // The state at a position: the auditor's replay from the latest snapshot at or before it.
       const alog = log.child({ role: 'api' });
       const state = (ws: string, at: string) =>
         stateAt(redis, ws, at, {
           archive,
+          onBreak: refuseBreaks(archive, ws),
           onBadSnapshot: (snapshot, why) =>
             alog.warn({ workspace: ws, snapshot, why }, 'a state snapshot is damaged; using an earlier one'),
         });

@@ -78,6 +78,8 @@ export class LogReader {
   private nextName = 0;
   private held: StreamEntry[] = [];
   private heldAt = 0;
+  /** The index the next segment read must have (a reader after a position: none read yet). */
+  private nextIndex: number | undefined;
   private readonly chain: ChainCheck;
   private anchor: Anchor | undefined;
   private readonly key: string;
@@ -215,8 +217,30 @@ export class LogReader {
     const d = await segments.read(this.store, this.workspace, this.stream, name);
     if (this.fromStart) this.report(this.chain.segment(name, d));
     else {
+      // Not the whole chain, but what is handed on must follow on: the segments read are
+      // consecutive, the first one holds the position read after (or no segment is before it).
+      const index = parseSegmentName(name)?.index ?? d.header?.index;
+      const first = d.header?.first ?? parseSegmentName(name)?.first;
+      const expected = this.nextIndex;
+      const missing =
+        index === undefined
+          ? undefined
+          : expected === undefined
+            ? index > 0 && this.cursor !== undefined && first !== undefined && before(this.cursor, first)
+              ? `segment${index > 1 ? `s 0..${index - 1}` : ' 0'}`
+              : undefined
+            : index > expected
+              ? `segment${index - expected > 1 ? `s ${expected}..${index - 1}` : ` ${expected}`}`
+              : undefined;
+      this.nextIndex = index === undefined ? undefined : index + 1;
       const inside = d.problems[0];
-      if (inside)
+      if (missing !== undefined)
+        this.report({
+          stream: this.stream,
+          position: first ?? name,
+          message: `segment ${name}: ${missing} of the ${this.stream} archive ${missing.includes('..') ? 'are' : 'is'} missing before it`,
+        });
+      else if (inside)
         this.report({
           stream: this.stream,
           position: inside.position ?? name,
@@ -227,6 +251,24 @@ export class LogReader {
     this.heldAt = 0;
     return true;
   }
+}
+
+/**
+ * The archive cannot give a stream's history whole: a segment is missing, cut short or altered, or
+ * the archive is not the one the archiver writes to. What hands the history to someone (GET
+ * /events, a live feed's replay, GET /state, the state snapshots) fails with this rather than hand
+ * on a history with a hole in it; the auditor reports the same breaks as violations instead.
+ */
+export class ArchiveBreakError extends Error {}
+
+/** An `onBreak` that stops the reader at the first break, with what to do about it. */
+export function refuseBreaks(store: ArchiveStore | undefined, workspace: string): (b: ChainBreak) => never {
+  return (b) => {
+    const where = store?.where ?? '(no archive)';
+    throw new ArchiveBreakError(
+      `the ${b.stream} history of workspace "${workspace}" cannot be read whole from the archive in ${where}, at ${b.position}: ${b.message}. ARCHIVE_DIR must be the archive the archiver writes to (one place every process sees); restore the missing or damaged segment from a copy (npm run audit -- --workspace ${workspace} --archive-dir ${where} lists every break)`,
+    );
+  };
 }
 
 /**

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { workspaceKeys } from '../adapters/redis/keys.ts';
 import type { RedisClient } from '../adapters/redis/scripts.ts';
 import { parseAnchor } from '../archive/chain.ts';
+import { refuseBreaks } from '../archive/log-reader.ts';
 import { listSnapshots, type SnapshotTaker, snapshotName } from '../archive/snapshots.ts';
 import { type ArchiveStore, SegmentExistsError } from '../archive/store.ts';
 import { Auditor } from './auditor.ts';
@@ -70,6 +71,8 @@ export class SnapshotWriter implements SnapshotTaker {
     await replayLog(this.redis, this.store, a, {
       commandsUpTo: checkpoint,
       pageSize: this.opts.pageSize ?? 5000,
+      // A snapshot is kept for good: never one of a replay over a hole in the archive.
+      onBreak: refuseBreaks(this.store, workspace),
       stop: (e) => !running() || mark.total < target || positionBefore(mark.last, e[0]),
       after: async () => {
         if (a.events < target || a.owing !== undefined) return;

@@ -1,7 +1,7 @@
 import type { QueuedAt, StateAtAnswer } from '../adapters/http/state.ts';
 import { workspaceKeys } from '../adapters/redis/keys.ts';
 import type { RedisClient } from '../adapters/redis/scripts.ts';
-import { parseAnchor } from '../archive/chain.ts';
+import { type ChainBreak, parseAnchor } from '../archive/chain.ts';
 import { LogReader } from '../archive/log-reader.ts';
 import { listSnapshots } from '../archive/snapshots.ts';
 import type { ArchiveStore } from '../archive/store.ts';
@@ -34,6 +34,8 @@ export interface StateAtOptions {
   readonly pageSize?: number;
   /** Told about a snapshot that could not be used (damaged, unreadable). */
   readonly onBadSnapshot?: (name: string, why: string) => void;
+  /** Told about a break of the archive the log is read from (it may throw to stop the replay). */
+  readonly onBreak?: (b: ChainBreak) => void;
 }
 
 export type StateAtResult = { readonly state: StateAtAnswer } | { readonly ahead: string | null };
@@ -74,6 +76,7 @@ export async function stateAt(
   await replayLog(redis, opts.archive, auditor, {
     commandsUpTo: end.checkpoint ?? '0-0',
     pageSize: opts.pageSize ?? 5000,
+    ...(opts.onBreak ? { onBreak: opts.onBreak } : {}),
     // Stop before the first event after `at`, unless it is one more of a command half-met.
     stop: (e) =>
       positionBefore(at, e[0]) && (auditor.owing === undefined || commandIdOf(e) !== auditor.owing),
@@ -143,6 +146,8 @@ export interface ReplayLogOptions {
   readonly stop: (e: Entry) => boolean;
   /** Called after each event replayed. */
   readonly after?: (e: Entry) => Promise<void> | void;
+  /** Told about a break of the archive (it may throw to stop the replay). */
+  readonly onBreak?: (b: ChainBreak) => void;
 }
 
 /**
@@ -162,6 +167,7 @@ export async function replayLog(
     new LogReader(redis, store, a.workspace, stream, {
       pageSize: size,
       ...(after !== undefined ? { after } : {}),
+      ...(opts.onBreak ? { onBreak: opts.onBreak } : {}),
     });
   const commands = reader('commands', a.lastCommandReplayed);
   const events = reader('events', a.lastEvent);

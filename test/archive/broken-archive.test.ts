@@ -1,0 +1,186 @@
+/**
+ * The event history and the state at a position read the archived prefix of the log: when the
+ * archive cannot give it whole (a segment removed or cut short, or ARCHIVE_DIR not the archive the
+ * archiver writes to), they fail and say so in the log, rather than answer a history with a hole
+ * in it (a client paging from the start would take the stream's entries for the whole history).
+ */
+import { mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
+import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
+import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
+import { loadConfig } from '../../src/app/config.ts';
+import { Archiver } from '../../src/archive/archiver.ts';
+import { DiskArchive } from '../../src/archive/store.ts';
+import { SnapshotWriter } from '../../src/audit/snapshot-writer.ts';
+import { writeLog } from '../../src/cli/bench/audit-log.ts';
+import { startTestRedis, type TestRedis } from '../support/redis.ts';
+
+const run = Date.now().toString(36);
+let redis: TestRedis;
+let main: Running;
+let dir: string;
+const lines: string[] = [];
+let n = 0;
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+  dir = await mkdtemp(path.join(tmpdir(), 'sb-broken-'));
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      lines.push(...String(chunk).split('\n').filter(Boolean));
+      done();
+    },
+  });
+  main = await startSwitchboard(
+    loadConfig({
+      AUTH: 'off',
+      ...redis.env,
+      PORT: '0',
+      LOG_LEVEL: 'warn',
+      ROLES: 'api',
+      DISCOVER_WORKSPACES: 'false',
+      ARCHIVE_DIR: dir,
+    }),
+    pino({ level: 'warn' }, sink),
+  );
+}, 60_000);
+
+afterAll(async () => {
+  await main?.stop();
+  await redis?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A workspace whose log is archived but for its newest 50 entries of each stream, in segments of 100. */
+async function archived(): Promise<{ ws: string; events: string[]; segments: string }> {
+  const ws = `broken-${run}-${++n}`;
+  await writeLog(main.redis, ws, { events: 400, agents: 6, seed: n });
+  const k = workspaceKeys(ws);
+  const events = ((await main.redis.xrange(k.events, '-', '+')) as StreamEntry[]).map((e) => e[0]);
+  await new Archiver(main.redis, new DiskArchive(dir), pino({ level: 'silent' }), {
+    retention: { count: 50 },
+    segmentEntries: 100,
+    everyMs: 10,
+  }).drain(ws);
+  expect(await main.redis.xlen(k.events)).toBe(50);
+  return { ws, events, segments: path.join(dir, ws, 'events') };
+}
+
+const segmentFiles = async (d: string) => (await readdir(d)).filter((f) => f.endsWith('.jsonl')).sort();
+
+/** Pages GET /events from `after` to its end: the positions, or the first answer that was not a 200. */
+async function page(
+  ws: string,
+  after: string,
+): Promise<{ positions: string[]; failed?: { status: number; body: Record<string, unknown> } }> {
+  const positions: string[] = [];
+  let cursor: string | null = after;
+  while (cursor !== null) {
+    const res = await main.api!.inject({
+      method: 'GET',
+      url: `/v1/workspaces/${ws}/events?after=${cursor}&limit=100`,
+    });
+    if (res.statusCode !== 200) return { positions, failed: { status: res.statusCode, body: res.json() } };
+    const p = res.json() as { events: { position: string }[]; next: string | null };
+    positions.push(...p.events.map((e) => e.position));
+    cursor = p.next;
+  }
+  return { positions };
+}
+
+describe('a history the archive cannot give whole', () => {
+  it('is read whole while the archive is', async () => {
+    const a = await archived();
+    expect((await page(a.ws, '0-0')).positions).toEqual(a.events);
+  });
+
+  it('GET /events fails, rather than skip, over a removed segment, and the log says what to do', async () => {
+    const a = await archived();
+    const files = await segmentFiles(a.segments);
+    await unlink(path.join(a.segments, files[1]!));
+    for (const after of ['0-0', a.events[150]!]) {
+      const got = await page(a.ws, after);
+      // Never a page that jumps over the missing entries.
+      for (const p of got.positions) expect(a.events).toContain(p);
+      const handed = got.positions.map((p) => a.events.indexOf(p));
+      expect(handed).toEqual(handed.map((_, i) => a.events.indexOf(after) + 1 + i));
+      expect(got.failed?.status, `after ${after}`).toBe(500);
+      expect(got.failed?.body.type).toBe('/problems/internal');
+    }
+    const said = lines.filter((l) => l.includes(a.ws)).join('\n');
+    expect(said).toMatch(/ARCHIVE_DIR/);
+    expect(said).toMatch(/restore/);
+  });
+
+  it('GET /events fails over a segment cut short', async () => {
+    const a = await archived();
+    const files = await segmentFiles(a.segments);
+    const f = path.join(a.segments, files[0]!);
+    const bytes = await readFile(f);
+    await writeFile(f, bytes.subarray(0, Math.floor(bytes.length / 2)));
+    const got = await page(a.ws, '0-0');
+    expect(got.positions.length).toBeLessThan(100);
+    expect(got.positions).toEqual(a.events.slice(0, got.positions.length));
+    expect(got.failed?.status).toBe(500);
+  });
+
+  it('GET /events fails when ARCHIVE_DIR holds none of the archived segments', async () => {
+    const a = await archived();
+    await rm(a.segments, { recursive: true });
+    const got = await page(a.ws, '0-0');
+    expect(got.positions).toEqual([]);
+    expect(got.failed?.status).toBe(500);
+  });
+
+  it('a live feed resumed over a removed segment is closed with a reason, not replayed with a hole', async () => {
+    const a = await archived();
+    const files = await segmentFiles(a.segments);
+    await unlink(path.join(a.segments, files[1]!));
+    const socket = new WebSocket(
+      `${main.url!.replace(/^http/, 'ws')}/v1/workspaces/${a.ws}/events/live?after=${a.events[50]}`,
+    );
+    const got: string[] = [];
+    socket.on('message', (m) => {
+      const e = JSON.parse(String(m)) as { position?: string };
+      if (e.position !== undefined) got.push(e.position);
+    });
+    const closed = await new Promise<{ code: number; reason: string }>((resolve, reject) => {
+      socket.once('close', (code, reason) => resolve({ code, reason: String(reason) }));
+      socket.once('error', reject);
+      setTimeout(() => resolve({ code: 0, reason: 'still open' }), 3000);
+    });
+    socket.terminate();
+    expect(got).toEqual(a.events.slice(51, 51 + got.length));
+    expect(closed.code).toBe(1011);
+  });
+
+  it('GET /state fails over a removed segment rather than answer a state replayed with a hole', async () => {
+    const a = await archived();
+    const files = await segmentFiles(a.segments);
+    await unlink(path.join(a.segments, files[0]!));
+    const res = await main.api!.inject({
+      method: 'GET',
+      url: `/v1/workspaces/${a.ws}/state?at=${a.events.at(-1)}`,
+    });
+    expect(res.statusCode).toBe(500);
+  });
+
+  it('no state snapshot is taken over a segment cut short (it would be kept for good)', async () => {
+    const a = await archived();
+    const files = await segmentFiles(a.segments);
+    const f = path.join(a.segments, files[0]!);
+    const bytes = await readFile(f);
+    await writeFile(f, bytes.subarray(0, Math.floor(bytes.length / 2)));
+    const writer = new SnapshotWriter(main.redis, new DiskArchive(dir), pino({ level: 'silent' }), {
+      every: 150,
+    });
+    await expect(writer.take(a.ws)).rejects.toThrow(/restore the missing or damaged segment/);
+    expect(await readdir(path.join(dir, a.ws, 'snapshots')).catch(() => [])).toEqual([]);
+  });
+});
