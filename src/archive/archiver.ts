@@ -12,6 +12,7 @@ import {
   GENESIS_HASH,
   LOG_STREAMS,
   type LogStream,
+  parseSegmentName,
   type SegmentHeader,
   successor,
 } from './segment.ts';
@@ -290,8 +291,9 @@ export class Archiver {
     const id = `${workspace}/${stream}`;
     const known = this.tips.get(id);
     if (known !== undefined) return known ?? undefined;
+    // The last segment: a file of another name beside them (a note, a copy) is none of the log.
     const names = await this.store.list(workspace, stream);
-    const last = names.at(-1);
+    const last = names.filter((n) => parseSegmentName(n) !== undefined).at(-1);
     if (last === undefined) {
       this.tips.set(id, null);
       return undefined;

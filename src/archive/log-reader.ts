@@ -188,7 +188,10 @@ export class LogReader {
   private async list(): Promise<boolean> {
     this.listed = true;
     if (!this.store) return false;
-    const names = await this.store.list(this.workspace, this.stream);
+    // Only segments: a file of another name beside them (a note, a copy) is none of the log.
+    const names = (await this.store.list(this.workspace, this.stream)).filter(
+      (n) => parseSegmentName(n) !== undefined,
+    );
     // Only names after those already read: the archive only grows at its end.
     const seen = this.names.slice(0, this.nextName);
     this.names = [...seen, ...names.filter((n) => seen.length === 0 || n > seen[seen.length - 1]!)];

@@ -183,4 +183,29 @@ describe('a history the archive cannot give whole', () => {
     await expect(writer.take(a.ws)).rejects.toThrow(/restore the missing or damaged segment/);
     expect(await readdir(path.join(dir, a.ws, 'snapshots')).catch(() => [])).toEqual([]);
   });
+
+  it('files in the archive that are not segments are passed over, by the archiver and the readers', async () => {
+    const a = await archived();
+    const files = await segmentFiles(a.segments);
+    // An operator's note, and a copy of the last segment kept beside it.
+    await writeFile(path.join(a.segments, 'README.txt'), 'archived by the night shift\n');
+    await writeFile(
+      path.join(a.segments, `${files.at(-1)!}.bak`),
+      await readFile(path.join(a.segments, files.at(-1)!)),
+    );
+    // More events, archived after the last segment as ever.
+    await writeLog(main.redis, a.ws, { events: 200, agents: 6, seed: 100 + n });
+    const events = ((await main.redis.xrange(workspaceKeys(a.ws).events, '-', '+')) as StreamEntry[]).map(
+      (e) => e[0],
+    );
+    const moved = await new Archiver(main.redis, new DiskArchive(dir), pino({ level: 'silent' }), {
+      retention: { count: 50 },
+      segmentEntries: 100,
+      everyMs: 10,
+    }).drain(a.ws);
+    expect(moved).toBeGreaterThan(0);
+    expect(await segmentFiles(a.segments)).toHaveLength(files.length + Math.ceil((events.length - 50) / 100));
+    expect((await page(a.ws, a.events[250]!)).positions).toEqual([...a.events.slice(251, -50), ...events]);
+    expect((await page(a.ws, '0-0')).positions).toEqual([...a.events.slice(0, -50), ...events]);
+  });
 });
