@@ -62,6 +62,8 @@ export class Archiver {
   private readonly wakers = new Map<string, () => void>();
   /** Streams not archived because the archive does not match Redis, and why. */
   private readonly refused = new Map<string, string>();
+  /** Per workspace, the last ForgetContacts this archiver appended, while the projector has not applied it. */
+  private readonly forgetting = new Map<string, string>();
   segmentsWritten = 0;
   entriesArchived = 0;
 
@@ -75,6 +77,7 @@ export class Archiver {
   async run(workspace: string, running: () => boolean): Promise<void> {
     // What this process knew of the archive may be stale once another process held the lease.
     for (const s of LOG_STREAMS) this.forgetTip(workspace, s);
+    this.forgetting.delete(workspace);
     // Leftovers of a writer killed mid-put (best effort: they only take room).
     const swept = await this.store.sweep?.(workspace, LEFTOVER_AGE_MS).catch((err: Error) => {
       this.log.warn(
@@ -101,10 +104,28 @@ export class Archiver {
         }
       }
       if (this.opts.contactRetentionMs !== undefined && running())
-        await forgetFinishedContacts(this.redis, workspace, this.opts.contactRetentionMs);
+        await this.forget(workspace, this.opts.contactRetentionMs);
       if (running()) await this.opts.snapshots?.afterPass(workspace, running);
       if (!full && running()) await this.sleep(workspace);
     }
+  }
+
+  /**
+   * Appends the ForgetContacts commands due, unless the projector has not applied those this
+   * archiver appended last: the contacts they are for are still in the finished set until it
+   * does, and each pass would append commands for them again (a pass every ARCHIVE_EVERY_MS, or
+   * one after another through a backlog), piling up in Redis while the projector is down.
+   */
+  private async forget(workspace: string, keepMs: number): Promise<void> {
+    const last = this.forgetting.get(workspace);
+    if (last !== undefined) {
+      const applied = await this.redis.hget(workspaceKeys(workspace).meta, 'applied');
+      if (applied === null || before(applied, last)) return;
+      this.forgetting.delete(workspace);
+    }
+    await forgetFinishedContacts(this.redis, workspace, keepMs, (position) =>
+      this.forgetting.set(workspace, position),
+    );
   }
 
   interrupt(workspace: string): void {

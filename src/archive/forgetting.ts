@@ -19,17 +19,21 @@ export async function forgetFinishedContacts(
   redis: RedisClient,
   workspace: string,
   keepMs: number,
+  /** Told the position of each command appended. */
+  appended?: (position: string) => void,
 ): Promise<number> {
   const k = workspaceKeys(workspace);
   const [s, us] = await redis.time();
   const cut = Number(s) * 1000 + Math.floor(Number(us) / 1000) - keepMs;
   const due = await redis.zcount(k.finished, '-inf', `(${cut}`);
   const n = Math.min(Math.ceil(due / MAX_FORGOTTEN_PER_COMMAND), MAX_FORGET_COMMANDS_PER_PASS);
-  for (let i = 0; i < n; i++)
-    await appendCommand(redis, {
+  for (let i = 0; i < n; i++) {
+    const { position } = await appendCommand(redis, {
       workspace,
       command: { type: 'ForgetContacts', keepMs, max: MAX_FORGOTTEN_PER_COMMAND },
       commandId: randomUUID(),
     });
+    appended?.(position);
+  }
   return n;
 }
