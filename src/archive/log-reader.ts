@@ -17,6 +17,8 @@ export const SEGMENT_CACHE_BYTES = 32 * 1024 * 1024;
  */
 class SegmentCache {
   private readonly kept = new Map<string, { segment: DecodedSegment; bytes: number }>();
+  /** Segments being read and decoded: readers asking for one meanwhile wait for that read. */
+  private readonly loading = new Map<string, Promise<DecodedSegment>>();
   private bytes = 0;
 
   async read(
@@ -32,6 +34,22 @@ class SegmentCache {
       this.kept.set(key, hit);
       return hit.segment;
     }
+    // Readers resuming together (live feeds reconnecting after a restart) ask for the same segment
+    // at once: one read and one decoded copy for all of them, not one each.
+    const pending = this.loading.get(key);
+    if (pending) return pending;
+    const loaded = this.load(store, workspace, stream, name, key).finally(() => this.loading.delete(key));
+    this.loading.set(key, loaded);
+    return loaded;
+  }
+
+  private async load(
+    store: ArchiveStore,
+    workspace: string,
+    stream: LogStream,
+    name: string,
+    key: string,
+  ): Promise<DecodedSegment> {
     const file = await store.read(workspace, stream, name);
     const segment = decodeSegment(file);
     if (file.length <= SEGMENT_CACHE_BYTES) {

@@ -70,4 +70,35 @@ describe('archived history read in pages', () => {
     expect(archive.reads).toBe(segments);
     expect(SEGMENT_CACHE_BYTES).toBeGreaterThan(0);
   });
+
+  it('reads and decodes a segment once for readers that ask for it at the same time', async () => {
+    // Clients resuming from archived positions together (live feeds reconnecting after a restart):
+    // each would read and decode the same file, holding a decoded copy of it each meanwhile.
+    const ws = `seg-cache-together-${Date.now().toString(36)}`;
+    const r = suite.redis;
+    await ensureGroup(r, ws);
+    for (let i = 0; i < 120; i++)
+      await appendCommand(r, {
+        workspace: ws,
+        command: { type: 'QueueContact', contactId: `c${i}`, skills: ['s'], priority: 0 },
+      });
+    await projectPending(r, ws);
+    const all = ((await r.xrange(workspaceKeys(ws).events, '-', '+')) as StreamEntry[]).map((e) => e[0]);
+    const archive = new CountingArchive(await tempDir('sb-segcache-'));
+    await new Archiver(r, archive, pino({ level: 'silent' }), {
+      retention: { count: 20 },
+      segmentEntries: 50,
+      everyMs: 10,
+    }).drain(ws);
+    archive.reads = 0;
+    const pages = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        new LogReader(r, archive, ws, 'events', { after: all[i]!, pageSize: 10 }).next('+'),
+      ),
+    );
+    pages.forEach((page, i) => {
+      expect(page.map((e) => e[0])).toEqual(all.slice(i + 1, i + 11));
+    });
+    expect(archive.reads).toBe(1);
+  });
 });
