@@ -320,10 +320,18 @@ export class Archiver {
       return undefined;
     }
     const d = decodeSegment(await this.store.read(workspace, stream, last));
-    if (!d.header || d.problems.length > 0)
+    if (!d.header || d.problems.length > 0) {
+      // The stream is trimmed only once its segment reads back whole: a segment the mark is
+      // behind still has its entries in Redis, and is written again once the file is out of the way.
+      const index = parseSegmentName(last)?.index ?? 0;
+      const mark = await this.mark(workspace, stream);
+      const what = `the last segment ${last} of ${id} in ${this.store.where} is damaged (${d.problems[0]?.message})`;
       throw new ArchiveMismatchError(
-        `the last segment ${last} of ${id} in ${this.store.where} is damaged (${d.problems[0]?.message}): restore it from a copy; nothing more is archived for it until then`,
+        mark && mark.index >= index
+          ? `${what}, and Redis was trimmed for it: restore it from a copy; nothing more is archived for it until then`
+          : `${what}, and its entries are still in Redis (the stream was never trimmed for it): move the file aside (rename it to ${last}.damaged, say) and the archiver writes the segment again from Redis; nothing more is archived for it until then`,
       );
+    }
     this.tips.set(id, d.header);
     return d.header;
   }

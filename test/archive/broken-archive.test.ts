@@ -4,7 +4,7 @@
  * archiver writes to), they fail and say so in the log, rather than answer a history with a hole
  * in it (a client paging from the start would take the stream's entries for the whole history).
  */
-import { mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -16,6 +16,7 @@ import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
 import { loadConfig } from '../../src/app/config.ts';
 import { Archiver } from '../../src/archive/archiver.ts';
+import { decodeSegment, encodeSegment } from '../../src/archive/segment.ts';
 import { DiskArchive } from '../../src/archive/store.ts';
 import { SnapshotWriter } from '../../src/audit/snapshot-writer.ts';
 import { writeLog } from '../../src/cli/bench/audit-log.ts';
@@ -207,5 +208,43 @@ describe('a history the archive cannot give whole', () => {
     expect(await segmentFiles(a.segments)).toHaveLength(files.length + Math.ceil((events.length - 50) / 100));
     expect((await page(a.ws, a.events[250]!)).positions).toEqual([...a.events.slice(251, -50), ...events]);
     expect((await page(a.ws, '0-0')).positions).toEqual([...a.events.slice(0, -50), ...events]);
+  });
+
+  it('a damaged last segment whose entries are still in Redis is named so, with how to have it written again', async () => {
+    const a = await archived();
+    const k = workspaceKeys(a.ws);
+    // The next segment, cut short on disk before the stream was trimmed for it (a torn write).
+    const next = (await main.redis.xrange(k.events, '-', '+', 'COUNT', 30)) as StreamEntry[];
+    const files = await segmentFiles(a.segments);
+    const tip = decodeSegment(await readFile(path.join(a.segments, files.at(-1)!))).header!;
+    const seg = encodeSegment({
+      workspace: a.ws,
+      stream: 'events',
+      index: tip.index + 1,
+      prevHash: tip.hash,
+      before: tip.total,
+      entries: next,
+    });
+    await writeFile(path.join(a.segments, seg.name), seg.bytes.subarray(0, seg.bytes.length - 40));
+    const archiver = () =>
+      new Archiver(main.redis, new DiskArchive(dir), pino({ level: 'silent' }), {
+        retention: { count: 20 },
+        segmentEntries: 100,
+        everyMs: 10,
+      });
+    const refused = await archiver()
+      .step(a.ws, 'events')
+      .then(
+        () => '',
+        (err: Error) => err.message,
+      );
+    expect(refused).toMatch(/still in Redis/);
+    expect(refused).not.toMatch(/restore it from a copy/);
+    expect(await main.redis.xlen(k.events)).toBe(50);
+    // Done as it says: the file moved aside, the segment is written again from Redis.
+    await rename(path.join(a.segments, seg.name), path.join(a.segments, `${seg.name}.damaged`));
+    expect(await archiver().drain(a.ws)).toBeGreaterThan(0);
+    expect(await main.redis.xlen(k.events)).toBe(20);
+    expect((await page(a.ws, '0-0')).positions).toEqual(a.events);
   });
 });
