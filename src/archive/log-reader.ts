@@ -1,3 +1,4 @@
+import { HistoryUnreadableError } from '../adapters/http/problem.ts';
 import { READ_PAGE, type StreamEntry } from '../adapters/redis/event-log.ts';
 import { workspaceKeys } from '../adapters/redis/keys.ts';
 import type { RedisClient } from '../adapters/redis/scripts.ts';
@@ -280,7 +281,7 @@ export class LogReader {
  * /events, a live feed's replay, GET /state, the state snapshots) fails with this rather than hand
  * on a history with a hole in it; the auditor reports the same breaks as violations instead.
  */
-export class ArchiveBreakError extends Error {}
+export class ArchiveBreakError extends HistoryUnreadableError {}
 
 /** An `onBreak` that stops the reader at the first break, with what to do about it. */
 export function refuseBreaks(store: ArchiveStore | undefined, workspace: string): (b: ChainBreak) => never {
@@ -288,6 +289,7 @@ export function refuseBreaks(store: ArchiveStore | undefined, workspace: string)
     const where = store?.where ?? '(no archive)';
     throw new ArchiveBreakError(
       `the ${b.stream} history of workspace "${workspace}" cannot be read whole from the archive in ${where}, at ${b.position}: ${b.message}. ARCHIVE_DIR must be the archive the archiver writes to (one place every process sees); restore the missing or damaged segment from a copy (npm run audit -- --workspace ${workspace} --archive-dir ${where} lists every break)`,
+      workspace,
     );
   };
 }

@@ -2,7 +2,8 @@
  * The event history and the state at a position read the archived prefix of the log: when the
  * archive cannot give it whole (a segment removed or cut short, or ARCHIVE_DIR not the archive the
  * archiver writes to), they fail and say so in the log, rather than answer a history with a hole
- * in it (a client paging from the start would take the stream's entries for the whole history).
+ * in it (a client paging from the start would take the stream's entries for the whole history):
+ * 503 archive-unreadable, or a live feed closed with 1011 naming it.
  */
 import { mkdtemp, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -111,8 +112,10 @@ describe('a history the archive cannot give whole', () => {
       for (const p of got.positions) expect(a.events).toContain(p);
       const handed = got.positions.map((p) => a.events.indexOf(p));
       expect(handed).toEqual(handed.map((_, i) => a.events.indexOf(after) + 1 + i));
-      expect(got.failed?.status, `after ${after}`).toBe(500);
-      expect(got.failed?.body.type).toBe('/problems/internal');
+      expect(got.failed?.status, `after ${after}`).toBe(503);
+      expect(got.failed?.body.type).toBe('/problems/archive-unreadable');
+      // The client is told what happened, not the server's directories.
+      expect(JSON.stringify(got.failed?.body)).not.toContain(dir);
     }
     const said = lines.filter((l) => l.includes(a.ws)).join('\n');
     expect(said).toMatch(/ARCHIVE_DIR/);
@@ -128,7 +131,7 @@ describe('a history the archive cannot give whole', () => {
     const got = await page(a.ws, '0-0');
     expect(got.positions.length).toBeLessThan(100);
     expect(got.positions).toEqual(a.events.slice(0, got.positions.length));
-    expect(got.failed?.status).toBe(500);
+    expect(got.failed?.status).toBe(503);
   });
 
   it('GET /events fails when ARCHIVE_DIR holds none of the archived segments', async () => {
@@ -136,7 +139,7 @@ describe('a history the archive cannot give whole', () => {
     await rm(a.segments, { recursive: true });
     const got = await page(a.ws, '0-0');
     expect(got.positions).toEqual([]);
-    expect(got.failed?.status).toBe(500);
+    expect(got.failed?.status).toBe(503);
   });
 
   it('a live feed resumed over a removed segment is closed with a reason, not replayed with a hole', async () => {
@@ -159,6 +162,7 @@ describe('a history the archive cannot give whole', () => {
     socket.terminate();
     expect(got).toEqual(a.events.slice(51, 51 + got.length));
     expect(closed.code).toBe(1011);
+    expect(closed.reason).toMatch(/archive-unreadable/);
   });
 
   it('GET /state fails over a removed segment rather than answer a state replayed with a hole', async () => {
@@ -169,7 +173,8 @@ describe('a history the archive cannot give whole', () => {
       method: 'GET',
       url: `/v1/workspaces/${a.ws}/state?at=${a.events.at(-1)}`,
     });
-    expect(res.statusCode).toBe(500);
+    expect(res.statusCode).toBe(503);
+    expect(res.json().type).toBe('/problems/archive-unreadable');
   });
 
   it('no state snapshot is taken over a segment cut short (it would be kept for good)', async () => {

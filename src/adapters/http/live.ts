@@ -9,7 +9,14 @@ import type { WorkspaceTail } from '../redis/tail.ts';
 import { frameWriter, ownSelection, type Selection, sharedSelection, textWriter } from './frames.ts';
 import { KeyWatch } from './key-watch.ts';
 import { workspaceOf } from './params.ts';
-import { decodeOr400, ProblemError, positionAhead, sendProblem, sendUpgradeRequired } from './problem.ts';
+import {
+  decodeOr400,
+  HistoryUnreadableError,
+  ProblemError,
+  positionAhead,
+  sendProblem,
+  sendUpgradeRequired,
+} from './problem.ts';
 import { TypeList } from './queries.ts';
 
 // `ticket`: a one-time ticket from POST /ws-tickets, read by the authentication before the upgrade.
@@ -265,6 +272,15 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
             if (page.length < 500 || socket.readyState !== socket.OPEN) break;
           }
         } catch (err) {
+          if (err instanceof HistoryUnreadableError) {
+            // Reconnecting would meet the same damage: the close says so, the log what to mend.
+            log.error(
+              { err: err.message, resumeAfter: last },
+              'history unreadable from the archive; closing',
+            );
+            socket.close(1011, 'history unreadable from the archive (/problems/archive-unreadable)');
+            return;
+          }
           log.warn({ err: (err as Error).message }, 'replay failed');
           socket.close(1011, `replay failed; reconnect with after=${last}`);
           return;

@@ -66,6 +66,7 @@ export const PROBLEM_TYPES = {
   'position-not-reached': 503,
   'shutting-down': 503,
   'too-many-connections': 503,
+  'archive-unreadable': 503,
 } as const;
 
 export type ProblemSlug = keyof typeof PROBLEM_TYPES;
@@ -202,6 +203,32 @@ export const internalError = (requestId: string): Problem =>
     'Internal error',
     `The server failed on this request (id ${requestId}); it is logged under that id.`,
   );
+
+/**
+ * 503: a history the archive cannot give whole (a segment missing, cut short or altered, or an
+ * ARCHIVE_DIR that is not the archiver's). Never answered with a hole in it; what the operator must
+ * do is logged, not told to the client (it names the server's directories).
+ */
+export const archiveUnreadable = (workspace: string, requestId: string): Problem =>
+  problem(
+    503,
+    'archive-unreadable',
+    'History unreadable',
+    `The history of workspace "${workspace}" cannot be read whole from the archive: a part of it is missing or damaged on the server. Nothing was changed; an operator must restore the archive (the server's log, under request id ${requestId}, says what is wrong and how to mend it). Positions after the damaged part can still be read.`,
+  );
+
+/**
+ * What a history reader throws when it cannot give the history whole (the archive's reader
+ * extends it: src/archive/log-reader.ts). Answered as `archiveUnreadable`, its message logged.
+ */
+export class HistoryUnreadableError extends Error {
+  constructor(
+    message: string,
+    readonly workspace: string,
+  ) {
+    super(message);
+  }
+}
 
 export class ProblemError extends Error {
   constructor(readonly problem: Problem) {

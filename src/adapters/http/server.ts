@@ -35,6 +35,8 @@ import { openapiRoute } from './openapi.ts';
 import { operationRoutes, type RoleReport } from './operations.ts';
 import { pageRoutes } from './pages.ts';
 import {
+  archiveUnreadable,
+  HistoryUnreadableError,
   internalError,
   isRedisUnavailable,
   ProblemError,
@@ -211,6 +213,10 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   app.setErrorHandler((err: FastifyError | ProblemError, req, reply) => {
     if (err instanceof ProblemError) return sendProblem(reply, err.problem);
+    if (err instanceof HistoryUnreadableError) {
+      req.log.error({ workspace: err.workspace, err: err.message }, 'history unreadable from the archive');
+      return sendProblem(reply, archiveUnreadable(err.workspace, req.id));
+    }
     if (isRedisUnavailable(err)) {
       req.log.warn({ err: err.message }, 'redis unavailable');
       reply.header('retry-after', '1');
