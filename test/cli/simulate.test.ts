@@ -300,6 +300,72 @@ describe('simulate', () => {
     expect(s.parameters.maxSeconds).toBe(7 * 86_400);
   });
 
+  it('ends at its time limit while the next arrival is far off, and sends nothing after it', async () => {
+    // The second contact is due 100 s in; the limit is 1 s: the run ends then, not 100 s later.
+    const run = await simulate([
+      '--url',
+      url,
+      '--workspace',
+      `${WS}-limit`,
+      '--agents',
+      '1',
+      '--contacts',
+      '2',
+      '--rate',
+      '0.01',
+      '--handle-min',
+      '0',
+      '--handle-max',
+      '0',
+      '--patience',
+      '30',
+      '--max-seconds',
+      '1',
+      '--seed',
+      '1',
+      '--json',
+    ]);
+    expect(run.code, `${run.stderr}\n${run.stdout}`).toBe(0);
+    const s = JSON.parse(run.stdout) as Summary & { notQueued: number };
+    expect(s.endedBy).toBe('time-limit');
+    expect(s.durationS).toBeLessThan(10);
+    expect(s.notQueued).toBe(1);
+    expect(await countEvents('ContactQueued', `${WS}-limit`)).toBe(1);
+  });
+
+  it('waits for an arrival further off than a timer can hold (contacts/rate of days) until it is due', async () => {
+    // The second contact is due 115 days in, past setTimeout's 24.8 days: it is not sent at once.
+    const run = await simulate([
+      '--url',
+      url,
+      '--workspace',
+      `${WS}-far`,
+      '--agents',
+      '1',
+      '--contacts',
+      '2',
+      '--rate',
+      '0.0000001',
+      '--handle-min',
+      '0',
+      '--handle-max',
+      '0',
+      '--patience',
+      '30',
+      '--max-seconds',
+      '2',
+      '--seed',
+      '1',
+      '--json',
+    ]);
+    expect(run.stderr).not.toMatch(/TimeoutOverflowWarning/);
+    expect(run.code, `${run.stderr}\n${run.stdout}`).toBe(0);
+    const s = JSON.parse(run.stdout) as Summary & { notQueued: number };
+    expect(s.endedBy).toBe('time-limit');
+    expect(s.notQueued).toBe(1);
+    expect(await countEvents('ContactQueued', `${WS}-far`)).toBe(1);
+  });
+
   it('refuses a setting that rounds to 0 ms, which would mean "none"', async () => {
     const run = await simulate([
       '--max-wait',

@@ -88,6 +88,8 @@ const FEED_TYPES = [
 ];
 /** Further tries of a command that met a network failure, a timeout or a 5xx (backoff 250 ms, doubling). */
 const RETRIES = 4;
+/** The longest a Node.js timer waits (2^31 - 1 ms); a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 function positionMs(position: string): number {
   return Number(position.split('-')[0]);
@@ -535,13 +537,13 @@ export class Simulator {
         if (!this.ending) await this.makeAvailable(i);
       });
 
-      // Arrivals at a fixed rate, on a schedule that does not drift.
+      // Arrivals at a fixed rate, on a schedule that does not drift; the wait for the next one
+      // ends with the run (a time limit or an interrupt long before it is due).
       const t0 = performance.now();
+      const over = ended.then(() => undefined);
       const arrivals = (async () => {
         for (let i = 0; i < this.contacts.length && !this.ending; i++) {
-          const due = t0 + (i * 1000) / this.opts.rate;
-          const wait = due - performance.now();
-          if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+          await this.until(t0 + (i * 1000) / this.opts.rate, over);
           if (this.ending) break;
           this.safely('queue', this.queue(this.contacts[i]!));
         }
@@ -562,6 +564,25 @@ export class Simulator {
         if (c.handling) clearTimeout(c.handling);
       }
       this.live.close();
+    }
+  }
+
+  /**
+   * Waits until `due` (performance.now() time), in steps a timer can hold (at most 24.8 days
+   * each), or until `over` settles, whichever comes first.
+   */
+  private async until(due: number, over: Promise<void>): Promise<void> {
+    for (;;) {
+      const wait = due - performance.now();
+      if (wait <= 1 || this.ending) return;
+      let t: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((r) => {
+          t = setTimeout(r, Math.min(wait, MAX_TIMER_MS));
+        }),
+        over,
+      ]);
+      clearTimeout(t);
     }
   }
 
