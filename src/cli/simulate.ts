@@ -6,7 +6,9 @@
  * With offers on (--offer-timeout, or a workspace set so), agents accept each offer after a random
  * delay, or reject it, or let it expire, at the rates given; wrap-ups (--wrap-up) and contacts
  * past their maximum wait (--max-wait) are the server's timers, counted in the summary.
- * Ends when every contact is completed or abandoned, or at the time limit, with a summary.
+ * Ends when every contact is completed or abandoned, or at the time limit, with a summary; what a
+ * time limit or an interrupt left open is then ended (contacts waiting abandoned, those in service
+ * completed) and the run's agents are taken offline, so a later run in the workspace meets none of it.
  *
  * Exit codes: 0 after a run (see its summary), 1 when Switchboard cannot be reached, 2 for bad options.
  */
@@ -321,7 +323,8 @@ async function simulate(sim: Simulator, opts: SimOptions & { json: boolean }): P
   } finally {
     bar?.stop();
   }
-  if (!opts.json) process.stderr.write('simulate: taking the agents offline\n');
+  if (!opts.json)
+    process.stderr.write('simulate: ending the contacts left open, taking the agents offline\n');
   await sim.cleanup();
   process.stdout.write(opts.json ? `${JSON.stringify(summary)}\n` : formatSummary(summary));
   return summary.endedBy === 'interrupted' ? 130 : 0;

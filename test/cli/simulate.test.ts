@@ -9,6 +9,7 @@ import { type Running, startSwitchboard } from '../../src/app/composition-root.t
 import { loadConfig } from '../../src/app/config.ts';
 import { freePort } from '../../src/topology/redis-server.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { waitFor } from '../support/wait.ts';
 import { runCli } from './run-cli.ts';
 
 const WS = `sim-test-${Date.now()}`;
@@ -364,6 +365,53 @@ describe('simulate', () => {
     expect(s.endedBy).toBe('time-limit');
     expect(s.notQueued).toBe(1);
     expect(await countEvents('ContactQueued', `${WS}-far`)).toBe(1);
+  });
+
+  it('a run cut short by its time limit leaves no contact behind: those waiting abandoned, those in service completed', async () => {
+    // Two agents, each holding a contact for 30 s, and contacts queued behind them: at the 2 s
+    // limit some are in service and some still wait. Left so, they would be the next run's (its
+    // agents would be handed them, and never free again).
+    const ws = `${WS}-cut`;
+    const run = await simulate([
+      '--url',
+      url,
+      '--workspace',
+      ws,
+      '--agents',
+      '2',
+      '--contacts',
+      '8',
+      '--rate',
+      '50',
+      '--handle-min',
+      '30',
+      '--handle-max',
+      '30',
+      '--patience',
+      '60',
+      '--max-seconds',
+      '2',
+      '--seed',
+      '3',
+      '--json',
+    ]);
+    expect(run.code, `${run.stderr}\n${run.stdout}`).toBe(0);
+    const s = JSON.parse(run.stdout) as Summary;
+    expect(s.endedBy).toBe('time-limit');
+    // The summary says where the run stood when it ended.
+    expect(s.inService).toBeGreaterThan(0);
+    expect(s.stillQueued).toBeGreaterThan(0);
+    // And the log: every contact it queued has ended.
+    const ended = async () =>
+      (await countEvents('ContactCompleted', ws)) +
+      (await countEvents('ContactAbandoned', ws)) +
+      (await countEvents('ContactExpired', ws));
+    expect(await countEvents('ContactQueued', ws)).toBe(8);
+    await waitFor('the 8 contacts queued to have ended', async () => (await ended()) === 8);
+    const client = new SwitchboardClient({ url, workspace: ws, retries: 0 });
+    const stats = await client.stats();
+    expect(stats.queued).toBe(0);
+    expect(stats.agentsByState.offline).toBe(2);
   });
 
   it('refuses a setting that rounds to 0 ms, which would mean "none"', async () => {

@@ -618,10 +618,29 @@ export class Simulator {
     this.finish?.('interrupted');
   }
 
-  /** Takes this run's agents offline (best effort, bounded), so they take no later run's work. */
+  /**
+   * Ends what the run started (best effort, bounded), so a later run in the workspace meets none of
+   * it: the contacts a time limit or an interrupt left waiting are abandoned (their customers hang
+   * up with the run) and those left in service completed; then the run's agents are taken offline,
+   * so they take no later run's work.
+   */
   async cleanup(timeoutMs = 10_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     const http = new SwitchboardHttp(this.opts.url, timeoutMs, this.opts.key);
+    const left = this.contacts.filter(
+      (c) =>
+        c.state !== 'planned' && c.state !== 'completed' && c.state !== 'abandoned' && c.state !== 'expired',
+    );
+    await pool(left, AGENT_CONCURRENCY, async (c) => {
+      // What the run last knew of it first; the other when that is refused (409: it was assigned,
+      // or offered back, meanwhile). A contact whose POST never landed answers 404 to both.
+      const inService = c.state === 'assigned' || c.everAssigned;
+      for (const end of inService ? ['complete', 'abandon'] : ['abandon', 'complete']) {
+        if (Date.now() > deadline) return;
+        const r = await http.request('POST', `${this.wsPath}/contacts/${c.id}/${end}`);
+        if (r.status !== 409) return;
+      }
+    });
     await pool(this.agentIds, AGENT_CONCURRENCY, async (id) => {
       if (Date.now() > deadline) return;
       await http.request('POST', `${this.wsPath}/agents/${id}/state`, { state: 'offline' });
