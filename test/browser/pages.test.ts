@@ -393,6 +393,32 @@ describe('the wallboard and the agent desktop in Chromium', () => {
     await page.close();
   });
 
+  it('signed out while its live feed waits for a ticket, the wallboard opens no feed when the ticket comes', async () => {
+    // The ticket is held until the page is signed out, as a slow or restarting instance holds it.
+    const page = await newPage();
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let asked = 0;
+    await page.route('**/ws-tickets', async (route) => {
+      asked++;
+      await held;
+      await route.continue();
+    });
+    const sockets: string[] = [];
+    page.on('websocket', (ws) => sockets.push(ws.url()));
+    await signIn(page, '/', keys.supervisor);
+    await waitFor('the page to ask for a ticket', () => asked > 0);
+    await page.click('#signout');
+    await page.waitForSelector('#signin:not([hidden])');
+    release();
+    await page.waitForTimeout(1500);
+    expect(sockets).toEqual([]);
+    await textOf(page, '#live', 'signed out');
+    await page.close();
+  });
+
   it('after the instance restarts, the wallboard resumes from its last event: what happened meanwhile, nothing twice', async () => {
     await stopWithin(sb, 20_000);
     await textOf(wallboard, '#live', 'reconnecting');

@@ -137,12 +137,15 @@ export function liveFeed(api, { query = {}, after, onEvent, onStatus }) {
     try {
       ticket = (await api.post('/ws-tickets')).data.ticket;
     } catch (err) {
+      if (stopped) return;
       if (err.status === 401 || err.status === 403) {
         onStatus('refused', err);
         return;
       }
       return retry(err.message);
     }
+    // Stopped while the ticket was on its way (signed out, the key refused): no socket after stop().
+    if (stopped) return;
     const params = new URLSearchParams({ ticket, ...query });
     if (last) params.set('after', last);
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
@@ -151,6 +154,7 @@ export function liveFeed(api, { query = {}, after, onEvent, onStatus }) {
     );
     socket = ws;
     ws.onopen = () => {
+      if (socket !== ws) return;
       heardAt = Date.now();
       delay = 500;
       onStatus('live');
