@@ -361,6 +361,22 @@ describe('the wallboard and the agent desktop in Chromium', () => {
     await shot(desk, 'agent-available');
   });
 
+  it('an agent desktop reloaded while Switchboard does not answer signs in by itself once it does', async () => {
+    const desk = await newPage();
+    await signIn(desk, '/agent', keys.agent);
+    await textOf(desk, '#agent-name', 'Ann Lee (ann)');
+    // Switchboard away (restarting, failing over) as the page reloads: its first call fails.
+    await desk.route('**/keys/me', (route) => route.abort('connectionrefused'));
+    await desk.reload();
+    await textOf(desk, '#signin-message', /Switchboard is not answering .*retrying/);
+    await desk.unroute('**/keys/me');
+    // What the page says it does: it tries again, with the key it kept for the tab.
+    await textOf(desk, '#agent-name', 'Ann Lee (ann)');
+    await textOf(desk, '#live', 'live');
+    expect(await desk.evaluate(() => (document.getElementById('desk') as HTMLElement).hidden)).toBe(false);
+    await desk.close();
+  });
+
   it('says so when Redis is unreachable, and clears it when Redis is back', async () => {
     const admin = redis.adminClient();
     try {

@@ -67,7 +67,13 @@ function showSignin(message) {
   showSignInForm('desk', store.get('ws') ?? 'default', message);
 }
 
+/** A sign-in tried again: Switchboard or Redis did not answer the last one. */
+let again = null;
+const AGAIN_MS = 2000;
+
 async function signIn(ws, key, typedAgent) {
+  clearTimeout(again);
+  again = null;
   const client = apiClient(ws, key);
   $('signin-message').textContent = '';
   try {
@@ -86,6 +92,10 @@ async function signIn(ws, key, typedAgent) {
         ? `No agent "${typedAgent}" in workspace "${ws}".`
         : explain(err, 'Sign in with your agent key.'),
     );
+    // Switchboard restarting or Redis away: the same sign-in again until it answers (a sign-in
+    // typed meanwhile replaces it).
+    if (err.status === 0 || err.status === 429 || err.status >= 500)
+      again = setTimeout(() => signIn(ws, key, typedAgent), AGAIN_MS);
     return;
   }
   store.set('ws', ws);
