@@ -435,6 +435,24 @@ describe('the wallboard and the agent desktop in Chromium', () => {
     await page.close();
   });
 
+  it("a proxy's HTML error page is shown as words, never as raw markup", async () => {
+    // HAProxy's own answer when no API instance is up (as during a restart behind it).
+    const page = await newPage();
+    await page.route('**/stats', (route) =>
+      route.fulfill({
+        status: 503,
+        contentType: 'text/html',
+        body: '<html><body><h1>503 Service Unavailable</h1>\nNo server is available to handle this request.\n</body></html>\n',
+      }),
+    );
+    await signIn(page, '/', keys.supervisor);
+    await textOf(page, '#banner', /No server is available to handle this request/);
+    const text = (await page.textContent('#banner'))!;
+    expect(text).not.toMatch(/[<>]/);
+    expect(text).toMatch(/503 Service Unavailable/);
+    await page.close();
+  });
+
   it('after the instance restarts, the wallboard resumes from its last event: what happened meanwhile, nothing twice', async () => {
     await stopWithin(sb, 20_000);
     await textOf(wallboard, '#live', 'reconnecting');

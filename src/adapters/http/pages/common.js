@@ -75,7 +75,7 @@ export function apiClient(ws, key) {
       try {
         data = text === '' ? null : JSON.parse(text);
       } catch {
-        data = { detail: text.slice(0, 200) };
+        data = { title: res.statusText || 'Error', detail: plainText(text) };
       }
       if (res.ok) return { status: res.status, data };
       if (res.status === 503 && method !== 'GET' && attempt < 3) {
@@ -90,6 +90,16 @@ export function apiClient(ws, key) {
     get: (path) => call('GET', path),
     post: (path, body) => call('POST', path, body),
   };
+}
+
+/**
+ * An answer that is no problem+json (a proxy's HTML error page, such as HAProxy's 503 while no
+ * instance is up) in a few words: its text without markup, at most 200 characters.
+ */
+function plainText(body) {
+  const doc = new DOMParser().parseFromString(body, 'text/html');
+  const words = (doc.body?.textContent ?? '').replace(/\s+/g, ' ').trim();
+  return words.length > 200 ? `${words.slice(0, 199)}…` : words || 'no details';
 }
 
 /** `fn` once, `ms` after the first of any number of calls made meanwhile. */
