@@ -10,7 +10,9 @@
  * time limit or an interrupt left open is then ended (contacts waiting abandoned, those in service
  * completed) and the run's agents are taken offline, so a later run in the workspace meets none of it.
  *
- * Exit codes: 0 after a run (see its summary), 1 when Switchboard cannot be reached, 2 for bad options.
+ * Exit codes: 0 after a run with no error, 1 after a run with errors (commands that failed: the
+ * summary is printed all the same and says which) or when Switchboard cannot be reached, 2 for bad
+ * options, 130 when interrupted.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -57,6 +59,9 @@ const USAGE = `Usage: npm run simulate -- [options]
                          at most 7 days)
   --json                 print the summary as one JSON object
   --help                 this text
+
+Exit codes: 0 after a run with no error; 1 after a run with errors (its summary is printed all the
+same) or when Switchboard cannot be reached; 2 for bad options; 130 when interrupted.
 `;
 
 function parseSimulateArgs(argv: readonly string[], env: NodeJS.ProcessEnv): SimOptions & { json: boolean } {
@@ -327,7 +332,14 @@ async function simulate(sim: Simulator, opts: SimOptions & { json: boolean }): P
     process.stderr.write('simulate: ending the contacts left open, taking the agents offline\n');
   await sim.cleanup();
   process.stdout.write(opts.json ? `${JSON.stringify(summary)}\n` : formatSummary(summary));
-  return summary.endedBy === 'interrupted' ? 130 : 0;
+  if (summary.endedBy === 'interrupted') return 130;
+  if (summary.errors > 0) {
+    process.stderr.write(
+      `simulate: ${summary.errors} command${summary.errors === 1 ? '' : 's'} failed (the summary's errors say which)\n`,
+    );
+    return 1;
+  }
+  return 0;
 }
 
 runCommand('simulate', main);

@@ -414,6 +414,50 @@ describe('simulate', () => {
     expect(stats.agentsByState.offline).toBe(2);
   });
 
+  it('a run whose commands failed prints its summary and exits 1', async () => {
+    // Another client completes the run's contacts before the run does: each of its completions is
+    // refused (409), an error the summary counts, and the exit code says so.
+    const ws = `${WS}-failing`;
+    const client = new SwitchboardClient({ url, workspace: ws, retries: 0 });
+    const taken = new Set<string>();
+    const sub = client.subscribe({ after: '0-0', types: ['AssignmentMade'], retryFirst: true }, (e) => {
+      const id = (e.data as { contactId: string }).contactId;
+      if (taken.has(id)) return;
+      taken.add(id);
+      void client.completeContact(id).catch(() => {});
+    });
+    try {
+      const run = await simulate([
+        '--url',
+        url,
+        '--workspace',
+        ws,
+        '--agents',
+        '10',
+        '--contacts',
+        '3',
+        '--rate',
+        '20',
+        '--handle-min',
+        '2',
+        '--handle-max',
+        '2',
+        '--patience',
+        '5',
+        '--seed',
+        '11',
+        '--json',
+      ]);
+      const s = JSON.parse(run.stdout) as Summary;
+      expect(s.errors, run.stdout).toBeGreaterThan(0);
+      expect(s.errorsByStatus['409']).toBe(s.errors);
+      expect(run.code, run.stderr).toBe(1);
+      expect(run.stderr).toMatch(/simulate: \d+ commands? failed/);
+    } finally {
+      sub.close();
+    }
+  });
+
   it('refuses a setting that rounds to 0 ms, which would mean "none"', async () => {
     const run = await simulate([
       '--max-wait',
