@@ -453,6 +453,39 @@ describe('the wallboard and the agent desktop in Chromium', () => {
     await page.close();
   });
 
+  it("signed in to another workspace, the wallboard shows none of the last one's figures", async () => {
+    const page = await newPage();
+    await signIn(page, '/', keys.supervisor);
+    await textOf(page, '#tile-queued .value', /^\d+$/);
+    await textOf(page, '#tile-away .value', '1');
+    // The other workspace's Switchboard is away: nothing of it can be read.
+    await page.route('**/v1/workspaces/elsewhere/**', (route) =>
+      route.fulfill({
+        status: 503,
+        contentType: 'application/problem+json',
+        body: JSON.stringify({
+          type: '/problems/redis-unavailable',
+          title: 'Redis unavailable',
+          status: 503,
+          detail: 'Redis is unreachable',
+        }),
+      }),
+    );
+    await page.click('#signout');
+    await page.waitForSelector('#signin:not([hidden])');
+    await page.fill('#signin-ws', 'elsewhere');
+    await page.fill('#signin-key', keys.supervisor);
+    await page.click('#signin button[type=submit]');
+    await textOf(page, '#ws-name', 'elsewhere');
+    await textOf(page, '#banner', /Redis is unreachable/);
+    await page.waitForTimeout(1500); // the board redraws once a second
+    expect(await page.textContent('#tile-queued .value')).toBe('–');
+    expect(await page.textContent('#tile-away .value')).toBe('–');
+    expect(await page.textContent('#tile-assignments .value')).toBe('–');
+    expect(await page.evaluate(() => document.querySelectorAll('#queues tbody tr').length)).toBe(0);
+    await page.close();
+  });
+
   it('after the instance restarts, the wallboard resumes from its last event: what happened meanwhile, nothing twice', async () => {
     await stopWithin(sb, 20_000);
     await textOf(wallboard, '#live', 'reconnecting');

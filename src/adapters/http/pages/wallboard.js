@@ -136,6 +136,7 @@ function start(client) {
   api = client;
   showSignedIn('board');
   $('ws-name').textContent = client.ws;
+  clearFigures();
   restore();
   charts ??= makeCharts();
   updateCharts();
@@ -262,17 +263,32 @@ function mark(contactId, agentId, status) {
 
 async function refreshStats() {
   if (!api) return;
+  const client = api;
   try {
-    stats = (await api.get('/stats')).data;
+    const read = (await client.get('/stats')).data;
+    if (client !== api) return; // signed out, or into another workspace, meanwhile
+    stats = read;
     statsAt = Date.now();
     problems.stats = null;
     sample();
     render();
   } catch (err) {
+    if (client !== api) return;
     if (err.status === 401 || err.status === 403) return refused(err);
     problems.stats = explain(err);
   }
   updateBanner();
+}
+
+/** No figure until this workspace's first /stats: none of the last one's shown under its name. */
+function clearFigures() {
+  stats = null;
+  statsAt = 0;
+  for (const tile of document.querySelectorAll('.tiles .tile')) setTile(tile.id, '–');
+  $('tile-sl').hidden = true;
+  $('updated').textContent = '';
+  $('queues').tBodies[0].replaceChildren();
+  $('queues-empty').hidden = true;
 }
 
 // ---- drawing -------------------------------------------------------------------------------
