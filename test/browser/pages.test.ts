@@ -241,6 +241,14 @@ describe('the wallboard and the agent desktop in Chromium', () => {
     await textOf(desk, '#signin-message', /role supervisor, which names no agent/);
   });
 
+  it('an agent key whose agent is not registered is told which agent is missing', async () => {
+    const ghost = (await createApiKey(sb.redis, { workspace: WS, role: 'agent', agentId: 'ghost' })).key;
+    const desk = await newPage();
+    await signIn(desk, '/agent', ghost);
+    await textOf(desk, '#signin-message', `No agent "ghost" in workspace "${WS}".`);
+    await desk.close();
+  });
+
   it("the wallboard's figures follow the contacts posted: waiting, longest wait, per skill set", async () => {
     wallboard = await newPage();
     // Every figure comes from GET /stats: the wallboard never lists the agents (thousands of them).

@@ -76,9 +76,11 @@ async function signIn(ws, key, typedAgent) {
   again = null;
   const client = apiClient(ws, key);
   $('signin-message').textContent = '';
+  /** The agent to act for, once the key's own is known (a 404 before that names no agent). */
+  let id = null;
   try {
     const me = (await client.get('/keys/me')).data;
-    const id = me.agentId ?? typedAgent;
+    id = me.agentId ?? typedAgent;
     if (!id) {
       showSignin(`This is a key of role ${me.role}, which names no agent: type the agent id to act for.`);
       return;
@@ -88,8 +90,8 @@ async function signIn(ws, key, typedAgent) {
   } catch (err) {
     if (err.status === 401 || err.status === 403) store.set('key', null);
     showSignin(
-      err.status === 404
-        ? `No agent "${typedAgent}" in workspace "${ws}".`
+      err.status === 404 && id
+        ? `No agent "${id}" in workspace "${ws}".`
         : explain(err, 'Sign in with your agent key.'),
     );
     // Switchboard restarting or Redis away: the same sign-in again until it answers (a sign-in
