@@ -330,8 +330,9 @@ describe('simulate', () => {
     const s = JSON.parse(run.stdout) as Summary & { notQueued: number };
     expect(s.endedBy).toBe('time-limit');
     expect(s.durationS).toBeLessThan(10);
-    expect(s.notQueued).toBe(1);
-    expect(await countEvents('ContactQueued', `${WS}-limit`)).toBe(1);
+    // The first is due as soon as the agents are in, which a loaded machine can put past the limit.
+    expect(s.notQueued).toBeGreaterThanOrEqual(1);
+    expect(await countEvents('ContactQueued', `${WS}-limit`)).toBe(2 - s.notQueued);
   });
 
   it('waits for an arrival further off than a timer can hold (contacts/rate of days) until it is due', async () => {
