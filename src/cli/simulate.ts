@@ -261,7 +261,7 @@ function formatSummary(s: SimSummary): string {
     [
       'offers',
       `${s.offers.made} made, ${s.offers.accepted} accepted, ${s.offers.rejected} rejected, ` +
-        `${s.offers.expired} expired, ${s.offers.withdrawn} withdrawn`,
+        `${s.offers.expired} expired, ${s.offers.withdrawn} withdrawn, ${s.offers.contactLeft} ended by the contact leaving`,
     ],
     ['time to accept', ms(s.offers.meanTimeToAcceptMs)],
     ['answer raced', `${s.offers.answerRaced} (409: the offer ended before the answer)`],

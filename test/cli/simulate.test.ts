@@ -51,6 +51,7 @@ interface Summary {
     rejected: number;
     expired: number;
     withdrawn: number;
+    contactLeft: number;
     meanTimeToAcceptMs: number | null;
     answerRaced: number;
   };
@@ -199,6 +200,7 @@ describe('simulate', () => {
     // Offers: every one made ended one way; some of each with these rates and this seed.
     const o = s.offers;
     expect(o.made).toBeGreaterThan(s.assigned);
+    expect(o.accepted + o.rejected + o.expired + o.withdrawn + o.contactLeft).toBe(o.made);
     expect(o.accepted).toBe(s.assigned);
     expect(o.rejected).toBeGreaterThan(0);
     expect(o.expired).toBeGreaterThan(0);
@@ -215,6 +217,42 @@ describe('simulate', () => {
     expect(await countEvents('ContactExpired', OFFERS)).toBe(s.expired);
     expect(s.wrapUps).toBe(s.completed);
     expect(await countEvents('WrapUpStarted', OFFERS)).toBe(s.wrapUps);
+  });
+
+  it('an offer the contact ends (it leaves while offered) is counted: every offer made ended one way', async () => {
+    // Agents let every offer ring (--miss-rate 1) for 5 s; the customer hangs up after 1 s.
+    const ws = `${WS}-left-offered`;
+    const run = await simulate([
+      '--url',
+      url,
+      '--workspace',
+      ws,
+      '--agents',
+      '8',
+      '--contacts',
+      '1',
+      '--rate',
+      '10',
+      '--offer-timeout',
+      '5',
+      '--reject-rate',
+      '0',
+      '--miss-rate',
+      '1',
+      '--patience',
+      '1',
+      '--seed',
+      '1',
+      '--json',
+    ]);
+    expect(run.code, `${run.stderr}\n${run.stdout}`).toBe(0);
+    const s = JSON.parse(run.stdout.trim()) as Summary;
+    const o = s.offers;
+    expect(o.made, run.stdout).toBe(1);
+    expect(s.abandoned, run.stdout).toBe(1);
+    expect(o.contactLeft, run.stdout).toBe(1);
+    expect(o.accepted + o.rejected + o.expired + o.withdrawn + o.contactLeft).toBe(o.made);
+    expect(run.stdout).not.toContain('undefined');
   });
 
   it('measures the estimated wait against the waits that followed', async () => {

@@ -120,7 +120,7 @@ export class Simulator {
   private retries = 0;
   private abandonRaced = 0;
   private answerRaced = 0;
-  private readonly offers = { made: 0, accepted: 0, rejected: 0, expired: 0, withdrawn: 0 };
+  private readonly offers = { made: 0, accepted: 0, rejected: 0, expired: 0, withdrawn: 0, contactLeft: 0 };
   private readonly acceptMs: number[] = [];
   private wrapUps = 0;
   private wrapUpsEnded = 0;
@@ -349,6 +349,8 @@ export class Simulator {
       case 'ContactAbandoned':
       case 'ContactExpired':
         if (c.patience) clearTimeout(c.patience);
+        // An offer still ringing ends with the contact: counted, so every offer made ends one way.
+        if (c.offer) this.offers.contactLeft++;
         c.offer = undefined;
         this.setState(c, e.type === 'ContactAbandoned' ? 'abandoned' : 'expired');
         return;

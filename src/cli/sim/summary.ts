@@ -84,6 +84,8 @@ export interface SimSummary {
     readonly expired: number;
     /** Taken back because the agent went away or was removed. */
     readonly withdrawn: number;
+    /** Ended by the contact: it was abandoned or expired while offered. */
+    readonly contactLeft: number;
     /** Mean time from an offer to its acceptance, ms (null: none accepted). */
     readonly meanTimeToAcceptMs: number | null;
     /** Accepts and rejects answered 409 because the offer had ended meanwhile (not errors). */
