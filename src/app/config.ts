@@ -329,7 +329,7 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     name: 'LIVE_HEARTBEAT_MS',
     default: '10000',
     description:
-      'A live feed that sent nothing for this long sends a heartbeat message ({"heartbeat":{after,at,everyMs}}) so a client can tell a dead path from a quiet feed (docs/API.md); off: none.',
+      'A live feed that sent nothing for this long sends a heartbeat message ({"heartbeat":{after,at,everyMs}}) so a client can tell a dead path from a quiet feed (docs/API.md); off: none (the pages, and the typed client unless given heartbeatMs: 0, then take 20 s of silence for a dead path and reopen a quiet feed that often, losing nothing).',
   },
   {
     name: 'ARCHIVE_DIR',
