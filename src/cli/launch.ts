@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runAppNamespace } from '../topology/local/app-namespace.ts';
 import { checkAndExit, LaunchContext, type LaunchedTopology } from '../topology/local/context.ts';
+import { claimDataDir, DataDirTaken } from '../topology/local/data-dir-lock.ts';
 import { launchSingle } from '../topology/local/single.ts';
 import { launchVrrp } from '../topology/local/vrrp.ts';
 import { probeNetns } from '../topology/netns.ts';
@@ -118,6 +119,15 @@ function chooseMode(): 'single' | 'vrrp' {
 }
 
 async function launch(): Promise<void> {
+  // Before anything is written there: one launcher per data directory (its part in the app
+  // namespace runs under this claim).
+  try {
+    claimDataDir(ctx.opts.dataDir);
+  } catch (err) {
+    if (!(err instanceof DataDirTaken)) throw err;
+    process.stderr.write(`topology: ${err.message}\n`);
+    process.exit(2);
+  }
   const topology: LaunchedTopology | undefined =
     chooseMode() === 'vrrp' ? await launchVrrp(ctx, fileURLToPath(import.meta.url)) : await launchSingle(ctx);
   if (!topology) return; // stopped during start-up: everything is being removed

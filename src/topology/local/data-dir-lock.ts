@@ -1,0 +1,88 @@
+/**
+ * One launcher per data directory (`npm run topology`): the first claims it by creating
+ * `<data dir>/launcher.pid` (its pid, exclusively), and removes the file when it exits. A second
+ * launcher on the same directory is refused before it touches anything there: it would otherwise
+ * delete the running cluster with --fresh, start a second redis-server on every node's directory
+ * and AOF, remove the running HAProxies' pidfiles and sockets (--vrrp), and write its own
+ * status.json over the running one's. A file left by a launcher that was killed (its pid no longer
+ * runs the launcher) is taken over.
+ */
+import { linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+export function lockFile(dataDir: string): string {
+  return path.join(dataDir, 'launcher.pid');
+}
+
+/** Raised when another launcher runs on the data directory. */
+export class DataDirTaken extends Error {
+  constructor(
+    readonly dataDir: string,
+    readonly pid: number,
+  ) {
+    super(
+      `another launcher (pid ${pid}) runs on the data directory ${dataDir}: stop it first (Ctrl-C in its terminal, or kill -INT ${pid}), or give this one another --data-dir`,
+    );
+  }
+}
+
+/** True while `pid` is a running launcher (a pid reused by another program does not count). */
+function isLauncher(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    // EPERM: it runs, as someone else.
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('launch');
+  } catch {
+    return true; // no /proc: a live pid is taken for the launcher
+  }
+}
+
+/**
+ * Claims `dataDir` for this process (creating it if needed); throws DataDirTaken if another
+ * launcher runs there. The claim goes when this process exits, or with `release()`.
+ */
+export function claimDataDir(dataDir: string): { release(): void } {
+  mkdirSync(dataDir, { recursive: true });
+  const file = lockFile(dataDir);
+  // Written aside and linked into place: the file appears whole (with its pid) or not at all.
+  const aside = `${file}.${process.pid}`;
+  writeFileSync(aside, `${process.pid}\n`, { mode: 0o644 });
+  try {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        linkSync(aside, file);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        let holder = Number.NaN;
+        try {
+          holder = Number(readFileSync(file, 'utf8').trim());
+        } catch {
+          /* removed meanwhile: try again */
+        }
+        if (holder === process.pid) return { release: () => undefined };
+        if (isLauncher(holder)) throw new DataDirTaken(dataDir, holder);
+        // Left by a launcher that is gone: take it over.
+        rmSync(file, { force: true });
+        continue;
+      }
+      const release = () => {
+        process.off('exit', release);
+        try {
+          if (readFileSync(file, 'utf8').trim() === String(process.pid)) rmSync(file, { force: true });
+        } catch {
+          /* already gone */
+        }
+      };
+      process.once('exit', release);
+      return { release };
+    }
+  } finally {
+    rmSync(aside, { force: true });
+  }
+  throw new Error(`could not claim the data directory ${dataDir} (${file} keeps changing)`);
+}
