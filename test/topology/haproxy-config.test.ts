@@ -41,7 +41,7 @@ import { LaunchContext } from '../../src/topology/local/context.ts';
 import { freePort } from '../../src/topology/redis-server.ts';
 import { PROJECT_ROOT } from '../support/processes.ts';
 import { sleep, waitFor } from '../support/wait.ts';
-import { execFileP, launchOptions, tempDir } from './helpers.ts';
+import { execFileP, httpGet, launchOptions, startTinyHttp, tempDir } from './helpers.ts';
 
 let tmp: { dir: string; remove(): Promise<void> };
 let pem: string;
@@ -159,6 +159,45 @@ describe('haproxy.cfg (local template)', () => {
     await writeFile(file, cfg.replaceAll('/run/sb', path.join(tmp.dir, 'run-empty')));
     const result = await checkHaproxyConfig(file);
     expect(result.ok, result.output).toBe(true);
+  });
+
+  it('will not share a port with another HAProxy: a second one on the same ports fails to start, the first keeps every connection', async () => {
+    const first = await startLocalHaproxy(path.join(tmp.dir, 'run-port-owner'));
+    const runDir = path.join(tmp.dir, 'run-port-second');
+    const file = await writeHaproxyConfig({
+      runDir,
+      tlsPem: pem,
+      redisCheckPassword: 'x',
+      httpPort: first.httpPort,
+      tlsPort: first.tlsPort,
+      statsPort: first.statsPort,
+      redisPort: first.redisPort,
+    });
+    const second = await startHaproxy({ configPath: file, socket: path.join(runDir, 'haproxy.sock') }).then(
+      (hp) => {
+        started.push(hp);
+        return hp;
+      },
+      (err: Error) => err,
+    );
+    // With SO_REUSEPORT both would listen and the kernel would split the connections.
+    expect(second).toBeInstanceOf(Error);
+    expect((second as Error).message).toMatch(
+      new RegExp(
+        `cannot bind socket \\(Address already in use\\) for \\[127\\.0\\.0\\.1:${first.httpPort}\\]`,
+      ),
+    );
+    // Every request on the port reaches the first one (the only one with a server behind it).
+    const backend = await startTinyHttp('first');
+    try {
+      await first.rt.addServer('api', 'only', '127.0.0.1', backend.port, { check: false });
+      for (let i = 0; i < 12; i++) {
+        const r = await httpGet('127.0.0.1', first.httpPort, '/');
+        expect(r).toEqual({ status: 200, body: 'first' });
+      }
+    } finally {
+      await backend.close();
+    }
   });
 
   it('rejects values that would break the config or the Redis inline AUTH', () => {

@@ -173,6 +173,8 @@ export async function startLoadBalancer(
       // Its workers too (they leave once the master is gone), and the old socket: the new
       // process is ready when it answers there.
       haproxy.current.kill('SIGKILL');
+      // Gone before the new one binds: it shares no port (noreuseport in the template).
+      await groupGone(haproxy.current.process.pid, 3000);
       rmSync(lb.socket, { force: true });
       return start();
     },

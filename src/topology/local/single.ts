@@ -5,8 +5,10 @@
  * registry, and the Switchboard processes. SIGINT/SIGTERM stop everything, during start-up too.
  */
 import { rmSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { connectRedis } from '../../adapters/redis/client.ts';
+import { groupGone } from '../child-processes.ts';
 import { syncBackends } from '../haproxy/backend-sync.ts';
 import { ensureSelfSignedCert, writeHaproxyConfig } from '../haproxy/config.ts';
 import { type HaproxyHandle, startHaproxy } from '../haproxy/process.ts';
@@ -28,6 +30,42 @@ import {
 import { makeMembers, restartSummary, startMember, stopMembers } from './members.ts';
 
 const PORTS = ['httpPort', 'tlsPort', 'statsPort', 'redisPort'] as const;
+const OPTION_OF = {
+  httpPort: '--http-port',
+  tlsPort: '--tls-port',
+  statsPort: '--stats-port',
+  redisPort: '--redis-port',
+} as const;
+
+const taken = (port: number, option: string) =>
+  `127.0.0.1:${port} (${option}) is taken: another launcher or program listens there; stop it, or give ${option} another port (0: any free one)`;
+
+/** Resolves false if something listens on 127.0.0.1:`port` (or it cannot be bound). */
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen({ host: '127.0.0.1', port, exclusive: true }, () => srv.close(() => resolve(true)));
+  });
+}
+
+/**
+ * The ports asked for (not 0) must be free before anything starts: HAProxy would fail on them
+ * only once the cluster is made. (Its template sets noreuseport, so it never shares one.)
+ */
+async function refuseTakenPorts(ctx: LaunchContext): Promise<void> {
+  for (const key of PORTS) {
+    const port = ctx.opts[key];
+    if (port !== 0 && !(await bindable(port))) throw new Error(taken(port, OPTION_OF[key]));
+  }
+}
+
+/** HAProxy's `cannot bind socket ... for [127.0.0.1:<port>]`, said with the option of that port. */
+function bindFailure(ctx: LaunchContext, err: Error): Error {
+  const port = Number(/cannot bind socket .*\[127\.0\.0\.1:(\d+)\]/.exec(err.message)?.[1]);
+  const key = PORTS.find((k) => ctx.opts[k] === port);
+  return key ? new Error(taken(port, OPTION_OF[key])) : err;
+}
 
 /**
  * HAProxy on the asked ports. Ports asked as 0 are picked now, after the cluster took its own
@@ -60,7 +98,7 @@ async function startLoopbackHaproxy(
       return { handle: await startHaproxy({ configPath, socket, logFile: haproxyLogOf(ctx) }), configPath };
     } catch (err) {
       if (picked.length === 0 || attempt >= 3 || !/Address already in use/.test((err as Error).message))
-        throw err;
+        throw bindFailure(ctx, err as Error);
     }
   }
 }
@@ -109,7 +147,8 @@ async function startUp(
   stop: () => Promise<void>,
 ): Promise<LaunchedTopology> {
   const { opts, say } = ctx;
-  // First: an explicit --status-port that is taken fails the launch before anything runs.
+  // First: an explicit port that is taken fails the launch before anything runs.
+  await refuseTakenPorts(ctx);
   const status = trackStatus({
     pid: process.pid,
     mode: 'single',
@@ -137,6 +176,8 @@ async function startUp(
     log: logFile(haproxyLogOf(ctx)),
     restart: async () => {
       haproxy.current.kill('SIGKILL');
+      // Gone before the new one binds: it shares no port (noreuseport in the template).
+      await groupGone(haproxy.current.process.pid, 3000);
       rmSync(socket, { force: true });
       return startHaproxy({ configPath: first.configPath, socket, logFile: haproxyLogOf(ctx) });
     },
