@@ -106,6 +106,22 @@ const ctx = new LaunchContext({
     : {}),
 });
 
+// Each port its own (0, any free port, excepted): HAProxy would split one port's connections
+// between two frontends, or fail to bind the second once the cluster is made.
+{
+  const ports: [string, number | undefined][] = [
+    ['http-port', ctx.opts.httpPort],
+    ['tls-port', ctx.opts.tlsPort],
+    ['stats-port', ctx.opts.statsPort],
+    ['redis-port', ctx.opts.redisPort],
+    ['status-port', ctx.opts.statusPort],
+  ];
+  for (const [i, [name, port]] of ports.entries()) {
+    const same = ports.slice(0, i).find(([, other]) => port !== undefined && port !== 0 && other === port);
+    if (same) fail(`--${name} ${port} is also --${same[0]}: give each port its own number (0: any free one)`);
+  }
+}
+
 function chooseMode(): 'single' | 'vrrp' {
   if (args.vrrp && args['no-vrrp']) fail('--vrrp and --no-vrrp exclude each other');
   if (args['no-vrrp']) return 'single';
