@@ -2,7 +2,7 @@
  * The local topology with a single HAProxy (`npm run topology -- --no-vrrp`): every process on
  * loopback. A Redis Cluster of 3 masters with a replica each, one HAProxy in front (HTTP API,
  * TLS, stats, Redis TCP with its layer-7 check) whose `api` backend follows the instance
- * registry, and the Switchboard processes. SIGINT/SIGTERM stop everything, during start-up too.
+ * registry, and the Switchboard processes. SIGINT/SIGTERM/SIGHUP stop everything, during start-up too.
  */
 import { rmSync } from 'node:fs';
 import net from 'node:net';
@@ -126,8 +126,10 @@ export async function launchSingle(ctx: LaunchContext): Promise<LaunchedTopology
       await undoAll();
     })());
   const shutdown = (code: number) => exitAfter(stop, code);
-  // Installed before anything starts: Ctrl-C during start-up also stops what was started.
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => shutdown(0));
+  // Installed before anything starts: Ctrl-C during start-up also stops what was started. SIGHUP
+  // too (the terminal closed): the Redis nodes and HAProxy run in process groups of their own, get
+  // none, and would be left running.
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => shutdown(0));
 
   startup = startUp(ctx, register, stop);
   try {
