@@ -147,7 +147,7 @@ async function launch(): Promise<void> {
   const topology: LaunchedTopology | undefined =
     chooseMode() === 'vrrp' ? await launchVrrp(ctx, fileURLToPath(import.meta.url)) : await launchSingle(ctx);
   if (!topology) return; // stopped during start-up: everything is being removed
-  if (ctx.opts.check) await checkAndExit(topology);
+  if (ctx.opts.check) await checkAndExit(topology, ctx.opts.dataDir);
   for (const line of topology.banner) ctx.say(line);
 }
 

@@ -4,7 +4,7 @@
  * loopback, the VRRP pair in network namespaces) and by the part that runs inside the app
  * namespace.
  */
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { keptCluster, type RedisClusterHandle, startRedisCluster } from '../redis-cluster.ts';
 import { shellLine } from '../redis-server.ts';
@@ -182,12 +182,24 @@ export interface LaunchedTopology {
 
 /**
  * --check: one command through the API, then everything stops; prints one JSON line
- * ({ ok, status, ...report }) and exits 0 when the command was accepted (201), 1 otherwise.
+ * ({ ok, status, ...report }) and exits 0 when the command was accepted (201), 1 otherwise. The
+ * command carries the admin key of workspace `default` the first API instance stored in the data
+ * directory (API keys are on by default; with AUTH=off there is none, and none is needed).
  */
-export async function checkAndExit(topology: LaunchedTopology): Promise<never> {
+export async function checkAndExit(topology: LaunchedTopology, dataDir: string): Promise<never> {
+  let key: string | undefined;
+  try {
+    key = readFileSync(path.join(dataDir, 'admin-key'), 'utf8').trim() || undefined;
+  } catch {
+    /* AUTH=off: no key was made */
+  }
   const r = await fetch(`${topology.apiUrl}/v1/workspaces/default/agents`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'idempotency-key': `topology-check-${Date.now()}` },
+    headers: {
+      'content-type': 'application/json',
+      'idempotency-key': `topology-check-${Date.now()}`,
+      ...(key ? { authorization: `Bearer ${key}` } : {}),
+    },
     body: JSON.stringify({ id: `check-${Date.now()}`, skills: ['English'] }),
   }).catch(() => undefined);
   const status = r?.status ?? 0;
