@@ -35,8 +35,9 @@ const usage = `usage: npm run topology -- [--api 3] [--projectors 2] [--dispatch
              passwords and the admin key) and start a new one. Without it, a launch starts the
              cluster an earlier launch left there, with its data.
   --haproxy-restart-delay  milliseconds a dead HAProxy waits before it is started again (then
-             2x, 4x ... at most 30 s). Above about 6000 (with --vrrp), the VIP moves to the other
-             HAProxy first and comes back once the restarted one passes keepalived's check.
+             2x, 4x ... at most 30 s, or the delay itself when longer; 100 to 60000). Above about
+             6000 (with --vrrp), the VIP moves to the other HAProxy first and comes back once
+             the restarted one passes keepalived's check.
   --status-port  the launcher's own GET /status on 127.0.0.1 (every supervised process: pid,
              state, restarts, last restart; also written to <data dir>/status.json). Default 8099,
              or the next free port up to 8119; 0: any free port.

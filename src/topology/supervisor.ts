@@ -48,7 +48,7 @@ export interface SupervisorOptions<H extends SupervisedHandle> {
   readonly onRestarted?: (handle: H) => void;
   /** First delay, ms. Default 1000. */
   readonly firstDelayMs?: number;
-  /** Longest delay, ms. Default 30 000. */
+  /** Longest delay, ms. Default 30 000; a longer firstDelayMs is kept as the longest. */
   readonly maxDelayMs?: number;
   /** A process that ran this long before it exited starts the back-off over, ms. Default 60 000. */
   readonly resetAfterMs?: number;
@@ -139,10 +139,9 @@ export class Supervisor<H extends SupervisedHandle> {
   private schedule(why: string): void {
     this.state = 'restarting';
     this.failures++;
-    const delay = Math.min(
-      (this.opts.firstDelayMs ?? 1000) * 2 ** (this.failures - 1),
-      this.opts.maxDelayMs ?? 30_000,
-    );
+    const first = this.opts.firstDelayMs ?? 1000;
+    // A first delay asked longer than the longest is kept (--haproxy-restart-delay up to 60 s).
+    const delay = Math.min(first * 2 ** (this.failures - 1), Math.max(this.opts.maxDelayMs ?? 30_000, first));
     const line = `${this.opts.name} ${why}; restarting in ${(delay / 1000).toFixed(1)} s (attempt ${this.failures})`;
     this.opts.say(line);
     this.opts.log?.note(line);

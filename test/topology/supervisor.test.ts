@@ -155,3 +155,29 @@ describe('a rotating log file', () => {
     expect(statSync(file).mode & 0o777).toBe(0o600);
   });
 });
+
+describe('a first delay longer than the longest', () => {
+  it('is kept, not cut to the longest (a --haproxy-restart-delay of 45 s waits 45 s, not 30)', async () => {
+    const said: string[] = [];
+    const starts: number[] = [];
+    const exitedAt: number[] = [];
+    const first = child(0);
+    first.process.once('exit', () => exitedAt.push(Date.now()));
+    const sup = new Supervisor(first, {
+      name: 'slow-restart',
+      kind: 'haproxy',
+      say: (line) => said.push(line),
+      stopping: () => false,
+      firstDelayMs: 600,
+      maxDelayMs: 200,
+      restart: async () => {
+        starts.push(Date.now());
+        return child(30);
+      },
+    });
+    await waitFor('the restart', () => sup.restarts === 1, { timeoutMs: 5000, everyMs: 20 });
+    expect(said[0]).toBe('slow-restart exited (0); restarting in 0.6 s (attempt 1)');
+    expect(starts[0]! - exitedAt[0]!).toBeGreaterThanOrEqual(550);
+    await sup.stop();
+  });
+});
