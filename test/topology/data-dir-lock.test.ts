@@ -11,25 +11,42 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { claimDataDir, lockFile } from '../../src/topology/local/data-dir-lock.ts';
+import { deleteNamespaceSync, listNamespaces, probeNetns } from '../../src/topology/netns.ts';
 import { waitFor } from '../support/wait.ts';
 import { stopLaunchers, tempDir } from './helpers.ts';
 
 const launcher = new URL('../../src/cli/launch.ts', import.meta.url).pathname;
 const dirs: { remove(): Promise<void> }[] = [];
 const running: ChildProcess[] = [];
+/** Run ids of --vrrp launches: their namespaces are deleted after the tests, should any be left. */
+const runIds: string[] = [];
+/** Processes a killed launcher left to stop by themselves: killed after the tests if still there. */
+const orphans: number[] = [];
 afterAll(async () => {
   await stopLaunchers(running);
+  for (const pid of orphans) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+  const left = await listNamespaces().catch(() => []);
+  for (const id of runIds)
+    for (const ns of left.filter((n) => n.includes(`-${id}-`))) deleteNamespaceSync(ns);
   for (const d of dirs) await d.remove();
 }, 90_000);
 
-function startLauncher(dataDir: string, extra: string[]) {
+const netns = probeNetns({ binaries: ['haproxy', 'keepalived'] });
+
+function startLauncher(dataDir: string, extra: string[], mode = '--no-vrrp') {
   const child = spawn(
     process.execPath,
     [
       '--import',
       'tsx',
       launcher,
-      '--no-vrrp',
+      mode,
       '--data-dir',
       dataDir,
       '--api',
@@ -130,4 +147,60 @@ describe('one launcher per data directory', () => {
     claim.release();
     expect(existsSync(lockFile(d.dir))).toBe(false);
   });
+
+  it.skipIf(!netns.ok)(
+    `--vrrp: a launcher killed outright leaves its claim to its part in the app namespace until that has stopped everything${netns.ok ? '' : ` (skipped: ${netns.reason})`}`,
+    async () => {
+      const d = await tempDir('topology-lock-vrrp');
+      dirs.push(d);
+      const first = startLauncher(d.dir, [], '--vrrp');
+      await waitFor(
+        () => `the first launcher's banner (it said: ${first.output().slice(-1500)})`,
+        () => first.output().includes('Ctrl-C stops everything') || first.child.exitCode !== null,
+        { timeoutMs: 120_000, everyMs: 200 },
+      );
+      expect(first.output()).toContain('Ctrl-C stops everything');
+      const id = /run ([0-9a-z]+):/.exec(first.output())?.[1];
+      expect(id).toBeDefined();
+      runIds.push(id!);
+      const status = JSON.parse(readFileSync(path.join(d.dir, 'status.json'), 'utf8')) as {
+        launcher: { pid: number; appNamespacePid: number };
+      };
+      const inApp = status.launcher.appNamespacePid;
+      expect(status.launcher.pid).toBe(first.child.pid);
+      orphans.push(inApp);
+
+      // Killed outright (the OOM killer, kill -9): its part in the app namespace stops everything.
+      first.child.kill('SIGKILL');
+      await first.exited;
+      const second = startLauncher(d.dir, [], '--vrrp');
+      const code = await Promise.race([
+        second.exited,
+        new Promise<'still running'>((r) => setTimeout(() => r('still running'), 20_000)),
+      ]);
+      const secondId = /namespaces sb-([0-9a-z]+)-br/.exec(second.output())?.[1];
+      if (secondId) runIds.push(secondId);
+      expect(code, second.output()).toBe(2);
+      expect(second.output()).toContain(
+        `another launcher (pid ${inApp}) runs on the data directory ${d.dir}`,
+      );
+
+      // Once it has stopped: its namespaces gone, the claim released.
+      await waitFor(
+        'the app namespace process to stop everything and exit',
+        () => {
+          try {
+            process.kill(inApp, 0);
+            return false;
+          } catch {
+            return true;
+          }
+        },
+        { timeoutMs: 60_000, everyMs: 200 },
+      );
+      expect((await listNamespaces()).filter((n) => n.includes(`-${id}-`))).toEqual([]);
+      expect(existsSync(lockFile(d.dir))).toBe(false);
+    },
+    200_000,
+  );
 });

@@ -17,6 +17,7 @@ import { ip, type NetnsStar, netnsExec } from '../netns.ts';
 import { freePort } from '../redis-server.ts';
 import { trackStatus } from '../status.ts';
 import { Aborted, type LaunchContext, type Register, undoableSteps } from './context.ts';
+import { claimDataDir } from './data-dir-lock.ts';
 import { forwardTo } from './forwarder.ts';
 import {
   checkScriptFor,
@@ -171,6 +172,14 @@ export async function runAppNamespace(ctx: LaunchContext, id: string): Promise<v
   process.on('disconnect', () => {
     if (ctx.stopping) return;
     orphan = true;
+    // The launcher's claim on the data directory died with it: this process holds it until it
+    // has stopped everything, so a launcher started meanwhile does not start the cluster again
+    // over the nodes still stopping here.
+    try {
+      claimDataDir(ctx.opts.dataDir);
+    } catch (err) {
+      process.stderr.write(`topology (app namespace): ${(err as Error).message}\n`);
+    }
     void stop(1);
   });
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void stop(0));

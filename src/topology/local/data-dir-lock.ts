@@ -21,7 +21,7 @@ export class DataDirTaken extends Error {
     readonly pid: number,
   ) {
     super(
-      `another launcher (pid ${pid}) runs on the data directory ${dataDir}: stop it first (Ctrl-C in its terminal, or kill -INT ${pid}), or give this one another --data-dir`,
+      `another launcher (pid ${pid}) runs on the data directory ${dataDir}: stop it first (Ctrl-C in its terminal, or kill -INT ${pid}; one that is stopping exits by itself), or give this one another --data-dir`,
     );
   }
 }
