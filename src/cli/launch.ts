@@ -141,9 +141,12 @@ async function launch(): Promise<void> {
   try {
     claimDataDir(ctx.opts.dataDir);
   } catch (err) {
-    if (!(err instanceof DataDirTaken)) throw err;
-    process.stderr.write(`topology: ${err.message}\n`);
-    process.exit(2);
+    if (err instanceof DataDirTaken) {
+      process.stderr.write(`topology: ${err.message}\n`);
+      process.exit(2);
+    }
+    // Not a directory, or not writable: said as the option's fault, without a stack.
+    fail(`--data-dir ${ctx.opts.dataDir} cannot be used: ${(err as Error).message}`);
   }
   const topology: LaunchedTopology | undefined =
     chooseMode() === 'vrrp' ? await launchVrrp(ctx, fileURLToPath(import.meta.url)) : await launchSingle(ctx);

@@ -5,7 +5,7 @@
  * is made) and a count or port out of range.
  */
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempDir } from './helpers.ts';
@@ -66,6 +66,17 @@ describe('npm run topology: options that make no sense', () => {
     for (const f of ['cluster', 'status.json', 'logs', 'launcher.pid'])
       expect(existsSync(path.join(d.dir, f)), f).toBe(false);
   }, 90_000);
+
+  it('refuses a data directory that cannot be made, naming --data-dir, without a stack trace', async () => {
+    const d = await tempDir('topology-options-dir');
+    dirs.push(d);
+    const file = path.join(d.dir, 'a-file');
+    writeFileSync(file, 'not a directory\n');
+    const r = await run(path.join(file, 'data'), [...ANY_PORTS]);
+    expect(r.stderr).toMatch(/--data-dir \S+a-file\/data cannot be used: ENOTDIR/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(r.code).toBe(2);
+  }, 30_000);
 
   it('refuses counts of 0 and ports out of range, naming the option', async () => {
     const d = await tempDir('topology-options-range');
