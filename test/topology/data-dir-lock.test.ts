@@ -4,16 +4,25 @@
  * running launcher's pid and the directory) before it touches anything: with --fresh it would
  * otherwise delete the running cluster's data, passwords and admin key and start a second
  * cluster over them, and write its own status.json over the running one's. The claim goes
- * with the launcher (Ctrl-C); one left by a launcher that was killed is taken over.
+ * with the launcher; one left by a launcher that was killed is taken over.
+ *
+ * The same running launcher also shows two more things, so that one topology is started for all
+ * three: a second launcher (another data directory) on its ports is refused before it starts
+ * anything, naming the port and its option, while the running one keeps every connection (HAProxy
+ * sets SO_REUSEPORT by default: a second HAProxy on the same port started, and the kernel split
+ * the connections between two topologies); and the terminal it runs in closing (SIGHUP to its
+ * process group) stops everything it started, as Ctrl-C does, the Redis nodes and HAProxy too,
+ * which run in process groups of their own and get no SIGHUP.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { claimDataDir, lockFile } from '../../src/topology/local/data-dir-lock.ts';
 import { deleteNamespaceSync, listNamespaces, probeNetns } from '../../src/topology/netns.ts';
+import { freePort } from '../../src/topology/redis-server.ts';
 import { waitFor } from '../support/wait.ts';
-import { stopLaunchers, tempDir } from './helpers.ts';
+import { httpGet, stopLaunchers, tempDir } from './helpers.ts';
 
 const launcher = new URL('../../src/cli/launch.ts', import.meta.url).pathname;
 const dirs: { remove(): Promise<void> }[] = [];
@@ -22,9 +31,11 @@ const running: ChildProcess[] = [];
 const runIds: string[] = [];
 /** Processes a killed launcher left to stop by themselves: killed after the tests if still there. */
 const orphans: number[] = [];
+/** What the first test's launcher started (pid: command line): killed after the tests if left. */
+const started = new Map<number, string>();
 afterAll(async () => {
   await stopLaunchers(running);
-  for (const pid of orphans) {
+  for (const pid of [...orphans, ...[...started.keys()].filter(alive)]) {
     try {
       process.kill(pid, 'SIGKILL');
     } catch {
@@ -39,7 +50,18 @@ afterAll(async () => {
 
 const netns = probeNetns({ binaries: ['haproxy', 'keepalived'] });
 
-function startLauncher(dataDir: string, extra: string[], mode = '--no-vrrp') {
+/**
+ * A launcher of one API instance, projector and dispatcher. `ports`: its --http-port, --tls-port,
+ * --stats-port and --redis-port (default: free ones it picks). `detached`: in a process group of
+ * its own, as a terminal's foreground job.
+ */
+function startLauncher(
+  dataDir: string,
+  extra: string[],
+  mode = '--no-vrrp',
+  { ports = [0, 0, 0, 0], detached = false }: { ports?: readonly number[]; detached?: boolean } = {},
+) {
+  const [http, tls, stats, redis] = ports.map(String) as [string, string, string, string];
   const child = spawn(
     process.execPath,
     [
@@ -56,18 +78,18 @@ function startLauncher(dataDir: string, extra: string[], mode = '--no-vrrp') {
       '--dispatchers',
       '1',
       '--http-port',
-      '0',
+      http,
       '--tls-port',
-      '0',
+      tls,
       '--stats-port',
-      '0',
+      stats,
       '--redis-port',
-      '0',
+      redis,
       '--status-port',
       '0',
       ...extra,
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { stdio: ['ignore', 'pipe', 'pipe'], detached },
   );
   running.push(child);
   let out = '';
@@ -81,18 +103,59 @@ function startLauncher(dataDir: string, extra: string[], mode = '--no-vrrp') {
   return { child, exited, output: () => out };
 }
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  // A zombie (exited, not yet reaped by its parent) is not running.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^[ZX]$/.test(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] ?? '');
+  } catch {
+    return false;
+  }
+}
+
+/** The processes whose parent is `pid`, with their command lines. */
+function childrenOf(pid: number): { pid: number; cmd: string }[] {
+  const found: { pid: number; cmd: string }[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== pid) continue;
+      found.push({
+        pid: Number(entry),
+        cmd: readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' ').trim(),
+      });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
 describe('one launcher per data directory', () => {
-  it('refuses a second launcher (even with --fresh) on a running one’s data directory, and leaves the running one alone', async () => {
+  it('refuses a second launcher on a running one’s data directory (even with --fresh) or on its ports before it touches anything; SIGHUP stops everything', async () => {
     const d = await tempDir('topology-lock');
-    dirs.push(d);
-    const first = startLauncher(d.dir, []);
+    const other = await tempDir('topology-ports');
+    dirs.push(d, other);
+    const ports = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const first = startLauncher(d.dir, [], '--no-vrrp', { ports, detached: true });
     await waitFor(
       () => `the first launcher's banner (it said: ${first.output().slice(-1500)})`,
       () => first.output().includes('Ctrl-C stops everything') || first.child.exitCode !== null,
       { timeoutMs: 90_000, everyMs: 200 },
     );
     expect(first.output()).toContain('Ctrl-C stops everything');
+    for (const c of childrenOf(first.child.pid!)) started.set(c.pid, c.cmd);
+    const kinds = [...started.values()];
+    expect(kinds.filter((c) => c.startsWith('redis-server'))).toHaveLength(6);
+    expect(kinds.some((c) => c.startsWith('haproxy'))).toBe(true);
     const api = /API through HAProxy\s+(http:\/\/\S+)/.exec(first.output())?.[1];
+    expect(Number(new URL(api!).port)).toBe(ports[0]);
     const kept = {
       manifest: path.join(d.dir, 'cluster', 'cluster.json'),
       credentials: path.join(d.dir, 'redis-credentials.json'),
@@ -104,6 +167,7 @@ describe('one launcher per data directory', () => {
       adminKey: readFileSync(path.join(d.dir, 'admin-key'), 'utf8'),
     };
 
+    // On its data directory, even with --fresh: refused (2), naming the running launcher.
     const second = startLauncher(d.dir, ['--fresh']);
     const code = await Promise.race([
       second.exited,
@@ -129,11 +193,47 @@ describe('one launcher per data directory', () => {
     expect((await fetch(`${api}/health`)).status).toBe(200);
     expect(readFileSync(lockFile(d.dir), 'utf8').trim()).toBe(String(first.child.pid));
 
-    // Ctrl-C: the claim goes with the launcher.
-    first.child.kill('SIGINT');
-    expect(await first.exited).toBe(0);
+    // On its ports, from another data directory: refused (1) before anything starts, naming the
+    // port and its option; every request on the port, during and after, reached the first one.
+    const firstPid = async () => {
+      const r = await httpGet('127.0.0.1', ports[0]!, '/status');
+      return (JSON.parse(r.body) as { pid: number }).pid;
+    };
+    const owner = await firstPid();
+    const third = startLauncher(other.dir, [], '--no-vrrp', { ports });
+    const thirdCode = await Promise.race([
+      third.exited,
+      new Promise<'still running'>((r) => setTimeout(() => r('still running'), 30_000)),
+    ]);
+    for (let i = 0; i < 12; i++) expect(await firstPid()).toBe(owner);
+    expect(thirdCode, third.output()).toBe(1);
+    expect(third.output()).toContain(`127.0.0.1:${ports[0]} (--http-port) is taken`);
+    expect(third.output()).not.toContain('starting a Redis Cluster');
+
+    // Its terminal closes: SIGHUP to its process group stops everything, as Ctrl-C does, and the
+    // claim goes with it.
+    process.kill(-first.child.pid!, 'SIGHUP');
+    const stopped = await Promise.race([
+      first.exited,
+      new Promise<'still running'>((r) => setTimeout(() => r('still running'), 40_000)),
+    ]);
+    await waitFor(
+      () =>
+        `nothing the launcher started left running (still: ${[...started]
+          .filter(([pid]) => alive(pid))
+          .map(([pid, cmd]) => `${pid} ${cmd}`)
+          .join('; ')})`,
+      () => [...started.keys()].every((pid) => !alive(pid)),
+      { timeoutMs: 15_000, everyMs: 100 },
+    );
+    // Stopped as on Ctrl-C, not killed by the signal.
+    expect(stopped, first.output().slice(-2000)).toBe(0);
     expect(existsSync(lockFile(d.dir))).toBe(false);
-  }, 150_000);
+    const after = JSON.parse(readFileSync(path.join(d.dir, 'status.json'), 'utf8')) as {
+      components: { name: string; state: string }[];
+    };
+    for (const c of after.components) expect(c.state, c.name).toBe('stopped');
+  }, 200_000);
 
   it('takes over a claim left by a launcher that was killed, and releases its own', async () => {
     const d = await tempDir('topology-lock-stale');
