@@ -85,12 +85,14 @@ export function trackStatus(
 
 /**
  * `GET /status` (and `/`) on 127.0.0.1:`port`, answering `status()` as JSON. `port` undefined:
- * DEFAULT_STATUS_PORT or the next free one up to 20 above; 0: any free port. Resolves with the
- * server and the port it listens on.
+ * DEFAULT_STATUS_PORT or the next free one up to 20 above, passing over `avoid` (the ports the
+ * launcher was given for what it starts after: free now, and not to be taken from it); 0: any free
+ * port. Resolves with the server and the port it listens on.
  */
 export async function serveStatus(
   status: () => LauncherStatus | undefined,
   port: number | undefined,
+  avoid: readonly number[] = [],
 ): Promise<{ server: http.Server; port: number; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
     const url = (req.url ?? '/').split('?')[0];
@@ -115,7 +117,9 @@ export async function serveStatus(
       });
     });
   const candidates =
-    port === undefined ? Array.from({ length: 21 }, (_, i) => DEFAULT_STATUS_PORT + i) : [port];
+    port === undefined
+      ? Array.from({ length: 21 }, (_, i) => DEFAULT_STATUS_PORT + i).filter((p) => !avoid.includes(p))
+      : [port];
   let lastError: Error | undefined;
   for (const p of candidates) {
     try {

@@ -8,11 +8,12 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stopChild } from '../../src/topology/child-processes.ts';
 import { RotatingLog } from '../../src/topology/log-file.ts';
-import { serveStatus, statusFile, trackStatus } from '../../src/topology/status.ts';
+import { DEFAULT_STATUS_PORT, serveStatus, statusFile, trackStatus } from '../../src/topology/status.ts';
 import {
   type ComponentStatus,
   onSupervisorChange,
@@ -179,5 +180,25 @@ describe('a first delay longer than the longest', () => {
     expect(said[0]).toBe('slow-restart exited (0); restarting in 0.6 s (attempt 1)');
     expect(starts[0]! - exitedAt[0]!).toBeGreaterThanOrEqual(550);
     await sup.stop();
+  });
+});
+
+describe("the launcher's /status port", () => {
+  it('passes over the ports given for what the launcher starts after it, in its scan from 8099', async () => {
+    // 8099 held here (or by someone else): the scan goes on to 8100, which the launcher was given
+    // for HAProxy's HTTP frontend; the status server must leave it for HAProxy.
+    const holder = http.createServer();
+    await new Promise<void>((resolve) => {
+      holder.once('error', () => resolve());
+      holder.listen({ host: '127.0.0.1', port: DEFAULT_STATUS_PORT, exclusive: true }, () => resolve());
+    });
+    const served = await serveStatus(() => undefined, undefined, [DEFAULT_STATUS_PORT + 1]);
+    try {
+      expect(served.port).toBeGreaterThan(DEFAULT_STATUS_PORT + 1);
+      expect(served.port).toBeLessThanOrEqual(DEFAULT_STATUS_PORT + 20);
+    } finally {
+      await served.close();
+      await new Promise<void>((resolve) => holder.close(() => resolve()));
+    }
   });
 });

@@ -30,6 +30,11 @@ export interface LocalTopologyOptions {
   readonly statusPort?: number;
 }
 
+/** The ports the launcher was given (0, any free one, is none): the status server's scan passes them over. */
+export function givenPorts(o: LocalTopologyOptions): number[] {
+  return [o.httpPort, o.tlsPort, o.statsPort, o.redisPort].filter((p) => p > 0);
+}
+
 /** Thrown by start-up steps once a stop was asked for. */
 export class Aborted extends Error {}
 

@@ -22,6 +22,7 @@ import {
   Aborted,
   exampleRequest,
   exitAfter,
+  givenPorts,
   type LaunchContext,
   type LaunchedTopology,
   type Register,
@@ -157,7 +158,7 @@ async function startUp(
     startedAt: new Date().toISOString(),
     dataDir: opts.dataDir,
   });
-  const statusServer = await serveStatus(status, opts.statusPort);
+  const statusServer = await serveStatus(status, opts.statusPort, givenPorts(opts));
   await register('the status server', () => statusServer.close());
   say('starting a Redis Cluster: 3 masters, 3 replicas, AOF on ...');
   const cluster = await ctx.startCluster();

@@ -20,7 +20,14 @@ import type net from 'node:net';
 import { hasExited, signalGroup, waitExit } from '../child-processes.ts';
 import { type NetnsStar, netnsExec } from '../netns.ts';
 import { type LauncherStatus, serveStatus, statusFile } from '../status.ts';
-import { Aborted, exampleRequest, exitAfter, type LaunchContext, type LaunchedTopology } from './context.ts';
+import {
+  Aborted,
+  exampleRequest,
+  exitAfter,
+  givenPorts,
+  type LaunchContext,
+  type LaunchedTopology,
+} from './context.ts';
 import { boundPort, listenLoopback } from './forwarder.ts';
 import {
   type Forwarded,
@@ -241,7 +248,7 @@ export async function launchVrrp(ctx: LaunchContext, entry: string): Promise<Lau
   process.once('exit', () => rmSync(scriptDir(star.id), { recursive: true, force: true }));
 
   try {
-    statusServer = await serveStatus(() => status, ctx.opts.statusPort);
+    statusServer = await serveStatus(() => status, ctx.opts.statusPort, givenPorts(ctx.opts));
     await openForwarders(ctx, servers);
     const ports = Object.fromEntries([...servers].map(([k, s]) => [k, boundPort(s)])) as Record<
       Forwarded,
