@@ -212,6 +212,9 @@ class Replayer {
       this.progress(a.events);
     }
     while (!a.settle()) await this.takeCommands();
+    // The outcomes after the last command's, up to the cut, belong to no command replayed (or
+    // repeat one): read them too, wherever a page ended, for the end of the audit to report.
+    while (!this.outcomes.done) await this.takeOutcomes();
   }
 
   private async takeCommands(): Promise<void> {
@@ -222,17 +225,20 @@ class Replayer {
       !this.outcomes.done &&
       last !== undefined &&
       (this.outcomesUpTo === undefined || positionBefore(this.outcomesUpTo, last))
-    ) {
-      const outcomes: Page = await this.outcomes.take();
-      // Outcomes trimmed while the audit read (a live workspace): the commands before this page's
-      // first outcome have theirs no more, as before the stream's first entry.
-      if (outcomes.gap) this.audit.outcomesTrimmed();
-      this.audit.addOutcomes(outcomes);
-      const at = outcomes.at(-1);
-      if (at) this.outcomesUpTo = fieldOf(at, 'position');
-    }
+    )
+      await this.takeOutcomes();
     this.audit.addCommands(page);
     this.audit.commandsEnd(this.commands.done);
+  }
+
+  private async takeOutcomes(): Promise<void> {
+    const outcomes: Page = await this.outcomes.take();
+    // Outcomes trimmed while the audit read (a live workspace): the commands before this page's
+    // first outcome have theirs no more, as before the stream's first entry.
+    if (outcomes.gap) this.audit.outcomesTrimmed();
+    this.audit.addOutcomes(outcomes);
+    const at = outcomes.at(-1);
+    if (at) this.outcomesUpTo = fieldOf(at, 'position');
   }
 }
 
