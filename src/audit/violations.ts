@@ -62,6 +62,8 @@ export class Violations {
   before = 0;
   readonly byKind: Partial<Record<ViolationKind, number>> = {};
   readonly kept: Violation[] = [];
+  /** The kinds of the end-of-log violations counted (stream `state`), kept or not. */
+  private atEnd: ViolationKind[] = [];
 
   constructor(
     private readonly after: string | undefined,
@@ -75,6 +77,23 @@ export class Violations {
     }
     this.count++;
     this.byKind[v.kind] = (this.byKind[v.kind] ?? 0) + 1;
+    if (v.stream === 'state') this.atEnd.push(v.kind);
     if (this.kept.length < this.keep) this.kept.push(v);
+  }
+
+  /**
+   * Withdraws the end-of-log violations found so far: an audit run again checks the end of the log
+   * anew, and reports what holds at its own end, each finding once.
+   */
+  withdrawEnd(): void {
+    for (const kind of this.atEnd) {
+      this.count--;
+      const left = (this.byKind[kind] ?? 1) - 1;
+      if (left > 0) this.byKind[kind] = left;
+      else delete this.byKind[kind];
+    }
+    this.atEnd = [];
+    for (let i = this.kept.length - 1; i >= 0; i--)
+      if (this.kept[i]!.stream === 'state') this.kept.splice(i, 1);
   }
 }

@@ -11,6 +11,7 @@ import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { auditWorkspace, WorkspaceAudit } from '../../src/audit/read.ts';
 import { writeLog } from '../../src/cli/bench/audit-log.ts';
+import { dispatchPending } from '../../src/dispatcher/dispatcher.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { projectPending } from '../../src/projections/projector.ts';
 import { suiteRedis } from '../support/redis.ts';
@@ -101,6 +102,34 @@ describe('tampered logs', () => {
       whole.events,
       whole.decisionsChecked,
     ]);
+  });
+
+  it('an audit run again reports the end of the log as it is now, each finding once', async () => {
+    const { ws } = await log();
+    const commands: Command[] = [
+      { type: 'RegisterAgent', agentId: 'i1', skills: ['India'], capacity: 1 },
+      { type: 'ChangeAgentState', agentId: 'i1', state: 'available' },
+      { type: 'QueueContact', contactId: 'ci', skills: ['India'], priority: 0 },
+    ];
+    for (const command of commands) await appendCommand(suite.redis, { workspace: ws, command });
+    await projectPending(suite.redis, ws); // and no dispatch: ci waits while i1 could take it
+    const follower = new WorkspaceAudit(suite.redis, ws, { idle: true });
+    const idle = [
+      expect.objectContaining({ kind: 'idle', message: expect.stringMatching(/contact ci waits/) }),
+    ];
+    const first = await follower.run();
+    expect(first.violations).toEqual(idle);
+    const second = await follower.run();
+    const whole = await auditWorkspace(suite.redis, ws, { idle: true });
+    expect(whole.violations).toEqual(idle);
+    expect(second.violations).toEqual(whole.violations);
+    expect(second).toMatchObject({ violationCount: 1, violationsByKind: { idle: 1 } });
+
+    // Dispatched since: the end of the log is right now, and so is the audit.
+    expect(await dispatchPending(suite.redis, ws)).toBe(1);
+    const third = await follower.run();
+    expect(third).toMatchObject({ ok: true, violationCount: 0, violationsByKind: {}, violations: [] });
+    expect((await auditWorkspace(suite.redis, ws, { idle: true })).ok).toBe(true);
   });
 
   it('reports an AssignmentMade to the wrong agent appended with XADD', async () => {
