@@ -7,6 +7,7 @@
  */
 import { request } from 'node:http';
 import { connect } from 'node:net';
+import { Cluster } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -432,6 +433,45 @@ describe('limits', () => {
     expect(poll.status).toBe(503);
     expect((await poll.json()) as { type: string }).toMatchObject({ type: '/problems/position-not-reached' });
     expect(Date.now() - began).toBeGreaterThan(3900);
+  });
+
+  it('an upgrade whose client vanished while it was checked takes no slot: the caps are not spent for ever', async () => {
+    const c = await instance({ WS_MAX_PER_KEY: '1', WS_MAX_PER_INSTANCE: '1' });
+    const admin = redis.adminClient();
+    await admin.ping();
+    const nodes = admin instanceof Cluster ? admin.nodes('all') : [admin];
+    const { hostname, port } = new URL(c.url!);
+    try {
+      for (const end of ['reset', 'fin'] as const) {
+        // Redis holds the route's checks before the upgrade; the client leaves meanwhile.
+        await Promise.all(nodes.map((n) => n.call('CLIENT', 'PAUSE', '500', 'ALL')));
+        const socket = connect(Number(port), hostname);
+        socket.on('error', () => {});
+        await new Promise((resolve) => socket.on('connect', resolve));
+        socket.write(
+          `GET ${B}/events/live HTTP/1.1\r\nHost: ${hostname}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+            'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+        );
+        await sleep(150);
+        if (end === 'reset') socket.resetAndDestroy();
+        else socket.destroy();
+        await sleep(600);
+        // Both slots (the instance's one, the address's one) are free again.
+        const r = await openLive(c.url!);
+        if (!('socket' in r)) throw new Error(`after a ${end}: refused: ${r.status} ${r.body}`);
+        r.socket.close();
+        await waitFor('the socket closed', async () => {
+          const again = await openLive(c.url!);
+          if (!('socket' in again)) return false;
+          again.socket.terminate();
+          return true;
+        });
+        await sleep(100);
+      }
+    } finally {
+      await Promise.all(nodes.map((n) => n.call('CLIENT', 'UNPAUSE').catch(() => {})));
+      admin.disconnect();
+    }
   });
 
   it('a WebSocket outlives the request timeouts', async () => {

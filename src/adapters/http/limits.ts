@@ -252,8 +252,12 @@ export function installLimits(app: FastifyInstance, deps: LimitDeps): void {
         ),
         5,
       );
-    open++;
     const socket = req.raw.socket;
+    // The client left while the checks before this ran (a reset, its process gone): the socket has
+    // closed already, and its 'close' would never come to give a slot back. Nothing is counted; the
+    // upgrade finds the socket ended and opens nothing.
+    if (socket.destroyed) return done();
+    open++;
     const key = callerKeys(req).sockets;
     const member = `${instance}:${++serial}`;
     let closed = false;
