@@ -5,6 +5,7 @@
  * close code on shutdown, and the 1013 closes (a slow reader, a replay outrun by the live feed)
  * whose advertised position resumes with no gap and no duplicate.
  */
+import { Cluster } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -527,6 +528,35 @@ describe('live feed', () => {
     // The other instances still serve.
     const res = await main.api!.inject({ method: 'GET', url: '/health' });
     expect(res.statusCode).toBe(200);
+  });
+
+  it('(f2) a feed whose upgrade was being checked as the stop began is closed with 1001 and its position too', async () => {
+    const ws = WS.shutdown;
+    const own = await startSwitchboard(loadConfig(env({ ROLES: 'api', SHUTDOWN_TIMEOUT_MS: '6000' })), log);
+    const admin = redis.adminClient();
+    await admin.ping();
+    const nodes = admin instanceof Cluster ? admin.nodes('all') : [admin];
+    let stopped = false;
+    try {
+      // Redis holds the checks before the upgrade (the new tail's first read) while the stop begins.
+      await Promise.all(nodes.map((n) => n.call('CLIENT', 'PAUSE', '600', 'ALL')));
+      const late = new Sub(new WebSocket(liveUrl(own, ws)));
+      opened.push(late);
+      await sleep(200);
+      const t0 = Date.now();
+      const stopping = own.stop();
+      const close = await late.closed;
+      expect(close.code, close.reason).toBe(1001);
+      expect(close.reason).toMatch(/^server shutting down; reconnect with after=\d+-\d+$/);
+      // Told as the pause ends, not cut when half the shutdown time is over.
+      expect(Date.now() - t0).toBeLessThan(2500);
+      await stopping;
+      stopped = true;
+    } finally {
+      await Promise.all(nodes.map((n) => n.call('CLIENT', 'UNPAUSE').catch(() => {})));
+      admin.disconnect();
+      if (!stopped) await own.stop();
+    }
   });
 
   /**

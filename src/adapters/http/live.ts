@@ -64,6 +64,13 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
   const keys = app.apiKeyActive
     ? new KeyWatch((keyId) => app.apiKeyActive!(keyId), KEY_CHECK_EVERY_MS)
     : undefined;
+  // Set as the server begins to stop, when the open feeds are closed with 1001: an upgrade still
+  // being checked then opens after that, and is closed the same way at once.
+  let stopping = false;
+  app.addHook('preClose', (done) => {
+    stopping = true;
+    done();
+  });
 
   app.get(
     '/events/live',
@@ -124,6 +131,10 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
       let last =
         q.after ?? (comparePositions(streamEnd!, tail.eventPosition) > 0 ? streamEnd! : tail.eventPosition);
       resumeAfter.set(socket, () => last);
+      if (stopping) {
+        socket.close(1001, `server shutting down; reconnect with after=${last}`);
+        return;
+      }
       let replaying = q.after !== undefined;
       const held: LiveEvent[] = [];
       let alive = true;
