@@ -331,7 +331,8 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
   const ownDir = opts.dataDir === undefined;
   // Absolute: the server runs with the data directory as its working directory.
   const dataDir = path.resolve(opts.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'sb-redis-'))));
-  mkdirSync(dataDir, { recursive: true });
+  // Owner-only: the AOF and RDB Redis writes here hold every document in clear.
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   for (let attempt = 0; attempt < 5; attempt++) {
     const result = await startOnce(opts, dataDir);
     if (result === 'port-in-use') {
@@ -400,7 +401,8 @@ export async function startPrivateRedis(
   dataDir: string,
   opts: RedisServerOptions = {},
 ): Promise<PrivateRedis> {
-  mkdirSync(dataDir, { recursive: true });
+  // DATA_DIR holds the AOF, the archive, the passwords and the admin key: owner-only when made here.
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const credentials = loadOrCreateCredentials(credentialsFile(path.resolve(dataDir)));
   const started = await startRedisServer({
     appendonly: true,

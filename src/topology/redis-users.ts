@@ -50,7 +50,7 @@ export function aclFileLine(u: AclUser): string {
 
 /** Writes `text` readable and writable by the owner only (also when the file existed with other modes). */
 export function writePrivateFile(file: string, text: string): void {
-  mkdirSync(path.dirname(file), { recursive: true });
+  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   writeFileSync(file, text, { mode: 0o600 });
   chmodSync(file, 0o600);
 }

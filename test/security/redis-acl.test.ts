@@ -289,4 +289,15 @@ describe('the private redis-server of npm start', () => {
     }
     expect(readdirSync(dir)).toContain('redis-credentials.json');
   });
+
+  it('makes a DATA_DIR it does not find owner-only (0700): its AOF, archive and admin key stay unread by others', async () => {
+    const fresh = path.join(dir, 'fresh', 'data');
+    const started = await startPrivateRedis(fresh);
+    try {
+      expect((statSync(fresh).mode & 0o777).toString(8)).toBe('700');
+      expect(readdirSync(fresh)).toContain('appendonlydir');
+    } finally {
+      await started.server.stop();
+    }
+  });
 });

@@ -47,7 +47,8 @@ function isLauncher(pid: number): boolean {
  * launcher runs there. The claim goes when this process exits, or with `release()`.
  */
 export function claimDataDir(dataDir: string): { release(): void } {
-  mkdirSync(dataDir, { recursive: true });
+  // Owner-only when made here: the cluster's AOF, its passwords and the admin key go in it.
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const file = lockFile(dataDir);
   // Written aside and linked into place: the file appears whole (with its pid) or not at all.
   const aside = `${file}.${process.pid}`;
