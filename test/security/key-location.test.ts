@@ -81,4 +81,21 @@ describe('a key at its Location', () => {
     });
     expect(query.statusCode).toBe(400);
   });
+
+  it('a name of 200 characters outside the BMP (two UTF-16 units each) is a name like any other; 201 of them a 400', async () => {
+    const admin = await keyOf(sb.redis, WS, 'admin');
+    const make = (name: string) =>
+      sb.api!.inject({
+        method: 'POST',
+        url: `/v1/workspaces/${WS}/keys`,
+        headers: { ...bearer(admin.key), 'content-type': 'application/json' },
+        payload: JSON.stringify({ role: 'auditor', name }),
+      });
+    const made = await make('\u{1F4DE}'.repeat(200));
+    expect(made.statusCode, made.body).toBe(201);
+    expect(made.json().name).toBe('\u{1F4DE}'.repeat(200));
+    const over = await make('\u{1F4DE}'.repeat(201));
+    expect(over.statusCode, over.body).toBe(400);
+    expect(over.json()).toMatchObject({ type: '/problems/invalid-request', errors: [{ path: 'name' }] });
+  });
 });

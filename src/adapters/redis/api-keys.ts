@@ -69,7 +69,9 @@ export function checkNewApiKey(k: NewApiKey): void {
   } else if (k.agentId !== undefined) {
     throw new ApiKeyInputError('agentId', 'is only for role agent');
   }
-  if (k.name !== undefined && (typeof k.name !== 'string' || k.name.length > MAX_KEY_NAME))
+  // Characters as the API's names count them (code points): a character outside the BMP is
+  // two UTF-16 units, and the name the route accepted must not be refused here.
+  if (k.name !== undefined && (typeof k.name !== 'string' || [...k.name].length > MAX_KEY_NAME))
     throw new ApiKeyInputError('name', `must be a string of at most ${MAX_KEY_NAME} characters`);
 }
 
