@@ -115,7 +115,8 @@ export class DiskArchive implements ArchiveStore {
     await this.ensureDir(dir);
     const final = path.join(dir, name);
     const temp = path.join(dir, `.${name}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-    const f = await open(temp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o644);
+    // Owner-only: a segment holds the contacts' attributes and who worked on what, for good.
+    const f = await open(temp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o600);
     try {
       await f.writeFile(bytes);
       await f.sync();
@@ -141,9 +142,9 @@ export class DiskArchive implements ArchiveStore {
     return readFile(path.join(this.dir(workspace, stream), name));
   }
 
-  /** Creates the directory and makes each new level durable in its parent. */
+  /** Creates the directory (each new level owner-only, 0700) and makes each new level durable in its parent. */
   private async ensureDir(dir: string): Promise<void> {
-    const made = await mkdir(dir, { recursive: true });
+    const made = await mkdir(dir, { recursive: true, mode: 0o700 });
     if (made === undefined) return;
     // `made` is the first directory created: sync it and every level below it, and its parent.
     for (let d = dir; ; d = path.dirname(d)) {

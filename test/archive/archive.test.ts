@@ -6,7 +6,7 @@
  * the auditor as an `archive` violation at its position.
  */
 import { execFile } from 'node:child_process';
-import { cp, mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
@@ -136,6 +136,18 @@ describe('the log archive', () => {
         .map((v) => v.stream)
         .sort(),
     ).toEqual(['commands', 'events']);
+  });
+
+  it('keeps the archive owner-only: the directories it makes 0700, segments and snapshots 0600', async () => {
+    const root = path.join(await tempDir(), 'data', 'archive');
+    const store = new DiskArchive(root);
+    await store.put('w', 'events', 'segment', Buffer.from('customer data'));
+    await store.putSnapshot('w', 'snapshot', Buffer.from('customer data'));
+    const mode = async (p: string) => ((await stat(p)).mode & 0o777).toString(8);
+    for (const d of [path.dirname(root), root, path.join(root, 'w'), path.join(root, 'w', 'events')])
+      expect(await mode(d), d).toBe('700');
+    expect(await mode(path.join(root, 'w', 'events', 'segment'))).toBe('600');
+    expect(await mode(path.join(root, 'w', 'snapshots', 'snapshot'))).toBe('600');
   });
 
   it('never trims a command the projector has not applied; ages and counts both bound', async () => {
