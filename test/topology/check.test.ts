@@ -8,9 +8,8 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { lockFile } from '../../src/topology/local/data-dir-lock.ts';
-import { tempDir } from './helpers.ts';
+import { LAUNCHER, oneOfEachArgs, tempDir } from './helpers.ts';
 
-const launcher = new URL('../../src/cli/launch.ts', import.meta.url).pathname;
 const dirs: { remove(): Promise<void> }[] = [];
 afterAll(async () => {
   for (const d of dirs) await d.remove();
@@ -24,31 +23,7 @@ describe('npm run topology -- --check', () => {
     const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
       execFile(
         process.execPath,
-        [
-          '--import',
-          'tsx',
-          launcher,
-          '--no-vrrp',
-          '--check',
-          '--data-dir',
-          d.dir,
-          '--api',
-          '1',
-          '--projectors',
-          '1',
-          '--dispatchers',
-          '1',
-          '--http-port',
-          '0',
-          '--tls-port',
-          '0',
-          '--stats-port',
-          '0',
-          '--redis-port',
-          '0',
-          '--status-port',
-          '0',
-        ],
+        ['--import', 'tsx', LAUNCHER, '--no-vrrp', '--check', '--data-dir', d.dir, ...oneOfEachArgs()],
         // SIGINT: the launcher's clean stop, should it hang.
         { env, timeout: 120_000, killSignal: 'SIGINT' },
         (err, stdout, stderr) => {

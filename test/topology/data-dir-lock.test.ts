@@ -15,16 +15,23 @@
  * which run in process groups of their own and get no SIGHUP.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { claimDataDir, lockFile } from '../../src/topology/local/data-dir-lock.ts';
 import { deleteNamespaceSync, listNamespaces, probeNetns } from '../../src/topology/netns.ts';
 import { freePort } from '../../src/topology/redis-server.ts';
 import { waitFor } from '../support/wait.ts';
-import { httpGet, stopLaunchers, tempDir } from './helpers.ts';
+import {
+  childrenOf,
+  httpGet,
+  isRunning,
+  LAUNCHER,
+  oneOfEachArgs,
+  stopLaunchers,
+  tempDir,
+} from './helpers.ts';
 
-const launcher = new URL('../../src/cli/launch.ts', import.meta.url).pathname;
 const dirs: { remove(): Promise<void> }[] = [];
 const running: ChildProcess[] = [];
 /** Run ids of --vrrp launches: their namespaces are deleted after the tests, should any be left. */
@@ -35,7 +42,7 @@ const orphans: number[] = [];
 const started = new Map<number, string>();
 afterAll(async () => {
   await stopLaunchers(running);
-  for (const pid of [...orphans, ...[...started.keys()].filter(alive)]) {
+  for (const pid of [...orphans, ...[...started.keys()].filter(isRunning)]) {
     try {
       process.kill(pid, 'SIGKILL');
     } catch {
@@ -61,34 +68,9 @@ function startLauncher(
   mode = '--no-vrrp',
   { ports = [0, 0, 0, 0], detached = false }: { ports?: readonly number[]; detached?: boolean } = {},
 ) {
-  const [http, tls, stats, redis] = ports.map(String) as [string, string, string, string];
   const child = spawn(
     process.execPath,
-    [
-      '--import',
-      'tsx',
-      launcher,
-      mode,
-      '--data-dir',
-      dataDir,
-      '--api',
-      '1',
-      '--projectors',
-      '1',
-      '--dispatchers',
-      '1',
-      '--http-port',
-      http,
-      '--tls-port',
-      tls,
-      '--stats-port',
-      stats,
-      '--redis-port',
-      redis,
-      '--status-port',
-      '0',
-      ...extra,
-    ],
+    ['--import', 'tsx', LAUNCHER, mode, '--data-dir', dataDir, ...oneOfEachArgs(ports), ...extra],
     { stdio: ['ignore', 'pipe', 'pipe'], detached },
   );
   running.push(child);
@@ -101,40 +83,6 @@ function startLauncher(
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return { child, exited, output: () => out };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  // A zombie (exited, not yet reaped by its parent) is not running.
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !/^[ZX]$/.test(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] ?? '');
-  } catch {
-    return false;
-  }
-}
-
-/** The processes whose parent is `pid`, with their command lines. */
-function childrenOf(pid: number): { pid: number; cmd: string }[] {
-  const found: { pid: number; cmd: string }[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== pid) continue;
-      found.push({
-        pid: Number(entry),
-        cmd: readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' ').trim(),
-      });
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
 }
 
 describe('one launcher per data directory', () => {
@@ -220,10 +168,10 @@ describe('one launcher per data directory', () => {
     await waitFor(
       () =>
         `nothing the launcher started left running (still: ${[...started]
-          .filter(([pid]) => alive(pid))
+          .filter(([pid]) => isRunning(pid))
           .map(([pid, cmd]) => `${pid} ${cmd}`)
           .join('; ')})`,
-      () => [...started.keys()].every((pid) => !alive(pid)),
+      () => [...started.keys()].every((pid) => !isRunning(pid)),
       { timeoutMs: 15_000, everyMs: 100 },
     );
     // Stopped as on Ctrl-C, not killed by the signal.

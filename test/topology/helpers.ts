@@ -1,5 +1,6 @@
 /** Small helpers shared by the topology tests (temp dirs, HTTP through HAProxy). */
 import { type ChildProcess, execFile } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
@@ -27,6 +28,69 @@ export function launchOptions(
     check,
     fresh,
   };
+}
+
+/** The launcher's command (`npm run topology`), run through tsx as users run it. */
+export const LAUNCHER = new URL('../../src/cli/launch.ts', import.meta.url).pathname;
+
+/**
+ * The launcher's options for one API instance, projector and dispatcher, on `ports` (its
+ * --http-port, --tls-port, --stats-port, --redis-port; 0: a free one) and a free --status-port.
+ */
+export function oneOfEachArgs(ports: readonly number[] = [0, 0, 0, 0]): string[] {
+  const [http, tls, stats, redis] = ports.map(String) as [string, string, string, string];
+  return [
+    '--api',
+    '1',
+    '--projectors',
+    '1',
+    '--dispatchers',
+    '1',
+    '--http-port',
+    http,
+    '--tls-port',
+    tls,
+    '--stats-port',
+    stats,
+    '--redis-port',
+    redis,
+    '--status-port',
+    '0',
+  ];
+}
+
+/** The processes whose parent is `pid`: pid and command line. */
+export function childrenOf(pid: number): { pid: number; cmd: string }[] {
+  const found: { pid: number; cmd: string }[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== pid) continue;
+      found.push({
+        pid: Number(entry),
+        cmd: readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' ').trim(),
+      });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+/** Whether `pid` runs: there, and not a zombie (exited, not yet reaped by its parent). */
+export function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^[ZX]$/.test(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] ?? '');
+  } catch {
+    return false;
+  }
 }
 
 export async function tempDir(prefix: string): Promise<{ dir: string; remove(): Promise<void> }> {

@@ -28,7 +28,7 @@
  */
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -40,7 +40,7 @@ import { deleteNamespaceSync, probeNetns } from '../../src/topology/netns.ts';
 import { LoadDriver, trafficGap } from '../support/audit.ts';
 import { PROJECT_ROOT } from '../support/processes.ts';
 import { sleep, waitFor } from '../support/wait.ts';
-import { execFileP, httpGet, stopLaunchers } from './helpers.ts';
+import { childrenOf, execFileP, httpGet, stopLaunchers } from './helpers.ts';
 
 const launcher = new URL('../../src/cli/launch.ts', import.meta.url).pathname;
 const auditCli = new URL('../support/audit-cli.ts', import.meta.url).pathname;
@@ -154,25 +154,6 @@ afterAll(async () => {
 // CAP_NET_ADMIN and a working `ip netns add` (plus haproxy and keepalived): the VRRP test is
 // skipped without them, as the launcher itself then falls back to a single HAProxy.
 const netns = probeNetns({ binaries: ['haproxy', 'keepalived'] });
-
-/** The processes whose parent is `pid`: pid and command line. */
-function childrenOf(pid: number): { pid: number; cmd: string }[] {
-  const found: { pid: number; cmd: string }[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== pid) continue;
-      found.push({
-        pid: Number(entry),
-        cmd: readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' ').trim(),
-      });
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
-}
 
 function alive(pid: number): boolean {
   try {
