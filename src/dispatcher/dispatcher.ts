@@ -129,6 +129,23 @@ export async function dispatchUntilDone(
   }
 }
 
+/** How often a dispatcher loop reads Redis's clock again (its offset from this host's drifts). */
+export const CLOCK_OFFSET_EVERY_MS = 60_000;
+
+/**
+ * Redis's clock minus this host's, ms, as the node that holds `key` tells it (TIME pipelined
+ * behind a command on the key reaches that node on a cluster too), at the middle of the round trip.
+ */
+export async function redisClockOffset(redis: RedisClient, key: string): Promise<number> {
+  const before = Date.now();
+  const reply = await redis.pipeline().exists(key).time().exec();
+  const after = Date.now();
+  const time = reply?.[1];
+  if (!time || time[0]) throw time?.[0] ?? new Error('TIME gave no reply');
+  const [s, us] = time[1] as [string, string];
+  return Number(s) * 1000 + Math.floor(Number(us) / 1000) - (before + after) / 2;
+}
+
 /** The dispatcher role: blocks on the workspace's wake set and routes whatever is waiting. */
 export class Dispatcher {
   private readonly loops: BlockingLoops;
@@ -152,11 +169,28 @@ export class Dispatcher {
       // wake set then (a BZPOPMIN timeout would be noticed by an idle Redis only on its next
       // tick, up to 100 ms late at the default hz). It runs beside the next BZPOPMIN, off the
       // path from a wake-up to its decisions; the projector wakes this loop when it adds a timer.
+      //
+      // Due times are Redis's clock (the steps read TIME), and this host's may be off by seconds:
+      // the alarm is set by Redis's time, from the offset read at the start and again every
+      // CLOCK_OFFSET_EVERY_MS, or sooner when a clock step finds no timer due that the offset
+      // said was (ahead, the loop would wake again and again until Redis's clock got there;
+      // behind, every timer would fire that much late).
+      let offset = 0;
+      let offsetReadAt = Number.NEGATIVE_INFINITY;
+      const readOffset = async (): Promise<void> => {
+        try {
+          offset = await redisClockOffset(this.redis, k.timers);
+          offsetReadAt = Date.now();
+        } catch (err) {
+          this.log.debug({ workspace, err: (err as Error).message }, "could not read Redis's clock");
+        }
+      };
+      const redisNow = (): number => Date.now() + offset;
       let alarm: NodeJS.Timeout | undefined;
       const setAlarm = (nextDue: number | undefined): void => {
         clearTimeout(alarm);
         alarm = undefined;
-        const untilDue = nextDue === undefined ? Number.POSITIVE_INFINITY : nextDue - Date.now();
+        const untilDue = nextDue === undefined ? Number.POSITIVE_INFINITY : nextDue - redisNow();
         if (untilDue < this.opts.wakeTimeoutS * 1000 && running())
           alarm = setTimeout(
             () => {
@@ -166,7 +200,10 @@ export class Dispatcher {
           );
       };
       const clock = async (): Promise<void> => {
-        setAlarm((await this.tick(workspace)).nextDue);
+        const { fired, nextDue } = await this.tick(workspace);
+        const stale = fired === 0 && nextDue !== undefined && nextDue <= redisNow();
+        if (stale || Date.now() - offsetReadAt >= CLOCK_OFFSET_EVERY_MS) await readOffset();
+        setAlarm(nextDue);
       };
       const clockAside = (): void => {
         clock().catch((err: Error) =>
@@ -177,10 +214,11 @@ export class Dispatcher {
       // dispatch step read the earliest), else the alarm for the earliest, which wakes this loop
       // then. A wake-up without a timer due (most: a contact queued, an agent freed) costs no step.
       const timersAfter = (nextDue: number | undefined): void => {
-        if (nextDue !== undefined && nextDue <= Date.now()) clockAside();
+        if (nextDue !== undefined && nextDue <= redisNow()) clockAside();
         else setAlarm(nextDue);
       };
       try {
+        await readOffset();
         await clock();
         const first = await dispatchUntilDone(this.redis, workspace, this.opts, this.observeStep);
         this.assignments += first.made;
@@ -218,7 +256,7 @@ export class Dispatcher {
    * `timer:<member>:<due ms>`, so the timers due just before the step name them (when the counts
    * agree: another dispatcher's clock may fire some of them first).
    */
-  private async tick(workspace: string): Promise<{ nextDue: number | undefined }> {
+  private async tick(workspace: string): Promise<{ fired: number; nextDue: number | undefined }> {
     const debug = this.log.isLevelEnabled('debug');
     const due = debug ? await this.dueTimers(workspace).catch(() => undefined) : undefined;
     const { fired, nextDue } = await fireTimers(this.redis, workspace);
@@ -227,7 +265,7 @@ export class Dispatcher {
       const named = due !== undefined && due.length === fired ? { commandIds: due } : { dueBefore: due };
       this.log.debug({ workspace, fired, ...named }, 'timers fired');
     }
-    return { nextDue };
+    return { fired, nextDue };
   }
 
   /** The command ids the timers due now will be appended with (at most one clock batch). */

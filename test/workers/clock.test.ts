@@ -3,8 +3,11 @@
  * step reports the earliest timer, and the dispatcher sets its alarm by it. A real Switchboard of
  * every role on a real Redis; Lua steps counted from SLOWLOG.
  */
-import { describe, expect, it } from 'vitest';
+import pino from 'pino';
+import { describe, expect, it, vi } from 'vitest';
+import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { scriptCalls, startScriptTiming } from '../../src/cli/bench/redis-time.ts';
+import { Dispatcher } from '../../src/dispatcher/dispatcher.ts';
 import { inProcessApi } from '../support/api.ts';
 import { sleep } from '../support/wait.ts';
 
@@ -50,4 +53,49 @@ describe('the clock step', () => {
       admin.disconnect();
     }
   });
+});
+
+/**
+ * Timers are due by Redis's clock (the steps read TIME); a dispatcher host's clock may be off by
+ * seconds. Its alarm must wait for Redis's time, not its own: ahead, it would wake its loop again
+ * and again until Redis's clock reached the due time (a dispatch and a clock step each time);
+ * behind, the timer would fire that much late.
+ */
+describe('the clock on a host whose clock is off', () => {
+  for (const skewMs of [2000, -1500])
+    it(`fires a timer once, on Redis's time, with the host ${skewMs > 0 ? 'ahead' : 'behind'} by ${Math.abs(skewMs)} ms`, async () => {
+      const ws = `clock-skew-${skewMs > 0 ? 'ahead' : 'behind'}`;
+      const redis = api.server.client();
+      const realNow = Date.now.bind(Date);
+      const redisNow = async () => {
+        const [s, us] = await redis.time();
+        return Number(s) * 1000 + Math.floor(Number(us) / 1000);
+      };
+      const dispatcher = new Dispatcher(redis, pino({ level: 'silent' }));
+      let steps = 0;
+      dispatcher.observeStep = () => steps++;
+      let running = true;
+      const now = vi.spyOn(Date, 'now').mockImplementation(() => realNow() + skewMs);
+      try {
+        const due = (await redisNow()) + 800;
+        await redis.zadd(workspaceKeys(ws).timers, due, 'm|nobody|1');
+        const loop = dispatcher.run(ws, () => running);
+        let firedAt: number | undefined;
+        while (firedAt === undefined && (await redisNow()) < due + 4000) {
+          if (dispatcher.timersFired > 0) firedAt = await redisNow();
+          else await sleep(10);
+        }
+        running = false;
+        dispatcher.interrupt(ws);
+        await loop;
+        console.log(JSON.stringify({ skewMs, steps, lateMs: firedAt === undefined ? null : firedAt - due }));
+        expect(dispatcher.timersFired).toBe(1);
+        expect(firedAt! - due, 'fired on time by Redis').toBeLessThan(400);
+        expect(steps, 'dispatch steps while the timer waited').toBeLessThanOrEqual(4);
+      } finally {
+        now.mockRestore();
+        running = false;
+        redis.disconnect();
+      }
+    });
 });
