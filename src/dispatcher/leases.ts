@@ -75,10 +75,17 @@ export class LeaseKeeper {
     const now = Date.now();
     let alive = 1;
     try {
-      // Best effort: the registry of live dispatchers only shapes the fair share.
-      await this.redis.zadd(this.holder.registry, now, this.owner);
-      await this.redis.zremrangebyscore(this.holder.registry, 0, now - this.opts.ttlMs);
-      alive = Math.max(1, await this.redis.zcard(this.holder.registry));
+      // Best effort: the registry of live dispatchers only shapes the fair share. One key: one
+      // round trip (a Redis that does not answer costs one command timeout, not three).
+      const reply = await this.redis
+        .pipeline()
+        .zadd(this.holder.registry, now, this.owner)
+        .zremrangebyscore(this.holder.registry, 0, now - this.opts.ttlMs)
+        .zcard(this.holder.registry)
+        .exec();
+      const failed = reply?.find(([err]) => err)?.[0];
+      if (!reply || failed) throw failed ?? new Error('no reply');
+      alive = Math.max(1, Number(reply[2]?.[1]));
     } catch (err) {
       this.log.warn(
         { err: (err as Error).message },
@@ -91,69 +98,100 @@ export class LeaseKeeper {
       0,
       [...this.held].filter((ws) => wanted.has(ws) && !this.adopted.has(ws)).length - share,
     );
-    for (const ws of [...this.held]) {
-      try {
-        // Idle, or above the fair share now that more dispatchers run: hand it back.
-        if (!wanted.has(ws) || (surplus > 0 && !this.adopted.has(ws))) {
-          if (wanted.has(ws)) surplus--;
+    // Every lease at once: a Redis (or a cluster master) that does not answer costs one command
+    // timeout for the round, not one per workspace, so the other leases are renewed in time and
+    // a stop waiting for the round ends within SHUTDOWN_TIMEOUT_MS.
+    const handBack: string[] = [];
+    const renew: string[] = [];
+    for (const ws of this.held) {
+      // Idle, or above the fair share now that more dispatchers run: hand it back.
+      if (!wanted.has(ws) || (surplus > 0 && !this.adopted.has(ws))) {
+        if (wanted.has(ws)) surplus--;
+        handBack.push(ws);
+      } else renew.push(ws);
+    }
+    await Promise.all([
+      ...handBack.map(async (ws) => {
+        try {
           this.adopted.delete(ws);
           await runLua(this.redis, RELEASE, [this.holder.key(ws)], [this.owner]);
           this.held.delete(ws);
           lost.push(ws);
-          continue;
-        }
-        const ok = (await runLua(
-          this.redis,
-          RENEW,
-          [this.holder.key(ws)],
-          [this.owner, this.opts.ttlMs],
-        )) as number;
-        if (ok !== 1) {
-          this.held.delete(ws);
-          this.adopted.delete(ws);
-          lost.push(ws);
+        } catch (err) {
           this.log.warn(
-            { workspace: ws },
-            `${this.holder.role} lease lost; another ${this.holder.role} serves this workspace now`,
+            { workspace: ws, err: (err as Error).message },
+            `cannot hand back a ${this.holder.role} lease; retrying`,
           );
         }
-      } catch (err) {
-        this.log.warn(
-          { workspace: ws, err: (err as Error).message },
-          `cannot renew a ${this.holder.role} lease; retrying`,
-        );
-      }
+      }),
+      ...renew.map(async (ws) => {
+        try {
+          const ok = (await runLua(
+            this.redis,
+            RENEW,
+            [this.holder.key(ws)],
+            [this.owner, this.opts.ttlMs],
+          )) as number;
+          if (ok !== 1) {
+            this.held.delete(ws);
+            this.adopted.delete(ws);
+            lost.push(ws);
+            this.log.warn(
+              { workspace: ws },
+              `${this.holder.role} lease lost; another ${this.holder.role} serves this workspace now`,
+            );
+          }
+        } catch (err) {
+          this.log.warn(
+            { workspace: ws, err: (err as Error).message },
+            `cannot renew a ${this.holder.role} lease; retrying`,
+          );
+        }
+      }),
+    ]);
+    // Free leases are taken up to the fair share, as many at once as there is room for, and again
+    // for those another dispatcher took meanwhile.
+    const candidates = workspaces.filter((ws) => !this.held.has(ws));
+    let next = 0;
+    while (next < candidates.length && this.held.size < share) {
+      const batch = candidates.slice(next, next + (share - this.held.size));
+      next += batch.length;
+      await Promise.all(batch.map((ws) => this.take(ws, false, gained)));
     }
-    for (const ws of workspaces) {
-      if (this.held.has(ws)) continue;
-      // Above the fair share a lease is taken only when it stayed free for a whole TTL: the other
-      // live dispatchers may not serve this workspace at all, and it must not go unserved.
-      const overShare = this.held.size >= share;
-      if (overShare) {
+    // Above the fair share a lease is taken only when it stayed free for a whole TTL: the other
+    // live dispatchers may not serve this workspace at all, and it must not go unserved.
+    await Promise.all(
+      candidates.slice(next).map(async (ws) => {
+        if (this.held.has(ws)) return;
         const since = this.freeSince.get(ws);
         if (since === undefined || now - since < this.opts.ttlMs) {
           if (since === undefined && (await this.redis.exists(this.holder.key(ws)).catch(() => 1)) === 0)
             this.freeSince.set(ws, now);
-          continue;
+          return;
         }
-      }
-      try {
-        const ok = await this.redis.set(this.holder.key(ws), this.owner, 'PX', this.opts.ttlMs, 'NX');
-        this.freeSince.delete(ws);
-        if (ok === 'OK') {
-          this.held.add(ws);
-          if (overShare) this.adopted.add(ws);
-          gained.push(ws);
-          this.log.info({ workspace: ws, adopted: overShare }, `${this.holder.role} lease taken`);
-        }
-      } catch (err) {
-        this.log.warn(
-          { workspace: ws, err: (err as Error).message },
-          `cannot take a ${this.holder.role} lease; retrying`,
-        );
-      }
-    }
+        await this.take(ws, true, gained);
+      }),
+    );
     return { gained, lost };
+  }
+
+  /** Takes the lease of `ws` when it is free (`adopted`: above the fair share). */
+  private async take(ws: string, adopted: boolean, gained: string[]): Promise<void> {
+    try {
+      const ok = await this.redis.set(this.holder.key(ws), this.owner, 'PX', this.opts.ttlMs, 'NX');
+      this.freeSince.delete(ws);
+      if (ok === 'OK') {
+        this.held.add(ws);
+        if (adopted) this.adopted.add(ws);
+        gained.push(ws);
+        this.log.info({ workspace: ws, adopted }, `${this.holder.role} lease taken`);
+      }
+    } catch (err) {
+      this.log.warn(
+        { workspace: ws, err: (err as Error).message },
+        `cannot take a ${this.holder.role} lease; retrying`,
+      );
+    }
   }
 
   /**
