@@ -65,12 +65,26 @@ export class WorkspaceRunner {
     if (!leases) for (const ws of this.opts.workspaces) this.ensure(ws);
     if (!this.opts.discover && !leases) return;
     const every = this.opts.discoverEveryMs ?? 500;
+    // The workspaces the registry named last: while it cannot be read (on a cluster, its master
+    // down or failing over), the round goes on with them, so the leases held are renewed and the
+    // configured workspaces taken; skipping the round would let every lease lapse.
+    let found: string[] = [];
     const tick = async () => {
       try {
         const idleAfter = this.opts.idleAfterMs ?? DEFAULT_IDLE_AFTER_MS;
-        const found = this.opts.discover
-          ? await this.redis.zrangebyscore(globalKeys.activeWorkspaces, Date.now() - idleAfter, '+inf')
-          : [];
+        if (this.opts.discover)
+          try {
+            found = await this.redis.zrangebyscore(
+              globalKeys.activeWorkspaces,
+              Date.now() - idleAfter,
+              '+inf',
+            );
+          } catch (err) {
+            this.log.warn(
+              { err: (err as Error).message },
+              'cannot read the workspace registry; serving the workspaces it named last, retrying',
+            );
+          }
         const all = [...new Set([...this.opts.workspaces, ...found])].sort();
         this.wanted = new Set(all);
         for (const ws of this.loops.keys()) if (!this.wanted.has(ws)) this.loop.interrupt?.(ws);
@@ -82,10 +96,7 @@ export class WorkspaceRunner {
           for (const ws of all) if (leases.holds(ws)) this.ensure(ws);
         }
       } catch (err) {
-        this.log.warn(
-          { err: (err as Error).message },
-          'cannot read the workspace registry or leases; retrying',
-        );
+        this.log.warn({ err: (err as Error).message }, 'cannot renew or take the workspace leases; retrying');
       }
       if (this.running) this.timer = setTimeout(round, every);
     };

@@ -6,7 +6,7 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { connectRedis } from '../../src/adapters/redis/client.ts';
-import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
+import { globalKeys, workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { WorkspaceRunner } from '../../src/app/workspace-runner.ts';
 import { LeaseKeeper } from '../../src/dispatcher/leases.ts';
 import { suiteRedis } from '../support/redis.ts';
@@ -87,6 +87,54 @@ describe('dispatcher leases', () => {
     await sleep(300); // what the round under way still does
     const held = await Promise.all(workspaces.map((ws) => suite.redis.get(workspaceKeys(ws).lease)));
     expect(held, 'no lease held by the stopped runner').toEqual([null, null, null]);
+  });
+
+  it('a workspace registry that cannot be read leaves the configured workspaces served, their leases renewed', async () => {
+    const run = Date.now().toString(36);
+    const log = pino({ level: 'silent' });
+    const loop = {
+      run: async (_ws: string, running: () => boolean) => void (await waitUntilStopped(running)),
+    };
+    const opts = { ttlMs: 1000, renewEveryMs: 200 };
+    const held = [`registry-${run}-held`];
+    const later = [`registry-${run}-later`];
+    const a = new LeaseKeeper(suite.redis, `a-${run}`, log, opts);
+    const first = new WorkspaceRunner(suite.redis, loop, log, {
+      workspaces: held,
+      discover: true,
+      leases: a,
+      discoverEveryMs: 200,
+    });
+    let second: WorkspaceRunner | undefined;
+    try {
+      first.start();
+      await waitFor('the first workspace served', () => first.serves(held[0]!));
+      // The registry's key cannot be read (on a cluster: its master down, failing over).
+      await suite.redis
+        .rename(globalKeys.activeWorkspaces, `${globalKeys.activeWorkspaces}:aside`)
+        .catch(() => {});
+      await suite.redis.set(globalKeys.activeWorkspaces, 'not a sorted set');
+      const b = new LeaseKeeper(suite.redis, `b-${run}`, log, opts);
+      second = new WorkspaceRunner(suite.redis, loop, log, {
+        workspaces: later,
+        discover: true,
+        leases: b,
+        discoverEveryMs: 200,
+      });
+      second.start();
+      await sleep(1500); // longer than a lease lives
+      expect(await suite.redis.get(workspaceKeys(held[0]!).lease), 'the lease renewed').toBe(`a-${run}`);
+      expect(first.serves(held[0]!)).toBe(true);
+      expect(await suite.redis.get(workspaceKeys(later[0]!).lease), 'a lease taken').toBe(`b-${run}`);
+      expect(second.serves(later[0]!), 'a runner started meanwhile serves its workspace').toBe(true);
+    } finally {
+      await first.stop();
+      await second?.stop();
+      await suite.redis.del(globalKeys.activeWorkspaces);
+      await suite.redis
+        .rename(`${globalKeys.activeWorkspaces}:aside`, globalKeys.activeWorkspaces)
+        .catch(() => {});
+    }
   });
 });
 
