@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { BlockingLoops, raceBlocking, STOPPED } from '../adapters/redis/client.ts';
-import { routingIndexKeys, workspaceKeys } from '../adapters/redis/keys.ts';
+import { globalKeys, routingIndexKeys, workspaceKeys } from '../adapters/redis/keys.ts';
 import { luaScript, type RedisClient, runLua } from '../adapters/redis/scripts.ts';
 
 /** The dispatcher's Lua step (its file documents its keys and arguments). */
@@ -146,6 +146,15 @@ export async function redisClockOffset(redis: RedisClient, key: string): Promise
   return Number(s) * 1000 + Math.floor(Number(us) / 1000) - (before + after) / 2;
 }
 
+/**
+ * How often a dispatcher loop with a timer pending marks its workspace in the registry as active
+ * until that timer's due time: the runners let a discovered workspace go once it had no command
+ * for a while (10 minutes by default), and its timers (a maximum wait of an hour, a long wrap-up)
+ * would not fire, nor their commands be applied, until its next command. Much shorter than that
+ * while, so a mark never lapses between two.
+ */
+export const MARK_PENDING_EVERY_MS = 60_000;
+
 /** The dispatcher role: blocks on the workspace's wake set and routes whatever is waiting. */
 export class Dispatcher {
   private readonly loops: BlockingLoops;
@@ -187,9 +196,19 @@ export class Dispatcher {
       };
       const redisNow = (): number => Date.now() + offset;
       let alarm: NodeJS.Timeout | undefined;
+      let markedAt = Number.NEGATIVE_INFINITY;
       const setAlarm = (nextDue: number | undefined): void => {
         clearTimeout(alarm);
         alarm = undefined;
+        if (nextDue !== undefined && Date.now() - markedAt >= MARK_PENDING_EVERY_MS && running()) {
+          markedAt = Date.now();
+          this.redis
+            .zadd(globalKeys.activeWorkspaces, Math.max(nextDue - offset, Date.now()), workspace)
+            .catch((err: Error) => {
+              markedAt = Number.NEGATIVE_INFINITY;
+              this.log.debug({ workspace, err: err.message }, 'could not mark the workspace active');
+            });
+        }
         const untilDue = nextDue === undefined ? Number.POSITIVE_INFINITY : nextDue - redisNow();
         if (untilDue < this.opts.wakeTimeoutS * 1000 && running())
           alarm = setTimeout(

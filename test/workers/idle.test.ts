@@ -1,9 +1,11 @@
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
+import { globalKeys, workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
 import { TailHub } from '../../src/adapters/redis/tail.ts';
 import { WorkspaceRunner } from '../../src/app/workspace-runner.ts';
+import { Dispatcher } from '../../src/dispatcher/dispatcher.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { sleep, waitFor } from '../support/wait.ts';
@@ -57,6 +59,35 @@ describe('idle workspaces are let go and come back with their next command', () 
       await runner.stop();
     }
     expect(live).toBe(0);
+  });
+
+  it('a workspace with a timer pending is served until the timer has fired, however idle', async () => {
+    // A contact waits at most 15 minutes, with no command for 10: its workspace (discovered, not
+    // configured) must not be let go before its maximum wait has fired. Scaled down: idle after
+    // 600 ms, the timer due in 1.5 s.
+    const ws = `idle-timer-${Date.now()}`;
+    const dispatcher = new Dispatcher(redis, log);
+    const runner = new WorkspaceRunner(redis, dispatcher, log, {
+      workspaces: [],
+      discover: true,
+      discoverEveryMs: 50,
+      idleAfterMs: 600,
+    });
+    const [s, us] = await redis.time();
+    const now = Number(s) * 1000 + Math.floor(Number(us) / 1000);
+    await redis.zadd(workspaceKeys(ws).timers, now + 1500, 'm|c1|1');
+    await redis.zadd(globalKeys.activeWorkspaces, Date.now(), ws); // its last command: now
+    runner.start();
+    try {
+      await waitFor('the dispatcher to serve it', () => runner.serves(ws), { everyMs: 20 });
+      await waitFor('the timer to fire', () => dispatcher.timersFired === 1, {
+        timeoutMs: 4000,
+        everyMs: 20,
+      });
+      expect(await redis.xlen(workspaceKeys(ws).commands)).toBe(1);
+    } finally {
+      await runner.stop();
+    }
   });
 
   it('an event tail nobody uses is stopped, and starts again when asked for', async () => {
