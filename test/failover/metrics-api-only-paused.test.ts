@@ -3,10 +3,13 @@
  * command in the last hour). While Redis does not answer, that registry cannot be read either: the
  * scrape still names the workspaces it reported before, as `switchboard_workspace_up 0`, rather
  * than dropping every workspace series (the "Redis does not answer the scrapes" alert and the
- * dashboard's workspace list read that series). Redis paused with CLIENT PAUSE: single target.
+ * dashboard's workspace list read that series). And an API instance started while Redis does not
+ * answer starts, and registers for the load balancer once it does. Redis paused with CLIENT PAUSE:
+ * single target.
  */
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { liveInstances } from '../../src/adapters/redis/instance-registry.ts';
 import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
 import { loadConfig } from '../../src/app/config.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
@@ -54,5 +57,37 @@ describe('an API-only instance scraped while Redis does not answer', () => {
       admin.disconnect();
     }
     await waitFor('the workspace up again', async () => (await upLines())[0]?.endsWith(' 1'));
+  });
+
+  it('starts while Redis does not answer, and registers for the load balancer once it does', async () => {
+    // Started during a Redis failover: it starts paused, as it does without ADVERTISE_ADDRESS,
+    // rather than failing on its first heartbeat; HAProxy adds it once the heartbeat lands.
+    const admin = redis.adminClient();
+    let other: Running | undefined;
+    try {
+      await admin.call('CLIENT', 'PAUSE', '2500', 'ALL');
+      other = await startSwitchboard(
+        loadConfig({
+          ...redis.env,
+          ROLES: 'api',
+          AUTH: 'off',
+          HOST: '127.0.0.1',
+          PORT: '0',
+          ADVERTISE_ADDRESS: 'auto',
+          LB_DRAIN_MS: '0',
+        }),
+        pino({ level: 'silent' }),
+      );
+      const port = Number(new URL(other.url!).port);
+      await waitFor(
+        'the instance in the registry',
+        async () => (await liveInstances(sb.redis)).some((i) => i.port === port),
+        { timeoutMs: 8000 },
+      );
+    } finally {
+      await admin.call('CLIENT', 'UNPAUSE').catch(() => {});
+      admin.disconnect();
+      await other?.stop();
+    }
   });
 });

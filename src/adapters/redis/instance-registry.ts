@@ -79,7 +79,9 @@ export interface Registration {
 
 /**
  * Heartbeat `instance` into `sb:instances` now and every `intervalMs` (default 1 s) until stop().
- * A failed heartbeat (Redis unreachable) is reported to `onError` and retried on the next tick.
+ * A failed heartbeat (Redis unreachable) is reported to `onError` and retried on the next tick,
+ * the first one too: an instance started while Redis does not answer (a failover) starts paused
+ * and joins the load balancer once its heartbeat lands, as one whose Redis went away later does.
  */
 export async function registerInstance(
   redis: Redis,
@@ -87,9 +89,11 @@ export async function registerInstance(
   opts: { intervalMs?: number; key?: string; onError?: (err: unknown) => void } = {},
 ): Promise<Registration> {
   const key = opts.key ?? INSTANCES_KEY;
-  await heartbeat(redis, instance, key);
   let stopped = false;
-  let inFlight: Promise<unknown> = Promise.resolve();
+  let inFlight: Promise<unknown> = heartbeat(redis, instance, key).catch((err: unknown) =>
+    opts.onError?.(err),
+  );
+  await inFlight;
   const timer = setInterval(() => {
     if (stopped) return;
     inFlight = heartbeat(redis, instance, key).catch((err: unknown) => opts.onError?.(err));
