@@ -133,6 +133,13 @@ describe('the live feed with keys', () => {
     expect(elsewhere.problem?.type).toBe('/problems/forbidden');
     const another = await refused('?agent=ag4', bearer(agent));
     expect(another.status).toBe(403);
+    // agent= given twice is a bad query, for an agent key as for any: 400 naming the field.
+    for (const key of [agent, admin]) {
+      const twice = await refused('?agent=ag3&agent=ag3', bearer(key));
+      expect(twice.status).toBe(400);
+      expect(twice.problem?.type).toBe('/problems/invalid-request');
+      expect(JSON.stringify(twice.problem)).toContain('agent');
+    }
     // Its own agent named, or none: open.
     const own = await open('?agent=ag3', bearer(agent));
     own.socket.close();

@@ -173,6 +173,8 @@ export function installAuth(app: FastifyInstance, opts: { cacheMs?: number } = {
         );
     } else if (access.own === 'live') {
       const query = req.query as { agent?: unknown };
+      // Not one value (given twice): left for the route's query check, a 400 naming the field.
+      if (query.agent !== undefined && typeof query.agent !== 'string') return;
       if (query.agent !== undefined && query.agent !== agentId)
         return refuse(
           req,
