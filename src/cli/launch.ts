@@ -21,7 +21,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runAppNamespace } from '../topology/local/app-namespace.ts';
-import { checkAndExit, LaunchContext, type LaunchedTopology } from '../topology/local/context.ts';
+import {
+  checkAndExit,
+  LaunchContext,
+  type LaunchedTopology,
+  PORT_OPTIONS,
+  PORTS,
+} from '../topology/local/context.ts';
 import { claimDataDir, DataDirTaken } from '../topology/local/data-dir-lock.ts';
 import { launchSingle } from '../topology/local/single.ts';
 import { launchVrrp } from '../topology/local/vrrp.ts';
@@ -111,15 +117,12 @@ const ctx = new LaunchContext({
 // between two frontends, or fail to bind the second once the cluster is made.
 {
   const ports: [string, number | undefined][] = [
-    ['http-port', ctx.opts.httpPort],
-    ['tls-port', ctx.opts.tlsPort],
-    ['stats-port', ctx.opts.statsPort],
-    ['redis-port', ctx.opts.redisPort],
-    ['status-port', ctx.opts.statusPort],
+    ...PORTS.map((k): [string, number] => [PORT_OPTIONS[k], ctx.opts[k]]),
+    ['--status-port', ctx.opts.statusPort],
   ];
   for (const [i, [name, port]] of ports.entries()) {
     const same = ports.slice(0, i).find(([, other]) => port !== undefined && port !== 0 && other === port);
-    if (same) fail(`--${name} ${port} is also --${same[0]}: give each port its own number (0: any free one)`);
+    if (same) fail(`${name} ${port} is also ${same[0]}: give each port its own number (0: any free one)`);
   }
 }
 

@@ -147,7 +147,8 @@ function reserve(port: number): boolean {
   }
 }
 
-function canBind(host: string, port: number): Promise<boolean> {
+/** Whether `host:port` can be bound now (nothing listens there). */
+export function canBind(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const srv = net.createServer();
     srv.unref();

@@ -30,9 +30,18 @@ export interface LocalTopologyOptions {
   readonly statusPort?: number;
 }
 
+/** The launcher's ports on 127.0.0.1, each with the option that gives it. */
+export const PORT_OPTIONS = {
+  httpPort: '--http-port',
+  tlsPort: '--tls-port',
+  statsPort: '--stats-port',
+  redisPort: '--redis-port',
+} as const;
+export const PORTS = Object.keys(PORT_OPTIONS) as (keyof typeof PORT_OPTIONS)[];
+
 /** The ports the launcher was given (0, any free one, is none): the status server's scan passes them over. */
 export function givenPorts(o: LocalTopologyOptions): number[] {
-  return [o.httpPort, o.tlsPort, o.statsPort, o.redisPort].filter((p) => p > 0);
+  return PORTS.map((k) => o[k]).filter((p) => p > 0);
 }
 
 /** Thrown by start-up steps once a stop was asked for. */

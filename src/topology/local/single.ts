@@ -5,7 +5,6 @@
  * registry, and the Switchboard processes. SIGINT/SIGTERM/SIGHUP stop everything, during start-up too.
  */
 import { rmSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { connectRedis } from '../../adapters/redis/client.ts';
 import { groupGone } from '../child-processes.ts';
@@ -15,7 +14,7 @@ import { type HaproxyHandle, startHaproxy } from '../haproxy/process.ts';
 import { haproxyRuntime } from '../haproxy/runtime.ts';
 import { logFile } from '../log-file.ts';
 import type { RedisClusterHandle } from '../redis-cluster.ts';
-import { freePort } from '../redis-server.ts';
+import { canBind, freePort } from '../redis-server.ts';
 import { serveStatus, statusFile, trackStatus } from '../status.ts';
 import { Supervisor } from '../supervisor.ts';
 import {
@@ -25,30 +24,15 @@ import {
   givenPorts,
   type LaunchContext,
   type LaunchedTopology,
+  PORT_OPTIONS,
+  PORTS,
   type Register,
   undoableSteps,
 } from './context.ts';
 import { makeMembers, restartSummary, startMember, stopMembers } from './members.ts';
 
-const PORTS = ['httpPort', 'tlsPort', 'statsPort', 'redisPort'] as const;
-const OPTION_OF = {
-  httpPort: '--http-port',
-  tlsPort: '--tls-port',
-  statsPort: '--stats-port',
-  redisPort: '--redis-port',
-} as const;
-
 const taken = (port: number, option: string) =>
   `127.0.0.1:${port} (${option}) is taken: another launcher or program listens there; stop it, or give ${option} another port (0: any free one)`;
-
-/** Resolves false if something listens on 127.0.0.1:`port` (or it cannot be bound). */
-function bindable(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = net.createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen({ host: '127.0.0.1', port, exclusive: true }, () => srv.close(() => resolve(true)));
-  });
-}
 
 /**
  * The ports asked for (not 0) must be free before anything starts: HAProxy would fail on them
@@ -57,7 +41,7 @@ function bindable(port: number): Promise<boolean> {
 async function refuseTakenPorts(ctx: LaunchContext): Promise<void> {
   for (const key of PORTS) {
     const port = ctx.opts[key];
-    if (port !== 0 && !(await bindable(port))) throw new Error(taken(port, OPTION_OF[key]));
+    if (port !== 0 && !(await canBind('127.0.0.1', port))) throw new Error(taken(port, PORT_OPTIONS[key]));
   }
 }
 
@@ -65,7 +49,7 @@ async function refuseTakenPorts(ctx: LaunchContext): Promise<void> {
 function bindFailure(ctx: LaunchContext, err: Error): Error {
   const port = Number(/cannot bind socket .*\[127\.0\.0\.1:(\d+)\]/.exec(err.message)?.[1]);
   const key = PORTS.find((k) => ctx.opts[k] === port);
-  return key ? new Error(taken(port, OPTION_OF[key])) : err;
+  return key ? new Error(taken(port, PORT_OPTIONS[key])) : err;
 }
 
 /**
