@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { BlockingLoops, raceBlocking, STOPPED } from '../adapters/redis/client.ts';
+import { BlockingLoops, callOnNodeOf, raceBlocking, STOPPED } from '../adapters/redis/client.ts';
 import { globalKeys, routingIndexKeys, workspaceKeys } from '../adapters/redis/keys.ts';
 import { luaScript, type RedisClient, runLua } from '../adapters/redis/scripts.ts';
 
@@ -133,16 +133,13 @@ export async function dispatchUntilDone(
 export const CLOCK_OFFSET_EVERY_MS = 60_000;
 
 /**
- * Redis's clock minus this host's, ms, as the node that holds `key` tells it (TIME pipelined
- * behind a command on the key reaches that node on a cluster too), at the middle of the round trip.
+ * Redis's clock minus this host's, ms, as the node that holds `key` tells it, at the middle of the
+ * round trip.
  */
 export async function redisClockOffset(redis: RedisClient, key: string): Promise<number> {
   const before = Date.now();
-  const reply = await redis.pipeline().exists(key).time().exec();
+  const [s, us] = (await callOnNodeOf(redis, key, 'TIME')) as [string, string];
   const after = Date.now();
-  const time = reply?.[1];
-  if (!time || time[0]) throw time?.[0] ?? new Error('TIME gave no reply');
-  const [s, us] = time[1] as [string, string];
   return Number(s) * 1000 + Math.floor(Number(us) / 1000) - (before + after) / 2;
 }
 

@@ -264,9 +264,28 @@ export async function connectedReplicas(redis: RedisClient): Promise<number[]> {
 }
 
 /**
+ * A command that names no key (WAIT, TIME) sent to the node that holds `key`: on a cluster it is
+ * pipelined behind a command on that key, so both take that node's connection. Its reply.
+ */
+export async function callOnNodeOf(
+  redis: RedisClient,
+  key: string,
+  command: string,
+  ...args: (string | number)[]
+): Promise<unknown> {
+  const reply = await redis
+    .pipeline()
+    .exists(key)
+    .call(command, ...args)
+    .exec();
+  const r = reply?.[1];
+  if (!r || r[0]) throw r?.[0] ?? new Error(`${command} gave no reply`);
+  return r[1];
+}
+
+/**
  * Waits until `replicas` replicas of the node that holds `key` have every write made so far on
- * that connection (WAIT). On a cluster the WAIT goes to the key's node: it is pipelined behind a
- * command on that key, so both take the same connection. Returns the replicas reached.
+ * that connection (WAIT, on the key's node). Returns the replicas reached.
  */
 export async function waitForReplicas(
   redis: RedisClient,
@@ -274,10 +293,7 @@ export async function waitForReplicas(
   replicas: number,
   timeoutMs: number,
 ): Promise<number> {
-  const reply = await redis.pipeline().exists(key).call('WAIT', replicas, timeoutMs).exec();
-  const wait = reply?.[1];
-  if (!wait || wait[0]) throw wait?.[0] ?? new Error('WAIT gave no reply');
-  return Number(wait[1]);
+  return Number(await callOnNodeOf(redis, key, 'WAIT', replicas, timeoutMs));
 }
 
 export const STOPPED = Symbol('stopped');
