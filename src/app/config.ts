@@ -503,9 +503,31 @@ type TlsVariables = {
 };
 
 /**
- * REDIS_TLS_* apply to a rediss:// target only: set with redis://, or with the private Redis, they
- * would be ignored and the connection made in clear.
+ * REDIS_TLS_* apply to a rediss:// target only: set with redis://, with seeds that are not
+ * rediss://, or with the private Redis, they would be ignored and the connection made in clear.
+ * `set`: the variables given; `url` or `seeds`: the target, each with the name it was given by (a
+ * variable, or a tool's flag). The problem, or undefined. The tools share it (src/cli/redis-target.ts).
  */
+export function tlsTargetProblem(
+  set: readonly string[],
+  target: { url?: string; urlName?: string; seeds?: readonly string[]; seedsName?: string },
+): string | undefined {
+  if (set.length === 0) return undefined;
+  const applies = `${set.join(', ')}: ${set.length === 1 ? 'applies' : 'apply'} to rediss:// only`;
+  const unset = `unset ${set.join(' and ')}`;
+  if (target.url !== undefined)
+    return target.url.startsWith('rediss://')
+      ? undefined
+      : `${applies}; ${target.urlName ?? 'REDIS_URL'} is redis:// (use rediss://, or ${unset})`;
+  if (target.seeds && target.seeds.length > 0) {
+    const seed = parseSeed(target.seeds[0]!);
+    return typeof seed !== 'string' && seed.tls
+      ? undefined
+      : `${applies}; ${target.seedsName ?? 'REDIS_CLUSTER_NODES'} is not rediss:// (use rediss:// seeds, or ${unset})`;
+  }
+  return `${applies}; no REDIS_URL or REDIS_CLUSTER_NODES is set, and the private Redis npm start runs takes no TLS (set a rediss:// target, or ${unset})`;
+}
+
 function tlsNeedsRediss<
   T extends TlsVariables & { redisUrl: string | undefined; redisClusterNodes: string[] },
 >(c: T): Checked<T> {
@@ -518,25 +540,11 @@ function tlsNeedsRediss<
   )
     .filter(([, v]) => v !== undefined)
     .map(([name]) => name);
-  if (set.length === 0) return E.right(c);
-  const names = set.join(', ');
-  const applies = `${names}: ${set.length === 1 ? 'applies' : 'apply'} to rediss:// only`;
-  const unset = `unset ${set.join(' and ')}`;
-  if (c.redisUrl !== undefined)
-    return c.redisUrl.startsWith('rediss://')
-      ? E.right(c)
-      : E.left(NEA.of(`${applies}; REDIS_URL is redis:// (use rediss://, or ${unset})`));
-  if (c.redisClusterNodes.length > 0) {
-    const seed = parseSeed(c.redisClusterNodes[0]!);
-    return typeof seed !== 'string' && seed.tls
-      ? E.right(c)
-      : E.left(NEA.of(`${applies}; REDIS_CLUSTER_NODES is not rediss:// (use rediss:// seeds, or ${unset})`));
-  }
-  return E.left(
-    NEA.of(
-      `${applies}; no REDIS_URL or REDIS_CLUSTER_NODES is set, and the private Redis npm start runs takes no TLS (set a rediss:// target, or ${unset})`,
-    ),
+  const problem = tlsTargetProblem(
+    set,
+    c.redisUrl !== undefined ? { url: c.redisUrl } : { seeds: c.redisClusterNodes },
   );
+  return problem === undefined ? E.right(c) : E.left(NEA.of(problem));
 }
 
 /** REDIS_TLS_* as one setting; a client certificate goes with its key. */

@@ -7,7 +7,7 @@ import { ReplyError } from 'ioredis';
 import { connectRedis, mask, parseSeed, type RedisTarget } from '../adapters/redis/client.ts';
 import { workspaceKeys } from '../adapters/redis/keys.ts';
 import type { RedisClient } from '../adapters/redis/scripts.ts';
-import { isRedisUrl } from '../app/config.ts';
+import { isRedisUrl, tlsTargetProblem } from '../app/config.ts';
 import { WorkspaceId } from '../domain/values.ts';
 import { privateRedisFile, runningPrivateRedis } from '../topology/redis-server.ts';
 import type { OptionChecker } from './sim/options.ts';
@@ -79,28 +79,18 @@ export function parseRedisTarget(
   )
     .filter(([, v]) => v !== undefined)
     .map(([name]) => name);
-  if (tlsSet.length > 0) {
-    const applies = `${tlsSet.join(', ')}: ${tlsSet.length === 1 ? 'applies' : 'apply'} to rediss:// only`;
-    const unset = `unset ${tlsSet.join(' and ')}`;
-    const seedsName = values['cluster-nodes'] !== undefined ? '--cluster-nodes' : 'REDIS_CLUSTER_NODES';
-    const urlName = values['redis-url'] !== undefined ? '--redis-url' : 'REDIS_URL';
-    const seed = nodes.length > 0 ? parseSeed(nodes[0]!) : undefined;
-    if (nodes.length > 0)
-      check.check(
-        typeof seed !== 'string' && seed?.tls === true,
-        `${applies}; ${seedsName} is not rediss:// (use rediss:// seeds, or ${unset})`,
-      );
-    else if (configured !== undefined)
-      check.check(
-        configured.startsWith('rediss://'),
-        `${applies}; ${urlName} is redis:// (use rediss://, or ${unset})`,
-      );
-    else
-      check.check(
-        false,
-        `${applies}; the private Redis npm start runs takes no TLS (give a rediss:// target, or ${unset})`,
-      );
-  }
+  const tls = tlsTargetProblem(
+    tlsSet,
+    nodes.length > 0
+      ? {
+          seeds: nodes,
+          seedsName: values['cluster-nodes'] !== undefined ? '--cluster-nodes' : 'REDIS_CLUSTER_NODES',
+        }
+      : configured !== undefined
+        ? { url: configured, urlName: values['redis-url'] !== undefined ? '--redis-url' : 'REDIS_URL' }
+        : {},
+  );
+  check.check(tls === undefined, tls ?? '');
   check.check(
     (certFile === undefined) === (keyFile === undefined),
     'REDIS_TLS_CERT, REDIS_TLS_KEY: give both or neither',
