@@ -9,7 +9,8 @@
  *   (250 ms doubling to 4 s by default), waiting at least what `Retry-After` says: queries and
  *   commands (their key makes a repeat harmless); other writes (POST /keys) after a 429 only.
  * - With `failover` base URLs (several API instances, no load balancer), each retry goes to the
- *   next one; `onRetry` may stop the retries or set each wait itself.
+ *   next one (without the Retry-After of a 503 `shutting-down`, which was the stopping instance's
+ *   own); `onRetry` may stop the retries or set each wait itself.
  * - Any other answer outside 2xx is thrown as a SwitchboardError carrying the problem+json.
  *
  * Each method is named after its operation's `operationId` in the OpenAPI document (GET
@@ -502,7 +503,12 @@ export class SwitchboardClient {
         this.options.maxBackoffMs ?? 4_000,
         (this.options.backoffMs ?? 250) * 2 ** (attempt - 1),
       );
-      const delayMs = Math.max(backoff, answer ? retryAfterMs(answer) : 0);
+      // A 503 `shutting-down` is the answering instance's own: its Retry-After holds back the next
+      // try only when that goes to the same base URL, not when failover takes it to another one.
+      const next = this.bases[attempt % this.bases.length]!;
+      const waitAsked =
+        answer && !(next !== base && isProblem(answer.body, 'shutting-down')) ? retryAfterMs(answer) : 0;
+      const delayMs = Math.max(backoff, waitAsked);
       const info: RetryInfo = {
         method,
         path,
@@ -635,6 +641,13 @@ function queryString(q: SendOptions['query']): string {
 /** What the server asked to wait: `Retry-After` (seconds or a date), or a problem's `retryAfterMs`. */
 function retryAfterMs(a: Omit<Answer, 'attempts'>): number {
   return retryAfterMsOf(a.headers.get('retry-after'), a.body);
+}
+
+/** Whether `body` is a problem document of the type `/problems/<slug>`. */
+function isProblem(body: unknown, slug: string): boolean {
+  return (
+    typeof body === 'object' && body !== null && (body as { type?: unknown }).type === `/problems/${slug}`
+  );
 }
 
 /** The useful part of a fetch failure: "connect ECONNREFUSED 127.0.0.1:8080" rather than "fetch failed". */
