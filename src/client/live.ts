@@ -52,8 +52,9 @@ export interface SubscribeOptions {
   }) => void;
   /**
    * A failure: a socket error, a refused handshake (a SwitchboardError; in Node with the problem the
-   * server answered), a ticket refused, an exception of `onEvent` (or the rejection of an async
-   * one), and so of `onOpen` and `onClose`; those it tries again after too.
+   * server answered), a ticket refused, a close with 1011 (the server failed the feed), an
+   * exception of `onEvent` (or the rejection of an async one), and so of `onOpen` and `onClose`;
+   * those it tries again after too.
    */
   readonly onError?: (err: Error) => void;
 }
@@ -247,6 +248,8 @@ export function subscribe(
       return;
     }
     socket = s;
+    /** The feed's path as errors name it: no host, no ticket. */
+    const shownPath = url.replace(/^wss?:\/\/[^/]+/, '').replace(/ticket=[^&]+/, 'ticket=…');
     let refused: number | undefined;
     /** What the refusal asked to wait before another try (its Retry-After, or `retryAfterMs`). */
     let refusalWaitMs = 0;
@@ -380,17 +383,16 @@ export function subscribe(
       // ws: "Unexpected server response: 401" when the handshake is answered with a refusal.
       const m = /Unexpected server response: (\d+)/.exec(message);
       if (m) refused ??= Number(m[1]);
-      const path = url.replace(/^wss?:\/\/[^/]+/, '').replace(/ticket=[^&]+/, 'ticket=…');
       failure =
         refused !== undefined
           ? new SwitchboardError({
               status: refused,
               method: 'GET',
-              path,
+              path: shownPath,
               ...(refusal !== undefined ? { body: refusal } : {}),
               detail: `the upgrade was refused: ${refused}`,
             })
-          : new Error(`live feed ${path}: ${message}`);
+          : new Error(`live feed ${shownPath}: ${message}`);
     };
     s.onclose = (c) => {
       if (socket !== s) return;
@@ -401,7 +403,17 @@ export function subscribe(
       const advertised = /after=(\d{1,20}-\d{1,20})/.exec(c.reason ?? '')?.[1];
       if (advertised && (position === undefined || comparePositions(advertised, position) > 0))
         position = advertised;
-      const final = refused !== undefined && FINAL_STATUSES.has(refused);
+      // 1011: the server failed the feed. A replay that failed is tried again; a history the
+      // archive cannot give whole (a segment missing or damaged) would meet the same damage on
+      // every try, so it ends the subscription, as a refusal no try gets past does.
+      const serverError = c.code === 1011;
+      if (serverError)
+        failure ??= new Error(
+          `live feed ${shownPath}: closed by the server with 1011 (${c.reason || 'no reason'})`,
+        );
+      const final =
+        (refused !== undefined && FINAL_STATUSES.has(refused)) ||
+        (serverError && /\/problems\/archive-unreadable/.test(c.reason ?? ''));
       // Every failure is told to onError (a refusal another try may get past, a socket error), not
       // only the final ones; a close with no failure (the server's 1001, a 1013) is not one.
       const retryInMs = closed ? null : retry(failure, final, refusalWaitMs);
