@@ -80,6 +80,9 @@ interface Heartbeat {
 /** How long close() waits for the server's answer to its close before dropping the socket. */
 const CLOSE_GRACE_MS = 1_000;
 
+/** A stream position as Switchboard writes it (`<ms>-<seq>`, each a 64-bit unsigned integer). */
+const POSITION = /^\d{1,20}-\d{1,20}$/;
+
 /** Silence longer than this many heartbeat intervals is a dead path. */
 const DEAD_AFTER_INTERVALS = 2;
 
@@ -353,7 +356,7 @@ export function subscribe(
         const { after, everyMs } = e.heartbeat;
         if (
           typeof after === 'string' &&
-          /^\d{1,20}-\d{1,20}$/.test(after) &&
+          POSITION.test(after) &&
           (position === undefined || comparePositions(after, position) > 0)
         )
           position = after;
@@ -365,7 +368,9 @@ export function subscribe(
         }
         return;
       }
-      if (!('position' in e) || typeof e.position !== 'string') return;
+      // No stream position, no event of Switchboard's: passed over, never the position to resume from
+      // (nor compared with one, which would throw from the socket's event).
+      if (!('position' in e) || typeof e.position !== 'string' || !POSITION.test(e.position)) return;
       if (position !== undefined && comparePositions(e.position, position) <= 0) return; // seen
       position = e.position;
       try {

@@ -1,6 +1,7 @@
 /**
- * Messages on the live feed that are JSON but not an object (a number, a string, null, a list),
- * as a proxy or a foreign server in the path might send: the subscription skips them and goes on,
+ * Messages on the live feed that are JSON but not an object (a number, a string, null, a list), or
+ * an object whose `position` is no stream position, as a proxy or a foreign server in the path
+ * might send: the subscription skips them (none becomes the position it resumes from) and goes on,
  * and nothing is thrown from the socket's event (an uncaught exception would end a Node process).
  * A server of the test's own stands in for Switchboard here, to send what Switchboard never does.
  */
@@ -18,7 +19,18 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => server.once('listening', () => resolve()));
   port = (server.address() as AddressInfo).port;
   server.on('connection', (socket) => {
-    for (const m of ['5', '"text"', 'null', '[1,2]', 'true', '{"heartbeat":null}']) socket.send(m);
+    for (const m of [
+      '5',
+      '"text"',
+      'null',
+      '[1,2]',
+      'true',
+      '{"heartbeat":null}',
+      // An object with a position that is no stream position (`<ms>-<seq>`).
+      '{"position":"not-a-position","type":"AgentRegistered"}',
+      '{"position":"7","type":"AgentRegistered"}',
+    ])
+      socket.send(m);
     socket.send(JSON.stringify({ heartbeat: { after: '5-0', everyMs: 10_000 } }));
     socket.send(
       JSON.stringify({
@@ -38,7 +50,7 @@ afterAll(async () => {
 });
 
 describe('the live subscription', () => {
-  it('skips JSON messages that are not objects, and delivers the event after them', async () => {
+  it('skips JSON messages that are not objects or have no stream position, and delivers the event after them', async () => {
     const uncaught: unknown[] = [];
     const onUncaught = (err: unknown) => uncaught.push(err);
     process.on('uncaughtException', onUncaught);
