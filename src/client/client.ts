@@ -436,8 +436,8 @@ export class SwitchboardClient {
    * not); only a call that never got one (network, timeout, aborted) throws a SwitchboardError.
    */
   async send(method: string, path: string, o: SendOptions = {}): Promise<Answer> {
-    // An id "." or ".." (valid ids: 1..128 of [A-Za-z0-9._:-]) is a dot segment to every URL parser:
-    // fetch would drop it (or the segment before it) and call another route, such as GET /agents
+    // An id "." or ".." (no valid id, but a caller may pass one) is a dot segment to every URL
+    // parser: fetch would drop it (or the segment before it) and call another route, such as GET /agents
     // for getAgent('.'). No encoding survives it (%2E is a dot segment too), so it is refused here.
     // An empty id (or workspace) is no segment at all: getAgent('') is GET /agents/, the list,
     // answered as if it were an agent's document. Refused the same way in the API's paths (/v1/...;

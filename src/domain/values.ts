@@ -10,7 +10,16 @@ export const ID_PATTERN = /^[A-Za-z0-9._:-]+$/;
 export const SKILL_PATTERN = /^[A-Za-z0-9._-]+$/;
 export const POSITION_PATTERN = /^\d{1,20}-\d{1,20}$/;
 
-export const Id = withMessage(patterned('Id', ID_PATTERN, 1, 128), '1..128 characters of [A-Za-z0-9._:-]');
+/** How an id is described to a client that gave another. */
+export const ID_RULE = '1..128 characters of [A-Za-z0-9._:-], not "." or ".."';
+/**
+ * An agent's or contact's id: 1..128 of [A-Za-z0-9._:-], but not "." nor "..", which are dot
+ * segments in a URL path (/agents/.. is /v1/workspaces/{ws}): no client could address them.
+ */
+export function isId(s: unknown): s is string {
+  return typeof s === 'string' && s.length <= 128 && ID_PATTERN.test(s) && s !== '.' && s !== '..';
+}
+export const Id = withMessage(t.refinement(t.string, isId, 'Id'), ID_RULE);
 export const WorkspaceId = withMessage(
   patterned('WorkspaceId', /^[A-Za-z0-9_-]+$/, 1, 64),
   '1..64 characters of [A-Za-z0-9_-]',

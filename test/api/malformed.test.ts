@@ -168,6 +168,9 @@ const CASES: readonly Case[] = [
   reg('with a space in the id', { id: 'a b', skills: ['x'] }, ['id']),
   reg('with a slash in the id', { id: 'a/b', skills: ['x'] }, ['id']),
   reg('with a hash tag in the id', { id: '{x}', skills: ['x'] }, ['id']),
+  // Dot segments: /agents/. and /agents/.. are other routes once a URL is normalised.
+  reg('with the id "."', { id: '.', skills: ['x'] }, ['id']),
+  reg('with the id ".."', { id: '..', skills: ['x'] }, ['id']),
   reg('with skills as a string', { id: 'a', skills: 'x' }, ['skills']),
   reg('with skills null', { id: 'a', skills: null }, ['skills']),
   reg('with empty skills', { id: 'a', skills: [] }, ['skills']),
@@ -569,6 +572,11 @@ const CASES: readonly Case[] = [
   contact('with a 129-character id', { id: id129, skills: ['x'] }, ['id']),
   contact('with an empty id', { id: '', skills: ['x'] }, ['id']),
   contact('with a numeric id', { id: 7, skills: ['x'] }, ['id']),
+  contact('with the id "."', { id: '.', skills: ['x'] }, ['id']),
+  contact('with the id ".."', { id: '..', skills: ['x'] }, ['id']),
+  contact('with ".." among its preferred agents', { skills: ['x'], preferredAgents: ['a', '..'] }, [
+    'preferredAgents',
+  ]),
   contact('with 33 skills', { skills: skills33 }, ['skills']),
   contact('with a bad skill', { skills: ['ok', 'n/a'] }, ['skills']),
   contact('with an unknown field', { skills: ['x'], agentId: 'seed-agent' }, ['agentId']),

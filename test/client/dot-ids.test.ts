@@ -1,6 +1,6 @@
 /**
  * ids with `.`, `:` and the dot segments `.` / `..` in paths. Ids are 1..128 of
- * [A-Za-z0-9._:-], so "." and ".." are valid ids the server registers; in a URL path they are dot
+ * [A-Za-z0-9._:-] but not "." nor "..", which the server refuses (400): in a URL path they are dot
  * segments, which fetch resolves away (getAgent('.') became GET /agents, the list). An empty id
  * is no segment at all (getAgent('') was GET /agents/, the list too).
  */

@@ -46,13 +46,13 @@ function errorsOf(codec: t.Decoder<unknown, unknown>, value: unknown): FieldErro
 const fieldOf = (e: FieldError) => e.path.split('.').pop();
 
 describe('value codecs', () => {
-  it('Id takes 1..128 characters of [A-Za-z0-9._:-]', () => {
-    for (const ok of ['a', 'agent-7', 'A.b_c:d-e', 'x'.repeat(128)])
+  it('Id takes 1..128 characters of [A-Za-z0-9._:-], but not the dot segments "." and ".."', () => {
+    for (const ok of ['a', 'agent-7', 'A.b_c:d-e', '...', '.a', 'x'.repeat(128)])
       expect(Id.is(ok) && Id.decode(ok)._tag).toBe('Right');
-    for (const bad of ['', 'a b', 'a/b', 'é', 'x'.repeat(129), 7, null])
+    for (const bad of ['', '.', '..', 'a b', 'a/b', 'é', 'x'.repeat(129), 7, null])
       expect(Id.decode(bad)._tag).toBe('Left');
     expect(errorsOf(Id, 'a b')).toEqual([
-      { path: '(body)', message: '1..128 characters of [A-Za-z0-9._:-]' },
+      { path: '(body)', message: '1..128 characters of [A-Za-z0-9._:-], not "." or ".."' },
     ]);
   });
 
@@ -165,7 +165,7 @@ describe('request bodies', () => {
     expect(errors).toContainEqual({ path: 'skils', message: 'is not a known field' });
     expect(errors).toContainEqual({ path: 'colour', message: 'is not a known field' });
     expect(errors.filter((e) => fieldOf(e) === 'id')).toEqual([
-      expect.objectContaining({ message: '1..128 characters of [A-Za-z0-9._:-]' }),
+      expect.objectContaining({ message: '1..128 characters of [A-Za-z0-9._:-], not "." or ".."' }),
     ]);
     expect(errors).toHaveLength(3);
   });

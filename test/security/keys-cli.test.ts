@@ -86,6 +86,11 @@ describe('npm run keys', () => {
     const agentless = await keys('create', '--workspace', WS, '--role', 'agent');
     expect(agentless.code).toBe(2);
     expect(agentless.stderr).toContain('--agent');
+    // ".." is a dot segment in a URL path: no route could name that agent.
+    const dotted = await keys('create', '--workspace', WS, '--role', 'agent', '--agent', '..');
+    expect(dotted.code).toBe(2);
+    expect(dotted.stderr).toContain('--agent:');
+    expect(dotted.stderr).toContain('not "." or ".."');
     expect((await keys('rotate', '--workspace', WS)).code).toBe(2);
     // An option of another command is named, not ignored.
     const filtered = await keys('list', '--workspace', WS, '--role', 'agent');

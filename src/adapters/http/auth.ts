@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ID_PATTERN } from '../../domain/values.ts';
+import { isId } from '../../domain/values.ts';
 import { ApiKeyVerifier, consumeWsTicket } from '../redis/api-keys.ts';
 import { readContact } from '../redis/projection-reads.ts';
 import type { Principal, Role } from './principal.ts';
@@ -202,7 +202,7 @@ export function installAuth(app: FastifyInstance, opts: { cacheMs?: number } = {
         );
     } else if (own === 'contact') {
       const id = (req.params as { id?: unknown }).id;
-      if (typeof id !== 'string' || id.length > 128 || !ID_PATTERN.test(id)) return; // the handler's 400
+      if (!isId(id)) return; // the handler's 400
       const contact = await readContact(redis, p.workspace, id);
       if (contact?.agentId !== agentId)
         return refuse(

@@ -4,7 +4,8 @@ import { MAX_ATTRIBUTES_DEPTH, MAX_POSITION, MAX_POSITION_PART } from '../../dom
 import { PROBLEM_TYPES } from './problem.ts';
 
 /** The OpenAPI 3.1 description of docs/API.md, served at /openapi.json. */
-const id = { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,128}$' };
+/** An id: not "." nor "..", dot segments in a URL path. */
+const id = { type: 'string', pattern: '^(?!\\.\\.?$)[A-Za-z0-9._:-]{1,128}$' };
 const skillName = { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' };
 /** Skills as routing knows them (the state at a position): a skill, or one with a level ("Billing#3"). */
 const skills = {

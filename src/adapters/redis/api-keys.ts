@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { ID_PATTERN } from '../../domain/values.ts';
+import { ID_RULE, isId } from '../../domain/values.ts';
 import { API_KEY_INDEX, workspaceKeys } from './keys.ts';
 import type { RedisClient } from './scripts.ts';
 
@@ -61,11 +61,8 @@ export function checkNewApiKey(k: NewApiKey): void {
   if (!(API_KEY_ROLES as readonly string[]).includes(k.role))
     throw new ApiKeyInputError('role', `must be one of ${API_KEY_ROLES.join(', ')}`);
   if (k.role === 'agent') {
-    if (typeof k.agentId !== 'string' || k.agentId.length > 128 || !ID_PATTERN.test(k.agentId))
-      throw new ApiKeyInputError(
-        'agentId',
-        'must be the agent id (1..128 characters of [A-Za-z0-9._:-]) for role agent',
-      );
+    if (!isId(k.agentId))
+      throw new ApiKeyInputError('agentId', `must be the agent id (${ID_RULE}) for role agent`);
   } else if (k.agentId !== undefined) {
     throw new ApiKeyInputError('agentId', 'is only for role agent');
   }
