@@ -231,6 +231,46 @@ describe('the request log', () => {
     expect(recorded.map((f) => f.requestId)).toEqual(['dup-id,']);
   });
 
+  it('takes an X-Request-Id of 1..128 printable ASCII characters; any other is replaced by a new one', async () => {
+    const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+    /** POST /agents with this X-Request-Id: the id answered, and the one recorded with the command. */
+    const register = async (given: string, agent: string) => {
+      const r = await running.api!.inject({
+        method: 'POST',
+        url: `/v1/workspaces/${WS}/agents`,
+        headers: { 'content-type': 'application/json', 'x-request-id': given },
+        payload: JSON.stringify({ id: agent, skills: ['English'] }),
+      });
+      expect(r.statusCode, r.body).toBe(201);
+      const id = String(r.headers['x-request-id']);
+      const recorded = (await running.redis.xrange(workspaceKeys(WS).commands, '-', '+'))
+        .map(([, f]) => parseFields(f))
+        .filter((f) => String(f.command).includes(`"${agent}"`))
+        .map((f) => f.requestId);
+      expect(recorded).toEqual([id]);
+      expect(requestLines(id)).toMatchObject([{ msg: 'request', status: 201 }]);
+      return id;
+    };
+    const longest = `r${'x'.repeat(126)}:`;
+    expect(await register(longest, 'rid-128')).toBe(longest);
+    expect(await register('trace 7/a=b', 'rid-spaces')).toBe('trace 7/a=b');
+    // 129 characters, 8 KB (under Node's header cap), a control character, a Latin-1 byte:
+    // none is written into the logs and events; the request is served under a new id.
+    for (const [given, agent] of [
+      [`q${'z'.repeat(128)}`, 'rid-129'],
+      ['y'.repeat(8000), 'rid-8k'],
+      ['a\tb', 'rid-tab'],
+      ['caf\u00e9', 'rid-latin1'],
+    ] as const) {
+      const id = await register(given, agent);
+      expect(id, agent).toMatch(UUID);
+      expect(
+        lines.some((l) => JSON.stringify(l).includes(given.slice(0, 40))),
+        agent,
+      ).toBe(false);
+    }
+  });
+
   it('does not log health checks at info', async () => {
     for (const url of ['/health', '/status']) {
       const r = await inject({ method: 'GET', url, from: '127.0.0.1' });

@@ -105,6 +105,22 @@ declare module 'fastify' {
   }
 }
 
+/** The longest X-Request-Id taken as given (docs/API.md): a longer one is replaced. */
+export const MAX_REQUEST_ID = 128;
+const REQUEST_ID = new RegExp(`^[\\x20-\\x7e]{1,${MAX_REQUEST_ID}}$`);
+
+/**
+ * A request's id: the client's X-Request-Id, trimmed (Node joins repeated ones with ", ", and an
+ * answer's header cannot carry the whitespace left at an end), so the id answered is the one logged
+ * and recorded with the command. One that is none of 1..128 printable ASCII characters is replaced by
+ * a new one, as when none is given: it is written in every log line and event of the request, so its
+ * size is bounded and it holds nothing a log reader could mistake (control or non-ASCII bytes).
+ */
+export function requestIdOf(given: string | string[] | undefined): string {
+  const id = typeof given === 'string' ? given.trim() : '';
+  return REQUEST_ID.test(id) ? id : randomUUID();
+}
+
 /** The HTTP and WebSocket API. Every error leaves as problem+json; no input can crash it. */
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const logger = deps.logger as FastifyBaseLogger;
@@ -118,15 +134,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
         ? parent.child(bindings, options)
         : lazyChild(parent as Logger, bindings)) as FastifyBaseLogger,
     bodyLimit: deps.config.bodyLimit,
-    // The client's X-Request-Id, trimmed (Node joins repeated ones with ", ", and an answer's
-    // header cannot carry the whitespace left at an end), so the id answered is the one logged and
-    // recorded with the command; a new one when none is given.
     requestIdHeader: false,
-    genReqId: (req) => {
-      const given = req.headers['x-request-id'];
-      const id = typeof given === 'string' ? given.trim() : '';
-      return id === '' ? randomUUID() : id;
-    },
+    genReqId: (req) => requestIdOf(req.headers['x-request-id']),
     // One line per request, after the answer (request-log.ts), rather than fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
     trustProxy: deps.config.trustProxy?.length ? [...deps.config.trustProxy] : false,
