@@ -10,9 +10,9 @@
  * time limit or an interrupt left open is then ended (contacts waiting abandoned, those in service
  * completed) and the run's agents are taken offline, so a later run in the workspace meets none of it.
  *
- * Exit codes: 0 after a run with no error, 1 after a run with errors (commands that failed: the
- * summary is printed all the same and says which) or when Switchboard cannot be reached, 2 for bad
- * options, 130 when interrupted.
+ * Exit codes: 0 after a run with no error, 1 after a run with errors (commands that failed, or a
+ * live feed's event whose handling threw: the summary is printed all the same and says which) or
+ * when Switchboard cannot be reached, 2 for bad options, 130 when interrupted.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -60,8 +60,9 @@ const USAGE = `Usage: npm run simulate -- [options]
   --json                 print the summary as one JSON object
   --help                 this text
 
-Exit codes: 0 after a run with no error; 1 after a run with errors (its summary is printed all the
-same) or when Switchboard cannot be reached; 2 for bad options; 130 when interrupted.
+Exit codes: 0 after a run with no error; 1 after a run with errors (commands that failed, or live
+feed events it failed to handle; its summary is printed all the same and names them) or when
+Switchboard cannot be reached; 2 for bad options; 130 when interrupted.
 `;
 
 function parseSimulateArgs(argv: readonly string[], env: NodeJS.ProcessEnv): SimOptions & { json: boolean } {
@@ -269,6 +270,10 @@ function formatSummary(s: SimSummary): string {
     ['retries', String(s.retries)],
     ['errors', errors],
     ['answered 202', String(s.accepted202)],
+    [
+      'live feed',
+      `${s.liveReconnects} reconnects, ${s.liveFailures} failures${s.lastLiveFailure ? ` (last: ${s.lastLiveFailure})` : ''}`,
+    ],
     ['duration', `${s.durationS} s`],
     ['ended by', s.endedBy],
   ];
@@ -335,7 +340,7 @@ async function simulate(sim: Simulator, opts: SimOptions & { json: boolean }): P
   if (summary.endedBy === 'interrupted') return 130;
   if (summary.errors > 0) {
     process.stderr.write(
-      `simulate: ${summary.errors} command${summary.errors === 1 ? '' : 's'} failed (the summary's errors say which)\n`,
+      `simulate: ${summary.errors} error${summary.errors === 1 ? '' : 's'}: commands that failed, or steps (such as handling a live feed's event) that threw (the summary's errors say which)\n`,
     );
     return 1;
   }

@@ -7,6 +7,7 @@ import { type EventType, SwitchboardClient } from 'switchboard/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
 import { loadConfig } from '../../src/app/config.ts';
+import { Simulator } from '../../src/cli/sim/simulator.ts';
 import { freePort } from '../../src/topology/redis-server.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { waitFor } from '../support/wait.ts';
@@ -491,10 +492,54 @@ describe('simulate', () => {
       expect(s.errors, run.stdout).toBeGreaterThan(0);
       expect(s.errorsByStatus['409']).toBe(s.errors);
       expect(run.code, run.stderr).toBe(1);
-      expect(run.stderr).toMatch(/simulate: \d+ commands? failed/);
+      expect(run.stderr).toMatch(/simulate: \d+ errors?: commands that failed/);
     } finally {
       sub.close();
     }
+  });
+
+  it("an exception while handling a live feed's event is an error of the run, named in its summary", async () => {
+    // The handler of an assignment throws (here the progress display, which the command's bar
+    // updates on every change): the event was handed on, so the feed cannot tell; the run must.
+    const sim = new Simulator({
+      url,
+      workspace: `${WS}-feed-throws`,
+      seed: 5,
+      agents: 4,
+      contacts: 3,
+      rate: 20,
+      handleMinS: 0.2,
+      handleMaxS: 0.2,
+      patienceS: 10,
+      // The contact whose handling threw is never completed by the run: the time limit ends it.
+      maxSeconds: 4,
+      acceptMinS: 0.1,
+      acceptMaxS: 0.2,
+      rejectRate: 0,
+      missRate: 0,
+      missBreakS: 1,
+      priorities: 1,
+      levels: false,
+      capacity: 1,
+    });
+    let thrown = 0;
+    sim.onProgress = (p) => {
+      if (p.inService > 0 && thrown === 0) {
+        thrown++;
+        throw new Error('the progress display failed');
+      }
+    };
+    const s = await sim.run();
+    await sim.cleanup();
+    expect(thrown).toBe(1);
+    expect(s.errors, JSON.stringify(s)).toBe(1);
+    expect(s.errorsByStatus).toEqual({ internal: 1 });
+    expect(s.errorSamples).toEqual([
+      expect.stringMatching(
+        /^live feed: AssignmentMade at \d+-\d+ failed to be handled: the progress display failed$/,
+      ),
+    ]);
+    expect(s.liveFailures).toBe(0);
   });
 
   it('refuses a setting that rounds to 0 ms, which would mean "none"', async () => {

@@ -32,19 +32,28 @@ export class LiveFeed {
    * @param client the client of the run's workspace (its key authenticates the upgrade)
    * @param types the event types the run follows
    * @param onEvent every event, in order
+   * @param onFailure an exception of `onEvent` (with the event it was handling), or a failure of
+   *   the feed itself (a socket error, a refused reconnection; no event): nothing goes unseen
    */
   constructor(
     private readonly client: SwitchboardClient,
     private readonly types: readonly string[],
     private readonly onEvent: (e: Envelope) => void,
+    private readonly onFailure: (err: Error, e?: Envelope) => void,
   ) {}
 
   /** Opens the feed from `after`; fails with a FatalError when it cannot. */
   async open(after: string): Promise<void> {
     this.start = after;
     const sub = this.client.subscribe(
-      { after, types: this.types as EventType[], backoffMs: 250, maxBackoffMs: 4_000 },
-      (e) => this.onEvent(e as unknown as Envelope),
+      {
+        after,
+        types: this.types as EventType[],
+        backoffMs: 250,
+        maxBackoffMs: 4_000,
+        onError: (err) => this.onFailure(err),
+      },
+      (e) => this.handle(e as unknown as Envelope),
     );
     this.sub = sub;
     try {
@@ -53,6 +62,15 @@ export class LiveFeed {
       throw new FatalError(
         `cannot open the live feed of ${this.client.url}${this.client.workspacePath}: ${(err as Error).message}`,
       );
+    }
+  }
+
+  /** One event to `onEvent`; what it throws goes to `onFailure` with the event. */
+  handle(e: Envelope): void {
+    try {
+      this.onEvent(e);
+    } catch (err) {
+      this.onFailure(err instanceof Error ? err : new Error(String(err)), e);
     }
   }
 

@@ -116,6 +116,9 @@ export class Simulator {
   private readonly errorsByStatus: Record<string, number> = {};
   private readonly errorSamples: string[] = [];
   private errors = 0;
+  /** Failures of the live feed itself (each followed by a reconnection), and the last one's message. */
+  private liveFailures = 0;
+  private lastLiveFailure: string | undefined;
   private accepted202 = 0;
   private retries = 0;
   private abandonRaced = 0;
@@ -174,8 +177,11 @@ export class Simulator {
     }
     const held = [...new Set(this.agentSkills.map((s) => s.join(',')))].map((s) => new Set(s.split(',')));
     this.unservable = this.contacts.filter((c) => !held.some((h) => c.skills.every((s) => h.has(s)))).length;
-    this.live = new LiveFeed(this.http.client.with({ workspace: opts.workspace }), FEED_TYPES, (e) =>
-      this.onEvent(e),
+    this.live = new LiveFeed(
+      this.http.client.with({ workspace: opts.workspace }),
+      FEED_TYPES,
+      (e) => this.onEvent(e),
+      (err, e) => this.feedFailed(err, e),
     );
   }
 
@@ -279,6 +285,23 @@ export class Simulator {
     if (b1) this.counts[b1]++;
     c.state = to;
     this.progress();
+  }
+
+  /**
+   * An event whose handling threw is an error of the run (counted, a sample kept: the run exits 1);
+   * a failure of the feed itself (a socket error, a refused reconnection) is counted apart: the feed
+   * opens again from its last event, so nothing is lost.
+   */
+  private feedFailed(err: Error, e?: Envelope): void {
+    if (!e) {
+      this.liveFailures++;
+      this.lastLiveFailure = err.message;
+      return;
+    }
+    this.errorsByStatus.internal = (this.errorsByStatus.internal ?? 0) + 1;
+    this.errors++;
+    if (this.errorSamples.length < 10)
+      this.errorSamples.push(`live feed: ${e.type} at ${e.position} failed to be handled: ${err.message}`);
   }
 
   /** A step that fails unexpectedly is counted as an error, never left as an unhandled rejection. */
@@ -606,7 +629,7 @@ export class Simulator {
         const r = await http.request('GET', `${this.wsPath}/events?${q}`);
         if (!r.ok) return;
         const page = r.body as { events: Envelope[]; next: string | null };
-        for (const e of page.events) this.onEvent(e);
+        for (const e of page.events) this.live.handle(e);
         // A filtered page may hold nothing and still have a next (a bounded stretch read per page).
         if (page.next === null || page.next === after) return;
         after = page.next;
@@ -698,6 +721,8 @@ export class Simulator {
       errorSamples: [...this.errorSamples],
       accepted202: this.accepted202,
       liveReconnects: this.live.reconnects,
+      liveFailures: this.liveFailures,
+      ...(this.lastLiveFailure !== undefined ? { lastLiveFailure: this.lastLiveFailure } : {}),
       durationS: round(durationS, 2) ?? 0,
       endedBy,
     };

@@ -96,13 +96,19 @@ export interface SimSummary {
   readonly wrapUpsEnded: number;
   /** Commands tried again after a network failure, a timeout or a 5xx. */
   readonly retries: number;
-  /** HTTP failures after the retries (not counting abandonRaced). */
+  /**
+   * HTTP failures after the retries (not counting abandonRaced), and steps that failed unexpectedly
+   * (`internal`: among them a live feed's event whose handling threw).
+   */
   readonly errors: number;
   readonly errorsByStatus: Record<string, number>;
   readonly errorSamples: readonly string[];
   /** Commands answered 202: durable, outcome not known in time (not errors). */
   readonly accepted202: number;
   readonly liveReconnects: number;
+  /** Failures of the live feed itself (socket errors, refused reconnections), and the last one's message. */
+  readonly liveFailures: number;
+  readonly lastLiveFailure?: string;
   readonly durationS: number;
   readonly endedBy: EndedBy;
 }
