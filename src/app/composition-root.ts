@@ -224,10 +224,18 @@ export async function startSwitchboard(
         // PORT=0 picks a free port: advertise the one actually bound.
         const bound = new URL(listening).port;
         const instance = { host: config.advertise.host, port: config.advertise.port || Number(bound) };
+        // Registered once a heartbeat lands: an instance started while Redis does not answer is
+        // not in the load balancer until then, and says so.
         registration = await registerInstance(redis, instance, {
-          onError: (err) => log.warn({ err: (err as Error).message }, 'instance heartbeat failed; retrying'),
+          onRegistered: () => log.info({ instance }, 'registered for the load balancer'),
+          onError: (err, registered) =>
+            registered
+              ? log.warn({ err: (err as Error).message }, 'instance heartbeat failed; retrying')
+              : log.warn(
+                  { instance, err: (err as Error).message },
+                  'not registered for the load balancer yet: the heartbeat into Redis failed; retrying every second, and the load balancer sends this instance nothing until one lands. Check that Redis is up and reachable (REDIS_URL).',
+                ),
         });
-        log.info({ instance }, 'registered for the load balancer');
       }
     } else {
       log.info({ roles: config.roles }, 'switchboard is running');

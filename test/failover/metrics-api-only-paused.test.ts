@@ -7,6 +7,7 @@
  * answer starts, and registers for the load balancer once it does. Redis paused with CLIENT PAUSE:
  * single target.
  */
+import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { liveInstances } from '../../src/adapters/redis/instance-registry.ts';
@@ -64,8 +65,17 @@ describe('an API-only instance scraped while Redis does not answer', () => {
     // rather than failing on its first heartbeat; HAProxy adds it once the heartbeat lands.
     const admin = redis.adminClient();
     let other: Running | undefined;
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const l of chunk.toString().split('\n')) if (l.trim() !== '') lines.push(JSON.parse(l));
+        done();
+      },
+    });
+    const PAUSE_MS = 5000;
     try {
-      await admin.call('CLIENT', 'PAUSE', '2500', 'ALL');
+      const pausedAt = Date.now();
+      await admin.call('CLIENT', 'PAUSE', String(PAUSE_MS), 'ALL');
       other = await startSwitchboard(
         loadConfig({
           ...redis.env,
@@ -76,14 +86,29 @@ describe('an API-only instance scraped while Redis does not answer', () => {
           ADVERTISE_ADDRESS: 'auto',
           LB_DRAIN_MS: '0',
         }),
-        pino({ level: 'silent' }),
+        pino({ level: 'info' }, sink),
       );
       const port = Number(new URL(other.url!).port);
       await waitFor(
         'the instance in the registry',
         async () => (await liveInstances(sb.redis)).some((i) => i.port === port),
-        { timeoutMs: 8000 },
+        { timeoutMs: PAUSE_MS + 8000 },
       );
+      await waitFor('the registration logged', () =>
+        lines.some((l) => l.msg === 'registered for the load balancer'),
+      );
+      // Its first heartbeat failed: that is said, with what to do, and the registration is logged
+      // once, when a heartbeat landed (no command is answered while Redis is paused).
+      const failed = lines.findIndex((l) =>
+        String(l.msg).startsWith('not registered for the load balancer yet'),
+      );
+      const registered = lines.filter((l) => l.msg === 'registered for the load balancer');
+      expect(failed, JSON.stringify(lines)).toBeGreaterThanOrEqual(0);
+      expect(lines[failed]).toMatchObject({ level: 40, instance: { port } });
+      expect(String(lines[failed]!.msg)).toContain('REDIS_URL');
+      expect(registered).toHaveLength(1);
+      expect(lines.indexOf(registered[0]!)).toBeGreaterThan(failed);
+      expect(registered[0]!.time as number).toBeGreaterThanOrEqual(pausedAt + PAUSE_MS - 100);
     } finally {
       await admin.call('CLIENT', 'UNPAUSE').catch(() => {});
       admin.disconnect();

@@ -82,21 +82,36 @@ export interface Registration {
  * A failed heartbeat (Redis unreachable) is reported to `onError` and retried on the next tick,
  * the first one too: an instance started while Redis does not answer (a failover) starts paused
  * and joins the load balancer once its heartbeat lands, as one whose Redis went away later does.
+ * `onRegistered` is told when the first heartbeat lands (before this returns, when it is the first
+ * one tried); `onError` is told whether one had landed before the failure.
  */
 export async function registerInstance(
   redis: Redis,
   instance: Instance,
-  opts: { intervalMs?: number; key?: string; onError?: (err: unknown) => void } = {},
+  opts: {
+    intervalMs?: number;
+    key?: string;
+    onRegistered?: () => void;
+    onError?: (err: unknown, registered: boolean) => void;
+  } = {},
 ): Promise<Registration> {
   const key = opts.key ?? INSTANCES_KEY;
   let stopped = false;
-  let inFlight: Promise<unknown> = heartbeat(redis, instance, key).catch((err: unknown) =>
-    opts.onError?.(err),
-  );
+  let registered = false;
+  const beat = () =>
+    heartbeat(redis, instance, key).then(
+      () => {
+        if (registered || stopped) return;
+        registered = true;
+        opts.onRegistered?.();
+      },
+      (err: unknown) => opts.onError?.(err, registered),
+    );
+  let inFlight: Promise<unknown> = beat();
   await inFlight;
   const timer = setInterval(() => {
     if (stopped) return;
-    inFlight = heartbeat(redis, instance, key).catch((err: unknown) => opts.onError?.(err));
+    inFlight = beat();
   }, opts.intervalMs ?? HEARTBEAT_INTERVAL_MS);
   timer.unref();
   return {
