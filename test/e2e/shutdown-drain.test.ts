@@ -22,7 +22,7 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-/** An API-only instance with a 6 s shutdown time (3 s of it for the drain), and `more`. */
+/** An API-only instance with a 2 s shutdown time (1 s of it for the drain), and `more`. */
 const startApi = (more: Record<string, string> = {}) =>
   startSwitchboard(
     loadConfig({
@@ -31,7 +31,7 @@ const startApi = (more: Record<string, string> = {}) =>
       PORT: '0',
       LOG_LEVEL: 'silent',
       ROLES: 'api',
-      SHUTDOWN_TIMEOUT_MS: '6000',
+      SHUTDOWN_TIMEOUT_MS: '2000',
       ...more,
     }),
     pino({ level: 'silent' }),
@@ -56,8 +56,8 @@ describe('an instance that stops', () => {
       }),
     ]);
     await closed;
-    // The drain time (3 s: half of SHUTDOWN_TIMEOUT_MS), not the headers timeout (60 s) or the client.
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(2_800);
+    // The drain time (1 s: half of SHUTDOWN_TIMEOUT_MS), not the headers timeout (60 s) or the client.
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(950);
     expect(Date.now() - t0).toBeLessThan(9_000);
   }, 30_000);
 
@@ -86,7 +86,7 @@ describe('an instance that stops', () => {
       }),
     ]);
     await closed;
-    // The drain time (3 s), not the WebSocket library's 30 s wait for the closing handshake.
+    // The drain time (1 s), not the WebSocket library's 30 s wait for the closing handshake.
     expect(Date.now() - t0).toBeLessThan(9_000);
   }, 30_000);
 });
