@@ -3,8 +3,10 @@
  * machine does not have) exits 1 with one line naming the variable to change, not a stack trace.
  */
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAIN_BUNDLE } from '../support/main-build.ts';
 import { PROJECT_ROOT } from '../support/processes.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 
@@ -26,10 +28,12 @@ afterAll(async () => {
 function start(env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
   const all: NodeJS.ProcessEnv = { ...process.env, ...redis.env, ROLES: 'api', AUTH: 'off', ...env };
   delete all.VITEST;
+  // The run's build of src/main.ts when the global setup made one (main-build.ts), else tsx.
+  const main = existsSync(MAIN_BUNDLE) ? [MAIN_BUNDLE] : ['--import', 'tsx', 'src/main.ts'];
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ['--import', 'tsx', 'src/main.ts'],
+      main,
       { cwd: PROJECT_ROOT, env: all, timeout: 30_000 },
       (err, _stdout, stderr) =>
         resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stderr }),
