@@ -3,7 +3,7 @@
  * every call applied once (one ContactQueued per call), its key the same on every try.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sleep } from '../support/wait.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 import { type ClientFixture, startClientFixture } from './fixture.ts';
 
 const WS = 'client-timeout';
@@ -50,9 +50,32 @@ describe('timeouts and 429', () => {
   it('a burst past the rate limit: 429s waited out, every call applied once', async () => {
     const statuses: unknown[] = [];
     const c = p.client(WS, { onRetry: (i) => void statuses.push(i.status) });
-    const results = await Promise.all(
-      Array.from({ length: 40 }, (_, i) => c.queueContact({ skills: ['nobody'], attributes: { burst: i } })),
-    );
+    // The 40 are counted at one instant, whatever the load: Redis holds the rate limit's count
+    // (a write) until the server has received all of them. Sent one by one as a busy machine
+    // manages, they would spread past a second, and refills would keep up (20 a second).
+    let received = 0;
+    const count = (req: { url?: string }) => {
+      if (req.url?.endsWith('/contacts')) received++;
+    };
+    const server = p.main.api!.server;
+    server.on('request', count);
+    const admin = p.redis.adminClient();
+    let results: Awaited<ReturnType<typeof c.queueContact>>[];
+    try {
+      await admin.call('CLIENT', 'PAUSE', '1800', 'WRITE');
+      const calls = Promise.all(
+        Array.from({ length: 40 }, (_, i) =>
+          c.queueContact({ skills: ['nobody'], attributes: { burst: i } }),
+        ),
+      );
+      await waitFor('the 40 requests received', () => received >= 40, { everyMs: 10 });
+      await admin.call('CLIENT', 'UNPAUSE');
+      results = await calls;
+    } finally {
+      server.off('request', count);
+      await admin.call('CLIENT', 'UNPAUSE').catch(() => {});
+      admin.disconnect();
+    }
     expect(statuses).toContain(429);
     const events = (await p.client(WS).listEvents({ types: ['ContactQueued'], limit: 1000 })).events;
     for (const r of results)
