@@ -393,22 +393,25 @@ describe('haproxy.cfg (local template)', () => {
         apiCheckInter: '200ms',
       });
       await waitFor('api1 UP', async () => (await rt.serverState('api', 'api1'))?.checkStatus === 'L7OK');
-      for (const url of [`ws://127.0.0.1:${httpPort}/feed`, `wss://127.0.0.1:${tlsPort}/feed`]) {
-        const ws = new WebSocket(url, { rejectUnauthorized: false });
-        const replies: string[] = [];
-        ws.on('message', (m) => replies.push(m.toString()));
-        await new Promise<void>((resolve, reject) => {
-          ws.once('open', () => resolve());
-          ws.once('error', reject);
-        });
-        ws.send('one');
-        await waitFor(`first echo over ${url}`, async () => replies.includes('echo:one'));
-        // Still open after an idle pause longer than the check interval and keep-alive handling.
-        await sleep(1200);
-        ws.send('two');
-        await waitFor(`second echo over ${url}`, async () => replies.includes('echo:two'));
-        ws.close();
-      }
+      // Both frontends at once: each socket's idle pause is its own.
+      await Promise.all(
+        [`ws://127.0.0.1:${httpPort}/feed`, `wss://127.0.0.1:${tlsPort}/feed`].map(async (url) => {
+          const ws = new WebSocket(url, { rejectUnauthorized: false });
+          const replies: string[] = [];
+          ws.on('message', (m) => replies.push(m.toString()));
+          await new Promise<void>((resolve, reject) => {
+            ws.once('open', () => resolve());
+            ws.once('error', reject);
+          });
+          ws.send('one');
+          await waitFor(`first echo over ${url}`, async () => replies.includes('echo:one'));
+          // Still open after an idle pause longer than the check interval and keep-alive handling.
+          await sleep(1200);
+          ws.send('two');
+          await waitFor(`second echo over ${url}`, async () => replies.includes('echo:two'));
+          ws.close();
+        }),
+      );
       await hp.stop();
     } finally {
       for (const c of wss.clients) c.terminate();
