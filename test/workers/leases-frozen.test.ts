@@ -3,13 +3,15 @@
  * One lease after the other, a round took a timeout per workspace, so a stop (which waits for the
  * round before it hands the leases back) outlasted SHUTDOWN_TIMEOUT_MS with a few workspaces, and
  * on a cluster the leases on a master that is down delayed the renewal of every other lease past
- * its lifetime. Redis paused with CLIENT PAUSE: on the single target only (vitest.config.ts).
+ * its lifetime. Redis stopped (SIGSTOP, test/support/freeze.ts) until the stop has ended: on the
+ * single target only (vitest.config.ts).
  */
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { connectRedis } from '../../src/adapters/redis/client.ts';
 import { WorkspaceRunner } from '../../src/app/workspace-runner.ts';
 import { LeaseKeeper } from '../../src/dispatcher/leases.ts';
+import { type Frozen, freezeRedis } from '../support/freeze.ts';
 import { suiteRedis } from '../support/redis.ts';
 import { sleep, waitFor } from '../support/wait.ts';
 
@@ -27,6 +29,7 @@ describe('dispatcher leases while Redis does not answer', () => {
     // A short command timeout, so the test is short: a round one at a time takes 11 of them.
     const redis = connectRedis({ url: suite.server.url }, { commandTimeout: 250 });
     const admin = suite.server.adminClient();
+    let frozen: Frozen | undefined;
     try {
       const keeper = new LeaseKeeper(redis, `frozen-${run}`, log, { ttlMs: 20_000, renewEveryMs: 200 });
       const runner = new WorkspaceRunner(
@@ -37,7 +40,7 @@ describe('dispatcher leases while Redis does not answer', () => {
       );
       runner.start();
       await waitFor('every lease taken', () => keeper.count === workspaces.length);
-      await admin.call('CLIENT', 'PAUSE', '3000', 'ALL');
+      frozen = await freezeRedis(admin, { atMostMs: 3000 });
       await sleep(300); // a round is under way, its commands held
       const started = Date.now();
       await runner.stop();
@@ -45,7 +48,7 @@ describe('dispatcher leases while Redis does not answer', () => {
       console.log(JSON.stringify({ stopMs }));
       expect(stopMs, 'the stop waited a timeout per workspace').toBeLessThan(1500);
     } finally {
-      await admin.call('CLIENT', 'UNPAUSE').catch(() => {});
+      await frozen?.thaw();
       admin.disconnect();
       redis.disconnect();
     }
