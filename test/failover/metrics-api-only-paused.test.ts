@@ -4,8 +4,8 @@
  * scrape still names the workspaces it reported before, as `switchboard_workspace_up 0`, rather
  * than dropping every workspace series (the "Redis does not answer the scrapes" alert and the
  * dashboard's workspace list read that series). And an API instance started while Redis does not
- * answer starts, and registers for the load balancer once it does. Redis paused with CLIENT PAUSE:
- * single target.
+ * answer starts, and registers for the load balancer once it does. Redis stopped (SIGSTOP,
+ * test/support/freeze.ts) until the test has seen what it checks: single target.
  */
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { liveInstances } from '../../src/adapters/redis/instance-registry.ts';
 import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
 import { loadConfig } from '../../src/app/config.ts';
+import { freezeRedis } from '../support/freeze.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -50,11 +51,11 @@ describe('an API-only instance scraped while Redis does not answer', () => {
     expect(sent.statusCode).toBe(202);
     expect(await upLines()).toEqual([`switchboard_workspace_up{workspace="${WS}"} 1`]);
     const admin = redis.adminClient();
+    const frozen = await freezeRedis(admin, { atMostMs: 4000 });
     try {
-      await admin.call('CLIENT', 'PAUSE', '4000', 'ALL');
       expect(await upLines()).toEqual([`switchboard_workspace_up{workspace="${WS}"} 0`]);
     } finally {
-      await admin.call('CLIENT', 'UNPAUSE').catch(() => {});
+      await frozen.thaw();
       admin.disconnect();
     }
     await waitFor('the workspace up again', async () => (await upLines())[0]?.endsWith(' 1'));
@@ -72,10 +73,10 @@ describe('an API-only instance scraped while Redis does not answer', () => {
         done();
       },
     });
-    const PAUSE_MS = 5000;
+    // Until the start has returned: it waits for its first heartbeat, which gets no answer.
+    const frozen = await freezeRedis(admin, { atMostMs: 8000 });
+    const thawedAt = Number.POSITIVE_INFINITY;
     try {
-      const pausedAt = Date.now();
-      await admin.call('CLIENT', 'PAUSE', String(PAUSE_MS), 'ALL');
       other = await startSwitchboard(
         loadConfig({
           ...redis.env,
@@ -88,17 +89,18 @@ describe('an API-only instance scraped while Redis does not answer', () => {
         }),
         pino({ level: 'info' }, sink),
       );
+      await frozen.thaw();
       const port = Number(new URL(other.url!).port);
       await waitFor(
         'the instance in the registry',
         async () => (await liveInstances(sb.redis)).some((i) => i.port === port),
-        { timeoutMs: PAUSE_MS + 8000 },
+        { timeoutMs: 8000 },
       );
       await waitFor('the registration logged', () =>
         lines.some((l) => l.msg === 'registered for the load balancer'),
       );
       // Its first heartbeat failed: that is said, with what to do, and the registration is logged
-      // once, when a heartbeat landed (no command is answered while Redis is paused).
+      // once, when a heartbeat landed (no command is answered while Redis is stopped).
       const failed = lines.findIndex((l) =>
         String(l.msg).startsWith('not registered for the load balancer yet'),
       );
@@ -108,9 +110,9 @@ describe('an API-only instance scraped while Redis does not answer', () => {
       expect(String(lines[failed]!.msg)).toContain('REDIS_URL');
       expect(registered).toHaveLength(1);
       expect(lines.indexOf(registered[0]!)).toBeGreaterThan(failed);
-      expect(registered[0]!.time as number).toBeGreaterThanOrEqual(pausedAt + PAUSE_MS - 100);
+      expect(registered[0]!.time as number).toBeGreaterThanOrEqual(thawedAt);
     } finally {
-      await admin.call('CLIENT', 'UNPAUSE').catch(() => {});
+      await frozen.thaw();
       admin.disconnect();
       await other?.stop();
     }
