@@ -5,7 +5,8 @@
  * - DOWN when AUTH fails (user switched off; then, separately, password changed), when PING is
  *   refused (user loses +ping), when the server is frozen (SIGSTOP: port open, no answer),
  *   and when the server is killed; back UP after each repair.
- * Check interval 200 ms, fall 2, rise 2, check read timeout 500 ms. Timings are logged as JSON.
+ * Check interval 200 ms, fall 2, rise 2, check read timeout 300 ms (a wrong reply is judged
+ * when it expires: DOWN after fall x (inter + timeout)). Timings are logged as JSON.
  */
 import path from 'node:path';
 import { Redis } from 'ioredis';
@@ -63,7 +64,7 @@ beforeAll(async () => {
     redisPort,
     redisServers: [{ host: redisSrv.host, port: redisSrv.port }],
     redisCheckInter: '200ms',
-    checkTimeout: '500ms',
+    checkTimeout: '300ms',
   });
   hp = await startHaproxy({ configPath, socket: path.join(runDir, 'haproxy.sock') });
   rt = haproxyRuntime(hp.socket);
