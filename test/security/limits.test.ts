@@ -388,9 +388,9 @@ describe('limits', () => {
 
   it('a client sending its request one byte at a time is cut off with 408; others are served meanwhile', async () => {
     const a = await instance({
-      HEADERS_TIMEOUT_MS: '1500',
-      REQUEST_TIMEOUT_MS: '2500',
-      QUERY_TIMEOUT_MS: '4000',
+      HEADERS_TIMEOUT_MS: '1000',
+      REQUEST_TIMEOUT_MS: '1700',
+      QUERY_TIMEOUT_MS: '2700',
     });
     const began = Date.now();
     const head = `GET ${B}/stats HTTP/1.1\r\nHost: localhost\r\nX-Slow: ${'s'.repeat(100)}\r\n\r\n`;
@@ -410,8 +410,8 @@ describe('limits', () => {
     const waiting = await unappliedPosition(root, 'limits-unserved').finally(() => root.disconnect());
     const longPoll = fetch(`${a.url}/v1/workspaces/limits-unserved/stats?minPosition=${waiting}`);
     const served: number[] = [];
-    // For 2 s, and (on a loaded machine, where a round may take long) until 6 were served.
-    while ((Date.now() - began < 2000 || served.length < 6) && Date.now() - began < 10_000) {
+    // For 1.4 s, and (on a loaded machine, where a round may take long) until 6 were served.
+    while ((Date.now() - began < 1400 || served.length < 6) && Date.now() - began < 10_000) {
       served.push((await fetch(`${a.url}${B}/stats`)).status);
       await sleep(100);
     }
@@ -419,9 +419,9 @@ describe('limits', () => {
     expect(served.every((s) => s === 200)).toBe(true);
     const [h, b, s] = await Promise.all([slowHeaders, slowBody, silent]);
     for (const [what, r, limit] of [
-      ['slow headers', h, 1500],
-      ['slow body', b, 2500],
-      ['nothing sent', s, 1500],
+      ['slow headers', h, 1000],
+      ['slow body', b, 1700],
+      ['nothing sent', s, 1000],
     ] as const) {
       expect(r.status, what).toBe(408);
       expectProblem(r, 'request-timeout');
@@ -432,7 +432,7 @@ describe('limits', () => {
     const poll = await longPoll;
     expect(poll.status).toBe(503);
     expect((await poll.json()) as { type: string }).toMatchObject({ type: '/problems/position-not-reached' });
-    expect(Date.now() - began).toBeGreaterThan(3900);
+    expect(Date.now() - began).toBeGreaterThan(2600);
   });
 
   it('an upgrade whose client vanished while it was checked takes no slot: the caps are not spent for ever', async () => {
