@@ -75,7 +75,7 @@ describe('an API-only instance scraped while Redis does not answer', () => {
     });
     // Until the start has returned: it waits for its first heartbeat, which gets no answer.
     const frozen = await freezeRedis(admin, { atMostMs: 8000 });
-    const thawedAt = Number.POSITIVE_INFINITY;
+    let thawedAt = Number.POSITIVE_INFINITY;
     try {
       other = await startSwitchboard(
         loadConfig({
@@ -89,6 +89,7 @@ describe('an API-only instance scraped while Redis does not answer', () => {
         }),
         pino({ level: 'info' }, sink),
       );
+      thawedAt = Date.now();
       await frozen.thaw();
       const port = Number(new URL(other.url!).port);
       await waitFor(
