@@ -1,17 +1,19 @@
 // The command-line tools that read a workspace from Redis (audit, rebuild, keys) say so and exit 3
 // when Redis does not answer or refuses the read, and exit 2 naming the workspace when its log is
 // not there.
-import { describe, expect, it } from 'vitest';
+import { describe, it } from 'vitest';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import { ensureGroup, projectPending } from '../../src/projections/projector.ts';
 import { freePort } from '../../src/topology/redis-server.ts';
 import { suiteRedis } from '../support/redis.ts';
 import { runCli } from './run-cli.ts';
 
-describe('a tool whose Redis does not answer, or has no such workspace', () => {
+// The tests run at once: one waits out the tools' 10 s for a cluster seed to answer, and each
+// meets Redis as a user of its own (or no Redis at all), which the others leave alone.
+describe.concurrent('a tool whose Redis does not answer, or has no such workspace', () => {
   const suite = suiteRedis();
 
-  it('audit, rebuild and keys: exit 3 naming the Redis they could not reach', async () => {
+  it('audit, rebuild and keys: exit 3 naming the Redis they could not reach', async ({ expect }) => {
     const url = `redis://127.0.0.1:${await freePort()}`;
     const runs = await Promise.all([
       runCli('audit', ['--workspace', 'w', '--redis-url', url]),
@@ -30,7 +32,9 @@ describe('a tool whose Redis does not answer, or has no such workspace', () => {
     }
   });
 
-  it('audit, rebuild and keys: exit 3 when no seed of a cluster answers as one, instead of waiting for ever', async () => {
+  it('audit, rebuild and keys: exit 3 when no seed of a cluster answers as one, instead of waiting for ever', async ({
+    expect,
+  }) => {
     // One seed where nothing listens, one a Redis that is no cluster (and asks for a login).
     const seeds = [`127.0.0.1:${await freePort()}`, `127.0.0.1:${suite.server.port}`];
     // The three tools share the wait (reachRedis); each meets one seed or the other.
@@ -53,7 +57,7 @@ describe('a tool whose Redis does not answer, or has no such workspace', () => {
     for (const run of runs) expect(run.stderr).toMatch(/no answer within 10 s \(.+\)/);
   }, 45_000);
 
-  it('audit and rebuild: exit 3 when Redis answers but refuses to read the workspace', async () => {
+  it('audit and rebuild: exit 3 when Redis answers but refuses to read the workspace', async ({ expect }) => {
     // A user who may PING and nothing else: the workspace's keys cannot be read.
     await suite.admin.call('ACL', 'SETUSER', 'ping-only', 'on', '>ping-only-pw', '+ping', '+auth', '+hello');
     const url = new URL(suite.server.url);
@@ -70,7 +74,9 @@ describe('a tool whose Redis does not answer, or has no such workspace', () => {
     }
   });
 
-  it('audit, rebuild and keys: a command Redis refuses later is named as Redis said it, without a stack trace', async () => {
+  it('audit, rebuild and keys: a command Redis refuses later is named as Redis said it, without a stack trace', async ({
+    expect,
+  }) => {
     // A user who may read the workspace (so it is found) and nothing else.
     await suite.admin.call(
       'ACL',
@@ -109,7 +115,9 @@ describe('a tool whose Redis does not answer, or has no such workspace', () => {
     }
   });
 
-  it('rebuild: exits 3 when Redis refuses part of the copy into the shadow, not a comparison of a short one', async () => {
+  it('rebuild: exits 3 when Redis refuses part of the copy into the shadow, not a comparison of a short one', async ({
+    expect,
+  }) => {
     // A user who may do everything but append to a stream: the shadow gets no command.
     await suite.admin.call('ACL', 'SETUSER', 'no-xadd', 'on', '>no-xadd-pw', '~*', '+@all', '-xadd');
     await ensureGroup(suite.redis, 'short');
@@ -132,7 +140,7 @@ describe('a tool whose Redis does not answer, or has no such workspace', () => {
     }
   });
 
-  it('audit and rebuild: exit 2 naming a workspace with no log', async () => {
+  it('audit and rebuild: exit 2 naming a workspace with no log', async ({ expect }) => {
     const url = suite.server.url;
     for (const tool of ['audit', 'rebuild'] as const) {
       const run = await runCli(tool, ['--workspace', 'nobody-here', '--redis-url', url]);
