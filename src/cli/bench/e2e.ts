@@ -26,7 +26,16 @@ import { startRedisCluster } from '../../topology/redis-cluster.ts';
 import { pool } from '../sim/http.ts';
 import { percentile, round } from '../sim/stats.ts';
 import { slotOwner } from './cluster.ts';
-import { type Asked, asDeployed, type ChildServer, request, sleep, startChild } from './http.ts';
+import {
+  type Asked,
+  asDeployed,
+  type ChildServer,
+  childCommand,
+  request,
+  sleep,
+  startChild,
+  startTogether,
+} from './http.ts';
 import { mainThreadCpuUs } from './redis-time.ts';
 import type { Note } from './workspace.ts';
 
@@ -235,6 +244,13 @@ export async function e2eWorkload(
   o: E2eOptions,
   note: Note,
 ): Promise<E2eFigures> {
+  // The two processes' builds (childCommand) are made while the cluster starts.
+  if (o.cluster)
+    for (const [script, root] of [
+      ['src/main.ts', o.switchboard],
+      ['src/cli/bench/bare-xadd.ts', undefined],
+    ] as const)
+      void childCommand(script, root);
   const cluster = o.cluster ? await privateCluster(workspace, note) : undefined;
   // On a cluster: the master holding the workspace's slot, where its keys and the bare feed's are.
   const url = cluster?.masterUrl ?? redisUrl;
@@ -246,10 +262,11 @@ export async function e2eWorkload(
   const completeAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   const sockets: WebSocket[] = [];
   try {
-    const sb = await startSwitchboardProcess(url, workspace, o.switchboard, cluster?.seeds);
-    servers.push(sb);
-    const bareServer = await startBareHandler(url, workspace, true);
-    servers.push(bareServer);
+    const [sb, bareServer] = await startTogether([
+      startSwitchboardProcess(url, workspace, o.switchboard, cluster?.seeds),
+      startBareHandler(url, workspace, true),
+    ]);
+    servers.push(sb, bareServer);
     const apiOf = (server: ChildServer) => `${server.base}/v1/workspaces/${encodeURIComponent(workspace)}`;
     note(`registering ${o.agents} agents (skill s), all available`);
     const ids = Array.from({ length: o.agents }, (_, i) => `agent-${i + 1}`);

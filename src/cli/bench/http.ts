@@ -107,6 +107,22 @@ export async function startChild(
 }
 
 /**
+ * Starts servers at once, so that their builds and start-ups overlap (each waits for its own
+ * process only): all of them, in the order given, or none: when one fails, those that started are
+ * stopped and the first failure in that order is thrown.
+ */
+export async function startTogether<const T extends readonly Promise<ChildServer>[]>(
+  starts: T,
+): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
+  const settled = await Promise.allSettled(starts);
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  const started = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  if (!failed) return started as { -readonly [K in keyof T]: Awaited<T[K]> };
+  await Promise.all(started.map((s) => s.stop()));
+  throw failed.reason;
+}
+
+/**
  * Waits until `GET url` answers 200, every 100 ms; throws `late()` after `timeoutMs`, or at once
  * the reason `gaveUp()` names (a process that exited).
  */

@@ -15,7 +15,7 @@
 import { percentile, round } from '../sim/stats.ts';
 import { type SwitchboardChoice, startBareHandler, startSwitchboardProcess, switchboardName } from './e2e.ts';
 import { haproxyInFront } from './haproxy-front.ts';
-import { type ChildServer, closedLoop, type LoadResult, request } from './http.ts';
+import { type ChildServer, closedLoop, type LoadResult, request, startTogether } from './http.ts';
 import type { Note } from './workspace.ts';
 
 export interface IngestOptions extends SwitchboardChoice {
@@ -72,19 +72,19 @@ export async function ingestWorkload(
 ): Promise<IngestFigures> {
   note(`starting ${switchboardName(o.switchboard)} and the bare fastify XADD handler`);
   const servers: ChildServer[] = [];
+  const fronts: ChildServer[] = [];
   try {
-    const sbServer = await startSwitchboardProcess(redisUrl, workspace, o.switchboard);
-    servers.push(sbServer);
-    const bareServer = await startBareHandler(redisUrl, workspace, false);
-    servers.push(bareServer);
-    let sb = sbServer;
-    let bare = bareServer;
+    const [sbServer, bareServer] = await startTogether([
+      startSwitchboardProcess(redisUrl, workspace, o.switchboard),
+      startBareHandler(redisUrl, workspace, false),
+    ]);
+    servers.push(sbServer, bareServer);
+    let sb: ChildServer = sbServer;
+    let bare: ChildServer = bareServer;
     if (o.haproxy) {
       note('starting an HAProxy in front of each (infra/haproxy/haproxy.cfg.tmpl)');
-      sb = await haproxyInFront(sbServer);
-      servers.push(sb);
-      bare = await haproxyInFront(bareServer);
-      servers.push(bare);
+      [sb, bare] = await startTogether([haproxyInFront(sbServer), haproxyInFront(bareServer)]);
+      fronts.push(sb, bare);
     }
     const post = (server: ChildServer) => {
       const url = `${server.base}/v1/workspaces/${encodeURIComponent(workspace)}/contacts`;
@@ -111,7 +111,8 @@ export async function ingestWorkload(
       ratio: b.requestsPerS > 0 ? round(a.requestsPerS / b.requestsPerS, 3) : null,
     };
   } finally {
-    // The HAProxies (pushed last) go first.
-    for (const s of servers.reverse()) await s.stop();
+    // The HAProxies first, then the servers behind them.
+    await Promise.all(fronts.map((s) => s.stop()));
+    await Promise.all(servers.map((s) => s.stop()));
   }
 }
