@@ -174,7 +174,11 @@ describe('bench all', () => {
       minMs: number;
       seconds: number;
     }
-    const figures = r.figures as { offerTimeoutMs: number; idle: Lag; loaded: Lag & { loadRuns: number } };
+    const figures = r.figures as {
+      offerTimeoutMs: number;
+      idle: Lag;
+      loaded: Lag & { loadRuns: number; loadContacts: number };
+    };
     const { idle, loaded } = figures;
     expect(figures.offerTimeoutMs).toBeGreaterThan(0);
     for (const [phase, lag] of [
@@ -191,6 +195,8 @@ describe('bench all', () => {
       expect(lag.seconds, phase).toBeGreaterThan(0);
     }
     expect(loaded.loadRuns).toBeGreaterThanOrEqual(1);
+    // The seed load's runs are sized to the phase: 15,000 contacts per second of --duration.
+    expect(loaded.loadContacts).toBe(15_000);
     // The lifecycle issue's target: within 100 ms on an unloaded machine.
     expect(idle.medianMs).toBeLessThan(100);
   });

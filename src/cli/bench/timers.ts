@@ -14,13 +14,12 @@
  * `timer:<member>:<due ms>`): median, p90, p99 and max over every offer expiry.
  *
  * Two phases, each on a workspace of its own: `idle` (nothing else runs), and `loaded`: the same
- * while the `seed` workload (`--agents` agents, SEED_LOAD_CONTACTS contacts a run, started again
- * as long as the phase lasts) drains another workspace of the same Redis from a process of its
+ * while the `seed` workload (`--agents` agents, seedLoadContacts(`--duration`) contacts a run,
+ * started again as long as the phase lasts) drains another workspace of the same Redis from a process of its
  * own. Each phase reports Redis's main-thread CPU share over it (INFO cpu), what the load left
  * the clock.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { connectRedis } from '../../adapters/redis/client.ts';
 import { appendCommand } from '../../adapters/redis/command-log.ts';
@@ -30,6 +29,7 @@ import { Dispatcher } from '../../dispatcher/dispatcher.ts';
 import type { Command } from '../../domain/commands.ts';
 import { ensureGroup, Projector } from '../../projections/projector.ts';
 import { median, percentile, round } from '../sim/stats.ts';
+import { childCommand } from './http.ts';
 import { mainThreadCpuUs } from './redis-time.ts';
 import { appendAndProject, dropWorkspace, type Note } from './workspace.ts';
 
@@ -37,9 +37,14 @@ import { appendAndProject, dropWorkspace, type Note } from './workspace.ts';
 export const OFFER_TIMEOUT_MS = 500;
 /** Each batch's offers expire this much later than the previous batch's. */
 const BATCH_EVERY_MS = 50;
-/** Contacts of one run of the seed load (about 3-4 s of drain at 40 agents). */
-export const SEED_LOAD_CONTACTS = 30_000;
-const BENCH_CLI = fileURLToPath(new URL('../bench.ts', import.meta.url));
+/**
+ * Contacts of one run of the seed load, per second of `--duration`: 30,000 at the default 2 s,
+ * about 3-4 s of drain at 40 agents, as long as the phase (the offers' timeouts, then `--duration`
+ * of expiries). A shorter phase takes a run as much shorter to set up before it starts.
+ */
+export const SEED_LOAD_CONTACTS_PER_S = 15_000;
+export const seedLoadContacts = (durationS: number): number =>
+  Math.max(1000, Math.round(durationS * SEED_LOAD_CONTACTS_PER_S));
 
 export interface TimersOptions {
   /** Offers made and left to expire, per phase (as many agents). */
@@ -75,9 +80,11 @@ export interface TimersFigures {
   readonly batchEveryMs: number;
   readonly idle: TimerLag;
   readonly loaded: TimerLag & {
-    /** Runs of the seed load started during the phase (each SEED_LOAD_CONTACTS contacts). */
+    /** Runs of the seed load started during the phase (each seedLoadContacts(duration) contacts). */
     readonly loadRuns: number;
     readonly loadAgents: number;
+    /** Contacts of each run of the seed load (seedLoadContacts(duration)). */
+    readonly loadContacts: number;
   };
 }
 
@@ -100,7 +107,12 @@ export async function timersWorkload(
       offerTimeoutMs: OFFER_TIMEOUT_MS,
       batchEveryMs: BATCH_EVERY_MS,
       idle,
-      loaded: { ...loaded, loadRuns: load.runs(), loadAgents: o.agents },
+      loaded: {
+        ...loaded,
+        loadRuns: load.runs(),
+        loadAgents: o.agents,
+        loadContacts: seedLoadContacts(o.duration),
+      },
     };
   } finally {
     await load.stop();
@@ -215,7 +227,9 @@ async function timerPhase(url: string, workspace: string, o: TimersOptions): Pro
 
 /**
  * The seed workload (`npm run bench -- seed`) on the same Redis from a process of its own, started
- * again each time a run ends until `stop`. `draining` resolves once the first run drains.
+ * again each time a run ends until `stop`. `draining` resolves once the first run drains. The
+ * bench's own build of itself runs it (childCommand, as the HTTP workloads' children): through tsx
+ * each start would first spend over a second of CPU loading the TypeScript.
  */
 function startSeedLoad(url: string, o: TimersOptions) {
   let stopped = false;
@@ -227,20 +241,19 @@ function startSeedLoad(url: string, o: TimersOptions) {
     onDraining = resolve;
     onFailed = reject;
   });
-  const launch = () => {
+  const launch = async () => {
+    const command = await childCommand('src/cli/bench.ts');
     if (stopped) return;
     started++;
     const args = [
-      '--import',
-      'tsx',
-      BENCH_CLI,
+      ...command,
       'seed',
       '--redis-url',
       url,
       '--agents',
       String(o.agents),
       '--contacts',
-      String(SEED_LOAD_CONTACTS),
+      String(seedLoadContacts(o.duration)),
       '--seed',
       String(o.seed),
     ];
@@ -254,10 +267,10 @@ function startSeedLoad(url: string, o: TimersOptions) {
     c.once('exit', (code, signal) => {
       if (stopped) return;
       if (code !== 0) onFailed(new Error(`the seed load exited with ${code ?? signal}: ${err.trim()}`));
-      else launch();
+      else void launch();
     });
   };
-  launch();
+  void launch();
   return {
     draining,
     runs: () => started,
