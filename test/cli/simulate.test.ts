@@ -115,11 +115,12 @@ describe('simulate', () => {
       '--handle-max',
       '0.2',
       // Seed 11 gives 5 contacts a skill pair none of the 10 agents holds: they abandon after
-      // their patience, so the abandon path is exercised too.
+      // their patience, so the abandon path is exercised too. The run ends when they do: 2 s is
+      // well past the wait of the others (10 agents of at most 0.2 s serve 50 contacts/s, 30 come).
       '--seed',
       '11',
       '--patience',
-      '4',
+      '2',
       '--json',
     ]);
     expect(run.code, `${run.stderr}\n${run.stdout}`).toBe(0);
@@ -179,8 +180,10 @@ describe('simulate', () => {
       '0.2',
       '--seed',
       '7',
+      // The contacts no agent can serve wait this long, and the run with them: 4 s is past the
+      // several offers a contact may take (0.5 s each) before one is accepted.
       '--patience',
-      '8',
+      '4',
       '--json',
     ]);
     expect(run.code, `${run.stderr}\n${run.stdout}`).toBe(0);
