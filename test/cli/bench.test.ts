@@ -45,25 +45,29 @@ describe('bench', () => {
   });
 
   it('names bad options and exits 2', async () => {
-    const run = await bench(['sprint', '--agents', '0', '--json']);
-    expect(run.code).toBe(2);
-    expect(run.stderr).toMatch(
-      /workload: must be one of seed, floor, contract, decision, e2e, ingest, fanout, split, wide, large[a-z, ]* \(got "sprint"\)/,
-    );
-    expect(run.stderr).toMatch(/--agents: must be an integer from 1/);
-    const misplaced = await bench(['seed', '--haproxy']);
-    expect(misplaced.code).toBe(2);
-    expect(misplaced.stderr).toMatch(/--haproxy: only for ingest and fanout/);
-    const notE2e = await bench(['seed', '--cluster']);
-    expect(notE2e.code).toBe(2);
-    expect(notE2e.stderr).toMatch(/--cluster: only for e2e/);
     // `all` after options is still `all` (its own options checked), not an unknown workload.
-    for (const args of [
+    const allArgs = [
       ['--json', 'all', '--tiny', '--full'],
       ['--seed', '7', 'all', '--full', '--tiny'],
-    ]) {
-      const all = await bench(args);
-      expect(all.code, args.join(' ')).toBe(2);
+    ];
+    // Each refusal is a run of its own; they run at once.
+    const [run, misplaced, notE2e, ...alls] = await Promise.all([
+      bench(['sprint', '--agents', '0', '--json']),
+      bench(['seed', '--haproxy']),
+      bench(['seed', '--cluster']),
+      ...allArgs.map((args) => bench(args)),
+    ]);
+    expect(run!.code).toBe(2);
+    expect(run!.stderr).toMatch(
+      /workload: must be one of seed, floor, contract, decision, e2e, ingest, fanout, split, wide, large[a-z, ]* \(got "sprint"\)/,
+    );
+    expect(run!.stderr).toMatch(/--agents: must be an integer from 1/);
+    expect(misplaced!.code).toBe(2);
+    expect(misplaced!.stderr).toMatch(/--haproxy: only for ingest and fanout/);
+    expect(notE2e!.code).toBe(2);
+    expect(notE2e!.stderr).toMatch(/--cluster: only for e2e/);
+    for (const [i, all] of alls.entries()) {
+      expect(all.code, allArgs[i]!.join(' ')).toBe(2);
       expect(all.stderr).toMatch(/--full and --tiny: give one or the other/);
     }
   });
@@ -102,7 +106,12 @@ describe('bench', () => {
   it("--switchboard runs another checkout's src/main.ts as the Switchboard process, and names a checkout it cannot run", async () => {
     const other = mkdtempSync(path.join(tmpdir(), 'sb-other-checkout-'));
     try {
-      const noMain = await bench(['e2e', '--switchboard', other]);
+      // `seed` refuses --switchboard whatever the checkout holds: asked beside the first refusal.
+      const [noMain, notForSeed] = await Promise.all([
+        bench(['e2e', '--switchboard', other]),
+        bench(['seed', '--switchboard', other]),
+      ]);
+      expect(notForSeed.stderr).toMatch(/--switchboard: only for e2e, ingest, fanout and steps/);
       expect(noMain.code).toBe(2);
       expect(noMain.stderr).toContain(`--switchboard: no src/main.ts in ${other}`);
       // A main that says where it comes from and exits: the bench must report that it ran it.
@@ -114,9 +123,6 @@ describe('bench', () => {
       const noPackages = await bench(['e2e', '--switchboard', other]);
       expect(noPackages.code).toBe(2);
       expect(noPackages.stderr).toContain(`--switchboard: ${other} has no node_modules`);
-      expect((await bench(['seed', '--switchboard', other])).stderr).toMatch(
-        /--switchboard: only for e2e, ingest, fanout and steps/,
-      );
       symlinkSync(path.join(ROOT, 'node_modules'), path.join(other, 'node_modules'));
       const run = await bench([
         'e2e',
@@ -140,15 +146,19 @@ describe('bench', () => {
   });
 
   it("steps times this checkout's steps against another's on one Redis, round by round, and needs the other", async () => {
-    const none = await bench(['steps', '--rounds', '3']);
-    expect(none.code).toBe(2);
-    expect(none.stderr).toContain(
-      "--switchboard: steps compares this checkout's steps with another checkout's",
-    );
-    expect((await bench(['seed', '--rounds', '3'])).stderr).toContain('--rounds: only for steps');
     const other = mkdtempSync(path.join(tmpdir(), 'sb-other-steps-'));
     try {
-      const missing = await bench(['steps', '--switchboard', other]);
+      // The refusals at once: each a run of its own.
+      const [none, notForSeed, missing] = await Promise.all([
+        bench(['steps', '--rounds', '3']),
+        bench(['seed', '--rounds', '3']),
+        bench(['steps', '--switchboard', other]),
+      ]);
+      expect(none.code).toBe(2);
+      expect(none.stderr).toContain(
+        "--switchboard: steps compares this checkout's steps with another checkout's",
+      );
+      expect(notForSeed.stderr).toContain('--rounds: only for steps');
       expect(missing.code).toBe(2);
       expect(missing.stderr).toContain(`--switchboard: no src/projections/projector.ts in ${other}`);
     } finally {
