@@ -298,7 +298,17 @@ describe('the wallboard and the agent desktop in Chromium', () => {
     await textOf(wallboard, `${english2} .waiting`, '1');
     await textOf(wallboard, `${english2} [data-state=offline]`, '1');
     await textOf(wallboard, `${english2} [data-state=away]`, '0');
-    await wallboard.waitForTimeout(2200); // a few seconds of waiting on the clock and the charts
+    // The board redraws once a second: the longest wait on its clock reaches a second, the depth
+    // chart is drawn.
+    await waitFor('the longest wait to read a second or more', async () => {
+      const [m = 0, s = 0] = ((await wallboard.textContent('#tile-longest .value')) ?? '')
+        .split(':')
+        .map(Number);
+      return m * 60 + s >= 1;
+    });
+    await waitFor('the depth chart', async () =>
+      wallboard.evaluate(() => document.querySelectorAll('#chart-depth canvas').length > 0),
+    );
     await textOf(wallboard, '#tile-longest .value', /^\d+:\d\d$/);
     const [m, s] = (await wallboard.textContent('#tile-longest .value'))!.split(':').map(Number);
     expect(m! * 60 + s!).toBeGreaterThanOrEqual(1); // the board redraws once a second
