@@ -231,20 +231,25 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
   });
   try {
     if (opts.logsDir) mkdirSync(opts.logsDir, { recursive: true });
-    // Start sequentially: on 2 cores parallel AOF/cluster init gains little and races for ports.
-    for (let i = 0; i < count; i++) {
+    // All at once: each start is mostly waiting for the node to answer (freePort reserves each
+    // pick, so two starts never pick the same port).
+    const startNode = async (i: number): Promise<RedisServerHandle> => {
       const keptPort = kept?.ports[i];
       for (let attempt = 1; ; attempt++) {
         const port = keptPort ?? (await freePort());
         try {
-          servers.push(await startRedisServer(nodeOptions(i, port)));
-          break;
+          return await startRedisServer(nodeOptions(i, port));
         } catch (err) {
           // A free port taken between the pick and the bind: pick another (a kept port: fail).
           if (keptPort !== undefined || attempt >= 5 || !/is in use/.test((err as Error).message)) throw err;
         }
       }
-    }
+    };
+    const started = await Promise.allSettled(Array.from({ length: count }, (_, i) => startNode(i)));
+    // In node order; those that came up are stopped below if another did not.
+    for (const r of started) if (r.status === 'fulfilled') servers.push(r.value);
+    const failed = started.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
     if (!kept) await createCluster();
     else if (kept.ports.length !== count)
       throw new Error(`the cluster kept in ${dataDir} has ${kept.ports.length} nodes, not ${count}`);

@@ -26,7 +26,7 @@ import {
   loadBalancersOf,
   startLoadBalancer,
 } from './load-balancers.ts';
-import { makeMembers, restartSummary, startMember, stopMembers } from './members.ts';
+import { buildMembers, makeMembers, restartSummary, startMember, stopMembers } from './members.ts';
 import { type FromApp, scriptDir, type ToApp, VIP, VIP_PORTS, vrrpStar } from './vrrp-plan.ts';
 
 /** The lb holding the VIP, by its address in each lb namespace. */
@@ -49,6 +49,12 @@ async function startUp(
   const { opts, say } = ctx;
   const { id } = star;
   const app = star.host('app');
+  // Built while the cluster is made: the members' module, and the HAProxies' TLS certificate.
+  await buildMembers(ctx, register);
+  const tlsPem = ensureSelfSignedCert(path.join(opts.dataDir, 'vrrp-certs'), {
+    altNames: ['DNS:localhost', 'IP:127.0.0.1', `IP:${VIP}`],
+  });
+  tlsPem.catch(() => undefined); // awaited below; a start-up failing before then says its own error
   say(`starting a Redis Cluster in ${app.ns}: 3 masters, 3 replicas, AOF on ...`);
   // Also on the namespace's address, announced to cluster clients, so HAProxy's Redis frontend
   // (in the lb namespaces) reaches the masters. Protected mode would refuse non-loopback
@@ -70,9 +76,7 @@ async function startUp(
 
   const setup = {
     id,
-    tlsPem: await ensureSelfSignedCert(path.join(opts.dataDir, 'vrrp-certs'), {
-      altNames: ['DNS:localhost', 'IP:127.0.0.1', `IP:${VIP}`],
-    }),
+    tlsPem: await tlsPem,
     checkScript: checkScriptFor(id),
     redisCheckPassword: cluster.haproxyCheck.password,
     // Random, made on the first launch and kept beside the cluster's passwords (--fresh: a new one).

@@ -13,11 +13,34 @@ import { logFile } from '../log-file.ts';
 import type { RedisLogin } from '../redis-users.ts';
 import { componentStatuses } from '../status.ts';
 import { type SupervisedHandle, Supervisor } from '../supervisor.ts';
-import type { LaunchContext } from './context.ts';
+import type { LaunchContext, Register } from './context.ts';
 import { type MainCommand, mainCommand } from './main-build.ts';
 
 /** How every member starts: src/main.ts built once per launcher (main-build.ts). */
 const commands = new WeakMap<LaunchContext, MainCommand>();
+/** The build of each launcher, under way: started before the cluster, awaited by makeMembers. */
+const builds = new WeakMap<LaunchContext, Promise<MainCommand>>();
+
+function build(ctx: LaunchContext): Promise<MainCommand> {
+  let made = builds.get(ctx);
+  if (!made) {
+    made = mainCommand((err) =>
+      ctx.say(`could not build src/main.ts (${err.message}); the members run it through tsx`),
+    );
+    builds.set(ctx, made);
+  }
+  return made;
+}
+
+/**
+ * Starts building what the members run, while the launcher goes on with the cluster and HAProxy
+ * (esbuild's work then overlaps the waits for Redis); registers removing the build, so a stop
+ * during start-up removes it too.
+ */
+export async function buildMembers(ctx: LaunchContext, register: Register): Promise<void> {
+  const made = build(ctx);
+  await register("the members' build", async () => (await made).dispose());
+}
 
 export interface Member {
   readonly name: string;
@@ -28,13 +51,7 @@ export interface Member {
 
 export async function makeMembers(ctx: LaunchContext, apiPort: () => Promise<number>): Promise<Member[]> {
   const { opts } = ctx;
-  if (!commands.has(ctx))
-    commands.set(
-      ctx,
-      await mainCommand((err) =>
-        ctx.say(`could not build src/main.ts (${err.message}); the members run it through tsx`),
-      ),
-    );
+  if (!commands.has(ctx)) commands.set(ctx, await build(ctx));
   const members: Member[] = [];
   for (let i = 1; i <= opts.api; i++) members.push({ name: `api-${i}`, roles: 'api', port: await apiPort() });
   for (let i = 1; i <= opts.projectors; i++) members.push({ name: `projector-${i}`, roles: 'projector' });

@@ -29,7 +29,7 @@ import {
   type Register,
   undoableSteps,
 } from './context.ts';
-import { makeMembers, restartSummary, startMember, stopMembers } from './members.ts';
+import { buildMembers, makeMembers, restartSummary, startMember, stopMembers } from './members.ts';
 
 const taken = (port: number, option: string) =>
   `127.0.0.1:${port} (${option}) is taken: another launcher or program listens there; stop it, or give ${option} another port (0: any free one)`;
@@ -60,10 +60,10 @@ async function startLoopbackHaproxy(
   ctx: LaunchContext,
   cluster: RedisClusterHandle,
   runDir: string,
+  tlsPem: string,
   socket: string,
 ): Promise<{ handle: HaproxyHandle; configPath: string }> {
   const { opts } = ctx;
-  const tlsPem = await ensureSelfSignedCert(runDir);
   const picked = PORTS.filter((key) => opts[key] === 0);
   for (let attempt = 1; ; attempt++) {
     for (const key of picked) opts[key] = await freePort();
@@ -144,15 +144,19 @@ async function startUp(
   });
   const statusServer = await serveStatus(status, opts.statusPort, givenPorts(opts));
   await register('the status server', () => statusServer.close());
+  // Built while the cluster is made: the members' module, and HAProxy's TLS certificate.
+  await buildMembers(ctx, register);
+  const runDir = path.join(opts.dataDir, 'haproxy');
+  const tlsPem = ensureSelfSignedCert(runDir);
+  tlsPem.catch(() => undefined); // awaited below; a start-up failing before then says its own error
   say('starting a Redis Cluster: 3 masters, 3 replicas, AOF on ...');
   const cluster = await ctx.startCluster();
   await register('the Redis Cluster', () => cluster.stop());
   const masters = cluster.nodes.filter((n) => n.role === 'master');
   const seeds = masters.map((n) => `${n.host}:${n.port}`).join(',');
 
-  const runDir = path.join(opts.dataDir, 'haproxy');
   const socket = path.join(runDir, 'haproxy.sock');
-  const first = await startLoopbackHaproxy(ctx, cluster, runDir, socket);
+  const first = await startLoopbackHaproxy(ctx, cluster, runDir, await tlsPem, socket);
   // Supervised: started again with the same configuration (ports) when it dies.
   const haproxy: Supervisor<HaproxyHandle> = new Supervisor(first.handle, {
     name: 'HAProxy',
