@@ -260,7 +260,10 @@ describe('the topology launcher', () => {
   }, 120_000);
 
   it('Ctrl-C during start-up stops what was started: while the cluster is made, and once the Switchboard processes run', async () => {
-    for (const phase of ['the Redis Cluster being made', 'the Switchboard processes started'] as const) {
+    // The two launches at once: each has its own data directory and process group.
+    const stopDuring = async (
+      phase: 'the Redis Cluster being made' | 'the Switchboard processes started',
+    ) => {
       const dataDir = await mkdtemp(path.join(os.tmpdir(), 'sb-topology-ctrl-c-'));
       dirs.push(dataDir);
       const l = startLauncher(
@@ -314,7 +317,12 @@ describe('the topology launcher', () => {
         [...started.values()].some((cmd) => cmd.startsWith('redis-server')),
         phase,
       ).toBe(true);
-    }
+    };
+    const stopped = await Promise.allSettled([
+      stopDuring('the Redis Cluster being made'),
+      stopDuring('the Switchboard processes started'),
+    ]);
+    for (const r of stopped) if (r.status === 'rejected') throw r.reason;
   }, 120_000);
 
   it.skipIf(!netns.ok)(
