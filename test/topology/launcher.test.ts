@@ -487,102 +487,30 @@ describe('the topology launcher', () => {
       expect(seeds.length, out).toBeGreaterThan(0);
       const ackedFile = path.join(dataDir, `acked-${ws}.json`);
       writeFileSync(ackedFile, JSON.stringify([...load.acknowledged.keys()]));
-      const audited = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
-        (resolve) => {
-          execFile(
-            'ip',
-            [
-              'netns',
-              'exec',
-              `sb-${id}-app`,
-              process.execPath,
-              '--import',
-              'tsx',
-              auditCli,
-              '--nodes',
-              seeds.join(','),
-              '--ws',
-              ws,
-              '--acked',
-              ackedFile,
-            ],
-            { cwd: PROJECT_ROOT, timeout: 60_000, maxBuffer: 16 * 1024 * 1024 },
-            (err, stdout, stderr) =>
-              resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-          );
-        },
-      );
-      const auditLine = audited.stdout.trim().split('\n').at(-1) ?? '';
-      let audit: AuditCliResult;
-      try {
-        audit = JSON.parse(auditLine) as AuditCliResult;
-      } catch {
-        throw new Error(
-          `audit-cli printed no JSON (exit ${audited.code}): ${audited.stdout}\n${audited.stderr}`,
+      // Run while the supervision part below goes on: it reads the cluster, which that part leaves alone.
+      const auditing = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+        execFile(
+          'ip',
+          [
+            'netns',
+            'exec',
+            `sb-${id}-app`,
+            process.execPath,
+            '--import',
+            'tsx',
+            auditCli,
+            '--nodes',
+            seeds.join(','),
+            '--ws',
+            ws,
+            '--acked',
+            ackedFile,
+          ],
+          { cwd: PROJECT_ROOT, timeout: 60_000, maxBuffer: 16 * 1024 * 1024 },
+          (err, stdout, stderr) =>
+            resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
         );
-      }
-      const after = results.filter((r) => r.t >= t0);
-      const failed = after.filter((r) => !r.ok);
-      // From the first success to the restart of the MASTER's HAProxy, nothing moves: no request
-      // may fail. After the restart the MASTER takes the VIP back (preemption, a few seconds later),
-      // a second, planned move: new connections can time out while the neighbours learn the VIP's
-      // new address. A slow machine stretches the load into that move; it is reported, not held
-      // to zero (the load's own requests, retried with their keys, must all succeed: above).
-      const restartedAt = l.saidAt(/HAProxy lb1 restarted/) ?? Number.POSITIVE_INFINITY;
-      const failedAfterRecovery = after.filter((r) => !r.ok && r.t > recovered.t && r.t < restartedAt);
-      const failedAfterRestart = after.filter((r) => !r.ok && r.t >= restartedAt);
-      const gap = trafficGap(client.okAt, t0, t0 + 15_000);
-      const { assignmentPositions: _positions, ...auditSummary } = audit.report ?? {};
-      console.log(
-        JSON.stringify({
-          test: 'launcher-vrrp-failover',
-          startupMs,
-          failoverMs,
-          loadFirstOkAfterKillMs: gap.firstOkAfterMs,
-          loadLongestGapMs: gap.longestGapMs,
-          healthRequestsAfterKill: after.length,
-          healthFailedRequests: failed.length,
-          healthFailedAfterRecovery: failedAfterRecovery.length,
-          lb1RestartedAfterKillMs: restartedAt - t0,
-          healthFailedAfterRestart: failedAfterRestart.map((r) => ({ afterKillMs: r.t - t0, err: r.err })),
-          healthErrors: [...new Set(failed.map((f) => f.err))],
-          killAtMs: t0 - load.loadStart,
-          queued,
-          loadMs,
-          failedRequests: client.failed,
-          retriedRequests: client.retriedRequests,
-          retries: client.retries,
-          networkErrors: client.networkErrors,
-          accepted202: client.accepted202,
-          statuses: client.statuses,
-          acknowledged: load.acknowledged.size,
-          completed: load.completedOk.size,
-          wsReconnects: follower.reconnects,
-          wsDeadPaths: follower.deadPaths,
-          wsGapsMs: follower.gapsMs,
-          wsDuplicates: follower.duplicates,
-          auditOk: audit.ok,
-          auditSettled: audit.settled,
-          audit: audit.ok ? auditSummary : audit.error,
-        }),
-      );
-      expect(audit.ok, `audit: ${audit.error}\n${audited.stderr}`).toBe(true);
-      expect(client.failures, 'requests that failed or were refused').toEqual([]);
-      expect(client.failed, 'failed client requests after retries').toBe(0);
-      expect(load.unanswered).toEqual([]);
-      expect(load.acknowledged.size).toBe(CONTACTS);
-      expect(follower.duplicates, 'duplicates on the live feed').toBe(0);
-      expect(follower.reconnects, 'the feed was cut by the kill and reconnected').toBeGreaterThan(0);
-      expect(
-        follower.seen.map((e) => e.position),
-        'the feed resumed with no gap',
-      ).toEqual(audit.report?.assignmentPositions);
-      expect(failoverMs).toBeLessThan(10_000);
-      expect(
-        failedAfterRecovery.map((r) => ({ afterKillMs: r.t - t0, err: r.err })),
-        `health requests that failed after the first success at +${failoverMs} ms and before HAProxy lb1 restarted; the launcher said:\n${l.saidSince(t0)}`,
-      ).toEqual([]);
-      expect(l.output()).toMatch(/keepalived lb2: MASTER/);
+      });
 
       // Supervision (src/topology/supervisor.ts): the killed HAProxy is started again, keepalived's
       // check on it passes, and the MASTER takes the VIP back (preemption): redundant again.
@@ -769,6 +697,80 @@ describe('the topology launcher', () => {
           groupVipBackMs,
         }),
       );
+
+      // The failover under load: the audit, the requests, the feed.
+      const audited = await auditing;
+      const auditLine = audited.stdout.trim().split('\n').at(-1) ?? '';
+      let audit: AuditCliResult;
+      try {
+        audit = JSON.parse(auditLine) as AuditCliResult;
+      } catch {
+        throw new Error(
+          `audit-cli printed no JSON (exit ${audited.code}): ${audited.stdout}\n${audited.stderr}`,
+        );
+      }
+      const after = results.filter((r) => r.t >= t0);
+      const failed = after.filter((r) => !r.ok);
+      // From the first success to the restart of the MASTER's HAProxy, nothing moves: no request
+      // may fail. After the restart the MASTER takes the VIP back (preemption, a few seconds later),
+      // a second, planned move: new connections can time out while the neighbours learn the VIP's
+      // new address. A slow machine stretches the load into that move; it is reported, not held
+      // to zero (the load's own requests, retried with their keys, must all succeed: above).
+      const restartedAt = l.saidAt(/HAProxy lb1 restarted/) ?? Number.POSITIVE_INFINITY;
+      const failedAfterRecovery = after.filter((r) => !r.ok && r.t > recovered.t && r.t < restartedAt);
+      const failedAfterRestart = after.filter((r) => !r.ok && r.t >= restartedAt);
+      const gap = trafficGap(client.okAt, t0, t0 + 15_000);
+      const { assignmentPositions: _positions, ...auditSummary } = audit.report ?? {};
+      console.log(
+        JSON.stringify({
+          test: 'launcher-vrrp-failover',
+          startupMs,
+          failoverMs,
+          loadFirstOkAfterKillMs: gap.firstOkAfterMs,
+          loadLongestGapMs: gap.longestGapMs,
+          healthRequestsAfterKill: after.length,
+          healthFailedRequests: failed.length,
+          healthFailedAfterRecovery: failedAfterRecovery.length,
+          lb1RestartedAfterKillMs: restartedAt - t0,
+          healthFailedAfterRestart: failedAfterRestart.map((r) => ({ afterKillMs: r.t - t0, err: r.err })),
+          healthErrors: [...new Set(failed.map((f) => f.err))],
+          killAtMs: t0 - load.loadStart,
+          queued,
+          loadMs,
+          failedRequests: client.failed,
+          retriedRequests: client.retriedRequests,
+          retries: client.retries,
+          networkErrors: client.networkErrors,
+          accepted202: client.accepted202,
+          statuses: client.statuses,
+          acknowledged: load.acknowledged.size,
+          completed: load.completedOk.size,
+          wsReconnects: follower.reconnects,
+          wsDeadPaths: follower.deadPaths,
+          wsGapsMs: follower.gapsMs,
+          wsDuplicates: follower.duplicates,
+          auditOk: audit.ok,
+          auditSettled: audit.settled,
+          audit: audit.ok ? auditSummary : audit.error,
+        }),
+      );
+      expect(audit.ok, `audit: ${audit.error}\n${audited.stderr}`).toBe(true);
+      expect(client.failures, 'requests that failed or were refused').toEqual([]);
+      expect(client.failed, 'failed client requests after retries').toBe(0);
+      expect(load.unanswered).toEqual([]);
+      expect(load.acknowledged.size).toBe(CONTACTS);
+      expect(follower.duplicates, 'duplicates on the live feed').toBe(0);
+      expect(follower.reconnects, 'the feed was cut by the kill and reconnected').toBeGreaterThan(0);
+      expect(
+        follower.seen.map((e) => e.position),
+        'the feed resumed with no gap',
+      ).toEqual(audit.report?.assignmentPositions);
+      expect(failoverMs).toBeLessThan(10_000);
+      expect(
+        failedAfterRecovery.map((r) => ({ afterKillMs: r.t - t0, err: r.err })),
+        `health requests that failed after the first success at +${failoverMs} ms and before HAProxy lb1 restarted; the launcher said:\n${l.saidSince(t0)}`,
+      ).toEqual([]);
+      expect(l.output()).toMatch(/keepalived lb2: MASTER/);
 
       // Ctrl-C: exit 0, every forwarded port closed, every namespace of the run gone.
       const backupPid = Number(readFileSync(backup.pidfile, 'utf8').trim());
