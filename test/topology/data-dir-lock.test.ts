@@ -115,12 +115,27 @@ describe('one launcher per data directory', () => {
       adminKey: readFileSync(path.join(d.dir, 'admin-key'), 'utf8'),
     };
 
-    // On its data directory, even with --fresh: refused (2), naming the running launcher.
+    // Two more launchers at once, each refused: on its data directory, even with --fresh; and on
+    // its ports, from another data directory (below).
+    const firstPid = async () => {
+      const r = await httpGet('127.0.0.1', ports[0]!, '/status');
+      return (JSON.parse(r.body) as { pid: number }).pid;
+    };
+    const owner = await firstPid();
     const second = startLauncher(d.dir, ['--fresh']);
-    const code = await Promise.race([
-      second.exited,
-      new Promise<'still running'>((r) => setTimeout(() => r('still running'), 20_000)),
+    const third = startLauncher(other.dir, [], '--no-vrrp', { ports });
+    const [code, thirdCode] = await Promise.all([
+      Promise.race([
+        second.exited,
+        new Promise<'still running'>((r) => setTimeout(() => r('still running'), 20_000)),
+      ]),
+      Promise.race([
+        third.exited,
+        new Promise<'still running'>((r) => setTimeout(() => r('still running'), 30_000)),
+      ]),
     ]);
+
+    // On its data directory, even with --fresh: refused (2), naming the running launcher.
     expect(code, second.output()).toBe(2);
     expect(second.output()).toContain(
       `another launcher (pid ${first.child.pid}) runs on the data directory ${d.dir}`,
@@ -143,16 +158,6 @@ describe('one launcher per data directory', () => {
 
     // On its ports, from another data directory: refused (1) before anything starts, naming the
     // port and its option; every request on the port, during and after, reached the first one.
-    const firstPid = async () => {
-      const r = await httpGet('127.0.0.1', ports[0]!, '/status');
-      return (JSON.parse(r.body) as { pid: number }).pid;
-    };
-    const owner = await firstPid();
-    const third = startLauncher(other.dir, [], '--no-vrrp', { ports });
-    const thirdCode = await Promise.race([
-      third.exited,
-      new Promise<'still running'>((r) => setTimeout(() => r('still running'), 30_000)),
-    ]);
     for (let i = 0; i < 12; i++) expect(await firstPid()).toBe(owner);
     expect(thirdCode, third.output()).toBe(1);
     expect(third.output()).toContain(`127.0.0.1:${ports[0]} (--http-port) is taken`);
