@@ -55,7 +55,7 @@ afterAll(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 }, 60_000);
 
-function startLauncher(dataDir: string) {
+function startLauncher(dataDir: string, extra: readonly string[] = []) {
   const child = spawn(
     process.execPath,
     [
@@ -67,6 +67,9 @@ function startLauncher(dataDir: string) {
       dataDir,
       ...['--http-port', '0', '--tls-port', '0', '--stats-port', '0', '--redis-port', '0'],
       ...['--status-port', '0'],
+      // A killed HAProxy is started again after the shortest delay the launcher takes (default 1 s).
+      ...['--haproxy-restart-delay', '100'],
+      ...extra,
     ],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, AUTH: 'off' } },
   );
@@ -436,8 +439,9 @@ describe('the topology launcher supervises what it starts and keeps the data', (
       ),
     );
 
-    // The same data directory again: the cluster kept there, with every workspace's data.
-    const again = startLauncher(dataDir);
+    // The same data directory again: the cluster kept there, with every workspace's data (one
+    // Switchboard process of each role serves it: the data is what is checked here).
+    const again = startLauncher(dataDir, ['--api', '1', '--projectors', '1', '--dispatchers', '1']);
     const out2 = await banner(again);
     expect(out2).toContain(`starting the Redis Cluster kept in ${path.join(dataDir, 'cluster')}`);
     const nodePorts = (text: string) =>
