@@ -437,8 +437,14 @@ export class Simulator {
     const path = `/contacts/${c.id}/${kind}`;
     const r = await this.command(path, { agentId: offer.agentId }, { once: `${offer.id}` });
     if (this.ending || r.ok) return; // the feed tells what it did
-    if (r.status === 409 && (r.body as { type?: string } | null)?.type === '/problems/contact-not-offered') {
-      this.answerRaced++; // abandoned, expired or timed out meanwhile
+    const type = (r.body as { type?: string } | null)?.type;
+    // The offer ended meanwhile: the contact abandoned, expired or its offer timed out
+    // (contact-not-offered), and may already be offered to another agent (offer-not-yours).
+    if (
+      r.status === 409 &&
+      (type === '/problems/contact-not-offered' || type === '/problems/offer-not-yours')
+    ) {
+      this.answerRaced++;
       return;
     }
     this.recordError(`POST ${path}`, r);

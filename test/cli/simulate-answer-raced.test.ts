@@ -1,0 +1,106 @@
+/**
+ * An agent's answer that crossed the offer's end: the offer expired and the contact was offered to
+ * another agent before the answer arrived. The server answers 409 offer-not-yours; the run counts
+ * it as an answer that raced the offer's end, as it does contact-not-offered, not as an error.
+ */
+import { pino } from 'pino';
+import { SwitchboardClient } from 'switchboard/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
+import { loadConfig } from '../../src/app/config.ts';
+import { Simulator } from '../../src/cli/sim/simulator.ts';
+import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { waitFor } from '../support/wait.ts';
+
+const WS = `sim-raced-${Date.now()}`;
+let redis: TestRedis;
+let sb: Running;
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+  sb = await startSwitchboard(
+    loadConfig({ AUTH: 'off', REDIS_URL: redis.url, PORT: '0', LOG_LEVEL: 'silent', WORKSPACES: WS }),
+    pino({ level: 'silent' }),
+  );
+});
+
+afterAll(async () => {
+  await sb?.stop();
+  await redis?.stop();
+});
+
+/** The private answer step, as the run calls it when an agent's accept or reject is due. */
+interface Answering {
+  answer(c: unknown, offer: unknown, kind: 'accept' | 'reject'): Promise<void>;
+  answerRaced: number;
+  errors: number;
+  errorSamples: string[];
+}
+
+describe('simulate, an answer that crossed its offer', () => {
+  it('counts an accept answered offer-not-yours (the contact re-offered to another agent) as raced, not as an error', async () => {
+    const client = new SwitchboardClient({ url: sb.url!, workspace: WS, retries: 0 });
+    const path = `/v1/workspaces/${WS}`;
+    const send = async (method: string, p: string, body?: unknown) => {
+      const r = await client.send(method, `${path}${p}`, body !== undefined ? { body } : {});
+      expect(r.status, `${method} ${p}: ${JSON.stringify(r.body)}`).toBeLessThan(300);
+      return r.body as Record<string, unknown>;
+    };
+    await send('PUT', '/settings', {
+      ...(await send('GET', '/settings')),
+      position: undefined,
+      offerTimeoutMs: 60_000,
+    });
+    for (const id of ['first', 'second']) await send('POST', '/agents', { id, skills: ['s'], capacity: 1 });
+    // Only "second" can take it: the contact is offered to "second".
+    await send('POST', '/agents/second/state', { state: 'available' });
+    await send('POST', '/contacts', { id: 'c1', skills: ['s'] });
+    await waitFor('the offer to second', async () => {
+      const c = (await client.send('GET', `${path}/contacts/c1`)).body as {
+        state?: string;
+        agentId?: string;
+      };
+      return c.state === 'offered' && c.agentId === 'second';
+    });
+
+    const sim = new Simulator({
+      url: sb.url!,
+      workspace: WS,
+      seed: 1,
+      agents: 2,
+      contacts: 1,
+      rate: 1,
+      handleMinS: 1,
+      handleMaxS: 1,
+      patienceS: 10,
+      maxSeconds: 5,
+      acceptMinS: 0.1,
+      acceptMaxS: 0.1,
+      rejectRate: 0,
+      missRate: 0,
+      missBreakS: 1,
+      priorities: 1,
+      levels: false,
+      capacity: 1,
+    });
+    const run = sim as unknown as Answering;
+    // The run last saw the contact offered to "first" (that offer has since expired, and the
+    // contact went to "second"); first's accept arrives now.
+    const offer = { id: 1, agentId: 'first', madeAt: Date.now() - 1000, waitedMs: 0 };
+    const contact = {
+      id: 'c1',
+      skills: ['s'],
+      priority: 0,
+      handleMs: 1000,
+      answers: [],
+      offersSeen: 1,
+      offer,
+      state: 'offered',
+      everAssigned: false,
+    };
+    await run.answer(contact, offer, 'accept');
+    expect(run.errorSamples).toEqual([]);
+    expect(run.errors).toBe(0);
+    expect(run.answerRaced).toBe(1);
+  });
+});
