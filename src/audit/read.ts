@@ -242,16 +242,41 @@ class Replayer {
   }
 }
 
+/**
+ * The documents, routing index, counters and timers, read together: every read is sent at once
+ * (each key of the workspace is on one server, which serves them in the order sent), so the state
+ * costs one round trip for a small workspace rather than one per read. They are checked in the
+ * same order whatever order the replies come in: the agents, the contacts, the index, the counters,
+ * the timers.
+ */
 async function readState(redis: RedisClient, k: WorkspaceKeys, a: Auditor): Promise<Violation[]> {
   const check = new StateCheck(a);
-  await scanHash(redis, k.agents, (id, text) => check.agent(id, text));
-  await scanHash(redis, k.contacts, (id, text) => check.contact(id, text));
-  check.index(await readRoutingIndex(redis, k.workspace));
-  check.counters(await redis.hgetall(k.stats));
+  // Contact pages that come before the agents are all checked wait for them.
+  let agentsChecked = false;
+  const contactsEarly: [string, string][] = [];
+  const agents = scanHash(redis, k.agents, (id, text) => check.agent(id, text)).then(() => {
+    agentsChecked = true;
+    for (const [id, text] of contactsEarly.splice(0)) check.contact(id, text);
+  });
+  const contacts = scanHash(redis, k.contacts, (id, text) => {
+    if (agentsChecked) check.contact(id, text);
+    else contactsEarly.push([id, text]);
+  });
   // The timers, then the commands after the checkpoint: a timer the clock fires in between is
   // gone from the set and its command is read.
-  const timers = await readTimers(redis, k.timers);
-  check.timers(timers, await firedAfter(redis, k.commands, a.checkpoint ?? '0-0'));
+  const timers = readTimers(redis, k.timers).then(
+    async (live) => [live, await firedAfter(redis, k.commands, a.checkpoint ?? '0-0')] as const,
+  );
+  const [, , index, counters, [live, fired]] = await Promise.all([
+    agents,
+    contacts,
+    readRoutingIndex(redis, k.workspace),
+    redis.hgetall(k.stats),
+    timers,
+  ]);
+  check.index(index);
+  check.counters(counters);
+  check.timers(live, fired);
   return check.violations();
 }
 
@@ -325,13 +350,20 @@ export class WorkspaceAudit {
   async run(): Promise<AuditReport> {
     const { redis, k, opts } = this;
     const started = performance.now();
-    // The agent keys' bindings, read again each run (a key made since is known from then on).
-    if (!opts.keyAgents)
-      for (const key of await listApiKeys(redis, this.workspace))
+    // The agent keys' bindings, read again each run (a key made since is known from then on), the
+    // interval threshold on the first run, and the cut, sent together (served in this order).
+    const bindings = opts.keyAgents ? undefined : listApiKeys(redis, this.workspace);
+    const threshold0 =
+      !this.auditor && opts.compareState !== false ? redis.hget(k.intervals, 'serviceLevelMs') : null;
+    const firstCut = cut(redis, k);
+    // Awaited together: one that fails leaves no other's failure unhandled.
+    await Promise.all([bindings, threshold0, firstCut]);
+    if (bindings)
+      for (const key of await bindings)
         if (key.agentId !== undefined) this.keyAgents.set(key.keyId, key.agentId);
     if (!this.auditor) {
       // The interval tallies are counted within the threshold the live projection counts within.
-      this.threshold = opts.compareState !== false ? await redis.hget(k.intervals, 'serviceLevelMs') : null;
+      this.threshold = await threshold0;
       const withKeys = opts.keyAgents ? opts : { ...opts, keyAgents: this.keyAgents };
       this.auditor = new Auditor(
         this.workspace,
@@ -340,7 +372,7 @@ export class WorkspaceAudit {
     }
     const a = this.auditor;
     const threshold = this.threshold;
-    let at = await cut(redis, k);
+    let at = await firstCut;
     const total = at.eventCount;
     const report = (phase: Progress['phase']) =>
       opts.onProgress?.({ phase, events: a.events, totalEvents: total });
