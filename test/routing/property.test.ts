@@ -9,7 +9,7 @@
 import fc from 'fast-check';
 import { isRight } from 'fp-ts/lib/Either.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendCommand } from '../../src/adapters/redis/command-log.ts';
+import { type Appended, appendCommand } from '../../src/adapters/redis/command-log.ts';
 import { readEvents } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { appliedPosition, readAvailability } from '../../src/adapters/redis/projection-reads.ts';
@@ -906,8 +906,22 @@ describe('Redis routing agrees with the model and the oracle', () => {
     const auditEvery = actions.length > 120 ? 8 : 1;
     for (let i = 0; i < actions.length; round++) {
       const run = s.pacing.runs[round % s.pacing.runs.length]!;
+      // The run's commands go out together on the one client, so Redis appends them in this order
+      // (appendCommand sends its XADD in the call's own tick) without a round trip each. Each is
+      // made from the model as the last dispatch left it, as when they were sent one by one.
+      const sent: { command: Command; appended: Promise<Appended> }[] = [];
+      const appendSent = async () => {
+        await Promise.all(sent.map((x) => x.appended));
+        for (const { command, appended } of sent.splice(0)) {
+          const { position } = await appended;
+          pending.push({ position, command });
+          lastAppended = position;
+          commandsRun++;
+        }
+      };
       for (const action of actions.slice(i, i + run)) {
         if (action.kind === 'clock') {
+          await appendSent();
           // Time passes; the clock turns what is due into commands, which the model applies in turn.
           await new Promise((r) => setTimeout(r, action.waitMs));
           await fireTimers(redis, workspace);
@@ -928,11 +942,9 @@ describe('Redis routing agrees with the model and the oracle', () => {
         const command = toCommand(action, model, queuedIds, nextContact);
         if (command.type === 'QueueContact' && !queuedIds.includes(command.contactId))
           queuedIds.push(command.contactId);
-        const appended = await appendCommand(redis, { workspace, command });
-        pending.push({ position: appended.position, command });
-        lastAppended = appended.position;
-        commandsRun++;
+        sent.push({ command, appended: appendCommand(redis, { workspace, command }) });
       }
+      await appendSent();
       i += run;
       await projectPending(redis, workspace);
       const opts: DispatcherOptions = {
@@ -942,6 +954,10 @@ describe('Redis routing agrees with the model and the oracle', () => {
         enumerateMax: s.pacing.enumerateMax,
       };
       await Promise.all(dispatchers.map((d) => dispatchPending(d, workspace, opts)));
+      // Nothing moves until the next round's commands: the auditor reads alongside the replay.
+      const auditing = round % auditEvery === 0 || i >= actions.length ? auditor.run() : undefined;
+      // A failure of the replay's checks leaves the audit to finish unheeded.
+      auditing?.catch(() => undefined);
       await replay();
       applyUpTo(await appliedPosition(redis, workspace));
       // Drained: nobody idles while a contact they could serve waits.
@@ -952,8 +968,8 @@ describe('Redis routing agrees with the model and the oracle', () => {
           `after round ${round}, ${idle.contactId} waits for ${idle.agentId}\n${context()}`,
         ).toBeUndefined();
       // And the auditor, from the log alone, agrees: every decision rule 1's, nobody idle.
-      if (round % auditEvery === 0 || i >= actions.length) {
-        const audit = await auditor.run();
+      if (auditing) {
+        const audit = await auditing;
         if (audit.violationCount > 0)
           expect(
             audit.violations.map((v) => `${v.position} ${v.kind}: ${v.message}`),
@@ -963,9 +979,39 @@ describe('Redis routing agrees with the model and the oracle', () => {
       }
     }
     expect(pending, context()).toEqual([]);
+    // At rest from here: what is read below goes out together, and is checked in turn.
+    const agentIds = [...AGENT_IDS, GHOST_AGENT, ...s.agents.map((_, i) => `agent-${i}`)];
+    const contactIds = [...model.contacts.keys()];
+    const sets = [undefined, ...CHANNELS].flatMap((channel) =>
+      s.alphabet.map((skill) => ({ channel, skill })),
+    );
+    const [followed, whole, page, lifecycle, agentDocs, contactDocs, available, stored] = await Promise.all([
+      auditor.run(),
+      auditWorkspace(redis, workspace, { idle: true }),
+      readEvents(redis, workspace, { limit: 100_000, types: new Set(['CommandRejected']) }),
+      readEvents(redis, workspace, { limit: 100_000, types: LIFECYCLE_FACTS }),
+      Promise.all(agentIds.map((id) => redis.hget(keys.agents, id))),
+      Promise.all(contactIds.map((id) => redis.hget(keys.contacts, id))),
+      Promise.all(
+        sets.map(({ channel, skill }) =>
+          readAvailability(redis, keys.workspace, channel === undefined ? skill : `${channel}/${skill}`),
+        ),
+      ),
+      Promise.all([
+        redis.hget(keys.contacts, 'nobody'),
+        redis.zrange(keys.queue, 0, -1),
+        redis.zrangebylex(keys.skillSetQueues, '-', '+'),
+        redis.zrange(keys.skillSets, 0, -1),
+        redis.zcard(keys.candidates),
+        redis.hgetall(keys.agentSkillSets),
+        redis.zrangebylex(keys.pools, '-', '+'),
+        redis.zrangebylex(keys.poolHeads, '-', '+'),
+        redis.zrange(keys.queueHeads, 0, -1),
+      ]),
+    ]);
+    const [nobody, queue, skillSetQueues, skillSets, candidates, agentSkillSets, pools, poolHeads, heads] =
+      stored;
     // The audit that followed the log agrees with one of the whole log at its end.
-    const followed = await auditor.run();
-    const whole = await auditWorkspace(redis, workspace, { idle: true });
     const summary = (r: typeof whole) => ({
       violations: r.violations.map((v) => `${v.position} ${v.kind}: ${v.message}`),
       counts: [r.commands, r.events, r.facts, r.rejections, r.assignments, r.decisionsChecked],
@@ -975,10 +1021,6 @@ describe('Redis routing agrees with the model and the oracle', () => {
     expect(summary(followed), context()).toEqual(summary(whole));
     expect(whole.decisionsChecked, context()).toBe(made.length);
 
-    const page = await readEvents(redis, workspace, {
-      limit: 100_000,
-      types: new Set(['CommandRejected']),
-    });
     const rejected = page.events.map((e) => {
       const r = e.data as CommandRejectedData;
       return { command: r.command, status: r.status, target: r.target ?? '' };
@@ -987,12 +1029,11 @@ describe('Redis routing agrees with the model and the oracle', () => {
     assignmentsSeen += made.length;
     rejectionsSeen += rejected.length;
     // What the lifecycle made happen, by fact.
-    const lifecycle = await readEvents(redis, workspace, { limit: 100_000, types: LIFECYCLE_FACTS });
     for (const e of lifecycle.events) factsSeen.set(e.type, (factsSeen.get(e.type) ?? 0) + 1);
 
     // Documents: every agent id that ever existed, every contact.
-    for (const id of [...AGENT_IDS, GHOST_AGENT, ...s.agents.map((_, i) => `agent-${i}`)]) {
-      const raw = await redis.hget(keys.agents, id);
+    for (const [n, id] of agentIds.entries()) {
+      const raw = agentDocs[n] ?? null;
       const m = model.agents.get(id);
       if (!m) {
         expect(raw, `${id} should not exist\n${context()}`).toBeNull();
@@ -1021,8 +1062,9 @@ describe('Redis routing agrees with the model and the oracle', () => {
         availableSince: m.availableSince === null ? null : new Date(m.availableSince).toISOString(),
       });
     }
-    for (const [id, m] of model.contacts) {
-      const raw = await redis.hget(keys.contacts, id);
+    for (const [n, id] of contactIds.entries()) {
+      const m = model.contacts.get(id)!;
+      const raw = contactDocs[n] ?? null;
       expect(raw, `contact ${id}`).not.toBeNull();
       const doc = JSON.parse(raw!) as ContactDoc;
       expect({ state: doc.state, agentId: doc.agentId }, `contact ${id}\n${context()}`).toEqual({
@@ -1030,34 +1072,28 @@ describe('Redis routing agrees with the model and the oracle', () => {
         agentId: m.agentId,
       });
     }
-    expect(await redis.hget(keys.contacts, 'nobody')).toBeNull();
+    expect(nobody).toBeNull();
 
     // The sets the dispatcher reads: availability by skill (scored by available-since), the queue.
     // Agents who take any channel under the bare skill; the others under "<channel>/<skill>".
     const leastOccupied = model.settings.agentSelection === 'least-occupied';
-    for (const channel of [undefined, ...CHANNELS]) {
-      for (const skill of s.alphabet) {
-        const name = channel === undefined ? skill : `${channel}/${skill}`;
-        const inRedis = (await readAvailability(redis, keys.workspace, name)).flatMap((a) => [
-          a.agentId,
-          String(a.since),
-        ]);
-        const inModel = [...model.agents.values()]
-          .filter((a) => a.skills.includes(skill))
-          .flatMap((a) => {
-            const since = channel === undefined ? a.availableSince : a.channelSince?.[channel];
-            const any = typeof a.capacity === 'number';
-            return since !== null && since !== undefined && any === (channel === undefined)
-              ? [{ id: a.id, since, occ: leastOccupied ? occupancy(a) : 0 }]
-              : [];
-          })
-          // The order routing takes them in (under least-occupied, the share in use first).
-          .sort((a, b) => a.occ - b.occ || a.since - b.since || (a.id < b.id ? -1 : 1))
-          .flatMap((a) => [a.id, String(a.since)]);
-        expect(inRedis, `availability of ${name}\n${context()}`).toEqual(inModel);
-      }
+    for (const [n, { channel, skill }] of sets.entries()) {
+      const name = channel === undefined ? skill : `${channel}/${skill}`;
+      const inRedis = available[n]!.flatMap((a) => [a.agentId, String(a.since)]);
+      const inModel = [...model.agents.values()]
+        .filter((a) => a.skills.includes(skill))
+        .flatMap((a) => {
+          const since = channel === undefined ? a.availableSince : a.channelSince?.[channel];
+          const any = typeof a.capacity === 'number';
+          return since !== null && since !== undefined && any === (channel === undefined)
+            ? [{ id: a.id, since, occ: leastOccupied ? occupancy(a) : 0 }]
+            : [];
+        })
+        // The order routing takes them in (under least-occupied, the share in use first).
+        .sort((a, b) => a.occ - b.occ || a.since - b.since || (a.id < b.id ? -1 : 1))
+        .flatMap((a) => [a.id, String(a.since)]);
+      expect(inRedis, `availability of ${name}\n${context()}`).toEqual(inModel);
     }
-    const queue = await redis.zrange(keys.queue, 0, -1);
     const queuedModel = [...model.contacts.values()]
       .filter((c) => c.state === 'queued')
       .sort((a, b) => a.seq - b.seq)
@@ -1070,15 +1106,13 @@ describe('Redis routing agrees with the model and the oracle', () => {
       bySet.set(name, [...(bySet.get(name) ?? []), c.id]);
     }
     const setQueues = new Map<string, string[]>();
-    for (const m of await redis.zrangebylex(keys.skillSetQueues, '-', '+')) {
+    for (const m of skillSetQueues) {
       const [name = '', , , id = ''] = m.split('|');
       setQueues.set(name, [...(setQueues.get(name) ?? []), id]);
     }
     expect(setQueues, `skill-set queues\n${context()}`).toEqual(bySet);
-    expect((await redis.zrange(keys.skillSets, 0, -1)).sort(), `skill sets\n${context()}`).toEqual(
-      [...bySet.keys()].sort(),
-    );
-    expect(await redis.zcard(keys.candidates), 'no candidate left after draining').toBe(0);
+    expect(skillSets.sort(), `skill sets\n${context()}`).toEqual([...bySet.keys()].sort());
+    expect(candidates, 'no candidate left after draining').toBe(0);
     // Distinct agent skill sets, and per skill how many hold it.
     const setCounts: Record<string, string> = {};
     for (const a of model.agents.values()) {
@@ -1088,20 +1122,17 @@ describe('Redis routing agrees with the model and the oracle', () => {
     for (const key of Object.keys(setCounts))
       for (const skill of key.slice(2).split(','))
         setCounts[`k:${skill}`] = String(Number(setCounts[`k:${skill}`] ?? 0) + 1);
-    expect(await redis.hgetall(keys.agentSkillSets), `agent skill sets\n${context()}`).toEqual(setCounts);
+    expect(agentSkillSets, `agent skill sets\n${context()}`).toEqual(setCounts);
     // Pool heads: the first member of each non-empty pool, under each skill of the pool.
     const firsts = new Map<string, string>();
-    for (const m of await redis.zrangebylex(keys.pools, '-', '+')) {
+    for (const m of pools) {
       const [set = '', since = '', id = ''] = m.split('|');
       if (!firsts.has(set)) firsts.set(set, `${since}|${id}`);
     }
     const derived = [...firsts].flatMap(([set, head]) =>
       set.split(',').map((skill) => `${skill}|${head} ${set}`),
     );
-    expect((await redis.zrangebylex(keys.poolHeads, '-', '+')).sort(), `pool heads\n${context()}`).toEqual(
-      derived.sort(),
-    );
-    const heads = await redis.zrange(keys.queueHeads, 0, -1);
+    expect(poolHeads.sort(), `pool heads\n${context()}`).toEqual(derived.sort());
     expect(heads.sort(), `queue heads\n${context()}`).toEqual([...bySet.keys()].sort());
   }
 
