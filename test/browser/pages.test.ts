@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey } from '../../src/adapters/redis/api-keys.ts';
 import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
 import { loadConfig } from '../../src/app/config.ts';
+import { freezeRedis } from '../support/freeze.ts';
 import { projectorReady } from '../support/projector.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { waitFor } from '../support/wait.ts';
@@ -397,16 +398,15 @@ describe('the wallboard and the agent desktop in Chromium', () => {
 
   it('says so when Redis is unreachable, and clears it when Redis is back', async () => {
     const admin = redis.adminClient();
+    // Every client waits: the instance's once-a-second PING goes unanswered, /status says paused.
+    // Seen in about 3 s (the PING's timeout, the page's poll of /status); Redis answers again as
+    // soon as the page has said so (8 s at most leaves a loaded machine room to be late).
+    const frozen = await freezeRedis(admin, { atMostMs: 8000 });
     try {
-      // Every client waits: the instance's once-a-second PING goes unanswered, /status says paused.
-      // Seen in about 3 s (the PING's timeout, the page's poll of /status); 8 s leaves a loaded
-      // machine room to be late.
-      await admin.call('CLIENT', 'PAUSE', '8000', 'ALL');
       await textOf(wallboard, '#banner', /Redis is unreachable: .*resumes by itself/, 7900);
       await shot(wallboard, 'wallboard-redis-unreachable');
     } finally {
-      // (Redis answers this only when the pause is over.)
-      await admin.call('CLIENT', 'UNPAUSE').catch(() => {});
+      await frozen.thaw();
       admin.disconnect();
     }
     await waitFor('the banner to go', async () =>
