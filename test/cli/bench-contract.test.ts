@@ -49,8 +49,11 @@ describe('bench contract', () => {
       expect(round.floor).toBeGreaterThan(0);
     }
     expect(f.withoutOutcomesUsPerCycle).toBeGreaterThan(0);
-    // Decoding and encoding each document (about 400 bytes) adds to the same commands.
-    expect(f.encodedUsPerCycle).toBeGreaterThan(f.textsUsPerCycle);
+    // Decoding and encoding each document (about 400 bytes) adds to the same commands: so each
+    // one's fastest round (Redis times its commands by the clock, and a busy machine only adds to
+    // a round, as it once carried the median of texts past that of encoded: 64.7 against 61).
+    const fastest = (k: 'texts' | 'encoded') => Math.min(...f.rounds.map((x) => x[k]));
+    expect(fastest('encoded')).toBeGreaterThan(fastest('texts'));
     expect(f.textsInFloorSteps).toBeCloseTo(f.textsUsPerCycle / f.floorUsPerStep, 1);
   });
 
