@@ -26,8 +26,8 @@ import {
   childrenOf,
   httpGet,
   isRunning,
-  LAUNCHER,
   oneOfEachArgs,
+  spawnLauncher,
   stopLaunchers,
   tempDir,
 } from './helpers.ts';
@@ -68,21 +68,9 @@ function startLauncher(
   mode = '--no-vrrp',
   { ports = [0, 0, 0, 0], detached = false }: { ports?: readonly number[]; detached?: boolean } = {},
 ) {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', LAUNCHER, mode, '--data-dir', dataDir, ...oneOfEachArgs(ports), ...extra],
-    { stdio: ['ignore', 'pipe', 'pipe'], detached },
-  );
-  running.push(child);
-  let out = '';
-  child.stdout.on('data', (b: Buffer) => {
-    out += b.toString();
-  });
-  child.stderr.on('data', (b: Buffer) => {
-    out += b.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, exited, output: () => out };
+  const l = spawnLauncher([mode, '--data-dir', dataDir, ...oneOfEachArgs(ports), ...extra], { detached });
+  running.push(l.child);
+  return l;
 }
 
 describe('one launcher per data directory', () => {

@@ -1,12 +1,14 @@
 /** Small helpers shared by the topology tests (temp dirs, HTTP through HAProxy). */
-import { type ChildProcess, execFile } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { expect } from 'vitest';
 import type { LaunchContext } from '../../src/topology/local/context.ts';
+import { waitFor } from '../support/wait.ts';
 
 export const execFileP = promisify(execFile);
 
@@ -170,4 +172,64 @@ export async function stopLaunchers(running: readonly ChildProcess[]): Promise<v
     });
     if (!done) c.kill('SIGKILL');
   }
+}
+
+/** A launcher started by a test, with what it said. */
+export interface LauncherRun {
+  readonly child: ChildProcess;
+  readonly exited: Promise<number | null>;
+  /** All it wrote, stdout and stderr. */
+  output(): string;
+  /** What it said from `since` on, each line with its time in ms after `since`. */
+  saidSince(since: number): string;
+  /** When it first said something matching `re` (ms since the epoch), if it did. */
+  saidAt(re: RegExp): number | undefined;
+}
+
+/**
+ * `npm run topology -- <args>` (through tsx, as users run it), its output collected with the time
+ * each chunk came: a failed timing check shows what the launcher said when. `detached`: a process
+ * group of its own, to be signalled as a terminal's Ctrl-C signals one.
+ */
+export function spawnLauncher(
+  args: readonly string[],
+  opts: { env?: Record<string, string>; detached?: boolean } = {},
+): LauncherRun {
+  const child = spawn(process.execPath, ['--import', 'tsx', LAUNCHER, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...opts.env },
+    detached: opts.detached ?? false,
+  });
+  let out = '';
+  const said: { t: number; text: string }[] = [];
+  const collect = (b: Buffer) => {
+    out += b.toString();
+    said.push({ t: Date.now(), text: b.toString().trim() });
+  };
+  child.stdout!.on('data', collect);
+  child.stderr!.on('data', collect);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return {
+    child,
+    exited,
+    output: () => out,
+    saidSince: (since) =>
+      said
+        .filter((c) => c.t >= since)
+        .flatMap((c) => c.text.split('\n').map((line) => `+${c.t - since} ms ${line}`))
+        .join('\n'),
+    saidAt: (re) => said.find((c) => re.test(c.text))?.t,
+  };
+}
+
+/** Waits for the launcher's banner (or its exit), fails unless it came, and gives its output. */
+export async function launcherBanner(l: LauncherRun, timeoutMs = 90_000): Promise<string> {
+  await waitFor(
+    'the banner or an exit',
+    () => l.output().includes('Ctrl-C stops everything') || l.child.exitCode !== null,
+    { timeoutMs, everyMs: 200 },
+  ).catch(() => undefined);
+  const out = l.output();
+  expect(out, out).toContain('Ctrl-C stops everything');
+  return out;
 }

@@ -26,7 +26,7 @@
  *   JSON line. Ctrl-C must then stop everything and delete every namespace of
  *   the run.
  */
-import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -40,9 +40,8 @@ import { deleteNamespaceSync, probeNetns } from '../../src/topology/netns.ts';
 import { LoadDriver, trafficGap } from '../support/audit.ts';
 import { PROJECT_ROOT } from '../support/processes.ts';
 import { sleep, waitFor } from '../support/wait.ts';
-import { childrenOf, execFileP, httpGet, stopLaunchers } from './helpers.ts';
+import { childrenOf, execFileP, httpGet, launcherBanner, spawnLauncher, stopLaunchers } from './helpers.ts';
 
-const launcher = new URL('../../src/cli/launch.ts', import.meta.url).pathname;
 const auditCli = new URL('../support/audit-cli.ts', import.meta.url).pathname;
 // The --vrrp test's load (bounded): contacts at a rate, agents cycling; the kill comes mid-load.
 const CONTACTS = 300;
@@ -75,59 +74,19 @@ function portOpen(port: number): Promise<boolean> {
 
 /** Start the launcher with all four ports on 0 (free ports) and collect its output. */
 function startLauncher(dataDir: string, extra: string[], env: Record<string, string> = {}, detached = false) {
-  const child = spawn(
-    process.execPath,
+  const l = spawnLauncher(
     [
-      '--import',
-      'tsx',
-      launcher,
-      '--data-dir',
-      dataDir,
-      '--http-port',
-      '0',
-      '--tls-port',
-      '0',
-      '--stats-port',
-      '0',
-      '--redis-port',
-      '0',
+      ...['--data-dir', dataDir],
+      ...['--http-port', '0', '--tls-port', '0', '--stats-port', '0', '--redis-port', '0'],
       ...extra,
     ],
-    // detached: a process group of its own, to be signalled as a terminal's Ctrl-C signals one.
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, detached },
+    { env, detached },
   );
-  running.push(child);
-  let out = '';
-  // Each chunk with the time it came: a failed timing check shows what the launcher said when.
-  const said: { t: number; text: string }[] = [];
-  const collect = (b: Buffer) => {
-    out += b.toString();
-    said.push({ t: Date.now(), text: b.toString().trim() });
-  };
-  child.stdout.on('data', collect);
-  child.stderr.on('data', collect);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  /** What the launcher said from `since` on, each line with its time in ms after `since`. */
-  const saidSince = (since: number) =>
-    said
-      .filter((c) => c.t >= since)
-      .flatMap((c) => c.text.split('\n').map((line) => `+${c.t - since} ms ${line}`))
-      .join('\n');
-  /** When the launcher first said something matching `re` (ms since the epoch), if it did. */
-  const saidAt = (re: RegExp) => said.find((c) => re.test(c.text))?.t;
-  return { child, exited, output: () => out, saidSince, saidAt };
+  running.push(l.child);
+  return l;
 }
 
-async function waitForBanner(l: ReturnType<typeof startLauncher>, timeoutMs: number): Promise<string> {
-  await waitFor(
-    'the banner or an exit',
-    () => l.output().includes('Ctrl-C stops everything') || l.child.exitCode !== null,
-    { timeoutMs, everyMs: 200 },
-  ).catch(() => undefined);
-  const out = l.output();
-  expect(out, out).toContain('Ctrl-C stops everything');
-  return out;
-}
+const waitForBanner = launcherBanner;
 
 function namespacesOf(id: string): string[] {
   return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })

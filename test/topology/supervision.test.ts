@@ -41,11 +41,10 @@ import type { LauncherStatus } from '../../src/topology/status.ts';
 import type { ComponentStatus } from '../../src/topology/supervisor.ts';
 import { AREAS, auditWorkspace, LANGUAGES, LoadDriver, positionMs } from '../support/audit.ts';
 import { sleep, waitFor } from '../support/wait.ts';
-import { stopLaunchers } from './helpers.ts';
+import { type LauncherRun, launcherBanner, spawnLauncher, stopLaunchers } from './helpers.ts';
 
 const execFileP = promisify(execFile);
 const keySlot = createRequire(import.meta.url)('cluster-key-slot') as (key: string) => number;
-const launcher = new URL('../../src/cli/launch.ts', import.meta.url).pathname;
 
 const running: ChildProcess[] = [];
 const dirs: string[] = [];
@@ -56,47 +55,23 @@ afterAll(async () => {
 }, 60_000);
 
 function startLauncher(dataDir: string, extra: readonly string[] = []) {
-  const child = spawn(
-    process.execPath,
+  const l = spawnLauncher(
     [
-      '--import',
-      'tsx',
-      launcher,
       '--no-vrrp',
-      '--data-dir',
-      dataDir,
+      ...['--data-dir', dataDir],
       ...['--http-port', '0', '--tls-port', '0', '--stats-port', '0', '--redis-port', '0'],
       ...['--status-port', '0'],
       // A killed HAProxy is started again after the shortest delay the launcher takes (default 1 s).
       ...['--haproxy-restart-delay', '100'],
       ...extra,
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, AUTH: 'off' } },
+    { env: { AUTH: 'off' } },
   );
-  running.push(child);
-  let out = '';
-  child.stdout.on('data', (b: Buffer) => {
-    out += b.toString();
-  });
-  child.stderr.on('data', (b: Buffer) => {
-    out += b.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, exited, output: () => out };
+  running.push(l.child);
+  return l;
 }
 
-async function banner(l: ReturnType<typeof startLauncher>): Promise<string> {
-  await waitFor(
-    'the banner or an exit',
-    () => l.output().includes('Ctrl-C stops everything') || l.child.exitCode !== null,
-    {
-      timeoutMs: 90_000,
-      everyMs: 200,
-    },
-  ).catch(() => undefined);
-  expect(l.output(), l.output()).toContain('Ctrl-C stops everything');
-  return l.output();
-}
+const banner = (l: LauncherRun) => launcherBanner(l);
 
 async function stopLauncher(l: ReturnType<typeof startLauncher>): Promise<void> {
   l.child.kill('SIGINT');
