@@ -118,7 +118,7 @@ export interface RedisClusterHandle {
   credentials: RedisCredentials;
   /** Environment for redis-cli as the admin (REDISCLI_AUTH), empty with openAdmin. */
   cliEnv: Record<string, string>;
-  /** Current roles (they change after a failover). */
+  /** Current roles of the nodes whose process runs (they change after a failover). */
   roles(): Promise<ClusterNode[]>;
   /** True when the nodes were started from a kept cluster (`resume`), with their data. */
   resumed: boolean;
@@ -407,7 +407,12 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
       credentials,
       cliEnv,
       async roles() {
-        const now = await Promise.all(servers.map((s) => nodeRole(cli, s.port)));
+        // Only nodes whose process runs: the port of a node that died is free, and another
+        // redis-server (of another cluster, a test's own) may have taken it since.
+        const alive = (s: RedisServerHandle) => s.process.exitCode === null && s.process.signalCode === null;
+        const now = await Promise.all(
+          servers.map((s) => (alive(s) ? nodeRole(cli, s.port) : Promise.resolve(undefined))),
+        );
         return servers.flatMap((s, i) => {
           const role = now[i];
           return role ? [{ host: s.host, port: s.port, role }] : [];

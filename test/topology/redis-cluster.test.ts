@@ -5,12 +5,13 @@
  * readable afterwards. Failover time is logged as JSON.
  */
 import { Cluster, Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import {
   HAPROXY_CHECK_USER,
   type RedisClusterHandle,
   startRedisCluster,
 } from '../../src/topology/redis-cluster.ts';
+import { startRedisServer } from '../../src/topology/redis-server.ts';
 import { timed, waitFor } from '../support/wait.ts';
 
 let cluster: RedisClusterHandle;
@@ -98,15 +99,26 @@ describe('startRedisCluster', () => {
     if (!victim) throw new Error('master not found');
     const t0 = Date.now();
     victim.kill('SIGKILL');
+    // The dead master's port is free: another suite's server may take it (freePort's reservation
+    // lasts a minute). A stranger there, a master of nothing, is no node of this cluster.
+    await new Promise((r) =>
+      victim.process.exitCode !== null || victim.process.signalCode !== null
+        ? r(0)
+        : victim.process.once('exit', r),
+    );
+    const stranger = await startRedisServer({ port: victim.port });
+    onTestFinished(() => stranger.stop());
+    let seen = '';
     const { elapsedMs } = await timed(
       waitFor(
-        'a replica promoted (3 masters again, none of them the dead one)',
+        () => `a replica promoted (3 masters again, none of them the dead one); roles seen: ${seen}`,
         async () => {
           const roles = await cluster.roles();
+          seen = roles.map((r) => `${r.port} ${r.role}`).join(', ');
           const masters = roles.filter((r) => r.role === 'master');
           return masters.length === 3 && !masters.some((m) => m.port === victim.port);
         },
-        { timeoutMs: 20_000, everyMs: 100 },
+        { timeoutMs: 40_000, everyMs: 100 },
       ),
     );
     metrics.masterFailoverMs = elapsedMs;
@@ -135,5 +147,5 @@ describe('startRedisCluster', () => {
     );
     expect(await after.get(key)).toBe('kept');
     after.disconnect();
-  });
+  }, 90_000);
 });
