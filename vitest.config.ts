@@ -16,7 +16,7 @@ export default defineConfig({
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
     // src/main.ts built once for the Switchboard processes the suites start (test/support/main-build.ts).
     // The cluster target's suites each take a fresh Redis Cluster made ahead (test/support/cluster-pool.ts).
-    globalSetup: ['test/support/main-build.ts', 'test/support/cluster-pool.ts'],
+    globalSetup: ['test/support/main-build.ts', 'test/support/cluster-pool.ts', 'test/support/data-root.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     projects: [

@@ -11,9 +11,12 @@
  * - Every process still running when the test process exits is SIGKILLed, so nothing leaks.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../src/topology/redis-server.ts';
+import { DATA_ROOT_ENV } from './data-root.ts';
 import { MAIN_BUNDLE } from './main-build.ts';
 import { sleep } from './wait.ts';
 
@@ -62,6 +65,26 @@ export interface SwitchboardProcess {
 }
 
 const live = new Set<ChildProcess>();
+let dataDir: string | undefined;
+
+/**
+ * The DATA_DIR of the processes this worker starts: a folder of its own under the run's
+ * (data-root.ts, removed when the run ends), or a temporary one removed when this process exits.
+ */
+function runDataDir(): string {
+  if (dataDir === undefined) {
+    const root = process.env[DATA_ROOT_ENV];
+    if (root !== undefined) {
+      dataDir = path.join(root, String(process.pid));
+      mkdirSync(dataDir, { recursive: true });
+    } else {
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'sb-processes-'));
+      dataDir = dir;
+      process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    }
+  }
+  return dataDir;
+}
 let exitHookInstalled = false;
 
 function installExitHook(): void {
@@ -112,6 +135,9 @@ export async function startProcess(opts: StartProcessOptions): Promise<Switchboa
     if (v === undefined) delete env[k];
     else env[k] = v;
   }
+  // DATA_DIR defaults to ./data, the checkout's own (a developer's npm start keeps its admin key
+  // and private Redis there): the processes of a test run get a folder of their own instead.
+  if (!('DATA_DIR' in (opts.env ?? {}))) env.DATA_DIR = runDataDir();
 
   // The run's build of src/main.ts when the global setup made one (main-build.ts), else tsx.
   const main = existsSync(MAIN_BUNDLE) ? [MAIN_BUNDLE] : ['--import', 'tsx', 'src/main.ts'];
@@ -127,6 +153,7 @@ export async function startProcess(opts: StartProcessOptions): Promise<Switchboa
     throw new Error(`cannot spawn ${name}`);
   }
   const pid = child.pid;
+  const spawnedAt = new Date().toISOString();
 
   const logs: string[] = [];
   const waiters = new Set<{ pattern: RegExp; resolve: () => void }>();
@@ -194,7 +221,8 @@ export async function startProcess(opts: StartProcessOptions): Promise<Switchboa
   const deadline = Date.now() + timeoutMs;
   const failed = (why: string) => {
     handle.kill('SIGKILL');
-    return new Error(`${name} (pid ${pid}) ${why}\n${logText()}`);
+    // When it was spawned, to read the log lines' times against.
+    return new Error(`${name} (pid ${pid}, spawned ${spawnedAt}) ${why}\n${logText()}`);
   };
   if (url !== undefined) {
     // What the last probe saw, for the failure message: a status and body, or the error.
