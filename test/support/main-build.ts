@@ -48,9 +48,22 @@ export function cliEntry(name: CliTool): string[] {
     : ['--import', 'tsx', path.join(ROOT, 'src', 'cli', `${name}.ts`)];
 }
 
+/**
+ * The topology launcher (src/cli/launch.ts, `npm run topology`), built too: the topology suites
+ * start it a score of times. The launcher builds what it starts itself (its members, and with
+ * --vrrp its own part in the app namespace).
+ */
+const LAUNCHER_SOURCE = path.join(ROOT, 'src', 'cli', 'launch.ts');
+const LAUNCHER_BUNDLE = path.join(BUILD_DIR, 'test', 'cli', 'launch.mjs');
+
+/** `node <these> <args>` runs the launcher: the run's build when there is one, else tsx. */
+export function launcherEntry(): string[] {
+  return existsSync(LAUNCHER_BUNDLE) ? [LAUNCHER_BUNDLE] : ['--import', 'tsx', LAUNCHER_SOURCE];
+}
+
 /** The bundles this run wrote (their inodes), so teardown removes only its own. */
 const written = new Map<string, number>();
-const bundles = () => [MAIN_BUNDLE, ...CLI_TOOLS.map(cliBundle)];
+const bundles = () => [MAIN_BUNDLE, LAUNCHER_BUNDLE, ...CLI_TOOLS.map(cliBundle)];
 
 export async function setup(): Promise<void> {
   if (process.env.SWITCHBOARD_TEST_MAIN === 'tsx') {
@@ -59,9 +72,11 @@ export async function setup(): Promise<void> {
   }
   await Promise.all([
     buildMain(MAIN_BUNDLE),
+    buildEntry(LAUNCHER_SOURCE, LAUNCHER_BUNDLE),
     ...BUILT.map((name) => buildEntry(path.join(ROOT, 'src', 'cli', `${name}.ts`), cliBundle(name))),
   ]);
-  for (const b of [MAIN_BUNDLE, ...BUILT.map(cliBundle)]) written.set(b, (await stat(b)).ino);
+  for (const b of [MAIN_BUNDLE, LAUNCHER_BUNDLE, ...BUILT.map(cliBundle)])
+    written.set(b, (await stat(b)).ino);
 }
 
 export async function teardown(): Promise<void> {

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'vitest';
 import type { LaunchContext } from '../../src/topology/local/context.ts';
+import { launcherEntry } from '../support/main-build.ts';
 import { waitFor } from '../support/wait.ts';
 
 export const execFileP = promisify(execFile);
@@ -195,7 +196,7 @@ export function spawnLauncher(
   args: readonly string[],
   opts: { env?: Record<string, string>; detached?: boolean } = {},
 ): LauncherRun {
-  const child = spawn(process.execPath, ['--import', 'tsx', LAUNCHER, ...args], {
+  const child = spawn(process.execPath, [...launcherEntry(), ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...opts.env },
     detached: opts.detached ?? false,

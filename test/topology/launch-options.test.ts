@@ -8,9 +8,9 @@ import { execFile } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { launcherEntry } from '../support/main-build.ts';
 import { tempDir } from './helpers.ts';
 
-const launcher = new URL('../../src/cli/launch.ts', import.meta.url).pathname;
 const dirs: { remove(): Promise<void> }[] = [];
 /** Every port free unless a case names it (the last of an option given twice counts). */
 const ANY_PORTS = [
@@ -35,7 +35,7 @@ function run(dataDir: string, args: string[]): Promise<{ code: number | null; st
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ['--import', 'tsx', launcher, '--no-vrrp', '--data-dir', dataDir, ...args],
+      [...launcherEntry(), '--no-vrrp', '--data-dir', dataDir, ...args],
       { timeout: 20_000, killSignal: 'SIGINT' },
       (err, _stdout, stderr) => {
         const code = err ? ((err as { code?: number | null }).code ?? null) : 0;

@@ -39,12 +39,12 @@ import { type EventEnvelope, SwitchboardClient } from 'switchboard/client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { deleteNamespaceSync, probeNetns } from '../../src/topology/netns.ts';
 import { AREAS, LANGUAGES, RetryingClient, registerAvailable } from '../support/audit.ts';
+import { launcherEntry } from '../support/main-build.ts';
 import { PROJECT_ROOT } from '../support/processes.ts';
 import { sleep, waitFor } from '../support/wait.ts';
 import { stopLaunchers } from './helpers.ts';
 
 const execFileP = promisify(execFile);
-const launcher = new URL('../../src/cli/launch.ts', import.meta.url).pathname;
 const auditCli = new URL('../support/audit-cli.ts', import.meta.url).pathname;
 const EVERY_MS = 1000;
 /** A dead HAProxy is started again after this long: the VIP has moved to the BACKUP by then (5-7.6 s). */
@@ -141,9 +141,7 @@ describe('a live feed through the keepalived VIP', () => {
       const child = spawn(
         process.execPath,
         [
-          '--import',
-          'tsx',
-          launcher,
+          ...launcherEntry(),
           '--vrrp',
           ...['--api', '1', '--projectors', '1', '--dispatchers', '1'],
           ...['--haproxy-restart-delay', String(HAPROXY_RESTART_MS)],

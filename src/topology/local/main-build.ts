@@ -74,19 +74,32 @@ export interface MainCommand {
   dispose(): Promise<void>;
 }
 
-const THROUGH_TSX: MainCommand = { args: ['--import', 'tsx', MAIN], dispose: async () => {} };
-
 /**
  * A build of src/main.ts of this process's own (removed by `dispose`), or, when it cannot be
  * made, the sources through tsx; `onError` hears why.
  */
-export async function mainCommand(onError: (err: Error) => void): Promise<MainCommand> {
-  const outfile = path.join(BUILD_DIR, `main-${process.pid}.mjs`);
+export function mainCommand(onError: (err: Error) => void): Promise<MainCommand> {
+  return entryCommand(MAIN, 'main', onError);
+}
+
+/** Where entryCommand writes the build `name` of this process. */
+export const builtPath = (name: string): string => path.join(BUILD_DIR, `${name}-${process.pid}.mjs`);
+
+/**
+ * The same for any module of src/ (`entry`, a path): built into `<name>-<this pid>.mjs`, or run
+ * through tsx when the build fails.
+ */
+export async function entryCommand(
+  entry: string,
+  name: string,
+  onError: (err: Error) => void,
+): Promise<MainCommand> {
+  const outfile = builtPath(name);
   try {
-    await buildMain(outfile);
+    await buildEntry(entry, outfile);
   } catch (err) {
     onError(err as Error);
-    return THROUGH_TSX;
+    return { args: ['--import', 'tsx', entry], dispose: async () => {} };
   }
   return { args: [outfile], dispose: () => rm(outfile, { force: true }) };
 }
