@@ -32,7 +32,10 @@ export interface SubscribeOptions {
   readonly auth?: 'header' | 'ticket';
   /** Try again when the very first connection fails too (default: the first failure ends it). */
   readonly retryFirst?: boolean;
-  /** Backoff between connections: from `backoffMs` (250) doubling to `maxBackoffMs` (5000). */
+  /**
+   * Backoff between connections: from `backoffMs` (250) doubling to `maxBackoffMs` (5000); back to
+   * `backoffMs` once a socket has received something.
+   */
   readonly backoffMs?: number;
   readonly maxBackoffMs?: number;
   /**
@@ -335,7 +338,8 @@ export function subscribe(
       if (closed) return s.close(1000);
       const first = !opened;
       opened = true;
-      failures = 0;
+      // The backoff starts again once the server has sent something (onmessage), not on the open:
+      // a server that accepts each socket and closes it at once is tried ever less often.
       if (first) readyResolve();
       tell(() => o.onOpen?.({ after: position, reconnects }));
     };
@@ -351,6 +355,7 @@ export function subscribe(
       // Switchboard sends objects only; anything else (a proxy's or a foreign server's) is skipped:
       // `in` on a number, a string or null would throw from the socket's event.
       if (e === null || typeof e !== 'object') return;
+      failures = 0; // the path works: a later break retries after the shortest backoff
       if ('heartbeat' in e && e.heartbeat !== null && typeof e.heartbeat === 'object') {
         // Everything up to `after` was sent before it: resuming after it loses nothing.
         const { after, everyMs } = e.heartbeat;
