@@ -228,11 +228,19 @@ export async function startSwitchboard(
         // not in the load balancer until then, and says so.
         registration = await registerInstance(redis, instance, {
           onRegistered: () => log.info({ instance }, 'registered for the load balancer'),
-          onError: (err, registered) =>
+          onRecovered: (failures) =>
+            log.info(
+              { instance, failures },
+              'instance heartbeat landed again; registered for the load balancer',
+            ),
+          onError: (err, registered, failures) =>
             registered
-              ? log.warn({ err: (err as Error).message }, 'instance heartbeat failed; retrying')
+              ? log.warn(
+                  { instance, err: (err as Error).message, failures },
+                  'instance heartbeat failed; retrying every second (said again every 30 s while it fails): the load balancer takes this instance out once its entry is older than 3 s. Check that Redis is up and reachable (REDIS_URL).',
+                )
               : log.warn(
-                  { instance, err: (err as Error).message },
+                  { instance, err: (err as Error).message, failures },
                   'not registered for the load balancer yet: the heartbeat into Redis failed; retrying every second, and the load balancer sends this instance nothing until one lands. Check that Redis is up and reachable (REDIS_URL).',
                 ),
         });

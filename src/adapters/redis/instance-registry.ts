@@ -84,6 +84,10 @@ export interface Registration {
  * and joins the load balancer once its heartbeat lands, as one whose Redis went away later does.
  * `onRegistered` is told when the first heartbeat lands (before this returns, when it is the first
  * one tried); `onError` is told whether one had landed before the failure.
+ *
+ * A run of failures is told once as it starts and then once every `reportEveryMs` (default 30 s)
+ * with how many failed so far, not at every tick: a Redis away for a minute is three lines in
+ * each instance's log, not sixty. `onRecovered` hears how many failed once one lands again.
  */
 export async function registerInstance(
   redis: Redis,
@@ -91,21 +95,34 @@ export async function registerInstance(
   opts: {
     intervalMs?: number;
     key?: string;
+    reportEveryMs?: number;
     onRegistered?: () => void;
-    onError?: (err: unknown, registered: boolean) => void;
+    onError?: (err: unknown, registered: boolean, failures: number) => void;
+    onRecovered?: (failures: number) => void;
   } = {},
 ): Promise<Registration> {
   const key = opts.key ?? INSTANCES_KEY;
   let stopped = false;
   let registered = false;
+  // The run of failed heartbeats going on: how many, and when one was last told.
+  let failures = 0;
+  let toldAt = 0;
   const beat = () =>
     heartbeat(redis, instance, key).then(
       () => {
+        if (failures > 0 && registered && !stopped) opts.onRecovered?.(failures);
+        failures = 0;
         if (registered || stopped) return;
         registered = true;
         opts.onRegistered?.();
       },
-      (err: unknown) => opts.onError?.(err, registered),
+      (err: unknown) => {
+        failures++;
+        const now = Date.now();
+        if (failures > 1 && now - toldAt < (opts.reportEveryMs ?? 30_000)) return;
+        toldAt = now;
+        opts.onError?.(err, registered, failures);
+      },
     );
   let inFlight: Promise<unknown> = beat();
   await inFlight;
