@@ -11,7 +11,8 @@
  * completed) and the run's agents are taken offline, so a later run in the workspace meets none of it.
  *
  * Exit codes: 0 after a run with no error, 1 after a run with errors (commands that failed, or a
- * live feed's event whose handling threw: the summary is printed all the same and says which) or
+ * live feed's event whose handling threw: the summary is printed all the same and says which),
+ * when its live feed is refused for good mid-run (ended by `feed-lost`: it stops at once) or
  * when Switchboard cannot be reached, 2 for bad options, 130 when interrupted.
  */
 import { readFileSync } from 'node:fs';
@@ -61,7 +62,8 @@ const USAGE = `Usage: npm run simulate -- [options]
   --help                 this text
 
 Exit codes: 0 after a run with no error; 1 after a run with errors (commands that failed, or live
-feed events it failed to handle; its summary is printed all the same and names them) or when
+feed events it failed to handle; its summary is printed all the same and names them), when its
+live feed is refused for good mid-run (a revoked key: it stops at once, ended by feed-lost) or when
 Switchboard cannot be reached; 2 for bad options; 130 when interrupted.
 `;
 
@@ -338,6 +340,12 @@ async function simulate(sim: Simulator, opts: SimOptions & { json: boolean }): P
   await sim.cleanup();
   process.stdout.write(opts.json ? `${JSON.stringify(summary)}\n` : formatSummary(summary));
   if (summary.endedBy === 'interrupted') return 130;
+  if (summary.endedBy === 'feed-lost') {
+    process.stderr.write(
+      `simulate: the live feed was refused for good (${summary.lastLiveFailure ?? 'no reason given'}), so the run could no longer follow its contacts and stopped: check the API key (--key, data/admin-key) and the workspace\n`,
+    );
+    return 1;
+  }
   if (summary.errors > 0) {
     process.stderr.write(
       `simulate: ${summary.errors} error${summary.errors === 1 ? '' : 's'}: commands that failed, or steps (such as handling a live feed's event) that threw (the summary's errors say which)\n`,

@@ -78,6 +78,11 @@ export class LiveFeed {
     this.sub?.close();
   }
 
+  /** Resolves when the feed has ended: closed here, or refused for good (told to `onFailure`). */
+  get ended(): Promise<void> {
+    return this.sub?.ended ?? Promise.resolve();
+  }
+
   /** The position of the last event handed on: the feed has given everything up to it. */
   get position(): string {
     return this.sub?.position ?? this.start;

@@ -558,6 +558,11 @@ export class Simulator {
       const pos = (first?.body as { position?: unknown } | undefined)?.position;
       const after = typeof pos === 'string' && /^\d+-\d+$/.test(pos) ? `${positionMs(pos) - 1}-0` : '0-0';
       await this.live.open(after);
+      // A feed refused for good (the key revoked, the workspace gone) leaves the run blind: it
+      // stops now rather than at its time limit. A feed this run closes ends once it is ending.
+      void this.live.ended.then(() => {
+        if (!this.ending) this.finish?.('feed-lost');
+      });
 
       const rest = Array.from({ length: Math.max(0, this.opts.agents - 1) }, (_, i) => i + 1);
       await pool(rest, AGENT_CONCURRENCY, async (i) => {

@@ -38,7 +38,11 @@ export interface SimSettings {
   readonly agentSelection?: string;
 }
 
-export type EndedBy = 'done' | 'time-limit' | 'interrupted';
+/**
+ * `feed-lost`: the live feed ended for good (a refusal no reconnection gets past, such as the key
+ * revoked): the run cannot see what happens any more, so it stops (exit 1).
+ */
+export type EndedBy = 'done' | 'time-limit' | 'interrupted' | 'feed-lost';
 
 export interface SimSummary {
   readonly workspace: string;

@@ -1,0 +1,68 @@
+/**
+ * The simulator's live feed refused for good (its API key revoked mid-run: the server closes the
+ * feed and refuses the reconnection 401): the run can no longer see what happens, so it ends at
+ * once, `endedBy: 'feed-lost'`, naming the failure, rather than sending into the dark until its
+ * time limit.
+ */
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApiKey, revokeApiKey } from '../../src/adapters/redis/api-keys.ts';
+import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
+import { loadConfig } from '../../src/app/config.ts';
+import { Simulator } from '../../src/cli/sim/simulator.ts';
+import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { sleep } from '../support/wait.ts';
+
+const WS = `sim-feed-lost-${Date.now()}`;
+let redis: TestRedis;
+let sb: Running;
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+  sb = await startSwitchboard(
+    loadConfig({ AUTH: 'on', REDIS_URL: redis.url, PORT: '0', LOG_LEVEL: 'silent', WORKSPACES: WS }),
+    pino({ level: 'silent' }),
+  );
+});
+
+afterAll(async () => {
+  await sb?.stop();
+  await redis?.stop();
+});
+
+describe('simulate, a live feed refused for good', () => {
+  it('ends the run at once with endedBy feed-lost, not at its time limit', async () => {
+    const { key, info } = await createApiKey(sb.redis, { workspace: WS, role: 'admin' });
+    const sim = new Simulator({
+      url: sb.url!,
+      key,
+      workspace: WS,
+      seed: 3,
+      agents: 2,
+      // One contact every 4 s, over a time limit of 40 s: the run has long to go.
+      contacts: 10,
+      rate: 0.25,
+      handleMinS: 1,
+      handleMaxS: 1,
+      patienceS: 30,
+      maxSeconds: 40,
+      acceptMinS: 0.1,
+      acceptMaxS: 0.1,
+      rejectRate: 0,
+      missRate: 0,
+      missBreakS: 1,
+      priorities: 1,
+      levels: false,
+      capacity: 1,
+    });
+    const started = Date.now();
+    const running = sim.run();
+    await sleep(1_500);
+    await revokeApiKey(sb.redis, WS, info.keyId);
+    const summary = await running;
+    const tookMs = Date.now() - started;
+    expect(summary.endedBy).toBe('feed-lost');
+    expect(summary.lastLiveFailure).toMatch(/401/);
+    expect(tookMs).toBeLessThan(15_000);
+  });
+});
