@@ -69,7 +69,7 @@ render_keepalived() {
   unicast="    unicast_src_ip $self"$'\n'"    unicast_peer {"$'\n'"        $peer"$'\n'"    }"
   declare -A values=(
     [ROUTER_ID]=$(word "${LB_ROUTER_ID:-switchboard_${role,,}}" LB_ROUTER_ID)
-    [CHECK_COMMAND]="$(word "$CHECK_SCRIPT" CHECK_SCRIPT) $(word "$HAPROXY_PIDFILE" HAPROXY_PIDFILE) 127.0.0.1:8404"
+    [CHECK_COMMAND]="$(word "$CHECK_SCRIPT" CHECK_SCRIPT) $(word "$HAPROXY_PIDFILE" HAPROXY_PIDFILE) http://127.0.0.1:8404/ready"
     [INSTANCE]=VI_SWITCHBOARD
     [STATE]=$role
     [INTERFACE]=$iface

@@ -600,6 +600,41 @@ describe('check_haproxy.sh', () => {
     expect(await run(pidfile, `127.0.0.1:${statsPort}`)).toBe(1);
     expect(await run(pidfile)).toBe(1);
   });
+
+  it('with an http:// probe of /ready: 1 while the api backend has no server up, 0 once one is', async () => {
+    const runDir = path.join(tmp.dir, 'run-ready');
+    const api = await startTinyHttp('api');
+    try {
+      // One API server, put in maintenance at once (no server up), then made ready.
+      const { hp, rt, statsPort } = await startLocalHaproxy(runDir, {
+        apiServers: [{ host: '127.0.0.1', port: api.port }],
+        apiCheckInter: '100ms',
+      });
+      const pidfile = path.join(runDir, 'test.pid');
+      await writeFile(pidfile, `${hp.pid}\n`);
+      const run = (...args: string[]) =>
+        execFileP(CHECK_HAPROXY_SCRIPT, args, { timeout: 5000 }).then(
+          () => 0,
+          (e: { code?: number }) => e.code ?? -1,
+        );
+      const ready = `http://127.0.0.1:${statsPort}/ready`;
+      await rt.command('set server api/api1 state maint');
+      const answer = await fetch(ready);
+      expect(answer.status).toBe(503);
+      expect(await answer.text()).toBe('no api server up');
+      expect(await run(pidfile, ready)).toBe(1);
+      // The plain TCP probe still passes: HAProxy runs, it just cannot serve.
+      expect(await run(pidfile, `127.0.0.1:${statsPort}`)).toBe(0);
+      await rt.command('set server api/api1 state ready');
+      await waitFor('api1 UP', async () => (await rt.serverState('api', 'api1'))?.checkStatus === 'L7OK');
+      expect((await fetch(ready)).status).toBe(200);
+      expect(await run(pidfile, ready)).toBe(0);
+      // Nothing listening there: the probe fails.
+      expect(await run(pidfile, `http://127.0.0.1:${await freePort()}/ready`)).toBe(1);
+    } finally {
+      await api.close();
+    }
+  });
 });
 
 describe('Redis Enterprise database definition', () => {

@@ -198,7 +198,9 @@ export async function startLoadBalancer(
       unicastSrcIp: lb.host.address,
       unicastPeers: [lb.peer.address],
       haproxyPidfile: lb.pidfile,
-      haproxyProbe: `127.0.0.1:${VIP_PORTS.stats}`,
+      // 200 only while HAProxy's api backend has a server up: a restarted HAProxy takes the VIP
+      // back once the registry sync has given it servers that pass their checks.
+      haproxyProbe: `http://127.0.0.1:${VIP_PORTS.stats}/ready`,
       checkScript: setup.checkScript,
       routerId: `sb_${setup.id}_${lb.name}`,
       authPass: setup.vrrpPassword,
