@@ -1,0 +1,75 @@
+/**
+ * Failed authentication is not limited per address (docs/SECURITY.md says why), so what a stream
+ * of made-up keys costs is held here: a key that is not one (`sb_<id>_<secret>` misshapen) costs
+ * Redis nothing; a well-formed key of an unknown id costs one HGET (the index lookup), stores
+ * nothing and spends no caller's rate budget. Guessing a key is hopeless either way: its secret
+ * is 32 random bytes. A real key keeps working meanwhile.
+ */
+import { randomBytes } from 'node:crypto';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApiKey } from '../../src/adapters/redis/api-keys.ts';
+import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
+import { loadConfig } from '../../src/app/config.ts';
+import { startTestRedis, type TestRedis } from '../support/redis.ts';
+
+const WS = 'sec-auth-cost';
+let redis: TestRedis;
+let sb: Running;
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+  sb = await startSwitchboard(
+    loadConfig({ AUTH: 'on', REDIS_URL: redis.url, PORT: '0', LOG_LEVEL: 'silent', WORKSPACES: WS }),
+    pino({ level: 'silent' }),
+  );
+});
+
+afterAll(async () => {
+  await sb?.stop();
+  await redis?.stop();
+});
+
+/** Calls per command since the server started (INFO commandstats). */
+async function commandCalls(): Promise<Map<string, number>> {
+  const text = String(await redis.adminClient().info('commandstats'));
+  return new Map(
+    [...text.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)].map((m) => [m[1]!, Number(m[2])] as const),
+  );
+}
+
+describe('refused keys', () => {
+  it('cost one HGET each at most, store nothing, and leave a real key working', async () => {
+    const { key } = await createApiKey(sb.redis, { workspace: WS, role: 'admin' });
+    const get = (bearer: string) =>
+      fetch(`${sb.url}/v1/workspaces/${WS}/stats`, { headers: { authorization: `Bearer ${bearer}` } });
+    expect((await get(key)).status).toBe(200);
+
+    const before = await commandCalls();
+    const keysBefore = await redis.adminClient().dbsize();
+    const N = 200;
+    const made = Array.from(
+      { length: N },
+      () => `sb_${randomBytes(8).toString('hex')}_${randomBytes(32).toString('base64url')}`,
+    );
+    const misshapen = Array.from({ length: N }, () => randomBytes(24).toString('base64url'));
+    for (let i = 0; i < N; i += 20) {
+      const answers = await Promise.all([...made.slice(i, i + 20), ...misshapen.slice(i, i + 20)].map(get));
+      expect(answers.map((a) => a.status)).toEqual(Array(answers.length).fill(401));
+    }
+    const after = await commandCalls();
+    const grew = [...after].flatMap(([cmd, n]) => {
+      const d = n - (before.get(cmd) ?? 0);
+      return d > 0 ? [[cmd, d] as const] : [];
+    });
+    const by = new Map(grew);
+    // One index lookup per made-up key id; the misshapen ones reach no Redis at all. What else ran
+    // meanwhile is the workers' own polling and this test's INFO, not per request.
+    expect(by.get('hget') ?? 0).toBeLessThanOrEqual(N);
+    expect(by.get('hget') ?? 0).toBeGreaterThanOrEqual(N);
+    for (const [cmd, d] of grew) if (cmd !== 'hget') expect(d, `${cmd} ran ${d} times`).toBeLessThan(N / 4);
+    // Nothing stored (a counter of the real key's may have lapsed meanwhile).
+    expect(await redis.adminClient().dbsize()).toBeLessThanOrEqual(keysBefore);
+    expect((await get(key)).status).toBe(200);
+  });
+});
