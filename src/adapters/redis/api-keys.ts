@@ -180,9 +180,14 @@ export class ApiKeyVerifier {
     const record = this.fetch(keyId);
     if (this.cacheMs > 0) {
       if (this.cache.size >= this.maxCached) this.cache.clear();
-      this.cache.set(keyId, { at: now, record });
-      // A failed read is not remembered.
-      record.catch(() => this.cache.delete(keyId));
+      const entry = { at: now, record };
+      this.cache.set(keyId, entry);
+      // A failed read is not remembered, nor an id that names no key: made-up ids (a flood of
+      // them) would fill the cache and empty it of the real keys each time it is full.
+      const forget = () => {
+        if (this.cache.get(keyId) === entry) this.cache.delete(keyId);
+      };
+      record.then((r) => r === null && forget(), forget);
     }
     return record;
   }
