@@ -11,6 +11,7 @@ import { loadConfig } from '../../src/app/config.ts';
 import { Simulator } from '../../src/cli/sim/simulator.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { waitFor } from '../support/wait.ts';
+import { simOptions } from './sim-support.ts';
 
 const WS = `sim-raced-${Date.now()}`;
 let redis: TestRedis;
@@ -63,26 +64,7 @@ describe('simulate, an answer that crossed its offer', () => {
       return c.state === 'offered' && c.agentId === 'second';
     });
 
-    const sim = new Simulator({
-      url: sb.url!,
-      workspace: WS,
-      seed: 1,
-      agents: 2,
-      contacts: 1,
-      rate: 1,
-      handleMinS: 1,
-      handleMaxS: 1,
-      patienceS: 10,
-      maxSeconds: 5,
-      acceptMinS: 0.1,
-      acceptMaxS: 0.1,
-      rejectRate: 0,
-      missRate: 0,
-      missBreakS: 1,
-      priorities: 1,
-      levels: false,
-      capacity: 1,
-    });
+    const sim = new Simulator(simOptions({ url: sb.url!, workspace: WS }));
     const run = sim as unknown as Answering;
     // The run last saw the contact offered to "first" (that offer has since expired, and the
     // contact went to "second"); first's accept arrives now.

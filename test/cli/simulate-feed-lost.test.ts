@@ -12,6 +12,7 @@ import { loadConfig } from '../../src/app/config.ts';
 import { Simulator } from '../../src/cli/sim/simulator.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { sleep } from '../support/wait.ts';
+import { simOptions } from './sim-support.ts';
 
 const WS = `sim-feed-lost-${Date.now()}`;
 let redis: TestRedis;
@@ -33,28 +34,19 @@ afterAll(async () => {
 describe('simulate, a live feed refused for good', () => {
   it('ends the run at once with endedBy feed-lost, not at its time limit', async () => {
     const { key, info } = await createApiKey(sb.redis, { workspace: WS, role: 'admin' });
-    const sim = new Simulator({
-      url: sb.url!,
-      key,
-      workspace: WS,
-      seed: 3,
-      agents: 2,
-      // One contact every 4 s, over a time limit of 40 s: the run has long to go.
-      contacts: 10,
-      rate: 0.25,
-      handleMinS: 1,
-      handleMaxS: 1,
-      patienceS: 30,
-      maxSeconds: 40,
-      acceptMinS: 0.1,
-      acceptMaxS: 0.1,
-      rejectRate: 0,
-      missRate: 0,
-      missBreakS: 1,
-      priorities: 1,
-      levels: false,
-      capacity: 1,
-    });
+    const sim = new Simulator(
+      simOptions({
+        url: sb.url!,
+        key,
+        workspace: WS,
+        seed: 3,
+        // One contact every 4 s, over a time limit of 40 s: the run has long to go.
+        contacts: 10,
+        rate: 0.25,
+        patienceS: 30,
+        maxSeconds: 40,
+      }),
+    );
     const started = Date.now();
     const running = sim.run();
     await sleep(1_500);

@@ -12,6 +12,7 @@ import { freePort } from '../../src/topology/redis-server.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { waitFor } from '../support/wait.ts';
 import { runCli } from './run-cli.ts';
+import { simOptions } from './sim-support.ts';
 
 const WS = `sim-test-${Date.now()}`;
 /** A workspace of its own for the run with offers, wrap-ups and a maximum wait. */
@@ -504,27 +505,21 @@ describe('simulate', () => {
   it("an exception while handling a live feed's event is an error of the run, named in its summary", async () => {
     // The handler of an assignment throws (here the progress display, which the command's bar
     // updates on every change): the event was handed on, so the feed cannot tell; the run must.
-    const sim = new Simulator({
-      url,
-      workspace: `${WS}-feed-throws`,
-      seed: 5,
-      agents: 4,
-      contacts: 3,
-      rate: 20,
-      handleMinS: 0.2,
-      handleMaxS: 0.2,
-      patienceS: 10,
-      // The contact whose handling threw is never completed by the run: the time limit ends it.
-      maxSeconds: 4,
-      acceptMinS: 0.1,
-      acceptMaxS: 0.2,
-      rejectRate: 0,
-      missRate: 0,
-      missBreakS: 1,
-      priorities: 1,
-      levels: false,
-      capacity: 1,
-    });
+    const sim = new Simulator(
+      simOptions({
+        url,
+        workspace: `${WS}-feed-throws`,
+        seed: 5,
+        agents: 4,
+        contacts: 3,
+        rate: 20,
+        handleMinS: 0.2,
+        handleMaxS: 0.2,
+        // The contact whose handling threw is never completed by the run: the time limit ends it.
+        maxSeconds: 4,
+        acceptMaxS: 0.2,
+      }),
+    );
     let thrown = 0;
     sim.onProgress = (p) => {
       if (p.inService > 0 && thrown === 0) {

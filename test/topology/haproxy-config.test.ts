@@ -576,16 +576,18 @@ describe('keepalived.conf', () => {
 });
 
 describe('check_haproxy.sh', () => {
+  /** The script's exit code for `args`, as keepalived runs it. */
+  const run = (...args: string[]) =>
+    execFileP(CHECK_HAPROXY_SCRIPT, args, { timeout: 5000 }).then(
+      () => 0,
+      (e: { code?: number }) => e.code ?? -1,
+    );
+
   it('exits 0 for a live haproxy (pid + stats port) and 1 once it is killed, missing or not haproxy', async () => {
     const runDir = path.join(tmp.dir, 'run-check');
     const { hp, statsPort } = await startLocalHaproxy(runDir);
     const pidfile = path.join(runDir, 'test.pid');
     await writeFile(pidfile, `${hp.pid}\n`);
-    const run = (...args: string[]) =>
-      execFileP(CHECK_HAPROXY_SCRIPT, args, { timeout: 5000 }).then(
-        () => 0,
-        (e: { code?: number }) => e.code ?? -1,
-      );
     expect(await run(pidfile, `127.0.0.1:${statsPort}`)).toBe(0);
     expect(await run(pidfile)).toBe(0);
     // Something else listens nowhere on this port: the probe fails.
@@ -612,11 +614,6 @@ describe('check_haproxy.sh', () => {
       });
       const pidfile = path.join(runDir, 'test.pid');
       await writeFile(pidfile, `${hp.pid}\n`);
-      const run = (...args: string[]) =>
-        execFileP(CHECK_HAPROXY_SCRIPT, args, { timeout: 5000 }).then(
-          () => 0,
-          (e: { code?: number }) => e.code ?? -1,
-        );
       const ready = `http://127.0.0.1:${statsPort}/ready`;
       await rt.command('set server api/api1 state maint');
       const answer = await fetch(ready);
