@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import * as t from 'io-ts';
 import { strict } from '../../domain/strict.ts';
-import { Id, Name, WorkspaceId, withMessage } from '../../domain/values.ts';
+import { AfterPosition, comparePositions, Id, Name, WorkspaceId, withMessage } from '../../domain/values.ts';
 import {
   API_KEY_ROLES,
   type ApiKeyRole,
@@ -11,8 +11,9 @@ import {
   listApiKeys,
   revokeApiKey,
 } from '../redis/api-keys.ts';
+import { workspaceKeys } from '../redis/keys.ts';
 import { NoQuery, workspaceOf } from './params.ts';
-import { decodeOr400, ProblemError, problem } from './problem.ts';
+import { decodeOr400, ProblemError, positionAhead, problem } from './problem.ts';
 
 const Role = t.keyof(
   Object.fromEntries(API_KEY_ROLES.map((r) => [r, null])) as Record<ApiKeyRole, null>,
@@ -27,7 +28,10 @@ const KeyParams = t.type({
   ),
 });
 
-/** These routes read no query, and only POST /keys a body: anything else is named in a 400. */
+/** What POST /ws-tickets reads: where the feed will open from, if the caller says. */
+const TicketBody = strict({}, { after: AfterPosition }, 'TicketBody');
+
+/** These routes read no query, and only POST /keys and /ws-tickets a body: anything else is named in a 400. */
 function noBody(body: unknown): void {
   if (body === undefined || body === null) return;
   if (typeof body === 'object' && !Array.isArray(body) && Object.keys(body).length === 0) return;
@@ -122,10 +126,23 @@ export async function keyRoutes(app: FastifyInstance): Promise<void> {
   });
 
   // A ticket carries the caller's key: its role and agent, in this workspace, for 30 s and one use.
+  // `after`: where the feed will open from, checked here, where a browser can read the refusal (of
+  // a refused upgrade it sees only a failed socket): past the log's last event is a 409 naming it.
   app.post('/ws-tickets', async (req, reply) => {
     const ws = workspaceOf(req.params);
     decodeOr400(NoQuery, req.query, 'query');
-    noBody(req.body);
+    const { after } =
+      req.body === undefined || req.body === null ? {} : decodeOr400(TicketBody, req.body, 'body');
+    if (after !== undefined && after !== '0-0') {
+      const end = (await redis.xrevrange(workspaceKeys(ws).events, '+', '-', 'COUNT', 1))[0]?.[0];
+      if (comparePositions(after, end ?? '0-0') > 0)
+        throw new ProblemError(
+          positionAhead(
+            `after=${after} is after the last event of workspace "${ws}" (${end ?? 'none yet'}): a Redis that lost its data, or another one. Open the feed from lastPosition (or without after, from the log's end); the events before it are the log's, not the ones your position came from.`,
+            end ?? null,
+          ),
+        );
+    }
     const p = req.principal;
     const issued = await issueWsTicket(
       redis,

@@ -819,6 +819,19 @@ export const openapi = withEdgeProblems(
         parameters: [wsParam],
         post: {
           summary: 'A one-time ticket (30 s) to open the live feed with ?ticket= (for browsers)',
+          requestBody: {
+            required: false,
+            content: json({
+              type: 'object',
+              additionalProperties: false,
+              properties: {
+                after: {
+                  ...after.schema,
+                  description: `where the feed will open from (its after=): past the last event, 409 position-ahead with lastPosition. ${after.schema.description}`,
+                },
+              },
+            }),
+          },
           responses: {
             '201': {
               description: 'ticket',
@@ -827,7 +840,7 @@ export const openapi = withEdgeProblems(
                 properties: { ticket: { type: 'string' }, expiresAt: { type: 'string' } },
               }),
             },
-            ...problems(400, 401, 403, 503),
+            ...problems(400, 401, 403, 409, 503),
           },
         },
       },
