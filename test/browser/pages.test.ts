@@ -427,6 +427,31 @@ describe('the wallboard and the agent desktop in Chromium', () => {
     await page.close();
   });
 
+  it("a wallboard whose saved position is past the log's end (Redis lost its data) goes live from the log's end", async () => {
+    // The tab's saved state names an event a minute ahead of the log: the upgrade would refuse it
+    // (409, a failed socket to the page, for as long as no later event came); the ticket route
+    // says so with the log's last position, and the feed opens from there.
+    const page = await newPage();
+    const ahead = `${Date.now() + 60_000}-0`;
+    await page.addInitScript(
+      ([ws, position]) => {
+        sessionStorage.setItem(
+          `switchboard.wallboard.state.${ws}`,
+          JSON.stringify({ position, since: Date.now() - 60_000, samples: [], assignments: [] }),
+        );
+      },
+      [WS, ahead] as const,
+    );
+    const tickets: string[] = [];
+    page.on('request', (r) => {
+      if (r.url().endsWith('/ws-tickets')) tickets.push(r.postData() ?? '');
+    });
+    await signIn(page, '/', keys.supervisor);
+    await textOf(page, '#live', 'live');
+    expect(tickets[0]).toBe(JSON.stringify({ after: ahead }));
+    await page.close();
+  });
+
   it('signed out while its live feed waits for a ticket, the wallboard opens no feed when the ticket comes', async () => {
     // The ticket is held until the page is signed out, as a slow or restarting instance holds it.
     const page = await newPage();

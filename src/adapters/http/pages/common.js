@@ -145,12 +145,23 @@ export function liveFeed(api, { query = {}, after, onEvent, onStatus }) {
     onStatus('connecting');
     let ticket;
     try {
-      ticket = (await api.post('/ws-tickets')).data.ticket;
+      // With the position it will open from: past the log's end (Redis lost its data) the ticket
+      // route says so, where the upgrade's refusal would show as a failed socket only.
+      ticket = (await api.post('/ws-tickets', last ? { after: last } : undefined)).data.ticket;
     } catch (err) {
       if (stopped) return;
       if (err.status === 401 || err.status === 403) {
         onStatus('refused', err);
         return;
+      }
+      if (err.status === 409 && err.problem.type === '/problems/position-ahead') {
+        // The log ends before this page's last event: it goes on from the log's end.
+        last = typeof err.problem.lastPosition === 'string' ? err.problem.lastPosition : null;
+        onStatus(
+          'retrying',
+          "the log ends before this page's last event (did Redis lose its data?): going on from its end",
+        );
+        return open();
       }
       return retry(err.message);
     }
