@@ -452,6 +452,25 @@ describe('the wallboard and the agent desktop in Chromium', () => {
     await page.close();
   });
 
+  it('a live feed whose every socket is closed at once is tried ever less often', async () => {
+    // Each socket to the live route is accepted and closed right after, by the browser's own stand-in
+    // (nothing reaches the server): the page backs off 0.5, 1, 2 s, as no message ever came.
+    const page = await newPage();
+    const opened: number[] = [];
+    await page.routeWebSocket(/\/events\/live/, (ws) => {
+      opened.push(Date.now());
+      // Open first (the page sees it open), then closed with nothing sent.
+      setTimeout(() => void ws.close(), 50);
+    });
+    await signIn(page, '/', keys.supervisor);
+    await waitFor('a first socket', () => opened.length > 0);
+    await page.waitForTimeout(3_600);
+    // 0, 0.5, 1.5, 3.5 s: four at most (every 0.5 s, before: seven or eight).
+    expect(opened.length).toBeLessThanOrEqual(4);
+    expect(opened.length).toBeGreaterThanOrEqual(2);
+    await page.close();
+  });
+
   it('signed out while its live feed waits for a ticket, the wallboard opens no feed when the ticket comes', async () => {
     // The ticket is held until the page is signed out, as a slow or restarting instance holds it.
     const page = await newPage();

@@ -177,7 +177,6 @@ export function liveFeed(api, { query = {}, after, onEvent, onStatus }) {
     ws.onopen = () => {
       if (socket !== ws) return;
       heardAt = Date.now();
-      delay = 500;
       onStatus('live');
     };
     ws.onmessage = (m) => {
@@ -189,6 +188,10 @@ export function liveFeed(api, { query = {}, after, onEvent, onStatus }) {
       } catch {
         return;
       }
+      // The backoff starts again once the server sent something (Switchboard sends a heartbeat as
+      // the feed opens), not on the open: a path that accepts each socket and closes it at once
+      // is tried ever less often.
+      delay = 500;
       if (e.heartbeat) {
         if (typeof e.heartbeat.after === 'string') last = e.heartbeat.after;
         if (e.heartbeat.everyMs > 0) everyMs = e.heartbeat.everyMs;
