@@ -25,6 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
+import { hasExited } from './child-processes.ts';
 import { logFile } from './log-file.ts';
 import { freePort, type RedisServerHandle, startRedisServer } from './redis-server.ts';
 import {
@@ -409,9 +410,8 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
       async roles() {
         // Only nodes whose process runs: the port of a node that died is free, and another
         // redis-server (of another cluster, a test's own) may have taken it since.
-        const alive = (s: RedisServerHandle) => s.process.exitCode === null && s.process.signalCode === null;
         const now = await Promise.all(
-          servers.map((s) => (alive(s) ? nodeRole(cli, s.port) : Promise.resolve(undefined))),
+          servers.map((s) => (hasExited(s.process) ? Promise.resolve(undefined) : nodeRole(cli, s.port))),
         );
         return servers.flatMap((s, i) => {
           const role = now[i];

@@ -3,32 +3,15 @@
  * another agent before the answer arrived. The server answers 409 offer-not-yours; the run counts
  * it as an answer that raced the offer's end, as it does contact-not-offered, not as an error.
  */
-import { pino } from 'pino';
 import { SwitchboardClient } from 'switchboard/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
-import { loadConfig } from '../../src/app/config.ts';
+import { describe, expect, it } from 'vitest';
 import { Simulator } from '../../src/cli/sim/simulator.ts';
-import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { inProcessApi } from '../support/api.ts';
 import { waitFor } from '../support/wait.ts';
 import { simOptions } from './sim-support.ts';
 
 const WS = `sim-raced-${Date.now()}`;
-let redis: TestRedis;
-let sb: Running;
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-  sb = await startSwitchboard(
-    loadConfig({ AUTH: 'off', REDIS_URL: redis.url, PORT: '0', LOG_LEVEL: 'silent', WORKSPACES: WS }),
-    pino({ level: 'silent' }),
-  );
-});
-
-afterAll(async () => {
-  await sb?.stop();
-  await redis?.stop();
-});
+const api = inProcessApi([WS]);
 
 /** The private answer step, as the run calls it when an agent's accept or reject is due. */
 interface Answering {
@@ -40,7 +23,7 @@ interface Answering {
 
 describe('simulate, an answer that crossed its offer', () => {
   it('counts an accept answered offer-not-yours (the contact re-offered to another agent) as raced, not as an error', async () => {
-    const client = new SwitchboardClient({ url: sb.url!, workspace: WS, retries: 0 });
+    const client = new SwitchboardClient({ url: api.running.url!, workspace: WS, retries: 0 });
     const path = `/v1/workspaces/${WS}`;
     const send = async (method: string, p: string, body?: unknown) => {
       const r = await client.send(method, `${path}${p}`, body !== undefined ? { body } : {});
@@ -64,7 +47,7 @@ describe('simulate, an answer that crossed its offer', () => {
       return c.state === 'offered' && c.agentId === 'second';
     });
 
-    const sim = new Simulator(simOptions({ url: sb.url!, workspace: WS }));
+    const sim = new Simulator(simOptions({ url: api.running.url!, workspace: WS }));
     const run = sim as unknown as Answering;
     // The run last saw the contact offered to "first" (that offer has since expired, and the
     // contact went to "second"); first's accept arrives now.

@@ -4,39 +4,22 @@
  * once, `endedBy: 'feed-lost'`, naming the failure, rather than sending into the dark until its
  * time limit.
  */
-import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createApiKey, revokeApiKey } from '../../src/adapters/redis/api-keys.ts';
-import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
-import { loadConfig } from '../../src/app/config.ts';
 import { Simulator } from '../../src/cli/sim/simulator.ts';
-import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { inProcessApi } from '../support/api.ts';
 import { sleep } from '../support/wait.ts';
 import { simOptions } from './sim-support.ts';
 
 const WS = `sim-feed-lost-${Date.now()}`;
-let redis: TestRedis;
-let sb: Running;
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-  sb = await startSwitchboard(
-    loadConfig({ AUTH: 'on', REDIS_URL: redis.url, PORT: '0', LOG_LEVEL: 'silent', WORKSPACES: WS }),
-    pino({ level: 'silent' }),
-  );
-});
-
-afterAll(async () => {
-  await sb?.stop();
-  await redis?.stop();
-});
+const api = inProcessApi([WS], { env: { AUTH: 'on' } });
 
 describe('simulate, a live feed refused for good', () => {
   it('ends the run at once with endedBy feed-lost, not at its time limit', async () => {
-    const { key, info } = await createApiKey(sb.redis, { workspace: WS, role: 'admin' });
+    const { key, info } = await createApiKey(api.running.redis, { workspace: WS, role: 'admin' });
     const sim = new Simulator(
       simOptions({
-        url: sb.url!,
+        url: api.running.url!,
         key,
         workspace: WS,
         seed: 3,
@@ -50,7 +33,7 @@ describe('simulate, a live feed refused for good', () => {
     const started = Date.now();
     const running = sim.run();
     await sleep(1_500);
-    await revokeApiKey(sb.redis, WS, info.keyId);
+    await revokeApiKey(api.running.redis, WS, info.keyId);
     const summary = await running;
     const tookMs = Date.now() - started;
     expect(summary.endedBy).toBe('feed-lost');

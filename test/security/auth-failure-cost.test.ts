@@ -6,41 +6,22 @@
  * is 32 random bytes. A real key keeps working meanwhile.
  */
 import { randomBytes } from 'node:crypto';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiKeyVerifier, createApiKey } from '../../src/adapters/redis/api-keys.ts';
-import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
-import { loadConfig } from '../../src/app/config.ts';
-import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
+import { inProcessApi } from '../support/api.ts';
 
 const WS = 'sec-auth-cost';
-let redis: TestRedis;
-let sb: Running;
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-  sb = await startSwitchboard(
-    // The API alone: no worker polls Redis beside the requests counted.
-    loadConfig({
-      AUTH: 'on',
-      ROLES: 'api',
-      REDIS_URL: redis.url,
-      PORT: '0',
-      LOG_LEVEL: 'silent',
-      WORKSPACES: WS,
-    }),
-    pino({ level: 'silent' }),
-  );
+// The API alone: no worker polls Redis beside the requests counted.
+const api = inProcessApi([WS], { env: { AUTH: 'on', ROLES: 'api' } });
+let admin: RedisClient;
+beforeAll(() => {
+  admin = api.server.adminClient();
 });
-
-afterAll(async () => {
-  await sb?.stop();
-  await redis?.stop();
-});
-
+afterAll(() => admin?.disconnect());
 /** Calls per command since the server started (INFO commandstats). */
 async function commandCalls(): Promise<Map<string, number>> {
-  const text = String(await redis.adminClient().info('commandstats'));
+  const text = String(await admin.info('commandstats'));
   return new Map(
     [...text.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)].map((m) => [m[1]!, Number(m[2])] as const),
   );
@@ -48,13 +29,15 @@ async function commandCalls(): Promise<Map<string, number>> {
 
 describe('refused keys', () => {
   it('cost one HGET each at most, store nothing, and leave a real key working', async () => {
-    const { key } = await createApiKey(sb.redis, { workspace: WS, role: 'admin' });
+    const { key } = await createApiKey(api.running.redis, { workspace: WS, role: 'admin' });
     const get = (bearer: string) =>
-      fetch(`${sb.url}/v1/workspaces/${WS}/stats`, { headers: { authorization: `Bearer ${bearer}` } });
+      fetch(`${api.running.url}/v1/workspaces/${WS}/stats`, {
+        headers: { authorization: `Bearer ${bearer}` },
+      });
     expect((await get(key)).status).toBe(200);
 
     const before = await commandCalls();
-    const keysBefore = await redis.adminClient().dbsize();
+    const keysBefore = await admin.dbsize();
     const N = 200;
     const made = Array.from(
       { length: N },
@@ -78,14 +61,14 @@ describe('refused keys', () => {
     expect(by.get('hget') ?? 0).toBeLessThanOrEqual(N + 10);
     for (const [cmd, d] of grew) if (cmd !== 'hget') expect(d, `${cmd} ran ${d} times`).toBeLessThan(N / 4);
     // Nothing stored (a counter of the real key's may have lapsed meanwhile).
-    expect(await redis.adminClient().dbsize()).toBeLessThanOrEqual(keysBefore);
+    expect(await admin.dbsize()).toBeLessThanOrEqual(keysBefore);
     expect((await get(key)).status).toBe(200);
   });
 
   it('leave the real keys in the lookup cache: made-up ids are not kept in it', async () => {
-    const { key } = await createApiKey(sb.redis, { workspace: WS, role: 'admin' });
+    const { key } = await createApiKey(api.running.redis, { workspace: WS, role: 'admin' });
     // A long cache and a small one: 50 made-up ids would fill it.
-    const verifier = new ApiKeyVerifier(sb.redis, 60_000, 50);
+    const verifier = new ApiKeyVerifier(api.running.redis, 60_000, 50);
     expect((await verifier.check(key, WS)).ok).toBe(true);
     const before = (await commandCalls()).get('hget') ?? 0;
     for (let i = 0; i < 120; i++)

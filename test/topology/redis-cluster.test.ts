@@ -6,6 +6,7 @@
  */
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { waitExit } from '../../src/topology/child-processes.ts';
 import {
   HAPROXY_CHECK_USER,
   type RedisClusterHandle,
@@ -101,11 +102,7 @@ describe('startRedisCluster', () => {
     victim.kill('SIGKILL');
     // The dead master's port is free: another suite's server may take it (freePort's reservation
     // lasts a minute). A stranger there, a master of nothing, is no node of this cluster.
-    await new Promise((r) =>
-      victim.process.exitCode !== null || victim.process.signalCode !== null
-        ? r(0)
-        : victim.process.once('exit', r),
-    );
+    expect(await waitExit(victim.process, 10_000)).toBe(true);
     const stranger = await startRedisServer({ port: victim.port });
     onTestFinished(() => stranger.stop());
     let seen = '';
