@@ -327,13 +327,23 @@ export class SwitchboardClient {
       )
     ).body;
   }
-  /** A one-time ticket (30 s) for the live feed, for WebSockets that cannot send a header. */
-  async createWsTicket(): Promise<WsTicket> {
-    return (await this.request<WsTicket>('POST', `${this.workspacePath}/ws-tickets`)).body;
+  /**
+   * A one-time ticket (30 s) for the live feed, for WebSockets that cannot send a header. With
+   * `after` (the position the feed will open from), one past the workspace's last event is refused
+   * as the upgrade would refuse it, a SwitchboardError 409 `position-ahead` with `lastPosition`.
+   */
+  async createWsTicket(o: { readonly after?: Position } = {}): Promise<WsTicket> {
+    return (
+      await this.request<WsTicket>(
+        'POST',
+        `${this.workspacePath}/ws-tickets`,
+        o.after !== undefined ? { body: { after: o.after } } : {},
+      )
+    ).body;
   }
   /** `createWsTicket`. */
-  wsTicket(): Promise<WsTicket> {
-    return this.createWsTicket();
+  wsTicket(o: { readonly after?: Position } = {}): Promise<WsTicket> {
+    return this.createWsTicket(o);
   }
 
   // ---- Operations --------------------------------------------------------------------------

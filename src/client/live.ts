@@ -228,8 +228,12 @@ export function subscribe(
       if (o.agent !== undefined) q.push(`agent=${encodeURIComponent(o.agent)}`);
       if (position !== undefined) q.push(`after=${position}`);
       if (byTicket) {
+        // With the position it will open from: one past the last event is refused here with the
+        // problem (409 position-ahead, lastPosition) that a page's WebSocket cannot show of a
+        // refused upgrade, and no ticket is spent on a socket that could open nothing.
         const ticket = await client.request<WsTicket>('POST', `${client.workspacePath}/ws-tickets`, {
           signal: closing.signal,
+          ...(position !== undefined ? { body: { after: position } } : {}),
         });
         q.push(`ticket=${encodeURIComponent(ticket.body.ticket)}`);
       }

@@ -383,6 +383,12 @@ describe('every operation', () => {
     const state = await c.getStateAt(page.events[0]!.position);
     expect(state.agents.map((a) => a.id)).toEqual(['op-agent']);
     expect((await c.createWsTicket()).expiresAt).toMatch(/^\d{4}-/);
+    expect((await c.createWsTicket({ after: page.events[0]!.position })).expiresAt).toMatch(/^\d{4}-/);
+    const ahead = await c
+      .createWsTicket({ after: '99999999999999-0' })
+      .catch((e: unknown) => e as SwitchboardError);
+    expect(ahead).toMatchObject({ status: 409, type: '/problems/position-ahead' });
+    expect((ahead as SwitchboardError).problem?.lastPosition).toMatch(/^\d+-\d+$/);
     const metrics = await c.metrics();
     expect(metrics).toMatch(/^# HELP /m);
     expect(metrics).toContain(`switchboard_workspace_up{workspace="${WS.intervals}"} 1`);

@@ -7,6 +7,7 @@
  */
 import { type EventEnvelope, SwitchboardError } from 'switchboard/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { startSwitchboard } from '../../src/app/composition-root.ts';
 import { loadConfig } from '../../src/app/config.ts';
@@ -20,9 +21,35 @@ const WS = {
   down: 'client-live-c',
   agent: 'client-live-d',
   capped: 'client-live-e',
+  pageAhead: 'client-live-h',
   handler: 'client-live-f',
   callbacks: 'client-live-g',
 };
+/**
+ * A WebSocket as a page has one: no headers, and a refused upgrade seen only as a failed socket
+ * (no status, no problem), which is what `ws` shows when nobody reads its `unexpected-response`.
+ */
+class PageWebSocket {
+  onopen: ((e: unknown) => void) | null = null;
+  onmessage: ((e: { data: unknown }) => void) | null = null;
+  onclose: ((e: { code: number; reason: string }) => void) | null = null;
+  onerror: ((e: { message?: string }) => void) | null = null;
+  readonly #s: WebSocket;
+  constructor(url: string) {
+    this.#s = new WebSocket(url);
+    this.#s.onopen = (e) => this.onopen?.(e);
+    this.#s.onmessage = (e) => this.onmessage?.(e);
+    this.#s.onclose = (e) => this.onclose?.(e);
+    this.#s.onerror = (e) => this.onerror?.(e);
+  }
+  get readyState(): number {
+    return this.#s.readyState;
+  }
+  close(code?: number, reason?: string): void {
+    this.#s.close(code, reason);
+  }
+}
+
 let p: ClientFixture;
 beforeAll(async () => {
   p = await startClientFixture(Object.values(WS));
@@ -33,6 +60,23 @@ describe('the live subscription', () => {
   it('an after= past the last event: ready rejects with the typed position-ahead problem and its lastPosition', async () => {
     const c = p.client(WS.ahead);
     await c.registerAgent({ id: 'a1', skills: ['s'] });
+    const last = (await c.listEvents()).events.at(-1)!.position;
+    const errors: Error[] = [];
+    const sub = c.subscribe({ after: '99999999999999-0', onError: (e) => errors.push(e) }, () => {});
+    const err = await sub.ready.then(
+      () => undefined,
+      (e: unknown) => e as SwitchboardError,
+    );
+    await sub.ended;
+    expect(err).toBeInstanceOf(SwitchboardError);
+    expect(err).toMatchObject({ status: 409, type: '/problems/position-ahead' });
+    expect(err!.problem?.lastPosition).toBe(last);
+    expect(errors).toHaveLength(1);
+  });
+
+  it("with tickets (a page's WebSocket), a position past the last event is the same typed problem with its lastPosition", async () => {
+    const c = p.client(WS.pageAhead, { WebSocket: PageWebSocket });
+    await c.registerAgent({ id: 'p1', skills: ['s'] });
     const last = (await c.listEvents()).events.at(-1)!.position;
     const errors: Error[] = [];
     const sub = c.subscribe({ after: '99999999999999-0', onError: (e) => errors.push(e) }, () => {});
