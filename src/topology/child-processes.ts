@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import { getSystemErrorName } from 'node:util';
 
 /**
  * Helpers for the servers Switchboard starts itself (redis-server, haproxy): each runs in its own
@@ -6,6 +7,31 @@ import type { ChildProcess } from 'node:child_process';
  */
 export function hasExited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null;
+}
+
+/**
+ * Listens for the child's 'error' (a process that could not be spawned, EAGAIN, ENOENT, EMFILE: it
+ * emits 'error' and never 'exit'; one it could not signal), which with no listener is thrown and
+ * ends this process. Attach it where the child is spawned: the error comes on the next tick, before
+ * anything awaiting the spawn runs. A child that never ran has a negative `exitCode` after it.
+ */
+export function onSpawnError(child: ChildProcess, noted: (err: Error) => void): void {
+  child.on('error', noted);
+}
+
+/** How a child ended, as the launcher says it: `SIGKILL`, `1`, or `could not be started (EAGAIN)`. */
+export function exitDescription(code: number | null, signal: NodeJS.Signals | null): string {
+  if (signal) return signal;
+  if (code !== null && code < 0) {
+    let name: string;
+    try {
+      name = getSystemErrorName(code);
+    } catch {
+      name = String(code);
+    }
+    return `could not be started: ${name}`;
+  }
+  return String(code);
 }
 
 /** Signals the child's process group (it was spawned detached), or the child alone if that fails. */

@@ -7,7 +7,7 @@
  * `/status` reports (src/topology/status.ts).
  */
 import type { ChildProcess } from 'node:child_process';
-import { hasExited } from './child-processes.ts';
+import { exitDescription, hasExited } from './child-processes.ts';
 import type { RotatingLog } from './log-file.ts';
 
 export interface SupervisedHandle {
@@ -118,22 +118,34 @@ export class Supervisor<H extends SupervisedHandle> {
 
   private watch(handle: H): void {
     this.startedAt = Date.now();
+    let ended = false;
     const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
-      if (handle !== this.current) return;
+      if (handle !== this.current || ended) return;
+      ended = true;
+      handle.process.off('exit', onExit);
+      handle.process.off('error', onError);
       if (this.stopped || this.opts.stopping()) {
         this.state = 'stopped';
         changed();
         return;
       }
-      const how = String(signal ?? code);
+      const how = exitDescription(code, signal);
       this.lastExit = { how, at: Date.now() };
       // A process that ran long enough starts the back-off over; a restart that failed does not.
       if (Date.now() - this.startedAt > (this.opts.resetAfterMs ?? 60_000)) this.failures = 0;
       this.schedule(`exited (${how})`);
     };
+    // A process that could not be spawned says so with 'error' and a negative exit code, never
+    // with 'exit': without this it would be taken for running and never started again.
+    const onError = () => {
+      if (hasExited(handle.process)) onExit(handle.process.exitCode, handle.process.signalCode);
+    };
     if (hasExited(handle.process))
       queueMicrotask(() => onExit(handle.process.exitCode, handle.process.signalCode));
-    else handle.process.once('exit', onExit);
+    else {
+      handle.process.once('exit', onExit);
+      handle.process.on('error', onError);
+    }
   }
 
   private schedule(why: string): void {

@@ -11,7 +11,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { stopChild } from '../../src/topology/child-processes.ts';
+import { onSpawnError, stopChild } from '../../src/topology/child-processes.ts';
 import { RotatingLog } from '../../src/topology/log-file.ts';
 import { DEFAULT_STATUS_PORT, serveStatus, statusFile, trackStatus } from '../../src/topology/status.ts';
 import {
@@ -68,6 +68,40 @@ describe('the supervisor', () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(sup.restarts).toBe(3);
     expect(readFileSync(log.file, 'utf8')).toMatch(/\[launcher\] sleeper restarted \(restart 3\)/);
+  });
+});
+
+describe('a process that could not be spawned', () => {
+  it('is taken for one that exited, said as such, and started again (a launcher member, keepalived)', async () => {
+    const said: string[] = [];
+    let tries = 0;
+    /** What spawnMember does when the spawn itself fails (ENOENT here; EAGAIN on a full machine). */
+    const unspawnable = (): SupervisedHandle => {
+      const p = spawn('/nonexistent/switchboard-member', [], { stdio: 'ignore' });
+      onSpawnError(p, () => undefined);
+      return { process: p, stop: async () => void (await stopChild(p, { graceMs: 1000 })) };
+    };
+    const sup = new Supervisor(unspawnable(), {
+      name: 'api-1',
+      kind: 'switchboard',
+      say: (line) => said.push(line),
+      stopping: () => false,
+      firstDelayMs: 100,
+      restart: async () => (++tries < 2 ? unspawnable() : child(30)),
+    });
+    try {
+      await waitFor('running after two restarts', () => sup.restarts === 2 && sup.status().pid !== null, {
+        timeoutMs: 5000,
+        everyMs: 20,
+      });
+      expect(said.filter((l) => /restarting in/.test(l))).toEqual([
+        'api-1 exited (could not be started: ENOENT); restarting in 0.1 s (attempt 1)',
+        'api-1 exited (could not be started: ENOENT); restarting in 0.2 s (attempt 2)',
+      ]);
+      expect(sup.status()).toMatchObject({ state: 'running', lastExit: 'could not be started: ENOENT' });
+    } finally {
+      await sup.stop();
+    }
   });
 });
 

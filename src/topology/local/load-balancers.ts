@@ -9,7 +9,7 @@ import { chmodSync, copyFileSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { RedisClient } from '../../adapters/redis/scripts.ts';
-import { groupGone, killOnExit, signalGroup, stopChild } from '../child-processes.ts';
+import { groupGone, killOnExit, onSpawnError, signalGroup, stopChild } from '../child-processes.ts';
 import { syncBackends } from '../haproxy/backend-sync.ts';
 import { writeHaproxyConfig } from '../haproxy/config.ts';
 import { startHaproxy } from '../haproxy/process.ts';
@@ -96,6 +96,7 @@ function startKeepalived(ctx: LaunchContext, lb: LoadBalancer, conf: string): Su
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   killOnExit(ka);
+  onSpawnError(ka, (err) => log.note(`keepalived ${lb.name}: ${err.message}`));
   let partial = '';
   const onData = (b: Buffer) => {
     log.write(b);

@@ -8,7 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { stopChild } from '../child-processes.ts';
+import { onSpawnError, stopChild } from '../child-processes.ts';
 import { logFile } from '../log-file.ts';
 import type { RedisLogin } from '../redis-users.ts';
 import { componentStatuses } from '../status.ts';
@@ -115,6 +115,7 @@ function spawnMember(
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  onSpawnError(child, (err) => log.note(`${m.name}: ${err.message}`));
   log.follow(child.stdout);
   log.follow(child.stderr);
   return {
