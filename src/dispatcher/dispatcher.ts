@@ -78,24 +78,28 @@ export const CLOCK_BATCH = 256;
 
 /**
  * Fires the workspace's due timers as commands (at most CLOCK_BATCH a step, steps until none is
- * due). Returns the timers fired and the next due time (ms since the epoch), or undefined.
+ * due). Returns the timers fired and the next due time (ms since the epoch), or undefined; with
+ * `named`, the command ids the step appended too (`timer:<member>:<due ms>`).
  */
 export async function fireTimers(
   redis: RedisClient,
   workspace: string,
   nowMs?: number,
-): Promise<{ fired: number; nextDue: number | undefined }> {
+  o: { readonly named?: boolean } = {},
+): Promise<{ fired: number; nextDue: number | undefined; commandIds: string[] }> {
   const k = workspaceKeys(workspace);
   let fired = 0;
+  const commandIds: string[] = [];
   for (;;) {
-    const [n, next] = (await runLua(
+    const [n, next, ...ids] = (await runLua(
       redis,
       CLOCK,
       [k.timers, k.commands],
-      [CLOCK_BATCH, ...(nowMs === undefined ? [] : [nowMs])],
-    )) as [number, number];
+      [CLOCK_BATCH, nowMs ?? '', ...(o.named ? ['1'] : [])],
+    )) as [number, number, ...string[]];
     fired += n;
-    if (n < CLOCK_BATCH) return { fired, nextDue: next < 0 ? undefined : next };
+    for (const id of ids) commandIds.push(id);
+    if (n < CLOCK_BATCH) return { fired, nextDue: next < 0 ? undefined : next, commandIds };
   }
 }
 
@@ -268,37 +272,17 @@ export class Dispatcher {
 
   /**
    * The clock step: fires what is due (the commands it appends wake the projector, not this loop).
-   * At debug, its line names the commands it appended: a timer's command id is
-   * `timer:<member>:<due ms>`, so the timers due just before the step name them (when the counts
-   * agree: another dispatcher's clock may fire some of them first).
+   * At debug, its line names the commands it appended (`timer:<member>:<due ms>`), as the step
+   * returns them.
    */
   private async tick(workspace: string): Promise<{ fired: number; nextDue: number | undefined }> {
     const debug = this.log.isLevelEnabled('debug');
-    const due = debug ? await this.dueTimers(workspace).catch(() => undefined) : undefined;
-    const { fired, nextDue } = await fireTimers(this.redis, workspace);
+    const { fired, nextDue, commandIds } = await fireTimers(this.redis, workspace, undefined, {
+      named: debug,
+    });
     this.timersFired += fired;
-    if (fired > 0 && debug) {
-      const named = due !== undefined && due.length === fired ? { commandIds: due } : { dueBefore: due };
-      this.log.debug({ workspace, fired, ...named }, 'timers fired');
-    }
+    if (fired > 0 && debug) this.log.debug({ workspace, fired, commandIds }, 'timers fired');
     return { fired, nextDue };
-  }
-
-  /** The command ids the timers due now will be appended with (at most one clock batch). */
-  private async dueTimers(workspace: string): Promise<string[]> {
-    const flat = (await this.redis.zrange(
-      workspaceKeys(workspace).timers,
-      '-inf',
-      Date.now(),
-      'BYSCORE',
-      'LIMIT',
-      0,
-      CLOCK_BATCH,
-      'WITHSCORES',
-    )) as string[];
-    const ids: string[] = [];
-    for (let i = 0; i + 1 < flat.length; i += 2) ids.push(`timer:${flat[i]}:${flat[i + 1]}`);
-    return ids;
   }
 
   interrupt(workspace: string): void {

@@ -9,9 +9,11 @@
   KEYS[2] command stream
 
   ARGV[1] most timers fired in this call
-  ARGV[2] optional: the time now (ms), instead of Redis's clock (tests)
+  ARGV[2] optional: the time now (ms), instead of Redis's clock (tests); '' for Redis's clock
+  ARGV[3] optional: '1' to have the command ids of the timers fired returned too
 
-  Returns {timers fired, the next due time (ms) or -1 when none}.
+  Returns {timers fired, the next due time (ms) or -1 when none, the command ids appended...}
+  (the ids with ARGV[3] only).
 ]]
 local K_TIMERS, K_COMMANDS = KEYS[1], KEYS[2]
 local MAX = tonumber(ARGV[1])
@@ -20,6 +22,8 @@ local MAX = tonumber(ARGV[1])
 --@include "time"
 
 local now = tonumber(ARGV[2]) or now_ms()
+local named = ARGV[3] == '1'
+local ids = {}
 local due = redis.call('ZRANGE', K_TIMERS, '-inf', int(now), 'BYSCORE', 'LIMIT', 0, MAX, 'WITHSCORES')
 local fired = 0
 for i = 1, #due, 2 do
@@ -41,10 +45,13 @@ for i = 1, #due, 2 do
   end
   redis.call('ZREM', K_TIMERS, member)
   if type_ then
-    redis.call('XADD', K_COMMANDS, '*', 'type', type_, 'commandId', 'timer:' .. member .. ':' .. at,
-      'command', cjson.encode(command))
+    local command_id = 'timer:' .. member .. ':' .. at
+    redis.call('XADD', K_COMMANDS, '*', 'type', type_, 'commandId', command_id, 'command', cjson.encode(command))
     fired = fired + 1
+    if named then ids[fired] = command_id end
   end
 end
 local next_due = redis.call('ZRANGE', K_TIMERS, 0, 0, 'WITHSCORES')[2]
-return { fired, tonumber(next_due) or -1 }
+local out = { fired, tonumber(next_due) or -1 }
+for i = 1, #ids do out[i + 2] = ids[i] end
+return out
