@@ -1,4 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import path from 'node:path';
 import { getSystemErrorName } from 'node:util';
 
 /**
@@ -32,6 +34,38 @@ export function exitDescription(code: number | null, signal: NodeJS.Signals | nu
     return `could not be started: ${name}`;
   }
   return String(code);
+}
+
+let setprivFound: string | null | undefined;
+/** util-linux's setpriv on the PATH (Debian installs it everywhere), or null. */
+function setpriv(): string | null {
+  if (setprivFound !== undefined) return setprivFound;
+  setprivFound = null;
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    if (!dir) continue;
+    const file = path.join(dir, 'setpriv');
+    try {
+      accessSync(file, constants.X_OK);
+      setprivFound = file;
+      break;
+    } catch {
+      /* not here */
+    }
+  }
+  return setprivFound;
+}
+
+/**
+ * The command line `argv` (command first) started so that the child is sent `signal` when this
+ * process dies, even killed outright (SIGKILL, the OOM killer), which no exit hook of this process
+ * sees: setpriv sets Linux's parent-death signal and execs the command, so the child keeps the pid
+ * spawn gives. Servers started this way (a private redis-server, the launcher's nodes, HAProxies,
+ * keepalived and Switchboard processes) stop with their starter instead of holding its ports and
+ * data directories for ever. Where setpriv is missing (not Linux), `argv` as given.
+ */
+export function endingWithThisProcess(argv: readonly string[], signal: 'TERM' | 'KILL' = 'TERM'): string[] {
+  const bin = setpriv();
+  return bin ? [bin, '--pdeathsig', signal, '--', ...argv] : [...argv];
 }
 
 /** Signals the child's process group (it was spawned detached), or the child alone if that fails. */

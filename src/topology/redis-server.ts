@@ -30,7 +30,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
-import { hasExited, killOnExit, signalGroup, stopChild } from './child-processes.ts';
+import { endingWithThisProcess, hasExited, killOnExit, signalGroup, stopChild } from './child-processes.ts';
 import { logFile } from './log-file.ts';
 import {
   type AclUser,
@@ -267,7 +267,8 @@ async function startOnce(
   const binary = opts.binary ?? 'redis-server';
   if (opts.logFile)
     logFile(opts.logFile).note(`command line: ${shellLine([...(opts.shownPrefix ?? []), binary, ...args])}`);
-  const child = spawn(binary, args, {
+  const [cmd, ...rest] = endingWithThisProcess([binary, ...args]);
+  const child = spawn(cmd!, rest, {
     cwd: dataDir,
     ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}),
     detached: true,

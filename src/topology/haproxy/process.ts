@@ -4,7 +4,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { access } from 'node:fs/promises';
 import net from 'node:net';
-import { hasExited, killOnExit, signalGroup, stopChild } from '../child-processes.ts';
+import { endingWithThisProcess, hasExited, killOnExit, signalGroup, stopChild } from '../child-processes.ts';
 import { logFile } from '../log-file.ts';
 
 export interface HaproxyHandle {
@@ -58,7 +58,7 @@ function socketAnswers(sock: string): Promise<boolean> {
 export async function startHaproxy(opts: StartHaproxyOptions): Promise<HaproxyHandle> {
   const prefix = opts.prefix ?? [];
   const argv = [...prefix, 'haproxy', '-db', '-f', opts.configPath, ...(opts.args ?? [])];
-  const [cmd, ...rest] = argv;
+  const [cmd, ...rest] = endingWithThisProcess(argv);
   if (cmd === undefined) throw new Error('startHaproxy: empty command');
   const child = spawn(cmd, rest, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   killOnExit(child);

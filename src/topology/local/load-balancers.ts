@@ -9,7 +9,14 @@ import { chmodSync, copyFileSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { RedisClient } from '../../adapters/redis/scripts.ts';
-import { groupGone, killOnExit, onSpawnError, signalGroup, stopChild } from '../child-processes.ts';
+import {
+  endingWithThisProcess,
+  groupGone,
+  killOnExit,
+  onSpawnError,
+  signalGroup,
+  stopChild,
+} from '../child-processes.ts';
 import { syncBackends } from '../haproxy/backend-sync.ts';
 import { writeHaproxyConfig } from '../haproxy/config.ts';
 import { startHaproxy } from '../haproxy/process.ts';
@@ -90,8 +97,11 @@ export function checkScriptFor(id: string): string {
 /** keepalived (VRRP only, foreground) inside `host`'s namespace; logs to its file, state changes to the user. */
 function startKeepalived(ctx: LaunchContext, lb: LoadBalancer, conf: string): SupervisedHandle {
   const log = logFile(lb.keepalivedLog);
-  const [ipCmd = 'ip', ...inNs] = netnsExec(lb.host.ns);
-  const ka = spawn(ipCmd, [...inNs, ...keepalivedArgs(conf, lb.runDir)], {
+  const [cmd = 'ip', ...rest] = endingWithThisProcess([
+    ...netnsExec(lb.host.ns),
+    ...keepalivedArgs(conf, lb.runDir),
+  ]);
+  const ka = spawn(cmd, rest, {
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

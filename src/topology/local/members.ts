@@ -8,7 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { onSpawnError, stopChild } from '../child-processes.ts';
+import { endingWithThisProcess, onSpawnError, stopChild } from '../child-processes.ts';
 import { logFile } from '../log-file.ts';
 import type { RedisLogin } from '../redis-users.ts';
 import { componentStatuses } from '../status.ts';
@@ -96,7 +96,8 @@ function spawnMember(
   const log = logFile(path.join(ctx.logsDir, `${m.name}.log`));
   const main = commands.get(ctx);
   if (!main) throw new Error('makeMembers first: it builds what the members run');
-  const child = spawn(process.execPath, [...main.args], {
+  const [cmd, ...rest] = endingWithThisProcess([process.execPath, ...main.args]);
+  const child = spawn(cmd!, rest, {
     env: {
       ...process.env,
       ROLES: m.roles,
