@@ -57,39 +57,30 @@ beforeAll(async () => {
 afterAll(async () => p?.stop());
 
 describe('the live subscription', () => {
-  it('an after= past the last event: ready rejects with the typed position-ahead problem and its lastPosition', async () => {
-    const c = p.client(WS.ahead);
-    await c.registerAgent({ id: 'a1', skills: ['s'] });
-    const last = (await c.listEvents()).events.at(-1)!.position;
-    const errors: Error[] = [];
-    const sub = c.subscribe({ after: '99999999999999-0', onError: (e) => errors.push(e) }, () => {});
-    const err = await sub.ready.then(
-      () => undefined,
-      (e: unknown) => e as SwitchboardError,
-    );
-    await sub.ended;
-    expect(err).toBeInstanceOf(SwitchboardError);
-    expect(err).toMatchObject({ status: 409, type: '/problems/position-ahead' });
-    expect(err!.problem?.lastPosition).toBe(last);
-    expect(errors).toHaveLength(1);
-  });
-
-  it("with tickets (a page's WebSocket), a position past the last event is the same typed problem with its lastPosition", async () => {
-    const c = p.client(WS.pageAhead, { WebSocket: PageWebSocket });
-    await c.registerAgent({ id: 'p1', skills: ['s'] });
-    const last = (await c.listEvents()).events.at(-1)!.position;
-    const errors: Error[] = [];
-    const sub = c.subscribe({ after: '99999999999999-0', onError: (e) => errors.push(e) }, () => {});
-    const err = await sub.ready.then(
-      () => undefined,
-      (e: unknown) => e as SwitchboardError,
-    );
-    await sub.ended;
-    expect(err).toBeInstanceOf(SwitchboardError);
-    expect(err).toMatchObject({ status: 409, type: '/problems/position-ahead' });
-    expect(err!.problem?.lastPosition).toBe(last);
-    expect(errors).toHaveLength(1);
-  });
+  // Node's WebSocket reads the refused upgrade's problem; a page's cannot, and its ticket request
+  // carries the position instead.
+  it.each([
+    ['the key on the upgrade (Node)', WS.ahead, {}],
+    ["tickets (a page's WebSocket)", WS.pageAhead, { WebSocket: PageWebSocket }],
+  ] as const)(
+    'an after= past the last event, with %s: ready rejects with the typed position-ahead problem and its lastPosition',
+    async (_how, ws, more) => {
+      const c = p.client(ws, more);
+      await c.registerAgent({ id: 'a1', skills: ['s'] });
+      const last = (await c.listEvents()).events.at(-1)!.position;
+      const errors: Error[] = [];
+      const sub = c.subscribe({ after: '99999999999999-0', onError: (e) => errors.push(e) }, () => {});
+      const err = await sub.ready.then(
+        () => undefined,
+        (e: unknown) => e as SwitchboardError,
+      );
+      await sub.ended;
+      expect(err).toBeInstanceOf(SwitchboardError);
+      expect(err).toMatchObject({ status: 409, type: '/problems/position-ahead' });
+      expect(err!.problem?.lastPosition).toBe(last);
+      expect(errors).toHaveLength(1);
+    },
+  );
 
   it("an agent key's feed for another agent: a typed 403 forbidden", async () => {
     const c = p.client(WS.agent);
