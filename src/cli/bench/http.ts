@@ -7,6 +7,7 @@ import { rmSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { endingWithThisProcess } from '../../topology/child-processes.ts';
 import { BUILD_DIR, buildEntry } from '../../topology/local/main-build.ts';
 import { freePort } from '../../topology/redis-server.ts';
 
@@ -68,7 +69,13 @@ export async function startChild(
   // BENCH_CPU_PROF=<dir>: each child writes a V8 CPU profile there when it exits (node --cpu-prof).
   const prof = process.env.BENCH_CPU_PROF;
   const nodeArgs = prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : [];
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, ...(await childCommand(script, root))], {
+  // Stops with the bench, even a bench killed outright (its private Redis does too).
+  const [cmd, ...args] = endingWithThisProcess([
+    process.execPath,
+    ...nodeArgs,
+    ...(await childCommand(script, root)),
+  ]);
+  const child: ChildProcess = spawn(cmd!, args, {
     cwd: ROOT,
     env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'ignore', 'pipe'],

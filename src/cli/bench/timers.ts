@@ -28,6 +28,7 @@ import { workspaceKeys } from '../../adapters/redis/keys.ts';
 import { Dispatcher } from '../../dispatcher/dispatcher.ts';
 import type { Command } from '../../domain/commands.ts';
 import { ensureGroup, Projector } from '../../projections/projector.ts';
+import { endingWithThisProcess } from '../../topology/child-processes.ts';
 import { median, percentile, round } from '../sim/stats.ts';
 import { childCommand } from './http.ts';
 import { mainThreadCpuUs } from './redis-time.ts';
@@ -257,7 +258,8 @@ function startSeedLoad(url: string, o: TimersOptions) {
       '--seed',
       String(o.seed),
     ];
-    const c = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const [cmd, ...rest] = endingWithThisProcess([process.execPath, ...args]);
+    const c = spawn(cmd!, rest, { stdio: ['ignore', 'ignore', 'pipe'] });
     child = c;
     let err = '';
     c.stderr?.on('data', (buf: Buffer) => {
