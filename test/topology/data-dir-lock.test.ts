@@ -176,6 +176,59 @@ describe('one launcher per data directory', () => {
     for (const c of after.components) expect(c.state, c.name).toBe('stopped');
   }, 200_000);
 
+  it('a launcher killed outright takes what it started with it; launched again on its directory, the kept cluster serves its data', async () => {
+    const d = await tempDir('topology-killed');
+    dirs.push(d);
+    const banner = (l: ReturnType<typeof startLauncher>, which: string) =>
+      waitFor(
+        () => `the ${which} launcher's banner (it said: ${l.output().slice(-1500)})`,
+        () => l.output().includes('Ctrl-C stops everything') || l.child.exitCode !== null,
+        { timeoutMs: 90_000, everyMs: 200 },
+      );
+    const first = startLauncher(d.dir, []);
+    await banner(first, 'first');
+    expect(first.output()).toContain('Ctrl-C stops everything');
+    const children = childrenOf(first.child.pid!);
+    orphans.push(...children.map((c) => c.pid));
+    expect(children.filter((c) => c.cmd.startsWith('redis-server'))).toHaveLength(6);
+    expect(children.some((c) => c.cmd.startsWith('haproxy'))).toBe(true);
+    expect(children.filter((c) => c.cmd.includes('main')).length).toBeGreaterThanOrEqual(3);
+    await waitFor('the admin key', () => existsSync(path.join(d.dir, 'admin-key')), { timeoutMs: 15_000 });
+    const auth = { authorization: `Bearer ${readFileSync(path.join(d.dir, 'admin-key'), 'utf8').trim()}` };
+    const apiOf = (out: string) => /API through HAProxy\s+(http:\/\/\S+)/.exec(out)?.[1];
+    const made = await fetch(`${apiOf(first.output())}/v1/workspaces/default/agents`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ id: 'kept-agent', skills: ['s'] }),
+    });
+    expect(made.status).toBe(201);
+
+    // kill -9: no exit hook of the launcher runs. Everything it started stops by itself (the
+    // parent-death signal: SIGTERM, so the Redis nodes flush their AOF).
+    first.child.kill('SIGKILL');
+    await waitFor(
+      () =>
+        `everything the killed launcher started stopped (still running: ${children
+          .filter((c) => isRunning(c.pid))
+          .map((c) => `${c.pid} ${c.cmd}`)
+          .join('; ')})`,
+      () => children.every((c) => !isRunning(c.pid)),
+      { timeoutMs: 30_000, everyMs: 100 },
+    );
+
+    // Launched again on the directory: its claim taken over, the kept cluster on its ports again.
+    const again = startLauncher(d.dir, []);
+    await banner(again, 'second');
+    expect(again.output()).toContain('Ctrl-C stops everything');
+    expect(again.output()).toContain('starting the Redis Cluster kept in');
+    const read = await fetch(`${apiOf(again.output())}/v1/workspaces/default/agents/kept-agent`, {
+      headers: auth,
+    });
+    expect(read.status).toBe(200);
+    expect(await read.json()).toMatchObject({ id: 'kept-agent' });
+    await stopLaunchers([again.child]);
+  }, 240_000);
+
   it('takes over a claim left by a launcher that was killed, and releases its own', async () => {
     const d = await tempDir('topology-lock-stale');
     dirs.push(d);

@@ -6,27 +6,19 @@
  * Switchboard processes too). Before, they ran on, holding their ports and data directories.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../support/wait.ts';
+import { isRunning } from './helpers.ts';
 
 const FIXTURE = fileURLToPath(new URL('./starter-fixture.ts', import.meta.url));
-/** Runs (an exited process that nobody has reaped yet, a zombie, does not). */
-const alive = (pid: number) => {
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-};
 const left: number[] = [];
 const dirs: string[] = [];
 afterAll(async () => {
-  for (const pid of left.filter(alive)) process.kill(pid, 'SIGKILL');
+  for (const pid of left.filter(isRunning)) process.kill(pid, 'SIGKILL');
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
@@ -51,12 +43,12 @@ describe('a starter killed outright', () => {
     );
     const pids = JSON.parse(line) as { redis: number; haproxy: number };
     left.push(pids.redis, pids.haproxy);
-    expect(alive(pids.redis) && alive(pids.haproxy)).toBe(true);
+    expect(isRunning(pids.redis) && isRunning(pids.haproxy)).toBe(true);
 
     starter.kill('SIGKILL');
     await waitFor(
-      () => `the servers gone (still running: ${left.filter(alive).join(', ')})`,
-      () => !alive(pids.redis) && !alive(pids.haproxy),
+      () => `the servers gone (still running: ${left.filter(isRunning).join(', ')})`,
+      () => !isRunning(pids.redis) && !isRunning(pids.haproxy),
       { timeoutMs: 10_000, everyMs: 50 },
     );
   });
