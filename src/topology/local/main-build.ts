@@ -11,7 +11,7 @@
  * them. Each source file keeps its own `import.meta.url`, so what a module reads beside itself
  * (the Lua steps, the pages) is read from src/ as under tsx.
  */
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -85,6 +85,31 @@ export function mainCommand(onError: (err: Error) => void): Promise<MainCommand>
 /** Where entryCommand writes the build `name` of this process. */
 export const builtPath = (name: string): string => path.join(BUILD_DIR, `${name}-${process.pid}.mjs`);
 
+/** Whether a process `pid` exists (one of another user counts: it is not ours to judge). */
+function exists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the builds `<name>-<pid>.mjs` of processes that no longer exist: a launcher killed
+ * outright (kill -9) could not remove its own, and each would stay for good.
+ */
+async function removeBuildsOfGone(name: string): Promise<void> {
+  const files = await readdir(BUILD_DIR).catch(() => [] as string[]);
+  const own = new RegExp(`^${name}-(\\d+)\\.mjs$`);
+  await Promise.all(
+    files.map(async (f) => {
+      const pid = Number(own.exec(f)?.[1]);
+      if (pid > 0 && !exists(pid)) await rm(path.join(BUILD_DIR, f), { force: true });
+    }),
+  );
+}
+
 /**
  * The same for any module of src/ (`entry`, a path): built into `<name>-<this pid>.mjs`, or run
  * through tsx when the build fails.
@@ -95,6 +120,7 @@ export async function entryCommand(
   onError: (err: Error) => void,
 ): Promise<MainCommand> {
   const outfile = builtPath(name);
+  await removeBuildsOfGone(name);
   try {
     await buildEntry(entry, outfile);
   } catch (err) {
