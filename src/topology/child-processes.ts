@@ -21,7 +21,7 @@ export function onSpawnError(child: ChildProcess, noted: (err: Error) => void): 
   child.on('error', noted);
 }
 
-/** How a child ended, as the launcher says it: `SIGKILL`, `1`, or `could not be started (EAGAIN)`. */
+/** How a child ended, as the launcher says it: `SIGKILL`, `1`, or `could not be started: EAGAIN`. */
 export function exitDescription(code: number | null, signal: NodeJS.Signals | null): string {
   if (signal) return signal;
   if (code !== null && code < 0) {
@@ -56,16 +56,16 @@ function setpriv(): string | null {
 }
 
 /**
- * The command line `argv` (command first) started so that the child is sent `signal` when this
+ * The command line `argv` (command first) started so that the child is sent SIGTERM when this
  * process dies, even killed outright (SIGKILL, the OOM killer), which no exit hook of this process
  * sees: setpriv sets Linux's parent-death signal and execs the command, so the child keeps the pid
  * spawn gives. Servers started this way (a private redis-server, the launcher's nodes, HAProxies,
  * keepalived and Switchboard processes) stop with their starter instead of holding its ports and
  * data directories for ever. Where setpriv is missing (not Linux), `argv` as given.
  */
-export function endingWithThisProcess(argv: readonly string[], signal: 'TERM' | 'KILL' = 'TERM'): string[] {
+export function endingWithThisProcess(argv: readonly string[]): string[] {
   const bin = setpriv();
-  return bin ? [bin, '--pdeathsig', signal, '--', ...argv] : [...argv];
+  return bin ? [bin, '--pdeathsig', 'TERM', '--', ...argv] : [...argv];
 }
 
 /** Signals the child's process group (it was spawned detached), or the child alone if that fails. */
