@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { connectRedis } from '../../adapters/redis/client.ts';
 import { workspaceKeys } from '../../adapters/redis/keys.ts';
 import { SwitchboardClient } from '../../client/index.ts';
+import { endingWithThisProcess } from '../../topology/child-processes.ts';
 import { pool } from '../sim/http.ts';
 import { round } from '../sim/stats.ts';
 import { type SwitchboardChoice, startSwitchboardProcess, switchboardName } from './e2e.ts';
@@ -269,7 +270,9 @@ async function startSubscribers(
   const prof = process.env.BENCH_CPU_PROF; // as startChild: a CPU profile per child process
   const nodeArgs = prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : [];
   const command = await childCommand('src/cli/bench/fanout-subscribers.ts');
-  const child = spawn(process.execPath, [...nodeArgs, ...command], {
+  // Stops with the bench, even a bench killed outright, as the processes startChild starts do.
+  const [cmd, ...args] = endingWithThisProcess([process.execPath, ...nodeArgs, ...command]);
+  const child = spawn(cmd!, args, {
     cwd: ROOT,
     env: { ...process.env, FANOUT_URL: url, FANOUT_SUBSCRIBERS: String(n) },
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
