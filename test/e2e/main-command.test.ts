@@ -70,7 +70,7 @@ afterAll(async () => {
 });
 
 describe('the main command', () => {
-  it('without REDIS_URL runs a private redis-server with AOF under DATA_DIR and stops it on SIGTERM', async () => {
+  it('without REDIS_URL runs a private redis-server with AOF under DATA_DIR and stops it on SIGTERM, or killed outright', async () => {
     // DATA_DIR as a user gives it: relative to the working directory, and not there yet.
     const parent = await mkdtemp(path.join(os.tmpdir(), 'sb-main-'));
     dirs.push(parent);
@@ -151,9 +151,16 @@ describe('the main command', () => {
     expect(readFileSync(keyFile, 'utf8').trim()).toBe(adminKey);
     expect(again.logText()).not.toContain(adminKey);
     expect(agent.id).toBe('kept-agent');
-    expect(await again.stop(), again.logText()).toBe(0);
-    if (againRedis)
-      await waitFor('the second redis-server to end', () => !pidAlive(againRedis.pid), { timeoutMs: 5_000 });
+    // Killed outright (kill -9: no exit hook runs), it still takes its private redis-server with it
+    // (the parent-death signal), which would otherwise hold the port and DATA_DIR for good.
+    expect(againRedis, `a redis-server child of ${again.pid}`).toBeDefined();
+    const againStatus = (await new SwitchboardClient({ url: again.url!, retries: 0 }).status()) as Status &
+      StatusMore;
+    const againPort = Number(new URL(againStatus.redis.target).port);
+    expect(await portOpen(againPort)).toBe(true);
+    again.kill('SIGKILL');
+    await waitFor('the second redis-server to end', () => !pidAlive(againRedis!.pid), { timeoutMs: 5_000 });
+    expect(await portOpen(againPort)).toBe(false);
   }, 60_000);
 
   it('a SIGTERM during the start (the private redis-server spawned) still stops it and exits 0', async () => {

@@ -263,13 +263,21 @@ export async function startProcess(opts: StartProcessOptions): Promise<Switchboa
   return handle;
 }
 
-/** Whether a process id is alive (signal 0). */
+/**
+ * Whether a process id is alive (signal 0), and not a zombie: a process whose parent was killed
+ * is reaped by whatever adopts it, which in a container may never happen.
+ */
 export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^[ZX]$/.test(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] ?? '');
+  } catch {
+    return true; // no /proc (not Linux): signal 0 is all there is
   }
 }
 
