@@ -82,19 +82,7 @@ export function childrenOf(pid: number): { pid: number; cmd: string }[] {
 }
 
 /** Whether `pid` runs: there, and not a zombie (exited, not yet reaped by its parent). */
-export function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !/^[ZX]$/.test(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] ?? '');
-  } catch {
-    return false;
-  }
-}
+export { pidAlive as isRunning } from '../support/processes.ts';
 
 export async function tempDir(prefix: string): Promise<{ dir: string; remove(): Promise<void> }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), `sb-${prefix}-`));
