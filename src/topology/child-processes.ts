@@ -68,6 +68,17 @@ export function endingWithThisProcess(argv: readonly string[]): string[] {
   return bin ? [bin, '--pdeathsig', 'TERM', '--', ...argv] : [...argv];
 }
 
+/** Whether a process `pid` exists (one of another user counts: EPERM means it runs). */
+export function processExists(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** Signals the child's process group (it was spawned detached), or the child alone if that fails. */
 export function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   if (child.pid === undefined) return;

@@ -9,6 +9,7 @@
  */
 import { linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { processExists } from '../child-processes.ts';
 
 export function lockFile(dataDir: string): string {
   return path.join(dataDir, 'launcher.pid');
@@ -28,13 +29,7 @@ export class DataDirTaken extends Error {
 
 /** True while `pid` is a running launcher (a pid reused by another program does not count). */
 function isLauncher(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    // EPERM: it runs, as someone else.
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
+  if (!processExists(pid)) return false;
   try {
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('launch');
   } catch {

@@ -14,6 +14,7 @@
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { processExists } from '../child-processes.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const MAIN = path.join(ROOT, 'src', 'main.ts');
@@ -85,16 +86,6 @@ export function mainCommand(onError: (err: Error) => void): Promise<MainCommand>
 /** Where entryCommand writes the build `name` of this process. */
 export const builtPath = (name: string): string => path.join(BUILD_DIR, `${name}-${process.pid}.mjs`);
 
-/** Whether a process `pid` exists (one of another user counts: it is not ours to judge). */
-function exists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * Removes the builds `<name>-<pid>.mjs` of processes that no longer exist: a launcher killed
  * outright (kill -9) could not remove its own, and each would stay for good.
@@ -105,7 +96,7 @@ async function removeBuildsOfGone(name: string): Promise<void> {
   await Promise.all(
     files.map(async (f) => {
       const pid = Number(own.exec(f)?.[1]);
-      if (pid > 0 && !exists(pid)) await rm(path.join(BUILD_DIR, f), { force: true });
+      if (pid > 0 && !processExists(pid)) await rm(path.join(BUILD_DIR, f), { force: true });
     }),
   );
 }
