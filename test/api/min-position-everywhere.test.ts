@@ -106,3 +106,25 @@ describe('minPosition on GET /state and GET /stats/intervals', () => {
     }
   });
 });
+
+describe('minPosition waits leave nothing behind', () => {
+  it('holds no wait once a query is answered, whichever way its position was reached', async () => {
+    // A query whose position is applied between its first read and its wait being set up is
+    // answered by the read after it; that wait must end with the query, not at the workspace's
+    // next outcome or QUERY_TIMEOUT_MS (a wait held keeps the workspace's tail in use). The
+    // projector step starts 0 - 3 ms after the query, so the queries meet it at every point.
+    const tails = bare.api!.deps.tails;
+    let held = 0;
+    for (let n = 0; n < 40; n++) {
+      const queued = await bareCall('POST', '/contacts', { id: `race-${n}`, skills: ['Billing'] });
+      expect(queued.status).toBe(202);
+      const [answer] = await Promise.all([
+        bareCall('GET', `/contacts/race-${n}?minPosition=${queued.body.position as string}`),
+        new Promise((r) => setTimeout(r, n % 4)).then(() => projectPending(api.running.redis, API_ONLY)),
+      ]);
+      expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+      if (!(await tails.get(API_ONLY)).unused) held++;
+    }
+    expect(held).toBe(0);
+  });
+});

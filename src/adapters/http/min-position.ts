@@ -28,9 +28,14 @@ export function positionWaiter(app: FastifyInstance): AwaitPosition {
       );
     const tail = await tails.get(ws);
     const reached = tail.waitPosition(minPosition, config.queryTimeoutMs);
-    // Re-read after subscribing: the projector may have passed it in between.
-    if (comparePositions(await appliedPosition(redis, ws), minPosition) >= 0) return;
-    if (await reached) return;
+    try {
+      // Re-read after subscribing: the projector may have passed it in between (the wait is then
+      // ended here, not left to the next outcome or the timeout).
+      if (comparePositions(await appliedPosition(redis, ws), minPosition) >= 0) return;
+      if (await reached.promise) return;
+    } finally {
+      reached.cancel();
+    }
     throw new ProblemError(
       problem(
         503,

@@ -297,16 +297,28 @@ export class WorkspaceTail {
     };
   }
 
-  /** Resolves true once an outcome at or past `position` is seen, false after `timeoutMs`. */
-  waitPosition(position: string, timeoutMs: number): Promise<boolean> {
-    return new Promise((resolve) => {
+  /**
+   * Resolves true once an outcome at or past `position` is seen, false after `timeoutMs` or when
+   * cancelled (the caller learned of the position another way: the wait ends with it).
+   */
+  waitPosition(position: string, timeoutMs: number): { promise: Promise<boolean>; cancel(): void } {
+    let w!: { position: string } & Waiter<string>;
+    const promise = new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => {
         this.positionWaiters.delete(w);
         resolve(false);
       }, timeoutMs);
-      const w = { position, timer, resolve: (v: string | null) => resolve(v !== null) };
+      w = { position, timer, resolve: (v: string | null) => resolve(v !== null) };
       this.positionWaiters.add(w);
     });
+    return {
+      promise,
+      cancel: () => {
+        clearTimeout(w.timer);
+        this.positionWaiters.delete(w);
+        w.resolve(null);
+      },
+    };
   }
 
   stop(): void {
