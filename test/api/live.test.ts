@@ -2,8 +2,9 @@
  * The live feed, `GET /v1/workspaces/{ws}/events/live` over real WebSockets: live delivery,
  * replay-then-live hand-over with no gap and no duplicate while commands pour in, the type and
  * agent filters, refusal of bad queries before the upgrade, delivery across API instances, the
- * close code on shutdown, and the 1013 closes (a slow reader, a replay outrun by the live feed)
- * whose advertised position resumes with no gap and no duplicate.
+ * close code on shutdown, the 1013 closes (a slow reader, a replay outrun by the live feed)
+ * whose advertised position resumes with no gap and no duplicate, and a replay larger than the
+ * send limit paced by its reader instead of closed.
  */
 import { Cluster } from 'ioredis';
 import { pino } from 'pino';
@@ -26,6 +27,7 @@ const WS = {
   shutdown: 'api-live-f',
   slow: 'api-live-g',
   behind: 'api-live-h',
+  paced: 'api-live-i',
 } as const;
 
 interface Envelope {
@@ -696,6 +698,57 @@ describe('live feed', () => {
       expect(all).toEqual(await streamPositions(ws));
       expect(all[all.length - 1]).toBe(last);
       await closeAll(own, [resumed]);
+    } finally {
+      await own.stop();
+    }
+  });
+});
+
+describe('a replay larger than the send limit', () => {
+  it('(i) is paced by a reader that reads slower than it is read from Redis, not closed 1013', async () => {
+    const ws = WS.paced;
+    // A 64 KiB limit and a history of over 500 events (more than one page of the replay): a
+    // reader on a real network takes it slower than Redis hands it over.
+    const own = await startSwitchboard(
+      loadConfig(env({ ROLES: 'api', LIVE_MAX_BUFFERED_BYTES: String(64 * 1024) })),
+      log,
+    );
+    try {
+      // One contact queued with 12 KB of attributes, its event copied into the stream 559 times
+      // (the feed reads entries, whatever made them): 6.7 MB, more than the kernel's buffers take.
+      await command(ws, 'POST', '/contacts', {
+        id: 'paced',
+        skills: ['nobody'],
+        attributes: { notes: 'n'.repeat(12_000) },
+      });
+      const key = workspaceKeys(ws).events;
+      const [queued] = (await main.redis.xrange(key, '-', '+')).filter((e) => e[1].includes('ContactQueued'));
+      expect(queued).toBeDefined();
+      const copies = main.redis.pipeline();
+      for (let i = 0; i < 559; i++) copies.xadd(key, '*', ...queued![1]);
+      await copies.exec();
+      const want = await streamPositions(ws);
+      expect(want.length).toBeGreaterThan(500);
+
+      const sub = new Sub(new WebSocket(liveUrl(own, ws, 'after=0-0')));
+      opened.push(sub);
+      await sub.open;
+      // It stops reading for a second: the kernel's buffers fill, then the server's.
+      sub.socket.pause();
+      await sleep(1000);
+      const closing = [...own.api!.websocketServer.clients].filter((c) => c.readyState !== WebSocket.OPEN);
+      expect(closing.length, 'the feed was closed while its reader paused').toBe(0);
+      sub.socket.resume();
+      let closed: { code: number; reason: string } | undefined;
+      void sub.closed.then((c) => {
+        closed = c;
+      });
+      await waitFor('the whole history', () => closed !== undefined || sub.last === want[want.length - 1], {
+        everyMs: 20,
+      });
+      expect(closed).toBeUndefined();
+      expect(sub.positions).toEqual(want);
+      await closeAll(own, [sub]);
     } finally {
       await own.stop();
     }

@@ -35,6 +35,8 @@ const LiveQuery = strict(
 type LiveQuery = t.TypeOf<typeof LiveQuery>;
 const PING_EVERY_MS = 15_000;
 const KEY_CHECK_EVERY_MS = 500;
+/** How often a replay waiting for its reader looks at the socket's unsent bytes again. */
+const DRAIN_POLL_MS = 10;
 
 /**
  * Each live socket's resume position (the last event it is done with), so a close the route does
@@ -171,10 +173,14 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
         socket.close(1013, `${why}; reconnect with after=${last}`);
       };
 
-      /** Writes what the filters select of `events` (all after `last`), unless the socket is too full. */
+      /**
+       * Writes what the filters select of `events` (all after `last`), unless the socket is too full.
+       * The replay's own pages are not held to the limit: the replay waits for the socket to drain
+       * before reading each page (see below), so a reader slower than Redis paces it.
+       */
       const deliver = (events: readonly LiveEvent[], s: Selection): void => {
         if (s.frames !== null) {
-          if (socket.bufferedAmount > maxBufferedBytes) {
+          if (!replaying && socket.bufferedAmount > maxBufferedBytes) {
             // The events passed over before the first one it wants are done with.
             if (s.first > 0) last = events[s.first - 1]!.position;
             tooSlow('too slow', { position: events[s.first]!.position, buffered: socket.bufferedAmount });
@@ -275,6 +281,11 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
       if (replaying) {
         try {
           for (;;) {
+            // Paced by the reader: a page is read once what was sent is half gone. A reader that
+            // stops for good is ended by the ping below; live events held meanwhile are capped.
+            while (socket.bufferedAmount > maxBufferedBytes / 2 && socket.readyState === socket.OPEN)
+              await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
+            if (socket.readyState !== socket.OPEN) break;
             const page = await history(ws, last, 500);
             sendAll(
               page.map((e) => new LiveEvent(e)),
