@@ -8,13 +8,15 @@
  *   info, which for workers is a handful of lines: start, reclaims, shutdown), or after a short
  *   delay when the caller sets a level that hides that line.
  * - The last lines of stdout and stderr are kept in `logs` for the failure message of a test.
- * - Every process still running when the test process exits is SIGKILLed, so nothing leaks.
+ * - Every process still running when the test process exits is SIGKILLed, so nothing leaks; one
+ *   killed outright takes them with it too (the parent-death signal).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { endingWithThisProcess } from '../../src/topology/child-processes.ts';
 import { freePort } from '../../src/topology/redis-server.ts';
 import { DATA_ROOT_ENV } from './data-root.ts';
 import { MAIN_BUNDLE } from './main-build.ts';
@@ -141,7 +143,10 @@ export async function startProcess(opts: StartProcessOptions): Promise<Switchboa
 
   // The run's build of src/main.ts when the global setup made one (main-build.ts), else tsx.
   const main = existsSync(MAIN_BUNDLE) ? [MAIN_BUNDLE] : ['--import', 'tsx', 'src/main.ts'];
-  const child = spawn(process.execPath, main, {
+  // Started with the parent-death signal: a test process killed outright (an aborted run) takes
+  // it with it, as no exit hook of its own can.
+  const [cmd, ...args] = endingWithThisProcess([process.execPath, ...main]);
+  const child = spawn(cmd!, args, {
     cwd: PROJECT_ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

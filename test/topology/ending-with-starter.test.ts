@@ -1,8 +1,9 @@
 /**
  * Servers outlive no starter killed outright. A redis-server (Switchboard's private one, the
- * launcher's nodes) and an HAProxy started by a process that is then SIGKILLed (the OOM killer, a
- * `kill -9`: no exit hook runs) stop by themselves: they are started with Linux's parent-death
- * signal (src/topology/child-processes.ts, `endingWithThisProcess`; the launcher's keepalived and
+ * launcher's nodes), an HAProxy and a Switchboard process of the end-to-end suites started by a
+ * process that is then SIGKILLed (the OOM killer, a `kill -9`, an aborted test run: no exit hook
+ * runs) stop by themselves: they are started with Linux's parent-death signal
+ * (src/topology/child-processes.ts, `endingWithThisProcess`; the launcher's keepalived and
  * Switchboard processes too). Before, they ran on, holding their ports and data directories.
  */
 import { spawn } from 'node:child_process';
@@ -23,7 +24,7 @@ afterAll(async () => {
 });
 
 describe('a starter killed outright', () => {
-  it('takes the redis-server and the HAProxy it started with it', async () => {
+  it('takes the redis-server, the HAProxy and the Switchboard process it started with it', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'sb-starter-'));
     dirs.push(dir);
     const starter = spawn(process.execPath, ['--import', 'tsx', FIXTURE, dir], {
@@ -41,14 +42,16 @@ describe('a starter killed outright', () => {
       () => out.split('\n').find((l) => l.startsWith('{')),
       { timeoutMs: 30_000, everyMs: 50 },
     );
-    const pids = JSON.parse(line) as { redis: number; haproxy: number };
-    left.push(pids.redis, pids.haproxy);
-    expect(isRunning(pids.redis) && isRunning(pids.haproxy)).toBe(true);
+    const pids = JSON.parse(line) as { redis: number; haproxy: number; switchboard: number };
+    const started = [pids.redis, pids.haproxy, pids.switchboard];
+    left.push(...started);
+    expect(started.every(isRunning)).toBe(true);
 
     starter.kill('SIGKILL');
     await waitFor(
-      () => `the servers gone (still running: ${left.filter(isRunning).join(', ')})`,
-      () => !isRunning(pids.redis) && !isRunning(pids.haproxy),
+      () =>
+        `the servers gone (still running: ${started.filter(isRunning).join(', ')} of ${JSON.stringify(pids)})`,
+      () => !started.some(isRunning),
       { timeoutMs: 10_000, everyMs: 50 },
     );
   });

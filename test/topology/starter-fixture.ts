@@ -1,12 +1,14 @@
 /**
  * A process that starts servers as Switchboard and the launcher do (a redis-server, an HAProxy),
- * prints their pids as one JSON line, and waits: the starter that
- * ending-with-starter.test.ts kills outright. Run through tsx: `node --import tsx <this> <dir>`.
+ * and a Switchboard process as the end-to-end suites do (test/support/processes.ts), prints their
+ * pids as one JSON line, and waits: the starter that ending-with-starter.test.ts kills outright.
+ * Run through tsx: `node --import tsx <this> <dir>`.
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { startHaproxy } from '../../src/topology/haproxy/process.ts';
 import { freePort, startRedisServer } from '../../src/topology/redis-server.ts';
+import { startProcess } from '../support/processes.ts';
 
 const dir = process.argv[2];
 if (!dir) throw new Error('usage: starter-fixture.ts <dir>');
@@ -30,7 +32,12 @@ writeFileSync(
   ].join('\n'),
 );
 const haproxy = await startHaproxy({ configPath, socket });
+const switchboard = await startProcess({
+  roles: 'api',
+  redisUrl: redis.url,
+  env: { AUTH: 'off', DATA_DIR: path.join(dir, 'switchboard') },
+});
 process.stdout.write(
-  `${JSON.stringify({ redis: redis.process.pid, haproxy: haproxy.pid, redisPort: redis.port })}\n`,
+  `${JSON.stringify({ redis: redis.process.pid, haproxy: haproxy.pid, switchboard: switchboard.pid, redisPort: redis.port })}\n`,
 );
 setInterval(() => undefined, 1 << 30);
