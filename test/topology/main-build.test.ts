@@ -2,7 +2,8 @@
  * The launcher's builds (src/topology/local/main-build.ts): each launcher builds what it runs into
  * `<name>-<its pid>.mjs` and removes it when it stops. One killed outright (kill -9) cannot, so a
  * build removes those of processes that no longer exist, and leaves those of running ones (another
- * launcher's) and other names alone.
+ * launcher's) and other names alone. The same for a build's half-written file
+ * (`<name>-<pid>.mjs.<writer's pid>`) left by a writer killed while writing it.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
@@ -26,7 +27,7 @@ async function exitedPid(): Promise<number> {
 }
 
 describe("a launcher's build", () => {
-  it('removes the builds of the name left by processes that are gone, and only those', async () => {
+  it('removes the builds of the name left by processes that are gone, written or half-written, and only those', async () => {
     const running = spawn('sleep', ['30'], { stdio: 'ignore' });
     try {
       const name = `killed-${process.pid}`;
@@ -34,7 +35,10 @@ describe("a launcher's build", () => {
       const gone = file(name, await exitedPid());
       const live = file(name, running.pid!);
       const other = file(`other-${process.pid}`, await exitedPid());
-      made.push(gone, live, other);
+      // Half-written: by a writer now gone, and by one still writing.
+      const goneAside = `${gone}.${await exitedPid()}`;
+      const liveAside = `${file(name, running.pid!)}.${running.pid!}`;
+      made.push(gone, live, other, goneAside, liveAside);
       for (const f of made) writeFileSync(f, '// a build\n');
 
       const built = await entryCommand(ENTRY, name, (err) => {
@@ -46,6 +50,8 @@ describe("a launcher's build", () => {
         expect(existsSync(gone)).toBe(false);
         expect(existsSync(live)).toBe(true);
         expect(existsSync(other)).toBe(true);
+        expect(existsSync(goneAside)).toBe(false);
+        expect(existsSync(liveAside)).toBe(true);
       } finally {
         await built.dispose();
       }

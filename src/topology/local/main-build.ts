@@ -87,15 +87,18 @@ export function mainCommand(onError: (err: Error) => void): Promise<MainCommand>
 export const builtPath = (name: string): string => path.join(BUILD_DIR, `${name}-${process.pid}.mjs`);
 
 /**
- * Removes the builds `<name>-<pid>.mjs` of processes that no longer exist: a launcher killed
- * outright (kill -9) could not remove its own, and each would stay for good.
+ * Removes the builds `<name>-<pid>.mjs` of processes that no longer exist, and the half-written
+ * ones (`<name>-<pid>.mjs.<writer's pid>`, buildEntry) of writers that no longer exist: a launcher
+ * killed outright (kill -9) could not remove its own, and each would stay for good.
  */
 async function removeBuildsOfGone(name: string): Promise<void> {
   const files = await readdir(BUILD_DIR).catch(() => [] as string[]);
-  const own = new RegExp(`^${name}-(\\d+)\\.mjs$`);
+  const own = new RegExp(`^${name}-(\\d+)\\.mjs(?:\\.(\\d+))?$`);
   await Promise.all(
     files.map(async (f) => {
-      const pid = Number(own.exec(f)?.[1]);
+      const m = own.exec(f);
+      // A whole build is its process's; one half-written, its writer's.
+      const pid = Number(m?.[2] ?? m?.[1]);
       if (pid > 0 && !processExists(pid)) await rm(path.join(BUILD_DIR, f), { force: true });
     }),
   );
