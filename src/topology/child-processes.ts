@@ -62,11 +62,25 @@ function setpriv(): string | null {
  * spawn gives. Servers started this way (a private redis-server, the launcher's nodes, HAProxies,
  * keepalived and Switchboard processes) stop with their starter instead of holding its ports and
  * data directories for ever. Where setpriv is missing (not Linux), `argv` as given.
+ *
+ * A starter that dies before setpriv sets the signal is never signalled: so once it is set, a
+ * shell checks that its parent is still this process (else the starter is gone, and it exits)
+ * before it execs the command.
  */
 export function endingWithThisProcess(argv: readonly string[]): string[] {
-  const bin = setpriv();
-  return bin ? [bin, '--pdeathsig', 'TERM', '--', ...argv] : [...argv];
+  return endingWith(process.pid, argv);
 }
+
+/** endingWithThisProcess for a command line that the process `starterPid` starts. */
+export function endingWith(starterPid: number, argv: readonly string[]): string[] {
+  const bin = setpriv();
+  return bin
+    ? [bin, '--pdeathsig', 'TERM', '--', '/bin/sh', '-c', PARENT_CHECK, 'sh', String(starterPid), ...argv]
+    : [...argv];
+}
+
+/** `sh -c` with the starter's pid, then the command: runs it only while the starter lives. */
+const PARENT_CHECK = '[ "$PPID" = "$1" ] || exit 70; shift; exec "$@"';
 
 /** Whether a process `pid` exists (one of another user counts: EPERM means it runs). */
 export function processExists(pid: number): boolean {

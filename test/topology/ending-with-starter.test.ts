@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { endingWith } from '../../src/topology/child-processes.ts';
 import { waitFor } from '../support/wait.ts';
 import { isRunning } from './helpers.ts';
 
@@ -53,6 +54,41 @@ describe('a starter killed outright', () => {
         `the servers gone (still running: ${started.filter(isRunning).join(', ')} of ${JSON.stringify(pids)})`,
       () => !started.some(isRunning),
       { timeoutMs: 10_000, everyMs: 50 },
+    );
+  });
+
+  it('takes a server it started the instant before it was killed', async () => {
+    // The signal is set by setpriv after the spawn: a starter killed in between is never signalled.
+    // A shell starter makes that window wide: it forks the command and kills itself at once,
+    // without waiting for the exec (Node's spawn waits for it, and a dying Node process takes long
+    // enough to tear down that it is rarely hit there). Without the check of the starter that
+    // follows the signal, every round left its server running.
+    const starter = 'echo $$; read -r line; eval "$line" </dev/null >/dev/null 2>&1 & echo $!; kill -9 $$';
+    const quote = (a: string) => `'${a.replaceAll("'", "'\\''")}'`;
+    const startAndDie = async (round: number): Promise<number> => {
+      const p = spawn('/bin/sh', ['-c', starter], { stdio: ['pipe', 'pipe', 'inherit'] });
+      let text = '';
+      const closed = new Promise((r) => p.once('close', r));
+      p.stdout.on('data', (b: Buffer) => {
+        text += b.toString();
+        const [starterPid] = text.split('\n');
+        if (text.includes('\n') && p.stdin.writable) {
+          const argv = endingWith(Number(starterPid), ['sleep', '30']);
+          p.stdin.end(`exec ${argv.map(quote).join(' ')}\n`);
+        }
+      });
+      await closed;
+      const pid = Number(text.split('\n')[1]);
+      expect(pid, `round ${round}: the starter said ${JSON.stringify(text)}`).toBeGreaterThan(0);
+      left.push(pid);
+      return pid;
+    };
+    const pids: number[] = [];
+    for (let round = 0; round < 10; round++) pids.push(await startAndDie(round));
+    await waitFor(
+      () => `the servers gone (still running: ${pids.filter(isRunning).join(', ')})`,
+      () => !pids.some(isRunning),
+      { timeoutMs: 5_000, everyMs: 50 },
     );
   });
 });
