@@ -141,6 +141,25 @@ export function missingHost(req: IncomingMessage): Problem | undefined {
   );
 }
 
+/**
+ * A request with more than one Host header field line (RFC 9112 §3.2: a server MUST answer 400).
+ * Node keeps the first and drops the others, so the request would be served for one Host while a
+ * proxy in front may have taken it for the other. `missingHost` answers an HTTP/1.1 request with none.
+ */
+export function hostProblem(req: IncomingMessage): Problem | undefined {
+  let hosts = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2)
+    if (req.rawHeaders[i]!.length === 4 && req.rawHeaders[i]!.toLowerCase() === 'host') hosts++;
+  if (hosts <= 1) return missingHost(req);
+  return problem(
+    400,
+    'bad-request',
+    'Bad request',
+    `A request must carry one Host header (RFC 9112, section 3.2); this one has ${hosts}. Send one. Nothing was changed.`,
+    { errors: [{ path: 'Host', message: 'must be given once' }] },
+  );
+}
+
 /** Errors of fastify's router (the `frameworkErrors` option): bad percent-encoding, over-long parameters. */
 export function frameworkProblem(err: FastifyError, url: string): Problem {
   const path = url.split('?')[0] ?? url;

@@ -20,12 +20,13 @@ import {
   clientErrorHandler,
   frameworkProblem,
   handshakeProblem,
-  missingHost,
+  hostProblem,
   onWebSocketClientError,
   refuseConnect,
   refuseExpectation,
 } from './edge.ts';
 import { intervalRoutes } from './intervals.ts';
+import { parseJsonBody } from './json-body.ts';
 import { keyRoutes } from './keys.ts';
 import { lazyChild } from './lazy-logger.ts';
 import { installLimits, type LimitSettings, serverLimitOptions } from './limits.ts';
@@ -169,37 +170,24 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   // Empty bodies are allowed on body-less commands; anything else must be JSON.
   app.removeAllContentTypeParsers(); // text/plain included: a non-JSON body answers 415
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
-    const text = body as string;
-    if (text.trim() === '') return done(null, undefined);
-    try {
-      done(null, JSON.parse(text));
-    } catch (err) {
-      done(
-        new ProblemError(
-          problem(
-            400,
-            'invalid-json',
-            'Body is not valid JSON',
-            `${(err as Error).message}; send a JSON object.`,
-          ),
-        ),
-        undefined,
-      );
-    }
+  // Read as bytes: a body that is not UTF-8 is refused (json-body.ts), not decoded leniently.
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => {
+    const parsed = parseJsonBody(body as Buffer);
+    if ('problem' in parsed) done(new ProblemError(parsed.problem), undefined);
+    else done(null, parsed.value);
   });
 
   // Hooks that run for every request take a callback (no promise each time).
   app.addHook('onRequest', (req, reply, done) => {
     reply.header('x-request-id', req.id);
-    const noHost = missingHost(req.raw);
-    if (!closing && !noHost) return done();
+    const badHost = hostProblem(req.raw);
+    if (!closing && !badHost) return done();
     reply.header('connection', 'close');
     // An upgrade's socket belongs to no HTTP parser: answered alone, it would stay open, and the
     // server's close would wait for it for ever (as frameworkErrors above does).
     if ((req.raw as IncomingMessage & { upgrade?: boolean }).upgrade)
       reply.raw.once('finish', () => req.raw.socket.destroy());
-    if (noHost) return sendProblem(reply, noHost);
+    if (badHost) return sendProblem(reply, badHost);
     reply.header('retry-after', '1');
     sendProblem(
       reply,
