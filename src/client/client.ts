@@ -146,12 +146,19 @@ export class SwitchboardClient {
   readonly options: ClientOptions;
   /** `url` then `failover`: the base URLs the tries of a call take in turn. */
   private readonly bases: readonly string[];
+  /** Why a base URL (`url` or one of `failover`) cannot be called, when one cannot: see send(). */
+  private readonly unusable: string | undefined;
 
   constructor(options: ClientOptions) {
     this.options = options;
     this.url = options.url.replace(/\/+$/, '');
     this.bases = [this.url, ...(options.failover ?? []).map((u) => u.replace(/\/+$/, ''))];
     this.workspace = options.workspace ?? 'default';
+    const bad = [options.url, ...(options.failover ?? [])].findIndex((u) => !callable(u));
+    this.unusable =
+      bad < 0
+        ? undefined
+        : `the ${bad === 0 ? "client's url" : 'failover URL'} "${bad === 0 ? options.url : options.failover![bad - 1]}" cannot be called: a base URL starts with http:// or https:// (such as "http://127.0.0.1:8080")`;
   }
 
   /** The same client for another workspace (or another key). */
@@ -462,6 +469,11 @@ export class SwitchboardClient {
       throw new TypeError(
         `${method} ${path}: an empty id cannot be sent in a URL path (ids are 1..128 characters)`,
       );
+    // A base URL fetch cannot call at all (no scheme: `127.0.0.1:8080`, `localhost:8080`; another
+    // scheme) is a mistake in the options, not a network failure: no try would ever reach a server,
+    // so it is not tried again and again as if the server were down. A failover URL is checked
+    // with `url`: a mistake in it would otherwise show only in the outage it is there for.
+    if (this.unusable !== undefined) throw new TypeError(`${method} ${path}: ${this.unusable}`);
     const prepared = this.prepare(method, path, o);
     const retries = o.retries ?? this.options.retries ?? 4;
     // A write without an Idempotency-Key (POST /keys) may have landed before its answer was lost:
@@ -633,6 +645,19 @@ export class SwitchboardClient {
 }
 
 const enc = encodeURIComponent;
+
+/**
+ * Whether fetch can call `base`: an absolute http or https URL, or in a page a relative one (''
+ * is the page's own server), which fetch resolves against the page's address.
+ */
+function callable(base: string): boolean {
+  const here = (globalThis as { location?: { href?: string } }).location?.href;
+  try {
+    return /^https?:$/.test(new URL(base || '/', here).protocol);
+  } catch {
+    return false;
+  }
+}
 
 /** A time as the API reads it: ISO 8601 (a Date as its UTC ISO string, a string as given). */
 const isoTime = (t: string | Date): string => (typeof t === 'string' ? t : t.toISOString());

@@ -57,7 +57,8 @@ export interface SubscribeOptions {
    * A failure: a socket error, a refused handshake (a SwitchboardError; in Node with the problem the
    * server answered), a ticket refused, a close with 1011 (the server failed the feed), an
    * exception of `onEvent` (or the rejection of an async one), and so of `onOpen` and `onClose`;
-   * those it tries again after too.
+   * those it tries again after too. It may call close(): no further try is left scheduled, and a
+   * first connection's failure is still the one `ready` rejects with.
    */
   readonly onError?: (err: Error) => void;
 }
@@ -126,12 +127,24 @@ async function socketClass(client: SwitchboardClient): Promise<{ cls: SocketClas
   return { cls: global, headers: false };
 }
 
-/** ws:// or wss:// for the client's URL; in a page, a relative URL ('' for the page's own server) too. */
+/**
+ * ws:// or wss:// for the client's URL; in a page, a relative URL ('' for the page's own server) too.
+ * Any other (`127.0.0.1:8080`, with no scheme) is a mistake in the options that no try gets past:
+ * a TypeError, which ends the subscription, retryFirst or not.
+ */
 function wsBase(url: string): string {
-  if (/^https?:\/\//i.test(url)) return url.replace(/^http/i, 'ws');
   const here = (globalThis as { location?: { href: string } }).location?.href;
-  if (!here) throw new Error(`the client's url must be absolute (http:// or https://), not "${url}"`);
-  const abs = new URL(url || '/', here);
+  let abs: URL | undefined;
+  try {
+    abs = new URL(url || '/', here);
+  } catch {
+    abs = undefined;
+  }
+  if (!abs || !/^https?:$/.test(abs.protocol))
+    throw new TypeError(
+      `the client's url "${url}" cannot be opened: a base URL starts with http:// or https:// (such as "http://127.0.0.1:8080")`,
+    );
+  if (/^https?:\/\//i.test(url)) return url.replace(/^http/i, 'ws');
   return `${abs.protocol === 'https:' ? 'wss:' : 'ws:'}//${abs.host}${abs.pathname.replace(/\/+$/, '')}`;
 }
 
@@ -191,15 +204,19 @@ export function subscribe(
     endedResolve();
   };
 
-  /** `waitMs`: what a refusal asked to wait (its Retry-After), the least the next try waits. */
+  /**
+   * `waitMs`: what a refusal asked to wait (its Retry-After), the least the next try waits. The
+   * failure is told to onError last, once the subscription has ended or its next try is set: an
+   * onError that calls close() (log it and give up) leaves `ready` rejected with this failure, and
+   * no next try scheduled (a timer holding a Node process for the backoff, or a Retry-After).
+   */
   const retry = (err: Error | undefined, final: boolean, waitMs = 0): number | null => {
     if (closed) return null;
     if (final || (!opened && !o.retryFirst)) {
-      if (err) report(err);
       end(err ?? new Error('the live feed could not be opened'));
+      if (err) report(err);
       return null;
     }
-    if (err) report(err);
     failures++;
     const delay = Math.max(
       waitMs,
@@ -210,7 +227,8 @@ export function subscribe(
       reconnects++;
       void connect();
     }, delay);
-    return delay;
+    if (err) report(err); // a close() in it clears the timer (end())
+    return closed ? null : delay;
   };
 
   const connect = async (): Promise<void> => {
