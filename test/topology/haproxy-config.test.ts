@@ -350,9 +350,12 @@ describe('haproxy.cfg (local template)', () => {
 
   it('removes a server only once the request it is serving has been answered', async () => {
     // Backend: answers /slow after 800 ms (a request in progress when the server is removed).
+    let slowArrived = false;
     const backend = http.createServer((req, res) => {
-      if (req.url === '/slow') setTimeout(() => res.writeHead(200).end('done'), 800);
-      else res.writeHead(200).end();
+      if (req.url === '/slow') {
+        slowArrived = true;
+        setTimeout(() => res.writeHead(200).end('done'), 800);
+      } else res.writeHead(200).end();
     });
     await new Promise<void>((r) => backend.listen(0, '127.0.0.1', () => r()));
     const backendPort = (backend.address() as { port: number }).port;
@@ -364,7 +367,8 @@ describe('haproxy.cfg (local template)', () => {
         async (r) => `${r.status} ${await r.text()}`,
         (err: Error) => `failed: ${err.message}`,
       );
-      await sleep(200);
+      // In progress: the backend has it (on a loaded machine 200 ms was not always enough).
+      await waitFor('the request at the backend', () => slowArrived, { everyMs: 10 });
       const t0 = Date.now();
       await rt.removeServer('api', 'slow1');
       // Before, its session was cut at once (`shutdown sessions`): the client got no answer.
