@@ -1124,6 +1124,22 @@ const RAW_CASES: readonly RawCase[] = [
     closes: true,
   },
   {
+    // Node checks no expectation on an upgrade: it was opened (101) whatever its Expect said.
+    name: 'an Expect other than 100-continue on a WebSocket upgrade',
+    bytes: request([
+      `GET ${LIVE} HTTP/1.1`,
+      'Host: localhost',
+      'Connection: Upgrade',
+      'Upgrade: websocket',
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+      'Sec-WebSocket-Version: 13',
+      'Expect: 200-ok',
+    ]),
+    status: 417,
+    type: '/problems/expectation-failed',
+    closes: true,
+  },
+  {
     name: 'a request line that is not HTTP',
     bytes: Buffer.from(`HELLO${CRLF}${CRLF}`),
     status: 400,

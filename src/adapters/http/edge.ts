@@ -102,20 +102,30 @@ export function refuseConnect(log: FastifyBaseLogger) {
 }
 
 /**
+ * The 417 for an `Expect` header other than `100-continue`, or undefined. Node checks it on
+ * requests only; an upgrade is checked with this by the server's upgrade hook.
+ */
+export function expectationProblem(req: IncomingMessage): Problem | undefined {
+  const expect = req.headers.expect;
+  if (expect === undefined || expect.toLowerCase() === '100-continue') return undefined;
+  return problem(
+    417,
+    'expectation-failed',
+    'Expectation failed',
+    `This server meets no expectation but "100-continue" (the request's Expect is ${JSON.stringify(
+      String(expect).slice(0, 100),
+    )}); send it without that header. Nothing was changed.`,
+  );
+}
+
+/**
  * Node's `checkExpectation`: an `Expect` header other than `100-continue`. Without a listener Node
  * answers a bare 417 itself; this answers it as problem+json, and no route runs.
  */
 export function refuseExpectation(log: FastifyBaseLogger) {
   return (req: IncomingMessage, res: ServerResponse): void => {
     log.debug({ url: loggedUrl(req.url ?? ''), expect: req.headers.expect }, 'expectation refused');
-    const p = problem(
-      417,
-      'expectation-failed',
-      'Expectation failed',
-      `This server meets no expectation but "100-continue" (the request's Expect is ${JSON.stringify(
-        String(req.headers.expect).slice(0, 100),
-      )}); send it without that header. Nothing was changed.`,
-    );
+    const p = expectationProblem(req)!;
     const body = JSON.stringify(p);
     res.writeHead(p.status, {
       'content-type': PROBLEM_TYPE,

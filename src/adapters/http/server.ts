@@ -18,6 +18,7 @@ import { commandRoutes } from './commands.ts';
 import {
   badHandshake,
   clientErrorHandler,
+  expectationProblem,
   frameworkProblem,
   handshakeProblem,
   hostProblem,
@@ -289,6 +290,12 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   // before any route runs or any body is read.
   app.addHook('onRequest', (req, reply, done) => {
     if (!req.ws || req.routeOptions.url === undefined) return done(); // no route: the 404 answers
+    // Node checks no Expect on an upgrade: an expectation it cannot meet is refused as on requests.
+    const expectation = expectationProblem(req.raw);
+    if (expectation) {
+      reply.header('connection', 'close');
+      return sendProblem(reply, expectation);
+    }
     // A route that is no WebSocket route would upgrade and close at once: refuse it before.
     const isLive = (req.routeOptions.config as { websocket?: boolean } | undefined)?.websocket === true;
     const handshake = handshakeProblem(req.raw);
