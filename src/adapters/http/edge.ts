@@ -152,14 +152,31 @@ export function missingHost(req: IncomingMessage): Problem | undefined {
 }
 
 /**
- * A request with more than one Host header field line (RFC 9112 §3.2: a server MUST answer 400).
- * Node keeps the first and drops the others, so the request would be served for one Host while a
- * proxy in front may have taken it for the other. `missingHost` answers an HTTP/1.1 request with none.
+ * RFC 3986's `host [":" port]` (RFC 9112 §3.2): an IP literal in brackets, or a name or IPv4
+ * address (unreserved, percent-encoded and sub-delimiter characters), and digits for the port.
+ * Empty is allowed (a request target with no authority).
+ */
+const HOST_VALUE = /^(?:\[[0-9A-Za-z:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?$/;
+
+/**
+ * A request with more than one Host header field line, or a Host that is not a host and port
+ * (RFC 9112 §3.2: a server MUST answer 400 to both). Node keeps the first Host and drops the
+ * others, so the request would be served for one Host while a proxy in front may have taken it
+ * for the other. `missingHost` answers an HTTP/1.1 request with none.
  */
 export function hostProblem(req: IncomingMessage): Problem | undefined {
   let hosts = 0;
   for (let i = 0; i < req.rawHeaders.length; i += 2)
     if (req.rawHeaders[i]!.length === 4 && req.rawHeaders[i]!.toLowerCase() === 'host') hosts++;
+  const host = req.headers.host;
+  if (hosts === 1 && host !== undefined && !HOST_VALUE.test(host))
+    return problem(
+      400,
+      'bad-request',
+      'Bad request',
+      `The Host header ${JSON.stringify(host.slice(0, 100))} is not a host name or address with an optional port (RFC 9112, section 3.2); send the server's. Nothing was changed.`,
+      { errors: [{ path: 'Host', message: 'must be a host name or address, with an optional :port' }] },
+    );
   if (hosts <= 1) return missingHost(req);
   return problem(
     400,

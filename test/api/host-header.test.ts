@@ -1,10 +1,11 @@
 /**
  * RFC 9112, section 3.2: a server MUST answer 400 to a request with more than one Host header
- * field line, as to an HTTP/1.1 request with none. Node keeps the first Host and drops the others,
- * so a request with two was once served as if it had one: a query answered 200, a command applied
- * (201), a WebSocket upgrade accepted (101). A proxy in front may route by the other Host, so the
- * two would disagree on what the request is. Now each is the 400 `/problems/bad-request` that a
- * missing Host is, naming `Host`; nothing is appended and the connection is closed.
+ * field line, or with a Host whose value is not a host and port, as to an HTTP/1.1 request with
+ * none. Node keeps the first Host and drops the others, so a request with two was once served as
+ * if it had one: a query answered 200, a command applied (201), a WebSocket upgrade accepted
+ * (101). A proxy in front may route by the other Host, so the two would disagree on what the
+ * request is. Now each is the 400 `/problems/bad-request` that a missing Host is, naming `Host`;
+ * nothing is appended and the connection is closed.
  */
 import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
@@ -103,5 +104,28 @@ describe('a request with more than one Host header', () => {
     const one = await postAgent(['Host: a.example', 'Connection: close']);
     expect(one.status, one.body).toBe(201);
     expect(await commands()).toBe(before + 1);
+  });
+});
+
+describe('a Host header whose value is not a host and port', () => {
+  it('is a 400 bad-request naming Host (RFC 9112, section 3.2); a name, an address, a port, empty are served', async () => {
+    const before = await commands();
+    for (const bad of ['a b.example', 'a.example/path', 'user@a.example', 'a.example:80x', '<script>'])
+      expectHostRefused(await exchange([`GET ${B}/stats HTTP/1.1`, `Host: ${bad}`]));
+    expectHostRefused(await postAgent(['Host: a.example/x']));
+    expect(await commands()).toBe(before);
+    for (const good of [
+      'localhost',
+      'localhost:8080',
+      '127.0.0.1:1',
+      '[::1]:8080',
+      'sb.example.',
+      'xn--bcher-kva.example',
+      '',
+    ])
+      expect(
+        (await exchange([`GET ${B}/stats HTTP/1.1`, `Host: ${good}`, 'Connection: close'])).status,
+        good,
+      ).toBe(200);
   });
 });
