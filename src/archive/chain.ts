@@ -52,6 +52,11 @@ export class ChainCheck {
   private readonly hashes = new Map<number, string>();
   private anchorChecked = false;
   total = 0;
+  /**
+   * Whether `total` counts every segment read: not after one whose header cannot be read (how
+   * many entries it held is unknown, so the next segment's count up to its end cannot be held to it).
+   */
+  private totalKnown = true;
 
   /** Fed from the first segment on. */
   constructor(
@@ -73,6 +78,7 @@ export class ChainCheck {
     if (!h) {
       this.index++;
       this.prevHash = undefined;
+      this.totalKnown = false;
       return problem(`${where}: ${d.problems[0]?.message ?? 'unreadable'}`);
     }
     this.index = h.index + 1;
@@ -81,8 +87,9 @@ export class ChainCheck {
     this.hashes.set(h.index, h.hash);
     const lastBefore = this.last;
     this.last = h.last;
-    const counted = this.total + d.entries.length;
+    const counted = this.totalKnown ? this.total + d.entries.length : undefined;
     this.total = h.total;
+    this.totalKnown = true;
     if (h.index > expected)
       return problem(
         `${where}: segment${h.index - expected > 1 ? `s ${expected}..${h.index - 1}` : ` ${expected}`} of the ${this.stream} archive ${h.index - expected > 1 ? 'are' : 'is'} missing before it`,
@@ -101,7 +108,7 @@ export class ChainCheck {
     const inside = d.problems[0];
     if (inside)
       return { stream: this.stream, position: inside.position ?? at, message: `${where}: ${inside.message}` };
-    if (h.total !== counted)
+    if (counted !== undefined && h.total !== counted)
       return problem(
         `${where}: its header counts ${h.total} entries up to its end, the segments hold ${counted}`,
       );

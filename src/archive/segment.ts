@@ -171,7 +171,13 @@ export function decodeSegment(bytes: Buffer): DecodedSegment {
   const problems: DecodedSegment['problems'][number][] = [];
   const entries: StreamEntry[] = [];
   if (!header) {
-    problems.push({ position: undefined, message: 'its first line is not a segment header' });
+    problems.push({
+      position: undefined,
+      message:
+        bytes.length === 0
+          ? 'the file is empty (0 bytes): cut short, or never written whole'
+          : 'its first line is not a segment header',
+    });
     return { header, entries, computedHash: undefined, problems };
   }
   const body = nl < 0 ? '' : text.slice(nl + 1);
