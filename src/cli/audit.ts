@@ -9,8 +9,13 @@
  * 3 the audit could not run (Redis unreachable or refusing the read, or an error while reading), or
  * could not compare the documents and index it was asked to (without --no-state) and found no violation.
  */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
 import type { RedisTarget } from '../adapters/redis/client.ts';
+import { workspaceKeys } from '../adapters/redis/keys.ts';
+import type { RedisClient } from '../adapters/redis/scripts.ts';
+import { parseAnchor } from '../archive/chain.ts';
 import { DiskArchive } from '../archive/store.ts';
 import { auditWorkspace } from '../audit/read.ts';
 import { type AuditReport, summaryOf } from '../audit/report.ts';
@@ -36,7 +41,9 @@ meta.basedOn) and, at the end, the documents, routing index and lifecycle timers
                            The end-of-log checks (documents, index, --idle) are always reported.
   --archive-dir <dir>      where the archiver keeps segments (default $ARCHIVE_DIR, else
                            $DATA_DIR/archive, else ./data/archive): the archived prefix of the
-                           streams is read from there first, and its hash chain checked
+                           streams is read from there first, and its hash chain checked. One
+                           that does not exist is an empty archive: for a workspace whose
+                           streams were archived and trimmed, that is exit 2
   --idle                   the dispatcher is idle: also check that no queued contact has an
                            eligible available agent at the end
   --no-state               do not compare the documents, the routing index and the timers, nor
@@ -46,7 +53,8 @@ meta.basedOn) and, at the end, the documents, routing index and lifecycle timers
   --help                   this text
 
 Exit codes: 0 no violation (and, without --no-state, the documents, index and timers compared);
-1 violations; 2 bad arguments; 3 the audit could not run, or could not compare the documents (the
+1 violations; 2 bad arguments (an --archive-dir that does not exist for an archived workspace
+included); 3 the audit could not run, or could not compare the documents (the
 workspace kept changing while they were read) and found no violation.
 `;
 
@@ -60,6 +68,8 @@ interface CliOptions {
   readonly pageSize: number;
   readonly json: boolean;
   readonly archiveDir: string;
+  /** Where archiveDir came from, for messages: the flag or the variable. */
+  readonly archiveSource: string;
 }
 
 function parseAuditArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliOptions {
@@ -110,7 +120,32 @@ function parseAuditArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliOpt
     pageSize,
     json: values.json ?? false,
     archiveDir,
+    archiveSource:
+      values['archive-dir'] !== undefined
+        ? '--archive-dir'
+        : env.ARCHIVE_DIR?.trim()
+          ? 'ARCHIVE_DIR'
+          : 'DATA_DIR',
   };
+}
+
+/**
+ * An archive directory that does not exist is an empty archive: right for a workspace never
+ * archived. For one whose streams the archiver trimmed (its mark in Redis, src/archive/chain.ts) it
+ * is not the archive (a typo, or the archiver's ARCHIVE_DIR not given): what to say, rather than
+ * audit a log without its archived prefix and report everything that follows from it. A directory
+ * that exists is audited as it is: segments missing from it are the audit's `archive` violations.
+ */
+async function archiveNotThere(redis: RedisClient, o: CliOptions): Promise<string | undefined> {
+  if (existsSync(o.archiveDir)) return undefined;
+  const k = workspaceKeys(o.workspace);
+  const marks = (await redis.hmget(k.archive, 'commands', 'events')).map(parseAnchor);
+  const i = marks.findIndex((m) => m !== undefined);
+  const mark = marks[i];
+  if (mark === undefined) return undefined;
+  const absolute = path.resolve(o.archiveDir);
+  const shown = absolute === o.archiveDir ? `"${o.archiveDir}"` : `"${o.archiveDir}" (${absolute})`;
+  return `${o.archiveSource}: no archive at ${shown}, yet the ${i === 0 ? 'commands' : 'events'} stream of workspace "${o.workspace}" was trimmed up to ${mark.last} after its first ${mark.total} entries were archived (segments 0..${mark.index}): give --archive-dir the directory the archiver writes to (its ARCHIVE_DIR)`;
 }
 
 const n = (x: number) => x.toLocaleString('en-US');
@@ -172,6 +207,11 @@ async function main(): Promise<number> {
   if (typeof redis === 'number') return redis;
   let bar: SingleBar | undefined;
   try {
+    const notThere = await archiveNotThere(redis, o);
+    if (notThere !== undefined) {
+      process.stderr.write(`audit: ${notThere}\nRun with --help for the options.\n`);
+      return 2;
+    }
     if (!o.json && process.stderr.isTTY === true) {
       bar = new SingleBar(
         {
