@@ -12,6 +12,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
+import { isRight } from 'fp-ts/lib/Either.js';
 import type { RedisTarget } from '../adapters/redis/client.ts';
 import { workspaceKeys } from '../adapters/redis/keys.ts';
 import type { RedisClient } from '../adapters/redis/scripts.ts';
@@ -19,7 +20,7 @@ import { parseAnchor } from '../archive/chain.ts';
 import { DiskArchive } from '../archive/store.ts';
 import { auditWorkspace } from '../audit/read.ts';
 import { type AuditReport, summaryOf } from '../audit/report.ts';
-import { POSITION_PATTERN } from '../domain/values.ts';
+import { Position } from '../domain/values.ts';
 import { archiveDirOf, failureOf, parseRedisTarget, reachRedis, workspaceOption } from './redis-target.ts';
 import { OptionChecker, parseOrUsage, UsageError } from './sim/options.ts';
 
@@ -98,10 +99,13 @@ function parseAuditArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliOpt
   check.check(positionals.length === 0, `unexpected argument(s): ${positionals.join(' ')}`);
   const workspace = workspaceOption(values.workspace, check, 'audit');
   const { target, label } = parseRedisTarget(values, env, check);
-  const after = values.after;
+  // Read as the API reads a position: leading zeros dropped ("007-01" is "7-1"), since positions
+  // are compared digit by digit, and each part within Redis's 64 bits.
+  const decoded = values.after === undefined ? undefined : Position.decode(values.after);
+  const after = decoded !== undefined && isRight(decoded) ? decoded.right : undefined;
   check.check(
-    after === undefined || POSITION_PATTERN.test(after),
-    `--after: must be a stream position such as 1732200000000-0 (got "${after}")`,
+    decoded === undefined || after !== undefined,
+    `--after: must be a stream position such as 1732200000000-0, each part an integer of at most 18446744073709551615 (got "${values.after}")`,
   );
   const pageSize = check.number('page-size', values['page-size'], 5000, {
     integer: true,

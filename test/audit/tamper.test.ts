@@ -338,7 +338,7 @@ describe('tampered logs', () => {
     expect(r.summary!.violations.map((v) => [v.kind, v.position])).toEqual([['fact', target[0]]]);
   });
 
-  it('reports a command applied twice, and --after hides it when it is not after the position', async () => {
+  it('reports a command applied twice, and --after hides it when it is not after the position (leading zeros or not)', async () => {
     const { ws, events } = await log();
     const k = workspaceKeys(ws);
     const fact = events.find((e) => typeOf(e) === 'AgentStateChanged')!;
@@ -347,12 +347,21 @@ describe('tampered logs', () => {
     const report = await auditWorkspace(suite.redis, ws);
     expect(report.violations).toEqual([expect.objectContaining({ kind: 'duplicate', position })]);
     expect(report.violations[0]!.message).toMatch(/already applied/);
-    const [r, after] = await Promise.all([audit(ws), audit(ws, '--after', position)]);
+    // A position with leading zeros is the same position (as the API reads it): one just before
+    // the duplicate, written so, still reports it.
+    const padded = `000${BigInt(position.split('-')[0]!) - 1n}-00`;
+    const [r, after, before] = await Promise.all([
+      audit(ws),
+      audit(ws, '--after', position),
+      audit(ws, '--after', padded),
+    ]);
     expect(r.code).toBe(1);
     expect(r.summary!.violations.map((v) => [v.kind, v.position])).toEqual([['duplicate', position]]);
 
     expect(after.code).toBe(0);
     expect(after.summary).toMatchObject({ violationCount: 0, violationsBeforeAfter: 1 });
+    expect(before.code, padded).toBe(1);
+    expect(before.summary!.violations.map((v) => [v.kind, v.position])).toEqual([['duplicate', position]]);
   });
 
   it('reports a command whose rejection is missing, and a command whose outcome is missing', async () => {
