@@ -186,7 +186,7 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     name: 'DATA_DIR',
     default: './data',
     description:
-      'Where the private redis-server keeps its AOF, and the first start stores the admin API key of default (admin-key, 0600); made owner-only (0700) when it does not exist.',
+      'Where the private redis-server keeps its AOF, and the first start stores the admin API key of default (admin-key, 0600); made owner-only (0700) when it does not exist. One process with a private redis-server per DATA_DIR (it holds switchboard.pid while it runs): a second is refused.',
   },
   { name: 'PROJECT_BATCH', default: '200', description: 'Most commands one projector step applies.' },
   {

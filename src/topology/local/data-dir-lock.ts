@@ -7,9 +7,10 @@
  * status.json over the running one's. A file left by a launcher that was killed (its pid no longer
  * runs the launcher) is taken over.
  */
-import { linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { processExists } from '../child-processes.ts';
+import { claimPidFile } from '../pid-file.ts';
 
 export function lockFile(dataDir: string): string {
   return path.join(dataDir, 'launcher.pid');
@@ -44,41 +45,7 @@ function isLauncher(pid: number): boolean {
 export function claimDataDir(dataDir: string): { release(): void } {
   // Owner-only when made here: the cluster's AOF, its passwords and the admin key go in it.
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const file = lockFile(dataDir);
-  // Written aside and linked into place: the file appears whole (with its pid) or not at all.
-  const aside = `${file}.${process.pid}`;
-  writeFileSync(aside, `${process.pid}\n`, { mode: 0o644 });
-  try {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        linkSync(aside, file);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        let holder = Number.NaN;
-        try {
-          holder = Number(readFileSync(file, 'utf8').trim());
-        } catch {
-          /* removed meanwhile: try again */
-        }
-        if (holder === process.pid) return { release: () => undefined };
-        if (isLauncher(holder)) throw new DataDirTaken(dataDir, holder);
-        // Left by a launcher that is gone: take it over.
-        rmSync(file, { force: true });
-        continue;
-      }
-      const release = () => {
-        process.off('exit', release);
-        try {
-          if (readFileSync(file, 'utf8').trim() === String(process.pid)) rmSync(file, { force: true });
-        } catch {
-          /* already gone */
-        }
-      };
-      process.once('exit', release);
-      return { release };
-    }
-  } finally {
-    rmSync(aside, { force: true });
-  }
-  throw new Error(`could not claim the data directory ${dataDir} (${file} keeps changing)`);
+  const claim = claimPidFile(lockFile(dataDir), `${process.pid}\n`, isLauncher);
+  if ('heldBy' in claim) throw new DataDirTaken(dataDir, claim.heldBy);
+  return claim;
 }

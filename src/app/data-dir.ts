@@ -1,0 +1,64 @@
+/**
+ * The main command's claim on DATA_DIR while it runs its private redis-server there: one process
+ * at a time (`switchboard.pid`, src/topology/pid-file.ts). A second main command on the same
+ * DATA_DIR would start another redis-server on the same AOF (two Redis states appending to the
+ * same files) and, on its stop, remove the first's private-redis.json, where the tools find the
+ * running Redis.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { claimPidFile } from '../topology/pid-file.ts';
+
+/** The fields of /proc/<pid>/stat after the command name (state first), or undefined (no /proc). */
+function procStat(pid: number): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/** When a process started (Linux: field 22 of /proc/<pid>/stat), to tell it from a reused pid. */
+const startedAt = (pid: number): string | undefined => procStat(pid)?.[19];
+
+/** Whether the process that wrote a claim still runs (not a zombie, nor another that got its pid). */
+function holds(pid: number, [started]: readonly string[]): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  const stat = procStat(pid);
+  if (stat === undefined) return true; // no /proc: a live pid is taken for the holder
+  return !/^[ZX]$/.test(stat[0] ?? '') && (!started || stat[19] === started);
+}
+
+/**
+ * Claims DATA_DIR (made owner-only if it does not exist) for this process: the claim goes when it
+ * exits. A file left by a process that no longer runs (killed outright) is taken over. The
+ * problem, naming DATA_DIR and what to do, or undefined once claimed.
+ */
+export function claimPrivateDataDir(dataDir: string): string | undefined {
+  const dir = path.resolve(dataDir);
+  const failed = (what: string, err: unknown) =>
+    `DATA_DIR: ${dir} ${what} (${(err as Error).message}); give a directory this user can write, or one that can be made`;
+  try {
+    // Owner-only when made here: the AOF, the passwords and the admin key go in it.
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    return failed('cannot be made', err);
+  }
+  try {
+    const claim = claimPidFile(
+      path.join(dir, 'switchboard.pid'),
+      `${process.pid} ${startedAt(process.pid) ?? ''}\n`,
+      holds,
+    );
+    if (!('heldBy' in claim)) return undefined;
+    const pid = claim.heldBy;
+    return `DATA_DIR: ${dir} is in use by another Switchboard (pid ${pid}) that runs its private redis-server there; stop it first (kill ${pid}), give this one another DATA_DIR, or set REDIS_URL to use a Redis of your own`;
+  } catch (err) {
+    return failed('cannot be written', err);
+  }
+}
