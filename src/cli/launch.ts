@@ -96,6 +96,9 @@ if (args.help) {
   process.exit(0);
 }
 const str = (name: string) => args[name] as string | undefined;
+// An empty one would be the directory the launcher runs in, whatever that holds.
+if (str('data-dir')?.trim() === '')
+  fail('--data-dir must name a directory (got an empty value): leave it out for ./data/topology');
 const ctx = new LaunchContext({
   api: count(str('api'), 'api', 3, 1, 16),
   projectors: count(str('projectors'), 'projectors', 2, 1, 16),

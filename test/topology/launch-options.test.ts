@@ -78,6 +78,27 @@ describe('npm run topology: options that make no sense', () => {
     expect(r.code).toBe(2);
   }, 30_000);
 
+  it('refuses an empty data directory (it would be the directory the launcher runs in)', async () => {
+    const d = await tempDir('topology-options-empty');
+    dirs.push(d);
+    // Run from the temporary directory: before, the launch went ahead there.
+    const r = await new Promise<{ code: number | null; stderr: string }>((resolve) =>
+      execFile(
+        process.execPath,
+        [...launcherEntry(), '--no-vrrp', '--data-dir', '', ...ANY_PORTS],
+        { timeout: 20_000, killSignal: 'SIGINT', cwd: d.dir },
+        (err, _stdout, stderr) => {
+          const code = err ? ((err as { code?: number | null }).code ?? null) : 0;
+          resolve({ code: typeof code === 'number' ? code : null, stderr });
+        },
+      ),
+    );
+    expect(r.stderr).toMatch(/--data-dir must name a directory/);
+    expect(r.code, r.stderr).toBe(2);
+    for (const f of ['cluster', 'status.json', 'logs', 'launcher.pid'])
+      expect(existsSync(path.join(d.dir, f)), f).toBe(false);
+  }, 30_000);
+
   it('refuses counts of 0 and ports out of range, naming the option', async () => {
     const d = await tempDir('topology-options-range');
     dirs.push(d);
