@@ -1,7 +1,7 @@
 import { type AdminKeyOutcome, ensureAdminKey, logAdminKey, printAdminKey } from './app/admin-key.ts';
 import { type StartHooks, startSwitchboard } from './app/composition-root.ts';
 import { type Config, ConfigError, loadConfig } from './app/config.ts';
-import { claimPrivateDataDir } from './app/data-dir.ts';
+import { archiveDirProblem, claimPrivateDataDir } from './app/data-dir.ts';
 import { createLogger } from './app/logger.ts';
 
 /** The main command: every role in one process unless ROLES says otherwise. */
@@ -19,6 +19,13 @@ async function main(): Promise<void> {
   // Without a Redis configured, DATA_DIR holds the private redis-server's AOF: one process at a time.
   if (config.redisUrl === undefined && config.redisClusterNodes.length === 0) {
     const problem = claimPrivateDataDir(config.dataDir);
+    if (problem !== undefined) {
+      process.stderr.write(`switchboard: could not start: ${problem}\n`);
+      process.exit(1);
+    }
+  }
+  if (config.roles.includes('archiver')) {
+    const problem = archiveDirProblem(config.archiveDir);
     if (problem !== undefined) {
       process.stderr.write(`switchboard: could not start: ${problem}\n`);
       process.exit(1);

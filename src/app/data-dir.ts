@@ -5,7 +5,7 @@
  * same files) and, on its stop, remove the first's private-redis.json, where the tools find the
  * running Redis.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { claimPidFile } from '../topology/pid-file.ts';
 
@@ -60,5 +60,21 @@ export function claimPrivateDataDir(dataDir: string): string | undefined {
     return `DATA_DIR: ${dir} is in use by another Switchboard (pid ${pid}) that runs its private redis-server there; stop it first (kill ${pid}), give this one another DATA_DIR, or set REDIS_URL to use a Redis of your own`;
   } catch (err) {
     return failed('cannot be written', err);
+  }
+}
+
+/**
+ * With the archiver role, ARCHIVE_DIR made (owner-only, as the archive makes its folders) at start:
+ * one that cannot be (a file where a folder must be) is the problem naming ARCHIVE_DIR, where the
+ * archiver would start and retry its passes for ever with warnings only.
+ */
+export function archiveDirProblem(archiveDir: string): string | undefined {
+  const dir = path.resolve(archiveDir);
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    accessSync(dir, constants.W_OK);
+    return undefined;
+  } catch (err) {
+    return `ARCHIVE_DIR: ${dir} cannot be made or written (${(err as Error).message}); give a directory this user can write (by default DATA_DIR/archive)`;
   }
 }

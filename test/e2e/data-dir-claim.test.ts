@@ -20,6 +20,7 @@ import {
   type SwitchboardProcess,
   startProcess,
 } from '../support/processes.ts';
+import { startTestRedis } from '../support/redis.ts';
 import { waitFor } from '../support/wait.ts';
 
 const ROLES = 'api,projector,dispatcher';
@@ -122,5 +123,31 @@ describe('the main command and its DATA_DIR', () => {
       /^switchboard: could not start: DATA_DIR: .*not-a-directory\/data cannot be made/m,
     );
     expect(stderrOf(sb)).not.toMatch(/^\s+at /m);
+  }, 40_000);
+
+  it('names ARCHIVE_DIR when the archiver cannot make it: exit 1, where the archiver used to retry for ever', async () => {
+    const parent = await mkdtemp(path.join(os.tmpdir(), 'sb-claim-archive-'));
+    dirs.push(parent);
+    const file = path.join(parent, 'not-a-directory');
+    writeFileSync(file, 'a file\n');
+    const redis = await startTestRedis();
+    try {
+      const sb = await startProcess({
+        roles: 'archiver',
+        redis,
+        env: { ARCHIVE_DIR: path.join(file, 'archive'), DATA_DIR: parent },
+        waitReady: false,
+        name: 'archiver',
+      });
+      const code = await exitWithin(sb, 20_000);
+      await sb.stop();
+      expect(code, sb.logText()).toBe(1);
+      expect(stderrOf(sb)).toMatch(
+        /^switchboard: could not start: ARCHIVE_DIR: .*not-a-directory\/archive cannot be made or written \(ENOTDIR/m,
+      );
+      expect(stderrOf(sb)).not.toMatch(/^\s+at /m);
+    } finally {
+      await redis.stop();
+    }
   }, 40_000);
 });
