@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { globalKeys, workspaceKeys } from '../adapters/redis/keys.ts';
 import { luaScript, type RedisClient, runLua } from '../adapters/redis/scripts.ts';
+import { redisClockOffset } from './dispatcher.ts';
 
 /**
  * Workspace leases for dispatchers: each workspace is served by one dispatcher at a time. A lease
@@ -23,7 +24,7 @@ export interface LeaseHolder {
   readonly role: string;
   /** The lease key of a workspace (in its slot). */
   readonly key: (workspace: string) => string;
-  /** Zset of the live holders, scored by their last renewal. */
+  /** Zset of the live holders, scored by their last renewal (Redis's clock, ms). */
   readonly registry: string;
 }
 
@@ -46,6 +47,13 @@ export class LeaseKeeper {
   private readonly adopted = new Set<string>();
 
   private readonly holder: LeaseHolder;
+  /**
+   * Redis's clock minus this host's, ms (undefined until read): the registry is scored by Redis's
+   * clock, as the API instances' heartbeats are. By each host's own, a host ahead by more than a
+   * lease lifetime pruned every other holder's entry and counted itself alone (its share: every
+   * workspace), and one behind had its entry pruned by the others.
+   */
+  private clockOffset: number | undefined;
 
   constructor(
     private readonly redis: RedisClient,
@@ -75,17 +83,27 @@ export class LeaseKeeper {
     const now = Date.now();
     let alive = 1;
     try {
+      // Read once before the first round; later rounds read Redis's clock in their pipeline.
+      if (this.clockOffset === undefined)
+        this.clockOffset = await redisClockOffset(this.redis, this.holder.registry);
       // Best effort: the registry of live dispatchers only shapes the fair share. One key: one
-      // round trip (a Redis that does not answer costs one command timeout, not three).
+      // round trip (a Redis that does not answer costs one command timeout, not three). TIME after
+      // the key's commands goes to the key's node (its clock).
+      const at = Date.now() + this.clockOffset;
+      const sent = Date.now();
       const reply = await this.redis
         .pipeline()
-        .zadd(this.holder.registry, now, this.owner)
-        .zremrangebyscore(this.holder.registry, 0, now - this.opts.ttlMs)
+        .zadd(this.holder.registry, at, this.owner)
+        .zremrangebyscore(this.holder.registry, 0, at - this.opts.ttlMs)
         .zcard(this.holder.registry)
+        .time()
         .exec();
       const failed = reply?.find(([err]) => err)?.[0];
       if (!reply || failed) throw failed ?? new Error('no reply');
       alive = Math.max(1, Number(reply[2]?.[1]));
+      const [s, us] = (reply[3]?.[1] ?? []) as string[];
+      const offset = Number(s) * 1000 + Math.floor(Number(us) / 1000) - (sent + Date.now()) / 2;
+      if (Number.isFinite(offset)) this.clockOffset = offset;
     } catch (err) {
       this.log.warn(
         { err: (err as Error).message },
