@@ -202,6 +202,27 @@ describe('the dispatcher on METRICS_PORT', () => {
   });
 });
 
+describe('a standby dispatcher on METRICS_PORT', () => {
+  it('reports no workspace while it serves none (docs/METRICS.md), not the recently active ones', async () => {
+    // A second dispatcher for the same workspaces: the first holds their leases, so it serves none
+    // (its next round, which could take one the first lets go, is 10 s after its first).
+    const standby = await startSwitchboard(
+      env({ ROLES: 'dispatcher', METRICS_PORT: '0', LEASE_TTL_MS: '30000' }),
+      log,
+    );
+    try {
+      await ok('/agents', { id: 'standby-probe', skills: ['probe'] }); // WS active in the last hour
+      const s = await scrape(standby.metricsUrl!);
+      expect(s.series('switchboard_workspace_up')).toEqual([]);
+      expect(s.series('switchboard_workspace_queued_contacts')).toEqual([]);
+      // The API-only instance reports the active ones, WS among them.
+      expect((await scrape(b.url!)).value(`switchboard_workspace_up{${w}}`)).toBe(1);
+    } finally {
+      await standby.stop();
+    }
+  });
+});
+
 describe('queues, counters, lag, subscribers and 202s', () => {
   it('queue depth and longest wait; abandons and expirations as counters', async () => {
     await ok('/contacts', { id: 'q1', skills: ['nobody'] });

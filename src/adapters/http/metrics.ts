@@ -132,7 +132,9 @@ export async function metricsText(m: Metrics, redis: RedisClient, r: WorkerRepor
   if (r.projectorApplied !== undefined) setCounter(m.projected, r.projectorApplied);
   if (r.dispatcherAssignments !== undefined) setCounter(m.assignments, r.dispatcherAssignments);
   if (r.subscribers) setSubscribers(m.subscribers, r.subscribers);
-  await refreshWorkspaceMetrics(m.workspaces, redis, r.workspaces);
+  // Projector or dispatcher loops run here (their counts are reported): theirs, even none.
+  const loops = r.projectorApplied !== undefined || r.dispatcherAssignments !== undefined;
+  await refreshWorkspaceMetrics(m.workspaces, redis, r.workspaces, undefined, loops);
   return m.registry.metrics();
 }
 

@@ -180,13 +180,18 @@ export function createWorkspaceMetrics(registry: Registry) {
 
 export type WorkspaceMetrics = ReturnType<typeof createWorkspaceMetrics>;
 
-/** The workspaces to report: this process's workers' ones, or (an API-only instance) the recently active. */
+/**
+ * The workspaces to report: this process's workers' ones (`loops`: it has projector or dispatcher
+ * loops, which report what they serve, none while a standby), or (an API-only instance, or one
+ * whose workers serve none without those loops) the recently active.
+ */
 export async function metricWorkspaces(
   redis: RedisClient,
   served: readonly string[],
   now: number,
+  loops = false,
 ): Promise<string[]> {
-  if (served.length > 0) return [...new Set(served)].sort();
+  if (served.length > 0 || loops) return [...new Set(served)].sort();
   return (await redis.zrangebyscore(globalKeys.activeWorkspaces, now - ACTIVE_WINDOW_MS, '+inf')).sort();
 }
 
@@ -196,6 +201,7 @@ export async function refreshWorkspaceMetrics(
   redis: RedisClient,
   served: readonly string[],
   budgetMs = SCRAPE_BUDGET_MS,
+  loops = false,
 ): Promise<void> {
   const started = Date.now();
   const deadline = started + budgetMs;
@@ -205,7 +211,7 @@ export async function refreshWorkspaceMetrics(
     { stats: WorkspaceStats; lagS: number; lagCommands: number; waits: WaitCounts }
   >();
   try {
-    const all = await withinBudget(metricWorkspaces(redis, served, started), deadline);
+    const all = await withinBudget(metricWorkspaces(redis, served, started, loops), deadline);
     m.leftOut.set(Math.max(0, all.length - MAX_WORKSPACES));
     workspaces = all.slice(0, MAX_WORKSPACES);
   } catch {
