@@ -154,10 +154,19 @@ export class LeaseKeeper {
             this.held.delete(ws);
             this.adopted.delete(ws);
             lost.push(ws);
-            this.log.warn(
-              { workspace: ws },
-              `${this.holder.role} lease lost; another ${this.holder.role} serves this workspace now`,
-            );
+            // Who holds it now (read only when a renewal fails): nobody when it lapsed (this
+            // process or Redis paused past its lifetime), and this round takes it again if free.
+            const holder = await this.redis.get(this.holder.key(ws)).catch(() => undefined);
+            if (holder === null)
+              this.log.warn(
+                { workspace: ws, ttlMs: this.opts.ttlMs },
+                `${this.holder.role} lease lapsed before it was renewed (this process or Redis paused longer than LEASE_TTL_MS); taking it again if no other ${this.holder.role} has`,
+              );
+            else
+              this.log.warn(
+                { workspace: ws, ...(holder !== undefined ? { holder } : {}) },
+                `${this.holder.role} lease lost; another ${this.holder.role} serves this workspace now`,
+              );
           }
         } catch (err) {
           this.log.warn(

@@ -135,6 +135,31 @@ describe('dispatcher leases', () => {
         .catch(() => {});
     }
   });
+
+  it('a lease that lapsed says so, and one another holder took names it: never "another serves" for a lapse', async () => {
+    const run = Date.now().toString(36);
+    const [lapsed, taken] = [`lapse-${run}-1`, `lapse-${run}-2`];
+    const lines: { msg: string; workspace?: string; holder?: string }[] = [];
+    const log = pino(
+      { level: 'warn' },
+      { write: (line: string) => void lines.push(JSON.parse(line) as { msg: string }) },
+    );
+    const keeper = new LeaseKeeper(suite.redis, `k-${run}`, log, { ttlMs: 60_000, renewEveryMs: 20_000 });
+    await keeper.tick([lapsed, taken]);
+    expect(keeper.holds(lapsed) && keeper.holds(taken)).toBe(true);
+    // One lapses (its process or Redis paused past its lifetime); another holder takes the other.
+    await suite.redis.del(workspaceKeys(lapsed).lease);
+    await suite.redis.set(workspaceKeys(taken).lease, `other-${run}`);
+    await keeper.tick([lapsed, taken]);
+    const said = (ws: string) => lines.find((l) => l.workspace === ws);
+    expect(said(lapsed)?.msg).toMatch(/lease lapsed before it was renewed/);
+    expect(said(lapsed)?.msg).not.toMatch(/another/);
+    expect(said(taken)?.msg).toMatch(/lease lost; another dispatcher serves this workspace now/);
+    expect(said(taken)?.holder).toBe(`other-${run}`);
+    // The lapsed one, free, is taken again in that round.
+    expect(keeper.holds(lapsed)).toBe(true);
+    await keeper.releaseAll();
+  });
 });
 
 async function waitUntilStopped(running: () => boolean): Promise<void> {
