@@ -249,6 +249,13 @@ function apply(e) {
     case 'ContactTransferred':
       mark(d.contactId, d.fromAgentId, 'transferred');
       break;
+    // An offer withdrawn as its contact left (no AssignmentRejected follows): `agentId` names the
+    // agent it was offered to. Without one the contact left the queue, and no offer was open.
+    case 'ContactAbandoned':
+    case 'ContactExpired':
+      if (d.agentId !== undefined)
+        mark(d.contactId, d.agentId, e.type === 'ContactAbandoned' ? 'abandoned' : 'timed out');
+      break;
   }
 }
 
@@ -407,6 +414,8 @@ const tagClass = (status) =>
     rejected: 'st-wrapup',
     expired: 'st-wrapup',
     transferred: 'st-wrapup',
+    abandoned: 'st-away',
+    'timed out': 'st-away',
   })[status] ?? 'dim';
 
 function sample() {

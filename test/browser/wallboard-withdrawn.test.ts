@@ -1,0 +1,107 @@
+/**
+ * The wallboard's assignments when an offer is withdrawn because its contact left: abandoned by the
+ * customer (`ContactAbandoned` with the `agentId` it was offered to) or past its maximum wait
+ * (`ContactExpired` with `agentId`). No `AssignmentRejected` follows either: the row must say what
+ * happened, not go on reading "offered" for an offer that no longer exists. Debian's headless
+ * Chromium (playwright-core) against Switchboard in-process with API keys on.
+ */
+import { existsSync } from 'node:fs';
+import { pino } from 'pino';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { SwitchboardClient } from 'switchboard/client';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createApiKey } from '../../src/adapters/redis/api-keys.ts';
+import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
+import { loadConfig } from '../../src/app/config.ts';
+import { projectorReady } from '../support/projector.ts';
+import { startTestRedis, type TestRedis } from '../support/redis.ts';
+
+const CHROMIUM = process.env.SWITCHBOARD_CHROMIUM ?? '/usr/bin/chromium';
+const WS = 'withdrawn';
+
+let redis: TestRedis;
+let sb: Running;
+let browser: Browser;
+let admin: SwitchboardClient;
+let supervisorKey = '';
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`Chromium is not installed (${CHROMIUM} is missing)`);
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--disable-gpu',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+    ],
+  });
+  redis = await startTestRedis();
+  sb = await startSwitchboard(
+    loadConfig({
+      ...redis.env,
+      AUTH: 'on',
+      HOST: '127.0.0.1',
+      PORT: '0',
+      LOG_LEVEL: 'silent',
+      ROLES: 'api,projector,dispatcher',
+      WORKSPACES: WS,
+      DISCOVER_WORKSPACES: 'false',
+      RATE_LIMIT: 'off',
+      WS_MAX_PER_KEY: 'off',
+    }),
+    pino({ level: 'silent' }),
+  );
+  await projectorReady(sb.redis, [WS]);
+  const adminKey = (await createApiKey(sb.redis, { workspace: WS, role: 'admin', name: 'admin' })).key;
+  supervisorKey = (await createApiKey(sb.redis, { workspace: WS, role: 'supervisor', name: 'sup' })).key;
+  admin = new SwitchboardClient({ url: sb.url!, workspace: WS, key: adminKey, retries: 0 });
+  await admin.putSettings({ offerTimeoutMs: 60_000 });
+  await admin.registerAgent({ id: 'ann', skills: ['Billing'] });
+  await admin.setAgentState('ann', 'available');
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await sb?.stop();
+  await redis?.stop();
+});
+
+async function statusOf(page: Page, contactId: string, want: string): Promise<void> {
+  const sel = `#feed li[data-contact="${contactId}"]`;
+  await page
+    .waitForFunction(([s, w]) => document.querySelector(s!)?.getAttribute('data-status') === w, [sel, want], {
+      timeout: 10_000,
+    })
+    .catch(async () => {
+      const seen = await page.evaluate((s) => document.querySelector(s)?.getAttribute('data-status'), sel);
+      throw new Error(`${sel} should be ${want}, is ${JSON.stringify(seen)}`);
+    });
+}
+
+it('an offer withdrawn as its contact leaves (abandoned, or past its maximum wait) is no longer shown as offered', async () => {
+  const page = await (await browser.newContext()).newPage();
+  page.on('pageerror', (err) => {
+    throw new Error(`script error: ${err.message}`);
+  });
+  await page.goto(`${sb.url}/`);
+  await page.waitForSelector('#signin:not([hidden])');
+  await page.fill('#signin-ws', WS);
+  await page.fill('#signin-key', supervisorKey);
+  await page.click('#signin button[type=submit]');
+  await page.waitForFunction(() => document.getElementById('live')?.textContent === 'live');
+
+  // Offered to Ann; the customer hangs up before she answers.
+  await admin.queueContact({ id: 'gone', skills: ['Billing'] });
+  await statusOf(page, 'gone', 'offered');
+  await admin.abandonContact('gone');
+  await statusOf(page, 'gone', 'abandoned');
+
+  // Offered to Ann, then past its maximum wait (1 s) before she answers.
+  await admin.queueContact({ id: 'late', skills: ['Billing'], maxWaitMs: 1000 });
+  await statusOf(page, 'late', 'offered');
+  await statusOf(page, 'late', 'timed out');
+  expect(await page.textContent('#feed li[data-contact="late"] .tag')).toBe('timed out');
+  await page.close();
+});
