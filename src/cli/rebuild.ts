@@ -6,10 +6,11 @@
  *
  * Exit codes: 0 the same, 1 differences, 2 bad arguments (or no such workspace), 3 the rebuild
  * could not run (Redis unreachable or refusing the read, an error while reading, or a workspace
- * that kept changing).
+ * that kept changing), 130 interrupted (SIGINT or SIGTERM: it stops, removes its shadow unless
+ * --keep-shadow and hands it back, so the next rebuild runs at once; a second signal exits at once).
  */
 import { DiskArchive } from '../archive/store.ts';
-import { RebuildBusyError, type RebuildReport, rebuildWorkspace } from './rebuild/rebuild.ts';
+import { RebuildBusyError, type RebuildReport, rebuildWorkspace, shadowOf } from './rebuild/rebuild.ts';
 import { archiveDirOf, failureOf, parseRedisTarget, reachRedis, workspaceOption } from './redis-target.ts';
 import { OptionChecker, parseOrUsage, runCommand } from './sim/options.ts';
 
@@ -34,7 +35,8 @@ The shadow is removed afterwards.
   --json                   print one JSON object (the report and the first ${SHOWN} differences)
   --help                   this text
 
-Exit codes: 0 the same, 1 differences, 2 bad arguments, 3 the rebuild could not run.
+Exit codes: 0 the same, 1 differences, 2 bad arguments, 3 the rebuild could not run, 130
+interrupted (Ctrl-C: the shadow is removed first, unless --keep-shadow; a second Ctrl-C does not wait).
 `;
 
 function format(r: RebuildReport, label: string): string {
@@ -80,10 +82,24 @@ async function main(): Promise<number> {
 
   const redis = await reachRedis('rebuild', parsed, 60_000, workspace);
   if (typeof redis === 'number') return redis;
+  // An interrupt stops the rebuild between two batches, and its shadow (a copy of the log) is
+  // removed and handed back before the exit: killed outright, it was left in Redis, held, and the
+  // next rebuild was refused as if another were running. A second interrupt exits at once.
+  const interrupt = new AbortController();
+  const onSignal = () => {
+    if (interrupt.signal.aborted) process.exit(130);
+    process.stderr.write(
+      `rebuild: interrupted; ${values['keep-shadow'] ? 'keeping' : 'removing'} the shadow (interrupt again to exit at once)\n`,
+    );
+    interrupt.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
     const report = await rebuildWorkspace(redis, workspace, {
       keepShadow: values['keep-shadow'] ?? false,
       archive: new DiskArchive(archiveDir),
+      signal: interrupt.signal,
     });
     process.stdout.write(
       values.json
@@ -93,6 +109,13 @@ async function main(): Promise<number> {
     if (report.differenceCount > 0) return 1;
     return report.compared ? 0 : 3;
   } catch (err) {
+    // The interrupt itself (the shadow dropped meanwhile); a failure while dropping it is named below.
+    if (interrupt.signal.aborted && err === interrupt.signal.reason) {
+      process.stderr.write(
+        `rebuild: interrupted: nothing compared; ${values['keep-shadow'] ? `the shadow kept (sb:{${shadowOf(workspace)}}:*)` : 'the shadow removed'}\n`,
+      );
+      return 130;
+    }
     const why = err instanceof RebuildBusyError ? err.message : failureOf(err);
     process.stderr.write(`rebuild: the rebuild could not run: ${why}\n`);
     return 3;

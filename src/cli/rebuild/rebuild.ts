@@ -22,7 +22,7 @@ import { before, type LogStream } from '../../archive/segment.ts';
 import type { ArchiveStore } from '../../archive/store.ts';
 import { firedAfter, firedWhenDue } from '../../audit/read.ts';
 import { defaultDispatcherOptions, dispatchStep } from '../../dispatcher/dispatcher.ts';
-import { ensureGroup, projectPending } from '../../projections/projector.ts';
+import { defaultProjectorOptions, ensureGroup, projectPending } from '../../projections/projector.ts';
 
 /** One stream's entries in order, page by page, up to a bound (archive and stream alike). */
 export interface PageSource {
@@ -156,6 +156,7 @@ class Replay {
     private readonly shadow: string,
     sources: LogSources,
     private readonly differ: (d: Difference) => void,
+    private readonly signal?: AbortSignal,
   ) {
     this.commands = new Puller(sources('commands'));
     this.events = new Puller(sources('events'));
@@ -164,6 +165,7 @@ class Replay {
   async to(cut: Cut): Promise<void> {
     for await (const e of this.events.upTo(cut.lastEvent)) {
       if (field(e, 'type') !== 'AssignmentMade') continue;
+      this.signal?.throwIfAborted();
       const env = JSON.parse(field(e, 'event') ?? '{}') as {
         data?: { contactId?: string; agentId?: string; assignedAt?: string };
         meta?: { basedOn?: string };
@@ -187,11 +189,23 @@ class Replay {
       this.commandCount++;
       if (++n % 1000 === 0) {
         await copied(batch.exec());
+        // Between batches: an interrupted rebuild stops here (its shadow is then dropped).
+        this.signal?.throwIfAborted();
         batch = this.redis.pipeline();
       }
     }
     if (n % 1000 !== 0) await copied(batch.exec());
-    if (n > 0) await projectPending(this.redis, this.shadow);
+    this.signal?.throwIfAborted();
+    // Between the projector's steps too: one apply may take the whole log.
+    const signal = this.signal;
+    if (n > 0)
+      await projectPending(
+        this.redis,
+        this.shadow,
+        [],
+        defaultProjectorOptions,
+        signal ? async () => signal.throwIfAborted() : undefined,
+      );
   }
 
   /** One decision of the dispatcher's step, at the time of the live one; it must be the same. */
@@ -361,6 +375,11 @@ export interface RebuildOptions {
   readonly keepShadow?: boolean;
   /** Differences kept in the report (default 100). */
   readonly shown?: number;
+  /**
+   * Stops the rebuild (an interrupt): it rejects with the signal's reason once the batch or the
+   * decision under way is done, its shadow dropped (unless `keepShadow`) and handed back.
+   */
+  readonly signal?: AbortSignal;
 }
 
 export function shadowOf(workspace: string): string {
@@ -427,13 +446,18 @@ async function rebuildHeld(
   await ensureGroup(redis, shadow);
   const chainBreak = (b: ChainBreak) =>
     decisions.add({ kind: 'archive', key: b.stream, member: b.position, live: b.message, rebuilt: null });
-  const replay = new Replay(redis, shadow, logSources(redis, workspace, opts.archive, chainBreak), (d) =>
-    decisions.add(d),
+  const replay = new Replay(
+    redis,
+    shadow,
+    logSources(redis, workspace, opts.archive, chainBreak),
+    (d) => decisions.add(d),
+    opts.signal,
   );
   let compared = false;
   try {
     let cut = await readCut(redis, workspace);
     for (let attempt = 1; attempt <= 3 && !compared; attempt++) {
+      opts.signal?.throwIfAborted();
       await replay.to(cut);
       state = new Collected(shown);
       await compareState(redis, workspace, shadow, replay.fired, (d) => state.add(d));
