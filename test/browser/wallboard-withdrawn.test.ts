@@ -6,21 +6,24 @@
  * Chromium (playwright-core) against Switchboard in-process with API keys on.
  */
 import { existsSync } from 'node:fs';
-import { pino } from 'pino';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { SwitchboardClient } from 'switchboard/client';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createApiKey } from '../../src/adapters/redis/api-keys.ts';
-import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
-import { loadConfig } from '../../src/app/config.ts';
-import { projectorReady } from '../support/projector.ts';
-import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { inProcessApi } from '../support/api.ts';
 
 const CHROMIUM = process.env.SWITCHBOARD_CHROMIUM ?? '/usr/bin/chromium';
 const WS = 'withdrawn';
 
-let redis: TestRedis;
-let sb: Running;
+const api = inProcessApi([WS], {
+  env: {
+    AUTH: 'on',
+    HOST: '127.0.0.1',
+    ROLES: 'api,projector,dispatcher',
+    RATE_LIMIT: 'off',
+    WS_MAX_PER_KEY: 'off',
+  },
+});
 let browser: Browser;
 let admin: SwitchboardClient;
 let supervisorKey = '';
@@ -37,26 +40,11 @@ beforeAll(async () => {
       '--disable-component-update',
     ],
   });
-  redis = await startTestRedis();
-  sb = await startSwitchboard(
-    loadConfig({
-      ...redis.env,
-      AUTH: 'on',
-      HOST: '127.0.0.1',
-      PORT: '0',
-      LOG_LEVEL: 'silent',
-      ROLES: 'api,projector,dispatcher',
-      WORKSPACES: WS,
-      DISCOVER_WORKSPACES: 'false',
-      RATE_LIMIT: 'off',
-      WS_MAX_PER_KEY: 'off',
-    }),
-    pino({ level: 'silent' }),
-  );
-  await projectorReady(sb.redis, [WS]);
-  const adminKey = (await createApiKey(sb.redis, { workspace: WS, role: 'admin', name: 'admin' })).key;
-  supervisorKey = (await createApiKey(sb.redis, { workspace: WS, role: 'supervisor', name: 'sup' })).key;
-  admin = new SwitchboardClient({ url: sb.url!, workspace: WS, key: adminKey, retries: 0 });
+  const adminKey = (await createApiKey(api.running.redis, { workspace: WS, role: 'admin', name: 'admin' }))
+    .key;
+  supervisorKey = (await createApiKey(api.running.redis, { workspace: WS, role: 'supervisor', name: 'sup' }))
+    .key;
+  admin = new SwitchboardClient({ url: api.running.url!, workspace: WS, key: adminKey, retries: 0 });
   await admin.putSettings({ offerTimeoutMs: 60_000 });
   await admin.registerAgent({ id: 'ann', skills: ['Billing'] });
   await admin.setAgentState('ann', 'available');
@@ -64,8 +52,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
-  await sb?.stop();
-  await redis?.stop();
 });
 
 async function statusOf(page: Page, contactId: string, want: string): Promise<void> {
@@ -85,7 +71,7 @@ it('an offer withdrawn as its contact leaves (abandoned, or past its maximum wai
   page.on('pageerror', (err) => {
     throw new Error(`script error: ${err.message}`);
   });
-  await page.goto(`${sb.url}/`);
+  await page.goto(`${api.running.url}/`);
   await page.waitForSelector('#signin:not([hidden])');
   await page.fill('#signin-ws', WS);
   await page.fill('#signin-key', supervisorKey);
