@@ -52,7 +52,7 @@ describe('a base URL fetch cannot call', () => {
       expect(err, what).not.toBeInstanceOf(SwitchboardError);
       expect(err.message, what).toContain(`"${urls.failover?.[0] ?? urls.url}"`);
       expect(err.message, what).toMatch(/http:\/\/ or https:\/\//);
-      expect(Date.now() - started, what).toBeLessThan(150);
+      expect(Date.now() - started, what).toBeLessThan(1000); // four retries would take 3 s
       expect(sent, what).toEqual([]);
       expect(retried, what).toEqual([]);
     }
@@ -77,14 +77,14 @@ describe('the live feed on such a URL', () => {
             () => new Error('opened'),
             (e: unknown) => e as Error,
           ),
-          sleep(1000).then(() => new Error(`still trying after 1 s, ${errors.length} failures told`)),
+          sleep(3000).then(() => new Error(`still trying after 3 s, ${errors.length} failures told`)),
         ]);
         expect(err, what).toBeInstanceOf(TypeError);
         expect(err.message, what).toContain(`"${hostPort}"`);
         await sub.ended;
         expect(errors, what).toHaveLength(1);
         expect(sub.reconnects, what).toBe(0);
-        expect(Date.now() - started, what).toBeLessThan(1000);
+        expect(Date.now() - started, what).toBeLessThan(3000);
       } finally {
         sub.close();
       }
