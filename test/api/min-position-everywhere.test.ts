@@ -115,7 +115,7 @@ describe('minPosition waits leave nothing behind', () => {
     // projector step starts 0 - 3 ms after the query, so the queries meet it at every point.
     const tails = bare.api!.deps.tails;
     let held = 0;
-    for (let n = 0; n < 40; n++) {
+    for (let n = 0; n < 25; n++) {
       const queued = await bareCall('POST', '/contacts', { id: `race-${n}`, skills: ['Billing'] });
       expect(queued.status).toBe(202);
       const [answer] = await Promise.all([

@@ -19,7 +19,7 @@ import { runCli } from './run-cli.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** Enough commands for the replay to take a few seconds, so the signal lands in the middle of it. */
-const COMMANDS = 60_000;
+const COMMANDS = 20_000;
 
 describe('rebuild, interrupted', () => {
   const suite = suiteRedis();
