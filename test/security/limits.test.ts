@@ -226,6 +226,13 @@ describe('limits', () => {
       instance({ WS_MAX_PER_KEY: '3', WS_MAX_PER_INSTANCE: 'off' }),
       instance({ WS_MAX_PER_KEY: '3', WS_MAX_PER_INSTANCE: 'off' }),
     ]);
+    // The count lets sockets through while an instance does not see Redis (its first PING, or one
+    // a loaded machine answers after a second): both must see it first.
+    const seeRedis = async () =>
+      (await Promise.all([a, b].map((r) => fetch(`${r.url}/health`).then((res) => res.status)))).every(
+        (st) => st === 200,
+      );
+    await waitFor('both instances to see Redis', seeRedis);
     const open: WebSocket[] = [];
     try {
       for (const url of [a.url!, b.url!, a.url!]) {
@@ -235,7 +242,8 @@ describe('limits', () => {
       }
       for (const url of [a.url!, b.url!]) {
         const r = await openLive(url);
-        if ('socket' in r) throw new Error('a fourth socket opened');
+        if ('socket' in r)
+          throw new Error(`a fourth socket opened (both instances see Redis now: ${await seeRedis()})`);
         expect(r.status).toBe(429);
         expectProblem(r, 'too-many-websockets');
       }
