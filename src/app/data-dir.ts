@@ -7,6 +7,7 @@
  */
 import { accessSync, constants, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { processExists } from '../topology/child-processes.ts';
 import { claimPidFile } from '../topology/pid-file.ts';
 
 /** The fields of /proc/<pid>/stat after the command name (state first), or undefined (no /proc). */
@@ -24,11 +25,7 @@ const startedAt = (pid: number): string | undefined => procStat(pid)?.[19];
 
 /** Whether the process that wrote a claim still runs (not a zombie, nor another that got its pid). */
 function holds(pid: number, [started]: readonly string[]): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
+  if (!processExists(pid)) return false;
   const stat = procStat(pid);
   if (stat === undefined) return true; // no /proc: a live pid is taken for the holder
   return !/^[ZX]$/.test(stat[0] ?? '') && (!started || stat[19] === started);

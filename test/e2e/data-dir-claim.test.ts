@@ -57,6 +57,24 @@ const stderrOf = (sb: SwitchboardProcess) =>
     .map((l) => l.slice(l.indexOf(' err] ') + 6))
     .join('\n');
 
+/** A file `not-a-directory` in a new temporary folder: where a directory must be, a file. */
+async function aFile(prefix: string): Promise<string> {
+  const parent = await mkdtemp(path.join(os.tmpdir(), prefix));
+  dirs.push(parent);
+  const file = path.join(parent, 'not-a-directory');
+  writeFileSync(file, 'a file\n');
+  return file;
+}
+
+/** The start ends with exit 1 and one line on stderr matching `message`, no stack trace. */
+async function expectStartRefused(sb: SwitchboardProcess, message: RegExp): Promise<void> {
+  const code = await exitWithin(sb, 20_000);
+  await sb.stop();
+  expect(code, sb.logText()).toBe(1);
+  expect(stderrOf(sb)).toMatch(message);
+  expect(stderrOf(sb)).not.toMatch(/^\s+at /m);
+}
+
 describe('the main command and its DATA_DIR', () => {
   it('refuses a second start on a DATA_DIR whose private redis-server runs, naming DATA_DIR and the pid: exit 1, the first untouched; the claim goes with the first, even killed outright', async () => {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'sb-claim-'));
@@ -106,46 +124,34 @@ describe('the main command and its DATA_DIR', () => {
   }, 120_000);
 
   it('names DATA_DIR when it cannot be made (a file where a directory must be): exit 1, no stack trace', async () => {
-    const parent = await mkdtemp(path.join(os.tmpdir(), 'sb-claim-file-'));
-    dirs.push(parent);
-    const file = path.join(parent, 'not-a-directory');
-    writeFileSync(file, 'a file\n');
+    const file = await aFile('sb-claim-file-');
     const sb = await startProcess({
       roles: ROLES,
       env: { DATA_DIR: path.join(file, 'data') },
       waitReady: false,
       name: 'unmakeable',
     });
-    const code = await exitWithin(sb, 20_000);
-    await sb.stop();
-    expect(code, sb.logText()).toBe(1);
-    expect(stderrOf(sb)).toMatch(
+    await expectStartRefused(
+      sb,
       /^switchboard: could not start: DATA_DIR: .*not-a-directory\/data cannot be made/m,
     );
-    expect(stderrOf(sb)).not.toMatch(/^\s+at /m);
   }, 40_000);
 
   it('names ARCHIVE_DIR when the archiver cannot make it: exit 1, where the archiver used to retry for ever', async () => {
-    const parent = await mkdtemp(path.join(os.tmpdir(), 'sb-claim-archive-'));
-    dirs.push(parent);
-    const file = path.join(parent, 'not-a-directory');
-    writeFileSync(file, 'a file\n');
+    const file = await aFile('sb-claim-archive-');
     const redis = await startTestRedis();
     try {
       const sb = await startProcess({
         roles: 'archiver',
         redis,
-        env: { ARCHIVE_DIR: path.join(file, 'archive'), DATA_DIR: parent },
+        env: { ARCHIVE_DIR: path.join(file, 'archive'), DATA_DIR: path.dirname(file) },
         waitReady: false,
         name: 'archiver',
       });
-      const code = await exitWithin(sb, 20_000);
-      await sb.stop();
-      expect(code, sb.logText()).toBe(1);
-      expect(stderrOf(sb)).toMatch(
+      await expectStartRefused(
+        sb,
         /^switchboard: could not start: ARCHIVE_DIR: .*not-a-directory\/archive cannot be made or written \(ENOTDIR/m,
       );
-      expect(stderrOf(sb)).not.toMatch(/^\s+at /m);
     } finally {
       await redis.stop();
     }
