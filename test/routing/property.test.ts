@@ -1148,15 +1148,15 @@ describe('Redis routing agrees with the model and the oracle', () => {
     Number(process.env[name] ?? (full ? Math.max(single, 100) : cluster ? onCluster : single));
   // A full run takes several times the CI size's time.
   const timeoutMs = (ci: number) => (full ? 10 * ci : ci);
-  const smallRuns = Number(process.env.PROPERTY_SMALL_RUNS ?? (full ? 600 : cluster ? 40 : 200));
+  const smallRuns = Number(process.env.PROPERTY_SMALL_RUNS ?? (full ? 600 : cluster ? 40 : 150));
   /** A family's fast-check options: its count, and <NAME>_SEED and <NAME>_NO_SHRINK to replay a failure. */
   const familyRun = (name: string, numRuns: number) => ({
     numRuns,
     ...(process.env[`${name}_SEED`] ? { seed: Number(process.env[`${name}_SEED`]) } : {}),
     ...(process.env[`${name}_NO_SHRINK`] ? { endOnFailure: true } : {}),
   });
-  const backlogRuns = runsOf('BACKLOG_RUNS', 60, 15);
-  const largeRuns = runsOf('LARGE_RUNS', 20, 5);
+  const backlogRuns = runsOf('BACKLOG_RUNS', 45, 15);
+  const largeRuns = runsOf('LARGE_RUNS', 15, 5);
   it(
     `${smallRuns} random small scenarios, ${backlogRuns} with a backlog and ${largeRuns} with over a hundred agents`,
     async () => {
@@ -1181,7 +1181,7 @@ describe('Redis routing agrees with the model and the oracle', () => {
     timeoutMs(180_000),
   );
 
-  const channelRuns = runsOf('CHANNEL_RUNS', 40, 10);
+  const channelRuns = runsOf('CHANNEL_RUNS', 30, 10);
   it(
     `${channelRuns} scenarios of channels and proficiency: contacts on several channels needing minimum levels, agents with room per channel and levels, with the lifecycle`,
     async () => {
@@ -1204,7 +1204,7 @@ describe('Redis routing agrees with the model and the oracle', () => {
     timeoutMs(180_000),
   );
 
-  const policyRuns = runsOf('POLICY_RUNS', 40, 10);
+  const policyRuns = runsOf('POLICY_RUNS', 30, 10);
   it(
     `${policyRuns} scenarios of routing policy: priority aging, most-skilled and least-occupied selection, changed as they run, with levels, channels and the lifecycle`,
     async () => {
@@ -1242,7 +1242,7 @@ describe('Redis routing agrees with the model and the oracle', () => {
     timeoutMs(120_000),
   );
 
-  const lifecycleRuns = runsOf('LIFECYCLE_RUNS', 40, 10);
+  const lifecycleRuns = runsOf('LIFECYCLE_RUNS', 30, 10);
   it(
     `${lifecycleRuns} scenarios of the work lifecycle: offers answered, rejected and expired, wrap-ups, maximum waits`,
     async () => {
