@@ -58,6 +58,44 @@ function templateOf(path: string): string | undefined {
   );
 }
 
+/**
+ * The members of an answer its schema does not declare (`/intervals/0.queued`): a schema without
+ * `properties` (a free object) declares any; `additionalProperties` declares the rest.
+ */
+function undeclared(schema: Schema | undefined, value: unknown, at = ''): string[] {
+  if (!schema || value === null || typeof value !== 'object') return [];
+  const $ref = schema.$ref as string | undefined;
+  if ($ref) {
+    const name = $ref.slice($ref.lastIndexOf('/') + 1);
+    return undeclared((doc.components as { schemas: Record<string, Schema> }).schemas[name], value, at);
+  }
+  if (Array.isArray(schema.allOf)) {
+    const parts = (schema.allOf as Schema[]).map((s) => {
+      const r = s.$ref as string | undefined;
+      return r
+        ? (doc.components as { schemas: Record<string, Schema> }).schemas[r.slice(r.lastIndexOf('/') + 1)]!
+        : s;
+    });
+    const properties = Object.assign({}, ...parts.map((s) => s.properties ?? {}));
+    return undeclared({ type: 'object', properties }, value, at);
+  }
+  for (const k of ['oneOf', 'anyOf'] as const)
+    if (Array.isArray(schema[k])) {
+      const fits = (schema[k] as Schema[]).find((s) => validate(s)(value));
+      return fits ? undeclared(fits, value, at) : [];
+    }
+  if (Array.isArray(value))
+    return value.flatMap((v) => undeclared(schema.items as Schema | undefined, v, `${at}/*`));
+  const properties = schema.properties as Record<string, Schema> | undefined;
+  const extra = schema.additionalProperties as Schema | boolean | undefined;
+  if (!properties && extra === undefined) return [];
+  return Object.entries(value).flatMap(([k, v]) => {
+    const s = properties?.[k] ?? (typeof extra === 'object' ? extra : undefined);
+    if (s) return undeclared(s, v, `${at}/${k}`);
+    return [`${at}/${k}`];
+  });
+}
+
 let redis: TestRedis;
 let sb: Running;
 let app: FastifyInstance;
@@ -65,6 +103,8 @@ let admin: string;
 /** operationId → the statuses it answered. */
 const answered = new Map<string, Set<number>>();
 const problemsSeen: string[] = [];
+/** Members of answers their schema does not declare: `<request> <member>`. */
+const undeclaredSeen = new Set<string>();
 
 interface Sent {
   readonly status: number;
@@ -110,6 +150,8 @@ async function call(
       if (schema) {
         const v = validate(schema);
         expect(v(body), `${what}: ${JSON.stringify(v.errors)}`).toBe(true);
+        for (const member of undeclared(schema, body))
+          undeclaredSeen.add(`${method.toUpperCase()} ${template} ${res.statusCode} ${member}`);
       }
       if (media === 'application/problem+json') {
         const type = (body as { type: string }).type;
@@ -302,5 +344,110 @@ describe('the OpenAPI document against real answers', () => {
     const live = doc.paths['/v1/workspaces/{ws}/events/live']!.get!.responses;
     for (const status of ['409', '429', '503']) if (!live[status]) missing.push(`live ${status}`);
     expect(missing).toEqual([]);
+  });
+
+  it('the key and ticket routes document the 413 and 415 their bodies can answer', async () => {
+    const big = { name: 'x'.repeat(70_000) };
+    for (const [method, path] of [
+      ['post', '/keys'],
+      ['post', '/ws-tickets'],
+      ['delete', '/keys/0000000000000000'],
+    ] as const) {
+      const plain = await call(method, at(path), { body: 'x', headers: { 'content-type': 'text/plain' } });
+      expect(plain.status, `${method} ${path}`).toBe(415);
+      const large = await call(method, at(path), { body: big });
+      expect(large.status, `${method} ${path}`).toBe(413);
+    }
+  });
+
+  it('every refusal an operation documents is problem+json', () => {
+    const bare: string[] = [];
+    for (const [path, item] of Object.entries(doc.paths))
+      for (const [method, op] of Object.entries(item)) {
+        if (!METHODS.includes(method as (typeof METHODS)[number])) continue;
+        for (const [status, r] of Object.entries(op.responses))
+          if (Number(status) >= 400 && !r.content?.['application/problem+json'])
+            bare.push(`${method} ${path} ${status}`);
+      }
+    expect(bare).toEqual([]);
+  });
+
+  it('the extensions docs/API.md gives problems are declared in Problem', () => {
+    const declared = Object.keys(openapi.components.schemas.Problem.properties);
+    // position-ahead's lastPosition, rate-limited's retryAfterMs, /health's 503 state.
+    for (const member of ['lastPosition', 'retryAfterMs', 'state']) expect(declared).toContain(member);
+  });
+
+  it("a query parameter's documented schema refuses what the server refuses, and takes what it takes", async () => {
+    // [operation path, parameter, value as sent, value as the schema reads it, taken by the server]
+    const from = new Date(Date.now() - 3_600_000).toISOString();
+    const range = `from=${from}&to=${new Date().toISOString()}`;
+    const cases: [string, string, string, unknown, boolean][] = [
+      ['/agents', 'skill', 'x', 'x', true],
+      ['/agents', 'skill', 'a%20b', 'a b', false],
+      ['/agents', 'skill', 'x'.repeat(65), 'x'.repeat(65), false],
+      ['/agents', 'skill', 'a%2Cb', 'a,b', false],
+      ['/agents', 'state', 'busy', 'busy', true],
+      ['/agents', 'state', 'gone', 'gone', false],
+      ['/agents', 'limit', '10000', 10_000, true],
+      ['/agents', 'limit', '10001', 10_001, false],
+      ['/agents', 'limit', '0', 0, false],
+      ['/events', 'limit', '1000', 1000, true],
+      ['/events', 'limit', '1001', 1001, false],
+      ['/events', 'after', '0-0', '0-0', true],
+      ['/events', 'after', '12', '12', false],
+      ['/stats', 'serviceLevelMs', '86400000', 86_400_000, true],
+      ['/stats', 'serviceLevelMs', '86400001', 86_400_001, false],
+      [`/stats/intervals?${range}`, 'serviceLevelMs', '1', 1, true],
+      [`/stats/intervals?${range}`, 'serviceLevelMs', '0', 0, false],
+      [`/stats/intervals?${range}`, 'source', 'log', 'log', true],
+      [`/stats/intervals?${range}`, 'source', 'live', 'live', false],
+    ];
+    const wrong: string[] = [];
+    for (const [path, name, sent, read, taken] of cases) {
+      const r = await call('get', at(`${path}${path.includes('?') ? '&' : '?'}${name}=${sent}`));
+      const template = templateOf(at(path))!;
+      const params = (
+        doc.paths[template]!.get as unknown as { parameters: { name: string; schema: Schema }[] }
+      ).parameters;
+      const schema = params.find((p) => p.name === name)!.schema;
+      const says = `${path.split('?')[0]} ${name}=${sent}`;
+      if ((r.status !== 400) !== taken) wrong.push(`${says}: the server answered ${r.status}`);
+      if (validate(schema)(read) !== taken)
+        wrong.push(`${says}: the document's schema ${taken ? 'refuses' : 'takes'} it`);
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  it('every file the pages and /docs link to is in the document, with the media type it is served as', async () => {
+    const missing: string[] = [];
+    for (const page of ['/', '/agent', '/docs']) {
+      const html = (await app.inject({ url: page })).body;
+      const links = [...html.matchAll(/(?:href|src)="(\/[^"]*)"/g)].map((m) => m[1]!);
+      expect(links.length, page).toBeGreaterThan(0);
+      for (const link of links) {
+        const r = await call('get', link, { key: null });
+        if (r.status !== 200) missing.push(`${page} → ${link}: ${r.status}`);
+      }
+    }
+    expect(missing).toEqual([]);
+  });
+
+  it('every open route documents the refusals any request meets first: a bad Host (400), the instance stopping (503)', async () => {
+    const open = Object.keys(doc.paths).filter((p) => !p.startsWith('/v1/'));
+    expect(open.length).toBeGreaterThan(10);
+    for (const path of open) {
+      // Answered before any route runs (server.ts's first onRequest hook), as is shutting-down.
+      const r = await call('get', path, { key: null, headers: { host: 'not a host' } });
+      expect(r.status, path).toBe(400);
+      expect((r.body as { type: string }).type).toBe('/problems/bad-request');
+      expect(doc.paths[path]!.get!.responses['503'], `${path} 503`).toBeDefined();
+    }
+  });
+
+  // Last: after the walks above, whose answers it looks through.
+  it('every member of every answer above is declared in its schema', () => {
+    expect(answered.size).toBeGreaterThan(0);
+    expect([...undeclaredSeen]).toEqual([]);
   });
 });

@@ -335,6 +335,7 @@ const PAGE_OPERATIONS = [
   'swaggerUiInitScript',
   'swaggerUiScript',
   'swaggerUiStyleSheet',
+  'swaggerUiIcon',
 ];
 
 describe('every operation', () => {
@@ -355,13 +356,13 @@ describe('every operation', () => {
       (o) => typeof (SwitchboardClient.prototype as unknown as Record<string, unknown>)[o.id] !== 'function',
     );
     expect(missing.map((o) => o.id)).toEqual([]);
-    // The pages left out are what they say: there, outside /v1, served as HTML, script or style.
+    // The pages left out are what they say: there, outside /v1, served as HTML, script, style or icon.
     const pages = ops.filter((o) => PAGE_OPERATIONS.includes(o.id));
     expect(pages.map((o) => o.id).sort()).toEqual([...PAGE_OPERATIONS].sort());
     for (const p of pages) {
       expect(p.path.startsWith('/v1/')).toBe(false);
       expect(p.content.length).toBeGreaterThan(0);
-      for (const type of p.content) expect(type).toMatch(/html|javascript|css/);
+      for (const type of p.content) expect(type).toMatch(/html|javascript|css|image\/png/);
     }
 
     // The methods under their operationIds (the older names are the same calls).

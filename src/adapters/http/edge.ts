@@ -1,7 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyBaseLogger, FastifyError } from 'fastify';
 import { PROBLEM_TYPE, type Problem, problem } from './problem.ts';
+import { requestIdOf } from './request-id.ts';
 import { loggedUrl } from './request-log.ts';
 
 /**
@@ -43,7 +45,9 @@ export function clientErrorHandler(log: FastifyBaseLogger) {
     // arrive whole on most connections): its answer has no body, or the client reads garbage.
     const head =
       Buffer.isBuffer(err.rawPacket) && err.rawPacket.subarray(0, 5).toString('latin1') === 'HEAD ';
-    log.debug({ err: err.message, code: err.code }, 'unparsable request');
+    // No request to take an id from: a new one, in the answer and the log line, as for any request.
+    const reqId = randomUUID();
+    log.debug({ reqId, err: err.message, code: err.code }, 'unparsable request');
     // Bytes pipelined after a request still being answered: ours goes out once that answer has,
     // not inside it (node itself would cut the connection and lose that answer).
     const answering = (socket as unknown as { _httpMessage?: NodeJS.EventEmitter | null })._httpMessage;
@@ -74,8 +78,10 @@ export function clientErrorHandler(log: FastifyBaseLogger) {
       | (NodeJS.EventEmitter & { req?: IncomingMessage; headersSent?: boolean })
       | null;
     if (answering && !(arriving?.req && !arriving.req.complete && !arriving.headersSent))
-      answering.once('finish', () => writeAndClose(socket, rawProblemResponse(p, {}, head)));
-    else writeAndClose(socket, rawProblemResponse(p, {}, head));
+      answering.once('finish', () =>
+        writeAndClose(socket, rawProblemResponse(p, { 'X-Request-Id': reqId }, head)),
+      );
+    else writeAndClose(socket, rawProblemResponse(p, { 'X-Request-Id': reqId }, head));
   };
 }
 
@@ -85,7 +91,8 @@ export function clientErrorHandler(log: FastifyBaseLogger) {
  */
 export function refuseConnect(log: FastifyBaseLogger) {
   return (req: IncomingMessage, socket: Duplex): void => {
-    log.debug({ url: loggedUrl(req.url ?? '') }, 'CONNECT refused');
+    const reqId = requestIdOf(req.headers['x-request-id']);
+    log.debug({ reqId, url: loggedUrl(req.url ?? '') }, 'CONNECT refused');
     socket.on('error', () => socket.destroy());
     writeAndClose(
       socket,
@@ -96,6 +103,7 @@ export function refuseConnect(log: FastifyBaseLogger) {
           'Bad request',
           'CONNECT is not a method of this API: it is no proxy. Nothing was changed.',
         ),
+        { 'X-Request-Id': reqId },
       ),
     );
   };
@@ -124,12 +132,14 @@ export function expectationProblem(req: IncomingMessage): Problem | undefined {
  */
 export function refuseExpectation(log: FastifyBaseLogger) {
   return (req: IncomingMessage, res: ServerResponse): void => {
-    log.debug({ url: loggedUrl(req.url ?? ''), expect: req.headers.expect }, 'expectation refused');
+    const reqId = requestIdOf(req.headers['x-request-id']);
+    log.debug({ reqId, url: loggedUrl(req.url ?? ''), expect: req.headers.expect }, 'expectation refused');
     const p = expectationProblem(req)!;
     const body = JSON.stringify(p);
     res.writeHead(p.status, {
       'content-type': PROBLEM_TYPE,
       'content-length': Buffer.byteLength(body),
+      'x-request-id': reqId,
       connection: 'close',
     });
     res.end(req.method === 'HEAD' ? undefined : body);
@@ -250,9 +260,13 @@ export function badHandshake(errors: readonly { path: string; message: string }[
 
 /** `ws`'s own refusals that the check above does not foresee (a malformed Sec-WebSocket-Protocol). */
 export function onWebSocketClientError(log: FastifyBaseLogger) {
-  return (err: Error, socket: Duplex): void => {
-    log.debug({ err: err.message }, 'websocket handshake refused');
+  return (err: Error, socket: Duplex, req?: IncomingMessage): void => {
+    const reqId = requestIdOf(req?.headers['x-request-id']);
+    log.debug({ reqId, err: err.message }, 'websocket handshake refused');
     const header = /Sec-WebSocket-[A-Za-z]+/.exec(err.message)?.[0] ?? '(handshake)';
-    writeAndClose(socket, rawProblemResponse(badHandshake([{ path: header, message: err.message }])));
+    writeAndClose(
+      socket,
+      rawProblemResponse(badHandshake([{ path: header, message: err.message }]), { 'X-Request-Id': reqId }),
+    );
   };
 }

@@ -110,10 +110,13 @@ const agentSelection = { enum: ['longest-available', 'most-skilled', 'least-occu
 const agentStates = ['offline', 'available', 'away', 'busy', 'wrapup', 'reserved'];
 
 /**
- * What any route may answer before its handler (edge.ts, limits.ts): a URL or headers too large,
- * and past the rate limit (every route but /health and /metrics).
+ * What any route may answer before its handler (edge.ts, limits.ts, server.ts): a bad Host
+ * (bad-request), a URL or headers too large, past the rate limit (every route but /health and
+ * /metrics), and the instance stopping (shutting-down).
  */
-const EDGE_PROBLEMS = problems(414, 429, 431);
+const EDGE_PROBLEMS = problems(400, 414, 429, 431, 503);
+/** /health and /metrics: the same, with no rate limit. */
+const UNLIMITED_EDGE_PROBLEMS = problems(400, 414, 431, 503);
 
 /** A file the pages or /docs serve: its media type and what it is. */
 function fileOp(summary: string, media: string) {
@@ -152,6 +155,7 @@ function pagePaths() {
     '/docs/init.js': docsOp("Swagger UI's start script, pointed at /openapi.json", js),
     '/docs/swagger-ui-bundle.js': docsOp('Swagger UI', js),
     '/docs/swagger-ui.css': docsOp("Swagger UI's style sheet", css),
+    '/docs/favicon-32x32.png': docsOp("Swagger UI's icon", 'image/png'),
     '/openapi.json': {
       get: {
         security: [],
@@ -282,6 +286,29 @@ function statsSchema() {
     },
   };
 }
+/** An interval's figures in GET /stats/intervals (src/domain/intervals.ts `IntervalFigures`), also per queue. */
+const intervalFigures = (() => {
+  const count = { type: 'integer', minimum: 0 };
+  return {
+    type: 'object',
+    properties: {
+      queued: { ...count, description: 'contacts queued' },
+      assigned: { ...count, description: "first decisions (a contact's first offer, or its assignment)" },
+      abandoned: count,
+      expired: count,
+      completed: count,
+      transferred: count,
+      meanWaitMs: { type: ['integer', 'null'], description: 'mean wait to the first decision; null: none' },
+      serviceLevel: {
+        type: ['number', 'null'],
+        minimum: 0,
+        maximum: 1,
+        description: 'the share of first decisions made within serviceLevelMs of arrival; null: none',
+      },
+      meanHandleMs: { type: ['integer', 'null'], description: 'mean handle time of completions; null: none' },
+    },
+  };
+})();
 const contactStates = ['queued', 'offered', 'assigned', 'completed', 'abandoned', 'expired'];
 
 function command(summary: string, body: object | undefined, doc: string, ok: number) {
@@ -343,6 +370,7 @@ const OPERATION_IDS: Readonly<Record<string, string>> = {
   'GET /docs/init.js': 'swaggerUiInitScript',
   'GET /docs/swagger-ui-bundle.js': 'swaggerUiScript',
   'GET /docs/swagger-ui.css': 'swaggerUiStyleSheet',
+  'GET /docs/favicon-32x32.png': 'swaggerUiIcon',
   'GET /openapi.json': 'openapiDocument',
 };
 
@@ -381,8 +409,9 @@ const settings = {
 };
 
 /**
- * Every route under /v1/workspaces/{ws} also answers the edge's refusals (EDGE_PROBLEMS: a target
- * too long, past the rate limit, headers too large), whatever its own answers.
+ * Every route under /v1/workspaces/{ws} also answers the edge's refusals (EDGE_PROBLEMS: a bad
+ * Host, a target too long, past the rate limit, headers too large, the instance stopping), whatever
+ * its own answers.
  */
 function withEdgeProblems<T extends { readonly paths: object }>(doc: T): T {
   const paths = Object.fromEntries(
@@ -425,7 +454,12 @@ export const openapi = withEdgeProblems(
               in: 'query',
               schema: { enum: agentStates },
             },
-            { name: 'skill', in: 'query', schema: { type: 'string' } },
+            {
+              name: 'skill',
+              in: 'query',
+              schema: skillName,
+              description: 'agents holding this skill at any level (with state=available: in LAA order)',
+            },
             {
               name: 'limit',
               in: 'query',
@@ -588,12 +622,14 @@ export const openapi = withEdgeProblems(
                     type: 'array',
                     items: {
                       type: 'object',
-                      required: ['from', 'to', 'queues'],
+                      required: ['from', 'to', ...Object.keys(intervalFigures.properties), 'queues'],
                       properties: {
                         from: { type: 'string', format: 'date-time' },
                         to: { type: 'string', format: 'date-time' },
+                        ...intervalFigures.properties,
                         queues: {
                           type: 'object',
+                          additionalProperties: intervalFigures,
                           description: 'per queue ("<channel> <skills as JSON>"): the same figures',
                         },
                       },
@@ -605,7 +641,10 @@ export const openapi = withEdgeProblems(
               }),
             },
             ...problems(400, 401, 403, 409, 503),
-            '422': { description: 'range-too-large: more than 2,000,000 events in the range' },
+            '422': {
+              ...problems(422)['422'],
+              description: 'range-too-large: more than 2,000,000 events in the range',
+            },
           },
         },
       },
@@ -721,7 +760,11 @@ export const openapi = withEdgeProblems(
           summary: 'WebSocket: replay after a position, then live events (one JSON envelope per message)',
           parameters: [
             after,
-            { name: 'type', in: 'query', schema: { type: 'string' } },
+            {
+              name: 'type',
+              in: 'query',
+              schema: { type: 'string', description: `comma-separated: ${EVENT_TYPES.join(', ')}` },
+            },
             { name: 'agent', in: 'query', schema: id },
             {
               name: 'ticket',
@@ -751,7 +794,7 @@ export const openapi = withEdgeProblems(
           requestBody: { required: true, content: json(ref('NewApiKey')) },
           responses: {
             '201': { description: 'the key, with its secret `key`', content: json(ref('NewApiKeyAnswer')) },
-            ...problems(400, 401, 403, 503),
+            ...problems(400, 401, 403, 413, 415, 503),
           },
         },
         get: {
@@ -811,7 +854,7 @@ export const openapi = withEdgeProblems(
           summary: 'Revoke an API key (admin): refused on every instance within a second',
           responses: {
             '200': { description: 'the revoked key', content: json(ref('ApiKey')) },
-            ...problems(400, 401, 403, 404, 503),
+            ...problems(400, 401, 403, 404, 413, 415, 503),
           },
         },
       },
@@ -840,7 +883,7 @@ export const openapi = withEdgeProblems(
                 properties: { ticket: { type: 'string' }, expiresAt: { type: 'string' } },
               }),
             },
-            ...problems(400, 401, 403, 409, 503),
+            ...problems(400, 401, 403, 409, 413, 415, 503),
           },
         },
       },
@@ -857,7 +900,7 @@ export const openapi = withEdgeProblems(
                 properties: { status: { const: 'ok' } },
               }),
             },
-            ...problems(414, 431, 503),
+            ...UNLIMITED_EDGE_PROBLEMS,
           },
         },
       },
@@ -909,7 +952,7 @@ export const openapi = withEdgeProblems(
               description: 'Prometheus text exposition format (docs/METRICS.md)',
               content: { 'text/plain': { schema: { type: 'string' } } },
             },
-            ...problems(414, 431),
+            ...UNLIMITED_EDGE_PROBLEMS,
           },
         },
       },
@@ -1237,8 +1280,22 @@ export const openapi = withEdgeProblems(
                 'not-replicated: the command was appended and may still be applied; retry with the same Idempotency-Key to learn its outcome',
             },
             appended: { type: 'boolean', description: 'not-replicated: true, the command is in the stream' },
-            commandId: { type: 'string', description: 'not-replicated: the id of the command appended' },
+            commandId: {
+              type: 'string',
+              description:
+                "the command's id: one the projector refused, or (not-replicated) the one appended",
+            },
             position: { type: 'string', description: 'not-replicated: its position in the command stream' },
+            lastPosition: {
+              oneOf: [position, { type: 'null' }],
+              description: 'position-ahead: the last position of the log asked about; null: it has none yet',
+            },
+            retryAfterMs: {
+              type: 'integer',
+              minimum: 0,
+              description: 'rate-limited: when to send again, ms (Retry-After in seconds)',
+            },
+            state: { const: 'paused', description: "GET /health's 503: the instance is paused" },
           },
         },
       },

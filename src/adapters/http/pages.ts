@@ -57,12 +57,22 @@ function load(path: string): Asset {
   };
 }
 
+/**
+ * Whether an If-None-Match names the ETag, as HTTP compares them (RFC 9110, 13.1.2): `*`, or a list
+ * of tags among which it is, weak or not (If-None-Match uses the weak comparison).
+ */
+export function namesEtag(header: string | undefined, etag: string): boolean {
+  if (header === undefined) return false;
+  if (header.trim() === '*') return true;
+  return header.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag);
+}
+
 export async function pageRoutes(app: FastifyInstance): Promise<void> {
   const assets = new Map(Object.entries(FILES).map(([url, path]) => [url, load(path)]));
 
   const serve = (asset: Asset) => (req: FastifyRequest, reply: FastifyReply) => {
     reply.headers(SECURITY_HEADERS).header('etag', asset.etag).header('cache-control', 'no-cache');
-    if (req.headers['if-none-match'] === asset.etag) return reply.code(304).send();
+    if (namesEtag(req.headers['if-none-match'], asset.etag)) return reply.code(304).send();
     return reply.type(asset.type).send(asset.body);
   };
   for (const [url, asset] of assets) app.get(url, serve(asset));

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import websocket from '@fastify/websocket';
 import Fastify, {
@@ -47,8 +46,11 @@ import {
   sendProblem,
 } from './problem.ts';
 import { queryRoutes } from './queries.ts';
+import { requestIdOf } from './request-id.ts';
 import { installRequestLog } from './request-log.ts';
 import { type StateAt, stateRoutes } from './state.ts';
+
+export { MAX_REQUEST_ID, requestIdOf } from './request-id.ts';
 
 /** A step of this process's projector right behind a tick's appends (src/app/composition-root.ts). */
 export interface ProjectSoon {
@@ -105,22 +107,6 @@ declare module 'fastify' {
   interface FastifyInstance {
     deps: ApiDeps;
   }
-}
-
-/** The longest X-Request-Id taken as given (docs/API.md): a longer one is replaced. */
-export const MAX_REQUEST_ID = 128;
-const REQUEST_ID = new RegExp(`^[\\x20-\\x7e]{1,${MAX_REQUEST_ID}}$`);
-
-/**
- * A request's id: the client's X-Request-Id, trimmed (Node joins repeated ones with ", ", and an
- * answer's header cannot carry the whitespace left at an end), so the id answered is the one logged
- * and recorded with the command. One that is none of 1..128 printable ASCII characters is replaced by
- * a new one, as when none is given: it is written in every log line and event of the request, so its
- * size is bounded and it holds nothing a log reader could mistake (control or non-ASCII bytes).
- */
-export function requestIdOf(given: string | string[] | undefined): string {
-  const id = typeof given === 'string' ? given.trim() : '';
-  return REQUEST_ID.test(id) ? id : randomUUID();
 }
 
 /** The HTTP and WebSocket API. Every error leaves as problem+json; no input can crash it. */
