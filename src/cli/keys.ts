@@ -10,7 +10,10 @@ import {
   ApiKeyInputError,
   type ApiKeyRole,
   createApiKey,
+  isKeyNameText,
+  KEY_NAME_RULE,
   listApiKeys,
+  MAX_KEY_NAME,
   revokeApiKey,
 } from '../adapters/redis/api-keys.ts';
 import { failureOf, parseRedisTarget, reachRedis, workspaceOption } from './redis-target.ts';
@@ -20,9 +23,11 @@ const USAGE = `Usage: npm run keys -- <command> --workspace <ws> [options]
 
   create --workspace <ws> --role <role> [--agent <id>] [--name <text>]
       makes a key and prints it once (store it: only its SHA-256 is kept). Roles: ${API_KEY_ROLES.join(', ')};
-      --agent names the agent of a key of role agent (required for it, refused for others)
+      --agent names the agent of a key of role agent (required for it, refused for others);
+      --name is one line: at most ${MAX_KEY_NAME} characters, no control characters
   list --workspace <ws>
-      the workspace's keys: id, role, agent, name, created, revoked (never a secret)
+      the workspace's keys: id, role, agent, created, revoked, name (never a secret); a name's
+      control characters are shown escaped (\\n, \\u001b; a backslash as \\\\)
   revoke --workspace <ws> --key-id <id>
       the key stops working on every instance within a second
 
@@ -34,6 +39,20 @@ const USAGE = `Usage: npm run keys -- <command> --workspace <ws> [options]
 
 Exit codes: 0 done, 1 no such key, 2 bad arguments, 3 it could not run.
 `;
+
+const ESCAPES: Readonly<Record<string, string>> = { '\n': '\\n', '\r': '\\r', '\t': '\\t', '\\': '\\\\' };
+
+/**
+ * A key's name as one line of the table: control characters and line breaks escaped as in JSON
+ * (`\n`, `\u001b`), and a backslash doubled, so what is shown reads back to one name. Names are
+ * checked when a key is made; a record written before that may still hold any.
+ */
+function shownName(name: string): string {
+  return name.replace(
+    /[\p{Cc}\u2028\u2029\\]/gu,
+    (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
 
 async function main(): Promise<number> {
   const { values, positionals } = parseOrUsage({
@@ -86,6 +105,7 @@ async function main(): Promise<number> {
       '--agent: required for role agent (the agent the key acts for)',
     );
     check.check(values.role === 'agent' || values.agent === undefined, '--agent: only for role agent');
+    check.check(values.name === undefined || isKeyNameText(values.name), `--name: ${KEY_NAME_RULE}`);
   }
   if (command === 'revoke')
     check.check(
@@ -118,7 +138,7 @@ async function main(): Promise<number> {
       else {
         const lines = keys.map(
           (k) =>
-            `${k.keyId}  ${k.role.padEnd(11)}  ${(k.agentId ?? '-').padEnd(12)}  ${k.createdAt}  ${k.revokedAt ? `revoked ${k.revokedAt}` : 'active'}${k.name ? `  ${k.name}` : ''}`,
+            `${k.keyId}  ${k.role.padEnd(11)}  ${(k.agentId ?? '-').padEnd(12)}  ${k.createdAt}  ${k.revokedAt ? `revoked ${k.revokedAt}` : 'active'}${k.name ? `  ${shownName(k.name)}` : ''}`,
         );
         process.stdout.write(
           keys.length === 0 ? `No keys in workspace "${workspace}".\n` : `${lines.join('\n')}\n`,

@@ -74,11 +74,18 @@ export const unauthorized = (detail: string): Problem =>
 
 export const forbidden = (detail: string): Problem => problem(403, 'forbidden', 'Forbidden', detail);
 
-function refuse(req: FastifyRequest, reply: FastifyReply, p: Problem, invalidToken = false): FastifyReply {
+/**
+ * The error code of a 401's challenge (RFC 6750, section 3.1): none when the request carried no
+ * Bearer credentials (no header, another scheme), `invalid_request` for a Bearer header that is not
+ * one token, `invalid_token` for a token (or a ticket) that is not a valid key.
+ */
+type ChallengeError = 'invalid_request' | 'invalid_token';
+
+function refuse(req: FastifyRequest, reply: FastifyReply, p: Problem, error?: ChallengeError): FastifyReply {
   if (p.status === 401)
     reply.header(
       'www-authenticate',
-      invalidToken ? 'Bearer realm="switchboard", error="invalid_token"' : 'Bearer realm="switchboard"',
+      error ? `Bearer realm="switchboard", error="${error}"` : 'Bearer realm="switchboard"',
     );
   // An upgrade refused: the socket is no HTTP connection any more once answered (as server.ts does).
   if (req.ws) reply.header('connection', 'close');
@@ -107,14 +114,20 @@ export function installAuth(app: FastifyInstance, opts: { cacheMs?: number } = {
     if (header !== undefined) {
       const m = /^Bearer +(\S+) *$/i.exec(header);
       if (!m)
-        return refuse(req, reply, unauthorized('The Authorization header is not "Bearer <key>".'), true);
+        return refuse(
+          req,
+          reply,
+          unauthorized('The Authorization header is not "Bearer <key>".'),
+          // Another scheme (Basic, ...) carries no Bearer credentials: a challenge with no error.
+          /^Bearer(?:\s|$)/i.test(header) ? 'invalid_request' : undefined,
+        );
       const checked = await verifier.check(m[1]!, ws);
       if (!checked.ok)
         return refuse(
           req,
           reply,
           checked.status === 401 ? unauthorized(checked.reason) : forbidden(checked.reason),
-          checked.status === 401,
+          'invalid_token',
         );
       const k = checked.key;
       principal = {
@@ -143,7 +156,7 @@ export function installAuth(app: FastifyInstance, opts: { cacheMs?: number } = {
           unauthorized(
             'The ticket is not known: expired, already used, its key revoked, or made for another workspace (a ticket opens a feed of the workspace it was made in).',
           ),
-          true,
+          'invalid_token',
         );
       principal = {
         keyId: holder.keyId,

@@ -7,6 +7,7 @@ import {
   type ApiKeyRole,
   createApiKey,
   getApiKey,
+  isKeyNameText,
   issueWsTicket,
   listApiKeys,
   revokeApiKey,
@@ -19,7 +20,12 @@ const Role = t.keyof(
   Object.fromEntries(API_KEY_ROLES.map((r) => [r, null])) as Record<ApiKeyRole, null>,
   API_KEY_ROLES.join(' | '),
 );
-const NewKeyBody = strict({ role: Role }, { agentId: Id, name: Name }, 'NewKey');
+/** A key's name: a name (1..200 characters of well-formed Unicode) on one line, without controls. */
+const KeyName = withMessage(
+  t.refinement(Name, isKeyNameText, 'KeyName'),
+  'a string of 1..200 characters of well-formed Unicode, without control characters (line breaks, tabs, escapes)',
+);
+const NewKeyBody = strict({ role: Role }, { agentId: Id, name: KeyName }, 'NewKey');
 const KeyParams = t.type({
   ws: WorkspaceId,
   keyId: withMessage(

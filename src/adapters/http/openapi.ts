@@ -984,7 +984,13 @@ export const openapi = withEdgeProblems(
               ...id,
               description: 'the agent a key of role agent acts for (required for it, refused otherwise)',
             },
-            name,
+            name: {
+              ...name,
+              // No control characters (C0, DEL, C1) nor line or paragraph separators: one line.
+              pattern: '^[^\\u0000-\\u001F\\u007F-\\u009F\\u2028\\u2029]*$',
+              description:
+                'well-formed Unicode on one line: no control characters (line breaks, tabs, escapes)',
+            },
           },
         },
         ApiKey: {

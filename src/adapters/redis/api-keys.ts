@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ID_RULE, isId } from '../../domain/values.ts';
 import { API_KEY_INDEX, workspaceKeys } from './keys.ts';
-import type { RedisClient } from './scripts.ts';
+import { luaScript, type RedisClient, runLua } from './scripts.ts';
 
 /**
  * API keys: one per caller, bound to a workspace and a role (docs/SECURITY.md, "API keys and
@@ -52,6 +52,18 @@ const WORKSPACE_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 const KEY_PATTERN = /^sb_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
 export const MAX_KEY_NAME = 200;
 
+/**
+ * What a key's name may not hold: control characters (C0, DEL, C1: line breaks, tabs, terminal
+ * escapes) and the line and paragraph separators. A name is one line where keys are listed.
+ */
+const NAME_CONTROLS = /[\p{Cc}\u2028\u2029]/u;
+export const KEY_NAME_RULE = 'must not contain control characters (line breaks, tabs, escapes)';
+
+/** Whether a key's name is free of control characters and line breaks (its length is checked apart). */
+export function isKeyNameText(name: string): boolean {
+  return !NAME_CONTROLS.test(name);
+}
+
 const digest = (secret: string): string => createHash('sha256').update(secret).digest('base64url');
 
 /** Checks a new key's fields; throws an ApiKeyInputError naming the first bad one. */
@@ -70,6 +82,7 @@ export function checkNewApiKey(k: NewApiKey): void {
   // two UTF-16 units, and the name the route accepted must not be refused here.
   if (k.name !== undefined && (typeof k.name !== 'string' || [...k.name].length > MAX_KEY_NAME))
     throw new ApiKeyInputError('name', `must be a string of at most ${MAX_KEY_NAME} characters`);
+  if (k.name !== undefined && !isKeyNameText(k.name)) throw new ApiKeyInputError('name', KEY_NAME_RULE);
 }
 
 /**
@@ -126,9 +139,13 @@ export async function getApiKey(
   return text === null ? undefined : infoOf(JSON.parse(text) as ApiKeyRecord);
 }
 
+const REVOKE = luaScript('revokeKey', new URL('./lua/revoke-key-1.lua', import.meta.url));
+
 /**
  * Revokes a key of the workspace: its record stays (the audit log names its id) with `revokedAt`.
- * Undefined when the workspace has no such key. Revoking twice keeps the first time.
+ * Undefined when the workspace has no such key. Revoking twice keeps the first time: the record is
+ * written only if it is still the one read (revoke-key-1.lua), so of two revocations at the same
+ * moment (two instances, the CLI) one writes, and the others answer the time it wrote.
  */
 export async function revokeApiKey(
   redis: RedisClient,
@@ -136,13 +153,17 @@ export async function revokeApiKey(
   keyId: string,
 ): Promise<ApiKeyInfo | undefined> {
   const hash = workspaceKeys(workspace).apiKeys;
-  const text = await redis.hget(hash, keyId);
-  if (text === null) return undefined;
-  const record = JSON.parse(text) as ApiKeyRecord;
-  if (record.revokedAt) return infoOf(record);
-  const revoked: ApiKeyRecord = { ...record, revokedAt: new Date().toISOString() };
-  await redis.hset(hash, keyId, JSON.stringify(revoked));
-  return infoOf(revoked);
+  let text = await redis.hget(hash, keyId);
+  for (;;) {
+    if (text === null) return undefined;
+    const record = JSON.parse(text) as ApiKeyRecord;
+    if (record.revokedAt) return infoOf(record);
+    const revoked = JSON.stringify({ ...record, revokedAt: new Date().toISOString() });
+    const stored = (await runLua(redis, REVOKE, [hash], [keyId, text, revoked])) as string | null;
+    if (stored === revoked) return infoOf(JSON.parse(revoked) as ApiKeyRecord);
+    // Changed since it was read (revoked meanwhile, as a rule): the stored record decides.
+    text = stored;
+  }
 }
 
 /** The key id and secret of a presented key, or undefined when it is not shaped like one. */
