@@ -10,13 +10,34 @@ export class UsageError extends Error {
   }
 }
 
-/** node:util parseArgs, with its own errors turned into a UsageError. */
+/**
+ * node:util parseArgs, with its own errors turned into a UsageError. An option that takes a value
+ * given more than once (`--workspace a --workspace b`) is refused, naming it, where parseArgs keeps
+ * the last one silently; an option declared `multiple` stays repeatable.
+ */
 export function parseOrUsage<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
+  let parsed: ReturnType<typeof parseArgs<T>>;
   try {
-    return parseArgs(config);
+    parsed = parseArgs({ ...config, tokens: true }) as ReturnType<typeof parseArgs<T>>;
   } catch (err) {
     throw new UsageError([(err as Error).message]);
   }
+  const given = new Map<string, string[]>();
+  for (const t of (parsed as { tokens?: ReturnType<typeof parseArgs>['tokens'] }).tokens ?? []) {
+    if (t.kind !== 'option' || t.value === undefined) continue;
+    if (config.options?.[t.name]?.multiple) continue;
+    given.set(t.name, [...(given.get(t.name) ?? []), t.value]);
+  }
+  const repeated = [...given].filter(([, values]) => values.length > 1);
+  if (repeated.length > 0)
+    throw new UsageError(
+      repeated.map(
+        ([name, values]) =>
+          `--${name}: given ${values.length} times (${values.map((v) => `"${v}"`).join(', ')}); give it once`,
+      ),
+    );
+  if (!config.tokens) delete (parsed as { tokens?: unknown }).tokens;
+  return parsed;
 }
 
 /** Collects the problems of every option before failing once, naming them all. */
