@@ -67,7 +67,10 @@ live feed is refused for good mid-run (a revoked key: it stops at once, ended by
 Switchboard cannot be reached; 2 for bad options; 130 when interrupted.
 `;
 
-function parseSimulateArgs(argv: readonly string[], env: NodeJS.ProcessEnv): SimOptions & { json: boolean } {
+/** The run's options, `--json`, and where its key came from (--key, the variable, the stored file). */
+type CliOptions = SimOptions & { json: boolean; keyFrom?: string };
+
+function parseSimulateArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliOptions {
   const { values, positionals, check } = parseCommandLine(argv, USAGE, {
     url: { type: 'string' },
     key: { type: 'string' },
@@ -103,7 +106,27 @@ function parseSimulateArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Sim
     bare: true,
     ...(values.url === undefined ? { from: 'SWITCHBOARD_URL' } : {}),
   });
-  const key = values.key ?? (env.SWITCHBOARD_API_KEY?.trim() || storedAdminKey(env));
+  // An empty key (an unset shell variable, `--key ""`) is refused as an empty URL is, rather than
+  // taken as none and the stored admin key used in its place.
+  const envKey = env.SWITCHBOARD_API_KEY?.trim();
+  check.check(
+    values.key === undefined || values.key.trim() !== '',
+    '--key: must be an API key (got an empty value): leave it out for $SWITCHBOARD_API_KEY or the stored admin key',
+  );
+  check.check(
+    values.key !== undefined || envKey !== '',
+    '--key (from SWITCHBOARD_API_KEY): must be an API key (got an empty value): unset SWITCHBOARD_API_KEY for the stored admin key',
+  );
+  const stored = values.key === undefined && envKey === undefined ? storedAdminKey(env) : undefined;
+  const key = values.key ?? envKey ?? stored;
+  const keyFrom =
+    values.key !== undefined
+      ? '--key'
+      : envKey !== undefined
+        ? 'SWITCHBOARD_API_KEY'
+        : stored !== undefined
+          ? `the stored admin key, ${adminKeyPath(env)}`
+          : undefined;
   // A key belongs to one workspace: the stored admin key is default's.
   const workspace = values.workspace ?? (key !== undefined ? 'default' : `sim-${Date.now()}`);
   check.check(
@@ -201,16 +224,27 @@ function parseSimulateArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Sim
     capacity,
     ...(Object.keys(settings).length > 0 ? { settings } : {}),
     json: values.json ?? false,
+    ...(keyFrom !== undefined ? { keyFrom } : {}),
   };
 }
+
+const adminKeyPath = (env: NodeJS.ProcessEnv) => path.join(env.DATA_DIR?.trim() || './data', 'admin-key');
 
 /** The admin key the main command stored on its first start, when this checkout has one. */
 function storedAdminKey(env: NodeJS.ProcessEnv): string | undefined {
   try {
-    return readFileSync(path.join(env.DATA_DIR?.trim() || './data', 'admin-key'), 'utf8').trim() || undefined;
+    return readFileSync(adminKeyPath(env), 'utf8').trim() || undefined;
   } catch {
     return undefined;
   }
+}
+
+/** What to do about a run stopped by a 401: the key it lacked, or the one refused and where it came from. */
+function keyAdvice(opts: CliOptions): string {
+  const give = `give an API key of workspace "${opts.workspace}" with --key or SWITCHBOARD_API_KEY`;
+  return opts.keyFrom === undefined
+    ? `no API key was given and Switchboard asks for one: ${give} (the first npm start stores one of workspace default at ${adminKeyPath(process.env)})`
+    : `the API key given (${opts.keyFrom}) was refused, unknown or revoked: ${give}`;
 }
 
 function formatSummary(s: SimSummary): string {
@@ -292,12 +326,13 @@ async function main(): Promise<number> {
   } catch (err) {
     if (!(err instanceof FatalError)) throw err;
     process.stderr.write(`simulate: ${err.message}\n`);
+    if (err.status === 401) process.stderr.write(`simulate: ${keyAdvice(opts)}\n`);
     return 1;
   }
 }
 
 /** The run with its progress bar and signals; the exit code. */
-async function simulate(sim: Simulator, opts: SimOptions & { json: boolean }): Promise<number> {
+async function simulate(sim: Simulator, opts: CliOptions): Promise<number> {
   await sim.checkReachable();
   if (sim.unservable > 0)
     process.stderr.write(

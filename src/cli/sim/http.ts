@@ -73,8 +73,18 @@ export function retryable(r: HttpResult): boolean {
 
 export { networkDetail } from '../../client/client.ts';
 
-/** Ends the run: Switchboard cannot be reached, or will not take the run's commands. */
-export class FatalError extends Error {}
+/**
+ * Ends the run: Switchboard cannot be reached, or will not take the run's commands (`status`: its
+ * answer, when it gave one).
+ */
+export class FatalError extends Error {
+  constructor(
+    message: string,
+    readonly status?: HttpResult['status'],
+  ) {
+    super(message);
+  }
+}
 
 /** Runs `fn` over `items` with at most `limit` at a time. */
 export async function pool<T>(

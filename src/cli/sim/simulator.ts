@@ -459,6 +459,7 @@ export class Simulator {
     if (!current.ok)
       throw new FatalError(
         `cannot read the settings of workspace "${this.opts.workspace}": GET /settings answered ${current.status} (${current.detail})`,
+        current.status,
       );
     this.settings = { ...DEFAULT_SETTINGS, ...(current.body as Partial<SimSettings>) };
     const asked = this.opts.settings ?? {};
@@ -467,6 +468,7 @@ export class Simulator {
     if (!r.ok)
       throw new FatalError(
         `cannot change the settings of workspace "${this.opts.workspace}": PUT /settings answered ${r.status} (${r.detail})`,
+        r.status,
       );
     const { position: _, ...settings } = r.body as SimSettings & { position?: string };
     this.settings = { ...this.settings, ...settings };
@@ -554,6 +556,7 @@ export class Simulator {
       if (first && !first.ok)
         throw new FatalError(
           `cannot register agents in workspace "${this.opts.workspace}": POST /agents answered ${first.status} (${first.detail})`,
+          first.status,
         );
       const pos = (first?.body as { position?: unknown } | undefined)?.position;
       const after = typeof pos === 'string' && /^\d+-\d+$/.test(pos) ? `${positionMs(pos) - 1}-0` : '0-0';
