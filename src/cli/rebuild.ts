@@ -82,9 +82,10 @@ async function main(): Promise<number> {
 
   const redis = await reachRedis('rebuild', parsed, 60_000, workspace);
   if (typeof redis === 'number') return redis;
-  // An interrupt stops the rebuild between two batches, and its shadow (a copy of the log) is
-  // removed and handed back before the exit: killed outright, it was left in Redis, held, and the
-  // next rebuild was refused as if another were running. A second interrupt exits at once.
+  // An interrupt stops the rebuild between two batches or two reads of its comparison, and its
+  // shadow (a copy of the log) is removed and handed back before the exit: killed outright, it was
+  // left in Redis, held, and the next rebuild was refused as if another were running. A second
+  // interrupt exits at once.
   const interrupt = new AbortController();
   const onSignal = () => {
     if (interrupt.signal.aborted) process.exit(130);

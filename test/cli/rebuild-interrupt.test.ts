@@ -20,23 +20,23 @@ import { runCli } from './run-cli.ts';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** Enough commands for the replay to take a few seconds, so the signal lands in the middle of it. */
 const COMMANDS = 20_000;
+/** Enough live documents for the comparison to read them page by page for a second or more. */
+const STRAY_DOCUMENTS = 400_000;
 
 describe('rebuild, interrupted', () => {
   const suite = suiteRedis();
 
-  it('removes its shadow, hands it back and exits 130, so the next rebuild runs at once', {
-    timeout: 120_000,
-  }, async () => {
-    const ws = `ri-${Date.now().toString(36)}`;
+  /** Agent a registered, then `changes` changes of its state, all projected. */
+  async function agentLog(ws: string, changes: number): Promise<void> {
     const r = suite.redis;
     await ensureGroup(r, ws);
     await appendCommand(r, {
       workspace: ws,
       command: { type: 'RegisterAgent', agentId: 'a', skills: ['A'], capacity: 1 },
     });
-    for (let i = 0; i < COMMANDS; i += 5000)
+    for (let i = 0; i < changes; i += 5000)
       await Promise.all(
-        Array.from({ length: 5000 }, (_, j) => {
+        Array.from({ length: Math.min(5000, changes - i) }, (_, j) => {
           const command: Command = {
             type: 'ChangeAgentState',
             agentId: 'a',
@@ -46,7 +46,18 @@ describe('rebuild, interrupted', () => {
         }),
       );
     await projectPending(r, ws);
+  }
 
+  /**
+   * The rebuild of `ws` as a user runs it, interrupted (SIGINT) once `under` says what it is
+   * doing is under way: it exits 130, its shadow removed and handed back. Its stderr.
+   */
+  async function interruptedRebuild(
+    ws: string,
+    what: string,
+    under: () => Promise<boolean>,
+  ): Promise<string> {
+    const r = suite.redis;
     const shadow = workspaceKeys(shadowOf(ws));
     const child = spawn(
       process.execPath,
@@ -60,21 +71,56 @@ describe('rebuild, interrupted', () => {
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
       child.on('exit', (code, signal) => resolve({ code, signal })),
     );
-    // Interrupted once the copy into the shadow is under way.
-    await waitFor('the copy into the shadow', async () => (await r.xlen(shadow.commands)) > 0, {
-      timeoutMs: 60_000,
-      everyMs: 20,
-    });
+    await waitFor(what, under, { timeoutMs: 60_000, everyMs: 10 });
     child.kill('SIGINT');
     const { code, signal } = await exited;
     expect({ code, signal }, stderr).toEqual({ code: 130, signal: null });
-    expect(stderr).toContain('interrupted');
+    expect(stderr).toContain('interrupted: nothing compared');
     expect(await r.exists(shadow.commands, shadow.agents, shadow.meta)).toBe(0);
     expect(await r.exists(shadowLock(ws))).toBe(0);
+    return stderr;
+  }
+
+  it('removes its shadow, hands it back and exits 130, so the next rebuild runs at once', {
+    timeout: 120_000,
+  }, async () => {
+    const ws = `ri-${Date.now().toString(36)}`;
+    await agentLog(ws, COMMANDS);
+    const shadow = workspaceKeys(shadowOf(ws));
+    // Interrupted once the copy into the shadow is under way.
+    await interruptedRebuild(
+      ws,
+      'the copy into the shadow',
+      async () => (await suite.redis.xlen(shadow.commands)) > 0,
+    );
 
     // The next one is not refused as if another were running.
     const next = await runCli('rebuild', ['--workspace', ws, '--redis-url', suite.server.url, '--json']);
     expect(next.code, next.stderr).toBe(0);
     expect(JSON.parse(next.stdout)).toMatchObject({ commands: COMMANDS + 1, differenceCount: 0 });
+  });
+
+  it('stops its final comparison too, at its next read, and exits 130', { timeout: 120_000 }, async () => {
+    const ws = `rc-${Date.now().toString(36)}`;
+    const r = suite.redis;
+    await agentLog(ws, 0);
+    // A short log, and a live agents hash the comparison takes seconds to read (HSCAN, page by
+    // page): documents no command made, so a comparison run to its end reports them (exit 1).
+    for (let i = 0; i < STRAY_DOCUMENTS; i += 10_000)
+      await r.hset(
+        workspaceKeys(ws).agents,
+        Object.fromEntries(Array.from({ length: 10_000 }, (_, j) => [`stray-${i + j}`, '{"id":"stray"}'])),
+      );
+    const hscans = async () =>
+      Number(/cmdstat_hscan:calls=(\d+)/.exec(await r.info('commandstats'))?.[1] ?? 0);
+    const before = await hscans();
+    // Interrupted once the comparison reads the documents (nothing else of the rebuild scans a hash).
+    await interruptedRebuild(
+      ws,
+      'the comparison to read the documents',
+      async () => (await hscans()) > before,
+    );
+    // It stopped at its next page: most of the hash was never read.
+    expect((await hscans()) - before).toBeLessThan(STRAY_DOCUMENTS / 5000 / 2);
   });
 });

@@ -268,6 +268,7 @@ async function readKey(
   redis: RedisClient,
   key: string,
   how: 'documents' | 'zset' | 'hash',
+  signal?: AbortSignal,
 ): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   if (how === 'zset') {
@@ -277,6 +278,7 @@ async function readKey(
   }
   let cursor = '0';
   do {
+    signal?.throwIfAborted();
     const [next, flat] = await redis.hscan(key, cursor, 'COUNT', 5000);
     cursor = next;
     for (let i = 0; i + 1 < flat.length; i += 2) out.set(flat[i]!, flat[i + 1]!);
@@ -290,11 +292,17 @@ async function compareState(
   shadow: string,
   fired: ReadonlySet<string>,
   differ: (d: Difference) => void,
+  signal?: AbortSignal,
 ): Promise<void> {
   const live = workspaceKeys(workspace).prefix;
   const rebuilt = workspaceKeys(shadow).prefix;
+  // An interrupt stops the comparison too, between two keys or two pages of a hash.
   for (const { name, how, kind } of COMPARED) {
-    const [a, b] = await Promise.all([readKey(redis, live + name, how), readKey(redis, rebuilt + name, how)]);
+    signal?.throwIfAborted();
+    const [a, b] = await Promise.all([
+      readKey(redis, live + name, how, signal),
+      readKey(redis, rebuilt + name, how, signal),
+    ]);
     const same = (x: string, y: string) =>
       how === 'documents' ? isDeepStrictEqual(JSON.parse(x), JSON.parse(y)) : x === y;
     for (const [member, text] of a) {
@@ -308,6 +316,7 @@ async function compareState(
   // The arrival counter and tick give the next contact's place in its queue; the settings decide
   // every later offer, wrap-up, wait limit and routing order.
   const fields = ['seq', 'tick', 'settings'] as const;
+  signal?.throwIfAborted();
   const [liveMeta, rebuiltMeta] = await Promise.all([
     redis.hmget(workspaceKeys(workspace).meta, ...fields),
     redis.hmget(workspaceKeys(shadow).meta, ...fields),
@@ -326,6 +335,7 @@ async function compareState(
         rebuilt: b,
       });
   });
+  signal?.throwIfAborted();
   await compareTimers(redis, workspace, shadow, fired, differ);
 }
 
@@ -376,8 +386,9 @@ export interface RebuildOptions {
   /** Differences kept in the report (default 100). */
   readonly shown?: number;
   /**
-   * Stops the rebuild (an interrupt): it rejects with the signal's reason once the batch or the
-   * decision under way is done, its shadow dropped (unless `keepShadow`) and handed back.
+   * Stops the rebuild (an interrupt): it rejects with the signal's reason once the batch, the
+   * decision or the read of the comparison under way is done, its shadow dropped (unless
+   * `keepShadow`) and handed back.
    */
   readonly signal?: AbortSignal;
 }
@@ -460,7 +471,8 @@ async function rebuildHeld(
       opts.signal?.throwIfAborted();
       await replay.to(cut);
       state = new Collected(shown);
-      await compareState(redis, workspace, shadow, replay.fired, (d) => state.add(d));
+      await compareState(redis, workspace, shadow, replay.fired, (d) => state.add(d), opts.signal);
+      opts.signal?.throwIfAborted();
       const again = await readCut(redis, workspace);
       // The workspace moved while its state was read: carry on to the new cut and read again.
       if (again.checkpoint === cut.checkpoint && again.lastEvent === cut.lastEvent) compared = true;
