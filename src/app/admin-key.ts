@@ -1,8 +1,9 @@
-import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { ApiKeyVerifier, createApiKey, revokeApiKey } from '../adapters/redis/api-keys.ts';
 import type { RedisClient } from '../adapters/redis/scripts.ts';
+import { makeDirs } from '../topology/make-dirs.ts';
 
 export const ADMIN_KEY_FILE = 'admin-key';
 const WORKSPACE = 'default';
@@ -25,7 +26,7 @@ export async function ensureAdminKey(redis: RedisClient, dataDir: string): Promi
     const checked = await new ApiKeyVerifier(redis, 0).check(stored, WORKSPACE);
     return { created: false, file, valid: checked.ok && checked.key.role === 'admin' };
   }
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  makeDirs(path.resolve(dataDir), 0o700);
   const { key, info } = await createApiKey(redis, {
     workspace: WORKSPACE,
     role: 'admin',

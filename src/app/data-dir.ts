@@ -5,9 +5,10 @@
  * same files) and, on its stop, remove the first's private-redis.json, where the tools find the
  * running Redis.
  */
-import { accessSync, constants, mkdirSync, readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { processExists } from '../topology/child-processes.ts';
+import { makeDirs } from '../topology/make-dirs.ts';
 import { claimPidFile } from '../topology/pid-file.ts';
 
 /** The fields of /proc/<pid>/stat after the command name (state first), or undefined (no /proc). */
@@ -42,7 +43,7 @@ export function claimPrivateDataDir(dataDir: string): string | undefined {
     `DATA_DIR: ${dir} ${what} (${(err as Error).message}); give a directory this user can write, or one that can be made`;
   try {
     // Owner-only when made here: the AOF, the passwords and the admin key go in it.
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDirs(dir, 0o700);
   } catch (err) {
     return failed('cannot be made', err);
   }
@@ -68,7 +69,7 @@ export function claimPrivateDataDir(dataDir: string): string | undefined {
 export function archiveDirProblem(archiveDir: string): string | undefined {
   const dir = path.resolve(archiveDir);
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDirs(dir, 0o700);
     accessSync(dir, constants.W_OK);
     return undefined;
   } catch (err) {

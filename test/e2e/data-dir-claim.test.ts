@@ -137,6 +137,19 @@ describe('the main command and its DATA_DIR', () => {
     );
   }, 40_000);
 
+  it('names DATA_DIR under /proc, where mkdir answers ENOENT with its parent there: exit 1, where the start used to hang', async () => {
+    const sb = await startProcess({
+      roles: ROLES,
+      env: { DATA_DIR: `/proc/switchboard-${process.pid}` },
+      waitReady: false,
+      name: 'under-proc',
+    });
+    await expectStartRefused(
+      sb,
+      /^switchboard: could not start: DATA_DIR: \/proc\/switchboard-\d+ cannot be made \(ENOENT.*; give a directory/m,
+    );
+  }, 40_000);
+
   it('names ARCHIVE_DIR when the archiver cannot make it: exit 1, where the archiver used to retry for ever', async () => {
     const file = await aFile('sb-claim-archive-');
     const redis = await startTestRedis();

@@ -78,6 +78,14 @@ describe('npm run topology: options that make no sense', () => {
     expect(r.code).toBe(2);
   }, 30_000);
 
+  it('refuses a data directory under /proc, where mkdir answers ENOENT with its parent there (the launch hung)', async () => {
+    // Node's recursive mkdirSync loops for ever there, at 100 % CPU: the launcher never answered.
+    const r = await run(`/proc/sb-launch-${process.pid}/data`, [...ANY_PORTS]);
+    expect(r.stderr).toMatch(/--data-dir \/proc\/\S+ cannot be used: ENOENT/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(r.code, r.stderr).toBe(2);
+  }, 30_000);
+
   it('refuses an empty data directory (it would be the directory the launcher runs in)', async () => {
     const d = await tempDir('topology-options-empty');
     dirs.push(d);

@@ -7,9 +7,10 @@
  * status.json over the running one's. A file left by a launcher that was killed (its pid no longer
  * runs the launcher) is taken over.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { processExists } from '../child-processes.ts';
+import { makeDirs } from '../make-dirs.ts';
 import { claimPidFile } from '../pid-file.ts';
 
 export function lockFile(dataDir: string): string {
@@ -44,7 +45,7 @@ function isLauncher(pid: number): boolean {
  */
 export function claimDataDir(dataDir: string): { release(): void } {
   // Owner-only when made here: the cluster's AOF, its passwords and the admin key go in it.
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  makeDirs(dataDir, 0o700);
   const claim = claimPidFile(lockFile(dataDir), `${process.pid}\n`, isLauncher);
   if ('heldBy' in claim) throw new DataDirTaken(dataDir, claim.heldBy);
   return claim;
