@@ -1,3 +1,5 @@
+import type { Redis } from 'ioredis';
+import { isCluster } from './client.ts';
 import type { RedisClient } from './scripts.ts';
 
 export interface DependencyStatus {
@@ -5,11 +7,42 @@ export interface DependencyStatus {
   readonly latencyMs: number | null;
   readonly error?: string;
   readonly since: string;
+  /**
+   * On a Redis Cluster, the masters (`host:port`) that did not answer the last check while others
+   * did: their workspaces' commands fail, the other workspaces are served.
+   */
+  readonly unreachable?: readonly string[];
+}
+
+/** What the status says of a node of a Redis Cluster given as a single Redis (REDIS_URL). */
+const NODE_OF_A_CLUSTER =
+  "is a node of a Redis Cluster (cluster_enabled:1), reached as a single Redis: commands on the workspaces of the other nodes' slots fail (MOVED). Give the cluster's nodes as REDIS_CLUSTER_NODES instead of REDIS_URL";
+
+/** How long a check waits for an answer. */
+const CHECK_TIMEOUT_MS = 1000;
+
+function withinCheckTimeout<T>(p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('no answer within 1 s')), CHECK_TIMEOUT_MS);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }
 
 /**
- * Watches Redis with a PING a second. While it fails, the process reports `paused` with the
- * reason; it turns `running` again by itself when PING answers.
+ * Watches Redis with a PING a second (on a single Redis with `INFO cluster` too, which tells a node
+ * of a Redis Cluster given as REDIS_URL: the process is paused with that reason). While it fails,
+ * the process reports `paused` with the reason; it turns `running` again by itself when Redis
+ * answers.
+ *
+ * On a Redis Cluster every master of the slot map is PINGed: a PING sent through the cluster client
+ * names no key and goes to whichever node the client picks, so one master that does not answer
+ * (frozen, cut off, not failed over yet) made one check in three fail and the process flip between
+ * `running` and `paused` (and `/health` between 200 and 503) at random. The process can serve the
+ * workspaces of every master that answers: it is `paused` only when none does, and the status
+ * names the masters that do not.
  */
 export class RedisWatch {
   private state: DependencyStatus = {
@@ -20,6 +53,8 @@ export class RedisWatch {
   };
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Why the Redis answering cannot be used as configured (a node of a cluster given as one Redis). */
+  private misconfigured: string | undefined;
 
   constructor(
     private readonly redis: RedisClient,
@@ -31,13 +66,15 @@ export class RedisWatch {
     const tick = async () => {
       const started = performance.now();
       try {
-        await Promise.race([
-          this.redis.ping(),
-          new Promise((_, reject) => setTimeout(() => reject(new Error('no answer within 1 s')), 1000)),
-        ]);
+        const unreachable = await this.check();
         const latencyMs = Math.round((performance.now() - started) * 100) / 100;
         const since = this.state.reachable ? this.state.since : new Date().toISOString();
-        this.state = { reachable: true, latencyMs, since };
+        this.state = {
+          reachable: true,
+          latencyMs,
+          since,
+          ...(unreachable.length > 0 ? { unreachable } : {}),
+        };
       } catch (err) {
         const since = this.state.reachable ? new Date().toISOString() : this.state.since;
         this.state = { reachable: false, latencyMs: null, error: (err as Error).message, since };
@@ -47,12 +84,70 @@ export class RedisWatch {
     void tick();
   }
 
+  /**
+   * One check: the masters that did not answer while at least one did (none on a single Redis);
+   * throws when nothing answered.
+   */
+  private async check(): Promise<string[]> {
+    const cluster = isCluster(this.redis) && this.redis.status === 'ready' ? this.redis : undefined;
+    // A single Redis: asked whether it is a node of a Redis Cluster (INFO's Cluster section),
+    // which a client of one node cannot use: every command on a key of another
+    // node's slots fails with MOVED, so most workspaces would answer 503 while this one said running.
+    if (!isCluster(this.redis)) {
+      const redis = this.redis;
+      // PING as well: a Redis loading its data answers INFO, not PING. A user whose ACL has no
+      // INFO is checked with PING alone.
+      const [, info] = await withinCheckTimeout(
+        Promise.all([
+          redis.ping(),
+          redis.info('cluster').catch((err: Error) => {
+            if (!/NOPERM|no permissions|unknown command/i.test(err.message)) throw err;
+            return '';
+          }),
+        ]),
+      );
+      this.misconfigured = /^cluster_enabled:1\b/m.test(info) ? NODE_OF_A_CLUSTER : undefined;
+      if (this.misconfigured) throw new Error(this.misconfigured);
+      return [];
+    }
+    // A cluster client not connected yet: through the client.
+    if (!cluster) {
+      await withinCheckTimeout(this.redis.ping());
+      return [];
+    }
+    // The masters the slot map names, and those the client holds connections to: a master whose
+    // connection was dropped (it went silent) stays in the slot map until its slots move.
+    const connected = new Map<string, Redis>(
+      cluster.nodes('master').map((n) => [`${n.options.host}:${n.options.port}`, n]),
+    );
+    const masters = new Set<string>(connected.keys());
+    for (const owners of cluster.slots) if (owners?.[0]) masters.add(owners[0]);
+    const names = [...masters].sort();
+    if (names.length === 0) {
+      await withinCheckTimeout(this.redis.ping());
+      return [];
+    }
+    const answers = await Promise.allSettled(
+      names.map((name) => {
+        const node = connected.get(name);
+        return node
+          ? withinCheckTimeout(node.ping())
+          : Promise.reject(new Error(`no connection to the master at ${name}`));
+      }),
+    );
+    const failed = names.filter((_, i) => answers[i]!.status === 'rejected');
+    if (failed.length === names.length) throw (answers[0] as PromiseRejectedResult).reason;
+    return failed;
+  }
+
   get status(): DependencyStatus & { target: string } {
     return { ...this.state, target: this.target };
   }
 
   get pausedReason(): string | undefined {
     if (this.state.reachable) return undefined;
+    if (this.misconfigured && this.state.error === this.misconfigured)
+      return `Redis at ${this.target} ${this.misconfigured}`;
     return `Redis at ${this.target} is unreachable (${this.state.error ?? 'unknown error'}) since ${this.state.since}; commands answer 503 until it is back, and this clears by itself`;
   }
 
