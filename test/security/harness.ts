@@ -8,6 +8,7 @@ import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
 import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
 import { loadConfig } from '../../src/app/config.ts';
+import { runCli } from '../cli/run-cli.ts';
 import type { TestRedis } from '../support/redis.ts';
 
 export const silent = pino({ level: 'silent' });
@@ -40,4 +41,13 @@ export const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
 export async function streamLengths(redis: RedisClient, workspace: string): Promise<[number, number]> {
   const k = workspaceKeys(workspace);
   return [await redis.xlen(k.commands), await redis.xlen(k.events)];
+}
+
+/** `npm run keys -- <args>` with the test Redis in the environment, as REDIS_URL or REDIS_CLUSTER_NODES. */
+export function keysCli(redis: TestRedis) {
+  return (...args: string[]) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, ...redis.env };
+    delete env.VITEST;
+    return runCli('keys', args, env);
+  };
 }

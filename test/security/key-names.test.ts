@@ -9,9 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey, listApiKeys } from '../../src/adapters/redis/api-keys.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import type { Running } from '../../src/app/composition-root.ts';
-import { runCli } from '../cli/run-cli.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
-import { bearer, keyOf, startSecured } from './harness.ts';
+import { bearer, keyOf, keysCli, startSecured } from './harness.ts';
 
 const WS = 'sec-key-names';
 let redis: TestRedis;
@@ -28,12 +27,7 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-/** The CLI with the test Redis in the environment. */
-const keys = (...args: string[]) => {
-  const env: NodeJS.ProcessEnv = { ...process.env, ...redis.env };
-  delete env.VITEST;
-  return runCli('keys', args, env);
-};
+const keys = (...args: string[]) => keysCli(redis)(...args);
 
 const BAD_NAMES = [
   'crm\nadmin',

@@ -6,11 +6,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Running } from '../../src/app/composition-root.ts';
 import { auditWorkspace } from '../../src/audit/read.ts';
-import { runCli } from '../cli/run-cli.ts';
 import { projectorReady } from '../support/projector.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { sleep } from '../support/wait.ts';
-import { bearer, startSecured } from './harness.ts';
+import { bearer, keysCli, startSecured } from './harness.ts';
 
 const WS = 'sec-cli';
 let redis: TestRedis;
@@ -27,12 +26,7 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-/** The CLI with the test Redis in the environment, as REDIS_URL or REDIS_CLUSTER_NODES. */
-const keys = (...args: string[]) => {
-  const env: NodeJS.ProcessEnv = { ...process.env, ...redis.env };
-  delete env.VITEST;
-  return runCli('keys', args, env);
-};
+const keys = (...args: string[]) => keysCli(redis)(...args);
 
 describe('npm run keys', () => {
   it('creates a key that works, lists it without its secret, revokes it', async () => {
