@@ -192,11 +192,30 @@ export interface IntervalEffect {
     readonly add: Partial<Tally>;
     readonly queue: string | undefined;
   };
-  /** The contact's queue from this event on. */
-  readonly learn?: { readonly contactId: string; readonly queue: string };
+  /** The contact's queue from this event on, and whether its first decision has been counted. */
+  readonly learn?: { readonly contactId: string } & ContactPlace;
   /** Contacts nothing more will be counted for (they left or were forgotten): their queue goes. */
   readonly forget?: readonly string[];
 }
+
+/**
+ * What the intervals keep of a contact that may still count: the queue it counts under, and whether
+ * its first decision was counted (`decided`): a contact decided, transferred and decided again, or
+ * offered after a direct assignment, has no second first decision.
+ */
+export interface ContactPlace {
+  readonly queue: string;
+  readonly decided: boolean;
+}
+
+/**
+ * A ContactPlace as one string (the live projection keeps it in a hash): its queue, after a "+"
+ * once decided. A queue starts with its channel, which never starts with "+"; a queue kept before
+ * `decided` was kept reads as not decided.
+ */
+export const placeText = (p: ContactPlace): string => (p.decided ? `+${p.queue}` : p.queue);
+export const placeOfText = (text: string): ContactPlace =>
+  text.startsWith('+') ? { queue: text.slice(1), decided: true } : { queue: text, decided: false };
 
 const queueName = (skills: unknown, channel: unknown) =>
   `${typeof channel === 'string' ? channel : 'voice'} ${JSON.stringify(skills ?? [])}`;
@@ -205,33 +224,37 @@ const channelIn = (queue: string | undefined): string =>
   queue ? queue.slice(0, queue.indexOf(' ')) : 'voice';
 
 /**
- * The effect of `e`, given the queue each contact is in so far (`queueOf`). A contact is counted
- * under the queue it was queued (or transferred, or stepped) to last; a decision under the queue it
- * was made for; a transfer under the queue it leaves.
+ * The effect of `e`, given where each contact is so far (`placeOf`: its queue, and whether its
+ * first decision was counted). A contact is counted under the queue it was queued (or transferred,
+ * or stepped) to last; a decision under the queue it was made for; a transfer under the queue it
+ * leaves. A contact has one first decision: its first offer or direct assignment, never one after
+ * it was decided (a later offer, or a decision after a transfer, whatever the offer setting).
  */
 export function intervalEffect(
   e: LoggedEvent,
-  queueOf: (contactId: string) => string | undefined,
+  placeOf: (contactId: string) => ContactPlace | undefined,
   serviceLevelMs: number,
 ): IntervalEffect {
   const d = e.data;
   const contactId = typeof d.contactId === 'string' ? d.contactId : undefined;
+  const queueOf = (id: string) => placeOf(id)?.queue;
   const start = intervalStart(e.ms);
   switch (e.type) {
     case 'ContactQueued': {
       const id = typeof d.id === 'string' ? d.id : undefined;
       if (!id) return {};
       const queue = queueName(d.skills, d.channel);
-      return { learn: { contactId: id, queue }, count: { start, add: { queued: 1 }, queue } };
+      return { learn: { contactId: id, queue, decided: false }, count: { start, add: { queued: 1 }, queue } };
     }
     case 'AssignmentMade': {
       if (!contactId) return {};
       const offer = d.offer as { id?: number } | undefined;
       if (offer && offer.id !== 1) return {}; // a later offer of the same contact: not its first decision
+      if (placeOf(contactId)?.decided) return {}; // decided before (then transferred): not its first
       const queue = queueName(d.skills, d.channel);
       const waited = typeof d.waitedMs === 'number' ? d.waitedMs : 0;
       return {
-        learn: { contactId, queue },
+        learn: { contactId, queue, decided: true },
         count: {
           start,
           add: { assigned: 1, waitSum: waited, within: waited <= serviceLevelMs ? 1 : 0 },
@@ -255,14 +278,23 @@ export function intervalEffect(
     case 'ContactTransferred': {
       if (!contactId) return {};
       const before = queueOf(contactId);
+      // Only an assigned contact is transferred: it was decided.
       return {
         count: { start, add: { transferred: 1 }, queue: before },
-        learn: { contactId, queue: queueName(d.skills, channelIn(before)) },
+        learn: { contactId, queue: queueName(d.skills, channelIn(before)), decided: true },
       };
     }
-    case 'ContactStepped':
+    case 'ContactStepped': {
       if (!contactId) return {};
-      return { learn: { contactId, queue: queueName(d.skills, channelIn(queueOf(contactId))) } };
+      const before = placeOf(contactId);
+      return {
+        learn: {
+          contactId,
+          queue: queueName(d.skills, channelIn(before?.queue)),
+          decided: before?.decided ?? false,
+        },
+      };
+    }
     case 'ContactsForgotten':
       return {
         forget: ((d.contactIds as string[] | undefined) ?? []).filter((id) => typeof id === 'string'),
@@ -279,22 +311,19 @@ export function addTo(t: Tally, add: Partial<Tally>): void {
 
 export class IntervalStats {
   private readonly intervals = new Map<number, { all: Tally; queues: Map<string, Tally> }>();
-  /** Each contact's queue, as it was queued (or transferred, or stepped) last. */
-  private readonly queueOf = new Map<string, string>();
+  /** Each contact's queue, as it was queued (or transferred, or stepped) last, and whether it was decided. */
+  private readonly placeOf = new Map<string, ContactPlace>();
 
   constructor(private readonly serviceLevelMs: number) {}
 
   /**
-   * An event of the log, in order. Events before the range asked for only teach which queue each
-   * contact is in (`count: false`), so a contact's completion is counted under its queue.
+   * An event of the log, in order. Events before the range asked for only teach where each
+   * contact is (`count: false`): its queue, so a contact's completion is counted under its queue,
+   * and whether it was decided, so a decision after its transfer is not counted as a first one.
    */
   add(e: LoggedEvent, count = true): void {
-    if (!count) {
-      this.learn(e);
-      return;
-    }
-    const effect = intervalEffect(e, (id) => this.queueOf.get(id), this.serviceLevelMs);
-    if (effect.count) {
+    const effect = intervalEffect(e, (id) => this.placeOf.get(id), this.serviceLevelMs);
+    if (count && effect.count) {
       const { start, add, queue } = effect.count;
       let i = this.intervals.get(start);
       if (!i) {
@@ -311,8 +340,11 @@ export class IntervalStats {
         addTo(t, add);
       }
     }
-    for (const id of effect.forget ?? []) this.queueOf.delete(id);
-    if (effect.learn) this.queueOf.set(effect.learn.contactId, effect.learn.queue);
+    for (const id of effect.forget ?? []) this.placeOf.delete(id);
+    if (effect.learn) {
+      const { contactId, queue, decided } = effect.learn;
+      this.placeOf.set(contactId, { queue, decided });
+    }
   }
 
   /** The intervals from `from` to `to` (ms, rounded out to interval bounds), each listed even when empty. */
@@ -328,16 +360,5 @@ export class IntervalStats {
   /** The starts of the intervals something was counted in, in order. */
   starts(): number[] {
     return [...this.intervals.keys()].sort((a, b) => a - b);
-  }
-
-  private learn(e: LoggedEvent): void {
-    const d = e.data;
-    if (e.type === 'ContactQueued' && typeof d.id === 'string')
-      this.queueOf.set(d.id, queueName(d.skills, d.channel));
-    else if (
-      (e.type === 'ContactTransferred' || e.type === 'ContactStepped') &&
-      typeof d.contactId === 'string'
-    )
-      this.queueOf.set(d.contactId, queueName(d.skills, channelIn(this.queueOf.get(d.contactId))));
   }
 }

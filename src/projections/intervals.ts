@@ -10,6 +10,8 @@ import {
   intervalEffect,
   type LoggedEvent,
   loggedEventOf,
+  placeOfText,
+  placeText,
   TALLY_FIELDS,
 } from '../domain/intervals.ts';
 
@@ -96,7 +98,8 @@ export class IntervalProjection {
       for (const id of [e.data.id, e.data.contactId, ...((e.data.contactIds as unknown[]) ?? [])])
         if (typeof id === 'string') ids.add(id);
     }
-    // The queues of the contacts this batch is about, as the checkpoint left them; then as it changes them.
+    // Where the contacts this batch is about are (their queues, whether decided: `placeText`), as
+    // the checkpoint left them; then as it changes them.
     const known = [...ids];
     const queues = new Map<string, string | null>();
     if (known.length > 0) {
@@ -106,7 +109,14 @@ export class IntervalProjection {
     const changed = new Set<string>();
     const sums = new Map<number, Map<string, number>>();
     for (const e of events) {
-      const effect = intervalEffect(e, (id) => queues.get(id) ?? undefined, threshold);
+      const effect = intervalEffect(
+        e,
+        (id) => {
+          const text = queues.get(id);
+          return text == null ? undefined : placeOfText(text);
+        },
+        threshold,
+      );
       if (effect.count) {
         const { start, add, queue } = effect.count;
         let fields = sums.get(start);
@@ -126,7 +136,7 @@ export class IntervalProjection {
         changed.add(id);
       }
       if (effect.learn) {
-        queues.set(effect.learn.contactId, effect.learn.queue);
+        queues.set(effect.learn.contactId, placeText(effect.learn));
         changed.add(effect.learn.contactId);
       }
     }

@@ -40,18 +40,27 @@ const PAGE = 10_000;
 const LIVE_LAG_MS = 10_000;
 
 /**
+ * The instant of an ISO 8601 time; one without an offset (`Z`, `+hh:mm`) is read as UTC, as the
+ * answer's times are written. Date.parse would read it in the server's time zone, so the same
+ * request answered for another range on each server.
+ */
+function instantOf(s: string): number {
+  return Date.parse(/(?:Z|[+-]\d\d:\d\d)$/i.test(s) ? s : `${s}Z`);
+}
+
+/**
  * An ISO 8601 time on a calendar day that exists: Date.parse reads 2026-02-30 as March 2 and
  * April 31 as May 1, which would answer for a day not asked for.
  */
 function isTime(s: string): boolean {
   const m = /^(\d{4})-(\d\d)-(\d\d)T/.exec(s);
-  if (!m || !Number.isFinite(Date.parse(s))) return false;
+  if (!m || !Number.isFinite(instantOf(s))) return false;
   const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
   return day >= 1 && day <= new Date(Date.UTC(year, month, 0)).getUTCDate();
 }
 const Time = withMessage(
   t.refinement(t.string, isTime, 'Time'),
-  'an ISO 8601 time such as 2026-11-30T08:00:00Z',
+  'an ISO 8601 time such as 2026-11-30T08:00:00Z (UTC when it has no offset)',
 );
 const IntervalsQuery = strict(
   { from: Time, to: Time },
@@ -85,8 +94,8 @@ export async function intervalRoutes(app: FastifyInstance): Promise<void> {
   app.get('/stats/intervals', async (req) => {
     const ws = workspaceOf(req.params);
     const q = decodeOr400(IntervalsQuery, req.query, 'query');
-    const from = Date.parse(q.from);
-    const to = Date.parse(q.to);
+    const from = instantOf(q.from);
+    const to = instantOf(q.to);
     if (!(from < to) || to - from > MAX_RANGE_MS)
       throw new ProblemError(
         problem(

@@ -586,7 +586,12 @@ export const openapi = withEdgeProblems(
           summary:
             'The event log in 15-minute intervals: queued, first decisions, abandons, expiries, completions, mean wait, service level, mean handle time; per queue too',
           parameters: [
-            { name: 'from', in: 'query', required: true, schema: { type: 'string', format: 'date-time' } },
+            {
+              name: 'from',
+              in: 'query',
+              required: true,
+              schema: { type: 'string', format: 'date-time', description: 'UTC when it has no offset' },
+            },
             {
               name: 'to',
               in: 'query',
@@ -594,7 +599,7 @@ export const openapi = withEdgeProblems(
               schema: {
                 type: 'string',
                 format: 'date-time',
-                description: 'after from, at most 24 hours later',
+                description: 'after from, at most 24 hours later; UTC when it has no offset',
               },
             },
             serviceLevelMs,

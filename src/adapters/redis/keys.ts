@@ -74,7 +74,10 @@ export interface WorkspaceKeys {
   readonly wsTicketPrefix: string;
   /** Hash: the live interval projection's checkpoint (last event applied) and service-level threshold. */
   readonly intervals: string;
-  /** Hash: contact → its queue, for the contacts the interval projection may still count (src/domain/intervals.ts). */
+  /**
+   * Hash: contact → its queue ("+" first once its first decision was counted), for the contacts the
+   * interval projection may still count (src/domain/intervals.ts `placeText`).
+   */
   readonly intervalContacts: string;
   /** Zset of the interval tallies kept (member and score: the interval's start, ms). */
   readonly intervalIndex: string;
