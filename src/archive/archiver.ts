@@ -144,12 +144,13 @@ export class Archiver {
   async step(workspace: string, stream: LogStream): Promise<number> {
     const k = workspaceKeys(workspace);
     const key = k[stream];
-    const known = this.tips.has(`${workspace}/${stream}`);
     let tip = await this.tip(workspace, stream);
     const anchor = await this.mark(workspace, stream);
-    // A mark past the tip this archiver kept: another archiver went on meanwhile (this one paused,
-    // or its lease lapsed unnoticed). The archive is listed again before it is judged.
-    if (known && anchor && anchor.index > (tip?.index ?? -1)) {
+    // A mark past the tip this archiver kept, or past the one it has just listed: another archiver
+    // went on meanwhile (this one paused, or its lease lapsed unnoticed; or the other's lease
+    // lapsed unnoticed, and it archived between this one's listing and its read of the mark). The
+    // archive is listed again, once, before it is judged.
+    if (anchor && anchor.index > (tip?.index ?? -1)) {
       this.forgetTip(workspace, stream);
       tip = await this.tip(workspace, stream);
     }

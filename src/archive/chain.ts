@@ -37,6 +37,11 @@ export interface ChainBreak {
   /** Where it shows: the first entry affected, or the segment's first position. */
   readonly position: string;
   readonly message: string;
+  /**
+   * The last position it may concern, when later than `position`: a segment's last entry when the
+   * segment itself is damaged (any of its entries may be the altered one).
+   */
+  readonly through?: string;
 }
 
 /**
@@ -95,19 +100,33 @@ export class ChainCheck {
         `${where}: segment${h.index - expected > 1 ? `s ${expected}..${h.index - 1}` : ` ${expected}`} of the ${this.stream} archive ${h.index - expected > 1 ? 'are' : 'is'} missing before it`,
       );
     if (h.index < expected) return problem(`${where}: index ${h.index} again, after segment ${expected - 1}`);
+    // The segment's own entries, up to the later of its header's last and the file's.
+    const fileLast = d.entries.at(-1)?.[0];
+    const through = fileLast !== undefined && before(h.last, fileLast) ? fileLast : h.last;
     if (!named || named.index !== h.index || named.first !== h.first)
-      return problem(`${where}: its name does not match its header (index ${h.index}, first ${h.first})`);
+      return {
+        ...problem(`${where}: its name does not match its header (index ${h.index}, first ${h.first})`),
+        through,
+      };
     if (h.workspace !== this.workspace || h.stream !== this.stream)
-      return problem(
-        `${where}: its header is of ${h.workspace}/${h.stream}, not ${this.workspace}/${this.stream}`,
-      );
+      return {
+        ...problem(
+          `${where}: its header is of ${h.workspace}/${h.stream}, not ${this.workspace}/${this.stream}`,
+        ),
+        through,
+      };
     if (prev !== undefined && h.prevHash !== prev)
       return problem(
         `${where}: its prevHash is not the hash of segment ${h.index - 1} (a segment before it was removed or replaced)`,
       );
     const inside = d.problems[0];
     if (inside)
-      return { stream: this.stream, position: inside.position ?? at, message: `${where}: ${inside.message}` };
+      return {
+        stream: this.stream,
+        position: inside.position ?? at,
+        message: `${where}: ${inside.message}`,
+        through,
+      };
     if (counted !== undefined && h.total !== counted)
       return problem(
         `${where}: its header counts ${h.total} entries up to its end, the segments hold ${counted}`,

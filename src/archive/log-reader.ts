@@ -14,7 +14,8 @@ export const SEGMENT_CACHE_BYTES = 32 * 1024 * 1024;
  * after a position (GET /events, a live feed's replay) is made for one page and starts inside a
  * segment: without it, each page would read and decode the whole file again (20 – 50 ms of the
  * process's CPU for 10,000 entries). A segment is never replaced under its name (stores refuse it),
- * so what is kept stays what the file holds; a file larger than the whole budget is not kept.
+ * so what is kept stays what the file holds; a file larger than the whole budget is not kept, nor
+ * is a damaged one (it is mended under its name: the next reader reads the file again).
  */
 class SegmentCache {
   private readonly kept = new Map<string, { segment: DecodedSegment; bytes: number }>();
@@ -53,7 +54,10 @@ class SegmentCache {
   ): Promise<DecodedSegment> {
     const file = await store.read(workspace, stream, name);
     const segment = decodeSegment(file);
-    if (file.length <= SEGMENT_CACHE_BYTES) {
+    // Only a segment that reads back whole is kept: a damaged one is mended under its own name
+    // (restored from a copy, or moved aside and written again by the archiver), and the next
+    // reader must see the file as it is then, not the damage met before.
+    if (file.length <= SEGMENT_CACHE_BYTES && segment.problems.length === 0) {
       this.kept.set(key, { segment, bytes: file.length });
       this.bytes += file.length;
       for (const [k, v] of this.kept) {

@@ -252,8 +252,15 @@ export class Auditor {
     }
   }
 
-  flag(kind: ViolationKind, stream: Violation['stream'], position: string, message: string): void {
-    this.violations.add({ kind, stream, position, message });
+  /** `through`: the last position the violation may concern, when later than `position` (Violations.add). */
+  flag(
+    kind: ViolationKind,
+    stream: Violation['stream'],
+    position: string,
+    message: string,
+    through?: string,
+  ): void {
+    this.violations.add({ kind, stream, position, message }, through);
   }
 
   private get end(): number {

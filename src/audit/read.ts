@@ -190,7 +190,7 @@ class Replayer {
     const log = (stream: LogStream) =>
       new LogReader(redis, archive, k.workspace, stream, {
         pageSize: size,
-        onBreak: (b) => audit.flag('archive', b.stream, b.position, b.message),
+        onBreak: (b) => audit.flag('archive', b.stream, b.position, b.message, b.through),
       });
     this.commands = new Ahead(log('commands'), null);
     this.events = new Ahead(log('events'), null);

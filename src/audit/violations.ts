@@ -70,8 +70,18 @@ export class Violations {
     private readonly keep: number,
   ) {}
 
-  add(v: Violation): void {
-    if (this.after !== undefined && v.stream !== 'state' && !positionBefore(this.after, v.position)) {
+  /**
+   * `through`: the last position the violation may concern, when later than the one where it shows
+   * (a segment whose entries do not hash to its header shows at its first entry, yet the altered one
+   * may be any of them): with `after`, it is reported when that position is after `after`.
+   */
+  add(v: Violation, through?: string): void {
+    if (
+      this.after !== undefined &&
+      v.stream !== 'state' &&
+      !positionBefore(this.after, v.position) &&
+      (through === undefined || !positionBefore(this.after, through))
+    ) {
       this.before++;
       return;
     }

@@ -5,7 +5,8 @@
  * same index (from what is left of the trimmed stream, under another name, so the store's
  * no-replace rule does not stop it). The archive stays one chain and the log reads whole. And one
  * that goes on after another archived past the tip it kept lists the archive again, rather than
- * refuse it as another workspace's.
+ * refuse it as another workspace's; so does one that lists the archive just before another
+ * archives past it (the mark then read is past the tip just listed).
  */
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -16,7 +17,7 @@ import { Archiver } from '../../src/archive/archiver.ts';
 import { parseAnchor } from '../../src/archive/chain.ts';
 import { readLogAfter } from '../../src/archive/log-reader.ts';
 import { parseRetention, type Retention } from '../../src/archive/retention.ts';
-import { parseSegmentName } from '../../src/archive/segment.ts';
+import { type LogStream, parseSegmentName } from '../../src/archive/segment.ts';
 import { DiskArchive } from '../../src/archive/store.ts';
 import { auditWorkspace } from '../../src/audit/read.ts';
 import { writeLog } from '../../src/cli/bench/audit-log.ts';
@@ -110,6 +111,37 @@ describe('an archiver that goes on after another archived past it', () => {
     const indexes = (await store.list(ws, 'commands')).map((n) => parseSegmentName(n)?.index);
     expect(indexes).toEqual([0, 1, 2]);
     const audit = await auditWorkspace(suite.redis, ws, { archive: store });
+    expect(audit.violations).toEqual([]);
+  }, 30_000);
+
+  it('takes a mark past the tip it has just listed for news, not for a foreign archive', async () => {
+    const ws = `stale-list-${Date.now().toString(36)}`;
+    await writeLog(suite.redis, ws, { events: 450, agents: 10, seed: 9 });
+    const dir = await tempDir('sb-stale-archiver-');
+    /** The archive as A sees it: another archiver goes on right after A's next listing. */
+    class Racing extends DiskArchive {
+      afterList: (() => Promise<unknown>) | undefined;
+      override async list(workspace: string, stream: LogStream): Promise<string[]> {
+        const names = await super.list(workspace, stream);
+        const meanwhile = this.afterList;
+        this.afterList = undefined;
+        await meanwhile?.();
+        return names;
+      }
+    }
+    const racing = new Racing(dir);
+    const opts = { retention: parseRetention('10') as Retention, segmentEntries: 100, everyMs: 50 };
+    const a = new Archiver(suite.redis, racing, log, opts);
+    const b = new Archiver(suite.redis, new DiskArchive(dir), log, opts);
+    expect(await b.step(ws, 'commands')).toBe(100);
+    // A (the lease just taken) lists the archive: segment 0; B, whose lease lapsed unnoticed,
+    // archives segment 1 and trims before A reads the mark.
+    racing.afterList = () => b.step(ws, 'commands');
+    const moved = await a.step(ws, 'commands').catch((err: Error) => err.message);
+    expect(moved, 'no refusal of the archive as a foreign one').toBe(100);
+    const indexes = (await racing.list(ws, 'commands')).map((n) => parseSegmentName(n)?.index);
+    expect(indexes).toEqual([0, 1, 2]);
+    const audit = await auditWorkspace(suite.redis, ws, { archive: racing });
     expect(audit.violations).toEqual([]);
   }, 30_000);
 });
