@@ -18,8 +18,53 @@ export interface DependencyStatus {
 const NODE_OF_A_CLUSTER =
   "is a node of a Redis Cluster (cluster_enabled:1), reached as a single Redis: commands on the workspaces of the other nodes' slots fail (MOVED). Give the cluster's nodes as REDIS_CLUSTER_NODES instead of REDIS_URL";
 
+/**
+ * Whether a Redis reached as a single server is a node of a Redis Cluster (INFO's Cluster section
+ * says cluster_enabled:1): a client of one node cannot use it, every command on a key of another
+ * node's slots fails with MOVED. A user whose ACL has no INFO (or a server without the command)
+ * counts as no cluster: it is not told apart.
+ */
+export async function isClusterNode(redis: Redis): Promise<boolean> {
+  const info = await redis.info('cluster').catch((err: Error) => {
+    if (!/NOPERM|no permissions|unknown command/i.test(err.message)) throw err;
+    return '';
+  });
+  return /^cluster_enabled:1\b/m.test(info);
+}
+
 /** How long a check waits for an answer. */
 const CHECK_TIMEOUT_MS = 1000;
+
+/**
+ * How long the first check waits for the client's first connection. A cluster client reads the
+ * slot map from a seed, then connects and logs in to each master: 0.6 - 1 s on a loaded machine,
+ * more than a check's own timeout. A connection attempt that fails ends the wait at once.
+ */
+const FIRST_CONNECT_TIMEOUT_MS = 5000;
+
+/** Resolves once the client is connected; rejects when its attempt fails or takes too long. */
+function firstConnection(redis: RedisClient): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const settle = (err?: Error) => {
+      clearTimeout(timer);
+      redis.off('ready', onReady);
+      redis.off('close', onClose);
+      redis.off('end', onClose);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onReady = () => settle();
+    const onClose = () => settle(new Error('the connection to Redis could not be made'));
+    const timer = setTimeout(
+      () => settle(new Error(`not connected within ${FIRST_CONNECT_TIMEOUT_MS / 1000} s`)),
+      FIRST_CONNECT_TIMEOUT_MS,
+    );
+    redis.once('ready', onReady);
+    redis.once('close', onClose);
+    redis.once('end', onClose);
+  });
+}
 
 function withinCheckTimeout<T>(p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -89,6 +134,16 @@ export class RedisWatch {
    * throws when nothing answered.
    */
   private async check(): Promise<string[]> {
+    // At start the client is still connecting: the first check waits for it (bounded), so the
+    // process is not paused, and its rate limits not left uncounted, merely because connecting
+    // (to a cluster: the slot map, then every master) takes longer than a check's timeout. Later
+    // checks do not wait: a client connecting again has lost Redis, and the check says so within
+    // its timeout.
+    if (
+      this.state.error === 'not checked yet' &&
+      (this.redis.status === 'connecting' || this.redis.status === 'connect')
+    )
+      await firstConnection(this.redis);
     const cluster = isCluster(this.redis) && this.redis.status === 'ready' ? this.redis : undefined;
     // A single Redis: asked whether it is a node of a Redis Cluster (INFO's Cluster section),
     // which a client of one node cannot use: every command on a key of another
@@ -97,16 +152,8 @@ export class RedisWatch {
       const redis = this.redis;
       // PING as well: a Redis loading its data answers INFO, not PING. A user whose ACL has no
       // INFO is checked with PING alone.
-      const [, info] = await withinCheckTimeout(
-        Promise.all([
-          redis.ping(),
-          redis.info('cluster').catch((err: Error) => {
-            if (!/NOPERM|no permissions|unknown command/i.test(err.message)) throw err;
-            return '';
-          }),
-        ]),
-      );
-      this.misconfigured = /^cluster_enabled:1\b/m.test(info) ? NODE_OF_A_CLUSTER : undefined;
+      const [, clusterNode] = await withinCheckTimeout(Promise.all([redis.ping(), isClusterNode(redis)]));
+      this.misconfigured = clusterNode ? NODE_OF_A_CLUSTER : undefined;
       if (this.misconfigured) throw new Error(this.misconfigured);
       return [];
     }
