@@ -21,7 +21,14 @@ import { DiskArchive } from '../archive/store.ts';
 import { auditWorkspace } from '../audit/read.ts';
 import { type AuditReport, summaryOf } from '../audit/report.ts';
 import { Position } from '../domain/values.ts';
-import { archiveDirOf, failureOf, parseRedisTarget, reachRedis, workspaceOption } from './redis-target.ts';
+import {
+  archiveDirOf,
+  failureOf,
+  type ParsedTarget,
+  parseRedisTarget,
+  reachRedis,
+  workspaceOption,
+} from './redis-target.ts';
 import { OptionChecker, parseOrUsage, UsageError } from './sim/options.ts';
 
 const SHOWN = 20;
@@ -63,6 +70,7 @@ interface CliOptions {
   readonly workspace: string;
   readonly target: RedisTarget;
   readonly label: string;
+  readonly urlName?: ParsedTarget['urlName'];
   readonly after?: string;
   readonly idle: boolean;
   readonly state: boolean;
@@ -98,7 +106,7 @@ function parseAuditArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliOpt
   const check = new OptionChecker();
   check.check(positionals.length === 0, `unexpected argument(s): ${positionals.join(' ')}`);
   const workspace = workspaceOption(values.workspace, check, 'audit');
-  const { target, label } = parseRedisTarget(values, env, check);
+  const { target, label, urlName } = parseRedisTarget(values, env, check);
   // Read as the API reads a position: leading zeros dropped ("007-01" is "7-1"), since positions
   // are compared digit by digit, and each part within Redis's 64 bits.
   const decoded = values.after === undefined ? undefined : Position.decode(values.after);
@@ -118,6 +126,7 @@ function parseAuditArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliOpt
     workspace,
     target,
     label,
+    ...(urlName !== undefined ? { urlName } : {}),
     ...(after !== undefined ? { after } : {}),
     idle: values.idle ?? false,
     state: !values['no-state'],

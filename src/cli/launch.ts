@@ -19,7 +19,6 @@
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { runAppNamespace } from '../topology/local/app-namespace.ts';
 import {
   checkAndExit,
@@ -32,6 +31,7 @@ import { claimDataDir, DataDirTaken } from '../topology/local/data-dir-lock.ts';
 import { launchSingle } from '../topology/local/single.ts';
 import { launchVrrp } from '../topology/local/vrrp.ts';
 import { probeNetns } from '../topology/netns.ts';
+import { parseOrUsage, UsageError } from './sim/options.ts';
 
 const usage = `usage: npm run topology -- [--api 3] [--projectors 2] [--dispatchers 2] [--data-dir ./data/topology]
        [--http-port 8000] [--tls-port 8443] [--stats-port 8404] [--redis-port 12000] [--check]
@@ -65,9 +65,11 @@ function count(raw: string | undefined, name: string, def: number, min: number, 
   return n;
 }
 
-let args: ReturnType<typeof parseArgs>['values'];
+// Parsed as the other tools parse theirs: an option that takes one value, given twice
+// (`--data-dir a --data-dir b`), is refused naming it, before anything starts.
+let args: Record<string, string | boolean | undefined>;
 try {
-  args = parseArgs({
+  args = parseOrUsage({
     options: {
       api: { type: 'string' },
       projectors: { type: 'string' },
@@ -89,7 +91,8 @@ try {
     },
   }).values;
 } catch (err) {
-  fail((err as Error).message);
+  if (!(err instanceof UsageError)) throw err;
+  fail(err.problems.join('\ntopology: '));
 }
 if (args.help) {
   process.stdout.write(`${usage}\n`);

@@ -4,7 +4,8 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { ReplyError } from 'ioredis';
-import { connectRedis, mask, parseSeed, type RedisTarget } from '../adapters/redis/client.ts';
+import { connectRedis, isCluster, mask, parseSeed, type RedisTarget } from '../adapters/redis/client.ts';
+import { isClusterNode } from '../adapters/redis/health-watch.ts';
 import { workspaceKeys } from '../adapters/redis/keys.ts';
 import type { RedisClient } from '../adapters/redis/scripts.ts';
 import { isRedisUrl, tlsTargetProblem } from '../app/config.ts';
@@ -16,6 +17,8 @@ export interface ParsedTarget {
   readonly target: RedisTarget;
   /** How to name it in messages. */
   readonly label: string;
+  /** Where a single Redis's URL came from, when the user gave one: the option or the variable. */
+  readonly urlName?: '--redis-url' | 'REDIS_URL';
 }
 
 export function parseRedisTarget(
@@ -111,7 +114,11 @@ export function parseRedisTarget(
     };
   return nodes.length > 0
     ? { target: { clusterNodes: nodes, ...security }, label: `cluster ${mask(nodes.join(','))}` }
-    : { target: { url: url ?? '', ...security }, label: mask(url ?? '') };
+    : {
+        target: { url: url ?? '', ...security },
+        label: mask(url ?? ''),
+        urlName: values['redis-url'] !== undefined ? '--redis-url' : 'REDIS_URL',
+      };
 }
 
 /**
@@ -149,11 +156,12 @@ const REACH_TIMEOUT_MS = 10_000;
 /**
  * A client of the tool's Redis once it answers, and with `workspace`, once that workspace's log is
  * there; else the tool's exit code (3: Redis does not answer or refuses the read, 2: no such
- * workspace) after saying why on stderr. The caller disconnects the client.
+ * workspace, or a URL naming one node of a Redis Cluster) after saying why on stderr. The caller
+ * disconnects the client.
  */
 export async function reachRedis(
   tool: string,
-  { target, label }: ParsedTarget,
+  { target, label, urlName }: ParsedTarget,
   commandTimeout: number,
   workspace?: string,
 ): Promise<RedisClient | 2 | 3> {
@@ -168,10 +176,13 @@ export async function reachRedis(
   redis.on('node error', noted);
   let timer: NodeJS.Timeout | undefined;
   const noAnswer = () => `no answer within ${REACH_TIMEOUT_MS / 1000} s${lastError ? ` (${lastError})` : ''}`;
+  let clusterNode = false;
   try {
-    await Promise.race([
-      redis.ping(),
-      new Promise((_, reject) => {
+    // A single Redis is asked too whether it is a node of a Redis Cluster: one node answers only
+    // for its own slots, so the tool would fail on a bare MOVED (or read nothing) further on.
+    [, clusterNode] = await Promise.race([
+      Promise.all([redis.ping(), isCluster(redis) ? false : isClusterNode(redis)]),
+      new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(noAnswer())), REACH_TIMEOUT_MS);
       }),
     ]);
@@ -186,6 +197,17 @@ export async function reachRedis(
     clearTimeout(timer);
     redis.off('error', noted);
     redis.off('node error', noted);
+  }
+  if (clusterNode) {
+    redis.disconnect();
+    const instead =
+      urlName === 'REDIS_URL'
+        ? "set REDIS_CLUSTER_NODES to the cluster's nodes, host:port,... (or give --cluster-nodes) instead of REDIS_URL"
+        : "give the cluster's nodes with --cluster-nodes host:port,... (or REDIS_CLUSTER_NODES) instead of --redis-url";
+    process.stderr.write(
+      `${tool}: ${label} is a node of a Redis Cluster (cluster_enabled:1), not a single Redis: it answers only for its own slots (MOVED for the others); ${instead}\n`,
+    );
+    return 2;
   }
   if (workspace === undefined) return redis;
   const k = workspaceKeys(workspace);

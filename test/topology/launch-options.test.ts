@@ -12,7 +12,7 @@ import { launcherEntry } from '../support/main-build.ts';
 import { tempDir } from './helpers.ts';
 
 const dirs: { remove(): Promise<void> }[] = [];
-/** Every port free unless a case names it (the last of an option given twice counts). */
+/** Every port free (a case naming a port gives it instead: `portsBut`; an option is given once). */
 const ANY_PORTS = [
   '--http-port',
   '0',
@@ -28,6 +28,15 @@ const ANY_PORTS = [
 afterAll(async () => {
   for (const d of dirs) await d.remove();
 });
+
+/** ANY_PORTS without the options `args` gives, followed by `args`. */
+function portsBut(args: readonly string[]): string[] {
+  const named = new Set(args.filter((a) => a.startsWith('--')));
+  const rest: string[] = [];
+  for (let i = 0; i < ANY_PORTS.length; i += 2)
+    if (!named.has(ANY_PORTS[i]!)) rest.push(ANY_PORTS[i]!, ANY_PORTS[i + 1]!);
+  return [...rest, ...args];
+}
 
 /** Runs the launcher with `args` (killed after 20 s: a launch that went ahead is a failure). */
 function run(dataDir: string, args: string[]): Promise<{ code: number | null; stderr: string; ms: number }> {
@@ -58,7 +67,7 @@ describe('npm run topology: options that make no sense', () => {
       [['--http-port', '18125', '--status-port', '18125'], /--status-port 18125 is also --http-port/],
     ];
     for (const [args, message] of cases) {
-      const r = await run(d.dir, [...ANY_PORTS, ...args]);
+      const r = await run(d.dir, portsBut(args));
       expect(r.stderr, args.join(' ')).toMatch(message);
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
     }
@@ -115,7 +124,7 @@ describe('npm run topology: options that make no sense', () => {
       [['--http-port', '70000'], /--http-port must be an integer from 0 to 65535/],
       [['--haproxy-restart-delay', '50'], /--haproxy-restart-delay must be an integer from 100/],
     ] as const) {
-      const r = await run(d.dir, [...ANY_PORTS, ...args]);
+      const r = await run(d.dir, portsBut(args));
       expect(r.stderr, args.join(' ')).toMatch(message);
       expect(r.code).toBe(2);
     }
