@@ -239,9 +239,13 @@ function storedAdminKey(env: NodeJS.ProcessEnv): string | undefined {
   }
 }
 
+/** How a run is given an API key of its workspace. */
+const giveKey = (opts: CliOptions) =>
+  `give an API key of workspace "${opts.workspace}" with --key or SWITCHBOARD_API_KEY`;
+
 /** What to do about a run stopped by a 401: the key it lacked, or the one refused and where it came from. */
 function keyAdvice(opts: CliOptions): string {
-  const give = `give an API key of workspace "${opts.workspace}" with --key or SWITCHBOARD_API_KEY`;
+  const give = giveKey(opts);
   return opts.keyFrom === undefined
     ? `no API key was given and Switchboard asks for one: ${give} (the first npm start stores one of workspace default at ${adminKeyPath(process.env)})`
     : `the API key given (${opts.keyFrom}) was refused, unknown or revoked: ${give}`;
@@ -376,8 +380,14 @@ async function simulate(sim: Simulator, opts: CliOptions): Promise<number> {
   process.stdout.write(opts.json ? `${JSON.stringify(summary)}\n` : formatSummary(summary));
   if (summary.endedBy === 'interrupted') return 130;
   if (summary.endedBy === 'feed-lost') {
+    // A 401 (the key revoked mid-run) gets the advice of a run stopped by one; another refusal
+    // (the workspace gone) names the key used all the same.
+    const failure = summary.lastLiveFailure ?? 'no reason given';
+    const advice = / 401 /.test(failure)
+      ? keyAdvice(opts)
+      : `check the workspace "${opts.workspace}" and the API key (${opts.keyFrom ?? 'none given'}): to use another, ${giveKey(opts)}`;
     process.stderr.write(
-      `simulate: the live feed was refused for good (${summary.lastLiveFailure ?? 'no reason given'}), so the run could no longer follow its contacts and stopped: check the API key (--key, data/admin-key) and the workspace\n`,
+      `simulate: the live feed was refused for good (${failure}), so the run could no longer follow its contacts and stopped: ${advice}\n`,
     );
     return 1;
   }
