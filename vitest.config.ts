@@ -46,8 +46,6 @@ export default defineConfig({
             'test/e2e/crash.test.ts',
             'test/archive/archive.test.ts',
             'test/support/cluster-pool.test.ts',
-            // A cluster client connects for longer than a health check waits: the limit at start.
-            'test/security/limits-start.test.ts',
           ],
           // A cluster client learns the nodes' own addresses: the relay that suite holds
           // connections with stands in front of a single Redis only. The others are refusals made

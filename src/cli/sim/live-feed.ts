@@ -5,7 +5,12 @@
  * path that dies without a close (a VIP that moved) is noticed by the feed's heartbeat: silent
  * for two of the server's intervals, the socket is dropped and opened again the same way.
  */
-import type { EventType, Subscription, SwitchboardClient } from '../../client/index.ts';
+import {
+  type EventType,
+  type Subscription,
+  type SwitchboardClient,
+  SwitchboardError,
+} from '../../client/index.ts';
 import { FatalError } from './http.ts';
 
 export interface Envelope {
@@ -59,8 +64,11 @@ export class LiveFeed {
     try {
       await sub.ready;
     } catch (err) {
+      // With its status: a feed refused at its opening (the key revoked meanwhile: 401) is told
+      // what key to give, as a refusal of an open feed is.
       throw new FatalError(
         `cannot open the live feed of ${this.client.url}${this.client.workspacePath}: ${(err as Error).message}`,
+        err instanceof SwitchboardError ? err.status : undefined,
       );
     }
   }
