@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { callOnNodeOf } from '../adapters/redis/client.ts';
 import { readRange, type StreamEntry } from '../adapters/redis/event-log.ts';
 import { workspaceKeys } from '../adapters/redis/keys.ts';
 import { luaScript, type RedisClient, runLua } from '../adapters/redis/scripts.ts';
@@ -172,7 +173,9 @@ export class Archiver {
       await this.trim(workspace, stream, tip);
     }
 
-    const now = await this.redis.time();
+    // The clock of the workspace's node (the one its stream ids come from), not a random node's
+    // on a cluster.
+    const now = (await callOnNodeOf(this.redis, key, 'TIME')) as [string, string];
     const nowMs = Number(now[0]) * 1000 + Math.floor(Number(now[1]) / 1000);
     const checkpoint = stream === 'commands' ? await this.redis.hget(k.meta, 'applied') : '+';
     if (checkpoint === null) return 0;

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { callOnNodeOf } from '../adapters/redis/client.ts';
 import { appendCommand } from '../adapters/redis/command-log.ts';
 import { workspaceKeys } from '../adapters/redis/keys.ts';
 import type { RedisClient } from '../adapters/redis/scripts.ts';
@@ -23,7 +24,9 @@ export async function forgetFinishedContacts(
   appended?: (position: string) => void,
 ): Promise<number> {
   const k = workspaceKeys(workspace);
-  const [s, us] = await redis.time();
+  // The clock of the workspace's node (the one its steps and stream ids use), not a random
+  // node's on a cluster.
+  const [s, us] = (await callOnNodeOf(redis, k.finished, 'TIME')) as [string, string];
   const cut = Number(s) * 1000 + Math.floor(Number(us) / 1000) - keepMs;
   const due = await redis.zcount(k.finished, '-inf', `(${cut}`);
   const n = Math.min(Math.ceil(due / MAX_FORGOTTEN_PER_COMMAND), MAX_FORGET_COMMANDS_PER_PASS);

@@ -26,19 +26,50 @@ import { suiteTempDirs } from '../support/temp-dirs.ts';
 
 const log = pino({ level: 'silent' });
 
-/** `redis` whose next TIME waits for `gate`: the archiver's step reads it after the mark, before the entries. */
+/**
+ * `redis` whose next TIME waits for `gate`: the archiver's step reads it after the mark, before the
+ * entries (in a pipeline behind a command on the stream, so it goes to the workspace's node).
+ */
 function pausedAtTime(redis: RedisClient, gate: Promise<void>, reached: () => void): RedisClient {
   let paused = false;
+  const pause = async () => {
+    if (paused) return;
+    paused = true;
+    reached();
+    await gate;
+  };
   return new Proxy(redis, {
     get(target, prop) {
-      if (prop === 'time' && !paused) {
-        paused = true;
+      if (prop === 'time')
         return async () => {
-          reached();
-          await gate;
+          await pause();
           return target.time();
         };
-      }
+      if (prop === 'pipeline')
+        return () => {
+          const pipeline = target.pipeline();
+          let timed = false;
+          const proxied: typeof pipeline = new Proxy(pipeline, {
+            get(p, name) {
+              const v = Reflect.get(p, name, p) as unknown;
+              if (typeof v !== 'function') return v;
+              const f = (v as (...a: unknown[]) => unknown).bind(p);
+              if (name === 'exec')
+                return async (...a: unknown[]) => {
+                  if (timed) await pause();
+                  return f(...a);
+                };
+              return (...a: unknown[]) => {
+                if (name === 'time' || (name === 'call' && String(a[0]).toUpperCase() === 'TIME'))
+                  timed = true;
+                const r = f(...a);
+                // Chained calls go on through this proxy.
+                return r === p ? proxied : r;
+              };
+            },
+          });
+          return proxied;
+        };
       const v = Reflect.get(target, prop, target) as unknown;
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },
