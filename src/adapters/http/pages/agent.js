@@ -9,6 +9,7 @@ import {
   explain,
   h,
   liveFeed,
+  serverNow,
   session,
   showLive,
   showProblems,
@@ -108,6 +109,13 @@ async function signIn(ws, key, typedAgent) {
 
 function start(client) {
   api = client;
+  // A desk signed in again (perhaps as another agent) shows nothing of the last session.
+  contacts = [];
+  log.length = 0;
+  $('log').replaceChildren();
+  $('contacts').replaceChildren();
+  problems.action = null;
+  updateBanner();
   showSignedIn('desk');
   $('agent-name').textContent = agent.name ? `${agent.name} (${agentId})` : agentId;
   const saved = store.get(`position.${api.ws}.${agentId}`);
@@ -147,9 +155,14 @@ function onEvent(e) {
   refreshSoon();
 }
 
+/** Reads of the documents started, and the last one shown: an older read answering late is dropped. */
+let readsStarted = 0;
+let readShown = 0;
+
 async function refresh() {
   if (!api) return;
   const client = api;
+  const read = ++readsStarted;
   try {
     const a = (await client.get(`/agents/${encodeURIComponent(agentId)}`)).data;
     const docs = await Promise.all(
@@ -160,7 +173,8 @@ async function refresh() {
         ),
       ),
     );
-    if (client !== api) return;
+    if (client !== api || read < readShown) return;
+    readShown = read;
     agent = a;
     contacts = docs.filter((c) => c !== null);
     render();
@@ -176,17 +190,28 @@ async function refresh() {
   }
 }
 
+/** The commands on their way (path and body): a second click meanwhile sends nothing. */
+const inFlight = new Set();
+
 /** One command; its problem, if any, in the banner; then the documents read again. */
 async function act(what, path, body) {
   if (!api) return;
+  const client = api;
+  const key = `${path} ${JSON.stringify(body ?? null)}`;
+  if (inFlight.has(key)) return;
+  inFlight.add(key);
   problems.action = null;
   updateBanner();
   try {
-    const r = await api.post(path, body);
-    if (r.status === 202) addLine(`${what}: sent, the outcome follows`);
+    const r = await client.post(path, body);
+    if (r.status === 202 && client === api) addLine(`${what}: sent, the outcome follows`);
   } catch (err) {
-    problems.action = `${what}: ${explain(err)}`;
-    updateBanner();
+    if (client === api) {
+      problems.action = `${what}: ${explain(err)}`;
+      updateBanner();
+    }
+  } finally {
+    inFlight.delete(key);
   }
   refresh();
 }
@@ -205,13 +230,43 @@ function render() {
     state === agent.presence
       ? ''
       : `presence ${agent.presence}, ${agent.activeContacts?.length ?? 0} contact(s)`;
-  for (const s of ['available', 'away', 'offline'])
+  // The presence in force, to the eye and to a screen reader.
+  for (const s of ['available', 'away', 'offline']) {
     $(`set-${s}`).classList.toggle('current', agent.presence === s);
+    $(`set-${s}`).setAttribute('aria-pressed', String(agent.presence === s));
+  }
   $('wrapup').hidden = state !== 'wrapup';
-  const cards = contacts.map(card);
-  $('contacts').replaceChildren(...cards);
-  $('no-contact').hidden = cards.length > 0;
+  renderCards();
+  $('no-contact').hidden = contacts.length > 0;
   tick();
+}
+
+/**
+ * The contacts' cards, each kept in place while its contact keeps its state: only its heading and
+ * fields are made again, so its buttons stay under the keyboard's focus and a click in progress
+ * as the documents are read again still lands.
+ */
+function renderCards() {
+  const box = $('contacts');
+  const old = new Map([...box.children].map((el) => [el.dataset.contact, el]));
+  let refocus = null;
+  const wanted = contacts.map((c) => {
+    const fresh = card(c);
+    const kept = old.get(c.id);
+    if (!kept) return fresh;
+    if (kept.dataset.state !== fresh.dataset.state) {
+      // An offer accepted from the keyboard: the focus goes on to its Complete button.
+      if (kept.contains(document.activeElement)) refocus = fresh.querySelector('button');
+      return fresh;
+    }
+    for (const tag of ['h3', 'dl']) kept.querySelector(tag).replaceWith(fresh.querySelector(tag));
+    return kept;
+  });
+  for (const el of old.values()) if (!wanted.includes(el)) el.remove();
+  wanted.forEach((el, i) => {
+    if (box.children[i] !== el) box.insertBefore(el, box.children[i] ?? null);
+  });
+  refocus?.focus();
 }
 
 function card(c) {
@@ -270,7 +325,7 @@ function card(c) {
 
 /** The countdowns: an offer's time left, a contact's time in hand, the wrap-up's time left. */
 function tick() {
-  const now = Date.now();
+  const now = serverNow();
   for (const el of document.querySelectorAll('[data-until]')) {
     const left = Date.parse(el.dataset.until) - now;
     el.textContent = left > 0 ? `expires in ${duration(left)}` : 'expiring';

@@ -38,6 +38,22 @@ export function session(page) {
   };
 }
 
+/**
+ * Switchboard's clock as this browser's clock plus an offset, learnt from the `Date` header of its
+ * answers (whole seconds: the middle of the second is taken, and the offset moves only when it is
+ * more than a second off): an offer's time left and a wrap-up's are Switchboard's times, right on
+ * a computer whose clock is wrong.
+ */
+let clockOffset = 0;
+export const serverNow = () => Date.now() + clockOffset;
+
+function learnClock(res) {
+  const at = Date.parse(res.headers.get('date') ?? '');
+  if (!Number.isFinite(at)) return;
+  const offset = at + 500 - Date.now();
+  if (Math.abs(offset - clockOffset) > 1000) clockOffset = offset;
+}
+
 const uuid = () =>
   crypto.randomUUID
     ? crypto.randomUUID()
@@ -70,6 +86,7 @@ export function apiClient(ws, key) {
         }
         throw new ApiError(0, { title: 'Switchboard unreachable', detail: String(err?.message ?? err) });
       }
+      learnClock(res);
       const text = await res.text();
       let data = null;
       try {
@@ -238,6 +255,7 @@ export function watchStatus(cb, everyMs = 1000) {
   async function poll() {
     try {
       const res = await fetch('/status', { cache: 'no-store' });
+      learnClock(res);
       cb(res.ok ? await res.json() : null);
     } catch {
       cb(null);

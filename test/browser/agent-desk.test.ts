@@ -1,0 +1,237 @@
+/**
+ * The agent desktop (/agent) as an agent meets it: a double click on Accept, an offer's buttons
+ * kept under the keyboard while the desktop reads its documents again, and a shared desk signed out
+ * and signed in as another agent. Debian's headless Chromium (playwright-core) against Switchboard
+ * in-process with API keys on.
+ */
+import { existsSync } from 'node:fs';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { SwitchboardClient } from 'switchboard/client';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createApiKey } from '../../src/adapters/redis/api-keys.ts';
+import { inProcessApi } from '../support/api.ts';
+
+const CHROMIUM = process.env.SWITCHBOARD_CHROMIUM ?? '/usr/bin/chromium';
+const WS = 'desk';
+
+const api = inProcessApi([WS], {
+  env: {
+    AUTH: 'on',
+    HOST: '127.0.0.1',
+    ROLES: 'api,projector,dispatcher',
+    RATE_LIMIT: 'off',
+    WS_MAX_PER_KEY: 'off',
+  },
+});
+let browser: Browser;
+let admin: SwitchboardClient;
+const keys = { ann: '', bo: '', cy: '' };
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`Chromium is not installed (${CHROMIUM} is missing)`);
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--disable-gpu',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+    ],
+  });
+  const adminKey = (await createApiKey(api.running.redis, { workspace: WS, role: 'admin', name: 'admin' }))
+    .key;
+  for (const id of ['ann', 'bo', 'cy'] as const)
+    keys[id] = (await createApiKey(api.running.redis, { workspace: WS, role: 'agent', agentId: id })).key;
+  admin = new SwitchboardClient({ url: api.running.url!, workspace: WS, key: adminKey, retries: 0 });
+  await admin.putSettings({ offerTimeoutMs: 60_000 });
+  // Each agent has a skill of its own, so each test offers to one agent only.
+  await admin.registerAgent({ id: 'ann', name: 'Ann', skills: ['Billing'] });
+  await admin.registerAgent({ id: 'bo', name: 'Bo', skills: ['Sales'] });
+  await admin.registerAgent({ id: 'cy', name: 'Cy', skills: ['Support'] });
+});
+
+afterAll(async () => {
+  await browser?.close();
+});
+
+async function desk(key: string): Promise<Page> {
+  const page = await (await browser.newContext()).newPage();
+  page.on('pageerror', (err) => {
+    throw new Error(`script error: ${err.message}`);
+  });
+  await page.goto(`${api.running.url}/agent`);
+  await signIn(page, key);
+  return page;
+}
+
+async function signIn(page: Page, key: string): Promise<void> {
+  await page.waitForSelector('#signin:not([hidden])');
+  await page.fill('#signin-ws', WS);
+  await page.fill('#signin-key', key);
+  await page.click('#signin button[type=submit]');
+  await page.waitForFunction(() => document.getElementById('live')?.textContent === 'live');
+}
+
+const banner = (page: Page) =>
+  page.evaluate(() => {
+    const el = document.getElementById('banner')!;
+    return el.hidden ? null : el.textContent;
+  });
+
+it('a double click on Accept sends one command and shows no error', async () => {
+  const page = await desk(keys.ann);
+  await page.click('#set-available');
+  await admin.queueContact({ id: 'dbl', skills: ['Billing'] });
+  const accept = '[data-contact="dbl"] [data-action="accept"]';
+  await page.waitForSelector(accept);
+  const sent: string[] = [];
+  page.on('request', (r) => {
+    if (r.method() === 'POST' && r.url().endsWith('/contacts/dbl/accept')) sent.push(r.url());
+  });
+  await page.dblclick(accept);
+  await page.waitForSelector('[data-contact="dbl"][data-state="assigned"]');
+  await page.waitForTimeout(500);
+  expect(sent).toHaveLength(1);
+  expect(await banner(page)).toBeNull();
+  await page.close();
+});
+
+it("an offer's Accept button keeps the keyboard's focus while the desktop reads its documents again, and hands it to Complete", async () => {
+  const page = await desk(keys.bo);
+  await page.click('#set-available');
+  await admin.queueContact({ id: 'kbd', skills: ['Sales'] });
+  const accept = '[data-contact="kbd"] [data-action="accept"]';
+  await page.waitForSelector(accept);
+  await page.focus(accept);
+  // The desktop reads the agent and its contacts again every 5 s: the offer is still there.
+  await page.waitForResponse((r) => r.url().endsWith('/agents/bo'), { timeout: 7000 });
+  await page.waitForTimeout(300);
+  expect(
+    await page.evaluate(
+      () =>
+        `${document.activeElement?.closest('[data-contact]')?.getAttribute('data-contact')}/${document.activeElement?.getAttribute('data-action')}`,
+    ),
+  ).toBe('kbd/accept');
+  // Enter on the focused button accepts; the focus goes on to Complete, where Enter completes.
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('[data-contact="kbd"][data-state="assigned"]');
+  expect(
+    await page.evaluate(
+      () =>
+        `${document.activeElement?.closest('[data-contact]')?.getAttribute('data-contact')}/${document.activeElement?.getAttribute('data-action')}`,
+    ),
+  ).toBe('kbd/complete');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('[data-contact="kbd"]', { state: 'detached' });
+  await page.close();
+});
+
+it("a desk signed out and signed in as another agent shows none of the last agent's contacts, activity or problems", async () => {
+  const page = await desk(keys.cy);
+  await page.click('#set-available');
+  await admin.queueContact({ id: 'cy-1', skills: ['Support'] });
+  await page.waitForSelector('[data-contact="cy-1"]');
+  await page.waitForSelector('#log li[data-type="AssignmentMade"]');
+  // A problem of Cy's in the banner: a state change refused.
+  await page.route('**/agents/cy/state', (route) =>
+    route.fulfill({
+      status: 409,
+      contentType: 'application/problem+json',
+      body: JSON.stringify({ type: '/problems/test', title: 'Refused', status: 409, detail: 'not now' }),
+    }),
+  );
+  await page.click('#set-away');
+  await page.waitForFunction(() => !document.getElementById('banner')!.hidden);
+  await page.click('#signout');
+  // Ann signs in at the same desk, with no contact; her documents come slowly.
+  await admin.completeContact('dbl');
+  let reads = 0;
+  await page.route('**/agents/ann', async (route) => {
+    if (++reads > 1) await new Promise((r) => setTimeout(r, 800));
+    await route.continue();
+  });
+  await signIn(page, keys.ann);
+  await page.waitForFunction(() => document.getElementById('agent-name')?.textContent === 'Ann (ann)');
+  const seen = await page.evaluate(() => ({
+    cards: [...document.querySelectorAll('#contacts [data-contact]')].map((el) =>
+      el.getAttribute('data-contact'),
+    ),
+    log: document.getElementById('log')!.textContent,
+    banner: document.getElementById('banner')!.hidden ? null : document.getElementById('banner')!.textContent,
+  }));
+  expect(seen).toEqual({ cards: [], log: expect.not.stringContaining('cy-1'), banner: null });
+  await page.close();
+});
+
+it('an offer withdrawn while an older read of the documents is on its way does not come back', async () => {
+  await admin.registerAgent({ id: 'dee', name: 'Dee', skills: ['Claims'] });
+  const key = (await createApiKey(api.running.redis, { workspace: WS, role: 'agent', agentId: 'dee' })).key;
+  const page = await desk(key);
+  await page.click('#set-available');
+  await admin.queueContact({ id: 'slow', skills: ['Claims'] });
+  await page.waitForSelector('[data-contact="slow"]');
+  // The next read of Dee's document answers late, with what it read before the customer left.
+  let held = false;
+  let entered = () => {};
+  const reading = new Promise<void>((r) => {
+    entered = r;
+  });
+  await page.route('**/agents/dee', async (route) => {
+    if (held) return route.continue();
+    held = true;
+    const response = await route.fetch();
+    entered();
+    await new Promise((r) => setTimeout(r, 1500));
+    await route.fulfill({ response });
+  });
+  await reading;
+  await admin.abandonContact('slow');
+  await page.waitForSelector('#log li[data-type="ContactAbandoned"]');
+  await page.waitForSelector('[data-contact="slow"]', { state: 'detached' });
+  // Until the late answer has landed, and after: Dee is available, with no offer.
+  const seen = new Set<string>();
+  for (const t0 = Date.now(); Date.now() - t0 < 2000; await page.waitForTimeout(50))
+    seen.add(
+      await page.evaluate(
+        () =>
+          `${document.getElementById('state')!.textContent} ${document.querySelectorAll('#contacts [data-contact]').length}`,
+      ),
+    );
+  expect([...seen]).toEqual(['available 0']);
+  await page.close();
+});
+
+it("an offer's time left is Switchboard's, on a computer whose clock is two minutes ahead", async () => {
+  await admin.registerAgent({ id: 'eve', name: 'Eve', skills: ['Refunds'] });
+  const key = (await createApiKey(api.running.redis, { workspace: WS, role: 'agent', agentId: 'eve' })).key;
+  const context = await browser.newContext();
+  await context.addInitScript(() => {
+    const real = Date.now;
+    Date.now = () => real() + 120_000;
+  });
+  const page = await context.newPage();
+  await page.goto(`${api.running.url}/agent`);
+  await signIn(page, key);
+  await page.click('#set-available');
+  await admin.queueContact({ id: 'skew', skills: ['Refunds'] });
+  await page.waitForSelector('[data-contact="skew"] [data-until]');
+  await page.waitForTimeout(1200);
+  // The offer has 60 s (the workspace's offerTimeoutMs): almost all of it is left.
+  expect(await page.textContent('[data-contact="skew"] [data-until]')).toMatch(/^expires in 0:5\d$/);
+  await context.close();
+});
+
+it('the presence buttons say which one is in force to a screen reader (aria-pressed), not by colour only', async () => {
+  const page = await desk(keys.bo);
+  const pressed = () =>
+    page.evaluate(() =>
+      ['available', 'away', 'offline'].map((s) =>
+        document.getElementById(`set-${s}`)!.getAttribute('aria-pressed'),
+      ),
+    );
+  await page.click('#set-away');
+  await page.waitForSelector('#set-away.current');
+  expect(await pressed()).toEqual(['false', 'true', 'false']);
+  await page.close();
+});
