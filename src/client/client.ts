@@ -10,7 +10,10 @@
  *   commands (their key makes a repeat harmless); other writes (POST /keys) after a 429 only.
  * - With `failover` base URLs (several API instances, no load balancer), each retry goes to the
  *   next one (without the Retry-After of a 503 `shutting-down`, which was the stopping instance's
- *   own); `onRetry` may stop the retries or set each wait itself.
+ *   own), and a call starts at the one that answered the last call; `onRetry` may stop the retries
+ *   or set each wait itself.
+ * - A 2xx that is no JSON document where the operation answers one (a proxy's HTML page, a body
+ *   cut short) is thrown as a SwitchboardError carrying the text.
  * - Any other answer outside 2xx is thrown as a SwitchboardError carrying the problem+json.
  *
  * Each method is named after its operation's `operationId` in the OpenAPI document (GET
@@ -77,7 +80,7 @@ export interface ClientOptions {
   readonly workspace?: string;
   /** An API key (`sb_<keyId>_<secret>`), sent as `Authorization: Bearer`. */
   readonly key?: string;
-  /** Each try's time limit (default 15 s). */
+  /** Each try's time limit (default 15 s; one past 2^31 - 1 ms, such as Infinity, is none). */
   readonly timeoutMs?: number;
   /** Further tries of a failure worth one (default 4). */
   readonly retries?: number;
@@ -94,8 +97,8 @@ export interface ClientOptions {
   readonly onRetry?: OnRetry;
   /**
    * Further base URLs of the same Switchboard (other API instances, with no load balancer in
-   * front): the tries of a call take `url` and these in turn, each retry the next one. The live
-   * feed stays on `url`.
+   * front): the tries of a call take `url` and these in turn, each retry the next one, a call
+   * starting at the one that answered the last call (`url` at first). The live feed stays on `url`.
    */
   readonly failover?: readonly string[];
   /** A fetch to use instead of the global one. */
@@ -148,6 +151,8 @@ export class SwitchboardClient {
   private readonly bases: readonly string[];
   /** Why a base URL (`url` or one of `failover`) cannot be called, when one cannot: see send(). */
   private readonly unusable: string | undefined;
+  /** The index in `bases` a call starts at: the base URL that answered the last call (see send()). */
+  private start = 0;
 
   constructor(options: ClientOptions) {
     this.options = options;
@@ -312,23 +317,23 @@ export class SwitchboardClient {
     agentId?: string;
     name?: string;
   }): Promise<ApiKeyInfo & { readonly key: string }> {
-    return (await this.request<ApiKeyInfo & { key: string }>('POST', `${this.workspacePath}/keys`, { body }))
+    return (await this.document<ApiKeyInfo & { key: string }>('POST', `${this.workspacePath}/keys`, { body }))
       .body;
   }
   async listKeys(): Promise<ApiKeyInfo[]> {
-    return (await this.request<{ keys: ApiKeyInfo[] }>('GET', `${this.workspacePath}/keys`)).body.keys;
+    return (await this.document<{ keys: ApiKeyInfo[] }>('GET', `${this.workspacePath}/keys`)).body.keys;
   }
   /** One key of the workspace, revoked or not (admin); never its secret. */
   async getKey(keyId: string): Promise<ApiKeyInfo> {
-    return (await this.request<ApiKeyInfo>('GET', `${this.workspacePath}/keys/${enc(keyId)}`)).body;
+    return (await this.document<ApiKeyInfo>('GET', `${this.workspacePath}/keys/${enc(keyId)}`)).body;
   }
   async revokeKey(keyId: string): Promise<ApiKeyInfo> {
-    return (await this.request<ApiKeyInfo>('DELETE', `${this.workspacePath}/keys/${enc(keyId)}`)).body;
+    return (await this.document<ApiKeyInfo>('DELETE', `${this.workspacePath}/keys/${enc(keyId)}`)).body;
   }
   /** The key that sends the request: its id, workspace, role and agent. */
   async whoami(): Promise<{ keyId: string; workspace: string; role: Role; agentId?: string }> {
     return (
-      await this.request<{ keyId: string; workspace: string; role: Role; agentId?: string }>(
+      await this.document<{ keyId: string; workspace: string; role: Role; agentId?: string }>(
         'GET',
         `${this.workspacePath}/keys/me`,
       )
@@ -341,7 +346,7 @@ export class SwitchboardClient {
    */
   async createWsTicket(o: { readonly after?: Position } = {}): Promise<WsTicket> {
     return (
-      await this.request<WsTicket>(
+      await this.document<WsTicket>(
         'POST',
         `${this.workspacePath}/ws-tickets`,
         o.after !== undefined ? { body: { after: o.after } } : {},
@@ -356,10 +361,10 @@ export class SwitchboardClient {
   // ---- Operations --------------------------------------------------------------------------
 
   async health(o: { retries?: number; timeoutMs?: number } = {}): Promise<{ status: 'ok' }> {
-    return (await this.request<{ status: 'ok' }>('GET', '/health', o)).body;
+    return (await this.document<{ status: 'ok' }>('GET', '/health', o)).body;
   }
   async status(): Promise<Status> {
-    return (await this.request<Status>('GET', '/status')).body;
+    return (await this.document<Status>('GET', '/status')).body;
   }
   /** The Prometheus exposition text of the instance that answers (docs/METRICS.md). */
   async metrics(): Promise<string> {
@@ -368,7 +373,7 @@ export class SwitchboardClient {
   }
   /** The OpenAPI 3.1 document of the API (the operationIds are this client's method names). */
   async openapiDocument(): Promise<OpenApiDocument> {
-    return (await this.request<OpenApiDocument>('GET', '/openapi.json')).body;
+    return (await this.document<OpenApiDocument>('GET', '/openapi.json')).body;
   }
 
   // ---- Live --------------------------------------------------------------------------------
@@ -396,7 +401,7 @@ export class SwitchboardClient {
     o: CommandOptions = {},
   ): Promise<CommandResult<T>> {
     const idempotencyKey = o.idempotencyKey ?? newIdempotencyKey();
-    const a = await this.request<Record<string, unknown>>(method, `${this.workspacePath}${path}`, {
+    const a = await this.document<Record<string, unknown>>(method, `${this.workspacePath}${path}`, {
       body,
       idempotencyKey,
       ...(o.signal ? { signal: o.signal } : {}),
@@ -408,6 +413,7 @@ export class SwitchboardClient {
         status: 202,
         position: String(b.position),
         commandId: String(b.commandId),
+        ...(typeof b.id === 'string' ? { id: b.id } : {}),
         idempotencyKey,
       };
     return {
@@ -426,7 +432,7 @@ export class SwitchboardClient {
     o: QueryOptions = {},
     params: Record<string, string | number | undefined> = {},
   ): Promise<T> {
-    const a = await this.request<T>('GET', `${this.workspacePath}${path}`, {
+    const a = await this.document<T>('GET', `${this.workspacePath}${path}`, {
       query: { ...params, minPosition: o.minPosition },
       ...(o.signal ? { signal: o.signal } : {}),
     });
@@ -446,6 +452,28 @@ export class SwitchboardClient {
         idempotencyKey: o.idempotencyKey,
       });
     return a as Answer<T>;
+  }
+
+  /**
+   * `request` of an operation that answers a JSON document. A 2xx with anything else (an HTML page
+   * of a proxy or portal in front of the server, a body cut short, nothing) is no answer of the
+   * operation: it is thrown as a SwitchboardError with that status and the text, never handed on
+   * as the document (nor a command reported applied at no position).
+   */
+  private async document<T>(method: string, path: string, o: SendOptions = {}): Promise<Answer<T>> {
+    const a = await this.request<T>(method, path, o);
+    if (typeof a.body === 'object' && a.body !== null) return a;
+    const type = a.headers.get('content-type') ?? 'no content-type';
+    const text = typeof a.body === 'string' ? a.body : JSON.stringify(a.body);
+    throw new SwitchboardError({
+      status: a.status,
+      method,
+      path,
+      body: a.body,
+      detail: `the answer is not a JSON document (${type}${text === '' ? ', empty' : ''})${text === '' ? '' : `: ${text.slice(0, 200)}`}`,
+      attempts: a.attempts,
+      idempotencyKey: o.idempotencyKey,
+    });
   }
 
   /**
@@ -494,12 +522,17 @@ export class SwitchboardClient {
         attempts,
         idempotencyKey: o.idempotencyKey,
       });
+    const first = this.start;
     for (let attempt = 1; ; attempt++) {
       // An aborted call sends nothing more: not its first try, not a retry after the wait it cut short.
       if (o.signal?.aborted) throw aborted(attempt - 1);
       let answer: Answer | undefined;
       let failure: SwitchboardError | undefined;
-      const base = this.bases[(attempt - 1) % this.bases.length]!;
+      // A call starts at the base URL that last answered, not at `url` each time: one that is down
+      // (or hangs until the timeout) costs one failed try, not one per call, and a write that is
+      // not tried again (POST /keys) goes where an answer comes from.
+      const at = (first + attempt - 1) % this.bases.length;
+      const base = this.bases[at]!;
       try {
         answer = { ...(await this.once(base, method, path, o, prepared)), attempts: attempt };
       } catch (err) {
@@ -508,6 +541,8 @@ export class SwitchboardClient {
         if (o.signal?.aborted) throw aborted(attempt);
       }
       const status: Failure = answer ? answer.status : failure!.status;
+      // An answer that is no failure worth another try (a 2xx, a 4xx, a 500): that base URL is up.
+      if (answer && !defaultRetryOn(answer.status)) this.start = at;
       // No more tries: the last answer, or the failure as an error.
       const lastOf = (): Answer => {
         if (answer) return answer;
@@ -527,7 +562,7 @@ export class SwitchboardClient {
       );
       // A 503 `shutting-down` is the answering instance's own: its Retry-After holds back the next
       // try only when that goes to the same base URL, not when failover takes it to another one.
-      const next = this.bases[attempt % this.bases.length]!;
+      const next = this.bases[(first + attempt) % this.bases.length]!;
       const waitAsked =
         answer && !(next !== base && isProblem(answer.body, 'shutting-down')) ? retryAfterMs(answer) : 0;
       const delayMs = Math.max(backoff, waitAsked);
@@ -592,7 +627,9 @@ export class SwitchboardClient {
   ): Promise<Omit<Answer, 'attempts'>> {
     const timeoutMs = o.timeoutMs ?? this.options.timeoutMs ?? 15_000;
     const timeout = new AbortController();
-    const timer = setTimeout(() => timeout.abort(), timeoutMs);
+    // A limit past what a timer holds (2^31 - 1 ms, about 24.8 days; Infinity) is no limit: a
+    // timer given more fires at once, which would time every try out in a millisecond.
+    const timer = timeoutMs <= MAX_TIMER_MS ? setTimeout(() => timeout.abort(), timeoutMs) : undefined;
     const onAbort = () => timeout.abort();
     o.signal?.addEventListener('abort', onAbort, { once: true });
     const doFetch = this.options.fetch ?? fetch;
@@ -646,6 +683,9 @@ export class SwitchboardClient {
 
 const enc = encodeURIComponent;
 
+/** The longest delay a timer holds (setTimeout fires at once past it). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /**
  * Whether fetch can call `base`: an absolute http or https URL, or in a page a relative one (''
  * is the page's own server), which fetch resolves against the page's address.
@@ -696,12 +736,21 @@ export function networkDetail(err: Error): string {
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
+    // A wait past what one timer holds (an onRetry's number) is made of several: one timer given
+    // more would fire at once.
+    const end = Date.now() + ms;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const arm = () => {
+      const left = end - Date.now();
+      if (left <= 0) return done();
+      timer = setTimeout(arm, Math.min(left, MAX_TIMER_MS));
+    };
     function done() {
       clearTimeout(timer);
       signal?.removeEventListener('abort', done);
       resolve();
     }
     signal?.addEventListener('abort', done, { once: true });
+    arm();
   });
 }

@@ -176,6 +176,8 @@ export type CommandResult<T> =
       readonly status: 202;
       readonly position: Position;
       readonly commandId: string;
+      /** The agent or contact the command is about (`queueContact` without an id: the one the server made). */
+      readonly id?: string;
       readonly idempotencyKey: string;
     };
 

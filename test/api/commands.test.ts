@@ -774,9 +774,12 @@ describe('202 and read-your-writes with a projector that starts later', () => {
     const h = { 'idempotency-key': 'deferred-1' };
     const res = await call('POST', `${base(ws)}/agents`, { id: 'late', skills: ['x'] }, h, apiOnly);
     const body = expectJson(res, 202);
-    expect(Object.keys(body).sort()).toEqual(['commandId', 'position']);
+    expect(Object.keys(body).sort()).toEqual(['commandId', 'id', 'position']);
     expect(body.position).toMatch(POSITION);
     expect(body.commandId).toMatch(UUID);
+    // The agent it makes, and where it will be (as a 201 says).
+    expect(body.id).toBe('late');
+    expect(res.headers.location).toBe(`${base(ws)}/agents/late`);
     expect(await xlen(ws)).toBe(1);
     // Durable but not applied yet.
     await sleep(100);

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import {
   ChangeAgentStateBody,
   type Command,
+  commandTarget,
   OfferAnswerBody,
   QueueContactBody,
   RegisterAgentBody,
@@ -74,8 +75,11 @@ type CommandFailure =
   | { readonly _tag: 'IdempotencyKeyReused'; readonly submitted: InStream }
   /** 503: durability is "replicated" and no replica confirmed the command in time. */
   | { readonly _tag: 'NotReplicated'; readonly submitted: InStream }
-  /** 202: the command is in the stream, but its outcome was not known in time. */
-  | { readonly _tag: 'TimedOut'; readonly submitted: InStream }
+  /**
+   * 202: the command is in the stream, but its outcome was not known in time. `target`: the id of
+   * the document it is about (for a repeat, the first command's), when it is about one.
+   */
+  | { readonly _tag: 'TimedOut'; readonly submitted: InStream; readonly target?: string }
   /** 404/409/422: the projector refused the command; its outcome is the problem to answer. */
   | { readonly _tag: 'Refused'; readonly submitted: InStream; readonly outcome: CommandOutcome };
 
@@ -94,6 +98,19 @@ const thrown =
     isRedisUnavailable(error)
       ? { _tag: 'RedisUnavailable', error: error as Error, ...(submitted ? { submitted } : {}) }
       : { _tag: 'Failed', error, ...(submitted ? { submitted } : {}) };
+
+/** The id of the document a command is about (its 200/201 answers that document), if any. */
+const ownTarget = (command: Command): string | undefined => {
+  const { kind, id } = commandTarget(command);
+  return kind === 'workspace' ? undefined : id;
+};
+
+/** The commands that make a document (answered 201 with a Location): their routes are its collection. */
+const CREATES: ReadonlySet<Command['type']> = new Set(['RegisterAgent', 'QueueContact']);
+
+/** Where the document `id` of the collection a command was posted to is. */
+const locationOf = (req: FastifyRequest, id: string): string =>
+  `${req.url.split('?')[0]!.replace(/\/$/, '')}/${encodeURIComponent(id)}`;
 
 /** How a route reads its body. */
 type BodyDecoder<B> = (body: unknown) => E.Either<Problem, B>;
@@ -312,7 +329,15 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
       return E.left(thrown(submitted)(err));
     }
     if (replicated && (await replicated) < 1) return E.left({ _tag: 'NotReplicated', submitted });
-    if (!outcome) return E.left({ _tag: 'TimedOut', submitted });
+    if (!outcome) {
+      let target: string | undefined;
+      try {
+        target = appended.repeated ? await firstTarget(ws, appended.position) : ownTarget(submitted.command);
+      } catch (err) {
+        return E.left(thrown(submitted)(err));
+      }
+      return E.left({ _tag: 'TimedOut', submitted, ...(target !== undefined ? { target } : {}) });
+    }
     if (outcome.status >= 400) return E.left({ _tag: 'Refused', submitted, outcome });
     return E.right({ submitted, outcome });
   }
@@ -329,6 +354,20 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
       return JSON.parse(outcome) as CommandOutcome;
     }
     return waiting.promise;
+  }
+
+  /**
+   * The document a repeat's first command is about, read from its entry in the command stream: a
+   * contact id the server made is the first request's, not the one made for the repeat. Undefined
+   * when the entry is gone (applied and archived since) or names no document.
+   */
+  async function firstTarget(ws: string, position: string): Promise<string | undefined> {
+    const [entry] = await redis.xrange(workspaceKeys(ws).commands, position, position);
+    if (!entry) return undefined;
+    const fields = entry[1];
+    for (let i = 0; i + 1 < fields.length; i += 2)
+      if (fields[i] === 'command') return ownTarget(JSON.parse(fields[i + 1]!) as Command);
+    return undefined;
   }
 
   /** The one mapping from the ways the command path fails to their answers (problem+json, or 202). */
@@ -387,7 +426,16 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
           { type: command.type, position: appended.position, waitedMs: config.commandTimeoutMs },
           'no outcome in time; answered 202 (the command is appended and will be applied)',
         );
-        return reply.code(202).send({ position: appended.position, commandId: appended.commandId });
+        // The document the command is about, so that a client told only "accepted" can read it
+        // (a contact id the server made is known to it no other way); a command that makes one
+        // (POST /agents, POST /contacts) says where it will be, as its 201 would.
+        if (failure.target !== undefined && CREATES.has(command.type))
+          reply.header('location', locationOf(req, failure.target));
+        return reply.code(202).send({
+          position: appended.position,
+          commandId: appended.commandId,
+          ...(failure.target !== undefined ? { id: failure.target } : {}),
+        });
       }
       case 'Refused':
         return sendProblem(reply, failure.outcome.body as never);
@@ -402,8 +450,7 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
     if (submitted.appended.repeated) reply.header('idempotent-replayed', 'true');
     if (outcome.status === 201) {
       const id = (outcome.body as { id?: string }).id;
-      if (id)
-        reply.header('location', `${req.url.split('?')[0]!.replace(/\/$/, '')}/${encodeURIComponent(id)}`);
+      if (id) reply.header('location', locationOf(req, id));
     }
     return reply.code(outcome.status).type('application/json').send(outcome.body);
   }

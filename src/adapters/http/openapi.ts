@@ -312,13 +312,30 @@ const intervalFigures = (() => {
 const contactStates = ['queued', 'offered', 'assigned', 'completed', 'abandoned', 'expired'];
 
 function command(summary: string, body: object | undefined, doc: string, ok: number) {
+  // A command that makes a document (answered 201) says where it is, and where it will be when
+  // its outcome comes too late (202).
+  const location =
+    ok === 201
+      ? {
+          headers: {
+            Location: {
+              description: 'the path of the document the command makes',
+              schema: { type: 'string' },
+            },
+          },
+        }
+      : {};
   return {
     summary,
     parameters: [idem],
     ...(body ? { requestBody: { required: true, content: json(body) } } : {}),
     responses: {
-      [String(ok)]: { description: 'applied', content: json(ref(doc)) },
-      '202': { description: 'accepted; outcome not known in time', content: json(ref('Accepted')) },
+      [String(ok)]: { description: 'applied', content: json(ref(doc)), ...location },
+      '202': {
+        description: 'accepted; outcome not known in time',
+        content: json(ref('Accepted')),
+        ...location,
+      },
       ...problems(400, 401, 403, 404, 409, 413, 415, 422, 503),
     },
   };
@@ -1239,7 +1256,20 @@ export const openapi = withEdgeProblems(
           },
         },
         Removed: { type: 'object', properties: { id, removed: { const: true }, position } },
-        Accepted: { type: 'object', properties: { position, commandId: { type: 'string' } } },
+        Accepted: {
+          type: 'object',
+          required: ['position', 'commandId'],
+          properties: {
+            position,
+            commandId: { type: 'string' },
+            id: {
+              ...id,
+              description:
+                'the document the command is about (the one its 200/201 answers): the agent or contact, ' +
+                'for POST /contacts the id the server made when the body gave none; absent for PUT /settings',
+            },
+          },
+        },
         Event: {
           type: 'object',
           required: ['position', 'type', 'workspace', 'at', 'data', 'meta'],
