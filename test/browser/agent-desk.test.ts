@@ -1,49 +1,28 @@
 /**
  * The agent desktop (/agent) as an agent meets it: a double click on Accept, an offer's buttons
- * kept under the keyboard while the desktop reads its documents again, and a shared desk signed out
- * and signed in as another agent. Debian's headless Chromium (playwright-core) against Switchboard
- * in-process with API keys on.
+ * kept under the keyboard while the desktop reads its documents again, a shared desk signed out
+ * and signed in as another agent, a read slower than the one after it, a computer whose clock is
+ * ahead, and the presence buttons read by a screen reader. Debian's headless Chromium
+ * (playwright-core) against Switchboard in-process with API keys on (test/support/browser.ts).
  */
-import { existsSync } from 'node:fs';
-import { type Browser, chromium, type Page } from 'playwright-core';
-import { SwitchboardClient } from 'switchboard/client';
+import type { Browser, Page } from 'playwright-core';
+import type { SwitchboardClient } from 'switchboard/client';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createApiKey } from '../../src/adapters/redis/api-keys.ts';
-import { inProcessApi } from '../support/api.ts';
+import { adminClient, launchChromium, pagesApi } from '../support/browser.ts';
 
-const CHROMIUM = process.env.SWITCHBOARD_CHROMIUM ?? '/usr/bin/chromium';
 const WS = 'desk';
 
-const api = inProcessApi([WS], {
-  env: {
-    AUTH: 'on',
-    HOST: '127.0.0.1',
-    ROLES: 'api,projector,dispatcher',
-    RATE_LIMIT: 'off',
-    WS_MAX_PER_KEY: 'off',
-  },
-});
+const api = pagesApi(WS);
 let browser: Browser;
 let admin: SwitchboardClient;
 const keys = { ann: '', bo: '', cy: '' };
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`Chromium is not installed (${CHROMIUM} is missing)`);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--disable-gpu',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-    ],
-  });
-  const adminKey = (await createApiKey(api.running.redis, { workspace: WS, role: 'admin', name: 'admin' }))
-    .key;
+  browser = await launchChromium();
+  admin = await adminClient(api, WS);
   for (const id of ['ann', 'bo', 'cy'] as const)
     keys[id] = (await createApiKey(api.running.redis, { workspace: WS, role: 'agent', agentId: id })).key;
-  admin = new SwitchboardClient({ url: api.running.url!, workspace: WS, key: adminKey, retries: 0 });
   await admin.putSettings({ offerTimeoutMs: 60_000 });
   // Each agent has a skill of its own, so each test offers to one agent only.
   await admin.registerAgent({ id: 'ann', name: 'Ann', skills: ['Billing'] });

@@ -5,46 +5,24 @@
  * happened, not go on reading "offered" for an offer that no longer exists. Debian's headless
  * Chromium (playwright-core) against Switchboard in-process with API keys on.
  */
-import { existsSync } from 'node:fs';
-import { type Browser, chromium, type Page } from 'playwright-core';
-import { SwitchboardClient } from 'switchboard/client';
+import type { Browser, Page } from 'playwright-core';
+import type { SwitchboardClient } from 'switchboard/client';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createApiKey } from '../../src/adapters/redis/api-keys.ts';
-import { inProcessApi } from '../support/api.ts';
+import { adminClient, launchChromium, pagesApi } from '../support/browser.ts';
 
-const CHROMIUM = process.env.SWITCHBOARD_CHROMIUM ?? '/usr/bin/chromium';
 const WS = 'withdrawn';
 
-const api = inProcessApi([WS], {
-  env: {
-    AUTH: 'on',
-    HOST: '127.0.0.1',
-    ROLES: 'api,projector,dispatcher',
-    RATE_LIMIT: 'off',
-    WS_MAX_PER_KEY: 'off',
-  },
-});
+const api = pagesApi(WS);
 let browser: Browser;
 let admin: SwitchboardClient;
 let supervisorKey = '';
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`Chromium is not installed (${CHROMIUM} is missing)`);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--disable-gpu',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-    ],
-  });
-  const adminKey = (await createApiKey(api.running.redis, { workspace: WS, role: 'admin', name: 'admin' }))
-    .key;
+  browser = await launchChromium();
+  admin = await adminClient(api, WS);
   supervisorKey = (await createApiKey(api.running.redis, { workspace: WS, role: 'supervisor', name: 'sup' }))
     .key;
-  admin = new SwitchboardClient({ url: api.running.url!, workspace: WS, key: adminKey, retries: 0 });
   await admin.putSettings({ offerTimeoutMs: 60_000 });
   await admin.registerAgent({ id: 'ann', skills: ['Billing'] });
   await admin.setAgentState('ann', 'available');

@@ -1,0 +1,50 @@
+/**
+ * What the smaller browser suites share (test/browser/*.test.ts other than pages.test.ts, which
+ * keeps its own instance and restarts it): Switchboard in-process with API keys on and the limits
+ * that a page's reloads would meet off, Debian's headless Chromium (playwright-core) launched for
+ * the suite, and the workspace's admin client.
+ */
+import { existsSync } from 'node:fs';
+import { type Browser, chromium } from 'playwright-core';
+import { SwitchboardClient } from 'switchboard/client';
+import { createApiKey } from '../../src/adapters/redis/api-keys.ts';
+import { inProcessApi } from './api.ts';
+
+export const CHROMIUM = process.env.SWITCHBOARD_CHROMIUM ?? '/usr/bin/chromium';
+
+/** Switchboard for the pages: every role in one process, keys on, no rate or socket limits. */
+export function pagesApi(workspace: string): ReturnType<typeof inProcessApi> {
+  return inProcessApi([workspace], {
+    env: {
+      AUTH: 'on',
+      HOST: '127.0.0.1',
+      ROLES: 'api,projector,dispatcher',
+      RATE_LIMIT: 'off',
+      WS_MAX_PER_KEY: 'off',
+    },
+  });
+}
+
+/** Chromium, headless; a missing one fails the suite loudly (it would prove nothing). */
+export async function launchChromium(): Promise<Browser> {
+  if (!existsSync(CHROMIUM)) throw new Error(`Chromium is not installed (${CHROMIUM} is missing)`);
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--disable-gpu',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+    ],
+  });
+}
+
+/** An admin key of the workspace and a client with it (no retries: a test sees every answer). */
+export async function adminClient(
+  api: ReturnType<typeof inProcessApi>,
+  workspace: string,
+): Promise<SwitchboardClient> {
+  const { key } = await createApiKey(api.running.redis, { workspace, role: 'admin', name: 'admin' });
+  return new SwitchboardClient({ url: api.running.url!, workspace, key, retries: 0 });
+}
