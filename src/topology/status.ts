@@ -16,6 +16,7 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { PROBLEM_TYPE, type Problem, problem } from '../adapters/http/problem.ts';
 import { type ComponentKind, type ComponentStatus, onSupervisorChange, supervisors } from './supervisor.ts';
 
 export interface LauncherStatus {
@@ -96,16 +97,41 @@ export async function serveStatus(
 ): Promise<{ server: http.Server; port: number; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
     const url = (req.url ?? '/').split('?')[0];
-    if (req.method !== 'GET' || (url !== '/status' && url !== '/')) {
+    // Errors as the API answers them (problem+json, docs/API.md "Problems"); HEAD as GET, without
+    // the body (node leaves it out).
+    const refuse = (status: number, p: Problem, headers: Record<string, string> = {}) =>
       res
-        .writeHead(404, { 'content-type': 'application/json' })
-        .end(`${JSON.stringify({ error: 'not found: GET /status' })}\n`);
+        .writeHead(status, { 'content-type': PROBLEM_TYPE, 'cache-control': 'no-store', ...headers })
+        .end(`${JSON.stringify(p)}\n`);
+    if ((req.method !== 'GET' && req.method !== 'HEAD') || (url !== '/status' && url !== '/')) {
+      refuse(
+        404,
+        problem(
+          404,
+          'no-route',
+          'No such route',
+          `${req.method} ${url}: the launcher serves GET /status only (its components as JSON)`,
+        ),
+      );
       return;
     }
     const s = status();
+    if (!s) {
+      refuse(
+        503,
+        problem(
+          503,
+          'starting',
+          'Starting',
+          'the launcher has not started its processes yet; ask again in a second',
+        ),
+        { 'retry-after': '1' },
+      );
+      return;
+    }
     res
-      .writeHead(s ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' })
-      .end(`${JSON.stringify(s ?? { error: 'starting' }, null, 2)}\n`);
+      .writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+      .end(`${JSON.stringify(s, null, 2)}\n`);
   });
   const listen = (p: number) =>
     new Promise<void>((resolve, reject) => {

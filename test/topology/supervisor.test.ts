@@ -236,3 +236,38 @@ describe("the launcher's /status port", () => {
     }
   });
 });
+
+describe("the launcher's /status errors", () => {
+  it('answers problem+json with a documented type: 404 off its route, 503 before anything started; HEAD as GET', async () => {
+    let status: ReturnType<ReturnType<typeof trackStatus>> | undefined;
+    const served = await serveStatus(() => status, 0);
+    const base = `http://127.0.0.1:${served.port}`;
+    try {
+      const starting = await fetch(`${base}/status`);
+      expect(starting.status).toBe(503);
+      expect(starting.headers.get('content-type')).toBe('application/problem+json');
+      expect(starting.headers.get('retry-after')).toBe('1');
+      expect(await starting.json()).toMatchObject({ type: '/problems/starting', status: 503 });
+      for (const [method, url] of [
+        ['GET', '/nothing'],
+        ['POST', '/status'],
+        ['DELETE', '/'],
+      ] as const) {
+        const r = await fetch(`${base}${url}`, { method });
+        expect(r.status, `${method} ${url}`).toBe(404);
+        expect(r.headers.get('content-type'), `${method} ${url}`).toBe('application/problem+json');
+        const body = (await r.json()) as { type: string; detail: string };
+        expect(body.type).toBe('/problems/no-route');
+        expect(body.detail).toContain('GET /status');
+      }
+      const d = await tempDir('status-errors');
+      dirs.push(d);
+      status = trackStatus({ pid: process.pid, mode: 'single', startedAt: 'now', dataDir: d.dir })();
+      const head = await fetch(`${base}/status`, { method: 'HEAD' });
+      expect(head.status).toBe(200);
+      expect(head.headers.get('content-type')).toBe('application/json');
+    } finally {
+      await served.close();
+    }
+  });
+});

@@ -67,6 +67,7 @@ export const PROBLEM_TYPES = {
   'shutting-down': 503,
   'too-many-connections': 503,
   'archive-unreadable': 503,
+  starting: 503,
 } as const;
 
 export type ProblemSlug = keyof typeof PROBLEM_TYPES;
