@@ -14,9 +14,11 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { chmod, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
+import { PROBLEM_TYPES } from '../../src/adapters/http/problem.ts';
 import {
   checkHaproxyConfig,
   ensureSelfSignedCert,
@@ -379,6 +381,82 @@ describe('haproxy.cfg (local template)', () => {
     } finally {
       backend.closeAllConnections();
       await new Promise<void>((r) => backend.close(() => r()));
+    }
+  });
+
+  it('answers its own errors as problem+json with a documented type and X-Request-Id: no instance up, a broken answer (not a request it cannot parse)', async () => {
+    const { rt, httpPort } = await startLocalHaproxy(path.join(tmp.dir, 'run-errors'));
+    const asProblem = async (r: Response) => {
+      expect(r.headers.get('content-type')).toBe('application/problem+json');
+      const body = (await r.json()) as { type: string; status: number; detail: string };
+      expect(PROBLEM_TYPES[body.type.replace('/problems/', '') as keyof typeof PROBLEM_TYPES]).toBe(r.status);
+      expect(body.status).toBe(r.status);
+      return body;
+    };
+    const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+    // No API instance in the backend: HAProxy's own 503.
+    const none = await fetch(`http://127.0.0.1:${httpPort}/v1/workspaces/default/agents`);
+    expect(none.status).toBe(503);
+    expect((await asProblem(none)).type).toBe('/problems/no-instance-available');
+    expect(none.headers.get('x-request-id')).toMatch(UUID);
+    const given = await fetch(`http://127.0.0.1:${httpPort}/health`, {
+      headers: { 'x-request-id': 'req-42' },
+    });
+    await asProblem(given);
+    expect(given.headers.get('x-request-id')).toBe('req-42');
+
+    // An instance whose answer is not HTTP: a 502, naming the id the instance was given.
+    const heard: string[] = [];
+    const broken = net.createServer((socket) => {
+      socket.once('data', (b) => {
+        heard.push(/x-request-id: (\S+)/i.exec(b.toString())?.[1] ?? '');
+        socket.end('nonsense\r\n\r\n');
+      });
+    });
+    await new Promise<void>((r) => broken.listen(0, '127.0.0.1', () => r()));
+    try {
+      await rt.addServer('api', 'broken1', '127.0.0.1', (broken.address() as net.AddressInfo).port, {
+        check: false,
+      });
+      const bad = await fetch(`http://127.0.0.1:${httpPort}/v1/workspaces/default/stats`);
+      expect(bad.status).toBe(502);
+      expect((await asProblem(bad)).type).toBe('/problems/bad-gateway');
+      expect(bad.headers.get('x-request-id')).toMatch(UUID);
+      expect(heard).toContain(bad.headers.get('x-request-id'));
+    } finally {
+      broken.close();
+    }
+
+    // Not HTTP/1.1 (a header line without a colon): HAProxy 2.6's HTTP/1 parser answers 400 itself,
+    // in HTML, whatever `http-error` or `errorfile` say (a limitation, documented in the template
+    // and docs/DEPLOYMENT.md): nothing reached an API instance, and the status says what happened.
+    const raw = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(httpPort, '127.0.0.1', () =>
+        socket.write('GET /health HTTP/1.1\r\nHost: a\r\nno colon here\r\n\r\n'),
+      );
+      let got = '';
+      socket.on('data', (b) => (got += b.toString()));
+      // HAProxy may end the connection with a reset once it has answered.
+      socket.on('close', () => (got ? resolve(got) : reject(new Error('no answer'))));
+      socket.on('error', () => undefined);
+    });
+    const [head = '', text = ''] = raw.split('\r\n\r\n');
+    expect(head, raw).toMatch(/^HTTP\/1\.1 400 /);
+    expect(head).toMatch(/content-type: text\/html/i);
+    expect(text).toContain('400 Bad request');
+
+    // Every error HAProxy is told to answer (the 500 and 504 too) is a documented type of its status.
+    const cfg = await readFile(path.join(tmp.dir, 'run-errors', 'haproxy.cfg'), 'utf8');
+    const errors = [
+      ...cfg.matchAll(/http-error status (\d+) content-type application\/problem\+json .* string "(.*)"$/gm),
+    ];
+    expect(errors.map((m) => Number(m[1]))).toEqual([500, 502, 503, 504]);
+    for (const m of errors) {
+      const body = JSON.parse(m[2]!.replaceAll('\\"', '"')) as { type: string; status: number };
+      expect(body.status).toBe(Number(m[1]));
+      expect(PROBLEM_TYPES[body.type.replace('/problems/', '') as keyof typeof PROBLEM_TYPES]).toBe(
+        body.status,
+      );
     }
   });
 

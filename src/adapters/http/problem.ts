@@ -61,6 +61,7 @@ export const PROBLEM_TYPES = {
   'too-many-websockets': 429,
   'headers-too-large': 431,
   internal: 500,
+  'bad-gateway': 502,
   'redis-unavailable': 503,
   'not-replicated': 503,
   'position-not-reached': 503,
@@ -68,6 +69,8 @@ export const PROBLEM_TYPES = {
   'too-many-connections': 503,
   'archive-unreadable': 503,
   starting: 503,
+  'no-instance-available': 503,
+  'gateway-timeout': 504,
 } as const;
 
 export type ProblemSlug = keyof typeof PROBLEM_TYPES;
