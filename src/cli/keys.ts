@@ -10,8 +10,7 @@ import {
   ApiKeyInputError,
   type ApiKeyRole,
   createApiKey,
-  isKeyNameText,
-  KEY_NAME_RULE,
+  keyNameProblem,
   listApiKeys,
   MAX_KEY_NAME,
   revokeApiKey,
@@ -24,10 +23,12 @@ const USAGE = `Usage: npm run keys -- <command> --workspace <ws> [options]
   create --workspace <ws> --role <role> [--agent <id>] [--name <text>]
       makes a key and prints it once (store it: only its SHA-256 is kept). Roles: ${API_KEY_ROLES.join(', ')};
       --agent names the agent of a key of role agent (required for it, refused for others);
-      --name is one line: at most ${MAX_KEY_NAME} characters, no control characters
+      --name is one line: 1..${MAX_KEY_NAME} characters, no control characters nor bidirectional
+      controls (U+202A..U+202E, U+2066..U+2069)
   list --workspace <ws>
       the workspace's keys: id, role, agent, created, revoked, name (never a secret); a name's
-      control characters are shown escaped (\\n, \\u001b; a backslash as \\\\)
+      control characters and bidirectional controls are shown escaped (\\n, \\u001b, \\u202e; a
+      backslash as \\\\)
   revoke --workspace <ws> --key-id <id>
       the key stops working on every instance within a second
 
@@ -43,13 +44,14 @@ Exit codes: 0 done, 1 no such key, 2 bad arguments, 3 it could not run.
 const ESCAPES: Readonly<Record<string, string>> = { '\n': '\\n', '\r': '\\r', '\t': '\\t', '\\': '\\\\' };
 
 /**
- * A key's name as one line of the table: control characters and line breaks escaped as in JSON
- * (`\n`, `\u001b`), and a backslash doubled, so what is shown reads back to one name. Names are
- * checked when a key is made; a record written before that may still hold any.
+ * A key's name as one line of the table: control characters, line breaks and bidirectional
+ * controls escaped as in JSON (`\n`, `\u001b`, `\u202e`: one would print the rest of the line in
+ * another order than it is), and a backslash doubled, so what is shown reads back to one name.
+ * Names are checked when a key is made; a record written before that may still hold any.
  */
 function shownName(name: string): string {
   return name.replace(
-    /[\p{Cc}\u2028\u2029\\]/gu,
+    /[\p{Cc}\u2028\u2029\p{Bidi_Control}\\]/gu,
     (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
   );
 }
@@ -105,7 +107,8 @@ async function main(): Promise<number> {
       '--agent: required for role agent (the agent the key acts for)',
     );
     check.check(values.role === 'agent' || values.agent === undefined, '--agent: only for role agent');
-    check.check(values.name === undefined || isKeyNameText(values.name), `--name: ${KEY_NAME_RULE}`);
+    const nameProblem = values.name === undefined ? undefined : keyNameProblem(values.name);
+    check.check(nameProblem === undefined, `--name: ${nameProblem}`);
   }
   if (command === 'revoke')
     check.check(

@@ -9,6 +9,7 @@ import {
   Id,
   MAX_CHANNELS,
   Name,
+  OneLineName,
   Priority,
   Requirements,
   RoutingSkills,
@@ -88,15 +89,15 @@ export const PreferredAgents = withMessage(
 /** How long a contact waits for its preferred agents before anyone eligible may take it. */
 export const PreferredForMs = msBetween('PreferredForMs', 1, 7 * DAY_MS);
 
-/** Bodies as clients send them over HTTP (see API.md). */
+/** Bodies as clients send them over HTTP (see API.md). A name is one line (OneLineName). */
 export const RegisterAgentBody = strict(
   { id: Id, skills: AgentSkills },
-  { name: Name, capacity: Capacity, wrapUpMs: WrapUpMs },
+  { name: OneLineName, capacity: Capacity, wrapUpMs: WrapUpMs },
   'RegisterAgentBody',
 );
 export const UpdateAgentBody = strict(
   {},
-  { name: Name, skills: AgentSkills, capacity: Capacity, wrapUpMs: WrapUpMs },
+  { name: OneLineName, skills: AgentSkills, capacity: Capacity, wrapUpMs: WrapUpMs },
   'UpdateAgentBody',
 );
 export const AgentPresence = withMessage(

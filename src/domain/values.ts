@@ -277,6 +277,35 @@ export const Name = withMessage(
   'a string of 1..200 characters of well-formed Unicode',
 );
 
+/**
+ * What a name a client gives (an agent's, an API key's) may not hold, since a name is shown as one
+ * line (log lines, CSV exports, pages, `keys list`): control characters (C0, DEL, C1: line breaks,
+ * tabs, terminal escapes), the line and paragraph separators, and the bidirectional embeddings,
+ * overrides and isolates (U+202A..U+202E, U+2066..U+2069), invisible characters that make the
+ * text after them read in another order than it is (a spoof). Other invisible characters stay:
+ * the bidirectional marks (U+200E, U+200F, U+061C) are part of right-to-left names as people type
+ * them, and the zero-width joiners parts of emoji and of words in some scripts.
+ */
+const NAME_CONTROLS = /[\p{Cc}\u2028\u2029\u202A-\u202E\u2066-\u2069]/u;
+/** How a name with one of them is refused. */
+export const NAME_TEXT_RULE =
+  'must not contain control characters (line breaks, tabs, escapes) nor bidirectional embeddings, overrides or isolates (U+202A..U+202E, U+2066..U+2069)';
+
+/** Whether a name is free of control characters, line breaks and bidi controls (its length is checked apart). */
+export function isNameText(s: string): boolean {
+  return !NAME_CONTROLS.test(s);
+}
+
+/**
+ * A name as clients give it (POST /agents, PATCH /agents/{id}, POST /keys): a Name on one line,
+ * without the characters above. Commands in the stream keep `Name`: one appended before this rule
+ * still decodes.
+ */
+export const OneLineName = withMessage(
+  t.refinement(Name, isNameText, 'OneLineName'),
+  'a string of 1..200 characters of well-formed Unicode, without control characters (line breaks, tabs, escapes) nor bidirectional embeddings, overrides or isolates (U+202A..U+202E, U+2066..U+2069)',
+);
+
 export const MAX_ATTRIBUTES_BYTES = 16_384;
 export const MAX_ATTRIBUTES_DEPTH = 32;
 

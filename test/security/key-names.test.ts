@@ -121,3 +121,81 @@ describe('API key names', () => {
     expect(listed.keys.find((k) => k.keyId === info.keyId)?.name).toBe(stored);
   });
 });
+
+// Invisible bidirectional controls: a name holding U+202E reads backwards from there on, so a
+// list shows a name other than the one stored (a spoof for the admin reading it). The marks
+// (U+200E, U+200F, U+061C) stay names, as agent names (test/api/names-agents.test.ts).
+const BIDI_NAMES = [
+  'crm \u202eevil',
+  'lre\u202a',
+  'rle\u202b',
+  'pdf\u202c',
+  'lro\u202d',
+  'lri\u2066',
+  'rli\u2067',
+  'fsi\u2068',
+  'pdi\u2069',
+];
+
+describe('API key names: bidirectional controls and empty names', () => {
+  it('POST /keys refuses a name with a bidirectional control: 400 naming name, no key made', async () => {
+    const admin = await keyOf(sb.redis, WS, 'admin');
+    const records = () => sb.redis.hlen(workspaceKeys(WS).apiKeys);
+    const before = await records();
+    for (const name of BIDI_NAMES) {
+      const r = await sb.api!.inject({
+        method: 'POST',
+        url: `/v1/workspaces/${WS}/keys`,
+        headers: { ...bearer(admin.key), 'content-type': 'application/json' },
+        payload: JSON.stringify({ role: 'integration', name }),
+      });
+      const what = JSON.stringify(name);
+      expect(r.statusCode, `${what}: ${r.body}`).toBe(400);
+      const body = r.json() as { type: string; errors: { path: string; message: string }[] };
+      expect(body.type, what).toBe('/problems/invalid-request');
+      expect(
+        body.errors.map((e) => e.path),
+        what,
+      ).toEqual(['name']);
+    }
+    expect(await records()).toBe(before);
+    await expect(
+      createApiKey(sb.redis, { workspace: WS, role: 'auditor', name: 'a\u202eb' }),
+    ).rejects.toThrow(/^name /);
+  });
+
+  it('npm run keys -- create --name "" exits 2 naming --name, as the API refuses an empty name', async () => {
+    const before = (await listApiKeys(sb.redis, WS)).length;
+    const r = await keys('create', '--workspace', WS, '--role', 'integration', '--name', '');
+    expect(r.code, `${r.stderr}${r.stdout}`).toBe(2);
+    expect(r.stderr).toMatch(/--name: .*1\.\.200 characters/);
+    expect(r.stdout).toBe('');
+    expect((await listApiKeys(sb.redis, WS)).length).toBe(before);
+  });
+
+  it('npm run keys -- create --name with a bidi control exits 2 naming --name and makes no key', async () => {
+    const before = (await listApiKeys(sb.redis, WS)).length;
+    for (const name of ['crm \u202eevil', 'rli\u2067x']) {
+      const r = await keys('create', '--workspace', WS, '--role', 'integration', '--name', name);
+      expect(r.code, `${JSON.stringify(name)}: ${r.stderr}${r.stdout}`).toBe(2);
+      expect(r.stderr).toContain('--name:');
+      expect(r.stdout).toBe('');
+    }
+    expect((await listApiKeys(sb.redis, WS)).length).toBe(before);
+    await expect(createApiKey(sb.redis, { workspace: WS, role: 'auditor', name: '' })).rejects.toThrow(
+      /^name /,
+    );
+  });
+
+  it('keys list prints a stored name with bidi controls escaped', async () => {
+    const ws = `${WS}-bidi`;
+    const { info } = await createApiKey(sb.redis, { workspace: ws, role: 'supervisor', name: 'old' });
+    const hash = workspaceKeys(ws).apiKeys;
+    const record = JSON.parse((await sb.redis.hget(hash, info.keyId))!) as Record<string, unknown>;
+    await sb.redis.hset(hash, info.keyId, JSON.stringify({ ...record, name: 'crm \u202eevil\u2066x\u200f' }));
+    const table = await keys('list', '--workspace', ws);
+    expect(table.code, table.stderr).toBe(0);
+    expect(table.stdout).not.toMatch(/\p{Bidi_Control}/u);
+    expect(table.stdout).toContain('  crm \\u202eevil\\u2066x\\u200f\n');
+  });
+});

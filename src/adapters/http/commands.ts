@@ -73,8 +73,11 @@ type CommandFailure =
   | { readonly _tag: 'Failed'; readonly error: unknown; readonly submitted?: InStream }
   /** 422: the Idempotency-Key was first used for a different request; nothing was appended. */
   | { readonly _tag: 'IdempotencyKeyReused'; readonly submitted: InStream }
-  /** 503: durability is "replicated" and no replica confirmed the command in time. */
-  | { readonly _tag: 'NotReplicated'; readonly submitted: InStream }
+  /**
+   * 503: durability is "replicated" and no replica confirmed the command in time. `target`: as
+   * for TimedOut, the document it is about (the client may read it: the command may still apply).
+   */
+  | { readonly _tag: 'NotReplicated'; readonly submitted: InStream; readonly target?: string }
   /**
    * 202: the command is in the stream, but its outcome was not known in time. `target`: the id of
    * the document it is about (for a repeat, the first command's), when it is about one.
@@ -328,15 +331,22 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
     } catch (err) {
       return E.left(thrown(submitted)(err));
     }
-    if (replicated && (await replicated) < 1) return E.left({ _tag: 'NotReplicated', submitted });
-    if (!outcome) {
+    const notReplicated = replicated !== undefined && (await replicated) < 1;
+    if (notReplicated || !outcome) {
+      // The document the command is about (for a repeat, the first command's): a client told only
+      // "accepted" or "not replicated" learns which it is, a contact id the server made included.
       let target: string | undefined;
       try {
         target = appended.repeated ? await firstTarget(ws, appended.position) : ownTarget(submitted.command);
       } catch (err) {
         return E.left(thrown(submitted)(err));
       }
-      return E.left({ _tag: 'TimedOut', submitted, ...(target !== undefined ? { target } : {}) });
+      const about = target !== undefined ? { target } : {};
+      return E.left(
+        notReplicated
+          ? { _tag: 'NotReplicated', submitted, ...about }
+          : { _tag: 'TimedOut', submitted, ...about },
+      );
     }
     if (outcome.status >= 400) return E.left({ _tag: 'Refused', submitted, outcome });
     return E.right({ submitted, outcome });
@@ -416,6 +426,8 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
               appended: true,
               position: appended.position,
               commandId: appended.commandId,
+              // The document it is about, as a 202 names it: the contact id the server made.
+              ...(failure.target !== undefined ? { id: failure.target } : {}),
             },
           ),
         );

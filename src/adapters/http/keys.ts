@@ -1,13 +1,19 @@
 import type { FastifyInstance } from 'fastify';
 import * as t from 'io-ts';
 import { strict } from '../../domain/strict.ts';
-import { AfterPosition, comparePositions, Id, Name, WorkspaceId, withMessage } from '../../domain/values.ts';
+import {
+  AfterPosition,
+  comparePositions,
+  Id,
+  OneLineName,
+  WorkspaceId,
+  withMessage,
+} from '../../domain/values.ts';
 import {
   API_KEY_ROLES,
   type ApiKeyRole,
   createApiKey,
   getApiKey,
-  isKeyNameText,
   issueWsTicket,
   listApiKeys,
   revokeApiKey,
@@ -20,12 +26,11 @@ const Role = t.keyof(
   Object.fromEntries(API_KEY_ROLES.map((r) => [r, null])) as Record<ApiKeyRole, null>,
   API_KEY_ROLES.join(' | '),
 );
-/** A key's name: a name (1..200 characters of well-formed Unicode) on one line, without controls. */
-const KeyName = withMessage(
-  t.refinement(Name, isKeyNameText, 'KeyName'),
-  'a string of 1..200 characters of well-formed Unicode, without control characters (line breaks, tabs, escapes)',
-);
-const NewKeyBody = strict({ role: Role }, { agentId: Id, name: KeyName }, 'NewKey');
+/**
+ * A key's name: a name (1..200 characters of well-formed Unicode) on one line, without control
+ * characters nor bidirectional controls (the rule an agent's name follows: OneLineName).
+ */
+const NewKeyBody = strict({ role: Role }, { agentId: Id, name: OneLineName }, 'NewKey');
 const KeyParams = t.type({
   ws: WorkspaceId,
   keyId: withMessage(

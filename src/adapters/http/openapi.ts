@@ -67,6 +67,16 @@ const wsParam = {
 };
 const idParam = { name: 'id', in: 'path', required: true, schema: id };
 const name = { type: 'string', minLength: 1, maxLength: 200, description: 'well-formed Unicode' };
+/**
+ * A name a client gives (an agent's, a key's): one line, without control characters (C0, DEL, C1),
+ * line or paragraph separators, nor bidirectional controls (src/domain/values.ts, OneLineName).
+ */
+const oneLineName = {
+  ...name,
+  pattern: '^[^\\u0000-\\u001F\\u007F-\\u009F\\u2028\\u2029\\u202A-\\u202E\\u2066-\\u2069]*$',
+  description:
+    'well-formed Unicode on one line: no control characters (line breaks, tabs, escapes) nor bidirectional embeddings, overrides or isolates (U+202A..U+202E, U+2066..U+2069)',
+};
 const idem = {
   name: 'Idempotency-Key',
   in: 'header',
@@ -1006,13 +1016,7 @@ export const openapi = withEdgeProblems(
               ...id,
               description: 'the agent a key of role agent acts for (required for it, refused otherwise)',
             },
-            name: {
-              ...name,
-              // No control characters (C0, DEL, C1) nor line or paragraph separators: one line.
-              pattern: '^[^\\u0000-\\u001F\\u007F-\\u009F\\u2028\\u2029]*$',
-              description:
-                'well-formed Unicode on one line: no control characters (line breaks, tabs, escapes)',
-            },
+            name: oneLineName,
           },
         },
         ApiKey: {
@@ -1042,7 +1046,7 @@ export const openapi = withEdgeProblems(
           additionalProperties: false,
           properties: {
             id,
-            name,
+            name: oneLineName,
             skills: agentSkills,
             capacity,
             wrapUpMs: { ...wrapUpMs, description: `${wrapUpMs.description}; instead of the workspace's` },
@@ -1053,7 +1057,7 @@ export const openapi = withEdgeProblems(
           minProperties: 1,
           additionalProperties: false,
           properties: {
-            name,
+            name: oneLineName,
             skills: agentSkills,
             capacity,
             wrapUpMs: { ...wrapUpMs, description: `${wrapUpMs.description}; instead of the workspace's` },
@@ -1327,6 +1331,11 @@ export const openapi = withEdgeProblems(
                 "the command's id: one the projector refused, or (not-replicated) the one appended",
             },
             position: { type: 'string', description: 'not-replicated: its position in the command stream' },
+            id: {
+              type: 'string',
+              description:
+                "not-replicated: the id of the document the command is about (a contact id the server made included), as a 202 names it; for a retry with the same Idempotency-Key, the first request's",
+            },
             lastPosition: {
               oneOf: [position, { type: 'null' }],
               description: 'position-ahead: the last position of the log asked about; null: it has none yet',

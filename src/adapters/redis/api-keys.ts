@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { ID_RULE, isId } from '../../domain/values.ts';
+import { ID_RULE, isId, isNameText, NAME_TEXT_RULE } from '../../domain/values.ts';
 import { API_KEY_INDEX, workspaceKeys } from './keys.ts';
 import { luaScript, type RedisClient, runLua } from './scripts.ts';
 
@@ -53,15 +53,24 @@ const KEY_PATTERN = /^sb_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
 export const MAX_KEY_NAME = 200;
 
 /**
- * What a key's name may not hold: control characters (C0, DEL, C1: line breaks, tabs, terminal
- * escapes) and the line and paragraph separators. A name is one line where keys are listed.
+ * A key's name is one line (src/domain/values.ts, `isNameText`): no control characters (C0, DEL,
+ * C1: line breaks, tabs, terminal escapes), line or paragraph separators, nor bidirectional
+ * controls (U+202E and its kin, which make a listed name read otherwise than it is).
  */
-const NAME_CONTROLS = /[\p{Cc}\u2028\u2029]/u;
-export const KEY_NAME_RULE = 'must not contain control characters (line breaks, tabs, escapes)';
+export const KEY_NAME_RULE = NAME_TEXT_RULE;
 
-/** Whether a key's name is free of control characters and line breaks (its length is checked apart). */
+/** Whether a key's name is free of control characters, line breaks and bidi controls (its length is checked apart). */
 export function isKeyNameText(name: string): boolean {
-  return !NAME_CONTROLS.test(name);
+  return isNameText(name);
+}
+
+/** What is wrong with a key's name (as `name ...` goes on), or undefined: the rule every way a key is made shares. */
+export function keyNameProblem(name: unknown): string | undefined {
+  // Characters as the API's names count them (code points): a character outside the BMP is
+  // two UTF-16 units, and the name the route accepted must not be refused here.
+  if (typeof name !== 'string' || name.length === 0 || [...name].length > MAX_KEY_NAME)
+    return `must be a string of 1..${MAX_KEY_NAME} characters`;
+  return isNameText(name) ? undefined : NAME_TEXT_RULE;
 }
 
 const digest = (secret: string): string => createHash('sha256').update(secret).digest('base64url');
@@ -78,11 +87,8 @@ export function checkNewApiKey(k: NewApiKey): void {
   } else if (k.agentId !== undefined) {
     throw new ApiKeyInputError('agentId', 'is only for role agent');
   }
-  // Characters as the API's names count them (code points): a character outside the BMP is
-  // two UTF-16 units, and the name the route accepted must not be refused here.
-  if (k.name !== undefined && (typeof k.name !== 'string' || [...k.name].length > MAX_KEY_NAME))
-    throw new ApiKeyInputError('name', `must be a string of at most ${MAX_KEY_NAME} characters`);
-  if (k.name !== undefined && !isKeyNameText(k.name)) throw new ApiKeyInputError('name', KEY_NAME_RULE);
+  const nameProblem = k.name === undefined ? undefined : keyNameProblem(k.name);
+  if (nameProblem !== undefined) throw new ApiKeyInputError('name', nameProblem);
 }
 
 /**
