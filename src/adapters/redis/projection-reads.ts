@@ -1,21 +1,20 @@
+import { createHash } from 'node:crypto';
 import type { QueueStats, WindowStats, WorkspaceStats } from '../../domain/stats.ts';
 import { publicSkills } from '../../domain/values.ts';
 import type { AgentDocument, ContactDocument } from '../../domain/views.ts';
-import { eachEntry, hashEntries } from './hash-scan.ts';
+import { READ_PAGE } from './event-log.ts';
+import { hashEntries, scanHash } from './hash-scan.ts';
 import { lexRange, workspaceKeys } from './keys.ts';
-import {
-  type Ended,
-  poolMember,
-  readEnded,
-  readServed,
-  SERVED_WINDOW_MS,
-  type Served,
-} from './routing-index.ts';
+import { type Ended, inWindow, poolMember, SERVED_WINDOW_MS, type Served } from './routing-index.ts';
 
 /** The service level's default threshold: the classic "80 % answered within 20 s" counts 20 s. */
 export const DEFAULT_SERVICE_LEVEL_MS = 20_000;
 
-import type { RedisClient } from './scripts.ts';
+import { luaScript, type RedisClient, runLua } from './scripts.ts';
+
+/** The snapshot GET /stats reads (readStats), and its SHA1 for EVALSHA in a transaction. */
+const STATS_READ = luaScript('statsRead', new URL('./lua/stats-read-8.lua', import.meta.url));
+const STATS_READ_SHA = createHash('sha1').update(STATS_READ.lua).digest('hex');
 
 /**
  * Reads of the projections the projector keeps (its Lua writes them, lua/includes/documents.lua):
@@ -184,34 +183,44 @@ interface StoredAgent {
   readonly activeContacts: readonly string[];
 }
 
+/** A stored contact's queue (route) and arrival, as /stats needs them. */
+function routeOf(text: string): { route: string; queuedAtMs: number } | null {
+  const d = JSON.parse(text) as { channel?: string; skills?: string[]; queuedAt?: string };
+  if (!Array.isArray(d.skills)) return null;
+  const channel = d.channel ?? 'voice';
+  return {
+    route: d.skills.map((s) => `${channel}/${s}`).join(','),
+    queuedAtMs: Date.parse(d.queuedAt ?? ''),
+  };
+}
+
 /**
  * The oldest waiting contact of each route (channel and routing skills) with contacts waiting:
- * the workspace's queued contacts in arrival order, read in pages until every such route has its
- * oldest, at most LONGEST_WAIT_READS of them. Routes not found are left out.
+ * `ids`, the snapshot's LONGEST_WAIT_READS oldest queued contacts in arrival order, whose documents
+ * are read in pages until every such route has its oldest. The first one's document is the
+ * snapshot's (`first`); the others are read after it, so a contact whose requirements changed
+ * since (a routing step) counts in its new queue, or in none when nobody waited there. Routes not
+ * found are left out.
  */
 async function oldestPerRoute(
   redis: RedisClient,
   workspace: string,
   routes: ReadonlySet<string>,
-): Promise<Map<string, { id: string; queuedAtMs: number }>> {
+  ids: readonly string[],
+  first: string | null,
+): Promise<Map<string, { queuedAtMs: number }>> {
   const k = workspaceKeys(workspace);
-  const found = new Map<string, { id: string; queuedAtMs: number }>();
-  let start = 0;
+  const found = new Map<string, { queuedAtMs: number }>();
+  const take = (text: string | null) => {
+    const r = text === null ? null : routeOf(text);
+    if (r && routes.has(r.route) && !found.has(r.route)) found.set(r.route, { queuedAtMs: r.queuedAtMs });
+  };
+  take(first);
+  let start = 1;
   for (const size of [50, 150, 300]) {
-    if (found.size >= routes.size || start >= LONGEST_WAIT_READS) break;
-    const ids = await redis.zrange(k.queue, start, start + size - 1);
-    if (ids.length === 0) break;
-    const docs = await redis.hmget(k.contacts, ...ids);
-    docs.forEach((text, i) => {
-      if (text === null) return;
-      const d = JSON.parse(text) as { channel?: string; skills?: string[]; queuedAt?: string };
-      if (!Array.isArray(d.skills)) return;
-      const channel = d.channel ?? 'voice';
-      const route = d.skills.map((s) => `${channel}/${s}`).join(',');
-      if (routes.has(route) && !found.has(route))
-        found.set(route, { id: ids[i]!, queuedAtMs: Date.parse(d.queuedAt ?? '') });
-    });
-    if (ids.length < size) break;
+    if (found.size >= routes.size || start >= ids.length) break;
+    const page = ids.slice(start, start + size);
+    for (const text of await redis.hmget(k.contacts, ...page)) take(text);
     start += size;
   }
   return found;
@@ -251,51 +260,70 @@ function queueName(route: string): { channel: string; skills: string } {
   };
 }
 
+/** The reply of lua/stats-read-8.lua. */
+type StatsSnapshot = [
+  queued: number,
+  sets: string[],
+  depths: number[],
+  oldest: string | null,
+  oldestDoc: string | null,
+  counters: string[],
+  applied: string | null,
+  served: string[],
+  ended: string[],
+  oldestIds: string[],
+];
+
+/**
+ * The snapshot (lua/stats-read-8.lua) and, while the agents are at most a page (READ_PAGE), their
+ * documents in the same transaction: one moment of the workspace. More agents are read in pages
+ * right after it (scanHash), so their counts may include steps made after the snapshot.
+ */
+async function readSnapshot(
+  redis: RedisClient,
+  workspace: string,
+  each: (field: string, value: string) => void,
+): Promise<StatsSnapshot> {
+  const k = workspaceKeys(workspace);
+  const keys = [k.queue, k.skillSets, k.skillSetQueues, k.contacts, k.stats, k.meta, k.served, k.ended];
+  const args = [LONGEST_WAIT_READS];
+  if ((await redis.hlen(k.agents)) > READ_PAGE) {
+    const snapshot = (await runLua(redis, STATS_READ, keys, args)) as StatsSnapshot;
+    await scanHash(redis, k.agents, each);
+    return snapshot;
+  }
+  // EVALSHA in the transaction; EVAL when Redis has not cached the script yet (nothing ran).
+  let tx = await redis
+    .multi()
+    .evalsha(STATS_READ_SHA, keys.length, ...keys, ...args)
+    .hgetall(k.agents)
+    .exec();
+  if (tx?.[0]?.[0] && /NOSCRIPT/.test(tx[0][0].message))
+    tx = await redis
+      .multi()
+      .eval(STATS_READ.lua, keys.length, ...keys, ...args)
+      .hgetall(k.agents)
+      .exec();
+  if (!tx) throw new Error('the /stats transaction was aborted');
+  for (const [err] of tx) if (err) throw err;
+  const agents = tx[1]![1] as Record<string, string>;
+  for (const field of Object.keys(agents)) each(field, agents[field]!);
+  return tx[0]![1] as StatsSnapshot;
+}
+
+/**
+ * GET /stats. The queue's parts (depth, each queue's depth and oldest contact, the oldest contact),
+ * the counters, the window's decisions, abandons and expirations and the applied position are one
+ * snapshot (lua/stats-read-8.lua), and so are the agents while they are at most READ_PAGE; more
+ * agents are read in pages after it, so no one read holds Redis long: then the agents' counts
+ * (`agentsByState`, each queue's `agents`, `occupancy`) may include steps made after the snapshot.
+ */
 export async function readStats(
   redis: RedisClient,
   workspace: string,
   now: number,
   serviceLevelMs = DEFAULT_SERVICE_LEVEL_MS,
 ): Promise<WorkspaceStats> {
-  const k = workspaceKeys(workspace);
-  const [sets, queued, oldest, counters, position, served, ended] = await Promise.all([
-    redis.zrange(k.skillSets, 0, -1),
-    redis.zcard(k.queue),
-    redis.zrange(k.queue, 0, 0),
-    redis.hgetall(k.stats),
-    appliedPosition(redis, workspace),
-    readServed(redis, workspace, now),
-    readEnded(redis, workspace, now),
-  ]);
-  const depths = await Promise.all(sets.map((s) => redis.zlexcount(k.skillSetQueues, ...lexRange(s))));
-  // Counted in maps, not objects: skills and channels are the clients' names, and one such as
-  // "constructor", "toString" or "__proto__" would read (and write) Object.prototype's members.
-  const bySkills = new Map<string, number>();
-  const byChannel = new Map<string, Map<string, number>>();
-  sets.forEach((s, i) => {
-    // Queues are named by their skills on their channel: "voice/Billing,voice/English".
-    const channel = s.slice(0, s.indexOf('/'));
-    const bare = s
-      .split(',')
-      .map((q) => q.slice(q.indexOf('/') + 1))
-      .join(',');
-    const depth = depths[i] ?? 0;
-    bySkills.set(bare, (bySkills.get(bare) ?? 0) + depth);
-    const on = byChannel.get(channel) ?? new Map<string, number>();
-    on.set(bare, depth);
-    byChannel.set(channel, on);
-  });
-  // Object.fromEntries defines each name as an own property, "__proto__" too.
-  const queueBySkills: Record<string, number> = Object.fromEntries(bySkills);
-  const queueByChannel: Record<string, Record<string, number>> = Object.fromEntries(
-    [...byChannel].map(([channel, on]) => [channel, Object.fromEntries(on)]),
-  );
-  let longestWaitMs = 0;
-  const oldestId = oldest[0] ?? null;
-  if (oldestId) {
-    const c = await readContact(redis, workspace, oldestId);
-    if (c) longestWaitMs = Math.max(0, now - Date.parse(c.queuedAt));
-  }
   const agentsByState: Record<string, number> = {
     offline: 0,
     available: 0,
@@ -320,30 +348,65 @@ export async function readStats(
       room: number;
     }
   >();
-  // Each agent as stored, folded a page at a time as the pages come (eachEntry): 10,000 agents
-  // parsed in one go, and copied into their public views, held the event loop for about 45 ms,
-  // each request in flight waiting behind it.
-  await eachEntry(redis, workspaceKeys(workspace).agents, (_, text) => {
-    const a = JSON.parse(text) as StoredAgent;
-    agentsByState[a.state] = (agentsByState[a.state] ?? 0) + 1;
-    const channels = typeof a.capacity === 'object' ? Object.keys(a.capacity).sort() : null;
-    // Skills and channels hold neither "|" nor ",".
-    const key = `${a.state}|${channels === null ? '*' : channels.join(',')}|${a.skills.join(',')}`;
-    let g = groups.get(key);
-    if (g) g.n++;
-    else {
-      g = { skills: new Set(a.skills), channels, state: a.state, n: 1, held: 0, room: 0 };
-      groups.set(key, g);
-    }
-    if (a.presence !== 'available') return;
-    const capacity =
-      typeof a.capacity === 'number' ? a.capacity : Object.values(a.capacity).reduce((x, y) => x + y, 0);
-    const active = Array.isArray(a.activeContacts) ? a.activeContacts.length : 0;
-    held += active;
-    room += capacity;
-    g.held += active;
-    g.room += capacity;
+  // Each agent as stored, folded a page at a time as the pages come: 10,000 agents parsed in one
+  // go, and copied into their public views, held the event loop for about 45 ms, each request in
+  // flight waiting behind it.
+  const [queued, sets, depths, oldestId, oldestDoc, flatCounters, applied, servedSet, endedSet, oldestIds] =
+    await readSnapshot(redis, workspace, (_, text) => {
+      const a = JSON.parse(text) as StoredAgent;
+      agentsByState[a.state] = (agentsByState[a.state] ?? 0) + 1;
+      const channels = typeof a.capacity === 'object' ? Object.keys(a.capacity).sort() : null;
+      // Skills and channels hold neither "|" nor ",".
+      const key = `${a.state}|${channels === null ? '*' : channels.join(',')}|${a.skills.join(',')}`;
+      let g = groups.get(key);
+      if (g) g.n++;
+      else {
+        g = { skills: new Set(a.skills), channels, state: a.state, n: 1, held: 0, room: 0 };
+        groups.set(key, g);
+      }
+      if (a.presence !== 'available') return;
+      const capacity =
+        typeof a.capacity === 'number' ? a.capacity : Object.values(a.capacity).reduce((x, y) => x + y, 0);
+      const active = Array.isArray(a.activeContacts) ? a.activeContacts.length : 0;
+      held += active;
+      room += capacity;
+      g.held += active;
+      g.room += capacity;
+    });
+  const counters = new Map<string, string>();
+  for (let i = 0; i + 1 < flatCounters.length; i += 2) counters.set(flatCounters[i]!, flatCounters[i + 1]!);
+  const position = applied ?? '0-0';
+  // The third part of a decision is its contact's wait (ms).
+  const served: Served[] = inWindow(servedSet, now).map(([queue, at, waited]) => ({
+    queue,
+    at,
+    waitedMs: Number(waited),
+  }));
+  const ended: Ended[] = [];
+  for (const [queue, at, kind] of inWindow(endedSet, now))
+    if (kind === 'abandoned' || kind === 'expired') ended.push({ queue, at, kind });
+  // Counted in maps, not objects: skills and channels are the clients' names, and one such as
+  // "constructor", "toString" or "__proto__" would read (and write) Object.prototype's members.
+  const bySkills = new Map<string, number>();
+  const byChannel = new Map<string, Map<string, number>>();
+  sets.forEach((s, i) => {
+    // Queues are named by their skills on their channel: "voice/Billing,voice/English".
+    const { channel, skills: bare } = queueName(s);
+    const depth = depths[i] ?? 0;
+    bySkills.set(bare, (bySkills.get(bare) ?? 0) + depth);
+    const on = byChannel.get(channel) ?? new Map<string, number>();
+    on.set(bare, depth);
+    byChannel.set(channel, on);
   });
+  // Object.fromEntries defines each name as an own property, "__proto__" too.
+  const queueBySkills: Record<string, number> = Object.fromEntries(bySkills);
+  const queueByChannel: Record<string, Record<string, number>> = Object.fromEntries(
+    [...byChannel].map(([channel, on]) => [channel, Object.fromEntries(on)]),
+  );
+  let longestWaitMs = 0;
+  const oldestAt = oldestDoc === null ? null : routeOf(oldestDoc)?.queuedAtMs;
+  if (oldestId !== null && oldestAt !== undefined && oldestAt !== null && Number.isFinite(oldestAt))
+    longestWaitMs = Math.max(0, now - oldestAt);
   const byQueue = new Map<string, Served[]>();
   for (const s of served) byQueue.set(s.queue, [...(byQueue.get(s.queue) ?? []), s]);
   const endedBy = new Map<string, Ended[]>();
@@ -351,7 +414,10 @@ export async function readStats(
   const routes = [...new Set([...sets, ...byQueue.keys(), ...endedBy.keys()])].sort();
   const depthOf = new Map(sets.map((s, i) => [s, depths[i] ?? 0]));
   const waiting = new Set(sets.filter((s) => (depthOf.get(s) ?? 0) > 0));
-  const oldestOf = waiting.size > 0 ? await oldestPerRoute(redis, workspace, waiting) : new Map();
+  const oldestOf =
+    waiting.size > 0
+      ? await oldestPerRoute(redis, workspace, waiting, oldestIds, oldestDoc)
+      : new Map<string, { queuedAtMs: number }>();
   const queues = routes.map((route): QueueStats => {
     const need = routeNeeds(route);
     const agents: Record<string, number> = Object.fromEntries(
@@ -382,7 +448,7 @@ export async function readStats(
       ...windowOf(byQueue.get(route) ?? [], endedBy.get(route) ?? [], serviceLevelMs),
     };
   });
-  const n = (key: string) => Number(counters[key] ?? 0);
+  const n = (key: string) => Number(counters.get(key) ?? 0);
   return {
     queued,
     queueBySkills,

@@ -146,9 +146,9 @@ export interface Served {
  * The members of a window set ("<queue>|<ms, 15 digits>|<what>|<contact>", the queue name holding
  * no "|") from `now - SERVED_WINDOW_MS` on, as [queue, ms, what].
  */
-async function inWindow(redis: RedisClient, key: string, now: number): Promise<[string, number, string][]> {
+export function inWindow(members: readonly string[], now: number): [string, number, string][] {
   const out: [string, number, string][] = [];
-  for (const m of await redis.zrangebylex(key, '-', '+')) {
+  for (const m of members) {
     const [queue = '', at = '', what = ''] = m.split('|');
     const t = Number(at);
     if (t >= now - SERVED_WINDOW_MS) out.push([queue, t, what]);
@@ -156,10 +156,14 @@ async function inWindow(redis: RedisClient, key: string, now: number): Promise<[
   return out;
 }
 
+/** A window set's members, read whole (at most SERVED_KEEP a queue), from `now - SERVED_WINDOW_MS` on. */
+const readWindow = async (redis: RedisClient, key: string, now: number) =>
+  inWindow(await redis.zrangebylex(key, '-', '+'), now);
+
 /** Every queue's recent decisions (at most SERVED_KEEP each), from `now - SERVED_WINDOW_MS` on. */
 export async function readServed(redis: RedisClient, workspace: string, now: number): Promise<Served[]> {
   // The third part of a decision is its contact's wait (ms).
-  return (await inWindow(redis, workspaceKeys(workspace).served, now)).map(([queue, at, waited]) => ({
+  return (await readWindow(redis, workspaceKeys(workspace).served, now)).map(([queue, at, waited]) => ({
     queue,
     at,
     waitedMs: Number(waited),
@@ -180,7 +184,7 @@ export interface Ended {
  */
 export async function readEnded(redis: RedisClient, workspace: string, now: number): Promise<Ended[]> {
   const out: Ended[] = [];
-  for (const [queue, at, kind] of await inWindow(redis, workspaceKeys(workspace).ended, now))
+  for (const [queue, at, kind] of await readWindow(redis, workspaceKeys(workspace).ended, now))
     if (kind === 'abandoned' || kind === 'expired') out.push({ queue, at, kind });
   return out;
 }
