@@ -15,6 +15,8 @@
  * - A 2xx that is no JSON document where the operation answers one (a proxy's HTML page, a body
  *   cut short) is thrown as a SwitchboardError carrying the text.
  * - Any other answer outside 2xx is thrown as a SwitchboardError carrying the problem+json.
+ * - A write is never sent on to where a redirect points (fetch would make a 301/302/303 of it a GET
+ *   without its body): the 3xx is thrown, naming the Location.
  *
  * Each method is named after its operation's `operationId` in the OpenAPI document (GET
  * /openapi.json); a few have a shorter older name too (`stats` for `getStats`, `settings`,
@@ -27,7 +29,7 @@
  * same bare requests to Switchboard and to the bare handler it compares it with (docs/API.md, "The
  * client").
  */
-import { retryAfterMsOf, SwitchboardError } from './errors.ts';
+import { notANumber, retryAfterMsOf, SwitchboardError } from './errors.ts';
 import { type SubscribeOptions, type Subscription, subscribe } from './live.ts';
 import type {
   AgentDocument,
@@ -110,6 +112,11 @@ export interface ClientOptions {
   readonly WebSocket?: unknown;
 }
 
+/** What every method takes besides its own: a signal that aborts the call (no try after it). */
+export interface CallOptions {
+  readonly signal?: AbortSignal;
+}
+
 /** false: give up; a number: wait that many ms before the next try; otherwise wait `delayMs`. */
 export type OnRetry = (info: RetryInfo) => boolean | number | undefined;
 
@@ -131,6 +138,8 @@ export interface Answer<T = unknown> {
   readonly body: T;
   /** Tries made, the first included. */
   readonly attempts: number;
+  /** Where a redirect the call followed (a GET's or a HEAD's; never a write's) led: the answer's URL. */
+  readonly redirectedTo?: string;
 }
 
 const RETRY_STATUSES = new Set([429, 502, 503, 504]);
@@ -151,6 +160,8 @@ export class SwitchboardClient {
   private readonly bases: readonly string[];
   /** Why a base URL (`url` or one of `failover`) cannot be called, when one cannot: see send(). */
   private readonly unusable: string | undefined;
+  /** Why a numeric option of the client is unusable (NaN), when one is: see send(). */
+  private readonly badOption: string | undefined;
   /** The index in `bases` a call starts at: the base URL that answered the last call (see send()). */
   private start = 0;
 
@@ -164,6 +175,7 @@ export class SwitchboardClient {
       bad < 0
         ? undefined
         : `the ${bad === 0 ? "client's url" : 'failover URL'} "${bad === 0 ? options.url : options.failover![bad - 1]}" cannot be called: a base URL starts with http:// or https:// (such as "http://127.0.0.1:8080")`;
+    this.badOption = notANumber(options, ['timeoutMs', 'retries', 'backoffMs', 'maxBackoffMs']);
   }
 
   /** The same client for another workspace (or another key). */
@@ -312,30 +324,44 @@ export class SwitchboardClient {
 
   // ---- Keys and tickets --------------------------------------------------------------------
 
-  async createKey(body: {
-    role: Role;
-    agentId?: string;
-    name?: string;
-  }): Promise<ApiKeyInfo & { readonly key: string }> {
-    return (await this.document<ApiKeyInfo & { key: string }>('POST', `${this.workspacePath}/keys`, { body }))
-      .body;
+  async createKey(
+    body: {
+      role: Role;
+      agentId?: string;
+      name?: string;
+    },
+    o: CallOptions = {},
+  ): Promise<ApiKeyInfo & { readonly key: string }> {
+    return (
+      await this.document<ApiKeyInfo & { key: string }>('POST', `${this.workspacePath}/keys`, {
+        body,
+        ...signalOf(o),
+      })
+    ).body;
   }
-  async listKeys(): Promise<ApiKeyInfo[]> {
-    return (await this.document<{ keys: ApiKeyInfo[] }>('GET', `${this.workspacePath}/keys`)).body.keys;
+  async listKeys(o: CallOptions = {}): Promise<ApiKeyInfo[]> {
+    return (await this.document<{ keys: ApiKeyInfo[] }>('GET', `${this.workspacePath}/keys`, signalOf(o)))
+      .body.keys;
   }
   /** One key of the workspace, revoked or not (admin); never its secret. */
-  async getKey(keyId: string): Promise<ApiKeyInfo> {
-    return (await this.document<ApiKeyInfo>('GET', `${this.workspacePath}/keys/${enc(keyId)}`)).body;
+  async getKey(keyId: string, o: CallOptions = {}): Promise<ApiKeyInfo> {
+    return (await this.document<ApiKeyInfo>('GET', `${this.workspacePath}/keys/${enc(keyId)}`, signalOf(o)))
+      .body;
   }
-  async revokeKey(keyId: string): Promise<ApiKeyInfo> {
-    return (await this.document<ApiKeyInfo>('DELETE', `${this.workspacePath}/keys/${enc(keyId)}`)).body;
+  async revokeKey(keyId: string, o: CallOptions = {}): Promise<ApiKeyInfo> {
+    return (
+      await this.document<ApiKeyInfo>('DELETE', `${this.workspacePath}/keys/${enc(keyId)}`, signalOf(o))
+    ).body;
   }
   /** The key that sends the request: its id, workspace, role and agent. */
-  async whoami(): Promise<{ keyId: string; workspace: string; role: Role; agentId?: string }> {
+  async whoami(
+    o: CallOptions = {},
+  ): Promise<{ keyId: string; workspace: string; role: Role; agentId?: string }> {
     return (
       await this.document<{ keyId: string; workspace: string; role: Role; agentId?: string }>(
         'GET',
         `${this.workspacePath}/keys/me`,
+        signalOf(o),
       )
     ).body;
   }
@@ -344,36 +370,38 @@ export class SwitchboardClient {
    * `after` (the position the feed will open from), one past the workspace's last event is refused
    * as the upgrade would refuse it, a SwitchboardError 409 `position-ahead` with `lastPosition`.
    */
-  async createWsTicket(o: { readonly after?: Position } = {}): Promise<WsTicket> {
+  async createWsTicket(o: { readonly after?: Position } & CallOptions = {}): Promise<WsTicket> {
     return (
-      await this.document<WsTicket>(
-        'POST',
-        `${this.workspacePath}/ws-tickets`,
-        o.after !== undefined ? { body: { after: o.after } } : {},
-      )
+      await this.document<WsTicket>('POST', `${this.workspacePath}/ws-tickets`, {
+        ...(o.after !== undefined ? { body: { after: o.after } } : {}),
+        ...signalOf(o),
+      })
     ).body;
   }
   /** `createWsTicket`. */
-  wsTicket(o: { readonly after?: Position } = {}): Promise<WsTicket> {
+  wsTicket(o: { readonly after?: Position } & CallOptions = {}): Promise<WsTicket> {
     return this.createWsTicket(o);
   }
 
   // ---- Operations --------------------------------------------------------------------------
 
-  async health(o: { retries?: number; timeoutMs?: number } = {}): Promise<{ status: 'ok' }> {
+  async health(o: { retries?: number; timeoutMs?: number } & CallOptions = {}): Promise<{ status: 'ok' }> {
     return (await this.document<{ status: 'ok' }>('GET', '/health', o)).body;
   }
-  async status(): Promise<Status> {
-    return (await this.document<Status>('GET', '/status')).body;
+  async status(o: CallOptions = {}): Promise<Status> {
+    return (await this.document<Status>('GET', '/status', signalOf(o))).body;
   }
   /** The Prometheus exposition text of the instance that answers (docs/METRICS.md). */
-  async metrics(): Promise<string> {
-    const a = await this.request<unknown>('GET', '/metrics', { headers: { accept: 'text/plain' } });
+  async metrics(o: CallOptions = {}): Promise<string> {
+    const a = await this.request<unknown>('GET', '/metrics', {
+      headers: { accept: 'text/plain' },
+      ...signalOf(o),
+    });
     return typeof a.body === 'string' ? a.body : JSON.stringify(a.body);
   }
   /** The OpenAPI 3.1 document of the API (the operationIds are this client's method names). */
-  async openapiDocument(): Promise<OpenApiDocument> {
-    return (await this.document<OpenApiDocument>('GET', '/openapi.json')).body;
+  async openapiDocument(o: CallOptions = {}): Promise<OpenApiDocument> {
+    return (await this.document<OpenApiDocument>('GET', '/openapi.json', signalOf(o))).body;
   }
 
   // ---- Live --------------------------------------------------------------------------------
@@ -448,6 +476,7 @@ export class SwitchboardClient {
         method,
         path,
         body: a.body,
+        ...redirectNote(method, a, this.options.key !== undefined),
         attempts: a.attempts,
         idempotencyKey: o.idempotencyKey,
       });
@@ -502,6 +531,11 @@ export class SwitchboardClient {
     // so it is not tried again and again as if the server were down. A failover URL is checked
     // with `url`: a mistake in it would otherwise show only in the outage it is there for.
     if (this.unusable !== undefined) throw new TypeError(`${method} ${path}: ${this.unusable}`);
+    // A numeric option that is NaN (`Number(process.env.X)` of an unset variable) would make a call
+    // that never ends: a backoff of NaN a wait that never ends, retries of NaN tries without end, a
+    // timeout of NaN no limit. The caller's mistake, thrown before anything is sent.
+    const nan = this.badOption ?? notANumber(o, ['timeoutMs', 'retries']);
+    if (nan !== undefined) throw new TypeError(`${method} ${path}: ${nan}`);
     const prepared = this.prepare(method, path, o);
     const retries = o.retries ?? this.options.retries ?? 4;
     // A write without an Idempotency-Key (POST /keys) may have landed before its answer was lost:
@@ -636,8 +670,12 @@ export class SwitchboardClient {
     try {
       let res: Response;
       try {
-        res = await doFetch(`${base}${path}${queryString(o.query)}`, {
+        res = await doFetch(`${base}${path}${queryString(o.query, path)}`, {
           method,
+          // A write is never sent on to where a redirect points: fetch would send a 301 or 302 of a
+          // POST (and a 303 of any write) on as a GET without its body, the command lost or turned
+          // into a query. The 3xx is the answer (request() throws it, naming the Location).
+          ...(method === 'GET' || method === 'HEAD' ? {} : { redirect: 'manual' as const }),
           headers: prepared.headers,
           ...(prepared.body !== undefined ? { body: prepared.body } : {}),
           signal: timeout.signal,
@@ -673,7 +711,12 @@ export class SwitchboardClient {
           /* keep the text */
         }
       }
-      return { status: res.status, headers: res.headers, body };
+      return {
+        status: res.status,
+        headers: res.headers,
+        body,
+        ...(res.redirected && res.url ? { redirectedTo: res.url } : {}),
+      };
     } finally {
       clearTimeout(timer);
       o.signal?.removeEventListener('abort', onAbort);
@@ -682,6 +725,9 @@ export class SwitchboardClient {
 }
 
 const enc = encodeURIComponent;
+
+/** `{signal}` when one is given, for SendOptions. */
+const signalOf = (o: CallOptions): { signal?: AbortSignal } => (o.signal ? { signal: o.signal } : {});
 
 /** The longest delay a timer holds (setTimeout fires at once past it). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -702,7 +748,8 @@ function callable(base: string): boolean {
 /** A time as the API reads it: ISO 8601 (a Date as its UTC ISO string, a string as given). */
 const isoTime = (t: string | Date): string => (typeof t === 'string' ? t : t.toISOString());
 
-function queryString(q: SendOptions['query']): string {
+/** `query` as a query string: `?a=1&b=2`, or `&a=1&b=2` after a `path` that has one already. */
+function queryString(q: SendOptions['query'], path: string): string {
   if (!q) return '';
   const parts: string[] = [];
   for (const [k, v] of Object.entries(q)) {
@@ -710,7 +757,28 @@ function queryString(q: SendOptions['query']): string {
     const value = Array.isArray(v) ? v.join(',') : String(v);
     parts.push(`${enc(k)}=${enc(value)}`);
   }
-  return parts.length ? `?${parts.join('&')}` : '';
+  if (!parts.length) return '';
+  const joiner = !path.includes('?') ? '?' : path.endsWith('?') || path.endsWith('&') ? '' : '&';
+  return `${joiner}${parts.join('&')}`;
+}
+
+/**
+ * What the client knows of a redirect behind an answer outside 2xx. A write's is not followed (see
+ * once()): the note says where it points (a browser hides that: an opaque answer, status 0). A
+ * GET's that was followed to another origin went there without the API key (fetch sends no
+ * Authorization across origins): a 401 from there is told as such, not only "No API key was given".
+ */
+function redirectNote(method: string, a: Answer, keyed: boolean): { note?: string } {
+  if (a.redirectedTo !== undefined)
+    return {
+      note: `redirected to ${a.redirectedTo}${keyed && a.status === 401 ? ": fetch sends no Authorization header on a redirect to another origin; set the client's url to the server's own address" : ''}`,
+    };
+  if (method === 'GET' || method === 'HEAD') return {};
+  if (a.status !== 0 && (a.status < 300 || a.status >= 400)) return {};
+  const location = a.headers.get('location');
+  return {
+    note: `redirected${location ? ` to ${location}` : ''}: the client does not follow a redirect of a ${method} (fetch would send a 301, 302 or 303 on as a GET without its body); set the client's url to the server's own address`,
+  };
 }
 
 /** What the server asked to wait: `Retry-After` (seconds or a date), or a problem's `retryAfterMs`. */

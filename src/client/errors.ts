@@ -44,9 +44,12 @@ export class SwitchboardError extends Error {
     detail?: string;
     attempts?: number;
     idempotencyKey?: string | undefined;
+    /** Said after the detail (the problem's or `detail`): what the client knows of the answer besides. */
+    note?: string;
   }) {
     const p = asProblem(init.body);
-    const detail = p?.detail ?? init.detail ?? (typeof init.body === 'string' ? init.body.slice(0, 200) : '');
+    const said = p?.detail ?? init.detail ?? (typeof init.body === 'string' ? init.body.slice(0, 200) : '');
+    const detail = init.note ? (said ? `${said} (${init.note})` : init.note) : said;
     super(
       `${init.method} ${init.path}: ${init.status}${p ? ` ${p.title}` : ''}${detail ? ` (${detail})` : ''}`,
     );
@@ -88,4 +91,14 @@ export function retryAfterMsOf(header: string | null | undefined, body: unknown)
   const s = Number(header);
   const ms = Number.isFinite(s) ? s * 1000 : Date.parse(header) - Date.now();
   return Number.isFinite(ms) ? Math.min(Math.max(0, ms), 60_000) : 0;
+}
+
+/** Which of `names` in `o` is given but no number (NaN, or a text that is none), told as a mistake. */
+export function notANumber(o: object, names: readonly string[]): string | undefined {
+  for (const name of names) {
+    const v = (o as Record<string, unknown>)[name];
+    if (v !== undefined && Number.isNaN(Number(v)))
+      return `the option ${name} is ${typeof v === 'number' ? 'NaN' : JSON.stringify(v)}: it takes a number`;
+  }
+  return undefined;
 }

@@ -4,6 +4,7 @@
  */
 export {
   type Answer,
+  type CallOptions,
   type ClientOptions,
   defaultRetryOn,
   type Failure,

@@ -11,7 +11,7 @@
  * opened again from the last position like any other close.
  */
 import type { SwitchboardClient } from './client.ts';
-import { retryAfterMsOf, SwitchboardError } from './errors.ts';
+import { notANumber, retryAfterMsOf, SwitchboardError } from './errors.ts';
 import type { EventEnvelope, EventType, Position, WsTicket } from './types.ts';
 
 export interface SubscribeOptions {
@@ -237,6 +237,10 @@ export function subscribe(
     let s: SocketLike;
     let headers: boolean;
     try {
+      // A backoff of NaN (`Number(process.env.X)` of an unset variable) would reconnect with no
+      // wait at all, hundreds of times a second: the caller's mistake, which ends it at once.
+      const nan = notANumber(o, ['backoffMs', 'maxBackoffMs']);
+      if (nan !== undefined) throw new TypeError(`live feed: ${nan}`);
       const found = await socketClass(client);
       const cls = found.cls;
       headers = found.headers;
