@@ -32,6 +32,12 @@ export function parseAnchor(text: string | null | undefined): Anchor | undefined
   return undefined;
 }
 
+/**
+ * The `through` of a break whose extent is unknown (a segment whose header cannot be read, with no
+ * segment after it to bound it): the last position there can be, so it concerns every position.
+ */
+export const UNKNOWN_EXTENT = '18446744073709551615-18446744073709551615';
+
 export interface ChainBreak {
   readonly stream: LogStream;
   /** Where it shows: the first entry affected, or the segment's first position. */
@@ -39,7 +45,8 @@ export interface ChainBreak {
   readonly message: string;
   /**
    * The last position it may concern, when later than `position`: a segment's last entry when the
-   * segment itself is damaged (any of its entries may be the altered one).
+   * segment itself is damaged (any of its entries may be the altered one); for a segment whose
+   * header cannot be read, the next segment's first position, or UNKNOWN_EXTENT when none follows.
    */
   readonly through?: string;
 }
@@ -73,7 +80,12 @@ export class ChainCheck {
     return this.index;
   }
 
-  segment(name: string, d: DecodedSegment): ChainBreak | undefined {
+  /**
+   * `nextFirst`: the first position of the segment listed after this one, when there is one (from
+   * its name): how far a segment whose header cannot be read may reach. Without it, its extent is
+   * unknown: the break may concern any position after its first (`through` UNKNOWN_EXTENT).
+   */
+  segment(name: string, d: DecodedSegment, nextFirst?: string): ChainBreak | undefined {
     const h = d.header;
     const named = parseSegmentName(name);
     const where = `segment ${name}`;
@@ -81,10 +93,20 @@ export class ChainCheck {
     const problem = (message: string): ChainBreak => ({ stream: this.stream, position: at, message });
     const expected = this.index;
     if (!h) {
-      this.index++;
+      // Its index from its name (its header is not there to say it): segments missing before it
+      // are named as such, and the next segment is held to the one after it.
+      const index = named !== undefined && named.index > expected ? named.index : expected;
+      this.index = index + 1;
       this.prevHash = undefined;
       this.totalKnown = false;
-      return problem(`${where}: ${d.problems[0]?.message ?? 'unreadable'}`);
+      const missing =
+        index > expected
+          ? `segment${index - expected > 1 ? `s ${expected}..${index - 1}` : ` ${expected}`} of the ${this.stream} archive ${index - expected > 1 ? 'are' : 'is'} missing before it, and `
+          : '';
+      return {
+        ...problem(`${where}: ${missing}${d.problems[0]?.message ?? 'unreadable'}`),
+        through: nextFirst ?? UNKNOWN_EXTENT,
+      };
     }
     this.index = h.index + 1;
     const prev = this.prevHash;

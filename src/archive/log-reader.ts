@@ -77,7 +77,12 @@ export interface LogReaderOptions {
   readonly pageSize?: number;
   /** Start after this position (default: the beginning of the log, with the whole chain checked). */
   readonly after?: string;
-  /** Called with each break of the archive's chain, once (the entries read are still handed on). */
+  /**
+   * Called with each break of the archive's chain, once (the entries read are still handed on).
+   * Without it, a break stops the reader (refuseBreaks: an ArchiveBreakError): a reader not told
+   * what to do with a hole in the history never hands the history on with the hole in it. A
+   * reader that reports breaks itself (the auditor, the rebuild) passes its own.
+   */
   readonly onBreak?: (b: ChainBreak) => void;
 }
 
@@ -204,7 +209,7 @@ export class LogReader {
   }
 
   private report(b: ChainBreak | undefined): void {
-    if (b) this.opts.onBreak?.(b);
+    if (b) (this.opts.onBreak ?? refuseBreaks(this.store, this.workspace))(b);
   }
 
   /** Lists the archive again; whether segments not read yet are there. */
@@ -241,8 +246,12 @@ export class LogReader {
     if (!this.store || this.nextName >= this.names.length) return false;
     const name = this.names[this.nextName++]!;
     const d = await segments.read(this.store, this.workspace, this.stream, name);
-    if (this.fromStart) this.report(this.chain.segment(name, d));
-    else {
+    if (this.fromStart) {
+      const next = this.names[this.nextName];
+      this.report(
+        this.chain.segment(name, d, next === undefined ? undefined : parseSegmentName(next)?.first),
+      );
+    } else {
       // Not the whole chain, but what is handed on must follow on: the segments read are
       // consecutive, the first one holds the position read after (or no segment is before it).
       const index = parseSegmentName(name)?.index ?? d.header?.index;

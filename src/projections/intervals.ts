@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { HistoryUnreadableError } from '../adapters/http/problem.ts';
 import { BlockingLoops, pauseUnlessStopped, raceBlocking, STOPPED } from '../adapters/redis/client.ts';
 import { type EventHistory, entryType, parseFields, streamHistory } from '../adapters/redis/event-log.ts';
 import { workspaceKeys } from '../adapters/redis/keys.ts';
@@ -14,6 +15,9 @@ import {
   placeText,
   TALLY_FIELDS,
 } from '../domain/intervals.ts';
+
+/** How often a projection stopped by a break of the archive reads the history again. */
+const BREAK_RETRY_MS = 10_000;
 
 /** The projection's one Lua step (its file documents its keys and arguments). */
 const APPLY = luaScript('intervals', new URL('./lua/intervals-any.lua', import.meta.url));
@@ -172,19 +176,41 @@ export class IntervalProjection {
     return entries.length;
   }
 
-  /** The loop of one workspace: apply what is there, then wait for the next event. */
+  /**
+   * The loop of one workspace: apply what is there, then wait for the next event. A history that
+   * cannot be read whole (a segment of the archive missing or damaged: ArchiveBreakError) stops it
+   * before the batch holding the break, logged once as an error naming the break, and it tries
+   * again every BREAK_RETRY_MS (the segment restored): the tallies never count a log with a hole
+   * in it, and GET /stats/intervals, past the checkpoint, reads the log and answers the break.
+   */
   async run(workspace: string, running: () => boolean): Promise<void> {
     const k = workspaceKeys(workspace);
+    let broken: string | undefined;
     await this.loops.run(workspace, async (conn, stopped) => {
       while (running()) {
         // Steps until one takes less than a full batch (caught up): on a busy workspace, waiting
         // for a step that finds nothing would make one small step per round trip instead.
         let n = 0;
-        let last: number;
-        do {
-          last = await this.step(workspace);
-          if (last > 0) n += last;
-        } while (running() && (last < 0 || last >= this.opts.batch));
+        let last = 0;
+        try {
+          do {
+            last = await this.step(workspace);
+            if (last > 0) n += last;
+          } while (running() && (last < 0 || last >= this.opts.batch));
+          broken = undefined;
+        } catch (err) {
+          if (!(err instanceof HistoryUnreadableError)) throw err;
+          if (err.message !== broken) {
+            broken = err.message;
+            const checkpoint = await this.redis.hget(k.intervals, 'checkpoint');
+            this.log.error(
+              { workspace, checkpoint, err: err.message },
+              'the interval projection stops: the event history cannot be read whole; its tallies end at its checkpoint until the archive is mended',
+            );
+          }
+          if ((await pauseUnlessStopped(BREAK_RETRY_MS, stopped)) === STOPPED) return;
+          continue;
+        }
         if (n > 0) this.log.debug({ workspace, applied: n }, 'events applied to the intervals');
         const checkpoint = (await this.redis.hget(k.intervals, 'checkpoint')) ?? '0-0';
         const read = await raceBlocking(

@@ -4,7 +4,7 @@
  * reaches past P, the break is reported under `--after P` too, since the entries after P it holds
  * are no longer vouched for; a damaged segment that ends at or before P is not (counted apart).
  */
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -59,5 +59,78 @@ describe('an audit --after P over an altered segment', () => {
     const past = await audit(events[300]);
     expect(past.violations).toEqual([]);
     expect(past.violationsBeforeAfter).toBe(1);
+  }, 30_000);
+
+  it('reports a segment whose header cannot be read when P lies inside it, or before the next one', async () => {
+    const ws = `audit-after-empty-${Date.now().toString(36)}`;
+    await writeLog(suite.redis, ws, { events: 400, agents: 6, seed: 12 });
+    const k = workspaceKeys(ws);
+    const events = ((await suite.redis.xrange(k.events, '-', '+')) as StreamEntry[]).map((e) => e[0]);
+    const store = new DiskArchive(await tempDir('sb-audit-after-empty-'));
+    await new Archiver(suite.redis, store, pino({ level: 'silent' }), {
+      retention: { count: 50 },
+      segmentEntries: 100,
+      everyMs: 10,
+    }).drain(ws);
+    const dir = path.join(store.root, ws, 'events');
+    const names = (await readdir(dir)).sort();
+    expect(names).toHaveLength(4);
+    // Segment 2 (events 200..299) and the last, 3 (300..349), emptied: their headers, hence how far
+    // they reach, cannot be read. Segment 2 reaches at most up to segment 3's first position (its
+    // name); nothing bounds segment 3.
+    await writeFile(path.join(dir, names[2]!), '');
+    await writeFile(path.join(dir, names[3]!), '');
+    const broken = (i: number) =>
+      expect.objectContaining({ kind: 'archive', stream: 'events', position: events[i] });
+
+    const audit = (after?: string) =>
+      auditWorkspace(suite.redis, ws, {
+        archive: store,
+        compareState: false,
+        ...(after !== undefined ? { after } : {}),
+      });
+    const whole = await audit();
+    expect(whole.violations).toContainEqual(broken(200));
+    expect(whole.violations).toContainEqual(broken(300));
+    // P inside segment 2: the entries after P it held cannot be read; the audit names the break.
+    const inside = await audit(events[250]);
+    expect(inside.ok).toBe(false);
+    expect(inside.violations).toContainEqual(broken(200));
+    // P at segment 3's first entry: segment 2 is before it (counted apart), segment 3 is not.
+    const next = await audit(events[300]);
+    expect(next.violations).not.toContainEqual(broken(200));
+    expect(next.violations).toContainEqual(broken(300));
+    expect(next.violationsBeforeAfter).toBeGreaterThanOrEqual(1);
+    // P past any entry segment 3 may have held: still reported, since how far it reached is unknown.
+    const end = await audit(events[380]);
+    expect(end.ok).toBe(false);
+    expect(end.violations).toContainEqual(broken(300));
+  }, 30_000);
+
+  it('names a segment missing before one whose header cannot be read, not the unreadable one', async () => {
+    const ws = `audit-missing-empty-${Date.now().toString(36)}`;
+    await writeLog(suite.redis, ws, { events: 400, agents: 6, seed: 13 });
+    const store = new DiskArchive(await tempDir('sb-audit-missing-empty-'));
+    await new Archiver(suite.redis, store, pino({ level: 'silent' }), {
+      retention: { count: 50 },
+      segmentEntries: 100,
+      everyMs: 10,
+    }).drain(ws);
+    const dir = path.join(store.root, ws, 'events');
+    const names = (await readdir(dir)).sort();
+    expect(names).toHaveLength(4);
+    // Segment 1 removed, segment 2 emptied (there, but its header unreadable).
+    await rm(path.join(dir, names[1]!));
+    await writeFile(path.join(dir, names[2]!), '');
+    const report = await auditWorkspace(suite.redis, ws, { archive: store, compareState: false });
+    const archive = report.violations.filter((v) => v.kind === 'archive').map((v) => v.message);
+    expect(
+      archive.some((m) => /segment 1 of the events archive is missing/.test(m)),
+      archive.join('\n'),
+    ).toBe(true);
+    expect(
+      archive.some((m) => /segment 2 of the events archive is missing/.test(m)),
+      archive.join('\n'),
+    ).toBe(false);
   }, 30_000);
 });
