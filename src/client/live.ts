@@ -105,6 +105,11 @@ type SocketClass = new (url: string, options?: unknown) => SocketLike;
 
 /** Handshake refusals that another try will not get past (401/403 of the key, 400 of the query, ...). */
 const FINAL_STATUSES = new Set([400, 401, 403, 404, 414, 426, 431]);
+/**
+ * A redirect of the upgrade: `ws` does not follow one (nor does a browser's WebSocket), and the same
+ * URL tried again meets the same answer, so it ends the subscription, naming where it points.
+ */
+const isRedirect = (status: number) => status >= 300 && status < 400;
 
 export function comparePositions(a: string, b: string): number {
   const [am = '0', as = '0'] = a.split('-');
@@ -285,6 +290,8 @@ export function subscribe(
     let refused: number | undefined;
     /** What the refusal asked to wait before another try (its Retry-After, or `retryAfterMs`). */
     let refusalWaitMs = 0;
+    /** A redirected upgrade's Location. */
+    let location: string | undefined;
     /** The refusal's problem+json (what `ws` lets us read of a refused upgrade), when there was one. */
     let refusal: unknown;
     let failure: Error | undefined;
@@ -300,9 +307,11 @@ export function subscribe(
     if (headers && typeof emitter.on === 'function')
       emitter.on('unexpected-response', (_req, res) => {
         refused = res.statusCode;
-        const h = (res as unknown as { headers?: Record<string, string | string[] | undefined> }).headers?.[
-          'retry-after'
-        ];
+        const answered = (res as unknown as { headers?: Record<string, string | string[] | undefined> })
+          .headers;
+        const to = answered?.location;
+        location = Array.isArray(to) ? to[0] : to;
+        const h = answered?.['retry-after'];
         const header = Array.isArray(h) ? h[0] : h;
         refusalWaitMs = retryAfterMsOf(header, undefined);
         let text = '';
@@ -426,7 +435,9 @@ export function subscribe(
               method: 'GET',
               path: shownPath,
               ...(refusal !== undefined ? { body: refusal } : {}),
-              detail: `the upgrade was refused: ${refused}`,
+              detail: isRedirect(refused)
+                ? `the upgrade was redirected (${refused})${location ? ` to ${location}` : ''}: the live feed does not follow a redirect; set the client's url to the server's own address`
+                : `the upgrade was refused: ${refused}`,
             })
           : new Error(`live feed ${shownPath}: ${message}`);
     };
@@ -448,7 +459,7 @@ export function subscribe(
           `live feed ${shownPath}: closed by the server with 1011 (${c.reason || 'no reason'})`,
         );
       const final =
-        (refused !== undefined && FINAL_STATUSES.has(refused)) ||
+        (refused !== undefined && (FINAL_STATUSES.has(refused) || isRedirect(refused))) ||
         (serverError && /\/problems\/archive-unreadable/.test(c.reason ?? ''));
       // Every failure is told to onError (a refusal another try may get past, a socket error), not
       // only the final ones; a close with no failure (the server's 1001, a 1013) is not one.

@@ -5,6 +5,8 @@
  * refusal asks for (Retry-After) kept before the next try. A failing handler, async ones too, and
  * a failing onOpen or onClose, is told to onError as well.
  */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { type EventEnvelope, SwitchboardError } from 'switchboard/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -24,6 +26,7 @@ const WS = {
   pageAhead: 'client-live-h',
   handler: 'client-live-f',
   callbacks: 'client-live-g',
+  moved: 'client-live-i',
 };
 /**
  * A WebSocket as a page has one: no headers, and a refused upgrade seen only as a failed socket
@@ -223,6 +226,43 @@ describe('the live subscription', () => {
     } finally {
       sub.close();
       process.off('uncaughtException', onUncaught);
+    }
+  });
+});
+
+describe('a live subscription whose upgrade is redirected', () => {
+  it('ends at the first 3xx, naming the Location, instead of trying the same URL for ever', async () => {
+    // A proxy (or a server moved) answering the upgrade with a redirect: `ws` does not follow it,
+    // and a browser's WebSocket cannot; another try of the same URL meets the same answer.
+    let upgrades = 0;
+    const moved = http.createServer((_req, res) => res.writeHead(404).end());
+    moved.on('upgrade', (_req, socket) => {
+      upgrades++;
+      socket.end(
+        'HTTP/1.1 301 Moved Permanently\r\nLocation: http://127.0.0.1:1/elsewhere\r\nContent-Length: 0\r\n\r\n',
+      );
+    });
+    await new Promise<void>((r) => moved.listen(0, '127.0.0.1', () => r()));
+    try {
+      const port = (moved.address() as AddressInfo).port;
+      const c = p.client(WS.moved).with({ url: `http://127.0.0.1:${port}` });
+      const errors: Error[] = [];
+      const sub = c.subscribe({ retryFirst: true, backoffMs: 50, onError: (e) => errors.push(e) }, () => {});
+      const err = await Promise.race([
+        sub.ready.then(
+          () => undefined,
+          (e: unknown) => e as SwitchboardError,
+        ),
+        sleep(1500).then(() => new Error(`still trying after 1.5 s: ${upgrades} upgrades`)),
+      ]);
+      sub.close();
+      expect(err).toBeInstanceOf(SwitchboardError);
+      expect(err).toMatchObject({ status: 301 });
+      expect((err as SwitchboardError).detail).toContain('http://127.0.0.1:1/elsewhere');
+      expect(upgrades).toBe(1);
+    } finally {
+      moved.closeAllConnections();
+      await new Promise<void>((r) => moved.close(() => r()));
     }
   });
 });
