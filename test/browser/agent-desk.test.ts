@@ -2,7 +2,9 @@
  * The agent desktop (/agent) as an agent meets it: a double click on Accept, an offer's buttons
  * kept under the keyboard while the desktop reads its documents again, a shared desk signed out
  * and signed in as another agent, a read slower than the one after it, a computer whose clock is
- * ahead, and the presence buttons read by a screen reader. Debian's headless Chromium
+ * ahead, the presence buttons read by a screen reader, two state commands clicked in quick
+ * succession (sent one after another), and the keyboard's focus when the card or wrap-up holding
+ * it goes. Debian's headless Chromium
  * (playwright-core) against Switchboard in-process with API keys on (test/support/browser.ts).
  */
 import type { Browser, Page } from 'playwright-core';
@@ -214,5 +216,84 @@ it('the presence buttons say which one is in force to a screen reader (aria-pres
   await page.click('#set-away');
   await page.waitForSelector('#set-away.current');
   expect(await pressed()).toEqual(['false', 'true', 'false']);
+  await page.close();
+});
+
+it('Away then Available clicked in quick succession: the commands reach Switchboard in that order, and the desk shows where it ended', async () => {
+  await admin.registerAgent({ id: 'fay', name: 'Fay', skills: ['Chat'] });
+  const key = (await createApiKey(api.running.redis, { workspace: WS, role: 'agent', agentId: 'fay' })).key;
+  const page = await desk(key);
+  // The first state command is slow on its way (a slow network, a busy instance): held 800 ms.
+  let first = true;
+  await page.route('**/agents/fay/state', async (route) => {
+    if (first) {
+      first = false;
+      await new Promise((r) => setTimeout(r, 800));
+    }
+    await route.continue();
+  });
+  await page.click('#set-away');
+  await page.click('#set-available');
+  // Both have landed by now; where Fay ends (and what the desk shows) is what was clicked last.
+  await page.waitForTimeout(1500);
+  await expect
+    .poll(
+      async () => ({
+        server: (await admin.getAgent('fay')).presence,
+        desk: await page.textContent('#state'),
+      }),
+      {
+        timeout: 3000,
+      },
+    )
+    .toEqual({ server: 'available', desk: 'available' });
+  await page.close();
+});
+
+it("a contact card holding the keyboard's focus that goes away hands the focus on: to the next card, else to the contacts' heading", async () => {
+  await admin.registerAgent({ id: 'gil', name: 'Gil', skills: ['Retention'], capacity: 2 });
+  const key = (await createApiKey(api.running.redis, { workspace: WS, role: 'agent', agentId: 'gil' })).key;
+  const page = await desk(key);
+  await page.click('#set-available');
+  await admin.queueContact({ id: 'g1', skills: ['Retention'] });
+  await admin.queueContact({ id: 'g2', skills: ['Retention'] });
+  await page.waitForSelector('[data-contact="g1"] [data-action="accept"]');
+  await page.waitForSelector('[data-contact="g2"] [data-action="accept"]');
+  const focused = () =>
+    page.evaluate(() => {
+      const el = document.activeElement;
+      if (!el || el === document.body) return 'body';
+      const card = el.closest('[data-contact]');
+      return card
+        ? `${card.getAttribute('data-contact')}/${el.getAttribute('data-action')}`
+        : el.id || el.tagName;
+    });
+  // The offer under the keyboard is withdrawn (the customer left): the focus goes to the other offer.
+  await page.focus('[data-contact="g1"] [data-action="accept"]');
+  await admin.abandonContact('g1');
+  await page.waitForSelector('[data-contact="g1"]', { state: 'detached' });
+  expect(await focused()).toBe('g2/accept');
+  // The last one goes too: the focus stays in the contacts' panel, on its heading.
+  await admin.abandonContact('g2');
+  await page.waitForSelector('[data-contact="g2"]', { state: 'detached' });
+  expect(await focused()).toBe('contacts-heading');
+  await page.close();
+});
+
+it("'Ready for the next contact' pressed from the keyboard ends the wrap-up and leaves the focus in the desk, not on the page's body", async () => {
+  await admin.registerAgent({ id: 'hal', name: 'Hal', skills: ['Wraps'], wrapUpMs: 60_000 });
+  const key = (await createApiKey(api.running.redis, { workspace: WS, role: 'agent', agentId: 'hal' })).key;
+  const page = await desk(key);
+  await page.click('#set-available');
+  await admin.queueContact({ id: 'wr', skills: ['Wraps'] });
+  await page.click('[data-contact="wr"] [data-action="accept"]');
+  await page.click('[data-contact="wr"] [data-action="complete"]');
+  await page.waitForSelector('#wrapup:not([hidden])');
+  await page.focus('#wrapup-done');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#wrapup', { state: 'hidden' });
+  expect(await page.evaluate(() => document.activeElement?.id || document.activeElement?.tagName)).toBe(
+    'contacts-heading',
+  );
   await page.close();
 });

@@ -2,7 +2,9 @@
  * The wallboard's assignments when an offer is withdrawn because its contact left: abandoned by the
  * customer (`ContactAbandoned` with the `agentId` it was offered to) or past its maximum wait
  * (`ContactExpired` with `agentId`). No `AssignmentRejected` follows either: the row must say what
- * happened, not go on reading "offered" for an offer that no longer exists. Debian's headless
+ * happened, not go on reading "offered" for an offer that no longer exists; nor "rejected" for an
+ * offer withdrawn as its agent went away. Also: a first visit's replay on a computer whose clock is
+ * wrong, and the per-queue table with more queues than it shows. Debian's headless
  * Chromium (playwright-core) against Switchboard in-process with API keys on.
  */
 import type { Browser, Page } from 'playwright-core';
@@ -68,4 +70,73 @@ it('an offer withdrawn as its contact leaves (abandoned, or past its maximum wai
   await statusOf(page, 'late', 'timed out');
   expect(await page.textContent('#feed li[data-contact="late"] .tag')).toBe('timed out');
   await page.close();
+});
+
+it("a first visit replays the last minutes by Switchboard's clock, on a computer whose clock is ten minutes ahead", async () => {
+  await admin.registerAgent({ id: 'bea', skills: ['Sales'] });
+  await admin.setAgentState('bea', 'available');
+  await admin.queueContact({ id: 'early', skills: ['Sales'] });
+  await expect
+    .poll(async () => (await admin.getAgent('bea')).activeContacts, { timeout: 5000 })
+    .toEqual(['early']);
+  const context = await browser.newContext();
+  await context.addInitScript(() => {
+    const real = Date.now;
+    Date.now = () => real() + 10 * 60_000;
+  });
+  const page = await context.newPage();
+  page.on('pageerror', (err) => {
+    throw new Error(`script error: ${err.message}`);
+  });
+  await page.goto(`${api.running.url}/`);
+  await page.waitForSelector('#signin:not([hidden])');
+  await page.fill('#signin-ws', WS);
+  await page.fill('#signin-key', supervisorKey);
+  await page.click('#signin button[type=submit]');
+  await page.waitForFunction(() => document.getElementById('live')?.textContent === 'live');
+  // Made a moment ago: within the replay's 5 minutes by Switchboard's clock (by the computer's,
+  // the replay would start 5 minutes from now: nothing).
+  await statusOf(page, 'early', 'offered');
+  await context.close();
+});
+
+async function board(): Promise<Page> {
+  const page = await (await browser.newContext()).newPage();
+  page.on('pageerror', (err) => {
+    throw new Error(`script error: ${err.message}`);
+  });
+  await page.goto(`${api.running.url}/`);
+  await page.waitForSelector('#signin:not([hidden])');
+  await page.fill('#signin-ws', WS);
+  await page.fill('#signin-key', supervisorKey);
+  await page.click('#signin button[type=submit]');
+  await page.waitForFunction(() => document.getElementById('live')?.textContent === 'live');
+  return page;
+}
+
+it('an offer withdrawn as its agent goes away is shown as withdrawn, not as rejected by the agent', async () => {
+  await admin.registerAgent({ id: 'cal', skills: ['Loans'] });
+  await admin.setAgentState('cal', 'available');
+  const page = await board();
+  await admin.queueContact({ id: 'left', skills: ['Loans'] });
+  await statusOf(page, 'left', 'offered');
+  // Cal goes away with the offer open: AssignmentRejected with reason "presence"; Cal said no to nothing.
+  await admin.setAgentState('cal', 'away');
+  await statusOf(page, 'left', 'withdrawn');
+  await page.context().close();
+});
+
+it('with more queues than the table shows, a queue with contacts waiting is among those shown, and the rest are counted', async () => {
+  // 60 queues in the window with nobody waiting (a contact each, abandoned), and one whose name
+  // sorts last, with a contact waiting.
+  for (let i = 0; i < 60; i++) {
+    await admin.queueContact({ id: `many-${i}`, skills: [`Q${String(i).padStart(2, '0')}`] });
+    await admin.abandonContact(`many-${i}`);
+  }
+  await admin.queueContact({ id: 'last', skills: ['Zulu'] });
+  const page = await board();
+  await page.waitForSelector('#queues tr[data-queue="voice|Q00"]');
+  expect(await page.$('#queues tr[data-queue="voice|Zulu"]')).not.toBeNull();
+  expect(await page.textContent('#queues-more')).toMatch(/^\d+ more queues not shown/);
+  await page.context().close();
 });

@@ -111,6 +111,7 @@ function start(client) {
   api = client;
   // A desk signed in again (perhaps as another agent) shows nothing of the last session.
   contacts = [];
+  states = { sending: null, next: null };
   log.length = 0;
   $('log').replaceChildren();
   $('contacts').replaceChildren();
@@ -216,7 +217,31 @@ async function act(what, path, body) {
   refresh();
 }
 
-const setState = (state) => act(`Set ${state}`, `/agents/${encodeURIComponent(agentId)}/state`, { state });
+/**
+ * The agent's state commands, one after another: the next is sent once the last one has been
+ * answered, so they reach Switchboard in the order they were clicked (two sent at once may land
+ * in either order: Away then Available could leave the agent away). Clicks meanwhile keep only
+ * the last state asked for; one equal to the state on its way asks for nothing more.
+ */
+let states = { sending: null, next: null };
+
+async function setState(state) {
+  if (!api) return;
+  // This session's queue (a desk signed in again starts another: start()).
+  const q = states;
+  if (q.sending !== null) {
+    q.next = state === q.sending ? null : state;
+    return;
+  }
+  for (let next = state; next !== null && q === states; next = q.next) {
+    q.sending = next;
+    q.next = null;
+    await act(`Set ${next}`, `/agents/${encodeURIComponent(agentId)}/state`, { state: next });
+  }
+  q.sending = null;
+  q.next = null;
+}
+
 const accept = (id) => act(`Accept ${id}`, `/contacts/${encodeURIComponent(id)}/accept`, { agentId });
 const reject = (id) => act(`Reject ${id}`, `/contacts/${encodeURIComponent(id)}/reject`, { agentId });
 const complete = (id) => act(`Complete ${id}`, `/contacts/${encodeURIComponent(id)}/complete`);
@@ -235,7 +260,11 @@ function render() {
     $(`set-${s}`).classList.toggle('current', agent.presence === s);
     $(`set-${s}`).setAttribute('aria-pressed', String(agent.presence === s));
   }
+  // The wrap-up ended (by its button from the keyboard, or by its time) while its button had the
+  // focus: the focus goes to the contacts' heading, where the next offer comes, not to the body.
+  const wrapupFocused = $('wrapup').contains(document.activeElement);
   $('wrapup').hidden = state !== 'wrapup';
+  if (wrapupFocused && state !== 'wrapup') $('contacts-heading').focus();
   renderCards();
   $('no-contact').hidden = contacts.length > 0;
   tick();
@@ -262,6 +291,19 @@ function renderCards() {
     for (const tag of ['h3', 'dl']) kept.querySelector(tag).replaceWith(fresh.querySelector(tag));
     return kept;
   });
+  // A card under the keyboard's focus that goes (its offer withdrawn or expired, its contact
+  // completed): the focus goes on to the card that took its place, else the one before it, else
+  // the contacts' heading, and not to the page's body, where a keyboard user would lose their place.
+  const cards = [...box.children];
+  const gone = cards.findIndex((el) => !wanted.includes(el) && el.contains(document.activeElement));
+  if (gone >= 0 && refocus === null) {
+    const after = cards.slice(gone + 1).find((el) => wanted.includes(el));
+    const before = cards
+      .slice(0, gone)
+      .reverse()
+      .find((el) => wanted.includes(el));
+    refocus = (after ?? before)?.querySelector('button') ?? $('contacts-heading');
+  }
   for (const el of old.values()) if (!wanted.includes(el)) el.remove();
   wanted.forEach((el, i) => {
     if (box.children[i] !== el) box.insertBefore(el, box.children[i] ?? null);

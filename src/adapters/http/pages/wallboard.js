@@ -11,6 +11,7 @@ import {
   explain,
   h,
   liveFeed,
+  serverNow,
   session,
   showLive,
   showProblems,
@@ -51,13 +52,20 @@ const REPLAY_MS = 5 * 60_000;
 /** A saved position older than this is not resumed: the replay would be long. */
 const RESUME_MAX_MS = 30 * 60_000;
 const FEED_MAX = 30;
+/** The per-queue table's rows at most. */
+const QUEUES_SHOWN = 60;
 
 let api = null;
 let feed = null;
 let stats = null;
 let statsAt = 0;
-/** Where a first visit starts the feed (ms). */
-let since = Date.now();
+/**
+ * Where a first visit starts the feed (ms, Switchboard's clock). The times the wallboard compares
+ * with Switchboard's (the replay's start, a saved position's age, the charts' samples and axis,
+ * the clock shown beside the feed's times) are serverNow()'s: right on a computer whose clock is
+ * wrong, where the browser's would replay nothing, or too much.
+ */
+let since = serverNow();
 /** [time (s), waiting, longest wait (s)] per poll, for the charts. */
 let samples = [];
 let assignments = [];
@@ -80,7 +88,7 @@ async function main() {
   });
   timers.push(
     setInterval(() => {
-      $('clock').textContent = new Date().toLocaleTimeString([], { hour12: false });
+      $('clock').textContent = new Date(serverNow()).toLocaleTimeString([], { hour12: false });
       if (api) render();
     }, 1000),
   );
@@ -185,13 +193,13 @@ function stop() {
 function restore() {
   const saved = store.getJson(`state.${api.ws}`);
   const savedAt = Number(String(saved?.position ?? saved?.since ?? '0').split('-')[0]);
-  if (saved && Date.now() - savedAt < RESUME_MAX_MS) {
+  if (saved && serverNow() - savedAt < RESUME_MAX_MS) {
     since = saved.since;
     samples = saved.samples ?? [];
     assignments = saved.assignments ?? [];
   } else {
     store.setJson(`state.${api.ws}`, null);
-    since = Date.now() - REPLAY_MS;
+    since = serverNow() - REPLAY_MS;
     samples = [];
     assignments = [];
   }
@@ -239,9 +247,17 @@ function apply(e) {
     case 'AssignmentAccepted':
       mark(d.contactId, d.agentId, 'accepted');
       break;
+    // An offer the agent said no to (`reason: rejected`), or withdrawn as the agent went away or
+    // offline (`presence`) or was removed (`removed`): the agent rejected nothing then.
     case 'AssignmentRejected':
+      mark(
+        d.contactId,
+        d.agentId,
+        d.reason === 'presence' || d.reason === 'removed' ? 'withdrawn' : 'rejected',
+      );
+      break;
     case 'AssignmentExpired':
-      mark(d.contactId, d.agentId, e.type === 'AssignmentExpired' ? 'expired' : 'rejected');
+      mark(d.contactId, d.agentId, 'expired');
       break;
     case 'ContactCompleted':
       mark(d.contactId, d.agentId, 'completed');
@@ -296,6 +312,7 @@ function clearFigures() {
   $('updated').textContent = '';
   $('queues').tBodies[0].replaceChildren();
   $('queues-empty').hidden = true;
+  $('queues-more').hidden = true;
 }
 
 // ---- drawing -------------------------------------------------------------------------------
@@ -341,15 +358,26 @@ function render() {
       sl === null ? undefined : sl < 0.5 ? 'alert' : sl < 0.8 ? 'warn' : undefined,
     );
   }
-  $('updated').textContent = `figures at ${new Date(statsAt).toLocaleTimeString([], { hour12: false })}`;
+  $('updated').textContent =
+    `figures at ${new Date(statsAt + serverNow() - Date.now()).toLocaleTimeString([], { hour12: false })}`;
 
   // Per queue (those with contacts waiting or decisions in the last minutes), as /stats gives them:
   // the longest wait grown by the time since the read, and the agents who may take its contacts.
+  // At most QUEUES_SHOWN rows, in the order of their names: with more queues, those with contacts
+  // waiting longest are the ones shown (a queue with a contact waiting never hidden behind one with
+  // only decisions), and a line says how many are not.
   const rows = [];
   const age = now - statsAt;
-  const list = [...(stats.queues ?? [])].sort((a, b) =>
-    `${a.channel}|${a.skills}` < `${b.channel}|${b.skills}` ? -1 : 1,
-  );
+  const all = stats.queues ?? [];
+  const rank = (q) =>
+    (q.queued ?? 0) > 0 ? (typeof q.longestWaitMs === 'number' ? q.longestWaitMs : -1) : -2;
+  const shown =
+    all.length > QUEUES_SHOWN ? [...all].sort((a, b) => rank(b) - rank(a)).slice(0, QUEUES_SHOWN) : all;
+  const more = all.length - shown.length;
+  $('queues-more').hidden = more === 0;
+  $('queues-more').textContent =
+    `${more} more queue${more === 1 ? '' : 's'} not shown: those waiting longest are.`;
+  const list = [...shown].sort((a, b) => (`${a.channel}|${a.skills}` < `${b.channel}|${b.skills}` ? -1 : 1));
   for (const q of list) {
     const depth = q.queued ?? 0;
     const known = typeof q.longestWaitMs === 'number';
@@ -375,7 +403,7 @@ function render() {
       ),
     );
   }
-  $('queues').tBodies[0].replaceChildren(...rows.slice(0, 60));
+  $('queues').tBodies[0].replaceChildren(...rows);
   $('queues-empty').hidden = rows.length > 0;
 }
 
@@ -413,13 +441,14 @@ const tagClass = (status) =>
     completed: 'st-available',
     rejected: 'st-wrapup',
     expired: 'st-wrapup',
+    withdrawn: 'st-away',
     transferred: 'st-wrapup',
     abandoned: 'st-away',
     'timed out': 'st-away',
   })[status] ?? 'dim';
 
 function sample() {
-  const t = Date.now() / 1000;
+  const t = serverNow() / 1000;
   const lastT = samples.length ? samples[samples.length - 1][0] : 0;
   if (t - lastT < 1) return;
   samples.push([t, stats.queued, Math.round(stats.longestWaitMs / 100) / 10]);
@@ -444,7 +473,7 @@ function makeCharts() {
         legend: { show: false },
         cursor: { show: false },
         scales: {
-          x: { time: true, range: () => [Date.now() / 1000 - CHART_MS / 1000, Date.now() / 1000] },
+          x: { time: true, range: () => [serverNow() / 1000 - CHART_MS / 1000, serverNow() / 1000] },
           y: { range: (_u, _min, max) => [0, Math.max(1, Math.ceil(max * 1.1))] },
         },
         axes: [x, y],
