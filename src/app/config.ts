@@ -11,7 +11,13 @@ import * as E from 'fp-ts/lib/Either.js';
 import { pipe } from 'fp-ts/lib/function.js';
 import * as NEA from 'fp-ts/lib/NonEmptyArray.js';
 import type { LimitSettings } from '../adapters/http/limits.ts';
-import { mask, parseSeed, type RedisTarget } from '../adapters/redis/client.ts';
+import {
+  LOGIN_ENCODING,
+  mask,
+  parseSeed,
+  type RedisTarget,
+  undecodableLogin,
+} from '../adapters/redis/client.ts';
 import { ARCHIVE_PAUSE_POINTS, type ArchivePausePoint } from '../archive/archiver.ts';
 import {
   DEFAULT_CONTACT_RETENTION,
@@ -460,6 +466,8 @@ export const isRedisUrl: Check = (value) => {
       // The client would take a query's parameters as connection options (?db=3 selects database 3).
       if (search !== '')
         return `must have no query (?...): the database is 0 and the login and TLS come from the REDIS_* variables (got "${mask(value)}")`;
+      // The client decodes the login: a "%" not written %25 would end the process at its connection.
+      if (undecodableLogin(value)) return `${LOGIN_ENCODING} (got "${mask(value)}")`;
       return undefined;
     }
   } catch {

@@ -9,12 +9,13 @@
  * table of figures, anchors, ratios and targets (src/cli/bench/all.ts).
  */
 import { parseArgs } from 'node:util';
-import { connectRedis } from '../adapters/redis/client.ts';
+import { connectRedis, mask } from '../adapters/redis/client.ts';
 import { type RedisServerHandle, startRedisServer } from '../topology/redis-server.ts';
 import { type AllOptions, allMain } from './bench/all.ts';
 import { BENCH_OPTIONS, parseBenchArgs } from './bench/options.ts';
 import { formatResult, machine } from './bench/report.ts';
 import { runWorkload } from './bench/workloads.ts';
+import { redisUrlProblem } from './redis-target.ts';
 import { parseCommandLine, runCommand } from './sim/options.ts';
 
 const ALL_USAGE = `Usage: npm run bench -- all [options]
@@ -63,10 +64,8 @@ function parseAllArgs(argv: readonly string[]): AllOptions {
   check.check(extra.length === 0, `unexpected argument(s): ${extra.join(' ')}`);
   check.check(!(values.full && values.tiny), '--full and --tiny: give one or the other');
   const seed = check.number('seed', values.seed, 42, { integer: true, min: 0, max: 2 ** 32 - 1 });
-  check.url('redis-url', values['redis-url'], {
-    protocols: ['redis:', 'rediss:'],
-    expected: 'a redis:// or rediss:// URL such as redis://127.0.0.1:6379',
-  });
+  const redisUrlBad = values['redis-url'] === undefined ? undefined : redisUrlProblem(values['redis-url']);
+  check.check(redisUrlBad === undefined, `--redis-url: ${redisUrlBad}`);
   check.check(values.out === undefined || values.out.trim() !== '', '--out: must name a directory');
   check.done();
   return {
@@ -108,7 +107,9 @@ async function main(): Promise<number> {
     try {
       await admin.ping();
     } catch (err) {
-      process.stderr.write(`bench: cannot reach Redis at ${url}: ${(lastError ?? (err as Error)).message}\n`);
+      process.stderr.write(
+        `bench: cannot reach Redis at ${mask(url)}: ${(lastError ?? (err as Error)).message}\n`,
+      );
       return 1;
     }
     if (o.redisUrl)

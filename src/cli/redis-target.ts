@@ -4,7 +4,15 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { ReplyError } from 'ioredis';
-import { connectRedis, isCluster, mask, parseSeed, type RedisTarget } from '../adapters/redis/client.ts';
+import {
+  connectRedis,
+  isCluster,
+  LOGIN_ENCODING,
+  mask,
+  parseSeed,
+  type RedisTarget,
+  undecodableLogin,
+} from '../adapters/redis/client.ts';
 import { isClusterNode } from '../adapters/redis/health-watch.ts';
 import { workspaceKeys } from '../adapters/redis/keys.ts';
 import type { RedisClient } from '../adapters/redis/scripts.ts';
@@ -12,6 +20,9 @@ import { isRedisUrl, tlsTargetProblem } from '../app/config.ts';
 import { WorkspaceId } from '../domain/values.ts';
 import { privateRedisFile, runningPrivateRedis } from '../topology/redis-server.ts';
 import type { OptionChecker } from './sim/options.ts';
+
+/** What is wrong with a Redis URL a tool is given (--redis-url, REDIS_URL): REDIS_URL's check. */
+export const redisUrlProblem = (value: string): string | undefined => isRedisUrl(value);
 
 export interface ParsedTarget {
   readonly target: RedisTarget;
@@ -44,9 +55,16 @@ export function parseRedisTarget(
     .split(',')
     .map((n) => n.trim())
     .filter(Boolean);
+  const nodesName = values['cluster-nodes'] !== undefined ? '--cluster-nodes' : 'REDIS_CLUSTER_NODES';
+  // A login the client could not decode is named first (parseSeed would throw on it).
+  const undecodable = nodes.filter(undecodableLogin);
   check.check(
-    nodes.every((n) => typeof parseSeed(n) !== 'string'),
-    `${values['cluster-nodes'] !== undefined ? '--cluster-nodes' : 'REDIS_CLUSTER_NODES'}: each seed must be host:port, user:password@host:port or a redis:// or rediss:// URL (got "${mask(nodesText ?? '')}")`,
+    undecodable.length === 0,
+    `${nodesName}: ${LOGIN_ENCODING} (got "${mask(undecodable.join(','))}")`,
+  );
+  check.check(
+    nodes.every((n) => undecodableLogin(n) || typeof parseSeed(n) !== 'string'),
+    `${nodesName}: each seed must be host:port, user:password@host:port or a redis:// or rediss:// URL (got "${mask(nodesText ?? '')}")`,
   );
   const configured =
     nodes.length > 0 ? undefined : (values['redis-url'] ?? (env.REDIS_URL?.trim() || undefined));
@@ -56,7 +74,7 @@ export function parseRedisTarget(
   const url = configured ?? own;
   if (configured !== undefined) {
     // Named as the user gave it: the flag, or the environment's variable.
-    const problem = isRedisUrl(configured);
+    const problem = redisUrlProblem(configured);
     check.check(
       problem === undefined,
       `${values['redis-url'] !== undefined ? '--redis-url' : 'REDIS_URL'}: ${problem}`,
@@ -82,17 +100,20 @@ export function parseRedisTarget(
   )
     .filter(([, v]) => v !== undefined)
     .map(([name]) => name);
-  const tls = tlsTargetProblem(
-    tlsSet,
-    nodes.length > 0
-      ? {
-          seeds: nodes,
-          seedsName: values['cluster-nodes'] !== undefined ? '--cluster-nodes' : 'REDIS_CLUSTER_NODES',
-        }
-      : configured !== undefined
-        ? { url: configured, urlName: values['redis-url'] !== undefined ? '--redis-url' : 'REDIS_URL' }
-        : {},
-  );
+  const tls =
+    undecodable.length > 0
+      ? undefined
+      : tlsTargetProblem(
+          tlsSet,
+          nodes.length > 0
+            ? {
+                seeds: nodes,
+                seedsName: nodesName,
+              }
+            : configured !== undefined
+              ? { url: configured, urlName: values['redis-url'] !== undefined ? '--redis-url' : 'REDIS_URL' }
+              : {},
+        );
   check.check(tls === undefined, tls ?? '');
   check.check(
     (certFile === undefined) === (keyFile === undefined),
@@ -190,7 +211,14 @@ export async function reachRedis(
     redis.disconnect();
     // The PING's own timeout (a command timeout as long as the bound, or the cluster client's
     // while it has no connection) says the same as the bound, with the same reason.
-    const message = /^Command timed out/.test((err as Error).message) ? noAnswer() : (err as Error).message;
+    // ioredis's own giving up ("Reached the max retries per request limit") does not say why: the
+    // last connection error does (ECONNREFUSED, a TLS handshake refused, a login refused).
+    const { message: given } = err as Error;
+    const message = /^Command timed out/.test(given)
+      ? noAnswer()
+      : /^Reached the max retries/.test(given) && lastError !== undefined
+        ? lastError
+        : given;
     process.stderr.write(`${tool}: cannot reach Redis at ${label}: ${message}\n`);
     return 3;
   } finally {

@@ -96,6 +96,15 @@ describe('configuration from the environment', () => {
     );
     for (const url of ['redis://127.0.0.1:6379', 'redis://127.0.0.1:6379/', 'rediss://u:p@h:6380/0'])
       expect(problems({ REDIS_URL: url })).toBe('');
+    // A login that is not valid percent-encoding (a "%" not written %25): named, its password
+    // masked, not a URIError out of the client (the seeds' threw out of the check itself).
+    expect(problems({ REDIS_URL: 'redis://u:s3cret%zz@127.0.0.1:6379' })).toMatch(
+      /^REDIS_URL: the user and password must be percent-encoded .*\(got "redis:\/\/u:\*\*\*@127\.0\.0\.1:6379"\)$/,
+    );
+    expect(problems({ REDIS_CLUSTER_NODES: 'u:s3cret%zz@127.0.0.1:7000' })).toMatch(
+      /^REDIS_CLUSTER_NODES: each seed must have its user and password percent-encoded .*\(got "u:\*\*\*@127\.0\.0\.1:7000"\)$/,
+    );
+    expect(problems({ REDIS_URL: 'redis://u:s3cret%25@127.0.0.1:6379' })).toBe('');
   });
 
   it('refuses settings that would be silently ignored: TLS files without rediss://, a burst with the rate limit off', () => {

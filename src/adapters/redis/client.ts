@@ -35,6 +35,30 @@ export interface RedisSeed {
 }
 
 /** A seed as written in REDIS_CLUSTER_NODES, or why it is not one. */
+/** How a login that is not valid percent-encoding is refused (REDIS_URL, seeds, --redis-url). */
+export const LOGIN_ENCODING =
+  'the user and password must be percent-encoded (a "%" written %25, "@" %40, ":" %3A, "/" %2F, "#" %23)';
+
+/**
+ * Whether a URL's or seed's user or password is not valid percent-encoding (a "%" not written
+ * %25): the client decodes them, and would throw. One that is not a URL at all is not this.
+ */
+export function undecodableLogin(text: string): boolean {
+  let u: URL;
+  try {
+    u = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `redis://${text}`);
+  } catch {
+    return false;
+  }
+  try {
+    decodeURIComponent(u.username);
+    decodeURIComponent(u.password);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
 export function parseSeed(text: string): RedisSeed | string {
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `redis://${text}`;
   const bad = `must be host:port, user:password@host:port, or a redis:// or rediss:// URL (got "${mask(text)}")`;
@@ -52,6 +76,8 @@ export function parseSeed(text: string): RedisSeed | string {
     u.search !== ''
   )
     return bad;
+  if (undecodableLogin(text))
+    return `must have its user and password percent-encoded (a "%" written %25, "@" %40, ":" %3A, "/" %2F, "#" %23) (got "${mask(text)}")`;
   return {
     host: u.hostname.replace(/^\[|\]$/g, ''),
     port: Number(u.port),

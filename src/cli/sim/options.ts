@@ -3,6 +3,7 @@
  * is named with what it should be, and the CLI exits 2 after printing all of them) and the exit.
  */
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { mask } from '../../adapters/redis/client.ts';
 
 export class UsageError extends Error {
   constructor(readonly problems: readonly string[]) {
@@ -105,7 +106,8 @@ export class OptionChecker {
 
   /**
    * An absolute URL with one of `protocols` (with `bare`, no query and no fragment either);
-   * `expected` says what it should be, `from` where a value not given as an option came from.
+   * `expected` says what it should be, `from` where a value not given as an option came from. A
+   * value refused is shown with its password masked.
    */
   url(
     name: string,
@@ -122,7 +124,7 @@ export class OptionChecker {
     }
     this.check(
       ok,
-      `--${name}${opts.from ? ` (from ${opts.from})` : ''}: must be ${opts.expected} (got "${raw}")`,
+      `--${name}${opts.from ? ` (from ${opts.from})` : ''}: must be ${opts.expected} (got "${mask(raw)}")`,
     );
   }
 
