@@ -54,8 +54,10 @@ export default defineConfig({
           exclude: [
             ...configDefaults.exclude,
             'test/api/live-start.test.ts',
-            // Redis stopped with SIGSTOP, on the single target's one server.
+            // Redis stopped with SIGSTOP, or held with CLIENT PAUSE, on the single target's one
+            // server.
             'test/workers/leases-frozen.test.ts',
+            'test/api/live-edges.test.ts',
             'test/api/command-query.test.ts',
             'test/api/keys-strict.test.ts',
             'test/api/attributes-numbers.test.ts',
