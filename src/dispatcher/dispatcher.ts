@@ -137,14 +137,35 @@ export async function dispatchUntilDone(
 export const CLOCK_OFFSET_EVERY_MS = 60_000;
 
 /**
- * Redis's clock minus this host's, ms, as the node that holds `key` tells it, at the middle of the
- * round trip.
+ * Most round trips a dispatcher loop's read of Redis's clock takes (it stops at the first quick
+ * one): the loop keeps the shortest, see redisClockOffset.
  */
-export async function redisClockOffset(redis: RedisClient, key: string): Promise<number> {
-  const before = Date.now();
-  const [s, us] = (await callOnNodeOf(redis, key, 'TIME')) as [string, string];
-  const after = Date.now();
-  return Number(s) * 1000 + Math.floor(Number(us) / 1000) - (before + after) / 2;
+export const CLOCK_OFFSET_SAMPLES = 3;
+
+/**
+ * Redis's clock minus this host's, ms, as the node that holds `key` tells it, at the middle of the
+ * round trip. With `samples` above 1, up to that many round trips (stopping at one of 5 ms or
+ * less: off by 2.5 ms at most), and the shortest's: the middle is off by up to half the round trip, and a round trip
+ * held up on this side (the event loop busy when the reply came: a process starting its loops, a
+ * GC pause) put it late, so Redis's clock read as behind and every alarm set by it rang that much
+ * late (test/workers/timers-clock-offset.test.ts).
+ */
+export async function redisClockOffset(redis: RedisClient, key: string, samples = 1): Promise<number> {
+  const read = async (): Promise<{ offset: number; roundTrip: number }> => {
+    const before = Date.now();
+    const [s, us] = (await callOnNodeOf(redis, key, 'TIME')) as [string, string];
+    const after = Date.now();
+    return {
+      offset: Number(s) * 1000 + Math.floor(Number(us) / 1000) - (before + after) / 2,
+      roundTrip: after - before,
+    };
+  };
+  let best = await read();
+  for (let i = 1; i < samples && best.roundTrip > 5; i++) {
+    const next = await read();
+    if (next.roundTrip < best.roundTrip) best = next;
+  }
+  return best.offset;
 }
 
 /**
@@ -184,12 +205,14 @@ export class Dispatcher {
       // the alarm is set by Redis's time, from the offset read at the start and again every
       // CLOCK_OFFSET_EVERY_MS, or sooner when a clock step finds no timer due that the offset
       // said was (ahead, the loop would wake again and again until Redis's clock got there;
-      // behind, every timer would fire that much late).
+      // behind, every timer would fire that much late). Each read keeps the shortest of up to
+      // CLOCK_OFFSET_SAMPLES round trips: one held up on this side (a busy start, a GC pause)
+      // read Redis's clock as behind by half its length, and the timers fired that much late.
       let offset = 0;
       let offsetReadAt = Number.NEGATIVE_INFINITY;
       const readOffset = async (): Promise<void> => {
         try {
-          offset = await redisClockOffset(this.redis, k.timers);
+          offset = await redisClockOffset(this.redis, k.timers, CLOCK_OFFSET_SAMPLES);
           offsetReadAt = Date.now();
         } catch (err) {
           this.log.debug({ workspace, err: (err as Error).message }, "could not read Redis's clock");
