@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { errorCodes, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import * as E from 'fp-ts/lib/Either.js';
 import { pipe } from 'fp-ts/lib/function.js';
 import type * as t from 'io-ts';
@@ -43,6 +43,11 @@ import { addLogFields } from './request-log.ts';
 interface CommandRequest {
   readonly ws: string;
   readonly command: Command;
+  /**
+   * The body as its Idempotency-Key compares it: as sent (a JSON value), but null for every body
+   * a body-less command takes (none, `null`, `{}`): those are one request.
+   */
+  readonly comparedBody: unknown;
 }
 
 /** With the Idempotency-Key header, decoded: the key that makes a repeat safe. */
@@ -176,8 +181,31 @@ const queueBody: BodyDecoder<t.TypeOf<typeof QueueContactBody>> = (body) =>
   );
 
 /**
- * The path parameters first (a bad path is the one answered), then the query (none), then the
- * body; `make` makes the command.
+ * Several 400s about the parts of one request as one, naming every bad field of them all (API.md:
+ * each is named in `errors`), so a client learns them at once rather than one part per try.
+ */
+function together(problems: readonly Problem[]): Problem {
+  if (problems.length === 1) return problems[0]!;
+  const details = problems.map((p, i) => {
+    const d = p.detail.replace(/\s*Nothing was changed\.$/, '').replace(/\.$/, '');
+    return i === 0 ? d : d.replace(/^The /, 'the ');
+  });
+  return problem(400, 'invalid-request', 'Invalid request', `${details.join('; ')}. Nothing was changed.`, {
+    errors: problems.flatMap((p) => p.errors ?? []),
+  });
+}
+
+/** The Idempotency-Key header, decoded: undefined when absent. */
+const idempotencyKeyOf = (req: FastifyRequest): E.Either<Problem, string | undefined> => {
+  const raw = req.headers['idempotency-key'];
+  return raw === undefined
+    ? E.right(undefined)
+    : decodeOrProblem(IdempotencyKey, raw, 'Idempotency-Key header', 'Idempotency-Key');
+};
+
+/**
+ * The path parameters first (a bad path is the one answered), then the query (none) and the
+ * body, named together (with a bad Idempotency-Key header too); `make` makes the command.
  */
 function decodeRequest<P extends { readonly ws: string }, B>(
   req: FastifyRequest,
@@ -189,10 +217,16 @@ function decodeRequest<P extends { readonly ws: string }, B>(
   if (E.isLeft(p)) return E.left(invalidRequest(p.left));
   // A command is all in its path and body: a field given as a query parameter is not read.
   const q = decodeOrProblem(NoQuery, req.query, 'query');
-  if (E.isLeft(q)) return E.left(invalidRequest(q.left));
   const b = body(req.body);
-  if (E.isLeft(b)) return E.left(invalidRequest(b.left));
-  return E.right({ ws: p.right.ws, command: make(p.right, b.right) });
+  if (E.isLeft(q) || E.isLeft(b)) {
+    const bad = [q, b, idempotencyKeyOf(req)].flatMap((r) => (E.isLeft(r) ? [r.left] : []));
+    return E.left(invalidRequest(together(bad)));
+  }
+  return E.right({
+    ws: p.right.ws,
+    command: make(p.right, b.right),
+    comparedBody: body === noBody ? null : (req.body ?? null),
+  });
 }
 
 /**
@@ -201,6 +235,16 @@ function decodeRequest<P extends { readonly ws: string }, B>(
  */
 export async function commandRoutes(app: FastifyInstance): Promise<void> {
   const { redis, tails, config, metrics, projectSoon } = app.deps;
+
+  // An empty body under another media type is no body (fetch's `body: ''` sends it as text/plain,
+  // curl's `-d ''` as a form): a body-less command runs, one that needs a body names it (400). A
+  // body that is there is JSON, or a 415 as on every route.
+  app.addContentTypeParser('*', (req, _payload, done) => {
+    const length = req.headers['content-length'];
+    const none = length === '0' || (length === undefined && req.headers['transfer-encoding'] === undefined);
+    if (none) done(null, undefined);
+    else done(new errorCodes.FST_ERR_CTP_INVALID_MEDIA_TYPE(), undefined);
+  });
 
   /**
    * A command route, and the whole command path: decode → append → await the outcome, then one
@@ -248,9 +292,7 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
   }
 
   function withIdempotencyKey(req: FastifyRequest, s: CommandRequest): E.Either<CommandFailure, Submission> {
-    const raw = req.headers['idempotency-key'];
-    if (raw === undefined) return E.right({ ...s, idempotencyKey: undefined });
-    const key = decodeOrProblem(IdempotencyKey, raw, 'Idempotency-Key header', 'Idempotency-Key');
+    const key = idempotencyKeyOf(req);
     return E.isLeft(key) ? E.left(invalidRequest(key.left)) : E.right({ ...s, idempotencyKey: key.right });
   }
 
@@ -278,9 +320,14 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
           ...(s.idempotencyKey !== undefined
             ? {
                 idempotencyKey: s.idempotencyKey,
-                fingerprint: fingerprintOf(req.method, req.routeOptions.url, req.params, req.body ?? null),
+                fingerprint: fingerprintOf(req.method, req.routeOptions.url, req.params, s.comparedBody),
+                // Until 2026-12-05 a body-less command's `{}` was compared as sent: a key recorded
+                // with one matches its retry by that fingerprint; any other body by the one of
+                // the versions before 2026-12-04 (members in the order sent).
                 legacyFingerprint: () =>
-                  legacyFingerprintOf(req.method, req.routeOptions.url, req.params, req.body ?? null),
+                  s.comparedBody === null && req.body != null
+                    ? fingerprintOf(req.method, req.routeOptions.url, req.params, req.body)
+                    : legacyFingerprintOf(req.method, req.routeOptions.url, req.params, req.body ?? null),
               }
             : {}),
           requestId: req.id,
