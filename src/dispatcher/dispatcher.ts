@@ -219,11 +219,22 @@ export class Dispatcher {
         }
       };
       const redisNow = (): number => Date.now() + offset;
+      // The alarm is set by the clock step and by the dispatch steps, which run side by side:
+      // each clock step and each wake-up's dispatch steps take a number as they start (`read()`,
+      // before their first step is sent on this one client), and one that started before the
+      // alarm's last setter moves it only earlier. A clock step reads the next due time, then may
+      // read Redis's clock again (a round trip or three); an offer made meanwhile set an earlier
+      // alarm, which the clock's older due time would otherwise replace: the offer would expire
+      // late (test/workers/alarm-clock-race.test.ts). An alarm that rings early only wakes the
+      // loop, whose dispatch step reads the next due time again.
+      let reads = 0;
+      const read = (): number => ++reads;
       let alarm: NodeJS.Timeout | undefined;
+      /** When the alarm rings (this host's ms; +Infinity: none set), and the read it came from. */
+      let alarmAt = Number.POSITIVE_INFINITY;
+      let alarmRead = 0;
       let markedAt = Number.NEGATIVE_INFINITY;
-      const setAlarm = (nextDue: number | undefined): void => {
-        clearTimeout(alarm);
-        alarm = undefined;
+      const setAlarm = (nextDue: number | undefined, readNo: number): void => {
         if (nextDue !== undefined && Date.now() - markedAt >= MARK_PENDING_EVERY_MS && running()) {
           markedAt = Date.now();
           this.redis
@@ -234,19 +245,31 @@ export class Dispatcher {
             });
         }
         const untilDue = nextDue === undefined ? Number.POSITIVE_INFINITY : nextDue - redisNow();
-        if (untilDue < this.opts.wakeTimeoutS * 1000 && running())
+        const at =
+          untilDue < this.opts.wakeTimeoutS * 1000 && running()
+            ? Date.now() + Math.max(0, untilDue)
+            : Number.POSITIVE_INFINITY;
+        if (readNo < alarmRead && at >= alarmAt) return;
+        alarmRead = Math.max(alarmRead, readNo);
+        clearTimeout(alarm);
+        alarm = undefined;
+        alarmAt = at;
+        if (at !== Number.POSITIVE_INFINITY)
           alarm = setTimeout(
             () => {
+              alarm = undefined;
+              alarmAt = Number.POSITIVE_INFINITY;
               this.redis.zadd(k.wake, 0, 'w').catch(() => {});
             },
             Math.max(0, untilDue),
           );
       };
       const clock = async (): Promise<void> => {
+        const readNo = read();
         const { fired, nextDue } = await this.tick(workspace);
         const stale = fired === 0 && nextDue !== undefined && nextDue <= redisNow();
         if (stale || Date.now() - offsetReadAt >= CLOCK_OFFSET_EVERY_MS) await readOffset();
-        setAlarm(nextDue);
+        setAlarm(nextDue, readNo);
       };
       const clockAside = (): void => {
         clock().catch((err: Error) =>
@@ -256,16 +279,17 @@ export class Dispatcher {
       // After the decisions of a wake-up: the clock step only when a timer is due (the last
       // dispatch step read the earliest), else the alarm for the earliest, which wakes this loop
       // then. A wake-up without a timer due (most: a contact queued, an agent freed) costs no step.
-      const timersAfter = (nextDue: number | undefined): void => {
+      const timersAfter = (nextDue: number | undefined, readNo: number): void => {
         if (nextDue !== undefined && nextDue <= redisNow()) clockAside();
-        else setAlarm(nextDue);
+        else setAlarm(nextDue, readNo);
       };
       try {
         await readOffset();
         await clock();
+        const firstRead = read();
         const first = await dispatchUntilDone(this.redis, workspace, this.opts, this.observeStep);
         this.assignments += first.made;
-        timersAfter(first.nextDue);
+        timersAfter(first.nextDue, firstRead);
         while (running()) {
           // Wakes for work (the projector and API write the wake set), at the clock's alarm, and
           // at least every wakeTimeoutS. A command queued while the connection is down is never
@@ -276,6 +300,7 @@ export class Dispatcher {
             this.opts.wakeTimeoutS * 1000 + 5000,
           );
           if (woke === STOPPED) return;
+          const readNo = read();
           const { made, nextDue } = await dispatchUntilDone(
             this.redis,
             workspace,
@@ -285,7 +310,7 @@ export class Dispatcher {
           this.assignments += made;
           if (made > 0) this.log.debug({ workspace, made }, 'assignments made');
           // Timers due now, and the alarm for those of the offers just made.
-          timersAfter(nextDue);
+          timersAfter(nextDue, readNo);
         }
       } finally {
         clearTimeout(alarm);
