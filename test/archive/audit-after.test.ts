@@ -4,16 +4,11 @@
  * reaches past P, the break is reported under `--after P` too, since the entries after P it holds
  * are no longer vouched for; a damaged segment that ends at or before P is not (counted apart).
  */
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
-import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
-import { Archiver } from '../../src/archive/archiver.ts';
-import { DiskArchive } from '../../src/archive/store.ts';
 import { auditWorkspace } from '../../src/audit/read.ts';
-import { writeLog } from '../../src/cli/bench/audit-log.ts';
+import { archivedLog } from '../support/archive-log.ts';
 import { suiteRedis } from '../support/redis.ts';
 import { suiteTempDirs } from '../support/temp-dirs.ts';
 
@@ -23,17 +18,13 @@ describe('an audit --after P over an altered segment', () => {
 
   it('reports the break of a segment reaching past P, not of one that ends before it', async () => {
     const ws = `audit-after-${Date.now().toString(36)}`;
-    await writeLog(suite.redis, ws, { events: 400, agents: 6, seed: 11 });
-    const k = workspaceKeys(ws);
-    const events = ((await suite.redis.xrange(k.events, '-', '+')) as StreamEntry[]).map((e) => e[0]);
-    const store = new DiskArchive(await tempDir('sb-audit-after-'));
-    await new Archiver(suite.redis, store, pino({ level: 'silent' }), {
-      retention: { count: 50 },
-      segmentEntries: 100,
-      everyMs: 10,
-    }).drain(ws);
-    const dir = path.join(store.root, ws, 'events');
-    const file = path.join(dir, (await readdir(dir)).sort()[2]!);
+    const { events, store, dir, names } = await archivedLog(
+      suite.redis,
+      ws,
+      await tempDir('sb-audit-after-'),
+      11,
+    );
+    const file = path.join(dir, names[2]!);
     const lines = (await readFile(file, 'utf8')).split('\n');
     expect(JSON.parse(lines[81]!)[0]).toBe(events[280]);
     // Event 280 (of segment 2, events 200..299) altered: a byte that changes no field, so the
@@ -63,17 +54,12 @@ describe('an audit --after P over an altered segment', () => {
 
   it('reports a segment whose header cannot be read when P lies inside it, or before the next one', async () => {
     const ws = `audit-after-empty-${Date.now().toString(36)}`;
-    await writeLog(suite.redis, ws, { events: 400, agents: 6, seed: 12 });
-    const k = workspaceKeys(ws);
-    const events = ((await suite.redis.xrange(k.events, '-', '+')) as StreamEntry[]).map((e) => e[0]);
-    const store = new DiskArchive(await tempDir('sb-audit-after-empty-'));
-    await new Archiver(suite.redis, store, pino({ level: 'silent' }), {
-      retention: { count: 50 },
-      segmentEntries: 100,
-      everyMs: 10,
-    }).drain(ws);
-    const dir = path.join(store.root, ws, 'events');
-    const names = (await readdir(dir)).sort();
+    const { events, store, dir, names } = await archivedLog(
+      suite.redis,
+      ws,
+      await tempDir('sb-audit-after-empty-'),
+      12,
+    );
     expect(names).toHaveLength(4);
     // Segment 2 (events 200..299) and the last, 3 (300..349), emptied: their headers, hence how far
     // they reach, cannot be read. Segment 2 reaches at most up to segment 3's first position (its
@@ -109,15 +95,12 @@ describe('an audit --after P over an altered segment', () => {
 
   it('names a segment missing before one whose header cannot be read, not the unreadable one', async () => {
     const ws = `audit-missing-empty-${Date.now().toString(36)}`;
-    await writeLog(suite.redis, ws, { events: 400, agents: 6, seed: 13 });
-    const store = new DiskArchive(await tempDir('sb-audit-missing-empty-'));
-    await new Archiver(suite.redis, store, pino({ level: 'silent' }), {
-      retention: { count: 50 },
-      segmentEntries: 100,
-      everyMs: 10,
-    }).drain(ws);
-    const dir = path.join(store.root, ws, 'events');
-    const names = (await readdir(dir)).sort();
+    const { store, dir, names } = await archivedLog(
+      suite.redis,
+      ws,
+      await tempDir('sb-audit-missing-empty-'),
+      13,
+    );
     expect(names).toHaveLength(4);
     // Segment 1 removed, segment 2 emptied (there, but its header unreadable).
     await rm(path.join(dir, names[1]!));

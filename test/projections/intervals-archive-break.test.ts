@@ -5,17 +5,13 @@
  * /stats/intervals would then answer tallies short of what happened, with no sign). A real process
  * with the projector role (src/main.ts) runs it as deployed.
  */
-import { readdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
-import { Archiver } from '../../src/archive/archiver.ts';
 import { before } from '../../src/archive/segment.ts';
-import { DiskArchive } from '../../src/archive/store.ts';
-import { writeLog } from '../../src/cli/bench/audit-log.ts';
 import { INTERVAL_MS, intervalStart } from '../../src/domain/intervals.ts';
+import { archivedLog } from '../support/archive-log.ts';
 import { killAllProcesses, startProcess } from '../support/processes.ts';
 import { suiteRedis } from '../support/redis.ts';
 import { suiteTempDirs } from '../support/temp-dirs.ts';
@@ -28,17 +24,13 @@ describe('the live interval projection over an archive with a hole', () => {
 
   it('stops before a segment it cannot read and says so, rather than count the log without it', async () => {
     const ws = `intervals-break-${Date.now().toString(36)}`;
-    await writeLog(suite.redis, ws, { events: 400, agents: 6, seed: 11 });
+    const { events, store, dir, names } = await archivedLog(
+      suite.redis,
+      ws,
+      await tempDir('sb-intervals-break-'),
+      11,
+    );
     const k = workspaceKeys(ws);
-    const events = ((await suite.redis.xrange(k.events, '-', '+')) as StreamEntry[]).map((e) => e[0]);
-    const store = new DiskArchive(await tempDir('sb-intervals-break-'));
-    await new Archiver(suite.redis, store, pino({ level: 'silent' }), {
-      retention: { count: 50 },
-      segmentEntries: 100,
-      everyMs: 10,
-    }).drain(ws);
-    const dir = path.join(store.root, ws, 'events');
-    const names = (await readdir(dir)).sort();
     expect(names.length).toBeGreaterThanOrEqual(3);
     // Segment 2 (events 200..299) emptied: its entries cannot be read from anywhere.
     await writeFile(path.join(dir, names[2]!), '');
