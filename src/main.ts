@@ -1,5 +1,11 @@
-import { type AdminKeyOutcome, ensureAdminKey, logAdminKey, printAdminKey } from './app/admin-key.ts';
-import { type StartHooks, startSwitchboard } from './app/composition-root.ts';
+import {
+  AdminKeyFileError,
+  type AdminKeyOutcome,
+  ensureAdminKey,
+  logAdminKey,
+  printAdminKey,
+} from './app/admin-key.ts';
+import { type StartHooks, StartProblem, startSwitchboard } from './app/composition-root.ts';
 import { type Config, ConfigError, loadConfig } from './app/config.ts';
 import { archiveDirProblem, claimPrivateDataDir } from './app/data-dir.ts';
 import { createLogger } from './app/logger.ts';
@@ -41,24 +47,39 @@ async function main(): Promise<void> {
       adminKey = await ensureAdminKey(redis, config.dataDir);
       logAdminKey(adminKey, log);
     } catch (err) {
-      log.error({ err }, 'could not make or read the admin key; make one with npm run keys -- create');
+      // The file named: an error reading it (EISDIR, EACCES) does not say which file it was.
+      if (err instanceof AdminKeyFileError)
+        log.error(
+          { err: (err.cause as Error).message, file: err.file },
+          'could not read or write the admin key of workspace default in this file (DATA_DIR/admin-key): make it a file this user can read and write, or remove it to have a new key made at the next start; or make a key with npm run keys -- create --workspace default --role admin',
+        );
+      else
+        log.error(
+          { err },
+          'could not make or check the admin key of workspace default in Redis: the next start makes it once Redis answers; or make one with npm run keys -- create --workspace default --role admin',
+        );
     }
   };
   const withKey = config.auth === 'on' && config.roles.includes('api');
   // The signals are heard from the start: one during the start (a private redis-server may run
   // already) stops what has started once the start ends, rather than killing this process and
   // leaving that redis-server running on DATA_DIR.
-  const starting = startSwitchboard(config, log, withKey ? { beforeListen } : {}).catch((err: unknown) => {
-    const problem = listenProblem(err, config);
-    if (problem === undefined) throw err;
-    process.stderr.write(`switchboard: could not start: ${problem}\n`);
-    process.exit(1);
-  });
+  // What this process cannot run without gone (its private redis-server exited): logged at
+  // fatal with what to do by the composition root; stopped, exit 1.
+  const onFatal: StartHooks['onFatal'] = () => shutdown('fatal', 1);
+  const starting = startSwitchboard(config, log, withKey ? { beforeListen, onFatal } : { onFatal }).catch(
+    (err: unknown) => {
+      const problem = err instanceof StartProblem ? err.message : listenProblem(err, config);
+      if (problem === undefined) throw err;
+      process.stderr.write(`switchboard: could not start: ${problem}\n`);
+      process.exit(1);
+    },
+  );
   let signalled = false;
-  const shutdown = (signal: string) => {
+  const shutdown = (signal: string, code = 0) => {
     if (signalled) return;
     signalled = true;
-    log.info({ signal }, 'shutting down: finishing in-flight work');
+    if (code === 0) log.info({ signal }, 'shutting down: finishing in-flight work');
     // An instance registered for the load balancer serves on for LB_DRAIN_MS first; then
     // SHUTDOWN_TIMEOUT_MS applies (README, "Configuration").
     const timeoutMs = config.shutdownTimeoutMs + (config.advertise !== undefined ? config.lbDrainMs : 0);
@@ -71,8 +92,8 @@ async function main(): Promise<void> {
       .then((running) => running.stop())
       .then(
         () => {
-          log.info('stopped cleanly');
-          process.exit(0);
+          log.info(code === 0 ? 'stopped cleanly' : 'stopped after the fatal error above; exiting with 1');
+          process.exit(code);
         },
         (err: unknown) => {
           log.error({ err }, 'shutdown failed');

@@ -1,4 +1,14 @@
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  linkSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { ApiKeyVerifier, createApiKey, revokeApiKey } from '../adapters/redis/api-keys.ts';
@@ -10,57 +20,147 @@ const WORKSPACE = 'default';
 
 export type AdminKeyOutcome =
   | { readonly created: true; readonly key: string; readonly file: string }
-  | { readonly created: false; readonly file: string; readonly valid: boolean };
+  | {
+      readonly created: false;
+      readonly file: string;
+      readonly valid: boolean;
+      /** The file was readable or writable by others (its mode then), made owner-only (0600) again. */
+      readonly openMode?: string;
+    };
+
+/** The key file could not be read or written (the error of Redis's part is thrown as it is). */
+export class AdminKeyFileError extends Error {
+  constructor(
+    readonly file: string,
+    cause: unknown,
+  ) {
+    super(`${file}: ${(cause as Error).message}`, { cause });
+  }
+}
+
+/** `f`, its error thrown as an AdminKeyFileError naming `file`. */
+function onFile<T>(file: string, f: () => T): T {
+  try {
+    return f();
+  } catch (err) {
+    throw err instanceof AdminKeyFileError ? err : new AdminKeyFileError(file, err);
+  }
+}
 
 /**
  * The two-command start with keys on: the first start makes an admin key for the workspace
  * `default` and stores it at `<DATA_DIR>/admin-key`, readable by its owner only (0600). A later
  * start finds the file and makes none: a key revoked on purpose is not brought back (the outcome
  * says whether the stored key still works). Two processes starting on one DATA_DIR at once store
- * one key: the file is created exclusively, and the loser revokes the key it made.
+ * one key: the key is written to a file of its own first and linked in under the name only if none
+ * is there (so the file is never seen empty), and the loser revokes the key it made. A blank file
+ * (left by a start killed while writing it) holds no key: it is replaced, where the start used to
+ * make and revoke keys for ever.
  */
 export async function ensureAdminKey(redis: RedisClient, dataDir: string): Promise<AdminKeyOutcome> {
   const file = path.join(dataDir, ADMIN_KEY_FILE);
   const stored = readKey(file);
-  if (stored !== undefined) {
+  if (stored !== undefined && stored !== '') {
     const checked = await new ApiKeyVerifier(redis, 0).check(stored, WORKSPACE);
-    return { created: false, file, valid: checked.ok && checked.key.role === 'admin' };
+    // Owner-only, as made (a copy or a restore may have opened it up), as the Redis passwords are.
+    const mode = onFile(file, () => statSync(file).mode & 0o777);
+    if (mode & 0o077) onFile(file, () => chmodSync(file, 0o600));
+    return {
+      created: false,
+      file,
+      valid: checked.ok && checked.key.role === 'admin',
+      ...(mode & 0o077 ? { openMode: `0${mode.toString(8)}` } : {}),
+    };
   }
-  makeDirs(path.resolve(dataDir), 0o700);
+  onFile(file, () => makeDirs(path.resolve(dataDir), 0o700));
   const { key, info } = await createApiKey(redis, {
     workspace: WORKSPACE,
     role: 'admin',
     name: 'first start (DATA_DIR/admin-key)',
   });
+  const written = `${file}.${process.pid}.new`;
+  let outcome: 'stored' | 'taken';
+  try {
+    outcome = onFile(file, () => storeKey(file, written, key));
+  } catch (err) {
+    // Not kept anywhere: a key nobody can read would stay valid for ever.
+    await revokeApiKey(redis, WORKSPACE, info.keyId).catch(() => {});
+    throw err;
+  }
+  if (outcome === 'taken') {
+    // Another start stored its key first (or the file went meanwhile): that one is read.
+    await revokeApiKey(redis, WORKSPACE, info.keyId);
+    return ensureAdminKey(redis, dataDir);
+  }
+  return { created: true, key, file };
+}
+
+/**
+ * Writes `key` to `written` (0600), then links it in as `file` if there is none, or in place of a
+ * blank one; 'taken' when another key is there.
+ */
+function storeKey(file: string, written: string, key: string): 'stored' | 'taken' {
+  rmSync(written, { force: true });
+  try {
+    const fd = openSync(written, 'w', 0o600);
+    try {
+      writeSync(fd, `${key}\n`);
+    } finally {
+      closeSync(fd);
+    }
+    try {
+      linkSync(written, file);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      // A file system without hard links: created exclusively, as it was before links.
+      if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP')
+        return createExclusively(file, key);
+      if (code !== 'EEXIST') throw err;
+      if (readKey(file) !== '') return 'taken';
+      renameSync(written, file);
+    }
+    return 'stored';
+  } finally {
+    rmSync(written, { force: true });
+  }
+}
+
+/** `key` written to `file` created exclusively (0600); 'taken' when one is there with a key. */
+function createExclusively(file: string, key: string): 'stored' | 'taken' {
   let fd: number;
   try {
     fd = openSync(file, 'wx', 0o600);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    await revokeApiKey(redis, WORKSPACE, info.keyId);
-    return ensureAdminKey(redis, dataDir);
+    if (readKey(file) !== '') return 'taken';
+    fd = openSync(file, 'w', 0o600);
   }
   try {
     writeSync(fd, `${key}\n`);
   } finally {
     closeSync(fd);
   }
-  return { created: true, key, file };
+  return 'stored';
 }
 
+/** The key in `file`: undefined when there is no file, '' when it is blank. */
 function readKey(file: string): string | undefined {
   try {
-    const text = readFileSync(file, 'utf8').trim();
-    return text === '' ? undefined : text;
+    return readFileSync(file, 'utf8').trim();
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
+    throw new AdminKeyFileError(file, err);
   }
 }
 
 /** Logs what the start found or made (before the API listens: the file is there by then). */
 export function logAdminKey(outcome: AdminKeyOutcome, log: Logger): void {
   if (!outcome.created) {
+    if (outcome.openMode !== undefined)
+      log.warn(
+        { file: outcome.file, mode: outcome.openMode },
+        'the admin key file was readable by other users (its mode is now 0600): anyone who read it holds an admin key of workspace default; if that may have happened, make another and revoke it (docs/SECURITY.md, "Rotating keys")',
+      );
     if (outcome.valid) log.info({ file: outcome.file }, 'the admin key of workspace default is in this file');
     else
       log.warn(

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createMetrics, metricsText, serveMetrics } from '../adapters/http/metrics.ts';
@@ -45,6 +46,21 @@ export interface StartHooks {
    * the port answers (the main command makes the first admin key here).
    */
   readonly beforeListen?: (redis: RedisClient) => Promise<void>;
+  /**
+   * Something this process cannot run without is gone (the private redis-server exited while it
+   * was not stopping); the problem, with what to do, is logged at fatal before this is called.
+   * The main command stops and exits 1.
+   */
+  readonly onFatal?: (problem: string) => void;
+}
+
+/** A start that cannot go on, said with what to do: the main command prints it without a stack. */
+export class StartProblem extends Error {}
+
+/** What to do when the private redis-server exits: most often its AOF is damaged. */
+function privateRedisAdvice(dataDir: string): string {
+  const dir = path.resolve(dataDir, 'appendonlydir');
+  return `If its output says the append only file is damaged (a crash or a full disk while it wrote): copy ${dir} somewhere safe, run redis-check-aof --fix ${path.join(dir, 'appendonly.aof.manifest')}, and start again; otherwise fix what its output names (memory, disk space), or set REDIS_URL to use a Redis of your own`;
 }
 
 /**
@@ -78,7 +94,14 @@ export async function startSwitchboard(
   let url = config.redisUrl;
   if (!url && config.redisClusterNodes.length === 0) {
     // Logged in as the least-privilege user; the passwords stay in DATA_DIR (owner-only).
-    const started = await startPrivateRedis(config.dataDir);
+    let started: Awaited<ReturnType<typeof startPrivateRedis>>;
+    try {
+      started = await startPrivateRedis(config.dataDir);
+    } catch (err) {
+      throw new StartProblem(
+        `DATA_DIR: the private redis-server in ${path.resolve(config.dataDir)} did not start: ${(err as Error).message.trim()}\n${privateRedisAdvice(config.dataDir)}`,
+      );
+    }
     privateRedis = started.server;
     url = started.url;
     log.info(
@@ -165,6 +188,7 @@ export async function startSwitchboard(
     })();
     return stopping;
   };
+  if (privateRedis) watchPrivateRedis(privateRedis, config.dataDir, log, () => stopping !== undefined, hooks);
   // The workers run from here: a start that fails past this point (a port taken, the admin key)
   // stops them, handing their leases back and leaving the registry, rather than leaving both to
   // expire as a crash's would.
@@ -274,6 +298,34 @@ export async function startSwitchboard(
     ...(metricsServer ? { metricsUrl: metricsServer.url } : {}),
     stop,
   };
+}
+
+/**
+ * The private redis-server exiting while this process is not stopping (a damaged AOF it found while
+ * loading, after answering the start's PING; the OOM killer; a kill): logged at fatal with its exit,
+ * its last output and what to do, then `onFatal`. Before, the process ran on without its Redis
+ * for ever, every step and request failing with "Command timed out" and nothing saying why.
+ */
+function watchPrivateRedis(
+  server: RedisServerHandle,
+  dataDir: string,
+  log: Logger,
+  stopping: () => boolean,
+  hooks: StartHooks,
+): void {
+  let output = '';
+  const keep = (b: Buffer) => {
+    output = (output + b.toString('utf8')).slice(-4000);
+  };
+  server.process.stdout?.on('data', keep);
+  server.process.stderr?.on('data', keep);
+  server.process.once('exit', (code, signal) => {
+    if (stopping()) return;
+    const exit = signal ?? `code ${code}`;
+    const problem = `the private redis-server in DATA_DIR ${path.resolve(dataDir)} exited (${exit}) while Switchboard runs; stopping. ${privateRedisAdvice(dataDir)}`;
+    log.fatal({ exit, output: output.trim().split('\n').slice(-10) }, problem);
+    hooks.onFatal?.(problem);
+  });
 }
 
 /**

@@ -457,9 +457,11 @@ function variables(env: NodeJS.ProcessEnv) {
 /** REDIS_URL's check (the CLIs' --redis-url too); the value is shown with its password masked. */
 export const isRedisUrl: Check = (value) => {
   try {
-    const { protocol, hostname, pathname, search } = new URL(value);
+    const { protocol, hostname, port, pathname, search } = new URL(value);
     if (protocol === 'redis:' || protocol === 'rediss:') {
       if (hostname === '') return `must name a host, such as redis://127.0.0.1:6379 (got "${mask(value)}")`;
+      // No Redis listens on port 0: the process would start and stay paused.
+      if (port === '0') return `must name a port from 1 to 65535, or none for 6379 (got "${mask(value)}")`;
       // Switchboard's keys live in database 0, the only one a Redis Cluster has.
       if (pathname !== '' && pathname !== '/' && pathname !== '/0')
         return `must use database 0 (no path, or /0), as a Redis Cluster has only that one (got "${mask(value)}")`;
@@ -648,7 +650,9 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
       luaFunctions: v.bool('LUA_FUNCTIONS', true),
       leaseTtlMs: v.int('LEASE_TTL_MS', 3000, 500, 60_000),
       advertise: v.optional('ADVERTISE_ADDRESS', (a) => {
-        const port = /^[A-Za-z0-9_.-]+:(\d{1,5})$/.exec(a)?.[1];
+        // A host name (labels of letters, digits, - and _, not starting or ending with - or .) or an IPv4 address.
+        const label = '[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?';
+        const port = new RegExp(`^${label}(\\.${label})*:(\\d{1,5})$`).exec(a)?.[4];
         return a === 'auto' || (port !== undefined && Number(port) >= 1 && Number(port) <= 65535)
           ? undefined
           : `must be host:port (port 1..65535) or auto (got "${a}")`;

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { processExists } from '../topology/child-processes.ts';
 import { makeDirs } from '../topology/make-dirs.ts';
 import { claimPidFile } from '../topology/pid-file.ts';
+import { credentialsFile } from '../topology/redis-server.ts';
 
 /** The fields of /proc/<pid>/stat after the command name (state first), or undefined (no /proc). */
 function procStat(pid: number): string[] | undefined {
@@ -47,6 +48,8 @@ export function claimPrivateDataDir(dataDir: string): string | undefined {
   } catch (err) {
     return failed('cannot be made', err);
   }
+  const credentials = credentialsProblem(dir);
+  if (credentials !== undefined) return credentials;
   try {
     const claim = claimPidFile(
       path.join(dir, 'switchboard.pid'),
@@ -59,6 +62,32 @@ export function claimPrivateDataDir(dataDir: string): string | undefined {
   } catch (err) {
     return failed('cannot be written', err);
   }
+}
+
+/**
+ * The private redis-server's passwords (`redis-credentials.json`), when the file is there: one that
+ * is not JSON (a start killed while writing it, a full disk) is named with what to do, where the
+ * start ended with a SyntaxError's stack trace. Removing it is safe: the next start makes new
+ * passwords and writes the server's ACL file from them, and the data (the AOF) stays.
+ */
+function credentialsProblem(dir: string): string | undefined {
+  const file = credentialsFile(dir);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    return `DATA_DIR: ${file} cannot be read (${(err as Error).message}); make it a file this user can read, or remove it to have new passwords made for the private redis-server (the data in DATA_DIR is kept)`;
+  }
+  let why: string;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (typeof parsed === 'object' && parsed !== null) return undefined;
+    why = 'not a JSON object';
+  } catch (err) {
+    why = (err as Error).message;
+  }
+  return `DATA_DIR: ${file} cannot be read as the private redis-server's passwords (${why}); remove it and start again: new passwords are made for the private redis-server, and the data in DATA_DIR is kept`;
 }
 
 /**
