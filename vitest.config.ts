@@ -54,10 +54,8 @@ export default defineConfig({
           exclude: [
             ...configDefaults.exclude,
             'test/api/live-start.test.ts',
-            // Redis stopped with SIGSTOP, or held with CLIENT PAUSE, on the single target's one
-            // server.
+            // Redis stopped with SIGSTOP, on the single target's one server.
             'test/workers/leases-frozen.test.ts',
-            'test/api/live-edges.test.ts',
             // A stall or a refused command hooked on the single client's one connection.
             'test/workers/timers-clock-offset.test.ts',
             'test/workers/alarm-clock-race.test.ts',

@@ -96,10 +96,11 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
             // be behind it: it reads on a connection of its own (a new one may still be connecting),
             // and Redis 7.0 answers a blocked XREAD with one stream, so a command's outcome can be
             // read, and answered, before its events. Those events must not reach a later feed.
-            // Read for after=0-0 too (no end is before the log's start): a Redis that cannot answer
-            // then refuses every upgrade alike, a 503 before it, not a socket that opens only to
-            // close (1011) as its replay fails.
-            const end = (await redis.xrevrange(workspaceKeys(ws).events, '+', '-', 'COUNT', 1))[0]?.[0];
+            // (Not read for after=0-0, the log's start, which no end is before.)
+            const end =
+              q.after === '0-0'
+                ? undefined
+                : (await redis.xrevrange(workspaceKeys(ws).events, '+', '-', 'COUNT', 1))[0]?.[0];
             // An `after` past the last event names no event yet: the feed would wait for nothing
             // (events are answered or sent only once appended), so it is refused before the upgrade.
             if (q.after !== undefined && comparePositions(q.after, end ?? '0-0') > 0)
