@@ -1,3 +1,6 @@
+import { rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import {
   AdminKeyFileError,
   type AdminKeyOutcome,
@@ -9,6 +12,7 @@ import { type StartHooks, StartProblem, startSwitchboard } from './app/compositi
 import { type Config, ConfigError, loadConfig } from './app/config.ts';
 import { archiveDirProblem, claimPrivateDataDir } from './app/data-dir.ts';
 import { createLogger } from './app/logger.ts';
+import { privateRedisFile } from './topology/redis-server.ts';
 
 /** The main command: every role in one process unless ROLES says otherwise. */
 async function main(): Promise<void> {
@@ -61,6 +65,7 @@ async function main(): Promise<void> {
     }
   };
   const withKey = config.auth === 'on' && config.roles.includes('api');
+  const privateRedis = config.redisUrl === undefined && config.redisClusterNodes.length === 0;
   // The signals are heard from the start: one during the start (a private redis-server may run
   // already) stops what has started once the start ends, rather than killing this process and
   // leaving that redis-server running on DATA_DIR.
@@ -77,7 +82,17 @@ async function main(): Promise<void> {
   );
   let signalled = false;
   const shutdown = (signal: string, code = 0) => {
-    if (signalled) return;
+    if (signalled) {
+      // A second signal (Ctrl-C again) while the stop waits: exit at once, 128 + its number (130
+      // for SIGINT), as a shell reports a process the signal ended. The private redis-server is
+      // killed on the way out (the exit hook of its handle; what it acknowledged is in its AOF)
+      // and its private-redis.json removed, as its stop does.
+      const number = os.constants.signals[signal as NodeJS.Signals];
+      if (number === undefined) return;
+      log.warn({ signal }, 'signalled again while stopping: exiting at once');
+      if (privateRedis) rmSync(privateRedisFile(path.resolve(config.dataDir)), { force: true });
+      process.exit(128 + number);
+    }
     signalled = true;
     if (code === 0) log.info({ signal }, 'shutting down: finishing in-flight work');
     // An instance registered for the load balancer serves on for LB_DRAIN_MS first; then

@@ -301,8 +301,8 @@ export async function startSwitchboard(
 }
 
 /**
- * The private redis-server exiting while this process is not stopping (a damaged AOF it found while
- * loading, after answering the start's PING; the OOM killer; a kill): logged at fatal with its exit,
+ * The private redis-server exiting while this process is not stopping (the OOM killer, a kill, a
+ * crash; a damaged AOF is found during the start, which waits for the load): logged at fatal with its exit,
  * its last output and what to do, then `onFatal`. Before, the process ran on without its Redis
  * for ever, every step and request failing with "Command timed out" and nothing saying why.
  */

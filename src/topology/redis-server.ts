@@ -175,8 +175,19 @@ function bindAny(host: string): Promise<number> {
   });
 }
 
-/** Resolves once something on host:port answers a PING with any RESP reply (+PONG, -NOAUTH, ...). */
-function pingOnce(host: string, port: number, timeoutMs: number, secure?: RedisServerTls): Promise<boolean> {
+/**
+ * How host:port answers a PING: 'up' with any RESP reply (+PONG, -NOAUTH, ...), 'loading' while it
+ * loads its dataset (-LOADING), 'down' with none. With `password`, the `default` user's, it logs in
+ * first: a server that requires a login answers -NOAUTH before it checks whether it is loading, so
+ * without one a server still loading its AOF looked up, and its first commands got -LOADING.
+ */
+function pingOnce(
+  host: string,
+  port: number,
+  timeoutMs: number,
+  secure?: RedisServerTls,
+  password?: string,
+): Promise<'up' | 'loading' | 'down'> {
   return new Promise((resolve) => {
     // Over TLS the server's own certificate serves as the client's (it may require one).
     const sock = secure
@@ -190,22 +201,30 @@ function pingOnce(host: string, port: number, timeoutMs: number, secure?: RedisS
       : net.createConnection({ host, port });
     const connected = secure ? 'secureConnect' : 'connect';
     let done = false;
-    const finish = (ok: boolean) => {
+    const finish = (state: 'up' | 'loading' | 'down') => {
       if (done) return;
       done = true;
       clearTimeout(timer);
       sock.destroy();
-      resolve(ok);
+      resolve(state);
     };
-    const timer = setTimeout(() => finish(false), timeoutMs);
-    sock.once(connected, () => sock.write('PING\r\n'));
-    sock.once('data', (buf) => {
-      const first = buf.toString('latin1').charAt(0);
+    const timer = setTimeout(() => finish('down'), timeoutMs);
+    const bulk = (word: string) => `$${Buffer.byteLength(word)}\r\n${word}\r\n`;
+    // AUTH is answered while loading; PING is not (-LOADING). Each reply is one line here.
+    const login = password === undefined ? '' : `*3\r\n${bulk('AUTH')}${bulk('default')}${bulk(password)}`;
+    const replies = password === undefined ? 1 : 2;
+    sock.once(connected, () => sock.write(`${login}PING\r\n`));
+    let text = '';
+    sock.on('data', (buf) => {
+      text += buf.toString('latin1');
+      const lines = text.split('\r\n').slice(0, -1);
+      if (lines.length < replies) return;
       // "-LOADING" means the dataset is still being loaded: not ready yet.
-      finish(first === '+' || (first === '-' && !buf.toString('latin1').startsWith('-LOADING')));
+      if (lines.some((l) => l.startsWith('-LOADING'))) finish('loading');
+      else finish(lines.every((l) => l.startsWith('+') || l.startsWith('-')) ? 'up' : 'down');
     });
-    sock.once('error', () => finish(false));
-    sock.once('close', () => finish(false));
+    sock.once('error', () => finish('down'));
+    sock.once('close', () => finish('down'));
   });
 }
 
@@ -300,8 +319,11 @@ async function startOnce(
       if (/Address already in use/i.test(output)) return 'port-in-use';
       throw new Error(`redis-server exited during start (port ${port}):\n${output}`);
     }
-    if (await pingOnce(HOST, port, 500, secure)) break;
-    if (Date.now() > deadline) {
+    const state = await pingOnce(HOST, port, 500, secure, opts.adminPassword);
+    if (state === 'up') break;
+    // A server loading a large AOF answers, and may take longer than the start timeout to load:
+    // the timeout is for one that does not answer. One that fails to load exits (above).
+    if (state === 'down' && Date.now() > deadline) {
       signalGroup(child, 'SIGKILL');
       throw new Error(`redis-server on port ${port} did not answer within the start timeout:\n${output}`);
     }
