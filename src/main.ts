@@ -1,6 +1,4 @@
-import { rmSync } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import {
   AdminKeyFileError,
   type AdminKeyOutcome,
@@ -10,9 +8,8 @@ import {
 } from './app/admin-key.ts';
 import { type StartHooks, StartProblem, startSwitchboard } from './app/composition-root.ts';
 import { type Config, ConfigError, loadConfig } from './app/config.ts';
-import { archiveDirProblem, claimPrivateDataDir } from './app/data-dir.ts';
+import { archiveDirProblem, claimPrivateDataDir, forgetPrivateRedis } from './app/data-dir.ts';
 import { createLogger } from './app/logger.ts';
-import { privateRedisFile } from './topology/redis-server.ts';
 
 /** The main command: every role in one process unless ROLES says otherwise. */
 async function main(): Promise<void> {
@@ -90,7 +87,7 @@ async function main(): Promise<void> {
       const number = os.constants.signals[signal as NodeJS.Signals];
       if (number === undefined) return;
       log.warn({ signal }, 'signalled again while stopping: exiting at once');
-      if (privateRedis) rmSync(privateRedisFile(path.resolve(config.dataDir)), { force: true });
+      if (privateRedis) forgetPrivateRedis(config.dataDir);
       process.exit(128 + number);
     }
     signalled = true;

@@ -5,12 +5,12 @@
  * same files) and, on its stop, remove the first's private-redis.json, where the tools find the
  * running Redis.
  */
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { processExists } from '../topology/child-processes.ts';
 import { makeDirs } from '../topology/make-dirs.ts';
 import { claimPidFile } from '../topology/pid-file.ts';
-import { credentialsFile } from '../topology/redis-server.ts';
+import { credentialsFile, privateRedisFile } from '../topology/redis-server.ts';
 
 /** The fields of /proc/<pid>/stat after the command name (state first), or undefined (no /proc). */
 function procStat(pid: number): string[] | undefined {
@@ -104,4 +104,12 @@ export function archiveDirProblem(archiveDir: string): string | undefined {
   } catch (err) {
     return `ARCHIVE_DIR: ${dir} cannot be made or written (${(err as Error).message}); give a directory this user can write (by default DATA_DIR/archive)`;
   }
+}
+
+/**
+ * Says that the private redis-server of `dataDir` runs no more (its private-redis.json, where the
+ * tools look for it, removed), for an exit that does not wait for its stop.
+ */
+export function forgetPrivateRedis(dataDir: string): void {
+  rmSync(privateRedisFile(path.resolve(dataDir)), { force: true });
 }
