@@ -238,6 +238,8 @@ describe('a live subscription whose upgrade is redirected', () => {
     const moved = http.createServer((_req, res) => res.writeHead(404).end());
     moved.on('upgrade', (_req, socket) => {
       upgrades++;
+      // The client may reset the connection once it has read the answer.
+      socket.on('error', () => undefined);
       socket.end(
         'HTTP/1.1 301 Moved Permanently\r\nLocation: http://127.0.0.1:1/elsewhere\r\nContent-Length: 0\r\n\r\n',
       );
