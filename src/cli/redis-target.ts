@@ -56,7 +56,8 @@ export function parseRedisTarget(
     .map((n) => n.trim())
     .filter(Boolean);
   const nodesName = values['cluster-nodes'] !== undefined ? '--cluster-nodes' : 'REDIS_CLUSTER_NODES';
-  // A login the client could not decode is named first (parseSeed would throw on it).
+  // A login the client could not decode is named alone, not also as a seed of the wrong form, nor
+  // (below) as a seed that is not rediss://.
   const undecodable = nodes.filter(undecodableLogin);
   check.check(
     undecodable.length === 0,

@@ -7,6 +7,7 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { DiskArchive } from '../../src/archive/store.ts';
 import { auditWorkspace } from '../../src/audit/read.ts';
 import { archivedLog } from '../support/archive-log.ts';
 import { suiteRedis } from '../support/redis.ts';
@@ -15,6 +16,13 @@ import { suiteTempDirs } from '../support/temp-dirs.ts';
 describe('an audit --after P over an altered segment', () => {
   const suite = suiteRedis();
   const tempDir = suiteTempDirs();
+  /** `npm run audit`'s check of `ws` against its archive, from P when given (the documents not compared). */
+  const auditAfter = (ws: string, store: DiskArchive, after?: string) =>
+    auditWorkspace(suite.redis, ws, {
+      archive: store,
+      compareState: false,
+      ...(after !== undefined ? { after } : {}),
+    });
 
   it('reports the break of a segment reaching past P, not of one that ends before it', async () => {
     const ws = `audit-after-${Date.now().toString(36)}`;
@@ -32,12 +40,7 @@ describe('an audit --after P over an altered segment', () => {
     lines[81] = lines[81]!.replace('",["', '", ["');
     await writeFile(file, lines.join('\n'));
 
-    const audit = (after?: string) =>
-      auditWorkspace(suite.redis, ws, {
-        archive: store,
-        compareState: false,
-        ...(after !== undefined ? { after } : {}),
-      });
+    const audit = (after?: string) => auditAfter(ws, store, after);
     const whole = await audit();
     expect(whole.violations).toEqual([
       expect.objectContaining({ kind: 'archive', stream: 'events', position: events[200] }),
@@ -69,12 +72,7 @@ describe('an audit --after P over an altered segment', () => {
     const broken = (i: number) =>
       expect.objectContaining({ kind: 'archive', stream: 'events', position: events[i] });
 
-    const audit = (after?: string) =>
-      auditWorkspace(suite.redis, ws, {
-        archive: store,
-        compareState: false,
-        ...(after !== undefined ? { after } : {}),
-      });
+    const audit = (after?: string) => auditAfter(ws, store, after);
     const whole = await audit();
     expect(whole.violations).toContainEqual(broken(200));
     expect(whole.violations).toContainEqual(broken(300));
