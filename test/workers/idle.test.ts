@@ -1,3 +1,4 @@
+import type { Cluster } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
@@ -106,6 +107,30 @@ describe('idle workspaces are let go and come back with their next command', () 
       expect(hub.running).toBe(1);
     } finally {
       hub.stop();
+    }
+  });
+
+  it('a tail still starting when its hub sweeps is not stopped: the one handed out runs and delivers', async () => {
+    const hub = new TailHub(redis, log, 200);
+    const admin = server.adminClient();
+    try {
+      const ws = `tail-slow-${Date.now()}`;
+      // Redis stalled for 700 ms (every master of a cluster): the tail's first reads wait, and the
+      // hub's sweeper (every 200 ms here) runs meanwhile, the tail still without a subscriber.
+      const masters = 'nodes' in admin ? (admin as Cluster).nodes('master') : [admin];
+      await Promise.all(masters.map((m) => m.call('CLIENT', 'PAUSE', '700', 'ALL')));
+      const t = await hub.get(ws);
+      expect(hub.running).toBe(1);
+      const got: string[] = [];
+      t.subscribe((e) => got.push(e.position));
+      const at = await redis.xadd(workspaceKeys(ws).events, '*', 'type', 'AgentRegistered', 'data', '{}');
+      await waitFor(`the event ${at} delivered by the tail handed out`, () => got.includes(at!), {
+        timeoutMs: 3000,
+        everyMs: 20,
+      });
+    } finally {
+      hub.stop();
+      admin.disconnect();
     }
   });
 });

@@ -64,6 +64,8 @@ export class WorkspaceTail {
   private lastEvent = '0-0';
   private lastOutcome = '0-0';
   private stopped = false;
+  /** Whether its first reads have answered (`ready` settled): a tail still starting is in use. */
+  private started = false;
   readonly ready: Promise<void>;
 
   constructor(
@@ -88,6 +90,7 @@ export class WorkspaceTail {
     ]);
     this.lastEvent = e[0]?.[0] ?? '0-0';
     this.lastOutcome = o[0]?.[0] ?? '0-0';
+    this.started = true;
     void this.loop();
   }
 
@@ -255,7 +258,12 @@ export class WorkspaceTail {
 
   /** Nothing is listening or waiting on this tail. */
   get unused(): boolean {
-    return this.subscribers === 0 && this.outcomeWaiters.size === 0 && this.positionWaiters.size === 0;
+    return (
+      this.started &&
+      this.subscribers === 0 &&
+      this.outcomeWaiters.size === 0 &&
+      this.positionWaiters.size === 0
+    );
   }
 
   /**
@@ -382,6 +390,8 @@ export class TailHub {
       });
     }
     await t.ready;
+    // Its idle time counts from now: a start that took long (Redis slow to answer) is not idle time.
+    this.lastUsed.set(workspace, Date.now());
     return t;
   }
 
