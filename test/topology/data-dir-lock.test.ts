@@ -27,6 +27,7 @@ import {
   httpGet,
   isRunning,
   oneOfEachArgs,
+  processState,
   spawnLauncher,
   stopLaunchers,
   tempDir,
@@ -210,7 +211,7 @@ describe('one launcher per data directory', () => {
       () =>
         `everything the killed launcher started stopped (still running: ${children
           .filter((c) => isRunning(c.pid))
-          .map((c) => `${c.pid} ${c.cmd}`)
+          .map((c) => `${c.pid} ${c.cmd} [${processState(c.pid)}]`)
           .join('; ')})`,
       () => children.every((c) => !isRunning(c.pid)),
       { timeoutMs: 30_000, everyMs: 100 },

@@ -81,6 +81,29 @@ export function childrenOf(pid: number): { pid: number; cmd: string }[] {
   return found;
 }
 
+/**
+ * What a process that should have stopped is doing, for a failure's message: its state, the kernel
+ * function it waits in, its threads, and its signals pending, blocked and caught (hex masks).
+ */
+export function processState(pid: number): string {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+      .split('\n')
+      .filter((l) => /^(State|PPid|Threads|SigPnd|ShdPnd|SigBlk|SigCgt):/.test(l))
+      .map((l) => l.replace(/:\s+/, '='))
+      .join(' ');
+    let wchan = '';
+    try {
+      wchan = readFileSync(`/proc/${pid}/wchan`, 'utf8');
+    } catch {
+      // not readable here
+    }
+    return `${status}${wchan ? ` wchan=${wchan}` : ''}`;
+  } catch {
+    return 'gone';
+  }
+}
+
 /** Whether `pid` runs: there, and not a zombie (exited, not yet reaped by its parent). */
 export { pidAlive as isRunning } from '../support/processes.ts';
 
