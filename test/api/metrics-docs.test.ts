@@ -159,7 +159,8 @@ describe('/metrics and docs/METRICS.md', () => {
       const f = exposed.get(d.name);
       expect(f, `${d.name} is documented and not exposed`).toBeDefined();
       expect(f!.type, `${d.name}'s type`).toBe(d.type);
-      // A histogram's `le` is its own; the docs name it for some histograms, not all.
+      // A histogram's buckets carry `le`: the docs name it for every histogram, and for nothing else.
+      expect(d.labels.includes('le'), `${d.name}: \`le\` listed in the docs`).toBe(d.type === 'histogram');
       const want = d.labels.filter((l) => l !== 'le').sort();
       expect(f!.series.length, `${d.name} has no series after the work done here`).toBeGreaterThan(0);
       for (const s of f!.series) expect([...s.labels.keys()].sort(), `${d.name}: ${s.sample}`).toEqual(want);
