@@ -334,6 +334,22 @@ describe('every route × every role', () => {
     const done = await as(me, 'POST', '/contacts/for-desk/complete');
     expect(done.statusCode, done.body).toBe(200);
     expect((await as(me, 'GET', '/agents/desk-1')).json()).toMatchObject({ state: 'available' });
+    // A contact its agent completed stays readable with its key (SECURITY.md: its agentId is still
+    // that agent), and with no other agent's.
+    const after = await as(me, 'GET', '/contacts/for-desk');
+    expect(after.statusCode, after.body).toBe(200);
+    expect(after.json()).toMatchObject({ id: 'for-desk', state: 'completed', agentId: 'desk-1' });
+    const otherDesk = await keyOf(sb.redis, ws, 'agent', 'desk-2');
+    expect((await as(bearer(otherDesk.key), 'GET', '/contacts/for-desk')).statusCode).toBe(403);
+    // One it rejected is back in the queue, no longer its agent's: refused.
+    expect((await as(admin, 'POST', '/contacts', { id: 'declined', skills: ['d'] })).statusCode).toBe(201);
+    await waitFor(
+      'the second offer',
+      async () => (await as(me, 'GET', '/contacts/declined')).json().state === 'offered',
+    );
+    const rejected = await as(me, 'POST', '/contacts/declined/reject', { agentId: 'desk-1' });
+    expect(rejected.statusCode, rejected.body).toBe(200);
+    expect((await as(me, 'GET', '/contacts/declined')).statusCode).toBe(403);
     const events = await as(admin, 'GET', '/events?type=AssignmentAccepted,ContactCompleted&limit=1000');
     const mine = (
       events.json() as { events: { data: { contactId: string }; meta: Record<string, unknown> }[] }
