@@ -42,3 +42,30 @@ export function parseJsonBody(body: Buffer): { value: unknown } | { problem: Pro
     return { problem: invalidJson(`${(err as Error).message}; send a JSON object.`) };
   }
 }
+
+/**
+ * The 415 for a body sent in a content coding, or undefined. Bodies are read as sent: a gzipped
+ * body would otherwise be refused as "not UTF-8" (which names nothing the client can change) and a
+ * plain one labelled with a coding taken as if the header were not there. `identity` is no coding
+ * (RFC 9110, section 8.4.1); a request without a body is not concerned.
+ */
+export function contentEncodingProblem(
+  header: string | string[] | undefined,
+  hasBody: boolean,
+): Problem | undefined {
+  if (header === undefined || !hasBody) return undefined;
+  const value = Array.isArray(header) ? header.join(', ') : header;
+  const codings = value
+    .split(',')
+    .map((c) => c.trim().toLowerCase())
+    .filter((c) => c !== '');
+  if (codings.every((c) => c === 'identity')) return undefined;
+  const message = 'must be absent (or identity): bodies are read as sent, in no content coding';
+  return problem(
+    415,
+    'unsupported-encoding',
+    'Unsupported content encoding',
+    `The body is sent with Content-Encoding "${value}"; this API reads bodies in no content coding: send the JSON as it is, without Content-Encoding. Nothing was changed.`,
+    { errors: [{ path: 'Content-Encoding', message }] },
+  );
+}

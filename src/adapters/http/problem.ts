@@ -47,6 +47,7 @@ export const PROBLEM_TYPES = {
   'body-too-large': 413,
   'uri-too-long': 414,
   'unsupported-media-type': 415,
+  'unsupported-encoding': 415,
   'expectation-failed': 417,
   'idempotency-key-reused': 422,
   'unknown-command': 422,

@@ -26,7 +26,7 @@ import {
   refuseExpectation,
 } from './edge.ts';
 import { intervalRoutes } from './intervals.ts';
-import { parseJsonBody } from './json-body.ts';
+import { contentEncodingProblem, parseJsonBody } from './json-body.ts';
 import { keyRoutes } from './keys.ts';
 import { lazyChild } from './lazy-logger.ts';
 import { installLimits, type LimitSettings, serverLimitOptions } from './limits.ts';
@@ -162,6 +162,16 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     const parsed = parseJsonBody(body as Buffer);
     if ('problem' in parsed) done(new ProblemError(parsed.problem), undefined);
     else done(null, parsed.value);
+  });
+
+  // A body in a content coding is refused before it is read (json-body.ts).
+  app.addHook('preParsing', (req, reply, payload, done) => {
+    const h = req.headers;
+    const hasBody = h['transfer-encoding'] !== undefined || Number(h['content-length'] ?? 0) > 0;
+    const coded = contentEncodingProblem(h['content-encoding'], hasBody);
+    if (!coded) return done(null, payload);
+    reply.header('accept-encoding', 'identity');
+    sendProblem(reply, coded);
   });
 
   // Hooks that run for every request take a callback (no promise each time).
