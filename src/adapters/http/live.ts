@@ -82,6 +82,9 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
       config: { websocket: true },
       // Reject bad queries before the upgrade, as a plain problem+json answer.
       preValidation: async (req, reply) => {
+        // An upgrade answered here is refused, and its socket ended once answered (it belongs to no
+        // HTTP parser any more): the answer says so, so no client sends another request on it.
+        if (req.ws) reply.header('connection', 'close');
         try {
           const ws = workspaceOf(req.params);
           const decoded = decodeOr400(LiveQuery, req.query, 'query');
@@ -138,7 +141,9 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
         return;
       }
       let replaying = q.after !== undefined;
+      /** Live events the filters keep, held during the replay; `heldThrough`: the last one passed over or held. */
       const held: LiveEvent[] = [];
+      let heldThrough: string | undefined;
       let alive = true;
       /** Whether the tail's batches are known to come after `last` (see sendAll). */
       let inOrder = false;
@@ -215,8 +220,17 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
       };
 
       const unsubscribe = tail.subscribeBatches((batch) => {
-        if (!replaying) sendAll(batch, true);
-        else if (held.length + batch.length <= maxHeldEvents) for (const e of batch) held.push(e);
+        if (!replaying) {
+          sendAll(batch, true);
+          return;
+        }
+        // Only what the filters keep is held, and counted: a narrow feed is not closed for events
+        // it would never send. (The selection is the one its filter's live subscribers share.)
+        const keep = sharedSelection(batch, filterKey, wanted).events;
+        if (held.length + keep.length <= maxHeldEvents) {
+          for (const e of keep) held.push(e);
+          if (batch.length > 0) heldThrough = batch[batch.length - 1]!.position;
+        }
         // The replay cannot keep up with the live feed: holding more would grow without bound.
         else tooSlow('too far behind', { held: held.length });
       });
@@ -309,6 +323,14 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
         }
         replaying = false;
         sendAll(held.splice(0), false);
+        // The held batches' events the filters passed over are done with too (the replay read up to
+        // where the tail began handing them on): the position a close or heartbeat names is past them.
+        if (
+          heldThrough !== undefined &&
+          socket.readyState === socket.OPEN &&
+          comparePositions(heldThrough, last) > 0
+        )
+          last = heldThrough;
       }
       log.debug({ after: q.after ?? null, from: last }, 'subscriber joined');
     },
