@@ -3,6 +3,7 @@
  * only the live events it would send; an upgrade refused before it happens says `Connection: close`
  * (the server closes that socket once answered).
  */
+import { STATUS_CODES } from 'node:http';
 import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -108,22 +109,21 @@ describe('an upgrade refused before it happens', () => {
     return { head: text.slice(0, at), body: text.slice(at + 4), ended: closed };
   }
 
-  it('says Connection: close on a 400 (a bad query) and a 409 (after= past the last event), then closes', async () => {
+  it('says Connection: close on a 400 (a bad query), a 409 (after= past the last event) and a 404 (no such route), then closes', async () => {
     const cases: [string, number, string][] = [
       [`/v1/workspaces/${WS.refused}/events/live?type=Nope`, 400, '/problems/invalid-request'],
       [`/v1/workspaces/${WS.refused}/events/live?after=99-0`, 409, '/problems/position-ahead'],
+      [`/v1/workspaces/${WS.refused}/events/nothing`, 404, '/problems/no-route'],
     ];
     const connection: string[] = [];
     for (const [path, status, type] of cases) {
       const answer = await handshake(path);
-      expect(answer.head.split('\r\n')[0], path).toBe(
-        `HTTP/1.1 ${status} ${status === 400 ? 'Bad Request' : 'Conflict'}`,
-      );
+      expect(answer.head.split('\r\n')[0], path).toBe(`HTTP/1.1 ${status} ${STATUS_CODES[status]}`);
       connection.push(`${status} ${/^connection: *(.*)$/im.exec(answer.head)?.[1]}`);
       expect(answer.head, path).toMatch(/^content-type: application\/problem\+json/im);
       expect(JSON.parse(answer.body)).toMatchObject({ status, type });
       expect(answer.ended, `${path}: the server closed the socket`).toBe(true);
     }
-    expect(connection).toEqual(['400 close', '409 close']);
+    expect(connection).toEqual(['400 close', '409 close', '404 close']);
   });
 });

@@ -4,6 +4,8 @@ import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
   type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
   LogController,
 } from 'fastify';
 import type { Logger } from 'pino';
@@ -206,6 +208,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   });
 
   app.setErrorHandler((err: FastifyError | ProblemError, req, reply) => {
+    endsUpgrade(req, reply);
     if (err instanceof ProblemError) return sendProblem(reply, err.problem);
     if (err instanceof HistoryUnreadableError) {
       req.log.error({ workspace: err.workspace, err: err.message }, 'history unreadable from the archive');
@@ -247,8 +250,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     );
   });
 
-  app.setNotFoundHandler((req, reply) =>
-    sendProblem(
+  app.setNotFoundHandler((req, reply) => {
+    endsUpgrade(req, reply);
+    return sendProblem(
       reply,
       problem(
         404,
@@ -256,8 +260,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
         'No such route',
         `${req.method} ${req.url.split('?')[0]} is not a route of this API; see /openapi.json.`,
       ),
-    ),
-  );
+    );
+  });
 
   await app.register(websocket, {
     // An open socket's errors are the client's (a frame the protocol forbids, one over maxPayload,
@@ -326,4 +330,13 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(keyRoutes, { prefix: '/v1/workspaces/:ws' });
   await app.register(pageRoutes); // the wallboard (/) and the agent desktop (/agent)
   return app;
+}
+
+/**
+ * An upgrade answered with anything but its 101 is refused, and its socket is ended once answered
+ * (no HTTP parser owns it any more): the answer says `Connection: close`, so no client sends another
+ * request on it.
+ */
+function endsUpgrade(req: FastifyRequest, reply: FastifyReply): void {
+  if ((req.raw as IncomingMessage & { upgrade?: boolean }).upgrade) reply.header('connection', 'close');
 }
