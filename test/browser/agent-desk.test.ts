@@ -297,3 +297,73 @@ it("'Ready for the next contact' pressed from the keyboard ends the wrap-up and 
   );
   await page.close();
 });
+
+it("the 'no longer registered' banner goes by itself once the agent is registered again", async () => {
+  await admin.registerAgent({ id: 'ivy', name: 'Ivy', skills: ['Returns'] });
+  const key = (await createApiKey(api.running.redis, { workspace: WS, role: 'agent', agentId: 'ivy' })).key;
+  const page = await desk(key);
+  await admin.removeAgent('ivy');
+  await page.waitForFunction(() =>
+    /no longer registered/.test(document.getElementById('banner')!.textContent!),
+  );
+  // Registered again: the desk's next read (after the event, or its 5 s refresh) finds Ivy, and no
+  // click is needed for the banner to go.
+  await admin.registerAgent({ id: 'ivy', name: 'Ivy', skills: ['Returns'] });
+  await page
+    .waitForFunction(() => document.getElementById('banner')!.hidden, undefined, { timeout: 7000 })
+    .catch(async () => {
+      throw new Error(`the banner still reads ${JSON.stringify(await banner(page))}`);
+    });
+  await page.close();
+});
+
+it("the desk's own activity lines carry Switchboard's time, on a computer whose clock is ten minutes ahead", async () => {
+  await admin.registerAgent({ id: 'jo', name: 'Jo', skills: ['Orders'] });
+  const key = (await createApiKey(api.running.redis, { workspace: WS, role: 'agent', agentId: 'jo' })).key;
+  const context = await browser.newContext();
+  // The computer's clock, ten minutes ahead: Date.now() and new Date() both.
+  await context.addInitScript(() => {
+    const Real = Date;
+    const skew = 10 * 60_000;
+    (globalThis as { realNow?: () => number }).realNow = () => Real.now();
+    class Skewed extends Real {
+      constructor(...args: unknown[]) {
+        if (args.length === 0) super(Real.now() + skew);
+        else super(...(args as [string]));
+      }
+      static override now(): number {
+        return Real.now() + skew;
+      }
+    }
+    globalThis.Date = Skewed as DateConstructor;
+  });
+  const page = await context.newPage();
+  page.on('pageerror', (err) => {
+    throw new Error(`script error: ${err.message}`);
+  });
+  await page.goto(`${api.running.url}/agent`);
+  await signIn(page, key);
+  // The state command applied, its outcome not known in time (202): the desk's own line says so.
+  await page.route('**/agents/jo/state', async (route) => {
+    const response = await route.fetch();
+    await route.fulfill({
+      status: 202,
+      contentType: 'application/json',
+      body: JSON.stringify({ position: '0-1', commandId: 'c-1', id: 'jo' }),
+      headers: { date: response.headers().date ?? new Date().toUTCString() },
+    });
+  });
+  await page.click('#set-away');
+  await page.waitForSelector('#log li:not([data-type])');
+  // The line's time against Switchboard's (this machine's real clock), in seconds of the day.
+  const off = await page.evaluate(() => {
+    const text = document.querySelector('#log li:not([data-type]) .dim')!.textContent!.trim();
+    const [hh, mm, ss] = text.split(':').map(Number);
+    const real = new Date((globalThis as unknown as { realNow: () => number }).realNow());
+    const d =
+      hh! * 3600 + mm! * 60 + ss! - (real.getHours() * 3600 + real.getMinutes() * 60 + real.getSeconds());
+    return (((d % 86400) + 86400 + 43200) % 86400) - 43200;
+  });
+  expect(Math.abs(off)).toBeLessThanOrEqual(3);
+  await context.close();
+});

@@ -140,3 +140,52 @@ it('with more queues than the table shows, a queue with contacts waiting is amon
   expect(await page.textContent('#queues-more')).toMatch(/^\d+ more queues not shown/);
   await page.context().close();
 });
+
+it('a 429 (rate limited) is waited out for its Retry-After before the next read of /stats or the next live-feed ticket, and the banner says so', async () => {
+  const page = await (await browser.newContext()).newPage();
+  page.on('pageerror', (err) => {
+    throw new Error(`script error: ${err.message}`);
+  });
+  // The key's budget spent: the first /stats and the first ticket answer as Switchboard's rate
+  // limit does (src/adapters/http/limits.ts), asking for 3 s.
+  const RETRY_S = 3;
+  const sent: { stats: number[]; tickets: number[] } = { stats: [], tickets: [] };
+  const limited = (what: keyof typeof sent) => async (route: import('playwright-core').Route) => {
+    sent[what].push(Date.now());
+    if (sent[what].length > 1) return route.continue();
+    await route.fulfill({
+      status: 429,
+      contentType: 'application/problem+json',
+      headers: { 'retry-after': String(RETRY_S) },
+      body: JSON.stringify({
+        type: '/problems/rate-limited',
+        title: 'Too many requests',
+        status: 429,
+        detail: `This API key sent more than 5 requests a second (bursts of 10); send again in ${RETRY_S} s (Retry-After). Nothing was changed.`,
+        retryAfterMs: RETRY_S * 1000,
+      }),
+    });
+  };
+  await page.route('**/stats', limited('stats'));
+  await page.route('**/ws-tickets', limited('tickets'));
+  await page.goto(`${api.running.url}/`);
+  await page.waitForSelector('#signin:not([hidden])');
+  await page.fill('#signin-ws', WS);
+  await page.fill('#signin-key', supervisorKey);
+  await page.click('#signin button[type=submit]');
+  // Until both were sent again: what the banner said meanwhile.
+  const said = new Set<string>();
+  for (const t0 = Date.now(); Date.now() - t0 < 10_000; await page.waitForTimeout(100)) {
+    said.add(String(await page.evaluate(() => document.getElementById('banner')!.textContent)));
+    if (sent.stats.length > 1 && sent.tickets.length > 1) break;
+  }
+  // Some slack for the moment between the browser's request and this process's hearing of it.
+  const gap = (t: number[]) => (t.length > 1 ? t[1]! - t[0]! : null);
+  expect.soft({ stats: gap(sent.stats), tickets: gap(sent.tickets) }).toEqual({
+    stats: expect.toSatisfy((ms: number | null) => ms !== null && ms >= RETRY_S * 1000 - 100),
+    tickets: expect.toSatisfy((ms: number | null) => ms !== null && ms >= RETRY_S * 1000 - 100),
+  });
+  expect([...said].filter((t) => /rate.limited/i.test(t))).not.toEqual([]);
+  await page.waitForFunction(() => document.getElementById('live')?.textContent === 'live');
+  await page.context().close();
+});

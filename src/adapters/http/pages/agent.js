@@ -29,7 +29,8 @@ let agentId = null;
 let agent = null;
 let contacts = [];
 const log = [];
-const problems = { status: null, action: null, live: null };
+/** `gone`: the agent is not registered (a read answered 404); cleared by the next read that finds it. */
+const problems = { status: null, gone: null, action: null, live: null };
 const timers = [];
 
 const $ = (id) => document.getElementById(id);
@@ -116,6 +117,7 @@ function start(client) {
   $('log').replaceChildren();
   $('contacts').replaceChildren();
   problems.action = null;
+  problems.gone = null;
   updateBanner();
   showSignedIn('desk');
   $('agent-name').textContent = agent.name ? `${agent.name} (${agentId})` : agentId;
@@ -178,14 +180,20 @@ async function refresh() {
     readShown = read;
     agent = a;
     contacts = docs.filter((c) => c !== null);
+    // Registered again (or the 404 was a moment's): the desk says so without a click.
+    if (problems.gone !== null) {
+      problems.gone = null;
+      updateBanner();
+    }
     render();
   } catch (err) {
     if (err.status === 401 || err.status === 403) {
       store.set('key', null);
       stop();
       showSignin(explain(err));
-    } else if (err.status === 404) {
-      problems.action = `Agent "${agentId}" is no longer registered in this workspace.`;
+    } else if (err.status === 404 && client === api && read >= readShown) {
+      readShown = read;
+      problems.gone = `Agent "${agentId}" is no longer registered in this workspace.`;
       updateBanner();
     }
   }
@@ -420,8 +428,9 @@ function addLog(e) {
   $('log').replaceChildren(...log);
 }
 
+/** A line of the desk's own, at Switchboard's time (serverNow()), like the events' lines. */
 function addLine(text) {
-  log.unshift(h('li', {}, h('span', { class: 'dim' }, `${clock(new Date().toISOString())} `), text));
+  log.unshift(h('li', {}, h('span', { class: 'dim' }, `${clock(serverNow())} `), text));
   log.length = Math.min(log.length, 30);
   $('log').replaceChildren(...log);
 }

@@ -2,13 +2,30 @@
 // problems into errors, the live feed (one-time ticket, resume from the last position), /status,
 // and their frame: the sign-in form, the banner and the live badge.
 
-/** An API answer that is not 2xx: its status and problem+json (`type`, `title`, `detail`). */
+/**
+ * An API answer that is not 2xx: its status and problem+json (`type`, `title`, `detail`), and how
+ * long it asks to wait before the next request (`retryAfterMs`, from its Retry-After; null: none).
+ */
 export class ApiError extends Error {
-  constructor(status, problem) {
+  constructor(status, problem, retryAfterMs = null) {
     super(problem?.detail || problem?.title || `HTTP ${status}`);
     this.status = status;
     this.problem = problem ?? {};
+    this.retryAfterMs = retryAfterMs;
   }
+}
+
+/** An answer's Retry-After (seconds, or an HTTP date by Switchboard's clock) in ms; null without one. */
+function retryAfterMs(res, problem) {
+  const value = res.headers.get('retry-after');
+  if (value !== null && value.trim() !== '') {
+    const s = Number(value);
+    if (Number.isFinite(s) && s >= 0) return s * 1000;
+    const at = Date.parse(value);
+    if (Number.isFinite(at)) return Math.max(0, at - serverNow());
+  }
+  const ms = problem?.retryAfterMs;
+  return typeof ms === 'number' && ms >= 0 ? ms : null;
 }
 
 /** The workspace and key a page signed in with, per tab (sessionStorage), under its own name. */
@@ -99,7 +116,7 @@ export function apiClient(ws, key) {
         await sleep(700 * (attempt + 1));
         continue;
       }
-      throw new ApiError(res.status, data);
+      throw new ApiError(res.status, data, retryAfterMs(res, data));
     }
   }
   return {
@@ -180,6 +197,11 @@ export function liveFeed(api, { query = {}, after, onEvent, onStatus }) {
         );
         return open();
       }
+      // Rate limited (429): the next ticket is asked for no sooner than the answer's Retry-After.
+      if (err.status === 429) {
+        const wait = err.retryAfterMs ?? 1000;
+        return retry(`rate limited (429): the next try in ${Math.ceil(wait / 1000)} s`, wait);
+      }
       return retry(err.message);
     }
     // Stopped while the ticket was on its way (signed out, the key refused): no socket after stop().
@@ -229,10 +251,11 @@ export function liveFeed(api, { query = {}, after, onEvent, onStatus }) {
     };
   }
 
-  function retry(why) {
+  /** The next open after the backoff's delay, and no sooner than `atLeastMs` (a Retry-After). */
+  function retry(why, atLeastMs = 0) {
     if (stopped) return;
     onStatus('retrying', why);
-    setTimeout(open, delay);
+    setTimeout(open, Math.max(delay, atLeastMs));
     delay = Math.min(delay * 2, 5000);
   }
 
@@ -321,6 +344,8 @@ export function explain(err, needs) {
   if (err?.status === 403) return `This key may not do that (403): ${detail}${needs ? ` ${needs}` : ''}`;
   if (err?.status === 503 && err.problem?.type === '/problems/redis-unavailable')
     return 'Redis is unreachable: Switchboard can neither read nor change anything until it is back.';
+  if (err?.status === 429)
+    return `Rate limited (429): Switchboard asks this key to wait${err.retryAfterMs ? ` ${Math.ceil(err.retryAfterMs / 1000)} s` : ''} before sending again.`;
   if (err?.status === 0) return `Switchboard is not answering (${detail}); retrying…`;
   return `${err?.problem?.title ?? 'Error'} (${err?.status ?? '?'}): ${detail}`;
 }

@@ -59,6 +59,8 @@ let api = null;
 let feed = null;
 let stats = null;
 let statsAt = 0;
+/** No read of /stats before this (Date.now()): a 429's Retry-After, waited out. */
+let statsHeldUntil = 0;
 /**
  * Where a first visit starts the feed (ms, Switchboard's clock). The times the wallboard compares
  * with Switchboard's (the replay's start, a saved position's age, the charts' samples and axis,
@@ -145,6 +147,7 @@ function start(client) {
   showSignedIn('board');
   $('ws-name').textContent = client.ws;
   clearFigures();
+  statsHeldUntil = 0;
   restore();
   charts ??= makeCharts();
   updateCharts();
@@ -285,7 +288,7 @@ function mark(contactId, agentId, status) {
 }
 
 async function refreshStats() {
-  if (!api) return;
+  if (!api || Date.now() < statsHeldUntil) return;
   const client = api;
   try {
     const read = (await client.get('/stats')).data;
@@ -299,6 +302,17 @@ async function refreshStats() {
     if (client !== api) return;
     if (err.status === 401 || err.status === 403) return refused(err);
     problems.stats = explain(err);
+    if (err.status === 429) {
+      // Rate limited: no read (polled, or after an event) until its Retry-After has passed, then one.
+      const wait = err.retryAfterMs ?? 1000;
+      statsHeldUntil = Date.now() + wait;
+      setTimeout(() => {
+        if (api !== client) return;
+        statsHeldUntil = 0;
+        refreshStats();
+      }, wait);
+      problems.stats = `${explain(err)} The figures are the last known until then.`;
+    }
   }
   updateBanner();
 }
