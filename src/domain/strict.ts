@@ -54,13 +54,22 @@ export interface FieldError {
   message: string;
 }
 
-/** Turns io-ts errors into one `{path, message}` per bad field; paths are dotted (`skills.2`). */
+/**
+ * Turns io-ts errors into one `{path, message}` per bad field; paths are dotted (`skills.2`). A field
+ * left out that must be there says so first: `is required: <what it takes>`.
+ */
 export function fieldErrors(errors: t.Errors, root = ''): FieldError[] {
   const seen = new Map<string, string>();
   for (const e of errors) {
-    const path = [root, pathOf(e)].filter((p) => p !== '').join('.') || '(body)';
+    const named = pathOf(e);
+    const path = [root, named].filter((p) => p !== '').join('.') || '(body)';
     const expected = e.context[e.context.length - 1]?.type.name ?? 'a value';
-    if (!seen.has(path)) seen.set(path, e.message ?? `must be ${expected}`);
+    const message = e.message ?? `must be ${expected}`;
+    if (!seen.has(path))
+      seen.set(
+        path,
+        e.value === undefined && named !== '' ? `is required: ${message.replace(/^must be /, '')}` : message,
+      );
   }
   return [...seen].map(([path, message]) => ({ path, message }));
 }

@@ -160,6 +160,25 @@ describe('a 400 names every bad part of the request', () => {
     expect(paths).toEqual(['capacity', 'force']);
   });
 
+  it('a field left out that must be there is said to be required, with what it takes', async () => {
+    const cases: [string, string, string | undefined, string][] = [
+      ['POST', `${B}/contacts`, '{}', 'skills'],
+      ['POST', `${B}/agents`, '{"skills":["s"]}', 'id'],
+      ['POST', `${B}/agents/someone/state`, '{}', 'state'],
+      ['GET', `${B}/stats/intervals?from=2026-12-05T00:00:00Z`, undefined, 'to'],
+    ];
+    for (const [method, url, body, field] of cases) {
+      const r = await send(method as 'POST' | 'GET', url, body);
+      expect(r.status, url).toBe(400);
+      const named = (r.body.errors as { path: string; message: string }[]).find((e) => e.path === field);
+      expect(named?.message, `${url}: ${JSON.stringify(r.body.errors)}`).toMatch(/^is required: \S/);
+      expect(String(r.body.detail)).toContain(`${field} is required: `);
+    }
+    // A field that is there and bad is not said to be missing.
+    const bad = await send('POST', `${B}/contacts`, '{"skills":[]}');
+    expect((bad.body.errors as { message: string }[])[0]!.message).not.toMatch(/required/);
+  });
+
   it('a bad Idempotency-Key alone is named as before', async () => {
     const r = await send('DELETE', `${B}/agents/someone`, undefined, { 'idempotency-key': 'x'.repeat(201) });
     expect(r.status).toBe(400);
