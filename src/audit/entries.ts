@@ -179,7 +179,7 @@ const SHAPES: Record<string, (c: Record<string, unknown>) => boolean> = {
     (c.skills === undefined || isSkills(c.skills)) &&
     (c.capacity === undefined || isCapacity(c.capacity)) &&
     isName(c.name) &&
-    isWrap(c.wrapUpMs),
+    (c.wrapUpMs === null || isWrap(c.wrapUpMs)),
   ChangeAgentState: (c) => isId(c.agentId) && PRESENCE.has(c.state as string),
   RemoveAgent: (c) => isId(c.agentId),
   QueueContact: (c) =>

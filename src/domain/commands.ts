@@ -26,6 +26,11 @@ const msBetween = (name: string, min: number, max: number) =>
 export const OfferTimeoutMs = msBetween('OfferTimeoutMs', 0, 3_600_000);
 /** After-contact work: the agent takes no new work this long after a completion. */
 export const WrapUpMs = msBetween('WrapUpMs', 0, DAY_MS);
+/** An agent's own wrap-up time as PATCH /agents/{id} takes it: null removes it (the workspace's applies). */
+export const WrapUpMsOrNull = withMessage(
+  t.union([WrapUpMs, t.null]),
+  `an integer number of milliseconds from 0 to ${DAY_MS}, or null (the workspace's)`,
+);
 /** The longest a contact waits in the queue before it leaves as ContactExpired. */
 export const MaxWaitMs = msBetween('MaxWaitMs', 1, 7 * DAY_MS);
 /** Priority aging: what one priority point is worth in waiting time (at most an hour). */
@@ -97,7 +102,7 @@ export const RegisterAgentBody = strict(
 );
 export const UpdateAgentBody = strict(
   {},
-  { name: OneLineName, skills: AgentSkills, capacity: Capacity, wrapUpMs: WrapUpMs },
+  { name: OneLineName, skills: AgentSkills, capacity: Capacity, wrapUpMs: WrapUpMsOrNull },
   'UpdateAgentBody',
 );
 export const AgentPresence = withMessage(
@@ -147,7 +152,8 @@ export const RegisterAgent = t.intersection([
 ]);
 export const UpdateAgent = t.intersection([
   t.type({ type: t.literal('UpdateAgent'), agentId: Id }),
-  t.partial({ name: Name, skills: RoutingSkills, capacity: Capacity, wrapUpMs: WrapUpMs }),
+  // wrapUpMs null: the agent's own wrap-up time is removed (the workspace's applies again).
+  t.partial({ name: Name, skills: RoutingSkills, capacity: Capacity, wrapUpMs: WrapUpMsOrNull }),
 ]);
 export const ChangeAgentState = t.type({
   type: t.literal('ChangeAgentState'),

@@ -608,13 +608,15 @@ export function decide(ws: Workspace, c: Command, at: number): Decision {
       const noChannel = capacityRefusal(ws, c.capacity);
       if (noChannel) return noChannel;
       const perChannel = c.capacity !== undefined && typeof c.capacity !== 'number';
+      // wrapUpMs null removes the agent's own wrap-up time: the workspace's applies again.
+      const { wrapUpMs: _own, ...kept } = before;
       const changed: Agent = {
-        ...before,
+        ...(c.wrapUpMs === null ? kept : before),
         ...(c.name !== undefined ? { name: c.name } : {}),
         ...(c.skills !== undefined ? { skills: c.skills } : {}),
         ...(c.capacity !== undefined ? { capacity: c.capacity } : {}),
         ...(perChannel ? { busyOn: busyOnOf(ws, before.activeContacts) } : {}),
-        ...(c.wrapUpMs !== undefined ? { wrapUpMs: c.wrapUpMs } : {}),
+        ...(typeof c.wrapUpMs === 'number' ? { wrapUpMs: c.wrapUpMs } : {}),
       };
       return ok({ type: 'AgentUpdated', agent: withAvailability(before, changed, at) });
     }

@@ -256,11 +256,12 @@ const BAD: readonly BadCase[] = [
     body: { wrapUpMs: '1000' },
     fields: ['wrapUpMs'],
   },
+  // PATCH takes wrapUpMs null (the agent's own is removed: test/api/agent-wrapup-clear.test.ts); POST does not.
   {
-    name: 'PATCH /agents/{id} with wrapUpMs null',
-    method: 'PATCH',
-    path: '/agents/ann',
-    body: { wrapUpMs: null },
+    name: 'POST /agents with wrapUpMs null',
+    method: 'POST',
+    path: '/agents',
+    body: { id: 'ann', skills: ['x'], wrapUpMs: null },
     fields: ['wrapUpMs'],
   },
   {

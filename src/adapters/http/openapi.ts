@@ -1060,7 +1060,10 @@ export const openapi = withEdgeProblems(
             name: oneLineName,
             skills: agentSkills,
             capacity,
-            wrapUpMs: { ...wrapUpMs, description: `${wrapUpMs.description}; instead of the workspace's` },
+            wrapUpMs: {
+              oneOf: [wrapUpMs, { type: 'null' }],
+              description: `${wrapUpMs.description}; instead of the workspace's; null: the agent's own is removed, the workspace's applies again`,
+            },
           },
         },
         AgentState: {

@@ -337,7 +337,8 @@ handlers.UpdateAgent = function(c, at, pos, meta)
       load_add(a, held and channel_of(held) or 'voice', 1)
     end
   end
-  if c.wrapUpMs then a.wrapUpMs = c.wrapUpMs end
+  -- wrapUpMs null removes the agent's own wrap-up time: the workspace's applies again.
+  if c.wrapUpMs == cjson.null then a.wrapUpMs = nil elseif c.wrapUpMs then a.wrapUpMs = c.wrapUpMs end
   availability_sync(before, a, at)
   a.position = pos
   doc_put(K_AGENTS, a)
@@ -861,7 +862,7 @@ local shapes = {
   UpdateAgent = function(c)
     return is_id(c.agentId) and (c.skills == nil or is_skills(c.skills))
       and (c.capacity == nil or is_capacity(c.capacity)) and is_name(c.name)
-      and (c.wrapUpMs == nil or is_int(c.wrapUpMs, 0, DAY))
+      and (c.wrapUpMs == nil or c.wrapUpMs == cjson.null or is_int(c.wrapUpMs, 0, DAY))
   end,
   ChangeAgentState = function(c) return is_id(c.agentId) and PRESENCE[c.state] == true end,
   RemoveAgent = function(c) return is_id(c.agentId) end,
