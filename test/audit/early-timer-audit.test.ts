@@ -1,8 +1,9 @@
 /**
  * A timer the clock took out of sb:{ws}:timers and appended as a command positioned BEFORE its
- * due time (a clock running fast: here the clock step's own "now" argument; on Redis 7.2+ and
- * Valkey, XADD in a script takes the script's start time while TIME reads the clock later, so
- * the same can happen by a millisecond). The projector applies such a command as stale (the
+ * due time (a clock running fast: here the clock step's own "now" argument, which only tests
+ * give; the step otherwise reads TIME, and its XADD takes a position at or after that time: on
+ * Redis 7.0 both read the clock as they run, and from 7.2 both take the script's start time,
+ * redis/redis#10300 and #12556). The projector applies such a command as stale (the
  * handlers and the model require the command's position to be at or after the due time), so the
  * timer is lost for good: the contact never expires. The auditor and the rebuild must not count
  * that command as the timer "already fired".
