@@ -367,3 +367,44 @@ it("the desk's own activity lines carry Switchboard's time, on a computer whose 
   expect(Math.abs(off)).toBeLessThanOrEqual(3);
   await context.close();
 });
+
+it('a sign-in answered 429 (rate limited) is tried again no sooner than its Retry-After, and the form says it is rate limited', async () => {
+  const page = await (await browser.newContext()).newPage();
+  page.on('pageerror', (err) => {
+    throw new Error(`script error: ${err.message}`);
+  });
+  // The key's budget spent: the first /keys/me answers as Switchboard's rate limit does
+  // (src/adapters/http/limits.ts), asking for 3 s.
+  const RETRY_S = 3;
+  const sent: number[] = [];
+  await page.route('**/keys/me', async (route) => {
+    sent.push(Date.now());
+    if (sent.length > 1) return route.continue();
+    await route.fulfill({
+      status: 429,
+      contentType: 'application/problem+json',
+      headers: { 'retry-after': String(RETRY_S) },
+      body: JSON.stringify({
+        type: '/problems/rate-limited',
+        title: 'Too many requests',
+        status: 429,
+        detail: `This API key sent more than 5 requests a second (bursts of 10); send again in ${RETRY_S} s (Retry-After). Nothing was changed.`,
+        retryAfterMs: RETRY_S * 1000,
+      }),
+    });
+  });
+  await page.goto(`${api.running.url}/agent`);
+  await page.waitForSelector('#signin:not([hidden])');
+  await page.fill('#signin-ws', WS);
+  await page.fill('#signin-key', keys.ann);
+  await page.click('#signin button[type=submit]');
+  // Until the sign-in was sent again: what the form said meanwhile.
+  const said = new Set<string>();
+  for (const t0 = Date.now(); Date.now() - t0 < 6000 && sent.length < 2; await page.waitForTimeout(100))
+    said.add(String(await page.evaluate(() => document.getElementById('signin-message')!.textContent)));
+  // Some slack for the moment between the browser's request and this process's hearing of it.
+  expect(sent.length > 1 ? sent[1]! - sent[0]! : null).toBeGreaterThanOrEqual(RETRY_S * 1000 - 100);
+  expect([...said].filter((t) => /rate.limited/i.test(t))).not.toEqual([]);
+  await page.waitForFunction(() => document.getElementById('live')?.textContent === 'live');
+  await page.context().close();
+});

@@ -97,9 +97,13 @@ async function signIn(ws, key, typedAgent) {
         : explain(err, 'Sign in with your agent key.'),
     );
     // Switchboard restarting or Redis away: the same sign-in again until it answers (a sign-in
-    // typed meanwhile replaces it).
-    if (err.status === 0 || err.status === 429 || err.status >= 500)
-      again = setTimeout(() => signIn(ws, key, typedAgent), AGAIN_MS);
+    // typed meanwhile replaces it). Rate limited (429): no sooner than the answer's Retry-After.
+    if (err.status === 0 || err.status === 429 || err.status >= 500) {
+      const wait = err.status === 429 ? Math.max(AGAIN_MS, err.retryAfterMs ?? 0) : AGAIN_MS;
+      if (err.status === 429)
+        $('signin-message').textContent += ` Signing in again in ${Math.ceil(wait / 1000)} s.`;
+      again = setTimeout(() => signIn(ws, key, typedAgent), wait);
+    }
     return;
   }
   store.set('ws', ws);
