@@ -275,6 +275,7 @@ export class LogReader {
           position: first ?? name,
           message: `segment ${name}: ${missing} of the ${this.stream} archive ${missing.includes('..') ? 'are' : 'is'} missing before it`,
         });
+      else if (inside && !d.header) this.report(await this.unreadableHeader(name, inside.message, first));
       else if (inside)
         this.report({
           stream: this.stream,
@@ -285,6 +286,44 @@ export class LogReader {
     this.held = d.entries;
     this.heldAt = 0;
     return true;
+  }
+
+  /**
+   * The break of segment `name` (the one just taken from the list), whose header cannot be read:
+   * at its first position (from its name), with the positions it lay between, as the auditor has
+   * them: after the previous segment's last, before the next segment's first. Its file name alone
+   * tells neither which events cannot be read nor from where the history reads again.
+   */
+  private async unreadableHeader(
+    name: string,
+    problem: string,
+    first: string | undefined,
+  ): Promise<ChainBreak> {
+    const prevName = this.names[this.nextName - 2];
+    const nextName = this.names[this.nextName];
+    const prev = prevName === undefined ? undefined : await this.lastOf(prevName);
+    const next = nextName === undefined ? undefined : parseSegmentName(nextName)?.first;
+    const span = [
+      prev === undefined ? `from ${first ?? 'its start'}` : `after ${prev} (the previous segment's last)`,
+      next === undefined ? 'to the end of the archive' : `and before ${next} (the next segment's first)`,
+    ].join(' ');
+    return {
+      stream: this.stream,
+      position: first ?? prev ?? name,
+      message: `segment ${name}: ${problem}; the ${this.stream} entries ${span} cannot be read until this file is restored`,
+      ...(next === undefined ? {} : { through: next }),
+    };
+  }
+
+  /** The last position of segment `name` (its header's, else its file's last entry), if it can be read. */
+  private async lastOf(name: string): Promise<string | undefined> {
+    if (!this.store) return undefined;
+    try {
+      const d = await segments.read(this.store, this.workspace, this.stream, name);
+      return d.header?.last ?? d.entries.at(-1)?.[0];
+    } catch {
+      return undefined;
+    }
   }
 }
 

@@ -252,4 +252,27 @@ describe('a history the archive cannot give whole', () => {
     expect(await main.redis.xlen(k.events)).toBe(20);
     expect((await page(a.ws, '0-0')).positions).toEqual(a.events);
   });
+
+  it('GET /events after a position over a segment whose header cannot be read: the log names the positions of the hole, not only the file', async () => {
+    const a = await archived();
+    const files = await segmentFiles(a.segments);
+    // Segment 1 (events 100..199) emptied: its header cannot be read, how far it reached only from
+    // the segments on either side (0 ends at event 99, 2 starts at event 200).
+    await writeFile(path.join(a.segments, files[1]!), '');
+    // After a position inside it, and after one in the segment before it.
+    for (const after of [a.events[150]!, a.events[50]!]) {
+      const from = lines.length;
+      const got = await page(a.ws, after);
+      expect(got.failed?.body.type, `after ${after}`).toBe('/problems/archive-unreadable');
+      const said = lines
+        .slice(from)
+        .filter((l) => l.includes('history unreadable'))
+        .map((l) => JSON.parse(l).err as string);
+      expect(said, `after ${after}`).toHaveLength(1);
+      expect(said[0]).toContain(`at ${a.events[100]}:`);
+      expect(said[0]).toContain(`after ${a.events[99]}`);
+      expect(said[0]).toContain(`before ${a.events[200]}`);
+      expect(said[0]).toMatch(/restore/);
+    }
+  });
 });
