@@ -478,11 +478,21 @@ export const isRedisUrl: Check = (value) => {
   return `must be a redis:// or rediss:// URL such as redis://127.0.0.1:6379 (got "${mask(value)}")`;
 };
 
-/** A host name or an IPv4 or IPv6 address to listen on. */
-const isHost: Check = (h) =>
-  /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(h) || (h.includes(':') && /^[0-9A-Fa-f:.]+$/.test(h))
+/**
+ * A host name or an IPv4 or IPv6 address to listen on. Numbers and dots name no host: four of them
+ * with one over 255, or more than four, are no IPv4 address either (listen failed on them, after
+ * the start); the short forms the resolver takes (127.1: 127.0.0.1) stay accepted.
+ */
+const isHost: Check = (h) => {
+  const usage = 'such as 127.0.0.1 or 0.0.0.0';
+  const numbers = /^[0-9.]+$/.test(h) ? h.split('.') : [];
+  if (numbers.length > 4 || (numbers.length === 4 && numbers.some((n) => Number(n) > 255)))
+    return `must be a host name or an IP address to listen on, ${usage} (got "${h}", which is no IPv4 address: one is four numbers from 0 to 255)`;
+  return /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(h) ||
+    (h.includes(':') && /^[0-9A-Fa-f:.]+$/.test(h))
     ? undefined
-    : `must be a host name or an IP address to listen on, such as 127.0.0.1 or 0.0.0.0 (got "${h}")`;
+    : `must be a host name or an IP address to listen on, ${usage} (got "${h}")`;
+};
 
 /** A directory, or a path where none is yet (it is made at start). */
 const directoryOrNone: Check = (dir) =>
@@ -763,8 +773,10 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
         wsMaxPerKey: c.wsMaxPerKey === undefined ? 5000 : offOrNumber(c.wsMaxPerKey),
         wsMaxPerInstance: c.wsMaxPerInstance === undefined ? 10_000 : offOrNumber(c.wsMaxPerInstance),
         roles: [...new Set(c.roles)] as Role[],
-        // The default workspace is always served.
-        workspaces: c.workspaces.includes('default') ? c.workspaces : ['default', ...c.workspaces],
+        // The default workspace is always served; one named twice is served once (as a role is run once).
+        workspaces: [
+          ...new Set(c.workspaces.includes('default') ? c.workspaces : ['default', ...c.workspaces]),
+        ],
         durability: (c.durability ?? (c.redisClusterNodes.length > 0 ? 'replicated' : 'local')) as
           | 'local'
           | 'replicated',

@@ -3,7 +3,7 @@
  */
 import { isLeft } from 'fp-ts/lib/Either.js';
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/app/config.ts';
+import { loadConfig, parseConfig } from '../../src/app/config.ts';
 
 const problems = (env: Record<string, string>) => {
   const parsed = parseConfig(env);
@@ -23,5 +23,26 @@ describe('edge values of the environment', () => {
       expect(problems({ ADVERTISE_ADDRESS: a }), a).toMatch(/^ADVERTISE_ADDRESS: /);
     for (const a of ['api-1.internal:8000', '10.0.0.5:8080', 'api_1:8080', 'auto'])
       expect(problems({ ADVERTISE_ADDRESS: a }), a).toBe('');
+  });
+
+  it('refuses a HOST that is written as an IPv4 address but is none (an octet over 255), which failed only at listen with exit 1', () => {
+    for (const h of ['256.1.1.1', '10.0.0.300', '1.2.3.4.5', '999.999.999.999'])
+      expect(problems({ HOST: h }), h).toMatch(
+        new RegExp(
+          `^HOST: .*such as 127\\.0\\.0\\.1 or 0\\.0\\.0\\.0 \\(got "${h.replaceAll('.', '\\.')}", which is no IPv4 address: .*from 0 to 255`,
+        ),
+      );
+    // Host names, addresses and the short forms the resolver takes (127.1 is 127.0.0.1) still start.
+    for (const h of ['255.255.255.255', '10.0.0.5', '127.1', 'api-1.internal', 'localhost', '0.0.0.0', '::1'])
+      expect(problems({ HOST: h }), h).toBe('');
+  });
+
+  it('keeps a workspace named twice in WORKSPACES once, as ROLES does a role', () => {
+    expect(loadConfig({ WORKSPACES: 'east,east' }).workspaces).toEqual(['default', 'east']);
+    expect(loadConfig({ WORKSPACES: 'east, west,east,default,default' }).workspaces).toEqual([
+      'east',
+      'west',
+      'default',
+    ]);
   });
 });
