@@ -11,6 +11,7 @@ import { processExists } from '../topology/child-processes.ts';
 import { makeDirs } from '../topology/make-dirs.ts';
 import { claimPidFile } from '../topology/pid-file.ts';
 import { credentialsFile, privateRedisFile } from '../topology/redis-server.ts';
+import { credentialsTextProblem } from '../topology/redis-users.ts';
 
 /** The fields of /proc/<pid>/stat after the command name (state first), or undefined (no /proc). */
 function procStat(pid: number): string[] | undefined {
@@ -67,7 +68,8 @@ export function claimPrivateDataDir(dataDir: string): string | undefined {
 /**
  * The private redis-server's passwords (`redis-credentials.json`), when the file is there: one that
  * is not JSON (a start killed while writing it, a full disk) is named with what to do, where the
- * start ended with a SyntaxError's stack trace. Removing it is safe: the next start makes new
+ * start ended with a SyntaxError's stack trace; so is one that lacks a password, which the start
+ * replaced without a word (a client given the old ones was then refused). Removing it is safe: the next start makes new
  * passwords and writes the server's ACL file from them, and the data (the AOF) stays.
  */
 function credentialsProblem(dir: string): string | undefined {
@@ -79,14 +81,8 @@ function credentialsProblem(dir: string): string | undefined {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     return `DATA_DIR: ${file} cannot be read (${(err as Error).message}); make it a file this user can read, or remove it to have new passwords made for the private redis-server (the data in DATA_DIR is kept)`;
   }
-  let why: string;
-  try {
-    const parsed: unknown = JSON.parse(text);
-    if (typeof parsed === 'object' && parsed !== null) return undefined;
-    why = 'not a JSON object';
-  } catch (err) {
-    why = (err as Error).message;
-  }
+  const why = credentialsTextProblem(text);
+  if (why === undefined) return undefined;
   return `DATA_DIR: ${file} cannot be read as the private redis-server's passwords (${why}); remove it and start again: new passwords are made for the private redis-server, and the data in DATA_DIR is kept`;
 }
 

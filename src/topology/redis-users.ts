@@ -85,16 +85,46 @@ export function newCredentials(): RedisCredentials {
 }
 
 /**
+ * Why `text`, a credentials file's, gives no passwords to use (not JSON, not an object, a login
+ * without its user or password), or undefined.
+ */
+export function credentialsTextProblem(text: string): string | undefined {
+  let saved: unknown;
+  try {
+    saved = JSON.parse(text);
+  } catch (err) {
+    return (err as Error).message;
+  }
+  if (typeof saved !== 'object' || saved === null || Array.isArray(saved)) return 'not a JSON object';
+  const logins = saved as Record<string, { user?: unknown; password?: unknown } | undefined>;
+  const lacking = (field: 'user' | 'password') =>
+    (['app', 'admin', 'replica'] as const).filter((name) => {
+      const value = logins[name]?.[field];
+      return typeof value !== 'string' || value === '';
+    });
+  const problems = [
+    ...(lacking('password').length > 0 ? [`no password for ${lacking('password').join(', ')}`] : []),
+    ...(lacking('user').length > 0 ? [`no user for ${lacking('user').join(', ')}`] : []),
+  ];
+  return problems.length > 0 ? problems.join('; ') : undefined;
+}
+
+/**
  * The credentials kept in `file` (JSON, 0600), made on first use. A later start reads the same
- * passwords, so clients configured with them keep working across restarts.
+ * passwords, so clients configured with them keep working across restarts. A file that does not
+ * give them all (damaged, or a password missing) is named with what to do, never replaced: the
+ * passwords a client was given would no longer match.
  */
 export function loadOrCreateCredentials(file: string): RedisCredentials {
   if (existsSync(file)) {
-    const saved = JSON.parse(readFileSync(file, 'utf8')) as Partial<RedisCredentials>;
-    if (saved.app?.password && saved.admin?.password && saved.replica?.password) {
-      chmodSync(file, 0o600);
-      return saved as RedisCredentials;
-    }
+    const text = readFileSync(file, 'utf8');
+    const problem = credentialsTextProblem(text);
+    if (problem !== undefined)
+      throw new Error(
+        `${file} cannot be read as the passwords of the Redis it is kept for (${problem}); remove it and start again to have new passwords made (the Redis is started with them, its data kept; a client given the old ones needs the new), or put back a copy of it`,
+      );
+    chmodSync(file, 0o600);
+    return JSON.parse(text) as RedisCredentials;
   }
   const made = newCredentials();
   writePrivateFile(file, `${JSON.stringify(made, null, 2)}\n`);

@@ -115,6 +115,27 @@ describe('the main command and damaged files in DATA_DIR', () => {
     expect(outputOf(sb)).not.toMatch(/^\s+at /m);
   }, 40_000);
 
+  it('names a redis-credentials.json that lacks a password and what to do, and leaves it as it was: exit 1, where it was replaced with new passwords without a word', async () => {
+    const dataDir = await aDataDir('sb-start-partial-credentials-');
+    const file = path.join(dataDir, 'redis-credentials.json');
+    const text = `${JSON.stringify({ app: { user: 'switchboard', password: 'kept-app-password' }, admin: { user: 'default' } })}\n`;
+    writeFileSync(file, text, { mode: 0o600 });
+    const sb = await startProcess({
+      roles: ROLES,
+      env: { DATA_DIR: dataDir },
+      waitReady: false,
+      name: 'partial-credentials',
+    });
+    const code = await exitWithin(sb, 20_000);
+    await sb.stop();
+    expect(code, sb.logText()).toBe(1);
+    expect(outputOf(sb)).toMatch(
+      /^switchboard: could not start: DATA_DIR: .*redis-credentials\.json cannot be read as the private redis-server's passwords \(no password for admin, replica; no user for replica\); .*remove it/m,
+    );
+    expect(outputOf(sb)).not.toMatch(/^\s+at /m);
+    expect(readFileSync(file, 'utf8')).toBe(text);
+  }, 40_000);
+
   it('names DATA_DIR, the output of its private redis-server and redis-check-aof when that server exits during its start (a short damaged AOF): exit 1, where the start ended with a stack trace (or ran on without its Redis)', async () => {
     const dataDir = await aDataDir('sb-start-short-aof-');
     const aof = path.join(dataDir, 'appendonlydir');
