@@ -55,7 +55,9 @@ function onFile<T>(file: string, f: () => T): T {
  * one key: the key is written to a file of its own first and linked in under the name only if none
  * is there (so the file is never seen empty), and the loser revokes the key it made. A blank file
  * (left by a start killed while writing it) holds no key: it is replaced, where the start used to
- * make and revoke keys for ever.
+ * make and revoke keys for ever; moved aside first, then the key linked in as above, so that of
+ * starts racing on it one stores its key (each renamed its own over it: one key stayed valid but
+ * stored nowhere).
  */
 export async function ensureAdminKey(redis: RedisClient, dataDir: string): Promise<AdminKeyOutcome> {
   const file = path.join(dataDir, ADMIN_KEY_FILE);
@@ -116,8 +118,14 @@ function storeKey(file: string, written: string, key: string): 'stored' | 'taken
       if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP')
         return createExclusively(file, key);
       if (code !== 'EEXIST') throw err;
-      if (readKey(file) !== '') return 'taken';
-      renameSync(written, file);
+      if (readKey(file) !== '' || moveBlankAside(file) === 'taken') return 'taken';
+      // Linked in only if no other start did it first (renamed over, both stored and one was lost).
+      try {
+        linkSync(written, file);
+      } catch (again) {
+        if ((again as NodeJS.ErrnoException).code === 'EEXIST') return 'taken';
+        throw again;
+      }
     }
     return 'stored';
   } finally {
@@ -132,8 +140,13 @@ function createExclusively(file: string, key: string): 'stored' | 'taken' {
     fd = openSync(file, 'wx', 0o600);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    if (readKey(file) !== '') return 'taken';
-    fd = openSync(file, 'w', 0o600);
+    if (readKey(file) !== '' || moveBlankAside(file) === 'taken') return 'taken';
+    try {
+      fd = openSync(file, 'wx', 0o600);
+    } catch (again) {
+      if ((again as NodeJS.ErrnoException).code === 'EEXIST') return 'taken';
+      throw again;
+    }
   }
   try {
     writeSync(fd, `${key}\n`);
@@ -141,6 +154,36 @@ function createExclusively(file: string, key: string): 'stored' | 'taken' {
     closeSync(fd);
   }
   return 'stored';
+}
+
+/**
+ * Takes the blank `file` out of the way, for a key to be put there exclusively: moved to a name of
+ * this process's own (of starts racing on it, one moves it; to the others it is gone). 'taken' when
+ * what it moved holds a key, stored by another start since this one read the file blank: put back.
+ */
+function moveBlankAside(file: string): 'moved' | 'taken' {
+  const aside = `${file}.${process.pid}.blank`;
+  try {
+    renameSync(file, aside);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'moved';
+    throw err;
+  }
+  try {
+    if (readKey(aside) === '') return 'moved';
+    try {
+      linkSync(aside, file);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      // A file system without hard links: put back by name.
+      if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP') renameSync(aside, file);
+      // EEXIST: a third start stored its key in the moment the file was away; that one stays.
+      else if (code !== 'EEXIST') throw err;
+    }
+    return 'taken';
+  } finally {
+    rmSync(aside, { force: true });
+  }
 }
 
 /** The key in `file`: undefined when there is no file, '' when it is blank. */
