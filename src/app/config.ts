@@ -329,7 +329,7 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     name: 'LIVE_MAX_HELD_EVENTS',
     default: '10000',
     description:
-      'Most live events held for a WebSocket subscriber while its replay runs; past it, closed with 1013 and the position to resume from.',
+      'Most live events held for a WebSocket subscriber while its replay runs (only those its filters keep); past it, closed with 1013 and the position to resume from.',
   },
   {
     name: 'LIVE_HEARTBEAT_MS',
