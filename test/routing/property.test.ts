@@ -61,9 +61,10 @@ const GHOST_AGENT = 'ghost';
 /** An action as generated; targets are resolved against the scenario while it runs. */
 type Capacity = number | Record<string, number>;
 type Action =
-  | { kind: 'register'; agent: number; skills: string[]; capacity: Capacity }
+  | { kind: 'register'; agent: number; skills: string[]; capacity: Capacity; wrapUpMs?: number }
   | { kind: 'state'; agent: number; state: 'available' | 'away' | 'offline' }
-  | { kind: 'update'; agent: number; skills?: string[]; capacity?: Capacity }
+  /** `wrapUpMs` null removes the agent's own wrap-up time (the workspace's applies again). */
+  | { kind: 'update'; agent: number; skills?: string[]; capacity?: Capacity; wrapUpMs?: number | null }
   | { kind: 'remove'; agent: number }
   | {
       kind: 'queue';
@@ -107,7 +108,8 @@ interface Pacing {
 }
 
 interface Scenario {
-  agents: { skills: string[]; capacity: Capacity }[];
+  /** `wrapUpMs`: the agent's own wrap-up time, instead of the workspace's. */
+  agents: { skills: string[]; capacity: Capacity; wrapUpMs?: number }[];
   actions: Action[];
   pacing: Pacing;
   alphabet: readonly string[];
@@ -279,6 +281,18 @@ const backlogArb: fc.Arbitrary<Scenario> = fc.integer({ min: 4, max: 10 }).chain
   }),
 );
 
+/**
+ * An agent's own wrap-up time, instead of the workspace's (0, 15 or 30 there), on the same scale as
+ * the clock's waits (0 - 45 ms): none, shorter, or longer than a few waits. Only where time passes
+ * (the lifecycle and the families built on it): elsewhere no timer fires and a wrap-up never ends.
+ */
+const agentWrapUpArb = fc.constantFrom(0, 0, 5, 25, 60, 150);
+/** A registered agent with its own wrap-up time about one time in three. */
+const ownWrapUp = <T extends object>(agent: fc.Arbitrary<T>): fc.Arbitrary<T & { wrapUpMs?: number }> =>
+  fc
+    .tuple(agent, fc.option(agentWrapUpArb, { freq: 2, nil: undefined }))
+    .map(([a, wrapUpMs]) => (wrapUpMs === undefined ? a : { ...a, wrapUpMs }));
+
 /** The work lifecycle: offers answered, rejected or left to expire, wrap-ups, maximum waits; time passes. */
 const lifecycleActionArb = (n: number): fc.Arbitrary<Action> =>
   fc.oneof(
@@ -356,12 +370,37 @@ const lifecycleActionArb = (n: number): fc.Arbitrary<Action> =>
         priority: fc.constantFrom(null, 0, 3),
       }),
     },
+    {
+      // An agent's own wrap-up time set, or removed (null: the workspace's applies again), now
+      // and then with a change of skills; sometimes of an agent that does not exist (404).
+      weight: 2,
+      arbitrary: fc.record(
+        {
+          kind: fc.constant('update' as const),
+          agent: agentArb(n),
+          wrapUpMs: fc.oneof(agentWrapUpArb, fc.constant(null)),
+          skills: skillsArb(SMALL, 1, 3),
+        },
+        { requiredKeys: ['kind', 'agent', 'wrapUpMs'] },
+      ),
+    },
+    {
+      // Registered again with a wrap-up of its own: a 409 for an agent that exists.
+      weight: 1,
+      arbitrary: fc.record({
+        kind: fc.constant('register' as const),
+        agent: agentArb(n),
+        skills: skillsArb(SMALL, 1, 3),
+        capacity: fc.integer({ min: 1, max: 2 }),
+        wrapUpMs: agentWrapUpArb,
+      }),
+    },
   );
 
 const lifecycleArb: fc.Arbitrary<Scenario> = fc.integer({ min: 3, max: 6 }).chain((n) =>
   fc.record({
     agents: fc.array(
-      fc.record({ skills: skillsArb(SMALL, 1, 3), capacity: fc.integer({ min: 1, max: 2 }) }),
+      ownWrapUp(fc.record({ skills: skillsArb(SMALL, 1, 3), capacity: fc.integer({ min: 1, max: 2 }) })),
       { minLength: n, maxLength: n },
     ),
     actions: fc
@@ -459,10 +498,13 @@ const leveledScenario = (
       agents: fc
         .tuple(
           fc.record({ skills: leveledAgentSkillsArb(SMALL, 1, 3), capacity: firstCapacity }),
-          fc.array(fc.record({ skills: leveledAgentSkillsArb(SMALL, 1, 3), capacity: capacityArb }), {
-            minLength: n - 1,
-            maxLength: n - 1,
-          }),
+          fc.array(
+            ownWrapUp(fc.record({ skills: leveledAgentSkillsArb(SMALL, 1, 3), capacity: capacityArb })),
+            {
+              minLength: n - 1,
+              maxLength: n - 1,
+            },
+          ),
         )
         .map(([a, others]) => [a, ...others]),
       actions: fc
@@ -677,6 +719,7 @@ function toCommand(a: Action, ws: Workspace, queued: readonly string[], nextCont
         agentId: agentId(a.agent),
         skills: canonicalSkills(a.skills),
         capacity: a.capacity,
+        ...(a.wrapUpMs !== undefined ? { wrapUpMs: a.wrapUpMs } : {}),
       };
     case 'state':
       return { type: 'ChangeAgentState', agentId: agentId(a.agent), state: a.state };
@@ -686,6 +729,7 @@ function toCommand(a: Action, ws: Workspace, queued: readonly string[], nextCont
         agentId: agentId(a.agent),
         ...(a.skills ? { skills: canonicalSkills(a.skills) } : {}),
         ...(a.capacity !== undefined ? { capacity: a.capacity } : {}),
+        ...(a.wrapUpMs !== undefined ? { wrapUpMs: a.wrapUpMs } : {}),
       };
     case 'remove':
       return { type: 'RemoveAgent', agentId: agentId(a.agent) };
@@ -764,6 +808,8 @@ interface AgentDoc {
   state: string;
   activeContacts: string[];
   availableSince: string | null;
+  wrapUpMs?: number;
+  wrapUpUntil?: string;
   _since?: number;
 }
 interface ContactDoc {
@@ -790,6 +836,11 @@ describe('Redis routing agrees with the model and the oracle', () => {
   const policyStats = { aged: 0, bySelection: {} as Record<string, number> };
   /** Extremes: decisions for a contact of priority 0 or 9, and for an agent holding 10 times its capacity or more. */
   const extremeStats = { extremePriority: 0, wideShare: 0 };
+  /**
+   * Agents' own wrap-up times: wrap-ups begun for an agent's own time where the workspace's differs,
+   * and own times removed (UpdateAgent wrapUpMs null, of an agent that had one).
+   */
+  const ownWrapUpStats = { started: 0, cleared: 0 };
 
   let raceClient: RedisClient;
 
@@ -834,8 +885,17 @@ describe('Redis routing agrees with the model and the oracle', () => {
     const applyCommand = (position: string, command: Command) => {
       const at = positionTime(position);
       const d = decide(model, command, at);
-      if (isRight(d)) for (const f of d.right) model = evolve(model, f);
-      else {
+      if (isRight(d)) {
+        if (command.type === 'UpdateAgent' && command.wrapUpMs === null)
+          if (model.agents.get(command.agentId)?.wrapUpMs !== undefined) ownWrapUpStats.cleared++;
+        for (const f of d.right) {
+          if (f.type === 'WrapUpStarted') {
+            const own = model.agents.get(f.agentId)?.wrapUpMs;
+            if (own !== undefined && own !== model.settings.wrapUpMs) ownWrapUpStats.started++;
+          }
+          model = evolve(model, f);
+        }
+      } else {
         if (d.left.title === 'Channel not declared') channelStats.undeclared++;
         expectedRejections.push({
           command: command.type,
@@ -1050,6 +1110,8 @@ describe('Redis routing agrees with the model and the oracle', () => {
           capacity: doc.capacity,
           since: doc._since ?? null,
           availableSince: doc.availableSince,
+          wrapUpMs: doc.wrapUpMs ?? null,
+          wrapUpUntil: doc.wrapUpUntil ?? null,
         },
         `agent ${id}\n${context()}`,
       ).toEqual({
@@ -1060,6 +1122,8 @@ describe('Redis routing agrees with the model and the oracle', () => {
         capacity: m.capacity,
         since: m.availableSince,
         availableSince: m.availableSince === null ? null : new Date(m.availableSince).toISOString(),
+        wrapUpMs: m.wrapUpMs ?? null,
+        wrapUpUntil: m.wrapUp === undefined ? null : new Date(m.wrapUp.until).toISOString(),
       });
     }
     for (const [n, id] of contactIds.entries()) {
@@ -1246,13 +1310,14 @@ describe('Redis routing agrees with the model and the oracle', () => {
   it(
     `${lifecycleRuns} scenarios of the work lifecycle: offers answered, rejected and expired, wrap-ups, maximum waits`,
     async () => {
-      const before = { assignmentsSeen, timersFired };
+      const before = { assignmentsSeen, timersFired, cleared: ownWrapUpStats.cleared };
       await fc.assert(fc.asyncProperty(lifecycleArb, runScenario), familyRun('LIFECYCLE', lifecycleRuns));
       console.log(
         JSON.stringify({
           assignments: assignmentsSeen - before.assignmentsSeen,
           timersFired,
           facts: Object.fromEntries(factsSeen),
+          ownWrapUps: ownWrapUpStats,
         }),
       );
       expect(assignmentsSeen - before.assignmentsSeen).toBeGreaterThan(lifecycleRuns);
@@ -1260,6 +1325,8 @@ describe('Redis routing agrees with the model and the oracle', () => {
       // Every part of the lifecycle happened: offers accepted, rejected and expired, wrap-ups begun
       // and ended, contacts expired and transferred.
       for (const fact of LIFECYCLE_FACTS) expect(factsSeen.get(fact) ?? 0, fact).toBeGreaterThan(0);
+      // Agents' own wrap-up times were removed, not only set (UpdateAgent wrapUpMs null).
+      expect(ownWrapUpStats.cleared - before.cleared).toBeGreaterThan(0);
     },
     timeoutMs(180_000),
   );
