@@ -223,7 +223,9 @@ describe('state snapshots', () => {
       checked++;
     }
     expect(checked).toBeGreaterThan(50);
-  }, 30_000);
+    // About 3 s alone: each pick replays the log from its start once (the slow side); 30 s ran
+    // out once with the machine's two cores shared by several heavy suites.
+  }, 90_000);
 
   it('the route answers the same, and names the snapshot it used', async () => {
     const s = snapshots[1]!;
