@@ -1,5 +1,5 @@
 import { listApiKeys } from '../adapters/redis/api-keys.ts';
-import { readRange } from '../adapters/redis/event-log.ts';
+import { READ_PAGE, readRange } from '../adapters/redis/event-log.ts';
 import { scanHash } from '../adapters/redis/hash-scan.ts';
 import { type WorkspaceKeys, workspaceKeys } from '../adapters/redis/keys.ts';
 import { readRoutingIndex } from '../adapters/redis/routing-index.ts';
@@ -164,6 +164,9 @@ class Ahead {
   }
 }
 
+/** A turn of the event loop: replies that came in are handed on, the reads waiting on them go on. */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 const fieldOf = (e: Entry, name: string) => e[1][e[1].indexOf(name) + 1];
 
 /**
@@ -208,7 +211,15 @@ class Replayer {
     while (!this.events.done) {
       const page = await this.events.take();
       if (a.commandsAhead < page.length) await this.takeCommands();
-      for (const e of page) while (!a.processEvent(e)) await this.takeCommands();
+      for (let i = 0; i < page.length; i++) {
+        // A page is read in parts of READ_PAGE, each asked for when the one before it is in, and
+        // replies are handed on only when the replay awaits: a turn of the event loop every
+        // READ_PAGE events lets the pages ahead go on while this one is replayed, where Redis
+        // otherwise waited for the replay, then the replay for Redis, part by part.
+        if (i % READ_PAGE === READ_PAGE - 1) await nextTurn();
+        const e = page[i]!;
+        while (!a.processEvent(e)) await this.takeCommands();
+      }
       this.progress(a.events);
     }
     while (!a.settle()) await this.takeCommands();
