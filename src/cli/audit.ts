@@ -9,20 +9,17 @@
  * 3 the audit could not run (Redis unreachable or refusing the read, or an error while reading), or
  * could not compare the documents and index it was asked to (without --no-state) and found no violation.
  */
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
 import { isRight } from 'fp-ts/lib/Either.js';
 import type { RedisTarget } from '../adapters/redis/client.ts';
-import { workspaceKeys } from '../adapters/redis/keys.ts';
-import type { RedisClient } from '../adapters/redis/scripts.ts';
-import { parseAnchor } from '../archive/chain.ts';
 import { DiskArchive } from '../archive/store.ts';
 import { auditWorkspace } from '../audit/read.ts';
 import { type AuditReport, summaryOf } from '../audit/report.ts';
 import { Position } from '../domain/values.ts';
 import {
   archiveDirOf,
+  archiveNotThere,
+  archiveSourceOf,
   failureOf,
   type ParsedTarget,
   parseRedisTarget,
@@ -133,32 +130,8 @@ function parseAuditArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliOpt
     pageSize,
     json: values.json ?? false,
     archiveDir,
-    archiveSource:
-      values['archive-dir'] !== undefined
-        ? '--archive-dir'
-        : env.ARCHIVE_DIR?.trim()
-          ? 'ARCHIVE_DIR'
-          : 'DATA_DIR',
+    archiveSource: archiveSourceOf(values['archive-dir'], env),
   };
-}
-
-/**
- * An archive directory that does not exist is an empty archive: right for a workspace never
- * archived. For one whose streams the archiver trimmed (its mark in Redis, src/archive/chain.ts) it
- * is not the archive (a typo, or the archiver's ARCHIVE_DIR not given): what to say, rather than
- * audit a log without its archived prefix and report everything that follows from it. A directory
- * that exists is audited as it is: segments missing from it are the audit's `archive` violations.
- */
-async function archiveNotThere(redis: RedisClient, o: CliOptions): Promise<string | undefined> {
-  if (existsSync(o.archiveDir)) return undefined;
-  const k = workspaceKeys(o.workspace);
-  const marks = (await redis.hmget(k.archive, 'commands', 'events')).map(parseAnchor);
-  const i = marks.findIndex((m) => m !== undefined);
-  const mark = marks[i];
-  if (mark === undefined) return undefined;
-  const absolute = path.resolve(o.archiveDir);
-  const shown = absolute === o.archiveDir ? `"${o.archiveDir}"` : `"${o.archiveDir}" (${absolute})`;
-  return `${o.archiveSource}: no archive at ${shown}, yet the ${i === 0 ? 'commands' : 'events'} stream of workspace "${o.workspace}" was trimmed up to ${mark.last} after its first ${mark.total} entries were archived (segments 0..${mark.index}): give --archive-dir the directory the archiver writes to (its ARCHIVE_DIR)`;
 }
 
 const n = (x: number) => x.toLocaleString('en-US');
@@ -220,7 +193,7 @@ async function main(): Promise<number> {
   if (typeof redis === 'number') return redis;
   let bar: SingleBar | undefined;
   try {
-    const notThere = await archiveNotThere(redis, o);
+    const notThere = await archiveNotThere(redis, o.workspace, o.archiveDir, o.archiveSource);
     if (notThere !== undefined) {
       process.stderr.write(`audit: ${notThere}\nRun with --help for the options.\n`);
       return 2;

@@ -4,14 +4,23 @@
  * each routing decision where it was made, and compares the documents, the routing index's sorted
  * sets, the counters, the settings and the lifecycle timers with the live state.
  *
- * Exit codes: 0 the same, 1 differences, 2 bad arguments (or no such workspace), 3 the rebuild
+ * Exit codes: 0 the same, 1 differences, 2 bad arguments (or no such workspace, or an archive
+ * directory that does not exist for a workspace whose streams were archived), 3 the rebuild
  * could not run (Redis unreachable or refusing the read, an error while reading, or a workspace
  * that kept changing), 130 interrupted (SIGINT or SIGTERM: it stops, removes its shadow unless
  * --keep-shadow and hands it back, so the next rebuild runs at once; a second signal exits at once).
  */
 import { DiskArchive } from '../archive/store.ts';
 import { RebuildBusyError, type RebuildReport, rebuildWorkspace, shadowOf } from './rebuild/rebuild.ts';
-import { archiveDirOf, failureOf, parseRedisTarget, reachRedis, workspaceOption } from './redis-target.ts';
+import {
+  archiveDirOf,
+  archiveNotThere,
+  archiveSourceOf,
+  failureOf,
+  parseRedisTarget,
+  reachRedis,
+  workspaceOption,
+} from './redis-target.ts';
 import { OptionChecker, parseOrUsage, runCommand } from './sim/options.ts';
 
 const SHOWN = 20;
@@ -30,12 +39,15 @@ The shadow is removed afterwards.
                            for <$DATA_DIR or ./data>)
   --cluster-nodes <list>   host:port,... seeds of a Redis Cluster instead (default $REDIS_CLUSTER_NODES)
   --archive-dir <dir>      where the archiver keeps segments, read before the streams (default
-                           $ARCHIVE_DIR, else <$DATA_DIR or ./data>/archive)
+                           $ARCHIVE_DIR, else <$DATA_DIR or ./data>/archive). One that does not
+                           exist is an empty archive: for a workspace whose streams were archived
+                           and trimmed, that is exit 2
   --keep-shadow            keep the shadow's keys to look at them
   --json                   print one JSON object (the report and the first ${SHOWN} differences)
   --help                   this text
 
-Exit codes: 0 the same, 1 differences, 2 bad arguments, 3 the rebuild could not run, 130
+Exit codes: 0 the same, 1 differences, 2 bad arguments (an --archive-dir that does not exist for
+an archived workspace included), 3 the rebuild could not run, 130
 interrupted (Ctrl-C: the shadow is removed first, unless --keep-shadow; a second Ctrl-C does not wait).
 `;
 
@@ -82,6 +94,25 @@ async function main(): Promise<number> {
 
   const redis = await reachRedis('rebuild', parsed, 60_000, workspace);
   if (typeof redis === 'number') return redis;
+  // Without its archived prefix the log rebuilds to another state: every document "differs".
+  let notThere: string | undefined;
+  try {
+    notThere = await archiveNotThere(
+      redis,
+      workspace,
+      archiveDir,
+      archiveSourceOf(values['archive-dir'], process.env),
+    );
+  } catch (err) {
+    redis.disconnect();
+    process.stderr.write(`rebuild: the rebuild could not run: ${failureOf(err)}\n`);
+    return 3;
+  }
+  if (notThere !== undefined) {
+    redis.disconnect();
+    process.stderr.write(`rebuild: ${notThere}\nRun with --help for the options.\n`);
+    return 2;
+  }
   // An interrupt stops the rebuild between two batches or two reads of its comparison, and its
   // shadow (a copy of the log) is removed and handed back before the exit: killed outright, it was
   // left in Redis, held, and the next rebuild was refused as if another were running. A second

@@ -3,6 +3,7 @@
  * `--cluster-nodes`, else the environment) and the archive directory.
  */
 import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { ReplyError } from 'ioredis';
 import {
   connectRedis,
@@ -17,6 +18,7 @@ import { isClusterNode } from '../adapters/redis/health-watch.ts';
 import { workspaceKeys } from '../adapters/redis/keys.ts';
 import type { RedisClient } from '../adapters/redis/scripts.ts';
 import { isRedisUrl, tlsTargetProblem } from '../app/config.ts';
+import { parseAnchor } from '../archive/chain.ts';
 import { WorkspaceId } from '../domain/values.ts';
 import { privateRedisFile, runningPrivateRedis } from '../topology/redis-server.ts';
 import type { OptionChecker } from './sim/options.ts';
@@ -153,12 +155,42 @@ export function archiveDirOf(
   check: OptionChecker,
 ): string {
   const dir = value ?? (env.ARCHIVE_DIR?.trim() || `${env.DATA_DIR?.trim() || './data'}/archive`);
-  const source = value !== undefined ? '--archive-dir' : env.ARCHIVE_DIR?.trim() ? 'ARCHIVE_DIR' : 'DATA_DIR';
+  const source = archiveSourceOf(value, env);
   check.check(
     dir !== '' && (!existsSync(dir) || statSync(dir).isDirectory()),
     `${source}: the archive must be a directory (got "${dir}")`,
   );
   return dir;
+}
+
+/** Where the archive directory came from, for messages: the flag or the variable. */
+export function archiveSourceOf(value: string | undefined, env: NodeJS.ProcessEnv): string {
+  return value !== undefined ? '--archive-dir' : env.ARCHIVE_DIR?.trim() ? 'ARCHIVE_DIR' : 'DATA_DIR';
+}
+
+/**
+ * An archive directory that does not exist is an empty archive: right for a workspace never
+ * archived. For one whose streams the archiver trimmed (its mark in Redis, src/archive/chain.ts) it
+ * is not the archive (a typo, or the archiver's ARCHIVE_DIR not given): what to say (the tool exits
+ * 2), rather than read a log without its archived prefix and report everything that follows from it
+ * (the audit's violations, the rebuild's differences). A directory that exists is read as it is:
+ * segments missing from it are reported by the tool.
+ */
+export async function archiveNotThere(
+  redis: RedisClient,
+  workspace: string,
+  archiveDir: string,
+  source: string,
+): Promise<string | undefined> {
+  if (existsSync(archiveDir)) return undefined;
+  const k = workspaceKeys(workspace);
+  const marks = (await redis.hmget(k.archive, 'commands', 'events')).map(parseAnchor);
+  const i = marks.findIndex((m) => m !== undefined);
+  const mark = marks[i];
+  if (mark === undefined) return undefined;
+  const absolute = path.resolve(archiveDir);
+  const shown = absolute === archiveDir ? `"${archiveDir}"` : `"${archiveDir}" (${absolute})`;
+  return `${source}: no archive at ${shown}, yet the ${i === 0 ? 'commands' : 'events'} stream of workspace "${workspace}" was trimmed up to ${mark.last} after its first ${mark.total} entries were archived (segments 0..${mark.index}): give --archive-dir the directory the archiver writes to (its ARCHIVE_DIR)`;
 }
 
 /** `--workspace`, required and a valid workspace id; `purpose` says what the tool does with it. */

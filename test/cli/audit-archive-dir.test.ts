@@ -74,8 +74,38 @@ describe('npm run audit with an archive directory that does not exist', () => {
     expect(env.stderr).toMatch(/^audit: ARCHIVE_DIR: no archive at /);
   });
 
+  // The rebuild reads the same log ("Exit codes as the auditor's", docs/AUDIT.md): without the
+  // archive it used to exit 1 with every document, index member and counter "different" from a
+  // state rebuilt from the last few entries, as if the live state were damaged.
+  it('is exit 2 naming the directory for npm run rebuild too', async () => {
+    const rebuild = (...args: string[]) =>
+      runCli('rebuild', ['--workspace', archived, '--redis-url', suite.server.url, ...args], {
+        ...process.env,
+        REDIS_URL: '',
+        REDIS_CLUSTER_NODES: '',
+        ARCHIVE_DIR: '',
+      });
+    const right = await rebuild('--archive-dir', dir);
+    expect(right.code, right.stderr + right.stdout).toBe(0);
+    const typo = path.join(dir, 'no-such-dir');
+    const wrong = await rebuild('--archive-dir', typo, '--json');
+    expect(wrong.code, wrong.stdout).toBe(2);
+    expect(wrong.stdout).toBe('');
+    expect(wrong.stderr).toMatch(
+      new RegExp(
+        `^rebuild: --archive-dir: no archive at "${typo}", yet the commands stream of workspace "${archived}" was trimmed up to \\S+ after its first \\d+ entries were archived`,
+      ),
+    );
+  });
+
   it('is an empty archive for a workspace never archived', async () => {
     const none = await audit(fresh, '--archive-dir', path.join(dir, 'no-such-dir'));
     expect(none.code, none.stderr + none.stdout).toBe(0);
+    const rebuilt = await runCli(
+      'rebuild',
+      ['--workspace', fresh, '--redis-url', suite.server.url, '--archive-dir', path.join(dir, 'no-such-dir')],
+      { ...process.env, REDIS_URL: '', REDIS_CLUSTER_NODES: '', ARCHIVE_DIR: '' },
+    );
+    expect(rebuilt.code, rebuilt.stderr + rebuilt.stdout).toBe(0);
   });
 });
