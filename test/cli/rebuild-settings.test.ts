@@ -59,4 +59,39 @@ describe('rebuild: the settings and the arrival order', () => {
       ]),
     );
   });
+
+  // The meta hash's `excluded` (how many queued contacts some agent turned down, or that wait for
+  // their preferred agents: src/adapters/redis/lua/includes/routing.lua) decides whether an agent
+  // who becomes available looks again at such contacts: one drifted to 0 strands them. The
+  // rebuild made it and did not compare it, so a drifted count rebuilt as "the same".
+  it('reports the count of turned-down contacts changed', async () => {
+    const ws = `rs-excl-${run}`;
+    const r = suite.redis;
+    await ensureGroup(r, ws);
+    const commands: Command[] = [
+      { type: 'RegisterAgent', agentId: 'ana', skills: ['A'], capacity: 1 },
+      { type: 'RegisterAgent', agentId: 'bo', skills: ['A'], capacity: 1 },
+      { type: 'ChangeAgentState', agentId: 'ana', state: 'available' },
+      {
+        type: 'QueueContact',
+        contactId: 'c1',
+        skills: ['A'],
+        priority: 1,
+        preferredAgents: ['bo'],
+        preferredForMs: 600_000,
+      },
+    ];
+    for (const command of commands) await appendCommand(r, { workspace: ws, command });
+    await projectPending(r, ws);
+    await dispatchPending(r, ws);
+    const k = workspaceKeys(ws);
+    expect(await r.hget(k.meta, 'excluded')).toBe('1');
+    expect((await rebuildWorkspace(r, ws)).differences).toEqual([]);
+
+    await r.hset(k.meta, 'excluded', '0');
+    const report = await rebuildWorkspace(r, ws);
+    expect(report.differences).toEqual([
+      { kind: 'counter', key: 'meta', member: 'excluded', live: '0', rebuilt: '1' },
+    ]);
+  });
 });

@@ -314,8 +314,10 @@ async function compareState(
       if (!a.has(member)) differ({ kind, key: name, member, live: null, rebuilt: text });
   }
   // The arrival counter and tick give the next contact's place in its queue; the settings decide
-  // every later offer, wrap-up, wait limit and routing order.
-  const fields = ['seq', 'tick', 'settings'] as const;
+  // every later offer, wrap-up, wait limit and routing order; `excluded` (queued contacts some agent
+  // turned down or that wait for preferred agents, none when absent) whether an agent who becomes
+  // available looks at them again (src/adapters/redis/lua/includes/routing.lua).
+  const fields = ['seq', 'tick', 'settings', 'excluded'] as const;
   signal?.throwIfAborted();
   const [liveMeta, rebuiltMeta] = await Promise.all([
     redis.hmget(workspaceKeys(workspace).meta, ...fields),
@@ -325,6 +327,7 @@ async function compareState(
     const [a, b] = [liveMeta[i] ?? null, rebuiltMeta[i] ?? null];
     const same =
       a === b ||
+      (member === 'excluded' && (a ?? '0') === (b ?? '0')) ||
       (member === 'settings' && a !== null && b !== null && isDeepStrictEqual(JSON.parse(a), JSON.parse(b)));
     if (!same)
       differ({
