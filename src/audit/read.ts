@@ -278,14 +278,16 @@ async function readState(redis: RedisClient, k: WorkspaceKeys, a: Auditor): Prom
   const timers = readTimers(redis, k.timers).then(
     async (live) => [live, await firedAfter(redis, k.commands, a.checkpoint ?? '0-0')] as const,
   );
-  const [, , index, counters, [live, fired]] = await Promise.all([
+  const [, , index, counters, excluded, [live, fired]] = await Promise.all([
     agents,
     contacts,
     readRoutingIndex(redis, k.workspace),
     redis.hgetall(k.stats),
+    redis.hget(k.meta, 'excluded'),
     timers,
   ]);
   check.index(index);
+  check.excluded(excluded);
   check.counters(counters);
   check.timers(live, fired);
   return check.violations();

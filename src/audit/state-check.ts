@@ -128,6 +128,24 @@ export class StateCheck {
     if (diffs.length > 0) this.flag(`counters (/stats): ${diffs.join('; ')}`);
   }
 
+  /**
+   * The routing's count of queued contacts not every agent of their queue may take (meta
+   * `excluded`: turned down by some agent, or waiting for their preferred agents; absent is 0)
+   * against the replayed queue. An agent who becomes available looks at such contacts again only
+   * while it is above 0: one that fell short would leave them queued beside agents who may take them.
+   */
+  excluded(stored: string | null): void {
+    let want = 0;
+    for (const c of this.audit.state.contacts.values())
+      if (c.state === 'queued' && ((c.excluded?.length ?? 0) > 0 || c.preferred !== undefined)) want++;
+    const got = Number(stored ?? 0);
+    if (got !== want)
+      this.flag(
+        `routing index: the count of queued contacts some agent turned down or that wait for their preferred agents (meta excluded) is ${stored ?? 'absent'}, the replay's ${want}`,
+        'index',
+      );
+  }
+
   /** The mismatches found, with documents the replay has and Redis lacks. */
   violations(): Violation[] {
     for (const id of this.audit.state.agents.keys())

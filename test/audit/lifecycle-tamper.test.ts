@@ -123,6 +123,22 @@ describe('the auditor on the work lifecycle', () => {
     expect(report.state).toBe('compared');
   });
 
+  it("reports the routing's count of turned-down contacts queued (meta excluded) that is not the replay's", async () => {
+    const ws = await lifecycle();
+    const meta = workspaceKeys(ws).meta;
+    // c2, turned down by bob and let expire by carl, waits in the queue: one.
+    expect(await suite.redis.hget(meta, 'excluded')).toBe('1');
+    for (const tampered of ['0', '2']) {
+      await suite.redis.hset(meta, 'excluded', tampered);
+      const report = await auditWorkspace(suite.redis, ws);
+      expect(report.violations.map((v) => `${v.kind}: ${v.message}`)).toEqual([
+        `index: routing index: the count of queued contacts some agent turned down or that wait for their preferred agents (meta excluded) is ${tampered}, the replay's 1`,
+      ]);
+    }
+    await suite.redis.hdel(meta, 'excluded');
+    expect((await auditWorkspace(suite.redis, ws)).violations).toHaveLength(1);
+  });
+
   it('reports an offer accepted by an agent it was not made to', async () => {
     const ws = await lifecycle();
     const e = await find(ws, 'AssignmentAccepted');
