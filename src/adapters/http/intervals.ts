@@ -111,7 +111,9 @@ export async function intervalRoutes(app: FastifyInstance): Promise<void> {
     const serviceLevelMs =
       q.serviceLevelMs !== undefined ? Number(q.serviceLevelMs) : DEFAULT_SERVICE_LEVEL_MS;
     await awaitPosition(ws, q.minPosition);
-    const head = { from: new Date(intervalStart(from)).toISOString(), to: q.to };
+    // Both ends written in UTC, as every time of the answer: `to` as asked (without an offset, or
+    // as 24:00) would be read in each reader's own time zone, and is no RFC 3339 date-time.
+    const head = { from: new Date(intervalStart(from)).toISOString(), to: new Date(to).toISOString() };
     if (q.source !== 'log') {
       // With minPosition, the live figures only when they hold every event so far (else the log's).
       const live = await fromLive(app.deps.redis, ws, from, to, serviceLevelMs, q.minPosition !== undefined);

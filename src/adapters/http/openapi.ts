@@ -759,7 +759,8 @@ export const openapi = withEdgeProblems(
                   contacts: { type: 'array', items: ref('Contact'), description: 'sorted by id' },
                   queue: {
                     type: 'array',
-                    description: 'queued contacts in routing order: priority descending, then arrival',
+                    description:
+                      'queued contacts in routing order: priority descending, then arrival (under priority aging, the aged order)',
                     items: {
                       type: 'object',
                       properties: {

@@ -1,0 +1,72 @@
+/**
+ * Edges of the read routes held against docs/API.md: the answers a client pages, parses and
+ * compares must name what they say whatever spelling of the request they answer.
+ */
+import { describe, expect, it } from 'vitest';
+import { inProcessApi } from '../support/api.ts';
+
+const WS = 'read-edges';
+const AGED = 'read-edges-aged';
+const api = inProcessApi([WS, AGED]);
+
+/** An RFC 3339 date-time: a date, a time of day (hours 00..23) and an offset (Z or ±hh:mm). */
+const RFC3339 = /^\d{4}-\d\d-\d\dT([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/i;
+
+describe('GET /stats/intervals: the range it answers', () => {
+  it('names its end as a UTC time, whatever form the request wrote it in', async () => {
+    // Each `to` names 2026-01-01T00:30:00Z: without an offset (UTC, as documented), with one, as 24:00.
+    for (const [from, to, end] of [
+      ['2026-01-01T00:00:00', '2026-01-01T00:30:00', '2026-01-01T00:30:00.000Z'],
+      ['2026-01-01T00:00:00Z', '2026-01-01T02:30:00%2B02:00', '2026-01-01T00:30:00.000Z'],
+      ['2026-01-01T23:00:00Z', '2026-01-01T24:00:00Z', '2026-01-02T00:00:00.000Z'],
+    ] as const) {
+      const r = await api.ok('GET', WS, `/stats/intervals?from=${from}&to=${to}`);
+      // A time without an offset is read in the reader's own time zone by JavaScript's Date (and
+      // is no date-time for the OpenAPI document's format): the answer must carry one.
+      expect(r.to, `to=${to}`).toMatch(RFC3339);
+      expect(r.from, `from=${from}`).toMatch(RFC3339);
+      expect(r.to).toBe(end);
+      const intervals = r.intervals as { from: string; to: string }[];
+      expect(intervals[0]!.from).toBe(r.from);
+      expect(Date.parse(intervals.at(-1)!.to)).toBe(Date.parse(end));
+    }
+    // A bare `+` in a query is a space (docs/API.md: the offset's `+` is written %2B): a 400 naming both.
+    const bare = await api.problem(
+      'GET',
+      WS,
+      '/stats/intervals?from=2026-01-01T02:00:00+02:00&to=2026-01-01T02:30:00+02:00',
+      undefined,
+      400,
+      'invalid-request',
+    );
+    expect((bare.errors as { path: string }[]).map((e) => e.path)).toEqual(['from', 'to']);
+  });
+});
+
+describe('GET /state?at=: the queue and the contacts', () => {
+  it('lists the queue in routing order (the aged one under priority aging), its skills as routing names them', async () => {
+    // Each priority point counts as 1 ms of earlier arrival: a priority-1 contact arriving 20 ms
+    // after a priority-0 one is routed after it (priority first would put it ahead).
+    await api.ok('PUT', AGED, '/settings', { priorityWeightMs: 1 });
+    await api.ok('POST', AGED, '/contacts', { id: 'early', skills: ['s'], priority: 0 });
+    await new Promise((r) => setTimeout(r, 20));
+    await api.ok('POST', AGED, '/contacts', { id: 'urgent', skills: ['s'], priority: 1 });
+    await api.ok('POST', AGED, '/contacts', { id: 'leveled', skills: [{ name: 'B', minLevel: 2 }] });
+    const events = (await api.ok('GET', AGED, '/events')).events as { position: string }[];
+    const state = await api.ok('GET', AGED, `/state?at=${events.at(-1)!.position}`);
+    const queue = state.queue as { contactId: string; skills: string[] }[];
+    expect(queue.map((q) => q.contactId)).toEqual(['early', 'urgent', 'leveled']);
+    // GET /contacts/{id} agrees: `urgent` stands behind `early` in their queue.
+    expect((await api.ok('GET', AGED, '/contacts/urgent')).queuePosition).toBe(1);
+    // The queue names a requirement at a level as routing (and /stats) does; the documents as written.
+    expect(queue[2]!.skills).toEqual(['B#2']);
+
+    // The documents are GET's, but for what GET computes when it reads a queued contact.
+    for (const c of state.contacts as { id: string }[]) {
+      const { queuePosition, estimatedWaitMs, ...read } = await api.ok('GET', AGED, `/contacts/${c.id}`);
+      expect(typeof queuePosition).toBe('number');
+      expect(estimatedWaitMs).toBeNull();
+      expect(c).toEqual(read);
+    }
+  });
+});
