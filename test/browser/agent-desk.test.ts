@@ -11,7 +11,7 @@ import type { Browser, Page } from 'playwright-core';
 import type { SwitchboardClient } from 'switchboard/client';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createApiKey } from '../../src/adapters/redis/api-keys.ts';
-import { adminClient, launchChromium, pagesApi } from '../support/browser.ts';
+import { adminClient, launchChromium, pagesApi, rateLimitedAnswer } from '../support/browser.ts';
 
 const WS = 'desk';
 
@@ -380,18 +380,7 @@ it('a sign-in answered 429 (rate limited) is tried again no sooner than its Retr
   await page.route('**/keys/me', async (route) => {
     sent.push(Date.now());
     if (sent.length > 1) return route.continue();
-    await route.fulfill({
-      status: 429,
-      contentType: 'application/problem+json',
-      headers: { 'retry-after': String(RETRY_S) },
-      body: JSON.stringify({
-        type: '/problems/rate-limited',
-        title: 'Too many requests',
-        status: 429,
-        detail: `This API key sent more than 5 requests a second (bursts of 10); send again in ${RETRY_S} s (Retry-After). Nothing was changed.`,
-        retryAfterMs: RETRY_S * 1000,
-      }),
-    });
+    await route.fulfill(rateLimitedAnswer(RETRY_S));
   });
   await page.goto(`${api.running.url}/agent`);
   await page.waitForSelector('#signin:not([hidden])');

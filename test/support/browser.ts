@@ -48,3 +48,22 @@ export async function adminClient(
   const { key } = await createApiKey(api.running.redis, { workspace, role: 'admin', name: 'admin' });
   return new SwitchboardClient({ url: api.running.url!, workspace, key, retries: 0 });
 }
+
+/**
+ * A 429 as Switchboard's rate limit answers it (src/adapters/http/limits.ts), asking for
+ * `retryAfterS` seconds: the options of a Playwright `route.fulfill`, for a page met with it.
+ */
+export function rateLimitedAnswer(retryAfterS: number) {
+  return {
+    status: 429,
+    contentType: 'application/problem+json',
+    headers: { 'retry-after': String(retryAfterS) },
+    body: JSON.stringify({
+      type: '/problems/rate-limited',
+      title: 'Too many requests',
+      status: 429,
+      detail: `This API key sent more than 5 requests a second (bursts of 10); send again in ${retryAfterS} s (Retry-After). Nothing was changed.`,
+      retryAfterMs: retryAfterS * 1000,
+    }),
+  };
+}
