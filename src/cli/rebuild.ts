@@ -139,7 +139,12 @@ async function main(): Promise<number> {
         : format(report, parsed.label),
     );
     if (report.differenceCount > 0) return 1;
-    return report.compared ? 0 : 3;
+    if (report.compared) return 0;
+    // No difference found is not a workspace found sound: said on stderr, as the audit does.
+    process.stderr.write(
+      'rebuild: the live state could not be compared: the workspace kept changing while it was read; run the rebuild again when the workspace is quieter.\n',
+    );
+    return 3;
   } catch (err) {
     // The interrupt itself (the shadow dropped meanwhile); a failure while dropping it is named below.
     if (interrupt.signal.aborted && err === interrupt.signal.reason) {

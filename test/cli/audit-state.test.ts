@@ -94,4 +94,23 @@ describe('npm run audit when the documents could not be compared', () => {
     expect(quiet.code, quiet.stderr).toBe(0);
     expect(JSON.parse(quiet.stdout)).toMatchObject({ state: 'compared', violationCount: 0 });
   }, 120_000);
+
+  it('npm run rebuild --json says so too, on stderr, besides its exit 3', async () => {
+    let writing = true;
+    const writers = Array.from({ length: 8 }, async (_, w) => {
+      for (let n = 0; writing; n++)
+        for (let i = w; i < AGENTS && writing; i += 8)
+          await command(`/agents/a${i}/state`, { state: n % 2 === 0 ? 'available' : 'away' });
+    });
+    let busy: Awaited<ReturnType<typeof audit>>;
+    try {
+      busy = await runCli('rebuild', ['--workspace', WS, '--redis-url', redis.url, '--json']);
+    } finally {
+      writing = false;
+      await Promise.all(writers);
+    }
+    expect(JSON.parse(busy.stdout), busy.stderr).toMatchObject({ compared: false });
+    expect(busy.code, busy.stderr).toBe(3);
+    expect(busy.stderr).toMatch(/^rebuild: .*kept changing.*run the rebuild again/m);
+  }, 120_000);
 });
