@@ -113,7 +113,9 @@ async function main(): Promise<number> {
   if (command === 'revoke')
     check.check(
       /^[0-9a-f]{16}$/.test(values['key-id'] ?? ''),
-      '--key-id: required, the 16 hex digits `list` shows',
+      values['key-id'] === undefined
+        ? '--key-id: required, the 16 hex digits `list` shows'
+        : `--key-id: must be the 16 hex digits \`list\` shows (got "${values['key-id']}")`,
     );
   const parsed = parseRedisTarget(values, process.env, check);
   check.done();

@@ -93,7 +93,13 @@ describe('npm run keys', () => {
     const named = await keys('revoke', '--workspace', WS, '--key-id', '0123456789abcdef', '--name', 'x');
     expect(named.code).toBe(2);
     expect(named.stderr).toContain('--name: not an option of revoke');
-    expect((await keys('revoke', '--workspace', WS, '--key-id', 'nope')).code).toBe(2);
+    const badId = await keys('revoke', '--workspace', WS, '--key-id', 'nope');
+    expect(badId.code).toBe(2);
+    // A value given and bad is shown, not called missing.
+    expect(badId.stderr).toContain('--key-id: must be the 16 hex digits `list` shows (got "nope")');
+    const absent = await keys('revoke', '--workspace', WS);
+    expect(absent.code).toBe(2);
+    expect(absent.stderr).toContain('--key-id: required, the 16 hex digits `list` shows');
     const missing = await keys('revoke', '--workspace', WS, '--key-id', '0123456789abcdef');
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('no key');
