@@ -131,7 +131,8 @@ export const intervalStart = (ms: number): number => Math.floor(ms / INTERVAL_MS
 
 /**
  * The intervals from `from` to `to` (ms, `from` rounded down to an interval bound), each listed even
- * when empty, from the tallies `tallies` gives by interval start.
+ * when empty, from the tallies `tallies` gives by interval start. A `to` inside an interval ends the
+ * last one there: its tallies count the events before `to` only, and its `to` says so.
  */
 export function intervalsOf(
   from: number,
@@ -146,7 +147,7 @@ export function intervalsOf(
       queues[q] = figures(t);
     out.push({
       from: new Date(start).toISOString(),
-      to: new Date(start + INTERVAL_MS).toISOString(),
+      to: new Date(Math.min(start + INTERVAL_MS, to)).toISOString(),
       ...figures(i?.all ?? emptyTally()),
       queues,
     });
@@ -347,7 +348,7 @@ export class IntervalStats {
     }
   }
 
-  /** The intervals from `from` to `to` (ms, rounded out to interval bounds), each listed even when empty. */
+  /** The intervals from `from` (rounded down to an interval bound) to `to` (ms), each listed even when empty. */
   result(from: number, to: number): Interval[] {
     return intervalsOf(from, to, (start) => this.intervals.get(start));
   }

@@ -43,6 +43,27 @@ describe('GET /stats/intervals: the range it answers', () => {
   });
 });
 
+describe('GET /stats/intervals: a range that ends inside an interval', () => {
+  it('ends its last interval where the range ends: events after it are not counted, and it does not say they are', async () => {
+    // Events now; the range ends 1 ms after the last of them, inside the current interval.
+    const before = Date.now();
+    await api.ok('POST', WS, '/contacts', { id: 'partial-1', skills: ['nobody-has-it'] });
+    const last = await api.ok('POST', WS, '/contacts', { id: 'partial-2', skills: ['nobody-has-it'] });
+    const lastMs = Number(String(last.position).split('-')[0]);
+    const end = new Date(lastMs + 1).toISOString();
+    const from = new Date(before - 20 * 60_000).toISOString();
+    for (const source of ['', '&source=log']) {
+      const r = await api.ok('GET', WS, `/stats/intervals?from=${from}&to=${end}${source}`);
+      const intervals = r.intervals as { from: string; to: string; queued: number }[];
+      expect(intervals.at(-1)!.to, `source=${source || 'default'}`).toBe(end);
+      expect(Date.parse(intervals.at(-1)!.from)).toBeLessThan(Date.parse(end));
+      // Every interval before it is whole.
+      for (const i of intervals.slice(0, -1)) expect(Date.parse(i.to) - Date.parse(i.from)).toBe(15 * 60_000);
+      expect(intervals.reduce((n, i) => n + i.queued, 0)).toBeGreaterThanOrEqual(2);
+    }
+  });
+});
+
 describe('GET /state?at=: the queue and the contacts', () => {
   it('lists the queue in routing order (the aged one under priority aging), its skills as routing names them', async () => {
     // Each priority point counts as 1 ms of earlier arrival: a priority-1 contact arriving 20 ms
