@@ -162,23 +162,31 @@ const changeOf: BodyDecoder<t.TypeOf<typeof UpdateAgentBody>> = (body) =>
   );
 
 /** A contact: preferredForMs only with preferredAgents. */
-const queueBody: BodyDecoder<t.TypeOf<typeof QueueContactBody>> = (body) =>
-  pipe(
-    decodeOrProblem(QueueContactBody, body, 'body'),
-    E.filterOrElse(
-      (b) => b.preferredForMs === undefined || b.preferredAgents !== undefined,
-      () =>
-        problem(
-          400,
-          'invalid-request',
-          'Invalid request',
-          'preferredForMs needs preferredAgents: name them too.',
-          {
-            errors: [{ path: 'preferredForMs', message: 'only with preferredAgents' }],
-          },
-        ),
-    ),
-  );
+const preferenceWithoutAgents = problem(
+  400,
+  'invalid-request',
+  'Invalid request',
+  'preferredForMs needs preferredAgents: name them too.',
+  {
+    errors: [{ path: 'preferredForMs', message: 'only with preferredAgents' }],
+  },
+);
+
+/**
+ * A contact's body: preferredForMs only with preferredAgents, named with the body's other bad
+ * fields when there are some (API.md: `errors` lists every bad field at once).
+ */
+const queueBody: BodyDecoder<t.TypeOf<typeof QueueContactBody>> = (body) => {
+  const decoded = decodeOrProblem(QueueContactBody, body, 'body');
+  const fields =
+    typeof body === 'object' && body !== null && !Array.isArray(body)
+      ? (body as Record<string, unknown>)
+      : {};
+  const unpaired = fields.preferredForMs !== undefined && fields.preferredAgents === undefined;
+  if (E.isRight(decoded)) return unpaired ? E.left(preferenceWithoutAgents) : decoded;
+  const named = (decoded.left.errors ?? []).some((e) => e.path === 'preferredForMs');
+  return unpaired && !named ? E.left(together([decoded.left, preferenceWithoutAgents])) : decoded;
+};
 
 /**
  * Several 400s about the parts of one request as one, naming every bad field of them all (API.md:
