@@ -413,8 +413,9 @@ describe('simulate', () => {
   });
 
   it('a run cut short by its time limit leaves no contact behind: those waiting abandoned, those in service completed', async () => {
-    // Two agents, each holding a contact for 30 s, and contacts queued behind them: at the 2 s
-    // limit some are in service and some still wait. Left so, they would be the next run's (its
+    // Two agents, each holding a contact for 30 s, and contacts queued behind them: at the 4 s
+    // limit some are in service and some still wait (2 s once ran out, on a loaded machine, before
+    // the first assignment). Left so, they would be the next run's (its
     // agents would be handed them, and never free again).
     const ws = `${WS}-cut`;
     const run = await simulate([
@@ -435,7 +436,7 @@ describe('simulate', () => {
       '--patience',
       '60',
       '--max-seconds',
-      '2',
+      '4',
       '--seed',
       '3',
       '--json',
