@@ -15,7 +15,7 @@ import {
 } from './entries.ts';
 import { type ContactMeta, differences, factData, iso, jsonEqual } from './expected.ts';
 import { IdempotencyKeys, Outcomes } from './ledgers.ts';
-import { bodyWant } from './outcome-body.ts';
+import { bodyWant, type DocumentMade } from './outcome-body.ts';
 import { ReplayState } from './replay-state.ts';
 import { positionBefore, type Violation, type ViolationKind, Violations } from './violations.ts';
 
@@ -130,6 +130,8 @@ export class Auditor {
   private readonly outcomes = new Outcomes((...v) => this.flag(...v));
   private readonly keys: IdempotencyKeys;
   private parsed: { position: string; env: Envelope } | undefined;
+  /** The document the last fact's data was (outcome-body.ts, `BodyState`). */
+  lastDocument: DocumentMade | undefined;
 
   get withoutIdempotencyKey(): number {
     return this.keys.withoutKey;
@@ -435,6 +437,12 @@ export class Auditor {
 
   private apply(f: Fact, e: CommandEntry): Expected {
     const data = factData(f, e.position, this.state.contacts, this.state.settings);
+    this.lastDocument =
+      f.type === 'ContactQueued'
+        ? { of: f.contact, position: e.position, doc: data }
+        : f.type === 'AgentRegistered' || f.type === 'AgentUpdated'
+          ? { of: f.agent, position: e.position, doc: data }
+          : undefined;
     this.state.apply(f);
     if (f.type === 'AgentRemoved') this.agentPositions.delete(f.agentId);
     else if (f.type === 'ContactQueued')

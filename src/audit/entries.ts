@@ -101,12 +101,9 @@ export function envelope(fields: readonly string[]): Envelope | string {
   if (typeof e !== 'object' || e === null || typeof e.type !== 'string') return 'its envelope has no type';
   if (type !== e.type) return `its "type" field (${type}) is not its envelope's (${e.type})`;
   if (typeof e.data !== 'object' || e.data === null) return 'its envelope has no data';
-  return {
-    ...e,
-    type: e.type,
-    data: e.data,
-    meta: typeof e.meta === 'object' && e.meta !== null ? e.meta : {},
-  };
+  // The parsed object is the envelope (no copy: it is the replay's own, read once per event).
+  if (typeof e.meta !== 'object' || e.meta === null) (e as { meta: unknown }).meta = {};
+  return e as Envelope;
 }
 
 export type Decoded =

@@ -28,6 +28,21 @@ let isoPrefix = '';
  */
 export function iso(ms: number): string {
   if (!Number.isInteger(ms) || ms < 0 || ms >= 253_402_300_800_000) return new Date(ms).toISOString();
+  // The same times come back within a few commands (a command's time in its events, its outcome
+  // and the next command's checks; a contact's queuedAt): the last texts, by their low bits.
+  const slot = ms & (ISO_SLOTS - 1);
+  if (isoMs[slot] === ms) return isoText[slot]!;
+  const text = isoOf(ms);
+  isoMs[slot] = ms;
+  isoText[slot] = text;
+  return text;
+}
+
+const ISO_SLOTS = 256;
+const isoMs = new Float64Array(ISO_SLOTS).fill(-1);
+const isoText: string[] = new Array<string>(ISO_SLOTS).fill('');
+
+function isoOf(ms: number): string {
   const day = Math.floor(ms / DAY);
   if (day !== isoDay) {
     isoDay = day;

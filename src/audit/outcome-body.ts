@@ -27,7 +27,27 @@ export interface BodyState {
   readonly state: ReplayState;
   readonly agentPositions: ReadonlyMap<string, string>;
   readonly contactMeta: ReadonlyMap<string, ContactMeta>;
+  /**
+   * The document the last fact's data was (a registration, an update, a contact queued): the
+   * same object and position give the same document, so the outcome's view need not be built again.
+   */
+  readonly lastDocument?: DocumentMade | undefined;
 }
+
+/** A document worked out from a state object (an agent or a contact) at a position. */
+export interface DocumentMade {
+  readonly of: object;
+  readonly position: string;
+  readonly doc: Record<string, unknown>;
+}
+
+const documentOf = <T extends object>(
+  made: DocumentMade | undefined,
+  of: T,
+  position: string,
+  build: (x: T, position: string) => Record<string, unknown>,
+): Record<string, unknown> =>
+  made !== undefined && made.of === of && made.position === position ? made.doc : build(of, position);
 
 /** Timer commands change nothing once their timer is no longer current, and say so. */
 const TIMER_COMMANDS: ReadonlySet<string> = new Set([
@@ -74,11 +94,15 @@ export function bodyWant(
   const target = commandTarget(c);
   if (target.kind === 'agent') {
     const a = s.state.agents.get(target.id);
-    return { view: a && agentDocument(a, s.agentPositions.get(target.id) ?? '') };
+    return {
+      view: a && documentOf(s.lastDocument, a, s.agentPositions.get(target.id) ?? '', agentDocument),
+    };
   }
   const contact = s.state.contacts.get(target.id);
   const meta = s.contactMeta.get(target.id);
-  return { view: contact && meta && contactDocument(contact, meta.position) };
+  return {
+    view: contact && meta && documentOf(s.lastDocument, contact, meta.position, contactDocument),
+  };
 }
 
 const PROBLEM_TYPE = /^\/problems\/[a-z0-9-]+$/;
