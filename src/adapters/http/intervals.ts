@@ -68,7 +68,8 @@ const IntervalsQuery = strict(
     serviceLevelMs: withMessage(
       t.refinement(
         t.string,
-        (s) => /^\d{1,8}$/.test(s) && Number(s) >= 1 && Number(s) <= 86_400_000,
+        // As /stats reads it (queries.ts): up to 9 digits, so a leading zero is taken by both.
+        (s) => /^\d{1,9}$/.test(s) && Number(s) >= 1 && Number(s) <= 86_400_000,
         'serviceLevelMs',
       ),
       'an integer number of milliseconds from 1 to 86400000',
