@@ -48,8 +48,12 @@ describe('GET /stats/intervals: a range that ends inside an interval', () => {
     // Events now; the range ends 1 ms after the last of them, inside the current interval.
     const before = Date.now();
     await api.ok('POST', WS, '/contacts', { id: 'partial-1', skills: ['nobody-has-it'] });
-    const last = await api.ok('POST', WS, '/contacts', { id: 'partial-2', skills: ['nobody-has-it'] });
-    const lastMs = Number(String(last.position).split('-')[0]);
+    await api.ok('POST', WS, '/contacts', { id: 'partial-2', skills: ['nobody-has-it'] });
+    // The events' positions (a command's position is its own, a little before its events').
+    const queued = (await api.ok('GET', WS, '/events?type=ContactQueued&limit=1000')).events as {
+      position: string;
+    }[];
+    const lastMs = Number(queued.at(-1)!.position.split('-')[0]);
     const end = new Date(lastMs + 1).toISOString();
     const from = new Date(before - 20 * 60_000).toISOString();
     for (const source of ['', '&source=log']) {
@@ -59,7 +63,9 @@ describe('GET /stats/intervals: a range that ends inside an interval', () => {
       expect(Date.parse(intervals.at(-1)!.from)).toBeLessThan(Date.parse(end));
       // Every interval before it is whole.
       for (const i of intervals.slice(0, -1)) expect(Date.parse(i.to) - Date.parse(i.from)).toBe(15 * 60_000);
-      expect(intervals.reduce((n, i) => n + i.queued, 0)).toBeGreaterThanOrEqual(2);
+      // The log counts both contacts; the live projection lags the log by up to a few hundred ms
+      // (API.md), so its figures may not hold the last one yet.
+      if (source) expect(intervals.reduce((n, i) => n + i.queued, 0)).toBeGreaterThanOrEqual(2);
     }
   });
 });
