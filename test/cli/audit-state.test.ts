@@ -57,25 +57,31 @@ afterAll(async () => {
 
 const audit = (...args: string[]) => runCli('audit', ['--workspace', WS, '--redis-url', redis.url, ...args]);
 
+/**
+ * `run` while agents go available and away without a pause: the projector's checkpoint moves while
+ * a tool reads the documents, every time it tries.
+ */
+async function whileChanging<T>(run: () => Promise<T>): Promise<T> {
+  let writing = true;
+  const writers = Array.from({ length: 8 }, async (_, w) => {
+    for (let n = 0; writing; n++)
+      for (let i = w; i < AGENTS && writing; i += 8)
+        await command(`/agents/a${i}/state`, { state: n % 2 === 0 ? 'available' : 'away' });
+  });
+  try {
+    return await run();
+  } finally {
+    writing = false;
+    await Promise.all(writers);
+  }
+}
+
 describe('npm run audit when the documents could not be compared', () => {
   it('exits 3, saying so, while the workspace keeps changing; 0 with --no-state, and 0 once it is quiet', async () => {
-    // Agents going available and away without a pause: the projector's checkpoint moves while
-    // the audit reads the documents, every time it tries.
-    let writing = true;
-    const writers = Array.from({ length: 8 }, async (_, w) => {
-      for (let n = 0; writing; n++)
-        for (let i = w; i < AGENTS && writing; i += 8)
-          await command(`/agents/a${i}/state`, { state: n % 2 === 0 ? 'available' : 'away' });
-    });
-    let busy: Awaited<ReturnType<typeof audit>>;
-    let logOnly: Awaited<ReturnType<typeof audit>>;
-    try {
-      busy = await audit('--json');
-      logOnly = await audit('--json', '--no-state');
-    } finally {
-      writing = false;
-      await Promise.all(writers);
-    }
+    const [busy, logOnly] = await whileChanging(async () => [
+      await audit('--json'),
+      await audit('--json', '--no-state'),
+    ]);
     const summary = JSON.parse(busy.stdout) as { state: string; violationCount: number };
     expect(summary, busy.stderr).toMatchObject({
       violationCount: 0,
@@ -96,19 +102,9 @@ describe('npm run audit when the documents could not be compared', () => {
   }, 120_000);
 
   it('npm run rebuild --json says so too, on stderr, besides its exit 3', async () => {
-    let writing = true;
-    const writers = Array.from({ length: 8 }, async (_, w) => {
-      for (let n = 0; writing; n++)
-        for (let i = w; i < AGENTS && writing; i += 8)
-          await command(`/agents/a${i}/state`, { state: n % 2 === 0 ? 'available' : 'away' });
-    });
-    let busy: Awaited<ReturnType<typeof audit>>;
-    try {
-      busy = await runCli('rebuild', ['--workspace', WS, '--redis-url', redis.url, '--json']);
-    } finally {
-      writing = false;
-      await Promise.all(writers);
-    }
+    const busy = await whileChanging(() =>
+      runCli('rebuild', ['--workspace', WS, '--redis-url', redis.url, '--json']),
+    );
     expect(JSON.parse(busy.stdout), busy.stderr).toMatchObject({ compared: false });
     expect(busy.code, busy.stderr).toBe(3);
     expect(busy.stderr).toMatch(/^rebuild: .*kept changing.*run the rebuild again/m);
