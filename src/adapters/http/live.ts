@@ -82,9 +82,6 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
       config: { websocket: true },
       // Reject bad queries before the upgrade, as a plain problem+json answer.
       preValidation: async (req, reply) => {
-        // An upgrade answered here is refused, and its socket ended once answered (it belongs to no
-        // HTTP parser any more): the answer says so, so no client sends another request on it.
-        if (req.ws) reply.header('connection', 'close');
         try {
           const ws = workspaceOf(req.params);
           const decoded = decodeOr400(LiveQuery, req.query, 'query');

@@ -199,6 +199,11 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     );
   });
   installRequestLog(app, deps.config.slowRequestMs ?? 1000);
+  // Whatever answers an upgrade (a route's check, the router, the error handler) refuses it.
+  app.addHook('onSend', (req, reply, payload, done) => {
+    endsUpgrade(req, reply);
+    done(null, payload);
+  });
   app.addHook('onResponse', (req, reply, done) => {
     deps.metrics.httpRequests.observe(
       { method: req.method, route: req.routeOptions.url ?? 'unknown', status: String(reply.statusCode) },
@@ -208,7 +213,6 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   });
 
   app.setErrorHandler((err: FastifyError | ProblemError, req, reply) => {
-    endsUpgrade(req, reply);
     if (err instanceof ProblemError) return sendProblem(reply, err.problem);
     if (err instanceof HistoryUnreadableError) {
       req.log.error({ workspace: err.workspace, err: err.message }, 'history unreadable from the archive');
@@ -250,9 +254,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     );
   });
 
-  app.setNotFoundHandler((req, reply) => {
-    endsUpgrade(req, reply);
-    return sendProblem(
+  app.setNotFoundHandler((req, reply) =>
+    sendProblem(
       reply,
       problem(
         404,
@@ -260,8 +263,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
         'No such route',
         `${req.method} ${req.url.split('?')[0]} is not a route of this API; see /openapi.json.`,
       ),
-    );
-  });
+    ),
+  );
 
   await app.register(websocket, {
     // An open socket's errors are the client's (a frame the protocol forbids, one over maxPayload,
