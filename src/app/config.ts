@@ -26,6 +26,7 @@ import {
   parseRetention,
   type Retention,
 } from '../archive/retention.ts';
+import { decimalInteger } from '../domain/decimal.ts';
 
 export type Role = 'api' | 'projector' | 'dispatcher' | 'archiver';
 export const ROLES: readonly Role[] = ['api', 'projector', 'dispatcher', 'archiver'];
@@ -141,7 +142,8 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
   {
     name: 'HOST',
     default: '127.0.0.1',
-    description: 'Address the HTTP API listens on (0.0.0.0 behind a load balancer).',
+    description:
+      'Address the HTTP API listens on (0.0.0.0 behind a load balancer): a host name (labels of letters, digits, - and _, none empty) or an IPv4 or IPv6 address; an IPv4 number written with a leading 0 (010.0.0.1) is refused, the resolver would read it as octal.',
   },
   { name: 'PORT', default: '8080', description: 'Port of the HTTP API.' },
   {
@@ -424,9 +426,9 @@ function variables(env: NodeJS.ProcessEnv) {
     optional,
     int: (name: string, def: number, min: number, max: number): Checked<number> => {
       const value = raw(name);
-      const n = value === undefined ? def : Number(value);
-      return checked(name, n, [
-        value === undefined || (/^\d+$/.test(value) && n >= min && n <= max)
+      const n = value === undefined ? def : decimalInteger(value);
+      return checked(name, n ?? def, [
+        value === undefined || (n !== undefined && n >= min && n <= max)
           ? undefined
           : `must be an integer from ${min} to ${max} (got "${value}")`,
       ]);
@@ -478,20 +480,36 @@ export const isRedisUrl: Check = (value) => {
   return `must be a redis:// or rediss:// URL such as redis://127.0.0.1:6379 (got "${mask(value)}")`;
 };
 
+/** A label of a host name: letters, digits, - and _, not starting or ending with -. */
+const LABEL = '[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?';
+const HOST_NAME = new RegExp(`^${LABEL}(\\.${LABEL})*$`);
+
 /**
- * A host name or an IPv4 or IPv6 address to listen on. Numbers and dots name no host: four of them
- * with one over 255, or more than four, are no IPv4 address either (listen failed on them, after
- * the start); the short forms the resolver takes (127.1: 127.0.0.1) stay accepted.
+ * What is wrong with `h` as a host name or an IPv4 address (HOST, ADVERTISE_ADDRESS's host), as
+ * words to put after the value, '' when no more can be said, or undefined when it is right. Labels
+ * are not empty (api..1). Numbers and dots are read as the resolver reads them, so what it would
+ * read otherwise than written is refused: a number with a leading 0 (octal: 010.0.0.1 is 8.0.0.1),
+ * four numbers with one over 255 or more than four (no IPv4 address; listen failed on them). The
+ * short forms it takes (127.1: 127.0.0.1) stay accepted.
  */
+function hostNameProblem(h: string): string | undefined {
+  if (h.split('.').includes('')) return 'which has an empty label (nothing between two dots, or at an end)';
+  if (/^[0-9.]+$/.test(h)) {
+    const numbers = h.split('.');
+    if (numbers.some((n) => /^0\d/.test(n)))
+      return `a number with a leading 0, which the resolver reads as octal (010 is 8): write ${numbers.map((n) => n.replace(/^0+(?=\d)/, '')).join('.')} for the decimal`;
+    if (numbers.length > 4 || (numbers.length === 4 && numbers.some((n) => Number(n) > 255)))
+      return 'which is no IPv4 address: one is four numbers from 0 to 255';
+  }
+  return HOST_NAME.test(h) ? undefined : '';
+}
+
+/** A host name or an IPv4 or IPv6 address to listen on (hostNameProblem). */
 const isHost: Check = (h) => {
-  const usage = 'such as 127.0.0.1 or 0.0.0.0';
-  const numbers = /^[0-9.]+$/.test(h) ? h.split('.') : [];
-  if (numbers.length > 4 || (numbers.length === 4 && numbers.some((n) => Number(n) > 255)))
-    return `must be a host name or an IP address to listen on, ${usage} (got "${h}", which is no IPv4 address: one is four numbers from 0 to 255)`;
-  return /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(h) ||
-    (h.includes(':') && /^[0-9A-Fa-f:.]+$/.test(h))
+  const problem = h.includes(':') && /^[0-9A-Fa-f:.]+$/.test(h) ? undefined : hostNameProblem(h);
+  return problem === undefined
     ? undefined
-    : `must be a host name or an IP address to listen on, ${usage} (got "${h}")`;
+    : `must be a host name or an IP address to listen on, such as 127.0.0.1 or 0.0.0.0 (got "${h}"${problem ? `, ${problem}` : ''})`;
 };
 
 /** A directory, or a path where none is yet (it is made at start). */
@@ -660,12 +678,14 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
       luaFunctions: v.bool('LUA_FUNCTIONS', true),
       leaseTtlMs: v.int('LEASE_TTL_MS', 3000, 500, 60_000),
       advertise: v.optional('ADVERTISE_ADDRESS', (a) => {
-        // A host name (labels of letters, digits, - and _, not starting or ending with - or .) or an IPv4 address.
-        const label = '[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?';
-        const port = new RegExp(`^${label}(\\.${label})*:(\\d{1,5})$`).exec(a)?.[4];
-        return a === 'auto' || (port !== undefined && Number(port) >= 1 && Number(port) <= 65535)
+        // A host name or an IPv4 address, as HOST takes them (hostNameProblem), and a port.
+        if (a === 'auto') return undefined;
+        const at = a.lastIndexOf(':');
+        const problem = at < 0 ? '' : hostNameProblem(a.slice(0, at));
+        const port = /^\d{1,5}$/.test(a.slice(at + 1)) ? Number(a.slice(at + 1)) : 0;
+        return problem === undefined && port >= 1 && port <= 65535
           ? undefined
-          : `must be host:port (port 1..65535) or auto (got "${a}")`;
+          : `must be host:port (port 1..65535) or auto (got "${a}"${problem ? `, ${problem}` : ''})`;
       }),
       idempotencyTtlS: v.int('IDEMPOTENCY_TTL_S', 86_400, 60, 30 * 86_400),
       deadConsumerIdleMs: v.int('DEAD_CONSUMER_IDLE_MS', 600_000, 1000, 7 * 86_400_000),
@@ -794,12 +814,14 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
   );
 }
 
-/** A positive integer in range, or `off` (when `off` is allowed). */
+/** An integer in decimal digits in range, or `off` (when `off` is allowed). */
 function offOr(min: number, max: number, off = true): Check {
-  return (value) =>
-    (off && value === 'off') || (/^\d+$/.test(value) && Number(value) >= min && Number(value) <= max)
+  return (value) => {
+    const n = decimalInteger(value);
+    return (off && value === 'off') || (n !== undefined && n >= min && n <= max)
       ? undefined
       : `must be an integer from ${min} to ${max}${off ? ' or off' : ''} (got "${value}")`;
+  };
 }
 
 const offOrNumber = (value: string | undefined): number | undefined =>

@@ -19,6 +19,7 @@
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { decimalInteger } from '../domain/decimal.ts';
 import { runAppNamespace } from '../topology/local/app-namespace.ts';
 import {
   checkAndExit,
@@ -59,8 +60,8 @@ function fail(message: string): never {
 
 function count(raw: string | undefined, name: string, def: number, min: number, max: number): number {
   if (raw === undefined) return def;
-  const n = Number(raw);
-  if (!/^\d+$/.test(raw) || n < min || n > max)
+  const n = decimalInteger(raw);
+  if (n === undefined || n < min || n > max)
     fail(`--${name} must be an integer from ${min} to ${max} (got "${raw}")`);
   return n;
 }

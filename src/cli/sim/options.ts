@@ -4,6 +4,7 @@
  */
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { mask } from '../../adapters/redis/client.ts';
+import { decimalInteger, decimalNumber } from '../../domain/decimal.ts';
 
 export class UsageError extends Error {
   constructor(readonly problems: readonly string[]) {
@@ -45,6 +46,11 @@ export function parseOrUsage<T extends ParseArgsConfig>(config: T): ReturnType<t
 export class OptionChecker {
   readonly problems: string[] = [];
 
+  /**
+   * A number option in decimal digits (src/domain/decimal.ts): `integer`, digits only; else an
+   * optional fraction after a point too. Hex, exponents, a sign, spaces, Infinity and an empty value
+   * are refused as a value out of range is, naming the option and what it takes.
+   */
   number(
     name: string,
     raw: string | undefined,
@@ -52,8 +58,7 @@ export class OptionChecker {
     opts: { min?: number; minExclusive?: number; max?: number; integer?: boolean } = {},
   ): number {
     if (raw === undefined) return def;
-    const text = raw.trim();
-    const n = Number(text);
+    const n = (opts.integer ? decimalInteger(raw) : decimalNumber(raw)) ?? Number.NaN;
     const kind = opts.integer ? 'an integer' : 'a number';
     const range =
       opts.minExclusive !== undefined
@@ -65,14 +70,12 @@ export class OptionChecker {
           : '';
     const upper = opts.minExclusive !== undefined && opts.max !== undefined ? ` and at most ${opts.max}` : '';
     const bad =
-      text === '' ||
       !Number.isFinite(n) ||
-      (opts.integer && !Number.isInteger(n)) ||
       (opts.min !== undefined && n < opts.min) ||
       (opts.minExclusive !== undefined && n <= opts.minExclusive) ||
       (opts.max !== undefined && n > opts.max);
     if (bad) {
-      this.problems.push(`--${name}: must be ${kind}${range}${upper} (got "${raw}")`);
+      this.problems.push(`--${name}: must be ${kind}${range}${upper}, in decimal digits (got "${raw}")`);
       return def;
     }
     return n;
@@ -83,7 +86,7 @@ export class OptionChecker {
     return this.number(name, raw, def, { min: 0, max: 1 });
   }
 
-  /** A comma-separated list of integers from `min` to `max` (at most `most` of them). */
+  /** A comma-separated list of integers in decimal digits from `min` to `max` (at most `most` of them). */
   integers(
     name: string,
     raw: string | undefined,
@@ -92,14 +95,14 @@ export class OptionChecker {
     opts: { min: number; max: number; most?: number },
   ): readonly number[] {
     if (raw === undefined) return def;
-    const list = raw.split(',').map((s) => Number(s.trim()));
+    const list = raw.split(',').map((s) => decimalInteger(s) ?? Number.NaN);
     const ok =
       list.length <= (opts.most ?? Number.POSITIVE_INFINITY) &&
-      list.every((n) => Number.isInteger(n) && n >= opts.min && n <= opts.max);
+      list.every((n) => n >= opts.min && n <= opts.max);
     const most = opts.most !== undefined ? `up to ${opts.most} ` : '';
     this.check(
       ok,
-      `--${name}: must be a comma-separated list of ${most}${what} from ${opts.min} to ${opts.max} (got "${raw}")`,
+      `--${name}: must be a comma-separated list of ${most}${what} from ${opts.min} to ${opts.max}, in decimal digits with no spaces (got "${raw}")`,
     );
     return ok ? list : def;
   }
