@@ -29,8 +29,11 @@ let agentId = null;
 let agent = null;
 let contacts = [];
 const log = [];
-/** `gone`: the agent is not registered (a read answered 404); cleared by the next read that finds it. */
-const problems = { status: null, gone: null, action: null, live: null };
+/**
+ * `gone`: the agent is not registered (a read answered 404); cleared by the next read that finds it.
+ * `read`: the documents' last read was rate limited (429); cleared by the next read that succeeds.
+ */
+const problems = { status: null, gone: null, action: null, read: null, live: null };
 const timers = [];
 
 const $ = (id) => document.getElementById(id);
@@ -122,6 +125,8 @@ function start(client) {
   $('contacts').replaceChildren();
   problems.action = null;
   problems.gone = null;
+  problems.read = null;
+  release();
   updateBanner();
   showSignedIn('desk');
   $('agent-name').textContent = agent.name ? `${agent.name} (${agentId})` : agentId;
@@ -166,8 +171,49 @@ function onEvent(e) {
 let readsStarted = 0;
 let readShown = 0;
 
+/**
+ * No read of the documents (the 5 s poll, after an event, after a command) before this
+ * (Date.now()): a 429's Retry-After, waited out; then one read. Switchboard counts a key's requests
+ * together, so a command's 429 holds the reads too.
+ */
+let heldUntil = 0;
+let heldTimer = null;
+
+/** Holds the reads for a 429's Retry-After (`ms`), and reads once it has passed; returns its end. */
+function hold(client, ms) {
+  const wait = ms ?? 1000;
+  const until = Date.now() + wait;
+  if (until <= heldUntil) return heldUntil;
+  clearTimeout(heldTimer);
+  heldUntil = until;
+  heldTimer = setTimeout(() => {
+    heldTimer = null;
+    heldUntil = 0;
+    if (client !== api) return;
+    // The command refused meanwhile may be sent again: the banner says so (once, not each second).
+    if (refusedAction !== null) {
+      problems.action = `${refusedAction} was not done: rate limited (429). Try again now.`;
+      updateBanner();
+    }
+    refresh();
+  }, wait);
+  return until;
+}
+
+/** No hold: a desk signed in again (perhaps with another key) starts with none. */
+function release() {
+  clearTimeout(heldTimer);
+  heldTimer = null;
+  heldUntil = 0;
+  refusedAction = null;
+}
+
+/** A 429's wait in words: `2 s (after 17:20:05)`, the time by Switchboard's clock, like the activity's. */
+const waitText = (until) =>
+  `${Math.max(1, Math.ceil((until - Date.now()) / 1000))} s (after ${clock(serverNow() + (until - Date.now()))})`;
+
 async function refresh() {
-  if (!api) return;
+  if (!api || Date.now() < heldUntil) return;
   const client = api;
   const read = ++readsStarted;
   try {
@@ -176,7 +222,12 @@ async function refresh() {
       (a.activeContacts ?? []).map((id) =>
         client.get(`/contacts/${encodeURIComponent(id)}`).then(
           (r) => r.data,
-          () => null,
+          // Gone meanwhile (completed, withdrawn): no card. Rate limited: the read as a whole
+          // is, and the cards shown stay as they are.
+          (err) => {
+            if (err.status === 429) throw err;
+            return null;
+          },
         ),
       ),
     );
@@ -184,9 +235,11 @@ async function refresh() {
     readShown = read;
     agent = a;
     contacts = docs.filter((c) => c !== null);
-    // Registered again (or the 404 was a moment's): the desk says so without a click.
-    if (problems.gone !== null) {
+    // Registered again (or the 404 was a moment's), or the rate limit waited out: the desk says
+    // so without a click.
+    if (problems.gone !== null || problems.read !== null) {
       problems.gone = null;
+      problems.read = null;
       updateBanner();
     }
     render();
@@ -199,12 +252,19 @@ async function refresh() {
       readShown = read;
       problems.gone = `Agent "${agentId}" is no longer registered in this workspace.`;
       updateBanner();
+    } else if (err.status === 429 && client === api) {
+      // What is shown stays, as the last known, until the read after the Retry-After.
+      const until = hold(client, err.retryAfterMs);
+      problems.read = `Rate limited (429): Switchboard asks this key to wait; the desk reads again in ${waitText(until)} and shows the last known until then.`;
+      updateBanner();
     }
   }
 }
 
 /** The commands on their way (path and body): a second click meanwhile sends nothing. */
 const inFlight = new Set();
+/** The last command refused as rate limited (429), in words ("Accept c1"); null: none. */
+let refusedAction = null;
 
 /** One command; its problem, if any, in the banner; then the documents read again. */
 async function act(what, path, body) {
@@ -214,12 +274,20 @@ async function act(what, path, body) {
   if (inFlight.has(key)) return;
   inFlight.add(key);
   problems.action = null;
+  refusedAction = null;
   updateBanner();
   try {
     const r = await client.post(path, body);
     if (r.status === 202 && client === api) addLine(`${what}: sent, the outcome follows`);
   } catch (err) {
-    if (client === api) {
+    if (client === api && err.status === 429) {
+      // Not done (a 429 changes nothing), and not sent again by itself (an offer may be gone by
+      // then): the agent is told when Switchboard takes commands from this key again.
+      refusedAction = what;
+      const until = hold(client, err.retryAfterMs);
+      problems.action = `${what} was not done: rate limited (429). Try again in ${waitText(until)}.`;
+      updateBanner();
+    } else if (client === api) {
       problems.action = `${what}: ${explain(err)}`;
       updateBanner();
     }
