@@ -299,7 +299,16 @@ export function duration(ms) {
   return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
 }
 
-export const clock = (iso) => new Date(iso).toLocaleTimeString([], { hour12: false });
+/**
+ * A time of day in the browser's language, 24-hour with two-digit hours (00:05:03): `hour12: false`
+ * alone leaves the hour cycle to the locale, which gave 24:05:03 for the hour after midnight in
+ * en-US on some browsers and 0:05:03 in ja-JP.
+ */
+const TIME_OF_DAY = { hourCycle: 'h23', hour: '2-digit', minute: '2-digit', second: '2-digit' };
+export const clock = (at) => new Date(at).toLocaleTimeString([], TIME_OF_DAY);
+/** The same to the minute (the charts' axes). */
+export const hoursMinutes = (at) =>
+  new Date(at).toLocaleTimeString([], { hourCycle: 'h23', hour: '2-digit', minute: '2-digit' });
 
 /** A skill as written ("Billing", {name, level}, {name, minLevel}) in words. */
 export function skillText(s) {

@@ -10,6 +10,7 @@ import {
   duration,
   explain,
   h,
+  hoursMinutes,
   liveFeed,
   serverNow,
   session,
@@ -90,7 +91,7 @@ async function main() {
   });
   timers.push(
     setInterval(() => {
-      $('clock').textContent = new Date(serverNow()).toLocaleTimeString([], { hour12: false });
+      $('clock').textContent = clock(serverNow());
       if (api) render();
     }, 1000),
   );
@@ -372,8 +373,7 @@ function render() {
       sl === null ? undefined : sl < 0.5 ? 'alert' : sl < 0.8 ? 'warn' : undefined,
     );
   }
-  $('updated').textContent =
-    `figures at ${new Date(statsAt + serverNow() - Date.now()).toLocaleTimeString([], { hour12: false })}`;
+  $('updated').textContent = `figures at ${clock(statsAt + serverNow() - Date.now())}`;
 
   // Per queue (those with contacts waiting or decisions in the last minutes), as /stats gives them:
   // the longest wait grown by the time since the read, and the agents who may take its contacts.
@@ -473,10 +473,7 @@ function sample() {
 function makeCharts() {
   if (typeof uPlot !== 'function') return null; // the vendor script did not load: numbers only
   const grid = { stroke: '#2a3644' };
-  const hhmm = (_u, splits) =>
-    splits.map((t) =>
-      new Date(t * 1000).toLocaleTimeString([], { hour12: false, hour: '2-digit', minute: '2-digit' }),
-    );
+  const hhmm = (_u, splits) => splits.map((t) => hoursMinutes(t * 1000));
   const x = { stroke: '#8b98a8', grid, ticks: grid, values: hhmm };
   const y = { stroke: '#8b98a8', grid, ticks: grid };
   const make = (el, label, color) =>
