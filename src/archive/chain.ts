@@ -49,6 +49,15 @@ export interface ChainBreak {
    * header cannot be read, the next segment's first position, or UNKNOWN_EXTENT when none follows.
    */
   readonly through?: string;
+  /**
+   * The hole in the history, as a reader of it is told (the 503 archive-unreadable's members):
+   * `lostAfter`, the last position before it that reads (the previous segment's last; null: the
+   * hole begins at the start of the history, or where it begins is not known); `resumeAt`, the
+   * first position after it that reads (the next segment's first, or the stream's oldest entry;
+   * null: not known). Absent when the break does not bound it.
+   */
+  readonly lostAfter?: string | null;
+  readonly resumeAt?: string | null;
 }
 
 /**
@@ -106,6 +115,9 @@ export class ChainCheck {
       return {
         ...problem(`${where}: ${missing}${d.problems[0]?.message ?? 'unreadable'}`),
         through: nextFirst ?? UNKNOWN_EXTENT,
+        // After the last segment read (segments missing before this one are lost with it).
+        lostAfter: this.last ?? null,
+        resumeAt: nextFirst ?? null,
       };
     }
     this.index = h.index + 1;
@@ -118,17 +130,24 @@ export class ChainCheck {
     this.total = h.total;
     this.totalKnown = true;
     if (h.index > expected)
-      return problem(
-        `${where}: segment${h.index - expected > 1 ? `s ${expected}..${h.index - 1}` : ` ${expected}`} of the ${this.stream} archive ${h.index - expected > 1 ? 'are' : 'is'} missing before it`,
-      );
+      return {
+        ...problem(
+          `${where}: segment${h.index - expected > 1 ? `s ${expected}..${h.index - 1}` : ` ${expected}`} of the ${this.stream} archive ${h.index - expected > 1 ? 'are' : 'is'} missing before it`,
+        ),
+        lostAfter: lastBefore ?? null,
+        resumeAt: h.first,
+      };
     if (h.index < expected) return problem(`${where}: index ${h.index} again, after segment ${expected - 1}`);
     // The segment's own entries, up to the later of its header's last and the file's.
     const fileLast = d.entries.at(-1)?.[0];
     const through = fileLast !== undefined && before(h.last, fileLast) ? fileLast : h.last;
+    // The segment itself is in doubt: the hole is from the previous one's last to the next one's first.
+    const hole = { lostAfter: lastBefore ?? null, resumeAt: nextFirst ?? null };
     if (!named || named.index !== h.index || named.first !== h.first)
       return {
         ...problem(`${where}: its name does not match its header (index ${h.index}, first ${h.first})`),
         through,
+        ...hole,
       };
     if (h.workspace !== this.workspace || h.stream !== this.stream)
       return {
@@ -136,6 +155,7 @@ export class ChainCheck {
           `${where}: its header is of ${h.workspace}/${h.stream}, not ${this.workspace}/${this.stream}`,
         ),
         through,
+        ...hole,
       };
     if (prev !== undefined && h.prevHash !== prev)
       return problem(
@@ -148,6 +168,7 @@ export class ChainCheck {
         position: inside.position ?? at,
         message: `${where}: ${inside.message}`,
         through,
+        ...hole,
       };
     if (counted !== undefined && h.total !== counted)
       return problem(
@@ -172,6 +193,8 @@ export class ChainCheck {
         stream: this.stream,
         position: a.last,
         message: `the ${this.stream} stream was trimmed up to ${a.last} after segment ${a.index} was archived, but the archive ends ${this.index === 0 ? 'before its first segment' : `at segment ${this.index - 1}`} (segments removed, or the wrong archive directory)`,
+        // Lost up to the trim: the reader knows where the stream reads again.
+        lostAfter: this.last ?? null,
       };
     const h = this.hashes.get(a.index);
     if (h !== undefined && h !== a.hash)

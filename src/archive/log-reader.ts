@@ -3,7 +3,14 @@ import { READ_PAGE, type StreamEntry } from '../adapters/redis/event-log.ts';
 import { workspaceKeys } from '../adapters/redis/keys.ts';
 import type { RedisClient } from '../adapters/redis/scripts.ts';
 import { type Anchor, type ChainBreak, ChainCheck, parseAnchor } from './chain.ts';
-import { before, type DecodedSegment, decodeSegment, type LogStream, parseSegmentName } from './segment.ts';
+import {
+  before,
+  type DecodedSegment,
+  decodeSegment,
+  type LogStream,
+  parseSegmentName,
+  predecessor,
+} from './segment.ts';
 import type { ArchiveStore } from './store.ts';
 
 /** Bytes of segment files whose decoded entries are kept for the next reader (about 7 segments of 10,000 events; about 42 MB of heap decoded). */
@@ -177,13 +184,18 @@ export class LogReader {
       }
       if (this.anchor && (this.cursor === undefined || before(this.cursor, this.anchor.last))) {
         // Trimmed past what was handed on, and no segment holds it.
+        // The stream reads again at its oldest entry (after the trim).
+        const resumeAt = oldest ?? null;
+        const b = this.fromStart ? this.chain.anchor(this.anchor) : undefined;
         this.report(
           this.fromStart
-            ? this.chain.anchor(this.anchor)
+            ? b && { ...b, ...(b.lostAfter !== undefined ? { resumeAt } : {}) }
             : {
                 stream: this.stream,
                 position: this.anchor.last,
                 message: `the ${this.stream} stream was trimmed up to ${this.anchor.last}, and the archive holds no segment after ${this.cursor ?? 'its start'}`,
+                lostAfter: this.cursor ?? null,
+                resumeAt,
               },
         );
       } else if (this.fromStart && (!this.anchor || this.anchor.index < this.chain.segments)) {
@@ -231,13 +243,22 @@ export class LogReader {
     return this.nextName < this.names.length;
   }
 
-  /** The first segment that may hold entries after `p`: the last whose first position is at or before it. */
+  /**
+   * The first segment that may hold entries after `p`: the last whose first position is at or
+   * before it, unless no position lies between `p` and the next segment's first (`p` is that
+   * first's predecessor: `<ms>-<seq-1>`, or `<ms-1>-<max>` before `<ms>-0`). Every entry of a
+   * segment is before the next one's first, so that one holds nothing after `p`, whatever state
+   * it is in (an emptied or removed segment there is no hole in the history after `p`).
+   */
   private startFor(p: string): number {
     let start = 0;
     for (let i = 0; i < this.names.length; i++) {
       const first = parseSegmentName(this.names[i]!)?.first;
       if (first !== undefined && !before(p, first)) start = i;
     }
+    const next = this.names[start + 1];
+    const nextFirst = next === undefined ? undefined : parseSegmentName(next)?.first;
+    if (nextFirst !== undefined && before(p, nextFirst) && !before(p, predecessor(nextFirst))) start++;
     return start;
   }
 
@@ -261,7 +282,10 @@ export class LogReader {
         index === undefined
           ? undefined
           : expected === undefined
-            ? index > 0 && this.cursor !== undefined && first !== undefined && before(this.cursor, first)
+            ? index > 0 &&
+              this.cursor !== undefined &&
+              first !== undefined &&
+              before(this.cursor, predecessor(first))
               ? `segment${index > 1 ? `s 0..${index - 1}` : ' 0'}`
               : undefined
             : index > expected
@@ -274,6 +298,8 @@ export class LogReader {
           stream: this.stream,
           position: first ?? name,
           message: `segment ${name}: ${missing} of the ${this.stream} archive ${missing.includes('..') ? 'are' : 'is'} missing before it`,
+          lostAfter: (await this.previousLast()) ?? null,
+          resumeAt: first ?? null,
         });
       else if (inside && !d.header) this.report(await this.unreadableHeader(name, inside.message, first));
       else if (inside)
@@ -281,6 +307,8 @@ export class LogReader {
           stream: this.stream,
           position: inside.position ?? name,
           message: `segment ${name}: ${inside.message}`,
+          lostAfter: (await this.previousLast()) ?? null,
+          resumeAt: this.nextFirst() ?? null,
         });
     }
     this.held = d.entries;
@@ -299,10 +327,8 @@ export class LogReader {
     problem: string,
     first: string | undefined,
   ): Promise<ChainBreak> {
-    const prevName = this.names[this.nextName - 2];
-    const nextName = this.names[this.nextName];
-    const prev = prevName === undefined ? undefined : await this.lastOf(prevName);
-    const next = nextName === undefined ? undefined : parseSegmentName(nextName)?.first;
+    const prev = await this.previousLast();
+    const next = this.nextFirst();
     const span = [
       prev === undefined ? `from ${first ?? 'its start'}` : `after ${prev} (the previous segment's last)`,
       next === undefined ? 'to the end of the archive' : `and before ${next} (the next segment's first)`,
@@ -312,7 +338,21 @@ export class LogReader {
       position: first ?? prev ?? name,
       message: `segment ${name}: ${problem}; the ${this.stream} entries ${span} cannot be read until this file is restored`,
       ...(next === undefined ? {} : { through: next }),
+      lostAfter: prev ?? null,
+      resumeAt: next ?? null,
     };
+  }
+
+  /** The last position of the segment listed before the one just taken from the list, if it can be read. */
+  private async previousLast(): Promise<string | undefined> {
+    const prevName = this.names[this.nextName - 2];
+    return prevName === undefined ? undefined : await this.lastOf(prevName);
+  }
+
+  /** The first position of the segment listed after the one just taken from the list (from its name). */
+  private nextFirst(): string | undefined {
+    const nextName = this.names[this.nextName];
+    return nextName === undefined ? undefined : parseSegmentName(nextName)?.first;
   }
 
   /** The last position of segment `name` (its header's, else its file's last entry), if it can be read. */
@@ -342,6 +382,10 @@ export function refuseBreaks(store: ArchiveStore | undefined, workspace: string)
     throw new ArchiveBreakError(
       `the ${b.stream} history of workspace "${workspace}" cannot be read whole from the archive in ${where}, at ${b.position}: ${b.message}. ARCHIVE_DIR must be the archive the archiver writes to (one place every process sees); restore the missing or damaged segment from a copy (npm run audit -- --workspace ${workspace} --archive-dir ${where} lists every break)`,
       workspace,
+      {
+        lostAfter: b.lostAfter ?? null,
+        resumeAt: b.resumeAt ?? null,
+      },
     );
   };
 }

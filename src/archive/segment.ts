@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { StreamEntry } from '../adapters/redis/event-log.ts';
-import { positionBefore } from '../domain/values.ts';
+import { positionBefore, positionPredecessor } from '../domain/values.ts';
 
 /**
  * A segment: consecutive entries of one stream (commands or events) of one workspace, moved out
@@ -152,6 +152,9 @@ function entryOf(line: string): StreamEntry | undefined {
 
 /** Whether position `a` comes before `b` (the domain's order of stream positions). */
 export const before = positionBefore;
+
+/** The position right before `p` (the domain's: `<ms-1>-<max>` before `<ms>-0`). */
+export const predecessor = positionPredecessor;
 
 /** The position right after `p`: the smallest one a later entry can have. */
 export function successor(p: string): string {

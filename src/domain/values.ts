@@ -377,6 +377,19 @@ export function comparePositions(a: string, b: string): number {
 }
 
 /**
+ * The position right before `p`: the largest one an earlier entry can have (`<ms>-<seq-1>`, or
+ * `<ms-1>-<max>` before `<ms>-0`, each part a 64-bit integer as Redis has them); '0-0' has none and
+ * is its own. The `after=` that reads on from `p` itself; and no position lies between `a` and `p`
+ * when `a` is before `p` and not before `positionPredecessor(p)`.
+ */
+export function positionPredecessor(p: string): string {
+  const [ms = '0', seq = '0'] = p.split('-');
+  if (BigInt(seq) > 0n) return `${ms}-${BigInt(seq) - 1n}`;
+  if (BigInt(ms) === 0n) return '0-0';
+  return `${BigInt(ms) - 1n}-${MAX_POSITION_PART}`;
+}
+
+/**
  * Whether stream position `a` comes before `b` ("<ms>-<seq>", no leading zeros): compared digit
  * by digit, without BigInt or new strings, since replays and readers run it for every entry.
  */

@@ -1344,6 +1344,21 @@ export const openapi = withEdgeProblems(
               oneOf: [position, { type: 'null' }],
               description: 'position-ahead: the last position of the log asked about; null: it has none yet',
             },
+            lostAfter: {
+              oneOf: [position, { type: 'null' }],
+              description:
+                "archive-unreadable: the last position before the hole that reads (the previous segment's last); null: the hole begins at the start of the history, or where it begins is not known",
+            },
+            resumeAt: {
+              oneOf: [position, { type: 'null' }],
+              description:
+                "archive-unreadable: the first position after the hole that reads (the next segment's first, or the stream's oldest entry); null: not known from the archive",
+            },
+            resumeAfter: {
+              oneOf: [position, { type: 'null' }],
+              description:
+                'archive-unreadable: the after= that reads on from resumeAt (the position right before it); null when resumeAt is',
+            },
             retryAfterMs: {
               type: 'integer',
               minimum: 0,

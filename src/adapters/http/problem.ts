@@ -4,6 +4,7 @@ import { pipe } from 'fp-ts/lib/function.js';
 import type * as t from 'io-ts';
 import { UnionType } from 'io-ts';
 import { type FieldError, fieldErrors } from '../../domain/strict.ts';
+import { positionPredecessor } from '../../domain/values.ts';
 
 /** RFC 9457 problem details: the one shape of every error Switchboard answers. */
 export interface Problem {
@@ -212,15 +213,40 @@ export const internalError = (requestId: string): Problem =>
 /**
  * 503: a history the archive cannot give whole (a segment missing, cut short or altered, or an
  * ARCHIVE_DIR that is not the archiver's). Never answered with a hole in it; what the operator must
- * do is logged, not told to the client (it names the server's directories).
+ * do is logged, not told to the client (it names the server's directories). What the client is told
+ * is the hole's positions (`hole`: lostAfter, resumeAt, and resumeAfter, the after= that reads on).
  */
-export const archiveUnreadable = (workspace: string, requestId: string): Problem =>
-  problem(
+export const archiveUnreadable = (
+  workspace: string,
+  requestId: string,
+  hole: HistoryHole = { lostAfter: null, resumeAt: null },
+): Problem => {
+  const resumeAfter = hole.resumeAt === null ? null : positionPredecessor(hole.resumeAt);
+  const lost =
+    hole.lostAfter === null && hole.resumeAt === null
+      ? 'Which events are lost is not known from the archive'
+      : `The events ${hole.lostAfter === null ? 'from the start of the history' : `after ${hole.lostAfter}`} ${hole.resumeAt === null ? 'to a position the archive does not tell' : `and before ${hole.resumeAt}`} cannot be read`;
+  const readOn =
+    resumeAfter === null
+      ? 'Positions after the damaged part can still be read'
+      : `To read on past them, ask again with after=${resumeAfter} (the history reads again at ${hole.resumeAt})`;
+  return problem(
     503,
     'archive-unreadable',
     'History unreadable',
-    `The history of workspace "${workspace}" cannot be read whole from the archive: a part of it is missing or damaged on the server. Nothing was changed; an operator must restore the archive (the server's log, under request id ${requestId}, says what is wrong and how to mend it). Positions after the damaged part can still be read.`,
+    `The history of workspace "${workspace}" cannot be read whole from the archive: a part of it is missing or damaged on the server. ${lost}. ${readOn}; or wait until an operator restores the archive (the server's log, under request id ${requestId}, says what is wrong and how to mend it). Nothing was changed.`,
+    { lostAfter: hole.lostAfter, resumeAt: hole.resumeAt, resumeAfter },
   );
+};
+
+/**
+ * The hole in a history: `lostAfter`, the last position before it that reads (null: from the start
+ * of the history, or not known); `resumeAt`, the first one after it that reads (null: not known).
+ */
+export interface HistoryHole {
+  readonly lostAfter: string | null;
+  readonly resumeAt: string | null;
+}
 
 /**
  * What a history reader throws when it cannot give the history whole (the archive's reader
@@ -230,6 +256,7 @@ export class HistoryUnreadableError extends Error {
   constructor(
     message: string,
     readonly workspace: string,
+    readonly hole: HistoryHole = { lostAfter: null, resumeAt: null },
   ) {
     super(message);
   }

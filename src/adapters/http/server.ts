@@ -216,7 +216,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     if (err instanceof ProblemError) return sendProblem(reply, err.problem);
     if (err instanceof HistoryUnreadableError) {
       req.log.error({ workspace: err.workspace, err: err.message }, 'history unreadable from the archive');
-      return sendProblem(reply, archiveUnreadable(err.workspace, req.id));
+      return sendProblem(reply, archiveUnreadable(err.workspace, req.id, err.hole));
     }
     if (isRedisUnavailable(err)) {
       req.log.warn({ err: err.message }, 'redis unavailable');
