@@ -53,13 +53,18 @@ const SELECTIONS = Symbol('selections');
 /** A batch the tail handed every subscriber, with what each filter selected of it. */
 type SharedBatch = readonly LiveEvent[] & { [SELECTIONS]?: Map<string, Selection> };
 
-/** The events of `batch` that `wanted` keeps, and their frames; `wanted` must be the same for one `key`. */
+/**
+ * The events of `batch` that `wanted` keeps and that decode as events, and their frames; `wanted`
+ * must be the same for one `key`, and ask `e.decodable` before reading `e.envelope`.
+ */
 function select(batch: readonly LiveEvent[], wanted: (e: LiveEvent) => boolean): Selection {
   const events: LiveEvent[] = [];
   let first = batch.length;
   for (let i = 0; i < batch.length; i++) {
     const e = batch[i]!;
-    if (!wanted(e)) continue;
+    // An entry that is no event is sent to nobody (`wanted` is asked first: a filter reading only
+    // the type leaves the others unparsed).
+    if (!wanted(e) || !e.decodable) continue;
     if (events.length === 0) first = i;
     events.push(e);
   }

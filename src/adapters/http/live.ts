@@ -157,6 +157,7 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
       const wanted = (e: LiveEvent): boolean => {
         if (q.type && (!e.type || !q.type.has(e.type))) return false;
         if (q.agent) {
+          if (!e.decodable) return false;
           const env = e.envelope;
           const d = env.data as { agentId?: unknown; fromAgentId?: unknown; id?: unknown };
           const about =
@@ -290,6 +291,9 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
       });
 
       if (replaying) {
+        // An entry of the history that is no event is skipped (see WorkspaceTail), once per replay.
+        const malformed = (position: string, why: Error): void =>
+          log.warn({ position, err: why.message }, 'event stream entry is not an event; skipped');
         try {
           for (;;) {
             // Paced by the reader: a page is read once what was sent is half gone. A reader that
@@ -299,7 +303,7 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
             if (socket.readyState !== socket.OPEN) break;
             const page = await history(ws, last, 500);
             sendAll(
-              page.map((e) => new LiveEvent(e)),
+              page.map((e) => new LiveEvent(e, malformed)),
               false,
             );
             if (page.length < 500 || socket.readyState !== socket.OPEN) break;

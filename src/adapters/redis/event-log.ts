@@ -47,6 +47,26 @@ export function toEnvelope(entry: StreamEntry): EventEnvelope {
   return { position, ...body, meta: body.meta ?? {} };
 }
 
+/**
+ * An event stream entry as the public envelope, or an Error saying why it is none: its `event`
+ * field must be JSON of an object with a string `type` and an object `data` (what every reader of
+ * an event, the live feed's filters first, takes for granted).
+ */
+export function decodeEnvelope(entry: StreamEntry): EventEnvelope | Error {
+  let env: EventEnvelope;
+  try {
+    env = toEnvelope(entry);
+  } catch (err) {
+    return new Error(`its "event" field is not JSON (${(err as Error).message})`);
+  }
+  const { type, data, meta } = env as { type?: unknown; data?: unknown; meta?: unknown };
+  const isObject = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (typeof type !== 'string') return new Error('its "event" field has no string "type"');
+  if (!isObject(data)) return new Error('its "event" field has no object "data"');
+  if (!isObject(meta)) return new Error('its "event" field has a "meta" that is not an object');
+  return env;
+}
+
 export function entryType(entry: StreamEntry): string | undefined {
   return field(entry[1], 'type');
 }
@@ -61,19 +81,43 @@ export class LiveEvent {
   readonly position: string;
   readonly type: string | undefined;
   private parsed: EventEnvelope | undefined;
+  /** Why the entry is no event, once `decodable` found it so. */
+  private malformed: Error | undefined;
   private serialized: string | undefined;
   /** The live feed's WebSocket frame of `text`, made on first use (src/adapters/http/frames.ts). */
   frame: Buffer | undefined = undefined;
 
-  constructor(private readonly entry: StreamEntry) {
+  /** `onMalformed`: told once, when `decodable` first finds the entry is no event. */
+  constructor(
+    private readonly entry: StreamEntry,
+    private readonly onMalformed?: (position: string, why: Error) => void,
+  ) {
     this.position = entry[0];
     this.type = entryType(entry);
   }
 
-  /** The public envelope, parsed on first use. */
+  /**
+   * Whether the entry decodes as an event (parsed on first use). One that does not is sent to no
+   * subscriber, and its position is passed over like that of an event a filter leaves out.
+   */
+  get decodable(): boolean {
+    if (this.parsed !== undefined) return true;
+    if (this.malformed !== undefined) return false;
+    const env = decodeEnvelope(this.entry);
+    if (env instanceof Error) {
+      this.malformed = env;
+      this.onMalformed?.(this.position, env);
+      return false;
+    }
+    this.parsed = env;
+    return true;
+  }
+
+  /** The public envelope, parsed on first use; ask `decodable` first (this throws for an entry that is none). */
   get envelope(): EventEnvelope {
-    if (this.parsed === undefined) this.parsed = toEnvelope(this.entry);
-    return this.parsed;
+    if (!this.decodable)
+      throw new Error(`event stream entry ${this.position} is not an event: ${this.malformed!.message}`);
+    return this.parsed!;
   }
 
   /** The envelope as the JSON text every subscriber is sent, made on first use. */

@@ -127,12 +127,24 @@ export class WorkspaceTail {
     }
   }
 
+  /**
+   * An entry of the event stream that is no event (Switchboard appends none; a hand-written XADD
+   * can): logged once with its position, by the first subscriber's selection to decode it, and
+   * sent to nobody. The rest of its batch goes out as ever, and positions move past it.
+   */
+  private readonly malformed = (position: string, why: Error): void => {
+    this.log.warn(
+      { workspace: this.workspace, position, err: why.message },
+      'event stream entry is not an event; skipped on the live feed',
+    );
+  };
+
   private deliverEvents(entries: StreamEntry[]): void {
     const lastEntry = entries[entries.length - 1];
     if (!lastEntry) return;
     this.lastEvent = lastEntry[0];
     if (this.listeners.size === 0 && this.batchListeners.size === 0) return;
-    const batch = entries.map((entry) => new LiveEvent(entry));
+    const batch = entries.map((entry) => new LiveEvent(entry, this.malformed));
     for (const event of batch) for (const l of this.listeners) l(event);
     if (this.batchListeners.size === 0) return;
     this.recent.push(batch);
