@@ -1236,7 +1236,7 @@ export const openapi = withEdgeProblems(
             queuePosition: {
               type: 'integer',
               description:
-                'while queued: queued contacts ahead of it in its own queue (its channel and skills), in routing order',
+                'while queued, and only then (read with the state): queued contacts ahead of it in its own queue (its channel and skills), in routing order',
             },
             estimatedWaitMs: {
               type: ['integer', 'null'],

@@ -4,11 +4,11 @@ import { EVENT_TYPES } from '../../domain/events.ts';
 import { DEFAULT_SETTINGS, type Settings } from '../../domain/model.ts';
 import { strict } from '../../domain/strict.ts';
 import { AfterPosition, Position, Skill, withMessage } from '../../domain/values.ts';
-import { AgentStateName } from '../../domain/views.ts';
+import { AgentStateName, type ContactDocument } from '../../domain/views.ts';
 import { readEvents, streamHistory } from '../redis/event-log.ts';
 import { workspaceKeys } from '../redis/keys.ts';
-import { listAgents, readAgent, readContact, readStats } from '../redis/projection-reads.ts';
-import { queuePlace } from '../redis/routing-index.ts';
+import { listAgents, publicDocument, readAgent, readStats } from '../redis/projection-reads.ts';
+import { contactWithPlace } from '../redis/routing-index.ts';
 import type { RedisClient } from '../redis/scripts.ts';
 import { positionWaiter } from './min-position.ts';
 import { idParams, MinPositionQuery, workspaceOf } from './params.ts';
@@ -112,15 +112,15 @@ export async function queryRoutes(app: FastifyInstance): Promise<void> {
     const { ws, id } = idParams(req.params);
     const q = decodeOr400(MinPositionQuery, req.query, 'query');
     await awaitPosition(ws, q.minPosition);
-    const c = await readContact(redis, ws, id);
-    if (!c)
+    // The document and, while it is queued, where it stands in its queue and the wait its queue's
+    // service rate gives it: read as one snapshot, so the place always goes with the state answered.
+    const read = await contactWithPlace(redis, ws, id, Date.now());
+    const c = read && publicDocument<ContactDocument>(read.text);
+    if (!read || !c)
       throw new ProblemError(
         problem(404, 'contact-not-found', 'Contact not found', `No contact "${id}" in workspace "${ws}".`),
       );
-    if (c.state !== 'queued') return c;
-    // Where it stands in its queue, and the wait its queue's service rate gives it.
-    const place = await queuePlace(redis, ws, id, Date.now());
-    return place ? { ...c, ...place } : c;
+    return read.place ? { ...c, ...read.place } : c;
   });
 
   app.get('/settings', async (req) => {

@@ -98,16 +98,8 @@ export interface QueuePlace {
 
 const pad = (n: number, width: number) => String(n).padStart(width, '0');
 
-/** The place of contact `id` while it is queued (null otherwise), at time `now` (ms). */
-export async function queuePlace(
-  redis: RedisClient,
-  workspace: string,
-  id: string,
-  now: number,
-): Promise<QueuePlace | null> {
-  const k = workspaceKeys(workspace);
-  const text = await redis.hget(k.contacts, id);
-  if (text === null) return null;
+/** Where a queued contact's document puts it: its queue and its member there; null when not queued. */
+function queueMember(text: string, id: string): { queue: string; member: string } | null {
   const d = JSON.parse(text) as {
     state?: string;
     skills?: string[];
@@ -124,15 +116,63 @@ export async function queuePlace(
     d._key !== undefined
       ? `${queue}|A|${d._key.padStart(16, '0')}|${id}`
       : `${queue}|${9 - (d.priority ?? 0)}|${pad(d._seq, 16)}|${id}`;
-  const from = `[${queue}|${pad(Math.max(0, now - SERVED_WINDOW_MS), 15)}`;
-  const [ahead, served, oldest] = await Promise.all([
-    redis.zlexcount(k.skillSetQueues, `[${queue}|`, `(${member}`),
-    redis.zlexcount(k.served, from, `(${queue}|\xff`),
-    redis.zrangebylex(k.served, from, `(${queue}|\xff`, 'LIMIT', 0, 1),
-  ]);
-  const first = oldest[0] ? Number(oldest[0].slice(queue.length + 1, queue.length + 16)) : null;
-  const rate = first === null || served === 0 ? null : served / Math.max(now - first, 1000);
-  return { queuePosition: ahead, estimatedWaitMs: rate === null ? null : Math.round((ahead + 1) / rate) };
+  return { queue, member };
+}
+
+/** How many times a contact requeued between its two reads is read again before giving up. */
+const PLACE_TRIES = 5;
+
+/**
+ * Contact `id`'s document (its stored text; null when there is none) and, while it is queued, its
+ * place at time `now` (ms): both from one snapshot. The document is read first, for its queue and
+ * member; then a transaction reads the document again with the counts of its place, so no step of
+ * the projector or the dispatcher lands between the state answered and the place. The counts are
+ * kept only when the document read with them still has the member they were counted for (a
+ * contact assigned meanwhile is answered assigned with no place; one requeued elsewhere is read
+ * again). Cost: two ZLEXCOUNTs and one ZRANGEBYLEX LIMIT 1, whatever the queue's length.
+ */
+export async function contactWithPlace(
+  redis: RedisClient,
+  workspace: string,
+  id: string,
+  now: number,
+): Promise<{ text: string; place: QueuePlace | null } | null> {
+  const k = workspaceKeys(workspace);
+  let text = await redis.hget(k.contacts, id);
+  for (let tries = 0; text !== null; tries++) {
+    const at = queueMember(text, id);
+    if (at === null) return { text, place: null };
+    if (tries === PLACE_TRIES)
+      throw new Error(`contact "${id}" of workspace "${workspace}" moved between queues at every read`);
+    const { queue, member } = at;
+    const from = `[${queue}|${pad(Math.max(0, now - SERVED_WINDOW_MS), 15)}`;
+    const tx = await redis
+      .multi()
+      .hget(k.contacts, id)
+      .zlexcount(k.skillSetQueues, `[${queue}|`, `(${member}`)
+      .zlexcount(k.served, from, `(${queue}|\xff`)
+      .zrangebylex(k.served, from, `(${queue}|\xff`, 'LIMIT', 0, 1)
+      .exec();
+    if (!tx) throw new Error('the contact read transaction was aborted');
+    for (const [err] of tx) if (err) throw err;
+    const again = tx[0]![1] as string | null;
+    // Unchanged text (the common case) is not parsed again.
+    if (again !== null && again !== text && queueMember(again, id)?.member !== member) {
+      text = again; // no longer queued (answered without a place), or requeued: read again
+      continue;
+    }
+    if (again === null) return null;
+    const ahead = tx[1]![1] as number;
+    const served = tx[2]![1] as number;
+    const oldest = tx[3]![1] as string[];
+    const first = oldest[0] ? Number(oldest[0].slice(queue.length + 1, queue.length + 16)) : null;
+    const rate = first === null || served === 0 ? null : served / Math.max(now - first, 1000);
+    return {
+      text: again,
+      place: { queuePosition: ahead, estimatedWaitMs: rate === null ? null : Math.round((ahead + 1) / rate) },
+    };
+  }
+  return null;
 }
 
 /** A queue's decisions in the window: when each was made and how long its contact had waited. */
