@@ -376,7 +376,8 @@ export async function trimAndMark(
     redis,
     TRIM_MARK,
     [k[stream], k.archive],
-    [stream, successor(tip.last), JSON.stringify(anchor), tip.index],
+    // '' after the largest position: no entry can follow it, so the whole stream is archived.
+    [stream, successor(tip.last) ?? '', JSON.stringify(anchor), tip.index],
   );
   return Number(done) === 1;
 }

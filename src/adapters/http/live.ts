@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import * as t from 'io-ts';
 import type { WebSocket } from 'ws';
 import { strict } from '../../domain/strict.ts';
-import { AfterPosition, comparePositions, Id } from '../../domain/values.ts';
+import { AfterPosition, comparePositions, Id, positionPredecessor } from '../../domain/values.ts';
 import { LiveEvent, streamHistory } from '../redis/event-log.ts';
 import { workspaceKeys } from '../redis/keys.ts';
 import type { WorkspaceTail } from '../redis/tail.ts';
@@ -43,6 +43,26 @@ const DRAIN_POLL_MS = 10;
  * not make itself (the server stopping) can still tell the client where to resume.
  */
 export const resumeAfter = new WeakMap<object, () => string>();
+
+/** The most bytes of a WebSocket close reason (RFC 6455: 125 bytes of payload, 2 of them the code). */
+export const MAX_CLOSE_REASON_BYTES = 123;
+
+/**
+ * The close reason of a replay that met a hole of the archive: the problem type, and, when the
+ * archive tells where the history reads again, `resumeAfter=<position>`, the `after=` that reads on
+ * from there (the 503's `resumeAfter`), if it is past `last` (the position the feed is done with).
+ * Not written `after=`: a close's `after=` is the last event the feed is done with, which a client
+ * resumes from (src/client/live.ts) and which loses nothing; this one skips the hole. The longest
+ * position (41 characters) keeps it within MAX_CLOSE_REASON_BYTES (121 bytes).
+ */
+export function archiveUnreadableReason(resumeAt: string | null, last: string): string {
+  const base = 'history unreadable from the archive (/problems/archive-unreadable)';
+  if (resumeAt === null) return base;
+  const after = positionPredecessor(resumeAt);
+  if (comparePositions(after, last) <= 0) return base;
+  const reason = `${base}; resumeAfter=${after}`;
+  return Buffer.byteLength(reason) <= MAX_CLOSE_REASON_BYTES ? reason : base;
+}
 
 /**
  * `GET /events/live`: with `after`, the history since that position is replayed first, then
@@ -311,11 +331,18 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
         } catch (err) {
           if (err instanceof HistoryUnreadableError) {
             // Reconnecting would meet the same damage: the close says so, the log what to mend.
+            // The reason names the after= that reads on past the hole when the archive tells it.
+            const reason = archiveUnreadableReason(err.hole.resumeAt, last);
             log.error(
-              { err: err.message, resumeAfter: last },
+              {
+                err: err.message,
+                resumeAfter: last,
+                lostAfter: err.hole.lostAfter,
+                resumeAt: err.hole.resumeAt,
+              },
               'history unreadable from the archive; closing',
             );
-            socket.close(1011, 'history unreadable from the archive (/problems/archive-unreadable)');
+            socket.close(1011, reason);
             return;
           }
           log.warn({ err: (err as Error).message }, 'replay failed');

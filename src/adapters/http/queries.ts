@@ -151,6 +151,12 @@ export async function queryRoutes(app: FastifyInstance): Promise<void> {
       limit: q.limit ? Number(q.limit) : 100,
       ...(q.type !== undefined ? { types: q.type } : {}),
       history,
+      // An entry that is no event is passed over, as the live feed does (docs/API.md).
+      onMalformed: (position, why) =>
+        req.log.warn(
+          { workspace: ws, position, err: why.message },
+          'event stream entry is not an event; skipped',
+        ),
     });
   });
 }

@@ -155,7 +155,9 @@ export const EVENTS_SCAN_BUDGET = 10_000;
  * One page of the audit log after `after` (exclusive), filtered by type. `next` is the
  * position to ask from for the following page, or null at the end of the log so far. A filtered
  * page reads at most `scanBudget` events of the log: past it, the page holds what it found (perhaps
- * nothing) and `next` is where it stopped.
+ * nothing) and `next` is where it stopped. An entry that is no event (`decodeEnvelope`) is passed
+ * over as one the filter leaves out, and told to `onMalformed` with its position (the live feed's
+ * rule: docs/API.md).
  */
 export async function readEvents(
   redis: RedisClient,
@@ -166,6 +168,7 @@ export async function readEvents(
     types?: ReadonlySet<string>;
     history?: EventHistory;
     scanBudget?: number;
+    onMalformed?: (position: string, why: Error) => void;
   },
 ): Promise<EventPage> {
   const history = opts.history ?? streamHistory(redis);
@@ -180,7 +183,12 @@ export async function readEvents(
       cursor = e[0];
       const type = entryType(e);
       if (opts.types && (!type || !opts.types.has(type))) continue;
-      events.push(toEnvelope(e));
+      const env = decodeEnvelope(e);
+      if (env instanceof Error) {
+        opts.onMalformed?.(e[0], env);
+        continue;
+      }
+      events.push(env);
       if (events.length === opts.limit) break;
     }
     budget -= entries.length;

@@ -8,7 +8,8 @@
   KEYS[2] the archive marks (hash: field = stream name, value = the mark's JSON)
 
   ARGV[1] the stream's name (the field)
-  ARGV[2] the first position to keep (the segment's last position's successor)
+  ARGV[2] the first position to keep (the segment's last position's successor; '' when that last
+          is the largest position there is, which no entry can follow: the stream is emptied)
   ARGV[3] the mark's JSON
   ARGV[4] the segment's index
 
@@ -21,6 +22,10 @@ if current then
     return 0
   end
 end
-redis.call('XTRIM', KEYS[1], 'MINID', ARGV[2])
+if ARGV[2] == '' then
+  redis.call('XTRIM', KEYS[1], 'MAXLEN', 0)
+else
+  redis.call('XTRIM', KEYS[1], 'MINID', ARGV[2])
+end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 return 1
