@@ -9,9 +9,11 @@
  * at least once with a success. Every query taking minPosition is asked for a position after the
  * last command, whose 409 must be documented too.
  */
+import { readdirSync, readFileSync } from 'node:fs';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
+import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openapi } from '../../src/adapters/http/openapi.ts';
 import { createApiKey } from '../../src/adapters/redis/api-keys.ts';
@@ -49,6 +51,71 @@ const validate = (schema: Schema) => {
 const problemTypes = new Set<string>(
   (openapi.components.schemas.Problem.properties.type as { enum: readonly string[] }).enum,
 );
+
+/** The members of RFC 9457 that every problem has; the others are Switchboard's extensions. */
+const RFC9457 = ['type', 'title', 'status', 'detail'];
+
+/**
+ * The extension members the problems of src/ carry: the fifth argument of each
+ * `problem(status, slug, title, detail, {...})` call (src/adapters/http/problem.ts), read from the
+ * source, each with where it is first given (file:line). `unread`: the calls whose fifth argument
+ * is no object literal (spreads of literals and conditionals of them are read).
+ */
+function problemMembers(): { carried: Map<string, string>; unread: string[] } {
+  const carried = new Map<string, string>();
+  const unread: string[] = [];
+  const root = new URL('../../src/', import.meta.url);
+  const files = readdirSync(root, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'));
+  for (const file of files) {
+    const text = readFileSync(new URL(file, root), 'utf8');
+    if (!text.includes('problem(')) continue;
+    const source = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true);
+    const at = (n: ts.Node) => `src/${file}:${source.getLineAndCharacterOfPosition(n.getStart()).line + 1}`;
+    const members = (e: ts.Expression, out: string[]): boolean => {
+      if (ts.isParenthesizedExpression(e) || ts.isAsExpression(e)) return members(e.expression, out);
+      if (ts.isConditionalExpression(e)) return members(e.whenTrue, out) && members(e.whenFalse, out);
+      if (!ts.isObjectLiteralExpression(e)) return false;
+      for (const p of e.properties) {
+        if (ts.isSpreadAssignment(p)) {
+          if (!members(p.expression, out)) return false;
+        } else if (p.name && (ts.isIdentifier(p.name) || ts.isStringLiteral(p.name))) out.push(p.name.text);
+        else return false;
+      }
+      return true;
+    };
+    const visit = (n: ts.Node): void => {
+      if (
+        ts.isCallExpression(n) &&
+        ts.isIdentifier(n.expression) &&
+        n.expression.text === 'problem' &&
+        n.arguments.length >= 4
+      ) {
+        const extra = n.arguments[4];
+        const out: string[] = [];
+        if (extra !== undefined && !members(extra, out)) unread.push(at(n));
+        for (const m of out) if (!carried.has(m)) carried.set(m, at(extra!));
+      }
+      ts.forEachChild(n, visit);
+    };
+    visit(source);
+  }
+  return { carried, unread };
+}
+
+/**
+ * The names docs/API.md's "Problem types" table writes as code in its rows: `lostAfter`, and a
+ * member with its value, `applied: "unknown"`.
+ */
+function problemTypesTableNames(): Set<string> {
+  const text = readFileSync(new URL('../../docs/API.md', import.meta.url), 'utf8');
+  const section = text.slice(text.indexOf('### Problem types'));
+  const rows = section
+    .slice(0, section.indexOf('\n#', 1) < 0 ? undefined : section.indexOf('\n#', 1))
+    .split('\n')
+    .filter((l) => l.startsWith('| `/problems/'));
+  expect(rows.length, 'rows of the problem types table').toBe(problemTypes.size);
+  return new Set(rows.flatMap((r) => [...r.matchAll(/`([A-Za-z]+)(?::[^`]*)?`/g)].map((m) => m[1]!)));
+}
 
 /** The documented path template a concrete path matches (`/v1/workspaces/x/agents/a1` → `.../{id}`). */
 function templateOf(path: string): string | undefined {
@@ -372,10 +439,24 @@ describe('the OpenAPI document against real answers', () => {
     expect(bare).toEqual([]);
   });
 
-  it('the extensions docs/API.md gives problems are declared in Problem', () => {
-    const declared = Object.keys(openapi.components.schemas.Problem.properties);
-    // position-ahead's lastPosition, rate-limited's retryAfterMs, /health's 503 state.
-    for (const member of ['lastPosition', 'retryAfterMs', 'state']) expect(declared).toContain(member);
+  it("every member a problem body carries is declared in Problem, and named in docs/API.md's problem types", () => {
+    const declared = Object.keys(openapi.components.schemas.Problem.properties).filter(
+      (m) => !RFC9457.includes(m),
+    );
+    const { carried, unread } = problemMembers();
+    // A fifth argument the scan cannot read would hide its members: write them out in the call.
+    expect(unread, 'problem() calls whose members are not written out').toEqual([]);
+    const undeclared = [...carried].filter(([m]) => !declared.includes(m)).map(([m, at]) => `${m} (${at})`);
+    expect(undeclared, 'members answered but not declared in the OpenAPI Problem').toEqual([]);
+    expect(
+      declared.filter((m) => !carried.has(m)),
+      'members declared in Problem that no problem body carries',
+    ).toEqual([]);
+    const named = problemTypesTableNames();
+    expect(
+      declared.filter((m) => !named.has(m)),
+      'members declared in Problem that docs/API.md\'s "Problem types" table does not name',
+    ).toEqual([]);
   });
 
   it("a query parameter's documented schema refuses what the server refuses, and takes what it takes", async () => {

@@ -31,7 +31,8 @@ let contacts = [];
 const log = [];
 /**
  * `gone`: the agent is not registered (a read answered 404); cleared by the next read that finds it.
- * `read`: the documents' last read was rate limited (429); cleared by the next read that succeeds.
+ * `read`: the documents' last read failed (rate limited, 429; Switchboard or Redis away, a 5xx or no
+ * answer): what is shown is the last known. Cleared by the next read that succeeds.
  */
 const problems = { status: null, gone: null, action: null, read: null, live: null };
 const timers = [];
@@ -222,11 +223,12 @@ async function refresh() {
       (a.activeContacts ?? []).map((id) =>
         client.get(`/contacts/${encodeURIComponent(id)}`).then(
           (r) => r.data,
-          // Gone meanwhile (completed, withdrawn): no card. Rate limited: the read as a whole
-          // is, and the cards shown stay as they are.
+          // Gone meanwhile (completed, withdrawn; 404), or no longer this agent's (an agent key is
+          // refused another's contact, 403): no card. Any other failure (429, a 5xx, no answer)
+          // fails the read as a whole, and the cards shown stay as they are.
           (err) => {
-            if (err.status === 429) throw err;
-            return null;
+            if (err.status === 404 || err.status === 403) return null;
+            throw err;
           },
         ),
       ),
@@ -235,8 +237,8 @@ async function refresh() {
     readShown = read;
     agent = a;
     contacts = docs.filter((c) => c !== null);
-    // Registered again (or the 404 was a moment's), or the rate limit waited out: the desk says
-    // so without a click.
+    // Registered again (or the 404 was a moment's), the rate limit waited out, or Switchboard and
+    // Redis back: the desk says so without a click.
     if (problems.gone !== null || problems.read !== null) {
       problems.gone = null;
       problems.read = null;
@@ -257,9 +259,18 @@ async function refresh() {
       const until = hold(client, err.retryAfterMs);
       problems.read = `Rate limited (429): Switchboard asks this key to wait; the desk reads again in ${waitText(until)} and shows the last known until then.`;
       updateBanner();
+    } else if (client === api && read > readShown) {
+      // Switchboard stopping or restarting, Redis away, a proxy with no instance behind it: what is
+      // shown stays, as the last known, and the 5 s poll (or the next event) reads again.
+      problems.read = `The desk could not read the agent and its contacts: ${readFailure(err)}. What is shown is the last known; the desk reads again every 5 s.`;
+      updateBanner();
     }
   }
 }
+
+/** A failed read in short: the problem's title and status, or that nothing answered. */
+const readFailure = (err) =>
+  err.status === 0 ? 'Switchboard did not answer' : `${err.problem?.title ?? 'Error'} (${err.status})`;
 
 /** The commands on their way (path and body): a second click meanwhile sends nothing. */
 const inFlight = new Set();
