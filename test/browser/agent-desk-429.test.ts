@@ -11,7 +11,15 @@ import type { Browser, Page, Route } from 'playwright-core';
 import type { SwitchboardClient } from 'switchboard/client';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createApiKey } from '../../src/adapters/redis/api-keys.ts';
-import { adminClient, launchChromium, pagesApi, rateLimitedAnswer } from '../support/browser.ts';
+import {
+  adminClient,
+  bannerOf,
+  launchChromium,
+  openPage,
+  pagesApi,
+  rateLimitedAnswer,
+  signIn as signInAs,
+} from '../support/browser.ts';
 
 const WS = 'desk429';
 /** The Retry-After asked for, seconds. */
@@ -38,28 +46,8 @@ async function agentKey(id: string, skill: string): Promise<string> {
   return (await createApiKey(api.running.redis, { workspace: WS, role: 'agent', agentId: id })).key;
 }
 
-async function newPage(): Promise<Page> {
-  const page = await (await browser.newContext()).newPage();
-  page.on('pageerror', (err) => {
-    throw new Error(`script error: ${err.message}`);
-  });
-  await page.goto(`${api.running.url}/agent`);
-  return page;
-}
-
-async function signIn(page: Page, key: string): Promise<void> {
-  await page.waitForSelector('#signin:not([hidden])');
-  await page.fill('#signin-ws', WS);
-  await page.fill('#signin-key', key);
-  await page.click('#signin button[type=submit]');
-  await page.waitForFunction(() => document.getElementById('live')?.textContent === 'live');
-}
-
-const bannerOf = (page: Page) =>
-  page.evaluate(() => {
-    const el = document.getElementById('banner')!;
-    return el.hidden ? null : el.textContent;
-  });
+const newPage = () => openPage(browser, api.running.url!, '/agent');
+const signIn = (page: Page, key: string) => signInAs(page, WS, key);
 
 /** Until `done()` or `ms`: every text the banner showed meanwhile (null: hidden). */
 async function watchBanner(page: Page, done: () => boolean, ms: number): Promise<Set<string | null>> {

@@ -13,7 +13,7 @@ import type { SwitchboardClient } from 'switchboard/client';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { PROBLEM_TYPE, type Problem, problem, redisUnavailable } from '../../src/adapters/http/problem.ts';
 import { createApiKey } from '../../src/adapters/redis/api-keys.ts';
-import { adminClient, launchChromium, pagesApi } from '../support/browser.ts';
+import { adminClient, bannerOf, launchChromium, openPage, pagesApi, signIn } from '../support/browser.ts';
 
 const WS = 'deskerrors';
 
@@ -45,12 +45,6 @@ const failing = (answer: ReturnType<typeof unavailable> | 'abort') => (route: Ro
   return answer === 'abort' ? route.abort('failed') : route.fulfill(answer);
 };
 
-const bannerOf = (page: Page) =>
-  page.evaluate(() => {
-    const el = document.getElementById('banner')!;
-    return el.hidden ? null : el.textContent;
-  });
-
 /** The banner's text (null: hidden) once `done` holds for it, or as it is after `ms`. */
 async function bannerUntil(page: Page, done: (text: string | null) => boolean, ms = 3000) {
   let text = await bannerOf(page);
@@ -75,16 +69,8 @@ it('a read failing with a 503 or no answer is said in the banner, what is shown 
     .poll(async () => (await admin.getAgent('dee')).activeContacts, { timeout: 5000 })
     .toEqual(['d1']);
 
-  const page = await (await browser.newContext()).newPage();
-  page.on('pageerror', (err) => {
-    throw new Error(`script error: ${err.message}`);
-  });
-  await page.goto(`${api.running.url}/agent`);
-  await page.waitForSelector('#signin:not([hidden])');
-  await page.fill('#signin-ws', WS);
-  await page.fill('#signin-key', key);
-  await page.click('#signin button[type=submit]');
-  await page.waitForFunction(() => document.getElementById('live')?.textContent === 'live');
+  const page = await openPage(browser, api.running.url!, '/agent');
+  await signIn(page, WS, key);
   await page.waitForSelector('[data-contact="d1"] [data-action="accept"]');
   const state = () => page.textContent('#state');
   expect(await state()).toBe('offer waiting');

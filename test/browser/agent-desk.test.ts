@@ -11,7 +11,15 @@ import type { Browser, Page } from 'playwright-core';
 import type { SwitchboardClient } from 'switchboard/client';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createApiKey } from '../../src/adapters/redis/api-keys.ts';
-import { adminClient, launchChromium, pagesApi, rateLimitedAnswer } from '../support/browser.ts';
+import {
+  adminClient,
+  bannerOf,
+  launchChromium,
+  openPage,
+  pagesApi,
+  rateLimitedAnswer,
+  signIn as signInAs,
+} from '../support/browser.ts';
 
 const WS = 'desk';
 
@@ -37,28 +45,13 @@ afterAll(async () => {
 });
 
 async function desk(key: string): Promise<Page> {
-  const page = await (await browser.newContext()).newPage();
-  page.on('pageerror', (err) => {
-    throw new Error(`script error: ${err.message}`);
-  });
-  await page.goto(`${api.running.url}/agent`);
+  const page = await openPage(browser, api.running.url!, '/agent');
   await signIn(page, key);
   return page;
 }
 
-async function signIn(page: Page, key: string): Promise<void> {
-  await page.waitForSelector('#signin:not([hidden])');
-  await page.fill('#signin-ws', WS);
-  await page.fill('#signin-key', key);
-  await page.click('#signin button[type=submit]');
-  await page.waitForFunction(() => document.getElementById('live')?.textContent === 'live');
-}
-
-const banner = (page: Page) =>
-  page.evaluate(() => {
-    const el = document.getElementById('banner')!;
-    return el.hidden ? null : el.textContent;
-  });
+const signIn = (page: Page, key: string) => signInAs(page, WS, key);
+const banner = bannerOf;
 
 it('a double click on Accept sends one command and shows no error', async () => {
   const page = await desk(keys.ann);

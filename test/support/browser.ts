@@ -5,7 +5,7 @@
  * the suite, and the workspace's admin client.
  */
 import { existsSync } from 'node:fs';
-import { type Browser, chromium } from 'playwright-core';
+import { type Browser, chromium, type Page } from 'playwright-core';
 import { SwitchboardClient } from 'switchboard/client';
 import { createApiKey } from '../../src/adapters/redis/api-keys.ts';
 import { inProcessApi } from './api.ts';
@@ -67,3 +67,32 @@ export function rateLimitedAnswer(retryAfterS: number) {
     }),
   };
 }
+
+/**
+ * A new page (in a context of its own) at `path` of Switchboard, failing its test on a script
+ * error; `signIn` then signs it in to `workspace` with `key` and waits for its live feed.
+ */
+export async function openPage(browser: Browser, url: string, path: string): Promise<Page> {
+  const page = await (await browser.newContext()).newPage();
+  page.on('pageerror', (err) => {
+    throw new Error(`script error: ${err.message}`);
+  });
+  await page.goto(`${url}${path}`);
+  return page;
+}
+
+/** Signs a page (the desk or the wallboard) in with its form, and waits until its feed is live. */
+export async function signIn(page: Page, workspace: string, key: string): Promise<void> {
+  await page.waitForSelector('#signin:not([hidden])');
+  await page.fill('#signin-ws', workspace);
+  await page.fill('#signin-key', key);
+  await page.click('#signin button[type=submit]');
+  await page.waitForFunction(() => document.getElementById('live')?.textContent === 'live');
+}
+
+/** The page's banner text, null while it is hidden. */
+export const bannerOf = (page: Page): Promise<string | null> =>
+  page.evaluate(() => {
+    const el = document.getElementById('banner')!;
+    return el.hidden ? null : el.textContent;
+  });
