@@ -557,6 +557,8 @@ export class SwitchboardClient {
         idempotencyKey: o.idempotencyKey,
       });
     const first = this.start;
+    /** The base URLs that answered this call with a 503 `archive-unreadable`. */
+    const holed = new Set<string>();
     for (let attempt = 1; ; attempt++) {
       // An aborted call sends nothing more: not its first try, not a retry after the wait it cut short.
       if (o.signal?.aborted) throw aborted(attempt - 1);
@@ -589,14 +591,18 @@ export class SwitchboardClient {
           idempotencyKey: o.idempotencyKey,
         });
       };
-      if (attempt > retries || !retryOn(status)) return lastOf();
+      // A 503 `archive-unreadable` is a hole in that instance's archive, which every try there
+      // meets again (no Retry-After: nothing a wait mends): it is the answer, its `hole` for the
+      // caller, unless a failover URL that has not answered it yet may read another archive.
+      if (answer && isProblem(answer.body, 'archive-unreadable')) holed.add(base);
+      const next = this.bases[(first + attempt) % this.bases.length]!;
+      if (attempt > retries || !retryOn(status) || holed.has(next)) return lastOf();
       const backoff = Math.min(
         this.options.maxBackoffMs ?? 4_000,
         (this.options.backoffMs ?? 250) * 2 ** (attempt - 1),
       );
       // A 503 `shutting-down` is the answering instance's own: its Retry-After holds back the next
       // try only when that goes to the same base URL, not when failover takes it to another one.
-      const next = this.bases[(first + attempt) % this.bases.length]!;
       const waitAsked =
         answer && !(next !== base && isProblem(answer.body, 'shutting-down')) ? retryAfterMs(answer) : 0;
       const delayMs = Math.max(backoff, waitAsked);

@@ -1,4 +1,20 @@
 /**
+ * A hole in the history (a part of the archive that cannot be read: docs/API.md
+ * `/problems/archive-unreadable`): the events after `lostAfter` and before `resumeAt` are lost;
+ * `after=resumeAfter` (a `listEvents`, `allEvents` or `subscribe` the application makes) reads on
+ * past them. Each is null where the server does not tell it. The client never skips a hole by
+ * itself: reading on past it is the application's choice.
+ */
+export interface ArchiveHole {
+  /** The last position before the hole that reads (null: from the start, or not known). */
+  readonly lostAfter: string | null;
+  /** The first position after the hole that reads (null: not known). */
+  readonly resumeAt: string | null;
+  /** The `after=` that reads on from `resumeAt` (null with it). */
+  readonly resumeAfter: string | null;
+}
+
+/**
  * Every failure the client reports: an answer of Switchboard outside 2xx (its problem+json:
  * type, title, detail, errors), or no answer at all (`status` "network" or "timeout").
  */
@@ -35,6 +51,11 @@ export class SwitchboardError extends Error {
    * safely with `{idempotencyKey: err.idempotencyKey}`, never with a new key.
    */
   readonly idempotencyKey: string | undefined;
+  /**
+   * A 503 `/problems/archive-unreadable`: the hole its body names (`lostAfter`, `resumeAt`,
+   * `resumeAfter`); undefined for any other failure.
+   */
+  readonly hole: ArchiveHole | undefined;
 
   constructor(init: {
     status: number | 'network' | 'timeout';
@@ -64,12 +85,66 @@ export class SwitchboardError extends Error {
     this.path = init.path;
     this.attempts = init.attempts ?? 1;
     this.idempotencyKey = init.idempotencyKey;
+    this.hole = p?.type === ARCHIVE_UNREADABLE ? holeOf(p) : undefined;
   }
 
   /** The problem type's last segment: "agent-not-found" for `/problems/agent-not-found`. */
   get slug(): string {
     return this.type.slice(this.type.lastIndexOf('/') + 1);
   }
+}
+
+/** The problem type of a history the archive cannot give whole. */
+export const ARCHIVE_UNREADABLE = '/problems/archive-unreadable';
+
+const positionOrNull = (v: unknown): string | null =>
+  typeof v === 'string' && /^\d{1,20}-\d{1,20}$/.test(v) ? v : null;
+
+function holeOf(p: ProblemDetails): ArchiveHole {
+  return {
+    lostAfter: positionOrNull(p.lostAfter),
+    resumeAt: positionOrNull(p.resumeAt),
+    resumeAfter: positionOrNull(p.resumeAfter),
+  };
+}
+
+/**
+ * The live feed closed by the server with a failure (1011): its `code` and `reason`; `type` the
+ * problem type the reason names (`/problems/archive-unreadable`), and then `hole`, where the
+ * history reads again when the reason tells it (`; resumeAfter=<position>`): `resumeAfter` and
+ * `resumeAt`, `lostAfter` null (the close does not name it).
+ */
+export class LiveFeedClosedError extends Error {
+  override readonly name = 'LiveFeedClosedError';
+  readonly code: number;
+  readonly reason: string;
+  readonly type: string | undefined;
+  readonly hole: ArchiveHole | undefined;
+
+  constructor(message: string, code: number, reason: string) {
+    super(message);
+    this.code = code;
+    this.reason = reason;
+    this.type = /\((\/problems\/[a-z-]+)\)/.exec(reason)?.[1];
+    if (this.type !== ARCHIVE_UNREADABLE) {
+      this.hole = undefined;
+      return;
+    }
+    const after = /resumeAfter=(\d{1,20}-\d{1,20})/.exec(reason)?.[1];
+    this.hole = {
+      lostAfter: null,
+      resumeAt: after ? positionSuccessor(after) : null,
+      resumeAfter: after ?? null,
+    };
+  }
+}
+
+const MAX_PART = 18446744073709551615n;
+
+/** The position right after `p` (`<ms>-<seq+1>`, or `<ms+1>-0` after the largest sequence). */
+function positionSuccessor(p: string): string {
+  const [ms, seq] = p.split('-').map(BigInt) as [bigint, bigint];
+  return seq < MAX_PART ? `${ms}-${seq + 1n}` : `${ms + 1n}-0`;
 }
 
 function asProblem(body: unknown): ProblemDetails | undefined {

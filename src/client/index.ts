@@ -14,6 +14,6 @@ export {
   type SendOptions,
   SwitchboardClient,
 } from './client.ts';
-export { type ProblemDetails, SwitchboardError } from './errors.ts';
+export { type ArchiveHole, LiveFeedClosedError, type ProblemDetails, SwitchboardError } from './errors.ts';
 export { comparePositions, type SubscribeOptions, type Subscription } from './live.ts';
 export type * from './types.ts';

@@ -11,7 +11,13 @@
  * opened again from the last position like any other close.
  */
 import type { SwitchboardClient } from './client.ts';
-import { notANumber, retryAfterMsOf, SwitchboardError } from './errors.ts';
+import {
+  ARCHIVE_UNREADABLE,
+  LiveFeedClosedError,
+  notANumber,
+  retryAfterMsOf,
+  SwitchboardError,
+} from './errors.ts';
 import type { EventEnvelope, EventType, Position, WsTicket } from './types.ts';
 
 export interface SubscribeOptions {
@@ -58,7 +64,10 @@ export interface SubscribeOptions {
    * server answered), a ticket refused, a close with 1011 (the server failed the feed), an
    * exception of `onEvent` (or the rejection of an async one), and so of `onOpen` and `onClose`;
    * those it tries again after too. It may call close(): no further try is left scheduled, and a
-   * first connection's failure is still the one `ready` rejects with.
+   * first connection's failure is still the one `ready` rejects with. A close with 1011 is a
+   * LiveFeedClosedError; one over a hole of the archive ends the subscription and names in `hole`
+   * (`resumeAfter`) where the history reads again: a new subscription with `after: resumeAfter`
+   * reads on, the events in the hole lost, when the application chooses it.
    */
   readonly onError?: (err: Error) => void;
 }
@@ -251,9 +260,11 @@ export function subscribe(
       headers = found.headers;
       const byTicket = client.options.key !== undefined && (o.auth === 'ticket' || !headers);
       const q: string[] = [];
-      if (o.types?.length) q.push(`type=${o.types.join(',')}`);
+      // Each value encoded, as a query's are: an `after` with a `&` in it (the caller's mistake)
+      // reaches the server whole and is refused naming `after`, not cut into another query.
+      if (o.types?.length) q.push(`type=${o.types.map((t) => encodeURIComponent(t)).join(',')}`);
       if (o.agent !== undefined) q.push(`agent=${encodeURIComponent(o.agent)}`);
-      if (position !== undefined) q.push(`after=${position}`);
+      if (position !== undefined) q.push(`after=${encodeURIComponent(position)}`);
       if (byTicket) {
         // With the position it will open from: one past the last event is refused here with the
         // problem (409 position-ahead, lastPosition) that a page's WebSocket cannot show of a
@@ -453,14 +464,22 @@ export function subscribe(
       // 1011: the server failed the feed. A replay that failed is tried again; a history the
       // archive cannot give whole (a segment missing or damaged) would meet the same damage on
       // every try, so it ends the subscription, as a refusal no try gets past does.
+      // Over a hole of the archive the error carries where the history reads again (`hole`,
+      // from the reason's `resumeAfter=`): the application's to take or not. The subscription's
+      // own position never moves past the hole (that would lose its events unasked).
       const serverError = c.code === 1011;
-      if (serverError)
-        failure ??= new Error(
-          `live feed ${shownPath}: closed by the server with 1011 (${c.reason || 'no reason'})`,
-        );
+      const closedWith = serverError
+        ? new LiveFeedClosedError(
+            `live feed ${shownPath}: closed by the server with 1011 (${c.reason || 'no reason'})`,
+            c.code,
+            c.reason ?? '',
+          )
+        : undefined;
+      // The server's own word (a problem type named, a hole) over a socket error met before it.
+      if (closedWith && (failure === undefined || closedWith.type !== undefined)) failure = closedWith;
       const final =
         (refused !== undefined && (FINAL_STATUSES.has(refused) || isRedirect(refused))) ||
-        (serverError && /\/problems\/archive-unreadable/.test(c.reason ?? ''));
+        closedWith?.type === ARCHIVE_UNREADABLE;
       // Every failure is told to onError (a refusal another try may get past, a socket error), not
       // only the final ones; a close with no failure (the server's 1001, a 1013) is not one.
       const retryInMs = closed ? null : retry(failure, final, refusalWaitMs);
