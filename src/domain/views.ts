@@ -80,6 +80,17 @@ export const ContactDocument = t.intersection([
     maxWaitMs: t.number,
     expiresAt: t.string,
     expiredAt: t.string,
+    /** Its routing steps, as given, and how many were taken (docs/API.md "Routing steps"). */
+    steps: t.array(
+      t.intersection([
+        t.type({ afterMs: t.number, skills: t.array(PublicSkill) }),
+        t.partial({ priority: t.number }),
+      ]),
+    ),
+    step: t.number,
+    /** Its preferred agents and when the preference ends (docs/API.md "Preferred agents"). */
+    preferredAgents: t.array(t.string),
+    preferredUntil: t.string,
   }),
 ]);
 export type ContactDocument = t.TypeOf<typeof ContactDocument>;

@@ -540,7 +540,12 @@ export const openapi = withEdgeProblems(
       },
       '/v1/workspaces/{ws}/contacts/{id}/abandon': {
         parameters: [wsParam, idParam],
-        post: command('The customer left', undefined, 'Contact', 200),
+        post: command(
+          'The customer left a queued or offered contact: never assigned after this (409 contact-not-queued)',
+          undefined,
+          'Contact',
+          200,
+        ),
       },
       '/v1/workspaces/{ws}/contacts/{id}/complete': {
         parameters: [wsParam, idParam],
@@ -1230,9 +1235,13 @@ export const openapi = withEdgeProblems(
             preferredAgents: {
               type: 'array',
               items: id,
-              description: 'while it waits for its preferred agents',
+              description:
+                'its preferred agents: until PreferenceEnded or a transfer removes them (a contact taken, abandoned or expired during its preference keeps them)',
             },
-            preferredUntil: { type: 'string', description: 'when anyone eligible may take it' },
+            preferredUntil: {
+              type: 'string',
+              description: 'when anyone eligible may take it (shown with preferredAgents)',
+            },
             queuePosition: {
               type: 'integer',
               description:
@@ -1256,7 +1265,11 @@ export const openapi = withEdgeProblems(
               description: 'agents that rejected it or let its offer expire: never offered to them again',
             },
             maxWaitMs: { type: 'integer', description: 'its own maximum wait, when given' },
-            expiresAt: { type: 'string', description: 'while waiting: when it leaves as expired' },
+            expiresAt: {
+              type: 'string',
+              description:
+                'set when queued with a maximum wait: when it leaves as expired if still queued or offered then (kept once assigned or left; a transfer removes it)',
+            },
             expiredAt: { type: 'string' },
             completedAt: { type: 'string' },
             abandonedAt: { type: 'string' },
