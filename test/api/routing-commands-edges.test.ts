@@ -19,6 +19,7 @@ const WS = {
   expire: 'rce-expire',
   offered: 'rce-offered',
   aging: 'rce-aging',
+  excluded: 'rce-excluded',
 } as const;
 const api = inProcessApi(Object.values(WS));
 const { call, ok, until, problem } = api;
@@ -471,6 +472,30 @@ describe('more edges', () => {
       excludedAgents: ['o2'],
     });
     expect((await ok('GET', ws, '/contacts/st')).queuePosition).toBe(0);
+  });
+});
+
+describe('a transfer and the agents who turned the contact down', () => {
+  it('the agent who transfers it may be offered it again; one who rejected an offer of it, never', async () => {
+    const ws = WS.excluded;
+    await ok('PUT', ws, '/settings', { offerTimeoutMs: 60_000 });
+    for (const id of ['x1', 'x2']) await ok('POST', ws, '/agents', { id, skills: ['Loans', 'Cards'] });
+    await ok('POST', ws, '/agents/x1/state', { state: 'available' });
+    await ok('POST', ws, '/contacts', { id: 'tx', skills: ['Loans'] });
+    await until(ws, '/contacts/tx', (x) => x.state === 'offered' && x.agentId === 'x1');
+    await ok('POST', ws, '/contacts/tx/reject', { agentId: 'x1' });
+    await ok('POST', ws, '/agents/x1/state', { state: 'available' });
+    await ok('POST', ws, '/agents/x2/state', { state: 'available' });
+    await until(ws, '/contacts/tx', (x) => x.state === 'offered' && x.agentId === 'x2');
+    await ok('POST', ws, '/contacts/tx/accept', { agentId: 'x2' });
+    const moved = await ok('POST', ws, '/contacts/tx/transfer', { skills: ['Cards'] });
+    // Queued again for Cards, x1 still passed over.
+    expect(moved).toMatchObject({ state: 'queued', skills: ['Cards'], excludedAgents: ['x1'] });
+    // x1 has been available the longer (x2 is free again at its transfer, there being no wrap-up),
+    // yet it goes to x2, who transferred it: x1 rejected an offer of it once.
+    expect(await until(ws, '/contacts/tx', (x) => x.state === 'offered', 3000)).toMatchObject({
+      agentId: 'x2',
+    });
   });
 });
 
