@@ -6,8 +6,9 @@
  * - Every command carries an `Idempotency-Key` (a random UUID per call unless given), kept across
  *   its retries, so a command that did land is never applied twice.
  * - Failures worth another try (no answer, a timeout, 429, 502, 503, 504) are retried with backoff
- *   (250 ms doubling to 4 s by default), waiting at least what `Retry-After` says: queries and
- *   commands (their key makes a repeat harmless); other writes (POST /keys) after a 429 only.
+ *   (250 ms doubling to 4 s by default), waiting at least what `Retry-After` says (up to
+ *   `maxRetryAfterMs`, default 60 s): queries and commands (their key makes a repeat harmless);
+ *   other writes (POST /keys) after a 429 only.
  * - With `failover` base URLs (several API instances, no load balancer), each retry goes to the
  *   next one (without the Retry-After of a 503 `shutting-down`, which was the stopping instance's
  *   own), and a call starts at the one that answered the last call; `onRetry` may stop the retries
@@ -29,7 +30,7 @@
  * same bare requests to Switchboard and to the bare handler it compares it with (docs/API.md, "The
  * client").
  */
-import { notANumber, retryAfterMsOf, SwitchboardError } from './errors.ts';
+import { DEFAULT_MAX_RETRY_AFTER_MS, notANumber, retryAfterMsOf, SwitchboardError } from './errors.ts';
 import { type SubscribeOptions, type Subscription, subscribe } from './live.ts';
 import type {
   AgentDocument,
@@ -89,6 +90,12 @@ export interface ClientOptions {
   /** The first backoff (default 250 ms), doubling up to `maxBackoffMs` (default 4 s). */
   readonly backoffMs?: number;
   readonly maxBackoffMs?: number;
+  /**
+   * The longest wait a `Retry-After` (or a problem's `retryAfterMs`) holds a retry to (default
+   * 60 s): a proxy asking for hours is tried again after it; Infinity waits whatever is asked. The
+   * live feed's waits after a refusal take it too.
+   */
+  readonly maxRetryAfterMs?: number;
   /** Which failures are tried again (default: network, timeout, 429, 502, 503, 504). */
   readonly retryOn?: (status: Failure) => boolean;
   /**
@@ -175,12 +182,23 @@ export class SwitchboardClient {
       bad < 0
         ? undefined
         : `the ${bad === 0 ? "client's url" : 'failover URL'} "${bad === 0 ? options.url : options.failover![bad - 1]}" cannot be called: a base URL starts with http:// or https:// (such as "http://127.0.0.1:8080")`;
-    this.badOption = notANumber(options, ['timeoutMs', 'retries', 'backoffMs', 'maxBackoffMs']);
+    this.badOption = notANumber(options, [
+      'timeoutMs',
+      'retries',
+      'backoffMs',
+      'maxBackoffMs',
+      'maxRetryAfterMs',
+    ]);
   }
 
   /** The same client for another workspace (or another key). */
   with(more: Partial<ClientOptions>): SwitchboardClient {
     return new SwitchboardClient({ ...this.options, ...more });
+  }
+
+  /** The longest wait a `Retry-After` holds a retry to (the `maxRetryAfterMs` option, default 60 s). */
+  get maxRetryAfterMs(): number {
+    return this.options.maxRetryAfterMs ?? DEFAULT_MAX_RETRY_AFTER_MS;
   }
 
   /** `/v1/workspaces/{ws}` */
@@ -476,6 +494,7 @@ export class SwitchboardClient {
         method,
         path,
         body: a.body,
+        retryAfter: a.headers.get('retry-after'),
         ...redirectNote(method, a, this.options.key !== undefined),
         attempts: a.attempts,
         idempotencyKey: o.idempotencyKey,
@@ -604,7 +623,9 @@ export class SwitchboardClient {
       // A 503 `shutting-down` is the answering instance's own: its Retry-After holds back the next
       // try only when that goes to the same base URL, not when failover takes it to another one.
       const waitAsked =
-        answer && !(next !== base && isProblem(answer.body, 'shutting-down')) ? retryAfterMs(answer) : 0;
+        answer && !(next !== base && isProblem(answer.body, 'shutting-down'))
+          ? retryAfterMs(answer, this.maxRetryAfterMs)
+          : 0;
       const delayMs = Math.max(backoff, waitAsked);
       const info: RetryInfo = {
         method,
@@ -787,9 +808,12 @@ function redirectNote(method: string, a: Answer, keyed: boolean): { note?: strin
   };
 }
 
-/** What the server asked to wait: `Retry-After` (seconds or a date), or a problem's `retryAfterMs`. */
-function retryAfterMs(a: Omit<Answer, 'attempts'>): number {
-  return retryAfterMsOf(a.headers.get('retry-after'), a.body);
+/**
+ * What the server asked to wait: `Retry-After` (seconds or a date), or a problem's `retryAfterMs`;
+ * at most `capMs` (the `maxRetryAfterMs` option).
+ */
+function retryAfterMs(a: Omit<Answer, 'attempts'>, capMs: number): number {
+  return retryAfterMsOf(a.headers.get('retry-after'), a.body, capMs);
 }
 
 /** Whether `body` is a problem document of the type `/problems/<slug>`. */

@@ -56,6 +56,11 @@ export class SwitchboardError extends Error {
    * `resumeAfter`); undefined for any other failure.
    */
   readonly hole: ArchiveHole | undefined;
+  /**
+   * What the answer asked to wait before another try, in ms: its `Retry-After` (seconds or an HTTP
+   * date) or the problem's `retryAfterMs`, as said (no cap); 0 when it said nothing.
+   */
+  readonly retryAfterMs: number;
 
   constructor(init: {
     status: number | 'network' | 'timeout';
@@ -67,6 +72,8 @@ export class SwitchboardError extends Error {
     idempotencyKey?: string | undefined;
     /** Said after the detail (the problem's or `detail`): what the client knows of the answer besides. */
     note?: string;
+    /** The answer's `Retry-After` header, when it had one. */
+    retryAfter?: string | null;
   }) {
     const p = asProblem(init.body);
     const said = p?.detail ?? init.detail ?? (typeof init.body === 'string' ? init.body.slice(0, 200) : '');
@@ -86,6 +93,7 @@ export class SwitchboardError extends Error {
     this.attempts = init.attempts ?? 1;
     this.idempotencyKey = init.idempotencyKey;
     this.hole = p?.type === ARCHIVE_UNREADABLE ? holeOf(p) : undefined;
+    this.retryAfterMs = retryAfterMsOf(init.retryAfter, init.body, Number.POSITIVE_INFINITY);
   }
 
   /** The problem type's last segment: "agent-not-found" for `/problems/agent-not-found`. */
@@ -155,17 +163,25 @@ function asProblem(body: unknown): ProblemDetails | undefined {
     : undefined;
 }
 
+/** The longest wait a `Retry-After` holds the client to by default (the `maxRetryAfterMs` option). */
+export const DEFAULT_MAX_RETRY_AFTER_MS = 60_000;
+
 /**
- * What a refusal asked to wait, in ms (at most a minute): a problem's `retryAfterMs`, else its
- * `Retry-After` header (seconds or an HTTP date); 0 when neither says.
+ * What a refusal asked to wait, in ms (at most `capMs`, default a minute: a proxy asking for hours
+ * is tried again after the cap): a problem's `retryAfterMs`, else its `Retry-After` header
+ * (seconds or an HTTP date); 0 when neither says.
  */
-export function retryAfterMsOf(header: string | null | undefined, body: unknown): number {
+export function retryAfterMsOf(
+  header: string | null | undefined,
+  body: unknown,
+  capMs: number = DEFAULT_MAX_RETRY_AFTER_MS,
+): number {
   const fromBody = (body as { retryAfterMs?: unknown } | null | undefined)?.retryAfterMs;
-  if (typeof fromBody === 'number' && fromBody >= 0) return Math.min(fromBody, 60_000);
+  if (typeof fromBody === 'number' && fromBody >= 0) return Math.min(fromBody, capMs);
   if (!header) return 0;
   const s = Number(header);
   const ms = Number.isFinite(s) ? s * 1000 : Date.parse(header) - Date.now();
-  return Number.isFinite(ms) ? Math.min(Math.max(0, ms), 60_000) : 0;
+  return Number.isFinite(ms) ? Math.min(Math.max(0, ms), capMs) : 0;
 }
 
 /** Which of `names` in `o` is given but no number (NaN, or a text that is none), told as a mistake. */

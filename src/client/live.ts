@@ -96,6 +96,9 @@ const CLOSE_GRACE_MS = 1_000;
 /** A stream position as Switchboard writes it (`<ms>-<seq>`, each a 64-bit unsigned integer). */
 const POSITION = /^\d{1,20}-\d{1,20}$/;
 
+/** The longest delay a timer holds (setTimeout fires at once past it). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Silence longer than this many heartbeat intervals is a dead path. */
 const DEAD_AFTER_INTERVALS = 2;
 
@@ -236,11 +239,16 @@ export function subscribe(
       waitMs,
       Math.min(o.maxBackoffMs ?? 5_000, (o.backoffMs ?? 250) * 2 ** (failures - 1)),
     );
-    timer = setTimeout(() => {
-      timer = undefined;
-      reconnects++;
-      void connect();
-    }, delay);
+    // A wait past what a timer holds (a Retry-After with `maxRetryAfterMs: Infinity`) is cut to the
+    // longest one (about 24.8 days): a timer given more would fire at once.
+    timer = setTimeout(
+      () => {
+        timer = undefined;
+        reconnects++;
+        void connect();
+      },
+      Math.min(delay, MAX_TIMER_MS),
+    );
     if (err) report(err); // a close() in it clears the timer (end())
     return closed ? null : delay;
   };
@@ -253,7 +261,9 @@ export function subscribe(
     try {
       // A backoff of NaN (`Number(process.env.X)` of an unset variable) would reconnect with no
       // wait at all, hundreds of times a second: the caller's mistake, which ends it at once.
-      const nan = notANumber(o, ['backoffMs', 'maxBackoffMs']);
+      const nan =
+        notANumber(o, ['backoffMs', 'maxBackoffMs']) ??
+        notANumber(client.options, ['timeoutMs', 'maxRetryAfterMs']);
       if (nan !== undefined) throw new TypeError(`live feed: ${nan}`);
       const found = await socketClass(client);
       const cls = found.cls;
@@ -277,14 +287,18 @@ export function subscribe(
       }
       if (closed) return;
       url = `${wsBase(client.url)}${client.workspacePath}/events/live${q.length ? `?${q.join('&')}` : ''}`;
+      // The handshake's time limit is the client's `timeoutMs` (default 15 s), as a request's is;
+      // one past what a timer holds (Infinity) is none.
+      const timeoutMs = client.options.timeoutMs ?? 15_000;
+      const handshake = timeoutMs <= MAX_TIMER_MS ? { handshakeTimeout: timeoutMs } : {};
       s =
         headers && !byTicket && client.options.key !== undefined
           ? new cls(url, {
               headers: { authorization: `Bearer ${client.options.key}` },
-              handshakeTimeout: 10_000,
+              ...handshake,
             })
           : headers
-            ? new cls(url, { handshakeTimeout: 10_000 })
+            ? new cls(url, handshake)
             : new cls(url);
     } catch (err) {
       // A ticket refused (401/403: the key is no good) will not be given on another try either, nor
@@ -292,7 +306,11 @@ export function subscribe(
       const final =
         err instanceof TypeError ||
         (err instanceof SwitchboardError && typeof err.status === 'number' && FINAL_STATUSES.has(err.status));
-      retry(err as Error, final);
+      // A ticket refused with a wait asked (a 429 once the request's own retries ran out, a 503) is
+      // not asked again before it: the next try waits at least its Retry-After (within the client's
+      // `maxRetryAfterMs`), as after a refused upgrade.
+      const waitMs = err instanceof SwitchboardError ? Math.min(err.retryAfterMs, client.maxRetryAfterMs) : 0;
+      retry(err as Error, final, waitMs);
       return;
     }
     socket = s;
@@ -324,7 +342,7 @@ export function subscribe(
         location = Array.isArray(to) ? to[0] : to;
         const h = answered?.['retry-after'];
         const header = Array.isArray(h) ? h[0] : h;
-        refusalWaitMs = retryAfterMsOf(header, undefined);
+        refusalWaitMs = retryAfterMsOf(header, undefined, client.maxRetryAfterMs);
         let text = '';
         const done = () => {
           try {
@@ -332,7 +350,7 @@ export function subscribe(
           } catch {
             refusal = text || undefined;
           }
-          refusalWaitMs = retryAfterMsOf(header, refusal);
+          refusalWaitMs = retryAfterMsOf(header, refusal, client.maxRetryAfterMs);
           s.terminate?.();
         };
         res.setEncoding('utf8');
