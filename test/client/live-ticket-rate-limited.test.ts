@@ -2,8 +2,8 @@
  * A real Switchboard with RATE_LIMIT=1 (bursts of 1): the live feed's ticket request refused with a
  * 429 `rate-limited` (the client's own retries off) holds the subscription's next try to the wait
  * the refusal asked for, not to the plain backoff, which would ask again and again within the
- * second and be refused each time. (At 1 request a second a ticket subscription never opens: each
- * try spends two requests, the ticket and the upgrade; the test looks at the waits only.)
+ * second and be refused each time. (The upgrade a ticket opens spends none of the key's budget:
+ * test/client/live-ticket-upgrade-budget.test.ts; so the next try opens the feed.)
  */
 import { SwitchboardError } from 'switchboard/client';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -20,7 +20,8 @@ it("a ticket's 429 holds the next try to its retryAfterMs", async () => {
   const client = p.client(WS, { retries: 0 });
   // The key's one request of this second: the ticket request after it is refused.
   await client.whoami().catch(() => undefined);
-  const failures: { at: number; err: Error }[] = [];
+  // Each try's end: refused (err) or opened (no err).
+  const failures: { at: number; err?: Error }[] = [];
   const sub = client.subscribe(
     {
       auth: 'ticket',
@@ -28,6 +29,9 @@ it("a ticket's 429 holds the next try to its retryAfterMs", async () => {
       backoffMs: 10,
       maxBackoffMs: 10,
       onError: (err) => failures.push({ at: Date.now(), err }),
+      onOpen: () => {
+        failures.push({ at: Date.now() });
+      },
     },
     () => undefined,
   );
@@ -41,7 +45,7 @@ it("a ticket's 429 holds the next try to its retryAfterMs", async () => {
   expect(refusal.status).toBe(429);
   const asked = refusal.problem?.retryAfterMs as number;
   expect(asked).toBeGreaterThan(100);
-  // The next try (refused or not) came no sooner than the refusal asked: not after the 10 ms backoff.
+  // The next try (refused or opened) came no sooner than the refusal asked: not after the 10 ms backoff.
   expect(next).toBeDefined();
   expect(next!.at - first!.at).toBeGreaterThanOrEqual(asked - 20);
 }, 10_000);

@@ -163,6 +163,7 @@ export function installAuth(app: FastifyInstance, opts: { cacheMs?: number } = {
         workspace: holder.workspace,
         role: holder.role,
         ...(holder.agentId !== undefined ? { agentId: holder.agentId } : {}),
+        byTicket: true,
       };
     }
     req.principal = principal;

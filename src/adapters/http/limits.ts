@@ -190,7 +190,10 @@ export function installLimits(app: FastifyInstance, deps: LimitDeps): void {
   if (rate) {
     const interval = Math.max(1, Math.floor(1_000_000 / rate.perSecond));
     app.addHook('preParsing', (req, reply, payload, done) => {
-      if (UNLIMITED.has(req.routeOptions.url ?? '') || !canCount()) return done(null, payload);
+      // An upgrade opened by a ticket: its ticket's request was counted, and a ticket opens one
+      // upgrade only, so the key's budget still bounds its feeds (a burst of 1 could not open any).
+      if (UNLIMITED.has(req.routeOptions.url ?? '') || req.principal?.byTicket || !canCount())
+        return done(null, payload);
       runLua(redis, RATE, [callerKeys(req).rate], [interval, rate.burst]).then(
         (r) => {
           const [ok, n] = r as [number, number];

@@ -11,6 +11,11 @@ export interface Principal {
   readonly role: Role;
   /** For the `agent` role: the one agent this key acts for. */
   readonly agentId?: string;
+  /**
+   * Authenticated by a WebSocket ticket (`?ticket=`), not by the key itself: the ticket's request
+   * spent the key's rate budget, so its one upgrade spends none (src/adapters/http/limits.ts).
+   */
+  readonly byTicket?: true;
 }
 
 declare module 'fastify' {
