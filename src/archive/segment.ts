@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { StreamEntry } from '../adapters/redis/event-log.ts';
-import { MAX_POSITION_PART, positionBefore, positionPredecessor } from '../domain/values.ts';
+import { positionBefore, positionPredecessor, positionSuccessor } from '../domain/values.ts';
 
 /**
  * A segment: consecutive entries of one stream (commands or events) of one workspace, moved out
@@ -156,16 +156,8 @@ export const before = positionBefore;
 /** The position right before `p` (the domain's: `<ms-1>-<max>` before `<ms>-0`). */
 export const predecessor = positionPredecessor;
 
-/**
- * The position right after `p`: the smallest one a later entry can have (`<ms>-<seq+1>`, or
- * `<ms+1>-0` after the largest sequence); null after the largest position, which no entry follows.
- */
-export function successor(p: string): string | null {
-  const [ms = '0', seq = '0'] = p.split('-');
-  if (BigInt(seq) < MAX_POSITION_PART) return `${ms}-${BigInt(seq) + 1n}`;
-  if (BigInt(ms) < MAX_POSITION_PART) return `${BigInt(ms) + 1n}-0`;
-  return null;
-}
+/** The position right after `p` (the domain's: `<ms+1>-0` after the largest sequence; null after the largest position). */
+export const successor = positionSuccessor;
 
 /**
  * Reads a segment back and checks what it says of itself: header, entries in increasing

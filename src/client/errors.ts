@@ -105,8 +105,10 @@ export class SwitchboardError extends Error {
 /** The problem type of a history the archive cannot give whole. */
 export const ARCHIVE_UNREADABLE = '/problems/archive-unreadable';
 
-const positionOrNull = (v: unknown): string | null =>
-  typeof v === 'string' && /^\d{1,20}-\d{1,20}$/.test(v) ? v : null;
+/** A stream position as Switchboard writes it (`<ms>-<seq>`, each a 64-bit unsigned integer). */
+export const POSITION = /^\d{1,20}-\d{1,20}$/;
+
+const positionOrNull = (v: unknown): string | null => (typeof v === 'string' && POSITION.test(v) ? v : null);
 
 function holeOf(p: ProblemDetails): ArchiveHole {
   return {

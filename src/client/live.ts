@@ -15,6 +15,7 @@ import {
   ARCHIVE_UNREADABLE,
   LiveFeedClosedError,
   notANumber,
+  POSITION,
   retryAfterMsOf,
   SwitchboardError,
 } from './errors.ts';
@@ -92,9 +93,6 @@ interface Heartbeat {
 
 /** How long close() waits for the server's answer to its close before dropping the socket. */
 const CLOSE_GRACE_MS = 1_000;
-
-/** A stream position as Switchboard writes it (`<ms>-<seq>`, each a 64-bit unsigned integer). */
-const POSITION = /^\d{1,20}-\d{1,20}$/;
 
 /** The longest delay a timer holds (setTimeout fires at once past it). */
 const MAX_TIMER_MS = 2 ** 31 - 1;

@@ -390,6 +390,17 @@ export function positionPredecessor(p: string): string {
 }
 
 /**
+ * The position right after `p`: the smallest one a later entry can have (`<ms>-<seq+1>`, or
+ * `<ms+1>-0` after the largest sequence); null after the largest position, which no entry follows.
+ */
+export function positionSuccessor(p: string): string | null {
+  const [ms = '0', seq = '0'] = p.split('-');
+  if (BigInt(seq) < MAX_POSITION_PART) return `${ms}-${BigInt(seq) + 1n}`;
+  if (BigInt(ms) < MAX_POSITION_PART) return `${BigInt(ms) + 1n}-0`;
+  return null;
+}
+
+/**
  * Whether stream position `a` comes before `b` ("<ms>-<seq>", no leading zeros): compared digit
  * by digit, without BigInt or new strings, since replays and readers run it for every entry.
  */

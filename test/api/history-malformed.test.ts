@@ -6,23 +6,13 @@
  * passed over, logged with its position, and the page's `next` moves past it; no 5xx anywhere.
  * Only Switchboard writes the stream normally: the test writes the entries with raw XADDs.
  */
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { inProcessApi } from '../support/api.ts';
+import { capturedLogger } from '../support/log-capture.ts';
 
 const WS = 'history-malformed';
-const logged: Record<string, unknown>[] = [];
-const logger = pino(
-  { level: 'warn' },
-  new Writable({
-    write(chunk, _enc, done) {
-      logged.push(JSON.parse(String(chunk)) as Record<string, unknown>);
-      done();
-    },
-  }),
-);
+const { logger, lines: logged } = capturedLogger('warn');
 const api = inProcessApi([WS], { logger });
 const B = `/v1/workspaces/${WS}`;
 

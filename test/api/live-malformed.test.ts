@@ -7,26 +7,16 @@
  * Only Switchboard writes the stream normally: the test writes the entries with raw XADDs, in one
  * MULTI so the tail reads them in one batch.
  */
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { inProcessApi } from '../support/api.ts';
+import { capturedLogger } from '../support/log-capture.ts';
 import { waitFor } from '../support/wait.ts';
 
 const WS = 'live-malformed';
 const EVERY = 150;
-const logged: Record<string, unknown>[] = [];
-const logger = pino(
-  { level: 'warn' },
-  new Writable({
-    write(chunk, _enc, done) {
-      logged.push(JSON.parse(String(chunk)) as Record<string, unknown>);
-      done();
-    },
-  }),
-);
+const { logger, lines: logged } = capturedLogger('warn');
 const api = inProcessApi([WS], { env: { LIVE_HEARTBEAT_MS: String(EVERY) }, logger });
 
 type Message = Record<string, unknown> & { position?: string; heartbeat?: { after: string } };
