@@ -131,6 +131,10 @@ export interface SendOptions {
   readonly body?: unknown;
   readonly query?: Record<string, string | number | readonly string[] | undefined>;
   readonly headers?: Record<string, string>;
+  /**
+   * The call's Idempotency-Key (an `Idempotency-Key` in `headers`, the name in any case, is one
+   * too; given both ways, this one is sent). A SwitchboardError of the call names it.
+   */
   readonly idempotencyKey?: string;
   /** Further tries for this call (default: the client's). */
   readonly retries?: number;
@@ -497,7 +501,7 @@ export class SwitchboardClient {
         retryAfter: a.headers.get('retry-after'),
         ...redirectNote(method, a, this.options.key !== undefined),
         attempts: a.attempts,
-        idempotencyKey: o.idempotencyKey,
+        idempotencyKey: idempotencyKeyOf(o),
       });
     return a as Answer<T>;
   }
@@ -520,7 +524,7 @@ export class SwitchboardClient {
       body: a.body,
       detail: `the answer is not a JSON document (${type}${text === '' ? ', empty' : ''})${text === '' ? '' : `: ${text.slice(0, 200)}`}`,
       attempts: a.attempts,
-      idempotencyKey: o.idempotencyKey,
+      idempotencyKey: idempotencyKeyOf(o),
     });
   }
 
@@ -557,13 +561,12 @@ export class SwitchboardClient {
     if (nan !== undefined) throw new TypeError(`${method} ${path}: ${nan}`);
     const prepared = this.prepare(method, path, o);
     const retries = o.retries ?? this.options.retries ?? 4;
+    // The call's key, given as the option or as a header (any case of its name): on every error of
+    // the call, so that the caller can send it again with the same key.
+    const idempotencyKey = idempotencyKeyOf(o);
     // A write without an Idempotency-Key (POST /keys) may have landed before its answer was lost:
     // it is tried again only after a 429, which changed nothing.
-    const repeatable =
-      method === 'GET' ||
-      method === 'HEAD' ||
-      o.idempotencyKey !== undefined ||
-      Object.keys(o.headers ?? {}).some((h) => h.toLowerCase() === 'idempotency-key');
+    const repeatable = method === 'GET' || method === 'HEAD' || idempotencyKey !== undefined;
     const configured = this.options.retryOn ?? defaultRetryOn;
     const retryOn = (s: Failure) => configured(s) && (repeatable || s === 429);
     const aborted = (attempts: number) =>
@@ -573,7 +576,7 @@ export class SwitchboardClient {
         path,
         detail: 'aborted',
         attempts,
-        idempotencyKey: o.idempotencyKey,
+        idempotencyKey,
       });
     const first = this.start;
     /** The base URLs that answered this call with a 503 `archive-unreadable`. */
@@ -607,7 +610,7 @@ export class SwitchboardClient {
           path,
           detail: failure!.detail,
           attempts: attempt,
-          idempotencyKey: o.idempotencyKey,
+          idempotencyKey,
         });
       };
       // A 503 `archive-unreadable` is a hole in that instance's archive, which every try there
@@ -656,7 +659,13 @@ export class SwitchboardClient {
   ): { headers: Record<string, string>; body?: string } {
     const headers: Record<string, string> = { accept: 'application/json', ...o.headers };
     if (this.options.key !== undefined) headers.authorization = `Bearer ${this.options.key}`;
-    if (o.idempotencyKey !== undefined) headers['idempotency-key'] = o.idempotencyKey;
+    if (o.idempotencyKey !== undefined) {
+      // The option over a header of the same name (in any case): fetch would send both, joined
+      // ("a, b"), a key the server refuses.
+      for (const name of Object.keys(headers))
+        if (name.toLowerCase() === 'idempotency-key') delete headers[name];
+      headers['idempotency-key'] = o.idempotencyKey;
+    }
     if (o.body !== undefined) headers['content-type'] = 'application/json';
     const checked = new Headers();
     for (const [name, value] of Object.entries(headers)) {
@@ -814,6 +823,17 @@ function redirectNote(method: string, a: Answer, keyed: boolean): { note?: strin
  */
 function retryAfterMs(a: Omit<Answer, 'attempts'>, capMs: number): number {
   return retryAfterMsOf(a.headers.get('retry-after'), a.body, capMs);
+}
+
+/**
+ * A call's Idempotency-Key: the `idempotencyKey` option, else an `Idempotency-Key` header given in
+ * `headers` (the name in any case), as sent (fetch drops the value's leading and trailing blanks).
+ */
+function idempotencyKeyOf(o: SendOptions): string | undefined {
+  if (o.idempotencyKey !== undefined) return o.idempotencyKey;
+  for (const [name, value] of Object.entries(o.headers ?? {}))
+    if (name.toLowerCase() === 'idempotency-key') return value.replace(/^[ \t]+|[ \t]+$/g, '');
+  return undefined;
 }
 
 /** Whether `body` is a problem document of the type `/problems/<slug>`. */
