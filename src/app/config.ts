@@ -143,7 +143,7 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     name: 'HOST',
     default: '127.0.0.1',
     description:
-      'Address the HTTP API listens on (0.0.0.0 behind a load balancer): a host name (labels of letters, digits, - and _, none empty) or an IPv4 or IPv6 address; an IPv4 number written with a leading 0 (010.0.0.1) is refused, the resolver would read it as octal.',
+      'Address the HTTP API listens on (0.0.0.0 behind a load balancer): a host name (labels of letters, digits, - and _, none empty; the last not a number) or an IPv4 address as four decimal numbers from 0 to 255 (10.0.0.5), or an IPv6 address (::1, no brackets). The other forms the resolver reads as IPv4 are refused: a leading 0 (010.0.0.1, octal), hex (0x7f.0.0.1), fewer parts (127.1) or one number (2130706433); so is a value ending in a number that is no address (4294967296, api.1).',
   },
   { name: 'PORT', default: '8080', description: 'Port of the HTTP API.' },
   {
@@ -248,7 +248,7 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     name: 'ADVERTISE_ADDRESS',
     default: '(unset)',
     description:
-      'host:port this API instance registers under (a heartbeat in Redis) so HAProxy adds it at run time; auto: HOST:PORT. A wildcard address (0.0.0.0, ::) is refused: it is where to listen, not where to be reached.',
+      'host:port this API instance registers under (a heartbeat in Redis) so HAProxy adds it at run time; auto: HOST:PORT. The host is a host name or an IPv4 address as HOST takes them (four decimal numbers: 127.1 is refused). A wildcard address (0.0.0.0, ::) is refused: it is where to listen, not where to be reached.',
   },
   {
     name: 'IDEMPOTENCY_TTL_S',
@@ -484,29 +484,66 @@ export const isRedisUrl: Check = (value) => {
 const LABEL = '[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?';
 const HOST_NAME = new RegExp(`^${LABEL}(\\.${LABEL})*$`);
 
+/** A number as the last label (digits, or 0x and hex digits): the value is read as an IPv4 address. */
+const ENDS_IN_NUMBER = /(^|\.)(\d+|0[xX][0-9A-Fa-f]*)$/;
+/** An IPv4 address as four decimal numbers from 0 to 255, none with a leading 0. */
+const DOTTED_DECIMAL = /^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+
+/**
+ * The IPv4 address the resolver (inet_aton, behind getaddrinfo) reads `h` as, in dotted decimal, or
+ * undefined when it reads none: one to four parts, each decimal, octal (a leading 0) or hex (0x),
+ * the last filling the bytes left (127.1 is 127.0.0.1, 2130706433 too).
+ */
+function resolverIPv4(h: string): string | undefined {
+  const parts: number[] = [];
+  for (const p of h.split('.')) {
+    const n = /^0[xX][0-9A-Fa-f]+$/.test(p)
+      ? Number.parseInt(p.slice(2), 16)
+      : /^0[0-7]*$/.test(p)
+        ? Number.parseInt(p, 8)
+        : /^[1-9]\d*$/.test(p)
+          ? Number(p)
+          : Number.NaN;
+    if (!(n <= 0xffffffff)) return undefined;
+    parts.push(n);
+  }
+  const last = parts.pop() as number;
+  if (parts.length > 3 || parts.some((n) => n > 255) || last >= 2 ** (8 * (4 - parts.length)))
+    return undefined;
+  const value = parts.reduce((v, n, i) => v + n * 2 ** (8 * (3 - i)), last);
+  return [24, 16, 8, 0].map((shift) => Math.floor(value / 2 ** shift) % 256).join('.');
+}
+
 /**
  * What is wrong with `h` as a host name or an IPv4 address (HOST, ADVERTISE_ADDRESS's host), as
  * words to put after the value, '' when no more can be said, or undefined when it is right. Labels
- * are not empty (api..1). Numbers and dots are read as the resolver reads them, so what it would
- * read otherwise than written is refused: a number with a leading 0 (octal: 010.0.0.1 is 8.0.0.1),
- * four numbers with one over 255 or more than four (no IPv4 address; listen failed on them). The
- * short forms it takes (127.1: 127.0.0.1) stay accepted.
+ * are not empty (api..1). A value whose last label is a number (digits, or 0x and hex digits) is an
+ * IPv4 address, as the resolver and URLs read it, and only four decimal numbers from 0 to 255 are
+ * taken: the forms inet_aton reads otherwise than written are refused (a leading 0 is octal, 010 is
+ * 8; hex parts, 0x7f.1; fewer parts, 127.1 is 127.0.0.1; a single number, 2130706433), and one no
+ * form reads (4294967296, 999.1, api.1) went to a name lookup.
  */
 function hostNameProblem(h: string): string | undefined {
   if (h.split('.').includes('')) return 'which has an empty label (nothing between two dots, or at an end)';
-  if (/^[0-9.]+$/.test(h)) {
-    const numbers = h.split('.');
-    if (numbers.some((n) => /^0\d/.test(n)))
-      return `a number with a leading 0, which the resolver reads as octal (010 is 8): write ${numbers.map((n) => n.replace(/^0+(?=\d)/, '')).join('.')} for the decimal`;
-    if (numbers.length > 4 || (numbers.length === 4 && numbers.some((n) => Number(n) > 255)))
-      return 'which is no IPv4 address: one is four numbers from 0 to 255';
+  if (!ENDS_IN_NUMBER.test(h) || DOTTED_DECIMAL.test(h)) return HOST_NAME.test(h) ? undefined : '';
+  const read = resolverIPv4(h);
+  const write = `write the four decimal numbers (${read ?? '10.0.0.5'})`;
+  if (/^[0-9.]+$/.test(h) && h.split('.').some((n) => /^0\d/.test(n))) {
+    const decimal = h.replace(/(^|\.)0+(?=\d)/g, '$1');
+    return `a number with a leading 0, which the resolver reads as octal (010 is 8${read ? `; this is ${read}` : ''}): ${
+      DOTTED_DECIMAL.test(decimal)
+        ? `write ${decimal} for the decimal`
+        : 'write four decimal numbers from 0 to 255, such as 10.0.0.5'
+    }`;
   }
-  return HOST_NAME.test(h) ? undefined : '';
+  return read
+    ? `which the resolver reads as ${read} (a short, hex or single-number IPv4 form): ${write}`
+    : 'which is no IPv4 address: one is four decimal numbers from 0 to 255, such as 10.0.0.5 (and a host name does not end in a number)';
 }
 
-/** A host name or an IPv4 or IPv6 address to listen on (hostNameProblem). */
+/** A host name or an IPv4 or IPv6 address to listen on (hostNameProblem; IPv6 as net.isIP reads it). */
 const isHost: Check = (h) => {
-  const problem = h.includes(':') && /^[0-9A-Fa-f:.]+$/.test(h) ? undefined : hostNameProblem(h);
+  const problem = h.includes(':') ? (isIP(h) === 6 ? undefined : '') : hostNameProblem(h);
   return problem === undefined
     ? undefined
     : `must be a host name or an IP address to listen on, such as 127.0.0.1 or 0.0.0.0 (got "${h}"${problem ? `, ${problem}` : ''})`;
