@@ -11,6 +11,10 @@ import {
   liveFeed,
   serverNow,
   session,
+  setAttr,
+  setClass,
+  setHidden,
+  setText,
   showLive,
   showProblems,
   showSignedIn,
@@ -340,24 +344,27 @@ const complete = (id) => act(`Complete ${id}`, `/contacts/${encodeURIComponent(i
 function render() {
   if (!agent) return;
   const state = agent.state ?? 'offline';
-  $('state').textContent = { wrapup: 'wrap-up', reserved: 'offer waiting' }[state] ?? state;
-  $('state').className = `state-badge st-${state}`;
-  $('state-detail').textContent =
+  // Read again every 5 s: only what changed is written.
+  setText($('state'), { wrapup: 'wrap-up', reserved: 'offer waiting' }[state] ?? state);
+  setClass($('state'), `state-badge st-${state}`);
+  setText(
+    $('state-detail'),
     state === agent.presence
       ? ''
-      : `presence ${agent.presence}, ${agent.activeContacts?.length ?? 0} contact(s)`;
+      : `presence ${agent.presence}, ${agent.activeContacts?.length ?? 0} contact(s)`,
+  );
   // The presence in force, to the eye and to a screen reader.
   for (const s of ['available', 'away', 'offline']) {
     $(`set-${s}`).classList.toggle('current', agent.presence === s);
-    $(`set-${s}`).setAttribute('aria-pressed', String(agent.presence === s));
+    setAttr($(`set-${s}`), 'aria-pressed', String(agent.presence === s));
   }
   // The wrap-up ended (by its button from the keyboard, or by its time) while its button had the
   // focus: the focus goes to the contacts' heading, where the next offer comes, not to the body.
   const wrapupFocused = $('wrapup').contains(document.activeElement);
-  $('wrapup').hidden = state !== 'wrapup';
+  setHidden($('wrapup'), state !== 'wrapup');
   if (wrapupFocused && state !== 'wrapup') $('contacts-heading').focus();
   renderCards();
-  $('no-contact').hidden = contacts.length > 0;
+  setHidden($('no-contact'), contacts.length > 0);
   tick();
 }
 
@@ -379,7 +386,14 @@ function renderCards() {
       if (kept.contains(document.activeElement)) refocus = fresh.querySelector('button');
       return fresh;
     }
-    for (const tag of ['h3', 'dl']) kept.querySelector(tag).replaceWith(fresh.querySelector(tag));
+    // Only what the read changed: the heading compared without its countdown's text (tick()'s).
+    for (const tag of ['h3', 'dl']) {
+      const shown = kept.querySelector(tag);
+      const read = fresh.querySelector(tag);
+      const bare = shown.cloneNode(true);
+      for (const el of bare.querySelectorAll('.countdown')) el.textContent = '';
+      if (!bare.isEqualNode(read)) shown.replaceWith(read);
+    }
     return kept;
   });
   // A card under the keyboard's focus that goes (its offer withdrawn or expired, its contact
@@ -461,12 +475,12 @@ function tick() {
   const now = serverNow();
   for (const el of document.querySelectorAll('[data-until]')) {
     const left = Date.parse(el.dataset.until) - now;
-    el.textContent = left > 0 ? `expires in ${duration(left)}` : 'expiring';
+    setText(el, left > 0 ? `expires in ${duration(left)}` : 'expiring');
   }
   for (const el of document.querySelectorAll('[data-from]'))
-    el.textContent = duration(now - Date.parse(el.dataset.from));
+    setText(el, duration(now - Date.parse(el.dataset.from)));
   if (agent?.state === 'wrapup' && agent.wrapUpUntil)
-    $('wrapup-left').textContent = `${duration(Date.parse(agent.wrapUpUntil) - now)} left`;
+    setText($('wrapup-left'), `${duration(Date.parse(agent.wrapUpUntil) - now)} left`);
 }
 
 function describe(e) {

@@ -333,17 +333,43 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+/**
+ * An element's text, written only when it changes: a page open all day (the wallboard on a TV)
+ * redraws only what moved. `String(text)`, as `textContent` would write it.
+ */
+export function setText(el, text) {
+  const value = String(text);
+  if (el.textContent !== value) el.textContent = value;
+}
+
+/** An element's attribute (null: none), written only when it changes. */
+export function setAttr(el, name, value) {
+  if (value === null || value === undefined) {
+    if (el.hasAttribute(name)) el.removeAttribute(name);
+  } else if (el.getAttribute(name) !== String(value)) el.setAttribute(name, String(value));
+}
+
+/** An element's class list as a whole, written only when it changes. */
+export function setClass(el, value) {
+  if (el.className !== value) el.className = value;
+}
+
+/** An element shown or hidden, written only when it changes. */
+export function setHidden(el, hidden) {
+  if (el.hidden !== hidden) el.hidden = hidden;
+}
+
 /** Shows (or hides, with no text) the page's banner: `kind` error | warn | info. */
 export function banner(text, kind = 'error') {
   const el = document.getElementById('banner');
   if (!text) {
-    el.hidden = true;
-    el.textContent = '';
+    setHidden(el, true);
+    setText(el, '');
     return;
   }
-  el.hidden = false;
-  el.className = `banner ${kind}`;
-  el.textContent = text;
+  setHidden(el, false);
+  setClass(el, `banner ${kind}`);
+  setText(el, text);
 }
 
 /** Words for a refused key, a refused role, an unreachable Redis or Switchboard. */

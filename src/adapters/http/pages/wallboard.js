@@ -14,6 +14,9 @@ import {
   liveFeed,
   serverNow,
   session,
+  setAttr,
+  setHidden,
+  setText,
   showLive,
   showProblems,
   showSignedIn,
@@ -55,6 +58,12 @@ const RESUME_MAX_MS = 30 * 60_000;
 const FEED_MAX = 30;
 /** The per-queue table's rows at most. */
 const QUEUES_SHOWN = 60;
+/**
+ * The charts are drawn again when a read of /stats brings other figures than the last; with the
+ * same ones (an idle workspace), once this often, so that their 10 minutes' window moves on in
+ * steps of a sixtieth of its width instead of a few pixels after each read (every 2 s).
+ */
+const CHART_STEP_MS = 10_000;
 
 let api = null;
 let feed = null;
@@ -74,6 +83,8 @@ let samples = [];
 let assignments = [];
 const problems = { auth: null, status: null, stats: null, live: null };
 let charts = null;
+/** When the charts were last given their samples (serverNow()). */
+let chartsDrawnAt = 0;
 const timers = [];
 
 const $ = (id) => document.getElementById(id);
@@ -91,7 +102,7 @@ async function main() {
   });
   timers.push(
     setInterval(() => {
-      $('clock').textContent = clock(serverNow());
+      setText($('clock'), clock(serverNow()));
       if (api) render();
     }, 1000),
   );
@@ -332,9 +343,10 @@ function clearFigures() {
 
 // ---- drawing -------------------------------------------------------------------------------
 
+/** A tile's figure and level; like every figure of the board, written only when it changes. */
 function setTile(id, value, level) {
   const tile = $(id);
-  tile.querySelector('.value').textContent = value;
+  setText(tile.querySelector('.value'), value);
   tile.classList.toggle('warn', level === 'warn');
   tile.classList.toggle('alert', level === 'alert');
 }
@@ -360,12 +372,15 @@ function render() {
   for (const s of ['assignments', 'completed', 'abandoned', 'expired']) setTile(`tile-${s}`, stats[s] ?? 0);
   // Service level over the last minutes, where this Switchboard reports it (GET /stats `window`).
   const win = stats.window;
-  $('tile-sl').hidden = !win;
+  setHidden($('tile-sl'), !win);
   if (win) {
     const within = `${Math.round(win.serviceLevelMs / 1000)} s`;
-    $('tile-sl-label').textContent = `SL ≤ ${within}`;
-    $('tile-sl').title =
-      `Service level: the share of the last ${Math.round(win.ms / 60_000)} minutes' assignments made within ${within} of arrival`;
+    setText($('tile-sl-label'), `SL ≤ ${within}`);
+    setAttr(
+      $('tile-sl'),
+      'title',
+      `Service level: the share of the last ${Math.round(win.ms / 60_000)} minutes' assignments made within ${within} of arrival`,
+    );
     const sl = win.serviceLevel;
     setTile(
       'tile-sl',
@@ -373,14 +388,13 @@ function render() {
       sl === null ? undefined : sl < 0.5 ? 'alert' : sl < 0.8 ? 'warn' : undefined,
     );
   }
-  $('updated').textContent = `figures at ${clock(statsAt + serverNow() - Date.now())}`;
+  setText($('updated'), `figures at ${clock(statsAt + serverNow() - Date.now())}`);
 
   // Per queue (those with contacts waiting or decisions in the last minutes), as /stats gives them:
   // the longest wait grown by the time since the read, and the agents who may take its contacts.
   // At most QUEUES_SHOWN rows, in the order of their names: with more queues, those with contacts
   // waiting longest are the ones shown (a queue with a contact waiting never hidden behind one with
   // only decisions), and a line says how many are not.
-  const rows = [];
   const age = now - statsAt;
   const all = stats.queues ?? [];
   const rank = (q) =>
@@ -388,37 +402,61 @@ function render() {
   const shown =
     all.length > QUEUES_SHOWN ? [...all].sort((a, b) => rank(b) - rank(a)).slice(0, QUEUES_SHOWN) : all;
   const more = all.length - shown.length;
-  $('queues-more').hidden = more === 0;
-  $('queues-more').textContent =
-    `${more} more queue${more === 1 ? '' : 's'} not shown: those waiting longest are.`;
+  setHidden($('queues-more'), more === 0);
+  setText(
+    $('queues-more'),
+    `${more} more queue${more === 1 ? '' : 's'} not shown: those waiting longest are.`,
+  );
   const list = [...shown].sort((a, b) => (`${a.channel}|${a.skills}` < `${b.channel}|${b.skills}` ? -1 : 1));
-  for (const q of list) {
-    const depth = q.queued ?? 0;
-    const known = typeof q.longestWaitMs === 'number';
-    const wait = depth > 0 && known ? q.longestWaitMs + age : 0;
-    const by = q.agents ?? {};
-    rows.push(
-      h(
-        'tr',
-        { 'data-queue': `${q.channel}|${q.skills}` },
-        h('td', {}, q.channel),
-        h('td', { class: 'queue' }, q.skills.split(',').map(skillText).join(' + ')),
-        h('td', { class: depth > 0 ? 'hot waiting' : 'zero waiting' }, depth),
+  const rows = list.map((q) => ({ key: `${q.channel}|${q.skills}`, cells: queueCells(q, age) }));
+  // The same queues in the same order: their cells written where they changed (the longest waits,
+  // each second while a contact waits), the rows kept. Other queues: the rows made again.
+  const body = $('queues').tBodies[0];
+  const kept = body.rows;
+  if (kept.length === rows.length && rows.every((r, i) => kept[i].dataset.queue === r.key)) {
+    rows.forEach((r, i) => {
+      r.cells.forEach((c, j) => {
+        const td = kept[i].cells[j];
+        setText(td, c.text);
+        setAttr(td, 'class', c.class);
+        setAttr(td, 'title', c.title);
+      });
+    });
+  } else {
+    body.replaceChildren(
+      ...rows.map((r) =>
         h(
-          'td',
-          {
-            class: depth > 0 ? 'wait' : 'zero wait',
-            ...(depth > 0 && !known ? { title: 'behind 500 older contacts of other queues' } : {}),
-          },
-          depth > 0 ? (known ? duration(wait) : '…') : '–',
+          'tr',
+          { 'data-queue': r.key },
+          r.cells.map((c) => h('td', { class: c.class, title: c.title, 'data-state': c.state }, c.text)),
         ),
-        h('td', { class: `sl${q.serviceLevel == null ? ' zero' : ''}` }, percent(q.serviceLevel)),
-        STATES.map((s) => h('td', { class: by[s] ? `st-${s}` : 'zero', 'data-state': s }, by[s] ?? 0)),
       ),
     );
   }
-  $('queues').tBodies[0].replaceChildren(...rows);
-  $('queues-empty').hidden = rows.length > 0;
+  setHidden($('queues-empty'), rows.length > 0);
+}
+
+/**
+ * A queue's row of the table, cell by cell (text, class, title): its longest wait grown by the
+ * time since the read (`age`), and the agents who may take its contacts.
+ */
+function queueCells(q, age) {
+  const depth = q.queued ?? 0;
+  const known = typeof q.longestWaitMs === 'number';
+  const wait = depth > 0 && known ? q.longestWaitMs + age : 0;
+  const by = q.agents ?? {};
+  return [
+    { text: q.channel, class: null },
+    { text: q.skills.split(',').map(skillText).join(' + '), class: 'queue' },
+    { text: depth, class: depth > 0 ? 'hot waiting' : 'zero waiting' },
+    {
+      text: depth > 0 ? (known ? duration(wait) : '…') : '–',
+      class: depth > 0 ? 'wait' : 'zero wait',
+      title: depth > 0 && !known ? 'behind 500 older contacts of other queues' : null,
+    },
+    { text: percent(q.serviceLevel), class: `sl${q.serviceLevel == null ? ' zero' : ''}` },
+    ...STATES.map((s) => ({ text: by[s] ?? 0, class: by[s] ? `st-${s}` : 'zero', state: s })),
+  ];
 }
 
 /** A share (0..1) as a whole percentage; – when there is none. */
@@ -465,9 +503,12 @@ function sample() {
   const t = serverNow() / 1000;
   const lastT = samples.length ? samples[samples.length - 1][0] : 0;
   if (t - lastT < 1) return;
-  samples.push([t, stats.queued, Math.round(stats.longestWaitMs / 100) / 10]);
+  const last = samples[samples.length - 1];
+  const next = [t, stats.queued, Math.round(stats.longestWaitMs / 100) / 10];
+  samples.push(next);
   while (samples.length && samples[0][0] < t - CHART_MS / 1000) samples.shift();
-  updateCharts();
+  const changed = !last || last[1] !== next[1] || last[2] !== next[2];
+  if (changed || serverNow() - chartsDrawnAt >= CHART_STEP_MS) updateCharts();
 }
 
 function makeCharts() {
@@ -506,6 +547,7 @@ function makeCharts() {
 
 function updateCharts() {
   if (!charts) return;
+  chartsDrawnAt = serverNow();
   const xs = samples.map((s) => s[0]);
   charts.depth.setData([xs, samples.map((s) => s[1])]);
   charts.wait.setData([xs, samples.map((s) => s[2])]);
