@@ -70,7 +70,11 @@ export class ChainCheck {
   private index = 0;
   private prevHash: string | undefined = GENESIS_HASH;
   private last: string | undefined;
+  /** The last position before the previous segment's (the one two back): where a hole that takes the previous segment in begins. */
+  private lastTwoBack: string | undefined;
   private readonly hashes = new Map<number, string>();
+  /** The first and last positions of each segment read whose header could be read, by index. */
+  private readonly spans = new Map<number, { first: string; last: string }>();
   private anchorChecked = false;
   total = 0;
   /**
@@ -108,6 +112,7 @@ export class ChainCheck {
       this.index = index + 1;
       this.prevHash = undefined;
       this.totalKnown = false;
+      this.lastTwoBack = this.last;
       const missing =
         index > expected
           ? `segment${index - expected > 1 ? `s ${expected}..${index - 1}` : ` ${expected}`} of the ${this.stream} archive ${index - expected > 1 ? 'are' : 'is'} missing before it, and `
@@ -124,7 +129,10 @@ export class ChainCheck {
     const prev = this.prevHash;
     this.prevHash = h.hash;
     this.hashes.set(h.index, h.hash);
+    this.spans.set(h.index, { first: h.first, last: h.last });
     const lastBefore = this.last;
+    const twoBack = this.lastTwoBack;
+    this.lastTwoBack = lastBefore;
     this.last = h.last;
     const counted = this.totalKnown ? this.total + d.entries.length : undefined;
     this.total = h.total;
@@ -137,12 +145,26 @@ export class ChainCheck {
         lostAfter: lastBefore ?? null,
         resumeAt: h.first,
       };
-    if (h.index < expected) return problem(`${where}: index ${h.index} again, after segment ${expected - 1}`);
     // The segment's own entries, up to the later of its header's last and the file's.
     const fileLast = d.entries.at(-1)?.[0];
     const through = fileLast !== undefined && before(h.last, fileLast) ? fileLast : h.last;
     // The segment itself is in doubt: the hole is from the previous one's last to the next one's first.
     const hole = { lostAfter: lastBefore ?? null, resumeAt: nextFirst ?? null };
+    // The link between the previous segment and this one is broken (its prevHash, or entries of the
+    // two out of order): either may be the one replaced or altered, so the hole takes both in, from
+    // the last of the one before them (null: from the start, or where it begins is not known when
+    // this one starts before that) to the next one's first (null when that is not after both).
+    const both = {
+      lostAfter: twoBack !== undefined && before(twoBack, h.first) ? twoBack : null,
+      resumeAt:
+        nextFirst !== undefined &&
+        before(through, nextFirst) &&
+        (lastBefore === undefined || before(lastBefore, nextFirst))
+          ? nextFirst
+          : null,
+    };
+    if (h.index < expected)
+      return { ...problem(`${where}: index ${h.index} again, after segment ${expected - 1}`), ...both };
     if (!named || named.index !== h.index || named.first !== h.first)
       return {
         ...problem(`${where}: its name does not match its header (index ${h.index}, first ${h.first})`),
@@ -158,9 +180,12 @@ export class ChainCheck {
         ...hole,
       };
     if (prev !== undefined && h.prevHash !== prev)
-      return problem(
-        `${where}: its prevHash is not the hash of segment ${h.index - 1} (a segment before it was removed or replaced)`,
-      );
+      return {
+        ...problem(
+          `${where}: its prevHash is not the hash of segment ${h.index - 1} (a segment before it was removed or replaced)`,
+        ),
+        ...both,
+      };
     const inside = d.problems[0];
     if (inside)
       return {
@@ -171,13 +196,20 @@ export class ChainCheck {
         ...hole,
       };
     if (counted !== undefined && h.total !== counted)
-      return problem(
-        `${where}: its header counts ${h.total} entries up to its end, the segments hold ${counted}`,
-      );
+      return {
+        ...problem(
+          `${where}: its header counts ${h.total} entries up to its end, the segments hold ${counted}`,
+        ),
+        // Its entries hash to its header, and the segments before it add up: its header is the damaged one.
+        ...hole,
+      };
     if (lastBefore !== undefined && !before(lastBefore, h.first))
-      return problem(
-        `${where}: its first entry ${h.first} is not after the previous segment's last ${lastBefore}`,
-      );
+      return {
+        ...problem(
+          `${where}: its first entry ${h.first} is not after the previous segment's last ${lastBefore}`,
+        ),
+        ...both,
+      };
     return undefined;
   }
 
@@ -202,6 +234,11 @@ export class ChainCheck {
         stream: this.stream,
         position: a.last,
         message: `segment ${a.index} of the ${this.stream} archive is not the one archived when the stream was trimmed up to ${a.last} (replaced)`,
+        // That segment is lost: from the previous one's last (null: it is the first, or its header
+        // could not be read) to the next one's first (the archive's, when segments follow it;
+        // else the reader's: the stream's oldest entry).
+        lostAfter: a.index === 0 ? null : (this.spans.get(a.index - 1)?.last ?? null),
+        ...(this.spans.has(a.index + 1) ? { resumeAt: this.spans.get(a.index + 1)!.first } : {}),
       };
     return undefined;
   }

@@ -115,6 +115,8 @@ export class LogReader {
   private heldAt = 0;
   /** The index the next segment read must have (a reader after a position: none read yet). */
   private nextIndex: number | undefined;
+  /** The segment this reader (after a position) read last. */
+  private lastRead: DecodedSegment | undefined;
   private readonly chain: ChainCheck;
   private anchor: Anchor | undefined;
   private readonly key: string;
@@ -189,7 +191,7 @@ export class LogReader {
         const b = this.fromStart ? this.chain.anchor(this.anchor) : undefined;
         this.report(
           this.fromStart
-            ? b && { ...b, ...(b.lostAfter !== undefined ? { resumeAt } : {}) }
+            ? b && { ...b, ...(b.lostAfter !== undefined && b.resumeAt === undefined ? { resumeAt } : {}) }
             : {
                 stream: this.stream,
                 position: this.anchor.last,
@@ -202,7 +204,14 @@ export class LogReader {
         // Everything up to the mark was handed on. The marked segment's hash is checked when this
         // reader read it; when it read those entries from the stream before an archiver moved
         // them (a trim under the reader), there is no segment of its own to hold against the mark.
-        this.report(this.chain.anchor(this.anchor));
+        // The marked segment replaced, and the last one: the history reads again at the stream's
+        // first entry after it.
+        const b = this.chain.anchor(this.anchor);
+        this.report(
+          b && b.lostAfter !== undefined && b.resumeAt === undefined
+            ? { ...b, resumeAt: page[0]?.[0] ?? null }
+            : b,
+        );
       }
       for (const e of page) out.push(e);
       this.fromStream += page.length;
@@ -310,6 +319,8 @@ export class LogReader {
           lostAfter: (await this.previousLast()) ?? null,
           resumeAt: this.nextFirst() ?? null,
         });
+      else this.report(await this.linkBreak(name, d));
+      this.lastRead = d;
     }
     this.held = d.entries;
     this.heldAt = 0;
@@ -341,6 +352,103 @@ export class LogReader {
       lostAfter: prev ?? null,
       resumeAt: next ?? null,
     };
+  }
+
+  /**
+   * The break between segment `name` (just taken from the list, whole in itself) and the one before
+   * it, checked as a reader from the start checks them (chain.ts): its prevHash, its total, and its
+   * first entry after the previous one's last. The one before it is the segment this reader read
+   * before; for the first one it reads, the one listed before it (read for this: a segment that
+   * starts before the previous one's end would have this reader pass over entries of that one after
+   * its position). Nothing is checked against a segment missing or damaged.
+   */
+  private async linkBreak(name: string, d: DecodedSegment): Promise<ChainBreak | undefined> {
+    const h = d.header;
+    const at = this.nextName - 1;
+    if (!h || at === 0) return undefined;
+    const handedOn = this.lastRead !== undefined;
+    const p = this.lastRead ?? (await this.readListed(at - 1));
+    const ph = p?.header;
+    // A damaged one's header is not to be held against (it is not covered by its hash): the
+    // damaged segment is the break, reported when read; one before the first read is none of it.
+    if (!ph || p.problems.length > 0) return undefined;
+    // The one listed before it is one of two of the same index: that is their break, and which of
+    // them this one follows is not known (a reader after the two holds it to neither).
+    if (!handedOn && parseSegmentName(this.names[at - 2] ?? '')?.index === ph.index) return undefined;
+    const where = `segment ${name}`;
+    const nextFirst = this.nextFirst();
+    // Either of the two may be the one replaced or altered: the hole takes both in.
+    const both = async () => {
+      const twoBack = await this.lastOfListed(at - 2);
+      return {
+        lostAfter: twoBack !== undefined && before(twoBack, h.first) ? twoBack : null,
+        resumeAt:
+          nextFirst !== undefined && before(h.last, nextFirst) && before(ph.last, nextFirst)
+            ? nextFirst
+            : null,
+      };
+    };
+    if (ph.index === h.index)
+      return {
+        stream: this.stream,
+        position: h.first,
+        message: `${where}: index ${h.index} again, after segment ${this.names[at - 1]}`,
+        ...(await both()),
+      };
+    if (ph.index !== h.index - 1) return undefined;
+    if (h.prevHash !== ph.hash)
+      return {
+        stream: this.stream,
+        position: h.first,
+        message: `${where}: its prevHash is not the hash of segment ${ph.index} (a segment before it was removed or replaced)`,
+        ...(await both()),
+      };
+    if (h.total !== ph.total + d.entries.length) {
+      // One of the two headers is wrong (a header is not covered by the hash). The previous one's is,
+      // when it does not add up with the segment before it (or, the first segment, with its count).
+      const pp = ph.index === 0 ? undefined : (await this.readListed(at - 2))?.header;
+      const previousWrong =
+        ph.index === 0
+          ? ph.total !== ph.count
+          : pp !== undefined && pp.index === ph.index - 1 && pp.total + ph.count !== ph.total;
+      // Its entries are none of those read after the position: nothing is lost to this reader.
+      if (previousWrong && !handedOn) return undefined;
+      return {
+        stream: this.stream,
+        position: previousWrong ? ph.first : h.first,
+        message: previousWrong
+          ? `segment ${this.names[at - 1]}: its header counts ${ph.total} entries up to its end, the segments hold ${(pp?.total ?? 0) + ph.count}`
+          : `${where}: its header counts ${h.total} entries up to its end, the segments hold ${ph.total + d.entries.length}`,
+        ...(previousWrong
+          ? { lostAfter: (await this.lastOfListed(at - 2)) ?? null, resumeAt: h.first }
+          : { lostAfter: ph.last, resumeAt: nextFirst ?? null }),
+      };
+    }
+    if (!before(ph.last, h.first))
+      return {
+        stream: this.stream,
+        position: h.first,
+        message: `${where}: its first entry ${h.first} is not after the previous segment's last ${ph.last}`,
+        ...(await both()),
+      };
+    return undefined;
+  }
+
+  /** Segment `at` of the list, decoded, if it can be read. */
+  private async readListed(at: number): Promise<DecodedSegment | undefined> {
+    const name = this.names[at];
+    if (name === undefined || !this.store) return undefined;
+    try {
+      return await segments.read(this.store, this.workspace, this.stream, name);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The last position of segment `at` of the list, if it can be read. */
+  private async lastOfListed(at: number): Promise<string | undefined> {
+    const name = this.names[at];
+    return name === undefined ? undefined : await this.lastOf(name);
   }
 
   /** The last position of the segment listed before the one just taken from the list, if it can be read. */

@@ -115,8 +115,11 @@ describe('the log archive', () => {
     const recent = log0.events.length - 30;
     for await (const _ of readLogAfter(suite.redis, counting, log0.ws, 'events', log0.events[recent]![0]));
     expect(opened).toBe(0);
+    // The two holding entries after event 450, and the one before them (its end is held against
+    // the first one's start: a segment starting before it ends would have the reader pass over
+    // entries of it; test/archive/broken-archive-3.test.ts).
     for await (const _ of readLogAfter(suite.redis, counting, log0.ws, 'events', log0.events[450]![0]));
-    expect(opened).toBe(2);
+    expect(opened).toBe(3);
 
     const after = await auditWorkspace(suite.redis, log0.ws, { pageSize: 89, archive: store });
     expect(after.violations).toEqual([]);

@@ -1360,7 +1360,7 @@ export const openapi = withEdgeProblems(
             lostAfter: {
               oneOf: [position, { type: 'null' }],
               description:
-                "archive-unreadable: the last position before the hole that reads (the previous segment's last); null: the hole begins at the start of the history, or where it begins is not known",
+                "archive-unreadable: the last position before the hole that reads (the previous segment's last; for a break between two segments, the last of the one before both); null: the hole begins at the start of the history, or where it begins is not known",
             },
             resumeAt: {
               oneOf: [position, { type: 'null' }],

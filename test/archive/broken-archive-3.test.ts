@@ -1,0 +1,300 @@
+/**
+ * The 503 archive-unreadable names the hole for the breaks between segments too (as for a removed or
+ * emptied segment, broken-archive-2): a segment replaced by one with a hash of its own (the next
+ * one's prevHash no longer matches), a wrong total in a segment's header, and a segment whose
+ * entries start before the previous one's end. A read after a position meets the same breaks (it
+ * never passes over entries of an overlapping segment), and `after=<resumeAfter>` reads on.
+ *
+ * And a damaged segment whose header says it ends at or before a position is still refused to a
+ * read after that position: the header is not covered by the hash, and only the next segment's
+ * first position bounds what the damaged one held.
+ *
+ * Events stand at `<BASE + 2i>-0`, archived in segments of 100 but for the newest 50 (segments
+ * 0..99, 100..199, 200..299, and 300 up to the stream's oldest).
+ */
+import { mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
+import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
+import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
+import { loadConfig } from '../../src/app/config.ts';
+import { Archiver } from '../../src/archive/archiver.ts';
+import { decodeSegment, encodeSegment } from '../../src/archive/segment.ts';
+import { DiskArchive } from '../../src/archive/store.ts';
+import { writeLog } from '../../src/cli/bench/audit-log.ts';
+import { startTestRedis, type TestRedis } from '../support/redis.ts';
+
+const MAX = '18446744073709551615';
+const BASE = 1796482163000;
+const run = Date.now().toString(36);
+let redis: TestRedis;
+let main: Running;
+let dir: string;
+let fields: StreamEntry[1][] = [];
+let n = 0;
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+  dir = await mkdtemp(path.join(tmpdir(), 'sb-broken3-'));
+  main = await startSwitchboard(
+    loadConfig({
+      AUTH: 'off',
+      ...redis.env,
+      PORT: '0',
+      LOG_LEVEL: 'silent',
+      ROLES: 'api',
+      DISCOVER_WORKSPACES: 'false',
+      ARCHIVE_DIR: dir,
+    }),
+    pino({ level: 'silent' }),
+  );
+  const ws = `broken3-${run}-source`;
+  await writeLog(main.redis, ws, { events: 400, agents: 6, seed: 11 });
+  fields = ((await main.redis.xrange(workspaceKeys(ws).events, '-', '+')) as StreamEntry[]).map((e) => e[1]);
+}, 60_000);
+
+afterAll(async () => {
+  await main?.stop();
+  await redis?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const id = (i: number) => `${BASE + 2 * i}-0`;
+/** The `after=` right before event i (`<ms-1>-<max>`). */
+const rightBefore = (i: number) => `${BASE + 2 * i - 1}-${MAX}`;
+
+interface Archived {
+  ws: string;
+  events: string[];
+  dir: string;
+  files: string[];
+}
+
+async function archived(): Promise<Archived> {
+  const ws = `broken3-${run}-${++n}`;
+  const k = workspaceKeys(ws);
+  const events = fields.map((_, i) => id(i));
+  const m = main.redis.multi();
+  for (const [i, f] of fields.entries()) m.xadd(k.events, events[i]!, ...f);
+  await m.exec();
+  await new Archiver(main.redis, new DiskArchive(dir), pino({ level: 'silent' }), {
+    retention: { count: 50 },
+    segmentEntries: 100,
+    everyMs: 10,
+  }).drain(ws);
+  expect(await main.redis.xlen(k.events)).toBe(50);
+  const segments = path.join(dir, ws, 'events');
+  const files = (await readdir(segments)).filter((f) => f.endsWith('.jsonl')).sort();
+  expect(files.map((f) => f.slice(11, -6))).toEqual([events[0], events[100], events[200], events[300]]);
+  return { ws, events, dir: segments, files };
+}
+
+async function segmentOf(a: Archived, i: number) {
+  const d = decodeSegment(await readFile(path.join(a.dir, a.files[i]!)));
+  expect(d.problems).toEqual([]);
+  return { header: d.header!, entries: d.entries };
+}
+
+/** Segment i replaced by one whose entries hash to its own header (an event's fields altered). */
+async function replaced(i: number): Promise<Archived> {
+  const a = await archived();
+  const s = await segmentOf(a, i);
+  const entries = s.entries.map((e, j): StreamEntry => (j === 20 ? [e[0], [...e[1], 'altered', 'yes']] : e));
+  const again = encodeSegment({
+    workspace: a.ws,
+    stream: 'events',
+    index: i,
+    prevHash: s.header.prevHash,
+    before: s.header.total - s.header.count,
+    entries,
+  });
+  expect(again.name).toBe(a.files[i]);
+  expect(again.header.hash).not.toBe(s.header.hash);
+  await writeFile(path.join(a.dir, a.files[i]!), again.bytes);
+  return a;
+}
+
+/** Segment i's header with a total `by` off (its entries and hash as they were). */
+async function retotaled(i: number, by: number): Promise<Archived> {
+  const a = await archived();
+  const file = path.join(a.dir, a.files[i]!);
+  const text = (await readFile(file)).toString('utf8');
+  const nl = text.indexOf('\n');
+  const header = JSON.parse(text.slice(0, nl)) as { total: number };
+  await writeFile(file, `${JSON.stringify({ ...header, total: header.total + by })}${text.slice(nl)}`);
+  return a;
+}
+
+/**
+ * Segment 2 written again (chained to segment 1, its name from its first) with its first entry at
+ * `<BASE+301>-0`: between events 150 and 151, before segment 1's end; segment 3 chained to it.
+ */
+async function overlapped(): Promise<{ a: Archived; moved: string }> {
+  const a = await archived();
+  const s = await segmentOf(a, 2);
+  const moved = `${BASE + 301}-0`;
+  const again = encodeSegment({
+    workspace: a.ws,
+    stream: 'events',
+    index: 2,
+    prevHash: s.header.prevHash,
+    before: 200,
+    entries: s.entries.map((e, j): StreamEntry => (j === 0 ? [moved, e[1]] : e)),
+  });
+  await unlink(path.join(a.dir, a.files[2]!));
+  await writeFile(path.join(a.dir, again.name), again.bytes);
+  // Segment 3 chained to it again, so that the overlap is the only break.
+  const last = await segmentOf(a, 3);
+  const chained = encodeSegment({
+    workspace: a.ws,
+    stream: 'events',
+    index: 3,
+    prevHash: again.header.hash,
+    before: 300,
+    entries: last.entries,
+  });
+  await writeFile(path.join(a.dir, a.files[3]!), chained.bytes);
+  return { a, moved };
+}
+
+async function events(ws: string, after: string, limit = 1000) {
+  const res = await main.api!.inject({
+    method: 'GET',
+    url: `/v1/workspaces/${ws}/events?after=${after}&limit=${limit}`,
+  });
+  return {
+    status: res.statusCode,
+    body: res.json() as Record<string, unknown> & { events?: { position: string }[] },
+  };
+}
+
+/** The 503 names the hole `lostAfter` .. `resumeAt` (with the after= that reads on). */
+async function expectHole(ws: string, after: string, lostAfter: string | null, resumeAt: string | null) {
+  const got = await events(ws, after);
+  expect(got.status, `after ${after}: ${JSON.stringify(got.body).slice(0, 300)}`).toBe(503);
+  expect(got.body.type).toBe('/problems/archive-unreadable');
+  expect({ lostAfter: got.body.lostAfter, resumeAt: got.body.resumeAt }, `after ${after}`).toEqual({
+    lostAfter,
+    resumeAt,
+  });
+  return got.body;
+}
+
+describe('the hole named for breaks between segments', () => {
+  it("a segment replaced by one with a hash of its own: the segment and the next (whose prevHash breaks) are lost, from the one before's last to the one after's first", async () => {
+    const a = await replaced(1);
+    for (const after of ['0-0', a.events[150]!, a.events[250]!, a.events[99]!]) {
+      const body = await expectHole(a.ws, after, a.events[99]!, a.events[300]!);
+      expect(body.resumeAfter).toBe(rightBefore(300));
+    }
+    const on = await events(a.ws, rightBefore(300));
+    expect(on.status, JSON.stringify(on.body)).toBe(200);
+    expect(on.body.events!.map((e) => e.position)).toEqual(a.events.slice(300));
+  });
+
+  it('the first segment replaced: lost from the start of the history', async () => {
+    const a = await replaced(0);
+    await expectHole(a.ws, '0-0', null, a.events[200]!);
+    await expectHole(a.ws, a.events[150]!, null, a.events[200]!);
+  });
+
+  it("a wrong total in a segment's header: that segment is lost, and a read after it is served", async () => {
+    const a = await retotaled(2, 1);
+    for (const after of ['0-0', a.events[150]!, a.events[250]!]) {
+      const body = await expectHole(a.ws, after, a.events[199]!, a.events[300]!);
+      expect(body.resumeAfter).toBe(rightBefore(300));
+    }
+    const on = await events(a.ws, rightBefore(300));
+    expect(on.status, JSON.stringify(on.body)).toBe(200);
+    expect(on.body.events!.map((e) => e.position)).toEqual(a.events.slice(300));
+  });
+
+  it('a wrong total in segment 1: a read starting in the next segment is served, one through it is not', async () => {
+    const a = await retotaled(1, -1);
+    await expectHole(a.ws, '0-0', a.events[99]!, a.events[200]!);
+    await expectHole(a.ws, a.events[50]!, a.events[99]!, a.events[200]!);
+    const on = await events(a.ws, a.events[250]!);
+    expect(on.status, JSON.stringify(on.body)).toBe(200);
+    expect(on.body.events!.map((e) => e.position)).toEqual(a.events.slice(251));
+  });
+
+  it("a segment starting before the previous one's end: both are lost, and no read passes over entries of either", async () => {
+    const { a, moved } = await overlapped();
+    // After event 120 (segment 1 read first), after event 160 (later than the moved first: the
+    // reader starts in segment 2, and would pass over events 161..199 of segment 1).
+    for (const after of ['0-0', a.events[120]!, a.events[160]!, moved]) {
+      const body = await expectHole(a.ws, after, a.events[99]!, a.events[300]!);
+      expect(body.resumeAfter).toBe(rightBefore(300));
+    }
+    const on = await events(a.ws, rightBefore(300));
+    expect(on.status, JSON.stringify(on.body)).toBe(200);
+    expect(on.body.events!.map((e) => e.position)).toEqual(a.events.slice(300));
+  });
+});
+
+describe('a damaged segment whose header ends at or before the position read after', () => {
+  it('is refused: a header that says less than the file held reads the same as a true one', async () => {
+    const a = await archived();
+    const file = path.join(a.dir, a.files[1]!);
+    const whole = decodeSegment(await readFile(file));
+    // Cut after event 150, its header saying so (first, last and count): only the hash, of the
+    // lines as written, is left to tell the file held more.
+    const text = (await readFile(file)).toString('utf8');
+    const lines = text.split('\n');
+    const header = JSON.parse(lines[0]!) as Record<string, unknown>;
+    const kept = lines.slice(1, 52);
+    await writeFile(
+      file,
+      `${JSON.stringify({ ...header, last: a.events[150], count: 51, total: 151 })}\n${kept.join('\n')}\n`,
+    );
+    const cut = decodeSegment(await readFile(file));
+    expect(cut.header!.last).toBe(a.events[150]);
+    expect(cut.problems.map((p) => p.message)).toEqual([
+      "its entries do not hash to the header's hash (altered, removed or reordered entries)",
+    ]);
+    // The events a read after event 150 would have passed over had it trusted the header.
+    expect(whole.entries.slice(51).map((e) => e[0])).toEqual(a.events.slice(151, 200));
+    await expectHole(a.ws, a.events[150]!, a.events[99]!, a.events[200]!);
+    await expectHole(a.ws, a.events[198]!, a.events[99]!, a.events[200]!);
+    // Only after the next segment's first's predecessor can nothing of it follow: served.
+    const on = await events(a.ws, rightBefore(200));
+    expect(on.status, JSON.stringify(on.body)).toBe(200);
+    expect(on.body.events!.map((e) => e.position)).toEqual(a.events.slice(200));
+  });
+});
+
+describe('the hole named for the other breaks of the chain', () => {
+  it('the last segment replaced (not the one marked in Redis when the stream was trimmed): it is lost, and the stream reads on', async () => {
+    const a = await replaced(3);
+    // The stream's oldest entry (the newest 50 are kept).
+    const oldest = a.events.length - 50;
+    const body = await expectHole(a.ws, '0-0', a.events[299]!, a.events[oldest]!);
+    expect(body.resumeAfter).toBe(rightBefore(oldest));
+    const on = await events(a.ws, rightBefore(oldest));
+    expect(on.status, JSON.stringify(on.body)).toBe(200);
+    expect(on.body.events!.map((e) => e.position)).toEqual(a.events.slice(oldest));
+  });
+
+  it('two segments of the same index: both are lost', async () => {
+    const a = await archived();
+    const s = await segmentOf(a, 1);
+    const again = encodeSegment({
+      workspace: a.ws,
+      stream: 'events',
+      index: 1,
+      prevHash: s.header.prevHash,
+      before: 100,
+      entries: s.entries.slice(1),
+    });
+    expect(again.name).not.toBe(a.files[1]);
+    await writeFile(path.join(a.dir, again.name), again.bytes);
+    for (const after of ['0-0', a.events[50]!, a.events[120]!])
+      await expectHole(a.ws, after, a.events[99]!, a.events[200]!);
+    const on = await events(a.ws, rightBefore(200));
+    expect(on.status, JSON.stringify(on.body)).toBe(200);
+    expect(on.body.events!.map((e) => e.position)).toEqual(a.events.slice(200));
+  });
+});
