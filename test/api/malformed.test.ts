@@ -1365,13 +1365,14 @@ describe('the HTTP edge', () => {
     expect((await running.api!.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
   });
 
-  it('after= the position just below the largest id is a valid, empty page', async () => {
+  it('after= the position just below the largest id is a valid position, past the log: 409 position-ahead, not a 400', async () => {
     const res = await running.api!.inject({
       method: 'GET',
       url: `${D}/events?after=18446744073709551615-18446744073709551614`,
     });
-    expect(res.statusCode, res.body).toBe(200);
-    expect(res.json()).toEqual({ events: [], next: null });
+    expect(res.statusCode, res.body).toBe(409);
+    expect(res.json()).toMatchObject({ type: '/problems/position-ahead', status: 409 });
+    // test/api/events-after-ahead.test.ts: a position past the last event names none.
   });
 
   it('a request that arrives while the instance stops answers 503 problem+json (shutting-down)', async () => {

@@ -18,7 +18,7 @@ import {
   listApiKeys,
   revokeApiKey,
 } from '../redis/api-keys.ts';
-import { workspaceKeys } from '../redis/keys.ts';
+import { lastEventPosition } from '../redis/event-log.ts';
 import { NoQuery, workspaceOf } from './params.ts';
 import { decodeOr400, ProblemError, positionAhead, problem } from './problem.ts';
 
@@ -145,7 +145,7 @@ export async function keyRoutes(app: FastifyInstance): Promise<void> {
     const { after } =
       req.body === undefined || req.body === null ? {} : decodeOr400(TicketBody, req.body, 'body');
     if (after !== undefined && after !== '0-0') {
-      const end = (await redis.xrevrange(workspaceKeys(ws).events, '+', '-', 'COUNT', 1))[0]?.[0];
+      const end = await lastEventPosition(redis, ws);
       if (comparePositions(after, end ?? '0-0') > 0)
         throw new ProblemError(
           positionAhead(

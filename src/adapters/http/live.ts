@@ -3,8 +3,7 @@ import * as t from 'io-ts';
 import type { WebSocket } from 'ws';
 import { strict } from '../../domain/strict.ts';
 import { AfterPosition, comparePositions, Id, positionPredecessor } from '../../domain/values.ts';
-import { LiveEvent, streamHistory } from '../redis/event-log.ts';
-import { workspaceKeys } from '../redis/keys.ts';
+import { LiveEvent, lastEventPosition, streamHistory } from '../redis/event-log.ts';
 import type { WorkspaceTail } from '../redis/tail.ts';
 import { frameWriter, ownSelection, type Selection, sharedSelection, textWriter } from './frames.ts';
 import { KeyWatch } from './key-watch.ts';
@@ -117,10 +116,7 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
             // and Redis 7.0 answers a blocked XREAD with one stream, so a command's outcome can be
             // read, and answered, before its events. Those events must not reach a later feed.
             // (Not read for after=0-0, the log's start, which no end is before.)
-            const end =
-              q.after === '0-0'
-                ? undefined
-                : (await redis.xrevrange(workspaceKeys(ws).events, '+', '-', 'COUNT', 1))[0]?.[0];
+            const end = q.after === '0-0' ? undefined : await lastEventPosition(redis, ws);
             // An `after` past the last event names no event yet: the feed would wait for nothing
             // (events are answered or sent only once appended), so it is refused before the upgrade.
             if (q.after !== undefined && comparePositions(q.after, end ?? '0-0') > 0)

@@ -3,16 +3,16 @@ import * as t from 'io-ts';
 import { EVENT_TYPES } from '../../domain/events.ts';
 import { DEFAULT_SETTINGS, type Settings } from '../../domain/model.ts';
 import { strict } from '../../domain/strict.ts';
-import { AfterPosition, Position, Skill, withMessage } from '../../domain/values.ts';
+import { AfterPosition, comparePositions, Position, Skill, withMessage } from '../../domain/values.ts';
 import { AgentStateName, type ContactDocument } from '../../domain/views.ts';
-import { readEvents, streamHistory } from '../redis/event-log.ts';
+import { lastEventPosition, readEvents, streamHistory } from '../redis/event-log.ts';
 import { workspaceKeys } from '../redis/keys.ts';
 import { listAgents, publicDocument, readAgent, readStats } from '../redis/projection-reads.ts';
 import { contactWithPlace } from '../redis/routing-index.ts';
 import type { RedisClient } from '../redis/scripts.ts';
 import { positionWaiter } from './min-position.ts';
 import { idParams, MinPositionQuery, workspaceOf } from './params.ts';
-import { decodeOr400, ProblemError, problem } from './problem.ts';
+import { decodeOr400, ProblemError, positionAhead, problem } from './problem.ts';
 
 const IntString = (name: string, min: number, max: number) =>
   withMessage(
@@ -146,7 +146,7 @@ export async function queryRoutes(app: FastifyInstance): Promise<void> {
     const ws = workspaceOf(req.params);
     const q = decodeOr400(EventsQuery, req.query, 'query');
     await awaitPosition(ws, q.minPosition);
-    return readEvents(redis, ws, {
+    const page = await readEvents(redis, ws, {
       ...(q.after !== undefined ? { after: q.after } : {}),
       limit: q.limit ? Number(q.limit) : 100,
       ...(q.type !== undefined ? { types: q.type } : {}),
@@ -158,5 +158,19 @@ export async function queryRoutes(app: FastifyInstance): Promise<void> {
           'event stream entry is not an event; skipped',
         ),
     });
+    // Nothing after `after`: the end of the log, or a position past it, which names no event (a
+    // Redis that lost its data, or another one): refused as the live feed refuses it, not answered
+    // as a reader that is done (whose `after` would then wait for events appended before it).
+    if (page.events.length === 0 && page.next === null && q.after !== undefined && q.after !== '0-0') {
+      const end = await lastEventPosition(redis, ws);
+      if (comparePositions(q.after, end ?? '0-0') > 0)
+        throw new ProblemError(
+          positionAhead(
+            `after=${q.after} is after the last event of workspace "${ws}" (${end ?? 'none yet'}): a Redis that lost its data, or another one. Page from lastPosition (or from 0-0); the events before it are the log's, not the ones your position came from.`,
+            end ?? null,
+          ),
+        );
+    }
+    return page;
   });
 }

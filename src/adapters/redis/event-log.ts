@@ -140,6 +140,15 @@ export function streamHistory(redis: RedisClient): EventHistory {
     readRange(redis, workspaceKeys(workspace).events, `(${after}`, '+', limit);
 }
 
+/**
+ * The position of a workspace's last event, or undefined when it has none. The stream keeps its
+ * newest entry whatever the retention (the archiver moves all but it: src/archive/archiver.ts), so
+ * Redis alone tells: what the readers that refuse a position past the log's end compare with.
+ */
+export async function lastEventPosition(redis: RedisClient, workspace: string): Promise<string | undefined> {
+  return (await redis.xrevrange(workspaceKeys(workspace).events, '+', '-', 'COUNT', 1))[0]?.[0];
+}
+
 export interface EventPage {
   readonly events: EventEnvelope[];
   readonly next: string | null;
