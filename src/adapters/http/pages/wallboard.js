@@ -184,8 +184,10 @@ async function openFeed(client) {
     try {
       const page = (await client.get(`/events?after=${after}&limit=1`)).data;
       if (page.events.length === 0) after = undefined;
-    } catch {
-      // Unanswered: the feed tries the time, and says what it meets.
+    } catch (err) {
+      // A time past the log's last event (409 position-ahead): nothing to replay either.
+      if (err.status === 409) after = undefined;
+      // Else unanswered: the feed tries the time, and says what it meets.
     }
   }
   if (api !== client) return; // signed out meanwhile
