@@ -81,7 +81,10 @@ export interface ClientOptions {
   readonly url: string;
   /** The workspace of the workspace methods (default `default`). */
   readonly workspace?: string;
-  /** An API key (`sb_<keyId>_<secret>`), sent as `Authorization: Bearer`. */
+  /**
+   * An API key (`sb_<keyId>_<secret>`), sent as `Authorization: Bearer` (in place of an
+   * Authorization given in a call's `headers`: `with({ key })` is a client of another key).
+   */
   readonly key?: string;
   /** Each try's time limit (default 15 s; one past 2^31 - 1 ms, such as Infinity, is none). */
   readonly timeoutMs?: number;
@@ -130,6 +133,11 @@ export type OnRetry = (info: RetryInfo) => boolean | number | undefined;
 export interface SendOptions {
   readonly body?: unknown;
   readonly query?: Record<string, string | number | readonly string[] | undefined>;
+  /**
+   * Further headers of the call, each sent once whatever the case of its name: one the client sets
+   * by default (Accept, Content-Type) is replaced by the one given here; one an option sets (the
+   * client's `key` as Authorization, `idempotencyKey`) is not.
+   */
   readonly headers?: Record<string, string>;
   /**
    * The call's Idempotency-Key (an `Idempotency-Key` in `headers`, the name in any case, is one
@@ -657,16 +665,17 @@ export class SwitchboardClient {
     path: string,
     o: SendOptions,
   ): { headers: Record<string, string>; body?: string } {
-    const headers: Record<string, string> = { accept: 'application/json', ...o.headers };
-    if (this.options.key !== undefined) headers.authorization = `Bearer ${this.options.key}`;
-    if (o.idempotencyKey !== undefined) {
-      // The option over a header of the same name (in any case): fetch would send both, joined
-      // ("a, b"), a key the server refuses.
-      for (const name of Object.keys(headers))
-        if (name.toLowerCase() === 'idempotency-key') delete headers[name];
-      headers['idempotency-key'] = o.idempotencyKey;
-    }
+    // Each header once, by its name in any case: two names that differ only in case (a caller's
+    // `Accept` and the client's `accept`) would be sent by fetch as one, the values joined
+    // ("text/plain, application/json", "Bearer a, Bearer b"), which the server refuses or misreads.
+    // The rule (docs/API.md, "Headers"): a header in `headers` replaces the client's default of
+    // that name (Accept, Content-Type); an option replaces a header (the client's `key` is the
+    // Authorization, the `idempotencyKey` option the Idempotency-Key).
+    const headers: Record<string, string> = { accept: 'application/json' };
     if (o.body !== undefined) headers['content-type'] = 'application/json';
+    for (const [name, value] of Object.entries(o.headers ?? {})) headers[name.toLowerCase()] = value;
+    if (this.options.key !== undefined) headers.authorization = `Bearer ${this.options.key}`;
+    if (o.idempotencyKey !== undefined) headers['idempotency-key'] = o.idempotencyKey;
     const checked = new Headers();
     for (const [name, value] of Object.entries(headers)) {
       try {
@@ -831,9 +840,11 @@ function retryAfterMs(a: Omit<Answer, 'attempts'>, capMs: number): number {
  */
 function idempotencyKeyOf(o: SendOptions): string | undefined {
   if (o.idempotencyKey !== undefined) return o.idempotencyKey;
+  // The last of that name, as prepare() sends it (one header per name, the last given in any case).
+  let key: string | undefined;
   for (const [name, value] of Object.entries(o.headers ?? {}))
-    if (name.toLowerCase() === 'idempotency-key') return value.replace(/^[ \t]+|[ \t]+$/g, '');
-  return undefined;
+    if (name.toLowerCase() === 'idempotency-key') key = value.replace(/^[ \t]+|[ \t]+$/g, '');
+  return key;
 }
 
 /** Whether `body` is a problem document of the type `/problems/<slug>`. */
