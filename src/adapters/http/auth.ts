@@ -2,8 +2,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isId } from '../../domain/values.ts';
 import { ApiKeyVerifier, consumeWsTicket } from '../redis/api-keys.ts';
 import { readContact } from '../redis/projection-reads.ts';
+import { workspaceOf } from './params.ts';
 import type { Principal, Role } from './principal.ts';
-import { type Problem, problem, sendProblem, sendUpgradeRequired } from './problem.ts';
+import { type Problem, ProblemError, problem, sendProblem, sendUpgradeRequired } from './problem.ts';
 
 /**
  * Who may call what: the one table of docs/SECURITY.md ("API keys and roles"), enforced by the
@@ -81,6 +82,17 @@ export const forbidden = (detail: string): Problem => problem(403, 'forbidden', 
  */
 type ChallengeError = 'invalid_request' | 'invalid_token';
 
+/** The 400 of a path whose `ws` is no workspace name (params.ts), or undefined when it is one. */
+function badWorkspaceName(params: unknown): Problem | undefined {
+  try {
+    workspaceOf(params);
+    return undefined;
+  } catch (err) {
+    if (err instanceof ProblemError) return err.problem;
+    throw err;
+  }
+}
+
 function refuse(req: FastifyRequest, reply: FastifyReply, p: Problem, error?: ChallengeError): FastifyReply {
   if (p.status === 401)
     reply.header(
@@ -122,6 +134,13 @@ export function installAuth(app: FastifyInstance, opts: { cacheMs?: number } = {
           /^Bearer(?:\s|$)/i.test(header) ? 'invalid_request' : undefined,
         );
       const checked = await verifier.check(m[1]!, ws);
+      // A known key and a name no workspace can have (empty, as a doubled slash makes it; a
+      // character names refuse): the caller typed a bad name, a 400 naming `ws`, as with AUTH=off,
+      // rather than a 403 sending it to look for the key of a workspace that cannot exist.
+      if (!checked.ok && checked.status === 403) {
+        const named = badWorkspaceName(req.params);
+        if (named) return refuse(req, reply, named);
+      }
       if (!checked.ok)
         return refuse(
           req,
