@@ -95,8 +95,10 @@ local function reply(status, body, body_json)
   return { status = status, body = body, json = body_json }
 end
 
-local function problem(status, slug, title, detail)
-  return { status = status, body = { type = '/problems/' .. slug, title = title, status = status, detail = detail } }
+-- `errors`: the fields at fault, `{path, message}` as a 400 names them (nil: none named).
+local function problem(status, slug, title, detail, errors)
+  return { status = status, body = { type = '/problems/' .. slug, title = title, status = status, detail = detail,
+    errors = errors } }
 end
 
 local function no_agent(id)
@@ -194,11 +196,18 @@ local function declared(channel)
   return false
 end
 
--- `what`: the detail's start, up to "not among".
-local function not_declared(what)
-  return problem(422, 'channel-not-declared', 'Channel not declared', what .. ' not among this workspace\'s channels ('
-    .. table.concat(settings().channels or DEFAULT_SETTINGS.channels, ', ')
-    .. '); add it to the settings\' channels first (PUT /settings).')
+-- `what`: the detail's start, up to "not among"; `fields`: {path, channel} of each field naming
+-- an undeclared channel, named in `errors`.
+local function not_declared(what, fields)
+  local among = ' not among this workspace\'s channels ('
+    .. table.concat(settings().channels or DEFAULT_SETTINGS.channels, ', ') .. ')'
+  local errors = {}
+  for i = 1, #fields do
+    errors[i] = { path = fields[i][1], message = '"' .. fields[i][2] .. '" is' .. among
+      .. '; add it to the settings\' channels first (PUT /settings)' }
+  end
+  return problem(422, 'channel-not-declared', 'Channel not declared', what .. among
+    .. '; add it to the settings\' channels first (PUT /settings).', errors)
 end
 
 -- A capacity per channel naming a channel the workspace does not declare: the problem.
@@ -206,11 +215,16 @@ local function capacity_refused(capacity)
   if type(capacity) ~= 'table' then return nil end
   local unknown = {}
   for ch in pairs(capacity) do
-    if not declared(ch) then unknown[#unknown + 1] = '"' .. ch .. '"' end
+    if not declared(ch) then unknown[#unknown + 1] = ch end
   end
   if #unknown == 0 then return nil end
   table.sort(unknown, sorts_before)
-  return not_declared('capacity names ' .. table.concat(unknown, ', ') .. ',')
+  local named, fields = {}, {}
+  for i = 1, #unknown do
+    named[i] = '"' .. unknown[i] .. '"'
+    fields[i] = { 'capacity.' .. unknown[i], unknown[i] }
+  end
+  return not_declared('capacity names ' .. table.concat(named, ', ') .. ',', fields)
 end
 
 -- A contact's routing steps as its document shows them (skills as JSON lists).
@@ -402,7 +416,7 @@ handlers.QueueContact = function(c, at, pos, meta)
       'Contact "' .. c.contactId .. '" was queued before; use a new id.')
   end
   local channel = c.channel or 'voice'
-  if not declared(channel) then return not_declared('channel "' .. channel .. '" is') end
+  if not declared(channel) then return not_declared('channel "' .. channel .. '" is', { { 'channel', channel } }) end
   -- Its arrival number and its arrival tick (routing.lua): strictly increasing, so aged routing
   -- orders never tie. Read once a step (only this handler moves them), written at each arrival.
   if not arrival then
