@@ -6,6 +6,7 @@ import {
   logAdminKey,
   printAdminKey,
 } from './app/admin-key.ts';
+import { MAIN_USAGE, mainCommandLine } from './app/command-line.ts';
 import { type StartHooks, StartProblem, startSwitchboard } from './app/composition-root.ts';
 import { type Config, ConfigError, loadConfig } from './app/config.ts';
 import { archiveDirProblem, claimPrivateDataDir, forgetPrivateRedis } from './app/data-dir.ts';
@@ -13,6 +14,16 @@ import { createLogger } from './app/logger.ts';
 
 /** The main command: every role in one process unless ROLES says otherwise. */
 async function main(): Promise<void> {
+  // Configured by the environment only: an argument is refused, not ignored (before anything starts).
+  const line = mainCommandLine(process.argv.slice(2));
+  if (line.kind === 'help') {
+    process.stdout.write(MAIN_USAGE, () => process.exit(0));
+    return;
+  }
+  if (line.kind === 'refuse') {
+    process.stderr.write(`switchboard: ${line.problem}\n`, () => process.exit(2));
+    return;
+  }
   let config: ReturnType<typeof loadConfig>;
   try {
     config = loadConfig(process.env);

@@ -12,10 +12,12 @@
 import { Presets, SingleBar } from 'cli-progress';
 import { isRight } from 'fp-ts/lib/Either.js';
 import type { RedisTarget } from '../adapters/redis/client.ts';
+import { workspaceKeys } from '../adapters/redis/keys.ts';
+import type { RedisClient } from '../adapters/redis/scripts.ts';
 import { DiskArchive } from '../archive/store.ts';
 import { auditWorkspace } from '../audit/read.ts';
 import { type AuditReport, summaryOf } from '../audit/report.ts';
-import { Position } from '../domain/values.ts';
+import { comparePositions, Position } from '../domain/values.ts';
 import {
   archiveDirOf,
   archiveNotThere,
@@ -44,6 +46,7 @@ meta.basedOn) and, at the end, the documents, routing index and lifecycle timers
                            starts at the beginning of the log (every check needs the state the
                            whole history built); violations at or before it are only counted.
                            The end-of-log checks (documents, index, --idle) are always reported.
+                           One past the end of the log is refused (exit 2), naming its last position.
   --archive-dir <dir>      where the archiver keeps segments (default $ARCHIVE_DIR, else
                            $DATA_DIR/archive, else ./data/archive): the archived prefix of the
                            streams is read from there first, and its hash chain checked. One
@@ -136,6 +139,25 @@ function parseAuditArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliOpt
 
 const n = (x: number) => x.toLocaleString('en-US');
 
+/**
+ * The last position of the workspace's log: the later of its command and event streams' last
+ * generated ids (kept by Redis when the archiver trims every entry); undefined when neither is there.
+ */
+async function logEnd(redis: RedisClient, workspace: string): Promise<string | undefined> {
+  const k = workspaceKeys(workspace);
+  let end: string | undefined;
+  for (const key of [k.commands, k.events]) {
+    const info = (await redis.xinfo('STREAM', key).catch((err: Error) => {
+      if (/no such key/i.test(err.message)) return undefined;
+      throw err;
+    })) as unknown[] | undefined;
+    const at = info?.indexOf('last-generated-id') ?? -1;
+    const id = at >= 0 ? String(info![at + 1]) : undefined;
+    if (id !== undefined && (end === undefined || comparePositions(id, end) > 0)) end = id;
+  }
+  return end;
+}
+
 /** The commands by API key (`<keyId> <role>`), the five busiest; `-`: sent by no key (timers). */
 function whoDidWhat(byKey: Readonly<Record<string, number>>): string {
   const all = Object.entries(byKey);
@@ -197,6 +219,17 @@ async function main(): Promise<number> {
     if (notThere !== undefined) {
       process.stderr.write(`audit: ${notThere}\nRun with --help for the options.\n`);
       return 2;
+    }
+    // A position past the end of the log (a digit too many, another Redis's) hides every
+    // violation: "0 after P" and exit 0, whatever the log holds. Refused, naming the end.
+    if (o.after !== undefined) {
+      const end = await logEnd(redis, o.workspace);
+      if (end !== undefined && comparePositions(o.after, end) > 0) {
+        process.stderr.write(
+          `audit: --after: ${o.after} is past the end of the log of workspace "${o.workspace}" (its last position is ${end}): nothing after it could be reported; give a position of the log (a violation's, or the checkpoint an earlier audit printed), or leave --after out\nRun with --help for the options.\n`,
+        );
+        return 2;
+      }
     }
     if (!o.json && process.stderr.isTTY === true) {
       bar = new SingleBar(

@@ -13,11 +13,13 @@
  * Exit codes: 0 after a run with no error, 1 after a run with errors (commands that failed, or a
  * live feed's event whose handling threw: the summary is printed all the same and says which),
  * when its live feed is refused for good mid-run (ended by `feed-lost`: it stops at once) or
- * when Switchboard cannot be reached, 2 for bad options, 130 when interrupted.
+ * when Switchboard cannot be reached, 2 for bad options (an --url whose /health answers 404: not
+ * Switchboard's address, such as a workspace's URL), 130 when interrupted.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
+import { mask } from '../adapters/redis/client.ts';
 import { FatalError } from './sim/http.ts';
 import { parseCommandLine, runCommand } from './sim/options.ts';
 import { randomSeed } from './sim/random.ts';
@@ -26,7 +28,8 @@ import type { SimSummary } from './sim/summary.ts';
 
 const USAGE = `Usage: npm run simulate -- [options]
 
-  --url <url>            Switchboard's HTTP API (default $SWITCHBOARD_URL or http://127.0.0.1:8080)
+  --url <url>            Switchboard's HTTP API (default $SWITCHBOARD_URL or http://127.0.0.1:8080);
+                         no login in it (user:password@): the API key goes in --key
   --key <key>            API key of the workspace (default $SWITCHBOARD_API_KEY, else the admin key the
                          first npm start stored at <$DATA_DIR or ./data>/admin-key, when there)
   --workspace <name>     workspace to use (default: default with a key, since the stored admin key is
@@ -64,7 +67,8 @@ const USAGE = `Usage: npm run simulate -- [options]
 Exit codes: 0 after a run with no error; 1 after a run with errors (commands that failed, or live
 feed events it failed to handle; its summary is printed all the same and names them), when its
 live feed is refused for good mid-run (a revoked key: it stops at once, ended by feed-lost) or when
-Switchboard cannot be reached; 2 for bad options; 130 when interrupted.
+Switchboard cannot be reached; 2 for bad options (an --url where GET /health answers 404, not
+Switchboard's address, included); 130 when interrupted.
 `;
 
 /** The run's options, `--json`, and where its key came from (--key, the variable, the stored file). */
@@ -106,6 +110,20 @@ function parseSimulateArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Cli
     bare: true,
     ...(values.url === undefined ? { from: 'SWITCHBOARD_URL' } : {}),
   });
+  // A login in the URL cannot be sent (fetch refuses such a URL): every request failed, as if
+  // Switchboard were down, with the password printed. Refused, masked, saying what to use.
+  const login = (() => {
+    try {
+      const u = new URL(url);
+      return u.username !== '' || u.password !== '';
+    } catch {
+      return false;
+    }
+  })();
+  check.check(
+    !login,
+    `--url${values.url === undefined ? ' (from SWITCHBOARD_URL)' : ''}: must not hold a login (user:password@): Switchboard takes an API key, give it with --key or SWITCHBOARD_API_KEY (got "${mask(url)}")`,
+  );
   // An empty key (an unset shell variable, `--key ""`) is refused as an empty URL is, rather than
   // taken as none and the stored admin key used in its place.
   const envKey = env.SWITCHBOARD_API_KEY?.trim();
@@ -251,6 +269,14 @@ function keyAdvice(opts: CliOptions): string {
     : `the API key given (${opts.keyFrom}) was refused, unknown or revoked: ${give}`;
 }
 
+/** What to do about a run stopped by a 403: a key of another workspace, or of a role short of the run's. */
+function forbiddenAdvice(opts: CliOptions, message: string): string {
+  const from = opts.keyFrom ?? 'none given';
+  return /another workspace/.test(message)
+    ? `the API key given (${from}) is not one of workspace "${opts.workspace}": ${giveKey(opts)}, or the key's own workspace with --workspace`
+    : `the API key given (${from}) may not run the simulation (it registers agents and queues contacts): give an admin key of workspace "${opts.workspace}" with --key or SWITCHBOARD_API_KEY`;
+}
+
 function formatSummary(s: SimSummary): string {
   const ms = (v: number | null) => (v === null ? '-' : `${v} ms`);
   const pct = (v: number) => `${Math.round(v * 1000) / 10} %`;
@@ -330,7 +356,12 @@ async function main(): Promise<number> {
   } catch (err) {
     if (!(err instanceof FatalError)) throw err;
     process.stderr.write(`simulate: ${err.message}\n`);
+    if (err.usage) {
+      process.stderr.write('Run with --help for the options.\n');
+      return 2;
+    }
     if (err.status === 401) process.stderr.write(`simulate: ${keyAdvice(opts)}\n`);
+    if (err.status === 403) process.stderr.write(`simulate: ${forbiddenAdvice(opts, err.message)}\n`);
     return 1;
   }
 }

@@ -81,6 +81,8 @@ export class FatalError extends Error {
   constructor(
     message: string,
     readonly status?: HttpResult['status'],
+    /** The fault of an option (message starts with it): the run exits 2, as for a bad option. */
+    readonly usage = false,
   ) {
     super(message);
   }

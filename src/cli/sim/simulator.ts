@@ -209,6 +209,13 @@ export class Simulator {
           'Start it with "npm start", or point --url / SWITCHBOARD_URL at it.',
       );
     }
+    // No /health there: the URL is not Switchboard's address (a workspace's URL, a path of the API).
+    if (r.status === 404)
+      throw new FatalError(
+        `--url: ${this.http.base} is not Switchboard's address (GET /health answered 404 there): give the address it listens at, such as ${new URL(this.http.base).origin}, without the API's path (${r.detail})`,
+        r.status,
+        true,
+      );
     throw new FatalError(
       `Switchboard at ${this.http.base} is not serving: GET /health answered ${r.status} (${r.detail}).`,
     );
