@@ -101,6 +101,12 @@ local function problem(status, slug, title, detail, errors)
     errors = errors } }
 end
 
+-- `errors` naming one field of the request body: its path as the body names it, and what is wrong
+-- with it and what to do.
+local function field(path, message)
+  return { { path = path, message = message } }
+end
+
 local function no_agent(id)
   return problem(404, 'agent-not-found', 'Agent not found', 'No agent "' .. id .. '" in this workspace; register it first.')
 end
@@ -142,10 +148,11 @@ local function skill_sets_admit(skills, old)
     local n = tonumber(redis.call('HGET', K_ASETS, 'k:' .. skills[i]) or '0')
     if retiring[skills[i]] then n = n - 1 end
     if n >= SKILL_SET_LIMIT then
-      return problem(422, 'skill-set-limit', 'Too many distinct skill sets',
-        'Skill "' .. skills[i] .. '" already belongs to ' .. n .. ' distinct agent skill sets in this workspace, the '
-        .. 'limit that keeps every routing decision fast; give this agent a skill set another agent has, or '
-        .. 'change or remove agents whose skill sets are rare.')
+      local why = '"' .. skills[i] .. '" already belongs to ' .. n .. ' distinct agent skill sets in this workspace, '
+        .. 'the limit that keeps every routing decision fast; give this agent a skill set another agent has, or '
+        .. 'change or remove agents whose skill sets are rare'
+      return problem(422, 'skill-set-limit', 'Too many distinct skill sets', 'Skill ' .. why .. '.',
+        field('skills', why))
     end
   end
   return nil
@@ -312,7 +319,8 @@ local handlers = {}
 handlers.RegisterAgent = function(c, at, pos, meta)
   if doc_exists(K_AGENTS, c.agentId) then
     return problem(409, 'agent-exists', 'Agent already exists',
-      'Agent "' .. c.agentId .. '" is registered; change it with PATCH.')
+      'Agent "' .. c.agentId .. '" is registered; change it with PATCH.',
+      field('id', '"' .. c.agentId .. '" is registered already; change that agent with PATCH, or use a new id'))
   end
   local refused = skill_sets_admit(c.skills, nil) or capacity_refused(c.capacity)
   if refused then return refused end
@@ -413,7 +421,8 @@ local arrival
 handlers.QueueContact = function(c, at, pos, meta)
   if doc_exists(K_CONTACTS, c.contactId) then
     return problem(409, 'contact-exists', 'Contact already exists',
-      'Contact "' .. c.contactId .. '" was queued before; use a new id.')
+      'Contact "' .. c.contactId .. '" was queued before; use a new id.',
+      field('id', '"' .. c.contactId .. '" was queued before; use a new id'))
   end
   local channel = c.channel or 'voice'
   if not declared(channel) then return not_declared('channel "' .. channel .. '" is', { { 'channel', channel } }) end
@@ -616,9 +625,10 @@ handlers.ChangeSettings = function(c, at, pos, meta)
     if not kept[current[i]] then dropped[#dropped + 1] = '"' .. current[i] .. '"' end
   end
   if #dropped > 0 then
-    return problem(422, 'channels-not-removable', 'Channels cannot be removed', 'channels leaves out '
-      .. table.concat(dropped, ', ') .. '; channels are added, never removed (contacts and agents may use them): '
-      .. 'send every current channel too.')
+    local why = 'leaves out ' .. table.concat(dropped, ', ') .. '; channels are added, never removed (contacts and '
+      .. 'agents may use them): send every current channel too'
+    return problem(422, 'channels-not-removable', 'Channels cannot be removed', 'channels ' .. why .. '.',
+      field('channels', why))
   end
   local st = {
     offerTimeoutMs = c.offerTimeoutMs, wrapUpMs = c.wrapUpMs, missedOfferPresence = c.missedOfferPresence,
@@ -628,15 +638,17 @@ handlers.ChangeSettings = function(c, at, pos, meta)
   if c.agentSelection ~= 'longest-available' then st.agentSelection = c.agentSelection end
   local aging_now = settings().priorityWeightMs ~= nil
   if (st.priorityWeightMs ~= nil) ~= aging_now and redis.call('ZCARD', K_QUEUE) > 0 then
-    return problem(409, 'settings-conflict', 'Contacts are queued', 'priorityWeightMs can be '
-      .. (aging_now and 'removed' or 'set') .. ' only while no contact is queued (strict and aged routing orders '
-      .. 'do not mix); change its value instead, or try again when the queue is empty.')
+    local why = 'can be ' .. (aging_now and 'removed' or 'set') .. ' only while no contact is queued (strict and '
+      .. 'aged routing orders do not mix); change its value instead, or try again when the queue is empty'
+    return problem(409, 'settings-conflict', 'Contacts are queued', 'priorityWeightMs ' .. why .. '.',
+      field('priorityWeightMs', why))
   end
   local pooled_now = settings().agentSelection == 'least-occupied'
   if (st.agentSelection == 'least-occupied') ~= pooled_now and redis.call('ZCARD', K_POOLS) > 0 then
-    return problem(409, 'settings-conflict', 'Agents are available', 'agentSelection can '
-      .. (pooled_now and 'leave' or 'become') .. ' "least-occupied" only while no agent can take work (it orders the '
-      .. 'available agents differently); set the available agents away first, or try again later.')
+    local why = 'can ' .. (pooled_now and 'leave' or 'become') .. ' "least-occupied" only while no agent can take '
+      .. 'work (it orders the available agents differently); set the available agents away first, or try again later'
+    return problem(409, 'settings-conflict', 'Agents are available', 'agentSelection ' .. why .. '.',
+      field('agentSelection', why))
   end
   redis.call('HSET', K_META, 'settings', cjson.encode(st))
   settings_cache = st
@@ -656,7 +668,9 @@ local function offered_to(id, agent_id, verb)
   end
   if d.agentId ~= agent_id then
     return nil, problem(409, 'offer-not-yours', 'Offer made to another agent', 'Contact "' .. id
-      .. '" is offered to another agent, not to "' .. agent_id .. '"; only that agent can answer it.')
+      .. '" is offered to another agent, not to "' .. agent_id .. '"; only that agent can answer it.',
+      field('agentId', '"' .. agent_id .. '" is not the agent this contact is offered to; only that agent can '
+        .. 'answer it'))
   end
   return d
 end
