@@ -6,55 +6,15 @@
  * are written by hand here (the same events, at ids chosen around the segment boundaries): the
  * segment after the broken one starts at a sequence above 0 in one log, at sequence 0 in the other.
  */
-import { mkdtemp, readdir, rm, unlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
-import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
-import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
-import { loadConfig } from '../../src/app/config.ts';
-import { Archiver } from '../../src/archive/archiver.ts';
-import { DiskArchive } from '../../src/archive/store.ts';
-import { writeLog } from '../../src/cli/bench/audit-log.ts';
-import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { describe, expect, it } from 'vitest';
+import { suiteLogAtIds } from '../support/archive-log.ts';
 
 const MAX = '18446744073709551615';
 const BASE = 1796482163000;
-const run = Date.now().toString(36);
-let redis: TestRedis;
-let main: Running;
-let dir: string;
-/** The events of a log made through the Lua steps: their fields, given again at other ids. */
-let fields: StreamEntry[1][] = [];
-let n = 0;
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-  dir = await mkdtemp(path.join(tmpdir(), 'sb-broken2-'));
-  main = await startSwitchboard(
-    loadConfig({
-      AUTH: 'off',
-      ...redis.env,
-      PORT: '0',
-      LOG_LEVEL: 'silent',
-      ROLES: 'api',
-      DISCOVER_WORKSPACES: 'false',
-      ARCHIVE_DIR: dir,
-    }),
-    pino({ level: 'silent' }),
-  );
-  const ws = `broken2-${run}-source`;
-  await writeLog(main.redis, ws, { events: 400, agents: 6, seed: 7 });
-  fields = ((await main.redis.xrange(workspaceKeys(ws).events, '-', '+')) as StreamEntry[]).map((e) => e[1]);
-}, 60_000);
-
-afterAll(async () => {
-  await main?.stop();
-  await redis?.stop();
-  await rm(dir, { recursive: true, force: true });
-});
+/** A Switchboard, and the events of a log made through the Lua steps given again at other ids. */
+const suite = suiteLogAtIds('broken2', 7);
 
 /**
  * A workspace whose events stand at `id(i)`, archived in segments of 100 but for the newest 50
@@ -63,22 +23,8 @@ afterAll(async () => {
 async function archived(
   id: (i: number) => string,
 ): Promise<{ ws: string; events: string[]; segments: string }> {
-  const ws = `broken2-${run}-${++n}`;
-  const k = workspaceKeys(ws);
-  const events = fields.map((_, i) => id(i));
-  const m = main.redis.multi();
-  for (const [i, f] of fields.entries()) m.xadd(k.events, events[i]!, ...f);
-  await m.exec();
-  await new Archiver(main.redis, new DiskArchive(dir), pino({ level: 'silent' }), {
-    retention: { count: 50 },
-    segmentEntries: 100,
-    everyMs: 10,
-  }).drain(ws);
-  expect(await main.redis.xlen(k.events)).toBe(50);
-  const segments = path.join(dir, ws, 'events');
-  const files = (await readdir(segments)).filter((f) => f.endsWith('.jsonl')).sort();
-  expect(files.map((f) => f.slice(11, -6))).toEqual([events[0], events[100], events[200], events[300]]);
-  return { ws, events, segments };
+  const { ws, events, dir } = await suite.archived(id);
+  return { ws, events, segments: dir };
 }
 
 /** Five events a millisecond: event 200 (segment 2's first) at sequence 4, 199 at sequence 3. */
@@ -100,16 +46,7 @@ async function removed(id: (i: number) => string, segment: number) {
   return a;
 }
 
-async function events(ws: string, after: string, limit = 1000) {
-  const res = await main.api!.inject({
-    method: 'GET',
-    url: `/v1/workspaces/${ws}/events?after=${after}&limit=${limit}`,
-  });
-  return {
-    status: res.statusCode,
-    body: res.json() as Record<string, unknown> & { events?: { position: string }[] },
-  };
-}
+const events = suite.events;
 
 describe('503 archive-unreadable names the hole', () => {
   it("an emptied segment: after the previous segment's last, resuming at the next one's first, with the after= to read on", async () => {
@@ -166,9 +103,7 @@ describe('a read after a position past which the broken segment holds nothing', 
   it('next segment first at sequence 4: after sequence 3 of the same millisecond is served', async () => {
     const a = await emptied(sameMs, 1);
     expect(a.events[200]).toMatch(/-4$/);
-    const got = await events(a.ws, a.events[199]!);
-    expect(got.status, JSON.stringify(got.body)).toBe(200);
-    expect(got.body.events!.map((e) => e.position)).toEqual(a.events.slice(200));
+    await suite.expectServed(a.ws, a.events[199]!, a.events.slice(200));
     // One sequence earlier, a position of the emptied segment may still follow: refused.
     const [ms, seq] = a.events[199]!.split('-');
     const earlier = await events(a.ws, `${ms}-${Number(seq) - 1}`);
@@ -179,9 +114,7 @@ describe('a read after a position past which the broken segment holds nothing', 
   it("next segment first at sequence 0: after the previous millisecond's largest sequence is served, one less is not", async () => {
     const a = await emptied(seqZero, 1);
     expect(a.events[200]).toBe(`${BASE + 400}-0`);
-    const got = await events(a.ws, `${BASE + 399}-${MAX}`);
-    expect(got.status, JSON.stringify(got.body)).toBe(200);
-    expect(got.body.events!.map((e) => e.position)).toEqual(a.events.slice(200));
+    await suite.expectServed(a.ws, `${BASE + 399}-${MAX}`, a.events.slice(200));
     // `<ms-1>-<max-1>`: `<ms-1>-<max>` could be an entry of the emptied segment.
     const refused = await events(a.ws, `${BASE + 399}-18446744073709551614`);
     expect(refused.status).toBe(503);
@@ -192,9 +125,7 @@ describe('a read after a position past which the broken segment holds nothing', 
 
   it('a removed segment followed by one at sequence 0: after its predecessor is served', async () => {
     const a = await removed(seqZero, 1);
-    const got = await events(a.ws, `${BASE + 399}-${MAX}`);
-    expect(got.status, JSON.stringify(got.body)).toBe(200);
-    expect(got.body.events!.map((e) => e.position)).toEqual(a.events.slice(200));
+    await suite.expectServed(a.ws, `${BASE + 399}-${MAX}`, a.events.slice(200));
     expect((await events(a.ws, `${BASE + 398}-0`)).status).toBe(503);
   });
 });

@@ -12,55 +12,16 @@
  * Events stand at `<BASE + 2i>-0`, archived in segments of 100 but for the newest 50 (segments
  * 0..99, 100..199, 200..299, and 300 up to the stream's oldest).
  */
-import { mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
-import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
-import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
-import { loadConfig } from '../../src/app/config.ts';
-import { Archiver } from '../../src/archive/archiver.ts';
 import { decodeSegment, encodeSegment } from '../../src/archive/segment.ts';
-import { DiskArchive } from '../../src/archive/store.ts';
-import { writeLog } from '../../src/cli/bench/audit-log.ts';
-import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { suiteLogAtIds } from '../support/archive-log.ts';
 
 const MAX = '18446744073709551615';
 const BASE = 1796482163000;
-const run = Date.now().toString(36);
-let redis: TestRedis;
-let main: Running;
-let dir: string;
-let fields: StreamEntry[1][] = [];
-let n = 0;
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-  dir = await mkdtemp(path.join(tmpdir(), 'sb-broken3-'));
-  main = await startSwitchboard(
-    loadConfig({
-      AUTH: 'off',
-      ...redis.env,
-      PORT: '0',
-      LOG_LEVEL: 'silent',
-      ROLES: 'api',
-      DISCOVER_WORKSPACES: 'false',
-      ARCHIVE_DIR: dir,
-    }),
-    pino({ level: 'silent' }),
-  );
-  const ws = `broken3-${run}-source`;
-  await writeLog(main.redis, ws, { events: 400, agents: 6, seed: 11 });
-  fields = ((await main.redis.xrange(workspaceKeys(ws).events, '-', '+')) as StreamEntry[]).map((e) => e[1]);
-}, 60_000);
-
-afterAll(async () => {
-  await main?.stop();
-  await redis?.stop();
-  await rm(dir, { recursive: true, force: true });
-});
+const suite = suiteLogAtIds('broken3', 11);
 
 const id = (i: number) => `${BASE + 2 * i}-0`;
 /** The `after=` right before event i (`<ms-1>-<max>`). */
@@ -73,24 +34,7 @@ interface Archived {
   files: string[];
 }
 
-async function archived(): Promise<Archived> {
-  const ws = `broken3-${run}-${++n}`;
-  const k = workspaceKeys(ws);
-  const events = fields.map((_, i) => id(i));
-  const m = main.redis.multi();
-  for (const [i, f] of fields.entries()) m.xadd(k.events, events[i]!, ...f);
-  await m.exec();
-  await new Archiver(main.redis, new DiskArchive(dir), pino({ level: 'silent' }), {
-    retention: { count: 50 },
-    segmentEntries: 100,
-    everyMs: 10,
-  }).drain(ws);
-  expect(await main.redis.xlen(k.events)).toBe(50);
-  const segments = path.join(dir, ws, 'events');
-  const files = (await readdir(segments)).filter((f) => f.endsWith('.jsonl')).sort();
-  expect(files.map((f) => f.slice(11, -6))).toEqual([events[0], events[100], events[200], events[300]]);
-  return { ws, events, dir: segments, files };
-}
+const archived = (): Promise<Archived> => suite.archived(id);
 
 async function segmentOf(a: Archived, i: number) {
   const d = decodeSegment(await readFile(path.join(a.dir, a.files[i]!)));
@@ -160,16 +104,7 @@ async function overlapped(): Promise<{ a: Archived; moved: string }> {
   return { a, moved };
 }
 
-async function events(ws: string, after: string, limit = 1000) {
-  const res = await main.api!.inject({
-    method: 'GET',
-    url: `/v1/workspaces/${ws}/events?after=${after}&limit=${limit}`,
-  });
-  return {
-    status: res.statusCode,
-    body: res.json() as Record<string, unknown> & { events?: { position: string }[] },
-  };
-}
+const events = suite.events;
 
 /** The 503 names the hole `lostAfter` .. `resumeAt` (with the after= that reads on). */
 async function expectHole(ws: string, after: string, lostAfter: string | null, resumeAt: string | null) {
@@ -190,9 +125,7 @@ describe('the hole named for breaks between segments', () => {
       const body = await expectHole(a.ws, after, a.events[99]!, a.events[300]!);
       expect(body.resumeAfter).toBe(rightBefore(300));
     }
-    const on = await events(a.ws, rightBefore(300));
-    expect(on.status, JSON.stringify(on.body)).toBe(200);
-    expect(on.body.events!.map((e) => e.position)).toEqual(a.events.slice(300));
+    await suite.expectServed(a.ws, rightBefore(300), a.events.slice(300));
   });
 
   it('the first segment replaced: lost from the start of the history', async () => {
@@ -207,18 +140,14 @@ describe('the hole named for breaks between segments', () => {
       const body = await expectHole(a.ws, after, a.events[199]!, a.events[300]!);
       expect(body.resumeAfter).toBe(rightBefore(300));
     }
-    const on = await events(a.ws, rightBefore(300));
-    expect(on.status, JSON.stringify(on.body)).toBe(200);
-    expect(on.body.events!.map((e) => e.position)).toEqual(a.events.slice(300));
+    await suite.expectServed(a.ws, rightBefore(300), a.events.slice(300));
   });
 
   it('a wrong total in segment 1: a read starting in the next segment is served, one through it is not', async () => {
     const a = await retotaled(1, -1);
     await expectHole(a.ws, '0-0', a.events[99]!, a.events[200]!);
     await expectHole(a.ws, a.events[50]!, a.events[99]!, a.events[200]!);
-    const on = await events(a.ws, a.events[250]!);
-    expect(on.status, JSON.stringify(on.body)).toBe(200);
-    expect(on.body.events!.map((e) => e.position)).toEqual(a.events.slice(251));
+    await suite.expectServed(a.ws, a.events[250]!, a.events.slice(251));
   });
 
   it("a segment starting before the previous one's end: both are lost, and no read passes over entries of either", async () => {
@@ -229,9 +158,7 @@ describe('the hole named for breaks between segments', () => {
       const body = await expectHole(a.ws, after, a.events[99]!, a.events[300]!);
       expect(body.resumeAfter).toBe(rightBefore(300));
     }
-    const on = await events(a.ws, rightBefore(300));
-    expect(on.status, JSON.stringify(on.body)).toBe(200);
-    expect(on.body.events!.map((e) => e.position)).toEqual(a.events.slice(300));
+    await suite.expectServed(a.ws, rightBefore(300), a.events.slice(300));
   });
 });
 
@@ -260,9 +187,7 @@ describe('a damaged segment whose header ends at or before the position read aft
     await expectHole(a.ws, a.events[150]!, a.events[99]!, a.events[200]!);
     await expectHole(a.ws, a.events[198]!, a.events[99]!, a.events[200]!);
     // Only after the next segment's first's predecessor can nothing of it follow: served.
-    const on = await events(a.ws, rightBefore(200));
-    expect(on.status, JSON.stringify(on.body)).toBe(200);
-    expect(on.body.events!.map((e) => e.position)).toEqual(a.events.slice(200));
+    await suite.expectServed(a.ws, rightBefore(200), a.events.slice(200));
   });
 });
 
@@ -273,9 +198,7 @@ describe('the hole named for the other breaks of the chain', () => {
     const oldest = a.events.length - 50;
     const body = await expectHole(a.ws, '0-0', a.events[299]!, a.events[oldest]!);
     expect(body.resumeAfter).toBe(rightBefore(oldest));
-    const on = await events(a.ws, rightBefore(oldest));
-    expect(on.status, JSON.stringify(on.body)).toBe(200);
-    expect(on.body.events!.map((e) => e.position)).toEqual(a.events.slice(oldest));
+    await suite.expectServed(a.ws, rightBefore(oldest), a.events.slice(oldest));
   });
 
   it('two segments of the same index: both are lost', async () => {
@@ -293,8 +216,6 @@ describe('the hole named for the other breaks of the chain', () => {
     await writeFile(path.join(a.dir, again.name), again.bytes);
     for (const after of ['0-0', a.events[50]!, a.events[120]!])
       await expectHole(a.ws, after, a.events[99]!, a.events[200]!);
-    const on = await events(a.ws, rightBefore(200));
-    expect(on.status, JSON.stringify(on.body)).toBe(200);
-    expect(on.body.events!.map((e) => e.position)).toEqual(a.events.slice(200));
+    await suite.expectServed(a.ws, rightBefore(200), a.events.slice(200));
   });
 });

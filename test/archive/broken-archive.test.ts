@@ -5,8 +5,7 @@
  * in it (a client paging from the start would take the stream's entries for the whole history):
  * 503 archive-unreadable, or a live feed closed with 1011 naming it.
  */
-import { mkdtemp, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -14,64 +13,45 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
-import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
-import { loadConfig } from '../../src/app/config.ts';
+import type { Running } from '../../src/app/composition-root.ts';
 import { Archiver } from '../../src/archive/archiver.ts';
 import { decodeSegment, encodeSegment } from '../../src/archive/segment.ts';
 import { DiskArchive } from '../../src/archive/store.ts';
 import { SnapshotWriter } from '../../src/audit/snapshot-writer.ts';
 import { writeLog } from '../../src/cli/bench/audit-log.ts';
-import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import {
+  type ArchivingSwitchboard,
+  archivedLog,
+  archiveLog,
+  archivingSwitchboard,
+} from '../support/archive-log.ts';
 
 const run = Date.now().toString(36);
-let redis: TestRedis;
+let sb: ArchivingSwitchboard | undefined;
 let main: Running;
 let dir: string;
 const lines: string[] = [];
 let n = 0;
 
 beforeAll(async () => {
-  redis = await startTestRedis();
-  dir = await mkdtemp(path.join(tmpdir(), 'sb-broken-'));
   const sink = new Writable({
     write(chunk, _enc, done) {
       lines.push(...String(chunk).split('\n').filter(Boolean));
       done();
     },
   });
-  main = await startSwitchboard(
-    loadConfig({
-      AUTH: 'off',
-      ...redis.env,
-      PORT: '0',
-      LOG_LEVEL: 'warn',
-      ROLES: 'api',
-      DISCOVER_WORKSPACES: 'false',
-      ARCHIVE_DIR: dir,
-    }),
-    pino({ level: 'warn' }, sink),
-  );
+  sb = await archivingSwitchboard('sb-broken-', { LOG_LEVEL: 'warn' }, pino({ level: 'warn' }, sink));
+  ({ main, dir } = sb);
 }, 60_000);
 
-afterAll(async () => {
-  await main?.stop();
-  await redis?.stop();
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(async () => sb?.stop());
 
 /** A workspace whose log is archived but for its newest 50 entries of each stream, in segments of 100. */
 async function archived(): Promise<{ ws: string; events: string[]; segments: string }> {
   const ws = `broken-${run}-${++n}`;
-  await writeLog(main.redis, ws, { events: 400, agents: 6, seed: n });
-  const k = workspaceKeys(ws);
-  const events = ((await main.redis.xrange(k.events, '-', '+')) as StreamEntry[]).map((e) => e[0]);
-  await new Archiver(main.redis, new DiskArchive(dir), pino({ level: 'silent' }), {
-    retention: { count: 50 },
-    segmentEntries: 100,
-    everyMs: 10,
-  }).drain(ws);
-  expect(await main.redis.xlen(k.events)).toBe(50);
-  return { ws, events, segments: path.join(dir, ws, 'events') };
+  const { events, dir: segments } = await archivedLog(main.redis, ws, dir, n);
+  expect(await main.redis.xlen(workspaceKeys(ws).events)).toBe(50);
+  return { ws, events, segments };
 }
 
 const segmentFiles = async (d: string) => (await readdir(d)).filter((f) => f.endsWith('.jsonl')).sort();
@@ -204,11 +184,7 @@ describe('a history the archive cannot give whole', () => {
     const events = ((await main.redis.xrange(workspaceKeys(a.ws).events, '-', '+')) as StreamEntry[]).map(
       (e) => e[0],
     );
-    const moved = await new Archiver(main.redis, new DiskArchive(dir), pino({ level: 'silent' }), {
-      retention: { count: 50 },
-      segmentEntries: 100,
-      everyMs: 10,
-    }).drain(a.ws);
+    const moved = await archiveLog(main.redis, new DiskArchive(dir), a.ws);
     expect(moved).toBeGreaterThan(0);
     expect(await segmentFiles(a.segments)).toHaveLength(files.length + Math.ceil((events.length - 50) / 100));
     expect((await page(a.ws, a.events[250]!)).positions).toEqual([...a.events.slice(251, -50), ...events]);

@@ -3,47 +3,30 @@
  * `after` read the archived segments when the position is older than the stream's first entry,
  * in order, with no gap and no duplicate where the archive ends and the stream begins.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
-import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
-import { loadConfig } from '../../src/app/config.ts';
+import type { Running } from '../../src/app/composition-root.ts';
 import { Archiver } from '../../src/archive/archiver.ts';
 import { DiskArchive } from '../../src/archive/store.ts';
 import type { Command } from '../../src/domain/commands.ts';
-import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { type ArchivingSwitchboard, archivingSwitchboard } from '../support/archive-log.ts';
 import { waitFor } from '../support/wait.ts';
 
 const WS = 'replay-archived';
 const log = pino({ level: 'silent' });
-let redis: TestRedis;
+let sb: ArchivingSwitchboard | undefined;
 let main: Running;
 let dir: string;
 /** Every event position, read before anything was archived. */
 let all: string[];
 
 beforeAll(async () => {
-  redis = await startTestRedis();
-  dir = await mkdtemp(path.join(tmpdir(), 'sb-replay-'));
-  main = await startSwitchboard(
-    loadConfig({
-      AUTH: 'off',
-      ...redis.env,
-      PORT: '0',
-      LOG_LEVEL: 'silent',
-      ROLES: 'api,projector,dispatcher',
-      WORKSPACES: WS,
-      DISCOVER_WORKSPACES: 'false',
-      ARCHIVE_DIR: dir,
-    }),
-    log,
-  );
+  sb = await archivingSwitchboard('sb-replay-', { ROLES: 'api,projector,dispatcher', WORKSPACES: WS }, log);
+  ({ main, dir } = sb);
   const r = main.redis;
   const commands: Command[] = [
     { type: 'RegisterAgent', agentId: 'a', skills: ['s'], capacity: 1 },
@@ -67,11 +50,7 @@ beforeAll(async () => {
   expect(await r.xlen(k.events)).toBeLessThanOrEqual(40);
 }, 60_000);
 
-afterAll(async () => {
-  await main?.stop();
-  await redis?.stop();
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(async () => sb?.stop());
 
 describe('replay across the archive', () => {
   it('GET /events pages from an archived position through to the stream', async () => {

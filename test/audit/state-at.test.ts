@@ -9,31 +9,24 @@
  * the live state and the rebuild finds the log clean; a bad `at` is a 400 naming it, and a
  * position after the last event the documented position-ahead problem.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { publicDocument } from '../../src/adapters/redis/projection-reads.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
-import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
-import { loadConfig } from '../../src/app/config.ts';
+import type { Running } from '../../src/app/composition-root.ts';
 import { rebuildWorkspace } from '../../src/cli/rebuild/rebuild.ts';
 import { seededRandom } from '../../src/cli/sim/random.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { comparePositions } from '../../src/domain/values.ts';
-import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { type ArchivingSwitchboard, archivingSwitchboard } from '../support/archive-log.ts';
 import { waitFor } from '../support/wait.ts';
 
 const WS = 'state-at';
 const SKILLS = ['English', 'Spanish', 'Billing', 'Support'];
-const log = pino({ level: 'silent' });
-let redis: TestRedis;
+let sb: ArchivingSwitchboard | undefined;
 let main: Running;
-let dir: string;
 
 type Doc = Record<string, unknown> & { id: string };
 interface Sample {
@@ -70,28 +63,11 @@ async function stateAt(at: string) {
 }
 
 beforeAll(async () => {
-  redis = await startTestRedis();
-  dir = await mkdtemp(path.join(tmpdir(), 'sb-state-at-'));
-  main = await startSwitchboard(
-    loadConfig({
-      AUTH: 'off',
-      ...redis.env,
-      PORT: '0',
-      LOG_LEVEL: 'silent',
-      ROLES: 'api,projector,dispatcher',
-      WORKSPACES: WS,
-      DISCOVER_WORKSPACES: 'false',
-      ARCHIVE_DIR: dir,
-    }),
-    log,
-  );
+  sb = await archivingSwitchboard('sb-state-at-', { ROLES: 'api,projector,dispatcher', WORKSPACES: WS });
+  main = sb.main;
 }, 30_000);
 
-afterAll(async () => {
-  await main?.stop();
-  await redis?.stop();
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(async () => sb?.stop());
 
 describe('GET /state?at=', () => {
   const samples: Sample[] = [];

@@ -8,15 +8,10 @@
  * ticket bought first) carries each header once too. Against a local HTTP server that records the
  * headers each request arrived with.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type http from 'node:http';
 import { SwitchboardClient, SwitchboardError } from 'switchboard/client';
-import { afterEach, expect, it } from 'vitest';
-
-const closers: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of closers.splice(0)) await c();
-});
+import { expect, it } from 'vitest';
+import { localServer } from '../support/local-server.ts';
 
 interface Seen {
   readonly method: string;
@@ -26,7 +21,7 @@ interface Seen {
 }
 
 /** A server answering every request 200 `{ticket}` and refusing every upgrade 401; what each carried. */
-async function recording(): Promise<{ url: string; seen: Seen[]; upgrades: Seen[] }> {
+async function recording(): Promise<{ url: string; seen: Seen[]; upgrades: Seen[]; close(): Promise<void> }> {
   const seen: Seen[] = [];
   const upgrades: Seen[] = [];
   const record = (req: http.IncomingMessage): Seen => {
@@ -37,7 +32,7 @@ async function recording(): Promise<{ url: string; seen: Seen[]; upgrades: Seen[
     }
     return { method: req.method!, url: req.url!, headers };
   };
-  const server = http.createServer((req, res) => {
+  const { url, server, close } = await localServer((req, res) => {
     seen.push(record(req));
     req.resume();
     res.writeHead(200, { 'content-type': 'application/json' });
@@ -51,15 +46,7 @@ async function recording(): Promise<{ url: string; seen: Seen[]; upgrades: Seen[
       `HTTP/1.1 401 Unauthorized\r\ncontent-type: application/problem+json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
     );
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  closers.push(
-    () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  );
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen, upgrades };
+  return { url, seen, upgrades, close };
 }
 
 const PATH = '/v1/workspaces/default/contacts';
@@ -180,7 +167,7 @@ it("the live feed by ticket: the ticket's request carries each header once, the 
 });
 
 it('two names in headers that differ only in case: the last is sent, and an error names that Idempotency-Key', async () => {
-  const { url, seen } = await recording();
+  const { url, seen, close } = await recording();
   const client = new SwitchboardClient({ url, retries: 0 });
   await client.request('GET', PATH, { headers: { Accept: 'text/plain', accept: 'text/csv' } });
   await client.request('POST', PATH, {
@@ -189,7 +176,7 @@ it('two names in headers that differ only in case: the last is sent, and an erro
   });
   expect(seen[0]!.headers.accept).toEqual(['text/csv']);
   expect(seen[1]!.headers['idempotency-key']).toEqual(['k-last']);
-  await closers.pop()!(); // nothing listens there now: no answer
+  await close(); // nothing listens there now: no answer
   const err = await client
     .request('POST', PATH, {
       body: { skills: ['x'] },

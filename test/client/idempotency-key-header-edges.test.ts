@@ -5,34 +5,22 @@
  * so the caller can send the command again with it. Given both ways, the option is the one sent.
  * Against a local HTTP server that records the key each request carried.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { SwitchboardClient, SwitchboardError } from 'switchboard/client';
-import { afterEach, expect, it } from 'vitest';
-
-const closers: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of closers.splice(0)) await c();
-});
+import { expect, it } from 'vitest';
+import { localServer } from '../support/local-server.ts';
 
 /** A server answering every request with `status`; the Idempotency-Key of each request it got. */
-async function answering(status: number): Promise<{ url: string; keys: (string | undefined)[] }> {
+async function answering(
+  status: number,
+): Promise<{ url: string; keys: (string | undefined)[]; close(): Promise<void> }> {
   const keys: (string | undefined)[] = [];
-  const server = http.createServer((req, res) => {
+  const { url, close } = await localServer((req, res) => {
     keys.push(req.headers['idempotency-key'] as string | undefined);
     req.resume();
     res.writeHead(status, { 'content-type': 'application/problem+json' });
     res.end(JSON.stringify({ type: '/problems/redis-unavailable', title: 'Unavailable', status }));
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  closers.push(
-    () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  );
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, keys };
+  return { url, keys, close };
 }
 
 const failure = (p: Promise<unknown>): Promise<SwitchboardError> =>
@@ -79,8 +67,8 @@ it('a 500 (not tried again) names it too', async () => {
 
 it('send() with no answer at all (network) and an aborted call name it', async () => {
   // A port with nothing listening: a server started and stopped.
-  const { url } = await answering(200);
-  await closers.pop()!();
+  const { url, close } = await answering(200);
+  await close();
   const client = new SwitchboardClient({ url, retries: 1, backoffMs: 1 });
   const err = await failure(
     client.send('POST', '/v1/workspaces/default/contacts', {

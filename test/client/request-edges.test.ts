@@ -10,10 +10,10 @@
  *   it, not a call that never ends (a backoff of NaN: a wait that never ends; retries of NaN:
  *   tries without end; a timeout of NaN: no limit).
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage } from 'node:http';
 import { SwitchboardError } from 'switchboard/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { localServer } from '../support/local-server.ts';
 import { type ClientFixture, failure, startClientFixture } from './fixture.ts';
 
 const WS = 'client-request-edges';
@@ -22,24 +22,6 @@ beforeAll(async () => {
   p = await startClientFixture([WS]);
 }, 30_000);
 afterAll(async () => p?.stop());
-
-/** A local HTTP server on 127.0.0.1; its URL. */
-async function serve(
-  handler: (req: IncomingMessage, res: ServerResponse) => void,
-): Promise<{ url: string; server: Server; close(): Promise<void> }> {
-  const server = createServer(handler);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return {
-    url,
-    server,
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  };
-}
 
 /** Rejects when `call` is still pending after `ms`: a call that would never end. */
 const within = <T>(ms: number, call: Promise<T>): Promise<T> =>
@@ -55,7 +37,7 @@ describe('a redirect answered to a command', () => {
     // A proxy in front of Switchboard that moved: every request redirected to Switchboard itself.
     for (const code of [301, 302, 303, 307, 308]) {
       const seen: string[] = [];
-      const proxy = await serve((req, res) => {
+      const proxy = await localServer((req, res) => {
         res.writeHead(code, { location: `${p.main.url}${req.url}`, 'content-type': 'text/html' });
         res.end('<html>moved</html>');
       });
@@ -78,7 +60,7 @@ describe('a redirect answered to a command', () => {
     }
     // A query still follows a redirect (a GET stays a GET); one to another origin loses the key
     // (fetch sends no Authorization there): the 401 says so, not just "No API key was given".
-    const proxy = await serve((req, res) => {
+    const proxy = await localServer((req, res) => {
       res.writeHead(301, { location: `${p.main.url}${req.url}` });
       res.end();
     });
@@ -146,7 +128,7 @@ describe('a query string in the path and the query option', () => {
 describe('a NaN in a numeric option', () => {
   it('is a TypeError naming it, not a call that never ends', async () => {
     let tries = 0;
-    const unavailable = await serve((req, res) => {
+    const unavailable = await localServer((req, res) => {
       tries++;
       if (req.url === '/hang') return; // never answers
       res.writeHead(503, { 'retry-after': 'soon', 'content-type': 'application/json' });
@@ -180,7 +162,7 @@ describe('a NaN in a numeric option', () => {
 
 describe('a NaN in a numeric option of a live subscription', () => {
   it('ends it with a TypeError naming it, not a storm of connections', async () => {
-    const down = await serve(() => {});
+    const down = await localServer(() => {});
     const deadUrl = down.url;
     await down.close(); // nothing listens there any more
     const cases: [string, Record<string, number>][] = [

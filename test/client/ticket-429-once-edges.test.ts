@@ -5,33 +5,19 @@
  * - Each 429 of the ticket request is waited once, its Retry-After: the ticket request's own
  *   retries and the subscription's next try together never wait twice for one answer.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { SwitchboardClient, SwitchboardError } from 'switchboard/client';
-import { afterEach, expect, it } from 'vitest';
-
-const closers: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of closers.splice(0)) await c();
-});
+import { expect, it } from 'vitest';
+import { localServer } from '../support/local-server.ts';
 
 async function rateLimitedServer(): Promise<{ url: string; tickets: number[] }> {
   const tickets: number[] = [];
-  const server = http.createServer((req, res) => {
+  const { url } = await localServer((req, res) => {
     req.resume();
     if (req.url?.endsWith('/ws-tickets')) tickets.push(Date.now());
     res.writeHead(429, { 'content-type': 'application/problem+json', 'retry-after': '1' });
     res.end(JSON.stringify({ type: '/problems/rate-limited', title: 'Too Many Requests', status: 429 }));
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  closers.push(
-    () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  );
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, tickets };
+  return { url, tickets };
 }
 
 it("each 429 of the ticket request is waited once (its Retry-After), the request's retries and the subscription's next try together", async () => {
