@@ -4,7 +4,14 @@ import { ApiKeyVerifier, consumeWsTicket } from '../redis/api-keys.ts';
 import { readContact } from '../redis/projection-reads.ts';
 import { workspaceOf } from './params.ts';
 import type { Principal, Role } from './principal.ts';
-import { type Problem, ProblemError, problem, sendProblem, sendUpgradeRequired } from './problem.ts';
+import {
+  givenTimes,
+  type Problem,
+  ProblemError,
+  problem,
+  sendProblem,
+  sendUpgradeRequired,
+} from './problem.ts';
 
 /**
  * Who may call what: the one table of docs/SECURITY.md ("API keys and roles"), enforced by the
@@ -157,6 +164,22 @@ export function installAuth(app: FastifyInstance, opts: { cacheMs?: number } = {
       };
     } else {
       const ticket = (req.query as { ticket?: unknown }).ticket;
+      // Tickets given twice (or more): the client has credentials, the query is at fault. A 400
+      // naming the field, as the route's query check says it; neither ticket is read, nor spent.
+      if (access.own === 'live' && Array.isArray(ticket)) {
+        const message = givenTimes(ticket.length);
+        return refuse(
+          req,
+          reply,
+          problem(
+            400,
+            'invalid-request',
+            'Invalid request',
+            `The query has a bad field: ticket ${message}. Nothing was changed.`,
+            { errors: [{ path: 'ticket', message }] },
+          ),
+        );
+      }
       if (access.own !== 'live' || typeof ticket !== 'string')
         return refuse(req, reply, unauthorized('No API key was given.'));
       // A ticket opens an upgrade only: a plain GET (a link preview, a proxy that dropped the

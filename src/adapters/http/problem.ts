@@ -128,8 +128,25 @@ function unionsAsFields(errors: t.Errors): t.Errors {
   });
 }
 
+/** What a query field given more than once is told (no query field takes a list; its values arrive as one). */
+export function givenTimes(n: number): string {
+  return `is given ${n} times: give it once`;
+}
+
+/**
+ * A query field given more than once (`after=1-0&after=2-0`) arrives as a list: its error says so,
+ * not what one value must be (each may be fine). A field no route knows is still named as unknown.
+ */
+function repeatedQueryFields(errors: t.Errors): t.Errors {
+  return errors.map((e) =>
+    Array.isArray(e.value) && e.context.length === 2 && e.message !== 'is not a known field'
+      ? { ...e, message: givenTimes(e.value.length) }
+      : e,
+  );
+}
+
 export function invalid(where: string, errors: t.Errors, root = ''): Problem {
-  const list = fieldErrors(unionsAsFields(errors), root);
+  const list = fieldErrors(unionsAsFields(where === 'query' ? repeatedQueryFields(errors) : errors), root);
   return problem(
     400,
     'invalid-request',
