@@ -84,6 +84,17 @@ const idem = {
   schema: { type: 'string', maxLength: 200 },
 };
 const minPosition = { name: 'minPosition', in: 'query', required: false, schema: position };
+/** `type=A,B` of the history and the live feed (TypeList in queries.ts): no empty item, none unknown. */
+const eventTypeAlternatives = `(${EVENT_TYPES.join('|')})`;
+const typeParam = {
+  name: 'type',
+  in: 'query',
+  schema: {
+    type: 'string',
+    pattern: `^${eventTypeAlternatives}(,${eventTypeAlternatives})*$`,
+    description: `comma-separated, each item one of ${EVENT_TYPES.join(', ')}; an empty item ("A,,B", ",A", "A,") or an empty list ("type=") is a 400 naming \`type\` (leave it out for every type)`,
+  },
+};
 const ms = (min: number, max: number, description: string) => ({
   type: 'integer',
   minimum: min,
@@ -696,11 +707,7 @@ export const openapi = withEdgeProblems(
               in: 'query',
               schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
             },
-            {
-              name: 'type',
-              in: 'query',
-              schema: { type: 'string', description: `comma-separated: ${EVENT_TYPES.join(', ')}` },
-            },
+            typeParam,
             minPosition,
           ],
           responses: {
@@ -798,11 +805,7 @@ export const openapi = withEdgeProblems(
           summary: 'WebSocket: replay after a position, then live events (one JSON envelope per message)',
           parameters: [
             after,
-            {
-              name: 'type',
-              in: 'query',
-              schema: { type: 'string', description: `comma-separated: ${EVENT_TYPES.join(', ')}` },
-            },
+            typeParam,
             { name: 'agent', in: 'query', schema: id },
             {
               name: 'ticket',
@@ -1331,6 +1334,8 @@ export const openapi = withEdgeProblems(
             detail: { type: 'string' },
             errors: {
               type: 'array',
+              description:
+                'each field of the request at fault, {path, message}: the path as the request names it (a body field, a query parameter, a header), the message what is wrong and what to do. Carried by invalid-request (400: every bad field), bad-handshake (the headers), unsupported-encoding (Content-Encoding), and by the refusals caused by a request field: channel-not-declared (channel, capacity.<channel>), skill-set-limit (skills, the message naming the skill), channels-not-removable (channels), settings-conflict (priorityWeightMs or agentSelection), agent-exists (id), contact-exists (id), offer-not-yours (agentId); see "Problem types" in docs/API.md',
               items: {
                 type: 'object',
                 properties: { path: { type: 'string' }, message: { type: 'string' } },

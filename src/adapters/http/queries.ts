@@ -20,20 +20,29 @@ const IntString = (name: string, min: number, max: number) =>
     `an integer from ${min} to ${max}`,
   );
 
-/** `type=A,B`: each must be a known event type. */
+/**
+ * `type=A,B`: each item must be a known event type. An empty item (`A,,B`, `,A`, `A,`) is refused,
+ * not passed over (a stray comma, or an item a client lost); `type=` (or `type=,`) names no type, so
+ * it would filter everything out: refused too (leave `type` out for every type).
+ */
 export const TypeList = new t.Type<Set<string>, string, unknown>(
   'TypeList',
   (u): u is Set<string> => u instanceof Set,
   (u, c) => {
     if (typeof u !== 'string') return t.failure(u, c, 'must be a comma-separated list of event types');
-    const names = u.split(',').filter((s) => s !== '');
-    const bad = names.filter((n) => !(EVENT_TYPES as readonly string[]).includes(n));
-    if (names.length === 0 || bad.length > 0)
+    const among = `event types among ${EVENT_TYPES.join(', ')}`;
+    const names = u.split(',');
+    if (names.every((s) => s === ''))
+      return t.failure(u, c, `names no event type: leave \`type\` out for every type, or name ${among}`);
+    if (names.includes(''))
       return t.failure(
         u,
         c,
-        `must name event types among ${EVENT_TYPES.join(', ')}${bad.length ? ` (unknown: ${bad.join(', ')})` : ''}`,
+        'holds an empty item (a comma at its start or end, or two in a row): each item must be one of ' +
+          `the ${among}`,
       );
+    const bad = names.filter((n) => !(EVENT_TYPES as readonly string[]).includes(n));
+    if (bad.length > 0) return t.failure(u, c, `must name ${among} (unknown: ${bad.join(', ')})`);
     return t.success(new Set(names));
   },
   (s) => [...s].join(','),
