@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- <workload> [options]`: the workloads of BENCH.md, run against a private
+ * `npm run bench -- <workload> [options]`: the workloads of docs/BENCHMARKS.md, run against a private
  * redis-server this command starts (appendonly off) or the one `--redis-url` names. Each run
  * prints one JSON line `{workload, parameters, machine, figures, at}` with `--json`, a table
  * otherwise. The workloads are in src/cli/bench/ (workloads.ts lists them; `--help` describes
@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { connectRedis, mask } from '../adapters/redis/client.ts';
 import { type RedisServerHandle, startRedisServer } from '../topology/redis-server.ts';
 import { type AllOptions, allMain } from './bench/all.ts';
+import { failureReason } from './bench/failure.ts';
 import { BENCH_OPTIONS, parseBenchArgs } from './bench/options.ts';
 import { formatResult, machine } from './bench/report.ts';
 import { runWorkload } from './bench/workloads.ts';
@@ -26,8 +27,9 @@ and prints one table: figure, anchor (measured in the same run), ratio, target, 
 Options:
   --out <dir>         write bench-all.md and bench-all.json there (else print the table, or the
                       JSON with --json)
-  --full              the full sizes of BENCH.md (seed/reference at 40 and 1,000 agents with 5,000
-                      contacts, queues up to 1,000,000, a 1,000,000-event audit; tens of minutes)
+  --full              the full sizes of docs/BENCHMARKS.md (seed/reference at 40 and 1,000
+                      agents with 5,000 contacts, queues up to 1,000,000, a 1,000,000-event
+                      audit; tens of minutes)
   --tiny              the smallest sizes that still measure something (a smoke test, ~1 minute)
   --seed <n>          seed of the skills (default 42)
   --redis-url <url>   run the single-Redis workloads on this Redis instead of fresh private ones
@@ -116,8 +118,17 @@ async function main(): Promise<number> {
       note(
         'using a shared Redis: a Switchboard serving it would discover the bench workspaces and route them too',
       );
-    const m = await machine(admin);
-    const { parameters, figures } = await runWorkload(admin, url, o, note);
+    let m: Awaited<ReturnType<typeof machine>>;
+    let run: Awaited<ReturnType<typeof runWorkload>>;
+    try {
+      m = await machine(admin);
+      run = await runWorkload(admin, url, o, note);
+    } catch (err) {
+      // One line saying what failed and what to do, never a stack (also with --json: on stderr).
+      process.stderr.write(`bench: ${o.workload} failed: ${failureReason(o.workload, err)}\n`);
+      return 1;
+    }
+    const { parameters, figures } = run;
     const at = new Date().toISOString();
     process.stdout.write(formatResult({ workload: o.workload, parameters, machine: m, figures, at }, o.json));
     return 0;

@@ -11,10 +11,11 @@ import {
   type ApiKeyRole,
   createApiKey,
   keyNameProblem,
-  listApiKeys,
   MAX_KEY_NAME,
+  readApiKeys,
   revokeApiKey,
 } from '../adapters/redis/api-keys.ts';
+import { workspaceKeys } from '../adapters/redis/keys.ts';
 import { failureOf, parseRedisTarget, reachRedis, workspaceOption } from './redis-target.ts';
 import { OptionChecker, parseOrUsage, runCommand } from './sim/options.ts';
 
@@ -138,8 +139,14 @@ async function main(): Promise<number> {
       return 0;
     }
     if (command === 'list') {
-      const keys = await listApiKeys(redis, workspace);
-      if (values.json) process.stdout.write(`${JSON.stringify({ keys })}\n`);
+      const { keys, damaged } = await readApiKeys(redis, workspace);
+      // A damaged record is named, not listed, and does not hide the others.
+      for (const d of damaged)
+        process.stderr.write(
+          `keys: key ${d.keyId} of workspace "${workspace}": its record ${d.problem}, so it is left out (revoke cannot read it either): delete the record (redis-cli HDEL ${workspaceKeys(workspace).apiKeys} ${d.keyId}) and make a new key for whoever used it (npm run keys -- create)\n`,
+        );
+      if (values.json)
+        process.stdout.write(`${JSON.stringify(damaged.length > 0 ? { keys, damaged } : { keys })}\n`);
       else {
         const lines = keys.map(
           (k) =>

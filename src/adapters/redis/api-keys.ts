@@ -135,6 +135,53 @@ export async function listApiKeys(redis: RedisClient, workspace: string): Promis
     .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.keyId.localeCompare(b.keyId));
 }
 
+/** A record of the workspace's keys hash that is not a key's record (damaged, or written by hand). */
+export interface DamagedApiKey {
+  readonly keyId: string;
+  /** What is wrong with it, as "its record ..." goes on. */
+  readonly problem: string;
+}
+
+/** What is wrong with a stored key record, or undefined when it reads as one. */
+function recordProblem(text: string): string | undefined {
+  let record: unknown;
+  try {
+    record = JSON.parse(text);
+  } catch (err) {
+    return `is not JSON (${(err as Error).message})`;
+  }
+  const r = record as Partial<Record<keyof ApiKeyRecord, unknown>> | null;
+  const sound =
+    typeof r === 'object' &&
+    r !== null &&
+    !Array.isArray(r) &&
+    typeof r.keyId === 'string' &&
+    typeof r.createdAt === 'string' &&
+    (API_KEY_ROLES as readonly unknown[]).includes(r.role);
+  return sound ? undefined : "is not a key's record (no keyId, role and createdAt)";
+}
+
+/**
+ * The workspace's keys as `listApiKeys` lists them, and apart from them the records that cannot be
+ * read as keys (by their key id), instead of failing on the first: for `npm run keys -- list`.
+ */
+export async function readApiKeys(
+  redis: RedisClient,
+  workspace: string,
+): Promise<{ readonly keys: ApiKeyInfo[]; readonly damaged: DamagedApiKey[] }> {
+  const all = await redis.hgetall(workspaceKeys(workspace).apiKeys);
+  const keys: ApiKeyInfo[] = [];
+  const damaged: DamagedApiKey[] = [];
+  for (const [keyId, text] of Object.entries(all)) {
+    const problem = recordProblem(text);
+    if (problem === undefined) keys.push(infoOf(JSON.parse(text) as ApiKeyRecord));
+    else damaged.push({ keyId, problem });
+  }
+  keys.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.keyId.localeCompare(b.keyId));
+  damaged.sort((a, b) => a.keyId.localeCompare(b.keyId));
+  return { keys, damaged };
+}
+
 /** One key of the workspace as `listApiKeys` shows it (never a secret); undefined when it has no such key. */
 export async function getApiKey(
   redis: RedisClient,

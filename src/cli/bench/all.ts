@@ -13,6 +13,7 @@ import type { RedisClient } from '../../adapters/redis/scripts.ts';
 import { type RedisServerHandle, startRedisServer } from '../../topology/redis-server.ts';
 import { nowNs, round, seconds } from '../sim/stats.ts';
 import { type ClusterFigures, MASTERS } from './cluster.ts';
+import { failureReason } from './failure.ts';
 import { idleRows } from './idle.ts';
 import { PRIVATE_ONLY, parseBenchArgs, WORKLOADS, type Workload } from './options.ts';
 import { redisStats } from './redis-time.ts';
@@ -360,7 +361,7 @@ async function runOne(argv: string[], note: Note): Promise<{ result: WorkloadRun
     };
   } catch (err) {
     const elapsed = round(seconds(nowNs() - t0), 1) ?? 0;
-    const error = (err as Error).message.split('\n')[0] ?? String(err);
+    const error = failureReason(o.workload, err);
     return {
       result: { workload: o.workload, parameters, figures: null, seconds: elapsed, error },
       machine: m,

@@ -8,9 +8,9 @@ import { parseCommandLine } from '../sim/options.ts';
 import { DECISION_WARMUP } from './decision.ts';
 import { DEFAULT_SIZES, type ShapeWorkload } from './shapes.ts';
 
-export const USAGE = `Usage: npm run bench -- [seed|floor|contract|decision|e2e|ingest|split|wide|large|policy|twin|steps|audit|replay|reference|cluster|timers|idle|all] [options]
+export const USAGE = `Usage: npm run bench -- [seed|floor|contract|decision|e2e|ingest|fanout|split|wide|large|policy|twin|steps|audit|replay|reference|cluster|timers|idle|all] [options]
 
-Workloads (BENCH.md):
+Workloads (docs/BENCHMARKS.md):
   seed        dispatch drain: --contacts queued up front, --agents all available, zero handle time
   floor       the hardware floor: one hand-written Lua assignment step from --clients connections
   contract    what the writes users see cost alone: --contacts seed cycles (default 2000, --agents)
