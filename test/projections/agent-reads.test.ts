@@ -50,12 +50,18 @@ describe('reads of every agent', () => {
     return { result, parsed };
   }
 
-  /** Appends and projects `commands` in `ws`, 500 at a time. */
+  /**
+   * Appends and projects `commands` in `ws`, 500 at a time, sent 100 together: the last of 500 sent
+   * at once waited for the 499 before it, past the client's command timeout on a loaded machine.
+   */
   async function apply(ws: string, commands: readonly Command[]): Promise<void> {
     for (let i = 0; i < commands.length; i += 500) {
-      await Promise.all(
-        commands.slice(i, i + 500).map((command) => appendCommand(suite.redis, { workspace: ws, command })),
-      );
+      for (let j = i; j < Math.min(i + 500, commands.length); j += 100)
+        await Promise.all(
+          commands
+            .slice(j, Math.min(j + 100, i + 500))
+            .map((command) => appendCommand(suite.redis, { workspace: ws, command })),
+        );
       await projectPending(suite.redis, ws, [], defaultProjectorOptions);
     }
   }
