@@ -127,12 +127,18 @@ export async function createApiKey(
 
 const infoOf = ({ hash: _hash, ...info }: ApiKeyRecord): ApiKeyInfo => info;
 
-/** The workspace's keys (revoked ones too), oldest first; never a secret or a digest. */
+/**
+ * The workspace's keys (revoked ones too), oldest first; never a secret or a digest. A record that
+ * is no key's (damaged, or written by hand: `recordProblem`) is left out, as it is by every reader
+ * of one key: `npm run keys -- list` names it (`readApiKeys`).
+ */
 export async function listApiKeys(redis: RedisClient, workspace: string): Promise<ApiKeyInfo[]> {
-  const all = await redis.hgetall(workspaceKeys(workspace).apiKeys);
-  return Object.values(all)
-    .map((text) => infoOf(JSON.parse(text) as ApiKeyRecord))
-    .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.keyId.localeCompare(b.keyId));
+  return (await readApiKeys(redis, workspace)).keys;
+}
+
+/** A stored key record, or undefined when it is none (`recordProblem`): read as no such key. */
+function soundRecord(text: string | null): ApiKeyRecord | undefined {
+  return text === null || recordProblem(text) !== undefined ? undefined : (JSON.parse(text) as ApiKeyRecord);
 }
 
 /** A record of the workspace's keys hash that is not a key's record (damaged, or written by hand). */
@@ -156,9 +162,11 @@ function recordProblem(text: string): string | undefined {
     r !== null &&
     !Array.isArray(r) &&
     typeof r.keyId === 'string' &&
+    typeof r.workspace === 'string' &&
+    typeof r.hash === 'string' &&
     typeof r.createdAt === 'string' &&
     (API_KEY_ROLES as readonly unknown[]).includes(r.role);
-  return sound ? undefined : "is not a key's record (no keyId, role and createdAt)";
+  return sound ? undefined : "is not a key's record (no keyId, workspace, role, hash and createdAt)";
 }
 
 /**
@@ -188,8 +196,8 @@ export async function getApiKey(
   workspace: string,
   keyId: string,
 ): Promise<ApiKeyInfo | undefined> {
-  const text = await redis.hget(workspaceKeys(workspace).apiKeys, keyId);
-  return text === null ? undefined : infoOf(JSON.parse(text) as ApiKeyRecord);
+  const record = soundRecord(await redis.hget(workspaceKeys(workspace).apiKeys, keyId));
+  return record && infoOf(record);
 }
 
 const REVOKE = luaScript('revokeKey', new URL('./lua/revoke-key-1.lua', import.meta.url));
@@ -208,8 +216,8 @@ export async function revokeApiKey(
   const hash = workspaceKeys(workspace).apiKeys;
   let text = await redis.hget(hash, keyId);
   for (;;) {
-    if (text === null) return undefined;
-    const record = JSON.parse(text) as ApiKeyRecord;
+    const record = soundRecord(text);
+    if (!record || text === null) return undefined;
     if (record.revokedAt) return infoOf(record);
     const revoked = JSON.stringify({ ...record, revokedAt: new Date().toISOString() });
     const stored = (await runLua(redis, REVOKE, [hash], [keyId, text, revoked])) as string | null;
@@ -269,8 +277,8 @@ export class ApiKeyVerifier {
   private async fetch(keyId: string): Promise<ApiKeyRecord | null> {
     const workspace = await this.redis.hget(API_KEY_INDEX, keyId);
     if (workspace === null) return null;
-    const text = await this.redis.hget(workspaceKeys(workspace).apiKeys, keyId);
-    return text === null ? null : (JSON.parse(text) as ApiKeyRecord);
+    // A damaged record is no key: a request presenting it is refused as with an unknown key.
+    return soundRecord(await this.redis.hget(workspaceKeys(workspace).apiKeys, keyId)) ?? null;
   }
 
   async check(presented: string, workspace: string): Promise<KeyCheck> {
