@@ -11,36 +11,18 @@
  */
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { createApiKey } from '../../src/adapters/redis/api-keys.ts';
 import { inProcessApi } from '../support/api.ts';
+import { type LiveOpen, tryLiveOpen } from '../support/live-open.ts';
 
 const WS = 'live-edges-4';
 const api = inProcessApi([WS], { env: { AUTH: 'on' } });
 
-type Outcome =
-  | { open: true }
-  | { status: number; body: { type: string; detail: string; errors?: { path: string; message: string }[] } };
+type Outcome = LiveOpen;
 
 /** Opens the feed with `query` (and `headers`): `{open: true}` (then closed), or the refusal as answered. */
-function tryOpen(query: string, headers: Record<string, string> = {}): Promise<Outcome> {
-  const url = `${api.running.url!.replace(/^http/, 'ws')}/v1/workspaces/${WS}/events/live?${query}`;
-  const socket = new WebSocket(url, { headers });
-  return new Promise((resolve, reject) => {
-    socket.on('unexpected-response', (_req, res) => {
-      let body = '';
-      res.on('data', (c) => {
-        body += c;
-      });
-      res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(body) }));
-    });
-    socket.on('error', reject);
-    socket.on('open', () => {
-      socket.close();
-      resolve({ open: true });
-    });
-  });
-}
+const tryOpen = (query: string, headers: Record<string, string> = {}): Promise<Outcome> =>
+  tryLiveOpen(api.running.url!, `/v1/workspaces/${WS}/events/live?${query}`, headers);
 
 async function newTicket(key: string): Promise<string> {
   const res = await fetch(`${api.running.url}/v1/workspaces/${WS}/ws-tickets`, {

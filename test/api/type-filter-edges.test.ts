@@ -11,37 +11,21 @@
  * One real instance, its own redis-server, a real `ws` client.
  */
 import { describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { openapi } from '../../src/adapters/http/openapi.ts';
 import { SwitchboardClient, SwitchboardError } from '../../src/client/index.ts';
 import type { EventType } from '../../src/client/types.ts';
 import { inProcessApi } from '../support/api.ts';
+import { type LiveOpen, tryLiveOpen } from '../support/live-open.ts';
 
 const WS = 'type-filter-edges';
 const api = inProcessApi([WS]);
 
 type Problem = { type: string; detail: string; errors?: { path: string; message: string }[] };
-type Outcome = { open: true } | { status: number; body: Problem };
+type Outcome = LiveOpen;
 
 /** Opens the feed with `query`: `{open: true}` (then closed), or the refusal as answered. */
-function tryOpen(query: string): Promise<Outcome> {
-  const url = `${api.running.url!.replace(/^http/, 'ws')}/v1/workspaces/${WS}/events/live?${query}`;
-  const socket = new WebSocket(url);
-  return new Promise((resolve, reject) => {
-    socket.on('unexpected-response', (_req, res) => {
-      let body = '';
-      res.on('data', (c) => {
-        body += c;
-      });
-      res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(body) }));
-    });
-    socket.on('error', reject);
-    socket.on('open', () => {
-      socket.close();
-      resolve({ open: true });
-    });
-  });
-}
+const tryOpen = (query: string): Promise<Outcome> =>
+  tryLiveOpen(api.running.url!, `/v1/workspaces/${WS}/events/live?${query}`);
 
 const EMPTY_ITEM = ['type=AssignmentMade,,ContactQueued', 'type=,AssignmentMade', 'type=AssignmentMade,'];
 const NO_TYPE = ['type=', 'type=,', 'type=,,'];
