@@ -50,5 +50,9 @@ export function failureReason(workload: Workload, err: unknown): string {
     )
   )
     return `lost the connection to Redis (${first}): check that Redis is still running (a private redis-server may have been killed, e.g. out of memory), then run again`;
-  return `${first}: run again; if it fails the same way, report it with this message`;
+  // Anything else: the whole message (a process's output it quotes on the lines after the first
+  // says why), never the stack.
+  return given.includes('\n')
+    ? `${given.trimEnd()}\n(run again; if it fails the same way, report it with this message)`
+    : `${given}: run again; if it fails the same way, report it with this message`;
 }
