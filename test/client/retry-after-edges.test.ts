@@ -17,6 +17,21 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { localServer } from '../support/local-server.ts';
 
 /** An HTTP server answering every request with `answer`; its base URL and the times of its requests. */
+/**
+ * The first two ticket requests among `hits`, waiting up to 5 s for the second (a loaded machine's
+ * timers may be late: no fixed window), then the subscription closed.
+ */
+async function twoTickets(
+  hits: readonly { at: number; path: string }[],
+  sub: { close(): void },
+): Promise<({ at: number } | undefined)[]> {
+  const tickets = () => hits.filter((h) => h.path.endsWith('/ws-tickets'));
+  for (const t0 = Date.now(); tickets().length < 2 && Date.now() - t0 < 5_000; )
+    await new Promise((r) => setTimeout(r, 20));
+  sub.close();
+  return tickets().slice(0, 2);
+}
+
 async function answering(
   answer: (req: http.IncomingMessage, res: http.ServerResponse) => void,
 ): Promise<{ url: string; hits: { at: number; method: string; path: string }[] }> {
@@ -122,12 +137,7 @@ describe('the live feed', () => {
       { auth: 'ticket', retryFirst: true, backoffMs: 10, maxBackoffMs: 10, onError: (e) => errors.push(e) },
       () => undefined,
     );
-    // Until the second ticket request (a loaded machine's timers may be late: no fixed window).
-    const tickets = () => hits.filter((h) => h.path.endsWith('/ws-tickets'));
-    for (const t0 = Date.now(); tickets().length < 2 && Date.now() - t0 < 5_000; )
-      await new Promise((r) => setTimeout(r, 20));
-    sub.close();
-    const [first, second] = tickets();
+    const [first, second] = await twoTickets(hits, sub);
     // One at once, the next a second later (not one every 10 ms).
     expect(second, 'a second ticket request').toBeDefined();
     expect(second!.at - first!.at).toBeGreaterThanOrEqual(980);
@@ -141,11 +151,7 @@ describe('the live feed', () => {
       { auth: 'ticket', retryFirst: true, backoffMs: 10, maxBackoffMs: 10 },
       () => undefined,
     );
-    const tickets = () => hits.filter((h) => h.path.endsWith('/ws-tickets'));
-    for (const t0 = Date.now(); tickets().length < 2 && Date.now() - t0 < 5_000; )
-      await new Promise((r) => setTimeout(r, 20));
-    sub.close();
-    const [first, second] = tickets();
+    const [first, second] = await twoTickets(hits, sub);
     // The next try 300 ms later (the cap), not an hour, nor 10 ms.
     expect(second, 'a second ticket request').toBeDefined();
     expect(second!.at - first!.at).toBeGreaterThanOrEqual(280);
