@@ -702,7 +702,8 @@ describe('check_haproxy.sh', () => {
       await rt.command('set server api/api1 state maint');
       const answer = await fetch(ready);
       expect(answer.status).toBe(503);
-      expect(await answer.text()).toBe('no api server up');
+      expect(answer.headers.get('content-type')).toBe('application/problem+json');
+      expect(((await answer.json()) as { type: string }).type).toBe('/problems/no-instance-available');
       expect(await run(pidfile, ready)).toBe(1);
       // The plain TCP probe still passes: HAProxy runs, it just cannot serve.
       expect(await run(pidfile, `127.0.0.1:${statsPort}`)).toBe(0);
