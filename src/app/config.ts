@@ -143,7 +143,7 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     name: 'HOST',
     default: '127.0.0.1',
     description:
-      'Address the HTTP API listens on (0.0.0.0 behind a load balancer): a host name (labels of letters, digits, - and _, none empty; the last not a number) or an IPv4 address as four decimal numbers from 0 to 255 (10.0.0.5), or an IPv6 address (::1, no brackets). The other forms the resolver reads as IPv4 are refused: a leading 0 (010.0.0.1, octal), hex (0x7f.0.0.1), fewer parts (127.1) or one number (2130706433); so is a value ending in a number that is no address (4294967296, api.1).',
+      'Address the HTTP API listens on (0.0.0.0 behind a load balancer): a host name (labels of letters, digits, - and _, none empty; the last not a number) or an IPv4 address as four decimal numbers from 0 to 255 (10.0.0.5), or an IPv6 address (::1, no brackets). The other forms the resolver reads as IPv4 are refused: a leading 0 (010.0.0.1, octal), hex (0x7f.0.0.1), fewer parts (127.1) or one number (2130706433); so is a value ending in a number that is no address (4294967296, api.1), and an IPv4 address with letters at the end (10.0.0.1a), which would be looked up as a name.',
   },
   { name: 'PORT', default: '8080', description: 'Port of the HTTP API.' },
   {
@@ -248,7 +248,7 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     name: 'ADVERTISE_ADDRESS',
     default: '(unset)',
     description:
-      'host:port this API instance registers under (a heartbeat in Redis) so HAProxy adds it at run time; auto: HOST:PORT. The host is a host name or an IPv4 address as HOST takes them (four decimal numbers: 127.1 is refused). A wildcard address (0.0.0.0, ::) is refused: it is where to listen, not where to be reached.',
+      'host:port this API instance registers under (a heartbeat in Redis) so HAProxy adds it at run time; auto: HOST:PORT. The host is a host name or an IPv4 address as HOST takes them (four decimal numbers: 127.1 and 10.0.0.1a are refused), or an IPv6 address in brackets ([fd00::5]:8080; ::1:8080 is refused). A wildcard address (0.0.0.0, ::) is refused: it is where to listen, not where to be reached.',
   },
   {
     name: 'IDEMPOTENCY_TTL_S',
@@ -525,6 +525,10 @@ function resolverIPv4(h: string): string | undefined {
  */
 function hostNameProblem(h: string): string | undefined {
   if (h.split('.').includes('')) return 'which has an empty label (nothing between two dots, or at an end)';
+  // Numbers, then a last label that starts with a digit and is no number (10.0.0.1a): a typo in
+  // an IPv4 address, which would go to a name lookup (no top-level domain starts with a digit).
+  if (/^(\d+\.)+\d[A-Za-z0-9_-]*$/.test(h) && !ENDS_IN_NUMBER.test(h))
+    return 'which looks like an IPv4 address with letters at the end: write four decimal numbers from 0 to 255, such as 10.0.0.5';
   if (!ENDS_IN_NUMBER.test(h) || DOTTED_DECIMAL.test(h)) return HOST_NAME.test(h) ? undefined : '';
   const read = resolverIPv4(h);
   const write = `write the four decimal numbers (${read ?? '10.0.0.5'})`;
@@ -715,14 +719,24 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
       luaFunctions: v.bool('LUA_FUNCTIONS', true),
       leaseTtlMs: v.int('LEASE_TTL_MS', 3000, 500, 60_000),
       advertise: v.optional('ADVERTISE_ADDRESS', (a) => {
-        // A host name or an IPv4 address, as HOST takes them (hostNameProblem), and a port.
+        // A host name or an IPv4 address, as HOST takes them (hostNameProblem), or an IPv6 address
+        // in brackets ([fd00::5]:8080, as URLs write it), and a port.
         if (a === 'auto') return undefined;
-        const at = a.lastIndexOf(':');
-        const problem = at < 0 ? '' : hostNameProblem(a.slice(0, at));
-        const port = /^\d{1,5}$/.test(a.slice(at + 1)) ? Number(a.slice(at + 1)) : 0;
+        const split = splitAdvertise(a);
+        if (split.bareIPv6)
+          return `an IPv6 address must be written in brackets, such as [fd00::5]:8080 (got "${a}"; without them the port cannot be told from the address)`;
+        const problem =
+          split.host === undefined
+            ? ''
+            : split.bracketed
+              ? isIP(split.host) === 6
+                ? undefined
+                : 'which has no IPv6 address in the brackets'
+              : hostNameProblem(split.host);
+        const port = /^\d{1,5}$/.test(split.port) ? Number(split.port) : 0;
         return problem === undefined && port >= 1 && port <= 65535
           ? undefined
-          : `must be host:port (port 1..65535) or auto (got "${a}"${problem ? `, ${problem}` : ''})`;
+          : `must be host:port (port 1..65535), [IPv6 address]:port or auto (got "${a}"${problem ? `, ${problem}` : ''})`;
       }),
       idempotencyTtlS: v.int('IDEMPOTENCY_TTL_S', 86_400, 60, 30 * 86_400),
       deadConsumerIdleMs: v.int('DEAD_CONSUMER_IDLE_MS', 600_000, 1000, 7 * 86_400_000),
@@ -796,7 +810,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
     ),
     E.chain((c) => {
       // A wildcard address is where to listen, not where to be reached: HAProxy would add it as is.
-      const host = c.advertise === 'auto' ? c.host : c.advertise?.slice(0, c.advertise.lastIndexOf(':'));
+      const host = c.advertise === 'auto' ? c.host : c.advertise && splitAdvertise(c.advertise).host;
       return host !== undefined && isIP(host) !== 0 && /^[0:.]+$/.test(host)
         ? E.left(
             NEA.of(
@@ -887,12 +901,25 @@ const isAddressOrCidr: Check = (value) => {
     : `each proxy must be an IP address or CIDR, such as 10.0.0.5 or 10.0.0.0/24 (got "${value}")`;
 };
 
+/**
+ * ADVERTISE_ADDRESS's host (without brackets; undefined: none) and port text: `host:port` or
+ * `[IPv6]:port`. `bareIPv6`: an IPv6 address and a port without the brackets (fd00::5:8080).
+ */
+function splitAdvertise(a: string): { host?: string; port: string; bracketed: boolean; bareIPv6: boolean } {
+  const bracketed = /^\[([^\]]*)\]:([^:]*)$/.exec(a);
+  if (bracketed) return { host: bracketed[1], port: bracketed[2]!, bracketed: true, bareIPv6: false };
+  const at = a.lastIndexOf(':');
+  if (at < 0 || a.startsWith('[')) return { port: '', bracketed: false, bareIPv6: false };
+  const host = a.slice(0, at);
+  return { host, port: a.slice(at + 1), bracketed: false, bareIPv6: host.includes(':') && isIP(host) === 6 };
+}
+
 /** ADVERTISE_ADDRESS as host and port; `auto` is HOST:PORT (port 0: the one bound, filled in at listen). */
 function advertiseOf(raw: string | undefined, host: string, port: number): Config['advertise'] {
   if (raw === undefined) return undefined;
   if (raw === 'auto') return { host, port };
-  const at = raw.lastIndexOf(':');
-  return { host: raw.slice(0, at), port: Number(raw.slice(at + 1)) };
+  const split = splitAdvertise(raw);
+  return { host: split.host ?? '', port: Number(split.port) };
 }
 
 /** The configuration, or a ConfigError naming every bad variable at once. */

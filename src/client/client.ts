@@ -507,7 +507,13 @@ export class SwitchboardClient {
         path,
         body: a.body,
         retryAfter: a.headers.get('retry-after'),
-        ...redirectNote(method, a, this.options.key !== undefined),
+        // Sent with an Authorization: the client's key, or one given in `headers` (any case).
+        ...redirectNote(
+          method,
+          a,
+          this.options.key !== undefined ||
+            Object.keys(o.headers ?? {}).some((name) => name.toLowerCase() === 'authorization'),
+        ),
         attempts: a.attempts,
         idempotencyKey: idempotencyKeyOf(o),
       });
@@ -812,6 +818,7 @@ function queryString(q: SendOptions['query'], path: string): string {
  * once()): the note says where it points (a browser hides that: an opaque answer, status 0). A
  * GET's that was followed to another origin went there without the API key (fetch sends no
  * Authorization across origins): a 401 from there is told as such, not only "No API key was given".
+ * `keyed`: the call carried an Authorization (the client's `key`, or one in its `headers`).
  */
 function redirectNote(method: string, a: Answer, keyed: boolean): { note?: string } {
   if (a.redirectedTo !== undefined)
