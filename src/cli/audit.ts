@@ -25,6 +25,7 @@ import {
   failureOf,
   type ParsedTarget,
   parseRedisTarget,
+  plainFailure,
   reachRedis,
   workspaceOption,
 } from './redis-target.ts';
@@ -283,7 +284,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.stdout.write('', () => process.exit(code)),
   (err: unknown) => {
-    process.stderr.write(`audit: ${(err as Error).stack ?? String(err)}\n`);
+    process.stderr.write(`audit: the audit could not run: ${plainFailure(err)}\n`);
     process.exit(3);
   },
 );

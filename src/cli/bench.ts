@@ -15,7 +15,7 @@ import { type AllOptions, allMain } from './bench/all.ts';
 import { failureReason } from './bench/failure.ts';
 import { BENCH_OPTIONS, parseBenchArgs } from './bench/options.ts';
 import { formatResult, machine } from './bench/report.ts';
-import { runWorkload } from './bench/workloads.ts';
+import { CleanupFailed, runWorkload } from './bench/workloads.ts';
 import { redisUrlProblem } from './redis-target.ts';
 import { parseCommandLine, runCommand } from './sim/options.ts';
 
@@ -125,7 +125,10 @@ async function main(): Promise<number> {
       run = await runWorkload(admin, url, o, note);
     } catch (err) {
       // One line saying what failed and what to do, never a stack (also with --json: on stderr).
-      process.stderr.write(`bench: ${o.workload} failed: ${failureReason(o.workload, err)}\n`);
+      // The workload's own error first; a clean-up that failed after it, on the next line.
+      const failure = err instanceof CleanupFailed ? err.failure : err;
+      process.stderr.write(`bench: ${o.workload} failed: ${failureReason(o.workload, failure)}\n`);
+      if (err instanceof CleanupFailed) process.stderr.write(`bench: ${err.cleanupNote}\n`);
       return 1;
     }
     const { parameters, figures } = run;

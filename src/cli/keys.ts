@@ -170,7 +170,10 @@ async function main(): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof ApiKeyInputError) {
-      process.stderr.write(`keys: --${err.path === 'agentId' ? 'agent' : err.path}: ${err.message}\n`);
+      // Said as every other refusal of an option is (runCommand's UsageError).
+      process.stderr.write(
+        `keys: --${err.path === 'agentId' ? 'agent' : err.path}: ${err.message}\nRun with --help for the options.\n`,
+      );
       return 2;
     }
     process.stderr.write(`keys: could not run: ${failureOf(err)}\n`);

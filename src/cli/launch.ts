@@ -32,6 +32,7 @@ import { claimDataDir, DataDirTaken } from '../topology/local/data-dir-lock.ts';
 import { launchSingle } from '../topology/local/single.ts';
 import { launchVrrp } from '../topology/local/vrrp.ts';
 import { probeNetns } from '../topology/netns.ts';
+import { plainFailure } from './plain-failure.ts';
 import { parseOrUsage, UsageError } from './sim/options.ts';
 
 const usage = `usage: npm run topology -- [--api 3] [--projectors 2] [--dispatchers 2] [--data-dir ./data/topology]
@@ -169,12 +170,12 @@ const appNamespace = str('app-namespace');
 if (appNamespace !== undefined) {
   if (!/^[a-z0-9]{1,6}$/.test(appNamespace)) fail('--app-namespace: invalid run id');
   runAppNamespace(ctx, appNamespace).catch((err: unknown) => {
-    process.stderr.write(`topology (app namespace): ${(err as Error).stack ?? String(err)}\n`);
+    process.stderr.write(`topology (app namespace): could not run: ${plainFailure(err)}\n`);
     process.exit(1);
   });
 } else {
   launch().catch((err: unknown) => {
-    process.stderr.write(`topology: ${(err as Error).stack ?? String(err)}\n`);
+    process.stderr.write(`topology: could not run: ${plainFailure(err)}\n`);
     process.exit(1);
   });
 }

@@ -21,6 +21,7 @@ import { isRedisUrl, tlsTargetProblem } from '../app/config.ts';
 import { parseAnchor } from '../archive/chain.ts';
 import { WorkspaceId } from '../domain/values.ts';
 import { privateRedisFile, runningPrivateRedis } from '../topology/redis-server.ts';
+import { plainFailure } from './plain-failure.ts';
 import type { OptionChecker } from './sim/options.ts';
 
 /** What is wrong with a Redis URL a tool is given (--redis-url, REDIS_URL): REDIS_URL's check. */
@@ -293,13 +294,16 @@ export async function reachRedis(
 }
 
 /**
- * Why a tool's work failed, for its stderr: a command Redis refused as Redis said it (a missing
- * permission with the user to run as), any other error with its stack.
+ * Why a tool's work failed, for its stderr, in plain lines and never a stack: a command Redis
+ * refused as Redis said it (a missing permission with the user to run as); a Redis that stopped
+ * answering or a connection lost, with what to do; anything else by its message.
  */
 export function failureOf(err: unknown): string {
-  const { message, stack } = err as Error;
-  if (!(err instanceof ReplyError)) return stack ?? String(err);
+  if (!(err instanceof ReplyError)) return plainFailure(err);
+  const { message } = err as Error;
   return message.includes('NOPERM')
     ? `Redis refused a command: ${message} (run it as the Switchboard ACL user, docs/SECURITY.md)`
     : `Redis refused a command: ${message}`;
 }
+
+export { plainFailure };

@@ -30,7 +30,7 @@ import {
   type Target,
   type WorkloadRun,
 } from './report.ts';
-import { runWorkload } from './workloads.ts';
+import { CleanupFailed, runWorkload } from './workloads.ts';
 import type { Note } from './workspace.ts';
 
 export type Preset = 'tiny' | 'quick' | 'full';
@@ -361,7 +361,10 @@ async function runOne(argv: string[], note: Note): Promise<{ result: WorkloadRun
     };
   } catch (err) {
     const elapsed = round(seconds(nowNs() - t0), 1) ?? 0;
-    const error = failureReason(o.workload, err);
+    const error =
+      err instanceof CleanupFailed
+        ? `${failureReason(o.workload, err.failure)}; ${err.cleanupNote}`
+        : failureReason(o.workload, err);
     return {
       result: { workload: o.workload, parameters, figures: null, seconds: elapsed, error },
       machine: m,

@@ -42,6 +42,8 @@ export function failureReason(workload: Workload, err: unknown): string {
   const smaller = SMALLER[workload];
   if (/^Command timed out/.test(first))
     return `Redis did not answer within ${TIMEOUT_MS[workload] ?? DEFAULT_TIMEOUT_MS} ms (${first}): the machine may be overloaded, or Redis stopped answering; run again, or with a smaller ${smaller}`;
+  if (/^NOPERM /.test(first))
+    return `Redis refused a command (${first}): run bench as a Redis user allowed every command, or without --redis-url (on a private redis-server)`;
   if (/^OOM /.test(first))
     return `Redis ran out of memory (${first}): give it more (maxmemory) or run with a smaller ${smaller}`;
   if (

@@ -3,6 +3,7 @@
  * workspace a run writes in (removed afterwards from a shared Redis).
  */
 import { connectRedis } from '../../adapters/redis/client.ts';
+import { globalKeys, KEY_ROOT } from '../../adapters/redis/keys.ts';
 import type { RedisClient } from '../../adapters/redis/scripts.ts';
 import { seededRandom } from '../sim/random.ts';
 import { auditWorkload } from './audit.ts';
@@ -253,9 +254,41 @@ export async function runWorkload(
       ? 'external'
       : 'private, appendonly off';
   const parameters = { ...spec.parameters(o), redis };
+  let figures: object;
   try {
-    return { parameters, figures: await spec.run({ url, workspace, o, note }) };
-  } finally {
-    if (spec.ownsWorkspace && o.redisUrl) await dropWorkspace(admin, workspace);
+    figures = await spec.run({ url, workspace, o, note });
+  } catch (err) {
+    // The workload's own error is the one reported: a clean-up that fails too (the same Redis
+    // refusing or gone) is said after it, not in its place.
+    if (spec.ownsWorkspace && o.redisUrl) {
+      const cleanup = await dropWorkspace(admin, workspace).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      if (cleanup !== undefined) throw new CleanupFailed(err, cleanup, workspace);
+    }
+    throw err;
+  }
+  if (spec.ownsWorkspace && o.redisUrl) await dropWorkspace(admin, workspace);
+  return { parameters, figures };
+}
+
+/**
+ * A workload that failed, and whose workspace could not be removed afterwards either: `failure`
+ * is the workload's own error (what the user is told first), `cleanup` the removal's.
+ */
+export class CleanupFailed extends Error {
+  constructor(
+    readonly failure: unknown,
+    readonly cleanup: unknown,
+    readonly workspace: string,
+  ) {
+    super(failure instanceof Error ? failure.message : String(failure));
+  }
+
+  /** The line said after the failure: what was left and how to remove it. */
+  get cleanupNote(): string {
+    const why = this.cleanup instanceof Error ? this.cleanup.message : String(this.cleanup);
+    return `removing its workspace "${this.workspace}" failed too (${why.split('\n')[0]}); its keys may be left: remove them with redis-cli --scan --pattern '${KEY_ROOT}:{${this.workspace}}:*' | xargs redis-cli unlink, and SREM ${globalKeys.workspaces} ${this.workspace}`;
   }
 }

@@ -5,6 +5,7 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { mask } from '../../adapters/redis/client.ts';
 import { decimalInteger, decimalNumber } from '../../domain/decimal.ts';
+import { plainFailure } from '../plain-failure.ts';
 
 export class UsageError extends Error {
   constructor(readonly problems: readonly string[]) {
@@ -173,7 +174,8 @@ export function parseCommandLine<O extends OptionsConfig>(
 /**
  * Runs a command's `main` and exits with the code it returns once stdout is written (keep-alive
  * sockets would hold the process open for seconds). A UsageError exits 2 naming every problem;
- * anything else thrown exits `crashCode` with its stack. Messages start with `name:`.
+ * anything else thrown exits `crashCode` saying what failed in plain lines, never a stack
+ * (plainFailure). Messages start with `name:`.
  */
 export function runCommand(name: string, main: () => Promise<number>, crashCode = 1): void {
   main()
@@ -187,7 +189,7 @@ export function runCommand(name: string, main: () => Promise<number>, crashCode 
     .then(
       (code) => process.stdout.write('', () => process.exit(code)),
       (err: unknown) => {
-        process.stderr.write(`${name}: ${(err as Error).stack ?? String(err)}\n`);
+        process.stderr.write(`${name}: could not run: ${plainFailure(err)}\n`);
         process.exit(crashCode);
       },
     );
