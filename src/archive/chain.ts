@@ -229,17 +229,36 @@ export class ChainCheck {
         lostAfter: this.last ?? null,
       };
     const h = this.hashes.get(a.index);
-    if (h !== undefined && h !== a.hash)
-      return {
-        stream: this.stream,
-        position: a.last,
-        message: `segment ${a.index} of the ${this.stream} archive is not the one archived when the stream was trimmed up to ${a.last} (replaced)`,
-        // That segment is lost: from the previous one's last (null: it is the first, or its header
-        // could not be read) to the next one's first (the archive's, when segments follow it;
-        // else the reader's: the stream's oldest entry).
-        lostAfter: a.index === 0 ? null : (this.spans.get(a.index - 1)?.last ?? null),
-        ...(this.spans.has(a.index + 1) ? { resumeAt: this.spans.get(a.index + 1)!.first } : {}),
-      };
-    return undefined;
+    return h === undefined
+      ? undefined
+      : markedReplaced(this.stream, a, h, {
+          // From the previous one's last (null: it is the first, or its header could not be read)
+          // to the next one's first (the archive's, when segments follow it; else the reader's:
+          // the stream's oldest entry).
+          lostAfter: a.index === 0 ? null : (this.spans.get(a.index - 1)?.last ?? null),
+          ...(this.spans.has(a.index + 1) ? { resumeAt: this.spans.get(a.index + 1)!.first } : {}),
+        });
   }
+}
+
+/**
+ * The marked segment (`a.index`, read with hash `hash`) against the mark: not the one archived when
+ * the stream was trimmed (replaced, even by one chained to the segment before it: only the mark
+ * holds its hash). That segment is lost: the hole is the reader's to say (`lostAfter`, `resumeAt`).
+ * What a reader from the start checks at the archive's end, and a reader after a position when it
+ * reads the marked segment.
+ */
+export function markedReplaced(
+  stream: LogStream,
+  a: Anchor,
+  hash: string,
+  hole: Pick<ChainBreak, 'lostAfter' | 'resumeAt'>,
+): ChainBreak | undefined {
+  if (hash === a.hash) return undefined;
+  return {
+    stream,
+    position: a.last,
+    message: `segment ${a.index} of the ${stream} archive is not the one archived when the stream was trimmed up to ${a.last} (replaced)`,
+    ...hole,
+  };
 }

@@ -2,7 +2,7 @@ import { HistoryUnreadableError } from '../adapters/http/problem.ts';
 import { READ_PAGE, type StreamEntry } from '../adapters/redis/event-log.ts';
 import { workspaceKeys } from '../adapters/redis/keys.ts';
 import type { RedisClient } from '../adapters/redis/scripts.ts';
-import { type Anchor, type ChainBreak, ChainCheck, parseAnchor } from './chain.ts';
+import { type Anchor, type ChainBreak, ChainCheck, markedReplaced, parseAnchor } from './chain.ts';
 import {
   before,
   type DecodedSegment,
@@ -10,6 +10,7 @@ import {
   type LogStream,
   parseSegmentName,
   predecessor,
+  type SegmentHeader,
 } from './segment.ts';
 import type { ArchiveStore } from './store.ts';
 
@@ -119,6 +120,8 @@ export class LogReader {
   private lastRead: DecodedSegment | undefined;
   private readonly chain: ChainCheck;
   private anchor: Anchor | undefined;
+  /** The stream's oldest entry, read with the mark (`anchor`). */
+  private oldest: string | undefined;
   private readonly key: string;
   private readonly anchorKey: string;
   readonly size: number;
@@ -177,6 +180,7 @@ export class LogReader {
       for (const [err] of r) if (err) throw err;
       this.anchor = parseAnchor(r[0]![1] as string | null);
       const oldest = (r[1]![1] as StreamEntry[])[0]?.[0];
+      this.oldest = oldest;
       const page = r[2]![1] as StreamEntry[];
       // The stream starts after what was handed on: entries between may have been trimmed since
       // the archive was listed, and then they are in segments listed now (durable before the trim).
@@ -319,7 +323,7 @@ export class LogReader {
           lostAfter: (await this.previousLast()) ?? null,
           resumeAt: this.nextFirst() ?? null,
         });
-      else this.report(await this.linkBreak(name, d));
+      else this.report((await this.linkBreak(name, d)) ?? (await this.markBreak(name, d)));
       this.lastRead = d;
     }
     this.held = d.entries;
@@ -405,19 +409,33 @@ export class LogReader {
       };
     if (h.total !== ph.total + d.entries.length) {
       // One of the two headers is wrong (a header is not covered by the hash). The previous one's is,
-      // when it does not add up with the segment before it (or, the first segment, with its count).
+      // when it does not add up with the segment before it (or, the first segment, with its count;
+      // or, the marked one, with the mark). When none of those can tell (the segment before it
+      // missing, or its header unreadable), this one's is unless it adds up with what comes after
+      // it (the mark, or the next segment); when that cannot tell either, this one is held to be
+      // the wrong one: its entries are refused (never one passed over), one segment too many in the hole.
       const pp = ph.index === 0 ? undefined : (await this.readListed(at - 2))?.header;
-      const previousWrong =
-        ph.index === 0
+      const byBefore = ph.index === 0 || (pp !== undefined && pp.index === ph.index - 1);
+      const byMark = !byBefore && this.anchor?.index === ph.index;
+      const previousWrong = byBefore
+        ? ph.index === 0
           ? ph.total !== ph.count
-          : pp !== undefined && pp.index === ph.index - 1 && pp.total + ph.count !== ph.total;
+          : pp!.total + ph.count !== ph.total
+        : byMark
+          ? this.anchor!.total !== ph.total
+          : (await this.addsUpAfter(h, at)) === true;
       // Its entries are none of those read after the position: nothing is lost to this reader.
       if (previousWrong && !handedOn) return undefined;
+      const held = byBefore
+        ? `the segments hold ${(pp?.total ?? 0) + ph.count}`
+        : byMark
+          ? `the mark in Redis counts ${this.anchor!.total}`
+          : `the next segment counts ${h.total - d.entries.length} up to it (it adds up with the one after it)`;
       return {
         stream: this.stream,
         position: previousWrong ? ph.first : h.first,
         message: previousWrong
-          ? `segment ${this.names[at - 1]}: its header counts ${ph.total} entries up to its end, the segments hold ${(pp?.total ?? 0) + ph.count}`
+          ? `segment ${this.names[at - 1]}: its header counts ${ph.total} entries up to its end, ${held}`
           : `${where}: its header counts ${h.total} entries up to its end, the segments hold ${ph.total + d.entries.length}`,
         ...(previousWrong
           ? { lostAfter: (await this.lastOfListed(at - 2)) ?? null, resumeAt: h.first }
@@ -432,6 +450,45 @@ export class LogReader {
         ...(await both()),
       };
     return undefined;
+  }
+
+  /**
+   * Segment `name` (just taken from the list, whole in itself and linked to the one before it)
+   * against the mark in Redis, when it is the marked segment, as a reader from the start checks it
+   * at the archive's end (chain.ts `markedReplaced`): only the mark holds its hash, so one replaced
+   * by a segment chained to the one before it breaks no link. The mark is the one this reader read
+   * with its last page of the stream (every reader after a position reads one before it lists the
+   * archive): no read of its own. Nothing is lost to a reader none of whose entries it hands on
+   * (after its last: the hole's `resumeAfter` reads on).
+   */
+  private async markBreak(name: string, d: DecodedSegment): Promise<ChainBreak | undefined> {
+    const h = d.header;
+    const a = this.anchor;
+    if (!h || !a || a.index !== h.index || a.hash === h.hash) return undefined;
+    const fileLast = d.entries.at(-1)?.[0];
+    if (this.cursor !== undefined && (fileLast === undefined || !before(this.cursor, fileLast)))
+      return undefined;
+    const b = markedReplaced(this.stream, a, h.hash, {
+      // From the previous segment's last to the next one's first, or the stream's oldest entry
+      // (after the mark: the stream was trimmed up to it).
+      lostAfter: h.index === 0 ? null : ((await this.previousLast()) ?? null),
+      resumeAt:
+        this.nextFirst() ?? (this.oldest !== undefined && before(a.last, this.oldest) ? this.oldest : null),
+    });
+    return b && { ...b, message: `segment ${name}: ${b.message}` };
+  }
+
+  /**
+   * Whether segment `h` (listed at `at`) adds up with what comes after it: the mark's count, when it
+   * is the marked segment, else the segment listed after it (its header's total, less its entries);
+   * undefined when neither can tell.
+   */
+  private async addsUpAfter(h: SegmentHeader, at: number): Promise<boolean | undefined> {
+    if (this.anchor?.index === h.index) return this.anchor.total === h.total;
+    const n = await this.readListed(at + 1);
+    const nh = n?.header;
+    if (!nh || n.problems.length > 0 || nh.index !== h.index + 1) return undefined;
+    return nh.total === h.total + n.entries.length;
   }
 
   /** Segment `at` of the list, decoded, if it can be read. */
