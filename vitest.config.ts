@@ -16,7 +16,7 @@ export default defineConfig({
     // enough that a third keeps the cores busy (the run 551 s instead of 599 - 642 s with two). As
     // many forks at least as at most: with a minimum of one, the pool ends forks that idle, and a
     // run failed with "Terminating worker thread" where the cluster target's suites end.
-    poolOptions: { forks: { maxForks: 3, minForks: 3 } },
+    poolOptions: { forks: { maxForks: 3, minForks: 3, execArgv: ['--max-semi-space-size=32'] } },
     // src/main.ts built once for the Switchboard processes the suites start (test/support/main-build.ts).
     // The cluster target's suites each take a fresh Redis Cluster made ahead (test/support/cluster-pool.ts).
     globalSetup: ['test/support/main-build.ts', 'test/support/cluster-pool.ts', 'test/support/data-root.ts'],
