@@ -105,19 +105,7 @@ async function overlapped(): Promise<{ a: Archived; moved: string }> {
   return { a, moved };
 }
 
-const events = suite.events;
-
-/** The 503 names the hole `lostAfter` .. `resumeAt` (with the after= that reads on). */
-async function expectHole(ws: string, after: string, lostAfter: string | null, resumeAt: string | null) {
-  const got = await events(ws, after);
-  expect(got.status, `after ${after}: ${JSON.stringify(got.body).slice(0, 300)}`).toBe(503);
-  expect(got.body.type).toBe('/problems/archive-unreadable');
-  expect({ lostAfter: got.body.lostAfter, resumeAt: got.body.resumeAt }, `after ${after}`).toEqual({
-    lostAfter,
-    resumeAt,
-  });
-  return got.body;
-}
+const expectHole = suite.expectHole;
 
 describe('the hole named for breaks between segments', () => {
   it("a segment replaced by one with a hash of its own: the segment and the next (whose prevHash breaks) are lost, from the one before's last to the one after's first", async () => {

@@ -73,22 +73,7 @@ async function retotal(a: Archived, i: number, by: number): Promise<void> {
 /** Segment i emptied (its header cannot be read). */
 const emptied = (a: Archived, i: number) => writeFile(path.join(a.dir, a.files[i]!), '');
 
-async function expectHole(
-  ws: string,
-  after: string,
-  lostAfter: string | null,
-  resumeAt: string | null,
-  limit?: number,
-) {
-  const got = await suite.events(ws, after, limit);
-  expect(got.status, `after ${after}: ${JSON.stringify(got.body).slice(0, 300)}`).toBe(503);
-  expect(got.body.type).toBe('/problems/archive-unreadable');
-  expect({ lostAfter: got.body.lostAfter, resumeAt: got.body.resumeAt }, `after ${after}`).toEqual({
-    lostAfter,
-    resumeAt,
-  });
-  return got.body;
-}
+const expectHole = suite.expectHole;
 
 describe('the marked (newest) segment replaced, met by a read after a position', () => {
   it('is refused inside it and before it, with the hole a full read names; after it, served', async () => {

@@ -145,6 +145,17 @@ export interface LogAtIds {
   ): Promise<{ status: number; body: Record<string, unknown> & { events?: { position: string }[] } }>;
   /** Checks that GET /events of `ws` after `after` is served (a 200): the events at `positions`. */
   expectServed(ws: string, after: string, positions: string[]): Promise<void>;
+  /**
+   * Checks that GET /events of `ws` after `after` (up to `limit`) is a 503 archive-unreadable naming
+   * the hole `lostAfter` .. `resumeAt`; its body.
+   */
+  expectHole(
+    ws: string,
+    after: string,
+    lostAfter: string | null,
+    resumeAt: string | null,
+    limit?: number,
+  ): Promise<Record<string, unknown>>;
 }
 
 /**
@@ -183,6 +194,16 @@ export function suiteLogAtIds(name: string, seed: number): LogAtIds {
       const on = await events(ws, after);
       expect(on.status, JSON.stringify(on.body)).toBe(200);
       expect(on.body.events!.map((e) => e.position)).toEqual(positions);
+    },
+    async expectHole(ws, after, lostAfter, resumeAt, limit) {
+      const got = await events(ws, after, limit);
+      expect(got.status, `after ${after}: ${JSON.stringify(got.body).slice(0, 300)}`).toBe(503);
+      expect(got.body.type).toBe('/problems/archive-unreadable');
+      expect({ lostAfter: got.body.lostAfter, resumeAt: got.body.resumeAt }, `after ${after}`).toEqual({
+        lostAfter,
+        resumeAt,
+      });
+      return got.body;
     },
   };
 }

@@ -29,7 +29,6 @@ import {
   writeHaproxyConfig,
 } from '../../src/topology/haproxy/config.ts';
 import { type HaproxyHandle, startHaproxy } from '../../src/topology/haproxy/process.ts';
-import { haproxyRuntime } from '../../src/topology/haproxy/runtime.ts';
 import {
   CHECK_HAPROXY_SCRIPT,
   checkKeepalivedConfig,
@@ -43,40 +42,24 @@ import { LaunchContext } from '../../src/topology/local/context.ts';
 import { freePort } from '../../src/topology/redis-server.ts';
 import { PROJECT_ROOT } from '../support/processes.ts';
 import { sleep, waitFor } from '../support/wait.ts';
-import { execFileP, httpGet, launchOptions, startTinyHttp, tempDir } from './helpers.ts';
+import {
+  execFileP,
+  httpGet,
+  launchOptions,
+  startLocalHaproxy as startSharedHaproxy,
+  startTinyHttp,
+  tempDir,
+} from './helpers.ts';
 
 let tmp: { dir: string; remove(): Promise<void> };
 let pem: string;
 const started: HaproxyHandle[] = [];
 
-/**
- * A real haproxy on free loopback ports with the local template (and `extra` renderer options:
- * static API servers, check interval), stopped after the suite.
- */
-async function startLocalHaproxy(
+/** A real haproxy on free loopback ports with the local template, stopped after the suite. */
+const startLocalHaproxy = (
   runDir: string,
   extra: Pick<HaproxyConfigOptions, 'apiServers' | 'apiCheckInter'> = {},
-) {
-  const [httpPort, tlsPort, statsPort, redisPort] = [
-    await freePort(),
-    await freePort(),
-    await freePort(),
-    await freePort(),
-  ];
-  const file = await writeHaproxyConfig({
-    runDir,
-    tlsPem: pem,
-    redisCheckPassword: 'x',
-    httpPort,
-    tlsPort,
-    statsPort,
-    redisPort,
-    ...extra,
-  });
-  const hp = await startHaproxy({ configPath: file, socket: path.join(runDir, 'haproxy.sock') });
-  started.push(hp);
-  return { hp, rt: haproxyRuntime(hp.socket), file, httpPort, tlsPort, statsPort, redisPort };
-}
+) => startSharedHaproxy(runDir, pem, started, extra);
 
 /** keepalived -t checks that the interface exists: use one this machine has. */
 function anInterface(): string {

@@ -10,41 +10,26 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROBLEM_TYPES } from '../../src/adapters/http/problem.ts';
-import { ensureSelfSignedCert, writeHaproxyConfig } from '../../src/topology/haproxy/config.ts';
-import { type HaproxyHandle, startHaproxy } from '../../src/topology/haproxy/process.ts';
-import { haproxyRuntime } from '../../src/topology/haproxy/runtime.ts';
+import { ensureSelfSignedCert } from '../../src/topology/haproxy/config.ts';
+import type { HaproxyHandle } from '../../src/topology/haproxy/process.ts';
 import { CHECK_HAPROXY_SCRIPT } from '../../src/topology/keepalived/config.ts';
-import { freePort } from '../../src/topology/redis-server.ts';
 import { waitFor } from '../support/wait.ts';
-import { execFileP, startTinyHttp, tempDir } from './helpers.ts';
+import { execFileP, startLocalHaproxy as startSharedHaproxy, startTinyHttp, tempDir } from './helpers.ts';
 
 let tmp: { dir: string; remove(): Promise<void> };
 let pem: string;
 const started: HaproxyHandle[] = [];
 
-async function startLocalHaproxy(runDir: string, apiPort?: number) {
-  const [httpPort, tlsPort, statsPort, redisPort] = [
-    await freePort(),
-    await freePort(),
-    await freePort(),
-    await freePort(),
-  ];
-  const file = await writeHaproxyConfig({
+/** A real haproxy from the local template (with `apiPort` as its one API server), stopped after the suite. */
+const startLocalHaproxy = (runDir: string, apiPort?: number) =>
+  startSharedHaproxy(
     runDir,
-    tlsPem: pem,
-    redisCheckPassword: 'x',
-    httpPort,
-    tlsPort,
-    statsPort,
-    redisPort,
-    ...(apiPort === undefined
+    pem,
+    started,
+    apiPort === undefined
       ? {}
-      : { apiServers: [{ host: '127.0.0.1', port: apiPort }], apiCheckInter: '100ms' }),
-  });
-  const hp = await startHaproxy({ configPath: file, socket: path.join(runDir, 'haproxy.sock') });
-  started.push(hp);
-  return { hp, rt: haproxyRuntime(hp.socket), statsPort };
-}
+      : { apiServers: [{ host: '127.0.0.1', port: apiPort }], apiCheckInter: '100ms' },
+  );
 
 /** A problem+json answer's body, checked against the status it came with and the documented types. */
 async function asProblem(r: Response, status: number) {

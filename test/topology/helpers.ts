@@ -7,7 +7,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'vitest';
+import { type HaproxyConfigOptions, writeHaproxyConfig } from '../../src/topology/haproxy/config.ts';
+import { type HaproxyHandle, startHaproxy } from '../../src/topology/haproxy/process.ts';
+import { haproxyRuntime } from '../../src/topology/haproxy/runtime.ts';
 import type { LaunchContext } from '../../src/topology/local/context.ts';
+import { freePort } from '../../src/topology/redis-server.ts';
 import { launcherEntry } from '../support/main-build.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -244,4 +248,35 @@ export async function launcherBanner(l: LauncherRun, timeoutMs = 90_000): Promis
   const out = l.output();
   expect(out, out).toContain('Ctrl-C stops everything');
   return out;
+}
+
+/**
+ * A real haproxy on free loopback ports with the local template (TLS from `pem`, and `extra`
+ * renderer options: static API servers, check interval), pushed on `started` for the suite to stop.
+ */
+export async function startLocalHaproxy(
+  runDir: string,
+  pem: string,
+  started: HaproxyHandle[],
+  extra: Pick<HaproxyConfigOptions, 'apiServers' | 'apiCheckInter'> = {},
+) {
+  const [httpPort, tlsPort, statsPort, redisPort] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
+  const file = await writeHaproxyConfig({
+    runDir,
+    tlsPem: pem,
+    redisCheckPassword: 'x',
+    httpPort,
+    tlsPort,
+    statsPort,
+    redisPort,
+    ...extra,
+  });
+  const hp = await startHaproxy({ configPath: file, socket: path.join(runDir, 'haproxy.sock') });
+  started.push(hp);
+  return { hp, rt: haproxyRuntime(hp.socket), file, httpPort, tlsPort, statsPort, redisPort };
 }
