@@ -3,7 +3,8 @@
  * HAProxy started from the local template: /ready's 503 (no API server up, keepalived's check) is
  * problem+json of a documented type, as every error of Switchboard is; a path the frontend does not
  * serve is a 404 `/problems/no-route` (it has no backend: before, it answered the API frontends'
- * "no API instance up" 503, even with one up); keepalived's check still reads /ready's status.
+ * "no API instance up" 503, even with one up); keepalived's check still reads /ready's status. Its
+ * answers carry X-Request-Id as the API frontends' do (the client's, else a UUID; before, none).
  */
 import { writeFile } from 'node:fs/promises';
 import net from 'node:net';
@@ -15,6 +16,9 @@ import type { HaproxyHandle } from '../../src/topology/haproxy/process.ts';
 import { CHECK_HAPROXY_SCRIPT } from '../../src/topology/keepalived/config.ts';
 import { waitFor } from '../support/wait.ts';
 import { execFileP, startLocalHaproxy as startSharedHaproxy, startTinyHttp, tempDir } from './helpers.ts';
+
+/** What HAProxy's `uuid()` gives (version 4). */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 let tmp: { dir: string; remove(): Promise<void> };
 let pem: string;
@@ -104,6 +108,11 @@ describe("HAProxy's stats frontend: /ready and its other answers", () => {
       const ok = await fetch(ready);
       expect(ok.status).toBe(200);
       expect(await ok.text()).toBe('ready');
+      // X-Request-Id as the API frontends give it: a UUID, or the client's.
+      expect(ok.headers.get('x-request-id') ?? 'none').toMatch(UUID);
+      const okWithId = await fetch(ready, { headers: { 'X-Request-Id': 'abc-123' } });
+      expect(okWithId.status).toBe(200);
+      expect(okWithId.headers.get('x-request-id')).toBe('abc-123');
       const pidfile = path.join(runDir, 'test.pid');
       await writeFile(pidfile, `${hp.pid}\n`);
       expect(await check(pidfile, ready)).toBe(0);
@@ -129,6 +138,27 @@ describe("HAProxy's stats frontend: /ready and its other answers", () => {
       );
     } finally {
       await api.close();
+    }
+  });
+
+  it("/ready's 503 and the 404 carry X-Request-Id as the API frontends' answers do: the client's, else a UUID", async () => {
+    const { statsPort } = await startLocalHaproxy(path.join(tmp.dir, 'run-request-id'));
+    for (const [p, status] of [
+      ['/ready', 503],
+      ['/nothing', 404],
+    ] as const) {
+      const url = `http://127.0.0.1:${statsPort}${p}`;
+      const given = await fetch(url, { headers: { 'X-Request-Id': 'abc-123' } });
+      await asProblem(given, status);
+      expect(given.headers.get('x-request-id'), `${p} with X-Request-Id: abc-123`).toBe('abc-123');
+      const first = await fetch(url);
+      await asProblem(first, status);
+      expect(first.headers.get('x-request-id') ?? 'none', `${p} without X-Request-Id`).toMatch(UUID);
+      // A new one for each request.
+      const second = await fetch(url);
+      await asProblem(second, status);
+      expect(second.headers.get('x-request-id') ?? 'none').toMatch(UUID);
+      expect(second.headers.get('x-request-id')).not.toBe(first.headers.get('x-request-id'));
     }
   });
 
