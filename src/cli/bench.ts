@@ -8,6 +8,8 @@
  * workspaces), audit, the reference ACD's loop and the cluster scale-out. `all` runs every one of them and prints one
  * table of figures, anchors, ratios and targets (src/cli/bench/all.ts).
  */
+import { accessSync, constants, statSync } from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { connectRedis, mask } from '../adapters/redis/client.ts';
 import { type RedisServerHandle, startRedisServer } from '../topology/redis-server.ts';
@@ -26,7 +28,8 @@ and prints one table: figure, anchor (measured in the same run), ratio, target, 
 
 Options:
   --out <dir>         write bench-all.md and bench-all.json there (else print the table, or the
-                      JSON with --json)
+                      JSON with --json); made if missing; one that cannot be written is refused
+                      before any workload runs (exit 2)
   --full              the full sizes of docs/BENCHMARKS.md (seed/reference at 40 and 1,000
                       agents with 5,000 contacts, queues up to 1,000,000, a 1,000,000-event
                       audit; tens of minutes)
@@ -60,6 +63,37 @@ const isAll = (argv: readonly string[]): boolean => {
   return positionals[0] === 'all' || values.workload === 'all';
 };
 
+/**
+ * Why the table could not be written under `out` (made with its parents when missing), checked
+ * before the run rather than found when it writes, minutes of workloads later: the directory, or
+ * the nearest of its parents that exists, must be a directory this process may write to.
+ */
+function outProblem(out: string): string | undefined {
+  let at = path.resolve(out);
+  for (;;) {
+    let isDir: boolean;
+    try {
+      isDir = statSync(at).isDirectory();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const parent = path.dirname(at);
+      if ((code === 'ENOENT' || code === 'ENOTDIR') && parent !== at) {
+        at = parent;
+        continue;
+      }
+      return `cannot write "${out}": ${(err as Error).message.split('\n')[0]}`;
+    }
+    if (!isDir)
+      return `cannot write "${out}": ${at} is not a directory; give a directory to write bench-all.md and bench-all.json to`;
+    try {
+      accessSync(at, constants.W_OK | constants.X_OK);
+    } catch {
+      return `cannot write "${out}": ${at} is not writable by this user; give a directory to write bench-all.md and bench-all.json to`;
+    }
+    return undefined;
+  }
+}
+
 function parseAllArgs(argv: readonly string[]): AllOptions {
   const { values, positionals, check } = parseCommandLine(argv, ALL_USAGE, ALL_OPTIONS);
   const extra = positionals.filter((p, i) => !(i === 0 && p === 'all'));
@@ -69,6 +103,8 @@ function parseAllArgs(argv: readonly string[]): AllOptions {
   const redisUrlBad = values['redis-url'] === undefined ? undefined : redisUrlProblem(values['redis-url']);
   check.check(redisUrlBad === undefined, `--redis-url: ${redisUrlBad}`);
   check.check(values.out === undefined || values.out.trim() !== '', '--out: must name a directory');
+  const outBad = values.out === undefined || values.out.trim() === '' ? undefined : outProblem(values.out);
+  check.check(outBad === undefined, `--out: ${outBad}`);
   check.done();
   return {
     preset: values.full ? 'full' : values.tiny ? 'tiny' : 'quick',

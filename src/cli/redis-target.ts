@@ -21,7 +21,7 @@ import { isRedisUrl, tlsTargetProblem } from '../app/config.ts';
 import { parseAnchor } from '../archive/chain.ts';
 import { WorkspaceId } from '../domain/values.ts';
 import { privateRedisFile, runningPrivateRedis } from '../topology/redis-server.ts';
-import { plainFailure } from './plain-failure.ts';
+import { notRedisReply, plainFailure } from './plain-failure.ts';
 import type { OptionChecker } from './sim/options.ts';
 
 /** What is wrong with a Redis URL a tool is given (--redis-url, REDIS_URL): REDIS_URL's check. */
@@ -248,6 +248,22 @@ export async function reachRedis(
     // ioredis's own giving up ("Reached the max retries per request limit") does not say why: the
     // last connection error does (ECONNREFUSED, a TLS handshake refused, a login refused).
     const { message: given } = err as Error;
+    // Something that is not Redis answers there (an HTTP server, another service): ioredis says
+    // "Protocol error ... Please report this.", which is no bug to report; say what to check.
+    const notRedis = [given, lastError]
+      .map((m) => (m === undefined ? undefined : notRedisReply(m)))
+      .find((m) => m !== undefined);
+    if (notRedis !== undefined) {
+      const check =
+        urlName ??
+        (isCluster(redis)
+          ? '--cluster-nodes (or REDIS_CLUSTER_NODES)'
+          : 'the file of the private Redis npm start runs, or give --redis-url');
+      process.stderr.write(
+        `${tool}: what answers at ${label} is not Redis (${notRedis}): check ${check}, that it names the host and port of a Redis, then run again\n`,
+      );
+      return 3;
+    }
     const message = /^Command timed out/.test(given)
       ? noAnswer()
       : /^Reached the max retries/.test(given) && lastError !== undefined
