@@ -18,6 +18,7 @@ import { DiskArchive } from '../archive/store.ts';
 import { auditWorkspace } from '../audit/read.ts';
 import { type AuditReport, summaryOf } from '../audit/report.ts';
 import { comparePositions, Position } from '../domain/values.ts';
+import { plainFailure } from './plain-failure.ts';
 import {
   archiveDirOf,
   archiveNotThere,
@@ -25,7 +26,6 @@ import {
   failureOf,
   type ParsedTarget,
   parseRedisTarget,
-  plainFailure,
   reachRedis,
   workspaceOption,
 } from './redis-target.ts';

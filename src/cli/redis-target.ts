@@ -321,5 +321,3 @@ export function failureOf(err: unknown): string {
     ? `Redis refused a command: ${message} (run it as the Switchboard ACL user, docs/SECURITY.md)`
     : `Redis refused a command: ${message}`;
 }
-
-export { plainFailure };

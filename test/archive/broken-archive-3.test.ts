@@ -17,7 +17,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
 import { decodeSegment, encodeSegment } from '../../src/archive/segment.ts';
-import { suiteLogAtIds } from '../support/archive-log.ts';
+import { replaceSegment, retotalSegment, segmentOf, suiteLogAtIds } from '../support/archive-log.ts';
 
 const MAX = '18446744073709551615';
 const BASE = 1796482163000;
@@ -36,39 +36,17 @@ interface Archived {
 
 const archived = (): Promise<Archived> => suite.archived(id);
 
-async function segmentOf(a: Archived, i: number) {
-  const d = decodeSegment(await readFile(path.join(a.dir, a.files[i]!)));
-  expect(d.problems).toEqual([]);
-  return { header: d.header!, entries: d.entries };
-}
-
 /** Segment i replaced by one whose entries hash to its own header (an event's fields altered). */
 async function replaced(i: number): Promise<Archived> {
   const a = await archived();
-  const s = await segmentOf(a, i);
-  const entries = s.entries.map((e, j): StreamEntry => (j === 20 ? [e[0], [...e[1], 'altered', 'yes']] : e));
-  const again = encodeSegment({
-    workspace: a.ws,
-    stream: 'events',
-    index: i,
-    prevHash: s.header.prevHash,
-    before: s.header.total - s.header.count,
-    entries,
-  });
-  expect(again.name).toBe(a.files[i]);
-  expect(again.header.hash).not.toBe(s.header.hash);
-  await writeFile(path.join(a.dir, a.files[i]!), again.bytes);
+  await replaceSegment(a, i);
   return a;
 }
 
 /** Segment i's header with a total `by` off (its entries and hash as they were). */
 async function retotaled(i: number, by: number): Promise<Archived> {
   const a = await archived();
-  const file = path.join(a.dir, a.files[i]!);
-  const text = (await readFile(file)).toString('utf8');
-  const nl = text.indexOf('\n');
-  const header = JSON.parse(text.slice(0, nl)) as { total: number };
-  await writeFile(file, `${JSON.stringify({ ...header, total: header.total + by })}${text.slice(nl)}`);
+  await retotalSegment(a, i, by);
   return a;
 }
 

@@ -13,12 +13,11 @@
  * Events stand at `<BASE + 2i>-0`, archived in segments of 100 but for the newest 50 (segments
  * 0..99, 100..199, 200..299, and 300 up to the stream's oldest; the mark at segment 3).
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
-import { decodeSegment, encodeSegment } from '../../src/archive/segment.ts';
-import { suiteLogAtIds } from '../support/archive-log.ts';
+import { replaceSegment, retotalSegment, suiteLogAtIds } from '../support/archive-log.ts';
 
 const MAX = '18446744073709551615';
 const BASE = 1796482263000;
@@ -30,45 +29,18 @@ const rightBefore = (i: number) => `${BASE + 2 * i - 1}-${MAX}`;
 
 type Archived = Awaited<ReturnType<typeof suite.archived>>;
 
-async function segmentOf(a: Archived, i: number) {
-  const d = decodeSegment(await readFile(path.join(a.dir, a.files[i]!)));
-  expect(d.problems).toEqual([]);
-  return { header: d.header!, entries: d.entries };
-}
-
 /**
  * Segment i replaced by one whose entries hash to its own header, chained to the one before it
- * (event `at` of it altered, or its entries `map`ped).
+ * (event 20 of it altered, or its entries `map`ped).
  */
-async function replaced(
-  i: number,
-  map: (entries: StreamEntry[]) => StreamEntry[] = (es) =>
-    es.map((e, j): StreamEntry => (j === 20 ? [e[0], [...e[1], 'altered', 'yes']] : e)),
-): Promise<Archived> {
+async function replaced(i: number, map?: (entries: StreamEntry[]) => StreamEntry[]): Promise<Archived> {
   const a = await suite.archived(id);
-  const s = await segmentOf(a, i);
-  const again = encodeSegment({
-    workspace: a.ws,
-    stream: 'events',
-    index: i,
-    prevHash: s.header.prevHash,
-    before: s.header.total - s.header.count,
-    entries: map(s.entries),
-  });
-  expect(again.name).toBe(a.files[i]);
-  expect(again.header.hash).not.toBe(s.header.hash);
-  await writeFile(path.join(a.dir, a.files[i]!), again.bytes);
+  await replaceSegment(a, i, map);
   return a;
 }
 
 /** Segment i's header with a total `by` off (its entries and hash as they were). */
-async function retotal(a: Archived, i: number, by: number): Promise<void> {
-  const file = path.join(a.dir, a.files[i]!);
-  const text = (await readFile(file)).toString('utf8');
-  const nl = text.indexOf('\n');
-  const header = JSON.parse(text.slice(0, nl)) as { total: number };
-  await writeFile(file, `${JSON.stringify({ ...header, total: header.total + by })}${text.slice(nl)}`);
-}
+const retotal = retotalSegment;
 
 /** Segment i emptied (its header cannot be read). */
 const emptied = (a: Archived, i: number) => writeFile(path.join(a.dir, a.files[i]!), '');

@@ -19,13 +19,12 @@ import { describe, expect, it } from 'vitest';
 import { registerInstance } from '../../src/adapters/redis/instance-registry.ts';
 import { loadConfig, parseConfig } from '../../src/app/config.ts';
 import { syncBackendsOnce } from '../../src/topology/haproxy/backend-sync.ts';
-import { ensureSelfSignedCert, writeHaproxyConfig } from '../../src/topology/haproxy/config.ts';
-import { startHaproxy } from '../../src/topology/haproxy/process.ts';
+import { ensureSelfSignedCert } from '../../src/topology/haproxy/config.ts';
 import { haproxyRuntime } from '../../src/topology/haproxy/runtime.ts';
-import { freePort, startRedisServer } from '../../src/topology/redis-server.ts';
+import { startRedisServer } from '../../src/topology/redis-server.ts';
 import { MAIN_BUNDLE } from '../support/main-build.ts';
 import { waitFor } from '../support/wait.ts';
-import { httpGet, startTinyHttp, tempDir } from '../topology/helpers.ts';
+import { httpGet, startLocalHaproxy, startTinyHttp, tempDir } from '../topology/helpers.ts';
 
 const problems = (env: Record<string, string>) => {
   const parsed = parseConfig(env);
@@ -89,22 +88,12 @@ describe('ADVERTISE_ADDRESS with an IPv6 host', () => {
     const redisSrv = await startRedisServer();
     const redis = new Redis(redisSrv.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
     const instance = await startTinyHttp('v6-instance', '::1');
-    const runDir = path.join(tmp.dir, 'run');
-    const httpPort = await freePort();
-    const hp = await startHaproxy({
-      configPath: await writeHaproxyConfig({
-        runDir,
-        tlsPem: await ensureSelfSignedCert(path.join(tmp.dir, 'certs')),
-        redisCheckPassword: 'unused',
-        httpPort,
-        tlsPort: await freePort(),
-        statsPort: await freePort(),
-        redisPort: await freePort(),
-        apiCheckInter: '200ms',
-        checkTimeout: '500ms',
-      }),
-      socket: path.join(runDir, 'haproxy.sock'),
-    });
+    const { hp, httpPort } = await startLocalHaproxy(
+      path.join(tmp.dir, 'run'),
+      await ensureSelfSignedCert(path.join(tmp.dir, 'certs')),
+      [],
+      { apiCheckInter: '200ms', checkTimeout: '500ms' },
+    );
     try {
       await redis.connect();
       const advertise = loadConfig({ ADVERTISE_ADDRESS: `[::1]:${instance.port}` }).advertise;

@@ -11,7 +11,7 @@
  *   then archived the same way; `suiteLogAtIds`, both on an `archivingSwitchboard` of the suite's.
  */
 
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type Logger, pino } from 'pino';
@@ -22,6 +22,7 @@ import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
 import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
 import { loadConfig } from '../../src/app/config.ts';
 import { Archiver } from '../../src/archive/archiver.ts';
+import { decodeSegment, encodeSegment } from '../../src/archive/segment.ts';
 import { DiskArchive } from '../../src/archive/store.ts';
 import { writeLog } from '../../src/cli/bench/audit-log.ts';
 import { startTestRedis, type TestRedis } from './redis.ts';
@@ -206,4 +207,51 @@ export function suiteLogAtIds(name: string, seed: number): LogAtIds {
       return got.body;
     },
   };
+}
+
+/** An archived workspace's segment files, as `archivedAt` and `LogAtIds.archived` give them. */
+export interface ArchivedFiles {
+  ws: string;
+  dir: string;
+  files: string[];
+}
+
+/** Segment i of `a`, decoded (it must read whole). */
+export async function segmentOf(a: ArchivedFiles, i: number) {
+  const d = decodeSegment(await readFile(path.join(a.dir, a.files[i]!)));
+  expect(d.problems).toEqual([]);
+  return { header: d.header!, entries: d.entries };
+}
+
+/**
+ * Segment i of `a` replaced by one whose entries hash to its own header, chained to the one before
+ * it: its entries `map`ped (by default, event 20 of it given one more field).
+ */
+export async function replaceSegment(
+  a: ArchivedFiles,
+  i: number,
+  map: (entries: StreamEntry[]) => StreamEntry[] = (es) =>
+    es.map((e, j): StreamEntry => (j === 20 ? [e[0], [...e[1], 'altered', 'yes']] : e)),
+): Promise<void> {
+  const s = await segmentOf(a, i);
+  const again = encodeSegment({
+    workspace: a.ws,
+    stream: 'events',
+    index: i,
+    prevHash: s.header.prevHash,
+    before: s.header.total - s.header.count,
+    entries: map(s.entries),
+  });
+  expect(again.name).toBe(a.files[i]);
+  expect(again.header.hash).not.toBe(s.header.hash);
+  await writeFile(path.join(a.dir, a.files[i]!), again.bytes);
+}
+
+/** Segment i of `a` with its header's total `by` off (its entries and hash as they were). */
+export async function retotalSegment(a: ArchivedFiles, i: number, by: number): Promise<void> {
+  const file = path.join(a.dir, a.files[i]!);
+  const text = (await readFile(file)).toString('utf8');
+  const nl = text.indexOf('\n');
+  const header = JSON.parse(text.slice(0, nl)) as { total: number };
+  await writeFile(file, `${JSON.stringify({ ...header, total: header.total + by })}${text.slice(nl)}`);
 }

@@ -252,13 +252,13 @@ export async function launcherBanner(l: LauncherRun, timeoutMs = 90_000): Promis
 
 /**
  * A real haproxy on free loopback ports with the local template (TLS from `pem`, and `extra`
- * renderer options: static API servers, check interval), pushed on `started` for the suite to stop.
+ * renderer options: static API servers, check interval and timeout), pushed on `started` for the suite to stop.
  */
 export async function startLocalHaproxy(
   runDir: string,
   pem: string,
   started: HaproxyHandle[],
-  extra: Pick<HaproxyConfigOptions, 'apiServers' | 'apiCheckInter'> = {},
+  extra: Pick<HaproxyConfigOptions, 'apiServers' | 'apiCheckInter' | 'checkTimeout'> = {},
 ) {
   const [httpPort, tlsPort, statsPort, redisPort] = [
     await freePort(),

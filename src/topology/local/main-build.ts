@@ -4,7 +4,7 @@
  *
  * Through tsx, a process spends about 1.7 s of CPU before it serves: tsx compiles and loads the
  * TypeScript modules one at a time through its loader thread. Built once by esbuild (the compiler
- * tsx itself uses), the same code starts in about 0.8 s: on 2 cores, seven members come up sooner,
+ * tsx itself uses), the same code starts in about 0.5 s: on 2 cores, seven members come up sooner,
  * and a member the supervisor restarts serves again sooner.
  *
  * The packages are bundled too (but esbuild and tsx, which locate files of their own): loaded from
