@@ -1,14 +1,15 @@
 /**
  * The pool of Redis Clusters made ahead for the cluster target (cluster-pool.ts), through its
  * HTTP interface as the suites use it: each cluster handed out is a new one, serving; a cluster
- * given back is stopped; one given back twice, or never handed out, is refused. Runs in the
- * `cluster` project only (where the pool is provided).
+ * given back is stopped (in the background); one given back twice, or never handed out, is
+ * refused. Runs in the `cluster` project only (where the pool is provided).
  */
 import net from 'node:net';
 import { describe, expect, inject, it } from 'vitest';
 import { connectRedis } from '../../src/adapters/redis/client.ts';
 import { loginUrl } from '../../src/topology/redis-users.ts';
 import type { PooledCluster } from './cluster-pool.ts';
+import { waitFor } from './wait.ts';
 
 const accepts = (port: number): Promise<boolean> =>
   new Promise((resolve) => {
@@ -50,8 +51,11 @@ describe.runIf(inject('clusterPool') !== undefined)('the cluster pool', () => {
     }
 
     expect(await giveBack(a.id)).toBe(204);
+    // Stopped in the background: its nodes stop listening shortly after.
     for (const p of portsOf(a))
-      expect(await accepts(p), `port ${p} after the cluster was given back`).toBe(false);
+      await waitFor(`port ${p} to close after the cluster was given back`, async () => !(await accepts(p)), {
+        timeoutMs: 15_000,
+      });
     // The other one still serves.
     expect(await accepts(portsOf(b)[0]!)).toBe(true);
     expect(await giveBack(a.id)).toBe(404);
