@@ -18,6 +18,7 @@ import { failureReason } from './bench/failure.ts';
 import { BENCH_OPTIONS, parseBenchArgs } from './bench/options.ts';
 import { formatResult, machine } from './bench/report.ts';
 import { CleanupFailed, runWorkload } from './bench/workloads.ts';
+import { notRedisReply } from './plain-failure.ts';
 import { redisUrlProblem } from './redis-target.ts';
 import { parseCommandLine, runCommand } from './sim/options.ts';
 
@@ -145,8 +146,18 @@ async function main(): Promise<number> {
     try {
       await admin.ping();
     } catch (err) {
+      const given = (lastError ?? (err as Error)).message;
+      // Something that is not Redis answers there (an HTTP server, another service): ioredis says
+      // "Protocol error ... Please report this.", which is no bug to report; say what to check.
+      const notRedis = [given, (err as Error).message].map(notRedisReply).find((m) => m !== undefined);
       process.stderr.write(
-        `bench: cannot reach Redis at ${mask(url)}: ${(lastError ?? (err as Error)).message}\n`,
+        notRedis === undefined
+          ? `bench: cannot reach Redis at ${mask(url)}: ${given}\n`
+          : `bench: what answers at ${mask(url)} is not Redis (${notRedis}): ${
+              o.redisUrl
+                ? 'check --redis-url, that it names the host and port of a Redis'
+                : "another service took the private redis-server's port"
+            }, then run again\n`,
       );
       return 1;
     }

@@ -3,6 +3,7 @@
  * line (`bench <workload>` prints it after "<workload> failed: ", `bench all` keeps it as the run's
  * `error`).
  */
+import { notRedisReply } from '../plain-failure.ts';
 import type { Workload } from './options.ts';
 
 /**
@@ -42,6 +43,10 @@ export function failureReason(workload: Workload, err: unknown): string {
   const smaller = SMALLER[workload];
   if (/^Command timed out/.test(first))
     return `Redis did not answer within ${TIMEOUT_MS[workload] ?? DEFAULT_TIMEOUT_MS} ms (${first}): the machine may be overloaded, or Redis stopped answering; run again, or with a smaller ${smaller}`;
+  // ioredis's "Protocol error ... Please report this." is no bug to report: what answers is not Redis.
+  const notRedis = notRedisReply(first);
+  if (notRedis !== undefined)
+    return `what answers at the Redis address is not Redis (${notRedis}): check that --redis-url names the host and port of a Redis (or leave it out: a private redis-server), then run again`;
   if (/^NOPERM /.test(first))
     return `Redis refused a command (${first}): run bench as a Redis user allowed every command, or without --redis-url (on a private redis-server)`;
   if (/^OOM /.test(first))
