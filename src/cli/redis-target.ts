@@ -4,7 +4,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { ReplyError } from 'ioredis';
+import { Redis, ReplyError } from 'ioredis';
 import {
   connectRedis,
   isCluster,
@@ -207,6 +207,47 @@ export function workspaceOption(value: string | undefined, check: OptionChecker,
 
 /** How long a tool waits for its Redis to answer at all. */
 const REACH_TIMEOUT_MS = 10_000;
+/** How long the probe of a cluster seed (below) waits for its connection and its PING. */
+const SEED_PROBE_MS = 2000;
+
+/**
+ * What a seed of a Redis Cluster answers a PING with, on a connection of its own that does not
+ * retry: ioredis's protocol error when what answers there is not Redis, else undefined (a PONG, a
+ * refusal, a connection refused or closed, no answer). The cluster client cannot tell: its slots
+ * refresh sees only "Connection is closed." from such a seed, and retries it until the bound.
+ */
+function seedNotRedis(cluster: RedisClient, seed: string): Promise<string | undefined> {
+  const parsed = parseSeed(seed);
+  if (typeof parsed === 'string' || !isCluster(cluster)) return Promise.resolve(undefined);
+  return new Promise((resolve) => {
+    const probe = new Redis({
+      // The nodes' login and TLS, as the cluster client connects with them.
+      ...cluster.options.redisOptions,
+      host: parsed.host,
+      port: parsed.port,
+      lazyConnect: false,
+      enableReadyCheck: false,
+      enableOfflineQueue: true,
+      retryStrategy: () => null,
+      maxRetriesPerRequest: 0,
+      connectTimeout: SEED_PROBE_MS,
+      commandTimeout: SEED_PROBE_MS,
+    });
+    let found: string | undefined;
+    // The protocol error comes as the connection's error (its AUTH or its PING's reply).
+    probe.on('error', (err: Error) => {
+      found ??= notRedisReply(err.message) === undefined ? undefined : err.message;
+    });
+    const done = (err?: Error) => {
+      probe.disconnect();
+      resolve(found ?? (err && notRedisReply(err.message) !== undefined ? err.message : undefined));
+    };
+    probe.ping().then(
+      () => done(),
+      (err: Error) => done(err),
+    );
+  });
+}
 
 /**
  * A client of the tool's Redis once it answers, and with `workspace`, once that workspace's log is
@@ -227,10 +268,32 @@ export async function reachRedis(
   const noted = (err: Error & { lastNodeError?: Error }) => {
     lastError = err.lastNodeError ? `${err.message} ${err.lastNodeError.message}` : err.message;
   };
+  // A seed the cluster client could not read the slots from is probed (once, every seed): when
+  // what answers at each is not Redis, the tool says so at once instead of waiting for the bound.
+  let seedsNotRedis: (err: Error) => void = () => undefined;
+  const notRedisSeeds = new Promise<never>((_, reject) => {
+    seedsNotRedis = reject;
+  });
+  let probed = false;
+  let notRedisAt: string[] = [];
+  const probeSeeds = () => {
+    if (probed || !target.clusterNodes) return;
+    probed = true;
+    void Promise.all(target.clusterNodes.map((seed) => seedNotRedis(redis, seed))).then((found) => {
+      const first = found[0];
+      if (first !== undefined && found.every((f) => f !== undefined)) seedsNotRedis(new Error(first));
+      // Some only: the cluster may still answer through the others; if not, they are named.
+      notRedisAt = (target.clusterNodes ?? [])
+        .filter((_, i) => found[i] !== undefined)
+        .map((seed) => `${mask(seed)} is not Redis`);
+    });
+  };
   redis.on('error', noted);
   redis.on('node error', noted);
+  redis.on('node error', probeSeeds);
   let timer: NodeJS.Timeout | undefined;
-  const noAnswer = () => `no answer within ${REACH_TIMEOUT_MS / 1000} s${lastError ? ` (${lastError})` : ''}`;
+  const noAnswer = () =>
+    `no answer within ${REACH_TIMEOUT_MS / 1000} s${lastError ? ` (${lastError})` : ''}${notRedisAt.length > 0 ? `; ${notRedisAt.join(', ')}: check --cluster-nodes (or REDIS_CLUSTER_NODES)` : ''}`;
   let clusterNode = false;
   try {
     // A single Redis is asked too whether it is a node of a Redis Cluster: one node answers only
@@ -240,6 +303,7 @@ export async function reachRedis(
       new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(noAnswer())), REACH_TIMEOUT_MS);
       }),
+      notRedisSeeds,
     ]);
   } catch (err) {
     redis.disconnect();
@@ -275,6 +339,7 @@ export async function reachRedis(
     clearTimeout(timer);
     redis.off('error', noted);
     redis.off('node error', noted);
+    redis.off('node error', probeSeeds);
   }
   if (clusterNode) {
     redis.disconnect();
