@@ -23,6 +23,7 @@ import type { ArchiveStore } from '../../archive/store.ts';
 import { firedAfter, firedWhenDue } from '../../audit/read.ts';
 import { defaultDispatcherOptions, dispatchStep } from '../../dispatcher/dispatcher.ts';
 import { defaultProjectorOptions, ensureGroup, projectPending } from '../../projections/projector.ts';
+import { redisLost } from '../plain-failure.ts';
 
 /** One stream's entries in order, page by page, up to a bound (archive and stream alike). */
 export interface PageSource {
@@ -429,11 +430,17 @@ async function holdingShadow<T>(redis: RedisClient, workspace: string, work: () 
     () => void runLua(redis, RENEW, [lock], [token, LOCK_TTL_MS]).catch(() => {}),
     LOCK_TTL_MS / 3,
   );
+  let lost = false;
   try {
     return await work();
+  } catch (err) {
+    lost = redisLost(err);
+    throw err;
   } finally {
     clearInterval(renewal);
-    await runLua(redis, RELEASE, [lock], [token]).catch(() => {});
+    // Redis gone (killed, unreachable, not answering): the release would only fail in turn, after
+    // the client's reconnections or the command timeout again. The hold lapses by itself.
+    if (!lost) await runLua(redis, RELEASE, [lock], [token]).catch(() => {});
   }
 }
 
@@ -468,6 +475,7 @@ async function rebuildHeld(
     opts.signal,
   );
   let compared = false;
+  let lost = false;
   try {
     let cut = await readCut(redis, workspace);
     for (let attempt = 1; attempt <= 3 && !compared; attempt++) {
@@ -481,8 +489,13 @@ async function rebuildHeld(
       if (again.checkpoint === cut.checkpoint && again.lastEvent === cut.lastEvent) compared = true;
       else cut = again;
     }
+  } catch (err) {
+    lost = redisLost(err);
+    throw err;
   } finally {
-    if (!opts.keepShadow) await dropKeys(redis, shadow);
+    // Not with Redis gone: the removal would fail too, after as long again (the tool said nothing
+    // meanwhile). The next rebuild drops the shadow before it fills it.
+    if (!opts.keepShadow && !lost) await dropKeys(redis, shadow);
   }
   const found = [...decisions.kept, ...state.kept].slice(0, shown);
   const count = decisions.count + (compared ? state.count : 0);
