@@ -54,7 +54,8 @@ export interface ChainBreak {
    * `lostAfter`, the last position before it that reads (the previous segment's last; null: the
    * hole begins at the start of the history, or where it begins is not known); `resumeAt`, the
    * first position after it that reads (the next segment's first, or the stream's oldest entry;
-   * null: not known). Absent when the break does not bound it.
+   * null: not known). Absent when the break does not bound it; `resumeAt` alone absent (with
+   * `lostAfter` there) when it is the reader's to say: the stream's first entry after the archive.
    */
   readonly lostAfter?: string | null;
   readonly resumeAt?: string | null;
@@ -201,7 +202,9 @@ export class ChainCheck {
           `${where}: its header counts ${h.total} entries up to its end, the segments hold ${counted}`,
         ),
         // Its entries hash to its header, and the segments before it add up: its header is the damaged one.
-        ...hole,
+        // The last segment (none listed after it): its entries, whole, end at its last, and where the
+        // history reads again is the reader's to say (the stream's first entry after it).
+        ...(nextFirst === undefined ? { lostAfter: hole.lostAfter } : hole),
       };
     if (lastBefore !== undefined && !before(lastBefore, h.first))
       return {

@@ -282,8 +282,13 @@ export class LogReader {
     const d = await segments.read(this.store, this.workspace, this.stream, name);
     if (this.fromStart) {
       const next = this.names[this.nextName];
+      const b = this.chain.segment(name, d, next === undefined ? undefined : parseSegmentName(next)?.first);
+      // The last segment lost, its entries whole (a wrong total in its header): the history reads
+      // again at the stream's first entry after it (read for this break only).
       this.report(
-        this.chain.segment(name, d, next === undefined ? undefined : parseSegmentName(next)?.first),
+        b && b.lostAfter !== undefined && b.resumeAt === undefined && d.header
+          ? { ...b, resumeAt: await this.streamFirstAfter(d.header.last) }
+          : b,
       );
     } else {
       // Not the whole chain, but what is handed on must follow on: the segments read are
@@ -426,6 +431,17 @@ export class LogReader {
           : (await this.addsUpAfter(h, at)) === true;
       // Its entries are none of those read after the position: nothing is lost to this reader.
       if (previousWrong && !handedOn) return undefined;
+      // This one's wrong, and it is the last segment listed: none of its entries (whole: they hash
+      // to its header, which ends at the file's last) is after a position at or past its last, and
+      // the stream follows it. Nothing is lost to such a reader (the marked one is still held to the
+      // mark: markBreak).
+      if (
+        !previousWrong &&
+        nextFirst === undefined &&
+        this.cursor !== undefined &&
+        !before(this.cursor, h.last)
+      )
+        return undefined;
       const held = byBefore
         ? `the segments hold ${(pp?.total ?? 0) + ph.count}`
         : byMark
@@ -439,7 +455,11 @@ export class LogReader {
           : `${where}: its header counts ${h.total} entries up to its end, the segments hold ${ph.total + d.entries.length}`,
         ...(previousWrong
           ? { lostAfter: (await this.lastOfListed(at - 2)) ?? null, resumeAt: h.first }
-          : { lostAfter: ph.last, resumeAt: nextFirst ?? null }),
+          : {
+              lostAfter: ph.last,
+              // The last segment listed: the history reads again at the stream's first entry after it.
+              resumeAt: nextFirst ?? (await this.streamFirstAfter(h.last)),
+            }),
       };
     }
     if (!before(ph.last, h.first))
@@ -489,6 +509,19 @@ export class LogReader {
     const nh = n?.header;
     if (!nh || n.problems.length > 0 || nh.index !== h.index + 1) return undefined;
     return nh.total === h.total + n.entries.length;
+  }
+
+  /**
+   * The stream's first entry after `last`, the last entry of the archive's last segment (null: none):
+   * where the history reads again when that segment is lost. Entries up to the mark were trimmed, so
+   * it is after the mark too; the stream's oldest, read with the last page, when that is after
+   * `last` (no read), else read for this (a break only: an archiver stopped before its trim left
+   * that segment's entries in the stream, or this reader, from the start, has read no page yet).
+   */
+  private async streamFirstAfter(last: string): Promise<string | null> {
+    if (this.oldest !== undefined && before(last, this.oldest)) return this.oldest;
+    const r = (await this.redis.xrange(this.key, `(${last}`, '+', 'COUNT', 1)) as StreamEntry[];
+    return r[0]?.[0] ?? null;
   }
 
   /** Segment `at` of the list, decoded, if it can be read. */
