@@ -1,4 +1,4 @@
-import { type DestinationStream, type Logger, pino } from 'pino';
+import { type DestinationStream, type Logger, pino, destination as pinoDestination } from 'pino';
 
 /**
  * Where a logged error may carry a secret: ioredis puts the command that failed on its errors
@@ -19,5 +19,10 @@ export function createLogger(
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
   };
-  return destination ? pino(options, destination) : pino(options);
+  // stdout written synchronously (one write per line; lines at info are few: a request's is at
+  // debug unless refused, slow or failed). pino's default stream writes asynchronously and flushes
+  // at exit with sonic-boom's flushSync, which retries a write failing with EPIPE for ever: with its
+  // reader gone (a launcher killed outright), a stopping process hung in its exit. Synchronously, a
+  // write to a closed reader is dropped (pino stops writing there) and nothing is left to flush.
+  return pino(options, destination ?? pinoDestination({ dest: 1, sync: true }));
 }
