@@ -1,6 +1,6 @@
 /** Small helpers shared by the topology tests (temp dirs, HTTP through HAProxy). */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
@@ -102,9 +102,37 @@ export function processState(pid: number): string {
     } catch {
       // not readable here
     }
-    return `${status}${wchan ? ` wchan=${wchan}` : ''}`;
+    return `${status}${wchan ? ` wchan=${wchan}` : ''} threads: ${threadsOf(pid)} stdout=${linkOf(pid, 'fd/1')} stderr=${linkOf(pid, 'fd/2')}`;
   } catch {
     return 'gone';
+  }
+}
+
+/** Each thread's name and wait channel (`main` first): which one waits on what. */
+function threadsOf(pid: number): string {
+  try {
+    return readdirSync(`/proc/${pid}/task`)
+      .map((tid) => {
+        const read = (f: string) => {
+          try {
+            return readFileSync(`/proc/${pid}/task/${tid}/${f}`, 'utf8').trim();
+          } catch {
+            return '?';
+          }
+        };
+        return `${tid === String(pid) ? 'main' : read('comm')}:${read('wchan')}`;
+      })
+      .join(',');
+  } catch {
+    return '?';
+  }
+}
+
+function linkOf(pid: number, what: string): string {
+  try {
+    return readlinkSync(`/proc/${pid}/${what}`);
+  } catch {
+    return '?';
   }
 }
 
