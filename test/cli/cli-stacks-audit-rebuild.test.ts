@@ -16,9 +16,10 @@ import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
 import { shadowOf } from '../../src/cli/rebuild/rebuild.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { ensureGroup, projectPending } from '../../src/projections/projector.ts';
-import { type RedisServerHandle, startRedisServer } from '../../src/topology/redis-server.ts';
-import { loginUrl, newCredentials, switchboardUsers } from '../../src/topology/redis-users.ts';
+import type { RedisServerHandle } from '../../src/topology/redis-server.ts';
+import { loginUrl } from '../../src/topology/redis-users.ts';
 import { type CliTool, cliEntry } from '../support/main-build.ts';
+import { startLocalRedisServer } from '../support/redis.ts';
 import { waitFor } from '../support/wait.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -33,12 +34,7 @@ interface Server {
 
 /** A redis-server of this case's own (it is killed), with the Switchboard ACL user. */
 async function ownServer(): Promise<Server> {
-  const credentials = newCredentials();
-  const handle = await startRedisServer({
-    appendonly: false,
-    users: switchboardUsers(credentials),
-    adminPassword: credentials.admin.password,
-  });
+  const { server: handle, credentials } = await startLocalRedisServer();
   const url = loginUrl(credentials.app, handle.host, handle.port);
   return { handle, url, redis: connectRedis({ url }) };
 }

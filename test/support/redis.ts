@@ -35,11 +35,12 @@ import { APP_ACL_RULES, APP_USER } from '../../src/adapters/redis/acl.ts';
 import { connectRedis } from '../../src/adapters/redis/client.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
 import { type RedisClusterHandle, startRedisCluster } from '../../src/topology/redis-cluster.ts';
-import { startRedisServer } from '../../src/topology/redis-server.ts';
+import { type RedisServerHandle, startRedisServer } from '../../src/topology/redis-server.ts';
 import {
   loginUrl,
   newCredentials,
   newPassword,
+  type RedisCredentials,
   type RedisLogin,
   switchboardUsers,
 } from '../../src/topology/redis-users.ts';
@@ -206,14 +207,25 @@ async function startContainer(): Promise<ServerAddress> {
   });
 }
 
-/** A local redis-server with Switchboard's ACL file (as `npm start` runs it) and an admin password. */
-async function startLocal(): Promise<ServerAddress> {
+/**
+ * A local redis-server with Switchboard's ACL file (as `npm start` runs it) and an admin password,
+ * no persistence: its process handle (for a suite that kills it) and the logins.
+ */
+export async function startLocalRedisServer(): Promise<{
+  readonly server: RedisServerHandle;
+  readonly credentials: RedisCredentials;
+}> {
   const credentials = newCredentials();
   const server = await startRedisServer({
     appendonly: false,
     users: switchboardUsers(credentials),
     adminPassword: credentials.admin.password,
   });
+  return { server, credentials };
+}
+
+async function startLocal(): Promise<ServerAddress> {
+  const { server, credentials } = await startLocalRedisServer();
   return {
     url: loginUrl(credentials.app, server.host, server.port),
     adminUrl: loginUrl(credentials.admin, server.host, server.port),
