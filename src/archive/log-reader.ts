@@ -118,6 +118,8 @@ export class LogReader {
   private nextIndex: number | undefined;
   /** The segment this reader (after a position) read last. */
   private lastRead: DecodedSegment | undefined;
+  /** The position handed on last when `lastRead` was read (its entries up to it were not handed on). */
+  private lastReadAfter: string | undefined;
   private readonly chain: ChainCheck;
   private anchor: Anchor | undefined;
   /** The stream's oldest entry, read with the mark (`anchor`). */
@@ -330,6 +332,7 @@ export class LogReader {
         });
       else this.report((await this.linkBreak(name, d)) ?? (await this.markBreak(name, d)));
       this.lastRead = d;
+      this.lastReadAfter = this.cursor;
     }
     this.held = d.entries;
     this.heldAt = 0;
@@ -429,19 +432,17 @@ export class LogReader {
         : byMark
           ? this.anchor!.total !== ph.total
           : (await this.addsUpAfter(h, at)) === true;
-      // Its entries are none of those read after the position: nothing is lost to this reader.
-      if (previousWrong && !handedOn) return undefined;
-      // This one's wrong, and it is the last segment listed: none of its entries (whole: they hash
-      // to its header, which ends at the file's last) is after a position at or past its last, and
-      // the stream follows it. Nothing is lost to such a reader (the marked one is still held to the
-      // mark: markBreak).
-      if (
-        !previousWrong &&
-        nextFirst === undefined &&
-        this.cursor !== undefined &&
-        !before(this.cursor, h.last)
-      )
-        return undefined;
+      // Its entries are none of those read after the position (not read, or read and all of them
+      // at or before it): nothing is lost to this reader.
+      const previousHandedOn =
+        handedOn && (this.lastReadAfter === undefined || before(this.lastReadAfter, ph.last));
+      if (previousWrong && !previousHandedOn) return undefined;
+      // This one's wrong: none of its entries (whole: they hash to its header, which ends at the
+      // file's last) is after a position at or past its last, and the next segment (or, after the
+      // last one listed, the stream) follows it. Nothing is lost to such a reader (the next segment,
+      // whose total adds up with this wrong one's, is the previous-wrong case above; the marked one
+      // is still held to the mark: markBreak).
+      if (!previousWrong && this.cursor !== undefined && !before(this.cursor, h.last)) return undefined;
       const held = byBefore
         ? `the segments hold ${(pp?.total ?? 0) + ph.count}`
         : byMark
