@@ -11,14 +11,14 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { connectRedis, mask } from '../adapters/redis/client.ts';
+import { connectRedis } from '../adapters/redis/client.ts';
 import { type RedisServerHandle, startRedisServer } from '../topology/redis-server.ts';
 import { type AllOptions, allMain } from './bench/all.ts';
 import { failureReason } from './bench/failure.ts';
 import { BENCH_OPTIONS, parseBenchArgs } from './bench/options.ts';
+import { redisPingProblem } from './bench/reach.ts';
 import { formatResult, machine } from './bench/report.ts';
 import { CleanupFailed, runWorkload } from './bench/workloads.ts';
-import { notRedisReply } from './plain-failure.ts';
 import { redisUrlProblem } from './redis-target.ts';
 import { parseCommandLine, runCommand } from './sim/options.ts';
 
@@ -138,27 +138,10 @@ async function main(): Promise<number> {
     note(`started a private redis-server at ${url} (appendonly off)`);
   }
   const admin = connectRedis({ url });
-  let lastError: Error | undefined;
-  admin.on('error', (err: Error) => {
-    lastError = err;
-  });
   try {
-    try {
-      await admin.ping();
-    } catch (err) {
-      const given = (lastError ?? (err as Error)).message;
-      // Something that is not Redis answers there (an HTTP server, another service): ioredis says
-      // "Protocol error ... Please report this.", which is no bug to report; say what to check.
-      const notRedis = [given, (err as Error).message].map(notRedisReply).find((m) => m !== undefined);
-      process.stderr.write(
-        notRedis === undefined
-          ? `bench: cannot reach Redis at ${mask(url)}: ${given}\n`
-          : `bench: what answers at ${mask(url)} is not Redis (${notRedis}): ${
-              o.redisUrl
-                ? 'check --redis-url, that it names the host and port of a Redis'
-                : "another service took the private redis-server's port"
-            }, then run again\n`,
-      );
+    const problem = await redisPingProblem(admin, url, Boolean(o.redisUrl));
+    if (problem !== undefined) {
+      process.stderr.write(problem);
       return 1;
     }
     if (o.redisUrl)

@@ -210,13 +210,17 @@ const REACH_TIMEOUT_MS = 10_000;
 /** How long the probe of a cluster seed (below) waits for its connection and its PING. */
 const SEED_PROBE_MS = 2000;
 
+/** What the probe of a cluster seed (below) found there, when it was not an answer. */
+type SeedProbe = { readonly notRedis: string } | { readonly refused: string } | undefined;
+
 /**
  * What a seed of a Redis Cluster answers a PING with, on a connection of its own that does not
- * retry: ioredis's protocol error when what answers there is not Redis, else undefined (a PONG, a
- * refusal, a connection refused or closed, no answer). The cluster client cannot tell: its slots
- * refresh sees only "Connection is closed." from such a seed, and retries it until the bound.
+ * retry: ioredis's protocol error when what answers there is not Redis, the connection's error
+ * when nothing listens there (ECONNREFUSED), else undefined (a PONG, a refusal of the command, a
+ * connection closed, no answer). The cluster client cannot tell: its slots refresh sees only
+ * "Connection is closed." from such a seed, and retries it until the bound.
  */
-function seedNotRedis(cluster: RedisClient, seed: string): Promise<string | undefined> {
+function probeSeed(cluster: RedisClient, seed: string): Promise<SeedProbe> {
   const parsed = parseSeed(seed);
   if (typeof parsed === 'string' || !isCluster(cluster)) return Promise.resolve(undefined);
   return new Promise((resolve) => {
@@ -233,14 +237,19 @@ function seedNotRedis(cluster: RedisClient, seed: string): Promise<string | unde
       connectTimeout: SEED_PROBE_MS,
       commandTimeout: SEED_PROBE_MS,
     });
-    let found: string | undefined;
-    // The protocol error comes as the connection's error (its AUTH or its PING's reply).
-    probe.on('error', (err: Error) => {
-      found ??= notRedisReply(err.message) === undefined ? undefined : err.message;
+    let found: SeedProbe;
+    // The protocol error comes as the connection's error (its AUTH or its PING's reply); a
+    // connection refused, as the connection's error too.
+    probe.on('error', (err: Error & { code?: string }) => {
+      if (found !== undefined) return;
+      if (notRedisReply(err.message) !== undefined) found = { notRedis: err.message };
+      else if (err.code === 'ECONNREFUSED') found = { refused: err.message };
     });
     const done = (err?: Error) => {
       probe.disconnect();
-      resolve(found ?? (err && notRedisReply(err.message) !== undefined ? err.message : undefined));
+      resolve(
+        found ?? (err && notRedisReply(err.message) !== undefined ? { notRedis: err.message } : undefined),
+      );
     };
     probe.ping().then(
       () => done(),
@@ -248,6 +257,9 @@ function seedNotRedis(cluster: RedisClient, seed: string): Promise<string | unde
     );
   });
 }
+
+/** Seeds of which none can answer as a cluster: each is not Redis or refuses the connection. */
+class SeedsUnusable extends Error {}
 
 /**
  * A client of the tool's Redis once it answers, and with `workspace`, once that workspace's log is
@@ -269,7 +281,10 @@ export async function reachRedis(
     lastError = err.lastNodeError ? `${err.message} ${err.lastNodeError.message}` : err.message;
   };
   // A seed the cluster client could not read the slots from is probed (once, every seed): when
-  // what answers at each is not Redis, the tool says so at once instead of waiting for the bound.
+  // what answers at each is not Redis, the tool says so at once instead of waiting for the bound;
+  // and when each is either not Redis or refuses the connection (nothing listens there), no seed
+  // can answer as a cluster: said at once too, naming which is which. Seeds that all refuse are
+  // waited for (a cluster may be starting), as seeds that do not answer at all are.
   let seedsNotRedis: (err: Error) => void = () => undefined;
   const notRedisSeeds = new Promise<never>((_, reject) => {
     seedsNotRedis = reject;
@@ -279,13 +294,28 @@ export async function reachRedis(
   const probeSeeds = () => {
     if (probed || !target.clusterNodes) return;
     probed = true;
-    void Promise.all(target.clusterNodes.map((seed) => seedNotRedis(redis, seed))).then((found) => {
-      const first = found[0];
-      if (first !== undefined && found.every((f) => f !== undefined)) seedsNotRedis(new Error(first));
-      // Some only: the cluster may still answer through the others; if not, they are named.
-      notRedisAt = (target.clusterNodes ?? [])
-        .filter((_, i) => found[i] !== undefined)
+    const seeds = target.clusterNodes;
+    void Promise.all(seeds.map((seed) => probeSeed(redis, seed))).then((found) => {
+      const notRedis = found.map((f) => (f && 'notRedis' in f ? f.notRedis : undefined));
+      const first = notRedis[0];
+      if (first !== undefined && notRedis.every((f) => f !== undefined)) {
+        seedsNotRedis(new Error(first));
+        return;
+      }
+      notRedisAt = seeds
+        .filter((_, i) => notRedis[i] !== undefined)
         .map((seed) => `${mask(seed)} is not Redis`);
+      if (notRedisAt.length > 0 && found.every((f) => f !== undefined)) {
+        const each = found.map((f, i) =>
+          f && 'notRedis' in f
+            ? `${mask(seeds[i]!)} is not Redis (${notRedisReply(f.notRedis)})`
+            : `${mask(seeds[i]!)} refused the connection (${f?.refused}: nothing listens there)`,
+        );
+        seedsNotRedis(
+          new SeedsUnusable(`no seed of ${label} can answer as a Redis Cluster: ${each.join(', ')}`),
+        );
+      }
+      // Else the cluster may still answer through the others; if not, the ones not Redis are named.
     });
   };
   redis.on('error', noted);
@@ -312,6 +342,12 @@ export async function reachRedis(
     // ioredis's own giving up ("Reached the max retries per request limit") does not say why: the
     // last connection error does (ECONNREFUSED, a TLS handshake refused, a login refused).
     const { message: given } = err as Error;
+    if (err instanceof SeedsUnusable) {
+      process.stderr.write(
+        `${tool}: ${given}: check --cluster-nodes (or REDIS_CLUSTER_NODES), that it names the host and port of the cluster's nodes, then run again\n`,
+      );
+      return 3;
+    }
     // Something that is not Redis answers there (an HTTP server, another service): ioredis says
     // "Protocol error ... Please report this.", which is no bug to report; say what to check.
     const notRedis = [given, lastError]

@@ -16,6 +16,7 @@ import { type ClusterFigures, MASTERS } from './cluster.ts';
 import { failureReason } from './failure.ts';
 import { idleRows } from './idle.ts';
 import { PRIVATE_ONLY, parseBenchArgs, WORKLOADS, type Workload } from './options.ts';
+import { redisPingProblem } from './reach.ts';
 import { redisStats } from './redis-time.ts';
 import { replayRows } from './replay.ts';
 import {
@@ -388,6 +389,16 @@ export async function allMain(argv: readonly string[], o: AllOptions): Promise<n
   const note: Note = (text) => {
     if (!o.json || o.out) process.stderr.write(`bench all: ${text}\n`);
   };
+  // A Redis the user named is asked first, as a single workload does (bench.ts): not Redis, or
+  // not reachable, stops the run with one line before any workload, not each workload in turn.
+  if (o.redisUrl) {
+    const admin = connectRedis({ url: o.redisUrl });
+    const problem = await redisPingProblem(admin, o.redisUrl, true).finally(() => admin.disconnect());
+    if (problem !== undefined) {
+      process.stderr.write(problem);
+      return 1;
+    }
+  }
   const command = `npm run bench -- ${argv.join(' ')}`.trim();
   const result = await runAll(o, note, command);
   const md = allMarkdown(result);
