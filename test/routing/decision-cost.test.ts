@@ -6,6 +6,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectRedis } from '../../src/adapters/redis/client.ts';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
@@ -58,7 +59,10 @@ describe('decision cost does not grow with the queue', () => {
 
   beforeAll(async () => {
     server = await startTestRedis();
-    redis = server.client();
+    // Seeding sends 5,000 appends at once, 20 times over: on a loaded machine the fork can stall
+    // past the client's 2 s command timeout with the replies already in its socket (a run failed
+    // with "Command timed out"). Only the dispatch calls are timed, by the test itself.
+    redis = connectRedis({ url: server.url }, { commandTimeout: 30_000 });
   });
 
   afterAll(async () => {
