@@ -56,6 +56,7 @@ export default defineConfig({
             'test/api/live-start.test.ts',
             // Redis stopped with SIGSTOP, on the single target's one server.
             'test/workers/leases-frozen.test.ts',
+            'test/api/live-redis-down.test.ts',
             // A stall or a refused command hooked on the single client's one connection.
             'test/workers/timers-clock-offset.test.ts',
             'test/workers/alarm-clock-race.test.ts',

@@ -69,7 +69,7 @@ export function archiveUnreadableReason(resumeAt: string | null, last: string): 
  * every send is guarded by the last position sent, so the hand-over has no gap and no duplicate.
  */
 export async function liveRoutes(app: FastifyInstance): Promise<void> {
-  const { redis, tails } = app.deps;
+  const { redis, tails, watch } = app.deps;
   const history = app.deps.history ?? streamHistory(redis);
   const {
     liveMaxBufferedBytes: maxBufferedBytes,
@@ -115,8 +115,14 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
             // be behind it: it reads on a connection of its own (a new one may still be connecting),
             // and Redis 7.0 answers a blocked XREAD with one stream, so a command's outcome can be
             // read, and answered, before its events. Those events must not reach a later feed.
-            // (Not read for after=0-0, the log's start, which no end is before.)
-            const end = q.after === '0-0' ? undefined : await lastEventPosition(redis, ws);
+            // Not read for after=0-0, the log's start, which no end is before; unless this instance
+            // has seen Redis fail (GET /health's 503): then a Redis that still does not answer is a
+            // 503 redis-unavailable before the upgrade, not a feed that opens and is closed with
+            // 1011 when its replay cannot read.
+            const end =
+              q.after === '0-0' && watch.pausedReason === undefined
+                ? undefined
+                : await lastEventPosition(redis, ws);
             // An `after` past the last event names no event yet: the feed would wait for nothing
             // (events are answered or sent only once appended), so it is refused before the upgrade.
             if (q.after !== undefined && comparePositions(q.after, end ?? '0-0') > 0)

@@ -206,10 +206,18 @@ export function sendUpgradeRequired(reply: FastifyReply, detail: string): Fastif
 
 /**
  * 503 while Redis cannot be reached, or refuses writes (at its memory limit, or failing to
- * persist): sent with `retry-after: 1`. The detail says which, when the error tells.
+ * persist): sent with `retry-after: 1`. The detail says which, when the error tells. `read`: the
+ * request only reads (GET, HEAD, a live feed's upgrade), which no Idempotency-Key is for.
  */
-export const redisUnavailable = (err?: unknown): Problem => {
+export const redisUnavailable = (err?: unknown, read = false): Problem => {
   const message = String((err as { message?: unknown } | undefined)?.message ?? '');
+  if (read && !message.startsWith('OOM ') && !message.startsWith('MISCONF '))
+    return problem(
+      503,
+      'redis-unavailable',
+      'Storage unavailable',
+      'Redis is not reachable right now; nothing was read. Ask again in a second (Retry-After).',
+    );
   const detail = message.startsWith('OOM ')
     ? 'Redis is at its memory limit (maxmemory) and refuses writes; raise maxmemory or free memory (shorter LOG_RETENTION or CONTACT_RETENTION, the archiver running), then retry with the same Idempotency-Key.'
     : message.startsWith('MISCONF ')

@@ -221,7 +221,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     if (isRedisUnavailable(err)) {
       req.log.warn({ err: err.message }, 'redis unavailable');
       reply.header('retry-after', '1');
-      return sendProblem(reply, redisUnavailable(err));
+      return sendProblem(reply, redisUnavailable(err, req.method === 'GET' || req.method === 'HEAD'));
     }
     const status = (err as FastifyError).statusCode ?? 500;
     if (status >= 500) {
