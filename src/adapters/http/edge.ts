@@ -197,6 +197,24 @@ export function hostProblem(req: IncomingMessage): Problem | undefined {
   );
 }
 
+/**
+ * A `#` in the request target: a fragment is never sent in HTTP (RFC 9112, section 3.2: a path and
+ * an optional query), yet the router takes it for the start of the query, so `/agents/a1#x` would
+ * be refused for a query parameter `x` never sent, and `/events#limit=1` served as `?limit=1`. It is
+ * mostly an id put into the URL unencoded.
+ */
+export function fragmentProblem(url: string): Problem | undefined {
+  const at = url.indexOf('#');
+  if (at < 0) return undefined;
+  return problem(
+    400,
+    'invalid-url',
+    'Invalid URL',
+    `The request target holds a "#" (its character ${at + 1}): a fragment is not sent in HTTP. Leave it out, or encode a "#" in an id or value as %23. Nothing was changed.`,
+    { errors: [{ path: 'url', message: 'must not hold "#": encode it as %23' }] },
+  );
+}
+
 /** Errors of fastify's router (the `frameworkErrors` option): bad percent-encoding, over-long parameters. */
 export function frameworkProblem(err: FastifyError, url: string): Problem {
   const path = url.split('?')[0] ?? url;

@@ -20,6 +20,7 @@ import {
   badHandshake,
   clientErrorHandler,
   expectationProblem,
+  fragmentProblem,
   frameworkProblem,
   handshakeProblem,
   hostProblem,
@@ -179,14 +180,14 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   // Hooks that run for every request take a callback (no promise each time).
   app.addHook('onRequest', (req, reply, done) => {
     reply.header('x-request-id', req.id);
-    const badHost = hostProblem(req.raw);
-    if (!closing && !badHost) return done();
+    const bad = hostProblem(req.raw) ?? fragmentProblem(req.raw.url ?? '');
+    if (!closing && !bad) return done();
     reply.header('connection', 'close');
     // An upgrade's socket belongs to no HTTP parser: answered alone, it would stay open, and the
     // server's close would wait for it for ever (as frameworkErrors above does).
     if ((req.raw as IncomingMessage & { upgrade?: boolean }).upgrade)
       reply.raw.once('finish', () => req.raw.socket.destroy());
-    if (badHost) return sendProblem(reply, badHost);
+    if (bad) return sendProblem(reply, bad);
     reply.header('retry-after', '1');
     sendProblem(
       reply,
