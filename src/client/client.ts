@@ -30,7 +30,13 @@
  * same bare requests to Switchboard and to the bare handler it compares it with (docs/API.md, "The
  * client").
  */
-import { DEFAULT_MAX_RETRY_AFTER_MS, notANumber, retryAfterMsOf, SwitchboardError } from './errors.ts';
+import {
+  DEFAULT_MAX_RETRY_AFTER_MS,
+  notANumber,
+  retryAfterMsOf,
+  SwitchboardError,
+  unusableBaseUrl,
+} from './errors.ts';
 import { type SubscribeOptions, type Subscription, subscribe } from './live.ts';
 import type {
   AgentDocument,
@@ -77,7 +83,11 @@ export interface RetryInfo {
 }
 
 export interface ClientOptions {
-  /** Switchboard's base URL, `http://127.0.0.1:8080` (in a page served by Switchboard, '' is its own server). */
+  /**
+   * Switchboard's base URL, `http://127.0.0.1:8080` (in a page served by Switchboard, '' is its own
+   * server). Without credentials (`http://user:secret@host`: fetch makes no request of one): every
+   * call of a client with one is a TypeError, and its live feed ends at once.
+   */
   readonly url: string;
   /** The workspace of the workspace methods (default `default`). */
   readonly workspace?: string;
@@ -177,7 +187,7 @@ export class SwitchboardClient {
   readonly options: ClientOptions;
   /** `url` then `failover`: the base URLs the tries of a call take in turn. */
   private readonly bases: readonly string[];
-  /** Why a base URL (`url` or one of `failover`) cannot be called, when one cannot: see send(). */
+  /** Why a base URL (`url` or one of `failover`) cannot be called, when one cannot (unusableBaseUrl): see send(). */
   private readonly unusable: string | undefined;
   /** Why a numeric option of the client is unusable (NaN), when one is: see send(). */
   private readonly badOption: string | undefined;
@@ -189,11 +199,9 @@ export class SwitchboardClient {
     this.url = options.url.replace(/\/+$/, '');
     this.bases = [this.url, ...(options.failover ?? []).map((u) => u.replace(/\/+$/, ''))];
     this.workspace = options.workspace ?? 'default';
-    const bad = [options.url, ...(options.failover ?? [])].findIndex((u) => !callable(u));
-    this.unusable =
-      bad < 0
-        ? undefined
-        : `the ${bad === 0 ? "client's url" : 'failover URL'} "${bad === 0 ? options.url : options.failover![bad - 1]}" cannot be called: a base URL starts with http:// or https:// (such as "http://127.0.0.1:8080")`;
+    this.unusable = [options.url, ...(options.failover ?? [])]
+      .map((u, i) => unusableBaseUrl(u, i === 0 ? "the client's url" : 'the failover URL'))
+      .find((why) => why !== undefined);
     this.badOption = notANumber(options, [
       'timeoutMs',
       'retries',
@@ -564,7 +572,8 @@ export class SwitchboardClient {
         `${method} ${path}: an empty id cannot be sent in a URL path (ids are 1..128 characters)`,
       );
     // A base URL fetch cannot call at all (no scheme: `127.0.0.1:8080`, `localhost:8080`; another
-    // scheme) is a mistake in the options, not a network failure: no try would ever reach a server,
+    // scheme; credentials in it, which fetch refuses and would name, password and all, in its
+    // error) is a mistake in the options, not a network failure: no try would ever reach a server,
     // so it is not tried again and again as if the server were down. A failover URL is checked
     // with `url`: a mistake in it would otherwise show only in the outage it is there for.
     if (this.unusable !== undefined) throw new TypeError(`${method} ${path}: ${this.unusable}`);
@@ -782,19 +791,6 @@ const signalOf = (o: CallOptions): { signal?: AbortSignal } => (o.signal ? { sig
 
 /** The longest delay a timer holds (setTimeout fires at once past it). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-
-/**
- * Whether fetch can call `base`: an absolute http or https URL, or in a page a relative one (''
- * is the page's own server), which fetch resolves against the page's address.
- */
-function callable(base: string): boolean {
-  const here = (globalThis as { location?: { href?: string } }).location?.href;
-  try {
-    return /^https?:$/.test(new URL(base || '/', here).protocol);
-  } catch {
-    return false;
-  }
-}
 
 /** A time as the API reads it: ISO 8601 (a Date as its UTC ISO string, a string as given). */
 const isoTime = (t: string | Date): string => (typeof t === 'string' ? t : t.toISOString());

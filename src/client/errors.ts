@@ -186,6 +186,30 @@ export function retryAfterMsOf(
   return Number.isFinite(ms) ? Math.min(Math.max(0, ms), capMs) : 0;
 }
 
+/**
+ * Why fetch cannot call the base URL `url`, when it cannot, said of `what` ("the client's url"):
+ * - no http:// or https:// (`127.0.0.1:8080`, another scheme; in a page a relative URL is the
+ *   page's own server, which fetch resolves against the page's address);
+ * - credentials in it (`http://user:secret@host`): fetch makes no request of such a URL ("Request
+ *   cannot be constructed from a URL that includes credentials"), in Node as in browsers. The
+ *   message names the URL with its credentials left out (it is logged; they may be a password).
+ * `verb`: what cannot be done with it ("called", the live feed's "opened").
+ */
+export function unusableBaseUrl(url: string, what: string, verb = 'called'): string | undefined {
+  const here = (globalThis as { location?: { href?: string } }).location?.href;
+  let abs: URL | undefined;
+  try {
+    abs = new URL(url || '/', here);
+  } catch {
+    abs = undefined;
+  }
+  if (!abs || !/^https?:$/.test(abs.protocol))
+    return `${what} "${url}" cannot be ${verb}: a base URL starts with http:// or https:// (such as "http://127.0.0.1:8080")`;
+  if (/^https?:\/\//i.test(url) && (abs.username !== '' || abs.password !== ''))
+    return `${what} "${url.replace(/^(https?:\/\/)[^/?#]*@/i, '$1…@')}" cannot be ${verb}: it has credentials in it (user:password@), which fetch refuses to send; give the API key as the client's key option, and leave them out of the URL`;
+  return undefined;
+}
+
 /** Which of `names` in `o` is given but no number (NaN, or a text that is none), told as a mistake. */
 export function notANumber(o: object, names: readonly string[]): string | undefined {
   for (const name of names) {

@@ -18,6 +18,7 @@ import {
   POSITION,
   retryAfterMsOf,
   SwitchboardError,
+  unusableBaseUrl,
 } from './errors.ts';
 import type { EventEnvelope, EventType, Position, WsTicket } from './types.ts';
 
@@ -144,22 +145,16 @@ async function socketClass(client: SwitchboardClient): Promise<{ cls: SocketClas
 
 /**
  * ws:// or wss:// for the client's URL; in a page, a relative URL ('' for the page's own server) too.
- * Any other (`127.0.0.1:8080`, with no scheme) is a mistake in the options that no try gets past:
- * a TypeError, which ends the subscription, retryFirst or not.
+ * Any other (`127.0.0.1:8080`, with no scheme; one with credentials, `http://user:secret@host`,
+ * which the client's calls cannot make, its tickets included) is a mistake in the options that no
+ * try gets past: a TypeError, which ends the subscription, retryFirst or not.
  */
 function wsBase(url: string): string {
-  const here = (globalThis as { location?: { href: string } }).location?.href;
-  let abs: URL | undefined;
-  try {
-    abs = new URL(url || '/', here);
-  } catch {
-    abs = undefined;
-  }
-  if (!abs || !/^https?:$/.test(abs.protocol))
-    throw new TypeError(
-      `the client's url "${url}" cannot be opened: a base URL starts with http:// or https:// (such as "http://127.0.0.1:8080")`,
-    );
+  const why = unusableBaseUrl(url, "the client's url", 'opened');
+  if (why !== undefined) throw new TypeError(why);
   if (/^https?:\/\//i.test(url)) return url.replace(/^http/i, 'ws');
+  const here = (globalThis as { location?: { href: string } }).location?.href;
+  const abs = new URL(url || '/', here);
   return `${abs.protocol === 'https:' ? 'wss:' : 'ws:'}//${abs.host}${abs.pathname.replace(/\/+$/, '')}`;
 }
 
@@ -267,6 +262,8 @@ export function subscribe(
       const cls = found.cls;
       headers = found.headers;
       const byTicket = client.options.key !== undefined && (o.auth === 'ticket' || !headers);
+      // The URL first: one no try can open is not sent a ticket request either.
+      const base = wsBase(client.url);
       const q: string[] = [];
       // Each value encoded, as a query's are: an `after` with a `&` in it (the caller's mistake)
       // reaches the server whole and is refused naming `after`, not cut into another query.
@@ -284,7 +281,7 @@ export function subscribe(
         q.push(`ticket=${encodeURIComponent(ticket.body.ticket)}`);
       }
       if (closed) return;
-      url = `${wsBase(client.url)}${client.workspacePath}/events/live${q.length ? `?${q.join('&')}` : ''}`;
+      url = `${base}${client.workspacePath}/events/live${q.length ? `?${q.join('&')}` : ''}`;
       // The handshake's time limit is the client's `timeoutMs` (default 15 s), as a request's is;
       // one past what a timer holds (Infinity) is none.
       const timeoutMs = client.options.timeoutMs ?? 15_000;
