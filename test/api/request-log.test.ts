@@ -195,10 +195,10 @@ describe('the request log', () => {
     expect(requestLines(direct.reqId)).toMatchObject([{ ip: '192.0.2.9', status: 200, msg: 'request' }]);
   });
 
-  it('answers with the request id it logs and records, whitespace around the one sent trimmed', async () => {
-    // Two X-Request-Id headers, the second empty: Node joins them into "dup-id, ". An HTTP header
-    // cannot carry trailing whitespace (every parser trims it), so the id answered, logged and
-    // recorded with the command is the trimmed one, the same in all three.
+  it('answers with the request id it logs and records, a new one for an X-Request-Id given twice', async () => {
+    // Two X-Request-Id headers, the second empty: Node joins them into "dup-id, ", which is no id
+    // the client gave, so the request is served under a new one: the id answered, logged and
+    // recorded with the command is that one, the same in all three.
     const body = JSON.stringify({ id: 'dup-req-agent', skills: ['English'] });
     const answered = await new Promise<{ status: number; id: unknown }>((resolve, reject) => {
       const req = http.request(
@@ -220,12 +220,14 @@ describe('the request log', () => {
       req.on('error', reject);
       req.end(body);
     });
-    expect(answered).toEqual({ status: 201, id: 'dup-id,' });
-    expect(requestLines('dup-id,')).toMatchObject([{ msg: 'request', status: 201 }]);
+    expect(answered.status).toBe(201);
+    const id = String(answered.id);
+    expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    expect(requestLines(id)).toMatchObject([{ msg: 'request', status: 201 }]);
     const recorded = (await running.redis.xrange(workspaceKeys(WS).commands, '-', '+'))
       .map(([, f]) => parseFields(f))
       .filter((f) => String(f.command).includes('dup-req-agent'));
-    expect(recorded.map((f) => f.requestId)).toEqual(['dup-id,']);
+    expect(recorded.map((f) => f.requestId)).toEqual([id]);
   });
 
   it('takes an X-Request-Id of 1..128 printable ASCII characters; any other is replaced by a new one', async () => {

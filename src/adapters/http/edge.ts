@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyBaseLogger, FastifyError } from 'fastify';
-import { PROBLEM_TYPE, type Problem, problem } from './problem.ts';
-import { requestIdOf } from './request-id.ts';
+import { givenTimes, PROBLEM_TYPE, type Problem, problem } from './problem.ts';
+import { requestIdOfRequest } from './request-id.ts';
 import { loggedUrl } from './request-log.ts';
 
 /**
@@ -91,7 +91,7 @@ export function clientErrorHandler(log: FastifyBaseLogger) {
  */
 export function refuseConnect(log: FastifyBaseLogger) {
   return (req: IncomingMessage, socket: Duplex): void => {
-    const reqId = requestIdOf(req.headers['x-request-id']);
+    const reqId = requestIdOfRequest(req);
     log.debug({ reqId, url: loggedUrl(req.url ?? '') }, 'CONNECT refused');
     socket.on('error', () => socket.destroy());
     writeAndClose(
@@ -132,7 +132,7 @@ export function expectationProblem(req: IncomingMessage): Problem | undefined {
  */
 export function refuseExpectation(log: FastifyBaseLogger) {
   return (req: IncomingMessage, res: ServerResponse): void => {
-    const reqId = requestIdOf(req.headers['x-request-id']);
+    const reqId = requestIdOfRequest(req);
     log.debug({ reqId, url: loggedUrl(req.url ?? ''), expect: req.headers.expect }, 'expectation refused');
     const p = expectationProblem(req)!;
     const body = JSON.stringify(p);
@@ -168,16 +168,8 @@ export function missingHost(req: IncomingMessage): Problem | undefined {
  */
 const HOST_VALUE = /^(?:\[[0-9A-Za-z:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?$/;
 
-/**
- * A request with more than one Host header field line, or a Host that is not a host and port
- * (RFC 9112 §3.2: a server MUST answer 400 to both). Node keeps the first Host and drops the
- * others, so the request would be served for one Host while a proxy in front may have taken it
- * for the other. `missingHost` answers an HTTP/1.1 request with none.
- */
-export function hostProblem(req: IncomingMessage): Problem | undefined {
-  let hosts = 0;
-  for (let i = 0; i < req.rawHeaders.length; i += 2)
-    if (req.rawHeaders[i]!.length === 4 && req.rawHeaders[i]!.toLowerCase() === 'host') hosts++;
+/** The host problem of a request with this many Host field lines (see `headersProblem`). */
+function hostProblem(req: IncomingMessage, hosts: number): Problem | undefined {
   const host = req.headers.host;
   if (hosts === 1 && host !== undefined && !HOST_VALUE.test(host))
     return problem(
@@ -194,6 +186,67 @@ export function hostProblem(req: IncomingMessage): Problem | undefined {
     'Bad request',
     `A request must carry one Host header (RFC 9112, section 3.2); this one has ${hosts}. Send one. Nothing was changed.`,
     { errors: [{ path: 'Host', message: 'must be given once' }] },
+  );
+}
+
+/** Methods that carry no command: a query reads no Idempotency-Key (docs/API.md), so it is not counted. */
+const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * The headers of a request, checked in one pass over its field lines (it runs for every request):
+ *
+ * - more than one Host field line, or a Host that is not a host and port (RFC 9112 §3.2: a server
+ *   MUST answer 400 to both): Node keeps the first Host and drops the others, so the request would be
+ *   served for one Host while a proxy in front may have taken it for the other. An HTTP/1.1 request
+ *   with none is refused too (`missingHost`). A `400 bad-request` naming `Host`.
+ * - `Authorization`, `Content-Type` (on every request) or `Idempotency-Key` (on a command) given
+ *   more than once: Node keeps the first `Authorization` or `Content-Type` and drops the others (a
+ *   command sent as `application/json` and `text/plain` was applied, a proxy in front may have read
+ *   the other key), and joins `Idempotency-Key`s with ", " (which was then refused for its spaces,
+ *   not for what was wrong). A `400 invalid-request` naming each, as a query parameter given twice
+ *   is: `is given 2 times: give it once`. (`X-Request-Id` is never refused: request-id.ts.)
+ */
+export function headersProblem(req: IncomingMessage): Problem | undefined {
+  let hosts = 0;
+  let authorization = 0;
+  let contentType = 0;
+  let idempotencyKey = 0;
+  const raw = req.rawHeaders;
+  // The names' lengths differ: a name is lower-cased only when its length is one of theirs.
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    switch (name.length) {
+      case 4:
+        if (name.toLowerCase() === 'host') hosts++;
+        break;
+      case 12:
+        if (name.toLowerCase() === 'content-type') contentType++;
+        break;
+      case 13:
+        if (name.toLowerCase() === 'authorization') authorization++;
+        break;
+      case 15:
+        if (name.toLowerCase() === 'idempotency-key') idempotencyKey++;
+        break;
+    }
+  }
+  const host = hostProblem(req, hosts);
+  if (host) return host;
+  if (authorization < 2 && contentType < 2 && (idempotencyKey < 2 || READS.has(req.method ?? '')))
+    return undefined;
+  const errors: { path: string; message: string }[] = [];
+  if (authorization > 1) errors.push({ path: 'Authorization', message: givenTimes(authorization) });
+  if (contentType > 1) errors.push({ path: 'Content-Type', message: givenTimes(contentType) });
+  if (idempotencyKey > 1 && !READS.has(req.method ?? ''))
+    errors.push({ path: 'Idempotency-Key', message: givenTimes(idempotencyKey) });
+  return problem(
+    400,
+    'invalid-request',
+    'Invalid request',
+    `The headers have ${errors.length === 1 ? 'a bad field' : `${errors.length} bad fields`}: ${errors
+      .map((e) => `${e.path} ${e.message}`)
+      .join('; ')}. Nothing was changed.`,
+    { errors },
   );
 }
 
@@ -279,7 +332,7 @@ export function badHandshake(errors: readonly { path: string; message: string }[
 /** `ws`'s own refusals that the check above does not foresee (a malformed Sec-WebSocket-Protocol). */
 export function onWebSocketClientError(log: FastifyBaseLogger) {
   return (err: Error, socket: Duplex, req?: IncomingMessage): void => {
-    const reqId = requestIdOf(req?.headers['x-request-id']);
+    const reqId = req ? requestIdOfRequest(req) : randomUUID();
     log.debug({ reqId, err: err.message }, 'websocket handshake refused');
     const header = /Sec-WebSocket-[A-Za-z]+/.exec(err.message)?.[0] ?? '(handshake)';
     writeAndClose(

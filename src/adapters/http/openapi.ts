@@ -81,6 +81,8 @@ const idem = {
   name: 'Idempotency-Key',
   in: 'header',
   required: false,
+  description:
+    '1..200 visible ASCII characters (no spaces), given once: two Idempotency-Key headers are a 400 naming it',
   schema: { type: 'string', maxLength: 200 },
 };
 const minPosition = { name: 'minPosition', in: 'query', required: false, schema: position };

@@ -23,7 +23,7 @@ import {
   fragmentProblem,
   frameworkProblem,
   handshakeProblem,
-  hostProblem,
+  headersProblem,
   onWebSocketClientError,
   refuseConnect,
   refuseExpectation,
@@ -49,7 +49,7 @@ import {
   sendProblem,
 } from './problem.ts';
 import { queryRoutes } from './queries.ts';
-import { requestIdOf } from './request-id.ts';
+import { requestIdOfRequest } from './request-id.ts';
 import { installRequestLog } from './request-log.ts';
 import { type StateAt, stateRoutes } from './state.ts';
 
@@ -126,7 +126,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
         : lazyChild(parent as Logger, bindings)) as FastifyBaseLogger,
     bodyLimit: deps.config.bodyLimit,
     requestIdHeader: false,
-    genReqId: (req) => requestIdOf(req.headers['x-request-id']),
+    genReqId: (req) => requestIdOfRequest(req),
     // One line per request, after the answer (request-log.ts), rather than fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
     trustProxy: deps.config.trustProxy?.length ? [...deps.config.trustProxy] : false,
@@ -180,7 +180,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   // Hooks that run for every request take a callback (no promise each time).
   app.addHook('onRequest', (req, reply, done) => {
     reply.header('x-request-id', req.id);
-    const bad = hostProblem(req.raw) ?? fragmentProblem(req.raw.url ?? '');
+    const bad = headersProblem(req.raw) ?? fragmentProblem(req.raw.url ?? '');
     if (!closing && !bad) return done();
     reply.header('connection', 'close');
     // An upgrade's socket belongs to no HTTP parser: answered alone, it would stay open, and the
