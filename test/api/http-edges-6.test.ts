@@ -9,11 +9,11 @@
  * parameter given twice is), an upgrade too, and nothing is appended. Two `X-Request-Id`s are
  * neither's id: the request is served under a new one, as with any id not taken.
  */
-import { connect } from 'node:net';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey } from '../../src/adapters/redis/api-keys.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { inProcessApi } from '../support/api.ts';
+import { type RawAnswer, rawHttp, rawRequest as request } from '../support/raw-http.ts';
 
 const WS = 'http-edges-6';
 const api = inProcessApi([WS], { env: { AUTH: 'on' } });
@@ -26,55 +26,8 @@ beforeAll(async () => {
   auth = `Authorization: Bearer ${key}`;
 });
 
-interface RawAnswer {
-  readonly status: number;
-  readonly headers: Record<string, string>;
-  readonly body: string;
-  readonly closed: boolean;
-}
-
-/** One request on its own connection: the answer as it came, and whether the server closed it. */
-function raw(text: string): Promise<RawAnswer> {
-  const { port } = api.running.api!.server.address() as { port: number };
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    s.on('error', () => undefined);
-    let got = '';
-    let closed = false;
-    let answered = false;
-    const done = () => {
-      if (answered) return;
-      answered = true;
-      const end = got.indexOf('\r\n\r\n');
-      const [statusLine = '', ...lines] = got.slice(0, end).split('\r\n');
-      const headers: Record<string, string> = {};
-      for (const l of lines) {
-        const i = l.indexOf(':');
-        headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim();
-      }
-      resolve({ status: Number(statusLine.split(' ')[1]), headers, body: got.slice(end + 4), closed });
-    };
-    s.on('data', (d) => {
-      got += d.toString('latin1');
-    });
-    s.on('close', () => {
-      closed = true;
-      done();
-    });
-    s.write(text);
-    // A connection kept open (an upgrade taken) is cut here; `closed` stays false.
-    const timer = setTimeout(() => {
-      s.destroy();
-      done();
-    }, 1500);
-    s.on('close', () => clearTimeout(timer));
-  });
-}
-
-const request = (method: string, target: string, headers: readonly string[] = [], body = '') =>
-  `${method} ${target} HTTP/1.1\r\nHost: localhost\r\n${headers.map((h) => `${h}\r\n`).join('')}${
-    body ? `Content-Length: ${Buffer.byteLength(body)}\r\n` : ''
-  }Connection: close\r\n\r\n${body}`;
+/** One request on its own connection to this instance (test/support/raw-http.ts). */
+const raw = (text: string) => rawHttp((api.running.api!.server.address() as { port: number }).port, text);
 
 const commands = () => api.running.redis.xlen(workspaceKeys(WS).commands);
 const json = 'Content-Type: application/json';

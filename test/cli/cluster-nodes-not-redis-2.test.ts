@@ -9,22 +9,7 @@
 import net from 'node:net';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { localServer } from '../support/local-server.ts';
-import { runCli } from './run-cli.ts';
-
-const seedOf = (httpUrl: string) => httpUrl.replace('http://', '');
-
-/** The environment without a Redis of its own: only what the test gives. */
-function bareEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
-  for (const name of ['REDIS_URL', 'REDIS_CLUSTER_NODES']) if (!(name in extra)) delete env[name];
-  return env;
-}
-
-async function timed(...args: Parameters<typeof runCli>) {
-  const started = performance.now();
-  const run = await runCli(...args);
-  return { ...run, seconds: (performance.now() - started) / 1000 };
-}
+import { bareEnv, seedOf, timed } from './cluster-seeds.ts';
 
 /** A loopback seed with nothing listening on it (a port just closed). */
 async function closedSeed(): Promise<string> {

@@ -8,22 +8,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { localServer } from '../support/local-server.ts';
-import { runCli } from './run-cli.ts';
-
-const seedOf = (httpUrl: string) => httpUrl.replace('http://', '');
-
-/** The environment without a Redis of its own: only what the test gives. */
-function bareEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
-  for (const name of ['REDIS_URL', 'REDIS_CLUSTER_NODES']) if (!(name in extra)) delete env[name];
-  return env;
-}
-
-async function timed(...args: Parameters<typeof runCli>) {
-  const started = performance.now();
-  const run = await runCli(...args);
-  return { ...run, seconds: (performance.now() - started) / 1000 };
-}
+import { bareEnv, seedOf, timed } from './cluster-seeds.ts';
 
 describe('Redis Cluster seeds naming something that is not Redis', () => {
   it('keys list --cluster-nodes: exit 3 at once, "not Redis", check --cluster-nodes', async () => {

@@ -8,8 +8,8 @@
  */
 import { SwitchboardError } from 'switchboard/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sleep } from '../support/wait.ts';
 import { type ClientFixture, startClientFixture } from './fixture.ts';
+import { readyFailure, settingsOnUnusableUrl } from './unusable-url.ts';
 
 const WS = 'client-base-url';
 let p: ClientFixture;
@@ -29,30 +29,12 @@ describe('a base URL fetch cannot call', () => {
       ['a failover URL without http://', { url: good, failover: [hostPort] }],
     ];
     for (const [what, urls] of cases) {
-      const sent: string[] = [];
-      const retried: unknown[] = [];
-      const c = p.client(WS, {
-        ...urls,
-        backoffMs: 200,
-        onRetry: (i) => {
-          retried.push(i);
-          return undefined;
-        },
-        fetch: (url, init) => {
-          sent.push(`${init?.method} ${url}`);
-          return fetch(url, init);
-        },
-      });
-      const started = Date.now();
-      const err = await c.getSettings().then(
-        () => new Error(`${what}: answered`),
-        (e: unknown) => e as Error,
-      );
+      const { err, sent, retried, elapsedMs } = await settingsOnUnusableUrl(p, WS, urls, what);
       expect(err, what).toBeInstanceOf(TypeError);
       expect(err, what).not.toBeInstanceOf(SwitchboardError);
       expect(err.message, what).toContain(`"${urls.failover?.[0] ?? urls.url}"`);
       expect(err.message, what).toMatch(/http:\/\/ or https:\/\//);
-      expect(Date.now() - started, what).toBeLessThan(1000); // four retries would take 3 s
+      expect(elapsedMs, what).toBeLessThan(1000); // four retries would take 3 s
       expect(sent, what).toEqual([]);
       expect(retried, what).toEqual([]);
     }
@@ -72,13 +54,7 @@ describe('the live feed on such a URL', () => {
         .client(WS, { url: hostPort })
         .subscribe({ retryFirst, backoffMs: 50, onError: (e) => errors.push(e) }, () => {});
       try {
-        const err = await Promise.race([
-          sub.ready.then(
-            () => new Error('opened'),
-            (e: unknown) => e as Error,
-          ),
-          sleep(3000).then(() => new Error(`still trying after 3 s, ${errors.length} failures told`)),
-        ]);
+        const err = await readyFailure(sub.ready, errors);
         expect(err, what).toBeInstanceOf(TypeError);
         expect(err.message, what).toContain(`"${hostPort}"`);
         await sub.ended;

@@ -9,8 +9,8 @@
  */
 import { SwitchboardError } from 'switchboard/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sleep } from '../support/wait.ts';
 import { type ClientFixture, startClientFixture } from './fixture.ts';
+import { readyFailure, settingsOnUnusableUrl } from './unusable-url.ts';
 
 const WS = 'client-edges-5';
 let p: ClientFixture;
@@ -29,31 +29,13 @@ describe('a base URL with credentials', () => {
       ['a failover URL', { url: good, failover: [withCredentials(good)] }],
     ];
     for (const [what, urls] of cases) {
-      const sent: string[] = [];
-      const retried: unknown[] = [];
-      const c = p.client(WS, {
-        ...urls,
-        backoffMs: 200,
-        onRetry: (i) => {
-          retried.push(i);
-          return undefined;
-        },
-        fetch: (url, init) => {
-          sent.push(`${init?.method} ${url}`);
-          return fetch(url, init);
-        },
-      });
-      const started = Date.now();
-      const err = await c.getSettings().then(
-        () => new Error(`${what}: answered`),
-        (e: unknown) => e as Error,
-      );
+      const { err, sent, retried, elapsedMs } = await settingsOnUnusableUrl(p, WS, urls, what);
       expect(err, what).toBeInstanceOf(TypeError);
       expect(err, what).not.toBeInstanceOf(SwitchboardError);
       expect(err.message, what).not.toContain('hunter2');
       expect(err.message, what).toMatch(/credentials/);
       expect(err.message, what).toContain(good.replace(/^http:\/\//, '')); // which URL: its host
-      expect(Date.now() - started, what).toBeLessThan(1000); // four retries would take 3 s
+      expect(elapsedMs, what).toBeLessThan(1000); // four retries would take 3 s
       expect(retried, what).toEqual([]);
       expect(sent, what).toEqual([]);
     }
@@ -71,13 +53,7 @@ describe('the live feed on such a URL', () => {
           .client(WS, { url: withCredentials(p.main.url!), backoffMs: 50 })
           .subscribe({ auth, retryFirst, backoffMs: 50, onError: (e) => errors.push(e) }, () => {});
         try {
-          const err = await Promise.race([
-            sub.ready.then(
-              () => new Error('opened'),
-              (e: unknown) => e as Error,
-            ),
-            sleep(3000).then(() => new Error(`still trying after 3 s, ${errors.length} failures told`)),
-          ]);
+          const err = await readyFailure(sub.ready, errors);
           expect(err, what).toBeInstanceOf(TypeError);
           expect(err.message, what).toMatch(/credentials/);
           await sub.ended;

@@ -263,7 +263,7 @@ export function fragmentProblem(url: string): Problem | undefined {
     400,
     'invalid-url',
     'Invalid URL',
-    `The request target holds a "#" (its character ${at + 1}): a fragment is not sent in HTTP. Leave it out, or encode a "#" in an id or value as %23. Nothing was changed.`,
+    `The request target holds a "#" (its character ${at + 1}): a fragment is not sent in HTTP. Leave it out, or encode a "#" meant as data as %23. Nothing was changed.`,
     { errors: [{ path: 'url', message: 'must not hold "#": encode it as %23' }] },
   );
 }
