@@ -102,9 +102,19 @@ describe('npm run audit when the documents could not be compared', () => {
   }, 120_000);
 
   it('npm run rebuild --json says so too, on stderr, besides its exit 3', async () => {
-    const busy = await whileChanging(() =>
+    // The writers run in this process, beside the instance's projector: on a loaded machine both
+    // can stall long enough for each of the rebuild's tries to read a still workspace (a CI run
+    // read `compared: true`). Such a run compared, rightly, and says so with exit 0; the rebuild
+    // is run again (3 times at most) until one meets the changes.
+    let busy = await whileChanging(() =>
       runCli('rebuild', ['--workspace', WS, '--redis-url', redis.url, '--json']),
     );
+    for (let i = 1; i < 3 && (JSON.parse(busy.stdout) as { compared?: boolean }).compared === true; i++) {
+      expect(busy.code, busy.stderr).toBe(0);
+      busy = await whileChanging(() =>
+        runCli('rebuild', ['--workspace', WS, '--redis-url', redis.url, '--json']),
+      );
+    }
     expect(JSON.parse(busy.stdout), busy.stderr).toMatchObject({ compared: false });
     expect(busy.code, busy.stderr).toBe(3);
     expect(busy.stderr).toMatch(/^rebuild: .*kept changing.*run the rebuild again/m);
