@@ -10,15 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { localServer } from '../support/local-server.ts';
-import { runCli } from './run-cli.ts';
+import { timed } from './run-cli.ts';
 
 const redisUrlOf = (httpUrl: string, login = '') => httpUrl.replace('http://', `redis://${login}`);
-
-async function timed(...args: Parameters<typeof runCli>) {
-  const started = performance.now();
-  const run = await runCli(...args);
-  return { ...run, seconds: (performance.now() - started) / 1000 };
-}
 
 /** A directory --out may name that does not exist yet (its parent does, and is writable). */
 function outDir(): string {

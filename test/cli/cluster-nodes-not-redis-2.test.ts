@@ -9,7 +9,8 @@
 import net from 'node:net';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { localServer } from '../support/local-server.ts';
-import { bareEnv, seedOf, timed } from './cluster-seeds.ts';
+import { bareEnv, seedOf } from './cluster-seeds.ts';
+import { timed } from './run-cli.ts';
 
 /** A loopback seed with nothing listening on it (a port just closed). */
 async function closedSeed(): Promise<string> {

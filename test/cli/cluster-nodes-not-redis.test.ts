@@ -8,7 +8,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { localServer } from '../support/local-server.ts';
-import { bareEnv, seedOf, timed } from './cluster-seeds.ts';
+import { bareEnv, seedOf } from './cluster-seeds.ts';
+import { timed } from './run-cli.ts';
 
 describe('Redis Cluster seeds naming something that is not Redis', () => {
   it('keys list --cluster-nodes: exit 3 at once, "not Redis", check --cluster-nodes', async () => {

@@ -32,3 +32,10 @@ export function runCli(
     );
   });
 }
+
+/** `runCli`, and how long it took, start included. */
+export async function timed(...args: Parameters<typeof runCli>) {
+  const started = performance.now();
+  const run = await runCli(...args);
+  return { ...run, seconds: (performance.now() - started) / 1000 };
+}

@@ -211,18 +211,13 @@ export function sendUpgradeRequired(reply: FastifyReply, detail: string): Fastif
  */
 export const redisUnavailable = (err?: unknown, read = false): Problem => {
   const message = String((err as { message?: unknown } | undefined)?.message ?? '');
-  if (read && !message.startsWith('OOM ') && !message.startsWith('MISCONF '))
-    return problem(
-      503,
-      'redis-unavailable',
-      'Storage unavailable',
-      'Redis is not reachable right now; nothing was read. Ask again in a second (Retry-After).',
-    );
   const detail = message.startsWith('OOM ')
     ? 'Redis is at its memory limit (maxmemory) and refuses writes; raise maxmemory or free memory (shorter LOG_RETENTION or CONTACT_RETENTION, the archiver running), then retry with the same Idempotency-Key.'
     : message.startsWith('MISCONF ')
       ? 'Redis refuses writes because it cannot persist its data (see its log: disk full or not writable); fix that, then retry with the same Idempotency-Key.'
-      : 'Redis is not reachable right now; retry with the same Idempotency-Key.';
+      : read
+        ? 'Redis is not reachable right now; nothing was read. Ask again in a second (Retry-After).'
+        : 'Redis is not reachable right now; retry with the same Idempotency-Key.';
   return problem(503, 'redis-unavailable', 'Storage unavailable', detail);
 };
 
