@@ -210,12 +210,19 @@ export function unusableBaseUrl(url: string, what: string, verb = 'called'): str
   return undefined;
 }
 
-/** Which of `names` in `o` is given but no number (NaN, or a text that is none), told as a mistake. */
+/**
+ * Which of `names` in `o` is given but unusable, told as a mistake: no number (NaN, or a text that
+ * is none), or a `timeoutMs` not above 0, which would time every try out before it is sent (no
+ * limit is `Infinity`).
+ */
 export function notANumber(o: object, names: readonly string[]): string | undefined {
   for (const name of names) {
     const v = (o as Record<string, unknown>)[name];
-    if (v !== undefined && Number.isNaN(Number(v)))
+    if (v === undefined) continue;
+    if (Number.isNaN(Number(v)))
       return `the option ${name} is ${typeof v === 'number' ? 'NaN' : JSON.stringify(v)}: it takes a number`;
+    if (name === 'timeoutMs' && Number(v) <= 0)
+      return `the option timeoutMs is ${JSON.stringify(v)}: a try's time limit is a number of milliseconds above 0 (Infinity for none)`;
   }
   return undefined;
 }

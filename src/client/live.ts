@@ -255,7 +255,7 @@ export function subscribe(
       // A backoff of NaN (`Number(process.env.X)` of an unset variable) would reconnect with no
       // wait at all, hundreds of times a second: the caller's mistake, which ends it at once.
       const nan =
-        notANumber(o, ['backoffMs', 'maxBackoffMs']) ??
+        notANumber(o, ['backoffMs', 'maxBackoffMs', 'heartbeatMs']) ??
         notANumber(client.options, ['timeoutMs', 'maxRetryAfterMs']);
       if (nan !== undefined) throw new TypeError(`live feed: ${nan}`);
       const found = await socketClass(client);
@@ -366,7 +366,9 @@ export function subscribe(
       const silentMs = Date.now() - heardAt;
       if (silentMs < deadAfterMs()) {
         confirming = false;
-        watchdog = setTimeout(watch, deadAfterMs() - silentMs);
+        // An interval past what a timer holds (`heartbeatMs: Infinity`) is looked at again after
+        // the longest one: a timer given more fires at once, with a TimeoutOverflowWarning.
+        watchdog = setTimeout(watch, Math.min(deadAfterMs() - silentMs, MAX_TIMER_MS));
         return;
       }
       // Once more after the messages already received are read: a timer that ran late (this
@@ -390,7 +392,7 @@ export function subscribe(
       tell(() => o.onClose?.({ code: 1006, reason, retryInMs }));
     };
     if (watchdog) clearTimeout(watchdog);
-    if (heartbeatEvery > 0) watchdog = setTimeout(watch, deadAfterMs());
+    if (heartbeatEvery > 0) watchdog = setTimeout(watch, Math.min(deadAfterMs(), MAX_TIMER_MS));
     s.onopen = () => {
       if (socket !== s) return;
       heardAt = Date.now();
@@ -428,7 +430,7 @@ export function subscribe(
           // The server's interval from now on: the watchdog runs on it at once.
           heartbeatEvery = everyMs;
           if (watchdog) clearTimeout(watchdog);
-          watchdog = setTimeout(watch, deadAfterMs());
+          watchdog = setTimeout(watch, Math.min(deadAfterMs(), MAX_TIMER_MS));
         }
         return;
       }
