@@ -64,6 +64,7 @@ export default defineConfig({
             'test/api/keys-strict.test.ts',
             'test/api/attributes-numbers.test.ts',
             'test/api/live-protocol-errors.test.ts',
+            'test/api/http-edges-7.test.ts',
             'test/api/openapi-lint.test.ts',
             'test/api/events-doc.test.ts',
             'test/api/metrics-docs.test.ts',
