@@ -59,6 +59,14 @@ export function parseRedisTarget(
     .map((n) => n.trim())
     .filter(Boolean);
   const nodesName = values['cluster-nodes'] !== undefined ? '--cluster-nodes' : 'REDIS_CLUSTER_NODES';
+  // An empty one (`--cluster-nodes "$NODES"` with NODES unset, or only commas) is refused as an
+  // empty --redis-url is: taken as not given, the tool went on to REDIS_URL or the private Redis
+  // without a word (keys made there, another Redis's workspace audited).
+  const nodesGivenEmpty = values['cluster-nodes'] !== undefined && nodes.length === 0;
+  check.check(
+    !nodesGivenEmpty,
+    `--cluster-nodes: must name the cluster's nodes, host:port,... (got "${values['cluster-nodes']}"): leave it out for $REDIS_CLUSTER_NODES, $REDIS_URL or the private Redis of npm start`,
+  );
   // A login the client could not decode is named alone, not also as a seed of the wrong form, nor
   // (below) as a seed that is not rediss://.
   const undecodable = nodes.filter(undecodableLogin);
@@ -71,10 +79,15 @@ export function parseRedisTarget(
     `${nodesName}: each seed must be host:port, user:password@host:port or a redis:// or rediss:// URL (got "${mask(nodesText ?? '')}")`,
   );
   const configured =
-    nodes.length > 0 ? undefined : (values['redis-url'] ?? (env.REDIS_URL?.trim() || undefined));
+    nodes.length > 0 || nodesGivenEmpty
+      ? undefined
+      : (values['redis-url'] ?? (env.REDIS_URL?.trim() || undefined));
   // Nothing configured: the private Redis `npm start` runs for this data directory, if it runs.
   const dataDir = env.DATA_DIR?.trim() || './data';
-  const own = nodes.length > 0 || configured !== undefined ? undefined : runningPrivateRedis(dataDir);
+  const own =
+    nodes.length > 0 || nodesGivenEmpty || configured !== undefined
+      ? undefined
+      : runningPrivateRedis(dataDir);
   const url = configured ?? own;
   if (configured !== undefined) {
     // Named as the user gave it: the flag, or the environment's variable.
@@ -85,7 +98,7 @@ export function parseRedisTarget(
     );
   }
   check.check(
-    nodes.length > 0 || url !== undefined,
+    nodes.length > 0 || nodesGivenEmpty || url !== undefined,
     `no Redis to read: give --redis-url or --cluster-nodes (or set REDIS_URL or REDIS_CLUSTER_NODES), or run npm start first (its private Redis says where it listens in ${privateRedisFile(dataDir)})`,
   );
   // The login and TLS files of the environment, as the main command reads them.

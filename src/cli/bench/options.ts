@@ -83,9 +83,9 @@ Options:
   --decisions <n>        decision: agents made available one at a time (default 200); idle:
                          cycles (default 2000)
   --rate <n>             e2e: offered contacts/s (default 1000); fanout: contacts/s (default 50)
-  --rates <a,b,...>      e2e: several offered rates in one go (instead of --rate)
-  --duration <s>         e2e, ingest: seconds of each measured run (default 5); timers: seconds
-                         over which the offers are made (default 2)
+  --rates <a,b,...>      e2e only: several offered rates in one go (instead of --rate)
+  --duration <s>         e2e, ingest, fanout: seconds of each measured run (default 5); timers:
+                         seconds over which the offers are made (default 2)
   --warmup <s>           e2e, ingest, fanout: seconds of load before measuring, not reported (default:
                          e2e 5, fanout 3, ingest 1); e2e's and fanout's (to the subscribers) with
                          Switchboard health-checked and scraped as a deployed instance is
@@ -285,6 +285,11 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     '--rate and --rates: give one or the other',
   );
   const rates = check.integers('rates', values.rates, [rate], 'rates', { min: 1, max: 100_000, most: 20 });
+  // Only e2e runs once per rate: fanout took the first and dropped the others without a word.
+  check.check(
+    values.rates === undefined || workload === 'e2e',
+    `--rates: only for e2e${workload === 'fanout' ? '; give fanout one --rate' : ''}`,
+  );
   const duration = check.number('duration', values.duration, workload === 'timers' ? 2 : 5, {
     min: 0.1,
     max: 300,
@@ -338,14 +343,22 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     !values.cluster || redisUrl === undefined,
     '--cluster: e2e starts its own Redis Cluster; leave out --redis-url',
   );
-  const switchboard = values.switchboard === undefined ? undefined : path.resolve(values.switchboard);
+  // An empty one (`--switchboard "$OTHER"` with OTHER unset) resolved to the current directory:
+  // this checkout, compared with itself without a word.
+  const switchboardEmpty = values.switchboard !== undefined && values.switchboard.trim() === '';
+  check.check(
+    !switchboardEmpty,
+    '--switchboard: must name the root of another checkout (got an empty value), e.g. git worktree add /tmp/other <rev>',
+  );
+  const switchboard =
+    values.switchboard === undefined || switchboardEmpty ? undefined : path.resolve(values.switchboard);
   const runsOther = workload === 'e2e' || workload === 'ingest' || workload === 'fanout';
   check.check(
     switchboard === undefined || runsOther || workload === 'steps',
     '--switchboard: only for e2e, ingest, fanout and steps',
   );
   check.check(
-    workload !== 'steps' || switchboard !== undefined,
+    workload !== 'steps' || switchboard !== undefined || switchboardEmpty,
     "--switchboard: steps compares this checkout's steps with another checkout's; give its root (e.g. git worktree add /tmp/other <rev>)",
   );
   if (switchboard !== undefined) {
