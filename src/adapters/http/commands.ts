@@ -461,6 +461,16 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
             'idempotency-key-reused',
             'Idempotency-Key reused',
             `The key "${failure.submitted.idempotencyKey}" was first used for a different request; use a new key for a new request.`,
+            // The header is the part of the request at fault: named as a 400 names a bad field.
+            {
+              errors: [
+                {
+                  path: 'Idempotency-Key',
+                  message:
+                    'was first used for a different request (another method, route or body): use a new key for a new request',
+                },
+              ],
+            },
           ),
         );
       case 'NotReplicated': {

@@ -24,6 +24,7 @@ export function positionWaiter(app: FastifyInstance): AwaitPosition {
         positionAhead(
           `minPosition ${minPosition} is after the last command of workspace "${ws}" (${last ?? 'none yet'}): pass the position a command's answer gave.`,
           last,
+          'minPosition',
         ),
       );
     const tail = await tails.get(ws);

@@ -1337,7 +1337,7 @@ export const openapi = withEdgeProblems(
             errors: {
               type: 'array',
               description:
-                'each field of the request at fault, {path, message}: the path as the request names it (a body field, a query parameter, a header), the message what is wrong and what to do. Carried by invalid-request (400: every bad field), bad-handshake (the headers), unsupported-encoding (Content-Encoding), and by the refusals caused by a request field: channel-not-declared (channel, capacity.<channel>), skill-set-limit (skills, the message naming the skill), channels-not-removable (channels), settings-conflict (priorityWeightMs or agentSelection), agent-exists (id), contact-exists (id), offer-not-yours (agentId); see "Problem types" in docs/API.md',
+                'each field of the request at fault, {path, message}: the path as the request names it (a body field, a query parameter, a header), the message what is wrong and what to do. Carried by invalid-request (400: every bad field), bad-handshake (the headers), unsupported-encoding (Content-Encoding), and by the refusals caused by a request field: channel-not-declared (channel, capacity.<channel>), skill-set-limit (skills, the message naming the skill), channels-not-removable (channels), settings-conflict (priorityWeightMs or agentSelection), agent-exists (id), contact-exists (id), offer-not-yours (agentId), idempotency-key-reused (Idempotency-Key), position-ahead (minPosition, or after of GET /events, or at of GET /state); see "Problem types" in docs/API.md',
               items: {
                 type: 'object',
                 properties: { path: { type: 'string' }, message: { type: 'string' } },

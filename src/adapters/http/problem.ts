@@ -87,9 +87,26 @@ export function problem(
   return { type: `/problems/${slug}`, title, status, detail, ...extra };
 }
 
-/** 409: a position after the last of the log it names; `lastPosition` says where that log ends. */
-export const positionAhead = (detail: string, lastPosition: string | null): Problem =>
-  problem(409, 'position-ahead', 'Position not in the log yet', detail, { lastPosition });
+/**
+ * 409: a position after the last of the log it names; `lastPosition` says where that log ends.
+ * `field`: the parameter that gave it (`minPosition`, `after`, `at`), named in `errors` as a 400
+ * names a bad field.
+ */
+export const positionAhead = (detail: string, lastPosition: string | null, field?: string): Problem =>
+  problem(409, 'position-ahead', 'Position not in the log yet', detail, {
+    lastPosition,
+    ...(field !== undefined
+      ? {
+          errors: [
+            {
+              path: field,
+              message:
+                'is after the last position of the log: ask for one the log holds (lastPosition, or an earlier one)',
+            },
+          ],
+        }
+      : {}),
+  });
 
 export function sendProblem(reply: FastifyReply, p: Problem): FastifyReply {
   return reply.code(p.status).type(PROBLEM_TYPE).send(p);

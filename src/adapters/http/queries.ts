@@ -177,6 +177,7 @@ export async function queryRoutes(app: FastifyInstance): Promise<void> {
           positionAhead(
             `after=${q.after} is after the last event of workspace "${ws}" (${end ?? 'none yet'}): a Redis that lost its data, or another one. Page from lastPosition (or from 0-0); the events before it are the log's, not the ones your position came from.`,
             end ?? null,
+            'after',
           ),
         );
     }

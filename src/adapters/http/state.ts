@@ -61,6 +61,7 @@ export async function stateRoutes(app: FastifyInstance): Promise<void> {
           ? `Workspace "${ws}" has no event yet, so there is no state at ${at}; wait or ask for an earlier position.`
           : `${at} is after the last event of workspace "${ws}" (${r.ahead}); wait or ask for an earlier position.`,
         r.ahead,
+        'at',
       ),
     );
   });
