@@ -20,7 +20,7 @@ import { redisPingProblem } from './bench/reach.ts';
 import { formatResult, machine } from './bench/report.ts';
 import { CleanupFailed, runWorkload } from './bench/workloads.ts';
 import { redisUrlProblem } from './redis-target.ts';
-import { parseCommandLine, runCommand } from './sim/options.ts';
+import { parseCommandLine, runCommand, UsageError } from './sim/options.ts';
 
 const ALL_USAGE = `Usage: npm run bench -- all [options]
 
@@ -39,6 +39,9 @@ Options:
   --redis-url <url>   run the single-Redis workloads on this Redis instead of fresh private ones
   --json              the JSON instead of the markdown table
   --help              this text
+
+A single workload's options (--workload <name>, --agents, --contacts, ...) are refused (exit 2):
+the preset sets every workload's sizes.
 `;
 
 const ALL_OPTIONS = {
@@ -95,7 +98,38 @@ function outProblem(out: string): string | undefined {
   }
 }
 
+/**
+ * The single workloads' options `all` does not take, each refused in a line saying so rather than
+ * ignored (`--workload seed` ran every workload) or called an unknown option (`--agents`): its
+ * preset sets every workload's sizes. Options neither takes are left to the strict parse.
+ */
+function allUnusedProblems(argv: readonly string[]): string[] {
+  const { tokens } = parseArgs({
+    args: [...argv],
+    options: { ...BENCH_OPTIONS, ...ALL_OPTIONS },
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
+  const problems = new Set<string>();
+  if (tokens.some((t) => t.kind === 'option' && t.name === 'help')) return []; // --help: the usage
+  for (const t of tokens) {
+    if (t.kind !== 'option') continue;
+    if (t.name === 'workload' && t.value !== undefined && t.value !== 'all')
+      problems.add(
+        `--workload ${t.value}: bench all runs every workload; run npm run bench -- ${t.value} for that one alone`,
+      );
+    else if (Object.hasOwn(BENCH_OPTIONS, t.name) && !Object.hasOwn(ALL_OPTIONS, t.name))
+      problems.add(
+        `--${t.name}: not an option of bench all (its preset, quick, --tiny or --full, sets each workload's sizes); give it to one workload: npm run bench -- <workload> --${t.name} ...`,
+      );
+  }
+  return [...problems];
+}
+
 function parseAllArgs(argv: readonly string[]): AllOptions {
+  const unused = allUnusedProblems(argv);
+  if (unused.length > 0) throw new UsageError(unused);
   const { values, positionals, check } = parseCommandLine(argv, ALL_USAGE, ALL_OPTIONS);
   const extra = positionals.filter((p, i) => !(i === 0 && p === 'all'));
   check.check(extra.length === 0, `unexpected argument(s): ${extra.join(' ')}`);

@@ -21,7 +21,7 @@ import path from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
 import { mask } from '../adapters/redis/client.ts';
 import { FatalError } from './sim/http.ts';
-import { parseCommandLine, runCommand } from './sim/options.ts';
+import { type OptionChecker, parseCommandLine, runCommand } from './sim/options.ts';
 import { randomSeed } from './sim/random.ts';
 import { type SimOptions, Simulator } from './sim/simulator.ts';
 import type { SimSummary } from './sim/summary.ts';
@@ -73,6 +73,31 @@ Switchboard's address, included); 130 when interrupted.
 
 /** The run's options, `--json`, and where its key came from (--key, the variable, the stored file). */
 type CliOptions = SimOptions & { json: boolean; keyFrom?: string };
+
+/** An option's name, the value given (undefined: not given) and the value in effect. */
+type PairSide = readonly [name: string, raw: string | undefined, value: number];
+
+/**
+ * A --x-min that must not exceed its --x-max. With one of them given and the other at its default,
+ * the refusal names the one given and the other's default (the user never gave that one), and
+ * says to give it too. A side already refused (not a number, out of range) is not compared.
+ */
+function orderedPair(
+  check: OptionChecker,
+  [minName, minRaw, min]: PairSide,
+  [maxName, maxRaw, max]: PairSide,
+): void {
+  if (max >= min) return;
+  if (check.problems.some((p) => p.startsWith(`--${minName}:`) || p.startsWith(`--${maxName}:`))) return;
+  check.check(
+    false,
+    maxRaw === undefined
+      ? `--${minName} ${minRaw} is above --${maxName}'s default ${max}: give --${maxName} too`
+      : minRaw === undefined
+        ? `--${maxName} ${maxRaw} is below --${minName}'s default ${min}: give --${minName} too`
+        : `--${maxName}: must be at least --${minName} (got ${max} < ${min})`,
+  );
+}
 
 function parseSimulateArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliOptions {
   const { values, positionals, check } = parseCommandLine(argv, USAGE, {
@@ -156,9 +181,10 @@ function parseSimulateArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Cli
   const rate = check.number('rate', values.rate, 2, { minExclusive: 0, max: 100_000 });
   const handleMinS = check.number('handle-min', values['handle-min'], 1, { min: 0, max: 86_400 });
   const handleMaxS = check.number('handle-max', values['handle-max'], 3, { min: 0, max: 86_400 });
-  check.check(
-    handleMaxS >= handleMinS,
-    `--handle-max: must be at least --handle-min (got ${handleMaxS} < ${handleMinS})`,
+  orderedPair(
+    check,
+    ['handle-min', values['handle-min'], handleMinS],
+    ['handle-max', values['handle-max'], handleMaxS],
   );
   const patienceS = check.number('patience', values.patience, 60, { minExclusive: 0, max: 86_400 });
   // Workspace settings, in seconds here and ms on the wire (docs/API.md bounds them).
@@ -200,9 +226,10 @@ function parseSimulateArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Cli
   };
   const acceptMinS = check.number('accept-min', values['accept-min'], 0.1, { min: 0, max: 3600 });
   const acceptMaxS = check.number('accept-max', values['accept-max'], 1, { min: 0, max: 3600 });
-  check.check(
-    acceptMaxS >= acceptMinS,
-    `--accept-max: must be at least --accept-min (got ${acceptMaxS} < ${acceptMinS})`,
+  orderedPair(
+    check,
+    ['accept-min', values['accept-min'], acceptMinS],
+    ['accept-max', values['accept-max'], acceptMaxS],
   );
   const rejectRate = check.fraction('reject-rate', values['reject-rate'], 0.03);
   const missRate = check.fraction('miss-rate', values['miss-rate'], 0.02);

@@ -14,16 +14,46 @@ export class UsageError extends Error {
 }
 
 /**
- * node:util parseArgs, with its own errors turned into a UsageError. An option that takes a value
- * given more than once (`--workspace a --workspace b`) is refused, naming it, where parseArgs keeps
- * the last one silently; an option declared `multiple` stays repeatable.
+ * `args` with a negative number given as the next argument of an option that takes a value
+ * (`--agents -1`) joined to it (`--agents=-1`): strict parseArgs calls such a value "ambiguous"
+ * and asks for that spelling, after which the option's own check refuses it, two tries for one
+ * mistake. Joined, the value meets that check at once. Nothing after `--` is touched.
+ */
+function negativeValuesJoined(args: readonly string[], options: ParseArgsConfig['options']): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (arg === '--') return [...out, ...args.slice(i)];
+    const next = args[i + 1];
+    const name = arg.startsWith('--') ? arg.slice(2) : undefined;
+    if (
+      name !== undefined &&
+      next !== undefined &&
+      /^-\.?\d/.test(next) &&
+      Object.hasOwn(options ?? {}, name) &&
+      options?.[name]?.type === 'string'
+    ) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else out.push(arg);
+  }
+  return out;
+}
+
+/**
+ * node:util parseArgs, with its own errors turned into a UsageError (one line: its messages span
+ * several). An option that takes a value given more than once (`--workspace a --workspace b`) is
+ * refused, naming it, where parseArgs keeps the last one silently; an option declared `multiple`
+ * stays repeatable. A negative number after an option is its value (negativeValuesJoined).
  */
 export function parseOrUsage<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
   let parsed: ReturnType<typeof parseArgs<T>>;
   try {
-    parsed = parseArgs({ ...config, tokens: true }) as ReturnType<typeof parseArgs<T>>;
+    // parseArgs's own default for `args` is process.argv.slice(2) too.
+    const args = negativeValuesJoined(config.args ?? process.argv.slice(2), config.options);
+    parsed = parseArgs({ ...config, args, tokens: true }) as ReturnType<typeof parseArgs<T>>;
   } catch (err) {
-    throw new UsageError([(err as Error).message]);
+    throw new UsageError([(err as Error).message.replace(/\s*\n\s*/g, ' ')]);
   }
   const given = new Map<string, string[]>();
   for (const t of (parsed as { tokens?: ReturnType<typeof parseArgs>['tokens'] }).tokens ?? []) {
