@@ -72,6 +72,8 @@ export interface Config extends LimitSettings {
   readonly liveMaxHeldEvents: number;
   /** A live feed silent this long gets a heartbeat message (docs/API.md); undefined: LIVE_HEARTBEAT_MS=off. */
   readonly liveHeartbeatMs: number | undefined;
+  /** How often a live feed's socket is pinged; one that neither answers nor takes any byte for an interval is dropped. */
+  readonly livePingMs: number;
   readonly durability: 'local' | 'replicated';
   readonly replicaWaitMs: number;
   readonly dispatchLeases: boolean;
@@ -338,6 +340,12 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     default: '10000',
     description:
       'A live feed that sent nothing for this long sends a heartbeat message ({"heartbeat":{after,at,everyMs}}) so a client can tell a dead path from a quiet feed (docs/API.md); off: none (the pages, and the typed client unless given heartbeatMs: 0, then take 20 s of silence for a dead path and reopen a quiet feed that often, losing nothing).',
+  },
+  {
+    name: 'LIVE_PING_MS',
+    default: '15000',
+    description:
+      'How often a live feed is sent a WebSocket ping. A socket that answered no ping by the next one (15 to 30 s with the default) is dropped without a close, unless it is taking the bytes waiting for it (a client reading a long replay over a slow link answers late); a path that died with bytes waiting is dropped one interval later.',
   },
   {
     name: 'ARCHIVE_DIR',
@@ -743,6 +751,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
       liveMaxBufferedBytes: v.int('LIVE_MAX_BUFFERED_BYTES', 8 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
       liveMaxHeldEvents: v.int('LIVE_MAX_HELD_EVENTS', 10_000, 1, 1_000_000),
       liveHeartbeatMs: v.optional('LIVE_HEARTBEAT_MS', offOr(100, 600_000)),
+      livePingMs: v.int('LIVE_PING_MS', 15_000, 100, 600_000),
       rateLimit: v.optional('RATE_LIMIT', offOr(1, 1_000_000)),
       rateLimitBurst: v.optional('RATE_LIMIT_BURST', offOr(1, 10_000_000, false)),
       wsMaxPerKey: v.optional('WS_MAX_PER_KEY', offOr(1, 10_000_000)),

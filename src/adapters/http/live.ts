@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import * as t from 'io-ts';
 import type { WebSocket } from 'ws';
@@ -32,6 +33,7 @@ const LiveQuery = strict(
   'LiveQuery',
 );
 type LiveQuery = t.TypeOf<typeof LiveQuery>;
+/** How often a live socket is pinged when the config gives no LIVE_PING_MS. */
 const PING_EVERY_MS = 15_000;
 const KEY_CHECK_EVERY_MS = 500;
 /** How often a replay waiting for its reader looks at the socket's unsent bytes again. */
@@ -75,6 +77,7 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
     liveMaxBufferedBytes: maxBufferedBytes,
     liveMaxHeldEvents: maxHeldEvents,
     liveHeartbeatMs,
+    livePingMs = PING_EVERY_MS,
   } = app.deps.config;
   /** What the check before the upgrade decoded and opened, for the handler that runs after it. */
   const accepted = new WeakMap<
@@ -279,14 +282,46 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
         beat = setTimeout(heartbeat, every);
       }
 
+      // A ping waits behind every byte unsent before it: a client reading a large backlog (a long
+      // replay over a slow link) answers it late, though it is alive and reading. Bytes waiting on
+      // the socket mean the system's buffer for it is full, so the system takes more only as the
+      // client acknowledges data. A client that answered no ping is therefore still alive when
+      // bytes waited at the last ping and some were taken since; and for one more interval when
+      // they wait now and did not then (the buffer filled meanwhile), or when it had just taken all
+      // that waited (the last of it still in the system's buffer, ahead of the ping). One that
+      // answers nothing and takes nothing is dropped as before, at most one interval later.
+      const raw = (socket as unknown as { _socket?: Socket })._socket;
+      const internals = raw as unknown as
+        | { _bytesDispatched?: number; _handle?: { writeQueueSize?: number } | null }
+        | undefined;
+      /**
+       * Bytes the system has taken for the client: those handed to libuv less those it still queues
+       * (as they go out, not once a whole write is done); else those of the writes completed.
+       */
+      const taken = (): number => {
+        if (!raw) return 0;
+        const queued = internals?._handle?.writeQueueSize;
+        const dispatched = internals?._bytesDispatched;
+        if (typeof queued === 'number' && typeof dispatched === 'number') return dispatched - queued;
+        return (raw.bytesWritten ?? 0) - raw.writableLength;
+      };
+      /** `taken()` at the last ping if bytes were waiting then; undefined if none were. */
+      let takenAtPing: number | undefined;
+      /** Whether, at the last ping, the client had just taken what waited (it may still be in the system's buffer). */
+      let drained = false;
       const ping = setInterval(() => {
-        if (!alive) {
+        const waiting = raw !== undefined && raw.writableLength > 0;
+        const progressed = takenAtPing !== undefined && taken() > takenAtPing;
+        const reading = takenAtPing === undefined ? waiting || drained : progressed;
+        if (!alive && !reading) {
           socket.terminate();
           return;
         }
         alive = false;
+        drained = progressed && !waiting;
+        takenAtPing = waiting ? taken() : undefined;
         socket.ping();
-      }, PING_EVERY_MS);
+      }, livePingMs);
       socket.on('pong', () => {
         alive = true;
       });

@@ -78,6 +78,8 @@ export interface ApiSettings extends LimitSettings {
   readonly liveMaxHeldEvents: number;
   /** A live feed silent this long sends a heartbeat message; undefined: none (LIVE_HEARTBEAT_MS). */
   readonly liveHeartbeatMs?: number | undefined;
+  /** How often a live feed is pinged (LIVE_PING_MS); 15 s when not given. */
+  readonly livePingMs?: number;
   /** on: API keys are required on every workspace route (src/adapters/http/auth.ts). */
   readonly auth: 'on' | 'off';
   /** Proxies whose X-Forwarded-For gives the client address (TRUST_PROXY); none when empty. */
