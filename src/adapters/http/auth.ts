@@ -83,6 +83,16 @@ export const unauthorized = (detail: string): Problem =>
 export const forbidden = (detail: string): Problem => problem(403, 'forbidden', 'Forbidden', detail);
 
 /**
+ * The 403 of an `agent` key for a contact whose document does not name its agent: checked when the
+ * request arrives (below) and again on the document a read answers (queries.ts: a `minPosition`
+ * read answers the document once that position is applied, which may have left the agent).
+ */
+export const notItsContact = (contactId: string, agentId: string): Problem =>
+  forbidden(
+    `Contact "${contactId}" is not offered or assigned to agent "${agentId}", whom this key acts for.`,
+  );
+
+/**
  * The error code of a 401's challenge (RFC 6750, section 3.1): none when the request carried no
  * Bearer credentials (no header, another scheme), `invalid_request` for a Bearer header that is not
  * one token, `invalid_token` for a token (or a ticket) that is not a valid key.
@@ -260,14 +270,7 @@ export function installAuth(app: FastifyInstance, opts: { cacheMs?: number } = {
       const id = (req.params as { id?: unknown }).id;
       if (!isId(id)) return; // the handler's 400
       const contact = await readContact(redis, p.workspace, id);
-      if (contact?.agentId !== agentId)
-        return refuse(
-          req,
-          reply,
-          forbidden(
-            `Contact "${id}" is not offered or assigned to agent "${agentId}", whom this key acts for.`,
-          ),
-        );
+      if (contact?.agentId !== agentId) return refuse(req, reply, notItsContact(id, agentId));
     }
   });
 }

@@ -10,6 +10,7 @@ import { workspaceKeys } from '../redis/keys.ts';
 import { listAgents, publicDocument, readAgent, readStats } from '../redis/projection-reads.ts';
 import { contactWithPlace } from '../redis/routing-index.ts';
 import type { RedisClient } from '../redis/scripts.ts';
+import { notItsContact } from './auth.ts';
 import { positionWaiter } from './min-position.ts';
 import { idParams, MinPositionQuery, workspaceOf } from './params.ts';
 import { decodeOr400, ProblemError, positionAhead, problem } from './problem.ts';
@@ -129,6 +130,11 @@ export async function queryRoutes(app: FastifyInstance): Promise<void> {
       throw new ProblemError(
         problem(404, 'contact-not-found', 'Contact not found', `No contact "${id}" in workspace "${ws}".`),
       );
+    // An agent key was let in for a document naming its agent (auth.ts); the one answered is read
+    // after the wait for minPosition, and may have left that agent meanwhile (an offer rejected).
+    const p = req.principal;
+    if (p?.role === 'agent' && c.agentId !== p.agentId)
+      throw new ProblemError(notItsContact(id, p.agentId ?? ''));
     return read.place ? { ...c, ...read.place } : c;
   });
 
