@@ -77,8 +77,8 @@ export function accessOf(method: string, url: string): Access | undefined {
   return ROUTE_ACCESS[`${m} ${url}`] ?? ADMIN_ONLY;
 }
 
-export const unauthorized = (detail: string): Problem =>
-  problem(401, 'unauthorized', 'Unauthorized', `${detail} Send Authorization: Bearer <API key>.`);
+export const unauthorized = (detail: string, advice = 'Send Authorization: Bearer <API key>.'): Problem =>
+  problem(401, 'unauthorized', 'Unauthorized', `${detail} ${advice}`);
 
 export const forbidden = (detail: string): Problem => problem(403, 'forbidden', 'Forbidden', detail);
 
@@ -207,6 +207,9 @@ export function installAuth(app: FastifyInstance, opts: { cacheMs?: number } = {
           reply,
           unauthorized(
             'The ticket is not known: expired, already used, its key revoked, or made for another workspace (a ticket opens a feed of the workspace it was made in).',
+            // A ticket is how a client that cannot send a header on an upgrade (a browser) opens a
+            // feed: the header would not help it; a new ticket does.
+            'Take a new ticket for each upgrade (POST /ws-tickets with the API key; valid 30 s, used once), or send Authorization: Bearer <API key> where the client can.',
           ),
           'invalid_token',
         );
