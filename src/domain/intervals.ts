@@ -205,6 +205,7 @@ export interface IntervalEffect {
  * offered after a direct assignment, has no second first decision.
  */
 export interface ContactPlace {
+  /** '' when not known (moved before the queue it left was known: `movedTo`). */
   readonly queue: string;
   readonly decided: boolean;
 }
@@ -221,8 +222,14 @@ export const placeOfText = (text: string): ContactPlace =>
 const queueName = (skills: unknown, channel: unknown) =>
   `${typeof channel === 'string' ? channel : 'voice'} ${JSON.stringify(skills ?? [])}`;
 
-const channelIn = (queue: string | undefined): string =>
-  queue ? queue.slice(0, queue.indexOf(' ')) : 'voice';
+/**
+ * The queue a contact moves to (a transfer, a step) on the channel of the queue it was in; '' (no
+ * queue) when that one is not known (a contact queued before what the log's reading looks back at):
+ * the events of a move do not give the channel, and a guessed one would count a chat contact under
+ * a voice queue. A decision (AssignmentMade, which gives it) teaches its queue again.
+ */
+const movedTo = (skills: unknown, before: string | undefined): string =>
+  before ? queueName(skills, before.slice(0, before.indexOf(' '))) : '';
 
 /**
  * The effect of `e`, given where each contact is so far (`placeOf`: its queue, and whether its
@@ -238,7 +245,8 @@ export function intervalEffect(
 ): IntervalEffect {
   const d = e.data;
   const contactId = typeof d.contactId === 'string' ? d.contactId : undefined;
-  const queueOf = (id: string) => placeOf(id)?.queue;
+  // '' is a contact whose queue is not known (movedTo): counted in the workspace's figures only.
+  const queueOf = (id: string) => placeOf(id)?.queue || undefined;
   const start = intervalStart(e.ms);
   switch (e.type) {
     case 'ContactQueued': {
@@ -282,7 +290,7 @@ export function intervalEffect(
       // Only an assigned contact is transferred: it was decided.
       return {
         count: { start, add: { transferred: 1 }, queue: before },
-        learn: { contactId, queue: queueName(d.skills, channelIn(before)), decided: true },
+        learn: { contactId, queue: movedTo(d.skills, before), decided: true },
       };
     }
     case 'ContactStepped': {
@@ -291,7 +299,7 @@ export function intervalEffect(
       return {
         learn: {
           contactId,
-          queue: queueName(d.skills, channelIn(before?.queue)),
+          queue: movedTo(d.skills, before?.queue || undefined),
           decided: before?.decided ?? false,
         },
       };
