@@ -140,6 +140,27 @@ export function installAuth(app: FastifyInstance, opts: { cacheMs?: number } = {
     const ws = String((req.params as { ws?: unknown }).ws ?? '');
     const header = req.headers.authorization;
     let principal: Principal | undefined;
+    // A feed's upgrade with a key and a ticket: the key was taken and the ticket left unused, a
+    // one-time credential standing in a URL (a log, a proxy's) that could still open a feed. One
+    // credential per request (RFC 6750, section 2): a 400 naming the ticket, which is not spent.
+    if (
+      header !== undefined &&
+      access.own === 'live' &&
+      (req.query as { ticket?: unknown }).ticket !== undefined
+    ) {
+      const message = 'is given with an Authorization header: send one or the other';
+      return refuse(
+        req,
+        reply,
+        problem(
+          400,
+          'invalid-request',
+          'Invalid request',
+          `The query has a bad field: ticket ${message} (a ticket is for a client that cannot send the header). Nothing was changed.`,
+          { errors: [{ path: 'ticket', message }] },
+        ),
+      );
+    }
     if (header !== undefined) {
       const m = /^Bearer +(\S+) *$/i.exec(header);
       if (!m)
