@@ -14,7 +14,7 @@ import {
   positionMs,
 } from './entries.ts';
 import { type ContactMeta, differences, factData, iso, jsonEqual } from './expected.ts';
-import { IdempotencyKeys, Outcomes } from './ledgers.ts';
+import { IdempotencyKeys, type KeyedCommand, Outcomes } from './ledgers.ts';
 import { bodyWant, type DocumentMade } from './outcome-body.ts';
 import { ReplayState } from './replay-state.ts';
 import { positionBefore, type Violation, type ViolationKind, Violations } from './violations.ts';
@@ -135,6 +135,11 @@ export class Auditor {
 
   get withoutIdempotencyKey(): number {
     return this.keys.withoutKey;
+  }
+
+  /** The last command replayed with this Idempotency-Key. */
+  keyedCommand(key: string): KeyedCommand | undefined {
+    return this.keys.last(key);
   }
 
   constructor(
@@ -422,7 +427,10 @@ export class Auditor {
     this.keys.check(e);
     if (e.commandId.startsWith('timer:')) this.timerFired(e);
     const { events, status, command } = expectedOf(e, this.state, (f) => this.apply(f, e));
-    this.outcomes.check(e, status, () => bodyWant(this, e.position, command, events, status));
+    const recorded = this.outcomes.check(e, status, () =>
+      bodyWant(this, e.position, command, events, status),
+    );
+    if (e.idempotencyKey !== undefined) this.keys.answered(e, status, recorded);
     return events;
   }
 

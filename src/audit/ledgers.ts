@@ -53,8 +53,11 @@ export class Outcomes {
     this.first = undefined;
   }
 
-  /** The command was replayed with this status; `want` gives the body its outcome must have. */
-  check(e: CommandEntry, status: number, want: () => BodyWant): void {
+  /**
+   * The command was replayed with this status; `want` gives the body its outcome must have.
+   * Returns its outcome as recorded (`{status, body}` text) when it was there and right.
+   */
+  check(e: CommandEntry, status: number, want: () => BodyWant): string | undefined {
     // Outcomes before this command belong to no command replayed (or repeat one).
     let o = this.queue[this.head];
     while (o && positionBefore(o.position, e.position)) {
@@ -80,10 +83,12 @@ export class Outcomes {
               ? `${String(got.status)}, the model ${status}`
               : bodyDifference(got.body, want());
         if (wrong !== undefined) this.flag('outcome', 'outcomes', o.at, `${describe(e)}: outcome ${wrong}`);
+        else return o.text;
       }
     } else if (this.first !== undefined && !positionBefore(e.position, this.first)) {
       this.flag('outcome', 'commands', e.position, `${describe(e)}: no outcome recorded`);
     }
+    return undefined;
   }
 
   /** After the last command: outcomes of commands that are not in the command stream. */
@@ -121,9 +126,23 @@ function parseOutcome(text: string): { status: unknown; body: unknown } | undefi
   }
 }
 
-/** One Idempotency-Key is appended once within its lifetime (the append step answers repeats). */
+/** The last command replayed with an Idempotency-Key: what the key's record must name. */
+export interface KeyedCommand {
+  readonly position: string;
+  readonly commandId: string;
+  /** The model's status for it. */
+  status: number;
+  /** Its outcome as the outcome stream recorded it (and held right), when the stream had it. */
+  outcome: string | undefined;
+}
+
+/**
+ * One Idempotency-Key is appended once within its lifetime (the append step answers repeats).
+ * The last command with each key is kept: a repeat is answered from the key's record (that
+ * command's position, id and outcome), which the end of the audit holds to it (state-check.ts).
+ */
 export class IdempotencyKeys {
-  private readonly firstAt = new Map<string, string>();
+  private readonly lastWith = new Map<string, KeyedCommand>();
   withoutKey = 0;
 
   constructor(
@@ -137,7 +156,7 @@ export class IdempotencyKeys {
       this.withoutKey++;
       return;
     }
-    const first = this.firstAt.get(key);
+    const first = this.lastWith.get(key)?.position;
     if (first !== undefined && e.at - positionMs(first) < this.ttlMs)
       this.flag(
         'idempotency',
@@ -145,6 +164,19 @@ export class IdempotencyKeys {
         e.position,
         `Idempotency-Key "${key}" appended again (first at ${first})`,
       );
-    this.firstAt.set(key, e.position);
+    this.lastWith.set(key, { position: e.position, commandId: e.commandId, status: 0, outcome: undefined });
+  }
+
+  /** The command (checked before) was replayed with this status, and this outcome recorded right. */
+  answered(e: CommandEntry, status: number, outcome: string | undefined): void {
+    const last = e.idempotencyKey === undefined ? undefined : this.lastWith.get(e.idempotencyKey);
+    if (last?.position !== e.position) return;
+    last.status = status;
+    last.outcome = outcome;
+  }
+
+  /** The last command replayed with the key. */
+  last(key: string): KeyedCommand | undefined {
+    return this.lastWith.get(key);
   }
 }

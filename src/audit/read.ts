@@ -1,6 +1,6 @@
 import { listApiKeys } from '../adapters/redis/api-keys.ts';
 import { READ_PAGE, readRange } from '../adapters/redis/event-log.ts';
-import { scanHash } from '../adapters/redis/hash-scan.ts';
+import { eachEntry, scanHash } from '../adapters/redis/hash-scan.ts';
 import { type WorkspaceKeys, workspaceKeys } from '../adapters/redis/keys.ts';
 import { readRoutingIndex } from '../adapters/redis/routing-index.ts';
 import type { RedisClient } from '../adapters/redis/scripts.ts';
@@ -278,16 +278,23 @@ async function readState(redis: RedisClient, k: WorkspaceKeys, a: Auditor): Prom
   const timers = readTimers(redis, k.timers).then(
     async (live) => [live, await firedAfter(redis, k.commands, a.checkpoint ?? '0-0')] as const,
   );
-  const [, , index, counters, excluded, [live, fired]] = await Promise.all([
+  // The Idempotency-Key records and the answers recorded for repeats.
+  const records = new Map<string, string>();
+  const answers = new Map<string, string>();
+  const [, , , , index, counters, [excluded, settings, seq, tick], [live, fired]] = await Promise.all([
     agents,
     contacts,
+    eachEntry(redis, k.idempotency, (key, text) => records.set(key, text)),
+    eachEntry(redis, k.idempotencyOutcomes, (key, text) => answers.set(key, text)),
     readRoutingIndex(redis, k.workspace),
     redis.hgetall(k.stats),
-    redis.hget(k.meta, 'excluded'),
+    redis.hmget(k.meta, 'excluded', 'settings', 'seq', 'tick'),
     timers,
   ]);
   check.index(index);
-  check.excluded(excluded);
+  check.excluded(excluded ?? null);
+  check.meta(settings ?? null, seq ?? null, tick ?? null);
+  check.idempotency(records, answers);
   check.counters(counters);
   check.timers(live, fired);
   return check.violations();

@@ -1,9 +1,9 @@
 import { publicDocument, publicFields } from '../adapters/redis/projection-reads.ts';
 import type { RoutingIndex } from '../adapters/redis/routing-index.ts';
-import { canTakeWork, channelOf, type Workspace } from '../domain/model.ts';
+import { canTakeWork, channelOf, DEFAULT_SETTINGS, type Settings, type Workspace } from '../domain/model.ts';
 import { type Auditor, COUNTED_EVENTS } from './auditor.ts';
 import { agentDocument, contactDocument, differences, iso, jsonEqual } from './expected.ts';
-import type { Violation } from './violations.ts';
+import { positionBefore, type Violation } from './violations.ts';
 
 /**
  * The end of the audit: the live documents and routing index must be the replayed state. Fed a
@@ -146,6 +146,95 @@ export class StateCheck {
       );
   }
 
+  /**
+   * The projector's own state in the meta hash (as stored: null when absent) against the replay:
+   * the settings (`settings`, JSON; GET /settings, and what decides every later offer, wrap-up,
+   * wait limit, routing order and choice of agent), compared with their defaults filled in as
+   * readers fill them; and the arrival counter and tick (`seq`, `tick`), the next contact's place
+   * in its queue: those of the last ContactQueued (absent before the first).
+   */
+  meta(settings: string | null, seq: string | null, tick: string | null): void {
+    const state = this.audit.state;
+    let stored: unknown;
+    try {
+      stored = settings === null ? {} : JSON.parse(settings);
+    } catch {
+      stored = undefined;
+    }
+    if (typeof stored !== 'object' || stored === null || Array.isArray(stored))
+      this.flag('settings (meta settings) are not a JSON object');
+    else {
+      const got = withDefaults(stored as Partial<Settings>);
+      const want = withDefaults(state.settings);
+      if (!jsonEqual(got, want)) this.flag(`settings differ: ${differences(got, want)}`);
+    }
+    if (Number(seq ?? 0) !== state.seq || (seq !== null && !/^\d+$/.test(seq)))
+      this.flag(`the arrival counter (meta seq) is ${seq ?? 'absent'}, the log's ${state.seq}`);
+    const wantTick = state.tick === undefined ? null : String(state.tick);
+    if (
+      tick !== wantTick &&
+      !(tick !== null && wantTick !== null && /^\d+$/.test(tick) && Number(tick) === state.tick)
+    )
+      this.flag(`the arrival tick (meta tick) is ${tick ?? 'absent'}, the log's ${wantTick ?? 'absent'}`);
+  }
+
+  /**
+   * The Idempotency-Key records (key → `{position, commandId, ...}`) and the answers recorded for
+   * repeats (key → `{status, body}`), as stored: a repeated request is told the command its record
+   * names and answered the outcome recorded, so a record of a command applied (at or before the
+   * checkpoint; later ones are appended and not applied yet) must name the last command the log has
+   * with its key, and its answer, when recorded, must have that command's status, and the body its
+   * outcome had in the outcome stream when the stream still holds it.
+   */
+  idempotency(records: ReadonlyMap<string, string>, answers: ReadonlyMap<string, string>): void {
+    const checkpoint = this.audit.checkpoint;
+    for (const [key, text] of records) {
+      const name = `Idempotency-Key ${JSON.stringify(key)}`;
+      const rec = parseObject(text);
+      const position = rec?.position;
+      const commandId = rec?.commandId;
+      if (typeof position !== 'string' || typeof commandId !== 'string') {
+        this.flag(`${name}: its record is not {position, commandId}`);
+        continue;
+      }
+      const applied = checkpoint !== undefined && !positionBefore(checkpoint, position);
+      const answer = answers.get(key);
+      if (!applied) {
+        if (answer !== undefined)
+          this.flag(
+            `${name}: an answer is recorded for a repeat, yet its record names command ${commandId} at ${position}, not applied yet`,
+          );
+        continue;
+      }
+      const last = this.audit.keyedCommand(key);
+      const named = `its record names command ${commandId} at ${position}`;
+      if (!last) {
+        this.flag(`${name}: ${named}, no command in the log carries the key`);
+        continue;
+      }
+      if (last.position !== position || last.commandId !== commandId) {
+        this.flag(
+          `${name}: ${named}, the log's last command with the key is ${last.commandId} at ${last.position}`,
+        );
+        continue;
+      }
+      if (answer === undefined) continue;
+      const got = parseObject(answer);
+      const of = `the outcome of command ${commandId} at ${position}`;
+      if (!got || got.status !== last.status)
+        this.flag(
+          `${name}: the answer recorded for a repeat has status ${got ? String(got.status) : '(not {status, body})'}, ${of} has ${last.status}`,
+        );
+      else if (last.outcome !== undefined) {
+        const want = parseObject(last.outcome);
+        if (!jsonEqual(got.body, want?.body))
+          this.flag(
+            `${name}: the answer recorded for a repeat is not ${of}: ${differences(got.body, want?.body)}`,
+          );
+      }
+    }
+  }
+
   /** The mismatches found, with documents the replay has and Redis lacks. */
   violations(): Violation[] {
     for (const id of this.audit.state.agents.keys())
@@ -180,6 +269,30 @@ export class StateCheck {
 }
 
 let checks = 0;
+
+function parseObject(text: string): Record<string, unknown> | undefined {
+  try {
+    const v = JSON.parse(text) as unknown;
+    return typeof v === 'object' && v !== null && !Array.isArray(v)
+      ? (v as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Settings with every default filled in (absent fields read as their defaults: DEFAULT_SETTINGS). */
+function withDefaults(s: Partial<Settings>): Record<string, unknown> {
+  return {
+    offerTimeoutMs: s.offerTimeoutMs ?? DEFAULT_SETTINGS.offerTimeoutMs,
+    wrapUpMs: s.wrapUpMs ?? DEFAULT_SETTINGS.wrapUpMs,
+    missedOfferPresence: s.missedOfferPresence ?? DEFAULT_SETTINGS.missedOfferPresence,
+    maxWaitMs: s.maxWaitMs ?? DEFAULT_SETTINGS.maxWaitMs,
+    channels: s.channels ?? DEFAULT_SETTINGS.channels,
+    priorityWeightMs: s.priorityWeightMs ?? null,
+    agentSelection: s.agentSelection ?? 'longest-available',
+  };
+}
 
 /** Timer kinds (the member's first letter) the steps take out when they become moot. */
 const REMOVED_WHEN_MOOT = new Set(['o', 'w', 'm']);
