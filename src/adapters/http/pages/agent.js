@@ -302,6 +302,11 @@ async function act(what, path, body) {
       const until = hold(client, err.retryAfterMs);
       problems.action = `${what} was not done: rate limited (429). Try again in ${waitText(until)}.`;
       updateBanner();
+    } else if (client === api && (err.status === 0 || err.status >= 500)) {
+      // No answer, or Switchboard or Redis away, after apiClient's own tries (same Idempotency-Key):
+      // done or not, nobody knows, and nothing sends it again (an offer may be gone by then).
+      problems.action = `${what} may not have been done: ${readFailure(err)}. It is not sent again by itself: try again once Switchboard answers, if the desk still shows it to do.`;
+      updateBanner();
     } else if (client === api) {
       problems.action = `${what}: ${explain(err)}`;
       updateBanner();
