@@ -124,6 +124,12 @@ export class LogReader {
   private anchor: Anchor | undefined;
   /** The stream's oldest entry, read with the mark (`anchor`). */
   private oldest: string | undefined;
+  /**
+   * The last segment read (whole), while what follows it is still to be held to the stream: its
+   * index and last position, and whether the reader's position was at or before that last (its
+   * history goes on from this segment's).
+   */
+  private tipRead: { index: number; last: string; goesOn: boolean } | undefined;
   private readonly key: string;
   private readonly anchorKey: string;
   readonly size: number;
@@ -172,12 +178,15 @@ export class LogReader {
       const from = this.cursor === undefined ? '-' : `(${this.cursor}`;
       // A page larger than READ_PAGE is read in parts, each in a MULTI of its own.
       const want = Math.min(READ_PAGE, this.size - out.length);
-      const r = await this.redis
+      // With the last segment read still to be held to the stream: whether its last entry is there.
+      const tipLast = this.tipRead?.goesOn ? this.tipRead.last : undefined;
+      const read = this.redis
         .multi()
         .hget(this.anchorKey, this.stream)
         .xrange(this.key, '-', '+', 'COUNT', 1)
-        .xrange(this.key, from, upTo, 'COUNT', want)
-        .exec();
+        .xrange(this.key, from, upTo, 'COUNT', want);
+      if (tipLast !== undefined) read.xrange(this.key, tipLast, tipLast, 'COUNT', 1);
+      const r = await read.exec();
       if (!r) throw new Error(`the read of ${this.key} was aborted`);
       for (const [err] of r) if (err) throw err;
       this.anchor = parseAnchor(r[0]![1] as string | null);
@@ -190,6 +199,7 @@ export class LogReader {
         relisted = true;
         if (await this.list()) continue;
       }
+      await this.checkStreamGoesOn(oldest, tipLast !== undefined && (r[3]![1] as StreamEntry[]).length > 0);
       if (this.anchor && (this.cursor === undefined || before(this.cursor, this.anchor.last))) {
         // Trimmed past what was handed on, and no segment holds it.
         // The stream reads again at its oldest entry (after the trim).
@@ -228,6 +238,31 @@ export class LogReader {
       relisted = false;
     }
     return out;
+  }
+
+  /**
+   * The stream must go on from the last segment read when the stream was never trimmed for it (no
+   * mark in Redis, or one of an earlier segment): its entries are then still in the stream (an
+   * archiver stopped between its segment and its trim), its last one too (`tipInStream`, read with
+   * the mark). A stream without it lost entries the archive holds: Redis back without its data,
+   * or from an older copy, with the archive kept. What it holds now is another history than the
+   * archive's, and handing it on after the segment would make one log of two (the archiver refuses
+   * to chain onto it, by the same test). Checked once, for a reader whose position is at or before
+   * that segment's last; one after it reads what Redis holds only.
+   */
+  private async checkStreamGoesOn(oldest: string | undefined, tipInStream: boolean): Promise<void> {
+    const t = this.tipRead;
+    if (!t) return;
+    this.tipRead = undefined;
+    if (!t.goesOn || (this.anchor && this.anchor.index >= t.index) || tipInStream) return;
+    this.report({
+      stream: this.stream,
+      position: t.last,
+      message: `the archive ends at segment ${t.index} (last ${t.last}), which Redis was never marked as trimmed for, and that entry is not in the ${this.stream} stream (${oldest === undefined ? 'empty' : `its oldest ${oldest}`}): Redis lost entries the archive holds (restarted without its data, or from an older copy), or this is another workspace's archive; what Redis holds now does not go on from the archive`,
+      lostAfter: t.last,
+      // Where what Redis holds reads on past the archive (an older copy may hold some of its entries).
+      resumeAt: await this.streamFirstAfter(t.last),
+    });
   }
 
   /** Segments read, and entries in them. */
@@ -334,6 +369,14 @@ export class LogReader {
       this.lastRead = d;
       this.lastReadAfter = this.cursor;
     }
+    this.tipRead =
+      d.header && d.problems.length === 0
+        ? {
+            index: d.header.index,
+            last: d.header.last,
+            goesOn: this.cursor === undefined || !before(d.header.last, this.cursor),
+          }
+        : undefined;
     this.held = d.entries;
     this.heldAt = 0;
     return true;
