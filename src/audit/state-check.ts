@@ -1,6 +1,12 @@
 import { publicDocument, publicFields } from '../adapters/redis/projection-reads.ts';
 import type { RoutingIndex } from '../adapters/redis/routing-index.ts';
-import { canTakeWork, channelOf, DEFAULT_SETTINGS, type Settings, type Workspace } from '../domain/model.ts';
+import {
+  canTakeWork,
+  channelOf,
+  type Settings,
+  settingsWithDefaults,
+  type Workspace,
+} from '../domain/model.ts';
 import { type Auditor, COUNTED_EVENTS } from './auditor.ts';
 import { agentDocument, contactDocument, differences, iso, jsonEqual } from './expected.ts';
 import { positionBefore, type Violation } from './violations.ts';
@@ -281,16 +287,13 @@ function parseObject(text: string): Record<string, unknown> | undefined {
   }
 }
 
-/** Settings with every default filled in (absent fields read as their defaults: DEFAULT_SETTINGS). */
+/** Settings with every default filled in, the optional ones too (absent: no aging, longest-available). */
 function withDefaults(s: Partial<Settings>): Record<string, unknown> {
+  const all = settingsWithDefaults(s);
   return {
-    offerTimeoutMs: s.offerTimeoutMs ?? DEFAULT_SETTINGS.offerTimeoutMs,
-    wrapUpMs: s.wrapUpMs ?? DEFAULT_SETTINGS.wrapUpMs,
-    missedOfferPresence: s.missedOfferPresence ?? DEFAULT_SETTINGS.missedOfferPresence,
-    maxWaitMs: s.maxWaitMs ?? DEFAULT_SETTINGS.maxWaitMs,
-    channels: s.channels ?? DEFAULT_SETTINGS.channels,
-    priorityWeightMs: s.priorityWeightMs ?? null,
-    agentSelection: s.agentSelection ?? 'longest-available',
+    ...all,
+    priorityWeightMs: all.priorityWeightMs ?? null,
+    agentSelection: all.agentSelection ?? 'longest-available',
   };
 }
 

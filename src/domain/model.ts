@@ -61,6 +61,19 @@ export const DEFAULT_SETTINGS: Settings = {
   channels: [DEFAULT_CHANNEL],
 };
 
+/** Settings as stored (fields may be missing), each missing one at its default; the optional ones stay absent. */
+export function settingsWithDefaults(stored: Partial<Settings>): Settings {
+  return {
+    offerTimeoutMs: stored.offerTimeoutMs ?? DEFAULT_SETTINGS.offerTimeoutMs,
+    wrapUpMs: stored.wrapUpMs ?? DEFAULT_SETTINGS.wrapUpMs,
+    missedOfferPresence: stored.missedOfferPresence ?? DEFAULT_SETTINGS.missedOfferPresence,
+    maxWaitMs: stored.maxWaitMs ?? DEFAULT_SETTINGS.maxWaitMs,
+    channels: stored.channels ?? DEFAULT_SETTINGS.channels,
+    ...(stored.priorityWeightMs !== undefined ? { priorityWeightMs: stored.priorityWeightMs } : {}),
+    ...(stored.agentSelection !== undefined ? { agentSelection: stored.agentSelection } : {}),
+  };
+}
+
 export interface WrapUp {
   /** The agent's wrap-ups so far, this one included: names its timer. */
   readonly n: number;

@@ -92,6 +92,16 @@ export const notItsContact = (contactId: string, agentId: string): Problem =>
     `Contact "${contactId}" is not offered or assigned to agent "${agentId}", whom this key acts for.`,
   );
 
+/** The 400 of a feed's `ticket` query parameter given wrong; nothing is read or spent. */
+const badTicketField = (message: string, why = ''): Problem =>
+  problem(
+    400,
+    'invalid-request',
+    'Invalid request',
+    `The query has a bad field: ticket ${message}${why}. Nothing was changed.`,
+    { errors: [{ path: 'ticket', message }] },
+  );
+
 /**
  * The error code of a 401's challenge (RFC 6750, section 3.1): none when the request carried no
  * Bearer credentials (no header, another scheme), `invalid_request` for a Bearer header that is not
@@ -143,21 +153,18 @@ export function installAuth(app: FastifyInstance, opts: { cacheMs?: number } = {
     // A feed's upgrade with a key and a ticket: the key was taken and the ticket left unused, a
     // one-time credential standing in a URL (a log, a proxy's) that could still open a feed. One
     // credential per request (RFC 6750, section 2): a 400 naming the ticket, which is not spent.
+    // (A ticket given twice is told so by the route's query check, as any parameter is.)
     if (
       header !== undefined &&
       access.own === 'live' &&
-      (req.query as { ticket?: unknown }).ticket !== undefined
+      typeof (req.query as { ticket?: unknown }).ticket === 'string'
     ) {
-      const message = 'is given with an Authorization header: send one or the other';
       return refuse(
         req,
         reply,
-        problem(
-          400,
-          'invalid-request',
-          'Invalid request',
-          `The query has a bad field: ticket ${message} (a ticket is for a client that cannot send the header). Nothing was changed.`,
-          { errors: [{ path: 'ticket', message }] },
+        badTicketField(
+          'is given with an Authorization header: send one or the other',
+          ' (a ticket is for a client that cannot send the header)',
         ),
       );
     }
@@ -198,18 +205,7 @@ export function installAuth(app: FastifyInstance, opts: { cacheMs?: number } = {
       // Tickets given twice (or more): the client has credentials, the query is at fault. A 400
       // naming the field, as the route's query check says it; neither ticket is read, nor spent.
       if (access.own === 'live' && Array.isArray(ticket)) {
-        const message = givenTimes(ticket.length);
-        return refuse(
-          req,
-          reply,
-          problem(
-            400,
-            'invalid-request',
-            'Invalid request',
-            `The query has a bad field: ticket ${message}. Nothing was changed.`,
-            { errors: [{ path: 'ticket', message }] },
-          ),
-        );
+        return refuse(req, reply, badTicketField(givenTimes(ticket.length)));
       }
       if (access.own !== 'live' || typeof ticket !== 'string')
         return refuse(req, reply, unauthorized('No API key was given.'));

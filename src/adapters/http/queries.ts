@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import * as t from 'io-ts';
 import { EVENT_TYPES } from '../../domain/events.ts';
-import { DEFAULT_SETTINGS, type Settings } from '../../domain/model.ts';
+import { DEFAULT_SETTINGS, type Settings, settingsWithDefaults } from '../../domain/model.ts';
 import { strict } from '../../domain/strict.ts';
 import { AfterPosition, comparePositions, Position, Skill, withMessage } from '../../domain/values.ts';
 import { AgentStateName, type ContactDocument } from '../../domain/views.ts';
@@ -73,16 +73,7 @@ const EventsQuery = strict(
 export async function readSettings(redis: RedisClient, ws: string): Promise<Settings> {
   const text = await redis.hget(workspaceKeys(ws).meta, 'settings');
   if (text === null) return DEFAULT_SETTINGS;
-  const stored = JSON.parse(text) as Partial<Settings>;
-  return {
-    offerTimeoutMs: stored.offerTimeoutMs ?? DEFAULT_SETTINGS.offerTimeoutMs,
-    wrapUpMs: stored.wrapUpMs ?? DEFAULT_SETTINGS.wrapUpMs,
-    missedOfferPresence: stored.missedOfferPresence ?? DEFAULT_SETTINGS.missedOfferPresence,
-    maxWaitMs: stored.maxWaitMs ?? DEFAULT_SETTINGS.maxWaitMs,
-    channels: stored.channels ?? DEFAULT_SETTINGS.channels,
-    ...(stored.priorityWeightMs !== undefined ? { priorityWeightMs: stored.priorityWeightMs } : {}),
-    ...(stored.agentSelection !== undefined ? { agentSelection: stored.agentSelection } : {}),
-  };
+  return settingsWithDefaults(JSON.parse(text) as Partial<Settings>);
 }
 
 /** Queries read the projections; `minPosition` makes them wait (bounded) for a client's own writes. */
