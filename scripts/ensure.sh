@@ -1,19 +1,31 @@
 #!/usr/bin/env bash
 # Installs what Switchboard needs and is missing: Debian's redis-server (built with TLS), openssl
-# (certificates for HAProxy and the Redis TLS tests), haproxy and keepalived for the topology, the
-# npm packages, and with SWITCHBOARD_BROWSER=1 (the test command) Debian's chromium for the browser
+# (certificates for HAProxy and the Redis TLS tests), haproxy and keepalived for the topology (as
+# root; a user who is not root needs those three only for the topology and the tests), the npm
+# packages, and with SWITCHBOARD_BROWSER=1 (the test command) Debian's chromium for the browser
 # tests, prometheus for promtool (the metrics and dashboard checks) and the locales' sources (the
-# collation test). Safe to run again: it only
-# acts on what is absent.
+# collation test). Safe to run again: it only acts on what is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
-command -v openssl >/dev/null 2>&1 || need+=(openssl)
-if [ "${SWITCHBOARD_TOPOLOGY_TOOLS:-1}" = 1 ]; then
-  command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
-  command -v keepalived >/dev/null 2>&1 || need+=(keepalived)
+# The topology's tools (openssl for its certificates, haproxy, keepalived): installed whenever this
+# runs as root. Only `npm run topology` (SWITCHBOARD_TOPOLOGY_TOOLS=1) and the tests use them, so
+# for a user who is not root, `npm start` and the other tools carry on without them (a note says
+# so); SWITCHBOARD_TOPOLOGY_TOOLS=0 leaves them out altogether.
+topology=()
+if [ "${SWITCHBOARD_TOPOLOGY_TOOLS:-}" != 0 ]; then
+  command -v openssl >/dev/null 2>&1 || topology+=(openssl)
+  command -v haproxy >/dev/null 2>&1 || topology+=(haproxy)
+  command -v keepalived >/dev/null 2>&1 || topology+=(keepalived)
+fi
+if [ ${#topology[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] || [ "${SWITCHBOARD_TOPOLOGY_TOOLS:-}" = 1 ] || [ "${SWITCHBOARD_BROWSER:-0}" = 1 ]; then
+    need+=("${topology[@]}")
+  else
+    echo "switchboard: ${topology[*]} not installed: not needed here, only by npm run topology and npm test (apt-get install ${topology[*]})" >&2
+  fi
 fi
 # The browser tests' headless Chromium (test/browser): only where the test command asks for it
 # (npm test sets SWITCHBOARD_BROWSER=1), so `npm start` never waits for a browser install.
