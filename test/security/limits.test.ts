@@ -343,13 +343,13 @@ describe('limits', () => {
     const a = await instance({ RATE_LIMIT: '1000' });
     const root = redis.adminClient();
     try {
-      // Writes wait (the rate-limit script among them); the reads of GET /stats do not.
-      await root.call('CLIENT', 'PAUSE', '3000', 'WRITE');
+      // Writes wait (the rate-limit script among them) for 2 s, longer than a count waits (1 s).
+      await root.call('CLIENT', 'PAUSE', '2000', 'WRITE');
       const began = Date.now();
       const res = await fetch(`${a.url}${B}/stats`);
       expect(res.status, await res.text()).toBe(200);
-      // The count gave up after the client's command timeout (2 s); the request's own reads, queued
-      // on the same connection behind it, went on once the pause ended.
+      // The count gave up after 1 s (limits.ts, COUNT_WAIT_MS); the request's own steps, held by
+      // the pause as well, went on once it ended, within their command timeout (2 s).
       expect(Date.now() - began).toBeLessThan(5000);
     } finally {
       await root.call('CLIENT', 'UNPAUSE').catch(() => {});

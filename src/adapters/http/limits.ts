@@ -94,6 +94,15 @@ function refuse(req: FastifyRequest, reply: FastifyReply, p: Problem, retryAfter
   sendProblem(reply, p);
 }
 
+/**
+ * How long a request waits for its rate-limit count. Redis not answering within it counts as not
+ * reachable, as for the instance's own check (src/adapters/redis/health-watch.ts, 1 s), after
+ * which nothing is counted: the request goes on. Before, the count waited the whole command
+ * timeout (2 s) and the request then its own, so the first requests after Redis stopped answering
+ * got their 503 after 4 s rather than 2 s (test/e2e/ops-edges-1.test.ts).
+ */
+const COUNT_WAIT_MS = 1000;
+
 export interface LimitDeps {
   readonly redis: RedisClient;
   readonly watch: RedisWatch;
@@ -194,8 +203,16 @@ export function installLimits(app: FastifyInstance, deps: LimitDeps): void {
       // upgrade only, so the key's budget still bounds its feeds (a burst of 1 could not open any).
       if (UNLIMITED.has(req.routeOptions.url ?? '') || req.principal?.byTicket || !canCount())
         return done(null, payload);
-      runLua(redis, RATE, [callerKeys(req).rate], [interval, rate.burst]).then(
+      // At most COUNT_WAIT_MS: past it the count is given up, as a failure (below).
+      let timer: NodeJS.Timeout | undefined;
+      Promise.race([
+        runLua(redis, RATE, [callerKeys(req).rate], [interval, rate.burst]),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer within ${COUNT_WAIT_MS} ms`)), COUNT_WAIT_MS);
+        }),
+      ]).then(
         (r) => {
+          clearTimeout(timer);
           const [ok, n] = r as [number, number];
           if (ok === 1) return done(null, payload);
           const waitS = Math.max(1, Math.ceil(n / 1_000_000));
@@ -213,6 +230,7 @@ export function installLimits(app: FastifyInstance, deps: LimitDeps): void {
           );
         },
         (err: unknown) => {
+          clearTimeout(timer);
           // Counting failed: the request goes on, and meets Redis's trouble itself if it needs Redis.
           countFailed('rate limit not counted', err);
           done(null, payload);
