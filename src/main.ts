@@ -103,9 +103,9 @@ async function main(): Promise<void> {
     }
     signalled = true;
     if (code === 0) log.info({ signal }, 'shutting down: finishing in-flight work');
-    // An instance registered for the load balancer serves on for LB_DRAIN_MS first; then
+    // An API instance serves on for LB_DRAIN_MS first (/health 503 meanwhile); then
     // SHUTDOWN_TIMEOUT_MS applies (README, "Configuration").
-    const timeoutMs = config.shutdownTimeoutMs + (config.advertise !== undefined ? config.lbDrainMs : 0);
+    const timeoutMs = config.shutdownTimeoutMs + (config.roles.includes('api') ? config.lbDrainMs : 0);
     const force = setTimeout(() => {
       log.error({ timeoutMs }, 'shutdown took too long; exiting');
       process.exit(1);

@@ -157,15 +157,22 @@ export async function startSwitchboard(
   let registration: Registration | undefined;
   let metricsServer: Awaited<ReturnType<typeof serveMetrics>> | undefined;
   let stopping: Promise<void> | undefined;
+  let started = false;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       // Leave the load balancer first, then close WebSockets (preClose) and drain requests;
       // workers end after their current step.
       await registration?.stop().catch(() => {});
-      // Still serving while the load balancer's sync takes this instance out of its backend
-      // (it stops sending new requests, lets those in progress finish): closing at once would
-      // answer requests already on their way over its kept-alive connections 503, or cut them.
-      if (registration && config.lbDrainMs > 0) await new Promise((r) => setTimeout(r, config.lbDrainMs));
+      // Still serving while the load balancer takes this instance out of its backend (it stops
+      // sending new requests, lets those in progress finish): closing at once would answer
+      // requests already on their way over its kept-alive connections 503, or cut them. A
+      // registered instance has left the registry (HAProxy's sync drops it); every instance
+      // answers /health 503 meanwhile (operations.ts), which is how a balancer that finds the
+      // replicas by DNS and checks /health (infra's compose) drops one that is not registered.
+      // A start that failed before it was done (the port of /metrics taken) drains only if it
+      // had registered: nothing was told it serves.
+      const drains = listening !== undefined && (registration !== undefined || started);
+      if (drains && config.lbDrainMs > 0) await new Promise((r) => setTimeout(r, config.lbDrainMs));
       if (api) {
         const server = api;
         // Requests get half the shutdown time to finish; a connection still open then (a client
@@ -228,6 +235,7 @@ export async function startSwitchboard(
         metrics,
         logger: log.child({ role: 'api' }),
         version: VERSION,
+        stopping: () => stopping !== undefined,
         roles: () => ({
           roles: config.roles,
           workspaces: [...new Set(runners.flatMap((r) => r.workspaces()))],
@@ -291,6 +299,7 @@ export async function startSwitchboard(
     throw err;
   }
 
+  started = true;
   return {
     redis,
     ...(api ? { api } : {}),

@@ -146,7 +146,7 @@ export interface WsTicket {
 
 export interface Status {
   readonly version: string;
-  readonly state: 'running' | 'paused';
+  readonly state: 'running' | 'paused' | 'stopping';
   readonly reason?: string;
   readonly roles: string[];
   readonly workspaces: string[];

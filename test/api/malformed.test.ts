@@ -1384,6 +1384,8 @@ describe('the HTTP edge', () => {
         LOG_LEVEL: 'silent',
         ROLES: 'api',
         QUERY_TIMEOUT_MS: '1500',
+        // Closing at once: the drain before it (LB_DRAIN_MS) serves on, test/e2e/drain-edges-1.test.ts.
+        LB_DRAIN_MS: '0',
       }),
       pino({ level: 'silent' }),
     );
@@ -1422,7 +1424,15 @@ describe('the HTTP edge', () => {
 
   it('an upgrade that arrives while the instance stops: 503 shutting-down, its connection closed, the stop not held', async () => {
     const own = await startSwitchboard(
-      loadConfig({ AUTH: 'off', ...redis.env, PORT: '0', LOG_LEVEL: 'silent', ROLES: 'api' }),
+      // Closing at once (LB_DRAIN_MS=0): during a drain an upgrade is still served.
+      loadConfig({
+        AUTH: 'off',
+        ...redis.env,
+        PORT: '0',
+        LOG_LEVEL: 'silent',
+        ROLES: 'api',
+        LB_DRAIN_MS: '0',
+      }),
       pino({ level: 'silent' }),
     );
     const { hostname, port } = new URL(own.url!);

@@ -59,6 +59,8 @@ export function inProcessApi(
       PORT: '0',
       LOG_LEVEL: 'silent',
       COMMAND_TIMEOUT_MS: '2000',
+      // Stopped at once (its drain, /health 503 while it serves on, is test/e2e/drain-edges-1.test.ts's).
+      LB_DRAIN_MS: '0',
       WORKSPACES: workspaces.join(','),
       DISCOVER_WORKSPACES: 'false',
       ...opts.env,

@@ -65,6 +65,8 @@ export async function archivingSwitchboard(
         ROLES: 'api',
         DISCOVER_WORKSPACES: 'false',
         ARCHIVE_DIR: dir,
+        // Stopped at once, without the drain (LB_DRAIN_MS).
+        LB_DRAIN_MS: '0',
         ...env,
       }),
       log,

@@ -132,6 +132,10 @@ export async function startProcess(opts: StartProcessOptions): Promise<Switchboa
     ...(opts.redis?.env ?? {}),
     ...(opts.redisUrl !== undefined ? { REDIS_URL: opts.redisUrl } : {}),
     ...(port !== undefined ? { PORT: String(port) } : {}),
+    // An API instance not registered for the load balancer closes at once on SIGTERM unless the
+    // test sets LB_DRAIN_MS (its drain is test/e2e/drain-edges-1.test.ts's); a registered one
+    // (ADVERTISE_ADDRESS) keeps the deployment's drain, which the HAProxy suites rely on.
+    ...(opts.env?.ADVERTISE_ADDRESS === undefined ? { LB_DRAIN_MS: '0' } : {}),
   });
   for (const [k, v] of Object.entries(opts.env ?? {})) {
     if (v === undefined) delete env[k];

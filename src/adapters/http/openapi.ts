@@ -934,6 +934,8 @@ export const openapi = withEdgeProblems(
         get: {
           security: [],
           summary: 'Load balancer check',
+          description:
+            '200 while the instance serves; 503 redis-unavailable while Redis is unreachable, 503 shutting-down while it stops (its drain, LB_DRAIN_MS: requests are still answered, new ones belong elsewhere).',
           responses: {
             '200': {
               description: 'serving',
@@ -968,7 +970,10 @@ export const openapi = withEdgeProblems(
                 ],
                 properties: {
                   version: { type: 'string' },
-                  state: { enum: ['running', 'paused'] },
+                  state: {
+                    enum: ['running', 'paused', 'stopping'],
+                    description: 'stopping: signalled to stop, still serving for LB_DRAIN_MS, /health 503',
+                  },
                   reason: { type: 'string', description: 'why paused' },
                   roles: { type: 'array', items: { enum: ['api', 'projector', 'dispatcher', 'archiver'] } },
                   workspaces: { type: 'array', items: { type: 'string' } },

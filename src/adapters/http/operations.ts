@@ -16,8 +16,22 @@ const started = Date.now();
 export async function operationRoutes(app: FastifyInstance): Promise<void> {
   const { watch, metrics, roles, version, tails, redis } = app.deps;
 
-  // 200 while this process can serve: the load balancer takes it out when Redis is gone for it.
+  const stopping = app.deps.stopping ?? (() => false);
+
+  // 200 while this process can serve: the load balancer takes it out when Redis is gone for it,
+  // or when it is stopping (it still serves during its drain, LB_DRAIN_MS, then closes).
   app.get('/health', async (_req, reply) => {
+    if (stopping())
+      return sendProblem(
+        reply.header('retry-after', '1'),
+        problem(
+          503,
+          'shutting-down',
+          'Shutting down',
+          'This instance is stopping: it answers the requests it still gets for LB_DRAIN_MS, then closes; send new ones to another instance.',
+          { state: 'stopping' },
+        ),
+      );
     const reason = watch.pausedReason;
     if (reason)
       return sendProblem(
@@ -32,7 +46,7 @@ export async function operationRoutes(app: FastifyInstance): Promise<void> {
     const r = roles();
     return {
       version,
-      state: reason ? 'paused' : 'running',
+      state: stopping() ? 'stopping' : reason ? 'paused' : 'running',
       ...(reason ? { reason } : {}),
       roles: r.roles,
       workspaces: r.workspaces,

@@ -106,6 +106,12 @@ export interface ApiDeps {
   readonly history?: EventHistory;
   /** The state at an event position (GET /state?at=): the composition root's replay (src/audit/state-at.ts). */
   readonly stateAt?: StateAt;
+  /**
+   * True once the instance is stopping (a SIGTERM): during its drain (LB_DRAIN_MS) it still serves,
+   * but `/health` answers 503 `shutting-down` and `/status` says `stopping`, so a load balancer
+   * checking `/health` takes it out before it closes.
+   */
+  readonly stopping?: () => boolean;
 }
 
 declare module 'fastify' {
