@@ -48,7 +48,15 @@ let apiOnly: Running;
 const opened: Sub[] = [];
 
 function env(more: Record<string, string> = {}): NodeJS.ProcessEnv {
-  return { ...redis.env, AUTH: 'off', PORT: '0', LOG_LEVEL: 'silent', COMMAND_TIMEOUT_MS: '2000', ...more };
+  return {
+    ...redis.env,
+    AUTH: 'off',
+    PORT: '0',
+    LOG_LEVEL: 'silent',
+    COMMAND_TIMEOUT_MS: '2000',
+    LB_DRAIN_MS: '0',
+    ...more,
+  };
 }
 
 beforeAll(async () => {

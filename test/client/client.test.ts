@@ -46,7 +46,15 @@ let adminKey: string;
 const keys: Record<string, string> = {};
 
 function env(more: Record<string, string> = {}): NodeJS.ProcessEnv {
-  return { ...redis.env, AUTH: 'on', PORT: '0', LOG_LEVEL: 'silent', COMMAND_TIMEOUT_MS: '2000', ...more };
+  return {
+    ...redis.env,
+    AUTH: 'on',
+    PORT: '0',
+    LOG_LEVEL: 'silent',
+    COMMAND_TIMEOUT_MS: '2000',
+    LB_DRAIN_MS: '0',
+    ...more,
+  };
 }
 
 /** The SwitchboardError a call fails with (the test fails if it succeeds). */

@@ -28,6 +28,8 @@ export async function startClientFixture(
     AUTH: 'on',
     PORT: '0',
     LOG_LEVEL: 'silent',
+    // Stopped at once: no balancer to drain for (the drain: test/e2e/drain-edges-1.test.ts).
+    LB_DRAIN_MS: '0',
     COMMAND_TIMEOUT_MS: '2000',
     ...more,
     ...m,
