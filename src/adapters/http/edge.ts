@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyBaseLogger, FastifyError } from 'fastify';
+import { fieldLines } from './field-lines.ts';
 import { givenTimes, PROBLEM_TYPE, type Problem, problem } from './problem.ts';
 import { requestIdOfRequest } from './request-id.ts';
 import { loggedUrl } from './request-log.ts';
@@ -306,21 +307,15 @@ export function handshakeProblem(
   if (String(req.headers.upgrade ?? '').toLowerCase() !== 'websocket')
     errors.push({ path: 'Upgrade', message: 'must be "websocket": no other protocol is offered' });
   // Node joins a header given twice with ", ": two good keys (or `13` twice) would be refused as
-  // one bad value. Counted on the field lines, as `headersProblem` counts the others.
-  const given = { 'sec-websocket-key': 0, 'sec-websocket-version': 0 };
-  const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toLowerCase();
-    if (name === 'sec-websocket-key' || name === 'sec-websocket-version') given[name]++;
-  }
+  // one bad value.
+  const keys = fieldLines(req, 'sec-websocket-key');
+  const versions = fieldLines(req, 'sec-websocket-version');
   const key = req.headers['sec-websocket-key'];
-  if (given['sec-websocket-key'] > 1)
-    errors.push({ path: 'Sec-WebSocket-Key', message: givenTimes(given['sec-websocket-key']) });
+  if (keys > 1) errors.push({ path: 'Sec-WebSocket-Key', message: givenTimes(keys) });
   else if (typeof key !== 'string' || !WEBSOCKET_KEY.test(key))
     errors.push({ path: 'Sec-WebSocket-Key', message: 'must be 16 random bytes in base64' });
   const version = req.headers['sec-websocket-version'];
-  if (given['sec-websocket-version'] > 1)
-    errors.push({ path: 'Sec-WebSocket-Version', message: givenTimes(given['sec-websocket-version']) });
+  if (versions > 1) errors.push({ path: 'Sec-WebSocket-Version', message: givenTimes(versions) });
   else if (version !== '13' && version !== '8') {
     errors.push({ path: 'Sec-WebSocket-Version', message: 'must be 13 (or 8)' });
     headers['sec-websocket-version'] = '13, 8';

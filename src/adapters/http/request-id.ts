@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { fieldLines } from './field-lines.ts';
 
 /** The longest X-Request-Id taken as given (docs/API.md): a longer one is replaced. */
 export const MAX_REQUEST_ID = 128;
@@ -18,17 +19,10 @@ export function requestIdOf(given: string | string[] | undefined): string {
 
 /**
  * The id of a request: its X-Request-Id as `requestIdOf` takes it, but a new one when it was given
- * more than once (Node joins them with ", ": "a, b" is neither id, and is no trace's). The field
- * lines are counted only when the joined value could be such a join (it holds ", ").
+ * more than once (Node joins them with ", ": "a, b" is neither id, and is no trace's).
  */
 export function requestIdOfRequest(req: IncomingMessage): string {
   const given = req.headers['x-request-id'];
-  if (typeof given === 'string' && given.includes(', ')) {
-    let n = 0;
-    const raw = req.rawHeaders;
-    for (let i = 0; i < raw.length; i += 2)
-      if (raw[i]!.length === 12 && raw[i]!.toLowerCase() === 'x-request-id') n++;
-    if (n > 1) return randomUUID();
-  }
+  if (fieldLines(req, 'x-request-id') > 1) return randomUUID();
   return requestIdOf(given);
 }
