@@ -190,7 +190,7 @@ export function installAuth(app: FastifyInstance, opts: { cacheMs?: number } = {
         return refuse(
           req,
           reply,
-          checked.status === 401 ? unauthorized(checked.reason) : forbidden(checked.reason),
+          checked.status === 401 ? unauthorized(checked.reason, checked.advice) : forbidden(checked.reason),
           'invalid_token',
         );
       const k = checked.key;

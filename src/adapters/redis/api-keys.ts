@@ -236,8 +236,8 @@ export function parseApiKey(key: string): { keyId: string; secret: string } | un
 /** Who a key is (for a request in `workspace`), or why it is refused. */
 export type KeyCheck =
   | { readonly ok: true; readonly key: ApiKeyInfo }
-  /** 401: not a key, unknown, wrong secret or revoked. */
-  | { readonly ok: false; readonly status: 401; readonly reason: string }
+  /** 401: not a key, unknown, wrong secret or revoked; `advice`: what to do, when not to send a key. */
+  | { readonly ok: false; readonly status: 401; readonly reason: string; readonly advice?: string }
   /** 403: a valid key of another workspace. */
   | { readonly ok: false; readonly status: 403; readonly reason: string };
 
@@ -295,14 +295,26 @@ export class ApiKeyVerifier {
       !record ||
       !timingSafeEqual(given, Buffer.from(record.hash.padEnd(given.length).slice(0, given.length)))
     )
-      return { ok: false, status: 401, reason: 'The API key is not known.' };
+      return {
+        ok: false,
+        status: 401,
+        reason: 'The API key is not known.',
+        advice:
+          'Check it against the key as it was made (sb_<id>_<secret>, shown once), or ask an admin of the workspace for a new key.',
+      };
+    // The holder sent the key: what helps is another one, and who makes it.
     if (record.revokedAt)
-      return { ok: false, status: 401, reason: `The API key was revoked at ${record.revokedAt}.` };
+      return {
+        ok: false,
+        status: 401,
+        reason: `The API key was revoked at ${record.revokedAt}.`,
+        advice: `It opens nothing any more: use a new key, which an admin of the workspace makes (POST /v1/workspaces/${record.workspace}/keys, or npm run keys -- create).`,
+      };
     if (record.workspace !== workspace)
       return {
         ok: false,
         status: 403,
-        reason: `The API key belongs to another workspace; it can do nothing in workspace "${workspace}".`,
+        reason: `The API key belongs to another workspace; it can do nothing in workspace "${workspace}": use a key of workspace "${workspace}".`,
       };
     return { ok: true, key: infoOf(record) };
   }
