@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { CHECK_REDIS, IF_IT_GOES_ON } from '../adapters/redis/advice.ts';
 import { globalKeys } from '../adapters/redis/keys.ts';
 import type { RedisClient } from '../adapters/redis/scripts.ts';
 
@@ -82,7 +83,7 @@ export class WorkspaceRunner {
           } catch (err) {
             this.log.warn(
               { err: (err as Error).message },
-              'cannot read the workspace registry; serving the workspaces it named last, retrying',
+              `cannot read the workspace registry; serving the workspaces it named last, retrying. ${CHECK_REDIS}`,
             );
           }
         const all = [...new Set([...this.opts.workspaces, ...found])].sort();
@@ -96,7 +97,10 @@ export class WorkspaceRunner {
           for (const ws of all) if (leases.holds(ws)) this.ensure(ws);
         }
       } catch (err) {
-        this.log.warn({ err: (err as Error).message }, 'cannot renew or take the workspace leases; retrying');
+        this.log.warn(
+          { err: (err as Error).message },
+          `cannot renew or take the workspace leases; retrying. ${CHECK_REDIS}`,
+        );
       }
       if (this.running) this.timer = setTimeout(round, every);
     };
@@ -137,7 +141,7 @@ export class WorkspaceRunner {
         if (!this.allowed(workspace)) break;
         this.log.warn(
           { workspace, err: (err as Error).message },
-          `workspace loop failed; retrying in ${backoff} ms`,
+          `workspace loop failed; retrying in ${backoff} ms. ${IF_IT_GOES_ON}`,
         );
         await new Promise((r) => setTimeout(r, backoff));
         backoff = Math.min(backoff * 2, 2000);

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { IF_IT_GOES_ON } from '../adapters/redis/advice.ts';
 import { BlockingLoops, callOnNodeOf, raceBlocking, STOPPED } from '../adapters/redis/client.ts';
 import { globalKeys, routingIndexKeys, workspaceKeys } from '../adapters/redis/keys.ts';
 import { luaScript, type RedisClient, runLua } from '../adapters/redis/scripts.ts';
@@ -273,7 +274,10 @@ export class Dispatcher {
       };
       const clockAside = (): void => {
         clock().catch((err: Error) =>
-          this.log.warn({ workspace, err: err.message }, 'the clock step failed'),
+          this.log.warn(
+            { workspace, err: err.message },
+            `the clock step failed; tried again at a later wake-up. ${IF_IT_GOES_ON}`,
+          ),
         );
       };
       // After the decisions of a wake-up: the clock step only when a timer is due (the last

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { CHECK_REDIS } from '../adapters/redis/advice.ts';
 import { globalKeys, workspaceKeys } from '../adapters/redis/keys.ts';
 import { luaScript, type RedisClient, runLua } from '../adapters/redis/scripts.ts';
 import { redisClockOffset } from './dispatcher.ts';
@@ -107,7 +108,7 @@ export class LeaseKeeper {
     } catch (err) {
       this.log.warn(
         { err: (err as Error).message },
-        `cannot update the ${this.holder.role} registry; keeping leases`,
+        `cannot update the ${this.holder.role} registry; keeping leases, retrying. ${CHECK_REDIS}`,
       );
     }
     const wanted = new Set(workspaces);
@@ -138,7 +139,7 @@ export class LeaseKeeper {
         } catch (err) {
           this.log.warn(
             { workspace: ws, err: (err as Error).message },
-            `cannot hand back a ${this.holder.role} lease; retrying`,
+            `cannot hand back a ${this.holder.role} lease; retrying. ${CHECK_REDIS}`,
           );
         }
       }),
@@ -160,7 +161,7 @@ export class LeaseKeeper {
             if (holder === null)
               this.log.warn(
                 { workspace: ws, ttlMs: this.opts.ttlMs },
-                `${this.holder.role} lease lapsed before it was renewed (this process or Redis paused longer than LEASE_TTL_MS); taking it again if no other ${this.holder.role} has`,
+                `${this.holder.role} lease lapsed before it was renewed (this process or Redis paused longer than LEASE_TTL_MS); taking it again if no other ${this.holder.role} has. If it recurs, find what paused it (Redis's SLOWLOG and its log, this host's CPU and swap) or raise LEASE_TTL_MS`,
               );
             else
               this.log.warn(
@@ -171,7 +172,7 @@ export class LeaseKeeper {
         } catch (err) {
           this.log.warn(
             { workspace: ws, err: (err as Error).message },
-            `cannot renew a ${this.holder.role} lease; retrying`,
+            `cannot renew a ${this.holder.role} lease; retrying. ${CHECK_REDIS}`,
           );
         }
       }),
@@ -216,7 +217,7 @@ export class LeaseKeeper {
     } catch (err) {
       this.log.warn(
         { workspace: ws, err: (err as Error).message },
-        `cannot take a ${this.holder.role} lease; retrying`,
+        `cannot take a ${this.holder.role} lease; retrying. ${CHECK_REDIS}`,
       );
     }
   }

@@ -35,6 +35,7 @@ import {
   type Problem,
   problem,
   redisUnavailable,
+  redisUnavailableLog,
   sendProblem,
 } from './problem.ts';
 import { addLogFields } from './request-log.ts';
@@ -448,7 +449,7 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
       case 'InvalidRequest':
         return sendProblem(reply, failure.problem);
       case 'RedisUnavailable':
-        req.log.warn({ err: failure.error.message }, 'redis unavailable');
+        req.log.warn({ err: failure.error.message }, redisUnavailableLog(failure.error));
         return sendProblem(reply.header('retry-after', '1'), redisUnavailable(failure.error));
       case 'Failed':
         req.log.error({ err: failure.error }, 'request failed');

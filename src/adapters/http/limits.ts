@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify';
 import type { Logger } from 'pino';
+import { CHECK_REDIS } from '../redis/advice.ts';
 import type { RedisWatch } from '../redis/health-watch.ts';
 import { KEY_ROOT, workspaceKeys } from '../redis/keys.ts';
 import { luaScript, type RedisClient, runLua } from '../redis/scripts.ts';
@@ -136,7 +137,10 @@ export function installLimits(app: FastifyInstance, deps: LimitDeps): void {
   };
   const countFailed = (what: string, err: unknown): void => {
     failedAt = Date.now();
-    log.warn({ err: (err as Error).message }, what);
+    log.warn(
+      { err: (err as Error).message },
+      `${what}; the request was let through uncounted. ${CHECK_REDIS}`,
+    );
   };
   if (counting) {
     redis.on('error', () => {}); // failures surface on the counts, which let the request through

@@ -5,6 +5,7 @@ import type * as t from 'io-ts';
 import { UnionType } from 'io-ts';
 import { type FieldError, fieldErrors } from '../../domain/strict.ts';
 import { positionPredecessor } from '../../domain/values.ts';
+import { CHECK_REDIS } from '../redis/advice.ts';
 
 /** RFC 9457 problem details: the one shape of every error Switchboard answers. */
 export interface Problem {
@@ -236,6 +237,21 @@ export const redisUnavailable = (err?: unknown, read = false): Problem => {
         ? 'Redis is not reachable right now; nothing was read. Ask again in a second (Retry-After).'
         : 'Redis is not reachable right now; retry with the same Idempotency-Key.';
   return problem(503, 'redis-unavailable', 'Storage unavailable', detail);
+};
+
+/**
+ * The log line of a request answered 503 redis-unavailable: what the operator does about it (the
+ * problem's detail tells the client what to do).
+ */
+export const redisUnavailableLog = (err?: unknown): string => {
+  const message = String((err as { message?: unknown } | undefined)?.message ?? '');
+  return `redis unavailable; answered 503 (Retry-After: 1). ${
+    message.startsWith('OOM ')
+      ? 'Redis is at its memory limit (maxmemory): raise maxmemory or free memory (shorter LOG_RETENTION or CONTACT_RETENTION, the archiver running).'
+      : message.startsWith('MISCONF ')
+        ? 'Redis cannot persist its data: see its log (disk full or not writable) and fix that.'
+        : CHECK_REDIS
+  }`;
 };
 
 /** 500 for a failure no route foresaw; the error is logged under the request id. */

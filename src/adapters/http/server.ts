@@ -46,6 +46,7 @@ import {
   ProblemError,
   problem,
   redisUnavailable,
+  redisUnavailableLog,
   sendProblem,
 } from './problem.ts';
 import { queryRoutes } from './queries.ts';
@@ -228,7 +229,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       return sendProblem(reply, archiveUnreadable(err.workspace, req.id, err.hole));
     }
     if (isRedisUnavailable(err)) {
-      req.log.warn({ err: err.message }, 'redis unavailable');
+      req.log.warn({ err: err.message }, redisUnavailableLog(err));
       reply.header('retry-after', '1');
       return sendProblem(reply, redisUnavailable(err, req.method === 'GET' || req.method === 'HEAD'));
     }

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { comparePositions } from '../../domain/values.ts';
+import { IF_IT_GOES_ON } from './advice.ts';
 import { blockingConnection } from './client.ts';
 import type { CommandOutcome } from './command-log.ts';
 import { LiveEvent, parseFields, type StreamEntry } from './event-log.ts';
@@ -119,7 +120,7 @@ export class WorkspaceTail {
         if (this.stopped) return;
         this.log.warn(
           { workspace: this.workspace, err: (err as Error).message },
-          `event tail failed; retrying in ${backoff} ms`,
+          `event tail failed; retrying in ${backoff} ms. ${IF_IT_GOES_ON}`,
         );
         await new Promise((r) => setTimeout(r, backoff));
         backoff = Math.min(backoff * 2, 2000);
