@@ -15,6 +15,7 @@ import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { StreamEntry } from '../../adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../adapters/redis/keys.ts';
+import { SERVED_WINDOW_MS } from '../../adapters/redis/routing-index.ts';
 import { luaScript, type RedisClient, runLua } from '../../adapters/redis/scripts.ts';
 import type { ChainBreak } from '../../archive/chain.ts';
 import { LogReader } from '../../archive/log-reader.ts';
@@ -250,8 +251,18 @@ class Replay {
   }
 }
 
-/** The state keys compared, by their name after the workspace prefix, and how. */
-const COMPARED: readonly { name: string; how: 'documents' | 'zset' | 'hash'; kind: Difference['kind'] }[] = [
+type How = 'documents' | 'zset' | 'hash' | 'window';
+
+/**
+ * The state keys compared, by their name after the workspace prefix, and how. `window`: the sets of
+ * GET /stats's window, each queue's recent decisions (the dispatcher's `served`: the service rate
+ * behind a queued contact's estimated wait, the mean wait and service level) and recent abandons
+ * and expirations (the projector's `ended`), compared from the checkpoint's time less the window
+ * on: an older member may be there on one side only, as each step takes out its queues' members
+ * older than its own time less the window, and the live projector's steps end at other positions
+ * than the rebuild's; no reader counts it any more.
+ */
+const COMPARED: readonly { name: string; how: How; kind: Difference['kind'] }[] = [
   { name: 'agents', how: 'documents', kind: 'document' },
   { name: 'contacts', how: 'documents', kind: 'document' },
   { name: 'pools', how: 'zset', kind: 'index' },
@@ -263,18 +274,23 @@ const COMPARED: readonly { name: string; how: 'documents' | 'zset' | 'hash'; kin
   { name: 'finished', how: 'zset', kind: 'index' },
   { name: 'agent-skill-sets', how: 'hash', kind: 'index' },
   { name: 'stats', how: 'hash', kind: 'counter' },
+  { name: 'served', how: 'window', kind: 'counter' },
+  { name: 'ended', how: 'window', kind: 'counter' },
 ];
 
 async function readKey(
   redis: RedisClient,
   key: string,
-  how: 'documents' | 'zset' | 'hash',
+  how: How,
   signal?: AbortSignal,
+  windowFrom = 0,
 ): Promise<Map<string, string>> {
   const out = new Map<string, string>();
-  if (how === 'zset') {
+  if (how === 'zset' || how === 'window') {
     const flat = await redis.zrange(key, 0, -1, 'WITHSCORES');
-    for (let i = 0; i + 1 < flat.length; i += 2) out.set(flat[i]!, flat[i + 1]!);
+    for (let i = 0; i + 1 < flat.length; i += 2)
+      // A window member: "<queue>|<ms, 15 digits>|<what>|<contact>", the queue name holding no "|".
+      if (how === 'zset' || Number(flat[i]!.split('|')[1]) >= windowFrom) out.set(flat[i]!, flat[i + 1]!);
     return out;
   }
   let cursor = '0';
@@ -297,12 +313,14 @@ async function compareState(
 ): Promise<void> {
   const live = workspaceKeys(workspace).prefix;
   const rebuilt = workspaceKeys(shadow).prefix;
+  const checkpoint = (await redis.hget(workspaceKeys(workspace).meta, 'applied')) ?? '0-0';
+  const windowFrom = Number(checkpoint.split('-')[0]) - SERVED_WINDOW_MS;
   // An interrupt stops the comparison too, between two keys or two pages of a hash.
   for (const { name, how, kind } of COMPARED) {
     signal?.throwIfAborted();
     const [a, b] = await Promise.all([
-      readKey(redis, live + name, how, signal),
-      readKey(redis, rebuilt + name, how, signal),
+      readKey(redis, live + name, how, signal, windowFrom),
+      readKey(redis, rebuilt + name, how, signal, windowFrom),
     ]);
     const same = (x: string, y: string) =>
       how === 'documents' ? isDeepStrictEqual(JSON.parse(x), JSON.parse(y)) : x === y;
