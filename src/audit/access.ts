@@ -24,11 +24,12 @@ const INTERNAL = new Set<string>(COMMAND_TYPES.filter((t) => ROUTE_OF[t] === und
 
 /**
  * The commands an `agent` key sends for the agent the command names, which must be its own (the
- * API refuses another with 403). `CompleteContact` is left out: the API checks it against the
- * contact document when the request arrives, and a transfer may reassign the contact before the
- * command's turn (docs/SECURITY.md), so the log cannot tell a forged one from that race.
+ * API refuses another with 403). A `CompleteContact` names its agent since the projector checks it
+ * (a contact may leave the agent between the API's check and the command's turn); one appended
+ * before that names none, and is not held to it.
  */
-const FOR_ITS_AGENT = new Set(['ChangeAgentState', 'AcceptOffer', 'RejectOffer']);
+const FOR_ITS_AGENT = new Set(['ChangeAgentState', 'AcceptOffer', 'RejectOffer', 'CompleteContact']);
+const NAMED_SINCE = new Set(['CompleteContact']);
 
 /**
  * Why a command could not have been appended by whom it names (docs/SECURITY.md, "API keys and
@@ -50,6 +51,7 @@ export function accessProblem(e: CommandEntry, keyAgents?: ReadonlyMap<string, s
   const bound = e.role === 'agent' && e.keyId !== undefined ? keyAgents?.get(e.keyId) : undefined;
   if (bound === undefined || !FOR_ITS_AGENT.has(e.type)) return undefined;
   const named = commandAgent(e.command);
+  if (named === undefined && NAMED_SINCE.has(e.type)) return undefined;
   return named === bound
     ? undefined
     : `${e.type} for agent "${String(named)}" names API key ${e.keyId} of role agent, bound to agent "${bound}": it acts for its own agent only`;

@@ -173,7 +173,14 @@ export const QueueContact = t.intersection([
   }),
 ]);
 export const AbandonContact = t.type({ type: t.literal('AbandonContact'), contactId: Id });
-export const CompleteContact = t.type({ type: t.literal('CompleteContact'), contactId: Id });
+/**
+ * `agentId`: the agent the completion is for, when an `agent` key sends it: refused unless the
+ * contact is that agent's when the command's turn comes (the API checked it on arrival).
+ */
+export const CompleteContact = t.intersection([
+  t.type({ type: t.literal('CompleteContact'), contactId: Id }),
+  t.partial({ agentId: Id }),
+]);
 
 export const ChangeSettings = t.intersection([
   t.type({

@@ -268,7 +268,7 @@ export type Fact =
     };
 
 export interface Rejection {
-  readonly status: 404 | 409 | 422;
+  readonly status: 403 | 404 | 409 | 422;
   readonly title: string;
   readonly detail: string;
 }
@@ -545,6 +545,10 @@ function offeredTo(ws: Workspace, contactId: string, agentId: string, verb: stri
 
 const isRejection = (x: Contact | Rejection): x is Rejection => 'status' in x;
 
+/** Why an `agent` key may not act on a contact: it is not offered or assigned to the key's agent. */
+export const notItsContactDetail = (contactId: string, agentId: string): string =>
+  `Contact "${contactId}" is not offered or assigned to agent "${agentId}", whom this key acts for.`;
+
 /** The contact assigned to an agent, or why a command that needs one (`verb`) is refused. */
 function assignedContact(
   ws: Workspace,
@@ -716,6 +720,11 @@ export function decide(ws: Workspace, c: Command, at: number): Decision {
       return ok({ type: 'ContactAbandoned', contactId: c.contactId, at });
     }
     case 'CompleteContact': {
+      // An agent key's completion, checked when it arrived; the contact may have left that agent
+      // since (transferred and assigned to another): refused as the API's check refuses it.
+      const held = ws.contacts.get(c.contactId);
+      if (c.agentId !== undefined && held !== undefined && held.agentId !== c.agentId)
+        return reject(403, 'Forbidden', notItsContactDetail(c.contactId, c.agentId));
       const contact = assignedContact(ws, c.contactId, 'completed');
       if (isRejection(contact)) return E.left(contact);
       const done: Fact = { type: 'ContactCompleted', contactId: c.contactId, agentId: contact.agentId, at };

@@ -264,11 +264,16 @@ describe('tampered logs', () => {
     const another = await sent({ type: 'ChangeAgentState', agentId: 'r2', state: 'available' });
     const accept = await sent({ type: 'AcceptOffer', contactId: 'nope', agentId: 'r2' });
     const reject = await sent({ type: 'RejectOffer', contactId: 'nope', agentId: 'r2' });
+    const complete = await sent({ type: 'CompleteContact', contactId: 'nope', agentId: 'r2' });
+    // Appended before a completion named its agent: not held to it.
+    const completeUnnamed = await sent({ type: 'CompleteContact', contactId: 'nope' });
     await projectPending(suite.redis, ws);
     const report = await auditWorkspace(suite.redis, ws);
     const at = (p: string) => report.violations.filter((v) => v.position === p && v.kind === 'command');
     expect(at(own)).toEqual([]);
-    for (const p of [another, accept, reject]) expect(at(p)[0]?.message, p).toMatch(/bound to agent "r1"/);
+    expect(at(completeUnnamed)).toEqual([]);
+    for (const p of [another, accept, reject, complete])
+      expect(at(p)[0]?.message, p).toMatch(/bound to agent "r1"/);
   });
 
   it("reports a malformed entry's rejection rewritten to name another command", async () => {

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { notItsContactDetail } from '../../domain/model.ts';
 import { isId } from '../../domain/values.ts';
 import { ApiKeyVerifier, consumeWsTicket } from '../redis/api-keys.ts';
 import { readContact } from '../redis/projection-reads.ts';
@@ -88,9 +89,7 @@ export const forbidden = (detail: string): Problem => problem(403, 'forbidden', 
  * read answers the document once that position is applied, which may have left the agent).
  */
 export const notItsContact = (contactId: string, agentId: string): Problem =>
-  forbidden(
-    `Contact "${contactId}" is not offered or assigned to agent "${agentId}", whom this key acts for.`,
-  );
+  forbidden(notItsContactDetail(contactId, agentId));
 
 /** The 400 of a feed's `ticket` query parameter given wrong; nothing is read or spent. */
 const badTicketField = (message: string, why = ''): Problem =>

@@ -220,7 +220,7 @@ function decodeRequest<P extends { readonly ws: string }, B>(
   req: FastifyRequest,
   params: t.Type<P, unknown, unknown>,
   body: BodyDecoder<B>,
-  make: (params: P, body: B) => Command,
+  make: (params: P, body: B, req: FastifyRequest) => Command,
 ): E.Either<CommandFailure, CommandRequest> {
   const p = decodeOrProblem(params, req.params, 'path');
   if (E.isLeft(p)) return E.left(invalidRequest(p.left));
@@ -233,7 +233,7 @@ function decodeRequest<P extends { readonly ws: string }, B>(
   }
   return E.right({
     ws: p.right.ws,
-    command: make(p.right, b.right),
+    command: make(p.right, b.right, req),
     comparedBody: body === noBody ? null : (req.body ?? null),
   });
 }
@@ -263,7 +263,7 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
   function commandRoute<P extends { readonly ws: string }, B>(
     params: t.Type<P, unknown, unknown>,
     body: BodyDecoder<B>,
-    make: (params: P, body: B) => Command,
+    make: (params: P, body: B, req: FastifyRequest) => Command,
   ) {
     return async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
       const decoded = decodeRequest(req, params, body, make); // 400
@@ -588,7 +588,15 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
 
   app.post(
     '/contacts/:id/complete',
-    commandRoute(ContactParams, noBody, (p) => ({ type: 'CompleteContact', contactId: p.id })),
+    commandRoute(ContactParams, noBody, (p, _, req) => ({
+      type: 'CompleteContact',
+      contactId: p.id,
+      // An agent key's completion names its agent: the contact may leave it (a transfer, and an
+      // assignment to another) between the key's check (auth.ts) and the command's turn.
+      ...(req.principal?.role === 'agent' && req.principal.agentId !== undefined
+        ? { agentId: req.principal.agentId }
+        : {}),
+    })),
   );
 
   // Back to the queue with new skills; the agent's assignment ends as with a completion.

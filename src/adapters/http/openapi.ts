@@ -563,7 +563,7 @@ export const openapi = withEdgeProblems(
       '/v1/workspaces/{ws}/contacts/{id}/complete': {
         parameters: [wsParam, idParam],
         post: command(
-          'The agent finished; it wraps up for its wrap-up time, if any',
+          "The agent finished; it wraps up for its wrap-up time, if any (409 contact-not-assigned; an agent key's for a contact not its agent's, also one that left it before the command was applied: 403 forbidden)",
           undefined,
           'Contact',
           200,
@@ -1272,7 +1272,8 @@ export const openapi = withEdgeProblems(
             excludedAgents: {
               type: 'array',
               items: id,
-              description: 'agents that rejected it or let its offer expire: never offered to them again',
+              description:
+                'agents that rejected it, let its offer expire or had it withdrawn (away, offline, removed): never offered to them again',
             },
             maxWaitMs: { type: 'integer', description: 'its own maximum wait, when given' },
             expiresAt: {

@@ -466,8 +466,8 @@ handlers.QueueContact = function(c, at, pos, meta)
 end
 
 -- The contact a command is about, if it is in the state the command needs; else the problem.
-local function contact_in(id, wanted, rule)
-  local d = doc_get(K_CONTACTS, id)
+local function contact_in(id, wanted, rule, read)
+  local d = read or doc_get(K_CONTACTS, id)
   if not d then return nil, no_contact(id) end
   if d.state ~= wanted then
     return nil, problem(409, 'contact-not-' .. wanted, 'Contact is not ' .. wanted, 'Contact "' .. d.id .. '" is '
@@ -571,7 +571,17 @@ local function wrap_up_started(agent_id, at, wrap_n, wrap_until)
 end
 
 handlers.CompleteContact = function(c, at, pos, meta)
-  local d, rejected = contact_in(c.contactId, 'assigned', 'only an assigned contact can be completed')
+  -- An agent key's completion names its agent (checked by the API when it arrived): a contact that
+  -- left that agent since (transferred, and assigned to another) is refused as that check refuses it.
+  local held
+  if c.agentId then
+    held = doc_get(K_CONTACTS, c.contactId)
+    if held and held.agentId ~= c.agentId then
+      return problem(403, 'forbidden', 'Forbidden', 'Contact "' .. c.contactId .. '" is not offered or assigned to agent "'
+        .. c.agentId .. '", whom this key acts for.')
+    end
+  end
+  local d, rejected = contact_in(c.contactId, 'assigned', 'only an assigned contact can be completed', held)
   if not d then return rejected end
   d.state = 'completed'
   d.completedAt = iso(at)
@@ -900,7 +910,7 @@ local shapes = {
       and is_preferred(c.preferredAgents) and (c.preferredForMs == nil or (c.preferredAgents and is_wait(c.preferredForMs)))
   end,
   AbandonContact = function(c) return is_id(c.contactId) end,
-  CompleteContact = function(c) return is_id(c.contactId) end,
+  CompleteContact = function(c) return is_id(c.contactId) and (c.agentId == nil or is_id(c.agentId)) end,
   ForgetContacts = function(c) return is_int(c.keepMs, 0, 9007199254740991) and is_int(c.max, 1, 500) end,
   ChangeSettings = function(c)
     return is_int(c.offerTimeoutMs, 0, 3600000) and is_int(c.wrapUpMs, 0, DAY)
