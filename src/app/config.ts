@@ -163,7 +163,8 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
   {
     name: 'WORKSPACES',
     default: 'default',
-    description: 'Workspaces served from the start; others are found as they appear.',
+    description:
+      'Workspaces served from the start, besides default (always served: the first start makes its admin key); others are found as they appear (DISCOVER_WORKSPACES).',
   },
   {
     name: 'DISCOVER_WORKSPACES',
@@ -339,7 +340,7 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     name: 'LIVE_HEARTBEAT_MS',
     default: '10000',
     description:
-      'A live feed that sent nothing for this long sends a heartbeat message ({"heartbeat":{after,at,everyMs}}) so a client can tell a dead path from a quiet feed (docs/API.md); off: none (the pages, and the typed client unless given heartbeatMs: 0, then take 20 s of silence for a dead path and reopen a quiet feed that often, losing nothing).',
+      'A live feed that sent nothing for this long sends a heartbeat message ({"heartbeat":{after,at,everyMs}}) so a client can tell a dead path from a quiet feed, and sends one as it opens, naming where it starts (docs/API.md); off: none (the pages, and the typed client unless given heartbeatMs: 0, then take 20 s of silence for a dead path and reopen a quiet feed that often, losing nothing).',
   },
   {
     name: 'LIVE_PING_MS',
