@@ -477,8 +477,17 @@ export class Simulator {
         `cannot change the settings of workspace "${this.opts.workspace}": PUT /settings answered ${r.status} (${r.detail})`,
         r.status,
       );
-    const { position: _, ...settings } = r.body as SimSettings & { position?: string };
-    this.settings = { ...this.settings, ...settings };
+    // Read back whole, once applied (a 202 answers no settings): a policy setting asked back to its
+    // default is left out of the settings, so merging into those read before would keep the old one.
+    const { position } = r.body as { position?: string };
+    const query = typeof position === 'string' ? `?minPosition=${encodeURIComponent(position)}` : '';
+    const after = await this.http.request('GET', `${this.wsPath}/settings${query}`);
+    if (!after.ok)
+      throw new FatalError(
+        `cannot read the settings of workspace "${this.opts.workspace}" after changing them: GET /settings answered ${after.status} (${after.detail})`,
+        after.status,
+      );
+    this.settings = { ...DEFAULT_SETTINGS, ...(after.body as Partial<SimSettings>) };
   }
 
   private async queue(c: SimContact): Promise<void> {
