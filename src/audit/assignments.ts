@@ -100,7 +100,9 @@ export function replayAssignment(
     if (contact?.preferred && !contact.preferred.agents.includes(agentId))
       problems.push(`the contact waits for its preferred agents (${contact.preferred.agents.join(', ')})`);
     if (contact?.excluded?.includes(agentId))
-      problems.push('the agent turned this contact down before (rejected it or let its offer expire)');
+      problems.push(
+        'the agent turned this contact down before (rejected it, let its offer expire, or had it withdrawn)',
+      );
     if (contact && !holdsEvery(agent, contact.skills))
       problems.push(`the agent lacks ${contact.skills.filter((s) => !agent.skills.includes(s)).join(', ')}`);
   }

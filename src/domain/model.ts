@@ -140,7 +140,7 @@ export interface Contact {
   /** Offers made so far. */
   readonly offers?: number;
   readonly acceptedAt?: number;
-  /** Agents that rejected it or let its offer expire: it is never offered to them again. */
+  /** Agents that rejected it, let its offer expire or had it withdrawn: it is never offered to them again. */
   readonly excluded?: readonly string[];
   /** Its own maximum wait, and when it leaves the queue as expired (`queuedAt` + the wait). */
   readonly maxWaitMs?: number;

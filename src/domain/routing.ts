@@ -124,8 +124,8 @@ function compareKeys(a: readonly number[], b: readonly number[]): number {
 /**
  * Rule 1, one decision: the first queued contact in routing order (priority, then arrival) that
  * has at least one eligible agent, given to the longest available of those agents. An agent that
- * rejected a contact or let its offer expire is not eligible for it; while a contact waits for its
- * preferred agents, only they are. Undefined when
+ * rejected a contact, let its offer expire or had it withdrawn is not eligible for it; while a
+ * contact waits for its preferred agents, only they are. Undefined when
  * no queued contact has an eligible agent ("nobody idles while a contact they could serve waits").
  */
 export function nextAssignment(ws: Workspace): Assignment | undefined {
