@@ -126,7 +126,8 @@ describe.concurrent('in flight', () => {
 
   it('maxWaitMs to null, or longer, while contacts wait: they keep the expiry they were queued with; a rejected offer keeps it too', async () => {
     const ws = WS.maxWait;
-    await ok('PUT', ws, '/settings', { maxWaitMs: 1000, offerTimeoutMs: 60_000 });
+    // Long enough for the steps before the reject on a loaded machine (c1 must still wait then).
+    await ok('PUT', ws, '/settings', { maxWaitMs: 3000, offerTimeoutMs: 60_000 });
     await ok('POST', ws, '/contacts', { id: 'c1', skills: ['s'] });
     await ok('POST', ws, '/contacts', { id: 'c2', skills: ['t'] });
     const c1 = await ok('GET', ws, '/contacts/c1');
@@ -137,8 +138,8 @@ describe.concurrent('in flight', () => {
     await until(ws, '/contacts/c1', (c) => c.state === 'offered');
     await ok('POST', ws, '/contacts/c1/reject', { agentId: 'a1' });
     expect(await ok('GET', ws, '/contacts/c1')).toMatchObject({ state: 'queued', expiresAt: c1.expiresAt });
-    await until(ws, '/contacts/c2', (c) => c.state === 'expired');
-    await until(ws, '/contacts/c1', (c) => c.state === 'expired');
+    await until(ws, '/contacts/c2', (c) => c.state === 'expired', 8000);
+    await until(ws, '/contacts/c1', (c) => c.state === 'expired', 8000);
     await sleep(300);
     expect(await ok('GET', ws, '/contacts/c3')).toMatchObject({ state: 'queued' });
     expect((await ofType(ws, 'ContactExpired')).map((d) => d.contactId).sort()).toEqual(['c1', 'c2']);
