@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -52,6 +53,12 @@ export interface StartHooks {
    * The main command stops and exits 1.
    */
   readonly onFatal?: (problem: string) => void;
+}
+
+/** 127.0.0.0/8, ::1 or localhost: reached from this machine only. */
+function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase();
+  return h === 'localhost' || h === '::1' || (isIP(h) === 4 && h.startsWith('127.'));
 }
 
 /** A start that cannot go on, said with what to do: the main command prints it without a stack. */
@@ -256,6 +263,13 @@ export async function startSwitchboard(
         // PORT=0 picks a free port: advertise the one actually bound.
         const bound = new URL(listening).port;
         const instance = { host: config.advertise.host, port: config.advertise.port || Number(bound) };
+        // Listening on loopback only (HOST's default) while registering an address other machines
+        // are to reach: HAProxy adds the server and its check never passes.
+        if (isLoopbackHost(config.host) && !isLoopbackHost(instance.host))
+          log.warn(
+            { instance, host: config.host },
+            `ADVERTISE_ADDRESS registers ${instance.host}:${instance.port} for the load balancer, but this instance listens on HOST (${config.host}), a loopback address no other machine reaches: a load balancer elsewhere adds it and its check never passes. Set HOST to the address it is reached at, or 0.0.0.0.`,
+          );
         // Registered once a heartbeat lands: an instance started while Redis does not answer is
         // not in the load balancer until then, and says so.
         registration = await registerInstance(redis, instance, {
