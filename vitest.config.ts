@@ -74,6 +74,12 @@ export default defineConfig({
             // without a replica, which the cluster target's masters all have.
             'test/api/names-agents.test.ts',
             'test/api/not-replicated-id.test.ts',
+            // The docs' routing, lifecycle and settings rules case by case: the same steps as the
+            // suites above run on this target (lifecycle, policy, routing-commands-edges, the
+            // property suite), with nothing of their own that depends on where the keys are.
+            'test/api/routing-rules-edges-*.test.ts',
+            'test/api/settings-edges-*.test.ts',
+            'test/api/lifecycle-edges-7.test.ts',
           ],
           env: { SWITCHBOARD_TEST_TARGET: 'cluster' },
         },
