@@ -90,6 +90,14 @@ async function signIn(ws, key, typedAgent) {
   let id = null;
   try {
     const me = (await client.get('/keys/me')).data;
+    // Roles that may act for no agent (docs/SECURITY.md): every button would be a 403.
+    if (me.role === 'auditor' || me.role === 'integration') {
+      store.set('key', null);
+      showSignin(
+        `This is a key of role ${me.role}, which cannot act for an agent (set its state, accept, reject, complete): sign in with the agent's own key (role agent), or an admin key.`,
+      );
+      return;
+    }
     id = me.agentId ?? typedAgent;
     if (!id) {
       showSignin(`This is a key of role ${me.role}, which names no agent: type the agent id to act for.`);
