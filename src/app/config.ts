@@ -364,7 +364,7 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     name: 'CONTACT_RETENTION',
     default: DEFAULT_CONTACT_RETENTION,
     description:
-      'How long a completed or abandoned contact stays readable at GET /contacts/{id} before the archiver has its document forgotten (ContactsForgotten; its history stays in the log): an age (1h; ms, s, m, h, d) or off.',
+      'How long a finished contact (completed, abandoned or expired) stays readable at GET /contacts/{id} before the archiver has its document forgotten (ContactsForgotten; its history stays in the log): an age (1h; ms, s, m, h, d) or off.',
   },
   {
     name: 'ARCHIVE_SEGMENT_ENTRIES',

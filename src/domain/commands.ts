@@ -225,7 +225,7 @@ const ForgetMax = t.refinement(
 );
 /**
  * Appended by the archiver role, never by clients: the documents of contacts that finished
- * (completed or abandoned) more than `keepMs` before the command's own time are removed, the
+ * (completed, abandoned or expired) more than `keepMs` before the command's own time are removed, the
  * `max` oldest first (by finish time, then id). Their history stays in the log.
  */
 export const ForgetContacts = t.type({ type: t.literal('ForgetContacts'), keepMs: KeepMs, max: ForgetMax });

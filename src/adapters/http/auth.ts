@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { notItsContactDetail } from '../../domain/model.ts';
 import { isId } from '../../domain/values.ts';
 import { ApiKeyVerifier, consumeWsTicket } from '../redis/api-keys.ts';
+import { workspaceKeys } from '../redis/keys.ts';
 import { readContact } from '../redis/projection-reads.ts';
 import { workspaceOf } from './params.ts';
 import type { Principal, Role } from './principal.ts';
@@ -289,7 +290,30 @@ export function installAuth(app: FastifyInstance, opts: { cacheMs?: number } = {
       const id = (req.params as { id?: unknown }).id;
       if (!isId(id)) return; // the handler's 400
       const contact = await readContact(redis, p.workspace, id);
-      if (contact?.agentId !== agentId) return refuse(req, reply, notItsContact(id, agentId));
+      if (contact?.agentId !== agentId && !(await ownRepeat(req, p.workspace, id, agentId)))
+        return refuse(req, reply, notItsContact(id, agentId));
     }
   });
+
+  /**
+   * Whether a command refused by the check above is the repeat of one this agent sent with the
+   * same Idempotency-Key and that was applied to this contact for it: its recorded outcome names
+   * the contact and the agent. The contact may have left the agent since (a completed contact
+   * forgotten after CONTACT_RETENTION, its id queued again for another agent), and the repeat
+   * answers the first outcome as every repeat does (the command path appends nothing for a key
+   * seen before, and answers a 422 for a key first used for another request), not a 403.
+   */
+  async function ownRepeat(req: FastifyRequest, ws: string, id: string, agentId: string): Promise<boolean> {
+    const key = req.headers['idempotency-key'];
+    if (req.method !== 'POST' || typeof key !== 'string' || key.length === 0 || key.length > 200)
+      return false;
+    const text = await redis.hget(workspaceKeys(ws).idempotencyOutcomes, key);
+    if (!text) return false;
+    try {
+      const outcome = JSON.parse(text) as { status?: unknown; body?: { id?: unknown; agentId?: unknown } };
+      return outcome.status === 200 && outcome.body?.id === id && outcome.body.agentId === agentId;
+    } catch {
+      return false;
+    }
+  }
 }

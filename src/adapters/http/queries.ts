@@ -119,7 +119,14 @@ export async function queryRoutes(app: FastifyInstance): Promise<void> {
     const c = read && publicDocument<ContactDocument>(read.text);
     if (!read || !c)
       throw new ProblemError(
-        problem(404, 'contact-not-found', 'Contact not found', `No contact "${id}" in workspace "${ws}".`),
+        problem(
+          404,
+          'contact-not-found',
+          'Contact not found',
+          // A finished contact's document is forgotten after CONTACT_RETENTION (docs/API.md,
+          // "Finished contacts"): a client that read it before learns why it is gone.
+          `No contact "${id}" in workspace "${ws}": never queued, or finished and forgotten since (CONTACT_RETENTION after it finished); a forgotten contact's history stays in GET /events.`,
+        ),
       );
     // An agent key was let in for a document naming its agent (auth.ts); the one answered is read
     // after the wait for minPosition, and may have left that agent meanwhile (an offer rejected).
