@@ -80,6 +80,9 @@ export default defineConfig({
             'test/api/routing-rules-edges-*.test.ts',
             'test/api/settings-edges-*.test.ts',
             'test/api/lifecycle-edges-7.test.ts',
+            // Many workspaces on one process, lookalike names' feeds and keys: workspaces-edges-1
+            // holds their isolation on this target (each workspace's keys in its own slot).
+            'test/api/workspaces-edges-[234].test.ts',
           ],
           env: { SWITCHBOARD_TEST_TARGET: 'cluster' },
         },
