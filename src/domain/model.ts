@@ -767,29 +767,23 @@ export function decide(ws: Workspace, c: Command, at: number): Decision {
         ...(priorityWeightMs !== undefined ? { priorityWeightMs } : {}),
         ...(agentSelection !== undefined && agentSelection !== 'longest-available' ? { agentSelection } : {}),
       };
-      // Each conflict is named, both when both hold (one refusal, not one per try).
-      const conflicts: [title: string, detail: string][] = [];
       if (aging(next) !== aging(ws.settings) && [...ws.contacts.values()].some((x) => x.state === 'queued'))
-        conflicts.push([
+        return reject(
+          409,
           'Contacts are queued',
           `priorityWeightMs can be ${aging(next) ? 'set' : 'removed'} only while no contact is queued (strict and ` +
             'aged routing orders do not mix); change its value instead, or try again when the queue is empty.',
-        ]);
+        );
       const pooled = (s: Settings) => s.agentSelection === 'least-occupied';
       if (
         pooled(next) !== pooled(ws.settings) &&
         [...ws.agents.values()].some((a) => a.availableSince !== null)
       )
-        conflicts.push([
-          conflicts.length > 0 ? 'agents are available' : 'Agents are available',
-          `agentSelection can ${pooled(next) ? 'become' : 'leave'} "least-occupied" only while no agent can take work ` +
-            '(it orders the available agents differently); set the available agents away first, or try again later.',
-        ]);
-      if (conflicts.length > 0)
         return reject(
           409,
-          conflicts.map(([title]) => title).join(' and '),
-          conflicts.map(([, detail]) => detail).join(' '),
+          'Agents are available',
+          `agentSelection can ${pooled(next) ? 'become' : 'leave'} "least-occupied" only while no agent can take work ` +
+            '(it orders the available agents differently); set the available agents away first, or try again later.',
         );
       return ok({ type: 'SettingsChanged', settings: next });
     }

@@ -1,8 +1,9 @@
 /**
  * A PUT /settings that meets both of its conflicts, priority aging set while contacts are queued
- * and least-occupied chosen while agents are available, is one 409 naming both fields (`errors`,
- * the title and the detail), where it named only priorityWeightMs and the client learned of
- * agentSelection on its next try. Nothing changes; the audit re-checks the refusal.
+ * and least-occupied chosen while agents are available, is one 409 naming both fields in `errors`,
+ * where it named only priorityWeightMs and the client learned of agentSelection on its next try.
+ * The title and detail stay the first conflict's (as logs have always held them: an older log
+ * audits as it did). Nothing changes; the audit re-checks the refusal.
  */
 import { describe, expect, it } from 'vitest';
 import { auditWorkspace } from '../../src/audit/read.ts';
@@ -27,14 +28,11 @@ describe('PUT /settings with two conflicts', () => {
       409,
       'settings-conflict',
     );
-    expect(body.title).toBe('Contacts are queued and agents are available');
-    expect((body.errors as { path: string }[]).map((e) => e.path)).toEqual([
-      'priorityWeightMs',
-      'agentSelection',
-    ]);
-    expect(body.detail).toMatch(
-      /^priorityWeightMs can be set only while no contact is queued .*\. agentSelection can become "least-occupied" only while no agent can take work .*\.$/,
-    );
+    expect(body.title).toBe('Contacts are queued');
+    expect(body.detail).toMatch(/^priorityWeightMs can be set only while no contact is queued/);
+    const errors = body.errors as { path: string; message: string }[];
+    expect(errors.map((e) => e.path)).toEqual(['priorityWeightMs', 'agentSelection']);
+    expect(errors[1]!.message).toMatch(/^can become "least-occupied" only while no agent can take work/);
     expect(await ok('GET', WS, '/settings')).toEqual(before);
 
     // One of them alone: named alone, as before.

@@ -646,26 +646,25 @@ handlers.ChangeSettings = function(c, at, pos, meta)
   }
   -- The defaults are left out (the settings read as before these existed).
   if c.agentSelection ~= 'longest-available' then st.agentSelection = c.agentSelection end
-  -- Each conflict is named, both when both hold (one refusal, not one per try).
-  local titles, details, errors = {}, {}, {}
+  -- Each conflict is named in `errors`, both when both hold (one refusal, not one per try); the title
+  -- and detail are the first's, as the log's CommandRejected has always held them (an older log
+  -- audits as it did: the model decides them alike).
+  local title, detail, errors = nil, nil, {}
   local aging_now = settings().priorityWeightMs ~= nil
   if (st.priorityWeightMs ~= nil) ~= aging_now and redis.call('ZCARD', K_QUEUE) > 0 then
     local why = 'can be ' .. (aging_now and 'removed' or 'set') .. ' only while no contact is queued (strict and '
       .. 'aged routing orders do not mix); change its value instead, or try again when the queue is empty'
-    titles[#titles + 1], details[#details + 1] = 'Contacts are queued', 'priorityWeightMs ' .. why .. '.'
+    title, detail = 'Contacts are queued', 'priorityWeightMs ' .. why .. '.'
     errors[#errors + 1] = { path = 'priorityWeightMs', message = why }
   end
   local pooled_now = settings().agentSelection == 'least-occupied'
   if (st.agentSelection == 'least-occupied') ~= pooled_now and redis.call('ZCARD', K_POOLS) > 0 then
     local why = 'can ' .. (pooled_now and 'leave' or 'become') .. ' "least-occupied" only while no agent can take '
       .. 'work (it orders the available agents differently); set the available agents away first, or try again later'
-    titles[#titles + 1], details[#details + 1] = (#titles > 0 and 'agents are available' or 'Agents are available'),
-      'agentSelection ' .. why .. '.'
+    if not title then title, detail = 'Agents are available', 'agentSelection ' .. why .. '.' end
     errors[#errors + 1] = { path = 'agentSelection', message = why }
   end
-  if #errors > 0 then
-    return problem(409, 'settings-conflict', table.concat(titles, ' and '), table.concat(details, ' '), errors)
-  end
+  if title then return problem(409, 'settings-conflict', title, detail, errors) end
   redis.call('HSET', K_META, 'settings', cjson.encode(st))
   settings_cache = st
   emit('SettingsChanged', at, st)
