@@ -7,8 +7,8 @@
  * offer expired (staying available) is never offered that contact again.
  */
 import { describe, expect, it } from 'vitest';
-import { auditWorkspace } from '../../src/audit/read.ts';
-import { inProcessApi, type Json } from '../support/api.ts';
+import { inProcessApi } from '../support/api.ts';
+import { ruleScenarios } from '../support/rule-scenarios.ts';
 
 const WS = {
   channelSince: 'rre1-channel-since',
@@ -22,35 +22,7 @@ const WS = {
 } as const;
 const api = inProcessApi(Object.values(WS));
 const { ok, until } = api;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-const agent = (ws: string, id: string, skills: unknown[], extra: Json = {}) =>
-  ok('POST', ws, '/agents', { id, skills, ...extra });
-/** Agents made available one after another, each a few ms after the one before (LAA order). */
-async function availableInOrder(ws: string, ids: string[]): Promise<void> {
-  for (const id of ids) {
-    await ok('POST', ws, `/agents/${id}/state`, { state: 'available' });
-    await sleep(3);
-  }
-  const since = await Promise.all(
-    ids.map(async (id) => Date.parse(String((await ok('GET', ws, `/agents/${id}`)).availableSince))),
-  );
-  expect(new Set(since).size).toBe(ids.length);
-  expect(since).toEqual([...since].sort((a, b) => a - b));
-}
-const decided = async (ws: string, id: string) =>
-  (await until(ws, `/contacts/${id}`, (c) => c.state === 'assigned' || c.state === 'offered')).agentId;
-async function audited(ws: string): Promise<void> {
-  const audit = await auditWorkspace(api.running.redis, ws, { idle: true });
-  expect(audit.violations.map((v) => `${v.position} ${v.kind}: ${v.message}`)).toEqual([]);
-}
-async function decisions(ws: string): Promise<[string, string][]> {
-  const { events } = await ok('GET', ws, '/events?limit=1000&type=AssignmentMade');
-  return (events as { data: { contactId: string; agentId: string } }[]).map((e) => [
-    e.data.contactId,
-    e.data.agentId,
-  ]);
-}
+const { sleep, agent, availableInOrder, decided, audited, decisions } = ruleScenarios(api);
 
 describe('channels: room and available-since per channel (ROUTING.md, "With channels")', () => {
   it('an agent full on voice keeps its chat since: a chat contact goes to it before a newer any-channel agent', async () => {

@@ -8,7 +8,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { auditWorkspace } from '../../src/audit/read.ts';
-import { inProcessApi, type Json } from '../support/api.ts';
+import { inProcessApi } from '../support/api.ts';
+import { ruleScenarios } from '../support/rule-scenarios.ts';
 
 const WS = {
   raised: 'rre3-raised',
@@ -19,27 +20,7 @@ const WS = {
 } as const;
 const api = inProcessApi(Object.values(WS));
 const { ok, until } = api;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-const agent = (ws: string, id: string, skills: unknown[], extra: Json = {}) =>
-  ok('POST', ws, '/agents', { id, skills, ...extra });
-async function availableInOrder(ws: string, ids: string[]): Promise<void> {
-  for (const id of ids) {
-    await ok('POST', ws, `/agents/${id}/state`, { state: 'available' });
-    await sleep(3);
-  }
-  const since = await Promise.all(
-    ids.map(async (id) => Date.parse(String((await ok('GET', ws, `/agents/${id}`)).availableSince))),
-  );
-  expect(new Set(since).size).toBe(ids.length);
-  expect(since).toEqual([...since].sort((a, b) => a - b));
-}
-const decided = async (ws: string, id: string) =>
-  (await until(ws, `/contacts/${id}`, (c) => c.state === 'assigned' || c.state === 'offered')).agentId;
-async function audited(ws: string): Promise<void> {
-  const audit = await auditWorkspace(api.running.redis, ws, { idle: true });
-  expect(audit.violations.map((v) => `${v.position} ${v.kind}: ${v.message}`)).toEqual([]);
-}
+const { agent, availableInOrder, decided, audited } = ruleScenarios(api);
 
 describe('least-occupied: the share after changes that are not decisions', () => {
   it('a capacity raised lowers the share at once', async () => {

@@ -8,7 +8,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { auditWorkspace } from '../../src/audit/read.ts';
-import { inProcessApi, type Json } from '../support/api.ts';
+import { inProcessApi } from '../support/api.ts';
+import { ruleScenarios } from '../support/rule-scenarios.ts';
 
 const WS = {
   set: 'rre4-set-while-offered',
@@ -17,16 +18,7 @@ const WS = {
 } as const;
 const api = inProcessApi(Object.values(WS));
 const { ok, until } = api;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-const agent = (ws: string, id: string, skills: unknown[], extra: Json = {}) =>
-  ok('POST', ws, '/agents', { id, skills, ...extra });
-const decided = async (ws: string, id: string) =>
-  (await until(ws, `/contacts/${id}`, (c) => c.state === 'assigned' || c.state === 'offered')).agentId;
-async function audited(ws: string): Promise<void> {
-  const audit = await auditWorkspace(api.running.redis, ws, { idle: true });
-  expect(audit.violations.map((v) => `${v.position} ${v.kind}: ${v.message}`)).toEqual([]);
-}
+const { sleep, agent, decided, audited } = ruleScenarios(api);
 
 describe('the weight changed while a contact was offered', () => {
   it('set: the contact back from its offer is aged like the others, and goes first once it waited past the weight', async () => {

@@ -8,8 +8,8 @@
  * Over HTTP in process against a real Redis.
  */
 import { describe, expect, it } from 'vitest';
-import { auditWorkspace } from '../../src/audit/read.ts';
 import { inProcessApi, type Json } from '../support/api.ts';
+import { ruleScenarios } from '../support/rule-scenarios.ts';
 
 const WS = {
   withdrawn: 'rre5-withdrawn',
@@ -18,15 +18,7 @@ const WS = {
 } as const;
 const api = inProcessApi(Object.values(WS));
 const { ok, until } = api;
-
-const agent = (ws: string, id: string, skills: unknown[], extra: Json = {}) =>
-  ok('POST', ws, '/agents', { id, skills, ...extra });
-const decided = async (ws: string, id: string) =>
-  (await until(ws, `/contacts/${id}`, (c) => c.state === 'assigned' || c.state === 'offered')).agentId;
-async function audited(ws: string): Promise<void> {
-  const audit = await auditWorkspace(api.running.redis, ws, { idle: true });
-  expect(audit.violations.map((v) => `${v.position} ${v.kind}: ${v.message}`)).toEqual([]);
-}
+const { agent, decided, audited } = ruleScenarios(api);
 
 describe('an offer withdrawn (API.md, "Offers": "A rejected, expired or withdrawn offer ... adds the agent to its excludedAgents")', () => {
   it('the agent that went away while offered is in excludedAgents, and is not offered the contact again when back', async () => {

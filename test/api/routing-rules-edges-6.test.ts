@@ -6,8 +6,8 @@
  * a real Redis with the dispatcher's clock running.
  */
 import { describe, expect, it } from 'vitest';
-import { auditWorkspace } from '../../src/audit/read.ts';
 import { inProcessApi, type Json } from '../support/api.ts';
+import { ruleScenarios } from '../support/rule-scenarios.ts';
 
 const WS = {
   level: 'rre6-level',
@@ -16,9 +16,8 @@ const WS = {
 } as const;
 const api = inProcessApi(Object.values(WS));
 const { ok, until } = api;
+const { agent, audited } = ruleScenarios(api);
 
-const agent = (ws: string, id: string, skills: unknown[], extra: Json = {}) =>
-  ok('POST', ws, '/agents', { id, skills, ...extra });
 async function stepThenAssigned(ws: string, id: string): Promise<Json> {
   const c = await until(ws, `/contacts/${id}`, (x) => x.state !== 'queued', 3000);
   expect(c).toMatchObject({ state: 'assigned', step: 1 });
@@ -26,10 +25,6 @@ async function stepThenAssigned(ws: string, id: string): Promise<Json> {
   const mine = (events as { type: string; data: Json }[]).filter((e) => e.data.contactId === id);
   expect(mine.map((e) => e.type)).toEqual(['ContactStepped', 'AssignmentMade']);
   return c;
-}
-async function audited(ws: string): Promise<void> {
-  const audit = await auditWorkspace(api.running.redis, ws, { idle: true });
-  expect(audit.violations.map((v) => `${v.position} ${v.kind}: ${v.message}`)).toEqual([]);
 }
 
 describe('a step lowering the requirements while an agent is available', () => {

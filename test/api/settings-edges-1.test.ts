@@ -7,8 +7,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
-import { auditWorkspace } from '../../src/audit/read.ts';
 import { inProcessApi, type Json } from '../support/api.ts';
+import { ruleScenarios } from '../support/rule-scenarios.ts';
 
 const WS = {
   offerZero: 'se1-offer-zero',
@@ -24,24 +24,9 @@ const WS = {
 } as const;
 const api = inProcessApi(Object.values(WS));
 const { call, ok, until, problem } = api;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const { sleep, ofType, audited, agentWith } = ruleScenarios(api, { settleMs: 200 });
 
-const events = async (ws: string) =>
-  (await ok('GET', ws, '/events?limit=1000')).events as { type: string; data: Json }[];
-const ofType = async (ws: string, type: string) =>
-  (await events(ws)).filter((e) => e.type === type).map((e) => e.data);
 const commands = (ws: string) => api.running.redis.xlen(workspaceKeys(ws).commands);
-
-async function audited(ws: string): Promise<void> {
-  await sleep(200);
-  const report = await auditWorkspace(api.running.redis, ws, { idle: true });
-  expect(report.violations.map((v) => `${v.position} ${v.kind}: ${v.message}`)).toEqual([]);
-}
-
-async function agentWith(ws: string, id: string, body: Json = {}): Promise<void> {
-  await ok('POST', ws, '/agents', { id, skills: ['s'], ...body });
-  await ok('POST', ws, `/agents/${id}/state`, { state: 'available' });
-}
 
 describe.concurrent('in flight', () => {
   it('offerTimeoutMs to 0 while an offer rings: the offer keeps its expiry and ends by it; the contact then goes directly', async () => {

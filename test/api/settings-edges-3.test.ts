@@ -6,8 +6,8 @@
  * with the auditor finding no violation.
  */
 import { describe, expect, it } from 'vitest';
-import { auditWorkspace } from '../../src/audit/read.ts';
-import { inProcessApi, type Json } from '../support/api.ts';
+import { inProcessApi } from '../support/api.ts';
+import { ruleScenarios } from '../support/rule-scenarios.ts';
 
 const WS = {
   missedAvailable: 'se3-missed-available',
@@ -16,21 +16,7 @@ const WS = {
 } as const;
 const api = inProcessApi(Object.values(WS));
 const { ok, until } = api;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-const events = async (ws: string) =>
-  (await ok('GET', ws, '/events?limit=1000')).events as { position: string; type: string; data: Json }[];
-
-async function audited(ws: string): Promise<void> {
-  await sleep(200);
-  const report = await auditWorkspace(api.running.redis, ws, { idle: true });
-  expect(report.violations.map((v) => `${v.position} ${v.kind}: ${v.message}`)).toEqual([]);
-}
-
-async function agentWith(ws: string, id: string, body: Json = {}): Promise<void> {
-  await ok('POST', ws, '/agents', { id, skills: ['s'], ...body });
-  await ok('POST', ws, `/agents/${id}/state`, { state: 'available' });
-}
+const { events, audited, agentWith } = ruleScenarios(api, { settleMs: 200 });
 
 describe.concurrent('missed offers and offers switched on', () => {
   it('missedOfferPresence changed to available while an offer rings: the agent stays available, the contact goes elsewhere', async () => {
