@@ -171,10 +171,16 @@ export async function redisClockOffset(redis: RedisClient, key: string, samples 
 
 /**
  * How often a dispatcher loop with a timer pending marks its workspace in the registry as active
- * until that timer's due time: the runners let a discovered workspace go once it had no command
- * for a while (10 minutes by default), and its timers (a maximum wait of an hour, a long wrap-up)
- * would not fire, nor their commands be applied, until its next command. Much shorter than that
- * while, so a mark never lapses between two.
+ * until its last pending timer's due time: the runners let a discovered workspace go once it had
+ * no command for a while (10 minutes by default), and its timers (a maximum wait of an hour, a long
+ * wrap-up) would not fire, nor their commands be applied, until its next command. Much shorter
+ * than that while, so a mark never lapses between two. The mark is the last timer's, not the
+ * earliest's: marked until an offer's expiry a second away, a workspace whose dispatcher then
+ * stopped for longer than the idle window was not served again, and its maximum waits never fired
+ * (test/workers/timers-edges-1.test.ts). A loop that ends marks once more (a stop), and one that
+ * finds no timer left takes back a mark in the future (a long maximum wait, then the contact
+ * assigned), so the workspace goes idle as its commands say. A command's own mark only ever raises
+ * it (src/adapters/redis/command-log.ts).
  */
 export const MARK_PENDING_EVERY_MS = 60_000;
 
@@ -235,15 +241,30 @@ export class Dispatcher {
       let alarmAt = Number.POSITIVE_INFINITY;
       let alarmRead = 0;
       let markedAt = Number.NEGATIVE_INFINITY;
+      /** The last mark's score (this host's ms): above now, the workspace is marked for a timer. */
+      let markedUntil = Number.NEGATIVE_INFINITY;
+      /**
+       * Marks the workspace active until its last pending timer's due time; with none, until now
+       * (unless `pendingOnly`: then no mark).
+       */
+      const mark = async (pendingOnly = false): Promise<void> => {
+        const [, last] = await this.redis.zrange(k.timers, -1, -1, 'WITHSCORES');
+        if (last === undefined && pendingOnly) return;
+        const until = Math.max(last === undefined ? 0 : Number(last) - offset, Date.now());
+        await this.redis.zadd(globalKeys.activeWorkspaces, until, workspace);
+        markedUntil = until;
+      };
+      const markAside = (): void => {
+        markedAt = Date.now();
+        mark().catch((err: Error) => {
+          markedAt = Number.NEGATIVE_INFINITY;
+          this.log.debug({ workspace, err: err.message }, 'could not mark the workspace active');
+        });
+      };
       const setAlarm = (nextDue: number | undefined, readNo: number): void => {
-        if (nextDue !== undefined && Date.now() - markedAt >= MARK_PENDING_EVERY_MS && running()) {
-          markedAt = Date.now();
-          this.redis
-            .zadd(globalKeys.activeWorkspaces, Math.max(nextDue - offset, Date.now()), workspace)
-            .catch((err: Error) => {
-              markedAt = Number.NEGATIVE_INFINITY;
-              this.log.debug({ workspace, err: err.message }, 'could not mark the workspace active');
-            });
+        if (running()) {
+          if (nextDue !== undefined && Date.now() - markedAt >= MARK_PENDING_EVERY_MS) markAside();
+          else if (nextDue === undefined && markedUntil > Date.now()) markAside();
         }
         const untilDue = nextDue === undefined ? Number.POSITIVE_INFINITY : nextDue - redisNow();
         const at =
@@ -318,6 +339,17 @@ export class Dispatcher {
         }
       } finally {
         clearTimeout(alarm);
+        // Ending with a timer pending (a stop): marked until it, however long this process stays
+        // down; with none (gone idle), not marked again. Bounded: a stop does not wait on a Redis
+        // that does not answer.
+        let bound: NodeJS.Timeout | undefined;
+        await Promise.race([
+          mark(true).catch(() => undefined),
+          new Promise((resolve) => {
+            bound = setTimeout(resolve, 1000);
+          }),
+        ]);
+        clearTimeout(bound);
       }
     });
   }

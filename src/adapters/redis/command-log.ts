@@ -125,7 +125,8 @@ export async function appendCommand(
   const now = Date.now();
   if (now - (markedActive.get(req.workspace) ?? 0) >= 1000) {
     markedActive.set(req.workspace, now);
-    marks.push(redis.zadd(globalKeys.activeWorkspaces, now, req.workspace));
+    // GT: a dispatcher may have marked it until a pending timer's due time, later than now.
+    marks.push(redis.zadd(globalKeys.activeWorkspaces, 'GT', now, req.workspace));
   }
   // `soon`: the projector step that applies it appends it. Otherwise, without an Idempotency-Key
   // there is nothing to look up: one XADD, with the fields the append step writes (a Lua step
