@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { CHECK_REDIS, IF_IT_GOES_ON } from '../adapters/redis/advice.ts';
+import { CHECK_REDIS, ifItGoesOn } from '../adapters/redis/advice.ts';
 import { globalKeys } from '../adapters/redis/keys.ts';
 import type { RedisClient } from '../adapters/redis/scripts.ts';
 
@@ -141,7 +141,7 @@ export class WorkspaceRunner {
         if (!this.allowed(workspace)) break;
         this.log.warn(
           { workspace, err: (err as Error).message },
-          `workspace loop failed; retrying in ${backoff} ms. ${IF_IT_GOES_ON}`,
+          `workspace loop failed; retrying in ${backoff} ms. ${ifItGoesOn(err)}`,
         );
         await new Promise((r) => setTimeout(r, backoff));
         backoff = Math.min(backoff * 2, 2000);

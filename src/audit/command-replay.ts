@@ -27,7 +27,9 @@ export function expectedOf(
 ): { events: Expected[]; status: number; command?: Command } {
   const d = decodeCommand(e);
   if (d.kind === 'unknown') {
-    const detail = `Command type "${e.type}" cannot be applied by this version of Switchboard.`;
+    // An entry with no type field at all: the projector's Lua names it "nil" and its rejection
+    // names no command.
+    const detail = `Command type "${e.typed ? e.type : 'nil'}" cannot be applied by this version of Switchboard.`;
     return { events: [rejected(e, undefined, 422, 'Unknown command', detail)], status: 422 };
   }
   if (d.kind === 'malformed') {
@@ -59,7 +61,7 @@ function rejected(
 ): Expected {
   const data = {
     commandId: e.commandId,
-    command: e.type,
+    ...(e.typed ? { command: e.type } : {}),
     ...(target !== undefined ? { target } : {}),
     status,
     title,

@@ -20,6 +20,8 @@ export interface CommandEntry {
   /** The command's time: its position's milliseconds (when Redis accepted it). */
   readonly at: number;
   readonly type: string;
+  /** Whether the entry has a `type` field at all (one Switchboard did not write may not). */
+  readonly typed: boolean;
   readonly commandId: string;
   readonly idempotencyKey?: string;
   readonly requestId?: string;
@@ -46,6 +48,7 @@ export function commandEntry([position, fields]: Entry): CommandEntry {
     position,
     at: positionMs(position),
     type: '',
+    typed: false,
     commandId: '',
   };
   for (let i = 0; i + 1 < fields.length; i += 2) {
@@ -53,6 +56,7 @@ export function commandEntry([position, fields]: Entry): CommandEntry {
     switch (fields[i]) {
       case 'type':
         e.type = v;
+        e.typed = true;
         break;
       case 'commandId':
         e.commandId = v;

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
+import { ifItGoesOn } from '../adapters/redis/advice.ts';
 import { BlockingLoops, raceBlocking, STOPPED } from '../adapters/redis/client.ts';
 import type { StepAppend } from '../adapters/redis/command-log.ts';
 import { PROJECTOR_GROUP, routingIndexKeys, workspaceKeys } from '../adapters/redis/keys.ts';
@@ -411,7 +412,7 @@ export class Projector {
         .catch(() => ({}));
       this.log.warn(
         { workspace, ...next, err: (err as Error).message },
-        'a projector step failed; the command after the checkpoint is not applied yet',
+        `a projector step failed; the command after the checkpoint is not applied yet. ${ifItGoesOn(err)}`,
       );
       throw err;
     }

@@ -6,3 +6,14 @@ export const CHECK_REDIS = 'Check that Redis is up and reachable (REDIS_URL or R
 
 /** For a loop that retries on any error: what to look at if its retries go on. */
 export const IF_IT_GOES_ON = `If it goes on, see err: most often Redis does not answer. ${CHECK_REDIS}`;
+
+/** Redis at its memory limit (maxmemory, noeviction) refusing a write: it answers, so not CHECK_REDIS. */
+export const FREE_MEMORY =
+  'Redis is at its memory limit (maxmemory) and refuses writes: raise maxmemory or free memory (shorter LOG_RETENTION or CONTACT_RETENTION, the archiver running).';
+
+/** IF_IT_GOES_ON, or FREE_MEMORY when `err` is Redis refusing a write for lack of memory. */
+export function ifItGoesOn(err: unknown): string {
+  return /^OOM\b|\bOOM command not allowed/.test(String((err as Error)?.message ?? err))
+    ? `${FREE_MEMORY} It is retried.`
+    : IF_IT_GOES_ON;
+}

@@ -946,7 +946,10 @@ local function apply(f, at, pos, meta)
     return problem(422, 'unknown-command', 'Unknown command',
       'Command type "' .. tostring(f.type) .. '" cannot be applied by this version of Switchboard.'), nil
   end
-  if not ok or type(c) ~= 'table' or not shapes[f.type](c) then
+  -- Attributes are spliced raw into the contact's document and its facts: a text that is not JSON
+  -- (an entry Switchboard did not write) is refused with the rest, as the auditor decodes it.
+  if not ok or type(c) ~= 'table' or not shapes[f.type](c)
+    or (f.attributes ~= nil and not pcall(cjson.decode, f.attributes)) then
     return problem(422, 'malformed-command', 'Malformed command', 'The ' .. f.type .. ' entry at ' .. pos
       .. ' does not have the shape Switchboard appends; it was not applied. Send the command again through the API.'), nil
   end
