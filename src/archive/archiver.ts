@@ -18,7 +18,7 @@ import {
   successor,
 } from './segment.ts';
 import type { SnapshotTaker } from './snapshots.ts';
-import type { ArchiveStore } from './store.ts';
+import { type ArchiveStore, SegmentExistsError } from './store.ts';
 
 /** Where the archiver can be made to stop (a test kills the process there). */
 export type ArchivePausePoint = 'segment-written' | 'trimmed';
@@ -43,6 +43,13 @@ export const LEFTOVER_AGE_MS = 600_000;
 
 /** The archive is behind Redis or damaged: this stream is not archived until someone looks. */
 export class ArchiveMismatchError extends Error {}
+
+/**
+ * The store could not be listed, read or written (a folder not writable, a disk full): this stream
+ * is not archived until it can be (its entries stay in Redis), the other one and the rest of the
+ * pass go on.
+ */
+export class ArchiveStoreError extends ArchiveMismatchError {}
 
 /**
  * The archiver of one process: moves command and event entries past the retention from Redis to
@@ -141,6 +148,24 @@ export class Archiver {
     return moved;
   }
 
+  /**
+   * `p`, a call of the store for this stream, whose failure (anything but a segment already there,
+   * which another archiver wrote) is an ArchiveStoreError saying where and what to do: the
+   * workspace's other stream, the forgetting and the snapshots go on; Redis keeps the stream's
+   * entries until the store is mended.
+   */
+  private async io<T>(workspace: string, stream: LogStream, what: string, p: Promise<T>): Promise<T> {
+    try {
+      return await p;
+    } catch (err) {
+      if (err instanceof SegmentExistsError) throw err;
+      this.forgetTip(workspace, stream);
+      throw new ArchiveStoreError(
+        `cannot ${what} the ${stream} archive of ${workspace} in ARCHIVE_DIR (${this.store.where}): ${(err as Error).message}. Make <ARCHIVE_DIR>/${workspace}/${stream} a directory this user can write, with room on its file system; nothing more is archived for this stream until then (its entries stay in Redis)`,
+      );
+    }
+  }
+
   /** One segment of one stream at most; returns the entries moved. */
   async step(workspace: string, stream: LogStream): Promise<number> {
     const k = workspaceKeys(workspace);
@@ -205,8 +230,8 @@ export class Archiver {
       before: tip?.total ?? 0,
       entries,
     });
-    await this.store.put(workspace, stream, seg.name, seg.bytes);
-    const back = await this.store.read(workspace, stream, seg.name);
+    await this.io(workspace, stream, 'write', this.store.put(workspace, stream, seg.name, seg.bytes));
+    const back = await this.io(workspace, stream, 'read', this.store.read(workspace, stream, seg.name));
     if (!back.equals(seg.bytes) || decodeSegment(back).problems.length > 0)
       throw new ArchiveMismatchError(
         `segment ${seg.name} of ${workspace}/${stream} reads back other than written from ${this.store.where}: not trimming`,
@@ -317,13 +342,15 @@ export class Archiver {
     const known = this.tips.get(id);
     if (known !== undefined) return known ?? undefined;
     // The last segment: a file of another name beside them (a note, a copy) is none of the log.
-    const names = await this.store.list(workspace, stream);
+    const names = await this.io(workspace, stream, 'list', this.store.list(workspace, stream));
     const last = names.filter((n) => parseSegmentName(n) !== undefined).at(-1);
     if (last === undefined) {
       this.tips.set(id, null);
       return undefined;
     }
-    const d = decodeSegment(await this.store.read(workspace, stream, last));
+    const d = decodeSegment(
+      await this.io(workspace, stream, 'read', this.store.read(workspace, stream, last)),
+    );
     if (!d.header || d.problems.length > 0) {
       // The stream is trimmed only once its segment reads back whole: a segment the mark is
       // behind still has its entries in Redis, and is written again once the file is out of the way.

@@ -120,9 +120,13 @@ export class DiskArchive implements ArchiveStore {
     try {
       await f.writeFile(bytes);
       await f.sync();
-    } finally {
-      await f.close();
+    } catch (err) {
+      // A file system full (or failing): the part written would take room on every retry.
+      await f.close().catch(() => {});
+      await unlink(temp).catch(() => {});
+      throw err;
     }
+    await f.close();
     try {
       await link(temp, final);
     } catch (err) {

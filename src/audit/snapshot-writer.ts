@@ -39,13 +39,20 @@ export class SnapshotWriter implements SnapshotTaker {
     private readonly opts: SnapshotWriterOptions,
   ) {}
 
+  /** Per workspace, the failure logged last (said once while it lasts, not on every pass). */
+  private readonly failing = new Map<string, string>();
+
   async afterPass(workspace: string, running: () => boolean): Promise<void> {
     try {
       await this.take(workspace, running);
+      this.failing.delete(workspace);
     } catch (err) {
+      const message = (err as Error).message;
+      if (this.failing.get(workspace) === message) return;
+      this.failing.set(workspace, message);
       this.log.error(
-        { workspace, err: (err as Error).message },
-        'taking a state snapshot failed; tried again after the next pass',
+        { workspace, err: message, archiveDir: this.store.where },
+        `taking a state snapshot failed; tried again after each pass (said again only if it changes). If err names the archive (a folder not writable, a file system full), make <ARCHIVE_DIR>/${workspace}/snapshots a directory this user can write, with room; GET /state?at= replays from an earlier snapshot meanwhile`,
       );
     }
   }

@@ -1,0 +1,73 @@
+/**
+ * A snapshots folder the archiver cannot write (a file where `<ARCHIVE_DIR>/<ws>/snapshots` must
+ * be: the tests run as root, for whom a read-only mode is no obstacle), met by a real
+ * `ROLES=archiver` process: the streams are still archived, and the error names the folder and
+ * says what to do, once rather than on every pass (ARCHIVE_EVERY_MS); once mended, the snapshots
+ * due are written without a restart.
+ */
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
+import { writeLog } from '../../src/cli/bench/audit-log.ts';
+import { killAllProcesses, startProcess } from '../support/processes.ts';
+import { suiteRedis } from '../support/redis.ts';
+import { sleep, waitFor } from '../support/wait.ts';
+
+describe('a snapshots folder the archiver cannot write', () => {
+  const suite = suiteRedis();
+  const dirs: string[] = [];
+  afterAll(async () => {
+    await killAllProcesses();
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+
+  it('archives the streams and logs one error naming the folder and what to do', async () => {
+    const ws = `writer-edges-2-${Date.now().toString(36)}`;
+    const k = workspaceKeys(ws);
+    await writeLog(suite.redis, ws, { events: 300, agents: 5, seed: 2 });
+    const dir = await mkdtemp(path.join(tmpdir(), 'sb-writer-edges-2-'));
+    dirs.push(dir);
+    const blocked = path.join(dir, ws, 'snapshots');
+    await mkdir(path.dirname(blocked), { recursive: true });
+    await writeFile(blocked, 'not a folder');
+
+    const p = await startProcess({
+      roles: 'archiver',
+      redis: suite.server,
+      env: {
+        WORKSPACES: ws,
+        DISCOVER_WORKSPACES: 'false',
+        ARCHIVE_DIR: dir,
+        LOG_RETENTION: '10',
+        ARCHIVE_SEGMENT_ENTRIES: '100',
+        ARCHIVE_EVERY_MS: '50',
+        LEASE_TTL_MS: '500',
+        SNAPSHOT_EVERY_EVENTS: '100',
+      },
+    });
+    await waitFor(
+      () => `the streams to be archived; the log:\n${p.logText()}`,
+      async () => (await suite.redis.xlen(k.events)) <= 10 && (await suite.redis.xlen(k.commands)) <= 10,
+      { timeoutMs: 10_000 },
+    );
+    await waitFor('an error about the snapshots', () => p.logText().includes('"level":50'), {
+      timeoutMs: 5_000,
+    });
+    // Passes every 50 ms for a while: the same error is not said again on each.
+    await sleep(600);
+    const errors = p.logs.filter((l) => l.includes('"level":50'));
+    expect(errors.length, errors.join('\n')).toBe(1);
+    expect(errors[0]).toContain(blocked);
+    expect(errors[0]).toMatch(/ARCHIVE_DIR/);
+
+    await rm(blocked);
+    await waitFor(
+      'the snapshots due to be written once the folder is mended',
+      async () => (await readdir(blocked).catch(() => [])).length >= 2,
+      { timeoutMs: 10_000 },
+    );
+    expect(await p.stop()).toBe(0);
+  }, 30_000);
+});
