@@ -512,6 +512,7 @@ export const openapi = withEdgeProblems(
               description: 'agents',
               content: json({
                 type: 'object',
+                required: ['agents'],
                 properties: { agents: { type: 'array', items: ref('Agent') } },
               }),
             },
@@ -1208,6 +1209,18 @@ export const openapi = withEdgeProblems(
         },
         Agent: {
           type: 'object',
+          // Always there (docs/API.md, "Documents"); the others only when they apply.
+          required: [
+            'id',
+            'skills',
+            'capacity',
+            'presence',
+            'state',
+            'activeContacts',
+            'availableSince',
+            'registeredAt',
+            'position',
+          ],
           properties: {
             id,
             name: { type: 'string' },
