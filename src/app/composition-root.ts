@@ -14,7 +14,7 @@ import { type Registration, registerInstance } from '../adapters/redis/instance-
 import { globalKeys, workspaceKeys } from '../adapters/redis/keys.ts';
 import { type RedisClient, useLuaFunctions } from '../adapters/redis/scripts.ts';
 import { TailHub } from '../adapters/redis/tail.ts';
-import { Archiver } from '../archive/archiver.ts';
+import { Archiver, type ArchiverObserver } from '../archive/archiver.ts';
 import { LogReader, refuseBreaks } from '../archive/log-reader.ts';
 import { DiskArchive } from '../archive/store.ts';
 import { SnapshotWriter } from '../audit/snapshot-writer.ts';
@@ -155,7 +155,12 @@ export async function startSwitchboard(
       }),
     );
   }
-  if (config.roles.includes('archiver')) runners.push(archiverRunner(redis, config, log));
+  let archiver: Archiver | undefined;
+  if (config.roles.includes('archiver')) {
+    const archiving = archiverRunner(redis, config, log, metrics.archiver);
+    archiver = archiving.archiver;
+    runners.push(archiving.runner);
+  }
   for (const r of runners) r.start();
 
   let api: FastifyInstance | undefined;
@@ -248,6 +253,7 @@ export async function startSwitchboard(
           workspaces: [...new Set(runners.flatMap((r) => r.workspaces()))],
           ...(projector ? { projectorApplied: projector.applied } : {}),
           ...(dispatcher ? { dispatcherAssignments: dispatcher.assignments } : {}),
+          ...(archiver ? { archiverStreams: archiver.streams() } : {}),
         }),
       });
       if (config.auth === 'off')
@@ -304,6 +310,7 @@ export async function startSwitchboard(
               workspaces: [...new Set(runners.flatMap((r) => r.workspaces()))],
               ...(projector ? { projectorApplied: projector.applied } : {}),
               ...(dispatcher ? { dispatcherAssignments: dispatcher.assignments } : {}),
+              ...(archiver ? { archiverStreams: archiver.streams() } : {}),
               ...(tails ? { subscribers: tails.subscribersByWorkspace() } : {}),
             }),
           );
@@ -368,10 +375,16 @@ function leaseKeeper(redis: RedisClient, config: Config, log: Logger, holder?: L
  * dispatcher's mechanism under other keys). It serves workspaces idle for as long as the
  * retention's age, so their last entries are archived too.
  */
-function archiverRunner(redis: RedisClient, config: Config, log: Logger): WorkspaceRunner {
+function archiverRunner(
+  redis: RedisClient,
+  config: Config,
+  log: Logger,
+  observer: ArchiverObserver,
+): { runner: WorkspaceRunner; archiver: Archiver } {
   const alog = log.child({ role: 'archiver' });
   const store = new DiskArchive(config.archiveDir);
   const archiver = new Archiver(redis, store, alog, {
+    observer,
     snapshots: new SnapshotWriter(redis, store, alog, { every: config.snapshotEveryEvents }),
     retention: config.logRetention,
     segmentEntries: config.archiveSegmentEntries,
@@ -388,13 +401,14 @@ function archiverRunner(redis: RedisClient, config: Config, log: Logger): Worksp
     { archiveDir: config.archiveDir, retention: config.logRetention },
     'archiving old stream entries',
   );
-  return new WorkspaceRunner(redis, archiver, alog, {
+  const runner = new WorkspaceRunner(redis, archiver, alog, {
     workspaces: config.workspaces,
     discover: config.discoverWorkspaces,
     leases,
     discoverEveryMs: leases.opts.renewEveryMs,
     idleAfterMs: Math.max(DEFAULT_IDLE_AFTER_MS, (config.logRetention.ageMs ?? 0) + 3_600_000),
   });
+  return { runner, archiver };
 }
 
 /**

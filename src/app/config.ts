@@ -152,7 +152,7 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     name: 'METRICS_PORT',
     default: '(unset)',
     description:
-      'A port of its own (on HOST) serving GET /metrics: the only /metrics of a process without the api role (ROLES=dispatcher, projector); docs/METRICS.md.',
+      'A port of its own (on HOST) serving GET /metrics: the only /metrics of a process without the api role (ROLES=dispatcher, projector or archiver); docs/METRICS.md.',
   },
   {
     name: 'ROLES',

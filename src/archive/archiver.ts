@@ -36,6 +36,23 @@ export interface ArchiverOptions {
   readonly contactRetentionMs?: number;
   /** Takes the state snapshots due after each pass (src/archive/snapshots.ts). */
   readonly snapshots?: SnapshotTaker;
+  /** Told of the archiver's work (its /metrics counters, src/adapters/http/metrics.ts). */
+  readonly observer?: ArchiverObserver;
+}
+
+/** What an archiver tells of its work as it goes (the process's /metrics counters). */
+export interface ArchiverObserver {
+  /** This archiver took the workspace (its lease): its streams' counts start here, at 0. */
+  serving(workspace: string, streams: readonly LogStream[]): void;
+  /** A segment of `entries` entries written (and read back whole) to the stream's archive. */
+  archived(workspace: string, stream: LogStream, entries: number): void;
+}
+
+/** A stream of a workspace this archiver serves, and whether it refuses to archive it now. */
+export interface ArchivedStream {
+  readonly workspace: string;
+  readonly stream: LogStream;
+  readonly refused: boolean;
 }
 
 /** Temporary files older than this are leftovers of a killed writer (src/archive/store.ts `sweep`). */
@@ -72,6 +89,8 @@ export class Archiver {
   private readonly refused = new Map<string, string>();
   /** Per workspace, the last ForgetContacts this archiver appended, while the projector has not applied it. */
   private readonly forgetting = new Map<string, string>();
+  /** The workspaces this archiver runs now (holds the lease of). */
+  private readonly serving = new Set<string>();
   segmentsWritten = 0;
   entriesArchived = 0;
 
@@ -83,6 +102,33 @@ export class Archiver {
   ) {}
 
   async run(workspace: string, running: () => boolean): Promise<void> {
+    this.serving.add(workspace);
+    this.opts.observer?.serving(workspace, LOG_STREAMS);
+    try {
+      await this.pass(workspace, running);
+    } finally {
+      // Another process may take the workspace: what this one refused is its to say from then on
+      // (and this one says it again, in its log and on /metrics, if it takes the workspace back).
+      this.serving.delete(workspace);
+      for (const s of LOG_STREAMS) this.refused.delete(`${workspace}/${s}`);
+    }
+  }
+
+  /**
+   * The streams of the workspaces this archiver serves now, each refused or not (a refused one is
+   * not archived until what its error logged says is mended): the /metrics gauge.
+   */
+  streams(): ArchivedStream[] {
+    return [...this.serving].flatMap((workspace) =>
+      LOG_STREAMS.map((stream) => ({
+        workspace,
+        stream,
+        refused: this.refused.has(`${workspace}/${stream}`),
+      })),
+    );
+  }
+
+  private async pass(workspace: string, running: () => boolean): Promise<void> {
     // What this process knew of the archive may be stale once another process held the lease.
     for (const s of LOG_STREAMS) this.forgetTip(workspace, s);
     this.forgetting.delete(workspace);
@@ -195,7 +241,11 @@ export class Archiver {
           `the ${stream} archive of ${workspace} in ${this.store.where} ends at segment ${tip.index} (last ${tip.last}), which Redis was never marked as trimmed for, and its last entry is not in Redis: Redis lost entries the archive holds (restarted without its data, or from an older copy), or this is another workspace's archive. Nothing more is archived for it until one of them is restored (or the archive moved aside)`,
         );
       }
-      await this.trim(workspace, stream, tip);
+      if (await this.trim(workspace, stream, tip))
+        this.log.info(
+          { workspace, stream, mark: tip.index, upTo: tip.last },
+          'trimmed the stream for the last segment, which an earlier step wrote and stopped before trimming',
+        );
     }
 
     // The clock of the workspace's node (the one its stream ids come from), not a random node's
@@ -238,20 +288,28 @@ export class Archiver {
       );
     this.tips.set(`${workspace}/${stream}`, seg.header);
     await this.pause('segment-written', workspace, stream);
-    await this.trim(workspace, stream, seg.header);
+    const trimmed = await this.trim(workspace, stream, seg.header);
     this.segmentsWritten++;
     this.entriesArchived += entries.length;
-    this.log.info(
-      {
-        workspace,
-        stream,
-        segment: seg.name,
-        entries: entries.length,
-        first: seg.header.first,
-        last: seg.header.last,
-      },
-      'archived a segment and trimmed the stream',
-    );
+    this.opts.observer?.archived(workspace, stream, entries.length);
+    const what = {
+      workspace,
+      stream,
+      segment: seg.name,
+      entries: entries.length,
+      first: seg.header.first,
+      last: seg.header.last,
+      trimmed,
+    };
+    if (trimmed)
+      this.log.info(what, 'archived a segment, and trimmed the stream up to its last entry and marked it');
+    // The mark was already at or past this segment: another archiver (this one's lease lapsed
+    // unnoticed) trimmed for it, or past it, between its write and this trim.
+    else
+      this.log.debug(
+        what,
+        'archived a segment; the trim changed nothing: the stream was already trimmed and marked for it (another archiver went on meanwhile)',
+      );
     await this.pause('trimmed', workspace, stream);
     return entries.length;
   }
@@ -300,9 +358,12 @@ export class Archiver {
     return [...counted, ...older];
   }
 
-  /** Trims the stream up to a durable segment's last entry, and marks it, in one step. */
-  private async trim(workspace: string, stream: LogStream, tip: SegmentHeader): Promise<void> {
-    await trimAndMark(this.redis, workspace, stream, tip);
+  /**
+   * Trims the stream up to a durable segment's last entry, and marks it, in one step; false when the
+   * mark was already at or past it (nothing changed).
+   */
+  private trim(workspace: string, stream: LogStream, tip: SegmentHeader): Promise<boolean> {
+    return trimAndMark(this.redis, workspace, stream, tip);
   }
 
   /** The archive must hold every segment Redis was trimmed for, the marked one unchanged. */

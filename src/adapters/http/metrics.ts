@@ -50,6 +50,18 @@ export function createMetrics(maxWorkspaces = MAX_WORKSPACES) {
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
     registers: [registry],
   });
+  const archivedSegments = new Counter({
+    name: 'switchboard_archiver_segments_written_total',
+    help: "Segments this process's archiver wrote to ARCHIVE_DIR since start, by workspace and stream",
+    labelNames: ['workspace', 'stream'],
+    registers: [registry],
+  });
+  const archivedEntries = new Counter({
+    name: 'switchboard_archiver_entries_archived_total',
+    help: "Stream entries this process's archiver moved to ARCHIVE_DIR since start, by workspace and stream",
+    labelNames: ['workspace', 'stream'],
+    registers: [registry],
+  });
   const subscribers = new Gauge({
     name: 'switchboard_websocket_subscribers',
     help: 'WebSocket subscribers connected to this instance, by workspace (those with a live tail here)',
@@ -86,6 +98,31 @@ export function createMetrics(maxWorkspaces = MAX_WORKSPACES) {
       help: 'Assignments made by this process since start',
       registers: [registry],
     }),
+    archivedSegments,
+    archivedEntries,
+    /** The archiver's counts (src/archive/archiver.ts `ArchiverObserver`). */
+    archiver: {
+      /** The archiver took `workspace`: its streams' series exist from here, at 0. */
+      serving(workspace: string, streams: readonly string[]): void {
+        for (const stream of streams) {
+          const l = { workspace: labels.of(workspace), stream };
+          archivedSegments.inc(l, 0);
+          archivedEntries.inc(l, 0);
+        }
+      },
+      /** A segment of `entries` entries written to the stream's archive. */
+      archived(workspace: string, stream: string, entries: number): void {
+        const l = { workspace: labels.of(workspace), stream };
+        archivedSegments.inc(l);
+        archivedEntries.inc(l, entries);
+      },
+    },
+    archiveRefused: new Gauge({
+      name: 'switchboard_archiver_streams_refused',
+      help: "1 for a stream this process's archiver refuses to archive (its archive folder cannot be written, or the archive does not match Redis: the error logged says why), 0 for the others it serves",
+      labelNames: ['workspace', 'stream'],
+      registers: [registry],
+    }),
     /** Each workspace's queues, waits, agents and counters, read from Redis at scrape time. */
     workspaces: createWorkspaceMetrics(registry),
   };
@@ -118,11 +155,30 @@ export function setSubscribers(
     );
 }
 
+/**
+ * The streams an archiver serves, 1 for those it refuses, set anew at each scrape: the
+ * MAX_WORKSPACES first workspaces by name, the rest summed per stream under OTHER_WORKSPACES.
+ */
+export function setArchiveRefused(
+  gauge: Gauge,
+  streams: readonly { workspace: string; stream: string; refused: boolean }[],
+  max = MAX_WORKSPACES,
+): void {
+  gauge.reset();
+  const named = new Set([...new Set(streams.map((s) => s.workspace))].sort().slice(0, max));
+  for (const s of streams) {
+    const l = { workspace: named.has(s.workspace) ? s.workspace : OTHER_WORKSPACES, stream: s.stream };
+    gauge.inc(l, s.refused ? 1 : 0);
+  }
+}
+
 /** What a process reports besides its metrics: its workers' running counts and workspaces. */
 export interface WorkerReport {
   readonly workspaces: readonly string[];
   readonly projectorApplied?: number;
   readonly dispatcherAssignments?: number;
+  /** With the archiver role: the streams it serves, and which it refuses. */
+  readonly archiverStreams?: readonly { workspace: string; stream: string; refused: boolean }[];
   /** With the api role: each workspace tail's WebSocket subscribers. */
   readonly subscribers?: ReadonlyMap<string, number>;
 }
@@ -132,6 +188,7 @@ export async function metricsText(m: Metrics, redis: RedisClient, r: WorkerRepor
   if (r.projectorApplied !== undefined) setCounter(m.projected, r.projectorApplied);
   if (r.dispatcherAssignments !== undefined) setCounter(m.assignments, r.dispatcherAssignments);
   if (r.subscribers) setSubscribers(m.subscribers, r.subscribers);
+  if (r.archiverStreams) setArchiveRefused(m.archiveRefused, r.archiverStreams);
   // Projector or dispatcher loops run here (their counts are reported): theirs, even none.
   const loops = r.projectorApplied !== undefined || r.dispatcherAssignments !== undefined;
   await refreshWorkspaceMetrics(m.workspaces, redis, r.workspaces, undefined, loops);

@@ -8,6 +8,8 @@ export interface RoleReport {
   readonly workspaces: readonly string[];
   readonly projectorApplied?: number;
   readonly dispatcherAssignments?: number;
+  /** With the archiver role: the streams it serves, and which it refuses (/metrics). */
+  readonly archiverStreams?: readonly { workspace: string; stream: string; refused: boolean }[];
 }
 
 const started = Date.now();
