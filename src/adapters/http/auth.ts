@@ -4,7 +4,7 @@ import { isId } from '../../domain/values.ts';
 import { ApiKeyVerifier, consumeWsTicket } from '../redis/api-keys.ts';
 import { workspaceKeys } from '../redis/keys.ts';
 import { readContact } from '../redis/projection-reads.ts';
-import { workspaceOf } from './params.ts';
+import { IdempotencyKey, workspaceOf } from './params.ts';
 import type { Principal, Role } from './principal.ts';
 import {
   givenTimes,
@@ -305,8 +305,7 @@ export function installAuth(app: FastifyInstance, opts: { cacheMs?: number } = {
    */
   async function ownRepeat(req: FastifyRequest, ws: string, id: string, agentId: string): Promise<boolean> {
     const key = req.headers['idempotency-key'];
-    if (req.method !== 'POST' || typeof key !== 'string' || key.length === 0 || key.length > 200)
-      return false;
+    if (req.method !== 'POST' || !IdempotencyKey.is(key)) return false;
     const text = await redis.hget(workspaceKeys(ws).idempotencyOutcomes, key);
     if (!text) return false;
     try {
