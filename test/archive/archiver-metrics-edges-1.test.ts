@@ -6,7 +6,7 @@
  * after a segment says what the trim did: an archiver whose trim changed nothing (another one
  * archived further between its segment and its trim) does not say it trimmed the stream.
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
@@ -18,7 +18,8 @@ import { parseRetention, type Retention } from '../../src/archive/retention.ts';
 import type { LogStream } from '../../src/archive/segment.ts';
 import { DiskArchive } from '../../src/archive/store.ts';
 import { writeLog } from '../../src/cli/bench/audit-log.ts';
-import { killAllProcesses, startProcess } from '../support/processes.ts';
+import { blockedArchive, startArchiver } from '../support/blocked-archive.ts';
+import { killAllProcesses } from '../support/processes.ts';
 import { suiteRedis } from '../support/redis.ts';
 import { suiteTempDirs } from '../support/temp-dirs.ts';
 import { waitFor } from '../support/wait.ts';
@@ -37,31 +38,18 @@ describe('the archiver on /metrics', () => {
   });
 
   it('counts segments and entries per stream, and shows a refused stream until it is mended', async () => {
-    const ws = `archiver-metrics-1-${Date.now().toString(36)}`;
-    const k = workspaceKeys(ws);
-    await writeLog(suite.redis, ws, { events: 300, agents: 5, seed: 3 });
     const dir = await tempDir('sb-archiver-metrics-1-');
+    const a = await blockedArchive(suite.redis, 'archiver-metrics-1', 3, dir, 'commands');
+    const { ws, k } = a;
     const blocked = path.join(dir, ws, 'commands');
-    await mkdir(path.dirname(blocked), { recursive: true });
-    await writeFile(blocked, 'not a folder');
     const eventsBefore = await suite.redis.xlen(k.events);
     const commandsBefore = await suite.redis.xlen(k.commands);
 
-    const p = await startProcess({
-      roles: 'archiver',
-      redis: suite.server,
-      env: {
-        WORKSPACES: ws,
-        DISCOVER_WORKSPACES: 'false',
-        ARCHIVE_DIR: dir,
-        LOG_RETENTION: '10',
-        ARCHIVE_SEGMENT_ENTRIES: '100',
-        ARCHIVE_EVERY_MS: '50',
-        // Long enough not to lapse on a loaded machine (a lapse ends the archiver's run of the
-        // workspace: its refused stream is then another process's to report).
-        LEASE_TTL_MS: '3000',
-        METRICS_PORT: '0',
-      },
+    const p = await startArchiver(suite.server, a, {
+      // Long enough not to lapse on a loaded machine (a lapse ends the archiver's run of the
+      // workspace: its refused stream is then another process's to report).
+      LEASE_TTL_MS: '3000',
+      METRICS_PORT: '0',
     });
     const { value: url } = await waitFor('the /metrics url in the log', () => {
       const m = /"url":"(http:\/\/[^"]+)\/metrics"/.exec(p.logText());

@@ -6,13 +6,12 @@
  * it, rather than a warning that the workspace loop failed and Redis most often does not answer.
  * Once the folder is mended, the stream is archived without a restart.
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
-import { writeLog } from '../../src/cli/bench/audit-log.ts';
-import { killAllProcesses, startProcess } from '../support/processes.ts';
+import { blockedArchive, startArchiver } from '../support/blocked-archive.ts';
+import { killAllProcesses } from '../support/processes.ts';
 import { suiteRedis } from '../support/redis.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -25,30 +24,15 @@ describe('an archive folder the archiver cannot write', () => {
   });
 
   it('archives the other stream and logs an error naming the folder and what to do', async () => {
-    const ws = `writer-edges-1-${Date.now().toString(36)}`;
-    const k = workspaceKeys(ws);
-    await writeLog(suite.redis, ws, { events: 300, agents: 5, seed: 1 });
     const dir = await mkdtemp(path.join(tmpdir(), 'sb-writer-edges-1-'));
     dirs.push(dir);
     // A file where the commands' folder must be.
+    const a = await blockedArchive(suite.redis, 'writer-edges-1', 1, dir, 'commands');
+    const { ws, k } = a;
     const blocked = path.join(dir, ws, 'commands');
-    await mkdir(path.dirname(blocked), { recursive: true });
-    await writeFile(blocked, 'not a folder');
     const commandsBefore = await suite.redis.xlen(k.commands);
 
-    const p = await startProcess({
-      roles: 'archiver',
-      redis: suite.server,
-      env: {
-        WORKSPACES: ws,
-        DISCOVER_WORKSPACES: 'false',
-        ARCHIVE_DIR: dir,
-        LOG_RETENTION: '10',
-        ARCHIVE_SEGMENT_ENTRIES: '100',
-        ARCHIVE_EVERY_MS: '50',
-        LEASE_TTL_MS: '500',
-      },
-    });
+    const p = await startArchiver(suite.server, a);
     await waitFor(
       () => `the events to be archived though the commands cannot be; the log:\n${p.logText()}`,
       async () => (await suite.redis.xlen(k.events)) <= 10,

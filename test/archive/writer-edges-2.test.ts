@@ -5,13 +5,12 @@
  * says what to do, once rather than on every pass (ARCHIVE_EVERY_MS); once mended, the snapshots
  * due are written without a restart.
  */
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
-import { writeLog } from '../../src/cli/bench/audit-log.ts';
-import { killAllProcesses, startProcess } from '../support/processes.ts';
+import { blockedArchive, startArchiver } from '../support/blocked-archive.ts';
+import { killAllProcesses } from '../support/processes.ts';
 import { suiteRedis } from '../support/redis.ts';
 import { sleep, waitFor } from '../support/wait.ts';
 
@@ -24,29 +23,13 @@ describe('a snapshots folder the archiver cannot write', () => {
   });
 
   it('archives the streams and logs one error naming the folder and what to do', async () => {
-    const ws = `writer-edges-2-${Date.now().toString(36)}`;
-    const k = workspaceKeys(ws);
-    await writeLog(suite.redis, ws, { events: 300, agents: 5, seed: 2 });
     const dir = await mkdtemp(path.join(tmpdir(), 'sb-writer-edges-2-'));
     dirs.push(dir);
+    const a = await blockedArchive(suite.redis, 'writer-edges-2', 2, dir, 'snapshots');
+    const { ws, k } = a;
     const blocked = path.join(dir, ws, 'snapshots');
-    await mkdir(path.dirname(blocked), { recursive: true });
-    await writeFile(blocked, 'not a folder');
 
-    const p = await startProcess({
-      roles: 'archiver',
-      redis: suite.server,
-      env: {
-        WORKSPACES: ws,
-        DISCOVER_WORKSPACES: 'false',
-        ARCHIVE_DIR: dir,
-        LOG_RETENTION: '10',
-        ARCHIVE_SEGMENT_ENTRIES: '100',
-        ARCHIVE_EVERY_MS: '50',
-        LEASE_TTL_MS: '500',
-        SNAPSHOT_EVERY_EVENTS: '100',
-      },
-    });
+    const p = await startArchiver(suite.server, a, { SNAPSHOT_EVERY_EVENTS: '100' });
     await waitFor(
       () => `the streams to be archived; the log:\n${p.logText()}`,
       async () => (await suite.redis.xlen(k.events)) <= 10 && (await suite.redis.xlen(k.commands)) <= 10,
