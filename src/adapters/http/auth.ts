@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { notItsContactDetail } from '../../domain/model.ts';
 import { isId } from '../../domain/values.ts';
 import { ApiKeyVerifier, consumeWsTicket } from '../redis/api-keys.ts';
-import { workspaceKeys } from '../redis/keys.ts';
+import { recordedOutcome } from '../redis/command-log.ts';
 import { readContact } from '../redis/projection-reads.ts';
 import { IdempotencyKey, workspaceOf } from './params.ts';
 import type { Principal, Role } from './principal.ts';
@@ -306,13 +306,11 @@ export function installAuth(app: FastifyInstance, opts: { cacheMs?: number } = {
   async function ownRepeat(req: FastifyRequest, ws: string, id: string, agentId: string): Promise<boolean> {
     const key = req.headers['idempotency-key'];
     if (req.method !== 'POST' || !IdempotencyKey.is(key)) return false;
-    const text = await redis.hget(workspaceKeys(ws).idempotencyOutcomes, key);
-    if (!text) return false;
-    try {
-      const outcome = JSON.parse(text) as { status?: unknown; body?: { id?: unknown; agentId?: unknown } };
-      return outcome.status === 200 && outcome.body?.id === id && outcome.body.agentId === agentId;
-    } catch {
-      return false;
-    }
+    // A record that is not JSON is none; Redis failing is the request's 503, as for any read.
+    const outcome = await recordedOutcome(redis, ws, key).catch((err: unknown) => {
+      if (err instanceof SyntaxError) return null;
+      throw err;
+    });
+    return outcome?.status === 200 && outcome.body.id === id && outcome.body.agentId === agentId;
   }
 }

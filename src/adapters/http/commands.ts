@@ -25,6 +25,7 @@ import {
   type CommandOutcome,
   fingerprintOf,
   legacyFingerprintOf,
+  recordedOutcome,
 } from '../redis/command-log.ts';
 import { workspaceKeys } from '../redis/keys.ts';
 import { AgentParams, ContactParams, IdempotencyKey, NoQuery, WorkspaceParams } from './params.ts';
@@ -414,10 +415,10 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
     // Waiting before reading, for the same reason as before an append: an outcome recorded
     // between the read and the wait would reach no waiter.
     const waiting = tail.waitOutcome(commandId, config.commandTimeoutMs);
-    const outcome = await redis.hget(workspaceKeys(ws).idempotencyOutcomes, key);
+    const outcome = await recordedOutcome(redis, ws, key);
     if (outcome) {
       waiting.cancel();
-      return JSON.parse(outcome) as CommandOutcome;
+      return outcome;
     }
     return waiting.promise;
   }

@@ -43,6 +43,19 @@ export interface CommandOutcome {
 }
 
 /**
+ * The outcome recorded for an Idempotency-Key's command once applied (`idem:outcomes`, the answer
+ * its repeats get), or null while it is not applied or the key is not known.
+ */
+export async function recordedOutcome(
+  redis: RedisClient,
+  workspace: string,
+  idempotencyKey: string,
+): Promise<CommandOutcome | null> {
+  const text = await redis.hget(workspaceKeys(workspace).idempotencyOutcomes, idempotencyKey);
+  return text ? (JSON.parse(text) as CommandOutcome) : null;
+}
+
+/**
  * What makes two requests "the same" for an Idempotency-Key, hashed: the parts as JSON with every
  * object's members in sorted order, so a retry whose client wrote its body's members in another
  * order (JSON objects are unordered, RFC 8259) is the same request. Arrays keep their order.
