@@ -719,6 +719,7 @@ export const openapi = withEdgeProblems(
                 'a page; with type, it reads at most 10,000 events of the log, so it may hold fewer than limit (or none) with a next: page until next is null',
               content: json({
                 type: 'object',
+                required: ['events', 'next'],
                 properties: {
                   events: { type: 'array', items: ref('Event') },
                   next: { oneOf: [position, { type: 'null' }] },
@@ -1247,6 +1248,9 @@ export const openapi = withEdgeProblems(
         },
         Contact: {
           type: 'object',
+          // Always there (docs/API.md, "Documents"); `channel` too, but for a contact written
+          // before channels (src/domain/views.ts); the others only when they apply.
+          required: ['id', 'skills', 'priority', 'state', 'queuedAt', 'position'],
           properties: {
             id,
             skills: requirements,
