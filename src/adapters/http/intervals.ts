@@ -24,7 +24,7 @@ import { workspaceKeys } from '../redis/keys.ts';
 import { DEFAULT_SERVICE_LEVEL_MS } from '../redis/projection-reads.ts';
 import type { RedisClient } from '../redis/scripts.ts';
 import { positionWaiter } from './min-position.ts';
-import { workspaceOf } from './params.ts';
+import { isIntegerIn, workspaceOf } from './params.ts';
 import { decodeOr400, ProblemError, problem } from './problem.ts';
 
 /** The longest range one request reads, and how far before it the contacts' queues are learnt. */
@@ -68,8 +68,8 @@ const IntervalsQuery = strict(
     serviceLevelMs: withMessage(
       t.refinement(
         t.string,
-        // As /stats reads it (queries.ts): up to 9 digits, so a leading zero is taken by both.
-        (s) => /^\d{1,9}$/.test(s) && Number(s) >= 1 && Number(s) <= 86_400_000,
+        // As /stats reads it (queries.ts): by its value, leading zeros and all.
+        (s) => isIntegerIn(s, 1, 86_400_000),
         'serviceLevelMs',
       ),
       'an integer number of milliseconds from 1 to 86400000',

@@ -15,6 +15,13 @@ export function idParams(params: unknown): { ws: string; id: string } {
   return decodeOr400(AgentParams, params, 'path');
 }
 
+/**
+ * A number in a query (`limit`, `serviceLevelMs`): decimal digits, read by their value, so leading
+ * zeros are taken at any length (`limit=0000000001` is 1), as a position's parts are.
+ */
+export const isIntegerIn = (s: string, min: number, max: number): boolean =>
+  /^\d+$/.test(s) && Number(s) >= min && Number(s) <= max;
+
 /** No query parameter at all: the routes that read none (commands, keys, tickets) name any given in a 400. */
 export const NoQuery = strict({}, {}, 'NoQuery');
 

@@ -12,12 +12,12 @@ import { contactWithPlace } from '../redis/routing-index.ts';
 import type { RedisClient } from '../redis/scripts.ts';
 import { notItsContact } from './auth.ts';
 import { positionWaiter } from './min-position.ts';
-import { idParams, MinPositionQuery, workspaceOf } from './params.ts';
+import { idParams, isIntegerIn, MinPositionQuery, workspaceOf } from './params.ts';
 import { decodeOr400, ProblemError, positionAhead, problem } from './problem.ts';
 
 const IntString = (name: string, min: number, max: number) =>
   withMessage(
-    t.refinement(t.string, (s) => /^\d{1,9}$/.test(s) && Number(s) >= min && Number(s) <= max, name),
+    t.refinement(t.string, (s) => isIntegerIn(s, min, max), name),
     `an integer from ${min} to ${max}`,
   );
 
