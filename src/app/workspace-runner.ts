@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { CHECK_REDIS, ifItGoesOn } from '../adapters/redis/advice.ts';
+import { ifItGoesOn, redisAdvice } from '../adapters/redis/advice.ts';
 import { globalKeys } from '../adapters/redis/keys.ts';
 import type { RedisClient } from '../adapters/redis/scripts.ts';
 
@@ -83,7 +83,7 @@ export class WorkspaceRunner {
           } catch (err) {
             this.log.warn(
               { err: (err as Error).message },
-              `cannot read the workspace registry; serving the workspaces it named last, retrying. ${CHECK_REDIS}`,
+              `cannot read the workspace registry; serving the workspaces it named last, retrying. ${redisAdvice(err)}`,
             );
           }
         const all = [...new Set([...this.opts.workspaces, ...found])].sort();
@@ -99,7 +99,7 @@ export class WorkspaceRunner {
       } catch (err) {
         this.log.warn(
           { err: (err as Error).message },
-          `cannot renew or take the workspace leases; retrying. ${CHECK_REDIS}`,
+          `cannot renew or take the workspace leases; retrying. ${redisAdvice(err)}`,
         );
       }
       if (this.running) this.timer = setTimeout(round, every);

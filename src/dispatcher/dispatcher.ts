@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { IF_IT_GOES_ON } from '../adapters/redis/advice.ts';
+import { ifItGoesOn } from '../adapters/redis/advice.ts';
 import { BlockingLoops, callOnNodeOf, raceBlocking, STOPPED } from '../adapters/redis/client.ts';
 import { globalKeys, routingIndexKeys, workspaceKeys } from '../adapters/redis/keys.ts';
 import { luaScript, type RedisClient, runLua } from '../adapters/redis/scripts.ts';
@@ -297,7 +297,7 @@ export class Dispatcher {
         clock().catch((err: Error) =>
           this.log.warn(
             { workspace, err: err.message },
-            `the clock step failed; tried again at a later wake-up. ${IF_IT_GOES_ON}`,
+            `the clock step failed; tried again at a later wake-up. ${ifItGoesOn(err)}`,
           ),
         );
       };

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { CHECK_REDIS } from '../adapters/redis/advice.ts';
+import { redisAdvice } from '../adapters/redis/advice.ts';
 import { globalKeys, workspaceKeys } from '../adapters/redis/keys.ts';
 import { luaScript, type RedisClient, runLua } from '../adapters/redis/scripts.ts';
 import { redisClockOffset } from './dispatcher.ts';
@@ -108,7 +108,7 @@ export class LeaseKeeper {
     } catch (err) {
       this.log.warn(
         { err: (err as Error).message },
-        `cannot update the ${this.holder.role} registry; keeping leases, retrying. ${CHECK_REDIS}`,
+        `cannot update the ${this.holder.role} registry; keeping leases, retrying. ${redisAdvice(err)}`,
       );
     }
     const wanted = new Set(workspaces);
@@ -139,7 +139,7 @@ export class LeaseKeeper {
         } catch (err) {
           this.log.warn(
             { workspace: ws, err: (err as Error).message },
-            `cannot hand back a ${this.holder.role} lease; retrying. ${CHECK_REDIS}`,
+            `cannot hand back a ${this.holder.role} lease; retrying. ${redisAdvice(err)}`,
           );
         }
       }),
@@ -172,7 +172,7 @@ export class LeaseKeeper {
         } catch (err) {
           this.log.warn(
             { workspace: ws, err: (err as Error).message },
-            `cannot renew a ${this.holder.role} lease; retrying. ${CHECK_REDIS}`,
+            `cannot renew a ${this.holder.role} lease; retrying. ${redisAdvice(err)}`,
           );
         }
       }),
@@ -217,7 +217,7 @@ export class LeaseKeeper {
     } catch (err) {
       this.log.warn(
         { workspace: ws, err: (err as Error).message },
-        `cannot take a ${this.holder.role} lease; retrying. ${CHECK_REDIS}`,
+        `cannot take a ${this.holder.role} lease; retrying. ${redisAdvice(err)}`,
       );
     }
   }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify';
 import type { Logger } from 'pino';
-import { CHECK_REDIS } from '../redis/advice.ts';
+import { redisAdvice } from '../redis/advice.ts';
 import type { RedisWatch } from '../redis/health-watch.ts';
 import { KEY_ROOT, workspaceKeys } from '../redis/keys.ts';
 import { luaScript, type RedisClient, runLua } from '../redis/scripts.ts';
@@ -139,7 +139,7 @@ export function installLimits(app: FastifyInstance, deps: LimitDeps): void {
     failedAt = Date.now();
     log.warn(
       { err: (err as Error).message },
-      `${what}; the request was let through uncounted. ${CHECK_REDIS}`,
+      `${what}; the request was let through uncounted. ${redisAdvice(err)}`,
     );
   };
   if (counting) {
@@ -253,7 +253,10 @@ export function installLimits(app: FastifyInstance, deps: LimitDeps): void {
   const renew = setInterval(() => {
     for (const [key, members] of held)
       runLua(redis, SLOTS, [key], ['keep', SOCKET_SLOT_TTL_MS, ...members]).catch((err: unknown) =>
-        log.warn({ err: (err as Error).message }, 'socket slots not renewed'),
+        log.warn(
+          { err: (err as Error).message },
+          `socket slots not renewed; they lapse after ${SOCKET_SLOT_TTL_MS} ms unless a later renewal succeeds, and their sockets then no longer count against WS_MAX_PER_KEY. ${redisAdvice(err)}`,
+        ),
       );
   }, SOCKET_SLOT_TTL_MS / 3);
   renew.unref();

@@ -11,9 +11,26 @@ export const IF_IT_GOES_ON = `If it goes on, see err: most often Redis does not 
 export const FREE_MEMORY =
   'Redis is at its memory limit (maxmemory) and refuses writes: raise maxmemory or free memory (shorter LOG_RETENTION or CONTACT_RETENTION, the archiver running).';
 
-/** IF_IT_GOES_ON, or FREE_MEMORY when `err` is Redis refusing a write for lack of memory. */
+/** Redis refusing writes because it cannot save its data (MISCONF): it answers, so not CHECK_REDIS. */
+export const FIX_PERSISTENCE =
+  'Redis refuses writes because it cannot persist its data: see its log (disk full or not writable) and fix that.';
+
+/** The error's message, with the errors a transaction Redis aborted (EXECABORT) held before it. */
+const message = (err: unknown): string => {
+  const previous = (err as { previousErrors?: unknown[] } | undefined)?.previousErrors ?? [];
+  return [err, ...previous].map((e) => String((e as Error)?.message ?? e)).join('; ');
+};
+const isOom = (m: string): boolean => /^OOM\b|\bOOM command not allowed/.test(m);
+const isMisconf = (m: string): boolean => /^MISCONF\b|\bMISCONF Redis is configured/.test(m);
+
+/** What to do about `err`, a failed Redis call: FREE_MEMORY, FIX_PERSISTENCE, or CHECK_REDIS. */
+export function redisAdvice(err: unknown): string {
+  const m = message(err);
+  return isOom(m) ? FREE_MEMORY : isMisconf(m) ? FIX_PERSISTENCE : CHECK_REDIS;
+}
+
+/** IF_IT_GOES_ON, or FREE_MEMORY / FIX_PERSISTENCE when `err` is Redis refusing a write. */
 export function ifItGoesOn(err: unknown): string {
-  return /^OOM\b|\bOOM command not allowed/.test(String((err as Error)?.message ?? err))
-    ? `${FREE_MEMORY} It is retried.`
-    : IF_IT_GOES_ON;
+  const m = message(err);
+  return isOom(m) || isMisconf(m) ? `${redisAdvice(err)} It is retried.` : IF_IT_GOES_ON;
 }

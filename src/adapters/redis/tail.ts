@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { comparePositions } from '../../domain/values.ts';
-import { IF_IT_GOES_ON } from './advice.ts';
+import { ifItGoesOn } from './advice.ts';
 import { blockingConnection } from './client.ts';
 import type { CommandOutcome } from './command-log.ts';
 import { LiveEvent, parseFields, type StreamEntry } from './event-log.ts';
@@ -120,7 +120,7 @@ export class WorkspaceTail {
         if (this.stopped) return;
         this.log.warn(
           { workspace: this.workspace, err: (err as Error).message },
-          `event tail failed; retrying in ${backoff} ms. ${IF_IT_GOES_ON}`,
+          `event tail failed; retrying in ${backoff} ms. ${ifItGoesOn(err)}`,
         );
         await new Promise((r) => setTimeout(r, backoff));
         backoff = Math.min(backoff * 2, 2000);
@@ -196,7 +196,15 @@ export class WorkspaceTail {
         try {
           sub.listener(events);
         } catch (err) {
-          this.log.error({ workspace: this.workspace, err }, 'live subscriber failed on a batch');
+          this.log.error(
+            {
+              workspace: this.workspace,
+              err,
+              from: events[0]?.position,
+              to: events[events.length - 1]?.position,
+            },
+            'live subscriber failed on a batch; its client missed these events (from..to) and is sent the later ones: a defect, report it with err. The client gets them by reconnecting with after=<the last position it received>.',
+          );
         }
       }
       if ((++n & 31) === 0 && performance.now() >= until) {
