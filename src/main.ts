@@ -103,9 +103,9 @@ async function main(): Promise<void> {
     }
     signalled = true;
     if (code === 0) log.info({ signal }, 'shutting down: finishing in-flight work');
-    // An API instance serves on for LB_DRAIN_MS first (/health 503 meanwhile); then
-    // SHUTDOWN_TIMEOUT_MS applies (README, "Configuration").
-    const timeoutMs = config.shutdownTimeoutMs + (config.roles.includes('api') ? config.lbDrainMs : 0);
+    // An API instance serves on for LB_DRAIN_MS first (/health 503 meanwhile), up to twice that
+    // while requests still arrive; then SHUTDOWN_TIMEOUT_MS applies (README, "Configuration").
+    const timeoutMs = config.shutdownTimeoutMs + (config.roles.includes('api') ? 2 * config.lbDrainMs : 0);
     const force = setTimeout(() => {
       log.error({ timeoutMs }, 'shutdown took too long; exiting');
       process.exit(1);

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import path from 'node:path';
@@ -7,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createMetrics, metricsText, serveMetrics } from '../adapters/http/metrics.ts';
 import { buildApi, type ProjectSoon } from '../adapters/http/server.ts';
+import { CHECK_REDIS } from '../adapters/redis/advice.ts';
 import { connectedReplicas, connectRedis, mask } from '../adapters/redis/client.ts';
 import type { EventHistory } from '../adapters/redis/event-log.ts';
 import { RedisWatch } from '../adapters/redis/health-watch.ts';
@@ -64,6 +66,29 @@ function isLoopbackHost(host: string): boolean {
 /** A start that cannot go on, said with what to do: the main command prints it without a stack. */
 export class StartProblem extends Error {}
 
+/** How long no request may have arrived before a drain past LB_DRAIN_MS ends. */
+export const DRAIN_QUIET_MS = 500;
+/** Requests that do not say the load balancer still sends: its checks, Prometheus' scrapes. */
+const DRAIN_UNCOUNTED = /^\/(health|metrics)(?:[?#]|$)/;
+
+/**
+ * The drain of a stop: LB_DRAIN_MS, then on while requests still arrive (a load balancer that has
+ * not taken this instance out yet: a registry sync held up, a check that needs its `fall` failures
+ * first) until none has for DRAIN_QUIET_MS, at most LB_DRAIN_MS more. Closing while the balancer
+ * still sends answers those requests 503, or cuts them.
+ */
+async function drainWhileSent(lbDrainMs: number, lastSentAt: () => number): Promise<void> {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const end = Date.now() + 2 * lbDrainMs;
+  await sleep(lbDrainMs);
+  for (;;) {
+    const left = end - Date.now();
+    const quiet = Date.now() - lastSentAt();
+    if (left <= 0 || quiet >= DRAIN_QUIET_MS) return;
+    await sleep(Math.min(DRAIN_QUIET_MS - quiet, left));
+  }
+}
+
 /** What to do when the private redis-server exits: most often its AOF is damaged. */
 function privateRedisAdvice(dataDir: string): string {
   const dir = path.resolve(dataDir, 'appendonlydir');
@@ -120,6 +145,14 @@ export async function startSwitchboard(
   useLuaFunctions(config.luaFunctions);
   const redis = connectRedis(redisTargetOf(config, url));
   const watch = new RedisWatch(redis, mask(target));
+  watch.onPauseChange((reason) =>
+    reason
+      ? log.warn(
+          { reason },
+          `paused: Redis is unreachable; commands and /health answer 503 (a load balancer sends this instance nothing) until it answers again, which clears by itself. ${CHECK_REDIS}`,
+        )
+      : log.info('Redis answers again; running'),
+  );
   watch.start();
 
   const metrics = createMetrics();
@@ -170,6 +203,9 @@ export async function startSwitchboard(
   let metricsServer: Awaited<ReturnType<typeof serveMetrics>> | undefined;
   let stopping: Promise<void> | undefined;
   let started = false;
+  // When the last request other than a check or a scrape arrived: the drain goes on while the
+  // load balancer still sends.
+  let lastSentAt = 0;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       // Leave the load balancer first, then close WebSockets (preClose) and drain requests;
@@ -181,10 +217,11 @@ export async function startSwitchboard(
       // registered instance has left the registry (HAProxy's sync drops it); every instance
       // answers /health 503 meanwhile (operations.ts), which is how a balancer that finds the
       // replicas by DNS and checks /health (infra's compose) drops one that is not registered.
-      // A start that failed before it was done (the port of /metrics taken) drains only if it
-      // had registered: nothing was told it serves.
+      // Past LB_DRAIN_MS it serves on while requests still arrive (drainWhileSent). A start that
+      // failed before it was done (the port of /metrics taken) drains only if it had registered:
+      // nothing was told it serves.
       const drains = listening !== undefined && (registration !== undefined || started);
-      if (drains && config.lbDrainMs > 0) await new Promise((r) => setTimeout(r, config.lbDrainMs));
+      if (drains && config.lbDrainMs > 0) await drainWhileSent(config.lbDrainMs, () => lastSentAt);
       if (api) {
         const server = api;
         // Requests get half the shutdown time to finish; a connection still open then (a client
@@ -255,6 +292,9 @@ export async function startSwitchboard(
           ...(dispatcher ? { dispatcherAssignments: dispatcher.assignments } : {}),
           ...(archiver ? { archiverStreams: archiver.streams() } : {}),
         }),
+      });
+      api.server.on('request', (req: IncomingMessage) => {
+        if (!DRAIN_UNCOUNTED.test(req.url ?? '')) lastSentAt = Date.now();
       });
       if (config.auth === 'off')
         log.warn(

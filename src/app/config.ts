@@ -216,7 +216,7 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     name: 'LB_DRAIN_MS',
     default: '1500',
     description:
-      "On SIGTERM, an API instance keeps serving this long before it closes its connections, with GET /health answering 503 shutting-down and /status state stopping, so the load balancer stops sending it requests first: a registered one (ADVERTISE_ADDRESS) also leaves the registry (the HAProxy backend sync runs every second); one that is not (a balancer that finds it by DNS, as the Docker compose) is taken out by the balancer's /health check, so make it at least the check's fall × inter. Then SHUTDOWN_TIMEOUT_MS applies. 0: close at once.",
+      "On SIGTERM, an API instance keeps serving this long before it closes its connections, with GET /health answering 503 shutting-down and /status state stopping, so the load balancer stops sending it requests first: a registered one (ADVERTISE_ADDRESS) also leaves the registry (the HAProxy backend sync runs every second); one that is not (a balancer that finds it by DNS, as the Docker compose) is taken out by the balancer's /health check, so make it at least the check's fall × inter. Past it, the instance serves on while requests other than /health and /metrics still arrive (the balancer has not taken it out yet), until none has for 0.5 s, at most LB_DRAIN_MS more. Then SHUTDOWN_TIMEOUT_MS applies. 0: close at once.",
   },
   {
     name: 'DURABILITY',

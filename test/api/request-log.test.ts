@@ -103,7 +103,8 @@ describe('the request log', () => {
     expect(requestLevel(404, 1, '/v1/workspaces/:ws/contacts/:id', 1000)).toBe('info');
     expect(requestLevel(503, 1, '/v1/workspaces/:ws/contacts', 1000)).toBe('warn');
     expect(requestLevel(200, 5000, '/health', 1000)).toBe('debug');
-    expect(requestLevel(503, 1, '/health', 1000)).toBe('warn');
+    expect(requestLevel(503, 1, '/health', 1000)).toBe('debug');
+    expect(requestLevel(503, 1, '/status', 1000)).toBe('warn');
     // A real instance at info with the default (1000 ms): a quick success writes no line, the 404
     // one. The success is a query: a command's 201 waits for a projector, which a loaded machine can
     // hold past the threshold (an info line, rightly).

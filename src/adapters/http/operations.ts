@@ -21,7 +21,8 @@ export async function operationRoutes(app: FastifyInstance): Promise<void> {
   const stopping = app.deps.stopping ?? (() => false);
 
   // 200 while this process can serve: the load balancer takes it out when Redis is gone for it,
-  // or when it is stopping (it still serves during its drain, LB_DRAIN_MS, then closes).
+  // or when it is stopping (it still serves during its drain, LB_DRAIN_MS or longer while requests
+  // still arrive, then closes).
   app.get('/health', async (_req, reply) => {
     if (stopping())
       return sendProblem(
@@ -30,7 +31,7 @@ export async function operationRoutes(app: FastifyInstance): Promise<void> {
           503,
           'shutting-down',
           'Shutting down',
-          'This instance is stopping: it answers the requests it still gets for LB_DRAIN_MS, then closes; send new ones to another instance.',
+          'This instance is stopping: it answers the requests it still gets for LB_DRAIN_MS (longer while they keep coming), then closes; send new ones to another instance.',
           { state: 'stopping' },
         ),
       );

@@ -1,7 +1,8 @@
 /**
  * One log line per request, written when the answer has gone: method, URL, status, time taken,
  * the client address (`req.ip`: X-Forwarded-For only from the proxies in TRUST_PROXY) and what
- * the route added (a command's id, type and position). Its level (`requestLevel`): 5xx at warn;
+ * the route added (a command's id, type and position). Its level (`requestLevel`): 5xx at warn
+ * (but `/health`'s 503, the load balancer's answer while paused or stopping, at debug);
  * refused (4xx), answered 202 (no outcome in time) or slower than SLOW_REQUEST_MS at info; the
  * rest at debug, so a busy instance's log at info holds what needs a look.
  */
@@ -59,6 +60,9 @@ export function requestLevel(
   route: string,
   slowRequestMs: number,
 ): 'warn' | 'info' | 'debug' {
+  // /health's 503 is its answer to the load balancer (paused, stopping), asked every second by
+  // each of them: the pause is said once as it starts (composition-root.ts), the stop too.
+  if (route === '/health' && status === 503) return 'debug';
   if (status >= 500) return 'warn';
   if (QUIET_ROUTES.has(route)) return 'debug';
   return status >= 400 || status === 202 || ms >= slowRequestMs ? 'info' : 'debug';

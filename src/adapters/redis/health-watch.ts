@@ -100,6 +100,7 @@ export class RedisWatch {
   private stopped = false;
   /** Why the Redis answering cannot be used as configured (a node of a cluster given as one Redis). */
   private misconfigured: string | undefined;
+  private readonly pauseListeners: ((reason: string | undefined) => void)[] = [];
 
   constructor(
     private readonly redis: RedisClient,
@@ -107,9 +108,18 @@ export class RedisWatch {
     private readonly everyMs = 1000,
   ) {}
 
+  /**
+   * Told `pausedReason` when the process becomes paused (Redis stopped answering after it had), and
+   * `undefined` when it answers again: once a change, not at every check.
+   */
+  onPauseChange(listener: (reason: string | undefined) => void): void {
+    this.pauseListeners.push(listener);
+  }
+
   start(): void {
     const tick = async () => {
       const started = performance.now();
+      const was = this.state.error === 'not checked yet' ? undefined : this.state.reachable;
       try {
         const unreachable = await this.check();
         const latencyMs = Math.round((performance.now() - started) * 100) / 100;
@@ -124,6 +134,8 @@ export class RedisWatch {
         const since = this.state.reachable ? new Date().toISOString() : this.state.since;
         this.state = { reachable: false, latencyMs: null, error: (err as Error).message, since };
       }
+      if (was !== undefined && was !== this.state.reachable && !this.stopped)
+        for (const l of this.pauseListeners) l(this.pausedReason);
       if (!this.stopped) this.timer = setTimeout(tick, this.everyMs);
     };
     void tick();
