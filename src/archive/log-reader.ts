@@ -316,7 +316,7 @@ export class LogReader {
     if (!this.listed) await this.list();
     if (!this.store || this.nextName >= this.names.length) return false;
     const name = this.names[this.nextName++]!;
-    const d = await segments.read(this.store, this.workspace, this.stream, name);
+    const d = await segments.read(this.store, this.workspace, this.stream, name).catch(unreadableFile);
     if (this.fromStart) {
       const next = this.names[this.nextName];
       const b = this.chain.segment(name, d, next === undefined ? undefined : parseSegmentName(next)?.first);
@@ -607,6 +607,26 @@ export class LogReader {
       return undefined;
     }
   }
+}
+
+/**
+ * A listed segment whose file cannot be read (not this user's to read, as a copy restored by
+ * another user; a folder where the file must be; a failing disk): a segment of which nothing can be
+ * read, a break at its place in the chain like an emptied file, never one passed over.
+ */
+function unreadableFile(err: unknown): DecodedSegment {
+  const e = err as NodeJS.ErrnoException;
+  return {
+    header: undefined,
+    entries: [],
+    computedHash: undefined,
+    problems: [
+      {
+        position: undefined,
+        message: `the file cannot be read (${e.code ?? e.message}): make it a file this user can read`,
+      },
+    ],
+  };
 }
 
 /**
