@@ -18,7 +18,7 @@ import {
   successor,
 } from './segment.ts';
 import type { SnapshotTaker } from './snapshots.ts';
-import { type ArchiveStore, SegmentExistsError } from './store.ts';
+import { type ArchiveStore, SegmentExistsError, workspaceFolder } from './store.ts';
 
 /** Where the archiver can be made to stop (a test kills the process there). */
 export type ArchivePausePoint = 'segment-written' | 'trimmed';
@@ -207,7 +207,7 @@ export class Archiver {
       if (err instanceof SegmentExistsError) throw err;
       this.forgetTip(workspace, stream);
       throw new ArchiveStoreError(
-        `cannot ${what} the ${stream} archive of ${workspace} in ARCHIVE_DIR (${this.store.where}): ${(err as Error).message}. Make <ARCHIVE_DIR>/${workspace}/${stream} a directory this user can write, with room on its file system; nothing more is archived for this stream until then (its entries stay in Redis)`,
+        `cannot ${what} the ${stream} archive of ${workspace} in ARCHIVE_DIR (${this.store.where}): ${(err as Error).message}. Make <ARCHIVE_DIR>/${workspaceFolder(workspace)}/${stream} a directory this user can write, with room on its file system; nothing more is archived for this stream until then (its entries stay in Redis)`,
       );
     }
   }

@@ -43,37 +43,77 @@ export class SegmentExistsError extends Error {
 }
 
 /**
- * The archive on a local (or shared) file system: `<root>/<workspace>/<stream>/<name>`. A
+ * The folder of a workspace in a disk archive: its name with each capital letter written as `+`
+ * and the letter in lower case (`Acme` → `+acme`, `aCME` → `a+c+m+e`; a name without capitals is
+ * its own folder). Workspace names are case-sensitive (`Acme` and `acme` are two) but a file system
+ * that ignores case (macOS, Windows) would make their folders one: these never differ in case alone,
+ * and no workspace name holds a `+`, so each folder is one workspace's.
+ */
+export function workspaceFolder(workspace: string): string {
+  return workspace.replace(/[A-Z]/g, (c) => `+${c.toLowerCase()}`);
+}
+
+/**
+ * The archive on a local (or shared) file system: `<root>/<workspaceFolder(workspace)>/<stream>/<name>`.
+ * An archive written before folders were so named keeps a workspace with capitals in a folder of
+ * its very name (`<root>/Acme`): that folder is still read, as a part of the workspace's folder
+ * (segments and snapshots are never written there again, and never under a name it holds). A
  * segment is written to a temporary file, fsync'd, linked to its name (link fails when the name
  * exists, so a segment is never replaced) and the directory fsync'd: after `put`, the segment is
  * whole under its name or not there at all.
  */
 export class DiskArchive implements ArchiveStore {
+  /** Per workspace with capitals: its folder of the earlier naming, when the root holds one. */
+  private readonly legacy = new Map<string, Promise<string | undefined>>();
+
   constructor(readonly root: string) {}
 
   get where(): string {
     return this.root;
   }
 
-  private dir(workspace: string, stream: LogStream): string {
-    return path.join(this.root, workspace, stream);
+  /**
+   * The folder an archive written before `workspaceFolder` kept the workspace in (`<root>/Acme`),
+   * if the root lists one of exactly that name (on a file system that ignores case, `<root>/acme`
+   * is another workspace's, and is not it). Looked up once per workspace: nothing makes one now.
+   */
+  private legacyRoot(workspace: string): Promise<string | undefined> {
+    if (workspaceFolder(workspace) === workspace) return Promise.resolve(undefined);
+    let found = this.legacy.get(workspace);
+    if (!found) {
+      found = readdir(this.root).then(
+        (names) => (names.includes(workspace) ? path.join(this.root, workspace) : undefined),
+        () => undefined,
+      );
+      this.legacy.set(workspace, found);
+    }
+    return found;
+  }
+
+  /** The workspace's folder for `sub` (a stream, or `snapshots`), and the earlier one if there is one. */
+  private async dirs(workspace: string, sub: string): Promise<{ dir: string; legacy: string | undefined }> {
+    const old = await this.legacyRoot(workspace);
+    return {
+      dir: path.join(this.root, workspaceFolder(workspace), sub),
+      legacy: old === undefined ? undefined : path.join(old, sub),
+    };
   }
 
   async put(workspace: string, stream: LogStream, name: string, bytes: Buffer): Promise<void> {
-    await this.putFile(this.dir(workspace, stream), name, bytes);
+    await this.putFile(await this.dirs(workspace, stream), name, bytes);
   }
 
-  /** Snapshots live next to the streams' folders: `<root>/<workspace>/snapshots/<name>`. */
-  putSnapshot(workspace: string, name: string, bytes: Buffer): Promise<void> {
-    return this.putFile(path.join(this.root, workspace, 'snapshots'), name, bytes);
+  /** Snapshots live next to the streams' folders: `<root>/<workspace folder>/snapshots/<name>`. */
+  async putSnapshot(workspace: string, name: string, bytes: Buffer): Promise<void> {
+    await this.putFile(await this.dirs(workspace, 'snapshots'), name, bytes);
   }
 
-  listSnapshots(workspace: string): Promise<string[]> {
-    return listDir(path.join(this.root, workspace, 'snapshots'));
+  async listSnapshots(workspace: string): Promise<string[]> {
+    return listDirs(await this.dirs(workspace, 'snapshots'));
   }
 
-  readSnapshot(workspace: string, name: string): Promise<Buffer> {
-    return readFile(path.join(this.root, workspace, 'snapshots', name));
+  async readSnapshot(workspace: string, name: string): Promise<Buffer> {
+    return readIn(await this.dirs(workspace, 'snapshots'), name);
   }
 
   /**
@@ -84,8 +124,13 @@ export class DiskArchive implements ArchiveStore {
    */
   async sweep(workspace: string, olderThanMs: number): Promise<number> {
     let removed = 0;
+    const dirs: string[] = [];
     for (const sub of ['commands', 'events', 'snapshots']) {
-      const dir = path.join(this.root, workspace, sub);
+      const { dir, legacy } = await this.dirs(workspace, sub);
+      dirs.push(dir);
+      if (legacy !== undefined) dirs.push(legacy);
+    }
+    for (const dir of dirs) {
       let names: string[];
       try {
         names = await readdir(dir);
@@ -111,7 +156,21 @@ export class DiskArchive implements ArchiveStore {
   }
 
   /** Temporary file, fsync, link to its name (never replacing one), fsync of the directory. */
-  private async putFile(dir: string, name: string, bytes: Buffer): Promise<void> {
+  private async putFile(
+    { dir, legacy }: { dir: string; legacy: string | undefined },
+    name: string,
+    bytes: Buffer,
+  ): Promise<void> {
+    if (legacy !== undefined) {
+      const held = path.join(legacy, name);
+      if (
+        await stat(held).then(
+          () => true,
+          () => false,
+        )
+      )
+        throw new SegmentExistsError(held);
+    }
     await this.ensureDir(dir);
     const final = path.join(dir, name);
     const temp = path.join(dir, `.${name}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
@@ -138,12 +197,12 @@ export class DiskArchive implements ArchiveStore {
     await syncDir(dir);
   }
 
-  list(workspace: string, stream: LogStream): Promise<string[]> {
-    return listDir(this.dir(workspace, stream));
+  async list(workspace: string, stream: LogStream): Promise<string[]> {
+    return listDirs(await this.dirs(workspace, stream));
   }
 
-  read(workspace: string, stream: LogStream, name: string): Promise<Buffer> {
-    return readFile(path.join(this.dir(workspace, stream), name));
+  async read(workspace: string, stream: LogStream, name: string): Promise<Buffer> {
+    return readIn(await this.dirs(workspace, stream), name);
   }
 
   /** Creates the directory (each new level owner-only, 0700) and makes each new level durable in its parent. */
@@ -166,6 +225,26 @@ async function listDir(dir: string): Promise<string[]> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
+  }
+}
+
+/** The names in a workspace's folder and in its earlier one, sorted, each once. */
+async function listDirs({ dir, legacy }: { dir: string; legacy: string | undefined }): Promise<string[]> {
+  const names = await listDir(dir);
+  if (legacy === undefined) return names;
+  return [...new Set([...(await listDir(legacy)), ...names])].sort();
+}
+
+/** A file of a workspace's folder, or of its earlier one when that holds it instead. */
+async function readIn(
+  { dir, legacy }: { dir: string; legacy: string | undefined },
+  name: string,
+): Promise<Buffer> {
+  try {
+    return await readFile(path.join(dir, name));
+  } catch (err) {
+    if (legacy === undefined || (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    return readFile(path.join(legacy, name));
   }
 }
 

@@ -4,7 +4,7 @@ import type { RedisClient } from '../adapters/redis/scripts.ts';
 import { parseAnchor } from '../archive/chain.ts';
 import { refuseBreaks } from '../archive/log-reader.ts';
 import { listSnapshots, type SnapshotTaker, snapshotName } from '../archive/snapshots.ts';
-import { type ArchiveStore, SegmentExistsError } from '../archive/store.ts';
+import { type ArchiveStore, SegmentExistsError, workspaceFolder } from '../archive/store.ts';
 import { Auditor } from './auditor.ts';
 import { encodeSnapshot, restoreAuditor } from './replay-snapshot.ts';
 import { latestSnapshot, replayLog } from './state-at.ts';
@@ -52,7 +52,7 @@ export class SnapshotWriter implements SnapshotTaker {
       this.failing.set(workspace, message);
       this.log.error(
         { workspace, err: message, archiveDir: this.store.where },
-        `taking a state snapshot failed; tried again after each pass (said again only if it changes). If err names the archive (a folder not writable, a file system full), make <ARCHIVE_DIR>/${workspace}/snapshots a directory this user can write, with room; GET /state?at= replays from an earlier snapshot meanwhile`,
+        `taking a state snapshot failed; tried again after each pass (said again only if it changes). If err names the archive (a folder not writable, a file system full), make <ARCHIVE_DIR>/${workspaceFolder(workspace)}/snapshots a directory this user can write, with room; GET /state?at= replays from an earlier snapshot meanwhile`,
       );
     }
   }

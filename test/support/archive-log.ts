@@ -23,7 +23,7 @@ import { type Running, startSwitchboard } from '../../src/app/composition-root.t
 import { loadConfig } from '../../src/app/config.ts';
 import { Archiver } from '../../src/archive/archiver.ts';
 import { decodeSegment, encodeSegment } from '../../src/archive/segment.ts';
-import { DiskArchive } from '../../src/archive/store.ts';
+import { DiskArchive, workspaceFolder } from '../../src/archive/store.ts';
 import { writeLog } from '../../src/cli/bench/audit-log.ts';
 import { startTestRedis, type TestRedis } from './redis.ts';
 
@@ -129,7 +129,7 @@ export async function archivedAt(
   await m.exec();
   await archiveLog(redis, new DiskArchive(root), ws);
   expect(await redis.xlen(k.events)).toBe(50);
-  const dir = path.join(root, ws, 'events');
+  const dir = path.join(root, workspaceFolder(ws), 'events');
   const files = (await readdir(dir)).filter((f) => f.endsWith('.jsonl')).sort();
   expect(files.map((f) => f.slice(11, -6))).toEqual([events[0], events[100], events[200], events[300]]);
   return { events, dir, files };

@@ -17,7 +17,7 @@ import type { RedisClient } from '../../adapters/redis/scripts.ts';
 import { Archiver } from '../../archive/archiver.ts';
 import { readLogAfter } from '../../archive/log-reader.ts';
 import { before } from '../../archive/segment.ts';
-import { DiskArchive } from '../../archive/store.ts';
+import { DiskArchive, workspaceFolder } from '../../archive/store.ts';
 import type { Command } from '../../domain/commands.ts';
 import { ensureGroup, projectPending } from '../../projections/projector.ts';
 import { EXPERTISE, LANGUAGES } from '../sim/random.ts';
@@ -148,8 +148,10 @@ export async function replayWorkload(
     const reader = await readAll(redis, archive, workspace);
     if (reader.n !== fromStream.n)
       throw new Error(`the archive and stream gave ${reader.n} events, the stream alone ${fromStream.n}`);
-    const eventBytes = await bytesUnder(path.join(dir, workspace, 'events')).catch(() => 0);
-    const commandBytes = await bytesUnder(path.join(dir, workspace, 'commands')).catch(() => 0);
+    const eventBytes = await bytesUnder(path.join(dir, workspaceFolder(workspace), 'events')).catch(() => 0);
+    const commandBytes = await bytesUnder(path.join(dir, workspaceFolder(workspace), 'commands')).catch(
+      () => 0,
+    );
     note('measuring the state of agents and queued contacts');
     const size = await stateSize(redis, `${workspace}-state`, o);
     const archivedEvents = made.events - eventsLeft;
