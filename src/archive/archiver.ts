@@ -282,10 +282,14 @@ export class Archiver {
     });
     await this.io(workspace, stream, 'write', this.store.put(workspace, stream, seg.name, seg.bytes));
     const back = await this.io(workspace, stream, 'read', this.store.read(workspace, stream, seg.name));
-    if (!back.equals(seg.bytes) || decodeSegment(back).problems.length > 0)
+    if (!back.equals(seg.bytes) || decodeSegment(back).problems.length > 0) {
+      // The segment is written, whatever it reads back as: the next step reads the tip afresh,
+      // not building it again under a name that is taken.
+      this.forgetTip(workspace, stream);
       throw new ArchiveMismatchError(
         `segment ${seg.name} of ${workspace}/${stream} reads back other than written from ${this.store.where}: not trimming, so its entries are still in Redis. Check that file system (its disk's errors in the system log); a later step reads the segment again and, if it refuses it as damaged, move the file aside (rename it to ${seg.name}.damaged) and the archiver writes it again from Redis (docs/ARCHIVE.md, "Crash safety")`,
       );
+    }
     this.tips.set(`${workspace}/${stream}`, seg.header);
     await this.pause('segment-written', workspace, stream);
     const trimmed = await this.trim(workspace, stream, seg.header);

@@ -62,4 +62,22 @@ describe('a segment that reads back other than written', () => {
     await archiver().drain(ws);
     expect(await suite.redis.xlen(k.events)).toBeLessThan(before);
   });
+
+  it('the same archiver goes on at its next step, not taking the segment for another writer’s', async () => {
+    const ws = `writer-edges-4b-${Date.now().toString(36)}`;
+    const k = workspaceKeys(ws);
+    await writeLog(suite.redis, ws, { events: 300, agents: 5, seed: 4 });
+    const before = await suite.redis.xlen(k.events);
+    const archiver = new Archiver(
+      suite.redis,
+      new FlakyReads(await tempDir('sb-flaky-')),
+      pino({ level: 'silent' }),
+      { retention: { count: 50 }, segmentEntries: 100, everyMs: 10 },
+    );
+    await expect(archiver.drain(ws)).rejects.toBeInstanceOf(ArchiveMismatchError);
+    // Its tip was the segment it could not read back: it reads the archive's tip afresh, finds the
+    // segment whole, and trims (it took the segment's name for another archiver's before).
+    await archiver.drain(ws);
+    expect(await suite.redis.xlen(k.events)).toBeLessThan(before);
+  });
 });
