@@ -93,9 +93,9 @@ export class StateCheck {
   /**
    * The lifecycle timers in Redis (member → due ms) against those the replayed state needs
    * (`timersNeeded`). A needed timer the clock already fired is gone from the set: its command,
-   * after the checkpoint, is in `fired` (`timer:<member>:<due>`). Offer, wrap-up and maximum-wait
-   * timers are taken out by the step that makes them moot, so one the state does not need is
-   * reported; preference and step timers are left to fire (their commands change nothing then).
+   * after the checkpoint, is in `fired` (`timer:<member>:<due>`). The step that makes a timer
+   * moot takes it out (an offer's answer, a wrap-up's end, a contact that stops waiting), so one
+   * the state does not need is reported.
    */
   timers(live: ReadonlyMap<string, number>, fired: ReadonlySet<string>): void {
     const diffs: string[] = [];
@@ -299,7 +299,7 @@ function withDefaults(s: Partial<Settings>): Record<string, unknown> {
 }
 
 /** Timer kinds (the member's first letter) the steps take out when they become moot. */
-const REMOVED_WHEN_MOOT = new Set(['o', 'w', 'm']);
+const REMOVED_WHEN_MOOT = new Set(['o', 'w', 'm', 'f', 'r']);
 
 /**
  * The lifecycle timers a workspace's state needs, member → due time (ms), named as the steps name

@@ -1,9 +1,9 @@
 /**
- * A transfer leaves the timers the contact had set when it was first queued for its routing steps
- * and its preference's end to fire later (its maximum wait it clears): each then finds it no longer
- * applies and changes nothing. Shown here: past all of them, the transferred contact is still queued
- * with the transfer's skills, the timers' commands were applied, no ContactExpired, ContactStepped
- * or PreferenceEnded was recorded for it, and an audit of the log finds nothing.
+ * The timers a contact set when it was first queued (its maximum wait, its routing steps, its
+ * preference's end) go when it is assigned; a transfer sets none of them again. Shown here: past all
+ * of them, the transferred contact is still queued with the transfer's skills, no timer command was
+ * appended after the transfer, no ContactExpired, ContactStepped or PreferenceEnded was recorded
+ * for it, and an audit of the log finds nothing.
  */
 import { expect, it } from 'vitest';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
@@ -14,7 +14,7 @@ const WS = 'xfertimers';
 const api = inProcessApi([WS]);
 const { ok, until } = api;
 
-it('the timers set before a transfer fire and change nothing', async () => {
+it('the timers set before a transfer are gone and never fire', async () => {
   await ok('POST', WS, '/agents', { id: 'a1', skills: ['Loans'] });
   await ok('POST', WS, '/agents', { id: 'a2', skills: ['Loans'] });
   await ok('POST', WS, '/agents/a1/state', { state: 'available' });
@@ -40,13 +40,12 @@ it('the timers set before a transfer fire and change nothing', async () => {
   const page = (await ok('GET', WS, '/events?limit=1000')) as { events: { type: string }[] };
   expect(page.events.filter((e) => types.has(e.type))).toEqual([]);
 
-  // The step's and the preference's timers did fire, as commands the projector applied after the
-  // transfer (the maximum wait's is cleared by it: no ExpireContact comes).
+  // The step's and the preference's timers went with the maximum wait's at the assignment.
   const commands = await api.running.redis.xrange(workspaceKeys(WS).commands, '-', '+');
   const fired = commands
     .map(([, f]) => f[1])
     .slice(commands.findIndex(([, f]) => f[1] === 'TransferContact'));
-  expect(fired.sort()).toEqual(['AdvanceStep', 'EndPreference', 'TransferContact']);
+  expect(fired).toEqual(['TransferContact']);
   const report = await auditWorkspace(api.running.redis, WS, { idle: true });
   expect(report.violations).toEqual([]);
 });

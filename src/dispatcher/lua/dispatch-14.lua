@@ -577,8 +577,8 @@ local function assign(c, a, at_head, after)
     offer = { id = c._offer, expiresAt = c.offerExpiresAt }
   else
     c.state = 'assigned'
-    -- Assigned: its maximum wait no longer applies.
-    if c._deadline then redis.call('ZREM', K_TIMERS, wait_timer(c)) end
+    -- Assigned: its maximum wait, preference and routing steps no longer apply.
+    wait_timers_end(c)
   end
   doc_put(K_CONTACTS, c)
   -- The agent's keys in its pools as they were (its load is about to change).

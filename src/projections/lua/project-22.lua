@@ -477,7 +477,7 @@ local function contact_in(id, wanted, rule, read)
 end
 
 -- A queued or offered contact leaves for good (abandoned, expired): out of its queue, or its offer
--- withdrawn (the agent freed); its max-wait timer goes; it counts as finished.
+-- withdrawn (the agent freed); the timers of its wait go; it counts as finished.
 local function leave(d, at, pos)
   if d.state == 'offered' then
     redis.call('ZREM', K_TIMERS, offer_timer(d))
@@ -493,7 +493,7 @@ local function leave(d, at, pos)
   else
     queue_remove(d)
   end
-  if d._deadline then redis.call('ZREM', K_TIMERS, wait_timer(d)) end
+  wait_timers_end(d)
   d.waitedMs = at - queued_ms(d)
   d.position = pos
   redis.call('ZADD', K_FINISHED, int(at), d.id)
@@ -694,7 +694,7 @@ handlers.AcceptOffer = function(c, at, pos, meta)
   local d, rejected = offered_to(c.contactId, c.agentId, 'accepted')
   if not d then return rejected end
   redis.call('ZREM', K_TIMERS, offer_timer(d))
-  if d._deadline then redis.call('ZREM', K_TIMERS, wait_timer(d)) end
+  wait_timers_end(d)
   d.state = 'assigned'
   d.acceptedAt = iso(at)
   d._offer, d._expiresMs, d.offerExpiresAt = nil, nil, nil

@@ -88,7 +88,8 @@ local function load_add(a, channel, by)
 end
 
 -- Timers (a zset scored by due time, ms): members "o|<contact>|<offer>", "w|<agent>|<wrap-up>",
--- "m|<contact>|<arrival seq>", "r|<contact>|<arrival seq>|<step>". The clock step turns a due one into its timer command.
+-- "m|<contact>|<arrival seq>", "r|<contact>|<arrival seq>|<step>", "f|<contact>|<arrival seq>". The clock step turns a due one
+-- into its timer command; the step that makes one moot takes it out.
 local function offer_timer(c) return 'o|' .. c.id .. '|' .. c._offer end
 local function wrap_timer(a) return 'w|' .. a.id .. '|' .. a._wrap end
 local function wait_timer(c) return 'm|' .. c.id .. '|' .. c._seq end
@@ -96,6 +97,18 @@ local function wait_timer(c) return 'm|' .. c.id .. '|' .. c._seq end
 local function step_timer(c, k) return 'r|' .. c.id .. '|' .. c._seq .. '|' .. k end
 -- The end of a contact's wait for its preferred agents ("f|<contact>|<arrival seq>").
 local function preference_timer(c) return 'f|' .. c.id .. '|' .. c._seq end
+
+-- A contact stops waiting (assigned, abandoned, expired): the timers of its wait go with it, its
+-- maximum wait, its preference's end and its next routing step (each would fire as a command that
+-- changes nothing). One ZREM of at most three members.
+local function wait_timers_end(c)
+  local moot = {}
+  if c._deadline then moot[#moot + 1] = wait_timer(c) end
+  if c._preferUntil then moot[#moot + 1] = preference_timer(c) end
+  local step = c.step or 0
+  if c.steps and c.steps[step + 1] then moot[#moot + 1] = step_timer(c, step + 1) end
+  if #moot > 0 then redis.call('ZREM', K_TIMERS, unpack(moot)) end
+end
 
 -- Routing skills ("X", and "X#2".."X#5" for levels) as clients write them: a name, or
 -- {name, <field>} with the highest level (field "level" for an agent, "minLevel" for a contact).
