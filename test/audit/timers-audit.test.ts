@@ -116,7 +116,8 @@ describe('the auditor on the lifecycle timers', () => {
     expect(found).toEqual([
       expect.objectContaining({ kind: 'timer', message: expect.stringContaining('o|c4|7') }),
     ]);
-    for (const member of ['w|ana|9', 'm|c2|1', 'f|c1|1', 'r|c1|1|1']) expect(found[0]!.message).toContain(member);
+    for (const member of ['w|ana|9', 'm|c2|1', 'f|c1|1', 'r|c1|1|1'])
+      expect(found[0]!.message).toContain(member);
   });
 
   it('a preference or step timer fired after its arrival stopped waiting changes nothing', async () => {
