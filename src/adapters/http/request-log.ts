@@ -25,15 +25,27 @@ export function addLogFields(req: FastifyRequest, more: Record<string, unknown>)
   req.logFields = { ...req.logFields, ...more };
 }
 
+/** Query parameters whose value is a credential whatever it holds: a feed's ticket, RFC 6750's token. */
+const SECRET_PARAMS = new Set(['ticket', 'access_token']);
+
+/**
+ * A key's or a ticket's secret wherever it stands in a URL (a key sent as `?key=`, pasted into a
+ * path): the key id before it is public and stays. Its characters are base64url, never encoded.
+ */
+const SECRET_TOKEN = /(sb_[0-9a-f]{16}_|wst_)[A-Za-z0-9_-]{43}/g;
+
 /**
  * The URL as logged: the value of a `ticket` query parameter (a live feed's one-time WebSocket
- * ticket) replaced, so a ticket a request left unused (a plain GET of the feed, a try on another
- * workspace) cannot be read from the log and spent.
+ * ticket) or an `access_token` one (where RFC 6750 puts a bearer token) replaced, and the secret of
+ * every API key or ticket elsewhere in it, so neither a key a client put in its URL (refused: keys
+ * go in the Authorization header) nor a ticket a request left unused (a plain GET of the feed, a
+ * try on another workspace) can be read from the log and used.
  */
 export function loggedUrl(url: string): string {
-  const q = url.indexOf('?');
-  if (q < 0) return url;
-  const params = url
+  const masked = url.replace(SECRET_TOKEN, '$1[redacted]');
+  const q = masked.indexOf('?');
+  if (q < 0) return masked;
+  const params = masked
     .slice(q + 1)
     .split('&')
     .map((p) => {
@@ -45,9 +57,9 @@ export function loggedUrl(url: string): string {
       } catch {
         // Not decodable: compared as it is.
       }
-      return decoded === 'ticket' ? `${name}=[redacted]` : p;
+      return SECRET_PARAMS.has(decoded) ? `${name}=[redacted]` : p;
     });
-  return `${url.slice(0, q)}?${params.join('&')}`;
+  return `${masked.slice(0, q)}?${params.join('&')}`;
 }
 
 /** Health checks and scrapes, polled by HAProxy and Prometheus: at debug whatever their time. */
