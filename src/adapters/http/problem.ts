@@ -5,7 +5,7 @@ import type * as t from 'io-ts';
 import { UnionType } from 'io-ts';
 import { type FieldError, fieldErrors } from '../../domain/strict.ts';
 import { positionPredecessor } from '../../domain/values.ts';
-import { CHECK_REDIS } from '../redis/advice.ts';
+import { redisAdvice } from '../redis/advice.ts';
 
 /** RFC 9457 problem details: the one shape of every error Switchboard answers. */
 export interface Problem {
@@ -250,7 +250,7 @@ export const redisUnavailableLog = (err?: unknown): string => {
       ? 'Redis is at its memory limit (maxmemory): raise maxmemory or free memory (shorter LOG_RETENTION or CONTACT_RETENTION, the archiver running).'
       : message.startsWith('MISCONF ')
         ? 'Redis cannot persist its data: see its log (disk full or not writable) and fix that.'
-        : CHECK_REDIS
+        : redisAdvice(err)
   }`;
 };
 

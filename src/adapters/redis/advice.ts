@@ -15,6 +15,13 @@ export const FREE_MEMORY =
 export const FIX_PERSISTENCE =
   'Redis refuses writes because it cannot persist its data: see its log (disk full or not writable) and fix that.';
 
+/**
+ * Redis refusing a command or a key to the user Switchboard logs in as (NOPERM; inside a Lua step
+ * "The user executing the script can't run this command"): it answers, so not CHECK_REDIS.
+ */
+export const GRANT_ACL =
+  'Redis refuses a command or key to the user Switchboard logs in as (see err): give that user Switchboard\'s ACL rule on every node (APP_ACL_RULE in src/adapters/redis/acl.ts; docs/SECURITY.md, "Your own Redis").';
+
 /** The error's message, with the errors a transaction Redis aborted (EXECABORT) held before it. */
 const message = (err: unknown): string => {
   const previous = (err as { previousErrors?: unknown[] } | undefined)?.previousErrors ?? [];
@@ -22,15 +29,17 @@ const message = (err: unknown): string => {
 };
 const isOom = (m: string): boolean => /^OOM\b|\bOOM command not allowed/.test(m);
 const isMisconf = (m: string): boolean => /^MISCONF\b|\bMISCONF Redis is configured/.test(m);
+const isDenied = (m: string): boolean =>
+  /\bNOPERM\b|can't run this command|no permissions to (run|access)/i.test(m);
 
-/** What to do about `err`, a failed Redis call: FREE_MEMORY, FIX_PERSISTENCE, or CHECK_REDIS. */
+/** What to do about `err`, a failed Redis call: FREE_MEMORY, FIX_PERSISTENCE, GRANT_ACL, or CHECK_REDIS. */
 export function redisAdvice(err: unknown): string {
   const m = message(err);
-  return isOom(m) ? FREE_MEMORY : isMisconf(m) ? FIX_PERSISTENCE : CHECK_REDIS;
+  return isOom(m) ? FREE_MEMORY : isMisconf(m) ? FIX_PERSISTENCE : isDenied(m) ? GRANT_ACL : CHECK_REDIS;
 }
 
-/** IF_IT_GOES_ON, or FREE_MEMORY / FIX_PERSISTENCE when `err` is Redis refusing a write. */
+/** IF_IT_GOES_ON, or FREE_MEMORY / FIX_PERSISTENCE / GRANT_ACL when `err` is Redis refusing. */
 export function ifItGoesOn(err: unknown): string {
   const m = message(err);
-  return isOom(m) || isMisconf(m) ? `${redisAdvice(err)} It is retried.` : IF_IT_GOES_ON;
+  return isOom(m) || isMisconf(m) || isDenied(m) ? `${redisAdvice(err)} It is retried.` : IF_IT_GOES_ON;
 }
