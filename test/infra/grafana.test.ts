@@ -179,6 +179,9 @@ describe('the Grafana dashboard', () => {
       'switchboard_websocket_subscribers',
       'switchboard_commands_total{status="202"}',
       'switchboard_http_request_duration_seconds_count{status=~"5.."}',
+      // The archiver: is the log moving out of Redis, and is a stream refused (docs/METRICS.md).
+      'switchboard_archiver_entries_archived_total{workspace="$workspace"}',
+      'switchboard_archiver_streams_refused{workspace="$workspace"}',
     ])
       expect(all).toContain(needed);
   });
