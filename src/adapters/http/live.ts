@@ -269,11 +269,19 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
         writeText(JSON.stringify({ heartbeat: { after: last, at: new Date().toISOString(), everyMs } }));
         sentAt = Date.now();
       };
+      // None while Redis does not answer this instance (its check paused it, or the workspace's tail
+      // cannot read the log): a heartbeat would tell the client the feed is alive while no event can
+      // reach it, and keep it here. Without one its watch drops the socket within two intervals and
+      // reopens with `after=`, through a load balancer on an instance that reads (HAProxy keeps a
+      // tunnel open on a server its check marked down). Then checked every quarter second, to
+      // resume at once.
       const heartbeat = (): void => {
         beat = undefined;
         if (every === undefined || socket.readyState !== socket.OPEN) return;
-        if (Date.now() - sentAt >= every) sendHeartbeat(every);
-        beat = setTimeout(heartbeat, Math.max(1, every - (Date.now() - sentAt)));
+        if (Date.now() - sentAt >= every && tail.reading && watch.pausedReason === undefined)
+          sendHeartbeat(every);
+        const wait = every - (Date.now() - sentAt);
+        beat = setTimeout(heartbeat, wait > 0 ? wait : Math.min(every, 250));
       };
       if (every !== undefined) {
         // One as the feed opens: where it starts (a client that gave no `after` has a position to

@@ -30,6 +30,14 @@ interface BatchSubscriber {
  * had two.
  */
 const SLICE_MS = 4;
+/** The longest a read of the tail waits for new entries (XREAD BLOCK). */
+const BLOCK_MS = 5000;
+/**
+ * A tail whose last read answered longer ago than this is taken for not reading: a read answers
+ * within BLOCK_MS while Redis does, and the connection of blocking reads is itself taken for dead
+ * after twice as long (a silent path).
+ */
+const NOT_READING_AFTER_MS = 2 * BLOCK_MS;
 
 interface Waiter<T> {
   resolve(v: T | null): void;
@@ -65,6 +73,9 @@ export class WorkspaceTail {
   private lastEvent = '0-0';
   private lastOutcome = '0-0';
   private stopped = false;
+  /** When a read of the streams last answered, and whether the last one failed. */
+  private answeredAt = Date.now();
+  private failing = false;
   /** Whether its first reads have answered (`ready` settled): a tail still starting is in use. */
   private started = false;
   readonly ready: Promise<void>;
@@ -81,6 +92,14 @@ export class WorkspaceTail {
   /** Position of the last event this tail has delivered: live delivery starts after it. */
   get eventPosition(): string {
     return this.lastEvent;
+  }
+
+  /**
+   * Whether this tail reads the log: its last read answered, within the longest a read waits and
+   * as much again. False while Redis does not answer this instance (refused, or a silent path).
+   */
+  get reading(): boolean {
+    return !this.failing && Date.now() - this.answeredAt < NOT_READING_AFTER_MS;
   }
 
   private async start(): Promise<void> {
@@ -104,7 +123,7 @@ export class WorkspaceTail {
           'COUNT',
           1000,
           'BLOCK',
-          5000,
+          BLOCK_MS,
           'STREAMS',
           k.events,
           k.outcomes,
@@ -112,15 +131,18 @@ export class WorkspaceTail {
           this.lastOutcome,
         )) as [string, StreamEntry[]][] | null;
         backoff = 100;
+        this.answeredAt = Date.now();
+        this.failing = false;
         for (const [key, entries] of reply ?? []) {
           if (key === k.events) this.deliverEvents(entries);
           else this.deliverOutcomes(entries);
         }
       } catch (err) {
         if (this.stopped) return;
+        this.failing = true;
         this.log.warn(
           { workspace: this.workspace, err: (err as Error).message },
-          `event tail failed; retrying in ${backoff} ms. ${ifItGoesOn(err)}`,
+          `event tail failed; retrying in ${backoff} ms. Its live feeds get no heartbeat until it reads again, so their clients reconnect (through a load balancer, to an instance that reads). ${ifItGoesOn(err)}`,
         );
         await new Promise((r) => setTimeout(r, backoff));
         backoff = Math.min(backoff * 2, 2000);
