@@ -22,7 +22,10 @@ const waiting = (id: string, skills: string[]) => ({
   id,
   skills,
   maxWaitMs: 60_000,
-  steps: [{ afterMs: 30_000, skills: ['Later'] }, { afterMs: 40_000, skills: ['Latest'] }],
+  steps: [
+    { afterMs: 30_000, skills: ['Later'] },
+    { afterMs: 40_000, skills: ['Latest'] },
+  ],
   preferredAgents: ['a1'],
   preferredForMs: 20_000,
 });
@@ -33,7 +36,9 @@ const timersOf = async (ws: string, contactId: string): Promise<string[]> =>
   );
 
 const commandTypes = async (ws: string): Promise<string[]> =>
-  (await api.running.redis.xrange(workspaceKeys(ws).commands, '-', '+')).map(([, f]) => f[f.indexOf('type') + 1]!);
+  (await api.running.redis.xrange(workspaceKeys(ws).commands, '-', '+')).map(
+    ([, f]) => f[f.indexOf('type') + 1]!,
+  );
 
 describe('a contact that stops waiting takes its timers out', () => {
   it('assigned at once, abandoned, expired: no timer of it is left', async () => {
@@ -66,7 +71,10 @@ describe('a contact that stops waiting takes its timers out', () => {
     // Its first step comes soon: the second step's timer is the one pending when it is accepted.
     await api.ok('POST', OFFERS, '/contacts', {
       ...waiting('c1', ['Nobody']),
-      steps: [{ afterMs: 100, skills: ['Later'] }, { afterMs: 40_000, skills: ['Latest'] }],
+      steps: [
+        { afterMs: 100, skills: ['Later'] },
+        { afterMs: 40_000, skills: ['Latest'] },
+      ],
     });
     await api.until(OFFERS, '/contacts/c1', (c) => c.state === 'offered');
     expect((await timersOf(OFFERS, 'c1')).sort()).toEqual(['f|c1|1', 'm|c1|1', 'o|c1|1', 'r|c1|1|2']);
