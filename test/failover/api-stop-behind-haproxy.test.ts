@@ -10,8 +10,8 @@
  * then closes its connections. The instance exits 0 and the other takes the whole load.
  */
 import { randomUUID } from 'node:crypto';
-import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { contactLoad } from '../support/contact-load.ts';
 import { type FleetBehindHaproxy, startFleetBehindHaproxy } from '../support/fleet-behind-haproxy.ts';
 
 const CLIENTS = 8;
@@ -34,46 +34,17 @@ describe('an API instance stopped behind HAProxy under load', () => {
   }, 60_000);
 
   it('answers every command 201 or 202 while the instance leaves, and the instance exits 0', async () => {
-    const agent = new http.Agent({ keepAlive: true, maxSockets: CLIENTS });
-    const statuses = new Map<string, number>();
-    const count = (what: string) => statuses.set(what, (statuses.get(what) ?? 0) + 1);
-    const post = (id: string) =>
-      new Promise<number>((resolve, reject) => {
-        const body = JSON.stringify({ id, skills: ['s'] });
-        const req = http.request(
-          {
-            host: '127.0.0.1',
-            port: Number(new URL(lb.frontend).port),
-            path: `/v1/workspaces/${ws}/contacts`,
-            method: 'POST',
-            agent,
-            headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-          },
-          (res) => {
-            res.resume();
-            res.on('end', () => resolve(res.statusCode ?? 0));
-          },
-        );
-        req.setTimeout(10_000, () => req.destroy(new Error('no answer in 10 s')));
-        req.on('error', reject);
-        req.end(body);
-      });
+    const load = contactLoad(lb.frontend, ws, CLIENTS);
+    const { statuses } = load;
     const victim = lb.fleet.api[0]!;
     const t0 = Date.now();
     let stopped: Promise<unknown> | undefined;
-    let n = 0;
-    const client = async () => {
-      while (Date.now() - t0 < LOAD_MS) {
+    await load.run(
+      () => Date.now() - t0 < LOAD_MS,
+      () => {
         if (!stopped && Date.now() - t0 >= STOP_AT_MS) stopped = victim.stop(20_000);
-        try {
-          count(String(await post(`c-${++n}`)));
-        } catch (err) {
-          count(`error: ${(err as Error).message}`);
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: CLIENTS }, client));
-    agent.destroy();
+      },
+    );
     const exit = await stopped;
     const answered = Object.fromEntries(statuses);
     console.log(JSON.stringify({ suite: 'failover/api-stop-behind-haproxy', answered, exit }));

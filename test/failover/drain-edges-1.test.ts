@@ -10,8 +10,8 @@
  * `LB_DRAIN_MS` while requests still arrive, and closes once the balancer has stopped sending.
  */
 import { randomUUID } from 'node:crypto';
-import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { contactLoad } from '../support/contact-load.ts';
 import { type FleetBehindHaproxy, startFleetBehindHaproxy } from '../support/fleet-behind-haproxy.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -47,44 +47,12 @@ describe('an API instance stopped behind HAProxy while the sync is held up', () 
   }, 60_000);
 
   it('answers every command 201 or 202 until the check takes the instance out', async () => {
-    const agent = new http.Agent({ keepAlive: true, maxSockets: CLIENTS });
-    const statuses = new Map<string, number>();
-    const count = (what: string) => statuses.set(what, (statuses.get(what) ?? 0) + 1);
-    const post = (id: string) =>
-      new Promise<number>((resolve, reject) => {
-        const body = JSON.stringify({ id, skills: ['s'] });
-        const req = http.request(
-          {
-            host: '127.0.0.1',
-            port: Number(new URL(lb.frontend).port),
-            path: `/v1/workspaces/${ws}/contacts`,
-            method: 'POST',
-            agent,
-            headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-          },
-          (res) => {
-            res.resume();
-            res.on('end', () => resolve(res.statusCode ?? 0));
-          },
-        );
-        req.setTimeout(10_000, () => req.destroy(new Error('no answer in 10 s')));
-        req.on('error', reject);
-        req.end(body);
-      });
+    const load = contactLoad(lb.frontend, ws, CLIENTS);
+    const { statuses } = load;
     const victim = lb.fleet.api[0]!;
     const victimServer = lb.serverOf(victim.port!);
     let done = false;
-    let n = 0;
-    const client = async () => {
-      while (!done) {
-        try {
-          count(String(await post(`c-${++n}`)));
-        } catch (err) {
-          count(`error: ${(err as Error).message}`);
-        }
-      }
-    };
-    const clients = Promise.all(Array.from({ length: CLIENTS }, client));
+    const clients = load.run(() => !done);
     // Right after a check passed: the next two fail, 1 s and 2 s after the SIGTERM.
     await new Promise((r) => setTimeout(r, 1000));
     const before = await healthChecks(victim.port!);
@@ -105,7 +73,6 @@ describe('an API instance stopped behind HAProxy while the sync is held up', () 
     await new Promise((r) => setTimeout(r, 1000));
     done = true;
     await clients;
-    agent.destroy();
     const exit = await stopped;
     const answered = Object.fromEntries(statuses);
     console.log(JSON.stringify({ suite: 'failover/drain-edges-1', answered, exit }));
