@@ -6,30 +6,19 @@
  * raise maxmemory or free memory, as the projector's and the 503's lines do. A live subscriber
  * that fails on a batch says what its client missed and what to do.
  */
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkspaceTail } from '../../src/adapters/redis/tail.ts';
 import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
 import { loadConfig } from '../../src/app/config.ts';
+import { capturedLogger } from '../support/log-capture.ts';
 import { projectorReady } from '../support/projector.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { sleep, waitFor } from '../support/wait.ts';
 
-type Line = Record<string, unknown>;
 const WS = 'logs-edges-2';
 let redis: TestRedis;
 let sb: Running;
-const lines: Line[] = [];
-const log = pino(
-  { level: 'info' },
-  new Writable({
-    write(chunk, _enc, done) {
-      for (const l of String(chunk).split('\n')) if (l.trim() !== '') lines.push(JSON.parse(l) as Line);
-      done();
-    },
-  }),
-);
+const { logger: log, lines } = capturedLogger('info');
 
 beforeAll(async () => {
   redis = await startTestRedis();

@@ -6,31 +6,20 @@
  * said once every 30 s. Now: `/health`'s 503 is its answer to the balancer (debug); the pause is
  * said once at warn as it starts, with what to do, and once at info when Redis answers again.
  */
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
 import { loadConfig } from '../../src/app/config.ts';
 import { freezeRedis } from '../support/freeze.ts';
+import { capturedLogger } from '../support/log-capture.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { sleep, waitFor } from '../support/wait.ts';
 
-type Line = Record<string, unknown>;
 let redis: TestRedis;
 let sb: Running;
-const lines: Line[] = [];
+const { logger, lines } = capturedLogger('info');
 
 beforeAll(async () => {
   redis = await startTestRedis();
-  const logger = pino(
-    { level: 'info' },
-    new Writable({
-      write(chunk, _enc, done) {
-        for (const l of String(chunk).split('\n')) if (l.trim() !== '') lines.push(JSON.parse(l) as Line);
-        done();
-      },
-    }),
-  );
   sb = await startSwitchboard(
     loadConfig({
       ...redis.env,
