@@ -69,7 +69,10 @@ render_keepalived() {
   unicast="    unicast_src_ip $self"$'\n'"    unicast_peer {"$'\n'"        $peer"$'\n'"    }"
   declare -A values=(
     [ROUTER_ID]=$(word "${LB_ROUTER_ID:-switchboard_${role,,}}" LB_ROUTER_ID)
-    [CHECK_COMMAND]="$(word "$CHECK_SCRIPT" CHECK_SCRIPT) $(word "$HAPROXY_PIDFILE" HAPROXY_PIDFILE) http://127.0.0.1:8404/ready"
+    # Liveness (weight -50: a dead HAProxy loses to any live one) and readiness (/ready 200: a
+    # server up, weight -20), as src/topology/keepalived/config.ts renders them.
+    [CHECK_COMMAND]="$(word "$CHECK_SCRIPT" CHECK_SCRIPT) $(word "$HAPROXY_PIDFILE" HAPROXY_PIDFILE) 127.0.0.1:8404"
+    [READY_COMMAND]="$(word "$CHECK_SCRIPT" CHECK_SCRIPT) $(word "$HAPROXY_PIDFILE" HAPROXY_PIDFILE) http://127.0.0.1:8404/ready"
     [INSTANCE]=VI_SWITCHBOARD
     [STATE]=$role
     [INTERFACE]=$iface

@@ -342,6 +342,11 @@ describe('the load balancer (HAProxy + keepalived in one container)', () => {
       expect(text).toContain(`unicast_src_ip ${lbEnv(svc).LB_ADDRESS}`);
       expect(text).toContain(`${lbEnv(svc).LB_VIP} dev ${anInterface()}`);
       expect(text).not.toContain('{{');
+      // Liveness (stats port) and readiness (/ready) are two checks: a dead HAProxy loses to a live one.
+      expect(text).toContain(`script "${CHECK_SCRIPT} /var/run/haproxy/haproxy.pid 127.0.0.1:8404"`);
+      expect(text).toContain(
+        `script "${CHECK_SCRIPT} /var/run/haproxy/haproxy.pid http://127.0.0.1:8404/ready"`,
+      );
       const checked = await checkKeepalivedConfig(file);
       expect(checked.ok, checked.output).toBe(true);
     }

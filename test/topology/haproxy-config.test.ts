@@ -546,6 +546,30 @@ describe('keepalived.conf', () => {
     }
   });
 
+  it('two checks: HAProxy alive (-50) and its /ready (-20), so a dead HAProxy loses to a live one with no server up', async () => {
+    const file = await writeKeepalivedConfig(
+      { ...common, role: 'MASTER', haproxyProbe: 'http://127.0.0.1:8404/ready' },
+      path.join(tmp.dir, 'keepalived-ready.conf'),
+    );
+    const text = await readFile(file, 'utf8');
+    const block = (name: string) =>
+      /\{[^}]*\}/.exec(text.slice(text.indexOf(`vrrp_script ${name} {`)))?.[0] ?? '';
+    expect(block('chk_haproxy')).toContain(
+      `script "${CHECK_HAPROXY_SCRIPT} /run/haproxy.pid 127.0.0.1:8404"`,
+    );
+    expect(block('chk_haproxy')).toContain('weight -50');
+    expect(block('chk_haproxy_ready')).toContain(
+      `script "${CHECK_HAPROXY_SCRIPT} /run/haproxy.pid http://127.0.0.1:8404/ready"`,
+    );
+    expect(block('chk_haproxy_ready')).toContain('weight -20');
+    expect(text).toMatch(/track_script \{\s*chk_haproxy\s+chk_haproxy_ready\s*\}/);
+    const result = await checkKeepalivedConfig(file);
+    expect(result.ok, result.output).toBe(true);
+    expect(() =>
+      renderKeepalivedConfig({ ...common, role: 'MASTER', haproxyProbe: 'http://nohost/ready' }),
+    ).toThrow(/haproxyProbe/);
+  });
+
   it('multicast variant (no unicast peers) passes keepalived -t', async () => {
     const file = await writeKeepalivedConfig(
       { ...common, role: 'MASTER' },

@@ -7,8 +7,9 @@
  *
  * Each lb namespace runs a tiny HTTP backend (127.0.0.1:9000, answers its name), HAProxy
  * (master-worker, pidfile, frontend 0.0.0.0:8000) and keepalived (lb1 MASTER 101, lb2 BACKUP 100,
- * unicast VRRP, chk_haproxy = infra/keepalived/check_haproxy.sh every 2 s, weight -20, fall 2,
- * rise 2, run as root with enable_script_security). The client namespace requests the VIP every
+ * unicast VRRP, chk_haproxy = infra/keepalived/check_haproxy.sh every 2 s, weight -50, and
+ * chk_haproxy_ready repeating it (no /ready URL here), weight -20, fall 2, rise 2, run as root with
+ * enable_script_security). The client namespace requests the VIP every
  * 50 ms (bounded). The VIP starts on lb1; lb1's HAProxy is SIGKILLed; the VIP must move to lb2
  * and the client must get answers from lb2 (and only lb2) afterwards. Failover time and failed
  * requests are printed as one JSON line. Bound: 2-4 s detection + the backup's RFC master-down

@@ -1,6 +1,8 @@
 /**
  * Render keepalived.conf for one member of the HAProxy pair (MASTER 101 / BACKUP 100) from
- * infra/keepalived/keepalived.conf.tmpl, and validate it with `keepalived -t -f`. The VRRP
+ * infra/keepalived/keepalived.conf.tmpl, and validate it with `keepalived -t -f`. Two checks
+ * lower the priority: HAProxy alive (-50) and its /ready 200 (-20), so a dead HAProxy loses the
+ * VIP to any live one, and a live one with no API server up to one that has one. The VRRP
  * password has no default: the local topology makes a random one per data directory
  * (loadOrCreateVrrpPassword), a deployment brings its own.
  */
@@ -42,7 +44,12 @@ export interface KeepalivedConfigOptions {
   unicastPeers?: string[];
   /** HAProxy pidfile the check reads. Default /run/haproxy.pid. */
   haproxyPidfile?: string;
-  /** Optional host:port the check connects to (e.g. the stats frontend). */
+  /**
+   * Optional probe of HAProxy: `host:port` the liveness check (chk_haproxy, weight -50) connects
+   * to (e.g. the stats frontend), or `http://host:port/path` (the stats frontend's /ready): then
+   * the liveness check connects to its host:port and the readiness check (chk_haproxy_ready,
+   * weight -20) wants a 200 from it. Without a URL the readiness check repeats the liveness one.
+   */
   haproxyProbe?: string;
   /** Check script. Default infra/keepalived/check_haproxy.sh. */
   checkScript?: string;
@@ -116,13 +123,20 @@ export function renderKeepalivedConfig(opts: KeepalivedConfigOptions, template?:
       '    }',
     ].join('\n');
   }
+  const script = word(opts.checkScript ?? CHECK_HAPROXY_SCRIPT, 'checkScript');
+  const pidfile = word(opts.haproxyPidfile ?? '/run/haproxy.pid', 'haproxyPidfile');
+  const probe = opts.haproxyProbe === undefined ? undefined : word(opts.haproxyProbe, 'haproxyProbe');
+  // An http:// probe is the readiness check's; the liveness check only connects to its host:port,
+  // so an HAProxy that runs with no server up still outranks one that is dead.
+  const hostPort = probe?.startsWith('http://') ? probe.slice('http://'.length).split('/')[0] : probe;
+  if (hostPort !== undefined && !/^[^:/]+:\d+$/.test(hostPort))
+    throw new Error(
+      `keepalived config: haproxyProbe must be host:port or http://host:port/path, got "${probe}"`,
+    );
   const values: Record<string, string> = {
     ROUTER_ID: word(opts.routerId ?? `switchboard_${opts.role.toLowerCase()}`, 'routerId'),
-    CHECK_COMMAND: [
-      word(opts.checkScript ?? CHECK_HAPROXY_SCRIPT, 'checkScript'),
-      word(opts.haproxyPidfile ?? '/run/haproxy.pid', 'haproxyPidfile'),
-      ...(opts.haproxyProbe === undefined ? [] : [word(opts.haproxyProbe, 'haproxyProbe')]),
-    ].join(' '),
+    CHECK_COMMAND: [script, pidfile, ...(hostPort === undefined ? [] : [hostPort])].join(' '),
+    READY_COMMAND: [script, pidfile, ...(probe === undefined ? [] : [probe])].join(' '),
     INSTANCE: word(opts.instanceName ?? 'VI_SWITCHBOARD', 'instanceName'),
     STATE: opts.role,
     INTERFACE: word(opts.interface, 'interface'),
