@@ -142,13 +142,15 @@ export function installLimits(app: FastifyInstance, deps: LimitDeps): void {
       `${what}; the request was let through uncounted. ${redisAdvice(err)}`,
     );
   };
+  /** Gives back the socket slots this instance still holds in Redis (set below when it takes any). */
+  let giveSlotsBack = (): Promise<unknown> => Promise.resolve();
   if (counting) {
     redis.on('error', () => {}); // failures surface on the counts, which let the request through
     // QUIT lets counts in flight get their replies rather than failing them (under ioredis's
     // auto-pipelining, which the clients no longer use, a cut even threw outside any request).
     app.addHook('onClose', (_app, done) => {
-      redis
-        .quit()
+      giveSlotsBack()
+        .then(() => redis.quit())
         .catch(() => redis.disconnect())
         .finally(() => done());
     });
@@ -264,6 +266,15 @@ export function installLimits(app: FastifyInstance, deps: LimitDeps): void {
     clearInterval(renew);
     done();
   });
+  // The sockets still open when the server closes are being closed with it (1001), and their own
+  // ZREM would come after the counting connection quit: their slots go before it, rather than
+  // lapsing SOCKET_SLOT_TTL_MS later and refusing their clients' reconnects to another instance
+  // meanwhile (a key at its WS_MAX_PER_KEY, through a rolling restart).
+  giveSlotsBack = () => {
+    const all = [...held];
+    held.clear();
+    return Promise.all(all.map(([key, members]) => redis.zrem(key, ...members).catch(() => {})));
+  };
 
   app.addHook('preHandler', (req, reply, done) => {
     if (!req.ws || (req.routeOptions.config as { websocket?: boolean } | undefined)?.websocket !== true)
