@@ -449,17 +449,29 @@ function variables(env: NodeJS.ProcessEnv) {
       if (/^(false|0|no)$/i.test(value)) return E.right(false);
       return checked(name, def, [`must be true or false (got "${value}")`]);
     },
-    /** A comma-separated list; every item is checked, then the list as a whole. */
+    /**
+     * A comma-separated list; every item is checked, then the list as a whole. An empty item (two
+     * commas together, or one at an end) is refused, not dropped: REDIS_CLUSTER_NODES="," read as
+     * no cluster, and npm start ran on a private Redis. The value is not shown (seeds may carry a
+     * password); the item's place is.
+     */
     list: (
       name: string,
       def: string,
       item: Check,
       whole: (items: string[]) => string | undefined = () => undefined,
     ) => {
-      const items = (raw(name) ?? def)
-        .split(',')
-        .map((s) => s.trim())
-        .filter((s) => s !== '');
+      const value = raw(name) ?? def;
+      const items = value === '' ? [] : value.split(',').map((s) => s.trim());
+      const empty = items.indexOf('');
+      if (empty >= 0)
+        return checked(
+          name,
+          [],
+          [
+            `has an empty item (item ${empty + 1} of ${items.length}): two commas together, or one at an end; write the items separated by single commas`,
+          ],
+        );
       return checked(name, items, [...items.map(item), whole(items)]);
     },
   };
