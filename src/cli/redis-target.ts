@@ -54,10 +54,8 @@ export function parseRedisTarget(
   const nodesText =
     values['cluster-nodes'] ??
     (values['redis-url'] !== undefined ? undefined : env.REDIS_CLUSTER_NODES?.trim() || undefined);
-  const nodes = (nodesText ?? '')
-    .split(',')
-    .map((n) => n.trim())
-    .filter(Boolean);
+  const items = (nodesText ?? '').split(',').map((n) => n.trim());
+  const nodes = items.filter(Boolean);
   const nodesName = values['cluster-nodes'] !== undefined ? '--cluster-nodes' : 'REDIS_CLUSTER_NODES';
   // An empty one (`--cluster-nodes "$NODES"` with NODES unset, or only commas) is refused as an
   // empty --redis-url is: taken as not given, the tool went on to REDIS_URL or the private Redis
@@ -66,6 +64,14 @@ export function parseRedisTarget(
   check.check(
     !nodesGivenEmpty,
     `--cluster-nodes: must name the cluster's nodes, host:port,... (got "${values['cluster-nodes']}"): leave it out for $REDIS_CLUSTER_NODES, $REDIS_URL or the private Redis of npm start`,
+  );
+  // An empty item among seeds (two commas together, one at an end) is refused as npm start refuses
+  // it (src/app/config.ts), not passed over: REDIS_CLUSTER_NODES="," was read as no cluster. The
+  // value is not shown (a seed may hold a password).
+  const emptyItem = items.indexOf('');
+  check.check(
+    nodesText === undefined || nodesGivenEmpty || emptyItem < 0,
+    `${nodesName}: has an empty item (item ${emptyItem + 1} of ${items.length}): two commas together, or one at an end; write the items separated by single commas`,
   );
   // A login the client could not decode is named alone, not also as a seed of the wrong form, nor
   // (below) as a seed that is not rediss://.

@@ -72,6 +72,29 @@ describe('the Redis a command-line tool reads', () => {
     expect(check.problems.join('\n')).toMatch(/^--redis-url: /);
   });
 
+  it('a seed list with an empty item is refused, as npm start refuses it, not read as no cluster', () => {
+    const problems = (values: Record<string, string>, env: Record<string, string>) => {
+      const check = new OptionChecker();
+      const got = parseRedisTarget(
+        values,
+        { DATA_DIR: dir, REDIS_URL: 'redis://127.0.0.1:1', ...env },
+        check,
+      );
+      return { problems: check.problems.join('\n'), got };
+    };
+    // REDIS_URL beside them: the seeds' variable set with nothing in it went on to REDIS_URL.
+    const onlyCommas = problems({}, { REDIS_URL: '', REDIS_CLUSTER_NODES: ',' });
+    expect(onlyCommas.problems).toMatch(/^REDIS_CLUSTER_NODES: has an empty item \(item 1 of 2\)/);
+    expect(problems({}, { REDIS_URL: '', REDIS_CLUSTER_NODES: 'u:secret@127.0.0.1:7000,' }).problems).toBe(
+      'REDIS_CLUSTER_NODES: has an empty item (item 2 of 2): two commas together, or one at an end; write the items separated by single commas',
+    );
+    expect(problems({ 'cluster-nodes': '127.0.0.1:7000,,127.0.0.1:7001' }, {}).problems).toMatch(
+      /^--cluster-nodes: has an empty item \(item 2 of 3\)/,
+    );
+    // Spaces around the seeds are taken, as npm start takes them.
+    expect(problems({ 'cluster-nodes': '127.0.0.1:7000, 127.0.0.1:7001' }, {}).problems).toBe('');
+  });
+
   it('refuses REDIS_TLS_* with a target that is not rediss://, as npm start does, and a certificate without its key', () => {
     const pem = path.join(dir, 'x.pem');
     writeFileSync(pem, 'x');
