@@ -36,7 +36,10 @@ export interface LimitSettings {
 }
 
 const RATE = luaScript('rateLimit', new URL('../redis/lua/rate-limit-1.lua', import.meta.url));
-const SLOTS = luaScript('socketSlots', new URL('../redis/lua/socket-slots-1.lua', import.meta.url));
+export const SOCKET_SLOTS = luaScript(
+  'socketSlots',
+  new URL('../redis/lua/socket-slots-1.lua', import.meta.url),
+);
 
 /** A socket's slot lapses this long after its instance last renewed it (an instance that died). */
 export const SOCKET_SLOT_TTL_MS = 60_000;
@@ -254,7 +257,7 @@ export function installLimits(app: FastifyInstance, deps: LimitDeps): void {
   const held = new Map<string, Set<string>>();
   const renew = setInterval(() => {
     for (const [key, members] of held)
-      runLua(redis, SLOTS, [key], ['keep', SOCKET_SLOT_TTL_MS, ...members]).catch((err: unknown) =>
+      runLua(redis, SOCKET_SLOTS, [key], ['keep', SOCKET_SLOT_TTL_MS, ...members]).catch((err: unknown) =>
         log.warn(
           { err: (err as Error).message },
           `socket slots not renewed; they lapse after ${SOCKET_SLOT_TTL_MS} ms unless a later renewal succeeds, and their sockets then no longer count against WS_MAX_PER_KEY. ${redisAdvice(err)}`,
@@ -313,7 +316,7 @@ export function installLimits(app: FastifyInstance, deps: LimitDeps): void {
     };
     socket.once('close', release);
     if (s.wsMaxPerKey === undefined || !canCount()) return done();
-    runLua(redis, SLOTS, [key], ['take', s.wsMaxPerKey, SOCKET_SLOT_TTL_MS, member]).then(
+    runLua(redis, SOCKET_SLOTS, [key], ['take', s.wsMaxPerKey, SOCKET_SLOT_TTL_MS, member]).then(
       (r) => {
         if (r !== 1) {
           release();

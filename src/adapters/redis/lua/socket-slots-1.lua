@@ -8,7 +8,11 @@
   take: ARGV[2] the cap, ARGV[3] lifetime ms, ARGV[4] the new socket's member
         returns 1 when taken, 0 when the caller holds the cap already (nothing changed)
   keep: ARGV[2] lifetime ms, ARGV[3..] the members still open on the calling instance
-        returns how many were renewed (a member already lapsed is not brought back)
+        returns how many were brought back: a member that lapsed while its instance could not
+        renew it (Redis away longer than the lifetime) is a socket still open, and counts again
+        (over the cap if need be: new sockets are refused until enough close). A socket's member
+        is removed on the same connection after any renewal that names it, so a closed one is
+        never brought back.
   Commands: TIME, ZREMRANGEBYSCORE, ZCARD, ZADD, PEXPIRE.
 ]]
 local t = redis.call('TIME')
@@ -23,9 +27,9 @@ if ARGV[1] == 'take' then
   return 1
 end
 local ttl = tonumber(ARGV[2])
-local kept = 0
+local back = 0
 for i = 3, #ARGV do
-  kept = kept + redis.call('ZADD', KEYS[1], 'XX', 'CH', now + ttl, ARGV[i])
+  back = back + redis.call('ZADD', KEYS[1], now + ttl, ARGV[i])
 end
 redis.call('PEXPIRE', KEYS[1], ttl)
-return kept
+return back
