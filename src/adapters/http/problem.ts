@@ -243,16 +243,8 @@ export const redisUnavailable = (err?: unknown, read = false): Problem => {
  * The log line of a request answered 503 redis-unavailable: what the operator does about it (the
  * problem's detail tells the client what to do).
  */
-export const redisUnavailableLog = (err?: unknown): string => {
-  const message = String((err as { message?: unknown } | undefined)?.message ?? '');
-  return `redis unavailable; answered 503 (Retry-After: 1). ${
-    message.startsWith('OOM ')
-      ? 'Redis is at its memory limit (maxmemory): raise maxmemory or free memory (shorter LOG_RETENTION or CONTACT_RETENTION, the archiver running).'
-      : message.startsWith('MISCONF ')
-        ? 'Redis cannot persist its data: see its log (disk full or not writable) and fix that.'
-        : redisAdvice(err)
-  }`;
-};
+export const redisUnavailableLog = (err?: unknown): string =>
+  `redis unavailable; answered 503 (Retry-After: 1). ${redisAdvice(err)}`;
 
 /** 500 for a failure no route foresaw; the error is logged under the request id. */
 export const internalError = (requestId: string): Problem =>
