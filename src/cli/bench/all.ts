@@ -420,6 +420,26 @@ export function formatNumber(v: number | null): string {
   return v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: 0 });
 }
 
+/**
+ * `v` as formatNumber writes it, with more digits when those would read against `target` the other
+ * way from `met` (0.596 is not 0.6 against a target of at least 0.6; 5.004 ms not 5 ms against at
+ * most 5 ms): the table says what the JSON says.
+ */
+function formatAgainst(v: number | null, target: Target | null, met: boolean | null): string {
+  const text = formatNumber(v);
+  if (v === null || target === null || met === null) return text;
+  const holds = (x: number) =>
+    target.op === '>=' ? x >= target.value : target.op === '<=' ? x <= target.value : x < target.value;
+  const shown = (t: string) => Number(t.replace(/,/g, ''));
+  if (holds(shown(text)) === met) return text;
+  const from = (text.split('.')[1] ?? '').length + 1;
+  for (let digits = from; digits <= 6; digits++) {
+    const more = v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: 0 });
+    if (holds(shown(more)) === met) return more;
+  }
+  return String(v);
+}
+
 const OPS = { '>=': '≥', '<=': '≤', '<': '<' } as const;
 
 export function targetText(t: Target | null, unit: string): string {
@@ -440,7 +460,7 @@ export function markdownTable(rows: readonly Row[]): string {
         : `${r.anchor}${r.anchorPublished ? ' (published)' : ''}: ${formatNumber(r.anchorValue)} ${r.anchorUnit}`;
     const met = r.met === null ? (r.target ? 'n/a' : '') : r.met ? 'yes' : '**no**';
     lines.push(
-      `| ${r.figure} | ${formatNumber(r.value)} ${r.unit} | ${anchor} | ${r.ratio === null ? '' : formatNumber(r.ratio)} | ${targetText(r.target, r.unit)} | ${met} |`,
+      `| ${r.figure} | ${formatAgainst(r.value, r.target?.on === 'figure' ? r.target : null, r.met)} ${r.unit} | ${anchor} | ${r.ratio === null ? '' : formatAgainst(r.ratio, r.target?.on === 'ratio' ? r.target : null, r.met)} | ${targetText(r.target, r.unit)} | ${met} |`,
     );
   }
   return `${lines.join('\n')}\n`;

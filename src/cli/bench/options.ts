@@ -96,8 +96,10 @@ Options:
   --cluster              e2e: Switchboard on a private 3-master Redis Cluster (no replicas, AOF off);
                          the bare feed and Redis's CPU figure on the master holding the workspace
   --subscribers <n>      fanout: WebSocket subscribers on the live feed (default 1000)
-  --dispatch-batch <n>   decisions per dispatch step (default ${defaultDispatcherOptions.batch}, as DISPATCH_BATCH)
-  --project-batch <n>    commands per projector step (default ${defaultProjectorOptions.batch}, as PROJECT_BATCH)
+  --dispatch-batch <n>   seed, decision, cluster: decisions per dispatch step (default ${defaultDispatcherOptions.batch}, as
+                         DISPATCH_BATCH)
+  --project-batch <n>    seed, decision, cluster: commands per projector step (default ${defaultProjectorOptions.batch}, as
+                         PROJECT_BATCH)
   --sizes <a,b,...>      split, wide, large: sizes to compare (split ${DEFAULT_SIZES.split.join(',')}; wide ${DEFAULT_SIZES.wide.join(',')}; large ${DEFAULT_SIZES.large.join(',')})
   --levels               split, wide, large, twin: the variant with proficiency levels (see above)
   --against <file>       twin: the other version of the dispatch step (a Lua file)
@@ -268,17 +270,35 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   const events = count('events', values.events, 100_000, 100_000_000);
   const clients = count('clients', values.clients, workload === 'floor' ? 50 : 1, 1000);
   const steps = count('count', values.count, 200_000, 100_000_000);
-  const queues = check.integers('queues', values.queues, [1000, 100_000], 'queue lengths', {
-    min: 1,
-    max: 10_000_000,
-  });
+  // Compared smallest to largest (the ratios are the largest's over the smallest's), whatever the
+  // order given: each a workspace of its own, so a length or size given twice is refused.
+  const ascending = (name: string, list: readonly number[]) => {
+    const sorted = [...list].sort((a, b) => a - b);
+    check.check(
+      sorted.every((n, i) => i === 0 || n !== sorted[i - 1]),
+      `--${name}: each value once (got ${list.join(',')})`,
+    );
+    return sorted;
+  };
+  const queues = ascending(
+    'queues',
+    check.integers('queues', values.queues, [1000, 100_000], 'queue lengths', {
+      min: 1,
+      max: 10_000_000,
+    }),
+  );
   const decisions = count('decisions', values.decisions, workload === 'idle' ? 2000 : 200, 100_000);
   const defaultSizes = isShape(workload)
     ? DEFAULT_SIZES[workload]
     : workload === 'policy'
       ? [4000, 30_000, 1024]
       : [1000];
-  const sizes = check.integers('sizes', values.sizes, defaultSizes, 'sizes', { min: 1, max: 10_000_000 });
+  const sizesGiven = check.integers('sizes', values.sizes, defaultSizes, 'sizes', {
+    min: 1,
+    max: 10_000_000,
+  });
+  // policy's are n,contacts,sets and twin's the one queue length: in the order given.
+  const sizes = isShape(workload) ? ascending('sizes', sizesGiven) : sizesGiven;
   const rate = count('rate', values.rate, workload === 'fanout' ? 50 : 1000, 100_000);
   check.check(
     values.rate === undefined || values.rates === undefined,
@@ -376,6 +396,17 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       `--switchboard: ${switchboard} has no node_modules (run npm ci there, or link this checkout's: ln -s "$PWD/node_modules" ${switchboard}/node_modules)`,
     );
   }
+  // Read by these workloads alone: elsewhere they would be reported nowhere and change nothing.
+  const batched = workload === 'seed' || workload === 'decision' || workload === 'cluster';
+  check.check(
+    values['dispatch-batch'] === undefined || batched,
+    '--dispatch-batch: only for seed, decision and cluster',
+  );
+  check.check(
+    values['project-batch'] === undefined || batched,
+    '--project-batch: only for seed, decision and cluster',
+  );
+  check.check(!values.offers || workload === 'seed', '--offers: only for seed');
   const rounds = count('rounds', values.rounds, 300, 100_000);
   check.check(values.rounds === undefined || workload === 'steps', '--rounds: only for steps');
   if (workload === 'decision')

@@ -5,20 +5,36 @@ import { declaredScripts, type RedisClient } from '../../adapters/redis/scripts.
 /** Each server's SLOWLOG settings before startScriptTiming changed them, put back by scriptCalls. */
 const slowlogSettings = new WeakMap<Redis, [threshold: string, maxLen: string]>();
 
+/** The SLOWLOG entries kept while timing (each step and each command it runs is one). */
+export const SLOWLOG_KEEP = 1_000_000;
+
+/** Each server's SLOWLOG length while timing: a log that reached it lost its oldest entries. */
+const slowlogKeep = new WeakMap<Redis, number>();
+
+/** SLOWLOG filled up while timing: its oldest steps were dropped, so the sums would be short. */
+export class SlowlogFull extends Error {
+  constructor(readonly keep: number) {
+    super(
+      `SLOWLOG filled up (${keep.toLocaleString('en-US')} entries) while timing the steps, so the oldest were dropped; time a smaller workload (fewer --contacts, --decisions or --events)`,
+    );
+  }
+}
+
 /**
  * Redis's own time for each Lua step, from SLOWLOG with a 0 threshold: what a workload costs the
  * shard, whatever the client saw. It clears the server's SLOWLOG (before and after) and changes
  * its settings until scriptCalls puts them back: best on a Redis the bench owns.
  */
-export async function startScriptTiming(redis: RedisClient): Promise<void> {
+export async function startScriptTiming(redis: RedisClient, keep = SLOWLOG_KEEP): Promise<void> {
   for (const node of masters(redis)) {
+    slowlogKeep.set(node, keep);
     if (!slowlogSettings.has(node)) {
       const [, threshold = '10000'] = (await node.config('GET', 'slowlog-log-slower-than')) as string[];
       const [, maxLen = '128'] = (await node.config('GET', 'slowlog-max-len')) as string[];
       slowlogSettings.set(node, [threshold, maxLen]);
     }
     await node.config('SET', 'slowlog-log-slower-than', '0');
-    await node.config('SET', 'slowlog-max-len', '1000000');
+    await node.config('SET', 'slowlog-max-len', String(keep));
     await node.slowlog('RESET');
   }
 }
@@ -38,7 +54,10 @@ export interface ScriptCall {
   readonly asScript: boolean;
 }
 
-/** Every Lua step Redis ran since startScriptTiming, oldest last; the timing is then stopped. */
+/**
+ * Every Lua step Redis ran since startScriptTiming, oldest last; the timing is then stopped.
+ * Throws SlowlogFull (the settings put back) when the log filled up and lost its oldest entries.
+ */
 export async function scriptCalls(redis: RedisClient): Promise<ScriptCall[]> {
   // A step runs as EVALSHA <sha> or, written as a Redis Function, FCALL <command name>.
   const names = new Map<string, string>();
@@ -48,8 +67,12 @@ export async function scriptCalls(redis: RedisClient): Promise<ScriptCall[]> {
     if (s.library !== undefined) names.set(s.command, name);
   }
   const out: { name: string; firstKey: string; us: number; commandsUs: number; asScript: boolean }[] = [];
+  let full: number | undefined;
   for (const node of masters(redis)) {
-    const entries = (await node.slowlog('GET', 1_000_000)) as [number, number, number, string[], string][];
+    const keep = slowlogKeep.get(node) ?? SLOWLOG_KEEP;
+    slowlogKeep.delete(node);
+    const entries = (await node.slowlog('GET', keep)) as [number, number, number, string[], string][];
+    if (entries.length >= keep) full = keep;
     // Newest first: the commands a step ran are logged before it (older), from client "?:0", so
     // they follow its entry here, up to the next entry of a client.
     let running: (typeof out)[number] | undefined;
@@ -77,6 +100,7 @@ export async function scriptCalls(redis: RedisClient): Promise<ScriptCall[]> {
     await node.slowlog('RESET');
     await node.config('SET', 'slowlog-max-len', maxLen);
   }
+  if (full !== undefined) throw new SlowlogFull(full);
   return out;
 }
 

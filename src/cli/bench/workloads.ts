@@ -96,6 +96,7 @@ const WORKLOADS: Record<Workload, WorkloadSpec> = {
       queues: o.queues,
       decisions: o.decisions,
       dispatchBatch: o.dispatchBatch,
+      projectBatch: o.projectBatch,
       seed: o.seed,
     }),
     // It makes one workspace per queue length and removes them itself.
