@@ -33,6 +33,11 @@ export interface LimitSettings {
   readonly keepAliveTimeoutMs: number;
   /** Browser origins allowed to call the API (CORS); empty: none, and no CORS header is sent. */
   readonly corsOrigins: readonly string[];
+  /**
+   * How often the open sockets' slots are renewed, ms; undefined: SOCKET_SLOT_TTL_MS / 3. No
+   * setting sets it: tests shorten it so as not to wait for a round.
+   */
+  readonly socketSlotRenewMs?: number;
 }
 
 const RATE = luaScript('rateLimit', new URL('../redis/lua/rate-limit-1.lua', import.meta.url));
@@ -255,15 +260,42 @@ export function installLimits(app: FastifyInstance, deps: LimitDeps): void {
   let open = 0;
   /** Each caller's slots taken in Redis by this instance, renewed while their sockets are open. */
   const held = new Map<string, Set<string>>();
-  const renew = setInterval(() => {
-    for (const [key, members] of held)
-      runLua(redis, SOCKET_SLOTS, [key], ['keep', SOCKET_SLOT_TTL_MS, ...members]).catch((err: unknown) =>
-        log.warn(
-          { err: (err as Error).message },
-          `socket slots not renewed; they lapse after ${SOCKET_SLOT_TTL_MS} ms unless a later renewal succeeds, and their sockets then no longer count against WS_MAX_PER_KEY. ${redisAdvice(err)}`,
+  /**
+   * Renews every caller's slots, and when some renewals fail says so once for the round: one line
+   * per key would be thousands every round through an outage when thousands of keys hold sockets.
+   */
+  let renewing = false;
+  const renewAll = async (): Promise<void> => {
+    const keys = [...held];
+    const failures = (
+      await Promise.all(
+        keys.map(([key, members]) =>
+          runLua(redis, SOCKET_SLOTS, [key], ['keep', SOCKET_SLOT_TTL_MS, ...members]).then(
+            () => undefined,
+            (err: unknown) => err,
+          ),
         ),
-      );
-  }, SOCKET_SLOT_TTL_MS / 3);
+      )
+    ).filter((err) => err !== undefined);
+    if (failures.length === 0) return;
+    const first = failures[0];
+    log.warn(
+      { failed: failures.length, keys: keys.length, err: (first as Error).message },
+      `socket slots of ${failures.length} of ${keys.length} callers not renewed (first error: ${(first as Error).message}); they lapse after ${SOCKET_SLOT_TTL_MS} ms unless a later renewal succeeds, and their sockets then no longer count against WS_MAX_PER_KEY. ${redisAdvice(first)}`,
+    );
+  };
+  const renew = setInterval(
+    () => {
+      // A round still waiting for Redis (its command timeout longer than the interval) is not
+      // joined by another: the next round starts once it has ended.
+      if (renewing || held.size === 0) return;
+      renewing = true;
+      void renewAll().finally(() => {
+        renewing = false;
+      });
+    },
+    s.socketSlotRenewMs ?? SOCKET_SLOT_TTL_MS / 3,
+  );
   renew.unref();
   app.addHook('onClose', (_app, done) => {
     clearInterval(renew);
