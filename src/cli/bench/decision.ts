@@ -2,14 +2,15 @@
  * `decision`: the cost of one routing decision against the queue length. Each of `queues` contacts
  * waits in a workspace of its own with no agent available; `decisions` agents then become
  * available one at a time, the queue lengths taking turns, and each dispatch step is timed
- * (including the Redis round trip). BENCH.md wants the median with the longest queue under 1.5
- * times the median with the shortest.
+ * (including the Redis round trip); each queue holds a contact for every agent's skills. BENCH.md
+ * wants the median with the longest queue under 1.5 times the median with the shortest.
  */
 import { connectRedis } from '../../adapters/redis/client.ts';
 import { appendCommand } from '../../adapters/redis/command-log.ts';
 import { defaultDispatcherOptions, dispatchPending } from '../../dispatcher/dispatcher.ts';
+import type { Command } from '../../domain/commands.ts';
 import { defaultProjectorOptions, ensureGroup, projectPending } from '../../projections/projector.ts';
-import { seededRandom } from '../sim/random.ts';
+import { type Rng, seededRandom } from '../sim/random.ts';
 import { median, nowNs, percentile, round } from '../sim/stats.ts';
 import {
   type Agent,
@@ -43,6 +44,19 @@ export interface DecisionFigures {
   readonly decisions: number;
 }
 
+/**
+ * `size` contacts with the reference ACD's random skills, but the first one per agent needing that
+ * agent's skills: every skill pair then has at least as many contacts as agents holding it, so each
+ * agent made available finds one to take however short the queue (at least one per agent, as the
+ * options check). With random skills only, a short queue could hold fewer contacts of a pair than
+ * agents of it, and the run failed with an agent that made 0 assignments.
+ */
+function queueFor(agents: readonly Agent[], size: number, rng: Rng): Command[] {
+  return queueCommands(size, rng).map((c, j) =>
+    c.type === 'QueueContact' && j < agents.length ? { ...c, skills: agents[j]!.skills } : c,
+  );
+}
+
 export async function decisionWorkload(
   url: string,
   base: string,
@@ -63,7 +77,7 @@ export async function decisionWorkload(
       await ensureGroup(redis, workspace);
       note(`queueing ${size} contacts in ${workspace}`);
       await appendAndProject(redis, workspace, registerCommands(agents));
-      await appendAndProject(redis, workspace, queueCommands(size, rng), { chunk: 5000 });
+      await appendAndProject(redis, workspace, queueFor(agents, size, rng), { chunk: 5000 });
       // Nobody is available: the dispatcher looks at every new contact once and finds no agent.
       const idle = await dispatchPending(redis, workspace, { ...dispatchOpts, batch: 1000 });
       if (idle !== 0) throw new Error(`expected no assignment with no agent available, got ${idle}`);
