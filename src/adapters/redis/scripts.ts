@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { Cluster, Redis } from 'ioredis';
+import { type Cluster, type Redis, ReplyError } from 'ioredis';
 
 /**
  * The one way to run Lua in Switchboard. A step is a file `<name>-<number of keys>.lua` (or
@@ -139,8 +139,18 @@ function runScript(
   return s.keys === 'any' ? fn.call(redis, keys.length, ...keys, ...args) : fn.call(redis, ...keys, ...args);
 }
 
-/** Per client: each library's state: loading (its promise), loaded, or not to be tried again. */
-type LibraryState = Promise<void> | 'loaded' | 'unavailable';
+/**
+ * Per client: each library's state: loading (its promise), loaded, not to be tried again, or
+ * refused and to be tried again once `retryAt` (ms since the epoch) has passed.
+ */
+type LibraryState = Promise<void> | 'loaded' | 'unavailable' | { readonly retryAt: number };
+
+/**
+ * How long a library Redis refused (an error it answered, not a lost connection) waits before it
+ * is sent again: a server that refuses in words of its own (a managed Redis, a library it will not
+ * take) would otherwise be sent the whole library with every step. Steps run as scripts meanwhile.
+ */
+export const LIBRARY_RETRY_MS = 60_000;
 const libraries = new WeakMap<object, Map<string, LibraryState>>();
 
 let functionsWanted = true;
@@ -161,8 +171,9 @@ function functionLoaded(redis: RedisClient, s: LuaScript): boolean {
     known = new Map();
     libraries.set(redis, known);
   }
-  const state = known.get(s.command);
+  let state = known.get(s.command);
   if (state === 'loaded') return true;
+  if (typeof state === 'object' && 'retryAt' in state && Date.now() >= state.retryAt) state = undefined;
   if (state === undefined) {
     const loading = loadLibrary(redis, s).then(
       () => {
@@ -171,8 +182,10 @@ function functionLoaded(redis: RedisClient, s: LuaScript): boolean {
       (err: Error) => {
         if (known.get(s.command) !== loading) return;
         // No FUNCTION command (Redis before 7.0) or not allowed to load (the ACL): scripts only.
-        // Anything else (a connection lost meanwhile) is tried again by a later call.
+        // Any other answer of Redis (refused in other words) is tried again after a pause; no
+        // answer at all (a connection lost meanwhile) is tried again by the next call.
         if (/unknown command|NOPERM|no permissions/i.test(err.message)) known.set(s.command, 'unavailable');
+        else if (err instanceof ReplyError) known.set(s.command, { retryAt: Date.now() + LIBRARY_RETRY_MS });
         else known.delete(s.command);
       },
     );
