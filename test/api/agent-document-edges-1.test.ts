@@ -8,29 +8,17 @@
  * a client built on it had to treat `state`, `position` or `activeContacts` as possibly missing.
  */
 import { readFileSync } from 'node:fs';
-import { Ajv2020 } from 'ajv/dist/2020.js';
 import { describe, expect, it } from 'vitest';
-import { openapi } from '../../src/adapters/http/openapi.ts';
 import { inProcessApi, type Json } from '../support/api.ts';
+import { componentValidator, doc, getAnswerSchema, getAnswerValidator } from '../support/openapi-schemas.ts';
 import { sleep } from '../support/wait.ts';
 
 const WS = 'agent-document-edges-1';
 const api = inProcessApi([WS]);
 const { ok, until } = api;
 
-const ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: false });
-const doc = JSON.parse(JSON.stringify(openapi).replaceAll('"#/components/', '"doc#/components/')) as {
-  components: { schemas: Record<string, { required?: string[] }> };
-  paths: Record<
-    string,
-    Record<string, { responses: Record<string, { content: Record<string, { schema: object }> }> }>
-  >;
-};
-ajv.addSchema({ $id: 'doc', components: doc.components }, 'doc');
-const validAgent = ajv.compile({ $ref: 'doc#/components/schemas/Agent' });
-const listSchema =
-  doc.paths['/v1/workspaces/{ws}/agents']!.get!.responses['200']!.content['application/json']!.schema;
-const validList = ajv.compile(listSchema);
+const validAgent = componentValidator('Agent');
+const validList = getAnswerValidator('/v1/workspaces/{ws}/agents');
 
 /** docs/API.md's agent fields, each with whether it is optional (`name?`). */
 const documentedFields = (): { name: string; optional: boolean }[] => {
@@ -71,7 +59,7 @@ describe('the agent document against the OpenAPI schema, in every state', () => 
     );
     const required = doc.components.schemas.Agent!.required;
     expect(required).toEqual(fields.filter((f) => !f.optional).map((f) => f.name));
-    expect((listSchema as { required?: string[] }).required).toEqual(['agents']);
+    expect(getAnswerSchema('/v1/workspaces/{ws}/agents').required).toEqual(['agents']);
   });
 
   it('gives documents valid against it from each read, the replay the same as the projection', async () => {

@@ -8,9 +8,9 @@
  */
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
 import { loadConfig } from '../../src/app/config.ts';
+import { openLiveSocket } from '../support/live-open.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -48,25 +48,8 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-function openLive(
-  url: string,
-  headers: Record<string, string> = {},
-): Promise<{ socket: WebSocket } | { status: number; headers: Record<string, string>; body: string }> {
-  return new Promise((resolve, reject) => {
-    const socket = new WebSocket(`${url.replace(/^http/, 'ws')}${B}/events/live`, { headers });
-    socket.on('open', () => resolve({ socket }));
-    socket.on('unexpected-response', (_req, res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => {
-        body += c.toString();
-      });
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers as Record<string, string>, body }),
-      );
-    });
-    socket.on('error', reject);
-  });
-}
+const openLive = (url: string, headers: Record<string, string> = {}) =>
+  openLiveSocket(url, `${B}/events/live`, headers);
 
 describe('limits at their edges', () => {
   it('an instance that stops gives its sockets slots back at once: a client reconnects to another', async () => {

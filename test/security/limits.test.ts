@@ -15,6 +15,7 @@ import { createApiKey, revokeApiKey } from '../../src/adapters/redis/api-keys.ts
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
 import { loadConfig } from '../../src/app/config.ts';
+import { openLiveSocket } from '../support/live-open.ts';
 import { unappliedPosition } from '../support/positions.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { sleep, waitFor } from '../support/wait.ts';
@@ -132,28 +133,9 @@ function expectProblem(a: { status: number; headers: Record<string, string>; bod
 }
 
 /** Opens a live feed; resolves when open, or with the refusal's status, headers and problem. */
-function openLive(
-  url: string,
-  key?: string,
-): Promise<{ socket: WebSocket } | { status: number; headers: Record<string, string>; body: string }> {
-  return new Promise((resolve, reject) => {
-    const socket = new WebSocket(
-      `${url.replace(/^http/, 'ws')}${B}/events/live`,
-      key ? { headers: { authorization: `Bearer ${key}` } } : {},
-    );
-    socket.on('open', () => resolve({ socket }));
-    socket.on('unexpected-response', (_req, res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => {
-        body += c.toString();
-      });
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers as Record<string, string>, body }),
-      );
-    });
-    socket.on('error', reject);
-  });
-}
+/** The workspace's live feed through `url`, with the key when given. */
+const openLive = (url: string, key?: string) =>
+  openLiveSocket(url, `${B}/events/live`, key ? { authorization: `Bearer ${key}` } : {});
 
 describe('limits', () => {
   it('the request rate per caller holds across two instances on one Redis: 429 problem+json with Retry-After', async () => {

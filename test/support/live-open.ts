@@ -35,3 +35,28 @@ export function tryLiveOpen(
     });
   });
 }
+
+/**
+ * A live feed's upgrade kept open: `{socket}`, or the refusal's status, headers and body text as
+ * answered before the upgrade (`base`: the instance's http(s) URL; `path`: from `/v1/...`).
+ */
+export function openLiveSocket(
+  base: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ socket: WebSocket } | { status: number; headers: Record<string, string>; body: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(`${base.replace(/^http/, 'ws')}${path}`, { headers });
+    socket.on('open', () => resolve({ socket }));
+    socket.on('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => {
+        body += c.toString();
+      });
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers as Record<string, string>, body }),
+      );
+    });
+    socket.on('error', reject);
+  });
+}
