@@ -30,19 +30,72 @@ const SECRET_PARAMS = new Set(['ticket', 'access_token']);
 
 /**
  * A key's or a ticket's secret wherever it stands in a URL (a key sent as `?key=`, pasted into a
- * path): the key id before it is public and stays. Its characters are base64url, never encoded.
+ * path): the key id before it is public and stays. Its characters are base64url, yet a client may
+ * percent-encode any of them (`sb%5F...`, a URL encoded twice): it is looked for in the URL as
+ * sent and as decoded, once and again.
  */
 const SECRET_TOKEN = /(sb_[0-9a-f]{16}_|wst_)[A-Za-z0-9_-]{43}/g;
+
+/** How many times a URL is decoded in the search for a secret (a URL encoded twice, three times). */
+const DECODINGS = 3;
+
+const PERCENT = /%[0-9A-Fa-f]{2}/;
+
+/**
+ * The ranges of `url` (start, end) that hold a key's or ticket's secret, in any of its decodings:
+ * each decoded character keeps the range of the URL it came from.
+ */
+function secretRanges(url: string): [number, number][] {
+  const ranges: [number, number][] = [];
+  let text = url;
+  let from: [number, number][] = Array.from(url, (_c, i) => [i, i + 1]);
+  for (let level = 0; ; level++) {
+    for (const m of text.matchAll(SECRET_TOKEN)) {
+      const start = m.index + m[1]!.length;
+      ranges.push([from[start]![0], from[m.index + m[0].length - 1]![1]]);
+    }
+    if (level === DECODINGS || !PERCENT.test(text)) return ranges;
+    let next = '';
+    const nextFrom: [number, number][] = [];
+    for (let i = 0; i < text.length; i++) {
+      const hex = text[i] === '%' ? text.slice(i + 1, i + 3) : '';
+      if (/^[0-9A-Fa-f]{2}$/.test(hex)) {
+        next += String.fromCharCode(Number.parseInt(hex, 16));
+        nextFrom.push([from[i]![0], from[i + 2]![1]]);
+        i += 2;
+      } else {
+        next += text[i];
+        nextFrom.push(from[i]!);
+      }
+    }
+    text = next;
+    from = nextFrom;
+  }
+}
+
+/** `url` with every secret's range replaced (each once, however many decodings found it). */
+function maskSecrets(url: string): string {
+  if (!url.includes('%')) return url.replace(SECRET_TOKEN, '$1[redacted]');
+  const ranges = secretRanges(url).sort((a, b) => a[0] - b[0]);
+  let out = '';
+  let at = 0;
+  for (const [start, end] of ranges) {
+    if (end <= at) continue;
+    out += `${url.slice(at, Math.max(at, start))}[redacted]`;
+    at = end;
+  }
+  return out + url.slice(at);
+}
 
 /**
  * The URL as logged: the value of a `ticket` query parameter (a live feed's one-time WebSocket
  * ticket) or an `access_token` one (where RFC 6750 puts a bearer token) replaced, and the secret of
- * every API key or ticket elsewhere in it, so neither a key a client put in its URL (refused: keys
- * go in the Authorization header) nor a ticket a request left unused (a plain GET of the feed, a
- * try on another workspace) can be read from the log and used.
+ * every API key or ticket elsewhere in it, percent-encoded or not, so neither a key a client put in
+ * its URL (refused: keys go in the Authorization header) nor a ticket a request left unused (a
+ * plain GET of the feed, a try on another workspace) can be read from the log and used.
  */
 export function loggedUrl(url: string): string {
-  const masked = url.replace(SECRET_TOKEN, '$1[redacted]');
+  const masked = maskSecrets(url);
   const q = masked.indexOf('?');
   if (q < 0) return masked;
   const params = masked
@@ -80,23 +133,35 @@ export function requestLevel(
   return status >= 400 || status === 202 || ms >= slowRequestMs ? 'info' : 'debug';
 }
 
+/**
+ * Writes a request's one line. `route`: the route's pattern (`''` when none matched); the
+ * answers written before any route (edge.ts's `frameworkErrors`, which no hook sees) call it too.
+ */
+export function logRequest(
+  req: FastifyRequest,
+  status: number,
+  ms: number,
+  route: string,
+  slowRequestMs: number,
+): void {
+  const level = requestLevel(status, ms, route, slowRequestMs);
+  if ((req.log as Logger).isLevelEnabled(level))
+    req.log[level](
+      {
+        method: req.method,
+        url: loggedUrl(req.url),
+        status,
+        ms: Math.round(ms * 10) / 10,
+        ip: req.ip,
+        ...req.logFields,
+      },
+      'request',
+    );
+}
+
 export function installRequestLog(app: FastifyInstance, slowRequestMs: number): void {
   app.addHook('onResponse', (req, reply, done) => {
-    const status = reply.statusCode;
-    const ms = reply.elapsedTime;
-    const level = requestLevel(status, ms, req.routeOptions.url ?? '', slowRequestMs);
-    if ((req.log as Logger).isLevelEnabled(level))
-      req.log[level](
-        {
-          method: req.method,
-          url: loggedUrl(req.url),
-          status,
-          ms: Math.round(ms * 10) / 10,
-          ip: req.ip,
-          ...req.logFields,
-        },
-        'request',
-      );
+    logRequest(req, reply.statusCode, reply.elapsedTime, req.routeOptions.url ?? '', slowRequestMs);
     done();
   });
 }
