@@ -3,6 +3,7 @@ import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:ht
 import type { Duplex } from 'node:stream';
 import type { FastifyBaseLogger, FastifyError } from 'fastify';
 import { fieldLines } from './field-lines.ts';
+import { corsHeaders } from './limits.ts';
 import { givenTimes, PROBLEM_TYPE, type Problem, problem } from './problem.ts';
 import { requestIdOfRequest } from './request-id.ts';
 import { loggedUrl } from './request-log.ts';
@@ -38,8 +39,22 @@ function writeAndClose(socket: Duplex, text: string): void {
   socket.end(text, () => socket.destroy());
 }
 
-/** Node's `clientError`: the bytes are not an HTTP request this server can parse. */
-export function clientErrorHandler(log: FastifyBaseLogger) {
+/**
+ * The Origin header among the bytes of a request refused unparsed (headers too large arrive whole
+ * on most connections, as a browser sends them), or undefined.
+ */
+function originOfBytes(raw: unknown): string | undefined {
+  if (!Buffer.isBuffer(raw)) return undefined;
+  return /\r\norigin:[ \t]*([^\r\n]*?)[ \t]*\r\n/i.exec(raw.toString('latin1'))?.[1];
+}
+
+/**
+ * Node's `clientError`: the bytes are not an HTTP request this server can parse. `corsOrigins`
+ * (CORS_ORIGINS): a page of one of them gets the CORS headers of any other refusal, so that it can
+ * read this one (headers too large are a browser's too: a large cookie, a long header).
+ */
+export function clientErrorHandler(log: FastifyBaseLogger, corsOrigins: readonly string[] = []) {
+  const allowed = new Set(corsOrigins);
   return (err: Error & { code?: string; rawPacket?: unknown }, socket: Duplex): void => {
     if (err.code === 'ECONNRESET' || socket.destroyed) return;
     // The request refused was a HEAD when the bytes that failed begin with one (headers too large
@@ -78,11 +93,16 @@ export function clientErrorHandler(log: FastifyBaseLogger) {
     const arriving = answering as
       | (NodeJS.EventEmitter & { req?: IncomingMessage; headersSent?: boolean })
       | null;
-    if (answering && !(arriving?.req && !arriving.req.complete && !arriving.headersSent))
-      answering.once('finish', () =>
-        writeAndClose(socket, rawProblemResponse(p, { 'X-Request-Id': reqId }, head)),
-      );
-    else writeAndClose(socket, rawProblemResponse(p, { 'X-Request-Id': reqId }, head));
+    const isArriving = !!(arriving?.req && !arriving.req.complete && !arriving.headersSent);
+    const headers = {
+      'X-Request-Id': reqId,
+      ...(allowed.size > 0
+        ? corsHeaders(allowed, isArriving ? arriving?.req?.headers.origin : originOfBytes(err.rawPacket))
+        : {}),
+    };
+    if (answering && !isArriving)
+      answering.once('finish', () => writeAndClose(socket, rawProblemResponse(p, headers, head)));
+    else writeAndClose(socket, rawProblemResponse(p, headers, head));
   };
 }
 

@@ -93,6 +93,21 @@ export function callerKeys(req: FastifyRequest): { readonly rate: string; readon
 const CORS_HEADERS = 'Authorization, Content-Type, Idempotency-Key, X-Request-Id';
 const CORS_EXPOSED = 'Retry-After, X-Request-Id, Location, Idempotent-Replayed';
 
+/**
+ * The CORS headers of an answer to a request from `origin`: none unless it is one of `allowed`
+ * (CORS_ORIGINS). The same on every answer, a route's or one written before any route runs
+ * (src/adapters/http/edge.ts: headers too large, a bad percent-encoding), so a page of an allowed
+ * origin can read each refusal's problem+json.
+ */
+export function corsHeaders(allowed: ReadonlySet<string>, origin: unknown): Record<string, string> {
+  if (typeof origin !== 'string' || !allowed.has(origin)) return {};
+  return {
+    'access-control-allow-origin': origin,
+    vary: 'Origin',
+    'access-control-expose-headers': CORS_EXPOSED,
+  };
+}
+
 /** Routes no limit applies to: the load balancer's health check and Prometheus's scrape. */
 const UNLIMITED = new Set(['/health', '/metrics']);
 
@@ -199,12 +214,8 @@ export function installLimits(app: FastifyInstance, deps: LimitDeps): void {
     });
     // On every answer to an allowed origin, refusals by any hook included (a 401 the page can read).
     app.addHook('onSend', (req, reply, payload, done) => {
-      const origin = allowedOrigin(req);
-      if (origin)
-        reply
-          .header('access-control-allow-origin', origin)
-          .header('vary', 'Origin')
-          .header('access-control-expose-headers', CORS_EXPOSED);
+      for (const [name, value] of Object.entries(corsHeaders(allowed, req.headers.origin)))
+        reply.header(name, value);
       done(null, payload);
     });
   }

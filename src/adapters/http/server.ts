@@ -32,7 +32,7 @@ import { intervalRoutes } from './intervals.ts';
 import { contentEncodingProblem, parseJsonBody } from './json-body.ts';
 import { keyRoutes } from './keys.ts';
 import { lazyChild } from './lazy-logger.ts';
-import { installLimits, type LimitSettings, serverLimitOptions } from './limits.ts';
+import { corsHeaders, installLimits, type LimitSettings, serverLimitOptions } from './limits.ts';
 import { liveRoutes, resumeAfter } from './live.ts';
 import type { Metrics } from './metrics.ts';
 import { openapiRoute } from './openapi.ts';
@@ -51,7 +51,7 @@ import {
 } from './problem.ts';
 import { queryRoutes } from './queries.ts';
 import { requestIdOfRequest } from './request-id.ts';
-import { installRequestLog } from './request-log.ts';
+import { installRequestLog, logRequest } from './request-log.ts';
 import { type StateAt, stateRoutes } from './state.ts';
 
 export { MAX_REQUEST_ID, requestIdOf } from './request-id.ts';
@@ -126,6 +126,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const logger = deps.logger as FastifyBaseLogger;
   let closing = false;
   const limits = serverLimitOptions(deps.config);
+  const corsOrigins = new Set(deps.config.corsOrigins);
   const app = Fastify({
     loggerInstance: logger,
     // A request's logger is made when it first writes a line (most requests write none at warn).
@@ -147,9 +148,12 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     // A request without Host is answered by the hook below (problem+json), not by Node's bare 400.
     http: { ...limits.http, requireHostHeader: false },
     routerOptions: { maxParamLength: 200, ignoreTrailingSlash: true },
-    clientErrorHandler: clientErrorHandler(logger),
+    clientErrorHandler: clientErrorHandler(logger, deps.config.corsOrigins),
+    // No hook runs for these: their CORS headers (as limits.ts sets them), line and count are here.
     frameworkErrors: (err, req, reply) => {
       reply.header('x-request-id', req.id);
+      for (const [name, value] of Object.entries(corsHeaders(corsOrigins, req.headers.origin)))
+        reply.header(name, value);
       if ((req.raw as IncomingMessage & { upgrade?: boolean }).upgrade) {
         // No hook runs for these, so the websocket plugin does not end the upgrade's socket,
         // which no HTTP parser owns any more: nothing would ever close it.
@@ -158,6 +162,16 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       }
       const p = frameworkProblem(err, req.raw.url ?? '');
       if (p.status >= 500) req.log.error({ err }, 'routing failed');
+      // The request's line and its count, which the onResponse hooks would have written.
+      const start = performance.now();
+      reply.raw.once('finish', () => {
+        const ms = performance.now() - start;
+        logRequest(req, reply.statusCode, ms, '', deps.config.slowRequestMs ?? 1000);
+        deps.metrics.httpRequests.observe(
+          { method: req.method, route: 'unknown', status: String(reply.statusCode) },
+          ms / 1000,
+        );
+      });
       sendProblem(reply, p);
     },
   });
