@@ -8,7 +8,7 @@ import {
 } from './app/admin-key.ts';
 import { MAIN_USAGE, mainCommandLine } from './app/command-line.ts';
 import { type StartHooks, StartProblem, startSwitchboard } from './app/composition-root.ts';
-import { type Config, ConfigError, loadConfig } from './app/config.ts';
+import { type Config, ConfigError, loadConfig, unreadSettings } from './app/config.ts';
 import { archiveDirProblem, claimPrivateDataDir, forgetPrivateRedis } from './app/data-dir.ts';
 import { createLogger } from './app/logger.ts';
 
@@ -51,6 +51,14 @@ async function main(): Promise<void> {
   }
   const log = createLogger(config.logLevel, { roles: config.roles.join(',') });
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection; continuing'));
+  // A setting of a role this process does not run does nothing here: said once, as it may be
+  // shared by every process of a deployment (ADVERTISE_ADDRESS, which would register nothing, is refused).
+  const unread = unreadSettings(process.env, config.roles);
+  if (unread.length > 0)
+    log.warn(
+      { unread: Object.fromEntries(unread.map((u) => [u.name, u.readBy])) },
+      `${unread.map((u) => `${u.name} (${u.readBy.join(', ')})`).join(', ')}: set, but only the roles named read ${unread.length === 1 ? 'it' : 'them'}, and ROLES (${config.roles.join(',')}) has none of them: no effect in this process; unset ${unread.length === 1 ? 'it' : 'them'} here, or add the role to ROLES`,
+    );
   // The first start makes the admin key of workspace default before the API listens, so the
   // key file is there as soon as the port answers (the guide reads it right after npm start).
   let adminKey: AdminKeyOutcome | undefined;

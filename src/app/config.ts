@@ -158,7 +158,7 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     name: 'ROLES',
     default: 'api,projector,dispatcher,archiver',
     description:
-      'Roles this process runs: any of api, projector, dispatcher, archiver (moves old stream entries to ARCHIVE_DIR; docs/ARCHIVE.md).',
+      'Roles this process runs: any of api, projector, dispatcher, archiver (moves old stream entries to ARCHIVE_DIR; docs/ARCHIVE.md). A setting only roles it does not run read (LB_DRAIN_MS and the other API settings on a worker, DISPATCH_LEASES without dispatcher, LOG_RETENTION without archiver) has no effect: the start warns of it, naming it and the roles that read it.',
   },
   {
     name: 'WORKSPACES',
@@ -251,7 +251,7 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     name: 'ADVERTISE_ADDRESS',
     default: '(unset)',
     description:
-      'host:port this API instance registers under (a heartbeat in Redis) so HAProxy adds it at run time; auto: HOST:PORT. The host is a host name or an IPv4 address as HOST takes them (four decimal numbers: 127.1 and 10.0.0.1a are refused), or an IPv6 address in brackets ([fd00::5]:8080; ::1:8080 is refused). A wildcard address (0.0.0.0, ::) is refused: it is where to listen, not where to be reached.',
+      'host:port this API instance registers under (a heartbeat in Redis) so HAProxy adds it at run time; auto: HOST:PORT. The host is a host name or an IPv4 address as HOST takes them (four decimal numbers: 127.1 and 10.0.0.1a are refused), or an IPv6 address in brackets ([fd00::5]:8080; ::1:8080 is refused). A wildcard address (0.0.0.0, ::) is refused: it is where to listen, not where to be reached. Refused too on a process without the api role (ROLES): only an API instance registers.',
   },
   {
     name: 'IDEMPOTENCY_TTL_S',
@@ -395,6 +395,64 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
       'on: every /v1/workspaces route needs an API key (Authorization: Bearer; the first start stores an admin key for default at DATA_DIR/admin-key; docs/SECURITY.md). off: no key is asked for, for local experiments only (a warning at start, and /status says auth "off").',
   },
 ];
+
+/**
+ * The settings only some roles read, each with those roles (every other variable is read by any
+ * process). ADVERTISE_ADDRESS without api is refused (parseConfig); the others, set for a process
+ * that runs none of their roles, are named in a warning at start (unreadSettings): they are often
+ * shared by every process of a deployment.
+ */
+export const ROLE_SETTINGS: Readonly<Record<string, readonly Role[]>> = {
+  ADVERTISE_ADDRESS: ['api'],
+  LB_DRAIN_MS: ['api'],
+  COMMAND_TIMEOUT_MS: ['api'],
+  QUERY_TIMEOUT_MS: ['api'],
+  BODY_LIMIT: ['api'],
+  SLOW_REQUEST_MS: ['api'],
+  DURABILITY: ['api'],
+  REPLICA_WAIT_MS: ['api'],
+  IDEMPOTENCY_TTL_S: ['api'],
+  AUTH: ['api'],
+  RATE_LIMIT: ['api'],
+  RATE_LIMIT_BURST: ['api'],
+  WS_MAX_PER_KEY: ['api'],
+  WS_MAX_PER_INSTANCE: ['api'],
+  MAX_HEADER_BYTES: ['api'],
+  MAX_URL_BYTES: ['api'],
+  HEADERS_TIMEOUT_MS: ['api'],
+  REQUEST_TIMEOUT_MS: ['api'],
+  KEEP_ALIVE_TIMEOUT_MS: ['api'],
+  CORS_ORIGINS: ['api'],
+  TRUST_PROXY: ['api'],
+  LIVE_MAX_BUFFERED_BYTES: ['api'],
+  LIVE_MAX_HELD_EVENTS: ['api'],
+  LIVE_HEARTBEAT_MS: ['api'],
+  LIVE_PING_MS: ['api'],
+  PROJECT_BATCH: ['projector'],
+  DEAD_CONSUMER_IDLE_MS: ['projector'],
+  DISPATCH_BATCH: ['dispatcher'],
+  DISPATCH_LEASES: ['dispatcher'],
+  // The dispatcher's leases, and those of the archiver and of the projector's interval projection.
+  LEASE_TTL_MS: ['projector', 'dispatcher', 'archiver'],
+  // The archive is read by the API (history, state at a position) and the interval projection.
+  ARCHIVE_DIR: ['api', 'projector', 'archiver'],
+  LOG_RETENTION: ['archiver'],
+  CONTACT_RETENTION: ['archiver'],
+  ARCHIVE_SEGMENT_ENTRIES: ['archiver'],
+  ARCHIVE_EVERY_MS: ['archiver'],
+  ARCHIVE_PAUSE_AT: ['archiver'],
+  SNAPSHOT_EVERY_EVENTS: ['archiver'],
+};
+
+/** The variables set in `env` (not blank) that no role in `roles` reads, each with the roles that do. */
+export function unreadSettings(
+  env: NodeJS.ProcessEnv,
+  roles: readonly Role[],
+): { name: string; readBy: readonly Role[] }[] {
+  return Object.entries(ROLE_SETTINGS)
+    .filter(([name, readBy]) => (env[name] ?? '').trim() !== '' && !readBy.some((r) => roles.includes(r)))
+    .map(([name, readBy]) => ({ name, readBy }));
+}
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -826,6 +884,16 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
         ? E.left(
             NEA.of(
               `METRICS_PORT: must differ from PORT (${c.port}), where the API serves /metrics already; leave it unset to use that one`,
+            ),
+          )
+        : E.right(c),
+    ),
+    // Only an API instance registers: without the role, the user's load balancer would never get it.
+    E.chain((c) =>
+      c.advertise !== undefined && !c.roles.includes('api')
+        ? E.left(
+            NEA.of(
+              `ADVERTISE_ADDRESS: registers an API instance for the load balancer, but ROLES (${[...new Set(c.roles)].join(',')}) has no api: this process serves no API and would register nothing; add api to ROLES, or unset ADVERTISE_ADDRESS here`,
             ),
           )
         : E.right(c),

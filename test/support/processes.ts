@@ -127,7 +127,8 @@ export async function startProcess(opts: StartProcessOptions): Promise<Switchboa
     ROLES: roles,
     HOST: '127.0.0.1',
     // API keys off unless a test opts in (env: { AUTH: 'on' }): most suites test other things.
-    AUTH: 'off',
+    // Set for an API process only: a worker warns at start of a setting no role of it reads.
+    ...(hasApi ? { AUTH: 'off' } : {}),
     LOG_LEVEL: hasApi ? 'warn' : 'info',
     ...(opts.redis?.env ?? {}),
     ...(opts.redisUrl !== undefined ? { REDIS_URL: opts.redisUrl } : {}),
@@ -135,7 +136,7 @@ export async function startProcess(opts: StartProcessOptions): Promise<Switchboa
     // An API instance not registered for the load balancer closes at once on SIGTERM unless the
     // test sets LB_DRAIN_MS (its drain is test/e2e/drain-edges-1.test.ts's); a registered one
     // (ADVERTISE_ADDRESS) keeps the deployment's drain, which the HAProxy suites rely on.
-    ...(opts.env?.ADVERTISE_ADDRESS === undefined ? { LB_DRAIN_MS: '0' } : {}),
+    ...(hasApi && opts.env?.ADVERTISE_ADDRESS === undefined ? { LB_DRAIN_MS: '0' } : {}),
   });
   for (const [k, v] of Object.entries(opts.env ?? {})) {
     if (v === undefined) delete env[k];

@@ -109,8 +109,9 @@ function spawnMember(
       HOST: host,
       ...(m.port ? { ADVERTISE_ADDRESS: advertise ?? 'auto' } : {}),
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
-      // The client address behind HAProxy: X-Forwarded-For from the launcher's HAProxies only.
-      TRUST_PROXY: ctx.trustProxy,
+      // The client address behind HAProxy: X-Forwarded-For from the launcher's HAProxies only (an
+      // API member's setting: a worker warns at start of a setting none of its roles reads).
+      ...(m.port ? { TRUST_PROXY: ctx.trustProxy } : {}),
       // The first API member stores the admin key of workspace default here (AUTH on; main.ts).
       DATA_DIR: ctx.opts.dataDir,
     },
