@@ -120,13 +120,13 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     name: 'REDIS_USERNAME',
     default: '(unset)',
     description:
-      'Redis ACL user to log in as when REDIS_URL or the seeds carry none (docs/SECURITY.md: the least-privilege user). The private redis-server makes its own.',
+      'Redis ACL user to log in as when REDIS_URL or the seeds carry none (docs/SECURITY.md: the least-privilege user); set beside one that carries a user, refused at start. The private redis-server makes its own.',
   },
   {
     name: 'REDIS_PASSWORD',
     default: '(unset)',
     description:
-      "That user's password (keeps it out of the URL). The private redis-server keeps its own in DATA_DIR/redis-credentials.json (owner-only).",
+      "That user's password (keeps it out of the URL); set beside a REDIS_URL or seeds that carry a password, refused at start. The private redis-server keeps its own in DATA_DIR/redis-credentials.json (owner-only).",
   },
   {
     name: 'REDIS_TLS_CA',
@@ -228,7 +228,7 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     name: 'REPLICA_WAIT_MS',
     default: '1000',
     description:
-      'How long a replicated acknowledgement waits for a replica before answering 503 (at most 1500).',
+      'How long a replicated acknowledgement waits for a replica before answering 503 (at most 1500); refused at start with local durability.',
   },
   {
     name: 'DISPATCH_LEASES',
@@ -705,6 +705,45 @@ function tlsNeedsRediss<
   return problem === undefined ? E.right(c) : E.left(NEA.of(problem));
 }
 
+/**
+ * REDIS_USERNAME and REDIS_PASSWORD fill in what REDIS_URL or the seeds leave out: one the target
+ * carries already would be ignored (a password changed in REDIS_PASSWORD alone, and the login
+ * still made with the URL's old one), so each part of the login is given in one place.
+ */
+function loginGivenOnce<
+  T extends {
+    redisUrl: string | undefined;
+    redisClusterNodes: string[];
+    redisUsername: string | undefined;
+    redisPassword: string | undefined;
+  },
+>(c: T): Checked<T> {
+  let carried: { username?: string | undefined; password?: string | undefined } = {};
+  if (c.redisUrl !== undefined) {
+    const u = new URL(c.redisUrl);
+    carried = { username: u.username || undefined, password: u.password || undefined };
+  } else {
+    const seed = c.redisClusterNodes
+      .map(parseSeed)
+      .find((s) => typeof s !== 'string' && (s.username !== undefined || s.password !== undefined));
+    if (seed !== undefined && typeof seed !== 'string')
+      carried = { username: seed.username, password: seed.password };
+  }
+  const where = c.redisUrl !== undefined ? 'REDIS_URL' : 'REDIS_CLUSTER_NODES';
+  const problems = (
+    [
+      ['REDIS_USERNAME', c.redisUsername, carried.username, 'user'],
+      ['REDIS_PASSWORD', c.redisPassword, carried.password, 'password'],
+    ] as const
+  )
+    .filter(([, given, inTarget]) => given !== undefined && inTarget !== undefined)
+    .map(
+      ([name, , , part]) =>
+        `${name}: ${where} carries a ${part} already, which is the one used, so ${name} would be ignored; give the ${part} in one place (remove it from ${where}, or unset ${name})`,
+    );
+  return isNonEmpty(problems) ? E.left(problems) : E.right(c);
+}
+
 /** REDIS_TLS_* as one setting; a client certificate goes with its key. */
 function withRedisTls<T extends TlsVariables>({
   redisTlsCa,
@@ -865,6 +904,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
           )
         : E.right(c),
     ),
+    E.chain(loginGivenOnce),
     E.chain(tlsNeedsRediss),
     E.chain(withRedisTls),
     E.chain((c) =>
@@ -872,6 +912,17 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
         ? E.left(
             NEA.of(
               `RATE_LIMIT_BURST: has no effect with RATE_LIMIT=off (got "${c.rateLimitBurst}"); unset it, or set RATE_LIMIT to turn the limit on`,
+            ),
+          )
+        : E.right(c),
+    ),
+    // Nothing waits for a replica with local durability: the bound would bound nothing.
+    E.chain((c) =>
+      (env.REPLICA_WAIT_MS ?? '').trim() !== '' &&
+      (c.durability ?? (c.redisClusterNodes.length > 0 ? 'replicated' : 'local')) === 'local'
+        ? E.left(
+            NEA.of(
+              `REPLICA_WAIT_MS: has no effect with ${c.durability === undefined ? 'DURABILITY local (the default without REDIS_CLUSTER_NODES)' : 'DURABILITY=local'}, where no acknowledgement waits for a replica (got "${c.replicaWaitMs}"); unset it, or set DURABILITY=replicated`,
             ),
           )
         : E.right(c),
