@@ -970,7 +970,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
         : E.right(c),
     ),
     E.map(
-      ({ rateLimitBurst, ...c }): Config => ({
+      ({ rateLimitBurst, contactRetention, ...c }): Config => ({
         ...c,
         rateLimit:
           c.rateLimit === undefined
@@ -996,7 +996,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
         metricsPort: c.metricsPort === undefined ? undefined : Number(c.metricsPort),
         archiveDir: c.archiveDir ?? path.join(c.dataDir, 'archive'),
         logRetention: parseRetention(c.logRetention ?? DEFAULT_RETENTION) as Retention,
-        contactRetentionMs: parseContactRetention(c.contactRetention ?? DEFAULT_CONTACT_RETENTION) as
+        contactRetentionMs: parseContactRetention(contactRetention ?? DEFAULT_CONTACT_RETENTION) as
           | number
           | undefined,
         archivePauseAt: c.archivePauseAt as ArchivePausePoint | undefined,
