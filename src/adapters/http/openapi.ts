@@ -52,11 +52,30 @@ const after = {
 };
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: object) => ({ 'application/json': { schema } });
+const header = (description: string) => ({ description, schema: { type: 'string' } });
+/** The headers a refusal of a status carries (docs/API.md): the challenge of a 401, when to retry. */
+const PROBLEM_HEADERS: Readonly<Record<number, Record<string, ReturnType<typeof header>>>> = {
+  401: { 'WWW-Authenticate': header('Bearer realm="switchboard" (with error="..." for a key refused)') },
+  429: {
+    'Retry-After': header(
+      'seconds to wait before sending again (rate-limited: retryAfterMs says it in ms; too-many-websockets: 5)',
+    ),
+  },
+  503: {
+    'Retry-After': header(
+      'seconds to wait before asking again, when the instance knows (redis-unavailable, not-replicated, shutting-down: 1; too-many-connections: 5)',
+    ),
+  },
+};
 const problems = (...codes: number[]) =>
   Object.fromEntries(
     codes.map((c) => [
       String(c),
-      { description: 'problem', content: { 'application/problem+json': { schema: ref('Problem') } } },
+      {
+        description: 'problem',
+        ...(PROBLEM_HEADERS[c] ? { headers: PROBLEM_HEADERS[c] } : {}),
+        content: { 'application/problem+json': { schema: ref('Problem') } },
+      },
     ]),
   );
 const wsParam = {
@@ -133,13 +152,14 @@ const agentSelection = { enum: ['longest-available', 'most-skilled', 'least-occu
 const agentStates = ['offline', 'available', 'away', 'busy', 'wrapup', 'reserved'];
 
 /**
- * What any route may answer before its handler (edge.ts, limits.ts, server.ts): a bad Host
- * (bad-request), a URL or headers too large, past the rate limit (every route but /health and
- * /metrics), and the instance stopping (shutting-down).
+ * What any route may answer before its handler (edge.ts, limits.ts, server.ts, json-body.ts): a bad
+ * Host (bad-request), a URL or headers too large, a body in a content coding (unsupported-encoding,
+ * whatever the method), an Expect other than 100-continue (expectation-failed), past the rate
+ * limit (every route but /health and /metrics), and the instance stopping (shutting-down).
  */
-const EDGE_PROBLEMS = problems(400, 414, 429, 431, 503);
+const EDGE_PROBLEMS = problems(400, 414, 415, 417, 429, 431, 503);
 /** /health and /metrics: the same, with no rate limit. */
-const UNLIMITED_EDGE_PROBLEMS = problems(400, 414, 431, 503);
+const UNLIMITED_EDGE_PROBLEMS = problems(400, 414, 415, 417, 431, 503);
 
 /** A file the pages or /docs serve: its media type and what it is. */
 function fileOp(summary: string, media: string) {
@@ -337,29 +357,32 @@ const contactStates = ['queued', 'offered', 'assigned', 'completed', 'abandoned'
 function command(summary: string, body: object | undefined, doc: string, ok: number) {
   // A command that makes a document (answered 201) says where it is, and where it will be when
   // its outcome comes too late (202).
-  const location =
-    ok === 201
-      ? {
-          headers: {
-            Location: {
-              description: 'the path of the document the command makes',
-              schema: { type: 'string' },
-            },
-          },
-        }
-      : {};
+  // A repeat with the same Idempotency-Key is answered its first outcome, saying so; a refusal
+  // the projector decided (403, 404, 409, 422) too.
+  const replayed = {
+    'Idempotent-Replayed': header('true: the answer of the first request with this Idempotency-Key'),
+  };
+  const headers = {
+    headers: {
+      ...(ok === 201 ? { Location: header('the path of the document the command makes') } : {}),
+      ...replayed,
+    },
+  };
+  const refusals = problems(400, 401, 403, 404, 409, 413, 415, 422, 503);
+  for (const status of ['403', '404', '409', '422'])
+    refusals[status] = { ...refusals[status]!, headers: replayed };
   return {
     summary,
     parameters: [idem],
     ...(body ? { requestBody: { required: true, content: json(body) } } : {}),
     responses: {
-      [String(ok)]: { description: 'applied', content: json(ref(doc)), ...location },
+      [String(ok)]: { description: 'applied', content: json(ref(doc)), ...headers },
       '202': {
         description: 'accepted; outcome not known in time',
         content: json(ref('Accepted')),
-        ...location,
+        ...headers,
       },
-      ...problems(400, 401, 403, 404, 409, 413, 415, 422, 503),
+      ...refusals,
     },
   };
 }
@@ -450,8 +473,8 @@ const settings = {
 
 /**
  * Every route under /v1/workspaces/{ws} also answers the edge's refusals (EDGE_PROBLEMS: a bad
- * Host, a target too long, past the rate limit, headers too large, the instance stopping), whatever
- * its own answers.
+ * Host, a target too long, a body in a content coding, an Expect it cannot meet, past the rate
+ * limit, headers too large, the instance stopping), whatever its own answers.
  */
 function withEdgeProblems<T extends { readonly paths: object }>(doc: T): T {
   const paths = Object.fromEntries(
@@ -838,7 +861,11 @@ export const openapi = withEdgeProblems(
           summary: 'Make an API key (admin): the secret is in this answer only',
           requestBody: { required: true, content: json(ref('NewApiKey')) },
           responses: {
-            '201': { description: 'the key, with its secret `key`', content: json(ref('NewApiKeyAnswer')) },
+            '201': {
+              description: 'the key, with its secret `key`',
+              headers: { Location: header('the path of the key (GET /keys/{keyId}), never its secret') },
+              content: json(ref('NewApiKeyAnswer')),
+            },
             ...problems(400, 401, 403, 413, 415, 503),
           },
         },
@@ -1407,7 +1434,11 @@ export const openapi = withEdgeProblems(
               minimum: 0,
               description: 'rate-limited: when to send again, ms (Retry-After in seconds)',
             },
-            state: { const: 'paused', description: "GET /health's 503: the instance is paused" },
+            state: {
+              enum: ['paused', 'stopping'],
+              description:
+                "GET /health's 503: paused (redis-unavailable: Redis unreachable), or stopping (shutting-down: the drain of a stop, LB_DRAIN_MS)",
+            },
           },
         },
       },
