@@ -638,11 +638,16 @@ const directoryOrNone: Check = (dir) =>
     ? undefined
     : `must be a directory, or a path where none is yet (got "${dir}", which is not a directory)`;
 
-const readableFile: Check = (file) =>
+/** REDIS_USERNAME's check (the tools' too). */
+export const redisUsernameProblem: Check = (u) =>
+  /^[!-~]+$/.test(u) ? undefined : 'must be a user name without spaces';
+
+/** A file there is (REDIS_TLS_*; the tools' too). */
+export const readableFile: Check = (file) =>
   existsSync(file) && statSync(file).isFile() ? undefined : `no such file: "${file}"`;
 
-/** The seeds of one cluster share one login and one TLS setting. */
-function sameLoginAndTls(items: string[]): string | undefined {
+/** The seeds of one cluster share one login and one TLS setting (the tools' seeds too). */
+export function sameLoginAndTls(items: string[]): string | undefined {
   const seeds = items.map(parseSeed).filter((s) => typeof s !== 'string');
   const logins = new Set(
     seeds
@@ -708,8 +713,41 @@ function tlsNeedsRediss<
 /**
  * REDIS_USERNAME and REDIS_PASSWORD fill in what REDIS_URL or the seeds leave out: one the target
  * carries already would be ignored (a password changed in REDIS_PASSWORD alone, and the login
- * still made with the URL's old one), so each part of the login is given in one place.
+ * still made with the URL's old one), so each part of the login is given in one place. `target`:
+ * the URL or the seeds (valid ones), each with the name it was given by (a variable, or a tool's
+ * flag). The problems, none when each part is given once. The tools share it (src/cli/redis-target.ts).
  */
+export function loginGivenTwice(
+  target: { url?: string; urlName?: string; seeds?: readonly string[]; seedsName?: string },
+  username: string | undefined,
+  password: string | undefined,
+): string[] {
+  let carried: { username?: string | undefined; password?: string | undefined } = {};
+  if (target.url !== undefined) {
+    const u = new URL(target.url);
+    carried = { username: u.username || undefined, password: u.password || undefined };
+  } else {
+    const seed = (target.seeds ?? [])
+      .map(parseSeed)
+      .find((s) => typeof s !== 'string' && (s.username !== undefined || s.password !== undefined));
+    if (seed !== undefined && typeof seed !== 'string')
+      carried = { username: seed.username, password: seed.password };
+  }
+  const where =
+    target.url !== undefined ? (target.urlName ?? 'REDIS_URL') : (target.seedsName ?? 'REDIS_CLUSTER_NODES');
+  return (
+    [
+      ['REDIS_USERNAME', username, carried.username, 'user'],
+      ['REDIS_PASSWORD', password, carried.password, 'password'],
+    ] as const
+  )
+    .filter(([, given, inTarget]) => given !== undefined && inTarget !== undefined)
+    .map(
+      ([name, , , part]) =>
+        `${name}: ${where} carries a ${part} already, which is the one used, so ${name} would be ignored; give the ${part} in one place (remove it from ${where}, or unset ${name})`,
+    );
+}
+
 function loginGivenOnce<
   T extends {
     redisUrl: string | undefined;
@@ -718,29 +756,11 @@ function loginGivenOnce<
     redisPassword: string | undefined;
   },
 >(c: T): Checked<T> {
-  let carried: { username?: string | undefined; password?: string | undefined } = {};
-  if (c.redisUrl !== undefined) {
-    const u = new URL(c.redisUrl);
-    carried = { username: u.username || undefined, password: u.password || undefined };
-  } else {
-    const seed = c.redisClusterNodes
-      .map(parseSeed)
-      .find((s) => typeof s !== 'string' && (s.username !== undefined || s.password !== undefined));
-    if (seed !== undefined && typeof seed !== 'string')
-      carried = { username: seed.username, password: seed.password };
-  }
-  const where = c.redisUrl !== undefined ? 'REDIS_URL' : 'REDIS_CLUSTER_NODES';
-  const problems = (
-    [
-      ['REDIS_USERNAME', c.redisUsername, carried.username, 'user'],
-      ['REDIS_PASSWORD', c.redisPassword, carried.password, 'password'],
-    ] as const
-  )
-    .filter(([, given, inTarget]) => given !== undefined && inTarget !== undefined)
-    .map(
-      ([name, , , part]) =>
-        `${name}: ${where} carries a ${part} already, which is the one used, so ${name} would be ignored; give the ${part} in one place (remove it from ${where}, or unset ${name})`,
-    );
+  const problems = loginGivenTwice(
+    c.redisUrl !== undefined ? { url: c.redisUrl } : { seeds: c.redisClusterNodes },
+    c.redisUsername,
+    c.redisPassword,
+  );
   return isNonEmpty(problems) ? E.left(problems) : E.right(c);
 }
 
@@ -791,9 +811,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
         },
         sameLoginAndTls,
       ),
-      redisUsername: v.optional('REDIS_USERNAME', (u) =>
-        /^[!-~]+$/.test(u) ? undefined : 'must be a user name without spaces',
-      ),
+      redisUsername: v.optional('REDIS_USERNAME', redisUsernameProblem),
       redisPassword: v.optional('REDIS_PASSWORD', () => undefined),
       redisTlsCa: v.optional('REDIS_TLS_CA', readableFile),
       redisTlsCert: v.optional('REDIS_TLS_CERT', readableFile),

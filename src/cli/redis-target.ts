@@ -17,7 +17,14 @@ import {
 import { isClusterNode } from '../adapters/redis/health-watch.ts';
 import { workspaceKeys } from '../adapters/redis/keys.ts';
 import type { RedisClient } from '../adapters/redis/scripts.ts';
-import { isRedisUrl, tlsTargetProblem } from '../app/config.ts';
+import {
+  isRedisUrl,
+  loginGivenTwice,
+  readableFile,
+  redisUsernameProblem,
+  sameLoginAndTls,
+  tlsTargetProblem,
+} from '../app/config.ts';
 import { parseAnchor } from '../archive/chain.ts';
 import { WorkspaceId } from '../domain/values.ts';
 import { privateRedisFile, runningPrivateRedis } from '../topology/redis-server.ts';
@@ -80,10 +87,15 @@ export function parseRedisTarget(
     undecodable.length === 0,
     `${nodesName}: ${LOGIN_ENCODING} (got "${mask(undecodable.join(','))}")`,
   );
+  const seedsRead = nodes.every((n) => typeof parseSeed(n) !== 'string');
   check.check(
     nodes.every((n) => undecodableLogin(n) || typeof parseSeed(n) !== 'string'),
     `${nodesName}: each seed must be host:port, user:password@host:port or a redis:// or rediss:// URL (got "${mask(nodesText ?? '')}")`,
   );
+  // As npm start: one login and one TLS setting for every seed (the client would take the first
+  // seed's login, and TLS for all when any is rediss://).
+  const seedsMixed = seedsRead ? sameLoginAndTls(nodes) : undefined;
+  check.check(seedsMixed === undefined, `${nodesName}: ${seedsMixed}`);
   const configured =
     nodes.length > 0 || nodesGivenEmpty
       ? undefined
@@ -95,23 +107,35 @@ export function parseRedisTarget(
       ? undefined
       : runningPrivateRedis(dataDir);
   const url = configured ?? own;
-  if (configured !== undefined) {
-    // Named as the user gave it: the flag, or the environment's variable.
-    const problem = redisUrlProblem(configured);
-    check.check(
-      problem === undefined,
-      `${values['redis-url'] !== undefined ? '--redis-url' : 'REDIS_URL'}: ${problem}`,
-    );
-  }
+  const urlName = values['redis-url'] !== undefined ? '--redis-url' : 'REDIS_URL';
+  const urlProblem = configured === undefined ? undefined : redisUrlProblem(configured);
+  // Named as the user gave it: the flag, or the environment's variable.
+  check.check(urlProblem === undefined, `${urlName}: ${urlProblem}`);
   check.check(
     nodes.length > 0 || nodesGivenEmpty || url !== undefined,
     `no Redis to read: give --redis-url or --cluster-nodes (or set REDIS_URL or REDIS_CLUSTER_NODES), or run npm start first (its private Redis says where it listens in ${privateRedisFile(dataDir)})`,
   );
-  // The login and TLS files of the environment, as the main command reads them.
+  // The login and TLS files of the environment, as the main command reads and checks them.
   const text = (name: string) => env[name]?.trim() || undefined;
   const username = text('REDIS_USERNAME');
   const password = text('REDIS_PASSWORD');
-  const [caFile, certFile, keyFile] = ['REDIS_TLS_CA', 'REDIS_TLS_CERT', 'REDIS_TLS_KEY'].map(text);
+  const usernameProblem = username === undefined ? undefined : redisUsernameProblem(username);
+  check.check(usernameProblem === undefined, `REDIS_USERNAME: ${usernameProblem}`);
+  const [caFile, certFile, keyFile] = ['REDIS_TLS_CA', 'REDIS_TLS_CERT', 'REDIS_TLS_KEY'].map((name) => {
+    const file = text(name);
+    const problem = file === undefined ? undefined : readableFile(file);
+    check.check(problem === undefined, `${name}: ${problem}`);
+    return file;
+  });
+  // As npm start: a part of the login the target carries is not given again in REDIS_USERNAME or
+  // REDIS_PASSWORD, where it would be ignored (the target's used) without a word.
+  if (nodes.length > 0 ? seedsRead : configured !== undefined && urlProblem === undefined)
+    for (const problem of loginGivenTwice(
+      nodes.length > 0 ? { seeds: nodes, seedsName: nodesName } : { url: configured, urlName },
+      username,
+      password,
+    ))
+      check.check(false, problem);
   // As npm start: the TLS files apply to a rediss:// target only (else they would be ignored and
   // the connection made in clear), and a client certificate goes with its key.
   const tlsSet = (
@@ -124,7 +148,7 @@ export function parseRedisTarget(
     .filter(([, v]) => v !== undefined)
     .map(([name]) => name);
   const tls =
-    undecodable.length > 0
+    undecodable.length > 0 || seedsMixed !== undefined
       ? undefined
       : tlsTargetProblem(
           tlsSet,
@@ -134,7 +158,7 @@ export function parseRedisTarget(
                 seedsName: nodesName,
               }
             : configured !== undefined
-              ? { url: configured, urlName: values['redis-url'] !== undefined ? '--redis-url' : 'REDIS_URL' }
+              ? { url: configured, urlName }
               : {},
         );
   check.check(tls === undefined, tls ?? '');
@@ -161,7 +185,7 @@ export function parseRedisTarget(
     : {
         target: { url: url ?? '', ...security },
         label: mask(url ?? ''),
-        urlName: values['redis-url'] !== undefined ? '--redis-url' : 'REDIS_URL',
+        urlName,
       };
 }
 

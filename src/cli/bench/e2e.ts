@@ -200,6 +200,14 @@ export function startSwitchboardProcess(
       ...(clusterNodes
         ? { REDIS_CLUSTER_NODES: clusterNodes.join(','), REDIS_URL: '', DURABILITY: 'local' }
         : { REDIS_URL: redisUrl, REDIS_CLUSTER_NODES: '' }),
+      // The bench's Redis as the bench reaches it: the URL's (or seeds') login, TLS as its scheme
+      // says; not the login or TLS files the shell may hold for npm start's Redis, with which the
+      // process was refused at start (a login given twice) or logged in otherwise.
+      REDIS_USERNAME: '',
+      REDIS_PASSWORD: '',
+      REDIS_TLS_CA: '',
+      REDIS_TLS_CERT: '',
+      REDIS_TLS_KEY: '',
       LOG_LEVEL: 'warn',
       WORKSPACES: workspace,
       DISCOVER_WORKSPACES: 'false',
