@@ -85,6 +85,47 @@ export function startMember(
   });
 }
 
+/**
+ * A member's environment: the launcher's own (PATH, LOG_LEVEL, the user's RATE_LIMIT...) with what
+ * the launcher decides for its members put over it. Settings of the shell that name another Redis
+ * or would be refused with the launcher's cluster (REDIS_URL, REDIS_TLS_*: its nodes speak plain
+ * redis://), that one port cannot take for several processes (METRICS_PORT), or that a worker
+ * refuses (ADVERTISE_ADDRESS) are blanked: each member would be refused at start, restarted and
+ * refused again for as long as the launcher runs.
+ */
+export function memberEnv(
+  base: NodeJS.ProcessEnv,
+  dataDir: string,
+  trustProxy: string | undefined,
+  m: Pick<Member, 'roles' | 'port'>,
+  seeds: string,
+  login: RedisLogin,
+  host: string,
+  advertise?: string,
+): NodeJS.ProcessEnv {
+  return {
+    ...base,
+    ROLES: m.roles,
+    REDIS_CLUSTER_NODES: seeds,
+    REDIS_URL: '',
+    REDIS_USERNAME: login.user,
+    REDIS_PASSWORD: login.password,
+    REDIS_TLS_CA: '',
+    REDIS_TLS_CERT: '',
+    REDIS_TLS_KEY: '',
+    METRICS_PORT: '',
+    PORT: String(m.port ?? 0),
+    HOST: host,
+    ADVERTISE_ADDRESS: m.port ? (advertise ?? 'auto') : '',
+    LOG_LEVEL: base.LOG_LEVEL ?? 'info',
+    // The client address behind HAProxy: X-Forwarded-For from the launcher's HAProxies only (an
+    // API member's setting: a worker warns at start of a setting none of its roles reads).
+    ...(m.port ? { TRUST_PROXY: trustProxy } : {}),
+    // The first API member stores the admin key of workspace default here (AUTH on; main.ts).
+    DATA_DIR: dataDir,
+  };
+}
+
 function spawnMember(
   ctx: LaunchContext,
   m: Member,
@@ -98,23 +139,7 @@ function spawnMember(
   if (!main) throw new Error('makeMembers first: it builds what the members run');
   const [cmd, ...rest] = endingWithThisProcess([process.execPath, ...main.args]);
   const child = spawn(cmd!, rest, {
-    env: {
-      ...process.env,
-      ROLES: m.roles,
-      REDIS_CLUSTER_NODES: seeds,
-      REDIS_URL: '',
-      REDIS_USERNAME: login.user,
-      REDIS_PASSWORD: login.password,
-      PORT: String(m.port ?? 0),
-      HOST: host,
-      ...(m.port ? { ADVERTISE_ADDRESS: advertise ?? 'auto' } : {}),
-      LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
-      // The client address behind HAProxy: X-Forwarded-For from the launcher's HAProxies only (an
-      // API member's setting: a worker warns at start of a setting none of its roles reads).
-      ...(m.port ? { TRUST_PROXY: ctx.trustProxy } : {}),
-      // The first API member stores the admin key of workspace default here (AUTH on; main.ts).
-      DATA_DIR: ctx.opts.dataDir,
-    },
+    env: memberEnv(process.env, ctx.opts.dataDir, ctx.trustProxy, m, seeds, login, host, advertise),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   onSpawnError(child, (err) => log.note(`${m.name}: ${err.message}`));
