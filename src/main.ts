@@ -114,8 +114,14 @@ async function main(): Promise<void> {
     // An API instance serves on for LB_DRAIN_MS first (/health 503 meanwhile), up to twice that
     // while requests still arrive; then SHUTDOWN_TIMEOUT_MS applies (README, "Configuration").
     const timeoutMs = config.shutdownTimeoutMs + (config.roles.includes('api') ? 2 * config.lbDrainMs : 0);
+    // Forced: the private redis-server is killed on the way out as on a second signal, and its
+    // private-redis.json removed with it.
     const force = setTimeout(() => {
-      log.error({ timeoutMs }, 'shutdown took too long; exiting');
+      log.error(
+        { timeoutMs },
+        `shutdown took too long; exiting${privateRedis ? ' (the private redis-server killed: what it acknowledged is in its AOF)' : ''}. If a stop needs longer (requests that take long, LB_DRAIN_MS), raise SHUTDOWN_TIMEOUT_MS`,
+      );
+      if (privateRedis) forgetPrivateRedis(config.dataDir);
       process.exit(1);
     }, timeoutMs);
     force.unref();

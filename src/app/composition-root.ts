@@ -236,10 +236,44 @@ export async function startSwitchboard(
         await closed.finally(() => clearTimeout(cut));
       }
       await metricsServer?.close();
-      await Promise.all(runners.map((r) => r.stop()));
-      tails?.stop();
+      // Redis unreachable (the watch has paused this process, or pauses it now): what the workers
+      // still send (the end of a step, their leases handed back, QUIT) cannot land, and each
+      // waited out its command timeout in turn, about 7 s in all. The stop goes on without them
+      // (a client that lost its connection keeps its commands queued for their timeout, even once
+      // disconnected); their leases lapse as a crash's do.
+      let gaveUp = false;
+      let abandon = () => {};
+      const abandoned = new Promise<void>((resolve) => {
+        abandon = resolve;
+      });
+      const giveUp = (reason: string) => {
+        if (gaveUp) return;
+        gaveUp = true;
+        log.warn(
+          { reason },
+          runners.length > 0
+            ? 'Redis is unreachable while stopping: not waiting for it; the leases of this process are not handed back and lapse after LEASE_TTL_MS, when the other processes take its workspaces over'
+            : 'Redis is unreachable while stopping: not waiting for it',
+        );
+        redis.disconnect();
+        abandon();
+      };
+      // Looked at now and while the stop goes on: its first check failing (Redis gone since the
+      // start) is no pause change. Not checked yet (a stop right after the start) waits for Redis.
+      const look = () => {
+        const { reachable, error } = watch.status;
+        if (!reachable && error !== 'not checked yet') giveUp(watch.pausedReason ?? String(error));
+      };
+      look();
+      const looking = setInterval(look, 100);
+      try {
+        await Promise.race([Promise.all(runners.map((r) => r.stop())), abandoned]);
+        tails?.stop();
+        await Promise.race([redis.quit().catch(() => redis.disconnect()), abandoned]);
+      } finally {
+        clearInterval(looking);
+      }
       watch.stop();
-      await redis.quit().catch(() => redis.disconnect());
       if (privateRedis) await privateRedis.stop();
     })();
     return stopping;

@@ -1,0 +1,99 @@
+/**
+ * A stop that cannot finish its work. (1) SIGTERM while Redis is unreachable (refused, or silent):
+ * the workers' last commands (the end of a step, their leases handed back, QUIT) each waited out
+ * the 2 s command timeout in turn, about 7 s in all, so a SHUTDOWN_TIMEOUT_MS of 4 s ended in
+ * `shutdown took too long` and exit 1; now the connection is closed once Redis is seen
+ * unreachable, the stop ends within a second or two, exit 0, and the last lines say the leases
+ * lapse rather than being handed back; so does a SIGTERM during the start with Redis silent from
+ * the first, which was forced at 5 s (exit 1). (2) A stop forced by SHUTDOWN_TIMEOUT_MS with a private
+ * redis-server: the server was killed, but its private-redis.json (where the tools look for it)
+ * stayed, where a second signal's exit removes it.
+ */
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { type RedisServerHandle, startRedisServer } from '../../src/topology/redis-server.ts';
+import { childProcesses, killAllProcesses, pidAlive, startProcess } from '../support/processes.ts';
+import { sleep, waitFor } from '../support/wait.ts';
+
+const servers: RedisServerHandle[] = [];
+const strays: number[] = [];
+const dirs: string[] = [];
+
+afterAll(async () => {
+  await killAllProcesses();
+  for (const pid of strays) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+  for (const s of servers) {
+    s.kill('SIGCONT');
+    await s.stop();
+  }
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+describe('a stop whose work cannot finish', () => {
+  for (const [how, signal] of [
+    ['refused (killed)', 'SIGKILL'],
+    ['silent (frozen)', 'SIGSTOP'],
+  ] as const) {
+    it(`with Redis ${how}, the workers stop within SHUTDOWN_TIMEOUT_MS: exit 0, saying its leases lapse`, async () => {
+      const redis = await startRedisServer({ appendonly: false });
+      servers.push(redis);
+      const sb = await startProcess({
+        roles: 'projector,dispatcher,archiver',
+        redisUrl: redis.url,
+        env: {
+          WORKSPACES: 'shutdown-edges',
+          DISCOVER_WORKSPACES: 'false',
+          SHUTDOWN_TIMEOUT_MS: '4000',
+          LOG_LEVEL: 'info',
+        },
+      });
+      await waitFor('the leases taken', () => sb.logText().includes('lease taken'), { timeoutMs: 10_000 });
+      redis.kill(signal);
+      await sleep(300);
+      const began = Date.now();
+      expect(await sb.stop(15_000), sb.logText()).toBe(0);
+      expect(Date.now() - began, sb.logText()).toBeLessThan(4_000);
+      expect(sb.logText()).not.toContain('shutdown took too long');
+      expect(sb.logText()).toContain('leases of this process are not handed back');
+    }, 30_000);
+  }
+
+  it('a SIGTERM during the start, Redis silent from the first (the admin key, the leases waiting on it): exit 0 within SHUTDOWN_TIMEOUT_MS', async () => {
+    const redis = await startRedisServer({ appendonly: false });
+    servers.push(redis);
+    redis.kill('SIGSTOP');
+    const sb = await startProcess({
+      roles: 'api,projector,dispatcher,archiver',
+      redisUrl: redis.url,
+      waitReady: false,
+      env: { AUTH: 'on', SHUTDOWN_TIMEOUT_MS: '5000', LOG_LEVEL: 'info' },
+    });
+    await sleep(1_500);
+    expect(await sb.stop(15_000), sb.logText()).toBe(0);
+    expect(sb.logText()).not.toContain('shutdown took too long');
+    expect(sb.logText()).toContain('leases of this process are not handed back');
+  }, 30_000);
+
+  it('a stop forced by SHUTDOWN_TIMEOUT_MS takes its private redis-server and its private-redis.json along: exit 1', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'sb-shutdown-edges-'));
+    dirs.push(dataDir);
+    const sb = await startProcess({
+      roles: 'dispatcher',
+      env: { DATA_DIR: dataDir, SHUTDOWN_TIMEOUT_MS: '300', LOG_LEVEL: 'info' },
+    });
+    const server = childProcesses(sb.pid).find((c) => c.comm.startsWith('redis-server'));
+    expect(server, `a redis-server child of ${sb.pid}`).toBeDefined();
+    strays.push(server!.pid);
+    expect(existsSync(path.join(dataDir, 'private-redis.json'))).toBe(true);
+    // Frozen: no command of the stop is answered before the 300 ms are up.
+    process.kill(server!.pid, 'SIGSTOP');
+    sb.kill('SIGTERM');
+    expect(await sb.exited, sb.logText()).toBe(1);
+    expect(sb.logText()).toContain('shutdown took too long');
+    await waitFor('the private redis-server to end', () => !pidAlive(server!.pid), { timeoutMs: 2_000 });
+    expect(existsSync(path.join(dataDir, 'private-redis.json')), sb.logText()).toBe(false);
+  }, 30_000);
+});
