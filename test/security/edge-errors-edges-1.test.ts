@@ -122,6 +122,22 @@ describe('CORS on the answers written before any route', () => {
     await res.text();
   });
 
+  it('an Origin line of refused bytes is read in linear time, however it is padded', async () => {
+    // Blanks with no line end after them: a pattern that backtracks over them blocked the event
+    // loop for seconds per such request, every other request of the instance waiting.
+    for (const pad of [' ', '\t']) {
+      const started = performance.now();
+      const a = await rawHttp(
+        port,
+        `GET ${agents} HTTP/1.1\r\nHost: x\r\nOrigin: ${ORIGIN}${pad.repeat(60_000)}\x01`,
+        5_000,
+      );
+      const ms = performance.now() - started;
+      expect(a.status, JSON.stringify(a.body).slice(0, 200)).toBeGreaterThanOrEqual(400);
+      expect(ms, `answered in ${Math.round(ms)} ms`).toBeLessThan(1_000);
+    }
+  });
+
   it('an origin not allowed, or none, gets no CORS header on them', async () => {
     for (const headers of [['Origin: https://evil.example'], []]) {
       for (const a of [
