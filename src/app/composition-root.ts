@@ -252,7 +252,7 @@ export async function startSwitchboard(
         log.warn(
           { reason },
           runners.length > 0
-            ? 'Redis is unreachable while stopping: not waiting for it; the leases of this process are not handed back and lapse after LEASE_TTL_MS, when the other processes take its workspaces over'
+            ? 'Redis is unreachable while stopping: not waiting for it; any workspace lease of this process is not handed back and lapses after LEASE_TTL_MS, when the other processes take its workspaces over'
             : 'Redis is unreachable while stopping: not waiting for it',
         );
         redis.disconnect();
@@ -260,9 +260,13 @@ export async function startSwitchboard(
       };
       // Looked at now and while the stop goes on: its first check failing (Redis gone since the
       // start) is no pause change. Not checked yet (a stop right after the start) waits for Redis.
+      // Unreachable means the connection lost (refused, reset), or two checks in a row unanswered:
+      // a Redis that stalled past one check's timeout (a fork, a long command) and answers the
+      // next is waited for, and gets its leases back.
       const look = () => {
         const { reachable, error } = watch.status;
-        if (!reachable && error !== 'not checked yet') giveUp(watch.pausedReason ?? String(error));
+        if (reachable || error === 'not checked yet') return;
+        if (redis.status !== 'ready' || watch.failedInARow >= 2) giveUp(watch.pausedReason ?? String(error));
       };
       look();
       const looking = setInterval(look, 100);

@@ -98,6 +98,7 @@ export class RedisWatch {
   };
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private failures = 0;
   /** Why the Redis answering cannot be used as configured (a node of a cluster given as one Redis). */
   private misconfigured: string | undefined;
   private readonly pauseListeners: ((reason: string | undefined) => void)[] = [];
@@ -124,6 +125,7 @@ export class RedisWatch {
         const unreachable = await this.check();
         const latencyMs = Math.round((performance.now() - started) * 100) / 100;
         const since = this.state.reachable ? this.state.since : new Date().toISOString();
+        this.failures = 0;
         this.state = {
           reachable: true,
           latencyMs,
@@ -132,6 +134,7 @@ export class RedisWatch {
         };
       } catch (err) {
         const since = this.state.reachable ? new Date().toISOString() : this.state.since;
+        this.failures++;
         this.state = { reachable: false, latencyMs: null, error: (err as Error).message, since };
       }
       if (was !== undefined && was !== this.state.reachable && !this.stopped)
@@ -201,6 +204,11 @@ export class RedisWatch {
 
   get status(): DependencyStatus & { target: string } {
     return { ...this.state, target: this.target };
+  }
+
+  /** The checks that failed since the last that answered (0 when the last answered). */
+  get failedInARow(): number {
+    return this.failures;
   }
 
   get pausedReason(): string | undefined {
