@@ -934,9 +934,11 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
           )
         : E.right(c),
     ),
-    // Nothing waits for a replica with local durability: the bound would bound nothing.
+    // Nothing waits for a replica with local durability: the bound would bound nothing. Only the
+    // API reads either (ROLE_SETTINGS): on another process the start's warning names it.
     E.chain((c) =>
       (env.REPLICA_WAIT_MS ?? '').trim() !== '' &&
+      c.roles.includes('api') &&
       (c.durability ?? (c.redisClusterNodes.length > 0 ? 'replicated' : 'local')) === 'local'
         ? E.left(
             NEA.of(

@@ -58,4 +58,15 @@ describe('REPLICA_WAIT_MS with local durability', () => {
     expect(problems({ REDIS_CLUSTER_NODES: '127.0.0.1:7000', REPLICA_WAIT_MS: '200' })).toBe('');
     expect(problems({ REPLICA_WAIT_MS: ' ' })).toBe('');
   });
+
+  it('is left to the warning at start on a process without the api role, which reads neither', () => {
+    // A deployment's shared settings, with DURABILITY given to its API processes only.
+    expect(
+      problems({
+        REDIS_URL: 'redis://127.0.0.1:6379',
+        ROLES: 'projector,dispatcher',
+        REPLICA_WAIT_MS: '200',
+      }),
+    ).toBe('');
+  });
 });
