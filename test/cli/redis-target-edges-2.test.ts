@@ -6,6 +6,9 @@
  * given twice, TLS files with a redis:// URL) or logged in otherwise than the bench, and the
  * workload failed with "src/main.ts exited before it was ready". It now reaches the bench's Redis
  * as the bench does: the environment's REDIS_USERNAME, REDIS_PASSWORD and REDIS_TLS_* are unset for it.
+ * So are the settings of a deployment's API instance that made it another process than the one
+ * the bench measures: ROLES (api alone: nothing projected), DURABILITY=replicated with
+ * REPLICA_WAIT_MS (every command 503 on the bench's Redis, which has no replica), METRICS_PORT.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -14,7 +17,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSwitchboardProcess } from '../../src/cli/bench/e2e.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 
-const names = ['REDIS_USERNAME', 'REDIS_PASSWORD', 'REDIS_TLS_CA'] as const;
+const names = [
+  'REDIS_USERNAME',
+  'REDIS_PASSWORD',
+  'REDIS_TLS_CA',
+  'DURABILITY',
+  'REPLICA_WAIT_MS',
+  'ROLES',
+  'METRICS_PORT',
+] as const;
 const saved = Object.fromEntries(names.map((n) => [n, process.env[n]]));
 const dir = mkdtempSync(path.join(os.tmpdir(), 'sb-bench-env-'));
 let server: TestRedis;
@@ -26,6 +37,11 @@ beforeAll(async () => {
   process.env.REDIS_USERNAME = 'someone-else';
   process.env.REDIS_PASSWORD = 'another-password';
   process.env.REDIS_TLS_CA = ca;
+  // A shell set up for an API instance of a replicated deployment, with its own metrics port.
+  process.env.DURABILITY = 'replicated';
+  process.env.REPLICA_WAIT_MS = '500';
+  process.env.ROLES = 'api';
+  process.env.METRICS_PORT = '1';
 }, 60_000);
 
 afterAll(async () => {
@@ -43,6 +59,15 @@ describe("the bench's Switchboard process", () => {
     try {
       const res = await fetch(`${sb.base}/health`);
       expect(res.status).toBe(200);
+      // Every role the workloads need, and commands acknowledged as on one Redis (no replica to wait for).
+      const status = (await (await fetch(`${sb.base}/status`)).json()) as { roles?: string[] };
+      expect(status.roles).toEqual(expect.arrayContaining(['api', 'projector', 'dispatcher']));
+      const made = await fetch(`${sb.base}/v1/workspaces/bench-env/agents`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ id: 'a1', skills: ['x'] }),
+      });
+      expect(made.status, await made.text()).toBe(201);
     } finally {
       await sb.stop();
     }

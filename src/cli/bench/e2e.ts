@@ -208,6 +208,14 @@ export function startSwitchboardProcess(
       REDIS_TLS_CA: '',
       REDIS_TLS_CERT: '',
       REDIS_TLS_KEY: '',
+      // The process the bench measures, whatever a deployment's instance the shell is set up for:
+      // every role (ROLES=api alone would project nothing), acknowledged as on one Redis (the
+      // bench's has no replica to wait for), no metrics port of its own.
+      ROLES: '',
+      ...(clusterNodes ? {} : { DURABILITY: 'local' }),
+      REPLICA_WAIT_MS: '',
+      METRICS_PORT: '',
+      ADVERTISE_ADDRESS: '',
       LOG_LEVEL: 'warn',
       WORKSPACES: workspace,
       DISCOVER_WORKSPACES: 'false',
