@@ -14,6 +14,7 @@
  * One in-process instance (AUTH=on, CORS_ORIGINS) whose log lines are captured at debug.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loggedUrl } from '../../src/adapters/http/request-log.ts';
 import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
 import { loadConfig } from '../../src/app/config.ts';
 import { capturedLogger } from '../support/log-capture.ts';
@@ -92,6 +93,17 @@ function expectCors(a: RawAnswer, status: number, type: string): void {
   expect(a.headers.vary).toBe('Origin');
   expect(a.headers['access-control-expose-headers']).toContain('X-Request-Id');
 }
+
+describe('the masking of a logged URL, character by character', () => {
+  it('finds the secret behind characters outside the Basic Multilingual Plane too', () => {
+    const secret = 'A'.repeat(43);
+    // Each of these is two UTF-16 units: a mapping by code point put the range one unit early.
+    const url = `/v1/workspaces/${'\u{1F642}'.repeat(3)}%20x?key=sb_0123456789abcdef_${secret}`;
+    const logged = loggedUrl(url);
+    expect(logged).not.toContain(secret.slice(-3));
+    expect(logged).toContain('sb_0123456789abcdef_[redacted]');
+  });
+});
 
 describe('CORS on the answers written before any route', () => {
   const agents = `/v1/workspaces/${WS}/agents`;

@@ -48,7 +48,8 @@ const PERCENT = /%[0-9A-Fa-f]{2}/;
 function secretRanges(url: string): [number, number][] {
   const ranges: [number, number][] = [];
   let text = url;
-  let from: [number, number][] = Array.from(url, (_c, i) => [i, i + 1]);
+  // By UTF-16 unit, as matchAll's indices count (not by code point, as Array.from(url) would).
+  let from: [number, number][] = Array.from({ length: url.length }, (_c, i) => [i, i + 1]);
   for (let level = 0; ; level++) {
     for (const m of text.matchAll(SECRET_TOKEN)) {
       const start = m.index + m[1]!.length;
@@ -73,9 +74,25 @@ function secretRanges(url: string): [number, number][] {
   }
 }
 
+const HAS_SECRET = new RegExp(SECRET_TOKEN.source);
+const decodeOnce = (text: string) =>
+  text.replace(/%([0-9A-Fa-f]{2})/g, (_m, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
+
+/** Whether `url` or one of its decodings holds a secret: the mapping of ranges is built only then. */
+function holdsSecret(url: string): boolean {
+  let text = url;
+  for (let level = 0; ; level++) {
+    if (HAS_SECRET.test(text)) return true;
+    if (level === DECODINGS || !PERCENT.test(text)) return false;
+    text = decodeOnce(text);
+  }
+}
+
 /** `url` with every secret's range replaced (each once, however many decodings found it). */
 function maskSecrets(url: string): string {
   if (!url.includes('%')) return url.replace(SECRET_TOKEN, '$1[redacted]');
+  // Most URLs with a % hold no secret: they cost a few replaces, not a range per character.
+  if (!holdsSecret(url)) return url;
   const ranges = secretRanges(url).sort((a, b) => a[0] - b[0]);
   let out = '';
   let at = 0;
