@@ -6,9 +6,11 @@
  * `state: "paused"` only, and found no Location on POST /keys's 201, no Retry-After on a 429 or a
  * 503, no WWW-Authenticate on a 401, no Idempotent-Replayed on a replayed command, and no 415 (a
  * body in a content coding) nor 417 (an Expect it cannot meet) on the routes that are no command,
- * though any route answers them. Now the document declares each. One instance with API keys on, in
- * this process.
+ * though any route answers them, nor the 408 (a request that does not arrive within
+ * HEADERS_TIMEOUT_MS or REQUEST_TIMEOUT_MS) that Node's parser answers on any route. Now the document
+ * declares each. One instance with API keys on, in this process.
  */
+import { readFileSync } from 'node:fs';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
@@ -317,5 +319,37 @@ describe("each route's answers, status by status, as the OpenAPI document says",
     expect(status.body).toMatchObject({ state: 'stopping' });
     await stopped;
     expect([...wrong]).toEqual([]);
+  });
+
+  it('every operation lists each status the edge answers before any route runs', () => {
+    // What the edge answers on any route, as docs/API.md's problem table types it, and where.
+    const edge: readonly (readonly [string, number])[] = [
+      ['malformed-request', 400], // edge.ts clientErrorHandler: Node's parser refused the bytes
+      ['bad-request', 400], // edge.ts headersProblem: Host missing, repeated or malformed
+      ['invalid-url', 400], // server.ts frameworkErrors (bad %-encoding), edge.ts fragmentProblem
+      ['request-timeout', 408], // edge.ts clientErrorHandler: HEADERS_TIMEOUT_MS, REQUEST_TIMEOUT_MS
+      ['uri-too-long', 414], // server.ts frameworkErrors (long segment), limits.ts (MAX_URL_BYTES)
+      ['unsupported-encoding', 415], // server.ts preParsing, json-body.ts contentEncodingProblem
+      ['expectation-failed', 417], // edge.ts refuseExpectation, expectationProblem on an upgrade
+      ['rate-limited', 429], // limits.ts, on every route but /health and /metrics
+      ['headers-too-large', 431], // edge.ts clientErrorHandler: over MAX_HEADER_BYTES
+      ['shutting-down', 503], // server.ts onRequest, while the instance stops
+    ];
+    const table = readFileSync(new URL('../../docs/API.md', import.meta.url), 'utf8');
+    for (const [type, status] of edge)
+      expect(table, `docs/API.md's problem table has ${type}`).toContain(
+        `| \`/problems/${type}\` | ${status} |`,
+      );
+    const missing: string[] = [];
+    for (const [path, item] of Object.entries(doc.paths))
+      for (const [method, op] of Object.entries(item)) {
+        if (!op || typeof op !== 'object' || !('responses' in op)) continue;
+        for (const [type, status] of edge) {
+          if (status === 429 && (path === '/health' || path === '/metrics')) continue;
+          if (!(String(status) in op.responses))
+            missing.push(`${method.toUpperCase()} ${path} ${status} (${type})`);
+        }
+      }
+    expect(missing).toEqual([]);
   });
 });

@@ -10,7 +10,8 @@
  *   their problem+json (fetch failed with a network error). Now they carry the same headers.
  * - Those two of fastify's (400 invalid-url, 414 uri-too-long) wrote no request line at all (no
  *   hook runs for them): the refusal a client was given under its X-Request-Id could not be found
- *   in the log, nor was it counted in the requests' metric. Now they have their line at info.
+ *   in the log, nor was it counted in the requests' metric. Now they have their line at info,
+ *   a WebSocket upgrade refused there too.
  * One in-process instance (AUTH=on, CORS_ORIGINS) whose log lines are captured at debug.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -186,5 +187,31 @@ describe('the request line of the answers written before any route', () => {
     expect(metrics).toMatch(
       /switchboard_http_request_duration_seconds_count\{[^}]*status="414"[^}]*\} [1-9]/,
     );
+  });
+
+  it('a WebSocket upgrade the router refuses is logged and counted too', async () => {
+    const count = async () => {
+      const text = await (await fetch(`${sb.url}/metrics`)).text();
+      const m =
+        /switchboard_http_request_duration_seconds_count\{(?=[^}]*route="unknown")(?=[^}]*status="400")[^}]*\} (\d+)/.exec(
+          text,
+        );
+      return Number(m?.[1] ?? 0);
+    };
+    const before = await count();
+    const a = await rawHttp(
+      port,
+      rawRequest('GET', `/v1/workspaces/${WS}/events/live/%zz`, [
+        'Upgrade: websocket',
+        'Sec-WebSocket-Version: 13',
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+        'X-Request-Id: edge-errors-upgrade',
+      ]).replace('Connection: close', 'Connection: Upgrade'),
+    );
+    expect(a.status).toBe(400);
+    expect(a.closed).toBe(true);
+    const line = lines.find((l) => l.msg === 'request' && l.reqId === 'edge-errors-upgrade');
+    expect(line, 'no request line for the refused upgrade').toMatchObject({ level: 30, status: 400 });
+    expect(await count()).toBe(before + 1);
   });
 });

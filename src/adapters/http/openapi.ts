@@ -153,13 +153,14 @@ const agentStates = ['offline', 'available', 'away', 'busy', 'wrapup', 'reserved
 
 /**
  * What any route may answer before its handler (edge.ts, limits.ts, server.ts, json-body.ts): a bad
- * Host (bad-request), a URL or headers too large, a body in a content coding (unsupported-encoding,
+ * Host (bad-request), a request that did not arrive in time (request-timeout: HEADERS_TIMEOUT_MS,
+ * REQUEST_TIMEOUT_MS), a URL or headers too large, a body in a content coding (unsupported-encoding,
  * whatever the method), an Expect other than 100-continue (expectation-failed), past the rate
  * limit (every route but /health and /metrics), and the instance stopping (shutting-down).
  */
-const EDGE_PROBLEMS = problems(400, 414, 415, 417, 429, 431, 503);
+const EDGE_PROBLEMS = problems(400, 408, 414, 415, 417, 429, 431, 503);
 /** /health and /metrics: the same, with no rate limit. */
-const UNLIMITED_EDGE_PROBLEMS = problems(400, 414, 415, 417, 431, 503);
+const UNLIMITED_EDGE_PROBLEMS = problems(400, 408, 414, 415, 417, 431, 503);
 
 /** A file the pages or /docs serve: its media type and what it is. */
 function fileOp(summary: string, media: string) {
@@ -473,8 +474,9 @@ const settings = {
 
 /**
  * Every route under /v1/workspaces/{ws} also answers the edge's refusals (EDGE_PROBLEMS: a bad
- * Host, a target too long, a body in a content coding, an Expect it cannot meet, past the rate
- * limit, headers too large, the instance stopping), whatever its own answers.
+ * Host, a request that did not arrive in time, a target too long, a body in a content coding, an
+ * Expect it cannot meet, past the rate limit, headers too large, the instance stopping), whatever
+ * its own answers.
  */
 function withEdgeProblems<T extends { readonly paths: object }>(doc: T): T {
   const paths = Object.fromEntries(

@@ -151,6 +151,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     clientErrorHandler: clientErrorHandler(logger, deps.config.corsOrigins),
     // No hook runs for these: their CORS headers (as limits.ts sets them), line and count are here.
     frameworkErrors: (err, req, reply) => {
+      // Timed from here, as fastify's `elapsedTime` of every other request is from its route's
+      // handler: both are called by the router in the tick Node read the request's headers.
+      const start = performance.now();
       reply.header('x-request-id', req.id);
       for (const [name, value] of Object.entries(corsHeaders(corsOrigins, req.headers.origin)))
         reply.header(name, value);
@@ -162,8 +165,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       }
       const p = frameworkProblem(err, req.raw.url ?? '');
       if (p.status >= 500) req.log.error({ err }, 'routing failed');
-      // The request's line and its count, which the onResponse hooks would have written.
-      const start = performance.now();
+      // The request's line and its count, which the onResponse hooks would have written (on
+      // 'finish', as theirs: an answer the client did not take is no request's line there either).
       reply.raw.once('finish', () => {
         const ms = performance.now() - start;
         logRequest(req, reply.statusCode, ms, '', deps.config.slowRequestMs ?? 1000);
