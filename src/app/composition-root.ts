@@ -6,13 +6,14 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { SOCKET_SLOT_TTL_MS } from '../adapters/http/limits.ts';
 import { createMetrics, metricsText, serveMetrics } from '../adapters/http/metrics.ts';
 import { buildApi, type ProjectSoon } from '../adapters/http/server.ts';
 import { CHECK_REDIS } from '../adapters/redis/advice.ts';
 import { connectedReplicas, connectRedis, mask } from '../adapters/redis/client.ts';
 import type { EventHistory } from '../adapters/redis/event-log.ts';
 import { RedisWatch } from '../adapters/redis/health-watch.ts';
-import { type Registration, registerInstance } from '../adapters/redis/instance-registry.ts';
+import { LIVE_WINDOW_MS, type Registration, registerInstance } from '../adapters/redis/instance-registry.ts';
 import { globalKeys, workspaceKeys } from '../adapters/redis/keys.ts';
 import { type RedisClient, useLuaFunctions } from '../adapters/redis/scripts.ts';
 import { TailHub } from '../adapters/redis/tail.ts';
@@ -145,13 +146,18 @@ export async function startSwitchboard(
   useLuaFunctions(config.luaFunctions);
   const redis = connectRedis(redisTargetOf(config, url));
   const watch = new RedisWatch(redis, mask(target));
+  // While stopping, the pause does not clear by itself: the stop gives up on Redis (stop below).
   watch.onPauseChange((reason) =>
-    reason
-      ? log.warn(
-          { reason },
-          `paused: Redis is unreachable; commands and /health answer 503 (a load balancer sends this instance nothing) until it answers again, which clears by itself. ${CHECK_REDIS}`,
-        )
-      : log.info('Redis answers again; running'),
+    watch.isStopping
+      ? reason
+        ? log.warn({ reason }, `Redis is unreachable while stopping. ${CHECK_REDIS}`)
+        : log.info('Redis answers again; the stop goes on')
+      : reason
+        ? log.warn(
+            { reason },
+            `paused: Redis is unreachable; commands and /health answer 503 (a load balancer sends this instance nothing) until it answers again, which clears by itself. ${CHECK_REDIS}`,
+          )
+        : log.info('Redis answers again; running'),
   );
   watch.start();
 
@@ -206,11 +212,43 @@ export async function startSwitchboard(
   // When the last request other than a check or a scrape arrived: the drain goes on while the
   // load balancer still sends.
   let lastSentAt = 0;
+  /** What a stop that gives up on Redis leaves there, for the line that says so. */
+  const notHandedBack = (): string => {
+    const left = [
+      ...(runners.length > 0
+        ? [
+            'any workspace lease of this process is not handed back and lapses after LEASE_TTL_MS, when the other processes take its workspaces over',
+          ]
+        : []),
+      ...(api && config.wsMaxPerKey !== undefined
+        ? [
+            `the socket slots of this process are not handed back and lapse within ${SOCKET_SLOT_TTL_MS / 1000} s: until then they count against its callers' WS_MAX_PER_KEY on the other instances`,
+          ]
+        : []),
+      ...(registration
+        ? [
+            `its registry entry is not removed: the load balancer drops it once it is ${LIVE_WINDOW_MS / 1000} s old`,
+          ]
+        : []),
+    ];
+    return left.length > 0 ? `; ${left.join('; ')}` : '';
+  };
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
+      // Redis unreachable (the watch has paused this process, or pauses it now; health-watch.ts,
+      // stopping()): what the stop still sends (the registry entry's removal, the socket slots
+      // handed back, the end of a workers' step, their leases handed back, QUIT) cannot land, and
+      // each waited out its command timeout in turn, several seconds in all. The stop goes on
+      // without them (a client that lost its connection keeps its commands queued for their
+      // timeout, even once disconnected); leases and slots lapse as a crash's do.
+      watch.stopping();
+      void watch.unreachableWhileStopping.then((reason) => {
+        log.warn({ reason }, `Redis is unreachable while stopping: not waiting for it${notHandedBack()}`);
+        redis.disconnect();
+      });
       // Leave the load balancer first, then close WebSockets (preClose) and drain requests;
       // workers end after their current step.
-      await registration?.stop().catch(() => {});
+      if (registration) await watch.unlessUnreachable(registration.stop());
       // Still serving while the load balancer takes this instance out of its backend (it stops
       // sending new requests, lets those in progress finish): closing at once would answer
       // requests already on their way over its kept-alive connections 503, or cut them. A
@@ -236,47 +274,9 @@ export async function startSwitchboard(
         await closed.finally(() => clearTimeout(cut));
       }
       await metricsServer?.close();
-      // Redis unreachable (the watch has paused this process, or pauses it now): what the workers
-      // still send (the end of a step, their leases handed back, QUIT) cannot land, and each
-      // waited out its command timeout in turn, about 7 s in all. The stop goes on without them
-      // (a client that lost its connection keeps its commands queued for their timeout, even once
-      // disconnected); their leases lapse as a crash's do.
-      let gaveUp = false;
-      let abandon = () => {};
-      const abandoned = new Promise<void>((resolve) => {
-        abandon = resolve;
-      });
-      const giveUp = (reason: string) => {
-        if (gaveUp) return;
-        gaveUp = true;
-        log.warn(
-          { reason },
-          runners.length > 0
-            ? 'Redis is unreachable while stopping: not waiting for it; any workspace lease of this process is not handed back and lapses after LEASE_TTL_MS, when the other processes take its workspaces over'
-            : 'Redis is unreachable while stopping: not waiting for it',
-        );
-        redis.disconnect();
-        abandon();
-      };
-      // Looked at now and while the stop goes on: its first check failing (Redis gone since the
-      // start) is no pause change. Not checked yet (a stop right after the start) waits for Redis.
-      // Unreachable means the connection lost (refused, reset), or two checks in a row unanswered:
-      // a Redis that stalled past one check's timeout (a fork, a long command) and answers the
-      // next is waited for, and gets its leases back.
-      const look = () => {
-        const { reachable, error } = watch.status;
-        if (reachable || error === 'not checked yet') return;
-        if (redis.status !== 'ready' || watch.failedInARow >= 2) giveUp(watch.pausedReason ?? String(error));
-      };
-      look();
-      const looking = setInterval(look, 100);
-      try {
-        await Promise.race([Promise.all(runners.map((r) => r.stop())), abandoned]);
-        tails?.stop();
-        await Promise.race([redis.quit().catch(() => redis.disconnect()), abandoned]);
-      } finally {
-        clearInterval(looking);
-      }
+      await watch.unlessUnreachable(Promise.all(runners.map((r) => r.stop())));
+      tails?.stop();
+      await watch.unlessUnreachable(redis.quit().catch(() => redis.disconnect()));
       watch.stop();
       if (privateRedis) await privateRedis.stop();
     })();

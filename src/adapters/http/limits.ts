@@ -171,11 +171,19 @@ export function installLimits(app: FastifyInstance, deps: LimitDeps): void {
     redis.on('error', () => {}); // failures surface on the counts, which let the request through
     // QUIT lets counts in flight get their replies rather than failing them (under ioredis's
     // auto-pipelining, which the clients no longer use, a cut even threw outside any request).
+    // Redis unreachable while stopping (health-watch.ts): neither is waited for, each would wait
+    // out the command timeout; the slots lapse after SOCKET_SLOT_TTL_MS, as a crashed instance's.
     app.addHook('onClose', (_app, done) => {
-      giveSlotsBack()
-        .then(() => redis.quit())
-        .catch(() => redis.disconnect())
-        .finally(() => done());
+      void watch
+        .unlessUnreachable(
+          giveSlotsBack()
+            .then(() => redis.quit())
+            .catch(() => redis.disconnect()),
+        )
+        .then((ended) => {
+          if (!ended) redis.disconnect();
+          done();
+        });
     });
   }
 

@@ -102,12 +102,25 @@ export class RedisWatch {
   /** Why the Redis answering cannot be used as configured (a node of a cluster given as one Redis). */
   private misconfigured: string | undefined;
   private readonly pauseListeners: ((reason: string | undefined) => void)[] = [];
+  /** Whether the process is stopping (`stopping()`), and the look that gives up on Redis then. */
+  private ending = false;
+  private looking: NodeJS.Timeout | undefined;
+  private gaveUp: ((reason: string) => void) | undefined;
+  /**
+   * Resolves with the reason once Redis is seen unreachable while the process is stopping
+   * (`stopping()`): what the stop still sends is not waited for past it.
+   */
+  readonly unreachableWhileStopping: Promise<string>;
 
   constructor(
     private readonly redis: RedisClient,
     private readonly target: string,
     private readonly everyMs = 1000,
-  ) {}
+  ) {
+    this.unreachableWhileStopping = new Promise((resolve) => {
+      this.gaveUp = resolve;
+    });
+  }
 
   /**
    * Told `pausedReason` when the process becomes paused (Redis stopped answering after it had), and
@@ -215,11 +228,60 @@ export class RedisWatch {
     if (this.state.reachable) return undefined;
     if (this.misconfigured && this.state.error === this.misconfigured)
       return `Redis at ${this.target} ${this.misconfigured}`;
-    return `Redis at ${this.target} is unreachable (${this.state.error ?? 'unknown error'}) since ${this.state.since}; commands answer 503 until it is back, and this clears by itself`;
+    const unreachable = `Redis at ${this.target} is unreachable (${this.state.error ?? 'unknown error'}) since ${this.state.since}`;
+    return this.ending
+      ? `${unreachable}; this process is stopping`
+      : `${unreachable}; commands answer 503 until it is back, and this clears by itself`;
+  }
+
+  /** Whether the process is stopping (`stopping()` was called). */
+  get isStopping(): boolean {
+    return this.ending;
+  }
+
+  /**
+   * The process is stopping: from now on, Redis seen unreachable resolves
+   * `unreachableWhileStopping`, which the stop's last commands (workers' leases, the registry
+   * entry, the socket slots, QUIT) are raced against (`unlessUnreachable`): each would otherwise
+   * wait out its command timeout in turn. Unreachable means the connection lost (refused, reset),
+   * or two checks in a row unanswered: a Redis that stalled past one check's timeout (a fork, a long
+   * command) and answers the next is waited for. Its first check failing (Redis gone since the
+   * start) counts too; not checked yet (a stop right after the start) waits for Redis.
+   */
+  stopping(): void {
+    if (this.ending) return;
+    this.ending = true;
+    const look = () => {
+      const { reachable, error } = this.state;
+      if (reachable || error === 'not checked yet') return;
+      if (this.redis.status !== 'ready' || this.failures >= 2) {
+        clearInterval(this.looking);
+        this.gaveUp?.(this.pausedReason ?? String(error));
+      }
+    };
+    look();
+    this.looking = setInterval(look, 100);
+    this.looking.unref();
+  }
+
+  /**
+   * Waits for `work` (a command of the stop), unless Redis is seen unreachable while stopping
+   * first: true when it ended, false when it was given up on (its commands then wait on in the
+   * client, which the caller disconnects).
+   */
+  unlessUnreachable(work: Promise<unknown>): Promise<boolean> {
+    return Promise.race([
+      work.then(
+        () => true,
+        () => true,
+      ),
+      this.unreachableWhileStopping.then(() => false),
+    ]);
   }
 
   stop(): void {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    clearInterval(this.looking);
   }
 }
