@@ -212,75 +212,90 @@ export async function startSwitchboard(
   // When the last request other than a check or a scrape arrived: the drain goes on while the
   // load balancer still sends.
   let lastSentAt = 0;
-  /** What a stop that gives up on Redis leaves there, for the line that says so. */
+  /** What a stop that gives up on Redis has not handed back yet, for the line that says so. */
+  const left = { registry: false, slots: false, leases: false };
+  /** Whether a wait of the stop was given up on (Redis unreachable). */
+  let gaveUp = false;
   const notHandedBack = (): string => {
-    const left = [
-      ...(runners.length > 0
+    const what = [
+      ...(left.leases
         ? [
             'any workspace lease of this process is not handed back and lapses after LEASE_TTL_MS, when the other processes take its workspaces over',
           ]
         : []),
-      ...(api && config.wsMaxPerKey !== undefined
+      ...(left.slots
         ? [
             `the socket slots of this process are not handed back and lapse within ${SOCKET_SLOT_TTL_MS / 1000} s: until then they count against its callers' WS_MAX_PER_KEY on the other instances`,
           ]
         : []),
-      ...(registration
+      ...(left.registry
         ? [
             `its registry entry is not removed: the load balancer drops it once it is ${LIVE_WINDOW_MS / 1000} s old`,
           ]
         : []),
     ];
-    return left.length > 0 ? `; ${left.join('; ')}` : '';
+    return what.length > 0 ? `; ${what.join('; ')}` : '';
   };
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
-      // Redis unreachable (the watch has paused this process, or pauses it now; health-watch.ts,
-      // stopping()): what the stop still sends (the registry entry's removal, the socket slots
-      // handed back, the end of a workers' step, their leases handed back, QUIT) cannot land, and
-      // each waited out its command timeout in turn, several seconds in all. The stop goes on
-      // without them (a client that lost its connection keeps its commands queued for their
-      // timeout, even once disconnected); leases and slots lapse as a crash's do.
-      watch.stopping();
-      void watch.unreachableWhileStopping.then((reason) => {
+      // Redis unreachable (its connection lost, or two checks in a row unanswered; health-watch.ts,
+      // unlessUnreachable): what the stop still sends (the registry entry's removal, the socket
+      // slots handed back, the end of a workers' step, their leases handed back, QUIT) cannot
+      // land, and each waited out its command timeout in turn, several seconds in all. Each such
+      // wait is given up on; what it had to hand back lapses as a crash's does. The client is cut
+      // only once the stop is done: a Redis that answers again during the drain still serves.
+      left.registry = registration !== undefined;
+      left.slots = api !== undefined && config.wsMaxPerKey !== undefined;
+      left.leases = runners.length > 0;
+      watch.stopping((reason) => {
+        if (gaveUp) return;
+        gaveUp = true;
         log.warn({ reason }, `Redis is unreachable while stopping: not waiting for it${notHandedBack()}`);
-        redis.disconnect();
       });
-      // Leave the load balancer first, then close WebSockets (preClose) and drain requests;
-      // workers end after their current step.
-      if (registration) await watch.unlessUnreachable(registration.stop());
-      // Still serving while the load balancer takes this instance out of its backend (it stops
-      // sending new requests, lets those in progress finish): closing at once would answer
-      // requests already on their way over its kept-alive connections 503, or cut them. A
-      // registered instance has left the registry (HAProxy's sync drops it); every instance
-      // answers /health 503 meanwhile (operations.ts), which is how a balancer that finds the
-      // replicas by DNS and checks /health (infra's compose) drops one that is not registered.
-      // Past LB_DRAIN_MS it serves on while requests still arrive (drainWhileSent). A start that
-      // failed before it was done (the port of /metrics taken) drains only if it had registered:
-      // nothing was told it serves.
-      const drains = listening !== undefined && (registration !== undefined || started);
-      if (drains && config.lbDrainMs > 0) await drainWhileSent(config.lbDrainMs, () => lastSentAt);
-      if (api) {
-        const server = api;
-        // Requests get half the shutdown time to finish; a connection still open then (a client
-        // that keeps sending on it, or never finishes a request) is cut, so a stop always ends
-        // and the workers keep the other half. A WebSocket too: one whose client never answers
-        // the 1001 close (a dead path, a frozen client) would hold the server open.
-        const closed = server.close();
-        const cut = setTimeout(() => {
-          server.server.closeAllConnections();
-          for (const client of server.websocketServer?.clients ?? []) client.terminate();
-        }, config.shutdownTimeoutMs / 2);
-        await closed.finally(() => clearTimeout(cut));
+      try {
+        await stopParts();
+      } finally {
+        if (gaveUp) redis.disconnect();
+        watch.stop();
       }
-      await metricsServer?.close();
-      await watch.unlessUnreachable(Promise.all(runners.map((r) => r.stop())));
-      tails?.stop();
-      await watch.unlessUnreachable(redis.quit().catch(() => redis.disconnect()));
-      watch.stop();
       if (privateRedis) await privateRedis.stop();
     })();
     return stopping;
+  };
+  const stopParts = async (): Promise<void> => {
+    // Leave the load balancer first, then close WebSockets (preClose) and drain requests;
+    // workers end after their current step.
+    if (registration && (await watch.unlessUnreachable(registration.stop()))) left.registry = false;
+    // Still serving while the load balancer takes this instance out of its backend (it stops
+    // sending new requests, lets those in progress finish): closing at once would answer
+    // requests already on their way over its kept-alive connections 503, or cut them. A
+    // registered instance has left the registry (HAProxy's sync drops it); every instance
+    // answers /health 503 meanwhile (operations.ts), which is how a balancer that finds the
+    // replicas by DNS and checks /health (infra's compose) drops one that is not registered.
+    // Past LB_DRAIN_MS it serves on while requests still arrive (drainWhileSent). A start that
+    // failed before it was done (the port of /metrics taken) drains only if it had registered:
+    // nothing was told it serves.
+    const drains = listening !== undefined && (registration !== undefined || started);
+    if (drains && config.lbDrainMs > 0) await drainWhileSent(config.lbDrainMs, () => lastSentAt);
+    if (api) {
+      const server = api;
+      // Requests get half the shutdown time to finish; a connection still open then (a client
+      // that keeps sending on it, or never finishes a request) is cut, so a stop always ends
+      // and the workers keep the other half. A WebSocket too: one whose client never answers
+      // the 1001 close (a dead path, a frozen client) would hold the server open.
+      const closed = server.close();
+      const cut = setTimeout(() => {
+        server.server.closeAllConnections();
+        for (const client of server.websocketServer?.clients ?? []) client.terminate();
+      }, config.shutdownTimeoutMs / 2);
+      await closed.finally(() => clearTimeout(cut));
+      // Its onClose hooks have run: the slots handed back, or their wait given up on (limits.ts).
+      if (!gaveUp) left.slots = false;
+    }
+    await metricsServer?.close();
+    if (await watch.unlessUnreachable(Promise.all(runners.map((r) => r.stop())))) left.leases = false;
+    tails?.stop();
+    await watch.unlessUnreachable(redis.quit().catch(() => redis.disconnect()));
   };
   if (privateRedis) watchPrivateRedis(privateRedis, config.dataDir, log, () => stopping !== undefined, hooks);
   // The workers run from here: a start that fails past this point (a port taken, the admin key)

@@ -102,25 +102,15 @@ export class RedisWatch {
   /** Why the Redis answering cannot be used as configured (a node of a cluster given as one Redis). */
   private misconfigured: string | undefined;
   private readonly pauseListeners: ((reason: string | undefined) => void)[] = [];
-  /** Whether the process is stopping (`stopping()`), and the look that gives up on Redis then. */
+  /** Whether the process is stopping (`stopping()`), and what is told when a wait is given up. */
   private ending = false;
-  private looking: NodeJS.Timeout | undefined;
-  private gaveUp: ((reason: string) => void) | undefined;
-  /**
-   * Resolves with the reason once Redis is seen unreachable while the process is stopping
-   * (`stopping()`): what the stop still sends is not waited for past it.
-   */
-  readonly unreachableWhileStopping: Promise<string>;
+  private givingUp: ((reason: string) => void) | undefined;
 
   constructor(
     private readonly redis: RedisClient,
     private readonly target: string,
     private readonly everyMs = 1000,
-  ) {
-    this.unreachableWhileStopping = new Promise((resolve) => {
-      this.gaveUp = resolve;
-    });
-  }
+  ) {}
 
   /**
    * Told `pausedReason` when the process becomes paused (Redis stopped answering after it had), and
@@ -131,6 +121,10 @@ export class RedisWatch {
   }
 
   start(): void {
+    // A client connected again: the checks that failed before say nothing of this connection.
+    this.redis.on('ready', () => {
+      this.failures = 0;
+    });
     const tick = async () => {
       const started = performance.now();
       const was = this.state.error === 'not checked yet' ? undefined : this.state.reachable;
@@ -219,11 +213,6 @@ export class RedisWatch {
     return { ...this.state, target: this.target };
   }
 
-  /** The checks that failed since the last that answered (0 when the last answered). */
-  get failedInARow(): number {
-    return this.failures;
-  }
-
   get pausedReason(): string | undefined {
     if (this.state.reachable) return undefined;
     if (this.misconfigured && this.state.error === this.misconfigured)
@@ -240,48 +229,65 @@ export class RedisWatch {
   }
 
   /**
-   * The process is stopping: from now on, Redis seen unreachable resolves
-   * `unreachableWhileStopping`, which the stop's last commands (workers' leases, the registry
-   * entry, the socket slots, QUIT) are raced against (`unlessUnreachable`): each would otherwise
-   * wait out its command timeout in turn. Unreachable means the connection lost (refused, reset),
-   * or two checks in a row unanswered: a Redis that stalled past one check's timeout (a fork, a long
-   * command) and answers the next is waited for. Its first check failing (Redis gone since the
-   * start) counts too; not checked yet (a stop right after the start) waits for Redis.
+   * The process is stopping: from now on the stop's last commands (the registry entry, the socket
+   * slots, the workers' end and leases, QUIT) are waited for through `unlessUnreachable`, each of
+   * which would otherwise wait out its command timeout in turn with Redis gone. `givingUp` is told
+   * the reason each time a wait is given up on.
    */
-  stopping(): void {
+  stopping(givingUp?: (reason: string) => void): void {
     if (this.ending) return;
     this.ending = true;
-    const look = () => {
-      const { reachable, error } = this.state;
-      if (reachable || error === 'not checked yet') return;
-      if (this.redis.status !== 'ready' || this.failures >= 2) {
-        clearInterval(this.looking);
-        this.gaveUp?.(this.pausedReason ?? String(error));
-      }
-    };
-    look();
-    this.looking = setInterval(look, 100);
-    this.looking.unref();
+    this.givingUp = givingUp;
   }
 
   /**
-   * Waits for `work` (a command of the stop), unless Redis is seen unreachable while stopping
-   * first: true when it ended, false when it was given up on (its commands then wait on in the
-   * client, which the caller disconnects).
+   * Redis unreachable as a stop sees it: the connection lost (refused, reset), or two checks in a
+   * row unanswered since it last connected, so a Redis that stalled past one check's timeout (a
+   * fork, a long command) and answers the next is waited for. Not checked yet (a stop right after
+   * the start) waits; a node of a cluster given as one Redis answers (it is misconfigured, not gone).
+   */
+  private unreachableNow(): boolean {
+    const { reachable, error } = this.state;
+    if (reachable || error === 'not checked yet') return false;
+    if (this.misconfigured && error === this.misconfigured) return false;
+    return this.redis.status !== 'ready' || this.failures >= 2;
+  }
+
+  /**
+   * Waits for `work` (a command of the stop) while Redis is reachable: true when it ended, false
+   * when Redis was seen unreachable first (looked at now and every 100 ms; its commands then wait
+   * on in the client, which the caller disconnects once it is done). Each wait looks afresh: one
+   * that starts after Redis answered again waits for it.
    */
   unlessUnreachable(work: Promise<unknown>): Promise<boolean> {
-    return Promise.race([
+    return new Promise((resolve) => {
+      let looking: NodeJS.Timeout | undefined;
+      let settled = false;
+      const settle = (ended: boolean) => {
+        if (settled) return;
+        settled = true;
+        clearInterval(looking);
+        resolve(ended);
+      };
       work.then(
-        () => true,
-        () => true,
-      ),
-      this.unreachableWhileStopping.then(() => false),
-    ]);
+        () => settle(true),
+        () => settle(true),
+      );
+      const look = () => {
+        if (settled || !this.ending || !this.unreachableNow()) return;
+        this.givingUp?.(this.pausedReason ?? String(this.state.error));
+        settle(false);
+      };
+      look();
+      if (!settled) {
+        looking = setInterval(look, 100);
+        looking.unref();
+      }
+    });
   }
 
   stop(): void {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    clearInterval(this.looking);
   }
 }
