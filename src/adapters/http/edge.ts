@@ -47,7 +47,14 @@ function originOfBytes(raw: unknown): string | undefined {
   if (!Buffer.isBuffer(raw)) return undefined;
   // No quantifier that can backtrack: the bytes are a client's (up to a socket read), and a
   // pattern trimming blanks itself took time in the square of a padded line's length.
-  return /\r\norigin:([^\r\n]*)\r\n/i.exec(raw.toString('latin1'))?.[1]?.trim();
+  const value = /\r\norigin:([^\r\n]*)\r\n/i.exec(raw.toString('latin1'))?.[1];
+  if (value === undefined) return undefined;
+  // The blanks HTTP allows around a value (space, tab), not every white space trim() takes.
+  let from = 0;
+  let to = value.length;
+  while (from < to && (value[from] === ' ' || value[from] === '\t')) from++;
+  while (to > from && (value[to - 1] === ' ' || value[to - 1] === '\t')) to--;
+  return value.slice(from, to);
 }
 
 /**
