@@ -88,14 +88,6 @@ async function main(): Promise<void> {
   // What this process cannot run without gone (its private redis-server exited): logged at
   // fatal with what to do by the composition root; stopped, exit 1.
   const onFatal: StartHooks['onFatal'] = () => shutdown('fatal', 1);
-  const starting = startSwitchboard(config, log, withKey ? { beforeListen, onFatal } : { onFatal }).catch(
-    (err: unknown) => {
-      const problem = err instanceof StartProblem ? err.message : listenProblem(err, config);
-      if (problem === undefined) throw err;
-      process.stderr.write(`switchboard: could not start: ${problem}\n`);
-      process.exit(1);
-    },
-  );
   let signalled = false;
   const shutdown = (signal: string, code = 0) => {
     if (signalled) {
@@ -138,9 +130,19 @@ async function main(): Promise<void> {
         },
       );
   };
-  // SIGHUP too: the terminal `npm start` runs in closed (a window, an SSH session). Killed by
-  // it, the process would leave its private redis-server (a process group of its own) running.
+  // Heard before the start begins, so every line the start logs comes after (a signal can be
+  // handled only once this synchronous part has assigned `starting`). SIGHUP too: the terminal
+  // `npm start` runs in closed (a window, an SSH session). Killed by it, the process would leave
+  // its private redis-server (a process group of its own) running.
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => shutdown(signal));
+  const starting = startSwitchboard(config, log, withKey ? { beforeListen, onFatal } : { onFatal }).catch(
+    (err: unknown) => {
+      const problem = err instanceof StartProblem ? err.message : listenProblem(err, config);
+      if (problem === undefined) throw err;
+      process.stderr.write(`switchboard: could not start: ${problem}\n`);
+      process.exit(1);
+    },
+  );
   const running = await starting;
   if (adminKey) printAdminKey(adminKey, running.url);
 }

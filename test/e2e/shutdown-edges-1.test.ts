@@ -104,7 +104,10 @@ describe('a stop whose work cannot finish', () => {
       waitReady: false,
       env: { AUTH: 'on', SHUTDOWN_TIMEOUT_MS: '7000', LOG_LEVEL: 'info' },
     });
-    await sleep(1_500);
+    // Signalled once the start is under way (its first line: the signals are heard by then), not
+    // at a fixed time, which a loaded machine's module load outlasted (killed by the signal).
+    await waitFor('the start under way', () => sb.logText().includes('"level"'), { timeoutMs: 15_000 });
+    await sleep(500);
     expect(await sb.stop(15_000), sb.logText()).toBe(0);
     expect(sb.logText()).not.toContain('shutdown took too long');
     expect(sb.logText()).toContain('lease of this process is not handed back');
