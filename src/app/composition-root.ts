@@ -212,7 +212,10 @@ export async function startSwitchboard(
   // When the last request other than a check or a scrape arrived: the drain goes on while the
   // load balancer still sends.
   let lastSentAt = 0;
-  /** What a stop that gives up on Redis has not handed back yet, for the line that says so. */
+  /**
+   * What a stop that gives up on Redis may leave there, for the line that says so (a wait that
+   * ended does not say it landed: a lease's hand-back that timed out ends it too).
+   */
   const left = { registry: false, slots: false, leases: false };
   /** Whether a wait of the stop was given up on (Redis unreachable). */
   let gaveUp = false;
@@ -265,7 +268,7 @@ export async function startSwitchboard(
   const stopParts = async (): Promise<void> => {
     // Leave the load balancer first, then close WebSockets (preClose) and drain requests;
     // workers end after their current step.
-    if (registration && (await watch.unlessUnreachable(registration.stop()))) left.registry = false;
+    if (registration) await watch.unlessUnreachable(registration.stop());
     // Still serving while the load balancer takes this instance out of its backend (it stops
     // sending new requests, lets those in progress finish): closing at once would answer
     // requests already on their way over its kept-alive connections 503, or cut them. A
@@ -289,11 +292,9 @@ export async function startSwitchboard(
         for (const client of server.websocketServer?.clients ?? []) client.terminate();
       }, config.shutdownTimeoutMs / 2);
       await closed.finally(() => clearTimeout(cut));
-      // Its onClose hooks have run: the slots handed back, or their wait given up on (limits.ts).
-      if (!gaveUp) left.slots = false;
     }
     await metricsServer?.close();
-    if (await watch.unlessUnreachable(Promise.all(runners.map((r) => r.stop())))) left.leases = false;
+    await watch.unlessUnreachable(Promise.all(runners.map((r) => r.stop())));
     tails?.stop();
     await watch.unlessUnreachable(redis.quit().catch(() => redis.disconnect()));
   };
