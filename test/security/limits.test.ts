@@ -104,8 +104,10 @@ function raw(
       const at = text.indexOf('\r\n\r\n');
       const length = /\r\ncontent-length: (\d+)/i.exec(text)?.[1];
       if (at >= 0 && length !== undefined && text.length >= at + 4 + Number(length)) {
-        // The whole answer: wait a moment to see whether the server closes.
-        setTimeout(finish, 100);
+        // The whole answer: wait to see whether the server closes (a close ends the wait at once).
+        // The server runs in this process: on a loaded machine its close after the write came
+        // later than 100 ms, and a connection closed was read as kept open.
+        setTimeout(finish, 1000);
       }
     });
     socket.on('error', () => {});
