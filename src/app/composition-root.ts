@@ -216,22 +216,19 @@ export async function startSwitchboard(
    * What a stop that gives up on Redis may leave there, for the line that says so (a wait that
    * ended does not say it landed: a lease's hand-back that timed out ends it too).
    */
-  const left = { registry: false, slots: false, leases: false };
-  /** Whether a wait of the stop was given up on (Redis unreachable). */
-  let gaveUp = false;
   const notHandedBack = (): string => {
     const what = [
-      ...(left.leases
+      ...(runners.length > 0
         ? [
             'any workspace lease of this process is not handed back and lapses after LEASE_TTL_MS, when the other processes take its workspaces over',
           ]
         : []),
-      ...(left.slots
+      ...(api !== undefined && config.wsMaxPerKey !== undefined
         ? [
             `the socket slots of this process are not handed back and lapse within ${SOCKET_SLOT_TTL_MS / 1000} s: until then they count against its callers' WS_MAX_PER_KEY on the other instances`,
           ]
         : []),
-      ...(left.registry
+      ...(registration !== undefined
         ? [
             `its registry entry is not removed: the load balancer drops it once it is ${LIVE_WINDOW_MS / 1000} s old`,
           ]
@@ -239,6 +236,8 @@ export async function startSwitchboard(
     ];
     return what.length > 0 ? `; ${what.join('; ')}` : '';
   };
+  /** Whether a wait of the stop was given up on (Redis unreachable). */
+  let gaveUp = false;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       // Redis unreachable (its connection lost, or two checks in a row unanswered; health-watch.ts,
@@ -247,9 +246,6 @@ export async function startSwitchboard(
       // land, and each waited out its command timeout in turn, several seconds in all. Each such
       // wait is given up on; what it had to hand back lapses as a crash's does. The client is cut
       // only once the stop is done: a Redis that answers again during the drain still serves.
-      left.registry = registration !== undefined;
-      left.slots = api !== undefined && config.wsMaxPerKey !== undefined;
-      left.leases = runners.length > 0;
       watch.stopping((reason) => {
         if (gaveUp) return;
         gaveUp = true;
