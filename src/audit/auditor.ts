@@ -83,6 +83,9 @@ export const COUNTED_EVENTS: Readonly<Record<string, string>> = {
   ContactTransferred: 'transferred',
 };
 
+/** The meta keys of a fact: its command's, as the projector has always written them. */
+const FACT_META = new Set(['commandId', 'idempotencyKey', 'requestId', 'keyId', 'role']);
+
 export class Auditor {
   readonly state = new ReplayState();
   readonly agentPositions = new Map<string, string>();
@@ -398,6 +401,12 @@ export class Auditor {
       problems.push('meta: not the idempotency key and request id of its command');
     if (m.keyId !== e.keyId || m.role !== e.role)
       problems.push('meta: not the API key id and role of its command');
+    const extra = Object.keys(m).filter((k) => !FACT_META.has(k));
+    if (extra.length > 0)
+      problems.push(
+        `meta: ${extra.join(', ')} (a fact carries its command's id, Idempotency-Key, request id and API key only)`,
+      );
+    if (env.unwritten) problems.push(...env.unwritten);
     if (problems.length > 0)
       this.flag('fact', 'events', position, `${env.type} of ${describe(e)} differs: ${problems.join('; ')}`);
   }

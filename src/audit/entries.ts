@@ -38,7 +38,16 @@ export interface Envelope {
   readonly at?: unknown;
   readonly data: Record<string, unknown>;
   readonly meta: Record<string, unknown>;
+  /**
+   * What the entry holds that no writer writes (none when absent): a field of the stream entry
+   * beside `type` and `event` (`entry field <name>`), a key of the envelope beside type, workspace,
+   * at, data and meta (`envelope key <name>`). The log says it and nothing re-checks it.
+   */
+  readonly unwritten?: readonly string[];
 }
+
+/** The keys of an envelope as every writer of the event stream has written it. */
+const ENVELOPE_KEYS = new Set(['type', 'workspace', 'at', 'data', 'meta']);
 
 export const positionMs = (position: string): number => Number(position.slice(0, position.indexOf('-')));
 
@@ -88,9 +97,11 @@ export function commandEntry([position, fields]: Entry): CommandEntry {
 export function envelope(fields: readonly string[]): Envelope | string {
   let text: string | undefined;
   let type: string | undefined;
+  const unwritten: string[] = [];
   for (let i = 0; i + 1 < fields.length; i += 2) {
-    if (fields[i] === 'event') text = fields[i + 1];
-    else if (fields[i] === 'type') type = fields[i + 1];
+    if (fields[i] === 'event' && text === undefined) text = fields[i + 1];
+    else if (fields[i] === 'type' && type === undefined) type = fields[i + 1];
+    else unwritten.push(`entry field ${fields[i]}`);
   }
   if (text === undefined) return 'no "event" field';
   // Every writer sets it (readers filter by it: GET /events?type=, the interval statistics).
@@ -107,6 +118,8 @@ export function envelope(fields: readonly string[]): Envelope | string {
   if (typeof e.data !== 'object' || e.data === null) return 'its envelope has no data';
   // The parsed object is the envelope (no copy: it is the replay's own, read once per event).
   if (typeof e.meta !== 'object' || e.meta === null) (e as { meta: unknown }).meta = {};
+  for (const key in e) if (!ENVELOPE_KEYS.has(key)) unwritten.push(`envelope key ${key}`);
+  if (unwritten.length > 0) (e as { unwritten?: readonly string[] }).unwritten = unwritten;
   return e as Envelope;
 }
 
