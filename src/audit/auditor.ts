@@ -60,6 +60,12 @@ interface Pending {
   next: number;
 }
 
+/** A command up to a decision's basedOn whose events the log does not hold before the decision. */
+interface Late extends Pending {
+  /** The AssignmentMade based on it. */
+  readonly decision: string;
+}
+
 export interface RejectedCommand {
   readonly position: string;
   readonly commandId: string;
@@ -130,6 +136,12 @@ export class Auditor {
   private readonly replayed = new Map<string, string>();
   private commandsComplete = false;
   private pending: Pending | undefined;
+  /**
+   * Commands replayed to reach a decision's basedOn whose events had not come yet (command id →
+   * them): the projector appends a command's events before its checkpoint passes it, so a decision
+   * based on it follows them. Met further on, they are held to the command; never met, missing.
+   */
+  private readonly late = new Map<string, Late>();
   private readonly outcomes = new Outcomes((...v) => this.flag(...v));
   private readonly keys: IdempotencyKeys;
   private parsed: { position: string; env: Envelope } | undefined;
@@ -243,6 +255,17 @@ export class Auditor {
    */
   settle(): boolean {
     this.close();
+    for (const l of this.late.values())
+      this.flag(
+        'missing',
+        'commands',
+        l.entry.position,
+        `${describe(l.entry)}: no ${l.events
+          .slice(l.next)
+          .map((e) => e.type)
+          .join(', ')} in the event log`,
+      );
+    this.late.clear();
     while (this.cursor < this.end) this.passOver(this.at(this.cursor));
     return this.commandsComplete;
   }
@@ -300,6 +323,13 @@ export class Auditor {
     this.close();
     const index = this.find(id);
     if (index === undefined) {
+      const late = this.late.get(id);
+      if (late !== undefined) {
+        this.late.delete(id);
+        this.pending = late;
+        this.match(late, position, env);
+        return true;
+      }
       const first = this.replayed.get(id);
       if (first !== undefined) {
         this.flag(
@@ -502,10 +532,27 @@ export class Auditor {
       );
     } else {
       // The state at basedOn: every command up to it (those no event mentioned have no facts).
-      while (this.cursor < this.end && !positionBefore(basedOn, this.at(this.cursor).position))
-        this.passOver(this.at(this.cursor), position);
+      while (this.cursor < this.end && !positionBefore(basedOn, this.at(this.cursor).position)) {
+        const entry = this.at(this.cursor);
+        const events = this.replay(entry);
+        if (events.length > 0) this.late.set(entry.commandId, { entry, events, next: 0, decision: position });
+      }
       if (this.cursor === this.end && !this.commandsComplete) return false;
-      checkDecision(this, position, pair, basedOn);
+      let late: Late | undefined;
+      for (const l of this.late.values())
+        if (l.decision === position) {
+          late = l;
+          break;
+        }
+      if (late) {
+        this.decisionsUnverifiable++;
+        this.flag(
+          'unverifiable',
+          'events',
+          position,
+          `AssignmentMade ${pair} cannot be re-checked: based on ${basedOn}, yet the events of the command at ${late.entry.position} are not before it`,
+        );
+      } else checkDecision(this, position, pair, basedOn);
     }
     replayAssignment(this, position, env, contactId, agentId);
     return true;

@@ -87,6 +87,70 @@ async function cut(redis: RedisClient, k: WorkspaceKeys): Promise<Cut> {
   };
 }
 
+/**
+ * Entries deleted from the command or event stream by anything but the archiver, as Redis counts
+ * them (XINFO STREAM, Redis 7; earlier versions say nothing, and nothing is reported). The
+ * archiver's trim (src/archive/lua/trim-mark-2.lua) removes the entries its mark counts, all up to
+ * the mark's last position, in the step that moves the mark: so a deletion by XDEL after that
+ * position (`max-deleted-entry-id`, which XDEL raises), or more entries gone than the mark counts
+ * (`entries-added` less `length`: an XTRIM too), is someone's. A stream written anew since (DEL
+ * and XADD) has counted nothing. Read with the marks in one step (the archiver may be trimming).
+ */
+async function deletions(redis: RedisClient, k: WorkspaceKeys): Promise<Violation[]> {
+  const streams = [
+    ['commands', k.commands],
+    ['events', k.events],
+  ] as const;
+  const r = await redis
+    .multi()
+    .xinfo('STREAM', k.commands)
+    .xinfo('STREAM', k.events)
+    .hmget(k.archive, 'commands', 'events')
+    .exec();
+  if (!r) throw new Error('the read of the streams and the archive marks was aborted');
+  const [markErr, marks] = r[2]!;
+  if (markErr) throw markErr;
+  const found: Violation[] = [];
+  streams.forEach(([stream], i) => {
+    const [err, reply] = r[i]!;
+    // No stream (nothing appended yet) has nothing deleted.
+    if (err || !Array.isArray(reply)) return;
+    const field = (name: string): unknown => {
+      const at = reply.indexOf(name);
+      return at >= 0 ? reply[at + 1] : undefined;
+    };
+    const mark = parseAnchor((marks as (string | null)[])[i]);
+    const maxDeleted = field('max-deleted-entry-id');
+    const added = Number(field('entries-added'));
+    const length = Number(field('length'));
+    const archived = mark?.total ?? 0;
+    const by = mark
+      ? `the archiver trimmed ${archived} up to its mark ${mark.last}`
+      : 'the archiver trimmed none';
+    if (
+      typeof maxDeleted === 'string' &&
+      maxDeleted !== '0-0' &&
+      positionBefore(mark?.last ?? '0-0', maxDeleted)
+    )
+      found.push({
+        kind: 'missing',
+        stream,
+        position: maxDeleted,
+        message: `entries deleted from the ${stream} stream (XDEL), the latest at ${maxDeleted}; ${by}`,
+      });
+    else if (Number.isSafeInteger(added) && Number.isSafeInteger(length) && added - length > archived) {
+      const first = field('recorded-first-entry-id') ?? field('last-generated-id');
+      found.push({
+        kind: 'missing',
+        stream,
+        position: typeof first === 'string' && first !== '0-0' ? first : String(field('last-generated-id')),
+        message: `entries deleted from the ${stream} stream (XTRIM or XDEL): it holds ${length} of the ${added} appended; ${by}`,
+      });
+    }
+  });
+  return found;
+}
+
 /** A page that does not follow the one before it: the stream was trimmed past its cursor. */
 type Page = Entry[] & { gap?: true };
 
@@ -358,6 +422,8 @@ export class WorkspaceAudit {
 
   /** The workspace's agent keys and their agents, for the audit of who sent what. */
   private readonly keyAgents = new Map<string, string>();
+  /** The deletions reported by an earlier run (`deletions`), each reported once. */
+  private readonly deleted = new Set<string>();
 
   constructor(
     private readonly redis: RedisClient,
@@ -410,6 +476,12 @@ export class WorkspaceAudit {
         `the outcome stream is empty, yet the commands up to ${at.checkpoint} were applied (a projector step keeps its last outcome)`,
       );
     this.outcomesSeen = true;
+    for (const v of await deletions(redis, k)) {
+      const seen = `${v.stream} ${v.position} ${v.message}`;
+      if (this.deleted.has(seen)) continue;
+      this.deleted.add(seen);
+      a.violations.add(v);
+    }
     // The end of the log is checked anew: an earlier run's findings about its end are its own.
     a.violations.withdrawEnd();
     let state = 'not compared (not asked)';

@@ -2,7 +2,8 @@
  * What the auditor found wrong, each at the stream position where it shows. Kinds:
  * - `command`: a command entry that cannot be replayed (id appended twice, body not decodable), or
  *   that names an API key whose role may not send it (the clock's and the archiver's name none);
- * - `missing`: a command with no fact/rejection in the event log, or a fact of it missing;
+ * - `missing`: a command with no fact/rejection in the event log, or a fact of it missing; entries
+ *   deleted from the command or event stream by anything but the archiver (read.ts, `deletions`);
  * - `duplicate`: a command applied again (a second fact or rejection), or out of order;
  * - `fact`: a fact (or rejection) that differs from what the model decides;
  * - `outcome`: the outcome stream disagrees (none, two, another status or body, an unknown command);
