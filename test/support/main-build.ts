@@ -11,15 +11,25 @@
  * SWITCHBOARD_TEST_MAIN=tsx makes `startProcess` and `cliEntry` use tsx instead (no build).
  */
 import { existsSync } from 'node:fs';
-import { rm, stat } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { processExists } from '../../src/topology/child-processes.ts';
 import { BUILD_DIR, buildEntry, buildMain } from '../../src/topology/local/main-build.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
+/**
+ * The run's own directory of bundles, `test-<pid of vitest's main process>`: the global setup sets
+ * it before the forks start, and they inherit it. Two runs in one checkout at once (a suite run
+ * beside the whole suite) each start their own builds: one ending removes only its own, never the
+ * module the other's processes are about to start.
+ */
+const RUN_DIR = 'SWITCHBOARD_TEST_BUILD_DIR';
+const runDir = (): string => process.env[RUN_DIR] ?? path.join(BUILD_DIR, `test-${process.pid}`);
+
 /** Where the bundle is written; `startProcess` runs it when it is there. */
-export const MAIN_BUNDLE = path.join(BUILD_DIR, 'test', 'main.mjs');
+export const MAIN_BUNDLE = path.join(runDir(), 'main.mjs');
 
 /**
  * The command-line tools the suites run as child processes, built the same way. Through tsx each
@@ -35,7 +45,7 @@ export type CliTool = (typeof CLI_TOOLS)[number];
  * (src/cli/bench/http.ts), and loads another checkout's TypeScript through tsx's loader (steps).
  */
 const BUILT: readonly CliTool[] = CLI_TOOLS;
-const cliBundle = (name: CliTool) => path.join(BUILD_DIR, 'test', 'cli', `${name}.mjs`);
+const cliBundle = (name: CliTool) => path.join(runDir(), 'cli', `${name}.mjs`);
 
 /**
  * `node <these> <args>` runs the tool `name` from the project root: the run's build of
@@ -54,34 +64,36 @@ export function cliEntry(name: CliTool): string[] {
  * --vrrp its own part in the app namespace).
  */
 const LAUNCHER_SOURCE = path.join(ROOT, 'src', 'cli', 'launch.ts');
-const LAUNCHER_BUNDLE = path.join(BUILD_DIR, 'test', 'cli', 'launch.mjs');
+const launcherBundle = () => path.join(runDir(), 'cli', 'launch.mjs');
 
 /** `node <these> <args>` runs the launcher: the run's build when there is one, else tsx. */
 export function launcherEntry(): string[] {
-  return existsSync(LAUNCHER_BUNDLE) ? [LAUNCHER_BUNDLE] : ['--import', 'tsx', LAUNCHER_SOURCE];
+  const bundle = launcherBundle();
+  return existsSync(bundle) ? [bundle] : ['--import', 'tsx', LAUNCHER_SOURCE];
 }
 
-/** The bundles this run wrote (their inodes), so teardown removes only its own. */
-const written = new Map<string, number>();
-const bundles = () => [MAIN_BUNDLE, LAUNCHER_BUNDLE, ...CLI_TOOLS.map(cliBundle)];
+/** The directories of runs whose vitest has ended without its teardown (killed): removed. */
+async function sweep(): Promise<void> {
+  const names = await readdir(BUILD_DIR).catch(() => [] as string[]);
+  await Promise.all(
+    names
+      .filter((n) => n === 'test' || (/^test-\d+$/.test(n) && !processExists(Number(n.slice(5)))))
+      .map((n) => rm(path.join(BUILD_DIR, n), { recursive: true, force: true })),
+  );
+}
 
 export async function setup(): Promise<void> {
-  if (process.env.SWITCHBOARD_TEST_MAIN === 'tsx') {
-    await Promise.all(bundles().map((b) => rm(b, { force: true })));
-    return;
-  }
+  process.env[RUN_DIR] = path.join(BUILD_DIR, `test-${process.pid}`);
+  if (process.env.SWITCHBOARD_TEST_MAIN === 'tsx') return;
+  await sweep();
+  const main = path.join(runDir(), 'main.mjs');
   await Promise.all([
-    buildMain(MAIN_BUNDLE),
-    buildEntry(LAUNCHER_SOURCE, LAUNCHER_BUNDLE),
+    buildMain(main),
+    buildEntry(LAUNCHER_SOURCE, launcherBundle()),
     ...BUILT.map((name) => buildEntry(path.join(ROOT, 'src', 'cli', `${name}.ts`), cliBundle(name))),
   ]);
-  for (const b of [MAIN_BUNDLE, LAUNCHER_BUNDLE, ...BUILT.map(cliBundle)])
-    written.set(b, (await stat(b)).ino);
 }
 
 export async function teardown(): Promise<void> {
-  for (const b of bundles()) {
-    const now = await stat(b).catch(() => undefined);
-    if (now && now.ino === written.get(b)) await rm(b, { force: true });
-  }
+  await rm(runDir(), { recursive: true, force: true });
 }
