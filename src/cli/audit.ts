@@ -51,8 +51,9 @@ meta.basedOn) and, at the end, the documents, routing index and lifecycle timers
   --archive-dir <dir>      where the archiver keeps segments (default $ARCHIVE_DIR, else
                            $DATA_DIR/archive, else ./data/archive): the archived prefix of the
                            streams is read from there first, and its hash chain checked. One
-                           that does not exist is an empty archive: for a workspace whose
-                           streams were archived and trimmed, that is exit 2
+                           that does not exist, or holds no folder of the workspace, is an
+                           empty archive: for a workspace whose streams were archived and
+                           trimmed, that is exit 2
   --idle                   the dispatcher is idle: also check that no queued contact has an
                            eligible available agent at the end
   --no-state               do not compare the documents, the routing index and the timers, nor
@@ -62,8 +63,8 @@ meta.basedOn) and, at the end, the documents, routing index and lifecycle timers
   --help                   this text
 
 Exit codes: 0 no violation (and, without --no-state, the documents, index and timers compared);
-1 violations; 2 bad arguments (an --archive-dir that does not exist for an archived workspace
-included); 3 the audit could not run, or could not compare the documents (the
+1 violations; 2 bad arguments (an --archive-dir that does not exist, or holds no folder of the
+workspace, for an archived workspace included); 3 the audit could not run, or could not compare the documents (the
 workspace kept changing while they were read) and found no violation.
 `;
 

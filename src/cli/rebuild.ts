@@ -5,7 +5,8 @@
  * sets, the counters, the settings and the lifecycle timers with the live state.
  *
  * Exit codes: 0 the same, 1 differences, 2 bad arguments (or no such workspace, or an archive
- * directory that does not exist for a workspace whose streams were archived), 3 the rebuild
+ * directory that does not exist, or holds no folder of the workspace, for a workspace whose
+ * streams were archived), 3 the rebuild
  * could not run (Redis unreachable or refusing the read, an error while reading, or a workspace
  * that kept changing), 130 interrupted (SIGINT or SIGTERM: it stops, removes its shadow unless
  * --keep-shadow and hands it back, so the next rebuild runs at once; a second signal exits at once).
@@ -40,14 +41,14 @@ The shadow is removed afterwards.
   --cluster-nodes <list>   host:port,... seeds of a Redis Cluster instead (default $REDIS_CLUSTER_NODES)
   --archive-dir <dir>      where the archiver keeps segments, read before the streams (default
                            $ARCHIVE_DIR, else <$DATA_DIR or ./data>/archive). One that does not
-                           exist is an empty archive: for a workspace whose streams were archived
-                           and trimmed, that is exit 2
+                           exist, or holds no folder of the workspace, is an empty archive: for a
+                           workspace whose streams were archived and trimmed, that is exit 2
   --keep-shadow            keep the shadow's keys to look at them
   --json                   print one JSON object (the report and the first ${SHOWN} differences)
   --help                   this text
 
-Exit codes: 0 the same, 1 differences, 2 bad arguments (an --archive-dir that does not exist for
-an archived workspace included), 3 the rebuild could not run, 130
+Exit codes: 0 the same, 1 differences, 2 bad arguments (an --archive-dir that does not exist, or
+holds no folder of the workspace, for an archived workspace included), 3 the rebuild could not run, 130
 interrupted (Ctrl-C: the shadow is removed first, unless --keep-shadow; a second Ctrl-C does not wait).
 `;
 
@@ -138,6 +139,15 @@ async function main(): Promise<number> {
         ? `${JSON.stringify({ ...report, differences: report.differences.slice(0, SHOWN) })}\n`
         : format(report, parsed.label),
     );
+    // A hole in the archive: the differences after it come from the log read short, not from the
+    // live state; said with what to do, as the API's archive-unreadable problem says it.
+    const breaks = report.differences.filter((d) => d.kind === 'archive');
+    if (breaks.length > 0) {
+      const where = breaks.map((b) => `${b.key} at ${b.member}: ${b.live}`).join('; ');
+      process.stderr.write(
+        `rebuild: the log of workspace "${workspace}" could not be read whole from the archive in ${archiveDir} (${where}): the differences after it come from that hole, not from the live state. --archive-dir must be the archive the archiver writes to; restore the missing or damaged segment from a copy (npm run audit -- --workspace ${workspace} --archive-dir ${archiveDir} lists every break), then run the rebuild again.\n`,
+      );
+    }
     if (report.differenceCount > 0) return 1;
     if (report.compared) return 0;
     // No difference found is not a workspace found sound: said on stderr, as the audit does.

@@ -26,6 +26,7 @@ import {
   tlsTargetProblem,
 } from '../app/config.ts';
 import { parseAnchor } from '../archive/chain.ts';
+import { workspaceFolder } from '../archive/store.ts';
 import { WorkspaceId } from '../domain/values.ts';
 import { privateRedisFile, runningPrivateRedis } from '../topology/redis-server.ts';
 import { notRedisReply, plainFailure } from './plain-failure.ts';
@@ -217,8 +218,9 @@ export function archiveSourceOf(value: string | undefined, env: NodeJS.ProcessEn
  * archived. For one whose streams the archiver trimmed (its mark in Redis, src/archive/chain.ts) it
  * is not the archive (a typo, or the archiver's ARCHIVE_DIR not given): what to say (the tool exits
  * 2), rather than read a log without its archived prefix and report everything that follows from it
- * (the audit's violations, the rebuild's differences). A directory that exists is read as it is:
- * segments missing from it are reported by the tool.
+ * (the audit's violations, the rebuild's differences). So is a directory with no folder of the
+ * workspace (another one than the archiver's, or a folder inside it). One that has the workspace's
+ * folder is read as it is: segments missing from it are reported by the tool.
  */
 export async function archiveNotThere(
   redis: RedisClient,
@@ -226,7 +228,16 @@ export async function archiveNotThere(
   archiveDir: string,
   source: string,
 ): Promise<string | undefined> {
-  if (existsSync(archiveDir)) return undefined;
+  // The workspace's folder (or the one of its very name an older archive kept): a directory with
+  // neither is not the archiver's for it (another one, or a folder inside the archive), and read as
+  // an empty archive every document would differ.
+  const there = existsSync(archiveDir);
+  if (
+    there &&
+    (existsSync(path.join(archiveDir, workspaceFolder(workspace))) ||
+      existsSync(path.join(archiveDir, workspace)))
+  )
+    return undefined;
   const k = workspaceKeys(workspace);
   const marks = (await redis.hmget(k.archive, 'commands', 'events')).map(parseAnchor);
   const i = marks.findIndex((m) => m !== undefined);
@@ -234,7 +245,7 @@ export async function archiveNotThere(
   if (mark === undefined) return undefined;
   const absolute = path.resolve(archiveDir);
   const shown = absolute === archiveDir ? `"${archiveDir}"` : `"${archiveDir}" (${absolute})`;
-  return `${source}: no archive at ${shown}, yet the ${i === 0 ? 'commands' : 'events'} stream of workspace "${workspace}" was trimmed up to ${mark.last} after its first ${mark.total} entries were archived (segments 0..${mark.index}): give --archive-dir the directory the archiver writes to (its ARCHIVE_DIR)`;
+  return `${source}: ${there ? `no archive of workspace "${workspace}" in ${shown} (no folder ${workspaceFolder(workspace)} there)` : `no archive at ${shown}`}, yet the ${i === 0 ? 'commands' : 'events'} stream of workspace "${workspace}" was trimmed up to ${mark.last} after its first ${mark.total} entries were archived (segments 0..${mark.index}): give --archive-dir the directory the archiver writes to (its ARCHIVE_DIR)`;
 }
 
 /** `--workspace`, required and a valid workspace id; `purpose` says what the tool does with it. */

@@ -21,6 +21,7 @@ import type { ChainBreak } from '../../archive/chain.ts';
 import { LogReader } from '../../archive/log-reader.ts';
 import { before, type LogStream } from '../../archive/segment.ts';
 import type { ArchiveStore } from '../../archive/store.ts';
+import { envelope } from '../../audit/entries.ts';
 import { firedAfter, firedWhenDue } from '../../audit/read.ts';
 import { defaultDispatcherOptions, dispatchStep } from '../../dispatcher/dispatcher.ts';
 import { defaultProjectorOptions, ensureGroup, projectPending } from '../../projections/projector.ts';
@@ -168,12 +169,25 @@ class Replay {
     for await (const e of this.events.upTo(cut.lastEvent)) {
       if (field(e, 'type') !== 'AssignmentMade') continue;
       this.signal?.throwIfAborted();
-      const env = JSON.parse(field(e, 'event') ?? '{}') as {
-        data?: { contactId?: string; agentId?: string; assignedAt?: string };
-        meta?: { basedOn?: string };
+      // An entry that is no event (something else wrote to the stream) is no decision to replay:
+      // it is reported where it is, as the audit reports it, and the rest of the log rebuilt.
+      const read = envelope(e[1]);
+      if (typeof read === 'string') {
+        this.differ({
+          kind: 'decision',
+          key: 'events',
+          member: e[0],
+          live: `unreadable AssignmentMade: ${read}`,
+          rebuilt: null,
+        });
+        continue;
+      }
+      const env = read as {
+        data: { contactId?: string; agentId?: string; assignedAt?: string };
+        meta: { basedOn?: string };
       };
-      await this.apply(env.meta?.basedOn ?? '0-0');
-      await this.decide(e[0], env.data ?? {});
+      await this.apply(env.meta.basedOn ?? '0-0');
+      await this.decide(e[0], env.data);
     }
     await this.apply(cut.checkpoint);
   }
