@@ -3,6 +3,7 @@ import { notItsContactDetail } from '../../domain/model.ts';
 import { isId } from '../../domain/values.ts';
 import { ApiKeyVerifier, consumeWsTicket } from '../redis/api-keys.ts';
 import { recordedOutcome } from '../redis/command-log.ts';
+import { workspaceKeys } from '../redis/keys.ts';
 import { readContact } from '../redis/projection-reads.ts';
 import { IdempotencyKey, workspaceOf } from './params.ts';
 import type { Principal, Role } from './principal.ts';
@@ -297,11 +298,14 @@ export function installAuth(app: FastifyInstance, opts: { cacheMs?: number } = {
 
   /**
    * Whether a command refused by the check above is the repeat of one this agent sent with the
-   * same Idempotency-Key and that was applied to this contact for it: its recorded outcome names
-   * the contact and the agent. The contact may have left the agent since (a completed contact
-   * forgotten after CONTACT_RETENTION, its id queued again for another agent), and the repeat
-   * answers the first outcome as every repeat does (the command path appends nothing for a key
-   * seen before, and answers a 422 for a key first used for another request), not a 403.
+   * same Idempotency-Key about this contact. The contact may have left the agent since (a completed
+   * contact forgotten after CONTACT_RETENTION, its id queued again for another agent), and the
+   * repeat answers the first outcome as every repeat does (the command path appends nothing for a
+   * key seen before, and answers a 422 for a key first used for another request), not a 403. The
+   * first command is the agent's when its recorded outcome names the contact and the agent (a
+   * 200), or when its entry, still in the command stream, is this agent's completion of it (an
+   * agent key's `complete` carries its agent): a refusal (`409 contact-not-assigned`, a `404` once
+   * forgotten) or an outcome not recorded yet is the agent's own too.
    */
   async function ownRepeat(req: FastifyRequest, ws: string, id: string, agentId: string): Promise<boolean> {
     const key = req.headers['idempotency-key'];
@@ -311,6 +315,32 @@ export function installAuth(app: FastifyInstance, opts: { cacheMs?: number } = {
       if (err instanceof SyntaxError) return null;
       throw err;
     });
-    return outcome?.status === 200 && outcome.body.id === id && outcome.body.agentId === agentId;
+    if (outcome?.status === 200 && outcome.body.id === id && outcome.body.agentId === agentId) return true;
+    const first = await firstCommand(ws, key);
+    return first?.type === 'CompleteContact' && first.contactId === id && first.agentId === agentId;
+  }
+
+  /** The command an Idempotency-Key was first used for, while its record lives and its entry is in the stream. */
+  async function firstCommand(
+    ws: string,
+    key: string,
+  ): Promise<{ type?: unknown; contactId?: unknown; agentId?: unknown } | undefined> {
+    const k = workspaceKeys(ws);
+    const [record, expires] = await Promise.all([
+      redis.hget(k.idempotency, key),
+      redis.zscore(k.idempotencyExpiry, key),
+    ]);
+    if (!record || expires === null || Number(expires) <= Date.now()) return undefined;
+    try {
+      const { position } = JSON.parse(record) as { position?: unknown };
+      if (typeof position !== 'string') return undefined;
+      const [entry] = (await redis.xrange(k.commands, position, position)) as [string, string[]][];
+      const fields = entry?.[1] ?? [];
+      const at = fields.indexOf('command');
+      return at >= 0 && at % 2 === 0 ? (JSON.parse(fields[at + 1]!) as object) : undefined;
+    } catch (err) {
+      if (err instanceof SyntaxError) return undefined;
+      throw err;
+    }
   }
 }
