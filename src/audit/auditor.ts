@@ -403,12 +403,22 @@ export class Auditor {
   private match(p: Pending, position: string, env: Envelope): void {
     const exp = p.events[p.next];
     if (!exp) {
-      this.flag(
-        'duplicate',
-        'events',
-        position,
-        `a further ${env.type} of ${describe(p.entry)}: applied twice`,
-      );
+      // A command the model gives no fact for changes nothing at its time: the event is no second
+      // application of it, it is a fact the model does not decide.
+      if (p.events.length === 0)
+        this.flag(
+          'fact',
+          'events',
+          position,
+          `${env.type} of ${describe(p.entry)}, which the model gives no fact for (the command changes nothing at its time)`,
+        );
+      else
+        this.flag(
+          'duplicate',
+          'events',
+          position,
+          `a further ${env.type} of ${describe(p.entry)}: applied twice`,
+        );
       return;
     }
     p.next++;

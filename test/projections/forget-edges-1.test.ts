@@ -140,5 +140,14 @@ describe('commands naming a forgotten contact', () => {
       named.map((v) => v.kind),
       JSON.stringify(audit.violations),
     ).toContain('outcome');
+    // The ContactsForgotten the model does not give is a fact it does not decide, at that event,
+    // not a command applied twice.
+    const forgotten = audit.violations.filter((v) => v.message.startsWith('ContactsForgotten of '));
+    expect(
+      forgotten.map((v) => [v.kind, v.stream]),
+      JSON.stringify(audit.violations),
+    ).toEqual([['fact', 'events']]);
+    expect(forgotten[0]!.message).toMatch(/which the model gives no fact for/);
+    expect(audit.violations.filter((v) => v.message.includes('applied twice'))).toEqual([]);
   });
 });
