@@ -130,7 +130,7 @@ export function replayAssignment(
   const extra = Object.keys(env.meta).filter((k) => k !== 'causationId' && k !== 'basedOn');
   if (extra.length > 0)
     wrong.push(`meta: ${extra.join(', ')} (a decision carries causationId and basedOn only)`);
-  if (env.unwritten) wrong.push(...env.unwritten);
+  wrong.push(...a.unwrittenOf(env));
   if (wrong.length > 0)
     a.flag(
       'fact',

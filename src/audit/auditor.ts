@@ -89,6 +89,9 @@ export const COUNTED_EVENTS: Readonly<Record<string, string>> = {
   ContactTransferred: 'transferred',
 };
 
+/** Commands held back for decisions at most (Auditor.late): memory and time stay bounded. */
+const LATE_HELD = 1_000;
+
 /** The meta keys of a fact: its command's, as the projector has always written them. */
 const FACT_META = new Set(['commandId', 'idempotencyKey', 'requestId', 'keyId', 'role']);
 
@@ -142,6 +145,10 @@ export class Auditor {
    * based on it follows them. Met further on, they are held to the command; never met, missing.
    */
   private readonly late = new Map<string, Late>();
+  /** The first command held back for the decision being replayed (kept while it waits for more commands). */
+  private heldFor: Late | undefined;
+  /** Events whose fields no writer writes were said with their other differences. */
+  private readonly unwrittenSaid = new WeakSet<Envelope>();
   private readonly outcomes = new Outcomes((...v) => this.flag(...v));
   private readonly keys: IdempotencyKeys;
   private parsed: { position: string; env: Envelope } | undefined;
@@ -219,6 +226,15 @@ export class Auditor {
     const done =
       env.type === 'AssignmentMade' ? this.onAssignment(position, env) : this.onFact(position, env);
     if (done) {
+      // What no writer writes, said on whatever path the event took (a fact that differs says it
+      // with its other differences).
+      if (env.unwritten && !this.unwrittenSaid.has(env))
+        this.flag(
+          'fact',
+          'events',
+          position,
+          `${env.type} holds what no writer writes: ${env.unwritten.join(', ')}`,
+        );
       this.tally(position, fields, env);
       const counter = COUNTED_EVENTS[env.type];
       if (counter) this.counters.set(counter, (this.counters.get(counter) ?? 0) + 1);
@@ -247,6 +263,13 @@ export class Auditor {
     }
     const e = loggedEventOf(position, type, text);
     if (e) stats.add(e);
+  }
+
+  /** What `env` holds that no writer writes, to say among its differences (said once). */
+  unwrittenOf(env: Envelope): readonly string[] {
+    if (!env.unwritten) return [];
+    this.unwrittenSaid.add(env);
+    return env.unwritten;
   }
 
   /**
@@ -446,7 +469,7 @@ export class Auditor {
       problems.push(
         `meta: ${extra.join(', ')} (a fact carries its command's id, Idempotency-Key, request id and API key only)`,
       );
-    if (env.unwritten) problems.push(...env.unwritten);
+    problems.push(...this.unwrittenOf(env));
     if (problems.length > 0)
       this.flag('fact', 'events', position, `${env.type} of ${describe(e)} differs: ${problems.join('; ')}`);
   }
@@ -545,15 +568,23 @@ export class Auditor {
       while (this.cursor < this.end && !positionBefore(basedOn, this.at(this.cursor).position)) {
         const entry = this.at(this.cursor);
         const events = this.replay(entry);
-        if (events.length > 0) this.late.set(entry.commandId, { entry, events, next: 0, decision: position });
+        if (events.length === 0) continue;
+        const held: Late = { entry, events, next: 0, decision: position };
+        // Held to meet its facts further on, up to a bound (a hole in the log would hold every
+        // command in it): past it, missing here, as before a decision.
+        if (this.late.size < LATE_HELD) this.late.set(entry.commandId, held);
+        else
+          this.flag(
+            'missing',
+            'commands',
+            entry.position,
+            `${describe(entry)}: no ${events.map((e) => e.type).join(', ')} in the event log before ${position}`,
+          );
+        if (this.heldFor?.decision !== position) this.heldFor = held;
       }
       if (this.cursor === this.end && !this.commandsComplete) return false;
-      let late: Late | undefined;
-      for (const l of this.late.values())
-        if (l.decision === position) {
-          late = l;
-          break;
-        }
+      const late = this.heldFor?.decision === position ? this.heldFor : undefined;
+      this.heldFor = undefined;
       if (late) {
         this.decisionsUnverifiable++;
         this.flag(

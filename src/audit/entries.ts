@@ -98,10 +98,15 @@ export function envelope(fields: readonly string[]): Envelope | string {
   let text: string | undefined;
   let type: string | undefined;
   const unwritten: string[] = [];
+  // The last of a field given twice, as the log's other readers take it (the live feed, the
+  // interval statistics): the audit replays the event they count.
   for (let i = 0; i + 1 < fields.length; i += 2) {
-    if (fields[i] === 'event' && text === undefined) text = fields[i + 1];
-    else if (fields[i] === 'type' && type === undefined) type = fields[i + 1];
-    else unwritten.push(`entry field ${fields[i]}`);
+    const name = fields[i];
+    if (name === 'event' || name === 'type') {
+      if ((name === 'event' ? text : type) !== undefined) unwritten.push(`entry field ${name} given twice`);
+      if (name === 'event') text = fields[i + 1];
+      else type = fields[i + 1];
+    } else unwritten.push(`entry field ${name}`);
   }
   if (text === undefined) return 'no "event" field';
   // Every writer sets it (readers filter by it: GET /events?type=, the interval statistics).
@@ -117,7 +122,12 @@ export function envelope(fields: readonly string[]): Envelope | string {
   if (type !== e.type) return `its "type" field (${type}) is not its envelope's (${e.type})`;
   if (typeof e.data !== 'object' || e.data === null) return 'its envelope has no data';
   // The parsed object is the envelope (no copy: it is the replay's own, read once per event).
-  if (typeof e.meta !== 'object' || e.meta === null) (e as { meta: unknown }).meta = {};
+  // Every writer writes a meta object (a fact its command's id, a decision its basis): one missing
+  // or of another kind is read as empty, and said.
+  if (typeof e.meta !== 'object' || e.meta === null) {
+    unwritten.push('meta' in e ? 'envelope key meta not an object' : 'no envelope key meta');
+    (e as { meta: unknown }).meta = {};
+  }
   for (const key in e) if (!ENVELOPE_KEYS.has(key)) unwritten.push(`envelope key ${key}`);
   if (unwritten.length > 0) (e as { unwritten?: readonly string[] }).unwritten = unwritten;
   return e as Envelope;

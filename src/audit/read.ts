@@ -90,13 +90,18 @@ async function cut(redis: RedisClient, k: WorkspaceKeys): Promise<Cut> {
 /**
  * Entries deleted from the command or event stream by anything but the archiver, as Redis counts
  * them (XINFO STREAM, Redis 7; earlier versions say nothing, and nothing is reported). The
- * archiver's trim (src/archive/lua/trim-mark-2.lua) removes the entries its mark counts, all up to
- * the mark's last position, in the step that moves the mark: so a deletion by XDEL after that
- * position (`max-deleted-entry-id`, which XDEL raises), or more entries gone than the mark counts
- * (`entries-added` less `length`: an XTRIM too), is someone's. A stream written anew since (DEL
- * and XADD) has counted nothing. Read with the marks in one step (the archiver may be trimming).
+ * archiver's trim (src/archive/lua/trim-mark-2.lua) removes exactly the entries its mark counts, in
+ * the step that moves the mark, so `entries-added` less `length` less the mark's total is the number
+ * deleted otherwise (XDEL, XTRIM): a figure that stays the same while the stream grows and the
+ * archiver trims on, so a follower reports each deletion once (`key`). XDEL also raises
+ * `max-deleted-entry-id`, which no trim moves: the deletion is reported there, else at the stream's
+ * first entry. A stream written anew since (DEL and XADD) has counted nothing. Read with the marks in
+ * one step (the archiver may be trimming).
  */
-async function deletions(redis: RedisClient, k: WorkspaceKeys): Promise<Violation[]> {
+async function deletions(
+  redis: RedisClient,
+  k: WorkspaceKeys,
+): Promise<{ readonly key: string; readonly violation: Violation }[]> {
   const streams = [
     ['commands', k.commands],
     ['events', k.events],
@@ -110,7 +115,7 @@ async function deletions(redis: RedisClient, k: WorkspaceKeys): Promise<Violatio
   if (!r) throw new Error('the read of the streams and the archive marks was aborted');
   const [markErr, marks] = r[2]!;
   if (markErr) throw markErr;
-  const found: Violation[] = [];
+  const found: { key: string; violation: Violation }[] = [];
   streams.forEach(([stream], i) => {
     const [err, reply] = r[i]!;
     // No stream (nothing appended yet) has nothing deleted.
@@ -121,32 +126,26 @@ async function deletions(redis: RedisClient, k: WorkspaceKeys): Promise<Violatio
     };
     const mark = parseAnchor((marks as (string | null)[])[i]);
     const maxDeleted = field('max-deleted-entry-id');
+    const xdel = typeof maxDeleted === 'string' && maxDeleted !== '0-0' ? maxDeleted : undefined;
     const added = Number(field('entries-added'));
     const length = Number(field('length'));
-    const archived = mark?.total ?? 0;
-    const by = mark
-      ? `the archiver trimmed ${archived} up to its mark ${mark.last}`
-      : 'the archiver trimmed none';
-    if (
-      typeof maxDeleted === 'string' &&
-      maxDeleted !== '0-0' &&
-      positionBefore(mark?.last ?? '0-0', maxDeleted)
-    )
-      found.push({
+    const counted = Number.isSafeInteger(added) && Number.isSafeInteger(length);
+    const others = counted ? added - length - (mark?.total ?? 0) : 0;
+    // An XDEL past the mark is someone's even where the counts cannot say how many (no count).
+    if (others <= 0 && !(xdel && positionBefore(mark?.last ?? '0-0', xdel))) return;
+    const first = field('recorded-first-entry-id');
+    const position =
+      xdel ?? (typeof first === 'string' && first !== '0-0' ? first : String(field('last-generated-id')));
+    const how = xdel ? `XDEL, the latest at ${xdel}` : 'XTRIM or XDEL';
+    found.push({
+      key: `${stream} ${others} ${xdel ?? ''}`,
+      violation: {
         kind: 'missing',
         stream,
-        position: maxDeleted,
-        message: `entries deleted from the ${stream} stream (XDEL), the latest at ${maxDeleted}; ${by}`,
-      });
-    else if (Number.isSafeInteger(added) && Number.isSafeInteger(length) && added - length > archived) {
-      const first = field('recorded-first-entry-id') ?? field('last-generated-id');
-      found.push({
-        kind: 'missing',
-        stream,
-        position: typeof first === 'string' && first !== '0-0' ? first : String(field('last-generated-id')),
-        message: `entries deleted from the ${stream} stream (XTRIM or XDEL): it holds ${length} of the ${added} appended; ${by}`,
-      });
-    }
+        position,
+        message: `entries deleted from the ${stream} stream other than by the archiver${others > 0 ? `: ${others}` : ''} (${how})`,
+      },
+    });
   });
   return found;
 }
@@ -476,11 +475,10 @@ export class WorkspaceAudit {
         `the outcome stream is empty, yet the commands up to ${at.checkpoint} were applied (a projector step keeps its last outcome)`,
       );
     this.outcomesSeen = true;
-    for (const v of await deletions(redis, k)) {
-      const seen = `${v.stream} ${v.position} ${v.message}`;
-      if (this.deleted.has(seen)) continue;
-      this.deleted.add(seen);
-      a.violations.add(v);
+    for (const { key, violation } of await deletions(redis, k)) {
+      if (this.deleted.has(key)) continue;
+      this.deleted.add(key);
+      a.violations.add(violation);
     }
     // The end of the log is checked anew: an earlier run's findings about its end are its own.
     a.violations.withdrawEnd();

@@ -145,7 +145,7 @@ async function main(): Promise<number> {
     if (breaks.length > 0) {
       const where = breaks.map((b) => `${b.key} at ${b.member}: ${b.live}`).join('; ');
       process.stderr.write(
-        `rebuild: the log of workspace "${workspace}" could not be read whole from the archive in ${archiveDir} (${where}): the differences after it come from that hole, not from the live state. --archive-dir must be the archive the archiver writes to; restore the missing or damaged segment from a copy (npm run audit -- --workspace ${workspace} --archive-dir ${archiveDir} lists every break), then run the rebuild again.\n`,
+        `rebuild: the log of workspace "${workspace}" could not be read whole, as written, from the archive in ${archiveDir} (${where}): the differences after it come from that break, not from the live state. --archive-dir must be the archive the archiver writes to; restore the missing or damaged segment from a copy (npm run audit -- --workspace ${workspace} --archive-dir ${JSON.stringify(archiveDir)} lists every break), then run the rebuild again.\n`,
       );
     }
     if (report.differenceCount > 0) return 1;

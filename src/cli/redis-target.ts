@@ -245,7 +245,7 @@ export async function archiveNotThere(
   if (mark === undefined) return undefined;
   const absolute = path.resolve(archiveDir);
   const shown = absolute === archiveDir ? `"${archiveDir}"` : `"${archiveDir}" (${absolute})`;
-  return `${source}: ${there ? `no archive of workspace "${workspace}" in ${shown} (no folder ${workspaceFolder(workspace)} there)` : `no archive at ${shown}`}, yet the ${i === 0 ? 'commands' : 'events'} stream of workspace "${workspace}" was trimmed up to ${mark.last} after its first ${mark.total} entries were archived (segments 0..${mark.index}): give --archive-dir the directory the archiver writes to (its ARCHIVE_DIR)`;
+  return `${source}: ${there ? `no archive of workspace "${workspace}" in ${shown} (no folder ${workspaceFolder(workspace)} there)` : `no archive at ${shown}`}, yet the ${i === 0 ? 'commands' : 'events'} stream of workspace "${workspace}" was trimmed up to ${mark.last} after its first ${mark.total} entries were archived (segments 0..${mark.index}): give --archive-dir the directory the archiver writes to (its ARCHIVE_DIR)${there ? `; if it is that directory, the workspace's folder is lost: restore it from a copy` : ''}`;
 }
 
 /** `--workspace`, required and a valid workspace id; `purpose` says what the tool does with it. */

@@ -36,10 +36,12 @@ describe('rebuild over an archive with a segment missing', () => {
     expect(broken.code).toBe(1);
     const first = broken.stdout.split('\n').find((l) => l.startsWith('  archive '));
     expect(first).toContain(a.names[2]);
-    expect(broken.stderr).toContain(`could not be read whole from the archive in ${root}`);
+    expect(broken.stderr).toContain(`could not be read whole, as written, from the archive in ${root}`);
     expect(broken.stderr).toContain(a.names[2]);
     expect(broken.stderr).toContain('restore the missing or damaged segment');
-    expect(broken.stderr).toContain(`npm run audit -- --workspace ${WS} --archive-dir ${root}`);
+    expect(broken.stderr).toContain(
+      `npm run audit -- --workspace ${WS} --archive-dir ${JSON.stringify(root)}`,
+    );
 
     const json = await runCli('rebuild', [...args, '--json']);
     expect(json.code).toBe(1);

@@ -142,4 +142,44 @@ describe('event fields no writer writes', () => {
       ),
     ]);
   });
+  it('names the field on every path the event takes: a decision the rule does not give', async () => {
+    const ws = await log();
+    // The decision moved to an agent who lacks the skill, with a reason added: refused by the rule,
+    // and the added key named too.
+    const decision = await alter(
+      ws,
+      'AssignmentMade',
+      envelopeChanged((env) => {
+        (env.data as Record<string, unknown>).agentId = 'nobody';
+        env.reason = 'manual';
+      }),
+    );
+    const found = await violations(ws);
+    const at = found.filter((v) => v.includes(decision));
+    expect(at, found.join('\n')).toContain(
+      `fact ${decision}: AssignmentMade holds what no writer writes: envelope key reason`,
+    );
+    expect(at[0], found.join('\n')).toMatch(new RegExp(`^decision ${decision}: .*rule 1 gives c1->a1`));
+  });
+
+  it('says a meta removed or not an object, and reads a field given twice as the other readers do (the last)', async () => {
+    const ws = await log();
+    const bare = await alter(
+      ws,
+      'AgentRegistered',
+      envelopeChanged((env) => {
+        delete (env as Record<string, unknown>).meta;
+      }),
+    );
+    const twice = await alter(ws, 'ContactQueued', (f) => [...f, 'type', 'ContactQueued']);
+    const found = await violations(ws);
+    expect(
+      found.find((v) => v.startsWith(`fact ${bare}:`)),
+      found.join('\n'),
+    ).toMatch(/no envelope key meta/);
+    expect(
+      found.find((v) => v.startsWith(`fact ${twice}:`)),
+      found.join('\n'),
+    ).toMatch(/entry field type given twice/);
+  });
 });

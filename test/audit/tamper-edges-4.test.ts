@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
-import { auditWorkspace } from '../../src/audit/read.ts';
+import { auditWorkspace, WorkspaceAudit } from '../../src/audit/read.ts';
 import { dispatchPending } from '../../src/dispatcher/dispatcher.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { ensureGroup, projectPending } from '../../src/projections/projector.ts';
@@ -98,7 +98,7 @@ describe("a decision's basedOn moved", () => {
       expect.stringMatching(
         new RegExp(`^missing ${commands[2]![0]}: QueueContact c1 .*: no ContactQueued in the event log$`),
       ),
-      `missing ${queued}: entries deleted from the events stream (XDEL), the latest at ${queued}; the archiver trimmed none`,
+      `missing ${queued}: entries deleted from the events stream other than by the archiver: 1 (XDEL, the latest at ${queued})`,
       'state ' + events.at(-1)![0] + ': counters (/stats): queued 2, the log 1',
     ]);
   });
@@ -165,8 +165,38 @@ describe('entries deleted from the streams by hand', () => {
       kind: 'missing',
       stream: 'events',
       position: kept,
-      message:
-        'entries deleted from the events stream (XTRIM or XDEL): it holds 2 of the 3 appended; the archiver trimmed none',
+      message: 'entries deleted from the events stream other than by the archiver: 1 (XTRIM or XDEL)',
     });
+  });
+
+  it('a follower reports a deletion once, however the stream grows after it', async () => {
+    const ws = `tamper-follow-${run}`;
+    const k = workspaceKeys(ws);
+    await ensureGroup(suite.redis, ws);
+    const send = async (command: Command) => {
+      await appendCommand(suite.redis, { workspace: ws, command });
+      await projectPending(suite.redis, ws);
+    };
+    await send({ type: 'RegisterAgent', agentId: 'a1', skills: ['Alpha'], capacity: 1 });
+    await send({ type: 'RegisterAgent', agentId: 'a2', skills: ['Alpha'], capacity: 1 });
+    const follower = new WorkspaceAudit(suite.redis, ws, { idle: true });
+    expect((await follower.run()).violations).toEqual([]);
+    const kept = ((await suite.redis.xrange(k.events, '-', '+')) as StreamEntry[])[1]![0];
+    await suite.redis.xtrim(k.events, 'MINID', kept);
+    const deleted = (v: { message: string }) => v.message.startsWith('entries deleted');
+    expect((await follower.run()).violations.filter(deleted)).toHaveLength(1);
+    // The stream grows; the one deletion stays one.
+    await send({ type: 'ChangeAgentState', agentId: 'a1', state: 'available' });
+    await send({ type: 'ChangeAgentState', agentId: 'a2', state: 'available' });
+    const again = await follower.run();
+    expect(again.violations.filter(deleted), JSON.stringify(again.violations)).toHaveLength(1);
+    // A second deletion is a second finding.
+    const [one] = (await suite.redis.xrange(k.events, '-', '+', 'COUNT', 1)) as StreamEntry[];
+    await suite.redis.xdel(k.events, one![0]);
+    const third = await follower.run();
+    expect(third.violations.filter(deleted).map((v) => v.message)).toEqual([
+      'entries deleted from the events stream other than by the archiver: 1 (XTRIM or XDEL)',
+      `entries deleted from the events stream other than by the archiver: 2 (XDEL, the latest at ${one![0]})`,
+    ]);
   });
 });
