@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Metric, MetricObjectWithValues, MetricValueWithName, Registry } from 'prom-client';
-import { READ_PAGE } from '../redis/event-log.ts';
+import { entryType, parseFields, READ_PAGE } from '../redis/event-log.ts';
 import { workspaceKeys } from '../redis/keys.ts';
 import { luaScript, type RedisClient, runLua } from '../redis/scripts.ts';
 
@@ -48,6 +48,22 @@ function countsOf(h: Record<string, string>): WaitCounts {
   return { buckets, count: Number(h.count ?? 0), sumMs: Number(h.sum_ms ?? 0) };
 }
 
+/**
+ * The `waitedMs` of an AssignmentMade entry's `event` field; undefined for an entry that is no
+ * event (not JSON of an envelope with a numeric wait: something else can write to the stream,
+ * docs/API.md), which the fold passes over as every reader of the log does: parsing it threw, and
+ * the workspace was reported down at every scrape, its cursor stuck before the entry.
+ */
+function waitedMsOf(event: string | undefined): number | undefined {
+  if (event === undefined) return undefined;
+  try {
+    const waited = (JSON.parse(event) as { data?: { waitedMs?: unknown } } | null)?.data?.waitedMs;
+    return typeof waited === 'number' && Number.isFinite(waited) ? waited : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The bucket a wait of `ms` falls in (its index; WAIT_BUCKETS_S.length: +Inf). */
 export function bucketOf(ms: number): number {
   const s = ms / 1000;
@@ -86,12 +102,10 @@ export async function foldWaits(redis: RedisClient, ws: string, deadline: number
       const add = new Array<number>(WAIT_BUCKETS_S.length + 1).fill(0);
       let n = 0;
       let sumMs = 0;
-      for (const [, fields] of entries) {
-        if (fields[1] !== 'AssignmentMade' || fields[0] !== 'type') continue;
-        const waited = Number(
-          (JSON.parse(fields[3] ?? '{}') as { data?: { waitedMs?: number } }).data?.waitedMs,
-        );
-        if (!Number.isFinite(waited)) continue;
+      for (const entry of entries) {
+        if (entryType(entry) !== 'AssignmentMade') continue;
+        const waited = waitedMsOf(parseFields(entry[1]).event);
+        if (waited === undefined) continue;
         const ms = Math.max(0, Math.round(waited));
         add[bucketOf(ms)]! += 1;
         n++;
