@@ -305,8 +305,11 @@ export function intervalEffect(
       };
     }
     case 'ContactsForgotten':
+      // A list that is none (an entry something else wrote) forgets nothing: `.filter` of it threw.
       return {
-        forget: ((d.contactIds as string[] | undefined) ?? []).filter((id) => typeof id === 'string'),
+        forget: Array.isArray(d.contactIds)
+          ? d.contactIds.filter((id): id is string => typeof id === 'string')
+          : [],
       };
     default:
       return {};

@@ -99,8 +99,8 @@ export class IntervalProjection {
       const e = loggedEventOf(entry[0], entryType(entry), parseFields(entry[1]).event);
       if (!e) continue;
       events.push(e);
-      for (const id of [e.data.id, e.data.contactId, ...((e.data.contactIds as unknown[]) ?? [])])
-        if (typeof id === 'string') ids.add(id);
+      const listed = Array.isArray(e.data.contactIds) ? (e.data.contactIds as unknown[]) : [];
+      for (const id of [e.data.id, e.data.contactId, ...listed]) if (typeof id === 'string') ids.add(id);
     }
     // Where the contacts this batch is about are (their queues, whether decided: `placeText`), as
     // the checkpoint left them; then as it changes them.
