@@ -50,13 +50,17 @@ function instantOf(s: string): number {
 
 /**
  * An ISO 8601 time on a calendar day that exists: Date.parse reads 2026-02-30 as March 2 and
- * April 31 as May 1, which would answer for a day not asked for.
+ * April 31 as May 1, which would answer for a day not asked for. The month's length is that of
+ * the year as written (setUTCFullYear: Date.UTC reads years 0..99 as 1900..1999, and refused
+ * February 29th of 0000, a leap year).
  */
 function isTime(s: string): boolean {
   const m = /^(\d{4})-(\d\d)-(\d\d)T/.exec(s);
   if (!m || !Number.isFinite(instantOf(s))) return false;
   const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
-  return day >= 1 && day <= new Date(Date.UTC(year, month, 0)).getUTCDate();
+  const last = new Date(0);
+  last.setUTCFullYear(year, month, 0);
+  return day >= 1 && day <= last.getUTCDate();
 }
 const Time = withMessage(
   t.refinement(t.string, isTime, 'Time'),
