@@ -33,8 +33,10 @@
 import {
   DEFAULT_MAX_RETRY_AFTER_MS,
   notANumber,
+  POSITION,
   retryAfterMsOf,
   SwitchboardError,
+  unsendablePath,
   unusableBaseUrl,
 } from './errors.ts';
 import { type SubscribeOptions, type Subscription, subscribe } from './live.ts';
@@ -295,7 +297,7 @@ export class SwitchboardClient {
    * projection has the range; the answer's `source` says which gave it (docs/API.md "Historical
    * intervals"). A busier range than the server reads at once is a 422 `range-too-large`.
    */
-  getStatsIntervals(
+  async getStatsIntervals(
     range: {
       from: string | Date;
       to: string | Date;
@@ -305,8 +307,8 @@ export class SwitchboardClient {
     o?: QueryOptions,
   ): Promise<StatsIntervals> {
     return this.query('/stats/intervals', o, {
-      from: isoTime(range.from),
-      to: isoTime(range.to),
+      from: isoTime(range.from, 'from'),
+      to: isoTime(range.to, 'to'),
       serviceLevelMs: range.serviceLevelMs,
       source: range.source,
     });
@@ -473,6 +475,25 @@ export class SwitchboardClient {
       ...(o.signal ? { signal: o.signal } : {}),
     });
     const b = a.body;
+    // A JSON document that is no command's outcome (a proxy's or a stub's `{"ok": true}`, an
+    // array): no position to read the write at, nor, for a 202, the command it would be. Thrown
+    // with the status and the text, never a command reported applied at position "undefined".
+    const missing =
+      typeof b.position !== 'string' || !POSITION.test(b.position)
+        ? 'position'
+        : a.status === 202 && typeof b.commandId !== 'string'
+          ? 'commandId'
+          : undefined;
+    if (missing !== undefined)
+      throw new SwitchboardError({
+        status: a.status,
+        method,
+        path: `${this.workspacePath}${path}`,
+        body: b,
+        detail: `the answer is no command's outcome (no ${missing}): ${JSON.stringify(b).slice(0, 200)}`,
+        attempts: a.attempts,
+        idempotencyKey,
+      });
     if (a.status === 202)
       return {
         applied: false,
@@ -561,16 +582,8 @@ export class SwitchboardClient {
     // An empty id (or workspace) is no segment at all: getAgent('') is GET /agents/, the list,
     // answered as if it were an agent's document. Refused the same way in the API's paths (/v1/...;
     // the pages' paths are left as given).
-    const segments = path.split('?')[0]!.split('/').slice(1);
-    const dot = segments.find((s) => s === '.' || s === '..');
-    if (dot !== undefined)
-      throw new TypeError(
-        `${method} ${path}: an id "${dot}" cannot be sent in a URL path (a dot segment, removed by URL parsing)`,
-      );
-    if (path.startsWith('/v1/') && segments.includes(''))
-      throw new TypeError(
-        `${method} ${path}: an empty id cannot be sent in a URL path (ids are 1..128 characters)`,
-      );
+    const badPath = unsendablePath(path);
+    if (badPath !== undefined) throw new TypeError(`${method} ${path}: ${badPath}`);
     // A base URL fetch cannot call at all (no scheme: `127.0.0.1:8080`, `localhost:8080`; another
     // scheme; credentials in it, which fetch refuses and would name, password and all, in its
     // error) is a mistake in the options, not a network failure: no try would ever reach a server,
@@ -792,8 +805,19 @@ const signalOf = (o: CallOptions): { signal?: AbortSignal } => (o.signal ? { sig
 /** The longest delay a timer holds (setTimeout fires at once past it). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** A time as the API reads it: ISO 8601 (a Date as its UTC ISO string, a string as given). */
-const isoTime = (t: string | Date): string => (typeof t === 'string' ? t : t.toISOString());
+/**
+ * A time as the API reads it: ISO 8601 (a Date as its UTC ISO string, a string as given). An
+ * Invalid Date (`new Date(undefined)`, a date parsed from nothing) has no ISO string: it is the
+ * caller's mistake, a TypeError naming the range's end (`name`), as the call's rejection.
+ */
+function isoTime(t: string | Date, name: string): string {
+  if (typeof t === 'string') return t;
+  if (Number.isNaN(t.getTime()))
+    throw new TypeError(
+      `GET /stats/intervals: the range's ${name} is an Invalid Date: it takes a valid Date or an ISO 8601 time`,
+    );
+  return t.toISOString();
+}
 
 /** `query` as a query string: `?a=1&b=2`, or `&a=1&b=2` after a `path` that has one already. */
 function queryString(q: SendOptions['query'], path: string): string {

@@ -211,6 +211,23 @@ export function unusableBaseUrl(url: string, what: string, verb = 'called'): str
 }
 
 /**
+ * Why `path` cannot be sent as it is, when it cannot: an id (or workspace) `.` or `..` is a dot
+ * segment to every URL parser (fetch's, `ws`'s), which drops it (or the segment before it) and
+ * calls another route, and no encoding survives it (`%2E` is one too); an empty id (or workspace)
+ * in the API's paths (`/v1/...`) is no segment at all (`/agents/` is the list). The pages' paths
+ * are left as given.
+ */
+export function unsendablePath(path: string): string | undefined {
+  const segments = path.split('?')[0]!.split('/').slice(1);
+  const dot = segments.find((s) => s === '.' || s === '..');
+  if (dot !== undefined)
+    return `an id "${dot}" cannot be sent in a URL path (a dot segment, removed by URL parsing)`;
+  if (path.startsWith('/v1/') && segments.includes(''))
+    return 'an empty id cannot be sent in a URL path (ids are 1..128 characters)';
+  return undefined;
+}
+
+/**
  * Which of `names` in `o` is given but unusable, told as a mistake: no number (NaN, or a text that
  * is none), or a `timeoutMs` not above 0, which would time every try out before it is sent (no
  * limit is `Infinity`).

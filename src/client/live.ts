@@ -18,6 +18,7 @@ import {
   POSITION,
   retryAfterMsOf,
   SwitchboardError,
+  unsendablePath,
   unusableBaseUrl,
 } from './errors.ts';
 import type { EventEnvelope, EventType, Position, WsTicket } from './types.ts';
@@ -264,6 +265,12 @@ export function subscribe(
       const byTicket = client.options.key !== undefined && (o.auth === 'ticket' || !headers);
       // The URL first: one no try can open is not sent a ticket request either.
       const base = wsBase(client.url);
+      // A workspace of `.` or `..` is a dot segment, which `ws` (a URL parser) drops: the upgrade
+      // would go to another route (GET /v1/events/live), and an empty one has no segment at all.
+      // Thrown as every call of such a client is, before anything is sent, never tried again.
+      const livePath = `${client.workspacePath}/events/live`;
+      const badPath = unsendablePath(livePath);
+      if (badPath !== undefined) throw new TypeError(`GET ${livePath}: ${badPath}`);
       const q: string[] = [];
       // Each value encoded, as a query's are: an `after` with a `&` in it (the caller's mistake)
       // reaches the server whole and is refused naming `after`, not cut into another query.
@@ -281,7 +288,7 @@ export function subscribe(
         q.push(`ticket=${encodeURIComponent(ticket.body.ticket)}`);
       }
       if (closed) return;
-      url = `${base}${client.workspacePath}/events/live${q.length ? `?${q.join('&')}` : ''}`;
+      url = `${base}${livePath}${q.length ? `?${q.join('&')}` : ''}`;
       // The handshake's time limit is the client's `timeoutMs` (default 15 s), as a request's is;
       // one past what a timer holds (Infinity) is none.
       const timeoutMs = client.options.timeoutMs ?? 15_000;
