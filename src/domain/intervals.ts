@@ -232,6 +232,16 @@ const movedTo = (skills: unknown, before: string | undefined): string =>
   before ? queueName(skills, before.slice(0, before.indexOf(' '))) : '';
 
 /**
+ * A wait or handle time as the log gives it, in whole milliseconds: 0 unless a number from 0 to the
+ * event's own time (no wait that ended at it began before 1970). An entry something else wrote
+ * with `1e20` would be summed by Redis's integer increments, which refuse it: the live projection
+ * would stop on its batch, and the log reading disagree with it.
+ */
+export function durationAt(v: unknown, ms: number): number {
+  return typeof v === 'number' && v >= 0 && v <= ms ? v : 0;
+}
+
+/**
  * The effect of `e`, given where each contact is so far (`placeOf`: its queue, and whether its
  * first decision was counted). A contact is counted under the queue it was queued (or transferred,
  * or stepped) to last; a decision under the queue it was made for; a transfer under the queue it
@@ -261,7 +271,7 @@ export function intervalEffect(
       if (offer && offer.id !== 1) return {}; // a later offer of the same contact: not its first decision
       if (placeOf(contactId)?.decided) return {}; // decided before (then transferred): not its first
       const queue = queueName(d.skills, d.channel);
-      const waited = typeof d.waitedMs === 'number' ? d.waitedMs : 0;
+      const waited = durationAt(d.waitedMs, e.ms);
       return {
         learn: { contactId, queue, decided: true },
         count: {
@@ -280,7 +290,7 @@ export function intervalEffect(
           ? { abandoned: 1 }
           : e.type === 'ContactExpired'
             ? { expired: 1 }
-            : { completed: 1, handleSum: typeof d.handledMs === 'number' ? d.handledMs : 0 };
+            : { completed: 1, handleSum: durationAt(d.handledMs, e.ms) };
       // Each ends the contact: no later event of it counts (its id is taken until it is forgotten).
       return { count: { start, add, queue: queueOf(contactId) }, forget: [contactId] };
     }

@@ -32,6 +32,16 @@ describe('the wait histogram past an AssignmentMade entry that is no event', () 
     await redis.xadd(events, '*', 'type', 'AssignmentMade', 'event', '{"data":');
     await redis.xadd(events, '*', 'type', 'AssignmentMade', 'event', 'null');
     await redis.xadd(events, '*', 'type', 'AssignmentMade');
+    // A wait Redis's integer increments refuse (and one longer than time since 1970): no wait.
+    for (const waited of ['1e20', '1e300', '-5'])
+      await redis.xadd(
+        events,
+        '*',
+        'type',
+        'AssignmentMade',
+        'event',
+        `{"type":"AssignmentMade","data":{"contactId":"x","waitedMs":${waited}},"meta":{}}`,
+      );
     await api.ok('POST', WS, '/agents/a1/state', { state: 'available' });
     await api.ok('POST', WS, '/contacts', { id: 'c1', skills: ['S'] });
     await api.until(WS, '/contacts/c1', (c) => c.state === 'assigned');

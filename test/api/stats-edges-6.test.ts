@@ -30,6 +30,15 @@ describe('GET /stats/intervals past a ContactsForgotten whose list is none', () 
         `{"type": "ContactsForgotten", "workspace": "${WS}", "data": {"contactIds": ${list}}}`,
       );
     await api.ok('POST', WS, '/contacts', { id: 'c2', skills: ['S'] });
+    // A handle time Redis's integer increments refuse: none, live and from the log.
+    await redis.xadd(
+      events,
+      '*',
+      'type',
+      'ContactCompleted',
+      'event',
+      `{"type": "ContactCompleted", "workspace": "${WS}", "data": {"contactId": "c2", "handledMs": 1e20}}`,
+    );
     await api.ok('POST', WS, '/contacts/c1/abandon');
 
     const range = `from=${new Date(started - 60_000).toISOString()}&to=${new Date(Date.now() + 60_000).toISOString()}`;

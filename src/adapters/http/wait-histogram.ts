@@ -54,11 +54,13 @@ function countsOf(h: Record<string, string>): WaitCounts {
  * docs/API.md), which the fold passes over as every reader of the log does: parsing it threw, and
  * the workspace was reported down at every scrape, its cursor stuck before the entry.
  */
-function waitedMsOf(event: string | undefined): number | undefined {
+function waitedMsOf(event: string | undefined, ms: number): number | undefined {
   if (event === undefined) return undefined;
   try {
     const waited = (JSON.parse(event) as { data?: { waitedMs?: unknown } } | null)?.data?.waitedMs;
-    return typeof waited === 'number' && Number.isFinite(waited) ? waited : undefined;
+    // No wait that ended at the event began before 1970: a larger one (`1e20`) is none, which
+    // Redis's integer increments would refuse, the fold failing at every scrape.
+    return typeof waited === 'number' && waited >= 0 && waited <= ms ? waited : undefined;
   } catch {
     return undefined;
   }
@@ -104,7 +106,10 @@ export async function foldWaits(redis: RedisClient, ws: string, deadline: number
       let sumMs = 0;
       for (const entry of entries) {
         if (entryType(entry) !== 'AssignmentMade') continue;
-        const waited = waitedMsOf(parseFields(entry[1]).event);
+        const waited = waitedMsOf(
+          parseFields(entry[1]).event,
+          Number(entry[0].slice(0, entry[0].indexOf('-'))),
+        );
         if (waited === undefined) continue;
         const ms = Math.max(0, Math.round(waited));
         add[bucketOf(ms)]! += 1;
