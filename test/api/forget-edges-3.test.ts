@@ -1,6 +1,6 @@
 /**
- * An `agent` key's `complete` refused by the projector (the contact was completed meanwhile by a
- * supervisor: `409 contact-not-assigned`), then retried with the same Idempotency-Key (a lost
+ * An `agent` key's `complete` refused by the projector (the contact was completed meanwhile by an
+ * admin: `409 contact-not-assigned`), then retried with the same Idempotency-Key (a lost
  * answer) once CONTACT_RETENTION has forgotten the contact (docs/API.md, "Finished contacts": a
  * repeat still answers the first outcome, an agent key's repeat of its complete too). Before, the
  * key's check of the contact document answered the retry a 403 saying the contact was never the
@@ -60,7 +60,7 @@ it("an agent key's retry of its refused complete, once the contact is forgotten:
       (await call(admin, 'GET', '/contacts/c1')).body.agentId === 'a1' ? { value: true } : undefined,
     { timeoutMs: 5000, everyMs: 20 },
   );
-  // A supervisor's completion first; the agent's own is then refused by the projector.
+  // An admin's completion first; the agent's own is then refused by the projector.
   expect((await call(admin, 'POST', '/contacts/c1/complete')).status).toBe(200);
   const first = await call(a1, 'POST', '/contacts/c1/complete', undefined, 'a1-done-c1');
   expect(first.status, JSON.stringify(first.body)).toBe(409);

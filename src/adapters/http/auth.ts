@@ -315,7 +315,7 @@ export function installAuth(app: FastifyInstance, opts: { cacheMs?: number } = {
       if (err instanceof SyntaxError) return null;
       throw err;
     });
-    if (outcome?.status === 200 && outcome.body.id === id && outcome.body.agentId === agentId) return true;
+    if (outcome?.status === 200 && outcome.body?.id === id && outcome.body?.agentId === agentId) return true;
     const first = await firstCommand(ws, key);
     return first?.type === 'CompleteContact' && first.contactId === id && first.agentId === agentId;
   }
@@ -332,7 +332,8 @@ export function installAuth(app: FastifyInstance, opts: { cacheMs?: number } = {
     ]);
     if (!record || expires === null || Number(expires) <= Date.now()) return undefined;
     try {
-      const { position } = JSON.parse(record) as { position?: unknown };
+      // A record something else wrote (JSON null, no position) names no command.
+      const position = (JSON.parse(record) as { position?: unknown } | null)?.position;
       if (typeof position !== 'string') return undefined;
       const [entry] = (await redis.xrange(k.commands, position, position)) as [string, string[]][];
       const fields = entry?.[1] ?? [];
