@@ -15,6 +15,7 @@ import {
   type LogStream,
   parseSegmentName,
   type SegmentHeader,
+  segmentName,
   successor,
 } from './segment.ts';
 import type { SnapshotTaker } from './snapshots.ts';
@@ -272,6 +273,23 @@ export class Archiver {
       return 0;
     }
 
+    // The tip kept from an earlier step may be gone since (the file system holding the archive
+    // unmounted, the folder or the segment removed): a segment chained onto it would be written
+    // into a folder made anew, and Redis trimmed for it, with the history before it missing. The
+    // archive is listed again and judged against the mark instead.
+    if (tip) {
+      const names = await this.io(workspace, stream, 'list', this.store.list(workspace, stream));
+      if (!names.includes(segmentName(tip.index, tip.first))) {
+        this.forgetTip(workspace, stream);
+        this.check(workspace, stream, await this.tip(workspace, stream), markNow);
+        this.log.warn(
+          { workspace, stream, segment: segmentName(tip.index, tip.first) },
+          'the last segment this archiver wrote is gone from the archive: reading the archive again',
+        );
+        return 0;
+      }
+    }
+
     const seg = encodeSegment({
       workspace,
       stream,
@@ -387,7 +405,7 @@ export class Archiver {
     if (why === undefined) return;
     this.forgetTip(workspace, stream);
     throw new ArchiveMismatchError(
-      `the ${stream} archive of ${workspace} in ${this.store.where} ${why}: it is not the archive this workspace was archived to (ARCHIVE_DIR must be one shared place for every archiver), or segments were removed. Nothing more is archived for it until the archive is restored`,
+      `the ${stream} archive of ${workspace} in ${this.store.where} ${why}: it is not the archive this workspace was archived to (ARCHIVE_DIR must be one shared place for every archiver), or segments were removed (or the file system holding it is not mounted). Nothing more is archived for it until the archive is restored`,
     );
   }
 
