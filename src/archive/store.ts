@@ -207,7 +207,12 @@ export class DiskArchive implements ArchiveStore {
 
   /** Creates the directory (each new level owner-only, 0700) and makes each new level durable in its parent. */
   private async ensureDir(dir: string): Promise<void> {
-    const made = await mkdir(dir, { recursive: true, mode: 0o700 });
+    let made: string | undefined;
+    try {
+      made = await mkdir(dir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw (await mkdirCause(dir)) ?? err;
+    }
     if (made === undefined) return;
     // `made` is the first directory created: sync it and every level below it, and its parent.
     for (let d = dir; ; d = path.dirname(d)) {
@@ -246,6 +251,27 @@ async function readIn(
     if (legacy === undefined || (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     return readFile(path.join(legacy, name));
   }
+}
+
+/**
+ * Why `dir` cannot be made: a recursive mkdir reports ENOENT whatever stops it (a read-only file
+ * system, EROFS, reads as a parent missing), so the first missing level is made on its own for its
+ * own error. Undefined when that level could be made after all.
+ */
+async function mkdirCause(dir: string): Promise<Error | undefined> {
+  let d = dir;
+  while (path.dirname(d) !== d) {
+    const parentThere = await stat(path.dirname(d)).then(
+      () => true,
+      () => false,
+    );
+    if (parentThere) break;
+    d = path.dirname(d);
+  }
+  return mkdir(d, { mode: 0o700 }).then(
+    () => undefined,
+    (err: Error) => ((err as NodeJS.ErrnoException).code === 'EEXIST' ? undefined : err),
+  );
 }
 
 async function syncDir(dir: string): Promise<void> {
