@@ -232,13 +232,15 @@ const movedTo = (skills: unknown, before: string | undefined): string =>
   before ? queueName(skills, before.slice(0, before.indexOf(' '))) : '';
 
 /**
- * A wait or handle time as the log gives it, in whole milliseconds: 0 unless a number from 0 to the
+ * A wait or handle time as the log gives it: 0 unless a number no larger, either way, than the
  * event's own time (no wait that ended at it began before 1970). An entry something else wrote
  * with `1e20` would be summed by Redis's integer increments, which refuse it: the live projection
- * would stop on its batch, and the log reading disagree with it.
+ * would stop on its batch, and the log reading disagree with it. A real one a little below 0 (the
+ * clock stepped back between the arrival and the decision: a failover to a replica behind) is
+ * summed as it is, as it always was.
  */
 export function durationAt(v: unknown, ms: number): number {
-  return typeof v === 'number' && v >= 0 && v <= ms ? v : 0;
+  return typeof v === 'number' && Math.abs(v) <= ms ? v : 0;
 }
 
 /**

@@ -33,7 +33,7 @@ describe('the wait histogram past an AssignmentMade entry that is no event', () 
     await redis.xadd(events, '*', 'type', 'AssignmentMade', 'event', 'null');
     await redis.xadd(events, '*', 'type', 'AssignmentMade');
     // A wait Redis's integer increments refuse (and one longer than time since 1970): no wait.
-    for (const waited of ['1e20', '1e300', '-5'])
+    for (const waited of ['1e20', '1e300', '-1e20'])
       await redis.xadd(
         events,
         '*',
@@ -46,9 +46,20 @@ describe('the wait histogram past an AssignmentMade entry that is no event', () 
     await api.ok('POST', WS, '/contacts', { id: 'c1', skills: ['S'] });
     await api.until(WS, '/contacts/c1', (c) => c.state === 'assigned');
 
+    // A wait a little below 0 is real (the clock stepped back between arrival and decision): it
+    // counts, in the first bucket.
+    await redis.xadd(
+      events,
+      '*',
+      'type',
+      'AssignmentMade',
+      'event',
+      '{"type":"AssignmentMade","data":{"contactId":"y","waitedMs":-5},"meta":{}}',
+    );
+
     const text = await scrape();
     expect(sample(text, `switchboard_workspace_up{${w}}`)).toBe(1);
-    expect(sample(text, `switchboard_wait_seconds_count{${w}}`)).toBe(1);
+    expect(sample(text, `switchboard_wait_seconds_count{${w}}`)).toBe(2);
     expect(sample(text, `switchboard_workspace_assignments_total{${w}}`)).toBe(1);
   });
 });

@@ -59,8 +59,9 @@ function waitedMsOf(event: string | undefined, ms: number): number | undefined {
   try {
     const waited = (JSON.parse(event) as { data?: { waitedMs?: unknown } } | null)?.data?.waitedMs;
     // No wait that ended at the event began before 1970: a larger one (`1e20`) is none, which
-    // Redis's integer increments would refuse, the fold failing at every scrape.
-    return typeof waited === 'number' && waited >= 0 && waited <= ms ? waited : undefined;
+    // Redis's integer increments would refuse, the fold failing at every scrape. One a little below
+    // 0 is real (the clock stepped back between the arrival and the decision): counted as 0.
+    return typeof waited === 'number' && Math.abs(waited) <= ms ? waited : undefined;
   } catch {
     return undefined;
   }
