@@ -275,11 +275,21 @@ export class Archiver {
 
     // The tip kept from an earlier step may be gone since (the file system holding the archive
     // unmounted, the folder or the segment removed): a segment chained onto it would be written
-    // into a folder made anew, and Redis trimmed for it, with the history before it missing. The
-    // archive is listed again and judged against the mark instead.
+    // into a folder made anew, and Redis trimmed for it, with the history before it missing. Its
+    // file is looked for (one lookup, not a listing of the stream's history); gone, the archive is
+    // listed again and judged against the mark instead.
     if (tip) {
-      const names = await this.io(workspace, stream, 'list', this.store.list(workspace, stream));
-      if (!names.includes(segmentName(tip.index, tip.first))) {
+      const name = segmentName(tip.index, tip.first);
+      const store = this.store;
+      const there = await this.io(
+        workspace,
+        stream,
+        'list',
+        store.has
+          ? store.has(workspace, stream, name)
+          : store.list(workspace, stream).then((names) => names.includes(name)),
+      );
+      if (!there) {
         this.forgetTip(workspace, stream);
         this.check(workspace, stream, await this.tip(workspace, stream), markNow);
         this.log.warn(

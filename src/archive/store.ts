@@ -22,6 +22,11 @@ export interface ArchiveStore {
   list(workspace: string, stream: LogStream): Promise<string[]>;
   read(workspace: string, stream: LogStream, name: string): Promise<Buffer>;
   /**
+   * Whether the stream holds the segment `name`, without listing them all. Optional: a store
+   * without it is listed instead.
+   */
+  has?(workspace: string, stream: LogStream, name: string): Promise<boolean>;
+  /**
    * Stores a state snapshot (src/archive/snapshots.ts) as durably as a segment; never replaces
    * one (`SegmentExistsError`).
    */
@@ -205,6 +210,21 @@ export class DiskArchive implements ArchiveStore {
     return readIn(await this.dirs(workspace, stream), name);
   }
 
+  async has(workspace: string, stream: LogStream, name: string): Promise<boolean> {
+    const { dir, legacy } = await this.dirs(workspace, stream);
+    for (const d of legacy === undefined ? [dir] : [dir, legacy]) {
+      const there = await stat(path.join(d, name)).then(
+        (s) => s.isFile(),
+        (err: NodeJS.ErrnoException) => {
+          if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return false;
+          throw err;
+        },
+      );
+      if (there) return true;
+    }
+    return false;
+  }
+
   /** Creates the directory (each new level owner-only, 0700) and makes each new level durable in its parent. */
   private async ensureDir(dir: string): Promise<void> {
     let made: string | undefined;
@@ -268,8 +288,10 @@ async function mkdirCause(dir: string): Promise<Error | undefined> {
     if (parentThere) break;
     d = path.dirname(d);
   }
+  // A level made here after all (room freed, the file system writable again) is made durable in
+  // its parent, as ensureDir makes every level it makes.
   return mkdir(d, { mode: 0o700 }).then(
-    () => undefined,
+    () => syncDir(path.dirname(d)).then(() => undefined),
     (err: Error) => ((err as NodeJS.ErrnoException).code === 'EEXIST' ? undefined : err),
   );
 }
