@@ -293,7 +293,7 @@ export class Archiver {
         this.forgetTip(workspace, stream);
         this.check(workspace, stream, await this.tip(workspace, stream), markNow);
         this.log.warn(
-          { workspace, stream, segment: segmentName(tip.index, tip.first) },
+          { workspace, stream, segment: name },
           'the last segment this archiver wrote is gone from the archive: reading the archive again',
         );
         return 0;

@@ -278,16 +278,7 @@ export class Auditor {
    */
   settle(): boolean {
     this.close();
-    for (const l of this.late.values())
-      this.flag(
-        'missing',
-        'commands',
-        l.entry.position,
-        `${describe(l.entry)}: no ${l.events
-          .slice(l.next)
-          .map((e) => e.type)
-          .join(', ')} in the event log`,
-      );
+    for (const l of this.late.values()) this.owes(l.entry, l.events.slice(l.next));
     this.late.clear();
     while (this.cursor < this.end) this.passOver(this.at(this.cursor));
     return this.commandsComplete;
@@ -397,13 +388,17 @@ export class Auditor {
   /** A command no event mentions (before `until`): right only if the model gives it no event. */
   private passOver(entry: CommandEntry, until?: string): void {
     const events = this.replay(entry);
-    if (events.length > 0)
-      this.flag(
-        'missing',
-        'commands',
-        entry.position,
-        `${describe(entry)}: no ${events.map((e) => e.type).join(', ')} in the event log${until ? ` before ${until}` : ''}`,
-      );
+    if (events.length > 0) this.owes(entry, events, until);
+  }
+
+  /** `entry`'s `events` are missing from the event log (before `until`, a decision, when given). */
+  private owes(entry: CommandEntry, events: readonly { type: string }[], until?: string): void {
+    this.flag(
+      'missing',
+      'commands',
+      entry.position,
+      `${describe(entry)}: no ${events.map((e) => e.type).join(', ')} in the event log${until ? ` before ${until}` : ''}`,
+    );
   }
 
   /** Closes the command whose events were being met: any it still owes are missing. */
@@ -411,16 +406,7 @@ export class Auditor {
     const p = this.pending;
     if (!p) return;
     this.pending = undefined;
-    if (p.next < p.events.length)
-      this.flag(
-        'missing',
-        'commands',
-        p.entry.position,
-        `${describe(p.entry)}: no ${p.events
-          .slice(p.next)
-          .map((e) => e.type)
-          .join(', ')} in the event log`,
-      );
+    if (p.next < p.events.length) this.owes(p.entry, p.events.slice(p.next));
   }
 
   private match(p: Pending, position: string, env: Envelope): void {
@@ -573,13 +559,7 @@ export class Auditor {
         // Held to meet its facts further on, up to a bound (a hole in the log would hold every
         // command in it): past it, missing here, as before a decision.
         if (this.late.size < LATE_HELD) this.late.set(entry.commandId, held);
-        else
-          this.flag(
-            'missing',
-            'commands',
-            entry.position,
-            `${describe(entry)}: no ${events.map((e) => e.type).join(', ')} in the event log before ${position}`,
-          );
+        else this.owes(entry, events, position);
         if (this.heldFor?.decision !== position) this.heldFor = held;
       }
       if (this.cursor === this.end && !this.commandsComplete) return false;

@@ -232,16 +232,19 @@ const movedTo = (skills: unknown, before: string | undefined): string =>
   before ? queueName(skills, before.slice(0, before.indexOf(' '))) : '';
 
 /**
- * A wait or handle time as the log gives it: 0 unless a number no larger, either way, than the
- * event's own time (no wait that ended at it began before 1970). An entry something else wrote
- * with `1e20` would be summed by Redis's integer increments, which refuse it: the live projection
- * would stop on its batch, and the log reading disagree with it. A real one a little below 0 (the
- * clock stepped back between the arrival and the decision: a failover to a replica behind) is
- * summed as it is, as it always was.
+ * A wait or handle time as the log gives it (the intervals' sums, the wait histogram): none unless
+ * a number no larger, either way, than the event's own time (no wait that ended at it began before
+ * 1970). An entry something else wrote with `1e20` would be summed by Redis's integer increments,
+ * which refuse it: the live projection would stop on its batch, the histogram's fold at every
+ * scrape. A real one a little below 0 (the clock stepped back between the arrival and the
+ * decision: a failover to a replica behind) is one, as it always was.
  */
-export function durationAt(v: unknown, ms: number): number {
-  return typeof v === 'number' && Math.abs(v) <= ms ? v : 0;
+export function durationOf(v: unknown, ms: number): number | undefined {
+  return typeof v === 'number' && Math.abs(v) <= ms ? v : undefined;
 }
+
+/** `durationOf`, none counted as 0 (the intervals' sums). */
+export const durationAt = (v: unknown, ms: number): number => durationOf(v, ms) ?? 0;
 
 /**
  * The effect of `e`, given where each contact is so far (`placeOf`: its queue, and whether its

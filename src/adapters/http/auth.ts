@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { notItsContactDetail } from '../../domain/model.ts';
 import { isId } from '../../domain/values.ts';
 import { ApiKeyVerifier, consumeWsTicket } from '../redis/api-keys.ts';
-import { recordedOutcome } from '../redis/command-log.ts';
+import { commandAt, recordedOutcome } from '../redis/command-log.ts';
 import { workspaceKeys } from '../redis/keys.ts';
 import { readContact } from '../redis/projection-reads.ts';
 import { IdempotencyKey, workspaceOf } from './params.ts';
@@ -331,17 +331,13 @@ export function installAuth(app: FastifyInstance, opts: { cacheMs?: number } = {
       redis.zscore(k.idempotencyExpiry, key),
     ]);
     if (!record || expires === null || Number(expires) <= Date.now()) return undefined;
+    let position: unknown;
     try {
-      // A record something else wrote (JSON null, no position) names no command.
-      const position = (JSON.parse(record) as { position?: unknown } | null)?.position;
-      if (typeof position !== 'string') return undefined;
-      const [entry] = (await redis.xrange(k.commands, position, position)) as [string, string[]][];
-      const fields = entry?.[1] ?? [];
-      const at = fields.indexOf('command');
-      return at >= 0 && at % 2 === 0 ? (JSON.parse(fields[at + 1]!) as object) : undefined;
-    } catch (err) {
-      if (err instanceof SyntaxError) return undefined;
-      throw err;
+      // A record something else wrote (not JSON, JSON null, no position) names no command.
+      position = (JSON.parse(record) as { position?: unknown } | null)?.position;
+    } catch {
+      return undefined;
     }
+    return typeof position === 'string' ? commandAt(redis, ws, position) : undefined;
   }
 }

@@ -23,6 +23,7 @@ import {
   type AppendSoon,
   appendCommand,
   type CommandOutcome,
+  commandAt,
   fingerprintOf,
   legacyFingerprintOf,
   recordedOutcome,
@@ -429,12 +430,8 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
    * when the entry is gone (applied and archived since) or names no document.
    */
   async function firstTarget(ws: string, position: string): Promise<string | undefined> {
-    const [entry] = await redis.xrange(workspaceKeys(ws).commands, position, position);
-    if (!entry) return undefined;
-    const fields = entry[1];
-    for (let i = 0; i + 1 < fields.length; i += 2)
-      if (fields[i] === 'command') return ownTarget(JSON.parse(fields[i + 1]!) as Command);
-    return undefined;
+    const command = await commandAt(redis, ws, position);
+    return command ? ownTarget(command as unknown as Command) : undefined;
   }
 
   /** The one mapping from the ways the command path fails to their answers (problem+json, or 202). */

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Metric, MetricObjectWithValues, MetricValueWithName, Registry } from 'prom-client';
+import { durationOf, loggedEventOf } from '../../domain/intervals.ts';
 import { entryType, parseFields, READ_PAGE } from '../redis/event-log.ts';
 import { workspaceKeys } from '../redis/keys.ts';
 import { luaScript, type RedisClient, runLua } from '../redis/scripts.ts';
@@ -48,25 +49,6 @@ function countsOf(h: Record<string, string>): WaitCounts {
   return { buckets, count: Number(h.count ?? 0), sumMs: Number(h.sum_ms ?? 0) };
 }
 
-/**
- * The `waitedMs` of an AssignmentMade entry's `event` field; undefined for an entry that is no
- * event (not JSON of an envelope with a numeric wait: something else can write to the stream,
- * docs/API.md), which the fold passes over as every reader of the log does: parsing it threw, and
- * the workspace was reported down at every scrape, its cursor stuck before the entry.
- */
-function waitedMsOf(event: string | undefined, ms: number): number | undefined {
-  if (event === undefined) return undefined;
-  try {
-    const waited = (JSON.parse(event) as { data?: { waitedMs?: unknown } } | null)?.data?.waitedMs;
-    // No wait that ended at the event began before 1970: a larger one (`1e20`) is none, which
-    // Redis's integer increments would refuse, the fold failing at every scrape. One a little below
-    // 0 is real (the clock stepped back between the arrival and the decision): counted as 0.
-    return typeof waited === 'number' && Math.abs(waited) <= ms ? waited : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** The bucket a wait of `ms` falls in (its index; WAIT_BUCKETS_S.length: +Inf). */
 export function bucketOf(ms: number): number {
   const s = ms / 1000;
@@ -107,10 +89,11 @@ export async function foldWaits(redis: RedisClient, ws: string, deadline: number
       let sumMs = 0;
       for (const entry of entries) {
         if (entryType(entry) !== 'AssignmentMade') continue;
-        const waited = waitedMsOf(
-          parseFields(entry[1]).event,
-          Number(entry[0].slice(0, entry[0].indexOf('-'))),
-        );
+        // Read as every reader of the log reads it: an entry that is no event (something else can
+        // write to the stream, docs/API.md), or a wait no Redis increment takes, is passed over,
+        // never thrown on (the workspace was reported down at every scrape, its cursor stuck).
+        const e = loggedEventOf(entry[0], entryType(entry), parseFields(entry[1]).event);
+        const waited = e && durationOf(e.data.waitedMs, e.ms);
         if (waited === undefined) continue;
         const ms = Math.max(0, Math.round(waited));
         add[bucketOf(ms)]! += 1;

@@ -56,6 +56,35 @@ export async function recordedOutcome(
 }
 
 /**
+ * The command of the entry at `position` in a workspace's command stream: undefined when the entry
+ * is gone (applied and archived since), or its `command` field is not JSON of an object (an entry
+ * something else wrote).
+ */
+export async function commandAt(
+  redis: RedisClient,
+  workspace: string,
+  position: string,
+): Promise<Record<string, unknown> | undefined> {
+  const [entry] = (await redis.xrange(workspaceKeys(workspace).commands, position, position)) as [
+    string,
+    string[],
+  ][];
+  const fields = entry?.[1] ?? [];
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    if (fields[i] !== 'command') continue;
+    try {
+      const command = JSON.parse(fields[i + 1]!) as unknown;
+      return typeof command === 'object' && command !== null
+        ? (command as Record<string, unknown>)
+        : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+/**
  * What makes two requests "the same" for an Idempotency-Key, hashed: the parts as JSON with every
  * object's members in sorted order, so a retry whose client wrote its body's members in another
  * order (JSON objects are unordered, RFC 8259) is the same request. Arrays keep their order.
