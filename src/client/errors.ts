@@ -223,7 +223,9 @@ export function unsendablePath(path: string): string | undefined {
   if (dot !== undefined)
     return `an id "${dot}" cannot be sent in a URL path (a dot segment, removed by URL parsing)`;
   if (path.startsWith('/v1/') && segments.includes(''))
-    return 'an empty id cannot be sent in a URL path (ids are 1..128 characters)';
+    return segments[1] === 'workspaces' && segments[2] === ''
+      ? 'an empty workspace cannot be sent in a URL path (workspaces are 1..64 characters)'
+      : 'an empty id cannot be sent in a URL path (ids are 1..128 characters)';
   return undefined;
 }
 

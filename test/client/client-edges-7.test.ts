@@ -58,7 +58,7 @@ describe('a live feed of a workspace that cannot be in a URL path', () => {
           expect(err, what).not.toBeInstanceOf(SwitchboardError);
           expect(err.message, what).toMatch(
             ws === ''
-              ? /an empty id cannot be sent/
+              ? /: an empty workspace cannot be sent in a URL path \(workspaces are 1\.\.64 characters\)/
               : new RegExp(`an id "${ws.replace(/\./g, '\\.')}" cannot be sent`),
           );
           expect(errors, what).toEqual([err]);
