@@ -142,7 +142,6 @@ function start(client) {
   release();
   updateBanner();
   showSignedIn('desk');
-  $('agent-name').textContent = agent.name ? `${agent.name} (${agentId})` : agentId;
   const saved = store.get(`position.${api.ws}.${agentId}`);
   feed = liveFeed(api, {
     query: { agent: agentId },
@@ -356,6 +355,8 @@ const complete = (id) => act(`Complete ${id}`, `/contacts/${encodeURIComponent(i
 
 function render() {
   if (!agent) return;
+  // The agent's name as last read: renamed while the desk is open, the header follows.
+  setText($('agent-name'), agent.name ? `${agent.name} (${agentId})` : agentId);
   const state = agent.state ?? 'offline';
   // Read again every 5 s: only what changed is written.
   setText($('state'), { wrapup: 'wrap-up', reserved: 'offer waiting' }[state] ?? state);

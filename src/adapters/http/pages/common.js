@@ -389,11 +389,15 @@ export function explain(err, needs) {
 
 const byId = (id) => document.getElementById(id);
 
-/** Shows the first problem that is set, in the order `problems` lists them: the live feed's as a warning. */
+/**
+ * Shows every problem that is set, a line each, in the order `problems` lists them: a command
+ * refused a while ago never hides that Switchboard stopped answering since. A warning when the
+ * live feed's is the only one.
+ */
 export function showProblems(problems) {
-  for (const [what, text] of Object.entries(problems))
-    if (text) return banner(text, what === 'live' ? 'warn' : 'error');
-  banner(null);
+  const set = Object.entries(problems).filter(([, text]) => text);
+  if (set.length === 0) return banner(null);
+  banner(set.map(([, text]) => text).join('\n'), set.every(([what]) => what === 'live') ? 'warn' : 'error');
 }
 
 /** The page's problem for a /status reading (watchStatus's `cb`): null while all is well. */
