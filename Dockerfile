@@ -41,7 +41,9 @@ EXPOSE 8080
 # has no port: it is healthy while it runs (it exits on a fatal error, and the restart policy acts).
 HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "const r=process.env.ROLES??'api';if(!r.split(',').map(s=>s.trim()).includes('api'))process.exit(0);fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/health',{signal:AbortSignal.timeout(2500)}).then(x=>process.exit(x.ok?0:1),()=>process.exit(1))"]
-# SIGTERM (docker stop) finishes in-flight work within SHUTDOWN_TIMEOUT_MS (10 s) and exits 0.
+# SIGTERM (docker stop) finishes in-flight work within SHUTDOWN_TIMEOUT_MS (10 s) and exits 0; an API
+# instance drains for LB_DRAIN_MS first (up to twice that), so give `docker stop -t` or compose's
+# stop_grace_period more than SHUTDOWN_TIMEOUT_MS + 2 x LB_DRAIN_MS (infra/docker-compose.yml: 20 s).
 STOPSIGNAL SIGTERM
 # REDIS_PASSWORD_FILE (a secret file, as compose mounts them) becomes REDIS_PASSWORD in the
 # process's environment only; then node replaces the shell (PID 1 is node, which handles SIGTERM).

@@ -54,7 +54,7 @@ ipv4() { [[ $1 =~ ^([0-9]{1,3}\.){3}[0-9]{1,3}$ ]] || die "bad $2: \"$1\" (an IP
 # placeholders src/topology/keepalived/config.ts fills for the local topology.
 render_keepalived() {
   local out=$1 role=${LB_ROLE:-} self=${LB_ADDRESS:-} peer=${LB_PEER:-} vip=${LB_VIP:-}
-  local iface pass priority vrid unicast line key
+  local iface pass priority vrid unicast line key router_id script pidfile
   case "$role" in MASTER | BACKUP) ;; *) die "LB_ROLE must be MASTER or BACKUP (got \"$role\")" ;; esac
   ipv4 "$self" LB_ADDRESS
   ipv4 "$peer" LB_PEER
@@ -67,12 +67,17 @@ render_keepalived() {
   [[ $priority =~ ^[0-9]+$ ]] && ((priority >= 1 && priority <= 254)) || die "bad LB_PRIORITY: $priority"
   [[ $vrid =~ ^[0-9]+$ ]] && ((vrid >= 1 && vrid <= 255)) || die "bad LB_VIRTUAL_ROUTER_ID: $vrid"
   unicast="    unicast_src_ip $self"$'\n'"    unicast_peer {"$'\n'"        $peer"$'\n'"    }"
+  # Checked here, each in an assignment of its own: inside `declare -A values=(...)` below, a
+  # refused value would print its error and leave an empty field (declare's status hides it).
+  router_id=$(word "${LB_ROUTER_ID:-switchboard_${role,,}}" LB_ROUTER_ID)
+  script=$(word "$CHECK_SCRIPT" CHECK_SCRIPT)
+  pidfile=$(word "$HAPROXY_PIDFILE" HAPROXY_PIDFILE)
   declare -A values=(
-    [ROUTER_ID]=$(word "${LB_ROUTER_ID:-switchboard_${role,,}}" LB_ROUTER_ID)
+    [ROUTER_ID]=$router_id
     # Liveness (weight -50: a dead HAProxy loses to any live one) and readiness (/ready 200: a
     # server up, weight -20), as src/topology/keepalived/config.ts renders them.
-    [CHECK_COMMAND]="$(word "$CHECK_SCRIPT" CHECK_SCRIPT) $(word "$HAPROXY_PIDFILE" HAPROXY_PIDFILE) 127.0.0.1:8404"
-    [READY_COMMAND]="$(word "$CHECK_SCRIPT" CHECK_SCRIPT) $(word "$HAPROXY_PIDFILE" HAPROXY_PIDFILE) http://127.0.0.1:8404/ready"
+    [CHECK_COMMAND]="$script $pidfile 127.0.0.1:8404"
+    [READY_COMMAND]="$script $pidfile http://127.0.0.1:8404/ready"
     [INSTANCE]=VI_SWITCHBOARD
     [STATE]=$role
     [INTERFACE]=$iface
