@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
   closeSync,
@@ -80,7 +81,7 @@ export async function ensureAdminKey(redis: RedisClient, dataDir: string): Promi
     role: 'admin',
     name: 'first start (DATA_DIR/admin-key)',
   });
-  const written = `${file}.${process.pid}.new`;
+  const written = `${file}.${ownSuffix()}.new`;
   let outcome: 'stored' | 'taken';
   try {
     outcome = onFile(file, () => storeKey(file, written, key));
@@ -162,7 +163,7 @@ function createExclusively(file: string, key: string): 'stored' | 'taken' {
  * what it moved holds a key, stored by another start since this one read the file blank: put back.
  */
 function moveBlankAside(file: string): 'moved' | 'taken' {
-  const aside = `${file}.${process.pid}.blank`;
+  const aside = `${file}.${ownSuffix()}.blank`;
   try {
     renameSync(file, aside);
   } catch (err) {
@@ -185,6 +186,13 @@ function moveBlankAside(file: string): 'moved' | 'taken' {
     rmSync(aside, { force: true });
   }
 }
+
+/**
+ * A name part no other start uses: the pid is not enough, where starts in containers sharing one
+ * volume are each PID 1 (infra/docker-compose.yml's API replicas), and one removed or rewrote the
+ * file another was about to link in (test/config/admin-key-edges-1.test.ts).
+ */
+const ownSuffix = (): string => `${process.pid}.${randomBytes(6).toString('hex')}`;
 
 /** The key in `file`: undefined when there is no file, '' when it is blank. */
 function readKey(file: string): string | undefined {
