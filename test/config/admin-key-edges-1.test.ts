@@ -44,7 +44,10 @@ describe('the admin key of starts with the same pid (containers on one volume)',
       const made = [];
       for (let i = 0; i < Number(trials); i++) {
         writeFileSync(root + '/at-' + i + '-' + me, '');
-        while (!existsSync(root + '/at-' + i + '-' + (1 - Number(me)))) {}
+        // Bounded: the other start gone (failed), this one ends too rather than spin on.
+        const until = Date.now() + 20000;
+        while (!existsSync(root + '/at-' + i + '-' + (1 - Number(me))))
+          if (Date.now() > until) throw new Error('the other start stopped at trial ' + i);
         const o = await ensureAdminKey(redis, root + '/d' + i);
         if (o.created) made.push([i, o.key]);
       }
@@ -57,6 +60,8 @@ describe('the admin key of starts with the same pid (containers on one volume)',
         [
           '--pid',
           '--fork',
+          // Killed with unshare (execFile's timeout), not left spinning as pid 1 of its namespace.
+          '--kill-child',
           process.execPath,
           '--import',
           'tsx',
