@@ -43,6 +43,13 @@ export interface StartProcessOptions {
   readonly readyTimeoutMs?: number;
   /** Name used in error messages; defaults to the roles. */
   readonly name?: string;
+  /**
+   * Another checkout of Switchboard to run (e.g. an older version beside this one): its build
+   * `main` when given (buildEntry of its `src/main.ts`), else its `src/main.ts` with tsx; this tree
+   * (or the run's build of it) when omitted.
+   */
+  readonly root?: string;
+  readonly main?: string;
 }
 
 export type ExitResult = number | NodeJS.Signals;
@@ -147,12 +154,19 @@ export async function startProcess(opts: StartProcessOptions): Promise<Switchboa
   if (!('DATA_DIR' in (opts.env ?? {}))) env.DATA_DIR = runDataDir();
 
   // The run's build of src/main.ts when the global setup made one (main-build.ts), else tsx.
-  const main = existsSync(MAIN_BUNDLE) ? [MAIN_BUNDLE] : ['--import', 'tsx', 'src/main.ts'];
+  const main =
+    opts.root === undefined
+      ? existsSync(MAIN_BUNDLE)
+        ? [MAIN_BUNDLE]
+        : ['--import', 'tsx', 'src/main.ts']
+      : opts.main !== undefined
+        ? [opts.main]
+        : ['--import', 'tsx', 'src/main.ts'];
   // Started with the parent-death signal: a test process killed outright (an aborted run) takes
   // it with it, as no exit hook of its own can.
   const [cmd, ...args] = endingWithThisProcess([process.execPath, ...main]);
   const child = spawn(cmd!, args, {
-    cwd: PROJECT_ROOT,
+    cwd: opts.root ?? PROJECT_ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
