@@ -5,7 +5,7 @@
  * same files) and, on its stop, remove the first's private-redis.json, where the tools find the
  * running Redis.
  */
-import { accessSync, constants, readFileSync, rmSync } from 'node:fs';
+import { accessSync, constants, readFileSync, readlinkSync, rmSync, statSync, utimesSync } from 'node:fs';
 import path from 'node:path';
 import { processExists } from '../topology/child-processes.ts';
 import { makeDirs } from '../topology/make-dirs.ts';
@@ -26,9 +26,56 @@ function procStat(pid: number): string[] | undefined {
 /** When a process started (Linux: field 22 of /proc/<pid>/stat), to tell it from a reused pid. */
 const startedAt = (pid: number): string | undefined => procStat(pid)?.[19];
 
+/**
+ * The PID namespace this process runs in, on this boot (`<boot id>/<namespace inode>`): a pid means
+ * something only there. Each container has one of its own; undefined without /proc.
+ */
+function pidNamespace(): string | undefined {
+  try {
+    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    const ns = /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))?.[1];
+    return ns === undefined ? undefined : `${boot}/${ns}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** How often the holder of a claim refreshes it (its mtime), for starts that cannot see it. */
+const REFRESH_MS = 2_000;
+/** A claim of another PID namespace not refreshed for this long is left by a process gone. */
+const LAPSE_MS = 7_000;
+
+const pause = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+/**
+ * Whether the claim `file` is still refreshed by its holder, watched until it is (held) or has not
+ * been for LAPSE_MS (its holder is gone: a container killed outright), at most that long.
+ */
+function refreshed(file: string): boolean {
+  const mtime = () => {
+    try {
+      return statSync(file).mtimeMs;
+    } catch {
+      return undefined; // removed: its holder stopped
+    }
+  };
+  const first = mtime();
+  if (first === undefined) return false;
+  // Watched from now, or from its last refresh when that was recent (a clock of its own: a volume
+  // shared over the network may be another host's).
+  const since = Math.max(0, Math.min(LAPSE_MS, Date.now() - first));
+  for (let waited = since; waited < LAPSE_MS; waited += 250) {
+    pause(250);
+    const now = mtime();
+    if (now === undefined) return false;
+    if (now !== first) return true;
+  }
+  return false;
+}
+
 /** Whether the process that wrote a claim still runs (not a zombie, nor another that got its pid). */
 function holds(pid: number, [started]: readonly string[]): boolean {
-  if (!processExists(pid)) return false;
+  if (pid === process.pid || !processExists(pid)) return false; // its own: left by an earlier run
   const stat = procStat(pid);
   if (stat === undefined) return true; // no /proc: a live pid is taken for the holder
   return !/^[ZX]$/.test(stat[0] ?? '') && (!started || stat[19] === started);
@@ -36,13 +83,16 @@ function holds(pid: number, [started]: readonly string[]): boolean {
 
 /**
  * Claims DATA_DIR (made owner-only if it does not exist) for this process: the claim goes when it
- * exits. A file left by a process that no longer runs (killed outright) is taken over. The
+ * exits. A file left by a process that no longer runs (killed outright) is taken over; one written
+ * in another PID namespace, once it has not been refreshed for LAPSE_MS (waited for here). The
  * problem, naming DATA_DIR and what to do, or undefined once claimed.
  */
 export function claimPrivateDataDir(dataDir: string): string | undefined {
   const dir = path.resolve(dataDir);
   const failed = (what: string, err: unknown) =>
-    `DATA_DIR: ${dir} ${what} (${(err as Error).message}); give a directory this user can write, or one that can be made`;
+    (err as NodeJS.ErrnoException).code === 'ENOSPC'
+      ? `DATA_DIR: ${dir} ${what} (${(err as Error).message}); free space on its file system (df ${dir}), or give a DATA_DIR on another`
+      : `DATA_DIR: ${dir} ${what} (${(err as Error).message}); give a directory this user can write, or one that can be made`;
   try {
     // Owner-only when made here: the AOF, the passwords and the admin key go in it.
     makeDirs(dir, 0o700);
@@ -52,13 +102,29 @@ export function claimPrivateDataDir(dataDir: string): string | undefined {
   const credentials = credentialsProblem(dir);
   if (credentials !== undefined) return credentials;
   try {
-    const claim = claimPidFile(
-      path.join(dir, 'switchboard.pid'),
-      `${process.pid} ${startedAt(process.pid) ?? ''}\n`,
-      holds,
-    );
-    if (!('heldBy' in claim)) return undefined;
+    const file = path.join(dir, 'switchboard.pid');
+    const namespace = pidNamespace();
+    const record = `${process.pid} ${startedAt(process.pid) ?? ''} ${namespace ?? ''}\n`;
+    // A claim written in another PID namespace (another container on the same volume) names a pid
+    // that means nothing here, maybe this process's own: its holder is known by its refreshes.
+    let elsewhere = false;
+    const claim = claimPidFile(file, record, (pid, fields) => {
+      elsewhere = namespace !== undefined && !!fields[1] && fields[1] !== namespace;
+      return elsewhere ? refreshed(file) : holds(pid, fields);
+    });
+    if (!('heldBy' in claim)) {
+      setInterval(() => {
+        try {
+          if (readFileSync(file, 'utf8') === record) utimesSync(file, new Date(), new Date());
+        } catch {
+          /* gone: the process is exiting */
+        }
+      }, REFRESH_MS).unref();
+      return undefined;
+    }
     const pid = claim.heldBy;
+    if (elsewhere)
+      return `DATA_DIR: ${dir} is in use by another Switchboard (pid ${pid} of another PID namespace: another container on the same volume) that runs its private redis-server there; stop it first, give this one a DATA_DIR of its own (another volume), or set REDIS_URL to a Redis both use`;
     return `DATA_DIR: ${dir} is in use by another Switchboard (pid ${pid}) that runs its private redis-server there; stop it first (kill ${pid}), give this one another DATA_DIR, or set REDIS_URL to use a Redis of your own`;
   } catch (err) {
     return failed('cannot be written', err);

@@ -4,6 +4,7 @@
  * (`launcher.pid`, src/topology/local/data-dir-lock.ts), the main command the DATA_DIR of its
  * private redis-server (`switchboard.pid`, src/app/data-dir.ts).
  */
+import { randomBytes } from 'node:crypto';
 import { linkSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 
 export type PidFileClaim =
@@ -16,18 +17,22 @@ export type PidFileClaim =
  * Creates `file` holding `record` (this process's pid first, then anything the holder check
  * reads), written aside and linked into place so that it appears whole or not at all. A file
  * already there whose holder no longer holds it (`holds(pid, fields)` false: a process gone,
- * killed outright, or a pid another program now has) is taken over, as is one with this process's
- * own pid (left by an earlier run with the same pid, as a container's first process has). Errors
- * writing the file are thrown.
+ * killed outright, or a pid another program now has) is taken over. `holds` is asked about this
+ * process's own pid too: a file with it was left by an earlier run with the same pid (as a
+ * container's first process has), or written by a process of another PID namespace with the same
+ * pid (two containers on one volume), which only the record can tell. Errors writing the file are
+ * thrown.
  */
 export function claimPidFile(
   file: string,
   record: string,
   holds: (pid: number, fields: readonly string[]) => boolean,
 ): PidFileClaim {
-  const aside = `${file}.${process.pid}`;
-  writeFileSync(aside, record, { mode: 0o644 });
+  // A random part: processes with the same pid (containers on one volume) never share it.
+  const aside = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
   try {
+    // In the try: one that cannot be written whole (a full disk) is not left behind.
+    writeFileSync(aside, record, { mode: 0o644, flag: 'wx' });
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
         linkSync(aside, file);
@@ -41,8 +46,7 @@ export function claimPidFile(
         }
         const [pid = '', ...fields] = held.trim().split(' ');
         const holder = Number(pid);
-        if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && holds(holder, fields))
-          return { heldBy: holder };
+        if (Number.isInteger(holder) && holder > 0 && holds(holder, fields)) return { heldBy: holder };
         rmSync(file, { force: true }); // its holder is gone: take it over
         continue;
       }

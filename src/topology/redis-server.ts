@@ -16,6 +16,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import {
+  chmodSync,
   closeSync,
   mkdirSync,
   openSync,
@@ -228,6 +229,16 @@ function pingOnce(
   });
 }
 
+/** The umask 077 for what this process spawns next, until `restore()` (none in a worker thread). */
+function ownerOnlyUmask(): { restore(): void } {
+  try {
+    const was = process.umask(0o077);
+    return { restore: () => process.umask(was) };
+  } catch {
+    return { restore: () => {} };
+  }
+}
+
 async function startOnce(
   opts: RedisServerOptions,
   dataDir: string,
@@ -287,12 +298,20 @@ async function startOnce(
   if (opts.logFile)
     logFile(opts.logFile).note(`command line: ${shellLine([...(opts.shownPrefix ?? []), binary, ...args])}`);
   const [cmd, ...rest] = endingWithThisProcess([binary, ...args]);
-  const child = spawn(cmd!, rest, {
-    cwd: dataDir,
-    ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}),
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  // Owner-only, whatever this process's umask: the server's folders and files (appendonlydir, the
+  // AOF, an RDB) hold every document in clear, also in a data directory readable by others.
+  const umask = ownerOnlyUmask();
+  let child: ChildProcess;
+  try {
+    child = spawn(cmd!, rest, {
+      cwd: dataDir,
+      ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}),
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  } finally {
+    umask.restore();
+  }
   killOnExit(child);
   let output = '';
   const collect = (b: Buffer) => {
@@ -357,6 +376,12 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
   const dataDir = path.resolve(opts.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'sb-redis-'))));
   // Owner-only: the AOF and RDB Redis writes here hold every document in clear.
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  // An appendonlydir an earlier server made readable by others (the umask's) is owner-only again.
+  try {
+    chmodSync(path.join(dataDir, 'appendonlydir'), 0o700);
+  } catch {
+    /* none yet */
+  }
   for (let attempt = 0; attempt < 5; attempt++) {
     const result = await startOnce(opts, dataDir);
     if (result === 'port-in-use') {

@@ -6,7 +6,7 @@
  * command line, where `ps` would show it.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { APP_ACL_RULES, APP_USER } from '../adapters/redis/acl.ts';
 
@@ -48,11 +48,24 @@ export function aclFileLine(u: AclUser): string {
   return ['user', u.name, 'on', `#${hash}`, ...u.rules].join(' ');
 }
 
-/** Writes `text` readable and writable by the owner only (also when the file existed with other modes). */
+/**
+ * Writes `text` readable and writable by the owner only (also when the file existed with other
+ * modes): written aside and moved into place, so the file is whole or as it was. Written in place,
+ * a full disk (or a process killed while writing) left it empty: the passwords of a private
+ * redis-server empty, every later start was refused until the file was removed by hand.
+ */
 export function writePrivateFile(file: string, text: string): void {
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  writeFileSync(file, text, { mode: 0o600 });
-  chmodSync(file, 0o600);
+  // A random part: processes with the same pid (containers on one volume) never share it.
+  const aside = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.new`;
+  try {
+    writeFileSync(aside, text, { mode: 0o600, flag: 'wx' });
+    chmodSync(aside, 0o600);
+    renameSync(aside, file);
+  } catch (err) {
+    rmSync(aside, { force: true });
+    throw err;
+  }
 }
 
 /**

@@ -31,7 +31,7 @@ export class DataDirTaken extends Error {
 
 /** True while `pid` is a running launcher (a pid reused by another program does not count). */
 function isLauncher(pid: number): boolean {
-  if (!processExists(pid)) return false;
+  if (pid === process.pid || !processExists(pid)) return false; // its own: left by an earlier run
   try {
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('launch');
   } catch {
