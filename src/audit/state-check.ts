@@ -95,7 +95,7 @@ export class StateCheck {
    * (`timersNeeded`). A needed timer the clock already fired is gone from the set: its command,
    * after the checkpoint, is in `fired` (`timer:<member>:<due>`). The step that makes a timer
    * moot takes it out (an offer's answer, a wrap-up's end, a contact that stops waiting), so one
-   * the state does not need is reported, but for those an older version left to fire (`leftToFire`).
+   * the state does not need is reported.
    */
   timers(live: ReadonlyMap<string, number>, fired: ReadonlySet<string>): void {
     const diffs: string[] = [];
@@ -110,11 +110,7 @@ export class StateCheck {
       );
     }
     for (const [member, due] of live)
-      if (
-        !needed.has(member) &&
-        REMOVED_WHEN_MOOT.has(member.charAt(0)) &&
-        !leftToFire(this.audit.state, member, due)
-      )
+      if (!needed.has(member) && REMOVED_WHEN_MOOT.has(member.charAt(0)))
         diffs.push(`${member} (due ${iso(due)}) should not be there: nothing the replay holds needs it`);
     if (diffs.length > 0)
       this.flag(
@@ -304,23 +300,6 @@ function withDefaults(s: Partial<Settings>): Record<string, unknown> {
 
 /** Timer kinds (the member's first letter) the steps take out when they become moot. */
 const REMOVED_WHEN_MOOT = new Set(['o', 'w', 'm', 'f', 'r']);
-
-/**
- * Whether a timer nothing needs is one a version before the steps took them out left to fire: the
- * preference's end (`f|<contact>|<arrival>`) or next routing step (`r|<contact>|<arrival>|<step>`)
- * of a contact that stopped waiting (assigned, abandoned, expired), due exactly when its arrival
- * set it. Such a timer's command changes nothing when it fires; it is in Redis after an upgrade
- * until then, and the log of an older version audits as it did (docs/AUDIT.md).
- */
-function leftToFire(ws: Workspace, member: string, due: number): boolean {
-  const [kind, id, seq, step] = member.split('|');
-  const c = id === undefined ? undefined : ws.contacts.get(id);
-  if (!c || String(c.seq) !== seq || c.state === 'queued' || c.state === 'offered') return false;
-  if (kind === 'f') return c.preferred?.until === due;
-  const next = (c.step ?? 0) + 1;
-  const afterMs = c.steps?.[next - 1]?.afterMs;
-  return kind === 'r' && step === String(next) && afterMs !== undefined && c.queuedAt + afterMs === due;
-}
 
 /**
  * The lifecycle timers a workspace's state needs, member → due time (ms), named as the steps name
