@@ -44,6 +44,12 @@ function pidNamespace(): string | undefined {
 const REFRESH_MS = 2_000;
 /** A claim of another PID namespace not refreshed for this long is left by a process gone. */
 const LAPSE_MS = 7_000;
+/**
+ * How long a claim of another PID namespace is watched at least, however old its time looks: a
+ * holder whose clock runs behind this one (a volume shared over the network), or one that took the
+ * claim a moment ago and has not refreshed it yet, is seen refreshing it within this.
+ */
+const MIN_WATCH_MS = 2.5 * REFRESH_MS;
 
 const pause = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 
@@ -63,7 +69,7 @@ function refreshed(file: string): boolean {
   if (first === undefined) return false;
   // Watched from now, or from its last refresh when that was recent (a clock of its own: a volume
   // shared over the network may be another host's).
-  const since = Math.max(0, Math.min(LAPSE_MS, Date.now() - first));
+  const since = Math.max(0, Math.min(LAPSE_MS - MIN_WATCH_MS, Date.now() - first));
   for (let waited = since; waited < LAPSE_MS; waited += 250) {
     pause(250);
     const now = mtime();
@@ -113,6 +119,8 @@ export function claimPrivateDataDir(dataDir: string): string | undefined {
       return elsewhere ? refreshed(file) : holds(pid, fields);
     });
     if (!('heldBy' in claim)) {
+      // Its time now: linked in, the file keeps the time it was written, before any watch above.
+      utimesSync(file, new Date(), new Date());
       setInterval(() => {
         try {
           if (readFileSync(file, 'utf8') === record) utimesSync(file, new Date(), new Date());

@@ -10,7 +10,7 @@ import { chmodSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { killAllProcesses, startProcess } from '../support/processes.ts';
 
 const dirs: string[] = [];
@@ -29,6 +29,11 @@ describe('the AOF in a DATA_DIR readable by others', () => {
     mkdirSync(dataDir);
     chmodSync(dataDir, 0o755);
     const aof = path.join(dataDir, 'appendonlydir');
+    // A user's usual umask (022), whatever the runner's: the starts inherit it.
+    const umask = process.umask(0o022);
+    onTestFinished(() => {
+      process.umask(umask);
+    });
     const first = await startProcess({
       roles: 'api,projector,dispatcher',
       env: { DATA_DIR: dataDir },
