@@ -103,7 +103,8 @@ describe.concurrent('wrap-ups', () => {
   it('PATCH during a wrap-up (skills, capacity, wrapUpMs null) keeps the agent out of routing until it ends', async () => {
     const ws = WS.patchWrap;
     await ok('PUT', ws, '/settings', { wrapUpMs: 5000 });
-    await agentWith(ws, 'a1', { wrapUpMs: 800 });
+    // Long enough for the five calls below on a loaded machine (800 ms ended it before the check).
+    await agentWith(ws, 'a1', { wrapUpMs: 3000 });
     await ok('POST', ws, '/contacts', { id: 'c1', skills: ['s'] });
     await until(ws, '/contacts/c1', (c) => c.state === 'assigned');
     await ok('POST', ws, '/contacts/c1/complete');
@@ -117,7 +118,7 @@ describe.concurrent('wrap-ups', () => {
     await sleep(200);
     expect((await ok('GET', ws, '/contacts/c2')).state).toBe('queued');
     expect((await ok('GET', ws, '/agents/a1')).state).toBe('wrapup');
-    await until(ws, '/contacts/c2', (c) => c.state === 'assigned' && c.agentId === 'a1', 3000);
+    await until(ws, '/contacts/c2', (c) => c.state === 'assigned' && c.agentId === 'a1', 10_000);
     await audited(ws);
   });
 
