@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
   closeSync,
@@ -15,6 +14,7 @@ import type { Logger } from 'pino';
 import { ApiKeyVerifier, createApiKey, revokeApiKey } from '../adapters/redis/api-keys.ts';
 import type { RedisClient } from '../adapters/redis/scripts.ts';
 import { makeDirs } from '../topology/make-dirs.ts';
+import { asideName } from '../topology/pid-file.ts';
 
 export const ADMIN_KEY_FILE = 'admin-key';
 const WORKSPACE = 'default';
@@ -81,7 +81,7 @@ export async function ensureAdminKey(redis: RedisClient, dataDir: string): Promi
     role: 'admin',
     name: 'first start (DATA_DIR/admin-key)',
   });
-  const written = `${file}.${ownSuffix()}.new`;
+  const written = asideName(file, '.new');
   let outcome: 'stored' | 'taken';
   try {
     outcome = onFile(file, () => storeKey(file, written, key));
@@ -163,7 +163,7 @@ function createExclusively(file: string, key: string): 'stored' | 'taken' {
  * what it moved holds a key, stored by another start since this one read the file blank: put back.
  */
 function moveBlankAside(file: string): 'moved' | 'taken' {
-  const aside = `${file}.${ownSuffix()}.blank`;
+  const aside = asideName(file, '.blank');
   try {
     renameSync(file, aside);
   } catch (err) {
@@ -186,13 +186,6 @@ function moveBlankAside(file: string): 'moved' | 'taken' {
     rmSync(aside, { force: true });
   }
 }
-
-/**
- * A name part no other start uses: the pid is not enough, where starts in containers sharing one
- * volume are each PID 1 (infra/docker-compose.yml's API replicas), and one removed or rewrote the
- * file another was about to link in (test/config/admin-key-edges-1.test.ts).
- */
-const ownSuffix = (): string => `${process.pid}.${randomBytes(6).toString('hex')}`;
 
 /** The key in `file`: undefined when there is no file, '' when it is blank. */
 function readKey(file: string): string | undefined {

@@ -23,13 +23,21 @@ export type PidFileClaim =
  * pid (two containers on one volume), which only the record can tell. Errors writing the file are
  * thrown.
  */
+/**
+ * A name beside `file` for a copy this process writes before moving or linking it in: the pid and
+ * a random part, since processes in containers sharing one volume each have pid 1, and one would
+ * remove or rewrite the file another is about to put in place (test/config/admin-key-edges-1.test.ts).
+ */
+export function asideName(file: string, suffix = ''): string {
+  return `${file}.${process.pid}.${randomBytes(6).toString('hex')}${suffix}`;
+}
+
 export function claimPidFile(
   file: string,
   record: string,
   holds: (pid: number, fields: readonly string[]) => boolean,
 ): PidFileClaim {
-  // A random part: processes with the same pid (containers on one volume) never share it.
-  const aside = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  const aside = asideName(file);
   try {
     // In the try: one that cannot be written whole (a full disk) is not left behind.
     writeFileSync(aside, record, { mode: 0o644, flag: 'wx' });

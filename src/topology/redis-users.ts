@@ -9,6 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { APP_ACL_RULES, APP_USER } from '../adapters/redis/acl.ts';
+import { asideName } from './pid-file.ts';
 
 export interface AclUser {
   name: string;
@@ -56,8 +57,7 @@ export function aclFileLine(u: AclUser): string {
  */
 export function writePrivateFile(file: string, text: string): void {
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  // A random part: processes with the same pid (containers on one volume) never share it.
-  const aside = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.new`;
+  const aside = asideName(file, '.new');
   try {
     writeFileSync(aside, text, { mode: 0o600, flag: 'wx' });
     chmodSync(aside, 0o600);
