@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { SOCKET_SLOT_TTL_MS } from '../adapters/http/limits.ts';
 import { createMetrics, metricsText, serveMetrics } from '../adapters/http/metrics.ts';
 import { buildApi, type ProjectSoon } from '../adapters/http/server.ts';
-import { CHECK_REDIS } from '../adapters/redis/advice.ts';
+import { CHECK_REDIS, redisAdvice } from '../adapters/redis/advice.ts';
 import { connectedReplicas, connectRedis, mask } from '../adapters/redis/client.ts';
 import type { EventHistory } from '../adapters/redis/event-log.ts';
 import { RedisWatch } from '../adapters/redis/health-watch.ts';
@@ -155,7 +155,7 @@ export async function startSwitchboard(
       : reason
         ? log.warn(
             { reason },
-            `paused: Redis is unreachable; commands and /health answer 503 (a load balancer sends this instance nothing) until it answers again, which clears by itself. ${CHECK_REDIS}`,
+            `paused: Redis is unreachable; commands and /health answer 503 (a load balancer sends this instance nothing) until it answers again, which clears by itself. ${redisAdvice(reason)}`,
           )
         : log.info('Redis answers again; running'),
   );

@@ -476,7 +476,7 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
         const { command, appended } = failure.submitted;
         req.log.warn(
           { type: command.type, position: appended.position, replicaWaitMs: config.replicaWaitMs },
-          'no replica confirmed the command; answered 503 not-replicated (it may still apply)',
+          `no replica confirmed the command; answered 503 not-replicated (it may still apply). Check that the workspace's Redis master has a replica connected and keeping up (INFO replication: connected_slaves, each one's lag), or raise REPLICA_WAIT_MS (at most 1500; now ${config.replicaWaitMs})`,
         );
         return sendProblem(
           reply.header('retry-after', '1'),

@@ -4,6 +4,7 @@ import * as t from 'io-ts';
 import type { WebSocket } from 'ws';
 import { strict } from '../../domain/strict.ts';
 import { AfterPosition, comparePositions, Id, positionPredecessor } from '../../domain/values.ts';
+import { redisAdvice } from '../redis/advice.ts';
 import { LiveEvent, lastEventPosition, streamHistory } from '../redis/event-log.ts';
 import type { WorkspaceTail } from '../redis/tail.ts';
 import { frameWriter, ownSelection, type Selection, sharedSelection, textWriter } from './frames.ts';
@@ -390,7 +391,11 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
             socket.close(1011, reason);
             return;
           }
-          log.warn({ err: (err as Error).message }, 'replay failed');
+          // The close tells the client where to resume; the line, what the operator looks at.
+          log.warn(
+            { err: (err as Error).message, resumeAfter: last },
+            `replay failed; closed with 1011, its client told to reconnect with after=${last}. See err: most often Redis does not answer. ${redisAdvice(err)}`,
+          );
           socket.close(1011, `replay failed; reconnect with after=${last}`);
           return;
         }

@@ -314,6 +314,28 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     },
   });
   app.websocketServer.on('wsClientError', onWebSocketClientError(logger));
+  // An upgrade's 101 is written by the WebSocket server, which no hook sees (the reply is
+  // hijacked): it carries the request id as every answer does, and gets its request line and its
+  // count (status 101, by route) as it goes out.
+  const upgrades = new WeakMap<IncomingMessage, { req: FastifyRequest; start: number }>();
+  app.addHook('onRequest', (req, _reply, done) => {
+    if (req.ws) upgrades.set(req.raw, { req, start: performance.now() });
+    done();
+  });
+  app.websocketServer.on('headers', (headers: string[], raw: IncomingMessage) => {
+    const upgrade = upgrades.get(raw);
+    if (!upgrade) return;
+    upgrades.delete(raw);
+    const { req, start } = upgrade;
+    headers.push(`X-Request-Id: ${req.id}`);
+    // The 101 is written right after this event: the line follows it.
+    process.nextTick(() => {
+      const ms = performance.now() - start;
+      const route = req.routeOptions.url ?? 'unknown';
+      logRequest(req, 101, ms, route, deps.config.slowRequestMs ?? 1000);
+      deps.metrics.httpRequests.observe({ method: req.method, route, status: '101' }, ms / 1000);
+    });
+  });
   app.server.on('connect', refuseConnect(logger));
   app.server.on('checkExpectation', refuseExpectation(logger));
   // After the plugin's own hook, which marks upgrades (req.ws): a bad handshake is answered here,

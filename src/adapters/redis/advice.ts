@@ -22,6 +22,12 @@ export const FIX_PERSISTENCE =
 export const GRANT_ACL =
   'Redis refuses a command or key to the user Switchboard logs in as (see err): give that user Switchboard\'s ACL rule on every node (APP_ACL_RULE in src/adapters/redis/acl.ts; docs/SECURITY.md, "Your own Redis").';
 
+/**
+ * Redis refusing the login Switchboard gives (WRONGPASS, NOAUTH): it answers, so not CHECK_REDIS.
+ */
+export const CHECK_LOGIN =
+  'Redis refuses the login Switchboard gives (see err): check the user and password in REDIS_URL or REDIS_CLUSTER_NODES, or REDIS_USERNAME and REDIS_PASSWORD, against the ACL user on every node (docs/SECURITY.md, "Your own Redis").';
+
 /** The error's message, with the errors a transaction Redis aborted (EXECABORT) held before it. */
 const message = (err: unknown): string => {
   const previous = (err as { previousErrors?: unknown[] } | undefined)?.previousErrors ?? [];
@@ -29,17 +35,26 @@ const message = (err: unknown): string => {
 };
 const isOom = (m: string): boolean => /^OOM\b|\bOOM command not allowed/.test(m);
 const isMisconf = (m: string): boolean => /^MISCONF\b|\bMISCONF Redis is configured/.test(m);
+const isLoginRefused = (m: string): boolean => /\bWRONGPASS\b|\bNOAUTH\b/.test(m);
 const isDenied = (m: string): boolean =>
   /\bNOPERM\b|can't run this command|no permissions to (run|access)/i.test(m);
 
-/** What to do about `err`, a failed Redis call: FREE_MEMORY, FIX_PERSISTENCE, GRANT_ACL, or CHECK_REDIS. */
+/**
+ * What to do about `err`, a failed Redis call (or a reason that names its error): FREE_MEMORY,
+ * FIX_PERSISTENCE, GRANT_ACL, CHECK_LOGIN, or CHECK_REDIS.
+ */
 export function redisAdvice(err: unknown): string {
   const m = message(err);
-  return isOom(m) ? FREE_MEMORY : isMisconf(m) ? FIX_PERSISTENCE : isDenied(m) ? GRANT_ACL : CHECK_REDIS;
+  if (isOom(m)) return FREE_MEMORY;
+  if (isMisconf(m)) return FIX_PERSISTENCE;
+  if (isDenied(m)) return GRANT_ACL;
+  return isLoginRefused(m) ? CHECK_LOGIN : CHECK_REDIS;
 }
 
 /** IF_IT_GOES_ON, or FREE_MEMORY / FIX_PERSISTENCE / GRANT_ACL when `err` is Redis refusing. */
 export function ifItGoesOn(err: unknown): string {
   const m = message(err);
-  return isOom(m) || isMisconf(m) || isDenied(m) ? `${redisAdvice(err)} It is retried.` : IF_IT_GOES_ON;
+  return isOom(m) || isMisconf(m) || isDenied(m) || isLoginRefused(m)
+    ? `${redisAdvice(err)} It is retried.`
+    : IF_IT_GOES_ON;
 }

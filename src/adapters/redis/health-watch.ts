@@ -101,6 +101,8 @@ export class RedisWatch {
   private failures = 0;
   /** Why the Redis answering cannot be used as configured (a node of a cluster given as one Redis). */
   private misconfigured: string | undefined;
+  /** The client's last connection error since it was last ready (`error`, a cluster's `node error`). */
+  private connectionError: string | undefined;
   private readonly pauseListeners: ((reason: string | undefined) => void)[] = [];
   /** Whether the process is stopping (`stopping()`), and what is told when a wait is given up. */
   private ending = false;
@@ -113,8 +115,8 @@ export class RedisWatch {
   ) {}
 
   /**
-   * Told `pausedReason` when the process becomes paused (Redis stopped answering after it had), and
-   * `undefined` when it answers again: once a change, not at every check.
+   * Told `pausedReason` when the process becomes paused (Redis stopped answering, or did not answer
+   * the first check), and `undefined` when it answers again: once a change, not at every check.
    */
   onPauseChange(listener: (reason: string | undefined) => void): void {
     this.pauseListeners.push(listener);
@@ -124,7 +126,17 @@ export class RedisWatch {
     // A client connected again: the checks that failed before say nothing of this connection.
     this.redis.on('ready', () => {
       this.failures = 0;
+      this.connectionError = undefined;
     });
+    // Why the client cannot connect (a refused login, a refused connection): a check that times
+    // out meanwhile names it, so the reason logged and answered by /health says what to mend.
+    const noted = (err: Error & { lastNodeError?: Error }) => {
+      // A cluster client's "Failed to refresh slots cache." holds the node's own error (WRONGPASS).
+      const cause = err.lastNodeError?.message;
+      this.connectionError = cause ? `${err.message} (${cause})` : err.message;
+    };
+    this.redis.on('error', noted);
+    if (isCluster(this.redis)) this.redis.on('node error', noted);
     const tick = async () => {
       const started = performance.now();
       const was = this.state.error === 'not checked yet' ? undefined : this.state.reachable;
@@ -142,9 +154,15 @@ export class RedisWatch {
       } catch (err) {
         const since = this.state.reachable ? new Date().toISOString() : this.state.since;
         this.failures++;
-        this.state = { reachable: false, latencyMs: null, error: (err as Error).message, since };
+        const message = (err as Error).message;
+        const error =
+          this.connectionError === undefined || message.includes(this.connectionError)
+            ? message
+            : `${message}; the connection's last error: ${this.connectionError}`;
+        this.state = { reachable: false, latencyMs: null, error, since };
       }
-      if (was !== undefined && was !== this.state.reachable && !this.stopped)
+      // The first check too: a process that starts paused says so (it would else say nothing).
+      if ((was === undefined ? !this.state.reachable : was !== this.state.reachable) && !this.stopped)
         for (const l of this.pauseListeners) l(this.pausedReason);
       if (!this.stopped) this.timer = setTimeout(tick, this.everyMs);
     };
