@@ -70,6 +70,9 @@ export async function docsRoutes(app: FastifyInstance): Promise<void> {
       .header('cache-control', 'no-cache')
       .header('content-security-policy', CSP)
       .header('x-content-type-options', 'nosniff')
+      // As the pages: no framing in browsers that ignore CSP's frame-ancestors, and no referrer.
+      .header('x-frame-options', 'DENY')
+      .header('referrer-policy', 'no-referrer')
       .send(PAGE),
   );
   app.get('/docs/init.js', async (_req, reply) =>
