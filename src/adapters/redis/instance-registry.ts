@@ -5,6 +5,8 @@
  * from Redis' own clock (TIME inside a script), so API hosts with skewed clocks still agree on
  * what "3 s old" means. `liveInstances` reads the instances whose heartbeat is younger than 3 s:
  * the HAProxy backend sync (src/topology/haproxy/backend-sync.ts) keeps HAProxy in step with it.
+ * Entries older than PRUNE_AFTER_MS are removed by the sync and by every registered instance as
+ * it heartbeats, so instances that never left (killed) do not accumulate without a sync running.
  */
 import type { Cluster, Redis as SingleRedis } from 'ioredis';
 import { globalKeys } from './keys.ts';
@@ -37,6 +39,23 @@ export function parseMember(member: string): Instance | undefined {
   const port = Number(m[2]);
   if (!m[1] || port < 1 || port > 65535) return undefined;
   return { host: m[1], port };
+}
+
+/**
+ * A registered instance prunes the registry every this many heartbeats (its first too): the
+ * entries of instances gone for good (SIGKILLed, their host lost) would otherwise stay unless a
+ * backend sync runs, one per start at a new address (PORT=0, a new pod's address).
+ */
+export const PRUNE_EVERY_BEATS = 30;
+
+/** Removes the entries whose last heartbeat is older than `pruneAfterMs` before `nowMs` (Redis time). */
+export async function pruneInstances(
+  redis: Redis,
+  nowMs: number,
+  key = INSTANCES_KEY,
+  pruneAfterMs = PRUNE_AFTER_MS,
+): Promise<number> {
+  return redis.zremrangebyscore(key, '-inf', `(${nowMs - pruneAfterMs}`);
 }
 
 /** Write one heartbeat now; returns the score (Redis time, ms). */
@@ -107,9 +126,13 @@ export async function registerInstance(
   // The run of failed heartbeats going on: how many, and when one was last told.
   let failures = 0;
   let toldAt = 0;
+  let beats = 0;
   const beat = () =>
     heartbeat(redis, instance, key).then(
-      () => {
+      (at) => {
+        // By the score just written (Redis's clock): hosts with skewed clocks prune alike. A
+        // failed prune is tried again at a later beat.
+        if (beats++ % PRUNE_EVERY_BEATS === 0) pruneInstances(redis, at, key).catch(() => {});
         if (failures > 0 && registered && !stopped) opts.onRecovered?.(failures);
         failures = 0;
         if (registered || stopped) return;
