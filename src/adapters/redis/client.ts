@@ -191,6 +191,7 @@ export function connectRedis(target: RedisTarget, given: RedisOptions = {}): Red
       clusterOptions,
     );
     boundOfflineQueue(cluster);
+    askingHandled(cluster);
     redis = cluster;
   } else {
     const url = target.url ?? 'redis://127.0.0.1:6379';
@@ -248,6 +249,31 @@ function boundOfflineQueue(cluster: Cluster): void {
     }
     return send(...args);
   }) as Cluster['sendCommand'];
+}
+
+/**
+ * A cluster client follows `ASK` (a slot being moved to another master, its key there already) by
+ * sending ASKING and then the command to the importing node, and keeps no handler on the ASKING's
+ * promise: when that node does not answer it in time or its connection closes, the rejection went
+ * unhandled (`unhandled rejection; continuing` logged as an error by every process while an
+ * operator resharded). The command after it fails or is redirected on its own, and its caller
+ * sees that; the ASKING's own failure is dropped. Its duplicates (the blocking reads) too.
+ */
+function askingHandled(cluster: Cluster): void {
+  const duplicate = cluster.duplicate.bind(cluster);
+  cluster.duplicate = ((...args: Parameters<Cluster['duplicate']>) => {
+    const copy = duplicate(...args);
+    askingHandled(copy);
+    return copy;
+  }) as Cluster['duplicate'];
+  cluster.on('+node', (node: Redis) => {
+    const asking = node.asking.bind(node);
+    node.asking = ((...args: Parameters<Redis['asking']>) => {
+      const sent = asking(...args);
+      sent.catch(() => {});
+      return sent;
+    }) as Redis['asking'];
+  });
 }
 
 /** A connection of its own for blocking reads (BZPOPMIN, XREAD BLOCK), which hold it while they wait. */

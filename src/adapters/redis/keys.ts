@@ -149,6 +149,22 @@ function makeKeys(workspace: string): WorkspaceKeys {
 }
 
 /**
+ * The key a Lua step declares last when its keys are one workspace's: nothing ever writes it.
+ * While a Redis Cluster moves the workspace's slot (MIGRATING / IMPORTING), Redis refuses a step
+ * one of whose declared keys is missing before the step runs (TRYAGAIN), so every step is refused
+ * whole until the move is done. Without it, a step whose declared keys all existed ran, and
+ * Redis stopped it midway at a key it had emptied itself (the queue's last contact taken out,
+ * then a contact queued: "Script attempted to access a non local key in a cluster node"), its
+ * earlier writes kept. Undefined when the keys are not all under one workspace's prefix.
+ */
+export function slotGuardOf(keys: readonly string[]): string | undefined {
+  const m = /^[^{]*\{[^}]+\}:/.exec(keys[0] ?? '');
+  const prefix = m?.[0];
+  if (!prefix?.startsWith(`${KEY_ROOT}:{`) || !keys.every((k) => k.startsWith(prefix))) return undefined;
+  return `${prefix}slot-guard`;
+}
+
+/**
  * The keys of the routing index both Lua steps change, in the order both declare them: the
  * documents, the pools and their heads, the skill-set queues and their heads.
  */

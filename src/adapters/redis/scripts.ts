@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { type Cluster, type Redis, ReplyError } from 'ioredis';
+import { slotGuardOf } from './keys.ts';
 
 /**
  * The one way to run Lua in Switchboard. A step is a file `<name>-<number of keys>.lua` (or
@@ -93,7 +94,9 @@ function define(redis: RedisClient, s: LuaScript): void {
     defined.set(redis, known);
   }
   if (known.has(s.command)) return;
-  redis.defineCommand(s.command, s.keys === 'any' ? { lua: s.lua } : { numberOfKeys: s.keys, lua: s.lua });
+  // The caller gives the number of keys: a step of fixed keys declares one more for its
+  // workspace's slot guard (keys.ts, slotGuardOf).
+  redis.defineCommand(s.command, { lua: s.lua });
   known.add(s.command);
 }
 
@@ -111,12 +114,16 @@ export function defineDeclared(redis: RedisClient): void {
 export function runLua(
   redis: RedisClient,
   s: LuaScript,
-  keys: readonly string[],
+  given: readonly string[],
   args: readonly (string | number)[],
 ): Promise<unknown> {
   define(redis, s);
-  if (s.keys !== 'any' && keys.length !== s.keys)
-    return Promise.reject(new Error(`${s.file.pathname} takes ${s.keys} keys, got ${keys.length}`));
+  if (s.keys !== 'any' && given.length !== s.keys)
+    return Promise.reject(new Error(`${s.file.pathname} takes ${s.keys} keys, got ${given.length}`));
+  // A step of fixed keys, all of one workspace, also declares the workspace's slot guard (last,
+  // so KEYS[1..n] stay as its file names them): refused whole while a cluster moves the slot.
+  const guard = s.keys === 'any' ? undefined : slotGuardOf(given);
+  const keys = guard === undefined ? given : [...given, guard];
   if (s.library !== undefined && s.keys !== 'any' && functionLoaded(redis, s))
     return redis.fcall(s.command, keys.length, ...keys, ...args).catch((err: Error) => {
       // Not there (a Redis restarted without its data, a master added since): this call ran
@@ -136,7 +143,7 @@ function runScript(
 ): Promise<unknown> {
   const fn = (redis as unknown as Record<string, (...a: (string | number)[]) => Promise<unknown>>)[s.command];
   if (!fn) return Promise.reject(new Error(`script ${s.command} is not defined on this client`));
-  return s.keys === 'any' ? fn.call(redis, keys.length, ...keys, ...args) : fn.call(redis, ...keys, ...args);
+  return fn.call(redis, keys.length, ...keys, ...args);
 }
 
 /**

@@ -1,0 +1,186 @@
+/**
+ * A Redis Cluster stops a Lua step midway when the step reaches a key of a slot being moved
+ * (MIGRATING) that is not there: one the step itself emptied earlier (a queue's last contact
+ * taken out), or one it deletes and writes again. The writes made before stay: a step was not
+ * all or nothing while an operator resharded. The projector's step caught the stop as a
+ * command's own failure and recorded it refused (`command-failed`), its effects half written; an
+ * append forgot expired Idempotency-Key records and then failed. Every step whose keys are one
+ * workspace's now also declares a key nothing writes, so while the slot is moving Redis refuses
+ * the whole step before it runs (TRYAGAIN), and the step runs whole once the move is done.
+ */
+import { randomUUID } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectRedis } from '../../src/adapters/redis/client.ts';
+import { appendCommand } from '../../src/adapters/redis/command-log.ts';
+import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
+import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
+import type { Command } from '../../src/domain/commands.ts';
+import { ensureGroup, projectPending } from '../../src/projections/projector.ts';
+import { type RedisClusterHandle, startRedisCluster } from '../../src/topology/redis-cluster.ts';
+import { sendAndSettle } from '../support/projector.ts';
+
+const keySlot = createRequire(import.meta.url)('cluster-key-slot') as (key: string) => number;
+
+describe('a step while its workspace slot is being moved (cluster)', () => {
+  let cluster: RedisClusterHandle | undefined;
+  let redis: RedisClient;
+  const conns: Redis[] = [];
+
+  beforeAll(async () => {
+    cluster = await startRedisCluster();
+    redis = connectRedis(
+      {
+        clusterNodes: cluster.nodes.map((n) => `${n.host}:${n.port}`),
+        password: cluster.credentials.admin.password,
+      },
+      { commandTimeout: 5000 },
+    );
+  }, 60_000);
+
+  afterAll(async () => {
+    redis?.disconnect();
+    for (const c of conns) c.disconnect();
+    await cluster?.stop();
+  });
+
+  /** The slot of `ws` set MIGRATING on its master (IMPORTING on another): no key moved yet. */
+  async function migrating(ws: string): Promise<() => Promise<void>> {
+    const slot = keySlot(workspaceKeys(ws).commands);
+    const roles = await cluster!.roles();
+    const masters = await Promise.all(
+      roles
+        .filter((r) => r.role === 'master')
+        .map(async (r) => {
+          const conn = new Redis({
+            host: '127.0.0.1',
+            port: r.port,
+            password: cluster!.credentials.admin.password,
+          });
+          conns.push(conn);
+          return { conn, id: String(await conn.cluster('MYID')) };
+        }),
+    );
+    const owner = await ownerId(masters[0]!.conn, slot);
+    const src = masters.find((m) => m.id === owner)!;
+    const dst = masters.find((m) => m.id !== owner)!;
+    await dst.conn.cluster('SETSLOT', slot, 'IMPORTING', src.id);
+    await src.conn.cluster('SETSLOT', slot, 'MIGRATING', dst.id);
+    return async () => {
+      await src.conn.cluster('SETSLOT', slot, 'STABLE');
+      await dst.conn.cluster('SETSLOT', slot, 'STABLE');
+    };
+  }
+
+  async function ownerId(conn: Redis, slot: number): Promise<string> {
+    for (const line of String(await conn.cluster('NODES')).split('\n')) {
+      const f = line.split(' ');
+      if (!f[2]?.includes('master')) continue;
+      for (const r of f.slice(8)) {
+        const m = /^(\d+)(?:-(\d+))?$/.exec(r);
+        if (m && slot >= Number(m[1]) && slot <= Number(m[2] ?? m[1])) return f[0]!;
+      }
+    }
+    throw new Error(`slot ${slot} has no owner`);
+  }
+
+  /** Every key of the workspace with its value, for "nothing changed". */
+  async function snapshot(ws: string): Promise<Record<string, string>> {
+    const k = workspaceKeys(ws);
+    const out: Record<string, string> = {};
+    for (const [name, key] of Object.entries(k)) {
+      if (typeof key !== 'string' || name === 'workspace' || name === 'prefix') continue;
+      const dump = (await redis.dumpBuffer(key).catch(() => null)) as Buffer | null;
+      if (dump) out[name] = dump.toString('base64');
+    }
+    return out;
+  }
+
+  it('the projector: a batch whose first command empties the queue and whose second queues again', async () => {
+    const ws = `slot-${randomUUID().slice(0, 6)}`;
+    const k = workspaceKeys(ws);
+    const send = (...c: Command[]) => sendAndSettle(redis, ws, ...c);
+    await ensureGroup(redis, ws);
+    await send(
+      { type: 'RegisterAgent', agentId: 'a1', skills: ['C'], capacity: 1 },
+      { type: 'ChangeAgentState', agentId: 'a1', state: 'available' },
+      { type: 'QueueContact', contactId: 'c0', skills: ['B'], priority: 0 },
+      { type: 'AbandonContact', contactId: 'c0' },
+    );
+    // The last ones with Idempotency-Keys, projected and not yet dispatched (the dispatcher's
+    // candidates and wake-up still there): every key the projector's step declares exists.
+    await appendCommand(redis, {
+      workspace: ws,
+      idempotencyKey: 'k2',
+      command: { type: 'QueueContact', contactId: 'c2', skills: ['B'], priority: 0, maxWaitMs: 600_000 },
+    });
+    await projectPending(redis, ws);
+    await appendCommand(redis, { workspace: ws, command: { type: 'AbandonContact', contactId: 'c2' } });
+    await appendCommand(redis, {
+      workspace: ws,
+      command: { type: 'QueueContact', contactId: 'c3', skills: ['B'], priority: 0 },
+    });
+    const before = await snapshot(ws);
+    // Every key the step declares is there: Redis lets the step start while the slot moves.
+    expect(Object.keys(before)).toEqual(
+      expect.arrayContaining(['queue', 'idempotency', 'timers', 'ended', 'pools']),
+    );
+    const stable = await migrating(ws);
+    let during: string;
+    try {
+      during = await projectPending(redis, ws).then(
+        () => 'ran',
+        (err: Error) => err.message,
+      );
+      expect(await snapshot(ws), 'nothing written while the slot moves').toEqual(before);
+    } finally {
+      await stable();
+    }
+    expect(during).toMatch(/TRYAGAIN|Too many Cluster redirections/);
+    // Once the slot is stable again, the step runs whole.
+    await projectPending(redis, ws);
+    const outcomes = (await redis.xrange(k.outcomes, '-', '+')).map(([, f]) => f.join(' '));
+    expect(outcomes.filter((o) => o.includes('command-failed'))).toEqual([]);
+    expect(await redis.zrange(k.queue, 0, -1)).toEqual(['c3']);
+    expect(JSON.parse((await redis.hget(k.contacts, 'c2'))!).state).toBe('abandoned');
+  }, 60_000);
+
+  it('an append: its expired Idempotency-Key records are not forgotten by a step Redis then stops', async () => {
+    const ws = `slot-${randomUUID().slice(0, 6)}`;
+    const k = workspaceKeys(ws);
+    await ensureGroup(redis, ws);
+    await appendCommand(redis, {
+      workspace: ws,
+      idempotencyKey: 'k1',
+      command: { type: 'RegisterAgent', agentId: 'a1', skills: ['A'], capacity: 1 },
+    });
+    await projectPending(redis, ws);
+    // Its record past its lifetime: the next append forgets it first, emptying the records.
+    await redis.zadd(k.idempotencyExpiry, 1, 'k1');
+    const before = await snapshot(ws);
+    const stable = await migrating(ws);
+    let during: string;
+    try {
+      during = await appendCommand(redis, {
+        workspace: ws,
+        idempotencyKey: 'k2',
+        command: { type: 'RegisterAgent', agentId: 'a2', skills: ['A'], capacity: 1 },
+      }).then(
+        () => 'appended',
+        (err: Error) => err.message,
+      );
+      expect(await snapshot(ws), 'nothing written while the slot moves').toEqual(before);
+    } finally {
+      await stable();
+    }
+    expect(during).toMatch(/TRYAGAIN|Too many Cluster redirections/);
+    await appendCommand(redis, {
+      workspace: ws,
+      idempotencyKey: 'k2',
+      command: { type: 'RegisterAgent', agentId: 'a2', skills: ['A'], capacity: 1 },
+    });
+    expect(await redis.hexists(k.idempotency, 'k1')).toBe(0);
+    expect(await redis.xlen(k.commands)).toBe(2);
+  }, 60_000);
+});
