@@ -379,11 +379,11 @@ export async function startSwitchboard(
             registered
               ? log.warn(
                   { instance, err: (err as Error).message, failures },
-                  'instance heartbeat failed; retrying every second (said again every 30 s while it fails): the load balancer takes this instance out once its entry is older than 3 s. Check that Redis is up and reachable (REDIS_URL).',
+                  `instance heartbeat failed; retrying every second (said again every 30 s while it fails): the load balancer takes this instance out once its entry is older than 3 s. ${redisAdvice(err)}`,
                 )
               : log.warn(
                   { instance, err: (err as Error).message, failures },
-                  'not registered for the load balancer yet: the heartbeat into Redis failed; retrying every second, and the load balancer sends this instance nothing until one lands. Check that Redis is up and reachable (REDIS_URL).',
+                  `not registered for the load balancer yet: the heartbeat into Redis failed; retrying every second, and the load balancer sends this instance nothing until one lands. ${redisAdvice(err)}`,
                 ),
         });
       }

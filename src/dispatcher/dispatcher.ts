@@ -5,9 +5,11 @@ import { globalKeys, routingIndexKeys, workspaceKeys } from '../adapters/redis/k
 import { luaScript, type RedisClient, runLua } from '../adapters/redis/scripts.ts';
 
 /** The dispatcher's Lua step (its file documents its keys and arguments). */
-const DISPATCH = luaScript('dispatch', new URL('./lua/dispatch-14.lua', import.meta.url));
+const DISPATCH = luaScript('dispatch', new URL('./lua/dispatch-14.lua', import.meta.url), {
+  slotGuard: true,
+});
 /** The clock's Lua step: due timers become commands. */
-const CLOCK = luaScript('clock', new URL('./lua/clock-2.lua', import.meta.url));
+const CLOCK = luaScript('clock', new URL('./lua/clock-2.lua', import.meta.url), { slotGuard: true });
 
 export interface DispatcherOptions {
   /** Most decisions one Lua step makes (each decision in it is atomic on its own). */

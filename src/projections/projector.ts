@@ -8,7 +8,7 @@ import { luaScript, type RedisClient, runLua } from '../adapters/redis/scripts.t
 import { MAX_SKILL_SETS_PER_SKILL } from '../domain/model.ts';
 
 /** The projector's one Lua step (its file documents its keys and arguments). */
-const PROJECT = luaScript('project', new URL('./lua/project-22.lua', import.meta.url));
+const PROJECT = luaScript('project', new URL('./lua/project-22.lua', import.meta.url), { slotGuard: true });
 
 export interface ProjectorOptions {
   /** Most commands applied by one Lua step. */

@@ -5,17 +5,20 @@
  * all or nothing while an operator resharded. The projector's step caught the stop as a
  * command's own failure and recorded it refused (`command-failed`), its effects half written; an
  * append forgot expired Idempotency-Key records and then failed. Every step whose keys are one
- * workspace's now also declares a key nothing writes, so while the slot is moving Redis refuses
- * the whole step before it runs (TRYAGAIN), and the step runs whole once the move is done.
+ * workspace's that could be stopped so (the projector's, the dispatcher's and its clock's, the
+ * append) now also declares a key nothing writes, so while the slot is moving Redis refuses the
+ * whole step before it runs (TRYAGAIN), and the step runs whole once the move is done; a one-key
+ * step runs as before.
  */
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FOLD } from '../../src/adapters/http/wait-histogram.ts';
 import { connectRedis } from '../../src/adapters/redis/client.ts';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
-import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
+import { type RedisClient, runLua } from '../../src/adapters/redis/scripts.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { ensureGroup, projectPending } from '../../src/projections/projector.ts';
 import { type RedisClusterHandle, startRedisCluster } from '../../src/topology/redis-cluster.ts';
@@ -182,5 +185,20 @@ describe('a step while its workspace slot is being moved (cluster)', () => {
     });
     expect(await redis.hexists(k.idempotency, 'k1')).toBe(0);
     expect(await redis.xlen(k.commands)).toBe(2);
+  }, 60_000);
+
+  it('a one-key step still runs while the slot moves: only the steps that could stop halfway are guarded', async () => {
+    // A one-key step is sent on to its key's node; guarding it too would refuse it for the whole
+    // move (the rate limits, the leases, the wait histogram's fold went uncounted or failed).
+    const ws = `slot-${randomUUID().slice(0, 6)}`;
+    const key = `${workspaceKeys(ws).prefix}waits`;
+    await redis.hset(key, 'cursor', 'c0');
+    const stable = await migrating(ws);
+    try {
+      expect(await runLua(redis, FOLD, [key], ['c0', 'c1', 'count', 1])).toBe(1);
+    } finally {
+      await stable();
+    }
+    expect(await redis.hgetall(key)).toEqual({ cursor: 'c1', count: '1' });
   }, 60_000);
 });

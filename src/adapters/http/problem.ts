@@ -211,9 +211,10 @@ export function isRedisUnavailable(err: unknown): boolean {
     /Command timed out|Connection is closed|^WRONGPASS|^NOAUTH|ECONNREFUSED|ECONNRESET|Stream isn't writeable|CLUSTERDOWN|TRYAGAIN|LOADING|READONLY|MASTERDOWN|^MOVED \d+ |^ASK \d+ |Too many Cluster redirections|Failed to refresh slots cache|None of startup nodes is available|^OOM |^MISCONF /i.test(
       e.message ?? '',
     ) ||
-    // Redis stopping a step at a key of a slot being moved. The steps of fixed keys declare their
-    // workspace's slot guard (keys.ts, slotGuardOf) and are refused whole before they run
-    // (TRYAGAIN); a retry with the same Idempotency-Key applies once.
+    // Redis stopping a step at a key of a slot being moved. The steps that could be stopped with
+    // part of their writes made declare their workspace's slot guard (keys.ts, slotGuardOf) and
+    // are refused whole before they run (TRYAGAIN); a retry with the same Idempotency-Key applies
+    // once.
     /^ERR Script attempted to (access a non local key in a cluster node|execute a (write )?command while the cluster is down)/.test(
       e.message ?? '',
     )

@@ -4,7 +4,9 @@ import type { Command } from '../../domain/commands.ts';
 import { globalKeys, workspaceKeys } from './keys.ts';
 import { luaScript, type RedisClient, runLua } from './scripts.ts';
 
-const APPEND = luaScript('append', new URL('./lua/append-command-4.lua', import.meta.url));
+const APPEND = luaScript('append', new URL('./lua/append-command-4.lua', import.meta.url), {
+  slotGuard: true,
+});
 
 export interface AppendRequest {
   readonly workspace: string;

@@ -145,6 +145,9 @@ export class RedisWatch {
         const latencyMs = Math.round((performance.now() - started) * 100) / 100;
         const since = this.state.reachable ? this.state.since : new Date().toISOString();
         this.failures = 0;
+        // A check that succeeds ends what an earlier error said: a cluster client stays ready
+        // through one node's error, so only this clears it there.
+        this.connectionError = undefined;
         this.state = {
           reachable: true,
           latencyMs,

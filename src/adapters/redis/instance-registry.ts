@@ -18,7 +18,7 @@ export type Redis = SingleRedis | Cluster;
 export const INSTANCES_KEY = globalKeys.instances;
 export const HEARTBEAT_INTERVAL_MS = 1000;
 export const LIVE_WINDOW_MS = 3000;
-/** Entries older than this are deleted from the set by the sync loop. */
+/** Entries older than this are deleted from the set, by the sync loop and by each registered instance. */
 export const PRUNE_AFTER_MS = 60_000;
 
 const HEARTBEAT = luaScript('instanceHeartbeat', new URL('./lua/instance-heartbeat-1.lua', import.meta.url));

@@ -149,7 +149,8 @@ function makeKeys(workspace: string): WorkspaceKeys {
 }
 
 /**
- * The key a Lua step declares last when its keys are one workspace's: nothing ever writes it.
+ * The key a guarded Lua step (the projector's, the dispatcher's and its clock's, the append)
+ * declares last when its keys are one workspace's: nothing ever writes it.
  * While a Redis Cluster moves the workspace's slot (MIGRATING / IMPORTING), Redis refuses a step
  * one of whose declared keys is missing before the step runs (TRYAGAIN), so every step is refused
  * whole until the move is done. Without it, a step whose declared keys all existed ran, and

@@ -47,6 +47,13 @@ export interface LuaScript {
    * as the command, which is also its one function's name.
    */
   readonly library: string | undefined;
+  /**
+   * Whether the step also declares its workspace's slot guard (keys.ts, slotGuardOf): a step of
+   * several keys that can empty one of them and touch it again, which a cluster moving the slot
+   * would stop halfway. The others run as before while a slot moves (a one-key step is sent on to
+   * the key's new node; a step that empties nothing is never stopped halfway).
+   */
+  readonly slotGuard: boolean;
 }
 
 /** The last line of a step that can run as a Redis Function. */
@@ -65,7 +72,7 @@ export function libraryOf(lua: string, command: string): string | undefined {
     : undefined;
 }
 
-export function luaScript(name: string, file: URL): LuaScript {
+export function luaScript(name: string, file: URL, opts: { readonly slotGuard?: boolean } = {}): LuaScript {
   const m = /-(\d+|any)\.lua$/.exec(file.pathname);
   if (!m?.[1])
     throw new Error(
@@ -80,6 +87,7 @@ export function luaScript(name: string, file: URL): LuaScript {
     lua,
     command,
     library: libraryOf(lua, command),
+    slotGuard: opts.slotGuard === true && m[1] !== 'any',
   };
   declaredScripts.push(script);
   return script;
@@ -94,8 +102,8 @@ function define(redis: RedisClient, s: LuaScript): void {
     defined.set(redis, known);
   }
   if (known.has(s.command)) return;
-  // The caller gives the number of keys: a step of fixed keys declares one more for its
-  // workspace's slot guard (keys.ts, slotGuardOf).
+  // The caller gives the number of keys: a guarded step declares one more, its workspace's slot
+  // guard (keys.ts, slotGuardOf).
   redis.defineCommand(s.command, { lua: s.lua });
   known.add(s.command);
 }
@@ -120,9 +128,9 @@ export function runLua(
   define(redis, s);
   if (s.keys !== 'any' && given.length !== s.keys)
     return Promise.reject(new Error(`${s.file.pathname} takes ${s.keys} keys, got ${given.length}`));
-  // A step of fixed keys, all of one workspace, also declares the workspace's slot guard (last,
-  // so KEYS[1..n] stay as its file names them): refused whole while a cluster moves the slot.
-  const guard = s.keys === 'any' ? undefined : slotGuardOf(given);
+  // A guarded step of one workspace's keys also declares the workspace's slot guard (last, so
+  // KEYS[1..n] stay as its file names them): refused whole while a cluster moves the slot.
+  const guard = s.slotGuard ? slotGuardOf(given) : undefined;
   const keys = guard === undefined ? given : [...given, guard];
   if (s.library !== undefined && s.keys !== 'any' && functionLoaded(redis, s))
     return redis.fcall(s.command, keys.length, ...keys, ...args).catch((err: Error) => {
