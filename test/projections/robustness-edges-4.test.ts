@@ -11,7 +11,9 @@ import { killAllProcesses, type SwitchboardProcess, startProcess } from '../supp
 import { sleep } from '../support/wait.ts';
 
 const WS = 'robust-4';
-const api = inProcessApi([WS], { env: { ROLES: 'api', COMMAND_TIMEOUT_MS: '2500' } });
+// Time for a projector process to start and apply the waiting command (about 0.5 s on a quiet
+// machine; 2.5 s was outlasted twice with the machine's two cores loaded).
+const api = inProcessApi([WS], { env: { ROLES: 'api', COMMAND_TIMEOUT_MS: '6000' } });
 
 afterAll(killAllProcesses);
 
