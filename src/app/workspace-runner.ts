@@ -43,6 +43,15 @@ export interface RunnerOptions {
 
 export const DEFAULT_IDLE_AFTER_MS = 10 * 60_000;
 
+/**
+ * How long a runner speaks of one workspace's failures alone when others fail alike (the same
+ * thing to do): with hundreds of workspaces failing together (Redis out of connections, or not
+ * answering), a line per workspace and retry would bury everything else. The workspace whose
+ * failure was logged goes on logging its retries, with how many failures of the others it left
+ * out; another takes over once it has not failed for this long.
+ */
+export const LOOP_FAILURE_REPEAT_MS = 30_000;
+
 export class WorkspaceRunner {
   private readonly loops = new Map<string, Promise<void>>();
   private running = false;
@@ -51,6 +60,15 @@ export class WorkspaceRunner {
   private ticking: Promise<void> | undefined;
   /** The workspaces this runner should serve, as of the last discovery. */
   private wanted = new Set<string>();
+  /**
+   * Per error message (a cause shared by every workspace, such as Redis out of connections, reads
+   * the same in each; a workspace's own, such as a damaged key, names its key): the workspace
+   * whose failures are logged, until when the others' are only counted, and how many and of which.
+   */
+  private readonly failing = new Map<
+    string,
+    { workspace: string; until: number; failures: number; workspaces: Set<string> }
+  >();
 
   constructor(
     private readonly redis: RedisClient,
@@ -139,14 +157,53 @@ export class WorkspaceRunner {
         backoff = 100;
       } catch (err) {
         if (!this.allowed(workspace)) break;
-        this.log.warn(
-          { workspace, err: (err as Error).message },
-          `workspace loop failed; retrying in ${backoff} ms. ${ifItGoesOn(err)}`,
-        );
+        this.loopFailed(workspace, err, backoff);
         await new Promise((r) => setTimeout(r, backoff));
         backoff = Math.min(backoff * 2, 2000);
       }
     }
+  }
+
+  /**
+   * Logs a loop's failure (what to do about it), unless another workspace's failure with the same
+   * error was logged within LOOP_FAILURE_REPEAT_MS: that one is only counted, and the next line
+   * says how many failures of how many workspaces were left out, and names the first ten.
+   */
+  private loopFailed(workspace: string, err: unknown, backoff: number): void {
+    const advice = ifItGoesOn(err);
+    const message = String((err as Error)?.message ?? err);
+    const now = Date.now();
+    const seen = this.failing.get(message);
+    if (seen && now < seen.until && seen.workspace !== workspace) {
+      seen.failures += 1;
+      seen.workspaces.add(workspace);
+      return;
+    }
+    const since =
+      seen && seen.failures > 0
+        ? ` ${seen.failures} more such failures of ${seen.workspaces.size} workspaces since the last such line.`
+        : '';
+    if (this.failing.size >= 100 && !seen) this.failing.clear();
+    this.failing.set(message, {
+      workspace,
+      until: now + LOOP_FAILURE_REPEAT_MS,
+      failures: 0,
+      workspaces: new Set(),
+    });
+    this.log.warn(
+      {
+        workspace,
+        err: (err as Error).message,
+        ...(seen && seen.failures > 0
+          ? {
+              failures: seen.failures,
+              workspaces: seen.workspaces.size,
+              others: [...seen.workspaces].slice(0, 10),
+            }
+          : {}),
+      },
+      `workspace loop failed; retrying in ${backoff} ms. ${advice}${since}`,
+    );
   }
 
   async stop(): Promise<void> {

@@ -208,7 +208,7 @@ export function isRedisUnavailable(err: unknown): boolean {
     e.name === 'MaxRetriesPerRequestError' ||
     e.name === 'ClusterAllFailedError' ||
     // A cluster moving its slots (a failover): the client's redirections can run out first.
-    /Command timed out|Connection is closed|^WRONGPASS|^NOAUTH|ECONNREFUSED|ECONNRESET|Stream isn't writeable|CLUSTERDOWN|TRYAGAIN|LOADING|READONLY|MASTERDOWN|^MOVED \d+ |^ASK \d+ |Too many Cluster redirections|Failed to refresh slots cache|None of startup nodes is available|^OOM |^MISCONF /i.test(
+    /Command timed out|Connection is closed|^WRONGPASS|^NOAUTH|ECONNREFUSED|ECONNRESET|Stream isn't writeable|CLUSTERDOWN|TRYAGAIN|LOADING|READONLY|MASTERDOWN|^MOVED \d+ |^ASK \d+ |Too many Cluster redirections|Failed to refresh slots cache|None of startup nodes is available|max number of clients reached|^OOM |^MISCONF /i.test(
       e.message ?? '',
     ) ||
     // Redis stopping a step at a key of a slot being moved. The steps that could be stopped with

@@ -28,6 +28,14 @@ export const GRANT_ACL =
 export const CHECK_LOGIN =
   'Redis refuses the login Switchboard gives (see err): check the user and password in REDIS_URL or REDIS_CLUSTER_NODES, or REDIS_USERNAME and REDIS_PASSWORD, against the ACL user on every node (docs/SECURITY.md, "Your own Redis").';
 
+/**
+ * Redis refusing a new connection (maxclients reached), or this process out of file descriptors
+ * (EMFILE): each workspace a process serves holds blocking connections of its own (the projector
+ * role two, the dispatcher role one), so it is the number of workspaces that runs into the limit.
+ */
+export const RAISE_CONNECTION_LIMIT =
+  'Redis refuses new connections (maxclients) or this process cannot open more (its open-file limit): each workspace a process serves holds 3 Redis connections of its own with the projector and dispatcher roles (docs/DEPLOYMENT.md, "Many workspaces"): raise Redis\'s maxclients and the process\'s open-file limit (ulimit -n, LimitNOFILE), or spread the workspaces over more Redis masters.';
+
 /** The error's message, with the errors a transaction Redis aborted (EXECABORT) held before it. */
 const message = (err: unknown): string => {
   const previous = (err as { previousErrors?: unknown[] } | undefined)?.previousErrors ?? [];
@@ -36,25 +44,30 @@ const message = (err: unknown): string => {
 const isOom = (m: string): boolean => /^OOM\b|\bOOM command not allowed/.test(m);
 const isMisconf = (m: string): boolean => /^MISCONF\b|\bMISCONF Redis is configured/.test(m);
 const isLoginRefused = (m: string): boolean => /\bWRONGPASS\b|\bNOAUTH\b/.test(m);
+const isOutOfConnections = (m: string): boolean => /max number of clients reached|\bEMFILE\b/i.test(m);
 const isDenied = (m: string): boolean =>
   /\bNOPERM\b|can't run this command|no permissions to (run|access)/i.test(m);
 
 /**
  * What to do about `err`, a failed Redis call (or a reason that names its error): FREE_MEMORY,
- * FIX_PERSISTENCE, GRANT_ACL, CHECK_LOGIN, or CHECK_REDIS.
+ * FIX_PERSISTENCE, GRANT_ACL, CHECK_LOGIN, RAISE_CONNECTION_LIMIT, or CHECK_REDIS.
  */
 export function redisAdvice(err: unknown): string {
   const m = message(err);
   if (isOom(m)) return FREE_MEMORY;
   if (isMisconf(m)) return FIX_PERSISTENCE;
   if (isDenied(m)) return GRANT_ACL;
+  if (isOutOfConnections(m)) return RAISE_CONNECTION_LIMIT;
   return isLoginRefused(m) ? CHECK_LOGIN : CHECK_REDIS;
 }
 
-/** IF_IT_GOES_ON, or FREE_MEMORY / FIX_PERSISTENCE / GRANT_ACL when `err` is Redis refusing. */
+/**
+ * IF_IT_GOES_ON, or FREE_MEMORY / FIX_PERSISTENCE / GRANT_ACL / CHECK_LOGIN /
+ * RAISE_CONNECTION_LIMIT when `err` is Redis (or the process) refusing.
+ */
 export function ifItGoesOn(err: unknown): string {
   const m = message(err);
-  return isOom(m) || isMisconf(m) || isDenied(m) || isLoginRefused(m)
+  return isOom(m) || isMisconf(m) || isDenied(m) || isLoginRefused(m) || isOutOfConnections(m)
     ? `${redisAdvice(err)} It is retried.`
     : IF_IT_GOES_ON;
 }
