@@ -28,6 +28,7 @@ import { type RedisClusterHandle, startRedisCluster } from '../../src/topology/r
 import { type RedisServerHandle, startRedisServer } from '../../src/topology/redis-server.ts';
 import { switchboardUsers } from '../../src/topology/redis-users.ts';
 import { auditWorkspace, LoadDriver, waitProjectorSettled } from '../support/audit.ts';
+import { slotOwnerId } from '../support/cluster-slots.ts';
 import { killAllProcesses, type SwitchboardProcess, startProcess } from '../support/processes.ts';
 import { suiteTempDirs } from '../support/temp-dirs.ts';
 import { sleep, waitFor } from '../support/wait.ts';
@@ -70,18 +71,7 @@ describe('a workspace slot moved between masters while Switchboard runs (cluster
 
   const ownerOf = (any: Node): Promise<string> => ownerOfSlot(any, slot);
 
-  const ownerOfSlot = async (any: Node, slot: number): Promise<string> => {
-    const nodes = String(await any.conn.cluster('NODES')).split('\n');
-    for (const line of nodes) {
-      const f = line.split(' ');
-      if (!f[2]?.includes('master')) continue;
-      for (const r of f.slice(8)) {
-        const m = /^(\d+)(?:-(\d+))?$/.exec(r);
-        if (m && slot >= Number(m[1]) && slot <= Number(m[2] ?? m[1])) return f[0]!;
-      }
-    }
-    throw new Error(`slot ${slot} has no owner`);
-  };
+  const ownerOfSlot = (any: Node, slot: number): Promise<string> => slotOwnerId(any.conn, slot);
 
   /** Moves the slot from `src` to `dst` key by key, pausing between keys, as an operator would. */
   const moveSlot = async (src: Node, dst: Node, all: Node[], pauseMs: number): Promise<number> => {

@@ -22,6 +22,7 @@ import { type RedisClient, runLua } from '../../src/adapters/redis/scripts.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { ensureGroup, projectPending } from '../../src/projections/projector.ts';
 import { type RedisClusterHandle, startRedisCluster } from '../../src/topology/redis-cluster.ts';
+import { slotOwnerId } from '../support/cluster-slots.ts';
 import { sendAndSettle } from '../support/projector.ts';
 
 const keySlot = createRequire(import.meta.url)('cluster-key-slot') as (key: string) => number;
@@ -65,7 +66,7 @@ describe('a step while its workspace slot is being moved (cluster)', () => {
           return { conn, id: String(await conn.cluster('MYID')) };
         }),
     );
-    const owner = await ownerId(masters[0]!.conn, slot);
+    const owner = await slotOwnerId(masters[0]!.conn, slot);
     const src = masters.find((m) => m.id === owner)!;
     const dst = masters.find((m) => m.id !== owner)!;
     await dst.conn.cluster('SETSLOT', slot, 'IMPORTING', src.id);
@@ -74,18 +75,6 @@ describe('a step while its workspace slot is being moved (cluster)', () => {
       await src.conn.cluster('SETSLOT', slot, 'STABLE');
       await dst.conn.cluster('SETSLOT', slot, 'STABLE');
     };
-  }
-
-  async function ownerId(conn: Redis, slot: number): Promise<string> {
-    for (const line of String(await conn.cluster('NODES')).split('\n')) {
-      const f = line.split(' ');
-      if (!f[2]?.includes('master')) continue;
-      for (const r of f.slice(8)) {
-        const m = /^(\d+)(?:-(\d+))?$/.exec(r);
-        if (m && slot >= Number(m[1]) && slot <= Number(m[2] ?? m[1])) return f[0]!;
-      }
-    }
-    throw new Error(`slot ${slot} has no owner`);
   }
 
   /** Every key of the workspace with its value, for "nothing changed". */
