@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { ifItGoesOn, redisAdvice } from '../adapters/redis/advice.ts';
+import { ifItGoesOn, isSharedFailure, redisAdvice } from '../adapters/redis/advice.ts';
 import { globalKeys } from '../adapters/redis/keys.ts';
 import type { RedisClient } from '../adapters/redis/scripts.ts';
 
@@ -61,13 +61,12 @@ export class WorkspaceRunner {
   /** The workspaces this runner should serve, as of the last discovery. */
   private wanted = new Set<string>();
   /**
-   * Per error message (a cause shared by every workspace, such as Redis out of connections, reads
-   * the same in each; a workspace's own, such as a damaged key, names its key): the workspace
-   * whose failures are logged, until when the others' are only counted, and how many and of which.
+   * Per advice, for the failures every workspace meets alike: the workspace whose failures are
+   * logged, until when the others' are only counted, how many and of which, and when last counted.
    */
   private readonly failing = new Map<
     string,
-    { workspace: string; until: number; failures: number; workspaces: Set<string> }
+    { workspace: string; until: number; failures: number; workspaces: Set<string>; countedAt: number }
   >();
 
   constructor(
@@ -165,44 +164,52 @@ export class WorkspaceRunner {
   }
 
   /**
-   * Logs a loop's failure (what to do about it), unless another workspace's failure with the same
-   * error was logged within LOOP_FAILURE_REPEAT_MS: that one is only counted, and the next line
-   * says how many failures of how many workspaces were left out, and names the first ten.
+   * Logs a loop's failure (what to do about it). A failure every workspace meets alike (Redis out
+   * of connections or not answering: isSharedFailure) is logged for one workspace at a time:
+   * another's, within LOOP_FAILURE_REPEAT_MS of that workspace's last line, is only counted, and
+   * the next line says how many failures of how many other workspaces were left out and names the
+   * first ten (counts older than that window are dropped: their time had its lines). Any other
+   * failure (a workspace's own keys) is logged for each workspace, as it comes.
    */
   private loopFailed(workspace: string, err: unknown, backoff: number): void {
     const advice = ifItGoesOn(err);
     const message = String((err as Error)?.message ?? err);
+    const line = (more: Record<string, unknown>, said: string) =>
+      this.log.warn(
+        { workspace, err: message, ...more },
+        `workspace loop failed; retrying in ${backoff} ms. ${advice}${said}`,
+      );
+    if (!isSharedFailure(err)) {
+      line({}, '');
+      return;
+    }
     const now = Date.now();
-    const seen = this.failing.get(message);
+    const seen = this.failing.get(advice);
     if (seen && now < seen.until && seen.workspace !== workspace) {
       seen.failures += 1;
       seen.workspaces.add(workspace);
+      seen.countedAt = now;
       return;
     }
-    const since =
-      seen && seen.failures > 0
-        ? ` ${seen.failures} more such failures of ${seen.workspaces.size} workspaces since the last such line.`
-        : '';
-    if (this.failing.size >= 100 && !seen) this.failing.clear();
-    this.failing.set(message, {
+    seen?.workspaces.delete(workspace);
+    const left =
+      seen && seen.workspaces.size > 0 && now - seen.countedAt < LOOP_FAILURE_REPEAT_MS ? seen : undefined;
+    this.failing.set(advice, {
       workspace,
       until: now + LOOP_FAILURE_REPEAT_MS,
       failures: 0,
       workspaces: new Set(),
+      countedAt: 0,
     });
-    this.log.warn(
-      {
-        workspace,
-        err: (err as Error).message,
-        ...(seen && seen.failures > 0
-          ? {
-              failures: seen.failures,
-              workspaces: seen.workspaces.size,
-              others: [...seen.workspaces].slice(0, 10),
-            }
-          : {}),
-      },
-      `workspace loop failed; retrying in ${backoff} ms. ${advice}${since}`,
+    if (!left) {
+      line({}, '');
+      return;
+    }
+    const n = left.failures;
+    const w = left.workspaces.size;
+    line(
+      { failures: n, workspaces: w, others: [...left.workspaces].slice(0, 10) },
+      ` ${n} more such failure${n === 1 ? '' : 's'} of ${w} other workspace${w === 1 ? '' : 's'} since the last such line.`,
     );
   }
 

@@ -49,6 +49,23 @@ const isDenied = (m: string): boolean =>
   /\bNOPERM\b|can't run this command|no permissions to (run|access)/i.test(m);
 
 /**
+ * Whether `err` is a failure every workspace of a process meets alike (Redis, or the connections
+ * to it, not answering or refusing them, its memory or disk), not one of a workspace's own keys.
+ */
+export function isSharedFailure(err: unknown): boolean {
+  const m = message(err);
+  return (
+    isOom(m) ||
+    isMisconf(m) ||
+    isLoginRefused(m) ||
+    isOutOfConnections(m) ||
+    /Command timed out|Connection is closed|ECONNREFUSED|ECONNRESET|Stream isn't writeable|CLUSTERDOWN|TRYAGAIN|LOADING|READONLY|MASTERDOWN|^MOVED \d+ |^ASK \d+ |Too many Cluster redirections|Failed to refresh slots cache|None of startup nodes is available|Reached the max retries per request|blocking read gave no answer/i.test(
+      m,
+    )
+  );
+}
+
+/**
  * What to do about `err`, a failed Redis call (or a reason that names its error): FREE_MEMORY,
  * FIX_PERSISTENCE, GRANT_ACL, CHECK_LOGIN, RAISE_CONNECTION_LIMIT, or CHECK_REDIS.
  */
