@@ -143,6 +143,28 @@ export function aclUserArgs(u: AclUser): string[] {
 
 type Cli = (port: number, ...args: string[]) => Promise<string>;
 
+/** A node's cluster settings, as this cluster's nodes run (and a node joined to it later). */
+export function clusterNodeArgs(nodeTimeoutMs = 2000): string[] {
+  return [
+    '--cluster-enabled',
+    'yes',
+    '--cluster-config-file',
+    'nodes.conf',
+    '--cluster-node-timeout',
+    String(nodeTimeoutMs),
+    // A replica with a stale link still fails over quickly in a test cluster.
+    '--cluster-replica-validity-factor',
+    '0',
+    // A master down stops only its own slots: workspaces on the other masters keep routing.
+    '--cluster-require-full-coverage',
+    'no',
+    // A node back after a crash resyncs from its new master at once, rather than 5 s later (the
+    // default delay a master waits for more replicas before a diskless full sync).
+    '--repl-diskless-sync-delay',
+    '0',
+  ];
+}
+
 /** redis-cli on a loopback node, logged in through the environment (REDISCLI_AUTH) when asked. */
 function redisCli(env: Record<string, string>): Cli {
   return async (port, ...args) => {
@@ -190,25 +212,7 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
   const adminPassword = opts.openAdmin ? undefined : credentials.admin.password;
   const cliEnv: Record<string, string> = adminPassword ? { REDISCLI_AUTH: adminPassword } : {};
   const cli = redisCli(cliEnv);
-  const nodeArgs = [
-    '--cluster-enabled',
-    'yes',
-    '--cluster-config-file',
-    'nodes.conf',
-    '--cluster-node-timeout',
-    String(opts.nodeTimeoutMs ?? 2000),
-    // A replica with a stale link still fails over quickly in a test cluster.
-    '--cluster-replica-validity-factor',
-    '0',
-    // A master down stops only its own slots: workspaces on the other masters keep routing.
-    '--cluster-require-full-coverage',
-    'no',
-    // A node back after a crash resyncs from its new master at once, rather than 5 s later (the
-    // default delay a master waits for more replicas before a diskless full sync).
-    '--repl-diskless-sync-delay',
-    '0',
-    ...(opts.args ?? []),
-  ];
+  const nodeArgs = [...clusterNodeArgs(opts.nodeTimeoutMs), ...(opts.args ?? [])];
 
   const servers: RedisServerHandle[] = [];
   const supervisors: Supervisor<RedisServerHandle>[] = [];

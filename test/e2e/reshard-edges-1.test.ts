@@ -24,7 +24,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectRedis } from '../../src/adapters/redis/client.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
-import { type RedisClusterHandle, startRedisCluster } from '../../src/topology/redis-cluster.ts';
+import {
+  clusterNodeArgs,
+  type RedisClusterHandle,
+  startRedisCluster,
+} from '../../src/topology/redis-cluster.ts';
 import { type RedisServerHandle, startRedisServer } from '../../src/topology/redis-server.ts';
 import { switchboardUsers } from '../../src/topology/redis-users.ts';
 import { auditWorkspace, LoadDriver, waitProjectorSettled } from '../support/audit.ts';
@@ -223,18 +227,7 @@ describe('a workspace slot moved between masters while Switchboard runs (cluster
       // (2) A fourth master (with a replica) joined by CLUSTER MEET, and the slot moved to it.
       const dir = await tempDir('sb-reshard-');
       const users = switchboardUsers(cluster!.credentials);
-      const nodeArgs = [
-        '--cluster-enabled',
-        'yes',
-        '--cluster-config-file',
-        'nodes.conf',
-        '--cluster-node-timeout',
-        '2000',
-        '--cluster-require-full-coverage',
-        'no',
-        '--repl-diskless-sync-delay',
-        '0',
-      ];
+      const nodeArgs = clusterNodeArgs();
       const { replica } = cluster!.credentials;
       const [m4, r4] = await Promise.all(
         ['m4', 'r4'].map((name) =>

@@ -5,7 +5,7 @@ import type * as t from 'io-ts';
 import { UnionType } from 'io-ts';
 import { type FieldError, fieldErrors } from '../../domain/strict.ts';
 import { positionPredecessor } from '../../domain/values.ts';
-import { redisAdvice } from '../redis/advice.ts';
+import { isSharedFailure, redisAdvice } from '../redis/advice.ts';
 
 /** RFC 9457 problem details: the one shape of every error Switchboard answers. */
 export interface Problem {
@@ -207,10 +207,9 @@ export function isRedisUnavailable(err: unknown): boolean {
   return (
     e.name === 'MaxRetriesPerRequestError' ||
     e.name === 'ClusterAllFailedError' ||
-    // A cluster moving its slots (a failover): the client's redirections can run out first.
-    /Command timed out|Connection is closed|^WRONGPASS|^NOAUTH|ECONNREFUSED|ECONNRESET|Stream isn't writeable|CLUSTERDOWN|TRYAGAIN|LOADING|READONLY|MASTERDOWN|^MOVED \d+ |^ASK \d+ |Too many Cluster redirections|Failed to refresh slots cache|None of startup nodes is available|max number of clients reached|^OOM |^MISCONF /i.test(
-      e.message ?? '',
-    ) ||
+    // Redis, or the connections to it, not answering or refusing (advice.ts): a cluster moving its
+    // slots (a failover) too, where the client's redirections can run out first.
+    isSharedFailure(err) ||
     // Redis stopping a step at a key of a slot being moved. The steps that could be stopped with
     // part of their writes made declare their workspace's slot guard (keys.ts, slotGuardOf) and
     // are refused whole before they run (TRYAGAIN); a retry with the same Idempotency-Key applies
