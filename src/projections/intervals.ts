@@ -106,9 +106,13 @@ export class IntervalProjection {
     // the checkpoint left them; then as it changes them.
     const known = [...ids];
     const queues = new Map<string, string | null>();
+    const held = new Set<string>();
     if (known.length > 0) {
       const stored = await this.redis.hmget(k.intervalContacts, ...known);
-      for (const [i, id] of known.entries()) queues.set(id, stored[i] ?? null);
+      for (const [i, id] of known.entries()) {
+        queues.set(id, stored[i] ?? null);
+        if (stored[i] != null) held.add(id);
+      }
     }
     const changed = new Set<string>();
     const sums = new Map<number, Map<string, number>>();
@@ -157,8 +161,13 @@ export class IntervalProjection {
     const gone: string[] = [];
     for (const id of changed) {
       const q = queues.get(id);
-      if (q == null) gone.push(id);
-      else set.push(id, q);
+      // Only contacts the hash holds are deleted (not those learnt and forgotten in this batch):
+      // the step's deletions then empty the hash, if at all, with its last one. A step that empties
+      // a key and touches it again is stopped there by Redis Cluster while the slot moves, keeping
+      // the tallies it added, and its retry would count them twice.
+      if (q == null) {
+        if (held.has(id)) gone.push(id);
+      } else set.push(id, q);
     }
     const applied = (await runLua(this.redis, APPLY, keys, [
       checkpoint ?? '',

@@ -13,13 +13,17 @@
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { Redis } from 'ioredis';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FOLD } from '../../src/adapters/http/wait-histogram.ts';
 import { connectRedis } from '../../src/adapters/redis/client.ts';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
+import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { type RedisClient, runLua } from '../../src/adapters/redis/scripts.ts';
 import type { Command } from '../../src/domain/commands.ts';
+import { INTERVALS_KEPT_MS, intervalStart } from '../../src/domain/intervals.ts';
+import { IntervalProjection } from '../../src/projections/intervals.ts';
 import { ensureGroup, projectPending } from '../../src/projections/projector.ts';
 import { type RedisClusterHandle, startRedisCluster } from '../../src/topology/redis-cluster.ts';
 import { slotOwnerId } from '../support/cluster-slots.ts';
@@ -189,5 +193,54 @@ describe('a step while its workspace slot is being moved (cluster)', () => {
       await stable();
     }
     expect(await redis.hgetall(key)).toEqual({ cursor: 'c1', count: '1' });
+  }, 60_000);
+
+  it("the intervals' step: a batch ending every contact its hash holds and more counts each once", async () => {
+    // A batch of more than 500 ended contacts deletes them 500 at a time; when the first 500 were
+    // every contact the hash held, the next deletion met the emptied hash and Redis stopped the
+    // step there, the tallies added and the checkpoint not moved: its retry counted them twice.
+    const ws = `slot-${randomUUID().slice(0, 6)}`;
+    const k = workspaceKeys(ws);
+    const start = intervalStart(Date.now());
+    const log: StreamEntry[] = [];
+    const event = (type: string, data: Record<string, unknown>) =>
+      log.push([`${start + 1}-${log.length}`, ['type', type, 'event', JSON.stringify({ type, data })]]);
+    for (let i = 0; i < 500; i++) event('ContactQueued', { id: `c${i}`, skills: ['A'], priority: 0 });
+    const history = async (_ws: string, after: string, limit: number) => {
+      const seq = after === '0-0' ? -1 : Number(after.split('-')[1]);
+      return log.slice(seq + 1, seq + 1 + limit);
+    };
+    const projection = new IntervalProjection(redis, pino({ level: 'silent' }), history, {
+      batch: 5000,
+      blockMs: 1000,
+      serviceLevelMs: 20_000,
+      keptMs: INTERVALS_KEPT_MS,
+    });
+    expect(await projection.step(ws)).toBe(500);
+    expect(await redis.hlen(k.intervalContacts)).toBe(500);
+    // The 500 abandoned, then 100 more queued and abandoned within the same batch.
+    for (let i = 0; i < 500; i++) event('ContactAbandoned', { contactId: `c${i}` });
+    for (let i = 0; i < 100; i++) {
+      event('ContactQueued', { id: `n${i}`, skills: ['A'], priority: 0 });
+      event('ContactAbandoned', { contactId: `n${i}` });
+    }
+    const stable = await migrating(ws);
+    let during: string;
+    try {
+      during = await projection.step(ws).then(
+        (n) => `applied ${n}`,
+        (err: Error) => err.message,
+      );
+    } finally {
+      await stable();
+    }
+    await projection.applyPending(ws);
+    const tallies = await redis.hgetall(`${k.intervalPrefix}${start}`);
+    expect({ queued: tallies.queued, abandoned: tallies.abandoned }).toEqual({
+      queued: '600',
+      abandoned: '600',
+    });
+    expect(during).toBe('applied 700');
+    expect(await redis.exists(k.intervalContacts)).toBe(0);
   }, 60_000);
 });
