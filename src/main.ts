@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { REPORT_DEFECT } from './adapters/redis/advice.ts';
 import {
   AdminKeyFileError,
   type AdminKeyOutcome,
@@ -50,7 +51,9 @@ async function main(): Promise<void> {
     }
   }
   const log = createLogger(config.logLevel, { roles: config.roles.join(',') });
-  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection; continuing'));
+  process.on('unhandledRejection', (err) =>
+    log.error({ err }, `unhandled rejection; continuing. ${REPORT_DEFECT}`),
+  );
   // A setting of a role this process does not run does nothing here: said once, as it may be
   // shared by every process of a deployment (ADVERTISE_ADDRESS, which would register nothing, is refused).
   const unread = unreadSettings(process.env, config.roles);

@@ -17,6 +17,7 @@ import {
 } from '../../domain/commands.ts';
 import { DEFAULT_PREFERRED_FOR_MS, DEFAULT_SETTINGS } from '../../domain/model.ts';
 import { DEFAULT_CHANNEL } from '../../domain/values.ts';
+import { REPORT_DEFECT } from '../redis/advice.ts';
 import { waitForReplicas } from '../redis/client.ts';
 import {
   type Appended,
@@ -450,7 +451,7 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
         req.log.warn({ err: failure.error.message }, redisUnavailableLog(failure.error));
         return sendProblem(reply.header('retry-after', '1'), redisUnavailable(failure.error));
       case 'Failed':
-        req.log.error({ err: failure.error }, 'request failed');
+        req.log.error({ err: failure.error }, `request failed; answered 500. ${REPORT_DEFECT}`);
         return sendProblem(reply, internalError(req.id));
       case 'IdempotencyKeyReused':
         return sendProblem(

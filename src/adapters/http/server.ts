@@ -9,6 +9,7 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import type { Logger } from 'pino';
+import { REPORT_DEFECT } from '../redis/advice.ts';
 import type { StepAppend } from '../redis/command-log.ts';
 import type { EventHistory } from '../redis/event-log.ts';
 import type { RedisWatch } from '../redis/health-watch.ts';
@@ -252,7 +253,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     }
     const status = (err as FastifyError).statusCode ?? 500;
     if (status >= 500) {
-      req.log.error({ err }, 'request failed');
+      req.log.error({ err }, `request failed; answered 500. ${REPORT_DEFECT}`);
       return sendProblem(reply, internalError(req.id));
     }
     const code = (err as FastifyError).code ?? '';

@@ -36,6 +36,13 @@ export const CHECK_LOGIN =
 export const RAISE_CONNECTION_LIMIT =
   'Redis refuses new connections (maxclients) or this process cannot open more (its open-file limit): each workspace a process serves holds 3 Redis connections of its own with the projector and dispatcher roles (docs/DEPLOYMENT.md, "Many workspaces"): raise Redis\'s maxclients and the process\'s open-file limit (ulimit -n, LimitNOFILE), or spread the workspaces over more Redis masters.';
 
+/**
+ * A failure Switchboard has no name for (a request answered 500, a promise nothing awaited): its
+ * own fault, or a key of a workspace written by hand with a value of another type.
+ */
+export const REPORT_DEFECT =
+  'A failure Switchboard does not expect: if err says WRONGTYPE, a key of the workspace was written by other means (npm run rebuild -- --workspace <ws> --keep-shadow lists what differs from what its log makes, and keeps the values to restore); otherwise it is a defect: report it with this line.';
+
 /** The error's message, with the errors a transaction Redis aborted (EXECABORT) held before it. */
 const message = (err: unknown): string => {
   const previous = (err as { previousErrors?: unknown[] } | undefined)?.previousErrors ?? [];
