@@ -23,6 +23,7 @@ import { WebSocket } from 'ws';
 import { openapi } from '../../src/adapters/http/openapi.ts';
 import { createApiKey } from '../../src/adapters/redis/api-keys.ts';
 import { parseBenchArgs } from '../../src/cli/bench/options.ts';
+import { fencedCommands, help, inlineCode, npmRuns, scripts, shellWords } from '../support/doc-code.ts';
 import { PROJECT_ROOT, type SwitchboardProcess, startProcess } from '../support/processes.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { waitFor } from '../support/wait.ts';
@@ -37,56 +38,6 @@ const DOCS = [
   'docs/METRICS.md',
 ];
 const read = (doc: string) => readFileSync(path.join(PROJECT_ROOT, doc), 'utf8');
-
-/** The commands of a document's fenced code blocks, a line ending in `\` joined with the next. */
-function fencedCommands(text: string): string[] {
-  const out: string[] = [];
-  let inBlock = false;
-  let pending = '';
-  for (const line of text.split('\n')) {
-    if (line.startsWith('```')) {
-      inBlock = !inBlock;
-      pending = '';
-      continue;
-    }
-    if (!inBlock) continue;
-    if (line.endsWith('\\')) pending += `${line.slice(0, -1)} `;
-    else {
-      out.push(pending + line);
-      pending = '';
-    }
-  }
-  return out;
-}
-
-/** A document's inline code spans (its fenced blocks left out), a span's line breaks as spaces. */
-function inlineCode(text: string): string[] {
-  const prose = text.replace(/^```[^\n]*\n[\s\S]*?^```$/gm, '');
-  return [...prose.matchAll(/`([^`]+)`/g)].map((m) => m[1]!.replace(/\s*\n\s*/g, ' '));
-}
-
-/** A command line's words as a POSIX shell splits them (quotes removed), up to a `#` comment. */
-function shellWords(line: string): string[] {
-  const words: string[] = [];
-  let word: string | undefined;
-  let quote: string | undefined;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i]!;
-    if (quote !== undefined) {
-      if (c === quote) quote = undefined;
-      else word += c;
-    } else if (c === "'" || c === '"') {
-      quote = c;
-      word ??= '';
-    } else if (/\s/.test(c)) {
-      if (word !== undefined) words.push(word);
-      word = undefined;
-    } else if (c === '#' && word === undefined) break;
-    else word = (word ?? '') + c;
-  }
-  if (word !== undefined) words.push(word);
-  return words;
-}
 
 interface Curl {
   readonly line: string;
@@ -256,7 +207,7 @@ describe("the README's quick start", () => {
 describe("the README's npm run keys line", () => {
   it('run as written (REDIS_URL), prints a key the API takes, of the role it names', async () => {
     const line = fencedCommands(read('README.md')).find((l) => l.startsWith('npm run keys -- create'))!;
-    const run = npmRuns().find((r) => r.line === line)!;
+    const run = npmRuns(DOCS).find((r) => r.line === line)!;
     const args = run.args.map((a) => (a === 'default' ? WS : a));
     const file = scripts.keys!.match(/src\/cli\/[\w-]+\.ts/)![0];
     const env: Record<string, string> = {};
@@ -497,66 +448,15 @@ describe("docs/METRICS.md's queries", () => {
   });
 });
 
-/** `npm run <script> -- <words>` of every code block and inline code span of the documents. */
-interface NpmRun {
-  readonly doc: string;
-  readonly line: string;
-  readonly script: string;
-  readonly options: string[];
-  /** The words after `--`. */
-  readonly args: string[];
-}
-
-function npmRuns(): NpmRun[] {
-  const found: NpmRun[] = [];
-  for (const doc of DOCS) {
-    const text = read(doc);
-    const inline = inlineCode(text).filter((c) => c.startsWith('npm run '));
-    for (const line of [...fencedCommands(text), ...inline]) {
-      const m = line.match(/npm run (?:-s )?([\w:-]+)(.*)$/);
-      if (!m) continue;
-      // A comment and a pipe into another command left out; `[--a X | --b Y]` of a synopsis kept.
-      const rest = m[2]!.replace(/\s#.*$/, '').replace(/\s\|\s(?!-).*$/, '');
-      const options = [...rest.matchAll(/(?<![\w-])--[a-z][\w-]*/g)].map((o) => o[0]);
-      const args = rest
-        .replace(/^\s*--\s/, '')
-        .trim()
-        .split(/\s+/)
-        .filter(Boolean);
-      found.push({ doc, line, script: m[1]!, options, args });
-    }
-  }
-  return found;
-}
-
-const scripts = (JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts;
-const helps = new Map<string, Promise<string>>();
-/** What `npm run <script> -- --help` prints (its CLI run directly, without ensure.sh). */
-function help(script: string): Promise<string> {
-  let h = helps.get(script);
-  if (h === undefined) {
-    const file = scripts[script]!.match(/src\/cli\/[\w-]+\.ts/)![0];
-    h = promisify(execFile)(process.execPath, ['--import', 'tsx', file, '--help'], {
-      cwd: PROJECT_ROOT,
-      timeout: 60_000,
-    }).then(
-      (r) => r.stdout + r.stderr,
-      (e: { stdout?: string; stderr?: string }) => `${e.stdout ?? ''}${e.stderr ?? ''}`,
-    );
-    helps.set(script, h);
-  }
-  return h;
-}
-
 // The tools' --help texts are asked for while the process starts.
 beforeAll(() => {
-  for (const run of npmRuns())
+  for (const run of npmRuns(DOCS))
     if (scripts[run.script] !== undefined && run.options.length > 0) void help(run.script);
 });
 
 describe('the npm run lines of the documents', () => {
   it('every npm run bench line is accepted by the bench', () => {
-    const bench = npmRuns().filter((r) => r.script === 'bench');
+    const bench = npmRuns(DOCS).filter((r) => r.script === 'bench');
     expect(bench.length).toBeGreaterThan(3);
     for (const run of bench) {
       const args = run.args.map((a) => (a.startsWith('/tmp/') ? PROJECT_ROOT : a));
@@ -566,7 +466,7 @@ describe('the npm run lines of the documents', () => {
   });
 
   it('name scripts of package.json and options their --help lists', { timeout: 60_000 }, async () => {
-    const runs = npmRuns();
+    const runs = npmRuns(DOCS);
     expect(runs.length).toBeGreaterThan(10);
     const wrong: string[] = [];
     for (const run of runs) {
