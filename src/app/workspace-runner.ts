@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { ifItGoesOn, isSharedFailure, redisAdvice } from '../adapters/redis/advice.ts';
 import { globalKeys } from '../adapters/redis/keys.ts';
+import { redisClockNow } from '../adapters/redis/redis-clock.ts';
 import type { RedisClient } from '../adapters/redis/scripts.ts';
 
 /**
@@ -92,9 +93,10 @@ export class WorkspaceRunner {
         const idleAfter = this.opts.idleAfterMs ?? DEFAULT_IDLE_AFTER_MS;
         if (this.opts.discover)
           try {
+            // By Redis's clock, as every process marks it (redis-clock.ts).
             found = await this.redis.zrangebyscore(
               globalKeys.activeWorkspaces,
-              Date.now() - idleAfter,
+              (await redisClockNow(this.redis)) - idleAfter,
               '+inf',
             );
           } catch (err) {

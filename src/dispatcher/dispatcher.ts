@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { ifItGoesOn } from '../adapters/redis/advice.ts';
 import { BlockingLoops, callOnNodeOf, raceBlocking, STOPPED } from '../adapters/redis/client.ts';
 import { globalKeys, routingIndexKeys, workspaceKeys } from '../adapters/redis/keys.ts';
+import { redisClockNow } from '../adapters/redis/redis-clock.ts';
 import { luaScript, type RedisClient, runLua } from '../adapters/redis/scripts.ts';
 
 /** The dispatcher's Lua step (its file documents its keys and arguments). */
@@ -217,17 +218,21 @@ export class Dispatcher {
       // behind, every timer would fire that much late). Each read keeps the shortest of up to
       // CLOCK_OFFSET_SAMPLES round trips: one held up on this side (a busy start, a GC pause)
       // read Redis's clock as behind by half its length, and the timers fired that much late.
-      let offset = 0;
+      // The offset is to this process's monotonic clock (performance.now()), which no jump of the
+      // host's clock moves (an NTP step, a VM resumed): to Date.now(), a jump back of 30 s made
+      // every timer fire 30 s late until the next read (test/routing/clocks-edges-1.test.ts).
+      let offset = Date.now() - performance.now();
       let offsetReadAt = Number.NEGATIVE_INFINITY;
       const readOffset = async (): Promise<void> => {
         try {
-          offset = await redisClockOffset(this.redis, k.timers, CLOCK_OFFSET_SAMPLES);
-          offsetReadAt = Date.now();
+          const fromHost = await redisClockOffset(this.redis, k.timers, CLOCK_OFFSET_SAMPLES);
+          offset = fromHost + Date.now() - performance.now();
+          offsetReadAt = performance.now();
         } catch (err) {
           this.log.debug({ workspace, err: (err as Error).message }, "could not read Redis's clock");
         }
       };
-      const redisNow = (): number => Date.now() + offset;
+      const redisNow = (): number => performance.now() + offset;
       // The alarm is set by the clock step and by the dispatch steps, which run side by side:
       // each clock step and each wake-up's dispatch steps take a number as they start (`read()`,
       // before their first step is sent on this one client), and one that started before the
@@ -239,11 +244,11 @@ export class Dispatcher {
       let reads = 0;
       const read = (): number => ++reads;
       let alarm: NodeJS.Timeout | undefined;
-      /** When the alarm rings (this host's ms; +Infinity: none set), and the read it came from. */
+      /** When the alarm rings (performance.now() ms; +Infinity: none set), and the read it came from. */
       let alarmAt = Number.POSITIVE_INFINITY;
       let alarmRead = 0;
       let markedAt = Number.NEGATIVE_INFINITY;
-      /** The last mark's score (this host's ms): above now, the workspace is marked for a timer. */
+      /** When the last mark lapses (this host's ms): above now, the workspace is marked for a timer. */
       let markedUntil = Number.NEGATIVE_INFINITY;
       /**
        * Marks the workspace active until its last pending timer's due time; with none, until now
@@ -252,9 +257,12 @@ export class Dispatcher {
       const mark = async (pendingOnly = false): Promise<void> => {
         const [, last] = await this.redis.zrange(k.timers, -1, -1, 'WITHSCORES');
         if (last === undefined && pendingOnly) return;
-        const until = Math.max(last === undefined ? 0 : Number(last) - offset, Date.now());
+        // The registry is scored by Redis's clock (redis-clock.ts), as the due times are.
+        const now = await redisClockNow(this.redis);
+        const hostNow = Date.now();
+        const until = Math.max(last === undefined ? 0 : Number(last), now);
         await this.redis.zadd(globalKeys.activeWorkspaces, until, workspace);
-        markedUntil = until;
+        markedUntil = hostNow + (until - now);
       };
       const markAside = (): void => {
         markedAt = Date.now();
@@ -271,7 +279,7 @@ export class Dispatcher {
         const untilDue = nextDue === undefined ? Number.POSITIVE_INFINITY : nextDue - redisNow();
         const at =
           untilDue < this.opts.wakeTimeoutS * 1000 && running()
-            ? Date.now() + Math.max(0, untilDue)
+            ? performance.now() + Math.max(0, untilDue)
             : Number.POSITIVE_INFINITY;
         if (readNo < alarmRead && at >= alarmAt) return;
         alarmRead = Math.max(alarmRead, readNo);
@@ -292,7 +300,7 @@ export class Dispatcher {
         const readNo = read();
         const { fired, nextDue } = await this.tick(workspace);
         const stale = fired === 0 && nextDue !== undefined && nextDue <= redisNow();
-        if (stale || Date.now() - offsetReadAt >= CLOCK_OFFSET_EVERY_MS) await readOffset();
+        if (stale || performance.now() - offsetReadAt >= CLOCK_OFFSET_EVERY_MS) await readOffset();
         setAlarm(nextDue, readNo);
       };
       const clockAside = (): void => {

@@ -5,6 +5,7 @@ import { ApiKeyVerifier, consumeWsTicket } from '../redis/api-keys.ts';
 import { commandAt, recordedOutcome } from '../redis/command-log.ts';
 import { workspaceKeys } from '../redis/keys.ts';
 import { readContact } from '../redis/projection-reads.ts';
+import { redisClockNow } from '../redis/redis-clock.ts';
 import { IdempotencyKey, workspaceOf } from './params.ts';
 import type { Principal, Role } from './principal.ts';
 import {
@@ -326,11 +327,13 @@ export function installAuth(app: FastifyInstance, opts: { cacheMs?: number } = {
     key: string,
   ): Promise<{ type?: unknown; contactId?: unknown; agentId?: unknown } | undefined> {
     const k = workspaceKeys(ws);
-    const [record, expires] = await Promise.all([
+    const [record, expires, now] = await Promise.all([
       redis.hget(k.idempotency, key),
       redis.zscore(k.idempotencyExpiry, key),
+      // The expiry is scored by the append step, by the clock of the workspace's node.
+      redisClockNow(redis, k.idempotencyExpiry),
     ]);
-    if (!record || expires === null || Number(expires) <= Date.now()) return undefined;
+    if (!record || expires === null || Number(expires) <= now) return undefined;
     let position: unknown;
     try {
       // A record something else wrote (not JSON, JSON null, no position) names no command.

@@ -8,6 +8,7 @@ import { AgentStateName, type ContactDocument } from '../../domain/views.ts';
 import { lastEventPosition, readEvents, streamHistory } from '../redis/event-log.ts';
 import { workspaceKeys } from '../redis/keys.ts';
 import { listAgents, publicDocument, readAgent, readStats } from '../redis/projection-reads.ts';
+import { redisClockNow } from '../redis/redis-clock.ts';
 import { contactWithPlace } from '../redis/routing-index.ts';
 import type { RedisClient } from '../redis/scripts.ts';
 import { notItsContact } from './auth.ts';
@@ -115,7 +116,13 @@ export async function queryRoutes(app: FastifyInstance): Promise<void> {
     await awaitPosition(ws, q.minPosition);
     // The document and, while it is queued, where it stands in its queue and the wait its queue's
     // service rate gives it: read as one snapshot, so the place always goes with the state answered.
-    const read = await contactWithPlace(redis, ws, id, Date.now());
+    // Waits are measured by Redis's clock, which timed the arrivals and decisions, not this host's.
+    const read = await contactWithPlace(
+      redis,
+      ws,
+      id,
+      await redisClockNow(redis, workspaceKeys(ws).contacts),
+    );
     const c = read && publicDocument<ContactDocument>(read.text);
     if (!read || !c)
       throw new ProblemError(
@@ -150,7 +157,7 @@ export async function queryRoutes(app: FastifyInstance): Promise<void> {
     return readStats(
       redis,
       ws,
-      Date.now(),
+      await redisClockNow(redis, workspaceKeys(ws).contacts),
       q.serviceLevelMs !== undefined ? Number(q.serviceLevelMs) : undefined,
     );
   });

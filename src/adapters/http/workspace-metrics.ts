@@ -2,6 +2,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { QueueStats, WorkspaceStats } from '../../domain/stats.ts';
 import { globalKeys, workspaceKeys } from '../redis/keys.ts';
 import { readStats } from '../redis/projection-reads.ts';
+import { redisClockNow } from '../redis/redis-clock.ts';
 import type { RedisClient } from '../redis/scripts.ts';
 import { foldWaits, type WaitCounts, WaitHistogramMetric } from './wait-histogram.ts';
 
@@ -188,11 +189,12 @@ export type WorkspaceMetrics = ReturnType<typeof createWorkspaceMetrics>;
 export async function metricWorkspaces(
   redis: RedisClient,
   served: readonly string[],
-  now: number,
   loops = false,
 ): Promise<string[]> {
   if (served.length > 0 || loops) return [...new Set(served)].sort();
-  return (await redis.zrangebyscore(globalKeys.activeWorkspaces, now - ACTIVE_WINDOW_MS, '+inf')).sort();
+  // The registry is scored by Redis's clock (redis-clock.ts), not this host's.
+  const since = (await redisClockNow(redis)) - ACTIVE_WINDOW_MS;
+  return (await redis.zrangebyscore(globalKeys.activeWorkspaces, since, '+inf')).sort();
 }
 
 /** Reads every workspace's figures within the budget and sets the metrics from them. */
@@ -211,7 +213,7 @@ export async function refreshWorkspaceMetrics(
     { stats: WorkspaceStats; lagS: number; lagCommands: number; waits: WaitCounts }
   >();
   try {
-    const all = await withinBudget(metricWorkspaces(redis, served, started, loops), deadline);
+    const all = await withinBudget(metricWorkspaces(redis, served, loops), deadline);
     m.leftOut.set(Math.max(0, all.length - MAX_WORKSPACES));
     workspaces = all.slice(0, MAX_WORKSPACES);
   } catch {
@@ -226,7 +228,8 @@ export async function refreshWorkspaceMetrics(
       while (next < workspaces.length && Date.now() < deadline) {
         const ws = workspaces[next++]!;
         try {
-          const now = Date.now();
+          // Waits and lags by Redis's clock, which timed the arrivals and the commands.
+          const now = await withinBudget(redisClockNow(redis, workspaceKeys(ws).contacts), deadline);
           const stats = await withinBudget(readStats(redis, ws, now), deadline);
           // The commands after the applied position (up to LAG_COUNT_MAX, ids only matter): how many,
           // and how long the first has waited to be applied.

@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { stringify as stableStringify } from 'safe-stable-stringify';
 import type { Command } from '../../domain/commands.ts';
 import { globalKeys, workspaceKeys } from './keys.ts';
+import { redisClockNow } from './redis-clock.ts';
 import { luaScript, type RedisClient, runLua } from './scripts.ts';
 
 const APPEND = luaScript('append', new URL('./lua/append-command-4.lua', import.meta.url), {
@@ -169,8 +170,11 @@ export async function appendCommand(
   const now = Date.now();
   if (now - (markedActive.get(req.workspace) ?? 0) >= 1000) {
     markedActive.set(req.workspace, now);
-    // GT: a dispatcher may have marked it until a pending timer's due time, later than now.
-    marks.push(redis.zadd(globalKeys.activeWorkspaces, 'GT', now, req.workspace));
+    // GT: a dispatcher may have marked it until a pending timer's due time, later than now. By
+    // Redis's clock, as the workers read it (redis-clock.ts), never this host's.
+    marks.push(
+      redisClockNow(redis).then((at) => redis.zadd(globalKeys.activeWorkspaces, 'GT', at, req.workspace)),
+    );
   }
   // `soon`: the projector step that applies it appends it. Otherwise, without an Idempotency-Key
   // there is nothing to look up: one XADD, with the fields the append step writes (a Lua step

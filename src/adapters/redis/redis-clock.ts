@@ -1,0 +1,89 @@
+import calculateSlot from 'cluster-key-slot';
+import { callOnNodeOf } from './client.ts';
+import { globalKeys } from './keys.ts';
+import type { RedisClient } from './scripts.ts';
+
+/** How often a process reads Redis's clock again for the registry of active workspaces. */
+export const REDIS_CLOCK_EVERY_MS = 60_000;
+
+/**
+ * Most round trips one reading takes (it stops at the first of 5 ms or less): the shortest is
+ * kept, its middle off by half its length at most.
+ */
+const SAMPLES = 3;
+
+interface Reading {
+  /** Redis's clock at `perfAt`, ms. */
+  readonly redisAt: number;
+  /** `performance.now()` then. */
+  readonly perfAt: number;
+}
+
+interface Clock {
+  reading: Reading | undefined;
+  pending: Promise<void> | undefined;
+}
+
+/** Each client's readings: one per slot read on a cluster (its node's clock), one on a single Redis. */
+const clocks = new WeakMap<RedisClient, Map<number, Clock>>();
+
+async function read(redis: RedisClient, key: string): Promise<Reading> {
+  let best: (Reading & { roundTrip: number }) | undefined;
+  for (let i = 0; i < SAMPLES && (best === undefined || best.roundTrip > 5); i++) {
+    const before = performance.now();
+    const [s, us] = (await callOnNodeOf(redis, key, 'TIME')) as [string, string];
+    const after = performance.now();
+    const redisAt = Number(s) * 1000 + Math.floor(Number(us) / 1000);
+    if (!Number.isFinite(redisAt)) throw new Error(`TIME gave ${JSON.stringify([s, us])}`);
+    if (best === undefined || after - before < best.roundTrip)
+      best = { redisAt, perfAt: (before + after) / 2, roundTrip: after - before };
+  }
+  return { redisAt: best!.redisAt, perfAt: best!.perfAt };
+}
+
+/**
+ * Now by the clock of the Redis node that holds `key` (by default `sb:workspaces:active`), ms: the
+ * clock the Lua steps on that node time what they record by. Every process marks a workspace
+ * active in that registry (an API instance with each command, a dispatcher until its last pending
+ * timer) and the workers discover the workspaces marked in the last `idleAfterMs`; by each host's
+ * own clock, an API host behind the workers' by more than that marked every workspace as long idle
+ * and no worker served it (its commands were never applied), and one ahead kept them marked for as
+ * long as it was ahead (test/e2e/clocks-edges-1.test.ts). A workspace's waits are measured by the
+ * clock of its own keys' node (pass one of its keys), which stamped its arrivals and decisions. The
+ * reading is kept and carried forward by this process's monotonic clock, so a jump of the host's
+ * clock changes nothing; it is read again every REDIS_CLOCK_EVERY_MS (beside the callers, who go
+ * on with the last reading). Throws when that clock was never read and cannot be.
+ */
+export async function redisClockNow(
+  redis: RedisClient,
+  key: string = globalKeys.activeWorkspaces,
+): Promise<number> {
+  let bySlot = clocks.get(redis);
+  if (bySlot === undefined) {
+    bySlot = new Map();
+    clocks.set(redis, bySlot);
+  }
+  const slot = redis.isCluster ? calculateSlot(key) : 0;
+  let clock = bySlot.get(slot);
+  if (clock === undefined) {
+    clock = { reading: undefined, pending: undefined };
+    bySlot.set(slot, clock);
+  }
+  const c = clock;
+  const last = c.reading;
+  if (last === undefined || performance.now() - last.perfAt >= REDIS_CLOCK_EVERY_MS) {
+    c.pending ??= read(redis, key)
+      .then((r) => {
+        c.reading = r;
+      })
+      .finally(() => {
+        c.pending = undefined;
+      });
+    // The first reading is waited for (and its failure is the caller's); later ones go on aside.
+    if (last === undefined) await c.pending;
+    else c.pending.catch(() => {});
+  }
+  const r = c.reading ?? last;
+  if (r === undefined) throw new Error(`the clock of the Redis node of ${key} was not read`);
+  return Math.round(r.redisAt + (performance.now() - r.perfAt));
+}
