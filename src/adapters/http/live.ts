@@ -4,7 +4,7 @@ import * as t from 'io-ts';
 import type { WebSocket } from 'ws';
 import { strict } from '../../domain/strict.ts';
 import { AfterPosition, comparePositions, Id, positionPredecessor } from '../../domain/values.ts';
-import { redisAdvice } from '../redis/advice.ts';
+import { FOREIGN_EVENT, redisAdvice } from '../redis/advice.ts';
 import { LiveEvent, lastEventPosition, streamHistory } from '../redis/event-log.ts';
 import type { WorkspaceTail } from '../redis/tail.ts';
 import { frameWriter, ownSelection, type Selection, sharedSelection, textWriter } from './frames.ts';
@@ -359,7 +359,10 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
       if (replaying) {
         // An entry of the history that is no event is skipped (see WorkspaceTail), once per replay.
         const malformed = (position: string, why: Error): void =>
-          log.warn({ position, err: why.message }, 'event stream entry is not an event; skipped');
+          log.warn(
+            { position, err: why.message },
+            `event stream entry is not an event; skipped. ${FOREIGN_EVENT}`,
+          );
         try {
           for (;;) {
             // Paced by the reader: a page is read once what was sent is half gone. A reader that

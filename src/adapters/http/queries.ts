@@ -5,6 +5,7 @@ import { DEFAULT_SETTINGS, type Settings, settingsWithDefaults } from '../../dom
 import { strict } from '../../domain/strict.ts';
 import { AfterPosition, comparePositions, Position, Skill, withMessage } from '../../domain/values.ts';
 import { AgentStateName, type ContactDocument } from '../../domain/views.ts';
+import { FOREIGN_EVENT } from '../redis/advice.ts';
 import { lastEventPosition, readEvents, streamHistory } from '../redis/event-log.ts';
 import { workspaceKeys } from '../redis/keys.ts';
 import { listAgents, publicDocument, readAgent, readStats } from '../redis/projection-reads.ts';
@@ -175,7 +176,7 @@ export async function queryRoutes(app: FastifyInstance): Promise<void> {
       onMalformed: (position, why) =>
         req.log.warn(
           { workspace: ws, position, err: why.message },
-          'event stream entry is not an event; skipped',
+          `event stream entry is not an event; skipped. ${FOREIGN_EVENT}`,
         ),
     });
     // Nothing after `after`: the end of the log, or a position past it, which names no event (a

@@ -43,6 +43,10 @@ export const RAISE_CONNECTION_LIMIT =
 export const REPORT_DEFECT =
   'A failure Switchboard does not expect: if err says WRONGTYPE, a key of the workspace was written by other means (npm run rebuild -- --workspace <ws> --keep-shadow lists what differs from what its log makes, and keeps the values to restore); otherwise it is a defect: report it with this line.';
 
+/** An entry of a workspace's event stream that is no event: Switchboard appends none. */
+export const FOREIGN_EVENT =
+  'Switchboard appends no such entry: something else wrote to the workspace\'s event stream (sb:{<ws>}:events; position names the entry). Every reader passes it over; find what writes there and stop it (other clients of this Redis need no access to sb:* keys: docs/SECURITY.md, "Redis: a least-privilege user over TLS").';
+
 /** The error's message, with the errors a transaction Redis aborted (EXECABORT) held before it. */
 const message = (err: unknown): string => {
   const previous = (err as { previousErrors?: unknown[] } | undefined)?.previousErrors ?? [];

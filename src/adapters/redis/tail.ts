@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { comparePositions } from '../../domain/values.ts';
-import { ifItGoesOn } from './advice.ts';
+import { FOREIGN_EVENT, ifItGoesOn } from './advice.ts';
 import { blockingConnection } from './client.ts';
 import type { CommandOutcome } from './command-log.ts';
 import { LiveEvent, parseFields, type StreamEntry } from './event-log.ts';
@@ -158,7 +158,7 @@ export class WorkspaceTail {
   private readonly malformed = (position: string, why: Error): void => {
     this.log.warn(
       { workspace: this.workspace, position, err: why.message },
-      'event stream entry is not an event; skipped on the live feed',
+      `event stream entry is not an event; skipped on the live feed. ${FOREIGN_EVENT}`,
     );
   };
 
