@@ -267,6 +267,8 @@ describe('Redis routing agrees with the model over mixed edges: levels to 5, ste
   });
 
   afterAll(async () => {
+    // Per routing feature, the scenarios that exercised it.
+    console.log(JSON.stringify({ features: stats.features }));
     redis?.disconnect();
     raceClient?.disconnect();
     await server?.stop();

@@ -42,6 +42,8 @@ describe('Redis routing agrees with the model and the oracle', () => {
   });
 
   afterAll(async () => {
+    // Per routing feature, the scenarios that exercised it.
+    console.log(JSON.stringify({ features: stats.features }));
     redis?.disconnect();
     raceClient?.disconnect();
     await server?.stop();

@@ -27,6 +27,7 @@ import {
   decide,
   emptyWorkspace,
   evolve,
+  type Fact,
   type Workspace,
 } from '../../src/domain/model.ts';
 import { contactOrder, nextAssignment, occupancy } from '../../src/domain/routing.ts';
@@ -76,7 +77,13 @@ export type Action =
       maxWaitMs?: number;
     }
   | { kind: 'abandon'; pick: number; known: boolean }
-  | { kind: 'complete'; pick: number; from: 'assigned' | 'any' | 'unknown' }
+  | {
+      kind: 'complete';
+      pick: number;
+      from: 'assigned' | 'any' | 'unknown';
+      /** Sent with an agent key's `agentId`: the agent holding the contact, or another (refused, 403). */
+      as?: 'holder' | 'other';
+    }
   | { kind: 'forget'; keepMs: number; max: number }
   | {
       kind: 'settings';
@@ -772,7 +779,10 @@ export function toCommand(
         a.from === 'unknown'
           ? 'nobody'
           : (pick(a.from === 'assigned' ? assigned : [...ws.contacts.keys()], a.pick) ?? 'nobody');
-      return { type: 'CompleteContact', contactId: id };
+      if (a.as === undefined) return { type: 'CompleteContact', contactId: id };
+      const holder = ws.contacts.get(id)?.agentId ?? AGENT_IDS[0];
+      const other = holder === AGENT_IDS[0] ? AGENT_IDS[1] : AGENT_IDS[0];
+      return { type: 'CompleteContact', contactId: id, agentId: a.as === 'holder' ? holder : other };
     }
     case 'forget':
       return { type: 'ForgetContacts', keepMs: a.keepMs, max: a.max };
@@ -854,6 +864,11 @@ export interface ScenarioStats {
    * and own times removed (UpdateAgent wrapUpMs null, of an agent that had one).
    */
   ownWrapUpStats: { started: number; cleared: number };
+  /**
+   * Per routing feature, how many scenarios exercised it (a command the model took, a fact, a
+   * decision): `commandFeatures` and the replay of decisions name them; shows what the generators reach.
+   */
+  features: Record<string, number>;
 }
 export const emptyStats = (): ScenarioStats => ({
   counter: 0,
@@ -867,7 +882,45 @@ export const emptyStats = (): ScenarioStats => ({
   policyStats: { aged: 0, bySelection: {} },
   extremeStats: { extremePriority: 0, wideShare: 0 },
   ownWrapUpStats: { started: 0, cleared: 0 },
+  features: {},
 });
+
+/** The features a command the model took, and its facts, exercise (settings as they were before it). */
+export function commandFeatures(ws: Workspace, command: Command, facts: readonly Fact[]): string[] {
+  const out: string[] = [];
+  const aged = ws.settings.priorityWeightMs !== undefined;
+  const sel = ws.settings.agentSelection ?? 'longest-available';
+  if (command.type === 'QueueContact') {
+    if (command.preferredAgents) out.push('queue:preferred');
+    if (command.steps) out.push('queue:steps');
+    if (command.steps?.some((st) => st.priority !== undefined)) out.push('queue:steps-priority');
+    if (command.maxWaitMs !== undefined) out.push('queue:own-maxWait');
+    if (command.channel !== undefined) out.push('queue:channel');
+    if (command.skills.some((k) => k.includes('#'))) out.push('queue:min-level');
+    if (command.skills.some((k) => /#[45]$/.test(k))) out.push('queue:min-level-4-5');
+    if (command.preferredAgents && command.steps) out.push('queue:preferred+steps');
+  }
+  if (command.type === 'CompleteContact' && command.agentId !== undefined) out.push('complete:agent-key');
+  if (command.type === 'TransferContact' && ws.contacts.get(command.contactId)?.channel !== undefined)
+    out.push('transfer:channel');
+  if (command.type === 'ChangeSettings') {
+    const queued = [...ws.contacts.values()].some((c) => c.state === 'queued');
+    if (queued && aged && command.priorityWeightMs !== ws.settings.priorityWeightMs)
+      out.push('settings:weight-changed-while-queued');
+    if (command.priorityWeightMs !== undefined) out.push('settings:aging');
+    if (command.offerTimeoutMs > 0) out.push('settings:offers');
+    if (command.maxWaitMs !== null) out.push('settings:maxWait');
+  }
+  for (const f of facts) {
+    out.push(`fact:${f.type}`);
+    if (f.type === 'AssignmentRejected') out.push(`fact:AssignmentRejected:${f.reason}`);
+    if (f.type === 'AssignmentExpired') out.push(`missed:${ws.settings.missedOfferPresence}`);
+    if (f.type === 'WrapUpEnded' && f.early) out.push('fact:WrapUpEnded:early');
+    if (aged && f.type !== 'SettingsChanged') out.push(`aged:${f.type}`);
+    if (sel !== 'longest-available') out.push(`${sel}:${f.type}`);
+  }
+  return out;
+}
 
 /**
  * Plays scenarios in workspaces `<prefix>-<n>` (the prefix unique per run and suite, so a shared Redis
@@ -882,6 +935,7 @@ export function scenarioRunner(
   const { factsSeen, channelStats, policyStats, extremeStats, ownWrapUpStats } = stats;
   return async function runScenario(s: Scenario): Promise<void> {
     const workspace = `${prefix}-${++stats.counter}`;
+    const features = new Set<string>();
     const keys = workspaceKeys(workspace);
     await ensureGroup(redis, workspace);
     let model: Workspace = emptyWorkspace;
@@ -910,6 +964,7 @@ export function scenarioRunner(
       const at = positionTime(position);
       const d = decide(model, command, at);
       if (isRight(d)) {
+        for (const f of commandFeatures(model, command, d.right)) features.add(f);
         if (command.type === 'UpdateAgent' && command.wrapUpMs === null)
           if (model.agents.get(command.agentId)?.wrapUpMs !== undefined) ownWrapUpStats.cleared++;
         for (const f of d.right) {
@@ -966,6 +1021,16 @@ export function scenarioRunner(
           if (taker && occupancy(taker) >= 100_000_000) extremeStats.wideShare++;
           const sel = model.settings.agentSelection ?? 'longest-available';
           policyStats.bySelection[sel] = (policyStats.bySelection[sel] ?? 0) + 1;
+          const taken = model.contacts.get(e.data.contactId as string)!;
+          const holder = model.agents.get(e.data.agentId as string)!;
+          features.add(`decided:${sel}`);
+          if (taken.key !== undefined) features.add('decided:aged');
+          if (typeof holder.capacity === 'object') features.add('decided:per-channel-capacity');
+          if (taken.preferred !== undefined) features.add('decided:preferred');
+          if (taken.skills.some((k) => k.includes('#'))) features.add('decided:min-level');
+          if (model.settings.offerTimeoutMs > 0) features.add('decided:offer');
+          if (taken.excluded?.length) features.add('decided:after-turned-down');
+          if ((taken.step ?? 0) > 0) features.add('decided:after-step');
           model = evolve(model, {
             type: 'AssignmentMade',
             contactId: e.data.contactId as string,
@@ -1111,6 +1176,7 @@ export function scenarioRunner(
     });
     expect(rejected, context()).toEqual(expectedRejections);
     stats.assignmentsSeen += made.length;
+    for (const f of features) stats.features[f] = (stats.features[f] ?? 0) + 1;
     stats.rejectionsSeen += rejected.length;
     // What the lifecycle made happen, by fact.
     for (const e of lifecycle.events) factsSeen.set(e.type, (factsSeen.get(e.type) ?? 0) + 1);
