@@ -1,5 +1,4 @@
 import os from 'node:os';
-import { REPORT_DEFECT } from './adapters/redis/advice.ts';
 import {
   AdminKeyFileError,
   type AdminKeyOutcome,
@@ -11,7 +10,7 @@ import { MAIN_USAGE, mainCommandLine } from './app/command-line.ts';
 import { type StartHooks, StartProblem, startSwitchboard } from './app/composition-root.ts';
 import { type Config, ConfigError, loadConfig, unreadSettings } from './app/config.ts';
 import { archiveDirProblem, claimPrivateDataDir, forgetPrivateRedis } from './app/data-dir.ts';
-import { createLogger } from './app/logger.ts';
+import { createLogger, logUnhandledRejection } from './app/logger.ts';
 
 /** The main command: every role in one process unless ROLES says otherwise. */
 async function main(): Promise<void> {
@@ -51,9 +50,7 @@ async function main(): Promise<void> {
     }
   }
   const log = createLogger(config.logLevel, { roles: config.roles.join(',') });
-  process.on('unhandledRejection', (err) =>
-    log.error({ err }, `unhandled rejection; continuing. ${REPORT_DEFECT}`),
-  );
+  process.on('unhandledRejection', (err) => logUnhandledRejection(log, err));
   // A setting of a role this process does not run does nothing here: said once, as it may be
   // shared by every process of a deployment (ADVERTISE_ADDRESS, which would register nothing, is refused).
   const unread = unreadSettings(process.env, config.roles);

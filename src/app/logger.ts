@@ -1,4 +1,5 @@
 import { type DestinationStream, type Logger, pino, destination as pinoDestination } from 'pino';
+import { REPORT_DEFECT } from '../adapters/redis/advice.ts';
 
 /**
  * Where a logged error may carry a secret: ioredis puts the command that failed on its errors
@@ -25,4 +26,9 @@ export function createLogger(
   // reader gone (a launcher killed outright), a stopping process hung in its exit. Synchronously, a
   // write to a closed reader is dropped (pino stops writing there) and nothing is left to flush.
   return pino(options, destination ?? pinoDestination({ dest: 1, sync: true }));
+}
+
+/** A promise rejected with no handler: logged, the process going on, with what to do. */
+export function logUnhandledRejection(log: Logger, err: unknown): void {
+  log.error({ err }, `unhandled rejection; continuing. ${REPORT_DEFECT}`);
 }

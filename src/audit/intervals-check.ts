@@ -88,7 +88,8 @@ export async function checkIntervals(
   stats: IntervalStats,
   serviceLevelMs: number,
   lastEvent: string | undefined,
-  now: number = Date.now(),
+  /** Now by the clock of the workspace's node (redisClockNow), which expires the interval hashes. */
+  now: number,
 ): Promise<IntervalCheck> {
   const head = await redis
     .multi()

@@ -2,6 +2,7 @@ import { listApiKeys } from '../adapters/redis/api-keys.ts';
 import { READ_PAGE, readRange } from '../adapters/redis/event-log.ts';
 import { eachEntry, scanHash } from '../adapters/redis/hash-scan.ts';
 import { type WorkspaceKeys, workspaceKeys } from '../adapters/redis/keys.ts';
+import { redisClockNow } from '../adapters/redis/redis-clock.ts';
 import { readRoutingIndex } from '../adapters/redis/routing-index.ts';
 import type { RedisClient } from '../adapters/redis/scripts.ts';
 import { parseAnchor } from '../archive/chain.ts';
@@ -505,7 +506,9 @@ export class WorkspaceAudit {
     if (opts.compareState !== false) {
       if (!a.intervals || threshold === null) intervals = 'not compared (no live interval projection)';
       else {
-        const found = await checkIntervals(redis, k, a.intervals, Number(threshold), a.lastEvent);
+        // Which intervals Redis still keeps, by the clock that expires them (its node's), not this host's.
+        const now = await redisClockNow(redis, k.intervals);
+        const found = await checkIntervals(redis, k, a.intervals, Number(threshold), a.lastEvent, now);
         for (const v of found.violations) a.violations.add(v);
         intervals = found.status;
       }

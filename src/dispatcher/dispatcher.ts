@@ -141,6 +141,13 @@ export async function dispatchUntilDone(
 export const CLOCK_OFFSET_EVERY_MS = 60_000;
 
 /**
+ * How far the host's clock may move against the monotonic clock (Date.now() - performance.now())
+ * before Redis's clock is read again at once: a step of the host's clock, or a pause the monotonic
+ * clock did not count.
+ */
+export const CLOCK_DRIFT_MS = 1000;
+
+/**
  * Most round trips a dispatcher loop's read of Redis's clock takes (it stops at the first quick
  * one): the loop keeps the shortest, see redisClockOffset.
  */
@@ -220,13 +227,18 @@ export class Dispatcher {
       // read Redis's clock as behind by half its length, and the timers fired that much late.
       // The offset is to this process's monotonic clock (performance.now()), which no jump of the
       // host's clock moves (an NTP step, a VM resumed): to Date.now(), a jump back of 30 s made
-      // every timer fire 30 s late until the next read (test/routing/clocks-edges-1.test.ts).
+      // every timer fire 30 s late until the next read (test/routing/clocks-edges-1.test.ts). A
+      // jump of either clock against the other (a host clock stepped; a paused VM, whose monotonic
+      // clock may not count the pause) has Redis's clock read again at the next clock step.
       let offset = Date.now() - performance.now();
       let offsetReadAt = Number.NEGATIVE_INFINITY;
+      let driftAtRead = offset;
+      const drifted = (): boolean => Math.abs(Date.now() - performance.now() - driftAtRead) > CLOCK_DRIFT_MS;
       const readOffset = async (): Promise<void> => {
         try {
           const fromHost = await redisClockOffset(this.redis, k.timers, CLOCK_OFFSET_SAMPLES);
-          offset = fromHost + Date.now() - performance.now();
+          driftAtRead = Date.now() - performance.now();
+          offset = fromHost + driftAtRead;
           offsetReadAt = performance.now();
         } catch (err) {
           this.log.debug({ workspace, err: (err as Error).message }, "could not read Redis's clock");
@@ -248,7 +260,7 @@ export class Dispatcher {
       let alarmAt = Number.POSITIVE_INFINITY;
       let alarmRead = 0;
       let markedAt = Number.NEGATIVE_INFINITY;
-      /** When the last mark lapses (this host's ms): above now, the workspace is marked for a timer. */
+      /** When the last mark lapses (performance.now() ms): above now, the workspace is marked for a timer. */
       let markedUntil = Number.NEGATIVE_INFINITY;
       /**
        * Marks the workspace active until its last pending timer's due time; with none, until now
@@ -259,13 +271,13 @@ export class Dispatcher {
         if (last === undefined && pendingOnly) return;
         // The registry is scored by Redis's clock (redis-clock.ts), as the due times are.
         const now = await redisClockNow(this.redis);
-        const hostNow = Date.now();
+        const at = performance.now();
         const until = Math.max(last === undefined ? 0 : Number(last), now);
         await this.redis.zadd(globalKeys.activeWorkspaces, until, workspace);
-        markedUntil = hostNow + (until - now);
+        markedUntil = at + (until - now);
       };
       const markAside = (): void => {
-        markedAt = Date.now();
+        markedAt = performance.now();
         mark().catch((err: Error) => {
           markedAt = Number.NEGATIVE_INFINITY;
           this.log.debug({ workspace, err: err.message }, 'could not mark the workspace active');
@@ -273,8 +285,8 @@ export class Dispatcher {
       };
       const setAlarm = (nextDue: number | undefined, readNo: number): void => {
         if (running()) {
-          if (nextDue !== undefined && Date.now() - markedAt >= MARK_PENDING_EVERY_MS) markAside();
-          else if (nextDue === undefined && markedUntil > Date.now()) markAside();
+          if (nextDue !== undefined && performance.now() - markedAt >= MARK_PENDING_EVERY_MS) markAside();
+          else if (nextDue === undefined && markedUntil > performance.now()) markAside();
         }
         const untilDue = nextDue === undefined ? Number.POSITIVE_INFINITY : nextDue - redisNow();
         const at =
@@ -300,7 +312,8 @@ export class Dispatcher {
         const readNo = read();
         const { fired, nextDue } = await this.tick(workspace);
         const stale = fired === 0 && nextDue !== undefined && nextDue <= redisNow();
-        if (stale || performance.now() - offsetReadAt >= CLOCK_OFFSET_EVERY_MS) await readOffset();
+        if (stale || drifted() || performance.now() - offsetReadAt >= CLOCK_OFFSET_EVERY_MS)
+          await readOffset();
         setAlarm(nextDue, readNo);
       };
       const clockAside = (): void => {

@@ -22,6 +22,7 @@ import {
 } from '../redis/event-log.ts';
 import { workspaceKeys } from '../redis/keys.ts';
 import { DEFAULT_SERVICE_LEVEL_MS } from '../redis/projection-reads.ts';
+import { redisClockNow } from '../redis/redis-clock.ts';
 import type { RedisClient } from '../redis/scripts.ts';
 import { positionWaiter } from './min-position.ts';
 import { isIntegerIn, workspaceOf } from './params.ts';
@@ -150,7 +151,8 @@ async function fromLive(
   const k = workspaceKeys(ws);
   const starts: number[] = [];
   for (let s = intervalStart(from); s < to; s += INTERVAL_MS) starts.push(s);
-  const now = Date.now();
+  // By the clock of the workspace's node, which expires the interval hashes and stamps the events.
+  const now = await redisClockNow(redis, k.intervals);
   if (starts[0]! + INTERVAL_MS + INTERVALS_KEPT_MS < now + 60_000) return undefined;
   // One transaction: the tallies are those of the checkpoint read with them.
   const tx = redis

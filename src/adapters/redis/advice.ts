@@ -41,11 +41,11 @@ export const RAISE_CONNECTION_LIMIT =
  * own fault, or a key of a workspace written by hand with a value of another type.
  */
 export const REPORT_DEFECT =
-  'A failure Switchboard does not expect: if err says WRONGTYPE, a key of the workspace was written by other means (npm run rebuild -- --workspace <ws> --keep-shadow lists what differs from what its log makes, and keeps the values to restore); otherwise it is a defect: report it with this line.';
+  'A failure Switchboard does not expect: if err says WRONGTYPE, a key was written by other means (redis-cli TYPE on the sb:{<ws>}:* keys of the workspace in the request finds it; restore it from a backup, and stop what wrote it); otherwise it is a defect: report it with this line.';
 
 /** An entry of a workspace's event stream that is no event: Switchboard appends none. */
 export const FOREIGN_EVENT =
-  'Switchboard appends no such entry: something else wrote to the workspace\'s event stream (sb:{<ws>}:events; position names the entry). Every reader passes it over; find what writes there and stop it (other clients of this Redis need no access to sb:* keys: docs/SECURITY.md, "Redis: a least-privilege user over TLS").';
+  "Switchboard appends no such entry: something else wrote to the workspace's event stream (sb:{<ws>}:events; position names the entry). The live feeds, GET /events and the statistics pass it over, and npm run audit reports it with any others; find what writes there and stop it (no client but Switchboard needs to write sb:* keys).";
 
 /** The error's message, with the errors a transaction Redis aborted (EXECABORT) held before it. */
 const message = (err: unknown): string => {

@@ -17,7 +17,16 @@ interface Reading {
   readonly redisAt: number;
   /** `performance.now()` then. */
   readonly perfAt: number;
+  /** `Date.now() - performance.now()` then: a change of it over CLOCK_DRIFT_MS is a jump. */
+  readonly drift: number;
 }
+
+/**
+ * How far the host's clock may move against the monotonic clock before the reading is taken again
+ * and waited for: a step of the host's clock, or a paused VM whose monotonic clock did not count
+ * the pause (the reading carried forward would then be behind by the pause).
+ */
+const CLOCK_DRIFT_MS = 1000;
 
 interface Clock {
   reading: Reading | undefined;
@@ -28,7 +37,7 @@ interface Clock {
 const clocks = new WeakMap<RedisClient, Map<number, Clock>>();
 
 async function read(redis: RedisClient, key: string): Promise<Reading> {
-  let best: (Reading & { roundTrip: number }) | undefined;
+  let best: { redisAt: number; perfAt: number; roundTrip: number } | undefined;
   for (let i = 0; i < SAMPLES && (best === undefined || best.roundTrip > 5); i++) {
     const before = performance.now();
     const [s, us] = (await callOnNodeOf(redis, key, 'TIME')) as [string, string];
@@ -38,7 +47,7 @@ async function read(redis: RedisClient, key: string): Promise<Reading> {
     if (best === undefined || after - before < best.roundTrip)
       best = { redisAt, perfAt: (before + after) / 2, roundTrip: after - before };
   }
-  return { redisAt: best!.redisAt, perfAt: best!.perfAt };
+  return { redisAt: best!.redisAt, perfAt: best!.perfAt, drift: Date.now() - performance.now() };
 }
 
 /**
@@ -71,7 +80,8 @@ export async function redisClockNow(
   }
   const c = clock;
   const last = c.reading;
-  if (last === undefined || performance.now() - last.perfAt >= REDIS_CLOCK_EVERY_MS) {
+  const jumped = last !== undefined && Math.abs(Date.now() - performance.now() - last.drift) > CLOCK_DRIFT_MS;
+  if (last === undefined || jumped || performance.now() - last.perfAt >= REDIS_CLOCK_EVERY_MS) {
     c.pending ??= read(redis, key)
       .then((r) => {
         c.reading = r;
@@ -79,8 +89,9 @@ export async function redisClockNow(
       .finally(() => {
         c.pending = undefined;
       });
-    // The first reading is waited for (and its failure is the caller's); later ones go on aside.
-    if (last === undefined) await c.pending;
+    // The first reading, and one after a jump, is waited for (its failure is the caller's); later
+    // ones go on aside.
+    if (last === undefined || jumped) await c.pending;
     else c.pending.catch(() => {});
   }
   const r = c.reading ?? last;
