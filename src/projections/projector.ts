@@ -274,6 +274,12 @@ export class Projector {
     private readonly opts: ProjectorOptions = defaultProjectorOptions,
   ) {
     this.loops = new BlockingLoops(redis);
+    // Connected (again): Redis may have come back with less (restarted from an older snapshot, a
+    // failover that lost writes). A checkpoint remembered from before could then be past the
+    // stream's end, and the commands appended since, their positions below it when the Redis that
+    // came back has a clock behind the lost one's, taken for applied: none would be, until one
+    // came with a later position. The next delivery runs a step, which reads the checkpoint.
+    redis.on('ready', () => this.checkpoints.clear());
   }
 
   /**

@@ -39,6 +39,22 @@ const BLOCK_MS = 5000;
  */
 const NOT_READING_AFTER_MS = 2 * BLOCK_MS;
 
+/**
+ * The last position a stream has given (XINFO's `last-generated-id`), '0-0' for none: entries
+ * trimmed or deleted since (the archiver's trims) leave it where it was, so only a Redis that lost
+ * entries shows it before a position read.
+ */
+async function lastGenerated(redis: RedisClient, key: string): Promise<string> {
+  try {
+    const info = (await redis.xinfo('STREAM', key)) as unknown[];
+    const at = info.indexOf('last-generated-id');
+    return at >= 0 ? String(info[at + 1]) : '0-0';
+  } catch (err) {
+    if (/no such key/i.test((err as Error).message)) return '0-0';
+    throw err;
+  }
+}
+
 interface Waiter<T> {
   resolve(v: T | null): void;
   timer: NodeJS.Timeout;
@@ -86,6 +102,12 @@ export class WorkspaceTail {
     private readonly log: Logger,
   ) {
     this.conn = blockingConnection(redis);
+    // A connection made again may be to a Redis that came back with less (see realign): looked
+    // at once, so feeds opened from now on start from the stream's real end.
+    let connections = 0;
+    this.conn.on('ready', () => {
+      if (++connections > 1 && this.started && !this.stopped) void this.realign().catch(() => {});
+    });
     this.ready = this.start();
   }
 
@@ -137,6 +159,8 @@ export class WorkspaceTail {
           if (key === k.events) this.deliverEvents(entries);
           else this.deliverOutcomes(entries);
         }
+        // Nothing after the positions read for a whole wait: they may be past the streams' end.
+        if (reply === null) await this.realign();
       } catch (err) {
         if (this.stopped) return;
         this.failing = true;
@@ -148,6 +172,33 @@ export class WorkspaceTail {
         backoff = Math.min(backoff * 2, 2000);
       }
     }
+  }
+
+  /**
+   * Moves the positions read back to the streams' ends when those are before them: Redis came
+   * back with less than this tail read (restarted from an older snapshot, or a failover lost writes
+   * not yet replicated). Left past the end, the tail would read only entries after the lost ones:
+   * every event appended since with an earlier position (a Redis whose clock is behind the lost
+   * one's) would reach no live feed, and no command waiting for its outcome would get it.
+   */
+  private async realign(): Promise<void> {
+    const k = workspaceKeys(this.workspace);
+    // A read that answered meanwhile (this runs beside the loop on a reconnection) moved on from
+    // the stream as it is now: left as it is, nothing is read twice.
+    const [readEvent, readOutcome] = [this.lastEvent, this.lastOutcome];
+    const [eventEnd, outcomeEnd] = await Promise.all([
+      lastGenerated(this.redis, k.events),
+      lastGenerated(this.redis, k.outcomes),
+    ]);
+    if (this.lastEvent === readEvent && comparePositions(eventEnd, readEvent) < 0) {
+      this.log.warn(
+        { workspace: this.workspace, read: this.lastEvent, end: eventEnd },
+        'the event stream ends before the last event this instance read: Redis lost entries (restarted from an older snapshot, or a failover lost writes not yet replicated; docs/DEPLOYMENT.md, Durability). Live feeds go on from its end; their clients may have received events that are no longer in the log, and one resuming after such a position is refused (409 position-ahead, with lastPosition) until the log passes it. Commands acknowledged since the snapshot are lost: retry them with their Idempotency-Key.',
+      );
+      this.lastEvent = eventEnd;
+    }
+    if (this.lastOutcome === readOutcome && comparePositions(outcomeEnd, readOutcome) < 0)
+      this.lastOutcome = outcomeEnd;
   }
 
   /**
