@@ -435,7 +435,7 @@ describe('haproxy.cfg (local template)', () => {
     const errors = [
       ...cfg.matchAll(/http-error status (\d+) content-type application\/problem\+json .* string "(.*)"$/gm),
     ];
-    expect(errors.map((m) => Number(m[1]))).toEqual([500, 502, 503, 504]);
+    expect(errors.map((m) => Number(m[1]))).toEqual([500, 502, 503, 504, 408]);
     for (const m of errors) {
       const body = JSON.parse(m[2]!.replaceAll('\\"', '"')) as { type: string; status: number };
       expect(body.status).toBe(Number(m[1]));
