@@ -18,7 +18,7 @@ import {
   segmentName,
   successor,
 } from './segment.ts';
-import type { SnapshotTaker } from './snapshots.ts';
+import { listSnapshots, type SnapshotTaker } from './snapshots.ts';
 import { type ArchiveStore, SegmentExistsError, workspaceFolder } from './store.ts';
 
 /** Where the archiver can be made to stop (a test kills the process there). */
@@ -238,8 +238,19 @@ export class Archiver {
         this.forgetTip(workspace, stream);
         // Another archiver trimmed past it meanwhile: read the archive again.
         if (markNow && markNow.index >= tip.index) return 0;
+        // Segments after the mark: what Redis lost is in them, and only them.
+        const unmarked = (
+          await this.io(workspace, stream, 'list', this.store.list(workspace, stream))
+        ).filter((n) => (parseSegmentName(n)?.index ?? -1) > (markNow?.index ?? -1));
+        // State snapshots are of archived events: those after the mark are of what was lost too.
+        const lostSnapshots =
+          stream === 'events'
+            ? (await this.io(workspace, stream, 'list', listSnapshots(this.store, workspace)))
+                .filter((n) => markNow === undefined || before(markNow.last, n.position))
+                .map((n) => n.name)
+            : [];
         throw new ArchiveMismatchError(
-          `the ${stream} archive of ${workspace} in ${this.store.where} ends at segment ${tip.index} (last ${tip.last}), which Redis was never marked as trimmed for, and its last entry is not in Redis: Redis lost entries the archive holds (restarted without its data, or from an older copy), or this is another workspace's archive. Nothing more is archived for it until one of them is restored (or the archive moved aside)`,
+          `the ${stream} archive of ${workspace} in ${this.store.where} ends at segment ${tip.index} (last ${tip.last}), which Redis was never marked as trimmed for, and its last entry is not in Redis: Redis lost entries the archive holds (restarted from an older snapshot or without its data, or a failover lost writes not yet replicated; docs/DEPLOYMENT.md, Durability), or this is another workspace's archive. Nothing more is archived for it, and the history is not read past segment ${markNow?.index ?? 'none'}, until then. Another workspace's: point ARCHIVE_DIR at this one's archive. Redis lost them (what the archive holds after ${markNow?.last ?? 'its start'} never happened in what Redis holds now): rename the segments Redis was never marked as trimmed for (${unmarked.join(', ')} in <ARCHIVE_DIR>/${workspaceFolder(workspace)}/${stream})${lostSnapshots.length > 0 ? `, and the state snapshots of what was lost (${lostSnapshots.join(', ')} in <ARCHIVE_DIR>/${workspaceFolder(workspace)}/snapshots)` : ''} to <name>.lost, which keeps them as the record of what was lost and out of the log; the archiver then writes those positions again from what Redis holds`,
         );
       }
       if (await this.trim(workspace, stream, tip))

@@ -23,10 +23,17 @@ export const SEGMENT_CACHE_BYTES = 32 * 1024 * 1024;
  * segment: without it, each page would read and decode the whole file again (20 – 50 ms of the
  * process's CPU for 10,000 entries). A segment is never replaced under its name (stores refuse it),
  * so what is kept stays what the file holds; a file larger than the whole budget is not kept, nor
- * is a damaged one (it is mended under its name: the next reader reads the file again).
+ * is a damaged one (it is mended under its name: the next reader reads the file again). A segment
+ * moved aside and written again under its name (Redis lost entries the archive held: the
+ * archiver writes those positions again from what Redis holds) is another file: a store that
+ * tells files apart (`version`) has each kept segment checked against the file under its name,
+ * and one that is not it any more read again.
  */
 class SegmentCache {
-  private readonly kept = new Map<string, { segment: DecodedSegment; bytes: number }>();
+  private readonly kept = new Map<
+    string,
+    { segment: DecodedSegment; bytes: number; version: string | undefined }
+  >();
   /** Segments being read and decoded: readers asking for one meanwhile wait for that read. */
   private readonly loading = new Map<string, Promise<DecodedSegment>>();
   private bytes = 0;
@@ -39,11 +46,16 @@ class SegmentCache {
   ): Promise<DecodedSegment> {
     const key = `${store.where}\u0000${workspace}\u0000${stream}\u0000${name}`;
     const hit = this.kept.get(key);
-    if (hit) {
+    const same =
+      hit !== undefined &&
+      (hit.version === undefined || hit.version === (await store.version?.(workspace, stream, name)));
+    // Kept meanwhile by another reader, or let go: as this one found it, or read anew.
+    if (hit !== undefined && this.kept.get(key) === hit) {
       this.kept.delete(key);
-      this.kept.set(key, hit);
-      return hit.segment;
+      if (same) this.kept.set(key, hit);
+      else this.bytes -= hit.bytes;
     }
+    if (hit !== undefined && same) return hit.segment;
     // Readers resuming together (live feeds reconnecting after a restart) ask for the same segment
     // at once: one read and one decoded copy for all of them, not one each.
     const pending = this.loading.get(key);
@@ -60,13 +72,20 @@ class SegmentCache {
     name: string,
     key: string,
   ): Promise<DecodedSegment> {
+    // Looked at before the read: a file put under the name in between is read again next time.
+    const version = await store.version?.(workspace, stream, name);
     const file = await store.read(workspace, stream, name);
     const segment = decodeSegment(file);
     // Only a segment that reads back whole is kept: a damaged one is mended under its own name
     // (restored from a copy, or moved aside and written again by the archiver), and the next
     // reader must see the file as it is then, not the damage met before.
     if (file.length <= SEGMENT_CACHE_BYTES && segment.problems.length === 0) {
-      this.kept.set(key, { segment, bytes: file.length });
+      const earlier = this.kept.get(key);
+      if (earlier) {
+        this.kept.delete(key);
+        this.bytes -= earlier.bytes;
+      }
+      this.kept.set(key, { segment, bytes: file.length, version });
       this.bytes += file.length;
       for (const [k, v] of this.kept) {
         if (this.bytes <= SEGMENT_CACHE_BYTES) break;
@@ -258,7 +277,7 @@ export class LogReader {
     this.report({
       stream: this.stream,
       position: t.last,
-      message: `the archive ends at segment ${t.index} (last ${t.last}), which Redis was never marked as trimmed for, and that entry is not in the ${this.stream} stream (${oldest === undefined ? 'empty' : `its oldest ${oldest}`}): Redis lost entries the archive holds (restarted without its data, or from an older copy), or this is another workspace's archive; what Redis holds now does not go on from the archive`,
+      message: `the archive ends at segment ${t.index} (last ${t.last}), which Redis was never marked as trimmed for, and that entry is not in the ${this.stream} stream (${oldest === undefined ? 'empty' : `its oldest ${oldest}`}): Redis lost entries the archive holds (restarted without its data, or from an older copy), or this is another workspace's archive; what Redis holds now does not go on from the archive (Redis lost them: the archiver's log names the segments to rename to <name>.lost, after which it writes those positions again from Redis; docs/ARCHIVE.md)`,
       lostAfter: t.last,
       // Where what Redis holds reads on past the archive (an older copy may hold some of its entries).
       resumeAt: await this.streamFirstAfter(t.last),

@@ -27,6 +27,13 @@ export interface ArchiveStore {
    */
   has?(workspace: string, stream: LogStream, name: string): Promise<boolean>;
   /**
+   * What tells this file from another stored under the same name since (a disk store: its inode,
+   * size and modification time): a segment moved aside and written again under its name (after
+   * Redis lost entries the archive held) is another file. Optional: a store without it is taken
+   * never to hold another file under a name once read; undefined when the name holds none.
+   */
+  version?(workspace: string, stream: LogStream, name: string): Promise<string | undefined>;
+  /**
    * Stores a state snapshot (src/archive/snapshots.ts) as durably as a segment; never replaces
    * one (`SegmentExistsError`).
    */
@@ -208,6 +215,21 @@ export class DiskArchive implements ArchiveStore {
 
   async read(workspace: string, stream: LogStream, name: string): Promise<Buffer> {
     return readIn(await this.dirs(workspace, stream), name);
+  }
+
+  async version(workspace: string, stream: LogStream, name: string): Promise<string | undefined> {
+    const { dir, legacy } = await this.dirs(workspace, stream);
+    for (const d of legacy === undefined ? [dir] : [dir, legacy]) {
+      const s = await stat(path.join(d, name), { bigint: true }).then(
+        (s) => s,
+        (err: NodeJS.ErrnoException) => {
+          if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
+          throw err;
+        },
+      );
+      if (s) return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}`;
+    }
+    return undefined;
   }
 
   async has(workspace: string, stream: LogStream, name: string): Promise<boolean> {
