@@ -274,12 +274,20 @@ export class Projector {
     private readonly opts: ProjectorOptions = defaultProjectorOptions,
   ) {
     this.loops = new BlockingLoops(redis);
-    // Connected (again): Redis may have come back with less (restarted from an older snapshot, a
-    // failover that lost writes). A checkpoint remembered from before could then be past the
-    // stream's end, and the commands appended since, their positions below it when the Redis that
-    // came back has a clock behind the lost one's, taken for applied: none would be, until one
-    // came with a later position. The next delivery runs a step, which reads the checkpoint.
-    redis.on('ready', () => this.checkpoints.clear());
+  }
+
+  /**
+   * Whether Redis's checkpoint is before the one this process remembers for `workspace`: Redis came
+   * back with less (a failover that lost writes, a restart from an older snapshot), so commands
+   * delivered below the remembered one are new ones, not applied (each would have answered 202,
+   * test/failover/rollback-edges-2.test.ts). Looked at before a delivery is taken as applied (a
+   * cluster's failover gives the client no event to hang it on); the memory is then forgotten.
+   */
+  private async checkpointLost(workspace: string, known: string): Promise<boolean> {
+    const stored = (await this.redis.hget(workspaceKeys(workspace).meta, 'applied')) ?? '0-0';
+    if (comparePositions(stored, known) >= 0) return false;
+    this.checkpoints.delete(workspace);
+    return true;
   }
 
   /**
@@ -456,7 +464,12 @@ export class Projector {
         await this.stepping.get(workspace)?.catch(() => {});
         const known = this.checkpoints.get(workspace);
         let n = 0;
-        if (ids.length > 0 && known !== undefined && ids.every((id) => comparePositions(id, known) <= 0)) {
+        if (
+          ids.length > 0 &&
+          known !== undefined &&
+          ids.every((id) => comparePositions(id, known) <= 0) &&
+          !(await this.checkpointLost(workspace, known))
+        ) {
           // Applied already, and so acknowledged already: the step that applied an entry
           // acknowledges it whoever it was delivered to, and moves the group's delivery point past
           // it (an entry is never delivered after the step that applied it). Nothing to send.

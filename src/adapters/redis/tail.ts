@@ -5,6 +5,7 @@ import { blockingConnection } from './client.ts';
 import type { CommandOutcome } from './command-log.ts';
 import { LiveEvent, parseFields, type StreamEntry } from './event-log.ts';
 import { workspaceKeys } from './keys.ts';
+import { redisClockNow } from './redis-clock.ts';
 import type { RedisClient } from './scripts.ts';
 
 /** A live subscriber: every subscriber of a tail is handed the same `LiveEvent` for an event. */
@@ -55,6 +56,30 @@ async function lastGenerated(redis: RedisClient, key: string): Promise<string> {
   }
 }
 
+/** How many of the last positions delivered a tail keeps of each stream, to resume after a loss. */
+const DELIVERED_KEPT = 512;
+/**
+ * How far ahead of Redis's clock (as this process carries it, off by up to half a round trip) a
+ * position read must be for the tail to look whether the streams end before it.
+ */
+const AHEAD_SLACK_MS = 250;
+/** Most entries a resume after a loss looks through, from the last position read down. */
+const RESUME_SCAN = 5000;
+
+/** The last positions delivered of one stream, oldest first (at most DELIVERED_KEPT). */
+class Delivered {
+  private ids: string[] = [];
+  add(entries: readonly StreamEntry[]): void {
+    for (const [id] of entries) this.ids.push(id);
+    if (this.ids.length > 2 * DELIVERED_KEPT) this.ids = this.ids.slice(-DELIVERED_KEPT);
+  }
+  /** The set of those kept, and the oldest of them. */
+  view(): { readonly ids: ReadonlySet<string>; readonly oldest: string | undefined } {
+    const kept = this.ids.slice(-DELIVERED_KEPT);
+    return { ids: new Set(kept), oldest: kept[0] };
+  }
+}
+
 interface Waiter<T> {
   resolve(v: T | null): void;
   timer: NodeJS.Timeout;
@@ -88,6 +113,8 @@ export class WorkspaceTail {
   private readonly positionWaiters = new Set<{ position: string } & Waiter<string>>();
   private lastEvent = '0-0';
   private lastOutcome = '0-0';
+  private readonly deliveredEvents = new Delivered();
+  private readonly deliveredOutcomes = new Delivered();
   private stopped = false;
   /** When a read of the streams last answered, and whether the last one failed. */
   private answeredAt = Date.now();
@@ -106,7 +133,7 @@ export class WorkspaceTail {
     // at once, so feeds opened from now on start from the stream's real end.
     let connections = 0;
     this.conn.on('ready', () => {
-      if (++connections > 1 && this.started && !this.stopped) void this.realign().catch(() => {});
+      if (++connections > 1 && this.started && !this.stopped) void this.realignQuietly();
     });
     this.ready = this.start();
   }
@@ -132,6 +159,9 @@ export class WorkspaceTail {
     ]);
     this.lastEvent = e[0]?.[0] ?? '0-0';
     this.lastOutcome = o[0]?.[0] ?? '0-0';
+    // Where it starts counts as delivered: after a loss, it reads on after it if Redis still holds it.
+    this.deliveredEvents.add(e);
+    this.deliveredOutcomes.add(o);
     this.started = true;
     void this.loop();
   }
@@ -156,11 +186,18 @@ export class WorkspaceTail {
         this.answeredAt = Date.now();
         this.failing = false;
         for (const [key, entries] of reply ?? []) {
-          if (key === k.events) this.deliverEvents(entries);
-          else this.deliverOutcomes(entries);
+          if (key === k.events) {
+            this.deliveredEvents.add(entries);
+            this.deliverEvents(entries);
+          } else {
+            this.deliveredOutcomes.add(entries);
+            this.deliverOutcomes(entries);
+          }
         }
-        // Nothing after the positions read for a whole wait: they may be past the streams' end.
-        if (reply === null) await this.realign();
+        // The positions read may be past the streams' end (Redis came back with less): looked at
+        // after a whole wait with nothing, and whenever a position read is ahead of Redis's clock
+        // (only a Redis that lost what it gave, its clock behind the lost one's, leaves it so).
+        if (reply === null || (await this.aheadOfRedis())) await this.realignQuietly();
       } catch (err) {
         if (this.stopped) return;
         this.failing = true;
@@ -190,15 +227,73 @@ export class WorkspaceTail {
       lastGenerated(this.redis, k.events),
       lastGenerated(this.redis, k.outcomes),
     ]);
-    if (this.lastEvent === readEvent && comparePositions(eventEnd, readEvent) < 0) {
-      this.log.warn(
-        { workspace: this.workspace, read: this.lastEvent, end: eventEnd },
-        'the event stream ends before the last event this instance read: Redis lost entries (restarted from an older snapshot, or a failover lost writes not yet replicated; docs/DEPLOYMENT.md, Durability). Live feeds go on from its end; their clients may have received events that are no longer in the log, and one resuming after such a position is refused (409 position-ahead, with lastPosition) until the log passes it. Commands acknowledged since the snapshot are lost: retry them with their Idempotency-Key.',
-      );
-      this.lastEvent = eventEnd;
+    if (comparePositions(eventEnd, readEvent) < 0) {
+      const from = await this.resumePoint(k.events, readEvent, this.deliveredEvents, eventEnd);
+      if (this.lastEvent === readEvent) {
+        this.log.warn(
+          { workspace: this.workspace, read: readEvent, end: eventEnd, resumeAfter: from.position },
+          `the event stream ends before the last event this instance read: Redis lost entries (restarted from an older snapshot, or a failover lost writes not yet replicated; docs/DEPLOYMENT.md, Durability). Live feeds go on after the last event they had that Redis still holds (resumeAfter)${from.gap ? ', which is further back than this instance remembers: events appended since the loss and before resumeAfter reach no live feed (their clients can read them with GET /events)' : ', with every event appended since'}; their clients may have received events that are no longer in the log, and one resuming after such a position is refused (409 position-ahead, with lastPosition) until the log passes it. Commands acknowledged since the snapshot are lost: retry them with their Idempotency-Key.`,
+        );
+        this.lastEvent = from.position;
+      }
     }
-    if (this.lastOutcome === readOutcome && comparePositions(outcomeEnd, readOutcome) < 0)
-      this.lastOutcome = outcomeEnd;
+    if (comparePositions(outcomeEnd, readOutcome) < 0) {
+      const from = await this.resumePoint(k.outcomes, readOutcome, this.deliveredOutcomes, outcomeEnd);
+      if (this.lastOutcome === readOutcome) this.lastOutcome = from.position;
+    }
+  }
+
+  /** realign, its failure only noted: the reads themselves answered, and the next look tries again. */
+  private async realignQuietly(): Promise<void> {
+    try {
+      await this.realign();
+    } catch (err) {
+      this.log.debug(
+        { workspace: this.workspace, err: (err as Error).message },
+        'could not compare the event tail with the streams’ ends',
+      );
+    }
+  }
+
+  /** Whether a position read is ahead of Redis's clock (by the node of the workspace's keys). */
+  private async aheadOfRedis(): Promise<boolean> {
+    const ms = (position: string) => Number(position.slice(0, position.indexOf('-')));
+    const latest = Math.max(ms(this.lastEvent), ms(this.lastOutcome));
+    try {
+      return (
+        latest > (await redisClockNow(this.redis, workspaceKeys(this.workspace).events)) + AHEAD_SLACK_MS
+      );
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Where to read on from in a stream that ends before `read`: after the newest entry it holds that
+   * this tail delivered (what Redis kept), so the entries appended since the loss, all before
+   * `read`, are read too. Looks through at most RESUME_SCAN entries down from `read`; when it
+   * meets none this tail remembers delivering before it passes the oldest it remembers (more was
+   * lost than it keeps), it reads on from `end` (`gap`: what was appended between is not read).
+   */
+  private async resumePoint(
+    key: string,
+    read: string,
+    delivered: Delivered,
+    end: string,
+  ): Promise<{ position: string; gap: boolean }> {
+    const { ids, oldest } = delivered.view();
+    let upper = `(${read}`;
+    for (let scanned = 0; scanned < RESUME_SCAN; ) {
+      const page = await this.redis.xrevrange(key, upper, '-', 'COUNT', 500);
+      for (const [id] of page) {
+        if (ids.has(id)) return { position: id, gap: false };
+        if (oldest === undefined || comparePositions(id, oldest) < 0) return { position: end, gap: true };
+      }
+      if (page.length < 500) return { position: '0-0', gap: false };
+      scanned += page.length;
+      upper = `(${page[page.length - 1]![0]}`;
+    }
+    return { position: end, gap: true };
   }
 
   /**
