@@ -238,10 +238,22 @@ export class Archiver {
         this.forgetTip(workspace, stream);
         // Another archiver trimmed past it meanwhile: read the archive again.
         if (markNow && markNow.index >= tip.index) return 0;
-        // Segments after the mark: what Redis lost is in them, and only them.
-        const unmarked = (
-          await this.io(workspace, stream, 'list', this.store.list(workspace, stream))
-        ).filter((n) => (parseSegmentName(n)?.index ?? -1) > (markNow?.index ?? -1));
+        // Segments after the mark: what Redis lost is in them, and only them. What Redis still
+        // holds of the old history is a prefix of it, so a segment whose next one's first entry
+        // Redis holds is wholly held: kept (renaming it would lose entries the archiver, going on
+        // from there, trims), and the segments from the first one that is not are named.
+        const after = (await this.io(workspace, stream, 'list', this.store.list(workspace, stream)))
+          .map((n) => ({ n, parsed: parseSegmentName(n) }))
+          .filter((s) => (s.parsed?.index ?? -1) > (markNow?.index ?? -1))
+          .sort((a, b) => a.parsed!.index - b.parsed!.index);
+        let from = 0;
+        while (
+          from + 1 < after.length &&
+          (await this.redis.xrange(key, after[from + 1]!.parsed!.first, after[from + 1]!.parsed!.first))
+            .length > 0
+        )
+          from++;
+        const unmarked = after.slice(from).map((s) => s.n);
         // State snapshots are of archived events: those after the mark are of what was lost too.
         const lostSnapshots =
           stream === 'events'
@@ -250,7 +262,7 @@ export class Archiver {
                 .map((n) => n.name)
             : [];
         throw new ArchiveMismatchError(
-          `the ${stream} archive of ${workspace} in ${this.store.where} ends at segment ${tip.index} (last ${tip.last}), which Redis was never marked as trimmed for, and its last entry is not in Redis: Redis lost entries the archive holds (restarted from an older snapshot or without its data, or a failover lost writes not yet replicated; docs/DEPLOYMENT.md, Durability), or this is another workspace's archive. Nothing more is archived for it, and the history is not read past segment ${markNow?.index ?? 'none'}, until then. Another workspace's: point ARCHIVE_DIR at this one's archive. Redis lost them (what the archive holds after ${markNow?.last ?? 'its start'} never happened in what Redis holds now): rename the segments Redis was never marked as trimmed for (${unmarked.join(', ')} in <ARCHIVE_DIR>/${workspaceFolder(workspace)}/${stream})${lostSnapshots.length > 0 ? `, and the state snapshots of what was lost (${lostSnapshots.join(', ')} in <ARCHIVE_DIR>/${workspaceFolder(workspace)}/snapshots)` : ''} to <name>.lost, which keeps them as the record of what was lost and out of the log; the archiver then writes those positions again from what Redis holds`,
+          `the ${stream} archive of ${workspace} in ${this.store.where} ends at segment ${tip.index} (last ${tip.last}), which Redis was never marked as trimmed for, and its last entry is not in Redis: Redis lost entries the archive holds (restarted from an older snapshot or without its data, or a failover lost writes not yet replicated; docs/DEPLOYMENT.md, Durability), or this is another workspace's archive. Nothing more is archived for it until then, and a read of the history that goes on from the archive into the stream answers archive-unreadable. Another workspace's: point ARCHIVE_DIR at this one's archive. Redis lost them (what the archive holds after ${markNow?.last ?? 'its start'} never happened in what Redis holds now): rename the segments Redis was never marked as trimmed for (${unmarked.join(', ')} in <ARCHIVE_DIR>/${workspaceFolder(workspace)}/${stream})${lostSnapshots.length > 0 ? `, and the state snapshots of what was lost (${lostSnapshots.join(', ')} in <ARCHIVE_DIR>/${workspaceFolder(workspace)}/snapshots)` : ''} to <name>.lost, which keeps them as the record of what was lost and out of the log; the archiver then writes those positions again from what Redis holds${markNow === undefined ? '. Redis has no mark of this archive at all: if it came back without any of its data, the archive is the only copy of this history, so restore Redis from its backup (its RDB or AOF) instead' : ''}`,
         );
       }
       if (await this.trim(workspace, stream, tip))

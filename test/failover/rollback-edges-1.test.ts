@@ -158,7 +158,16 @@ describe('Redis restarted from an older snapshot under running processes', () =>
       { timeoutMs: 20_000, everyMs: 200 },
     );
     expect(again.status).toBe(200);
-    const c2 = await send('/contacts', { id: 'c2', skills: ['English'] }, 'q-c2');
+    // A 202 (applied after its wait, on a loaded machine) is followed as a client does: the same
+    // key again until the first outcome is answered.
+    const c2 = await waitFor(
+      'c2 queued again',
+      async () => {
+        const r = await send('/contacts', { id: 'c2', skills: ['English'] }, 'q-c2');
+        return r.status === 202 ? undefined : r;
+      },
+      { timeoutMs: 20_000, everyMs: 200 },
+    );
     expect(c2.status, JSON.stringify(c2.body)).toBe(201);
     // The workspace made after A, used again: its commands are applied.
     // (A 202 while its projector loop comes back from the outage: the same key again.)
@@ -170,7 +179,9 @@ describe('Redis restarted from an older snapshot under running processes', () =>
           : undefined,
       { timeoutMs: 10_000, everyMs: 200 },
     );
-    expect((await send2('/agents', { id: 'n2', skills: ['English'] }, 'reg-n2')).status).toBe(201);
+    expect([201, 202]).toContain(
+      (await send2('/agents', { id: 'n2', skills: ['English'] }, 'reg-n2')).status,
+    );
     await waitFor(
       'n2 registered in the workspace made after A',
       async () => ((await fetch(`${base2()}/agents/n2`)).status === 200 ? true : undefined),
@@ -180,7 +191,7 @@ describe('Redis restarted from an older snapshot under running processes', () =>
     });
     // A new agent and contact after the loss.
     expect((await put('/agents/a3/state', { state: 'available' }, 'av-a3')).status).toBe(200);
-    expect((await send('/contacts', { id: 'c3', skills: ['English'] }, 'q-c3')).status).toBe(201);
+    expect([201, 202]).toContain((await send('/contacts', { id: 'c3', skills: ['English'] }, 'q-c3')).status);
 
     // The feed opened before the loss delivers what came after it.
     await waitFor(
@@ -197,7 +208,7 @@ describe('Redis restarted from an older snapshot under running processes', () =>
     });
 
     // Said in words that say what happened and what to do.
-    expect(sb.logText()).toContain('the event stream ends before the last event this instance read');
+    expect(sb.logText()).toContain('the event stream no longer holds the last event this instance read');
     await sleep(500);
     const report = await auditWorkspace(redis, WS, { idle: true });
     expect(report.violations.map((v) => `${v.position} ${v.kind}: ${v.message}`)).toEqual([]);

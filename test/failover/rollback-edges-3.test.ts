@@ -43,9 +43,13 @@ it('delivers every event appended after the loss, none twice', async () => {
     const lost = await client.xadd(key, `${Date.now() + 120_000}-0`, ...fields('lost'));
     await waitFor('the three delivered', () => got.length === 3);
     // Redis back as its snapshot held it (e1, e2), then two events appended before the tail looks.
-    await client.del(key);
-    await client.xadd(key, e1!, ...fields('e1'));
-    await client.xadd(key, e2!, ...fields('e2'));
+    // (One transaction: a Redis comes back at once, never half of its snapshot.)
+    await client
+      .multi()
+      .del(key)
+      .xadd(key, e1!, ...fields('e1'))
+      .xadd(key, e2!, ...fields('e2'))
+      .exec();
     const n1 = await client.xadd(key, '*', ...fields('n1'));
     const n2 = await client.xadd(key, '*', ...fields('n2'));
     await waitFor('the events appended after the loss delivered', () => got.length >= 5, {
@@ -54,6 +58,40 @@ it('delivers every event appended after the loss, none twice', async () => {
     const n3 = await client.xadd(key, '*', ...fields('n3'));
     await waitFor('the next one delivered', () => got.length >= 6);
     expect(got).toEqual([e1, e2, lost, n1, n2, n3]);
+  } finally {
+    hub.stop();
+    client.disconnect();
+  }
+}, 40_000);
+
+it('a new event given the very position of the last one delivered, lost: it and those before it delivered', async () => {
+  const client = redis.client();
+  const hub = new TailHub(client, pino({ level: 'silent' }));
+  const ws = `rollback-tail-same-${Date.now()}`;
+  const key = workspaceKeys(ws).events;
+  const fields = (n: string) => [
+    'type',
+    'ContactQueued',
+    'event',
+    JSON.stringify({ type: 'ContactQueued', workspace: ws, at: '2026-01-01T00:00:00.000Z', data: { n } }),
+  ];
+  try {
+    const tail = await hub.get(ws);
+    const got: string[] = [];
+    tail.subscribe((e) => got.push(`${e.position} ${JSON.stringify(e.envelope.data)}`));
+    const e1 = await client.xadd(key, '*', ...fields('e1'));
+    const lost = await client.xadd(key, `${Date.now() + 120_000}-0`, ...fields('lost'));
+    await waitFor('both delivered', () => got.length === 2);
+    // Back as the snapshot held it (e1), then a new event, and one at the lost one's position.
+    await client
+      .multi()
+      .del(key)
+      .xadd(key, e1!, ...fields('e1'))
+      .exec();
+    const n1 = await client.xadd(key, '*', ...fields('n1'));
+    await client.xadd(key, lost!, ...fields('n2'));
+    await waitFor('the new events delivered', () => got.length >= 4, { timeoutMs: 15_000 });
+    expect(got.slice(2)).toEqual([`${n1} {"n":"n1"}`, `${lost} {"n":"n2"}`]);
   } finally {
     hub.stop();
     client.disconnect();

@@ -243,7 +243,15 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
         deliver(events, shared ? sharedSelection(events, filterKey, wanted) : ownSelection(events, wanted));
       };
 
-      const unsubscribe = tail.subscribeBatches((batch) => {
+      // Redis came back with less: the events appended since the loss lie below the lost ones this
+      // subscriber may be done with; it goes on after what the tail reads on after.
+      const unresume = tail.onResume((position) => {
+        if (!replaying && comparePositions(last, position) > 0) {
+          last = position;
+          inOrder = false;
+        }
+      });
+      const unsubscribeBatches = tail.subscribeBatches((batch) => {
         if (!replaying) {
           sendAll(batch, true);
           return;
@@ -258,6 +266,10 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
         // The replay cannot keep up with the live feed: holding more would grow without bound.
         else tooSlow('too far behind', { held: held.length });
       });
+      const unsubscribe = (): void => {
+        unsubscribeBatches();
+        unresume();
+      };
 
       // The heartbeat: a message of its own (no `type`, no `position`: not an event) on a feed that
       // sent nothing for `every` ms, naming the position to resume after. Protocol pings do not

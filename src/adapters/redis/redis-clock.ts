@@ -67,6 +67,33 @@ export async function redisClockNow(
   redis: RedisClient,
   key: string = globalKeys.activeWorkspaces,
 ): Promise<number> {
+  const c = clockOf(redis, key);
+  const last = c.reading;
+  const stale = refresh(c, redis, key);
+  // The first reading, and one after a jump, is waited for (its failure is the caller's); later
+  // ones go on aside.
+  if (stale === 'wait') await c.pending;
+  const r = c.reading ?? last;
+  if (r === undefined) throw new Error(`the clock of the Redis node of ${key} was not read`);
+  return Math.round(r.redisAt + (performance.now() - r.perfAt));
+}
+
+/**
+ * redisClockNow without waiting: the reading carried forward, or undefined when there is none to
+ * trust yet (never read, or the host's clock jumped since), a read then started aside. For a loop
+ * that must not wait on the shared connection (the event tail).
+ */
+export function redisClockIfRead(redis: RedisClient, key: string): number | undefined {
+  const c = clockOf(redis, key);
+  if (refresh(c, redis, key) === 'wait') {
+    c.pending?.catch(() => {});
+    return undefined;
+  }
+  const r = c.reading;
+  return r === undefined ? undefined : Math.round(r.redisAt + (performance.now() - r.perfAt));
+}
+
+function clockOf(redis: RedisClient, key: string): Clock {
   let bySlot = clocks.get(redis);
   if (bySlot === undefined) {
     bySlot = new Map();
@@ -78,23 +105,25 @@ export async function redisClockNow(
     clock = { reading: undefined, pending: undefined };
     bySlot.set(slot, clock);
   }
-  const c = clock;
+  return clock;
+}
+
+/**
+ * Starts a read of the clock when the reading is missing, stale or from before a jump of the
+ * host's clock: 'wait' when the reading cannot be used meanwhile, 'aside' when it can.
+ */
+function refresh(c: Clock, redis: RedisClient, key: string): 'fresh' | 'aside' | 'wait' {
   const last = c.reading;
   const jumped = last !== undefined && Math.abs(Date.now() - performance.now() - last.drift) > CLOCK_DRIFT_MS;
-  if (last === undefined || jumped || performance.now() - last.perfAt >= REDIS_CLOCK_EVERY_MS) {
-    c.pending ??= read(redis, key)
-      .then((r) => {
-        c.reading = r;
-      })
-      .finally(() => {
-        c.pending = undefined;
-      });
-    // The first reading, and one after a jump, is waited for (its failure is the caller's); later
-    // ones go on aside.
-    if (last === undefined || jumped) await c.pending;
-    else c.pending.catch(() => {});
-  }
-  const r = c.reading ?? last;
-  if (r === undefined) throw new Error(`the clock of the Redis node of ${key} was not read`);
-  return Math.round(r.redisAt + (performance.now() - r.perfAt));
+  if (last !== undefined && !jumped && performance.now() - last.perfAt < REDIS_CLOCK_EVERY_MS) return 'fresh';
+  c.pending ??= read(redis, key)
+    .then((r) => {
+      c.reading = r;
+    })
+    .finally(() => {
+      c.pending = undefined;
+    });
+  if (last === undefined || jumped) return 'wait';
+  c.pending.catch(() => {});
+  return 'aside';
 }

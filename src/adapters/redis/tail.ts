@@ -5,7 +5,7 @@ import { blockingConnection } from './client.ts';
 import type { CommandOutcome } from './command-log.ts';
 import { LiveEvent, parseFields, type StreamEntry } from './event-log.ts';
 import { workspaceKeys } from './keys.ts';
-import { redisClockNow } from './redis-clock.ts';
+import { redisClockIfRead } from './redis-clock.ts';
 import type { RedisClient } from './scripts.ts';
 
 /** A live subscriber: every subscriber of a tail is handed the same `LiveEvent` for an event. */
@@ -66,17 +66,30 @@ const AHEAD_SLACK_MS = 250;
 /** Most entries a resume after a loss looks through, from the last position read down. */
 const RESUME_SCAN = 5000;
 
-/** The last positions delivered of one stream, oldest first (at most DELIVERED_KEPT). */
-class Delivered {
-  private ids: string[] = [];
-  add(entries: readonly StreamEntry[]): void {
-    for (const [id] of entries) this.ids.push(id);
-    if (this.ids.length > 2 * DELIVERED_KEPT) this.ids = this.ids.slice(-DELIVERED_KEPT);
+/**
+ * A stream entry's fingerprint (FNV-1a over its fields): a Redis back with its clock behind the
+ * lost one's can give a new entry the very position of a lost one, with other content.
+ */
+export function entryFingerprint(fields: readonly string[]): number {
+  let h = 0x811c9dc5;
+  for (const f of fields) {
+    for (let i = 0; i < f.length; i++) h = Math.imul(h ^ f.charCodeAt(i), 0x01000193);
+    h = Math.imul(h ^ 0xff, 0x01000193);
   }
-  /** The set of those kept, and the oldest of them. */
-  view(): { readonly ids: ReadonlySet<string>; readonly oldest: string | undefined } {
-    const kept = this.ids.slice(-DELIVERED_KEPT);
-    return { ids: new Set(kept), oldest: kept[0] };
+  return h >>> 0;
+}
+
+/** The last entries delivered of one stream, oldest first (at most DELIVERED_KEPT): position, fingerprint. */
+class Delivered {
+  private entries: [string, number][] = [];
+  add(entries: readonly StreamEntry[]): void {
+    for (const [id, fields] of entries) this.entries.push([id, entryFingerprint(fields)]);
+    if (this.entries.length > 2 * DELIVERED_KEPT) this.entries = this.entries.slice(-DELIVERED_KEPT);
+  }
+  /** Those kept, by position, and the oldest position of them. */
+  view(): { readonly ids: ReadonlyMap<string, number>; readonly oldest: string | undefined } {
+    const kept = this.entries.slice(-DELIVERED_KEPT);
+    return { ids: new Map(kept), oldest: kept[0]?.[0] };
   }
 }
 
@@ -114,6 +127,7 @@ export class WorkspaceTail {
   private lastEvent = '0-0';
   private lastOutcome = '0-0';
   private readonly deliveredEvents = new Delivered();
+  private readonly resumeListeners = new Set<(position: string) => void>();
   private readonly deliveredOutcomes = new Delivered();
   private stopped = false;
   /** When a read of the streams last answered, and whether the last one failed. */
@@ -130,7 +144,7 @@ export class WorkspaceTail {
   ) {
     this.conn = blockingConnection(redis);
     // A connection made again may be to a Redis that came back with less (see realign): looked
-    // at once, so feeds opened from now on start from the stream's real end.
+    // at at once.
     let connections = 0;
     this.conn.on('ready', () => {
       if (++connections > 1 && this.started && !this.stopped) void this.realignQuietly();
@@ -196,8 +210,9 @@ export class WorkspaceTail {
         }
         // The positions read may be past the streams' end (Redis came back with less): looked at
         // after a whole wait with nothing, and whenever a position read is ahead of Redis's clock
-        // (only a Redis that lost what it gave, its clock behind the lost one's, leaves it so).
-        if (reply === null || (await this.aheadOfRedis())) await this.realignQuietly();
+        // (a Redis that lost what it gave, its clock behind the lost one's, leaves it so; so does a
+        // Redis whose own clock stepped back, where the look finds nothing to do).
+        if (reply === null || this.aheadOfRedis()) await this.realignQuietly();
       } catch (err) {
         if (this.stopped) return;
         this.failing = true;
@@ -212,9 +227,10 @@ export class WorkspaceTail {
   }
 
   /**
-   * Moves the positions read back to the streams' ends when those are before them: Redis came
-   * back with less than this tail read (restarted from an older snapshot, or a failover lost writes
-   * not yet replicated). Left past the end, the tail would read only entries after the lost ones:
+   * Moves the positions read back when the streams end before them: Redis came back with less
+   * than this tail read (restarted from an older snapshot, or a failover lost writes not yet
+   * replicated); it reads on after the newest entry it delivered that Redis still holds
+   * (resumePoint). Left past the end, the tail would read only entries after the lost ones:
    * every event appended since with an earlier position (a Redis whose clock is behind the lost
    * one's) would reach no live feed, and no command waiting for its outcome would get it.
    */
@@ -227,20 +243,39 @@ export class WorkspaceTail {
       lastGenerated(this.redis, k.events),
       lastGenerated(this.redis, k.outcomes),
     ]);
-    if (comparePositions(eventEnd, readEvent) < 0) {
+    if (
+      comparePositions(eventEnd, readEvent) < 0 ||
+      !(await this.stillHolds(k.events, readEvent, this.deliveredEvents))
+    ) {
       const from = await this.resumePoint(k.events, readEvent, this.deliveredEvents, eventEnd);
       if (this.lastEvent === readEvent) {
         this.log.warn(
           { workspace: this.workspace, read: readEvent, end: eventEnd, resumeAfter: from.position },
-          `the event stream ends before the last event this instance read: Redis lost entries (restarted from an older snapshot, or a failover lost writes not yet replicated; docs/DEPLOYMENT.md, Durability). Live feeds go on after the last event they had that Redis still holds (resumeAfter)${from.gap ? ', which is further back than this instance remembers: events appended since the loss and before resumeAfter reach no live feed (their clients can read them with GET /events)' : ', with every event appended since'}; their clients may have received events that are no longer in the log, and one resuming after such a position is refused (409 position-ahead, with lastPosition) until the log passes it. Commands acknowledged since the snapshot are lost: retry them with their Idempotency-Key.`,
+          `the event stream no longer holds the last event this instance read: Redis lost entries (restarted from an older snapshot, or a failover lost writes not yet replicated; docs/DEPLOYMENT.md, Durability). Live feeds go on after the last event they had that Redis still holds (resumeAfter)${from.gap ? ', which is further back than this instance remembers: events appended since the loss and before resumeAfter reach no live feed (their clients can read them with GET /events)' : ', with every event appended since'}; their clients may have received events that are no longer in the log, and one resuming after such a position is refused (409 position-ahead, with lastPosition) until the log passes it. Commands acknowledged since the snapshot are lost: retry them with their Idempotency-Key.`,
         );
         this.lastEvent = from.position;
+        for (const l of this.resumeListeners) l(from.position);
       }
     }
-    if (comparePositions(outcomeEnd, readOutcome) < 0) {
+    if (
+      comparePositions(outcomeEnd, readOutcome) < 0 ||
+      !(await this.stillHolds(k.outcomes, readOutcome, this.deliveredOutcomes))
+    ) {
       const from = await this.resumePoint(k.outcomes, readOutcome, this.deliveredOutcomes, outcomeEnd);
       if (this.lastOutcome === readOutcome) this.lastOutcome = from.position;
     }
+  }
+
+  /**
+   * Whether the stream still holds the entry at `read` as it was delivered: a Redis back with
+   * less may end at that very position with an entry of its own there (its clock behind the lost
+   * one's). A position this tail does not remember delivering is taken as held.
+   */
+  private async stillHolds(key: string, read: string, delivered: Delivered): Promise<boolean> {
+    const known = delivered.view().ids.get(read);
+    if (known === undefined) return true;
+    const [entry] = await this.redis.xrange(key, read, read);
+    return entry !== undefined && entryFingerprint(entry[1]) === known;
   }
 
   /** realign, its failure only noted: the reads themselves answered, and the next look tries again. */
@@ -256,16 +291,12 @@ export class WorkspaceTail {
   }
 
   /** Whether a position read is ahead of Redis's clock (by the node of the workspace's keys). */
-  private async aheadOfRedis(): Promise<boolean> {
+  private aheadOfRedis(): boolean {
     const ms = (position: string) => Number(position.slice(0, position.indexOf('-')));
     const latest = Math.max(ms(this.lastEvent), ms(this.lastOutcome));
-    try {
-      return (
-        latest > (await redisClockNow(this.redis, workspaceKeys(this.workspace).events)) + AHEAD_SLACK_MS
-      );
-    } catch {
-      return false;
-    }
+    // Never waited for: the tail's reads do not wait on the shared connection.
+    const now = redisClockIfRead(this.redis, workspaceKeys(this.workspace).events);
+    return now !== undefined && latest > now + AHEAD_SLACK_MS;
   }
 
   /**
@@ -282,11 +313,13 @@ export class WorkspaceTail {
     end: string,
   ): Promise<{ position: string; gap: boolean }> {
     const { ids, oldest } = delivered.view();
-    let upper = `(${read}`;
+    // From `read` itself: a new entry may have been given that very position.
+    let upper = read;
     for (let scanned = 0; scanned < RESUME_SCAN; ) {
       const page = await this.redis.xrevrange(key, upper, '-', 'COUNT', 500);
-      for (const [id] of page) {
-        if (ids.has(id)) return { position: id, gap: false };
+      for (const [id, fields] of page) {
+        // The same position with the same content: delivered, and still held.
+        if (ids.get(id) === entryFingerprint(fields)) return { position: id, gap: false };
         if (oldest === undefined || comparePositions(id, oldest) < 0) return { position: end, gap: true };
       }
       if (page.length < 500) return { position: '0-0', gap: false };
@@ -435,6 +468,16 @@ export class WorkspaceTail {
    * Hands `listener` every event read from now on, in batches: the events of one read, or of
    * several joined when a read arrives while the tail is still handing out the one before.
    */
+  /**
+   * Told the position the tail reads on after when Redis came back with less (realign): a
+   * subscriber done with positions past it (the lost ones) lowers its own to it, or it would pass
+   * over the events appended since the loss, which lie below what it had.
+   */
+  onResume(listener: (position: string) => void): () => void {
+    this.resumeListeners.add(listener);
+    return () => this.resumeListeners.delete(listener);
+  }
+
   subscribeBatches(listener: BatchListener): () => void {
     const sub: BatchSubscriber = { listener, seen: this.batchNo };
     this.batchListeners.add(sub);
