@@ -22,17 +22,22 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-it('delivers every event appended after the loss, none twice', async () => {
+/** A workspace's tail hub on a client of its own, its event stream's key, and an event's fields. */
+function tailOf(name: string) {
   const client = redis.client();
   const hub = new TailHub(client, pino({ level: 'silent' }));
-  const ws = `rollback-tail-${Date.now()}`;
-  const key = workspaceKeys(ws).events;
+  const ws = `${name}-${Date.now()}`;
   const fields = (n: string) => [
     'type',
     'ContactQueued',
     'event',
     JSON.stringify({ type: 'ContactQueued', workspace: ws, at: '2026-01-01T00:00:00.000Z', data: { n } }),
   ];
+  return { client, hub, ws, key: workspaceKeys(ws).events, fields };
+}
+
+it('delivers every event appended after the loss, none twice', async () => {
+  const { client, hub, ws, key, fields } = tailOf('rollback-tail');
   try {
     const tail = await hub.get(ws);
     const got: string[] = [];
@@ -65,16 +70,7 @@ it('delivers every event appended after the loss, none twice', async () => {
 }, 40_000);
 
 it('a new event given the very position of the last one delivered, lost: it and those before it delivered', async () => {
-  const client = redis.client();
-  const hub = new TailHub(client, pino({ level: 'silent' }));
-  const ws = `rollback-tail-same-${Date.now()}`;
-  const key = workspaceKeys(ws).events;
-  const fields = (n: string) => [
-    'type',
-    'ContactQueued',
-    'event',
-    JSON.stringify({ type: 'ContactQueued', workspace: ws, at: '2026-01-01T00:00:00.000Z', data: { n } }),
-  ];
+  const { client, hub, ws, key, fields } = tailOf('rollback-tail-same');
   try {
     const tail = await hub.get(ws);
     const got: string[] = [];
