@@ -375,8 +375,10 @@ describe('queues, counters, lag, subscribers and 202s', () => {
     const q = `${w},channel="voice",skills="pq"`;
     expect(s.value(`switchboard_queue_depth{${q}}`)).toBe(1);
     const longest = s.value(`switchboard_queue_longest_wait_seconds{${q}}`)!;
-    expect(longest * 1000).toBeGreaterThanOrEqual(from - queuedAt);
-    expect(longest * 1000).toBeLessThanOrEqual(to - queuedAt);
+    // Measured by Redis's clock as the process carries it (read to within half a round trip, in
+    // whole ms), against this host's: a few ms either way.
+    expect(longest * 1000).toBeGreaterThanOrEqual(from - queuedAt - 10);
+    expect(longest * 1000).toBeLessThanOrEqual(to - queuedAt + 10);
     expect(s.value(`switchboard_queue_service_level_ratio{${q}}`)).toBe(1);
     expect(s.value(`switchboard_queue_recent_mean_wait_seconds{${q}}`)).toBe(waitedMs / 1000);
     const agents = { offline: 0, available: 0, away: 1, busy: 1, wrapup: 0, reserved: 0 };
