@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import { ifItGoesOn } from '../adapters/redis/advice.ts';
-import { BlockingLoops, callOnNodeOf, raceBlocking, STOPPED } from '../adapters/redis/client.ts';
+import { BlockingLoops, raceBlocking, STOPPED } from '../adapters/redis/client.ts';
 import { globalKeys, routingIndexKeys, workspaceKeys } from '../adapters/redis/keys.ts';
-import { redisClockNow } from '../adapters/redis/redis-clock.ts';
+import { CLOCK_DRIFT_MS, readRedisClock, redisClockNow } from '../adapters/redis/redis-clock.ts';
 import { luaScript, type RedisClient, runLua } from '../adapters/redis/scripts.ts';
 
 /** The dispatcher's Lua step (its file documents its keys and arguments). */
@@ -141,42 +141,18 @@ export async function dispatchUntilDone(
 export const CLOCK_OFFSET_EVERY_MS = 60_000;
 
 /**
- * How far the host's clock may move against the monotonic clock (Date.now() - performance.now())
- * before Redis's clock is read again at once: a step of the host's clock, or a pause the monotonic
- * clock did not count.
- */
-export const CLOCK_DRIFT_MS = 1000;
-
-/**
  * Most round trips a dispatcher loop's read of Redis's clock takes (it stops at the first quick
  * one): the loop keeps the shortest, see redisClockOffset.
  */
 export const CLOCK_OFFSET_SAMPLES = 3;
 
 /**
- * Redis's clock minus this host's, ms, as the node that holds `key` tells it, at the middle of the
- * round trip. With `samples` above 1, up to that many round trips (stopping at one of 5 ms or
- * less: off by 2.5 ms at most), and the shortest's: the middle is off by up to half the round trip, and a round trip
- * held up on this side (the event loop busy when the reply came: a process starting its loops, a
- * GC pause) put it late, so Redis's clock read as behind and every alarm set by it rang that much
- * late (test/workers/timers-clock-offset.test.ts).
+ * Redis's clock minus this host's, ms, as the node that holds `key` tells it (readRedisClock:
+ * up to `samples` round trips, the shortest's middle).
  */
 export async function redisClockOffset(redis: RedisClient, key: string, samples = 1): Promise<number> {
-  const read = async (): Promise<{ offset: number; roundTrip: number }> => {
-    const before = Date.now();
-    const [s, us] = (await callOnNodeOf(redis, key, 'TIME')) as [string, string];
-    const after = Date.now();
-    return {
-      offset: Number(s) * 1000 + Math.floor(Number(us) / 1000) - (before + after) / 2,
-      roundTrip: after - before,
-    };
-  };
-  let best = await read();
-  for (let i = 1; i < samples && best.roundTrip > 5; i++) {
-    const next = await read();
-    if (next.roundTrip < best.roundTrip) best = next;
-  }
-  return best.offset;
+  const r = await readRedisClock(redis, key, samples);
+  return r.redisAt - (r.perfAt + r.drift);
 }
 
 /**
@@ -236,9 +212,9 @@ export class Dispatcher {
       const drifted = (): boolean => Math.abs(Date.now() - performance.now() - driftAtRead) > CLOCK_DRIFT_MS;
       const readOffset = async (): Promise<void> => {
         try {
-          const fromHost = await redisClockOffset(this.redis, k.timers, CLOCK_OFFSET_SAMPLES);
-          driftAtRead = Date.now() - performance.now();
-          offset = fromHost + driftAtRead;
+          const r = await readRedisClock(this.redis, k.timers, CLOCK_OFFSET_SAMPLES);
+          driftAtRead = r.drift;
+          offset = r.redisAt - r.perfAt;
           offsetReadAt = performance.now();
         } catch (err) {
           this.log.debug({ workspace, err: (err as Error).message }, "could not read Redis's clock");

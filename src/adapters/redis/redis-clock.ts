@@ -12,7 +12,7 @@ export const REDIS_CLOCK_EVERY_MS = 60_000;
  */
 const SAMPLES = 3;
 
-interface Reading {
+export interface Reading {
   /** Redis's clock at `perfAt`, ms. */
   readonly redisAt: number;
   /** `performance.now()` then. */
@@ -26,7 +26,7 @@ interface Reading {
  * and waited for: a step of the host's clock, or a paused VM whose monotonic clock did not count
  * the pause (the reading carried forward would then be behind by the pause).
  */
-const CLOCK_DRIFT_MS = 1000;
+export const CLOCK_DRIFT_MS = 1000;
 
 interface Clock {
   reading: Reading | undefined;
@@ -36,9 +36,15 @@ interface Clock {
 /** Each client's readings: one per slot read on a cluster (its node's clock), one on a single Redis. */
 const clocks = new WeakMap<RedisClient, Map<number, Clock>>();
 
-async function read(redis: RedisClient, key: string): Promise<Reading> {
+/**
+ * Redis's clock as the node holding `key` tells it, at the middle of the round trip: up to
+ * `samples` round trips, stopping at one of 5 ms or less, the shortest's kept. A round trip held up
+ * on this side (the event loop busy when the reply came: a start, a GC pause) would read Redis's
+ * clock as behind by half its length (test/workers/timers-clock-offset.test.ts).
+ */
+export async function readRedisClock(redis: RedisClient, key: string, samples = SAMPLES): Promise<Reading> {
   let best: { redisAt: number; perfAt: number; roundTrip: number } | undefined;
-  for (let i = 0; i < SAMPLES && (best === undefined || best.roundTrip > 5); i++) {
+  for (let i = 0; i < samples && (best === undefined || best.roundTrip > 5); i++) {
     const before = performance.now();
     const [s, us] = (await callOnNodeOf(redis, key, 'TIME')) as [string, string];
     const after = performance.now();
@@ -116,7 +122,7 @@ function refresh(c: Clock, redis: RedisClient, key: string): 'fresh' | 'aside' |
   const last = c.reading;
   const jumped = last !== undefined && Math.abs(Date.now() - performance.now() - last.drift) > CLOCK_DRIFT_MS;
   if (last !== undefined && !jumped && performance.now() - last.perfAt < REDIS_CLOCK_EVERY_MS) return 'fresh';
-  c.pending ??= read(redis, key)
+  c.pending ??= readRedisClock(redis, key)
     .then((r) => {
       c.reading = r;
     })
