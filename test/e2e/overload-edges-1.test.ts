@@ -130,7 +130,9 @@ describe('the projector stopped under a stream of commands', () => {
     const applied = await inBatches(N, 200, (i) =>
       call('POST', `${api.url}/v1/workspaces/overload-baseline/contacts`, { id: `b-${i}`, skills: ['x'] }),
     );
-    expect(applied.filter((a) => a.status !== 201)).toEqual([]);
+    // Applied at once; on a loaded machine some outlast the outcome wait and answer the documented
+    // 202 (applied later): the burst is a measure of the machine here, not what is tested.
+    expect(applied.filter((a) => a.status !== 201 && a.status !== 202)).toEqual([]);
     const baseline = Math.max(...applied.map((a) => a.ms));
     const rss0 = rssKb(api.pid);
 
