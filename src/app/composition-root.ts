@@ -169,6 +169,7 @@ export async function startSwitchboard(
   let dispatcher: Dispatcher | undefined;
   const projectorOptions = {
     batch: config.projectBatch,
+    stepBudgetMs: config.projectStepMs,
     blockMs: 2000,
     reclaimIdleMs: 5000,
     deadConsumerIdleMs: config.deadConsumerIdleMs,

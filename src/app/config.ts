@@ -59,6 +59,7 @@ export interface Config extends LimitSettings {
   readonly slowRequestMs: number;
   readonly dataDir: string;
   readonly projectBatch: number;
+  readonly projectStepMs: number;
   readonly dispatchBatch: number;
   readonly shutdownTimeoutMs: number;
   /**
@@ -200,6 +201,12 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
       'Where the private redis-server keeps its AOF, and the first start stores the admin API key of default (admin-key, 0600); made owner-only (0700) when it does not exist. One process with a private redis-server per DATA_DIR (it holds switchboard.pid while it runs): a second is refused.',
   },
   { name: 'PROJECT_BATCH', default: '200', description: 'Most commands one projector step applies.' },
+  {
+    name: 'PROJECT_STEP_MS',
+    default: '2',
+    description:
+      'How long one projector step may hold Redis (by its clock): the step ends after the command during which this ran out, and the next step goes on, so a backlog never holds Redis (and every other workspace on it) for a whole PROJECT_BATCH at once. 0: bounded by PROJECT_BATCH only.',
+  },
   {
     name: 'DISPATCH_BATCH',
     default: '64',
@@ -429,6 +436,7 @@ export const ROLE_SETTINGS: Readonly<Record<string, readonly Role[]>> = {
   LIVE_HEARTBEAT_MS: ['api'],
   LIVE_PING_MS: ['api'],
   PROJECT_BATCH: ['projector'],
+  PROJECT_STEP_MS: ['projector'],
   DEAD_CONSUMER_IDLE_MS: ['projector'],
   DISPATCH_BATCH: ['dispatcher'],
   DISPATCH_LEASES: ['dispatcher'],
@@ -843,6 +851,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
       ),
       dataDir: v.text('DATA_DIR', './data', directoryOrNone),
       projectBatch: v.int('PROJECT_BATCH', 200, 1, 5000),
+      projectStepMs: v.int('PROJECT_STEP_MS', 2, 0, 1000),
       dispatchBatch: v.int('DISPATCH_BATCH', 64, 1, 5000),
       shutdownTimeoutMs: v.int('SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
       lbDrainMs: v.int('LB_DRAIN_MS', 1500, 0, 60_000),

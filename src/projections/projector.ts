@@ -13,6 +13,12 @@ const PROJECT = luaScript('project', new URL('./lua/project-22.lua', import.meta
 export interface ProjectorOptions {
   /** Most commands applied by one Lua step. */
   readonly batch: number;
+  /**
+   * How long one Lua step may hold Redis, in milliseconds (Redis's clock; 0: no bound but
+   * `batch`): the step ends after the command during which this ran out, and the loop sends the
+   * next. Fractions are taken to the microsecond.
+   */
+  readonly stepBudgetMs: number;
   /** How long XREADGROUP blocks before the loop looks for stranded work. */
   readonly blockMs: number;
   /** Entries a consumer has held this long without acknowledging are reclaimed by others. */
@@ -36,6 +42,7 @@ export const OUTCOMES_KEPT_MS = 120_000;
 
 export const defaultProjectorOptions: ProjectorOptions = {
   batch: 200,
+  stepBudgetMs: 2,
   blockMs: 2000,
   reclaimIdleMs: 5000,
   deadConsumerIdleMs: 600_000,
@@ -111,6 +118,7 @@ export async function projectPending(
         opts.outcomesKept,
         MAX_SKILL_SETS_PER_SKILL,
         opts.outcomesKeptMs ?? OUTCOMES_KEPT_MS,
+        Math.max(0, Math.round(opts.stepBudgetMs * 1000)),
         ...appending,
         ...ack,
       ],
@@ -130,7 +138,7 @@ export async function projectPending(
 
 const NO_APPENDS = ['0'] as const;
 
-/** The step's append arguments (project-22.lua ARGV[8]): their count, then each command's. */
+/** The step's append arguments (project-22.lua ARGV[9]): their count, then each command's. */
 function appendArgs(appends: readonly StepAppend[]): readonly (string | number)[] {
   if (appends.length === 0) return NO_APPENDS;
   const args: (string | number)[] = [0];

@@ -28,14 +28,17 @@
   ARGV[3] consumer group                ARGV[7] ms an outcome is kept (approximate; it only serves
   ARGV[4] most commands to apply                requests waiting for it, and repeats of an
                                                 Idempotency-Key read the copy in KEYS[18])
-  ARGV[8]  n: how many of the arguments after it are commands to append before applying (0: none)
-  ARGV[9..8+n] those commands, each as k (how many field, value arguments it has), its
+  ARGV[8]  the step's time budget in microseconds (0: none): once this long has passed since the
+           step began (Redis's clock, TIME), the step ends after the command it is applying
+           (more: 1), so a backlog is applied in steps of about this length, never in one
+  ARGV[9]  n: how many of the arguments after it are commands to append before applying (0: none)
+  ARGV[10..9+n] those commands, each as k (how many field, value arguments it has), its
            Idempotency-Key ('' for none), the request's fingerprint, the key's lifetime (seconds),
            its command id, and then the k field, value arguments of its entry, as an append writes
            them. One step appends them, in this order, as append-command-4.lua would (a key seen
            before appends nothing), and applies them, so the group never delivers them (the step
            moves its delivery point past them) and no projector wakes for them
-  ARGV[9+n..] entries delivered to the caller, to acknowledge
+  ARGV[10+n..] entries delivered to the caller, to acknowledge
 
   A command that cannot be applied (unknown type, a body of the wrong shape) becomes a
   CommandRejected fact with nothing else written, and the checkpoint moves past it: one entry
@@ -43,7 +46,7 @@
 
   A step ends early (more: 1) after a command that removed FORGET_BUDGET documents or more
   (ForgetContacts): a backlog of them is applied a command a step, so no step holds Redis for
-  thousands of removals.
+  thousands of removals; and after the command during which the time budget (ARGV[8]) ran out.
 
   Returns {applied count, checkpoint, more (0|1), refused: {position, status, problem type, title, ...},
   appended: {answer, ...}}, an answer per command to append as append-command-4.lua gives it, with
@@ -62,6 +65,10 @@ local K_IDEM_OUTCOMES, K_FINISHED, K_TIMERS, K_ENDED, K_IDEM_EXPIRY
 local WORKSPACE, GROUP
 local MAX, OUTCOME_KEEP, SKILL_SET_LIMIT
 local OUTCOME_KEEP_MS
+-- The step's time budget (ARGV[8]) and when it began, in microseconds of Redis's clock.
+local BUDGET_US, STARTED_US
+-- Entries one XRANGE of the step reads (at most MAX in all).
+local READ_CHUNK = 32
 
 --@include "json"
 --@include "time"
@@ -69,6 +76,11 @@ local OUTCOME_KEEP_MS
 --@include "deferred"
 --@include "routing"
 --@include "idempotency"
+
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
 
 -- Encodes `v`, whose only table that may hold raw JSON (attributes) or an empty list
 -- (activeContacts) is `inner`: with Redis's own encoder (C) when neither is there.
@@ -963,13 +975,13 @@ local function apply(f, at, pos, meta)
   return outcome, c
 end
 
--- The commands ARGV[8] announces, appended in order; returns their answers, the index of the
+-- The commands ARGV[9] announces, appended in order; returns their answers, the index of the
 -- first delivered entry, and the answers still without an outcome by command id (run fills in
 -- the outcome of each it applies: the caller answers its request from the step's reply).
 local function append_commands(ARGV)
-  local last = 8 + (tonumber(ARGV[8]) or 0)
+  local last = 9 + (tonumber(ARGV[9]) or 0)
   local answers, open = {}, {}
-  local i = 9
+  local i = 10
   local now
   while i <= last do
     local k, idem, fingerprint, ttl_s, command_id = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
@@ -996,51 +1008,64 @@ end
 local function run(ARGV, first_delivered, open)
   local checkpoint = redis.call('HGET', K_META, 'applied') or '0-0'
   local last_outcome
-  local entries = redis.call('XRANGE', K_COMMANDS, '(' .. checkpoint, '+', 'COUNT', MAX)
   local applied = {}
   -- The commands refused in this step, for the projector's log: position, status, problem type, title.
   local refused = {}
-  for i = 1, #entries do
-    local pos = entries[i][1]
-    local f = {}
-    local raw = entries[i][2]
-    for j = 1, #raw, 2 do f[raw[j]] = raw[j + 1] end
-    local at = position_ms(pos)
-    -- Who sent the command (the API key's id and role) rides along when the command names it.
-    local meta = {
-      commandId = f.commandId, idempotencyKey = f.idempotencyKey, requestId = f.requestId,
-      keyId = f.keyId, role = f.role,
-    }
-    meta_json = cjson.encode(meta)
-    local outcome, c = apply(f, at, pos, meta)
-    if outcome.status >= 400 then
-      refused[#refused + 1] = pos
-      refused[#refused + 1] = outcome.status
-      refused[#refused + 1] = outcome.body.type or ''
-      refused[#refused + 1] = outcome.body.title or ''
-      outcome.body.commandId = f.commandId
-      emit('CommandRejected', at, {
-        commandId = f.commandId, command = f.type, target = c and (c.contactId or c.agentId) or nil,
-        status = outcome.status, title = outcome.body.title, detail = outcome.body.detail,
-      })
+  -- Entries are read READ_CHUNK at a time, up to MAX in all, so a step the budget ends early has
+  -- not read (and parsed) the rest of MAX for nothing. `ended`: the step stopped before an entry
+  -- it could read; `exhausted`: the stream holds nothing more.
+  local read, ended, exhausted = 0, false, false
+  while not ended and not exhausted and read < MAX do
+    local want = math.min(READ_CHUNK, MAX - read)
+    local entries = redis.call('XRANGE', K_COMMANDS, '(' .. checkpoint, '+', 'COUNT', want)
+    read = read + #entries
+    if #entries < want then exhausted = true end
+    for i = 1, #entries do
+      local pos = entries[i][1]
+      local f = {}
+      local raw = entries[i][2]
+      for j = 1, #raw, 2 do f[raw[j]] = raw[j + 1] end
+      local at = position_ms(pos)
+      -- Who sent the command (the API key's id and role) rides along when the command names it.
+      local meta = {
+        commandId = f.commandId, idempotencyKey = f.idempotencyKey, requestId = f.requestId,
+        keyId = f.keyId, role = f.role,
+      }
+      meta_json = cjson.encode(meta)
+      local outcome, c = apply(f, at, pos, meta)
+      if outcome.status >= 400 then
+        refused[#refused + 1] = pos
+        refused[#refused + 1] = outcome.status
+        refused[#refused + 1] = outcome.body.type or ''
+        refused[#refused + 1] = outcome.body.title or ''
+        outcome.body.commandId = f.commandId
+        emit('CommandRejected', at, {
+          commandId = f.commandId, command = f.type, target = c and (c.contactId or c.agentId) or nil,
+          status = outcome.status, title = outcome.body.title, detail = outcome.body.detail,
+        })
+      end
+      local text
+      if outcome.json then
+        text = '{"status":' .. outcome.status .. ',"body":' .. outcome.json .. '}'
+      else
+        text = encode_around({ status = outcome.status, body = outcome.body }, outcome.body)
+      end
+      last_outcome = redis.call('XADD', K_OUTCOMES, 'MAXLEN', '~', OUTCOME_KEEP, '*', 'commandId', f.commandId or '',
+        'position', pos, 'outcome', text)
+      local answer = open and f.commandId and open[f.commandId]
+      if answer then answer[5] = text end
+      local rec = f.idempotencyKey and redis.call('HGET', K_IDEM, f.idempotencyKey)
+      local r = rec and cjson.decode(rec)
+      -- An expired key reused before this entry applied names a newer command: leave that record be.
+      if r and r.commandId == f.commandId then redis.call('HSET', K_IDEM_OUTCOMES, f.idempotencyKey, text) end
+      applied[#applied + 1] = pos
+      checkpoint = pos
+      if forgotten >= FORGET_BUDGET or (STARTED_US and now_us() - STARTED_US >= BUDGET_US) then
+        ended = i < #entries or not exhausted
+        exhausted = exhausted and not ended
+        break
+      end
     end
-    local text
-    if outcome.json then
-      text = '{"status":' .. outcome.status .. ',"body":' .. outcome.json .. '}'
-    else
-      text = encode_around({ status = outcome.status, body = outcome.body }, outcome.body)
-    end
-    last_outcome = redis.call('XADD', K_OUTCOMES, 'MAXLEN', '~', OUTCOME_KEEP, '*', 'commandId', f.commandId or '',
-      'position', pos, 'outcome', text)
-    local answer = open and f.commandId and open[f.commandId]
-    if answer then answer[5] = text end
-    local rec = f.idempotencyKey and redis.call('HGET', K_IDEM, f.idempotencyKey)
-    local r = rec and cjson.decode(rec)
-    -- An expired key reused before this entry applied names a newer command: leave that record be.
-    if r and r.commandId == f.commandId then redis.call('HSET', K_IDEM_OUTCOMES, f.idempotencyKey, text) end
-    applied[#applied + 1] = pos
-    checkpoint = pos
-    if forgotten >= FORGET_BUDGET then break end
   end
   deferred_flush()
   -- Each queue this step wrote to keeps its members of the last ENDED_WINDOW ms, at most ENDED_KEEP.
@@ -1060,7 +1085,7 @@ local function run(ARGV, first_delivered, open)
   for i = first_delivered, #ARGV do delivered[#delivered + 1] = ARGV[i] end
   if #delivered > 0 then redis.call('XACK', K_COMMANDS, GROUP, unpack(delivered)) end
   local more = 0
-  if #entries == MAX or #applied < #entries then more = 1 end
+  if not exhausted then more = 1 end
   return { #applied, checkpoint, more, refused }
 end
 
@@ -1074,6 +1099,8 @@ local function step(KEYS, ARGV)
   WORKSPACE, GROUP = ARGV[2], ARGV[3]
   MAX, OUTCOME_KEEP, SKILL_SET_LIMIT = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
   OUTCOME_KEEP_MS = tonumber(ARGV[7])
+  BUDGET_US = tonumber(ARGV[8]) or 0
+  STARTED_US = BUDGET_US > 0 and now_us() or nil
   WORKSPACE_JSON = cjson.encode(WORKSPACE)
   meta_json = nil
   settings_cache = nil
