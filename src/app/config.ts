@@ -205,7 +205,7 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     name: 'PROJECT_STEP_MS',
     default: '2',
     description:
-      'How long one projector step may hold Redis (by its clock): the step ends after the command during which this ran out, and the next step goes on, so a backlog never holds Redis (and every other workspace on it) for a whole PROJECT_BATCH at once. 0: bounded by PROJECT_BATCH only.',
+      'How long one projector step may hold Redis (by its clock): the step looks at the clock every 4 commands and ends once this has run out, and the next step goes on, so a backlog never holds Redis (and every other workspace on it) for a whole PROJECT_BATCH at once. 0: bounded by PROJECT_BATCH only.',
   },
   {
     name: 'DISPATCH_BATCH',

@@ -15,8 +15,8 @@ export interface ProjectorOptions {
   readonly batch: number;
   /**
    * How long one Lua step may hold Redis, in milliseconds (Redis's clock; 0: no bound but
-   * `batch`): the step ends after the command during which this ran out, and the loop sends the
-   * next. Fractions are taken to the microsecond.
+   * `batch`): the step, looking at its clock every 4 commands, ends once this has run out, and
+   * the loop sends the next. Fractions are taken to the microsecond.
    */
   readonly stepBudgetMs: number;
   /** How long XREADGROUP blocks before the loop looks for stranded work. */
