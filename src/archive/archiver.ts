@@ -10,6 +10,7 @@ import {
   before,
   decodeSegment,
   encodeSegment,
+  entryLine,
   GENESIS_HASH,
   LOG_STREAMS,
   type LogStream,
@@ -59,6 +60,9 @@ export interface ArchivedStream {
 /** Temporary files older than this are leftovers of a killed writer (src/archive/store.ts `sweep`). */
 export const LEFTOVER_AGE_MS = 600_000;
 
+/** The archive's last segment, and the line of its last entry (what it holds at `last`). */
+type Tip = SegmentHeader & { readonly lastLine: string };
+
 /** The archive is behind Redis or damaged: this stream is not archived until someone looks. */
 export class ArchiveMismatchError extends Error {}
 
@@ -84,7 +88,7 @@ export class ArchiveStoreError extends ArchiveMismatchError {}
  * stream (the next step trims them; readers skip them by position): nothing lost, nothing twice.
  */
 export class Archiver {
-  private readonly tips = new Map<string, SegmentHeader | null>();
+  private readonly tips = new Map<string, Tip | null>();
   private readonly wakers = new Map<string, () => void>();
   /** Streams not archived because the archive does not match Redis, and why. */
   private readonly refused = new Map<string, string>();
@@ -233,7 +237,9 @@ export class Archiver {
       // too; unless Redis lost them (back without its data, or from an older copy): the archive
       // is then ahead of Redis, and chaining what Redis holds now onto it would make one log of
       // two histories.
-      if ((await this.redis.xrange(key, tip.last, tip.last)).length === 0) {
+      // The entry itself, not only its position: a Redis whose clock is behind the lost entries'
+      // makes new ones at their positions, and one at `last` is another history all the same.
+      if (!(await this.holds(key, tip.last, tip.lastLine))) {
         const markNow = await this.mark(workspace, stream);
         this.forgetTip(workspace, stream);
         // Another archiver trimmed past it meanwhile: read the archive again.
@@ -249,8 +255,11 @@ export class Archiver {
         let from = 0;
         while (
           from + 1 < after.length &&
-          (await this.redis.xrange(key, after[from + 1]!.parsed!.first, after[from + 1]!.parsed!.first))
-            .length > 0
+          (await this.holds(
+            key,
+            after[from + 1]!.parsed!.first,
+            await this.firstLine(workspace, stream, after[from + 1]!.n),
+          ))
         )
           from++;
         const unmarked = after.slice(from).map((s) => s.n);
@@ -262,7 +271,7 @@ export class Archiver {
                 .map((n) => n.name)
             : [];
         throw new ArchiveMismatchError(
-          `the ${stream} archive of ${workspace} in ${this.store.where} ends at segment ${tip.index} (last ${tip.last}), which Redis was never marked as trimmed for, and its last entry is not in Redis: Redis lost entries the archive holds (restarted from an older snapshot or without its data, or a failover lost writes not yet replicated; docs/DEPLOYMENT.md, Durability), or this is another workspace's archive. Nothing more is archived for it until then, and a read of the history that goes on from the archive into the stream answers archive-unreadable. Another workspace's: point ARCHIVE_DIR at this one's archive. Redis lost them (what the archive holds after ${markNow?.last ?? 'its start'} never happened in what Redis holds now): rename the segments Redis was never marked as trimmed for (${unmarked.join(', ')} in <ARCHIVE_DIR>/${workspaceFolder(workspace)}/${stream})${lostSnapshots.length > 0 ? `, and the state snapshots of what was lost (${lostSnapshots.join(', ')} in <ARCHIVE_DIR>/${workspaceFolder(workspace)}/snapshots)` : ''} to <name>.lost, which keeps them as the record of what was lost and out of the log; the archiver then writes those positions again from what Redis holds${markNow === undefined ? '. Redis has no mark of this archive at all: if it came back without any of its data, the archive is the only copy of this history, so restore Redis from its backup (its RDB or AOF) instead' : ''}`,
+          `the ${stream} archive of ${workspace} in ${this.store.where} ends at segment ${tip.index} (last ${tip.last}), which Redis was never marked as trimmed for, and its last entry is not in Redis: Redis lost entries the archive holds (restarted from an older snapshot or without its data, or a failover lost writes not yet replicated; the position of the archive's last entry may hold another entry made since; docs/DEPLOYMENT.md, Durability), or this is another workspace's archive. Nothing more is archived for it until then, and a read of the history that goes on from the archive into the stream answers archive-unreadable. Another workspace's: point ARCHIVE_DIR at this one's archive. Redis lost them (what the archive holds after ${markNow?.last ?? 'its start'} never happened in what Redis holds now): rename the segments Redis was never marked as trimmed for (${unmarked.join(', ')} in <ARCHIVE_DIR>/${workspaceFolder(workspace)}/${stream})${lostSnapshots.length > 0 ? `, and the state snapshots of what was lost (${lostSnapshots.join(', ')} in <ARCHIVE_DIR>/${workspaceFolder(workspace)}/snapshots)` : ''} to <name>.lost, which keeps them as the record of what was lost and out of the log; the archiver then writes those positions again from what Redis holds${markNow === undefined ? '. Redis has no mark of this archive at all: if it came back without any of its data, the archive is the only copy of this history, so restore Redis from its backup (its RDB or AOF) instead' : ''}`,
         );
       }
       if (await this.trim(workspace, stream, tip))
@@ -341,7 +350,7 @@ export class Archiver {
         `segment ${seg.name} of ${workspace}/${stream} reads back other than written from ${this.store.where}: not trimming, so its entries are still in Redis. Check that file system (its disk's errors in the system log); a later step reads the segment again and, if it refuses it as damaged, move the file aside (rename it to ${seg.name}.damaged) and the archiver writes it again from Redis (docs/ARCHIVE.md, "Crash safety")`,
       );
     }
-    this.tips.set(`${workspace}/${stream}`, seg.header);
+    this.tips.set(`${workspace}/${stream}`, { ...seg.header, lastLine: entryLine(entries.at(-1)!) });
     await this.pause('segment-written', workspace, stream);
     const trimmed = await this.trim(workspace, stream, seg.header);
     this.segmentsWritten++;
@@ -453,7 +462,7 @@ export class Archiver {
   }
 
   /** The last segment's header (read once per lease, then kept as segments are written). */
-  private async tip(workspace: string, stream: LogStream): Promise<SegmentHeader | undefined> {
+  private async tip(workspace: string, stream: LogStream): Promise<Tip | undefined> {
     const id = `${workspace}/${stream}`;
     const known = this.tips.get(id);
     if (known !== undefined) return known ?? undefined;
@@ -479,8 +488,24 @@ export class Archiver {
           : `${what}, and its entries are still in Redis (the stream was never trimmed for it): move the file aside (rename it to ${last}.damaged, say) and the archiver writes the segment again from Redis; nothing more is archived for it until then`,
       );
     }
-    this.tips.set(id, d.header);
-    return d.header;
+    const tip = { ...d.header, lastLine: entryLine(d.entries.at(-1)!) };
+    this.tips.set(id, tip);
+    return tip;
+  }
+
+  /** Whether the stream holds at `position` the entry whose line is `line` (that entry, not another one there). */
+  private async holds(key: string, position: string, line: string | undefined): Promise<boolean> {
+    const [held] = (await this.redis.xrange(key, position, position)) as StreamEntry[];
+    return held !== undefined && (line === undefined || entryLine(held) === line);
+  }
+
+  /** The line of the first entry of a segment (undefined when it cannot be read: judged by position). */
+  private async firstLine(workspace: string, stream: LogStream, name: string): Promise<string | undefined> {
+    const d = decodeSegment(
+      await this.io(workspace, stream, 'read', this.store.read(workspace, stream, name)),
+    );
+    const first = d.entries[0];
+    return first === undefined ? undefined : entryLine(first);
   }
 
   private async pause(point: ArchivePausePoint, workspace: string, stream: LogStream): Promise<void> {

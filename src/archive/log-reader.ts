@@ -7,6 +7,7 @@ import {
   before,
   type DecodedSegment,
   decodeSegment,
+  entryLine,
   type LogStream,
   parseSegmentName,
   predecessor,
@@ -148,7 +149,7 @@ export class LogReader {
    * index and last position, and whether the reader's position was at or before that last (its
    * history goes on from this segment's).
    */
-  private tipRead: { index: number; last: string; goesOn: boolean } | undefined;
+  private tipRead: { index: number; last: string; line: string; goesOn: boolean } | undefined;
   private readonly key: string;
   private readonly anchorKey: string;
   readonly size: number;
@@ -218,7 +219,13 @@ export class LogReader {
         relisted = true;
         if (await this.list()) continue;
       }
-      await this.checkStreamGoesOn(oldest, tipLast !== undefined && (r[3]![1] as StreamEntry[]).length > 0);
+      // The entry itself, not only its position: a Redis whose clock is behind the lost entries'
+      // makes new ones at their positions, and one at that last is another history all the same.
+      const atTipLast = tipLast === undefined ? undefined : (r[3]![1] as StreamEntry[])[0];
+      await this.checkStreamGoesOn(
+        oldest,
+        atTipLast !== undefined && entryLine(atTipLast) === this.tipRead?.line,
+      );
       if (this.anchor && (this.cursor === undefined || before(this.cursor, this.anchor.last))) {
         // Trimmed past what was handed on, and no segment holds it.
         // The stream reads again at its oldest entry (after the trim).
@@ -277,7 +284,7 @@ export class LogReader {
     this.report({
       stream: this.stream,
       position: t.last,
-      message: `the archive ends at segment ${t.index} (last ${t.last}), which Redis was never marked as trimmed for, and that entry is not in the ${this.stream} stream (${oldest === undefined ? 'empty' : `its oldest ${oldest}`}): Redis lost entries the archive holds (restarted without its data, or from an older copy), or this is another workspace's archive; what Redis holds now does not go on from the archive (Redis lost them: the archiver's log names the segments to rename to <name>.lost, after which it writes those positions again from Redis; docs/ARCHIVE.md)`,
+      message: `the archive ends at segment ${t.index} (last ${t.last}), which Redis was never marked as trimmed for, and that entry is not in the ${this.stream} stream (${oldest === undefined ? 'empty' : `its oldest ${oldest}`}; or another entry is at its position): Redis lost entries the archive holds (restarted without its data, or from an older copy), or this is another workspace's archive; what Redis holds now does not go on from the archive (Redis lost them: the archiver's log names the segments to rename to <name>.lost, after which it writes those positions again from Redis; docs/ARCHIVE.md)`,
       lostAfter: t.last,
       // Where what Redis holds reads on past the archive (an older copy may hold some of its entries).
       resumeAt: await this.streamFirstAfter(t.last),
@@ -393,6 +400,7 @@ export class LogReader {
         ? {
             index: d.header.index,
             last: d.header.last,
+            line: d.entries.length > 0 ? entryLine(d.entries.at(-1)!) : '',
             goesOn: this.cursor === undefined || !before(d.header.last, this.cursor),
           }
         : undefined;

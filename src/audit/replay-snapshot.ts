@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import type { StreamEntry } from '../adapters/redis/event-log.ts';
+import { entryLine } from '../archive/segment.ts';
 import type { Agent, Contact, Settings } from '../domain/model.ts';
 import { type AuditOptions, Auditor } from './auditor.ts';
 
@@ -30,6 +32,12 @@ export interface SnapshotHeader {
   /** Commands replayed. */
   readonly commands: number;
   readonly sha256: string;
+  /**
+   * The sha256 of the event at `position` as the log held it (its segment line): a reader holds
+   * the snapshot to the log's event there, not to its position only (absent in snapshots written
+   * before it: those are held to the position).
+   */
+  readonly eventSha256?: string;
 }
 
 interface SnapshotBody {
@@ -50,8 +58,16 @@ export interface ReplaySnapshot {
   readonly body: SnapshotBody;
 }
 
-/** The auditor's state as snapshot bytes. Throws when a command is half-met. */
-export function encodeSnapshot(a: Auditor): { header: SnapshotHeader; bytes: Buffer } {
+/** The sha256 of an event's line as a segment holds it (SnapshotHeader `eventSha256`). */
+export function eventSha256(e: StreamEntry): string {
+  return createHash('sha256').update(entryLine(e)).digest('hex');
+}
+
+/**
+ * The auditor's state as snapshot bytes; `eventHash`, the eventSha256 of its last event (the one at the
+ * snapshot's position). Throws when a command is half-met.
+ */
+export function encodeSnapshot(a: Auditor, eventHash?: string): { header: SnapshotHeader; bytes: Buffer } {
   if (a.owing !== undefined) throw new Error(`no snapshot half-way through command ${a.owing}'s events`);
   if (a.lastEvent === undefined) throw new Error('no snapshot before the first event');
   const s = a.state;
@@ -74,6 +90,7 @@ export function encodeSnapshot(a: Auditor): { header: SnapshotHeader; bytes: Buf
     commandPosition: a.lastCommandReplayed ?? null,
     commands: a.commands,
     sha256: createHash('sha256').update(text).digest('hex'),
+    ...(eventHash !== undefined ? { eventSha256: eventHash } : {}),
   };
   return { header, bytes: Buffer.from(`${JSON.stringify(header)}\n${text}\n`) };
 }

@@ -6,7 +6,7 @@ import { refuseBreaks } from '../archive/log-reader.ts';
 import { listSnapshots, type SnapshotTaker, snapshotName } from '../archive/snapshots.ts';
 import { type ArchiveStore, SegmentExistsError, workspaceFolder } from '../archive/store.ts';
 import { Auditor } from './auditor.ts';
-import { encodeSnapshot, restoreAuditor } from './replay-snapshot.ts';
+import { encodeSnapshot, eventSha256, restoreAuditor } from './replay-snapshot.ts';
 import { latestSnapshot, replayLog } from './state-at.ts';
 import { positionBefore } from './violations.ts';
 
@@ -69,8 +69,16 @@ export class SnapshotWriter implements SnapshotTaker {
     if (mark.total < due(names.at(-1)?.events ?? 0)) return 0;
 
     const known = new Set(names.map((n) => n.name));
-    const snap = await latestSnapshot(this.store, workspace, mark.last, (name, why) =>
-      this.log.warn({ workspace, snapshot: name, why }, 'a state snapshot is damaged; using an earlier one'),
+    const snap = await latestSnapshot(
+      this.store,
+      workspace,
+      mark.last,
+      (name, why) =>
+        this.log.warn(
+          { workspace, snapshot: name, why },
+          'a state snapshot is damaged; using an earlier one',
+        ),
+      this.redis,
     );
     const a = snap ? restoreAuditor(snap) : new Auditor(workspace);
     let target = due(a.events);
@@ -81,9 +89,9 @@ export class SnapshotWriter implements SnapshotTaker {
       // A snapshot is kept for good: never one of a replay over a hole in the archive.
       onBreak: refuseBreaks(this.store, workspace),
       stop: (e) => !running() || mark.total < target || positionBefore(mark.last, e[0]),
-      after: async () => {
+      after: async (e) => {
         if (a.events < target || a.owing !== undefined) return;
-        const { header, bytes } = encodeSnapshot(a);
+        const { header, bytes } = encodeSnapshot(a, eventSha256(e));
         const name = snapshotName(header.events, header.position);
         target = due(a.events);
         if (known.has(name)) return;

@@ -3,13 +3,14 @@ import { workspaceKeys } from '../adapters/redis/keys.ts';
 import type { RedisClient } from '../adapters/redis/scripts.ts';
 import { type ChainBreak, parseAnchor } from '../archive/chain.ts';
 import { LogReader } from '../archive/log-reader.ts';
+import { predecessor } from '../archive/segment.ts';
 import { listSnapshots } from '../archive/snapshots.ts';
-import type { ArchiveStore } from '../archive/store.ts';
+import { type ArchiveStore, workspaceFolder } from '../archive/store.ts';
 import { contactOrder } from '../domain/routing.ts';
 import { Auditor } from './auditor.ts';
 import { type Entry, envelope } from './entries.ts';
 import { agentDocument, contactDocument, iso } from './expected.ts';
-import { decodeSnapshot, type ReplaySnapshot, restoreAuditor } from './replay-snapshot.ts';
+import { decodeSnapshot, eventSha256, type ReplaySnapshot, restoreAuditor } from './replay-snapshot.ts';
 import { positionBefore } from './violations.ts';
 
 /**
@@ -70,7 +71,7 @@ export async function stateAt(
   const snap =
     opts.snapshots === false || !opts.archive
       ? undefined
-      : await latestSnapshot(opts.archive, workspace, at, opts.onBadSnapshot);
+      : await latestSnapshot(opts.archive, workspace, at, opts.onBadSnapshot, redis);
   const auditor = snap ? restoreAuditor(snap) : new Auditor(workspace);
   const from = { events: auditor.events, commands: auditor.commands };
   await replayLog(redis, opts.archive, auditor, {
@@ -113,26 +114,32 @@ export function stateOf(a: Auditor, at: string): Omit<StateAtAnswer, 'snapshot' 
 }
 
 /**
- * The latest snapshot at or before `at` that reads back whole; a damaged or unreadable one is
- * reported and an earlier one tried (none: undefined, the replay starts at the beginning).
+ * The latest snapshot at or before `at` that reads back whole and, with `redis`, whose event is
+ * the log's (ofTheLog); a damaged or unreadable one, or one of events Redis lost, is reported and
+ * an earlier one tried (none: undefined, the replay starts at the beginning).
  */
 export async function latestSnapshot(
   store: ArchiveStore,
   workspace: string,
   at: string,
   onBad: (name: string, why: string) => void = () => {},
+  redis?: RedisClient,
 ): Promise<ReplaySnapshot | undefined> {
   const names = (await listSnapshots(store, workspace)).filter((n) => !positionBefore(at, n.position));
   for (let i = names.length - 1; i >= 0; i--) {
     const n = names[i]!;
-    let why: string;
+    let why: string | undefined;
+    let d: ReplaySnapshot | string;
     try {
-      const d = decodeSnapshot(await store.readSnapshot(workspace, n.name), workspace);
-      if (typeof d !== 'string' && d.header.position === n.position && d.header.events === n.events) return d;
-      why = typeof d === 'string' ? d : 'its header names another position than its name';
+      d = decodeSnapshot(await store.readSnapshot(workspace, n.name), workspace);
     } catch (err) {
-      why = `unreadable: ${(err as Error).message}`;
+      d = `unreadable: ${(err as Error).message}`;
     }
+    if (typeof d !== 'string' && d.header.position === n.position && d.header.events === n.events) {
+      // A failure to read the log is the caller's, not the snapshot's.
+      why = redis && (await ofTheLog(redis, store, workspace, n.name, d));
+      if (why === undefined) return d;
+    } else why = typeof d === 'string' ? d : 'its header names another position than its name';
     onBad(n.name, why);
   }
   return undefined;
@@ -197,6 +204,38 @@ export async function replayLog(
     }
     if (page.length < size) return;
   }
+}
+
+/**
+ * Why the snapshot is not of the history the log holds (undefined: it is): the event it is the
+ * state right after is not at its position in the log (archive, then stream), or another event
+ * is there. Redis came back with less (an older copy, a failover that lost writes) and the
+ * snapshot was taken of what it lost: replayed on from there, it would answer with agents and
+ * contacts that never were in what Redis holds.
+ */
+async function ofTheLog(
+  redis: RedisClient,
+  store: ArchiveStore,
+  workspace: string,
+  name: string,
+  snap: ReplaySnapshot,
+): Promise<string | undefined> {
+  const p = snap.header.position;
+  // Breaks are the replay's to report; here only the event at the position is looked at.
+  const [e] = await new LogReader(redis, store, workspace, 'events', {
+    after: predecessor(p),
+    pageSize: 1,
+    onBreak: () => {},
+  }).next(p);
+  const other =
+    e === undefined || e[0] !== p
+      ? `the log holds no event at ${p}`
+      : snap.header.eventSha256 !== undefined && eventSha256(e) !== snap.header.eventSha256
+        ? `the log holds another event at ${p} than the one it was taken after`
+        : undefined;
+  return other === undefined
+    ? undefined
+    : `${other}: it is a snapshot of events Redis lost (back from an older copy, or a failover lost writes; docs/DEPLOYMENT.md, Durability). Rename it to ${name}.lost in <ARCHIVE_DIR>/${workspaceFolder(workspace)}/snapshots, as the archiver's error says, with the segments of what was lost`;
 }
 
 const compareIds = (x: string, y: string): number => (x < y ? -1 : x > y ? 1 : 0);
