@@ -904,10 +904,21 @@ export function keyed(c: Contact, settings: Settings): Contact {
   return w === undefined ? rest : { ...rest, key: agedKey(c.tick ?? 0, c.priority, w) };
 }
 
-/** The contact back in the queue at its place: the offer withdrawn, its agent never offered it again. */
+/**
+ * The most agents a contact remembers as having turned it down (its last ones): a decision for it
+ * reads at most one pool member more than this, and its document stays small, however many agents
+ * turn it down. project-22.lua (`withdraw`) and dispatch-14.lua (`exclusions`) hold the same number.
+ */
+export const MAX_EXCLUDED_AGENTS = 100;
+
+/**
+ * The contact back in the queue at its place: the offer withdrawn, its agent not offered it again
+ * while among the last MAX_EXCLUDED_AGENTS who turned it down.
+ */
 function requeued(c: Contact, agentId: string, settings: Settings): Contact {
   const { offer: _o, agentId: _a, assignedAt: _t, ...rest } = c;
-  return keyed({ ...rest, state: 'queued', excluded: [...(c.excluded ?? []), agentId] }, settings);
+  const excluded = [...(c.excluded ?? []), agentId].slice(-MAX_EXCLUDED_AGENTS);
+  return keyed({ ...rest, state: 'queued', excluded }, settings);
 }
 
 /** What a fact changes. The one statement of each fact's effect: evolve and the auditor both use it. */

@@ -616,7 +616,7 @@ export const openapi = withEdgeProblems(
       '/v1/workspaces/{ws}/contacts/{id}/reject': {
         parameters: [wsParam, idParam],
         post: command(
-          'The agent offered the contact declines it: back to the queue at its place, never offered to that agent again',
+          'The agent offered the contact declines it: back to the queue at its place, never offered to that agent again while among the last 100 who turned it down',
           ref('OfferAnswer'),
           'Contact',
           200,
@@ -1319,7 +1319,7 @@ export const openapi = withEdgeProblems(
               type: 'array',
               items: id,
               description:
-                'agents that rejected it, let its offer expire or had it withdrawn (away, offline, removed): never offered to them again',
+                'the last 100 agents that rejected it, let its offer expire or had it withdrawn (away, offline, removed), oldest first: never offered to them again while among them',
             },
             maxWaitMs: { type: 'integer', description: 'its own maximum wait, when given' },
             expiresAt: {

@@ -373,13 +373,21 @@ local function preferred_agent(c, excluded)
   return best and string.match(best, '|(.*)$')
 end
 
+-- The most agents a contact remembers as having turned it down (MAX_EXCLUDED_AGENTS in
+-- src/domain/model.ts; project-22.lua keeps no more): a document written before that bound may
+-- hold more, of which only the last count.
+local EXCLUDED_KEEP = 100
+
 -- The agents a contact may not be offered to, as a set and a count; nil when none.
 local function exclusions(c)
   local list = c.excludedAgents
   if not list or #list == 0 then return nil end
-  local set = {}
-  for i = 1, #list do set[list[i]] = true end
-  return set, #list
+  local set, n = {}, 0
+  for i = math.max(1, #list - EXCLUDED_KEEP + 1), #list do
+    if not set[list[i]] then n = n + 1 end
+    set[list[i]] = true
+  end
+  return set, n
 end
 
 -- The most skills a queued contact needs. Read once a step: within a step contacts only leave,

@@ -280,9 +280,15 @@ local function release(a, contact_id, channel)
   a._offers = #offers > 0 and offers or nil
 end
 
+-- The most agents a contact remembers as having turned it down, its last ones (MAX_EXCLUDED_AGENTS
+-- in src/domain/model.ts; dispatch-14.lua reads no more): a decision for it reads at most one pool
+-- member more, and its document stays small.
+local EXCLUDED_KEEP = 100
+
 -- A contact's offer ends without an assignment (rejected, expired, withdrawn): the contact goes
--- back to its queue at its own place (its arrival is unchanged) and is never offered to that
--- agent again. `a` is the agent being changed (a copy); the caller writes it.
+-- back to its queue at its own place (its arrival is unchanged) and is not offered to that agent
+-- again while among its last EXCLUDED_KEEP. `a` is the agent being changed (a copy); the caller
+-- writes it.
 local function withdraw(d, a, at, pos, fact, extra)
   redis.call('ZREM', K_TIMERS, offer_timer(d))
   local agent_id = d.agentId
@@ -291,6 +297,11 @@ local function withdraw(d, a, at, pos, fact, extra)
   d._offer, d._expiresMs, d.offerExpiresAt = nil, nil, nil
   local excluded = d.excludedAgents or {}
   excluded[#excluded + 1] = agent_id
+  if #excluded > EXCLUDED_KEEP then
+    local kept = {}
+    for i = #excluded - EXCLUDED_KEEP + 1, #excluded do kept[#kept + 1] = excluded[i] end
+    excluded = kept
+  end
   d.excludedAgents = excluded
   -- Its arrival time is its position's until the position moves (queued_ms).
   d._queuedAt = queued_ms(d)
