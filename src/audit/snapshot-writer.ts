@@ -76,7 +76,7 @@ export class SnapshotWriter implements SnapshotTaker {
       (name, why) =>
         this.log.warn(
           { workspace, snapshot: name, why },
-          'a state snapshot is damaged; using an earlier one',
+          'a state snapshot is damaged or of events Redis lost; using an earlier one',
         ),
       this.redis,
     );

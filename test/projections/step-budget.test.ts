@@ -123,6 +123,36 @@ describe("a projector step's time budget", () => {
     expect(whole).toEqual([25]);
   });
 
+  it('counts the time a step takes to append many commands in its budget', async () => {
+    const ws = `budget-appending-${Date.now().toString(36)}`;
+    const k = workspaceKeys(ws);
+    await ensureGroup(suite.redis, ws);
+    // 2,000 appends take well over 1 ms: the budget has run out when the step starts applying,
+    // so it applies the 4 it applies before looking at the clock, and leaves the rest to the next
+    // steps (before, its clock started after the appends: it applied 1 ms more of them).
+    const applied: number[] = [];
+    let answers: readonly unknown[][] = [];
+    const total = await projectPending(
+      suite.redis,
+      ws,
+      [],
+      { ...defaultProjectorOptions, stepBudgetMs: 1, batch: 1000 },
+      async (count) => {
+        applied.push(count);
+      },
+      {
+        entries: queue(2000).map((command) => stepAppend({ workspace: ws, command })),
+        onAppended: (a) => {
+          answers = a;
+        },
+      },
+    );
+    expect(total).toBe(2000);
+    expect(answers).toHaveLength(2000);
+    expect(applied[0]).toBe(4);
+    expect(await suite.redis.zcard(k.queue)).toBe(2000);
+  });
+
   it('applies the commands a step appended behind a backlog in the next steps, each with its outcome', async () => {
     const ws = `budget-appends-${Date.now().toString(36)}`;
     const k = workspaceKeys(ws);

@@ -29,9 +29,10 @@
   ARGV[4] most commands to apply                requests waiting for it, and repeats of an
                                                 Idempotency-Key read the copy in KEYS[18])
   ARGV[8]  the step's time budget in microseconds (0: none): once this long has passed since the
-           step began applying (Redis's clock, TIME, read when it has more than BUDGET_EVERY
-           commands to apply and after every BUDGET_EVERY applied), the step ends there (more:
-           1), so a backlog is applied in steps of about this length, never in one
+           step began (Redis's clock, TIME, read when it has more than BUDGET_EVERY commands to
+           append or to apply, and after every BUDGET_EVERY applied), the step ends there (more:
+           1), so a backlog is applied in steps of about this length, never in one; the commands
+           to append are all appended first, whatever the budget
   ARGV[9]  n: how many of the arguments after it are commands to append before applying (0: none)
   ARGV[10..9+n] those commands, each as k (how many field, value arguments it has), its
            Idempotency-Key ('' for none), the request's fingerprint, the key's lifetime (seconds),
@@ -1118,6 +1119,9 @@ local function step(KEYS, ARGV)
   OUTCOME_KEEP_MS = tonumber(ARGV[7])
   BUDGET_US = tonumber(ARGV[8]) or 0
   STARTED_US = nil
+  -- A step appending more than a few commands (each takes 11 arguments or more) counts its
+  -- appends in its budget too: they are all appended, and it applies for what is left of it.
+  if BUDGET_US > 0 and (tonumber(ARGV[9]) or 0) > 11 * BUDGET_EVERY then STARTED_US = now_us() end
   WORKSPACE_JSON = cjson.encode(WORKSPACE)
   meta_json = nil
   settings_cache = nil
