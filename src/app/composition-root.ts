@@ -320,7 +320,10 @@ export async function startSwitchboard(
           archive,
           onBreak: refuseBreaks(archive, ws),
           onBadSnapshot: (snapshot, why) =>
-            alog.warn({ workspace: ws, snapshot, why }, 'a state snapshot is damaged or of events Redis lost; using an earlier one'),
+            alog.warn(
+              { workspace: ws, snapshot, why },
+              'a state snapshot is damaged or of events Redis lost; using an earlier one',
+            ),
         });
       api = await buildApi({
         redis,
