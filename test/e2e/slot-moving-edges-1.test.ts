@@ -210,8 +210,10 @@ describe('a step while its workspace slot is being moved (cluster)', () => {
       const seq = after === '0-0' ? -1 : Number(after.split('-')[1]);
       return log.slice(seq + 1, seq + 1 + limit);
     };
+    // Steps as large as the batch (the bound on a step's writes would cut them below 500).
     const projection = new IntervalProjection(redis, pino({ level: 'silent' }), history, {
       batch: 5000,
+      stepWrites: 100_000,
       blockMs: 1000,
       serviceLevelMs: 20_000,
       keptMs: INTERVALS_KEPT_MS,
