@@ -140,7 +140,10 @@ export interface Contact {
   /** Offers made so far. */
   readonly offers?: number;
   readonly acceptedAt?: number;
-  /** Agents that rejected it, let its offer expire or had it withdrawn: it is never offered to them again. */
+  /**
+   * The last MAX_EXCLUDED_AGENTS agents that rejected it, let its offer expire or had it withdrawn,
+   * oldest first: it is never offered to them while they are among them.
+   */
   readonly excluded?: readonly string[];
   /** Its own maximum wait, and when it leaves the queue as expired (`queuedAt` + the wait). */
   readonly maxWaitMs?: number;
@@ -502,7 +505,8 @@ const noContact = (id: string): Decision => E.left(contactNotFound(id));
 
 /**
  * An agent's presence changed to `presence` at `at`: its outstanding offers are withdrawn first
- * (each back to the queue at its place, never offered to it again), a wrap-up running ends, and
+ * (each back to the queue at its place, not offered to it again while among its last
+ * MAX_EXCLUDED_AGENTS exclusions), a wrap-up running ends, and
  * the AgentStateChanged carries the agent as it is after all of it.
  */
 function presenceChange(ws: Workspace, before: Agent, presence: AgentPresence, at: number): Fact[] {

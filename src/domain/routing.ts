@@ -124,7 +124,8 @@ function compareKeys(a: readonly number[], b: readonly number[]): number {
 /**
  * Rule 1, one decision: the first queued contact in routing order (priority, then arrival) that
  * has at least one eligible agent, given to the longest available of those agents. An agent that
- * rejected a contact, let its offer expire or had it withdrawn is not eligible for it; while a
+ * rejected a contact, let its offer expire or had it withdrawn is not eligible for it (while among its
+ * last MAX_EXCLUDED_AGENTS such agents: `excluded`); while a
  * contact waits for its preferred agents, only they are. Undefined when
  * no queued contact has an eligible agent ("nobody idles while a contact they could serve waits").
  */

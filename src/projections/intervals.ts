@@ -100,6 +100,9 @@ export class IntervalProjection {
    */
   async step(workspace: string): Promise<number> {
     const k = workspaceKeys(workspace);
+    // Whatever this step finds (nothing, another process's checkpoint, a failure), an earlier
+    // step's "cut short" says nothing about it.
+    this.cut.delete(workspace);
     const [checkpoint, storedThreshold] = await this.redis.hmget(k.intervals, 'checkpoint', 'serviceLevelMs');
     const threshold = storedThreshold ? Number(storedThreshold) : this.opts.serviceLevelMs;
     const entries = await this.history(workspace, checkpoint ?? '0-0', this.opts.batch);
@@ -206,7 +209,6 @@ export class IntervalProjection {
     ])) as number;
     if (applied !== 1) return -1;
     if (upTo < entries.length - 1) this.cut.add(workspace);
-    else this.cut.delete(workspace);
     this.applied += upTo + 1;
     return upTo + 1;
   }

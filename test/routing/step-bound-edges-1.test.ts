@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
+import { type EventHistory, streamHistory } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { trimAndMark } from '../../src/archive/archiver.ts';
 import { fireTimers } from '../../src/dispatcher/dispatcher.ts';
@@ -118,6 +119,47 @@ describe('steps after a burst hold Redis for a bounded time', () => {
     await loop;
     expect(took).toBeLessThan(8000);
   }, 60_000);
+
+  it('waits for new events once another process applied what its cut step left', async () => {
+    const ws = `step-bound-cut-${Date.now().toString(36)}`;
+    const k = workspaceKeys(ws);
+    await ensureGroup(suite.redis, ws);
+    await backlog(
+      ws,
+      Array.from({ length: 50 }, (_, i) => ({
+        type: 'QueueContact',
+        contactId: `c${i}`,
+        skills: ['s', `t${i}`],
+        priority: 0,
+      })),
+    );
+    await projectPending(suite.redis, ws, [], defaultProjectorOptions);
+    // A's step is cut at its writes' bound; B (the lease's next holder) applies the rest.
+    let reads = 0;
+    const streamRead = streamHistory(suite.redis);
+    const counted: EventHistory = (w, after, limit) => {
+      reads++;
+      return streamRead(w, after, limit);
+    };
+    const opts = { batch: 1000, stepWrites: 20, blockMs: 500, serviceLevelMs: 20_000, keptMs: 3600_000 };
+    const a = new IntervalProjection(suite.redis, pino({ level: 'silent' }), counted, opts);
+    expect(await a.step(ws)).toBeLessThan(50);
+    const b = new IntervalProjection(suite.redis, pino({ level: 'silent' }), undefined, opts);
+    await b.applyPending(ws);
+    // A's loop finds nothing to apply and waits for the next event (before, its step's "cut short"
+    // was kept and the loop stepped again at once, reading the log over and over while idle).
+    reads = 0;
+    let on = true;
+    const loop = a.run(ws, () => on);
+    await new Promise((r) => setTimeout(r, 1200));
+    on = false;
+    a.interrupt(ws);
+    await loop;
+    expect(reads).toBeLessThanOrEqual(4);
+    expect(await suite.redis.hget(k.intervals, 'checkpoint')).toBe(
+      (await suite.redis.xrevrange(k.events, '+', '-', 'COUNT', 1))[0]![0],
+    );
+  }, 30_000);
 
   it('fires 5,000 offers and 5,000 waits due at one instant in clock steps of under 5 ms', async () => {
     const ws = `step-bound-clock-${Date.now().toString(36)}`;

@@ -21,8 +21,8 @@
   bound, and the lowest candidate is always rule 1's next decision. When the set is empty no
   queued contact has an eligible available agent.
 
-  A contact some agents turned down (rejected, or let its offer expire: `excludedAgents`) is never
-  offered to them again, so it may be blocked while the contacts behind it in its queue are not.
+  A contact some agents turned down (rejected, or let its offer expire: `excludedAgents`, its last
+  100) is not offered to them again, so it may be blocked while the contacts behind it in its queue are not.
   A queue's contacts are then looked at in order until one has an eligible agent (those without
   exclusions all share the queue's LAA); the candidate is re-scored by that contact when a lower
   candidate exists, and a queue whose contacts are all blocked is passed over (a pool looks at the
