@@ -234,6 +234,7 @@ const pacingArb: fc.Arbitrary<Pacing> = fc.record({
   maxReads: fc.constantFrom(8, 40, 2048),
   race: fc.constantFrom(true, true, false),
   enumerateMax: fc.constantFrom(0, 64),
+  stepBudgetMs: fc.constantFrom(0, 0.001, 2),
 });
 
 const everythingArb = (selection: Selection): fc.Arbitrary<Scenario> =>

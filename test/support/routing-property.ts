@@ -38,7 +38,7 @@ import {
   positionTime,
   routingSkill,
 } from '../../src/domain/values.ts';
-import { ensureGroup, projectPending } from '../../src/projections/projector.ts';
+import { defaultProjectorOptions, ensureGroup, projectPending } from '../../src/projections/projector.ts';
 
 export const LIFECYCLE_FACTS = new Set([
   'PreferenceEnded',
@@ -113,6 +113,11 @@ export interface Pacing {
   race: boolean;
   /** 0: agents always walk the queue heads instead of looking their skill subsets up. */
   enumerateMax: number;
+  /**
+   * The projector steps' time budget (ms): 0.001 ends every step of more than 4 commands after its
+   * 4th, so the projector's runs are applied in steps cut anywhere.
+   */
+  stepBudgetMs: number;
 }
 
 export interface Scenario {
@@ -237,6 +242,7 @@ export const pacingArb: fc.Arbitrary<Pacing> = fc.record({
   maxReads: fc.constantFrom(8, 40, 2048),
   race: fc.boolean(),
   enumerateMax: fc.constantFrom(0, 64),
+  stepBudgetMs: fc.constantFrom(0, 0.001, 2),
 });
 
 export const SMALL = ['a', 'b', 'c', 'd'] as const;
@@ -1095,7 +1101,10 @@ export function scenarioRunner(
       }
       await appendSent();
       i += run;
-      await projectPending(redis, workspace);
+      await projectPending(redis, workspace, [], {
+        ...defaultProjectorOptions,
+        stepBudgetMs: s.pacing.stepBudgetMs,
+      });
       const opts: DispatcherOptions = {
         ...defaultDispatcherOptions,
         batch: s.pacing.batches[round % s.pacing.batches.length]!,
