@@ -183,7 +183,11 @@ export async function startSwitchboard(
   }
   if (config.roles.includes('dispatcher')) {
     const dlog = log.child({ role: 'dispatcher' });
-    dispatcher = new Dispatcher(redis, dlog, { ...defaultDispatcherOptions, batch: config.dispatchBatch });
+    dispatcher = new Dispatcher(redis, dlog, {
+      ...defaultDispatcherOptions,
+      batch: config.dispatchBatch,
+      stepBudgetMs: config.dispatchStepMs,
+    });
     dispatcher.observeStep = (s, ws) => metrics.observeStep(s, ws);
     // One dispatcher per workspace at a time: a lease per workspace, renewed every third of its life.
     const leases = config.dispatchLeases ? leaseKeeper(redis, config, dlog) : undefined;

@@ -61,6 +61,7 @@ export interface Config extends LimitSettings {
   readonly projectBatch: number;
   readonly projectStepMs: number;
   readonly dispatchBatch: number;
+  readonly dispatchStepMs: number;
   readonly shutdownTimeoutMs: number;
   /**
    * On a stop, how long an instance registered for the load balancer keeps serving after leaving
@@ -212,6 +213,12 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     default: '64',
     description:
       'Most decisions one dispatcher step makes (each step also reads at most about 1,024 entries).',
+  },
+  {
+    name: 'DISPATCH_STEP_MS',
+    default: '2',
+    description:
+      'How long one dispatcher step may hold Redis (by its clock): the step looks at the clock every 4 decisions and ends once this has run out, and the next step goes on, so a backlog never holds Redis (and every other workspace on it) for a whole DISPATCH_BATCH at once. 0: bounded by DISPATCH_BATCH and the reads only.',
   },
   {
     name: 'SHUTDOWN_TIMEOUT_MS',
@@ -440,6 +447,7 @@ export const ROLE_SETTINGS: Readonly<Record<string, readonly Role[]>> = {
   PROJECT_STEP_MS: ['projector'],
   DEAD_CONSUMER_IDLE_MS: ['projector'],
   DISPATCH_BATCH: ['dispatcher'],
+  DISPATCH_STEP_MS: ['dispatcher'],
   DISPATCH_LEASES: ['dispatcher'],
   // The dispatcher's leases, and those of the archiver and of the projector's interval projection.
   LEASE_TTL_MS: ['projector', 'dispatcher', 'archiver'],
@@ -854,6 +862,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
       projectBatch: v.int('PROJECT_BATCH', 200, 1, 5000),
       projectStepMs: v.int('PROJECT_STEP_MS', 2, 0, 1000),
       dispatchBatch: v.int('DISPATCH_BATCH', 64, 1, 5000),
+      dispatchStepMs: v.int('DISPATCH_STEP_MS', 2, 0, 1000),
       shutdownTimeoutMs: v.int('SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
       lbDrainMs: v.int('LB_DRAIN_MS', 1500, 0, 60_000),
       slowRequestMs: v.int('SLOW_REQUEST_MS', 1000, 0, 3_600_000),

@@ -26,6 +26,12 @@ export interface DispatcherOptions {
    */
   readonly enumerateMax: number;
   /**
+   * How long one Lua step may hold Redis, in milliseconds (Redis's clock; 0: no bound but `batch`
+   * and `maxReads`): the step, looking at its clock every 4 decisions, ends once this has run
+   * out, and the loop sends the next. Fractions are taken to the microsecond.
+   */
+  readonly stepBudgetMs: number;
+  /**
    * BZPOPMIN's timeout. Waking is driven by the projector; the timeout only bounds how long work
    * waits if a dispatcher died between taking a wake-up and acting on it.
    */
@@ -36,6 +42,7 @@ export const defaultDispatcherOptions: DispatcherOptions = {
   batch: 64,
   maxReads: 1024,
   enumerateMax: 256,
+  stepBudgetMs: 2,
   wakeTimeoutS: 5,
 };
 
@@ -71,7 +78,8 @@ export async function dispatchStep(
       opts.batch,
       opts.maxReads,
       opts.enumerateMax,
-      ...(atMs === undefined ? [] : [atMs]),
+      atMs ?? '',
+      Math.max(0, Math.round(opts.stepBudgetMs * 1000)),
     ],
   )) as [number, number, number];
   return [made, more === 1, nextDue >= 0 ? nextDue : undefined];

@@ -45,7 +45,7 @@ describe('the served window', () => {
       ),
       { type: 'QueueContact', contactId: 'b1', skills: ['B'], priority: 0 },
     ]);
-    const opts = { ...defaultDispatcherOptions, batch: 100 };
+    const opts = { ...defaultDispatcherOptions, batch: 100, stepBudgetMs: 0 };
     const members = async () => (await all()).filter((m) => m.startsWith('voice/A|'));
     const of = (ms: string[], contact: string) => ms.some((m) => m.endsWith(`|${contact}`));
 

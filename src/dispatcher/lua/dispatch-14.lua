@@ -50,8 +50,12 @@
   ARGV[3] most decisions in this call
   ARGV[4] most reads in this call (the bound on its cost; a walk that runs out resumes next call)
   ARGV[5] most skill subsets an agent looks up directly rather than walking the queue heads
-  ARGV[6] optional: the time of the decisions (ms), instead of Redis's clock (a rebuild replays a
-          decision at the time it was made)
+  ARGV[6] optional ('' for none): the time of the decisions (ms), instead of Redis's clock (a
+          rebuild replays a decision at the time it was made)
+  ARGV[7] optional: the step's time budget in microseconds (0 or none: no bound but ARGV[3] and
+          ARGV[4]): once this long has passed since the step began (Redis's clock, TIME, looked at
+          after every BUDGET_EVERY decisions), the step ends there, its candidates left for the
+          next (more: 1), so a backlog drains in steps of about this length, never in one
 
   Returns {assignments made, more work left (0|1), the earliest timer's due time (ms; -1: none)}:
   the dispatcher runs its clock step only when a timer is due, and sets its alarm by it otherwise.
@@ -539,13 +543,22 @@ local made
 local served_queues, served_order
 
 local now, now_015, based_on, offer_timeout
+-- The step's time budget (ARGV[7]) and when it began, in microseconds of Redis's clock; the
+-- budget is looked at every BUDGET_EVERY decisions (TIME costs about a microsecond).
+local BUDGET_US, STARTED_US
+local BUDGET_EVERY = 4
 selection = function() return strategy end
 
 -- A step's start: the time, the checkpoint it decides on, and the workspace's settings.
 local function begin(ARGV)
   made = 0
   served_queues, served_order = {}, {}
-  now = tonumber(ARGV[6]) or now_ms()
+  BUDGET_US = tonumber(ARGV[7]) or 0
+  local at = tonumber(ARGV[6])
+  -- One read of the clock gives the decisions' time and the budget's start.
+  local t = (not at or BUDGET_US > 0) and redis.call('TIME') or nil
+  now = at or tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  STARTED_US = BUDGET_US > 0 and tonumber(t[1]) * 1000000 + tonumber(t[2]) or nil
   now_015 = string.format('%015d', now)
   based_on = redis.call('HGET', K_META, 'applied') or '0-0'
   offer_timeout = 0
@@ -749,7 +762,13 @@ end
 
 -- Makes the step's decisions (see the header for what it returns).
 local function run()
+  local check_at = BUDGET_EVERY
   while made < MAX_DECISIONS and work < MAX_WORK do
+    if STARTED_US and made >= check_at then
+      check_at = made + BUDGET_EVERY
+      local t = redis.call('TIME')
+      if tonumber(t[1]) * 1000000 + tonumber(t[2]) - STARTED_US >= BUDGET_US then break end
+    end
     -- The lowest candidate, and the score of the next one.
     local top = redis.call('ZRANGE', K_CAND, '0', '1', 'WITHSCORES')
     work = work + 1
