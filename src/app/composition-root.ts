@@ -305,7 +305,6 @@ export async function startSwitchboard(
   // expire as a crash's would.
   try {
     if (config.roles.includes('api')) {
-      tails = new TailHub(redis, log.child({ role: 'api' }));
       // The event history reads the archived part first: any process may serve a replay from a
       // position the archiver has moved out of Redis (ARCHIVE_DIR is one place all of them see).
       const archive = new DiskArchive(config.archiveDir);
@@ -317,6 +316,8 @@ export async function startSwitchboard(
           pageSize: limit,
           onBreak: refuseBreaks(archive, ws),
         }).next('+');
+      // The tails read from it what the archiver trimmed past them before they read it.
+      tails = new TailHub(redis, log.child({ role: 'api' }), undefined, history);
       // The state at a position: the auditor's replay from the latest snapshot at or before it.
       const alog = log.child({ role: 'api' });
       const state = (ws: string, at: string) =>

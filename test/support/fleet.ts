@@ -1,7 +1,7 @@
 /**
  * Switchboard as it is deployed, for the e2e and failover suites: one test Redis (the fixture of
  * test/support/redis.ts), a client of it, and processes of each role started together as separate
- * OS processes (api-1, api-2, ..., projector-1, ..., dispatcher-1, ...).
+ * OS processes (api-1, api-2, ..., projector-1, ..., dispatcher-1, ..., archiver-1, ...).
  *
  *   let fleet: Fleet;
  *   beforeAll(async () => { fleet = await Fleet.start({ api: 2, projector: 2, dispatcher: 2, env }); });
@@ -11,18 +11,21 @@ import type { RedisClient } from '../../src/adapters/redis/scripts.ts';
 import { type ExitResult, killAllProcesses, type SwitchboardProcess, startProcess } from './processes.ts';
 import { startTestRedis, type TestRedis } from './redis.ts';
 
-export type FleetRole = 'api' | 'projector' | 'dispatcher';
-const ROLES: readonly FleetRole[] = ['api', 'projector', 'dispatcher'];
+export type FleetRole = 'api' | 'projector' | 'dispatcher' | 'archiver';
+const ROLES: readonly FleetRole[] = ['api', 'projector', 'dispatcher', 'archiver'];
 
 export interface FleetOptions {
   /** How many processes of each role (default 0). */
   readonly api?: number;
   readonly projector?: number;
   readonly dispatcher?: number;
+  readonly archiver?: number;
   /** Environment of every process (e.g. WORKSPACES). */
   readonly env?: Readonly<Record<string, string>>;
   /** Environment of the API processes, on top of `env` (e.g. ADVERTISE_ADDRESS). */
   readonly apiEnv?: Readonly<Record<string, string>>;
+  /** Environment of the archiver processes, on top of `env` (e.g. LOG_RETENTION). */
+  readonly archiverEnv?: Readonly<Record<string, string>>;
 }
 
 export class Fleet {
@@ -66,7 +69,11 @@ export class Fleet {
     name: string,
     port?: number,
   ): Promise<SwitchboardProcess> {
-    const env = { ...opts.env, ...(role === 'api' ? opts.apiEnv : {}) };
+    const env = {
+      ...opts.env,
+      ...(role === 'api' ? opts.apiEnv : {}),
+      ...(role === 'archiver' ? opts.archiverEnv : {}),
+    };
     return startProcess({ roles: [role], redis, env, name, ...(port !== undefined ? { port } : {}) });
   }
 
@@ -80,6 +87,10 @@ export class Fleet {
 
   get dispatcher(): SwitchboardProcess[] {
     return this.processes.dispatcher;
+  }
+
+  get archiver(): SwitchboardProcess[] {
+    return this.processes.archiver;
   }
 
   get all(): SwitchboardProcess[] {

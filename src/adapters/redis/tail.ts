@@ -3,7 +3,7 @@ import { comparePositions } from '../../domain/values.ts';
 import { FOREIGN_EVENT, ifItGoesOn } from './advice.ts';
 import { blockingConnection } from './client.ts';
 import type { CommandOutcome } from './command-log.ts';
-import { LiveEvent, parseFields, type StreamEntry } from './event-log.ts';
+import { type EventHistory, LiveEvent, parseFields, type StreamEntry } from './event-log.ts';
 import { workspaceKeys } from './keys.ts';
 import { redisClockIfRead } from './redis-clock.ts';
 import type { RedisClient } from './scripts.ts';
@@ -55,6 +55,25 @@ async function lastGenerated(redis: RedisClient, key: string): Promise<string> {
     throw err;
   }
 }
+
+/**
+ * The last position the archiver trimmed a stream up to (its mark in `sb:{ws}:archive`, written
+ * with the trim in one step), or undefined before its first trim.
+ */
+function trimmedThrough(mark: string | null): string | undefined {
+  if (!mark) return undefined;
+  try {
+    const last = (JSON.parse(mark) as { last?: unknown }).last;
+    return typeof last === 'string' ? last : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Events read from the archive per page when the tail reads what was trimmed past it. */
+const FILL_PAGE = 500;
+/** Most entries of each stream one read of the tail takes. */
+const TAIL_READ = 1000;
 
 /** How many of the last positions delivered a tail keeps of each stream, to resume after a loss. */
 const DELIVERED_KEPT = 512;
@@ -141,6 +160,12 @@ export class WorkspaceTail {
     private readonly redis: RedisClient,
     readonly workspace: string,
     private readonly log: Logger,
+    /**
+     * The event history with its archived part (the API's): what the archiver trimmed past this
+     * tail's position before it read it (an instance stalled while events were appended and moved
+     * out of Redis) is read from it, so no live feed misses those events. Without it they are not.
+     */
+    private readonly history?: EventHistory,
   ) {
     this.conn = blockingConnection(redis);
     // A connection made again may be to a Redis that came back with less (see realign): looked
@@ -185,9 +210,16 @@ export class WorkspaceTail {
     let backoff = 100;
     while (!this.stopped) {
       try {
+        // The archiver's mark as the read starts, on the same connection right before it (no round
+        // trip of its own): the trim and the mark are one step, so a mark not past this tail's
+        // position says nothing after it was trimmed when the read looked, and the read gets every
+        // event after it; a mark past it says the read starts after a hole (trimmedBefore).
+        const mark = this.history
+          ? this.conn.hget(k.archive, 'events').catch(() => null)
+          : Promise.resolve(null);
         const reply = (await this.conn.xread(
           'COUNT',
-          1000,
+          TAIL_READ,
           'BLOCK',
           BLOCK_MS,
           'STREAMS',
@@ -197,15 +229,20 @@ export class WorkspaceTail {
           this.lastOutcome,
         )) as [string, StreamEntry[]][] | null;
         backoff = 100;
+        const trimmed = trimmedThrough(await mark);
         this.answeredAt = Date.now();
         this.failing = false;
-        for (const [key, entries] of reply ?? []) {
+        for (const [key, read] of reply ?? []) {
           if (key === k.events) {
+            const entries =
+              read.length > 0 && trimmed !== undefined && comparePositions(trimmed, this.lastEvent) > 0
+                ? [...(await this.trimmedBefore(read[0]![0])), ...read]
+                : read;
             this.deliveredEvents.add(entries);
             this.deliverEvents(entries);
           } else {
-            this.deliveredOutcomes.add(entries);
-            this.deliverOutcomes(entries);
+            this.deliveredOutcomes.add(read);
+            this.deliverOutcomes(read);
           }
         }
         // The positions read may be past the streams' end (Redis came back with less): looked at
@@ -224,6 +261,40 @@ export class WorkspaceTail {
         backoff = Math.min(backoff * 2, 2000);
       }
     }
+  }
+
+  /**
+   * The events after this tail's position and before `first` (the first one a read gave) that the
+   * archiver trimmed before the tail read them, from the archive: the stream holds none of them
+   * any more, and a read after the position gives the events after the trim only (called when the
+   * mark read right before the read is past the position). A history that cannot give them (a
+   * hole in the archive) is logged with what to do, and the tail goes on without them.
+   */
+  private async trimmedBefore(first: string): Promise<StreamEntry[]> {
+    if (!this.history) return [];
+    const from = this.lastEvent;
+    const out: StreamEntry[] = [];
+    try {
+      for (let after = from; ; ) {
+        const page = await this.history(this.workspace, after, FILL_PAGE);
+        const before = page.filter(([id]) => comparePositions(id, first) < 0);
+        out.push(...before);
+        if (before.length < page.length || page.length < FILL_PAGE) break;
+        after = page[page.length - 1]![0];
+      }
+    } catch (err) {
+      this.log.error(
+        { workspace: this.workspace, err: (err as Error).message, after: from, before: first },
+        "the archiver trimmed events past this instance's event tail before it read them, and the archive does not give them (see err): its live feeds miss the events after `after` and before `before`; their clients can read them with GET /events once the archive is mended (docs/ARCHIVE.md)",
+      );
+      return [];
+    }
+    if (out.length > 0)
+      this.log.info(
+        { workspace: this.workspace, after: from, events: out.length },
+        "read events the archiver trimmed before this instance's event tail read them from the archive",
+      );
+    return out;
   }
 
   /**
@@ -593,6 +664,8 @@ export class TailHub {
     private readonly redis: RedisClient,
     private readonly log: Logger,
     private readonly idleAfterMs = 5 * 60_000,
+    /** The event history with its archived part, for the tails (see WorkspaceTail). */
+    private readonly history?: EventHistory,
   ) {
     this.sweeper = setInterval(() => this.sweep(), Math.min(30_000, idleAfterMs));
     this.sweeper.unref();
@@ -614,7 +687,7 @@ export class TailHub {
     this.lastUsed.set(workspace, Date.now());
     let t = this.tails.get(workspace);
     if (!t) {
-      t = new WorkspaceTail(this.redis, workspace, this.log);
+      t = new WorkspaceTail(this.redis, workspace, this.log, this.history);
       this.tails.set(workspace, t);
       t.ready.catch(() => {
         if (this.tails.get(workspace) === t) this.tails.delete(workspace);
