@@ -71,7 +71,7 @@ function trimmedThrough(mark: string | null): string | undefined {
 }
 
 /** Events read from the archive per page when the tail reads what was trimmed past it. */
-const FILL_PAGE = 500;
+const FILL_PAGE = 5000;
 /** Most entries of each stream one read of the tail takes. */
 const TAIL_READ = 1000;
 
@@ -144,6 +144,8 @@ export class WorkspaceTail {
   private readonly outcomeWaiters = new Map<string, Set<Waiter<CommandOutcome>>>();
   private readonly positionWaiters = new Set<{ position: string } & Waiter<string>>();
   private lastEvent = '0-0';
+  /** The tail resumed at the start of what the stream holds (realign): its next read fills nothing. */
+  private resumedAtStart = false;
   private lastOutcome = '0-0';
   private readonly deliveredEvents = new Delivered();
   private readonly resumeListeners = new Set<(position: string) => void>();
@@ -210,14 +212,7 @@ export class WorkspaceTail {
     let backoff = 100;
     while (!this.stopped) {
       try {
-        // The archiver's mark as the read starts, on the same connection right before it (no round
-        // trip of its own): the trim and the mark are one step, so a mark not past this tail's
-        // position says nothing after it was trimmed when the read looked, and the read gets every
-        // event after it; a mark past it says the read starts after a hole (trimmedBefore).
-        const mark = this.history
-          ? this.conn.hget(k.archive, 'events').catch(() => null)
-          : Promise.resolve(null);
-        const reply = (await this.conn.xread(
+        const read = this.conn.xread(
           'COUNT',
           TAIL_READ,
           'BLOCK',
@@ -227,22 +222,36 @@ export class WorkspaceTail {
           k.outcomes,
           this.lastEvent,
           this.lastOutcome,
-        )) as [string, StreamEntry[]][] | null;
+        ) as Promise<[string, StreamEntry[]][] | null>;
+        // The archiver's mark as the read answered: sent on the same connection right behind the
+        // read, Redis runs it as soon as the read answers (no round trip of its own). The trim
+        // and the mark are one step, so a mark not past this tail's position says nothing after
+        // it had been trimmed when the read answered; a mark past it says the read may start after
+        // a hole (trimmedBefore reads what lies between from the archive).
+        const mark = this.history
+          ? this.conn.hget(k.archive, 'events').catch(() => null)
+          : Promise.resolve(null);
+        const reply = await read;
         backoff = 100;
         const trimmed = trimmedThrough(await mark);
         this.answeredAt = Date.now();
         this.failing = false;
-        for (const [key, read] of reply ?? []) {
+        const fill = !this.resumedAtStart;
+        this.resumedAtStart = false;
+        for (const [key, entries] of reply ?? []) {
           if (key === k.events) {
-            const entries =
-              read.length > 0 && trimmed !== undefined && comparePositions(trimmed, this.lastEvent) > 0
-                ? [...(await this.trimmedBefore(read[0]![0])), ...read]
-                : read;
-            this.deliveredEvents.add(entries);
-            this.deliverEvents(entries);
+            const all =
+              fill &&
+              entries.length > 0 &&
+              trimmed !== undefined &&
+              comparePositions(trimmed, this.lastEvent) > 0
+                ? [...(await this.trimmedBefore(entries[0]![0])), ...entries]
+                : entries;
+            this.deliveredEvents.add(all);
+            this.deliverEvents(all);
           } else {
-            this.deliveredOutcomes.add(read);
-            this.deliverOutcomes(read);
+            this.deliveredOutcomes.add(entries);
+            this.deliverOutcomes(entries);
           }
         }
         // The positions read may be past the streams' end (Redis came back with less): looked at
@@ -325,6 +334,9 @@ export class WorkspaceTail {
           `the event stream no longer holds the last event this instance read: Redis lost entries (restarted from an older snapshot, or a failover lost writes not yet replicated; docs/DEPLOYMENT.md, Durability). Live feeds go on after the last event they had that Redis still holds (resumeAfter)${from.gap ? ', which is further back than this instance remembers: events appended since the loss and before resumeAfter reach no live feed (their clients can read them with GET /events)' : ', with every event appended since'}; their clients may have received events that are no longer in the log, and one resuming after such a position is refused (409 position-ahead, with lastPosition) until the log passes it. Commands acknowledged since the snapshot are lost: retry them with their Idempotency-Key.`,
         );
         this.lastEvent = from.position;
+        // From the start of what the stream holds: what the archive holds before it was delivered
+        // long ago, not trimmed past this tail.
+        this.resumedAtStart = from.position === '0-0';
         for (const l of this.resumeListeners) l(from.position);
       }
     }

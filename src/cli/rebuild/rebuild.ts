@@ -231,7 +231,8 @@ class Replay {
   ) {
     this.assignmentCount++;
     const at = Date.parse(live.assignedAt ?? '');
-    const opts = { ...defaultDispatcherOptions, batch: 1 };
+    // One decision a step: no time budget to look at.
+    const opts = { ...defaultDispatcherOptions, batch: 1, stepBudgetMs: 0 };
     let made = 0;
     // A step that runs out of reads resumes in the next one (bounded here too).
     for (let steps = 0; made === 0 && steps < 1000; steps++) {
