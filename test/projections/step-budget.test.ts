@@ -14,8 +14,7 @@ import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { defaultProjectorOptions, ensureGroup, projectPending } from '../../src/projections/projector.ts';
 import { suiteRedis } from '../support/redis.ts';
-
-type SlowlogEntry = [id: number, at: number, us: number, args: string[]];
+import { stepDurations } from '../support/slowlog.ts';
 
 describe("a projector step's time budget", () => {
   const suite = suiteRedis();
@@ -35,22 +34,6 @@ describe("a projector step's time budget", () => {
       priority: (from + i) % 3,
     }));
 
-  /** The projector steps' durations (µs, Redis's own timing) among the steps `run` makes. */
-  async function stepTimes<T>(run: () => Promise<T>): Promise<{ result: T; us: number[] }> {
-    await suite.admin.config('SET', 'slowlog-log-slower-than', '0');
-    await suite.admin.config('SET', 'slowlog-max-len', '200000');
-    await suite.admin.slowlog('RESET');
-    try {
-      const result = await run();
-      const log = (await suite.admin.slowlog('GET', '-1')) as SlowlogEntry[];
-      const steps = log.filter(([, , , args]) => /^(fcall|evalsha|eval)$/i.test(args[0] ?? ''));
-      return { result, us: steps.map(([, , us]) => us) };
-    } finally {
-      await suite.admin.config('SET', 'slowlog-log-slower-than', '10000');
-      await suite.admin.slowlog('RESET');
-    }
-  }
-
   it('applies a backlog of 3,000 commands in steps of about 2 ms, each command once', async () => {
     const ws = `budget-${Date.now().toString(36)}`;
     const k = workspaceKeys(ws);
@@ -63,7 +46,7 @@ describe("a projector step's time budget", () => {
     const n = 3000;
     await backlog(ws, queue(n));
     const applied: number[] = [];
-    const { result, us } = await stepTimes(() =>
+    const { result, us } = await stepDurations(suite.admin, () =>
       projectPending(suite.redis, ws, [], defaultProjectorOptions, async (count) => {
         applied.push(count);
       }),

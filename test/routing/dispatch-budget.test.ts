@@ -15,8 +15,7 @@ import { defaultDispatcherOptions, dispatchPending, dispatchStep } from '../../s
 import type { Command } from '../../src/domain/commands.ts';
 import { defaultProjectorOptions, ensureGroup, projectPending } from '../../src/projections/projector.ts';
 import { suiteRedis } from '../support/redis.ts';
-
-type SlowlogEntry = [id: number, at: number, us: number, args: string[]];
+import { stepDurations } from '../support/slowlog.ts';
 
 describe("a dispatch step's time budget", () => {
   const suite = suiteRedis();
@@ -41,19 +40,9 @@ describe("a dispatch step's time budget", () => {
   it('drains 1,000 decisions in steps of about 2 ms, each by rule 1', async () => {
     const ws = `dbudget-${Date.now().toString(36)}`;
     await backlog(ws, 1000, 2000);
-    await suite.admin.config('SET', 'slowlog-log-slower-than', '0');
-    await suite.admin.config('SET', 'slowlog-max-len', '200000');
-    await suite.admin.slowlog('RESET');
-    let made: number;
-    let us: number[];
-    try {
-      made = await dispatchPending(suite.redis, ws, defaultDispatcherOptions);
-      const log = (await suite.admin.slowlog('GET', '-1')) as SlowlogEntry[];
-      us = log.filter(([, , , args]) => /^(fcall|evalsha|eval)$/i.test(args[0] ?? '')).map(([, , t]) => t);
-    } finally {
-      await suite.admin.config('SET', 'slowlog-log-slower-than', '10000');
-      await suite.admin.slowlog('RESET');
-    }
+    const { result: made, us } = await stepDurations(suite.admin, () =>
+      dispatchPending(suite.redis, ws, defaultDispatcherOptions),
+    );
     expect(made).toBe(1000);
     expect(await suite.redis.zcard(workspaceKeys(ws).queue)).toBe(1000);
     // Redis timed each step: descheduled moments on a shared machine count in, so the bound is on

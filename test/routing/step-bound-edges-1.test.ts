@@ -20,28 +20,11 @@ import type { Command } from '../../src/domain/commands.ts';
 import { IntervalProjection } from '../../src/projections/intervals.ts';
 import { defaultProjectorOptions, ensureGroup, projectPending } from '../../src/projections/projector.ts';
 import { suiteRedis } from '../support/redis.ts';
+import { stepDurations } from '../support/slowlog.ts';
 import { waitFor } from '../support/wait.ts';
-
-type SlowlogEntry = [id: number, at: number, us: number, args: string[]];
 
 describe('steps after a burst hold Redis for a bounded time', () => {
   const suite = suiteRedis();
-
-  /** The durations (µs, Redis's own timing) of the commands `run` makes that `match` picks. */
-  async function durations<T>(match: RegExp, run: () => Promise<T>): Promise<{ result: T; us: number[] }> {
-    await suite.admin.config('SET', 'slowlog-log-slower-than', '0');
-    await suite.admin.config('SET', 'slowlog-max-len', '200000');
-    await suite.admin.slowlog('RESET');
-    try {
-      const result = await run();
-      const log = (await suite.admin.slowlog('GET', '-1')) as SlowlogEntry[];
-      const picked = log.filter(([, , , args]) => match.test(args[0] ?? ''));
-      return { result, us: picked.map(([, , us]) => us) };
-    } finally {
-      await suite.admin.config('SET', 'slowlog-log-slower-than', '10000');
-      await suite.admin.slowlog('RESET');
-    }
-  }
 
   /** Nine steps in ten (descheduled moments on a shared machine count in), and the longest. */
   const p90 = (us: number[]) => {
@@ -79,7 +62,7 @@ describe('steps after a burst hold Redis for a bounded time', () => {
     const last = await burst(ws);
     const events = await suite.redis.xlen(k.events);
     const p = new IntervalProjection(suite.redis, pino({ level: 'silent' }));
-    const { result, us } = await durations(/^(evalsha|eval)$/i, () => p.applyPending(ws));
+    const { result, us } = await stepDurations(suite.admin, () => p.applyPending(ws));
     expect(result).toBe(events);
     expect(await suite.redis.hget(k.intervals, 'checkpoint')).toBe(last);
     const tallies = await suite.redis.zrange(k.intervalIndex, 0, -1);
@@ -167,7 +150,7 @@ describe('steps after a burst hold Redis for a bounded time', () => {
     const timers: (string | number)[] = [];
     for (let i = 0; i < 5000; i++) timers.push(1000, `o|${randomUUID()}|1`, 1000, `m|${randomUUID()}|1`);
     await suite.redis.zadd(k.timers, ...timers);
-    const { result, us } = await durations(/^(evalsha|eval)$/i, () => fireTimers(suite.redis, ws, 2000));
+    const { result, us } = await stepDurations(suite.admin, () => fireTimers(suite.redis, ws, 2000));
     expect(result.fired).toBe(10_000);
     expect(await suite.redis.xlen(k.commands)).toBe(10_000);
     const t = p90(us);
@@ -208,7 +191,7 @@ describe('steps after a burst hold Redis for a bounded time', () => {
           await p.exec();
         }
       }
-      const { result, us } = await durations(/^(evalsha|eval)$/i, () =>
+      const { result, us } = await stepDurations(suite.admin, () =>
         trimAndMark(suite.redis, ws, 'commands', { index: 1, last: `${n}-0`, hash: 'h', total: n }),
       );
       expect(result).toBe(true);

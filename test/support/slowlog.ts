@@ -23,3 +23,29 @@ export async function commandsDuring<T>(
     await admin.slowlog('RESET');
   }
 }
+
+/**
+ * What `run` returns, and the duration (µs, Redis's own timing) of each Lua step Redis ran
+ * meanwhile (EVAL, EVALSHA or FCALL), read from SLOWLOG at a 0 threshold through `admin`. Throws
+ * when there was none: a bound on no steps holds for nothing.
+ */
+export async function stepDurations<T>(
+  admin: RedisClient,
+  run: () => Promise<T>,
+): Promise<{ result: T; us: number[] }> {
+  await admin.config('SET', 'slowlog-log-slower-than', '0');
+  await admin.config('SET', 'slowlog-max-len', '200000');
+  await admin.slowlog('RESET');
+  try {
+    const result = await run();
+    const log = (await admin.slowlog('GET', '-1')) as SlowlogEntry[];
+    const us = log
+      .filter(([, , , args]) => /^(fcall|evalsha|eval)$/i.test(args[0] ?? ''))
+      .map(([, , t]) => t);
+    if (us.length === 0) throw new Error('no Lua step ran: nothing to time');
+    return { result, us };
+  } finally {
+    await admin.config('SET', 'slowlog-log-slower-than', '10000');
+    await admin.slowlog('RESET');
+  }
+}
