@@ -384,7 +384,7 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     name: 'ARCHIVE_SEGMENT_ENTRIES',
     default: '10000',
     description:
-      'Most entries in one archive segment (one archiver step). The step that marks a segment trims its entries from Redis at once, every workspace on that Redis waiting: about 0.5 ms at 10,000 (test/routing/step-bound-edges-1.test.ts) and 3 ms per 100,000, so keep it at 100,000 or less where workspaces share a Redis.',
+      'Most entries in one archive segment (one archiver step). The step that marks a segment trims its entries from Redis at once, every workspace on that Redis waiting: about 0.5 ms at 10,000 and 3 ms per 100,000 on a 2-core machine (test/routing/step-bound-edges-1.test.ts holds 10,000 under 5 ms), so keep it at 100,000 or less where workspaces share a Redis.',
   },
   {
     name: 'ARCHIVE_EVERY_MS',

@@ -499,7 +499,7 @@ export class Archiver {
     return held !== undefined && (line === undefined || entryLine(held) === line);
   }
 
-  /** The line of the first entry of a segment (undefined when it cannot be read: judged by position). */
+  /** The line of the first entry of a segment (undefined when it holds none: judged by position; a read that fails throws). */
   private async firstLine(workspace: string, stream: LogStream, name: string): Promise<string | undefined> {
     const d = decodeSegment(
       await this.io(workspace, stream, 'read', this.store.read(workspace, stream, name)),

@@ -221,12 +221,17 @@ async function ofTheLog(
   snap: ReplaySnapshot,
 ): Promise<string | undefined> {
   const p = snap.header.position;
-  // Breaks are the replay's to report; here only the event at the position is looked at.
+  // Breaks are the replay's to report; here only the event at the position is looked at, and a
+  // log with a hole at it cannot say the snapshot is not of it (the replay answers the hole).
+  let broken = false;
   const [e] = await new LogReader(redis, store, workspace, 'events', {
     after: predecessor(p),
     pageSize: 1,
-    onBreak: () => {},
+    onBreak: () => {
+      broken = true;
+    },
   }).next(p);
+  if (broken) return undefined;
   const other =
     e === undefined || e[0] !== p
       ? `the log holds no event at ${p}`

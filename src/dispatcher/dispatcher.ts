@@ -16,8 +16,8 @@ export interface DispatcherOptions {
   /** Most decisions one Lua step makes (each decision in it is atomic on its own). */
   readonly batch: number;
   /**
-   * Most reads one Lua step makes: the bound on how long it holds Redis. A walk that needs more
-   * resumes in the next step.
+   * Most reads one Lua step makes: with `stepBudgetMs`, the bound on how long it holds Redis. A
+   * walk that needs more resumes in the next step.
    */
   readonly maxReads: number;
   /**
@@ -47,7 +47,8 @@ export const defaultDispatcherOptions: DispatcherOptions = {
 };
 
 /**
- * One dispatch step: at most `opts.batch` decisions and `opts.maxReads` reads. Returns [made, more
+ * One dispatch step: at most `opts.batch` decisions and `opts.maxReads` reads, ending once
+ * `opts.stepBudgetMs` has run out. Returns [made, more
  * work left, the earliest timer's due time (ms since the epoch) or undefined when there is none].
  * `atMs` dates the decisions instead of Redis's clock (a rebuild replaying them).
  */

@@ -911,7 +911,7 @@ export function keyed(c: Contact, settings: Settings): Contact {
 /**
  * The most agents a contact remembers as having turned it down (its last ones): a decision for it
  * reads at most one pool member more than this, and its document stays small, however many agents
- * turn it down. project-22.lua (`withdraw`) and dispatch-14.lua (`exclusions`) hold the same number.
+ * turn it down. The Lua steps hold the same number (includes/routing.lua, EXCLUDED_KEEP).
  */
 export const MAX_EXCLUDED_AGENTS = 100;
 

@@ -114,8 +114,8 @@ export interface Pacing {
   /** 0: agents always walk the queue heads instead of looking their skill subsets up. */
   enumerateMax: number;
   /**
-   * The projector steps' time budget (ms): 0.001 ends every step of more than 4 commands after its
-   * 4th, so the projector's runs are applied in steps cut anywhere.
+   * The projector's and dispatcher's steps' time budget (ms): 0.001 ends every step of more than 4
+   * commands or decisions after its 4th, so the runs are applied and decided in steps cut anywhere.
    */
   stepBudgetMs: number;
 }
@@ -1110,6 +1110,7 @@ export function scenarioRunner(
         batch: s.pacing.batches[round % s.pacing.batches.length]!,
         maxReads: s.pacing.maxReads,
         enumerateMax: s.pacing.enumerateMax,
+        stepBudgetMs: s.pacing.stepBudgetMs,
       };
       await Promise.all(dispatchers.map((d) => dispatchPending(d, workspace, opts)));
       // Nothing moves until the next round's commands: the auditor reads alongside the replay.

@@ -171,7 +171,7 @@ async function fromLive(
   const read = new Map<number, Record<string, string>>();
   // Each settled interval in a command of its own, a few at a time: Redis runs the commands one
   // client has sent together back to back, so all 96 of a day sent at once would hold it about as
-  // long as the one transaction did. One larger than a page, in pages (scanHash).
+  // long as the one transaction did. One larger than a page, in pages (hashEntries).
   const sizes = await Promise.all(settled.map((s) => redis.hlen(`${k.intervalPrefix}${s}`)));
   for (let i = 0; i < settled.length; i += SETTLED_READS)
     await Promise.all(

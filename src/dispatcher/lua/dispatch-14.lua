@@ -377,12 +377,8 @@ local function preferred_agent(c, excluded)
   return best and string.match(best, '|(.*)$')
 end
 
--- The most agents a contact remembers as having turned it down (MAX_EXCLUDED_AGENTS in
--- src/domain/model.ts; project-22.lua keeps no more): a document written before that bound may
--- hold more, of which only the last count.
-local EXCLUDED_KEEP = 100
-
--- The agents a contact may not be offered to, as a set and a count; nil when none.
+-- The agents a contact may not be offered to (its last EXCLUDED_KEEP: includes/routing.lua), as a
+-- set and a count; nil when none.
 local function exclusions(c)
   local list = c.excludedAgents
   if not list or #list == 0 then return nil end
@@ -543,10 +539,9 @@ local made
 local served_queues, served_order
 
 local now, now_015, based_on, offer_timeout
--- The step's time budget (ARGV[7]) and when it began, in microseconds of Redis's clock; the
--- budget is looked at every BUDGET_EVERY decisions (TIME costs about a microsecond).
+-- The step's time budget (ARGV[7]) and when it began, in microseconds of Redis's clock
+-- (now_us; looked at every BUDGET_EVERY decisions: includes/time.lua).
 local BUDGET_US, STARTED_US
-local BUDGET_EVERY = 4
 selection = function() return strategy end
 
 -- A step's start: the time, the checkpoint it decides on, and the workspace's settings.
@@ -556,9 +551,9 @@ local function begin(ARGV)
   BUDGET_US = tonumber(ARGV[7]) or 0
   local at = tonumber(ARGV[6])
   -- One read of the clock gives the decisions' time and the budget's start.
-  local t = (not at or BUDGET_US > 0) and redis.call('TIME') or nil
-  now = at or tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  STARTED_US = BUDGET_US > 0 and tonumber(t[1]) * 1000000 + tonumber(t[2]) or nil
+  local us = (not at or BUDGET_US > 0) and now_us() or nil
+  now = at or math.floor(us / 1000)
+  STARTED_US = BUDGET_US > 0 and us or nil
   now_015 = string.format('%015d', now)
   based_on = redis.call('HGET', K_META, 'applied') or '0-0'
   offer_timeout = 0
@@ -766,8 +761,7 @@ local function run()
   while made < MAX_DECISIONS and work < MAX_WORK do
     if STARTED_US and made >= check_at then
       check_at = made + BUDGET_EVERY
-      local t = redis.call('TIME')
-      if tonumber(t[1]) * 1000000 + tonumber(t[2]) - STARTED_US >= BUDGET_US then break end
+      if now_us() - STARTED_US >= BUDGET_US then break end
     end
     -- The lowest candidate, and the score of the next one.
     local top = redis.call('ZRANGE', K_CAND, '0', '1', 'WITHSCORES')

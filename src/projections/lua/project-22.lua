@@ -67,10 +67,9 @@ local K_IDEM_OUTCOMES, K_FINISHED, K_TIMERS, K_ENDED, K_IDEM_EXPIRY
 local WORKSPACE, GROUP
 local MAX, OUTCOME_KEEP, SKILL_SET_LIMIT
 local OUTCOME_KEEP_MS
--- The step's time budget (ARGV[8]) and when it began applying, in microseconds of Redis's clock;
--- the budget is looked at every BUDGET_EVERY commands (TIME costs about a microsecond).
+-- The step's time budget (ARGV[8]) and when it began, in microseconds of Redis's clock
+-- (now_us; looked at every BUDGET_EVERY commands: includes/time.lua).
 local BUDGET_US, STARTED_US
-local BUDGET_EVERY = 4
 -- Entries one XRANGE of the step reads (at most MAX in all).
 local READ_CHUNK = 32
 
@@ -80,11 +79,6 @@ local READ_CHUNK = 32
 --@include "deferred"
 --@include "routing"
 --@include "idempotency"
-
-local function now_us()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
 
 -- Encodes `v`, whose only table that may hold raw JSON (attributes) or an empty list
 -- (activeContacts) is `inner`: with Redis's own encoder (C) when neither is there.
@@ -281,14 +275,9 @@ local function release(a, contact_id, channel)
   a._offers = #offers > 0 and offers or nil
 end
 
--- The most agents a contact remembers as having turned it down, its last ones (MAX_EXCLUDED_AGENTS
--- in src/domain/model.ts; dispatch-14.lua reads no more): a decision for it reads at most one pool
--- member more, and its document stays small.
-local EXCLUDED_KEEP = 100
-
 -- A contact's offer ends without an assignment (rejected, expired, withdrawn): the contact goes
 -- back to its queue at its own place (its arrival is unchanged) and is not offered to that agent
--- again while among its last EXCLUDED_KEEP. `a` is the agent being changed (a copy); the caller
+-- again while among its last EXCLUDED_KEEP (includes/routing.lua). `a` is the agent being changed (a copy); the caller
 -- writes it.
 local function withdraw(d, a, at, pos, fact, extra)
   redis.call('ZREM', K_TIMERS, offer_timer(d))
@@ -990,6 +979,17 @@ local function apply(f, at, pos, meta)
   return outcome, c
 end
 
+-- Whether ARGV[9] announces more than `n` commands to append (each is 5 + k arguments).
+local function appends_over(ARGV, n)
+  local last, i, count = 9 + (tonumber(ARGV[9]) or 0), 10, 0
+  while i <= last do
+    count = count + 1
+    if count > n then return true end
+    i = i + 5 + tonumber(ARGV[i])
+  end
+  return false
+end
+
 -- The commands ARGV[9] announces, appended in order; returns their answers, the index of the
 -- first delivered entry, and the answers still without an outcome by command id (run fills in
 -- the outcome of each it applies: the caller answers its request from the step's reply).
@@ -1119,9 +1119,9 @@ local function step(KEYS, ARGV)
   OUTCOME_KEEP_MS = tonumber(ARGV[7])
   BUDGET_US = tonumber(ARGV[8]) or 0
   STARTED_US = nil
-  -- A step appending more than a few commands (each takes 11 arguments or more) counts its
-  -- appends in its budget too: they are all appended, and it applies for what is left of it.
-  if BUDGET_US > 0 and (tonumber(ARGV[9]) or 0) > 11 * BUDGET_EVERY then STARTED_US = now_us() end
+  -- A step appending more than a few commands counts its appends in its budget too: they are all
+  -- appended, and it applies for what is left of it.
+  if BUDGET_US > 0 and appends_over(ARGV, BUDGET_EVERY) then STARTED_US = now_us() end
   WORKSPACE_JSON = cjson.encode(WORKSPACE)
   meta_json = nil
   settings_cache = nil

@@ -28,6 +28,11 @@
 -- named by its bare skills, and such pools serve the queues of every channel. An agent with
 -- capacity per channel is in one pool per channel it has room on, named by its skills on that
 -- channel, with that channel's available-since.
+
+-- The most agents a contact remembers as having turned it down, its last ones
+-- (MAX_EXCLUDED_AGENTS in src/domain/model.ts): a decision for it reads at most one pool member
+-- more per fitting pool, and its document stays small; one written with more is read by its last.
+local EXCLUDED_KEEP = 100
 local PRIORITY_STEP = 17592186044416 -- 2^44: priority outranks arrival order
 
 local function order_score(priority, seq)

@@ -28,6 +28,16 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- Microseconds since the epoch by Redis's clock: a step's time budget is measured by it.
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+-- A step's time budget (the projector's, the dispatcher's) is looked at every BUDGET_EVERY
+-- commands or decisions: TIME costs about a microsecond in a step.
+local BUDGET_EVERY = 4
+
 -- A stream position's milliseconds: the time Redis accepted the entry.
 local function position_ms(id)
   return tonumber(string.match(id, '^(%d+)'))
