@@ -530,7 +530,8 @@ const TRIM_MARK = luaScript('trim_mark', new URL('./lua/trim-mark-2.lua', import
 
 /**
  * Trims `stream` up to the segment `tip` and marks it, unless the mark is already at or past it
- * (then nothing changes): the mark only moves forward, whoever calls. Returns whether it did.
+ * (then nothing changes): the mark only moves forward, whoever calls. Returns whether it did;
+ * throws ArchiveMismatchError when the stream no longer holds the segment's last entry (Redis lost it).
  */
 export async function trimAndMark(
   redis: RedisClient,
@@ -545,7 +546,11 @@ export async function trimAndMark(
     TRIM_MARK,
     [k[stream], k.archive],
     // '' after the largest position: no entry can follow it, so the whole stream is archived.
-    [stream, successor(tip.last) ?? '', JSON.stringify(anchor), tip.index],
+    [stream, successor(tip.last) ?? '', JSON.stringify(anchor), tip.index, tip.last],
   );
+  if (Number(done) === -1)
+    throw new ArchiveMismatchError(
+      `the ${stream} stream of ${workspace} no longer holds ${tip.last}, the last entry of segment ${tip.index}, which was read from it: Redis lost entries since (restarted from an older copy, or a failover lost writes not yet replicated; docs/DEPLOYMENT.md, Durability). Neither trimmed nor marked; the archiver's next look at the stream names the segments to set aside`,
+    );
   return Number(done) === 1;
 }

@@ -1,10 +1,15 @@
 /**
  * The archive's mark only moves forward: a trim for an older segment (an archiver that kept going
- * after it lost its lease, while another took the workspace further) changes nothing.
+ * after it lost its lease, while another took the workspace further) changes nothing. And it never
+ * marks a segment whose last entry the stream no longer holds: an archiver that read a segment's
+ * entries from a Redis that then came back from an older copy (killed between the archiver's read
+ * and its trim) marked the segment of lost entries on the restored Redis, which took the archive
+ * as whole and chained what Redis holds onto it, with no refusal (a full run of
+ * test/archive/rollback-edges-1.test.ts on a loaded machine met it).
  */
 import { describe, expect, it } from 'vitest';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
-import { trimAndMark } from '../../src/archive/archiver.ts';
+import { ArchiveMismatchError, trimAndMark } from '../../src/archive/archiver.ts';
 import { parseAnchor } from '../../src/archive/chain.ts';
 import { suiteRedis } from '../support/redis.ts';
 
@@ -35,5 +40,27 @@ describe('the archive mark', () => {
     expect(await r.xlen(k.events)).toBe(10);
     // The other stream's mark is its own.
     expect(await r.hget(k.archive, 'commands')).toBeNull();
+  });
+
+  it('refuses to mark a segment whose last entry the stream no longer holds', async () => {
+    const ws = `mark-lost-${Date.now().toString(36)}`;
+    const k = workspaceKeys(ws);
+    const r = suite.redis;
+    for (let i = 1; i <= 10; i++) await r.xadd(k.events, `1700000000000-${i}`, 'n', String(i));
+    expect(
+      await trimAndMark(r, ws, 'events', { index: 0, last: '1700000000000-5', hash: 'h0', total: 5 }),
+    ).toBe(true);
+    // Segment 1 was read up to 1700000000000-12 from a Redis that lost 11 and 12 since (its copy
+    // ends at 10), and 13 is a new entry after the restart.
+    await r.xadd(k.events, '1700000000000-13', 'n', 'new');
+    await expect(
+      trimAndMark(r, ws, 'events', { index: 1, last: '1700000000000-12', hash: 'h1', total: 12 }),
+    ).rejects.toThrow(ArchiveMismatchError);
+    // Neither trimmed nor marked.
+    expect(parseAnchor(await r.hget(k.archive, 'events'))).toMatchObject({
+      index: 0,
+      last: '1700000000000-5',
+    });
+    expect(await r.xlen(k.events)).toBe(6);
   });
 });

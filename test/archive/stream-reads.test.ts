@@ -234,7 +234,8 @@ describe('reads of the streams', () => {
   async function xrangeCounts<T>(f: () => Promise<T>): Promise<{ result: T; counts: number[] }> {
     const { result, calls } = await commandsDuring(suite.admin, f);
     const counts = calls
-      .filter((args) => args[0]?.toUpperCase() === 'XRANGE')
+      // Reads of the log, not the trim's look at one position (its segment's last entry).
+      .filter((args) => args[0]?.toUpperCase() === 'XRANGE' && args[2] !== args[3])
       .map((args) => {
         const at = args.findIndex((a) => a.toUpperCase() === 'COUNT');
         return at < 0 ? Number.POSITIVE_INFINITY : Number(args[at + 1]);

@@ -27,6 +27,7 @@ import { readLogAfter } from '../../src/archive/log-reader.ts';
 import { decodeSegment } from '../../src/archive/segment.ts';
 import { DiskArchive } from '../../src/archive/store.ts';
 import { auditWorkspace } from '../../src/audit/read.ts';
+import { seededRandom } from '../../src/cli/sim/random.ts';
 import type { EventEnvelope } from '../../src/domain/events.ts';
 import { AREAS, AssignmentFollower, LANGUAGES, RetryingClient, registerAvailable } from '../support/audit.ts';
 import { Fleet } from '../support/fleet.ts';
@@ -40,18 +41,6 @@ const SETTINGS = { offerTimeoutMs: 250, wrapUpMs: 100, missedOfferPresence: 'ava
 const AGENTS = 16;
 const RATE_PER_S = 20;
 const RETENTION = 150;
-
-/** A small seeded generator (mulberry32): the schedule of a seed is the same on every run. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 type Action = 'accept' | 'reject' | 'ignore';
 const LATE_TYPES = new Set(['/problems/contact-not-offered', '/problems/offer-not-yours']);
@@ -272,7 +261,7 @@ describe('random crashes of every process kind under load', () => {
 
   it('keeps every guarantee through random SIGKILLs and SIGSTOPs of any process', async () => {
     const redis = fleet.client;
-    const random = seeded(SEED);
+    const random = seededRandom(SEED);
     const between = (min: number, max: number) => Math.round(min + random() * (max - min));
     console.log(`chaos seed ${SEED} (CHAOS_SEED=${SEED} CHAOS_ROUNDS=${ROUNDS} to replay)`);
     const started = Date.now();

@@ -12,8 +12,13 @@
           is the largest position there is, which no entry can follow: the stream is emptied)
   ARGV[3] the mark's JSON
   ARGV[4] the segment's index
+  ARGV[5] the segment's last position (optional): the stream must still hold it
 
-  Returns 1 when trimmed and marked, 0 when the mark was already at or past the segment.
+  Returns 1 when trimmed and marked, 0 when the mark was already at or past the segment, -1 when
+  the stream no longer holds the segment's last entry: the step read it there, so Redis lost it
+  since (restarted from an older copy between the read and this step), and marking the segment
+  would chain the archive of what it lost onto what it holds; nothing is changed, and the
+  archiver's next look at the stream refuses it with what to do.
 ]]
 local current = redis.call('HGET', KEYS[2], ARGV[1])
 if current then
@@ -22,6 +27,7 @@ if current then
     return 0
   end
 end
+if ARGV[5] and ARGV[5] ~= '' and #redis.call('XRANGE', KEYS[1], ARGV[5], ARGV[5], 'COUNT', 1) == 0 then return -1 end
 if ARGV[2] == '' then
   redis.call('XTRIM', KEYS[1], 'MAXLEN', 0)
 else
