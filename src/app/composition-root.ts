@@ -336,7 +336,7 @@ export async function startSwitchboard(
         history,
         stateAt: state,
         ...(projector && projecting
-          ? { projectSoon: projectSoon(projector, projecting, projectorOptions.batch) }
+          ? { projectSoon: projectSoon(projector, projecting, tickAppends(projectorOptions)) }
           : {}),
         config,
         watch,
@@ -532,6 +532,17 @@ function intervalsRunner(redis: RedisClient, config: Config, log: Logger): Works
     leases,
     discoverEveryMs: leases.opts.renewEveryMs,
   });
+}
+
+/**
+ * Most commands one tick's step appends: with a step budget, 32 (keyed appends cost about 8 µs
+ * each, so 32 take a fraction of the 2 ms and leave the rest of the budget to applying them,
+ * whose outcomes the step's reply then carries); without one, a whole batch.
+ */
+export const TICK_APPENDS = 32;
+
+function tickAppends(opts: { readonly batch: number; readonly stepBudgetMs: number }): number {
+  return opts.stepBudgetMs > 0 ? Math.min(opts.batch, TICK_APPENDS) : opts.batch;
 }
 
 /**
