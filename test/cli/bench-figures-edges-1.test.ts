@@ -92,6 +92,31 @@ describe('bench options a workload does not read', () => {
     expect(decision.code, decision.stderr).toBe(0);
     expect(parse(decision.stdout).parameters).toMatchObject({ projectBatch: 7 });
   }, 60_000);
+
+  it("takes the steps' time budgets for seed, decision and cluster, and refuses them elsewhere", async () => {
+    const [split, negative, decision] = await Promise.all([
+      bench(['split', '--project-step-ms', '1']),
+      bench(['seed', '--dispatch-step-ms', '-1']),
+      bench([
+        'decision',
+        '--queues',
+        '300',
+        '--decisions',
+        '3',
+        '--dispatch-step-ms',
+        '0',
+        '--project-step-ms',
+        '0.5',
+        '--json',
+      ]),
+    ]);
+    expect(split.code).toBe(2);
+    expect(split.stderr).toContain('--project-step-ms: only for seed, decision and cluster');
+    expect(negative.code).toBe(2);
+    expect(negative.stderr).toContain('--dispatch-step-ms');
+    expect(decision.code, decision.stderr).toBe(0);
+    expect(parse(decision.stdout).parameters).toMatchObject({ dispatchStepMs: 0, projectStepMs: 0.5 });
+  }, 60_000);
 });
 
 describe("bench all's table: a figure next to its target reads as its verdict", () => {

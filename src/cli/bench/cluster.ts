@@ -43,6 +43,8 @@ export interface ClusterBenchOptions {
   readonly contacts: number;
   readonly dispatchBatch: number;
   readonly projectBatch: number;
+  readonly dispatchStepMs: number;
+  readonly projectStepMs: number;
   readonly seed: number;
 }
 
@@ -322,8 +324,12 @@ async function drainAll(
  */
 async function drain(redis: RedisClient, workspace: string, o: Drain): Promise<number> {
   const k = workspaceKeys(workspace);
-  const dispatchOpts = { ...defaultDispatcherOptions, batch: o.dispatchBatch };
-  const projectOpts = { ...defaultProjectorOptions, batch: o.projectBatch };
+  const dispatchOpts = {
+    ...defaultDispatcherOptions,
+    batch: o.dispatchBatch,
+    stepBudgetMs: o.dispatchStepMs,
+  };
+  const projectOpts = { ...defaultProjectorOptions, batch: o.projectBatch, stepBudgetMs: o.projectStepMs };
   const queued = Number(await redis.hget(k.stats, 'assignments')) || 0;
   const takeAssigned = assignmentReader(
     workspace,

@@ -32,6 +32,8 @@ export interface DecisionOptions {
   readonly decisions: number;
   readonly dispatchBatch: number;
   readonly projectBatch: number;
+  readonly dispatchStepMs: number;
+  readonly projectStepMs: number;
   readonly seed: number;
   readonly redisUrl: string | undefined;
 }
@@ -64,8 +66,12 @@ export async function decisionWorkload(
   note: Note,
 ): Promise<DecisionFigures> {
   const redis = connectRedis({ url });
-  const dispatchOpts = { ...defaultDispatcherOptions, batch: o.dispatchBatch };
-  const projectOpts = { ...defaultProjectorOptions, batch: o.projectBatch };
+  const dispatchOpts = {
+    ...defaultDispatcherOptions,
+    batch: o.dispatchBatch,
+    stepBudgetMs: o.dispatchStepMs,
+  };
+  const projectOpts = { ...defaultProjectorOptions, batch: o.projectBatch, stepBudgetMs: o.projectStepMs };
   const workspaces = o.queues.map((size) => `${base}-decision-${size}`);
   try {
     // The same agents and the same kind of queue for every size: only the length differs.

@@ -100,6 +100,10 @@ Options:
                          DISPATCH_BATCH)
   --project-batch <n>    seed, decision, cluster: commands per projector step (default ${defaultProjectorOptions.batch}, as
                          PROJECT_BATCH)
+  --dispatch-step-ms <ms> seed, decision, cluster: a dispatch step's time budget (default ${defaultDispatcherOptions.stepBudgetMs}, as
+                         DISPATCH_STEP_MS; 0: bounded by --dispatch-batch only)
+  --project-step-ms <ms> seed, decision, cluster: a projector step's time budget (default ${defaultProjectorOptions.stepBudgetMs}, as
+                         PROJECT_STEP_MS; 0: bounded by --project-batch only)
   --sizes <a,b,...>      split, wide, large: sizes to compare (split ${DEFAULT_SIZES.split.join(',')}; wide ${DEFAULT_SIZES.wide.join(',')}; large ${DEFAULT_SIZES.large.join(',')})
   --levels               split, wide, large, twin: the variant with proficiency levels (see above)
   --against <file>       twin: the other version of the dispatch step (a Lua file)
@@ -188,6 +192,8 @@ export interface BenchOptions {
   readonly subscribers: number;
   readonly dispatchBatch: number;
   readonly projectBatch: number;
+  readonly dispatchStepMs: number;
+  readonly projectStepMs: number;
   readonly seed: number;
   readonly redisUrl: string | undefined;
   readonly json: boolean;
@@ -232,6 +238,8 @@ export const BENCH_OPTIONS = {
   subscribers: { type: 'string' },
   'dispatch-batch': { type: 'string' },
   'project-batch': { type: 'string' },
+  'dispatch-step-ms': { type: 'string' },
+  'project-step-ms': { type: 'string' },
   seed: { type: 'string' },
   'redis-url': { type: 'string' },
   timers: { type: 'string' },
@@ -331,6 +339,18 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     5000,
   );
   const projectBatch = count('project-batch', values['project-batch'], defaultProjectorOptions.batch, 5000);
+  const stepMs = (name: string, raw: string | undefined, def: number) =>
+    check.number(name, raw, def, { min: 0, max: 1000 });
+  const dispatchStepMs = stepMs(
+    'dispatch-step-ms',
+    values['dispatch-step-ms'],
+    defaultDispatcherOptions.stepBudgetMs,
+  );
+  const projectStepMs = stepMs(
+    'project-step-ms',
+    values['project-step-ms'],
+    defaultProjectorOptions.stepBudgetMs,
+  );
   const seed = check.number('seed', values.seed, 42, { integer: true, min: 0, max: 2 ** 32 - 1 });
   const redisUrl = values['redis-url'];
   // As the other tools and REDIS_URL take one (e2e's Switchboard processes are given it), its
@@ -406,6 +426,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     values['project-batch'] === undefined || batched,
     '--project-batch: only for seed, decision and cluster',
   );
+  for (const name of ['dispatch-step-ms', 'project-step-ms'] as const)
+    check.check(values[name] === undefined || batched, `--${name}: only for seed, decision and cluster`);
   check.check(!values.offers || workload === 'seed', '--offers: only for seed');
   const rounds = count('rounds', values.rounds, 300, 100_000);
   check.check(values.rounds === undefined || workload === 'steps', '--rounds: only for steps');
@@ -433,6 +455,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     subscribers,
     dispatchBatch,
     projectBatch,
+    dispatchStepMs,
+    projectStepMs,
     seed,
     redisUrl,
     json: values.json ?? false,

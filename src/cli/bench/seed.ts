@@ -42,6 +42,8 @@ export interface SeedOptions {
   readonly clients: number;
   readonly dispatchBatch: number;
   readonly projectBatch: number;
+  readonly dispatchStepMs: number;
+  readonly projectStepMs: number;
   readonly seed: number;
   readonly redisUrl: string | undefined;
   /** Offers on: each decision is accepted (AcceptOffer) before its completion. */
@@ -186,8 +188,12 @@ async function seedRun(
       ((await redis.xrevrange(k.events, '+', '-', 'COUNT', 1)) as [string, string[]][])[0]?.[0] ?? '0-0',
     );
 
-    const dispatchOpts = { ...defaultDispatcherOptions, batch: o.dispatchBatch };
-    const projectOpts = { ...defaultProjectorOptions, batch: o.projectBatch };
+    const dispatchOpts = {
+      ...defaultDispatcherOptions,
+      batch: o.dispatchBatch,
+      stepBudgetMs: o.dispatchStepMs,
+    };
+    const projectOpts = { ...defaultProjectorOptions, batch: o.projectBatch, stepBudgetMs: o.projectStepMs };
     let assignments = 0;
     let rounds = 0;
     let inFlight = 0;

@@ -77,6 +77,8 @@ const WORKLOADS: Record<Workload, WorkloadSpec> = {
       clients: o.clients,
       dispatchBatch: o.dispatchBatch,
       projectBatch: o.projectBatch,
+      dispatchStepMs: o.dispatchStepMs,
+      projectStepMs: o.projectStepMs,
       seed: o.seed,
       ...(o.offers ? { offers: true } : {}),
     }),
@@ -97,6 +99,8 @@ const WORKLOADS: Record<Workload, WorkloadSpec> = {
       decisions: o.decisions,
       dispatchBatch: o.dispatchBatch,
       projectBatch: o.projectBatch,
+      dispatchStepMs: o.dispatchStepMs,
+      projectStepMs: o.projectStepMs,
       seed: o.seed,
     }),
     // It makes one workspace per queue length and removes them itself.
@@ -164,6 +168,8 @@ const WORKLOADS: Record<Workload, WorkloadSpec> = {
       contacts: o.contacts,
       dispatchBatch: o.dispatchBatch,
       projectBatch: o.projectBatch,
+      dispatchStepMs: o.dispatchStepMs,
+      projectStepMs: o.projectStepMs,
       seed: o.seed,
     }),
     // Its own private single Redis and Redis Cluster, whatever --redis-url says.
