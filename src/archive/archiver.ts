@@ -350,9 +350,10 @@ export class Archiver {
         `segment ${seg.name} of ${workspace}/${stream} reads back other than written from ${this.store.where}: not trimming, so its entries are still in Redis. Check that file system (its disk's errors in the system log); a later step reads the segment again and, if it refuses it as damaged, move the file aside (rename it to ${seg.name}.damaged) and the archiver writes it again from Redis (docs/ARCHIVE.md, "Crash safety")`,
       );
     }
-    this.tips.set(`${workspace}/${stream}`, { ...seg.header, lastLine: entryLine(entries.at(-1)!) });
+    const written = { ...seg.header, lastLine: entryLine(entries.at(-1)!) };
+    this.tips.set(`${workspace}/${stream}`, written);
     await this.pause('segment-written', workspace, stream);
-    const trimmed = await this.trim(workspace, stream, seg.header);
+    const trimmed = await this.trim(workspace, stream, written);
     this.segmentsWritten++;
     this.entriesArchived += entries.length;
     this.opts.observer?.archived(workspace, stream, entries.length);
@@ -426,8 +427,9 @@ export class Archiver {
    * Trims the stream up to a durable segment's last entry, and marks it, in one step; false when the
    * mark was already at or past it (nothing changed).
    */
-  private trim(workspace: string, stream: LogStream, tip: SegmentHeader): Promise<boolean> {
-    return trimAndMark(this.redis, workspace, stream, tip);
+  private trim(workspace: string, stream: LogStream, tip: Tip): Promise<boolean> {
+    const [, fields] = JSON.parse(tip.lastLine) as [string, string[]];
+    return trimAndMark(this.redis, workspace, stream, tip, fields);
   }
 
   /** The archive must hold every segment Redis was trimmed for, the marked one unchanged. */
@@ -531,13 +533,16 @@ const TRIM_MARK = luaScript('trim_mark', new URL('./lua/trim-mark-2.lua', import
 /**
  * Trims `stream` up to the segment `tip` and marks it, unless the mark is already at or past it
  * (then nothing changes): the mark only moves forward, whoever calls. Returns whether it did;
- * throws ArchiveMismatchError when the stream no longer holds the segment's last entry (Redis lost it).
+ * throws ArchiveMismatchError when the stream no longer holds the segment's last entry (Redis lost
+ * it), or, given `lastFields` (that entry's fields and values as the segment holds them), holds
+ * another entry at its position.
  */
 export async function trimAndMark(
   redis: RedisClient,
   workspace: string,
   stream: LogStream,
   tip: Pick<SegmentHeader, 'index' | 'last' | 'hash' | 'total'>,
+  lastFields: readonly string[] = [],
 ): Promise<boolean> {
   const k = workspaceKeys(workspace);
   const anchor: Anchor = { index: tip.index, last: tip.last, hash: tip.hash, total: tip.total };
@@ -546,11 +551,11 @@ export async function trimAndMark(
     TRIM_MARK,
     [k[stream], k.archive],
     // '' after the largest position: no entry can follow it, so the whole stream is archived.
-    [stream, successor(tip.last) ?? '', JSON.stringify(anchor), tip.index, tip.last],
+    [stream, successor(tip.last) ?? '', JSON.stringify(anchor), tip.index, tip.last, ...lastFields],
   );
   if (Number(done) === -1)
     throw new ArchiveMismatchError(
-      `the ${stream} stream of ${workspace} no longer holds ${tip.last}, the last entry of segment ${tip.index}, which was read from it: Redis lost entries since (restarted from an older copy, or a failover lost writes not yet replicated; docs/DEPLOYMENT.md, Durability). Neither trimmed nor marked; the archiver's next look at the stream names the segments to set aside`,
+      `the ${stream} stream of ${workspace} no longer holds ${tip.last}, the last entry of segment ${tip.index}, which was read from it (or holds another entry there): Redis lost entries since (restarted from an older copy, or a failover lost writes not yet replicated; docs/DEPLOYMENT.md, Durability). Neither trimmed nor marked; the archiver's next look at the stream names the segments to set aside`,
     );
   return Number(done) === 1;
 }

@@ -63,4 +63,27 @@ describe('the archive mark', () => {
     });
     expect(await r.xlen(k.events)).toBe(6);
   });
+
+  it('refuses to mark a segment when the stream holds another entry at its last position', async () => {
+    const ws = `mark-other-${Date.now().toString(36)}`;
+    const k = workspaceKeys(ws);
+    const r = suite.redis;
+    for (let i = 1; i <= 5; i++) await r.xadd(k.events, `1700000000000-${i}`, 'n', String(i));
+    // Segment 0 was read up to 1700000000000-8 (n = 6, 7, 8) from a Redis that lost 6 to 8 since,
+    // and whose clock, behind theirs, made new entries at the same positions.
+    for (let i = 6; i <= 9; i++) await r.xadd(k.events, `1700000000000-${i}`, 'n', `new ${i}`);
+    await expect(
+      trimAndMark(r, ws, 'events', { index: 0, last: '1700000000000-8', hash: 'h0', total: 8 }, ['n', '8']),
+    ).rejects.toThrow(ArchiveMismatchError);
+    expect(await r.hget(k.archive, 'events')).toBeNull();
+    expect(await r.xlen(k.events)).toBe(9);
+    // The entry it read is the one the stream holds: trimmed and marked.
+    expect(
+      await trimAndMark(r, ws, 'events', { index: 0, last: '1700000000000-8', hash: 'h0', total: 8 }, [
+        'n',
+        'new 8',
+      ]),
+    ).toBe(true);
+    expect(await r.xlen(k.events)).toBe(1);
+  });
 });

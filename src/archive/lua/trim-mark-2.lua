@@ -13,6 +13,9 @@
   ARGV[3] the mark's JSON
   ARGV[4] the segment's index
   ARGV[5] the segment's last position (optional): the stream must still hold it
+  ARGV[6..] that entry's fields and values, as the segment holds them (optional): the entry the
+          stream holds there must have these (a Redis whose clock is behind the lost entries'
+          makes new ones at their positions)
 
   Returns 1 when trimmed and marked, 0 when the mark was already at or past the segment, -1 when
   the stream no longer holds the segment's last entry: the step read it there, so Redis lost it
@@ -27,7 +30,17 @@ if current then
     return 0
   end
 end
-if ARGV[5] and ARGV[5] ~= '' and #redis.call('XRANGE', KEYS[1], ARGV[5], ARGV[5], 'COUNT', 1) == 0 then return -1 end
+if ARGV[5] and ARGV[5] ~= '' then
+  local held = redis.call('XRANGE', KEYS[1], ARGV[5], ARGV[5], 'COUNT', 1)[1]
+  if not held then return -1 end
+  if #ARGV > 5 then
+    local fields = held[2]
+    if #fields ~= #ARGV - 5 then return -1 end
+    for i = 1, #fields do
+      if fields[i] ~= ARGV[i + 5] then return -1 end
+    end
+  end
+end
 if ARGV[2] == '' then
   redis.call('XTRIM', KEYS[1], 'MAXLEN', 0)
 else
