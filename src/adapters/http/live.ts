@@ -266,9 +266,35 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
         // The replay cannot keep up with the live feed: holding more would grow without bound.
         else tooSlow('too far behind', { held: held.length });
       });
+      // Events the archiver trimmed past the tail that the archive does not give: the tail goes on
+      // after them, so the feed is closed with where to resume, as a replay that meets them is.
+      const unfilled = tail.onFillFailed((err) => {
+        if (socket.readyState !== socket.OPEN) return;
+        unsubscribe();
+        held.length = 0;
+        if (err instanceof HistoryUnreadableError) {
+          log.error(
+            {
+              err: err.message,
+              resumeAfter: last,
+              lostAfter: err.hole.lostAfter,
+              resumeAt: err.hole.resumeAt,
+            },
+            'events trimmed past the event tail unreadable from the archive; closing',
+          );
+          socket.close(1011, archiveUnreadableReason(err.hole.resumeAt, last));
+          return;
+        }
+        log.warn(
+          { err: err.message, resumeAfter: last },
+          `events trimmed past the event tail could not be read; closed with 1011, its client told to reconnect with after=${last}. See err. ${redisAdvice(err)}`,
+        );
+        socket.close(1011, `replay failed; reconnect with after=${last}`);
+      });
       const unsubscribe = (): void => {
         unsubscribeBatches();
         unresume();
+        unfilled();
       };
 
       // The heartbeat: a message of its own (no `type`, no `position`: not an event) on a feed that

@@ -70,10 +70,13 @@ function trimmedThrough(mark: string | null): string | undefined {
   }
 }
 
-/** Events read from the archive per page when the tail reads what was trimmed past it. */
-const FILL_PAGE = 5000;
 /** Most entries of each stream one read of the tail takes. */
 const TAIL_READ = 1000;
+/**
+ * Events read from the archive per page when the tail reads what was trimmed past it: each page
+ * is handed out as a batch, as large as a read's.
+ */
+const FILL_PAGE = TAIL_READ;
 
 /** How many of the last positions delivered a tail keeps of each stream, to resume after a loss. */
 const DELIVERED_KEPT = 512;
@@ -149,6 +152,7 @@ export class WorkspaceTail {
   private lastOutcome = '0-0';
   private readonly deliveredEvents = new Delivered();
   private readonly resumeListeners = new Set<(position: string) => void>();
+  private readonly fillFailedListeners = new Set<(err: Error) => void>();
   private readonly deliveredOutcomes = new Delivered();
   private stopped = false;
   /** When a read of the streams last answered, and whether the last one failed. */
@@ -240,15 +244,18 @@ export class WorkspaceTail {
         this.resumedAtStart = false;
         for (const [key, entries] of reply ?? []) {
           if (key === k.events) {
-            const all =
+            // Read for subscribers only: one that joins later replays (after=) or starts after the
+            // stream's end, and a command waits for outcomes alone.
+            if (
               fill &&
+              this.subscribers > 0 &&
               entries.length > 0 &&
               trimmed !== undefined &&
               comparePositions(trimmed, this.lastEvent) > 0
-                ? [...(await this.trimmedBefore(entries[0]![0])), ...entries]
-                : entries;
-            this.deliveredEvents.add(all);
-            this.deliverEvents(all);
+            )
+              await this.fillTrimmed(entries[0]![0]);
+            this.deliveredEvents.add(entries);
+            this.deliverEvents(entries);
           } else {
             this.deliveredOutcomes.add(entries);
             this.deliverOutcomes(entries);
@@ -273,37 +280,51 @@ export class WorkspaceTail {
   }
 
   /**
-   * The events after this tail's position and before `first` (the first one a read gave) that the
-   * archiver trimmed before the tail read them, from the archive: the stream holds none of them
-   * any more, and a read after the position gives the events after the trim only (called when the
-   * mark read right before the read is past the position). A history that cannot give them (a
-   * hole in the archive) is logged with what to do, and the tail goes on without them.
+   * Hands on the events after this tail's position and before `first` (the first one a read gave)
+   * that the archiver trimmed before the tail read them, from the archive: the stream holds none
+   * of them any more, and a read after the position gives the events after the trim only (called
+   * when the mark read right before the read is past the position). They go out a page at a time,
+   * each page a batch, as a read's events do (a gap of minutes is never held whole, a subscriber
+   * too slow for it is closed as for any batch), the next page read once the last is handed out.
+   * A history that cannot give them (a hole in the archive, a read that fails) is logged with what
+   * to do and told to `onFillFailed`'s listeners (the live feeds close, their clients told where to
+   * resume); the tail goes on after them.
    */
-  private async trimmedBefore(first: string): Promise<StreamEntry[]> {
-    if (!this.history) return [];
+  private async fillTrimmed(first: string): Promise<void> {
+    if (!this.history) return;
     const from = this.lastEvent;
-    const out: StreamEntry[] = [];
+    let filled = 0;
     try {
-      for (let after = from; ; ) {
-        const page = await this.history(this.workspace, after, FILL_PAGE);
+      for (;;) {
+        const page = await this.history(this.workspace, this.lastEvent, FILL_PAGE);
         const before = page.filter(([id]) => comparePositions(id, first) < 0);
-        out.push(...before);
-        if (before.length < page.length || page.length < FILL_PAGE) break;
-        after = page[page.length - 1]![0];
+        if (before.length > 0) {
+          this.deliveredEvents.add(before);
+          this.deliverEvents(before);
+          filled += before.length;
+        }
+        if (before.length < page.length || page.length < FILL_PAGE || this.stopped || this.subscribers === 0)
+          break;
+        await this.handedOut();
       }
     } catch (err) {
       this.log.error(
-        { workspace: this.workspace, err: (err as Error).message, after: from, before: first },
-        "the archiver trimmed events past this instance's event tail before it read them, and the archive does not give them (see err): its live feeds miss the events after `after` and before `before`; their clients can read them with GET /events once the archive is mended (docs/ARCHIVE.md)",
+        { workspace: this.workspace, err: (err as Error).message, after: this.lastEvent, before: first },
+        "the archiver trimmed events past this instance's event tail before it read them, and the archive does not give them (see err): its live feeds are closed (1011), their clients told to reconnect after the last event they got; a reconnection reads them as GET /events does, refused (archive-unreadable) until the archive is mended (docs/ARCHIVE.md)",
       );
-      return [];
+      for (const l of this.fillFailedListeners) l(err as Error);
     }
-    if (out.length > 0)
+    if (filled > 0)
       this.log.info(
-        { workspace: this.workspace, after: from, events: out.length },
+        { workspace: this.workspace, after: from, events: filled },
         "read events the archiver trimmed before this instance's event tail read them from the archive",
       );
-    return out;
+  }
+
+  /** Resolves once every batch subscriber has been handed every batch read so far (at once if none waits). */
+  private async handedOut(): Promise<void> {
+    while (!this.stopped && (this.handOut !== undefined || this.pause !== undefined))
+      await new Promise((r) => setImmediate(r));
   }
 
   /**
@@ -559,6 +580,15 @@ export class WorkspaceTail {
   onResume(listener: (position: string) => void): () => void {
     this.resumeListeners.add(listener);
     return () => this.resumeListeners.delete(listener);
+  }
+
+  /**
+   * Told when events the archiver trimmed past this tail cannot be read from the archive (see
+   * fillTrimmed): the tail goes on after them, so a subscriber that is to miss nothing ends its feed.
+   */
+  onFillFailed(listener: (err: Error) => void): () => void {
+    this.fillFailedListeners.add(listener);
+    return () => this.fillFailedListeners.delete(listener);
   }
 
   subscribeBatches(listener: BatchListener): () => void {

@@ -1,0 +1,208 @@
+/**
+ * The live tail's fill from the archive (an API instance stalled while the archiver moved events
+ * out of Redis past its tail). A user saw two things. A stall over a large gap had the tail read
+ * the whole gap from the archive into memory and hand it out as one batch: a subscriber that read
+ * nothing was written the whole gap, never closed with 1013 as the feed's limit promises. And a
+ * fill the archive could not give (a segment missing) was only logged: the feeds went on with a
+ * silent hole. Now the fill goes out page by page, each page a batch (a slow subscriber is closed
+ * with 1013 as on any batch), and a fill the archive cannot give closes the feeds with 1011 naming
+ * /problems/archive-unreadable and the position to reconnect after. A tail no feed subscribed to
+ * read the whole gap all the same (outcomes waiting behind it, an error logged for feeds that did
+ * not exist); now it reads none of it.
+ */
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import type { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
+import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
+import { Archiver } from '../../src/archive/archiver.ts';
+import { DiskArchive, workspaceFolder } from '../../src/archive/store.ts';
+import { logFields } from '../support/archive-log.ts';
+import { comparePositions } from '../support/audit.ts';
+import { killAllProcesses, type SwitchboardProcess, startProcess } from '../support/processes.ts';
+import { suiteRedis } from '../support/redis.ts';
+import { sleep, waitFor } from '../support/wait.ts';
+
+interface Feed {
+  readonly ws: string;
+  readonly socket: WebSocket;
+  readonly received: string[];
+  readonly closed: Promise<{ code: number; reason: string }>;
+}
+
+/** A feed after `after`, open once its first heartbeat came. */
+async function openFeed(url: string, ws: string, after: string): Promise<Feed> {
+  const received: string[] = [];
+  const socket = new WebSocket(`${url.replace('http', 'ws')}/v1/workspaces/${ws}/events/live?after=${after}`);
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    socket.on('close', (code, reason) => resolve({ code, reason: String(reason) })),
+  );
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.on('message', (data) => {
+      const e = JSON.parse(String(data)) as { position?: string; heartbeat?: unknown };
+      if ('heartbeat' in e) resolve();
+      else received.push(e.position!);
+    });
+  });
+  return { ws, socket, received, closed };
+}
+
+describe('the live tail filling from the archive what was trimmed past it', () => {
+  const suite = suiteRedis();
+  const dirs: string[] = [];
+  let api: SwitchboardProcess | undefined;
+  let n = 0;
+
+  afterEach(async () => {
+    api?.kill('SIGCONT');
+    await killAllProcesses();
+    api = undefined;
+  });
+  afterAll(async () => {
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+
+  /**
+   * An API instance on a new workspace and archive, `count` events (the fields of a log made
+   * through the Lua steps, given again), a feed after the first 100; then the instance stalls
+   * while the rest are appended and archived in segments of `segment`, the newest 50 kept in
+   * Redis, and `whileStalled` runs before it goes on.
+   */
+  async function stalledFeed(
+    count: number,
+    segment: number,
+    env: Record<string, string>,
+    whileStalled: (eventsDir: string) => Promise<void> = async () => {},
+    beforeStall: (feed: Feed) => void = () => {},
+  ) {
+    const ws = `tail-fill-${++n}-${Date.now().toString(36)}`;
+    const k = workspaceKeys(ws);
+    const dir = await mkdtemp(path.join(tmpdir(), 'sb-tail-fill-'));
+    dirs.push(dir);
+    api = await startProcess({
+      roles: 'api',
+      redis: suite.server,
+      name: 'api',
+      env: { WORKSPACES: ws, DISCOVER_WORKSPACES: 'false', ARCHIVE_DIR: dir, ...env },
+    });
+    const redis = suite.redis;
+    const fields = await logFields(redis, `${ws}-source`, 11);
+    const append = async (from: number, to: number) => {
+      for (let start = from; start < to; start += 1000) {
+        const m = redis.multi();
+        for (let i = start; i < Math.min(to, start + 1000); i++)
+          m.xadd(k.events, '*', ...fields[i % fields.length]!);
+        await m.exec();
+      }
+    };
+    await append(0, 100);
+    const first = ((await redis.xrange(k.events, '-', '+')) as StreamEntry[]).map((e) => e[0]);
+    const feed = await openFeed(api.url!, ws, first.at(-1)!);
+    beforeStall(feed);
+    await sleep(200);
+    api.kill('SIGSTOP');
+    try {
+      await append(100, 101);
+      await append(101, count);
+      const moved = await new Archiver(redis, new DiskArchive(dir), pino({ level: 'silent' }), {
+        retention: { count: 50 },
+        segmentEntries: segment,
+        everyMs: 10,
+      }).drain(ws);
+      expect(moved).toBeGreaterThan(0);
+      expect(await redis.xlen(k.events)).toBe(50);
+      await whileStalled(path.join(dir, workspaceFolder(ws), 'events'));
+    } finally {
+      api.kill('SIGCONT');
+    }
+    const all = ((await redis.xrange(k.events, '-', '+')) as StreamEntry[]).map((e) => e[0]);
+    return { feed, last: all.at(-1)!, afterFirst: first.at(-1)! };
+  }
+
+  it('closes a subscriber that reads nothing with 1013 as the fill goes out, not after the whole gap', async () => {
+    const count = 12_000;
+    const { feed } = await stalledFeed(count, 1000, { LIVE_MAX_BUFFERED_BYTES: '65536' }, undefined, (f) => {
+      // The client reads nothing: what the instance writes stays in its buffers.
+      (f.socket as unknown as { _socket: Socket })._socket.pause();
+    });
+    // The fill and what follows it are written by now (or the subscriber closed).
+    await sleep(3000);
+    (feed.socket as unknown as { _socket: Socket })._socket.resume();
+    const closed = await Promise.race([feed.closed, sleep(5000).then(() => undefined)]);
+    feed.socket.terminate();
+    expect(closed?.code, 'close code of the subscriber that read nothing').toBe(1013);
+    expect(closed!.reason).toBe(`too slow; reconnect with after=${feed.received.at(-1)}`);
+    expect(feed.received.length).toBeLessThan(count - 100);
+    expect(new Set(feed.received).size).toBe(feed.received.length);
+    expect([...feed.received].sort(comparePositions)).toEqual(feed.received);
+  }, 90_000);
+
+  it('sends a gap of several pages to a reading subscriber once, in order, with the live events after it', async () => {
+    const count = 6_000;
+    const { feed, last } = await stalledFeed(count, 1000, {});
+    await waitFor('the feed to reach the last event', () => feed.received.at(-1) === last, {
+      timeoutMs: 20_000,
+      everyMs: 50,
+    }).catch(() => {});
+    feed.socket.close();
+    expect(feed.received, 'events the feed sent after the stall').toHaveLength(count - 100);
+    expect(new Set(feed.received).size).toBe(count - 100);
+    expect([...feed.received].sort(comparePositions)).toEqual(feed.received);
+  }, 90_000);
+
+  it('closes the feed with 1011 naming archive-unreadable when the archive cannot give the fill', async () => {
+    const { feed, afterFirst } = await stalledFeed(400, 100, {}, async (eventsDir) => {
+      // The segment of events 200..299 goes missing.
+      const files = (await readdir(eventsDir)).filter((f) => f.endsWith('.jsonl')).sort();
+      expect(files.length).toBeGreaterThanOrEqual(3);
+      await rm(path.join(eventsDir, files[2]!));
+    });
+    const closed = await Promise.race([feed.closed, sleep(15_000).then(() => undefined)]);
+    feed.socket.terminate();
+    expect(closed?.code, 'close code of the feed whose fill the archive cannot give').toBe(1011);
+    expect(closed!.reason).toMatch(/^history unreadable from the archive \(\/problems\/archive-unreadable\)/);
+    // Nothing past the hole was sent: the feed stops at the last event before it (or where it was).
+    const sent = feed.received.at(-1) ?? afterFirst;
+    expect(feed.received.length).toBeLessThanOrEqual(100);
+    expect([...feed.received].sort(comparePositions)).toEqual(feed.received);
+    expect(comparePositions(sent, afterFirst)).toBeGreaterThanOrEqual(0);
+    // Reconnecting after the last event it got meets the same hole in its replay, and says so.
+    const again = await openFeed(api!.url!, feed.ws, sent);
+    const reclosed = await Promise.race([again.closed, sleep(15_000).then(() => undefined)]);
+    again.socket.terminate();
+    expect(reclosed?.code).toBe(1011);
+    expect(reclosed!.reason).toMatch(
+      /^history unreadable from the archive \(\/problems\/archive-unreadable\)/,
+    );
+    expect(again.received.every((p) => comparePositions(p, sent) > 0)).toBe(true);
+  }, 90_000);
+
+  it('reads nothing from the archive for a tail no feed subscribes to', async () => {
+    const { feed } = await stalledFeed(
+      400,
+      100,
+      {},
+      async (eventsDir) => {
+        const files = (await readdir(eventsDir)).filter((f) => f.endsWith('.jsonl')).sort();
+        await rm(path.join(eventsDir, files[2]!));
+      },
+      // The feed leaves before the stall: the tail runs on (it stops after minutes unused).
+      (f) => f.socket.close(),
+    );
+    await feed.closed;
+    // A feed from the stream's end opens after the tail read on; nothing was owed to anyone.
+    const later = await openFeed(
+      api!.url!,
+      feed.ws,
+      (await suite.redis.xrevrange(workspaceKeys(feed.ws).events, '+', '-', 'COUNT', 1))[0]![0],
+    );
+    await sleep(1000);
+    later.socket.close();
+    expect(api!.logText()).not.toMatch(/does not give them/);
+  }, 90_000);
+});
