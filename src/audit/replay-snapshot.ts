@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { StreamEntry } from '../adapters/redis/event-log.ts';
 import { entryLine } from '../archive/segment.ts';
-import type { Agent, Contact, Settings } from '../domain/model.ts';
+import { type Agent, type Contact, lastExcluded, type Settings } from '../domain/model.ts';
 import { type AuditOptions, Auditor } from './auditor.ts';
 
 /**
@@ -130,7 +130,11 @@ export function restoreAuditor(snap: ReplaySnapshot, opts: AuditOptions = {}): A
   const s = a.state;
   s.setSettings(b.settings);
   for (const agent of b.agents) s.putAgent(agent);
-  for (const contact of b.contacts) s.putContact(contact);
+  // A snapshot taken before the bound holds every agent that turned a contact down: the last ones.
+  for (const contact of b.contacts) {
+    const excluded = lastExcluded(contact.excluded);
+    s.putContact(excluded === contact.excluded ? contact : { ...contact, excluded });
+  }
   s.setSeq(b.seq, b.tick);
   for (const [id, ms] of b.finished) s.finish(id, ms);
   for (const [id, position] of b.agentPositions) a.agentPositions.set(id, position);

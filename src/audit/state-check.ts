@@ -1,8 +1,9 @@
-import { publicDocument, publicFields } from '../adapters/redis/projection-reads.ts';
+import { publicFields } from '../adapters/redis/projection-reads.ts';
 import type { RoutingIndex } from '../adapters/redis/routing-index.ts';
 import {
   canTakeWork,
   channelOf,
+  lastExcluded,
   type Settings,
   settingsWithDefaults,
   type Workspace,
@@ -16,8 +17,9 @@ import { positionBefore, type Violation } from './violations.ts';
  * page of documents at a time (the hashes can be large), as stored (JSON text); mismatches are
  * collected, not reported, until `violations()`: the caller reports them only if the workspace did
  * not move while it read. Documents are compared on their public fields: internal `_` fields
- * are left out and the attributes (kept as the client's text in `_attrs`) parsed, as
- * src/adapters/redis/documents.ts `publicDocument` does for queries.
+ * are left out, the attributes (kept as the client's text in `_attrs`) parsed and a contact's
+ * `excludedAgents` read by its last MAX_EXCLUDED_AGENTS, as src/adapters/redis/projection-reads.ts
+ * `publicDocument` does for queries.
  */
 export class StateCheck {
   private readonly found: Violation[] = [];
@@ -59,7 +61,10 @@ export class StateCheck {
       this.flag(`${what}: its document is not JSON`);
       return;
     }
-    if (!samePublic(raw, want)) this.flag(`${what} differs: ${differences(publicDocument(text), want)}`);
+    // A contact's list written before the bound: held by its last ones, as the dispatcher reads it.
+    const excluded = raw.excludedAgents;
+    if (Array.isArray(excluded)) raw.excludedAgents = lastExcluded(excluded as string[]);
+    if (!samePublic(raw, want)) this.flag(`${what} differs: ${differences(publicFields(raw), want)}`);
   }
 
   index(index: RoutingIndex): void {

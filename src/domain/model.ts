@@ -916,6 +916,20 @@ export function keyed(c: Contact, settings: Settings): Contact {
 export const MAX_EXCLUDED_AGENTS = 100;
 
 /**
+ * The agents a contact is kept from: the last MAX_EXCLUDED_AGENTS of its list, oldest first. A
+ * document or replay snapshot written before the bound may hold more (every agent that ever turned
+ * the contact down, until its next rejection); the dispatcher reads such a list by its last ones
+ * (includes/routing.lua), and so do the model, the audit, the snapshots and the public view.
+ */
+export function lastExcluded<T extends readonly string[] | undefined>(excluded: T): T {
+  return (
+    excluded !== undefined && excluded.length > MAX_EXCLUDED_AGENTS
+      ? excluded.slice(-MAX_EXCLUDED_AGENTS)
+      : excluded
+  ) as T;
+}
+
+/**
  * The contact back in the queue at its place: the offer withdrawn, its agent not offered it again
  * while among the last MAX_EXCLUDED_AGENTS who turned it down.
  */

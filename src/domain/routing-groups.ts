@@ -4,6 +4,7 @@ import {
   type Contact,
   canTakeWork,
   channelOf,
+  lastExcluded,
   type Workspace,
 } from './model.ts';
 import { type Assignment, occupancy, skillScore } from './routing.ts';
@@ -312,7 +313,7 @@ export class RoutingGroups {
       if (best && !contactBefore(slot, best)) continue;
       const channel = channelOf(contact);
       const group = this.contactGroup(`${channel}|${nameOf(contact.skills)}`, contact.skills, channel);
-      const excluded = new Set(contact.excluded);
+      const excluded = new Set(lastExcluded(contact.excluded));
       const only = contact.preferred ? new Set(contact.preferred.agents) : undefined;
       let laa: AgentSlot | undefined;
       let laaScore = 0;

@@ -4,6 +4,7 @@ import {
   type Contact,
   channelOf,
   evolve,
+  lastExcluded,
   sinceOn,
   type Workspace,
 } from './model.ts';
@@ -135,7 +136,7 @@ export function nextAssignment(ws: Workspace): Assignment | undefined {
     const agent = longestAvailableAgent(
       ws,
       contact.skills,
-      contact.excluded,
+      lastExcluded(contact.excluded),
       channelOf(contact),
       contact.preferred?.agents,
     );

@@ -30,6 +30,7 @@ import {
   recordedOutcome,
 } from '../redis/command-log.ts';
 import { workspaceKeys } from '../redis/keys.ts';
+import { boundedView } from '../redis/projection-reads.ts';
 import { AgentParams, ContactParams, IdempotencyKey, NoQuery, WorkspaceParams } from './params.ts';
 import {
   decodeOrProblem,
@@ -529,7 +530,8 @@ export async function commandRoutes(app: FastifyInstance): Promise<void> {
       const id = (outcome.body as { id?: string }).id;
       if (id) reply.header('location', locationOf(req, id));
     }
-    return reply.code(outcome.status).type('application/json').send(outcome.body);
+    // A contact's `excludedAgents` as routing reads it, its last 100 (API.md, "Documents").
+    return reply.code(outcome.status).type('application/json').send(boundedView(outcome.body));
   }
 
   app.post(

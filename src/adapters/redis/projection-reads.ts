@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { lastExcluded, MAX_EXCLUDED_AGENTS } from '../../domain/model.ts';
 import type { QueueStats, WindowStats, WorkspaceStats } from '../../domain/stats.ts';
 import { publicSkills } from '../../domain/values.ts';
 import type { AgentDocument, ContactDocument } from '../../domain/views.ts';
@@ -28,8 +29,9 @@ export function publicDocument<T>(text: string | null): T | null {
 }
 
 /**
- * A stored document's public fields: internal `_` fields dropped, the attributes parsed, and skills
- * (kept as routing strings) as clients write them (lua/includes/documents.lua `public_view`).
+ * A stored document's public fields: internal `_` fields dropped, the attributes parsed, skills
+ * (kept as routing strings) as clients write them (lua/includes/documents.lua `public_view`), and
+ * a contact's `excludedAgents` by its last MAX_EXCLUDED_AGENTS.
  */
 export function publicFields(raw: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
@@ -37,12 +39,28 @@ export function publicFields(raw: Record<string, unknown>): Record<string, unkno
   if (typeof raw._attrs === 'string') out.attributes = JSON.parse(raw._attrs);
   if (Array.isArray(raw.skills))
     out.skills = publicSkills(raw.skills as string[], raw.presence !== undefined ? 'agent' : 'contact');
+  // A contact's list as a document written before the bound holds it: the agents routing keeps
+  // it from, its last MAX_EXCLUDED_AGENTS (API.md, "Documents").
+  if (Array.isArray(raw.excludedAgents)) out.excludedAgents = lastExcluded(raw.excludedAgents as string[]);
   if (Array.isArray(raw.steps))
     out.steps = (raw.steps as { skills: string[] }[]).map((st) => ({
       ...st,
       skills: publicSkills(st.skills, 'contact'),
     }));
   return out;
+}
+
+/**
+ * A success's body with a contact's `excludedAgents` by its last MAX_EXCLUDED_AGENTS: the view
+ * the projector's step answers is the document's, which a version before the bound wrote longer
+ * (until the contact's next rejection). The API answers it so (src/adapters/http/commands.ts), and the audit
+ * holds it so (src/audit/outcome-body.ts).
+ */
+export function boundedView<T>(body: T): T {
+  if (typeof body !== 'object' || body === null || !('excludedAgents' in body)) return body;
+  const excluded = (body as { excludedAgents?: unknown }).excludedAgents;
+  if (!Array.isArray(excluded) || excluded.length <= MAX_EXCLUDED_AGENTS) return body;
+  return { ...body, excludedAgents: lastExcluded(excluded as string[]) };
 }
 
 export async function readAgent(
