@@ -1,8 +1,15 @@
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { HistoryUnreadableError } from '../adapters/http/problem.ts';
 import { BlockingLoops, pauseUnlessStopped, raceBlocking, STOPPED } from '../adapters/redis/client.ts';
-import { type EventHistory, entryType, parseFields, streamHistory } from '../adapters/redis/event-log.ts';
-import { workspaceKeys } from '../adapters/redis/keys.ts';
+import {
+  type EventHistory,
+  entryType,
+  parseFields,
+  type StreamEntry,
+  streamHistory,
+} from '../adapters/redis/event-log.ts';
+import { INTERVAL_GENERATION, workspaceKeys } from '../adapters/redis/keys.ts';
 import { DEFAULT_SERVICE_LEVEL_MS } from '../adapters/redis/projection-reads.ts';
 import { luaScript, type RedisClient, runLua } from '../adapters/redis/scripts.ts';
 import {
@@ -72,6 +79,18 @@ export class IntervalProjection {
   applied = 0;
   /** The workspaces whose last step ended before its batch did (at its writes' bound): more is there. */
   private readonly cut = new Set<string>();
+  /**
+   * What a step cut at its writes' bound read and did not apply, per workspace: the entries after
+   * the checkpoint it left (`after`), and the queues of the contacts it read as that checkpoint
+   * left them. The next step goes on from them while the checkpoint is still `after` (every write
+   * to the contacts' queues moves the checkpoint in the same Lua step, so they are still the
+   * hash's), reading only what is new: without it a backlog of 10,000 events to 1000 queues was
+   * read about 4.8 times over.
+   */
+  private readonly carried = new Map<
+    string,
+    { after: string; entries: StreamEntry[]; queues: Map<string, string | null> }
+  >();
 
   constructor(
     private readonly redis: RedisClient,
@@ -103,26 +122,49 @@ export class IntervalProjection {
     // Whatever this step finds (nothing, another process's checkpoint, a failure), an earlier
     // step's "cut short" says nothing about it.
     this.cut.delete(workspace);
-    const [checkpoint, storedThreshold] = await this.redis.hmget(k.intervals, 'checkpoint', 'serviceLevelMs');
+    const carry = this.carried.get(workspace);
+    this.carried.delete(workspace);
+    const [checkpoint, storedThreshold, generation] = await this.redis.hmget(
+      k.intervals,
+      'checkpoint',
+      'serviceLevelMs',
+      INTERVAL_GENERATION,
+    );
     const threshold = storedThreshold ? Number(storedThreshold) : this.opts.serviceLevelMs;
-    const entries = await this.history(workspace, checkpoint ?? '0-0', this.opts.batch);
+    // Kept only while the checkpoint is the one the step that kept it left (another holder, a
+    // drop, may have moved it since).
+    const kept = carry && carry.after === checkpoint ? carry : undefined;
+    const entries = kept ? kept.entries : [];
+    if (entries.length < this.opts.batch)
+      entries.push(
+        ...(await this.history(
+          workspace,
+          entries.at(-1)?.[0] ?? checkpoint ?? '0-0',
+          this.opts.batch - entries.length,
+        )),
+      );
     const last = entries.at(-1);
     if (!last) return 0;
 
-    const events: [LoggedEvent, number][] = [];
+    const events: [LoggedEvent, number, string[]][] = [];
     const ids = new Set<string>();
     for (const [i, entry] of entries.entries()) {
       const e = loggedEventOf(entry[0], entryType(entry), parseFields(entry[1]).event);
       if (!e) continue;
-      events.push([e, i]);
       const listed = Array.isArray(e.data.contactIds) ? (e.data.contactIds as unknown[]) : [];
-      for (const id of [e.data.id, e.data.contactId, ...listed]) if (typeof id === 'string') ids.add(id);
+      const about = [e.data.id, e.data.contactId, ...listed].filter((id) => typeof id === 'string');
+      events.push([e, i, about]);
+      for (const id of about) ids.add(id);
     }
     // Where the contacts this batch is about are (their queues, whether decided: `placeText`), as
     // the checkpoint left them; then as it changes them.
-    const known = [...ids];
     const queues = new Map<string, string | null>();
     const held = new Set<string>();
+    for (const [id, text] of kept?.queues ?? []) {
+      queues.set(id, text);
+      if (text != null) held.add(id);
+    }
+    const known = [...ids].filter((id) => !queues.has(id));
     if (known.length > 0) {
       const stored = await this.redis.hmget(k.intervalContacts, ...known);
       for (const [i, id] of known.entries()) {
@@ -208,7 +250,17 @@ export class IntervalProjection {
       ...gone,
     ])) as number;
     if (applied !== 1) return -1;
-    if (upTo < entries.length - 1) this.cut.add(workspace);
+    // A build's first step names it (INTERVAL_GENERATION); once is enough: the first holder's name stays.
+    if (!generation) await this.redis.hsetnx(k.intervals, INTERVAL_GENERATION, randomUUID());
+    if (upTo < entries.length - 1) {
+      this.cut.add(workspace);
+      // `queues` is as the checkpoint just written leaves the hash (the loop above stopped there);
+      // those of the contacts the rest is about are kept.
+      const rest = new Map<string, string | null>();
+      for (const [, i, about] of events)
+        if (i > upTo) for (const id of about) rest.set(id, queues.get(id) ?? null);
+      this.carried.set(workspace, { after: through[0], entries: entries.slice(upTo + 1), queues: rest });
+    }
     this.applied += upTo + 1;
     return upTo + 1;
   }

@@ -22,7 +22,7 @@ import {
   streamHistory,
 } from '../redis/event-log.ts';
 import { hashEntries } from '../redis/hash-scan.ts';
-import { workspaceKeys } from '../redis/keys.ts';
+import { INTERVAL_GENERATION, workspaceKeys } from '../redis/keys.ts';
 import { DEFAULT_SERVICE_LEVEL_MS } from '../redis/projection-reads.ts';
 import { redisClockNow } from '../redis/redis-clock.ts';
 import type { RedisClient } from '../redis/scripts.ts';
@@ -164,7 +164,12 @@ async function fromLive(
   // read first, each on its own (in pages when large), and the rest in one transaction with the
   // checkpoint: the tallies are those of that checkpoint, and no one read holds Redis for long (a
   // day of 96 intervals of 100 queues in one transaction held it about 20 ms).
-  const [settledAt, builtWith] = await redis.hmget(k.intervals, 'checkpoint', 'serviceLevelMs');
+  const [settledAt, builtWith, build] = await redis.hmget(
+    k.intervals,
+    'checkpoint',
+    'serviceLevelMs',
+    INTERVAL_GENERATION,
+  );
   // Counted with another threshold: the log answers, nothing here is read.
   if (!settledAt || Number(builtWith) !== serviceLevelMs) return undefined;
   const settled = starts.filter((s) => s + INTERVAL_MS <= msOf(settledAt));
@@ -184,18 +189,19 @@ async function fromLive(
   const rest = starts.slice(settled.length);
   const tx = redis
     .multi()
-    .hmget(k.intervals, 'checkpoint', 'serviceLevelMs')
+    .hmget(k.intervals, 'checkpoint', 'serviceLevelMs', INTERVAL_GENERATION)
     .xrevrange(k.events, '+', '-', 'COUNT', 1);
   for (const s of rest) tx.hgetall(`${k.intervalPrefix}${s}`);
   const replies = await tx.exec();
   if (!replies) return undefined;
   for (const [err] of replies) if (err) throw err;
-  const [checkpoint, threshold] = replies[0]![1] as (string | null)[];
+  const [checkpoint, threshold, built] = replies[0]![1] as (string | null)[];
   const last = (replies[1]![1] as StreamEntry[])[0]?.[0];
   if (!checkpoint || !last || Number(threshold) !== serviceLevelMs) return undefined;
-  // A checkpoint behind the first one read: the projection was dropped and is being built again
-  // meanwhile, and the intervals read first may be of either.
-  if (positionBefore(checkpoint, settledAt)) return undefined;
+  // Another build than the first read's: the projection was dropped and built again meanwhile (a
+  // rebuild may be past the first checkpoint already), and the intervals read first may be of a
+  // rebuild partway. The log answers.
+  if (built !== build || positionBefore(checkpoint, settledAt)) return undefined;
   rest.forEach((s, i) => {
     read.set(s, replies[i + 2]![1] as Record<string, string>);
   });

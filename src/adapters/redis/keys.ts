@@ -200,3 +200,12 @@ export const API_KEY_INDEX = `${KEY_ROOT}:api-keys`;
 
 /** Consumer group of the projector role on every command stream. */
 export const PROJECTOR_GROUP = 'projector';
+
+/**
+ * The field of the live interval projection's meta hash (`sb:{ws}:intervals`) naming this build of it: set by
+ * the build's first step, gone with the hash when the projection is dropped (dropIntervals, or its
+ * keys deleted by hand), a new one for the next build. A reader of several commands (the settled
+ * intervals a few at a time, a large one in pages) reads it before and after: the same name means
+ * every read was of one build; the checkpoint alone cannot say it, a rebuild may pass it meanwhile.
+ */
+export const INTERVAL_GENERATION = 'generation';
