@@ -268,8 +268,9 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
       });
       // Events the archiver trimmed past the tail that the archive does not give: the tail goes on
       // after them, so the feed is closed with where to resume, as a replay that meets them is.
-      const unfilled = tail.onFillFailed((err) => {
-        if (socket.readyState !== socket.OPEN) return;
+      const unfilled = tail.onFillFailed((err, before) => {
+        // A feed already at or past the events that did not come (one that joined since) misses none.
+        if (socket.readyState !== socket.OPEN || comparePositions(last, before) >= 0) return;
         unsubscribe();
         held.length = 0;
         if (err instanceof HistoryUnreadableError) {

@@ -152,7 +152,7 @@ export class WorkspaceTail {
   private lastOutcome = '0-0';
   private readonly deliveredEvents = new Delivered();
   private readonly resumeListeners = new Set<(position: string) => void>();
-  private readonly fillFailedListeners = new Set<(err: Error) => void>();
+  private readonly fillFailedListeners = new Set<(err: Error, before: string) => void>();
   private readonly deliveredOutcomes = new Delivered();
   private stopped = false;
   /** When a read of the streams last answered, and whether the last one failed. */
@@ -293,15 +293,18 @@ export class WorkspaceTail {
   private async fillTrimmed(first: string): Promise<void> {
     if (!this.history) return;
     const from = this.lastEvent;
+    // Its own cursor: a realign beside it (a reconnection) moves the tail's position, not the fill's.
+    let after = from;
     let filled = 0;
     try {
       for (;;) {
-        const page = await this.history(this.workspace, this.lastEvent, FILL_PAGE);
+        const page = await this.history(this.workspace, after, FILL_PAGE);
         const before = page.filter(([id]) => comparePositions(id, first) < 0);
         if (before.length > 0) {
           this.deliveredEvents.add(before);
           this.deliverEvents(before);
           filled += before.length;
+          after = before.at(-1)![0];
         }
         if (before.length < page.length || page.length < FILL_PAGE || this.stopped || this.subscribers === 0)
           break;
@@ -309,10 +312,10 @@ export class WorkspaceTail {
       }
     } catch (err) {
       this.log.error(
-        { workspace: this.workspace, err: (err as Error).message, after: this.lastEvent, before: first },
+        { workspace: this.workspace, err: (err as Error).message, after, before: first },
         "the archiver trimmed events past this instance's event tail before it read them, and the archive does not give them (see err): its live feeds are closed (1011), their clients told to reconnect after the last event they got; a reconnection reads them as GET /events does, refused (archive-unreadable) until the archive is mended (docs/ARCHIVE.md)",
       );
-      for (const l of this.fillFailedListeners) l(err as Error);
+      for (const l of this.fillFailedListeners) l(err as Error, first);
     }
     if (filled > 0)
       this.log.info(
@@ -340,13 +343,22 @@ export class WorkspaceTail {
     // A read that answered meanwhile (this runs beside the loop on a reconnection) moved on from
     // the stream as it is now: left as it is, nothing is read twice.
     const [readEvent, readOutcome] = [this.lastEvent, this.lastOutcome];
-    const [eventEnd, outcomeEnd] = await Promise.all([
+    const [eventEnd, outcomeEnd, mark] = await Promise.all([
       lastGenerated(this.redis, k.events),
       lastGenerated(this.redis, k.outcomes),
+      this.redis.hget(k.archive, 'events'),
     ]);
+    // A position the archiver's mark covers was trimmed, not lost (the stream went on past it):
+    // the next read fills what lies between from the archive.
+    const trimmed = trimmedThrough(mark);
+    const archived =
+      trimmed !== undefined &&
+      comparePositions(trimmed, readEvent) >= 0 &&
+      comparePositions(eventEnd, readEvent) >= 0;
     if (
-      comparePositions(eventEnd, readEvent) < 0 ||
-      !(await this.stillHolds(k.events, readEvent, this.deliveredEvents))
+      !archived &&
+      (comparePositions(eventEnd, readEvent) < 0 ||
+        !(await this.stillHolds(k.events, readEvent, this.deliveredEvents)))
     ) {
       const from = await this.resumePoint(k.events, readEvent, this.deliveredEvents, eventEnd);
       if (this.lastEvent === readEvent) {
@@ -584,9 +596,10 @@ export class WorkspaceTail {
 
   /**
    * Told when events the archiver trimmed past this tail cannot be read from the archive (see
-   * fillTrimmed): the tail goes on after them, so a subscriber that is to miss nothing ends its feed.
+   * fillTrimmed), with the first position after them (`before`): the tail goes on after them, so a
+   * subscriber before `before` that is to miss nothing ends its feed.
    */
-  onFillFailed(listener: (err: Error) => void): () => void {
+  onFillFailed(listener: (err: Error, before: string) => void): () => void {
     this.fillFailedListeners.add(listener);
     return () => this.fillFailedListeners.delete(listener);
   }
