@@ -566,11 +566,11 @@ function projectSoon(projector: Projector, runner: WorkspaceRunner, most: number
     setImmediate(() => {
       scheduled.delete(workspace);
       const waiting = pending.get(workspace) ?? [];
-      // At most one step's worth at once; the rest go in the next step, sent right behind.
-      const appends = waiting.length > most ? waiting.splice(0, most) : waiting;
-      if (appends === waiting) pending.delete(workspace);
-      else schedule(workspace);
-      projector.stepNow(workspace, appends).catch(() => {});
+      pending.delete(workspace);
+      // At most one step's worth in a step; the steps for the rest are sent at once, right behind
+      // it (each holds Redis for its own appends only; none waits for another turn of the loop).
+      for (let i = 0; i < waiting.length; i += most)
+        projector.stepNow(workspace, waiting.slice(i, i + most)).catch(() => {});
     });
   };
   return {
