@@ -429,7 +429,9 @@ export class Archiver {
    */
   private trim(workspace: string, stream: LogStream, tip: Tip): Promise<boolean> {
     const [, fields] = JSON.parse(tip.lastLine) as [string, string[]];
-    return trimAndMark(this.redis, workspace, stream, tip, fields);
+    // Bytes that are not UTF-8 (an entry no Switchboard wrote) reach here replaced (U+FFFD), so
+    // the step could never find them equal: such an entry is held by its position alone.
+    return trimAndMark(this.redis, workspace, stream, tip, tip.lastLine.includes('\uFFFD') ? [] : fields);
   }
 
   /** The archive must hold every segment Redis was trimmed for, the marked one unchanged. */

@@ -340,7 +340,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   );
   const projectBatch = count('project-batch', values['project-batch'], defaultProjectorOptions.batch, 5000);
   const stepMs = (name: string, raw: string | undefined, def: number) =>
-    check.number(name, raw, def, { min: 0, max: 1000 });
+    check.number(name, raw, def, { integer: true, min: 0, max: 1000 });
   const dispatchStepMs = stepMs(
     'dispatch-step-ms',
     values['dispatch-step-ms'],
