@@ -7,10 +7,15 @@
  * as whole and chained what Redis holds onto it, with no refusal (a full run of
  * test/archive/rollback-edges-1.test.ts on a loaded machine met it).
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { ArchiveMismatchError, trimAndMark } from '../../src/archive/archiver.ts';
 import { parseAnchor } from '../../src/archive/chain.ts';
+import { DiskArchive } from '../../src/archive/store.ts';
+import { archiveLog } from '../support/archive-log.ts';
 import { suiteRedis } from '../support/redis.ts';
 
 describe('the archive mark', () => {
@@ -85,5 +90,30 @@ describe('the archive mark', () => {
       ]),
     ).toBe(true);
     expect(await r.xlen(k.events)).toBe(1);
+  });
+
+  it('trims a segment whose last entry holds bytes that are not UTF-8, by its position', async () => {
+    const ws = `mark-bytes-${Date.now().toString(36)}`;
+    const k = workspaceKeys(ws);
+    const r = suite.redis;
+    const dir = await mkdtemp(path.join(tmpdir(), 'sb-mark-bytes-'));
+    try {
+      for (let i = 1; i <= 150; i++)
+        await r.xadd(
+          k.events,
+          `1700000000000-${i}`,
+          'n',
+          i === 100 ? Buffer.from([0x6e, 0xff, 0xfe]) : String(i),
+        );
+      // Segments of 100, the newest 50 kept: the first segment ends at the entry of other bytes.
+      expect(await archiveLog(r, new DiskArchive(dir), ws)).toBe(100);
+      expect(await r.xlen(k.events)).toBe(50);
+      expect(parseAnchor(await r.hget(k.archive, 'events'))).toMatchObject({
+        index: 0,
+        last: '1700000000000-100',
+      });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
