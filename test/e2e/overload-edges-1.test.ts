@@ -177,8 +177,13 @@ describe('the projector stopped under a stream of commands', () => {
     expect(ahead.body.lastPosition).toBe(last);
     expect(ahead.ms).toBeLessThan(500);
 
-    // Behind, as the metrics say; the instance itself is healthy (it can serve).
-    await sleep(1100);
+    // Behind, as the metrics say; the instance itself is healthy (it can serve). The oldest command
+    // waiting is already older than the 202s' outcome wait and the 503's query wait together.
+    await waitFor(
+      'the projector lag over a second',
+      async () => ((await metric('switchboard_projector_lag_seconds', ws)) ?? 0) > 1,
+      { timeoutMs: 5_000, everyMs: 50 },
+    );
     expect(await metric('switchboard_projector_lag_seconds', ws)).toBeGreaterThan(1);
     expect(await metric('switchboard_projector_lag_commands', ws)).toBe(Math.min(N, 1000));
     expect(await counted(ws, '202')).toBe(N);
@@ -236,7 +241,8 @@ describe('the dispatcher stopped', () => {
       expect((await call('POST', `${base}/contacts`, { id, skills: ['y'], maxWaitMs: 300 })).status).toBe(
         201,
       );
-    await sleep(1500);
+    // Past their maximum wait (each was queued when its 201 came) by 500 ms and more.
+    await sleep(800);
     expect(
       (await events(ws)).filter((e) => e.type === 'AssignmentMade' || e.type === 'ContactExpired'),
     ).toEqual([]);
@@ -280,7 +286,8 @@ describe('an offer whose time runs out while the dispatcher is stopped', () => {
       },
     );
     dispatcher.kill('SIGSTOP');
-    await sleep(1500);
+    // Past the offers' time (each made before the stop) by 400 ms and more.
+    await sleep(1000);
     const during = await events(ws);
     expect(during.filter((e) => e.type === 'AssignmentExpired')).toEqual([]);
     dispatcher.kill('SIGCONT');
@@ -428,7 +435,8 @@ describe('a maximum wait that passes while the dispatcher is stopped', () => {
       expect(
         (await call('POST', `${base}/contacts`, { id: 'late', skills: ['x'], maxWaitMs: 300 })).status,
       ).toBe(201);
-      await sleep(1500);
+      // Past its maximum wait (queued when its 201 came) by 500 ms and more.
+      await sleep(800);
     } finally {
       dispatcher.kill('SIGCONT');
     }

@@ -9,6 +9,11 @@
  * A contact the older version assigned while it waited for its preferred agents or its next routing
  * step keeps those timers in Redis (the older steps left them to fire): this version's audit
  * reports each as a timer nothing needs until it fires (docs/AUDIT.md), and is clean after.
+ *
+ * Those timers are due TIMERS_MS after the contact is queued: 10 s, where the hand-over to this
+ * version and the first audit take under a second here (0.6 s measured) and a few seconds on a
+ * loaded 2-core machine. UPGRADE_TIMERS_MS sets another (30000 as the suite ran before) for a
+ * machine slower than that: a first audit after they fired fails, and says so.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
@@ -30,6 +35,8 @@ import { sleep, waitFor } from '../support/wait.ts';
 
 /** The older version run beside this one. */
 const OLDER = 'f2172b9';
+/** When the older version's preference and routing-step timers are due, after the contact is queued. */
+const TIMERS_MS = Number(process.env.UPGRADE_TIMERS_MS ?? 10_000);
 
 let older: string;
 let olderMain: string;
@@ -194,7 +201,9 @@ async function handOver(ws: string, from: Version, to: Version): Promise<void> {
   }
   const load = new Load(call);
   load.start();
-  await sleep(1_500);
+  // The first version alone decides the load's first contacts, and goes on alone while the second
+  // starts (a few seconds).
+  await waitFor('the load on the first version alone', () => load.contacts.length >= 5, { everyMs: 20 });
   const second = await Promise.all(roles.map((r) => start(to, r, ws)));
   await sleep(1_000);
   // The load balancer sends new requests to the new API before the old one stops.
@@ -232,13 +241,14 @@ describe.skipIf(!HAS_OLDER)('an upgrade: an older Switchboard and this one on on
     const call = api(() => url, ws);
     expect((await call('POST', '/agents', { id: 'a1', skills: ['English'] })).status).toBe(201);
     expect((await call('POST', '/agents/a1/state', { state: 'available' })).status).toBe(200);
+    const queuedAt = Date.now();
     const queued = await call('POST', '/contacts', {
       id: 'c1',
       skills: ['English'],
       preferredAgents: ['a1'],
       // Long enough to outlive the hand-over and the first audit on a loaded machine.
-      preferredForMs: 30_000,
-      steps: [{ afterMs: 30_000, skills: ['Spanish'] }],
+      preferredForMs: TIMERS_MS,
+      steps: [{ afterMs: TIMERS_MS, skills: ['Spanish'] }],
     });
     expect(queued.status).toBe(201);
     await waitFor('c1 assigned by the older dispatcher', async () => {
@@ -251,7 +261,11 @@ describe.skipIf(!HAS_OLDER)('an upgrade: an older Switchboard and this one on on
     expect((await call('POST', '/contacts/c1/complete')).status).toBe(200);
     // The older version's two timers, named as docs/AUDIT.md says, and nothing else.
     const before = await auditWorkspace(client, ws, { idle: true });
-    expect(before.violations.map((v) => v.kind)).toEqual(['timer']);
+    const elapsedMs = Date.now() - queuedAt;
+    expect(
+      before.violations.map((v) => v.kind),
+      `the first audit ${elapsedMs} ms after c1 was queued, its timers due after ${TIMERS_MS} ms${elapsedMs >= TIMERS_MS ? ': too late, set UPGRADE_TIMERS_MS higher' : ''}`,
+    ).toEqual(['timer']);
     expect(before.violations[0]!.message).toMatch(
       /f\|c1\|1 \(due [^)]+\) should not be there: nothing the replay holds needs it; r\|c1\|1\|1 \(due [^)]+\) should not be there/,
     );
@@ -259,7 +273,7 @@ describe.skipIf(!HAS_OLDER)('an upgrade: an older Switchboard and this one on on
     await waitFor(
       'the leftover timers fired',
       async () => (await auditWorkspace(client, ws, { idle: true })).violations.length === 0,
-      { timeoutMs: 60_000, everyMs: 1_000 },
+      { timeoutMs: 2 * TIMERS_MS + 30_000, everyMs: 250 },
     );
     expect(errorLines([...olderOnes, ...these])).toEqual([]);
     for (const p of these) expect(await p.stop()).toBe(0);
