@@ -158,14 +158,18 @@ export async function checkIntervals(
     const hashes: Record<string, string>[] = [];
     if (!paged) for (const j of chunk.keys()) hashes.push(replies[j + 1]![1] as Record<string, string>);
     else if (covered.has(chunk[0]!)) {
-      // Covered at `at`: no step changes it any more (every later event is later than its end),
-      // unless the projection is dropped; the same build after the pages says it was not.
+      // Covered at `at` and ended by then: no step changes it any more (every later event is later
+      // than its end), unless the projection is dropped; the same build after the pages says it
+      // was not.
       hashes.push(Object.fromEntries(await hashEntries(redis, `${k.intervalPrefix}${chunk[0]!}`)));
       const after = await meta(redis.multi()).exec();
       if (!after) throw new Error('the read of the interval tallies was aborted');
       if (after[0]![0]) throw after[0]![0];
       const [still, stillWithin, stillBuild] = after[0]![1] as (string | null)[];
       if (!still || Number(stillWithin) !== serviceLevelMs || stillBuild !== build) return gone();
+      // Still open at `at` (covered because the projection had caught up with the log): a step
+      // during the pages may have added to it, so it is compared only if none ran.
+      if (still !== at && chunk[0]! + INTERVAL_MS > positionMs(at)) covered.delete(chunk[0]!);
     }
     chunk.forEach((s, j) => {
       if (!covered.has(s)) return;

@@ -132,4 +132,50 @@ describe("the audit's read of the interval tallies at 1000 queues", () => {
     expect(found.status).toMatch(/^not compared past 0 intervals: the projection was dropped or rebuilt/);
     expect(found.violations).toEqual([]);
   }, 60_000);
+
+  it('compares no open interval read in pages that a step added to meanwhile', async () => {
+    const k = workspaceKeys('intervals-check-open');
+    const now = Date.now();
+    // The current interval: the projection has caught up with the log, so it counts as covered.
+    const start = intervalStart(now);
+    const fields: (string | number)[] = [];
+    for (const f of TALLY_FIELDS) {
+      fields.push(f, 1000);
+      for (let q = 0; q < 1000; q++) fields.push(`${f} voice:queue-${q}`, 1);
+    }
+    const key = `${k.intervalPrefix}${start}`;
+    await suite.redis.hset(key, ...fields);
+    await suite.redis.zadd(k.intervalIndex, start, String(start));
+    const event = JSON.stringify({
+      type: 'ContactQueued',
+      workspace: 'intervals-check-open',
+      at: '',
+      data: {},
+    });
+    const last = (await suite.redis.xadd(k.events, '*', 'type', 'ContactQueued', 'event', event))!;
+    await suite.redis.hset(k.intervals, 'checkpoint', last, 'serviceLevelMs', 20_000, 'generation', 'one');
+    // After the first page, a step applies a new event: it adds to the open interval.
+    const hscan = suite.redis.hscan.bind(suite.redis);
+    let pages = 0;
+    const hooked = suite.redis as unknown as Record<string, unknown>;
+    hooked.hscan = async (...args: Parameters<typeof hscan>) => {
+      const got = await hscan(...args);
+      if (++pages === 1) {
+        const next = (await suite.admin.xadd(k.events, '*', 'type', 'ContactQueued', 'event', event))!;
+        await suite.admin.hincrby(key, 'queued', 1);
+        await suite.admin.hset(k.intervals, 'checkpoint', next);
+      }
+      return got;
+    };
+    let found: Awaited<ReturnType<typeof checkIntervals>>;
+    try {
+      // The replay counted nothing: compared, the interval would differ (a violation).
+      found = await checkIntervals(suite.redis, k, new IntervalStats(20_000), 20_000, last, now);
+    } finally {
+      delete hooked.hscan;
+    }
+    expect(pages).toBeGreaterThan(1);
+    expect(found.status).toMatch(/^compared 0 intervals/);
+    expect(found.violations).toEqual([]);
+  }, 60_000);
 });
