@@ -556,7 +556,11 @@ function tickAppends(opts: { readonly batch: number; readonly stepBudgetMs: numb
  * may run at once, each applies only what follows the checkpoint). A step that fails after
  * appending is left to the loop, and a workspace the loop does not serve to the process that does.
  */
-function projectSoon(projector: Projector, runner: WorkspaceRunner, most: number): ProjectSoon {
+export function projectSoon(
+  projector: Pick<Projector, 'stepNow'>,
+  runner: Pick<WorkspaceRunner, 'serves'>,
+  most: number,
+): ProjectSoon {
   const scheduled = new Set<string>();
   const pending = new Map<string, PendingAppend[]>();
   const schedule = (workspace: string) => {
