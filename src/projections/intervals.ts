@@ -144,7 +144,13 @@ export class IntervalProjection {
         )),
       );
     const last = entries.at(-1);
-    if (!last) return 0;
+    if (!last) {
+      // A build whose first step was stopped between its Lua step and naming it (a process killed
+      // there) is named by the next step, even one that finds nothing to apply: else a quiet
+      // workspace's build stays nameless until its next event.
+      if (checkpoint && !generation) await this.redis.hsetnx(k.intervals, INTERVAL_GENERATION, randomUUID());
+      return 0;
+    }
 
     const events: [LoggedEvent, number, string[]][] = [];
     const ids = new Set<string>();
