@@ -197,7 +197,7 @@ describe('the live tail filling from the archive what was trimmed past it', () =
     await feed.closed;
     // The tail reads on at once after the stall (a feed subscribing before that read answers would
     // be owed the fill): given time on a loaded machine.
-    await sleep(1000);
+    await sleep(2000);
     // A feed from the stream's end opens after the tail read on; nothing was owed to anyone.
     const later = await openFeed(
       api!.url!,

@@ -16,6 +16,7 @@ import WebSocket from 'ws';
 import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { WorkspaceTail } from '../../src/adapters/redis/tail.ts';
+import { LogReader, refuseBreaks } from '../../src/archive/log-reader.ts';
 import { DiskArchive } from '../../src/archive/store.ts';
 import { archiveLog, logFields } from '../support/archive-log.ts';
 import { comparePositions } from '../support/audit.ts';
@@ -123,5 +124,43 @@ describe('a live feed on an instance whose connections closed while the archiver
     await (tail as unknown as { realign(): Promise<void> }).realign();
     expect(tail.eventPosition, 'where the tail reads on').toBe(at);
     expect(moved, 'feeds moved back').toEqual([]);
+  });
+
+  it('still takes a lost position for lost when the archive holds another entry there', async () => {
+    const redis = suite.redis;
+    const wsl = `${ws}-l`;
+    const kl = workspaceKeys(wsl);
+    const fields = await logFields(redis, `${wsl}-source`, 9);
+    const base = Date.now();
+    const add = async (from: number, to: number, shift = 0) => {
+      const m = redis.multi();
+      for (let i = from; i <= to; i++)
+        m.xadd(kl.events, `${base}-${i}`, ...fields[(i + shift) % fields.length]!);
+      await m.exec();
+    };
+    await add(1, 100);
+    const at = `${base}-100`;
+    const store = new DiskArchive(dir);
+    const history = (w: string, after: string, limit: number) =>
+      new LogReader(redis, store, w, 'events', {
+        after,
+        pageSize: limit,
+        onBreak: refuseBreaks(store, w),
+      }).next('+');
+    const tail = new WorkspaceTail(redis, wsl, pino({ level: 'silent' }), history);
+    await tail.ready;
+    tail.stop();
+    const moved: string[] = [];
+    tail.onResume((position) => moved.push(position));
+    // Redis comes back from a copy that ends at 99, its clock behind: a new entry at 100, and on;
+    // the archiver then moves the new history past 100 out of Redis.
+    await redis.del(kl.events);
+    await add(1, 99);
+    await add(100, 400, 7);
+    expect(await archiveLog(redis, store, wsl)).toBeGreaterThan(0);
+    expect(await redis.xlen(kl.events)).toBe(50);
+    await (tail as unknown as { realign(): Promise<void> }).realign();
+    expect(moved, 'feeds moved back').toHaveLength(1);
+    expect(tail.eventPosition).not.toBe(at);
   });
 });

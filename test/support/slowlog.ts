@@ -4,9 +4,10 @@ import { masters } from '../../src/cli/bench/redis-time.ts';
 type SlowlogEntry = [id: number, at: number, us: number, args: string[], client: string, name: string];
 
 /**
- * What `run` returns, and every command Redis ran meanwhile (each as its arguments, oldest first;
- * the commands a Lua step runs are logged too), read from SLOWLOG at a 0 threshold through `admin`
- * (on a cluster, every master's, one master after another: a workspace's keys are on one). The
+ * What `run` returns, and every command Redis ran meanwhile (each as its arguments, oldest first
+ * on each master; the commands a Lua step runs are logged too), read from SLOWLOG at a 0 threshold
+ * through `admin` (on a cluster, every master's, one master's after another: a workspace's keys
+ * are on one). The
  * threshold is put back to 10 ms after.
  */
 export async function commandsDuring<T>(

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { comparePositions } from '../../domain/values.ts';
+import { comparePositions, positionPredecessor } from '../../domain/values.ts';
 import { FOREIGN_EVENT, ifItGoesOn } from './advice.ts';
 import { blockingConnection } from './client.ts';
 import type { CommandOutcome } from './command-log.ts';
@@ -313,7 +313,7 @@ export class WorkspaceTail {
     } catch (err) {
       this.log.error(
         { workspace: this.workspace, err: (err as Error).message, after, before: first },
-        "the archiver trimmed events past this instance's event tail before it read them, and the archive does not give them (see err): its live feeds are closed (1011), their clients told to reconnect after the last event they got; a reconnection reads them as GET /events does, refused (archive-unreadable) until the archive is mended (docs/ARCHIVE.md)",
+        "the archiver trimmed events past this instance's event tail before it read them, and the archive does not give them (see err): its live feeds before them are closed (1011), their clients told to reconnect after the last event they got; a reconnection reads them as GET /events does, refused (archive-unreadable) until the archive is mended (docs/ARCHIVE.md)",
       );
       for (const l of this.fillFailedListeners) l(err as Error, first);
     }
@@ -354,7 +354,8 @@ export class WorkspaceTail {
     const archived =
       trimmed !== undefined &&
       comparePositions(trimmed, readEvent) >= 0 &&
-      comparePositions(eventEnd, readEvent) >= 0;
+      comparePositions(eventEnd, readEvent) >= 0 &&
+      (await this.archiveHolds(readEvent));
     if (
       !archived &&
       (comparePositions(eventEnd, readEvent) < 0 ||
@@ -392,6 +393,24 @@ export class WorkspaceTail {
     if (known === undefined) return true;
     const [entry] = await this.redis.xrange(key, read, read);
     return entry !== undefined && entryFingerprint(entry[1]) === known;
+  }
+
+  /**
+   * Whether the archive holds the event at `read` as this tail delivered it: a Redis that lost
+   * entries and made new ones at their positions (its clock behind the lost ones') may have had
+   * those archived since. Without a history, or for a position this tail does not remember
+   * delivering, the mark alone says it; an archive that cannot be read is left to the fill, which
+   * closes the feeds it cannot serve.
+   */
+  private async archiveHolds(read: string): Promise<boolean> {
+    const known = this.deliveredEvents.view().ids.get(read);
+    if (!this.history || known === undefined) return true;
+    try {
+      const [entry] = await this.history(this.workspace, positionPredecessor(read), 1);
+      return entry !== undefined && entry[0] === read && entryFingerprint(entry[1]) === known;
+    } catch {
+      return true;
+    }
   }
 
   /** realign, its failure only noted: the reads themselves answered, and the next look tries again. */
