@@ -71,6 +71,16 @@ export function archiveUnreadableReason(resumeAt: string | null, last: string): 
  * live events follow. Live events that arrive during the replay are held and sent after it;
  * every send is guarded by the last position sent, so the hand-over has no gap and no duplicate.
  */
+/**
+ * What to do about a history read that failed: a file the archive could not read (the error
+ * names its path) is the archive directory's, anything else Redis's.
+ */
+function failureAdvice(err: unknown): string {
+  return typeof (err as { syscall?: unknown })?.syscall === 'string'
+    ? 'The archive could not be read (err names the file): check that ARCHIVE_DIR is mounted and readable by this process.'
+    : `Most often Redis does not answer. ${redisAdvice(err)}`;
+}
+
 export async function liveRoutes(app: FastifyInstance): Promise<void> {
   const { redis, tails, watch } = app.deps;
   const history = app.deps.history ?? streamHistory(redis);
@@ -266,13 +276,13 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
         // The replay cannot keep up with the live feed: holding more would grow without bound.
         else tooSlow('too far behind', { held: held.length });
       });
-      // Events the archiver trimmed past the tail that the archive does not give: the tail goes on
-      // after them, so the feed is closed with where to resume, as a replay that meets them is.
-      const unfilled = tail.onFillFailed((err, before) => {
-        // A feed already at or past the events that did not come (one that joined since) misses none.
-        if (socket.readyState !== socket.OPEN || comparePositions(last, before) >= 0) return;
-        unsubscribe();
-        held.length = 0;
+      /**
+       * Closes the feed with 1011 after its history failed to come (`what`: the replay, or the
+       * events trimmed past the tail): a history the archive cannot give whole is named as such
+       * (reconnecting would meet the same damage; the reason names the after= that reads on past
+       * the hole when the archive tells it), any other failure with where to resume.
+       */
+      const closeFailed = (err: unknown, what: string): void => {
         if (err instanceof HistoryUnreadableError) {
           log.error(
             {
@@ -281,16 +291,26 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
               lostAfter: err.hole.lostAfter,
               resumeAt: err.hole.resumeAt,
             },
-            'events trimmed past the event tail unreadable from the archive; closing',
+            `${what}: history unreadable from the archive; closing`,
           );
           socket.close(1011, archiveUnreadableReason(err.hole.resumeAt, last));
           return;
         }
+        // The close tells the client where to resume; the line, what the operator looks at.
         log.warn(
-          { err: err.message, resumeAfter: last },
-          `events trimmed past the event tail could not be read; closed with 1011, its client told to reconnect with after=${last}. See err. ${redisAdvice(err)}`,
+          { err: (err as Error).message, resumeAfter: last },
+          `${what} failed; closed with 1011, its client told to reconnect with after=${last}. See err. ${failureAdvice(err)}`,
         );
         socket.close(1011, `replay failed; reconnect with after=${last}`);
+      };
+      // Events the archiver trimmed past the tail that the archive does not give: the tail goes on
+      // after them, so the feed is closed with where to resume, as a replay that meets them is.
+      const unfilled = tail.onFillFailed((err, before) => {
+        // A feed already at or past the events that did not come (one that joined since) misses none.
+        if (socket.readyState !== socket.OPEN || comparePositions(last, before) >= 0) return;
+        unsubscribe();
+        held.length = 0;
+        closeFailed(err, 'the events trimmed past the event tail');
       });
       const unsubscribe = (): void => {
         unsubscribeBatches();
@@ -417,28 +437,7 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
             if (page.length < 500 || socket.readyState !== socket.OPEN) break;
           }
         } catch (err) {
-          if (err instanceof HistoryUnreadableError) {
-            // Reconnecting would meet the same damage: the close says so, the log what to mend.
-            // The reason names the after= that reads on past the hole when the archive tells it.
-            const reason = archiveUnreadableReason(err.hole.resumeAt, last);
-            log.error(
-              {
-                err: err.message,
-                resumeAfter: last,
-                lostAfter: err.hole.lostAfter,
-                resumeAt: err.hole.resumeAt,
-              },
-              'history unreadable from the archive; closing',
-            );
-            socket.close(1011, reason);
-            return;
-          }
-          // The close tells the client where to resume; the line, what the operator looks at.
-          log.warn(
-            { err: (err as Error).message, resumeAfter: last },
-            `replay failed; closed with 1011, its client told to reconnect with after=${last}. See err: most often Redis does not answer. ${redisAdvice(err)}`,
-          );
-          socket.close(1011, `replay failed; reconnect with after=${last}`);
+          closeFailed(err, 'the replay');
           return;
         }
         replaying = false;

@@ -231,7 +231,7 @@ export class WorkspaceTail {
         // read, Redis runs it as soon as the read answers (no round trip of its own). The trim
         // and the mark are one step, so a mark not past this tail's position says nothing after
         // it had been trimmed when the read answered; a mark past it says the read may start after
-        // a hole (trimmedBefore reads what lies between from the archive).
+        // a hole (fillTrimmed reads what lies between from the archive).
         const mark = this.history
           ? this.conn.hget(k.archive, 'events').catch(() => null)
           : Promise.resolve(null);
@@ -361,7 +361,17 @@ export class WorkspaceTail {
       (comparePositions(eventEnd, readEvent) < 0 ||
         !(await this.stillHolds(k.events, readEvent, this.deliveredEvents)))
     ) {
-      const from = await this.resumePoint(k.events, readEvent, this.deliveredEvents, eventEnd);
+      // What the archiver moved out is looked through as well when its mark covers what this
+      // tail remembers delivering (the stream alone holds none of it).
+      const oldest = this.deliveredEvents.view().oldest;
+      const held =
+        trimmed !== undefined && oldest !== undefined && comparePositions(trimmed, oldest) >= 0
+          ? await this.heldInHistory(readEvent)
+          : undefined;
+      const from =
+        held !== undefined
+          ? { position: held, gap: false }
+          : await this.resumePoint(k.events, readEvent, this.deliveredEvents, eventEnd);
       if (this.lastEvent === readEvent) {
         this.log.warn(
           { workspace: this.workspace, read: readEvent, end: eventEnd, resumeAfter: from.position },
@@ -411,6 +421,37 @@ export class WorkspaceTail {
     } catch {
       return true;
     }
+  }
+
+  /**
+   * The newest event up to `read` that the log (archive and stream: the history) holds as this
+   * tail delivered it, looking from the oldest it remembers delivering, up to the first it holds
+   * otherwise (what Redis kept is a prefix of what it had); undefined when none is (or the
+   * history cannot be read: the stream's look decides then).
+   */
+  private async heldInHistory(read: string): Promise<string | undefined> {
+    const { ids, oldest } = this.deliveredEvents.view();
+    if (!this.history || oldest === undefined) return undefined;
+    let found: string | undefined;
+    try {
+      let after = positionPredecessor(oldest);
+      for (let scanned = 0; scanned < RESUME_SCAN; ) {
+        const page = await this.history(this.workspace, after, 500);
+        for (const [id, fields] of page) {
+          if (comparePositions(id, read) > 0) return found;
+          const known = ids.get(id);
+          if (known === undefined) continue;
+          if (known !== entryFingerprint(fields)) return found;
+          found = id;
+        }
+        if (page.length < 500) return found;
+        scanned += page.length;
+        after = page.at(-1)![0];
+      }
+    } catch {
+      return undefined;
+    }
+    return found;
   }
 
   /** realign, its failure only noted: the reads themselves answered, and the next look tries again. */
