@@ -641,10 +641,6 @@ export class WorkspaceTail {
   }
 
   /**
-   * Hands `listener` every event read from now on, in batches: the events of one read, or of
-   * several joined when a read arrives while the tail is still handing out the one before.
-   */
-  /**
    * Told the position the tail reads on after when Redis came back with less (realign): a
    * subscriber done with positions past it (the lost ones) lowers its own to it, or it would pass
    * over the events appended since the loss, which lie below what it had.
@@ -664,6 +660,10 @@ export class WorkspaceTail {
     return () => this.fillFailedListeners.delete(listener);
   }
 
+  /**
+   * Hands `listener` every event read from now on, in batches: the events of one read, or of
+   * several joined when a read arrives while the tail is still handing out the one before.
+   */
   subscribeBatches(listener: BatchListener): () => void {
     const sub: BatchSubscriber = { listener, seen: this.batchNo };
     this.batchListeners.add(sub);
