@@ -410,7 +410,7 @@ export async function startSwitchboard(
               ...(projector ? { projectorApplied: projector.applied } : {}),
               ...(dispatcher ? { dispatcherAssignments: dispatcher.assignments } : {}),
               ...(archiver ? { archiverStreams: archiver.streams() } : {}),
-              ...(tails ? { subscribers: tails.subscribersByWorkspace() } : {}),
+              ...(tails ? { subscribers: tails.subscribersByWorkspace(), fills: tails.fills } : {}),
             }),
           );
     if (metricsServer) log.info({ url: `${metricsServer.url}/metrics` }, 'serving /metrics');

@@ -73,6 +73,12 @@ describe('the live tail filling from the archive what was trimmed past it', () =
    * while the rest are appended and archived in segments of `segment`, the newest 50 kept in
    * Redis, and `whileStalled` runs before it goes on.
    */
+  /** A counter of the API process's /metrics. */
+  async function metric(name: string): Promise<number> {
+    const text = await (await fetch(`${api!.url}/metrics`)).text();
+    return Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1]);
+  }
+
   async function stalledFeed(
     count: number,
     segment: number,
@@ -153,6 +159,12 @@ describe('the live tail filling from the archive what was trimmed past it', () =
     expect(feed.received, 'events the feed sent after the stall').toHaveLength(count - 100);
     expect(new Set(feed.received).size).toBe(count - 100);
     expect([...feed.received].sort(comparePositions)).toEqual(feed.received);
+    // Counted for the operator: all but the 50 the stream kept came from the archive (and the
+    // first, when the tail's waiting read was answered with it into the stalled socket).
+    const filled = await metric('switchboard_live_fill_events_total');
+    expect(filled).toBeGreaterThanOrEqual(count - 151);
+    expect(filled).toBeLessThanOrEqual(count - 150);
+    expect(await metric('switchboard_live_fill_failures_total')).toBe(0);
   }, 90_000);
 
   it('closes the feed with 1011 naming archive-unreadable when the archive cannot give the fill', async () => {
@@ -166,6 +178,7 @@ describe('the live tail filling from the archive what was trimmed past it', () =
     feed.socket.terminate();
     expect(closed?.code, 'close code of the feed whose fill the archive cannot give').toBe(1011);
     expect(closed!.reason).toMatch(/^history unreadable from the archive \(\/problems\/archive-unreadable\)/);
+    expect(await metric('switchboard_live_fill_failures_total')).toBe(1);
     // Nothing past the hole was sent: the feed stops at the last event before it (or where it was).
     const sent = feed.received.at(-1) ?? afterFirst;
     expect(feed.received.length).toBeLessThanOrEqual(100);

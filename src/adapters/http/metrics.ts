@@ -98,6 +98,16 @@ export function createMetrics(maxWorkspaces = MAX_WORKSPACES) {
       help: 'Assignments made by this process since start',
       registers: [registry],
     }),
+    liveFillEvents: new Counter({
+      name: 'switchboard_live_fill_events_total',
+      help: "Events this instance's live tails read from the archive since start: trimmed past a tail before it read them (an instance stalled or cut off from Redis while the archiver moved them), handed to its feeds",
+      registers: [registry],
+    }),
+    liveFillFailures: new Counter({
+      name: 'switchboard_live_fill_failures_total',
+      help: "Fills from the archive this instance's live tails could not make since start (a segment missing or damaged, ARCHIVE_DIR unreadable): each closed the live feeds before the events with 1011; the error logged says what to restore",
+      registers: [registry],
+    }),
     archivedSegments,
     archivedEntries,
     /** The archiver's counts (src/archive/archiver.ts `ArchiverObserver`). */
@@ -181,6 +191,8 @@ export interface WorkerReport {
   readonly archiverStreams?: readonly { workspace: string; stream: string; refused: boolean }[];
   /** With the api role: each workspace tail's WebSocket subscribers. */
   readonly subscribers?: ReadonlyMap<string, number>;
+  /** With the api role: what the tails read from the archive (src/adapters/redis/tail.ts FillCounts). */
+  readonly fills?: { readonly events: number; readonly failures: number };
 }
 
 /** The /metrics text of a process, its workspaces' figures read first (within their budget). */
@@ -188,6 +200,10 @@ export async function metricsText(m: Metrics, redis: RedisClient, r: WorkerRepor
   if (r.projectorApplied !== undefined) setCounter(m.projected, r.projectorApplied);
   if (r.dispatcherAssignments !== undefined) setCounter(m.assignments, r.dispatcherAssignments);
   if (r.subscribers) setSubscribers(m.subscribers, r.subscribers);
+  if (r.fills) {
+    setCounter(m.liveFillEvents, r.fills.events);
+    setCounter(m.liveFillFailures, r.fills.failures);
+  }
   if (r.archiverStreams) setArchiveRefused(m.archiveRefused, r.archiverStreams);
   // Projector or dispatcher loops run here (their counts are reported): theirs, even none.
   const loops = r.projectorApplied !== undefined || r.dispatcherAssignments !== undefined;

@@ -69,6 +69,7 @@ export async function operationRoutes(app: FastifyInstance): Promise<void> {
     const text = await metricsText(metrics, redis, {
       ...roles(),
       subscribers: tails.subscribersByWorkspace(),
+      fills: tails.fills,
     });
     reply.type(metrics.registry.contentType);
     return text;

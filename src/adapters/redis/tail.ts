@@ -8,6 +8,15 @@ import { workspaceKeys } from './keys.ts';
 import { redisClockIfRead } from './redis-clock.ts';
 import type { RedisClient } from './scripts.ts';
 
+/**
+ * What this process's tails read from the archive of what was trimmed past them: events handed
+ * on, and fills the archive could not give (each closed the feeds before them).
+ */
+export interface FillCounts {
+  events: number;
+  failures: number;
+}
+
 /** A live subscriber: every subscriber of a tail is handed the same `LiveEvent` for an event. */
 export type EventListener = (event: LiveEvent) => void;
 
@@ -172,6 +181,8 @@ export class WorkspaceTail {
      * out of Redis) is read from it, so no live feed misses those events. Without it they are not.
      */
     private readonly history?: EventHistory,
+    /** Where the fills are counted (the hub's, for the process's metrics). */
+    private readonly fills: FillCounts = { events: 0, failures: 0 },
   ) {
     this.conn = blockingConnection(redis);
     // A connection made again may be to a Redis that came back with less (see realign): looked
@@ -304,6 +315,7 @@ export class WorkspaceTail {
           this.deliveredEvents.add(before);
           this.deliverEvents(before);
           filled += before.length;
+          this.fills.events += before.length;
           after = before.at(-1)![0];
         }
         if (before.length < page.length || page.length < FILL_PAGE || this.stopped || this.subscribers === 0)
@@ -315,6 +327,7 @@ export class WorkspaceTail {
         { workspace: this.workspace, err: (err as Error).message, after, before: first },
         "the archiver trimmed events past this instance's event tail before it read them, and the archive does not give them (see err): its live feeds before them are closed (1011), their clients told to reconnect after the last event they got; a reconnection reads them as GET /events does, refused (archive-unreadable) until the archive is mended (docs/ARCHIVE.md)",
       );
+      this.fills.failures++;
       for (const l of this.fillFailedListeners) l(err as Error, first);
     }
     if (filled > 0)
@@ -775,6 +788,9 @@ export class TailHub {
   private readonly lastUsed = new Map<string, number>();
   private readonly sweeper: NodeJS.Timeout;
 
+  /** What every tail of this hub read from the archive (FillCounts), since the process started. */
+  readonly fills: FillCounts = { events: 0, failures: 0 };
+
   constructor(
     private readonly redis: RedisClient,
     private readonly log: Logger,
@@ -802,7 +818,7 @@ export class TailHub {
     this.lastUsed.set(workspace, Date.now());
     let t = this.tails.get(workspace);
     if (!t) {
-      t = new WorkspaceTail(this.redis, workspace, this.log, this.history);
+      t = new WorkspaceTail(this.redis, workspace, this.log, this.history, this.fills);
       this.tails.set(workspace, t);
       t.ready.catch(() => {
         if (this.tails.get(workspace) === t) this.tails.delete(workspace);
