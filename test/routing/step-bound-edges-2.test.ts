@@ -76,4 +76,51 @@ describe('GET /stats/intervals over a day of many queues', () => {
       admin.disconnect();
     }
   }, 60_000);
+
+  it('reads an open interval of 1,000 queues in pages, not in the transaction with the checkpoint', async () => {
+    const redis = api.running.redis;
+    const admin = api.server.adminClient();
+    const ws = `${WS}-open`;
+    const k = workspaceKeys(ws);
+    try {
+      const now = Date.now();
+      const from = intervalStart(now);
+      const to = from + INTERVAL_MS;
+      const fields: (string | number)[] = [];
+      for (const f of TALLY_FIELDS) {
+        fields.push(f, 1000);
+        for (let q = 0; q < 1000; q++) fields.push(`${f} voice:queue-${q}`, 1);
+      }
+      await redis.hset(`${k.intervalPrefix}${from}`, ...fields);
+      const event = JSON.stringify({
+        type: 'ContactQueued',
+        workspace: ws,
+        at: new Date().toISOString(),
+        data: {},
+      });
+      const last = (await redis.xadd(k.events, '*', 'type', 'ContactQueued', 'event', event))!;
+      await redis.hset(k.intervals, 'checkpoint', last, 'serviceLevelMs', 20_000);
+
+      await admin.config('SET', 'slowlog-log-slower-than', '0');
+      await admin.config('SET', 'slowlog-max-len', '100000');
+      await admin.slowlog('RESET');
+      const r = await api.call(
+        'GET',
+        `/v1/workspaces/${ws}/stats/intervals?from=${new Date(from).toISOString()}&to=${new Date(to).toISOString()}`,
+      );
+      const log = ((await admin.slowlog('GET', '-1')) as SlowlogEntry[])
+        .reverse()
+        .filter(([, , , args]) => !/^(slowlog|config)$/i.test(args[0] ?? ''));
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      expect(r.body.source).toBe('live');
+      expect((r.body.intervals as { queued: number }[]).map((i) => i.queued)).toEqual([1000]);
+      // The transaction (MULTI and the commands after it) reads no interval's tallies whole.
+      const at = log.findIndex(([, , , args]) => /^multi$/i.test(args[0] ?? ''));
+      expect(at).toBeGreaterThanOrEqual(0);
+      expect(log.slice(at).map(([, , , args]) => args[0]!.toLowerCase())).not.toContain('hgetall');
+    } finally {
+      await admin.config('SET', 'slowlog-log-slower-than', '10000');
+      admin.disconnect();
+    }
+  }, 60_000);
 });
