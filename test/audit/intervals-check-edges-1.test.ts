@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { checkIntervals } from '../../src/audit/intervals-check.ts';
 import { INTERVAL_MS, IntervalStats, intervalStart, TALLY_FIELDS } from '../../src/domain/intervals.ts';
+import { tallyFields } from '../support/interval-tallies.ts';
 import { suiteRedis } from '../support/redis.ts';
 import { commandsDuring } from '../support/slowlog.ts';
 
@@ -22,11 +23,7 @@ describe("the audit's read of the interval tallies at 1000 queues", () => {
     const end = intervalStart(now);
     const starts = Array.from({ length: 24 }, (_, i) => end - (24 - i) * INTERVAL_MS);
     for (const s of starts) {
-      const fields: (string | number)[] = [];
-      for (const f of TALLY_FIELDS) {
-        fields.push(f, 1000);
-        for (let q = 0; q < 1000; q++) fields.push(`${f} voice:queue-${q}`, 1);
-      }
+      const fields = tallyFields(1000);
       await suite.redis.hset(`${k.intervalPrefix}${s}`, ...fields);
       await suite.redis.zadd(k.intervalIndex, s, String(s));
     }
@@ -85,11 +82,7 @@ describe("the audit's read of the interval tallies at 1000 queues", () => {
     const k = workspaceKeys('intervals-check-rebuilt');
     const now = Date.now();
     const start = intervalStart(now) - 2 * INTERVAL_MS;
-    const fields: (string | number)[] = [];
-    for (const f of TALLY_FIELDS) {
-      fields.push(f, 1000);
-      for (let q = 0; q < 1000; q++) fields.push(`${f} voice:queue-${q}`, 1);
-    }
+    const fields = tallyFields(1000);
     const key = `${k.intervalPrefix}${start}`;
     await suite.redis.hset(key, ...fields);
     await suite.redis.zadd(k.intervalIndex, start, String(start));
@@ -138,11 +131,7 @@ describe("the audit's read of the interval tallies at 1000 queues", () => {
     const now = Date.now();
     // The current interval: the projection has caught up with the log, so it counts as covered.
     const start = intervalStart(now);
-    const fields: (string | number)[] = [];
-    for (const f of TALLY_FIELDS) {
-      fields.push(f, 1000);
-      for (let q = 0; q < 1000; q++) fields.push(`${f} voice:queue-${q}`, 1);
-    }
+    const fields = tallyFields(1000);
     const key = `${k.intervalPrefix}${start}`;
     await suite.redis.hset(key, ...fields);
     await suite.redis.zadd(k.intervalIndex, start, String(start));

@@ -7,8 +7,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
-import { INTERVAL_MS, intervalStart, TALLY_FIELDS } from '../../src/domain/intervals.ts';
+import { INTERVAL_MS, intervalStart } from '../../src/domain/intervals.ts';
 import { inProcessApi } from '../support/api.ts';
+import { tallyFields } from '../support/interval-tallies.ts';
 
 type SlowlogEntry = [id: number, at: number, us: number, args: string[]];
 
@@ -27,11 +28,7 @@ describe('GET /stats/intervals over a day of many queues', () => {
       const from = to - 96 * INTERVAL_MS;
       // A day of 96 intervals, each with every tally for the workspace and for 100 queues.
       for (let s = from; s < to; s += INTERVAL_MS) {
-        const fields: (string | number)[] = [];
-        for (const f of TALLY_FIELDS) {
-          fields.push(f, 100);
-          for (let q = 0; q < 100; q++) fields.push(`${f} voice:queue-${q}`, 1);
-        }
+        const fields = tallyFields(100);
         await redis.hset(`${k.intervalPrefix}${s}`, ...fields);
       }
       // The projection's checkpoint at the log's last event, with the default threshold.
@@ -86,11 +83,7 @@ describe('GET /stats/intervals over a day of many queues', () => {
       const now = Date.now();
       const from = intervalStart(now);
       const to = from + INTERVAL_MS;
-      const fields: (string | number)[] = [];
-      for (const f of TALLY_FIELDS) {
-        fields.push(f, 1000);
-        for (let q = 0; q < 1000; q++) fields.push(`${f} voice:queue-${q}`, 1);
-      }
+      const fields = tallyFields(1000);
       await redis.hset(`${k.intervalPrefix}${from}`, ...fields);
       const event = JSON.stringify({
         type: 'ContactQueued',

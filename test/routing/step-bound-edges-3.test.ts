@@ -7,7 +7,8 @@
 import { describe, expect, it } from 'vitest';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { checkIntervals } from '../../src/audit/intervals-check.ts';
-import { INTERVAL_MS, IntervalStats, intervalStart, TALLY_FIELDS } from '../../src/domain/intervals.ts';
+import { INTERVAL_MS, IntervalStats, intervalStart } from '../../src/domain/intervals.ts';
+import { tallyFields } from '../support/interval-tallies.ts';
 import { suiteRedis } from '../support/redis.ts';
 
 type SlowlogEntry = [id: number, at: number, us: number, args: string[]];
@@ -21,11 +22,7 @@ describe("the audit's read of the interval tallies", () => {
     const end = intervalStart(now);
     const starts = Array.from({ length: 400 }, (_, i) => end - (400 - i) * INTERVAL_MS);
     for (const s of starts) {
-      const fields: (string | number)[] = [];
-      for (const f of TALLY_FIELDS) {
-        fields.push(f, 100);
-        for (let q = 0; q < 100; q++) fields.push(`${f} voice:queue-${q}`, 1);
-      }
+      const fields = tallyFields(100);
       await suite.redis.hset(`${k.intervalPrefix}${s}`, ...fields);
       await suite.redis.zadd(k.intervalIndex, s, String(s));
     }
