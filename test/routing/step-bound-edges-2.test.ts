@@ -116,4 +116,65 @@ describe('GET /stats/intervals over a day of many queues', () => {
       admin.disconnect();
     }
   }, 60_000);
+
+  it.each([
+    { moves: 1, what: 'reads the open interval again when a step moved the checkpoint during its pages' },
+    { moves: 5, what: 'reads it in the transaction after three tries the projection outran' },
+  ])(
+    '$what',
+    async ({ moves }) => {
+      const redis = api.running.redis;
+      const ws = `${WS}-moving-${moves}`;
+      const k = workspaceKeys(ws);
+      const from = intervalStart(Date.now());
+      const to = from + INTERVAL_MS;
+      const key = `${k.intervalPrefix}${from}`;
+      await redis.hset(key, ...tallyFields(1000));
+      const event = JSON.stringify({
+        type: 'ContactQueued',
+        workspace: ws,
+        at: new Date().toISOString(),
+        data: {},
+      });
+      await redis.hset(
+        k.intervals,
+        'checkpoint',
+        (await redis.xadd(k.events, '*', 'type', 'ContactQueued', 'event', event))!,
+        'serviceLevelMs',
+        20_000,
+      );
+      // A step of the projection right after the last page of a read: a contact queued (the
+      // interval's tally and the checkpoint move together, as the step's Lua moves them).
+      const hscan = redis.hscan.bind(redis);
+      const hooked = redis as unknown as Record<string, unknown>;
+      let moved = 0;
+      let checkpoint = '';
+      hooked.hscan = async (...args: Parameters<typeof hscan>) => {
+        const got = await hscan(...args);
+        if (args[0] === key && got[0] === '0' && moved < moves) {
+          moved++;
+          checkpoint = (await redis.xadd(k.events, '*', 'type', 'ContactQueued', 'event', event))!;
+          await redis.multi().hincrby(key, 'queued', 1).hset(k.intervals, 'checkpoint', checkpoint).exec();
+        }
+        return got;
+      };
+      let r: Awaited<ReturnType<typeof api.call>>;
+      try {
+        r = await api.call(
+          'GET',
+          `/v1/workspaces/${ws}/stats/intervals?from=${new Date(from).toISOString()}&to=${new Date(to).toISOString()}`,
+        );
+      } finally {
+        delete hooked.hscan;
+      }
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      expect(r.body.source).toBe('live');
+      // The tallies are those of the checkpoint the answer names: every step's contact counted.
+      expect(r.body.position).toBe(checkpoint);
+      expect((r.body.intervals as { queued: number }[]).map((i) => i.queued)).toEqual([
+        1000 + Math.min(moves, 3),
+      ]);
+    },
+    60_000,
+  );
 });

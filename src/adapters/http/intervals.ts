@@ -35,7 +35,7 @@ const MAX_RANGE_MS = 24 * 3600_000;
 const LOOKBACK_MS = 2 * 3600_000;
 /** How many settled intervals' tallies are read at once (each a read of at most READ_PAGE fields). */
 const SETTLED_READS = 4;
-/** How many times the intervals still open are read in pages before the log answers instead. */
+/** How many times the intervals still open are read in pages before they are read in the transaction. */
 const RETRIES_PAGED = 3;
 
 /** The most events one request reads: a busier range is refused (ask for a shorter one). */
@@ -192,21 +192,24 @@ async function fromLive(
   // The rest with the checkpoint: in the transaction when they are small; one larger than a page
   // (an open interval of about 1,000 queues: some 9,000 fields, 4 - 9 ms in one transaction) is
   // read in pages before it, and taken only if the transaction finds the checkpoint the pages
-  // were read at (no step added to it meanwhile), tried again a few times, else the log answers.
+  // were read at (no step added to it meanwhile), tried again a few times; a workspace whose
+  // projection steps faster than that is read in the one transaction after all.
   const restSizes = await Promise.all(rest.map((s) => redis.hlen(`${k.intervalPrefix}${s}`)));
   const paged = rest.some((_, i) => restSizes[i]! > READ_PAGE);
   let found: { checkpoint: string; last: string } | undefined;
-  for (let attempt = 0; attempt < (paged ? RETRIES_PAGED : 1) && !found; attempt++) {
-    const before = paged ? await redis.hget(k.intervals, 'checkpoint') : null;
+  for (let attempt = 0; attempt <= (paged ? RETRIES_PAGED : 0) && !found; attempt++) {
+    // The last try: in the transaction, whatever its size.
+    const inPages = paged && attempt < RETRIES_PAGED;
+    const before = inPages ? await redis.hget(k.intervals, 'checkpoint') : null;
     const pages = new Map<number, Record<string, string>>();
-    if (paged)
+    if (inPages)
       for (const s of rest)
         pages.set(s, Object.fromEntries(await hashEntries(redis, `${k.intervalPrefix}${s}`)));
     const tx = redis
       .multi()
       .hmget(k.intervals, 'checkpoint', 'serviceLevelMs', INTERVAL_GENERATION)
       .xrevrange(k.events, '+', '-', 'COUNT', 1);
-    if (!paged) for (const s of rest) tx.hgetall(`${k.intervalPrefix}${s}`);
+    if (!inPages) for (const s of rest) tx.hgetall(`${k.intervalPrefix}${s}`);
     const replies = await tx.exec();
     if (!replies) return undefined;
     for (const [err] of replies) if (err) throw err;
@@ -217,9 +220,9 @@ async function fromLive(
     // (a rebuild may be past the first checkpoint already), and the intervals read first may be
     // of a rebuild partway. The log answers.
     if (built !== build || positionBefore(checkpoint, settledAt)) return undefined;
-    if (paged && checkpoint !== before) continue;
+    if (inPages && checkpoint !== before) continue;
     rest.forEach((s, i) => {
-      read.set(s, paged ? pages.get(s)! : (replies[i + 2]![1] as Record<string, string>));
+      read.set(s, inPages ? pages.get(s)! : (replies[i + 2]![1] as Record<string, string>));
     });
     found = { checkpoint, last };
   }
