@@ -67,18 +67,18 @@ describe('the live tail filling from the archive what was trimmed past it', () =
     for (const d of dirs) await rm(d, { recursive: true, force: true });
   });
 
-  /**
-   * An API instance on a new workspace and archive, `count` events (the fields of a log made
-   * through the Lua steps, given again), a feed after the first 100; then the instance stalls
-   * while the rest are appended and archived in segments of `segment`, the newest 50 kept in
-   * Redis, and `whileStalled` runs before it goes on.
-   */
   /** A counter of the API process's /metrics. */
   async function metric(name: string): Promise<number> {
     const text = await (await fetch(`${api!.url}/metrics`)).text();
     return Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1]);
   }
 
+  /**
+   * An API instance on a new workspace and archive, `count` events (the fields of a log made
+   * through the Lua steps, given again), a feed after the first 100; then the instance stalls
+   * while the rest are appended and archived in segments of `segment`, the newest 50 kept in
+   * Redis, and `whileStalled` runs before it goes on.
+   */
   async function stalledFeed(
     count: number,
     segment: number,

@@ -4,7 +4,7 @@ import * as t from 'io-ts';
 import type { WebSocket } from 'ws';
 import { strict } from '../../domain/strict.ts';
 import { AfterPosition, comparePositions, Id, positionPredecessor } from '../../domain/values.ts';
-import { FOREIGN_EVENT, redisAdvice } from '../redis/advice.ts';
+import { CHECK_REDIS, FOREIGN_EVENT, redisAdvice } from '../redis/advice.ts';
 import { LiveEvent, lastEventPosition, streamHistory } from '../redis/event-log.ts';
 import type { WorkspaceTail } from '../redis/tail.ts';
 import { frameWriter, ownSelection, type Selection, sharedSelection, textWriter } from './frames.ts';
@@ -67,20 +67,21 @@ export function archiveUnreadableReason(resumeAt: string | null, last: string): 
 }
 
 /**
- * `GET /events/live`: with `after`, the history since that position is replayed first, then
- * live events follow. Live events that arrive during the replay are held and sent after it;
- * every send is guarded by the last position sent, so the hand-over has no gap and no duplicate.
- */
-/**
  * What to do about a history read that failed: a file the archive could not read (the error
  * names its path) is the archive directory's, anything else Redis's.
  */
 function failureAdvice(err: unknown): string {
-  return typeof (err as { syscall?: unknown })?.syscall === 'string'
-    ? 'The archive could not be read (err names the file): check that ARCHIVE_DIR is mounted and readable by this process.'
-    : `Most often Redis does not answer. ${redisAdvice(err)}`;
+  if (typeof (err as { syscall?: unknown })?.syscall === 'string')
+    return 'The archive could not be read (err names the path): check that ARCHIVE_DIR is mounted and readable by this process.';
+  const advice = redisAdvice(err);
+  return advice === CHECK_REDIS ? `Most often Redis does not answer. ${advice}` : advice;
 }
 
+/**
+ * `GET /events/live`: with `after`, the history since that position is replayed first, then
+ * live events follow. Live events that arrive during the replay are held and sent after it;
+ * every send is guarded by the last position sent, so the hand-over has no gap and no duplicate.
+ */
 export async function liveRoutes(app: FastifyInstance): Promise<void> {
   const { redis, tails, watch } = app.deps;
   const history = app.deps.history ?? streamHistory(redis);

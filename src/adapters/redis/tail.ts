@@ -325,7 +325,7 @@ export class WorkspaceTail {
     } catch (err) {
       this.log.error(
         { workspace: this.workspace, err: (err as Error).message, after, before: first },
-        "the archiver trimmed events past this instance's event tail before it read them, and the archive does not give them (see err): its live feeds before them are closed (1011), their clients told to reconnect after the last event they got; a reconnection reads them as GET /events does, refused (archive-unreadable) until the archive is mended (docs/ARCHIVE.md)",
+        "the archiver trimmed events past this instance's event tail before it read them, and the archive does not give them (see err: a segment missing or damaged, its folder unreadable, or Redis not answering the read): its live feeds before them are closed (1011), their clients told to reconnect after the last event they got; a reconnection reads them as GET /events does, refused (archive-unreadable) until the archive is mended (docs/ARCHIVE.md)",
       );
       this.fills.failures++;
       for (const l of this.fillFailedListeners) l(err as Error, first);
@@ -381,6 +381,9 @@ export class WorkspaceTail {
         trimmed !== undefined && oldest !== undefined && comparePositions(trimmed, oldest) >= 0
           ? await this.heldInHistory(readEvent)
           : undefined;
+      // The log holds the very event it read (the archiver trimmed it between this look's reads):
+      // nothing was lost.
+      if (held === readEvent) return this.realignOutcomes(readOutcome, outcomeEnd);
       const from =
         held !== undefined
           ? { position: held, gap: false }
@@ -397,6 +400,12 @@ export class WorkspaceTail {
         for (const l of this.resumeListeners) l(from.position);
       }
     }
+    await this.realignOutcomes(readOutcome, outcomeEnd);
+  }
+
+  /** realign's look at the outcome stream (from its position read, `readOutcome`). */
+  private async realignOutcomes(readOutcome: string, outcomeEnd: string): Promise<void> {
+    const k = workspaceKeys(this.workspace);
     if (
       comparePositions(outcomeEnd, readOutcome) < 0 ||
       !(await this.stillHolds(k.outcomes, readOutcome, this.deliveredOutcomes))
@@ -439,8 +448,8 @@ export class WorkspaceTail {
   /**
    * The newest event up to `read` that the log (archive and stream: the history) holds as this
    * tail delivered it, looking from the oldest it remembers delivering, up to the first it holds
-   * otherwise (what Redis kept is a prefix of what it had); undefined when none is (or the
-   * history cannot be read: the stream's look decides then).
+   * otherwise (what Redis kept is a prefix of what it had); undefined when none is, or when the
+   * archive cannot give the history whole (the stream's look decides then).
    */
   private async heldInHistory(read: string): Promise<string | undefined> {
     const { ids, oldest } = this.deliveredEvents.view();
@@ -461,8 +470,12 @@ export class WorkspaceTail {
         scanned += page.length;
         after = page.at(-1)![0];
       }
-    } catch {
-      return undefined;
+    } catch (err) {
+      // A history the archive cannot give whole (a break: the archiver stopped at a loss, and the
+      // stream holds what came since): the stream's look decides. Any other failure (a read that
+      // failed) fails this look, and the next one tries again, the position left as it is.
+      if ((err as { hole?: unknown }).hole !== undefined) return undefined;
+      throw err;
     }
     return found;
   }
