@@ -326,6 +326,14 @@ export function subscribe(
     /** The refusal's problem+json (what `ws` lets us read of a refused upgrade), when there was one. */
     let refusal: unknown;
     let failure: Error | undefined;
+    /**
+     * The failures before this socket, and whether it delivered an event: a 1011 on a socket that
+     * delivered none (the server's first heartbeat, then a replay that failed) goes on with the
+     * backoff, or a failure every try meets (an archive folder the server cannot read) reconnects
+     * every `backoffMs` for ever.
+     */
+    const failuresBefore = failures;
+    let delivered = false;
     // `ws`: a refused upgrade's answer is read (its problem: type, detail, lastPosition, ...), then
     // the handshake is dropped, as `ws` does by itself when nobody listens for it. Browsers show a
     // page nothing of it.
@@ -446,6 +454,7 @@ export function subscribe(
       if (!('position' in e) || typeof e.position !== 'string' || !POSITION.test(e.position)) return;
       if (position !== undefined && comparePositions(e.position, position) <= 0) return; // seen
       position = e.position;
+      delivered = true;
       try {
         // An async handler's rejection is its exception too: told to onError, never left unhandled
         // (which would end a Node process).
@@ -490,6 +499,7 @@ export function subscribe(
       // from the reason's `resumeAfter=`): the application's to take or not. The subscription's
       // own position never moves past the hole (that would lose its events unasked).
       const serverError = c.code === 1011;
+      if (serverError && !delivered) failures = failuresBefore;
       const closedWith = serverError
         ? new LiveFeedClosedError(
             `live feed ${shownPath}: closed by the server with 1011 (${c.reason || 'no reason'})`,

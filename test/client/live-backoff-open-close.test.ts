@@ -16,6 +16,8 @@ let port: number;
 const opened: number[] = [];
 /** Whether the server sends a heartbeat before it closes. */
 let speak = false;
+/** The close the server sends. */
+let close: [number, string] = [1001, 'closing at once'];
 
 beforeAll(async () => {
   server = new WebSocketServer({ port: 0, host: '127.0.0.1' });
@@ -24,7 +26,7 @@ beforeAll(async () => {
   server.on('connection', (socket) => {
     opened.push(Date.now());
     if (speak) socket.send(JSON.stringify({ heartbeat: { after: '5-0', everyMs: 10_000 } }));
-    socket.close(1001, 'closing at once');
+    socket.close(...close);
   });
 });
 
@@ -64,6 +66,21 @@ describe('the live subscription against a server that closes each socket at once
       expect(delays.slice(0, 3)).toEqual([50, 50, 50]);
     } finally {
       speak = false;
+    }
+  });
+
+  it('goes on with the backoff when each socket is closed with 1011 before any event', async () => {
+    // Switchboard's feed: the heartbeat at the open, then a replay that fails every time (an
+    // archive folder the instance cannot read): before, the heartbeat reset the backoff and the
+    // subscription reconnected every backoffMs for ever.
+    speak = true;
+    close = [1011, 'replay failed; reconnect with after=5-0'];
+    try {
+      const delays = await subscribeFor(1_500);
+      expect(delays.slice(0, 4)).toEqual([50, 100, 200, 400]);
+    } finally {
+      speak = false;
+      close = [1001, 'closing at once'];
     }
   });
 });
