@@ -292,7 +292,7 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
               lostAfter: err.hole.lostAfter,
               resumeAt: err.hole.resumeAt,
             },
-            `${what}: history unreadable from the archive; closing`,
+            `${what === 'replay' ? 'history' : what} unreadable from the archive; closing`,
           );
           socket.close(1011, archiveUnreadableReason(err.hole.resumeAt, last));
           return;
@@ -311,7 +311,7 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
         if (socket.readyState !== socket.OPEN || comparePositions(last, before) >= 0) return;
         unsubscribe();
         held.length = 0;
-        closeFailed(err, 'the events trimmed past the event tail');
+        closeFailed(err, 'the fill of events trimmed past the event tail');
       });
       const unsubscribe = (): void => {
         unsubscribeBatches();
@@ -438,7 +438,7 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
             if (page.length < 500 || socket.readyState !== socket.OPEN) break;
           }
         } catch (err) {
-          closeFailed(err, 'the replay');
+          closeFailed(err, 'replay');
           return;
         }
         replaying = false;
