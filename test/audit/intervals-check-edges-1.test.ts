@@ -5,10 +5,14 @@
  * intervals up to a number of fields; the comparison is the same.
  */
 import { describe, expect, it } from 'vitest';
-import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
+import { type WorkspaceKeys, workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { checkIntervals } from '../../src/audit/intervals-check.ts';
 import { INTERVAL_MS, IntervalStats, intervalStart, TALLY_FIELDS } from '../../src/domain/intervals.ts';
-import { tallyFields } from '../support/interval-tallies.ts';
+import {
+  checkpointAtOneEvent,
+  endedIntervalsAtCheckpoint,
+  writeIntervalTallies,
+} from '../support/interval-checkpoint.ts';
 import { suiteRedis } from '../support/redis.ts';
 import { commandsDuring } from '../support/slowlog.ts';
 
@@ -17,24 +21,46 @@ type SlowlogEntry = [id: number, at: number, us: number, args: string[]];
 describe("the audit's read of the interval tallies at 1000 queues", () => {
   const suite = suiteRedis();
 
-  it('reads 24 intervals of 1000 queues in transactions of under 5 ms each', async () => {
-    const k = workspaceKeys('intervals-check-wide');
-    const now = Date.now();
-    const end = intervalStart(now);
-    const starts = Array.from({ length: 24 }, (_, i) => end - (24 - i) * INTERVAL_MS);
-    for (const s of starts) {
-      const fields = tallyFields(1000);
-      await suite.redis.hset(`${k.intervalPrefix}${s}`, ...fields);
-      await suite.redis.zadd(k.intervalIndex, s, String(s));
+  /**
+   * `ws`'s one interval of 1000 queues starting at `start`, and the log's one event with the
+   * projection's checkpoint at it, of the generation `generation`.
+   */
+  async function oneIntervalAtCheckpoint(ws: string, start: number, generation: string) {
+    const k = workspaceKeys(ws);
+    await writeIntervalTallies(suite.redis, k, [start], 1000);
+    const { event, last } = await checkpointAtOneEvent(suite.redis, ws, { more: ['generation', generation] });
+    return { k, key: `${k.intervalPrefix}${start}`, event, last };
+  }
+
+  /**
+   * `checkIntervals` of `k` at `last`, with `afterFirstPage` run once the first page of HSCAN was
+   * read (the hook removed after): its result, and how many pages HSCAN read.
+   */
+  async function checkWithFirstPageHook(
+    k: WorkspaceKeys,
+    last: string,
+    now: number,
+    afterFirstPage: () => Promise<void>,
+  ) {
+    const hscan = suite.redis.hscan.bind(suite.redis);
+    let pages = 0;
+    const hooked = suite.redis as unknown as Record<string, unknown>;
+    hooked.hscan = async (...args: Parameters<typeof hscan>) => {
+      const got = await hscan(...args);
+      if (++pages === 1) await afterFirstPage();
+      return got;
+    };
+    try {
+      const found = await checkIntervals(suite.redis, k, new IntervalStats(20_000), 20_000, last, now);
+      return { found, pages };
+    } finally {
+      delete hooked.hscan;
     }
-    const event = JSON.stringify({
-      type: 'ContactQueued',
-      workspace: 'intervals-check-wide',
-      at: '',
-      data: {},
-    });
-    const last = (await suite.redis.xadd(k.events, '*', 'type', 'ContactQueued', 'event', event))!;
-    await suite.redis.hset(k.intervals, 'checkpoint', last, 'serviceLevelMs', 20_000);
+  }
+
+  it('reads 24 intervals of 1000 queues in transactions of under 5 ms each', async () => {
+    const now = Date.now();
+    const { k, last } = await endedIntervalsAtCheckpoint(suite.redis, 'intervals-check-wide', 24, 1000, now);
 
     const longest: number[] = [];
     let mostFields = 0;
@@ -79,90 +105,40 @@ describe("the audit's read of the interval tallies at 1000 queues", () => {
   }, 60_000);
 
   it('compares no interval read in pages across a drop and rebuild of the projection', async () => {
-    const k = workspaceKeys('intervals-check-rebuilt');
     const now = Date.now();
     const start = intervalStart(now) - 2 * INTERVAL_MS;
-    const fields = tallyFields(1000);
-    const key = `${k.intervalPrefix}${start}`;
-    await suite.redis.hset(key, ...fields);
-    await suite.redis.zadd(k.intervalIndex, start, String(start));
-    const event = JSON.stringify({
-      type: 'ContactQueued',
-      workspace: 'intervals-check-rebuilt',
-      at: '',
-      data: {},
-    });
-    const last = (await suite.redis.xadd(k.events, '*', 'type', 'ContactQueued', 'event', event))!;
-    await suite.redis.hset(k.intervals, 'checkpoint', last, 'serviceLevelMs', 20_000, 'generation', 'first');
+    const { k, key, last } = await oneIntervalAtCheckpoint('intervals-check-rebuilt', start, 'first');
     // After the first page: dropped, and built again to the same checkpoint, the interval partway.
-    const hscan = suite.redis.hscan.bind(suite.redis);
-    let pages = 0;
-    const hooked = suite.redis as unknown as Record<string, unknown>;
-    hooked.hscan = async (...args: Parameters<typeof hscan>) => {
-      const got = await hscan(...args);
-      if (++pages === 1) {
-        await suite.admin.del(k.intervals, key);
-        await suite.admin.hset(key, 'queued', 3);
-        await suite.admin.hset(
-          k.intervals,
-          'checkpoint',
-          last,
-          'serviceLevelMs',
-          20_000,
-          'generation',
-          'second',
-        );
-      }
-      return got;
-    };
-    let found: Awaited<ReturnType<typeof checkIntervals>>;
-    try {
-      found = await checkIntervals(suite.redis, k, new IntervalStats(20_000), 20_000, last, now);
-    } finally {
-      delete hooked.hscan;
-    }
+    const { found, pages } = await checkWithFirstPageHook(k, last, now, async () => {
+      await suite.admin.del(k.intervals, key);
+      await suite.admin.hset(key, 'queued', 3);
+      await suite.admin.hset(
+        k.intervals,
+        'checkpoint',
+        last,
+        'serviceLevelMs',
+        20_000,
+        'generation',
+        'second',
+      );
+    });
     expect(pages).toBeGreaterThan(1);
     expect(found.status).toMatch(/^not compared past 0 intervals: the projection was dropped or rebuilt/);
     expect(found.violations).toEqual([]);
   }, 60_000);
 
   it('compares no open interval read in pages that a step added to meanwhile', async () => {
-    const k = workspaceKeys('intervals-check-open');
     const now = Date.now();
     // The current interval: the projection has caught up with the log, so it counts as covered.
     const start = intervalStart(now);
-    const fields = tallyFields(1000);
-    const key = `${k.intervalPrefix}${start}`;
-    await suite.redis.hset(key, ...fields);
-    await suite.redis.zadd(k.intervalIndex, start, String(start));
-    const event = JSON.stringify({
-      type: 'ContactQueued',
-      workspace: 'intervals-check-open',
-      at: '',
-      data: {},
+    const { k, key, event, last } = await oneIntervalAtCheckpoint('intervals-check-open', start, 'one');
+    // After the first page, a step applies a new event: it adds to the open interval. The replay
+    // counted nothing: compared, the interval would differ (a violation).
+    const { found, pages } = await checkWithFirstPageHook(k, last, now, async () => {
+      const next = (await suite.admin.xadd(k.events, '*', 'type', 'ContactQueued', 'event', event))!;
+      await suite.admin.hincrby(key, 'queued', 1);
+      await suite.admin.hset(k.intervals, 'checkpoint', next);
     });
-    const last = (await suite.redis.xadd(k.events, '*', 'type', 'ContactQueued', 'event', event))!;
-    await suite.redis.hset(k.intervals, 'checkpoint', last, 'serviceLevelMs', 20_000, 'generation', 'one');
-    // After the first page, a step applies a new event: it adds to the open interval.
-    const hscan = suite.redis.hscan.bind(suite.redis);
-    let pages = 0;
-    const hooked = suite.redis as unknown as Record<string, unknown>;
-    hooked.hscan = async (...args: Parameters<typeof hscan>) => {
-      const got = await hscan(...args);
-      if (++pages === 1) {
-        const next = (await suite.admin.xadd(k.events, '*', 'type', 'ContactQueued', 'event', event))!;
-        await suite.admin.hincrby(key, 'queued', 1);
-        await suite.admin.hset(k.intervals, 'checkpoint', next);
-      }
-      return got;
-    };
-    let found: Awaited<ReturnType<typeof checkIntervals>>;
-    try {
-      // The replay counted nothing: compared, the interval would differ (a violation).
-      found = await checkIntervals(suite.redis, k, new IntervalStats(20_000), 20_000, last, now);
-    } finally {
-      delete hooked.hscan;
-    }
     expect(pages).toBeGreaterThan(1);
     expect(found.status).toMatch(/^compared 0 intervals/);
     expect(found.violations).toEqual([]);

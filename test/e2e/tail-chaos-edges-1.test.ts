@@ -13,38 +13,22 @@
  *
  * TAIL_CHAOS_SEED picks the schedule (a fixed one by default), TAIL_CHAOS_ROUNDS its length.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
 import type { Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
-import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
+import { describe, expect, it } from 'vitest';
+import type WebSocket from 'ws';
 import { DiskArchive } from '../../src/archive/store.ts';
+import { seededRandom } from '../../src/cli/sim/random.ts';
 import { archiveLog, logFields } from '../support/archive-log.ts';
-import { killAllProcesses, type SwitchboardProcess, startProcess } from '../support/processes.ts';
-import { suiteRedis } from '../support/redis.ts';
+import { appendFields, openLiveFeed, stalledApiSuite } from '../support/stalled-tail.ts';
 import { sleep, waitFor } from '../support/wait.ts';
 
 const SEED = Number(process.env.TAIL_CHAOS_SEED ?? 20261207);
 const ROUNDS = Number(process.env.TAIL_CHAOS_ROUNDS ?? 12);
 
-/** mulberry32: a small seeded generator, the same schedule for the same seed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 interface Feed {
   readonly name: string;
   /** Where it starts: its after=, or (from the end) the position its first heartbeat names. */
-  start: string;
+  readonly start: string;
   readonly socket: WebSocket;
   readonly received: string[];
   /** Set when the socket closed: by the client (`byClient`) or the server. */
@@ -68,53 +52,27 @@ const DOCUMENTED: readonly [number, RegExp][] = [
 ];
 
 describe('live feeds under random stalls, trims and reconnections of their instance', () => {
-  const suite = suiteRedis();
-  const ws = `tail-chaos-${Date.now().toString(36)}`;
-  const k = workspaceKeys(ws);
-  let dir: string;
-  let api: SwitchboardProcess;
-
-  beforeAll(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'sb-tail-chaos-'));
-    api = await startProcess({
-      roles: 'api',
-      redis: suite.server,
-      name: 'api',
-      // A small limit of unsent bytes: a slow reader may be closed with 1013 and reopen.
-      env: {
-        WORKSPACES: ws,
-        DISCOVER_WORKSPACES: 'false',
-        ARCHIVE_DIR: dir,
-        LIVE_MAX_BUFFERED_BYTES: '65536',
-        // And a replay behind the live events by more than this: closed with 1013 (too far behind).
-        LIVE_MAX_HELD_EVENTS: '300',
-        // The tail's fills are logged at info: counted at the end.
-        LOG_LEVEL: 'info',
-      },
-    });
-  }, 60_000);
-
-  afterAll(async () => {
-    api?.kill('SIGCONT');
-    await killAllProcesses();
-    if (dir) await rm(dir, { recursive: true, force: true });
+  const t = stalledApiSuite('tail-chaos', {
+    // A small limit of unsent bytes: a slow reader may be closed with 1013 and reopen.
+    LIVE_MAX_BUFFERED_BYTES: '65536',
+    // And a replay behind the live events by more than this: closed with 1013 (too far behind).
+    LIVE_MAX_HELD_EVENTS: '300',
+    // The tail's fills are logged at info: counted at the end.
+    LOG_LEVEL: 'info',
   });
+  const { suite, ws, k } = t;
 
   it(`gives every feed the log after its start, once, in order (seed ${SEED}, ${ROUNDS} rounds)`, async () => {
+    const { api, dir } = t;
     const redis = suite.redis;
-    const rnd = random(SEED);
+    const rnd = seededRandom(SEED);
     const int = (lo: number, hi: number) => lo + Math.floor(rnd() * (hi - lo + 1));
     const fields = await logFields(redis, `${ws}-source`, SEED % 1000);
     /** Positions appended so far, in order: checked against GET /events at the end. */
     const known: string[] = [];
     let appended = 0;
     const append = async (n: number) => {
-      const m = redis.multi();
-      for (let i = 0; i < n; i++) m.xadd(k.events, '*', ...fields[(appended + i) % fields.length]!);
-      for (const [err, id] of (await m.exec()) ?? []) {
-        if (err) throw err;
-        known.push(String(id));
-      }
+      known.push(...(await appendFields(redis, k.events, fields, appended, appended + n)));
       appended += n;
     };
     const archive = () => archiveLog(redis, new DiskArchive(dir), ws);
@@ -123,22 +81,16 @@ describe('live feeds under random stalls, trims and reconnections of their insta
     const feeds: Feed[] = [];
     let opened = 0;
     const openFeed = async (after: string | undefined, name = `feed-${++opened}`): Promise<Feed> => {
-      const socket = new WebSocket(
-        `${api.url!.replace('http', 'ws')}/v1/workspaces/${ws}/events/live${after ? `?after=${after}` : ''}`,
-      );
-      const feed: Feed = { name, start: after ?? '', socket, received: [], closingByClient: false };
-      socket.on('close', (code, reason) => {
-        feed.close = { code, reason: String(reason), byClient: feed.closingByClient };
-      });
-      await new Promise<void>((resolve, reject) => {
-        socket.once('error', reject);
-        socket.on('message', (data) => {
-          const e = JSON.parse(String(data)) as { position?: string; heartbeat?: { after: string } };
-          if (e.heartbeat) {
-            if (feed.start === '') feed.start = e.heartbeat.after;
-            resolve();
-          } else feed.received.push(e.position!);
-        });
+      const live = await openLiveFeed(api.url!, ws, after);
+      const feed: Feed = {
+        name,
+        start: live.start,
+        socket: live.socket,
+        received: live.received,
+        closingByClient: false,
+      };
+      void live.closed.then(({ code, reason }) => {
+        feed.close = { code, reason, byClient: feed.closingByClient };
       });
       feeds.push(feed);
       return feed;

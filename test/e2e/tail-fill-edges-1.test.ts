@@ -10,51 +10,25 @@
  * read the whole gap all the same (outcomes waiting behind it, an error logged for feeds that did
  * not exist); now it reads none of it.
  */
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import type { Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
-import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
+import { afterEach, describe, expect, it } from 'vitest';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { Archiver } from '../../src/archive/archiver.ts';
 import { DiskArchive, workspaceFolder } from '../../src/archive/store.ts';
 import { logFields } from '../support/archive-log.ts';
 import { comparePositions } from '../support/audit.ts';
-import { killAllProcesses, type SwitchboardProcess, startProcess } from '../support/processes.ts';
+import { killAllProcesses, type SwitchboardProcess } from '../support/processes.ts';
 import { suiteRedis } from '../support/redis.ts';
+import { feedAcrossStall, type LiveFeed, openLiveFeed, startArchivingApi } from '../support/stalled-tail.ts';
+import { suiteTempDirs } from '../support/temp-dirs.ts';
 import { sleep, waitFor } from '../support/wait.ts';
-
-interface Feed {
-  readonly ws: string;
-  readonly socket: WebSocket;
-  readonly received: string[];
-  readonly closed: Promise<{ code: number; reason: string }>;
-}
-
-/** A feed after `after`, open once its first heartbeat came. */
-async function openFeed(url: string, ws: string, after: string): Promise<Feed> {
-  const received: string[] = [];
-  const socket = new WebSocket(`${url.replace('http', 'ws')}/v1/workspaces/${ws}/events/live?after=${after}`);
-  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
-    socket.on('close', (code, reason) => resolve({ code, reason: String(reason) })),
-  );
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject);
-    socket.on('message', (data) => {
-      const e = JSON.parse(String(data)) as { position?: string; heartbeat?: unknown };
-      if ('heartbeat' in e) resolve();
-      else received.push(e.position!);
-    });
-  });
-  return { ws, socket, received, closed };
-}
 
 describe('the live tail filling from the archive what was trimmed past it', () => {
   const suite = suiteRedis();
-  const dirs: string[] = [];
+  const tempDir = suiteTempDirs();
   let api: SwitchboardProcess | undefined;
   let n = 0;
 
@@ -62,9 +36,6 @@ describe('the live tail filling from the archive what was trimmed past it', () =
     api?.kill('SIGCONT');
     await killAllProcesses();
     api = undefined;
-  });
-  afterAll(async () => {
-    for (const d of dirs) await rm(d, { recursive: true, force: true });
   });
 
   /** A counter of the API process's /metrics. */
@@ -84,50 +55,35 @@ describe('the live tail filling from the archive what was trimmed past it', () =
     segment: number,
     env: Record<string, string>,
     whileStalled: (eventsDir: string) => Promise<void> = async () => {},
-    beforeStall: (feed: Feed) => void = () => {},
+    beforeStall: (feed: LiveFeed) => void = () => {},
   ) {
     const ws = `tail-fill-${++n}-${Date.now().toString(36)}`;
     const k = workspaceKeys(ws);
-    const dir = await mkdtemp(path.join(tmpdir(), 'sb-tail-fill-'));
-    dirs.push(dir);
-    api = await startProcess({
-      roles: 'api',
-      redis: suite.server,
-      name: 'api',
-      env: { WORKSPACES: ws, DISCOVER_WORKSPACES: 'false', ARCHIVE_DIR: dir, ...env },
-    });
+    const dir = await tempDir('sb-tail-fill-');
+    const started = await startArchivingApi(suite.server, ws, dir, env);
+    api = started;
     const redis = suite.redis;
     const fields = await logFields(redis, `${ws}-source`, 11);
-    const append = async (from: number, to: number) => {
-      for (let start = from; start < to; start += 1000) {
-        const m = redis.multi();
-        for (let i = start; i < Math.min(to, start + 1000); i++)
-          m.xadd(k.events, '*', ...fields[i % fields.length]!);
-        await m.exec();
-      }
-    };
-    await append(0, 100);
-    const first = ((await redis.xrange(k.events, '-', '+')) as StreamEntry[]).map((e) => e[0]);
-    const feed = await openFeed(api.url!, ws, first.at(-1)!);
-    beforeStall(feed);
-    await sleep(200);
-    api.kill('SIGSTOP');
-    try {
-      await append(100, 101);
-      await append(101, count);
-      const moved = await new Archiver(redis, new DiskArchive(dir), pino({ level: 'silent' }), {
-        retention: { count: 50 },
-        segmentEntries: segment,
-        everyMs: 10,
-      }).drain(ws);
-      expect(moved).toBeGreaterThan(0);
-      expect(await redis.xlen(k.events)).toBe(50);
-      await whileStalled(path.join(dir, workspaceFolder(ws), 'events'));
-    } finally {
-      api.kill('SIGCONT');
-    }
-    const all = ((await redis.xrange(k.events, '-', '+')) as StreamEntry[]).map((e) => e[0]);
-    return { feed, last: all.at(-1)!, afterFirst: first.at(-1)! };
+    const { feed, after, last } = await feedAcrossStall(
+      redis,
+      started,
+      ws,
+      fields,
+      async (append) => {
+        await append(100, 101);
+        await append(101, count);
+        const moved = await new Archiver(redis, new DiskArchive(dir), pino({ level: 'silent' }), {
+          retention: { count: 50 },
+          segmentEntries: segment,
+          everyMs: 10,
+        }).drain(ws);
+        expect(moved).toBeGreaterThan(0);
+        expect(await redis.xlen(k.events)).toBe(50);
+        await whileStalled(path.join(dir, workspaceFolder(ws), 'events'));
+      },
+      beforeStall,
+    );
+    return { feed, last, afterFirst: after };
   }
 
   it('closes a subscriber that reads nothing with 1013 as the fill goes out, not after the whole gap', async () => {
@@ -136,8 +92,18 @@ describe('the live tail filling from the archive what was trimmed past it', () =
       // The client reads nothing: what the instance writes stays in its buffers.
       (f.socket as unknown as { _socket: Socket })._socket.pause();
     });
-    // The fill and what follows it are written by now (or the subscriber closed).
-    await sleep(3000);
+    // The client resumes once the instance closed the subscriber (no subscriber left) or handed out
+    // the whole fill: a wait on the machine's speed alone resumed it early under load.
+    const subscribed = async () => {
+      const text = await (await fetch(`${api!.url}/metrics`)).text();
+      return Number(/^switchboard_websocket_subscribers\{[^}]*\} (\d+)/m.exec(text)?.[1] ?? 0);
+    };
+    await waitFor(
+      'the subscriber closed or the whole fill handed out',
+      async () =>
+        (await subscribed()) === 0 || (await metric('switchboard_live_fill_events_total')) >= count - 150,
+      { timeoutMs: 60_000 },
+    );
     (feed.socket as unknown as { _socket: Socket })._socket.resume();
     const closed = await Promise.race([feed.closed, sleep(5000).then(() => undefined)]);
     feed.socket.terminate();
@@ -185,7 +151,7 @@ describe('the live tail filling from the archive what was trimmed past it', () =
     expect([...feed.received].sort(comparePositions)).toEqual(feed.received);
     expect(comparePositions(sent, afterFirst)).toBeGreaterThanOrEqual(0);
     // Reconnecting after the last event it got meets the same hole in its replay, and says so.
-    const again = await openFeed(api!.url!, feed.ws, sent);
+    const again = await openLiveFeed(api!.url!, feed.ws, sent);
     const reclosed = await Promise.race([again.closed, sleep(15_000).then(() => undefined)]);
     again.socket.terminate();
     expect(reclosed?.code).toBe(1011);
@@ -215,7 +181,7 @@ describe('the live tail filling from the archive what was trimmed past it', () =
     // be owed the fill): given time on a loaded machine.
     await sleep(2000);
     // A feed from the stream's end opens after the tail read on; nothing was owed to anyone.
-    const later = await openFeed(
+    const later = await openLiveFeed(
       api!.url!,
       feed.ws,
       (await suite.redis.xrevrange(workspaceKeys(feed.ws).events, '+', '-', 'COUNT', 1))[0]![0],

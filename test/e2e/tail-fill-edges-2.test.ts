@@ -7,12 +7,8 @@
  * there, so the feeds missed the trimmed events with no error. A position the archiver's mark
  * covers was archived, not lost: the tail reads on after it, the trimmed events from the archive.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
+import { describe, expect, it } from 'vitest';
 import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { WorkspaceTail } from '../../src/adapters/redis/tail.ts';
@@ -20,73 +16,32 @@ import { LogReader, refuseBreaks } from '../../src/archive/log-reader.ts';
 import { DiskArchive } from '../../src/archive/store.ts';
 import { archiveLog, logFields } from '../support/archive-log.ts';
 import { comparePositions } from '../support/audit.ts';
-import { killAllProcesses, type SwitchboardProcess, startProcess } from '../support/processes.ts';
-import { suiteRedis } from '../support/redis.ts';
+import { appendFields, feedAcrossStall, stalledApiSuite } from '../support/stalled-tail.ts';
 import { sleep, waitFor } from '../support/wait.ts';
 
 describe('a live feed on an instance whose connections closed while the archiver trimmed past its tail', () => {
-  const suite = suiteRedis();
-  const ws = `tail-reconnect-${Date.now().toString(36)}`;
-  const k = workspaceKeys(ws);
-  let dir: string;
-  let api: SwitchboardProcess;
+  const t = stalledApiSuite('tail-reconnect');
+  const { suite, ws, k } = t;
 
-  beforeAll(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'sb-tail-reconnect-'));
-    api = await startProcess({
-      roles: 'api',
-      redis: suite.server,
-      name: 'api',
-      env: { WORKSPACES: ws, DISCOVER_WORKSPACES: 'false', ARCHIVE_DIR: dir },
-    });
-  }, 60_000);
-
-  afterAll(async () => {
-    api?.kill('SIGCONT');
-    await killAllProcesses();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  /** A workspace `<ws>-<suffix>` beside the instance's, and the fields of a log made with `seed`. */
+  async function sideWorkspace(suffix: string, seed: number) {
+    const side = `${ws}-${suffix}`;
+    return { side, keys: workspaceKeys(side), fields: await logFields(suite.redis, `${side}-source`, seed) };
+  }
 
   it('reads the trimmed events from the archive, and no feed goes back to the start', async () => {
+    const { api, dir } = t;
     const redis = suite.redis;
     const fields = await logFields(redis, `${ws}-source`, 7);
-    const append = async (from: number, to: number) => {
-      const m = redis.multi();
-      for (let i = from; i < to; i++) m.xadd(k.events, '*', ...fields[i]!);
-      await m.exec();
-    };
-    await append(0, 100);
-    const first = ((await redis.xrange(k.events, '-', '+')) as StreamEntry[]).map((e) => e[0]);
-
-    const received: string[] = [];
-    const closes: number[] = [];
-    const socket = new WebSocket(
-      `${api.url!.replace('http', 'ws')}/v1/workspaces/${ws}/events/live?after=${first.at(-1)}`,
-    );
-    socket.on('close', (code) => closes.push(code));
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.on('message', (data) => {
-        const e = JSON.parse(String(data)) as { position?: string; heartbeat?: unknown };
-        if ('heartbeat' in e) resolve();
-        else received.push(e.position!);
-      });
-    });
-    await sleep(200);
-
-    // The instance stalls and Redis closes its connections; meanwhile 300 events are appended and
-    // the archiver moves all but the newest 50 to the archive.
-    api.kill('SIGSTOP');
-    try {
+    // A feed after the first 100 events. The instance stalls and Redis closes its connections;
+    // meanwhile 300 events are appended and the archiver moves all but the newest 50 to the archive.
+    const { feed, after, last } = await feedAcrossStall(redis, api, ws, fields, async (append) => {
       await suite.admin.client('KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
       await append(100, 400);
       expect(await archiveLog(redis, new DiskArchive(dir), ws)).toBeGreaterThan(0);
       expect(await redis.xlen(k.events)).toBe(50);
-    } finally {
-      api.kill('SIGCONT');
-    }
-    const all = (await redis.xrange(k.events, '-', '+')) as StreamEntry[];
-    const last = all.at(-1)![0];
+    });
+    const { socket, received, closes } = feed;
     await waitFor('the feed to reach the last event', () => received.at(-1) === last, {
       timeoutMs: 15_000,
       everyMs: 50,
@@ -97,17 +52,13 @@ describe('a live feed on an instance whose connections closed while the archiver
     expect(received, 'events the feed sent after the stall').toHaveLength(300);
     expect(new Set(received).size).toBe(300);
     expect([...received].sort(comparePositions)).toEqual(received);
-    expect(comparePositions(received[0]!, first.at(-1)!)).toBeGreaterThan(0);
+    expect(comparePositions(received[0]!, after)).toBeGreaterThan(0);
   }, 60_000);
 
   it("takes a position the archiver's mark covers for trimmed, not lost, when it compares on a reconnection", async () => {
     const redis = suite.redis;
-    const wsq = `${ws}-q`;
-    const kq = workspaceKeys(wsq);
-    const fields = await logFields(redis, `${wsq}-source`, 8);
-    const m = redis.multi();
-    for (let i = 0; i < 100; i++) m.xadd(kq.events, '*', ...fields[i]!);
-    await m.exec();
+    const { side: wsq, keys: kq, fields } = await sideWorkspace('q', 8);
+    await appendFields(redis, kq.events, fields, 0, 100);
     const at = ((await redis.xrevrange(kq.events, '+', '-', 'COUNT', 1)) as StreamEntry[])[0]![0];
     // A tail that delivered up to `at`, then read nothing more (its connection closed).
     const tail = new WorkspaceTail(redis, wsq, pino({ level: 'silent' }));
@@ -115,10 +66,8 @@ describe('a live feed on an instance whose connections closed while the archiver
     tail.stop();
     const moved: string[] = [];
     tail.onResume((position) => moved.push(position));
-    const more = redis.multi();
-    for (let i = 100; i < 400; i++) more.xadd(kq.events, '*', ...fields[i]!);
-    await more.exec();
-    expect(await archiveLog(redis, new DiskArchive(dir), wsq)).toBeGreaterThan(0);
+    await appendFields(redis, kq.events, fields, 100, 400);
+    expect(await archiveLog(redis, new DiskArchive(t.dir), wsq)).toBeGreaterThan(0);
     expect(await redis.xlen(kq.events)).toBe(50);
     // The look a reconnection takes (run beside the tail's next read, which may come after it).
     await (tail as unknown as { realign(): Promise<void> }).realign();
@@ -128,9 +77,7 @@ describe('a live feed on an instance whose connections closed while the archiver
 
   it('moves a lost position back to the newest event it delivered that the log holds, the archive included', async () => {
     const redis = suite.redis;
-    const wsl = `${ws}-l`;
-    const kl = workspaceKeys(wsl);
-    const fields = await logFields(redis, `${wsl}-source`, 9);
+    const { side: wsl, keys: kl, fields } = await sideWorkspace('l', 9);
     const base = Date.now();
     const add = async (from: number, to: number, shift = 0) => {
       const m = redis.multi();
@@ -140,7 +87,7 @@ describe('a live feed on an instance whose connections closed while the archiver
     };
     await add(1, 94);
     const at = `${base}-100`;
-    const store = new DiskArchive(dir);
+    const store = new DiskArchive(t.dir);
     const history = (w: string, after: string, limit: number) =>
       new LogReader(redis, store, w, 'events', {
         after,

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { INTERVAL_MS, intervalStart } from '../../src/domain/intervals.ts';
 import { inProcessApi } from '../support/api.ts';
-import { tallyFields } from '../support/interval-tallies.ts';
+import { checkpointAtOneEvent, writeIntervalTallies } from '../support/interval-checkpoint.ts';
 
 type SlowlogEntry = [id: number, at: number, us: number, args: string[]];
 
@@ -17,29 +17,46 @@ const WS = 'step-bound-intervals-read';
 // The API only: no interval projection writes beside the tallies set here.
 const api = inProcessApi([WS], { env: { ROLES: 'api' } });
 
+/**
+ * `ws`'s intervals starting at each of `starts`, each with every tally of `queues` queues (not in
+ * the interval index), and the projection's checkpoint at the log's one event, with the default
+ * threshold: that event's JSON and position.
+ */
+async function tallies(ws: string, starts: Iterable<number>, queues: number) {
+  const redis = api.running.redis;
+  await writeIntervalTallies(redis, workspaceKeys(ws), starts, queues, { indexed: false });
+  return checkpointAtOneEvent(redis, ws, { at: new Date().toISOString() });
+}
+
+/** GET /stats/intervals of `ws` from `from` to `to` (ms). */
+function statsIntervals(ws: string, from: number, to: number) {
+  return api.call(
+    'GET',
+    `/v1/workspaces/${ws}/stats/intervals?from=${new Date(from).toISOString()}&to=${new Date(to).toISOString()}`,
+  );
+}
+
+/** What the slowlog holds, oldest first, without the slowlog and config commands read it with. */
+async function slowlogEntries(admin: ReturnType<typeof api.server.adminClient>): Promise<SlowlogEntry[]> {
+  return ((await admin.slowlog('GET', '-1')) as SlowlogEntry[])
+    .reverse()
+    .filter(([, , , args]) => !/^(slowlog|config)$/i.test(args[0] ?? ''));
+}
+
 describe('GET /stats/intervals over a day of many queues', () => {
   it('answers from the live tallies without holding Redis over 5 ms in one command or transaction', async () => {
-    const redis = api.running.redis;
     const admin = api.server.adminClient();
-    const k = workspaceKeys(WS);
     try {
       const now = Date.now();
       const to = intervalStart(now) + INTERVAL_MS;
       const from = to - 96 * INTERVAL_MS;
-      // A day of 96 intervals, each with every tally for the workspace and for 100 queues.
-      for (let s = from; s < to; s += INTERVAL_MS) {
-        const fields = tallyFields(100);
-        await redis.hset(`${k.intervalPrefix}${s}`, ...fields);
-      }
-      // The projection's checkpoint at the log's last event, with the default threshold.
-      const event = JSON.stringify({
-        type: 'ContactQueued',
-        workspace: WS,
-        at: new Date().toISOString(),
-        data: {},
-      });
-      const last = (await redis.xadd(k.events, '*', 'type', 'ContactQueued', 'event', event))!;
-      await redis.hset(k.intervals, 'checkpoint', last, 'serviceLevelMs', 20_000);
+      // A day of 96 intervals, each with every tally for the workspace and for 100 queues; the
+      // projection's checkpoint at the log's last event, with the default threshold.
+      await tallies(
+        WS,
+        Array.from({ length: 96 }, (_, i) => from + i * INTERVAL_MS),
+        100,
+      );
 
       await admin.config('SET', 'slowlog-log-slower-than', '0');
       await admin.config('SET', 'slowlog-max-len', '100000');
@@ -47,13 +64,8 @@ describe('GET /stats/intervals over a day of many queues', () => {
       const single: number[] = [];
       for (let run = 0; run < 3; run++) {
         await admin.slowlog('RESET');
-        const r = await api.call(
-          'GET',
-          `/v1/workspaces/${WS}/stats/intervals?from=${new Date(from).toISOString()}&to=${new Date(to).toISOString()}`,
-        );
-        const log = ((await admin.slowlog('GET', '-1')) as SlowlogEntry[])
-          .reverse()
-          .filter(([, , , args]) => !/^(slowlog|config)$/i.test(args[0] ?? ''));
+        const r = await statsIntervals(WS, from, to);
+        const log = await slowlogEntries(admin);
         expect(r.status, JSON.stringify(r.body)).toBe(200);
         expect(r.body.source).toBe('live');
         const intervals = r.body.intervals as { queued: number }[];
@@ -75,35 +87,19 @@ describe('GET /stats/intervals over a day of many queues', () => {
   }, 60_000);
 
   it('reads an open interval of 1,000 queues in pages, not in the transaction with the checkpoint', async () => {
-    const redis = api.running.redis;
     const admin = api.server.adminClient();
     const ws = `${WS}-open`;
-    const k = workspaceKeys(ws);
     try {
       const now = Date.now();
       const from = intervalStart(now);
       const to = from + INTERVAL_MS;
-      const fields = tallyFields(1000);
-      await redis.hset(`${k.intervalPrefix}${from}`, ...fields);
-      const event = JSON.stringify({
-        type: 'ContactQueued',
-        workspace: ws,
-        at: new Date().toISOString(),
-        data: {},
-      });
-      const last = (await redis.xadd(k.events, '*', 'type', 'ContactQueued', 'event', event))!;
-      await redis.hset(k.intervals, 'checkpoint', last, 'serviceLevelMs', 20_000);
+      await tallies(ws, [from], 1000);
 
       await admin.config('SET', 'slowlog-log-slower-than', '0');
       await admin.config('SET', 'slowlog-max-len', '100000');
       await admin.slowlog('RESET');
-      const r = await api.call(
-        'GET',
-        `/v1/workspaces/${ws}/stats/intervals?from=${new Date(from).toISOString()}&to=${new Date(to).toISOString()}`,
-      );
-      const log = ((await admin.slowlog('GET', '-1')) as SlowlogEntry[])
-        .reverse()
-        .filter(([, , , args]) => !/^(slowlog|config)$/i.test(args[0] ?? ''));
+      const r = await statsIntervals(ws, from, to);
+      const log = await slowlogEntries(admin);
       expect(r.status, JSON.stringify(r.body)).toBe(200);
       expect(r.body.source).toBe('live');
       expect((r.body.intervals as { queued: number }[]).map((i) => i.queued)).toEqual([1000]);
@@ -129,20 +125,7 @@ describe('GET /stats/intervals over a day of many queues', () => {
       const from = intervalStart(Date.now());
       const to = from + INTERVAL_MS;
       const key = `${k.intervalPrefix}${from}`;
-      await redis.hset(key, ...tallyFields(1000));
-      const event = JSON.stringify({
-        type: 'ContactQueued',
-        workspace: ws,
-        at: new Date().toISOString(),
-        data: {},
-      });
-      await redis.hset(
-        k.intervals,
-        'checkpoint',
-        (await redis.xadd(k.events, '*', 'type', 'ContactQueued', 'event', event))!,
-        'serviceLevelMs',
-        20_000,
-      );
+      const { event } = await tallies(ws, [from], 1000);
       // A step of the projection right after the last page of a read: a contact queued (the
       // interval's tally and the checkpoint move together, as the step's Lua moves them).
       const hscan = redis.hscan.bind(redis);
@@ -160,10 +143,7 @@ describe('GET /stats/intervals over a day of many queues', () => {
       };
       let r: Awaited<ReturnType<typeof api.call>>;
       try {
-        r = await api.call(
-          'GET',
-          `/v1/workspaces/${ws}/stats/intervals?from=${new Date(from).toISOString()}&to=${new Date(to).toISOString()}`,
-        );
+        r = await statsIntervals(ws, from, to);
       } finally {
         delete hooked.hscan;
       }

@@ -5,10 +5,9 @@
  * now reads a few intervals, with the checkpoint it checks them at.
  */
 import { describe, expect, it } from 'vitest';
-import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { checkIntervals } from '../../src/audit/intervals-check.ts';
-import { INTERVAL_MS, IntervalStats, intervalStart } from '../../src/domain/intervals.ts';
-import { tallyFields } from '../support/interval-tallies.ts';
+import { IntervalStats } from '../../src/domain/intervals.ts';
+import { endedIntervalsAtCheckpoint } from '../support/interval-checkpoint.ts';
 import { suiteRedis } from '../support/redis.ts';
 
 type SlowlogEntry = [id: number, at: number, us: number, args: string[]];
@@ -17,18 +16,8 @@ describe("the audit's read of the interval tallies", () => {
   const suite = suiteRedis();
 
   it('reads 400 intervals of 100 queues in transactions of under 5 ms each', async () => {
-    const k = workspaceKeys('step-bound-audit');
     const now = Date.now();
-    const end = intervalStart(now);
-    const starts = Array.from({ length: 400 }, (_, i) => end - (400 - i) * INTERVAL_MS);
-    for (const s of starts) {
-      const fields = tallyFields(100);
-      await suite.redis.hset(`${k.intervalPrefix}${s}`, ...fields);
-      await suite.redis.zadd(k.intervalIndex, s, String(s));
-    }
-    const event = JSON.stringify({ type: 'ContactQueued', workspace: 'step-bound-audit', at: '', data: {} });
-    const last = (await suite.redis.xadd(k.events, '*', 'type', 'ContactQueued', 'event', event))!;
-    await suite.redis.hset(k.intervals, 'checkpoint', last, 'serviceLevelMs', 20_000);
+    const { k, last } = await endedIntervalsAtCheckpoint(suite.redis, 'step-bound-audit', 400, 100, now);
 
     await suite.admin.config('SET', 'slowlog-log-slower-than', '0');
     await suite.admin.config('SET', 'slowlog-max-len', '100000');
