@@ -12,7 +12,7 @@
  *   killed outright takes them with it too (the parent-death signal).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -254,7 +254,9 @@ export async function startProcess(opts: StartProcessOptions): Promise<Switchboa
     for (;;) {
       if (!running) throw failed(`exited with ${await exited} before /health answered`);
       if (Date.now() > deadline)
-        throw failed(`did not answer /health with 200 within ${timeoutMs} ms (last probe: ${lastProbe})`);
+        throw failed(
+          `did not answer /health with 200 within ${timeoutMs} ms (last probe: ${lastProbe}; ${processState(pid)}; ${portHolders(port!)})`,
+        );
       try {
         // A bare probe, not the client: any failure here only means "not up yet". A loaded
         // machine may take seconds to answer; a probe cut short only costs another one.
@@ -285,6 +287,54 @@ export async function startProcess(opts: StartProcessOptions): Promise<Switchboa
     if (outcome === 'timeout') throw failed(`did not log 'switchboard is running' within ${timeoutMs} ms`);
   }
   return handle;
+}
+
+/**
+ * A process's state as Linux's /proc tells it (`T`: stopped by a signal; `S` with the kernel
+ * function it sleeps in), for a failure message: an instance that never answered says why.
+ */
+function processState(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+    const wchan = readFileSync(`/proc/${pid}/wchan`, 'utf8').trim();
+    return `its state ${state}${wchan && wchan !== '0' ? ` in ${wchan}` : ''}`;
+  } catch {
+    return 'its state unknown (no /proc entry)';
+  }
+}
+
+/** Which processes listen on loopback `port` (Linux's /proc/net/tcp and the processes' fds). */
+function portHolders(port: number): string {
+  try {
+    const hex = port.toString(16).toUpperCase().padStart(4, '0');
+    const inodes = new Set<string>();
+    for (const table of ['/proc/net/tcp', '/proc/net/tcp6'])
+      for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
+        const f = line.trim().split(/\s+/);
+        // local address, state 0A (LISTEN), inode
+        if (f[1]?.endsWith(`:${hex}`) && f[3] === '0A') inodes.add(f[9]!);
+      }
+    if (inodes.size === 0) return `nothing listens on port ${port}`;
+    const holders: string[] = [];
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        for (const fd of readdirSync(`/proc/${entry}/fd`)) {
+          const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${entry}/fd/${fd}`));
+          if (m && inodes.has(m[1]!)) {
+            holders.push(`${entry} (${readFileSync(`/proc/${entry}/comm`, 'utf8').trim()})`);
+            break;
+          }
+        }
+      } catch {
+        /* ended, or not ours to read */
+      }
+    }
+    return `port ${port} listened on by ${holders.join(', ') || 'a process not found'}`;
+  } catch {
+    return `port ${port}: no /proc/net/tcp`;
+  }
 }
 
 /**
