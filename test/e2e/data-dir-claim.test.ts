@@ -17,6 +17,7 @@ import {
   type ExitResult,
   killAllProcesses,
   pidAlive,
+  StrayProcesses,
   type SwitchboardProcess,
   startProcess,
 } from '../support/processes.ts';
@@ -24,12 +25,12 @@ import { startTestRedis } from '../support/redis.ts';
 import { waitFor } from '../support/wait.ts';
 
 const ROLES = 'api,projector,dispatcher';
-const strays: number[] = [];
+const strays = new StrayProcesses();
 const dirs: string[] = [];
 
 afterAll(async () => {
   await killAllProcesses();
-  for (const pid of strays) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+  strays.killAll();
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
@@ -47,7 +48,7 @@ function exitWithin(sb: SwitchboardProcess, ms: number): Promise<ExitResult | 's
 /** The private redis-server a main command runs as its child (kept to be killed if a test fails). */
 function privateRedisOf(sb: SwitchboardProcess): { pid: number } | undefined {
   const child = childProcesses(sb.pid).find((c) => c.comm.startsWith('redis-server'));
-  if (child) strays.push(child.pid);
+  if (child) strays.add(child.pid);
   return child;
 }
 

@@ -19,16 +19,22 @@ import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { type RedisServerHandle, startRedisServer } from '../../src/topology/redis-server.ts';
-import { childProcesses, killAllProcesses, pidAlive, startProcess } from '../support/processes.ts';
+import {
+  childProcesses,
+  killAllProcesses,
+  pidAlive,
+  StrayProcesses,
+  startProcess,
+} from '../support/processes.ts';
 import { sleep, waitFor } from '../support/wait.ts';
 
 const servers: RedisServerHandle[] = [];
-const strays: number[] = [];
+const strays = new StrayProcesses();
 const dirs: string[] = [];
 
 afterAll(async () => {
   await killAllProcesses();
-  for (const pid of strays) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+  strays.killAll();
   for (const s of servers) {
     s.kill('SIGCONT');
     await s.stop();
@@ -122,7 +128,7 @@ describe('a stop whose work cannot finish', () => {
     });
     const server = childProcesses(sb.pid).find((c) => c.comm.startsWith('redis-server'));
     expect(server, `a redis-server child of ${sb.pid}`).toBeDefined();
-    strays.push(server!.pid);
+    strays.add(server!.pid);
     expect(existsSync(path.join(dataDir, 'private-redis.json'))).toBe(true);
     // Frozen: no command of the stop is answered before the 300 ms are up.
     process.kill(server!.pid, 'SIGSTOP');

@@ -8,15 +8,21 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { childProcesses, killAllProcesses, pidAlive, startProcess } from '../support/processes.ts';
+import {
+  childProcesses,
+  killAllProcesses,
+  pidAlive,
+  StrayProcesses,
+  startProcess,
+} from '../support/processes.ts';
 import { waitFor } from '../support/wait.ts';
 
-const strays: number[] = [];
+const strays = new StrayProcesses();
 const dirs: string[] = [];
 
 afterAll(async () => {
   await killAllProcesses();
-  for (const pid of strays) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+  strays.killAll();
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
@@ -41,7 +47,7 @@ describe('npm start on a second signal', () => {
       });
       const redisChild = childProcesses(sb.pid).find((c) => c.comm.startsWith('redis-server'));
       expect(redisChild, `a redis-server child of ${sb.pid}`).toBeDefined();
-      strays.push(redisChild!.pid);
+      strays.add(redisChild!.pid);
       expect(existsSync(path.join(dataDir, 'private-redis.json'))).toBe(true);
       sb.kill(signal);
       await waitFor('the graceful stop to begin', () => sb.logText().includes('shutting down'), {

@@ -289,6 +289,37 @@ export async function startProcess(opts: StartProcessOptions): Promise<Switchboa
   return handle;
 }
 
+/** When the process `pid` started (clock ticks since boot, /proc/<pid>/stat), or undefined when it is gone. */
+function startTicks(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Processes a suite kills after itself (a private redis-server that outlives its parent when a
+ * test fails half-way), each only while its pid is still that process: pids are reused (Linux's
+ * pid_max is 32,768 on this machine, and a suite run goes through them in minutes), and a pid
+ * killed after its process ended would be another suite's process.
+ */
+export class StrayProcesses {
+  private readonly kept: { pid: number; started: string | undefined }[] = [];
+
+  /** Keeps `pid`, a running process, to be killed by `killAll`. */
+  add(pid: number): void {
+    this.kept.push({ pid, started: startTicks(pid) });
+  }
+
+  /** SIGKILLs each kept process still running as the process it was when kept. */
+  killAll(): void {
+    for (const { pid, started } of this.kept.splice(0))
+      if (started !== undefined && startTicks(pid) === started && pidAlive(pid)) process.kill(pid, 'SIGKILL');
+  }
+}
+
 /**
  * A process's state as Linux's /proc tells it (`T`: stopped by a signal; `S` with the kernel
  * function it sleeps in), for a failure message: an instance that never answered says why.
