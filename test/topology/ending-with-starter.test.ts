@@ -13,14 +13,15 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { endingWith } from '../../src/topology/child-processes.ts';
+import { StrayProcesses } from '../support/processes.ts';
 import { waitFor } from '../support/wait.ts';
 import { isRunning } from './helpers.ts';
 
 const FIXTURE = fileURLToPath(new URL('./starter-fixture.ts', import.meta.url));
-const left: number[] = [];
+const left = new StrayProcesses();
 const dirs: string[] = [];
 afterAll(async () => {
-  for (const pid of left.filter(isRunning)) process.kill(pid, 'SIGKILL');
+  left.killAll();
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
@@ -45,7 +46,7 @@ describe('a starter killed outright', () => {
     );
     const pids = JSON.parse(line) as { redis: number; haproxy: number; switchboard: number };
     const started = [pids.redis, pids.haproxy, pids.switchboard];
-    left.push(...started);
+    for (const pid of started) left.add(pid);
     expect(started.every(isRunning)).toBe(true);
 
     starter.kill('SIGKILL');
@@ -80,7 +81,7 @@ describe('a starter killed outright', () => {
       await closed;
       const pid = Number(text.split('\n')[1]);
       expect(pid, `round ${round}: the starter said ${JSON.stringify(text)}`).toBeGreaterThan(0);
-      left.push(pid);
+      left.add(pid);
       return pid;
     };
     const pids: number[] = [];
