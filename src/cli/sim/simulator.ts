@@ -70,6 +70,8 @@ interface SimContact {
   estimate?: { readonly readAt: number; readonly ms: number };
   patience?: NodeJS.Timeout;
   handling?: NodeJS.Timeout;
+  /** Its customer hung up before its create was answered, and the abandon found no contact yet. */
+  abandonWhenQueued?: boolean;
 }
 
 const AGENT_CONCURRENCY = 64;
@@ -498,6 +500,8 @@ export class Simulator {
     if (this.ending) return;
     if (r.ok) {
       if (c.state === 'sent') this.setState(c, 'queued');
+      // The customer hung up while the create was on its way: abandoned now that it is there.
+      if (c.abandonWhenQueued) return this.abandon(c);
       await this.readEstimate(c);
       return;
     }
@@ -528,7 +532,13 @@ export class Simulator {
 
   private async abandon(c: SimContact): Promise<void> {
     if (c.everAssigned || (c.state !== 'queued' && c.state !== 'sent' && c.state !== 'offered')) return;
-    const r = await this.command(`/contacts/${c.id}/abandon`);
+    // Sent again after one that went ahead of the create: a key of its own, or Switchboard answers
+    // it with the first one's outcome (the 404).
+    const r = await this.command(
+      `/contacts/${c.id}/abandon`,
+      undefined,
+      c.abandonWhenQueued ? { once: 'queued' } : {},
+    );
     if (this.ending) return;
     if (r.ok) {
       // 200: abandoned. 202: durable, and the live feed tells which of abandon or assignment won.
@@ -537,6 +547,12 @@ export class Simulator {
     }
     if (r.status === 409) {
       this.abandonRaced++; // assigned (or expired) meanwhile: the feed says so
+      return;
+    }
+    if (r.status === 404 && c.state === 'sent' && !c.abandonWhenQueued) {
+      // Its create not answered yet (a slow or retried POST): the abandon went ahead of it and
+      // found no contact. Not a failure of the run: sent again once the create is answered.
+      c.abandonWhenQueued = true;
       return;
     }
     this.recordError(`POST /contacts/${c.id}/abandon`, r);
