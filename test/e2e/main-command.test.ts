@@ -23,6 +23,7 @@ import {
   killAllProcesses,
   PROJECT_ROOT,
   pidAlive,
+  StrayProcesses,
   startProcess,
 } from '../support/processes.ts';
 import { startTestRedis } from '../support/redis.ts';
@@ -47,7 +48,7 @@ const failure = (p: Promise<unknown>): Promise<SwitchboardError> =>
   );
 
 const ALL_ROLES = 'api,projector,dispatcher';
-const strays: number[] = [];
+const strays = new StrayProcesses();
 const dirs: string[] = [];
 
 /** Resolves true when something accepts a TCP connection on the loopback port. */
@@ -65,7 +66,7 @@ function portOpen(port: number): Promise<boolean> {
 afterAll(async () => {
   await killAllProcesses();
   // A private redis-server outlives its parent only if the test failed half-way: do not leak it.
-  for (const pid of strays) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+  strays.killAll();
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
@@ -113,7 +114,7 @@ describe('the main command', () => {
     expect(redisPort).toBeGreaterThan(0);
     const redisChild = childProcesses(sb.pid).find((c) => c.comm.startsWith('redis-server'));
     expect(redisChild, `a redis-server child of ${sb.pid}`).toBeDefined();
-    strays.push(redisChild!.pid);
+    strays.add(redisChild!.pid);
     expect(await portOpen(redisPort)).toBe(true);
     expect(
       existsSync(path.join(dataDir, 'appendonlydir')) || existsSync(path.join(dataDir, 'appendonly.aof')),
@@ -144,7 +145,7 @@ describe('the main command', () => {
     // The second start makes no new key: the stored one still works, and is printed no more.
     const again = await startProcess({ roles: ALL_ROLES, env: { DATA_DIR: relative, AUTH: 'on' } });
     const againRedis = childProcesses(again.pid).find((c) => c.comm.startsWith('redis-server'));
-    if (againRedis) strays.push(againRedis.pid);
+    if (againRedis) strays.add(againRedis.pid);
     const agent = await new SwitchboardClient({ url: again.url!, key: adminKey, retries: 0 }).getAgent(
       'kept-agent',
     );
@@ -179,7 +180,7 @@ describe('the main command', () => {
       },
       { timeoutMs: 20_000, everyMs: 5 },
     );
-    strays.push(redisChild!.pid);
+    strays.add(redisChild!.pid);
     sb.kill('SIGTERM');
     expect(await sb.exited, sb.logText()).toBe(0);
     await waitFor('the private redis-server to end', () => !pidAlive(redisChild!.pid), { timeoutMs: 5_000 });
@@ -191,7 +192,7 @@ describe('the main command', () => {
     const sb = await startProcess({ roles: ALL_ROLES, env: { DATA_DIR: dataDir } });
     const redisChild = childProcesses(sb.pid).find((c) => c.comm.startsWith('redis-server'));
     expect(redisChild, `a redis-server child of ${sb.pid}`).toBeDefined();
-    strays.push(redisChild!.pid);
+    strays.add(redisChild!.pid);
     sb.kill('SIGHUP');
     expect(await sb.exited, sb.logText()).toBe(0);
     await waitFor('the private redis-server to end', () => !pidAlive(redisChild!.pid), { timeoutMs: 5_000 });
