@@ -78,8 +78,12 @@ it("an offer's Accept button keeps the keyboard's focus while the desktop reads 
   const accept = '[data-contact="kbd"] [data-action="accept"]';
   await page.waitForSelector(accept);
   await page.focus(accept);
-  // The desktop reads the agent and its contacts again every 5 s: the offer is still there.
-  await page.waitForResponse((r) => r.url().endsWith('/agents/bo'), { timeout: 7000 });
+  // The desktop reads the agent and its contacts again (every 5 s, and at once after an event of
+  // its agent's: the same read, refresh() in agent.js): the offer is still there. An event of Bo's
+  // (his name set to what it is) makes it read now rather than at its next 5 s.
+  const reread = page.waitForResponse((r) => r.url().endsWith('/agents/bo'), { timeout: 7000 });
+  await admin.updateAgent('bo', { name: 'Bo' });
+  await reread;
   await page.waitForTimeout(300);
   expect(
     await page.evaluate(
@@ -218,6 +222,10 @@ it('Away then Available clicked in quick succession: the commands reach Switchbo
   const page = await desk(key);
   // The first state command is slow on its way (a slow network, a busy instance): held 800 ms.
   let first = true;
+  let landed = 0;
+  page.on('requestfinished', (r) => {
+    if (r.url().endsWith('/agents/fay/state')) landed++;
+  });
   await page.route('**/agents/fay/state', async (route) => {
     if (first) {
       first = false;
@@ -227,8 +235,9 @@ it('Away then Available clicked in quick succession: the commands reach Switchbo
   });
   await page.click('#set-away');
   await page.click('#set-available');
-  // Both have landed by now; where Fay ends (and what the desk shows) is what was clicked last.
-  await page.waitForTimeout(1500);
+  // Once both have landed (answered), where Fay ends (and what the desk shows) is what was clicked
+  // last.
+  await expect.poll(() => landed, { timeout: 5000 }).toBeGreaterThanOrEqual(2);
   await expect
     .poll(
       async () => ({

@@ -129,10 +129,15 @@ it('an offer withdrawn as its agent goes away is shown as withdrawn, not as reje
 it('with more queues than the table shows, a queue with contacts waiting is among those shown, and the rest are counted', async () => {
   // 60 queues in the window with nobody waiting (a contact each, abandoned), and one whose name
   // sorts last, with a contact waiting.
-  for (let i = 0; i < 60; i++) {
-    await admin.queueContact({ id: `many-${i}`, skills: [`Q${String(i).padStart(2, '0')}`] });
-    await admin.abandonContact(`many-${i}`);
-  }
+  // Ten at a time (each contact queued, then abandoned): the same 60, without 120 round trips in a row.
+  for (let from = 0; from < 60; from += 10)
+    await Promise.all(
+      Array.from({ length: 10 }, async (_, k) => {
+        const i = from + k;
+        await admin.queueContact({ id: `many-${i}`, skills: [`Q${String(i).padStart(2, '0')}`] });
+        await admin.abandonContact(`many-${i}`);
+      }),
+    );
   await admin.queueContact({ id: 'last', skills: ['Zulu'] });
   const page = await board();
   await page.waitForSelector('#queues tr[data-queue="voice|Q00"]');
