@@ -11,6 +11,7 @@ import { type Running, startSwitchboard } from '../../src/app/composition-root.t
 import { loadConfig } from '../../src/app/config.ts';
 import { Simulator } from '../../src/cli/sim/simulator.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { sleep } from '../support/wait.ts';
 import { simOptions } from './sim-support.ts';
 
 const WS = `sim-early-${Date.now()}`;
@@ -35,11 +36,16 @@ afterAll(async () => {
 });
 
 describe('simulate: a customer who hangs up before the create is answered', () => {
-  it('abandons the contact once it is there, with no error', async () => {
+  /**
+   * A simulator whose create is held `createMs` on its way (a slow network, a retried POST) and
+   * whose abandons' answers are held `answerMs` on their way back, its patience 0.2 s: the abandon
+   * reaches Switchboard before the contact does. The statuses the abandons met, and the summary.
+   */
+  async function earlyAbandon(ws: string, createMs: number, answerMs: number) {
     const sim = new Simulator(
       simOptions({
         url: sb.url!,
-        workspace: WS,
+        workspace: ws,
         agents: 0,
         contacts: 1,
         rate: 10,
@@ -47,28 +53,43 @@ describe('simulate: a customer who hangs up before the create is answered', () =
         maxSeconds: 6,
       }),
     );
-    // The create held 1 s on its way (a slow network or a retried POST): the patience (0.2 s)
-    // runs out first, and the abandon reaches Switchboard before the contact does.
     const http = (sim as unknown as { http: { request: (...a: unknown[]) => Promise<unknown> } }).http;
     const send = http.request.bind(http);
     const abandons: number[] = [];
     http.request = async (...a: unknown[]) => {
       const [method, path] = a as [string, string];
-      if (method === 'POST' && /\/contacts$/.test(path)) await new Promise((r) => setTimeout(r, 1000));
+      if (method === 'POST' && /\/contacts$/.test(path)) await sleep(createMs);
       const r = await send(...a);
-      if (/\/abandon$/.test(path)) abandons.push((r as { status: number }).status);
+      if (/\/abandon$/.test(path)) {
+        abandons.push((r as { status: number }).status);
+        await sleep(answerMs);
+      }
       return r;
     };
     const s = await sim.run();
     await sim.cleanup();
+    let logged = 0;
+    const client = new SwitchboardClient({ url: sb.url!, workspace: ws, retries: 0 });
+    for await (const e of client.allEvents({ types: ['ContactAbandoned'] }))
+      if (e.type === 'ContactAbandoned') logged++;
+    return { s, abandons, logged };
+  }
+
+  it('abandons the contact once it is there, with no error', async () => {
+    const { s, abandons, logged } = await earlyAbandon(`${WS}-a`, 1000, 0);
     expect(abandons[0], 'the first abandon found no contact').toBe(404);
     expect(s.errors, JSON.stringify(s.errorsByStatus)).toBe(0);
     expect(s.abandoned).toBe(1);
     expect(s.stillQueued).toBe(0);
-    let logged = 0;
-    const client = new SwitchboardClient({ url: sb.url!, workspace: WS, retries: 0 });
-    for await (const e of client.allEvents({ types: ['ContactAbandoned'] }))
-      if (e.type === 'ContactAbandoned') logged++;
+    expect(logged).toBe(1);
+  });
+
+  it("the same when the abandon's 404 comes back after the create's answer", async () => {
+    const { s, abandons, logged } = await earlyAbandon(`${WS}-b`, 1000, 1500);
+    expect(abandons[0], 'the first abandon found no contact').toBe(404);
+    expect(s.errors, JSON.stringify(s.errorsByStatus)).toBe(0);
+    expect(s.abandoned).toBe(1);
+    expect(s.stillQueued).toBe(0);
     expect(logged).toBe(1);
   });
 });

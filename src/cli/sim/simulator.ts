@@ -532,6 +532,8 @@ export class Simulator {
 
   private async abandon(c: SimContact): Promise<void> {
     if (c.everAssigned || (c.state !== 'queued' && c.state !== 'sent' && c.state !== 'offered')) return;
+    // Sent before the create was answered: it may reach Switchboard ahead of the create.
+    const beforeCreate = c.state === 'sent' && !c.abandonWhenQueued;
     // Sent again after one that went ahead of the create: a key of its own, or Switchboard answers
     // it with the first one's outcome (the 404).
     const r = await this.command(
@@ -549,10 +551,12 @@ export class Simulator {
       this.abandonRaced++; // assigned (or expired) meanwhile: the feed says so
       return;
     }
-    if (r.status === 404 && c.state === 'sent' && !c.abandonWhenQueued) {
-      // Its create not answered yet (a slow or retried POST): the abandon went ahead of it and
-      // found no contact. Not a failure of the run: sent again once the create is answered.
+    if (r.status === 404 && beforeCreate) {
+      // Sent while its create was on its way (a slow or retried POST): the abandon went ahead of
+      // it and found no contact. Not a failure of the run: sent again once the create is answered,
+      // or at once when its answer came first (the two answers race on their connections).
       c.abandonWhenQueued = true;
+      if (c.state !== 'sent') await this.abandon(c);
       return;
     }
     this.recordError(`POST /contacts/${c.id}/abandon`, r);
