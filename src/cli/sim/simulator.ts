@@ -263,19 +263,29 @@ export class Simulator {
       `${this.wsPath}${path}`,
       body,
       {},
-      {
-        retries: RETRIES,
-        idempotencyKey: key,
-        onRetry: () => {
-          if (this.ending) return false;
-          this.retries++;
-          return undefined;
-        },
-      },
+      { retries: RETRIES, idempotencyKey: key, onRetry: this.onRetry },
     );
     if (r.ok && r.status === 202) this.accepted202++;
     return r;
   }
+
+  /** A read of the workspace's `path`, with the client's retries as a command has (429, 503, no answer). */
+  private read(path: string): Promise<HttpResult> {
+    return this.http.request(
+      'GET',
+      `${this.wsPath}${path}`,
+      undefined,
+      {},
+      { retries: RETRIES, onRetry: this.onRetry },
+    );
+  }
+
+  /** Counts a retry of the client's; none once the run is ending. */
+  private readonly onRetry = (): false | undefined => {
+    if (this.ending) return false;
+    this.retries++;
+    return undefined;
+  };
 
   private setState(c: SimContact, to: ContactState): void {
     const from = c.state;
@@ -464,7 +474,7 @@ export class Simulator {
    * PUT replacing the whole), then read back; with none asked for, the workspace's as they are.
    */
   private async applySettings(): Promise<void> {
-    const current = await this.http.request('GET', `${this.wsPath}/settings`);
+    const current = await this.read('/settings');
     if (!current.ok)
       throw new FatalError(
         `cannot read the settings of workspace "${this.opts.workspace}": GET /settings answered ${current.status} (${current.detail})`,
@@ -483,7 +493,9 @@ export class Simulator {
     // default is left out of the settings, so merging into those read before would keep the old one.
     const { position } = r.body as { position?: string };
     const query = typeof position === 'string' ? `?minPosition=${encodeURIComponent(position)}` : '';
-    const after = await this.http.request('GET', `${this.wsPath}/settings${query}`);
+    // A 202 says the projections had not applied it within the command's wait: the read waits for
+    // them, and a 503 position-not-reached (still not applied) is retried as any 503 is.
+    const after = await this.read(`/settings${query}`);
     if (!after.ok)
       throw new FatalError(
         `cannot read the settings of workspace "${this.opts.workspace}" after changing them: GET /settings answered ${after.status} (${after.detail})`,
