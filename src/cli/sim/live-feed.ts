@@ -91,6 +91,11 @@ export class LiveFeed {
     return this.sub?.ended ?? Promise.resolve();
   }
 
+  /** Where the feed was opened: after this position. */
+  get startedAfter(): string {
+    return this.start;
+  }
+
   /** The position of the last event handed on: the feed has given everything up to it. */
   get position(): string {
     return this.sub?.position ?? this.start;

@@ -143,6 +143,8 @@ export class Simulator {
   private ending = false;
   /** After the run: the events the feed had not delivered yet are read from GET /events. */
   private draining = false;
+  /** The position of the last event the run took from its feed (or the drain), if any. */
+  private lastTaken: string | undefined;
   private finish: ((by: EndedBy) => void) | undefined;
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly live: LiveFeed;
@@ -344,7 +346,10 @@ export class Simulator {
   // ---- what the live feed says ----
 
   private onEvent(e: Envelope): void {
+    // Once the run ends, the feed's events wait for the drain, which reads on after the last one
+    // taken here: the feed hands on a chunk's events at once, after the one that ended the run too.
     if (this.ending && !this.draining) return;
+    this.lastTaken = e.position;
     // Agent facts: wrap-ups (of this run's agents only: the contact is not named).
     if (e.type === 'WrapUpStarted' || e.type === 'WrapUpEnded') {
       if (!e.data?.agentId || !this.ownAgents.has(e.data.agentId)) return;
@@ -683,7 +688,9 @@ export class Simulator {
     this.live.close();
     const deadline = Date.now() + timeoutMs;
     const http = new SwitchboardHttp(this.opts.url, timeoutMs, this.opts.key);
-    let after = this.live.position;
+    // After the last event taken, not the feed's position: the events it handed on once the run
+    // was ending were left for this read.
+    let after = this.lastTaken ?? this.live.startedAfter;
     this.draining = true;
     try {
       while (Date.now() < deadline) {
