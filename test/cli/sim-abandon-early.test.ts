@@ -92,4 +92,42 @@ describe('simulate: a customer who hangs up before the create is answered', () =
     expect(s.stillQueued).toBe(0);
     expect(logged).toBe(1);
   });
+  it("a create still on its way at the run's end is abandoned by the cleanup, not left queued", async () => {
+    const ws = `${WS}-c`;
+    // The run's time limit (0.5 s) comes while the contact's create is held (1.5 s).
+    const sim = new Simulator(
+      simOptions({
+        url: sb.url!,
+        workspace: ws,
+        agents: 0,
+        contacts: 1,
+        rate: 10,
+        patienceS: 10,
+        maxSeconds: 0.5,
+      }),
+    );
+    const http = (sim as unknown as { http: { request: (...a: unknown[]) => Promise<unknown> } }).http;
+    const send = http.request.bind(http);
+    let created: Promise<unknown> = Promise.resolve();
+    http.request = async (...a: unknown[]) => {
+      const [method, path] = a as [string, string];
+      if (!(method === 'POST' && /\/contacts$/.test(path))) return send(...a);
+      created = sleep(1500).then(() => send(...a));
+      return created;
+    };
+    const s = await sim.run();
+    expect(s.endedBy).toBe('time-limit');
+    await sim.cleanup();
+    // The create has landed by now, whether the cleanup waited for it or not.
+    await created;
+    const client = new SwitchboardClient({ url: sb.url!, workspace: ws, retries: 0 });
+    const contacts: { id: string; state: string }[] = [];
+    for await (const e of client.allEvents({ types: ['ContactQueued'] }))
+      contacts.push(
+        await client.getContact(
+          String((e.data as { contactId?: string }).contactId ?? (e.data as { id?: string }).id),
+        ),
+      );
+    expect(contacts.map((c) => c.state)).toEqual(['abandoned']);
+  });
 });

@@ -143,6 +143,8 @@ export class Simulator {
   private ending = false;
   /** After the run: the events the feed had not delivered yet are read from GET /events. */
   private draining = false;
+  /** The run's commands on their way (cleanup waits for them). */
+  private readonly inFlight = new Set<Promise<unknown>>();
   /** The position of the last event the run took from its feed (or the drain), if any. */
   private lastTaken: string | undefined;
   private finish: ((by: EndedBy) => void) | undefined;
@@ -260,15 +262,23 @@ export class Simulator {
     const id = (body as { id?: unknown } | undefined)?.id;
     const key = `${this.tag}:${path}${typeof id === 'string' ? `/${id}` : ''}${once ? `#${once}` : ''}`;
     // The client's retries: the same Idempotency-Key each time, backoff from 250 ms (or Retry-After).
-    const r = await this.http.request(
+    const sent = this.http.request(
       method,
       `${this.wsPath}${path}`,
       body,
       {},
       { retries: RETRIES, idempotencyKey: key, onRetry: this.onRetry },
     );
-    if (r.ok && r.status === 202) this.accepted202++;
-    return r;
+    // Kept until answered: the cleanup waits for them (one landing after it would stay).
+    const kept = sent.catch(() => undefined);
+    this.inFlight.add(kept);
+    try {
+      const r = await sent;
+      if (r.ok && r.status === 202) this.accepted202++;
+      return r;
+    } finally {
+      this.inFlight.delete(kept);
+    }
   }
 
   /** A read of the workspace's `path`, with the client's retries as a command has (429, 503, no answer). */
@@ -721,6 +731,17 @@ export class Simulator {
   async cleanup(timeoutMs = 10_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     const http = new SwitchboardHttp(this.opts.url, timeoutMs, this.opts.key);
+    // The run's commands still on their way first (no more retries once it ends; bounded by the
+    // deadline): a create landing after this cleanup's abandon (404) would stay queued, an agent
+    // made available after it was taken offline would take a later run's work.
+    let bound: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.inFlight]),
+      new Promise((r) => {
+        bound = setTimeout(r, Math.max(0, deadline - Date.now()));
+      }),
+    ]);
+    clearTimeout(bound);
     const left = this.contacts.filter(
       (c) =>
         c.state !== 'planned' && c.state !== 'completed' && c.state !== 'abandoned' && c.state !== 'expired',
