@@ -611,33 +611,16 @@ export class Simulator {
       };
     });
     const limit = setTimeout(() => this.finish?.('time-limit'), this.opts.maxSeconds * 1000);
+    // The set-up (settings, agents, the feed) ends with the run too: a time limit or an interrupt
+    // while Switchboard does not answer ends the run then, not after a try's timeout and backoffs.
+    const setup = this.setUp();
+    setup.catch(() => undefined); // told below, unless the run ended first
     try {
-      await this.applySettings();
-      // The first registration fixes where the live feed starts: every event of this run comes
-      // after that command, so replaying from just before it misses nothing.
-      const first = this.opts.agents > 0 ? await this.registerAgent(0) : undefined;
-      if (first && !first.ok)
-        throw new FatalError(
-          `cannot register agents in workspace "${this.opts.workspace}": POST /agents answered ${first.status} (${first.detail})`,
-          first.status,
-        );
-      const pos = (first?.body as { position?: unknown } | undefined)?.position;
-      const after = typeof pos === 'string' && /^\d+-\d+$/.test(pos) ? `${positionMs(pos) - 1}-0` : '0-0';
-      await this.live.open(after);
-      // A feed refused for good (the key revoked, the workspace gone) leaves the run blind: it
-      // stops now rather than at its time limit. A feed this run closes ends once it is ending.
-      void this.live.ended.then(() => {
-        if (!this.ending) this.finish?.('feed-lost');
-      });
-
-      const rest = Array.from({ length: Math.max(0, this.opts.agents - 1) }, (_, i) => i + 1);
-      await pool(rest, AGENT_CONCURRENCY, async (i) => {
-        if (!this.ending) await this.registerAgent(i);
-      });
-      const all = Array.from({ length: this.opts.agents }, (_, i) => i);
-      await pool(all, AGENT_CONCURRENCY, async (i) => {
-        if (!this.ending) await this.makeAvailable(i);
-      });
+      if (await Promise.race([setup.then(() => false), ended.then(() => true)])) {
+        const durationS = (performance.now() - started) / 1000;
+        return this.summary(await ended, durationS);
+      }
+      await setup;
 
       // Arrivals at a fixed rate, on a schedule that does not drift; the wait for the next one
       // ends with the run (a time limit or an interrupt long before it is due).
@@ -667,6 +650,40 @@ export class Simulator {
       }
       this.live.close();
     }
+  }
+
+  /** The settings, the agents registered and available, the feed open; each step not begun once the run ends. */
+  private async setUp(): Promise<void> {
+    await this.applySettings();
+    if (this.ending) return;
+    // The first registration fixes where the live feed starts: every event of this run comes
+    // after that command, so replaying from just before it misses nothing.
+    const first = this.opts.agents > 0 ? await this.registerAgent(0) : undefined;
+    if (first && !first.ok)
+      throw new FatalError(
+        `cannot register agents in workspace "${this.opts.workspace}": POST /agents answered ${first.status} (${first.detail})`,
+        first.status,
+      );
+    if (this.ending) return;
+    const pos = (first?.body as { position?: unknown } | undefined)?.position;
+    const after = typeof pos === 'string' && /^\d+-\d+$/.test(pos) ? `${positionMs(pos) - 1}-0` : '0-0';
+    await this.live.open(after);
+    // Ended while it opened: closed again (the run closed it before it was open).
+    if (this.ending) return this.live.close();
+    // A feed refused for good (the key revoked, the workspace gone) leaves the run blind: it
+    // stops now rather than at its time limit. A feed this run closes ends once it is ending.
+    void this.live.ended.then(() => {
+      if (!this.ending) this.finish?.('feed-lost');
+    });
+
+    const rest = Array.from({ length: Math.max(0, this.opts.agents - 1) }, (_, i) => i + 1);
+    await pool(rest, AGENT_CONCURRENCY, async (i) => {
+      if (!this.ending) await this.registerAgent(i);
+    });
+    const all = Array.from({ length: this.opts.agents }, (_, i) => i);
+    await pool(all, AGENT_CONCURRENCY, async (i) => {
+      if (!this.ending) await this.makeAvailable(i);
+    });
   }
 
   /**
