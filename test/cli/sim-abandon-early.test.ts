@@ -130,4 +130,34 @@ describe('simulate: a customer who hangs up before the create is answered', () =
       );
     expect(contacts.map((c) => c.state)).toEqual(['abandoned']);
   });
+  it('the cleanup keeps time of its own when a command of the run is still on its way', async () => {
+    const ws = `${WS}-d`;
+    // Two contacts; the second's create held 3 s, past the run's time limit (0.6 s) and past the
+    // cleanup's whole time (2 s): the first is still abandoned.
+    const sim = new Simulator(
+      simOptions({
+        url: sb.url!,
+        workspace: ws,
+        agents: 0,
+        contacts: 2,
+        rate: 10,
+        patienceS: 10,
+        maxSeconds: 0.6,
+      }),
+    );
+    const http = (sim as unknown as { http: { request: (...a: unknown[]) => Promise<unknown> } }).http;
+    const send = http.request.bind(http);
+    let creates = 0;
+    http.request = async (...a: unknown[]) => {
+      const [method, path] = a as [string, string];
+      if (method === 'POST' && /\/contacts$/.test(path) && ++creates === 2) await sleep(3000);
+      return send(...a);
+    };
+    const s = await sim.run();
+    expect(s.endedBy).toBe('time-limit');
+    await sim.cleanup(2000);
+    const client = new SwitchboardClient({ url: sb.url!, workspace: ws, retries: 0 });
+    const first = (await client.getContact(`${(sim as unknown as { tag: string }).tag}.contact-1`)).state;
+    expect(first).toBe('abandoned');
+  });
 });

@@ -5,11 +5,13 @@
  * began (exit 1). The reads are retried as commands are: the run goes on once they are applied.
  */
 import { pino } from 'pino';
+import { SwitchboardClient } from 'switchboard/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
 import { loadConfig } from '../../src/app/config.ts';
 import { Simulator } from '../../src/cli/sim/simulator.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { sleep } from '../support/wait.ts';
 import { simOptions } from './sim-support.ts';
 
 const WS = `sim-settings-${Date.now()}`;
@@ -38,7 +40,7 @@ const start = async (env: Record<string, string>) => {
   return r;
 };
 
-describe('simulate: settings applied while the projections lag', () => {
+describe('simulate: while the projections lag', () => {
   it('retries the read-back that answered 503 position-not-reached, and runs with the settings asked', async () => {
     // An API alone: nothing applies the PUT until the projector starts, 1.2 s into the run (past
     // the command's wait and the read's, 300 ms each).
@@ -64,5 +66,53 @@ describe('simulate: settings applied while the projections lag', () => {
     expect(s.settings.wrapUpMs).toBe(100);
     expect(s.retries).toBeGreaterThan(0);
     expect(s.errors, JSON.stringify(s.errorsByStatus)).toBe(0);
+  });
+  it("an abandon that went ahead of its contact's create and was answered 202 is sent again", async () => {
+    const ws = `${WS}-abandon`;
+    // An API alone for this workspace: every command answered 202 until the projector starts, 2 s
+    // in. The create is held 1 s on its way, the customer's patience 0.2 s: the abandon is
+    // appended first (refused once applied, with no event), the create after it.
+    const api = await start({
+      ROLES: 'api',
+      PORT: '0',
+      COMMAND_TIMEOUT_MS: '300',
+      QUERY_TIMEOUT_MS: '300',
+      WORKSPACES: ws,
+    });
+    const sim = new Simulator(
+      simOptions({
+        url: api.url!,
+        workspace: ws,
+        agents: 0,
+        contacts: 1,
+        rate: 10,
+        patienceS: 0.2,
+        maxSeconds: 6,
+      }),
+    );
+    const http = (sim as unknown as { http: { request: (...a: unknown[]) => Promise<unknown> } }).http;
+    const send = http.request.bind(http);
+    http.request = async (...a: unknown[]) => {
+      const [method, path] = a as [string, string];
+      if (method === 'POST' && /\/contacts$/.test(path)) await sleep(1000);
+      return send(...a);
+    };
+    const projector = new Promise<void>((resolve, reject) =>
+      setTimeout(
+        () => start({ ROLES: 'projector,dispatcher', WORKSPACES: ws }).then(() => resolve(), reject),
+        2000,
+      ),
+    );
+    const s = await sim.run();
+    await projector;
+    await sim.cleanup();
+    expect(s.endedBy).toBe('done');
+    expect(s.abandoned).toBe(1);
+    expect(s.errors, JSON.stringify(s.errorsByStatus)).toBe(0);
+    let logged = 0;
+    const client = new SwitchboardClient({ url: api.url!, workspace: ws, retries: 0 });
+    for await (const e of client.allEvents({ types: ['ContactAbandoned'] }))
+      if (e.type === 'ContactAbandoned') logged++;
+    expect(logged).toBe(1);
   });
 });

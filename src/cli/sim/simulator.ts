@@ -569,6 +569,17 @@ export class Simulator {
       c.abandonWhenQueued ? { once: 'queued' } : {},
     );
     if (this.ending) return;
+    // Sent while its create was on its way (a slow or retried POST), it may have gone ahead of it
+    // and found no contact: a 404, or a 202 whose outcome (the same refusal) no feed event tells.
+    // Not a failure of the run: sent again once the create is answered, or at once when its answer
+    // came first (the two answers race on their connections). One that did land after the create
+    // makes the second a 409 (counted as raced), or none at all once the feed said it.
+    const wentAhead = beforeCreate && (r.status === 404 || r.status === 202);
+    if (wentAhead) {
+      c.abandonWhenQueued = true;
+      if (c.state !== 'sent') await this.abandon(c);
+      return;
+    }
     if (r.ok) {
       // 200: abandoned. 202: durable, and the live feed tells which of abandon or assignment won.
       if (r.status === 200 && !c.everAssigned) this.setState(c, 'abandoned');
@@ -576,14 +587,6 @@ export class Simulator {
     }
     if (r.status === 409) {
       this.abandonRaced++; // assigned (or expired) meanwhile: the feed says so
-      return;
-    }
-    if (r.status === 404 && beforeCreate) {
-      // Sent while its create was on its way (a slow or retried POST): the abandon went ahead of
-      // it and found no contact. Not a failure of the run: sent again once the create is answered,
-      // or at once when its answer came first (the two answers race on their connections).
-      c.abandonWhenQueued = true;
-      if (c.state !== 'sent') await this.abandon(c);
       return;
     }
     this.recordError(`POST /contacts/${c.id}/abandon`, r);
@@ -748,14 +751,15 @@ export class Simulator {
   async cleanup(timeoutMs = 10_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     const http = new SwitchboardHttp(this.opts.url, timeoutMs, this.opts.key);
-    // The run's commands still on their way first (no more retries once it ends; bounded by the
-    // deadline): a create landing after this cleanup's abandon (404) would stay queued, an agent
-    // made available after it was taken offline would take a later run's work.
+    // The run's commands still on their way first: a create landing after this cleanup's abandon
+    // (404) would stay queued, an agent made available after it was taken offline would take a
+    // later run's work. For half the cleanup's time at most (a try takes up to 15 s, and a retry
+    // whose wait began before the run ended is still sent), so the rest keeps time of its own.
     let bound: NodeJS.Timeout | undefined;
     await Promise.race([
       Promise.allSettled([...this.inFlight]),
       new Promise((r) => {
-        bound = setTimeout(r, Math.max(0, deadline - Date.now()));
+        bound = setTimeout(r, timeoutMs / 2);
       }),
     ]);
     clearTimeout(bound);

@@ -98,7 +98,7 @@ export interface SimSummary {
   /** Wrap-ups started (WrapUpStarted), and those ended by their timer or early. */
   readonly wrapUps: number;
   readonly wrapUpsEnded: number;
-  /** Commands tried again after a network failure, a timeout or a 5xx. */
+  /** Requests tried again (commands, and the reads of the settings) after a network failure, a timeout, a 429 or a 5xx. */
   readonly retries: number;
   /**
    * HTTP failures after the retries (not counting abandonRaced), and steps that failed unexpectedly
