@@ -47,28 +47,44 @@ describe("simulate: the drain after the run's end", () => {
       ending: boolean;
       live: LiveFeed;
       wrapUps: number;
+      wrapUpsEnded: number;
       drain(): Promise<void>;
     };
     const agentId = `${run.tag}.agent-1`;
     const client = new SwitchboardClient({ url: sb.url!, workspace: WS, retries: 0 });
-    await client.putSettings({ wrapUpMs: 60_000 });
-    await run.live.open('0-0');
-    // The run has ended (its last contact done); the feed goes on handing on what follows.
-    run.ending = true;
+    await client.putSettings({ wrapUpMs: 300 });
     await client.registerAgent({ id: agentId, skills: ['billing'] });
     await client.setAgentState(agentId, 'available');
-    await client.queueContact({ id: 'drain-1', skills: ['billing'] });
-    await waitFor(
-      'the contact assigned',
-      async () => (await client.getContact('drain-1')).state === 'assigned',
-    );
-    await client.completeContact('drain-1');
-    let wrapUp = '';
-    for await (const e of client.allEvents({ types: ['WrapUpStarted'] })) wrapUp = e.position;
-    expect(wrapUp).not.toBe('');
-    await waitFor('the feed past the wrap-up', () => comparePositions(run.live.position, wrapUp) >= 0);
+    await run.live.open('0-0');
+    /** One contact served by the agent and completed; its wrap-up's start and end, once the feed has them. */
+    let served = 0;
+    const serve = async (id: string) => {
+      served++;
+      await client.queueContact({ id, skills: ['billing'] });
+      await waitFor(`${id} assigned`, async () => (await client.getContact(id)).state === 'assigned');
+      await client.completeContact(id);
+      // Its wrap-up ended (by its timer, 300 ms on), and the feed past it.
+      const last = await waitFor(`${id}'s wrap-up ended`, async () => {
+        let ended = 0;
+        let at = '';
+        for await (const e of client.allEvents({ types: ['WrapUpEnded'] })) {
+          ended++;
+          at = e.position;
+        }
+        return ended === served ? at : undefined;
+      });
+      await waitFor('the feed past the wrap-up', () => comparePositions(run.live.position, last) >= 0);
+    };
+    // The first while the run goes on: taken, counted.
+    await serve('drain-1');
+    expect([run.wrapUps, run.wrapUpsEnded]).toEqual([1, 1]);
+    // The run has ended (its last contact done); the feed goes on handing on what follows.
+    run.ending = true;
+    await serve('drain-2');
+    expect([run.wrapUps, run.wrapUpsEnded], 'nothing taken once the run is ending').toEqual([1, 1]);
     await run.drain();
     run.live.close();
-    expect(run.wrapUps, 'wrap-ups of the run counted').toBe(1);
+    // Each counted once: the second from the drain, the first not again.
+    expect([run.wrapUps, run.wrapUpsEnded], 'wrap-ups of the run counted').toEqual([2, 2]);
   });
 });

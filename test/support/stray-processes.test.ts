@@ -20,4 +20,18 @@ describe('StrayProcesses', () => {
     expect(await killed).toEqual([null, 'SIGKILL']);
     expect(pidAlive(running.pid!)).toBe(false);
   });
+  it('leaves alone a process that has taken a kept pid since (its start time differs)', async () => {
+    const running = spawn('sleep', ['60']);
+    try {
+      const strays = new StrayProcesses();
+      strays.add(running.pid!);
+      // The kept process ended and another took its pid: here, the same pid kept with another start.
+      (strays as unknown as { kept: { started: string }[] }).kept[0]!.started = '1';
+      strays.killAll();
+      await new Promise((r) => setTimeout(r, 200));
+      expect(pidAlive(running.pid!)).toBe(true);
+    } finally {
+      running.kill('SIGKILL');
+    }
+  });
 });
