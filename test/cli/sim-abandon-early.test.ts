@@ -3,37 +3,26 @@
  * simulator's abandon went ahead of the create, found no contact (404) and counted an error, and
  * the run exited 1 on a loaded machine, while the contact it created stayed queued. The abandon is
  * now sent again once the create is answered: the contact is abandoned, and the run has no error.
+ * And what the run left is ended by its cleanup, a create still on its way included.
  */
-import { pino } from 'pino';
 import { SwitchboardClient } from 'switchboard/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
-import { loadConfig } from '../../src/app/config.ts';
+import { describe, expect, it } from 'vitest';
 import { Simulator } from '../../src/cli/sim/simulator.ts';
-import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { sleep } from '../support/wait.ts';
-import { simOptions } from './sim-support.ts';
+import { interceptRequests, isCreate, logged, simOptions, simSwitchboard } from './sim-support.ts';
 
 const WS = `sim-early-${Date.now()}`;
-let redis: TestRedis;
-let sb: Running;
+const sb = simSwitchboard();
 
-beforeAll(async () => {
-  redis = await startTestRedis();
-  const config = loadConfig({
-    AUTH: 'off',
-    REDIS_URL: redis.url,
-    PORT: '0',
-    LOG_LEVEL: 'silent',
-    WORKSPACES: WS,
-  });
-  sb = await startSwitchboard(config, pino({ level: 'silent' }));
-});
+/** A simulator of `contacts` contacts and no agents in workspace `ws`, at 10 a second. */
+const simulator = (ws: string, o: { contacts: number; patienceS: number; maxSeconds: number }) =>
+  new Simulator(simOptions({ url: sb.url, workspace: ws, agents: 0, rate: 10, ...o }));
 
-afterAll(async () => {
-  await sb?.stop();
-  await redis?.stop();
-});
+/** The state Switchboard holds of the simulator's `n`th contact. */
+async function contactState(sim: Simulator, ws: string, n: number): Promise<string> {
+  const client = new SwitchboardClient({ url: sb.url, workspace: ws, retries: 0 });
+  return (await client.getContact(`${(sim as unknown as { tag: string }).tag}.contact-${n}`)).state;
+}
 
 describe('simulate: a customer who hangs up before the create is answered', () => {
   /**
@@ -42,37 +31,20 @@ describe('simulate: a customer who hangs up before the create is answered', () =
    * reaches Switchboard before the contact does. The statuses the abandons met, and the summary.
    */
   async function earlyAbandon(ws: string, createMs: number, answerMs: number) {
-    const sim = new Simulator(
-      simOptions({
-        url: sb.url!,
-        workspace: ws,
-        agents: 0,
-        contacts: 1,
-        rate: 10,
-        patienceS: 0.2,
-        maxSeconds: 6,
-      }),
-    );
-    const http = (sim as unknown as { http: { request: (...a: unknown[]) => Promise<unknown> } }).http;
-    const send = http.request.bind(http);
-    const abandons: number[] = [];
-    http.request = async (...a: unknown[]) => {
-      const [method, path] = a as [string, string];
-      if (method === 'POST' && /\/contacts$/.test(path)) await sleep(createMs);
-      const r = await send(...a);
+    const sim = simulator(ws, { contacts: 1, patienceS: 0.2, maxSeconds: 6 });
+    const abandons: (number | string)[] = [];
+    interceptRequests(sim, async (method, path, send) => {
+      if (isCreate(method, path)) await sleep(createMs);
+      const r = await send();
       if (/\/abandon$/.test(path)) {
-        abandons.push((r as { status: number }).status);
+        abandons.push(r.status);
         await sleep(answerMs);
       }
       return r;
-    };
+    });
     const s = await sim.run();
     await sim.cleanup();
-    let logged = 0;
-    const client = new SwitchboardClient({ url: sb.url!, workspace: ws, retries: 0 });
-    for await (const e of client.allEvents({ types: ['ContactAbandoned'] }))
-      if (e.type === 'ContactAbandoned') logged++;
-    return { s, abandons, logged };
+    return { s, abandons, logged: await logged(sb.url, ws, 'ContactAbandoned') };
   }
 
   it('abandons the contact once it is there, with no error', async () => {
@@ -92,72 +64,39 @@ describe('simulate: a customer who hangs up before the create is answered', () =
     expect(s.stillQueued).toBe(0);
     expect(logged).toBe(1);
   });
+
   it("a create still on its way at the run's end is abandoned by the cleanup, not left queued", async () => {
     const ws = `${WS}-c`;
     // The run's time limit (0.5 s) comes while the contact's create is held (1.5 s).
-    const sim = new Simulator(
-      simOptions({
-        url: sb.url!,
-        workspace: ws,
-        agents: 0,
-        contacts: 1,
-        rate: 10,
-        patienceS: 10,
-        maxSeconds: 0.5,
-      }),
-    );
-    const http = (sim as unknown as { http: { request: (...a: unknown[]) => Promise<unknown> } }).http;
-    const send = http.request.bind(http);
+    const sim = simulator(ws, { contacts: 1, patienceS: 10, maxSeconds: 0.5 });
     let created: Promise<unknown> = Promise.resolve();
-    http.request = async (...a: unknown[]) => {
-      const [method, path] = a as [string, string];
-      if (!(method === 'POST' && /\/contacts$/.test(path))) return send(...a);
-      created = sleep(1500).then(() => send(...a));
-      return created;
-    };
+    interceptRequests(sim, (method, path, send) => {
+      if (!isCreate(method, path)) return send();
+      const answer = sleep(1500).then(send);
+      created = answer;
+      return answer;
+    });
     const s = await sim.run();
     expect(s.endedBy).toBe('time-limit');
     await sim.cleanup();
     // The create has landed by now, whether the cleanup waited for it or not.
     await created;
-    const client = new SwitchboardClient({ url: sb.url!, workspace: ws, retries: 0 });
-    const contacts: { id: string; state: string }[] = [];
-    for await (const e of client.allEvents({ types: ['ContactQueued'] }))
-      contacts.push(
-        await client.getContact(
-          String((e.data as { contactId?: string }).contactId ?? (e.data as { id?: string }).id),
-        ),
-      );
-    expect(contacts.map((c) => c.state)).toEqual(['abandoned']);
+    expect(await contactState(sim, ws, 1)).toBe('abandoned');
   });
+
   it('the cleanup keeps time of its own when a command of the run is still on its way', async () => {
     const ws = `${WS}-d`;
     // Two contacts; the second's create held 3 s, past the run's time limit (0.6 s) and past the
     // cleanup's whole time (2 s): the first is still abandoned.
-    const sim = new Simulator(
-      simOptions({
-        url: sb.url!,
-        workspace: ws,
-        agents: 0,
-        contacts: 2,
-        rate: 10,
-        patienceS: 10,
-        maxSeconds: 0.6,
-      }),
-    );
-    const http = (sim as unknown as { http: { request: (...a: unknown[]) => Promise<unknown> } }).http;
-    const send = http.request.bind(http);
+    const sim = simulator(ws, { contacts: 2, patienceS: 10, maxSeconds: 0.6 });
     let creates = 0;
-    http.request = async (...a: unknown[]) => {
-      const [method, path] = a as [string, string];
-      if (method === 'POST' && /\/contacts$/.test(path) && ++creates === 2) await sleep(3000);
-      return send(...a);
-    };
+    interceptRequests(sim, async (method, path, send) => {
+      if (isCreate(method, path) && ++creates === 2) await sleep(3000);
+      return send();
+    });
     const s = await sim.run();
     expect(s.endedBy).toBe('time-limit');
     await sim.cleanup(2000);
-    const client = new SwitchboardClient({ url: sb.url!, workspace: ws, retries: 0 });
-    const first = (await client.getContact(`${(sim as unknown as { tag: string }).tag}.contact-1`)).state;
-    expect(first).toBe('abandoned');
+    expect(await contactState(sim, ws, 1)).toBe('abandoned');
   });
 });

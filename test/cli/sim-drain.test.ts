@@ -5,42 +5,20 @@
  * (a wrap-up of one of the run's agents, seen in the log and not in the summary). The drain now
  * reads on after the last event the run took.
  */
-import { pino } from 'pino';
 import { SwitchboardClient } from 'switchboard/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
-import { loadConfig } from '../../src/app/config.ts';
+import { describe, expect, it } from 'vitest';
 import type { LiveFeed } from '../../src/cli/sim/live-feed.ts';
 import { Simulator } from '../../src/cli/sim/simulator.ts';
 import { comparePositions } from '../support/audit.ts';
-import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { waitFor } from '../support/wait.ts';
-import { simOptions } from './sim-support.ts';
+import { simOptions, simSwitchboard } from './sim-support.ts';
 
 const WS = `sim-drain-${Date.now()}`;
-let redis: TestRedis;
-let sb: Running;
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-  const config = loadConfig({
-    AUTH: 'off',
-    REDIS_URL: redis.url,
-    PORT: '0',
-    LOG_LEVEL: 'silent',
-    WORKSPACES: WS,
-  });
-  sb = await startSwitchboard(config, pino({ level: 'silent' }));
-});
-
-afterAll(async () => {
-  await sb?.stop();
-  await redis?.stop();
-});
+const sb = simSwitchboard({ WORKSPACES: WS });
 
 describe("simulate: the drain after the run's end", () => {
   it('counts the events the feed handed on once the run was ending', async () => {
-    const sim = new Simulator(simOptions({ url: sb.url!, workspace: WS, agents: 1 }));
+    const sim = new Simulator(simOptions({ url: sb.url, workspace: WS, agents: 1 }));
     // The run's parts, driven here one by one: its feed, its end, its drain.
     const run = sim as unknown as {
       tag: string;
@@ -51,7 +29,7 @@ describe("simulate: the drain after the run's end", () => {
       drain(): Promise<void>;
     };
     const agentId = `${run.tag}.agent-1`;
-    const client = new SwitchboardClient({ url: sb.url!, workspace: WS, retries: 0 });
+    const client = new SwitchboardClient({ url: sb.url, workspace: WS, retries: 0 });
     await client.putSettings({ wrapUpMs: 300 });
     await client.registerAgent({ id: agentId, skills: ['billing'] });
     await client.setAgentState(agentId, 'available');

@@ -5,14 +5,13 @@
  * began (exit 1). The reads are retried as commands are: the run goes on once they are applied.
  */
 import { pino } from 'pino';
-import { SwitchboardClient } from 'switchboard/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
 import { loadConfig } from '../../src/app/config.ts';
 import { Simulator } from '../../src/cli/sim/simulator.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { sleep } from '../support/wait.ts';
-import { simOptions } from './sim-support.ts';
+import { interceptRequests, isCreate, logged, simOptions } from './sim-support.ts';
 
 const WS = `sim-settings-${Date.now()}`;
 let redis: TestRedis;
@@ -42,8 +41,8 @@ const start = async (env: Record<string, string>) => {
 
 describe('simulate: while the projections lag', () => {
   it('retries the read-back that answered 503 position-not-reached, and runs with the settings asked', async () => {
-    // An API alone: nothing applies the PUT until the projector starts, 1.2 s into the run (past
-    // the command's wait and the read's, 300 ms each).
+    // An API alone: nothing applies the PUT until the projector starts, 0.6 s after the PUT's 202
+    // (past the read-back's first wait, 300 ms: it answers 503 position-not-reached).
     const api = await start({ ROLES: 'api', PORT: '0', COMMAND_TIMEOUT_MS: '300', QUERY_TIMEOUT_MS: '300' });
     const sim = new Simulator(
       simOptions({
@@ -57,10 +56,15 @@ describe('simulate: while the projections lag', () => {
         settings: { wrapUpMs: 100 },
       }),
     );
-    const projector = new Promise<void>((resolve, reject) =>
-      setTimeout(() => start({ ROLES: 'projector,dispatcher' }).then(() => resolve(), reject), 1200),
-    );
+    let projector: Promise<unknown> | undefined;
+    interceptRequests(sim, async (method, path, send) => {
+      const r = await send();
+      if (method === 'PUT' && /\/settings$/.test(path) && r.status === 202)
+        projector = sleep(600).then(() => start({ ROLES: 'projector,dispatcher' }));
+      return r;
+    });
     const s = await sim.run();
+    expect(projector, 'PUT /settings answered 202').toBeDefined();
     await projector;
     await sim.cleanup();
     expect(s.settings.wrapUpMs).toBe(100);
@@ -90,13 +94,10 @@ describe('simulate: while the projections lag', () => {
         maxSeconds: 6,
       }),
     );
-    const http = (sim as unknown as { http: { request: (...a: unknown[]) => Promise<unknown> } }).http;
-    const send = http.request.bind(http);
-    http.request = async (...a: unknown[]) => {
-      const [method, path] = a as [string, string];
-      if (method === 'POST' && /\/contacts$/.test(path)) await sleep(1000);
-      return send(...a);
-    };
+    interceptRequests(sim, async (method, path, send) => {
+      if (isCreate(method, path)) await sleep(1000);
+      return send();
+    });
     const projector = new Promise<void>((resolve, reject) =>
       setTimeout(
         () => start({ ROLES: 'projector,dispatcher', WORKSPACES: ws }).then(() => resolve(), reject),
@@ -109,10 +110,6 @@ describe('simulate: while the projections lag', () => {
     expect(s.endedBy).toBe('done');
     expect(s.abandoned).toBe(1);
     expect(s.errors, JSON.stringify(s.errorsByStatus)).toBe(0);
-    let logged = 0;
-    const client = new SwitchboardClient({ url: api.url!, workspace: ws, retries: 0 });
-    for await (const e of client.allEvents({ types: ['ContactAbandoned'] }))
-      if (e.type === 'ContactAbandoned') logged++;
-    expect(logged).toBe(1);
+    expect(await logged(api.url!, ws, 'ContactAbandoned')).toBe(1);
   });
 });

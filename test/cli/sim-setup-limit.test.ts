@@ -4,46 +4,21 @@
  * waits) past --max-seconds, and a first Ctrl-C likewise. The run now ends at its limit or its
  * interrupt whatever phase it is in; what is still on its way is left to the cleanup.
  */
-import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Running, startSwitchboard } from '../../src/app/composition-root.ts';
-import { loadConfig } from '../../src/app/config.ts';
+import { describe, expect, it } from 'vitest';
 import { Simulator } from '../../src/cli/sim/simulator.ts';
-import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { sleep } from '../support/wait.ts';
-import { simOptions } from './sim-support.ts';
+import { interceptRequests, simOptions, simSwitchboard } from './sim-support.ts';
 
 const WS = `sim-setup-${Date.now()}`;
-let redis: TestRedis;
-let sb: Running;
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-  const config = loadConfig({
-    AUTH: 'off',
-    REDIS_URL: redis.url,
-    PORT: '0',
-    LOG_LEVEL: 'silent',
-    WORKSPACES: `${WS}-a,${WS}-b`,
-  });
-  sb = await startSwitchboard(config, pino({ level: 'silent' }));
-});
-
-afterAll(async () => {
-  await sb?.stop();
-  await redis?.stop();
-});
+const sb = simSwitchboard({ WORKSPACES: `${WS}-a,${WS}-b` });
 
 /** A simulator whose agents' registrations are answered only after 5 s (a Switchboard that hangs). */
 function heldRegistrations(ws: string, maxSeconds: number): Simulator {
-  const sim = new Simulator(simOptions({ url: sb.url!, workspace: ws, agents: 2, contacts: 3, maxSeconds }));
-  const http = (sim as unknown as { http: { request: (...a: unknown[]) => Promise<unknown> } }).http;
-  const send = http.request.bind(http);
-  http.request = async (...a: unknown[]) => {
-    const [method, path] = a as [string, string];
+  const sim = new Simulator(simOptions({ url: sb.url, workspace: ws, agents: 2, contacts: 3, maxSeconds }));
+  interceptRequests(sim, async (method, path, send) => {
     if (method === 'POST' && /\/agents$/.test(path)) await sleep(5000);
-    return send(...a);
-  };
+    return send();
+  });
   return sim;
 }
 
