@@ -47,17 +47,11 @@ describe('simulate: a customer who hangs up before the create is answered', () =
     return { s, abandons, logged: await logged(sb.url, ws, 'ContactAbandoned') };
   }
 
-  it('abandons the contact once it is there, with no error', async () => {
-    const { s, abandons, logged } = await earlyAbandon(`${WS}-a`, 1000, 0);
-    expect(abandons[0], 'the first abandon found no contact').toBe(404);
-    expect(s.errors, JSON.stringify(s.errorsByStatus)).toBe(0);
-    expect(s.abandoned).toBe(1);
-    expect(s.stillQueued).toBe(0);
-    expect(logged).toBe(1);
-  });
-
-  it("the same when the abandon's 404 comes back after the create's answer", async () => {
-    const { s, abandons, logged } = await earlyAbandon(`${WS}-b`, 1000, 1500);
+  it.each([
+    ['abandons the contact once it is there, with no error', 'a', 0],
+    ["the same when the abandon's 404 comes back after the create's answer", 'b', 1500],
+  ])('%s', async (_, suffix, answerMs) => {
+    const { s, abandons, logged } = await earlyAbandon(`${WS}-${suffix}`, 1000, answerMs);
     expect(abandons[0], 'the first abandon found no contact').toBe(404);
     expect(s.errors, JSON.stringify(s.errorsByStatus)).toBe(0);
     expect(s.abandoned).toBe(1);
