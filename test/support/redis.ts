@@ -160,7 +160,10 @@ async function startCluster(): Promise<TestRedis> {
     target: 'cluster',
     login: app,
     client: () => connectRedis({ clusterNodes: withLogin(app) }),
-    adminClient: () => connectRedis({ clusterNodes: withLogin(admin) }),
+    // A test's own commands wait up to 10 s, where Switchboard's give up after 2: a cluster
+    // client held by a loaded machine while it connects (its first CLUSTER SLOTS) failed a test
+    // with "the Redis Cluster is not connected" before it asked Redis anything.
+    adminClient: () => connectRedis({ clusterNodes: withLogin(admin) }, { commandTimeout: 10_000 }),
     stop: () => cluster.stop(),
   };
 }
