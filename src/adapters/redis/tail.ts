@@ -87,6 +87,9 @@ const TAIL_READ = 1000;
  */
 const FILL_PAGE = TAIL_READ;
 
+/** The longest a read of the outcomes alone waits while a fill runs: the events are read this soon after it. */
+const FILLING_BLOCK_MS = 100;
+
 /** How many of the last positions delivered a tail keeps of each stream, to resume after a loss. */
 const DELIVERED_KEPT = 512;
 /**
@@ -156,6 +159,8 @@ export class WorkspaceTail {
   private readonly outcomeWaiters = new Map<string, Set<Waiter<CommandOutcome>>>();
   private readonly positionWaiters = new Set<{ position: string } & Waiter<string>>();
   private lastEvent = '0-0';
+  /** A fill of trimmed events in progress (fillThenDeliver): the loop reads the outcomes alone meanwhile. */
+  private filling: Promise<void> | undefined;
   /** The tail resumed at the start of what the stream holds (realign): its next read fills nothing. */
   private resumedAtStart = false;
   private lastOutcome = '0-0';
@@ -226,33 +231,49 @@ export class WorkspaceTail {
     const k = workspaceKeys(this.workspace);
     let backoff = 100;
     while (!this.stopped) {
+      // While a fill reads the archive, the outcomes alone are read (the events wait for it), in
+      // short waits, so that the events are read again soon after it ends.
+      const filling = this.filling !== undefined;
       try {
-        const read = this.conn.xread(
-          'COUNT',
-          TAIL_READ,
-          'BLOCK',
-          BLOCK_MS,
-          'STREAMS',
-          k.events,
-          k.outcomes,
-          this.lastEvent,
-          this.lastOutcome,
+        const read = (
+          filling
+            ? this.conn.xread(
+                'COUNT',
+                TAIL_READ,
+                'BLOCK',
+                FILLING_BLOCK_MS,
+                'STREAMS',
+                k.outcomes,
+                this.lastOutcome,
+              )
+            : this.conn.xread(
+                'COUNT',
+                TAIL_READ,
+                'BLOCK',
+                BLOCK_MS,
+                'STREAMS',
+                k.events,
+                k.outcomes,
+                this.lastEvent,
+                this.lastOutcome,
+              )
         ) as Promise<[string, StreamEntry[]][] | null>;
         // The archiver's mark as the read answered: sent on the same connection right behind the
         // read, Redis runs it as soon as the read answers (no round trip of its own). The trim
         // and the mark are one step, so a mark not past this tail's position says nothing after
         // it had been trimmed when the read answered; a mark past it says the read may start after
         // a hole (fillTrimmed reads what lies between from the archive).
-        const mark = this.history
-          ? this.conn.hget(k.archive, 'events').catch(() => null)
-          : Promise.resolve(null);
+        const mark =
+          this.history && !filling
+            ? this.conn.hget(k.archive, 'events').catch(() => null)
+            : Promise.resolve(null);
         const reply = await read;
         backoff = 100;
         const trimmed = trimmedThrough(await mark);
         this.answeredAt = Date.now();
         this.failing = false;
-        const fill = !this.resumedAtStart;
-        this.resumedAtStart = false;
+        const fill = !filling && !this.resumedAtStart;
+        if (!filling) this.resumedAtStart = false;
         for (const [key, entries] of reply ?? []) {
           if (key === k.events) {
             // Read for subscribers only: one that joins later replays (after=) or starts after the
@@ -263,8 +284,12 @@ export class WorkspaceTail {
               entries.length > 0 &&
               trimmed !== undefined &&
               comparePositions(trimmed, this.lastEvent) > 0
-            )
-              await this.fillTrimmed(entries[0]![0]);
+            ) {
+              // The fill runs beside the loop, these entries handed out after it: the outcomes
+              // read in this turn and the next ones reach their waiters meanwhile.
+              this.filling = this.fillThenDeliver(entries);
+              continue;
+            }
             this.deliveredEvents.add(entries);
             this.deliverEvents(entries);
           } else {
@@ -276,7 +301,7 @@ export class WorkspaceTail {
         // after a whole wait with nothing, and whenever a position read is ahead of Redis's clock
         // (a Redis that lost what it gave, its clock behind the lost one's, leaves it so; so does a
         // Redis whose own clock stepped back, where the look finds nothing to do).
-        if (reply === null || this.aheadOfRedis()) await this.realignQuietly();
+        if (!filling && (reply === null || this.aheadOfRedis())) await this.realignQuietly();
       } catch (err) {
         if (this.stopped) return;
         this.failing = true;
@@ -287,6 +312,18 @@ export class WorkspaceTail {
         await new Promise((r) => setTimeout(r, backoff));
         backoff = Math.min(backoff * 2, 2000);
       }
+    }
+  }
+
+  /** fillTrimmed before `entries` (a read's events), then `entries`; `filling` until it is done. */
+  private async fillThenDeliver(entries: StreamEntry[]): Promise<void> {
+    try {
+      await this.fillTrimmed(entries[0]![0]);
+      if (this.stopped) return;
+      this.deliveredEvents.add(entries);
+      this.deliverEvents(entries);
+    } finally {
+      this.filling = undefined;
     }
   }
 
