@@ -89,6 +89,8 @@ const FILL_PAGE = TAIL_READ;
 
 /** The longest a read of the outcomes alone waits while a fill runs: the events are read this soon after it. */
 const FILLING_BLOCK_MS = 100;
+/** The pause after a fill failed on its way (not the archive's refusal: a listener that threw). */
+const FILL_RETRY_MS = 1000;
 
 /** How many of the last positions delivered a tail keeps of each stream, to resume after a loss. */
 const DELIVERED_KEPT = 512;
@@ -161,6 +163,8 @@ export class WorkspaceTail {
   private lastEvent = '0-0';
   /** A fill of trimmed events in progress (fillThenDeliver): the loop reads the outcomes alone meanwhile. */
   private filling: Promise<void> | undefined;
+  /** When the fill in progress began or last read a page. */
+  private filledAt = 0;
   /** The tail resumed at the start of what the stream holds (realign): its next read fills nothing. */
   private resumedAtStart = false;
   private lastOutcome = '0-0';
@@ -209,7 +213,14 @@ export class WorkspaceTail {
    * as much again. False while Redis does not answer this instance (refused, or a silent path).
    */
   get reading(): boolean {
-    return !this.failing && Date.now() - this.answeredAt < NOT_READING_AFTER_MS;
+    const now = Date.now();
+    return (
+      !this.failing &&
+      now - this.answeredAt < NOT_READING_AFTER_MS &&
+      // A fill holds the events: one that has read no page for as long reads nothing either (an
+      // archive read that hangs), though the outcomes go on being read.
+      (this.filling === undefined || now - this.filledAt < NOT_READING_AFTER_MS)
+    );
   }
 
   private async start(): Promise<void> {
@@ -301,7 +312,10 @@ export class WorkspaceTail {
         // after a whole wait with nothing, and whenever a position read is ahead of Redis's clock
         // (a Redis that lost what it gave, its clock behind the lost one's, leaves it so; so does a
         // Redis whose own clock stepped back, where the look finds nothing to do).
-        if (!filling && (reply === null || this.aheadOfRedis())) await this.realignQuietly();
+        // Not while a fill runs, nor in the turn that started one: the fill moves the position,
+        // and the look (it may read the archive too) would hold the outcomes again.
+        if (this.filling === undefined && (reply === null || this.aheadOfRedis()))
+          await this.realignQuietly();
       } catch (err) {
         if (this.stopped) return;
         this.failing = true;
@@ -315,13 +329,25 @@ export class WorkspaceTail {
     }
   }
 
-  /** fillTrimmed before `entries` (a read's events), then `entries`; `filling` until it is done. */
+  /**
+   * fillTrimmed before `entries` (a read's events), then `entries`; `filling` until it is done. A
+   * failure is the loop's (logged; the events read again after a pause), not a rejection nobody
+   * awaits.
+   */
   private async fillThenDeliver(entries: StreamEntry[]): Promise<void> {
+    this.filledAt = Date.now();
     try {
       await this.fillTrimmed(entries[0]![0]);
       if (this.stopped) return;
       this.deliveredEvents.add(entries);
       this.deliverEvents(entries);
+    } catch (err) {
+      if (this.stopped) return;
+      this.log.warn(
+        { workspace: this.workspace, err: (err as Error).message },
+        `event tail failed while handing out events it read from the archive; reading them again in ${FILL_RETRY_MS} ms. ${ifItGoesOn(err)}`,
+      );
+      await new Promise((r) => setTimeout(r, FILL_RETRY_MS));
     } finally {
       this.filling = undefined;
     }
@@ -347,6 +373,7 @@ export class WorkspaceTail {
     try {
       for (;;) {
         const page = await this.history(this.workspace, after, FILL_PAGE);
+        this.filledAt = Date.now();
         const before = page.filter(([id]) => comparePositions(id, first) < 0);
         if (before.length > 0) {
           this.deliveredEvents.add(before);
