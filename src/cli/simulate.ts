@@ -10,8 +10,9 @@
  * time limit or an interrupt left open is then ended (contacts waiting abandoned, those in service
  * completed) and the run's agents are taken offline, so a later run in the workspace meets none of it.
  *
- * Exit codes: 0 after a run with no error, 1 after a run with errors (commands that failed, or a
- * live feed's event whose handling threw: the summary is printed all the same and says which),
+ * Exit codes: 0 after a run with no error, 1 after a run with errors (commands that failed, a
+ * live feed's event whose handling threw, or a log it could not read to its end after the run, so
+ * its counts may be short: the summary is printed all the same and says which),
  * when its live feed is refused for good mid-run (ended by `feed-lost`: it stops at once) or
  * when Switchboard cannot be reached, 2 for bad options (an --url whose /health answers 404: not
  * Switchboard's address, such as a workspace's URL), 130 when interrupted.
@@ -64,8 +65,9 @@ const USAGE = `Usage: npm run simulate -- [options]
   --json                 print the summary as one JSON object
   --help                 this text
 
-Exit codes: 0 after a run with no error; 1 after a run with errors (commands that failed, or live
-feed events it failed to handle; its summary is printed all the same and names them), when its
+Exit codes: 0 after a run with no error; 1 after a run with errors (commands that failed, live
+feed events it failed to handle, or the log not read to its end after the run, so its counts may
+be short; its summary is printed all the same and names them), when its
 live feed is refused for good mid-run (a revoked key: it stops at once, ended by feed-lost) or when
 Switchboard cannot be reached; 2 for bad options (an --url where GET /health answers 404, not
 Switchboard's address, included); 130 when interrupted.
@@ -451,7 +453,7 @@ async function simulate(sim: Simulator, opts: CliOptions): Promise<number> {
   }
   if (summary.errors > 0) {
     process.stderr.write(
-      `simulate: ${summary.errors} error${summary.errors === 1 ? '' : 's'}: commands that failed, or steps (such as handling a live feed's event) that threw (the summary's errors say which)\n`,
+      `simulate: ${summary.errors} error${summary.errors === 1 ? '' : 's'}: commands that failed, steps (such as handling a live feed's event) that threw, or the log not read to its end after the run (the summary's errors say which)\n`,
     );
     return 1;
   }

@@ -39,14 +39,22 @@ export class SwitchboardHttp {
 
   /**
    * One call; with `retry`, the client's retries (same Idempotency-Key, backoff from 250 ms,
-   * Retry-After honoured) while `retry.onRetry` does not say stop.
+   * Retry-After honoured) while `retry.onRetry` does not say stop. `retry.timeoutMs` is each try's
+   * limit in place of this one's; once `retry.signal` aborts, nothing more is sent and the try on
+   * its way is cut short (answered `network`, "aborted").
    */
   async request(
     method: string,
     path: string,
     body?: unknown,
     headers: Record<string, string> = {},
-    retry?: { retries: number; onRetry: (info: RetryInfo) => boolean | undefined; idempotencyKey?: string },
+    retry?: {
+      retries: number;
+      onRetry: (info: RetryInfo) => boolean | undefined;
+      idempotencyKey?: string;
+      timeoutMs?: number;
+      signal?: AbortSignal;
+    },
   ): Promise<HttpResult> {
     try {
       const a = await this.client.send(method, path, {
@@ -55,6 +63,8 @@ export class SwitchboardHttp {
         retries: retry?.retries ?? 0,
         ...(retry ? { onRetry: retry.onRetry } : {}),
         ...(retry?.idempotencyKey !== undefined ? { idempotencyKey: retry.idempotencyKey } : {}),
+        ...(retry?.timeoutMs !== undefined ? { timeoutMs: retry.timeoutMs } : {}),
+        ...(retry?.signal !== undefined ? { signal: retry.signal } : {}),
       });
       if (a.status >= 200 && a.status < 300) return { ok: true, status: a.status, body: a.body };
       const detail = new SwitchboardError({ status: a.status, method, path, body: a.body }).detail;

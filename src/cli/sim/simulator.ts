@@ -9,7 +9,7 @@
  * server's timers: the simulator counts them from the feed.
  */
 import { DEFAULT_SETTINGS } from '../../domain/model.ts';
-import { FatalError, type HttpResult, pool, SwitchboardHttp } from './http.ts';
+import { FatalError, type HttpResult, pool, retryable, SwitchboardHttp } from './http.ts';
 import { type Envelope, LiveFeed } from './live-feed.ts';
 import { type Rng, seededRandom, seedSkills, uniform } from './random.ts';
 import { mean, percentile, round } from './stats.ts';
@@ -712,30 +712,93 @@ export class Simulator {
    * The run is over, but the feed may lag the answers that ended it (a completion's WrapUpStarted,
    * an offer that expired just before its contact was abandoned): the feed is closed and the
    * events after the last it delivered are read with GET /events, so the counts hold everything
-   * the log has so far. Bounded; nothing is sent (timers do nothing once the run is ending).
+   * the log has so far. Bounded by `timeoutMs`, its retries and their waits included; nothing else
+   * is sent (timers do nothing once the run is ending).
+   *
+   * A page that fails (429, a 503 such as redis-unavailable or position-not-reached, no answer) is
+   * tried again as the run's reads are (the client's retries, Retry-After honoured, each counted)
+   * while the wait before the next try ends within the bound. A log still not read to its end is
+   * an error of the run whose sample says the counts may be short, and where the events not
+   * counted start.
    */
   private async drain(timeoutMs = 5_000): Promise<void> {
     this.live.close();
     const deadline = Date.now() + timeoutMs;
-    const http = new SwitchboardHttp(this.opts.url, timeoutMs, this.opts.key);
+    // The bound holds a try on its way too: one still unanswered at the deadline is cut short.
+    const bound = new AbortController();
+    const limit = setTimeout(() => bound.abort(), timeoutMs);
     // After the last event taken, not the feed's position: the events it handed on once the run
     // was ending were left for this read.
     let after = this.lastTaken ?? this.live.startedAfter;
     this.draining = true;
     try {
-      while (Date.now() < deadline) {
+      for (;;) {
         const q = `type=${FEED_TYPES.join(',')}&limit=1000&after=${after}`;
-        const r = await http.request('GET', `${this.wsPath}/events?${q}`);
-        if (!r.ok) return;
+        const r = await this.http.request(
+          'GET',
+          `${this.wsPath}/events?${q}`,
+          undefined,
+          {},
+          {
+            // As many as the bound leaves room for (onRetry stops them).
+            retries: Number.POSITIVE_INFINITY,
+            onRetry: this.retryBefore(deadline),
+            timeoutMs,
+            signal: bound.signal,
+          },
+        );
+        if (!r.ok) return this.drainShort(after, timeoutMs, bound.signal.aborted ? 'unanswered' : r);
         const page = r.body as { events: Envelope[]; next: string | null };
         for (const e of page.events) this.live.handle(e);
         // A filtered page may hold nothing and still have a next (a bounded stretch read per page).
         if (page.next === null || page.next === after) return;
         after = page.next;
+        if (Date.now() >= deadline) return this.drainShort(after, timeoutMs, 'unfinished');
       }
     } finally {
+      clearTimeout(limit);
       this.draining = false;
     }
+  }
+
+  /**
+   * The drain's retries: counted as the run's are (onRetry), but the run is ending by then: what
+   * stops them is the drain's deadline, no retry whose wait would end past it.
+   */
+  private retryBefore(deadline: number): (info: { readonly delayMs: number }) => false | undefined {
+    return (info) => {
+      if (Date.now() + info.delayMs >= deadline) return false;
+      this.retries++;
+      return undefined;
+    };
+  }
+
+  /**
+   * The drain did not read the log to its end: the events after `after` are not counted. An error
+   * of the run (exit 1), under its last page's failure, or `timeout` when that page had no answer
+   * within the bound (`unanswered`) or pages were left when it ran out (`unfinished`). Its sample
+   * is kept even past the first ten: it says the summary's counts themselves may be short, and how
+   * to read what they miss.
+   */
+  private drainShort(
+    after: string,
+    timeoutMs: number,
+    how: (HttpResult & { ok: false }) | 'unanswered' | 'unfinished',
+  ): void {
+    const s = `${timeoutMs / 1000} s`;
+    const key = typeof how === 'string' ? 'timeout' : String(how.status);
+    const why =
+      how === 'unanswered'
+        ? `GET /events was not answered within the drain's ${s}`
+        : how === 'unfinished'
+          ? `the log was not read to its end within the drain's ${s}`
+          : `GET /events answered ${key} (${how.detail})${retryable(how) ? `, its last try within the drain's ${s}` : ''}`;
+    this.errorsByStatus[key] = (this.errorsByStatus[key] ?? 0) + 1;
+    this.errors++;
+    this.errorSamples.push(
+      `drain: ${why}, so the counts may be short of the log's: the events after ${after} were not counted ` +
+        `(read them with GET ${this.http.base}${this.wsPath}/events?after=${after} once Switchboard answers, or run again)`,
+    );
   }
 
   interrupt(): void {

@@ -98,14 +98,20 @@ export interface SimSummary {
   /** Wrap-ups started (WrapUpStarted), and those ended by their timer or early. */
   readonly wrapUps: number;
   readonly wrapUpsEnded: number;
-  /** Requests tried again (commands, and the reads of the settings) after a network failure, a timeout, a 429 or a 5xx. */
+  /**
+   * Requests tried again (commands, the reads of the settings, and the drain's pages of the log
+   * after the run) after a network failure, a timeout, a 429 or a 5xx.
+   */
   readonly retries: number;
   /**
-   * HTTP failures after the retries (not counting abandonRaced), and steps that failed unexpectedly
-   * (`internal`: among them a live feed's event whose handling threw).
+   * HTTP failures after the retries (not counting abandonRaced), steps that failed unexpectedly
+   * (`internal`: among them a live feed's event whose handling threw), and a drain that could not
+   * read the log to its end within its bound (its counts may be short of the log's): under its last
+   * page's status, or `timeout`.
    */
   readonly errors: number;
   readonly errorsByStatus: Record<string, number>;
+  /** The first ten errors' messages; a short drain's (`drain: ...`) is kept past them. */
   readonly errorSamples: readonly string[];
   /** Commands answered 202: durable, outcome not known in time (not errors). */
   readonly accepted202: number;
