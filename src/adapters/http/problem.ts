@@ -241,7 +241,8 @@ export const redisUnavailable = (err?: unknown, read = false): Problem => {
       ? 'Redis refuses writes because it cannot persist its data (see its log: disk full or not writable); fix that, then retry with the same Idempotency-Key.'
       : read
         ? 'Redis is not reachable right now; nothing was read. Ask again in a second (Retry-After).'
-        : 'Redis is not reachable right now; retry with the same Idempotency-Key.';
+        : // Sent to Redis and not answered in time, it may run when Redis goes on (applied).
+          'Redis did not answer in time or is not reachable: the request may have been applied. Retry it with the same Idempotency-Key (it is applied once); without one, read what it changes before you send it again.';
   return problem(503, 'redis-unavailable', 'Storage unavailable', detail);
 };
 
