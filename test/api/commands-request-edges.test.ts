@@ -132,6 +132,14 @@ describe('a body-less command with an empty body under another media type', () =
     });
     expect(bodiless.status).toBe(400);
     expect(bodiless.body.errors).toEqual([{ path: '(body)', message: 'must be a JSON object' }]);
+    // A JSON body of whitespace alone (a tool's lone newline) is no body either (docs/API.md).
+    const blank = await send('DELETE', `${B}/agents/nobody-here`, ' \n', {
+      'content-type': 'application/json',
+    });
+    expect(blank.status, JSON.stringify(blank.body)).toBe(404);
+    const blankCreate = await send('POST', `${B}/agents`, '\n', { 'content-type': 'application/json' });
+    expect(blankCreate.status).toBe(400);
+    expect(blankCreate.body.errors).toEqual([{ path: '(body)', message: 'must be a JSON object' }]);
     // A body that is there is still read as JSON only.
     const text = await send('POST', `${B}/contacts/${id}/abandon`, 'x', { 'content-type': 'text/plain' });
     expect(text.status).toBe(415);
