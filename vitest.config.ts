@@ -60,6 +60,8 @@ export default defineConfig({
             // A stall or a refused command hooked on the single client's one connection.
             'test/workers/timers-clock-offset.test.ts',
             'test/workers/alarm-clock-race.test.ts',
+            // Blocked clients counted on the single target's one server (CLIENT LIST).
+            'test/workers/alarm-handover.test.ts',
             'test/api/command-query.test.ts',
             'test/api/keys-strict.test.ts',
             'test/api/attributes-numbers.test.ts',

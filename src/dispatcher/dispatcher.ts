@@ -346,13 +346,19 @@ export class Dispatcher {
           timersAfter(nextDue, readNo);
         }
       } finally {
+        const alarmed = alarm !== undefined;
         clearTimeout(alarm);
         // Ending with a timer pending (a stop): marked until it, however long this process stays
-        // down; with none (gone idle), not marked again. Bounded: a stop does not wait on a Redis
-        // that does not answer.
+        // down; with none (gone idle), not marked again. Ending with an alarm set (an offer made,
+        // its lease lapsed or handed back): the workspace woken, so a dispatcher already blocked on
+        // it (the next holder) reads the timer and sets its own alarm, instead of hearing of it at
+        // its BZPOPMIN timeout. Bounded: a stop does not wait on a Redis that does not answer.
         let bound: NodeJS.Timeout | undefined;
         await Promise.race([
-          mark(true).catch(() => undefined),
+          Promise.all([
+            mark(true).catch(() => undefined),
+            alarmed ? this.redis.zadd(k.wake, 0, 'w').catch(() => undefined) : undefined,
+          ]),
           new Promise((resolve) => {
             bound = setTimeout(resolve, 1000);
           }),
