@@ -3,6 +3,7 @@ import { ifItGoesOn, isSharedFailure, redisAdvice } from '../adapters/redis/advi
 import { globalKeys } from '../adapters/redis/keys.ts';
 import { redisClockNow } from '../adapters/redis/redis-clock.ts';
 import type { RedisClient } from '../adapters/redis/scripts.ts';
+import { settledWithin } from '../dispatcher/leases.ts';
 
 /**
  * Runs one loop per workspace for a worker role: the configured workspaces at once, and any
@@ -88,23 +89,38 @@ export class WorkspaceRunner {
     // down or failing over), the round goes on with them, so the leases held are renewed and the
     // configured workspaces taken; skipping the round would let every lease lapse.
     let found: string[] = [];
-    const tick = async () => {
-      try {
-        const idleAfter = this.opts.idleAfterMs ?? DEFAULT_IDLE_AFTER_MS;
-        if (this.opts.discover)
-          try {
-            // By Redis's clock, as every process marks it (redis-clock.ts).
-            found = await this.redis.zrangebyscore(
-              globalKeys.activeWorkspaces,
-              (await redisClockNow(this.redis)) - idleAfter,
-              '+inf',
-            );
-          } catch (err) {
+    const idleAfter = this.opts.idleAfterMs ?? DEFAULT_IDLE_AFTER_MS;
+    // One read of the registry at a time; a round that does not wait for it to end finds it next.
+    let reading: Promise<void> | undefined;
+    const discover = (): Promise<void> =>
+      (reading ??= (async () => {
+        try {
+          // By Redis's clock, as every process marks it (redis-clock.ts).
+          found = await this.redis.zrangebyscore(
+            globalKeys.activeWorkspaces,
+            (await redisClockNow(this.redis)) - idleAfter,
+            '+inf',
+          );
+        } catch (err) {
+          if (this.running)
             this.log.warn(
               { err: (err as Error).message },
               `cannot read the workspace registry; serving the workspaces it named last, retrying. ${redisAdvice(err)}`,
             );
-          }
+        }
+      })().finally(() => {
+        reading = undefined;
+      }));
+    const tick = async () => {
+      try {
+        // With leases, the registry (one global key: on a cluster maybe on another master than the
+        // workspaces') is waited for a quarter of a round at most: a master that does not answer
+        // held the renewals for a command timeout (2 s), 3 s apart with the round's 1 s, and every
+        // lease lapsed each round (test/workers/leases-slow-global.test.ts). The read goes on
+        // beside, and a later round serves what it found.
+        if (this.opts.discover)
+          if (leases) await settledWithin(discover(), every / 4);
+          else await discover();
         const all = [...new Set([...this.opts.workspaces, ...found])].sort();
         this.wanted = new Set(all);
         for (const ws of this.loops.keys()) if (!this.wanted.has(ws)) this.loop.interrupt?.(ws);

@@ -40,9 +40,21 @@ export const defaultLeaseOptions: LeaseOptions = { ttlMs: 3000, renewEveryMs: 10
 const RENEW = luaScript('leaseRenew', new URL('./lua/lease-renew-1.lua', import.meta.url));
 const RELEASE = luaScript('leaseRelease', new URL('./lua/lease-release-1.lua', import.meta.url));
 
+/**
+ * How much of a renewal interval a lease round waits for the registry of live holders before it
+ * goes on with the last count: renewals are sent at the round's start, and the next round starts a
+ * renewal interval after this one ends, so they stay well within a lease's lifetime (a third of it
+ * by default) whatever the registry's master does.
+ */
+const REGISTRY_WAIT = 0.25;
+
 export class LeaseKeeper {
   private readonly held = new Set<string>();
-  /** Free leases seen while at the fair share, and since when: taken anyway once free for a TTL. */
+  /**
+   * Free leases seen while at the fair share, and since when (performance.now(): a step of the
+   * host's clock changes nothing): taken anyway once free for a TTL. Forgotten once seen held, or
+   * no longer a candidate.
+   */
   private readonly freeSince = new Map<string, number>();
   /** Leases taken because nobody else took them: never handed back as surplus. */
   private readonly adopted = new Set<string>();
@@ -55,6 +67,10 @@ export class LeaseKeeper {
    * workspace), and one behind had its entry pruned by the others.
    */
   private clockOffset: number | undefined;
+  /** Live holders as the last registry round that ended counted them (1 when it failed). */
+  private alive = 1;
+  /** The registry round under way, if any: one at a time, however long a round waits for it. */
+  private registryRound: Promise<void> | undefined;
 
   constructor(
     private readonly redis: RedisClient,
@@ -77,19 +93,98 @@ export class LeaseKeeper {
    * Renews held leases, drops lost ones, hands back idle ones and any above a fair share, and
    * takes free ones up to a fair share. Each lease is handled on its own: a failing node (its
    * slot's master down) costs only the leases on it. Returns what changed.
+   *
+   * The registry of live holders is one global key, on a cluster maybe on another master than the
+   * workspaces': it is read beside the renewals and waited for only REGISTRY_WAIT of a renewal
+   * interval. A master that does not answer (frozen, before or without a failover) held every
+   * renewal of the process for a command timeout (2 s), the renewals then came a lease's lifetime
+   * apart, and every lease lapsed each round (test/workers/leases-slow-global.test.ts). A round
+   * that does not see the registry's answer goes on with the last count; the read goes on beside.
    */
   async tick(workspaces: readonly string[]): Promise<{ gained: string[]; lost: string[] }> {
     const gained: string[] = [];
     const lost: string[] = [];
-    const now = Date.now();
-    let alive = 1;
+    const now = performance.now();
+    const wanted = new Set(workspaces);
+    this.registryRound ??= this.updateRegistry().finally(() => {
+      this.registryRound = undefined;
+    });
+    // Every lease at once: a Redis (or a cluster master) that does not answer costs one command
+    // timeout for the round, not one per workspace, so the other leases are renewed in time and
+    // a stop waiting for the round ends within SHUTDOWN_TIMEOUT_MS. Idle ones are handed back.
+    await Promise.all([
+      settledWithin(this.registryRound, this.opts.renewEveryMs * REGISTRY_WAIT),
+      ...[...this.held].map((ws) => (wanted.has(ws) ? this.renew(ws, lost) : this.handBack(ws, lost))),
+    ]);
+    // Above the fair share now that more holders run: hand the surplus back (renewed above, so a
+    // registry answer that came late costs it nothing).
+    const share = Math.ceil(workspaces.length / this.alive);
+    const own = [...this.held].filter((ws) => wanted.has(ws) && !this.adopted.has(ws));
+    await Promise.all(own.slice(0, Math.max(0, own.length - share)).map((ws) => this.handBack(ws, lost)));
+    // Which of the others are free: one EXISTS each, all at once. Taking them with a SET NX each,
+    // one room's worth after the other, sent one SET per lease held by others every round (a
+    // keeper with room for one among 4,001 workspaces: 2,000 in sequence, 700 ms;
+    // test/workers/leases-room.test.ts). One that cannot be read is not taken this round.
+    const candidates = workspaces.filter((ws) => !this.held.has(ws));
+    const states = await Promise.all(
+      candidates.map((ws) =>
+        this.redis.exists(this.holder.key(ws)).then(
+          (n) => (n === 0 ? 'free' : 'held'),
+          (err: Error) => err,
+        ),
+      ),
+    );
+    for (const ws of this.freeSince.keys())
+      if (!wanted.has(ws) || this.held.has(ws)) this.freeSince.delete(ws);
+    const free: string[] = [];
+    let unread: Error | undefined;
+    let unreadCount = 0;
+    candidates.forEach((ws, i) => {
+      const state = states[i];
+      if (state === 'free') free.push(ws);
+      else if (state === 'held') this.freeSince.delete(ws);
+      else {
+        unread ??= state;
+        unreadCount++;
+      }
+    });
+    // Free leases are taken up to the fair share, as many at once as there is room for, and again
+    // for those another holder took meanwhile.
+    let next = 0;
+    while (next < free.length && this.held.size < share) {
+      const batch = free.slice(next, next + (share - this.held.size));
+      next += batch.length;
+      await Promise.all(batch.map((ws) => this.take(ws, false, gained)));
+    }
+    if (unread && this.held.size < share)
+      this.log.warn(
+        { err: unread.message, leases: unreadCount },
+        `cannot tell whether ${unreadCount} ${this.holder.role} lease${unreadCount === 1 ? ' is' : 's are'} free; retrying. ${redisAdvice(unread)}`,
+      );
+    // Above the fair share a lease is taken only when it stayed free for a whole TTL: the other
+    // live holders may not serve this workspace at all, and it must not go unserved.
+    await Promise.all(
+      free.slice(next).map(async (ws) => {
+        const since = this.freeSince.get(ws);
+        if (since === undefined) this.freeSince.set(ws, now);
+        else if (now - since >= this.opts.ttlMs) await this.take(ws, true, gained);
+      }),
+    );
+    return { gained, lost };
+  }
+
+  /**
+   * Adds this holder to the registry, prunes the holders not seen for a lease lifetime and counts
+   * the others (`alive`). Best effort: the registry only shapes the fair share; when it fails the
+   * holder counts itself alone until a registry round succeeds. One key: one round trip (a Redis that does not answer
+   * costs one command timeout, not three). TIME after the key's commands goes to the key's node
+   * (its clock).
+   */
+  private async updateRegistry(): Promise<void> {
     try {
       // Read once before the first round; later rounds read Redis's clock in their pipeline.
       if (this.clockOffset === undefined)
         this.clockOffset = await redisClockOffset(this.redis, this.holder.registry);
-      // Best effort: the registry of live dispatchers only shapes the fair share. One key: one
-      // round trip (a Redis that does not answer costs one command timeout, not three). TIME after
-      // the key's commands goes to the key's node (its clock).
       const at = Date.now() + this.clockOffset;
       const sent = Date.now();
       const reply = await this.redis
@@ -101,106 +196,66 @@ export class LeaseKeeper {
         .exec();
       const failed = reply?.find(([err]) => err)?.[0];
       if (!reply || failed) throw failed ?? new Error('no reply');
-      alive = Math.max(1, Number(reply[2]?.[1]));
+      this.alive = Math.max(1, Number(reply[2]?.[1]) || 1);
       const [s, us] = (reply[3]?.[1] ?? []) as string[];
       const offset = Number(s) * 1000 + Math.floor(Number(us) / 1000) - (sent + Date.now()) / 2;
       if (Number.isFinite(offset)) this.clockOffset = offset;
     } catch (err) {
+      this.alive = 1;
       this.log.warn(
         { err: (err as Error).message },
         `cannot update the ${this.holder.role} registry; keeping leases, retrying. ${redisAdvice(err)}`,
       );
     }
-    const wanted = new Set(workspaces);
-    const share = Math.ceil(workspaces.length / alive);
-    let surplus = Math.max(
-      0,
-      [...this.held].filter((ws) => wanted.has(ws) && !this.adopted.has(ws)).length - share,
-    );
-    // Every lease at once: a Redis (or a cluster master) that does not answer costs one command
-    // timeout for the round, not one per workspace, so the other leases are renewed in time and
-    // a stop waiting for the round ends within SHUTDOWN_TIMEOUT_MS.
-    const handBack: string[] = [];
-    const renew: string[] = [];
-    for (const ws of this.held) {
-      // Idle, or above the fair share now that more dispatchers run: hand it back.
-      if (!wanted.has(ws) || (surplus > 0 && !this.adopted.has(ws))) {
-        if (wanted.has(ws)) surplus--;
-        handBack.push(ws);
-      } else renew.push(ws);
+  }
+
+  /** Renews the lease of `ws`; one lost (lapsed, or another holder's now) goes to `lost`. */
+  private async renew(ws: string, lost: string[]): Promise<void> {
+    try {
+      const ok = (await runLua(
+        this.redis,
+        RENEW,
+        [this.holder.key(ws)],
+        [this.owner, this.opts.ttlMs],
+      )) as number;
+      if (ok === 1) return;
+      this.held.delete(ws);
+      this.adopted.delete(ws);
+      lost.push(ws);
+      // Who holds it now (read only when a renewal fails): nobody when it lapsed (this process or
+      // Redis paused past its lifetime), and this round takes it again if free.
+      const holder = await this.redis.get(this.holder.key(ws)).catch(() => undefined);
+      if (holder === null)
+        this.log.warn(
+          { workspace: ws, ttlMs: this.opts.ttlMs },
+          `${this.holder.role} lease lapsed before it was renewed (this process or Redis paused longer than LEASE_TTL_MS); taking it again if no other ${this.holder.role} has. If it recurs, find what paused it (Redis's SLOWLOG and its log, this host's CPU and swap) or raise LEASE_TTL_MS`,
+        );
+      else
+        this.log.warn(
+          { workspace: ws, ...(holder !== undefined ? { holder } : {}) },
+          `${this.holder.role} lease lost; another ${this.holder.role} serves this workspace now`,
+        );
+    } catch (err) {
+      this.log.warn(
+        { workspace: ws, err: (err as Error).message },
+        `cannot renew a ${this.holder.role} lease; retrying. ${redisAdvice(err)}`,
+      );
     }
-    await Promise.all([
-      ...handBack.map(async (ws) => {
-        try {
-          this.adopted.delete(ws);
-          await runLua(this.redis, RELEASE, [this.holder.key(ws)], [this.owner]);
-          this.held.delete(ws);
-          lost.push(ws);
-        } catch (err) {
-          this.log.warn(
-            { workspace: ws, err: (err as Error).message },
-            `cannot hand back a ${this.holder.role} lease; retrying. ${redisAdvice(err)}`,
-          );
-        }
-      }),
-      ...renew.map(async (ws) => {
-        try {
-          const ok = (await runLua(
-            this.redis,
-            RENEW,
-            [this.holder.key(ws)],
-            [this.owner, this.opts.ttlMs],
-          )) as number;
-          if (ok !== 1) {
-            this.held.delete(ws);
-            this.adopted.delete(ws);
-            lost.push(ws);
-            // Who holds it now (read only when a renewal fails): nobody when it lapsed (this
-            // process or Redis paused past its lifetime), and this round takes it again if free.
-            const holder = await this.redis.get(this.holder.key(ws)).catch(() => undefined);
-            if (holder === null)
-              this.log.warn(
-                { workspace: ws, ttlMs: this.opts.ttlMs },
-                `${this.holder.role} lease lapsed before it was renewed (this process or Redis paused longer than LEASE_TTL_MS); taking it again if no other ${this.holder.role} has. If it recurs, find what paused it (Redis's SLOWLOG and its log, this host's CPU and swap) or raise LEASE_TTL_MS`,
-              );
-            else
-              this.log.warn(
-                { workspace: ws, ...(holder !== undefined ? { holder } : {}) },
-                `${this.holder.role} lease lost; another ${this.holder.role} serves this workspace now`,
-              );
-          }
-        } catch (err) {
-          this.log.warn(
-            { workspace: ws, err: (err as Error).message },
-            `cannot renew a ${this.holder.role} lease; retrying. ${redisAdvice(err)}`,
-          );
-        }
-      }),
-    ]);
-    // Free leases are taken up to the fair share, as many at once as there is room for, and again
-    // for those another dispatcher took meanwhile.
-    const candidates = workspaces.filter((ws) => !this.held.has(ws));
-    let next = 0;
-    while (next < candidates.length && this.held.size < share) {
-      const batch = candidates.slice(next, next + (share - this.held.size));
-      next += batch.length;
-      await Promise.all(batch.map((ws) => this.take(ws, false, gained)));
+  }
+
+  /** Hands the lease of `ws` back (idle, or above the fair share); it goes to `lost`. */
+  private async handBack(ws: string, lost: string[]): Promise<void> {
+    try {
+      this.adopted.delete(ws);
+      await runLua(this.redis, RELEASE, [this.holder.key(ws)], [this.owner]);
+      this.held.delete(ws);
+      lost.push(ws);
+    } catch (err) {
+      this.log.warn(
+        { workspace: ws, err: (err as Error).message },
+        `cannot hand back a ${this.holder.role} lease; retrying. ${redisAdvice(err)}`,
+      );
     }
-    // Above the fair share a lease is taken only when it stayed free for a whole TTL: the other
-    // live dispatchers may not serve this workspace at all, and it must not go unserved.
-    await Promise.all(
-      candidates.slice(next).map(async (ws) => {
-        if (this.held.has(ws)) return;
-        const since = this.freeSince.get(ws);
-        if (since === undefined || now - since < this.opts.ttlMs) {
-          if (since === undefined && (await this.redis.exists(this.holder.key(ws)).catch(() => 1)) === 0)
-            this.freeSince.set(ws, now);
-          return;
-        }
-        await this.take(ws, true, gained);
-      }),
-    );
-    return { gained, lost };
   }
 
   /** Takes the lease of `ws` when it is free (`adopted`: above the fair share). */
@@ -225,16 +280,39 @@ export class LeaseKeeper {
   /**
    * Hands every lease back, and leaves the registry, at once: on a stop while Redis does not
    * answer, each call waits out its command timeout, and one after the other they would outlast
-   * SHUTDOWN_TIMEOUT_MS with a few workspaces.
+   * SHUTDOWN_TIMEOUT_MS with a few workspaces. The registry is left after a registry round still
+   * under way (a round does not wait for it): its ZADD landing after the ZREM would count this
+   * holder as live for another lease lifetime.
    */
   async releaseAll(): Promise<void> {
     const held = [...this.held];
     this.held.clear();
     this.adopted.clear();
     this.freeSince.clear();
+    const leave = async () => {
+      await this.registryRound;
+      await this.redis.zrem(this.holder.registry, this.owner);
+    };
     await Promise.all([
       ...held.map((ws) => runLua(this.redis, RELEASE, [this.holder.key(ws)], [this.owner]).catch(() => {})),
-      this.redis.zrem(this.holder.registry, this.owner).catch(() => {}),
+      leave().catch(() => {}),
     ]);
   }
+}
+
+/**
+ * Resolves once `promise` settles or `ms` have passed, whichever comes first; `promise` itself goes
+ * on (its failure is its own to handle).
+ */
+export function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise.then(
+      () => {},
+      () => {},
+    ),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }
