@@ -59,8 +59,11 @@ export const CLOCK_SKEW_MS = 5_000;
 
 /**
  * The decision's time (`assignedAt`) against the log: a dispatch step reads Redis's clock, then
- * appends the event in the same step, so the event's position is at or after it (a stream id is
- * never below the clock); and it decides on the commands up to `basedOn`, appended before it.
+ * appends the event at that millisecond in the same step (`<ms>-*`; after the stream's last entry
+ * when that is later), so the event's position is at or after it on every Redis version (an
+ * automatic id takes the step's start time from Redis 7.2 on, which can be a millisecond before
+ * the step's TIME: test/routing/step-time-ids.test.ts); and it decides on the commands up to
+ * `basedOn`, appended before it.
  */
 function timeProblems(at: number, position: string, basedOn: unknown): string[] {
   const problems: string[] = [];

@@ -21,7 +21,8 @@ local MAX = tonumber(ARGV[1])
 --@include "json"
 --@include "time"
 
-local now = tonumber(ARGV[2]) or now_ms()
+local given = tonumber(ARGV[2])
+local now = given or now_ms()
 local named = ARGV[3] == '1'
 local ids = {}
 local due = redis.call('ZRANGE', K_TIMERS, '-inf', int(now), 'BYSCORE', 'LIMIT', 0, MAX, 'WITHSCORES')
@@ -46,7 +47,12 @@ for i = 1, #due, 2 do
   redis.call('ZREM', K_TIMERS, member)
   if type_ then
     local command_id = 'timer:' .. member .. ':' .. at
-    redis.call('XADD', K_COMMANDS, '*', 'type', type_, 'commandId', command_id, 'command', cjson.encode(command))
+    -- At the step's time by Redis's clock (xadd_at): never before the timer's due time.
+    if given then
+      redis.call('XADD', K_COMMANDS, '*', 'type', type_, 'commandId', command_id, 'command', cjson.encode(command))
+    else
+      xadd_at(K_COMMANDS, now, 'type', type_, 'commandId', command_id, 'command', cjson.encode(command))
+    end
     fired = fired + 1
     if named then ids[fired] = command_id end
   end

@@ -539,6 +539,8 @@ local made
 local served_queues, served_order
 
 local now, now_015, based_on, offer_timeout
+-- Whether `now` is Redis's clock (TIME), not a time given (tests): the events are appended at it.
+local own_clock
 -- The step's time budget (ARGV[7]) and when it began, in microseconds of Redis's clock
 -- (now_us; looked at every BUDGET_EVERY decisions: includes/time.lua).
 local BUDGET_US, STARTED_US
@@ -553,6 +555,7 @@ local function begin(ARGV)
   -- One read of the clock gives the decisions' time and the budget's start.
   local us = (not at or BUDGET_US > 0) and now_us() or nil
   now = at or math.floor(us / 1000)
+  own_clock = not at
   STARTED_US = BUDGET_US > 0 and us or nil
   now_015 = string.format('%015d', now)
   based_on = redis.call('HGET', K_META, 'applied') or '0-0'
@@ -654,7 +657,9 @@ local function assign(c, a, at_head, after)
   local env = { type = 'AssignmentMade', workspace = WORKSPACE, at = c.assignedAt, data = data,
     meta = { causationId = c._cmd, basedOn = based_on } }
   -- Nothing in it is raw JSON or an empty list: Redis's own encoder writes it.
-  redis.call('XADD', K_EVENTS, '*', 'type', 'AssignmentMade', 'event', cjson.encode(env))
+  local event = cjson.encode(env)
+  if own_clock then xadd_at(K_EVENTS, now, 'type', 'AssignmentMade', 'event', event)
+  else redis.call('XADD', K_EVENTS, '*', 'type', 'AssignmentMade', 'event', event) end
   made = made + 1
 end
 

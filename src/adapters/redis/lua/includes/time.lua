@@ -28,6 +28,18 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- Appends an entry to the stream `key` at `ms`, the step's time read with TIME (`<ms>-*`): its
+-- position is then at the millisecond the step decided at on every Redis, where an automatic id
+-- takes the time of the XADD itself on Redis 7.0 (after the step's TIME) and the time the step began
+-- from 7.2 on (before it: a decision a millisecond after its event's position, a timer appended a
+-- millisecond before its due time). After the stream's last entry, as an automatic id is, when that
+-- one is at a later millisecond (Redis's clock went back).
+local function xadd_at(key, ms, ...)
+  local id = redis.pcall('XADD', key, string.format('%d-*', ms), ...)
+  if type(id) == 'table' and id.err then return redis.call('XADD', key, '*', ...) end
+  return id
+end
+
 -- Microseconds since the epoch by Redis's clock: a step's time budget is measured by it.
 local function now_us()
   local t = redis.call('TIME')
