@@ -17,6 +17,7 @@ import type { RedisClient } from '../adapters/redis/scripts.ts';
 import { DiskArchive } from '../archive/store.ts';
 import { auditWorkspace } from '../audit/read.ts';
 import { type AuditReport, summaryOf } from '../audit/report.ts';
+import { decimalInteger } from '../domain/decimal.ts';
 import { comparePositions, Position } from '../domain/values.ts';
 import { plainFailure } from './plain-failure.ts';
 import {
@@ -58,6 +59,11 @@ meta.basedOn) and, at the end, the documents, routing index and lifecycle timers
                            eligible available agent at the end
   --no-state               do not compare the documents, the routing index and the timers, nor
                            the live interval projection's tallies
+  --idempotency-ttl-s <s>  how long the server remembers an Idempotency-Key: its IDEMPOTENCY_TTL_S
+                           (default $IDEMPOTENCY_TTL_S, else 86400; 60 to 2592000). A command
+                           appended within this long of the last one with its key is an
+                           idempotency violation; one appended later is a new request (the
+                           server's record had expired)
   --page-size <n>          stream entries per read (default 5000)
   --json                   print one JSON object (the summary and the first ${SHOWN} violations)
   --help                   this text
@@ -77,6 +83,8 @@ interface CliOptions {
   readonly idle: boolean;
   readonly state: boolean;
   readonly pageSize: number;
+  /** How long the server remembers an Idempotency-Key (its IDEMPOTENCY_TTL_S), in seconds. */
+  readonly idempotencyTtlS: number;
   readonly json: boolean;
   readonly archiveDir: string;
   /** Where archiveDir came from, for messages: the flag or the variable. */
@@ -96,6 +104,7 @@ function parseAuditArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliOpt
       idle: { type: 'boolean', default: false },
       'no-state': { type: 'boolean', default: false },
       'page-size': { type: 'string' },
+      'idempotency-ttl-s': { type: 'string' },
       'archive-dir': { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
@@ -122,6 +131,7 @@ function parseAuditArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliOpt
     min: 1,
     max: 100_000,
   });
+  const idempotencyTtlS = idempotencyTtlOf(values['idempotency-ttl-s'], env, check);
   const archiveDir = archiveDirOf(values['archive-dir'], env, check);
   check.done();
   return {
@@ -133,10 +143,32 @@ function parseAuditArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliOpt
     idle: values.idle ?? false,
     state: !values['no-state'],
     pageSize,
+    idempotencyTtlS,
     json: values.json ?? false,
     archiveDir,
     archiveSource: archiveSourceOf(values['archive-dir'], env),
   };
+}
+
+/** The server's range of IDEMPOTENCY_TTL_S (src/app/config.ts): 60 s to 30 days. */
+const IDEMPOTENCY_TTL_S = { integer: true, min: 60, max: 30 * 86_400 } as const;
+
+/**
+ * How long the server remembers an Idempotency-Key: --idempotency-ttl-s, else IDEMPOTENCY_TTL_S
+ * read as the server reads it (blank is unset, spaces around it dropped), else the server's default.
+ */
+function idempotencyTtlOf(value: string | undefined, env: NodeJS.ProcessEnv, check: OptionChecker): number {
+  const def = 86_400;
+  if (value !== undefined) return check.number('idempotency-ttl-s', value, def, IDEMPOTENCY_TTL_S);
+  const variable = env.IDEMPOTENCY_TTL_S?.trim();
+  if (!variable) return def;
+  const n = decimalInteger(variable);
+  const ok = n !== undefined && n >= IDEMPOTENCY_TTL_S.min && n <= IDEMPOTENCY_TTL_S.max;
+  check.check(
+    ok,
+    `IDEMPOTENCY_TTL_S (the default of --idempotency-ttl-s): must be an integer from ${IDEMPOTENCY_TTL_S.min} to ${IDEMPOTENCY_TTL_S.max}, in decimal digits (got "${variable}")`,
+  );
+  return ok ? n : def;
 }
 
 const n = (x: number) => x.toLocaleString('en-US');
@@ -250,6 +282,7 @@ async function main(): Promise<number> {
       idle: o.idle,
       compareState: o.state,
       pageSize: o.pageSize,
+      idempotencyTtlMs: o.idempotencyTtlS * 1000,
       archive: new DiskArchive(o.archiveDir),
       onProgress: (p) => {
         if (!bar) return;
