@@ -268,7 +268,14 @@ export class Dispatcher {
           this.log.debug({ workspace, err: err.message }, 'could not mark the workspace active');
         });
       };
+      /** The next due time the newest read gave (whether or not an alarm was set for it), and that read. */
+      let lastDue: number | undefined;
+      let lastDueRead = 0;
       const setAlarm = (nextDue: number | undefined, readNo: number): void => {
+        if (readNo >= lastDueRead) {
+          lastDue = nextDue;
+          lastDueRead = readNo;
+        }
         if (running()) {
           if (nextDue !== undefined && performance.now() - markedAt >= MARK_PENDING_EVERY_MS) markAside();
           else if (nextDue === undefined && markedUntil > performance.now()) markAside();
@@ -346,13 +353,15 @@ export class Dispatcher {
           timersAfter(nextDue, readNo);
         }
       } finally {
-        const alarmed = alarm !== undefined;
+        // A timer pending as the loop ends: an alarm set, or one the last step read while the loop
+        // was already ending (its lease gone while the step that made an offer ran: no alarm set).
+        const alarmed = alarm !== undefined || lastDue !== undefined;
         clearTimeout(alarm);
-        // Ending with a timer pending (a stop): marked until it, however long this process stays
-        // down; with none (gone idle), not marked again. Ending with an alarm set (an offer made,
-        // its lease lapsed or handed back): the workspace woken, so a dispatcher already blocked on
-        // it (the next holder) reads the timer and sets its own alarm, instead of hearing of it at
-        // its BZPOPMIN timeout. Bounded: a stop does not wait on a Redis that does not answer.
+        // Ending with a timer pending: marked until it, however long this process stays down (with
+        // none, gone idle, not marked again); and the workspace woken, so a dispatcher already
+        // blocked on it (the next holder, after a lease lapsed or handed back) reads the timer and
+        // sets its own alarm instead of hearing of it at its BZPOPMIN timeout. Bounded: a stop does
+        // not wait on a Redis that does not answer.
         let bound: NodeJS.Timeout | undefined;
         await Promise.race([
           Promise.all([
