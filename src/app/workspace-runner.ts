@@ -112,6 +112,7 @@ export class WorkspaceRunner {
         reading = undefined;
       }));
     const tick = async () => {
+      const started = performance.now();
       try {
         // With leases, the registry (one global key: on a cluster maybe on another master than the
         // workspaces') is waited for a quarter of a round at most: a master that does not answer
@@ -137,7 +138,12 @@ export class WorkspaceRunner {
           `cannot renew or take the workspace leases; retrying. ${redisAdvice(err)}`,
         );
       }
-      if (this.running) this.timer = setTimeout(round, every);
+      // Rounds start `every` apart, not `every` after the last one ended: a round held by a
+      // command that does not answer (a lease's master frozen: the look at a lease another holder
+      // has, a take, waits its command timeout) otherwise put the next renewals a round and a
+      // timeout (1 s + 2 s) after the last, a lease's lifetime, and every lease lapsed
+      // (test/workers/leases-slow-global.test.ts, another holder's lease hung).
+      if (this.running) this.timer = setTimeout(round, Math.max(0, every - (performance.now() - started)));
     };
     const round = () => {
       this.ticking = tick();

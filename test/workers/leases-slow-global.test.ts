@@ -36,6 +36,10 @@ function hangKeys(redis: RedisClient, keys: readonly string[], state: { on: bool
   const zrangebyscore = client.zrangebyscore!.bind(redis);
   client.zrangebyscore = (key: unknown, ...rest: unknown[]) =>
     hung(key) ? timedOut() : zrangebyscore(key, ...rest);
+  for (const name of ['exists', 'set', 'get']) {
+    const command = client[name]!.bind(redis);
+    client[name] = (key: unknown, ...rest: unknown[]) => (hung(key) ? timedOut() : command(key, ...rest));
+  }
   const pipeline = client.pipeline!.bind(redis);
   client.pipeline = (...args: unknown[]) => {
     const p = pipeline(...args) as Record<string, (...a: unknown[]) => unknown>;
@@ -61,9 +65,17 @@ interface Line {
 describe('dispatcher leases while the global keys do not answer', () => {
   const suite = suiteRedis();
 
-  async function hangFor(keys: readonly string[], hangMs: number) {
+  /**
+   * Four workspaces served by one keeper while `keys` hang for `hangMs`: none of their leases may
+   * lapse. With `otherHeld`, a fifth workspace's lease is held by another holder and that lease's
+   * key hangs too (its master frozen): the keeper's look at it waits each round.
+   */
+  async function hangFor(keys: readonly string[], hangMs: number, otherHeld = false) {
     const run = `${Date.now().toString(36)}-${keys.length}`;
     const workspaces = [1, 2, 3, 4].map((i) => `slow-global-${run}-${i}`);
+    const other = `slow-global-${run}-other`;
+    if (otherHeld) await suite.redis.set(workspaceKeys(other).lease, 'someone-else', 'PX', 120_000);
+    const hungKeys = otherHeld ? [...keys, workspaceKeys(other).lease] : keys;
     const lines: Line[] = [];
     const log = pino(
       { level: 'warn' },
@@ -71,7 +83,7 @@ describe('dispatcher leases while the global keys do not answer', () => {
     );
     const redis = suite.server.client();
     const state = { on: false };
-    hangKeys(redis, keys, state);
+    hangKeys(redis, hungKeys, state);
     let interrupted = 0;
     const loop = {
       run: async (_ws: string, running: () => boolean) => {
@@ -82,7 +94,7 @@ describe('dispatcher leases while the global keys do not answer', () => {
     // As the composition root wires them: LEASE_TTL_MS 3000, renewed and discovery every 1000.
     const keeper = new LeaseKeeper(redis, `slow-global-${run}`, log, { ttlMs: 3000, renewEveryMs: 1000 });
     const runner = new WorkspaceRunner(redis, loop, log, {
-      workspaces,
+      workspaces: otherHeld ? [...workspaces, other] : workspaces,
       discover: true,
       leases: keeper,
       discoverEveryMs: 1000,
@@ -116,7 +128,7 @@ describe('dispatcher leases while the global keys do not answer', () => {
         expect(during.some((l) => /cannot update the dispatcher registry/.test(l.msg))).toBe(true);
       expect(
         lapsed.map((l) => `${l.workspace}: ${l.msg.slice(0, 40)}`),
-        'leases lapsed or lost while only the global keys hung',
+        'leases lapsed or lost while those keys hung',
       ).toEqual([]);
       expect(interrupted, 'loops interrupted').toBe(0);
       expect([...notServed], 'workspaces not served at some point').toEqual([]);
@@ -135,5 +147,11 @@ describe('dispatcher leases while the global keys do not answer', () => {
 
   it('renews every lease in time while the workspace registry and the dispatcher registry do not answer', async () => {
     await hangFor([globalKeys.activeWorkspaces, globalKeys.dispatchers], 12_000);
+  }, 40_000);
+
+  it("renews every lease in time while the workspace registry and another holder's lease do not answer", async () => {
+    // A round that waits for the look at that lease (a command timeout) starts the next one at
+    // once, not a whole interval after it: renewals stay within a lease's lifetime.
+    await hangFor([globalKeys.activeWorkspaces], 12_000, true);
   }, 40_000);
 });
