@@ -42,9 +42,9 @@ const RELEASE = luaScript('leaseRelease', new URL('./lua/lease-release-1.lua', i
 
 /**
  * How much of a renewal interval a lease round waits for the registry of live holders before it
- * goes on with the last count: renewals are sent at the round's start, and the next round starts a
- * renewal interval after this one ends, so they stay well within a lease's lifetime (a third of it
- * by default) whatever the registry's master does.
+ * goes on with the last count: renewals are sent at the round's start, and rounds start a renewal
+ * interval apart (at once after one that took longer, held by a command timeout), so they stay
+ * within a lease's lifetime whatever the registry's master does.
  */
 const REGISTRY_WAIT = 0.25;
 
@@ -109,6 +109,20 @@ export class LeaseKeeper {
     this.registryRound ??= this.updateRegistry().finally(() => {
       this.registryRound = undefined;
     });
+    // Which of the others are free: one EXISTS each, all at once, sent with the renewals (a master
+    // that does not answer, holding one of this holder's leases and one of another's, costs the
+    // round one command timeout, not two one after the other: the renewals then stay within a
+    // lease's lifetime). Taking them with a SET NX each, one room's worth after the other, sent one
+    // SET per lease held by others every round (a keeper with room for one among 4,001
+    // workspaces: 2,000 in sequence, 700 ms; test/workers/leases-room.test.ts). One that cannot be
+    // read is not taken this round.
+    const look = (ws: string): Promise<'free' | 'held' | Error> =>
+      this.redis.exists(this.holder.key(ws)).then(
+        (n) => (n === 0 ? 'free' : 'held'),
+        (err: Error) => err,
+      );
+    const first = workspaces.filter((ws) => !this.held.has(ws));
+    const looking = Promise.all(first.map(look));
     // Every lease at once: a Redis (or a cluster master) that does not answer costs one command
     // timeout for the round, not one per workspace, so the other leases are renewed in time and
     // a stop waiting for the round ends within SHUTDOWN_TIMEOUT_MS. Idle ones are handed back.
@@ -121,33 +135,27 @@ export class LeaseKeeper {
     const share = Math.ceil(workspaces.length / this.alive);
     const own = [...this.held].filter((ws) => wanted.has(ws) && !this.adopted.has(ws));
     await Promise.all(own.slice(0, Math.max(0, own.length - share)).map((ws) => this.handBack(ws, lost)));
-    // Which of the others are free: one EXISTS each, all at once. Taking them with a SET NX each,
-    // one room's worth after the other, sent one SET per lease held by others every round (a
-    // keeper with room for one among 4,001 workspaces: 2,000 in sequence, 700 ms;
-    // test/workers/leases-room.test.ts). One that cannot be read is not taken this round.
-    const candidates = workspaces.filter((ws) => !this.held.has(ws));
-    const states = await Promise.all(
-      candidates.map((ws) =>
-        this.redis.exists(this.holder.key(ws)).then(
-          (n) => (n === 0 ? 'free' : 'held'),
-          (err: Error) => err,
-        ),
-      ),
-    );
+    // Those this round lost (a lease that lapsed is free again, taken back in the same round) are
+    // looked at now, their masters having just answered.
+    const looked = new Set(first);
+    const again = workspaces.filter((ws) => !this.held.has(ws) && !looked.has(ws));
+    const candidates = [...first, ...again];
+    const states = [...(await looking), ...(await Promise.all(again.map(look)))];
     for (const ws of this.freeSince.keys())
       if (!wanted.has(ws) || this.held.has(ws)) this.freeSince.delete(ws);
     const free: string[] = [];
     let unread: Error | undefined;
-    let unreadCount = 0;
+    const unreadOnes: string[] = [];
     candidates.forEach((ws, i) => {
       const state = states[i];
       if (state === 'free') free.push(ws);
       else if (state === 'held') this.freeSince.delete(ws);
       else {
         unread ??= state;
-        unreadCount++;
+        unreadOnes.push(ws);
       }
     });
+    const unreadCount = unreadOnes.length;
     // Free leases are taken up to the fair share, as many at once as there is room for, and again
     // for those another holder took meanwhile.
     let next = 0;
@@ -158,7 +166,7 @@ export class LeaseKeeper {
     }
     if (unread && this.held.size < share)
       this.log.warn(
-        { err: unread.message, leases: unreadCount },
+        { err: unread.message, leases: unreadCount, workspaces: unreadOnes.slice(0, 10) },
         `cannot tell whether ${unreadCount} ${this.holder.role} lease${unreadCount === 1 ? ' is' : 's are'} free; retrying. ${redisAdvice(unread)}`,
       );
     // Above the fair share a lease is taken only when it stayed free for a whole TTL: the other

@@ -36,6 +36,16 @@ function hangKeys(redis: RedisClient, keys: readonly string[], state: { on: bool
   const zrangebyscore = client.zrangebyscore!.bind(redis);
   client.zrangebyscore = (key: unknown, ...rest: unknown[]) =>
     hung(key) ? timedOut() : zrangebyscore(key, ...rest);
+  // A step on a hung key (a lease's renewal): sent as EVALSHA or FCALL.
+  const send = client.sendCommand!.bind(redis);
+  client.sendCommand = (command: unknown) => {
+    const c = command as { name: string; args: unknown[]; reject(e: Error): void; promise: Promise<unknown> };
+    if (['evalsha', 'eval', 'fcall'].includes(c.name) && c.args.some(hung)) {
+      setTimeout(() => c.reject(new Error('Command timed out')), COMMAND_TIMEOUT_MS);
+      return c.promise;
+    }
+    return send(command);
+  };
   for (const name of ['exists', 'set', 'get']) {
     const command = client[name]!.bind(redis);
     client[name] = (key: unknown, ...rest: unknown[]) => (hung(key) ? timedOut() : command(key, ...rest));
@@ -70,12 +80,19 @@ describe('dispatcher leases while the global keys do not answer', () => {
    * lapse. With `otherHeld`, a fifth workspace's lease is held by another holder and that lease's
    * key hangs too (its master frozen): the keeper's look at it waits each round.
    */
-  async function hangFor(keys: readonly string[], hangMs: number, otherHeld = false) {
+  async function hangFor(keys: readonly string[], hangMs: number, otherHeld = false, ownHung = false) {
     const run = `${Date.now().toString(36)}-${keys.length}`;
     const workspaces = [1, 2, 3, 4].map((i) => `slow-global-${run}-${i}`);
     const other = `slow-global-${run}-other`;
     if (otherHeld) await suite.redis.set(workspaceKeys(other).lease, 'someone-else', 'PX', 120_000);
-    const hungKeys = otherHeld ? [...keys, workspaceKeys(other).lease] : keys;
+    // With `ownHung`, the first workspace's lease (this keeper's) is on the frozen master too: it is
+    // not renewed meanwhile, and the other three must not lapse for it.
+    const hungKeys = [
+      ...keys,
+      ...(otherHeld ? [workspaceKeys(other).lease] : []),
+      ...(ownHung ? [workspaceKeys(workspaces[0]!).lease] : []),
+    ];
+    const healthy = ownHung ? workspaces.slice(1) : workspaces;
     const lines: Line[] = [];
     const log = pino(
       { level: 'warn' },
@@ -113,7 +130,9 @@ describe('dispatcher leases while the global keys do not answer', () => {
       }
       state.on = false;
       const during = lines.slice(from);
-      const lapsed = during.filter((l) => /lease (lapsed|lost)/.test(l.msg));
+      const lapsed = during.filter(
+        (l) => /lease (lapsed|lost)/.test(l.msg) && healthy.includes(String(l.workspace)),
+      );
       console.log(
         JSON.stringify({
           hung: keys,
@@ -123,17 +142,24 @@ describe('dispatcher leases while the global keys do not answer', () => {
         }),
       );
       // The hang took effect: the rounds met it.
-      expect(during.some((l) => /cannot read the workspace registry/.test(l.msg))).toBe(true);
+      if (keys.includes(globalKeys.activeWorkspaces))
+        expect(during.some((l) => /cannot read the workspace registry/.test(l.msg))).toBe(true);
+      if (otherHeld)
+        expect(during.some((l) => /cannot tell whether 1 dispatcher lease is free/.test(l.msg))).toBe(true);
+      if (ownHung) expect(during.some((l) => /cannot renew a dispatcher lease/.test(l.msg))).toBe(true);
       if (keys.includes(globalKeys.dispatchers))
         expect(during.some((l) => /cannot update the dispatcher registry/.test(l.msg))).toBe(true);
       expect(
         lapsed.map((l) => `${l.workspace}: ${l.msg.slice(0, 40)}`),
         'leases lapsed or lost while those keys hung',
       ).toEqual([]);
-      expect(interrupted, 'loops interrupted').toBe(0);
-      expect([...notServed], 'workspaces not served at some point').toEqual([]);
-      const holders = await Promise.all(workspaces.map((ws) => suite.redis.get(workspaceKeys(ws).lease)));
-      expect(holders).toEqual(workspaces.map(() => `slow-global-${run}`));
+      if (!ownHung) expect(interrupted, 'loops interrupted').toBe(0);
+      expect(
+        [...notServed].filter((ws) => healthy.includes(ws)),
+        'workspaces not served at some point',
+      ).toEqual([]);
+      const holders = await Promise.all(healthy.map((ws) => suite.redis.get(workspaceKeys(ws).lease)));
+      expect(holders).toEqual(healthy.map(() => `slow-global-${run}`));
     } finally {
       state.on = false;
       await runner.stop();
@@ -153,5 +179,11 @@ describe('dispatcher leases while the global keys do not answer', () => {
     // A round that waits for the look at that lease (a command timeout) starts the next one at
     // once, not a whole interval after it: renewals stay within a lease's lifetime.
     await hangFor([globalKeys.activeWorkspaces], 12_000, true);
+  }, 40_000);
+
+  it("renews the other leases in time while one of its own leases and another holder's do not answer (one master frozen)", async () => {
+    // The renewals and the looks at other holders' leases go out together: the round waits one
+    // command timeout, not two one after the other.
+    await hangFor([], 12_000, true, true);
   }, 40_000);
 });
