@@ -268,7 +268,10 @@ export class Dispatcher {
           this.log.debug({ workspace, err: err.message }, 'could not mark the workspace active');
         });
       };
-      /** The next due time the newest read gave (whether or not an alarm was set for it), and that read. */
+      /**
+       * The next due time the newest read that set or cleared the alarm gave (whether or not an
+       * alarm was set for it), and that read. (A read that found a timer due now runs the clock.)
+       */
       let lastDue: number | undefined;
       let lastDueRead = 0;
       const setAlarm = (nextDue: number | undefined, readNo: number): void => {

@@ -204,7 +204,9 @@ async function settle(ws: string, subs: readonly Sub[], quietMs = 400): Promise<
       }
       return Date.now() - since >= quietMs && subs.every((s) => s.last === last);
     },
-    { timeoutMs: 20_000, everyMs: 20 },
+    // Long enough for 48 subscribers replaying a heavy history on a loaded machine (one took
+    // over 20 s at load 8); a subscriber that missed an event never catches up.
+    { timeoutMs: 45_000, everyMs: 20 },
   );
   return last;
 }
@@ -372,7 +374,7 @@ describe('live feed', () => {
     await Promise.all(all.map((s) => s.close()));
     await subscribed(main, 0);
     await subscribed(apiOnly, 0);
-  });
+  }, 120_000);
 
   it('(c) type= and agent= filters', async () => {
     const ws = WS.filters;

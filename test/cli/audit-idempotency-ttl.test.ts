@@ -75,6 +75,13 @@ describe('npm run audit --idempotency-ttl-s', () => {
     expect(run.stdout).toContain(`Idempotency-Key \\"register-again\\" appended again (first at ${first}-0)`);
   });
 
+  it('--idempotency-ttl-s 120 (a lifetime longer than the 61 s between them): the second command is a double apply, exit 1', async () => {
+    // Seconds, not milliseconds: 120 ms would take it for a new request.
+    const run = await audit(['--idempotency-ttl-s', '120']);
+    expect(run.code, run.stderr).toBe(1);
+    expect(kindsOf(run.stdout)).toEqual(['idempotency']);
+  });
+
   it("refuses a lifetime out of the server's range, or not a number, with exit 2 naming the option", async () => {
     const runs = await Promise.all(
       ['59', 'abc', '2592001', '1e3'].map(async (got) => ({

@@ -4,8 +4,9 @@
  * nobody, and the loop's end cleared the alarm. Another dispatcher already blocked on the
  * workspace's wake set (two holders overlap while a lapsed lease is found out, or a surplus lease
  * is handed back before its loop is interrupted) heard of the timer only at its BZPOPMIN timeout
- * (wakeTimeoutS, 5 s): the offer expired seconds late. A loop that ends with an alarm set wakes
- * the workspace, so the next holder reads the timer and sets its own.
+ * (wakeTimeoutS, 5 s): the offer expired seconds late. A loop that ends with a timer pending (an
+ * alarm set, or a due time its last step read while the loop was already ending) wakes the
+ * workspace, so the next holder reads the timer and sets its own.
  */
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
