@@ -7,12 +7,20 @@ import { projectPending } from '../../src/projections/projector.ts';
 import { waitFor } from './wait.ts';
 
 /**
+ * Appends commands as the API does, then runs the projector's steps on them until none is left
+ * (the dispatcher's not: a test runs it, or its own Dispatcher does).
+ */
+export async function sendProjected(redis: RedisClient, ws: string, ...commands: Command[]): Promise<void> {
+  for (const command of commands) await appendCommand(redis, { workspace: ws, command });
+  await projectPending(redis, ws);
+}
+
+/**
  * Appends commands as the API does, then runs the production steps until nothing is left: the
  * projector's on the commands, the dispatcher's on what they queued (no workers running).
  */
 export async function sendAndSettle(redis: RedisClient, ws: string, ...commands: Command[]): Promise<void> {
-  for (const command of commands) await appendCommand(redis, { workspace: ws, command });
-  await projectPending(redis, ws);
+  await sendProjected(redis, ws, ...commands);
   await dispatchPending(redis, ws);
 }
 

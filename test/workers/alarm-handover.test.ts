@@ -10,12 +10,12 @@
  */
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { Dispatcher } from '../../src/dispatcher/dispatcher.ts';
 import type { Command } from '../../src/domain/commands.ts';
-import { ensureGroup, projectPending } from '../../src/projections/projector.ts';
+import { ensureGroup } from '../../src/projections/projector.ts';
 import { plainSettings } from '../support/positions.ts';
+import { sendProjected } from '../support/projector.ts';
 import { suiteRedis } from '../support/redis.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -31,10 +31,7 @@ describe("an offer's alarm when the loop that made it ends", () => {
     async (_, duringStep) => {
       const ws = `alarm-handover-${Date.now().toString(36)}`;
       const k = workspaceKeys(ws);
-      const send = async (...commands: Command[]) => {
-        for (const command of commands) await appendCommand(suite.redis, { workspace: ws, command });
-        await projectPending(suite.redis, ws);
-      };
+      const send = (...commands: Command[]) => sendProjected(suite.redis, ws, ...commands);
       await ensureGroup(suite.redis, ws);
       await send(
         plainSettings({ offerTimeoutMs: 1000 }),
