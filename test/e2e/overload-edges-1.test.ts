@@ -21,7 +21,9 @@ import { sleep, waitFor } from '../support/wait.ts';
 const N = Number(process.env.OVERLOAD_COMMANDS ?? 600);
 const COMMAND_TIMEOUT_MS = 1000;
 const QUERY_TIMEOUT_MS = 1000;
-const SLACK_MS = 1500;
+// Room for a loaded machine on top of the waits (a run at load 8 took 48 ms past 1,500 on the
+// burst's slowest 202); a request held until the projector continues would take many seconds.
+const SLACK_MS = 2500;
 
 let redis: TestRedis;
 let admin: RedisClient;
