@@ -244,9 +244,14 @@ export class Simulator {
 
   private recordError(what: string, r: HttpResult & { ok: false }): void {
     const key = String(r.status);
+    this.countError(key);
+    if (this.errorSamples.length < 10) this.errorSamples.push(`${what}: ${key} ${r.detail}`);
+  }
+
+  /** One error of the run, under `key` (a status, `timeout`, `internal`). */
+  private countError(key: string): void {
     this.errorsByStatus[key] = (this.errorsByStatus[key] ?? 0) + 1;
     this.errors++;
-    if (this.errorSamples.length < 10) this.errorSamples.push(`${what}: ${key} ${r.detail}`);
   }
 
   /**
@@ -329,8 +334,7 @@ export class Simulator {
       this.lastLiveFailure = err.message;
       return;
     }
-    this.errorsByStatus.internal = (this.errorsByStatus.internal ?? 0) + 1;
-    this.errors++;
+    this.countError('internal');
     if (this.errorSamples.length < 10)
       this.errorSamples.push(`live feed: ${e.type} at ${e.position} failed to be handled: ${err.message}`);
   }
@@ -338,8 +342,7 @@ export class Simulator {
   /** A step that fails unexpectedly is counted as an error, never left as an unhandled rejection. */
   private safely(what: string, step: Promise<void>): void {
     step.catch((err: Error) => {
-      this.errorsByStatus.internal = (this.errorsByStatus.internal ?? 0) + 1;
-      this.errors++;
+      this.countError('internal');
       if (this.errorSamples.length < 10) this.errorSamples.push(`${what}: ${err.message}`);
     });
   }
@@ -793,8 +796,7 @@ export class Simulator {
         : how === 'unfinished'
           ? `the log was not read to its end within the drain's ${s}`
           : `GET /events answered ${key} (${how.detail})${retryable(how) ? `, its last try within the drain's ${s}` : ''}`;
-    this.errorsByStatus[key] = (this.errorsByStatus[key] ?? 0) + 1;
-    this.errors++;
+    this.countError(key);
     this.errorSamples.push(
       `drain: ${why}, so the counts may be short of the log's: the events after ${after} were not counted ` +
         `(read them with GET ${this.http.base}${this.wsPath}/events?after=${after} once Switchboard answers, or run again)`,
