@@ -75,6 +75,17 @@ function contactBefore(a: ContactSlot, b: ContactSlot): boolean {
   return a.priority > b.priority || (a.priority === b.priority && seqBefore(a, b));
 }
 
+/** A queued contact kept apart (`RoutingGroups.apart`). */
+interface Apart {
+  readonly slot: ContactSlot;
+  /** The group of its skill set and channel: its servers are the agents that may take it. */
+  readonly group: ContactGroup;
+  /** The agents it is not offered to (`lastExcluded`). */
+  readonly excluded: ReadonlySet<string>;
+  /** While it waits for them: the only agents that may take it. */
+  readonly preferred: readonly string[] | undefined;
+}
+
 class AgentGroup {
   readonly heap: AgentSlot[] = [];
   live = 0;
@@ -185,7 +196,7 @@ export class RoutingGroups {
    * agents of a group no longer all serve them, so they are kept apart and looked at one by one
    * (they are few: each needs an agent to have turned it down).
    */
-  private readonly apart = new Map<string, { contact: Contact; slot: ContactSlot }>();
+  private readonly apart = new Map<string, Apart>();
 
   /** The groups of a whole state (for a replay that starts from a snapshot, and for tests). */
   static of(ws: Workspace): RoutingGroups {
@@ -265,8 +276,13 @@ export class RoutingGroups {
     }
     if ((contact.excluded !== undefined && contact.excluded.length > 0) || contact.preferred !== undefined) {
       this.removeContact(contact.id);
-      const slot = slotOf(contact);
-      this.apart.set(contact.id, { contact, slot });
+      const channel = channelOf(contact);
+      this.apart.set(contact.id, {
+        slot: slotOf(contact),
+        group: this.contactGroup(`${channel}|${nameOf(contact.skills)}`, contact.skills, channel),
+        excluded: new Set(lastExcluded(contact.excluded)),
+        preferred: contact.preferred?.agents,
+      });
       return;
     }
     this.apart.delete(contact.id);
@@ -309,24 +325,27 @@ export class RoutingGroups {
         bestAgent = laa;
       }
     }
-    for (const { contact, slot } of this.apart.values()) {
+    for (const { slot, group, excluded, preferred } of this.apart.values()) {
       if (best && !contactBefore(slot, best)) continue;
-      const channel = channelOf(contact);
-      const group = this.contactGroup(`${channel}|${nameOf(contact.skills)}`, contact.skills, channel);
-      const excluded = new Set(lastExcluded(contact.excluded));
-      const only = contact.preferred ? new Set(contact.preferred.agents) : undefined;
       let laa: AgentSlot | undefined;
       let laaScore = 0;
-      for (const server of group.servers) {
-        const score = this.scoreOf(group, server);
-        for (const s of server.heap)
-          if (
-            this.agents.get(s.key)?.slot === s &&
-            !excluded.has(s.id) &&
-            (!only || only.has(s.id)) &&
-            (!laa || this.beats(s, score, laa, laaScore))
-          )
-            [laa, laaScore] = [s, score];
+      if (preferred) {
+        // Only its preferred agents (at most MAX_PREFERRED): their own slots, looked up.
+        for (const id of preferred) {
+          if (excluded.has(id)) continue;
+          for (const key of this.seats.get(id) ?? []) {
+            const cur = this.agents.get(key);
+            if (!cur || !serves(cur.group, group)) continue;
+            const score = this.scoreOf(group, cur.group);
+            if (!laa || this.beats(cur.slot, score, laa, laaScore)) [laa, laaScore] = [cur.slot, score];
+          }
+        }
+      } else {
+        for (const server of group.servers) {
+          const top = this.firstAllowed(server, excluded);
+          const score = this.scoreOf(group, server);
+          if (top && (!laa || this.beats(top, score, laa, laaScore))) [laa, laaScore] = [top, score];
+        }
       }
       if (laa) {
         best = slot;
@@ -378,6 +397,48 @@ export class RoutingGroups {
       if (!top || this.agents.get(top.key)?.slot === top) return top;
       g.pop();
     }
+  }
+
+  /**
+   * A group's first live slot in its order whose agent is not in `excluded`: the heap walked best
+   * first from its root, so it looks at the slots ahead of that one (at most the excluded agents
+   * and stale slots) and their children, not the whole group.
+   */
+  private firstAllowed(g: AgentGroup, excluded: ReadonlySet<string>): AgentSlot | undefined {
+    const h = g.heap;
+    if (h.length === 0) return undefined;
+    const before = (i: number, j: number) => agentBefore(h[i]!, h[j]!, g.leastOccupied);
+    // A binary heap of heap indices, ordered as the slots they hold.
+    const open: number[] = [0];
+    while (open.length > 0) {
+      const i = open[0]!;
+      const last = open.pop()!;
+      if (open.length > 0) {
+        open[0] = last;
+        for (let p = 0; ; ) {
+          const l = 2 * p + 1;
+          let m = p;
+          if (l < open.length && before(open[l]!, open[m]!)) m = l;
+          if (l + 1 < open.length && before(open[l + 1]!, open[m]!)) m = l + 1;
+          if (m === p) break;
+          [open[p], open[m]] = [open[m]!, open[p]!];
+          p = m;
+        }
+      }
+      const s = h[i]!;
+      if (this.agents.get(s.key)?.slot === s && !excluded.has(s.id)) return s;
+      for (const c of [2 * i + 1, 2 * i + 2]) {
+        if (c >= h.length) continue;
+        open.push(c);
+        for (let k = open.length - 1; k > 0; ) {
+          const p = (k - 1) >> 1;
+          if (!before(open[k]!, open[p]!)) break;
+          [open[k], open[p]] = [open[p]!, open[k]!];
+          k = p;
+        }
+      }
+    }
+    return undefined;
   }
 
   private contactHead(g: ContactGroup): ContactSlot | undefined {
