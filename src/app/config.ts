@@ -27,6 +27,7 @@ import {
   type Retention,
 } from '../archive/retention.ts';
 import { decimalInteger } from '../domain/decimal.ts';
+import { IDEMPOTENCY_TTL_S } from '../domain/values.ts';
 
 export type Role = 'api' | 'projector' | 'dispatcher' | 'archiver';
 export const ROLES: readonly Role[] = ['api', 'projector', 'dispatcher', 'archiver'];
@@ -269,7 +270,7 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
   },
   {
     name: 'IDEMPOTENCY_TTL_S',
-    default: '86400',
+    default: String(IDEMPOTENCY_TTL_S.default),
     description: 'How long an Idempotency-Key is remembered, seconds.',
   },
   {
@@ -893,7 +894,12 @@ export function parseConfig(env: NodeJS.ProcessEnv): Checked<Config> {
           ? undefined
           : `must be host:port (port 1..65535), [IPv6 address]:port or auto (got "${a}"${problem ? `, ${problem}` : ''})`;
       }),
-      idempotencyTtlS: v.int('IDEMPOTENCY_TTL_S', 86_400, 60, 30 * 86_400),
+      idempotencyTtlS: v.int(
+        'IDEMPOTENCY_TTL_S',
+        IDEMPOTENCY_TTL_S.default,
+        IDEMPOTENCY_TTL_S.min,
+        IDEMPOTENCY_TTL_S.max,
+      ),
       deadConsumerIdleMs: v.int('DEAD_CONSUMER_IDLE_MS', 600_000, 1000, 7 * 86_400_000),
       liveMaxBufferedBytes: v.int('LIVE_MAX_BUFFERED_BYTES', 8 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
       liveMaxHeldEvents: v.int('LIVE_MAX_HELD_EVENTS', 10_000, 1, 1_000_000),

@@ -1,6 +1,6 @@
 import { IntervalStats, loggedEventOf } from '../domain/intervals.ts';
 import type { Fact } from '../domain/model.ts';
-import { POSITION_PATTERN } from '../domain/values.ts';
+import { IDEMPOTENCY_TTL_S, POSITION_PATTERN } from '../domain/values.ts';
 import { accessProblem } from './access.ts';
 import { checkDecision, replayAssignment, showPair } from './assignments.ts';
 import { type Expected, expectedOf } from './command-replay.ts';
@@ -169,7 +169,10 @@ export class Auditor {
     private readonly opts: AuditOptions = {},
   ) {
     this.violations = new Violations(opts.after, opts.keep ?? 1000);
-    this.keys = new IdempotencyKeys((...v) => this.flag(...v), opts.idempotencyTtlMs ?? 86_400_000);
+    this.keys = new IdempotencyKeys(
+      (...v) => this.flag(...v),
+      opts.idempotencyTtlMs ?? IDEMPOTENCY_TTL_S.default * 1000,
+    );
     this.intervals =
       opts.intervalServiceLevelMs === undefined ? undefined : new IntervalStats(opts.intervalServiceLevelMs);
   }

@@ -18,7 +18,7 @@ import { DiskArchive } from '../archive/store.ts';
 import { auditWorkspace } from '../audit/read.ts';
 import { type AuditReport, summaryOf } from '../audit/report.ts';
 import { decimalInteger } from '../domain/decimal.ts';
-import { comparePositions, Position } from '../domain/values.ts';
+import { comparePositions, IDEMPOTENCY_TTL_S, Position } from '../domain/values.ts';
 import { plainFailure } from './plain-failure.ts';
 import {
   archiveDirOf,
@@ -150,16 +150,18 @@ function parseAuditArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliOpt
   };
 }
 
-/** The server's range of IDEMPOTENCY_TTL_S (src/app/config.ts): 60 s to 30 days. */
-const IDEMPOTENCY_TTL_S = { integer: true, min: 60, max: 30 * 86_400 } as const;
-
 /**
  * How long the server remembers an Idempotency-Key: --idempotency-ttl-s, else IDEMPOTENCY_TTL_S
  * read as the server reads it (blank is unset, spaces around it dropped), else the server's default.
  */
 function idempotencyTtlOf(value: string | undefined, env: NodeJS.ProcessEnv, check: OptionChecker): number {
-  const def = 86_400;
-  if (value !== undefined) return check.number('idempotency-ttl-s', value, def, IDEMPOTENCY_TTL_S);
+  const def = IDEMPOTENCY_TTL_S.default;
+  if (value !== undefined)
+    return check.number('idempotency-ttl-s', value, def, {
+      integer: true,
+      min: IDEMPOTENCY_TTL_S.min,
+      max: IDEMPOTENCY_TTL_S.max,
+    });
   const variable = env.IDEMPOTENCY_TTL_S?.trim();
   if (!variable) return def;
   const n = decimalInteger(variable);

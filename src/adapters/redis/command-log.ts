@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { stringify as stableStringify } from 'safe-stable-stringify';
 import type { Command } from '../../domain/commands.ts';
+import { IDEMPOTENCY_TTL_S } from '../../domain/values.ts';
 import { globalKeys, workspaceKeys } from './keys.ts';
 import { redisClockNow } from './redis-clock.ts';
 import { luaScript, type RedisClient, runLua } from './scripts.ts';
@@ -142,7 +143,7 @@ export function stepAppend(req: AppendRequest, commandId = req.commandId ?? rand
     commandId,
     idempotencyKey: req.idempotencyKey ?? '',
     fingerprint: req.fingerprint ?? '',
-    idempotencyTtlS: req.idempotencyTtlS ?? 86_400,
+    idempotencyTtlS: req.idempotencyTtlS ?? IDEMPOTENCY_TTL_S.default,
   };
 }
 
@@ -197,7 +198,7 @@ export async function appendCommand(
         JSON.stringify(rest),
         idem,
         fingerprint,
-        req.idempotencyTtlS ?? 86_400,
+        req.idempotencyTtlS ?? IDEMPOTENCY_TTL_S.default,
         req.requestId ?? '',
         attributes === undefined ? '' : JSON.stringify(attributes),
         req.keyId ?? '',
