@@ -4,7 +4,7 @@
  * applied it, so the request is answered from the step's own reply rather than a read of the
  * outcome stream: the same text the outcome entry holds. A command the step appended but did not
  * reach (past its batch) has no outcome in the answer, and a repeat of an Idempotency-Key answers
- * as before.
+ * as before (in the same step too).
  */
 import { describe, expect, it } from 'vitest';
 import { type StepAppend, stepAppend } from '../../src/adapters/redis/command-log.ts';
@@ -87,5 +87,21 @@ describe("the projector step's answers to the commands it appends", () => {
     expect(again[0]![1]).toBe(first.commandId);
     expect(again[0]![2]).toBe(1);
     expect(again[0]![4]).toBe(texts.get(first.commandId));
+  });
+
+  it('answers both requests of one key in one step with the outcome of the one command appended', async () => {
+    // Two requests with one Idempotency-Key in the same tick (a client's retry racing its first
+    // try): one command appended, and each request answered from the step, the first as the second.
+    const ws = `so-${run}-c`;
+    await ensureGroup(suite.redis, ws);
+    const command: Command = { type: 'QueueContact', contactId: 'c1', skills: ['k'], priority: 0 };
+    const first = cmd(ws, command, 'key-2');
+    const answers = await stepWith(ws, [first, cmd(ws, command, 'key-2')]);
+    const texts = await outcomeTexts(ws);
+    expect(texts.size).toBe(1);
+    expect(answers.map((a) => a[1])).toEqual([first.commandId, first.commandId]);
+    expect(answers.map((a) => a[2])).toEqual([0, 1]);
+    expect(answers[0]![4], 'the first request').toBe(texts.get(first.commandId));
+    expect(answers[1]![4], 'the second request').toBe(texts.get(first.commandId));
   });
 });

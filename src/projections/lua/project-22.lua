@@ -991,8 +991,9 @@ local function appends_over(ARGV, n)
 end
 
 -- The commands ARGV[9] announces, appended in order; returns their answers, the index of the
--- first delivered entry, and the answers still without an outcome by command id (run fills in
--- the outcome of each it applies: the caller answers its request from the step's reply).
+-- first delivered entry, and the answers still without an outcome by command id, a list each (run
+-- fills in the outcome of each it applies: the caller answers its request from the step's reply;
+-- two requests of one Idempotency-Key in one step both name the one command appended).
 local function append_commands(ARGV)
   local last = 9 + (tonumber(ARGV[9]) or 0)
   local answers, open = {}, {}
@@ -1012,14 +1013,17 @@ local function append_commands(ARGV)
       answer = { position, command_id, 0, fingerprint, '' }
     end
     answers[#answers + 1] = answer
-    if answer[5] == '' then open[answer[2]] = answer end
+    if answer[5] == '' then
+      local waiting = open[answer[2]]
+      if waiting then waiting[#waiting + 1] = answer else open[answer[2]] = { answer } end
+    end
     i = i + 5 + k
   end
   return answers, last + 1, open
 end
 
 -- Applies the commands after the checkpoint (see the header for what it returns). `open`: the
--- answers of the commands this step appended, by command id, whose outcome each takes here.
+-- answers of the commands this step appended, by command id (a list each), whose outcome each takes here.
 local function run(ARGV, first_delivered, open)
   local checkpoint = redis.call('HGET', K_META, 'applied') or '0-0'
   local last_outcome
@@ -1069,8 +1073,8 @@ local function run(ARGV, first_delivered, open)
       end
       last_outcome = redis.call('XADD', K_OUTCOMES, 'MAXLEN', '~', OUTCOME_KEEP, '*', 'commandId', f.commandId or '',
         'position', pos, 'outcome', text)
-      local answer = open and f.commandId and open[f.commandId]
-      if answer then answer[5] = text end
+      local waiting = open and f.commandId and open[f.commandId]
+      if waiting then for _, answer in ipairs(waiting) do answer[5] = text end end
       local rec = f.idempotencyKey and redis.call('HGET', K_IDEM, f.idempotencyKey)
       local r = rec and cjson.decode(rec)
       -- An expired key reused before this entry applied names a newer command: leave that record be.
@@ -1138,7 +1142,7 @@ local function step(KEYS, ARGV)
   local ok, result = pcall(run, ARGV, first_delivered, open)
   if not ok then
     -- Nothing of the failed run is an outcome: the loop applies the commands later.
-    for _, answer in pairs(open) do answer[5] = '' end
+    for _, waiting in pairs(open) do for _, answer in ipairs(waiting) do answer[5] = '' end end
     return { -1, '', 0, {}, appended, type(result) == 'table' and (result.err or '?') or tostring(result) }
   end
   result[5] = appended
