@@ -60,7 +60,7 @@ meta.basedOn) and, at the end, the documents, routing index and lifecycle timers
   --no-state               do not compare the documents, the routing index and the timers, nor
                            the live interval projection's tallies
   --idempotency-ttl-s <s>  how long the server remembers an Idempotency-Key: its IDEMPOTENCY_TTL_S
-                           (default $IDEMPOTENCY_TTL_S, else 86400; 60 to 2592000). A command
+                           (default $IDEMPOTENCY_TTL_S, else ${IDEMPOTENCY_TTL_S.default}; ${IDEMPOTENCY_TTL_S.min} to ${IDEMPOTENCY_TTL_S.max}). A command
                            appended within this long of the last one with its key is an
                            idempotency violation; one appended later is a new request (the
                            server's record had expired)

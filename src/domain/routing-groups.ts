@@ -192,9 +192,11 @@ export class RoutingGroups {
   /** Contact groups with at least one queued contact. */
   private readonly queued = new Set<ContactGroup>();
   /**
-   * Queued contacts some agents may no longer be offered (they rejected it or let it expire): the
-   * agents of a group no longer all serve them, so they are kept apart and looked at one by one
-   * (they are few: each needs an agent to have turned it down).
+   * Queued contacts some agents may no longer be offered (they rejected it or let it expire), or
+   * that only their preferred agents may take while they wait for them: the agents of a group no
+   * longer all serve them, so they are kept apart and looked at one by one. Each costs its own
+   * agents (its preferred ones, looked up), or the slots ahead of its first agent left in each group
+   * that serves it (`firstAllowed`), not the whole group.
    */
   private readonly apart = new Map<string, Apart>();
 

@@ -28,13 +28,13 @@ export const Skill = withMessage(
   patterned('Skill', SKILL_PATTERN, 1, 64),
   '1..64 characters of [A-Za-z0-9._-]',
 );
-/** The largest part of a stream position: Redis keeps both as unsigned 64-bit integers. */
 /**
  * How long an Idempotency-Key is remembered, seconds: the server's IDEMPOTENCY_TTL_S (its default
  * and range), which the auditor holds keys to.
  */
 export const IDEMPOTENCY_TTL_S = { default: 86_400, min: 60, max: 30 * 86_400 } as const;
 
+/** The largest part of a stream position: Redis keeps both as unsigned 64-bit integers. */
 export const MAX_POSITION_PART = 18_446_744_073_709_551_615n;
 export const MAX_POSITION = `${MAX_POSITION_PART}-${MAX_POSITION_PART}`;
 
