@@ -28,6 +28,7 @@ const WS = {
   slow: 'api-live-g',
   behind: 'api-live-h',
   paced: 'api-live-i',
+  pacedLive: 'api-live-i2',
 } as const;
 
 interface Envelope {
@@ -761,6 +762,63 @@ describe('a replay larger than the send limit', () => {
       });
       expect(closed).toBeUndefined();
       expect(sub.positions).toEqual(want);
+      await closeAll(own, [sub]);
+    } finally {
+      await own.stop();
+    }
+  });
+});
+
+describe('a replay whose last page fills the send buffer', () => {
+  it('(i2) hands over to live events once the reader has taken the replay, not closed 1013', async () => {
+    const ws = WS.pacedLive;
+    // A 64 KiB limit and a history of one page (480 events of 15 KB: 7.2 MB, more than the kernel's
+    // buffers take); a live event comes once the replay has written its last page, while the
+    // reader has not read it yet. The replay's bytes still buffered are not the live events'.
+    const own = await startSwitchboard(
+      loadConfig(env({ ROLES: 'api', LIVE_MAX_BUFFERED_BYTES: String(64 * 1024) })),
+      log,
+    );
+    try {
+      await command(ws, 'POST', '/contacts', {
+        id: 'paced-live',
+        skills: ['nobody'],
+        attributes: { notes: 'n'.repeat(15_000) },
+      });
+      const key = workspaceKeys(ws).events;
+      const [queued] = (await main.redis.xrange(key, '-', '+')).filter((e) => e[1].includes('ContactQueued'));
+      expect(queued).toBeDefined();
+      const copies = main.redis.pipeline();
+      for (let i = 0; i < 479; i++) copies.xadd(key, '*', ...queued![1]);
+      await copies.exec();
+
+      const sub = new Sub(new WebSocket(liveUrl(own, ws, 'after=0-0')));
+      opened.push(sub);
+      await sub.open;
+      sub.socket.pause();
+      const full = () => [...own.api!.websocketServer.clients].some((c) => c.bufferedAmount > 64 * 1024);
+      await waitFor('the replay written past the limit', full, { everyMs: 20 });
+      await sleep(300);
+      await command(ws, 'POST', '/contacts', { id: 'live-after-replay', skills: ['nobody'] });
+      await sleep(700);
+      const closing = [...own.api!.websocketServer.clients].filter((c) => c.readyState !== WebSocket.OPEN);
+      expect(closing.length, 'the feed was closed while its reader paused').toBe(0);
+      sub.socket.resume();
+      const want = await streamPositions(ws);
+      let closed: { code: number; reason: string } | undefined;
+      void sub.closed.then((c) => {
+        closed = c;
+      });
+      await waitFor(
+        'the history and the live event',
+        () => closed !== undefined || sub.last === want[want.length - 1],
+        {
+          everyMs: 20,
+        },
+      );
+      expect(closed).toBeUndefined();
+      expect(sub.positions).toEqual(want);
+      expect(sub.events.map((e) => e.data.id)).toContain('live-after-replay');
       await closeAll(own, [sub]);
     } finally {
       await own.stop();

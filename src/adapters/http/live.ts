@@ -423,12 +423,15 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
             { position, err: why.message },
             `event stream entry is not an event; skipped. ${FOREIGN_EVENT}`,
           );
+        // Paced by the reader: a page is read once what was sent is half gone. A reader that stops
+        // for good is ended by the ping below; live events held meanwhile are capped.
+        const drained = async (): Promise<void> => {
+          while (socket.bufferedAmount > maxBufferedBytes / 2 && socket.readyState === socket.OPEN)
+            await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
+        };
         try {
           for (;;) {
-            // Paced by the reader: a page is read once what was sent is half gone. A reader that
-            // stops for good is ended by the ping below; live events held meanwhile are capped.
-            while (socket.bufferedAmount > maxBufferedBytes / 2 && socket.readyState === socket.OPEN)
-              await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
+            await drained();
             if (socket.readyState !== socket.OPEN) break;
             const page = await history(ws, last, 500);
             sendAll(
@@ -437,6 +440,9 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
             );
             if (page.length < 500 || socket.readyState !== socket.OPEN) break;
           }
+          // The last page is the replay's too: live events are held to the limit once the reader
+          // has taken it (a page of large events alone can pass the limit).
+          await drained();
         } catch (err) {
           closeFailed(err, 'replay');
           return;
