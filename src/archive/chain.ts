@@ -3,7 +3,8 @@ import { before, type DecodedSegment, GENESIS_HASH, type LogStream, parseSegment
 /**
  * The archive's mark in Redis, one per stream (field `commands` or `events` of the workspace's
  * `archive` hash): the last segment whose entries were trimmed from the stream. It is written in
- * the same MULTI as the trim, so "trimmed up to `last`" and the mark never disagree. The archiver
+ * the same Lua step as the trim (lua/trim-mark-2.lua, which first checks the stream's entry at the
+ * segment's last position against it), so "trimmed up to `last`" and the mark never disagree. The archiver
  * derives what is archived from the segments; the mark is what lets it (and the auditor) see a
  * segment that went missing or was replaced after its entries left Redis.
  */

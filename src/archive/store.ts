@@ -74,9 +74,16 @@ export function workspaceFolder(workspace: string): string {
  * exists, so a segment is never replaced) and the directory fsync'd: after `put`, the segment is
  * whole under its name or not there at all.
  */
+/** How long an answer of no folder of the earlier naming is kept before the root is listed again. */
+export const LEGACY_LOOK_AGAIN_MS = 1000;
+
 export class DiskArchive implements ArchiveStore {
-  /** Per workspace with capitals: its folder of the earlier naming, when the root holds one. */
-  private readonly legacy = new Map<string, Promise<string | undefined>>();
+  /**
+   * Per workspace with capitals: its folder of the earlier naming, when the root holds one; and
+   * when an answer of none (or a root that could not be listed) was had, to look again after
+   * LEGACY_LOOK_AGAIN_MS.
+   */
+  private readonly legacy = new Map<string, { found: Promise<string | undefined>; at: number }>();
 
   constructor(readonly root: string) {}
 
@@ -87,19 +94,26 @@ export class DiskArchive implements ArchiveStore {
   /**
    * The folder an archive written before `workspaceFolder` kept the workspace in (`<root>/Acme`),
    * if the root lists one of exactly that name (on a file system that ignores case, `<root>/acme`
-   * is another workspace's, and is not it). Looked up once per workspace: nothing makes one now.
+   * is another workspace's, and is not it). Nothing makes one now, so one found is kept; none is
+   * looked for again after a while: the root may be a file system not mounted yet (an empty mount
+   * point lists nothing), or the folder restored from a copy while the process runs.
    */
-  private legacyRoot(workspace: string): Promise<string | undefined> {
-    if (workspaceFolder(workspace) === workspace) return Promise.resolve(undefined);
-    let found = this.legacy.get(workspace);
-    if (!found) {
-      found = readdir(this.root).then(
+  private async legacyRoot(workspace: string): Promise<string | undefined> {
+    if (workspaceFolder(workspace) === workspace) return undefined;
+    const known = this.legacy.get(workspace);
+    if (known) {
+      const found = await known.found;
+      if (found !== undefined || performance.now() - known.at < LEGACY_LOOK_AGAIN_MS) return found;
+    }
+    const look = {
+      found: readdir(this.root).then(
         (names) => (names.includes(workspace) ? path.join(this.root, workspace) : undefined),
         () => undefined,
-      );
-      this.legacy.set(workspace, found);
-    }
-    return found;
+      ),
+      at: performance.now(),
+    };
+    this.legacy.set(workspace, look);
+    return look.found;
   }
 
   /** The workspace's folder for `sub` (a stream, or `snapshots`), and the earlier one if there is one. */
@@ -197,7 +211,13 @@ export class DiskArchive implements ArchiveStore {
       await unlink(temp).catch(() => {});
       throw err;
     }
-    await f.close();
+    try {
+      await f.close();
+    } catch (err) {
+      // A write error first told at close (NFS): the file may not hold what was written.
+      await unlink(temp).catch(() => {});
+      throw err;
+    }
     try {
       await link(temp, final);
     } catch (err) {

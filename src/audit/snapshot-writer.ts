@@ -27,7 +27,7 @@ export interface SnapshotWriterOptions {
  * `sb:{ws}:archive` field `events`: durable and trimmed, never to change), so a snapshot is
  * stable for good. When one is due, the replay starts from the latest usable snapshot (or the
  * beginning) and writes every snapshot due up to the archive's end: a pass with nothing due costs
- * a listing and one read of Redis.
+ * a listing and two reads of Redis (the mark and the projector's checkpoint).
  */
 export class SnapshotWriter implements SnapshotTaker {
   snapshotsWritten = 0;
