@@ -343,7 +343,7 @@ export const CONFIG_ENTRIES: readonly ConfigEntry[] = [
     name: 'LIVE_MAX_BUFFERED_BYTES',
     default: '8388608',
     description:
-      'A WebSocket subscriber with more than this many bytes of live events unsent is too slow: closed with 1013 and the position to resume from. A replay waits for its subscriber to read below half of it before each page.',
+      'A WebSocket subscriber with more than this many bytes of live events unsent is too slow: closed with 1013 and the position to resume from. A replay waits for its subscriber to read below half of it before each page, and after its last one before live events are held to it.',
   },
   {
     name: 'LIVE_MAX_HELD_EVENTS',

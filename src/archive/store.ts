@@ -80,10 +80,10 @@ export const LEGACY_LOOK_AGAIN_MS = 1000;
 export class DiskArchive implements ArchiveStore {
   /**
    * Per workspace with capitals: its folder of the earlier naming, when the root holds one; and
-   * when an answer of none (or a root that could not be listed) was had, to look again after
-   * LEGACY_LOOK_AGAIN_MS.
+   * when its look settled: an answer of none (or a root that could not be listed) is looked for
+   * again LEGACY_LOOK_AGAIN_MS after.
    */
-  private readonly legacy = new Map<string, { found: Promise<string | undefined>; at: number }>();
+  private readonly legacy = new Map<string, { found: Promise<string | undefined>; settledAt?: number }>();
 
   constructor(readonly root: string) {}
 
@@ -100,18 +100,26 @@ export class DiskArchive implements ArchiveStore {
    */
   private async legacyRoot(workspace: string): Promise<string | undefined> {
     if (workspaceFolder(workspace) === workspace) return undefined;
-    const known = this.legacy.get(workspace);
-    if (known) {
+    for (;;) {
+      const known = this.legacy.get(workspace);
+      if (!known) break;
+      // A look still running when asked: its answer is this caller's, whatever it took.
+      const running = known.settledAt === undefined;
       const found = await known.found;
-      if (found !== undefined || performance.now() - known.at < LEGACY_LOOK_AGAIN_MS) return found;
+      if (found !== undefined || running || performance.now() - known.settledAt! < LEGACY_LOOK_AGAIN_MS)
+        return found;
+      // Another caller may have started the next look meanwhile: shared, not one listing each.
+      if (this.legacy.get(workspace) === known) break;
     }
-    const look = {
+    const look: { found: Promise<string | undefined>; settledAt?: number } = {
       found: readdir(this.root).then(
         (names) => (names.includes(workspace) ? path.join(this.root, workspace) : undefined),
         () => undefined,
       ),
-      at: performance.now(),
     };
+    void look.found.then(() => {
+      look.settledAt = performance.now();
+    });
     this.legacy.set(workspace, look);
     return look.found;
   }

@@ -798,9 +798,15 @@ describe('a replay whose last page fills the send buffer', () => {
       sub.socket.pause();
       const full = () => [...own.api!.websocketServer.clients].some((c) => c.bufferedAmount > 64 * 1024);
       await waitFor('the replay written past the limit', full, { everyMs: 20 });
-      await sleep(300);
+      // A second subscriber of the instance tells when its tail has handed the live event out (to
+      // every feed at once).
+      const watch = await subscribe(own, ws);
+      await subscribed(own, 2);
       await command(ws, 'POST', '/contacts', { id: 'live-after-replay', skills: ['nobody'] });
-      await sleep(700);
+      await waitFor('the tail to hand the live event out', () =>
+        watch.events.some((e) => e.data.id === 'live-after-replay'),
+      );
+      await sleep(100);
       const closing = [...own.api!.websocketServer.clients].filter((c) => c.readyState !== WebSocket.OPEN);
       expect(closing.length, 'the feed was closed while its reader paused').toBe(0);
       sub.socket.resume();
@@ -819,7 +825,7 @@ describe('a replay whose last page fills the send buffer', () => {
       expect(closed).toBeUndefined();
       expect(sub.positions).toEqual(want);
       expect(sub.events.map((e) => e.data.id)).toContain('live-after-replay');
-      await closeAll(own, [sub]);
+      await closeAll(own, [sub, watch]);
     } finally {
       await own.stop();
     }

@@ -19,19 +19,40 @@ const root = mkdtempSync(path.join(tmpdir(), 'sb-disk-store-edges-1-'));
 afterAll(() => rm(root, { recursive: true, force: true }));
 
 describe('the disk archive', () => {
-  it('finds a folder of the earlier naming that appears after it was first looked for', async () => {
+  it('finds a folder of the earlier naming that appears after it was first looked for, listing the root once at a time', async () => {
     const dir = path.join(root, 'legacy');
     await mkdir(dir);
     const archive = new DiskArchive(dir);
-    expect(await archive.list('Acme', 'events')).toEqual([]);
-    // The folder appears (a file system mounted late, a folder restored).
-    await mkdir(path.join(dir, 'Acme', 'events'), { recursive: true });
-    await writeFile(path.join(dir, 'Acme', 'events', '0000000000-1-0.jsonl'), 'x');
-    await sleep(LEGACY_LOOK_AGAIN_MS + 50);
-    expect(await archive.list('Acme', 'events')).toEqual(['0000000000-1-0.jsonl']);
-    // Found, it is kept: the same answer with no look at the root (it is gone now).
-    await rm(path.join(dir, 'Acme', 'events', '0000000000-1-0.jsonl'));
-    expect(await archive.list('Acme', 'events')).toEqual([]);
+    // The root's listings counted (the archive's `readdir`, a live binding of node:fs/promises).
+    const real = fsp.readdir;
+    let listings = 0;
+    fsp.readdir = ((...args: Parameters<typeof real>) => {
+      if (args[0] === dir) listings++;
+      return real(...args);
+    }) as typeof real;
+    syncBuiltinESMExports();
+    try {
+      expect(await archive.list('Acme', 'events')).toEqual([]);
+      expect(listings).toBe(1);
+      // Within the second: the answer kept.
+      expect(await archive.list('Acme', 'events')).toEqual([]);
+      expect(listings).toBe(1);
+      // The folder appears (a file system mounted late, a folder restored).
+      await mkdir(path.join(dir, 'Acme', 'events'), { recursive: true });
+      await writeFile(path.join(dir, 'Acme', 'events', '0000000000-1-0.jsonl'), 'x');
+      await sleep(LEGACY_LOOK_AGAIN_MS + 50);
+      // Five reads at once after the second: one listing for all.
+      const lists = await Promise.all(Array.from({ length: 5 }, () => archive.list('Acme', 'events')));
+      expect(lists).toEqual(Array.from({ length: 5 }, () => ['0000000000-1-0.jsonl']));
+      expect(listings).toBe(2);
+      // Found, it is kept: no listing of the root again, however long after.
+      await sleep(LEGACY_LOOK_AGAIN_MS + 50);
+      expect(await archive.list('Acme', 'events')).toEqual(['0000000000-1-0.jsonl']);
+      expect(listings).toBe(2);
+    } finally {
+      fsp.readdir = real;
+      syncBuiltinESMExports();
+    }
   });
 
   it('removes its temporary file when closing it fails after the fsync', async () => {

@@ -425,13 +425,13 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
           );
         // Paced by the reader: a page is read once what was sent is half gone. A reader that stops
         // for good is ended by the ping below; live events held meanwhile are capped.
-        const drained = async (): Promise<void> => {
+        const sentHalf = async (): Promise<void> => {
           while (socket.bufferedAmount > maxBufferedBytes / 2 && socket.readyState === socket.OPEN)
             await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
         };
         try {
           for (;;) {
-            await drained();
+            await sentHalf();
             if (socket.readyState !== socket.OPEN) break;
             const page = await history(ws, last, 500);
             sendAll(
@@ -442,7 +442,7 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
           }
           // The last page is the replay's too: live events are held to the limit once the reader
           // has taken it (a page of large events alone can pass the limit).
-          await drained();
+          await sentHalf();
         } catch (err) {
           closeFailed(err, 'replay');
           return;
