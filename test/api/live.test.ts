@@ -718,29 +718,43 @@ describe('live feed', () => {
   });
 });
 
+/**
+ * An instance with a 64 KiB send limit, and a history of `events` large events in `ws`: one contact
+ * queued with `bytes` of attributes, its event copied into the stream (the feed reads entries,
+ * whatever made them) until it holds `events` of them.
+ */
+async function largeHistory(ws: string, id: string, bytes: number, events: number): Promise<Running> {
+  const own = await startSwitchboard(
+    loadConfig(env({ ROLES: 'api', LIVE_MAX_BUFFERED_BYTES: String(64 * 1024) })),
+    log,
+  );
+  try {
+    await command(ws, 'POST', '/contacts', {
+      id,
+      skills: ['nobody'],
+      attributes: { notes: 'n'.repeat(bytes) },
+    });
+    const key = workspaceKeys(ws).events;
+    const [queued] = (await main.redis.xrange(key, '-', '+')).filter((e) => e[1].includes('ContactQueued'));
+    expect(queued).toBeDefined();
+    const copies = main.redis.pipeline();
+    for (let i = 1; i < events; i++) copies.xadd(key, '*', ...queued![1]);
+    await copies.exec();
+    return own;
+  } catch (err) {
+    await own.stop();
+    throw err;
+  }
+}
+
 describe('a replay larger than the send limit', () => {
   it('(i) is paced by a reader that reads slower than it is read from Redis, not closed 1013', async () => {
     const ws = WS.paced;
     // A 64 KiB limit and a history of over 500 events (more than one page of the replay): a
-    // reader on a real network takes it slower than Redis hands it over.
-    const own = await startSwitchboard(
-      loadConfig(env({ ROLES: 'api', LIVE_MAX_BUFFERED_BYTES: String(64 * 1024) })),
-      log,
-    );
+    // reader on a real network takes it slower than Redis hands it over. 560 events of 12 KB:
+    // 6.7 MB, more than the kernel's buffers take.
+    const own = await largeHistory(ws, 'paced', 12_000, 560);
     try {
-      // One contact queued with 12 KB of attributes, its event copied into the stream 559 times
-      // (the feed reads entries, whatever made them): 6.7 MB, more than the kernel's buffers take.
-      await command(ws, 'POST', '/contacts', {
-        id: 'paced',
-        skills: ['nobody'],
-        attributes: { notes: 'n'.repeat(12_000) },
-      });
-      const key = workspaceKeys(ws).events;
-      const [queued] = (await main.redis.xrange(key, '-', '+')).filter((e) => e[1].includes('ContactQueued'));
-      expect(queued).toBeDefined();
-      const copies = main.redis.pipeline();
-      for (let i = 0; i < 559; i++) copies.xadd(key, '*', ...queued![1]);
-      await copies.exec();
       const want = await streamPositions(ws);
       expect(want.length).toBeGreaterThan(500);
 
@@ -775,23 +789,8 @@ describe('a replay whose last page fills the send buffer', () => {
     // A 64 KiB limit and a history of one page (480 events of 15 KB: 7.2 MB, more than the kernel's
     // buffers take); a live event comes once the replay has written its last page, while the
     // reader has not read it yet. The replay's bytes still buffered are not the live events'.
-    const own = await startSwitchboard(
-      loadConfig(env({ ROLES: 'api', LIVE_MAX_BUFFERED_BYTES: String(64 * 1024) })),
-      log,
-    );
+    const own = await largeHistory(ws, 'paced-live', 15_000, 480);
     try {
-      await command(ws, 'POST', '/contacts', {
-        id: 'paced-live',
-        skills: ['nobody'],
-        attributes: { notes: 'n'.repeat(15_000) },
-      });
-      const key = workspaceKeys(ws).events;
-      const [queued] = (await main.redis.xrange(key, '-', '+')).filter((e) => e[1].includes('ContactQueued'));
-      expect(queued).toBeDefined();
-      const copies = main.redis.pipeline();
-      for (let i = 0; i < 479; i++) copies.xadd(key, '*', ...queued![1]);
-      await copies.exec();
-
       const sub = new Sub(new WebSocket(liveUrl(own, ws, 'after=0-0')));
       opened.push(sub);
       await sub.open;
