@@ -65,6 +65,9 @@ export function workspaceFolder(workspace: string): string {
   return workspace.replace(/[A-Z]/g, (c) => `+${c.toLowerCase()}`);
 }
 
+/** How long an answer of no folder of the earlier naming is kept before the root is listed again. */
+export const LEGACY_LOOK_AGAIN_MS = 1000;
+
 /**
  * The archive on a local (or shared) file system: `<root>/<workspaceFolder(workspace)>/<stream>/<name>`.
  * An archive written before folders were so named keeps a workspace with capitals in a folder of
@@ -74,9 +77,6 @@ export function workspaceFolder(workspace: string): string {
  * exists, so a segment is never replaced) and the directory fsync'd: after `put`, the segment is
  * whole under its name or not there at all.
  */
-/** How long an answer of no folder of the earlier naming is kept before the root is listed again. */
-export const LEGACY_LOOK_AGAIN_MS = 1000;
-
 export class DiskArchive implements ArchiveStore {
   /**
    * Per workspace with capitals: its folder of the earlier naming, when the root holds one; and
