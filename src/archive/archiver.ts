@@ -155,6 +155,16 @@ export class Archiver {
           if (moved >= this.opts.segmentEntries) full = true;
           this.refused.delete(`${workspace}/${stream}`);
         } catch (err) {
+          if (err instanceof SegmentExistsError) {
+            // Another archiver wrote this segment (it held the lease meanwhile): this stream goes on
+            // from the archive's tip read afresh at its next pass; the other stream carries on.
+            this.forgetTip(workspace, stream);
+            this.log.info(
+              { workspace, stream, err: err.message },
+              'segment already written by another archiver; reading the archive again',
+            );
+            continue;
+          }
           if (!(err instanceof ArchiveMismatchError)) throw err;
           // Said once (and again if it changes); the other stream carries on.
           const id = `${workspace}/${stream}`;
