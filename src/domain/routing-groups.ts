@@ -86,6 +86,37 @@ interface Apart {
   readonly preferred: readonly string[] | undefined;
 }
 
+const longestAvailableFirst = (a: AgentSlot, b: AgentSlot): boolean => agentBefore(a, b, false);
+const leastOccupiedFirst = (a: AgentSlot, b: AgentSlot): boolean => agentBefore(a, b, true);
+
+/** Adds `x` to the binary heap `h` (its first item the one `before` puts first). */
+function heapPush<T>(h: T[], x: T, before: (a: T, b: T) => boolean): void {
+  h.push(x);
+  for (let i = h.length - 1; i > 0; ) {
+    const parent = (i - 1) >> 1;
+    if (!before(h[i]!, h[parent]!)) break;
+    [h[i], h[parent]] = [h[parent]!, h[i]!];
+    i = parent;
+  }
+}
+
+/** Removes the first item of the binary heap `h`, and returns it. */
+function heapPop<T>(h: T[], before: (a: T, b: T) => boolean): T | undefined {
+  const first = h[0];
+  const last = h.pop();
+  if (h.length === 0) return first;
+  h[0] = last!;
+  for (let i = 0; ; ) {
+    const l = 2 * i + 1;
+    let m = i;
+    if (l < h.length && before(h[l]!, h[m]!)) m = l;
+    if (l + 1 < h.length && before(h[l + 1]!, h[m]!)) m = l + 1;
+    if (m === i) return first;
+    [h[i], h[m]] = [h[m]!, h[i]!];
+    i = m;
+  }
+}
+
 class AgentGroup {
   readonly heap: AgentSlot[] = [];
   live = 0;
@@ -99,33 +130,11 @@ class AgentGroup {
   ) {}
 
   push(slot: AgentSlot): void {
-    const h = this.heap;
-    h.push(slot);
-    let i = h.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!agentBefore(h[i]!, h[parent]!, this.leastOccupied)) break;
-      [h[i], h[parent]] = [h[parent]!, h[i]!];
-      i = parent;
-    }
+    heapPush(this.heap, slot, this.leastOccupied ? leastOccupiedFirst : longestAvailableFirst);
   }
 
   pop(): void {
-    const h = this.heap;
-    const last = h.pop()!;
-    if (h.length === 0) return;
-    h[0] = last;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let m = i;
-      if (l < h.length && agentBefore(h[l]!, h[m]!, this.leastOccupied)) m = l;
-      if (r < h.length && agentBefore(h[r]!, h[m]!, this.leastOccupied)) m = r;
-      if (m === i) return;
-      [h[i], h[m]] = [h[m]!, h[i]!];
-      i = m;
-    }
+    heapPop(this.heap, this.leastOccupied ? leastOccupiedFirst : longestAvailableFirst);
   }
 }
 
@@ -413,32 +422,10 @@ export class RoutingGroups {
     // A binary heap of heap indices, ordered as the slots they hold.
     const open: number[] = [0];
     while (open.length > 0) {
-      const i = open[0]!;
-      const last = open.pop()!;
-      if (open.length > 0) {
-        open[0] = last;
-        for (let p = 0; ; ) {
-          const l = 2 * p + 1;
-          let m = p;
-          if (l < open.length && before(open[l]!, open[m]!)) m = l;
-          if (l + 1 < open.length && before(open[l + 1]!, open[m]!)) m = l + 1;
-          if (m === p) break;
-          [open[p], open[m]] = [open[m]!, open[p]!];
-          p = m;
-        }
-      }
+      const i = heapPop(open, before)!;
       const s = h[i]!;
       if (this.agents.get(s.key)?.slot === s && !excluded.has(s.id)) return s;
-      for (const c of [2 * i + 1, 2 * i + 2]) {
-        if (c >= h.length) continue;
-        open.push(c);
-        for (let k = open.length - 1; k > 0; ) {
-          const p = (k - 1) >> 1;
-          if (!before(open[k]!, open[p]!)) break;
-          [open[k], open[p]] = [open[p]!, open[k]!];
-          k = p;
-        }
-      }
+      for (const c of [2 * i + 1, 2 * i + 2]) if (c < h.length) heapPush(open, c, before);
     }
     return undefined;
   }
