@@ -345,23 +345,44 @@ async function readState(redis: RedisClient, k: WorkspaceKeys, a: Auditor): Prom
   // The Idempotency-Key records and the answers recorded for repeats.
   const records = new Map<string, string>();
   const answers = new Map<string, string>();
-  const [, , , , index, counters, [excluded, settings, seq, tick], [live, fired]] = await Promise.all([
-    agents,
-    contacts,
-    eachEntry(redis, k.idempotency, (key, text) => records.set(key, text)),
-    eachEntry(redis, k.idempotencyOutcomes, (key, text) => answers.set(key, text)),
-    readRoutingIndex(redis, k.workspace),
-    redis.hgetall(k.stats),
-    redis.hmget(k.meta, 'excluded', 'settings', 'seq', 'tick'),
-    timers,
-  ]);
+  const [, , , , index, counters, [excluded, settings, seq, tick, marked], [live, fired], agentIds] =
+    await Promise.all([
+      agents,
+      contacts,
+      eachEntry(redis, k.idempotency, (key, text) => records.set(key, text)),
+      eachEntry(redis, k.idempotencyOutcomes, (key, text) => answers.set(key, text)),
+      readRoutingIndex(redis, k.workspace),
+      redis.hgetall(k.stats),
+      redis.hmget(k.meta, 'excluded', 'settings', 'seq', 'tick', 'agentIds'),
+      timers,
+      readAgentIds(redis, k.agentIds),
+    ]);
   check.index(index);
+  check.agentIds(marked === '1' ? agentIds : null);
   check.excluded(excluded ?? null);
   check.meta(settings ?? null, seq ?? null, tick ?? null);
   check.idempotency(records, answers);
   check.counters(counters);
   check.timers(live, fired);
   return check.violations();
+}
+
+/** The agent ids' index, READ_PAGE ids a read (by lex range: every id there throughout is read once). */
+async function readAgentIds(redis: RedisClient, key: string): Promise<string[]> {
+  const out: string[] = [];
+  for (;;) {
+    const last = out.at(-1);
+    const page = await redis.zrangebylex(
+      key,
+      last === undefined ? '-' : `(${last}`,
+      '+',
+      'LIMIT',
+      0,
+      READ_PAGE,
+    );
+    out.push(...page);
+    if (page.length < READ_PAGE) return out;
+  }
 }
 
 /** A sorted set of timers in pages (ZSCAN: every member there throughout is returned). */

@@ -96,6 +96,18 @@ export class StateCheck {
   }
 
   /**
+   * The agent ids' index (GET /agents's order: src/adapters/redis/agent-ids.ts) against the
+   * replay's agents, once meta `agentIds` says it holds every agent (`ids` null: not marked, as a
+   * workspace from before the index has it until its first listing makes it whole).
+   */
+  agentIds(ids: readonly string[] | null): void {
+    if (ids === null) return;
+    const entry = (id: string) => [id, ''] as const;
+    const sorted = (xs: Iterable<string>) => [...xs].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map(entry);
+    this.compareIndex('agent ids', sorted(ids), sorted(this.audit.state.agents.keys()));
+  }
+
+  /**
    * The lifecycle timers in Redis (member → due ms) against those the replayed state needs
    * (`timersNeeded`). A needed timer the clock already fired is gone from the set: its command,
    * after the checkpoint, is in `fired` (`timer:<member>:<due>`). The step that makes a timer
@@ -229,7 +241,7 @@ export class StateCheck {
         );
         continue;
       }
-      // The projector records the outcome's own text (project-22.lua): the same text needs no parse.
+      // The projector records the outcome's own text (project-23.lua): the same text needs no parse.
       if (answer === undefined || answer === last.outcome) continue;
       const got = parseObject(answer);
       const of = `the outcome of command ${commandId} at ${position}`;

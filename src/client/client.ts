@@ -272,11 +272,24 @@ export class SwitchboardClient {
   getAgent(id: string, o?: QueryOptions): Promise<AgentDocument> {
     return this.query(`/agents/${enc(id)}`, o);
   }
+  /** A page of agents: by id (the first `limit`, 1,000 by default), or longest available first with `state: 'available'` and `skill`. */
   async listAgents(
-    filter: { state?: AgentStateName; skill?: string; limit?: number } = {},
+    filter: { state?: AgentStateName; skill?: string; limit?: number; after?: string } = {},
     o?: QueryOptions,
   ): Promise<AgentDocument[]> {
-    return (await this.query<{ agents: AgentDocument[] }>('/agents', o, filter)).agents;
+    return (await this.listAgentsPage(filter, o)).agents;
+  }
+  /**
+   * A page of agents by id with its `next`: the `after` of the page that follows, null when none
+   * does (a page by state or skill may hold fewer than `limit`, or none, and still have one).
+   * Longest available first (`state: 'available'` and `skill`), `next` is null: that is one page.
+   */
+  async listAgentsPage(
+    filter: { state?: AgentStateName; skill?: string; limit?: number; after?: string } = {},
+    o?: QueryOptions,
+  ): Promise<{ agents: AgentDocument[]; next: string | null }> {
+    const page = await this.query<{ agents: AgentDocument[]; next?: string | null }>('/agents', o, filter);
+    return { agents: page.agents, next: page.next ?? null };
   }
   getContact(id: string, o?: QueryOptions): Promise<ContactView> {
     return this.query(`/contacts/${enc(id)}`, o);

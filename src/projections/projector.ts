@@ -8,7 +8,7 @@ import { luaScript, type RedisClient, runLua } from '../adapters/redis/scripts.t
 import { MAX_SKILL_SETS_PER_SKILL } from '../domain/model.ts';
 
 /** The projector's one Lua step (its file documents its keys and arguments). */
-const PROJECT = luaScript('project', new URL('./lua/project-22.lua', import.meta.url), { slotGuard: true });
+const PROJECT = luaScript('project', new URL('./lua/project-23.lua', import.meta.url), { slotGuard: true });
 
 export interface ProjectorOptions {
   /** Most commands applied by one Lua step. */
@@ -109,6 +109,7 @@ export async function projectPending(
         k.timers,
         k.ended,
         k.idempotencyExpiry,
+        k.agentIds,
       ],
       [
         k.prefix,
@@ -138,7 +139,7 @@ export async function projectPending(
 
 const NO_APPENDS = ['0'] as const;
 
-/** The step's append arguments (project-22.lua ARGV[9]): their count, then each command's. */
+/** The step's append arguments (project-23.lua ARGV[9]): their count, then each command's. */
 function appendArgs(appends: readonly StepAppend[]): readonly (string | number)[] {
   if (appends.length === 0) return NO_APPENDS;
   const args: (string | number)[] = [0];

@@ -110,13 +110,21 @@ describe('rebuild', () => {
     await suite.redis.hset(k.contacts, id, JSON.stringify({ ...JSON.parse(text), priority: 9 }));
     const [member] = await suite.redis.zrange(k.skillSetQueues, 0, 0);
     await suite.redis.zrem(k.skillSetQueues, member!);
+    // An agent's id gone from the agent ids' index (marked whole: compared).
+    await suite.redis.zrem(k.agentIds, 'a3');
     const report = await rebuildWorkspace(suite.redis, ws);
     expect(report.differences).toEqual(
       expect.arrayContaining([
         expect.objectContaining({ kind: 'document', key: 'contacts', member: id }),
         expect.objectContaining({ kind: 'index', key: 'queues', member, live: null }),
+        expect.objectContaining({ kind: 'index', key: 'agent-ids', member: 'a3', live: null, rebuilt: '0' }),
       ]),
     );
+    // Unmarked (a workspace from before the index, not listed yet): not compared.
+    await suite.redis.hdel(k.meta, 'agentIds');
+    const unmarked = await rebuildWorkspace(suite.redis, ws);
+    expect(unmarked.differences.filter((d) => d.key === 'agent-ids')).toEqual([]);
+    await suite.redis.hset(k.meta, 'agentIds', '1');
 
     // An assignment appended by hand: no decision of the dispatcher makes it.
     await suite.redis.xadd(

@@ -190,6 +190,7 @@ describe('a workspace after a few hundred agents, contacts, tickets and refused 
     const sizeOf = (name: string) => keys.find((x) => x.key === name)?.size ?? 0;
     for (const name of [
       k.agents,
+      k.agentIds,
       k.contacts,
       k.pools,
       k.poolHeads,

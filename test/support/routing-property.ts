@@ -1166,10 +1166,21 @@ export function scenarioRunner(
         redis.zrangebylex(keys.pools, '-', '+'),
         redis.zrangebylex(keys.poolHeads, '-', '+'),
         redis.zrange(keys.queueHeads, 0, -1),
+        redis.zrangebylex(keys.agentIds, '-', '+'),
       ]),
     ]);
-    const [nobody, queue, skillSetQueues, skillSets, candidates, agentSkillSets, pools, poolHeads, heads] =
-      stored;
+    const [
+      nobody,
+      queue,
+      skillSetQueues,
+      skillSets,
+      candidates,
+      agentSkillSets,
+      pools,
+      poolHeads,
+      heads,
+      ids,
+    ] = stored;
     // The audit that followed the log agrees with one of the whole log at its end.
     const summary = (r: typeof whole) => ({
       violations: r.violations.map((v) => `${v.position} ${v.kind}: ${v.message}`),
@@ -1287,6 +1298,10 @@ export function scenarioRunner(
       for (const skill of key.slice(2).split(','))
         setCounts[`k:${skill}`] = String(Number(setCounts[`k:${skill}`] ?? 0) + 1);
     expect(agentSkillSets, `agent skill sets\n${context()}`).toEqual(setCounts);
+    // The agent ids' index (GET /agents's order): the registered agents, by id.
+    expect(ids, `agent ids\n${context()}`).toEqual(
+      [...model.agents.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)),
+    );
     // Pool heads: the first member of each non-empty pool, under each skill of the pool.
     const firsts = new Map<string, string>();
     for (const m of pools) {

@@ -530,15 +530,30 @@ export const openapi = withEdgeProblems(
               in: 'query',
               schema: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 },
             },
+            {
+              name: 'after',
+              in: 'query',
+              schema: { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,128}$' },
+              description:
+                'by id: the agents after this id (the `next` of the page before); not with state=available&skill',
+            },
             minPosition,
           ],
           responses: {
             '200': {
-              description: 'agents',
+              description:
+                'agents; by id with `next` (the `after` of the next page; null: none after), at most 10,000 ids looked at a page',
               content: json({
                 type: 'object',
                 required: ['agents'],
-                properties: { agents: { type: 'array', items: ref('Agent') } },
+                properties: {
+                  agents: { type: 'array', items: ref('Agent') },
+                  next: {
+                    type: ['string', 'null'],
+                    description:
+                      'by id: the id to list after; null: none after this page. Absent in longest-available order',
+                  },
+                },
               }),
             },
             ...problems(400, 401, 403, 409, 503),

@@ -3,7 +3,7 @@ import * as t from 'io-ts';
 import { EVENT_TYPES } from '../../domain/events.ts';
 import { DEFAULT_SETTINGS, type Settings, settingsWithDefaults } from '../../domain/model.ts';
 import { strict } from '../../domain/strict.ts';
-import { AfterPosition, comparePositions, Position, Skill, withMessage } from '../../domain/values.ts';
+import { AfterPosition, comparePositions, Id, Position, Skill, withMessage } from '../../domain/values.ts';
 import { AgentStateName, type ContactDocument } from '../../domain/views.ts';
 import { FOREIGN_EVENT } from '../redis/advice.ts';
 import { lastEventPosition, readEvents, streamHistory } from '../redis/event-log.ts';
@@ -53,7 +53,13 @@ export const TypeList = new t.Type<Set<string>, string, unknown>(
 
 const AgentListQuery = strict(
   {},
-  { state: AgentStateName, skill: Skill, limit: IntString('limit', 1, 10_000), minPosition: Position },
+  {
+    state: AgentStateName,
+    skill: Skill,
+    limit: IntString('limit', 1, 10_000),
+    after: Id,
+    minPosition: Position,
+  },
   'AgentListQuery',
 );
 /** `serviceLevelMs`: the service level's threshold (default 20 s), 1 ms .. 1 day. */
@@ -102,13 +108,25 @@ export async function queryRoutes(app: FastifyInstance): Promise<void> {
     const q = decodeOr400(AgentListQuery, req.query, 'query');
     await awaitPosition(ws, q.minPosition);
     const byAvailability = q.state === 'available' && q.skill !== undefined;
-    const agents = await listAgents(redis, ws, {
+    if (byAvailability && q.after !== undefined)
+      throw new ProblemError(
+        problem(
+          400,
+          'invalid-request',
+          'Invalid request',
+          'The query has a bad field: after is not taken with state=available and skill (that listing is in longest-available order, one page, not by id): leave it out, or list by id without them. Nothing was changed.',
+          { errors: [{ path: 'after', message: 'is not taken with state=available and skill' }] },
+        ),
+      );
+    const page = await listAgents(redis, ws, {
       ...(q.state !== undefined ? { state: q.state } : {}),
       ...(q.skill !== undefined ? { skill: q.skill } : {}),
+      ...(q.after !== undefined ? { after: q.after } : {}),
       limit: q.limit ? Number(q.limit) : 1000,
       ...(byAvailability ? { channels: (await readSettings(redis, ws)).channels } : {}),
     });
-    return { agents };
+    // The longest-available listing is one page: no `next` (docs/API.md).
+    return byAvailability ? { agents: page.agents } : page;
   });
 
   app.get('/contacts/:id', async (req) => {

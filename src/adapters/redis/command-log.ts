@@ -109,7 +109,7 @@ export function legacyFingerprintOf(...parts: readonly unknown[]): string {
 const hash = (text: string) => createHash('sha256').update(text).digest('base64url').slice(0, 22);
 
 /**
- * A command as a projector step appends it (projectPending's `appends`; project-22.lua ARGV[9]):
+ * A command as a projector step appends it (projectPending's `appends`; project-23.lua ARGV[9]):
  * its entry's field, value pairs, as append-command-4.lua writes them, and what that script is
  * given besides for an Idempotency-Key.
  */

@@ -21,6 +21,11 @@ export interface WorkspaceKeys {
   readonly agents: string;
   /** Hash: contact documents (JSON) by id. */
   readonly contacts: string;
+  /**
+   * Zset of agent ids (score 0, lexicographic): GET /agents's order, read a page at a time. It
+   * holds every agent once meta `agentIds` is set (src/adapters/redis/agent-ids.ts).
+   */
+  readonly agentIds: string;
   /** Zset of members `<skill set>|<available-since, 15 digits>|<agent>` (score 0): available agents by skill set, LAA first. */
   readonly pools: string;
   /** Zset of members `<skill>|<since>|<agent> <skill set>` (score 0): each non-empty pool's head under each of its skills. */
@@ -118,6 +123,7 @@ function makeKeys(workspace: string): WorkspaceKeys {
     meta: `${prefix}meta`,
     agents: `${prefix}agents`,
     contacts: `${prefix}contacts`,
+    agentIds: `${prefix}agent-ids`,
     pools: `${prefix}pools`,
     poolHeads: `${prefix}pool-heads`,
     agentSkillSets: `${prefix}agent-skill-sets`,

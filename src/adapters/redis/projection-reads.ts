@@ -3,6 +3,7 @@ import { lastExcluded, MAX_EXCLUDED_AGENTS } from '../../domain/model.ts';
 import type { QueueStats, WindowStats, WorkspaceStats } from '../../domain/stats.ts';
 import { publicSkills } from '../../domain/values.ts';
 import type { AgentDocument, ContactDocument } from '../../domain/views.ts';
+import { wholeAgentIds } from './agent-ids.ts';
 import { READ_PAGE } from './event-log.ts';
 import { hashEntries, scanHash } from './hash-scan.ts';
 import { lexRange, workspaceKeys } from './keys.ts';
@@ -83,19 +84,39 @@ export interface AgentFilter {
   readonly state?: string;
   readonly skill?: string;
   readonly limit: number;
+  /** By id: the agents after this id (the `next` of the page before). */
+  readonly after?: string;
   /** The workspace's channels: agents with a capacity per channel are available on each of them. */
   readonly channels?: readonly string[];
 }
 
+/** A page of agents, and the id to go on after (null: none after this page). */
+export interface AgentPage {
+  readonly agents: AgentDocument[];
+  readonly next: string | null;
+}
+
+/**
+ * Agent ids a listing by id looks at, at most: a listing by state or skill whose agents are rare
+ * answers fewer than `limit` (or none), with a `next` to go on from, as GET /events does by type.
+ */
+export const AGENT_LIST_READS = 10_000;
+/** Ids (and their documents) read at once by a listing by id. */
+const AGENT_LIST_CHUNK = 1000;
+
 /**
  * Agents, optionally by state and skill. Available agents with a skill come from that skill's
- * availability set, so they are listed longest-available first: the order routing uses.
+ * availability set, so they are listed longest-available first: the order routing uses (a page,
+ * with no `next`). The others are listed by id from the agent ids' index (agent-ids.ts), a page
+ * of ids at a time, so a listing reads what it answers and looks at `reads` ids at most, whatever
+ * the workspace holds.
  */
 export async function listAgents(
   redis: RedisClient,
   workspace: string,
   f: AgentFilter,
-): Promise<AgentDocument[]> {
+  reads = AGENT_LIST_READS,
+): Promise<AgentPage> {
   const k = workspaceKeys(workspace);
   const out: AgentDocument[] = [];
   const take = (text: string | null): void => {
@@ -113,18 +134,55 @@ export async function listAgents(
       const ids = (await readAvailability(redis, workspace, f.skill, read, f.channels)).map((a) => a.agentId);
       out.length = 0;
       for (const text of await agentsByIds(redis, k.agents, ids)) take(text);
-      if (out.length >= f.limit || ids.length < read) return out.slice(0, f.limit);
+      if (out.length >= f.limit || ids.length < read) return { agents: out.slice(0, f.limit), next: null };
     }
   }
-  // By id: the documents are parsed in that order, only until `limit` of them match (10,000 agents
-  // parsed to answer the first 100 held the event loop for tens of ms).
-  const entries = await hashEntries(redis, k.agents);
-  entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  for (const [, text] of entries) {
-    if (out.length >= f.limit) break;
-    take(text);
+  if (!(await wholeAgentIds(redis, workspace)).whole) return listAgentsByScan(redis, workspace, f, take, out);
+  const filtered = f.state !== undefined || f.skill !== undefined;
+  let last = f.after ?? null;
+  let looked = 0;
+  for (;;) {
+    const room = reads - looked;
+    if (room <= 0) return { agents: out, next: last };
+    // Once `limit` are found, one id more tells whether any follow.
+    const chunk =
+      out.length >= f.limit
+        ? 1
+        : Math.min(AGENT_LIST_CHUNK, room, filtered ? AGENT_LIST_CHUNK : f.limit - out.length + 1);
+    const ids = await redis.zrangebylex(k.agentIds, last === null ? '-' : `(${last}`, '+', 'LIMIT', 0, chunk);
+    if (out.length >= f.limit) return { agents: out, next: ids.length > 0 ? last : null };
+    // An id whose agent was removed since the range was read has no document: it is passed over.
+    const texts = await agentsByIds(redis, k.agents, ids);
+    for (let i = 0; i < ids.length; i++) {
+      if (out.length >= f.limit) return { agents: out, next: last };
+      last = ids[i]!;
+      looked++;
+      take(texts[i] ?? null);
+    }
+    if (ids.length < chunk) return { agents: out, next: null };
   }
-  return out;
+}
+
+/**
+ * By id without the index (an older projector changed the agents while it was made): every
+ * document read (hashEntries, in pages), the ids sorted, parsed only until `limit` of them match.
+ */
+async function listAgentsByScan(
+  redis: RedisClient,
+  workspace: string,
+  f: AgentFilter,
+  take: (text: string | null) => void,
+  out: AgentDocument[],
+): Promise<AgentPage> {
+  const entries = (await hashEntries(redis, workspaceKeys(workspace).agents)).filter(
+    ([id]) => f.after === undefined || id > f.after,
+  );
+  entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  for (let i = 0; i < entries.length; i++) {
+    if (out.length >= f.limit) return { agents: out, next: entries[i - 1]![0] };
+    take(entries[i]![1]);
+  }
+  return { agents: out, next: null };
 }
 
 async function agentsByIds(

@@ -278,8 +278,11 @@ type How = 'documents' | 'zset' | 'hash' | 'window';
  * older than its own time less the window, and the live projector's steps end at other positions
  * than the rebuild's; no reader counts it any more.
  */
-const COMPARED: readonly { name: string; how: How; kind: Difference['kind'] }[] = [
+const COMPARED: readonly { name: string; how: How; kind: Difference['kind']; whenMarked?: true }[] = [
   { name: 'agents', how: 'documents', kind: 'document' },
+  // The agent ids' index, once the live workspace's meta `agentIds` marks it whole (a workspace
+  // from before it has it from its first listing: src/adapters/redis/agent-ids.ts).
+  { name: 'agent-ids', how: 'zset', kind: 'index', whenMarked: true },
   { name: 'contacts', how: 'documents', kind: 'document' },
   { name: 'pools', how: 'zset', kind: 'index' },
   { name: 'pool-heads', how: 'zset', kind: 'index' },
@@ -340,9 +343,11 @@ async function compareState(
   const rebuilt = workspaceKeys(shadow).prefix;
   const checkpoint = (await redis.hget(workspaceKeys(workspace).meta, 'applied')) ?? '0-0';
   const windowFrom = Number(checkpoint.split('-')[0]) - SERVED_WINDOW_MS;
+  const marked = (await redis.hget(workspaceKeys(workspace).meta, 'agentIds')) === '1';
   // An interrupt stops the comparison too, between two keys or two pages of a hash.
-  for (const { name, how, kind } of COMPARED) {
+  for (const { name, how, kind, whenMarked } of COMPARED) {
     signal?.throwIfAborted();
+    if (whenMarked && !marked) continue;
     const [a, b] = await Promise.all([
       readKey(redis, live + name, how, signal, windowFrom),
       readKey(redis, rebuilt + name, how, signal, windowFrom),

@@ -20,6 +20,9 @@
                                             "<queue>|<ms, 15 digits>|<abandoned|expired>|<contact>")
                                    KEYS[22] idempotency expiry (zset: key scored by the time its
                                             record may be forgotten)
+                                   KEYS[23] agent ids (lexicographic zset, score 0: the agents by
+                                            id, GET /agents's order; meta "agentIds" set once it
+                                            holds every agent: src/adapters/redis/agent-ids.ts)
 
   Every key the step touches is one of these.
 
@@ -63,7 +66,7 @@ local K_COMMANDS, K_EVENTS, K_OUTCOMES, K_META
 local K_QUEUE, K_SKILLSETS, K_CAND, K_WAKE
 local K_STATS, K_AGENTS, K_CONTACTS, K_POOLS
 local K_PHEADS, K_QINDEX, K_QHEADS, K_IDEM, K_ASETS
-local K_IDEM_OUTCOMES, K_FINISHED, K_TIMERS, K_ENDED, K_IDEM_EXPIRY
+local K_IDEM_OUTCOMES, K_FINISHED, K_TIMERS, K_ENDED, K_IDEM_EXPIRY, K_AGENT_IDS
 local WORKSPACE, GROUP
 local MAX, OUTCOME_KEEP, SKILL_SET_LIMIT
 local OUTCOME_KEEP_MS
@@ -346,7 +349,13 @@ handlers.RegisterAgent = function(c, at, pos, meta)
     presence = 'offline', state = 'offline', activeContacts = json_array({}),
     availableSince = cjson.null, registeredAt = iso(at), position = pos, wrapUpMs = c.wrapUpMs,
   }
+  -- The first agent of a workspace with none: the ids' index holds every agent from here on
+  -- (a workspace with agents from before the index gets it from its first listing).
+  if redis.call('HEXISTS', K_META, 'agentIds') == 0 and redis.call('HLEN', K_AGENTS) == 0 then
+    redis.call('HSET', K_META, 'agentIds', '1')
+  end
   doc_put(K_AGENTS, a)
+  redis.call('ZADD', K_AGENT_IDS, 0, a.id)
   local view = agent_body(a, pos)
   return reply(201, view, emit('AgentRegistered', at, view))
 end
@@ -427,6 +436,7 @@ handlers.RemoveAgent = function(c, at, pos, meta)
   end_wrap(left)
   skill_sets_remove(a.skills)
   doc_delete(K_AGENTS, a.id)
+  redis.call('ZREM', K_AGENT_IDS, a.id)
   emit('AgentRemoved', at, { agentId = a.id })
   return { status = 200, body = { id = a.id, removed = true, position = pos } }
 end
@@ -1118,6 +1128,7 @@ local function step(KEYS, ARGV)
   K_STATS, K_AGENTS, K_CONTACTS, K_POOLS = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
   K_PHEADS, K_QINDEX, K_QHEADS, K_IDEM, K_ASETS = KEYS[13], KEYS[14], KEYS[15], KEYS[16], KEYS[17]
   K_IDEM_OUTCOMES, K_FINISHED, K_TIMERS, K_ENDED, K_IDEM_EXPIRY = KEYS[18], KEYS[19], KEYS[20], KEYS[21], KEYS[22]
+  K_AGENT_IDS = KEYS[23]
   WORKSPACE, GROUP = ARGV[2], ARGV[3]
   MAX, OUTCOME_KEEP, SKILL_SET_LIMIT = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
   OUTCOME_KEEP_MS = tonumber(ARGV[7])

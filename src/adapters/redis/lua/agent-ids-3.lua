@@ -1,0 +1,50 @@
+--[[
+  The agent ids' index (a lexicographic zset, score 0) made whole for a workspace whose agents
+  were registered before the projector kept it, or by an older projector beside a newer one (an
+  upgrade): a step at a time, each bounded by its COUNT, so none grows with the agents.
+
+  KEYS[1] agent documents (hash)   KEYS[2] agent ids (zset)   KEYS[3] meta (hash)
+
+  ARGV[1] 'fill', ARGV[2] an HSCAN cursor, ARGV[3] COUNT: adds the ids of that page of documents;
+          returns the next cursor ('0': every document present throughout was seen).
+  ARGV[1] 'prune', ARGV[2] the last id looked at ('' for the first), ARGV[3] how many: takes out
+          the ids after it that have no document; returns the last id looked at ('' at the end).
+  ARGV[1] 'mark': meta "agentIds" set (the index holds every agent: the projector keeps it so).
+  ARGV[1] 'check': {meta "agentIds" or '', ids in the index, documents}.
+
+  Every page runs against the documents as they are at its step, and the projector adds and takes
+  out ids in the step that writes or deletes the document, so a fill beside a projector leaves
+  neither a removed agent's id nor a missing one.
+]]
+local mode = ARGV[1]
+if mode == 'check' then
+  return { redis.call('HGET', KEYS[3], 'agentIds') or '', redis.call('ZCARD', KEYS[2]), redis.call('HLEN', KEYS[1]) }
+end
+if mode == 'mark' then
+  redis.call('HSET', KEYS[3], 'agentIds', '1')
+  return 1
+end
+if mode == 'fill' then
+  local page = redis.call('HSCAN', KEYS[1], ARGV[2], 'COUNT', tonumber(ARGV[3]))
+  local flat = page[2]
+  local args = {}
+  for i = 1, #flat, 2 do
+    args[#args + 1] = 0
+    args[#args + 1] = flat[i]
+  end
+  if #args > 0 then redis.call('ZADD', KEYS[2], unpack(args)) end
+  return page[1]
+end
+if mode == 'prune' then
+  local from = '-'
+  if ARGV[2] ~= '' then from = '(' .. ARGV[2] end
+  local ids = redis.call('ZRANGEBYLEX', KEYS[2], from, '+', 'LIMIT', 0, tonumber(ARGV[3]))
+  local stale = {}
+  for i = 1, #ids do
+    if redis.call('HEXISTS', KEYS[1], ids[i]) == 0 then stale[#stale + 1] = ids[i] end
+  end
+  if #stale > 0 then redis.call('ZREM', KEYS[2], unpack(stale)) end
+  if #ids < tonumber(ARGV[3]) then return '' end
+  return ids[#ids]
+end
+return redis.error_reply('agent-ids: unknown mode ' .. tostring(mode))

@@ -1,0 +1,203 @@
+/**
+ * GET /agents by id reads the agent ids' index (src/adapters/redis/agent-ids.ts), a page of ids
+ * and their documents at a time: a listing reads what it answers, whatever the workspace holds,
+ * and pages on past any count with `next`. The projector keeps the index in the step that writes or
+ * deletes a document; a workspace whose agents came before the index (or from an older projector,
+ * in an upgrade) has it made whole by its first listing, in bounded steps, beside a projector
+ * changing the agents; the audit holds the index against the replay's agents once it is marked whole.
+ */
+import { describe, expect, it } from 'vitest';
+import { AGENT_IDS_STEP, agentIdsState, wholeAgentIds } from '../../src/adapters/redis/agent-ids.ts';
+import { appendCommand } from '../../src/adapters/redis/command-log.ts';
+import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
+import { listAgents } from '../../src/adapters/redis/projection-reads.ts';
+import { auditWorkspace } from '../../src/audit/read.ts';
+import type { Command } from '../../src/domain/commands.ts';
+import { defaultProjectorOptions, ensureGroup, projectPending } from '../../src/projections/projector.ts';
+import { suiteRedis } from '../support/redis.ts';
+import { commandsDuring, stepDurations } from '../support/slowlog.ts';
+
+describe('the agent ids index', () => {
+  const suite = suiteRedis();
+  let n = 0;
+  const fresh = async () => {
+    const ws = `agent-ids-${Date.now().toString(36)}-${n++}`;
+    await ensureGroup(suite.redis, ws);
+    return ws;
+  };
+
+  /** Appends and projects `commands`, 500 at a time, 100 sent together. */
+  async function apply(ws: string, commands: readonly Command[]): Promise<void> {
+    for (let i = 0; i < commands.length; i += 500) {
+      for (let j = i; j < Math.min(i + 500, commands.length); j += 100)
+        await Promise.all(
+          commands
+            .slice(j, Math.min(j + 100, i + 500))
+            .map((command) => appendCommand(suite.redis, { workspace: ws, command })),
+        );
+      await projectPending(suite.redis, ws, [], defaultProjectorOptions);
+    }
+  }
+  const register = (ids: readonly string[]): Command[] =>
+    ids.map((agentId) => ({ type: 'RegisterAgent', agentId, skills: ['s'], capacity: 1 }));
+  const remove = (ids: readonly string[]): Command[] =>
+    ids.map((agentId) => ({ type: 'RemoveAgent', agentId }));
+  const idsOf = (count: number, tag = 'a') =>
+    Array.from({ length: count }, (_, i) => `${tag}-${String((i * 7919) % count).padStart(5, '0')}`);
+  const byteOrder = (xs: readonly string[]) => [...xs].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+
+  /** Every agent of `ws` by id, page after page of `limit` by `next`. */
+  async function pageThrough(ws: string, limit: number, filter: { state?: string } = {}, reads?: number) {
+    const seen: string[] = [];
+    let after: string | undefined;
+    let pages = 0;
+    for (;;) {
+      const page = await listAgents(
+        suite.redis,
+        ws,
+        { ...filter, limit, ...(after ? { after } : {}) },
+        reads,
+      );
+      pages++;
+      expect(page.agents.length).toBeLessThanOrEqual(limit);
+      seen.push(...page.agents.map((a) => a.id));
+      if (page.next === null) return { seen, pages };
+      after = page.next;
+    }
+  }
+
+  it('a listing reads the documents it answers, and pages on by `next` to the last', async () => {
+    const ws = await fresh();
+    const k = workspaceKeys(ws);
+    const ids = idsOf(3000);
+    await apply(ws, register(ids));
+
+    // The first 10 of 3,000: the index's ids, then 11 documents (one to tell that more follow).
+    const { result, calls } = await commandsDuring(suite.admin, () =>
+      listAgents(suite.redis, ws, { limit: 10 }),
+    );
+    expect(result.agents.map((a) => a.id)).toEqual(byteOrder(ids).slice(0, 10));
+    expect(result.next).toBe(byteOrder(ids)[9]);
+    const onDocuments = calls.filter((c) => c[1] === k.agents);
+    expect(onDocuments.map((c) => c[0]!.toUpperCase())).toEqual(['HLEN', 'HMGET']);
+    expect(onDocuments[1]!.length - 2).toBe(11);
+
+    // Pages of 250 by `next`: every agent once, in byte order, the last page's `next` null.
+    const all = await pageThrough(ws, 250);
+    expect(all.seen).toEqual(byteOrder(ids));
+    expect(all.pages).toBe(12);
+    // A limit that ends with the last agent: no next.
+    const tail = await listAgents(suite.redis, ws, { limit: 10, after: byteOrder(ids)[2989]! });
+    expect(tail.agents.length).toBe(10);
+    expect(tail.next).toBe(null);
+  });
+
+  it('a listing by a rare state looks at a bounded number of ids a page, with a `next` to go on from', async () => {
+    const ws = await fresh();
+    const ids = idsOf(2500);
+    await apply(ws, register(ids));
+    const away = [ids[17]!, ids[1200]!, ids[2400]!];
+    await apply(
+      ws,
+      away.map((agentId) => ({ type: 'ChangeAgentState', agentId, state: 'away' }) as Command),
+    );
+    // Looking at 1,000 ids a page: three pages hold the three (some none), `next` each time but the last.
+    const paged = await pageThrough(ws, 10, { state: 'away' }, 1000);
+    expect(paged.seen).toEqual(byteOrder(away));
+    expect(paged.pages).toBe(3);
+    const first = await listAgents(suite.redis, ws, { state: 'away', limit: 10 }, 1000);
+    expect(first.next).toBe(byteOrder(ids)[999]);
+  });
+
+  it('the projector marks a workspace whose first agent it registers, and keeps the ids as it registers and removes', async () => {
+    const ws = await fresh();
+    expect(await agentIdsState(suite.redis, ws)).toEqual({ marked: false, ids: 0, agents: 0 });
+    await apply(ws, register(['b', 'a', 'c']));
+    expect(await agentIdsState(suite.redis, ws)).toEqual({ marked: true, ids: 3, agents: 3 });
+    await apply(ws, remove(['a']));
+    expect(await suite.redis.zrange(workspaceKeys(ws).agentIds, 0, -1)).toEqual(['b', 'c']);
+    // Refused commands change nothing: a second registration, a removal of no agent.
+    await apply(ws, [...register(['b']), ...remove(['zz'])]);
+    expect(await suite.redis.zrange(workspaceKeys(ws).agentIds, 0, -1)).toEqual(['b', 'c']);
+    expect((await auditWorkspace(suite.redis, ws)).violations).toEqual([]);
+  });
+
+  it('agents from before the index: the first listing makes it whole in bounded steps, and answers them all', async () => {
+    const ws = await fresh();
+    const k = workspaceKeys(ws);
+    const ids = idsOf(4000);
+    await apply(ws, register(ids));
+    // As a version before the index left it: no ids, no mark.
+    await suite.redis.del(k.agentIds);
+    await suite.redis.hdel(k.meta, 'agentIds');
+    // A registration now leaves the workspace unmarked: it has agents the index lacks.
+    await apply(ws, register(['late']));
+    expect(await agentIdsState(suite.redis, ws)).toEqual({ marked: false, ids: 1, agents: 4001 });
+    // The audit holds an unmarked index to nothing.
+    expect((await auditWorkspace(suite.redis, ws)).violations).toEqual([]);
+
+    const { result: page, us } = await stepDurations(suite.admin, () =>
+      listAgents(suite.redis, ws, { limit: 5 }),
+    );
+    expect(page.agents.map((a) => a.id)).toEqual(byteOrder([...ids, 'late']).slice(0, 5));
+    expect(await agentIdsState(suite.redis, ws)).toEqual({ marked: true, ids: 4001, agents: 4001 });
+    // Each step of the making looks at about AGENT_IDS_STEP documents: several steps, none long.
+    expect(us.length).toBeGreaterThan(4000 / AGENT_IDS_STEP);
+    expect(Math.max(...us)).toBeLessThan(5000);
+    expect((await auditWorkspace(suite.redis, ws)).violations).toEqual([]);
+  });
+
+  it('made whole beside a projector registering and removing agents: every id once, none of a removed agent', async () => {
+    const ws = await fresh();
+    const k = workspaceKeys(ws);
+    const ids = idsOf(3000);
+    await apply(ws, register(ids));
+    await suite.redis.del(k.agentIds);
+    await suite.redis.hdel(k.meta, 'agentIds');
+    const gone = ids.filter((_, i) => i % 3 === 0);
+    const added = idsOf(600, 'n');
+    // The making and the projector's steps interleave: commands of 50 projected at a time.
+    const changes = [...remove(gone), ...register(added)];
+    const projecting = (async () => {
+      for (let i = 0; i < changes.length; i += 50) await apply(ws, changes.slice(i, i + 50));
+    })();
+    const made = await wholeAgentIds(suite.redis, ws);
+    await projecting;
+    expect(made.steps).toBeGreaterThan(2);
+    const want = byteOrder([...ids.filter((_, i) => i % 3 !== 0), ...added]);
+    expect(await suite.redis.zrange(k.agentIds, 0, -1)).toEqual(want);
+    expect((await agentIdsState(suite.redis, ws)).marked).toBe(true);
+    expect((await pageThrough(ws, 1000)).seen).toEqual(want);
+    expect((await auditWorkspace(suite.redis, ws)).violations).toEqual([]);
+  });
+
+  it('an older projector beside: an agent it registers or removes is listed as it is, the index made whole again', async () => {
+    const ws = await fresh();
+    const k = workspaceKeys(ws);
+    await apply(ws, register(['a', 'b', 'c']));
+    // An older projector registers "d" (its document, no id) and removes "a" (its document, not its id).
+    const doc = (await suite.redis.hget(k.agents, 'b'))!.replaceAll('"b"', '"d"');
+    await suite.redis.hset(k.agents, 'd', doc);
+    const listed = await listAgents(suite.redis, ws, { limit: 10 });
+    expect(listed.agents.map((a) => a.id)).toEqual(['a', 'b', 'c', 'd']);
+    await suite.redis.hdel(k.agents, 'a');
+    expect((await listAgents(suite.redis, ws, { limit: 10 })).agents.map((a) => a.id)).toEqual([
+      'b',
+      'c',
+      'd',
+    ]);
+    expect(await suite.redis.zrange(k.agentIds, 0, -1)).toEqual(['b', 'c', 'd']);
+  });
+
+  it('the audit names an id missing from a marked index, and one left of a removed agent', async () => {
+    const ws = await fresh();
+    const k = workspaceKeys(ws);
+    await apply(ws, register(['a', 'b']));
+    await suite.redis.zrem(k.agentIds, 'a');
+    await suite.redis.zadd(k.agentIds, 0, 'ghost');
+    const messages = (await auditWorkspace(suite.redis, ws)).violations.map((v) => v.message);
+    expect(messages).toEqual([
+      expect.stringMatching(/^routing index, agent ids: a missing .*; ghost should not be there/),
+    ]);
+  });
+});
