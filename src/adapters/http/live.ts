@@ -255,12 +255,19 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
       };
 
       // Redis came back with less: the events appended since the loss lie below the lost ones this
-      // subscriber may be done with; it goes on after what the tail reads on after.
-      const unresume = tail.onResume((position) => {
-        if (!replaying && comparePositions(last, position) > 0) {
+      // subscriber may be done with; it goes on after what the tail reads on after. A replaying
+      // feed does so at the hand-over (its held events are the tail's, read on from there): the
+      // lowest such position the tail told meanwhile.
+      let resumedTo: string | undefined;
+      const resume = (position: string): void => {
+        if (comparePositions(last, position) > 0) {
           last = position;
           inOrder = false;
         }
+      };
+      const unresume = tail.onResume((position) => {
+        if (!replaying) resume(position);
+        else if (resumedTo === undefined || comparePositions(resumedTo, position) > 0) resumedTo = position;
       });
       const unsubscribeBatches = tail.subscribeBatches((batch) => {
         if (!replaying) {
@@ -448,6 +455,7 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
           return;
         }
         replaying = false;
+        if (resumedTo !== undefined) resume(resumedTo);
         sendAll(held.splice(0), false);
         // The held batches' events the filters passed over are done with too (the replay read up to
         // where the tail began handing them on): the position a close or heartbeat names is past them.
