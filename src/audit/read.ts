@@ -345,7 +345,7 @@ async function readState(redis: RedisClient, k: WorkspaceKeys, a: Auditor): Prom
   // The Idempotency-Key records and the answers recorded for repeats.
   const records = new Map<string, string>();
   const answers = new Map<string, string>();
-  const [, , , , index, counters, [excluded, settings, seq, tick, marked], [live, fired], agentIds] =
+  const [, , , , index, counters, [excluded, settings, seq, tick, marked, applied], [live, fired], agentIds] =
     await Promise.all([
       agents,
       contacts,
@@ -353,12 +353,13 @@ async function readState(redis: RedisClient, k: WorkspaceKeys, a: Auditor): Prom
       eachEntry(redis, k.idempotencyOutcomes, (key, text) => answers.set(key, text)),
       readRoutingIndex(redis, k.workspace),
       redis.hgetall(k.stats),
-      redis.hmget(k.meta, 'excluded', 'settings', 'seq', 'tick', 'agentIds'),
+      redis.hmget(k.meta, 'excluded', 'settings', 'seq', 'tick', 'agentIds', 'applied'),
       timers,
       readAgentIds(redis, k.agentIds),
     ]);
   check.index(index);
-  check.agentIds(marked === '1' ? agentIds : null);
+  // Whole through the checkpoint (src/adapters/redis/agent-ids.ts): compared.
+  check.agentIds(marked !== null && marked === (applied ?? '0-0') ? agentIds : null);
   check.excluded(excluded ?? null);
   check.meta(settings ?? null, seq ?? null, tick ?? null);
   check.idempotency(records, answers);

@@ -97,14 +97,22 @@ export class StateCheck {
 
   /**
    * The agent ids' index (GET /agents's order: src/adapters/redis/agent-ids.ts) against the
-   * replay's agents, once meta `agentIds` says it holds every agent (`ids` null: not marked, as a
+   * replay's agents, while meta `agentIds` says it holds every agent (`ids` null: not marked, as a
    * workspace from before the index has it until its first listing makes it whole).
    */
   agentIds(ids: readonly string[] | null): void {
     if (ids === null) return;
-    const entry = (id: string) => [id, ''] as const;
-    const sorted = (xs: Iterable<string>) => [...xs].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map(entry);
-    this.compareIndex('agent ids', sorted(ids), sorted(this.audit.state.agents.keys()));
+    const agents = this.audit.state.agents;
+    const listed = new Set(ids);
+    const diffs = [
+      ...[...agents.keys()].filter((id) => !listed.has(id)).map((id) => `${id} missing`),
+      ...ids.filter((id) => !agents.has(id)).map((id) => `${id} should not be there (no such agent)`),
+    ];
+    if (diffs.length > 0)
+      this.flag(
+        `routing index, agent ids: ${diffs.slice(0, 5).join('; ')}${diffs.length > 5 ? `; and ${diffs.length - 5} more` : ''}`,
+        'index',
+      );
   }
 
   /**

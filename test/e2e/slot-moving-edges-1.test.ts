@@ -20,6 +20,7 @@ import { connectRedis } from '../../src/adapters/redis/client.ts';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import type { StreamEntry } from '../../src/adapters/redis/event-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
+import { listAgents } from '../../src/adapters/redis/projection-reads.ts';
 import { type RedisClient, runLua } from '../../src/adapters/redis/scripts.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { INTERVALS_KEPT_MS, intervalStart } from '../../src/domain/intervals.ts';
@@ -193,6 +194,29 @@ describe('a step while its workspace slot is being moved (cluster)', () => {
       await stable();
     }
     expect(await redis.hgetall(key)).toEqual({ cursor: 'c1', count: '1' });
+  }, 60_000);
+
+  it('GET /agents by id still answers while the slot moves: the agent ids read and made unguarded, or the documents read', async () => {
+    const ws = `slot-${randomUUID().slice(0, 6)}`;
+    await ensureGroup(redis, ws);
+    const register = (agentId: string): Command => ({
+      type: 'RegisterAgent',
+      agentId,
+      skills: ['A'],
+      capacity: 1,
+    });
+    for (const id of ['b', 'a', 'c']) await appendCommand(redis, { workspace: ws, command: register(id) });
+    await projectPending(redis, ws);
+    const stable = await migrating(ws);
+    try {
+      // Whole: the check's step runs (its three keys all still on the source).
+      expect((await listAgents(redis, ws, { limit: 10 })).agents.map((a) => a.id)).toEqual(['a', 'b', 'c']);
+      // Not whole (as a version before the index left it): made, or listed from the documents.
+      await redis.hdel(workspaceKeys(ws).meta, 'agentIds');
+      expect((await listAgents(redis, ws, { limit: 2 })).agents.map((a) => a.id)).toEqual(['a', 'b']);
+    } finally {
+      await stable();
+    }
   }, 60_000);
 
   it("the intervals' step: a batch ending every contact its hash holds and more counts each once", async () => {

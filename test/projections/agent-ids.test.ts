@@ -143,7 +143,8 @@ describe('the agent ids index', () => {
     expect(await agentIdsState(suite.redis, ws)).toEqual({ marked: true, ids: 4001, agents: 4001 });
     // Each step of the making looks at about AGENT_IDS_STEP documents: several steps, none long.
     expect(us.length).toBeGreaterThan(4000 / AGENT_IDS_STEP);
-    expect(Math.max(...us)).toBeLessThan(5000);
+    // (Redis's own time: a step descheduled on a loaded machine counts, so the median is held.)
+    expect([...us].sort((a, b) => a - b)[Math.floor(us.length / 2)]!).toBeLessThan(2000);
     expect((await auditWorkspace(suite.redis, ws)).violations).toEqual([]);
   });
 
@@ -164,6 +165,7 @@ describe('the agent ids index', () => {
     const made = await wholeAgentIds(suite.redis, ws);
     await projecting;
     expect(made.steps).toBeGreaterThan(2);
+    expect(made.whole).toBe(true);
     const want = byteOrder([...ids.filter((_, i) => i % 3 !== 0), ...added]);
     expect(await suite.redis.zrange(k.agentIds, 0, -1)).toEqual(want);
     expect((await agentIdsState(suite.redis, ws)).marked).toBe(true);
@@ -189,6 +191,71 @@ describe('the agent ids index', () => {
     expect(await suite.redis.zrange(k.agentIds, 0, -1)).toEqual(['b', 'c', 'd']);
   });
 
+  it('a step of an older projector (in an upgrade, or after a rollback) leaves the index not whole until a listing makes it again', async () => {
+    const ws = await fresh();
+    const k = workspaceKeys(ws);
+    await apply(ws, register(['a', 'bob', 'c']));
+    const markedAt = await suite.redis.hget(k.meta, 'agentIds');
+    expect(markedAt).toBe(await suite.redis.hget(k.meta, 'applied'));
+    // An older projector's step: it replaces bob with bob2 (as many agents as before) and moves
+    // the checkpoint alone, as a step that keeps no index does.
+    const doc = (await suite.redis.hget(k.agents, 'bob'))!.replaceAll('"bob"', '"bob2"');
+    await suite.redis.multi().hdel(k.agents, 'bob').hset(k.agents, 'bob2', doc).exec();
+    await suite.redis.hset(k.meta, 'applied', `${Date.now()}-7`);
+    expect(await agentIdsState(suite.redis, ws)).toEqual({ marked: false, ids: 3, agents: 3 });
+    expect((await auditWorkspace(suite.redis, ws)).violations.map((v) => v.message).join('\n')).not.toMatch(
+      /agent ids/,
+    );
+    // A step of this version after it: the mark is dropped (not moved on with the checkpoint).
+    await apply(ws, register(['d']));
+    expect(await suite.redis.hget(k.meta, 'agentIds')).toBe(null);
+    const listed = await listAgents(suite.redis, ws, { limit: 10 });
+    expect(listed.agents.map((a) => a.id)).toEqual(['a', 'bob2', 'c', 'd']);
+    expect(await suite.redis.zrange(k.agentIds, 0, -1)).toEqual(['a', 'bob2', 'c', 'd']);
+    expect((await agentIdsState(suite.redis, ws)).marked).toBe(true);
+    // And this version's steps keep it whole from there.
+    await apply(ws, [...register(['e']), ...remove(['a'])]);
+    expect(await agentIdsState(suite.redis, ws)).toEqual({ marked: true, ids: 4, agents: 4 });
+  });
+
+  it('a making Redis refuses (out of memory) lists from the documents, by id with after and next', async () => {
+    const ws = await fresh();
+    const k = workspaceKeys(ws);
+    await apply(ws, register(['a', 'b', 'c', 'd', 'e']));
+    await suite.redis.del(k.agentIds);
+    await suite.redis.hdel(k.meta, 'agentIds');
+    const used = Number(/used_memory:(\d+)/.exec(await suite.admin.info('memory'))![1]);
+    await suite.admin.config('SET', 'maxmemory', String(Math.floor(used / 2)));
+    try {
+      const first = await listAgents(suite.redis, ws, { limit: 2 });
+      expect(first).toMatchObject({ next: 'b' });
+      expect(first.agents.map((a) => a.id)).toEqual(['a', 'b']);
+      const rest = await listAgents(suite.redis, ws, { limit: 3, after: 'b' });
+      expect(rest.agents.map((a) => a.id)).toEqual(['c', 'd', 'e']);
+      expect(rest.next).toBe(null);
+      expect(await suite.redis.zcard(k.agentIds)).toBe(0);
+    } finally {
+      await suite.admin.config('SET', 'maxmemory', '0');
+    }
+  });
+
+  it('`next` is null when the page ends with the last agent, by the ids it may look at or by limit', async () => {
+    const ws = await fresh();
+    await apply(ws, register(['a', 'b', 'c', 'd', 'e']));
+    expect((await listAgents(suite.redis, ws, { limit: 5 }, 5)).next).toBe(null);
+    expect((await listAgents(suite.redis, ws, { limit: 10 }, 5)).next).toBe(null);
+    expect((await listAgents(suite.redis, ws, { state: 'away', limit: 10 }, 5)).next).toBe(null);
+    expect((await listAgents(suite.redis, ws, { state: 'away', limit: 10 }, 4)).next).toBe('d');
+    // A filtered page reads limit + 1 documents first, twice as many each time after.
+    const { calls } = await commandsDuring(suite.admin, () =>
+      listAgents(suite.redis, ws, { state: 'offline', limit: 1 }),
+    );
+    const documents = calls.filter(
+      (c) => c[0]!.toUpperCase() === 'HMGET' && c[1] === workspaceKeys(ws).agents,
+    );
+    expect(documents.map((c) => c.length - 2)).toEqual([2]);
+  });
+
   it('the audit names an id missing from a marked index, and one left of a removed agent', async () => {
     const ws = await fresh();
     const k = workspaceKeys(ws);
@@ -197,7 +264,7 @@ describe('the agent ids index', () => {
     await suite.redis.zadd(k.agentIds, 0, 'ghost');
     const messages = (await auditWorkspace(suite.redis, ws)).violations.map((v) => v.message);
     expect(messages).toEqual([
-      expect.stringMatching(/^routing index, agent ids: a missing .*; ghost should not be there/),
+      'routing index, agent ids: a missing; ghost should not be there (no such agent)',
     ]);
   });
 });

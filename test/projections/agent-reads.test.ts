@@ -10,6 +10,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import { READ_PAGE } from '../../src/adapters/redis/event-log.ts';
+import { hashEntries } from '../../src/adapters/redis/hash-scan.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { listAgents, readStats } from '../../src/adapters/redis/projection-reads.ts';
 import { readRoutingIndex } from '../../src/adapters/redis/routing-index.ts';
@@ -92,6 +93,19 @@ describe('reads of every agent', () => {
     const stats = await readsOf(k.agents, () => readStats(suite.redis, ws, Date.now()));
     expect(stats.result.agentsByState.offline).toBe(n);
     expect(stats.calls.every((args) => ['HLEN', 'HSCAN'].includes(args[0]!.toUpperCase()))).toBe(true);
+
+    // A small hash's every entry (eachEntry, as the listing reads agents while their index is not
+    // whole, the audit its Idempotency-Key records): one HGETALL (cheaper than scanning) after its count.
+    const small = `${ws}-small`;
+    await ensureGroup(suite.redis, small);
+    for (const command of commands.slice(0, 10))
+      await appendCommand(suite.redis, { workspace: small, command });
+    await projectPending(suite.redis, small, [], defaultProjectorOptions);
+    const few = await readsOf(workspaceKeys(small).agents, () =>
+      hashEntries(suite.redis, workspaceKeys(small).agents),
+    );
+    expect(few.result.length).toBe(10);
+    expect(few.calls.map((args) => args[0]!.toUpperCase()).sort()).toEqual(['HGETALL', 'HLEN']);
 
     // A short list reads and parses only what it answers: the documents in id order, until `limit` match.
     const first = await parsedDuring(() => listAgents(suite.redis, ws, { limit: 10 }));

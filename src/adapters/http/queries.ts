@@ -3,7 +3,14 @@ import * as t from 'io-ts';
 import { EVENT_TYPES } from '../../domain/events.ts';
 import { DEFAULT_SETTINGS, type Settings, settingsWithDefaults } from '../../domain/model.ts';
 import { strict } from '../../domain/strict.ts';
-import { AfterPosition, comparePositions, Id, Position, Skill, withMessage } from '../../domain/values.ts';
+import {
+  AfterPosition,
+  comparePositions,
+  ID_PATTERN,
+  Position,
+  Skill,
+  withMessage,
+} from '../../domain/values.ts';
 import { AgentStateName, type ContactDocument } from '../../domain/views.ts';
 import { FOREIGN_EVENT } from '../redis/advice.ts';
 import { lastEventPosition, readEvents, streamHistory } from '../redis/event-log.ts';
@@ -51,13 +58,21 @@ export const TypeList = new t.Type<Set<string>, string, unknown>(
   (s) => [...s].join(','),
 );
 
+/**
+ * `after` of GET /agents: any id's characters (an agent registered before ids refused "." and ".."
+ * may have one, and its page's `next` names it), any string of them up to an id's length.
+ */
+const AgentIdBound = withMessage(
+  t.refinement(t.string, (s) => s.length <= 128 && ID_PATTERN.test(s), 'AgentIdBound'),
+  '1..128 characters of [A-Za-z0-9._:-]',
+);
 const AgentListQuery = strict(
   {},
   {
     state: AgentStateName,
     skill: Skill,
     limit: IntString('limit', 1, 10_000),
-    after: Id,
+    after: AgentIdBound,
     minPosition: Position,
   },
   'AgentListQuery',
@@ -106,7 +121,6 @@ export async function queryRoutes(app: FastifyInstance): Promise<void> {
   app.get('/agents', async (req) => {
     const ws = workspaceOf(req.params);
     const q = decodeOr400(AgentListQuery, req.query, 'query');
-    await awaitPosition(ws, q.minPosition);
     const byAvailability = q.state === 'available' && q.skill !== undefined;
     if (byAvailability && q.after !== undefined)
       throw new ProblemError(
@@ -118,6 +132,7 @@ export async function queryRoutes(app: FastifyInstance): Promise<void> {
           { errors: [{ path: 'after', message: 'is not taken with state=available and skill' }] },
         ),
       );
+    await awaitPosition(ws, q.minPosition);
     const page = await listAgents(redis, ws, {
       ...(q.state !== undefined ? { state: q.state } : {}),
       ...(q.skill !== undefined ? { skill: q.skill } : {}),

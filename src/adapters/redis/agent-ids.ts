@@ -5,8 +5,11 @@ import { luaScript, type RedisClient, runLua } from './scripts.ts';
  * The agent ids' index (`sb:{ws}:agent-ids`, a lexicographic zset of score 0): GET /agents reads
  * agents by id a page at a time from it, instead of every document of the workspace. The
  * projector's step adds an id where it registers the agent and takes it out where it removes it;
- * meta `agentIds` says the index holds every agent (set by the projector at a workspace's first
- * agent, or here once a fill is done).
+ * meta `agentIds` names the checkpoint through which the index holds every agent, and each step
+ * of the projector moves it with the checkpoint (`applied`) while the two are equal: from a
+ * workspace's first agent, or from a fill here. A step of a version that keeps no index (an
+ * upgrade's overlap, a rollback) moves the checkpoint alone, and the index is whole no more until
+ * a listing makes it again.
  *
  * A workspace whose agents were registered before the index (or by an older projector running
  * beside a newer one, in an upgrade) has it made whole by its first listing: a fill (HSCAN of the
@@ -14,9 +17,7 @@ import { luaScript, type RedisClient, runLua } from './scripts.ts';
  * AGENT_IDS_STEP each, none growing with the agents. Whether the index is whole is asked of the
  * marker and the two counts, read in one step: ids as many as documents.
  */
-const AGENT_IDS = luaScript('agentIds', new URL('./lua/agent-ids-3.lua', import.meta.url), {
-  slotGuard: true,
-});
+const AGENT_IDS = luaScript('agentIds', new URL('./lua/agent-ids-3.lua', import.meta.url));
 
 /** Documents (a fill) or ids (a prune) one step of the index's making looks at. */
 export const AGENT_IDS_STEP = 500;
@@ -31,12 +32,12 @@ export async function agentIdsState(
   redis: RedisClient,
   workspace: string,
 ): Promise<{ marked: boolean; ids: number; agents: number }> {
-  const [marker, ids, agents] = (await runLua(redis, AGENT_IDS, keysOf(workspace), ['check'])) as [
-    string,
+  const [marked, ids, agents] = (await runLua(redis, AGENT_IDS, keysOf(workspace), ['check'])) as [
+    number,
     number,
     number,
   ];
-  return { marked: marker === '1', ids, agents };
+  return { marked: marked === 1, ids, agents };
 }
 
 /** What a making of the index did: whether the index is whole after it. */

@@ -137,20 +137,27 @@ export async function listAgents(
       if (out.length >= f.limit || ids.length < read) return { agents: out.slice(0, f.limit), next: null };
     }
   }
-  if (!(await wholeAgentIds(redis, workspace)).whole) return listAgentsByScan(redis, workspace, f, take, out);
+  // The index made whole where it is not; a making that fails (Redis out of memory for its writes,
+  // a cluster moving the slot) or finds it not whole lists from the documents, reads only.
+  const whole = await wholeAgentIds(redis, workspace).then(
+    (made) => made.whole,
+    () => false,
+  );
+  if (!whole) return listAgentsByScan(redis, workspace, f, take, out);
   const filtered = f.state !== undefined || f.skill !== undefined;
   let last = f.after ?? null;
   let looked = 0;
+  // A filtered listing reads `limit` ids and one more at first, twice as many each time after.
+  let want = f.limit + 1;
   for (;;) {
     const room = reads - looked;
-    if (room <= 0) return { agents: out, next: last };
-    // Once `limit` are found, one id more tells whether any follow.
-    const chunk =
-      out.length >= f.limit
-        ? 1
-        : Math.min(AGENT_LIST_CHUNK, room, filtered ? AGENT_LIST_CHUNK : f.limit - out.length + 1);
+    // Once `limit` are found, or as many ids looked at as a page may, one id more tells whether
+    // any follow.
+    const peek = out.length >= f.limit || room <= 0;
+    const chunk = peek ? 1 : Math.min(AGENT_LIST_CHUNK, room, filtered ? want : f.limit - out.length + 1);
+    want = Math.min(AGENT_LIST_CHUNK, want * 2);
     const ids = await redis.zrangebylex(k.agentIds, last === null ? '-' : `(${last}`, '+', 'LIMIT', 0, chunk);
-    if (out.length >= f.limit) return { agents: out, next: ids.length > 0 ? last : null };
+    if (peek) return { agents: out, next: ids.length > 0 ? last : null };
     // An id whose agent was removed since the range was read has no document: it is passed over.
     const texts = await agentsByIds(redis, k.agents, ids);
     for (let i = 0; i < ids.length; i++) {

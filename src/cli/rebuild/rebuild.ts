@@ -280,7 +280,7 @@ type How = 'documents' | 'zset' | 'hash' | 'window';
  */
 const COMPARED: readonly { name: string; how: How; kind: Difference['kind']; whenMarked?: true }[] = [
   { name: 'agents', how: 'documents', kind: 'document' },
-  // The agent ids' index, once the live workspace's meta `agentIds` marks it whole (a workspace
+  // The agent ids' index, while the live workspace's meta `agentIds` marks it whole (a workspace
   // from before it has it from its first listing: src/adapters/redis/agent-ids.ts).
   { name: 'agent-ids', how: 'zset', kind: 'index', whenMarked: true },
   { name: 'contacts', how: 'documents', kind: 'document' },
@@ -343,7 +343,8 @@ async function compareState(
   const rebuilt = workspaceKeys(shadow).prefix;
   const checkpoint = (await redis.hget(workspaceKeys(workspace).meta, 'applied')) ?? '0-0';
   const windowFrom = Number(checkpoint.split('-')[0]) - SERVED_WINDOW_MS;
-  const marked = (await redis.hget(workspaceKeys(workspace).meta, 'agentIds')) === '1';
+  const [markedAt, applied] = await redis.hmget(workspaceKeys(workspace).meta, 'agentIds', 'applied');
+  const marked = markedAt !== null && markedAt === (applied ?? '0-0');
   // An interrupt stops the comparison too, between two keys or two pages of a hash.
   for (const { name, how, kind, whenMarked } of COMPARED) {
     signal?.throwIfAborted();

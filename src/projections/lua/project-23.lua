@@ -21,8 +21,9 @@
                                    KEYS[22] idempotency expiry (zset: key scored by the time its
                                             record may be forgotten)
                                    KEYS[23] agent ids (lexicographic zset, score 0: the agents by
-                                            id, GET /agents's order; meta "agentIds" set once it
-                                            holds every agent: src/adapters/redis/agent-ids.ts)
+                                            id, GET /agents's order; meta "agentIds" the checkpoint
+                                            through which it holds every agent, kept equal to
+                                            "applied" by each step: src/adapters/redis/agent-ids.ts)
 
   Every key the step touches is one of these.
 
@@ -68,6 +69,8 @@ local K_STATS, K_AGENTS, K_CONTACTS, K_POOLS
 local K_PHEADS, K_QINDEX, K_QHEADS, K_IDEM, K_ASETS
 local K_IDEM_OUTCOMES, K_FINISHED, K_TIMERS, K_ENDED, K_IDEM_EXPIRY, K_AGENT_IDS
 local WORKSPACE, GROUP
+-- Whether the agent ids' index holds every agent as this step goes (run, RegisterAgent).
+local ids_whole = false
 local MAX, OUTCOME_KEEP, SKILL_SET_LIMIT
 local OUTCOME_KEEP_MS
 -- The step's time budget (ARGV[8]) and when it began, in microseconds of Redis's clock
@@ -351,8 +354,8 @@ handlers.RegisterAgent = function(c, at, pos, meta)
   }
   -- The first agent of a workspace with none: the ids' index holds every agent from here on
   -- (a workspace with agents from before the index gets it from its first listing).
-  if redis.call('HEXISTS', K_META, 'agentIds') == 0 and redis.call('HLEN', K_AGENTS) == 0 then
-    redis.call('HSET', K_META, 'agentIds', '1')
+  if not ids_whole and redis.call('HLEN', K_AGENTS) == 0 and redis.call('ZCARD', K_AGENT_IDS) == 0 then
+    ids_whole = true
   end
   doc_put(K_AGENTS, a)
   redis.call('ZADD', K_AGENT_IDS, 0, a.id)
@@ -1035,7 +1038,13 @@ end
 -- Applies the commands after the checkpoint (see the header for what it returns). `open`: the
 -- answers of the commands this step appended, by command id (a list each), whose outcome each takes here.
 local function run(ARGV, first_delivered, open)
-  local checkpoint = redis.call('HGET', K_META, 'applied') or '0-0'
+  local read_meta = redis.call('HMGET', K_META, 'applied', 'agentIds')
+  local checkpoint = read_meta[1] or '0-0'
+  -- The agent ids' index is whole through `agentIds` (the checkpoint a step of this version left
+  -- it at): a step of a version that keeps no index moved the checkpoint past it, so it is kept
+  -- whole only from a checkpoint it names (or from a workspace's first agent, RegisterAgent).
+  ids_whole = read_meta[2] ~= false and read_meta[2] == checkpoint
+  local ids_marked = read_meta[2] ~= false
   local last_outcome
   local applied = {}
   -- The commands refused in this step, for the projector's log: position, status, problem type, title.
@@ -1107,7 +1116,12 @@ local function run(ARGV, first_delivered, open)
     redis.call('XTRIM', K_OUTCOMES, 'MINID', '~', int(position_ms(last_outcome) - OUTCOME_KEEP_MS))
   end
   if #applied > 0 then
-    redis.call('HSET', K_META, 'applied', checkpoint)
+    if ids_whole then
+      redis.call('HSET', K_META, 'applied', checkpoint, 'agentIds', checkpoint)
+    else
+      redis.call('HSET', K_META, 'applied', checkpoint)
+      if ids_marked then redis.call('HDEL', K_META, 'agentIds') end
+    end
     redis.call('XACK', K_COMMANDS, GROUP, unpack(applied))
     -- The group delivers from the checkpoint on: projectors wake on the next unapplied entry and
     -- never receive (read) entries this step already read.

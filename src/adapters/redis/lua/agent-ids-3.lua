@@ -9,8 +9,12 @@
           returns the next cursor ('0': every document present throughout was seen).
   ARGV[1] 'prune', ARGV[2] the last id looked at ('' for the first), ARGV[3] how many: takes out
           the ids after it that have no document; returns the last id looked at ('' at the end).
-  ARGV[1] 'mark': meta "agentIds" set (the index holds every agent: the projector keeps it so).
-  ARGV[1] 'check': {meta "agentIds" or '', ids in the index, documents}.
+  ARGV[1] 'mark': meta "agentIds" set to the projections' checkpoint ("applied"): the index holds
+          every agent through it, and each projector step keeps the two equal from there.
+  ARGV[1] 'check': {1 when meta "agentIds" is "applied" (else 0), ids in the index, documents}.
+
+  No step is refused while a cluster moves the slot: none empties a key and touches it again, and
+  a fill or prune cut short leaves nothing a later one does not mend.
 
   Every page runs against the documents as they are at its step, and the projector adds and takes
   out ids in the step that writes or deletes the document, so a fill beside a projector leaves
@@ -18,10 +22,13 @@
 ]]
 local mode = ARGV[1]
 if mode == 'check' then
-  return { redis.call('HGET', KEYS[3], 'agentIds') or '', redis.call('ZCARD', KEYS[2]), redis.call('HLEN', KEYS[1]) }
+  local meta = redis.call('HMGET', KEYS[3], 'applied', 'agentIds')
+  local marked = 0
+  if meta[2] and meta[2] == (meta[1] or '0-0') then marked = 1 end
+  return { marked, redis.call('ZCARD', KEYS[2]), redis.call('HLEN', KEYS[1]) }
 end
 if mode == 'mark' then
-  redis.call('HSET', KEYS[3], 'agentIds', '1')
+  redis.call('HSET', KEYS[3], 'agentIds', redis.call('HGET', KEYS[3], 'applied') or '0-0')
   return 1
 end
 if mode == 'fill' then
