@@ -8,7 +8,8 @@
  * - Failures worth another try (no answer, a timeout, 429, 502, 503, 504) are retried with backoff
  *   (250 ms doubling to 4 s by default), waiting at least what `Retry-After` says (up to
  *   `maxRetryAfterMs`, default 60 s): queries and commands (their key makes a repeat harmless);
- *   other writes (POST /keys) after a 429 only.
+ *   other writes (POST /keys, DELETE /keys/{id}, POST /ws-tickets: routes that ignore an
+ *   Idempotency-Key, even one given) after a 429 only.
  * - With `failover` base URLs (several API instances, no load balancer), each retry goes to the
  *   next one (without the Retry-After of a 503 `shutting-down`, which was the stopping instance's
  *   own), and a call starts at the one that answered the last call; `onRetry` may stop the retries
@@ -153,7 +154,10 @@ export interface SendOptions {
   readonly headers?: Record<string, string>;
   /**
    * The call's Idempotency-Key (an `Idempotency-Key` in `headers`, the name in any case, is one
-   * too; given both ways, this one is sent). A SwitchboardError of the call names it.
+   * too; given both ways, this one is sent). A SwitchboardError of the call names it. On a
+   * command's route it makes a write worth another try after a failure (the server applies the
+   * command once); POST /keys, DELETE /keys/{id} and POST /ws-tickets ignore it, and are tried
+   * again after a 429 only, key or not.
    */
   readonly idempotencyKey?: string;
   /** Further tries for this call (default: the client's). */
@@ -272,12 +276,24 @@ export class SwitchboardClient {
   getAgent(id: string, o?: QueryOptions): Promise<AgentDocument> {
     return this.query(`/agents/${enc(id)}`, o);
   }
-  /** A page of agents: by id (the first `limit`, 1,000 by default), or longest available first with `state: 'available'` and `skill`. */
+  /**
+   * The first `limit` agents (1,000 by default) by id, after `after` when given, or longest
+   * available first with `state: 'available'` and `skill`. By id, pages are read on by their
+   * `next` until `limit` are found or none follow: a page by `state` or `skill` looks at 10,000
+   * ids at most, and may hold fewer (listAgentsPage reads one page).
+   */
   async listAgents(
     filter: { state?: AgentStateName; skill?: string; limit?: number; after?: string } = {},
     o?: QueryOptions,
   ): Promise<AgentDocument[]> {
-    return (await this.listAgentsPage(filter, o)).agents;
+    const limit = filter.limit ?? 1000;
+    const out: AgentDocument[] = [];
+    let page = await this.listAgentsPage(filter, o);
+    for (;;) {
+      out.push(...page.agents);
+      if (page.next === null || out.length >= limit) return out.slice(0, limit);
+      page = await this.listAgentsPage({ ...filter, limit: limit - out.length, after: page.next }, o);
+    }
   }
   /**
    * A page of agents by id with its `next`: the `after` of the page that follows, null when none
@@ -422,14 +438,27 @@ export class SwitchboardClient {
    * A one-time ticket (30 s) for the live feed, for WebSockets that cannot send a header. With
    * `after` (the position the feed will open from), one past the workspace's last event is refused
    * as the upgrade would refuse it, a SwitchboardError 409 `position-ahead` with `lastPosition`.
+   * A 2xx that is no ticket (a proxy's HTML page, JSON `null`, a document with no `ticket`) is a
+   * SwitchboardError with that status and the text, never a ticket of "undefined". The live feed
+   * takes its tickets here.
    */
   async createWsTicket(o: { readonly after?: Position } & CallOptions = {}): Promise<WsTicket> {
-    return (
-      await this.document<WsTicket>('POST', `${this.workspacePath}/ws-tickets`, {
-        ...(o.after !== undefined ? { body: { after: o.after } } : {}),
-        ...signalOf(o),
-      })
-    ).body;
+    const path = `${this.workspacePath}/ws-tickets`;
+    const a = await this.document<WsTicket>('POST', path, {
+      ...(o.after !== undefined ? { body: { after: o.after } } : {}),
+      ...signalOf(o),
+    });
+    const ticket = (a.body as { ticket?: unknown }).ticket;
+    if (typeof ticket !== 'string' || ticket === '')
+      throw new SwitchboardError({
+        status: a.status,
+        method: 'POST',
+        path,
+        body: a.body,
+        detail: `the answer is no ticket (no ticket): ${JSON.stringify(a.body).slice(0, 200)}`,
+        attempts: a.attempts,
+      });
+    return a.body;
   }
   /** `createWsTicket`. */
   wsTicket(o: { readonly after?: Position } & CallOptions = {}): Promise<WsTicket> {
@@ -613,9 +642,13 @@ export class SwitchboardClient {
     // The call's key, given as the option or as a header (any case of its name): on every error of
     // the call, so that the caller can send it again with the same key.
     const idempotencyKey = idempotencyKeyOf(o);
-    // A write without an Idempotency-Key (POST /keys) may have landed before its answer was lost:
-    // it is tried again only after a 429, which changed nothing.
-    const repeatable = method === 'GET' || method === 'HEAD' || idempotencyKey !== undefined;
+    // A write may have landed before its answer was lost: it is tried again only after a 429, which
+    // changed nothing, unless it is a command with an Idempotency-Key, which the server applies
+    // once however often it is sent. Only the command routes read the key: POST /keys, DELETE
+    // /keys/{id} and POST /ws-tickets ignore it, so a bare request of one with a key, sent again,
+    // could make a second key (or spend a second ticket).
+    const repeatable =
+      method === 'GET' || method === 'HEAD' || (idempotencyKey !== undefined && isCommandPath(path));
     const configured = this.options.retryOn ?? defaultRetryOn;
     const retryOn = (s: Failure) => configured(s) && (repeatable || s === 429);
     const aborted = (attempts: number) =>
@@ -627,9 +660,12 @@ export class SwitchboardClient {
         attempts,
         idempotencyKey,
       });
-    const first = this.start;
+    /** The index in `bases` of this try's base URL: the one that answered the last call first. */
+    let at = this.start;
     /** The base URLs that answered this call with a 503 `archive-unreadable`. */
     const holed = new Set<string>();
+    /** The last such answer: the call's answer when no other base URL gives a better one. */
+    let holeAnswer: Answer | undefined;
     for (let attempt = 1; ; attempt++) {
       // An aborted call sends nothing more: not its first try, not a retry after the wait it cut short.
       if (o.signal?.aborted) throw aborted(attempt - 1);
@@ -638,7 +674,6 @@ export class SwitchboardClient {
       // A call starts at the base URL that last answered, not at `url` each time: one that is down
       // (or hangs until the timeout) costs one failed try, not one per call, and a write that is
       // not tried again (POST /keys) goes where an answer comes from.
-      const at = (first + attempt - 1) % this.bases.length;
       const base = this.bases[at]!;
       try {
         answer = { ...(await this.once(base, method, path, o, prepared)), attempts: attempt };
@@ -650,8 +685,20 @@ export class SwitchboardClient {
       const status: Failure = answer ? answer.status : failure!.status;
       // An answer that is no failure worth another try (a 2xx, a 4xx, a 500): that base URL is up.
       if (answer && !defaultRetryOn(answer.status)) this.start = at;
-      // No more tries: the last answer, or the failure as an error.
+      // A 503 `archive-unreadable` is a hole in that instance's archive, which every try there
+      // meets again (no Retry-After: nothing a wait mends): that base URL is not tried again in
+      // this call, and the hole is the answer unless a failover URL that has not answered it yet
+      // (which may read another archive) gives a better one.
+      if (answer && isProblem(answer.body, 'archive-unreadable')) {
+        holed.add(base);
+        holeAnswer = answer;
+      }
+      // No more tries: the last answer, or the failure as an error. A failure worth another try
+      // (no answer, a 502, ...) met after a hole is not the answer: the hole is, with its `hole`
+      // for the caller (the tries made, all of them).
       const lastOf = (): Answer => {
+        if (holeAnswer && (answer === undefined || configured(answer.status)))
+          return { ...holeAnswer, attempts: attempt };
         if (answer) return answer;
         throw new SwitchboardError({
           status: failure!.status,
@@ -662,12 +709,18 @@ export class SwitchboardClient {
           idempotencyKey,
         });
       };
-      // A 503 `archive-unreadable` is a hole in that instance's archive, which every try there
-      // meets again (no Retry-After: nothing a wait mends): it is the answer, its `hole` for the
-      // caller, unless a failover URL that has not answered it yet may read another archive.
-      if (answer && isProblem(answer.body, 'archive-unreadable')) holed.add(base);
-      const next = this.bases[(first + attempt) % this.bases.length]!;
-      if (attempt > retries || !retryOn(status) || holed.has(next)) return lastOf();
+      // The next try's base URL: the next one in turn that has not answered a hole (this one again
+      // when it is the only one left); none when every one has.
+      let nextAt: number | undefined;
+      for (let i = 1; i <= this.bases.length; i++) {
+        const j = (at + i) % this.bases.length;
+        if (!holed.has(this.bases[j]!)) {
+          nextAt = j;
+          break;
+        }
+      }
+      if (attempt > retries || !retryOn(status) || nextAt === undefined) return lastOf();
+      const next = this.bases[nextAt]!;
       const backoff = Math.min(
         this.options.maxBackoffMs ?? 4_000,
         (this.options.backoffMs ?? 250) * 2 ** (attempt - 1),
@@ -691,6 +744,7 @@ export class SwitchboardClient {
       const go = (o.onRetry ?? this.options.onRetry)?.(info);
       if (go === false) return lastOf();
       await sleep(typeof go === 'number' && go >= 0 ? go : delayMs, o.signal);
+      at = nextAt;
     }
   }
 
@@ -885,6 +939,16 @@ function idempotencyKeyOf(o: SendOptions): string | undefined {
   for (const [name, value] of Object.entries(o.headers ?? {}))
     if (name.toLowerCase() === 'idempotency-key') key = value.replace(/^[ \t]+|[ \t]+$/g, '');
   return key;
+}
+
+/**
+ * Whether `path` is a workspace command's route (`/v1/workspaces/{ws}/agents...`, `/contacts...`,
+ * `/settings`): the only writes whose Idempotency-Key the server reads, so that sending one again
+ * (the same key) applies it once. The other writes (POST /keys, DELETE /keys/{id}, POST
+ * /ws-tickets) ignore the key: sent again, each is made again.
+ */
+function isCommandPath(path: string): boolean {
+  return /^\/v1\/workspaces\/[^/?#]+\/(?:agents|contacts|settings)(?:[/?#]|$)/.test(path);
 }
 
 /** Whether `body` is a problem document of the type `/problems/<slug>`. */

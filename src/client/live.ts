@@ -21,7 +21,7 @@ import {
   unsendablePath,
   unusableBaseUrl,
 } from './errors.ts';
-import type { EventEnvelope, EventType, Position, WsTicket } from './types.ts';
+import type { EventEnvelope, EventType, Position } from './types.ts';
 
 export interface SubscribeOptions {
   /** Only these event types (the server filters). */
@@ -30,7 +30,8 @@ export interface SubscribeOptions {
   readonly agent?: string;
   /**
    * Everything after this position first, then live events. Without it the feed starts at the
-   * moment it opens (and resumes from the first event it receives on).
+   * moment it opens, and resumes from the position the server names as it opens (its first
+   * heartbeat's `after`), or from a later event or heartbeat's.
    */
   readonly after?: Position;
   /**
@@ -50,8 +51,9 @@ export interface SubscribeOptions {
   /**
    * The server's heartbeat interval until its first heartbeat names it (`everyMs`; default 10 000,
    * the server's LIVE_HEARTBEAT_MS default). A socket that hears nothing (no event, no heartbeat)
-   * for twice the interval is taken for a dead path: dropped and opened again from the last
-   * position. 0: never (a server with LIVE_HEARTBEAT_MS=off).
+   * for twice the interval once it is open (the handshake's limit is the client's `timeoutMs`) is
+   * taken for a dead path: dropped and opened again from the last position. 0: never (a server
+   * with LIVE_HEARTBEAT_MS=off).
    */
   readonly heartbeatMs?: number;
   /** Each time a socket opened (the first and every resume). */
@@ -280,12 +282,14 @@ export function subscribe(
       if (byTicket) {
         // With the position it will open from: one past the last event is refused here with the
         // problem (409 position-ahead, lastPosition) that a page's WebSocket cannot show of a
-        // refused upgrade, and no ticket is spent on a socket that could open nothing.
-        const ticket = await client.request<WsTicket>('POST', `${client.workspacePath}/ws-tickets`, {
+        // refused upgrade, and no ticket is spent on a socket that could open nothing. Taken as
+        // createWsTicket() takes one: a 2xx that is no ticket (a proxy's page, `{}`, null) is a
+        // SwitchboardError naming it, and no socket is opened with `ticket=undefined`.
+        const ticket = await client.createWsTicket({
           signal: closing.signal,
-          ...(position !== undefined ? { body: { after: position } } : {}),
+          ...(position !== undefined ? { after: position } : {}),
         });
-        q.push(`ticket=${encodeURIComponent(ticket.body.ticket)}`);
+        q.push(`ticket=${encodeURIComponent(ticket.ticket)}`);
       }
       if (closed) return;
       url = `${base}${livePath}${q.length ? `?${q.join('&')}` : ''}`;
@@ -321,6 +325,8 @@ export function subscribe(
     let refused: number | undefined;
     /** What the refusal asked to wait before another try (its Retry-After, or `retryAfterMs`). */
     let refusalWaitMs = 0;
+    /** The refusal's Retry-After header, as answered: its SwitchboardError's `retryAfterMs`. */
+    let refusalRetryAfter: string | undefined;
     /** A redirected upgrade's Location. */
     let location: string | undefined;
     /** The refusal's problem+json (what `ws` lets us read of a refused upgrade), when there was one. */
@@ -352,6 +358,7 @@ export function subscribe(
         location = Array.isArray(to) ? to[0] : to;
         const h = answered?.['retry-after'];
         const header = Array.isArray(h) ? h[0] : h;
+        refusalRetryAfter = header;
         refusalWaitMs = retryAfterMsOf(header, undefined, client.maxRetryAfterMs);
         let text = '';
         const done = () => {
@@ -372,6 +379,8 @@ export function subscribe(
       });
     // The watchdog: anything heard (the open, an event, a heartbeat) moves `heardAt`; a timer
     // looks at it when the silence could have run out, so a busy feed costs no timer per message.
+    // It is armed once the socket is open: the handshake's own limit is the client's `timeoutMs`
+    // (Infinity none), which a heartbeat interval must not cut short.
     let heardAt = Date.now();
     const deadAfterMs = () => DEAD_AFTER_INTERVALS * heartbeatEvery;
     let confirming = false;
@@ -407,11 +416,13 @@ export function subscribe(
       tell(() => o.onClose?.({ code: 1006, reason, retryInMs }));
     };
     if (watchdog) clearTimeout(watchdog);
-    if (heartbeatEvery > 0) watchdog = setTimeout(watch, Math.min(deadAfterMs(), MAX_TIMER_MS));
+    watchdog = undefined;
     s.onopen = () => {
       if (socket !== s) return;
       heardAt = Date.now();
       if (closed) return s.close(1000);
+      if (watchdog) clearTimeout(watchdog);
+      if (heartbeatEvery > 0) watchdog = setTimeout(watch, Math.min(deadAfterMs(), MAX_TIMER_MS));
       const first = !opened;
       opened = true;
       // The backoff starts again once the server has sent something (onmessage), not on the open:
@@ -477,6 +488,7 @@ export function subscribe(
               method: 'GET',
               path: shownPath,
               ...(refusal !== undefined ? { body: refusal } : {}),
+              ...(refusalRetryAfter !== undefined ? { retryAfter: refusalRetryAfter } : {}),
               detail: isRedirect(refused)
                 ? `the upgrade was redirected (${refused})${location ? ` to ${location}` : ''}: the live feed does not follow a redirect; set the client's url to the server's own address`
                 : `the upgrade was refused: ${refused}`,
