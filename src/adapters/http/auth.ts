@@ -22,9 +22,10 @@ import {
  * hooks below for every route under /v1/workspaces/{ws}. A route missing here is for admins only.
  * Routes outside /v1/workspaces (/health, /status, /metrics, /openapi.json) are open.
  *
- * `own` narrows the `agent` role to its own agent: `path` the agent id in the path, `body` the
- * `agentId` of the body, `contact` a contact offered or assigned to it, `live` the live feed
- * filtered to it (`agent=` forced; another agent is refused).
+ * `own` narrows the `agent` role to its own agent: `path` the agent id in the path, `contact` a
+ * contact offered or assigned to it, `body` both (the `agentId` of the body its agent, and the
+ * contact of the path offered or assigned to it), `live` the live feed filtered to it (`agent=`
+ * forced; another agent is refused).
  */
 export type Own = 'path' | 'body' | 'contact' | 'live';
 
@@ -281,14 +282,21 @@ export function installAuth(app: FastifyInstance, opts: { cacheMs?: number } = {
     const agentId = p.agentId ?? '';
     if (own === 'body') {
       const named = (req.body as { agentId?: unknown } | undefined)?.agentId;
-      // A body without a string agentId is the handler's 400 to answer.
+      // A body without a string agentId is the handler's 400 to answer (once the contact is its own).
       if (typeof named === 'string' && named !== agentId)
         return refuse(
           req,
           reply,
           forbidden(`This key acts for agent "${agentId}" only; agentId must be "${agentId}".`),
         );
-    } else if (own === 'contact') {
+    }
+    // An offer's answer (accept, reject) is held to the contact too, as `complete` and a read are:
+    // naming its own agent, an agent key could otherwise answer any contact id and learn from the
+    // projector's refusal whether it exists and its state (409 "is queued", "offer-not-yours", 404),
+    // which a read of it does not tell (403), each refusal appended. A contact that does not name
+    // the key's agent, or no contact, is the same 403; the offer moving between this check and the
+    // command's turn is the projector's 409, as before.
+    if (own === 'body' || own === 'contact') {
       const id = (req.params as { id?: unknown }).id;
       if (!isId(id)) return; // the handler's 400
       const contact = await readContact(redis, p.workspace, id);
@@ -300,13 +308,15 @@ export function installAuth(app: FastifyInstance, opts: { cacheMs?: number } = {
   /**
    * Whether a command refused by the check above is the repeat of one this agent sent with the
    * same Idempotency-Key about this contact. The contact may have left the agent since (a completed
-   * contact forgotten after CONTACT_RETENTION, its id queued again for another agent), and the
-   * repeat answers the first outcome as every repeat does (the command path appends nothing for a
-   * key seen before, and answers a 422 for a key first used for another request), not a 403. The
-   * first command is the agent's when its recorded outcome names the contact and the agent (a
-   * 200), or when its entry, still in the command stream, is this agent's completion of it (an
-   * agent key's `complete` carries its agent): a refusal (`409 contact-not-assigned`, a `404` once
-   * forgotten) or an outcome not recorded yet is the agent's own too.
+   * contact forgotten after CONTACT_RETENTION, its id queued again for another agent; an offer it
+   * rejected back in the queue), and the repeat answers the first outcome as every repeat does (the
+   * command path appends nothing for a key seen before, and answers a 422 for a key first used for
+   * another request), not a 403. The first command is the agent's when its recorded outcome names
+   * the contact and the agent (a 200; a reject's names the agent last among `excludedAgents`), or
+   * when its entry, still in the command stream, is this agent's completion of it (an agent key's
+   * `complete` carries its agent) or an agent key's accept or reject of it naming this agent (an
+   * agent key names its own): a refusal (`409 contact-not-assigned`, `contact-not-offered`, a `404`
+   * once forgotten) or an outcome not recorded yet is the agent's own too.
    */
   async function ownRepeat(req: FastifyRequest, ws: string, id: string, agentId: string): Promise<boolean> {
     const key = req.headers['idempotency-key'];
@@ -316,16 +326,29 @@ export function installAuth(app: FastifyInstance, opts: { cacheMs?: number } = {
       if (err instanceof SyntaxError) return null;
       throw err;
     });
-    if (outcome?.status === 200 && outcome.body?.id === id && outcome.body?.agentId === agentId) return true;
+    if (outcome?.status === 200 && outcome.body?.id === id) {
+      if (outcome.body.agentId === agentId) return true;
+      // A reject's outcome is the contact back in the queue: its agent is the last one excluded.
+      const excluded = outcome.body.excludedAgents;
+      const reject = req.routeOptions.url === `${WS}/contacts/:id/reject`;
+      if (reject && Array.isArray(excluded) && excluded.at(-1) === agentId) return true;
+    }
     const first = await firstCommand(ws, key);
-    return first?.type === 'CompleteContact' && first.contactId === id && first.agentId === agentId;
+    if (!first || first.command.contactId !== id || first.command.agentId !== agentId) return false;
+    const type = first.command.type;
+    if (type === 'CompleteContact') return true;
+    return (
+      (type === 'AcceptOffer' || type === 'RejectOffer') && (await roleAt(ws, first.position)) === 'agent'
+    );
   }
 
-  /** The command an Idempotency-Key was first used for, while its record lives and its entry is in the stream. */
+  /** The command an Idempotency-Key was first used for, and its position, while its record lives and its entry is in the stream. */
   async function firstCommand(
     ws: string,
     key: string,
-  ): Promise<{ type?: unknown; contactId?: unknown; agentId?: unknown } | undefined> {
+  ): Promise<
+    { position: string; command: { type?: unknown; contactId?: unknown; agentId?: unknown } } | undefined
+  > {
     const k = workspaceKeys(ws);
     const [record, expires, now] = await Promise.all([
       redis.hget(k.idempotency, key),
@@ -341,6 +364,19 @@ export function installAuth(app: FastifyInstance, opts: { cacheMs?: number } = {
     } catch {
       return undefined;
     }
-    return typeof position === 'string' ? commandAt(redis, ws, position) : undefined;
+    if (typeof position !== 'string') return undefined;
+    const command = await commandAt(redis, ws, position);
+    return command && { position, command };
+  }
+
+  /** The role of the key that appended the command entry at `position` (its `role` field), if any. */
+  async function roleAt(ws: string, position: string): Promise<string | undefined> {
+    const [entry] = (await redis.xrange(workspaceKeys(ws).commands, position, position)) as [
+      string,
+      string[],
+    ][];
+    const fields = entry?.[1] ?? [];
+    for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === 'role') return fields[i + 1];
+    return undefined;
   }
 }

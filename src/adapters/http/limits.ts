@@ -135,11 +135,17 @@ export interface LimitDeps {
 }
 
 /**
- * Adds the limits' hooks to the app. The URL check runs with the first hooks; the rate limit in
- * preParsing, after every onRequest hook (authentication among them) and before any body is read,
- * so only a request that authenticated spends its key's budget; the WebSocket caps in preHandler,
- * once the live route has accepted the query, right before the upgrade. When Redis cannot be
- * reached the limits that count in it let requests through: the route answers its own 503.
+ * Adds the limits' hooks to the app. The URL check is an onRequest hook added after the others,
+ * authentication's among them (server.ts installs it before these): a request target longer than
+ * MAX_URL_BYTES is a 414 on the open routes (/status, /openapi.json, ...) and on a workspace route
+ * for a key that may use it, but a workspace route's request refused by authentication is answered
+ * by it first: 401 without a valid key, 403 for another workspace's key, a role that may not use
+ * the route or an agent key naming another agent in the path. (Node's maxHeaderSize bounds the
+ * request line before any hook all the same: 431.) The rate limit in preParsing, after every
+ * onRequest hook and before any body is read, so only a request that authenticated spends its
+ * key's budget; the WebSocket caps in preHandler, once the live route has accepted the query,
+ * right before the upgrade. When Redis cannot be reached the limits that count in it let requests
+ * through: the route answers its own 503.
  */
 export function installLimits(app: FastifyInstance, deps: LimitDeps): void {
   const { watch, config: s } = deps;
@@ -151,15 +157,17 @@ export function installLimits(app: FastifyInstance, deps: LimitDeps): void {
   /**
    * Whether to count at all: not while Redis is known to be down (the watch saw its PING fail; not
    * before its first PING, at start), nor for a second after a count failed, so requests do not
-   * each wait for a timeout before meeting Redis's trouble themselves.
+   * each wait for a timeout before meeting Redis's trouble themselves. That second by the monotonic
+   * clock: by Date.now(), a host clock stepped back N s after a failed count turned the rate limit
+   * and the per-key WebSocket cap off for N s (test/security/limits-edges-4.test.ts).
    */
   let failedAt = -Infinity;
   const canCount = (): boolean => {
     const w = watch.status;
-    return (w.reachable || w.error === 'not checked yet') && Date.now() - failedAt > 1000;
+    return (w.reachable || w.error === 'not checked yet') && performance.now() - failedAt > 1000;
   };
   const countFailed = (what: string, err: unknown): void => {
-    failedAt = Date.now();
+    failedAt = performance.now();
     log.warn(
       { err: (err as Error).message },
       `${what}; the request was let through uncounted. ${redisAdvice(err)}`,

@@ -50,6 +50,8 @@ export class ApiKeyInputError extends Error {
 
 const WORKSPACE_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 const KEY_PATTERN = /^sb_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
+/** A stored digest: SHA-256 in base64url, 43 characters (`digest`). */
+const HASH_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 export const MAX_KEY_NAME = 200;
 
 /**
@@ -166,7 +168,12 @@ function recordProblem(text: string): string | undefined {
     typeof r.hash === 'string' &&
     typeof r.createdAt === 'string' &&
     (API_KEY_ROLES as readonly unknown[]).includes(r.role);
-  return sound ? undefined : "is not a key's record (no keyId, workspace, role, hash and createdAt)";
+  if (!sound) return "is not a key's record (no keyId, workspace, role, hash and createdAt)";
+  // A digest of another length (a hand-written "hash":"é") made the comparison of a request
+  // presenting the key throw (timingSafeEqual's buffers of different lengths): a 500, not a 401.
+  return HASH_PATTERN.test(r.hash as string)
+    ? undefined
+    : "is not a key's record (its hash is not a SHA-256 in base64url, 43 characters of [A-Za-z0-9_-])";
 }
 
 /**
@@ -293,10 +300,8 @@ export class ApiKeyVerifier {
       };
     const record = await this.record(parsed.keyId);
     const given = Buffer.from(digest(parsed.secret));
-    if (
-      !record ||
-      !timingSafeEqual(given, Buffer.from(record.hash.padEnd(given.length).slice(0, given.length)))
-    )
+    // A sound record's hash is 43 ASCII characters (`recordProblem`), as long as `given`.
+    if (!record || !timingSafeEqual(given, Buffer.from(record.hash)))
       return {
         ok: false,
         status: 401,
