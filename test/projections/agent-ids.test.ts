@@ -8,12 +8,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import { AGENT_IDS_STEP, agentIdsState, wholeAgentIds } from '../../src/adapters/redis/agent-ids.ts';
-import { appendCommand } from '../../src/adapters/redis/command-log.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { listAgents } from '../../src/adapters/redis/projection-reads.ts';
 import { auditWorkspace } from '../../src/audit/read.ts';
 import type { Command } from '../../src/domain/commands.ts';
-import { defaultProjectorOptions, ensureGroup, projectPending } from '../../src/projections/projector.ts';
+import { ensureGroup } from '../../src/projections/projector.ts';
+import { sendProjectedMany } from '../support/projector.ts';
 import { suiteRedis } from '../support/redis.ts';
 import { commandsDuring, stepDurations } from '../support/slowlog.ts';
 
@@ -26,18 +26,7 @@ describe('the agent ids index', () => {
     return ws;
   };
 
-  /** Appends and projects `commands`, 500 at a time, 100 sent together. */
-  async function apply(ws: string, commands: readonly Command[]): Promise<void> {
-    for (let i = 0; i < commands.length; i += 500) {
-      for (let j = i; j < Math.min(i + 500, commands.length); j += 100)
-        await Promise.all(
-          commands
-            .slice(j, Math.min(j + 100, i + 500))
-            .map((command) => appendCommand(suite.redis, { workspace: ws, command })),
-        );
-      await projectPending(suite.redis, ws, [], defaultProjectorOptions);
-    }
-  }
+  const apply = (ws: string, commands: readonly Command[]) => sendProjectedMany(suite.redis, ws, commands);
   const register = (ids: readonly string[]): Command[] =>
     ids.map((agentId) => ({ type: 'RegisterAgent', agentId, skills: ['s'], capacity: 1 }));
   const remove = (ids: readonly string[]): Command[] =>

@@ -18,6 +18,7 @@ import { auditWorkspace } from '../../src/audit/read.ts';
 import type { Command } from '../../src/domain/commands.ts';
 import { defaultProjectorOptions, ensureGroup, projectPending } from '../../src/projections/projector.ts';
 import { plainSettings } from '../support/positions.ts';
+import { sendProjectedMany } from '../support/projector.ts';
 import { suiteRedis } from '../support/redis.ts';
 import { commandsDuring } from '../support/slowlog.ts';
 
@@ -51,21 +52,7 @@ describe('reads of every agent', () => {
     return { result, parsed };
   }
 
-  /**
-   * Appends and projects `commands` in `ws`, 500 at a time, sent 100 together: the last of 500 sent
-   * at once waited for the 499 before it, past the client's command timeout on a loaded machine.
-   */
-  async function apply(ws: string, commands: readonly Command[]): Promise<void> {
-    for (let i = 0; i < commands.length; i += 500) {
-      for (let j = i; j < Math.min(i + 500, commands.length); j += 100)
-        await Promise.all(
-          commands
-            .slice(j, Math.min(j + 100, i + 500))
-            .map((command) => appendCommand(suite.redis, { workspace: ws, command })),
-        );
-      await projectPending(suite.redis, ws, [], defaultProjectorOptions);
-    }
-  }
+  const apply = (ws: string, commands: readonly Command[]) => sendProjectedMany(suite.redis, ws, commands);
 
   it(`lists 2,600 agents in reads of about ${READ_PAGE}, each once and by id`, async () => {
     const ws = `agent-reads-${Date.now().toString(36)}`;

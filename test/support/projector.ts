@@ -16,6 +16,26 @@ export async function sendProjected(redis: RedisClient, ws: string, ...commands:
 }
 
 /**
+ * Appends and projects many commands: 500 at a time, sent 100 together (the last of 500 sent at
+ * once waited for the 499 before it, past the client's command timeout on a loaded machine).
+ */
+export async function sendProjectedMany(
+  redis: RedisClient,
+  ws: string,
+  commands: readonly Command[],
+): Promise<void> {
+  for (let i = 0; i < commands.length; i += 500) {
+    for (let j = i; j < Math.min(i + 500, commands.length); j += 100)
+      await Promise.all(
+        commands
+          .slice(j, Math.min(j + 100, i + 500))
+          .map((command) => appendCommand(redis, { workspace: ws, command })),
+      );
+    await projectPending(redis, ws);
+  }
+}
+
+/**
  * Appends commands as the API does, then runs the production steps until nothing is left: the
  * projector's on the commands, the dispatcher's on what they queued (no workers running).
  */
