@@ -288,11 +288,23 @@ export class SwitchboardClient {
   ): Promise<AgentDocument[]> {
     const limit = filter.limit ?? 1000;
     const out: AgentDocument[] = [];
+    let after = filter.after;
     let page = await this.listAgentsPage(filter, o);
     for (;;) {
       out.push(...page.agents);
       if (page.next === null || out.length >= limit) return out.slice(0, limit);
-      page = await this.listAgentsPage({ ...filter, limit: limit - out.length, after: page.next }, o);
+      // Ids come in order: a `next` not past the page's own `after` would read the same page again.
+      if (after !== undefined && !(page.next > after))
+        throw new SwitchboardError({
+          status: 200,
+          method: 'GET',
+          path: `${this.workspacePath}/agents`,
+          body: page,
+          detail: `the answer's next (${page.next}) is not past the page's after (${after}): not a listing by id`,
+          attempts: 1,
+        });
+      after = page.next;
+      page = await this.listAgentsPage({ ...filter, limit: limit - out.length, after }, o);
     }
   }
   /**

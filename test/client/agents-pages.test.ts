@@ -5,7 +5,7 @@
  * answers the first `limit` that match; `listAgentsPage` answers one page with its `next`. Against
  * a fake fetch answering pages as the server does.
  */
-import { SwitchboardClient } from 'switchboard/client';
+import { SwitchboardClient, SwitchboardError } from 'switchboard/client';
 import { expect, it } from 'vitest';
 
 const agent = (id: string) => ({ id, state: 'away', presence: 'away', skills: ['s'], activeContacts: [] });
@@ -47,4 +47,20 @@ it('listAgents reads on by next until limit agents or no next; listAgentsPage on
   asked.length = 0;
   expect(await c.listAgentsPage({ state: 'away', limit: 10 })).toEqual({ agents: [], next: 'a-09999' });
   expect(asked.length).toBe(1);
+});
+
+it('a next that does not move on (a server answering the same page again) is thrown, not read for ever', async () => {
+  let asked = 0;
+  const fetch = (async () => {
+    asked++;
+    return new Response(JSON.stringify({ agents: [], next: 'a' }), {
+      status: 200,
+      headers: { 'content-type': 'application/json' },
+    });
+  }) as typeof globalThis.fetch;
+  const c = new SwitchboardClient({ url: 'http://a.invalid', workspace: 'w', fetch });
+  const err = await c.listAgents({ state: 'away' }).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(SwitchboardError);
+  expect((err as SwitchboardError).detail).toMatch(/next \(a\) is not past the page's after \(a\)/);
+  expect(asked).toBe(2);
 });
