@@ -256,18 +256,21 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
 
       // Redis came back with less: the events appended since the loss lie below the lost ones this
       // subscriber may be done with; it goes on after what the tail reads on after. A replaying
-      // feed does so at the hand-over (its held events are the tail's, read on from there): the
-      // lowest such position the tail told meanwhile.
-      let resumedTo: string | undefined;
-      const resume = (position: string): void => {
+      // feed's replay reads on from there itself (a page read across the resume is read again),
+      // and the live events it held past that position (lost ones) are dropped; the tail's events
+      // from there on are held for the hand-over as before.
+      let resumes = 0;
+      const unresume = tail.onResume((position) => {
         if (comparePositions(last, position) > 0) {
           last = position;
           inOrder = false;
         }
-      };
-      const unresume = tail.onResume((position) => {
-        if (!replaying) resume(position);
-        else if (resumedTo === undefined || comparePositions(resumedTo, position) > 0) resumedTo = position;
+        if (!replaying) return;
+        resumes++;
+        const kept = held.filter((e) => comparePositions(e.position, position) <= 0);
+        held.length = 0;
+        held.push(...kept);
+        if (heldThrough !== undefined && comparePositions(heldThrough, position) > 0) heldThrough = position;
       });
       const unsubscribeBatches = tail.subscribeBatches((batch) => {
         if (!replaying) {
@@ -440,7 +443,11 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
           for (;;) {
             await sentHalf();
             if (socket.readyState !== socket.OPEN) break;
+            const readAt = resumes;
             const page = await history(ws, last, 500);
+            // Read before a resume: it may hold lost events, and the replay goes on from the
+            // resume's position, which `last` now is.
+            if (readAt !== resumes) continue;
             sendAll(
               page.map((e) => new LiveEvent(e, malformed)),
               false,
@@ -455,7 +462,6 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
           return;
         }
         replaying = false;
-        if (resumedTo !== undefined) resume(resumedTo);
         sendAll(held.splice(0), false);
         // The held batches' events the filters passed over are done with too (the replay read up to
         // where the tail began handing them on): the position a close or heartbeat names is past them.
