@@ -16,6 +16,7 @@ import { ensureGroup } from '../../src/projections/projector.ts';
 import { sendProjectedMany } from '../support/projector.ts';
 import { suiteRedis } from '../support/redis.ts';
 import { commandsDuring, stepDurations } from '../support/slowlog.ts';
+import { waitFor } from '../support/wait.ts';
 
 describe('the agent ids index', () => {
   const suite = suiteRedis();
@@ -205,6 +206,43 @@ describe('the agent ids index', () => {
     // And this version's steps keep it whole from there.
     await apply(ws, [...register(['e']), ...remove(['a'])]);
     expect(await agentIdsState(suite.redis, ws)).toEqual({ marked: true, ids: 4, agents: 4 });
+  });
+
+  it('a step of an older projector while the index is made: not marked whole, made again by the next listing', async () => {
+    const ws = await fresh();
+    const k = workspaceKeys(ws);
+    const ids = idsOf(4000);
+    await apply(ws, [...register(ids), ...register(['bob'])]);
+    await suite.redis.hdel(k.meta, 'agentIds');
+    const watcher = suite.server.client();
+    try {
+      const making = wholeAgentIds(suite.redis, ws);
+      // Once the making has begun (its fill takes several steps): an older projector replaces bob
+      // with bob2 (the counts stay equal) and moves the checkpoint alone.
+      await waitFor(
+        'the making to begin',
+        async () => (await watcher.hget(k.meta, 'agentIdsFrom')) !== null,
+        {
+          everyMs: 1,
+        },
+      );
+      const doc = (await watcher.hget(k.agents, 'bob'))!.replaceAll('"bob"', '"bob2"');
+      await watcher
+        .multi()
+        .hdel(k.agents, 'bob')
+        .hset(k.agents, 'bob2', doc)
+        .hset(k.meta, 'applied', `${Date.now()}-9`)
+        .exec();
+      const made = await making;
+      expect(made.whole).toBe(false);
+      expect((await agentIdsState(suite.redis, ws)).marked).toBe(false);
+      expect(await suite.redis.hget(k.meta, 'agentIdsFrom')).toBe(null);
+    } finally {
+      watcher.disconnect();
+    }
+    const listed = await listAgents(suite.redis, ws, { limit: 2, after: 'a-03999' });
+    expect(listed.agents.map((a) => a.id)).toEqual(['bob2']);
+    expect(await agentIdsState(suite.redis, ws)).toEqual({ marked: true, ids: 4001, agents: 4001 });
   });
 
   it('a making Redis refuses (out of memory) lists from the documents, by id with after and next', async () => {

@@ -69,7 +69,9 @@ const isWhole = (s: { marked: boolean; ids: number; agents: number }) => s.marke
 async function makeWhole(redis: RedisClient, workspace: string): Promise<AgentIdsMade> {
   if (isWhole(await agentIdsState(redis, workspace))) return { whole: true, steps: 0 };
   const keys = keysOf(workspace);
-  let steps = 0;
+  // Where the making begins: marked at its end only if every projector step since kept the index.
+  await runLua(redis, AGENT_IDS, keys, ['begin']);
+  let steps = 1;
   let cursor = '0';
   do {
     cursor = String(await runLua(redis, AGENT_IDS, keys, ['fill', cursor, AGENT_IDS_STEP]));
@@ -80,6 +82,6 @@ async function makeWhole(redis: RedisClient, workspace: string): Promise<AgentId
     last = String(await runLua(redis, AGENT_IDS, keys, ['prune', last, AGENT_IDS_STEP]));
     steps++;
   } while (last !== '');
-  await runLua(redis, AGENT_IDS, keys, ['mark']);
-  return { whole: isWhole(await agentIdsState(redis, workspace)), steps: steps + 1 };
+  const marked = (await runLua(redis, AGENT_IDS, keys, ['mark'])) === 1;
+  return { whole: marked && isWhole(await agentIdsState(redis, workspace)), steps: steps + 1 };
 }

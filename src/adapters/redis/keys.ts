@@ -23,7 +23,8 @@ export interface WorkspaceKeys {
   readonly contacts: string;
   /**
    * Zset of agent ids (score 0, lexicographic): GET /agents's order, read a page at a time. It
-   * holds every agent once meta `agentIds` is set (src/adapters/redis/agent-ids.ts).
+   * holds every agent while meta `agentIds` equals the checkpoint `applied`
+   * (src/adapters/redis/agent-ids.ts).
    */
   readonly agentIds: string;
   /** Zset of members `<skill set>|<available-since, 15 digits>|<agent>` (score 0): available agents by skill set, LAA first. */

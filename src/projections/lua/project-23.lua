@@ -1038,13 +1038,15 @@ end
 -- Applies the commands after the checkpoint (see the header for what it returns). `open`: the
 -- answers of the commands this step appended, by command id (a list each), whose outcome each takes here.
 local function run(ARGV, first_delivered, open)
-  local read_meta = redis.call('HMGET', K_META, 'applied', 'agentIds')
+  local read_meta = redis.call('HMGET', K_META, 'applied', 'agentIds', 'agentIdsFrom')
   local checkpoint = read_meta[1] or '0-0'
   -- The agent ids' index is whole through `agentIds` (the checkpoint a step of this version left
   -- it at): a step of a version that keeps no index moved the checkpoint past it, so it is kept
   -- whole only from a checkpoint it names (or from a workspace's first agent, RegisterAgent).
+  -- `agentIdsFrom`: where a making of the index began (src/adapters/redis/agent-ids.ts), carried
+  -- the same way, so the making is marked whole only if no such step came meanwhile.
   ids_whole = read_meta[2] ~= false and read_meta[2] == checkpoint
-  local ids_marked = read_meta[2] ~= false
+  local ids_from = read_meta[3] ~= false and read_meta[3] == checkpoint
   local last_outcome
   local applied = {}
   -- The commands refused in this step, for the projector's log: position, status, problem type, title.
@@ -1116,12 +1118,12 @@ local function run(ARGV, first_delivered, open)
     redis.call('XTRIM', K_OUTCOMES, 'MINID', '~', int(position_ms(last_outcome) - OUTCOME_KEEP_MS))
   end
   if #applied > 0 then
-    if ids_whole then
-      redis.call('HSET', K_META, 'applied', checkpoint, 'agentIds', checkpoint)
-    else
-      redis.call('HSET', K_META, 'applied', checkpoint)
-      if ids_marked then redis.call('HDEL', K_META, 'agentIds') end
-    end
+    local moved = { 'applied', checkpoint }
+    if ids_whole then moved[#moved + 1] = 'agentIds'; moved[#moved + 1] = checkpoint end
+    if ids_from then moved[#moved + 1] = 'agentIdsFrom'; moved[#moved + 1] = checkpoint end
+    redis.call('HSET', K_META, unpack(moved))
+    if not ids_whole and read_meta[2] then redis.call('HDEL', K_META, 'agentIds') end
+    if not ids_from and read_meta[3] then redis.call('HDEL', K_META, 'agentIdsFrom') end
     redis.call('XACK', K_COMMANDS, GROUP, unpack(applied))
     -- The group delivers from the checkpoint on: projectors wake on the next unapplied entry and
     -- never receive (read) entries this step already read.

@@ -9,8 +9,14 @@
           returns the next cursor ('0': every document present throughout was seen).
   ARGV[1] 'prune', ARGV[2] the last id looked at ('' for the first), ARGV[3] how many: takes out
           the ids after it that have no document; returns the last id looked at ('' at the end).
-  ARGV[1] 'mark': meta "agentIds" set to the projections' checkpoint ("applied"): the index holds
-          every agent through it, and each projector step keeps the two equal from there.
+  ARGV[1] 'begin': meta "agentIdsFrom" set to the projections' checkpoint ("applied"), before a
+          fill: each projector step of this version moves it on with the checkpoint while the two
+          are equal, and drops it otherwise (a step of a version that keeps no index moves the
+          checkpoint alone).
+  ARGV[1] 'mark': once the fill and prune are done, meta "agentIds" set to the checkpoint if
+          "agentIdsFrom" is still equal to it (every step since the making began kept the index),
+          "agentIdsFrom" dropped; returns 1 when marked, 0 when not (a step that kept no index
+          came meanwhile: the next listing makes it again).
   ARGV[1] 'check': {1 when meta "agentIds" is "applied" (else 0), ids in the index, documents}.
 
   No step is refused while a cluster moves the slot: none empties a key and touches it again, and
@@ -27,8 +33,16 @@ if mode == 'check' then
   if meta[2] and meta[2] == (meta[1] or '0-0') then marked = 1 end
   return { marked, redis.call('ZCARD', KEYS[2]), redis.call('HLEN', KEYS[1]) }
 end
+if mode == 'begin' then
+  redis.call('HSET', KEYS[3], 'agentIdsFrom', redis.call('HGET', KEYS[3], 'applied') or '0-0')
+  return 1
+end
 if mode == 'mark' then
-  redis.call('HSET', KEYS[3], 'agentIds', redis.call('HGET', KEYS[3], 'applied') or '0-0')
+  local meta = redis.call('HMGET', KEYS[3], 'applied', 'agentIdsFrom')
+  local applied = meta[1] or '0-0'
+  redis.call('HDEL', KEYS[3], 'agentIdsFrom')
+  if meta[2] ~= applied then return 0 end
+  redis.call('HSET', KEYS[3], 'agentIds', applied)
   return 1
 end
 if mode == 'fill' then
