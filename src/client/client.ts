@@ -289,7 +289,8 @@ export class SwitchboardClient {
     const limit = filter.limit ?? 1000;
     const out: AgentDocument[] = [];
     let after = filter.after;
-    let page = await this.listAgentsPage(filter, o);
+    // A page holds 10,000 at most (the server's bound on `limit`): more are read page after page.
+    let page = await this.listAgentsPage({ ...filter, limit: Math.min(limit, MAX_AGENTS_PAGE) }, o);
     for (;;) {
       out.push(...page.agents);
       if (page.next === null || out.length >= limit) return out.slice(0, limit);
@@ -304,7 +305,10 @@ export class SwitchboardClient {
           attempts: 1,
         });
       after = page.next;
-      page = await this.listAgentsPage({ ...filter, limit: limit - out.length, after }, o);
+      page = await this.listAgentsPage(
+        { ...filter, limit: Math.min(limit - out.length, MAX_AGENTS_PAGE), after },
+        o,
+      );
     }
   }
   /**
@@ -962,6 +966,9 @@ function idempotencyKeyOf(o: SendOptions): string | undefined {
 function isCommandPath(path: string): boolean {
   return /^\/v1\/workspaces\/[^/?#]+\/(?:agents|contacts|settings)(?:[/?#]|$)/.test(path);
 }
+
+/** The most agents GET /agents answers in one page (its `limit`'s bound). */
+const MAX_AGENTS_PAGE = 10_000;
 
 /** Whether `body` is a problem document of the type `/problems/<slug>`. */
 function isProblem(body: unknown, slug: string): boolean {

@@ -253,6 +253,8 @@ export function subscribe(
     if (closed) return;
     let url: string;
     let s: SocketLike;
+    /** The handshake's limit this client keeps itself: a socket made without `handshakeTimeout`. */
+    let ownHandshakeMs: number | undefined;
     let headers: boolean;
     try {
       // A backoff of NaN (`Number(process.env.X)` of an unset variable) would reconnect with no
@@ -306,6 +308,9 @@ export function subscribe(
           : headers
             ? new cls(url, handshake)
             : new cls(url);
+      // A WebSocket that takes no options (a browser's, or one given as `WebSocket`) has no
+      // handshake limit of its own: the client holds it to `timeoutMs` (below).
+      ownHandshakeMs = headers || timeoutMs > MAX_TIMER_MS ? undefined : timeoutMs;
     } catch (err) {
       // A ticket refused (401/403: the key is no good) will not be given on another try either, nor
       // is a request that cannot be sent at all (a TypeError: a key with a line break) ever sent.
@@ -417,6 +422,25 @@ export function subscribe(
     };
     if (watchdog) clearTimeout(watchdog);
     watchdog = undefined;
+    // A handshake not answered within `timeoutMs` (a proxy holding the connection, a half-open
+    // path) is dropped and tried again, as a dead socket is; the open clears it.
+    if (ownHandshakeMs !== undefined) {
+      const limitMs = ownHandshakeMs;
+      watchdog = setTimeout(() => {
+        watchdog = undefined;
+        if (socket !== s || closed) return;
+        socket = undefined;
+        try {
+          if (s.terminate) s.terminate();
+          else s.close(4000, 'handshake timed out');
+        } catch {
+          /* already closing */
+        }
+        const reason = `the upgrade was not answered within ${limitMs} ms (the client's timeoutMs)`;
+        const retryInMs = retry(new Error(`live feed: ${reason}`), false);
+        tell(() => o.onClose?.({ code: 1006, reason, retryInMs }));
+      }, limitMs);
+    }
     s.onopen = () => {
       if (socket !== s) return;
       heardAt = Date.now();

@@ -64,3 +64,24 @@ it('a next that does not move on (a server answering the same page again) is thr
   expect((err as SwitchboardError).detail).toMatch(/next \(a\) is not past the page's after \(a\)/);
   expect(asked).toBe(2);
 });
+
+it('a limit past one page (10,000) is read page after page, each asking at most 10,000', async () => {
+  const asked: string[] = [];
+  const fetch = (async (input: string | URL | Request) => {
+    const url = new URL(String(input));
+    asked.push(url.searchParams.get('limit') ?? '');
+    const from = Number(url.searchParams.get('after') ?? -1) + 1;
+    const n = Math.min(Number(url.searchParams.get('limit')), 25_000 - from);
+    const agents = Array.from({ length: n }, (_, i) => agent(String(from + i).padStart(5, '0')));
+    const next = from + n < 25_000 ? String(from + n - 1).padStart(5, '0') : null;
+    return new Response(JSON.stringify({ agents, next }), {
+      status: 200,
+      headers: { 'content-type': 'application/json' },
+    });
+  }) as typeof globalThis.fetch;
+  const c = new SwitchboardClient({ url: 'http://a.invalid', workspace: 'w', fetch });
+  const all = await c.listAgents({ limit: 22_000 });
+  expect(all.length).toBe(22_000);
+  expect(all.at(-1)!.id).toBe('21999');
+  expect(asked).toEqual(['10000', '10000', '2000']);
+});

@@ -25,7 +25,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { SwitchboardClient, SwitchboardError } from 'switchboard/client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { WebSocketServer } from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
 
 const A = 'http://a.invalid';
 const B = 'http://b.invalid';
@@ -227,6 +227,36 @@ describe('a slow handshake', () => {
     } finally {
       sub.close();
       wss.close();
+    }
+  });
+});
+
+describe('a handshake never answered, on a WebSocket that takes no options', () => {
+  it('is dropped after timeoutMs (the client keeps the limit itself)', async () => {
+    // Accepts the upgrade's connection and answers nothing: a proxy holding it, a half-open path.
+    const held: Duplex[] = [];
+    const url = await upgradeServer((_req, socket) => {
+      held.push(socket);
+    });
+    const closes: { code: number; reason: string }[] = [];
+    // `ws` given as the WebSocket class: made with the URL alone, as a browser's is.
+    const sub = new SwitchboardClient({ url, workspace: WS, timeoutMs: 300, WebSocket }).subscribe(
+      { heartbeatMs: 100, onClose: (i) => closes.push(i) },
+      () => {},
+    );
+    try {
+      const ended = await Promise.race([
+        sub.ready.then(
+          () => 'opened',
+          (e: unknown) => (e as Error).message,
+        ),
+        new Promise((r) => setTimeout(() => r('still pending after 3 s'), 3000)),
+      ]);
+      expect(ended).toMatch(/not answered within 300 ms/);
+      expect(closes[0]).toMatchObject({ code: 1006 });
+    } finally {
+      sub.close();
+      for (const socket of held) socket.destroy();
     }
   });
 });

@@ -331,7 +331,8 @@ export function installAuth(app: FastifyInstance, opts: { cacheMs?: number } = {
       // A reject's outcome is the contact back in the queue: its agent is the last one excluded.
       const excluded = outcome.body.excludedAgents;
       const reject = req.routeOptions.url === `${WS}/contacts/:id/reject`;
-      if (reject && Array.isArray(excluded) && excluded.at(-1) === agentId) return true;
+      if (reject && outcome.body.state === 'queued' && Array.isArray(excluded) && excluded.at(-1) === agentId)
+        return true;
     }
     const first = await firstCommand(ws, key);
     if (!first || first.command.contactId !== id || first.command.agentId !== agentId) return false;
