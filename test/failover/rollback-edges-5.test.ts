@@ -16,7 +16,7 @@ import { sleep, waitFor } from '../support/wait.ts';
 
 const WS = 'rollback-replay';
 // The API role alone: the events are written into the stream directly.
-const api = inProcessApi([WS, `${WS}-held`, `${WS}-after`], {
+const api = inProcessApi([WS, `${WS}-held`, `${WS}-after`, `${WS}-new`], {
   env: { ROLES: 'api', LIVE_MAX_BUFFERED_BYTES: String(64 * 1024) },
 });
 let client: ReturnType<typeof api.server.client>;
@@ -129,4 +129,33 @@ it('a feed whose replay held a lost event gets what is appended after its hand-o
   client = api.server.client();
   const { history, got } = await lossWhileReplaying(`${WS}-after`, 'while it replays', 'after it');
   expect(got).toEqual([...history, 'n1']);
+}, 60_000);
+
+it('a feed that replayed events appended since the loss before the tail noticed it gets none twice', async () => {
+  client = api.server.client();
+  const ws = `${WS}-new`;
+  const key = workspaceKeys(ws).events;
+  const history = Array.from({ length: 10 }, (_, i) => `h${i}`);
+  for (const id of history) await client.xadd(key, '*', ...fields(ws, id));
+  const end = (await client.xrevrange(key, '+', '-', 'COUNT', 1))[0]![0];
+  const watch = await feed(ws);
+  const lost = `${Date.now() + 120_000}-0`;
+  await client.xadd(key, lost, ...fields(ws, 'lost'));
+  await waitFor('the watching feed has it', () => watch.got.includes('lost'));
+  const admin = api.server.adminClient();
+  await admin.multi().xdel(key, lost).xsetid(key, end).exec();
+  admin.disconnect();
+  await client.xadd(key, '*', ...fields(ws, 'n1'));
+  // Opened before the tail notices the loss (within its 5 s read): its replay reads n1 itself.
+  const replayed = await feed(ws, '&after=0-0');
+  await waitFor('the replay has n1', () => replayed.got.includes('n1'));
+  await waitFor('the watching feed gets n1 (the tail noticed)', () => watch.got.includes('n1'), {
+    timeoutMs: 15_000,
+  });
+  await client.xadd(key, '*', ...fields(ws, 'n2'));
+  await waitFor('both get n2', () => replayed.got.includes('n2') && watch.got.includes('n2'));
+  await sleep(200);
+  expect(replayed.got).toEqual([...history, 'n1', 'n2']);
+  watch.socket.close();
+  replayed.socket.close();
 }, 60_000);

@@ -260,8 +260,11 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
       // and the live events it held past that position (lost ones) are dropped; the tail's events
       // from there on are held for the hand-over as before.
       let resumes = 0;
-      const unresume = tail.onResume((position) => {
-        if (comparePositions(last, position) > 0) {
+      const unresume = tail.onResume((position, lost) => {
+        // A position the stream still holds (an event appended since the loss that a replay read,
+        // or a feed opened after one) is not moved back: what follows it is read on as ever.
+        const gone = comparePositions(last, lost.end) > 0 || last === lost.read;
+        if (gone && comparePositions(last, position) > 0) {
           last = position;
           inOrder = false;
         }
@@ -445,8 +448,8 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
             if (socket.readyState !== socket.OPEN) break;
             const readAt = resumes;
             const page = await history(ws, last, 500);
-            // Read before a resume: it may hold lost events, and the replay goes on from the
-            // resume's position, which `last` now is.
+            // Read before a resume: it may hold lost events; read again from `last` (the resume's
+            // position when the replay was past it).
             if (readAt !== resumes) continue;
             sendAll(
               page.map((e) => new LiveEvent(e, malformed)),

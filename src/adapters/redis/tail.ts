@@ -92,6 +92,17 @@ const FILLING_BLOCK_MS = 100;
 /** The pause after a fill failed on its way (not the archive's refusal: a listener that threw). */
 const FILL_RETRY_MS = 1000;
 
+/**
+ * What a resume after a loss knew (realign): `read`, the last position the tail had read (lost),
+ * and `end`, the stream's last position then. A position past `end`, or `read` itself, is one the
+ * stream no longer holds; one at or before `end` (an event appended since the loss, which a replay
+ * may have read) still is.
+ */
+export interface ResumeFrom {
+  readonly read: string;
+  readonly end: string;
+}
+
 /** How many of the last positions delivered a tail keeps of each stream, to resume after a loss. */
 const DELIVERED_KEPT = 512;
 /**
@@ -169,7 +180,7 @@ export class WorkspaceTail {
   private resumedAtStart = false;
   private lastOutcome = '0-0';
   private readonly deliveredEvents = new Delivered();
-  private readonly resumeListeners = new Set<(position: string) => void>();
+  private readonly resumeListeners = new Set<(position: string, lost: ResumeFrom) => void>();
   private readonly fillFailedListeners = new Set<(err: Error, before: string) => void>();
   private readonly deliveredOutcomes = new Delivered();
   private stopped = false;
@@ -461,7 +472,7 @@ export class WorkspaceTail {
         // From the start of what the stream holds: what the archive holds before it was delivered
         // long ago, not trimmed past this tail.
         this.resumedAtStart = from.position === '0-0';
-        for (const l of this.resumeListeners) l(from.position);
+        for (const l of this.resumeListeners) l(from.position, { read: readEvent, end: eventEnd });
       }
     }
     await this.realignOutcomes(readOutcome, outcomeEnd);
@@ -735,7 +746,7 @@ export class WorkspaceTail {
    * subscriber done with positions past it (the lost ones) lowers its own to it, or it would pass
    * over the events appended since the loss, which lie below what it had.
    */
-  onResume(listener: (position: string) => void): () => void {
+  onResume(listener: (position: string, lost: ResumeFrom) => void): () => void {
     this.resumeListeners.add(listener);
     return () => this.resumeListeners.delete(listener);
   }
