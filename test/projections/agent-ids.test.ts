@@ -245,6 +245,29 @@ describe('the agent ids index', () => {
     expect(await agentIdsState(suite.redis, ws)).toEqual({ marked: true, ids: 4001, agents: 4001 });
   });
 
+  it("another instance's making begun during this one: this one marks nothing, the later one's mark decides", async () => {
+    const ws = await fresh();
+    const k = workspaceKeys(ws);
+    await apply(ws, register(idsOf(4000)));
+    await suite.redis.hdel(k.meta, 'agentIds');
+    const other = suite.server.client();
+    try {
+      const making = wholeAgentIds(suite.redis, ws);
+      await waitFor('the making to begin', async () => (await other.hget(k.meta, 'agentIdsFrom')) !== null, {
+        everyMs: 1,
+      });
+      // Another instance's 'begin': its token (its fill and prune would follow).
+      await other.hset(k.meta, 'agentIdsMaking', 'another-making');
+      expect((await making).whole).toBe(false);
+      expect(await suite.redis.hmget(k.meta, 'agentIds', 'agentIdsMaking')).toEqual([null, 'another-making']);
+    } finally {
+      other.disconnect();
+    }
+    // The next making (this process's) takes over and marks.
+    expect((await wholeAgentIds(suite.redis, ws)).whole).toBe(true);
+    expect(await suite.redis.hmget(k.meta, 'agentIdsFrom', 'agentIdsMaking')).toEqual([null, null]);
+  });
+
   it('a making Redis refuses (out of memory) lists from the documents, by id with after and next', async () => {
     const ws = await fresh();
     const k = workspaceKeys(ws);

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { workspaceKeys } from './keys.ts';
 import { luaScript, type RedisClient, runLua } from './scripts.ts';
 
@@ -51,9 +52,11 @@ export interface AgentIdsMade {
 const running = new Map<string, Promise<AgentIdsMade>>();
 
 /**
- * The index made whole if it is not (see above); shared by the callers asking at once. `whole`
- * false: an older projector changed the agents meanwhile (the counts differ again): the caller
- * reads the documents without the index this time.
+ * The index made whole if it is not (see above); shared by the callers asking at once in this
+ * process. `whole` false: a step of an older projector came meanwhile, or another making (another
+ * instance's) began before this one ended, or the counts differ after it: the caller reads the
+ * documents without the index this time. A making begins with meta `agentIdsFrom` (the checkpoint,
+ * carried by the projector's steps as `agentIds` is) and `agentIdsMaking` (its token).
  */
 export function wholeAgentIds(redis: RedisClient, workspace: string): Promise<AgentIdsMade> {
   let made = running.get(workspace);
@@ -69,8 +72,10 @@ const isWhole = (s: { marked: boolean; ids: number; agents: number }) => s.marke
 async function makeWhole(redis: RedisClient, workspace: string): Promise<AgentIdsMade> {
   if (isWhole(await agentIdsState(redis, workspace))) return { whole: true, steps: 0 };
   const keys = keysOf(workspace);
-  // Where the making begins: marked at its end only if every projector step since kept the index.
-  await runLua(redis, AGENT_IDS, keys, ['begin']);
+  // Where the making begins: marked at its end only if every projector step since kept the index,
+  // and no other making began meanwhile (the token).
+  const token = randomUUID();
+  await runLua(redis, AGENT_IDS, keys, ['begin', token]);
   let steps = 1;
   let cursor = '0';
   do {
@@ -82,6 +87,6 @@ async function makeWhole(redis: RedisClient, workspace: string): Promise<AgentId
     last = String(await runLua(redis, AGENT_IDS, keys, ['prune', last, AGENT_IDS_STEP]));
     steps++;
   } while (last !== '');
-  const marked = (await runLua(redis, AGENT_IDS, keys, ['mark'])) === 1;
+  const marked = (await runLua(redis, AGENT_IDS, keys, ['mark', token])) === 1;
   return { whole: marked && isWhole(await agentIdsState(redis, workspace)), steps: steps + 1 };
 }

@@ -9,11 +9,15 @@
           returns the next cursor ('0': every document present throughout was seen).
   ARGV[1] 'prune', ARGV[2] the last id looked at ('' for the first), ARGV[3] how many: takes out
           the ids after it that have no document; returns the last id looked at ('' at the end).
-  ARGV[1] 'begin': meta "agentIdsFrom" set to the projections' checkpoint ("applied"), before a
+  ARGV[1] 'begin', ARGV[2] the making's token: meta "agentIdsMaking" set to the token (a making
+          that began later takes it: the earlier one's mark then marks nothing, as its fill and
+          prune may have run before a change the later one's ran after), and meta
+          "agentIdsFrom" set to the projections' checkpoint ("applied"), before a
           fill: each projector step of this version moves it on with the checkpoint while the two
           are equal, and drops it otherwise (a step of a version that keeps no index moves the
           checkpoint alone).
-  ARGV[1] 'mark': once the fill and prune are done, meta "agentIds" set to the checkpoint if
+  ARGV[1] 'mark', ARGV[2] the making's token: once the fill and prune are done, if the token is
+          still the one "agentIdsMaking" holds, meta "agentIds" set to the checkpoint if
           "agentIdsFrom" is still equal to it (every step since the making began kept the index),
           "agentIdsFrom" dropped; returns 1 when marked, 0 when not (a step that kept no index
           came meanwhile: the next listing makes it again).
@@ -34,13 +38,16 @@ if mode == 'check' then
   return { marked, redis.call('ZCARD', KEYS[2]), redis.call('HLEN', KEYS[1]) }
 end
 if mode == 'begin' then
-  redis.call('HSET', KEYS[3], 'agentIdsFrom', redis.call('HGET', KEYS[3], 'applied') or '0-0')
+  redis.call('HSET', KEYS[3], 'agentIdsFrom', redis.call('HGET', KEYS[3], 'applied') or '0-0',
+    'agentIdsMaking', ARGV[2])
   return 1
 end
 if mode == 'mark' then
-  local meta = redis.call('HMGET', KEYS[3], 'applied', 'agentIdsFrom')
+  local meta = redis.call('HMGET', KEYS[3], 'applied', 'agentIdsFrom', 'agentIdsMaking')
   local applied = meta[1] or '0-0'
-  redis.call('HDEL', KEYS[3], 'agentIdsFrom')
+  -- Another making began since this one (its own mark decides): this one marks nothing.
+  if meta[3] ~= ARGV[2] then return 0 end
+  redis.call('HDEL', KEYS[3], 'agentIdsFrom', 'agentIdsMaking')
   if meta[2] ~= applied then return 0 end
   redis.call('HSET', KEYS[3], 'agentIds', applied)
   return 1
