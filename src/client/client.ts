@@ -289,8 +289,14 @@ export class SwitchboardClient {
     const limit = filter.limit ?? 1000;
     const out: AgentDocument[] = [];
     let after = filter.after;
-    // A page holds 10,000 at most (the server's bound on `limit`): more are read page after page.
-    let page = await this.listAgentsPage({ ...filter, limit: Math.min(limit, MAX_AGENTS_PAGE) }, o);
+    // A page by id holds 10,000 at most (the server's bound on `limit`): more are read page after
+    // page. The longest-available listing is one page: its `limit` goes as asked (past 10,000, the
+    // server's 400), never cut short silently.
+    const byAvailability = filter.state === 'available' && filter.skill !== undefined;
+    let page = await this.listAgentsPage(
+      { ...filter, limit: byAvailability ? limit : Math.min(limit, MAX_AGENTS_PAGE) },
+      o,
+    );
     for (;;) {
       out.push(...page.agents);
       if (page.next === null || out.length >= limit) return out.slice(0, limit);

@@ -85,3 +85,17 @@ it('a limit past one page (10,000) is read page after page, each asking at most 
   expect(all.at(-1)!.id).toBe('21999');
   expect(asked).toEqual(['10000', '10000', '2000']);
 });
+
+it('the longest-available listing is one page: its limit is sent as asked, never cut to 10,000', async () => {
+  const asked: string[] = [];
+  const fetch = (async (input: string | URL | Request) => {
+    asked.push(new URL(String(input)).search);
+    return new Response(JSON.stringify({ agents: [agent('a')] }), {
+      status: 200,
+      headers: { 'content-type': 'application/json' },
+    });
+  }) as typeof globalThis.fetch;
+  const c = new SwitchboardClient({ url: 'http://a.invalid', workspace: 'w', fetch });
+  expect((await c.listAgents({ state: 'available', skill: 'x', limit: 20_000 })).length).toBe(1);
+  expect(asked).toEqual(['?state=available&skill=x&limit=20000']);
+});
