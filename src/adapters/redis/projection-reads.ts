@@ -101,7 +101,10 @@ export interface AgentPage {
  * answers fewer than `limit` (or none), with a `next` to go on from, as GET /events does by type.
  */
 export const AGENT_LIST_READS = 10_000;
-/** Ids (and their documents) read at once by a listing by id. */
+/** Refusals of a making of the agent ids' index after which a listing reads the documents. */
+const MAKING_REFUSED =
+  /^(OOM|TRYAGAIN|CROSSSLOT|ASK|MOVED|CLUSTERDOWN|READONLY|NOSCRIPT)\b|Too many Cluster redirections/;
+/** Ids (and their documents) read at once by a listing by id, at most. */
 const AGENT_LIST_CHUNK = 1000;
 
 /**
@@ -137,11 +140,16 @@ export async function listAgents(
       if (out.length >= f.limit || ids.length < read) return { agents: out.slice(0, f.limit), next: null };
     }
   }
-  // The index made whole where it is not; a making that fails (Redis out of memory for its writes,
-  // a cluster moving the slot) or finds it not whole lists from the documents, reads only.
+  // The index made whole where it is not; a making Redis refuses (out of memory for its writes, a
+  // cluster moving the slot) or that finds it not whole lists from the documents, reads only. Any
+  // other failure (Redis not answering) is the request's: a read of the documents would only wait
+  // as long again.
   const whole = await wholeAgentIds(redis, workspace).then(
     (made) => made.whole,
-    () => false,
+    (err: Error) => {
+      if (MAKING_REFUSED.test(err.message ?? '')) return false;
+      throw err;
+    },
   );
   if (!whole) return listAgentsByScan(redis, workspace, f, take, out);
   const filtered = f.state !== undefined || f.skill !== undefined;

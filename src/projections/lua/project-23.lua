@@ -1154,6 +1154,7 @@ local function step(KEYS, ARGV)
   -- appended, and it applies for what is left of it.
   if BUDGET_US > 0 and appends_over(ARGV, BUDGET_EVERY) then STARTED_US = now_us() end
   WORKSPACE_JSON = cjson.encode(WORKSPACE)
+  ids_whole = false
   meta_json = nil
   settings_cache = nil
   arrival = nil
