@@ -7,7 +7,12 @@
  * changing the agents; the audit holds the index against the replay's agents once it is marked whole.
  */
 import { describe, expect, it } from 'vitest';
-import { AGENT_IDS_STEP, agentIdsState, wholeAgentIds } from '../../src/adapters/redis/agent-ids.ts';
+import {
+  AGENT_IDS_STEP,
+  agentIdsState,
+  beginMaking,
+  wholeAgentIds,
+} from '../../src/adapters/redis/agent-ids.ts';
 import { workspaceKeys } from '../../src/adapters/redis/keys.ts';
 import { listAgents } from '../../src/adapters/redis/projection-reads.ts';
 import { auditWorkspace } from '../../src/audit/read.ts';
@@ -245,7 +250,7 @@ describe('the agent ids index', () => {
     expect(await agentIdsState(suite.redis, ws)).toEqual({ marked: true, ids: 4001, agents: 4001 });
   });
 
-  it("another instance's making begun during this one: this one marks nothing, the later one's mark decides", async () => {
+  it("a making whose token another took (one begun across an older projector's step) marks nothing; the next one marks", async () => {
     const ws = await fresh();
     const k = workspaceKeys(ws);
     await apply(ws, register(idsOf(4000)));
@@ -266,6 +271,31 @@ describe('the agent ids index', () => {
     // The next making (this process's) takes over and marks.
     expect((await wholeAgentIds(suite.redis, ws)).whole).toBe(true);
     expect(await suite.redis.hmget(k.meta, 'agentIdsFrom', 'agentIdsMaking')).toEqual([null, null]);
+  });
+
+  it("another instance's making begun during this one joins it: the index is marked, not each making cancelled", async () => {
+    const ws = await fresh();
+    const k = workspaceKeys(ws);
+    await apply(ws, register(idsOf(4000)));
+    await suite.redis.hdel(k.meta, 'agentIds');
+    const other = suite.server.client();
+    try {
+      const making = wholeAgentIds(suite.redis, ws);
+      await waitFor(
+        'the making to begin',
+        async () => (await other.hget(k.meta, 'agentIdsMaking')) !== null,
+        {
+          everyMs: 1,
+        },
+      );
+      const first = await other.hget(k.meta, 'agentIdsMaking');
+      // Another instance begins (its listing at the same time): it joins the making under way.
+      expect(await beginMaking(other, ws, 'another-making')).toBe(first);
+      expect((await making).whole).toBe(true);
+      expect((await agentIdsState(suite.redis, ws)).marked).toBe(true);
+    } finally {
+      other.disconnect();
+    }
   });
 
   it('a making Redis refuses (out of memory) lists from the documents, by id with after and next', async () => {

@@ -67,15 +67,22 @@ export function wholeAgentIds(redis: RedisClient, workspace: string): Promise<Ag
   return made;
 }
 
+/**
+ * Begins a making of the index with `token`, or joins one under way (another instance's, begun
+ * since the last step that kept no index): the token to mark with.
+ */
+export async function beginMaking(redis: RedisClient, workspace: string, token: string): Promise<string> {
+  return String(await runLua(redis, AGENT_IDS, keysOf(workspace), ['begin', token]));
+}
+
 const isWhole = (s: { marked: boolean; ids: number; agents: number }) => s.marked && s.ids === s.agents;
 
 async function makeWhole(redis: RedisClient, workspace: string): Promise<AgentIdsMade> {
   if (isWhole(await agentIdsState(redis, workspace))) return { whole: true, steps: 0 };
   const keys = keysOf(workspace);
   // Where the making begins: marked at its end only if every projector step since kept the index,
-  // and no other making began meanwhile (the token).
-  const token = randomUUID();
-  await runLua(redis, AGENT_IDS, keys, ['begin', token]);
+  // and no other making began meanwhile (the token), unless it joined one under way.
+  const token = await beginMaking(redis, workspace, randomUUID());
   let steps = 1;
   let cursor = '0';
   do {

@@ -9,9 +9,10 @@
           returns the next cursor ('0': every document present throughout was seen).
   ARGV[1] 'prune', ARGV[2] the last id looked at ('' for the first), ARGV[3] how many: takes out
           the ids after it that have no document; returns the last id looked at ('' at the end).
-  ARGV[1] 'begin', ARGV[2] the making's token: meta "agentIdsMaking" set to the token (a making
-          that began later takes it: the earlier one's mark then marks nothing, as its fill and
-          prune may have run before a change the later one's ran after), and meta
+  ARGV[1] 'begin', ARGV[2] a new making's token; returns the token to mark with: that of a
+          making under way whose "agentIdsFrom" is still the checkpoint (joined: both fill and
+          prune, the first mark counts), else ARGV[2], set as meta "agentIdsMaking" (a making that
+          began before, across a step that keeps no index, then marks nothing), and meta
           "agentIdsFrom" set to the projections' checkpoint ("applied"), before a
           fill: each projector step of this version moves it on with the checkpoint while the two
           are equal, and drops it otherwise (a step of a version that keeps no index moves the
@@ -38,9 +39,13 @@ if mode == 'check' then
   return { marked, redis.call('ZCARD', KEYS[2]), redis.call('HLEN', KEYS[1]) }
 end
 if mode == 'begin' then
-  redis.call('HSET', KEYS[3], 'agentIdsFrom', redis.call('HGET', KEYS[3], 'applied') or '0-0',
-    'agentIdsMaking', ARGV[2])
-  return 1
+  local meta = redis.call('HMGET', KEYS[3], 'applied', 'agentIdsFrom', 'agentIdsMaking')
+  local applied = meta[1] or '0-0'
+  -- A making under way that no step that keeps no index has come across: joined (its token), so
+  -- instances listing at once do not each cancel the other's.
+  if meta[3] and meta[2] == applied then return meta[3] end
+  redis.call('HSET', KEYS[3], 'agentIdsFrom', applied, 'agentIdsMaking', ARGV[2])
+  return ARGV[2]
 end
 if mode == 'mark' then
   local meta = redis.call('HMGET', KEYS[3], 'applied', 'agentIdsFrom', 'agentIdsMaking')
