@@ -39,6 +39,13 @@ describe('the agent ids index', () => {
     ids.map((agentId) => ({ type: 'RemoveAgent', agentId }));
   const idsOf = (count: number, tag = 'a') =>
     Array.from({ length: count }, (_, i) => `${tag}-${String((i * 7919) % count).padStart(5, '0')}`);
+  /** The index no longer marked whole (as after a step that keeps none): made again by the next listing. */
+  const unmark = (ws: string) => suite.redis.hdel(workspaceKeys(ws).meta, 'agentIds');
+  /** As a version before the index left a workspace: no ids, no mark. */
+  const asBeforeTheIndex = async (ws: string) => {
+    await suite.redis.del(workspaceKeys(ws).agentIds);
+    await unmark(ws);
+  };
   const byteOrder = (xs: readonly string[]) => [...xs].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 
   /** Every agent of `ws` by id, page after page of `limit` by `next`. */
@@ -119,12 +126,9 @@ describe('the agent ids index', () => {
 
   it('agents from before the index: the first listing makes it whole in bounded steps, and answers them all', async () => {
     const ws = await fresh();
-    const k = workspaceKeys(ws);
     const ids = idsOf(4000);
     await apply(ws, register(ids));
-    // As a version before the index left it: no ids, no mark.
-    await suite.redis.del(k.agentIds);
-    await suite.redis.hdel(k.meta, 'agentIds');
+    await asBeforeTheIndex(ws);
     // A registration now leaves the workspace unmarked: it has agents the index lacks.
     await apply(ws, register(['late']));
     expect(await agentIdsState(suite.redis, ws)).toEqual({ marked: false, ids: 1, agents: 4001 });
@@ -148,8 +152,7 @@ describe('the agent ids index', () => {
     const k = workspaceKeys(ws);
     const ids = idsOf(3000);
     await apply(ws, register(ids));
-    await suite.redis.del(k.agentIds);
-    await suite.redis.hdel(k.meta, 'agentIds');
+    await asBeforeTheIndex(ws);
     const gone = ids.filter((_, i) => i % 3 === 0);
     const added = idsOf(600, 'n');
     // The making and the projector's steps interleave: commands of 50 projected at a time.
@@ -218,7 +221,7 @@ describe('the agent ids index', () => {
     const k = workspaceKeys(ws);
     const ids = idsOf(4000);
     await apply(ws, [...register(ids), ...register(['bob'])]);
-    await suite.redis.hdel(k.meta, 'agentIds');
+    await unmark(ws);
     const watcher = suite.server.client();
     try {
       const making = wholeAgentIds(suite.redis, ws);
@@ -254,7 +257,7 @@ describe('the agent ids index', () => {
     const ws = await fresh();
     const k = workspaceKeys(ws);
     await apply(ws, register(idsOf(4000)));
-    await suite.redis.hdel(k.meta, 'agentIds');
+    await unmark(ws);
     const other = suite.server.client();
     try {
       const making = wholeAgentIds(suite.redis, ws);
@@ -277,7 +280,7 @@ describe('the agent ids index', () => {
     const ws = await fresh();
     const k = workspaceKeys(ws);
     await apply(ws, register(idsOf(4000)));
-    await suite.redis.hdel(k.meta, 'agentIds');
+    await unmark(ws);
     const other = suite.server.client();
     try {
       const making = wholeAgentIds(suite.redis, ws);
@@ -302,8 +305,7 @@ describe('the agent ids index', () => {
     const ws = await fresh();
     const k = workspaceKeys(ws);
     await apply(ws, register(['a', 'b', 'c', 'd', 'e']));
-    await suite.redis.del(k.agentIds);
-    await suite.redis.hdel(k.meta, 'agentIds');
+    await asBeforeTheIndex(ws);
     const used = Number(/used_memory:(\d+)/.exec(await suite.admin.info('memory'))![1]);
     await suite.admin.config('SET', 'maxmemory', String(Math.floor(used / 2)));
     try {
