@@ -179,7 +179,7 @@ export async function listAgents(
 }
 
 /**
- * By id without the index (an older projector changed the agents while it was made): every
+ * By id without the index (not whole after a making, or a making Redis refused): every
  * document read (hashEntries, in pages), the ids sorted, parsed only until `limit` of them match.
  */
 async function listAgentsByScan(
